@@ -1,0 +1,31 @@
+// The shape of a `tessera` sub-command: declared flags, help text, and a run function over injected I/O.
+import type { Clock } from '../common/clock.js';
+import type { FlagSpecs, ParsedArgs } from './args.js';
+
+export interface CommandIo {
+  readonly stdout: (text: string) => void;
+  readonly stderr: (text: string) => void;
+  readonly env: Readonly<Record<string, string | undefined>>;
+  readonly cwd: string;
+  readonly clock: Clock;
+  /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands wait on it. */
+  readonly stopSignal: Promise<NodeJS.Signals>;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+export interface Command {
+  /** Words after `tessera`, e.g. ["svid", "verify"]. */
+  readonly path: readonly string[];
+  readonly summary: string;
+  /** Usage line after the command path, e.g. "--bundle F [--id ID] CERT". */
+  readonly usage: string;
+  readonly flags: FlagSpecs;
+  /** Extra help paragraphs. */
+  readonly details?: string;
+  /** Exact number of positionals, or a [min, max] range. Default: none allowed. */
+  readonly positionals?: number | readonly [number, number];
+  run(args: ParsedArgs, io: CommandIo): Promise<number>;
+}

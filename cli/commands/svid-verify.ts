@@ -1,0 +1,89 @@
+// `tessera svid verify`: judge a certificate chain as an X.509-SVID against a bundle file, at a chosen time.
+import { X509Certificate } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { TesseraError } from '../../common/errors.js';
+import { decodeCertificates } from '../../common/pki/pem.js';
+import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
+import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
+import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
+import { leafSpiffeId } from '../../common/spiffe/x509-svid.js';
+import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { requiredString, stringFlag } from '../args.js';
+import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+
+async function readInput(path: string): Promise<Buffer> {
+  try {
+    return await readFile(path);
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+function parseAt(text: string | undefined, nowMs: number): number {
+  if (text === undefined) return nowMs;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text);
+  if (Number.isNaN(ms)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--at "${text}" is not an ISO-8601 time or Unix seconds`);
+  return ms;
+}
+
+/**
+ * The bundle file holds CAs without saying which trust domain each serves. A CA that carries a SPIFFE URI SAN
+ * names its own domain; otherwise it is trusted for the domain of the SVID being judged (like `openssl verify
+ * -CAfile`), unless --trust-domain pins the file to one domain.
+ */
+function bundlesFor(bundleCerts: X509Certificate[], leafTd: string | undefined, pinned: string | undefined): TrustBundleSet {
+  const byTd = new Map<string, X509Certificate[]>();
+  for (const ca of bundleCerts) {
+    const uri = /URI:spiffe:\/\/([^,/\s]+)/.exec(ca.subjectAltName ?? '')?.[1];
+    const td = pinned ?? uri ?? leafTd;
+    if (!td) continue;
+    byTd.set(td, [...(byTd.get(td) ?? []), ca]);
+  }
+  return new TrustBundleSet([...byTd].map(([td, certs]) => new TrustBundle(TrustDomain.parse(td), certs)));
+}
+
+export const svidVerifyCommand: Command = {
+  path: ['svid', 'verify'],
+  summary: 'Check a certificate (chain, leaf first) as an X.509-SVID against a trust bundle',
+  usage: '--bundle F [--id ID] [--at TIME] [--trust-domain TD] CERT',
+  details: 'Prints {"valid","spiffeId","reason","code","notAfter"} as JSON. Exit 0 when valid, 1 when not, 2 on usage errors.',
+  positionals: 1,
+  flags: {
+    bundle: { type: 'string', value: 'FILE', description: 'PEM file with the trust bundle (one or more CAs)', required: true },
+    id: { type: 'string', value: 'ID', description: 'The SPIFFE ID the SVID must carry' },
+    at: { type: 'string', value: 'TIME', description: 'Verify at this time (ISO-8601 or Unix seconds) instead of now' },
+    'trust-domain': { type: 'string', value: 'TD', description: 'Treat every CA in the bundle file as this trust domain' },
+  },
+  async run(args, io) {
+    const expected = stringFlag(args, 'id');
+    const expectedId = expected === undefined ? undefined : SpiffeId.parse(expected);
+    const nowMs = parseAt(stringFlag(args, 'at'), io.clock.nowMs());
+    const pinned = stringFlag(args, 'trust-domain');
+    if (pinned !== undefined) TrustDomain.parse(pinned);
+    const bundleDer = decodeCertificates(await readInput(requiredString(args, 'bundle')));
+    const chainDer = decodeCertificates(await readInput(args.positionals[0]!));
+    let bundleCerts: X509Certificate[];
+    let chain: X509Certificate[];
+    try {
+      bundleCerts = bundleDer.map((d) => new X509Certificate(d));
+      chain = chainDer.map((d) => new X509Certificate(d));
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_PEM_MALFORMED', (e as Error).message);
+    }
+    const leafId = chain[0] ? leafSpiffeId(chain[0]) : undefined;
+    const leafTd = leafId?.ok ? leafId.id.trustDomain.name : leafId?.claimedId?.trustDomain.name;
+    const result = verifyX509Svid(chain, bundlesFor(bundleCerts, leafTd, pinned), { nowMs, ...(expectedId ? { expectedId } : {}) });
+    const out = result.ok
+      ? { valid: true, spiffeId: result.id.toString(), reason: null, code: null, notAfter: new Date(result.notAfterMs).toISOString() }
+      : {
+          valid: false,
+          spiffeId: result.claimedId?.toString() ?? null,
+          reason: result.reason,
+          code: result.code,
+          message: result.message,
+          notAfter: chain[0] ? chain[0].validToDate.toISOString() : null,
+        };
+    io.stdout(`${JSON.stringify(out)}\n`);
+    return result.ok ? EXIT_OK : EXIT_FAILURE;
+  },
+};

@@ -1,0 +1,45 @@
+// Dispatches argv to the longest matching command path; maps errors to exit codes (usage 2, failure 1).
+import { TesseraError, describeError } from '../common/errors.js';
+import { parseArgs } from './args.js';
+import { type Command, type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './command.js';
+import { commandHelp, treeHelp } from './help.js';
+
+export async function runCli(argv: readonly string[], commands: readonly Command[], io: CommandIo): Promise<number> {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  let match: Command | undefined;
+  for (const c of commands) {
+    if (c.path.every((p, i) => argv[i] === p) && (!match || c.path.length > match.path.length)) match = c;
+  }
+  const wantsHelp = argv.includes('--help') || argv.includes('-h');
+  if (!match) {
+    const prefix = argv.filter((a, i) => !a.startsWith('-') && commands.some((c) => c.path[i] === a));
+    const known = commands.some((c) => prefix.every((p, i) => c.path[i] === p)) ? prefix : [];
+    if (argv.length === 0 || wantsHelp || argv[0] === 'help' || known.length > 0) {
+      (wantsHelp || argv.length === 0 || argv[0] === 'help' ? io.stdout : io.stderr)(treeHelp(commands, known));
+      return wantsHelp || argv.length === 0 || argv[0] === 'help' ? EXIT_OK : EXIT_USAGE;
+    }
+    io.stderr(`tessera: unknown command "${words.join(' ')}"\n\n${treeHelp(commands)}`);
+    return EXIT_USAGE;
+  }
+  if (wantsHelp) {
+    io.stdout(commandHelp(match));
+    return EXIT_OK;
+  }
+  try {
+    const args = parseArgs(argv.slice(match.path.length), match.flags);
+    const [min, max] = typeof match.positionals === 'number' ? [match.positionals, match.positionals] : (match.positionals ?? [0, 0]);
+    if (args.positionals.length < min || args.positionals.length > max) {
+      throw new TesseraError('TESSERA_ERR_CLI_USAGE', `expected ${min === max ? min : `${min}-${max}`} argument(s), got ${args.positionals.length}`);
+    }
+    return await match.run(args, io);
+  } catch (e) {
+    if (e instanceof TesseraError && e.code === 'TESSERA_ERR_CLI_USAGE') {
+      io.stderr(`tessera ${match.path.join(' ')}: ${e.message}\n\n${commandHelp(match)}`);
+      return EXIT_USAGE;
+    }
+    io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+export { EXIT_OK };

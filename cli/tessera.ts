@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// Entry point of the `tessera` command: wires real process I/O into the CLI dispatcher. Nothing else.
+import { systemClock } from '../common/clock.js';
+import { COMMANDS } from './commands/index.js';
+import { runCli } from './run-cli.js';
+
+const major = Number(process.versions.node.split('.')[0]);
+if (major < 24) {
+  process.stderr.write(`tessera needs Node.js 24 or newer (this is ${process.version}); run it through npm/npx in the project, which use the pinned Node 24.\n`);
+  process.exit(1);
+}
+
+const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
+  process.once('SIGINT', () => resolve('SIGINT'));
+  process.once('SIGTERM', () => resolve('SIGTERM'));
+});
+
+const code = await runCli(process.argv.slice(2), COMMANDS, {
+  stdout: (t) => process.stdout.write(t),
+  stderr: (t) => process.stderr.write(t),
+  env: process.env,
+  cwd: process.cwd(),
+  clock: systemClock,
+  stopSignal,
+});
+// Long-running commands resolve only once stopped and drained, so exiting here never cuts work short.
+process.exit(code);

@@ -1,0 +1,85 @@
+// Segment-wildcard matching shared by SPIFFE ID patterns and HTTP path patterns:
+// "*" is exactly one segment, a final "**" is one or more segments; nothing else is special.
+import { TesseraError } from '../errors.js';
+import { type SpiffeId, validatePath } from './spiffe-id.js';
+import { validateTrustDomainName } from './trust-domain.js';
+
+type Segment = { kind: 'literal'; value: string } | { kind: 'one' } | { kind: 'rest' };
+
+function compileSegments(raw: string[], where: string): Segment[] {
+  return raw.map((seg, i) => {
+    if (seg === '*') return { kind: 'one' } as const;
+    if (seg === '**') {
+      if (i !== raw.length - 1) {
+        throw new TesseraError('TESSERA_ERR_SPIFFE_ID_PATTERN', `"**" may only be the last segment of ${where}`);
+      }
+      return { kind: 'rest' } as const;
+    }
+    if (seg.includes('*')) {
+      throw new TesseraError('TESSERA_ERR_SPIFFE_ID_PATTERN', `"${seg}" in ${where}: "*" must be a whole segment`);
+    }
+    return { kind: 'literal', value: seg } as const;
+  });
+}
+
+function matchSegments(pattern: readonly Segment[], segs: readonly string[]): boolean {
+  for (let i = 0; i < pattern.length; i++) {
+    const p = pattern[i]!;
+    if (p.kind === 'rest') return segs.length > i;
+    if (i >= segs.length) return false;
+    if (p.kind === 'literal' && p.value !== segs[i]) return false;
+  }
+  return segs.length === pattern.length;
+}
+
+export interface IdPattern {
+  readonly source: string;
+  readonly trustDomain: string;
+  /** True when the pattern is a plain SPIFFE ID (no wildcard). */
+  readonly exact: boolean;
+  matches(id: SpiffeId): boolean;
+}
+
+/** Compiles "spiffe://td/ns/*\/sa/web" or "spiffe://td/**". */
+export function compileIdPattern(source: string): IdPattern {
+  if (!source.startsWith('spiffe://')) {
+    throw new TesseraError('TESSERA_ERR_SPIFFE_ID_PATTERN', `pattern "${source}" must start with spiffe://`);
+  }
+  const rest = source.slice('spiffe://'.length);
+  const slash = rest.indexOf('/');
+  const td = slash === -1 ? rest : rest.slice(0, slash);
+  validateTrustDomainName(td);
+  const rawSegs = slash === -1 ? [] : rest.slice(slash + 1).split('/');
+  const segments = compileSegments(rawSegs, `pattern "${source}"`);
+  // Literal segments must themselves be valid SPIFFE path segments.
+  const literalPath = segments.flatMap((s) => (s.kind === 'literal' ? [`/${s.value}`] : [])).join('');
+  validatePath(literalPath);
+  const exact = segments.every((s) => s.kind === 'literal');
+  return Object.freeze({
+    source,
+    trustDomain: td,
+    exact,
+    matches: (id: SpiffeId) => id.trustDomain.name === td && matchSegments(segments, id.segments()),
+  });
+}
+
+export interface PathPattern {
+  readonly source: string;
+  matches(path: string): boolean;
+}
+
+/** Compiles an HTTP path pattern ("/v1/*", "/static/**", "/healthz"); the query string is ignored. */
+export function compilePathPattern(source: string): PathPattern {
+  if (!source.startsWith('/')) {
+    throw new TesseraError('TESSERA_ERR_SPIFFE_ID_PATTERN', `path pattern "${source}" must start with "/"`);
+  }
+  const segments = compileSegments(source.slice(1).split('/'), `path pattern "${source}"`);
+  return Object.freeze({
+    source,
+    matches: (path: string) => {
+      const q = path.indexOf('?');
+      const p = q === -1 ? path : path.slice(0, q);
+      return p.startsWith('/') && matchSegments(segments, p.slice(1).split('/'));
+    },
+  });
+}

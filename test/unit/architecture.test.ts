@@ -1,0 +1,54 @@
+// Layout rules of DESIGN.md section 1, checked on the source: proxy/ and control-plane/ never import each
+// other, common/ does no I/O, and no file outgrows one concern.
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { REPO_ROOT } from '../helpers/run.js';
+
+function tsFiles(dir: string): string[] {
+  const abs = join(REPO_ROOT, dir);
+  let out: string[] = [];
+  for (const name of readdirSync(abs)) {
+    const p = join(abs, name);
+    if (statSync(p).isDirectory()) out = out.concat(tsFiles(relative(REPO_ROOT, p)));
+    else if (name.endsWith('.ts')) out.push(p);
+  }
+  return out;
+}
+const imports = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+const exists = (dir: string) => {
+  try {
+    return statSync(join(REPO_ROOT, dir)).isDirectory();
+  } catch {
+    return false;
+  }
+};
+
+describe('architecture', () => {
+  test('proxy/ does not import control-plane/ and vice versa', () => {
+    for (const [from, forbidden] of [['proxy', 'control-plane/'], ['control-plane', 'proxy/']] as const) {
+      if (!exists(from)) continue;
+      for (const f of tsFiles(from)) for (const i of imports(f)) expect(i.includes(forbidden), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(false);
+    }
+  });
+  test('common/ does no I/O and imports neither side', () => {
+    const io = /^node:(fs|net|tls|http|http2|dgram|child_process|worker_threads|cluster)(\/|$)/;
+    for (const f of tsFiles('common')) {
+      for (const i of imports(f)) {
+        expect(io.test(i), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(false);
+        expect(/(control-plane|proxy|cli)\//.test(i), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(false);
+      }
+    }
+  });
+  test('every source file opens with a header comment and stays under ~450 lines', () => {
+    for (const dir of ['common', 'control-plane', 'proxy', 'cli', 'bench'].filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        if (f.includes('/generated/')) continue;
+        const text = readFileSync(f, 'utf8');
+        const first = text.split('\n').find((l) => !l.startsWith('#!'))!;
+        expect(first.startsWith('//'), `${relative(REPO_ROOT, f)} has no header line`).toBe(true);
+        expect(text.split('\n').length, relative(REPO_ROOT, f)).toBeLessThan(450);
+      }
+    }
+  });
+});

@@ -1,0 +1,87 @@
+import { describe, expect, test } from 'vitest';
+import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { compileIdPattern, compilePathPattern } from '../../../../common/spiffe/match.js';
+import {
+  authorizeAny,
+  authorizeId,
+  authorizeMatching,
+  authorizeMemberOf,
+  authorizeOneOf,
+} from '../../../../common/spiffe/authorizer.js';
+
+const id = (s: string) => SpiffeId.parse(s);
+
+describe('ID patterns', () => {
+  test.each([
+    ['spiffe://td/ns/a/sa/web', 'spiffe://td/ns/a/sa/web', true],
+    ['spiffe://td/ns/a/sa/web', 'spiffe://td/ns/a/sa/api', false],
+    ['spiffe://td/ns/*/sa/web', 'spiffe://td/ns/b/sa/web', true],
+    ['spiffe://td/ns/*/sa/web', 'spiffe://td/ns/b/c/sa/web', false],
+    ['spiffe://td/ns/batch/sa/*', 'spiffe://td/ns/batch/sa/x', true],
+    ['spiffe://td/ns/batch/sa/*', 'spiffe://td/ns/batch/sa', false],
+    ['spiffe://td/ns/batch/**', 'spiffe://td/ns/batch/sa/x', true],
+    ['spiffe://td/ns/batch/**', 'spiffe://td/ns/batch', false],
+    ['spiffe://td/**', 'spiffe://td/anything/at/all', true],
+    ['spiffe://td/**', 'spiffe://other/anything', false],
+    ['spiffe://td/*', 'spiffe://td/a', true],
+    ['spiffe://td', 'spiffe://td', true],
+    ['spiffe://td', 'spiffe://td/a', false],
+  ])('%s vs %s -> %s', (pattern, candidate, want) => {
+    expect(compileIdPattern(pattern).matches(id(candidate))).toBe(want);
+  });
+
+  test.each(['spiffe://td/a*', 'spiffe://td/**/x', 'spiffe://*/x', 'td/x', 'spiffe://td/a/../b', 'spiffe://TD/x'])(
+    'rejects malformed pattern %s',
+    (p) => expect(() => compileIdPattern(p)).toThrow(),
+  );
+
+  test('exact flag', () => {
+    expect(compileIdPattern('spiffe://td/a').exact).toBe(true);
+    expect(compileIdPattern('spiffe://td/*').exact).toBe(false);
+  });
+});
+
+describe('path patterns', () => {
+  test.each([
+    ['/v1/*', '/v1/users', true],
+    ['/v1/*', '/v1/users/1', false],
+    ['/v1/*', '/v1/users?x=1', true],
+    ['/v1/**', '/v1/users/1', true],
+    ['/v1/**', '/v1', false],
+    ['/healthz', '/healthz', true],
+    ['/healthz', '/healthz/', false],
+    ['/', '/', true],
+    ['/**', '/anything', true],
+  ])('%s vs %s -> %s', (p, path, want) => expect(compilePathPattern(p).matches(path)).toBe(want));
+  test('rejects relative or mid-wildcards', () => {
+    expect(() => compilePathPattern('v1/*')).toThrow();
+    expect(() => compilePathPattern('/v1/x*')).toThrow();
+  });
+});
+
+describe('authorizers return reasons', () => {
+  const web = id('spiffe://example.org/ns/default/sa/web');
+  const api = id('spiffe://example.org/ns/default/sa/api');
+  test('authorizeAny', () => expect(authorizeAny()(web)).toEqual({ ok: true }));
+  test('authorizeId', () => {
+    expect(authorizeId(web)(web).ok).toBe(true);
+    const r = authorizeId(web)(api);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toContain('unexpected ID');
+  });
+  test('authorizeOneOf', () => {
+    expect(authorizeOneOf(web, api)(api).ok).toBe(true);
+    expect(authorizeOneOf(web)(api).ok).toBe(false);
+  });
+  test('authorizeMemberOf', () => {
+    expect(authorizeMemberOf(TrustDomain.parse('example.org'))(web).ok).toBe(true);
+    const r = authorizeMemberOf(TrustDomain.parse('other.org'))(web);
+    expect(r.ok).toBe(false);
+    if (!r.ok) expect(r.reason).toContain('not a member');
+  });
+  test('authorizeMatching', () => {
+    expect(authorizeMatching('spiffe://example.org/ns/*/sa/web')(web).ok).toBe(true);
+    expect(authorizeMatching('spiffe://example.org/ns/*/sa/web')(api).ok).toBe(false);
+  });
+});

@@ -1,0 +1,180 @@
+import { beforeAll, describe, expect, test } from 'vitest';
+import { X509Certificate } from 'node:crypto';
+import type { ErrorCode } from '../../../../common/errors.js';
+import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
+import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
+import { type SvidFailureReason, verifyX509Svid } from '../../../../common/spiffe/x509-svid.js';
+import { type BrokenKind, TestCa } from '../../../helpers/test-ca.js';
+
+const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
+const ID = 'spiffe://example.org/ns/default/sa/web';
+let ca: TestCa;
+let other: TestCa;
+let bundles: TrustBundleSet;
+
+beforeAll(async () => {
+  ca = await TestCa.create({ trustDomain: 'example.org', nowMs: NOW });
+  other = await TestCa.create({ trustDomain: 'other.org', nowMs: NOW });
+  bundles = new TrustBundleSet([
+    TrustBundle.parse('example.org', ca.bundlePem()),
+    TrustBundle.parse('other.org', other.bundlePem()),
+  ]);
+});
+
+describe('verifyX509Svid', () => {
+  test('a valid SVID with an intermediate verifies to its ID', async () => {
+    const s = await ca.mintSvid(ID);
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW });
+    expect(r.ok).toBe(true);
+    if (r.ok) {
+      expect(r.id.toString()).toBe(ID);
+      expect(r.path).toHaveLength(3);
+      expect(r.notAfterMs).toBe(s.leaf.validToDate.getTime());
+    }
+  });
+
+  test('a leaf signed directly by the root verifies', async () => {
+    const s = await ca.mintSvid(ID, { direct: true });
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW }).ok).toBe(true);
+  });
+
+  test('RSA-2048 SVIDs verify too', async () => {
+    const rsa = await TestCa.create({ trustDomain: 'example.org', nowMs: NOW, algorithm: 'rsa-2048' });
+    const s = await rsa.mintSvid(ID);
+    const r = verifyX509Svid(s.chain, new TrustBundleSet([TrustBundle.parse('example.org', rsa.bundlePem())]), { nowMs: NOW });
+    expect(r.ok).toBe(true);
+  });
+
+  test('DER bytes are accepted as well as X509Certificate objects', async () => {
+    const s = await ca.mintSvid(ID);
+    expect(verifyX509Svid(s.chain.map((c) => c.raw), bundles, { nowMs: NOW }).ok).toBe(true);
+  });
+
+  const broken: [BrokenKind, SvidFailureReason, ErrorCode][] = [
+    ['ca-leaf', 'bad_svid', 'TESSERA_ERR_SVID_LEAF_IS_CA'],
+    ['two-uri-sans', 'bad_svid', 'TESSERA_ERR_SVID_MULTIPLE_URI_SANS'],
+    ['no-uri-san', 'bad_svid', 'TESSERA_ERR_SVID_NO_URI_SAN'],
+    ['key-cert-sign', 'bad_svid', 'TESSERA_ERR_SVID_LEAF_KEY_CERT_SIGN'],
+    ['crl-sign', 'bad_svid', 'TESSERA_ERR_SVID_LEAF_CRL_SIGN'],
+    ['no-digital-signature', 'bad_svid', 'TESSERA_ERR_SVID_NO_DIGITAL_SIGNATURE'],
+    ['bad-signature', 'bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE'],
+    ['non-spiffe-uri', 'bad_svid', 'TESSERA_ERR_SVID_NOT_SPIFFE_ID'],
+  ];
+  test.each(broken)('broken kind %s -> %s / %s', async (kind, reason, code) => {
+    const s = await ca.mintSvid(ID, { broken: kind });
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW });
+    expect(r.ok).toBe(false);
+    if (!r.ok) {
+      expect(r.reason).toBe(reason);
+      expect(r.code).toBe(code);
+    }
+  });
+
+  test('expired leaf', async () => {
+    const s = await ca.mintSvid(ID, { notBefore: new Date(NOW - 7_200_000), notAfter: new Date(NOW - 1) });
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW });
+    expect(r).toMatchObject({ ok: false, reason: 'expired', code: 'TESSERA_ERR_SVID_EXPIRED' });
+  });
+
+  test('not yet valid leaf', async () => {
+    const s = await ca.mintSvid(ID, { notBefore: new Date(NOW + 60_000), notAfter: new Date(NOW + 3_600_000) });
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW });
+    expect(r).toMatchObject({ ok: false, reason: 'not_yet_valid', code: 'TESSERA_ERR_SVID_NOT_YET_VALID' });
+  });
+
+  test('validity is judged at the injected time, not the wall clock', async () => {
+    const s = await ca.mintSvid(ID);
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW + 2 * 3_600_000 }).ok).toBe(false);
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW + 30 * 60_000 }).ok).toBe(true);
+  });
+
+  test("an expired intermediate fails the chain even when the leaf is in date", async () => {
+    const s = await ca.mintSvid(ID, { notAfter: new Date(NOW + 20 * 3_600_000) });
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW + 13 * 3_600_000 });
+    expect(r).toMatchObject({ ok: false, reason: 'expired' });
+  });
+
+  test("another trust domain's CA cannot mint IDs of this one", async () => {
+    const forged = await other.mintSvid(ID);
+    const r = verifyX509Svid(forged.chain, bundles, { nowMs: NOW });
+    expect(r).toMatchObject({ ok: false, reason: 'wrong_trust_domain', code: 'TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN' });
+  });
+
+  test('unknown CA', async () => {
+    const stranger = await TestCa.create({ trustDomain: 'example.org', nowMs: NOW });
+    const s = await stranger.mintSvid(ID);
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW });
+    expect(r).toMatchObject({ ok: false, reason: 'unknown_ca', code: 'TESSERA_ERR_SVID_UNKNOWN_CA' });
+  });
+
+  test('no bundle for the trust domain', async () => {
+    const s = await ca.mintSvid(ID);
+    const r = verifyX509Svid(s.chain, new TrustBundleSet([TrustBundle.parse('other.org', other.bundlePem())]), { nowMs: NOW });
+    // The chain leads to no authority of other.org either, so it is unknown, with the missing bundle named.
+    expect(r).toMatchObject({ ok: false, reason: 'unknown_ca', code: 'TESSERA_ERR_SVID_NO_BUNDLE' });
+  });
+
+  test('an intermediate that is not a CA is refused', async () => {
+    // An "intermediate" without basicConstraints or keyUsage: OpenSSL name-chains to it, but it is not a CA.
+    const { issueCertificate } = await import('../../../../common/pki/cert-builder.js');
+    const { generateKeyPair } = await import('../../../../common/pki/keys.js');
+    const fk = generateKeyPair();
+    const fakeCert = await issueCertificate({
+      subject: 'CN=Not A CA', publicKey: fk.publicKey, issuer: ca.intermediate.cert, signer: ca.intermediate.key,
+      notBefore: new Date(NOW - 1000), notAfter: new Date(NOW + 60_000), basicConstraints: null, keyUsage: null,
+    });
+    const fake = { leaf: fakeCert, key: fk };
+    const k = generateKeyPair();
+    const leaf = await issueCertificate({
+      subject: 'O=x', publicKey: k.publicKey, issuer: fake.leaf, signer: fake.key,
+      notBefore: new Date(NOW - 1000), notAfter: new Date(NOW + 60_000),
+      basicConstraints: { ca: false }, keyUsage: ['digitalSignature'], uriSans: [ID],
+    });
+    const r = verifyX509Svid([leaf, fake.leaf, ca.intermediate.cert], bundles, { nowMs: NOW });
+    expect(r).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA' });
+  });
+
+  test('empty chain and garbage', () => {
+    expect(verifyX509Svid([], bundles, { nowMs: NOW })).toMatchObject({ ok: false, reason: 'no_client_cert' });
+    expect(verifyX509Svid([Buffer.from('garbage')], bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_MALFORMED' });
+  });
+
+  test('expected ID mismatch', async () => {
+    const s = await ca.mintSvid(ID);
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW, expectedId: SpiffeId.parse('spiffe://example.org/ns/default/sa/api') });
+    expect(r).toMatchObject({ ok: false, reason: 'id_mismatch', code: 'TESSERA_ERR_SVID_ID_MISMATCH' });
+  });
+
+  test('a bundle holding old and new roots with the same name verifies SVIDs from both (CA rotation)', async () => {
+    const name = 'CN=Rotating Root, O=Tessera Test';
+    const oldCa = await TestCa.create({ nowMs: NOW, rootName: name });
+    const newCa = await TestCa.create({ nowMs: NOW, rootName: name });
+    const both = new TrustBundleSet([TrustBundle.parse('example.org', oldCa.bundlePem() + newCa.bundlePem())]);
+    expect(verifyX509Svid((await oldCa.mintSvid(ID)).chain, both, { nowMs: NOW }).ok).toBe(true);
+    expect(verifyX509Svid((await newCa.mintSvid(ID)).chain, both, { nowMs: NOW }).ok).toBe(true);
+  });
+});
+
+describe('TrustBundle', () => {
+  test('fingerprints are SHA-256 hex, duplicates collapse, PEM round-trips', () => {
+    const b = TrustBundle.parse('example.org', ca.bundlePem() + ca.bundlePem());
+    expect(b.authorities).toHaveLength(1);
+    expect(b.fingerprints()[0]).toMatch(/^[0-9a-f]{64}$/);
+    expect(TrustBundle.parse('example.org', b.toPem()).fingerprints()).toEqual(b.fingerprints());
+  });
+  test('DER input works', () => {
+    expect(TrustBundle.parse('example.org', ca.root.cert.raw).authorities).toHaveLength(1);
+  });
+  test('a leaf is refused as an authority; empty bundles are refused', async () => {
+    const s = await ca.mintSvid(ID);
+    expect(() => TrustBundle.parse('example.org', s.chainPem.split('-----END CERTIFICATE-----')[0] + '-----END CERTIFICATE-----\n')).toThrowError(
+      expect.objectContaining({ code: 'TESSERA_ERR_BUNDLE_NOT_CA' }),
+    );
+    expect(() => new TrustBundle(bundles.get('example.org')!.trustDomain, [])).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_BUNDLE_EMPTY' }));
+  });
+  test('set lists trust domains and all authorities', () => {
+    expect(bundles.trustDomains()).toEqual(['example.org', 'other.org']);
+    expect(bundles.allAuthoritiesPem()).toHaveLength(2);
+    expect(new X509Certificate(bundles.allAuthoritiesPem()[0]!).ca).toBe(true);
+  });
+});
