@@ -1,0 +1,39 @@
+// The contract every benchmark scenario implements, so `tessera bench <scenario>` can run, report and chart it.
+
+export interface ScenarioOptions {
+  /** Measured time per measurement (after warm-up). */
+  readonly durationMs: number;
+  readonly warmupMs: number;
+  /** Client connections for load-driven scenarios. */
+  readonly connections: number;
+  /** Rounds; every round measures every variant once, in an order rotated per round. */
+  readonly rounds: number;
+  /** A scratch directory the scenario owns for the run (certificates, configs, logs). */
+  readonly workDir: string;
+  readonly log: (line: string) => void;
+  /** Progress in [0, 1] with a short label, drawn as a bar on a terminal. */
+  readonly progress: (fraction: number, label: string) => void;
+}
+
+/** One measured variant in one round, e.g. {variant: "nginx pair", reqPerSec: …, cpuUsPerReqClient: …}. */
+export type Measurement = Readonly<Record<string, string | number | null>>;
+
+export interface ScenarioResult {
+  readonly scenario: string;
+  readonly startedAt: string;
+  readonly machine: Readonly<Record<string, string | number>>;
+  readonly options: Readonly<Record<string, string | number>>;
+  /** Every raw measurement (variant × round). */
+  readonly measurements: readonly Measurement[];
+  /** Per-variant summary rows (medians, min–max, ratios), in display order. */
+  readonly summary: readonly Measurement[];
+  /** Headline ratios and facts a note should quote. */
+  readonly headlines: readonly string[];
+  readonly notes: readonly string[];
+}
+
+export interface BenchScenario {
+  readonly name: string;
+  readonly summary: string;
+  run(opts: ScenarioOptions): Promise<ScenarioResult>;
+}

@@ -1,0 +1,60 @@
+// A small declarative schema for YAML config files: closed objects (unknown keys are errors), scalars with
+// formats (address, duration, SPIFFE ID), arrays and maps. Validated by validate-yaml.ts.
+
+export type Schema = StringSchema | NumberSchema | BooleanSchema | DurationSchema | ArraySchema | ObjectSchema | MapSchema;
+
+interface Base {
+  readonly description?: string;
+  /** A required key must be present in its parent object. */
+  readonly required?: boolean;
+}
+
+export interface StringSchema extends Base {
+  readonly type: 'string';
+  readonly enum?: readonly string[];
+  /** address = host:port (IPv6 in brackets), spiffe-id = a valid SPIFFE ID, id-pattern = ID with wildcards. */
+  readonly format?: 'address' | 'spiffe-id' | 'id-pattern' | 'url' | 'path';
+  readonly minLength?: number;
+  readonly default?: string;
+}
+
+export interface NumberSchema extends Base {
+  readonly type: 'number';
+  readonly integer?: boolean;
+  readonly min?: number;
+  readonly max?: number;
+  readonly default?: number;
+}
+
+export interface BooleanSchema extends Base {
+  readonly type: 'boolean';
+  readonly default?: boolean;
+}
+
+/** A duration string ("60s", "1h30m") that validates to a number of milliseconds. */
+export interface DurationSchema extends Base {
+  readonly type: 'duration';
+  readonly min?: number;
+  readonly max?: number;
+  readonly default?: string;
+}
+
+export interface ArraySchema extends Base {
+  readonly type: 'array';
+  readonly items: Schema;
+  readonly minItems?: number;
+  readonly maxItems?: number;
+}
+
+export interface ObjectSchema extends Base {
+  readonly type: 'object';
+  readonly properties: Readonly<Record<string, Schema>>;
+  /** Groups of keys of which exactly one must be present (e.g. identity.controlPlane vs identity.files). */
+  readonly exactlyOneOf?: readonly (readonly string[])[];
+}
+
+/** An object with free-form keys whose values all follow one schema. */
+export interface MapSchema extends Base {
+  readonly type: 'map';
+  readonly values: Schema;
+}

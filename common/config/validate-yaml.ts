@@ -1,0 +1,206 @@
+// Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
+// Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { parseDuration } from '../duration.js';
+import { TesseraError } from '../errors.js';
+import { compileIdPattern } from '../spiffe/match.js';
+import { SpiffeId } from '../spiffe/spiffe-id.js';
+import type { ObjectSchema, Schema } from './schema.js';
+
+export interface ConfigProblem {
+  readonly file: string;
+  readonly line: number;
+  readonly column: number;
+  readonly key: string;
+  readonly message: string;
+}
+
+export function formatProblem(p: ConfigProblem): string {
+  return `${p.file}:${p.line}:${p.column}: ${p.key || '(top level)'}: ${p.message}`;
+}
+
+const ADDRESS = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
+
+export function parseAddress(text: string): { host: string; port: number } | null {
+  const m = ADDRESS.exec(text);
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port > 65535) return null;
+  return { host: m[1] ?? m[2]!, port };
+}
+
+class Walker {
+  readonly problems: ConfigProblem[] = [];
+  constructor(
+    private readonly file: string,
+    private readonly lines: LineCounter,
+  ) {}
+
+  problem(node: Node | null | undefined, key: string, message: string): void {
+    const offset = node?.range?.[0] ?? 0;
+    const pos = this.lines.linePos(offset);
+    this.problems.push({ file: this.file, line: pos.line, column: pos.col, key, message });
+  }
+
+  value(node: Node | null | undefined, schema: Schema, key: string): unknown {
+    switch (schema.type) {
+      case 'object':
+        return this.object(node, schema, key);
+      case 'map': {
+        if (!isMap(node)) return this.problem(node, key, 'must be a mapping');
+        const out: Record<string, unknown> = {};
+        for (const pair of node.items) {
+          const k = isScalar(pair.key) ? String(pair.key.value) : '';
+          out[k] = this.value(pair.value as Node, schema.values, key ? `${key}.${k}` : k);
+        }
+        return out;
+      }
+      case 'array': {
+        if (!isSeq(node)) return this.problem(node, key, 'must be a list');
+        if (schema.minItems !== undefined && node.items.length < schema.minItems) this.problem(node, key, `needs at least ${schema.minItems} item(s)`);
+        if (schema.maxItems !== undefined && node.items.length > schema.maxItems) this.problem(node, key, `takes at most ${schema.maxItems} item(s)`);
+        return node.items.map((item, i) => this.value(item as Node, schema.items, `${key}[${i}]`));
+      }
+      default:
+        return this.scalar(node, schema, key);
+    }
+  }
+
+  object(node: Node | null | undefined, schema: ObjectSchema, key: string): Record<string, unknown> | undefined {
+    if (!isMap(node)) {
+      this.problem(node, key, 'must be a mapping');
+      return undefined;
+    }
+    const out: Record<string, unknown> = {};
+    const seen = new Set<string>();
+    for (const pair of node.items) {
+      const k = isScalar(pair.key) ? String(pair.key.value) : '';
+      const path = key ? `${key}.${k}` : k;
+      const sub = schema.properties[k];
+      if (!sub) {
+        const known = Object.keys(schema.properties).join(', ');
+        this.problem(pair.key as Node, path, `unknown key "${k}" (known: ${known})`);
+        continue;
+      }
+      seen.add(k);
+      out[k] = this.value(pair.value as Node, sub, path);
+    }
+    for (const [k, sub] of Object.entries(schema.properties)) {
+      if (seen.has(k)) continue;
+      if (sub.required) this.problem(node, key ? `${key}.${k}` : k, 'is required');
+      else if ('default' in sub && sub.default !== undefined) out[k] = sub.type === 'duration' ? parseDuration(sub.default) : sub.default;
+    }
+    for (const group of schema.exactlyOneOf ?? []) {
+      const present = group.filter((g) => seen.has(g));
+      if (present.length !== 1) {
+        this.problem(node, key, `exactly one of ${group.join(' / ')} must be set${present.length ? ` (found ${present.join(' and ')})` : ''}`);
+      }
+    }
+    return out;
+  }
+
+  scalar(node: Node | null | undefined, schema: Exclude<Schema, { type: 'object' | 'map' | 'array' }>, key: string): unknown {
+    if (!isScalar(node)) return this.problem(node, key, `must be a ${schema.type === 'duration' ? 'duration' : schema.type}`);
+    const v = node.value;
+    switch (schema.type) {
+      case 'boolean':
+        if (typeof v !== 'boolean') return this.problem(node, key, 'must be true or false');
+        return v;
+      case 'number':
+        if (typeof v !== 'number' || !Number.isFinite(v)) return this.problem(node, key, 'must be a number');
+        if (schema.integer && !Number.isInteger(v)) return this.problem(node, key, 'must be an integer');
+        if (schema.min !== undefined && v < schema.min) return this.problem(node, key, `must be >= ${schema.min}`);
+        if (schema.max !== undefined && v > schema.max) return this.problem(node, key, `must be <= ${schema.max}`);
+        return v;
+      case 'duration': {
+        let ms: number;
+        try {
+          ms = typeof v === 'number' ? v * 1000 : parseDuration(String(v));
+        } catch {
+          return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
+        }
+        if (schema.min !== undefined && ms < schema.min) return this.problem(node, key, `must be at least ${schema.min} ms`);
+        if (schema.max !== undefined && ms > schema.max) return this.problem(node, key, `must be at most ${schema.max} ms`);
+        return ms;
+      }
+      case 'string': {
+        if (typeof v !== 'string') return this.problem(node, key, 'must be a string');
+        if (schema.minLength !== undefined && v.length < schema.minLength) return this.problem(node, key, 'must not be empty');
+        if (schema.enum && !schema.enum.includes(v)) return this.problem(node, key, `must be one of ${schema.enum.join(', ')} (got "${v}")`);
+        const bad = checkFormat(schema.format, v);
+        if (bad) return this.problem(node, key, bad);
+        return v;
+      }
+    }
+  }
+}
+
+function checkFormat(format: string | undefined, v: string): string | null {
+  switch (format) {
+    case 'address':
+      return parseAddress(v) ? null : `"${v}" is not a host:port address`;
+    case 'spiffe-id': {
+      const r = SpiffeId.tryParse(v);
+      return r.ok ? null : `"${v}" is not a SPIFFE ID (${r.error.code}: ${r.error.message})`;
+    }
+    case 'id-pattern':
+      try {
+        compileIdPattern(v);
+        return null;
+      } catch (e) {
+        return `"${v}" is not a SPIFFE ID pattern (${(e as Error).message})`;
+      }
+    case 'url':
+      return URL.canParse(v) ? null : `"${v}" is not a URL`;
+    default:
+      return null;
+  }
+}
+
+function deepFreeze<T>(v: T): T {
+  if (v && typeof v === 'object') {
+    for (const x of Object.values(v)) deepFreeze(x);
+    Object.freeze(v);
+  }
+  return v;
+}
+
+export interface ParsedYaml<T> {
+  readonly value: T;
+  readonly document: Document;
+  readonly lineCounter: LineCounter;
+}
+
+/** Throws TESSERA_ERR_CONFIG_UNREADABLE for YAML syntax errors, TESSERA_ERR_CONFIG_INVALID for schema problems. */
+export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSchema): ParsedYaml<T> {
+  const lineCounter = new LineCounter();
+  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  if (document.errors.length > 0) {
+    const e = document.errors[0]!;
+    const pos = lineCounter.linePos(e.pos[0]);
+    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${pos.line}:${pos.col}: YAML: ${e.message.split('\n')[0]}`, {
+      file,
+      line: pos.line,
+    });
+  }
+  const walker = new Walker(file, lineCounter);
+  const value = walker.object(document.contents as Node, schema, '');
+  if (walker.problems.length > 0) {
+    const shown = walker.problems.slice(0, 10).map(formatProblem);
+    const more = walker.problems.length > 10 ? `\n(and ${walker.problems.length - 10} more)` : '';
+    const first = walker.problems[0]!;
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${shown.join('\n')}${more}`, {
+      file,
+      line: first.line,
+      key: first.key,
+      problems: walker.problems,
+    });
+  }
+  return { value: deepFreeze(value as T), document, lineCounter };
+}
+
+/** Line of a key path ("inbound.0.listen") in a parsed document, for errors found after schema validation. */
+export function lineOf(parsed: ParsedYaml<unknown>, path: readonly (string | number)[]): number {
+  const node = parsed.document.getIn(path, true) as Node | undefined;
+  return parsed.lineCounter.linePos(node?.range?.[0] ?? 0).line;
+}

@@ -1,0 +1,56 @@
+import { describe, expect, test } from 'vitest';
+import type { ObjectSchema } from '../../../../common/config/schema.js';
+import { lineOf, parseAddress, parseYamlConfig } from '../../../../common/config/validate-yaml.js';
+
+const schema: ObjectSchema = {
+  type: 'object',
+  properties: {
+    trustDomain: { type: 'string', required: true },
+    listen: { type: 'string', format: 'address', default: '127.0.0.1:8443' },
+    svid: { type: 'object', properties: { ttl: { type: 'duration', default: '1h' }, backdate: { type: 'duration' } } },
+    mode: { type: 'string', enum: ['enforce', 'audit'] },
+    id: { type: 'string', format: 'spiffe-id' },
+    ports: { type: 'array', items: { type: 'number', integer: true, min: 1, max: 65535 } },
+    identity: {
+      type: 'object',
+      properties: { files: { type: 'object', properties: {} }, controlPlane: { type: 'object', properties: {} } },
+      exactlyOneOf: [['files', 'controlPlane']],
+    },
+  },
+};
+
+describe('parseYamlConfig', () => {
+  test('valid input: defaults, durations in ms, frozen', () => {
+    const r = parseYamlConfig<Record<string, any>>('trustDomain: example.org\nsvid: { backdate: 60s }\nports: [1, 2]\n', 'cp.yaml', schema);
+    expect(r.value).toEqual({ trustDomain: 'example.org', listen: '127.0.0.1:8443', svid: { backdate: 60_000, ttl: 3_600_000 }, ports: [1, 2] });
+    expect(Object.isFrozen(r.value.svid)).toBe(true);
+    expect(lineOf(r, ['ports', 1])).toBe(3);
+  });
+  test('unknown key names the key, the file and the line', () => {
+    expect(() => parseYamlConfig('trustDomain: x\nsvid:\n  tll: 1h\n', 'cp.yaml', schema)).toThrowError(
+      expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_INVALID', message: expect.stringMatching(/^cp\.yaml:3:3: svid\.tll: unknown key "tll"/) }),
+    );
+  });
+  test.each([
+    ['listen: nowhere\n', /cp\.yaml:2:\d+: listen: "nowhere" is not a host:port/],
+    ['svid: { ttl: soon }\n', /svid\.ttl: "soon" is not a duration/],
+    ['mode: block\n', /mode: must be one of enforce, audit/],
+    ['id: spiffe://Bad/x\n', /id: "spiffe:\/\/Bad\/x" is not a SPIFFE ID/],
+    ['ports: [0]\n', /ports\[0\]: must be >= 1/],
+    ['identity: { files: {}, controlPlane: {} }\n', /identity: exactly one of files \/ controlPlane must be set \(found files and controlPlane\)/],
+    ['identity: {}\n', /identity: exactly one of files \/ controlPlane must be set/],
+  ])('%j is refused', (extra, msg) => {
+    expect(() => parseYamlConfig(`trustDomain: x\n${extra}`, 'cp.yaml', schema)).toThrowError(msg);
+  });
+  test('missing required key and YAML syntax errors', () => {
+    expect(() => parseYamlConfig('listen: 127.0.0.1:1\n', 'cp.yaml', schema)).toThrowError(/trustDomain: is required/);
+    expect(() => parseYamlConfig('trustDomain: [x\n', 'cp.yaml', schema)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' }));
+    expect(() => parseYamlConfig('trustDomain: x\ntrustDomain: y\n', 'cp.yaml', schema)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' }));
+  });
+  test('parseAddress', () => {
+    expect(parseAddress('127.0.0.1:8443')).toEqual({ host: '127.0.0.1', port: 8443 });
+    expect(parseAddress('[::1]:0')).toEqual({ host: '::1', port: 0 });
+    expect(parseAddress('localhost:99999')).toBeNull();
+    expect(parseAddress('::1:80')).toBeNull();
+  });
+});
