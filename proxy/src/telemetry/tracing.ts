@@ -1,0 +1,77 @@
+// OpenTelemetry tracing for proxied requests: a span per request, parented on the caller's W3C traceparent,
+// and the traceparent to send upstream. Spans are created explicitly (ESM auto-instrumentation misses modules).
+import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type SpanExporter,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import { formatTraceparent, parseTraceparent } from '../../../common/tracing/traceparent.js';
+
+export interface TracingOptions {
+  /** OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Tracing is off without one (or an exporter). */
+  readonly otlpEndpoint?: string;
+  /** Fraction of new root traces sampled (0..1); a caller's sampled flag is honoured (parent-based). */
+  readonly samplerRatio: number;
+  readonly serviceName: string;
+  /** SPIFFE ID of this proxy, recorded on every span. */
+  readonly localId: string;
+  /** For tests: an exporter other than OTLP. */
+  readonly exporter?: SpanExporter;
+}
+
+export interface RequestSpan {
+  /** The traceparent to send upstream (this span as parent). */
+  readonly traceparent: string;
+  end(attrs: Readonly<Record<string, string | number | boolean | undefined>>, error?: string): void;
+}
+
+export interface RequestTracer {
+  start(name: string, direction: 'inbound' | 'outbound' | 'edge', incomingTraceparent: string | undefined, attrs: Readonly<Record<string, string | number | undefined>>): RequestSpan;
+  shutdown(): Promise<void>;
+}
+
+function parentContext(header: string | undefined): Context {
+  const tp = parseTraceparent(header);
+  if (!tp) return ROOT_CONTEXT;
+  return trace.setSpanContext(ROOT_CONTEXT, { traceId: tp.traceId, spanId: tp.parentId, traceFlags: tp.flags & TraceFlags.SAMPLED, isRemote: true });
+}
+
+function clean(attrs: Readonly<Record<string, string | number | boolean | undefined>>): Record<string, string | number | boolean> {
+  const out: Record<string, string | number | boolean> = {};
+  for (const [k, v] of Object.entries(attrs)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/** Returns null when tracing is off: callers then forward the caller's traceparent untouched. */
+export function createRequestTracer(opts: TracingOptions): RequestTracer | null {
+  const exporter = opts.exporter ?? (opts.otlpEndpoint ? new OTLPTraceExporter({ url: opts.otlpEndpoint }) : undefined);
+  if (!exporter) return null;
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'spiffe.id': opts.localId }),
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.samplerRatio) }),
+    spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4096, scheduledDelayMillis: 1000 })],
+  });
+  const tracer = provider.getTracer('tessera-proxy');
+  return {
+    start(name, direction, incoming, attrs) {
+      const kind = direction === 'outbound' ? SpanKind.CLIENT : SpanKind.SERVER;
+      const span: Span = tracer.startSpan(name, { kind, attributes: { 'tessera.direction': direction, ...clean(attrs) } }, parentContext(incoming));
+      const sc = span.spanContext();
+      const traceparent = formatTraceparent({ traceId: sc.traceId, parentId: sc.spanId, flags: sc.traceFlags });
+      return {
+        traceparent,
+        end(endAttrs, error) {
+          span.setAttributes(clean(endAttrs));
+          if (error) span.setStatus({ code: SpanStatusCode.ERROR, message: error });
+          span.end();
+        },
+      };
+    },
+    shutdown: () => provider.shutdown(),
+  };
+}
