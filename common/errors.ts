@@ -53,6 +53,10 @@ export const ERROR_CATALOGUE = {
   // --- Command line (cli/) ---
   TESSERA_ERR_CLI_USAGE: 'The command line is malformed (unknown command or flag, missing argument).',
   TESSERA_ERR_CLI_FILE_UNREADABLE: 'A file named on the command line could not be read.',
+
+  // --- Local mesh (cli/up/) ---
+  TESSERA_ERR_UP_START_FAILED: 'A part of the local mesh did not start or did not become ready (its log file is named).',
+  TESSERA_ERR_UP_PORT_IN_USE: 'A port the local mesh wanted is already in use (the port and its owner are named).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,5 +1,9 @@
 // The list of `tessera` sub-commands, in help order. Each lives in its own file.
 import type { Command } from '../command.js';
+import { demoAppCommand } from './demo-app.js';
 import { svidVerifyCommand } from './svid-verify.js';
 
-export const COMMANDS: readonly Command[] = [svidVerifyCommand];
+export const COMMANDS: readonly Command[] = [
+  svidVerifyCommand,
+  demoAppCommand,
+];
