@@ -1,6 +1,7 @@
 // Child-process supervision for `tessera up`: start each part, wait for its ready line, keep its log, and stop
 // everything in reverse order (SIGTERM, then SIGKILL after a deadline) — also when one part dies early.
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect } from 'node:net';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
@@ -11,8 +12,8 @@ export interface StartSpec {
   readonly args: readonly string[];
   readonly cwd?: string;
   readonly env?: NodeJS.ProcessEnv;
-  /** A line on stdout matching this marks the process ready. */
-  readonly ready: RegExp;
+  /** A line on stdout matching this marks the process ready; or a loopback port that accepts connections. */
+  readonly ready: RegExp | { readonly port: number };
   readonly readyTimeoutMs?: number;
 }
 
@@ -63,10 +64,31 @@ export class Supervisor {
         cleanup();
         reject(new TesseraError('TESSERA_ERR_UP_START_FAILED', `${spec.name} did not become ready within ${(spec.readyTimeoutMs ?? 20_000) / 1000}s (log: ${logFile})`));
       }, spec.readyTimeoutMs ?? 20_000);
+      const ready = spec.ready;
+      let poll: NodeJS.Timeout | undefined;
+      let done = false;
+      if (!(ready instanceof RegExp)) {
+        // Poll the port with a bounded number of tries (the overall timer bounds it too).
+        const probe = () => {
+          const sock = connect({ host: '127.0.0.1', port: ready.port });
+          sock.once('connect', () => {
+            sock.destroy();
+            if (done) return;
+            cleanup();
+            resolve([`port ${ready.port}`] as unknown as RegExpMatchArray);
+          });
+          sock.once('error', () => {
+            sock.destroy();
+            if (!done) poll = setTimeout(probe, 100);
+          });
+        };
+        probe();
+      }
       const onData = (d: Buffer) => {
+        if (!(ready instanceof RegExp)) return;
         buffered = (buffered + d.toString('utf8')).slice(-65_536);
         for (const line of buffered.split('\n')) {
-          const m = line.match(spec.ready);
+          const m = line.match(ready);
           if (m) {
             cleanup();
             return resolve(m);
@@ -82,7 +104,9 @@ export class Supervisor {
         reject(new TesseraError('TESSERA_ERR_UP_START_FAILED', `${spec.name} could not start: ${e.message}`));
       };
       const cleanup = () => {
+        done = true;
         clearTimeout(timer);
+        if (poll) clearTimeout(poll);
         child.stdout!.off('data', onData);
         child.off('exit', onExit);
         child.off('error', onError);

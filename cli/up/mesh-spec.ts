@@ -1,0 +1,138 @@
+// What `tessera up` runs: the embedded default mesh (web → api demo) or a user's mesh.yaml, as one MeshSpec.
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import type { ObjectSchema } from '../../common/config/schema.js';
+import { parseYamlConfig } from '../../common/config/validate-yaml.js';
+import { TesseraError } from '../../common/errors.js';
+
+export interface MeshWorkload {
+  readonly name: string;
+  /** The app's command; absent = the built-in demo app. */
+  readonly command?: readonly string[];
+  readonly cwd?: string;
+  readonly env?: Readonly<Record<string, string>>;
+  /** Port the app listens on (loopback). */
+  readonly appPort: number;
+  readonly protocol: 'http' | 'tcp';
+  readonly inboundPort: number;
+  readonly adminPort: number;
+  /** Local outbound listeners: app → this port → the named workload's inbound. */
+  readonly outbound: readonly { readonly to: string; readonly port: number }[];
+}
+
+export interface MeshSpec {
+  readonly trustDomain: string;
+  readonly svidTtlMs: number;
+  readonly controlPlane: { readonly grpcPort: number; readonly adminPort: number };
+  readonly workloads: readonly MeshWorkload[];
+  /** AuthorizationPolicy YAML documents to install, by file name. */
+  readonly policies: Readonly<Record<string, string>>;
+}
+
+export function workloadId(spec: MeshSpec, name: string): string {
+  return `spiffe://${spec.trustDomain}/ns/default/sa/${name}`;
+}
+
+export function defaultMesh(): MeshSpec {
+  const spec: MeshSpec = {
+    trustDomain: 'tessera.local',
+    svidTtlMs: 2 * 60_000,
+    controlPlane: { grpcPort: 18443, adminPort: 18444 },
+    workloads: [
+      { name: 'web', appPort: 18080, protocol: 'http', inboundPort: 15006, adminPort: 15000, outbound: [{ to: 'api', port: 15001 }] },
+      { name: 'api', appPort: 18081, protocol: 'http', inboundPort: 15106, adminPort: 15100, outbound: [{ to: 'web', port: 15101 }] },
+    ],
+    policies: {},
+  };
+  return { ...spec, policies: { 'api-allow-web.yaml': allowPolicy(spec, 'api', ['web']) } };
+}
+
+export function allowPolicy(spec: MeshSpec, to: string, from: readonly string[]): string {
+  return [
+    'apiVersion: tessera.dev/v1',
+    'kind: AuthorizationPolicy',
+    `metadata: { name: ${to}-allow-${from.join('-')} }`,
+    'spec:',
+    `  selector: ${workloadId(spec, to)}`,
+    '  action: ALLOW',
+    '  mode: enforce',
+    '  rules:',
+    `    - from: [${from.map((f) => workloadId(spec, f)).join(', ')}]`,
+    '',
+  ].join('\n');
+}
+
+const MESH_SCHEMA: ObjectSchema = {
+  type: 'object',
+  properties: {
+    trustDomain: { type: 'string', default: 'tessera.local' },
+    svidTtl: { type: 'duration', default: '10m', min: 20_000 },
+    controlPlane: {
+      type: 'object',
+      properties: { grpcPort: { type: 'number', integer: true, min: 0, max: 65535 }, adminPort: { type: 'number', integer: true, min: 0, max: 65535 } },
+    },
+    workloads: {
+      type: 'array',
+      minItems: 1,
+      items: {
+        type: 'object',
+        properties: {
+          name: { type: 'string', required: true, minLength: 1 },
+          command: { type: 'array', items: { type: 'string' }, minItems: 1 },
+          cwd: { type: 'string' },
+          env: { type: 'map', values: { type: 'string' } },
+          appPort: { type: 'number', integer: true, min: 1, max: 65535, required: true },
+          protocol: { type: 'string', enum: ['http', 'tcp'], default: 'http' },
+          inboundPort: { type: 'number', integer: true, min: 0, max: 65535 },
+          adminPort: { type: 'number', integer: true, min: 0, max: 65535 },
+          outbound: {
+            type: 'array',
+            items: { type: 'object', properties: { to: { type: 'string', required: true }, port: { type: 'number', integer: true, min: 0, max: 65535, required: true } } },
+          },
+        },
+      },
+      required: true,
+    },
+    policiesDir: { type: 'string' },
+  },
+};
+
+interface MeshFile {
+  trustDomain: string;
+  svidTtl: number;
+  controlPlane?: { grpcPort?: number; adminPort?: number };
+  workloads: { name: string; command?: string[]; cwd?: string; env?: Record<string, string>; appPort: number; protocol: 'http' | 'tcp'; inboundPort?: number; adminPort?: number; outbound?: { to: string; port: number }[] }[];
+  policiesDir?: string;
+}
+
+/** Loads a user's mesh.yaml; ports left out are chosen free at start. */
+export async function loadMeshFile(path: string, readPolicies: (dir: string) => Promise<Record<string, string>>): Promise<MeshSpec> {
+  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `cannot read ${path}: ${e.code ?? e.message}`);
+  });
+  const { value } = parseYamlConfig<MeshFile>(text, path, MESH_SCHEMA);
+  const base = dirname(resolve(path));
+  const names = new Set(value.workloads.map((w) => w.name));
+  for (const w of value.workloads) {
+    for (const o of w.outbound ?? []) {
+      if (!names.has(o.to)) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: workload "${w.name}" has an outbound to unknown workload "${o.to}"`);
+    }
+  }
+  return {
+    trustDomain: value.trustDomain,
+    svidTtlMs: value.svidTtl,
+    controlPlane: { grpcPort: value.controlPlane?.grpcPort ?? 0, adminPort: value.controlPlane?.adminPort ?? 0 },
+    workloads: value.workloads.map((w) => ({
+      name: w.name,
+      ...(w.command ? { command: w.command } : {}),
+      ...(w.cwd ? { cwd: resolve(base, w.cwd) } : { cwd: base }),
+      ...(w.env ? { env: w.env } : {}),
+      appPort: w.appPort,
+      protocol: w.protocol,
+      inboundPort: w.inboundPort ?? 0,
+      adminPort: w.adminPort ?? 0,
+      outbound: w.outbound ?? [],
+    })),
+    policies: value.policiesDir ? await readPolicies(resolve(base, value.policiesDir)) : {},
+  };
+}

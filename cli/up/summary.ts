@@ -1,0 +1,82 @@
+// The block `tessera up` prints when the mesh is ready, and the same facts as up.json for scripts and tests.
+import { relative } from 'node:path';
+import type { LaunchedMesh } from './launch-mesh.js';
+import type { MeshSpec } from './mesh-spec.js';
+
+export interface UpCommand {
+  readonly name: string;
+  readonly description: string;
+  readonly command: string;
+}
+
+export interface UpState {
+  readonly trustDomain: string;
+  readonly stateDir: string;
+  readonly controlPlane: { readonly grpc: string; readonly admin: string; readonly dataDir: string };
+  readonly workloads: LaunchedMesh['workloads'];
+  readonly portMoves: LaunchedMesh['portMoves'];
+  readonly commands: readonly UpCommand[];
+  readonly pids: readonly number[];
+}
+
+export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string): UpState {
+  const rel = (p: string) => relative(cwd, p) || '.';
+  const commands: UpCommand[] = [];
+  const byName = new Map(mesh.workloads.map((w) => [w.name, w]));
+  const allowed = new Set<string>();
+  // A request per outbound: allowed when a policy lets the source call the destination.
+  for (const w of mesh.workloads) {
+    for (const o of w.outbound) {
+      const dst = byName.get(o.to)!;
+      const verdictKnown = Object.values(spec.policies).some((text) => text.includes(`selector: ${dst.spiffeId}`) && text.includes(w.spiffeId));
+      if (verdictKnown) allowed.add(`${w.name}->${o.to}`);
+      commands.push({
+        name: `${w.name}-to-${o.to}`,
+        description: verdictKnown
+          ? `${w.name} → ${o.to} through both sidecars (allowed; the answer shows x-forwarded-client-cert with ${w.name}'s ID)`
+          : `${w.name} → ${o.to} (no policy allows it: 403)`,
+        command: `curl -s${verdictKnown ? '' : ' -i'} ${o.url}/hello`,
+      });
+      commands.push({
+        name: `why-${w.name}-to-${o.to}`,
+        description: `why: ask the policy engine about ${w.name} → ${o.to}`,
+        command: `npx tessera policy check --policies ${rel(mesh.policiesDir)} --from ${w.spiffeId} --to ${dst.spiffeId}`,
+      });
+    }
+  }
+  const first = mesh.workloads[0]!;
+  commands.push({ name: 'metrics', description: `${first.name}'s sidecar metrics`, command: `curl -s ${first.adminUrl}/metrics | grep '^tessera_'` });
+  commands.push({ name: 'certs', description: `${first.name}'s SVID as served (serial changes at each rotation)`, command: `curl -s ${first.adminUrl}/certs` });
+  commands.push({ name: 'certs-list', description: 'every SVID the control plane issued', command: `npx tessera certs list --data-dir ${rel(mesh.dataDir)}` });
+  return {
+    trustDomain: spec.trustDomain,
+    stateDir: mesh.stateDir,
+    controlPlane: { grpc: mesh.grpc, admin: mesh.adminUrl, dataDir: mesh.dataDir },
+    workloads: mesh.workloads,
+    portMoves: mesh.portMoves,
+    commands,
+    pids: mesh.supervisor.pids(),
+  };
+}
+
+export function renderSummary(spec: MeshSpec, state: UpState, cwd: string): string {
+  const rel = (p: string) => relative(cwd, p) || '.';
+  const out: string[] = ['', `tessera up — local mesh on loopback, trust domain ${state.trustDomain}`, ''];
+  out.push(`  control plane  grpc ${state.controlPlane.grpc}  admin ${state.controlPlane.admin}  data ${rel(state.controlPlane.dataDir)}`);
+  for (const w of state.workloads) {
+    const expiry = w.svidNotAfter ? new Date(w.svidNotAfter).toISOString().slice(11, 19) + 'Z' : 'unknown';
+    out.push(`  ${w.name.padEnd(6)} ${w.spiffeId}`);
+    out.push(`         SVID expires ${expiry}${w.svidSerial ? ` (serial ${w.svidSerial.slice(0, 12)}…)` : ''}; app ${w.appUrl}, inbound ${w.inbound}, admin ${w.adminUrl}`);
+    for (const o of w.outbound) out.push(`         outbound to ${o.to}: ${o.url}`);
+  }
+  for (const m of state.portMoves) out.push(`  note: port ${m.wanted} was in use; using ${m.port} instead`);
+  out.push('', 'Try it:');
+  for (const c of state.commands) out.push(`  # ${c.description}`, `  ${c.command}`);
+  out.push(
+    '',
+    `SVIDs live ${Math.round(spec.svidTtlMs / 1000)}s and renew at about half their lifetime: watch the serial change in /certs.`,
+    `State: ${rel(state.stateDir)} (logs in ${rel(state.stateDir)}/logs). Ctrl-C drains and stops everything.`,
+    '',
+  );
+  return out.join('\n');
+}
