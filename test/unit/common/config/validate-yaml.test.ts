@@ -21,7 +21,7 @@ const schema: ObjectSchema = {
 
 describe('parseYamlConfig', () => {
   test('valid input: defaults, durations in ms, frozen', () => {
-    const r = parseYamlConfig<Record<string, any>>('trustDomain: example.org\nsvid: { backdate: 60s }\nports: [1, 2]\n', 'cp.yaml', schema);
+    const r = parseYamlConfig<{ svid: unknown }>('trustDomain: example.org\nsvid: { backdate: 60s }\nports: [1, 2]\n', 'cp.yaml', schema);
     expect(r.value).toEqual({ trustDomain: 'example.org', listen: '127.0.0.1:8443', svid: { backdate: 60_000, ttl: 3_600_000 }, ports: [1, 2] });
     expect(Object.isFrozen(r.value.svid)).toBe(true);
     expect(lineOf(r, ['ports', 1])).toBe(3);
