@@ -54,9 +54,73 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CLI_USAGE: 'The command line is malformed (unknown command or flag, missing argument).',
   TESSERA_ERR_CLI_FILE_UNREADABLE: 'A file named on the command line could not be read.',
 
+  // --- Benchmarks and load tests (bench/, cli/commands/{bench,bench-report,load}.ts) ---
+  TESSERA_ERR_BENCH_PROCESS_FAILED: 'A process the benchmark harness started exited early or did not become ready (its log tail is quoted).',
+  TESSERA_ERR_BENCH_ABORTED: 'The benchmark was interrupted; every process it started was stopped.',
+  TESSERA_ERR_BENCH_RESULTS_INVALID: 'A benchmark results file is not the JSON that `tessera bench --json` writes.',
+  TESSERA_ERR_BENCH_LOAD_FAILED: 'The load test got no successful response from the target (errors and status counts are named).',
+  TESSERA_ERR_BENCH_LOAD_UNTRUSTED: 'The load target\'s certificate chain does not verify against the --ca bundle (the reason is named).',
+
+  // --- Authorization policy (common/policy/, cli/commands/policy-check.ts) ---
+  TESSERA_ERR_POLICY_INVALID: 'An authorization policy is invalid (the message names file, line and key).',
+  TESSERA_ERR_POLICY_DUPLICATE_NAME: 'Two authorization policies share one name (both files are named).',
+
   // --- Local mesh (cli/up/) ---
   TESSERA_ERR_UP_START_FAILED: 'A part of the local mesh did not start or did not become ready (its log file is named).',
   TESSERA_ERR_UP_PORT_IN_USE: 'A port the local mesh wanted is already in use (the port and its owner are named).',
+
+  // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
+  TESSERA_ERR_IDENTITY_SIGN_FAILED: 'The control plane refused or could not answer an SVID request (the gRPC status is named).',
+  TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle that does not validate (wrong ID, key mismatch, chain not verifying); it was refused.',
+  TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE: 'The join-token or Kubernetes token file could not be read or is empty.',
+  TESSERA_ERR_IDENTITY_EXPIRED: 'The SVID expired and no fresh attestation evidence is available (a join token is single-use).',
+  TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT: 'A Config/Watch snapshot from the control plane failed validation and was refused; the previous one stays.',
+  TESSERA_ERR_PROTO_NOT_FOUND: 'A gRPC contract (.proto) or a service in it was not found next to the installed code.',
+  TESSERA_ERR_WORKLOAD_API_SOCKET: 'The SPIFFE Workload API socket could not be bound (the path and cause are named).',
+
+  // --- Kubernetes: sidecar injection and API-server attestation (control-plane/src/injector, attestation/k8s-*) ---
+  TESSERA_ERR_INJECT_BAD_ANNOTATION: 'A tessera.dev/* pod annotation is malformed (the message names the annotation and the fault).',
+  TESSERA_ERR_INJECT_CONFLICT: 'The pod already uses a volume, mount path or port that the Tessera sidecar needs (the message names it).',
+  TESSERA_ERR_INJECT_NOT_A_POD: 'The object given for injection is not a Kubernetes Pod (or pod template) with containers.',
+  TESSERA_ERR_INJECT_NO_BUNDLE: 'The injector has no trust bundle to hand to the sidecar (unreadable or empty).',
+  TESSERA_ERR_INJECT_BAD_CONFIG: 'The injector configuration is invalid (the message names the key).',
+  TESSERA_ERR_INJECT_BAD_REVIEW: 'The webhook request is not a well-formed admission.k8s.io/v1 AdmissionReview.',
+  TESSERA_ERR_K8S_FETCH_FAILED: 'A request to the Kubernetes API server failed (transport, timeout, HTTP status or oversized answer).',
+  TESSERA_ERR_K8S_DISCOVERY_INVALID: 'The API server OIDC discovery document or JWKS is malformed or names another issuer.',
+  TESSERA_ERR_K8S_TOKEN_REJECTED: 'Kubernetes did not authenticate the token for the tessera audience, or it is not bound to a live pod.',
+
+  // --- Control plane: CA, issuance, attestation, config stream, admin (control-plane/src) ---
+  TESSERA_ERR_CA_STATE_CORRUPT: 'The CA state in the data dir is unreadable or inconsistent (a file it names is missing or a key does not match its certificate).',
+  TESSERA_ERR_CA_NO_PREPARED: 'There is no prepared authority to activate (run `tessera ca prepare` first).',
+  TESSERA_ERR_CA_ALREADY_PREPARED: 'An authority is already prepared; activate or retire it before preparing another.',
+  TESSERA_ERR_CA_UNKNOWN_AUTHORITY: 'No authority of this CA has that id (see `tessera ca status`).',
+  TESSERA_ERR_CA_AUTHORITY_ACTIVE: 'The active authority cannot be retired; prepare and activate its successor first.',
+  TESSERA_ERR_CA_AUTHORITY_IN_USE: 'The authority still has live SVIDs and cannot be removed yet (the count and the latest NotAfter are named).',
+  TESSERA_ERR_CP_DATA_DIR: 'The control plane data dir cannot be created or used (the path and cause are named).',
+  TESSERA_ERR_CP_ALREADY_RUNNING: 'Another control plane is already serving this data dir (its admin socket answers).',
+  TESSERA_ERR_CP_LISTEN_FAILED: 'The control plane could not listen on an address (the address and cause are named).',
+  TESSERA_ERR_CP_UNREACHABLE: 'The control plane admin socket in the data dir did not answer (is the control plane running?).',
+  TESSERA_ERR_CP_ADMIN_BAD_REQUEST: 'An operator request to the control plane is malformed (the field is named).',
+  TESSERA_ERR_ISSUANCE_BAD_REQUEST: 'The SignSvid request is malformed (no CSR, or not a valid SignSvidRequest message).',
+  TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: 'The request is larger than the control plane accepts.',
+  TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN: 'The CSR asks for a name other than the attested SPIFFE ID (a foreign or extra SAN).',
+  TESSERA_ERR_ISSUANCE_CSR_REQUESTS_CA: 'The CSR asks for CA rights (basicConstraints cA or keyUsage keyCertSign/cRLSign).',
+  TESSERA_ERR_ISSUANCE_RESERVED_ID: 'The SPIFFE ID is outside the control plane\'s trust domain or reserved for the control plane itself.',
+  TESSERA_ERR_ISSUANCE_RATE_LIMITED: 'Too many SVID requests for this identity; retry later.',
+  TESSERA_ERR_ISSUANCE_INTERNAL: 'The control plane could not sign (an internal fault; nothing was issued).',
+  TESSERA_ERR_ATTESTATION_NO_EVIDENCE: 'The request carries no attestation evidence and no valid client SVID.',
+  TESSERA_ERR_ATTESTATION_DISABLED: 'The attestor for this kind of evidence is not enabled on the control plane.',
+  TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN: 'The join token is not known.',
+  TESSERA_ERR_ATTESTATION_TOKEN_USED: 'The join token was already used (join tokens are single-use).',
+  TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED: 'The join token has expired.',
+  TESSERA_ERR_ATTESTATION_JWT_INVALID: 'The Kubernetes service-account token is malformed or its signature does not verify against the JWKS.',
+  TESSERA_ERR_ATTESTATION_JWT_ISSUER: 'The Kubernetes service-account token names another issuer.',
+  TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: 'The Kubernetes service-account token is not for the configured audience.',
+  TESSERA_ERR_ATTESTATION_JWT_EXPIRED: 'The Kubernetes service-account token has expired or is not valid yet.',
+  TESSERA_ERR_ATTESTATION_JWT_CLAIMS: 'The Kubernetes service-account token lacks a valid namespace and service-account claim.',
+  TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: 'The configured JWKS file cannot be read or is not a JWK set.',
+  TESSERA_ERR_ATTESTATION_SVID_INVALID: 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).',
+  TESSERA_ERR_BREAK_GLASS_INVALID: 'A break-glass request is invalid (the field is named: pattern, duration or reason).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -16,6 +16,8 @@ export interface StringSchema extends Base {
   readonly format?: 'address' | 'spiffe-id' | 'id-pattern' | 'url' | 'path';
   readonly minLength?: number;
   readonly default?: string;
+  /** A further check of the value: returns what is wrong with it, or null when it is fine. */
+  readonly check?: (value: string) => string | null;
 }
 
 export interface NumberSchema extends Base {

@@ -127,7 +127,7 @@ class Walker {
         if (typeof v !== 'string') return this.problem(node, key, 'must be a string');
         if (schema.minLength !== undefined && v.length < schema.minLength) return this.problem(node, key, 'must not be empty');
         if (schema.enum && !schema.enum.includes(v)) return this.problem(node, key, `must be one of ${schema.enum.join(', ')} (got "${v}")`);
-        const bad = checkFormat(schema.format, v);
+        const bad = checkFormat(schema.format, v) ?? schema.check?.(v) ?? null;
         if (bad) return this.problem(node, key, bad);
         return v;
       }
@@ -197,6 +197,16 @@ export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSch
     });
   }
   return { value: deepFreeze(value as T), document, lineCounter };
+}
+
+/**
+ * Validates one node already parsed (e.g. one document of a multi-document stream) and returns the problems
+ * instead of throwing; the value is deep-frozen and only present when there is no problem.
+ */
+export function validateYamlNode<T>(node: Node | null | undefined, schema: ObjectSchema, file: string, lineCounter: LineCounter): { value: T | undefined; problems: ConfigProblem[] } {
+  const walker = new Walker(file, lineCounter);
+  const value = walker.object(node, schema, '');
+  return { value: walker.problems.length === 0 ? deepFreeze(value as T) : undefined, problems: walker.problems };
 }
 
 /** Line of a key path ("inbound.0.listen") in a parsed document, for errors found after schema validation. */
