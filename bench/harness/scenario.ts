@@ -13,6 +13,10 @@ export interface ScenarioOptions {
   readonly log: (line: string) => void;
   /** Progress in [0, 1] with a short label, drawn as a bar on a terminal. */
   readonly progress: (fraction: number, label: string) => void;
+  /** Fixed offered load in requests/s across all connections (same for every variant); absent = closed loop. */
+  readonly rateRps?: number;
+  /** Aborted on Ctrl-C or a fatal error: stop driving load and stop every process the scenario started. */
+  readonly signal?: AbortSignal;
 }
 
 /** One measured variant in one round, e.g. {variant: "nginx pair", reqPerSec: …, cpuUsPerReqClient: …}. */
@@ -35,5 +39,7 @@ export interface ScenarioResult {
 export interface BenchScenario {
   readonly name: string;
   readonly summary: string;
+  /** Defaults sized so the whole scenario runs in under 2 minutes on a 2-core machine; flags override them. */
+  readonly defaults?: Partial<Pick<ScenarioOptions, 'durationMs' | 'warmupMs' | 'connections' | 'rounds'>>;
   run(opts: ScenarioOptions): Promise<ScenarioResult>;
 }

@@ -1,0 +1,129 @@
+// One load measurement through an entry port: warm-up run, then a measured run with CPU/RSS sampled around it.
+import type { SecureContext } from 'node:tls';
+import { type LoadResult, runAutocannon } from './autocannon-load.js';
+import { type ConnPerRequestResult, runConnPerRequest } from './conn-per-request-load.js';
+import { type H2loadResult, runH2load } from './h2load-load.js';
+import { type MeasuredProcess, measureWindow } from './measure-window.js';
+import type { Measurement, ScenarioOptions } from './scenario.js';
+
+/** keep-alive: autocannon HTTP/1.1; conn-per-request: a new connection per request; h2: h2load, h2c prior knowledge. */
+export type LoadMode = 'keep-alive' | 'conn-per-request' | 'h2';
+
+export interface LoadVariantSpec {
+  readonly port: number;
+  readonly mode: LoadMode;
+  /** Processes whose CPU is divided by completed requests, by role ("client", "server", "app"). */
+  readonly measured: readonly MeasuredProcess[];
+  /** mTLS straight to a server-side listener (autocannon `tlsOptions`, or a cached context per connection). */
+  readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string; readonly secureContext: SecureContext; readonly servername: string };
+  /** Upstream TLS connections opened so far (proxy to proxy), to report how many the window opened. */
+  readonly upstreamConnections?: () => Promise<number | null>;
+  /** The h2load binary, for mode 'h2'. */
+  readonly h2load?: string;
+}
+
+type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult;
+
+/** h2load: connections ÷ 8 connections × 8 streams each keep the same number of requests in flight as h1. */
+export const H2_STREAMS = 8;
+
+function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number, tick?: (elapsedMs: number) => void): Promise<AnyLoad> {
+  const onTick = tick ? (ms: number) => tick(ms) : undefined;
+  if (spec.mode === 'h2') {
+    if (!spec.h2load) throw new Error('h2load not installed');
+    return runH2load({
+      h2load: spec.h2load,
+      url: `http://127.0.0.1:${spec.port}/`,
+      connections: Math.max(1, Math.round(opts.connections / H2_STREAMS)),
+      streamsPerConnection: H2_STREAMS,
+      durationMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+  if (spec.mode === 'keep-alive') {
+    const scheme = spec.tls ? 'https' : 'http';
+    return runAutocannon({
+      url: `${scheme}://127.0.0.1:${spec.port}/`,
+      connections: opts.connections,
+      durationMs,
+      ...(opts.rateRps ? { rateRps: opts.rateRps } : {}),
+      ...(spec.tls ? { tls: { cert: spec.tls.cert, key: spec.tls.key, ca: spec.tls.ca } } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(onTick ? { onTick } : {}),
+    });
+  }
+  return runConnPerRequest({
+    host: '127.0.0.1',
+    port: spec.port,
+    connections: opts.connections,
+    durationMs,
+    ...(spec.tls ? { tls: { secureContext: spec.tls.secureContext, servername: spec.tls.servername } } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(onTick ? { onTick } : {}),
+  });
+}
+
+async function countConns(spec: LoadVariantSpec): Promise<number | null> {
+  if (!spec.upstreamConnections) return null;
+  try {
+    return await spec.upstreamConnections();
+  } catch {
+    return null;
+  }
+}
+
+const r1 = (x: number) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : null);
+const r3 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
+
+/** Warm-up (not measured), then the measured window; CPU µs per request per role, latency, errors, RSS. */
+export async function measureLoadVariant(opts: ScenarioOptions, clk: number, spec: LoadVariantSpec, tick: (fraction: number) => void): Promise<Measurement> {
+  const total = opts.warmupMs + opts.durationMs;
+  const c0 = await countConns(spec);
+  if (opts.warmupMs > 0) await drive(opts, spec, opts.warmupMs, (ms) => tick(ms / total));
+  const c1 = await countConns(spec);
+  const { result: r, sample } = await measureWindow(spec.measured, clk, () => drive(opts, spec, opts.durationMs, (ms) => tick((opts.warmupMs + ms) / total)));
+  const c2 = await countConns(spec);
+  const completed = r.ok2xx + r.non2xx;
+  const perReq = (us: number | undefined) => (us === undefined || !Number.isFinite(us) || completed === 0 ? null : r1(us / completed));
+  const row: Record<string, string | number | null> = {
+    mode: spec.mode,
+    reqPerSec: Math.round(r.reqPerSec),
+    requests: r.ok2xx,
+    non2xx: r.non2xx,
+    errors: r.errors,
+    p50Ms: r3(r.latency.p50Ms),
+    p90Ms: r3(r.latency.p90Ms),
+    p99Ms: r3(r.latency.p99Ms),
+    p999Ms: r3(r.latency.p999Ms),
+    maxMs: r3(r.latency.maxMs),
+    meanMs: r3(r.latency.meanMs),
+    upstreamConnsWarmup: c0 !== null && c1 !== null ? c1 - c0 : null,
+    upstreamConnsMeasured: c1 !== null && c2 !== null ? c2 - c1 : null,
+    loadGenCpuUsPerReq: perReq(sample.harnessCpuUs),
+    machineBusy: r3(sample.machineBusy),
+    machineSteal: r3(sample.machineSteal),
+    errorSample: r.errorSamples[0] ?? null,
+  };
+  for (const p of spec.measured) {
+    const role = p.role.charAt(0).toUpperCase() + p.role.slice(1);
+    row[`cpuUsPerReq${role}`] = perReq(sample.cpuUs[p.role]);
+    row[`rssMb${role}`] = r1(sample.rssMb[p.role] ?? Number.NaN);
+  }
+  if (typeof row['cpuUsPerReqClient'] === 'number' && typeof row['cpuUsPerReqServer'] === 'number') {
+    row['cpuUsPerReqProxies'] = r1(row['cpuUsPerReqClient'] + row['cpuUsPerReqServer']);
+  }
+  // autocannon reports 0 2xx silently against an h2-only server: a window with no success is an error, not a number.
+  if (r.ok2xx === 0) row['skipped'] = `no successful response (errors ${r.errors}, non-2xx ${r.non2xx}${r.errorSamples[0] ? `: ${r.errorSamples[0]}` : ''})`;
+  return row;
+}
+
+/** The log line for one load measurement. */
+export function describeLoad(m: Measurement): string {
+  if (typeof m['skipped'] === 'string') return `skipped: ${m['skipped']}`;
+  const cpu = ['Client', 'Server', 'App']
+    .filter((r) => typeof m[`cpuUsPerReq${r}`] === 'number')
+    .map((r) => `${r.toLowerCase()} ${m[`cpuUsPerReq${r}`]}`)
+    .join(' ');
+  const fails = Number(m['errors'] ?? 0) + Number(m['non2xx'] ?? 0);
+  return `${m['reqPerSec']} req/s, p50 ${m['p50Ms']} ms, p99 ${m['p99Ms']} ms, CPU µs/req ${cpu}${fails ? `, ${fails} failed` : ''}`;
+}

@@ -1,0 +1,54 @@
+// Runs one scenario under the harness: options from defaults + flags, a scratch work dir, progress, abort, JSON.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ProgressSink } from './progress.js';
+import type { BenchScenario, ScenarioOptions, ScenarioResult } from './scenario.js';
+
+export interface RunOverrides {
+  readonly durationMs?: number;
+  readonly warmupMs?: number;
+  readonly rounds?: number;
+  readonly connections?: number;
+  readonly rateRps?: number;
+  /** Keep the work dir (configs, logs, certificates) for inspection instead of deleting it. */
+  readonly keepWorkDir?: boolean;
+}
+
+export const GLOBAL_DEFAULTS = { durationMs: 3_000, warmupMs: 1_000, rounds: 5, connections: 32 } as const;
+
+export function effectiveOptions(s: BenchScenario, o: RunOverrides): Pick<ScenarioOptions, 'durationMs' | 'warmupMs' | 'rounds' | 'connections'> {
+  const d = { ...GLOBAL_DEFAULTS, ...(s.defaults ?? {}) };
+  return {
+    durationMs: o.durationMs ?? d.durationMs,
+    warmupMs: o.warmupMs ?? d.warmupMs,
+    rounds: o.rounds ?? d.rounds,
+    connections: o.connections ?? d.connections,
+  };
+}
+
+export async function runScenario(s: BenchScenario, o: RunOverrides, sink: ProgressSink, signal: AbortSignal): Promise<{ result: ScenarioResult; workDir: string | null }> {
+  const workDir = await mkdtemp(join(tmpdir(), `tessera-bench-${s.name}-`));
+  const eff = effectiveOptions(s, o);
+  sink.log(
+    `tessera bench ${s.name}: ${eff.rounds} rounds, warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}; work dir ${workDir}`,
+  );
+  const opts: ScenarioOptions = {
+    ...eff,
+    workDir,
+    log: sink.log,
+    progress: sink.progress,
+    signal,
+    ...(o.rateRps ? { rateRps: o.rateRps } : {}),
+  };
+  let ok = false;
+  try {
+    const result = await s.run(opts);
+    ok = true;
+    return { result, workDir: o.keepWorkDir ? workDir : null };
+  } finally {
+    sink.done();
+    if (!o.keepWorkDir && ok) await rm(workDir, { recursive: true, force: true });
+    else if (!ok) sink.log(`logs and configs kept in ${workDir}`);
+  }
+}

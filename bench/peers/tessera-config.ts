@@ -1,0 +1,95 @@
+// Tessera proxy configurations (DESIGN.md section 8, file identity) and the ALLOW policy for the benchmark pair.
+import { stringify } from 'yaml';
+
+export interface TesseraIdentityFiles {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly bundleFile: string;
+}
+
+export interface TesseraClientProxy {
+  readonly identity: TesseraIdentityFiles;
+  readonly listenPort: number;
+  readonly upstreamPort: number;
+  readonly upstreamSpiffeId: string;
+  readonly adminPort: number;
+  readonly policiesDir: string;
+  readonly protocol?: 'http' | 'http2';
+}
+
+/** Client side: an outbound listener (plaintext in, mTLS out to the server proxy, server ID checked). */
+export function tesseraClientProxyConfig(c: TesseraClientProxy): string {
+  return stringify({
+    identity: { files: { ...c.identity } },
+    outbound: [
+      {
+        name: 'bench-server',
+        listen: `127.0.0.1:${c.listenPort}`,
+        upstream: `127.0.0.1:${c.upstreamPort}`,
+        spiffeId: c.upstreamSpiffeId,
+        protocol: c.protocol ?? 'http',
+      },
+    ],
+    authorization: { policiesDir: c.policiesDir },
+    admin: { listen: `127.0.0.1:${c.adminPort}` },
+  });
+}
+
+export interface TesseraServerProxy {
+  readonly identity: TesseraIdentityFiles;
+  readonly listenPort: number;
+  readonly appPort: number;
+  readonly adminPort: number;
+  readonly policiesDir: string;
+  readonly protocol?: 'http' | 'http2';
+}
+
+/** Server side: an inbound listener (mTLS in, caller authorized by policy, plaintext to the app). */
+export function tesseraServerProxyConfig(c: TesseraServerProxy): string {
+  return stringify({
+    identity: { files: { ...c.identity } },
+    inbound: [
+      {
+        name: 'app',
+        listen: `127.0.0.1:${c.listenPort}`,
+        forwardTo: `127.0.0.1:${c.appPort}`,
+        protocol: c.protocol ?? 'http',
+      },
+    ],
+    authorization: { policiesDir: c.policiesDir },
+    admin: { listen: `127.0.0.1:${c.adminPort}` },
+  });
+}
+
+/** DESIGN.md section 5: the server workload allows the client's SPIFFE ID (and nothing else). */
+export function allowPolicyYaml(serverId: string, clientId: string): string {
+  return stringify({
+    apiVersion: 'tessera.dev/v1',
+    kind: 'AuthorizationPolicy',
+    metadata: { name: 'bench-allow-client' },
+    spec: {
+      selector: serverId,
+      action: 'ALLOW',
+      mode: 'enforce',
+      rules: [{ from: [clientId] }],
+    },
+  });
+}
+
+/** Sums every sample of a metric family in Prometheus text (all label sets), or null when it is absent. */
+export function sumMetric(promText: string, name: string, labelFilter?: (labels: string) => boolean): number | null {
+  let found = false;
+  let total = 0;
+  for (const line of promText.split('\n')) {
+    if (line.startsWith('#') || !line.startsWith(name)) continue;
+    const m = /^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)/.exec(line);
+    if (!m || m[1] !== name) continue;
+    if (labelFilter && !labelFilter(m[2] ?? '')) continue;
+    const v = Number(m[3]);
+    if (Number.isFinite(v)) {
+      found = true;
+      total += v;
+    }
+  }
+  return found ? total : null;
+}

@@ -1,0 +1,230 @@
+// Starts the measured topologies on loopback: the app, and the Tessera / nginx / HAProxy proxy pairs in front of it.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { get } from 'node:http';
+import { connect } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type BenchPki, CLIENT_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from '../harness/bench-pki.js';
+import type { PeerBinaries } from '../harness/peer-binaries.js';
+import { freePorts } from '../harness/ports.js';
+import type { ProcessGroup, Started } from '../harness/process-group.js';
+import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo } from './haproxy-config.js';
+import { nginxAppConfig, nginxClientProxyConfig, nginxServerProxyConfig, parseStubStatus } from './nginx-config.js';
+import { allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
+
+/** The built CLI beside this file (dist/bench/peers → dist/cli/tessera.js). */
+export const TESSERA_CLI = fileURLToPath(new URL('../../cli/tessera.js', import.meta.url));
+const TINY_APP = fileURLToPath(new URL('../harness/children/tiny-app.js', import.meta.url));
+
+export interface TopologyEnv {
+  readonly group: ProcessGroup;
+  readonly pki: BenchPki;
+  readonly client: LeafFiles;
+  readonly server: LeafFiles;
+  readonly workDir: string;
+  readonly binaries: PeerBinaries;
+  /** The `tessera` CLI script to run the proxy with (default: the build this harness belongs to). */
+  readonly tesseraCli: string;
+}
+
+export interface AppHandle {
+  readonly port: number;
+  readonly process: Started;
+  readonly kind: 'nginx' | 'node';
+}
+
+export interface PairHandle {
+  readonly name: string;
+  /** Plaintext entry: the client-side proxy's listener. */
+  readonly entryPort: number;
+  /** The server-side proxy's mTLS listener. */
+  readonly serverPort: number;
+  readonly client: Started;
+  readonly server: Started;
+  /** Upstream (proxy-to-proxy) TLS connections opened so far, or null when this pair cannot count them. */
+  upstreamConnections(): Promise<number | null>;
+}
+
+function httpGetText(url: string, timeoutMs = 2_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = get(url, { agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve(body));
+    });
+    req.on('timeout', () => req.destroy(new Error(`timeout fetching ${url}`)));
+    req.on('error', reject);
+  });
+}
+
+function unixCommand(socketPath: string, command: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const s = connect(socketPath);
+    let out = '';
+    s.setEncoding('utf8');
+    s.on('connect', () => s.write(`${command}\n`));
+    s.on('data', (c: string) => {
+      out += c;
+    });
+    s.on('end', () => resolve(out));
+    s.on('error', reject);
+    s.setTimeout(2_000, () => s.destroy(new Error(`timeout on ${socketPath}`)));
+  });
+}
+
+async function instanceDir(env: TopologyEnv, name: string): Promise<string> {
+  const dir = join(env.workDir, name);
+  await mkdir(dir, { recursive: true });
+  return dir;
+}
+
+/** The app: nginx `return 200 "ok\n"` with one worker; a tiny Node app when nginx is missing. */
+export async function startApp(env: TopologyEnv, opts: { http2?: boolean; name?: string } = {}): Promise<AppHandle> {
+  const [port] = await freePorts(1);
+  const name = opts.name ?? 'app';
+  if (env.binaries.nginx) {
+    const dir = await instanceDir(env, name);
+    const conf = join(dir, 'nginx.conf');
+    await writeFile(conf, nginxAppConfig({ prefix: dir }, port!, opts));
+    const p = await env.group.start({ name, command: env.binaries.nginx, args: ['-e', join(dir, 'error.log'), '-p', dir, '-c', conf, '-g', 'daemon off;'], ready: { port: port! } });
+    return { port: port!, process: p, kind: 'nginx' };
+  }
+  const p = await env.group.start({ name, command: process.execPath, args: [TINY_APP, String(port)], ready: { port: port! } });
+  return { port: port!, process: p, kind: 'node' };
+}
+
+export async function startNginxPair(env: TopologyEnv, appPort: number, opts: { http2In?: boolean; client?: LeafFiles; server?: LeafFiles; name?: string } = {}): Promise<PairHandle> {
+  const nginx = env.binaries.nginx;
+  if (!nginx) throw new Error('nginx not installed');
+  const [entryPort, serverPort, statusPort] = await freePorts(3);
+  const slug = opts.name ?? (opts.http2In ? 'nginx-h2' : 'nginx');
+  const dir = await instanceDir(env, `${slug}-pair`);
+  const clientLeaf = opts.client ?? env.client;
+  const serverLeaf = opts.server ?? env.server;
+  const serverConf = join(dir, 'server.conf');
+  const clientConf = join(dir, 'client.conf');
+  const tls = { rootFile: env.pki.rootFile };
+  await writeFile(serverConf, nginxServerProxyConfig({ prefix: dir, listenPort: serverPort!, appPort, statusPort: statusPort!, chainFile: serverLeaf.chainFile, keyFile: serverLeaf.keyFile, ...tls }));
+  await writeFile(
+    clientConf,
+    nginxClientProxyConfig({ prefix: dir, listenPort: entryPort!, upstreamPort: serverPort!, chainFile: clientLeaf.chainFile, keyFile: clientLeaf.keyFile, serverName: SERVER_DNS, http2In: opts.http2In ?? false, ...tls }),
+  );
+  const args = (conf: string, log: string) => ['-e', join(dir, log), '-p', dir, '-c', conf, '-g', 'daemon off;'];
+  const server = await env.group.start({ name: `${slug}-server`, command: nginx, args: args(serverConf, 'server-startup.log'), ready: { port: serverPort! } });
+  const client = await env.group.start({ name: `${slug}-client`, command: nginx, args: args(clientConf, 'client-startup.log'), ready: { port: entryPort! } });
+  let statusCalls = 0;
+  return {
+    name: 'nginx pair',
+    entryPort: entryPort!,
+    serverPort: serverPort!,
+    client,
+    server,
+    async upstreamConnections() {
+      statusCalls++;
+      const s = parseStubStatus(await httpGetText(`http://127.0.0.1:${statusPort}/status`));
+      // Every status request is itself an accepted connection: take those out.
+      return s ? s.accepts - statusCalls : null;
+    },
+  };
+}
+
+export async function startHaproxyPair(env: TopologyEnv, appPort: number, opts: { http2?: boolean } = {}): Promise<PairHandle> {
+  const haproxy = env.binaries.haproxy;
+  if (!haproxy) throw new Error('haproxy not installed');
+  const [entryPort, serverPort] = await freePorts(2);
+  const slug = opts.http2 ? 'haproxy-h2' : 'haproxy';
+  const dir = await instanceDir(env, `${slug}-pair`);
+  const http2 = opts.http2 ?? false;
+  const serverSock = join(dir, 'server.sock');
+  const serverConf = join(dir, 'server.cfg');
+  const clientConf = join(dir, 'client.cfg');
+  await writeFile(
+    serverConf,
+    haproxyServerProxyConfig({ statsSocket: serverSock, listenPort: serverPort!, appPort, combinedFile: env.server.combinedFile, rootFile: env.pki.rootFile, allowedClientId: CLIENT_ID, http2 }),
+  );
+  await writeFile(
+    clientConf,
+    haproxyClientProxyConfig({ statsSocket: join(dir, 'client.sock'), listenPort: entryPort!, upstreamPort: serverPort!, combinedFile: env.client.combinedFile, rootFile: env.pki.rootFile, serverName: SERVER_DNS, http2 }),
+  );
+  const server = await env.group.start({ name: `${slug}-server`, command: haproxy, args: ['-f', serverConf, '-db'], ready: { port: serverPort! } });
+  const client = await env.group.start({ name: `${slug}-client`, command: haproxy, args: ['-f', clientConf, '-db'], ready: { port: entryPort! } });
+  return {
+    name: 'haproxy pair',
+    entryPort: entryPort!,
+    serverPort: serverPort!,
+    client,
+    server,
+    async upstreamConnections() {
+      const info = parseShowInfo(await unixCommand(serverSock, 'show info'));
+      const v = Number(info['CumSslConns']);
+      return Number.isFinite(v) ? v : null;
+    },
+  };
+}
+
+export interface TesseraPairHandle extends PairHandle {
+  readonly clientAdminPort: number;
+  readonly serverAdminPort: number;
+  metrics(side: 'client' | 'server'): Promise<string>;
+}
+
+/** The Tessera pair: `tessera proxy --config F` twice, file identities, an ALLOW policy for the client's ID. */
+/** `outboundProtocol: 'http2'`: the app side of the client proxy speaks h2c (DESIGN.md section 8 `protocol`). */
+export async function startTesseraPair(
+  env: TopologyEnv,
+  appPort: number,
+  opts: { client?: LeafFiles; server?: LeafFiles; name?: string; outboundProtocol?: 'http' | 'http2' } = {},
+): Promise<TesseraPairHandle> {
+  const [entryPort, serverPort, clientAdminPort, serverAdminPort] = await freePorts(4);
+  const dir = await instanceDir(env, opts.name ?? 'tessera-pair');
+  const policiesDir = join(dir, 'policies');
+  await mkdir(policiesDir, { recursive: true });
+  await writeFile(join(policiesDir, 'allow-client.yaml'), allowPolicyYaml(SERVER_ID, CLIENT_ID));
+  const clientIdentity = opts.client ?? env.client;
+  const serverIdentity = opts.server ?? env.server;
+  const serverConf = join(dir, 'server.yaml');
+  const clientConf = join(dir, 'client.yaml');
+  await writeFile(
+    serverConf,
+    tesseraServerProxyConfig({
+      identity: { certFile: serverIdentity.chainFile, keyFile: serverIdentity.keyFile, bundleFile: env.pki.rootFile },
+      listenPort: serverPort!,
+      appPort,
+      adminPort: serverAdminPort!,
+      policiesDir,
+    }),
+  );
+  await writeFile(
+    clientConf,
+    tesseraClientProxyConfig({
+      identity: { certFile: clientIdentity.chainFile, keyFile: clientIdentity.keyFile, bundleFile: env.pki.rootFile },
+      listenPort: entryPort!,
+      upstreamPort: serverPort!,
+      upstreamSpiffeId: SERVER_ID,
+      adminPort: clientAdminPort!,
+      policiesDir,
+      protocol: opts.outboundProtocol ?? 'http',
+    }),
+  );
+  const ready = { line: /tessera proxy: ready/ };
+  const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
+  const server = await start(`${opts.name ?? 'tessera'}-server`, serverConf);
+  const client = await start(`${opts.name ?? 'tessera'}-client`, clientConf);
+  const metrics = (side: 'client' | 'server') => httpGetText(`http://127.0.0.1:${side === 'client' ? clientAdminPort : serverAdminPort}/metrics`);
+  return {
+    name: 'tessera pair',
+    entryPort: entryPort!,
+    serverPort: serverPort!,
+    client,
+    server,
+    clientAdminPort: clientAdminPort!,
+    serverAdminPort: serverAdminPort!,
+    metrics,
+    async upstreamConnections() {
+      return sumMetric(await metrics('client'), 'tessera_upstream_connections_opened_total');
+    },
+  };
+}

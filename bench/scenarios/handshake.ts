@@ -1,0 +1,187 @@
+// Scenario `handshake`: server (and client) CPU per mTLS handshake — full vs resumed, ECDSA vs RSA, cached vs
+// per-connection SecureContext, key-exchange group — beside an nginx listener and the crypto floor of this machine.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { CLIENT_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from '../harness/bench-pki.js';
+import { type BenchContext, type RoundVariant, runRounds, scenarioResult, withBenchContext } from '../harness/bench-context.js';
+import { type CryptoRates, nodeCryptoRates, runOpensslSpeed } from '../harness/crypto-floor.js';
+import { measureWindow } from '../harness/measure-window.js';
+import { findBinary } from '../harness/peer-binaries.js';
+import { freePorts } from '../harness/ports.js';
+import type { Started } from '../harness/process-group.js';
+import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
+import { nginxHandshakeServerConfig } from '../peers/nginx-config.js';
+import { floorMeasurement, handshakeHeadlines, handshakeSummary } from './handshake-summary.js';
+
+const SERVER_JS = fileURLToPath(new URL('../harness/children/tls-handshake-server.js', import.meta.url));
+const CLIENT_JS = fileURLToPath(new URL('../harness/children/tls-handshake-client.js', import.meta.url));
+
+export interface HandshakeVariant {
+  readonly name: string;
+  readonly server: 'node' | 'nginx';
+  readonly resume: boolean;
+  readonly algorithm: 'ec-p256' | 'rsa-2048';
+  readonly perConnectionContext: boolean;
+  /** Server-side group restriction; absent = the default list (Node 24: X25519MLKEM768 first). */
+  readonly ecdhCurve?: string;
+}
+
+export const NODE_FULL = 'node full, ECDSA';
+export const NGINX_FULL = 'nginx full, ECDSA';
+
+export const HANDSHAKE_VARIANTS: readonly HandshakeVariant[] = [
+  { name: NODE_FULL, server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
+  { name: 'node full, ECDSA, X25519 only', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false, ecdhCurve: 'X25519' },
+  { name: 'node resumed, ECDSA', server: 'node', resume: true, algorithm: 'ec-p256', perConnectionContext: false },
+  { name: 'node full, RSA-2048', server: 'node', resume: false, algorithm: 'rsa-2048', perConnectionContext: false },
+  { name: 'node full, ECDSA, SecureContext per connection', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: true },
+  { name: NGINX_FULL, server: 'nginx', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
+];
+
+interface Tally {
+  readonly handshakes: number;
+  readonly resumed: number;
+  readonly errors: number;
+  readonly groups: Record<string, number>;
+  readonly protocols: Record<string, number>;
+  readonly errorSample: string | null;
+}
+
+/** Talks to a tls-handshake-client child: one `{"runMs"}` line in, one result line out. */
+function clientDriver(client: Started): (runMs: number) => Promise<Tally> {
+  const rl = createInterface({ input: client.child.stdout! });
+  const waiting: ((t: Tally) => void)[] = [];
+  rl.on('line', (line) => waiting.shift()?.(JSON.parse(line) as Tally));
+  return (runMs) =>
+    new Promise((resolve) => {
+      waiting.push(resolve);
+      client.child.stdin!.write(`${JSON.stringify({ runMs })}\n`);
+    });
+}
+
+const top = (counts: Record<string, number>) => Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
+
+async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string): Promise<{ server: Started; port: number }> {
+  if (v.server === 'nginx') {
+    const [port] = await freePorts(1);
+    const dir = join(ctx.opts.workDir, slug);
+    await mkdir(dir, { recursive: true });
+    const conf = join(dir, 'nginx.conf');
+    await writeFile(conf, nginxHandshakeServerConfig({ prefix: dir, listenPort: port!, chainFile: leaf.chainFile, keyFile: leaf.keyFile, rootFile: ctx.pki.rootFile }));
+    const server = await ctx.group.start({ name: `${slug}-server`, command: ctx.binaries.nginx!, args: ['-e', join(dir, 'error.log'), '-p', dir, '-c', conf, '-g', 'daemon off;'], ready: { port: port! } });
+    return { server, port: port! };
+  }
+  const spec = { certFile: leaf.chainFile, keyFile: leaf.keyFile, caFile: ctx.pki.rootFile, perConnectionContext: v.perConnectionContext, ...(v.ecdhCurve ? { ecdhCurve: v.ecdhCurve } : {}) };
+  const server = await ctx.group.start({ name: `${slug}-server`, command: process.execPath, args: [SERVER_JS, JSON.stringify(spec)], ready: { line: /^ready \d+/ } });
+  return { server, port: Number(/^ready (\d+)/.exec(server.readyLine ?? '')?.[1]) };
+}
+
+async function prepare(ctx: BenchContext, v: HandshakeVariant, leaves: Record<'ec-p256' | 'rsa-2048', { client: LeafFiles; server: LeafFiles }>): Promise<RoundVariant> {
+  if (v.server === 'nginx' && !ctx.binaries.nginx) return { name: v.name, run: async () => ({ skipped: 'nginx not installed' }) };
+  const slug = `hs-${HANDSHAKE_VARIANTS.indexOf(v) + 1}`;
+  const pair = leaves[v.algorithm];
+  const { server, port } = await startServer(ctx, v, pair.server, slug);
+  const clientSpec = {
+    port,
+    certFile: pair.client.chainFile,
+    keyFile: pair.client.keyFile,
+    caFile: ctx.pki.rootFile,
+    concurrency: ctx.opts.connections,
+    resume: v.resume,
+    perConnectionContext: v.perConnectionContext,
+    servername: SERVER_DNS,
+    expectedServerId: SERVER_ID,
+  };
+  const client = await ctx.group.start({ name: `${slug}-client`, command: process.execPath, args: [CLIENT_JS, JSON.stringify(clientSpec)], ready: { line: /^ready/ }, stdio: 'pipe' });
+  const ask = clientDriver(client);
+  const o = ctx.opts;
+  return {
+    name: v.name,
+    async run(_round, tick) {
+      tick(0);
+      if (o.warmupMs > 0) await ask(o.warmupMs);
+      tick(o.warmupMs / (o.warmupMs + o.durationMs));
+      const { result: t, sample } = await measureWindow(
+        [
+          { role: 'server', pid: server.pid },
+          { role: 'client', pid: client.pid },
+        ],
+        ctx.clockTicksPerSecond,
+        () => ask(o.durationMs),
+      );
+      tick(1);
+      const perHs = (us: number | undefined) => (t.handshakes > 0 && us !== undefined && Number.isFinite(us) ? Math.round(us / t.handshakes) : null);
+      const serverUs = perHs(sample.cpuUs['server']);
+      const row: Record<string, string | number | null> = {
+        handshakes: t.handshakes,
+        handshakesPerSec: Math.round(t.handshakes / (sample.wallMs / 1000)),
+        resumedShare: t.handshakes > 0 ? Math.round((t.resumed / t.handshakes) * 1000) / 1000 : null,
+        group: top(t.groups),
+        protocol: top(t.protocols),
+        serverCpuUsPerHandshake: serverUs,
+        clientCpuUsPerHandshake: perHs(sample.cpuUs['client']),
+        serverCapacityPerCore: serverUs ? Math.round(1e6 / serverUs) : null,
+        errors: t.errors,
+        errorSample: t.errorSample,
+        machineBusy: Math.round(sample.machineBusy * 1000) / 1000,
+        machineSteal: Math.round(sample.machineSteal * 1000) / 1000,
+      };
+      if (t.handshakes === 0) row['skipped'] = `no completed handshake (${t.errors} errors${t.errorSample ? `: ${t.errorSample}` : ''})`;
+      return row;
+    },
+  };
+}
+
+function describe(m: Measurement): string {
+  if (typeof m['skipped'] === 'string') return `skipped: ${m['skipped']}`;
+  return `${m['handshakesPerSec']} handshakes/s (${m['group']}, resumed ${Math.round(Number(m['resumedShare']) * 100)} %), CPU µs/handshake server ${m['serverCpuUsPerHandshake']} client ${m['clientCpuUsPerHandshake']}${Number(m['errors']) ? `, ${m['errors']} errors` : ''}`;
+}
+
+async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
+  return withBenchContext(opts, { nginx: true }, async (ctx) => {
+    opts.progress(0, 'crypto floor: openssl speed and Node crypto');
+    const openssl = findBinary('openssl');
+    let speed: CryptoRates | null = null;
+    if (openssl) {
+      try {
+        speed = await runOpensslSpeed(openssl);
+      } catch (e) {
+        ctx.notes.push(`openssl speed failed: ${(e as Error).message.split('\n')[0]}`);
+      }
+    } else ctx.notes.push('openssl not installed: no `openssl speed` floor.');
+    const nodeRates = nodeCryptoRates();
+    opts.progress(0, 'minting RSA-2048 SVIDs and starting servers and clients');
+    const leaves = {
+      'ec-p256': { client: ctx.client, server: ctx.server },
+      'rsa-2048': { client: await ctx.pki.writeLeaf('client-rsa', CLIENT_ID, 'rsa-2048'), server: await ctx.pki.writeLeaf('server-rsa', SERVER_ID, 'rsa-2048') },
+    };
+    const variants: RoundVariant[] = [];
+    for (const v of HANDSHAKE_VARIANTS) variants.push(await prepare(ctx, v, leaves));
+    const rounds = await runRounds(opts, variants, describe);
+    const floors = [floorMeasurement('crypto floor (Node OpenSSL)', `OpenSSL ${process.versions.openssl}`, nodeRates)];
+    if (speed) floors.push(floorMeasurement('crypto floor (openssl speed)', /OpenSSL \S+/.exec(String(ctx.machine['systemOpenssl']))?.[0] ?? 'system OpenSSL', speed));
+    const measurements = [...rounds, ...floors];
+    return scenarioResult(ctx, 'handshake', {
+      measurements,
+      summary: handshakeSummary(measurements, HANDSHAKE_VARIANTS, NODE_FULL, NGINX_FULL),
+      headlines: handshakeHeadlines(measurements, HANDSHAKE_VARIANTS, NODE_FULL, NGINX_FULL),
+      notes: [
+        ...ctx.notes,
+        `Each variant: one server process and one client process (${opts.connections} concurrent connection loops: connect, full TLS 1.3 mTLS handshake, one request, close), both measured separately from /proc/<pid>/stat. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
+        'PKI: ECDSA P-256 root → intermediate → leaves (RSA-2048 leaves for the RSA variant, same ECDSA CAs); the client sends leaf + intermediate and trusts only the root; the server requires and verifies the client certificate; the client checks the server SPIFFE ID.',
+        'Per-connection SecureContext: the server builds one per connection (SNI callback) and the client passes key/cert/ca to every tls.connect — what a proxy that does not cache contexts pays.',
+        'The nginx variant uses the system OpenSSL and the same Node client: it negotiates X25519 (OpenSSL 3.0 has no ML-KEM). Compare it with "node full, ECDSA, X25519 only".',
+        'Crypto floor per side of a full mTLS handshake = 1 sign + 3 verifies (peer leaf, intermediate, CertificateVerify) + the key exchange (ephemeral keygen + derive; + ML-KEM-768 encapsulation for X25519MLKEM768). Hashing, AEAD, parsing and syscalls are left out. Resumed = key exchange only.',
+      ],
+    });
+  });
+}
+
+export const handshakeScenario: BenchScenario = {
+  name: 'handshake',
+  summary: 'Server CPU per mTLS handshake: full vs resumed, ECDSA vs RSA, cached vs per-connection SecureContext, X25519 vs X25519MLKEM768, vs nginx and openssl speed',
+  defaults: { rounds: 5, warmupMs: 500, durationMs: 2_000, connections: 4 },
+  run,
+};

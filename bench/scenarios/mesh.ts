@@ -1,0 +1,99 @@
+// Scenario `mesh`: direct app vs the Tessera pair vs nginx and HAProxy mTLS pairs, keep-alive HTTP/1.1, same run.
+import { type BenchContext, type RoundVariant, runRounds, scenarioResult, withBenchContext } from '../harness/bench-context.js';
+import { describeLoad, measureLoadVariant } from '../harness/load-variant.js';
+import type { MeasuredProcess } from '../harness/measure-window.js';
+import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
+import { type AppHandle, type PairHandle, startApp, startHaproxyPair, startNginxPair, startTesseraPair } from '../peers/topology.js';
+import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js';
+
+export const DIRECT = 'direct app';
+export const TESSERA = 'tessera pair';
+export const NGINX = 'nginx pair';
+export const HAPROXY = 'haproxy pair';
+
+function skippedVariant(name: string, reason: string): RoundVariant {
+  return { name, run: async () => ({ skipped: reason }) };
+}
+
+/** The telling line of a start failure: an error/emerg/unknown line from the log tail, else the first line. */
+export function shortReason(message: string): string {
+  const lines = message.split('\n').map((l) => l.trim()).filter(Boolean);
+  const head = lines[0] ?? 'unknown failure';
+  const telling = lines.slice(1).find((l) => /error|unknown|emerg|alert|fatal|cannot|TESSERA_ERR/i.test(l));
+  const short = telling ? `${head.replace(/:\s*$/, '')}: ${telling}` : head;
+  return short.length > 300 ? `${short.slice(0, 297)}...` : short;
+}
+
+/** Starts a pair; a pair that cannot start becomes a variant that reports why, instead of failing the scenario. */
+export async function pairVariant(
+  ctx: BenchContext,
+  app: AppHandle,
+  name: string,
+  start: () => Promise<PairHandle>,
+  measure: (pair: PairHandle, procs: MeasuredProcess[]) => RoundVariant['run'],
+): Promise<RoundVariant> {
+  try {
+    const pair = await start();
+    const procs: MeasuredProcess[] = [
+      { role: 'client', pid: pair.client.pid },
+      { role: 'server', pid: pair.server.pid },
+      { role: 'app', pid: app.process.pid },
+    ];
+    return { name, run: measure(pair, procs) };
+  } catch (e) {
+    const why = shortReason((e as Error).message);
+    const reason = name.startsWith('tessera') ? `proxy not available (${why})` : why;
+    // Variants sharing one failed pair share one note.
+    const i = ctx.notes.findIndex((n) => n.endsWith(` skipped: ${reason}`));
+    if (i >= 0) ctx.notes[i] = `${ctx.notes[i]!.slice(0, -` skipped: ${reason}`.length)}, ${name} skipped: ${reason}`;
+    else ctx.notes.push(`${name} skipped: ${reason}`);
+    ctx.opts.log(`${name} skipped: ${reason}`);
+    return skippedVariant(name, reason);
+  }
+}
+
+async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
+  return withBenchContext(opts, { nginx: true, haproxy: true }, async (ctx) => {
+    const clk = ctx.clockTicksPerSecond;
+    opts.progress(0, 'starting app and proxy pairs');
+    const app = await startApp(ctx.env);
+    if (app.kind === 'node') ctx.notes.push('nginx missing: the app is a tiny Node http server (≈4× the CPU per request of the nginx app).');
+    const keepAlive = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
+    const variants: RoundVariant[] = [
+      {
+        name: DIRECT,
+        run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick),
+      },
+      await pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), keepAlive),
+      ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX, () => startNginxPair(ctx.env, app.port), keepAlive) : skippedVariant(NGINX, 'nginx not installed'),
+      ctx.binaries.haproxy ? await pairVariant(ctx, app, HAPROXY, () => startHaproxyPair(ctx.env, app.port), keepAlive) : skippedVariant(HAPROXY, 'haproxy not installed'),
+    ];
+    const measurements: Measurement[] = await runRounds(opts, variants, describeLoad);
+    const names = variants.map((v) => v.name);
+    const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY], direct: DIRECT };
+    const headlines = [...pairHeadlines(measurements, TESSERA, summaryOpts)];
+    const nginxVsDirect = pairHeadlines(measurements, NGINX, { variants: names, peerBaselines: [HAPROXY], direct: DIRECT });
+    headlines.push(...nginxVsDirect.filter((h) => !h.includes('skipped')));
+    return scenarioResult(ctx, 'mesh', {
+      measurements,
+      summary: pairSummaryRows(measurements, summaryOpts),
+      headlines,
+      notes: [
+        ...ctx.notes,
+        ...failureNotes(measurements),
+        `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1${opts.rateRps ? `, fixed ${opts.rateRps} req/s` : ', closed loop'}; the same for every variant. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
+        'CPU = utime+stime of all threads (and child processes) from /proc/<pid>/stat around the measured window, divided by completed requests. Ratios are taken per round against the same round, then the median (min–max) over rounds.',
+        'Topology of a pair: load → client-side proxy (plaintext in, mTLS out, pooled) → server-side proxy (client cert required and verified) → app. Every proxy runs one worker/thread on the same 2 cores as the load generator and the app.',
+        'Authorization: Tessera and HAProxy check the client SPIFFE ID (policy / DER URI SAN match); nginx cannot (no URI SAN variable) and accepts any SVID of the trust domain.',
+      ],
+    });
+  });
+}
+
+export const meshScenario: BenchScenario = {
+  name: 'mesh',
+  summary: 'Direct app vs Tessera pair vs nginx and HAProxy mTLS pairs (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS',
+  defaults: { rounds: 5, warmupMs: 1_000, durationMs: 3_000, connections: 32 },
+  run,
+};

@@ -1,0 +1,59 @@
+// `tessera bench report`: renders `tessera bench --json` results to Markdown with SVG charts (bench/RESULTS.md).
+import { mkdir, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { TesseraError } from '../../common/errors.js';
+import type { ScenarioResult } from '../../bench/harness/scenario.js';
+import { loadResults } from '../../bench/report/load-results.js';
+import { renderReport } from '../../bench/report/render-markdown.js';
+import { stringFlag } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+/** The command lines that reproduce each result, from its recorded options. */
+export function rerunCommands(results: readonly ScenarioResult[], resultsDir: string, outFile: string): string[] {
+  const lines = ['npm run build'];
+  for (const r of results) {
+    const o = r.options;
+    const flags = [
+      typeof o['rounds'] === 'number' ? `--rounds ${o['rounds']}` : '',
+      typeof o['warmupMs'] === 'number' ? `--warmup ${o['warmupMs']}ms` : '',
+      typeof o['durationMs'] === 'number' ? `--duration ${o['durationMs']}ms` : '',
+      typeof o['connections'] === 'number' ? `--connections ${o['connections']}` : '',
+      typeof o['rateRps'] === 'number' ? `--rate ${o['rateRps']}` : '',
+    ].filter(Boolean);
+    lines.push(`npx tessera bench ${r.scenario} ${flags.join(' ')} --json ${join(resultsDir, `${r.scenario}.json`)}`);
+  }
+  lines.push(`npx tessera bench report --in ${resultsDir} --out ${outFile}`);
+  return lines;
+}
+
+export const benchReportCommand: Command = {
+  path: ['bench', 'report'],
+  summary: 'Render benchmark JSON results to Markdown tables and SVG charts (e.g. bench/RESULTS.md)',
+  usage: '--in DIR|FILE [--in ...] [--out FILE] [--charts DIR]',
+  details: 'Reads every *.json in the given directories (or the given files); when a scenario appears more than once, the latest run is used. Charts go to <dir of --out>/charts unless --charts is given.',
+  positionals: [0, 16],
+  flags: {
+    in: { type: 'string', value: 'DIR|FILE', description: 'Results file or directory (repeatable; extra arguments are inputs too)', multiple: true },
+    out: { type: 'string', value: 'FILE', description: 'Markdown file to write (default bench/RESULTS.md)' },
+    charts: { type: 'string', value: 'DIR', description: 'Directory for the SVG charts (default: charts/ beside --out)' },
+  },
+  async run(args, io) {
+    const inputs = [...((args.flags['in'] as string[] | undefined) ?? []), ...args.positionals].map((p) => resolve(io.cwd, p));
+    if (inputs.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', 'give at least one --in DIR|FILE');
+    const out = resolve(io.cwd, stringFlag(args, 'out') ?? 'bench/RESULTS.md');
+    const chartsDir = resolve(io.cwd, stringFlag(args, 'charts') ?? join(dirname(out), 'charts'));
+    const results = await loadResults(inputs);
+    const resultsDir = relative(io.cwd, inputs[0]!) || basename(inputs[0]!);
+    const { markdown, charts } = renderReport(results, {
+      chartsDir: relative(dirname(out), chartsDir) || '.',
+      generatedAt: new Date(io.clock.nowMs()).toISOString(),
+      commands: rerunCommands(results, resultsDir.endsWith('.json') ? dirname(resultsDir) : resultsDir, relative(io.cwd, out)),
+    });
+    await mkdir(dirname(out), { recursive: true });
+    await mkdir(chartsDir, { recursive: true });
+    for (const c of charts) await writeFile(join(chartsDir, c.file), c.svg);
+    await writeFile(out, markdown);
+    io.stdout(`wrote ${relative(io.cwd, out)} (${results.length} scenarios: ${results.map((r) => r.scenario).join(', ')}) and ${charts.length} charts in ${relative(io.cwd, chartsDir)}\n`);
+    return EXIT_OK;
+  },
+};

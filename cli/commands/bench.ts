@@ -1,0 +1,117 @@
+// `tessera bench <scenario|all>`: runs benchmark scenarios under the harness and writes their JSON results.
+import { writeFile } from 'node:fs/promises';
+import { formatDuration, parseDuration } from '../../common/duration.js';
+import { TesseraError } from '../../common/errors.js';
+import { terminalProgress } from '../../bench/harness/progress.js';
+import { type RunOverrides, effectiveOptions, runScenario } from '../../bench/harness/run-scenario.js';
+import type { ScenarioResult } from '../../bench/harness/scenario.js';
+import { markdownTable } from '../../bench/report/render-markdown.js';
+import { SCENARIOS, findScenario } from '../../bench/scenarios/registry.js';
+import { boolFlag, type ParsedArgs, stringFlag } from '../args.js';
+import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+
+function durationFlag(args: ParsedArgs, name: string): number | undefined {
+  const v = stringFlag(args, name);
+  if (v === undefined) return undefined;
+  try {
+    return parseDuration(v);
+  } catch {
+    throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--${name} "${v}" is not a duration (e.g. 3s, 500ms)`);
+  }
+}
+
+export function positiveNumberFlag(args: ParsedArgs, name: string, integer: boolean): number | undefined {
+  const v = stringFlag(args, name);
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || (integer && !Number.isInteger(n))) {
+    throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--${name} must be a positive ${integer ? 'integer' : 'number'}, got "${v}"`);
+  }
+  return n;
+}
+
+function listing(): string {
+  const lines = ['Scenarios (defaults: rounds × (warm-up + measured) per variant):', ''];
+  for (const s of SCENARIOS) {
+    const e = effectiveOptions(s, {});
+    lines.push(`  ${s.name.padEnd(11)}${s.summary}`);
+    lines.push(`  ${''.padEnd(11)}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`);
+  }
+  lines.push('', 'Run one with `tessera bench <scenario> [--json F]`, or all of them with `tessera bench all --json F`.');
+  return `${lines.join('\n')}\n`;
+}
+
+function textSummary(r: ScenarioResult): string {
+  const parts = [`\n## ${r.scenario}\n`];
+  if (r.headlines.length) parts.push(r.headlines.map((h) => `- ${h}`).join('\n'), '');
+  if (r.summary.length) parts.push(markdownTable(r.summary), '');
+  if (r.notes.length) parts.push(r.notes.map((n) => `- ${n}`).join('\n'), '');
+  return `${parts.join('\n')}\n`;
+}
+
+export const benchCommand: Command = {
+  path: ['bench'],
+  summary: 'Run a benchmark scenario (mesh, reuse, handshake, rotation, ...) against nginx/HAProxy peers in the same run',
+  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--rounds N] [--connections N] [--rate R] [--json F]',
+  details:
+    'Starts every process it measures on loopback (app, Tessera proxies, nginx/HAProxy peers — installed with apt-get when missing and running as root), ' +
+    'drives load, samples CPU time and RSS from /proc, and stops everything it started (also on Ctrl-C). ' +
+    'The headline figure is CPU µs per request per proxy side as a ratio to the nginx and HAProxy pairs of the same run. ' +
+    'Render results with `tessera bench report`. Run from the built tree (`npm run build`).',
+  positionals: [0, 1],
+  flags: {
+    duration: { type: 'string', value: 'D', description: 'Measured time per variant per round (default per scenario, e.g. 3s)' },
+    warmup: { type: 'string', value: 'D', description: 'Unmeasured warm-up before each measurement (e.g. 1s)' },
+    rounds: { type: 'string', value: 'N', description: 'Rounds; every round measures every variant once, in rotated order (default 5)' },
+    connections: { type: 'string', value: 'N', description: 'Concurrent client connections (default 32)' },
+    rate: { type: 'string', value: 'R', description: 'Fixed offered load in requests/s (default: closed loop)' },
+    json: { type: 'string', value: 'FILE', description: 'Write the machine-readable results here (an array for `all`)' },
+    'keep-work-dir': { type: 'boolean', description: 'Keep configs, logs and certificates of the run for inspection' },
+  },
+  async run(args, io) {
+    const name = args.positionals[0];
+    if (name === undefined || name === 'list') {
+      io.stdout(listing());
+      return EXIT_OK;
+    }
+    const scenarios = name === 'all' ? SCENARIOS : [findScenario(name)];
+    if (scenarios.some((s) => s === undefined)) {
+      throw new TesseraError('TESSERA_ERR_CLI_USAGE', `unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')}, all)`);
+    }
+    const overrides: RunOverrides = {
+      ...(durationFlag(args, 'duration') !== undefined ? { durationMs: durationFlag(args, 'duration')! } : {}),
+      ...(durationFlag(args, 'warmup') !== undefined ? { warmupMs: durationFlag(args, 'warmup')! } : {}),
+      ...(positiveNumberFlag(args, 'rounds', true) ? { rounds: positiveNumberFlag(args, 'rounds', true)! } : {}),
+      ...(positiveNumberFlag(args, 'connections', true) ? { connections: positiveNumberFlag(args, 'connections', true)! } : {}),
+      ...(positiveNumberFlag(args, 'rate', false) ? { rateRps: positiveNumberFlag(args, 'rate', false)! } : {}),
+      keepWorkDir: boolFlag(args, 'keep-work-dir'),
+    };
+    const jsonFile = stringFlag(args, 'json');
+    const abort = new AbortController();
+    void io.stopSignal.then(() => abort.abort());
+    const sink = terminalProgress(io.stderr, process.stderr.isTTY === true, () => process.stderr.columns ?? 100, () => io.clock.nowMs());
+    const results: ScenarioResult[] = [];
+    for (const s of scenarios) {
+      const running = runScenario(s!, overrides, sink, abort.signal);
+      running.catch(() => undefined); // a rejection after an abort is already reported below
+      // On Ctrl-C the scenario stops its processes and throws; give it a few seconds, then leave anyway.
+      const aborted = new Promise<'aborted'>((resolve) => abort.signal.addEventListener('abort', () => setTimeout(() => resolve('aborted'), 5_000), { once: true }));
+      const outcome = await Promise.race([running, aborted]).catch((e: unknown) => {
+        if (abort.signal.aborted) return 'aborted' as const;
+        throw e;
+      });
+      if (outcome === 'aborted') {
+        sink.done();
+        io.stderr('tessera bench: interrupted; every process it started was stopped\n');
+        return EXIT_FAILURE;
+      }
+      results.push(outcome.result);
+      io.stdout(textSummary(outcome.result));
+      if (outcome.workDir) io.stderr(`work dir kept: ${outcome.workDir}\n`);
+      // Written after each scenario so that a later failure in `all` keeps what was measured.
+      if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(name === 'all' ? results : results[0], null, 2)}\n`);
+    }
+    if (jsonFile) io.stderr(`results written to ${jsonFile}\n`);
+    return EXIT_OK;
+  },
+};

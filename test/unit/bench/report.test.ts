@@ -1,0 +1,87 @@
+// Report rendering: Markdown tables and sections from results, SVG charts, and refusal of malformed results files.
+import { describe, expect, test } from 'vitest';
+import type { ScenarioResult } from '../../../bench/harness/scenario.js';
+import { parseResults } from '../../../bench/report/load-results.js';
+import { markdownTable, renderReport } from '../../../bench/report/render-markdown.js';
+import { escapeXml, groupedBarChart, latencyChart, niceScale } from '../../../bench/report/svg-charts.js';
+import { rerunCommands } from '../../../cli/commands/bench-report.js';
+
+const row = (variant: string, round: number, client: number, server: number, rps: number) => ({
+  variant,
+  round,
+  reqPerSec: rps,
+  p50Ms: 1,
+  p90Ms: 1.5,
+  p99Ms: 3,
+  p999Ms: 6,
+  cpuUsPerReqClient: client,
+  cpuUsPerReqServer: server,
+  cpuUsPerReqProxies: client + server,
+  cpuUsPerReqApp: 8,
+});
+
+const mesh: ScenarioResult = {
+  scenario: 'mesh',
+  startedAt: '2026-11-28T13:52:00.000Z',
+  machine: { cpuModel: 'Test CPU', cpuCount: 2, kernel: '6.18', node: 'v24.20.0' },
+  options: { rounds: 2, warmupMs: 1000, durationMs: 3000, connections: 32 },
+  measurements: [row('nginx pair', 1, 40, 40, 16000), row('nginx pair', 2, 44, 42, 12000), row('tessera pair', 1, 60, 64, 10000), row('tessera pair', 2, 66, 70, 8000)],
+  summary: [
+    { variant: 'tessera pair', 'CPU ÷ nginx': '1.6×' },
+    { variant: 'nginx pair', 'CPU ÷ nginx': '1' },
+  ],
+  headlines: ['tessera pair vs nginx pair: CPU 1.6×'],
+  notes: ['a | note'],
+};
+
+describe('renderReport', () => {
+  const { markdown, charts } = renderReport([mesh, { ...mesh, scenario: 'authz', measurements: [], summary: [{ variant: 'x', 'decisions/s': 123456 }] }], {
+    chartsDir: 'charts',
+    generatedAt: '2026-11-28T14:00:00.000Z',
+    commands: rerunCommands([mesh], 'bench/results', 'bench/RESULTS.md'),
+  });
+
+  test('has the machine, a section per scenario (known order first), headlines, tables, charts and the spread', () => {
+    expect(markdown).toMatch(/^# Tessera benchmark results\n/);
+    expect(markdown).toContain('| cpuModel | Test CPU |');
+    expect(markdown.indexOf('## mesh')).toBeLessThan(markdown.indexOf('## authz'));
+    expect(markdown).toContain('- tessera pair vs nginx pair: CPU 1.6×');
+    expect(markdown).toContain('| tessera pair | 1.6× |');
+    expect(markdown).toContain('| x | 123 456 |');
+    expect(markdown).toContain('![mesh: CPU per request per side](charts/mesh-cpu.svg)');
+    expect(markdown).toContain('- a | note');
+    // nginx pair CPU over rounds: 80 and 86 → median 83, ±3.6 %
+    expect(markdown).toContain('| nginx pair | CPU µs/req, both proxies | 83 | 80–86 | ±4 % |');
+    expect(markdown).toContain('npx tessera bench mesh --rounds 2 --warmup 1000ms --duration 3000ms --connections 32 --json bench/results/mesh.json');
+    expect(charts.map((c) => c.file)).toEqual(['mesh-cpu.svg', 'mesh-throughput.svg', 'mesh-latency.svg']);
+  });
+
+  test('charts are standalone SVG documents', () => {
+    for (const c of charts) {
+      expect(c.svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+      expect(c.svg.trimEnd().endsWith('</svg>')).toBe(true);
+    }
+  });
+});
+
+test('markdownTable escapes pipes and takes the union of columns', () => {
+  expect(markdownTable([{ a: 'x|y' }, { b: 2 }])).toBe('| a | b |\n|---|---|\n| x\\|y | – |\n| – | 2 |');
+});
+
+test('SVG helpers: escaping, nice axis, bars with whiskers and a reference line, latency boxes', () => {
+  expect(escapeXml('<a & "b">')).toBe('&lt;a &amp; &quot;b&quot;&gt;');
+  expect(niceScale(87)).toEqual({ max: 100, step: 20 });
+  expect(niceScale(0.9)).toEqual({ max: 1, step: 0.2 });
+  const svg = groupedBarChart({ title: 'T <1>', unit: 'µs', series: ['a', 'b'], groups: [{ label: 'g', values: [{ median: 5, min: 4, max: 6 }, null] }], refLines: [{ value: 3, label: 'floor' }] });
+  expect(svg).toContain('T &lt;1&gt;');
+  expect(svg).toContain('n/a');
+  expect(svg).toContain('stroke-dasharray');
+  expect(latencyChart('L', [{ label: 'v', p50: 1, p90: 2, p99: 3, p999: 9 }])).toContain('1.0 / 3.0 / 9.0');
+});
+
+test('parseResults: one result or an array; anything else is refused with a stable code', () => {
+  expect(parseResults(JSON.stringify(mesh), 'f')).toHaveLength(1);
+  expect(parseResults(JSON.stringify([mesh, mesh]), 'f')).toHaveLength(2);
+  expect(() => parseResults('{', 'f')).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_BENCH_RESULTS_INVALID' }));
+  expect(() => parseResults('{"scenario":"x"}', 'f')).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_BENCH_RESULTS_INVALID' }));
+});
