@@ -1,0 +1,90 @@
+// `tessera inject`: the sidecar injection of the Kubernetes webhook, offline, over a YAML manifest stream.
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TesseraError } from '../../common/errors.js';
+import { resolveInjectorConfig } from '../../control-plane/src/injector/injector-config.js';
+import { injectManifests } from '../../control-plane/src/injector/manifest-inject.js';
+import { stringFlag } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+export const DEFAULT_CONTROL_PLANE = 'tessera-control-plane.tessera-system.svc:8443';
+
+/** The package version, found by walking up from this file (dist/cli/commands or cli/commands). */
+export function tesseraVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 5; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'tessera' && typeof pkg.version === 'string') return pkg.version;
+    } catch {
+      // not here: keep walking up
+    }
+    dir = dirname(dir);
+  }
+  return 'unknown';
+}
+
+async function readInput(path: string, cwd: string): Promise<string> {
+  const file = path === '-' ? '/dev/stdin' : resolve(cwd, path);
+  try {
+    return await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+}
+
+/** kubectl habit: `-f FILE` arrives as two positionals (the flag parser knows only --long flags). */
+function manifestPath(flag: string | undefined, positionals: readonly string[]): string {
+  const pos = positionals[0] === '-f' ? positionals.slice(1) : positionals;
+  if (positionals[0] === '-f' && pos.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '-f needs a file name (or - for stdin)');
+  if (pos.length > 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', 'give one manifest file');
+  if (flag !== undefined && pos.length > 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', 'give the manifest either with --file or as an argument, not both');
+  const path = flag ?? pos[0];
+  if (path === undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', 'name the manifest: tessera inject -f pod.yaml (or - for stdin)');
+  return path;
+}
+
+export const injectCommand: Command = {
+  path: ['inject'],
+  summary: 'Add the Tessera sidecar to the Pods and pod templates of a Kubernetes manifest (offline webhook)',
+  usage: '-f FILE|- --bundle F [--image IMG] [--control-plane HOST:PORT]',
+  details:
+    'Does what the injection webhook does, without a cluster: every Pod, and the pod template of every Deployment, ' +
+    'StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (also inside a List), gets the native-sidecar proxy (unless annotated ' +
+    'tessera.dev/inject: "false" or already injected); other objects pass through. The result goes to stdout as ' +
+    'YAML (pipe it to kubectl apply -f -), one line per object to stderr. Namespace labels are not consulted. ' +
+    'Exit 1 on a malformed tessera.dev annotation (the message names it), as the webhook would deny the pod.',
+  positionals: [0, 2],
+  flags: {
+    file: { type: 'string', value: 'FILE', description: 'Manifest to inject (YAML, several documents allowed); - reads stdin' },
+    bundle: { type: 'string', value: 'FILE', description: "Trust bundle PEM (the control plane's <data dir>/bundle.pem)", required: true },
+    image: { type: 'string', value: 'IMG', description: 'Sidecar image (default tessera:<version>)' },
+    'control-plane': { type: 'string', value: 'HOST:PORT', description: `Control-plane gRPC address (default ${DEFAULT_CONTROL_PLANE})` },
+    'pull-policy': { type: 'string', value: 'P', description: 'imagePullPolicy of the sidecar: Always, IfNotPresent (default) or Never' },
+  },
+  async run(args, io) {
+    const path = manifestPath(stringFlag(args, 'file'), args.positionals);
+    const version = tesseraVersion();
+    const pull = stringFlag(args, 'pull-policy');
+    if (pull !== undefined && !['Always', 'IfNotPresent', 'Never'].includes(pull)) {
+      throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--pull-policy "${pull}" is not Always, IfNotPresent or Never`);
+    }
+    const config = resolveInjectorConfig({
+      proxyImage: stringFlag(args, 'image') ?? `tessera:${version}`,
+      controlPlaneAddress: stringFlag(args, 'control-plane') ?? DEFAULT_CONTROL_PLANE,
+      version,
+      ...(pull ? { imagePullPolicy: pull as 'Always' | 'IfNotPresent' | 'Never' } : {}),
+    });
+    const bundlePem = await readInput(stringFlag(args, 'bundle')!, io.cwd);
+    const text = await readInput(path, io.cwd);
+    const { output, reports } = injectManifests(text, { config, bundlePem });
+    io.stdout(output);
+    for (const r of reports) {
+      io.stderr(`tessera inject: document ${r.document} ${r.kind || '(no kind)'} ${r.name || '(no name)'}: ${r.result}\n`);
+      if (r.warning) io.stderr(`tessera inject: warning: ${r.warning}\n`);
+    }
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,102 @@
+// Kubernetes attestation: a projected service-account token (JWT) verified with jose against the configured
+// JWKS file, issuer and audience; the SPIFFE ID is spiffe://<td>/ns/<ns>/sa/<sa> from its claims only.
+import { readFileSync, statSync } from 'node:fs';
+import { type JSONWebKeySet, createLocalJWKSet, errors, jwtVerify } from 'jose';
+import type { Clock } from '../../../common/clock.js';
+import { type ErrorCode, TesseraError } from '../../../common/errors.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { AttestedIdentity } from './attested-identity.js';
+
+export interface K8sAttestorOptions {
+  readonly trustDomain: TrustDomain;
+  readonly issuer: string;
+  readonly audience: string;
+  /** JWKS of the cluster's service-account issuer (e.g. written by k8s-oidc-discovery.ts); re-read when it changes. */
+  readonly jwksFile: string;
+  readonly clock: Clock;
+  /** Allowed clock skew on exp/nbf/iat, ms (default 5 s). */
+  readonly clockToleranceMs?: number;
+}
+
+/** Asymmetric algorithms only: never "none" or an HMAC a public JWKS could be abused for. */
+const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384'];
+const MAX_TOKEN_LENGTH = 16_384;
+const SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
+
+interface K8sClaims {
+  sub?: unknown;
+  'kubernetes.io'?: { namespace?: unknown; serviceaccount?: { name?: unknown } };
+}
+
+export class K8sJwtAttestor {
+  readonly #o: K8sAttestorOptions;
+  #cache: { mtimeMs: number; size: number; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
+
+  constructor(opts: K8sAttestorOptions) {
+    this.#o = opts;
+  }
+
+  /** Loads the JWKS now, so a bad file is reported at start rather than at the first attestation. */
+  check(): void {
+    this.#keys();
+  }
+
+  async attest(token: string): Promise<AttestedIdentity> {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', 'the token is empty or too long');
+    const keys = this.#keys();
+    let claims: K8sClaims;
+    try {
+      const verified = await jwtVerify(token, keys, {
+        issuer: this.#o.issuer,
+        audience: this.#o.audience,
+        algorithms: ALGORITHMS,
+        currentDate: new Date(this.#o.clock.nowMs()),
+        clockTolerance: Math.round((this.#o.clockToleranceMs ?? 5_000) / 1000),
+        requiredClaims: ['exp', 'sub'],
+      });
+      claims = verified.payload as K8sClaims;
+    } catch (e) {
+      throw new TesseraError(joseErrorCode(e));
+    }
+    const sub = typeof claims.sub === 'string' ? SUBJECT.exec(claims.sub) : null;
+    if (!sub) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'sub is not system:serviceaccount:<ns>:<sa>');
+    const [, ns, sa] = sub as unknown as [string, string, string];
+    const k8s = claims['kubernetes.io'];
+    if (k8s !== undefined && (k8s.namespace !== ns || k8s.serviceaccount?.name !== sa)) {
+      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'kubernetes.io namespace/serviceaccount disagree with sub');
+    }
+    let spiffeId: SpiffeId;
+    try {
+      spiffeId = SpiffeId.fromSegments(this.#o.trustDomain, 'ns', ns, 'sa', sa);
+    } catch {
+      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'namespace or service account is not a valid SPIFFE path segment');
+    }
+    return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}` };
+  }
+
+  #keys(): ReturnType<typeof createLocalJWKSet> {
+    const file = this.#o.jwksFile;
+    try {
+      const st = statSync(file);
+      if (this.#cache && this.#cache.mtimeMs === st.mtimeMs && this.#cache.size === st.size) return this.#cache.keys;
+      const jwks = JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet;
+      if (!Array.isArray(jwks.keys)) throw new Error('no "keys" array');
+      this.#cache = { mtimeMs: st.mtimeMs, size: st.size, keys: createLocalJWKSet(jwks) };
+      return this.#cache.keys;
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  }
+}
+
+function joseErrorCode(e: unknown): ErrorCode {
+  if (e instanceof errors.JWTExpired) return 'TESSERA_ERR_ATTESTATION_JWT_EXPIRED';
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    if (e.claim === 'iss') return 'TESSERA_ERR_ATTESTATION_JWT_ISSUER';
+    if (e.claim === 'aud') return 'TESSERA_ERR_ATTESTATION_JWT_AUDIENCE';
+    if (e.claim === 'nbf' || e.claim === 'iat') return 'TESSERA_ERR_ATTESTATION_JWT_EXPIRED';
+    return 'TESSERA_ERR_ATTESTATION_JWT_CLAIMS';
+  }
+  return 'TESSERA_ERR_ATTESTATION_JWT_INVALID';
+}

@@ -1,0 +1,124 @@
+// admission.k8s.io/v1 AdmissionReview in and out: reads the request, answers allow / allow+patch / deny.
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { isObject } from './k8s-types.js';
+import { type InjectionContext, planInjection } from './plan-injection.js';
+import { jsonPatchFor } from './pod-patch.js';
+
+export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
+
+export interface AdmissionRequest {
+  readonly uid: string;
+  readonly operation: string;
+  readonly resource: { readonly group: string; readonly version: string; readonly resource: string };
+  readonly subResource?: string;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly object?: unknown;
+  readonly dryRun?: boolean;
+}
+
+export interface AdmissionStatus {
+  readonly code: number;
+  readonly message: string;
+  readonly reason?: string;
+}
+
+export interface AdmissionResponse {
+  readonly uid: string;
+  readonly allowed: boolean;
+  readonly patchType?: 'JSONPatch';
+  /** Base64 of the JSON Patch document. */
+  readonly patch?: string;
+  readonly status?: AdmissionStatus;
+  readonly warnings?: readonly string[];
+}
+
+export type Decision = 'injected' | 'skipped' | 'ignored' | 'denied';
+
+export interface AdmissionOutcome {
+  readonly response: AdmissionResponse;
+  readonly decision: Decision;
+  /** Short reason for logs and metrics: a skip reason, an error code, or "patched". */
+  readonly reason: string;
+  /** Only for unexpected failures: the error to log (never sent to the API server). */
+  readonly internalError?: unknown;
+}
+
+function badReview(message: string): TesseraError {
+  return new TesseraError('TESSERA_ERR_INJECT_BAD_REVIEW', message);
+}
+
+const UID = /^[A-Za-z0-9-]{1,128}$/;
+
+/**
+ * Reads the envelope. Throws TESSERA_ERR_INJECT_BAD_REVIEW when there is nothing a response could refer to
+ * (not JSON object, wrong apiVersion/kind, no uid): the server answers those with HTTP 400.
+ */
+export function readAdmissionReview(body: unknown): AdmissionRequest {
+  if (!isObject(body)) throw badReview('the body is not a JSON object');
+  if (body.apiVersion !== ADMISSION_API_VERSION || body.kind !== 'AdmissionReview') {
+    throw badReview(`expected apiVersion ${ADMISSION_API_VERSION}, kind AdmissionReview; got ${String(body.apiVersion)}, ${String(body.kind)}`);
+  }
+  const r = body.request;
+  if (!isObject(r)) throw badReview('the review has no request');
+  if (typeof r.uid !== 'string' || !UID.test(r.uid)) throw badReview('request.uid is missing or malformed');
+  const res = isObject(r.resource) ? r.resource : {};
+  const str = (v: unknown) => (typeof v === 'string' ? v : '');
+  return {
+    uid: r.uid,
+    operation: str(r.operation),
+    resource: { group: str(res.group), version: str(res.version), resource: str(res.resource) },
+    ...(typeof r.subResource === 'string' && r.subResource !== '' ? { subResource: r.subResource } : {}),
+    ...(typeof r.namespace === 'string' ? { namespace: r.namespace } : {}),
+    ...(typeof r.name === 'string' ? { name: r.name } : {}),
+    ...(r.object !== undefined ? { object: r.object } : {}),
+    ...(typeof r.dryRun === 'boolean' ? { dryRun: r.dryRun } : {}),
+  };
+}
+
+const STATUS_BY_CODE: Readonly<Record<string, { code: number; reason: string }>> = {
+  TESSERA_ERR_INJECT_BAD_ANNOTATION: { code: 400, reason: 'BadRequest' },
+  TESSERA_ERR_INJECT_NOT_A_POD: { code: 400, reason: 'BadRequest' },
+  TESSERA_ERR_INJECT_CONFLICT: { code: 409, reason: 'Conflict' },
+  TESSERA_ERR_INJECT_NO_BUNDLE: { code: 500, reason: 'InternalError' },
+};
+
+export function deny(uid: string, code: number, message: string, reason?: string): AdmissionResponse {
+  return { uid, allowed: false, status: { code, message, ...(reason ? { reason } : {}) } };
+}
+
+/** Pure, and never throws: every failure becomes a denial whose message names the fault (not internals). */
+export function admitPod(request: AdmissionRequest, ctx: InjectionContext): AdmissionOutcome {
+  const { uid } = request;
+  const isPodCreate =
+    request.resource.group === '' && request.resource.resource === 'pods' && request.subResource === undefined && request.operation === 'CREATE';
+  // The webhook's rules only send pod CREATE; anything else is let through untouched rather than blocked.
+  if (!isPodCreate) return { response: { uid, allowed: true }, decision: 'ignored', reason: 'not-a-pod-create' };
+  if (request.object === undefined) {
+    return { response: deny(uid, 400, 'tessera injector: the review carries no object', 'BadRequest'), decision: 'denied', reason: 'no-object' };
+  }
+  try {
+    const plan = planInjection({ pod: request.object }, ctx);
+    if (plan.action === 'skip') {
+      const warnings = plan.warning ? { warnings: [plan.warning] } : {};
+      return { response: { uid, allowed: true, ...warnings }, decision: 'skipped', reason: plan.reason };
+    }
+    const patch = Buffer.from(JSON.stringify(jsonPatchFor(plan.pod, plan.additions))).toString('base64');
+    return { response: { uid, allowed: true, patchType: 'JSONPatch', patch }, decision: 'injected', reason: 'patched' };
+  } catch (e) {
+    const known = isTesseraError(e) ? STATUS_BY_CODE[e.code] : undefined;
+    if (isTesseraError(e) && known) {
+      return { response: deny(uid, known.code, `tessera: ${e.message}`, known.reason), decision: 'denied', reason: e.code };
+    }
+    return {
+      response: deny(uid, 500, 'tessera injector: internal error (see the control-plane log)', 'InternalError'),
+      decision: 'denied',
+      reason: 'internal',
+      internalError: e,
+    };
+  }
+}
+
+export function reviewResponseBody(response: AdmissionResponse): string {
+  return JSON.stringify({ apiVersion: ADMISSION_API_VERSION, kind: 'AdmissionReview', response });
+}

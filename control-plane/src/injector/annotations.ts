@@ -1,0 +1,207 @@
+// The tessera.dev/* pod annotations the injector reads, and their exact grammars with errors that name them.
+import { TesseraError } from '../../../common/errors.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+
+/** Namespace label that opts a namespace in; the webhook's namespaceSelector matches it. */
+export const NAMESPACE_INJECT_LABEL = 'tessera.dev/inject';
+export const NAMESPACE_INJECT_VALUE = 'enabled';
+
+export const ANNOTATION = {
+  /** "false" | "disabled" opts the pod out; "true" | "enabled" or absent injects. */
+  inject: 'tessera.dev/inject',
+  /** "8080,9090/http2": app ports that get an mTLS inbound listener each. */
+  inboundPorts: 'tessera.dev/inbound-ports',
+  /** Default protocol of the inbound ports: http | http2 | grpc | tcp (default http). */
+  inboundProtocol: 'tessera.dev/inbound-protocol',
+  /** "api=spiffe://td/ns/N/sa/S@host:port[;local=P][;protocol=X],…": explicit upstreams. */
+  outbound: 'tessera.dev/outbound',
+  /** Written by the injector: the Tessera version that injected the pod. */
+  injected: 'tessera.dev/injected',
+  /** Written by the injector: the proxy config YAML, projected into the sidecar by the downward API. */
+  proxyConfig: 'tessera.dev/proxy-config',
+  /** Written by the injector: the bootstrap trust bundle (PEM), projected the same way. */
+  bootstrapBundle: 'tessera.dev/bootstrap-bundle',
+} as const;
+
+export const PROTOCOLS = ['http', 'http2', 'grpc', 'tcp'] as const;
+export type Protocol = (typeof PROTOCOLS)[number];
+
+/** Ports the sidecar owns in the pod's network namespace; app ports may not fall in this range. */
+export const RESERVED_PORTS = { first: 15000, last: 15199 } as const;
+export const ADMIN_PORT = 15000;
+/** The i-th inbound port listens on FIRST_INBOUND_PORT + i (one port gives 15006, as in DESIGN section 8). */
+export const FIRST_INBOUND_PORT = 15006;
+export const MAX_INBOUND_PORTS = 32;
+/** Outbound local ports default to FIRST_OUTBOUND_PORT, FIRST_OUTBOUND_PORT + 1, … unless ";local=" says. */
+export const FIRST_OUTBOUND_PORT = 15101;
+export const MAX_OUTBOUND = 64;
+
+export interface InboundPort {
+  readonly appPort: number;
+  readonly protocol: Protocol;
+}
+
+export interface OutboundUpstream {
+  readonly name: string;
+  readonly spiffeId: string;
+  /** host:port of the upstream's proxy (its inbound listener), IPv6 in brackets. */
+  readonly upstream: string;
+  readonly localPort: number;
+  readonly protocol: Protocol;
+}
+
+export type Annotations = Readonly<Record<string, string>>;
+
+function bad(annotation: string, message: string): TesseraError {
+  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `annotation ${annotation}: ${message}`, { annotation });
+}
+
+const PORT = /^[1-9][0-9]{0,4}$/;
+function parsePort(text: string): number | null {
+  if (!PORT.test(text)) return null;
+  const n = Number(text);
+  return n <= 65535 ? n : null;
+}
+const isReserved = (p: number) => p >= RESERVED_PORTS.first && p <= RESERVED_PORTS.last;
+
+function parseProtocol(annotation: string, text: string, where: string): Protocol {
+  if ((PROTOCOLS as readonly string[]).includes(text)) return text as Protocol;
+  throw bad(annotation, `${where}protocol "${text}" is not one of ${PROTOCOLS.join(', ')}`);
+}
+
+/** Whether the pod asks to be left alone. Unknown values are errors rather than guesses. */
+export function podOptsOut(annotations: Annotations): boolean {
+  const v = annotations[ANNOTATION.inject];
+  if (v === undefined) return false;
+  const t = v.trim().toLowerCase();
+  if (t === 'false' || t === 'disabled') return true;
+  if (t === 'true' || t === 'enabled') return false;
+  throw bad(ANNOTATION.inject, `"${v}" is not one of "true", "enabled", "false", "disabled"`);
+}
+
+/**
+ * Grammar: `port[/protocol] *("," port[/protocol])`, blanks around items ignored. A port is 1-65535 in
+ * decimal, outside the proxy's reserved range, listed once; a missing protocol takes
+ * tessera.dev/inbound-protocol (default http).
+ */
+export function parseInboundPorts(annotations: Annotations): InboundPort[] {
+  const pa = ANNOTATION.inboundPorts;
+  const protoText = annotations[ANNOTATION.inboundProtocol];
+  const defaultProtocol = protoText === undefined ? 'http' : parseProtocol(ANNOTATION.inboundProtocol, protoText.trim(), '');
+  const text = annotations[pa];
+  if (text === undefined) return [];
+  if (text.trim() === '') throw bad(pa, 'is empty: list app ports such as "8080,9090", or remove it');
+  const out: InboundPort[] = [];
+  const items = text.split(',').map((s) => s.trim());
+  if (items.length > MAX_INBOUND_PORTS) throw bad(pa, `lists ${items.length} ports; at most ${MAX_INBOUND_PORTS} are allowed`);
+  items.forEach((item, i) => {
+    const where = `item ${i + 1} ("${item}"): `;
+    if (item === '') throw bad(pa, `item ${i + 1} is empty (stray comma?)`);
+    const [portText, proto, extra] = item.split('/');
+    if (extra !== undefined) throw bad(pa, `${where}expected port[/protocol]`);
+    const port = parsePort(portText!);
+    if (port === null) throw bad(pa, `${where}"${portText}" is not a port number 1-65535`);
+    if (isReserved(port)) throw bad(pa, `${where}port ${port} is in the proxy's reserved range ${RESERVED_PORTS.first}-${RESERVED_PORTS.last}`);
+    if (out.some((p) => p.appPort === port)) throw bad(pa, `${where}port ${port} is listed twice`);
+    out.push({ appPort: port, protocol: proto === undefined ? defaultProtocol : parseProtocol(pa, proto, where) });
+  });
+  return out;
+}
+
+const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const IPV6 = /^\[[0-9a-fA-F:.]+\]$/;
+
+function parseHostPort(text: string): { host: string; port: number } | null {
+  const colon = text.lastIndexOf(':');
+  if (colon <= 0) return null;
+  const host = text.slice(0, colon);
+  const port = parsePort(text.slice(colon + 1));
+  if (port === null) return null;
+  if (!DNS_NAME.test(host) && !IPV6.test(host)) return null;
+  return { host, port };
+}
+
+/**
+ * Grammar (entries separated by ",", blanks around entries ignored):
+ *
+ *   entry  = name "=" spiffe-id "@" host ":" port *( ";" option )
+ *   name   = DNS label: [a-z0-9] ([a-z0-9-]{0,61} [a-z0-9])?, unique in the annotation
+ *   host   = lower-case DNS name (e.g. api.default.svc), IPv4 address, or "[" IPv6 "]"
+ *   option = "local=" port       the loopback port the app dials (default 15101, 15102, … in entry order)
+ *          | "protocol=" proto   http | http2 | grpc | tcp (default http)
+ *
+ * A SPIFFE ID can never hold "@", "=", ";" or ",", so the separators are unambiguous.
+ */
+export function parseOutbound(annotations: Annotations, inboundAppPorts: readonly number[]): OutboundUpstream[] {
+  const oa = ANNOTATION.outbound;
+  const text = annotations[oa];
+  if (text === undefined) return [];
+  if (text.trim() === '') throw bad(oa, 'is empty: list upstreams as name=spiffe-id@host:port, or remove it');
+  const entries = text.split(',').map((s) => s.trim());
+  if (entries.length > MAX_OUTBOUND) throw bad(oa, `lists ${entries.length} upstreams; at most ${MAX_OUTBOUND} are allowed`);
+  const parsed: { name: string; spiffeId: string; upstream: string; local?: number; protocol: Protocol }[] = [];
+  entries.forEach((entry, i) => {
+    const where = `entry ${i + 1} ("${entry}"): `;
+    if (entry === '') throw bad(oa, `entry ${i + 1} is empty (stray comma?)`);
+    const [head, ...options] = entry.split(';');
+    const eq = head!.indexOf('=');
+    if (eq <= 0) throw bad(oa, `${where}expected name=spiffe-id@host:port`);
+    const name = head!.slice(0, eq).trim();
+    if (!NAME.test(name)) throw bad(oa, `${where}name "${name}" is not a DNS label (a-z, 0-9, "-", at most 63)`);
+    if (parsed.some((p) => p.name === name)) throw bad(oa, `${where}name "${name}" is used twice`);
+    const rest = head!.slice(eq + 1).trim();
+    const at = rest.lastIndexOf('@');
+    if (at <= 0) throw bad(oa, `${where}expected spiffe-id@host:port after "${name}="`);
+    const idText = rest.slice(0, at);
+    const id = SpiffeId.tryParse(idText);
+    if (!id.ok) throw bad(oa, `${where}"${idText}" is not a SPIFFE ID: ${id.error.message}`);
+    const address = rest.slice(at + 1);
+    const hp = parseHostPort(address);
+    if (!hp) throw bad(oa, `${where}"${address}" is not host:port (lower-case DNS name, IPv4, or [IPv6])`);
+    let local: number | undefined;
+    let protocol: Protocol = 'http';
+    const seen = new Set<string>();
+    for (const opt of options) {
+      const [key, value, extra] = opt.trim().split('=');
+      if (value === undefined || extra !== undefined) throw bad(oa, `${where}option "${opt}" is not key=value`);
+      if (seen.has(key!)) throw bad(oa, `${where}option "${key}" is given twice`);
+      seen.add(key!);
+      if (key === 'local') {
+        const p = parsePort(value);
+        if (p === null) throw bad(oa, `${where}local port "${value}" is not a port number 1-65535`);
+        local = p;
+      } else if (key === 'protocol') protocol = parseProtocol(oa, value, where);
+      else throw bad(oa, `${where}unknown option "${key}" (known: local, protocol)`);
+    }
+    parsed.push({ name, spiffeId: id.id.toString(), upstream: `${hp.host}:${hp.port}`, ...(local === undefined ? {} : { local }), protocol });
+  });
+  return assignLocalPorts(parsed, inboundAppPorts);
+}
+
+function assignLocalPorts(
+  parsed: readonly { name: string; spiffeId: string; upstream: string; local?: number; protocol: Protocol }[],
+  inboundAppPorts: readonly number[],
+): OutboundUpstream[] {
+  const oa = ANNOTATION.outbound;
+  const taken = new Set<number>(inboundAppPorts);
+  const inboundListeners = inboundAppPorts.map((_, i) => FIRST_INBOUND_PORT + i);
+  for (const p of parsed) {
+    if (p.local === undefined) continue;
+    if (p.local === ADMIN_PORT || inboundListeners.includes(p.local) || (p.local >= RESERVED_PORTS.first && p.local < FIRST_OUTBOUND_PORT)) {
+      throw bad(oa, `upstream "${p.name}": local port ${p.local} is used by the proxy itself (${RESERVED_PORTS.first}-${FIRST_OUTBOUND_PORT - 1})`);
+    }
+    if (taken.has(p.local)) throw bad(oa, `upstream "${p.name}": local port ${p.local} is already used by another upstream or an inbound app port`);
+    taken.add(p.local);
+  }
+  let next = FIRST_OUTBOUND_PORT;
+  return parsed.map((p) => {
+    let localPort = p.local;
+    if (localPort === undefined) {
+      while (taken.has(next)) next++;
+      localPort = next;
+      taken.add(next);
+    }
+    return { name: p.name, spiffeId: p.spiffeId, upstream: p.upstream, localPort, protocol: p.protocol };
+  });
+}

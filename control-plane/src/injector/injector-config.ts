@@ -1,0 +1,122 @@
+// The injector's settings (image, control-plane address, sidecar resources…): defaults, validation, schema.
+import type { ObjectSchema } from '../../../common/config/schema.js';
+import { parseAddress } from '../../../common/config/validate-yaml.js';
+import { TesseraError } from '../../../common/errors.js';
+
+export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';
+
+export interface SidecarResources {
+  readonly requests: { readonly cpu: string; readonly memory: string };
+  readonly limits: { readonly cpu?: string; readonly memory: string };
+}
+
+export interface InjectorConfig {
+  /** The Tessera image the sidecar runs (its entrypoint is `tessera`). */
+  readonly proxyImage: string;
+  readonly imagePullPolicy: PullPolicy;
+  /** host:port of the control plane's gRPC listener, e.g. tessera-control-plane.tessera-system.svc:8443. */
+  readonly controlPlaneAddress: string;
+  /** Written to the tessera.dev/injected annotation. */
+  readonly version: string;
+  /** Audience of the projected service-account token (the control plane's kubernetes attestor expects it). */
+  readonly tokenAudience: string;
+  /** Lifetime the kubelet asks for; it refreshes the file at 80 %. Kubernetes requires >= 600. */
+  readonly tokenExpirationSeconds: number;
+  /** Address the sidecar's inbound and admin listeners bind in the pod ("0.0.0.0", or "[::]" for IPv6). */
+  readonly podBindAddress: string;
+  readonly resources: SidecarResources;
+}
+
+export type InjectorConfigInput = Partial<Omit<InjectorConfig, 'resources'>> & {
+  readonly proxyImage: string;
+  readonly controlPlaneAddress: string;
+  readonly resources?: { readonly requests?: Partial<SidecarResources['requests']>; readonly limits?: Partial<SidecarResources['limits']> };
+};
+
+export const INJECTOR_DEFAULTS = Object.freeze({
+  imagePullPolicy: 'IfNotPresent' as PullPolicy,
+  version: 'unknown',
+  tokenAudience: 'tessera',
+  tokenExpirationSeconds: 3600,
+  podBindAddress: '0.0.0.0',
+  resources: Object.freeze({ requests: Object.freeze({ cpu: '50m', memory: '64Mi' }), limits: Object.freeze({ memory: '256Mi' }) }),
+});
+
+// Kubernetes resource.Quantity, as its OpenAPI pattern allows.
+const QUANTITY = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+|[kMGTPE]i?|[munKMGTPE]|)$/;
+// An image reference: no blanks or control characters, lower-case repository, optional tag/digest.
+const IMAGE = /^[a-z0-9][a-z0-9._\-/:]*(?:@sha256:[a-f0-9]{64})?$/;
+
+function fail(key: string, message: string): never {
+  throw new TesseraError('TESSERA_ERR_INJECT_BAD_CONFIG', `injector.${key}: ${message}`, { key: `injector.${key}` });
+}
+
+function quantity(key: string, v: string | undefined): string | undefined {
+  if (v === undefined) return undefined;
+  if (!QUANTITY.test(v)) fail(key, `"${v}" is not a Kubernetes quantity (e.g. 50m, 64Mi)`);
+  return v;
+}
+
+/** Fills defaults and checks every field; the result is frozen. */
+export function resolveInjectorConfig(input: InjectorConfigInput): InjectorConfig {
+  if (!IMAGE.test(input.proxyImage)) fail('proxyImage', `"${input.proxyImage}" is not an image reference`);
+  if (!parseAddress(input.controlPlaneAddress)) fail('controlPlaneAddress', `"${input.controlPlaneAddress}" is not host:port`);
+  const pull = input.imagePullPolicy ?? INJECTOR_DEFAULTS.imagePullPolicy;
+  if (!['Always', 'IfNotPresent', 'Never'].includes(pull)) fail('imagePullPolicy', `"${pull}" is not Always, IfNotPresent or Never`);
+  const exp = input.tokenExpirationSeconds ?? INJECTOR_DEFAULTS.tokenExpirationSeconds;
+  if (!Number.isInteger(exp) || exp < 600 || exp > 4_294_967_295) fail('tokenExpirationSeconds', `${exp} must be an integer >= 600`);
+  const audience = input.tokenAudience ?? INJECTOR_DEFAULTS.tokenAudience;
+  if (audience.trim() === '') fail('tokenAudience', 'is empty');
+  const bind = input.podBindAddress ?? INJECTOR_DEFAULTS.podBindAddress;
+  if (!parseAddress(`${bind}:1`)) fail('podBindAddress', `"${bind}" is not an IP address (IPv6 in brackets)`);
+  const version = input.version ?? INJECTOR_DEFAULTS.version;
+  if (!/^[A-Za-z0-9._+-]{1,63}$/.test(version)) fail('version', `"${version}" is not a short version string`);
+  const d = INJECTOR_DEFAULTS.resources;
+  const r = input.resources ?? {};
+  const cpuLimit = quantity('resources.limits.cpu', r.limits?.cpu);
+  const resources: SidecarResources = {
+    requests: {
+      cpu: quantity('resources.requests.cpu', r.requests?.cpu) ?? d.requests.cpu,
+      memory: quantity('resources.requests.memory', r.requests?.memory) ?? d.requests.memory,
+    },
+    limits: { memory: quantity('resources.limits.memory', r.limits?.memory) ?? d.limits.memory, ...(cpuLimit ? { cpu: cpuLimit } : {}) },
+  };
+  return Object.freeze({
+    proxyImage: input.proxyImage,
+    imagePullPolicy: pull,
+    controlPlaneAddress: input.controlPlaneAddress,
+    version,
+    tokenAudience: audience,
+    tokenExpirationSeconds: exp,
+    podBindAddress: bind,
+    resources: Object.freeze(resources),
+  });
+}
+
+/**
+ * Schema of the control plane's `injector:` config block (common/config/schema.ts), for the control-plane
+ * config owner to embed. Files are paths to the webhook's serving certificate (a Kubernetes TLS Secret).
+ */
+export const INJECTOR_CONFIG_SCHEMA: ObjectSchema = {
+  type: 'object',
+  description: 'Sidecar-injection webhook served by the control plane (Kubernetes only).',
+  properties: {
+    enabled: { type: 'boolean', default: false },
+    listen: { type: 'string', format: 'address', default: '0.0.0.0:9443' },
+    certFile: { type: 'string', format: 'path', required: true },
+    keyFile: { type: 'string', format: 'path', required: true },
+    proxyImage: { type: 'string', minLength: 1, required: true },
+    imagePullPolicy: { type: 'string', enum: ['Always', 'IfNotPresent', 'Never'], default: 'IfNotPresent' },
+    controlPlaneAddress: { type: 'string', format: 'address', required: true },
+    tokenAudience: { type: 'string', minLength: 1, default: 'tessera' },
+    tokenExpirationSeconds: { type: 'number', integer: true, min: 600, default: 3600 },
+    podBindAddress: { type: 'string', default: '0.0.0.0' },
+    resources: {
+      type: 'object',
+      properties: {
+        requests: { type: 'object', properties: { cpu: { type: 'string' }, memory: { type: 'string' } } },
+        limits: { type: 'object', properties: { cpu: { type: 'string' }, memory: { type: 'string' } } },
+      },
+    },
+  },
+};

@@ -1,0 +1,63 @@
+// The MutatingWebhookConfiguration that routes pod creation to the injector; deploy/k8s holds the same object.
+import { ANNOTATION, NAMESPACE_INJECT_LABEL, NAMESPACE_INJECT_VALUE } from './annotations.js';
+import type { JsonObject } from './k8s-types.js';
+
+export const WEBHOOK_NAME = 'inject.tessera.dev';
+
+export interface WebhookConfigurationOptions {
+  readonly name?: string;
+  readonly service?: { readonly namespace: string; readonly name: string; readonly port: number; readonly path: string };
+  /** PEM of the CA that signed the injector's serving certificate; base64-encoded into caBundle. */
+  readonly caBundlePem?: string;
+  /** Namespaces never injected, whatever their labels: the control plane's own first of all. */
+  readonly excludedNamespaces?: readonly string[];
+}
+
+export const WEBHOOK_DEFAULTS = Object.freeze({
+  name: 'tessera-sidecar-injector',
+  service: Object.freeze({ namespace: 'tessera-system', name: 'tessera-injector', port: 443, path: '/inject' }),
+  excludedNamespaces: Object.freeze(['tessera-system', 'kube-system', 'kube-public', 'kube-node-lease']),
+});
+
+/**
+ * Choices (docs/kubernetes.md explains them):
+ * - failurePolicy Fail: in an opted-in namespace a pod admitted without its sidecar would run without mTLS,
+ *   so when the injector is unreachable pod creation fails closed (the control plane runs 2 replicas + PDB).
+ * - timeoutSeconds 5: injection takes well under 10 ms; 5 s bounds how long a pod create can hang.
+ * - sideEffects None (dry-run safe), reinvocationPolicy IfNeeded (re-run after later webhooks; idempotent).
+ * - namespaceSelector on tessera.dev/inject=enabled, excluding tessera-system so the control plane can
+ *   always start; objectSelector and a CEL matchCondition let opted-out pods skip the webhook entirely, so
+ *   they never depend on its availability.
+ */
+export function mutatingWebhookConfiguration(opts: WebhookConfigurationOptions = {}): JsonObject {
+  const svc = opts.service ?? WEBHOOK_DEFAULTS.service;
+  const excluded = [...(opts.excludedNamespaces ?? WEBHOOK_DEFAULTS.excludedNamespaces)];
+  const optOut = `has(object.metadata.annotations) && '${ANNOTATION.inject}' in object.metadata.annotations && object.metadata.annotations['${ANNOTATION.inject}'] in ['false', 'disabled']`;
+  return {
+    apiVersion: 'admissionregistration.k8s.io/v1',
+    kind: 'MutatingWebhookConfiguration',
+    metadata: { name: opts.name ?? WEBHOOK_DEFAULTS.name, labels: { 'app.kubernetes.io/name': 'tessera', 'app.kubernetes.io/component': 'injector' } },
+    webhooks: [
+      {
+        name: WEBHOOK_NAME,
+        admissionReviewVersions: ['v1'],
+        clientConfig: {
+          service: { namespace: svc.namespace, name: svc.name, port: svc.port, path: svc.path },
+          ...(opts.caBundlePem ? { caBundle: Buffer.from(opts.caBundlePem).toString('base64') } : {}),
+        },
+        rules: [{ operations: ['CREATE'], apiGroups: [''], apiVersions: ['v1'], resources: ['pods'], scope: 'Namespaced' }],
+        namespaceSelector: {
+          matchLabels: { [NAMESPACE_INJECT_LABEL]: NAMESPACE_INJECT_VALUE },
+          matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded }],
+        },
+        objectSelector: { matchExpressions: [{ key: NAMESPACE_INJECT_LABEL, operator: 'NotIn', values: ['false', 'disabled'] }] },
+        matchConditions: [{ name: 'not-opted-out', expression: `!(${optOut})` }],
+        matchPolicy: 'Equivalent',
+        failurePolicy: 'Fail',
+        sideEffects: 'None',
+        timeoutSeconds: 5,
+        reinvocationPolicy: 'IfNeeded',
+      },
+    ],
+  };
+}

@@ -1,0 +1,252 @@
+// Injection of one pod: the JSON Patch applied by an independent applier gives the expected pod, valid for the
+// Kubernetes schema; skips, idempotency and refusals.
+import { parse as parseYaml } from 'yaml';
+import { describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../common/errors.js';
+import { resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
+import { type InjectionContext, planInjection } from '../../../control-plane/src/injector/plan-injection.js';
+import { applyAdditions, jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
+import { applyJsonPatch } from '../../helpers/json-patch.js';
+import { validateK8sObject } from '../deploy/k8s-schema.js';
+import { TEST_CONFIG, appPod, barePod, testContext } from './fixtures.js';
+
+interface Probe {
+  httpGet: { path: string; port: number; scheme: string };
+  periodSeconds: number;
+  failureThreshold: number;
+}
+interface C {
+  name: string;
+  image?: string;
+  restartPolicy?: string;
+  args?: string[];
+  startupProbe?: Probe;
+  readinessProbe?: Probe;
+  livenessProbe?: Probe;
+  securityContext?: unknown;
+  resources?: unknown;
+  ports?: { containerPort: number }[];
+  volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[];
+  env?: { name: string; value?: string }[];
+}
+interface V {
+  name: string;
+  projected?: { sources: unknown[] };
+  downwardAPI?: { items: unknown[] };
+  emptyDir?: { medium?: string };
+}
+interface AnyPod {
+  metadata: { annotations: Record<string, string> };
+  spec: { initContainers: C[]; containers: C[]; volumes: V[] };
+}
+
+function inject(pod: unknown, ctx: InjectionContext): AnyPod {
+  const plan = planInjection({ pod }, ctx);
+  if (plan.action !== 'inject') throw new Error(`expected inject, got ${plan.action} (${plan.reason})`);
+  return applyJsonPatch(pod, jsonPatchFor(plan.pod, plan.additions)) as AnyPod;
+}
+
+function refusal(pod: unknown, ctx: InjectionContext): { code: string; message: string } {
+  try {
+    planInjection({ pod }, ctx);
+  } catch (e) {
+    if (isTesseraError(e)) return { code: e.code, message: e.message };
+    throw e;
+  }
+  throw new Error('expected a refusal');
+}
+
+describe('planInjection + JSON Patch', () => {
+  test('adds the native sidecar first, once, with probes, security context, resources and mounts', async () => {
+    const ctx = await testContext();
+    const pod = inject(appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }), ctx);
+    const init = pod.spec.initContainers;
+    expect(init.map((c) => c.name)).toEqual(['tessera-proxy', 'migrate']);
+    expect([...init, ...pod.spec.containers].filter((c) => c.name === 'tessera-proxy')).toHaveLength(1);
+    const s = init[0]!;
+    expect(s.restartPolicy).toBe('Always');
+    expect(s.image).toBe('registry.example/tessera:0.1.0');
+    expect(s.args).toEqual(['proxy', '--config', '/var/run/tessera/config/proxy.yaml']);
+    expect(s.startupProbe!.httpGet).toEqual({ path: '/ready', port: 15000, scheme: 'HTTP' });
+    expect(s.readinessProbe!.httpGet.path).toBe('/ready');
+    expect(s.livenessProbe!.httpGet.path).toBe('/healthz');
+    expect(s.startupProbe!.failureThreshold * s.startupProbe!.periodSeconds).toBeGreaterThanOrEqual(60);
+    expect(s.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+    });
+    expect(s.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    expect(s.ports!.map((p) => p.containerPort)).toEqual([15000, 15006]);
+    expect(s.volumeMounts).toContainEqual({ name: 'tessera-token', mountPath: '/var/run/secrets/tessera', readOnly: true });
+    expect(s.volumeMounts).toContainEqual({ name: 'tessera-config', mountPath: '/var/run/tessera/config', readOnly: true });
+  });
+
+  test('volumes: projected token for audience tessera, downward-API config, memory emptyDirs; user volumes kept', async () => {
+    const pod = inject(appPod(), await testContext());
+    const byName = new Map(pod.spec.volumes.map((v) => [v.name, v]));
+    expect([...byName.keys()]).toEqual(['data', 'tessera-token', 'tessera-config', 'tessera-workload-api', 'tessera-tmp']);
+    expect(byName.get('tessera-token')!.projected!.sources).toEqual([{ serviceAccountToken: { audience: 'tessera', expirationSeconds: 3600, path: 'token' } }]);
+    expect(byName.get('tessera-config')!.downwardAPI!.items).toEqual([
+      { path: 'proxy.yaml', fieldRef: { fieldPath: "metadata.annotations['tessera.dev/proxy-config']" } },
+      { path: 'bundle.pem', fieldRef: { fieldPath: "metadata.annotations['tessera.dev/bootstrap-bundle']" } },
+    ]);
+    expect(byName.get('tessera-workload-api')!.emptyDir!.medium).toBe('Memory');
+  });
+
+  test('the app container gets the Workload API socket (read-only) and SPIFFE_ENDPOINT_SOCKET; its own kept', async () => {
+    const pod = inject(appPod(), await testContext());
+    const app = pod.spec.containers[0]!;
+    expect(app.volumeMounts).toEqual([
+      { name: 'data', mountPath: '/data' },
+      { name: 'tessera-workload-api', mountPath: '/var/run/tessera/workload', readOnly: true },
+    ]);
+    expect(app.env).toEqual([
+      { name: 'MODE', value: 'prod' },
+      { name: 'SPIFFE_ENDPOINT_SOCKET', value: 'unix:///var/run/tessera/workload/workload.sock' },
+    ]);
+    const own = appPod();
+    (own.spec as AnyPod['spec']).containers[0]!.env!.push({ name: 'SPIFFE_ENDPOINT_SOCKET', value: 'unix:///mine' });
+    const kept = inject(own, await testContext()).spec.containers[0]!.env!;
+    expect(kept.filter((e) => e.name === 'SPIFFE_ENDPOINT_SOCKET')).toEqual([{ name: 'SPIFFE_ENDPOINT_SOCKET', value: 'unix:///mine' }]);
+  });
+
+  test('the proxy config (DESIGN section 8) comes from the annotations, the bundle is the current one', async () => {
+    const ctx = await testContext();
+    const pod = inject(
+      appPod({
+        annotations: {
+          'tessera.dev/inbound-ports': '8080,9090/grpc',
+          'tessera.dev/outbound': 'api=spiffe://cluster.local/ns/default/sa/api@api.default.svc:15006',
+        },
+      }),
+      ctx,
+    );
+    const a = pod.metadata.annotations;
+    expect(a['tessera.dev/injected']).toBe('0.1.0');
+    expect(a['tessera.dev/bootstrap-bundle']).toBe(ctx.bundlePem);
+    expect(parseYaml(a['tessera.dev/proxy-config']!)).toEqual({
+      identity: {
+        controlPlane: {
+          address: 'tessera-control-plane.tessera-system.svc:8443',
+          bundleFile: '/var/run/tessera/config/bundle.pem',
+          kubernetesTokenFile: '/var/run/secrets/tessera/token',
+        },
+      },
+      inbound: [
+        { name: 'app-8080', listen: '0.0.0.0:15006', forwardTo: '127.0.0.1:8080', protocol: 'http' },
+        { name: 'app-9090', listen: '0.0.0.0:15007', forwardTo: '127.0.0.1:9090', protocol: 'grpc' },
+      ],
+      outbound: [
+        { name: 'api', listen: '127.0.0.1:15101', upstream: 'api.default.svc:15006', spiffeId: 'spiffe://cluster.local/ns/default/sa/api', protocol: 'http' },
+      ],
+      admin: { listen: '0.0.0.0:15000' },
+      workloadApi: { socket: '/var/run/tessera/workload/workload.sock' },
+    });
+    expect(pod.spec.initContainers[0]!.ports!.map((p) => p.containerPort)).toEqual([15000, 15006, 15007]);
+  });
+
+  test('a bare pod (no annotations, no lists) gets every list created; annotation keys are ~1-escaped', async () => {
+    const ctx = await testContext();
+    const bare = barePod();
+    const plan = planInjection({ pod: bare }, ctx);
+    if (plan.action !== 'inject') throw new Error('expected inject');
+    const ops = jsonPatchFor(plan.pod, plan.additions);
+    expect(ops.map((o) => o.path)).toEqual([
+      '/metadata/annotations',
+      '/spec/initContainers',
+      '/spec/volumes',
+      '/spec/containers/0/volumeMounts',
+      '/spec/containers/0/env',
+    ]);
+    const withAnn = appPod({ annotations: { owner: 'team-a' } });
+    const plan2 = planInjection({ pod: withAnn }, ctx);
+    if (plan2.action !== 'inject') throw new Error('expected inject');
+    expect(jsonPatchFor(plan2.pod, plan2.additions).filter((o) => o.path.startsWith('/metadata')).map((o) => o.path)).toEqual([
+      '/metadata/annotations/tessera.dev~1injected',
+      '/metadata/annotations/tessera.dev~1proxy-config',
+      '/metadata/annotations/tessera.dev~1bootstrap-bundle',
+    ]);
+    const patched = applyJsonPatch(withAnn, jsonPatchFor(plan2.pod, plan2.additions)) as unknown as AnyPod;
+    expect(patched.metadata.annotations.owner).toBe('team-a');
+  });
+
+  test('the patch and the direct construction (used by tessera inject) give the same pod', async () => {
+    const ctx = await testContext();
+    for (const pod of [appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }), barePod()]) {
+      const plan = planInjection({ pod }, ctx);
+      if (plan.action !== 'inject') throw new Error('expected inject');
+      expect(applyJsonPatch(pod, jsonPatchFor(plan.pod, plan.additions))).toEqual(applyAdditions(plan.pod, plan.additions));
+    }
+  });
+
+  test('the injected pod validates against the Kubernetes schema, with no unknown field', async () => {
+    const ctx = await testContext();
+    const cfg = resolveInjectorConfig({ ...TEST_CONFIG, resources: { limits: { cpu: '1' } } });
+    for (const pod of [
+      inject(appPod({ annotations: { 'tessera.dev/inbound-ports': '8080,9090', 'tessera.dev/outbound': 'a=spiffe://td/a@a.svc:1' } }), ctx),
+      inject(barePod(), { ...ctx, config: cfg }),
+    ]) {
+      expect(validateK8sObject(pod).errors).toEqual([]);
+    }
+    expect(validateK8sObject(appPod()).ok).toBe(true);
+  });
+});
+
+describe('skips and idempotency', () => {
+  test('an injected pod is left alone: re-invocation gives no patch', async () => {
+    const ctx = await testContext();
+    const once = inject(appPod(), ctx);
+    expect(planInjection({ pod: once }, ctx)).toEqual({ action: 'skip', reason: 'already-injected' });
+  });
+  test('a pod that already has a tessera-proxy container (e.g. from tessera inject) is left alone', async () => {
+    const pod = barePod();
+    (pod.spec as AnyPod['spec']).containers.push({ name: 'tessera-proxy', image: 'x' });
+    expect(planInjection({ pod }, await testContext())).toMatchObject({ action: 'skip', reason: 'already-injected' });
+  });
+  test('a copied tessera.dev/injected annotation without the container does not stop injection', async () => {
+    const pod = inject(appPod({ annotations: { 'tessera.dev/injected': '0.0.1' } }), await testContext());
+    expect(pod.metadata.annotations['tessera.dev/injected']).toBe('0.1.0');
+    expect(pod.spec.initContainers[0]!.name).toBe('tessera-proxy');
+  });
+  test('pod opt-out, namespace not enabled, hostNetwork (with a warning)', async () => {
+    const ctx = await testContext();
+    expect(planInjection({ pod: appPod({ annotations: { 'tessera.dev/inject': 'false' } }) }, ctx)).toEqual({ action: 'skip', reason: 'opted-out' });
+    expect(planInjection({ pod: appPod(), namespaceLabels: { other: 'x' } }, ctx)).toEqual({ action: 'skip', reason: 'namespace-not-enabled' });
+    expect(planInjection({ pod: appPod(), namespaceLabels: { 'tessera.dev/inject': 'enabled' } }, ctx).action).toBe('inject');
+    const hn = appPod();
+    (hn.spec as Record<string, unknown>).hostNetwork = true;
+    const plan = planInjection({ pod: hn }, ctx);
+    expect(plan).toMatchObject({ action: 'skip', reason: 'host-network' });
+    expect(plan.action === 'skip' && plan.warning).toContain('hostNetwork');
+  });
+});
+
+describe('refusals', () => {
+  test('malformed annotations name the annotation', async () => {
+    const r = refusal(appPod({ annotations: { 'tessera.dev/outbound': 'api=spiffe://td/a' } }), await testContext());
+    expect(r.code).toBe('TESSERA_ERR_INJECT_BAD_ANNOTATION');
+    expect(r.message).toContain('tessera.dev/outbound');
+  });
+  test('conflicts: a volume name, a reserved port, the socket path', async () => {
+    const ctx = await testContext();
+    const vol = appPod();
+    (vol.spec as AnyPod['spec']).volumes.push({ name: 'tessera-token', emptyDir: {} });
+    expect(refusal(vol, ctx)).toMatchObject({ code: 'TESSERA_ERR_INJECT_CONFLICT', message: expect.stringContaining('"tessera-token"') });
+    const port = appPod();
+    (port.spec as AnyPod['spec']).containers[0]!.ports!.push({ containerPort: 15000 });
+    expect(refusal(port, ctx).message).toContain('port 15000');
+    const mount = appPod();
+    (mount.spec as AnyPod['spec']).containers[0]!.volumeMounts!.push({ name: 'data', mountPath: '/var/run/tessera/workload/' });
+    expect(refusal(mount, ctx).message).toContain('/var/run/tessera/workload');
+  });
+  test('not a pod, and no usable bundle', async () => {
+    const ctx = await testContext();
+    for (const bad of [null, [], { spec: {} }, { spec: { containers: [] } }, { spec: { containers: [{}] } }, { metadata: { annotations: { a: 1 } }, spec: { containers: [{ name: 'a' }] } }]) {
+      expect(refusal(bad, ctx).code).toBe('TESSERA_ERR_INJECT_NOT_A_POD');
+    }
+    expect(refusal(appPod(), { ...ctx, bundlePem: '' }).code).toBe('TESSERA_ERR_INJECT_NO_BUNDLE');
+    expect(refusal(appPod(), { ...ctx, bundlePem: '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' }).code).toBe('TESSERA_ERR_INJECT_NO_BUNDLE');
+  });
+});
