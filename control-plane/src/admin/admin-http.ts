@@ -1,0 +1,69 @@
+// The admin listener (loopback by default): /healthz (process alive), /ready (CA loaded, gRPC serving, own SVID
+// valid), /metrics (Prometheus text). Nothing here changes state; operator commands use the Unix socket.
+import { type Server, createServer } from 'node:http';
+import type { Registry } from 'prom-client';
+import { parseAddress } from '../../../common/config/validate-yaml.js';
+import { TesseraError } from '../../../common/errors.js';
+
+export interface AdminHttpOptions {
+  readonly listen: string;
+  readonly registry: Registry;
+  /** null = ready; otherwise the reason it is not. */
+  readonly notReadyReason: () => string | null;
+}
+
+export class AdminHttp {
+  readonly #o: AdminHttpOptions;
+  #server: Server | undefined;
+  #port = 0;
+
+  constructor(opts: AdminHttpOptions) {
+    this.#o = opts;
+  }
+
+  get address(): string {
+    const a = parseAddress(this.#o.listen)!;
+    return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${this.#port}`;
+  }
+
+  async start(): Promise<void> {
+    const addr = parseAddress(this.#o.listen);
+    if (!addr) throw new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `bad adminListen address ${this.#o.listen}`);
+    const server = createServer((req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const send = (status: number, type: string, body: string) => {
+        res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      };
+      if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+      if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
+      if (path === '/ready') {
+        const reason = this.#o.notReadyReason();
+        return reason === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${reason}\n`);
+      }
+      if (path === '/metrics') {
+        this.#o.registry.metrics().then(
+          (text) => send(200, this.#o.registry.contentType, text),
+          () => send(500, 'text/plain', 'metrics failed\n'),
+        );
+        return;
+      }
+      send(404, 'text/plain', 'not found\n');
+    });
+    server.headersTimeout = 10_000;
+    server.requestTimeout = 30_000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (e: NodeJS.ErrnoException) => reject(new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `${this.#o.listen}: ${e.code ?? e.message}`)));
+      server.listen(addr.port, addr.host, () => resolve());
+    });
+    this.#server = server;
+    this.#port = (server.address() as { port: number }).port;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.#server;
+    if (!s) return;
+    s.closeAllConnections();
+    await new Promise<void>((r) => s.close(() => r()));
+  }
+}

@@ -1,0 +1,124 @@
+// The operator API behind admin.sock: CA status and lifecycle, join tokens, the SVID inventory, break-glass
+// grants and policy-load status. Thin: each route validates its input and calls one part.
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { CaManager } from '../ca/ca-manager.js';
+import { checkIssuableId } from '../issuance/svid-policy.js';
+import type { BreakGlass } from '../policy/break-glass.js';
+import type { PolicyDirSource } from '../policy/policy-dir-source.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { InventoryStore } from '../store/inventory-store.js';
+import { type TokenStore, hashToken, newJoinToken } from '../store/token-store.js';
+import type { AdminRoutes } from './admin-socket.js';
+
+export interface AdminRouteDeps {
+  readonly trustDomain: TrustDomain;
+  readonly ca: CaManager;
+  readonly tokens: TokenStore;
+  readonly joinTokensEnabled: boolean;
+  readonly inventory: InventoryStore;
+  readonly audit: AuditLog;
+  readonly breakGlass: BreakGlass;
+  readonly policies?: PolicyDirSource;
+  readonly clock: Clock;
+}
+
+export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
+export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a non-empty string`);
+  return v;
+}
+
+function optionalMs(v: unknown, key: string): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a positive number of milliseconds`);
+  return n;
+}
+
+export function caStatus(d: AdminRouteDeps) {
+  const snap = d.ca.current();
+  const now = d.clock.nowMs();
+  return {
+    trustDomain: d.trustDomain.name,
+    signingAuthority: snap.signer.authorityId,
+    bundleFingerprints: snap.bundle.fingerprints(),
+    authorities: snap.authorities.map((a) => {
+      const live = d.inventory.liveByAuthority(a.record.id, now);
+      const inter = a.intermediates.at(-1)!.cert;
+      return {
+        id: a.record.id,
+        state: a.record.state,
+        createdAt: iso(a.record.createdAtMs),
+        activatedAt: iso(a.record.activatedAtMs),
+        retiredAt: iso(a.record.retiredAtMs),
+        rootFingerprint: fingerprintOf(a.root.cert),
+        rootNotAfter: iso(a.record.rootNotAfterMs),
+        intermediateSerial: inter.serialNumber.toLowerCase(),
+        intermediateNotAfter: iso(inter.validToDate.getTime()),
+        liveSvids: live.count,
+        lastSvidNotAfter: iso(live.latestNotAfterMs),
+      };
+    }),
+    removed: d.ca.removedHistory().map((r) => ({ id: r.id, removedAt: iso(r.removedAtMs) })),
+  };
+}
+
+export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
+  return {
+    'GET /v1/ca': () => caStatus(d),
+    'POST /v1/ca/prepare': async () => ({ prepared: (await d.ca.prepare()).id, status: caStatus(d) }),
+    'POST /v1/ca/activate': async (body) => ({ activated: (await d.ca.activate(optionalString(body, 'authority'))).id, status: caStatus(d) }),
+    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: caStatus(d) }),
+    'POST /v1/tokens': (body) => {
+      if (!d.joinTokensEnabled) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'join-token attestation is disabled in the control plane config');
+      const idText = optionalString(body, 'spiffeId');
+      if (!idText) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', 'spiffeId is required');
+      const id = SpiffeId.parse(idText);
+      checkIssuableId(id, d.trustDomain);
+      const ttlMs = optionalMs(body['ttlMs'], 'ttlMs') ?? DEFAULT_TOKEN_TTL_MS;
+      if (ttlMs > MAX_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `ttlMs must be at most ${MAX_TOKEN_TTL_MS} (30 days)`);
+      const token = newJoinToken();
+      const now = d.clock.nowMs();
+      const rec = d.tokens.create(token, id.toString(), now, ttlMs);
+      d.audit.record(now, { event: 'token.created', result: 'ok', caller: 'admin.sock', spiffeId: id.toString(), attestedAs: `join_token:${hashToken(token).slice(0, 12)}`, expiresAt: iso(rec.expiresAtMs) });
+      return { token, spiffeId: id.toString(), expiresAt: iso(rec.expiresAtMs) };
+    },
+    'GET /v1/certs': (_body, query) => {
+      const within = optionalMs(query.get('expiringWithinMs'), 'expiringWithinMs');
+      return d.inventory.live(d.clock.nowMs(), within).map((r) => ({
+        serial: r.serial,
+        spiffeId: r.spiffeId,
+        notBefore: iso(r.notBeforeMs),
+        notAfter: iso(r.notAfterMs),
+        attestedAs: r.attestedAs,
+        issuedAt: iso(r.issuedAtMs),
+        authority: r.authorityId,
+        kind: r.kind,
+        caller: r.caller,
+      }));
+    },
+    'POST /v1/break-glass': (body) => {
+      const from = body['from'];
+      const g = d.breakGlass.open({
+        to: String(body['to'] ?? ''),
+        from: Array.isArray(from) ? from.map(String) : [],
+        durationMs: Number(body['forMs']),
+        reason: String(body['reason'] ?? ''),
+        createdBy: String(body['createdBy'] ?? ''),
+      });
+      return { ...g, expiresAt: iso(g.expiresAtMs), createdAt: iso(g.createdAtMs) };
+    },
+    'GET /v1/break-glass': () => d.breakGlass.active().map((g) => ({ ...g, expiresAt: iso(g.expiresAtMs) })),
+    'GET /v1/policies': () => ({ loaded: d.policies?.policies.map((p) => p.name) ?? [], errors: d.policies?.lastErrors ?? [], dir: d.policies ? 'watched' : 'none' }),
+  };
+}

@@ -1,0 +1,124 @@
+// tessera.config.v1.Config/Watch: authenticates the caller by its client SVID, sends its snapshot at once and
+// again whenever its content changes; ends the stream when the caller's SVID expires (it reconnects renewed).
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../../common/clock.js';
+import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import { TesseraError } from '../../../common/errors.js';
+import type { SvidAttestor } from '../attestation/svid-attestor.js';
+import { buildSnapshot } from '../policy/config-snapshot.js';
+import { toGrpcError } from './grpc-status.js';
+import type { ConfigSnapshotMsg } from './protos.js';
+
+export interface ConfigInputs {
+  readonly bundles: () => readonly TrustBundle[];
+  readonly policies: () => readonly AuthorizationPolicy[];
+  readonly grants: () => readonly BreakGlassGrant[];
+}
+
+export interface ConfigHubOptions {
+  readonly inputs: ConfigInputs;
+  readonly svids: SvidAttestor;
+  readonly peerChain: (call: { getPeer(): string }) => Buffer[];
+  readonly clock: Clock;
+  /** Persistent, monotonic version counter: returns the next version. */
+  readonly nextVersion: () => number;
+  readonly onWatchers?: (count: number) => void;
+  readonly onVersion?: (version: number) => void;
+  readonly onSent?: () => void;
+  readonly onRefused?: (code: string, caller: string, detail: string | undefined) => void;
+}
+
+interface Watcher {
+  readonly id: SpiffeId;
+  readonly notAfterMs: number;
+  readonly call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>;
+  lastKey: string;
+}
+
+export class ConfigHub {
+  readonly #o: ConfigHubOptions;
+  readonly #watchers = new Set<Watcher>();
+  #version: number;
+
+  constructor(opts: ConfigHubOptions) {
+    this.#o = opts;
+    // A new process starts at a new version, so a reconnecting proxy never sees one go backwards.
+    this.#version = opts.nextVersion();
+    opts.onVersion?.(this.#version);
+  }
+
+  get version(): number {
+    return this.#version;
+  }
+
+  get watchers(): number {
+    return this.#watchers.size;
+  }
+
+  /** Something every snapshot depends on changed: new version, then each caller gets what differs for it. */
+  publish(): void {
+    this.#version = this.#o.nextVersion();
+    this.#o.onVersion?.(this.#version);
+    for (const w of this.#watchers) this.#send(w);
+  }
+
+  /** The short tick: end streams whose client SVID has expired. */
+  tick(): void {
+    const now = this.#o.clock.nowMs();
+    for (const w of this.#watchers) {
+      if (w.notAfterMs <= now) this.#drop(w, new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'the client SVID expired'));
+    }
+  }
+
+  /** Ends every stream with OK (shutdown). */
+  endAll(): void {
+    for (const w of [...this.#watchers]) {
+      this.#watchers.delete(w);
+      w.call.end();
+    }
+    this.#o.onWatchers?.(0);
+  }
+
+  handlers(): grpc.UntypedServiceImplementation {
+    return {
+      Watch: (call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>) => {
+        let peer: ReturnType<SvidAttestor['attest']>;
+        try {
+          peer = this.#o.svids.attest(this.#o.peerChain(call));
+        } catch (e) {
+          const err = e as TesseraError;
+          this.#o.onRefused?.(err.code, call.getPeer(), typeof err.details?.['reason'] === 'string' ? err.details['reason'] : undefined);
+          call.emit('error', toGrpcError(new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID')));
+          return;
+        }
+        const w: Watcher = { id: peer.spiffeId, notAfterMs: peer.notAfterMs, call, lastKey: '' };
+        this.#watchers.add(w);
+        this.#o.onWatchers?.(this.#watchers.size);
+        const forget = () => {
+          if (this.#watchers.delete(w)) this.#o.onWatchers?.(this.#watchers.size);
+        };
+        call.on('cancelled', forget);
+        call.on('close', forget);
+        call.on('error', forget);
+        this.#send(w);
+      },
+    };
+  }
+
+  #send(w: Watcher): void {
+    const i = this.#o.inputs;
+    const built = buildSnapshot({ version: this.#version, bundles: i.bundles(), policies: i.policies(), grants: i.grants() }, w.id, this.#o.clock.nowMs());
+    if (built.contentKey === w.lastKey) return;
+    w.lastKey = built.contentKey;
+    w.call.write(built.message);
+    this.#o.onSent?.();
+  }
+
+  #drop(w: Watcher, e: TesseraError): void {
+    this.#watchers.delete(w);
+    this.#o.onWatchers?.(this.#watchers.size);
+    w.call.emit('error', toGrpcError(e));
+  }
+}

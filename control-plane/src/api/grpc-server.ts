@@ -1,0 +1,155 @@
+// The gRPC listener: our own node:tls server terminates TLS (the control plane's SVID, client certificates
+// optional but captured, h2 only, handshake timeout, connection cap) and hands each connection to grpc-js
+// through a connection injector. Handlers look the caller's certificate chain up by peer address.
+import { constants as cryptoConstants } from 'node:crypto';
+import { type PeerCertificate, type Server as TlsServer, type TLSSocket, createServer } from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
+import { parseAddress } from '../../../common/config/validate-yaml.js';
+import { TesseraError } from '../../../common/errors.js';
+
+export interface ServerIdentity {
+  /** PEM chain, leaf first. */
+  readonly certChainPem: string;
+  readonly keyPem: string;
+  /** PEM roots client certificates may chain to (every authority in the bundle). */
+  readonly clientCasPem: string;
+}
+
+export interface GrpcServerOptions {
+  readonly listen: string;
+  readonly identity: ServerIdentity;
+  readonly handshakeTimeoutMs: number;
+  readonly maxConnections: number;
+  /** Hard cap grpc-js enforces before any handler runs. */
+  readonly maxReceiveBytes: number;
+  readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn', peer: string) => void;
+}
+
+/** DER chain the peer presented, leaf first (node links issuers it could find; self-signed ends the walk). */
+export function peerChain(socket: TLSSocket): Buffer[] {
+  const out: Buffer[] = [];
+  let cur: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = socket.getPeerCertificate(true) as PeerCertificate & { issuerCertificate?: PeerCertificate };
+  while (cur?.raw && out.length < 10) {
+    out.push(cur.raw);
+    const next: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cur.issuerCertificate;
+    if (!next || next === cur || next.raw?.equals(cur.raw)) break;
+    cur = next;
+  }
+  return out;
+}
+
+export class GrpcServer {
+  readonly grpc: grpc.Server;
+  readonly #o: GrpcServerOptions;
+  readonly #peers = new Map<string, Buffer[]>();
+  readonly #sockets = new Set<TLSSocket>();
+  #tls: TlsServer | undefined;
+  #injector: grpc.ConnectionInjector | undefined;
+  #port = 0;
+
+  constructor(opts: GrpcServerOptions) {
+    this.#o = opts;
+    this.grpc = new grpc.Server({
+      'grpc.max_receive_message_length': opts.maxReceiveBytes,
+      'grpc.max_concurrent_streams': 256,
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+    });
+  }
+
+  /** The certificate chain the caller of this call presented (empty when none). */
+  chainOf(call: { getPeer(): string }): Buffer[] {
+    return this.#peers.get(call.getPeer()) ?? [];
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  get address(): string {
+    const a = parseAddress(this.#o.listen)!;
+    return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${this.#port}`;
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  async start(): Promise<void> {
+    const addr = parseAddress(this.#o.listen);
+    if (!addr) throw new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `bad listen address ${this.#o.listen}`);
+    this.#injector = this.grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const tls = createServer({ ...this.#contextOptions(this.#o.identity), handshakeTimeout: this.#o.handshakeTimeoutMs });
+    tls.maxConnections = this.#o.maxConnections;
+    tls.on('secureConnection', (socket: TLSSocket) => this.#accept(socket));
+    tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'protocol';
+      this.#o.onTlsFailure?.(reason, `${socket.remoteAddress}:${socket.remotePort}`);
+      socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      tls.once('error', (e: NodeJS.ErrnoException) => reject(new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `${this.#o.listen}: ${e.code ?? e.message}`)));
+      tls.listen(addr.port, addr.host, () => resolve());
+    });
+    this.#tls = tls;
+    this.#port = (tls.address() as { port: number }).port;
+  }
+
+  /** New handshakes use the new identity and client CAs; open connections keep theirs. */
+  updateIdentity(identity: ServerIdentity): void {
+    this.#tls?.setSecureContext({ ...this.#contextOptions(identity), ticketKeys: this.#tls.getTicketKeys() });
+  }
+
+  /** Stops accepting, lets calls finish for up to graceMs, then closes everything. */
+  async stop(graceMs: number): Promise<void> {
+    const tls = this.#tls;
+    const closed = tls ? new Promise<void>((r) => tls.close(() => r())) : Promise.resolve();
+    this.#injector?.drain(graceMs);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(() => {
+        this.grpc.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.grpc.tryShutdown(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+    this.#injector?.destroy();
+    for (const s of this.#sockets) s.destroy();
+    await closed;
+  }
+
+  #contextOptions(id: ServerIdentity) {
+    return {
+      cert: id.certChainPem,
+      key: id.keyPem,
+      ca: id.clientCasPem,
+      // Client certificates are optional (first attestation has none) and judged per call, not by node:tls.
+      requestCert: true,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+      minVersion: 'TLSv1.2' as const,
+      // No session resumption: every connection presents its certificate afresh.
+      secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
+    };
+  }
+
+  #accept(socket: TLSSocket): void {
+    const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    if (socket.alpnProtocol !== 'h2') {
+      this.#o.onTlsFailure?.('alpn', key);
+      socket.destroy();
+      return;
+    }
+    // Resets after the handshake are ordinary; the HTTP/2 session reports what matters.
+    socket.on('error', () => {});
+    this.#peers.set(key, peerChain(socket));
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#peers.delete(key);
+      this.#sockets.delete(socket);
+    });
+    this.#injector!.injectConnection(socket);
+  }
+}

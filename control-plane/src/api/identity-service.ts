@@ -1,0 +1,80 @@
+// tessera.identity.v1.Identity/SignSvid: decodes the request (size-capped, malformed messages answered with a
+// proper status instead of a transport error), hands it to the Issuer, maps the outcome to the wire.
+import type * as grpc from '@grpc/grpc-js';
+import { TesseraError } from '../../../common/errors.js';
+import type { Evidence, Issuer } from '../issuance/issuer.js';
+import { toGrpcError } from './grpc-status.js';
+import type { SignSvidRequestMsg, SignSvidResponseMsg } from './protos.js';
+
+/** What the wrapped deserializer hands over instead of a message it refused to decode. */
+export class RejectedMessage {
+  constructor(
+    readonly code: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' | 'TESSERA_ERR_ISSUANCE_BAD_REQUEST',
+    readonly size: number,
+  ) {}
+}
+
+/**
+ * A copy of a service definition whose request decoders refuse messages over `maxBytes` or that do not decode,
+ * yielding a RejectedMessage the handler answers (and audits) like any other refusal.
+ */
+export function guardedService(def: grpc.ServiceDefinition, maxBytes: number): grpc.ServiceDefinition {
+  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
+  for (const [name, m] of Object.entries(def)) {
+    const decode = m.requestDeserialize;
+    out[name] = {
+      ...m,
+      requestDeserialize: (buf: Buffer) => {
+        if (buf.length > maxBytes) return new RejectedMessage('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE', buf.length);
+        try {
+          return decode(buf);
+        } catch {
+          return new RejectedMessage('TESSERA_ERR_ISSUANCE_BAD_REQUEST', buf.length);
+        }
+      },
+    };
+  }
+  return out as grpc.ServiceDefinition;
+}
+
+export interface IdentityServiceDeps {
+  readonly issuer: Issuer;
+  /** The caller's DER chain over mTLS. */
+  readonly peerChain: (call: { getPeer(): string }) => Buffer[];
+  /** Audits and counts a request refused before it reached the issuer. */
+  readonly onRejected: (code: string, caller: string, size: number) => void;
+}
+
+const MAX_TTL_SECONDS = 366 * 24 * 3600;
+
+export function identityHandlers(deps: IdentityServiceDeps): grpc.UntypedServiceImplementation {
+  return {
+    SignSvid: (call: grpc.ServerUnaryCall<SignSvidRequestMsg | RejectedMessage, SignSvidResponseMsg>, callback: grpc.sendUnaryData<SignSvidResponseMsg>) => {
+      const caller = call.getPeer();
+      const req = call.request;
+      if (req instanceof RejectedMessage) {
+        deps.onRejected(req.code, caller, req.size);
+        callback(toGrpcError(new TesseraError(req.code)));
+        return;
+      }
+      const evidence: Evidence =
+        req.evidence === 'join_token' ? { kind: 'join_token', token: req.join_token ?? '' }
+        : req.evidence === 'k8s_sa_token' ? { kind: 'k8s_sa_token', token: req.k8s_sa_token ?? '' }
+        : { kind: 'none' };
+      const ttlSeconds = Math.max(0, Math.min(Number(req.ttl_seconds ?? 0) || 0, MAX_TTL_SECONDS));
+      deps.issuer
+        .sign({ csrDer: req.csr ?? Buffer.alloc(0), evidence, peerChain: deps.peerChain(call), caller, requestedTtlMs: ttlSeconds * 1000 })
+        .then(
+          (r) =>
+            callback(null, {
+              svid_chain: [...r.chainDer],
+              bundles: [{ trust_domain: r.bundle.trustDomain.name, x509_authorities: r.bundle.authorities.map((a) => a.raw) }],
+              spiffe_id: r.spiffeId,
+              not_after_unix_ms: String(r.notAfterMs),
+              serial: r.serial,
+            }),
+          (e: unknown) => callback(toGrpcError(e)),
+        );
+    },
+  };
+}

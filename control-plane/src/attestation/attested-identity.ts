@@ -1,0 +1,19 @@
+// What an attestor concludes: the SPIFFE ID the evidence proves, how (for audit), and for single-use evidence
+// the step that spends it once the rest of the request has been checked.
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+
+export type AttestorName = 'join_token' | 'k8s_psat' | 'x509svid';
+
+export interface AttestedIdentity {
+  readonly spiffeId: SpiffeId;
+  readonly attestor: AttestorName;
+  /** For audit and inventory, never a secret: "join_token:<hash prefix>", "k8s_psat:ns/x/sa/y", "x509svid:<serial>". */
+  readonly attestedAs: string;
+  /** Spends single-use evidence; throws when it was spent meanwhile. Absent for reusable evidence. */
+  readonly spend?: () => void;
+}
+
+/** The metric label for an attestation failure: the code's tail in lower case (a fixed set). */
+export function attestationFailureReason(code: string): string {
+  return code.startsWith('TESSERA_ERR_ATTESTATION_') ? code.slice('TESSERA_ERR_ATTESTATION_'.length).toLowerCase() : 'other';
+}

@@ -1,0 +1,38 @@
+// Join-token attestation: the token (looked up by its hash) names the SPIFFE ID; it must be unexpired and
+// unused, and is spent atomically only after the CSR has been accepted.
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { type TokenStore, hashToken } from '../store/token-store.js';
+import type { AttestedIdentity } from './attested-identity.js';
+
+/** Tokens longer than this are refused before hashing (a real one is 43 characters). */
+const MAX_TOKEN_LENGTH = 512;
+
+export class JoinTokenAttestor {
+  readonly #tokens: TokenStore;
+  readonly #clock: Clock;
+
+  constructor(tokens: TokenStore, clock: Clock) {
+    this.#tokens = tokens;
+    this.#clock = clock;
+  }
+
+  attest(token: string): AttestedIdentity {
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN');
+    const hash = hashToken(token);
+    const rec = this.#tokens.find(hash);
+    const now = this.#clock.nowMs();
+    if (!rec) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN');
+    if (rec.usedAtMs !== null) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED', undefined, { attestedAs: `join_token:${hash.slice(0, 12)}` });
+    if (rec.expiresAtMs <= now) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED', undefined, { attestedAs: `join_token:${hash.slice(0, 12)}` });
+    return {
+      spiffeId: SpiffeId.parse(rec.spiffeId),
+      attestor: 'join_token',
+      attestedAs: `join_token:${hash.slice(0, 12)}`,
+      spend: () => {
+        if (!this.#tokens.spend(hash, this.#clock.nowMs())) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
+      },
+    };
+  }
+}

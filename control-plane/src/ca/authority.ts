@@ -1,0 +1,98 @@
+// A CA authority: a self-signed root and the intermediate(s) it certified, with its lifecycle state. Creating
+// one (ECDSA P-256 keys, SPIFFE trust-domain URI SAN on both CA certificates) and the records persisted for it.
+import { type X509Certificate, randomBytes } from 'node:crypto';
+import { issueCertificate } from '../../../common/pki/cert-builder.js';
+import { type KeyPair, generateKeyPair } from '../../../common/pki/keys.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+
+export type AuthorityState = 'prepared' | 'active' | 'retired';
+
+export interface IntermediateRecord {
+  /** Lower-case hex serial. */
+  readonly serial: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly notAfterMs: number;
+}
+
+/** What ca-state.json stores per authority (file names are relative to the CA dir). */
+export interface AuthorityRecord {
+  readonly id: string;
+  readonly state: AuthorityState;
+  readonly createdAtMs: number;
+  readonly activatedAtMs?: number;
+  readonly retiredAtMs?: number;
+  readonly rootCertFile: string;
+  readonly rootKeyFile: string;
+  readonly rootNotAfterMs: number;
+  /** Oldest first; the last one signs. Expired ones are pruned. */
+  readonly intermediates: readonly IntermediateRecord[];
+}
+
+export interface CaStateFile {
+  readonly version: 1;
+  readonly trustDomain: string;
+  readonly authorities: readonly AuthorityRecord[];
+  /** Removed authorities, newest last (history for `tessera ca status`; capped). */
+  readonly removed: readonly { readonly id: string; readonly removedAtMs: number }[];
+}
+
+export interface CertWithKey {
+  readonly cert: X509Certificate;
+  readonly key: KeyPair;
+}
+
+/** An authority with its material loaded. */
+export interface LoadedAuthority {
+  readonly record: AuthorityRecord;
+  readonly root: CertWithKey;
+  /** Same order as record.intermediates. */
+  readonly intermediates: readonly CertWithKey[];
+}
+
+export interface CaLifetimes {
+  readonly rootTtlMs: number;
+  readonly intermediateTtlMs: number;
+}
+
+export function newAuthorityId(): string {
+  return randomBytes(4).toString('hex');
+}
+
+export async function createRoot(td: TrustDomain, id: string, nowMs: number, ttlMs: number): Promise<CertWithKey> {
+  const key = generateKeyPair('ec-p256');
+  const cert = await issueCertificate({
+    // A distinct subject per authority: verifiers pick the root by name, and rotation keeps two at once.
+    subject: `CN=Tessera root ${td.name} ${id}, O=Tessera`,
+    publicKey: key.publicKey,
+    signer: key,
+    notBefore: new Date(nowMs - 60_000),
+    notAfter: new Date(nowMs + ttlMs),
+    basicConstraints: { ca: true, pathLength: 1 },
+    keyUsage: ['keyCertSign', 'cRLSign'],
+    uriSans: [td.idString()],
+  });
+  return { cert, key };
+}
+
+export async function createIntermediate(td: TrustDomain, id: string, root: CertWithKey, nowMs: number, ttlMs: number): Promise<CertWithKey> {
+  const key = generateKeyPair('ec-p256');
+  const rootNotAfter = root.cert.validToDate.getTime();
+  const cert = await issueCertificate({
+    subject: `CN=Tessera intermediate ${td.name} ${id} ${nowMs}, O=Tessera`,
+    publicKey: key.publicKey,
+    issuer: root.cert,
+    signer: root.key,
+    notBefore: new Date(nowMs - 60_000),
+    // Never outlives its root.
+    notAfter: new Date(Math.min(nowMs + ttlMs, rootNotAfter)),
+    basicConstraints: { ca: true, pathLength: 0 },
+    keyUsage: ['keyCertSign', 'cRLSign'],
+    uriSans: [td.idString()],
+  });
+  return { cert, key };
+}
+
+export function serialOf(cert: X509Certificate): string {
+  return cert.serialNumber.toLowerCase();
+}

@@ -1,0 +1,304 @@
+// The CA state machine (one writer): authorities go prepared → active → retired → removed. `prepare` adds a new
+// authority to the bundle before it signs; `activate` makes it sign and retires the previous one; a retired
+// authority is removed once no live SVID chains to it (on the tick, or by `retire`). Intermediates rotate at
+// half-life. Every change is committed atomically, then published as one immutable snapshot.
+import type { X509Certificate } from 'node:crypto';
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+import { privateKeyPem } from '../../../common/pki/keys.js';
+import { encodePem } from '../../../common/pki/pem.js';
+import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import {
+  type AuthorityRecord,
+  type CaLifetimes,
+  type CaStateFile,
+  type CertWithKey,
+  type IntermediateRecord,
+  type LoadedAuthority,
+  createIntermediate,
+  createRoot,
+  newAuthorityId,
+  serialOf,
+} from './authority.js';
+import type { AuthorityStore, MaterialFile } from './authority-store.js';
+import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
+
+/** Live SVIDs an authority signed (from the inventory). */
+export interface LiveSvids {
+  readonly count: number;
+  readonly latestNotAfterMs: number | null;
+}
+
+export interface SigningAuthority {
+  readonly authorityId: string;
+  readonly issuer: LeafIssuer;
+  readonly intermediate: X509Certificate;
+  readonly notAfterMs: number;
+}
+
+/** Immutable view of the CA, replaced whole on every change. */
+export interface CaSnapshot {
+  readonly generation: number;
+  readonly authorities: readonly LoadedAuthority[];
+  readonly signer: SigningAuthority;
+  /** Roots of every authority (prepared, active, retired): what a live SVID may chain to. */
+  readonly bundle: TrustBundle;
+}
+
+export interface CaEvent {
+  readonly event: 'ca.created' | 'ca.prepared' | 'ca.activated' | 'ca.retired' | 'ca.removed' | 'ca.intermediate_rotated';
+  readonly authority: string;
+  readonly detail?: Readonly<Record<string, unknown>>;
+}
+
+export interface CaManagerOptions {
+  readonly store: AuthorityStore;
+  readonly trustDomain: TrustDomain;
+  readonly lifetimes: CaLifetimes;
+  readonly clock: Clock;
+  readonly liveSvids: (authorityId: string, nowMs: number) => LiveSvids;
+  /** Called after each committed change with the events it made. */
+  readonly onChange?: (snapshot: CaSnapshot, events: readonly CaEvent[]) => void;
+}
+
+const MAX_REMOVED_HISTORY = 20;
+
+/** What one mutation commits: the new records, files to write first, and the events it made. */
+interface Plan<T> {
+  /** null = nothing changed, nothing is written. */
+  readonly records: AuthorityRecord[] | null;
+  readonly material?: readonly MaterialFile[];
+  readonly newAuthorities?: readonly LoadedAuthority[];
+  readonly newIntermediates?: readonly (readonly [string, CertWithKey])[];
+  readonly removed?: readonly string[];
+  readonly events: CaEvent[];
+  readonly result: T;
+}
+
+export class CaManager {
+  readonly #o: CaManagerOptions;
+  #snapshot!: CaSnapshot;
+  #state!: CaStateFile;
+  /** Serializes every mutation: the state machine has exactly one writer at a time. */
+  #queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(opts: CaManagerOptions) {
+    this.#o = opts;
+  }
+
+  /** Loads the CA from the store, creating the first active authority when there is none. */
+  static async open(opts: CaManagerOptions): Promise<CaManager> {
+    const m = new CaManager(opts);
+    const loaded = opts.store.load();
+    if (loaded) {
+      if (loaded.state.trustDomain !== opts.trustDomain.name) {
+        throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA in ${opts.store.dir} is for trust domain "${loaded.state.trustDomain}", not "${opts.trustDomain.name}"`);
+      }
+      m.#install(loaded.state, loaded.authorities, 1);
+      return m;
+    }
+    const now = opts.clock.nowMs();
+    const fresh = await m.#newAuthority('active', now);
+    const state: CaStateFile = { version: 1, trustDomain: opts.trustDomain.name, authorities: [fresh.record], removed: [] };
+    opts.store.commit(state, fresh.material);
+    m.#install(state, [fresh.loaded], 1);
+    opts.onChange?.(m.#snapshot, [{ event: 'ca.created', authority: fresh.record.id }]);
+    return m;
+  }
+
+  current(): CaSnapshot {
+    return this.#snapshot;
+  }
+
+  /** Recently removed authorities, oldest first. */
+  removedHistory(): CaStateFile['removed'] {
+    return this.#state.removed;
+  }
+
+  prepare(): Promise<AuthorityRecord> {
+    return this.#mutate(async (now) => {
+      if (this.#state.authorities.some((a) => a.state === 'prepared')) throw new TesseraError('TESSERA_ERR_CA_ALREADY_PREPARED');
+      const fresh = await this.#newAuthority('prepared', now);
+      return {
+        records: [...this.#state.authorities, fresh.record],
+        material: fresh.material,
+        newAuthorities: [fresh.loaded],
+        events: [{ event: 'ca.prepared', authority: fresh.record.id }],
+        result: fresh.record,
+      };
+    });
+  }
+
+  /** Makes the prepared authority (or `id`) sign; the previously active one becomes retired. */
+  activate(id?: string): Promise<AuthorityRecord> {
+    return this.#mutate(async (now) => {
+      const target = this.#state.authorities.find((a) => (id === undefined ? a.state === 'prepared' : a.id === id));
+      if (!target) throw id === undefined ? new TesseraError('TESSERA_ERR_CA_NO_PREPARED') : new TesseraError('TESSERA_ERR_CA_UNKNOWN_AUTHORITY', `no authority "${id}"`);
+      if (target.state !== 'prepared') throw new TesseraError('TESSERA_ERR_CA_NO_PREPARED', `authority ${target.id} is ${target.state}, not prepared`);
+      const events: CaEvent[] = [];
+      const records = this.#state.authorities.map((a): AuthorityRecord => {
+        if (a.id === target.id) return { ...a, state: 'active', activatedAtMs: now };
+        if (a.state === 'active') {
+          events.push({ event: 'ca.retired', authority: a.id, detail: { successor: target.id } });
+          return { ...a, state: 'retired', retiredAtMs: now };
+        }
+        return a;
+      });
+      events.unshift({ event: 'ca.activated', authority: target.id });
+      return { records, events, result: records.find((a) => a.id === target.id)! };
+    });
+  }
+
+  /**
+   * Ends an authority: a retired one is removed from the bundle when no live SVID chains to it (refused
+   * otherwise); a prepared one (nothing signed by it) is discarded. Without `id`: every retired authority.
+   */
+  retire(id?: string): Promise<string[]> {
+    return this.#mutate(async (now) => {
+      const targets = id === undefined ? this.#state.authorities.filter((a) => a.state === 'retired') : this.#state.authorities.filter((a) => a.id === id);
+      if (id !== undefined && targets.length === 0) throw new TesseraError('TESSERA_ERR_CA_UNKNOWN_AUTHORITY', `no authority "${id}"`);
+      for (const t of targets) {
+        if (t.state === 'active') throw new TesseraError('TESSERA_ERR_CA_AUTHORITY_ACTIVE', `authority ${t.id} is active; prepare and activate its successor first`);
+        const live = this.#o.liveSvids(t.id, now);
+        if (t.state === 'retired' && live.count > 0) {
+          throw new TesseraError(
+            'TESSERA_ERR_CA_AUTHORITY_IN_USE',
+            `authority ${t.id} still has ${live.count} live SVID(s); the last expires ${new Date(live.latestNotAfterMs ?? now).toISOString()}`,
+            { count: live.count, latestNotAfterMs: live.latestNotAfterMs },
+          );
+        }
+      }
+      const gone = new Set(targets.map((t) => t.id));
+      return {
+        records: this.#state.authorities.filter((a) => !gone.has(a.id)),
+        removed: [...gone],
+        events: [...gone].map((a) => ({ event: 'ca.removed' as const, authority: a })),
+        result: [...gone],
+      };
+    });
+  }
+
+  /** The periodic work: rotate intermediates at half-life, prune expired ones, remove unused retired authorities. */
+  maintain(): Promise<readonly CaEvent[]> {
+    return this.#mutate(async (now) => {
+      const events: CaEvent[] = [];
+      const material: MaterialFile[] = [];
+      const newIntermediates: [string, CertWithKey][] = [];
+      const removed: string[] = [];
+      const records: AuthorityRecord[] = [];
+      for (const a of this.#state.authorities) {
+        if (a.state === 'retired' && this.#o.liveSvids(a.id, now).count === 0) {
+          removed.push(a.id);
+          events.push({ event: 'ca.removed', authority: a.id, detail: { automatic: true } });
+          continue;
+        }
+        let rec = a;
+        const last = a.intermediates[a.intermediates.length - 1]!;
+        if (a.state !== 'retired' && this.#needsRotation(a, now)) {
+          const loaded = this.#loaded(a.id);
+          const next = await createIntermediate(this.#o.trustDomain, a.id, loaded.root, now, this.#o.lifetimes.intermediateTtlMs);
+          const ir = intermediateRecord(a.id, next);
+          rec = { ...rec, intermediates: [...rec.intermediates, ir] };
+          material.push(...intermediateMaterial(ir, next));
+          newIntermediates.push([a.id, next]);
+          events.push({ event: 'ca.intermediate_rotated', authority: a.id, detail: { previous: last.serial, serial: ir.serial, notAfterMs: ir.notAfterMs } });
+        }
+        // Expired intermediates can sign nothing and verify nothing live: drop all but the newest.
+        const kept = rec.intermediates.filter((i, n) => n === rec.intermediates.length - 1 || i.notAfterMs > now);
+        if (kept.length !== rec.intermediates.length) rec = { ...rec, intermediates: kept };
+        records.push(rec);
+      }
+      if (events.length === 0 && records.every((r, n) => r === this.#state.authorities[n])) return { records: null, events: [], result: [] };
+      return { records, material, newIntermediates, removed, events, result: events };
+    });
+  }
+
+  #needsRotation(a: AuthorityRecord, now: number): boolean {
+    const cur = this.#loaded(a.id).intermediates.at(-1)!.cert;
+    const from = cur.validFromDate.getTime();
+    const to = cur.validToDate.getTime();
+    if (now < from + (to - from) / 2) return false;
+    // A successor capped by the root's expiry would not outlive this one: rotating would only shorten it.
+    return Math.min(now + this.#o.lifetimes.intermediateTtlMs, a.rootNotAfterMs) > to + 1000;
+  }
+
+  #loaded(id: string): LoadedAuthority {
+    return this.#snapshot.authorities.find((a) => a.record.id === id)!;
+  }
+
+  async #newAuthority(state: 'prepared' | 'active', now: number): Promise<{ record: AuthorityRecord; loaded: LoadedAuthority; material: MaterialFile[] }> {
+    const td = this.#o.trustDomain;
+    const id = newAuthorityId();
+    const root = await createRoot(td, id, now, this.#o.lifetimes.rootTtlMs);
+    const inter = await createIntermediate(td, id, root, now, this.#o.lifetimes.intermediateTtlMs);
+    const ir = intermediateRecord(id, inter);
+    const record: AuthorityRecord = {
+      id,
+      state,
+      createdAtMs: now,
+      ...(state === 'active' ? { activatedAtMs: now } : {}),
+      rootCertFile: `${id}-root.crt`,
+      rootKeyFile: `${id}-root.key`,
+      rootNotAfterMs: root.cert.validToDate.getTime(),
+      intermediates: [ir],
+    };
+    const material: MaterialFile[] = [
+      { name: record.rootKeyFile, text: privateKeyPem(root.key), secret: true },
+      { name: record.rootCertFile, text: encodePem('CERTIFICATE', root.cert.raw), secret: false },
+      ...intermediateMaterial(ir, inter),
+    ];
+    return { record, loaded: { record, root, intermediates: [inter] }, material };
+  }
+
+  #mutate<T>(plan: (now: number) => Promise<Plan<T>>): Promise<T> {
+    const run = this.#queue.then(async () => {
+      const now = this.#o.clock.nowMs();
+      const p = await plan(now);
+      if (p.records === null) return p.result;
+      const history = [...this.#state.removed, ...(p.removed ?? []).map((id) => ({ id, removedAtMs: now }))].slice(-MAX_REMOVED_HISTORY);
+      const state: CaStateFile = { ...this.#state, authorities: p.records, removed: history };
+      this.#o.store.commit(state, p.material ?? []);
+      // Rebuild the loaded view from what is now committed: new material from memory, the rest reused.
+      const fresh = new Map((p.newAuthorities ?? []).map((a) => [a.record.id, a]));
+      const loaded = p.records.map((r): LoadedAuthority => {
+        const base = fresh.get(r.id) ?? this.#loaded(r.id);
+        const extra = (p.newIntermediates ?? []).filter(([id]) => id === r.id).map(([, c]) => c);
+        const bySerial = new Map([...base.intermediates, ...extra].map((c) => [serialOf(c.cert), c]));
+        return { record: r, root: base.root, intermediates: r.intermediates.map((i) => bySerial.get(i.serial)!) };
+      });
+      this.#install(state, loaded, this.#snapshot.generation + 1);
+      if (p.events.length > 0) this.#o.onChange?.(this.#snapshot, p.events);
+      return p.result;
+    });
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #install(state: CaStateFile, authorities: readonly LoadedAuthority[], generation: number): void {
+    const active = authorities.filter((a) => a.record.state === 'active');
+    if (active.length !== 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA has ${active.length} active authorities (exactly one is needed)`);
+    if (authorities.filter((a) => a.record.state === 'prepared').length > 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', 'the CA has more than one prepared authority');
+    const a = active[0]!;
+    const inter = a.intermediates.at(-1)!;
+    this.#state = state;
+    this.#snapshot = Object.freeze({
+      generation,
+      authorities: Object.freeze([...authorities]),
+      signer: { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, notAfterMs: inter.cert.validToDate.getTime() },
+      bundle: new TrustBundle(this.#o.trustDomain, authorities.map((x) => x.root.cert)),
+    });
+  }
+}
+
+function intermediateRecord(authorityId: string, c: CertWithKey): IntermediateRecord {
+  const serial = serialOf(c.cert);
+  return { serial, certFile: `${authorityId}-int-${serial.slice(0, 16)}.crt`, keyFile: `${authorityId}-int-${serial.slice(0, 16)}.key`, notAfterMs: c.cert.validToDate.getTime() };
+}
+
+function intermediateMaterial(r: IntermediateRecord, c: CertWithKey): MaterialFile[] {
+  return [
+    { name: r.keyFile, text: privateKeyPem(c.key), secret: true },
+    { name: r.certFile, text: encodePem('CERTIFICATE', c.cert.raw), secret: false },
+  ];
+}

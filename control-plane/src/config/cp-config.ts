@@ -1,0 +1,156 @@
+// The control plane's config file (DESIGN.md section 8): schema, defaults, and loading with relative paths
+// resolved against the file's directory. Unknown keys are errors naming file, line and key.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { ObjectSchema } from '../../../common/config/schema.js';
+import { parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { TesseraError } from '../../../common/errors.js';
+import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+
+const checkTrustDomain = (v: string): string | null => {
+  try {
+    TrustDomain.parse(v);
+    return null;
+  } catch (e) {
+    return `"${v}" is not a trust domain (${(e as TesseraError).code})`;
+  }
+};
+
+const HOUR = 3_600_000;
+
+export const controlPlaneSchema: ObjectSchema = {
+  type: 'object',
+  properties: {
+    trustDomain: { type: 'string', required: true, check: checkTrustDomain, description: 'The trust domain this CA issues SPIFFE IDs in' },
+    dataDir: { type: 'string', required: true, minLength: 1, description: 'CA keys, SQLite store, audit log, bundle.pem, admin.sock' },
+    listen: { type: 'string', format: 'address', default: '127.0.0.1:8443', description: 'gRPC over TLS (Identity, Config); port 0 = any' },
+    adminListen: { type: 'string', format: 'address', default: '127.0.0.1:8444', description: 'HTTP /healthz /ready /metrics; port 0 = any' },
+    logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+    svid: {
+      type: 'object',
+      properties: {
+        ttl: { type: 'duration', default: '1h', min: 1_000 },
+        maxTtl: { type: 'duration', default: '24h', min: 1_000 },
+        backdate: { type: 'duration', default: '60s', max: HOUR },
+        rateLimit: {
+          type: 'object',
+          properties: {
+            burst: { type: 'number', integer: true, min: 1, default: 20 },
+            perMinute: { type: 'number', min: 0.001, default: 60 },
+          },
+        },
+      },
+    },
+    ca: {
+      type: 'object',
+      properties: {
+        rootTtl: { type: 'duration', default: '8760h', min: HOUR },
+        intermediateTtl: { type: 'duration', default: '168h', min: 60_000 },
+      },
+    },
+    attestors: {
+      type: 'object',
+      properties: {
+        joinToken: { type: 'object', properties: { enabled: { type: 'boolean', default: true } } },
+        kubernetes: {
+          type: 'object',
+          properties: {
+            issuer: { type: 'string', required: true, minLength: 1 },
+            audience: { type: 'string', required: true, minLength: 1 },
+            jwksFile: { type: 'string', required: true, minLength: 1 },
+          },
+        },
+      },
+    },
+    policies: { type: 'object', properties: { dir: { type: 'string', required: true, minLength: 1 } } },
+    limits: {
+      type: 'object',
+      properties: {
+        maxRequestBytes: { type: 'number', integer: true, min: 1024, max: 4 << 20, default: 65_536 },
+        handshakeTimeout: { type: 'duration', default: '10s', min: 100 },
+        maxConnections: { type: 'number', integer: true, min: 1, default: 4096 },
+      },
+    },
+  },
+};
+
+export interface ControlPlaneConfig {
+  readonly file: string;
+  readonly trustDomain: TrustDomain;
+  readonly dataDir: string;
+  readonly listen: string;
+  readonly adminListen: string;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  readonly svid: { readonly ttlMs: number; readonly maxTtlMs: number; readonly backdateMs: number; readonly rateLimit: { readonly burst: number; readonly perMinute: number } };
+  readonly ca: { readonly rootTtlMs: number; readonly intermediateTtlMs: number };
+  readonly attestors: {
+    readonly joinToken: { readonly enabled: boolean };
+    readonly kubernetes?: { readonly issuer: string; readonly audience: string; readonly jwksFile: string };
+  };
+  readonly policiesDir?: string;
+  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly maxConnections: number };
+}
+
+interface Raw {
+  trustDomain: string;
+  dataDir: string;
+  listen: string;
+  adminListen: string;
+  logLevel: ControlPlaneConfig['logLevel'];
+  svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
+  ca?: { rootTtl?: number; intermediateTtl?: number };
+  attestors?: { joinToken?: { enabled?: boolean }; kubernetes?: { issuer: string; audience: string; jwksFile: string } };
+  policies?: { dir: string };
+  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; maxConnections?: number };
+}
+
+/** Validates the text; throws TESSERA_ERR_CONFIG_INVALID / _UNREADABLE with file:line:key. */
+export function parseControlPlaneConfig(text: string, file: string): ControlPlaneConfig {
+  const parsed = parseYamlConfig<Raw>(text, file, controlPlaneSchema);
+  const raw = parsed.value;
+  const base = dirname(resolve(file));
+  const svid = {
+    ttlMs: raw.svid?.ttl ?? HOUR,
+    maxTtlMs: raw.svid?.maxTtl ?? 24 * HOUR,
+    backdateMs: raw.svid?.backdate ?? 60_000,
+    rateLimit: { burst: raw.svid?.rateLimit?.burst ?? 20, perMinute: raw.svid?.rateLimit?.perMinute ?? 60 },
+  };
+  if (svid.ttlMs > svid.maxTtlMs) {
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: svid.ttl (${svid.ttlMs} ms) is longer than svid.maxTtl (${svid.maxTtlMs} ms)`, { file, key: 'svid.ttl' });
+  }
+  const ca = { rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
+  if (ca.intermediateTtlMs > ca.rootTtlMs) {
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: ca.intermediateTtl is longer than ca.rootTtl`, { file, key: 'ca.intermediateTtl' });
+  }
+  const k8s = raw.attestors?.kubernetes;
+  return Object.freeze({
+    file,
+    trustDomain: TrustDomain.parse(raw.trustDomain),
+    dataDir: resolve(base, raw.dataDir),
+    listen: raw.listen,
+    adminListen: raw.adminListen,
+    logLevel: raw.logLevel,
+    svid,
+    ca,
+    attestors: {
+      joinToken: { enabled: raw.attestors?.joinToken?.enabled ?? true },
+      ...(k8s ? { kubernetes: { issuer: k8s.issuer, audience: k8s.audience, jwksFile: resolve(base, k8s.jwksFile) } } : {}),
+    },
+    ...(raw.policies ? { policiesDir: resolve(base, raw.policies.dir) } : {}),
+    limits: {
+      maxRequestBytes: raw.limits?.maxRequestBytes ?? 65_536,
+      handshakeTimeoutMs: raw.limits?.handshakeTimeout ?? 10_000,
+      maxConnections: raw.limits?.maxConnections ?? 4096,
+    },
+  });
+}
+
+export function loadControlPlaneConfig(file: string): ControlPlaneConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
+  }
+  return parseControlPlaneConfig(text, file);
+}

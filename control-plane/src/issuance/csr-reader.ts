@@ -1,0 +1,169 @@
+// Reads and checks a PKCS#10 CSR straight from DER: structure, self-signature (node:crypto), key strength, and
+// every requested extension the CA judges (SANs, basicConstraints, keyUsage). No pure-JS ASN.1 on this path.
+import { type KeyObject, createPublicKey, verify } from 'node:crypto';
+import { TesseraError } from '../../../common/errors.js';
+import { type DerNode, DerError, bytesOf, children, readNode } from '../../../common/pki/der.js';
+import { algorithmOf } from '../../../common/pki/keys.js';
+
+export interface CsrSan {
+  /** "uri", "dns", "email", "ip" or "other". */
+  readonly type: string;
+  readonly value: string;
+}
+
+export interface CheckedCsr {
+  readonly publicKey: KeyObject;
+  /** SubjectPublicKeyInfo, DER, as re-encoded by node:crypto. */
+  readonly spkiDer: Buffer;
+  readonly algorithm: 'ec-p256' | 'rsa-2048';
+  readonly sans: readonly CsrSan[];
+  /** basicConstraints cA=true, or keyUsage keyCertSign / cRLSign. */
+  readonly requestsCa: boolean;
+}
+
+const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
+const OID_SAN = '2.5.29.17';
+const OID_BASIC_CONSTRAINTS = '2.5.29.19';
+const OID_KEY_USAGE = '2.5.29.15';
+/** CSR signature algorithms accepted, with the digest node:crypto uses. */
+const SIGNATURE_DIGESTS: Readonly<Record<string, string>> = {
+  '1.2.840.10045.4.3.2': 'sha256',
+  '1.2.840.10045.4.3.3': 'sha384',
+  '1.2.840.10045.4.3.4': 'sha512',
+  '1.2.840.113549.1.1.11': 'sha256',
+  '1.2.840.113549.1.1.12': 'sha384',
+  '1.2.840.113549.1.1.13': 'sha512',
+};
+const SAN_TYPES: Readonly<Record<number, string>> = { 129: 'email', 130: 'dns', 134: 'uri', 135: 'ip' };
+
+export function decodeOid(bytes: Uint8Array): string {
+  if (bytes.length === 0) throw new DerError('empty OID');
+  const parts = [Math.floor(bytes[0]! / 40), bytes[0]! % 40];
+  let v = 0;
+  for (let i = 1; i < bytes.length; i++) {
+    v = v * 128 + (bytes[i]! & 0x7f);
+    if (!(bytes[i]! & 0x80)) {
+      parts.push(v);
+      v = 0;
+    }
+  }
+  return parts.join('.');
+}
+
+function expectTag(node: DerNode, tag: number, what: string): DerNode {
+  if (node.tag !== tag) throw new DerError(`${what}: unexpected tag 0x${node.tag.toString(16)}`);
+  return node;
+}
+
+function malformed(detail: string): TesseraError {
+  return new TesseraError('TESSERA_ERR_CSR_MALFORMED', `CSR is not valid DER PKCS#10: ${detail}`);
+}
+
+/** Parses, verifies and inspects a CSR. Throws CSR_MALFORMED, CSR_BAD_SIGNATURE or PKI_UNSUPPORTED_KEY. */
+export function readCsr(der: Uint8Array): CheckedCsr {
+  let info: DerNode;
+  let sigAlg: string;
+  let signature: Uint8Array;
+  let spkiRaw: Uint8Array;
+  let attributes: DerNode | undefined;
+  let infoStart: number;
+  try {
+    const root = expectTag(readNode(der, 0), 0x30, 'CertificationRequest');
+    if (root.end !== der.length) throw new DerError('trailing bytes after the CSR');
+    const [i, alg, sig, ...extra] = children(der, root);
+    if (!i || !alg || !sig || extra.length) throw new DerError('CertificationRequest needs exactly 3 fields');
+    info = expectTag(i, 0x30, 'CertificationRequestInfo');
+    infoStart = root.start;
+    const algOid = children(der, expectTag(alg, 0x30, 'signatureAlgorithm'))[0];
+    sigAlg = decodeOid(bytesOf(der, expectTag(algOid!, 0x06, 'algorithm')));
+    const sigBits = bytesOf(der, expectTag(sig, 0x03, 'signature'));
+    if (sigBits[0] !== 0) throw new DerError('signature has unused bits');
+    signature = sigBits.subarray(1);
+    const fields = children(der, info);
+    if (fields.length < 3 || fields.length > 4) throw new DerError('CertificationRequestInfo has a wrong field count');
+    const version = bytesOf(der, expectTag(fields[0]!, 0x02, 'version'));
+    if (version.length !== 1 || version[0] !== 0) throw new DerError('version must be 0 (v1)');
+    expectTag(fields[1]!, 0x30, 'subject');
+    const spki = expectTag(fields[2]!, 0x30, 'subjectPKInfo');
+    // A child's header starts where its previous sibling ends.
+    spkiRaw = der.subarray(fields[1]!.end, spki.end);
+    attributes = fields[3] ? expectTag(fields[3], 0xa0, 'attributes') : undefined;
+  } catch (e) {
+    if (e instanceof DerError) throw malformed(e.message);
+    throw e;
+  }
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: Buffer.from(spkiRaw), format: 'der', type: 'spki' });
+  } catch (e) {
+    throw malformed(`unreadable public key (${(e as Error).message})`);
+  }
+  const algorithm = algorithmOf(publicKey);
+  const digest = SIGNATURE_DIGESTS[sigAlg];
+  if (!digest) throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `unsupported CSR signature algorithm ${sigAlg}`);
+  // CertificationRequestInfo is the first child of the outer SEQUENCE: its header starts at the root's content.
+  const infoBytes = der.subarray(infoStart, info.end);
+  let ok = false;
+  try {
+    ok = verify(digest, infoBytes, publicKey, signature);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE');
+  let sans: CsrSan[] = [];
+  let requestsCa = false;
+  try {
+    if (attributes) ({ sans, requestsCa } = readExtensionRequest(der, attributes));
+  } catch (e) {
+    if (e instanceof DerError) throw malformed(e.message);
+    throw e;
+  }
+  return { publicKey, spkiDer: publicKey.export({ type: 'spki', format: 'der' }), algorithm, sans, requestsCa };
+}
+
+function readExtensionRequest(der: Uint8Array, attributes: DerNode): { sans: CsrSan[]; requestsCa: boolean } {
+  const sans: CsrSan[] = [];
+  let requestsCa = false;
+  const seen = new Set<string>();
+  for (const attr of children(der, attributes)) {
+    const [type, values] = children(der, expectTag(attr, 0x30, 'Attribute'));
+    if (!type || !values) throw new DerError('Attribute needs a type and values');
+    if (decodeOid(bytesOf(der, expectTag(type, 0x06, 'attribute type'))) !== OID_EXTENSION_REQUEST) continue;
+    for (const exts of children(der, expectTag(values, 0x31, 'attribute values'))) {
+      for (const ext of children(der, expectTag(exts, 0x30, 'Extensions'))) {
+        const parts = children(der, expectTag(ext, 0x30, 'Extension'));
+        const id = decodeOid(bytesOf(der, expectTag(parts[0]!, 0x06, 'extnID')));
+        const valueNode = expectTag(parts[parts.length - 1]!, 0x04, 'extnValue');
+        if (seen.has(id)) throw new DerError(`extension ${id} requested twice`);
+        seen.add(id);
+        const value = bytesOf(der, valueNode);
+        if (id === OID_SAN) sans.push(...readSans(value));
+        else if (id === OID_BASIC_CONSTRAINTS) requestsCa ||= basicConstraintsCa(value);
+        else if (id === OID_KEY_USAGE) requestsCa ||= keyUsageCaBits(value);
+      }
+    }
+  }
+  return { sans, requestsCa };
+}
+
+function readSans(value: Uint8Array): CsrSan[] {
+  const seq = expectTag(readNode(value, 0), 0x30, 'GeneralNames');
+  if (seq.end !== value.length) throw new DerError('trailing bytes in subjectAltName');
+  return children(value, seq).map((n) => {
+    const type = SAN_TYPES[n.tag] ?? 'other';
+    const raw = Buffer.from(bytesOf(value, n));
+    return { type, value: type === 'ip' ? [...raw].join('.') : type === 'other' ? raw.toString('hex') : raw.toString('latin1') };
+  });
+}
+
+function basicConstraintsCa(value: Uint8Array): boolean {
+  const seq = expectTag(readNode(value, 0), 0x30, 'BasicConstraints');
+  const first = children(value, seq)[0];
+  return first !== undefined && first.tag === 0x01 && bytesOf(value, first)[0] !== 0;
+}
+
+function keyUsageCaBits(value: Uint8Array): boolean {
+  const bits = bytesOf(value, expectTag(readNode(value, 0), 0x03, 'KeyUsage'));
+  // bits[0] = unused-bit count; keyCertSign is bit 5 (0x04), cRLSign bit 6 (0x02) of the first byte.
+  return ((bits[1] ?? 0) & 0x06) !== 0;
+}

@@ -1,0 +1,147 @@
+// Issuance: CSR checked → identity attested from the evidence alone → CSR judged against that identity → rate
+// limit → single-use evidence spent → SVID signed by the active authority → inventory + audit. Every refusal is
+// audited with its stable code before it is thrown.
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { AttestedIdentity } from '../attestation/attested-identity.js';
+import type { JoinTokenAttestor } from '../attestation/join-token-attestor.js';
+import type { K8sJwtAttestor } from '../attestation/k8s-jwt-attestor.js';
+import type { SvidAttestor } from '../attestation/svid-attestor.js';
+import type { CaSnapshot } from '../ca/ca-manager.js';
+import { signLeaf } from '../ca/leaf-signer.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { InventoryStore } from '../store/inventory-store.js';
+import { type CheckedCsr, readCsr } from './csr-reader.js';
+import type { RateLimiter } from './rate-limiter.js';
+import { checkCsrAgainstId, checkIssuableId, svidValidity } from './svid-policy.js';
+
+export type Evidence = { readonly kind: 'join_token'; readonly token: string } | { readonly kind: 'k8s_sa_token'; readonly token: string } | { readonly kind: 'none' };
+
+export interface SignRequest {
+  readonly csrDer: Uint8Array;
+  readonly evidence: Evidence;
+  /** The caller's client certificate chain over mTLS (DER, leaf first), empty when it sent none. */
+  readonly peerChain: readonly Uint8Array[];
+  /** Peer address, for audit. */
+  readonly caller: string;
+  /** 0 = the configured ttl. */
+  readonly requestedTtlMs: number;
+}
+
+export interface SignResult {
+  /** Leaf, then the intermediate that signed it. */
+  readonly chainDer: readonly Buffer[];
+  readonly bundle: TrustBundle;
+  readonly spiffeId: string;
+  readonly notAfterMs: number;
+  readonly serial: string;
+}
+
+export interface IssuanceMetrics {
+  issued(attestor: string, seconds: number): void;
+  refused(code: string, attestor: string): void;
+}
+
+export interface SvidSettings {
+  readonly ttlMs: number;
+  readonly maxTtlMs: number;
+  readonly backdateMs: number;
+}
+
+export interface IssuerOptions {
+  readonly trustDomain: TrustDomain;
+  readonly ca: () => CaSnapshot;
+  readonly svid: SvidSettings;
+  readonly joinTokens?: JoinTokenAttestor;
+  readonly kubernetes?: K8sJwtAttestor;
+  readonly svids: SvidAttestor;
+  readonly limiter: RateLimiter;
+  readonly inventory: InventoryStore;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  readonly metrics?: IssuanceMetrics;
+}
+
+function attestorOf(e: Evidence): string {
+  return e.kind === 'join_token' ? 'join_token' : e.kind === 'k8s_sa_token' ? 'k8s_psat' : 'x509svid';
+}
+
+export class Issuer {
+  readonly #o: IssuerOptions;
+
+  constructor(opts: IssuerOptions) {
+    this.#o = opts;
+  }
+
+  async sign(req: SignRequest): Promise<SignResult> {
+    const started = performance.now();
+    let identity: AttestedIdentity | undefined;
+    try {
+      if (req.csrDer.length === 0) throw new TesseraError('TESSERA_ERR_ISSUANCE_BAD_REQUEST', 'the request carries no CSR');
+      const csr = readCsr(req.csrDer);
+      identity = await this.#attest(req);
+      checkIssuableId(identity.spiffeId, this.#o.trustDomain);
+      checkCsrAgainstId(csr, identity.spiffeId);
+      if (!this.#o.limiter.take(identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+      identity.spend?.();
+      const result = this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
+      this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
+      return result;
+    } catch (e) {
+      const err = isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL', undefined, {}, { cause: e });
+      const attestedAs = identity?.attestedAs ?? (typeof err.details['attestedAs'] === 'string' ? err.details['attestedAs'] : undefined);
+      this.#o.audit.record(this.#o.clock.nowMs(), {
+        event: 'svid.refused',
+        result: 'refused',
+        code: err.code,
+        caller: req.caller,
+        attestor: identity?.attestor ?? attestorOf(req.evidence),
+        ...(identity ? { spiffeId: identity.spiffeId.toString() } : {}),
+        ...(attestedAs ? { attestedAs } : {}),
+        ...(typeof err.details['reason'] === 'string' ? { reason: err.details['reason'] } : {}),
+      });
+      this.#o.metrics?.refused(err.code, identity?.attestor ?? attestorOf(req.evidence));
+      throw err;
+    }
+  }
+
+  /** Signs the control plane's own SVID (no attestation: it is this process). */
+  issueSelf(csr: CheckedCsr, id: SpiffeId, ttlMs: number): SignResult {
+    return this.#issue(csr, id, 'self', 'self', 'control-plane', ttlMs);
+  }
+
+  async #attest(req: SignRequest): Promise<AttestedIdentity> {
+    const e = req.evidence;
+    if (e.kind === 'join_token') {
+      if (!this.#o.joinTokens) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'join-token attestation is disabled');
+      return this.#o.joinTokens.attest(e.token);
+    }
+    if (e.kind === 'k8s_sa_token') {
+      if (!this.#o.kubernetes) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'Kubernetes attestation is not configured');
+      return this.#o.kubernetes.attest(e.token);
+    }
+    return this.#o.svids.attest(req.peerChain);
+  }
+
+  #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number): SignResult {
+    const ca = this.#o.ca();
+    const signer = ca.signer;
+    const now = this.#o.clock.nowMs();
+    const { notBeforeMs, notAfterMs } = svidValidity({
+      nowMs: now,
+      ...this.#o.svid,
+      requestedTtlMs,
+      issuerNotBeforeMs: signer.intermediate.validFromDate.getTime(),
+      issuerNotAfterMs: signer.notAfterMs,
+    });
+    const spiffeId = id.toString();
+    const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });
+    const intermediateSerial = signer.intermediate.serialNumber.toLowerCase();
+    this.#o.inventory.record({ serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller });
+    this.#o.audit.record(now, { event: 'svid.issued', result: 'issued', spiffeId, attestedAs, serial: leaf.serialHex, notAfterMs, caller, kind, authority: signer.authorityId });
+    return { chainDer: [leaf.der, signer.intermediate.raw], bundle: ca.bundle, spiffeId, notAfterMs, serial: leaf.serialHex };
+  }
+}

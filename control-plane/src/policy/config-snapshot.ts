@@ -1,0 +1,47 @@
+// Builds one proxy's complete config snapshot (pure): the trust bundle(s), the policies that select its SPIFFE
+// ID, and the unexpired break-glass grants whose `to` matches it; plus a key to tell whether content changed.
+import { policiesSelecting, } from '../../../common/policy/policy-snapshot.js';
+import { policyToJson } from '../../../common/policy/parse-policy.js';
+import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
+import { compileIdPattern } from '../../../common/spiffe/match.js';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import type { ConfigSnapshotMsg } from '../api/protos.js';
+
+export interface SnapshotInputs {
+  readonly version: number;
+  readonly bundles: readonly TrustBundle[];
+  readonly policies: readonly AuthorizationPolicy[];
+  readonly grants: readonly BreakGlassGrant[];
+}
+
+export interface BuiltSnapshot {
+  readonly message: ConfigSnapshotMsg;
+  /** Everything but version and time: equal keys = nothing to send. */
+  readonly contentKey: string;
+}
+
+export function buildSnapshot(inputs: SnapshotInputs, id: SpiffeId, nowMs: number): BuiltSnapshot {
+  const bundles = inputs.bundles.map((b) => ({ trust_domain: b.trustDomain.name, x509_authorities: b.authorities.map((a) => a.raw) }));
+  const policies = policiesSelecting(inputs.policies, id).map((p) => ({ name: p.name, json: policyToJson(p) }));
+  const grants = inputs.grants
+    .filter((g) => g.expiresAtMs > nowMs && compileIdPattern(g.to).matches(id))
+    .map((g) => ({
+      id: g.id,
+      to: g.to,
+      from: [...g.from],
+      expires_at_unix_ms: String(g.expiresAtMs),
+      reason: g.reason,
+      created_by: g.createdBy ?? '',
+      created_at_unix_ms: String(g.createdAtMs ?? 0),
+    }));
+  const contentKey = JSON.stringify([
+    inputs.bundles.map((b) => [b.trustDomain.name, b.fingerprints()]),
+    policies,
+    grants,
+  ]);
+  return {
+    message: { version: String(inputs.version), bundles, policies, break_glass: grants, generated_at_unix_ms: String(nowMs) },
+    contentKey,
+  };
+}

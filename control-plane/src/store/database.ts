@@ -1,0 +1,71 @@
+// Opens the control plane's SQLite file (node:sqlite) and brings its schema up to date. Only store/ sees SQL.
+import { DatabaseSync } from 'node:sqlite';
+
+const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE issuances (
+     serial TEXT PRIMARY KEY,
+     spiffe_id TEXT NOT NULL,
+     authority_id TEXT NOT NULL,
+     intermediate_serial TEXT NOT NULL,
+     not_before_ms INTEGER NOT NULL,
+     not_after_ms INTEGER NOT NULL,
+     issued_at_ms INTEGER NOT NULL,
+     attested_as TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     caller TEXT NOT NULL
+   );
+   CREATE INDEX issuances_not_after ON issuances(not_after_ms);
+   CREATE INDEX issuances_authority ON issuances(authority_id, not_after_ms);
+   CREATE TABLE join_tokens (
+     hash TEXT PRIMARY KEY,
+     spiffe_id TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL,
+     expires_at_ms INTEGER NOT NULL,
+     used_at_ms INTEGER
+   );
+   CREATE TABLE break_glass (
+     id TEXT PRIMARY KEY,
+     to_pattern TEXT NOT NULL,
+     from_json TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL,
+     expires_at_ms INTEGER NOT NULL,
+     expiry_audited INTEGER NOT NULL DEFAULT 0
+   );
+   CREATE TABLE audit (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     at_ms INTEGER NOT NULL,
+     event TEXT NOT NULL,
+     result TEXT,
+     code TEXT,
+     spiffe_id TEXT,
+     attested_as TEXT,
+     serial TEXT,
+     not_after_ms INTEGER,
+     caller TEXT,
+     json TEXT NOT NULL
+   );
+   CREATE INDEX audit_event ON audit(event, at_ms);
+   CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+];
+
+export function openDatabase(path: string): DatabaseSync {
+  const db = new DatabaseSync(path);
+  db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 2000;');
+  const row = db.prepare('PRAGMA user_version').get() as { user_version: number };
+  for (let v = row.user_version; v < SCHEMA_VERSION; v++) {
+    db.exec('BEGIN');
+    try {
+      db.exec(MIGRATIONS[v]!);
+      db.exec(`PRAGMA user_version = ${v + 1}`);
+      db.exec('COMMIT');
+    } catch (e) {
+      db.exec('ROLLBACK');
+      throw e;
+    }
+  }
+  return db;
+}
