@@ -1,0 +1,61 @@
+// Attestation evidence for the first contact with the control plane: an inline join token (single-use), a
+// join-token file, or a Kubernetes projected service-account token file (re-read on every attestation).
+import { readFile } from 'node:fs/promises';
+import { TesseraError } from '../../../common/errors.js';
+
+export type AttestationEvidence =
+  | { readonly kind: 'join_token'; readonly token: string }
+  | { readonly kind: 'kubernetes_token'; readonly token: string };
+
+export interface EvidenceProvider {
+  /** Fresh evidence for one attestation. */
+  read(): Promise<AttestationEvidence>;
+  /** Whether evidence can still be had after a successful attestation (files: yes; an inline token: no). */
+  canReattest(): boolean;
+  /** Called after a successful attestation (an inline token is spent then). */
+  consumed(): void;
+  /** What the evidence is, for logs (never the token itself). */
+  readonly description: string;
+}
+
+export interface EvidenceConfig {
+  readonly joinToken?: string;
+  readonly joinTokenFile?: string;
+  readonly kubernetesTokenFile?: string;
+}
+
+export function evidenceProvider(cfg: EvidenceConfig): EvidenceProvider {
+  if (cfg.joinToken !== undefined) {
+    let spent = false;
+    const token = cfg.joinToken;
+    return {
+      description: 'inline join token',
+      read: async () => ({ kind: 'join_token', token }),
+      canReattest: () => !spent,
+      consumed: () => {
+        spent = true;
+      },
+    };
+  }
+  const file = cfg.joinTokenFile ?? cfg.kubernetesTokenFile;
+  if (file === undefined) throw new TesseraError('TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE', 'no joinToken, joinTokenFile or kubernetesTokenFile configured');
+  const kind = cfg.joinTokenFile !== undefined ? 'join_token' : 'kubernetes_token';
+  return {
+    description: `${kind === 'join_token' ? 'join token' : 'kubernetes token'} file ${file}`,
+    read: async () => ({ kind, token: await readToken(file) }),
+    canReattest: () => true,
+    consumed: () => {},
+  };
+}
+
+async function readToken(file: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const token = text.trim();
+  if (token === '') throw new TesseraError('TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE', `${file} is empty`);
+  return token;
+}

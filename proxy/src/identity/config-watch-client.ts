@@ -1,0 +1,134 @@
+// Keeps Config/Watch open (mTLS with the current SVID, reopened after each rotation, jittered backoff on loss) and
+// turns each complete snapshot into trust bundles + a policy snapshot, validated whole before either is applied.
+// A bad or older snapshot is refused and counted; the previous one stays.
+import { TesseraError } from '../../../common/errors.js';
+import type { BackoffOptions } from '../../../common/backoff.js';
+import type { PolicySnapshot } from '../../../common/policy/policy-snapshot.js';
+import { type TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import { policySnapshotFromWatch } from '../authz/control-plane-policy-source.js';
+import type { ConfigSnapshotMsg } from './control-plane-client.js';
+import { type IssuedSvid, bundleFromDer } from './control-plane-svid-source.js';
+import { ReconnectingStream, type ReconnectTimers, type StreamCallbacks, type StreamHandle } from './reconnecting-stream.js';
+
+export interface ConfigUpdate {
+  /** Decimal integer text, monotonic across control-plane restarts. */
+  readonly version: string;
+  readonly bundles: TrustBundleSet;
+  readonly policies: PolicySnapshot;
+  readonly generatedAtMs: number;
+}
+
+/** Validates a whole snapshot; throws TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT. */
+export function parseConfigSnapshot(msg: ConfigSnapshotMsg, opts: { defaultAction?: 'deny' | 'allow' } = {}): ConfigUpdate {
+  if (!/^\d+$/.test(msg.version)) throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', `snapshot version "${msg.version}" is not a decimal integer`);
+  const bundles: TrustBundle[] = [];
+  for (const b of msg.bundles) {
+    try {
+      bundles.push(bundleFromDer(b.trust_domain, b.x509_authorities));
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', `bundle of "${b.trust_domain}": ${(e as Error).message}`, {}, { cause: e });
+    }
+  }
+  if (bundles.length === 0) throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', 'snapshot holds no trust bundle');
+  return {
+    version: msg.version,
+    bundles: new TrustBundleSet(bundles),
+    policies: policySnapshotFromWatch(msg, opts),
+    generatedAtMs: Number(msg.generated_at_unix_ms) || 0,
+  };
+}
+
+export type ConfigWatchEvent =
+  | { readonly kind: 'applied'; readonly version: string }
+  | { readonly kind: 'refused'; readonly version: string; readonly error: string }
+  | { readonly kind: 'disconnected'; readonly error: string; readonly retryInMs: number };
+
+export interface ConfigWatchOptions {
+  /** Opens the stream with this SVID as client certificate (ControlPlaneClient.watch). */
+  readonly open: (svid: IssuedSvid, cb: StreamCallbacks<ConfigSnapshotMsg>) => StreamHandle;
+  readonly currentSvid: () => IssuedSvid | undefined;
+  /** Swaps bundles and policies in; throwing refuses the snapshot (the stores keep the old one). */
+  readonly apply: (update: ConfigUpdate) => void;
+  readonly defaultAction?: 'deny' | 'allow';
+  readonly onEvent?: (e: ConfigWatchEvent) => void;
+  readonly timers?: ReconnectTimers;
+  readonly random?: () => number;
+  readonly backoff?: BackoffOptions;
+}
+
+export class ConfigWatch {
+  readonly #o: ConfigWatchOptions;
+  readonly #stream: ReconnectingStream<ConfigSnapshotMsg>;
+  #version: bigint | undefined;
+  #first: (() => void)[] = [];
+
+  constructor(opts: ConfigWatchOptions) {
+    this.#o = opts;
+    this.#stream = new ReconnectingStream<ConfigSnapshotMsg>({
+      open: (cb) => {
+        const svid = opts.currentSvid();
+        if (!svid) throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', 'no SVID yet to authenticate the watch with');
+        return opts.open(svid, cb);
+      },
+      onMessage: (msg) => this.#onSnapshot(msg),
+      onDisconnect: (error, retryInMs) => opts.onEvent?.({ kind: 'disconnected', error: errorText(error), retryInMs }),
+      ...(opts.timers ? { timers: opts.timers } : {}),
+      ...(opts.random ? { random: opts.random } : {}),
+      ...(opts.backoff ? { backoff: opts.backoff } : {}),
+    });
+  }
+
+  /** The version of the applied snapshot. */
+  get version(): string | undefined {
+    return this.#version?.toString();
+  }
+
+  get connected(): boolean {
+    return this.#stream.connected;
+  }
+
+  start(): void {
+    this.#stream.start();
+  }
+
+  /** Reopens the stream with the current SVID (call after each rotation: the old SVID's stream ends at its expiry). */
+  restart(): void {
+    this.#stream.restart();
+  }
+
+  stop(): void {
+    this.#stream.stop();
+  }
+
+  /** Resolves once a snapshot has been applied. */
+  firstSnapshot(): Promise<void> {
+    if (this.#version !== undefined) return Promise.resolve();
+    return new Promise((ok) => this.#first.push(ok));
+  }
+
+  #onSnapshot(msg: ConfigSnapshotMsg): void {
+    let update: ConfigUpdate;
+    try {
+      update = parseConfigSnapshot(msg, this.#o.defaultAction ? { defaultAction: this.#o.defaultAction } : {});
+      const v = BigInt(update.version);
+      // Same version again (a reconnect): nothing changed. Older: a stale replica; never go back.
+      if (this.#version !== undefined && v === this.#version) return;
+      if (this.#version !== undefined && v < this.#version) {
+        throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', `snapshot ${v} is older than the applied ${this.#version}`);
+      }
+      this.#o.apply(update);
+      this.#version = v;
+    } catch (e) {
+      this.#o.onEvent?.({ kind: 'refused', version: msg.version, error: errorText(e) });
+      return;
+    }
+    this.#o.onEvent?.({ kind: 'applied', version: update.version });
+    for (const l of this.#first.splice(0)) l();
+  }
+}
+
+function errorText(e: unknown): string {
+  if (e === undefined) return 'stream ended';
+  if (e instanceof TesseraError) return `${e.code}: ${e.message}`;
+  return String((e as Error).message ?? e);
+}

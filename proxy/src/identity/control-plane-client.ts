@@ -1,0 +1,152 @@
+// The proxy's gRPC client of the control plane: Identity/SignSvid (attestation over server-authenticated TLS,
+// renewal over mTLS with the current SVID) and the Config/Watch stream. One channel per (client SVID, trust
+// roots) generation; the control plane's own SVID is checked by SPIFFE ID, never by hostname.
+import * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { AttestationEvidence } from './attestation-evidence.js';
+import { channelOptions, controlPlaneCredentials } from './control-plane-credentials.js';
+import type { IssuedSvid, SignedSvidRaw, SvidSigner } from './control-plane-svid-source.js';
+import { loadProtoFile, serviceAt } from './grpc-protos.js';
+import type { StreamCallbacks, StreamHandle } from './reconnecting-stream.js';
+
+export const CONFIG_PROTO = 'tessera/config/v1/config.proto';
+export const ERROR_CODE_METADATA = 'tessera-error-code';
+
+/** Wire shapes (proto-loader: keepCase, bytes as Buffer, int64 as string). */
+export interface TrustBundleMsg {
+  trust_domain: string;
+  x509_authorities: Buffer[];
+}
+interface SignSvidResponseMsg {
+  svid_chain: Buffer[];
+  bundles: TrustBundleMsg[];
+  spiffe_id: string;
+  not_after_unix_ms: string;
+  serial: string;
+}
+export interface ConfigSnapshotMsg {
+  version: string;
+  bundles: TrustBundleMsg[];
+  policies: { name: string; json: string }[];
+  break_glass: {
+    id: string;
+    to: string;
+    from: string[];
+    expires_at_unix_ms: string;
+    reason: string;
+    created_by: string;
+    created_at_unix_ms: string;
+  }[];
+  generated_at_unix_ms: string;
+}
+
+export interface ControlPlaneClientOptions {
+  /** host:port of the control plane's gRPC listener. */
+  readonly address: string;
+  /** Whose control-plane ID to require: spiffe://<td>/tessera/control-plane. */
+  readonly trustDomain: TrustDomain;
+  /** The authorities to verify the control plane with, read at each new channel (bootstrap, then live). */
+  readonly bundles: () => TrustBundleSet;
+  readonly clock: Clock;
+  /** Deadline of a SignSvid call. */
+  readonly callTimeoutMs?: number;
+}
+
+interface Channel {
+  readonly key: string;
+  readonly identity: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+  readonly config: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+}
+
+export class ControlPlaneClient implements SvidSigner {
+  readonly #o: ControlPlaneClientOptions;
+  readonly #Identity: grpc.ServiceClientConstructor;
+  readonly #Config: grpc.ServiceClientConstructor;
+  #channels = new Map<string, Channel>();
+
+  constructor(opts: ControlPlaneClientOptions) {
+    this.#o = opts;
+    const pkg = loadProtoFile(CONFIG_PROTO);
+    this.#Identity = serviceAt(pkg, 'tessera.identity.v1.Identity');
+    this.#Config = serviceAt(pkg, 'tessera.config.v1.Config');
+  }
+
+  attest(csrDer: Buffer, evidence: AttestationEvidence): Promise<SignedSvidRaw> {
+    const req = evidence.kind === 'join_token' ? { csr: csrDer, join_token: evidence.token } : { csr: csrDer, k8s_sa_token: evidence.token };
+    return this.#sign(this.#channel(undefined), req);
+  }
+
+  renew(csrDer: Buffer, current: IssuedSvid): Promise<SignedSvidRaw> {
+    return this.#sign(this.#channel(current), { csr: csrDer });
+  }
+
+  /** Opens Config/Watch authenticated by `current`; messages and the final status go to `cb`. */
+  watch(current: IssuedSvid, cb: StreamCallbacks<ConfigSnapshotMsg>): StreamHandle {
+    const call = this.#channel(current).config.Watch!({}) as grpc.ClientReadableStream<ConfigSnapshotMsg>;
+    let closed = false;
+    const close = (err?: unknown) => {
+      if (closed) return;
+      closed = true;
+      cb.onClose(err);
+    };
+    call.on('data', (m: ConfigSnapshotMsg) => cb.onMessage(m));
+    call.on('error', (e: grpc.ServiceError) => close(signError(e)));
+    call.on('end', () => close());
+    return { cancel: () => call.cancel() };
+  }
+
+  /** Closes every channel. */
+  close(): void {
+    for (const c of this.#channels.values()) this.#closeChannel(c);
+    this.#channels.clear();
+  }
+
+  #channel(svid: IssuedSvid | undefined): Channel {
+    const bundles = this.#o.bundles();
+    const roots = bundles.bundles().flatMap((b) => b.fingerprints()).join(',');
+    const key = `${svid?.serial ?? 'anonymous'}|${roots}`;
+    const slot = svid ? 'mtls' : 'anonymous';
+    const existing = this.#channels.get(slot);
+    if (existing?.key === key) return existing;
+    // A new generation (new SVID or new roots): new credentials need a new channel; the old one is closed,
+    // which lets calls already on it finish.
+    if (existing) this.#closeChannel(existing);
+    const creds = controlPlaneCredentials({ bundles, trustDomain: this.#o.trustDomain, clock: this.#o.clock, ...(svid ? { clientSvid: svid } : {}) });
+    const ch: Channel = {
+      key,
+      identity: new this.#Identity(this.#o.address, creds, channelOptions()) as Channel['identity'],
+      config: new this.#Config(this.#o.address, creds, channelOptions()) as Channel['config'],
+    };
+    this.#channels.set(slot, ch);
+    return ch;
+  }
+
+  #closeChannel(c: Channel): void {
+    c.identity.close();
+    c.config.close();
+  }
+
+  #sign(ch: Channel, req: Record<string, unknown>): Promise<SignedSvidRaw> {
+    // A network deadline: real elapsed time, not the injected (possibly fake) wall clock.
+    const deadline = Date.now() + (this.#o.callTimeoutMs ?? 10_000);
+    return new Promise((ok, fail) => {
+      ch.identity.SignSvid!(req, { deadline }, (err: grpc.ServiceError | null, res: SignSvidResponseMsg) => {
+        if (err) return fail(signError(err));
+        ok({
+          chainDer: res.svid_chain,
+          bundles: res.bundles.map((b) => ({ trustDomain: b.trust_domain, authoritiesDer: b.x509_authorities })),
+        });
+      });
+    });
+  }
+}
+
+/** A gRPC failure as a TesseraError naming the status and the control plane's stable code, if it sent one. */
+export function signError(e: grpc.ServiceError): TesseraError {
+  const status = grpc.status[e.code] ?? String(e.code);
+  const code = e.metadata?.get(ERROR_CODE_METADATA)[0];
+  return new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', `${status}${code ? ` ${code}` : ''}: ${e.details}`, { grpcCode: e.code });
+}

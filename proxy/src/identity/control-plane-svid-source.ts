@@ -1,0 +1,264 @@
+// The control-plane identity source: the key is generated here and never leaves; the first SVID comes from
+// attestation (join token or Kubernetes token), later ones from renewal over mTLS with the current SVID. A short
+// tick re-reads the wall clock and asks renewal-schedule.ts what to do, so no long timer can be missed.
+import type { X509Certificate } from 'node:crypto';
+import { X509Certificate as X509 } from 'node:crypto';
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+import { createCsr } from '../../../common/pki/csr.js';
+import { type KeyPair, generateKeyPair, keyMatchesPublicKey } from '../../../common/pki/keys.js';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import type { AttestationEvidence, EvidenceProvider } from './attestation-evidence.js';
+import { type Readiness, type RenewalState, identityReadiness, renewAtMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
+
+/** What SignSvid returns, straight off the wire; validated whole before anything uses it. */
+export interface SignedSvidRaw {
+  /** DER, leaf first. */
+  readonly chainDer: readonly Uint8Array[];
+  /** Trust bundles returned with it; the one of the SVID's trust domain is required. */
+  readonly bundles: readonly { readonly trustDomain: string; readonly authoritiesDer: readonly Uint8Array[] }[];
+}
+
+/** A validated SVID with its key, as installed. */
+export interface IssuedSvid {
+  readonly id: SpiffeId;
+  readonly chain: readonly X509Certificate[];
+  readonly key: KeyPair;
+  /** The control plane's bundle for the SVID's trust domain, as returned with the SVID. */
+  readonly bundle: TrustBundle;
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  /** Wall-clock time the SignSvid answer arrived. */
+  readonly issuedAtMs: number;
+  readonly serial: string;
+}
+
+/** The gRPC side (control-plane-client.ts) as the source sees it. */
+export interface SvidSigner {
+  /** First contact or re-attestation: server-authenticated TLS, evidence in the request. */
+  attest(csrDer: Buffer, evidence: AttestationEvidence): Promise<SignedSvidRaw>;
+  /** Renewal over mTLS, authenticated by the current, still valid SVID. */
+  renew(csrDer: Buffer, current: IssuedSvid): Promise<SignedSvidRaw>;
+}
+
+export type RotationResult = 'success' | 'failure' | 'refused';
+
+export interface SvidSourceEvent {
+  readonly kind: 'attest' | 'reattest' | 'renew';
+  readonly result: RotationResult;
+  readonly serial?: string;
+  readonly notAfterMs?: number;
+  readonly error?: string;
+}
+
+export interface TimerFunctions {
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+export const realTimers: TimerFunctions = {
+  setInterval: (fn, ms) => {
+    const h = setInterval(fn, ms);
+    h.unref();
+    return h;
+  },
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+};
+
+export interface ControlPlaneSvidSourceOptions {
+  readonly signer: SvidSigner;
+  readonly evidence: EvidenceProvider;
+  /** Installs a validated SVID (validate-then-swap in the identity store); throwing refuses it. */
+  readonly install: (svid: IssuedSvid) => void | Promise<void>;
+  /** When set, an SVID of another trust domain is refused. */
+  readonly trustDomain?: TrustDomain;
+  readonly clock: Clock;
+  readonly timers?: TimerFunctions;
+  /** How often the wall clock is re-checked. */
+  readonly tickMs?: number;
+  readonly random?: () => number;
+  readonly onEvent?: (e: SvidSourceEvent) => void;
+}
+
+export class ControlPlaneSvidSource {
+  readonly #o: ControlPlaneSvidSourceOptions;
+  readonly #random: () => number;
+  #current: IssuedSvid | undefined;
+  #renewAt = 0;
+  #failures = 0;
+  #retryAt: number | undefined;
+  #lastError: string | undefined;
+  #busy: Promise<void> | undefined;
+  #timer: unknown;
+  #firstListeners: (() => void)[] = [];
+
+  constructor(opts: ControlPlaneSvidSourceOptions) {
+    this.#o = opts;
+    this.#random = opts.random ?? Math.random;
+  }
+
+  /** Starts the tick and makes the first attempt at once. */
+  start(): void {
+    if (this.#timer !== undefined) return;
+    const timers = this.#o.timers ?? realTimers;
+    this.#timer = timers.setInterval(() => void this.tick(), this.#o.tickMs ?? 1_000);
+    void this.tick();
+  }
+
+  stop(): void {
+    if (this.#timer === undefined) return;
+    (this.#o.timers ?? realTimers).clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Resolves once the first SVID is installed. */
+  firstSvid(): Promise<void> {
+    if (this.#current) return Promise.resolve();
+    return new Promise((ok) => this.#firstListeners.push(ok));
+  }
+
+  get current(): IssuedSvid | undefined {
+    return this.#current;
+  }
+
+  /** The planned renewal instant of the current SVID (wall clock, ms). */
+  get nextRenewalMs(): number | undefined {
+    if (!this.#current) return undefined;
+    return Math.max(this.#renewAt, this.#retryAt ?? 0);
+  }
+
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  get consecutiveFailures(): number {
+    return this.#failures;
+  }
+
+  state(): RenewalState {
+    const c = this.#current;
+    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
+    return c ? { ...base, svid: { notBeforeMs: c.notBeforeMs, notAfterMs: c.notAfterMs, renewAtMs: this.#renewAt } } : base;
+  }
+
+  /** Identity readiness now: not ready before the first SVID, after expiry, or in the last 10 % while failing. */
+  readiness(): Readiness {
+    return identityReadiness(this.#o.clock.nowMs(), this.state(), this.#lastError);
+  }
+
+  /** One tick: read the wall clock, decide, act. Concurrent ticks join the attempt in flight. */
+  tick(): Promise<void> {
+    if (this.#busy) return this.#busy;
+    const decision = renewalDecision(this.#o.clock.nowMs(), this.state());
+    switch (decision.kind) {
+      case 'wait':
+        return Promise.resolve();
+      case 'expired':
+        this.#lastError = decision.reason;
+        return Promise.resolve();
+      default:
+        this.#busy = this.#attempt(decision.kind).finally(() => {
+          this.#busy = undefined;
+          if (this.#current) for (const l of this.#firstListeners.splice(0)) l();
+        });
+        return this.#busy;
+    }
+  }
+
+  async #attempt(kind: 'attest' | 'reattest' | 'renew'): Promise<void> {
+    const { clock, signer } = this.#o;
+    let stage: 'sign' | 'validate' | 'install' = 'sign';
+    try {
+      const current = this.#current;
+      // A fresh key per SVID: the old key stays only with connections already made with it.
+      const key = generateKeyPair('ec-p256');
+      const csr = await createCsr(key, kind === 'renew' && current ? { uriSans: [current.id.toString()] } : {});
+      const raw = kind === 'renew' && current ? await signer.renew(csr, current) : await signer.attest(csr, await this.#o.evidence.read());
+      stage = 'validate';
+      const svid = validateSignedSvid(raw, key, clock.nowMs(), { trustDomain: this.#o.trustDomain, sameIdAs: kind === 'renew' ? current?.id : undefined });
+      stage = 'install';
+      await this.#o.install(svid);
+      if (kind !== 'renew') this.#o.evidence.consumed();
+      this.#current = svid;
+      this.#renewAt = renewAtMs(svid.notBeforeMs, svid.notAfterMs, this.#random);
+      this.#failures = 0;
+      this.#retryAt = undefined;
+      this.#lastError = undefined;
+      this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
+    } catch (e) {
+      this.#failures++;
+      this.#retryAt = retryAtMs(clock.nowMs(), this.#failures, this.#current?.notAfterMs, undefined, this.#random);
+      this.#lastError = describeError(e);
+      this.#o.onEvent?.({ kind, result: stage === 'sign' ? 'failure' : 'refused', error: this.#lastError });
+    }
+  }
+}
+
+/** Checks a SignSvid answer whole: parses, key matches ours, chain verifies to the returned bundle now. */
+export function validateSignedSvid(
+  raw: SignedSvidRaw,
+  key: KeyPair,
+  nowMs: number,
+  expect: { trustDomain?: TrustDomain | undefined; sameIdAs?: SpiffeId | undefined } = {},
+): IssuedSvid {
+  const bad = (msg: string) => new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', msg);
+  if (raw.chainDer.length === 0) throw bad('empty SVID chain');
+  let chain: X509Certificate[];
+  try {
+    chain = raw.chainDer.map((d) => new X509(Buffer.from(d)));
+  } catch (e) {
+    throw bad(`unparsable certificate in SVID chain: ${(e as Error).message}`);
+  }
+  const leaf = chain[0]!;
+  if (!keyMatchesPublicKey(key.privateKey, leaf.publicKey)) throw bad('the SVID does not carry the public key of the CSR');
+  let bundle: TrustBundle | undefined;
+  const verified = (() => {
+    const claimed = verifyX509Svid(chain, new TrustBundleSet([]), { nowMs });
+    const td = claimed.ok ? claimed.id.trustDomain : claimed.claimedId?.trustDomain;
+    if (!td) return claimed;
+    const own = raw.bundles.find((b) => b.trustDomain === td.name);
+    if (!own) throw bad(`no bundle for trust domain "${td}" in the answer`);
+    try {
+      bundle = bundleFromDer(td.name, own.authoritiesDer);
+    } catch (e) {
+      throw bad(`bundle in the answer is invalid: ${(e as Error).message}`);
+    }
+    return verifyX509Svid(chain, new TrustBundleSet([bundle]), { nowMs });
+  })();
+  if (!verified.ok) throw bad(`the SVID does not verify: ${verified.message}`);
+  if (expect.trustDomain && !verified.id.trustDomain.equals(expect.trustDomain)) {
+    throw bad(`the SVID is in trust domain "${verified.id.trustDomain}", expected "${expect.trustDomain}"`);
+  }
+  if (expect.sameIdAs && !expect.sameIdAs.equals(verified.id)) throw bad(`renewal changed the SPIFFE ID from ${expect.sameIdAs} to ${verified.id}`);
+  return {
+    id: verified.id,
+    chain,
+    key,
+    bundle: bundle!,
+    notBeforeMs: leaf.validFromDate.getTime(),
+    notAfterMs: leaf.validToDate.getTime(),
+    issuedAtMs: nowMs,
+    serial: leaf.serialNumber.toLowerCase(),
+  };
+}
+
+/** A bundle from separate DER certificates (one per wire element; DER is not concatenated here). */
+export function bundleFromDer(trustDomain: string, ders: readonly Uint8Array[]): TrustBundle {
+  let certs: X509Certificate[];
+  try {
+    certs = ders.map((d) => new X509(Buffer.from(d)));
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_PEM_MALFORMED', `bundle for "${trustDomain}": ${(e as Error).message}`);
+  }
+  return new TrustBundle(TrustDomain.parse(trustDomain), certs);
+}
+
+function describeError(e: unknown): string {
+  if (e instanceof TesseraError) return `${e.code}: ${e.message}`;
+  const g = e as { code?: unknown; details?: unknown; message?: unknown };
+  if (typeof g.code === 'number' && typeof g.details === 'string') return `grpc ${g.code}: ${g.details}`;
+  return String(g.message ?? e);
+}

@@ -1,0 +1,123 @@
+// Keeps one server stream open: opens it, hands every message on, and after an end or error reopens it after a
+// jittered exponential backoff (reset once a message arrives). Timers and randomness are injected.
+import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
+
+export interface StreamHandle {
+  cancel(): void;
+}
+
+export interface StreamCallbacks<T> {
+  onMessage(msg: T): void;
+  /** The stream ended or failed; `error` is absent for a clean end. */
+  onClose(error?: unknown): void;
+}
+
+export interface ReconnectTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export const realReconnectTimers: ReconnectTimers = {
+  setTimeout: (fn, ms) => {
+    const h = setTimeout(fn, ms);
+    h.unref();
+    return h;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+export const DEFAULT_RECONNECT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 250, maxMs: 15_000, multiplier: 2, jitter: 0.3 });
+
+export interface ReconnectingStreamOptions<T> {
+  /** Opens one stream; throwing counts as a failed attempt. */
+  readonly open: (cb: StreamCallbacks<T>) => StreamHandle;
+  readonly onMessage: (msg: T) => void;
+  /** Every close, with the delay until the next attempt (for logs and metrics). */
+  readonly onDisconnect?: (error: unknown, retryInMs: number) => void;
+  readonly backoff?: BackoffOptions;
+  readonly timers?: ReconnectTimers;
+  readonly random?: () => number;
+}
+
+export class ReconnectingStream<T> {
+  readonly #o: ReconnectingStreamOptions<T>;
+  #attempt = 0;
+  #stream: StreamHandle | undefined;
+  #timer: unknown;
+  #running = false;
+  #generation = 0;
+
+  constructor(opts: ReconnectingStreamOptions<T>) {
+    this.#o = opts;
+  }
+
+  get connected(): boolean {
+    return this.#stream !== undefined;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#connect();
+  }
+
+  /** Drops the current stream and opens a new one at once (e.g. after the client certificate rotated). */
+  restart(): void {
+    if (!this.#running) return;
+    this.#clearTimer();
+    this.#drop();
+    this.#attempt = 0;
+    this.#connect();
+  }
+
+  stop(): void {
+    this.#running = false;
+    this.#clearTimer();
+    this.#drop();
+  }
+
+  #drop(): void {
+    this.#generation++;
+    const s = this.#stream;
+    this.#stream = undefined;
+    s?.cancel();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== undefined) (this.#o.timers ?? realReconnectTimers).clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #connect(): void {
+    if (!this.#running) return;
+    const gen = ++this.#generation;
+    const current = () => gen === this.#generation && this.#running;
+    try {
+      this.#stream = this.#o.open({
+        onMessage: (msg) => {
+          if (!current()) return;
+          this.#attempt = 0;
+          this.#o.onMessage(msg);
+        },
+        onClose: (error) => {
+          if (!current()) return;
+          this.#stream = undefined;
+          this.#schedule(error);
+        },
+      });
+    } catch (e) {
+      this.#stream = undefined;
+      this.#schedule(e);
+    }
+  }
+
+  #schedule(error: unknown): void {
+    if (!this.#running || this.#timer !== undefined) return;
+    const delay = backoffDelay(this.#attempt++, this.#o.backoff ?? DEFAULT_RECONNECT_BACKOFF, this.#o.random);
+    this.#o.onDisconnect?.(error, delay);
+    this.#timer = (this.#o.timers ?? realReconnectTimers).setTimeout(() => {
+      this.#timer = undefined;
+      this.#connect();
+    }, delay);
+  }
+}

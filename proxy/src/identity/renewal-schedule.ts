@@ -1,0 +1,89 @@
+// When to renew the SVID, as pure functions of wall-clock time: renewal point with jitter, retry backoff, the
+// last-10 % readiness rule. The caller re-asks on a short tick, so a suspended host or a stopped timer cannot
+// skip a renewal: every answer is derived from "now" and the SVID's own validity, never from elapsed timers.
+import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
+
+/** Renewal happens at this fraction of the lifetime (NotBefore → NotAfter) ... */
+export const RENEW_FRACTION = 0.5;
+/** ... moved by up to ±10 % of that point, so a fleet issued together does not renew together. */
+export const RENEW_JITTER = 0.1;
+/** The share of the lifetime, at its end, in which a non-renewed SVID makes the proxy not ready. */
+export const LAST_FRACTION = 0.1;
+
+export const DEFAULT_RETRY_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.2 });
+
+/** The wall-clock instant (ms) at which an SVID valid [notBeforeMs, notAfterMs] should be renewed. */
+export function renewAtMs(notBeforeMs: number, notAfterMs: number, random: () => number = Math.random): number {
+  const lifetime = Math.max(0, notAfterMs - notBeforeMs);
+  const fraction = RENEW_FRACTION * (1 + RENEW_JITTER * (2 * random() - 1));
+  return Math.round(notBeforeMs + lifetime * fraction);
+}
+
+/** True once `nowMs` is within the last 10 % of the validity period (or past it). */
+export function inLastTenth(nowMs: number, notBeforeMs: number, notAfterMs: number): boolean {
+  const lifetime = Math.max(0, notAfterMs - notBeforeMs);
+  return nowMs >= notAfterMs - lifetime * LAST_FRACTION;
+}
+
+/** What the identity source knows; the schedule needs nothing else. */
+export interface RenewalState {
+  /** The current SVID's validity, absent before the first one. */
+  readonly svid?: { readonly notBeforeMs: number; readonly notAfterMs: number; readonly renewAtMs: number };
+  /** Consecutive failed attempts since the last success. */
+  readonly failures: number;
+  /** Earliest wall-clock time for the next attempt after a failure (backoff). */
+  readonly retryAtMs?: number;
+  /** Whether fresh attestation evidence can be obtained (a token file); an inline join token is single-use. */
+  readonly canReattest: boolean;
+}
+
+export type RenewalDecision =
+  /** Nothing to do before `untilMs` (a hint for the tick; the tick re-asks anyway). */
+  | { readonly kind: 'wait'; readonly untilMs: number }
+  /** No SVID yet: attest with the bootstrap evidence. */
+  | { readonly kind: 'attest' }
+  /** Renew over mTLS with the current, still valid SVID. */
+  | { readonly kind: 'renew' }
+  /** The SVID has expired: attest again with fresh evidence. */
+  | { readonly kind: 'reattest' }
+  /** The SVID has expired and no evidence can be had: report not-ready, keep waiting for an operator. */
+  | { readonly kind: 'expired'; readonly reason: string };
+
+export function renewalDecision(nowMs: number, state: RenewalState): RenewalDecision {
+  const backingOff = state.retryAtMs !== undefined && nowMs < state.retryAtMs;
+  const svid = state.svid;
+  if (!svid) return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'attest' };
+  if (nowMs >= svid.notAfterMs) {
+    if (!state.canReattest) {
+      return { kind: 'expired', reason: 'svid expired and the join token is single-use: give the proxy a new join token (joinTokenFile) or restart it with one' };
+    }
+    return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'reattest' };
+  }
+  if (nowMs < svid.renewAtMs) return { kind: 'wait', untilMs: svid.renewAtMs };
+  return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'renew' };
+}
+
+/**
+ * Retry time after the n-th consecutive failure (1-based). While the SVID lives, the wait is also capped at a
+ * quarter of its remaining life (never below the initial backoff), so retries get denser towards expiry instead
+ * of sleeping through it; and never later than the expiry itself, where the decision turns to re-attestation.
+ */
+export function retryAtMs(nowMs: number, failures: number, notAfterMs: number | undefined, opts: BackoffOptions = DEFAULT_RETRY_BACKOFF, random: () => number = Math.random): number {
+  const delay = backoffDelay(Math.max(0, failures - 1), opts, random);
+  if (notAfterMs === undefined || nowMs >= notAfterMs) return nowMs + delay;
+  const cap = Math.max(opts.initialMs, (notAfterMs - nowMs) / 4);
+  return Math.min(Math.round(nowMs + Math.min(delay, cap)), notAfterMs);
+}
+
+export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
+
+/** Readiness of the identity: false without an SVID, once expired, or in the last 10 % with renewal failing. */
+export function identityReadiness(nowMs: number, state: RenewalState, lastError?: string): Readiness {
+  const svid = state.svid;
+  if (!svid) return { ready: false, reason: `no svid yet${lastError ? `: ${lastError}` : ''}` };
+  if (nowMs >= svid.notAfterMs) return { ready: false, reason: `svid expired${lastError ? `: ${lastError}` : ''}` };
+  if (inLastTenth(nowMs, svid.notBeforeMs, svid.notAfterMs)) {
+    return { ready: false, reason: `svid in last 10% of lifetime and renewal failing${lastError ? `: ${lastError}` : ''}` };
+  }
+  return { ready: true };
+}

@@ -1,0 +1,148 @@
+// The SPIFFE Workload API (service SpiffeWorkloadAPI) on an owner-only Unix socket: X.509 SVID and bundle
+// streams that push the complete state on every rotation; JWT calls answer Unimplemented; every call must carry
+// the `workload.spiffe.io: true` header or gets InvalidArgument.
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { resolve } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { TesseraError } from '../../../common/errors.js';
+import { loadProtoFile, serviceAt } from '../identity/grpc-protos.js';
+import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
+
+export const WORKLOAD_API_PROTO = 'spiffe/workload/workload.proto';
+export const SECURITY_HEADER = 'workload.spiffe.io';
+
+export interface WorkloadApiServerOptions {
+  readonly socketPath: string;
+  readonly feed: WorkloadIdentityFeed;
+  /** Called for every refused or failed call (metric/log hook); never sees key material. */
+  readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'unavailable' | 'unimplemented' }) => void;
+}
+
+type Stream = grpc.ServerWritableStream<unknown, unknown>;
+
+export class WorkloadApiServer {
+  readonly socketPath: string;
+  readonly #feed: WorkloadIdentityFeed;
+  readonly #onEvent: NonNullable<WorkloadApiServerOptions['onEvent']>;
+  readonly #server = new grpc.Server();
+  readonly #svidStreams = new Set<Stream>();
+  readonly #bundleStreams = new Set<Stream>();
+  #unsubscribe: (() => void) | undefined;
+
+  private constructor(opts: WorkloadApiServerOptions) {
+    this.socketPath = resolve(opts.socketPath);
+    this.#feed = opts.feed;
+    this.#onEvent = opts.onEvent ?? (() => {});
+  }
+
+  /** Binds the socket (replacing a stale socket file, never another kind of file) and starts serving. */
+  static async start(opts: WorkloadApiServerOptions): Promise<WorkloadApiServer> {
+    const s = new WorkloadApiServer(opts);
+    await s.#listen();
+    return s;
+  }
+
+  /** Open FetchX509SVID + FetchX509Bundles streams. */
+  get openStreams(): number {
+    return this.#svidStreams.size + this.#bundleStreams.size;
+  }
+
+  async #listen(): Promise<void> {
+    removeStaleSocket(this.socketPath);
+    const service = serviceAt(loadProtoFile(WORKLOAD_API_PROTO), 'SpiffeWorkloadAPI').service;
+    const unimplemented = (name: string) => (call: grpc.ServerUnaryCall<unknown, unknown> | Stream, cb?: grpc.sendUnaryData<unknown>) => {
+      const status = this.#checkHeader(name, call.metadata) ?? { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented: Tessera serves X.509-SVIDs only` };
+      if (status.code === grpc.status.UNIMPLEMENTED) this.#onEvent({ method: name, outcome: 'unimplemented' });
+      if (cb) cb(status);
+      else (call as Stream).emit('error', status);
+    };
+    this.#server.addService(service, {
+      FetchX509SVID: (call: Stream) => this.#openStream('FetchX509SVID', call, this.#svidStreams),
+      FetchX509Bundles: (call: Stream) => this.#openStream('FetchX509Bundles', call, this.#bundleStreams),
+      FetchJWTSVID: unimplemented('FetchJWTSVID'),
+      FetchJWTBundles: unimplemented('FetchJWTBundles'),
+      ValidateJWTSVID: unimplemented('ValidateJWTSVID'),
+    });
+    await new Promise<void>((ok, fail) => {
+      this.#server.bindAsync(`unix://${this.socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
+        if (err) return fail(new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${this.socketPath}: ${err.message}`, {}, { cause: err }));
+        ok();
+      });
+    });
+    // Owner-only: the socket hands out the private key. Set right after bind, before any identity is pushed.
+    chmodSync(this.socketPath, 0o600);
+    this.#unsubscribe = this.#feed.subscribe(() => this.#pushAll());
+  }
+
+  #checkHeader(method: string, md: grpc.Metadata): grpc.StatusObject | undefined {
+    const values = md.get(SECURITY_HEADER);
+    if (values.length === 1 && values[0] === 'true') return undefined;
+    this.#onEvent({ method, outcome: 'invalid_argument' });
+    return { code: grpc.status.INVALID_ARGUMENT, details: `security header missing from request: ${SECURITY_HEADER}: true`, metadata: new grpc.Metadata() };
+  }
+
+  #openStream(method: string, call: Stream, set: Set<Stream>): void {
+    const bad = this.#checkHeader(method, call.metadata);
+    if (bad) {
+      call.emit('error', bad);
+      return;
+    }
+    const identity = this.#feed.current();
+    if (!identity) {
+      // The spec's retryable answer: the workload's client backs off and asks again.
+      this.#onEvent({ method, outcome: 'unavailable' });
+      call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'no identity issued yet; retry' });
+      return;
+    }
+    set.add(call);
+    const drop = () => set.delete(call);
+    call.on('cancelled', drop);
+    call.on('close', drop);
+    call.on('error', drop);
+    this.#onEvent({ method, outcome: 'ok' });
+    this.#write(call, set);
+  }
+
+  #write(call: Stream, set: Set<Stream>): void {
+    const identity = this.#feed.current();
+    if (!identity || call.cancelled || call.writableEnded) return;
+    call.write(set === this.#svidStreams ? x509SvidResponse(identity) : x509BundlesResponse(identity));
+  }
+
+  /** Pushes the complete new state to every open stream. */
+  #pushAll(): void {
+    for (const call of this.#svidStreams) this.#write(call, this.#svidStreams);
+    for (const call of this.#bundleStreams) this.#write(call, this.#bundleStreams);
+  }
+
+  /** Ends every stream (status OK), stops the server and removes the socket file. */
+  async close(): Promise<void> {
+    this.#unsubscribe?.();
+    for (const call of [...this.#svidStreams, ...this.#bundleStreams]) if (!call.writableEnded) call.end();
+    this.#svidStreams.clear();
+    this.#bundleStreams.clear();
+    await new Promise<void>((ok) => {
+      const force = setTimeout(() => {
+        this.#server.forceShutdown();
+        ok();
+      }, 2_000);
+      this.#server.tryShutdown(() => {
+        clearTimeout(force);
+        ok();
+      });
+    });
+    removeStaleSocket(this.socketPath);
+  }
+}
+
+/** Unlinks a leftover socket at `path`; refuses to touch a regular file or directory there. */
+function removeStaleSocket(path: string): void {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(path);
+  } catch {
+    return;
+  }
+  if (!st.isSocket()) throw new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${path} exists and is not a socket: refusing to replace it`);
+  unlinkSync(path);
+}

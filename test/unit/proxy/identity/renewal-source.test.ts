@@ -1,0 +1,244 @@
+// ControlPlaneSvidSource driven by a fake wall clock and a manual tick: a clock moved past the renewal point
+// renews at the next tick (no long timer), failures back off, readiness follows the last-10 % rule, bad answers
+// are refused. The signer is a real CA signing the real CSRs (test-ca), standing in for the control plane.
+import type { X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, test } from 'vitest';
+import { TesseraError } from '../../../../common/errors.js';
+import { issueCertificate } from '../../../../common/pki/cert-builder.js';
+import { parseCsr } from '../../../../common/pki/csr.js';
+import { generateKeyPair } from '../../../../common/pki/keys.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { type AttestationEvidence, evidenceProvider } from '../../../../proxy/src/identity/attestation-evidence.js';
+import {
+  ControlPlaneSvidSource,
+  type IssuedSvid,
+  type SignedSvidRaw,
+  type SvidSigner,
+  type SvidSourceEvent,
+  type TimerFunctions,
+} from '../../../../proxy/src/identity/control-plane-svid-source.js';
+import { TestCa } from '../../../helpers/test-ca.js';
+
+const ID = 'spiffe://example.org/ns/default/sa/web';
+const TTL = 20_000;
+const T0 = Date.UTC(2030, 0, 1);
+
+class FakeClock {
+  t = T0;
+  nowMs = () => this.t;
+}
+
+/** Timers that never fire by themselves: the test fires the tick when it wants. */
+class ManualTimers implements TimerFunctions {
+  fn: (() => void) | undefined;
+  ms = 0;
+  setInterval(fn: () => void, ms: number) {
+    this.fn = fn;
+    this.ms = ms;
+    return 1;
+  }
+  clearInterval() {
+    this.fn = undefined;
+  }
+}
+
+class CaSigner implements SvidSigner {
+  readonly calls: string[] = [];
+  failWith: Error | undefined;
+  /** Sign with a key other than the CSR's (a broken control plane). */
+  wrongKey = false;
+  id = ID;
+  constructor(readonly ca: TestCa, readonly clock: FakeClock) {}
+  async attest(csr: Buffer, ev: AttestationEvidence) {
+    this.calls.push(`attest:${ev.kind}:${ev.token}`);
+    return this.#sign(csr);
+  }
+  async renew(csr: Buffer, current: IssuedSvid) {
+    this.calls.push(`renew:${current.serial}`);
+    expect((await parseCsr(csr)).uriSans).toEqual([current.id.toString()]);
+    return this.#sign(csr);
+  }
+  async #sign(csr: Buffer): Promise<SignedSvidRaw> {
+    if (this.failWith) throw this.failWith;
+    const { publicKey } = await parseCsr(csr);
+    const leaf: X509Certificate = await issueCertificate({
+      subject: 'O=Tessera Test',
+      publicKey: this.wrongKey ? generateKeyPair().publicKey : publicKey,
+      issuer: this.ca.intermediate.cert,
+      signer: this.ca.intermediate.key,
+      notBefore: new Date(this.clock.t - 5_000),
+      notAfter: new Date(this.clock.t + TTL),
+      basicConstraints: { ca: false },
+      keyUsage: ['digitalSignature'],
+      uriSans: [this.id],
+      extKeyUsage: ['serverAuth', 'clientAuth'],
+    });
+    return { chainDer: [leaf.raw, this.ca.intermediate.cert.raw], bundles: [{ trustDomain: 'example.org', authoritiesDer: [this.ca.root.cert.raw] }] };
+  }
+}
+
+describe('ControlPlaneSvidSource', () => {
+  let ca: TestCa;
+  let clock: FakeClock;
+  let timers: ManualTimers;
+  let signer: CaSigner;
+  let installed: IssuedSvid[];
+  let events: SvidSourceEvent[];
+
+  beforeEach(async () => {
+    ca = await TestCa.create({ nowMs: T0 });
+    clock = new FakeClock();
+    timers = new ManualTimers();
+    signer = new CaSigner(ca, clock);
+    installed = [];
+    events = [];
+  });
+
+  const makeSource = (evidence = evidenceProvider({ joinToken: 'tok-1' }), install?: (s: IssuedSvid) => void) =>
+    new ControlPlaneSvidSource({
+      signer,
+      evidence,
+      install: install ?? ((s) => void installed.push(s)),
+      trustDomain: TrustDomain.parse('example.org'),
+      clock,
+      timers,
+      tickMs: 1_000,
+      random: () => 0.5,
+      onEvent: (e) => events.push(e),
+    });
+
+  /** What the 1 s interval would do; awaited so the attempt has finished. */
+  const tick = async (s: ControlPlaneSvidSource) => {
+    timers.fn!();
+    await s.tick();
+  };
+
+  test('attests at start, then renews when the wall clock passes the renewal point, with no timer firing', async () => {
+    const s = makeSource();
+    s.start();
+    await s.firstSvid();
+    expect(timers.ms).toBe(1_000);
+    expect(signer.calls).toEqual(['attest:join_token:tok-1']);
+    const first = installed[0]!;
+    expect(first.id.toString()).toBe(ID);
+    expect(s.nextRenewalMs).toBe(first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) / 2);
+
+    clock.t += 5_000; // before the renewal point (12.5 s after NotBefore)
+    await tick(s);
+    expect(signer.calls).toHaveLength(1);
+
+    // The host "slept" well past the renewal point: nothing fired meanwhile; the next tick sees the wall clock.
+    clock.t = s.nextRenewalMs! + 1;
+    await tick(s);
+    expect(signer.calls).toEqual(['attest:join_token:tok-1', `renew:${first.serial}`]);
+    expect(installed).toHaveLength(2);
+    expect(installed[1]!.serial).not.toBe(first.serial);
+    expect(installed[1]!.key).not.toBe(first.key);
+    expect(events.map((e) => `${e.kind}:${e.result}`)).toEqual(['attest:success', 'renew:success']);
+  });
+
+  test('the control plane away: backs off, stays ready until the last 10 %, then reports why; resumes by itself', async () => {
+    const s = makeSource();
+    s.start();
+    await s.firstSvid();
+    const svid = installed[0]!;
+    signer.failWith = new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE: connect ECONNREFUSED');
+    clock.t = s.nextRenewalMs!;
+    await tick(s);
+    expect(s.consecutiveFailures).toBe(1);
+    expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'failure' });
+    const calls = signer.calls.length;
+    await tick(s); // still inside the backoff window: no new attempt
+    expect(signer.calls.length).toBe(calls);
+    expect(s.readiness()).toEqual({ ready: true });
+
+    // Keep failing until the last 10 % of the lifetime.
+    const lastTenth = svid.notAfterMs - (svid.notAfterMs - svid.notBeforeMs) / 10;
+    while (clock.t < lastTenth) {
+      clock.t += 1_000;
+      await tick(s);
+    }
+    const r = s.readiness();
+    expect(r.ready).toBe(false);
+    expect(!r.ready && r.reason).toBe('svid in last 10% of lifetime and renewal failing: TESSERA_ERR_IDENTITY_SIGN_FAILED: UNAVAILABLE: connect ECONNREFUSED');
+
+    signer.failWith = undefined;
+    for (let i = 0; i < 60 && installed.length < 2; i++) {
+      clock.t += 500;
+      await tick(s);
+    }
+    expect(installed).toHaveLength(2);
+    expect(s.readiness()).toEqual({ ready: true });
+    expect(s.consecutiveFailures).toBe(0);
+  });
+
+  test('expired with a spent inline join token: not ready with a clear reason, no attempt', async () => {
+    const s = makeSource();
+    s.start();
+    await s.firstSvid();
+    signer.failWith = new Error('down');
+    clock.t = installed[0]!.notAfterMs + 1;
+    const before = signer.calls.length;
+    await tick(s);
+    expect(signer.calls.length).toBe(before);
+    const r = s.readiness();
+    expect(r.ready).toBe(false);
+    expect(!r.ready && r.reason).toMatch(/^svid expired: svid expired and the join token is single-use/);
+  });
+
+  test('expired with a token file: re-attests with the file read afresh', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
+    try {
+      const file = join(dir, 'token');
+      await writeFile(file, 'k8s-token-1\n');
+      const s = makeSource(evidenceProvider({ kubernetesTokenFile: file }));
+      s.start();
+      await s.firstSvid();
+      await writeFile(file, 'k8s-token-2\n');
+      clock.t = installed[0]!.notAfterMs + 10;
+      await tick(s);
+      expect(signer.calls).toEqual(['attest:kubernetes_token:k8s-token-1', 'attest:kubernetes_token:k8s-token-2']);
+      expect(events.at(-1)).toMatchObject({ kind: 'reattest', result: 'success' });
+      expect(s.readiness()).toEqual({ ready: true });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad answer is refused and counted; the old SVID stays', async () => {
+    const s = makeSource();
+    s.start();
+    await s.firstSvid();
+    const first = s.current!;
+    signer.wrongKey = true;
+    clock.t = s.nextRenewalMs!;
+    await tick(s);
+    expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'refused' });
+    expect(s.lastError).toMatch(/TESSERA_ERR_IDENTITY_BAD_RESPONSE: the SVID does not carry the public key/);
+    expect(s.current).toBe(first);
+
+    signer.wrongKey = false;
+    signer.id = 'spiffe://example.org/ns/default/sa/other';
+    clock.t = s.nextRenewalMs!;
+    await tick(s);
+    expect(s.lastError).toMatch(/renewal changed the SPIFFE ID/);
+    expect(s.current).toBe(first);
+    expect(installed).toHaveLength(1);
+  });
+
+  test('an SVID the identity store refuses is counted as refused', async () => {
+    const s = makeSource(undefined, () => {
+      throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', 'store said no');
+    });
+    s.start();
+    await s.tick();
+    expect(s.current).toBeUndefined();
+    expect(events).toEqual([{ kind: 'attest', result: 'refused', error: 'TESSERA_ERR_IDENTITY_BAD_RESPONSE: store said no' }]);
+    expect(s.readiness()).toEqual({ ready: false, reason: 'no svid yet: TESSERA_ERR_IDENTITY_BAD_RESPONSE: store said no' });
+    s.stop();
+    expect(timers.fn).toBeUndefined();
+  });
+});

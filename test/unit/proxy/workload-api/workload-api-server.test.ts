@@ -1,0 +1,181 @@
+// Workload API server on a real Unix socket, driven by a plain proto-loader client (no Tessera client code):
+// header enforcement, complete-state streams pushed on rotation, Unimplemented JWT calls, owner-only socket.
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { lstatSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import type { WorkloadIdentity, WorkloadIdentityFeed } from '../../../../proxy/src/workload-api/workload-api-messages.js';
+import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
+import { REPO_ROOT, makeTempDir, run } from '../../../helpers/run.js';
+import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
+
+const ID = 'spiffe://example.org/ns/default/sa/api';
+
+class MemoryFeed implements WorkloadIdentityFeed {
+  value: WorkloadIdentity | undefined;
+  readonly listeners = new Set<() => void>();
+  current() {
+    return this.value;
+  }
+  subscribe(l: () => void) {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+  set(v: WorkloadIdentity) {
+    this.value = v;
+    for (const l of this.listeners) l();
+  }
+}
+
+function identityOf(svid: MintedSvid, ca: TestCa, extra: Record<string, TestCa> = {}): WorkloadIdentity {
+  const bundles = new Map<string, Uint8Array[]>([[ca.trustDomain, [ca.root.cert.raw]]]);
+  for (const [td, other] of Object.entries(extra)) bundles.set(td, [other.root.cert.raw]);
+  return {
+    spiffeId: ID,
+    trustDomain: ca.trustDomain,
+    chainDer: svid.chain.map((c) => c.raw),
+    keyPkcs8Der: svid.key.privateKey.export({ type: 'pkcs8', format: 'der' }),
+    bundles,
+  };
+}
+
+// A generic client: nothing but the published proto and grpc-js.
+function genericClient(socket: string): grpc.Client & Record<string, (...a: unknown[]) => unknown> {
+  const def = protoLoader.loadSync('spiffe/workload/workload.proto', { includeDirs: [join(REPO_ROOT, 'proto')], keepCase: true, defaults: true });
+  const Ctor = (grpc.loadPackageDefinition(def) as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor }).SpiffeWorkloadAPI;
+  return new Ctor(`unix://${socket}`, grpc.credentials.createInsecure()) as never;
+}
+const header = () => {
+  const md = new grpc.Metadata();
+  md.set('workload.spiffe.io', 'true');
+  return md;
+};
+
+/** Collects stream messages and the final status. */
+function collect(stream: grpc.ClientReadableStream<Record<string, unknown>>) {
+  const messages: Record<string, unknown>[] = [];
+  const waiters: (() => void)[] = [];
+  let status: grpc.StatusObject | undefined;
+  stream.on('data', (m) => {
+    messages.push(m);
+    for (const w of waiters.splice(0)) w();
+  });
+  stream.on('error', () => {});
+  stream.on('status', (s) => {
+    status = s;
+    for (const w of waiters.splice(0)) w();
+  });
+  const until = async (pred: () => boolean) => {
+    const deadline = Date.now() + 5_000;
+    while (!pred()) {
+      if (Date.now() > deadline) throw new Error('timed out waiting on the stream');
+      await new Promise<void>((r) => {
+        waiters.push(r);
+        setTimeout(r, 200);
+      });
+    }
+  };
+  return { messages, until, status: () => status };
+}
+
+describe('SPIFFE Workload API server', () => {
+  let tmp: Awaited<ReturnType<typeof makeTempDir>>;
+  let ca: TestCa;
+  let feed: MemoryFeed;
+  let server: WorkloadApiServer | undefined;
+  let client: ReturnType<typeof genericClient> | undefined;
+  const socket = () => join(tmp.dir, 'workload.sock');
+
+  beforeEach(async () => {
+    tmp = await makeTempDir();
+    ca = await TestCa.create();
+    feed = new MemoryFeed();
+  });
+  afterEach(async () => {
+    client?.close();
+    await server?.close();
+    server = client = undefined;
+    await tmp.cleanup();
+  });
+
+  test('streams the complete SVID state and pushes a new message on every rotation', async () => {
+    const first = await ca.mintSvid(ID);
+    feed.set(identityOf(first, ca));
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed });
+    expect(statSync(socket()).mode & 0o777).toBe(0o600);
+    client = genericClient(socket());
+    const s = collect(client.FetchX509SVID({}, header()) as never);
+    await s.until(() => s.messages.length === 1);
+    const svid = (s.messages[0]!.svids as Record<string, Buffer>[])[0]!;
+    expect(svid.spiffe_id).toBe(ID);
+    expect(new X509Certificate(svid.x509_svid!).serialNumber).toBe(first.leaf.serialNumber);
+    const key = createPrivateKey({ key: svid.x509_svid_key!, format: 'der', type: 'pkcs8' });
+    expect(key.export({ type: 'pkcs8', format: 'der' }).equals(first.key.privateKey.export({ type: 'pkcs8', format: 'der' }))).toBe(true);
+    expect(new X509Certificate(svid.bundle!).fingerprint256).toBe(ca.root.cert.fingerprint256);
+
+    const fed = await TestCa.create({ trustDomain: 'partner.org' });
+    const second = await ca.mintSvid(ID);
+    feed.set(identityOf(second, ca, { 'partner.org': fed }));
+    await s.until(() => s.messages.length === 2);
+    const svid2 = (s.messages[1]!.svids as Record<string, Buffer>[])[0]!;
+    expect(new X509Certificate(svid2.x509_svid!).serialNumber).toBe(second.leaf.serialNumber);
+    expect(Object.keys(s.messages[1]!.federated_bundles as object)).toEqual(['spiffe://partner.org']);
+    expect(server.openStreams).toBe(1);
+  });
+
+  test('streams all bundles keyed by trust-domain ID', async () => {
+    const fed = await TestCa.create({ trustDomain: 'partner.org' });
+    feed.set(identityOf(await ca.mintSvid(ID), ca, { 'partner.org': fed }));
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed });
+    client = genericClient(socket());
+    const s = collect(client.FetchX509Bundles({}, header()) as never);
+    await s.until(() => s.messages.length === 1);
+    const bundles = s.messages[0]!.bundles as Record<string, Buffer>;
+    expect(Object.keys(bundles).sort()).toEqual(['spiffe://example.org', 'spiffe://partner.org']);
+    expect(new X509Certificate(bundles['spiffe://partner.org']!).fingerprint256).toBe(fed.root.cert.fingerprint256);
+  });
+
+  test('refuses calls without the security header with InvalidArgument, JWT calls with Unimplemented', async () => {
+    feed.set(identityOf(await ca.mintSvid(ID), ca));
+    const events: string[] = [];
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
+    client = genericClient(socket());
+    const noHeader = collect(client.FetchX509SVID({}, new grpc.Metadata()) as never);
+    await noHeader.until(() => noHeader.status() !== undefined);
+    expect(noHeader.status()!.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(noHeader.messages).toHaveLength(0);
+
+    const unary = (method: string, md: grpc.Metadata) =>
+      new Promise<grpc.ServiceError>((ok) => client![method]!({ audience: ['x'] }, md, (err: grpc.ServiceError) => ok(err)));
+    expect((await unary('FetchJWTSVID', header())).code).toBe(grpc.status.UNIMPLEMENTED);
+    expect((await unary('ValidateJWTSVID', header())).code).toBe(grpc.status.UNIMPLEMENTED);
+    expect((await unary('FetchJWTSVID', new grpc.Metadata())).code).toBe(grpc.status.INVALID_ARGUMENT);
+    const jwtBundles = collect(client.FetchJWTBundles({}, header()) as never);
+    await jwtBundles.until(() => jwtBundles.status() !== undefined);
+    expect(jwtBundles.status()!.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(events).toContain('FetchX509SVID:invalid_argument');
+  });
+
+  test('answers Unavailable (retryable) before the first SVID', async () => {
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed });
+    client = genericClient(socket());
+    const s = collect(client.FetchX509SVID({}, header()) as never);
+    await s.until(() => s.status() !== undefined);
+    expect(s.status()!.code).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  test('replaces a stale socket but never a regular file', async () => {
+    // A crashed owner leaves its socket file behind: listen, then die by SIGKILL.
+    const script = `require('node:net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))`;
+    await run(process.execPath, ['-e', script, socket()]).catch(() => undefined);
+    expect(lstatSync(socket()).isSocket()).toBe(true);
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed });
+    await server.close();
+    server = undefined;
+    const file = join(tmp.dir, 'not-a-socket');
+    writeFileSync(file, 'data');
+    await expect(WorkloadApiServer.start({ socketPath: file, feed })).rejects.toMatchObject({ code: 'TESSERA_ERR_WORKLOAD_API_SOCKET' });
+  });
+});
