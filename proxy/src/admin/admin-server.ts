@@ -1,0 +1,174 @@
+// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, and POST
+// /drain. Provider errors answer 500 without detail; every read from a client is bounded in size and time.
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { TesseraError } from '../../../common/errors.js';
+
+export interface AdminServerOptions {
+  readonly listen: { host: string; port: number };
+  readonly registry: Registry;
+  readonly readiness: () => { ready: boolean; reason?: string };
+  readonly certs: () => Promise<unknown> | unknown;
+  /** The effective config, secrets already redacted (PEM private keys are blanked here as a safety net). */
+  readonly config: () => unknown;
+  /** Enables POST /drain (start draining as on SIGTERM). */
+  readonly onDrain?: () => void;
+  /** A provider threw while serving `path` (the client only sees {"error":"internal"}). */
+  readonly onError?: (err: unknown, path: string) => void;
+  /** Overrides of ADMIN_LIMITS (tests use short timeouts). */
+  readonly limits?: Partial<AdminLimits>;
+}
+
+export interface AdminServer {
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+export interface AdminLimits {
+  readonly maxHeaderSize: number;
+  readonly maxHeadersCount: number;
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly maxConnections: number;
+  /** How often Node checks headersTimeout/requestTimeout (their resolution). */
+  readonly timeoutCheckIntervalMs: number;
+}
+
+export const ADMIN_LIMITS: AdminLimits = Object.freeze({
+  maxHeaderSize: 16 * 1024,
+  maxHeadersCount: 64,
+  headersTimeoutMs: 5_000,
+  requestTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 30_000,
+  maxConnections: 64,
+  timeoutCheckIntervalMs: 1_000,
+});
+
+const SECURITY_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
+const PRIVATE_KEY_PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
+
+// Dates and bigints (certificate serials) become strings; anything that looks like a private key is blanked.
+function replacer(_key: string, value: unknown): unknown {
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'string' && PRIVATE_KEY_PEM.test(value)) return '[redacted]';
+  return value;
+}
+
+function send(res: ServerResponse, status: number, contentType: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    ...SECURITY_HEADERS,
+    ...extra,
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+  });
+  res.end(body);
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8';
+const sendJson = (res: ServerResponse, status: number, value: unknown, pretty = false, extra?: Record<string, string>) =>
+  send(res, status, JSON_TYPE, `${JSON.stringify(value, replacer, pretty ? 2 : undefined)}\n`, extra);
+
+export async function startAdminServer(opts: AdminServerOptions): Promise<AdminServer> {
+  const routes: Record<string, () => Promise<[string, string]>> = {
+    '/healthz': async () => ['text/plain; charset=utf-8', 'ok\n'],
+    '/metrics': async () => [opts.registry.contentType, await opts.registry.metrics()],
+    '/certs': async () => [JSON_TYPE, `${JSON.stringify(await opts.certs(), replacer, 2)}\n`],
+    '/config': async () => [JSON_TYPE, `${JSON.stringify(await opts.config(), replacer, 2)}\n`],
+  };
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '/';
+    const q = url.indexOf('?');
+    const path = q === -1 ? url : url.slice(0, q);
+    const method = req.method ?? 'GET';
+    try {
+      if (path === '/drain' && opts.onDrain) {
+        if (method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed' }, false, { allow: 'POST' });
+        // A browser page on this host could POST here; browsers always send Origin on such requests.
+        if (req.headers.origin !== undefined) return sendJson(res, 403, { error: 'forbidden' });
+        opts.onDrain();
+        return sendJson(res, 202, { draining: true });
+      }
+      if (method !== 'GET' && method !== 'HEAD') return sendJson(res, 405, { error: 'method_not_allowed' }, false, { allow: 'GET, HEAD' });
+      if (path === '/ready') {
+        const r = opts.readiness();
+        return sendJson(res, r.ready ? 200 : 503, r.ready ? { ready: true } : { ready: false, reason: r.reason ?? 'not ready' });
+      }
+      const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
+      if (!route) return sendJson(res, 404, { error: 'not_found' });
+      const [type, body] = await route();
+      return send(res, 200, type, body);
+    } catch (err) {
+      opts.onError?.(err, path);
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal' });
+      else res.destroy();
+    }
+  }
+
+  const limits: AdminLimits = { ...ADMIN_LIMITS, ...opts.limits };
+  const server: Server = createServer(
+    {
+      maxHeaderSize: limits.maxHeaderSize,
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: limits.requestTimeoutMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
+    },
+    (req, res) => {
+      // Admin requests carry no body; one sent anyway is discarded rather than buffered.
+      req.resume();
+      void handle(req, res);
+    },
+  );
+  server.maxHeadersCount = limits.maxHeadersCount;
+  server.maxConnections = limits.maxConnections;
+  server.timeout = limits.idleTimeoutMs;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status =
+      err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
+      : '400 Bad Request';
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        new TesseraError(
+          'TESSERA_ERR_ADMIN_LISTEN_FAILED',
+          `The admin listener could not listen on ${opts.listen.host}:${opts.listen.port}: ${err.code ?? err.message}`,
+          { host: opts.listen.host, port: opts.listen.port },
+          { cause: err },
+        ),
+      );
+    };
+    server.once('error', onError);
+    server.listen(opts.listen.port, opts.listen.host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+
+  const bound = server.address() as AddressInfo;
+  const address = Object.freeze({ host: bound.address, port: bound.port });
+  let closing: Promise<void> | undefined;
+  return {
+    address,
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        // Keep-alive connections would otherwise hold close() open until they time out.
+        server.closeAllConnections();
+      });
+      return closing;
+    },
+  };
+}

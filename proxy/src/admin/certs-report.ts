@@ -1,0 +1,47 @@
+// /certs: what identity the proxy holds and what it actually serves. The served serial comes from a fresh TLS
+// handshake to the proxy's own inbound listener, so a reload that did not take effect is visible.
+import * as tls from 'node:tls';
+import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
+import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+
+export interface CertsReport {
+  readonly spiffeId: string | null;
+  readonly serial: string | null;
+  readonly notBefore: string | null;
+  readonly notAfter: string | null;
+  readonly source: string | null;
+  readonly lastRotation: string | null;
+  readonly generation: number;
+  readonly bundles: readonly { readonly trustDomain: string; readonly fingerprints: readonly string[] }[];
+  /** The serial a fresh handshake to the first inbound listener serves (null without one or on failure). */
+  readonly servedSerial: string | null;
+}
+
+/** Connects to our own inbound listener and reads the certificate it serves. */
+export function probeServedSerial(snapshot: IdentitySnapshot, port: number, timeoutMs = 2_000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, cert: snapshot.chainPem, key: snapshot.keyPem, ca: snapshot.caPem, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const done = (v: string | null) => {
+      socket.destroy();
+      resolve(v);
+    };
+    socket.setTimeout(timeoutMs, () => done(null));
+    socket.once('secureConnect', () => done(socket.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null));
+    socket.once('error', () => done(null));
+  });
+}
+
+export async function certsReport(snapshot: IdentitySnapshot | undefined, probePort: number | undefined): Promise<CertsReport> {
+  if (!snapshot) return { spiffeId: null, serial: null, notBefore: null, notAfter: null, source: null, lastRotation: null, generation: 0, bundles: [], servedSerial: null };
+  return {
+    spiffeId: snapshot.id.toString(),
+    serial: snapshot.serial,
+    notBefore: new Date(snapshot.notBeforeMs).toISOString(),
+    notAfter: new Date(snapshot.notAfterMs).toISOString(),
+    source: snapshot.source,
+    lastRotation: new Date(snapshot.installedAtMs).toISOString(),
+    generation: snapshot.generation,
+    bundles: snapshot.bundles.bundles().map((b) => ({ trustDomain: b.trustDomain.name, fingerprints: b.authorities.map(fingerprintOf) })),
+    servedSerial: probePort ? await probeServedSerial(snapshot, probePort) : null,
+  };
+}

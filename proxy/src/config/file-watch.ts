@@ -1,0 +1,164 @@
+// Generic file watching for hot reload: fs.watch on the parent directories (so atomic renames and Kubernetes
+// `..data` symlink swaps are seen), a poll fallback for missed events, and a signature compare that calls back
+// only when something really changed. Never throws out of a timer or watcher callback.
+import { type FSWatcher, readdirSync, realpathSync, statSync, watch } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+
+export interface WatchTimers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+/** Real timers, unref'd: a watcher alone never keeps the process alive. */
+export const realWatchTimers: WatchTimers = Object.freeze({
+  setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
+  clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn: () => void, ms: number) => setInterval(fn, ms).unref(),
+  clearInterval: (h: unknown) => clearInterval(h as NodeJS.Timeout),
+});
+
+export interface WatchPathsOptions {
+  /** Files to watch; the directory holding each one is watched, so replacing the file is seen. */
+  readonly paths: readonly string[];
+  /** Directories whose entries are watched (adds, removals, changes of any entry). */
+  readonly dirs?: readonly string[];
+  /** Called (debounced) when the signature of the watched paths changed. */
+  readonly onChange: () => void;
+  /** Whatever onChange threw; it is reported here and never escapes into a watcher callback. */
+  readonly onError?: (error: unknown) => void;
+  /** Poll fallback period (default 1 s): catches events fs.watch missed and re-arms lost watchers. */
+  readonly pollMs?: number;
+  /** Quiet time after an event before the signature is read (default 50 ms). */
+  readonly debounceMs?: number;
+  readonly timers?: WatchTimers;
+}
+
+export interface PathWatch {
+  close(): void;
+}
+
+/**
+ * What a path resolves to now: real path (changes on a symlink swap), mtime, size, inode (changes on an atomic
+ * rename) and mode (so a chmod is noticed). A missing or unreadable file is a value, not an error.
+ */
+export function pathSignature(path: string): string {
+  try {
+    const real = realpathSync(path);
+    const st = statSync(real);
+    return `${real}|${st.mtimeMs}|${st.size}|${st.ino}|${st.mode}`;
+  } catch (e) {
+    return `missing:${(e as NodeJS.ErrnoException).code ?? 'error'}`;
+  }
+}
+
+/** The sorted entries of a directory with each entry's signature (symlinks followed). */
+export function dirSignature(dir: string): string {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (e) {
+    return `missing-dir:${(e as NodeJS.ErrnoException).code ?? 'error'}`;
+  }
+  return names.map((n) => `${n}=${pathSignature(join(dir, n))}`).join('\n');
+}
+
+interface ArmedDir {
+  watcher: FSWatcher;
+  ino: number;
+}
+
+/** Starts watching; the first onChange comes only after something changes from the state seen now. */
+export function watchPaths(opts: WatchPathsOptions): PathWatch {
+  const timers = opts.timers ?? realWatchTimers;
+  const debounceMs = opts.debounceMs ?? 50;
+  const files = opts.paths.map((p) => resolve(p));
+  const dirs = (opts.dirs ?? []).map((d) => resolve(d));
+  // A directory's parent is watched too, so a directory that appears late or is replaced is noticed.
+  const watched = [...new Set([...files.map((f) => dirname(f)), ...dirs, ...dirs.map((d) => dirname(d))])];
+  const armed = new Map<string, ArmedDir>();
+  let closed = false;
+  let debounce: unknown;
+
+  const signature = () => JSON.stringify([files.map(pathSignature), dirs.map(dirSignature)]);
+  let last = signature();
+
+  const check = () => {
+    if (closed) return;
+    try {
+      const now = signature();
+      if (now === last) return;
+      last = now;
+      opts.onChange();
+    } catch (e) {
+      try {
+        opts.onError?.(e);
+      } catch {
+        // a failing error handler must not break the watcher either
+      }
+    }
+  };
+
+  const schedule = () => {
+    if (closed) return;
+    if (debounce !== undefined) timers.clearTimeout(debounce);
+    debounce = timers.setTimeout(() => {
+      debounce = undefined;
+      check();
+    }, debounceMs);
+  };
+
+  const disarm = (dir: string) => {
+    const a = armed.get(dir);
+    if (!a) return;
+    armed.delete(dir);
+    try {
+      a.watcher.close();
+    } catch {
+      // already closed
+    }
+  };
+
+  // (Re-)arms one directory watcher: missing directories are retried by the poll, and a directory that was
+  // replaced (new inode) gets a fresh watcher, since the old one watches the deleted directory.
+  const arm = (dir: string) => {
+    let ino: number;
+    try {
+      ino = statSync(dir).ino;
+    } catch {
+      disarm(dir);
+      return;
+    }
+    const current = armed.get(dir);
+    if (current && current.ino === ino) return;
+    disarm(dir);
+    try {
+      const watcher = watch(dir, { persistent: false }, schedule);
+      watcher.on('error', () => {
+        disarm(dir);
+        schedule();
+      });
+      armed.set(dir, { watcher, ino });
+    } catch {
+      // not watchable now (removed in between, too many watches): the poll still covers it
+    }
+  };
+
+  for (const d of watched) arm(d);
+  const poll = timers.setInterval(() => {
+    if (closed) return;
+    for (const d of watched) arm(d);
+    check();
+  }, opts.pollMs ?? 1_000);
+
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      timers.clearInterval(poll);
+      if (debounce !== undefined) timers.clearTimeout(debounce);
+      for (const d of [...armed.keys()]) disarm(d);
+    },
+  };
+}

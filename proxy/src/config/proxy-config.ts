@@ -1,0 +1,279 @@
+// The proxy's config file (DESIGN.md section 8): schema, defaults, relative paths resolved against the file's
+// directory, and the cross-key checks a schema cannot express (unique names and ports). Errors name
+// file:line and key.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
+import { lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { TesseraError } from '../../../common/errors.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+
+export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface InboundConfig {
+  readonly name: string;
+  readonly listen: Address;
+  readonly forwardTo: Address;
+  readonly protocol: Protocol;
+  readonly tlsMinVersion: '1.2' | '1.3';
+}
+
+export interface OutboundConfig {
+  readonly name: string;
+  readonly listen: Address;
+  readonly upstream: Address;
+  readonly spiffeId: SpiffeId;
+  readonly protocol: Protocol;
+}
+
+export interface ProxyLimits {
+  readonly maxHeaderBytes: number;
+  readonly maxHeaders: number;
+  readonly handshakeTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly maxConnections: number;
+  readonly upstreamPoolSize: number;
+  readonly upstreamIdleTimeoutMs: number;
+  readonly drainTimeoutMs: number;
+}
+
+export interface ProxyConfig {
+  readonly file: string;
+  readonly identity:
+    | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly bundleFile: string }
+    | {
+        readonly kind: 'controlPlane';
+        readonly address: string;
+        readonly bundleFile: string;
+        readonly joinToken?: string;
+        readonly joinTokenFile?: string;
+        readonly kubernetesTokenFile?: string;
+      };
+  readonly inbound: readonly InboundConfig[];
+  readonly outbound: readonly OutboundConfig[];
+  readonly authorization: { readonly policiesDir?: string; readonly defaultAction: 'deny' | 'allow' };
+  readonly admin: { readonly listen: Address };
+  readonly workloadApi?: { readonly socket: string };
+  readonly telemetry: { readonly accessLog: string; readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio: number; readonly serviceName?: string } };
+  readonly limits: ProxyLimits;
+  readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+}
+
+const protocol: Schema = { type: 'string', enum: ['http', 'http2', 'grpc', 'tcp'], default: 'http' };
+const name: Schema = { type: 'string', required: true, minLength: 1, check: (v) => (/^[a-z0-9][a-z0-9-]{0,62}$/.test(v) ? null : 'must be lower-case letters, digits and "-"') };
+
+export const proxySchema: ObjectSchema = {
+  type: 'object',
+  properties: {
+    identity: {
+      type: 'object',
+      required: true,
+      exactlyOneOf: [['controlPlane', 'files']],
+      properties: {
+        controlPlane: {
+          type: 'object',
+          exactlyOneOf: [['joinToken', 'joinTokenFile', 'kubernetesTokenFile']],
+          properties: {
+            address: { type: 'string', format: 'address', required: true },
+            bundleFile: { type: 'string', required: true, minLength: 1 },
+            joinToken: { type: 'string', minLength: 1 },
+            joinTokenFile: { type: 'string', minLength: 1 },
+            kubernetesTokenFile: { type: 'string', minLength: 1 },
+          },
+        },
+        files: {
+          type: 'object',
+          properties: {
+            certFile: { type: 'string', required: true, minLength: 1 },
+            keyFile: { type: 'string', required: true, minLength: 1 },
+            bundleFile: { type: 'string', required: true, minLength: 1 },
+          },
+        },
+      },
+    },
+    inbound: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name,
+          listen: { type: 'string', format: 'address', required: true },
+          forwardTo: { type: 'string', format: 'address', required: true },
+          protocol,
+          tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.3' },
+        },
+      },
+    },
+    outbound: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          name,
+          listen: { type: 'string', format: 'address', required: true },
+          upstream: { type: 'string', format: 'address', required: true },
+          spiffeId: { type: 'string', format: 'spiffe-id', required: true },
+          protocol,
+        },
+      },
+    },
+    authorization: {
+      type: 'object',
+      properties: {
+        policiesDir: { type: 'string', minLength: 1 },
+        defaultAction: { type: 'string', enum: ['deny', 'allow'], default: 'deny' },
+      },
+    },
+    admin: { type: 'object', properties: { listen: { type: 'string', format: 'address', default: '127.0.0.1:15000' } } },
+    workloadApi: { type: 'object', properties: { socket: { type: 'string', required: true, minLength: 1 } } },
+    telemetry: {
+      type: 'object',
+      properties: {
+        accessLog: { type: 'string', minLength: 1, default: 'stdout', description: 'stdout, off, or a file path' },
+        tracing: {
+          type: 'object',
+          properties: {
+            otlpEndpoint: { type: 'string', format: 'url' },
+            samplerRatio: { type: 'number', min: 0, max: 1, default: 1 },
+            serviceName: { type: 'string', minLength: 1 },
+          },
+        },
+      },
+    },
+    limits: {
+      type: 'object',
+      properties: {
+        maxHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 16_384 },
+        maxHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 100 },
+        handshakeTimeout: { type: 'duration', min: 100, default: '10s' },
+        headersTimeout: { type: 'duration', min: 100, default: '10s' },
+        idleTimeout: { type: 'duration', min: 100, default: '120s' },
+        requestTimeout: { type: 'duration', min: 100, default: '60s' },
+        maxConnections: { type: 'number', integer: true, min: 1, default: 10_000 },
+        upstreamPoolSize: { type: 'number', integer: true, min: 1, max: 10_000, default: 256 },
+        upstreamIdleTimeout: { type: 'duration', min: 100, default: '60s' },
+        drainTimeout: { type: 'duration', min: 0, default: '20s' },
+      },
+    },
+    logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+  },
+};
+
+interface RawListener {
+  name: string;
+  listen: string;
+  forwardTo?: string;
+  upstream?: string;
+  spiffeId?: string;
+  protocol?: Protocol;
+  tlsMinVersion?: '1.2' | '1.3';
+}
+interface Raw {
+  identity: { controlPlane?: { address: string; bundleFile: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
+  inbound?: RawListener[];
+  outbound?: RawListener[];
+  authorization?: { policiesDir?: string; defaultAction?: 'deny' | 'allow' };
+  admin?: { listen?: string };
+  workloadApi?: { socket: string };
+  telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
+  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout', number>>;
+  logLevel?: ProxyConfig['logLevel'];
+}
+
+function addr(text: string): Address {
+  const a = parseAddress(text);
+  if (!a) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `bad address ${text}`); // the schema already checked it
+  return a;
+}
+
+export function parseProxyConfig(text: string, file: string): ProxyConfig {
+  const parsed = parseYamlConfig<Raw>(text, file, proxySchema);
+  const raw = parsed.value;
+  const base = dirname(resolve(file));
+  const path = (p: string) => resolve(base, p);
+  const problem = (keyPath: (string | number)[], message: string): never => {
+    const line = lineOf(parsed, keyPath);
+    const key = keyPath.join('.');
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
+  };
+
+  const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3' }));
+  const outbound = (raw.outbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), upstream: addr(l.upstream!), spiffeId: SpiffeId.parse(l.spiffeId!), protocol: l.protocol ?? 'http' }));
+  if (inbound.length + outbound.length === 0) problem(['inbound'], 'at least one inbound or outbound listener is required');
+
+  const names = new Set<string>();
+  const ports = new Map<number, string>();
+  for (const [section, list] of [['inbound', inbound], ['outbound', outbound]] as const) {
+    list.forEach((l, i) => {
+      if (names.has(`${section}/${l.name}`)) problem([section, i, 'name'], `"${l.name}" is used twice`);
+      names.add(`${section}/${l.name}`);
+      if (l.listen.port !== 0 && ports.has(l.listen.port)) problem([section, i, 'listen'], `port ${l.listen.port} is already used by ${ports.get(l.listen.port)}`);
+      ports.set(l.listen.port, `${section} "${l.name}"`);
+    });
+  }
+  outbound.forEach((o, i) => {
+    if (o.listen.host !== '127.0.0.1' && o.listen.host !== '::1' && o.listen.host !== 'localhost') {
+      problem(['outbound', i, 'listen'], 'outbound listeners accept plaintext and must bind to loopback');
+    }
+  });
+
+  const id = raw.identity;
+  if (id.controlPlane && raw.authorization?.policiesDir) {
+    problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
+  }
+  const identity: ProxyConfig['identity'] = id.files
+    ? { kind: 'files', certFile: path(id.files.certFile), keyFile: path(id.files.keyFile), bundleFile: path(id.files.bundleFile) }
+    : {
+        kind: 'controlPlane',
+        address: id.controlPlane!.address,
+        bundleFile: path(id.controlPlane!.bundleFile),
+        ...(id.controlPlane!.joinToken ? { joinToken: id.controlPlane!.joinToken } : {}),
+        ...(id.controlPlane!.joinTokenFile ? { joinTokenFile: path(id.controlPlane!.joinTokenFile) } : {}),
+        ...(id.controlPlane!.kubernetesTokenFile ? { kubernetesTokenFile: path(id.controlPlane!.kubernetesTokenFile) } : {}),
+      };
+  const l = raw.limits ?? {};
+  const tracing = raw.telemetry?.tracing;
+  const accessLog = raw.telemetry?.accessLog ?? 'stdout';
+  return Object.freeze({
+    file,
+    identity,
+    inbound,
+    outbound,
+    authorization: { ...(raw.authorization?.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}), defaultAction: raw.authorization?.defaultAction ?? 'deny' },
+    admin: { listen: addr(raw.admin?.listen ?? '127.0.0.1:15000') },
+    ...(raw.workloadApi ? { workloadApi: { socket: path(raw.workloadApi.socket) } } : {}),
+    telemetry: {
+      accessLog: accessLog === 'stdout' || accessLog === 'off' ? accessLog : path(accessLog),
+      tracing: { ...(tracing?.otlpEndpoint ? { otlpEndpoint: tracing.otlpEndpoint } : {}), samplerRatio: tracing?.samplerRatio ?? 1, ...(tracing?.serviceName ? { serviceName: tracing.serviceName } : {}) },
+    },
+    limits: {
+      maxHeaderBytes: l.maxHeaderBytes ?? 16_384,
+      maxHeaders: l.maxHeaders ?? 100,
+      handshakeTimeoutMs: l.handshakeTimeout ?? 10_000,
+      headersTimeoutMs: l.headersTimeout ?? 10_000,
+      idleTimeoutMs: l.idleTimeout ?? 120_000,
+      requestTimeoutMs: l.requestTimeout ?? 60_000,
+      maxConnections: l.maxConnections ?? 10_000,
+      upstreamPoolSize: l.upstreamPoolSize ?? 256,
+      upstreamIdleTimeoutMs: l.upstreamIdleTimeout ?? 60_000,
+      drainTimeoutMs: l.drainTimeout ?? 20_000,
+    },
+    logLevel: raw.logLevel ?? 'info',
+  });
+}
+
+export function loadProxyConfig(file: string): ProxyConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}: ${(e as Error).message}`, { file });
+  }
+  return parseProxyConfig(text, file);
+}

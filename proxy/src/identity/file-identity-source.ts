@@ -1,0 +1,163 @@
+// The file identity source (identity.files): loads SVID chain, key and bundle from files, watches them, and
+// installs a new snapshot when all three are consistent. Writers such as cert-manager replace the files one at
+// a time, so an inconsistent state is retried for a settle window before it is refused; the old snapshot stays.
+import { createHash } from 'node:crypto';
+import { type Clock, systemClock } from '../../../common/clock.js';
+import { TesseraError, describeError } from '../../../common/errors.js';
+import { type PathWatch, type WatchTimers, realWatchTimers, watchPaths } from '../config/file-watch.js';
+import type { IdentityInput, IdentitySnapshot } from './identity-snapshot.js';
+import type { IdentityStore } from './identity-store.js';
+import { type IdentityFiles, loadIdentityFiles } from './load-identity-files.js';
+
+export interface FileIdentityEvent {
+  /** success: installed; refused: the files stayed invalid for the settle window; failure: unreadable or a fault. */
+  readonly result: 'success' | 'refused' | 'failure';
+  readonly error?: string;
+  readonly code?: string;
+  /** Serial of the installed SVID (success only). */
+  readonly serial?: string;
+}
+
+export interface FileIdentitySourceOptions {
+  readonly files: IdentityFiles;
+  readonly store: IdentityStore;
+  readonly onEvent: (e: FileIdentityEvent) => void;
+  /** Poll fallback of the file watcher (default 1 s). */
+  readonly pollMs?: number;
+  /** Quiet time after a file event before reading (default 50 ms). */
+  readonly debounceMs?: number;
+  /** How long an inconsistent set of files is retried before it is refused (default 2 s). */
+  readonly settleMs?: number;
+  readonly clock?: Clock;
+  readonly timers?: WatchTimers;
+}
+
+/** Attempts within one settle window: the first at once, then this many more spread over the window. */
+const SETTLE_RETRIES = 5;
+
+/** Content identity of an input: DER of the chain, the key and the bundle authorities (PEM layout ignored). */
+function contentHash(input: IdentityInput): string {
+  const h = createHash('sha256');
+  for (const c of input.chain) h.update(c.raw);
+  h.update(input.key.privateKey.export({ type: 'pkcs8', format: 'der' }));
+  for (const b of input.bundles.bundles()) {
+    h.update(b.trustDomain.name);
+    for (const a of b.authorities) h.update(a.raw);
+  }
+  return h.digest('hex');
+}
+
+export class FileIdentitySource {
+  readonly #o: FileIdentitySourceOptions;
+  readonly #clock: Clock;
+  readonly #timers: WatchTimers;
+  readonly #settleMs: number;
+  #appliedHash: string | undefined;
+  #watch: PathWatch | undefined;
+  /** End of the current settle window, while files are inconsistent. */
+  #settleDeadlineMs: number | undefined;
+  #retry: unknown;
+
+  constructor(opts: FileIdentitySourceOptions) {
+    this.#o = opts;
+    this.#clock = opts.clock ?? systemClock;
+    this.#timers = opts.timers ?? realWatchTimers;
+    this.#settleMs = opts.settleMs ?? 2_000;
+  }
+
+  /** Synchronous first load; throws TesseraError (naming the file or the mismatch) so the proxy fails at start. */
+  loadInitial(): IdentitySnapshot {
+    const input = loadIdentityFiles(this.#o.files);
+    const snapshot = this.#o.store.update(input);
+    this.#appliedHash = contentHash(input);
+    return snapshot;
+  }
+
+  /** Watches the three files (their directories, so symlink swaps are seen). */
+  start(): void {
+    if (this.#watch) return;
+    const { certFile, keyFile, bundleFile } = this.#o.files;
+    this.#watch = watchPaths({
+      paths: [certFile, keyFile, bundleFile],
+      onChange: () => this.#attempt(),
+      onError: (e) => this.#emit({ result: 'failure', error: describeError(e) }),
+      timers: this.#timers,
+      ...(this.#o.pollMs !== undefined ? { pollMs: this.#o.pollMs } : {}),
+      ...(this.#o.debounceMs !== undefined ? { debounceMs: this.#o.debounceMs } : {}),
+    });
+    // Read once now: covers a start without loadInitial, and a change made between loadInitial and start
+    // (the watcher's baseline is taken now); identical content is a no-op.
+    this.#attempt();
+  }
+
+  stop(): void {
+    this.#watch?.close();
+    this.#watch = undefined;
+    this.#cancelRetry();
+    this.#settleDeadlineMs = undefined;
+  }
+
+  /** Reads all three files and installs them when valid; otherwise retries until the settle window ends. */
+  #attempt(): void {
+    this.#cancelRetry();
+    const before = this.#o.store.current;
+    let input: IdentityInput;
+    let hash: string | undefined;
+    try {
+      input = loadIdentityFiles(this.#o.files);
+      hash = contentHash(input);
+      if (hash === this.#appliedHash) {
+        // Back to what is installed (a touch, or a half-write that was undone): nothing to do.
+        this.#settleDeadlineMs = undefined;
+        return;
+      }
+      const snapshot = this.#o.store.update(input);
+      this.#appliedHash = hash;
+      this.#settleDeadlineMs = undefined;
+      this.#emit({ result: 'success', serial: snapshot.serial });
+    } catch (e) {
+      if (hash !== undefined && this.#o.store.current !== before) {
+        // Installed, but a store subscriber threw: the swap happened, so do not install it again.
+        this.#appliedHash = hash;
+        this.#settleDeadlineMs = undefined;
+        this.#emit({ result: 'failure', error: `installed, but a subscriber failed: ${describeError(e)}` });
+        return;
+      }
+      this.#failed(e);
+    }
+  }
+
+  #failed(e: unknown): void {
+    const now = this.#clock.nowMs();
+    this.#settleDeadlineMs ??= now + this.#settleMs;
+    const left = this.#settleDeadlineMs - now;
+    if (left > 0 && this.#watch) {
+      // Another writer step may still be coming: look again soon, and once more right at the deadline.
+      const step = Math.max(10, Math.floor(this.#settleMs / SETTLE_RETRIES));
+      this.#retry = this.#timers.setTimeout(() => {
+        this.#retry = undefined;
+        this.#attempt();
+      }, Math.min(step, left));
+      return;
+    }
+    this.#settleDeadlineMs = undefined;
+    const code = e instanceof TesseraError ? e.code : undefined;
+    // Unreadable files and faults are failures; files read but not forming a valid identity are refused.
+    const result = code === undefined || code === 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE' ? 'failure' : 'refused';
+    this.#emit({ result, error: describeError(e), ...(code ? { code } : {}) });
+  }
+
+  #cancelRetry(): void {
+    if (this.#retry === undefined) return;
+    this.#timers.clearTimeout(this.#retry);
+    this.#retry = undefined;
+  }
+
+  #emit(e: FileIdentityEvent): void {
+    try {
+      this.#o.onEvent(e);
+    } catch {
+      // an observer's fault must not stop the reloads
+    }
+  }
+}

@@ -1,0 +1,205 @@
+// The inbound (mTLS) listener: requires a client SVID, verifies it against the bundle of its own trust domain,
+// authorizes the caller before any byte reaches the app, then forwards HTTP/1.1 per request (lean forwarder)
+// or TCP per connection to the local app. Failure reasons go to metrics and logs, never to the peer.
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import { evaluate } from '../../../common/policy/evaluate.js';
+import type { Decision } from '../../../common/policy/policy-types.js';
+import type { InboundConfig } from '../config/proxy-config.js';
+import { type HttpHead, headerValue } from '../http1/http1-head.js';
+import { type ExchangeRecord, Http1Session, type RequestPlan } from '../http1/http1-session.js';
+import { classifyTlsError } from '../telemetry/handshake-reason.js';
+import type { RequestSpan } from '../telemetry/tracing.js';
+import { type VerifiedPeer, PeerVerifier } from '../tls/peer-verify.js';
+import { serverSecureOptions } from '../tls/tls-contexts.js';
+import { ConnectionPool } from '../upstream/connection-pool.js';
+import { plainConnector } from '../upstream/connectors.js';
+import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import type { ListenerDeps } from './listener-deps.js';
+import { SessionSet } from './session-set.js';
+import { relay } from './tcp-relay.js';
+
+const STRIP_INBOUND: ReadonlySet<string> = new Set(['x-forwarded-client-cert']);
+
+interface InboundContext {
+  readonly requestId: string;
+  readonly decision: Decision;
+  readonly span: RequestSpan | undefined;
+  readonly path: string;
+}
+
+export class InboundListener {
+  readonly config: InboundConfig;
+  readonly #d: ListenerDeps;
+  readonly #server: tls.Server;
+  readonly #verifier = new PeerVerifier();
+  readonly #pool: ConnectionPool;
+  readonly #sessions: SessionSet;
+  #port = 0;
+  readonly #unsubscribe: () => void;
+
+  constructor(config: InboundConfig, deps: ListenerDeps) {
+    this.config = config;
+    this.#d = deps;
+    const snapshot = deps.identity.current;
+    if (!snapshot) throw new Error('inbound listener started before the first SVID');
+    const tcp = config.protocol === 'tcp';
+    this.#server = tls.createServer({
+      ...serverSecureOptions(snapshot, deps.ticketKeys, config.tlsMinVersion, tcp ? [] : ['http/1.1']),
+      handshakeTimeout: deps.limits.handshakeTimeoutMs,
+      allowHalfOpen: tcp,
+    });
+    this.#server.maxConnections = deps.limits.maxConnections;
+    this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys, config.tlsMinVersion, tcp ? [] : ['http/1.1'])));
+    this.#pool = new ConnectionPool({
+      connect: plainConnector(config.forwardTo.host, config.forwardTo.port, deps.limits.handshakeTimeoutMs),
+      maxConnections: deps.limits.upstreamPoolSize,
+      maxQueue: deps.limits.maxConnections,
+      idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
+      nowMs: deps.nowMs,
+    });
+    this.#sessions = new SessionSet(deps.nowMs, () => this.#pool.sweep());
+    this.#server.on('secureConnection', (s: tls.TLSSocket) => this.#onConnection(s));
+    this.#server.on('tlsClientError', (err) => {
+      deps.metrics.handshake('inbound', false, classifyTlsError(err), false);
+      deps.log.debug({ listener: config.name, err: err.message }, 'inbound TLS handshake failed');
+    });
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.config.listen.port, this.config.listen.host, () => {
+        this.#server.removeListener('error', reject);
+        resolve();
+      });
+    });
+    this.#port = (this.#server.address() as net.AddressInfo).port;
+    this.#sessions.start();
+    return { host: this.config.listen.host, port: this.#port };
+  }
+
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Stop accepting; idle keep-alive connections close now, busy ones after their exchange. */
+  drain(): void {
+    this.#server.close();
+    this.#sessions.drain();
+  }
+
+  /** Everything still open is cut (after the drain deadline). */
+  close(): void {
+    this.#unsubscribe();
+    this.#sessions.destroyAll();
+    this.#pool.close();
+  }
+
+  get openConnections(): number {
+    return this.#sessions.size;
+  }
+
+  #onConnection(socket: tls.TLSSocket): void {
+    const d = this.#d;
+    const snapshot = d.identity.current!;
+    const peer = this.#verifier.verify(socket.getPeerCertificate(true), snapshot, d.nowMs());
+    if (!peer.ok) {
+      d.metrics.handshake('inbound', false, peer.reason, false);
+      d.log.info({ listener: this.config.name, reason: peer.reason, detail: peer.message }, 'inbound peer refused');
+      socket.destroy();
+      return;
+    }
+    d.metrics.handshake('inbound', true, 'none', socket.isSessionReused());
+    d.metrics.connectionOpened('inbound');
+    socket.once('close', () => d.metrics.connectionClosed('inbound'));
+    socket.setNoDelay(true);
+    if (this.config.protocol === 'tcp') {
+      this.#tcp(socket, peer, snapshot);
+      return;
+    }
+    this.#http(socket, peer, snapshot);
+  }
+
+  #decide(peer: VerifiedPeer, snapshot: IdentitySnapshot, protocol: 'http' | 'tcp', method?: string, path?: string): Decision {
+    const d = this.#d;
+    const decision = evaluate(d.policies.current, {
+      source: peer.id,
+      destination: snapshot.id,
+      port: this.#port,
+      ...(method ? { method } : {}),
+      ...(path !== undefined ? { path } : {}),
+      protocol,
+      nowMs: d.nowMs(),
+    });
+    d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
+    if (decision.audit) d.metrics.authzDecision(decision.audit.allowed, 'audit', decision.audit.policy);
+    return decision;
+  }
+
+  #tcp(socket: tls.TLSSocket, peer: VerifiedPeer, snapshot: IdentitySnapshot): void {
+    const d = this.#d;
+    const start = d.nowMs();
+    const requestId = d.requestId();
+    const decision = this.#decide(peer, snapshot, 'tcp');
+    const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
+      d.metrics.request('inbound', 'tcp', status, (d.nowMs() - start) / 1000);
+      d.accessLog.write({ requestId, direction: 'inbound', protocol: 'tcp', peer: peer.idText, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, resumed: socket.isSessionReused(), ...(error ? { error } : {}) });
+    };
+    if (!decision.allowed) {
+      socket.destroy(); // closed before any byte reaches the app
+      log(403, 0, 0, 'authz_denied');
+      return;
+    }
+    socket.pause();
+    const app = net.connect({ host: this.config.forwardTo.host, port: this.config.forwardTo.port, allowHalfOpen: true, noDelay: true });
+    this.#sessions.addSocket(socket);
+    app.once('connect', () => {
+      socket.resume();
+      relay(socket, app, d.limits.idleTimeoutMs, (r) => log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, r.error));
+    });
+    app.once('error', (e) => {
+      if (app.connecting) {
+        socket.destroy();
+        log(502, 0, 0, 'upstream_unavailable');
+        d.log.warn({ listener: this.config.name, err: e.message }, 'app connection failed');
+      }
+    });
+  }
+
+  #http(socket: tls.TLSSocket, peer: VerifiedPeer, snapshot: IdentitySnapshot): void {
+    const d = this.#d;
+    const xfcc = `x-forwarded-client-cert: By=${snapshot.id};URI=${peer.idText};Hash=${peer.leafHash}\r\n`;
+    const resumed = socket.isSessionReused();
+    const upstream = `${this.config.forwardTo.host}:${this.config.forwardTo.port}`;
+    const session = new Http1Session(socket, {
+      limits: d.limits,
+      responseLimits: { maxHeaderBytes: 65_536, maxHeaders: 200 },
+      pool: this.#pool,
+      nowMs: d.nowMs,
+      hooks: {
+        plan: (head: HttpHead): RequestPlan & { context: InboundContext } => {
+          const requestId = d.requestId();
+          const path = head.target!;
+          const decision = this.#decide(peer, d.identity.current ?? snapshot, 'http', head.method, path);
+          const span = d.tracer?.start(`${head.method} inbound`, 'inbound', headerValue(head, 'traceparent'), { 'tessera.peer': peer.idText, 'tessera.request_id': requestId });
+          const context = { requestId, decision, span, path };
+          if (!decision.allowed) return { forward: false, status: 403, code: 'authz_denied', context };
+          const add = span ? `${xfcc}traceparent: ${span.traceparent}\r\n` : xfcc;
+          return { forward: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context };
+        },
+        done: (r: ExchangeRecord, ctx: unknown) => {
+          const c = ctx as InboundContext;
+          const ms = r.endMs - r.startMs;
+          d.metrics.request('inbound', 'http', r.status, ms / 1000);
+          c.span?.end({ 'http.status_code': r.status, 'tessera.decision': c.decision.allowed ? 'allow' : 'deny', 'tessera.upstream': upstream }, r.error);
+          d.accessLog.write({ requestId: c.requestId, direction: 'inbound', protocol: 'http', peer: peer.idText, method: r.method, path: c.path, status: r.status, decision: c.decision.allowed ? 'allow' : 'deny', policy: c.decision.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
+        },
+        rejected: (reason: string) => d.metrics.rejected('inbound', reason),
+      },
+    });
+    this.#sessions.add(socket, session);
+  }
+}
+
+const STRIP_TRACE: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);

@@ -1,0 +1,23 @@
+// What every listener needs from the proxy around it, injected by main.ts.
+import type { Logger } from 'pino';
+import type { PolicyHolder } from '../authz/policy-holder.js';
+import type { ProxyLimits } from '../config/proxy-config.js';
+import type { IdentityStore } from '../identity/identity-store.js';
+import type { AccessLog } from '../telemetry/access-log.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { RequestTracer } from '../telemetry/tracing.js';
+import type { ClientContexts } from '../tls/tls-contexts.js';
+
+export interface ListenerDeps {
+  readonly identity: IdentityStore;
+  readonly policies: PolicyHolder;
+  readonly metrics: ProxyMetrics;
+  readonly accessLog: AccessLog;
+  readonly tracer: RequestTracer | null;
+  readonly limits: ProxyLimits;
+  readonly ticketKeys: Buffer;
+  readonly clientContexts: ClientContexts;
+  readonly nowMs: () => number;
+  readonly requestId: () => string;
+  readonly log: Logger;
+}

@@ -1,0 +1,285 @@
+// The proxy's composition root: builds the identity source, policy source, telemetry, admin listener and the
+// inbound/outbound listeners from a validated config, and owns start-up order and graceful drain.
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Clock } from '../../common/clock.js';
+import { TesseraError, describeError } from '../../common/errors.js';
+import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { type AdminServer, startAdminServer } from './admin/admin-server.js';
+import { certsReport } from './admin/certs-report.js';
+import { PolicyDirSource } from './authz/policy-dir-source.js';
+import { PolicyHolder } from './authz/policy-holder.js';
+import type { ProxyConfig } from './config/proxy-config.js';
+import { redactedConfig } from './config/redact-config.js';
+import { evidenceProvider } from './identity/attestation-evidence.js';
+import { effectiveBundles } from './identity/bundle-merge.js';
+import { ConfigWatch } from './identity/config-watch-client.js';
+import { ControlPlaneClient } from './identity/control-plane-client.js';
+import { ControlPlaneSvidSource, type IssuedSvid } from './identity/control-plane-svid-source.js';
+import { FileIdentitySource } from './identity/file-identity-source.js';
+import { IdentityStore } from './identity/identity-store.js';
+import { InboundListener } from './listeners/inbound-listener.js';
+import type { ListenerDeps } from './listeners/listener-deps.js';
+import { OutboundListener } from './listeners/outbound-listener.js';
+import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
+import { ProxyMetrics, createProxyRegistry } from './telemetry/metrics.js';
+import { createRequestTracer } from './telemetry/tracing.js';
+import { ClientContexts, newTicketKeys } from './tls/tls-contexts.js';
+import { WorkloadApiServer } from './workload-api/workload-api-server.js';
+
+export interface ProxyRuntime {
+  readonly clock: Clock;
+  readonly log: Logger;
+}
+
+export interface RunningProxy {
+  readonly admin: { host: string; port: number };
+  readonly listeners: readonly { kind: 'inbound' | 'outbound'; name: string; port: number }[];
+  readiness(): { ready: boolean; reason?: string };
+  /** Stop accepting, let in-flight exchanges finish up to the drain deadline, then close everything. */
+  shutdown(): Promise<void>;
+}
+
+type Stoppable = { stop(): void };
+
+/** The trust domain of the control plane: from its bundle's CA certificates (they carry spiffe://<td> as URI SAN). */
+function trustDomainOfBundle(pem: string, file: string): TrustDomain {
+  for (const block of pem.split('-----END CERTIFICATE-----')) {
+    if (!block.includes('BEGIN CERTIFICATE')) continue;
+    const san = new X509Certificate(`${block}-----END CERTIFICATE-----\n`).subjectAltName ?? '';
+    const m = /URI:spiffe:\/\/([^/,\s]+)/.exec(san);
+    if (m) return TrustDomain.parse(m[1]!);
+  }
+  throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: no CA certificate names its trust domain (URI SAN spiffe://<td>)`, { file });
+}
+
+export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
+  const { clock, log } = rt;
+  const nowMs = () => clock.nowMs();
+  const registry = createProxyRegistry();
+  const metrics = new ProxyMetrics(registry);
+  const identity = new IdentityStore(clock);
+  const policies = new PolicyHolder(config.authorization.defaultAction);
+  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
+  const stoppables: Stoppable[] = [];
+  let draining = false;
+  let listenersUp = false;
+  let identityReason: () => string | undefined = () => (identity.current ? undefined : 'no SVID loaded yet');
+
+  identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
+
+  // ---- identity
+  let firstIdentity: Promise<void>;
+  let firstPolicies: Promise<void> | undefined;
+  if (config.identity.kind === 'files') {
+    const source = new FileIdentitySource({
+      files: config.identity,
+      store: identity,
+      clock,
+      onEvent: (e) => {
+        metrics.svidRotation(e.result);
+        if (e.result === 'success') log.info({ serial: e.serial }, 'SVID reloaded from files');
+        else log.warn({ code: e.code, err: e.error }, 'SVID files refused; the previous identity stays');
+      },
+    });
+    source.loadInitial();
+    metrics.svidRotation('success');
+    source.start();
+    stoppables.push(source);
+    firstIdentity = Promise.resolve();
+  } else {
+    const cp = config.identity;
+    const bootstrapPem = readFileSync(cp.bundleFile, 'utf8');
+    const td = trustDomainOfBundle(bootstrapPem, cp.bundleFile);
+    const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
+    let svid: IssuedSvid | undefined;
+    let watched: TrustBundleSet | undefined;
+    const install = () => {
+      if (!svid) return;
+      const bundles = effectiveBundles(watched, svid, nowMs()) ?? bootstrap;
+      identity.update({ chain: svid.chain, key: svid.key, bundles, source: 'control-plane' });
+    };
+    const client = new ControlPlaneClient({ address: cp.address, trustDomain: td, bundles: () => identity.current?.bundles ?? watched ?? bootstrap, clock });
+    const source = new ControlPlaneSvidSource({
+      signer: client,
+      evidence: evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}) }),
+      install: (s) => {
+        const previous = svid;
+        svid = s;
+        try {
+          install();
+        } catch (e) {
+          svid = previous;
+          throw e;
+        }
+      },
+      trustDomain: td,
+      clock,
+      onEvent: (e) => {
+        metrics.svidRotation(e.result);
+        if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
+        else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
+      },
+    });
+    const watch = new ConfigWatch({
+      open: (current, cb) => client.watch(current, cb),
+      currentSvid: () => source.current,
+      defaultAction: config.authorization.defaultAction,
+      apply: (u) => {
+        const previous = watched;
+        watched = u.bundles;
+        try {
+          install();
+        } catch (e) {
+          watched = previous;
+          metrics.trustBundleUpdate('refused');
+          throw e;
+        }
+        metrics.trustBundleUpdate('success');
+        policies.setSnapshot(u.policies);
+        metrics.policyUpdate('success');
+      },
+      onEvent: (e) => {
+        if (e.kind === 'refused') {
+          metrics.policyUpdate('refused');
+          log.warn({ version: e.version, err: e.error }, 'config snapshot refused; the previous one stays');
+        } else if (e.kind === 'disconnected') log.warn({ err: e.error, retryInMs: e.retryInMs }, 'config stream disconnected');
+        else log.info({ version: e.version }, 'config snapshot applied');
+      },
+    });
+    identityReason = () => {
+      const r = source.readiness();
+      return r.ready ? undefined : r.reason;
+    };
+    source.start();
+    stoppables.push(source, watch, { stop: () => client.close() });
+    firstIdentity = source.firstSvid().then(() => watch.start());
+    firstPolicies = firstIdentity.then(() => watch.firstSnapshot());
+  }
+
+  // ---- policies (local directory, when there is no control plane)
+  if (config.authorization.policiesDir) {
+    const dir = new PolicyDirSource({
+      dir: config.authorization.policiesDir,
+      onPolicies: (p) => {
+        policies.setPolicies(p);
+        metrics.policyUpdate('success');
+        log.info({ policies: p.length }, 'policies reloaded');
+      },
+      onErrors: (errors) => {
+        metrics.policyUpdate('refused');
+        for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code }, e.message);
+      },
+    });
+    policies.setPolicies(dir.loadInitial());
+    dir.start();
+    stoppables.push(dir);
+  } else if (!firstPolicies) {
+    policies.setPolicies([]); // no policy source: the default action decides (deny unless configured otherwise)
+  }
+
+  // ---- admin
+  const listeners: (InboundListener | OutboundListener)[] = [];
+  const readiness = (): { ready: boolean; reason?: string } => {
+    if (draining) return { ready: false, reason: 'draining' };
+    const idr = identityReason();
+    if (idr) return { ready: false, reason: idr };
+    if (!policies.loaded) return { ready: false, reason: 'waiting for the first policy snapshot' };
+    if (!listenersUp) return { ready: false, reason: 'listeners starting' };
+    return { ready: true };
+  };
+  let admin: AdminServer;
+  try {
+    admin = await startAdminServer({
+      listen: config.admin.listen,
+      registry,
+      readiness,
+      certs: () => certsReport(identity.current, listeners.find((l): l is InboundListener => l instanceof InboundListener)?.port),
+      config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, listeners: listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections })) }),
+      onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
+    });
+  } catch (e) {
+    for (const s of stoppables) s.stop();
+    throw e;
+  }
+
+  // ---- listeners, once identity and policy are in place (no mTLS is served before)
+  await firstIdentity;
+  await firstPolicies;
+  const tracer = createRequestTracer({
+    ...(config.telemetry.tracing.otlpEndpoint ? { otlpEndpoint: config.telemetry.tracing.otlpEndpoint } : {}),
+    samplerRatio: config.telemetry.tracing.samplerRatio,
+    serviceName: config.telemetry.tracing.serviceName ?? `tessera-proxy ${identity.current!.id.path}`,
+    localId: identity.current!.id.toString(),
+  });
+  const deps: ListenerDeps = {
+    identity,
+    policies,
+    metrics,
+    accessLog,
+    tracer,
+    limits: config.limits,
+    ticketKeys: newTicketKeys(),
+    clientContexts: new ClientContexts(),
+    nowMs,
+    requestId: createRequestIds(),
+    log,
+  };
+  const started: { kind: 'inbound' | 'outbound'; name: string; port: number }[] = [];
+  try {
+    for (const c of config.inbound) {
+      const l = new InboundListener(c, deps);
+      listeners.push(l);
+      started.push({ kind: 'inbound', name: c.name, port: (await l.start()).port });
+    }
+    for (const c of config.outbound) {
+      const l = new OutboundListener(c, deps);
+      listeners.push(l);
+      started.push({ kind: 'outbound', name: c.name, port: (await l.start()).port });
+    }
+  } catch (e) {
+    for (const l of listeners) l.close();
+    for (const s of stoppables) s.stop();
+    await admin.close();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `a listener port is already in use: ${err.message}`);
+    throw e;
+  }
+  let workloadApi: WorkloadApiServer | undefined;
+  if (config.workloadApi) {
+    workloadApi = await WorkloadApiServer.start({
+      socketPath: config.workloadApi.socket,
+      feed: {
+        current: () => {
+          const s = identity.current;
+          if (!s) return undefined;
+          const bundles = new Map(s.bundles.bundles().map((b) => [b.trustDomain.name, b.authorities.map((a) => a.raw)] as const));
+          return { spiffeId: s.id.toString(), trustDomain: s.id.trustDomain.name, chainDer: s.chain.map((c) => c.raw), keyPkcs8Der: s.key.privateKey.export({ type: 'pkcs8', format: 'der' }), bundles };
+        },
+        subscribe: (l) => identity.subscribe(() => l()),
+      },
+    });
+  }
+  listenersUp = true;
+
+  return {
+    admin: admin.address,
+    listeners: started,
+    readiness,
+    async shutdown() {
+      if (draining) return;
+      draining = true;
+      for (const l of listeners) l.drain();
+      const deadline = nowMs() + config.limits.drainTimeoutMs;
+      while (nowMs() < deadline && listeners.some((l) => l.openConnections > 0)) await new Promise((r) => setTimeout(r, 50));
+      for (const l of listeners) l.close();
+      for (const s of stoppables) s.stop();
+      await workloadApi?.close();
+      await tracer?.shutdown();
+      await accessLog.close();
+      await admin.close();
+    },
+  };
+}

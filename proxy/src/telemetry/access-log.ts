@@ -1,0 +1,206 @@
+// The access log: one JSON line per proxied HTTP request or TCP connection, written through pino to an
+// asynchronous destination. Only the fields below are written (never headers); paths lose their query.
+import { randomBytes, randomUUID } from 'node:crypto';
+import { openSync } from 'node:fs';
+import pino from 'pino';
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+
+export interface AccessEntry {
+  /** Epoch milliseconds; the injected clock's time when absent. */
+  time?: number;
+  requestId: string;
+  direction: string;
+  protocol: string;
+  /** The caller's SPIFFE ID (null: no verified identity, e.g. an edge client without a certificate). */
+  peer?: string | null;
+  method?: string;
+  path?: string;
+  status?: number;
+  decision?: string;
+  policy?: string | null;
+  bytesIn?: number;
+  bytesOut?: number;
+  durationMs: number;
+  upstream?: string;
+  resumed?: boolean;
+  error?: string;
+  traceId?: string;
+}
+
+export interface AccessLog {
+  write(e: AccessEntry): void;
+  /** Resolves once every line written so far has reached the destination. */
+  flush(): Promise<void>;
+  /** Flushes, then closes the destination (never closes stdout itself). Writes after close are dropped. */
+  close(): Promise<void>;
+  /** Lines dropped because the destination could not keep up (buffer full) or failed. */
+  dropped(): number;
+}
+
+export interface AccessLogOptions {
+  /** 'stdout', 'off', or a file path (opened for append; the directory must exist). */
+  readonly destination: 'stdout' | 'off' | string;
+  readonly clock: Clock;
+  /** A destination write error (the log keeps dropping lines after it); default: ignored. */
+  readonly onError?: (err: Error) => void;
+  /** Bytes buffered while the destination is slow before lines are dropped (default 16 MiB). */
+  readonly maxBufferBytes?: number;
+  /** Longest time a line waits in the batch before it is written (default 1000 ms). */
+  readonly flushIntervalMs?: number;
+}
+
+export const MAX_PATH_CHARS = 256;
+/** Batch size handed to the destination in one write. */
+const BATCH_BYTES = 4096;
+const MAX_TEXT_CHARS = 256;
+const MAX_SHORT_CHARS = 32;
+
+/** The request path without its query string or fragment (they may carry tokens), capped in length. */
+export function sanitizePath(path: string): string {
+  let end = path.length;
+  const q = path.indexOf('?');
+  if (q !== -1) end = q;
+  const h = path.indexOf('#');
+  if (h !== -1 && h < end) end = h;
+  return end > MAX_PATH_CHARS ? path.slice(0, MAX_PATH_CHARS) : end === path.length ? path : path.slice(0, end);
+}
+
+const cap = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
+
+const OFF: AccessLog = Object.freeze({
+  write() {},
+  flush: () => Promise.resolve(),
+  close: () => Promise.resolve(),
+  dropped: () => 0,
+});
+
+export function createAccessLog(opts: AccessLogOptions): AccessLog {
+  if (opts.destination === 'off') return OFF;
+  let fd = 1;
+  if (opts.destination !== 'stdout') {
+    // Opened here, synchronously, so a bad path fails start-up with a clear error instead of a later event.
+    try {
+      fd = openSync(opts.destination, 'a', 0o640);
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_ACCESS_LOG_UNWRITABLE', `Cannot open access log ${opts.destination}: ${(e as Error).message}`, { path: opts.destination }, { cause: e });
+    }
+  }
+  const dest = pino.destination({ dest: fd, sync: false, maxLength: opts.maxBufferBytes ?? 16 * 1024 * 1024 });
+  let dropped = 0;
+  let failed = false;
+  let closed = false;
+  // Lines are batched here and handed to the async destination per BATCH_BYTES or per flush interval: one
+  // write(2) per few KiB halves the per-line cost measured with one write per line. A crash can lose the
+  // unflushed tail (at most one interval), as with Envoy's access-log flush interval.
+  let batch = '';
+  let pending = false;
+  let waiters: (() => void)[] = [];
+  const settle = () => {
+    pending = false;
+    const w = waiters;
+    waiters = [];
+    for (const f of w) f();
+  };
+  const handOff = () => {
+    if (batch === '' || failed) return;
+    const b = batch;
+    batch = '';
+    pending = true;
+    dest.write(b);
+  };
+  const timer = setInterval(handOff, opts.flushIntervalMs ?? 1_000);
+  timer.unref();
+  // 'drain': the destination's writer is idle and its buffer empty, so every handed-off batch reached the OS.
+  dest.on('drain', settle);
+  dest.on('drop', (data: string | Buffer) => {
+    dropped += data.toString().split('\n').length - 1;
+  });
+  // Without a listener an async write error would crash the process; the proxy keeps serving instead.
+  dest.on('error', (err: Error) => {
+    failed = true;
+    settle();
+    opts.onError?.(err);
+  });
+  const logger = pino(
+    {
+      base: null,
+      timestamp: false,
+      // pino always emits a level field first; make it name the stream instead.
+      formatters: { level: () => ({ log: 'access' }) },
+    },
+    {
+      write(line: string) {
+        batch += line;
+        if (batch.length >= BATCH_BYTES) handOff();
+      },
+    },
+  );
+  const clock = opts.clock;
+
+  return {
+    write(e) {
+      if (closed || failed) {
+        dropped++;
+        return;
+      }
+      // Fields are copied one by one: an object with extra properties (headers, bodies) cannot leak through.
+      logger.info({
+        time: e.time ?? clock.nowMs(),
+        requestId: e.requestId,
+        direction: e.direction,
+        protocol: e.protocol,
+        peer: e.peer,
+        method: e.method === undefined ? undefined : cap(e.method, MAX_SHORT_CHARS),
+        path: e.path === undefined ? undefined : sanitizePath(e.path),
+        status: e.status,
+        decision: e.decision,
+        policy: e.policy,
+        bytesIn: e.bytesIn,
+        bytesOut: e.bytesOut,
+        durationMs: Math.round(e.durationMs * 1000) / 1000,
+        upstream: e.upstream,
+        resumed: e.resumed,
+        error: e.error === undefined ? undefined : cap(e.error, MAX_TEXT_CHARS),
+        traceId: e.traceId,
+      });
+    },
+    flush() {
+      handOff();
+      if (!pending || closed || failed) return Promise.resolve();
+      return new Promise<void>((resolve) => waiters.push(resolve));
+    },
+    close() {
+      if (closed) return Promise.resolve();
+      handOff();
+      closed = true;
+      clearInterval(timer);
+      return new Promise<void>((resolve) => {
+        // After a write error the destination may never emit 'close'; end() then only releases the fd.
+        if (failed) {
+          dest.destroy();
+          resolve();
+          return;
+        }
+        dest.once('close', () => {
+          settle();
+          resolve();
+        });
+        dest.end();
+      });
+    },
+    dropped: () => dropped,
+  };
+}
+
+/** A random request id (UUID v4); needs no state. `createRequestIds` is cheaper on the hot path. */
+export function newRequestId(): string {
+  return randomUUID();
+}
+
+/** Request ids `<per-generator random prefix>-<counter in base 36>`: unique per process run, nearly free. */
+export function createRequestIds(): () => string {
+  const prefix = randomBytes(6).toString('base64url');
+  let n = 0;
+  return () => `${prefix}-${(n++).toString(36)}`;
+}

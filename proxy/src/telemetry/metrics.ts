@@ -1,0 +1,299 @@
+// The proxy's Prometheus metrics (DESIGN.md section 6) on an injected prom-client Registry, with hot-path
+// recording that costs a few map lookups: counters and gauges live in plain cells flushed at scrape time.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { HANDSHAKE_REASONS } from './handshake-reason.js';
+
+/** Distinct `policy` label values kept before further ones are reported as `other`. */
+export const MAX_POLICY_LABELS = 200;
+/** Safety net per metric: distinct label combinations kept before further ones are folded into `other`. */
+export const MAX_SERIES_PER_METRIC = 2000;
+
+const HANDSHAKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const REASONS: ReadonlySet<string> = new Set(HANDSHAKE_REASONS);
+
+type Key = string | number | boolean;
+type Labels = Record<string, string>;
+
+/** A counter or gauge value kept outside prom-client; `reported` is what prom-client has seen already. */
+class Cell {
+  n = 0;
+  reported = 0;
+  constructor(readonly labels: Labels) {}
+}
+
+/**
+ * Values looked up by a fixed number of raw label values through nested Maps (no key string is built per
+ * call). Raw values are normalised into label values once, when the entry is created; past `max` entries,
+ * new combinations share one overflow entry so memory and series stay bounded.
+ */
+class LabelTable<T> {
+  readonly #root = new Map<Key, unknown>();
+  readonly #make: (raw: readonly Key[]) => T;
+  readonly #overflow: () => T;
+  readonly #max: number;
+  readonly entries: T[] = [];
+  #overflowEntry: T | undefined;
+
+  constructor(make: (raw: readonly Key[]) => T, overflow: () => T, max = MAX_SERIES_PER_METRIC) {
+    this.#make = make;
+    this.#overflow = overflow;
+    this.#max = max;
+  }
+
+  get1(a: Key): T {
+    return (this.#root.get(a) as T | undefined) ?? this.#insert([a]);
+  }
+
+  get2(a: Key, b: Key): T {
+    const m = this.#root.get(a) as Map<Key, unknown> | undefined;
+    return (m?.get(b) as T | undefined) ?? this.#insert([a, b]);
+  }
+
+  get3(a: Key, b: Key, c: Key): T {
+    const m = (this.#root.get(a) as Map<Key, unknown> | undefined)?.get(b) as Map<Key, unknown> | undefined;
+    return (m?.get(c) as T | undefined) ?? this.#insert([a, b, c]);
+  }
+
+  get4(a: Key, b: Key, c: Key, d: Key): T {
+    const m1 = (this.#root.get(a) as Map<Key, unknown> | undefined)?.get(b) as Map<Key, unknown> | undefined;
+    return ((m1?.get(c) as Map<Key, unknown> | undefined)?.get(d) as T | undefined) ?? this.#insert([a, b, c, d]);
+  }
+
+  #insert(raw: readonly Key[]): T {
+    if (this.entries.length >= this.#max) {
+      this.#overflowEntry ??= this.#overflow();
+      return this.#overflowEntry;
+    }
+    let m = this.#root;
+    for (let i = 0; i < raw.length - 1; i++) {
+      let next = m.get(raw[i]!) as Map<Key, unknown> | undefined;
+      if (!next) {
+        next = new Map();
+        m.set(raw[i]!, next);
+      }
+      m = next;
+    }
+    const v = this.#make(raw);
+    m.set(raw[raw.length - 1]!, v);
+    this.entries.push(v);
+    return v;
+  }
+
+  all(): T[] {
+    return this.#overflowEntry === undefined ? this.entries : [...this.entries, this.#overflowEntry];
+  }
+}
+
+function labelsOf(names: readonly string[], values: readonly string[]): Labels {
+  const out: Labels = {};
+  for (let i = 0; i < names.length; i++) out[names[i]!] = values[i]!;
+  return out;
+}
+
+/** A counter whose hot path is `table.getN(...).n++`; deltas are handed to prom-client on collect. */
+function cellCounter(registry: Registry, name: string, help: string, labelNames: readonly string[], normalise: (raw: readonly Key[]) => string[]) {
+  const table = new LabelTable<Cell>(
+    (raw) => new Cell(labelsOf(labelNames, normalise(raw))),
+    () => new Cell(labelsOf(labelNames, labelNames.map(() => 'other'))),
+  );
+  const counter = new Counter({
+    name,
+    help,
+    labelNames,
+    registers: [registry],
+    collect() {
+      for (const c of table.all()) {
+        if (c.n === c.reported) continue;
+        this.inc(c.labels, c.n - c.reported);
+        c.reported = c.n;
+      }
+    },
+  });
+  return { table, counter };
+}
+
+const str = (raw: readonly Key[]) => raw.map(String);
+
+function statusLabel(code: Key): string {
+  if (typeof code === 'number') return Number.isInteger(code) && code >= 100 && code <= 599 ? String(code) : 'other';
+  return String(code).slice(0, 32);
+}
+
+export interface ProxyMetricsOptions {
+  /** process_* and nodejs_* metrics from prom-client (default true). */
+  readonly defaultMetrics?: boolean;
+}
+
+export class ProxyMetrics {
+  readonly registry: Registry;
+  readonly #handshakes: LabelTable<Cell>;
+  readonly #handshakeSeconds: LabelTable<ReturnType<Histogram['labels']>>;
+  readonly #upstreamOpened: LabelTable<Cell>;
+  readonly #requests: LabelTable<Cell>;
+  readonly #requestSeconds: LabelTable<ReturnType<Histogram['labels']>>;
+  readonly #authz: LabelTable<Cell>;
+  readonly #policyLabels = new Set<string>();
+  readonly #svidExpiry: Gauge;
+  readonly #svidRotations: LabelTable<Cell>;
+  readonly #bundleUpdates: LabelTable<Cell>;
+  readonly #policyUpdates: LabelTable<Cell>;
+  readonly #rejected: LabelTable<Cell>;
+  readonly #active: LabelTable<Cell>;
+
+  constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
+    this.registry = registry;
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+
+    this.#handshakes = cellCounter(
+      registry,
+      'tessera_tls_handshakes_total',
+      'TLS handshakes by direction, result, failure reason (none on success) and session resumption.',
+      ['direction', 'result', 'reason', 'resumed'],
+      ([direction, ok, reason, resumed]) => [
+        String(direction),
+        ok ? 'success' : 'failure',
+        ok ? 'none' : String(reason),
+        resumed ? 'true' : 'false',
+      ],
+    ).table;
+    const handshakeHist = new Histogram({
+      name: 'tessera_tls_handshake_duration_seconds',
+      help: 'TLS handshake duration from TCP accept/connect to secure (or failure).',
+      labelNames: ['direction'],
+      buckets: HANDSHAKE_BUCKETS,
+      registers: [registry],
+    });
+    this.#handshakeSeconds = new LabelTable(
+      ([d]) => handshakeHist.labels(String(d)),
+      () => handshakeHist.labels('other'),
+    );
+    this.#upstreamOpened = cellCounter(
+      registry,
+      'tessera_upstream_connections_opened_total',
+      'New connections opened to upstreams (a low rate relative to requests means pooling works).',
+      ['direction'],
+      str,
+    ).table;
+    this.#requests = cellCounter(
+      registry,
+      'tessera_requests_total',
+      'Proxied requests (HTTP) or connections (TCP) by direction, protocol and status code.',
+      ['direction', 'protocol', 'code'],
+      ([d, p, c]) => [String(d), String(p), statusLabel(c!)],
+    ).table;
+    const requestHist = new Histogram({
+      name: 'tessera_request_duration_seconds',
+      help: 'Duration of proxied requests (HTTP) or connections (TCP), first byte in to last byte out.',
+      labelNames: ['direction'],
+      buckets: REQUEST_BUCKETS,
+      registers: [registry],
+    });
+    this.#requestSeconds = new LabelTable(
+      ([d]) => requestHist.labels(String(d)),
+      () => requestHist.labels('other'),
+    );
+    this.#authz = cellCounter(
+      registry,
+      'tessera_authz_decisions_total',
+      'Authorization decisions by decision, policy mode and deciding policy (none when no policy decided).',
+      ['decision', 'mode', 'policy'],
+      ([allowed, mode, policy]) => [allowed ? 'allow' : 'deny', String(mode), this.#policyLabel(policy as string)],
+    ).table;
+    this.#svidExpiry = new Gauge({
+      name: 'tessera_svid_expiry_timestamp_seconds',
+      help: 'NotAfter of the SVID currently served, in seconds since the epoch.',
+      registers: [registry],
+    });
+    // Known results start at 0 so rate() and absent() work before the first event.
+    const results = (name: string, help: string, known: readonly string[]): LabelTable<Cell> => {
+      const { table, counter } = cellCounter(registry, name, help, ['result'], str);
+      for (const r of known) counter.inc({ result: r }, 0);
+      return table;
+    };
+    this.#svidRotations = results('tessera_svid_rotations_total', 'SVID rotations by result.', ['success', 'failure', 'refused']);
+    this.#bundleUpdates = results('tessera_trust_bundle_updates_total', 'Trust bundle updates by result.', ['success', 'refused']);
+    this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
+    this.#rejected = cellCounter(
+      registry,
+      'tessera_requests_rejected_total',
+      'Requests or connections refused before proxying (limits, timeouts, malformed input) by reason.',
+      ['direction', 'reason'],
+      str,
+    ).table;
+    const active = new LabelTable<Cell>(
+      ([d]) => new Cell({ direction: String(d) }),
+      () => new Cell({ direction: 'other' }),
+    );
+    this.#active = active;
+    new Gauge({
+      name: 'tessera_connections_active',
+      help: 'Client connections currently open, by direction.',
+      labelNames: ['direction'],
+      registers: [registry],
+      collect() {
+        for (const c of active.all()) this.set(c.labels, c.n);
+      },
+    });
+  }
+
+  handshake(direction: string, ok: boolean, reason: string, resumed: boolean, seconds?: number): void {
+    // Unknown reasons fold into 'other' before the lookup, so no caller string can grow the table.
+    this.#handshakes.get4(direction, ok, ok ? 'none' : REASONS.has(reason) ? reason : 'other', resumed).n++;
+    if (seconds !== undefined && seconds >= 0 && seconds < Infinity) this.#handshakeSeconds.get1(direction).observe(seconds);
+  }
+
+  upstreamConnectionOpened(direction: string): void {
+    this.#upstreamOpened.get1(direction).n++;
+  }
+
+  request(direction: string, protocol: string, code: number | string, seconds: number): void {
+    this.#requests.get3(direction, protocol, code).n++;
+    if (seconds >= 0 && seconds < Infinity) this.#requestSeconds.get1(direction).observe(seconds);
+  }
+
+  authzDecision(allowed: boolean, mode: string, policy: string | null): void {
+    this.#authz.get3(allowed, mode, policy ?? '').n++;
+  }
+
+  svidExpiry(notAfterMs: number): void {
+    if (Number.isFinite(notAfterMs)) this.#svidExpiry.set(notAfterMs / 1000);
+  }
+
+  svidRotation(result: 'success' | 'failure' | 'refused'): void {
+    this.#svidRotations.get1(result).n++;
+  }
+
+  trustBundleUpdate(result: 'success' | 'refused'): void {
+    this.#bundleUpdates.get1(result).n++;
+  }
+
+  policyUpdate(result: 'success' | 'refused'): void {
+    this.#policyUpdates.get1(result).n++;
+  }
+
+  connectionOpened(direction: string): void {
+    this.#active.get1(direction).n++;
+  }
+
+  connectionClosed(direction: string): void {
+    this.#active.get1(direction).n--;
+  }
+
+  rejected(direction: string, reason: string): void {
+    this.#rejected.get2(direction, reason).n++;
+  }
+
+  #policyLabel(policy: string): string {
+    if (policy === '') return 'none';
+    if (this.#policyLabels.has(policy)) return policy;
+    if (this.#policyLabels.size >= MAX_POLICY_LABELS) return 'other';
+    this.#policyLabels.add(policy);
+    return policy;
+  }
+}
+
+/** A fresh registry for one proxy (never prom-client's global one). */
+export function createProxyRegistry(): Registry {
+  return new Registry();
+}

@@ -1,0 +1,77 @@
+// Verifies a TLS peer as an X.509-SVID (common/spiffe) instead of trusting OpenSSL's generic chain check, so
+// trust domains stay confined and every failure has a reason. Results are cached per leaf and identity
+// generation: resumed sessions and reconnects from the same peer cost a map lookup plus a validity check.
+import type { X509Certificate } from 'node:crypto';
+import { X509Certificate as X509 } from 'node:crypto';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
+import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+
+export interface VerifiedPeer {
+  readonly ok: true;
+  readonly id: SpiffeId;
+  readonly idText: string;
+  /** SHA-256 of the leaf DER, lower-case hex (the XFCC Hash). */
+  readonly leafHash: string;
+  readonly notAfterMs: number;
+}
+
+export interface PeerFailure {
+  readonly ok: false;
+  readonly reason: SvidFailureReason;
+  readonly message: string;
+}
+
+const CACHE_MAX = 1024;
+
+/** DER of the peer chain, leaf first, from Node's detailed peer certificate. */
+export function peerChainDer(cert: PeerCertificate | DetailedPeerCertificate | undefined): Buffer[] {
+  const out: Buffer[] = [];
+  let c = cert as DetailedPeerCertificate | undefined;
+  while (c?.raw && out.length < 10 && !out.some((b) => b.equals(c!.raw))) {
+    out.push(c.raw);
+    c = c.issuerCertificate;
+  }
+  return out;
+}
+
+export class PeerVerifier {
+  readonly #cache = new Map<string, VerifiedPeer>();
+  #generation = -1;
+
+  /**
+   * `cert` is `socket.getPeerCertificate(true)`; `expectedId` enforces secure naming on the client side.
+   * An empty certificate (no client cert) fails with no_client_cert.
+   */
+  verify(cert: DetailedPeerCertificate | PeerCertificate | undefined, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
+    if (snapshot.generation !== this.#generation) {
+      this.#cache.clear();
+      this.#generation = snapshot.generation;
+    }
+    const fp = cert?.fingerprint256;
+    if (!cert?.raw || !fp) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+    const hit = this.#cache.get(fp);
+    if (hit && hit.notAfterMs > nowMs && (!expectedId || hit.idText === expectedId.toString())) return hit;
+    const chain = peerChainDer(cert);
+    let certs: X509Certificate[];
+    try {
+      certs = chain.map((d) => new X509(d));
+    } catch {
+      return { ok: false, reason: 'bad_svid', message: 'a peer certificate could not be parsed' };
+    }
+    const r = verifyX509Svid(certs, snapshot.bundles, expectedId ? { nowMs, expectedId } : { nowMs });
+    if (!r.ok) return { ok: false, reason: r.reason, message: r.message };
+    const verified: VerifiedPeer = {
+      ok: true,
+      id: r.id,
+      idText: r.id.toString(),
+      leafHash: fp.replaceAll(':', '').toLowerCase(),
+      notAfterMs: r.notAfterMs,
+    };
+    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
+    this.#cache.set(fp, verified);
+    return verified;
+  }
+}

@@ -1,0 +1,163 @@
+// Keep-alive pool of upstream connections for one upstream. Each socket gets one permanent set of listeners
+// that dispatch to its current owner, so leasing a connection per request adds and removes no listeners.
+import type { Socket } from 'node:net';
+
+/** The party a leased connection reports to. */
+export interface UpstreamOwner {
+  onUpstreamData(conn: UpstreamConn, chunk: Buffer): void;
+  /** The upstream closed or failed; the connection is already out of the pool. */
+  onUpstreamGone(conn: UpstreamConn, error: Error | undefined): void;
+  onUpstreamDrain(conn: UpstreamConn): void;
+}
+
+export interface UpstreamConn {
+  readonly socket: Socket;
+  owner: UpstreamOwner | null;
+  /** True once it has carried a complete exchange (a failure on it may be a stale keep-alive). */
+  reused: boolean;
+  idleSinceMs: number;
+  /** True after a clean TLS resumption (for the access log). */
+  readonly resumed: boolean;
+  gone: boolean;
+}
+
+/** Opens one connection; calls back once, when it is ready for bytes or failed. */
+export type Connector = (done: (err: Error | null, socket?: Socket, resumed?: boolean) => void) => void;
+
+export interface PoolOptions {
+  readonly connect: Connector;
+  /** Max connections open at once (leased + idle); further requests wait in a queue. */
+  readonly maxConnections: number;
+  readonly maxQueue: number;
+  readonly idleTimeoutMs: number;
+  readonly nowMs: () => number;
+  readonly onOpened?: () => void;
+}
+
+type Waiter = (err: Error | null, conn?: UpstreamConn) => void;
+
+export class PoolQueueFull extends Error {}
+
+export class ConnectionPool {
+  readonly #o: PoolOptions;
+  readonly #idle: UpstreamConn[] = [];
+  #open = 0;
+  #connecting = 0;
+  readonly #queue: Waiter[] = [];
+  #closed = false;
+
+  constructor(opts: PoolOptions) {
+    this.#o = opts;
+  }
+
+  get stats(): { open: number; idle: number; queued: number } {
+    return { open: this.#open, idle: this.#idle.length, queued: this.#queue.length };
+  }
+
+  /** Leases a connection to `owner` (an idle one, most recently used first, or a new one). */
+  acquire(owner: UpstreamOwner, cb: Waiter): void {
+    const wrapped: Waiter = (err, conn) => {
+      if (conn) conn.owner = owner;
+      cb(err, conn);
+    };
+    const idle = this.#idle.pop();
+    if (idle) {
+      wrapped(null, idle);
+      return;
+    }
+    if (this.#closed) {
+      cb(new Error('pool closed'));
+      return;
+    }
+    if (this.#open + this.#connecting < this.#o.maxConnections) {
+      this.#dial(wrapped);
+      return;
+    }
+    if (this.#queue.length >= this.#o.maxQueue) {
+      cb(new PoolQueueFull('upstream queue full'));
+      return;
+    }
+    this.#queue.push(wrapped);
+  }
+
+  /** Returns a connection after a complete exchange. */
+  release(conn: UpstreamConn): void {
+    conn.owner = null;
+    if (conn.gone) return;
+    conn.reused = true;
+    const waiter = this.#queue.shift();
+    if (waiter) {
+      waiter(null, conn);
+      return;
+    }
+    if (this.#closed) return void conn.socket.destroy();
+    conn.idleSinceMs = this.#o.nowMs();
+    this.#idle.push(conn);
+  }
+
+  /** Drops a connection that cannot carry another exchange. */
+  discard(conn: UpstreamConn): void {
+    conn.owner = null;
+    conn.socket.destroy();
+  }
+
+  /** Closes connections idle longer than the timeout; called by the listener's periodic sweep. */
+  sweep(): void {
+    const limit = this.#o.nowMs() - this.#o.idleTimeoutMs;
+    for (let i = this.#idle.length - 1; i >= 0; i--) {
+      const c = this.#idle[i]!;
+      if (c.idleSinceMs < limit) {
+        this.#idle.splice(i, 1);
+        c.socket.destroy();
+      }
+    }
+  }
+
+  /** Closes idle connections now and every other one when it is released. */
+  close(): void {
+    this.#closed = true;
+    for (const c of this.#idle.splice(0)) c.socket.destroy();
+    for (const w of this.#queue.splice(0)) w(new Error('pool closed'));
+  }
+
+  #dial(cb: Waiter): void {
+    this.#connecting++;
+    this.#o.connect((err, socket, resumed) => {
+      this.#connecting--;
+      if (err || !socket) {
+        cb(err ?? new Error('connect failed'));
+        this.#serveQueue();
+        return;
+      }
+      this.#open++;
+      this.#o.onOpened?.();
+      const conn: UpstreamConn = { socket, owner: null, reused: false, idleSinceMs: 0, resumed: resumed ?? false, gone: false };
+      const gone = (error?: Error) => {
+        if (conn.gone) return;
+        conn.gone = true;
+        this.#open--;
+        const i = this.#idle.indexOf(conn);
+        if (i >= 0) this.#idle.splice(i, 1);
+        const owner = conn.owner;
+        conn.owner = null;
+        owner?.onUpstreamGone(conn, error);
+        socket.destroy();
+        this.#serveQueue();
+      };
+      socket.on('data', (chunk: Buffer) => {
+        if (conn.owner) conn.owner.onUpstreamData(conn, chunk);
+        else gone(new Error('unsolicited bytes on an idle upstream connection'));
+      });
+      socket.on('drain', () => conn.owner?.onUpstreamDrain(conn));
+      socket.on('end', () => gone());
+      socket.on('close', () => gone());
+      socket.on('error', (e) => gone(e));
+      cb(null, conn);
+    });
+  }
+
+  #serveQueue(): void {
+    if (this.#queue.length === 0 || this.#closed) return;
+    if (this.#open + this.#connecting < this.#o.maxConnections) this.#dial(this.#queue.shift()!);
+  }
+}

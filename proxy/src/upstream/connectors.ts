@@ -1,0 +1,110 @@
+// Opening upstream connections: mTLS to a peer proxy with secure naming (the server must present exactly the
+// configured SPIFFE ID; Node's hostname check is replaced by the SVID check), or plaintext to the local app.
+import * as net from 'node:net';
+import * as tls from 'node:tls';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { IdentityStore } from '../identity/identity-store.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import { classifyTlsError } from '../telemetry/handshake-reason.js';
+import type { PeerVerifier } from '../tls/peer-verify.js';
+import type { ClientContexts } from '../tls/tls-contexts.js';
+import type { Connector } from './connection-pool.js';
+
+export interface MtlsTarget {
+  readonly host: string;
+  readonly port: number;
+  readonly expectedId: SpiffeId;
+  readonly alpn: readonly string[];
+}
+
+export interface MtlsDeps {
+  readonly identity: IdentityStore;
+  readonly contexts: ClientContexts;
+  readonly verifier: PeerVerifier;
+  readonly metrics: ProxyMetrics;
+  readonly nowMs: () => number;
+  readonly handshakeTimeoutMs: number;
+  /** Metric label: outbound or edge. */
+  readonly direction: string;
+}
+
+class SecureNamingError extends Error {
+  constructor(readonly reason: string, message: string) {
+    super(message);
+  }
+}
+
+/** Dials `target` and completes an mTLS handshake; remembers the last session ticket for resumption. */
+export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticket?: Buffer }, done: (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean) => void): void {
+  const snapshot = deps.identity.current;
+  if (!snapshot) {
+    done(new Error('no SVID loaded yet'));
+    return;
+  }
+  const started = deps.nowMs();
+  let settled = false;
+  const socket = tls.connect({
+    host: target.host,
+    port: target.port,
+    secureContext: deps.contexts.get(snapshot),
+    ...(session.ticket ? { session: session.ticket } : {}),
+    ALPNProtocols: [...target.alpn],
+    rejectUnauthorized: true,
+    checkServerIdentity: (_host, cert) => {
+      const r = deps.verifier.verify(cert, snapshot, deps.nowMs(), target.expectedId);
+      return r.ok ? undefined : new SecureNamingError(r.reason, `upstream ${target.host}:${target.port} is not ${target.expectedId}: ${r.reason}`);
+    },
+  });
+  const fail = (err: Error) => {
+    if (settled) return;
+    settled = true;
+    socket.destroy();
+    const reason = err instanceof SecureNamingError ? err.reason : classifyTlsError(err);
+    deps.metrics.handshake(deps.direction, false, reason, false);
+    done(err);
+  };
+  socket.setTimeout(deps.handshakeTimeoutMs, () => fail(Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })));
+  socket.once('error', fail);
+  socket.on('session', (ticket: Buffer) => {
+    session.ticket = ticket;
+  });
+  socket.once('secureConnect', () => {
+    if (settled) return;
+    settled = true;
+    socket.setTimeout(0);
+    socket.removeListener('error', fail);
+    socket.setNoDelay(true);
+    const resumed = socket.isSessionReused();
+    deps.metrics.handshake(deps.direction, true, 'none', resumed, (deps.nowMs() - started) / 1000);
+    deps.metrics.upstreamConnectionOpened(deps.direction);
+    done(null, socket, resumed);
+  });
+}
+
+export function mtlsConnector(target: MtlsTarget, deps: MtlsDeps): Connector {
+  const session: { ticket?: Buffer } = {};
+  return (done) => mtlsConnect(target, deps, session, done);
+}
+
+/** Plaintext to the local app (loopback). */
+export function plainConnector(host: string, port: number, timeoutMs: number): Connector {
+  return (done) => {
+    let settled = false;
+    const socket = net.connect({ host, port, noDelay: true });
+    const fail = (err: Error) => {
+      if (settled) return;
+      settled = true;
+      socket.destroy();
+      done(err);
+    };
+    socket.setTimeout(timeoutMs, () => fail(new Error(`connect to ${host}:${port} timed out`)));
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      if (settled) return;
+      settled = true;
+      socket.setTimeout(0);
+      socket.removeListener('error', fail);
+      done(null, socket, false);
+    });
+  };
+}

@@ -1,0 +1,69 @@
+// Starts real `tessera proxy` child processes for integration tests: writes SVID files minted by the test CA,
+// waits for the ready line, reads the bound ports from the listening line, and stops with SIGTERM.
+import type { ChildProcess } from 'node:child_process';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { spawnTessera } from './run.js';
+import type { TestCa } from './test-ca.js';
+
+export interface ProxyProcess {
+  readonly child: ChildProcess;
+  readonly admin: number;
+  readonly ports: ReadonlyMap<string, number>;
+  stdout(): string;
+  stderr(): string;
+  /** SIGTERM; resolves with the exit code. */
+  stop(): Promise<number | null>;
+}
+
+export async function writeSvidFiles(ca: TestCa, id: string, dir: string, opts: { notAfter?: Date; notBefore?: Date } = {}): Promise<{ certFile: string; keyFile: string; bundleFile: string; serial: string }> {
+  await mkdir(dir, { recursive: true });
+  const svid = await ca.mintSvid(id, opts);
+  const certFile = join(dir, 'svid.pem');
+  const keyFile = join(dir, 'key.pem');
+  const bundleFile = join(dir, 'bundle.pem');
+  await writeFile(certFile, svid.chainPem);
+  await writeFile(keyFile, svid.keyPem, { mode: 0o600 });
+  await chmod(keyFile, 0o600);
+  await writeFile(bundleFile, ca.bundlePem());
+  return { certFile, keyFile, bundleFile, serial: svid.leaf.serialNumber.toLowerCase() };
+}
+
+export async function startProxyProcess(configFile: string, timeoutMs = 20_000): Promise<ProxyProcess> {
+  const child = spawnTessera(['proxy', '--config', configFile]);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + timeoutMs;
+  while (!out.includes('tessera proxy: ready')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`proxy did not become ready (exit ${child.exitCode}):\n${out}\n${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  const line = out.split('\n').find((l) => l.startsWith('tessera proxy: listening'))!;
+  const ports = new Map<string, number>();
+  for (const m of line.matchAll(/(inbound|outbound)\/([a-z0-9-]+)=(\d+)/g)) ports.set(`${m[1]}/${m[2]}`, Number(m[3]));
+  const admin = Number(/admin=[^ ]+:(\d+)/.exec(line)![1]);
+  return {
+    child,
+    admin,
+    ports,
+    stdout: () => out,
+    stderr: () => err,
+    stop: async () => {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}

@@ -1,0 +1,164 @@
+// Access log: the JSON lines written to a real file, path sanitising, field whitelisting, 'off', errors, ids.
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { type AccessEntry, MAX_PATH_CHARS, createAccessLog, createRequestIds, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-access-log-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const clock = { nowMs: () => 1_767_225_600_123 };
+const lines = async (file: string) =>
+  (await readFile(file, 'utf8'))
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+
+const base: AccessEntry = { requestId: 'r-1', direction: 'inbound', protocol: 'http1', durationMs: 1.23456 };
+
+describe('access log', () => {
+  test('writes one JSON line per entry with the documented fields', async () => {
+    const file = join(dir, 'access.log');
+    const log = createAccessLog({ destination: file, clock });
+    log.write({
+      ...base,
+      peer: 'spiffe://example.org/ns/default/sa/web',
+      method: 'GET',
+      path: '/v1/items?token=secret#frag',
+      status: 200,
+      decision: 'allow',
+      policy: 'api-allow-web',
+      bytesIn: 12,
+      bytesOut: 345,
+      upstream: '127.0.0.1:8080',
+      resumed: true,
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    });
+    log.write({ ...base, requestId: 'r-2', protocol: 'tcp', time: 5, peer: null, error: 'upstream refused' });
+    await log.flush();
+    const [a, b] = await lines(file);
+    expect(a).toEqual({
+      log: 'access',
+      time: 1_767_225_600_123,
+      requestId: 'r-1',
+      direction: 'inbound',
+      protocol: 'http1',
+      peer: 'spiffe://example.org/ns/default/sa/web',
+      method: 'GET',
+      path: '/v1/items',
+      status: 200,
+      decision: 'allow',
+      policy: 'api-allow-web',
+      bytesIn: 12,
+      bytesOut: 345,
+      durationMs: 1.235,
+      upstream: '127.0.0.1:8080',
+      resumed: true,
+      traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
+    });
+    expect(b).toEqual({ log: 'access', time: 5, requestId: 'r-2', direction: 'inbound', protocol: 'tcp', peer: null, durationMs: 1.235, error: 'upstream refused' });
+    await log.close();
+  });
+
+  test('never writes fields outside AccessEntry (headers, bodies) and caps long values', async () => {
+    const file = join(dir, 'access.log');
+    const log = createAccessLog({ destination: file, clock });
+    const sneaky = { ...base, headers: { authorization: 'Bearer abc' }, cookie: 'sid=1', path: `/${'a'.repeat(1000)}?q=1`, error: 'e'.repeat(5000) };
+    log.write(sneaky as AccessEntry);
+    await log.close();
+    const text = await readFile(file, 'utf8');
+    expect(text).not.toContain('Bearer');
+    expect(text).not.toContain('sid=1');
+    const [entry] = await lines(file);
+    expect((entry!.path as string).length).toBe(MAX_PATH_CHARS);
+    expect((entry!.error as string).length).toBe(256);
+  });
+
+  test('sanitizePath strips query and fragment and caps the length', () => {
+    expect(sanitizePath('/a/b')).toBe('/a/b');
+    expect(sanitizePath('/a?x=1?y')).toBe('/a');
+    expect(sanitizePath('/a#f?x')).toBe('/a');
+    expect(sanitizePath('?only')).toBe('');
+    expect(sanitizePath('x'.repeat(300))).toHaveLength(MAX_PATH_CHARS);
+  });
+
+  test('appends to an existing file; writes after close are dropped and counted', async () => {
+    const file = join(dir, 'access.log');
+    const first = createAccessLog({ destination: file, clock });
+    first.write(base);
+    await first.close();
+    const second = createAccessLog({ destination: file, clock });
+    second.write({ ...base, requestId: 'r-2' });
+    await second.close();
+    second.write({ ...base, requestId: 'r-3' });
+    expect(second.dropped()).toBe(1);
+    expect((await lines(file)).map((l) => l.requestId)).toEqual(['r-1', 'r-2']);
+    await second.close();
+  });
+
+  test("'off' writes nothing anywhere", async () => {
+    const log = createAccessLog({ destination: 'off', clock });
+    log.write(base);
+    await log.flush();
+    await log.close();
+    expect(log.dropped()).toBe(0);
+  });
+
+  test('an unwritable path fails at creation with a stable code', async () => {
+    let err: unknown;
+    try {
+      createAccessLog({ destination: join(dir, 'missing-dir', 'access.log'), clock });
+    } catch (e) {
+      err = e;
+    }
+    expect(isTesseraError(err, 'TESSERA_ERR_ACCESS_LOG_UNWRITABLE')).toBe(true);
+    await expect(stat(join(dir, 'missing-dir'))).rejects.toThrow();
+  });
+
+  test('a batched line reaches the file within the flush interval without flush()', async () => {
+    const file = join(dir, 'access.log');
+    const log = createAccessLog({ destination: file, clock, flushIntervalMs: 50 });
+    log.write(base);
+    expect(await readFile(file, 'utf8')).toBe('');
+    const deadline = Date.now() + 3_000;
+    while ((await readFile(file, 'utf8')) === '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect((await lines(file)).map((l) => l.requestId)).toEqual(['r-1']);
+    await log.close();
+  });
+
+  test('many writes all arrive, in order', async () => {
+    const file = join(dir, 'access.log');
+    const log = createAccessLog({ destination: file, clock });
+    for (let i = 0; i < 5000; i++) log.write({ ...base, requestId: String(i) });
+    await log.flush();
+    const got = await lines(file);
+    expect(got).toHaveLength(5000);
+    expect(got.every((l, i) => l.requestId === String(i))).toBe(true);
+    await log.close();
+  });
+});
+
+describe('request ids', () => {
+  test('createRequestIds: unique, prefix per generator', () => {
+    const a = createRequestIds();
+    const b = createRequestIds();
+    const ids = new Set<string>();
+    for (let i = 0; i < 10_000; i++) ids.add(a());
+    expect(ids.size).toBe(10_000);
+    expect(a()).toMatch(/^[A-Za-z0-9_-]{8}-[0-9a-z]+$/);
+    const pa = a().slice(0, 8);
+    const pb = b().slice(0, 8);
+    expect(pa).not.toBe(pb);
+  });
+  test('newRequestId is a UUID', () => {
+    expect(newRequestId()).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(newRequestId()).not.toBe(newRequestId());
+  });
+});

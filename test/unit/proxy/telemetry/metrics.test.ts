@@ -1,0 +1,165 @@
+// ProxyMetrics: names, labels and values as scraped from the injected registry, label normalisation and the
+// cardinality bounds.
+import type { Registry } from 'prom-client';
+import { describe, expect, test } from 'vitest';
+import { MAX_POLICY_LABELS, MAX_SERIES_PER_METRIC, ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
+
+type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
+
+async function samples(registry: Registry, name: string): Promise<Sample[]> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) throw new Error(`no metric ${name}`);
+  return (await metric.get()).values as Sample[];
+}
+
+async function value(registry: Registry, name: string, labels: Record<string, string>): Promise<number | undefined> {
+  const match = (await samples(registry, name)).filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === Object.keys(labels).length);
+  if (match.length > 1) throw new Error(`ambiguous ${name} ${JSON.stringify(labels)}`);
+  return match[0]?.value;
+}
+
+function fresh(): { m: ProxyMetrics; r: Registry } {
+  const r = createProxyRegistry();
+  return { m: new ProxyMetrics(r, { defaultMetrics: false }), r };
+}
+
+const NAMES = [
+  'tessera_authz_decisions_total',
+  'tessera_connections_active',
+  'tessera_policy_updates_total',
+  'tessera_request_duration_seconds',
+  'tessera_requests_rejected_total',
+  'tessera_requests_total',
+  'tessera_svid_expiry_timestamp_seconds',
+  'tessera_svid_rotations_total',
+  'tessera_tls_handshake_duration_seconds',
+  'tessera_tls_handshakes_total',
+  'tessera_trust_bundle_updates_total',
+  'tessera_upstream_connections_opened_total',
+];
+
+describe('ProxyMetrics', () => {
+  test('registers exactly the documented metrics on the injected registry, nothing global', async () => {
+    const { r } = fresh();
+    expect((await r.getMetricsAsJSON()).map((m) => m.name).sort()).toEqual(NAMES);
+    // Two instances on two registries coexist (a global registry would reject the duplicate names).
+    const r2 = createProxyRegistry();
+    new ProxyMetrics(r2);
+    expect(r2.getSingleMetric('process_cpu_user_seconds_total')).toBeDefined();
+    expect(r.getSingleMetric('process_cpu_user_seconds_total')).toBeUndefined();
+  });
+
+  test('handshakes: result, reason (none on success, unknown → other), resumed, duration', async () => {
+    const { m, r } = fresh();
+    m.handshake('inbound', true, 'ignored', false, 0.004);
+    m.handshake('inbound', true, '', true, 0.001);
+    m.handshake('inbound', false, 'unknown_ca', false, 0.002);
+    m.handshake('inbound', false, 'unknown_ca', false);
+    m.handshake('outbound', false, 'made up reason', false);
+    const name = 'tessera_tls_handshakes_total';
+    expect(await value(r, name, { direction: 'inbound', result: 'success', reason: 'none', resumed: 'false' })).toBe(1);
+    expect(await value(r, name, { direction: 'inbound', result: 'success', reason: 'none', resumed: 'true' })).toBe(1);
+    expect(await value(r, name, { direction: 'inbound', result: 'failure', reason: 'unknown_ca', resumed: 'false' })).toBe(2);
+    expect(await value(r, name, { direction: 'outbound', result: 'failure', reason: 'other', resumed: 'false' })).toBe(1);
+    const hist = await samples(r, 'tessera_tls_handshake_duration_seconds');
+    expect(hist.find((s) => s.metricName === 'tessera_tls_handshake_duration_seconds_count' && s.labels.direction === 'inbound')?.value).toBe(3);
+    const sum = hist.find((s) => s.metricName === 'tessera_tls_handshake_duration_seconds_sum')!.value;
+    expect(sum).toBeCloseTo(0.007, 9);
+    const text = await r.metrics();
+    expect(text).toContain('tessera_tls_handshakes_total{direction="inbound",result="failure",reason="unknown_ca",resumed="false"} 2');
+  });
+
+  test('requests: numeric and string codes share a series, odd codes fold, bad durations are skipped', async () => {
+    const { m, r } = fresh();
+    m.request('inbound', 'http1', 200, 0.01);
+    m.request('inbound', 'http1', '200', 0.02);
+    m.request('inbound', 'http1', 999, 0.01);
+    m.request('inbound', 'tcp', 'closed', Number.NaN);
+    m.request('edge', 'http2', 403, -1);
+    const name = 'tessera_requests_total';
+    expect(await value(r, name, { direction: 'inbound', protocol: 'http1', code: '200' })).toBe(2);
+    expect(await value(r, name, { direction: 'inbound', protocol: 'http1', code: 'other' })).toBe(1);
+    expect(await value(r, name, { direction: 'inbound', protocol: 'tcp', code: 'closed' })).toBe(1);
+    expect(await value(r, name, { direction: 'edge', protocol: 'http2', code: '403' })).toBe(1);
+    const hist = await samples(r, 'tessera_request_duration_seconds');
+    const count = (d: string) => hist.find((s) => s.metricName === 'tessera_request_duration_seconds_count' && s.labels.direction === d)?.value;
+    expect(count('inbound')).toBe(3);
+    expect(count('edge')).toBeUndefined();
+  });
+
+  test('counter values stay cumulative across scrapes', async () => {
+    const { m, r } = fresh();
+    m.upstreamConnectionOpened('outbound');
+    expect(await value(r, 'tessera_upstream_connections_opened_total', { direction: 'outbound' })).toBe(1);
+    m.upstreamConnectionOpened('outbound');
+    m.upstreamConnectionOpened('outbound');
+    expect(await value(r, 'tessera_upstream_connections_opened_total', { direction: 'outbound' })).toBe(3);
+    expect(await value(r, 'tessera_upstream_connections_opened_total', { direction: 'outbound' })).toBe(3);
+  });
+
+  test('authz decisions: null policy is none, policy values are capped', async () => {
+    const { m, r } = fresh();
+    m.authzDecision(true, 'enforce', 'api-allow-web');
+    m.authzDecision(false, 'enforce', null);
+    m.authzDecision(false, 'audit', '');
+    const name = 'tessera_authz_decisions_total';
+    expect(await value(r, name, { decision: 'allow', mode: 'enforce', policy: 'api-allow-web' })).toBe(1);
+    expect(await value(r, name, { decision: 'deny', mode: 'enforce', policy: 'none' })).toBe(1);
+    expect(await value(r, name, { decision: 'deny', mode: 'audit', policy: 'none' })).toBe(1);
+    for (let i = 0; i < MAX_POLICY_LABELS + 50; i++) m.authzDecision(false, 'enforce', `p-${i}`);
+    const all = await samples(r, name);
+    const policies = new Set(all.map((s) => s.labels.policy));
+    // The 200 cap counts api-allow-web too; none is not a policy.
+    expect(policies.size).toBe(MAX_POLICY_LABELS + 2);
+    expect(await value(r, name, { decision: 'deny', mode: 'enforce', policy: 'other' })).toBe(51);
+    expect(all.reduce((a, s) => a + s.value, 0)).toBe(3 + MAX_POLICY_LABELS + 50);
+  });
+
+  test('active connections, rejections, SVID expiry', async () => {
+    const { m, r } = fresh();
+    m.connectionOpened('inbound');
+    m.connectionOpened('inbound');
+    m.connectionOpened('edge');
+    m.connectionClosed('inbound');
+    expect(await value(r, 'tessera_connections_active', { direction: 'inbound' })).toBe(1);
+    expect(await value(r, 'tessera_connections_active', { direction: 'edge' })).toBe(1);
+    m.connectionClosed('edge');
+    expect(await value(r, 'tessera_connections_active', { direction: 'edge' })).toBe(0);
+    m.rejected('inbound', 'header_too_large');
+    m.rejected('inbound', 'header_too_large');
+    m.rejected('edge', 'too_many_connections');
+    expect(await value(r, 'tessera_requests_rejected_total', { direction: 'inbound', reason: 'header_too_large' })).toBe(2);
+    expect(await value(r, 'tessera_requests_rejected_total', { direction: 'edge', reason: 'too_many_connections' })).toBe(1);
+    m.svidExpiry(1_767_225_600_500);
+    expect(await value(r, 'tessera_svid_expiry_timestamp_seconds', {})).toBe(1_767_225_600.5);
+  });
+
+  test('update results start at zero and count', async () => {
+    const { m, r } = fresh();
+    for (const res of ['success', 'failure', 'refused']) expect(await value(r, 'tessera_svid_rotations_total', { result: res })).toBe(0);
+    for (const res of ['success', 'refused']) {
+      expect(await value(r, 'tessera_trust_bundle_updates_total', { result: res })).toBe(0);
+      expect(await value(r, 'tessera_policy_updates_total', { result: res })).toBe(0);
+    }
+    m.svidRotation('success');
+    m.svidRotation('refused');
+    m.trustBundleUpdate('refused');
+    m.policyUpdate('success');
+    m.policyUpdate('success');
+    expect(await value(r, 'tessera_svid_rotations_total', { result: 'success' })).toBe(1);
+    expect(await value(r, 'tessera_svid_rotations_total', { result: 'refused' })).toBe(1);
+    expect(await value(r, 'tessera_svid_rotations_total', { result: 'failure' })).toBe(0);
+    expect(await value(r, 'tessera_trust_bundle_updates_total', { result: 'refused' })).toBe(1);
+    expect(await value(r, 'tessera_policy_updates_total', { result: 'success' })).toBe(2);
+  });
+
+  test('label combinations past the per-metric limit fold into one other series, counts preserved', async () => {
+    const { m, r } = fresh();
+    const n = MAX_SERIES_PER_METRIC + 500;
+    for (let i = 0; i < n; i++) m.rejected('inbound', `reason-${i}`);
+    const all = await samples(r, 'tessera_requests_rejected_total');
+    expect(all.length).toBe(MAX_SERIES_PER_METRIC + 1);
+    expect(await value(r, 'tessera_requests_rejected_total', { direction: 'other', reason: 'other' })).toBe(500);
+    expect(all.reduce((a, s) => a + s.value, 0)).toBe(n);
+  });
+});
