@@ -70,10 +70,15 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_UP_PORT_IN_USE: 'A port the local mesh wanted is already in use (the port and its owner are named).',
 
   // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
+  TESSERA_ERR_PROXY_LISTEN_FAILED: 'A proxy listener could not bind its address (in use, or not permitted).',
+  TESSERA_ERR_IDENTITY_INVALID: 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.',
   TESSERA_ERR_IDENTITY_SIGN_FAILED: 'The control plane refused or could not answer an SVID request (the gRPC status is named).',
   TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle that does not validate (wrong ID, key mismatch, chain not verifying); it was refused.',
   TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE: 'The join-token or Kubernetes token file could not be read or is empty.',
   TESSERA_ERR_IDENTITY_EXPIRED: 'The SVID expired and no fresh attestation evidence is available (a join token is single-use).',
+  TESSERA_ERR_IDENTITY_FILE_UNREADABLE: 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).',
+  TESSERA_ERR_IDENTITY_FILE_MALFORMED: 'An identity file holds no usable PEM of the expected kind, or a truncated one (the file and the fault are named).',
+  TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: 'The private-key file is readable by group or others; like ssh, Tessera refuses it until it is owner-only (chmod 600, or defaultMode 0400 on a Kubernetes secret volume).',
   TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT: 'A Config/Watch snapshot from the control plane failed validation and was refused; the previous one stays.',
   TESSERA_ERR_PROTO_NOT_FOUND: 'A gRPC contract (.proto) or a service in it was not found next to the installed code.',
   TESSERA_ERR_WORKLOAD_API_SOCKET: 'The SPIFFE Workload API socket could not be bound (the path and cause are named).',
@@ -121,6 +126,10 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: 'The configured JWKS file cannot be read or is not a JWK set.',
   TESSERA_ERR_ATTESTATION_SVID_INVALID: 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).',
   TESSERA_ERR_BREAK_GLASS_INVALID: 'A break-glass request is invalid (the field is named: pattern, duration or reason).',
+
+  // --- Proxy observability: access log and admin listener (proxy/src/telemetry, proxy/src/admin) ---
+  TESSERA_ERR_ACCESS_LOG_UNWRITABLE: 'The access log file could not be opened for appending (the path and cause are named).',
+  TESSERA_ERR_ADMIN_LISTEN_FAILED: 'The proxy admin listener could not listen on its address (the address and cause are named).',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -20,8 +20,10 @@ import { ControlPlaneClient } from './identity/control-plane-client.js';
 import { ControlPlaneSvidSource, type IssuedSvid } from './identity/control-plane-svid-source.js';
 import { FileIdentitySource } from './identity/file-identity-source.js';
 import { IdentityStore } from './identity/identity-store.js';
+import { InboundH2Listener } from './listeners/inbound-h2-listener.js';
 import { InboundListener } from './listeners/inbound-listener.js';
 import type { ListenerDeps } from './listeners/listener-deps.js';
+import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
 import { ProxyMetrics, createProxyRegistry } from './telemetry/metrics.js';
@@ -43,6 +45,7 @@ export interface RunningProxy {
 }
 
 type Stoppable = { stop(): void };
+type Listener = InboundListener | InboundH2Listener | OutboundListener | OutboundH2Listener;
 
 /** The trust domain of the control plane: from its bundle's CA certificates (they carry spiffe://<td> as URI SAN). */
 function trustDomainOfBundle(pem: string, file: string): TrustDomain {
@@ -181,7 +184,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   }
 
   // ---- admin
-  const listeners: (InboundListener | OutboundListener)[] = [];
+  const listeners: Listener[] = [];
   const readiness = (): { ready: boolean; reason?: string } => {
     if (draining) return { ready: false, reason: 'draining' };
     const idr = identityReason();
@@ -196,7 +199,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       listen: config.admin.listen,
       registry,
       readiness,
-      certs: () => certsReport(identity.current, listeners.find((l): l is InboundListener => l instanceof InboundListener)?.port),
+      certs: () => certsReport(identity.current, listeners.find((l) => l instanceof InboundListener || l instanceof InboundH2Listener)?.port),
       config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, listeners: listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections })) }),
       onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
     });
@@ -230,12 +233,12 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const started: { kind: 'inbound' | 'outbound'; name: string; port: number }[] = [];
   try {
     for (const c of config.inbound) {
-      const l = new InboundListener(c, deps);
+      const l = c.protocol === 'http2' || c.protocol === 'grpc' ? new InboundH2Listener(c, deps) : new InboundListener(c, deps);
       listeners.push(l);
       started.push({ kind: 'inbound', name: c.name, port: (await l.start()).port });
     }
     for (const c of config.outbound) {
-      const l = new OutboundListener(c, deps);
+      const l = c.protocol === 'http2' || c.protocol === 'grpc' ? new OutboundH2Listener(c, deps) : new OutboundListener(c, deps);
       listeners.push(l);
       started.push({ kind: 'outbound', name: c.name, port: (await l.start()).port });
     }

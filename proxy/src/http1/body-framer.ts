@@ -1,5 +1,19 @@
 // Finds where a message body ends in a byte stream without copying or rewriting it: the bytes pass through
 // untouched, the framer only counts them. Chunked framing is parsed strictly (sizes, CRLFs, trailers).
+import type { BodyFraming } from './http1-head.js';
+
+export function framerFor(f: BodyFraming): BodyFramer | null {
+  switch (f.kind) {
+    case 'length':
+      return new LengthFramer(f.length);
+    case 'chunked':
+      return new ChunkedFramer();
+    case 'close':
+      return new UntilCloseFramer();
+    default:
+      return null;
+  }
+}
 
 export interface FeedResult {
   /** Bytes of `buf` from `start` that belong to this body. */
@@ -114,6 +128,7 @@ export class ChunkedFramer implements BodyFramer {
           break;
         case S.TrailerStart:
           if (c === 13) this.#s = S.EndLf;
+          else if (c === 10) return bad(i - start); // a bare LF here ends the body for lenient parsers downstream
           else {
             this.#s = S.TrailerLine;
             this.#line = 1;

@@ -29,6 +29,16 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, space and tab; no CR, LF or NUL.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^[\x21-\x7e]+$/;
+const STATUS = /^\d{3}$/;
+
+/** Optional whitespace is SP and HTAB only (RFC 9110 section 5.6.3); String.trim would also eat VT, FF, NBSP. */
+function trimOws(s: string): string {
+  let a = 0;
+  let b = s.length;
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return a === 0 && b === s.length ? s : s.slice(a, b);
+}
 
 const INCOMPLETE = Object.freeze({ incomplete: true as const });
 const rejected = (r: HeadRejection): HeadResult => ({ rejected: r });
@@ -52,7 +62,7 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     if (colon <= 0) return rejected('bad_request'); // also refuses obs-fold continuation lines
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) return rejected('bad_request');
-    const value = line.slice(colon + 1).trim();
+    const value = trimOws(line.slice(colon + 1));
     if (!FIELD_VALUE.test(value)) return rejected('bad_request');
     names.push(name.toLowerCase());
     values.push(value);
@@ -69,8 +79,11 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     return { head: { method, target, minor, names, values, length } };
   }
   const minor = versionMinor(first.slice(0, 8));
-  const status = Number(first.slice(9, 12));
-  if (minor === null || first[8] !== ' ' || !Number.isInteger(status) || status < 100 || status > 999) return rejected('bad_request');
+  const code = first.slice(9, 12);
+  // Exactly three digits, then a space or the end ("2000", "1e2" and "+99" are not status codes).
+  if (minor === null || first[8] !== ' ' || !STATUS.test(code) || (first.length > 12 && first[12] !== ' ')) return rejected('bad_request');
+  const status = Number(code);
+  if (status < 100) return rejected('bad_request');
   return { head: { status, minor, names, values, length } };
 }
 
@@ -91,7 +104,7 @@ export function headerTokens(head: HttpHead, name: string): string[] {
   for (let i = 0; i < head.names.length; i++) {
     if (head.names[i] !== name) continue;
     for (const t of head.values[i]!.split(',')) {
-      const v = t.trim().toLowerCase();
+      const v = trimOws(t).toLowerCase();
       if (v) out.push(v);
     }
   }
@@ -107,9 +120,9 @@ export type BodyFraming = { readonly kind: 'none' } | { readonly kind: 'length';
 export function requestFraming(head: HttpHead): BodyFraming | 'bad_request' | 'not_implemented' {
   const te = headerTokens(head, 'transfer-encoding');
   const cl = contentLength(head);
-  if (te.length > 0) {
-    if (cl !== undefined) return 'bad_request';
-    if (head.minor === 0) return 'bad_request';
+  // The header's presence counts, not its tokens: an empty Transfer-Encoding is still forwarded.
+  if (head.names.includes('transfer-encoding')) {
+    if (cl !== undefined || head.minor === 0 || te.length === 0) return 'bad_request';
     return te.length === 1 && te[0] === 'chunked' ? { kind: 'chunked' } : 'not_implemented';
   }
   if (cl === null) return 'bad_request';
@@ -121,7 +134,7 @@ export function responseFraming(head: HttpHead, requestMethod: string): BodyFram
   const s = head.status!;
   if (requestMethod === 'HEAD' || s === 204 || s === 304 || (s >= 100 && s < 200)) return { kind: 'none' };
   const te = headerTokens(head, 'transfer-encoding');
-  if (te.length > 0) return te[te.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
+  if (head.names.includes('transfer-encoding')) return te[te.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
   const cl = contentLength(head);
   if (cl === null) return 'bad_request';
   if (cl === undefined) return { kind: 'close' };
@@ -134,7 +147,7 @@ function contentLength(head: HttpHead): number | undefined | null {
   for (let i = 0; i < head.names.length; i++) {
     if (head.names[i] !== 'content-length') continue;
     for (const part of head.values[i]!.split(',')) {
-      const t = part.trim();
+      const t = trimOws(part);
       if (!/^\d{1,15}$/.test(t)) return null;
       const n = Number(t);
       if (found !== undefined && found !== n) return null;

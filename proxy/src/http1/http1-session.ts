@@ -2,51 +2,11 @@
 // through untouched in both directions with backpressure, requests are answered in order over pooled upstream
 // connections. No node:http objects on this path: it is the proxy's hot loop.
 import type { Socket } from 'node:net';
-import type { ConnectionPool, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
-import { type BodyFramer, ChunkedFramer, LengthFramer, UntilCloseFramer } from './body-framer.js';
+import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
+import { type BodyFramer, UntilCloseFramer, framerFor } from './body-framer.js';
+import type { SessionOptions } from './http1-session-types.js';
 import { downstreamResponseHead, localResponse, responseNeedsRewrite, upstreamRequestHead } from './head-rewrite.js';
-import { type BodyFraming, type HeadLimits, type HttpHead, headerValue, parseHead, requestFraming, responseFraming, wantsKeepAlive } from './http1-head.js';
-
-export interface SessionLimits extends HeadLimits {
-  readonly headersTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  readonly requestTimeoutMs: number;
-}
-
-export type RequestPlan =
-  | { readonly forward: true; readonly strip?: ReadonlySet<string>; readonly add: string }
-  | { readonly forward: false; readonly status: number; readonly code: string };
-
-/** What an exchange did, for metrics and the access log. */
-export interface ExchangeRecord {
-  readonly method: string;
-  readonly target: string;
-  readonly status: number;
-  readonly startMs: number;
-  readonly endMs: number;
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  /** Local error code when the proxy answered or aborted (e.g. authz_denied, upstream_unavailable). */
-  readonly error?: string;
-  readonly upstreamResumed?: boolean;
-  readonly plan?: unknown;
-}
-
-export interface SessionHooks {
-  /** Decides per request: forward (with headers to add) or answer locally. `head` must not be retained. */
-  plan(head: HttpHead): RequestPlan & { readonly context?: unknown };
-  done(record: ExchangeRecord, context: unknown): void;
-  /** Protocol-level rejections (bad head, timeouts), counted by reason. */
-  rejected(reason: string): void;
-}
-
-export interface SessionOptions {
-  readonly limits: SessionLimits;
-  readonly responseLimits: HeadLimits;
-  readonly pool: ConnectionPool;
-  readonly hooks: SessionHooks;
-  readonly nowMs: () => number;
-}
+import { type HttpHead, headerValue, parseHead, requestFraming, responseFraming, wantsKeepAlive } from './http1-head.js';
 
 enum St {
   Head = 0,
@@ -56,19 +16,6 @@ enum St {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
-
-function framerFor(f: BodyFraming): BodyFramer | null {
-  switch (f.kind) {
-    case 'length':
-      return new LengthFramer(f.length);
-    case 'chunked':
-      return new ChunkedFramer();
-    case 'close':
-      return new UntilCloseFramer();
-    default:
-      return null;
-  }
-}
 
 export class Http1Session implements UpstreamOwner {
   readonly #down: Socket;

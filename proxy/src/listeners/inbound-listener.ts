@@ -3,18 +3,19 @@
 // or TCP per connection to the local app. Failure reasons go to metrics and logs, never to the peer.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { evaluate } from '../../../common/policy/evaluate.js';
 import type { Decision } from '../../../common/policy/policy-types.js';
 import type { InboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
-import { type ExchangeRecord, Http1Session, type RequestPlan } from '../http1/http1-session.js';
+import { Http1Session } from '../http1/http1-session.js';
+import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
-import { type VerifiedPeer, PeerVerifier } from '../tls/peer-verify.js';
+import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { serverSecureOptions } from '../tls/tls-contexts.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { plainConnector } from '../upstream/connectors.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import { InboundGate } from './inbound-gate.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
 import { relay } from './tcp-relay.js';
@@ -32,7 +33,7 @@ export class InboundListener {
   readonly config: InboundConfig;
   readonly #d: ListenerDeps;
   readonly #server: tls.Server;
-  readonly #verifier = new PeerVerifier();
+  readonly #gate: InboundGate;
   readonly #pool: ConnectionPool;
   readonly #sessions: SessionSet;
   #port = 0;
@@ -41,6 +42,7 @@ export class InboundListener {
   constructor(config: InboundConfig, deps: ListenerDeps) {
     this.config = config;
     this.#d = deps;
+    this.#gate = new InboundGate(deps, config.name);
     const snapshot = deps.identity.current;
     if (!snapshot) throw new Error('inbound listener started before the first SVID');
     const tcp = config.protocol === 'tcp';
@@ -101,47 +103,20 @@ export class InboundListener {
   }
 
   #onConnection(socket: tls.TLSSocket): void {
-    const d = this.#d;
-    const snapshot = d.identity.current!;
-    const peer = this.#verifier.verify(socket.getPeerCertificate(true), snapshot, d.nowMs());
-    if (!peer.ok) {
-      d.metrics.handshake('inbound', false, peer.reason, false);
-      d.log.info({ listener: this.config.name, reason: peer.reason, detail: peer.message }, 'inbound peer refused');
-      socket.destroy();
-      return;
-    }
-    d.metrics.handshake('inbound', true, 'none', socket.isSessionReused());
-    d.metrics.connectionOpened('inbound');
-    socket.once('close', () => d.metrics.connectionClosed('inbound'));
-    socket.setNoDelay(true);
+    const admitted = this.#gate.admit(socket);
+    if (!admitted) return;
     if (this.config.protocol === 'tcp') {
-      this.#tcp(socket, peer, snapshot);
+      this.#tcp(socket, admitted.peer);
       return;
     }
-    this.#http(socket, peer, snapshot);
+    this.#http(socket, admitted.peer, admitted.snapshot);
   }
 
-  #decide(peer: VerifiedPeer, snapshot: IdentitySnapshot, protocol: 'http' | 'tcp', method?: string, path?: string): Decision {
-    const d = this.#d;
-    const decision = evaluate(d.policies.current, {
-      source: peer.id,
-      destination: snapshot.id,
-      port: this.#port,
-      ...(method ? { method } : {}),
-      ...(path !== undefined ? { path } : {}),
-      protocol,
-      nowMs: d.nowMs(),
-    });
-    d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
-    if (decision.audit) d.metrics.authzDecision(decision.audit.allowed, 'audit', decision.audit.policy);
-    return decision;
-  }
-
-  #tcp(socket: tls.TLSSocket, peer: VerifiedPeer, snapshot: IdentitySnapshot): void {
+  #tcp(socket: tls.TLSSocket, peer: VerifiedPeer): void {
     const d = this.#d;
     const start = d.nowMs();
     const requestId = d.requestId();
-    const decision = this.#decide(peer, snapshot, 'tcp');
+    const decision = this.#gate.decide(peer, this.#port, 'tcp');
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
       d.metrics.request('inbound', 'tcp', status, (d.nowMs() - start) / 1000);
       d.accessLog.write({ requestId, direction: 'inbound', protocol: 'tcp', peer: peer.idText, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, resumed: socket.isSessionReused(), ...(error ? { error } : {}) });
@@ -181,7 +156,7 @@ export class InboundListener {
         plan: (head: HttpHead): RequestPlan & { context: InboundContext } => {
           const requestId = d.requestId();
           const path = head.target!;
-          const decision = this.#decide(peer, d.identity.current ?? snapshot, 'http', head.method, path);
+          const decision = this.#gate.decide(peer, this.#port, 'http', head.method, path);
           const span = d.tracer?.start(`${head.method} inbound`, 'inbound', headerValue(head, 'traceparent'), { 'tessera.peer': peer.idText, 'tessera.request_id': requestId });
           const context = { requestId, decision, span, path };
           if (!decision.allowed) return { forward: false, status: 403, code: 'authz_denied', context };

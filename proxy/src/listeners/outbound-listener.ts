@@ -4,7 +4,8 @@
 import * as net from 'node:net';
 import { headerValue } from '../http1/http1-head.js';
 import type { HttpHead } from '../http1/http1-head.js';
-import { type ExchangeRecord, Http1Session, type RequestPlan } from '../http1/http1-session.js';
+import { Http1Session } from '../http1/http1-session.js';
+import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import { PeerVerifier } from '../tls/peer-verify.js';

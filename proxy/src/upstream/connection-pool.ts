@@ -85,6 +85,9 @@ export class ConnectionPool {
     conn.owner = null;
     if (conn.gone) return;
     conn.reused = true;
+    // The last owner may have paused it for its client's backpressure and will never resume it now; an idle
+    // socket must also flow to notice the server closing it.
+    conn.socket.resume();
     const waiter = this.#queue.shift();
     if (waiter) {
       waiter(null, conn);
