@@ -71,6 +71,7 @@ export const ERROR_CATALOGUE = {
 
   // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
   TESSERA_ERR_PROXY_LISTEN_FAILED: 'A proxy listener could not bind its address (in use, or not permitted).',
+  TESSERA_ERR_EDGE_CERT_INVALID: 'An edge certificate or key file is unreadable, malformed, or the key does not match the certificate; at start the proxy refuses to run, on reload the previous certificates stay.',
   TESSERA_ERR_IDENTITY_INVALID: 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.',
   TESSERA_ERR_IDENTITY_SIGN_FAILED: 'The control plane refused or could not answer an SVID request (the gRPC status is named).',
   TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle that does not validate (wrong ID, key mismatch, chain not verifying); it was refused.',

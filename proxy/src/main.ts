@@ -13,6 +13,7 @@ import { PolicyDirSource } from './authz/policy-dir-source.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
+import { EdgeListener } from './edge/edge-listener.js';
 import { evidenceProvider } from './identity/attestation-evidence.js';
 import { effectiveBundles } from './identity/bundle-merge.js';
 import { ConfigWatch } from './identity/config-watch-client.js';
@@ -38,14 +39,14 @@ export interface ProxyRuntime {
 
 export interface RunningProxy {
   readonly admin: { host: string; port: number };
-  readonly listeners: readonly { kind: 'inbound' | 'outbound'; name: string; port: number }[];
+  readonly listeners: readonly { kind: 'inbound' | 'outbound' | 'edge'; name: string; port: number }[];
   readiness(): { ready: boolean; reason?: string };
   /** Stop accepting, let in-flight exchanges finish up to the drain deadline, then close everything. */
   shutdown(): Promise<void>;
 }
 
 type Stoppable = { stop(): void };
-type Listener = InboundListener | InboundH2Listener | OutboundListener | OutboundH2Listener;
+type Listener = InboundListener | InboundH2Listener | OutboundListener | OutboundH2Listener | EdgeListener;
 
 /** The trust domain of the control plane: from its bundle's CA certificates (they carry spiffe://<td> as URI SAN). */
 function trustDomainOfBundle(pem: string, file: string): TrustDomain {
@@ -230,12 +231,17 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     requestId: createRequestIds(),
     log,
   };
-  const started: { kind: 'inbound' | 'outbound'; name: string; port: number }[] = [];
+  const started: { kind: 'inbound' | 'outbound' | 'edge'; name: string; port: number }[] = [];
   try {
     for (const c of config.inbound) {
       const l = c.protocol === 'http2' || c.protocol === 'grpc' ? new InboundH2Listener(c, deps) : new InboundListener(c, deps);
       listeners.push(l);
       started.push({ kind: 'inbound', name: c.name, port: (await l.start()).port });
+    }
+    for (const c of config.edge) {
+      const l = new EdgeListener(c, deps);
+      listeners.push(l);
+      started.push({ kind: 'edge', name: c.name, port: (await l.start()).port });
     }
     for (const c of config.outbound) {
       const l = c.protocol === 'http2' || c.protocol === 'grpc' ? new OutboundH2Listener(c, deps) : new OutboundListener(c, deps);

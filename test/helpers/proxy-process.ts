@@ -50,7 +50,7 @@ export async function startProxyProcess(configFile: string, timeoutMs = 20_000):
   }
   const line = out.split('\n').find((l) => l.startsWith('tessera proxy: listening'))!;
   const ports = new Map<string, number>();
-  for (const m of line.matchAll(/(inbound|outbound)\/([a-z0-9-]+)=(\d+)/g)) ports.set(`${m[1]}/${m[2]}`, Number(m[3]));
+  for (const m of line.matchAll(/(inbound|outbound|edge)\/([a-z0-9-]+)=(\d+)/g)) ports.set(`${m[1]}/${m[2]}`, Number(m[3]));
   const admin = Number(/admin=[^ ]+:(\d+)/.exec(line)![1]);
   return {
     child,

@@ -7,6 +7,7 @@ import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
 import { lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { type EdgeConfig, type RawEdge, edgeSchema, resolveEdge } from './edge-config.js';
 
 export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
 export interface Address {
@@ -57,6 +58,7 @@ export interface ProxyConfig {
       };
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
+  readonly edge: readonly EdgeConfig[];
   readonly authorization: { readonly policiesDir?: string; readonly defaultAction: 'deny' | 'allow' };
   readonly admin: { readonly listen: Address };
   readonly workloadApi?: { readonly socket: string };
@@ -123,6 +125,7 @@ export const proxySchema: ObjectSchema = {
         },
       },
     },
+    edge: edgeSchema,
     authorization: {
       type: 'object',
       properties: {
@@ -178,6 +181,7 @@ interface Raw {
   identity: { controlPlane?: { address: string; bundleFile: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
   inbound?: RawListener[];
   outbound?: RawListener[];
+  edge?: RawEdge[];
   authorization?: { policiesDir?: string; defaultAction?: 'deny' | 'allow' };
   admin?: { listen?: string };
   workloadApi?: { socket: string };
@@ -205,11 +209,12 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
 
   const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3' }));
   const outbound = (raw.outbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), upstream: addr(l.upstream!), spiffeId: SpiffeId.parse(l.spiffeId!), protocol: l.protocol ?? 'http' }));
-  if (inbound.length + outbound.length === 0) problem(['inbound'], 'at least one inbound or outbound listener is required');
+  const edge = resolveEdge(raw.edge ?? [], base, problem);
+  if (inbound.length + outbound.length + edge.length === 0) problem(['inbound'], 'at least one inbound, outbound or edge listener is required');
 
   const names = new Set<string>();
   const ports = new Map<number, string>();
-  for (const [section, list] of [['inbound', inbound], ['outbound', outbound]] as const) {
+  for (const [section, list] of [['inbound', inbound], ['outbound', outbound], ['edge', edge]] as const) {
     list.forEach((l, i) => {
       if (names.has(`${section}/${l.name}`)) problem([section, i, 'name'], `"${l.name}" is used twice`);
       names.add(`${section}/${l.name}`);
@@ -245,6 +250,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     identity,
     inbound,
     outbound,
+    edge,
     authorization: { ...(raw.authorization?.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}), defaultAction: raw.authorization?.defaultAction ?? 'deny' },
     admin: { listen: addr(raw.admin?.listen ?? '127.0.0.1:15000') },
     ...(raw.workloadApi ? { workloadApi: { socket: path(raw.workloadApi.socket) } } : {}),

@@ -25,7 +25,9 @@ function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> |
  * removed, `add` (complete "name: value\r\n" lines) appended.
  */
 export function upstreamRequestHead(head: HttpHead, strip: ReadonlySet<string> | undefined, add: string): Buffer {
-  const out = appendHeaders(`${head.method} ${head.target} HTTP/1.1\r\n`, head, strip);
+  let out = appendHeaders(`${head.method} ${head.target} HTTP/1.1\r\n`, head, strip);
+  // HTTP/1.1 requires Host; an HTTP/1.0 request may lack it, and then it is sent empty (RFC 9112 section 3.2).
+  if (!head.names.includes('host')) out += 'host: \r\n';
   return Buffer.from(`${out}${add}\r\n`, 'latin1');
 }
 

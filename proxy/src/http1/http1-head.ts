@@ -115,15 +115,17 @@ export type BodyFraming = { readonly kind: 'none' } | { readonly kind: 'length';
 
 /**
  * How a request body is delimited. Transfer-Encoding together with Content-Length, differing Content-Length
- * values, or any coding other than a final "chunked" are refused: these are the smuggling vectors.
+ * values, or codings not ending in "chunked" are refused: these are the smuggling vectors. Other codings before
+ * a final "chunked" are valid but not implemented.
  */
 export function requestFraming(head: HttpHead): BodyFraming | 'bad_request' | 'not_implemented' {
   const te = headerTokens(head, 'transfer-encoding');
   const cl = contentLength(head);
   // The header's presence counts, not its tokens: an empty Transfer-Encoding is still forwarded.
   if (head.names.includes('transfer-encoding')) {
-    if (cl !== undefined || head.minor === 0 || te.length === 0) return 'bad_request';
-    return te.length === 1 && te[0] === 'chunked' ? { kind: 'chunked' } : 'not_implemented';
+    // Without a final "chunked" the body length cannot be known: 400 (RFC 9112 section 6.3), not 501.
+    if (cl !== undefined || head.minor === 0 || te[te.length - 1] !== 'chunked') return 'bad_request';
+    return te.length === 1 ? { kind: 'chunked' } : 'not_implemented';
   }
   if (cl === null) return 'bad_request';
   return cl === undefined || cl === 0 ? { kind: 'none' } : { kind: 'length', length: cl };

@@ -338,7 +338,8 @@ export class Http1Session implements UpstreamOwner {
       else this.#o.pool.release(conn);
     }
     this.#finish(this.#status, undefined, conn?.resumed ?? false);
-    if (!this.#keepAlive || this.#downGone) {
+    // Answered before its body was all read: the rest of the body would be parsed as the next request head.
+    if (!this.#keepAlive || this.#downGone || !this.#reqDone) {
       this.#close(true);
       return;
     }

@@ -62,7 +62,9 @@ export class InboundListener {
     });
     this.#sessions = new SessionSet(deps.nowMs, () => this.#pool.sweep());
     this.#server.on('secureConnection', (s: tls.TLSSocket) => this.#onConnection(s));
-    this.#server.on('tlsClientError', (err) => {
+    this.#server.on('tlsClientError', (err, socket) => {
+      // With a listener attached Node no longer destroys the socket (a handshake timeout would leave it open).
+      socket.destroy();
       deps.metrics.handshake('inbound', false, classifyTlsError(err), false);
       deps.log.debug({ listener: config.name, err: err.message }, 'inbound TLS handshake failed');
     });

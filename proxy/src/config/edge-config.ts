@@ -1,0 +1,118 @@
+// The `edge` section of the proxy config: TLS for outside clients (files, SNI certificates, optional client
+// certificates), HSTS, trusted proxies, and host/path routes to mesh upstreams. Schema and resolution.
+import { resolve } from 'node:path';
+import type { Schema } from '../../../common/config/schema.js';
+import { parseAddress } from '../../../common/config/validate-yaml.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { Address } from './proxy-config.js';
+
+export interface EdgeRouteConfig {
+  readonly host: string;
+  readonly pathPrefix: string;
+  readonly upstream: Address;
+  /** Required unless unsafePlaintext. */
+  readonly spiffeId?: SpiffeId;
+  readonly unsafePlaintext: boolean;
+}
+
+export interface EdgeConfig {
+  readonly name: string;
+  readonly listen: Address;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly certificates: readonly { readonly serverNames: readonly string[]; readonly certFile: string; readonly keyFile: string }[];
+  readonly clientCa?: string;
+  readonly clientCert: 'required' | 'optional';
+  /** Evaluate authorization policies for edge requests (default: on when client certificates are checked). */
+  readonly authorize: boolean;
+  readonly tlsMinVersion: '1.2' | '1.3';
+  /** Strict-Transport-Security max-age in seconds; 0 = no header. */
+  readonly hstsMaxAge: number;
+  readonly trustedProxies: readonly string[];
+  readonly routes: readonly EdgeRouteConfig[];
+}
+
+const hostPattern = (v: string): string | null => (v === '*' || /^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(v) ? null : 'must be a lower-case host name, "*.suffix" or "*"');
+
+export const edgeSchema: Schema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    properties: {
+      name: { type: 'string', required: true, minLength: 1 },
+      listen: { type: 'string', format: 'address', required: true },
+      certFile: { type: 'string', required: true, minLength: 1 },
+      keyFile: { type: 'string', required: true, minLength: 1 },
+      certificates: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            serverNames: { type: 'array', required: true, minItems: 1, items: { type: 'string', check: hostPattern } },
+            certFile: { type: 'string', required: true, minLength: 1 },
+            keyFile: { type: 'string', required: true, minLength: 1 },
+          },
+        },
+      },
+      clientCa: { type: 'string', minLength: 1 },
+      clientCert: { type: 'string', enum: ['required', 'optional'], default: 'required' },
+      authorize: { type: 'boolean' },
+      tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.2' },
+      hstsMaxAge: { type: 'number', integer: true, min: 0, default: 0 },
+      trustedProxies: { type: 'array', items: { type: 'string', check: (v) => (/^[0-9a-fA-F:.]+(\/\d{1,2})?$/.test(v) ? null : 'must be an IP address or IPv4 CIDR') } },
+      routes: {
+        type: 'array',
+        required: true,
+        minItems: 1,
+        items: {
+          type: 'object',
+          properties: {
+            host: { type: 'string', default: '*', check: hostPattern },
+            pathPrefix: { type: 'string', default: '/', check: (v) => (v.startsWith('/') ? null : 'must start with "/"') },
+            upstream: { type: 'string', format: 'address', required: true },
+            spiffeId: { type: 'string', format: 'spiffe-id' },
+            unsafePlaintext: { type: 'boolean', default: false },
+          },
+        },
+      },
+    },
+  },
+};
+
+export interface RawEdge {
+  name: string;
+  listen: string;
+  certFile: string;
+  keyFile: string;
+  certificates?: { serverNames: string[]; certFile: string; keyFile: string }[];
+  clientCa?: string;
+  clientCert?: 'required' | 'optional';
+  authorize?: boolean;
+  tlsMinVersion?: '1.2' | '1.3';
+  hstsMaxAge?: number;
+  trustedProxies?: string[];
+  routes: { host?: string; pathPrefix?: string; upstream: string; spiffeId?: string; unsafePlaintext?: boolean }[];
+}
+
+/** Resolves paths against `base`; `problem(path, message)` reports a cross-key error at its line. */
+export function resolveEdge(raw: readonly RawEdge[], base: string, problem: (path: (string | number)[], message: string) => never): EdgeConfig[] {
+  return raw.map((e, i) => ({
+    name: e.name,
+    listen: parseAddress(e.listen)!,
+    certFile: resolve(base, e.certFile),
+    keyFile: resolve(base, e.keyFile),
+    certificates: (e.certificates ?? []).map((c) => ({ serverNames: c.serverNames, certFile: resolve(base, c.certFile), keyFile: resolve(base, c.keyFile) })),
+    ...(e.clientCa ? { clientCa: resolve(base, e.clientCa) } : {}),
+    clientCert: e.clientCert ?? 'required',
+    authorize: e.authorize ?? e.clientCa !== undefined,
+    tlsMinVersion: e.tlsMinVersion ?? '1.2',
+    hstsMaxAge: e.hstsMaxAge ?? 0,
+    trustedProxies: e.trustedProxies ?? [],
+    routes: e.routes.map((r, j) => {
+      const unsafePlaintext = r.unsafePlaintext ?? false;
+      if (!unsafePlaintext && !r.spiffeId) problem(['edge', i, 'routes', j, 'spiffeId'], 'required: the SPIFFE ID the upstream must present (or unsafePlaintext: true)');
+      if (unsafePlaintext && r.spiffeId) problem(['edge', i, 'routes', j, 'unsafePlaintext'], 'a plaintext route cannot check a SPIFFE ID; remove one of them');
+      return { host: r.host ?? '*', pathPrefix: r.pathPrefix ?? '/', upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext };
+    }),
+  }));
+}

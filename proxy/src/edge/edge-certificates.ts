@@ -1,0 +1,120 @@
+// The edge's server certificates: a default one plus more chosen by SNI (exact names, then "*.suffix"), loaded
+// from files and reloaded all-or-nothing when any file changes (as ACME clients and cert-manager write them).
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
+import { TesseraError } from '../../../common/errors.js';
+import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
+import { watchPaths } from '../config/file-watch.js';
+import { CIPHERS, type TlsVersionSetting, minVersion } from '../tls/tls-contexts.js';
+
+export interface EdgeCertFiles {
+  readonly serverNames: readonly string[];
+  readonly certFile: string;
+  readonly keyFile: string;
+}
+
+export interface EdgeCertificatesOptions {
+  readonly defaultCert: EdgeCertFiles;
+  readonly sni: readonly EdgeCertFiles[];
+  readonly clientCaFile?: string;
+  readonly tlsMinVersion: TlsVersionSetting;
+  readonly onReload: (result: 'success' | 'refused', error?: string) => void;
+}
+
+interface Loaded {
+  readonly defaultOptions: TlsOptions;
+  readonly exact: ReadonlyMap<string, SecureContext>;
+  readonly wildcard: readonly { suffix: string; ctx: SecureContext }[];
+  readonly notAfter: string;
+}
+
+function read(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_EDGE_CERT_INVALID', `${file}: ${(e as Error).message}`, { file });
+  }
+}
+
+function pair(files: EdgeCertFiles): { cert: string; key: string; leaf: X509Certificate } {
+  const cert = read(files.certFile);
+  const key = read(files.keyFile);
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(cert);
+    if (!keyMatchesPublicKey(createPrivateKey(key), leaf.publicKey)) throw new Error('the key does not match the certificate');
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_EDGE_CERT_INVALID', `${files.certFile} / ${files.keyFile}: ${(e as Error).message}`, { file: files.certFile });
+  }
+  return { cert, key, leaf };
+}
+
+export class EdgeCertificates {
+  readonly #o: EdgeCertificatesOptions;
+  #loaded: Loaded;
+  #watch: { close(): void } | undefined;
+
+  constructor(opts: EdgeCertificatesOptions) {
+    this.#o = opts;
+    this.#loaded = this.#load();
+  }
+
+  /** Server options for the default certificate (setSecureContext takes the same). */
+  get defaultOptions(): TlsOptions {
+    return this.#loaded.defaultOptions;
+  }
+
+  get notAfter(): string {
+    return this.#loaded.notAfter;
+  }
+
+  readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
+    const name = servername.toLowerCase();
+    const l = this.#loaded;
+    const exact = l.exact.get(name);
+    if (exact) return cb(null, exact);
+    for (const w of l.wildcard) if (name.endsWith(w.suffix) && name.length > w.suffix.length) return cb(null, w.ctx);
+    cb(null, undefined); // the default context
+  };
+
+  /** Watches every file; `onDefault` gets the new default options after a successful reload. */
+  start(onDefault: (options: TlsOptions) => void): void {
+    const files = [this.#o.defaultCert, ...this.#o.sni].flatMap((f) => [f.certFile, f.keyFile]);
+    if (this.#o.clientCaFile) files.push(this.#o.clientCaFile);
+    this.#watch = watchPaths({
+      paths: files,
+      onChange: () => {
+        try {
+          this.#loaded = this.#load();
+          onDefault(this.#loaded.defaultOptions);
+          this.#o.onReload('success');
+        } catch (e) {
+          this.#o.onReload('refused', (e as Error).message);
+        }
+      },
+    });
+  }
+
+  stop(): void {
+    this.#watch?.close();
+  }
+
+  #load(): Loaded {
+    const ca = this.#o.clientCaFile ? read(this.#o.clientCaFile) : undefined;
+    const base = { minVersion: minVersion(this.#o.tlsMinVersion), ciphers: CIPHERS, ...(ca ? { ca } : {}) };
+    const d = pair(this.#o.defaultCert);
+    const exact = new Map<string, SecureContext>();
+    const wildcard: { suffix: string; ctx: SecureContext }[] = [];
+    for (const files of this.#o.sni) {
+      const p = pair(files);
+      const ctx = createSecureContext({ ...base, cert: p.cert, key: p.key });
+      for (const n of files.serverNames) {
+        if (n.startsWith('*.')) wildcard.push({ suffix: n.slice(1).toLowerCase(), ctx });
+        else exact.set(n.toLowerCase(), ctx);
+      }
+    }
+    wildcard.sort((a, b) => b.suffix.length - a.suffix.length);
+    return { defaultOptions: { ...base, cert: d.cert, key: d.key }, exact, wildcard, notAfter: new Date(d.leaf.validTo).toISOString() };
+  }
+}

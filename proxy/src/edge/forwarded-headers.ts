@@ -1,0 +1,61 @@
+// The forwarding headers the edge sets from the real connection (RFC 7239 Forwarded, X-Forwarded-For/-Proto/
+// -Host). What a client sent is replaced, unless the client is one of the configured trusted proxies, in which
+// case the chain is extended. Pure.
+import { isIP } from 'node:net';
+
+export interface ForwardedInput {
+  readonly remoteAddress: string;
+  readonly host: string;
+  readonly incomingXff: string | undefined;
+  readonly incomingForwarded: string | undefined;
+  readonly incomingProto: string | undefined;
+  readonly trusted: boolean;
+}
+
+function forwardedNode(ip: string): string {
+  return isIP(ip) === 6 ? `"[${ip}]"` : ip;
+}
+
+function quoteIfNeeded(v: string): string {
+  return /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/.test(v) ? v : `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+}
+
+export function forwardedHeaders(i: ForwardedInput): Record<string, string> {
+  const ip = i.remoteAddress.startsWith('::ffff:') ? i.remoteAddress.slice(7) : i.remoteAddress;
+  const xff = i.trusted && i.incomingXff ? `${i.incomingXff}, ${ip}` : ip;
+  const element = `for=${forwardedNode(ip)};proto=https;host=${quoteIfNeeded(i.host)}`;
+  const forwarded = i.trusted && i.incomingForwarded ? `${i.incomingForwarded}, ${element}` : element;
+  return {
+    'x-forwarded-for': xff,
+    'x-forwarded-proto': i.trusted && i.incomingProto ? i.incomingProto : 'https',
+    'x-forwarded-host': i.host,
+    forwarded,
+  };
+}
+
+/** A trusted-proxy list of exact IPs and IPv4 CIDRs. */
+export function trustedMatcher(entries: readonly string[]): (ip: string) => boolean {
+  const exact = new Set<string>();
+  const nets: { base: number; mask: number }[] = [];
+  for (const e of entries) {
+    const slash = e.indexOf('/');
+    if (slash < 0) {
+      exact.add(e);
+      continue;
+    }
+    const bits = Number(e.slice(slash + 1));
+    const mask = bits === 0 ? 0 : (~0 << (32 - bits)) >>> 0;
+    nets.push({ base: (ipv4(e.slice(0, slash)) ?? 0) & mask, mask });
+  }
+  return (raw) => {
+    const ip = raw.startsWith('::ffff:') ? raw.slice(7) : raw;
+    if (exact.has(ip)) return true;
+    const n = ipv4(ip);
+    return n !== null && nets.some((c) => ((n & c.mask) >>> 0) === c.base >>> 0);
+  };
+}
+
+function ipv4(s: string): number | null {
+  if (isIP(s) !== 4) return null;
+  return s.split('.').reduce((a, p) => ((a << 8) | Number(p)) >>> 0, 0);
+}

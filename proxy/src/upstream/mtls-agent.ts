@@ -1,0 +1,22 @@
+// A keep-alive http.Agent whose connections are Tessera mTLS connections (secure naming, cached client
+// context, session resumption, handshake metrics): lets node:http clients (the edge) reach mesh upstreams.
+import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { type MtlsDeps, type MtlsTarget, mtlsConnect } from './connectors.js';
+
+export class MtlsAgent extends Agent {
+  readonly #target: MtlsTarget;
+  readonly #deps: MtlsDeps;
+  readonly #session: { ticket?: Buffer } = {};
+
+  constructor(target: MtlsTarget, deps: MtlsDeps, opts: AgentOptions) {
+    super({ keepAlive: true, ...opts });
+    this.#target = target;
+    this.#deps = deps;
+  }
+
+  override createConnection(_options: ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | null | undefined {
+    mtlsConnect(this.#target, this.#deps, this.#session, (err, socket) => callback?.(err, socket as Duplex));
+    return undefined;
+  }
+}
