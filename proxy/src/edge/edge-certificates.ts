@@ -73,8 +73,14 @@ export class EdgeCertificates {
     const name = servername.toLowerCase();
     const l = this.#loaded;
     const exact = l.exact.get(name);
-    if (exact) return cb(null, exact);
-    for (const w of l.wildcard) if (name.endsWith(w.suffix) && name.length > w.suffix.length) return cb(null, w.ctx);
+    if (exact) {
+      cb(null, exact);
+      return;
+    }
+    for (const w of l.wildcard) if (name.endsWith(w.suffix) && name.length > w.suffix.length) {
+      cb(null, w.ctx);
+      return;
+    }
     cb(null, undefined); // the default context
   };
 

@@ -176,9 +176,15 @@ export class EdgeListener {
       res.end(`${code}\n`);
       finish(status, 0, code);
     };
-    if (client === 'invalid') return local(403, 'client_cert_invalid');
+    if (client === 'invalid') {
+      local(403, 'client_cert_invalid');
+      return;
+    }
     const route = selectRoute(this.#routes, host, path);
-    if (!route) return local(404, 'no_route');
+    if (!route) {
+      local(404, 'no_route');
+      return;
+    }
     upstreamLabel = route.upstream.label;
 
     if (this.config.authorize) {
@@ -186,7 +192,10 @@ export class EdgeListener {
       d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
       decisionText = decision.allowed ? 'allow' : 'deny';
       policy = decision.policy;
-      if (!decision.allowed) return local(403, 'authz_denied');
+      if (!decision.allowed) {
+        local(403, 'authz_denied');
+        return;
+      }
     }
 
     const headers: OutgoingHttpHeaders = {};

@@ -28,8 +28,14 @@ export class H2Upstream {
   /** A usable session: the current one, or a new one once it is connected. */
   session(cb: Waiter): void {
     const s = this.#session;
-    if (s && !s.closed && !s.destroyed) return cb(null, s);
-    if (this.#closed) return cb(new Error('upstream closed'));
+    if (s && !s.closed && !s.destroyed) {
+      cb(null, s);
+      return;
+    }
+    if (this.#closed) {
+      cb(new Error('upstream closed'));
+      return;
+    }
     if (this.#waiters) {
       this.#waiters.push(cb);
       return;
@@ -62,7 +68,10 @@ export class H2Upstream {
       });
       session.unref?.();
     };
-    if (!this.#o.open) return connect();
+    if (!this.#o.open) {
+      connect();
+      return;
+    }
     this.#o.open((err, socket) => (err || !socket ? finish(err ?? new Error('connect failed')) : connect(socket)));
   }
 
