@@ -2,15 +2,33 @@
 import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
 import { benchReportCommand } from './bench-report.js';
+import { caActivateCommand, caPrepareCommand, caRetireCommand } from './ca-lifecycle.js';
+import { caStatusCommand } from './ca-status.js';
+import { certsListCommand } from './certs-list.js';
+import { controlPlaneCommand } from './control-plane.js';
 import { demoAppCommand } from './demo-app.js';
 import { injectCommand } from './inject.js';
 import { loadCommand } from './load.js';
+import { policyBreakGlassCommand } from './policy-break-glass.js';
 import { policyCheckCommand } from './policy-check.js';
+import { proxyCommand } from './proxy.js';
+import { svidFetchCommand } from './svid-fetch.js';
 import { svidVerifyCommand } from './svid-verify.js';
+import { tokenCreateCommand } from './token-create.js';
 
 export const COMMANDS: readonly Command[] = [
+  proxyCommand,
+  controlPlaneCommand,
+  caStatusCommand,
+  caPrepareCommand,
+  caActivateCommand,
+  caRetireCommand,
+  tokenCreateCommand,
+  certsListCommand,
   svidVerifyCommand,
+  svidFetchCommand,
   policyCheckCommand,
+  policyBreakGlassCommand,
   demoAppCommand,
   injectCommand,
   benchCommand,

@@ -1,4 +1,5 @@
 // The operator side of <dataDir>/admin.sock: one JSON request, errors re-raised with their stable code.
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { ERROR_CATALOGUE, type ErrorCode, TesseraError } from '../../../common/errors.js';
@@ -11,6 +12,9 @@ export function adminSocketPath(dataDir: string): string {
 
 export async function adminRequest<T = unknown>(dataDir: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
   const socketPath = adminSocketPath(dataDir);
+  if (!existsSync(socketPath)) {
+    throw new TesseraError('TESSERA_ERR_CP_UNREACHABLE', `no admin socket at ${socketPath}: is \`tessera control-plane\` running with dataDir ${dataDir}?`);
+  }
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
     const req = request(

@@ -1,5 +1,6 @@
 // The admin listener (loopback by default): /healthz (process alive), /ready (CA loaded, gRPC serving, own SVID
-// valid), /metrics (Prometheus text). Nothing here changes state; operator commands use the Unix socket.
+// valid), /metrics (Prometheus text), /certs (own SVID and bundle, public data only). Nothing here changes
+// state; operator commands use the Unix socket.
 import { type Server, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
@@ -10,6 +11,8 @@ export interface AdminHttpOptions {
   readonly registry: Registry;
   /** null = ready; otherwise the reason it is not. */
   readonly notReadyReason: () => string | null;
+  /** What /certs answers as JSON: public certificate facts only (never a key). */
+  readonly certs: () => unknown;
 }
 
 export class AdminHttp {
@@ -41,6 +44,7 @@ export class AdminHttp {
         const reason = this.#o.notReadyReason();
         return reason === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${reason}\n`);
       }
+      if (path === '/certs') return send(200, 'application/json', `${JSON.stringify(this.#o.certs(), null, 2)}\n`);
       if (path === '/metrics') {
         this.#o.registry.metrics().then(
           (text) => send(200, this.#o.registry.contentType, text),

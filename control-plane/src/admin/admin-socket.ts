@@ -20,7 +20,8 @@ function statusFor(e: unknown): number {
   return 500;
 }
 
-function socketAnswers(path: string): Promise<boolean> {
+/** Whether something accepts connections on the Unix socket at `path` (a live control plane). */
+export function socketAnswers(path: string): Promise<boolean> {
   return new Promise((resolve) => {
     const s = connect(path);
     s.once('connect', () => {

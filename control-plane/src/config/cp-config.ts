@@ -3,9 +3,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
-import { parseYamlConfig } from '../../../common/config/validate-yaml.js';
-import { TesseraError } from '../../../common/errors.js';
+import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from '../injector/injector-config.js';
 
 const checkTrustDomain = (v: string): string | null => {
   try {
@@ -71,8 +72,17 @@ export const controlPlaneSchema: ObjectSchema = {
         maxConnections: { type: 'number', integer: true, min: 1, default: 4096 },
       },
     },
+    injector: INJECTOR_CONFIG_SCHEMA,
   },
 };
+
+/** The sidecar-injection webhook, present only when `injector.enabled` is true. */
+export interface InjectorSettings {
+  readonly listen: string;
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly settings: InjectorConfig;
+}
 
 export interface ControlPlaneConfig {
   readonly file: string;
@@ -89,6 +99,7 @@ export interface ControlPlaneConfig {
   };
   readonly policiesDir?: string;
   readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly maxConnections: number };
+  readonly injector?: InjectorSettings;
 }
 
 interface Raw {
@@ -102,6 +113,7 @@ interface Raw {
   attestors?: { joinToken?: { enabled?: boolean }; kubernetes?: { issuer: string; audience: string; jwksFile: string } };
   policies?: { dir: string };
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; maxConnections?: number };
+  injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
 }
 
 /** Validates the text; throws TESSERA_ERR_CONFIG_INVALID / _UNREADABLE with file:line:key. */
@@ -116,13 +128,28 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
     rateLimit: { burst: raw.svid?.rateLimit?.burst ?? 20, perMinute: raw.svid?.rateLimit?.perMinute ?? 60 },
   };
   if (svid.ttlMs > svid.maxTtlMs) {
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: svid.ttl (${svid.ttlMs} ms) is longer than svid.maxTtl (${svid.maxTtlMs} ms)`, { file, key: 'svid.ttl' });
+    const line = lineOf(parsed, ['svid', 'ttl']);
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${svid.ttlMs} ms is longer than svid.maxTtl (${svid.maxTtlMs} ms)`, { file, line, key: 'svid.ttl' });
   }
   const ca = { rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
   if (ca.intermediateTtlMs > ca.rootTtlMs) {
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: ca.intermediateTtl is longer than ca.rootTtl`, { file, key: 'ca.intermediateTtl' });
+    const line = lineOf(parsed, ['ca', 'intermediateTtl']);
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ca.intermediateTtl: longer than ca.rootTtl`, { file, line, key: 'ca.intermediateTtl' });
   }
   const k8s = raw.attestors?.kubernetes;
+  let injector: InjectorSettings | undefined;
+  if (raw.injector?.enabled) {
+    const { enabled: _e, listen, certFile, keyFile, ...input } = raw.injector;
+    try {
+      injector = { listen: listen ?? '0.0.0.0:9443', certFile: resolve(base, certFile), keyFile: resolve(base, keyFile), settings: resolveInjectorConfig(input) };
+    } catch (e) {
+      if (!isTesseraError(e, 'TESSERA_ERR_INJECT_BAD_CONFIG')) throw e;
+      // The injector names its key ("injector.resources.limits.cpu"): point at that line of this file.
+      const key = String(e.details['key'] ?? 'injector');
+      const line = lineOf(parsed, key.split('.'));
+      throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${e.message.replace(/^injector\.[^:]*: /, '')}`, { file, line, key });
+    }
+  }
   return Object.freeze({
     file,
     trustDomain: TrustDomain.parse(raw.trustDomain),
@@ -142,6 +169,7 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
       handshakeTimeoutMs: raw.limits?.handshakeTimeout ?? 10_000,
       maxConnections: raw.limits?.maxConnections ?? 4096,
     },
+    ...(injector ? { injector } : {}),
   });
 }
 

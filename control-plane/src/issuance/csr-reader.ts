@@ -50,7 +50,9 @@ export function decodeOid(bytes: Uint8Array): string {
   return parts.join('.');
 }
 
-function expectTag(node: DerNode, tag: number, what: string): DerNode {
+// A missing node (a SEQUENCE with too few children) is malformed input, not an internal fault.
+function expectTag(node: DerNode | undefined, tag: number, what: string): DerNode {
+  if (!node) throw new DerError(`${what}: missing`);
   if (node.tag !== tag) throw new DerError(`${what}: unexpected tag 0x${node.tag.toString(16)}`);
   return node;
 }
@@ -75,7 +77,7 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     info = expectTag(i, 0x30, 'CertificationRequestInfo');
     infoStart = root.start;
     const algOid = children(der, expectTag(alg, 0x30, 'signatureAlgorithm'))[0];
-    sigAlg = decodeOid(bytesOf(der, expectTag(algOid!, 0x06, 'algorithm')));
+    sigAlg = decodeOid(bytesOf(der, expectTag(algOid, 0x06, 'algorithm')));
     const sigBits = bytesOf(der, expectTag(sig, 0x03, 'signature'));
     if (sigBits[0] !== 0) throw new DerError('signature has unused bits');
     signature = sigBits.subarray(1);
@@ -132,8 +134,9 @@ function readExtensionRequest(der: Uint8Array, attributes: DerNode): { sans: Csr
     for (const exts of children(der, expectTag(values, 0x31, 'attribute values'))) {
       for (const ext of children(der, expectTag(exts, 0x30, 'Extensions'))) {
         const parts = children(der, expectTag(ext, 0x30, 'Extension'));
-        const id = decodeOid(bytesOf(der, expectTag(parts[0]!, 0x06, 'extnID')));
-        const valueNode = expectTag(parts[parts.length - 1]!, 0x04, 'extnValue');
+        if (parts.length < 2 || parts.length > 3) throw new DerError('Extension needs an id and a value');
+        const id = decodeOid(bytesOf(der, expectTag(parts[0], 0x06, 'extnID')));
+        const valueNode = expectTag(parts[parts.length - 1], 0x04, 'extnValue');
         if (seen.has(id)) throw new DerError(`extension ${id} requested twice`);
         seen.add(id);
         const value = bytesOf(der, valueNode);

@@ -1,0 +1,48 @@
+// `tessera ca status`: the CA's authorities with their states (prepared, active, retired), expiries and how
+// many live SVIDs chain to each, read from the running control plane over <data-dir>/admin.sock.
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { boolFlag, requiredString } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+export interface CaStatusView {
+  readonly trustDomain: string;
+  readonly signingAuthority: string;
+  readonly bundleFingerprints: readonly string[];
+  readonly authorities: readonly {
+    readonly id: string;
+    readonly state: string;
+    readonly rootFingerprint: string;
+    readonly rootNotAfter: string;
+    readonly intermediateNotAfter: string;
+    readonly liveSvids: number;
+    readonly lastSvidNotAfter: string | null;
+  }[];
+  readonly removed: readonly { readonly id: string; readonly removedAt: string }[];
+}
+
+/** Human-readable status, one authority per line. */
+export function formatCaStatus(s: CaStatusView): string {
+  const lines = [`trust domain ${s.trustDomain}; signing authority ${s.signingAuthority}`, ''];
+  lines.push(`${'AUTHORITY'.padEnd(10)}${'STATE'.padEnd(10)}${'ROOT SHA-256'.padEnd(18)}${'ROOT NOT AFTER'.padEnd(26)}${'INTERMEDIATE NOT AFTER'.padEnd(26)}LIVE SVIDS`);
+  for (const a of s.authorities) {
+    lines.push(`${a.id.padEnd(10)}${a.state.padEnd(10)}${`${a.rootFingerprint.slice(0, 16)}`.padEnd(18)}${a.rootNotAfter.padEnd(26)}${a.intermediateNotAfter.padEnd(26)}${a.liveSvids}${a.lastSvidNotAfter ? ` (last expires ${a.lastSvidNotAfter})` : ''}`);
+  }
+  if (s.removed.length > 0) lines.push('', `removed: ${s.removed.map((r) => `${r.id} at ${r.removedAt}`).join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
+
+export const caStatusCommand: Command = {
+  path: ['ca', 'status'],
+  summary: 'Show the CA authorities and their states',
+  usage: '--data-dir D [--json]',
+  details: 'States: prepared (in the bundle, not signing) -> active (signing) -> retired (in the bundle until its SVIDs expire) -> removed.',
+  flags: {
+    'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true },
+    json: { type: 'boolean', description: 'Print the status as JSON' },
+  },
+  async run(args, io) {
+    const status = await adminRequest<CaStatusView>(requiredString(args, 'data-dir'), 'GET', '/v1/ca');
+    io.stdout(boolFlag(args, 'json') ? `${JSON.stringify(status, null, 2)}\n` : formatCaStatus(status));
+    return EXIT_OK;
+  },
+};

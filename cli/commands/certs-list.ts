@@ -1,0 +1,53 @@
+// `tessera certs list`: the unexpired SVIDs the control plane issued (who, serial, validity), soonest expiry
+// first, optionally only those expiring within a duration; read over <data-dir>/admin.sock.
+import { TesseraError } from '../../common/errors.js';
+import { parseDuration } from '../../common/duration.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { boolFlag, requiredString, stringFlag } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+interface CertRow {
+  readonly serial: string;
+  readonly spiffeId: string;
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly attestedAs: string;
+  readonly kind: string;
+  readonly authority: string;
+}
+
+export const certsListCommand: Command = {
+  path: ['certs', 'list'],
+  summary: 'List live SVIDs the control plane issued (what expires when)',
+  usage: '--data-dir D [--expiring-within D] [--json]',
+  details: '--json prints an array of {serial, spiffeId, notBefore, notAfter, attestedAs, issuedAt, authority, kind, caller}.',
+  flags: {
+    'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true },
+    'expiring-within': { type: 'string', value: 'DURATION', description: 'Only SVIDs whose NotAfter is within this duration (e.g. 24h)' },
+    json: { type: 'boolean', description: 'Print JSON' },
+  },
+  async run(args, io) {
+    const within = stringFlag(args, 'expiring-within');
+    let query = '';
+    if (within !== undefined) {
+      let ms: number;
+      try {
+        ms = parseDuration(within);
+      } catch (e) {
+        throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--expiring-within: ${(e as Error).message}`);
+      }
+      if (ms <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--expiring-within must be positive');
+      query = `?expiringWithinMs=${ms}`;
+    }
+    const rows = await adminRequest<CertRow[]>(requiredString(args, 'data-dir'), 'GET', `/v1/certs${query}`);
+    if (boolFlag(args, 'json')) {
+      io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    const lines = [`${'NOT AFTER'.padEnd(26)}${'SERIAL'.padEnd(34)}${'KIND'.padEnd(8)}SPIFFE ID`];
+    for (const r of rows) lines.push(`${r.notAfter.padEnd(26)}${r.serial.padEnd(34)}${r.kind.padEnd(8)}${r.spiffeId}`);
+    lines.push(`${rows.length} live SVID(s)`);
+    io.stdout(`${lines.join('\n')}\n`);
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,49 @@
+// `tessera policy break-glass`: opens a time-bounded, audited allow for named callers to a destination; the
+// control plane pushes it in Config/Watch snapshots and it expires by itself.
+import { userInfo } from 'node:os';
+import { TesseraError } from '../../common/errors.js';
+import { parseDuration } from '../../common/duration.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { boolFlag, requiredString } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+function whoAmI(): string {
+  try {
+    return userInfo().username;
+  } catch {
+    return 'unknown';
+  }
+}
+
+export const policyBreakGlassCommand: Command = {
+  path: ['policy', 'break-glass'],
+  summary: 'Open a time-bounded, audited allow for named callers',
+  usage: '--data-dir D --to ID --from ID [--from ID…] --for DURATION --reason TEXT [--json]',
+  details: '--to and --from take SPIFFE ID patterns (`*` one segment, final `**` the rest). At most 24h; every use is logged and counted by the proxies.',
+  flags: {
+    'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true },
+    to: { type: 'string', value: 'ID', description: 'Destination SPIFFE ID (pattern)', required: true },
+    from: { type: 'string', value: 'ID', description: 'Caller SPIFFE ID (pattern); repeat for several', required: true, multiple: true },
+    for: { type: 'string', value: 'DURATION', description: 'How long the grant lasts (e.g. 15m)', required: true },
+    reason: { type: 'string', value: 'TEXT', description: 'Why (recorded in the audit log)', required: true },
+    json: { type: 'boolean', description: 'Print the grant as JSON' },
+  },
+  async run(args, io) {
+    let forMs: number;
+    try {
+      forMs = parseDuration(requiredString(args, 'for'));
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--for: ${(e as Error).message}`);
+    }
+    const from = args.flags['from'] as string[];
+    const grant = await adminRequest<{ id: string; to: string; from: string[]; expiresAt: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/break-glass', {
+      to: requiredString(args, 'to'),
+      from,
+      forMs,
+      reason: requiredString(args, 'reason'),
+      createdBy: whoAmI(),
+    });
+    io.stdout(boolFlag(args, 'json') ? `${JSON.stringify(grant, null, 2)}\n` : `break-glass ${grant.id}: ${grant.from.join(', ')} -> ${grant.to} until ${grant.expiresAt}\n`);
+    return EXIT_OK;
+  },
+};

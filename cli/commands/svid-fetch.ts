@@ -1,0 +1,89 @@
+// `tessera svid fetch`: one-shot attestation with a join token. The key is generated here and never sent; a CSR
+// goes to the control plane (verified by its SPIFFE ID against --bundle); the answer is verified before
+// svid.pem (chain, leaf first), key.pem (0600) and bundle.pem are written to --out.
+import { X509Certificate } from 'node:crypto';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TesseraError } from '../../common/errors.js';
+import { parseAddress } from '../../common/config/validate-yaml.js';
+import { createCsr } from '../../common/pki/csr.js';
+import { generateKeyPair, keyMatchesPublicKey, privateKeyPem } from '../../common/pki/keys.js';
+import { encodePem } from '../../common/pki/pem.js';
+import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
+import type { ControlPlaneClient } from '../../proxy/src/identity/control-plane-client.js';
+import { requiredString, stringFlag } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+/** The trust domain the bundle's authorities name in their SPIFFE URI SAN (Tessera's roots carry one). */
+function trustDomainOf(bundlePem: Buffer, file: string): TrustDomain {
+  const tds = new Set<string>();
+  for (const block of bundlePem.toString('utf8').split(/(?=-----BEGIN CERTIFICATE-----)/)) {
+    if (!block.includes('BEGIN CERTIFICATE')) continue;
+    const m = /URI:spiffe:\/\/([^,/\s]+)/.exec(new X509Certificate(block).subjectAltName ?? '');
+    if (m) tds.add(m[1]!);
+  }
+  if (tds.size !== 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `cannot tell the trust domain from ${file} (found ${tds.size}); pass --trust-domain`);
+  return TrustDomain.parse([...tds][0]!);
+}
+
+async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  await writeFile(tmp, text, { mode });
+  await chmod(tmp, mode);
+  await rename(tmp, path);
+}
+
+export const svidFetchCommand: Command = {
+  path: ['svid', 'fetch'],
+  summary: 'Attest with a join token and fetch an X.509-SVID (key generated locally)',
+  usage: '--control-plane HOST:PORT --bundle F --join-token T --out DIR [--trust-domain TD]',
+  details: 'Writes DIR/svid.pem (chain, leaf first), DIR/key.pem (0600) and DIR/bundle.pem; prints {"spiffeId","serial","notAfter"} as JSON.',
+  flags: {
+    'control-plane': { type: 'string', value: 'HOST:PORT', description: 'The control plane gRPC address', required: true },
+    bundle: { type: 'string', value: 'FILE', description: 'Trust anchor for the control plane (its <dataDir>/bundle.pem)', required: true },
+    'join-token': { type: 'string', value: 'TOKEN', description: 'A token from `tessera token create`', required: true },
+    out: { type: 'string', value: 'DIR', description: 'Directory to write svid.pem, key.pem, bundle.pem into', required: true },
+    'trust-domain': { type: 'string', value: 'TD', description: 'Trust domain of the control plane (default: from the bundle)' },
+  },
+  async run(args, io) {
+    const address = requiredString(args, 'control-plane');
+    if (!parseAddress(address)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" is not HOST:PORT`);
+    const bundleFile = requiredString(args, 'bundle');
+    let bundlePem: Buffer;
+    try {
+      bundlePem = await readFile(bundleFile);
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${bundleFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    const tdFlag = stringFlag(args, 'trust-domain');
+    const td = tdFlag !== undefined ? TrustDomain.parse(tdFlag) : trustDomainOf(bundlePem, bundleFile);
+    const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bundlePem)]);
+    const key = generateKeyPair('ec-p256');
+    const csr = await createCsr(key, {});
+    // Loaded on use (grpc-js and the contracts), so other `tessera` commands start faster.
+    const { ControlPlaneClient } = await import('../../proxy/src/identity/control-plane-client.js');
+    const client = new ControlPlaneClient({ address, trustDomain: td, bundles: () => bootstrap, clock: io.clock });
+    let raw: Awaited<ReturnType<ControlPlaneClient['attest']>>;
+    try {
+      raw = await client.attest(csr, { kind: 'join_token', token: requiredString(args, 'join-token') });
+    } finally {
+      client.close();
+    }
+    const own = raw.bundles.find((b) => b.trustDomain === td.name);
+    if (!own) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the answer carries no bundle for ${td.name}`);
+    const bundle = new TrustBundle(td, own.authoritiesDer.map((d) => new X509Certificate(d)));
+    const chain = raw.chainDer.map((d) => new X509Certificate(d));
+    const verified = verifyX509Svid(chain, new TrustBundleSet([bundle]), { nowMs: io.clock.nowMs() });
+    if (!verified.ok) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the SVID does not verify: ${verified.code}: ${verified.message}`);
+    if (!keyMatchesPublicKey(key.privateKey, chain[0]!.publicKey)) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', 'the SVID is not for the key this command generated');
+    const out = requiredString(args, 'out');
+    await mkdir(out, { recursive: true, mode: 0o700 });
+    await writeAtomic(join(out, 'key.pem'), privateKeyPem(key), 0o600);
+    await writeAtomic(join(out, 'svid.pem'), chain.map((c) => encodePem('CERTIFICATE', c.raw)).join(''), 0o644);
+    await writeAtomic(join(out, 'bundle.pem'), bundle.toPem(), 0o644);
+    io.stdout(`${JSON.stringify({ spiffeId: verified.id.toString(), serial: chain[0]!.serialNumber.toLowerCase(), notAfter: new Date(verified.notAfterMs).toISOString(), dir: out })}\n`);
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,38 @@
+// `tessera token create`: asks the running control plane (over <data-dir>/admin.sock) for a single-use join
+// token bound to one SPIFFE ID; prints the token alone on stdout.
+import { TesseraError } from '../../common/errors.js';
+import { parseDuration } from '../../common/duration.js';
+import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { requiredString, stringFlag } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+
+export const tokenCreateCommand: Command = {
+  path: ['token', 'create'],
+  summary: 'Create a single-use join token for one SPIFFE ID',
+  usage: '--data-dir D --spiffe-id ID [--ttl D]',
+  details: 'Talks to the running control plane through D/admin.sock. Prints the token alone on stdout; it is shown once and stored only as a hash.',
+  flags: {
+    'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true },
+    'spiffe-id': { type: 'string', value: 'ID', description: 'The SPIFFE ID the token attests', required: true },
+    ttl: { type: 'string', value: 'DURATION', description: 'How long the token stays usable (default 1h, at most 30d)' },
+  },
+  async run(args, io) {
+    const idText = requiredString(args, 'spiffe-id');
+    const parsed = SpiffeId.tryParse(idText);
+    if (!parsed.ok) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--spiffe-id "${idText}" is not a SPIFFE ID (${parsed.error.message})`);
+    const ttl = stringFlag(args, 'ttl');
+    let ttlMs: number | undefined;
+    if (ttl !== undefined) {
+      try {
+        ttlMs = parseDuration(ttl);
+      } catch (e) {
+        throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--ttl: ${(e as Error).message}`);
+      }
+      if (ttlMs <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--ttl must be positive');
+    }
+    const res = await adminRequest<{ token: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/tokens', { spiffeId: parsed.id.toString(), ...(ttlMs ? { ttlMs } : {}) });
+    io.stdout(`${res.token}\n`);
+    return EXIT_OK;
+  },
+};

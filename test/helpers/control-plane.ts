@@ -1,0 +1,127 @@
+// Starts the real `tessera control-plane` child process on loopback (port 0) for integration tests, and gives a
+// grpc-js client of its Identity and Config services (server checked by SPIFFE ID, optional client SVID).
+import type { ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { loadTesseraServices } from '../../control-plane/src/api/protos.js';
+import { spawnTessera } from './run.js';
+
+export const TD = 'example.org';
+export const CONTROL_PLANE_ID = `spiffe://${TD}/tessera/control-plane`;
+
+export interface RunningControlPlane {
+  readonly proc: ChildProcess;
+  readonly dir: string;
+  readonly dataDir: string;
+  readonly policiesDir: string;
+  readonly configFile: string;
+  readonly grpc: string;
+  readonly admin: string;
+  readonly stdout: () => string;
+  readonly stderr: () => string;
+  /** SIGTERM, then the exit code (SIGKILL after the deadline, which then fails the caller's expectation). */
+  stop(deadlineMs?: number): Promise<number | null>;
+}
+
+export async function writeControlPlaneConfig(dir: string, extra = ''): Promise<string> {
+  await mkdir(join(dir, 'policies'), { recursive: true });
+  const file = join(dir, 'cp.yaml');
+  await writeFile(file, [`trustDomain: ${TD}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', extra, ''].join('\n'));
+  return file;
+}
+
+/** Spawns the control plane on an existing config and waits (bounded) for its ready line. */
+export async function startControlPlaneProcess(dir: string, configFile: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 20_000): Promise<RunningControlPlane> {
+  const proc = spawnTessera(['control-plane', '--config', configFile], { env });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (c: Buffer) => {
+    out += c.toString();
+  });
+  proc.stderr!.on('data', (c: Buffer) => {
+    err += c.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`control plane not ready within ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`)), timeoutMs);
+    const check = () => {
+      if (out.includes('tessera control-plane: ready\n')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    };
+    proc.stdout!.on('data', check);
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`control plane exited with ${code} before ready\nstdout: ${out}\nstderr: ${err}`));
+    });
+  });
+  const m = /tessera control-plane: grpc (\S+) admin (\S+)/.exec(out);
+  if (!m) throw new Error(`no address line in: ${out}`);
+  return {
+    proc,
+    dir,
+    dataDir: join(dir, 'data'),
+    policiesDir: join(dir, 'policies'),
+    configFile,
+    grpc: m[1]!,
+    admin: m[2]!,
+    stdout: () => out,
+    stderr: () => err,
+    async stop(deadlineMs = 15_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), deadlineMs);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+export interface ClientSvid {
+  readonly keyPem: string;
+  readonly chainPem: string;
+}
+
+type Untyped = grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+
+/** grpc-js clients of Identity and Config; the server must present the control plane's SPIFFE ID. */
+export function controlPlaneClients(address: string, bundlePem: string, svid?: ClientSvid): { identity: Untyped; config: Untyped; close(): void } {
+  const services = loadTesseraServices();
+  const creds = grpc.credentials.createSsl(Buffer.from(bundlePem), svid ? Buffer.from(svid.keyPem) : null, svid ? Buffer.from(svid.chainPem) : null, {
+    checkServerIdentity: (_host, cert) => {
+      const san = cert.raw ? new X509Certificate(cert.raw).subjectAltName : undefined;
+      return san === `URI:${CONTROL_PLANE_ID}` ? undefined : new Error(`unexpected control plane identity ${san}`);
+    },
+  });
+  const options = { 'grpc.ssl_target_name_override': 'tessera-control-plane', 'grpc.default_authority': 'tessera-control-plane' };
+  const identity = new services.identity(address, creds, options) as Untyped;
+  const config = new services.config(address, creds, options) as Untyped;
+  return {
+    identity,
+    config,
+    close() {
+      identity.close();
+      config.close();
+    },
+  };
+}
+
+export interface SignAnswer {
+  readonly err: grpc.ServiceError | null;
+  readonly res: { svid_chain: Buffer[]; bundles: { trust_domain: string; x509_authorities: Buffer[] }[]; spiffe_id: string; serial: string; not_after_unix_ms: string } | undefined;
+}
+
+export function signSvid(identity: Untyped, req: Record<string, unknown>): Promise<SignAnswer> {
+  return new Promise((resolve) => {
+    identity.SignSvid!(req, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: SignAnswer['res']) => resolve({ err, res }));
+  });
+}
+
+/** The stable code a refusal carries in the "tessera-error-code" metadata. */
+export function errorCode(err: grpc.ServiceError | null): string | undefined {
+  return err?.metadata?.get('tessera-error-code')[0]?.toString();
+}
