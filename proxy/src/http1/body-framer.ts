@@ -127,8 +127,9 @@ export class ChunkedFramer implements BodyFramer {
           i++;
           break;
         case S.TrailerStart:
+          // A bare LF here would end the body for lenient parsers downstream: refuse it.
+          if (c === 10) return bad(i - start);
           if (c === 13) this.#s = S.EndLf;
-          else if (c === 10) return bad(i - start); // a bare LF here ends the body for lenient parsers downstream
           else {
             this.#s = S.TrailerLine;
             this.#line = 1;

@@ -1,0 +1,125 @@
+// The proxy's control-plane identity source with real processes: attest with a join token, serve mTLS with the
+// issued SVID, receive policies from Config/Watch (a new policy applies to the next request), renew before
+// expiry with a short TTL without dropping the open connection, and survive a control-plane restart.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { Agent, createServer, request } from 'node:http';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { makeTempDir, tessera } from '../helpers/run.js';
+
+const API = `spiffe://${TD}/ns/default/sa/api`;
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let cp: RunningControlPlane;
+let app: ReturnType<typeof createServer>;
+let api: ProxyProcess;
+let web: ProxyProcess;
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+const allow = (name: string, methods: string[]) =>
+  `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n      to: { methods: [${methods.join(', ')}] }\n`;
+
+function call(method = 'GET'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: web.ports.get('outbound/api')!, method, path: '/x', agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function certs(p: ProxyProcess): Promise<{ serial: string; servedSerial: string | null; source: string; notAfter: string }> {
+  return (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
+}
+
+async function until(fn: () => Promise<boolean>, ms: number): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error('condition not reached in time');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function proxyFor(name: string, id: string, body: string): Promise<ProxyProcess> {
+  const token = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id, '--ttl', '10m']);
+  expect(token.code).toBe(0);
+  await writeFile(join(dir, `${name}.token`), token.stdout.trim(), { mode: 0o600 });
+  await writeFile(join(dir, `${name}.yaml`), `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`);
+  return startProxyProcess(join(dir, `${name}.yaml`), 30_000);
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  app = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  const cpDir = join(dir, 'cp');
+  await mkdir(cpDir, { recursive: true });
+  await writeControlPlaneConfig(cpDir);
+  // A fixed port, so the control plane comes back where the proxies look for it after a restart.
+  const port = await new Promise<number>((resolve) => {
+    const s = createNetServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+  const cfg = join(cpDir, 'cp-fixed.yaml');
+  await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, backdate: 5s }', ''].join('\n'));
+  await writeFile(join(cpDir, 'policies', 'api.yaml'), allow('api-allow-web', ['GET']));
+  cp = await startControlPlaneProcess(cpDir, cfg);
+  api = await proxyFor('api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
+  web = await proxyFor('web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
+}, 90_000);
+
+afterAll(async () => {
+  agent.destroy();
+  await web?.stop();
+  await api?.stop();
+  await cp?.stop();
+  app?.close();
+  await cleanup?.();
+});
+
+describe('proxy with a control-plane identity', () => {
+  test('attested SVIDs carry the token-bound IDs; traffic flows; policy from the control plane is enforced', async () => {
+    const c = await certs(api);
+    expect(c.source).toBe('control-plane');
+    expect(c.servedSerial).toBe(c.serial);
+    expect(await call('GET')).toBe(200);
+    expect(await call('POST')).toBe(403);
+  });
+
+  test('a policy change on the control plane applies to the next request on the same connection', async () => {
+    await writeFile(join(cp.policiesDir, 'api.yaml'), allow('api-allow-web', ['GET', 'POST']));
+    await until(async () => (await call('POST')) === 200, 15_000);
+  });
+
+  test('the SVID renews before expiry (TTL 12 s) over mTLS; the open connection keeps working', async () => {
+    const before = await certs(api);
+    await until(async () => (await certs(api)).serial !== before.serial, 20_000);
+    const after = await certs(api);
+    expect(after.servedSerial).toBe(after.serial);
+    expect(Date.parse(after.notAfter)).toBeGreaterThan(Date.parse(before.notAfter));
+    expect(await call('GET')).toBe(200);
+    const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
+    expect(m).toMatch(/tessera_svid_rotations_total\{result="success"\} [2-9]/);
+  }, 30_000);
+
+  test('the control plane restarts: proxies keep serving, then reconnect the watch and renew again', async () => {
+    expect(await cp.stop()).toBe(0);
+    expect(await call('GET')).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${api.admin}/ready`)).status).toBe(200);
+    await writeFile(join(cp.policiesDir, 'api.yaml'), allow('api-allow-web', ['GET']));
+    cp = await startControlPlaneProcess(cp.dir, cp.configFile);
+    const before = await certs(api);
+    await until(async () => (await call('POST')) === 403, 20_000); // the watch reconnected and delivered the new policy
+    await until(async () => (await certs(api)).serial !== before.serial, 20_000); // renewal works again
+    expect(await call('GET')).toBe(200);
+  }, 60_000);
+});
