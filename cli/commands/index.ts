@@ -15,8 +15,10 @@ import { proxyCommand } from './proxy.js';
 import { svidFetchCommand } from './svid-fetch.js';
 import { svidVerifyCommand } from './svid-verify.js';
 import { tokenCreateCommand } from './token-create.js';
+import { upCommand } from './up.js';
 
 export const COMMANDS: readonly Command[] = [
+  upCommand,
   proxyCommand,
   controlPlaneCommand,
   caStatusCommand,

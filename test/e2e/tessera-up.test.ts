@@ -1,0 +1,89 @@
+// `tessera up` end to end, as a newcomer runs it: one command brings up the control plane, two demo apps and
+// their sidecars; the commands it prints work (allowed web → api with the caller's identity, denied api → web);
+// Ctrl-C drains and stops everything; a second run reuses the CA.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { makeTempDir, spawnTessera, tessera } from '../helpers/run.js';
+
+interface UpState {
+  trustDomain: string;
+  controlPlane: { dataDir: string; admin: string };
+  workloads: { name: string; spiffeId: string; adminUrl: string; outbound: { to: string; url: string }[]; svidSerial: string }[];
+}
+
+let dir: string;
+let cleanup: () => Promise<void>;
+
+async function up(stateDir: string): Promise<{ state: UpState; stdout: () => string; stop: () => Promise<number | null> }> {
+  const child = spawnTessera(['up', '--state-dir', stateDir]);
+  let out = '';
+  let err = '';
+  child.stdout!.on('data', (d) => {
+    out += d;
+  });
+  child.stderr!.on('data', (d) => {
+    err += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const deadline = Date.now() + 60_000;
+  while (!out.includes('tessera up: ready')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`tessera up did not become ready:\n${out}\n${err}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const state = JSON.parse(await readFile(join(stateDir, 'up.json'), 'utf8')) as UpState;
+  return {
+    state,
+    stdout: () => out,
+    stop: async () => {
+      child.kill('SIGINT');
+      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+});
+afterAll(async () => cleanup?.());
+
+test('tessera up: the printed commands show the mesh working, Ctrl-C stops cleanly, the CA is reused', async () => {
+  const stateDir = join(dir, 'state');
+  const first = await up(stateDir);
+  const { state } = first;
+  expect(state.trustDomain).toBe('tessera.local');
+  const web = state.workloads.find((w) => w.name === 'web')!;
+  const api = state.workloads.find((w) => w.name === 'api')!;
+  expect(first.stdout()).toContain(web.spiffeId);
+
+  const allowed = await fetch(`${web.outbound.find((o) => o.to === 'api')!.url}/hello`);
+  expect(allowed.status).toBe(200);
+  const body = (await allowed.json()) as { app: string; headers: Record<string, string> };
+  expect(body.app).toBe('api');
+  expect(body.headers['x-forwarded-client-cert']).toContain(`URI=${web.spiffeId}`);
+
+  const denied = await fetch(`${api.outbound.find((o) => o.to === 'web')!.url}/hello`);
+  expect(denied.status).toBe(403);
+  const why = await tessera(['policy', 'check', '--policies', join(stateDir, 'policies'), '--from', api.spiffeId, '--to', web.spiffeId]);
+  expect(why.code).toBe(1);
+
+  const certs = (await (await fetch(`${web.adminUrl}/certs`)).json()) as { serial: string; servedSerial: string };
+  expect(certs.servedSerial).toBe(certs.serial);
+  const list = await tessera(['certs', 'list', '--data-dir', state.controlPlane.dataDir, '--json']);
+  expect(list.code).toBe(0);
+  expect((JSON.parse(list.stdout) as { serial: string }[]).map((c) => c.serial)).toContain(web.svidSerial);
+
+  const bundle1 = await readFile(join(state.controlPlane.dataDir, 'bundle.pem'), 'utf8');
+  expect(await first.stop()).toBe(0);
+
+  const second = await up(stateDir);
+  expect(await readFile(join(second.state.controlPlane.dataDir, 'bundle.pem'), 'utf8')).toBe(bundle1);
+  expect((await fetch(`${second.state.workloads[0]!.outbound[0]!.url}/again`)).status).toBe(200);
+  expect(await second.stop()).toBe(0);
+}, 150_000);
