@@ -62,7 +62,7 @@ export function allowPolicy(spec: MeshSpec, to: string, from: readonly string[])
   ].join('\n');
 }
 
-const MESH_SCHEMA: ObjectSchema = {
+export const MESH_SCHEMA: ObjectSchema = {
   type: 'object',
   properties: {
     trustDomain: { type: 'string', default: 'tessera.local' },

@@ -1,7 +1,8 @@
 // `tessera up` end to end, as a newcomer runs it: one command brings up the control plane, two demo apps and
 // their sidecars; the commands it prints work (allowed web → api with the caller's identity, denied api → web);
 // Ctrl-C drains and stops everything; a second run reuses the CA.
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { makeTempDir, spawnTessera, tessera } from '../helpers/run.js';
@@ -15,8 +16,8 @@ interface UpState {
 let dir: string;
 let cleanup: () => Promise<void>;
 
-async function up(stateDir: string): Promise<{ state: UpState; stdout: () => string; stop: () => Promise<number | null> }> {
-  const child = spawnTessera(['up', '--state-dir', stateDir]);
+async function up(stateDir: string, extra: string[] = []): Promise<{ state: UpState; stdout: () => string; stop: () => Promise<number | null> }> {
+  const child = spawnTessera(['up', '--state-dir', stateDir, ...extra]);
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => {
@@ -86,4 +87,38 @@ test('tessera up: the printed commands show the mesh working, Ctrl-C stops clean
   expect(await readFile(join(second.state.controlPlane.dataDir, 'bundle.pem'), 'utf8')).toBe(bundle1);
   expect((await fetch(`${second.state.workloads[0]!.outbound[0]!.url}/again`)).status).toBe(200);
   expect(await second.stop()).toBe(0);
+  // Every child is gone: nothing answers on the admin, outbound or control-plane ports any more.
+  for (const url of [...second.state.workloads.flatMap((w) => [w.adminUrl, ...w.outbound.map((o) => o.url)]), second.state.controlPlane.admin]) {
+    await expect(fetch(`${url}/healthz`)).rejects.toThrow();
+  }
 }, 150_000);
+
+test('tessera up --config mesh.yaml runs a user topology: own app command, own policies', async () => {
+  const port = await freePort();
+  const meshDir = join(dir, 'mesh');
+  await mkdir(join(meshDir, 'policies'), { recursive: true });
+  const app = `require('http').createServer((q, s) => s.end('backend saw ' + q.headers['x-forwarded-client-cert'])).listen(${port}, '127.0.0.1')`;
+  await writeFile(
+    join(meshDir, 'mesh.yaml'),
+    ['trustDomain: dev.local', 'svidTtl: 5m', 'workloads:', '  - { name: front, appPort: ' + (await freePort()) + ', outbound: [{ to: back, port: 0 }] }', `  - { name: back, appPort: ${port}, command: [${JSON.stringify(process.execPath)}, -e, ${JSON.stringify(app)}] }`, 'policiesDir: policies', ''].join('\n'),
+  );
+  await writeFile(
+    join(meshDir, 'policies', 'back.yaml'),
+    'apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: back-allow-front }\nspec:\n  selector: spiffe://dev.local/ns/default/sa/back\n  action: ALLOW\n  rules:\n    - from: [spiffe://dev.local/ns/default/sa/front]\n',
+  );
+  const run = await up(join(meshDir, '.tessera'), ['--config', join(meshDir, 'mesh.yaml')]);
+  const front = run.state.workloads.find((w) => w.name === 'front')!;
+  const answer = await (await fetch(`${front.outbound[0]!.url}/`)).text();
+  expect(answer).toMatch(/^backend saw By=spiffe:\/\/dev\.local\/ns\/default\/sa\/back;URI=spiffe:\/\/dev\.local\/ns\/default\/sa\/front;Hash=/);
+  expect(await run.stop()).toBe(0);
+  await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
+}, 120_000);
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
