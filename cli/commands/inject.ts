@@ -4,8 +4,6 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TesseraError } from '../../common/errors.js';
-import { resolveInjectorConfig } from '../../control-plane/src/injector/injector-config.js';
-import { injectManifests } from '../../control-plane/src/injector/manifest-inject.js';
 import { stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
@@ -65,6 +63,7 @@ export const injectCommand: Command = {
     'pull-policy': { type: 'string', value: 'P', description: 'imagePullPolicy of the sidecar: Always, IfNotPresent (default) or Never' },
   },
   async run(args, io) {
+    const [{ resolveInjectorConfig }, { injectManifests }] = await Promise.all([import('../../control-plane/src/injector/injector-config.js'), import('../../control-plane/src/injector/manifest-inject.js')]);
     const path = manifestPath(stringFlag(args, 'file'), args.positionals);
     const version = tesseraVersion();
     const pull = stringFlag(args, 'pull-policy');

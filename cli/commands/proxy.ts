@@ -1,7 +1,4 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
-import pino from 'pino';
-import { loadProxyConfig } from '../../proxy/src/config/proxy-config.js';
-import { startProxy } from '../../proxy/src/main.js';
 import { requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
@@ -18,6 +15,8 @@ export const proxyCommand: Command = {
     config: { type: 'string', value: 'F', description: 'Proxy config file (YAML)', required: true },
   },
   async run(args, io) {
+    // Loaded here, not at the top: every `tessera` command would otherwise pay for the proxy's modules.
+    const [{ default: pino }, { loadProxyConfig }, { startProxy }] = await Promise.all([import('pino'), import('../../proxy/src/config/proxy-config.js'), import('../../proxy/src/main.js')]);
     const config = loadProxyConfig(requiredString(args, 'config'));
     const log = pino({ level: config.logLevel, base: { component: 'tessera-proxy' } }, pino.destination({ fd: 2, sync: false }));
     const proxy = await Promise.race([startProxy(config, { clock: io.clock, log }), io.stopSignal.then(() => null)]);
