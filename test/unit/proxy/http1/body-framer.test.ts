@@ -1,0 +1,205 @@
+// Body framers: the chunked parser must find the same end (or the same error) however the bytes are split —
+// one buffer, byte by byte, or random seeded splits — and must never count bytes past the end of the body.
+import { describe, expect, test } from 'vitest';
+import { type BodyFramer, ChunkedFramer, LengthFramer, UntilCloseFramer } from '../../../../proxy/src/http1/body-framer.js';
+
+interface Outcome {
+  /** Bytes counted as body, over all pieces. */
+  readonly consumed: number;
+  readonly done: boolean;
+  readonly error?: string;
+}
+
+/** Feeds `pieces` in order until the framer finishes or fails, as the session does. */
+function run(framer: BodyFramer, pieces: readonly Buffer[]): Outcome {
+  let consumed = 0;
+  for (const p of pieces) {
+    const r = framer.feed(p, 0);
+    expect(r.consumed).toBeGreaterThanOrEqual(0);
+    expect(r.consumed).toBeLessThanOrEqual(p.length);
+    consumed += r.consumed;
+    if (r.error) return { consumed, done: false, error: r.error };
+    if (r.done) return { consumed, done: true };
+    expect(r.consumed).toBe(p.length); // not done: everything offered was body
+  }
+  return { consumed, done: false };
+}
+
+/** A small seeded PRNG (mulberry32) so random splits are reproducible. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randomSplit(buf: Buffer, seed: number): Buffer[] {
+  const next = rng(seed);
+  const out: Buffer[] = [];
+  let i = 0;
+  while (i < buf.length) {
+    const n = 1 + Math.floor(next() * Math.min(16, buf.length - i));
+    out.push(buf.subarray(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+function byteByByte(buf: Buffer): Buffer[] {
+  return Array.from({ length: buf.length }, (_, i) => buf.subarray(i, i + 1));
+}
+
+const B = (s: string) => Buffer.from(s, 'latin1');
+const SEEDS = Array.from({ length: 40 }, (_, i) => i + 1);
+
+/** Every way of feeding `msg` must give the same outcome as one buffer. */
+function sameEverySplit(msg: Buffer): Outcome {
+  const whole = run(new ChunkedFramer(), [msg]);
+  expect(run(new ChunkedFramer(), byteByByte(msg))).toEqual(whole);
+  for (const seed of SEEDS) expect(run(new ChunkedFramer(), randomSplit(msg, seed))).toEqual(whole);
+  return whole;
+}
+
+describe('chunked: valid bodies end exactly at the last CRLF, however split', () => {
+  test.each([
+    ['one chunk', '5\r\nhello\r\n0\r\n\r\n'],
+    ['several chunks', '5\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\n\r\n'],
+    ['empty body', '0\r\n\r\n'],
+    ['upper- and lower-case hex', 'A\r\n0123456789\r\nb\r\n0123456789a\r\n0\r\n\r\n'],
+    ['leading zeros', '0005\r\nhello\r\n000\r\n\r\n'],
+    ['15 hex digits is the longest size accepted (leading zeros)', '00000000000000a\r\n0123456789\r\n0\r\n\r\n'],
+    ['chunk extension', '5;name=value\r\nhello\r\n0;last\r\n\r\n'],
+    ['quoted chunk extension', '5;name="a;b c"\r\nhello\r\n0\r\n\r\n'],
+    ['whitespace before an extension', '5 ;x=1\r\nhello\r\n0\t;y\r\n\r\n'],
+    ['one trailer', '5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n'],
+    ['several trailers', '0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n'],
+    ['CR LF inside chunk data is data', '4\r\n\r\n\r\n\r\n0\r\n\r\n'],
+    ['a body that looks like a request', '1a\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n0\r\n\r\n'],
+  ])('%s', (_name, text) => {
+    const msg = B(text);
+    expect(sameEverySplit(msg)).toEqual({ consumed: msg.length, done: true });
+  });
+
+  test('a larger random body with random chunk sizes, random extensions and trailers', () => {
+    const next = rng(7);
+    for (let round = 0; round < 20; round++) {
+      const parts: string[] = [];
+      for (let c = 0; c < 1 + Math.floor(next() * 10); c++) {
+        const size = 1 + Math.floor(next() * 300);
+        const ext = next() < 0.3 ? `;e${c}=v` : '';
+        parts.push(`${size.toString(16)}${ext}\r\n${'d'.repeat(size)}\r\n`);
+      }
+      parts.push(next() < 0.5 ? '0\r\n\r\n' : '0\r\nT: 1\r\n\r\n');
+      const msg = B(parts.join(''));
+      expect(sameEverySplit(msg)).toEqual({ consumed: msg.length, done: true });
+    }
+  });
+});
+
+describe('chunked: bytes after the end are not body', () => {
+  const body = '5\r\nhello\r\n0\r\n\r\n';
+  test.each([
+    ['a pipelined request', 'GET /next HTTP/1.1\r\nHost: a\r\n\r\n'],
+    ['another chunk', '5\r\nagain\r\n0\r\n\r\n'],
+    ['one stray byte', 'x'],
+  ])('%s', (_name, after) => {
+    const msg = B(body + after);
+    expect(sameEverySplit(msg)).toEqual({ consumed: body.length, done: true });
+  });
+
+  test('feeding from an offset counts from that offset', () => {
+    const buf = B(`junk${body}tail`);
+    const r = new ChunkedFramer().feed(buf, 4);
+    expect(r).toEqual({ consumed: body.length, done: true });
+  });
+
+  test('a finished framer takes no more bytes', () => {
+    const f = new ChunkedFramer();
+    expect(f.feed(B(body), 0)).toEqual({ consumed: body.length, done: true });
+    expect(f.feed(B('more'), 0)).toEqual({ consumed: 0, done: true });
+  });
+});
+
+describe('chunked: malformed framing is an error, at the same byte however split', () => {
+  test.each([
+    ['no size digits', '\r\nhello\r\n0\r\n\r\n', 0],
+    ['non-hex size', 'g\r\n', 0],
+    ['negative size', '-5\r\nhello\r\n', 0],
+    ['0x prefix', '0x5\r\nhello\r\n', 1],
+    ['bare LF after the size', '5\nhello\r\n0\r\n\r\n', 1],
+    ['CR not followed by LF after the size', '5\rxhello', 2],
+    ['data longer than the size', '5\r\nhelloX\r\n0\r\n\r\n', 8],
+    ['data shorter than the size', '5\r\nhell\r\n0\r\n\r\n', 8],
+    ['bare LF after data', '5\r\nhello\n0\r\n\r\n', 8],
+    ['bare LF inside an extension', '5;a=b\nhello', 5],
+    ['size beyond 15 hex digits (leading zeros count)', `${'0'.repeat(15)}5\r\nhello\r\n`, 15],
+    ['size that would overflow', 'ffffffffffffffffff\r\n', 15],
+    ['CR not followed by LF after the last chunk', '0\r\n\rX', 4],
+    ['bare LF inside a trailer', '0\r\nA: 1\nB: 2\r\n\r\n', 7],
+    ['bare LF ending the trailer section', '0\r\nA: 1\r\n\n', 9],
+  ])('%s', (_name, text, at) => {
+    const out = sameEverySplit(B(text));
+    expect(out.error).toBe('bad_chunk');
+    expect(out.consumed).toBe(at);
+  });
+
+  test('a bare LF right after the last chunk is refused (a lenient server would end the body there)', () => {
+    // Request smuggling shape: the proxy must not read what follows as trailer lines while a recipient that
+    // accepts bare LF sees the body end and a second request start.
+    const out = sameEverySplit(B('0\r\n\nGET /admin HTTP/1.1\r\nHost: a\r\n\r\n'));
+    expect(out.error).toBe('bad_chunk');
+  });
+
+  test('an oversized size line (extension longer than 4096 bytes) is refused before it ends', () => {
+    const out = run(new ChunkedFramer(), [B(`5;${'e'.repeat(5000)}`)]);
+    expect(out.error).toBe('bad_chunk');
+    expect(out.consumed).toBeLessThanOrEqual(4098);
+  });
+
+  test('an extension of 4000 bytes is still fine', () => {
+    const msg = B(`5;${'e'.repeat(4000)}\r\nhello\r\n0\r\n\r\n`);
+    expect(sameEverySplit(msg)).toEqual({ consumed: msg.length, done: true });
+  });
+
+  test('a trailer line longer than 4096 bytes is refused', () => {
+    const out = run(new ChunkedFramer(), [B(`0\r\nX: ${'t'.repeat(5000)}\r\n\r\n`)]);
+    expect(out.error).toBe('bad_chunk');
+  });
+
+  test('a trailer section larger than 16 KiB in total is refused, even in short lines', () => {
+    const lines = Array.from({ length: 1000 }, (_, i) => `T${i}: ${'v'.repeat(20)}\r\n`).join('');
+    const out = run(new ChunkedFramer(), [B(`0\r\n${lines}\r\n`)]);
+    expect(out.error).toBe('bad_chunk');
+    // The limit counts line contents and CRs; within a few percent of 16 KiB either way.
+    expect(out.consumed).toBeLessThan(18_000);
+  });
+
+  test('an endless size line of digits is cut off at 15', () => {
+    const out = sameEverySplit(B('1'.repeat(100)));
+    expect(out).toEqual({ consumed: 15, done: false, error: 'bad_chunk' });
+  });
+});
+
+describe('length and until-close framers', () => {
+  test('LengthFramer ends after exactly N bytes however split, leaving the rest', () => {
+    const msg = B('0123456789NEXT');
+    for (const pieces of [[msg], byteByByte(msg), ...SEEDS.map((s) => randomSplit(msg, s))]) {
+      expect(run(new LengthFramer(10), pieces)).toEqual({ consumed: 10, done: true });
+    }
+  });
+
+  test('LengthFramer from an offset, and an incomplete body', () => {
+    expect(new LengthFramer(3).feed(B('xxabcd'), 2)).toEqual({ consumed: 3, done: true });
+    expect(run(new LengthFramer(100), [B('abc'), B('def')])).toEqual({ consumed: 6, done: false });
+  });
+
+  test('UntilCloseFramer takes everything and never finishes by itself', () => {
+    const f = new UntilCloseFramer();
+    expect(f.feed(B('abc'), 1)).toEqual({ consumed: 2, done: false });
+    expect(f.feed(Buffer.alloc(0), 0)).toEqual({ consumed: 0, done: false });
+  });
+});
