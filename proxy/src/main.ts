@@ -8,7 +8,7 @@ import { TesseraError, describeError } from '../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { type AdminServer, startAdminServer } from './admin/admin-server.js';
-import { certsReport } from './admin/certs-report.js';
+import { type ServedCheck, certsReport, probeServedSerial } from './admin/certs-report.js';
 import { PolicyDirSource } from './authz/policy-dir-source.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { ProxyConfig } from './config/proxy-config.js';
@@ -20,6 +20,7 @@ import { ConfigWatch } from './identity/config-watch-client.js';
 import { ControlPlaneClient } from './identity/control-plane-client.js';
 import { ControlPlaneSvidSource, type IssuedSvid } from './identity/control-plane-svid-source.js';
 import { FileIdentitySource } from './identity/file-identity-source.js';
+import type { IdentitySnapshot } from './identity/identity-snapshot.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { InboundH2Listener } from './listeners/inbound-h2-listener.js';
 import { InboundListener } from './listeners/inbound-listener.js';
@@ -71,6 +72,8 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   let draining = false;
   let listenersUp = false;
   let identityReason: () => string | undefined = () => (identity.current ? undefined : 'no SVID loaded yet');
+  let nextRenewalMs: () => number | undefined = () => undefined;
+  let lastServedCheck: ServedCheck | null = null;
 
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
@@ -157,6 +160,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       const r = source.readiness();
       return r.ready ? undefined : r.reason;
     };
+    nextRenewalMs = () => source.nextRenewalMs;
     source.start();
     stoppables.push(source, watch, { stop: () => client.close() });
     firstIdentity = source.firstSvid().then(() => watch.start());
@@ -186,12 +190,14 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
 
   // ---- admin
   const listeners: Listener[] = [];
+  const tlsPort = () => listeners.find((l) => l instanceof InboundListener || l instanceof InboundH2Listener)?.port;
   const readiness = (): { ready: boolean; reason?: string } => {
     if (draining) return { ready: false, reason: 'draining' };
     const idr = identityReason();
     if (idr) return { ready: false, reason: idr };
     if (!policies.loaded) return { ready: false, reason: 'waiting for the first policy snapshot' };
     if (!listenersUp) return { ready: false, reason: 'listeners starting' };
+    if (lastServedCheck && !lastServedCheck.match) return { ready: false, reason: `the inbound listener serves serial ${lastServedCheck.served}, not the installed ${lastServedCheck.serial}` };
     return { ready: true };
   };
   let admin: AdminServer;
@@ -200,7 +206,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       listen: config.admin.listen,
       registry,
       readiness,
-      certs: () => certsReport(identity.current, listeners.find((l) => l instanceof InboundListener || l instanceof InboundH2Listener)?.port),
+      certs: () => certsReport(identity.current, tlsPort(), { nextRenewalMs: nextRenewalMs(), lastServedCheck }),
       config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, listeners: listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections })) }),
       onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
     });
@@ -272,6 +278,27 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     });
   }
   listenersUp = true;
+
+  // Verify in use: after every swap, a fresh handshake to our own inbound listener must serve the new serial.
+  const verifyServed = async (snapshot: IdentitySnapshot) => {
+    const port = tlsPort();
+    if (!port) return;
+    const served = await probeServedSerial(snapshot, port);
+    if (identity.current !== snapshot) return; // superseded meanwhile; the next check covers it
+    const match = served === snapshot.serial;
+    metrics.servedCheck(match ? 'match' : 'mismatch');
+    lastServedCheck = { serial: snapshot.serial, served, match, checkedAt: new Date(nowMs()).toISOString(), afterInstallMs: nowMs() - snapshot.installedAtMs };
+    if (match) log.info({ serial: snapshot.serial, afterInstallMs: lastServedCheck.afterInstallMs }, 'new SVID verified in use');
+    else log.error({ serial: snapshot.serial, served }, 'the inbound listener does not serve the installed SVID');
+  };
+  const unsubscribeServed = identity.subscribe((s) => void verifyServed(s));
+  stoppables.push({ stop: () => void unsubscribeServed() });
+  const recheck = setInterval(() => {
+    if (lastServedCheck && !lastServedCheck.match && identity.current) void verifyServed(identity.current);
+  }, 5_000);
+  recheck.unref();
+  stoppables.push({ stop: () => clearInterval(recheck) });
+  void verifyServed(identity.current!);
 
   return {
     admin: admin.address,

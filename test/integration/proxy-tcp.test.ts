@@ -39,7 +39,7 @@ function startEcho(): Promise<net.Server> {
       s.write(d);
       if (d.includes('quit\n')) s.end();
     });
-    s.on('end', () => setTimeout(() => s.end(`bye:${n}`), 50));
+    s.on('end', () => setTimeout(() => (s.writableEnded ? s.end() : s.end(`bye:${n}`)), 50));
     s.on('error', () => undefined);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
@@ -122,6 +122,26 @@ describe('TCP through two sidecars', () => {
     // "bye:5" is written by the app only once it has seen the client's FIN travel through both proxies.
     expect(received.toString()).toBe('hellobye:5');
     expect(endedByPeer).toBe(true);
+  });
+
+  test('half-close the other way: the app finishes sending first and still receives what the client sends after', async () => {
+    const before = appStats.bytes;
+    const got = await new Promise<{ echoed: string; extraSent: number }>((resolve, reject) => {
+      const c = net.connect({ host: '127.0.0.1', port: webOutbound, allowHalfOpen: true }, () => c.write('quit\n'));
+      let echoed = '';
+      c.on('data', (d) => {
+        echoed += d;
+      });
+      c.on('end', () => {
+        const extra = 'sent after the app ended its side\n';
+        c.end(extra, () => resolve({ echoed, extraSent: extra.length }));
+      });
+      c.on('error', reject);
+    });
+    expect(got.echoed).toBe('quit\n');
+    const deadline = Date.now() + 5_000;
+    while (appStats.bytes < before + 5 + got.extraSent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+    expect(appStats.bytes).toBe(before + 5 + got.extraSent);
   });
 
   test('several connections at once stay separate', async () => {

@@ -15,6 +15,19 @@ export interface CertsReport {
   readonly bundles: readonly { readonly trustDomain: string; readonly fingerprints: readonly string[] }[];
   /** The serial a fresh handshake to the first inbound listener serves (null without one or on failure). */
   readonly servedSerial: string | null;
+  /** The planned renewal (control-plane identity only). */
+  readonly nextRenewal: string | null;
+  /** The check made right after the last swap: did a fresh handshake serve the new serial, and how soon. */
+  readonly lastServedCheck: ServedCheck | null;
+}
+
+export interface ServedCheck {
+  readonly serial: string;
+  readonly served: string | null;
+  readonly match: boolean;
+  readonly checkedAt: string;
+  /** From installing the SVID to a handshake serving it. */
+  readonly afterInstallMs: number;
 }
 
 /** Connects to our own inbound listener and reads the certificate it serves. */
@@ -31,8 +44,14 @@ export function probeServedSerial(snapshot: IdentitySnapshot, port: number, time
   });
 }
 
-export async function certsReport(snapshot: IdentitySnapshot | undefined, probePort: number | undefined): Promise<CertsReport> {
-  if (!snapshot) return { spiffeId: null, serial: null, notBefore: null, notAfter: null, source: null, lastRotation: null, generation: 0, bundles: [], servedSerial: null };
+export interface CertsExtras {
+  readonly nextRenewalMs?: number | undefined;
+  readonly lastServedCheck: ServedCheck | null;
+}
+
+export async function certsReport(snapshot: IdentitySnapshot | undefined, probePort: number | undefined, extras: CertsExtras): Promise<CertsReport> {
+  const nextRenewal = extras.nextRenewalMs ? new Date(extras.nextRenewalMs).toISOString() : null;
+  if (!snapshot) return { spiffeId: null, serial: null, notBefore: null, notAfter: null, source: null, lastRotation: null, generation: 0, bundles: [], servedSerial: null, nextRenewal, lastServedCheck: null };
   return {
     spiffeId: snapshot.id.toString(),
     serial: snapshot.serial,
@@ -43,5 +62,7 @@ export async function certsReport(snapshot: IdentitySnapshot | undefined, probeP
     generation: snapshot.generation,
     bundles: snapshot.bundles.bundles().map((b) => ({ trustDomain: b.trustDomain.name, fingerprints: b.authorities.map(fingerprintOf) })),
     servedSerial: probePort ? await probeServedSerial(snapshot, probePort) : null,
+    nextRenewal,
+    lastServedCheck: extras.lastServedCheck,
   };
 }

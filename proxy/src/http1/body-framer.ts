@@ -60,7 +60,8 @@ enum S {
   Done = 10,
 }
 
-const MAX_SIZE_DIGITS = 15;
+// 13 hex digits stay below 2^53, where JavaScript numbers are exact.
+const MAX_SIZE_DIGITS = 13;
 const MAX_LINE = 4096;
 const MAX_TRAILER_BYTES = 16384;
 

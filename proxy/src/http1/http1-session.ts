@@ -119,7 +119,8 @@ export class Http1Session implements UpstreamOwner {
       this.#refuse(501, 'unsupported_transfer_coding');
       return;
     }
-    if (head.minor === 1 && headerValue(head, 'host') === undefined) {
+    // RFC 9112 section 3.2: exactly one Host in HTTP/1.1 (two could route differently at two hops).
+    if ((head.minor === 1 && headerValue(head, 'host') === undefined) || head.names.indexOf('host') !== head.names.lastIndexOf('host')) {
       this.#refuse(400, 'bad_request');
       return;
     }

@@ -47,7 +47,7 @@ export class OutboundListener {
       direction: 'outbound',
     };
     const tcp = config.protocol === 'tcp';
-    this.#target = { host: config.upstream.host, port: config.upstream.port, expectedId: config.spiffeId, alpn: tcp ? [] : ['http/1.1'] };
+    this.#target = { host: config.upstream.host, port: config.upstream.port, expectedId: config.spiffeId, alpn: tcp ? [] : ['http/1.1'], allowHalfOpen: tcp };
     this.#pool = new ConnectionPool({
       connect: mtlsConnector(this.#target, this.#mtls),
       maxConnections: deps.limits.upstreamPoolSize,

@@ -138,6 +138,7 @@ export class ProxyMetrics {
   readonly #svidRotations: LabelTable<Cell>;
   readonly #bundleUpdates: LabelTable<Cell>;
   readonly #policyUpdates: LabelTable<Cell>;
+  readonly #servedChecks: LabelTable<Cell>;
   readonly #rejected: LabelTable<Cell>;
   readonly #active: LabelTable<Cell>;
 
@@ -214,6 +215,7 @@ export class ProxyMetrics {
     this.#svidRotations = results('tessera_svid_rotations_total', 'SVID rotations by result.', ['success', 'failure', 'refused']);
     this.#bundleUpdates = results('tessera_trust_bundle_updates_total', 'Trust bundle updates by result.', ['success', 'refused']);
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
+    this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
     this.#rejected = cellCounter(
       registry,
       'tessera_requests_rejected_total',
@@ -266,6 +268,10 @@ export class ProxyMetrics {
 
   trustBundleUpdate(result: 'success' | 'refused'): void {
     this.#bundleUpdates.get1(result).n++;
+  }
+
+  servedCheck(result: 'match' | 'mismatch'): void {
+    this.#servedChecks.get1(result).n++;
   }
 
   policyUpdate(result: 'success' | 'refused'): void {

@@ -15,6 +15,8 @@ export interface MtlsTarget {
   readonly port: number;
   readonly expectedId: SpiffeId;
   readonly alpn: readonly string[];
+  /** TCP relays: keep the write side open after the upstream finishes sending (half-close). */
+  readonly allowHalfOpen?: boolean;
 }
 
 export interface MtlsDeps {
@@ -43,7 +45,9 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticke
   }
   const started = deps.nowMs();
   let settled = false;
-  const socket = tls.connect({
+  // allowHalfOpen is honoured by tls.connect at runtime but missing from its option types.
+  const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
+    allowHalfOpen: target.allowHalfOpen ?? false,
     host: target.host,
     port: target.port,
     secureContext: deps.contexts.get(snapshot),
@@ -54,7 +58,8 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticke
       const r = deps.verifier.verify(cert, snapshot, deps.nowMs(), target.expectedId);
       return r.ok ? undefined : new SecureNamingError(r.reason, `upstream ${target.host}:${target.port} is not ${target.expectedId}: ${r.reason}`);
     },
-  });
+  };
+  const socket = tls.connect(options);
   const fail = (err: Error) => {
     if (settled) return;
     settled = true;
