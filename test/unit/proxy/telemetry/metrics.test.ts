@@ -32,6 +32,7 @@ const NAMES = [
   'tessera_requests_total',
   'tessera_svid_expiry_timestamp_seconds',
   'tessera_svid_rotations_total',
+  'tessera_svid_served_checks_total',
   'tessera_tls_handshake_duration_seconds',
   'tessera_tls_handshakes_total',
   'tessera_trust_bundle_updates_total',
