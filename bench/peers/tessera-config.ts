@@ -7,14 +7,31 @@ export interface TesseraIdentityFiles {
   readonly bundleFile: string;
 }
 
-export interface TesseraClientProxy {
+/** How the server side authorizes callers: a policies directory (the client's ID allowed), or allow-all. */
+export type TesseraAuthz = { readonly policiesDir: string } | { readonly defaultAction: 'allow' };
+
+/** What every bench proxy shares: identity files, admin port, authorization, and where access logs go. */
+interface TesseraCommon {
   readonly identity: TesseraIdentityFiles;
+  readonly adminPort: number;
+  readonly authorization: TesseraAuthz;
+  /** `off` (the default here: the headline compares forwarding with forwarding), `stdout`, or a file path. */
+  readonly accessLog?: string;
+}
+
+export interface TesseraClientProxy extends TesseraCommon {
   readonly listenPort: number;
   readonly upstreamPort: number;
   readonly upstreamSpiffeId: string;
-  readonly adminPort: number;
-  readonly policiesDir: string;
   readonly protocol?: 'http' | 'http2';
+}
+
+function commonKeys(c: TesseraCommon): Record<string, unknown> {
+  return {
+    authorization: { ...c.authorization },
+    admin: { listen: `127.0.0.1:${c.adminPort}` },
+    telemetry: { accessLog: c.accessLog ?? 'off' },
+  };
 }
 
 /** Client side: an outbound listener (plaintext in, mTLS out to the server proxy, server ID checked). */
@@ -30,17 +47,13 @@ export function tesseraClientProxyConfig(c: TesseraClientProxy): string {
         protocol: c.protocol ?? 'http',
       },
     ],
-    authorization: { policiesDir: c.policiesDir },
-    admin: { listen: `127.0.0.1:${c.adminPort}` },
+    ...commonKeys(c),
   });
 }
 
-export interface TesseraServerProxy {
-  readonly identity: TesseraIdentityFiles;
+export interface TesseraServerProxy extends TesseraCommon {
   readonly listenPort: number;
   readonly appPort: number;
-  readonly adminPort: number;
-  readonly policiesDir: string;
   readonly protocol?: 'http' | 'http2';
 }
 
@@ -56,8 +69,7 @@ export function tesseraServerProxyConfig(c: TesseraServerProxy): string {
         protocol: c.protocol ?? 'http',
       },
     ],
-    authorization: { policiesDir: c.policiesDir },
-    admin: { listen: `127.0.0.1:${c.adminPort}` },
+    ...commonKeys(c),
   });
 }
 

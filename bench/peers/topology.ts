@@ -10,7 +10,7 @@ import { freePorts } from '../harness/ports.js';
 import type { ProcessGroup, Started } from '../harness/process-group.js';
 import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo } from './haproxy-config.js';
 import { nginxAppConfig, nginxClientProxyConfig, nginxServerProxyConfig, parseStubStatus } from './nginx-config.js';
-import { allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
+import { type TesseraAuthz, allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
 
 /** The built CLI beside this file (dist/bench/peers → dist/cli/tessera.js). */
 export const TESSERA_CLI = fileURLToPath(new URL('../../cli/tessera.js', import.meta.url));
@@ -171,18 +171,30 @@ export interface TesseraPairHandle extends PairHandle {
   metrics(side: 'client' | 'server'): Promise<string>;
 }
 
+export interface TesseraPairOptions {
+  readonly client?: LeafFiles;
+  readonly server?: LeafFiles;
+  readonly name?: string;
+  /**
+   * `protocol` of both listeners (DESIGN.md section 8). `http2`: the load speaks h2c to the client side, the
+   * proxies h2 over one mTLS session, and the server side h2c to the app, so the app must speak h2c.
+   */
+  readonly protocol?: 'http' | 'http2';
+  /** `policy` (default): a policies dir allowing exactly the client's ID; `allow`: `defaultAction: allow`. */
+  readonly authz?: 'policy' | 'allow';
+  /** `off` (default) or `file`: JSON access log lines to `<pair dir>/{client,server}-access.log`. */
+  readonly accessLog?: 'off' | 'file';
+}
+
 /** The Tessera pair: `tessera proxy --config F` twice, file identities, an ALLOW policy for the client's ID. */
-/** `outboundProtocol: 'http2'`: the app side of the client proxy speaks h2c (DESIGN.md section 8 `protocol`). */
-export async function startTesseraPair(
-  env: TopologyEnv,
-  appPort: number,
-  opts: { client?: LeafFiles; server?: LeafFiles; name?: string; outboundProtocol?: 'http' | 'http2' } = {},
-): Promise<TesseraPairHandle> {
+export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: TesseraPairOptions = {}): Promise<TesseraPairHandle> {
   const [entryPort, serverPort, clientAdminPort, serverAdminPort] = await freePorts(4);
   const dir = await instanceDir(env, opts.name ?? 'tessera-pair');
   const policiesDir = join(dir, 'policies');
   await mkdir(policiesDir, { recursive: true });
   await writeFile(join(policiesDir, 'allow-client.yaml'), allowPolicyYaml(SERVER_ID, CLIENT_ID));
+  const authorization: TesseraAuthz = opts.authz === 'allow' ? { defaultAction: 'allow' } : { policiesDir };
+  const accessLog = (side: string) => (opts.accessLog === 'file' ? join(dir, `${side}-access.log`) : 'off');
   const clientIdentity = opts.client ?? env.client;
   const serverIdentity = opts.server ?? env.server;
   const serverConf = join(dir, 'server.yaml');
@@ -194,7 +206,9 @@ export async function startTesseraPair(
       listenPort: serverPort!,
       appPort,
       adminPort: serverAdminPort!,
-      policiesDir,
+      authorization,
+      accessLog: accessLog('server'),
+      protocol: opts.protocol ?? 'http',
     }),
   );
   await writeFile(
@@ -205,8 +219,9 @@ export async function startTesseraPair(
       upstreamPort: serverPort!,
       upstreamSpiffeId: SERVER_ID,
       adminPort: clientAdminPort!,
-      policiesDir,
-      protocol: opts.outboundProtocol ?? 'http',
+      authorization,
+      accessLog: accessLog('client'),
+      protocol: opts.protocol ?? 'http',
     }),
   );
   const ready = { line: /tessera proxy: ready/ };
@@ -224,7 +239,9 @@ export async function startTesseraPair(
     serverAdminPort: serverAdminPort!,
     metrics,
     async upstreamConnections() {
-      return sumMetric(await metrics('client'), 'tessera_upstream_connections_opened_total');
+      // The counter has no sample until the first connection opens: a scrape without it means 0 so far.
+      const text = await metrics('client');
+      return sumMetric(text, 'tessera_upstream_connections_opened_total', (labels) => labels.includes('direction="outbound"')) ?? 0;
     },
   };
 }

@@ -34,7 +34,16 @@ export function parseResults(text: string, name: string): ScenarioResult[] {
   return list as ScenarioResult[];
 }
 
-/** Every result in the given files and directories (*.json, sorted by name); the latest per scenario wins. */
+/**
+ * What a result is reported under: the scenario, plus the fixed offered load when it had one ("mesh-rate1500"),
+ * because a fixed-rate run is a different experiment from the closed-loop one and both are kept.
+ */
+export function resultKey(r: Pick<ScenarioResult, 'scenario' | 'options'>): string {
+  const rate = r.options['rateRps'];
+  return typeof rate === 'number' ? `${r.scenario}-rate${rate}` : r.scenario;
+}
+
+/** Every result in the given files and directories (*.json, sorted by name); the latest per key wins. */
 export async function loadResults(paths: readonly string[]): Promise<ScenarioResult[]> {
   const files: string[] = [];
   for (const p of paths) {
@@ -49,8 +58,8 @@ export async function loadResults(paths: readonly string[]): Promise<ScenarioRes
   if (all.length === 0) throw new TesseraError('TESSERA_ERR_BENCH_RESULTS_INVALID', `no results found in ${paths.join(', ')}`);
   const latest = new Map<string, ScenarioResult>();
   for (const r of all) {
-    const prev = latest.get(r.scenario);
-    if (!prev || prev.startedAt <= r.startedAt) latest.set(r.scenario, r);
+    const prev = latest.get(resultKey(r));
+    if (!prev || prev.startedAt <= r.startedAt) latest.set(resultKey(r), r);
   }
   return [...latest.values()];
 }

@@ -1,6 +1,7 @@
 // Renders benchmark results to Markdown (bench/RESULTS.md): machine, headlines, tables, charts, run-to-run spread.
 import type { Measurement, ScenarioResult } from '../harness/scenario.js';
 import { formatNumber, relativeSpread, spread, valuesOf } from '../harness/stats.js';
+import { resultKey } from './load-results.js';
 import { type Chart, chartsFor, variantsOf } from './scenario-charts.js';
 
 const ORDER = ['mesh', 'mesh-h2', 'reuse', 'handshake', 'rotation', 'issuance', 'authz'];
@@ -56,7 +57,7 @@ export interface RenderOptions {
 }
 
 export function renderReport(results: readonly ScenarioResult[], o: RenderOptions): { markdown: string; charts: Chart[] } {
-  const sorted = [...results].sort((a, b) => scenarioRank(a.scenario) - scenarioRank(b.scenario) || a.scenario.localeCompare(b.scenario));
+  const sorted = [...results].sort((a, b) => scenarioRank(a.scenario) - scenarioRank(b.scenario) || resultKey(a).localeCompare(resultKey(b)));
   const charts: Chart[] = [];
   const newest = [...sorted].sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0]!;
   const md: string[] = [
@@ -76,11 +77,11 @@ export function renderReport(results: readonly ScenarioResult[], o: RenderOption
     '',
     '## Contents',
     '',
-    ...sorted.map((r) => `- [${r.scenario}](#${r.scenario}) — measured ${r.startedAt}, ${r.options['rounds'] ?? '?'} rounds`),
+    ...sorted.map((r) => `- [${resultKey(r)}](#${resultKey(r)}) — measured ${r.startedAt}, ${r.options['rounds'] ?? '?'} rounds${typeof r.options['rateRps'] === 'number' ? `, fixed offered load ${r.options['rateRps']} req/s` : ''}`),
     '',
   ];
   for (const r of sorted) {
-    md.push(`## ${r.scenario}`, '');
+    md.push(`## ${resultKey(r)}`, '');
     const opts = Object.entries(r.options).map(([k, v]) => `${k} ${v}`).join(', ');
     md.push(`Measured ${r.startedAt} (${opts}).`);
     const differs = ['cpuModel', 'kernel', 'node'].filter((k) => r.machine[k] !== newest.machine[k]);
@@ -88,7 +89,8 @@ export function renderReport(results: readonly ScenarioResult[], o: RenderOption
     md.push('');
     if (r.headlines.length) md.push('**Headlines**', '', ...r.headlines.map((h) => `- ${h}`), '');
     if (r.summary.length) md.push(markdownTable(r.summary), '');
-    for (const c of chartsFor(r)) {
+    // Charts are named after the key, so a fixed-rate run does not overwrite the closed-loop run's charts.
+    for (const c of chartsFor({ ...r, scenario: resultKey(r) })) {
       charts.push(c);
       md.push(`![${c.title}](${o.chartsDir}/${c.file})`, '');
     }

@@ -5,7 +5,7 @@ import { formatNumber, formatRatio, formatSpread, perRoundRatios, spread, values
 
 export interface HandshakeVariantInfo {
   readonly name: string;
-  readonly server: 'node' | 'nginx';
+  readonly server: 'node' | 'nginx' | 'tessera';
   readonly resume: boolean;
   readonly algorithm: 'ec-p256' | 'rsa-2048';
 }
@@ -118,6 +118,18 @@ export function handshakeHeadlines(ms: readonly Measurement[], variants: readonl
   if (perConn && med(perConn)) out.push(`A SecureContext built per connection / cached = ${formatRatio(ratio(perConn, nodeFull))} server CPU: cache one per SVID generation.`);
   if (med(nginxFull) && x25519 && med(x25519)) {
     out.push(`Node (X25519 only) / nginx (X25519, system OpenSSL) = ${formatRatio(ratio(x25519, nginxFull))} server CPU per full handshake (nginx ${formatSpread(med(nginxFull))} µs).`);
+  }
+  const tFull = find((v) => v.server === 'tessera' && !v.resume);
+  const tResumed = find((v) => v.server === 'tessera' && v.resume);
+  if (tFull && med(tFull)) {
+    const t = med(tFull)!;
+    const parts = [`Tessera server side (the real proxy, ${commonGroup(ms, tFull) ?? '?'}): ${formatSpread(t)} µs CPU per new mTLS connection with one request = ${formatNumber(1e6 / t.median)} per server core; ${formatRatio(ratio(tFull, nodeFull))} a bare Node tls.Server`];
+    if (med(nginxFull)) parts.push(`${formatRatio(ratio(tFull, nginxFull))} nginx`);
+    if (tResumed && med(tResumed)) {
+      const share = spread(valuesOf(ms, tResumed, 'resumedShare'));
+      parts.push(`resumed ${formatSpread(med(tResumed))} µs = ${formatRatio(ratio(tResumed, tFull))} full (${share ? Math.round(share.median * 100) : '?'} % of connections resumed)`);
+    }
+    out.push(`${parts.join('; ')}.`);
   }
   const floor = floorFor(ms, variants.find((v) => v.name === nodeFull)!, commonGroup(ms, nodeFull));
   if (floor) out.push(`Measured full handshake = ${(full.median / floor).toFixed(1)}× the crypto floor of this machine (${formatNumber(floor)} µs per side from Node's own OpenSSL primitives).`);

@@ -13,14 +13,17 @@ import { freePorts } from '../harness/ports.js';
 import type { Started } from '../harness/process-group.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { nginxHandshakeServerConfig } from '../peers/nginx-config.js';
+import { type AppHandle, startApp, startTesseraPair } from '../peers/topology.js';
 import { floorMeasurement, handshakeHeadlines, handshakeSummary } from './handshake-summary.js';
+import { shortReason } from './mesh.js';
 
 const SERVER_JS = fileURLToPath(new URL('../harness/children/tls-handshake-server.js', import.meta.url));
 const CLIENT_JS = fileURLToPath(new URL('../harness/children/tls-handshake-client.js', import.meta.url));
 
 export interface HandshakeVariant {
   readonly name: string;
-  readonly server: 'node' | 'nginx';
+  /** `tessera`: the server side of a Tessera pair (`tessera proxy`, inbound listener in front of the app). */
+  readonly server: 'node' | 'nginx' | 'tessera';
   readonly resume: boolean;
   readonly algorithm: 'ec-p256' | 'rsa-2048';
   readonly perConnectionContext: boolean;
@@ -30,6 +33,8 @@ export interface HandshakeVariant {
 
 export const NODE_FULL = 'node full, ECDSA';
 export const NGINX_FULL = 'nginx full, ECDSA';
+export const TESSERA_FULL = 'tessera server side full, ECDSA';
+export const TESSERA_RESUMED = 'tessera server side resumed, ECDSA';
 
 export const HANDSHAKE_VARIANTS: readonly HandshakeVariant[] = [
   { name: NODE_FULL, server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
@@ -38,6 +43,8 @@ export const HANDSHAKE_VARIANTS: readonly HandshakeVariant[] = [
   { name: 'node full, RSA-2048', server: 'node', resume: false, algorithm: 'rsa-2048', perConnectionContext: false },
   { name: 'node full, ECDSA, SecureContext per connection', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: true },
   { name: NGINX_FULL, server: 'nginx', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
+  { name: TESSERA_FULL, server: 'tessera', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
+  { name: TESSERA_RESUMED, server: 'tessera', resume: true, algorithm: 'ec-p256', perConnectionContext: false },
 ];
 
 interface Tally {
@@ -63,7 +70,12 @@ function clientDriver(client: Started): (runMs: number) => Promise<Tally> {
 
 const top = (counts: Record<string, number>) => Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 
-async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string): Promise<{ server: Started; port: number }> {
+async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string, app: () => Promise<AppHandle>): Promise<{ server: Started; port: number }> {
+  if (v.server === 'tessera') {
+    // The real proxy: its server side verifies the client SVID, authorizes by policy and forwards the request.
+    const pair = await startTesseraPair(ctx.env, (await app()).port, { name: `${slug}-tessera` });
+    return { server: pair.server, port: pair.serverPort };
+  }
   if (v.server === 'nginx') {
     const [port] = await freePorts(1);
     const dir = join(ctx.opts.workDir, slug);
@@ -78,11 +90,25 @@ async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFil
   return { server, port: Number(/^ready (\d+)/.exec(server.readyLine ?? '')?.[1]) };
 }
 
-async function prepare(ctx: BenchContext, v: HandshakeVariant, leaves: Record<'ec-p256' | 'rsa-2048', { client: LeafFiles; server: LeafFiles }>): Promise<RoundVariant> {
+async function prepare(
+  ctx: BenchContext,
+  v: HandshakeVariant,
+  leaves: Record<'ec-p256' | 'rsa-2048', { client: LeafFiles; server: LeafFiles }>,
+  app: () => Promise<AppHandle>,
+): Promise<RoundVariant> {
   if (v.server === 'nginx' && !ctx.binaries.nginx) return { name: v.name, run: async () => ({ skipped: 'nginx not installed' }) };
   const slug = `hs-${HANDSHAKE_VARIANTS.indexOf(v) + 1}`;
   const pair = leaves[v.algorithm];
-  const { server, port } = await startServer(ctx, v, pair.server, slug);
+  let started: { server: Started; port: number };
+  try {
+    started = await startServer(ctx, v, pair.server, slug, app);
+  } catch (e) {
+    if (v.server !== 'tessera') throw e;
+    const reason = `proxy not available (${shortReason((e as Error).message)})`;
+    ctx.notes.push(`${v.name} skipped: ${reason}`);
+    return { name: v.name, run: async () => ({ skipped: reason }) };
+  }
+  const { server, port } = started;
   const clientSpec = {
     port,
     certFile: pair.client.chainFile,
@@ -157,8 +183,14 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       'ec-p256': { client: ctx.client, server: ctx.server },
       'rsa-2048': { client: await ctx.pki.writeLeaf('client-rsa', CLIENT_ID, 'rsa-2048'), server: await ctx.pki.writeLeaf('server-rsa', SERVER_ID, 'rsa-2048') },
     };
+    // One app behind the Tessera server sides, started on first use.
+    let app: Promise<AppHandle> | null = null;
+    const appOnce = () => {
+      app ??= startApp(ctx.env);
+      return app;
+    };
     const variants: RoundVariant[] = [];
-    for (const v of HANDSHAKE_VARIANTS) variants.push(await prepare(ctx, v, leaves));
+    for (const v of HANDSHAKE_VARIANTS) variants.push(await prepare(ctx, v, leaves, appOnce));
     const rounds = await runRounds(opts, variants, describe);
     const floors = [floorMeasurement('crypto floor (Node OpenSSL)', `OpenSSL ${process.versions.openssl}`, nodeRates)];
     if (speed) floors.push(floorMeasurement('crypto floor (openssl speed)', /OpenSSL \S+/.exec(String(ctx.machine['systemOpenssl']))?.[0] ?? 'system OpenSSL', speed));
@@ -172,6 +204,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         `Each variant: one server process and one client process (${opts.connections} concurrent connection loops: connect, full TLS 1.3 mTLS handshake, one request, close), both measured separately from /proc/<pid>/stat. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
         'PKI: ECDSA P-256 root → intermediate → leaves (RSA-2048 leaves for the RSA variant, same ECDSA CAs); the client sends leaf + intermediate and trusts only the root; the server requires and verifies the client certificate; the client checks the server SPIFFE ID.',
         'Per-connection SecureContext: the server builds one per connection (SNI callback) and the client passes key/cert/ca to every tls.connect — what a proxy that does not cache contexts pays.',
+        'The Tessera variants run the real proxy (`tessera proxy`, the server side of a pair, access log off, policy authorization): its server CPU per connection includes verifying the client SVID, the policy decision and forwarding the one request to the app (nginx, not measured) over its pool. Resumed = the client offers its last TLS 1.3 ticket.',
         'The nginx variant uses the system OpenSSL and the same Node client: it negotiates X25519 (OpenSSL 3.0 has no ML-KEM). Compare it with "node full, ECDSA, X25519 only".',
         'Crypto floor per side of a full mTLS handshake = 1 sign + 3 verifies (peer leaf, intermediate, CertificateVerify) + the key exchange (ephemeral keygen + derive; + ML-KEM-768 encapsulation for X25519MLKEM768). Hashing, AEAD, parsing and syscalls are left out. Resumed = key exchange only.',
       ],
@@ -181,7 +214,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
 
 export const handshakeScenario: BenchScenario = {
   name: 'handshake',
-  summary: 'Server CPU per mTLS handshake: full vs resumed, ECDSA vs RSA, cached vs per-connection SecureContext, X25519 vs X25519MLKEM768, vs nginx and openssl speed',
+  summary: 'Server CPU per mTLS handshake: Node and the Tessera server side, full vs resumed, ECDSA vs RSA, cached vs per-connection SecureContext, X25519 vs X25519MLKEM768, vs nginx and openssl speed',
   defaults: { rounds: 5, warmupMs: 500, durationMs: 2_000, connections: 4 },
   run,
 };

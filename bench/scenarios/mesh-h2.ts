@@ -8,7 +8,7 @@ import { pairVariant } from './mesh.js';
 import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js';
 
 const DIRECT = 'direct app (h2c)';
-const TESSERA = 'tessera pair (h2c in)';
+const TESSERA = 'tessera pair (h2c in, h2 over mTLS, h2c app)';
 const NGINX = 'nginx pair (h2c in, h1 over mTLS)';
 const HAPROXY = 'haproxy pair (h2c in, h2 over mTLS)';
 
@@ -31,7 +31,8 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'h2', h2load, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
       variants = [
         { name: DIRECT, run: (_r, tick) => measureLoadVariant(opts, clk, { port: h2App.port, mode: 'h2', h2load, measured: [{ role: 'app', pid: h2App.process.pid }] }, tick) },
-        await pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h2', outboundProtocol: 'http2' }), h2),
+        // Tessera's http2 listeners carry h2 end to end (h2c → h2 over mTLS → h2c): its app is the h2c one.
+        await pairVariant(ctx, h2App, TESSERA, () => startTesseraPair(ctx.env, h2App.port, { name: 'tessera-h2', protocol: 'http2' }), h2),
         await pairVariant(ctx, app, NGINX, () => startNginxPair(ctx.env, app.port, { http2In: true }), h2),
         ctx.binaries.haproxy ? await pairVariant(ctx, app, HAPROXY, () => startHaproxyPair(ctx.env, app.port, { http2: true }), h2) : { name: HAPROXY, run: async () => ({ skipped: 'haproxy not installed' }) },
       ];
@@ -47,8 +48,8 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         ...ctx.notes,
         ...failureNotes(measurements),
         `Load: h2load, h2c with prior knowledge, ${Math.max(1, Math.round(opts.connections / H2_STREAMS))} connections × ${H2_STREAMS} concurrent streams (the same ${opts.connections} requests in flight as the HTTP/1.1 mesh scenario). h2load reports no percentiles here: latency is its mean.`,
-        'nginx has no HTTP/2 upstream: its pair carries HTTP/1.1 over pooled mTLS. HAProxy multiplexes h2 over one mTLS connection. The app is reached over HTTP/1.1 by every pair.',
-        'Tessera: the client-side outbound listener is configured `protocol: http2` (h2c from the app); how it reaches the server side is its own choice.',
+        'nginx has no HTTP/2 upstream: its pair carries HTTP/1.1 over pooled mTLS. HAProxy multiplexes h2 over one mTLS connection. nginx and HAProxy reach the app over HTTP/1.1.',
+        'Tessera: both listeners are configured `protocol: http2`: h2c from the load, h2 multiplexed over one mTLS session between the proxies, h2c to the app (the same nginx h2c listener the direct baseline uses, so its app CPU is not comparable with the peers\' HTTP/1.1 app).',
       ],
       options: { h2Streams: H2_STREAMS },
     });

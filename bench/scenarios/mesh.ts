@@ -2,12 +2,15 @@
 import { type BenchContext, type RoundVariant, runRounds, scenarioResult, withBenchContext } from '../harness/bench-context.js';
 import { describeLoad, measureLoadVariant } from '../harness/load-variant.js';
 import type { MeasuredProcess } from '../harness/measure-window.js';
+import { sampleTree } from '../harness/proc-stat.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
+import { formatRatio, formatSpread, perRoundDifferences, perRoundRatios, spread } from '../harness/stats.js';
 import { type AppHandle, type PairHandle, startApp, startHaproxyPair, startNginxPair, startTesseraPair } from '../peers/topology.js';
 import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js';
 
 export const DIRECT = 'direct app';
 export const TESSERA = 'tessera pair';
+export const TESSERA_LOG = 'tessera pair + access log';
 export const NGINX = 'nginx pair';
 export const HAPROXY = 'haproxy pair';
 
@@ -39,7 +42,11 @@ export async function pairVariant(
       { role: 'server', pid: pair.server.pid },
       { role: 'app', pid: app.process.pid },
     ];
-    return { name, run: measure(pair, procs) };
+    // RSS before any load (the pair has just said it is ready), carried into every row of this variant.
+    const mb = (pid: number) => Math.round(sampleTree(pid).rssKb / 102.4) / 10;
+    const idle = { rssIdleMbClient: mb(pair.client.pid), rssIdleMbServer: mb(pair.server.pid) };
+    const measureOne = measure(pair, procs);
+    return { name, run: async (round, tick) => ({ ...(await measureOne(round, tick)), ...idle }) };
   } catch (e) {
     const why = shortReason((e as Error).message);
     const reason = name.startsWith('tessera') ? `proxy not available (${why})` : why;
@@ -66,13 +73,14 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick),
       },
       await pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), keepAlive),
+      await pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), keepAlive),
       ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX, () => startNginxPair(ctx.env, app.port), keepAlive) : skippedVariant(NGINX, 'nginx not installed'),
       ctx.binaries.haproxy ? await pairVariant(ctx, app, HAPROXY, () => startHaproxyPair(ctx.env, app.port), keepAlive) : skippedVariant(HAPROXY, 'haproxy not installed'),
     ];
     const measurements: Measurement[] = await runRounds(opts, variants, describeLoad);
     const names = variants.map((v) => v.name);
     const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY], direct: DIRECT };
-    const headlines = [...pairHeadlines(measurements, TESSERA, summaryOpts)];
+    const headlines = [...pairHeadlines(measurements, TESSERA, summaryOpts), ...accessLogHeadlines(measurements)];
     const nginxVsDirect = pairHeadlines(measurements, NGINX, { variants: names, peerBaselines: [HAPROXY], direct: DIRECT });
     headlines.push(...nginxVsDirect.filter((h) => !h.includes('skipped')));
     return scenarioResult(ctx, 'mesh', {
@@ -85,15 +93,28 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1${opts.rateRps ? `, fixed ${opts.rateRps} req/s` : ', closed loop'}; the same for every variant. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
         'CPU = utime+stime of all threads (and child processes) from /proc/<pid>/stat around the measured window, divided by completed requests. Ratios are taken per round against the same round, then the median (min–max) over rounds.',
         'Topology of a pair: load → client-side proxy (plaintext in, mTLS out, pooled) → server-side proxy (client cert required and verified) → app. Every proxy runs one worker/thread on the same 2 cores as the load generator and the app.',
+        `Tessera: both proxies run \`tessera proxy --config F\` on Node ${process.version} with file identities; the server side authorizes by a policies directory (one ALLOW policy for the client's SPIFFE ID, not defaultAction allow). "${TESSERA}" has \`telemetry.accessLog: off\`; "${TESSERA_LOG}" writes JSON access lines to a file on both sides.`,
         'Authorization: Tessera and HAProxy check the client SPIFFE ID (policy / DER URI SAN match); nginx cannot (no URI SAN variable) and accepts any SVID of the trust domain.',
       ],
     });
   });
 }
 
+/** What the access log costs: per-round differences of the two Tessera variants, per side. */
+export function accessLogHeadlines(ms: readonly Measurement[]): string[] {
+  const rows = (v: string) => ms.filter((m) => m['variant'] === v && typeof m['skipped'] !== 'string').length;
+  if (rows(TESSERA) === 0 || rows(TESSERA_LOG) === 0) return [];
+  const diff = (k: string) => formatSpread(spread(perRoundDifferences(ms, TESSERA_LOG, TESSERA, k)));
+  const cpu = formatRatio(spread(perRoundRatios(ms, TESSERA_LOG, TESSERA, 'cpuUsPerReqProxies')));
+  const rps = formatRatio(spread(perRoundRatios(ms, TESSERA_LOG, TESSERA, 'reqPerSec')));
+  return [
+    `Access log to a file (both sides) vs off, same run, per-round differences: CPU +${diff('cpuUsPerReqClient')} µs/req client side, +${diff('cpuUsPerReqServer')} µs/req server side (${cpu} the proxies' CPU); req/s ${rps}.`,
+  ];
+}
+
 export const meshScenario: BenchScenario = {
   name: 'mesh',
-  summary: 'Direct app vs Tessera pair vs nginx and HAProxy mTLS pairs (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS',
+  summary: 'Direct app vs Tessera pair (access log off / to a file) vs nginx and HAProxy mTLS pairs (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS',
   defaults: { rounds: 5, warmupMs: 1_000, durationMs: 3_000, connections: 32 },
   run,
 };

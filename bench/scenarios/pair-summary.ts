@@ -51,7 +51,9 @@ export function pairSummaryRows(ms: readonly Measurement[], o: PairSummaryOption
     }
     row['app CPU µs/req'] = formatSpread(s(ms, v, 'cpuUsPerReqApp'));
     const rss = [s(ms, v, 'rssMbClient'), s(ms, v, 'rssMbServer')];
-    row['RSS MB client / server'] = rss.every((x) => x === null) ? '–' : rss.map(med).join(' / ');
+    const idle = [s(ms, v, 'rssIdleMbClient'), s(ms, v, 'rssIdleMbServer')];
+    // Idle = right after the pair started (before any load); load = at the end of each measured window.
+    row['RSS MB idle→load client / server'] = rss.every((x) => x === null) ? '–' : rss.map((x, i) => (idle[i] ? `${med(idle[i]!)}→${med(x)}` : med(x))).join(' / ');
     const warm = s(ms, v, 'upstreamConnsWarmup');
     const meas = s(ms, v, 'upstreamConnsMeasured');
     row['upstream TLS conns warm-up / measured'] = warm || meas ? `${med(warm)} / ${formatSpread(meas)}` : '–';

@@ -3,7 +3,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
 import type { ScenarioResult } from '../../bench/harness/scenario.js';
-import { loadResults } from '../../bench/report/load-results.js';
+import { loadResults, resultKey } from '../../bench/report/load-results.js';
 import { renderReport } from '../../bench/report/render-markdown.js';
 import { stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -20,7 +20,7 @@ export function rerunCommands(results: readonly ScenarioResult[], resultsDir: st
       typeof o['connections'] === 'number' ? `--connections ${o['connections']}` : '',
       typeof o['rateRps'] === 'number' ? `--rate ${o['rateRps']}` : '',
     ].filter(Boolean);
-    lines.push(`npx tessera bench ${r.scenario} ${flags.join(' ')} --json ${join(resultsDir, `${r.scenario}.json`)}`);
+    lines.push(`npx tessera bench ${r.scenario} ${flags.join(' ')} --json ${join(resultsDir, `${resultKey(r)}.json`)}`);
   }
   lines.push(`npx tessera bench report --in ${resultsDir} --out ${outFile}`);
   return lines;
@@ -53,7 +53,7 @@ export const benchReportCommand: Command = {
     await mkdir(chartsDir, { recursive: true });
     for (const c of charts) await writeFile(join(chartsDir, c.file), c.svg);
     await writeFile(out, markdown);
-    io.stdout(`wrote ${relative(io.cwd, out)} (${results.length} scenarios: ${results.map((r) => r.scenario).join(', ')}) and ${charts.length} charts in ${relative(io.cwd, chartsDir)}\n`);
+    io.stdout(`wrote ${relative(io.cwd, out)} (${results.length} results: ${results.map(resultKey).join(', ')}) and ${charts.length} charts in ${relative(io.cwd, chartsDir)}\n`);
     return EXIT_OK;
   },
 };

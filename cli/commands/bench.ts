@@ -3,10 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { formatDuration, parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
 import { terminalProgress } from '../../bench/harness/progress.js';
-import { type RunOverrides, effectiveOptions, runScenario } from '../../bench/harness/run-scenario.js';
+import type { RunOverrides } from '../../bench/harness/run-scenario.js';
 import type { ScenarioResult } from '../../bench/harness/scenario.js';
-import { markdownTable } from '../../bench/report/render-markdown.js';
-import { SCENARIOS, findScenario } from '../../bench/scenarios/registry.js';
 import { boolFlag, type ParsedArgs, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
 
@@ -30,7 +28,21 @@ export function positiveNumberFlag(args: ParsedArgs, name: string, integer: bool
   return n;
 }
 
-function listing(): string {
+/**
+ * The harness (scenarios, load generators, crypto floor) is loaded only when a benchmark runs: every command lives in
+ * one CLI, so a static import would put ~14 MB of bench code into every `tessera proxy` process's RSS.
+ */
+async function harness() {
+  const [registry, runner, markdown] = await Promise.all([
+    import('../../bench/scenarios/registry.js'),
+    import('../../bench/harness/run-scenario.js'),
+    import('../../bench/report/render-markdown.js'),
+  ]);
+  return { ...registry, ...runner, ...markdown };
+}
+type Harness = Awaited<ReturnType<typeof harness>>;
+
+function listing({ SCENARIOS, effectiveOptions }: Harness): string {
   const lines = ['Scenarios (defaults: rounds × (warm-up + measured) per variant):', ''];
   for (const s of SCENARIOS) {
     const e = effectiveOptions(s, {});
@@ -41,7 +53,7 @@ function listing(): string {
   return `${lines.join('\n')}\n`;
 }
 
-function textSummary(r: ScenarioResult): string {
+function textSummary(r: ScenarioResult, markdownTable: Harness['markdownTable']): string {
   const parts = [`\n## ${r.scenario}\n`];
   if (r.headlines.length) parts.push(r.headlines.map((h) => `- ${h}`).join('\n'), '');
   if (r.summary.length) parts.push(markdownTable(r.summary), '');
@@ -70,8 +82,10 @@ export const benchCommand: Command = {
   },
   async run(args, io) {
     const name = args.positionals[0];
+    const h = await harness();
+    const { SCENARIOS, findScenario, runScenario } = h;
     if (name === undefined || name === 'list') {
-      io.stdout(listing());
+      io.stdout(listing(h));
       return EXIT_OK;
     }
     const scenarios = name === 'all' ? SCENARIOS : [findScenario(name)];
@@ -106,7 +120,7 @@ export const benchCommand: Command = {
         return EXIT_FAILURE;
       }
       results.push(outcome.result);
-      io.stdout(textSummary(outcome.result));
+      io.stdout(textSummary(outcome.result, h.markdownTable));
       if (outcome.workDir) io.stderr(`work dir kept: ${outcome.workDir}\n`);
       // Written after each scenario so that a later failure in `all` keeps what was measured.
       if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(name === 'all' ? results : results[0], null, 2)}\n`);

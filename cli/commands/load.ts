@@ -3,7 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { connect } from 'node:tls';
 import { parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
-import { type LoadResult, runAutocannon } from '../../bench/harness/autocannon-load.js';
+import type { LoadResult } from '../../bench/harness/autocannon-load.js';
 import { terminalProgress } from '../../bench/harness/progress.js';
 import { formatNumber } from '../../bench/harness/stats.js';
 import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
@@ -115,6 +115,8 @@ export const loadCommand: Command = {
     void io.stopSignal.then(() => abort.abort());
     const sink = terminalProgress(io.stderr, process.stderr.isTTY === true, () => process.stderr.columns ?? 100, () => io.clock.nowMs());
     sink.log(`tessera load: ${url.href}, ${connections} connections, ${durationMs / 1000} s${rate ? `, ${rate} req/s` : ''}${cert ? ', mTLS' : ''}`);
+    // Loaded here, not at the top: autocannon would otherwise sit in the RSS of every `tessera` process.
+    const { runAutocannon } = await import('../../bench/harness/autocannon-load.js');
     const result = await runAutocannon({
       url: url.href,
       connections,

@@ -13,6 +13,7 @@ import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo, uriG
 import { nginxAppConfig, nginxClientProxyConfig, nginxHandshakeServerConfig, nginxServerProxyConfig, parseStubStatus } from '../../../bench/peers/nginx-config.js';
 import { allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraServerProxyConfig } from '../../../bench/peers/tessera-config.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
+import { parseProxyConfig } from '../../../proxy/src/config/proxy-config.js';
 
 let dir: string;
 let pki: BenchPki;
@@ -123,17 +124,41 @@ describe('HAProxy', () => {
 describe('Tessera', () => {
   test('proxy configs use the DESIGN.md section 8 keys, and the policy allows exactly the client', () => {
     const identity = { certFile: server.chainFile, keyFile: server.keyFile, bundleFile: pki.rootFile };
-    const s = parse(tesseraServerProxyConfig({ identity, listenPort: 18443, appPort: 18080, adminPort: 18900, policiesDir: join(dir, 'p') }));
+    const authorization = { policiesDir: join(dir, 'p') };
+    const s = parse(tesseraServerProxyConfig({ identity, listenPort: 18443, appPort: 18080, adminPort: 18900, authorization }));
     expect(s).toEqual({
       identity: { files: identity },
       inbound: [{ name: 'app', listen: '127.0.0.1:18443', forwardTo: '127.0.0.1:18080', protocol: 'http' }],
       authorization: { policiesDir: join(dir, 'p') },
       admin: { listen: '127.0.0.1:18900' },
+      telemetry: { accessLog: 'off' },
     });
-    const c = parse(tesseraClientProxyConfig({ identity, listenPort: 18001, upstreamPort: 18443, upstreamSpiffeId: SERVER_ID, adminPort: 18901, policiesDir: join(dir, 'p') }));
+    const c = parse(tesseraClientProxyConfig({ identity, listenPort: 18001, upstreamPort: 18443, upstreamSpiffeId: SERVER_ID, adminPort: 18901, authorization }));
     expect(c.outbound).toEqual([{ name: 'bench-server', listen: '127.0.0.1:18001', upstream: '127.0.0.1:18443', spiffeId: SERVER_ID, protocol: 'http' }]);
     const p = parse(allowPolicyYaml(SERVER_ID, CLIENT_ID));
     expect(p).toMatchObject({ apiVersion: 'tessera.dev/v1', kind: 'AuthorizationPolicy', spec: { selector: SERVER_ID, action: 'ALLOW', mode: 'enforce', rules: [{ from: [CLIENT_ID] }] } });
+  });
+
+  test("the generated configs pass the proxy's own config parser (policy + no log, allow-all + file log)", () => {
+    const identity = { certFile: client.chainFile, keyFile: client.keyFile, bundleFile: pki.rootFile };
+    const serverFile = join(dir, 'server.yaml');
+    const sv = parseProxyConfig(
+      tesseraServerProxyConfig({ identity, listenPort: 18443, appPort: 18080, adminPort: 18900, authorization: { policiesDir: join(dir, 'p') } }),
+      serverFile,
+    );
+    expect(sv.inbound[0]).toMatchObject({ listen: { host: '127.0.0.1', port: 18443 }, forwardTo: { port: 18080 }, protocol: 'http' });
+    expect(sv.authorization).toEqual({ policiesDir: join(dir, 'p'), defaultAction: 'deny' });
+    expect(sv.telemetry.accessLog).toBe('off');
+    const logFile = join(dir, 'client-access.log');
+    const cl = parseProxyConfig(
+      tesseraClientProxyConfig({ identity, listenPort: 18001, upstreamPort: 18443, upstreamSpiffeId: SERVER_ID, adminPort: 18901, authorization: { defaultAction: 'allow' }, accessLog: logFile, protocol: 'http2' }),
+      join(dir, 'client.yaml'),
+    );
+    expect(cl.outbound[0]).toMatchObject({ upstream: { port: 18443 }, protocol: 'http2' });
+    expect(cl.outbound[0]!.spiffeId.toString()).toBe(SERVER_ID);
+    expect(cl.authorization).toEqual({ defaultAction: 'allow' });
+    expect(cl.telemetry.accessLog).toBe(logFile);
+    expect(cl.admin.listen).toEqual({ host: '127.0.0.1', port: 18901 });
   });
 
   test('sumMetric sums every label set of one family and ignores look-alikes', () => {
@@ -146,5 +171,6 @@ describe('Tessera', () => {
     ].join('\n');
     expect(sumMetric(text, 'tessera_upstream_connections_opened_total')).toBe(7);
     expect(sumMetric(text, 'tessera_missing_total')).toBeNull();
+    expect(sumMetric(text, 'tessera_upstream_connections_opened_total', (l) => l.includes('upstream="b"'))).toBe(4);
   });
 });

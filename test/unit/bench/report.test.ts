@@ -1,7 +1,10 @@
 // Report rendering: Markdown tables and sections from results, SVG charts, and refusal of malformed results files.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ScenarioResult } from '../../../bench/harness/scenario.js';
-import { parseResults } from '../../../bench/report/load-results.js';
+import { loadResults, parseResults, resultKey } from '../../../bench/report/load-results.js';
 import { markdownTable, renderReport } from '../../../bench/report/render-markdown.js';
 import { escapeXml, groupedBarChart, latencyChart, niceScale } from '../../../bench/report/svg-charts.js';
 import { rerunCommands } from '../../../cli/commands/bench-report.js';
@@ -84,4 +87,24 @@ test('parseResults: one result or an array; anything else is refused with a stab
   expect(parseResults(JSON.stringify([mesh, mesh]), 'f')).toHaveLength(2);
   expect(() => parseResults('{', 'f')).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_BENCH_RESULTS_INVALID' }));
   expect(() => parseResults('{"scenario":"x"}', 'f')).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_BENCH_RESULTS_INVALID' }));
+});
+
+test('a fixed-rate run is its own section, chart set and results file beside the closed-loop run', async () => {
+  const rated: ScenarioResult = { ...mesh, startedAt: '2026-11-28T14:10:00.000Z', options: { ...mesh.options, rateRps: 1500 } };
+  expect(resultKey(mesh)).toBe('mesh');
+  expect(resultKey(rated)).toBe('mesh-rate1500');
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-report-'));
+  try {
+    await writeFile(join(dir, 'mesh.json'), JSON.stringify(mesh));
+    await writeFile(join(dir, 'mesh-rate1500.json'), JSON.stringify(rated));
+    const loaded = await loadResults([dir]);
+    expect(loaded.map(resultKey).sort()).toEqual(['mesh', 'mesh-rate1500']);
+    const { markdown, charts } = renderReport(loaded, { chartsDir: 'charts', generatedAt: 'now', commands: rerunCommands(loaded, 'bench/results', 'bench/RESULTS.md') });
+    expect(markdown).toContain('## mesh-rate1500');
+    expect(markdown).toContain('--rate 1500 --json bench/results/mesh-rate1500.json');
+    expect(charts.map((c) => c.file)).toContain('mesh-rate1500-cpu.svg');
+    expect(charts.map((c) => c.file)).toContain('mesh-cpu.svg');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

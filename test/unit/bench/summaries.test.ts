@@ -4,6 +4,7 @@ import { renderBar } from '../../../bench/harness/progress.js';
 import { pickupTimes } from '../../../bench/harness/rotation-probe.js';
 import type { Measurement } from '../../../bench/harness/scenario.js';
 import { pairHeadlines, pairSummaryRows } from '../../../bench/scenarios/pair-summary.js';
+import { accessLogHeadlines } from '../../../bench/scenarios/mesh.js';
 import { rotationOffsets } from '../../../bench/scenarios/rotation.js';
 
 const m = (variant: string, round: number, client: number, server: number, rps: number, p50: number): Measurement => ({
@@ -68,4 +69,29 @@ test('progress bar: width, percentage and time left', () => {
   const bar = renderBar(0.5, 'round 2/5 nginx pair', 30_000);
   expect(bar).toBe('[##############..............]  50% round 2/5 nginx pair  0:30 left');
   expect(renderBar(0.5, 'x'.repeat(200), 0, 80).length).toBe(79);
+});
+
+test('pair summary shows RSS idle → under load when the idle sample exists', () => {
+  const rows = pairSummaryRows(
+    [
+      { ...m('tessera pair', 1, 60, 64, 10_000, 2.5), rssIdleMbClient: 62, rssIdleMbServer: 63, rssMbClient: 80, rssMbServer: 82 },
+      { ...m('nginx pair', 1, 40, 40, 16_000, 2.0), rssMbClient: 19, rssMbServer: 20 },
+    ],
+    { variants: ['tessera pair', 'nginx pair'], peerBaselines: ['nginx pair'] },
+  );
+  expect(rows[0]!['RSS MB idle→load client / server']).toBe('62→80 / 63→82');
+  expect(rows[1]!['RSS MB idle→load client / server']).toBe('19 / 20');
+});
+
+test('access-log cost: per-round differences between the two Tessera pairs, nothing when one is missing', () => {
+  const rounds = [
+    m('tessera pair', 1, 60, 64, 10_000, 2.5),
+    m('tessera pair + access log', 1, 66, 72, 9_000, 2.6),
+    m('tessera pair', 2, 70, 70, 8_000, 3),
+    m('tessera pair + access log', 2, 80, 76, 7_000, 3.1),
+  ];
+  const [h] = accessLogHeadlines(rounds);
+  expect(h).toContain('+8 (6–10) µs/req client side');
+  expect(h).toContain('+7 (6–8) µs/req server side');
+  expect(accessLogHeadlines(rounds.filter((r) => r['variant'] === 'tessera pair'))).toEqual([]);
 });
