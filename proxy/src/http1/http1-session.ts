@@ -45,6 +45,7 @@ export class Http1Session implements UpstreamOwner {
   #retried = false;
   #firstHead: Buffer | null = null;
   #downGone = false;
+  #downPaused = false;
 
   constructor(down: Socket, opts: SessionOptions) {
     this.#down = down;
@@ -91,7 +92,7 @@ export class Http1Session implements UpstreamOwner {
     if (this.#st === St.Closed) return;
     this.#buf = this.#buf ? Buffer.concat([this.#buf, chunk]) : chunk;
     if (this.#st === St.Head) this.#nextRequest();
-    else if (this.#buf.length > this.#o.limits.maxHeaderBytes) this.#down.pause(); // pipelined: wait our turn
+    else if (this.#buf.length > this.#o.limits.maxHeaderBytes) this.#pauseDown(); // pipelined: wait our turn
   }
 
   #nextRequest(): void {
@@ -168,8 +169,9 @@ export class Http1Session implements UpstreamOwner {
       if (this.#st === St.Body) this.#feedRequestBody(rest, 0);
       else this.#buf = rest;
     }
-    this.#down.pause();
     this.#o.pool.acquire(this, (err, conn) => this.#onLeased(err, conn));
+    // Only while a body has nowhere to go: pausing costs two epoll_ctl calls, so the common case never does.
+    if (!this.#conn && this.#st === St.Body) this.#pauseDown();
   }
 
   #feedRequestBody(buf: Buffer, start: number): void {
@@ -196,7 +198,7 @@ export class Http1Session implements UpstreamOwner {
       this.#pending.push(part);
       return;
     }
-    if (!this.#conn.socket.write(part)) this.#down.pause();
+    if (!this.#conn.socket.write(part)) this.#pauseDown();
   }
 
   #onLeased(err: Error | null, conn?: UpstreamConn): void {
@@ -213,7 +215,7 @@ export class Http1Session implements UpstreamOwner {
     const pending = this.#pending;
     this.#pending = [];
     const ok = conn.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
-    if (ok && this.#st === St.Body) this.#down.resume();
+    if (ok && this.#st === St.Body) this.#resumeDown();
   }
 
   // ---- upstream → downstream
@@ -307,7 +309,7 @@ export class Http1Session implements UpstreamOwner {
   }
 
   onUpstreamDrain(): void {
-    if (this.#st === St.Body) this.#down.resume();
+    if (this.#st === St.Body) this.#resumeDown();
   }
 
   onUpstreamGone(conn: UpstreamConn, _error: Error | undefined): void {
@@ -354,7 +356,7 @@ export class Http1Session implements UpstreamOwner {
     this.#reqFramer = null;
     this.#deadlineCode = 'idle_timeout';
     this.deadlineMs = this.#o.nowMs() + this.#o.limits.idleTimeoutMs;
-    this.#down.resume();
+    this.#resumeDown();
     if (this.#buf) this.#nextRequest();
   }
 
@@ -395,6 +397,18 @@ export class Http1Session implements UpstreamOwner {
     }
     this.#finish(this.#resStarted ? this.#status : status, code, false);
     this.#close(this.#resStarted === false);
+  }
+
+  #pauseDown(): void {
+    if (this.#downPaused) return;
+    this.#downPaused = true;
+    this.#down.pause();
+  }
+
+  #resumeDown(): void {
+    if (!this.#downPaused) return;
+    this.#downPaused = false;
+    this.#down.resume();
   }
 
   #write(b: Buffer): void {

@@ -87,7 +87,7 @@ export class ConnectionPool {
     conn.reused = true;
     // The last owner may have paused it for its client's backpressure and will never resume it now; an idle
     // socket must also flow to notice the server closing it.
-    conn.socket.resume();
+    if (conn.socket.isPaused()) conn.socket.resume();
     const waiter = this.#queue.shift();
     if (waiter) {
       waiter(null, conn);
