@@ -1,14 +1,13 @@
 #!/usr/bin/env node
 // Entry point of the `tessera` command: wires real process I/O into the CLI dispatcher. Nothing else.
-import { systemClock } from '../common/clock.js';
-import { COMMANDS } from './commands/index.js';
-import { runCli } from './run-cli.js';
-
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {
   process.stderr.write(`tessera needs Node.js 24 or newer (this is ${process.version}); run it through npm/npx in the project, which use the pinned Node 24.\n`);
   process.exit(1);
 }
+
+// Everything else is imported only after the version check, so an old Node gets this message, not a SyntaxError.
+const [{ systemClock }, { COMMANDS }, { runCli }] = await Promise.all([import('../common/clock.js'), import('./commands/index.js'), import('./run-cli.js')]);
 
 const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
   process.once('SIGINT', () => resolve('SIGINT'));

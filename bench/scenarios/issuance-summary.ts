@@ -88,7 +88,8 @@ export function issuanceHeadlines(ms: readonly Measurement[], variants: readonly
     const ceiling = cpu && cpu.median > 0 ? `, i.e. about ${formatNumber(1000 / cpu.median)} SVIDs/s per server core` : '';
     const lo = vs[0];
     const hi = vs.at(-1);
-    const scale = lo && hi && lo !== hi ? `; concurrency ${hi.concurrency} ÷ ${lo.concurrency}: ${formatRatio(spread(perRoundRatios(ms, hi.name, lo.name, 'svidsPerSec')))}` : '';
+    const ratio = lo && hi && lo !== hi ? spread(perRoundRatios(ms, hi.name, lo.name, 'svidsPerSec')) : null;
+    const scale = ratio ? `; concurrency ${hi!.concurrency} ÷ ${lo!.concurrency}: ${formatRatio(ratio)} SVIDs/s` : '';
     out.push(`${mode}: ${parts.join(', ')}; server CPU ${med(cpu)} ms per SVID${ceiling}${scale}.`);
   }
   const errors = variants.reduce((a, v) => a + total(ms, v.name, 'errors'), 0);

@@ -2,13 +2,13 @@
 import type { BenchScenario } from '../harness/scenario.js';
 import { authzScenario } from './authz.js';
 import { handshakeScenario } from './handshake.js';
+import { issuanceScenario } from './issuance.js';
 import { meshScenario } from './mesh.js';
 import { meshH2Scenario } from './mesh-h2.js';
 import { reuseScenario } from './reuse.js';
 import { rotationScenario } from './rotation.js';
 
-// TODO(issuance): register `bench/scenarios/issuance.ts` (written by the control-plane engineer) once it exists.
-export const SCENARIOS: readonly BenchScenario[] = [meshScenario, meshH2Scenario, reuseScenario, handshakeScenario, rotationScenario, authzScenario];
+export const SCENARIOS: readonly BenchScenario[] = [meshScenario, meshH2Scenario, reuseScenario, handshakeScenario, rotationScenario, authzScenario, issuanceScenario];
 
 export function findScenario(name: string): BenchScenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

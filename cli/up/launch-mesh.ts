@@ -50,7 +50,8 @@ async function pickPorts(spec: MeshSpec): Promise<{ ports: Ports; picker: PortPi
     // The app's own port is the user's choice: we do not move it, only check it later by the app starting.
     const outbound = new Map<string, number>();
     for (const o of w.outbound) outbound.set(o.to, await picker.pick(o.port));
-    ports.w.set(w.name, { app: w.appPort, inbound: await picker.pick(w.inboundPort), admin: await picker.pick(w.adminPort), outbound });
+    // Only the built-in demo apps can move; a user's own command listens where its mesh.yaml says.
+    ports.w.set(w.name, { app: w.command ? w.appPort : await picker.pick(w.appPort), inbound: await picker.pick(w.inboundPort), admin: await picker.pick(w.adminPort), outbound });
   }
   return { ports, picker };
 }

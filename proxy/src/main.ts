@@ -14,11 +14,8 @@ import { PolicyHolder } from './authz/policy-holder.js';
 import type { ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
 import { EdgeListener } from './edge/edge-listener.js';
-import { evidenceProvider } from './identity/attestation-evidence.js';
-import { effectiveBundles } from './identity/bundle-merge.js';
-import { ConfigWatch } from './identity/config-watch-client.js';
-import { ControlPlaneClient } from './identity/control-plane-client.js';
-import { ControlPlaneSvidSource, type IssuedSvid } from './identity/control-plane-svid-source.js';
+import type { IssuedSvid } from './identity/control-plane-svid-source.js';
+import type { WorkloadApiServer } from './workload-api/workload-api-server.js';
 import { FileIdentitySource } from './identity/file-identity-source.js';
 import type { IdentitySnapshot } from './identity/identity-snapshot.js';
 import { IdentityStore } from './identity/identity-store.js';
@@ -29,9 +26,7 @@ import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
 import { ProxyMetrics, createProxyRegistry } from './telemetry/metrics.js';
-import { createRequestTracer } from './telemetry/tracing.js';
 import { ClientContexts, newTicketKeys } from './tls/tls-contexts.js';
-import { WorkloadApiServer } from './workload-api/workload-api-server.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;
@@ -58,6 +53,16 @@ function trustDomainOfBundle(pem: string, file: string): TrustDomain {
     if (m) return TrustDomain.parse(m[1]!);
   }
   throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: no CA certificate names its trust domain (URI SAN spiffe://<td>)`, { file });
+}
+
+function sameBundles(a: TrustBundleSet, b: TrustBundleSet): boolean {
+  const key = (s: TrustBundleSet) =>
+    s
+      .bundles()
+      .map((x) => `${x.trustDomain.name}=${x.fingerprints().sort().join(',')}`)
+      .sort()
+      .join(';');
+  return key(a) === key(b);
 }
 
 export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
@@ -93,11 +98,25 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     });
     source.loadInitial();
     metrics.svidRotation('success');
+    // Files are renewed by someone else (cert-manager, a script): all the proxy can do is say when they expired.
+    identityReason = () => {
+      const c = identity.current;
+      if (!c) return 'no SVID loaded yet';
+      return c.notAfterMs <= nowMs() ? `the SVID in ${config.identity.kind === 'files' ? config.identity.certFile : 'files'} expired at ${new Date(c.notAfterMs).toISOString()}` : undefined;
+    };
     source.start();
     stoppables.push(source);
     firstIdentity = Promise.resolve();
   } else {
     const cp = config.identity;
+    // gRPC and protobuf load only for this identity source: a proxy on file identities does not pay their memory.
+    const [{ evidenceProvider }, { effectiveBundles }, { ConfigWatch }, { ControlPlaneClient }, { ControlPlaneSvidSource }] = await Promise.all([
+      import('./identity/attestation-evidence.js'),
+      import('./identity/bundle-merge.js'),
+      import('./identity/config-watch-client.js'),
+      import('./identity/control-plane-client.js'),
+      import('./identity/control-plane-svid-source.js'),
+    ]);
     const bootstrapPem = readFileSync(cp.bundleFile, 'utf8');
     const td = trustDomainOfBundle(bootstrapPem, cp.bundleFile);
     const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
@@ -106,6 +125,9 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     const install = () => {
       if (!svid) return;
       const bundles = effectiveBundles(watched, svid, nowMs()) ?? bootstrap;
+      // A snapshot that only changed policies leaves the identity as it is: no new TLS contexts, no cache flush.
+      const cur = identity.current;
+      if (cur && cur.serial === svid.serial && sameBundles(cur.bundles, bundles)) return;
       identity.update({ chain: svid.chain, key: svid.key, bundles, source: 'control-plane' });
     };
     const client = new ControlPlaneClient({ address: cp.address, trustDomain: td, bundles: () => identity.current?.bundles ?? watched ?? bootstrap, clock });
@@ -218,7 +240,8 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   // ---- listeners, once identity and policy are in place (no mTLS is served before)
   await firstIdentity;
   await firstPolicies;
-  const tracer = createRequestTracer({
+  // The OpenTelemetry SDK loads only when tracing is configured.
+  const tracer = !config.telemetry.tracing.otlpEndpoint ? null : (await import('./telemetry/tracing.js')).createRequestTracer({
     ...(config.telemetry.tracing.otlpEndpoint ? { otlpEndpoint: config.telemetry.tracing.otlpEndpoint } : {}),
     samplerRatio: config.telemetry.tracing.samplerRatio,
     serviceName: config.telemetry.tracing.serviceName ?? `tessera-proxy ${identity.current!.id.path}`,
@@ -264,6 +287,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   }
   let workloadApi: WorkloadApiServer | undefined;
   if (config.workloadApi) {
+    const { WorkloadApiServer } = await import('./workload-api/workload-api-server.js');
     workloadApi = await WorkloadApiServer.start({
       socketPath: config.workloadApi.socket,
       feed: {

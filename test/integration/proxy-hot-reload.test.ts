@@ -85,6 +85,37 @@ test('a new SVID from the same CA is served to fresh handshakes while the open c
   expect(again.socketId).toBe(first.socketId); // the same client connection, never dropped
 });
 
+test('a TLS session resumed across the server rotation is still accepted (the resumed peer sends no chain)', async () => {
+  const web = await caA.mintSvid(WEB);
+  const port = apiProxy.ports.get('inbound/app')!;
+  const get = (session?: Buffer) =>
+    new Promise<{ answer: string; ticket?: Buffer; resumed: boolean }>((resolve, reject) => {
+      let ticket: Buffer | undefined;
+      let resumed = false;
+      const s = tls.connect({ host: '127.0.0.1', port, cert: web.chainPem, key: web.keyPem, ca: caA.bundlePem(), checkServerIdentity: () => undefined, ...(session ? { session } : {}) }, () => {
+        resumed = s.isSessionReused();
+        s.write('GET /resumed HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n');
+      });
+      s.on('session', (t: Buffer) => {
+        ticket = t;
+      });
+      let answer = '';
+      s.on('data', (d) => {
+        answer += d;
+      });
+      s.on('close', () => resolve({ answer, resumed, ...(ticket ? { ticket } : {}) }));
+      s.on('error', reject);
+    });
+  const first = await get();
+  expect(first.answer).toMatch(/^HTTP\/1\.1 200 /);
+  expect(first.ticket).toBeDefined();
+  const next = await writeSvidFiles(caA, API, join(dir, 'api'));
+  await until(async () => (await certs(apiProxy)).servedSerial === next.serial);
+  const again = await get(first.ticket);
+  expect(again.resumed).toBe(true);
+  expect(again.answer).toMatch(/^HTTP\/1\.1 200 /);
+});
+
 test('CA rotation: bundles with old + new authorities, then SVIDs from the new CA, no restart, no failed request', async () => {
   const port = webProxy.ports.get('outbound/api')!;
   const both = caA.bundlePem() + caB.bundlePem();

@@ -33,13 +33,18 @@ export interface ServedCheck {
 /** Connects to our own inbound listener and reads the certificate it serves. */
 export function probeServedSerial(snapshot: IdentitySnapshot, port: number, timeoutMs = 2_000): Promise<string | null> {
   return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, cert: snapshot.chainPem, key: snapshot.keyPem, ca: snapshot.caPem, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    const socket = tls.connect({ host: '127.0.0.1', port, cert: snapshot.chainPem, key: snapshot.keyPem, ca: snapshot.caPem, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
     const done = (v: string | null) => {
       socket.destroy();
       resolve(v);
     };
     socket.setTimeout(timeoutMs, () => done(null));
-    socket.once('secureConnect', () => done(socket.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null));
+    // End politely (close_notify) rather than reset: an abrupt close counts as a failed handshake on the server.
+    socket.once('secureConnect', () => {
+      const serial = socket.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null;
+      socket.once('close', () => resolve(serial));
+      socket.end();
+    });
     socket.once('error', () => done(null));
   });
 }

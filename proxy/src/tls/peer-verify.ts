@@ -37,9 +37,17 @@ export function peerChainDer(cert: PeerCertificate | DetailedPeerCertificate | u
   return out;
 }
 
+const INTERMEDIATES_MAX = 64;
+
 export class PeerVerifier {
   readonly #cache = new Map<string, VerifiedPeer>();
   #generation = -1;
+  /**
+   * CA certificates peers sent in full handshakes, by subject. A resumed TLS session carries only the peer's
+   * leaf, so after an identity change (cache cleared) the chain is completed from here and verified afresh
+   * against the current bundles — a removed authority still fails.
+   */
+  readonly #intermediates = new Map<string, X509Certificate>();
 
   /**
    * `cert` is `socket.getPeerCertificate(true)`; `expectedId` enforces secure naming on the client side.
@@ -61,6 +69,8 @@ export class PeerVerifier {
     } catch {
       return { ok: false, reason: 'bad_svid', message: 'a peer certificate could not be parsed' };
     }
+    if (certs.length > 1) this.#remember(certs.slice(1));
+    else if (certs.length === 1) this.#complete(certs);
     const r = verifyX509Svid(certs, snapshot.bundles, expectedId ? { nowMs, expectedId } : { nowMs });
     if (!r.ok) return { ok: false, reason: r.reason, message: r.message };
     const verified: VerifiedPeer = {
@@ -73,5 +83,22 @@ export class PeerVerifier {
     if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(fp, verified);
     return verified;
+  }
+
+  #remember(cas: readonly X509Certificate[]): void {
+    for (const c of cas) {
+      if (!c.ca || c.subject === c.issuer || this.#intermediates.has(c.subject)) continue;
+      if (this.#intermediates.size >= INTERMEDIATES_MAX) this.#intermediates.delete(this.#intermediates.keys().next().value!);
+      this.#intermediates.set(c.subject, c);
+    }
+  }
+
+  /** Appends remembered intermediates after a lone leaf (bounded walk up the issuer names). */
+  #complete(certs: X509Certificate[]): void {
+    for (let i = 0; i < 4; i++) {
+      const next = this.#intermediates.get(certs[certs.length - 1]!.issuer);
+      if (!next || certs.includes(next)) return;
+      certs.push(next);
+    }
   }
 }

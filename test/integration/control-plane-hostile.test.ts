@@ -1,0 +1,304 @@
+// Hostile input against the real `tessera control-plane` process over grpc-js: CSRs made by the openssl command
+// line (good, extra SANs, weak keys), malformed CSRs and messages, Kubernetes projected tokens (valid, wrong
+// audience/issuer/signature, expired), oversized messages, an unknown nested config key. Each refusal carries a
+// gRPC status and a stable code, is audited, and the server keeps serving. (kill -9 mid-rotation: control-plane-crash.)
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { type CryptoKey, type JWTPayload, SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createCsr } from '../../common/pki/csr.js';
+import { generateKeyPair as generatePkiKey } from '../../common/pki/keys.js';
+import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { makeTempDir, run, tessera } from '../helpers/run.js';
+
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+const ISSUER = 'https://kubernetes.default.svc';
+const AUDIENCE = 'tessera';
+const K8S_BLOCK = `attestors:\n  kubernetes: { issuer: ${ISSUER}, audience: ${AUDIENCE}, jwksFile: ./jwks.json }`;
+const INVALID_ARGUMENT = grpc.status.INVALID_ARGUMENT;
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let cp: RunningControlPlane;
+let bundlePem: string;
+let client: ReturnType<typeof controlPlaneClients>;
+let keys: { es: CryptoKey; rs: CryptoKey; stranger: CryptoKey };
+
+async function token(id: string): Promise<string> {
+  const r = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout.trim();
+}
+
+async function openssl(args: readonly string[]): Promise<string> {
+  const r = await run('openssl', args);
+  expect(r.code, `openssl ${args.join(' ')}: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+const KEY_COMMANDS = {
+  ecparam: (out: string) => ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', out],
+  genpkey: (out: string) => ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out],
+  rsa1024: (out: string) => ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', out],
+  p384: (out: string) => ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-out', out],
+} as const;
+
+let csrCount = 0;
+/** A key and a DER CSR made by the openssl command line, with an empty subject and the given SANs. */
+async function opensslCsr(keyKind: keyof typeof KEY_COMMANDS, sans: readonly string[]): Promise<{ csr: Buffer; keyFile: string }> {
+  const base = join(dir, `csr-${++csrCount}`);
+  await openssl(KEY_COMMANDS[keyKind](`${base}.key`));
+  const san = sans.length ? ['-addext', `subjectAltName=${sans.join(',')}`] : [];
+  await openssl(['req', '-new', '-key', `${base}.key`, '-subj', '/', ...san, '-outform', 'DER', '-out', `${base}.der`]);
+  return { csr: await readFile(`${base}.der`), keyFile: `${base}.key` };
+}
+
+async function audit(): Promise<Record<string, unknown>[]> {
+  return (await readFile(join(cp.dataDir, 'audit.log'), 'utf8'))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+async function expectStillServing(): Promise<void> {
+  expect(cp.proc.exitCode).toBeNull();
+  expect((await fetch(`http://${cp.admin}/healthz`)).status).toBe(200);
+  const ok = await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), {}), join_token: await token(WEB) });
+  expect(ok.err).toBeNull();
+  expect(ok.res?.spiffe_id).toBe(WEB);
+}
+
+/** A projected service-account token as the kubelet would mint it; `over` replaces claims. */
+function saToken(key: CryptoKey, kid: string, alg: 'ES256' | 'RS256', over: JWTPayload = {}): Promise<string> {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({
+    iss: ISSUER,
+    aud: [AUDIENCE],
+    sub: 'system:serviceaccount:payments:checkout',
+    iat: now,
+    nbf: now,
+    exp: now + 600,
+    'kubernetes.io': { namespace: 'payments', serviceaccount: { name: 'checkout', uid: '0d6e8a2c' }, pod: { name: 'checkout-7d9f', uid: '51a2' } },
+    ...over,
+  })
+    .setProtectedHeader({ alg, kid, typ: 'JWT' })
+    .sign(key);
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  const es = await generateKeyPair('ES256');
+  const rs = await generateKeyPair('RS256');
+  const stranger = await generateKeyPair('ES256');
+  keys = { es: es.privateKey, rs: rs.privateKey, stranger: stranger.privateKey };
+  const jwks = {
+    keys: [
+      { ...(await exportJWK(es.publicKey)), kid: 'es', alg: 'ES256', use: 'sig' },
+      { ...(await exportJWK(rs.publicKey)), kid: 'rs', alg: 'RS256', use: 'sig' },
+    ],
+  };
+  await writeFile(join(dir, 'jwks.json'), JSON.stringify(jwks));
+  // Many issuances to one ID here; the per-identity rate limit is not what this file tests.
+  cp = await startControlPlaneProcess(dir, await writeControlPlaneConfig(dir, `${K8S_BLOCK}\nsvid: { rateLimit: { burst: 200 } }`));
+  bundlePem = await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8');
+  client = controlPlaneClients(cp.grpc, bundlePem);
+}, 60_000);
+
+afterAll(async () => {
+  client?.close();
+  const code = await cp?.stop();
+  await cleanup();
+  expect(code).toBe(0);
+});
+
+describe('CSRs made by the openssl command line', () => {
+  test.each(['ecparam', 'genpkey'] as const)('an EC P-256 key from `openssl %s`: the chain passes `openssl verify` and certifies that key', async (kind) => {
+    const { csr, keyFile } = await opensslCsr(kind, [`URI:${WEB}`]);
+    const r = await signSvid(client.identity, { csr, join_token: await token(WEB) });
+    expect(r.err).toBeNull();
+    const [leaf, intermediate] = r.res!.svid_chain.map((d) => new X509Certificate(d));
+    expect(r.res!.svid_chain.length).toBe(2);
+    const files = { leaf: join(dir, `${kind}-leaf.pem`), intermediate: join(dir, `${kind}-int.pem`), bundle: join(cp.dataDir, 'bundle.pem') };
+    await writeFile(files.leaf, leaf!.toString());
+    await writeFile(files.intermediate, intermediate!.toString());
+    const v = await run('openssl', ['verify', '-CAfile', files.bundle, '-untrusted', files.intermediate, '-purpose', 'sslclient', files.leaf]);
+    expect(v.stdout + v.stderr).toContain(': OK');
+    expect(v.code).toBe(0);
+    expect(await openssl(['x509', '-in', files.leaf, '-noout', '-ext', 'subjectAltName'])).toContain(`URI:${WEB}`);
+    // The certificate is for the key openssl made, not one the control plane chose.
+    expect(await openssl(['x509', '-in', files.leaf, '-noout', '-pubkey'])).toBe(await openssl(['pkey', '-in', keyFile, '-pubout']));
+    // The bundle in the answer is the published one.
+    expect(r.res!.bundles[0]!.x509_authorities.map((d) => new X509Certificate(d).toString()).join('')).toBe(bundlePem);
+  });
+
+  test('an openssl CSR with no SAN gets the attested ID', async () => {
+    const { csr } = await opensslCsr('ecparam', []);
+    const r = await signSvid(client.identity, { csr, join_token: await token(WEB) });
+    expect(r.err).toBeNull();
+    expect(new X509Certificate(r.res!.svid_chain[0]!).subjectAltName).toBe(`URI:${WEB}`);
+  });
+
+  test.each([
+    ['a DNS name next to the ID', [`URI:${WEB}`, 'DNS:web.default.svc']],
+    ['a second URI', [`URI:${WEB}`, `URI:spiffe://${TD}/ns/default/sa/admin`]],
+    ['an IP address', [`URI:${WEB}`, 'IP:127.0.0.1']],
+  ])('a CSR with an extra SAN (%s) is refused and the token is not spent', async (_name, sans) => {
+    const tok = await token(WEB);
+    const r = await signSvid(client.identity, { csr: (await opensslCsr('ecparam', sans)).csr, join_token: tok });
+    expect(r.err?.code).toBe(INVALID_ARGUMENT);
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN');
+    const retry = await signSvid(client.identity, { csr: (await opensslCsr('ecparam', [`URI:${WEB}`])).csr, join_token: tok });
+    expect(retry.err).toBeNull();
+  });
+
+  test.each([
+    ['RSA-1024', 'rsa1024'],
+    ['EC P-384', 'p384'],
+  ] as const)('a weak or unsupported key (%s) is refused', async (_name, kind) => {
+    const r = await signSvid(client.identity, { csr: (await opensslCsr(kind, [`URI:${WEB}`])).csr, join_token: await token(WEB) });
+    expect(r.err?.code).toBe(INVALID_ARGUMENT);
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_PKI_UNSUPPORTED_KEY');
+    expect(r.err?.details).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('malformed requests', () => {
+  test('random bytes, truncated DER, a broken signature, no CSR: INVALID_ARGUMENT with a stable code, audited', async () => {
+    const good = (await opensslCsr('ecparam', [`URI:${WEB}`])).csr;
+    const badSig = Buffer.from(good);
+    badSig[badSig.length - 5]! ^= 0x55;
+    const cases: [string, Buffer, string][] = [
+      ['random', randomBytes(512), 'TESSERA_ERR_CSR_MALFORMED'],
+      ['random DER-looking', Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00]), randomBytes(256)]), 'TESSERA_ERR_CSR_MALFORMED'],
+      ['truncated', good.subarray(0, Math.floor(good.length / 2)), 'TESSERA_ERR_CSR_MALFORMED'],
+      ['one byte short', good.subarray(0, good.length - 1), 'TESSERA_ERR_CSR_MALFORMED'],
+      ['trailing bytes', Buffer.concat([good, Buffer.from([0])]), 'TESSERA_ERR_CSR_MALFORMED'],
+      ['bad signature', badSig, 'TESSERA_ERR_CSR_BAD_SIGNATURE'],
+      ['empty', Buffer.alloc(0), 'TESSERA_ERR_ISSUANCE_BAD_REQUEST'],
+    ];
+    const tok = await token(WEB);
+    for (const [name, csr, code] of cases) {
+      const r = await signSvid(client.identity, { csr, join_token: tok });
+      expect(r.err?.code, name).toBe(INVALID_ARGUMENT);
+      expect(errorCode(r.err), name).toBe(code);
+      expect(r.err?.details, name).toContain(code);
+    }
+    const lines = await audit();
+    for (const [, , code] of cases) expect(lines.some((l) => l['event'] === 'svid.refused' && l['code'] === code)).toBe(true);
+    // None of it spent the token.
+    expect((await signSvid(client.identity, { csr: good, join_token: tok })).err).toBeNull();
+    await expectStillServing();
+  });
+
+  test('a request that is not a protobuf message: INVALID_ARGUMENT, TESSERA_ERR_ISSUANCE_BAD_REQUEST, audited', async () => {
+    // A bare client that sends bytes as they are (no protobuf encoding on this side).
+    const raw = new grpc.Client(cp.grpc, grpc.credentials.createSsl(Buffer.from(bundlePem), null, null, { checkServerIdentity: () => undefined }), {
+      'grpc.ssl_target_name_override': 'tessera-control-plane',
+      'grpc.default_authority': 'tessera-control-plane',
+    });
+    try {
+      const err = await new Promise<grpc.ServiceError | null>((resolve) => {
+        // Field 1 (bytes) claiming 2^28 bytes it does not have.
+        raw.makeUnaryRequest('/tessera.identity.v1.Identity/SignSvid', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x80, 0x01, 0x01]), { deadline: Date.now() + 10_000 }, (e) => resolve(e));
+      });
+      expect(err?.code).toBe(INVALID_ARGUMENT);
+      expect(errorCode(err)).toBe('TESSERA_ERR_ISSUANCE_BAD_REQUEST');
+    } finally {
+      raw.close();
+    }
+    expect((await audit()).some((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_BAD_REQUEST' && typeof l['size'] === 'number')).toBe(true);
+    await expectStillServing();
+  });
+
+  test('oversized messages: RESOURCE_EXHAUSTED (100 kB with a code and an audit line, 10 MB from grpc-js), server stays up', async () => {
+    const tok = await token(WEB);
+    const big = await signSvid(client.identity, { csr: randomBytes(100 * 1024), join_token: tok });
+    expect(big.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    expect(errorCode(big.err)).toBe('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE');
+    expect((await audit()).some((l) => l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' && (l['size'] as number) > 100 * 1024)).toBe(true);
+    const huge = await signSvid(client.identity, { csr: Buffer.alloc(10 << 20, 0x30), join_token: tok });
+    expect(huge.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+    // The server's transport cap (4 × limits.maxRequestBytes), not the client, refused it.
+    expect(huge.err?.details).toMatch(/Received message larger than max/);
+    // Neither refusal spent the token.
+    expect((await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), {}), join_token: tok })).err).toBeNull();
+    await expectStillServing();
+  });
+});
+
+describe('Kubernetes projected service-account tokens over gRPC', () => {
+  const CHECKOUT = `spiffe://${TD}/ns/payments/sa/checkout`;
+
+  test.each([
+    ['ES256', 'es'],
+    ['RS256', 'rs'],
+  ] as const)('a valid %s token → spiffe://<td>/ns/<ns>/sa/<sa>, in the inventory and the audit log', async (alg, kid) => {
+    const jwt = await saToken(keys[kid], kid, alg);
+    const r = await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), { uriSans: [CHECKOUT] }), k8s_sa_token: jwt });
+    expect(r.err).toBeNull();
+    expect(r.res?.spiffe_id).toBe(CHECKOUT);
+    expect(new X509Certificate(r.res!.svid_chain[0]!).subjectAltName).toBe(`URI:${CHECKOUT}`);
+    const listed = await tessera(['certs', 'list', '--data-dir', cp.dataDir, '--json']);
+    expect((JSON.parse(listed.stdout) as { serial: string; spiffeId: string }[]).find((c) => c.serial === r.res!.serial)?.spiffeId).toBe(CHECKOUT);
+    const line = (await audit()).find((l) => l['event'] === 'svid.issued' && l['serial'] === r.res!.serial);
+    expect(line?.['attestedAs']).toBe('k8s_psat:ns/payments/sa/checkout');
+  });
+
+  test('wrong audience, wrong issuer, another key, expired, unknown kid, bad claims: UNAUTHENTICATED, coded, audited', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const cases: [string, Promise<string>, string][] = [
+      ['wrong audience', saToken(keys.es, 'es', 'ES256', { aud: ['vault'] }), 'TESSERA_ERR_ATTESTATION_JWT_AUDIENCE'],
+      ['wrong issuer', saToken(keys.es, 'es', 'ES256', { iss: 'https://evil.example' }), 'TESSERA_ERR_ATTESTATION_JWT_ISSUER'],
+      ['signed by another key under a trusted kid', saToken(keys.stranger, 'es', 'ES256'), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
+      ['expired', saToken(keys.es, 'es', 'ES256', { iat: now - 7200, nbf: now - 7200, exp: now - 3600 }), 'TESSERA_ERR_ATTESTATION_JWT_EXPIRED'],
+      ['unknown kid', saToken(keys.stranger, 'nobody', 'ES256'), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
+      ['sub is not a service account', saToken(keys.es, 'es', 'ES256', { sub: 'admin', 'kubernetes.io': undefined }), 'TESSERA_ERR_ATTESTATION_JWT_CLAIMS'],
+      ['not a JWT', Promise.resolve('not.a.jwt'), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
+      // alg "none" with the valid claims of the first case: never accepted.
+      ['alg none', saToken(keys.es, 'es', 'ES256').then((t) => `${Buffer.from('{"alg":"none"}').toString('base64url')}.${t.split('.')[1]}.`), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
+    ];
+    for (const [name, jwt, code] of cases) {
+      const r = await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), {}), k8s_sa_token: await jwt });
+      expect(r.err?.code, name).toBe(grpc.status.UNAUTHENTICATED);
+      expect(errorCode(r.err), name).toBe(code);
+      expect(r.res, name).toBeUndefined();
+    }
+    const refused = (await audit()).filter((l) => l['event'] === 'svid.refused' && l['attestor'] === 'k8s_psat');
+    for (const [name, , code] of cases) expect(refused.some((l) => l['code'] === code), name).toBe(true);
+    const metrics = await (await fetch(`http://${cp.admin}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_attestation_failures_total\{reason="[a-z_]+"\} [1-9]/);
+    await expectStillServing();
+  });
+
+  test('a valid token with a CSR asking for another ID is refused', async () => {
+    const r = await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), { uriSans: [WEB] }), k8s_sa_token: await saToken(keys.es, 'es', 'ES256') });
+    expect(r.err?.code).toBe(INVALID_ARGUMENT);
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN');
+  });
+});
+
+describe('config errors', () => {
+  test.each([
+    ['a nested unknown key', `attestors:\n  kubernetes:\n    issuer: ${ISSUER}\n    audience: ${AUDIENCE}\n    jwksFile: ./jwks.json\n    audiences: [x]`, 'attestors.kubernetes.audiences', ':12'],
+    ['a misspelt key in a flow map', 'svid: { tll: 1h }', 'svid.tll', ':7'],
+  ])('%s: exit 1 with file:line and the key on stderr, nothing started', async (_name, extra, key, line) => {
+    const { dir: d, cleanup: clean } = await makeTempDir();
+    try {
+      const file = await writeControlPlaneConfig(d, extra);
+      const r = await tessera(['control-plane', '--config', file]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`${file}${line}`);
+      expect(r.stderr).toContain(key);
+      expect(r.stderr).toContain('TESSERA_ERR_CONFIG_INVALID');
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+      expect(r.stdout).toBe('');
+      // Validated before anything is touched: no data dir was made.
+      expect(existsSync(join(d, 'data'))).toBe(false);
+    } finally {
+      await clean();
+    }
+  });
+});
