@@ -19,6 +19,9 @@ import { guardedService, identityHandlers } from './api/identity-service.js';
 import { loadTesseraServices } from './api/protos.js';
 import { attestationFailureReason } from './attestation/attested-identity.js';
 import { JoinTokenAttestor } from './attestation/join-token-attestor.js';
+import { createHttpsFetch } from './attestation/k8s-api-fetch.js';
+import { K8sAttestation, type KubernetesAttestor } from './attestation/k8s-attestation.js';
+import { JwksRefresher } from './attestation/k8s-jwks-refresher.js';
 import { K8sJwtAttestor } from './attestation/k8s-jwt-attestor.js';
 import { SvidAttestor } from './attestation/svid-attestor.js';
 import { writeFileAtomicSync } from './ca/atomic-file.js';
@@ -165,7 +168,41 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const writeBundle = () => writeFileAtomicSync(bundleFile, ca.current().bundle.toPem(), 0o644);
     writeBundle();
 
-    const kubernetes = config.attestors.kubernetes ? new K8sJwtAttestor({ trustDomain: td, ...config.attestors.kubernetes, clock }) : undefined;
+    const k8sConfig = config.attestors.kubernetes;
+    let kubernetes: KubernetesAttestor | undefined;
+    let stopJwksRefresh = () => {};
+    if (k8sConfig) {
+      const jwt = new K8sJwtAttestor({ trustDomain: td, issuer: k8sConfig.issuer, audience: k8sConfig.audience, jwksFile: k8sConfig.jwksFile, clock });
+      const api = k8sConfig.apiServer;
+      if (api) {
+        // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
+        const fetch = createHttpsFetch({ caPem: readFileSync(api.caFile, 'utf8') });
+        const callerToken = () => readFileSync(api.tokenFile, 'utf8').trim();
+        const refresher = new JwksRefresher({
+          apiServer: api.url,
+          fetch,
+          bearerToken: () => {
+            try {
+              return callerToken();
+            } catch {
+              return undefined;
+            }
+          },
+          issuer: k8sConfig.issuer,
+          file: k8sConfig.jwksFile,
+          intervalMs: api.jwksRefreshMs,
+          clock,
+          onResult: (ok, detail) => (ok ? log.info({ detail }, 'kubernetes JWKS refreshed') : log.warn({ err: detail }, 'kubernetes JWKS refresh failed; the last keys stay')),
+        });
+        await refresher.refresh();
+        refresher.start();
+        stopJwksRefresh = () => refresher.stop();
+        cleanups.push(stopJwksRefresh);
+        kubernetes = new K8sAttestation(jwt, api.tokenReview ? { apiServer: api.url, fetch, callerToken, audience: k8sConfig.audience } : undefined);
+      } else {
+        kubernetes = new K8sAttestation(jwt);
+      }
+    }
     try {
       kubernetes?.check();
     } catch (e) {
@@ -374,6 +411,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
             new Promise((r) => setTimeout(r, rest).unref()),
           ]);
           policySource?.stop();
+          stopJwksRefresh();
           // A CA commit under way finishes before the store goes away.
           await maintenance;
           audit.close();

@@ -118,7 +118,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       import('./identity/control-plane-svid-source.js'),
     ]);
     const bootstrapPem = readFileSync(cp.bundleFile, 'utf8');
-    const td = trustDomainOfBundle(bootstrapPem, cp.bundleFile);
+    const td = cp.trustDomain ? TrustDomain.parse(cp.trustDomain) : trustDomainOfBundle(bootstrapPem, cp.bundleFile);
     const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
     let svid: IssuedSvid | undefined;
     let watched: TrustBundleSet | undefined;

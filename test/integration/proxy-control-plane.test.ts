@@ -74,7 +74,7 @@ beforeAll(async () => {
   await writeFile(join(cpDir, 'policies', 'api.yaml'), allow('api-allow-web', ['GET']));
   cp = await startControlPlaneProcess(cpDir, cfg);
   api = await proxyFor('api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
-  web = await proxyFor('web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
+  web = await proxyFor('web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\n`);
 }, 90_000);
 
 afterAll(async () => {
@@ -110,6 +110,16 @@ describe('proxy with a control-plane identity', () => {
     const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
     expect(m).toMatch(/tessera_svid_rotations_total\{result="success"\} [2-9]/);
   }, 30_000);
+
+  test("after the caller's own SVID rotated and its old one expired, new upstream connections do not resume old sessions", async () => {
+    const before = await certs(web);
+    // Renewal (TTL 12 s), then the old SVID's expiry; meanwhile the idle pooled connection is closed (1 s).
+    await until(async () => (await certs(web)).serial !== before.serial && Date.now() > Date.parse(before.notAfter) + 1_500, 30_000);
+    agent.destroy();
+    expect(await call('GET')).toBe(200);
+    const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
+    expect(m).not.toMatch(/tessera_tls_handshakes_total\{direction="inbound",result="failure",reason="expired"/);
+  }, 40_000);
 
   test('the control plane restarts: proxies keep serving, then reconnect the watch and renew again', async () => {
     expect(await cp.stop()).toBe(0);

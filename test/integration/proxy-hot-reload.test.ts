@@ -85,7 +85,7 @@ test('a new SVID from the same CA is served to fresh handshakes while the open c
   expect(again.socketId).toBe(first.socketId); // the same client connection, never dropped
 });
 
-test('a TLS session resumed across the server rotation is still accepted (the resumed peer sends no chain)', async () => {
+test('a TLS session resumed across the server rotation is still accepted', async () => {
   const web = await caA.mintSvid(WEB);
   const port = apiProxy.ports.get('inbound/app')!;
   const get = (session?: Buffer) =>

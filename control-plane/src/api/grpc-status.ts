@@ -10,6 +10,11 @@ export function grpcStatusFor(code: ErrorCode): grpc.status {
     return code === 'TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE' ? grpc.status.UNAVAILABLE : grpc.status.UNAUTHENTICATED;
   }
   switch (code) {
+    case 'TESSERA_ERR_K8S_TOKEN_REJECTED':
+      return grpc.status.UNAUTHENTICATED;
+    case 'TESSERA_ERR_K8S_FETCH_FAILED':
+    case 'TESSERA_ERR_K8S_DISCOVERY_INVALID':
+      return grpc.status.UNAVAILABLE;
     case 'TESSERA_ERR_ISSUANCE_RATE_LIMITED':
     case 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE':
       return grpc.status.RESOURCE_EXHAUSTED;

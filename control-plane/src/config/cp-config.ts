@@ -58,7 +58,18 @@ export const controlPlaneSchema: ObjectSchema = {
           properties: {
             issuer: { type: 'string', required: true, minLength: 1 },
             audience: { type: 'string', required: true, minLength: 1 },
-            jwksFile: { type: 'string', required: true, minLength: 1 },
+            jwksFile: { type: 'string', minLength: 1, description: 'JWKS of the service-account issuer; required unless apiServer is set (then it defaults to <dataDir>/k8s-jwks.json, kept current)' },
+            apiServer: {
+              type: 'object',
+              description: 'Ask the Kubernetes API: keys by OIDC discovery, and a TokenReview per attestation (the bound pod must still exist)',
+              properties: {
+                url: { type: 'string', format: 'url', default: 'https://kubernetes.default.svc' },
+                caFile: { type: 'string', minLength: 1, default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt' },
+                tokenFile: { type: 'string', minLength: 1, default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+                jwksRefresh: { type: 'duration', min: 1_000, default: '10m' },
+                tokenReview: { type: 'boolean', default: true },
+              },
+            },
           },
         },
       },
@@ -95,7 +106,12 @@ export interface ControlPlaneConfig {
   readonly ca: { readonly rootTtlMs: number; readonly intermediateTtlMs: number };
   readonly attestors: {
     readonly joinToken: { readonly enabled: boolean };
-    readonly kubernetes?: { readonly issuer: string; readonly audience: string; readonly jwksFile: string };
+    readonly kubernetes?: {
+      readonly issuer: string;
+      readonly audience: string;
+      readonly jwksFile: string;
+      readonly apiServer?: { readonly url: string; readonly caFile: string; readonly tokenFile: string; readonly jwksRefreshMs: number; readonly tokenReview: boolean };
+    };
   };
   readonly policiesDir?: string;
   readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly maxConnections: number };
@@ -110,7 +126,10 @@ interface Raw {
   logLevel: ControlPlaneConfig['logLevel'];
   svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
   ca?: { rootTtl?: number; intermediateTtl?: number };
-  attestors?: { joinToken?: { enabled?: boolean }; kubernetes?: { issuer: string; audience: string; jwksFile: string } };
+  attestors?: {
+    joinToken?: { enabled?: boolean };
+    kubernetes?: { issuer: string; audience: string; jwksFile?: string; apiServer?: { url?: string; caFile?: string; tokenFile?: string; jwksRefresh?: number; tokenReview?: boolean } };
+  };
   policies?: { dir: string };
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; maxConnections?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
@@ -137,6 +156,12 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ca.intermediateTtl: longer than ca.rootTtl`, { file, line, key: 'ca.intermediateTtl' });
   }
   const k8s = raw.attestors?.kubernetes;
+  if (k8s && !k8s.jwksFile && !k8s.apiServer) {
+    const line = lineOf(parsed, ['attestors', 'kubernetes']);
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: attestors.kubernetes: needs jwksFile or apiServer (where the service-account keys come from)`, { file, line, key: 'attestors.kubernetes' });
+  }
+  const dataDir = resolve(base, raw.dataDir);
+  const k8sApi = k8s?.apiServer;
   let injector: InjectorSettings | undefined;
   if (raw.injector?.enabled) {
     const { enabled: _e, listen, certFile, keyFile, ...input } = raw.injector;
@@ -153,7 +178,7 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
   return Object.freeze({
     file,
     trustDomain: TrustDomain.parse(raw.trustDomain),
-    dataDir: resolve(base, raw.dataDir),
+    dataDir,
     listen: raw.listen,
     adminListen: raw.adminListen,
     logLevel: raw.logLevel,
@@ -161,7 +186,26 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
     ca,
     attestors: {
       joinToken: { enabled: raw.attestors?.joinToken?.enabled ?? true },
-      ...(k8s ? { kubernetes: { issuer: k8s.issuer, audience: k8s.audience, jwksFile: resolve(base, k8s.jwksFile) } } : {}),
+      ...(k8s
+        ? {
+            kubernetes: {
+              issuer: k8s.issuer,
+              audience: k8s.audience,
+              jwksFile: k8s.jwksFile ? resolve(base, k8s.jwksFile) : resolve(dataDir, 'k8s-jwks.json'),
+              ...(k8sApi
+                ? {
+                    apiServer: {
+                      url: k8sApi.url ?? 'https://kubernetes.default.svc',
+                      caFile: resolve(base, k8sApi.caFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'),
+                      tokenFile: resolve(base, k8sApi.tokenFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/token'),
+                      jwksRefreshMs: k8sApi.jwksRefresh ?? 600_000,
+                      tokenReview: k8sApi.tokenReview ?? true,
+                    },
+                  }
+                : {}),
+            },
+          }
+        : {}),
     },
     ...(raw.policies ? { policiesDir: resolve(base, raw.policies.dir) } : {}),
     limits: {

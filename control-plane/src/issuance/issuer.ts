@@ -8,7 +8,7 @@ import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { AttestedIdentity } from '../attestation/attested-identity.js';
 import type { JoinTokenAttestor } from '../attestation/join-token-attestor.js';
-import type { K8sJwtAttestor } from '../attestation/k8s-jwt-attestor.js';
+import type { KubernetesAttestor } from '../attestation/k8s-attestation.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { CaSnapshot } from '../ca/ca-manager.js';
 import { signLeaf } from '../ca/leaf-signer.js';
@@ -56,7 +56,7 @@ export interface IssuerOptions {
   readonly ca: () => CaSnapshot;
   readonly svid: SvidSettings;
   readonly joinTokens?: JoinTokenAttestor;
-  readonly kubernetes?: K8sJwtAttestor;
+  readonly kubernetes?: KubernetesAttestor;
   readonly svids: SvidAttestor;
   readonly limiter: RateLimiter;
   readonly inventory: InventoryStore;

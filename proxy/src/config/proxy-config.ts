@@ -52,6 +52,7 @@ export interface ProxyConfig {
         readonly kind: 'controlPlane';
         readonly address: string;
         readonly bundleFile: string;
+        readonly trustDomain?: string;
         readonly joinToken?: string;
         readonly joinTokenFile?: string;
         readonly kubernetesTokenFile?: string;
@@ -84,6 +85,7 @@ export const proxySchema: ObjectSchema = {
           properties: {
             address: { type: 'string', format: 'address', required: true },
             bundleFile: { type: 'string', required: true, minLength: 1 },
+            trustDomain: { type: 'string', minLength: 1, description: 'Refuse SVIDs of any other trust domain; default: the one the bootstrap bundle names' },
             joinToken: { type: 'string', minLength: 1 },
             joinTokenFile: { type: 'string', minLength: 1 },
             kubernetesTokenFile: { type: 'string', minLength: 1 },
@@ -178,7 +180,7 @@ interface RawListener {
   tlsMinVersion?: '1.2' | '1.3';
 }
 interface Raw {
-  identity: { controlPlane?: { address: string; bundleFile: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
+  identity: { controlPlane?: { address: string; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
   inbound?: RawListener[];
   outbound?: RawListener[];
   edge?: RawEdge[];
@@ -238,6 +240,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
         kind: 'controlPlane',
         address: id.controlPlane!.address,
         bundleFile: path(id.controlPlane!.bundleFile),
+        ...(id.controlPlane!.trustDomain ? { trustDomain: id.controlPlane!.trustDomain } : {}),
         ...(id.controlPlane!.joinToken ? { joinToken: id.controlPlane!.joinToken } : {}),
         ...(id.controlPlane!.joinTokenFile ? { joinTokenFile: path(id.controlPlane!.joinTokenFile) } : {}),
         ...(id.controlPlane!.kubernetesTokenFile ? { kubernetesTokenFile: path(id.controlPlane!.kubernetesTokenFile) } : {}),

@@ -7,7 +7,7 @@ import type { OutboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
-import { mtlsConnect } from '../upstream/connectors.js';
+import { mtlsConnect, type SessionMemory } from '../upstream/connectors.js';
 import type { ListenerDeps } from './listener-deps.js';
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
@@ -26,7 +26,7 @@ export class OutboundH2Listener {
     this.#d = deps;
     const target = { host: config.upstream.host, port: config.upstream.port, expectedId: config.spiffeId, alpn: ['h2'] };
     const mtls = { identity: deps.identity, contexts: deps.clientContexts, verifier: new PeerVerifier(), metrics: deps.metrics, nowMs: deps.nowMs, handshakeTimeoutMs: deps.limits.handshakeTimeoutMs, direction: 'outbound' };
-    const ticket: { ticket?: Buffer } = {};
+    const ticket: SessionMemory = {};
     this.#upstream = new H2Upstream({
       authority: `https://${config.upstream.host}:${config.upstream.port}`,
       open: (done) =>

@@ -10,7 +10,7 @@ import type { OutboundConfig } from '../config/proxy-config.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
-import { type MtlsDeps, mtlsConnect, mtlsConnector } from '../upstream/connectors.js';
+import { type MtlsDeps, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
 import { relay } from './tcp-relay.js';
@@ -31,7 +31,7 @@ export class OutboundListener {
   readonly #sessions: SessionSet;
   readonly #mtls: MtlsDeps;
   readonly #target;
-  readonly #tcpSession: { ticket?: Buffer } = {};
+  readonly #tcpSession: SessionMemory = {};
   #port = 0;
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {

@@ -36,8 +36,18 @@ class SecureNamingError extends Error {
   }
 }
 
+/**
+ * The last session ticket to one upstream, and the SVID generation it was made with: a resumed session presents
+ * the client certificate of its original handshake, so a ticket from before our own rotation would present an
+ * old (soon expired) SVID. Tickets are used only within the generation that got them.
+ */
+export interface SessionMemory {
+  ticket?: Buffer;
+  generation?: number;
+}
+
 /** Dials `target` and completes an mTLS handshake; remembers the last session ticket for resumption. */
-export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticket?: Buffer }, done: (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean) => void): void {
+export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: SessionMemory, done: (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean) => void): void {
   const snapshot = deps.identity.current;
   if (!snapshot) {
     done(new Error('no SVID loaded yet'));
@@ -51,7 +61,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticke
     host: target.host,
     port: target.port,
     secureContext: deps.contexts.get(snapshot),
-    ...(session.ticket ? { session: session.ticket } : {}),
+    ...(session.ticket && session.generation === snapshot.generation ? { session: session.ticket } : {}),
     ALPNProtocols: [...target.alpn],
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
@@ -72,6 +82,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticke
   socket.once('error', fail);
   socket.on('session', (ticket: Buffer) => {
     session.ticket = ticket;
+    session.generation = snapshot.generation;
   });
   socket.once('secureConnect', () => {
     if (settled) return;
@@ -87,7 +98,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: { ticke
 }
 
 export function mtlsConnector(target: MtlsTarget, deps: MtlsDeps): Connector {
-  const session: { ticket?: Buffer } = {};
+  const session: SessionMemory = {};
   return (done) => mtlsConnect(target, deps, session, done);
 }
 

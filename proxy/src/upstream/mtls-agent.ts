@@ -2,12 +2,12 @@
 // context, session resumption, handshake metrics): lets node:http clients (the edge) reach mesh upstreams.
 import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { type MtlsDeps, type MtlsTarget, mtlsConnect } from './connectors.js';
+import { type MtlsDeps, type MtlsTarget, mtlsConnect, type SessionMemory } from './connectors.js';
 
 export class MtlsAgent extends Agent {
   readonly #target: MtlsTarget;
   readonly #deps: MtlsDeps;
-  readonly #session: { ticket?: Buffer } = {};
+  readonly #session: SessionMemory = {};
 
   constructor(target: MtlsTarget, deps: MtlsDeps, opts: AgentOptions) {
     super({ keepAlive: true, ...opts });

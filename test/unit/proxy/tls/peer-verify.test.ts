@@ -1,0 +1,63 @@
+// PeerVerifier: SVID checks of TLS peers with a cache per identity generation, and chains completed from
+// remembered intermediates when a resumed session presents only the leaf.
+import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
+import type { DetailedPeerCertificate } from 'node:tls';
+import { describe, expect, test } from 'vitest';
+import type { IdentitySnapshot } from '../../../../proxy/src/identity/identity-snapshot.js';
+import { PeerVerifier } from '../../../../proxy/src/tls/peer-verify.js';
+import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
+
+const WEB = 'spiffe://example.org/ns/default/sa/web';
+
+/** Node's detailed peer certificate shape: raw DER, fingerprint and the issuer chain as sent. */
+function peerCert(certs: MintedSvid['chain']): DetailedPeerCertificate {
+  let next: DetailedPeerCertificate | undefined;
+  for (let i = certs.length - 1; i >= 0; i--) {
+    next = { raw: certs[i]!.raw, fingerprint256: certs[i]!.fingerprint256, issuerCertificate: next } as unknown as DetailedPeerCertificate;
+  }
+  return next!;
+}
+
+function snapshot(ca: TestCa, generation: number): IdentitySnapshot {
+  return { generation, bundles: new TrustBundleSet([TrustBundle.parse('example.org', ca.bundlePem())]) } as unknown as IdentitySnapshot;
+}
+
+describe('PeerVerifier', () => {
+  test('a full chain verifies; the same peer resumed (leaf only) after an identity change still verifies', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB);
+    const v = new PeerVerifier();
+    const full = v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now());
+    expect(full.ok && full.idText).toBe(WEB);
+    const resumed = v.verify(peerCert([web.leaf]), snapshot(ca, 2), Date.now());
+    expect(resumed.ok).toBe(true);
+  });
+
+  test('without a remembered intermediate a lone leaf is unknown_ca (nothing is trusted by accident)', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB);
+    const r = new PeerVerifier().verify(peerCert([web.leaf]), snapshot(ca, 1), Date.now());
+    expect(r.ok).toBe(false);
+    expect(!r.ok && r.reason).toBe('unknown_ca');
+  });
+
+  test('a completed chain is still checked against the current bundle: a removed CA fails', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const other = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB);
+    const v = new PeerVerifier();
+    expect(v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now()).ok).toBe(true);
+    const r = v.verify(peerCert([web.leaf]), snapshot(other, 2), Date.now());
+    expect(r.ok).toBe(false);
+  });
+
+  test('no certificate → no_client_cert; an expired cached peer is checked again', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    expect(new PeerVerifier().verify(undefined, snapshot(ca, 1), Date.now())).toMatchObject({ ok: false, reason: 'no_client_cert' });
+    const web = await ca.mintSvid(WEB);
+    const v = new PeerVerifier();
+    expect(v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now()).ok).toBe(true);
+    const later = Date.now() + 2 * 3_600_000;
+    expect(v.verify(peerCert(web.chain), snapshot(ca, 1), later)).toMatchObject({ ok: false, reason: 'expired' });
+  });
+});
