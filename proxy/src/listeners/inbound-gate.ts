@@ -25,7 +25,7 @@ export class InboundGate {
   admit(socket: TLSSocket, h2 = false): { peer: VerifiedPeer; snapshot: IdentitySnapshot } | null {
     const d = this.#d;
     const snapshot = d.identity.current!;
-    const peer = this.#verifier.verify(socket.getPeerCertificate(true), snapshot, d.nowMs());
+    const peer = this.#verifier.verifySocket(socket, snapshot, d.nowMs());
     if (!peer.ok) {
       d.metrics.handshake('inbound', false, peer.reason, false);
       d.log.info({ listener: this.#name, reason: peer.reason, detail: peer.message }, 'inbound peer refused');

@@ -3,7 +3,7 @@
 // generation: resumed sessions and reconnects from the same peer cost a map lookup plus a validity check.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
-import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
@@ -83,6 +83,20 @@ export class PeerVerifier {
     if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(fp, verified);
     return verified;
+  }
+
+  /**
+   * The inbound fast path: a cache hit needs only the leaf's fingerprint (getPeerX509Certificate), not
+   * getPeerCertificate(true), which builds JS objects and hashes for every certificate of the chain.
+   */
+  verifySocket(socket: Pick<TLSSocket, 'getPeerX509Certificate' | 'getPeerCertificate'>, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
+    if (snapshot.generation === this.#generation) {
+      const leaf = socket.getPeerX509Certificate();
+      if (!leaf) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+      const hit = this.#cache.get(leaf.fingerprint256);
+      if (hit && hit.notAfterMs > nowMs) return hit;
+    }
+    return this.verify(socket.getPeerCertificate(true), snapshot, nowMs);
   }
 
   #remember(cas: readonly X509Certificate[]): void {

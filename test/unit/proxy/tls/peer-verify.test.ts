@@ -60,4 +60,23 @@ describe('PeerVerifier', () => {
     const later = Date.now() + 2 * 3_600_000;
     expect(v.verify(peerCert(web.chain), snapshot(ca, 1), later)).toMatchObject({ ok: false, reason: 'expired' });
   });
+
+  test('verifySocket: a known peer is served from the cache by its leaf fingerprint, without building the chain', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB);
+    let chainBuilt = 0;
+    const socket = {
+      getPeerX509Certificate: () => web.leaf,
+      getPeerCertificate: () => {
+        chainBuilt++;
+        return peerCert(web.chain);
+      },
+    } as never;
+    const v = new PeerVerifier();
+    expect(v.verifySocket(socket, snapshot(ca, 1), Date.now()).ok).toBe(true);
+    expect(v.verifySocket(socket, snapshot(ca, 1), Date.now()).ok).toBe(true);
+    expect(chainBuilt).toBe(1);
+    expect(v.verifySocket(socket, snapshot(ca, 2), Date.now()).ok).toBe(true); // a new generation checks again
+    expect(chainBuilt).toBe(2);
+  });
 });
