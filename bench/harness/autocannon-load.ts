@@ -3,9 +3,10 @@ import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
 import { LatencyHistogram, type LatencySummary } from './latency-histogram.js';
 
+/** TLS options for an https URL: a client certificate for mTLS, or none (plain TLS, e.g. to an edge listener). */
 export interface LoadTls {
-  readonly cert: string | Buffer;
-  readonly key: string | Buffer;
+  readonly cert?: string | Buffer;
+  readonly key?: string | Buffer;
   readonly ca?: string | Buffer;
 }
 
@@ -58,8 +59,10 @@ export async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
       duration: o.durationMs / 1000,
       pipelining: o.pipelining ?? 1,
       timeout: o.timeoutSeconds ?? 10,
+      // autocannon stops only on its sample tick (default every 1 s): a 1.5 s run would last 2 s, a 5 s run up to 6 s.
+      sampleInt: 100,
       ...(o.rateRps ? { overallRate: o.rateRps } : {}),
-      ...(o.tls ? { tlsOptions: { cert: o.tls.cert, key: o.tls.key, ...(o.tls.ca ? { ca: o.tls.ca } : {}) } } : {}),
+      ...(o.tls ? { tlsOptions: { ...(o.tls.cert ? { cert: o.tls.cert } : {}), ...(o.tls.key ? { key: o.tls.key } : {}), ...(o.tls.ca ? { ca: o.tls.ca } : {}) } } : {}),
       ...(o.method ? { method: o.method as autocannon.Request['method'] } : {}),
       ...(o.headers ? { headers: { ...o.headers } } : {}),
       ...(o.body !== undefined ? { body: o.body } : {}),

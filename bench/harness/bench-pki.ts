@@ -11,6 +11,9 @@ export const CLIENT_ID = `spiffe://${BENCH_TRUST_DOMAIN}/ns/default/sa/client`;
 export const SERVER_ID = `spiffe://${BENCH_TRUST_DOMAIN}/ns/default/sa/server`;
 /** A DNS SAN beside the URI SAN, because nginx and HAProxy can check a server's name only against DNS SANs. */
 export const SERVER_DNS = 'server.bench.local';
+/** The certificate both edge proxies (Tessera, nginx) show outside clients: same CA, a DNS SAN as a public cert has. */
+export const EDGE_ID = `spiffe://${BENCH_TRUST_DOMAIN}/ns/default/sa/edge`;
+export const EDGE_DNS = 'edge.bench.local';
 
 const HOUR = 3_600_000;
 
@@ -89,7 +92,7 @@ export class BenchPki {
       basicConstraints: { ca: false },
       keyUsage: algorithm === 'rsa-2048' ? ['digitalSignature', 'keyEncipherment'] : ['digitalSignature'],
       uriSans: [spiffeId],
-      dnsSans: spiffeId === SERVER_ID ? [SERVER_DNS] : [],
+      dnsSans: spiffeId === SERVER_ID ? [SERVER_DNS] : spiffeId === EDGE_ID ? [EDGE_DNS] : [],
       extKeyUsage: ['serverAuth', 'clientAuth'],
     });
     return {

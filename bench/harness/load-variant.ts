@@ -16,6 +16,8 @@ export interface LoadVariantSpec {
   readonly measured: readonly MeasuredProcess[];
   /** mTLS straight to a server-side listener (autocannon `tlsOptions`, or a cached context per connection). */
   readonly tls?: { readonly cert: string; readonly key: string; readonly ca: string; readonly secureContext: SecureContext; readonly servername: string };
+  /** keep-alive only: TLS without a client certificate (an edge listener); autocannon does not verify the server. */
+  readonly https?: { readonly ca: string };
   /** Upstream TLS connections opened so far (proxy to proxy), to report how many the window opened. */
   readonly upstreamConnections?: () => Promise<number | null>;
   /** The h2load binary, for mode 'h2'. */
@@ -41,13 +43,13 @@ function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number,
     });
   }
   if (spec.mode === 'keep-alive') {
-    const scheme = spec.tls ? 'https' : 'http';
+    const scheme = spec.tls || spec.https ? 'https' : 'http';
     return runAutocannon({
       url: `${scheme}://127.0.0.1:${spec.port}/`,
       connections: opts.connections,
       durationMs,
       ...(opts.rateRps ? { rateRps: opts.rateRps } : {}),
-      ...(spec.tls ? { tls: { cert: spec.tls.cert, key: spec.tls.key, ca: spec.tls.ca } } : {}),
+      ...(spec.tls ? { tls: { cert: spec.tls.cert, key: spec.tls.key, ca: spec.tls.ca } } : spec.https ? { tls: { ca: spec.https.ca } } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(onTick ? { onTick } : {}),
     });

@@ -56,10 +56,13 @@ export interface NginxClientProxy extends NginxCommon {
   /** The DNS SAN the server must present (nginx cannot check a URI SAN). */
   readonly serverName: string;
   readonly http2In?: boolean;
+  /** Edge mode: terminate TLS from outside clients with this certificate (no client certificate asked for). */
+  readonly tlsIn?: { readonly chainFile: string; readonly keyFile: string };
 }
 
-/** Client side: plaintext HTTP in, mTLS out over a keep-alive pool, server certificate verified to the root. */
+/** Client side: plaintext HTTP in (TLS in edge mode), mTLS out over a keep-alive pool, server certificate verified. */
 export function nginxClientProxyConfig(c: NginxClientProxy): string {
+  const tlsIn = c.tlsIn ? [`    ssl_certificate ${c.tlsIn.chainFile};`, `    ssl_certificate_key ${c.tlsIn.keyFile};`, '    ssl_protocols TLSv1.2 TLSv1.3;'] : [];
   return [
     header(c, 'client'),
     ...httpOpen(c, 'client'),
@@ -70,7 +73,8 @@ export function nginxClientProxyConfig(c: NginxClientProxy): string {
     '    keepalive_timeout 75s;',
     '  }',
     '  server {',
-    `    listen 127.0.0.1:${c.listenPort}${c.http2In ? ' http2' : ''};`,
+    `    listen 127.0.0.1:${c.listenPort}${c.tlsIn ? ' ssl' : ''}${c.http2In ? ' http2' : ''};`,
+    ...tlsIn,
     '    location / {',
     '      proxy_pass https://mesh_server;',
     '      proxy_http_version 1.1;',

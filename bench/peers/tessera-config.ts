@@ -17,6 +17,8 @@ interface TesseraCommon {
   readonly authorization: TesseraAuthz;
   /** `off` (the default here: the headline compares forwarding with forwarding), `stdout`, or a file path. */
   readonly accessLog?: string;
+  /** OpenTelemetry tracing to an OTLP/HTTP endpoint (DESIGN.md section 6); off when absent. */
+  readonly tracing?: { readonly otlpEndpoint: string; readonly samplerRatio: number };
 }
 
 export interface TesseraClientProxy extends TesseraCommon {
@@ -30,7 +32,7 @@ function commonKeys(c: TesseraCommon): Record<string, unknown> {
   return {
     authorization: { ...c.authorization },
     admin: { listen: `127.0.0.1:${c.adminPort}` },
-    telemetry: { accessLog: c.accessLog ?? 'off' },
+    telemetry: { accessLog: c.accessLog ?? 'off', ...(c.tracing ? { tracing: { ...c.tracing } } : {}) },
   };
 }
 
@@ -67,6 +69,34 @@ export function tesseraServerProxyConfig(c: TesseraServerProxy): string {
         listen: `127.0.0.1:${c.listenPort}`,
         forwardTo: `127.0.0.1:${c.appPort}`,
         protocol: c.protocol ?? 'http',
+      },
+    ],
+    ...commonKeys(c),
+  });
+}
+
+export interface TesseraEdgeProxy extends TesseraCommon {
+  readonly listenPort: number;
+  /** The certificate outside clients see (PEM chain and key). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The sidecar's inbound listener (mTLS) and the SPIFFE ID it must present. */
+  readonly upstreamPort: number;
+  readonly upstreamSpiffeId: string;
+}
+
+/** Edge: TLS from outside clients (no client certificates, so no authorization), one route to the sidecar over mTLS. */
+export function tesseraEdgeProxyConfig(c: TesseraEdgeProxy): string {
+  return stringify({
+    identity: { files: { ...c.identity } },
+    edge: [
+      {
+        name: 'bench-edge',
+        listen: `127.0.0.1:${c.listenPort}`,
+        certFile: c.certFile,
+        keyFile: c.keyFile,
+        authorize: false,
+        routes: [{ host: '*', pathPrefix: '/', upstream: `127.0.0.1:${c.upstreamPort}`, spiffeId: c.upstreamSpiffeId }],
       },
     ],
     ...commonKeys(c),

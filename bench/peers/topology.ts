@@ -10,11 +10,12 @@ import { freePorts } from '../harness/ports.js';
 import type { ProcessGroup, Started } from '../harness/process-group.js';
 import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo } from './haproxy-config.js';
 import { nginxAppConfig, nginxClientProxyConfig, nginxServerProxyConfig, parseStubStatus } from './nginx-config.js';
-import { type TesseraAuthz, allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
+import { type TesseraAuthz, allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraEdgeProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
 
 /** The built CLI beside this file (dist/bench/peers → dist/cli/tessera.js). */
 export const TESSERA_CLI = fileURLToPath(new URL('../../cli/tessera.js', import.meta.url));
 const TINY_APP = fileURLToPath(new URL('../harness/children/tiny-app.js', import.meta.url));
+const OTLP_SINK = fileURLToPath(new URL('../harness/children/otlp-sink.js', import.meta.url));
 
 export interface TopologyEnv {
   readonly group: ProcessGroup;
@@ -96,11 +97,20 @@ export async function startApp(env: TopologyEnv, opts: { http2?: boolean; name?:
   return { port: port!, process: p, kind: 'node' };
 }
 
-export async function startNginxPair(env: TopologyEnv, appPort: number, opts: { http2In?: boolean; client?: LeafFiles; server?: LeafFiles; name?: string } = {}): Promise<PairHandle> {
+export interface NginxPairOptions {
+  readonly http2In?: boolean;
+  readonly client?: LeafFiles;
+  readonly server?: LeafFiles;
+  readonly name?: string;
+  /** Edge mode: the client side terminates TLS from outside clients with this certificate. */
+  readonly edgeTls?: LeafFiles;
+}
+
+export async function startNginxPair(env: TopologyEnv, appPort: number, opts: NginxPairOptions = {}): Promise<PairHandle> {
   const nginx = env.binaries.nginx;
   if (!nginx) throw new Error('nginx not installed');
   const [entryPort, serverPort, statusPort] = await freePorts(3);
-  const slug = opts.name ?? (opts.http2In ? 'nginx-h2' : 'nginx');
+  const slug = opts.name ?? (opts.edgeTls ? 'nginx-edge' : opts.http2In ? 'nginx-h2' : 'nginx');
   const dir = await instanceDir(env, `${slug}-pair`);
   const clientLeaf = opts.client ?? env.client;
   const serverLeaf = opts.server ?? env.server;
@@ -110,14 +120,15 @@ export async function startNginxPair(env: TopologyEnv, appPort: number, opts: { 
   await writeFile(serverConf, nginxServerProxyConfig({ prefix: dir, listenPort: serverPort!, appPort, statusPort: statusPort!, chainFile: serverLeaf.chainFile, keyFile: serverLeaf.keyFile, ...tls }));
   await writeFile(
     clientConf,
-    nginxClientProxyConfig({ prefix: dir, listenPort: entryPort!, upstreamPort: serverPort!, chainFile: clientLeaf.chainFile, keyFile: clientLeaf.keyFile, serverName: SERVER_DNS, http2In: opts.http2In ?? false, ...tls }),
+    nginxClientProxyConfig({ prefix: dir, listenPort: entryPort!, upstreamPort: serverPort!, chainFile: clientLeaf.chainFile, keyFile: clientLeaf.keyFile, serverName: SERVER_DNS, http2In: opts.http2In ?? false, ...tls,
+      ...(opts.edgeTls ? { tlsIn: { chainFile: opts.edgeTls.chainFile, keyFile: opts.edgeTls.keyFile } } : {}) }),
   );
   const args = (conf: string, log: string) => ['-e', join(dir, log), '-p', dir, '-c', conf, '-g', 'daemon off;'];
   const server = await env.group.start({ name: `${slug}-server`, command: nginx, args: args(serverConf, 'server-startup.log'), ready: { port: serverPort! } });
   const client = await env.group.start({ name: `${slug}-client`, command: nginx, args: args(clientConf, 'client-startup.log'), ready: { port: entryPort! } });
   let statusCalls = 0;
   return {
-    name: 'nginx pair',
+    name: opts.edgeTls ? 'nginx edge' : 'nginx pair',
     entryPort: entryPort!,
     serverPort: serverPort!,
     client,
@@ -184,6 +195,13 @@ export interface TesseraPairOptions {
   readonly authz?: 'policy' | 'allow';
   /** `off` (default) or `file`: JSON access log lines to `<pair dir>/{client,server}-access.log`. */
   readonly accessLog?: 'off' | 'file';
+  /** Tracing on both proxies (sampler ratio 1 unless given) to this OTLP/HTTP traces endpoint. */
+  readonly tracing?: { readonly otlpEndpoint: string; readonly samplerRatio?: number };
+  /**
+   * Edge mode: the client side is an `edge` listener terminating TLS from outside clients with this certificate
+   * (no client certificates, `authorize: false`), routing `*` and `/` to the server side over mTLS.
+   */
+  readonly edgeTls?: LeafFiles;
 }
 
 /** The Tessera pair: `tessera proxy --config F` twice, file identities, an ALLOW policy for the client's ID. */
@@ -195,6 +213,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
   await writeFile(join(policiesDir, 'allow-client.yaml'), allowPolicyYaml(SERVER_ID, CLIENT_ID));
   const authorization: TesseraAuthz = opts.authz === 'allow' ? { defaultAction: 'allow' } : { policiesDir };
   const accessLog = (side: string) => (opts.accessLog === 'file' ? join(dir, `${side}-access.log`) : 'off');
+  const tracing = opts.tracing ? { tracing: { otlpEndpoint: opts.tracing.otlpEndpoint, samplerRatio: opts.tracing.samplerRatio ?? 1 } } : {};
   const clientIdentity = opts.client ?? env.client;
   const serverIdentity = opts.server ?? env.server;
   const serverConf = join(dir, 'server.yaml');
@@ -209,20 +228,24 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
       authorization,
       accessLog: accessLog('server'),
       protocol: opts.protocol ?? 'http',
+      ...tracing,
     }),
   );
+  const clientCommon = {
+    identity: { certFile: clientIdentity.chainFile, keyFile: clientIdentity.keyFile, bundleFile: env.pki.rootFile },
+    listenPort: entryPort!,
+    upstreamPort: serverPort!,
+    upstreamSpiffeId: SERVER_ID,
+    adminPort: clientAdminPort!,
+    authorization,
+    accessLog: accessLog('client'),
+    ...tracing,
+  };
   await writeFile(
     clientConf,
-    tesseraClientProxyConfig({
-      identity: { certFile: clientIdentity.chainFile, keyFile: clientIdentity.keyFile, bundleFile: env.pki.rootFile },
-      listenPort: entryPort!,
-      upstreamPort: serverPort!,
-      upstreamSpiffeId: SERVER_ID,
-      adminPort: clientAdminPort!,
-      authorization,
-      accessLog: accessLog('client'),
-      protocol: opts.protocol ?? 'http',
-    }),
+    opts.edgeTls
+      ? tesseraEdgeProxyConfig({ ...clientCommon, certFile: opts.edgeTls.chainFile, keyFile: opts.edgeTls.keyFile })
+      : tesseraClientProxyConfig({ ...clientCommon, protocol: opts.protocol ?? 'http' }),
   );
   const ready = { line: /tessera proxy: ready/ };
   const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
@@ -230,7 +253,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
   const client = await start(`${opts.name ?? 'tessera'}-client`, clientConf);
   const metrics = (side: 'client' | 'server') => httpGetText(`http://127.0.0.1:${side === 'client' ? clientAdminPort : serverAdminPort}/metrics`);
   return {
-    name: 'tessera pair',
+    name: opts.edgeTls ? 'tessera edge' : 'tessera pair',
     entryPort: entryPort!,
     serverPort: serverPort!,
     client,
@@ -241,7 +264,35 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
     async upstreamConnections() {
       // The counter has no sample until the first connection opens: a scrape without it means 0 so far.
       const text = await metrics('client');
-      return sumMetric(text, 'tessera_upstream_connections_opened_total', (labels) => labels.includes('direction="outbound"')) ?? 0;
+      const direction = opts.edgeTls ? 'edge' : 'outbound';
+      return sumMetric(text, 'tessera_upstream_connections_opened_total', (labels) => labels.includes(`direction="${direction}"`)) ?? 0;
     },
+  };
+}
+
+export interface OtlpSinkStats {
+  readonly exports: number;
+  readonly spans: number;
+  readonly bytes: number;
+  readonly unparsed: number;
+}
+
+export interface OtlpSinkHandle {
+  readonly port: number;
+  readonly process: Started;
+  /** The OTLP/HTTP traces URL to give the proxies. */
+  readonly endpoint: string;
+  stats(): Promise<OtlpSinkStats>;
+}
+
+/** The OTLP/HTTP sink (`harness/children/otlp-sink.ts`) as its own process, so its CPU is not the proxies'. */
+export async function startOtlpSink(env: TopologyEnv): Promise<OtlpSinkHandle> {
+  const [port] = await freePorts(1);
+  const p = await env.group.start({ name: 'otlp-sink', command: process.execPath, args: [OTLP_SINK, String(port)], ready: { port: port! } });
+  return {
+    port: port!,
+    process: p,
+    endpoint: `http://127.0.0.1:${port}/v1/traces`,
+    stats: async () => JSON.parse(await httpGetText(`http://127.0.0.1:${port}/stats`)) as OtlpSinkStats,
   };
 }

@@ -215,6 +215,6 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
 export const handshakeScenario: BenchScenario = {
   name: 'handshake',
   summary: 'Server CPU per mTLS handshake: Node and the Tessera server side, full vs resumed, ECDSA vs RSA, cached vs per-connection SecureContext, X25519 vs X25519MLKEM768, vs nginx and openssl speed',
-  defaults: { rounds: 5, warmupMs: 500, durationMs: 2_000, connections: 4 },
+  defaults: { rounds: 5, warmupMs: 300, durationMs: 1_500, connections: 4 },
   run,
 };

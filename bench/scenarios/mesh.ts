@@ -5,7 +5,20 @@ import type { MeasuredProcess } from '../harness/measure-window.js';
 import { sampleTree } from '../harness/proc-stat.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { formatRatio, formatSpread, perRoundDifferences, perRoundRatios, spread } from '../harness/stats.js';
-import { type AppHandle, type PairHandle, startApp, startHaproxyPair, startNginxPair, startTesseraPair } from '../peers/topology.js';
+import { EDGE_ID } from '../harness/bench-pki.js';
+import { sumMetric } from '../peers/tessera-config.js';
+import {
+  type AppHandle,
+  type OtlpSinkHandle,
+  type PairHandle,
+  type TesseraPairHandle,
+  startApp,
+  startHaproxyPair,
+  startNginxPair,
+  startOtlpSink,
+  startTesseraPair,
+} from '../peers/topology.js';
+import { edgeHeadlines, spanDeliveryNote, tracingHeadlines } from './mesh-headlines.js';
 import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js';
 
 export const DIRECT = 'direct app';
@@ -13,6 +26,16 @@ export const TESSERA = 'tessera pair';
 export const TESSERA_LOG = 'tessera pair + access log';
 export const NGINX = 'nginx pair';
 export const HAPROXY = 'haproxy pair';
+export const TESSERA_TRACE = 'tessera pair + tracing';
+export const TESSERA_EDGE = 'tessera edge → sidecar';
+export const NGINX_EDGE = 'nginx edge → nginx sidecar';
+const EDGES = [TESSERA_EDGE, NGINX_EDGE];
+
+/** Edge rows are compared with the nginx edge in the nginx columns, and with nothing in the HAProxy ones. */
+export function meshBaselineFor(variant: string, peer: string): string | null {
+  if (!EDGES.includes(variant)) return peer;
+  return peer === NGINX ? NGINX_EDGE : null;
+}
 
 function skippedVariant(name: string, reason: string): RoundVariant {
   return { name, run: async () => ({ skipped: reason }) };
@@ -67,6 +90,19 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     if (app.kind === 'node') ctx.notes.push('nginx missing: the app is a tiny Node http server (≈4× the CPU per request of the nginx app).');
     const keepAlive = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
       measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
+    // Edge rows: the same autocannon settings, over TLS (keep-alive, no client certificate) to the edge listener.
+    const edgeLoad = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
+    const edgeTls = await ctx.pki.writeLeaf('edge', EDGE_ID);
+    let sink: OtlpSinkHandle | null = null;
+    let tracedPair: TesseraPairHandle | null = null;
+    const startTraced = async () => {
+      sink = await startOtlpSink(ctx.env);
+      tracedPair = await startTesseraPair(ctx.env, app.port, { name: 'tessera-trace-pair', tracing: { otlpEndpoint: sink.endpoint, samplerRatio: 1 } });
+      return tracedPair;
+    };
+    // The sink's CPU is measured as its own role, never added to the proxies'.
+    const traced = (pair: PairHandle, procs: MeasuredProcess[]) => keepAlive(pair, sink ? [...procs, { role: 'sink', pid: sink.process.pid }] : procs);
     const variants: RoundVariant[] = [
       {
         name: DIRECT,
@@ -74,13 +110,18 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       },
       await pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), keepAlive),
       await pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), keepAlive),
+      await pairVariant(ctx, app, TESSERA_TRACE, startTraced, traced),
       ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX, () => startNginxPair(ctx.env, app.port), keepAlive) : skippedVariant(NGINX, 'nginx not installed'),
       ctx.binaries.haproxy ? await pairVariant(ctx, app, HAPROXY, () => startHaproxyPair(ctx.env, app.port), keepAlive) : skippedVariant(HAPROXY, 'haproxy not installed'),
+      await pairVariant(ctx, app, TESSERA_EDGE, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-edge', edgeTls }), edgeLoad),
+      ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX_EDGE, () => startNginxPair(ctx.env, app.port, { edgeTls }), edgeLoad) : skippedVariant(NGINX_EDGE, 'nginx not installed'),
     ];
     const measurements: Measurement[] = await runRounds(opts, variants, describeLoad);
+    const delivery = await spanDelivery(sink, tracedPair);
     const names = variants.map((v) => v.name);
-    const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY], direct: DIRECT };
-    const headlines = [...pairHeadlines(measurements, TESSERA, summaryOpts), ...accessLogHeadlines(measurements)];
+    const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY], direct: DIRECT, baselineFor: meshBaselineFor };
+    const headlines = [...pairHeadlines(measurements, TESSERA, summaryOpts), ...accessLogHeadlines(measurements), ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA)];
+    headlines.push(...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
     const nginxVsDirect = pairHeadlines(measurements, NGINX, { variants: names, peerBaselines: [HAPROXY], direct: DIRECT });
     headlines.push(...nginxVsDirect.filter((h) => !h.includes('skipped')));
     return scenarioResult(ctx, 'mesh', {
@@ -95,9 +136,26 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         'Topology of a pair: load → client-side proxy (plaintext in, mTLS out, pooled) → server-side proxy (client cert required and verified) → app. Every proxy runs one worker/thread on the same 2 cores as the load generator and the app.',
         `Tessera: both proxies run \`tessera proxy --config F\` on Node ${process.version} with file identities; the server side authorizes by a policies directory (one ALLOW policy for the client's SPIFFE ID, not defaultAction allow). "${TESSERA}" has \`telemetry.accessLog: off\`; "${TESSERA_LOG}" writes JSON access lines to a file on both sides.`,
         'Authorization: Tessera and HAProxy check the client SPIFFE ID (policy / DER URI SAN match); nginx cannot (no URI SAN variable) and accepts any SVID of the trust domain.',
+        `"${TESSERA_TRACE}": the same pair with \`telemetry.tracing\` (samplerRatio 1) on both proxies, exporting OTLP/HTTP JSON to a sink the harness runs as its own process on loopback (POST /v1/traces → 200); its CPU is reported apart, not in the proxies'.`,
+        ...(delivery ? [delivery] : []),
+        `Edge rows: the load generator speaks HTTPS (TLS 1.3, keep-alive, no client certificate; the same connections and pipelining as every other row) to an edge that terminates it with one ECDSA P-256 certificate (DNS SAN edge.bench.local, same CA) and forwards over mTLS to a sidecar in front of the app. "${TESSERA_EDGE}": a Tessera \`edge\` listener (route \`*\` / to the sidecar, \`authorize: false\`) → the Tessera server side (policy as above). "${NGINX_EDGE}": nginx \`listen ssl\` with the client-side pool settings above → the nginx server side. In their rows, "client" is the edge and "server" the sidecar, and the "÷ nginx" columns are against the nginx edge of the same round (HAProxy has no edge row). The load generator's own TLS work lowers the closed-loop rate of both edge rows alike; compare them with each other.`,
       ],
     });
   });
+}
+
+/** Spans the sink received vs requests the traced proxies handled (after the last export had time to go out). */
+async function spanDelivery(sink: OtlpSinkHandle | null, pair: TesseraPairHandle | null): Promise<string | null> {
+  if (!sink || !pair) return null;
+  try {
+    // BatchSpanProcessor exports every second: wait for the last batch.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const requests = async (side: 'client' | 'server') => sumMetric(await pair.metrics(side), 'tessera_requests_total') ?? 0;
+    const [stats, c, s] = await Promise.all([sink.stats(), requests('client'), requests('server')]);
+    return spanDeliveryNote(stats.spans, c + s, stats.exports);
+  } catch (e) {
+    return `Tracing: could not read the span count (${(e as Error).message}).`;
+  }
 }
 
 /** What the access log costs: per-round differences of the two Tessera variants, per side. */
@@ -114,7 +172,8 @@ export function accessLogHeadlines(ms: readonly Measurement[]): string[] {
 
 export const meshScenario: BenchScenario = {
   name: 'mesh',
-  summary: 'Direct app vs Tessera pair (access log off / to a file) vs nginx and HAProxy mTLS pairs (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS',
-  defaults: { rounds: 5, warmupMs: 1_000, durationMs: 3_000, connections: 32 },
+  summary:
+    'Direct app vs Tessera pair (access log off / to a file, tracing on) vs nginx and HAProxy mTLS pairs, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS',
+  defaults: { rounds: 5, warmupMs: 300, durationMs: 1_500, connections: 32 },
   run,
 };

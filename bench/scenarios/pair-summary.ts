@@ -9,6 +9,11 @@ export interface PairSummaryOptions {
   readonly peerBaselines: readonly string[];
   /** The direct (no proxy) variant, for req/s ratio and added latency; absent in scenarios without it. */
   readonly direct?: string;
+  /**
+   * The variant a row is compared with in a peer's columns (e.g. an edge row against the nginx edge in the nginx
+   * columns), or null for "not comparable" (–). Default: the peer baseline itself.
+   */
+  readonly baselineFor?: (variant: string, peerBaseline: string) => string | null;
 }
 
 function skippedReason(ms: readonly Measurement[], variant: string): string | null {
@@ -34,9 +39,12 @@ export function pairSummaryRows(ms: readonly Measurement[], o: PairSummaryOption
     if (skipped !== null) return { variant: v, 'req/s': 'skipped (see notes)' };
     const row: Record<string, string | number | null> = { variant: v };
     row['req/s'] = formatSpread(s(ms, v, 'reqPerSec'));
-    for (const b of o.peerBaselines) {
-      row[`req/s ÷ ${shortName(b)}`] = v === b ? '1' : formatRatio(spread(perRoundRatios(ms, v, b, 'reqPerSec')));
-    }
+    const base = (b: string) => (o.baselineFor ? o.baselineFor(v, b) : b);
+    const ratio = (b: string, metric: string) => {
+      const x = base(b);
+      return x === null ? '–' : v === x ? '1' : formatRatio(spread(perRoundRatios(ms, v, x, metric)));
+    };
+    for (const b of o.peerBaselines) row[`req/s ÷ ${shortName(b)}`] = ratio(b, 'reqPerSec');
     if (o.direct) row['req/s ÷ direct'] = v === o.direct ? '1' : formatRatio(spread(perRoundRatios(ms, v, o.direct, 'reqPerSec')));
     const p50 = s(ms, v, 'p50Ms');
     // h2load gives a mean, no percentiles.
@@ -46,9 +54,7 @@ export function pairSummaryRows(ms: readonly Measurement[], o: PairSummaryOption
     const client = s(ms, v, 'cpuUsPerReqClient');
     row['CPU µs/req client'] = formatSpread(client);
     row['CPU µs/req server'] = formatSpread(s(ms, v, 'cpuUsPerReqServer'));
-    for (const b of o.peerBaselines) {
-      row[`CPU ÷ ${shortName(b)}`] = !client ? '–' : v === b ? '1' : formatRatio(spread(perRoundRatios(ms, v, b, 'cpuUsPerReqProxies')));
-    }
+    for (const b of o.peerBaselines) row[`CPU ÷ ${shortName(b)}`] = !client ? '–' : ratio(b, 'cpuUsPerReqProxies');
     row['app CPU µs/req'] = formatSpread(s(ms, v, 'cpuUsPerReqApp'));
     const rss = [s(ms, v, 'rssMbClient'), s(ms, v, 'rssMbServer')];
     const idle = [s(ms, v, 'rssIdleMbClient'), s(ms, v, 'rssIdleMbServer')];
