@@ -47,7 +47,7 @@ export class PeerVerifier {
    * leaf, so after an identity change (cache cleared) the chain is completed from here and verified afresh
    * against the current bundles — a removed authority still fails.
    */
-  readonly #intermediates = new Map<string, X509Certificate>();
+  readonly #intermediates = new Map<string, X509Certificate[]>();
 
   /**
    * `cert` is `socket.getPeerCertificate(true)`; `expectedId` enforces secure naming on the client side.
@@ -86,14 +86,15 @@ export class PeerVerifier {
   }
 
   /**
-   * The inbound fast path: a cache hit needs only the leaf's fingerprint (getPeerX509Certificate), not
-   * getPeerCertificate(true), which builds JS objects and hashes for every certificate of the chain.
+   * The inbound fast path: a cache hit needs only the leaf's fingerprint (getPeerCertificate() without the
+   * chain), not getPeerCertificate(true), which builds JS objects and hashes for every certificate of the chain.
+   * (Not getPeerX509Certificate: on the server side it leaves the peer chain short for a later chain read.)
    */
-  verifySocket(socket: Pick<TLSSocket, 'getPeerX509Certificate' | 'getPeerCertificate'>, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
+  verifySocket(socket: Pick<TLSSocket, 'getPeerCertificate'>, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
     if (snapshot.generation === this.#generation) {
-      const leaf = socket.getPeerX509Certificate();
-      if (!leaf) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
-      const hit = this.#cache.get(leaf.fingerprint256);
+      const fp = socket.getPeerCertificate()?.fingerprint256;
+      if (!fp) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+      const hit = this.#cache.get(fp);
       if (hit && hit.notAfterMs > nowMs) return hit;
     }
     return this.verify(socket.getPeerCertificate(true), snapshot, nowMs);
@@ -101,17 +102,21 @@ export class PeerVerifier {
 
   #remember(cas: readonly X509Certificate[]): void {
     for (const c of cas) {
-      if (!c.ca || c.subject === c.issuer || this.#intermediates.has(c.subject)) continue;
+      if (!c.ca || c.subject === c.issuer) continue;
+      const same = this.#intermediates.get(c.subject) ?? [];
+      if (same.some((x) => x.fingerprint256 === c.fingerprint256)) continue;
       if (this.#intermediates.size >= INTERMEDIATES_MAX) this.#intermediates.delete(this.#intermediates.keys().next().value!);
-      this.#intermediates.set(c.subject, c);
+      // Several CAs may use the same intermediate name (rotations): keep a few per name, newest first.
+      this.#intermediates.set(c.subject, [c, ...same].slice(0, 4));
     }
   }
 
-  /** Appends remembered intermediates after a lone leaf (bounded walk up the issuer names). */
+  /** Appends remembered intermediates after a lone leaf: the one whose key actually signed it, bounded walk. */
   #complete(certs: X509Certificate[]): void {
     for (let i = 0; i < 4; i++) {
-      const next = this.#intermediates.get(certs[certs.length - 1]!.issuer);
-      if (!next || certs.includes(next)) return;
+      const last = certs[certs.length - 1]!;
+      const next = (this.#intermediates.get(last.issuer) ?? []).find((c) => !certs.includes(c) && last.checkIssued(c) && last.verify(c.publicKey));
+      if (!next) return;
       certs.push(next);
     }
   }

@@ -66,8 +66,8 @@ describe('PeerVerifier', () => {
     const web = await ca.mintSvid(WEB);
     let chainBuilt = 0;
     const socket = {
-      getPeerX509Certificate: () => web.leaf,
-      getPeerCertificate: () => {
+      getPeerCertificate: (detailed?: boolean) => {
+        if (!detailed) return { raw: web.leaf.raw, fingerprint256: web.leaf.fingerprint256 };
         chainBuilt++;
         return peerCert(web.chain);
       },
@@ -78,5 +78,19 @@ describe('PeerVerifier', () => {
     expect(chainBuilt).toBe(1);
     expect(v.verifySocket(socket, snapshot(ca, 2), Date.now()).ok).toBe(true); // a new generation checks again
     expect(chainBuilt).toBe(2);
+  });
+
+  test('two CAs with the same intermediate name: a lone leaf is completed with the intermediate that signed it', async () => {
+    const a = await TestCa.create({ trustDomain: 'example.org' });
+    const b = await TestCa.create({ trustDomain: 'example.org', rootName: 'CN=Other root' });
+    const both = { generation: 1, bundles: new TrustBundleSet([TrustBundle.parse('example.org', a.bundlePem() + b.bundlePem())]) } as unknown as IdentitySnapshot;
+    const fromA = await a.mintSvid(WEB);
+    const fromB = await b.mintSvid(WEB);
+    const v = new PeerVerifier();
+    expect(v.verify(peerCert(fromA.chain), both, Date.now()).ok).toBe(true);
+    expect(v.verify(peerCert(fromB.chain), both, Date.now()).ok).toBe(true);
+    const again = { ...both, generation: 2 } as IdentitySnapshot;
+    expect(v.verify(peerCert([fromA.leaf]), again, Date.now()).ok).toBe(true);
+    expect(v.verify(peerCert([fromB.leaf]), again, Date.now()).ok).toBe(true);
   });
 });
