@@ -42,8 +42,12 @@ function as(who: 'alice' | 'bob', host: string, path = '/'): string[] {
 
 async function startApp(name: string): Promise<number> {
   const app = createServer((req, res) => {
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ app: name, path: req.url, headers: req.headers }));
+    const answer = () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ app: name, path: req.url, headers: req.headers }));
+    };
+    if (req.url?.startsWith('/slow')) setTimeout(answer, 400);
+    else answer();
   });
   apps.push(app);
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
@@ -198,5 +202,22 @@ describe('edge', () => {
     held.destroy();
     const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', ...as('alice', 'a.example.test', '/')]);
     expect(r.stdout).toBe('200');
+  });
+
+  test('a client that gives up mid-request does not cost the pooled upstream mTLS connection', async () => {
+    expect((await curl(['-o', '/dev/null', '-w', '%{http_code}', ...as('alice', 'a.example.test', '/warm')])).stdout).toBe('200');
+    const opened = async () => {
+      const m = await (await fetch(`http://127.0.0.1:${edge.admin}/metrics`)).text();
+      return m
+        .split('\n')
+        .filter((l) => l.startsWith('tessera_upstream_connections_opened_total{') && l.includes('direction="edge"'))
+        .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+    };
+    const before = await opened();
+    const aborted = await curl(['--max-time', '0.15', ...as('alice', 'a.example.test', '/slow')]);
+    expect(aborted.code).not.toBe(0);
+    await new Promise((r) => setTimeout(r, 600)); // the slow answer arrives and drains into the void
+    expect((await curl(['-o', '/dev/null', '-w', '%{http_code}', ...as('alice', 'a.example.test', '/after')])).stdout).toBe('200');
+    expect(await opened()).toBe(before);
   });
 });

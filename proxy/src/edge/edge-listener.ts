@@ -222,21 +222,23 @@ export class EdgeListener {
     const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path, headers, setHost: false });
     const timer = setTimeout(() => upReq.destroy(Object.assign(new Error('request timeout'), { code: 'request_timeout' })), d.limits.requestTimeoutMs);
     let bytesOut = 0;
-    upReq.on('response', (upRes) => {
+    let upRes: IncomingMessage | undefined;
+    upReq.on('response', (response) => {
+      upRes = response;
       const out: OutgoingHttpHeaders = {};
-      for (const [k, v] of Object.entries(upRes.headers)) if (v !== undefined && !DROP_RESPONSE.has(k)) out[k] = v;
+      for (const [k, v] of Object.entries(response.headers)) if (v !== undefined && !DROP_RESPONSE.has(k)) out[k] = v;
       Object.assign(out, this.#hsts());
       if (this.#draining && !h2) out.connection = 'close';
-      (res as ServerResponse).writeHead(upRes.statusCode ?? 502, out);
-      upRes.on('data', (c: Buffer) => {
+      (res as ServerResponse).writeHead(response.statusCode ?? 502, out);
+      response.on('data', (c: Buffer) => {
         bytesOut += c.length;
       });
-      upRes.pipe(res as NodeJS.WritableStream);
-      upRes.on('end', () => {
+      response.pipe(res as NodeJS.WritableStream);
+      response.on('end', () => {
         clearTimeout(timer);
-        finish(upRes.statusCode ?? 502, bytesOut);
+        finish(response.statusCode ?? 502, bytesOut);
       });
-      upRes.on('error', () => res.destroy());
+      response.on('error', () => res.destroy());
     });
     upReq.on('error', (e: Error & { code?: string }) => {
       clearTimeout(timer);
@@ -246,11 +248,19 @@ export class EdgeListener {
       } else local(e.code === 'request_timeout' ? 504 : 502, e.code === 'request_timeout' ? 'request_timeout' : 'upstream_unavailable');
     });
     res.on('close', () => {
-      if (!done) {
+      if (done) return;
+      clearTimeout(timer);
+      finish(499, bytesOut, 'downstream_reset');
+      // The client left. A request that went out whole lets its response drain so the pooled mTLS connection
+      // survives (clients abort all the time); a half-sent one cannot be reused.
+      if (!upReq.writableFinished) {
         upReq.destroy();
-        clearTimeout(timer);
-        finish(499, bytesOut, 'downstream_reset');
+        return;
       }
+      if (upRes) {
+        upRes.unpipe();
+        upRes.resume();
+      } else upReq.once('response', (r) => r.resume());
     });
     (req as NodeJS.ReadableStream).pipe(upReq);
   }
