@@ -3,10 +3,10 @@
 // headers from the real connection, optional HSTS, the same metrics, access log, tracing and drain as sidecars.
 import { type IncomingHttpHeaders, type IncomingMessage, Agent as HttpAgent, type OutgoingHttpHeaders, type ServerResponse, request } from 'node:http';
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { evaluate } from '../../../common/policy/evaluate.js';
 import type { EdgeConfig, EdgeRouteConfig } from '../config/edge-config.js';
+import { listenOn } from '../listeners/listen.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
@@ -88,14 +88,7 @@ export class EdgeListener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.config.listen.port, this.config.listen.host, () => {
-        this.#server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#port = await listenOn(this.#server, this.config.listen);
     this.#certs.start((opts) => this.#server.setSecureContext(opts));
     return { host: this.config.listen.host, port: this.#port };
   }

@@ -2,7 +2,6 @@
 // then each stream is forwarded over one multiplexed h2c session to the app. A denied gRPC call gets
 // PERMISSION_DENIED (7) with a short code; a denied HTTP/2 request gets 403.
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { InboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders, respondLocal } from '../h2/h2-forward.js';
@@ -11,6 +10,7 @@ import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { serverSecureOptions } from '../tls/tls-contexts.js';
 import { InboundGate } from './inbound-gate.js';
+import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 
 const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);
@@ -52,14 +52,7 @@ export class InboundH2Listener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.config.listen.port, this.config.listen.host, () => {
-        this.#server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#port = await listenOn(this.#server, this.config.listen);
     return { host: this.config.listen.host, port: this.#port };
   }
 

@@ -16,6 +16,7 @@ import { ConnectionPool } from '../upstream/connection-pool.js';
 import { plainConnector } from '../upstream/connectors.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 import { InboundGate } from './inbound-gate.js';
+import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
 import { relay } from './tcp-relay.js';
@@ -71,14 +72,7 @@ export class InboundListener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.config.listen.port, this.config.listen.host, () => {
-        this.#server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as net.AddressInfo).port;
+    this.#port = await listenOn(this.#server, this.config.listen);
     this.#sessions.start();
     return { host: this.config.listen.host, port: this.#port };
   }

@@ -2,12 +2,12 @@
 // loopback port; every stream is multiplexed over one long-lived mTLS HTTP/2 session to the upstream proxy,
 // which must present exactly the configured SPIFFE ID.
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
 import { mtlsConnect, type SessionMemory } from '../upstream/connectors.js';
+import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
@@ -55,14 +55,7 @@ export class OutboundH2Listener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.config.listen.port, this.config.listen.host, () => {
-        this.#server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
+    this.#port = await listenOn(this.#server, this.config.listen);
     return { host: this.config.listen.host, port: this.#port };
   }
 

@@ -11,6 +11,7 @@ import type { RequestSpan } from '../telemetry/tracing.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
+import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
 import { relay } from './tcp-relay.js';
@@ -61,14 +62,7 @@ export class OutboundListener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.config.listen.port, this.config.listen.host, () => {
-        this.#server.removeListener('error', reject);
-        resolve();
-      });
-    });
-    this.#port = (this.#server.address() as net.AddressInfo).port;
+    this.#port = await listenOn(this.#server, this.config.listen);
     this.#sessions.start();
     return { host: this.config.listen.host, port: this.#port };
   }
