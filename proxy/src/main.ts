@@ -26,7 +26,7 @@ import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
 import { ProxyMetrics, createProxyRegistry } from './telemetry/metrics.js';
-import { ClientContexts, newTicketKeys } from './tls/tls-contexts.js';
+import { ClientContexts, TicketKeys } from './tls/tls-contexts.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;
@@ -247,6 +247,13 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     serviceName: config.telemetry.tracing.serviceName ?? `tessera-proxy ${identity.current!.id.path}`,
     localId: identity.current!.id.toString(),
   });
+  const ticketKeys = new TicketKeys();
+  const rotateTickets = setInterval(() => {
+    ticketKeys.rotate();
+    for (const l of listeners) if (l instanceof InboundListener || l instanceof InboundH2Listener) l.rotateTicketKeys();
+  }, config.limits.ticketKeyRotationMs);
+  rotateTickets.unref();
+  stoppables.push({ stop: () => clearInterval(rotateTickets) });
   const deps: ListenerDeps = {
     identity,
     policies,
@@ -254,7 +261,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     accessLog,
     tracer,
     limits: config.limits,
-    ticketKeys: newTicketKeys(),
+    ticketKeys,
     clientContexts: new ClientContexts(),
     nowMs,
     requestId: createRequestIds(),

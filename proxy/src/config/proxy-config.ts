@@ -42,6 +42,7 @@ export interface ProxyLimits {
   readonly upstreamPoolSize: number;
   readonly upstreamIdleTimeoutMs: number;
   readonly drainTimeoutMs: number;
+  readonly ticketKeyRotationMs: number;
 }
 
 export interface ProxyConfig {
@@ -164,6 +165,7 @@ export const proxySchema: ObjectSchema = {
         upstreamPoolSize: { type: 'number', integer: true, min: 1, max: 10_000, default: 256 },
         upstreamIdleTimeout: { type: 'duration', min: 100, default: '60s' },
         drainTimeout: { type: 'duration', min: 0, default: '20s' },
+        ticketKeyRotation: { type: 'duration', min: 1_000, default: '1h', description: 'How often inbound session-ticket keys are replaced' },
       },
     },
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
@@ -188,7 +190,7 @@ interface Raw {
   admin?: { listen?: string };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout', number>>;
+  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   logLevel?: ProxyConfig['logLevel'];
 }
 
@@ -272,6 +274,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       upstreamPoolSize: l.upstreamPoolSize ?? 256,
       upstreamIdleTimeoutMs: l.upstreamIdleTimeout ?? 60_000,
       drainTimeoutMs: l.drainTimeout ?? 20_000,
+      ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
     },
     logLevel: raw.logLevel ?? 'info',
   });

@@ -34,7 +34,7 @@ export class InboundH2Listener {
     const snapshot = deps.identity.current;
     if (!snapshot) throw new Error('inbound listener started before the first SVID');
     this.#server = http2.createSecureServer({
-      ...serverSecureOptions(snapshot, deps.ticketKeys, config.tlsMinVersion, ['h2']),
+      ...serverSecureOptions(snapshot, deps.ticketKeys.current, config.tlsMinVersion, ['h2']),
       allowHTTP1: false,
       handshakeTimeout: deps.limits.handshakeTimeoutMs,
       maxSessionMemory: 64,
@@ -44,7 +44,7 @@ export class InboundH2Listener {
     });
     this.#server.maxConnections = deps.limits.maxConnections;
     this.#server.setTimeout(deps.limits.idleTimeoutMs);
-    this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys, config.tlsMinVersion, ['h2'])));
+    this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys.current, config.tlsMinVersion, ['h2'])));
     this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}` });
     this.#server.on('session', (session) => this.#onSession(session));
     this.#server.on('stream', (stream, headers) => this.#onStream(stream, headers));
@@ -54,6 +54,11 @@ export class InboundH2Listener {
   async start(): Promise<{ host: string; port: number }> {
     this.#port = await listenOn(this.#server, this.config.listen);
     return { host: this.config.listen.host, port: this.#port };
+  }
+
+  /** New session-ticket keys: tickets issued before no longer resume (a full handshake instead). */
+  rotateTicketKeys(): void {
+    this.#server.setTicketKeys(this.#d.ticketKeys.current);
   }
 
   get port(): number {

@@ -48,12 +48,12 @@ export class InboundListener {
     if (!snapshot) throw new Error('inbound listener started before the first SVID');
     const tcp = config.protocol === 'tcp';
     this.#server = tls.createServer({
-      ...serverSecureOptions(snapshot, deps.ticketKeys, config.tlsMinVersion, tcp ? [] : ['http/1.1']),
+      ...serverSecureOptions(snapshot, deps.ticketKeys.current, config.tlsMinVersion, tcp ? [] : ['http/1.1']),
       handshakeTimeout: deps.limits.handshakeTimeoutMs,
       allowHalfOpen: tcp,
     });
     this.#server.maxConnections = deps.limits.maxConnections;
-    this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys, config.tlsMinVersion, tcp ? [] : ['http/1.1'])));
+    this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys.current, config.tlsMinVersion, tcp ? [] : ['http/1.1'])));
     this.#pool = new ConnectionPool({
       connect: plainConnector(config.forwardTo.host, config.forwardTo.port, deps.limits.handshakeTimeoutMs),
       maxConnections: deps.limits.upstreamPoolSize,
@@ -75,6 +75,11 @@ export class InboundListener {
     this.#port = await listenOn(this.#server, this.config.listen);
     this.#sessions.start();
     return { host: this.config.listen.host, port: this.#port };
+  }
+
+  /** New session-ticket keys: tickets issued before no longer resume (a full handshake instead). */
+  rotateTicketKeys(): void {
+    this.#server.setTicketKeys(this.#d.ticketKeys.current);
   }
 
   get port(): number {

@@ -6,7 +6,7 @@ import type { IdentityStore } from '../identity/identity-store.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
-import type { ClientContexts } from '../tls/tls-contexts.js';
+import type { ClientContexts, TicketKeys } from '../tls/tls-contexts.js';
 
 export interface ListenerDeps {
   readonly identity: IdentityStore;
@@ -15,7 +15,7 @@ export interface ListenerDeps {
   readonly accessLog: AccessLog;
   readonly tracer: RequestTracer | null;
   readonly limits: ProxyLimits;
-  readonly ticketKeys: Buffer;
+  readonly ticketKeys: TicketKeys;
   readonly clientContexts: ClientContexts;
   readonly nowMs: () => number;
   readonly requestId: () => string;

@@ -17,9 +17,22 @@ const TLS13_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA2
 
 export const CIPHERS = `${TLS13_CIPHERS}:${TLS12_CIPHERS}`;
 
-/** 48 bytes of session-ticket key material, created once per process. */
-export function newTicketKeys(): Buffer {
-  return randomBytes(48);
+/**
+ * Session-ticket key material (48 bytes), the same for every identity generation so resumption survives SVID
+ * rotations, and itself replaced on a schedule: a ticket key that never changes would let one stolen key decrypt
+ * every session resumed with it, forever.
+ */
+export class TicketKeys {
+  #keys = randomBytes(48);
+
+  get current(): Buffer {
+    return this.#keys;
+  }
+
+  rotate(): Buffer {
+    this.#keys = randomBytes(48);
+    return this.#keys;
+  }
 }
 
 /** Options for a server that requires a client certificate; the SVID check happens after the handshake. */
