@@ -335,6 +335,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         return s && s.notAfterMs > clock.nowMs() ? null : 'the control plane SVID has expired';
       },
       certs: () => certsView(td, self.current, ca.current()),
+      config: () => ({ ...config, trustDomain: td.name }),
     });
     await admin.start();
     cleanups.push(() => admin.stop());

@@ -183,7 +183,7 @@ describe('tessera control-plane issues SVIDs', () => {
     expect(metrics).toMatch(/tessera_grpc_tls_failures_total\{reason="(protocol|alpn)"\} [1-9]/);
   });
 
-  test('admin listener: /ready, /certs name the control plane SVID; /metrics counts issuances', async () => {
+  test('admin listener: /ready, /certs name the control plane SVID; /metrics counts issuances; /config shows the effective config', async () => {
     expect((await fetch(`http://${cp.admin}/ready`)).status).toBe(200);
     const certs = (await (await fetch(`http://${cp.admin}/certs`)).json()) as { spiffeId: string; serial: string; bundleFingerprints: string[] };
     expect(certs.spiffeId).toBe(`spiffe://${TD}/tessera/control-plane`);
@@ -191,6 +191,9 @@ describe('tessera control-plane issues SVIDs', () => {
     const metrics = await (await fetch(`http://${cp.admin}/metrics`)).text();
     expect(metrics).toMatch(/tessera_issuances_total\{result="issued",attestor="join_token"\} [1-9]/);
     expect(metrics).toMatch(/tessera_issuance_refusals_total\{code="TESSERA_ERR_ATTESTATION_TOKEN_USED"\} [1-9]/);
+    const config = (await (await fetch(`http://${cp.admin}/config`)).json()) as { trustDomain: string; dataDir: string };
+    expect(config.trustDomain).toBe(TD);
+    expect(config.dataDir).toBe(cp.dataDir);
     const audit = await readFile(join(cp.dataDir, 'audit.log'), 'utf8');
     expect(audit).toContain('"event":"svid.issued"');
     expect(audit).toContain('"code":"TESSERA_ERR_ATTESTATION_TOKEN_USED"');

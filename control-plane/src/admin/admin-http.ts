@@ -1,5 +1,6 @@
 // The admin listener (loopback by default): /healthz (process alive), /ready (CA loaded, gRPC serving, own SVID
-// valid), /metrics (Prometheus text), /certs (own SVID and bundle, public data only). Nothing here changes
+// valid), /metrics (Prometheus text), /certs (own SVID and bundle, public data only), /config (the effective
+// config; it holds paths and settings, no secret). Nothing here changes
 // state; operator commands use the Unix socket.
 import { type Server, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -13,6 +14,8 @@ export interface AdminHttpOptions {
   readonly notReadyReason: () => string | null;
   /** What /certs answers as JSON: public certificate facts only (never a key). */
   readonly certs: () => unknown;
+  /** The effective config as /config answers it. */
+  readonly config: () => unknown;
 }
 
 export class AdminHttp {
@@ -45,6 +48,7 @@ export class AdminHttp {
         return reason === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${reason}\n`);
       }
       if (path === '/certs') return send(200, 'application/json', `${JSON.stringify(this.#o.certs(), null, 2)}\n`);
+      if (path === '/config') return send(200, 'application/json', `${JSON.stringify(this.#o.config(), null, 2)}\n`);
       if (path === '/metrics') {
         this.#o.registry.metrics().then(
           (text) => send(200, this.#o.registry.contentType, text),
