@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
 import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
+import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -34,14 +35,6 @@ interface Certs {
   lastServedCheck: { match: boolean; afterInstallMs: number } | null;
 }
 const certs = async (p: ProxyProcess): Promise<Certs> => (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
-
-async function until(what: string, fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 function oneRequest(port: number): Promise<void> {
   return new Promise((resolve) => {

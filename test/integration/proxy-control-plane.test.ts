@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
+import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -37,14 +38,6 @@ function call(method = 'GET'): Promise<number> {
 
 async function certs(p: ProxyProcess): Promise<{ serial: string; servedSerial: string | null; source: string; notAfter: string }> {
   return (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
-}
-
-async function until(fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function proxyFor(name: string, id: string, body: string): Promise<ProxyProcess> {
@@ -97,12 +90,12 @@ describe('proxy with a control-plane identity', () => {
 
   test('a policy change on the control plane applies to the next request on the same connection', async () => {
     await writeFile(join(cp.policiesDir, 'api.yaml'), allow('api-allow-web', ['GET', 'POST']));
-    await until(async () => (await call('POST')) === 200, 15_000);
+    await until('POST allowed by the new policy', async () => (await call('POST')) === 200, 15_000);
   });
 
   test('the SVID renews before expiry (TTL 12 s) over mTLS; the open connection keeps working', async () => {
     const before = await certs(api);
-    await until(async () => (await certs(api)).serial !== before.serial, 20_000);
+    await until('api renewed its SVID', async () => (await certs(api)).serial !== before.serial, 20_000);
     const after = await certs(api);
     expect(after.servedSerial).toBe(after.serial);
     expect(Date.parse(after.notAfter)).toBeGreaterThan(Date.parse(before.notAfter));
@@ -114,7 +107,7 @@ describe('proxy with a control-plane identity', () => {
   test("after the caller's own SVID rotated and its old one expired, new upstream connections do not resume old sessions", async () => {
     const before = await certs(web);
     // Renewal (TTL 12 s), then the old SVID's expiry; meanwhile the idle pooled connection is closed (1 s).
-    await until(async () => (await certs(web)).serial !== before.serial && Date.now() > Date.parse(before.notAfter) + 1_500, 30_000);
+    await until('web renewed and its old SVID expired', async () => (await certs(web)).serial !== before.serial && Date.now() > Date.parse(before.notAfter) + 1_500, 30_000);
     agent.destroy();
     expect(await call('GET')).toBe(200);
     const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
@@ -128,8 +121,8 @@ describe('proxy with a control-plane identity', () => {
     await writeFile(join(cp.policiesDir, 'api.yaml'), allow('api-allow-web', ['GET']));
     cp = await startControlPlaneProcess(cp.dir, cp.configFile);
     const before = await certs(api);
-    await until(async () => (await call('POST')) === 403, 20_000); // the watch reconnected and delivered the new policy
-    await until(async () => (await certs(api)).serial !== before.serial, 20_000); // renewal works again
+    await until('the watch delivered the restored policy', async () => (await call('POST')) === 403, 20_000); // the watch reconnected and delivered the new policy
+    await until('renewal after the restart', async () => (await certs(api)).serial !== before.serial, 20_000); // renewal works again
     expect(await call('GET')).toBe(200);
   }, 60_000);
 });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -42,14 +43,6 @@ async function certs(p: ProxyProcess): Promise<{ serial: string; servedSerial: s
   return (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
 }
 
-async function until(fn: () => Promise<boolean>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('condition not reached');
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   caA = await TestCa.create({ trustDomain: TD });
@@ -79,7 +72,7 @@ test('a new SVID from the same CA is served to fresh handshakes while the open c
   const before = await certs(apiProxy);
   expect(before.servedSerial).toBe(before.serial);
   const next = await writeSvidFiles(caA, API, join(dir, 'api'));
-  await until(async () => (await certs(apiProxy)).servedSerial === next.serial);
+  await until('the new SVID served', async () => (await certs(apiProxy)).servedSerial === next.serial);
   const again = await get(port);
   expect(again.status).toBe(200);
   expect(again.socketId).toBe(first.socketId); // the same client connection, never dropped
@@ -110,7 +103,7 @@ test('a TLS session resumed across the server rotation is still accepted', async
   expect(first.answer).toMatch(/^HTTP\/1\.1 200 /);
   expect(first.ticket).toBeDefined();
   const next = await writeSvidFiles(caA, API, join(dir, 'api'));
-  await until(async () => (await certs(apiProxy)).servedSerial === next.serial);
+  await until('the new SVID served', async () => (await certs(apiProxy)).servedSerial === next.serial);
   const again = await get(first.ticket);
   expect(again.resumed).toBe(true);
   expect(again.answer).toMatch(/^HTTP\/1\.1 200 /);
@@ -125,14 +118,14 @@ test('CA rotation: bundles with old + new authorities, then SVIDs from the new C
     await writeFile(join(dir, w, 'bundle.pem'), both);
     expect(s.serial).toBeTruthy();
   }
-  await until(async () => (await certs(apiProxy)).bundles[0]!.fingerprints.length >= 2 && (await certs(webProxy)).bundles[0]!.fingerprints.length >= 2);
+  await until('both proxies trust both roots', async () => (await certs(apiProxy)).bundles[0]!.fingerprints.length >= 2 && (await certs(webProxy)).bundles[0]!.fingerprints.length >= 2);
   expect((await get(port)).status).toBe(200);
   // Step 2: SVIDs from the new CA; the bundle still holds both.
   const apiNew = await writeSvidFiles(caB, API, join(dir, 'api'));
   await writeFile(join(dir, 'api', 'bundle.pem'), both);
   const webNew = await writeSvidFiles(caB, WEB, join(dir, 'web'));
   await writeFile(join(dir, 'web', 'bundle.pem'), both);
-  await until(async () => (await certs(apiProxy)).servedSerial === apiNew.serial && (await certs(webProxy)).serial === webNew.serial);
+  await until('SVIDs from the new CA served', async () => (await certs(apiProxy)).servedSerial === apiNew.serial && (await certs(webProxy)).serial === webNew.serial);
   for (let i = 0; i < 5; i++) expect((await get(port)).status).toBe(200);
   // A fresh mTLS handshake with a new-CA client SVID is accepted and served the new-CA server SVID.
   const client = await caB.mintSvid(WEB);
@@ -155,7 +148,7 @@ test('a bad update (key of another certificate) is refused and counted; the old 
   const before = await certs(apiProxy);
   const other = await caB.mintSvid(API);
   await writeFile(join(dir, 'api', 'key.pem'), other.keyPem, { mode: 0o600 });
-  await until(async () => {
+  await until('the refusal counted', async () => {
     const m = await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text();
     return /tessera_svid_rotations_total\{result="refused"\} [1-9]/.test(m);
   });

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
+import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -42,14 +43,6 @@ async function metric(p: ProxyProcess, re: RegExp): Promise<number> {
     .split('\n')
     .filter((l) => re.test(l))
     .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
-}
-
-async function until(fn: () => Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await fn())) {
-    if (Date.now() > deadline) throw new Error('condition not reached in time');
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 async function proxyFor(name: string, id: string, body: string, otlp: string): Promise<ProxyProcess> {
@@ -105,7 +98,7 @@ describe('tracing', () => {
     const seen = seenByApp.find((s) => s.path === '/v1/public/traced')!;
     expect(seen.traceparent).toMatch(new RegExp(`^00-${CALLER_TRACE}-[0-9a-f]{16}-01$`));
     expect(seen.traceparent).not.toContain('00f067aa0ba902b7'); // re-parented on the proxies' spans
-    await until(async () => exported.filter((b) => b.includes(CALLER_TRACE)).length >= 2, 10_000); // batch export ~1 s
+    await until('spans of both proxies exported', async () => exported.filter((b) => b.includes(CALLER_TRACE)).length >= 2, 10_000); // batch export ~1 s
     const all = exported.join('\n');
     expect(all).toContain('tessera.decision');
     expect(all).toContain(WEB);
@@ -124,9 +117,9 @@ describe('audit mode and break-glass', () => {
     expect(await call('POST', '/v1/orders')).toBe(403);
     const r = await tessera(['policy', 'break-glass', '--data-dir', cp.dataDir, '--to', API, '--from', WEB, '--for', '6s', '--reason', 'incident 42: orders stuck']);
     expect(r.code).toBe(0);
-    await until(async () => (await call('POST', '/v1/orders')) === 200, 10_000);
+    await until('break-glass grant applied', async () => (await call('POST', '/v1/orders')) === 200, 10_000);
     expect(await metric(api, /^tessera_authz_decisions_total\{.*mode="break-glass"/)).toBeGreaterThan(0);
-    await until(async () => /"policy":"break-glass\//.test(api.stdout()), 5_000); // the access log flushes about once a second
-    await until(async () => (await call('POST', '/v1/orders')) === 403, 15_000);
+    await until('break-glass logged in the access log', async () => /"policy":"break-glass\//.test(api.stdout()), 5_000); // the access log flushes about once a second
+    await until('break-glass grant expired', async () => (await call('POST', '/v1/orders')) === 403, 15_000);
   }, 40_000);
 });

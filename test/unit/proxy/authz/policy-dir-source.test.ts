@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import type { AuthorizationPolicy } from '../../../../common/policy/policy-types.js';
 import { type PolicyFileError, PolicyDirSource } from '../../../../proxy/src/authz/policy-dir-source.js';
+import { until } from '../../../helpers/until.js';
 
 const FAST = { pollMs: 100, debounceMs: 20 };
 
@@ -26,14 +27,6 @@ function policyYaml(name: string, action = 'ALLOW', caller = 'web'): string {
 
 /** Line 6 holds an action the schema does not know. */
 const BAD = policyYaml('broken', 'PERMIT');
-
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 const names = (ps: readonly AuthorizationPolicy[] | undefined) => (ps ?? []).map((p) => p.name).sort();
 
@@ -97,15 +90,15 @@ describe('PolicyDirSource', () => {
     source.start();
 
     writeFileSync(join(dir, 'b.yaml'), policyYaml('b'));
-    await until(() => sets.length === 1, 'the set with b');
+    await until('the set with b', () => sets.length === 1, 5_000, 10);
     expect(names(sets[0])).toEqual(['a', 'b']);
 
     writeFileSync(join(dir, 'b.yaml'), policyYaml('b', 'DENY'));
-    await until(() => sets.length === 2, 'the changed b');
+    await until('the changed b', () => sets.length === 2, 5_000, 10);
     expect(sets[1]!.find((p) => p.name === 'b')?.action).toBe('DENY');
 
     rmSync(join(dir, 'a.yaml'));
-    await until(() => sets.length === 3, 'the set without a');
+    await until('the set without a', () => sets.length === 3, 5_000, 10);
     expect(names(sets[2])).toEqual(['b']);
     expect(names(source.policies)).toEqual(['b']);
 
@@ -125,7 +118,7 @@ describe('PolicyDirSource', () => {
     // One good change and one bad file together: all or nothing, so neither is applied.
     writeFileSync(join(dir, 'a.yaml'), policyYaml('a', 'DENY'));
     writeFileSync(join(dir, 'bad.yaml'), BAD);
-    await until(() => errors.length > 0 && errors.at(-1)!.some((e) => e.file.endsWith('bad.yaml')), 'the error report');
+    await until('the error report', () => errors.length > 0 && errors.at(-1)!.some((e) => e.file.endsWith('bad.yaml')), 5_000, 10);
     expect(errors.at(-1)).toEqual([
       expect.objectContaining({ file: join(dir, 'bad.yaml'), line: 6, code: 'TESSERA_ERR_POLICY_INVALID', message: expect.stringContaining('bad.yaml:6:') }),
     ]);
@@ -135,7 +128,7 @@ describe('PolicyDirSource', () => {
     expect(source.lastErrors).toHaveLength(1);
 
     writeFileSync(join(dir, 'bad.yaml'), policyYaml('fixed'));
-    await until(() => sets.length === 1, 'the fixed set');
+    await until('the fixed set', () => sets.length === 1, 5_000, 10);
     expect(names(sets[0])).toEqual(['a', 'fixed']);
     expect(sets[0]!.find((p) => p.name === 'a')?.action).toBe('DENY');
     expect(source.lastErrors).toEqual([]);
@@ -147,7 +140,7 @@ describe('PolicyDirSource', () => {
     source.loadInitial();
     source.start();
     writeFileSync(join(dir, 'b.yaml'), policyYaml('a', 'DENY'));
-    await until(() => errors.length > 0, 'the error report');
+    await until('the error report', () => errors.length > 0, 5_000, 10);
     expect(errors.at(-1)![0]).toMatchObject({ file: join(dir, 'b.yaml'), code: 'TESSERA_ERR_POLICY_DUPLICATE_NAME' });
     expect(errors.at(-1)![0]!.message).toContain(join(dir, 'a.yaml'));
     expect(sets).toEqual([]);
@@ -170,7 +163,7 @@ describe('PolicyDirSource', () => {
     symlinkSync('..2026_01_01_00_10_00.2', join(dir, '..data_tmp'));
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     rmSync(gen1, { recursive: true });
-    await until(() => sets.length === 1, 'the swapped-in set');
+    await until('the swapped-in set', () => sets.length === 1, 5_000, 10);
     expect(sets[0]!.map((p) => p.action)).toEqual(['DENY']);
   });
 });

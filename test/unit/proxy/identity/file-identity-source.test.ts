@@ -10,19 +10,12 @@ import { type FileIdentityEvent, FileIdentitySource } from '../../../../proxy/sr
 import { IdentityStore } from '../../../../proxy/src/identity/identity-store.js';
 import { type IdentityFiles, checkKeyFileMode, loadIdentityFiles } from '../../../../proxy/src/identity/load-identity-files.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
+import { until } from '../../../helpers/until.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/web';
 const FAST = { pollMs: 100, debounceMs: 20 };
 
 /** Polls a condition with a deadline; fails the test with `what` if it never holds. */
-async function until(cond: () => boolean, what: string, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 function serialOf(svid: MintedSvid): string {
   return svid.leaf.serialNumber.toLowerCase();
 }
@@ -130,7 +123,7 @@ describe('FileIdentitySource', () => {
     await new Promise((r) => setTimeout(r, 3 * FAST.pollMs));
     expect(store.current?.generation).toBe(1);
     writeIdentity(dir, svid2);
-    await until(() => store.current?.serial === serialOf(svid2), 'the new serial in the store');
+    await until('the new serial in the store', () => store.current?.serial === serialOf(svid2), 5_000, 10);
     expect(store.current?.generation).toBe(2);
     expect(events.filter((e) => e.result !== 'success')).toEqual([]);
     expect(events.at(-1)).toMatchObject({ result: 'success', serial: serialOf(svid2) });
@@ -156,7 +149,7 @@ describe('FileIdentitySource', () => {
     renameSync(join(dir, '..data_tmp'), join(dir, '..data'));
     rmSync(gen1, { recursive: true });
 
-    await until(() => store.current?.serial === serialOf(svid2), 'the swapped-in serial in the store');
+    await until('the swapped-in serial in the store', () => store.current?.serial === serialOf(svid2), 5_000, 10);
     expect(events.filter((e) => e.result !== 'success')).toEqual([]);
   });
 
@@ -171,7 +164,7 @@ describe('FileIdentitySource', () => {
     await new Promise((r) => setTimeout(r, 200)); // several debounce periods: the watcher sees the broken state
     expect(store.current?.serial).toBe(serialOf(svid1));
     writeFileSync(files.certFile, svid2.chainPem);
-    await until(() => store.current?.serial === serialOf(svid2), 'the completed cert in the store');
+    await until('the completed cert in the store', () => store.current?.serial === serialOf(svid2), 5_000, 10);
     expect(events.filter((e) => e.result !== 'success')).toEqual([]);
   });
 
@@ -182,7 +175,7 @@ describe('FileIdentitySource', () => {
     source.start();
     const t0 = Date.now();
     writeFileSync(files.certFile, svid2.chainPem); // the key stays svid1's
-    await until(() => events.length > 0, 'an event');
+    await until('an event', () => events.length > 0, 5_000, 10);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(300);
     expect(events).toEqual([expect.objectContaining({ result: 'refused', code: 'TESSERA_ERR_IDENTITY_INVALID' })]);
     expect(events[0]!.error).toMatch(/does not match/);
@@ -191,7 +184,7 @@ describe('FileIdentitySource', () => {
 
     // Fixing it (the matching key arrives) applies the new identity.
     writeFileSync(files.keyFile, svid2.keyPem);
-    await until(() => store.current?.serial === serialOf(svid2), 'the fixed identity in the store');
+    await until('the fixed identity in the store', () => store.current?.serial === serialOf(svid2), 5_000, 10);
   });
 
   test('an expired certificate is refused; the old snapshot stays', async () => {
@@ -201,7 +194,7 @@ describe('FileIdentitySource', () => {
     source.start();
     const expired = await ca.mintSvid(ID, { notBefore: new Date(Date.now() - 30 * 60_000), notAfter: new Date(Date.now() - 60_000) });
     writeIdentity(dir, expired);
-    await until(() => events.length > 0, 'an event');
+    await until('an event', () => events.length > 0, 5_000, 10);
     expect(events[0]).toMatchObject({ result: 'refused', code: 'TESSERA_ERR_IDENTITY_INVALID' });
     expect(events[0]!.error).toMatch(/expired/);
     expect(store.current?.serial).toBe(serialOf(svid1));
@@ -213,14 +206,14 @@ describe('FileIdentitySource', () => {
     source.loadInitial();
     source.start();
     writeIdentity(dir, svid2, { keyMode: 0o644 });
-    await until(() => events.length > 0, 'an event');
+    await until('an event', () => events.length > 0, 5_000, 10);
     expect(events).toEqual([expect.objectContaining({ result: 'refused', code: 'TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS' })]);
     expect(events[0]!.error).toContain(files.keyFile);
     expect(store.current?.serial).toBe(serialOf(svid1));
 
     // chmod alone (same content, same mtime) is noticed, and the now owner-only key is applied.
     chmodSync(files.keyFile, 0o600);
-    await until(() => store.current?.serial === serialOf(svid2), 'the identity applied after chmod 600');
+    await until('the identity applied after chmod 600', () => store.current?.serial === serialOf(svid2), 5_000, 10);
 
     chmodSync(files.keyFile, 0o644);
     const fresh = makeSource(files);
@@ -233,6 +226,6 @@ describe('FileIdentitySource', () => {
     source.start();
     expect(store.current).toBeUndefined();
     writeIdentity(dir, svid1);
-    await until(() => store.current?.serial === serialOf(svid1), 'the identity in the store');
+    await until('the identity in the store', () => store.current?.serial === serialOf(svid1), 5_000, 10);
   });
 });

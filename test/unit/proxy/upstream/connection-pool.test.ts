@@ -4,6 +4,7 @@ import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ConnectionPool, type PoolOptions, PoolQueueFull, type UpstreamConn, type UpstreamOwner } from '../../../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
+import { until } from '../../../helpers/until.js';
 
 interface TestServer {
   readonly port: number;
@@ -74,19 +75,11 @@ function acquire(pool: ConnectionPool, owner: UpstreamOwner): Promise<UpstreamCo
   return new Promise((resolve, reject) => pool.acquire(owner, (err, conn) => (err || !conn ? reject(err ?? new Error('no conn')) : resolve(conn))));
 }
 
-async function until(cond: () => boolean, what: string, ms = 3_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
 /** One exchange on a leased connection: write, wait for the echo. */
 async function exchange(conn: UpstreamConn, owner: Owner, text: string): Promise<void> {
   owner.data = '';
   conn.socket.write(text);
-  await until(() => owner.data === `echo:${text}`, `echo of ${text}`);
+  await until(`echo of ${text}`, () => owner.data === `echo:${text}`, 3_000, 5);
 }
 
 describe('reuse', () => {
@@ -184,7 +177,7 @@ describe('connection cap and queue', () => {
     const { pool } = makePool(srv.port, { maxConnections: 3, maxQueue: 100 });
     const leased: UpstreamConn[] = [];
     for (let i = 0; i < 20; i++) pool.acquire(new Owner(), (_e, c) => c && leased.push(c));
-    await until(() => leased.length === 3, 'three connections');
+    await until('three connections', () => leased.length === 3, 3_000, 5);
     await new Promise((r) => setTimeout(r, 50));
     expect(srv.sockets.length).toBe(3);
     expect(pool.stats).toEqual({ open: 3, idle: 0, queued: 17 });
@@ -203,7 +196,7 @@ describe('connection cap and queue', () => {
     const c2 = await waiting;
     expect(c2).not.toBe(c1);
     expect(c1.socket.destroyed).toBe(true);
-    await until(() => srv.sockets.length === 2, 'second server connection');
+    await until('second server connection', () => srv.sockets.length === 2, 3_000, 5);
   });
 
   test('a failed dial reports the error and lets the queue try again', async () => {
@@ -235,8 +228,8 @@ describe('idle connections', () => {
     expect(pool.stats.idle).toBe(1);
     expect(old.socket.destroyed).toBe(true);
     expect(fresh.socket.destroyed).toBe(false);
-    await until(() => pool.stats.open === 1, 'open count to drop');
-    await until(() => srv.sockets[0]!.closed, 'server to see the close');
+    await until('open count to drop', () => pool.stats.open === 1, 3_000, 5);
+    await until('server to see the close', () => srv.sockets[0]!.closed, 3_000, 5);
   });
 
   test('a connection the server closes while idle leaves the pool; the next acquire dials anew', async () => {
@@ -247,7 +240,7 @@ describe('idle connections', () => {
     await exchange(c, o, 'hi');
     pool.release(c);
     srv.sockets[0]!.end(); // keep-alive timeout on the server side
-    await until(() => pool.stats.open === 0 && pool.stats.idle === 0, 'the idle connection to be dropped');
+    await until('the idle connection to be dropped', () => pool.stats.open === 0 && pool.stats.idle === 0, 3_000, 5);
     expect(o.gone).toBe(0); // nobody owned it any more
     const o2 = new Owner();
     const c2 = await acquire(pool, o2);
@@ -264,7 +257,7 @@ describe('idle connections', () => {
     await exchange(c, o, 'hi');
     pool.release(c);
     srv.sockets[0]!.write('HTTP/1.1 200 OK\r\n\r\nstale');
-    await until(() => pool.stats.open === 0, 'the connection to be dropped');
+    await until('the connection to be dropped', () => pool.stats.open === 0, 3_000, 5);
     expect(c.socket.destroyed).toBe(true);
     const c2 = await acquire(pool, new Owner());
     expect(c2).not.toBe(c);
@@ -276,7 +269,7 @@ describe('idle connections', () => {
     const o = new Owner();
     const c = await acquire(pool, o);
     srv.sockets[0]!.destroy();
-    await until(() => o.gone > 0, 'onUpstreamGone');
+    await until('onUpstreamGone', () => o.gone > 0, 3_000, 5);
     await new Promise((r) => setTimeout(r, 20));
     expect(o.gone).toBe(1);
     expect(c.gone).toBe(true);
