@@ -1,7 +1,6 @@
 // gRPC channel credentials for talking to the control plane: TLS verified against the trust bundle, secure naming
 // of the control plane's own SVID (spiffe://<td>/tessera/control-plane) instead of a hostname check, and the
 // proxy's current SVID as client certificate when renewing or watching (mTLS).
-import type { PeerCertificate } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import { encodePem } from '../../../common/pki/pem.js';
@@ -10,6 +9,7 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { peerChainDer } from '../tls/peer-verify.js';
 import type { IssuedSvid } from './control-plane-svid-source.js';
 
 /** The SPIFFE ID the control plane serves with, in a given trust domain. */
@@ -29,19 +29,6 @@ export function channelOptions(): grpc.ChannelOptions {
     'grpc.keepalive_timeout_ms': 10_000,
     'grpc.keepalive_permit_without_calls': 1,
   };
-}
-
-/** DER chain from the detailed peer certificate node:tls hands to checkServerIdentity (leaf first). */
-export function peerChainDer(cert: PeerCertificate): Buffer[] {
-  const out: Buffer[] = [];
-  let cur: PeerCertificate | undefined = cert;
-  while (cur?.raw && out.length < 10) {
-    out.push(cur.raw);
-    const next: PeerCertificate | undefined = (cur as PeerCertificate & { issuerCertificate?: PeerCertificate }).issuerCertificate;
-    if (!next || next === cur || next.raw?.equals(cur.raw)) break;
-    cur = next;
-  }
-  return out;
 }
 
 export interface ControlPlaneCredentialOptions {
