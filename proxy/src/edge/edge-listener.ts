@@ -160,7 +160,7 @@ export class EdgeListener {
       const ms = d.nowMs() - start;
       d.metrics.request('edge', protocol, status, ms / 1000);
       span?.end({ 'http.status_code': status, 'tessera.upstream': upstreamLabel }, error);
-      d.accessLog.write({ requestId, direction: 'edge', protocol, peer: client && client !== 'invalid' ? (client.spiffeId?.toString() ?? client.subject) : null, method, path, status, ...(decisionText ? { decision: decisionText, policy } : {}), bytesIn: Number(req.headers['content-length'] ?? 0), bytesOut, durationMs: ms, ...(upstreamLabel ? { upstream: upstreamLabel } : {}), resumed: socket.isSessionReused?.() ?? false, ...(error ? { error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
+      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'edge', protocol, peer: client && client !== 'invalid' ? (client.spiffeId?.toString() ?? client.subject) : null, method, path, status, ...(decisionText ? { decision: decisionText, policy } : {}), bytesIn: Number(req.headers['content-length'] ?? 0), bytesOut, durationMs: ms, ...(upstreamLabel ? { upstream: upstreamLabel } : {}), resumed: socket.isSessionReused?.() ?? false, ...(error ? { error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
     };
     const local = (status: number, code: string) => {
       if (!res.headersSent) {

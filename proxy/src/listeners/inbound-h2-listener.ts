@@ -113,7 +113,7 @@ export class InboundH2Listener {
       const ms = d.nowMs() - start;
       d.metrics.request('inbound', protocol, code, ms / 1000);
       span?.end({ 'http.status_code': status, 'rpc.grpc.status_code': grpc ? code : undefined, 'tessera.decision': decision.allowed ? 'allow' : 'deny' }, error);
-      d.accessLog.write({ requestId, direction: 'inbound', protocol, peer: known.peer.idText, method, path, status, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: ms, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, ...(error ? { error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
+      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'inbound', protocol, peer: known.peer.idText, method, path, status, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: ms, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, ...(error ? { error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
     };
     if (!decision.allowed) {
       respondLocal(stream, grpc, 403, 'authz_denied', GRPC_PERMISSION_DENIED);

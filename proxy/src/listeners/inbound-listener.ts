@@ -120,7 +120,7 @@ export class InboundListener {
     const decision = this.#gate.decide(peer, this.#port, 'tcp');
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
       d.metrics.request('inbound', 'tcp', status, (d.nowMs() - start) / 1000);
-      d.accessLog.write({ requestId, direction: 'inbound', protocol: 'tcp', peer: peer.idText, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, resumed: socket.isSessionReused(), ...(error ? { error } : {}) });
+      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'inbound', protocol: 'tcp', peer: peer.idText, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, resumed: socket.isSessionReused(), ...(error ? { error } : {}) });
     };
     if (!decision.allowed) {
       socket.destroy(); // closed before any byte reaches the app
@@ -169,7 +169,7 @@ export class InboundListener {
           const ms = r.endMs - r.startMs;
           d.metrics.request('inbound', 'http', r.status, ms / 1000);
           c.span?.end({ 'http.status_code': r.status, 'tessera.decision': c.decision.allowed ? 'allow' : 'deny', 'tessera.upstream': upstream }, r.error);
-          d.accessLog.write({ requestId: c.requestId, direction: 'inbound', protocol: 'http', peer: peer.idText, method: r.method, path: c.path, status: r.status, decision: c.decision.allowed ? 'allow' : 'deny', policy: c.decision.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
+          if (d.accessLog.enabled) d.accessLog.write({ requestId: c.requestId, direction: 'inbound', protocol: 'http', peer: peer.idText, method: r.method, path: c.path, status: r.status, decision: c.decision.allowed ? 'allow' : 'deny', policy: c.decision.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
         },
         rejected: (reason: string) => d.metrics.rejected('inbound', reason),
       },

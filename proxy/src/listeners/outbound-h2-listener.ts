@@ -94,7 +94,7 @@ export class OutboundH2Listener {
       const code = grpc ? (r.grpcStatus ?? 'none') : String(r.status);
       d.metrics.request('outbound', protocol, code, ms / 1000);
       span?.end({ 'http.status_code': r.status, 'tessera.upstream': `${this.config.upstream.host}:${this.config.upstream.port}` }, r.error);
-      d.accessLog.write({ requestId, direction: 'outbound', protocol, peer, method, path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream: `${this.config.upstream.host}:${this.config.upstream.port}`, ...(r.error ? { error: r.error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
+      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'outbound', protocol, peer, method, path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream: `${this.config.upstream.host}:${this.config.upstream.port}`, ...(r.error ? { error: r.error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
     });
   }
 }

@@ -118,7 +118,7 @@ export class OutboundListener {
           const ms = r.endMs - r.startMs;
           d.metrics.request('outbound', 'http', r.status, ms / 1000);
           c.span?.end({ 'http.status_code': r.status, 'tessera.upstream': upstream }, r.error);
-          d.accessLog.write({ requestId: c.requestId, direction: 'outbound', protocol: 'http', peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed: r.upstreamResumed ?? false, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
+          if (d.accessLog.enabled) d.accessLog.write({ requestId: c.requestId, direction: 'outbound', protocol: 'http', peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed: r.upstreamResumed ?? false, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
         },
         rejected: (reason: string) => d.metrics.rejected('outbound', reason),
       },
@@ -135,7 +135,7 @@ export class OutboundListener {
     this.#sessions.addSocket(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
       d.metrics.request('outbound', 'tcp', status, (d.nowMs() - start) / 1000);
-      d.accessLog.write({ requestId, direction: 'outbound', protocol: 'tcp', peer: this.config.spiffeId.toString(), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream, resumed, ...(error ? { error } : {}) });
+      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'outbound', protocol: 'tcp', peer: this.config.spiffeId.toString(), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream, resumed, ...(error ? { error } : {}) });
     };
     socket.once('error', () => socket.destroy());
     mtlsConnect(this.#target, this.#mtls, this.#tcpSession, (err, up, resumed) => {

@@ -29,6 +29,8 @@ export interface AccessEntry {
 }
 
 export interface AccessLog {
+  /** False for 'off': callers skip building entries on the hot path. */
+  readonly enabled: boolean;
   write(e: AccessEntry): void;
   /** Resolves once every line written so far has reached the destination. */
   flush(): Promise<void>;
@@ -69,6 +71,7 @@ export function sanitizePath(path: string): string {
 const cap = (s: string, n: number) => (s.length > n ? s.slice(0, n) : s);
 
 const OFF: AccessLog = Object.freeze({
+  enabled: false,
   write() {},
   flush: () => Promise.resolve(),
   close: () => Promise.resolve(),
@@ -125,6 +128,7 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
   const clock = opts.clock;
 
   return {
+    enabled: true,
     write(e) {
       if (closed || failed) {
         dropped++;

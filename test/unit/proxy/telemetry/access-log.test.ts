@@ -27,6 +27,7 @@ describe('access log', () => {
   test('writes one JSON line per entry with the documented fields', async () => {
     const file = join(dir, 'access.log');
     const log = createAccessLog({ destination: file, clock });
+    expect(log.enabled).toBe(true);
     log.write({
       ...base,
       peer: 'spiffe://example.org/ns/default/sa/web',
@@ -105,6 +106,7 @@ describe('access log', () => {
 
   test("'off' writes nothing anywhere", async () => {
     const log = createAccessLog({ destination: 'off', clock });
+    expect(log.enabled).toBe(false); // listeners skip building entries for it
     log.write(base);
     await log.flush();
     await log.close();
