@@ -3,7 +3,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnTessera } from './run.js';
+import { spawnTessera, tessera } from './run.js';
 import type { TestCa } from './test-ca.js';
 
 export interface ProxyProcess {
@@ -66,4 +66,28 @@ export async function startProxyProcess(configFile: string, timeoutMs = 20_000):
       return code;
     },
   };
+}
+
+/**
+ * A proxy whose identity comes from a running control plane: creates a join token for `id` with the operator
+ * command, writes it (0600) and the config `<name>.yaml` in `dir` (`body` = listeners, `tail` = the rest), starts
+ * the proxy and waits for it. The token is returned too (tests that search logs for it need it).
+ */
+export async function startAttestedProxy(
+  cp: { readonly dataDir: string; readonly grpc: string },
+  dir: string,
+  name: string,
+  id: string,
+  body: string,
+  tail = 'telemetry: { accessLog: off }\n',
+): Promise<ProxyProcess & { readonly token: string }> {
+  const created = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id, '--ttl', '10m']);
+  if (created.code !== 0) throw new Error(`token create failed: ${created.stderr}`);
+  const token = created.stdout.trim();
+  await writeFile(join(dir, `${name}.token`), token, { mode: 0o600 });
+  await writeFile(
+    join(dir, `${name}.yaml`),
+    `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\n${tail}`,
+  );
+  return Object.assign(await startProxyProcess(join(dir, `${name}.yaml`), 30_000), { token });
 }

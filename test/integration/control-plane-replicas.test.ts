@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -73,13 +73,11 @@ test('both replicas publish the same bundle and sign with the same authority; th
 test('a proxy attested by replica a and one attested by replica b talk to each other', async () => {
   const [a, b] = cps as [RunningControlPlane, RunningControlPlane];
   const proxyFor = async (cp: RunningControlPlane, name: string, id: string, body: string) => {
-    const token = (await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id])).stdout.trim();
-    await writeFile(join(dir, `${name}.token`), token, { mode: 0o600 });
-    await writeFile(join(dir, `${name}.yaml`), `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`);
-    const p = await startProxyProcess(join(dir, `${name}.yaml`), 30_000);
+    const p = await startAttestedProxy(cp, dir, name, id, body);
     proxies.push(p);
     return p;
   };
+
   const api = await proxyFor(a, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
   const web = await proxyFor(b, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
   const status = await new Promise<number>((resolve, reject) => {

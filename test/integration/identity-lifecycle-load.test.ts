@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
@@ -78,13 +78,6 @@ async function watchServed(): Promise<void> {
   }
 }
 
-async function proxyFor(name: string, id: string, body: string): Promise<ProxyProcess> {
-  const token = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id, '--ttl', '10m']);
-  await writeFile(join(dir, `${name}.token`), token.stdout.trim(), { mode: 0o600 });
-  await writeFile(join(dir, `${name}.yaml`), `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`);
-  return startProxyProcess(join(dir, `${name}.yaml`), 30_000);
-}
-
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   app = createServer((_req, res) => res.end('ok'));
@@ -100,8 +93,8 @@ beforeAll(async () => {
   await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 20s, backdate: 5s }', ''].join('\n'));
   await writeFile(join(dir, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
   cp = await startControlPlaneProcess(dir, cfg);
-  api = await proxyFor('api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\nworkloadApi: { socket: api.sock }\n`);
-  web = await proxyFor('web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
+  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\nworkloadApi: { socket: api.sock }\n`);
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
 }, 90_000);
 
 afterAll(async () => {

@@ -7,8 +7,8 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
-import { makeTempDir, tessera } from '../helpers/run.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -40,14 +40,6 @@ async function certs(p: ProxyProcess): Promise<{ serial: string; servedSerial: s
   return (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
 }
 
-async function proxyFor(name: string, id: string, body: string): Promise<ProxyProcess> {
-  const token = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id, '--ttl', '10m']);
-  expect(token.code).toBe(0);
-  await writeFile(join(dir, `${name}.token`), token.stdout.trim(), { mode: 0o600 });
-  await writeFile(join(dir, `${name}.yaml`), `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`);
-  return startProxyProcess(join(dir, `${name}.yaml`), 30_000);
-}
-
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   app = createServer((_req, res) => res.end('ok'));
@@ -66,8 +58,8 @@ beforeAll(async () => {
   await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, backdate: 5s }', ''].join('\n'));
   await writeFile(join(cpDir, 'policies', 'api.yaml'), allow('api-allow-web', ['GET']));
   cp = await startControlPlaneProcess(cpDir, cfg);
-  api = await proxyFor('api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
-  web = await proxyFor('web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\n`);
+  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\n`);
 }, 90_000);
 
 afterAll(async () => {

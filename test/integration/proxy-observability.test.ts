@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
@@ -45,13 +45,6 @@ async function metric(p: ProxyProcess, re: RegExp): Promise<number> {
     .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
 }
 
-async function proxyFor(name: string, id: string, body: string, otlp: string): Promise<ProxyProcess> {
-  const token = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
-  await writeFile(join(dir, `${name}.token`), token.stdout.trim(), { mode: 0o600 });
-  await writeFile(join(dir, `${name}.yaml`), `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry:\n  accessLog: stdout\n  tracing: { otlpEndpoint: "${otlp}", samplerRatio: 1 }\n`);
-  return startProxyProcess(join(dir, `${name}.yaml`), 30_000);
-}
-
 const policy = (name: string, mode: string, rule: string) => `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${API}\n  action: ALLOW\n  mode: ${mode}\n  rules:\n${rule}`;
 
 beforeAll(async () => {
@@ -68,6 +61,7 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const otlp = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/v1/traces`;
+  const tail = `telemetry:\n  accessLog: stdout\n  tracing: { otlpEndpoint: "${otlp}", samplerRatio: 1 }\n`;
   app = createServer((req, res) => {
     seenByApp.push({ traceparent: req.headers.traceparent as string | undefined, path: req.url });
     res.end('ok');
@@ -79,8 +73,8 @@ beforeAll(async () => {
   await writeFile(join(dir, 'cp', 'policies', 'enforce.yaml'), policy('api-allow-web', 'enforce', `    - from: [${WEB}]\n      to: { methods: [GET], paths: ["/v1/**"] }\n`));
   await writeFile(join(dir, 'cp', 'policies', 'audit.yaml'), policy('api-deny-private', 'audit', `    - from: [${WEB}]\n      to: { paths: ["/v1/private/**"] }\n`).replace('action: ALLOW', 'action: DENY'));
   cp = await startControlPlaneProcess(join(dir, 'cp'), cfg);
-  api = await proxyFor('api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`, otlp);
-  web = await proxyFor('web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`, otlp);
+  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`, tail);
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`, tail);
 }, 90_000);
 
 afterAll(async () => {

@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess } from '../helpers/control-plane.js';
-import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -42,11 +42,8 @@ async function fetchKeyDer(socket: string): Promise<Buffer> {
 }
 
 async function proxyFor(name: string, id: string, body: string): Promise<ProxyProcess> {
-  const token = (await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id])).stdout.trim();
-  tokens.push(token);
-  await writeFile(join(dir, `${name}.token`), token, { mode: 0o600 });
-  await writeFile(join(dir, `${name}.yaml`), `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\nworkloadApi: { socket: ${name}.sock }\ntelemetry: { accessLog: ${name}-access.log }\nlogLevel: debug\n`);
-  const p = await startProxyProcess(join(dir, `${name}.yaml`), 30_000);
+  const p = await startAttestedProxy(cp, dir, name, id, body, `workloadApi: { socket: ${name}.sock }\ntelemetry: { accessLog: ${name}-access.log }\nlogLevel: debug\n`);
+  tokens.push(p.token);
   proxies.push(p);
   return p;
 }
