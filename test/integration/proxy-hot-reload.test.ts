@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { tlsGet } from '../helpers/tls-get.js';
 import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
@@ -81,24 +82,7 @@ test('a new SVID from the same CA is served to fresh handshakes while the open c
 test('a TLS session resumed across the server rotation is still accepted', async () => {
   const web = await caA.mintSvid(WEB);
   const port = apiProxy.ports.get('inbound/app')!;
-  const get = (session?: Buffer) =>
-    new Promise<{ answer: string; ticket?: Buffer; resumed: boolean }>((resolve, reject) => {
-      let ticket: Buffer | undefined;
-      let resumed = false;
-      const s = tls.connect({ host: '127.0.0.1', port, cert: web.chainPem, key: web.keyPem, ca: caA.bundlePem(), checkServerIdentity: () => undefined, ...(session ? { session } : {}) }, () => {
-        resumed = s.isSessionReused();
-        s.write('GET /resumed HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n');
-      });
-      s.on('session', (t: Buffer) => {
-        ticket = t;
-      });
-      let answer = '';
-      s.on('data', (d) => {
-        answer += d;
-      });
-      s.on('close', () => resolve({ answer, resumed, ...(ticket ? { ticket } : {}) }));
-      s.on('error', reject);
-    });
+  const get = (session?: Buffer) => tlsGet({ port, certPem: web.chainPem, keyPem: web.keyPem, caPem: caA.bundlePem(), path: '/resumed', session });
   const first = await get();
   expect(first.answer).toMatch(/^HTTP\/1\.1 200 /);
   expect(first.ticket).toBeDefined();

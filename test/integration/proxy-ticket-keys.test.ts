@@ -4,10 +4,10 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
+import { tlsGet } from '../helpers/tls-get.js';
 import { type MintedSvid, TestCa } from '../helpers/test-ca.js';
 
 const API = 'spiffe://example.org/ns/default/sa/api';
@@ -18,24 +18,8 @@ let web: MintedSvid;
 let app: ReturnType<typeof createServer>;
 let proxy: ProxyProcess;
 
-function get(session?: Buffer): Promise<{ answer: string; resumed: boolean; ticket?: Buffer }> {
-  return new Promise((resolve, reject) => {
-    let ticket: Buffer | undefined;
-    let resumed = false;
-    const s = tls.connect({ host: '127.0.0.1', port: proxy.ports.get('inbound/app')!, cert: web.chainPem, key: web.keyPem, ca: ca.bundlePem(), checkServerIdentity: () => undefined, ...(session ? { session } : {}) }, () => {
-      resumed = s.isSessionReused();
-      s.write('GET / HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n');
-    });
-    s.on('session', (t: Buffer) => {
-      ticket = t;
-    });
-    let answer = '';
-    s.on('data', (d) => {
-      answer += d;
-    });
-    s.on('close', () => resolve({ answer, resumed, ...(ticket ? { ticket } : {}) }));
-    s.on('error', reject);
-  });
+function get(session?: Buffer) {
+  return tlsGet({ port: proxy.ports.get('inbound/app')!, certPem: web.chainPem, keyPem: web.keyPem, caPem: ca.bundlePem(), session });
 }
 
 beforeAll(async () => {
