@@ -22,6 +22,8 @@ export interface CertificateTemplate {
   readonly uriSans?: readonly string[];
   readonly dnsSans?: readonly string[];
   readonly extKeyUsage?: readonly ('serverAuth' | 'clientAuth')[];
+  /** Raw extensions appended as given (tests mint unknown critical ones); `value` is the DER inside the OCTET STRING. */
+  readonly extraExtensions?: readonly { readonly oid: string; readonly critical: boolean; readonly value: Uint8Array }[];
 }
 
 const KU_FLAG: Readonly<Record<KeyUsageName, number>> = {
@@ -58,6 +60,7 @@ export async function issueCertificate(t: CertificateTemplate): Promise<X509Cert
   // RFC 5280: with an empty subject the SAN extension must be critical.
   if (sans.length > 0) extensions.push(new x509.SubjectAlternativeNameExtension(sans, t.subject === ''));
   if (t.extKeyUsage?.length) extensions.push(new x509.ExtendedKeyUsageExtension(t.extKeyUsage.map((u) => EKU_OID[u])));
+  for (const e of t.extraExtensions ?? []) extensions.push(new x509.Extension(e.oid, e.critical, Buffer.from(e.value)));
   extensions.push(await x509.SubjectKeyIdentifierExtension.create(subjectWebKey));
   const issuerPublic = t.issuer ? toWebPublicKey(t.issuer.publicKey) : subjectWebKey;
   extensions.push(await x509.AuthorityKeyIdentifierExtension.create(issuerPublic));

@@ -17,6 +17,16 @@ export class TrustDomain {
     return new TrustDomain(name);
   }
 
+  /** Null instead of an error (for schema checks). */
+  static tryParse(text: string): TrustDomain | null {
+    try {
+      return TrustDomain.parse(text);
+    } catch (e) {
+      if (e instanceof TesseraError) return null;
+      throw e;
+    }
+  }
+
   /** For values already validated by the SPIFFE ID parser. */
   static fromValidated(name: string): TrustDomain {
     return new TrustDomain(name);
@@ -32,6 +42,10 @@ export class TrustDomain {
   }
 
   toString(): string {
+    return this.name;
+  }
+
+  toJSON(): string {
     return this.name;
   }
 }

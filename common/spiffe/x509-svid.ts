@@ -4,8 +4,9 @@ import { X509Certificate } from 'node:crypto';
 import { type ErrorCode, ERROR_CATALOGUE } from '../errors.js';
 import { DerError } from '../pki/der.js';
 import { SpiffeId } from './spiffe-id.js';
-import type { TrustBundle, TrustBundleSet } from './trust-bundle.js';
-import { readCertFields } from './x509-fields.js';
+import type { TrustBundleSet } from './trust-bundle.js';
+import { type CertFields, readCertFields } from './x509-fields.js';
+import { isWorkloadId } from './workload-id.js';
 
 /** The fixed set of failure reasons; used as a metric label, never sent to a peer. */
 export type SvidFailureReason =
@@ -47,44 +48,66 @@ function fail(reason: SvidFailureReason, code: ErrorCode, detail?: string, claim
 
 function toCerts(chain: readonly (X509Certificate | Uint8Array)[]): X509Certificate[] | null {
   try {
-    return chain.map((c) => (c instanceof X509Certificate ? c : new X509Certificate(c)));
+    return chain.map((c) => {
+      if (c instanceof X509Certificate) return c;
+      const cert = new X509Certificate(c);
+      // OpenSSL reads a certificate with bytes after it or non-DER lengths as the one it re-encodes: only the
+      // exact DER that was signed is a certificate here.
+      if (!cert.raw.equals(c)) throw new DerError('not exactly one DER certificate');
+      return cert;
+    });
   } catch {
     return null;
   }
 }
 
-/** Reads the SPIFFE ID a leaf carries and checks the leaf-only SVID rules. */
-export function leafSpiffeId(leaf: X509Certificate): { ok: true; id: SpiffeId } | SvidFailure {
-  let fields: ReturnType<typeof readCertFields>;
+/** The leaf rules every peer certificate meets, SVID or edge client: one set, read from DER. */
+export function leafRuleFailure(fields: CertFields, id?: SpiffeId): SvidFailure | null {
+  if (fields.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(${fields.unknownCritical.join(', ')})`, id);
+  if (fields.uriSans.length > 1) return fail('bad_svid', 'TESSERA_ERR_SVID_MULTIPLE_URI_SANS', undefined, id);
+  if (fields.isCa) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_IS_CA', undefined, id);
+  if (fields.keyUsage?.keyCertSign) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_KEY_CERT_SIGN', undefined, id);
+  if (fields.keyUsage?.cRLSign) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_CRL_SIGN', undefined, id);
+  if (!fields.keyUsage?.digitalSignature) return fail('bad_svid', 'TESSERA_ERR_SVID_NO_DIGITAL_SIGNATURE', undefined, id);
+  return null;
+}
+
+/** The DER fields of a certificate, or a bad_svid failure when they cannot be read. */
+export function certFieldsOf(cert: X509Certificate): { ok: true; fields: CertFields } | SvidFailure {
   try {
-    fields = readCertFields(leaf.raw);
+    return { ok: true, fields: readCertFields(cert.raw) };
   } catch (e) {
     if (e instanceof DerError) return fail('bad_svid', 'TESSERA_ERR_SVID_MALFORMED', e.message);
     throw e;
   }
+}
+
+/** Reads the SPIFFE ID a leaf carries and checks the leaf-only SVID rules. */
+export function leafSpiffeId(leaf: X509Certificate): { ok: true; id: SpiffeId } | SvidFailure {
+  const read = certFieldsOf(leaf);
+  if (!read.ok) return read;
+  const fields = read.fields;
   if (fields.uriSans.length === 0) return fail('bad_svid', 'TESSERA_ERR_SVID_NO_URI_SAN');
   if (fields.uriSans.length > 1) return fail('bad_svid', 'TESSERA_ERR_SVID_MULTIPLE_URI_SANS');
   const parsed = SpiffeId.tryParse(fields.uriSans[0]!);
   if (!parsed.ok) return fail('bad_svid', 'TESSERA_ERR_SVID_NOT_SPIFFE_ID', `(${parsed.error.code})`);
   const id = parsed.id;
-  if (fields.isCa) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_IS_CA', undefined, id);
-  if (fields.keyUsage?.keyCertSign) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_KEY_CERT_SIGN', undefined, id);
-  if (fields.keyUsage?.cRLSign) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_CRL_SIGN', undefined, id);
-  if (!fields.keyUsage?.digitalSignature) return fail('bad_svid', 'TESSERA_ERR_SVID_NO_DIGITAL_SIGNATURE', undefined, id);
-  return { ok: true, id };
+  if (!isWorkloadId(id)) return fail('bad_svid', 'TESSERA_ERR_SVID_NOT_WORKLOAD_ID', undefined, id);
+  const broken = leafRuleFailure(fields, id);
+  return broken ?? { ok: true, id };
 }
 
-type PathResult = { ok: true; path: X509Certificate[] } | { ok: false; badSignature: boolean; intermediateNotCa: boolean };
+export type PathResult = { ok: true; path: X509Certificate[] } | { ok: false; badSignature: boolean; intermediateNotCa: boolean };
 
-/** Builds a path leaf → intermediates → one authority of `bundle`, checking every signature. */
-function buildPath(leaf: X509Certificate, intermediates: readonly X509Certificate[], bundle: TrustBundle): PathResult {
+/** Builds a path leaf → intermediates → one of `authorities`, checking every signature. */
+export function buildPath(leaf: X509Certificate, intermediates: readonly X509Certificate[], authorities: readonly X509Certificate[]): PathResult {
   const path = [leaf];
   let cur = leaf;
   let badSignature = false;
   let intermediateNotCa = false;
   for (let depth = 0; depth < MAX_DEPTH; depth++) {
     // Several authorities may share a subject during CA rotation: accept the one whose key verifies.
-    for (const root of bundle.authorities) {
+    for (const root of authorities) {
       if (!cur.checkIssued(root)) continue;
       if (cur.verify(root.publicKey)) return { ok: true, path: [...path, root] };
       badSignature = true;
@@ -132,12 +155,12 @@ export function verifyX509Svid(
   const intermediates = certs.slice(1);
 
   const own = bundles.get(id.trustDomain);
-  const built = own ? buildPath(leaf, intermediates, own) : undefined;
+  const built = own ? buildPath(leaf, intermediates, own.authorities) : undefined;
   if (!built?.ok) {
     // No trust domain may mint IDs of another: if a foreign bundle verifies it, say so precisely.
     for (const other of bundles.bundles()) {
       if (other.trustDomain.equals(id.trustDomain)) continue;
-      if (buildPath(leaf, intermediates, other).ok) {
+      if (buildPath(leaf, intermediates, other.authorities).ok) {
         return fail('wrong_trust_domain', 'TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN', `(chains to "${other.trustDomain}", ID is in "${id.trustDomain}")`, id);
       }
     }
@@ -147,16 +170,38 @@ export function verifyX509Svid(
     return fail('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA', undefined, id);
   }
 
-  for (const cert of built.path) {
-    if (opts.nowMs < cert.validFromDate.getTime()) {
-      return fail('not_yet_valid', 'TESSERA_ERR_SVID_NOT_YET_VALID', `(${cert === leaf ? 'leaf' : 'issuer'} valid from ${cert.validFromDate.toISOString()})`, id);
-    }
-    if (opts.nowMs > cert.validToDate.getTime()) {
-      return fail('expired', 'TESSERA_ERR_SVID_EXPIRED', `(${cert === leaf ? 'leaf' : 'issuer'} expired ${cert.validToDate.toISOString()})`, id);
-    }
-  }
+  const pathFailure = checkPath(certs, built.path, opts.nowMs, bundles, id);
+  if (pathFailure) return pathFailure;
   if (opts.expectedId && !opts.expectedId.equals(id)) {
     return fail('id_mismatch', 'TESSERA_ERR_SVID_ID_MISMATCH', `(got "${id}", want "${opts.expectedId}")`, id);
   }
   return { ok: true, id, leaf, path: built.path, notAfterMs: leaf.validToDate.getTime() };
+}
+
+/**
+ * What holds for a built path, SVID or edge client: every certificate valid now, no unknown critical extension on
+ * an intermediate (the leaf's were checked with the leaf rules), and nothing sent that is not on the path — an
+ * unrelated extra certificate is refused rather than ignored (trust anchors of `anchors` excepted: TLS stacks
+ * append them).
+ */
+export function checkPath(sent: readonly X509Certificate[], path: readonly X509Certificate[], nowMs: number, anchors: TrustBundleSet | readonly X509Certificate[], id?: SpiffeId): SvidFailure | null {
+  const leaf = path[0];
+  for (const cert of path) {
+    if (nowMs < cert.validFromDate.getTime()) {
+      return fail('not_yet_valid', 'TESSERA_ERR_SVID_NOT_YET_VALID', `(${cert === leaf ? 'leaf' : 'issuer'} valid from ${cert.validFromDate.toISOString()})`, id);
+    }
+    if (nowMs > cert.validToDate.getTime()) {
+      return fail('expired', 'TESSERA_ERR_SVID_EXPIRED', `(${cert === leaf ? 'leaf' : 'issuer'} expired ${cert.validToDate.toISOString()})`, id);
+    }
+  }
+  for (const cert of path.slice(1, -1)) {
+    const read = certFieldsOf(cert);
+    if (!read.ok) return read;
+    if (read.fields.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(intermediate: ${read.fields.unknownCritical.join(', ')})`, id);
+  }
+  const onPath = new Set(path.map((c) => c.fingerprint256));
+  const anchorList = Array.isArray(anchors) ? (anchors as readonly X509Certificate[]) : (anchors as TrustBundleSet).bundles().flatMap((b) => b.authorities);
+  for (const a of anchorList) onPath.add(a.fingerprint256);
+  if (sent.some((c) => !onPath.has(c.fingerprint256))) return fail('bad_svid', 'TESSERA_ERR_SVID_UNRELATED_CERT', undefined, id);
+  return null;
 }

@@ -12,7 +12,11 @@ export type BrokenKind =
   | 'crl-sign'
   | 'no-digital-signature'
   | 'bad-signature'
-  | 'non-spiffe-uri';
+  | 'non-spiffe-uri'
+  /** An extension no one understands, marked critical (RFC 5280: reject). */
+  | 'unknown-critical'
+  /** The same extension twice (RFC 5280: must not). */
+  | 'duplicate-san';
 
 export interface MintedSvid {
   readonly chain: X509Certificate[];
@@ -31,6 +35,11 @@ export interface MintOptions {
   readonly dnsSans?: string[];
   /** Leaf signed directly by the root (no intermediate in the chain). */
   readonly direct?: boolean;
+  /** URI SANs exactly as given, instead of the SPIFFE ID (hostile strings, several SANs). */
+  readonly uriSans?: string[];
+  /** Certificates appended to the chain after the real ones (unrelated extras). */
+  readonly extraChain?: X509Certificate[];
+  readonly subject?: string;
 }
 
 const HOUR = 3_600_000;
@@ -85,7 +94,7 @@ export class TestCa {
     const key = opts.key ?? generateKeyPair(opts.algorithm);
     const issuer = opts.direct ? this.root : this.intermediate;
     const b = opts.broken;
-    let uriSans: string[] = [spiffeId];
+    let uriSans: string[] = opts.uriSans ?? [spiffeId];
     if (b === 'two-uri-sans') uriSans = [spiffeId, `${spiffeId}-other`];
     if (b === 'no-uri-san') uriSans = [];
     if (b === 'non-spiffe-uri') uriSans = ['https://example.org/not-spiffe'];
@@ -97,7 +106,7 @@ export class TestCa {
     // A bad signature: the issuer's name and key identifiers, but signed by an unrelated key.
     const signer = b === 'bad-signature' ? generateKeyPair(issuer.key.algorithm) : issuer.key;
     const leaf = await issueCertificate({
-      subject: 'O=Tessera Test',
+      subject: opts.subject ?? 'O=Tessera Test',
       publicKey: key.publicKey,
       issuer: issuer.cert,
       signer,
@@ -108,8 +117,11 @@ export class TestCa {
       uriSans,
       dnsSans: opts.dnsSans ?? [],
       extKeyUsage: ['serverAuth', 'clientAuth'],
+      ...(b === 'unknown-critical' ? { extraExtensions: [{ oid: '1.3.6.1.4.1.55555.1.1', critical: true, value: Uint8Array.of(0x05, 0x00) }] } : {}),
+      // A second SAN extension naming another workload: a reader that keeps the last one sees a different ID.
+      ...(b === 'duplicate-san' ? { extraExtensions: [{ oid: '2.5.29.17', critical: false, value: sanDer(`${spiffeId}-other`) }] } : {}),
     });
-    const chain = opts.direct ? [leaf] : [leaf, this.intermediate.cert];
+    const chain = [...(opts.direct ? [leaf] : [leaf, this.intermediate.cert]), ...(opts.extraChain ?? [])];
     return {
       chain,
       key,
@@ -118,4 +130,10 @@ export class TestCa {
       keyPem: privateKeyPem(key),
     };
   }
+}
+
+/** DER of a subjectAltName value holding one URI (short lengths only: test use). */
+function sanDer(uri: string): Uint8Array {
+  const u = Buffer.from(uri, 'latin1');
+  return Uint8Array.from([0x30, u.length + 2, 0x86, u.length, ...u]);
 }

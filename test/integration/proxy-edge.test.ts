@@ -100,6 +100,7 @@ beforeAll(async () => {
       '    keyFile: a.key',
       '    certificates: [{ serverNames: [b.example.test, plain.example.test], certFile: b.pem, keyFile: b.key }]',
       '    clientCa: clients-ca.pem',
+      '    clientTrustDomain: clients.test',
       '    hstsMaxAge: 31536000',
       '    routes:',
       `      - { host: a.example.test, pathPrefix: /, upstream: 127.0.0.1:${sidecarPorts['a']}, spiffeId: ${A} }`,

@@ -25,7 +25,7 @@ export class SvidAttestor {
   attest(chain: readonly Uint8Array[]): VerifiedPeer {
     if (chain.length === 0) throw new TesseraError('TESSERA_ERR_ATTESTATION_NO_EVIDENCE');
     const r = verifyX509Svid(chain, new TrustBundleSet([this.#bundle()]), { nowMs: this.#clock.nowMs() });
-    if (!r.ok) throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', undefined, { reason: r.reason, detail: r.message });
+    if (!r.ok) throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', undefined, { reason: r.reason, svidCode: r.code, detail: r.message });
     const serial = r.leaf.serialNumber.toLowerCase();
     return { spiffeId: r.id, attestor: 'x509svid', attestedAs: `x509svid:${serial}`, notAfterMs: r.notAfterMs, serial };
   }

@@ -1,16 +1,13 @@
 // The pure rules of issuance: what a CSR may ask for given the attested ID, which IDs may be issued at all,
 // and the validity window (TTL from config, capped by maxTtl and by the intermediate; NotBefore backdated).
+// A caller may ask for a shorter lifetime than svid.ttl, never a longer one: a workload cannot extend its own
+// credential past what the operator set (svid.maxTtl bounds svid.ttl itself and the retire window).
 import { TesseraError } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CheckedCsr } from './csr-reader.js';
 
-/** The path of the control plane's own SPIFFE ID; no caller can be issued it. */
-export const CONTROL_PLANE_PATH = '/tessera/control-plane';
-
-export function controlPlaneIdString(td: TrustDomain): string {
-  return `${td.idString()}${CONTROL_PLANE_PATH}`;
-}
+// The ID rule lives in common/spiffe (one rule for tokens, issuance and peers); re-exported for the callers here.
+export { CONTROL_PLANE_PATH, checkIssuableId, controlPlaneIdString } from '../../../common/spiffe/workload-id.js';
 
 /** A CSR may ask for no SAN, or for exactly the attested ID as its one URI SAN; never for CA rights. */
 export function checkCsrAgainstId(csr: CheckedCsr, id: SpiffeId): void {
@@ -23,18 +20,12 @@ export function checkCsrAgainstId(csr: CheckedCsr, id: SpiffeId): void {
   }
 }
 
-/** Refuses IDs of another trust domain and the control plane's own ID. */
-export function checkIssuableId(id: SpiffeId, td: TrustDomain): void {
-  if (!id.memberOf(td)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RESERVED_ID', `${id} is not in trust domain ${td.name}`);
-  if (id.path === CONTROL_PLANE_PATH) throw new TesseraError('TESSERA_ERR_ISSUANCE_RESERVED_ID', `${id} is the control plane's own ID`);
-}
-
 export interface ValidityInput {
   readonly nowMs: number;
   readonly ttlMs: number;
   readonly maxTtlMs: number;
   readonly backdateMs: number;
-  /** A lifetime the caller asked for (0 = the configured ttl); capped by maxTtl like the ttl. */
+  /** A lifetime the caller asked for (0 = the configured ttl); capped at the configured ttl. */
   readonly requestedTtlMs: number;
   readonly issuerNotBeforeMs: number;
   readonly issuerNotAfterMs: number;
@@ -42,7 +33,7 @@ export interface ValidityInput {
 
 /** Whole seconds (X.509 times have no fractions); NotAfter never past the intermediate, NotBefore never before it. */
 export function svidValidity(v: ValidityInput): { notBeforeMs: number; notAfterMs: number } {
-  const ttl = Math.min(v.requestedTtlMs > 0 ? v.requestedTtlMs : v.ttlMs, v.maxTtlMs);
+  const ttl = Math.min(v.requestedTtlMs > 0 ? Math.min(v.requestedTtlMs, v.ttlMs) : v.ttlMs, v.maxTtlMs);
   const notBeforeMs = Math.ceil(Math.max(v.nowMs - v.backdateMs, v.issuerNotBeforeMs) / 1000) * 1000;
   const notAfterMs = Math.floor(Math.min(v.nowMs + ttl, v.issuerNotAfterMs) / 1000) * 1000;
   if (notAfterMs <= v.nowMs) throw new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL', 'the signing intermediate expires too soon to issue anything');

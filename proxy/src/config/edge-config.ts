@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import type { Schema } from '../../../common/config/schema.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { Address } from './proxy-config.js';
 
 export interface EdgeRouteConfig {
@@ -22,6 +23,11 @@ export interface EdgeConfig {
   readonly keyFile: string;
   readonly certificates: readonly { readonly serverNames: readonly string[]; readonly certFile: string; readonly keyFile: string }[];
   readonly clientCa?: string;
+  /**
+   * The only trust domain whose SPIFFE IDs clients of `clientCa` may assert (never a mesh trust domain). Unset:
+   * outside clients get no SPIFFE ID at all and are known by certificate subject and hash.
+   */
+  readonly clientTrustDomain?: TrustDomain;
   readonly clientCert: 'required' | 'optional';
   /** Evaluate authorization policies for edge requests (default: on when client certificates are checked). */
   readonly authorize: boolean;
@@ -55,6 +61,7 @@ export const edgeSchema: Schema = {
         },
       },
       clientCa: { type: 'string', minLength: 1 },
+      clientTrustDomain: { type: 'string', minLength: 1, check: (v) => (TrustDomain.tryParse(v) ? null : 'must be a trust domain name such as partner.example') },
       clientCert: { type: 'string', enum: ['required', 'optional'], default: 'required' },
       authorize: { type: 'boolean' },
       tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.2' },
@@ -86,6 +93,7 @@ export interface RawEdge {
   keyFile: string;
   certificates?: { serverNames: string[]; certFile: string; keyFile: string }[];
   clientCa?: string;
+  clientTrustDomain?: string;
   clientCert?: 'required' | 'optional';
   authorize?: boolean;
   tlsMinVersion?: '1.2' | '1.3';
@@ -96,23 +104,27 @@ export interface RawEdge {
 
 /** Resolves paths against `base`; `problem(path, message)` reports a cross-key error at its line. */
 export function resolveEdge(raw: readonly RawEdge[], base: string, problem: (path: (string | number)[], message: string) => never): EdgeConfig[] {
-  return raw.map((e, i) => ({
-    name: e.name,
-    listen: parseAddress(e.listen)!,
-    certFile: resolve(base, e.certFile),
-    keyFile: resolve(base, e.keyFile),
-    certificates: (e.certificates ?? []).map((c) => ({ serverNames: c.serverNames, certFile: resolve(base, c.certFile), keyFile: resolve(base, c.keyFile) })),
-    ...(e.clientCa ? { clientCa: resolve(base, e.clientCa) } : {}),
-    clientCert: e.clientCert ?? 'required',
-    authorize: e.authorize ?? e.clientCa !== undefined,
-    tlsMinVersion: e.tlsMinVersion ?? '1.2',
-    hstsMaxAge: e.hstsMaxAge ?? 0,
-    trustedProxies: e.trustedProxies ?? [],
-    routes: e.routes.map((r, j) => {
-      const unsafePlaintext = r.unsafePlaintext ?? false;
-      if (!unsafePlaintext && !r.spiffeId) problem(['edge', i, 'routes', j, 'spiffeId'], 'required: the SPIFFE ID the upstream must present (or unsafePlaintext: true)');
-      if (unsafePlaintext && r.spiffeId) problem(['edge', i, 'routes', j, 'unsafePlaintext'], 'a plaintext route cannot check a SPIFFE ID; remove one of them');
-      return { host: r.host ?? '*', pathPrefix: r.pathPrefix ?? '/', upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext };
-    }),
-  }));
+  return raw.map((e, i) => {
+    if (e.clientTrustDomain !== undefined && e.clientCa === undefined) problem(['edge', i, 'clientTrustDomain'], 'needs clientCa: it names what the clients of that CA may assert');
+    return {
+      name: e.name,
+      listen: parseAddress(e.listen)!,
+      certFile: resolve(base, e.certFile),
+      keyFile: resolve(base, e.keyFile),
+      certificates: (e.certificates ?? []).map((c) => ({ serverNames: c.serverNames, certFile: resolve(base, c.certFile), keyFile: resolve(base, c.keyFile) })),
+      ...(e.clientCa ? { clientCa: resolve(base, e.clientCa) } : {}),
+      ...(e.clientTrustDomain ? { clientTrustDomain: TrustDomain.parse(e.clientTrustDomain) } : {}),
+      clientCert: e.clientCert ?? 'required',
+      authorize: e.authorize ?? e.clientCa !== undefined,
+      tlsMinVersion: e.tlsMinVersion ?? '1.2',
+      hstsMaxAge: e.hstsMaxAge ?? 0,
+      trustedProxies: e.trustedProxies ?? [],
+      routes: e.routes.map((r, j) => {
+        const unsafePlaintext = r.unsafePlaintext ?? false;
+        if (!unsafePlaintext && !r.spiffeId) problem(['edge', i, 'routes', j, 'spiffeId'], 'required: the SPIFFE ID the upstream must present (or unsafePlaintext: true)');
+        if (unsafePlaintext && r.spiffeId) problem(['edge', i, 'routes', j, 'unsafePlaintext'], 'a plaintext route cannot check a SPIFFE ID; remove one of them');
+        return { host: r.host ?? '*', pathPrefix: r.pathPrefix ?? '/', upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext };
+      }),
+    };
+  });
 }

@@ -1,49 +1,109 @@
-// Who an edge client is, from its verified certificate: a SPIFFE ID when its URI SAN is one, otherwise the
-// subject and DNS SANs; and the x-forwarded-client-cert value the upstream receives for it.
-import type { PeerCertificate } from 'node:tls';
+// Who an edge client is, from its certificate chain: verified by the same rules as every SVID peer (one set of
+// leaf rules read from DER, a signed path to a `clientCa` authority, no unknown critical extension, no unrelated
+// extra certificate), with its identity confined to what its CA may assert; and the x-forwarded-client-cert
+// value the upstream receives for it (Envoy's grammar, every value quoted where it must be).
+import type { X509Certificate } from 'node:crypto';
+import { type ErrorCode, ERROR_CATALOGUE } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { isWorkloadId } from '../../../common/spiffe/workload-id.js';
+import { type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 
 export interface EdgeClient {
+  /** A mesh ID only for a chain that verifies to the mesh bundle by the SVID rules; else an ID of clientTrustDomain, or null. */
   readonly spiffeId: SpiffeId | null;
   readonly subject: string;
   readonly hash: string;
   readonly dns: readonly string[];
+  readonly notAfterMs: number;
 }
 
-function subjectText(cert: PeerCertificate): string {
-  const s = cert.subject as unknown as Record<string, string | string[]> | undefined;
-  if (!s) return '';
-  return Object.entries(s)
-    .map(([k, v]) => `${k}=${Array.isArray(v) ? v.join('+') : v}`)
-    .join(',');
+export interface EdgeClientFailure {
+  readonly ok: false;
+  readonly reason: SvidFailureReason;
+  readonly code: ErrorCode;
+  readonly message: string;
 }
 
-export function edgeClient(cert: PeerCertificate): EdgeClient {
-  const sans = (cert.subjectaltname ?? '').split(', ');
-  let spiffeId: SpiffeId | null = null;
-  const uris = sans.filter((s) => s.startsWith('URI:')).map((s) => s.slice(4));
-  if (uris.length === 1 && uris[0]!.startsWith('spiffe://')) {
-    try {
-      spiffeId = SpiffeId.parse(uris[0]!);
-    } catch {
-      spiffeId = null;
-    }
+export interface EdgeClientTrust {
+  /** The certificates of the listener's `clientCa` file. */
+  readonly authorities: readonly X509Certificate[];
+  /** The one trust domain this CA's clients may assert; null: they get no SPIFFE ID. */
+  readonly clientTrustDomain: TrustDomain | null;
+  /** The mesh's bundles (and so its trust domains), from the proxy's identity. */
+  readonly mesh: TrustBundleSet;
+  readonly ownTrustDomain: TrustDomain;
+}
+
+const HOST_NAME = /^[A-Za-z0-9*._-]{1,253}$/;
+
+function refuse(reason: SvidFailureReason, code: ErrorCode, detail?: string): EdgeClientFailure {
+  return { ok: false, reason, code, message: detail ? `${ERROR_CATALOGUE[code]} ${detail}` : ERROR_CATALOGUE[code] };
+}
+
+/** Printable ASCII only: a certificate subject may hold anything, a header value may not. */
+function printable(v: string): string {
+  return v.replace(/[^\x20-\x7e]/g, '?');
+}
+
+/** `path`: leaf first, ending with the anchor it verified to (its intermediates are worth remembering). */
+export type EdgeClientVerdict = { readonly ok: true; readonly client: EdgeClient; readonly path: readonly X509Certificate[] } | EdgeClientFailure;
+
+export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeClientTrust, nowMs: number): EdgeClientVerdict {
+  const leaf = chain[0];
+  if (!leaf) return refuse('no_client_cert', 'TESSERA_ERR_SVID_EMPTY_CHAIN');
+  const read = certFieldsOf(leaf);
+  if (!read.ok) return read;
+  const fields = read.fields;
+  const broken = leafRuleFailure(fields);
+  if (broken) return broken;
+  const built = buildPath(leaf, chain.slice(1), trust.authorities);
+  if (!built.ok) {
+    if (built.intermediateNotCa) return refuse('bad_svid', 'TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA');
+    return built.badSignature ? refuse('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE') : refuse('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA');
   }
-  return {
-    spiffeId,
-    subject: subjectText(cert),
-    hash: (cert.fingerprint256 ?? '').replaceAll(':', '').toLowerCase(),
-    dns: sans.filter((s) => s.startsWith('DNS:')).map((s) => s.slice(4)),
-  };
+  const base = { subject: printable(leaf.subject.split('\n').join(',')), hash: leaf.fingerprint256.replaceAll(':', '').toLowerCase(), notAfterMs: leaf.validToDate.getTime() };
+  const anchor = built.path[built.path.length - 1]!;
+  const meshAuthority = trust.mesh.bundles().some((b) => b.authorities.some((a) => a.fingerprint256 === anchor.fingerprint256));
+  if (meshAuthority) {
+    // The operator listed a mesh authority in clientCa: such a client is a mesh workload, checked as one.
+    const r = verifyX509Svid(chain, trust.mesh, { nowMs });
+    if (!r.ok) return r;
+    return { ok: true, client: { ...base, spiffeId: r.id, dns: [] }, path: r.path };
+  }
+  const pathFailure = checkPath(chain, built.path, nowMs, trust.authorities);
+  if (pathFailure) return pathFailure;
+  const dns = fields.dnsSans.filter((d) => HOST_NAME.test(d));
+  const uri = fields.uriSans[0];
+  const path = built.path;
+  if (uri === undefined || !uri.toLowerCase().startsWith('spiffe:')) return { ok: true, client: { ...base, spiffeId: null, dns }, path };
+  const parsed = SpiffeId.tryParse(uri);
+  if (!parsed.ok) return refuse('bad_svid', 'TESSERA_ERR_SVID_NOT_SPIFFE_ID', `(${parsed.error.code})`);
+  const id = parsed.id;
+  const td = id.trustDomain;
+  // An outside CA never speaks for the mesh: a mesh trust domain is refused even if configured as the client's.
+  const isMesh = td.equals(trust.ownTrustDomain) || trust.mesh.get(td) !== undefined;
+  if (isMesh || (trust.clientTrustDomain && !td.equals(trust.clientTrustDomain))) {
+    return refuse('wrong_trust_domain', 'TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID', `(asserts "${td}")`);
+  }
+  if (!trust.clientTrustDomain) return { ok: true, client: { ...base, spiffeId: null, dns }, path };
+  if (!isWorkloadId(id)) return refuse('bad_svid', 'TESSERA_ERR_SVID_NOT_WORKLOAD_ID');
+  return { ok: true, client: { ...base, spiffeId: id, dns }, path };
 }
 
-const quote = (v: string) => `"${v.replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
+const quoted = (v: string): string => `"${printable(v).replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
 
-/** Envoy's XFCC element: By, Hash, Subject, URI, DNS (only the parts that exist). */
+/** An XFCC value: bare when it is a plain token, else double-quoted with `\` and `"` escaped (Envoy's grammar). */
+export function xfccValue(v: string): string {
+  return /^[A-Za-z0-9._~:/\-+@%!$&'()*]+$/.test(v) ? v : quoted(v);
+}
+
+/** Envoy's XFCC element: By, Hash, Subject, URI, DNS (only the parts that exist); Subject always quoted as Envoy does. */
 export function xfccFor(ownId: string, c: EdgeClient): string {
-  const parts = [`By=${ownId}`, `Hash=${c.hash}`];
-  if (c.subject) parts.push(`Subject=${quote(c.subject)}`);
-  if (c.spiffeId) parts.push(`URI=${c.spiffeId}`);
-  for (const d of c.dns) parts.push(`DNS=${d}`);
+  const parts = [`By=${xfccValue(ownId)}`, `Hash=${c.hash}`];
+  if (c.subject) parts.push(`Subject=${quoted(c.subject)}`);
+  if (c.spiffeId) parts.push(`URI=${xfccValue(c.spiffeId.toString())}`);
+  for (const d of c.dns) parts.push(`DNS=${xfccValue(d)}`);
   return parts.join(';');
 }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
 import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
+import { decodeCertificates } from '../../../common/pki/pem.js';
 import { watchPaths } from '../config/file-watch.js';
 import { CIPHERS, type TlsVersionSetting, minVersion } from '../tls/tls-contexts.js';
 
@@ -27,6 +28,8 @@ interface Loaded {
   readonly exact: ReadonlyMap<string, SecureContext>;
   readonly wildcard: readonly { suffix: string; ctx: SecureContext }[];
   readonly notAfter: string;
+  /** The client CA certificates, parsed: the anchors the edge's own client verifier builds paths to. */
+  readonly clientAuthorities: readonly X509Certificate[];
 }
 
 function read(file: string): string {
@@ -50,9 +53,20 @@ function pair(files: EdgeCertFiles): { cert: string; key: string; leaf: X509Cert
   return { cert, key, leaf };
 }
 
+function clientCas(pem: string, file: string): X509Certificate[] {
+  try {
+    const certs = decodeCertificates(pem).map((der) => new X509Certificate(der));
+    if (certs.length === 0 || certs.some((c) => !c.ca)) throw new Error('every certificate must be a CA, and there must be one');
+    return certs;
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_EDGE_CERT_INVALID', `${file}: ${(e as Error).message}`, { file });
+  }
+}
+
 export class EdgeCertificates {
   readonly #o: EdgeCertificatesOptions;
   #loaded: Loaded;
+  #generation = 0;
   #watch: { close(): void } | undefined;
 
   constructor(opts: EdgeCertificatesOptions) {
@@ -67,6 +81,15 @@ export class EdgeCertificates {
 
   get notAfter(): string {
     return this.#loaded.notAfter;
+  }
+
+  get clientAuthorities(): readonly X509Certificate[] {
+    return this.#loaded.clientAuthorities;
+  }
+
+  /** Increases with every successful reload: client verdicts cached under an older one are stale. */
+  get generation(): number {
+    return this.#generation;
   }
 
   readonly sniCallback = (servername: string, cb: (err: Error | null, ctx?: SecureContext) => void): void => {
@@ -93,6 +116,7 @@ export class EdgeCertificates {
       onChange: () => {
         try {
           this.#loaded = this.#load();
+          this.#generation++;
           onDefault(this.#loaded.defaultOptions);
           this.#o.onReload('success');
         } catch (e) {
@@ -108,6 +132,7 @@ export class EdgeCertificates {
 
   #load(): Loaded {
     const ca = this.#o.clientCaFile ? read(this.#o.clientCaFile) : undefined;
+    const clientAuthorities = ca ? clientCas(ca, this.#o.clientCaFile!) : [];
     const base = { minVersion: minVersion(this.#o.tlsMinVersion), ciphers: CIPHERS, ...(ca ? { ca } : {}) };
     const d = pair(this.#o.defaultCert);
     const exact = new Map<string, SecureContext>();
@@ -121,6 +146,6 @@ export class EdgeCertificates {
       }
     }
     wildcard.sort((a, b) => b.suffix.length - a.suffix.length);
-    return { defaultOptions: { ...base, cert: d.cert, key: d.key }, exact, wildcard, notAfter: new Date(d.leaf.validTo).toISOString() };
+    return { defaultOptions: { ...base, cert: d.cert, key: d.key }, exact, wildcard, notAfter: new Date(d.leaf.validTo).toISOString(), clientAuthorities };
   }
 }

@@ -8,13 +8,14 @@ import { privateKeyPem } from '../../../common/pki/keys.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { controlPlaneIdString } from '../../../common/spiffe/workload-id.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import { peerChainDer } from '../tls/peer-verify.js';
 import type { IssuedSvid } from './control-plane-svid-source.js';
 
 /** The SPIFFE ID the control plane serves with, in a given trust domain. */
 export function controlPlaneId(td: TrustDomain): SpiffeId {
-  return SpiffeId.parse(`${td.idString()}/tessera/control-plane`);
+  return SpiffeId.parse(controlPlaneIdString(td));
 }
 
 /** SNI/authority sent instead of an IP (an IP as SNI is deprecated and meaningless for SVIDs). */

@@ -15,6 +15,8 @@ export interface VerifiedPeer {
   readonly idText: string;
   /** SHA-256 of the leaf DER, lower-case hex (the XFCC Hash). */
   readonly leafHash: string;
+  /** The leaf's serial, hex as node:crypto prints it (matched against the deny-list). */
+  readonly serial: string;
   readonly notAfterMs: number;
 }
 
@@ -39,15 +41,42 @@ export function peerChainDer(cert: PeerCertificate | DetailedPeerCertificate | u
 
 const INTERMEDIATES_MAX = 64;
 
+/**
+ * Intermediates of chains that verified in full handshakes, by subject. A resumed TLS session carries only the
+ * peer's leaf, so after a cache reset the chain is completed from here and verified afresh against the current
+ * anchors — a removed authority still fails. Only verified path members are remembered: certificates a peer
+ * merely sent (extras, look-alikes of a real intermediate's name) must never displace the real ones.
+ */
+export class IntermediateMemory {
+  readonly #bySubject = new Map<string, X509Certificate[]>();
+
+  remember(cas: readonly X509Certificate[]): void {
+    for (const c of cas) {
+      if (!c.ca || c.subject === c.issuer) continue;
+      const same = this.#bySubject.get(c.subject) ?? [];
+      if (same.some((x) => x.fingerprint256 === c.fingerprint256)) continue;
+      if (this.#bySubject.size >= INTERMEDIATES_MAX) this.#bySubject.delete(this.#bySubject.keys().next().value!);
+      // Several CAs may use the same intermediate name (rotations): keep a few per name, newest first.
+      this.#bySubject.set(c.subject, [c, ...same].slice(0, 4));
+    }
+  }
+
+  /** Appends remembered intermediates after a lone leaf: the one whose key actually signed it, bounded walk. */
+  complete(certs: X509Certificate[]): void {
+    if (certs.length !== 1) return;
+    for (let i = 0; i < 4; i++) {
+      const last = certs[certs.length - 1]!;
+      const next = (this.#bySubject.get(last.issuer) ?? []).find((c) => !certs.includes(c) && last.checkIssued(c) && last.verify(c.publicKey));
+      if (!next) return;
+      certs.push(next);
+    }
+  }
+}
+
 export class PeerVerifier {
   readonly #cache = new Map<string, VerifiedPeer>();
   #generation = -1;
-  /**
-   * CA certificates peers sent in full handshakes, by subject. A resumed TLS session carries only the peer's
-   * leaf, so after an identity change (cache cleared) the chain is completed from here and verified afresh
-   * against the current bundles — a removed authority still fails.
-   */
-  readonly #intermediates = new Map<string, X509Certificate[]>();
+  readonly #intermediates = new IntermediateMemory();
 
   /**
    * `cert` is `socket.getPeerCertificate(true)`; `expectedId` enforces secure naming on the client side.
@@ -69,15 +98,16 @@ export class PeerVerifier {
     } catch {
       return { ok: false, reason: 'bad_svid', message: 'a peer certificate could not be parsed' };
     }
-    if (certs.length > 1) this.#remember(certs.slice(1));
-    else if (certs.length === 1) this.#complete(certs);
+    this.#intermediates.complete(certs);
     const r = verifyX509Svid(certs, snapshot.bundles, expectedId ? { nowMs, expectedId } : { nowMs });
     if (!r.ok) return { ok: false, reason: r.reason, message: r.message };
+    this.#intermediates.remember(r.path.slice(1, -1));
     const verified: VerifiedPeer = {
       ok: true,
       id: r.id,
       idText: r.id.toString(),
       leafHash: fp.replaceAll(':', '').toLowerCase(),
+      serial: r.leaf.serialNumber,
       notAfterMs: r.notAfterMs,
     };
     if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
@@ -98,26 +128,5 @@ export class PeerVerifier {
       if (hit && hit.notAfterMs > nowMs) return hit;
     }
     return this.verify(socket.getPeerCertificate(true), snapshot, nowMs);
-  }
-
-  #remember(cas: readonly X509Certificate[]): void {
-    for (const c of cas) {
-      if (!c.ca || c.subject === c.issuer) continue;
-      const same = this.#intermediates.get(c.subject) ?? [];
-      if (same.some((x) => x.fingerprint256 === c.fingerprint256)) continue;
-      if (this.#intermediates.size >= INTERMEDIATES_MAX) this.#intermediates.delete(this.#intermediates.keys().next().value!);
-      // Several CAs may use the same intermediate name (rotations): keep a few per name, newest first.
-      this.#intermediates.set(c.subject, [c, ...same].slice(0, 4));
-    }
-  }
-
-  /** Appends remembered intermediates after a lone leaf: the one whose key actually signed it, bounded walk. */
-  #complete(certs: X509Certificate[]): void {
-    for (let i = 0; i < 4; i++) {
-      const last = certs[certs.length - 1]!;
-      const next = (this.#intermediates.get(last.issuer) ?? []).find((c) => !certs.includes(c) && last.checkIssued(c) && last.verify(c.publicKey));
-      if (!next) return;
-      certs.push(next);
-    }
   }
 }

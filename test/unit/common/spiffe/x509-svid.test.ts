@@ -3,7 +3,12 @@ import { X509Certificate } from 'node:crypto';
 import type { ErrorCode } from '../../../../common/errors.js';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { checkIssuableId } from '../../../../common/spiffe/workload-id.js';
+import { readCertFields } from '../../../../common/spiffe/x509-fields.js';
 import { type SvidFailureReason, verifyX509Svid } from '../../../../common/spiffe/x509-svid.js';
+import { issueCertificate } from '../../../../common/pki/cert-builder.js';
+import { generateKeyPair } from '../../../../common/pki/keys.js';
 import { type BrokenKind, TestCa } from '../../../helpers/test-ca.js';
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -116,8 +121,6 @@ describe('verifyX509Svid', () => {
 
   test('an intermediate that is not a CA is refused', async () => {
     // An "intermediate" without basicConstraints or keyUsage: OpenSSL name-chains to it, but it is not a CA.
-    const { issueCertificate } = await import('../../../../common/pki/cert-builder.js');
-    const { generateKeyPair } = await import('../../../../common/pki/keys.js');
     const fk = generateKeyPair();
     const fakeCert = await issueCertificate({
       subject: 'CN=Not A CA', publicKey: fk.publicKey, issuer: ca.intermediate.cert, signer: ca.intermediate.key,
@@ -176,5 +179,98 @@ describe('TrustBundle', () => {
     expect(bundles.trustDomains()).toEqual(['example.org', 'other.org']);
     expect(bundles.allAuthoritiesPem()).toHaveLength(2);
     expect(new X509Certificate(bundles.allAuthoritiesPem()[0]!).ca).toBe(true);
+  });
+});
+
+// The hostile-certificate families of the Hardening issue: unknown critical extensions (leaf and intermediate),
+// duplicate extensions, unrelated extra certificates, the bare trust-domain ID, hostile URI SAN strings read
+// from DER, and the one workload-ID rule the control plane applies.
+describe('RFC 5280 extension rules', () => {
+  test('a leaf with an unknown critical extension is refused', async () => {
+    const s = await ca.mintSvid(ID, { broken: 'unknown-critical' });
+    expect(readCertFields(s.leaf.raw).unknownCritical).toEqual(['1.3.6.1.4.1.55555.1.1']);
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION' });
+  });
+
+  test('the same unknown extension, not critical, is fine', async () => {
+    const k = generateKeyPair();
+    const leaf = await issueCertificate({
+      subject: 'O=x', publicKey: k.publicKey, issuer: ca.intermediate.cert, signer: ca.intermediate.key, notBefore: new Date(NOW - 1000), notAfter: new Date(NOW + 60_000),
+      basicConstraints: { ca: false }, keyUsage: ['digitalSignature'], uriSans: [ID], extraExtensions: [{ oid: '1.3.6.1.4.1.55555.1.1', critical: false, value: Uint8Array.of(0x05, 0x00) }],
+    });
+    expect(verifyX509Svid([leaf, ca.intermediate.cert], bundles, { nowMs: NOW }).ok).toBe(true);
+  });
+
+  test('an intermediate with an unknown critical extension is refused', async () => {
+    const ik = generateKeyPair();
+    const inter = await issueCertificate({
+      subject: 'CN=Odd Intermediate', publicKey: ik.publicKey, issuer: ca.root.cert, signer: ca.root.key, notBefore: new Date(NOW - 1000), notAfter: new Date(NOW + 60_000),
+      basicConstraints: { ca: true }, keyUsage: ['keyCertSign'], extraExtensions: [{ oid: '1.3.6.1.4.1.55555.1.2', critical: true, value: Uint8Array.of(0x05, 0x00) }],
+    });
+    const k = generateKeyPair();
+    const leaf = await issueCertificate({
+      subject: 'O=x', publicKey: k.publicKey, issuer: inter, signer: ik, notBefore: new Date(NOW - 1000), notAfter: new Date(NOW + 60_000),
+      basicConstraints: { ca: false }, keyUsage: ['digitalSignature'], uriSans: [ID],
+    });
+    expect(verifyX509Svid([leaf, inter], bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION' });
+  });
+
+  test('a second subjectAltName extension is malformed, not "the last one wins"', async () => {
+    const s = await ca.mintSvid(ID, { broken: 'duplicate-san' });
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_MALFORMED' });
+  });
+});
+
+describe('unrelated extra certificates', () => {
+  test("another trust domain's intermediate appended to a valid chain is refused", async () => {
+    const s = await ca.mintSvid(ID, { extraChain: [other.intermediate.cert] });
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_UNRELATED_CERT' });
+  });
+
+  test('an unrelated leaf or a stranger CA between the real certificates is refused', async () => {
+    const stranger = await TestCa.create({ trustDomain: 'example.org', nowMs: NOW, rootName: 'CN=Stranger' });
+    const junk = await stranger.mintSvid('spiffe://example.org/x');
+    const s = await ca.mintSvid(ID);
+    for (const chain of [[s.leaf, junk.leaf, ca.intermediate.cert], [s.leaf, stranger.intermediate.cert, ca.intermediate.cert]]) {
+      expect(verifyX509Svid(chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_UNRELATED_CERT' });
+    }
+  });
+
+  test('the root of the bundle sent along (as TLS stacks do) is not unrelated', async () => {
+    const s = await ca.mintSvid(ID, { extraChain: [ca.root.cert] });
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW }).ok).toBe(true);
+  });
+});
+
+describe('reserved and meaningless IDs', () => {
+  test('an SVID for the bare trust-domain ID is refused', async () => {
+    const s = await ca.mintSvid('spiffe://example.org');
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_NOT_WORKLOAD_ID' });
+  });
+
+  test.each(['spiffe://example.org/', 'spiffe://example.org//x', 'spiffe://example.org/a/'])('an SVID for %s is refused as not a SPIFFE ID', async (uri) => {
+    const s = await ca.mintSvid(ID, { uriSans: [uri] });
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NOT_SPIFFE_ID' });
+  });
+
+  test('hostile URI SAN strings are read from DER as one value, never split', async () => {
+    for (const uri of [`${ID}, URI:spiffe://example.org/admin`, `${ID};URI=spiffe://example.org/admin`, `${ID}"`, `${ID}\n`]) {
+      const s = await ca.mintSvid(ID, { uriSans: [uri] });
+      expect(readCertFields(s.leaf.raw).uriSans).toEqual([uri]);
+      expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NOT_SPIFFE_ID' });
+    }
+  });
+
+  const td = TrustDomain.parse('example.org');
+  test.each([
+    ['spiffe://example.org', 'bare trust domain'],
+    ['spiffe://other.org/ns/a/sa/b', 'another trust domain'],
+    ['spiffe://example.org/tessera/control-plane', "the control plane's own ID"],
+  ])('checkIssuableId refuses %s (%s)', (id) => {
+    expect(() => checkIssuableId(SpiffeId.parse(id), td)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_ISSUANCE_RESERVED_ID' }));
+  });
+
+  test('checkIssuableId accepts a workload ID of its trust domain', () => {
+    expect(() => checkIssuableId(SpiffeId.parse(ID), td)).not.toThrow();
   });
 });

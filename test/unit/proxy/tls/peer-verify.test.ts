@@ -94,3 +94,21 @@ describe('PeerVerifier', () => {
     expect(v.verify(peerCert([fromB.leaf]), again, Date.now()).ok).toBe(true);
   });
 });
+
+describe('PeerVerifier and certificates a peer merely sent', () => {
+  test('look-alike intermediates in refused chains never displace the real one used to complete resumed sessions', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB);
+    const v = new PeerVerifier();
+    expect(v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now()).ok).toBe(true);
+    // An attacker's CAs carrying the real intermediate's name, sent in chains that fail verification.
+    for (let i = 0; i < 6; i++) {
+      const fake = await TestCa.create({ trustDomain: 'example.org' });
+      const junk = await fake.mintSvid('spiffe://example.org/ns/x/sa/attacker');
+      expect(fake.intermediate.cert.subject).toBe(ca.intermediate.cert.subject);
+      expect(v.verify(peerCert(junk.chain), snapshot(ca, 1), Date.now()).ok).toBe(false);
+    }
+    const resumed = v.verify(peerCert([web.leaf]), snapshot(ca, 2), Date.now());
+    expect(resumed.ok).toBe(true);
+  });
+});

@@ -1,0 +1,79 @@
+// verifyEdgeClient and the XFCC it yields: outside-client identities confined to their CA's trust domain, mesh
+// identities only for chains that verify to the mesh bundle by the SVID rules, and XFCC values that cannot
+// carry a separator out of their field.
+import { beforeAll, describe, expect, test } from 'vitest';
+import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
+import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { type EdgeClientTrust, verifyEdgeClient, xfccFor, xfccValue } from '../../../../proxy/src/edge/client-identity.js';
+import { TestCa } from '../../../helpers/test-ca.js';
+
+const MESH_TD = TrustDomain.parse('example.org');
+const MESH_A = 'spiffe://example.org/ns/default/sa/a';
+let mesh: TestCa;
+let partner: TestCa;
+let meshBundles: TrustBundleSet;
+
+beforeAll(async () => {
+  mesh = await TestCa.create({ trustDomain: 'example.org' });
+  partner = await TestCa.create({ trustDomain: 'partner.example', rootName: 'CN=Partner CA' });
+  meshBundles = new TrustBundleSet([TrustBundle.parse('example.org', mesh.bundlePem())]);
+});
+
+const trust = (over: Partial<EdgeClientTrust> = {}): EdgeClientTrust => ({
+  authorities: [partner.root.cert],
+  clientTrustDomain: TrustDomain.parse('partner.example'),
+  mesh: meshBundles,
+  ownTrustDomain: MESH_TD,
+  ...over,
+});
+
+describe('verifyEdgeClient', () => {
+  test('a partner ID in the configured client trust domain is the client identity', async () => {
+    const c = await partner.mintSvid('spiffe://partner.example/billing');
+    const r = verifyEdgeClient(c.chain, trust(), Date.now());
+    expect(r.ok && r.client.spiffeId?.toString()).toBe('spiffe://partner.example/billing');
+  });
+
+  test('a partner asserting a mesh ID is refused, even when its clientTrustDomain is (mis)configured as the mesh one', async () => {
+    const c = await partner.mintSvid(MESH_A);
+    expect(verifyEdgeClient(c.chain, trust(), Date.now())).toMatchObject({ ok: false, reason: 'wrong_trust_domain', code: 'TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID' });
+    expect(verifyEdgeClient(c.chain, trust({ clientTrustDomain: MESH_TD }), Date.now())).toMatchObject({ ok: false, code: 'TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID' });
+    expect(verifyEdgeClient(c.chain, trust({ clientTrustDomain: null }), Date.now())).toMatchObject({ ok: false, code: 'TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID' });
+  });
+
+  test('a mesh SVID chaining to a mesh authority listed in clientCa is a mesh workload, checked by the SVID rules', async () => {
+    const c = await mesh.mintSvid(MESH_A);
+    const withMesh = trust({ authorities: [partner.root.cert, mesh.root.cert] });
+    const r = verifyEdgeClient(c.chain, withMesh, Date.now());
+    expect(r.ok && r.client.spiffeId?.equals(SpiffeId.parse(MESH_A))).toBe(true);
+    const bare = await mesh.mintSvid('spiffe://example.org');
+    expect(verifyEdgeClient(bare.chain, withMesh, Date.now())).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NOT_WORKLOAD_ID' });
+    // Not listed in clientCa: not an edge client at all.
+    expect(verifyEdgeClient(c.chain, trust(), Date.now())).toMatchObject({ ok: false, reason: 'unknown_ca' });
+  });
+
+  test('an expired partner certificate and an upper-case scheme are refused', async () => {
+    const old = await partner.mintSvid('spiffe://partner.example/x', { notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 1000) });
+    expect(verifyEdgeClient(old.chain, trust(), Date.now())).toMatchObject({ ok: false, reason: 'expired' });
+    const upper = await partner.mintSvid('spiffe://partner.example/x', { uriSans: ['SPIFFE://partner.example/x'] });
+    expect(verifyEdgeClient(upper.chain, trust(), Date.now())).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NOT_SPIFFE_ID' });
+  });
+});
+
+describe('XFCC values', () => {
+  test.each([
+    ['a.example', 'a.example'],
+    ['a;URI=x', '"a;URI=x"'],
+    ['a,By=x', '"a,By=x"'],
+    ['a"b\\c', '"a\\"b\\\\c"'],
+    ['a\r\nb', '"a??b"'],
+  ])('%j is written as %s', (v, want) => {
+    expect(xfccValue(v)).toBe(want);
+  });
+
+  test('a subject with quotes and separators stays one quoted field', () => {
+    const x = xfccFor(MESH_A, { spiffeId: null, subject: 'CN=a";URI=spiffe://example.org/x', hash: 'ab', dns: [], notAfterMs: 0 });
+    expect(x).toBe(`By=${MESH_A};Hash=ab;Subject="CN=a\\";URI=spiffe://example.org/x"`);
+  });
+});
