@@ -36,9 +36,13 @@ export interface LoadResult {
   readonly ok2xx: number;
   readonly non2xx: number;
   readonly statusCounts: Readonly<Record<string, number>>;
-  /** Transport errors (refused, reset, TLS failure) and timeouts. */
-  readonly errors: number;
+  /** Connections that failed: refused, reset, TLS failure, or closed by the server with a request unanswered. */
+  readonly connectionErrors: number;
   readonly timeouts: number;
+  /** connectionErrors + timeouts. */
+  readonly errors: number;
+  /** (non-2xx + connection errors + timeouts) / (responses + connection errors + timeouts); 0 when nothing was attempted. */
+  readonly errorRate: number;
   readonly reqPerSec: number;
   readonly latency: LatencySummary;
   readonly errorSamples: readonly string[];
@@ -50,8 +54,17 @@ export async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
   const errorSamples: string[] = [];
   let responses = 0;
   let ok2xx = 0;
-  let errors = 0;
+  let connectionErrors = 0;
+  let timeouts = 0;
+  const sample = (msg: string) => {
+    if (errorSamples.length < 3 && !errorSamples.includes(msg)) errorSamples.push(msg);
+  };
   const started = performance.now();
+  // autocannon reports a rejected option only to this callback, and then never emits 'done'.
+  let rejectRun: (e: Error) => void = () => {};
+  const failed = new Promise<never>((_, reject) => {
+    rejectRun = reject;
+  });
   const instance = autocannon(
     {
       url: o.url,
@@ -66,8 +79,24 @@ export async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
       ...(o.method ? { method: o.method as autocannon.Request['method'] } : {}),
       ...(o.headers ? { headers: { ...o.headers } } : {}),
       ...(o.body !== undefined ? { body: o.body } : {}),
+      setupClient: (client: autocannon.Client) => watchClient(client as unknown as LoadClient, {
+        connError: (e) => {
+          connectionErrors++;
+          sample(e.message.trim());
+        },
+        silentClose: () => {
+          connectionErrors++;
+          sample('the server closed the connection without answering (a refused TLS handshake looks like this)');
+        },
+        timeout: () => {
+          timeouts++;
+          sample('request timed out');
+        },
+      }),
     },
-    () => {},
+    (err) => {
+      if (err) rejectRun(new Error(`autocannon refused the options: ${err.message}`));
+    },
   );
   instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
     responses++;
@@ -79,25 +108,23 @@ export async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
     }
     o.onResponse?.(statusCode, responseTime, performance.now());
   });
-  instance.on('reqError', (err: Error) => {
-    errors++;
-    const msg = err.message.trim();
-    if (errorSamples.length < 3 && !errorSamples.includes(msg)) errorSamples.push(msg);
-  });
   instance.on('tick', () => o.onTick?.(performance.now() - started, responses));
   const onAbort = () => instance.stop();
   o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
-    const result = await new Promise<autocannon.Result>((resolve) => instance.on('done', resolve));
+    await Promise.race([new Promise<autocannon.Result>((resolve) => instance.on('done', resolve)), failed]);
     const elapsedMs = performance.now() - started;
+    const attempts = responses + connectionErrors + timeouts;
     return {
       elapsedMs,
       responses,
       ok2xx,
       non2xx: responses - ok2xx,
       statusCounts,
-      errors: errors,
-      timeouts: result.timeouts,
+      connectionErrors,
+      timeouts,
+      errors: connectionErrors + timeouts,
+      errorRate: attempts === 0 ? 0 : (attempts - ok2xx) / attempts,
       // Against an HTTP/2-only server autocannon reports zero 2xx without an error: the caller checks ok2xx.
       reqPerSec: ok2xx / (elapsedMs / 1000),
       latency: hist.summary(),
@@ -106,4 +133,42 @@ export async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
   }
+}
+
+/** The parts of autocannon's per-connection client used here: its events and its current socket. */
+interface LoadClient {
+  readonly conn: NodeJS.EventEmitter | undefined;
+  readonly destroyed: boolean;
+  on(event: 'request' | 'response' | 'timeout', fn: () => void): void;
+  on(event: 'connError', fn: (e: Error) => void): void;
+}
+
+/**
+ * Counts each connection failure once. autocannon counts socket errors and timeouts, but when the server closes
+ * the connection without an error (a TLS 1.3 server refusing the client certificate does: the client saw its
+ * handshake finish, then only an end) it silently reconnects: that close, with a request unanswered, is a failure too.
+ */
+function watchClient(client: LoadClient, on: { connError(e: Error): void; silentClose(): void; timeout(): void }): void {
+  // Per socket: autocannon's own 'end' handler runs first and already opens the next socket.
+  let current: { socket: NodeJS.EventEmitter | undefined; unanswered: number } = { socket: undefined, unanswered: 0 };
+  client.on('request', () => {
+    if (client.conn !== current.socket) {
+      const state = { socket: client.conn, unanswered: 0 };
+      current = state;
+      // 'end' comes only from the peer: autocannon's own destroy (timeout, stop) emits none.
+      state.socket?.once('end', () => {
+        if (state.unanswered > 0 && !client.destroyed) on.silentClose();
+      });
+    }
+    current.unanswered++;
+  });
+  client.on('response', () => {
+    current.unanswered = Math.max(0, current.unanswered - 1);
+  });
+  client.on('connError', (e) => {
+    // Its unanswered requests are this error, not also a silent close.
+    current.unanswered = 0;
+    on.connError(e);
+  });
+  client.on('timeout', () => on.timeout());
 }

@@ -8,7 +8,7 @@ import type { ScenarioResult } from '../../bench/harness/scenario.js';
 import { boolFlag, type ParsedArgs, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
 
-function durationFlag(args: ParsedArgs, name: string): number | undefined {
+export function durationFlag(args: ParsedArgs, name: string): number | undefined {
   const v = stringFlag(args, name);
   if (v === undefined) return undefined;
   try {

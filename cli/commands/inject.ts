@@ -1,8 +1,8 @@
 // `tessera inject`: the sidecar injection of the Kubernetes webhook, offline, over a YAML manifest stream.
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { certificatesOf, readNamedFile } from '../../common/config/read-named-file.js';
 import { TesseraError } from '../../common/errors.js';
 import { stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -24,13 +24,8 @@ export function tesseraVersion(): string {
   return 'unknown';
 }
 
-async function readInput(path: string, cwd: string): Promise<string> {
-  const file = path === '-' ? '/dev/stdin' : resolve(cwd, path);
-  try {
-    return await readFile(file, 'utf8');
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+async function readInput(path: string, what: string, cwd: string): Promise<Buffer> {
+  return readNamedFile({ path: path === '-' ? '/dev/stdin' : resolve(cwd, path), what });
 }
 
 /** kubectl habit: `-f FILE` arrives as two positionals (the flag parser knows only --long flags). */
@@ -76,8 +71,11 @@ export const injectCommand: Command = {
       version,
       ...(pull ? { imagePullPolicy: pull as 'Always' | 'IfNotPresent' | 'Never' } : {}),
     });
-    const bundlePem = await readInput(stringFlag(args, 'bundle')!, io.cwd);
-    const text = await readInput(path, io.cwd);
+    const bundleFile = { path: resolve(io.cwd, stringFlag(args, 'bundle')!), what: '--bundle' };
+    const bundleData = await readNamedFile(bundleFile);
+    certificatesOf(bundleFile, bundleData);
+    const bundlePem = bundleData.toString('utf8');
+    const text = (await readInput(path, path === '-' ? 'stdin' : 'manifest', io.cwd)).toString('utf8');
     const { output, reports } = injectManifests(text, { config, bundlePem });
     io.stdout(output);
     for (const r of reports) {

@@ -1,23 +1,24 @@
 // `tessera load`: an HTTP/1.1 load test (autocannon) with mTLS client certificates against any HTTP(S) endpoint.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
+import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../common/config/read-named-file.js';
 import { connect } from 'node:tls';
-import { parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
 import type { LoadResult } from '../../bench/harness/autocannon-load.js';
 import { terminalProgress } from '../../bench/harness/progress.js';
 import { formatNumber } from '../../bench/harness/stats.js';
 import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
-import { positiveNumberFlag } from './bench.js';
+import { durationFlag, positiveNumberFlag } from './bench.js';
 
-async function readFlagFile(args: ParsedArgs, name: string): Promise<Buffer | undefined> {
+/** --cert/--ca hold certificates, --key a private key: each is checked here, so a mix-up is named, not a handshake failure. */
+async function readFlagFile(args: ParsedArgs, name: 'cert' | 'key' | 'ca'): Promise<Buffer | undefined> {
   const path = stringFlag(args, name);
   if (path === undefined) return undefined;
-  try {
-    return await readFile(path);
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read --${name} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
+  const file = { path, what: `--${name}` };
+  if (name === 'key') return readPrivateKeyFile(file);
+  const data = await readNamedFile(file);
+  certificatesOf(file, data);
+  return data;
 }
 
 /** autocannon never verifies the server; with --ca, one handshake first checks the chain (and shows its SPIFFE ID). */
@@ -42,6 +43,20 @@ function verifyServer(url: URL, tls: { cert?: Buffer; key?: Buffer; ca: Buffer }
   });
 }
 
+function percent(ratio: number): string {
+  return `${(ratio * 100).toFixed(ratio > 0 && ratio < 0.001 ? 3 : 1)} %`;
+}
+
+/** --max-error-rate: a fraction 0..1 or a percentage ("1%"); default 0, any failure fails the run. */
+function maxErrorRate(args: ParsedArgs): number {
+  const v = stringFlag(args, 'max-error-rate');
+  if (v === undefined) return 0;
+  const pct = v.trim().endsWith('%');
+  const n = Number(pct ? v.trim().slice(0, -1) : v) / (pct ? 100 : 1);
+  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--max-error-rate must be a fraction from 0 to 1 or a percentage, got "${v}"`);
+  return n;
+}
+
 export function loadSummary(url: string, r: LoadResult): string {
   const l = r.latency;
   const ms = (x: number) => (Number.isFinite(x) ? formatNumber(x) : '–');
@@ -51,7 +66,7 @@ export function loadSummary(url: string, r: LoadResult): string {
     `requests   ${formatNumber(r.responses)} in ${(r.elapsedMs / 1000).toFixed(1)} s = ${formatNumber(r.reqPerSec)} req/s (2xx)`,
     `latency ms p50 ${ms(l.p50Ms)}  p90 ${ms(l.p90Ms)}  p99 ${ms(l.p99Ms)}  p99.9 ${ms(l.p999Ms)}  max ${ms(l.maxMs)}  mean ${ms(l.meanMs)}`,
     `status     ${statuses.length ? statuses.join(', ') : 'none'}`,
-    `errors     ${formatNumber(r.errors)} (of which timeouts ${formatNumber(r.timeouts)})${r.errorSamples.length ? `: ${r.errorSamples.join('; ')}` : ''}`,
+    `errors     ${formatNumber(r.connectionErrors + r.timeouts + r.non2xx)} (${percent(r.errorRate)}): TLS/connection ${formatNumber(r.connectionErrors)}, non-2xx ${formatNumber(r.non2xx)}, timeouts ${formatNumber(r.timeouts)}${r.errorSamples.length ? ` — e.g. ${r.errorSamples.join('; ')}` : ''}`,
     '',
   ].join('\n');
 }
@@ -59,11 +74,13 @@ export function loadSummary(url: string, r: LoadResult): string {
 export const loadCommand: Command = {
   path: ['load'],
   summary: 'Load-test any HTTP or HTTPS endpoint (mTLS client certificates supported): req/s, latency percentiles, errors',
-  usage: '--url URL [--cert F --key F] [--ca F] [--connections N] [--duration D] [--rate R] [--json F]',
+  usage: '--url URL [--cert F --key F] [--ca F] [--connections N] [--duration D] [--rate R] [--timeout D] [--max-error-rate R] [--json F]',
   details:
     'HTTP/1.1 keep-alive load with autocannon. --cert/--key present a client certificate (chain, leaf first) for mTLS. ' +
     'autocannon itself never verifies the server: with --ca, one handshake first verifies the server chain against it ' +
-    '(exit 1 if it does not) and prints the server SPIFFE ID. Exit 1 when no request succeeded.',
+    '(exit 1 if it does not) and prints the server SPIFFE ID. TLS/connection failures (a refused handshake included), ' +
+    'non-2xx answers and timeouts are counted apart; exit 1 when no request succeeded or when their share of all ' +
+    'attempts is above --max-error-rate.',
   flags: {
     url: { type: 'string', value: 'URL', description: 'Target, e.g. https://127.0.0.1:15006/', required: true },
     cert: { type: 'string', value: 'FILE', description: 'Client certificate chain (PEM) for mTLS' },
@@ -72,6 +89,8 @@ export const loadCommand: Command = {
     connections: { type: 'string', value: 'N', description: 'Concurrent connections (default 10)' },
     duration: { type: 'string', value: 'D', description: 'How long to run (default 10s)' },
     rate: { type: 'string', value: 'R', description: 'Fixed request rate over all connections, requests/s (default: as fast as possible)' },
+    timeout: { type: 'string', value: 'D', description: 'A request unanswered this long counts as a timeout (at least 1s; default 10s)' },
+    'max-error-rate': { type: 'string', value: 'R', description: 'Largest share of failed attempts that still exits 0: a fraction or a percentage (default 0)' },
     method: { type: 'string', value: 'M', description: 'HTTP method (default GET)' },
     header: { type: 'string', value: 'H', description: 'Request header "Name: value" (repeatable)', multiple: true },
     json: { type: 'string', value: 'FILE', description: 'Write the results as JSON here' },
@@ -90,15 +109,11 @@ export const loadCommand: Command = {
     const ca = await readFlagFile(args, 'ca');
     if ((cert === undefined) !== (key === undefined)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--cert and --key go together');
     if ((cert || ca) && url.protocol !== 'https:') throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--cert/--key/--ca need an https:// URL');
-    let durationMs = 10_000;
-    const d = stringFlag(args, 'duration');
-    if (d !== undefined) {
-      try {
-        durationMs = parseDuration(d);
-      } catch {
-        throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--duration "${d}" is not a duration (e.g. 10s, 1m)`);
-      }
-    }
+    const durationMs = durationFlag(args, 'duration') ?? 10_000;
+    const timeoutMs = durationFlag(args, 'timeout') ?? 10_000;
+    // autocannon refuses a timeout under 1 s.
+    if (timeoutMs < 1000) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--timeout must be at least 1s');
+    const maxRate = maxErrorRate(args);
     const headers: Record<string, string> = {};
     for (const h of (args.flags['header'] as string[] | undefined) ?? []) {
       const i = h.indexOf(':');
@@ -122,6 +137,7 @@ export const loadCommand: Command = {
       connections,
       durationMs,
       ...(rate ? { rateRps: rate } : {}),
+      timeoutSeconds: timeoutMs / 1000,
       ...(cert && key ? { tls: { cert, key, ...(ca ? { ca } : {}) } } : {}),
       ...(stringFlag(args, 'method') ? { method: stringFlag(args, 'method')!.toUpperCase() } : {}),
       ...(Object.keys(headers).length ? { headers } : {}),
@@ -131,10 +147,11 @@ export const loadCommand: Command = {
     sink.done();
     io.stdout(loadSummary(url.href, result));
     const json = stringFlag(args, 'json');
-    if (json) await writeFile(json, `${JSON.stringify({ url: url.href, connections, durationMs, rateRps: rate ?? null, ...result }, null, 2)}\n`);
-    if (result.ok2xx === 0) {
-      const statuses = JSON.stringify(result.statusCounts);
-      throw new TesseraError('TESSERA_ERR_BENCH_LOAD_FAILED', `no 2xx response from ${url.href} (errors ${result.errors}, statuses ${statuses}${result.errorSamples[0] ? `, e.g. ${result.errorSamples[0]}` : ''})`);
+    if (json) await writeFile(json, `${JSON.stringify({ url: url.href, connections, durationMs, rateRps: rate ?? null, timeoutMs, maxErrorRate: maxRate, ...result }, null, 2)}\n`);
+    const counts = `TLS/connection ${result.connectionErrors}, non-2xx ${result.non2xx}, timeouts ${result.timeouts}, statuses ${JSON.stringify(result.statusCounts)}${result.errorSamples[0] ? `, e.g. ${result.errorSamples[0]}` : ''}`;
+    if (result.ok2xx === 0) throw new TesseraError('TESSERA_ERR_BENCH_LOAD_FAILED', `no 2xx response from ${url.href} (${counts})`);
+    if (result.errorRate > maxRate) {
+      throw new TesseraError('TESSERA_ERR_BENCH_LOAD_ERRORS', `${percent(result.errorRate)} of attempts failed, above --max-error-rate ${percent(maxRate)} (${counts})`);
     }
     return EXIT_OK;
   },

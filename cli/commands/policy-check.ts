@@ -1,5 +1,6 @@
 // `tessera policy check`: load a policy directory and explain the decision for one request (who, to whom, what).
-import { readFile, readdir } from 'node:fs/promises';
+import { readdir } from 'node:fs/promises';
+import { readNamedFile } from '../../common/config/read-named-file.js';
 import { join } from 'node:path';
 import { TesseraError, describeError } from '../../common/errors.js';
 import { evaluate } from '../../common/policy/evaluate.js';
@@ -59,11 +60,7 @@ async function readPolicyDir(dir: string): Promise<{ path: string; text: string 
   return Promise.all(
     names.sort().map(async (name) => {
       const path = join(dir, name);
-      try {
-        return { path, text: await readFile(path, 'utf8') };
-      } catch (e) {
-        throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-      }
+      return { path, text: (await readNamedFile({ path, what: 'policy file', emptyOk: true })).toString('utf8') };
     }),
   );
 }

@@ -2,8 +2,9 @@
 // goes to the control plane (verified by its SPIFFE ID against --bundle); the answer is verified before
 // svid.pem (chain, leaf first), key.pem (0600) and bundle.pem are written to --out.
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readCertificatesFile } from '../../common/config/read-named-file.js';
 import { TesseraError } from '../../common/errors.js';
 import { parseAddress } from '../../common/config/validate-yaml.js';
 import { createCsr } from '../../common/pki/csr.js';
@@ -17,11 +18,10 @@ import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
 /** The trust domain the bundle's authorities name in their SPIFFE URI SAN (Tessera's roots carry one). */
-function trustDomainOf(bundlePem: Buffer, file: string): TrustDomain {
+function trustDomainOf(bundle: readonly X509Certificate[], file: string): TrustDomain {
   const tds = new Set<string>();
-  for (const block of bundlePem.toString('utf8').split(/(?=-----BEGIN CERTIFICATE-----)/)) {
-    if (!block.includes('BEGIN CERTIFICATE')) continue;
-    const m = /URI:spiffe:\/\/([^,/\s]+)/.exec(new X509Certificate(block).subjectAltName ?? '');
+  for (const ca of bundle) {
+    const m = /URI:spiffe:\/\/([^,/\s]+)/.exec(ca.subjectAltName ?? '');
     if (m) tds.add(m[1]!);
   }
   if (tds.size !== 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `cannot tell the trust domain from ${file} (found ${tds.size}); pass --trust-domain`);
@@ -51,15 +51,10 @@ export const svidFetchCommand: Command = {
     const address = requiredString(args, 'control-plane');
     if (!parseAddress(address)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" is not HOST:PORT`);
     const bundleFile = requiredString(args, 'bundle');
-    let bundlePem: Buffer;
-    try {
-      bundlePem = await readFile(bundleFile);
-    } catch (e) {
-      throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${bundleFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-    }
+    const bundleCerts = await readCertificatesFile({ path: bundleFile, what: '--bundle' });
     const tdFlag = stringFlag(args, 'trust-domain');
-    const td = tdFlag !== undefined ? TrustDomain.parse(tdFlag) : trustDomainOf(bundlePem, bundleFile);
-    const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bundlePem)]);
+    const td = tdFlag !== undefined ? TrustDomain.parse(tdFlag) : trustDomainOf(bundleCerts, bundleFile);
+    const bootstrap = new TrustBundleSet([new TrustBundle(td, bundleCerts)]);
     const key = generateKeyPair('ec-p256');
     const csr = await createCsr(key, {});
     // Loaded on use (grpc-js and the contracts), so other `tessera` commands start faster.

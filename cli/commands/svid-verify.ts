@@ -1,8 +1,7 @@
 // `tessera svid verify`: judge a certificate chain as an X.509-SVID against a bundle file, at a chosen time.
-import { X509Certificate } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../common/errors.js';
-import { decodeCertificates } from '../../common/pki/pem.js';
+import { readCertificatesFile } from '../../common/config/read-named-file.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
@@ -10,14 +9,6 @@ import { leafSpiffeId } from '../../common/spiffe/x509-svid.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
-
-async function readInput(path: string): Promise<Buffer> {
-  try {
-    return await readFile(path);
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
 
 function parseAt(text: string | undefined, nowMs: number): number {
   if (text === undefined) return nowMs;
@@ -60,16 +51,8 @@ export const svidVerifyCommand: Command = {
     const nowMs = parseAt(stringFlag(args, 'at'), io.clock.nowMs());
     const pinned = stringFlag(args, 'trust-domain');
     if (pinned !== undefined) TrustDomain.parse(pinned);
-    const bundleDer = decodeCertificates(await readInput(requiredString(args, 'bundle')));
-    const chainDer = decodeCertificates(await readInput(args.positionals[0]!));
-    let bundleCerts: X509Certificate[];
-    let chain: X509Certificate[];
-    try {
-      bundleCerts = bundleDer.map((d) => new X509Certificate(d));
-      chain = chainDer.map((d) => new X509Certificate(d));
-    } catch (e) {
-      throw new TesseraError('TESSERA_ERR_PEM_MALFORMED', (e as Error).message);
-    }
+    const bundleCerts = await readCertificatesFile({ path: requiredString(args, 'bundle'), what: '--bundle' });
+    const chain = await readCertificatesFile({ path: args.positionals[0]!, what: 'certificate' });
     const leafId = chain[0] ? leafSpiffeId(chain[0]) : undefined;
     const leafTd = leafId?.ok ? leafId.id.trustDomain.name : leafId?.claimedId?.trustDomain.name;
     const result = verifyX509Svid(chain, bundlesFor(bundleCerts, leafTd, pinned), { nowMs, ...(expectedId ? { expectedId } : {}) });

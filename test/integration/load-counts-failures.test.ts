@@ -1,0 +1,98 @@
+// `tessera load` counts what did not succeed (TLS/connection failures, non-2xx answers, timeouts) and fails past --max-error-rate.
+import { readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { startRefusingTlsServer } from '../helpers/refusing-tls-server.js';
+import { tessera, withTempDir } from '../helpers/run.js';
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of closers.splice(0)) await c();
+});
+
+function listen(server: Server): Promise<number> {
+  closers.push(
+    () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  );
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+}
+
+interface LoadJson {
+  responses: number;
+  ok2xx: number;
+  non2xx: number;
+  connectionErrors: number;
+  timeouts: number;
+  errorRate: number;
+}
+
+async function load(dir: string, url: string, extra: string[] = [], duration = '1500ms') {
+  const out = join(dir, `out-${Math.random().toString(36).slice(2)}.json`);
+  const r = await tessera(['load', '--url', url, '--duration', duration, '--connections', '2', '--json', out, ...extra], { timeoutMs: 30_000 });
+  const json = JSON.parse(await readFile(out, 'utf8')) as LoadJson;
+  return { ...r, json };
+}
+
+describe('tessera load counts what failed', () => {
+  it('a server that refuses every client certificate: TLS/connection failures counted and printed, exit 1', async () => {
+    await withTempDir(async (dir) => {
+      const server = await startRefusingTlsServer(dir);
+      closers.push(() => server.close());
+      const r = await load(dir, server.url, ['--cert', server.certFile, '--key', server.keyFile]);
+      const refused = server.refused();
+      expect(refused).toBeGreaterThan(10);
+      expect(r.code).toBe(1);
+      expect(r.json.ok2xx).toBe(0);
+      // Every refused handshake is one failed connection (the last ones may still be in flight when the run stops).
+      expect(r.json.connectionErrors).toBeGreaterThan(refused / 2);
+      expect(r.json.connectionErrors).toBeLessThanOrEqual(refused);
+      expect(r.json.errorRate).toBe(1);
+      expect(r.stdout).toMatch(/errors +[\d ]+ \(100\.0 %\): TLS\/connection [1-9][\d ]*, non-2xx 0, timeouts 0/);
+      expect(r.stderr).toContain('TESSERA_ERR_BENCH_LOAD_FAILED');
+    });
+  });
+
+  it('one answer in three is a 500: non-2xx counted; exit 1 at the default --max-error-rate 0, exit 0 under a higher one', async () => {
+    let n = 0;
+    const server = createHttpServer((_req, res) => {
+      res.statusCode = ++n % 3 === 0 ? 500 : 200;
+      res.end('x');
+    });
+    const port = await listen(server);
+    await withTempDir(async (dir) => {
+      const strict = await load(dir, `http://127.0.0.1:${port}/`);
+      expect(strict.json.ok2xx).toBeGreaterThan(0);
+      expect(strict.json.non2xx).toBeGreaterThan(0);
+      expect(strict.json.connectionErrors).toBe(0);
+      expect(strict.json.errorRate).toBeGreaterThan(0.25);
+      expect(strict.json.errorRate).toBeLessThan(0.4);
+      expect(strict.code).toBe(1);
+      expect(strict.stderr).toContain('TESSERA_ERR_BENCH_LOAD_ERRORS');
+      expect(strict.stdout).toMatch(/TLS\/connection 0, non-2xx [1-9][\d ]*, timeouts 0/);
+      const lenient = await load(dir, `http://127.0.0.1:${port}/`, ['--max-error-rate', '40%']);
+      expect(lenient.code, lenient.stderr).toBe(0);
+    });
+  });
+
+  it('a server that never answers some requests: timeouts counted apart', { timeout: 60_000 }, async () => {
+    let n = 0;
+    const server = createHttpServer((_req, res) => {
+      if (++n % 4 !== 0) res.end('ok'); // every fourth request hangs
+    });
+    const port = await listen(server);
+    await withTempDir(async (dir) => {
+      const r = await load(dir, `http://127.0.0.1:${port}/`, ['--timeout', '1s', '--max-error-rate', '0.9'], '3s');
+      expect(r.json.timeouts).toBeGreaterThan(0);
+      expect(r.json.connectionErrors).toBe(0);
+      expect(r.json.non2xx).toBe(0);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/TLS\/connection 0, non-2xx 0, timeouts [1-9]/);
+    });
+  });
+});
