@@ -12,6 +12,7 @@ import { loadCommand } from './load.js';
 import { policyBreakGlassCommand } from './policy-break-glass.js';
 import { policyCheckCommand } from './policy-check.js';
 import { proxyCommand } from './proxy.js';
+import { revokeIdCommand, revokeLiftCommand, revokeListCommand, revokeSerialCommand, revokeTokenCommand } from './revoke.js';
 import { svidFetchCommand } from './svid-fetch.js';
 import { svidVerifyCommand } from './svid-verify.js';
 import { tokenCreateCommand } from './token-create.js';
@@ -31,6 +32,11 @@ export const COMMANDS: readonly Command[] = [
   svidFetchCommand,
   policyCheckCommand,
   policyBreakGlassCommand,
+  revokeIdCommand,
+  revokeSerialCommand,
+  revokeTokenCommand,
+  revokeListCommand,
+  revokeLiftCommand,
   demoAppCommand,
   injectCommand,
   benchCommand,

@@ -1,19 +1,11 @@
 // `tessera policy break-glass`: opens a time-bounded, audited allow for named callers to a destination; the
 // control plane pushes it in Config/Watch snapshots and it expires by itself.
-import { userInfo } from 'node:os';
 import { TesseraError } from '../../common/errors.js';
 import { parseDuration } from '../../common/duration.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { boolFlag, requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
-
-function whoAmI(): string {
-  try {
-    return userInfo().username;
-  } catch {
-    return 'unknown';
-  }
-}
+import { whoAmI } from '../who-am-i.js';
 
 export const policyBreakGlassCommand: Command = {
   path: ['policy', 'break-glass'],

@@ -1,17 +1,19 @@
 // The operator API behind admin.sock: CA status and lifecycle, join tokens, the SVID inventory, break-glass
-// grants and policy-load status. Thin: each route validates its input and calls one part.
+// grants, revocation (bans and token revocation) and policy-load status. Thin: each route validates its input and calls one part.
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CaManager } from '../ca/ca-manager.js';
+import type { Revocations } from '../issuance/revocations.js';
 import { checkIssuableId } from '../issuance/svid-policy.js';
 import type { BreakGlass } from '../policy/break-glass.js';
 import type { PolicyDirSource } from '../policy/policy-dir-source.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { InventoryStore } from '../store/inventory-store.js';
-import { type TokenStore, hashToken, newJoinToken } from '../store/token-store.js';
+import type { Ban } from '../store/revocation-store.js';
+import { type TokenStore, hashToken, newJoinToken, tokenIdOf } from '../store/token-store.js';
 import type { AdminRoutes } from './admin-socket.js';
 
 export interface AdminRouteDeps {
@@ -22,6 +24,7 @@ export interface AdminRouteDeps {
   readonly inventory: InventoryStore;
   readonly audit: AuditLog;
   readonly breakGlass: BreakGlass;
+  readonly revocations: Revocations;
   readonly policies?: PolicyDirSource;
   readonly clock: Clock;
 }
@@ -44,6 +47,13 @@ function optionalMs(v: unknown, key: string): number | undefined {
   if (!Number.isFinite(n) || n <= 0) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a positive number of milliseconds`);
   return n;
 }
+
+function banKind(v: unknown): Ban['kind'] {
+  if (v === 'spiffe_id' || v === 'serial') return v;
+  throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', 'kind must be "spiffe_id" or "serial"');
+}
+
+const banView = (b: Ban) => ({ kind: b.kind, value: b.value, reason: b.reason, createdBy: b.createdBy, createdAt: iso(b.createdAtMs), ...(b.notAfterMs !== null ? { notAfter: iso(b.notAfterMs) } : {}) });
 
 export function caStatus(d: AdminRouteDeps) {
   const snap = d.ca.current();
@@ -85,13 +95,15 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       if (!idText) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', 'spiffeId is required');
       const id = SpiffeId.parse(idText);
       checkIssuableId(id, d.trustDomain);
+      // A token for a banned ID could never be used: say so now rather than at attestation.
+      d.revocations.check(id.toString());
       const ttlMs = optionalMs(body['ttlMs'], 'ttlMs') ?? DEFAULT_TOKEN_TTL_MS;
       if (ttlMs > MAX_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `ttlMs must be at most ${MAX_TOKEN_TTL_MS} (30 days)`);
       const token = newJoinToken();
       const now = d.clock.nowMs();
       const rec = d.tokens.create(token, id.toString(), now, ttlMs);
-      d.audit.record(now, { event: 'token.created', result: 'ok', caller: 'admin.sock', spiffeId: id.toString(), attestedAs: `join_token:${hashToken(token).slice(0, 12)}`, expiresAt: iso(rec.expiresAtMs) });
-      return { token, spiffeId: id.toString(), expiresAt: iso(rec.expiresAtMs) };
+      d.audit.record(now, { event: 'token.created', result: 'ok', caller: 'admin.sock', spiffeId: id.toString(), attestedAs: `join_token:${tokenIdOf(hashToken(token))}`, expiresAt: iso(rec.expiresAtMs) });
+      return { token, tokenId: tokenIdOf(rec.hash), spiffeId: id.toString(), expiresAt: iso(rec.expiresAtMs) };
     },
     'GET /v1/certs': (_body, query) => {
       const within = optionalMs(query.get('expiringWithinMs'), 'expiringWithinMs');
@@ -119,6 +131,21 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       return { ...g, expiresAt: iso(g.expiresAtMs), createdAt: iso(g.createdAtMs) };
     },
     'GET /v1/break-glass': () => d.breakGlass.active().map((g) => ({ ...g, expiresAt: iso(g.expiresAtMs) })),
+    'GET /v1/revocations': () => d.revocations.list().map(banView),
+    'POST /v1/revocations': (body) => {
+      const r = d.revocations.ban({ kind: banKind(body['kind']), value: String(body['value'] ?? ''), reason: String(body['reason'] ?? ''), createdBy: String(body['createdBy'] ?? '') });
+      return { ...banView(r.ban), created: r.created };
+    },
+    'POST /v1/revocations/lift': (body) => banView(d.revocations.lift(banKind(body['kind']), String(body['value'] ?? ''), String(body['createdBy'] ?? ''))),
+    'POST /v1/tokens/revoke': (body) => {
+      const rec = d.revocations.revokeToken({
+        ...(body['token'] !== undefined ? { token: String(body['token']) } : {}),
+        ...(body['tokenId'] !== undefined ? { tokenId: String(body['tokenId']) } : {}),
+        reason: String(body['reason'] ?? ''),
+        createdBy: String(body['createdBy'] ?? ''),
+      });
+      return { tokenId: tokenIdOf(rec.hash), spiffeId: rec.spiffeId, revokedAt: iso(rec.revokedAtMs), expiresAt: iso(rec.expiresAtMs) };
+    },
     'GET /v1/policies': () => ({ loaded: d.policies?.policies.map((p) => p.name) ?? [], errors: d.policies?.lastErrors ?? [], dir: d.policies ? 'watched' : 'none' }),
   };
 }

@@ -1,4 +1,4 @@
-// The operator socket <dataDir>/admin.sock (owner-only): HTTP/JSON for `tessera ca|token|certs|policy
+// The operator socket <dataDir>/admin.sock (owner-only): HTTP/JSON for `tessera ca|token|certs|revoke|policy
 // break-glass`. A stale socket from a crash is replaced; a live one means another control plane owns the dir.
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
@@ -16,7 +16,9 @@ const MAX_BODY = 64 * 1024;
 function statusFor(e: unknown): number {
   if (!isTesseraError(e)) return 500;
   if (e.code.startsWith('TESSERA_ERR_CA_') && e.code !== 'TESSERA_ERR_CA_STATE_CORRUPT') return e.code === 'TESSERA_ERR_CA_UNKNOWN_AUTHORITY' ? 404 : 409;
-  if (e.code === 'TESSERA_ERR_CP_ADMIN_BAD_REQUEST' || e.code === 'TESSERA_ERR_BREAK_GLASS_INVALID' || e.code.startsWith('TESSERA_ERR_SPIFFE_ID_') || e.code === 'TESSERA_ERR_CONFIG_BAD_DURATION') return 400;
+  if (e.code === 'TESSERA_ERR_REVOCATION_NOT_FOUND') return 404;
+  if (e.code === 'TESSERA_ERR_REVOCATION_TOKEN_USED' || e.code === 'TESSERA_ERR_REVOCATION_ID_BANNED') return 409;
+  if (e.code === 'TESSERA_ERR_CP_ADMIN_BAD_REQUEST' || e.code === 'TESSERA_ERR_BREAK_GLASS_INVALID' || e.code === 'TESSERA_ERR_REVOCATION_INVALID' || e.code.startsWith('TESSERA_ERR_SPIFFE_ID_') || e.code === 'TESSERA_ERR_CONFIG_BAD_DURATION') return 400;
   return 500;
 }
 

@@ -1,13 +1,14 @@
 // tessera.config.v1.Config/Watch: authenticates the caller by its client SVID, sends its snapshot at once and
-// again whenever its content changes; ends the stream when the caller's SVID expires (it reconnects renewed).
+// again whenever its content changes; ends the stream when the caller's SVID expires (it reconnects renewed) or
+// when the caller's ID or SVID serial is banned.
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
-import { buildSnapshot } from '../policy/config-snapshot.js';
+import { type SnapshotInputs, buildSnapshot } from '../policy/config-snapshot.js';
 import { toGrpcError } from './grpc-status.js';
 import type { ConfigSnapshotMsg } from './protos.js';
 
@@ -15,12 +16,15 @@ export interface ConfigInputs {
   readonly bundles: () => readonly TrustBundle[];
   readonly policies: () => readonly AuthorizationPolicy[];
   readonly grants: () => readonly BreakGlassGrant[];
+  readonly denyList: () => SnapshotInputs['denyList'];
 }
 
 export interface ConfigHubOptions {
   readonly inputs: ConfigInputs;
   readonly svids: SvidAttestor;
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
+  /** Operator bans: throws TESSERA_ERR_REVOCATION_* when the caller's ID or SVID serial is banned. */
+  readonly admit?: (spiffeId: string, serial: string) => void;
   readonly clock: Clock;
   /** Persistent, monotonic version counter: returns the next version. */
   readonly nextVersion: () => number;
@@ -32,6 +36,7 @@ export interface ConfigHubOptions {
 
 interface Watcher {
   readonly id: SpiffeId;
+  readonly serial: string;
   readonly notAfterMs: number;
   readonly call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>;
   lastKey: string;
@@ -61,7 +66,11 @@ export class ConfigHub {
   publish(): void {
     this.#version = this.#o.nextVersion();
     this.#o.onVersion?.(this.#version);
-    for (const w of this.#watchers) this.#send(w);
+    for (const w of this.#watchers) {
+      const banned = this.#banned(w.id.toString(), w.serial);
+      if (banned) this.#drop(w, banned);
+      else this.#send(w);
+    }
   }
 
   /** The short tick: end streams whose client SVID has expired. */
@@ -87,13 +96,16 @@ export class ConfigHub {
         let peer: ReturnType<SvidAttestor['attest']>;
         try {
           peer = this.#o.svids.attest(this.#o.peerChain(call));
+          this.#o.admit?.(peer.spiffeId.toString(), peer.serial);
         } catch (e) {
           const err = e as TesseraError;
           this.#o.onRefused?.(err.code, call.getPeer(), typeof err.details?.['reason'] === 'string' ? err.details['reason'] : undefined);
-          call.emit('error', toGrpcError(new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID')));
+          // A ban is told as such (the operator's decision, not a fault of the SVID); other failures stay generic.
+          const told = err.code?.startsWith('TESSERA_ERR_REVOCATION_') ? err : new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID');
+          call.emit('error', toGrpcError(told));
           return;
         }
-        const w: Watcher = { id: peer.spiffeId, notAfterMs: peer.notAfterMs, call, lastKey: '' };
+        const w: Watcher = { id: peer.spiffeId, serial: peer.serial, notAfterMs: peer.notAfterMs, call, lastKey: '' };
         this.#watchers.add(w);
         this.#o.onWatchers?.(this.#watchers.size);
         const forget = () => {
@@ -109,11 +121,21 @@ export class ConfigHub {
 
   #send(w: Watcher): void {
     const i = this.#o.inputs;
-    const built = buildSnapshot({ version: this.#version, bundles: i.bundles(), policies: i.policies(), grants: i.grants() }, w.id, this.#o.clock.nowMs());
+    const built = buildSnapshot({ version: this.#version, bundles: i.bundles(), policies: i.policies(), grants: i.grants(), denyList: i.denyList() }, w.id, this.#o.clock.nowMs());
     if (built.contentKey === w.lastKey) return;
     w.lastKey = built.contentKey;
     w.call.write(built.message);
     this.#o.onSent?.();
+  }
+
+  /** The ban's error when this watcher may no longer watch, else undefined. */
+  #banned(id: string, serial: string): TesseraError | undefined {
+    try {
+      this.#o.admit?.(id, serial);
+      return undefined;
+    } catch (e) {
+      return isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL');
+    }
   }
 
   #drop(w: Watcher, e: TesseraError): void {

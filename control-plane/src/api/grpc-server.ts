@@ -51,7 +51,10 @@ export class GrpcServer {
     this.#o = opts;
     this.grpc = new grpc.Server({
       'grpc.max_receive_message_length': opts.maxReceiveBytes,
-      'grpc.max_concurrent_streams': 256,
+      // SETTINGS_MAX_CONCURRENT_STREAMS (HAProxy's and Envoy's edge default): a proxy needs a Watch and a renewal.
+      'grpc.max_concurrent_streams': 100,
+      // grpc-js otherwise lifts Node's per-session memory bound entirely (MB, as Node's maxSessionMemory).
+      'grpc-node.max_session_memory': 10,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
     });

@@ -19,6 +19,8 @@ export function grpcStatusFor(code: ErrorCode): grpc.status {
     case 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE':
       return grpc.status.RESOURCE_EXHAUSTED;
     case 'TESSERA_ERR_ISSUANCE_RESERVED_ID':
+    case 'TESSERA_ERR_REVOCATION_ID_BANNED':
+    case 'TESSERA_ERR_REVOCATION_SERIAL_BANNED':
       return grpc.status.PERMISSION_DENIED;
     case 'TESSERA_ERR_ISSUANCE_INTERNAL':
       return grpc.status.INTERNAL;

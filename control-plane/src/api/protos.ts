@@ -78,10 +78,16 @@ export interface BreakGlassGrantMsg {
   created_at_unix_ms: string | number;
 }
 
+export interface DenyListMsg {
+  spiffe_ids: string[];
+  serials: string[];
+}
+
 export interface ConfigSnapshotMsg {
   version: string;
   bundles: TrustBundleMsg[];
   policies: { name: string; json: string }[];
   break_glass: BreakGlassGrantMsg[];
   generated_at_unix_ms: string | number;
+  deny_list: DenyListMsg;
 }

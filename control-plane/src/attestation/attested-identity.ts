@@ -9,6 +9,8 @@ export interface AttestedIdentity {
   readonly attestor: AttestorName;
   /** For audit and inventory, never a secret: "join_token:<hash prefix>", "k8s_psat:ns/x/sa/y", "x509svid:<serial>". */
   readonly attestedAs: string;
+  /** x509svid: the serial of the SVID presented (canonical lower-case hex), so a banned serial can be refused. */
+  readonly serial?: string;
   /** Spends single-use evidence; throws when it was spent meanwhile. Absent for reusable evidence. */
   readonly spend?: () => void;
 }

@@ -1,9 +1,9 @@
-// Join-token attestation: the token (looked up by its hash) names the SPIFFE ID; it must be unexpired and
-// unused, and is spent atomically only after the CSR has been accepted.
+// Join-token attestation: the token (looked up by its hash) names the SPIFFE ID; it must be unexpired, unused
+// and not revoked, and is spent atomically only after the CSR has been accepted.
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { type TokenStore, hashToken } from '../store/token-store.js';
+import { type TokenStore, hashToken, tokenIdOf } from '../store/token-store.js';
 import type { AttestedIdentity } from './attested-identity.js';
 
 /** Tokens longer than this are refused before hashing (a real one is 43 characters). */
@@ -24,12 +24,14 @@ export class JoinTokenAttestor {
     const rec = this.#tokens.find(hash);
     const now = this.#clock.nowMs();
     if (!rec) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN');
-    if (rec.usedAtMs !== null) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED', undefined, { attestedAs: `join_token:${hash.slice(0, 12)}` });
-    if (rec.expiresAtMs <= now) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED', undefined, { attestedAs: `join_token:${hash.slice(0, 12)}` });
+    const attestedAs = `join_token:${tokenIdOf(hash)}`;
+    if (rec.revokedAtMs !== null) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED', undefined, { attestedAs });
+    if (rec.usedAtMs !== null) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED', undefined, { attestedAs });
+    if (rec.expiresAtMs <= now) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED', undefined, { attestedAs });
     return {
       spiffeId: SpiffeId.parse(rec.spiffeId),
       attestor: 'join_token',
-      attestedAs: `join_token:${hash.slice(0, 12)}`,
+      attestedAs,
       spend: () => {
         if (!this.#tokens.spend(hash, this.#clock.nowMs())) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
       },

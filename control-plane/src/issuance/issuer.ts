@@ -1,4 +1,4 @@
-// Issuance: CSR checked → identity attested from the evidence alone → CSR judged against that identity → rate
+// Issuance: CSR checked → identity attested from the evidence alone → operator bans → CSR judged against it → rate
 // limit → single-use evidence spent → SVID signed by the active authority → inventory + audit. Every refusal is
 // audited with its stable code before it is thrown.
 import type { Clock } from '../../../common/clock.js';
@@ -63,6 +63,8 @@ export interface IssuerOptions {
   readonly audit: AuditLog;
   readonly clock: Clock;
   readonly metrics?: IssuanceMetrics;
+  /** Operator bans: throws the ban's code when the attested ID or the presented SVID's serial is banned. */
+  readonly revocations?: { check(spiffeId: string, serial?: string): void };
 }
 
 function attestorOf(e: Evidence): string {
@@ -83,6 +85,7 @@ export class Issuer {
       if (req.csrDer.length === 0) throw new TesseraError('TESSERA_ERR_ISSUANCE_BAD_REQUEST', 'the request carries no CSR');
       const csr = readCsr(req.csrDer);
       identity = await this.#attest(req);
+      this.#o.revocations?.check(identity.spiffeId.toString(), identity.serial);
       checkIssuableId(identity.spiffeId, this.#o.trustDomain);
       checkCsrAgainstId(csr, identity.spiffeId);
       if (!this.#o.limiter.take(identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
@@ -102,6 +105,8 @@ export class Issuer {
         ...(identity ? { spiffeId: identity.spiffeId.toString() } : {}),
         ...(attestedAs ? { attestedAs } : {}),
         ...(typeof err.details['reason'] === 'string' ? { reason: err.details['reason'] } : {}),
+        // Which SVID rule a refused renewal broke (e.g. TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION).
+        ...(typeof err.details['svidCode'] === 'string' ? { svidCode: err.details['svidCode'] } : {}),
       });
       this.#o.metrics?.refused(err.code, identity?.attestor ?? attestorOf(req.evidence));
       throw err;

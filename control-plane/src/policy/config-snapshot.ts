@@ -1,5 +1,6 @@
 // Builds one proxy's complete config snapshot (pure): the trust bundle(s), the policies that select its SPIFFE
-// ID, and the unexpired break-glass grants whose `to` matches it; plus a key to tell whether content changed.
+// ID, the unexpired break-glass grants whose `to` matches it and the deny-list (the same for every proxy); plus a
+// key to tell whether content changed.
 import { policiesSelecting, } from '../../../common/policy/policy-snapshot.js';
 import { policyToJson } from '../../../common/policy/parse-policy.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
@@ -13,6 +14,8 @@ export interface SnapshotInputs {
   readonly bundles: readonly TrustBundle[];
   readonly policies: readonly AuthorizationPolicy[];
   readonly grants: readonly BreakGlassGrant[];
+  /** Banned SPIFFE IDs and SVID serials (canonical), enforced by every proxy. */
+  readonly denyList: { readonly spiffeIds: readonly string[]; readonly serials: readonly string[] };
 }
 
 export interface BuiltSnapshot {
@@ -35,13 +38,15 @@ export function buildSnapshot(inputs: SnapshotInputs, id: SpiffeId, nowMs: numbe
       created_by: g.createdBy ?? '',
       created_at_unix_ms: String(g.createdAtMs ?? 0),
     }));
+  const denyList = { spiffe_ids: [...inputs.denyList.spiffeIds].sort(), serials: [...inputs.denyList.serials].sort() };
   const contentKey = JSON.stringify([
     inputs.bundles.map((b) => [b.trustDomain.name, b.fingerprints()]),
     policies,
     grants,
+    denyList,
   ]);
   return {
-    message: { version: String(inputs.version), bundles, policies, break_glass: grants, generated_at_unix_ms: String(nowMs) },
+    message: { version: String(inputs.version), bundles, policies, break_glass: grants, generated_at_unix_ms: String(nowMs), deny_list: denyList },
     contentKey,
   };
 }

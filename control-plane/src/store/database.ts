@@ -1,9 +1,10 @@
 // Opens the control plane's SQLite file (node:sqlite) and brings its schema up to date. Only store/ sees SQL.
 import { DatabaseSync } from 'node:sqlite';
 
-const SCHEMA_VERSION = 1;
+const SCHEMA_VERSION = 2;
 
-const MIGRATIONS: readonly string[] = [
+/** One SQL script per schema version (index 0 brings 0 → 1); exported for the upgrade tests. */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE issuances (
      serial TEXT PRIMARY KEY,
      spiffe_id TEXT NOT NULL,
@@ -50,6 +51,17 @@ const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX audit_event ON audit(event, at_ms);
    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // 2: revocation — operator bans of SPIFFE IDs and SVID serials, and revoked join tokens.
+  `CREATE TABLE revocations (
+     kind TEXT NOT NULL,
+     value TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     created_by TEXT NOT NULL,
+     created_at_ms INTEGER NOT NULL,
+     not_after_ms INTEGER,
+     PRIMARY KEY (kind, value)
+   );
+   ALTER TABLE join_tokens ADD COLUMN revoked_at_ms INTEGER;`,
 ];
 
 export function openDatabase(path: string): DatabaseSync {

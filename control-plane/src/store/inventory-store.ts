@@ -49,6 +49,7 @@ export class InventoryStore {
   readonly #live: StatementSync;
   readonly #liveByAuthority: StatementSync;
   readonly #list: StatementSync;
+  readonly #bySerial: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#insert = db.prepare(
@@ -58,6 +59,13 @@ export class InventoryStore {
     this.#live = db.prepare('SELECT * FROM issuances WHERE not_after_ms > ? AND not_after_ms <= ? ORDER BY not_after_ms, serial LIMIT ?');
     this.#liveByAuthority = db.prepare('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ?');
     this.#list = db.prepare('SELECT * FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT ?');
+    this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
+  }
+
+  /** The SVID with this serial (lower-case hex as recorded), if this control plane issued it. */
+  find(serial: string): IssuedSvidRow | undefined {
+    const r = this.#bySerial.get(serial) as Row | undefined;
+    return r && fromRow(r);
   }
 
   record(r: IssuedSvidRow): void {

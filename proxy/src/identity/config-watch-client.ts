@@ -1,11 +1,13 @@
 // Keeps Config/Watch open (mTLS with the current SVID, reopened after each rotation, jittered backoff on loss) and
-// turns each complete snapshot into trust bundles + a policy snapshot, validated whole before either is applied.
+// turns each complete snapshot into trust bundles + a policy snapshot + the deny-list, validated whole before any
+// is applied.
 // A bad or older snapshot is refused and counted; the previous one stays.
 import { TesseraError } from '../../../common/errors.js';
 import type { BackoffOptions } from '../../../common/backoff.js';
 import type { PolicySnapshot } from '../../../common/policy/policy-snapshot.js';
 import { type TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { policySnapshotFromWatch } from '../authz/control-plane-policy-source.js';
+import { type DenyList, createDenyList } from '../tls/deny-list.js';
 import type { ConfigSnapshotMsg } from './control-plane-client.js';
 import { type IssuedSvid, bundleFromDer } from './control-plane-svid-source.js';
 import { ReconnectingStream, type ReconnectTimers, type StreamCallbacks, type StreamHandle } from './reconnecting-stream.js';
@@ -15,6 +17,8 @@ export interface ConfigUpdate {
   readonly version: string;
   readonly bundles: TrustBundleSet;
   readonly policies: PolicySnapshot;
+  /** Banned SPIFFE IDs and SVID serials (tessera revoke). */
+  readonly denyList: DenyList;
   readonly generatedAtMs: number;
 }
 
@@ -34,6 +38,7 @@ export function parseConfigSnapshot(msg: ConfigSnapshotMsg, opts: { defaultActio
     version: msg.version,
     bundles: new TrustBundleSet(bundles),
     policies: policySnapshotFromWatch(msg, opts),
+    denyList: createDenyList(msg.deny_list?.spiffe_ids ?? [], msg.deny_list?.serials ?? []),
     generatedAtMs: Number(msg.generated_at_unix_ms) || 0,
   };
 }

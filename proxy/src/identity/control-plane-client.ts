@@ -41,6 +41,8 @@ export interface ConfigSnapshotMsg {
     created_at_unix_ms: string;
   }[];
   generated_at_unix_ms: string;
+  /** Absent (null) from a control plane that predates revocation. */
+  deny_list?: { spiffe_ids: string[]; serials: string[] } | null;
 }
 
 export interface ControlPlaneClientOptions {

@@ -1,0 +1,129 @@
+// `tessera revoke id|serial|token|list|lift`: operator bans of a SPIFFE ID or an SVID serial, revocation of an
+// unused join token, the list of bans, and lifting one; carried out by the running control plane over
+// <data-dir>/admin.sock, audited there and pushed to every proxy as the deny-list.
+import { TesseraError } from '../../common/errors.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { type ParsedArgs, boolFlag, requiredString, stringFlag } from '../args.js';
+import type { FlagSpecs } from '../args.js';
+import { type Command, type CommandIo, EXIT_OK } from '../command.js';
+import { whoAmI } from '../who-am-i.js';
+
+interface BanView {
+  readonly kind: 'spiffe_id' | 'serial';
+  readonly value: string;
+  readonly reason: string;
+  readonly createdBy: string;
+  readonly createdAt: string;
+  readonly notAfter?: string;
+  readonly created?: boolean;
+}
+
+const DATA_DIR: FlagSpecs = { 'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true } };
+const REASON: FlagSpecs = { reason: { type: 'string', value: 'TEXT', description: 'Why (recorded in the audit log)' } };
+const JSON_FLAG: FlagSpecs = { json: { type: 'boolean', description: 'Print the result as JSON' } };
+
+const subject = (b: BanView) => (b.kind === 'serial' ? `serial ${b.value}` : b.value);
+
+/** Exactly one of two flags; usage error otherwise. */
+function oneOf(args: ParsedArgs, a: string, b: string): { flag: string; value: string } {
+  const va = stringFlag(args, a);
+  const vb = stringFlag(args, b);
+  if ((va === undefined) === (vb === undefined)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `give exactly one of --${a} or --${b}`);
+  return va !== undefined ? { flag: a, value: va } : { flag: b, value: vb! };
+}
+
+function print(io: CommandIo, args: ParsedArgs, value: unknown, text: string): number {
+  io.stdout(boolFlag(args, 'json') ? `${JSON.stringify(value, null, 2)}\n` : `${text}\n`);
+  return EXIT_OK;
+}
+
+function banCommand(kind: 'spiffe_id' | 'serial'): Command {
+  const flag = kind === 'serial' ? 'serial' : 'spiffe-id';
+  return {
+    path: ['revoke', kind === 'serial' ? 'serial' : 'id'],
+    summary: kind === 'serial' ? 'Ban one SVID by its serial: no renewal, refused by every proxy' : 'Ban a SPIFFE ID: no SVID issued or renewed, refused by every proxy',
+    usage: `--data-dir D --${flag} ${kind === 'serial' ? 'SERIAL' : 'ID'} [--reason TEXT] [--json]`,
+    details:
+      kind === 'serial'
+        ? 'SERIAL in hex as `tessera certs list` or a proxy\'s /certs show it (case and ":" do not matter). Until `tessera revoke lift`.'
+        : 'The ban holds until `tessera revoke lift`; a new SVID for the ID can be issued only after that.',
+    flags: {
+      ...DATA_DIR,
+      [flag]: { type: 'string', value: kind === 'serial' ? 'SERIAL' : 'ID', description: kind === 'serial' ? 'The SVID serial (hex)' : 'The SPIFFE ID to ban (exact, no pattern)', required: true },
+      ...REASON,
+      ...JSON_FLAG,
+    },
+    async run(args, io) {
+      const ban = await adminRequest<BanView>(requiredString(args, 'data-dir'), 'POST', '/v1/revocations', {
+        kind,
+        value: requiredString(args, flag),
+        reason: stringFlag(args, 'reason') ?? '',
+        createdBy: whoAmI(),
+      });
+      return print(io, args, ban, ban.created ? `banned ${subject(ban)}` : `already banned since ${ban.createdAt}: ${subject(ban)}`);
+    },
+  };
+}
+
+export const revokeIdCommand = banCommand('spiffe_id');
+export const revokeSerialCommand = banCommand('serial');
+
+export const revokeTokenCommand: Command = {
+  path: ['revoke', 'token'],
+  summary: 'Revoke an unused join token',
+  usage: '--data-dir D (--token T | --token-id ID) [--reason TEXT] [--json]',
+  details: 'ID: the token id audit lines show as join_token:<id> (or a longer prefix of the token hash). A token already used cannot be revoked: ban the SPIFFE ID it attested instead.',
+  flags: {
+    ...DATA_DIR,
+    token: { type: 'string', value: 'TOKEN', description: 'The join token itself' },
+    'token-id': { type: 'string', value: 'ID', description: 'The token id from the audit log (join_token:<id>)' },
+    ...REASON,
+    ...JSON_FLAG,
+  },
+  async run(args, io) {
+    const which = oneOf(args, 'token', 'token-id');
+    const res = await adminRequest<{ tokenId: string; spiffeId: string; revokedAt: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/tokens/revoke', {
+      [which.flag === 'token' ? 'token' : 'tokenId']: which.value,
+      reason: stringFlag(args, 'reason') ?? '',
+      createdBy: whoAmI(),
+    });
+    return print(io, args, res, `revoked join token ${res.tokenId} (for ${res.spiffeId}) at ${res.revokedAt}`);
+  },
+};
+
+export const revokeListCommand: Command = {
+  path: ['revoke', 'list'],
+  summary: 'List the banned SPIFFE IDs and SVID serials',
+  usage: '--data-dir D [--json]',
+  details: '--json prints an array of {kind, value, reason, createdBy, createdAt, notAfter?}.',
+  flags: { ...DATA_DIR, ...JSON_FLAG },
+  async run(args, io) {
+    const bans = await adminRequest<BanView[]>(requiredString(args, 'data-dir'), 'GET', '/v1/revocations');
+    const lines = [`${'BANNED AT'.padEnd(26)}${'KIND'.padEnd(11)}VALUE`];
+    for (const b of bans) lines.push(`${b.createdAt.padEnd(26)}${b.kind.padEnd(11)}${b.value}${b.reason ? `  (${b.reason})` : ''}`);
+    lines.push(`${bans.length} ban(s)`);
+    return print(io, args, bans, lines.join('\n'));
+  },
+};
+
+export const revokeLiftCommand: Command = {
+  path: ['revoke', 'lift'],
+  summary: 'Lift a ban on a SPIFFE ID or an SVID serial',
+  usage: '--data-dir D (--spiffe-id ID | --serial SERIAL) [--json]',
+  details: 'Proxies accept the peer again once the new deny-list reaches them; the workload renews or re-attests as usual.',
+  flags: {
+    ...DATA_DIR,
+    'spiffe-id': { type: 'string', value: 'ID', description: 'The banned SPIFFE ID' },
+    serial: { type: 'string', value: 'SERIAL', description: 'The banned SVID serial (hex)' },
+    ...JSON_FLAG,
+  },
+  async run(args, io) {
+    const which = oneOf(args, 'spiffe-id', 'serial');
+    const ban = await adminRequest<BanView>(requiredString(args, 'data-dir'), 'POST', '/v1/revocations/lift', {
+      kind: which.flag === 'serial' ? 'serial' : 'spiffe_id',
+      value: which.value,
+      createdBy: whoAmI(),
+    });
+    return print(io, args, ban, `lifted the ban on ${subject(ban)}`);
+  },
+};

@@ -1,0 +1,174 @@
+// Revocation: the operator bans a SPIFFE ID or an SVID serial (validated, stored, audited, published to every
+// proxy as the deny-list) or revokes an unused join token; issuance and Config/Watch ask check() before serving.
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError } from '../../../common/errors.js';
+import { canonicalSerial } from '../../../common/pki/serial.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { InventoryStore } from '../store/inventory-store.js';
+import type { Ban, BanKind, RevocationStore } from '../store/revocation-store.js';
+import { type TokenRecord, type TokenStore, hashToken, tokenIdOf } from '../store/token-store.js';
+import { controlPlaneIdString } from './svid-policy.js';
+
+export interface BanRequest {
+  readonly kind: BanKind;
+  /** A SPIFFE ID, or a serial in hex (any case, `:` separators allowed). */
+  readonly value: string;
+  readonly reason: string;
+  readonly createdBy: string;
+}
+
+/** Exactly one of: the token itself, or its id (the hash prefix audit lines show as join_token:<id>). */
+export interface TokenRevokeRequest {
+  readonly token?: string;
+  readonly tokenId?: string;
+  readonly reason: string;
+  readonly createdBy: string;
+}
+
+/** What proxies enforce: published in every Config/Watch snapshot. */
+export interface DenyListInputs {
+  readonly spiffeIds: readonly string[];
+  readonly serials: readonly string[];
+}
+
+export interface RevocationsOptions {
+  readonly store: RevocationStore;
+  readonly tokens: TokenStore;
+  readonly inventory: InventoryStore;
+  readonly audit: AuditLog;
+  readonly trustDomain: TrustDomain;
+  readonly clock: Clock;
+  /** The deny-list changed: publish a new snapshot. */
+  readonly onChange: () => void;
+}
+
+const MAX_REASON = 1000;
+
+function invalid(message: string, field: string): TesseraError {
+  return new TesseraError('TESSERA_ERR_REVOCATION_INVALID', message, { field });
+}
+
+function checkReason(reason: unknown): string {
+  const r = typeof reason === 'string' ? reason.trim() : '';
+  if (r.length > MAX_REASON) throw invalid(`the reason is longer than ${MAX_REASON} characters`, 'reason');
+  return r;
+}
+
+export class Revocations {
+  readonly #o: RevocationsOptions;
+
+  constructor(opts: RevocationsOptions) {
+    this.#o = opts;
+  }
+
+  /** The ban's value in its stored form, or TESSERA_ERR_REVOCATION_INVALID. */
+  canonical(kind: BanKind, value: string): string {
+    if (kind === 'serial') {
+      const serial = typeof value === 'string' ? canonicalSerial(value) : undefined;
+      if (!serial) throw invalid(`"${String(value).slice(0, 80)}" is not a certificate serial (hex, at most 20 bytes)`, 'serial');
+      return serial;
+    }
+    const parsed = SpiffeId.tryParse(String(value));
+    if (!parsed.ok) throw invalid(`"${String(value).slice(0, 80)}" is not a SPIFFE ID: ${parsed.error.message}`, 'spiffeId');
+    const id = parsed.id.toString();
+    // Banning the control plane's own ID would cut every proxy off the only place a ban can be lifted from.
+    if (id === controlPlaneIdString(this.#o.trustDomain)) throw invalid(`${id} is the control plane's own ID and cannot be banned`, 'spiffeId');
+    return id;
+  }
+
+  /** Adds a ban (idempotent: an existing ban is returned unchanged) and publishes the deny-list. */
+  ban(req: BanRequest): { ban: Ban; created: boolean } {
+    const value = this.canonical(req.kind, req.value);
+    const reason = checkReason(req.reason);
+    const now = this.#o.clock.nowMs();
+    const issued = req.kind === 'serial' ? this.#o.inventory.find(value) : undefined;
+    const ban: Ban = { kind: req.kind, value, reason, createdBy: String(req.createdBy ?? '').slice(0, 200) || 'unknown', createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
+    const created = this.#o.store.add(ban);
+    if (!created) return { ban: this.#o.store.find(req.kind, value)!, created: false };
+    this.#o.audit.record(now, {
+      event: 'revocation.banned',
+      result: 'ok',
+      caller: 'admin.sock',
+      kind: req.kind,
+      ...(req.kind === 'spiffe_id' ? { spiffeId: value } : { serial: value, ...(issued ? { spiffeId: issued.spiffeId, notAfterMs: issued.notAfterMs } : {}) }),
+      reason,
+      createdBy: ban.createdBy,
+    });
+    this.#o.onChange();
+    return { ban, created };
+  }
+
+  /** Lifts a ban and publishes the deny-list without it; TESSERA_ERR_REVOCATION_NOT_FOUND when there was none. */
+  lift(kind: BanKind, rawValue: string, createdBy: string): Ban {
+    const value = this.canonical(kind, rawValue);
+    const ban = this.#o.store.find(kind, value);
+    if (!ban || !this.#o.store.remove(kind, value)) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', `no ban on ${kind === 'serial' ? `serial ${value}` : value}`);
+    this.#o.audit.record(this.#o.clock.nowMs(), {
+      event: 'revocation.lifted',
+      result: 'ok',
+      caller: 'admin.sock',
+      kind,
+      ...(kind === 'spiffe_id' ? { spiffeId: value } : { serial: value }),
+      bannedAt: new Date(ban.createdAtMs).toISOString(),
+      createdBy: String(createdBy ?? '').slice(0, 200) || 'unknown',
+    });
+    this.#o.onChange();
+    return ban;
+  }
+
+  /** Revokes an unused join token, named by value or by id. */
+  revokeToken(req: TokenRevokeRequest): TokenRecord {
+    const rec = this.#findToken(req);
+    const reason = checkReason(req.reason);
+    const now = this.#o.clock.nowMs();
+    if (rec.revokedAtMs !== null) return rec;
+    if (!this.#o.tokens.revoke(rec.hash, now)) {
+      throw new TesseraError('TESSERA_ERR_REVOCATION_TOKEN_USED', `join token ${tokenIdOf(rec.hash)} was used at ${new Date(rec.usedAtMs ?? now).toISOString()}; ban ${rec.spiffeId} instead`);
+    }
+    this.#o.audit.record(now, {
+      event: 'token.revoked',
+      result: 'ok',
+      caller: 'admin.sock',
+      spiffeId: rec.spiffeId,
+      attestedAs: `join_token:${tokenIdOf(rec.hash)}`,
+      reason,
+      createdBy: String(req.createdBy ?? '').slice(0, 200) || 'unknown',
+    });
+    return { ...rec, revokedAtMs: now };
+  }
+
+  /** Every ban, for `tessera revoke list`. */
+  list(): Ban[] {
+    return this.#o.store.all();
+  }
+
+  /** The deny-list proxies enforce now. */
+  denyList(): DenyListInputs {
+    const bans = this.#o.store.live(this.#o.clock.nowMs());
+    return { spiffeIds: bans.filter((b) => b.kind === 'spiffe_id').map((b) => b.value), serials: bans.filter((b) => b.kind === 'serial').map((b) => b.value) };
+  }
+
+  /** Throws the ban's code when the ID or the presented SVID's serial is banned. */
+  check(spiffeId: string, serial?: string): void {
+    if (this.#o.store.find('spiffe_id', spiffeId)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId });
+    const s = serial === undefined ? undefined : canonicalSerial(serial);
+    if (s && this.#o.store.find('serial', s)) throw new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial: s });
+  }
+
+  #findToken(req: TokenRevokeRequest): TokenRecord {
+    if ((req.token === undefined) === (req.tokenId === undefined)) throw invalid('name the join token by exactly one of token or tokenId', 'token');
+    if (req.token !== undefined) {
+      const rec = typeof req.token === 'string' && req.token !== '' ? this.#o.tokens.find(hashToken(req.token)) : undefined;
+      if (!rec) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', 'no join token with that value');
+      return rec;
+    }
+    const id = String(req.tokenId).replace(/^join_token:/, '').toLowerCase();
+    if (!/^[0-9a-f]{8,64}$/.test(id)) throw invalid('tokenId must be 8-64 hex digits (the id audit lines show as join_token:<id>)', 'tokenId');
+    const found = this.#o.tokens.findByPrefix(id);
+    if (found.length === 0) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', `no join token with id ${id}`);
+    if (found.length > 1) throw invalid(`token id ${id} matches several tokens; give more digits or the token itself`, 'tokenId');
+    return found[0]!;
+  }
+}
