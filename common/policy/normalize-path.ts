@@ -1,9 +1,14 @@
-// HTTP path normalization before policy matching, so "/v1/../admin" or "/%61dmin" cannot slip past a rule on "/admin".
-// Refuses (null) what could be read two ways: encoded "/" or "\", raw "\", ".." above the root, bad escapes.
+// HTTP path normalization before policy matching, so "/v1/../admin" or "/%61dmin" cannot slip past a rule on "/admin",
+// and the target forwarded in its place, so the app receives exactly the path the policy decided on.
+// Refuses (null) what could be read two ways: a fragment, encoded "/" or "\", raw "\", ".." above the root, dot
+// segments with ";" parameters, encoded control characters, bad escapes.
 
-// Already normal: non-empty segments of plain characters, none "." or "..", optional trailing "/". Checked first so
-// the common case costs one regex test.
-const NORMAL = /^(?:\/(?!\.\.?(?:\/|$))[A-Za-z0-9\-._~!$&'()*+,;=:@]+)*\/?$/;
+// Already normal: non-empty segments of plain characters, none "." or ".." (with or without ";" parameters) nor
+// starting with ";", optional trailing "/". Checked first so the common case costs one regex test.
+const NORMAL = /^(?:\/(?!\.\.?(?:\/|;|$)|;)[A-Za-z0-9\-._~!$&'()*+,;=:@]+)*\/?$/;
+// A whole request target: visible ASCII, and no "#" (RFC 9112 section 3.2: a fragment is never sent; an app that
+// parses one would route on a path the policy never saw, e.g. "/public/x#/../../admin").
+const TARGET_CHARS = /^[\x21\x22\x24-\x7e]*$/;
 
 const HEX = '0123456789ABCDEF';
 
@@ -18,19 +23,44 @@ function isUnreserved(c: number): boolean {
   return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 45 || c === 46 || c === 95 || c === 126;
 }
 
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Whether escaped bytes >= 0x80 form valid UTF-8 (an overlong "%C0%AE" is "." to a lax decoder). */
+function validUtf8(bytes: number[] | null): boolean {
+  if (bytes === null) return true;
+  try {
+    UTF8.decode(Uint8Array.from(bytes));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Decodes escapes of unreserved characters and upper-cases the others; null when the segment must be refused. */
 function normalizeSegment(seg: string): string | null {
   if (seg.indexOf('%') === -1 && seg.indexOf('\\') === -1 && /^[\x21-\x7e]*$/.test(seg)) return seg;
   let out = '';
+  // The current run of escaped non-ASCII bytes, checked as UTF-8 when it ends.
+  let high: number[] | null = null;
   for (let i = 0; i < seg.length; i++) {
     const c = seg.charCodeAt(i);
+    const hi = c === 37 ? hexValue(seg.charCodeAt(i + 1)) : -1;
+    const lo = c === 37 ? hexValue(seg.charCodeAt(i + 2)) : -1;
+    if (hi >= 8 && lo >= 0) {
+      high ??= [];
+      high.push(hi * 16 + lo);
+    } else if (high !== null) {
+      if (!validUtf8(high)) return null;
+      high = null;
+    }
     if (c === 37) {
       const hi = hexValue(seg.charCodeAt(i + 1));
       const lo = hexValue(seg.charCodeAt(i + 2));
       if (hi < 0 || lo < 0) return null;
       const v = hi * 16 + lo;
-      // An encoded separator would be one segment here and two in an app that decodes before routing.
-      if (v === 0x2f || v === 0x5c) return null;
+      // An encoded separator would be one segment here and two in an app that decodes before routing; an encoded
+      // control character (NUL above all) ends or splits the path in some apps' string handling.
+      if (v === 0x2f || v === 0x5c || v < 0x20 || v === 0x7f) return null;
       out += isUnreserved(v) ? String.fromCharCode(v) : `%${HEX[hi]}${HEX[lo]}`;
       i += 2;
     } else if (c === 92 || c <= 0x20 || c >= 0x7f) {
@@ -40,25 +70,31 @@ function normalizeSegment(seg: string): string | null {
       out += seg[i];
     }
   }
-  return out;
+  return validUtf8(high) ? out : null;
 }
 
 /**
- * The path as policies see it: query and fragment dropped, escaped unreserved characters decoded, "//" merged,
- * "." and ".." resolved (RFC 3986 section 5.2.4; a trailing "/" is kept). Returns null to refuse the request
- * (reason invalid_path): no leading "/", "%2F"/"%5C" or raw "\", a bad "%" escape, a control or non-ASCII
- * character, or ".." that climbs above the root.
+ * Servlet containers read "..;x" as ".." and ";x" as an empty segment (they strip ";" parameters before resolving
+ * dot segments and merging "//").
+ */
+function isDotWithParams(seg: string): boolean {
+  const semi = seg.indexOf(';');
+  if (semi < 0) return false;
+  const name = seg.slice(0, semi);
+  return name === '' || name === '.' || name === '..';
+}
+
+/**
+ * The path as policies see it: query dropped, escaped unreserved characters decoded, "//" merged, "." and ".."
+ * resolved (RFC 3986 section 5.2.4; a trailing "/" is kept). Returns null to refuse the request (reason
+ * invalid_path): a fragment ("#"), no leading "/" (absolute-form, "*", empty), "%2F"/"%5C" or raw "\", a bad "%"
+ * escape, an encoded or raw control character, space or raw non-ASCII anywhere in the target, ".." that climbs
+ * above the root, or a dot or empty segment with parameters ("..;x", ";x").
  */
 export function normalizeHttpPath(raw: string): string | null {
-  let end = raw.length;
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw.charCodeAt(i);
-    if (c === 63 || c === 35) {
-      end = i;
-      break;
-    }
-  }
-  const path = end === raw.length ? raw : raw.slice(0, end);
+  if (!TARGET_CHARS.test(raw)) return null;
+  const q = raw.indexOf('?');
+  const path = q < 0 ? raw : raw.slice(0, q);
   if (path.charCodeAt(0) !== 47) return null;
   if (NORMAL.test(path)) return path;
   const segs = path.slice(1).split('/');
@@ -66,7 +102,7 @@ export function normalizeHttpPath(raw: string): string | null {
   let trailingSlash = false;
   for (let i = 0; i < segs.length; i++) {
     const seg = normalizeSegment(segs[i]!);
-    if (seg === null) return null;
+    if (seg === null || isDotWithParams(seg)) return null;
     const last = i === segs.length - 1;
     trailingSlash = false;
     if (seg === '' || seg === '.') {
@@ -81,4 +117,16 @@ export function normalizeHttpPath(raw: string): string | null {
   }
   if (out.length === 0) return '/';
   return `/${out.join('/')}${trailingSlash ? '/' : ''}`;
+}
+
+/**
+ * The request target to forward once the policy has decided on normalizeHttpPath(raw): that normalized path and
+ * the client's query, byte for byte (the policy ignores the query; it is checked to be visible ASCII). null when
+ * the target is refused.
+ */
+export function normalizeRequestTarget(raw: string): string | null {
+  const path = normalizeHttpPath(raw);
+  if (path === null) return null;
+  const q = raw.indexOf('?');
+  return q < 0 ? path : path + raw.slice(q);
 }

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { rawHttp } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -105,35 +106,9 @@ interface RawResult {
  * A raw client: plaintext or mTLS; writes `chunks` (strings, or numbers = pause in ms), then reads until the
  * peer closes or `capMs` passes. Writing stops as soon as the peer closes.
  */
-function raw(port: number, chunks: readonly (string | number)[], opts: { mtls?: boolean; capMs?: number; endAfterWrite?: boolean; doneWhen?: (data: string) => boolean } = {}): Promise<RawResult> {
-  return new Promise((resolve) => {
-    const start = Date.now();
-    let data = '';
-    let closed = false;
-    const s: net.Socket = opts.mtls ? tls.connect({ host: '127.0.0.1', port, ...webTls, checkServerIdentity: () => undefined }) : net.connect(port, '127.0.0.1');
-    const cap = setTimeout(() => finish(false), opts.capMs ?? 5_000);
-    const finish = (byPeer: boolean) => {
-      if (closed) return;
-      closed = true;
-      clearTimeout(cap);
-      s.destroy();
-      resolve({ data, closedAfterMs: Date.now() - start, closed: byPeer });
-    };
-    s.on('data', (d: Buffer) => {
-      data += d.toString('latin1');
-      if (opts.doneWhen?.(data)) finish(false);
-    });
-    s.on('error', () => finish(true));
-    s.on('close', () => finish(true));
-    s.once(opts.mtls ? 'secureConnect' : 'connect', async () => {
-      for (const c of chunks) {
-        if (closed) return;
-        if (typeof c === 'number') await new Promise((r) => setTimeout(r, c));
-        else s.write(Buffer.from(c, 'latin1'));
-      }
-      if (opts.endAfterWrite && !closed) s.end();
-    });
-  });
+async function raw(port: number, chunks: readonly (string | number)[], opts: { mtls?: boolean; capMs?: number; endAfterWrite?: boolean; doneWhen?: (data: string) => boolean } = {}): Promise<RawResult> {
+  const r = await rawHttp({ port, ...(opts.mtls ? { tls: webTls } : {}) }, chunks, { capMs: opts.capMs ?? 5_000, ...(opts.doneWhen ? { until: opts.doneWhen } : {}), ...(opts.endAfterWrite ? { endAfterWrite: true } : {}) });
+  return { data: r.text, closedAfterMs: r.closedAfterMs, closed: r.closedByPeer };
 }
 
 function httpGet(port: number, path: string, opts: { agent?: Agent; timeoutMs?: number } = {}): Promise<{ status: number; body: string }> {

@@ -3,15 +3,20 @@
 // headers from the real connection, optional HSTS, the same metrics, access log, tracing and drain as sidecars.
 import { type IncomingHttpHeaders, type IncomingMessage, Agent as HttpAgent, type OutgoingHttpHeaders, type ServerResponse, request } from 'node:http';
 import * as http2 from 'node:http2';
+import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { evaluate } from '../../../common/policy/evaluate.js';
+import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import type { EdgeConfig, EdgeRouteConfig } from '../config/edge-config.js';
+import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
+import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import { listenOn } from '../listeners/listen.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
+import { SessionSet } from '../listeners/session-set.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
-import { PeerVerifier } from '../tls/peer-verify.js';
+import { IntermediateMemory, PeerVerifier, peerChainDer } from '../tls/peer-verify.js';
 import { MtlsAgent } from '../upstream/mtls-agent.js';
-import { type EdgeClient, edgeClient, xfccFor } from './client-identity.js';
+import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import { EdgeCertificates } from './edge-certificates.js';
 import { forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
 import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
@@ -27,6 +32,8 @@ interface Upstream {
   readonly route: EdgeRouteConfig;
   readonly agent: HttpAgent;
   readonly label: string;
+  /** host:port as a Host header value (IPv6 in brackets). */
+  readonly authority: string;
 }
 
 export class EdgeListener {
@@ -37,7 +44,12 @@ export class EdgeListener {
   readonly #routes: EdgeRoute<Upstream>[];
   readonly #trusted: (ip: string) => boolean;
   readonly #sockets = new Map<TLSSocket, number>();
+  /** Verified clients by leaf fingerprint, for the client-CA and identity generations in #clientsKey. */
   readonly #clients = new Map<string, EdgeClient>();
+  /** HTTP/2 sessions and their header/idle deadlines (HTTP/1.1 connections are Node's http server's). */
+  readonly #h2Sessions: SessionSet;
+  #clientsKey = '';
+  readonly #clientIntermediates = new IntermediateMemory();
   #draining = false;
   #port = 0;
 
@@ -52,13 +64,14 @@ export class EdgeListener {
       tlsMinVersion: config.tlsMinVersion,
       onReload: (result, error) => deps.log[result === 'success' ? 'info' : 'warn']({ listener: config.name, result, err: error }, 'edge certificates reload'),
     });
-    const mtls = { identity: deps.identity, contexts: deps.clientContexts, verifier: new PeerVerifier(), metrics: deps.metrics, nowMs: deps.nowMs, handshakeTimeoutMs: deps.limits.handshakeTimeoutMs, direction: 'edge' };
+    const mtls = { identity: deps.identity, contexts: deps.clientContexts, verifier: new PeerVerifier(), denyList: deps.denyList, metrics: deps.metrics, nowMs: deps.nowMs, handshakeTimeoutMs: deps.limits.handshakeTimeoutMs, direction: 'edge' };
     const agentOpts = { maxSockets: deps.limits.upstreamPoolSize, timeout: deps.limits.upstreamIdleTimeoutMs };
     this.#routes = config.routes.map((route) => {
       const label = `${route.upstream.host}:${route.upstream.port}`;
       const agent = route.spiffeId ? new MtlsAgent({ host: route.upstream.host, port: route.upstream.port, expectedId: route.spiffeId, alpn: ['http/1.1'] }, mtls, agentOpts) : new HttpAgent({ keepAlive: true, ...agentOpts });
       if (route.unsafePlaintext) deps.log.warn({ listener: config.name, host: route.host, pathPrefix: route.pathPrefix, upstream: label }, 'edge route to a PLAINTEXT upstream (unsafePlaintext: true)');
-      return { host: route.host, pathPrefix: route.pathPrefix, upstream: { route, agent, label } };
+      const authority = route.upstream.host.includes(':') ? `[${route.upstream.host}]:${route.upstream.port}` : label;
+      return { host: route.host, pathPrefix: route.pathPrefix, upstream: { route, agent, label, authority } };
     });
     this.#server = http2.createSecureServer({
       ...this.#certs.defaultOptions,
@@ -68,13 +81,21 @@ export class EdgeListener {
       requestCert: config.clientCa !== undefined,
       rejectUnauthorized: config.clientCa !== undefined && config.clientCert === 'required',
       handshakeTimeout: deps.limits.handshakeTimeoutMs,
-      maxSessionMemory: 32,
-      maxHeaderListPairs: deps.limits.maxHeaders,
-      settings: { maxHeaderListSize: deps.limits.maxHeaderBytes, enablePush: false },
+      ...h2ServerOptions(deps.limits, 32),
+      ...http1Timeouts(deps.limits),
     });
+    this.#h2Sessions = new SessionSet(deps.nowMs, () => undefined);
+    this.#server.on('session', (session) => watchH2Session(this.#h2Sessions, session, deps.limits, deps.nowMs, (code) => deps.metrics.rejected('edge', code)));
     this.#server.maxConnections = deps.limits.maxConnections;
     this.#server.setTimeout(deps.limits.idleTimeoutMs);
     this.#server.on('secureConnection', (socket: TLSSocket) => {
+      const verdict = this.#verifyClient(socket);
+      if (verdict && isFailure(verdict) && config.clientCert === 'required') {
+        deps.metrics.handshake('edge', false, verdict.reason, socket.isSessionReused());
+        deps.log.info({ listener: config.name, reason: verdict.reason, detail: verdict.message }, 'edge client refused');
+        socket.destroy();
+        return;
+      }
       deps.metrics.handshake('edge', true, 'none', socket.isSessionReused());
       deps.metrics.connectionOpened('edge');
       this.#sockets.set(socket, 0);
@@ -83,12 +104,17 @@ export class EdgeListener {
         deps.metrics.connectionClosed('edge');
       });
     });
-    this.#server.on('tlsClientError', (err) => deps.metrics.handshake('edge', false, classifyTlsError(err), false));
+    this.#server.on('tlsClientError', (err, socket) => {
+      // With a listener attached Node no longer destroys the socket: a handshake timeout would leave it open.
+      socket.destroy();
+      deps.metrics.handshake('edge', false, classifyTlsError(err), false);
+    });
     this.#server.on('request', (req: Req, res: Res) => this.#onRequest(req, res));
   }
 
   async start(): Promise<{ host: string; port: number }> {
     this.#port = await listenOn(this.#server, this.config.listen);
+    this.#h2Sessions.start();
     this.#certs.start((opts) => this.#server.setSecureContext(opts));
     return { host: this.config.listen.host, port: this.#port };
   }
@@ -111,24 +137,49 @@ export class EdgeListener {
 
   close(): void {
     this.#certs.stop();
+    this.#h2Sessions.destroyAll();
     for (const socket of this.#sockets.keys()) socket.destroy();
     for (const r of this.#routes) r.upstream.agent.destroy();
   }
 
-  /** The client's identity from its certificate (cached by fingerprint), null without one. */
+  /** The client's identity from its certificate, null without one; 'invalid' when it does not verify. */
   #client(req: Req): EdgeClient | null | 'invalid' {
     if (!this.config.clientCa) return null;
     const socket = req.socket as TLSSocket;
-    const cert = socket.getPeerCertificate();
-    if (!cert?.fingerprint256) return null;
-    if (!socket.authorized) return 'invalid';
-    let c = this.#clients.get(cert.fingerprint256);
-    if (!c) {
-      c = edgeClient(cert);
-      if (this.#clients.size >= 1024) this.#clients.clear();
-      this.#clients.set(cert.fingerprint256, c);
+    const v = this.#verifyClient(socket);
+    if (v === null) return null;
+    return isFailure(v) || !socket.authorized ? 'invalid' : v;
+  }
+
+  /** The one client verifier (client-identity.ts): same leaf rules as SVID peers, identity confined to its CA. */
+  #verifyClient(socket: TLSSocket): EdgeClient | EdgeClientFailure | null {
+    if (!this.config.clientCa) return null;
+    const fp = socket.getPeerCertificate()?.fingerprint256;
+    if (!fp) return null;
+    const d = this.#d;
+    const snapshot = d.identity.current!;
+    const key = `${this.#certs.generation}/${snapshot.generation}`;
+    if (key !== this.#clientsKey) {
+      this.#clients.clear();
+      this.#clientsKey = key;
     }
-    return c;
+    const now = d.nowMs();
+    const hit = this.#clients.get(fp);
+    if (hit && hit.notAfterMs > now) return hit;
+    let chain: X509Certificate[];
+    try {
+      chain = peerChainDer(socket.getPeerCertificate(true)).map((der) => new X509Certificate(der));
+    } catch {
+      return { ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_MALFORMED', message: 'a client certificate could not be parsed' };
+    }
+    const trust = { authorities: this.#certs.clientAuthorities, clientTrustDomain: this.config.clientTrustDomain ?? null, mesh: snapshot.bundles, ownTrustDomain: snapshot.id.trustDomain };
+    this.#clientIntermediates.complete(chain);
+    const r = verifyEdgeClient(chain, trust, now);
+    if (!r.ok) return r;
+    this.#clientIntermediates.remember(r.path.slice(1, -1));
+    if (this.#clients.size >= 1024) this.#clients.clear();
+    this.#clients.set(fp, r.client);
+    return r.client;
   }
 
   #onRequest(req: Req, res: Res): void {
@@ -158,7 +209,7 @@ export class EdgeListener {
         if (this.#draining && n === 0) socket.end();
       }
       const ms = d.nowMs() - start;
-      d.metrics.request('edge', protocol, status, ms / 1000);
+      d.metrics.request('edge', protocol, status, ms / 1000, this.config.name, client && client !== 'invalid' ? (client.spiffeId?.toString() ?? '') : '');
       span?.end({ 'http.status_code': status, 'tessera.upstream': upstreamLabel }, error);
       if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'edge', protocol, peer: client && client !== 'invalid' ? (client.spiffeId?.toString() ?? client.subject) : null, method, path, status, ...(decisionText ? { decision: decisionText, policy } : {}), bytesIn: Number(req.headers['content-length'] ?? 0), bytesOut, durationMs: ms, ...(upstreamLabel ? { upstream: upstreamLabel } : {}), resumed: socket.isSessionReused?.() ?? false, ...(error ? { error } : {}), ...(span ? { traceId: span.traceparent.slice(3, 35) } : {}) });
     };
@@ -173,7 +224,15 @@ export class EdgeListener {
       local(403, 'client_cert_invalid');
       return;
     }
-    const route = selectRoute(this.#routes, host, path);
+    // Routing, policy and the upstream all see one target: the normalized path (and the raw query). A fragment or a
+    // path that cannot be normalized safely is refused, as on the sidecars (an app cleaning "/public/x#/../admin"
+    // would serve "/admin").
+    const target = normalizeRequestTarget(path);
+    if (target === null) {
+      local(400, 'bad_request');
+      return;
+    }
+    const route = selectRoute(this.#routes, host, target);
     if (!route) {
       local(404, 'no_route');
       return;
@@ -181,7 +240,7 @@ export class EdgeListener {
     upstreamLabel = route.upstream.label;
 
     if (this.config.authorize) {
-      const decision = evaluate(d.policies.current, { source: client?.spiffeId ?? null, destination: d.identity.current!.id, port: this.#port, method, path, protocol: 'http', nowMs: d.nowMs() });
+      const decision = evaluate(d.policies.current, { source: client?.spiffeId ?? null, destination: d.identity.current!.id, port: this.#port, method, path: target, protocol: 'http', nowMs: d.nowMs() });
       d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
       decisionText = decision.allowed ? 'allow' : 'deny';
       policy = decision.policy;
@@ -196,7 +255,8 @@ export class EdgeListener {
       if (v === undefined || k.startsWith(':') || DROP_REQUEST.has(k)) continue;
       headers[k] = v;
     }
-    headers.host = rawHost ?? host;
+    // HTTP/1.0 may come without Host; the upstream request is HTTP/1.1, where an empty Host is refused by strict apps.
+    headers.host = rawHost || route.upstream.authority;
     Object.assign(
       headers,
       forwardedHeaders({
@@ -212,12 +272,21 @@ export class EdgeListener {
     if (span) headers.traceparent = span.traceparent;
 
     const up = route.upstream;
-    const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path, headers, setHost: false });
+    const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path: target, headers, setHost: false });
     const timer = setTimeout(() => upReq.destroy(Object.assign(new Error('request timeout'), { code: 'request_timeout' })), d.limits.requestTimeoutMs);
     let bytesOut = 0;
     let upRes: IncomingMessage | undefined;
     upReq.on('response', (response) => {
       upRes = response;
+      // The sidecars' framing rules (RFC 9112 section 6.3): a response llhttp let through with a repeated
+      // Content-Length, or Transfer-Encoding not ending in chunked, is refused rather than re-framed.
+      if (responseFraming(headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders), method) === 'bad_request') {
+        clearTimeout(timer);
+        response.destroy();
+        upReq.destroy();
+        local(502, 'bad_upstream_response');
+        return;
+      }
       const out: OutgoingHttpHeaders = {};
       for (const [k, v] of Object.entries(response.headers)) if (v !== undefined && !DROP_RESPONSE.has(k)) out[k] = v;
       Object.assign(out, this.#hsts());
@@ -235,6 +304,7 @@ export class EdgeListener {
     });
     upReq.on('error', (e: Error & { code?: string }) => {
       clearTimeout(timer);
+      if (done) return;
       if (res.headersSent) {
         res.destroy();
         finish(502, bytesOut, 'upstream_reset');
@@ -261,4 +331,17 @@ export class EdgeListener {
   #hsts(): Record<string, string> {
     return this.config.hstsMaxAge > 0 ? { 'strict-transport-security': `max-age=${this.config.hstsMaxAge}; includeSubDomains` } : {};
   }
+}
+
+function isFailure(v: EdgeClient | EdgeClientFailure): v is EdgeClientFailure {
+  return 'ok' in v;
+}
+
+/**
+ * The HTTP/1.1 side of the edge is Node's http server: its headersTimeout also covers a connection that sends
+ * nothing, and is checked every connectionsCheckingInterval (default 30 s, far too coarse for a slowloris).
+ */
+function http1Timeouts(limits: ListenerDeps['limits']): { headersTimeout: number; requestTimeout: number; connectionsCheckingInterval: number } {
+  const requestTimeout = Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs);
+  return { headersTimeout: limits.headersTimeoutMs, requestTimeout, connectionsCheckingInterval: Math.min(1_000, limits.headersTimeoutMs) };
 }

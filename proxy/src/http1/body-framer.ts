@@ -1,13 +1,16 @@
 // Finds where a message body ends in a byte stream without copying or rewriting it: the bytes pass through
-// untouched, the framer only counts them. Chunked framing is parsed strictly (sizes, CRLFs, trailers).
-import type { BodyFraming } from './http1-head.js';
+// untouched, the framer only counts them. Chunked framing is parsed strictly (sizes, CRLFs, trailers). The one
+// rewrite: request trailers can be dropped (the trailer section forwarded empty), since a trailer field would
+// reach the app past the header checks (a forged x-forwarded-client-cert, say).
+import { type BodyFraming, fieldLineColon } from './http1-head.js';
 
-export function framerFor(f: BodyFraming): BodyFramer | null {
+/** `dropTrailers`: chunked trailer fields are consumed but not forwarded (see FeedResult.kept). */
+export function framerFor(f: BodyFraming, dropTrailers = false): BodyFramer | null {
   switch (f.kind) {
     case 'length':
       return new LengthFramer(f.length);
     case 'chunked':
-      return new ChunkedFramer();
+      return new ChunkedFramer(dropTrailers);
     case 'close':
       return new UntilCloseFramer();
     default:
@@ -21,6 +24,11 @@ export interface FeedResult {
   readonly done: boolean;
   /** Set when the framing is malformed; the connection must be closed. */
   readonly error?: 'bad_chunk';
+  /**
+   * Set only when trailer fields are being dropped: just the first `kept` consumed bytes are forwarded, and when
+   * `done` the forwarder ends the message with CRLF (an empty trailer section) itself.
+   */
+  readonly kept?: number;
 }
 
 export interface BodyFramer {
@@ -60,20 +68,35 @@ enum S {
   Done = 10,
 }
 
+// RFC 9112 section 7.1.1 without whitespace and without quoted-pair (llhttp accepts neither):
+// *( ";" token [ "=" ( token / quoted-string ) ] ).
+const CHUNK_EXT = /^(?:;[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:=(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+|"[\t \x21\x23-\x5b\x5d-\x7e]*"))?)*$/;
+
+const FRAMING_FIELD = /^(?:content-length|transfer-encoding)$/i;
+
 // 13 hex digits stay below 2^53, where JavaScript numbers are exact.
 const MAX_SIZE_DIGITS = 13;
 const MAX_LINE = 4096;
 const MAX_TRAILER_BYTES = 16384;
 
 export class ChunkedFramer implements BodyFramer {
+  readonly #dropTrailers: boolean;
+  /** A trailer field was seen in drop mode: everything up to the end of the body is dropped. */
+  #dropping = false;
   #s: S = S.Size;
   #size = 0;
   #digits = 0;
   #left = 0;
-  #line = 0;
+  /** The chunk extensions or trailer line being read (bounded by MAX_LINE). */
+  #line = '';
   #trailerBytes = 0;
 
+  constructor(dropTrailers = false) {
+    this.#dropTrailers = dropTrailers;
+  }
+
   feed(buf: Buffer, start: number): FeedResult {
+    let keepEnd = this.#dropping ? start : -1;
     let i = start;
     const n = buf.length;
     while (i < n) {
@@ -86,16 +109,22 @@ export class ChunkedFramer implements BodyFramer {
             this.#size = this.#size * 16 + d;
           } else if (this.#digits === 0) return bad(i - start);
           else if (c === 13) this.#s = S.SizeLf;
-          else if (c === 59 || c === 32 || c === 9) {
+          else if (c === 59) {
+            // No whitespace around the size or in extensions: llhttp, like most app servers, refuses it.
             this.#s = S.Ext;
-            this.#line = 0;
+            this.#line = ';';
           } else return bad(i - start);
           i++;
           break;
         }
         case S.Ext:
-          if (c === 13) this.#s = S.SizeLf;
-          else if (c === 10 || ++this.#line > MAX_LINE) return bad(i - start);
+          // Extensions are ignored but must parse: a parser downstream that reads them differently (a quoted CRLF,
+          // a bare ";") would find another end of the chunk line.
+          if (c === 13) {
+            if (!CHUNK_EXT.test(this.#line)) return bad(i - start);
+            this.#s = S.SizeLf;
+          } else if (c === 10 || this.#line.length >= MAX_LINE) return bad(i - start);
+          else this.#line += String.fromCharCode(c);
           i++;
           break;
         case S.SizeLf:
@@ -133,14 +162,24 @@ export class ChunkedFramer implements BodyFramer {
           if (c === 13) this.#s = S.EndLf;
           else {
             this.#s = S.TrailerLine;
-            this.#line = 1;
+            this.#line = String.fromCharCode(c);
+            if (this.#dropTrailers && !this.#dropping) {
+              this.#dropping = true;
+              keepEnd = i;
+            }
           }
           if (++this.#trailerBytes > MAX_TRAILER_BYTES) return bad(i - start);
           i++;
           break;
         case S.TrailerLine:
-          if (c === 13) this.#s = S.TrailerLf;
-          else if (c === 10 || ++this.#line > MAX_LINE) return bad(i - start);
+          // A trailer is a field line and never a framing field (RFC 9110 section 6.5.1): llhttp refuses anything
+          // else, so forwarding it would split the readings.
+          if (c === 13) {
+            const colon = fieldLineColon(this.#line);
+            if (colon < 0 || FRAMING_FIELD.test(this.#line.slice(0, colon))) return bad(i - start);
+            this.#s = S.TrailerLf;
+          } else if (c === 10 || this.#line.length >= MAX_LINE) return bad(i - start);
+          else this.#line += String.fromCharCode(c);
           if (++this.#trailerBytes > MAX_TRAILER_BYTES) return bad(i - start);
           i++;
           break;
@@ -152,13 +191,17 @@ export class ChunkedFramer implements BodyFramer {
         case S.EndLf:
           if (c !== 10) return bad(i - start);
           this.#s = S.Done;
-          return { consumed: i + 1 - start, done: true };
+          return result(i + 1 - start, true, keepEnd, start);
         default:
-          return { consumed: i - start, done: true };
+          return result(i - start, true, keepEnd, start);
       }
     }
-    return { consumed: i - start, done: false };
+    return result(i - start, false, keepEnd, start);
   }
+}
+
+function result(consumed: number, done: boolean, keepEnd: number, start: number): FeedResult {
+  return keepEnd < 0 ? { consumed, done } : { consumed, done, kept: keepEnd - start };
 }
 
 function hex(c: number): number {

@@ -1,6 +1,7 @@
 // Rebuilding heads on the way through: connection-specific (hop-by-hop) headers are dropped per RFC 9110
 // section 7.6.1, including those the Connection header names; the proxy's own headers are added.
 import { type HttpHead, headerTokens } from './http1-head.js';
+import type { ForwardPlan } from './http1-session-types.js';
 
 /** Always connection-specific. Transfer-Encoding is kept: bodies pass through with their framing intact. */
 const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade']);
@@ -21,27 +22,29 @@ function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> |
 }
 
 /**
- * The head sent upstream: always HTTP/1.1 (a proxy sends its own version), hop-by-hop headers and `strip`
- * removed, `add` (complete "name: value\r\n" lines) appended.
+ * The head sent upstream: hop-by-hop headers and `plan.strip` removed, `plan.add` appended, `plan.target` (when
+ * set) as the target. HTTP/1.1 requests go as HTTP/1.1. HTTP/1.0 ones go as HTTP/1.0, faithfully: the app then
+ * knows it must not answer chunked (the 1.0 client could not read it) and a Host-less request stays valid rather
+ * than becoming an HTTP/1.1 one with an empty Host, which strict servers refuse. They ask for keep-alive so the
+ * pooled upstream connection survives; the client's own persistence is decided apart.
  */
-export function upstreamRequestHead(head: HttpHead, strip: ReadonlySet<string> | undefined, add: string): Buffer {
-  let out = appendHeaders(`${head.method} ${head.target} HTTP/1.1\r\n`, head, strip);
-  // HTTP/1.1 requires Host; an HTTP/1.0 request may lack it, and then it is sent empty (RFC 9112 section 3.2).
-  if (!head.names.includes('host')) out += 'host: \r\n';
-  return Buffer.from(`${out}${add}\r\n`, 'latin1');
+export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan): Buffer {
+  const out = appendHeaders(`${head.method} ${plan.target ?? head.target} HTTP/1.${head.minor}\r\n`, head, plan.strip);
+  return Buffer.from(`${out}${head.minor === 0 ? 'connection: keep-alive\r\n' : ''}${plan.add}\r\n`, 'latin1');
 }
 
-/** Whether a response head can be forwarded byte for byte. */
-export function responseNeedsRewrite(head: HttpHead, closing: boolean): boolean {
-  if (closing) return true;
+/** Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client). */
+export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean): boolean {
+  if (closing || http10) return true;
   for (const n of head.names) if (HOP_BY_HOP.has(n)) return true;
   return false;
 }
 
-export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean): Buffer {
+/** An HTTP/1.0 client assumes the connection closes unless the response says keep-alive. */
+export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean): Buffer {
   const statusLine = raw.toString('latin1', 0, raw.indexOf('\r\n'));
   const out = appendHeaders(`HTTP/1.1${statusLine.slice(8)}\r\n`, head, undefined);
-  return Buffer.from(`${out}${closing ? 'connection: close\r\n' : ''}\r\n`, 'latin1');
+  return Buffer.from(`${out}${closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : ''}\r\n`, 'latin1');
 }
 
 const REASONS: Readonly<Record<number, string>> = {

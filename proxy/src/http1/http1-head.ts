@@ -28,7 +28,11 @@ export type HeadResult = { readonly head: HttpHead } | { readonly incomplete: tr
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 // Field values: visible ASCII, obs-text, space and tab; no CR, LF or NUL.
 const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
-const TARGET = /^[\x21-\x7e]+$/;
+// Visible ASCII without "#": a fragment is never part of a request target (RFC 9112 section 3.2), and an app
+// that parses one differently from the policy would route a path the policy never saw.
+// Only origin-form, absolute-form or "*": llhttp refuses any other target ("h:443", "a", "?x") on a non-CONNECT
+// request.
+const TARGET = /^(?:\*|(?:\/|[A-Za-z][A-Za-z0-9+\-.]*:\/\/)[\x21\x22\x24-\x7e]*)$/;
 const STATUS = /^\d{3}$/;
 
 /** Optional whitespace is SP and HTAB only (RFC 9110 section 5.6.3); String.trim would also eat VT, FF, NBSP. */
@@ -58,14 +62,13 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
   const values: string[] = [];
   for (let i = 1; i < lines.length; i++) {
     const line = lines[i]!;
-    const colon = line.indexOf(':');
-    if (colon <= 0) return rejected('bad_request'); // also refuses obs-fold continuation lines
-    const name = line.slice(0, colon);
-    if (!TOKEN.test(name)) return rejected('bad_request');
-    const value = trimOws(line.slice(colon + 1));
-    if (!FIELD_VALUE.test(value)) return rejected('bad_request');
-    names.push(name.toLowerCase());
-    values.push(value);
+    const colon = fieldLineColon(line);
+    if (colon < 0) return rejected('bad_request');
+    const name = line.slice(0, colon).toLowerCase();
+    // llhttp reads "chunked<HTAB>" as a coding other than chunked (it trims only spaces there): refuse the doubt.
+    if (line.charCodeAt(line.length - 1) === 9 && name === 'transfer-encoding') return rejected('bad_request');
+    names.push(name);
+    values.push(trimOws(line.slice(colon + 1)));
   }
   const length = end + 4 - start;
   if (kind === 'request') {
@@ -75,16 +78,34 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     const method = first.slice(0, sp1);
     const target = first.slice(sp1 + 1, sp2);
     const minor = versionMinor(first.slice(sp2 + 1));
-    if (minor === null || !TOKEN.test(method) || !TARGET.test(target)) return rejected('bad_request');
+    // CONNECT is refused: there are no tunnels here, and an app parser switches to raw bytes after it, so what we
+    // read next as requests it would read as tunnel data.
+    if (minor === null || !TOKEN.test(method) || method === 'CONNECT' || !TARGET.test(target)) return rejected('bad_request');
     return { head: { method, target, minor, names, values, length } };
   }
   const minor = versionMinor(first.slice(0, 8));
   const code = first.slice(9, 12);
-  // Exactly three digits, then a space or the end ("2000", "1e2" and "+99" are not status codes).
-  if (minor === null || first[8] !== ' ' || !STATUS.test(code) || (first.length > 12 && first[12] !== ' ')) return rejected('bad_request');
+  // Exactly three digits, then a space or the end ("2000", "1e2" and "+99" are not status codes); the reason
+  // phrase is field-value text (a bare LF in it would start a header for a lenient client).
+  if (minor === null || first[8] !== ' ' || !STATUS.test(code) || (first.length > 12 && first[12] !== ' ') || !FIELD_VALUE.test(first.slice(13))) {
+    return rejected('bad_request');
+  }
   const status = Number(code);
   if (status < 100) return rejected('bad_request');
+  // An interim response has no body and may not say otherwise (RFC 9110 section 8.6, RFC 9112 section 6.1): a
+  // client that reads one would take the final response as its body. It is passed on as is, so refuse it here.
+  if (status < 200 && (names.includes('content-length') || names.includes('transfer-encoding'))) return rejected('bad_request');
   return { head: { status, minor, names, values, length } };
+}
+
+/**
+ * The colon's index in a valid field line ("name: value" without CRLF; heads and chunked trailers alike), or -1.
+ * Obs-fold continuation lines are invalid (no name).
+ */
+export function fieldLineColon(line: string): number {
+  const colon = line.indexOf(':');
+  if (colon <= 0 || !TOKEN.test(line.slice(0, colon)) || !FIELD_VALUE.test(line.slice(colon + 1))) return -1;
+  return colon;
 }
 
 function versionMinor(v: string): 0 | 1 | null {
@@ -111,6 +132,25 @@ export function headerTokens(head: HttpHead, name: string): string[] {
   return out;
 }
 
+/**
+ * The transfer codings, lower-cased, or null when the list has an empty element or "chunked" before its end:
+ * llhttp refuses "chunked,", an empty Transfer-Encoding line and "chunked, chunked", so passing them on would
+ * split the readings.
+ */
+function transferCodings(head: HttpHead): string[] | null {
+  const out: string[] = [];
+  for (let i = 0; i < head.names.length; i++) {
+    if (head.names[i] !== 'transfer-encoding') continue;
+    for (const t of head.values[i]!.split(',')) {
+      const v = trimOws(t).toLowerCase();
+      if (!v) return null;
+      out.push(v);
+    }
+  }
+  const c = out.indexOf('chunked');
+  return c >= 0 && c < out.length - 1 ? null : out;
+}
+
 export type BodyFraming = { readonly kind: 'none' } | { readonly kind: 'length'; readonly length: number } | { readonly kind: 'chunked' } | { readonly kind: 'close' };
 
 /**
@@ -119,44 +159,64 @@ export type BodyFraming = { readonly kind: 'none' } | { readonly kind: 'length';
  * a final "chunked" are valid but not implemented.
  */
 export function requestFraming(head: HttpHead): BodyFraming | 'bad_request' | 'not_implemented' {
-  const te = headerTokens(head, 'transfer-encoding');
+  const te = transferCodings(head);
   const cl = contentLength(head);
   // The header's presence counts, not its tokens: an empty Transfer-Encoding is still forwarded.
   if (head.names.includes('transfer-encoding')) {
     // Without a final "chunked" the body length cannot be known: 400 (RFC 9112 section 6.3), not 501.
-    if (cl !== undefined || head.minor === 0 || te[te.length - 1] !== 'chunked') return 'bad_request';
+    if (te === null || cl !== undefined || head.minor === 0 || te[te.length - 1] !== 'chunked') return 'bad_request';
     return te.length === 1 ? { kind: 'chunked' } : 'not_implemented';
   }
   if (cl === null) return 'bad_request';
   return cl === undefined || cl === 0 ? { kind: 'none' } : { kind: 'length', length: cl };
 }
 
-/** How a response body is delimited, given the request it answers (RFC 9112 section 6.3). */
+/**
+ * How a response body is delimited, given the request it answers (RFC 9112 section 6.3), with the rules requests
+ * get: Transfer-Encoding together with Content-Length, an invalid or repeated Content-Length, codings not ending
+ * in "chunked", or Transfer-Encoding on an HTTP/1.0 response are refused (a CL-trusting client or cache behind
+ * the proxy would frame such a response differently from us). Checked before the bodiless cases, so a 204 or an
+ * answer to HEAD cannot carry them either.
+ */
 export function responseFraming(head: HttpHead, requestMethod: string): BodyFraming | 'bad_request' {
   const s = head.status!;
-  if (requestMethod === 'HEAD' || s === 204 || s === 304 || (s >= 100 && s < 200)) return { kind: 'none' };
-  const te = headerTokens(head, 'transfer-encoding');
-  if (head.names.includes('transfer-encoding')) return te[te.length - 1] === 'chunked' ? { kind: 'chunked' } : { kind: 'close' };
+  const hasTe = head.names.includes('transfer-encoding');
   const cl = contentLength(head);
   if (cl === null) return 'bad_request';
+  if (hasTe) {
+    const te = transferCodings(head);
+    if (te === null || cl !== undefined || head.minor === 0 || te[te.length - 1] !== 'chunked') return 'bad_request';
+  }
+  if (requestMethod === 'HEAD' || s === 204 || s === 304 || (s >= 100 && s < 200)) return { kind: 'none' };
+  if (hasTe) return { kind: 'chunked' };
   if (cl === undefined) return { kind: 'close' };
   return cl === 0 ? { kind: 'none' } : { kind: 'length', length: cl };
 }
 
-/** undefined = absent; null = invalid or conflicting. */
+/**
+ * undefined = absent; null = invalid, or present more than once (even with equal values: llhttp, which Node
+ * clients and apps use, refuses a repeated Content-Length, so forwarding one would desync them from us).
+ */
 function contentLength(head: HttpHead): number | undefined | null {
-  let found: number | undefined;
-  for (let i = 0; i < head.names.length; i++) {
-    if (head.names[i] !== 'content-length') continue;
-    for (const part of head.values[i]!.split(',')) {
-      const t = trimOws(part);
-      if (!/^\d{1,15}$/.test(t)) return null;
-      const n = Number(t);
-      if (found !== undefined && found !== n) return null;
-      found = n;
-    }
+  const i = head.names.indexOf('content-length');
+  if (i < 0) return undefined;
+  if (head.names.lastIndexOf('content-length') !== i) return null;
+  const v = head.values[i]!;
+  return /^\d{1,15}$/.test(v) ? Number(v) : null;
+}
+
+/**
+ * The head of a response that Node's own parser (llhttp) read, for the framing checks above: the edge's
+ * upstream responses get the same rules as the sidecars'.
+ */
+export function headOfParsedResponse(status: number, minor: number, rawHeaders: readonly string[]): HttpHead {
+  const names: string[] = [];
+  const values: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    names.push(rawHeaders[i]!.toLowerCase());
+    values.push(trimOws(rawHeaders[i + 1]!));
   }
-  return found;
+  return { status, minor: minor === 0 ? 0 : 1, names, values, length: 0 };
 }
 
 /** Whether the client asked to keep the connection open after this exchange. */

@@ -8,8 +8,17 @@ export interface SessionLimits extends HeadLimits {
   readonly requestTimeoutMs: number;
 }
 
+/** How a request goes upstream: `strip` headers removed, `add` appended, `target` in place of the client's. */
+export interface ForwardPlan {
+  readonly strip?: ReadonlySet<string>;
+  /** Complete "name: value\r\n" lines. */
+  readonly add: string;
+  /** The request target to send (the normalized one the policy decided on); absent = the client's. */
+  readonly target?: string;
+}
+
 export type RequestPlan =
-  | { readonly forward: true; readonly strip?: ReadonlySet<string>; readonly add: string }
+  | ({ readonly forward: true } & ForwardPlan)
   | { readonly forward: false; readonly status: number; readonly code: string };
 
 /** What an exchange did, for metrics and the access log. */

@@ -2,6 +2,7 @@
 // through untouched in both directions with backpressure, requests are answered in order over pooled upstream
 // connections. No node:http objects on this path: it is the proxy's hot loop.
 import type { Socket } from 'node:net';
+import { isTesseraError } from '../../../common/errors.js';
 import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import { type BodyFramer, UntilCloseFramer, framerFor } from './body-framer.js';
 import type { SessionOptions } from './http1-session-types.js';
@@ -16,6 +17,7 @@ enum St {
 }
 
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 export class Http1Session implements UpstreamOwner {
   readonly #down: Socket;
@@ -69,7 +71,7 @@ export class Http1Session implements UpstreamOwner {
     } // idle keep-alive: just close
     if (!this.#resStarted && !this.#downGone) this.#down.end(localResponse(code === 'request_timeout' ? 504 : 408, code, true));
     this.#finish(code === 'request_timeout' ? 504 : 408, code, false);
-    this.#close();
+    this.#close(); // also drops the upstream connection mid-exchange, so a late answer has nowhere to go
   }
 
   /** Graceful drain: close now if idle between requests, otherwise after the exchange in flight. */
@@ -160,9 +162,10 @@ export class Http1Session implements UpstreamOwner {
       return;
     }
     this.#buf = null;
-    this.#reqFramer = framerFor(framing);
+    // Request trailers are dropped (an empty trailer section is sent): they would reach the app unchecked.
+    this.#reqFramer = framerFor(framing, true);
     this.#reqDone = this.#reqFramer === null;
-    this.#firstHead = upstreamRequestHead(head, plan.strip, plan.add);
+    this.#firstHead = upstreamRequestHead(head, plan);
     this.#pending = [this.#firstHead];
     this.#st = this.#reqDone ? St.Await : St.Body;
     if (rest) {
@@ -180,12 +183,11 @@ export class Http1Session implements UpstreamOwner {
       this.#abort(400, 'bad_request');
       return;
     }
-    if (r.consumed > 0) {
-      const part = start === 0 && r.consumed === buf.length ? buf : buf.subarray(start, start + r.consumed);
-      this.#bytesIn += part.length;
-      this.#toUpstream(part);
-    }
+    this.#bytesIn += r.consumed;
+    const kept = r.kept ?? r.consumed;
+    if (kept > 0) this.#toUpstream(start === 0 && kept === buf.length ? buf : buf.subarray(start, start + kept));
     if (r.done) {
+      if (r.kept !== undefined) this.#toUpstream(CRLF); // the empty trailer section that ends the body
       this.#reqDone = true;
       this.#st = St.Await;
       const rest = start + r.consumed;
@@ -208,7 +210,7 @@ export class Http1Session implements UpstreamOwner {
       return;
     }
     if (err || !conn) {
-      this.#abort(err && err.name === 'PoolQueueFull' ? 503 : 502, 'upstream_unavailable');
+      this.#abort(isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL') ? 503 : 502, 'upstream_unavailable');
       return;
     }
     this.#conn = conn;
@@ -261,7 +263,9 @@ export class Http1Session implements UpstreamOwner {
       this.#resClosing = upstreamCloses;
       if (framing.kind === 'close') this.#keepAlive = false;
       const closing = !this.#keepAlive;
-      const headBytes = responseNeedsRewrite(head, closing) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing) : raw.subarray(0, head.length);
+      // An HTTP/1.0 client keeps the connection only when told so (RFC 9112 section 9.3).
+      const http10 = this.#head!.minor === 0;
+      const headBytes = responseNeedsRewrite(head, closing, http10) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10) : raw.subarray(0, head.length);
       this.#bytesOut += headBytes.length;
       this.#resFramer = framerFor(framing);
       if (!this.#resFramer) {
@@ -435,6 +439,9 @@ export class Http1Session implements UpstreamOwner {
     if (this.#st === St.Closed) return;
     this.#st = St.Closed;
     this.#buf = null;
+    // Still leased: its exchange did not complete (timeout, client gone), so a late answer belongs to no one.
+    if (this.#conn) this.#o.pool.discard(this.#conn);
+    this.#conn = null;
     if (graceful && !this.#downGone) this.#down.end();
     else this.#down.destroy();
   }

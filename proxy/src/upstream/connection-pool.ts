@@ -1,6 +1,7 @@
 // Keep-alive pool of upstream connections for one upstream. Each socket gets one permanent set of listeners
 // that dispatch to its current owner, so leasing a connection per request adds and removes no listeners.
 import type { Socket } from 'node:net';
+import { TesseraError } from '../../../common/errors.js';
 
 /** The party a leased connection reports to. */
 export interface UpstreamOwner {
@@ -36,8 +37,6 @@ export interface PoolOptions {
 
 type Waiter = (err: Error | null, conn?: UpstreamConn) => void;
 
-export class PoolQueueFull extends Error {}
-
 export class ConnectionPool {
   readonly #o: PoolOptions;
   readonly #idle: UpstreamConn[] = [];
@@ -66,7 +65,7 @@ export class ConnectionPool {
       return;
     }
     if (this.#closed) {
-      cb(new Error('pool closed'));
+      cb(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
       return;
     }
     if (this.#open + this.#connecting < this.#o.maxConnections) {
@@ -74,7 +73,8 @@ export class ConnectionPool {
       return;
     }
     if (this.#queue.length >= this.#o.maxQueue) {
-      cb(new PoolQueueFull('upstream queue full'));
+      // Matched by code (the session answers 503, not 502): the upstream is healthy, just saturated.
+      cb(new TesseraError('TESSERA_ERR_UPSTREAM_QUEUE_FULL'));
       return;
     }
     this.#queue.push(wrapped);
@@ -120,7 +120,7 @@ export class ConnectionPool {
   close(): void {
     this.#closed = true;
     for (const c of this.#idle.splice(0)) c.socket.destroy();
-    for (const w of this.#queue.splice(0)) w(new Error('pool closed'));
+    for (const w of this.#queue.splice(0)) w(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
   }
 
   #dial(cb: Waiter): void {

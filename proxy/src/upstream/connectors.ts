@@ -1,12 +1,15 @@
 // Opening upstream connections: mTLS to a peer proxy with secure naming (the server must present exactly the
-// configured SPIFFE ID; Node's hostname check is replaced by the SVID check), or plaintext to the local app.
+// configured SPIFFE ID, not a banned one, and the connection is closed when a later ban names it; Node's hostname
+// check is replaced by the SVID check), or plaintext to the local app.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
-import type { PeerVerifier } from '../tls/peer-verify.js';
+import type { DenyListHolder } from '../tls/deny-list-holder.js';
+import { type DenyCandidate, deniedBy } from '../tls/deny-list.js';
+import type { PeerVerifier, VerifiedPeer } from '../tls/peer-verify.js';
 import type { ClientContexts } from '../tls/tls-contexts.js';
 import type { Connector } from './connection-pool.js';
 
@@ -23,6 +26,8 @@ export interface MtlsDeps {
   readonly identity: IdentityStore;
   readonly contexts: ClientContexts;
   readonly verifier: PeerVerifier;
+  /** Operator bans: an upstream whose SPIFFE ID or serial is listed is refused (reason revoked). */
+  readonly denyList: DenyListHolder;
   readonly metrics: ProxyMetrics;
   readonly nowMs: () => number;
   readonly handshakeTimeoutMs: number;
@@ -55,6 +60,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   }
   const started = deps.nowMs();
   let settled = false;
+  let peer: VerifiedPeer | undefined;
   // allowHalfOpen is honoured by tls.connect at runtime but missing from its option types.
   const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
     allowHalfOpen: target.allowHalfOpen ?? false,
@@ -66,7 +72,9 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
       const r = deps.verifier.verify(cert, snapshot, deps.nowMs(), target.expectedId);
-      return r.ok ? undefined : new SecureNamingError(r.reason, `upstream ${target.host}:${target.port} is not ${target.expectedId}: ${r.reason}`);
+      if (!r.ok) return new SecureNamingError(r.reason, `upstream ${target.host}:${target.port} is not ${target.expectedId}: ${r.reason}`);
+      peer = r;
+      return undefined;
     },
   };
   const socket = tls.connect(options);
@@ -86,6 +94,14 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   });
   socket.once('secureConnect', () => {
     if (settled) return;
+    // A resumed session skips checkServerIdentity: its ID was checked in the full handshake the ticket came from,
+    // but the deny-list may have changed since, so the leaf it carries is looked up here in both cases.
+    const served: DenyCandidate = peer ?? { idText: target.expectedId.toString(), serial: socket.getPeerCertificate()?.serialNumber ?? '' };
+    const banned = deniedBy(deps.denyList.current, served);
+    if (banned) {
+      fail(new SecureNamingError('revoked', `upstream ${target.host}:${target.port} (${served.idText}) is revoked: its ${banned} is banned`));
+      return;
+    }
     settled = true;
     socket.setTimeout(0);
     socket.removeListener('error', fail);
@@ -93,8 +109,20 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     const resumed = socket.isSessionReused();
     deps.metrics.handshake(deps.direction, true, 'none', resumed, (deps.nowMs() - started) / 1000);
     deps.metrics.upstreamConnectionOpened(deps.direction);
+    closeWhenBanned(socket, served, deps);
     done(null, socket, resumed);
   });
+}
+
+/** A pooled connection to an upstream that a later deny-list bans is closed (its owner sees it go). */
+function closeWhenBanned(socket: tls.TLSSocket, peer: DenyCandidate, deps: MtlsDeps): void {
+  const off = deps.denyList.subscribe((list) => {
+    if (!deniedBy(list, peer)) return;
+    off();
+    deps.metrics.connectionsRevoked(deps.direction, 1);
+    socket.destroy();
+  });
+  socket.once('close', off);
 }
 
 export function mtlsConnector(target: MtlsTarget, deps: MtlsDeps): Connector {

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest';
-import { normalizeHttpPath } from '../../../../common/policy/normalize-path.js';
+import { normalizeHttpPath, normalizeRequestTarget } from '../../../../common/policy/normalize-path.js';
 
 describe('normalizeHttpPath', () => {
   test.each([
@@ -9,7 +9,6 @@ describe('normalizeHttpPath', () => {
     ['/.well-known/x', '/.well-known/x'],
     ['/a..b/c', '/a..b/c'],
     ['/v1/items?x=1&y=/../admin', '/v1/items'],
-    ['/v1/items#frag', '/v1/items'],
     ['//admin//users', '/admin/users'],
     ['/./admin', '/admin'],
     ['/v1/../admin', '/admin'],
@@ -25,6 +24,10 @@ describe('normalizeHttpPath', () => {
     ['/a%3cb', '/a%3Cb'],
     ['/a%25%32%46', '/a%252F'],
     ['/a;b=c/d', '/a;b=c/d'],
+    ['/a/..b;c/d', '/a/..b;c/d'],
+    ['/a/...;x', '/a/...;x'],
+    ['/a%41b', '/aAb'],
+    ['/caf%c3%a9/%E2%82%AC', '/caf%C3%A9/%E2%82%AC'],
   ])('%j → %j', (raw, want) => {
     expect(normalizeHttpPath(raw)).toBe(want);
   });
@@ -45,6 +48,31 @@ describe('normalizeHttpPath', () => {
     ['/a b', 'space'],
     ['/a\u0000b', 'NUL'],
     ['/caf\u00e9', 'raw non-ASCII'],
+    // RFC 9112 section 3.2: no fragment in a request target; "/public/x#/../../admin" is "/admin" to an app that
+    // cleans the whole string.
+    ['/v1/items#frag', 'fragment'],
+    ['/public/x#/../../admin', 'fragment hiding a climb'],
+    ['/public?q=1#/../admin', 'fragment after a query'],
+    ['#', 'bare fragment'],
+    ['/v1/items?a=b c', 'space in the query'],
+    ['/v1/items?a=\u0001', 'control character in the query'],
+    ['/v1/items?caf\u00e9', 'raw non-ASCII in the query'],
+    // Servlet containers strip ";" parameters before resolving dot segments: "..;" is ".." to them.
+    ['/public/..;/admin', 'parent segment with parameters'],
+    ['/public/..;x=1/admin', 'parent segment with a parameter value'],
+    ['/public/.;/admin', 'current segment with parameters'],
+    ['/public/%2e%2e;/admin', 'encoded parent segment with parameters'],
+    ['/public/..;', 'trailing parent segment with parameters'],
+    // An encoded control character: NUL ends the path in C strings, CR/LF split logs and headers.
+    ['/admin%00/public', 'encoded NUL'],
+    ['/a%0d%0aX: y', 'encoded CR LF'],
+    ['/a%1f', 'encoded unit separator'],
+    ['/a%7F', 'encoded DEL'],
+    // Escaped bytes that are not UTF-8: a lax decoder reads the overlong "%C0%AE" as ".".
+    ['/public/%C0%AE%C0%AE/admin', 'overlong dots'],
+    ['/a%C3', 'truncated UTF-8'],
+    ['/a%FFb', 'invalid UTF-8 byte'],
+    ['/a%80', 'lone continuation byte'],
   ])('%j is refused (%s)', (raw) => {
     expect(normalizeHttpPath(raw)).toBeNull();
   });
@@ -52,6 +80,33 @@ describe('normalizeHttpPath', () => {
     for (const p of ['/v1/../admin', '//x//y/', '/%61/%2e/b', '/a%3cb']) {
       const once = normalizeHttpPath(p)!;
       expect(normalizeHttpPath(once)).toBe(once);
+    }
+  });
+});
+
+describe('normalizeRequestTarget: what is forwarded is what the policy decided on', () => {
+  test.each([
+    ['/v1/items', '/v1/items'],
+    ['/v1/items?x=1&y=/../admin', '/v1/items?x=1&y=/../admin'],
+    ['/v1/../admin?q=%2F', '/admin?q=%2F'],
+    ['//admin//users?', '/admin/users?'],
+    ['/%61dmin', '/admin'],
+    ['/a%3cb?c', '/a%3Cb?c'],
+    ['/pkg.Service/Method', '/pkg.Service/Method'],
+  ])('%j → %j', (raw, want) => {
+    expect(normalizeRequestTarget(raw)).toBe(want);
+  });
+
+  test.each(['/public/x#/../../admin', '/a?b#c', '*', 'http://h/admin', '', '/admin%2Fx', '/..;/admin'])('%j is refused', (raw) => {
+    expect(normalizeRequestTarget(raw)).toBeNull();
+  });
+
+  test('the forwarded path is exactly the policy path, and forwarding it again changes nothing', () => {
+    for (const raw of ['/v1/../admin?x', '//x//y/?a=b', '/%61/%2e/b', '/a%3cb', '/a/./b/../c?q=1?2']) {
+      const target = normalizeRequestTarget(raw)!;
+      const q = target.indexOf('?');
+      expect(q < 0 ? target : target.slice(0, q)).toBe(normalizeHttpPath(raw));
+      expect(normalizeRequestTarget(target)).toBe(target);
     }
   });
 });

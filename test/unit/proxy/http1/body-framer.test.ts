@@ -74,7 +74,7 @@ describe('chunked: valid bodies end exactly at the last CRLF, however split', ()
     ['13 hex digits is the longest size accepted (leading zeros)', '000000000000a\r\n0123456789\r\n0\r\n\r\n'],
     ['chunk extension', '5;name=value\r\nhello\r\n0;last\r\n\r\n'],
     ['quoted chunk extension', '5;name="a;b c"\r\nhello\r\n0\r\n\r\n'],
-    ['whitespace before an extension', '5 ;x=1\r\nhello\r\n0\t;y\r\n\r\n'],
+    ['several extensions, one without a value', '5;x=1;y\r\nhello\r\n0;z="q"\r\n\r\n'],
     ['one trailer', '5\r\nhello\r\n0\r\nX-Checksum: abc\r\n\r\n'],
     ['several trailers', '0\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n'],
     ['CR LF inside chunk data is data', '4\r\n\r\n\r\n\r\n0\r\n\r\n'],
@@ -141,6 +141,15 @@ describe('chunked: malformed framing is an error, at the same byte however split
     ['CR not followed by LF after the last chunk', '0\r\n\rX', 4],
     ['bare LF inside a trailer', '0\r\nA: 1\nB: 2\r\n\r\n', 7],
     ['bare LF ending the trailer section', '0\r\nA: 1\r\n\n', 9],
+    // Where llhttp (Node's parser, most apps' parser) would refuse or read the line otherwise:
+    ['whitespace before an extension', '5 ;x=1\r\nhello\r\n', 1],
+    ['an empty extension', '5;\r\nhello\r\n', 2],
+    ['whitespace around "=" in an extension', '5;a = b\r\nhello\r\n', 7],
+    ['quoted-pair in an extension', '5;a="b\\"c"\r\nhello\r\n', 10],
+    ['a trailer line without a colon', '0\r\nbad\r\n\r\n', 6],
+    ['an obs-fold trailer line', '0\r\nA: 1\r\n folded\r\n\r\n', 16],
+    ['Content-Length as a trailer', '0\r\nContent-Length: 5\r\n\r\n', 20],
+    ['Transfer-Encoding as a trailer', '0\r\ntransfer-encoding: chunked\r\n\r\n', 29],
   ])('%s', (_name, text, at) => {
     const out = sameEverySplit(B(text));
     expect(out.error).toBe('bad_chunk');
@@ -201,5 +210,46 @@ describe('length and until-close framers', () => {
     const f = new UntilCloseFramer();
     expect(f.feed(B('abc'), 1)).toEqual({ consumed: 2, done: false });
     expect(f.feed(Buffer.alloc(0), 0)).toEqual({ consumed: 0, done: false });
+  });
+});
+
+describe('request trailers dropped', () => {
+  /** What a forwarder that honours `kept` sends on, over all pieces, as the session does. */
+  function forwarded(pieces: readonly Buffer[]): { out: string; done: boolean; error?: string } {
+    const f = new ChunkedFramer(true);
+    let out = '';
+    for (const p of pieces) {
+      const r = f.feed(p, 0);
+      if (r.error) return { out, done: false, error: r.error };
+      out += p.subarray(0, r.kept ?? r.consumed).toString('latin1');
+      if (r.done) return { out: r.kept === undefined ? out : `${out}\r\n`, done: true };
+    }
+    return { out, done: false };
+  }
+
+  test.each([
+    ['one forged identity trailer', '5\r\nhello\r\n0\r\nX-Forwarded-Client-Cert: By=x;URI=spiffe://example.org/admin\r\n\r\n', '5\r\nhello\r\n0\r\n\r\n'],
+    ['several trailers', '3\r\nabc\r\n0\r\nA: 1\r\nTraceparent: 00-x\r\nB: 2\r\n\r\n', '3\r\nabc\r\n0\r\n\r\n'],
+    ['last-chunk with an extension', '0;ext=1\r\nX: y\r\n\r\n', '0;ext=1\r\n\r\n'],
+    ['no trailers: forwarded untouched', '3\r\nabc\r\n0\r\n\r\n', '3\r\nabc\r\n0\r\n\r\n'],
+  ])('%s', (_name, text, expected) => {
+    const msg = B(text);
+    for (const pieces of [[msg], byteByByte(msg), ...SEEDS.map((s) => randomSplit(msg, s))]) {
+      expect(forwarded(pieces)).toEqual({ out: expected, done: true });
+    }
+  });
+
+  test('bytes after the body are neither consumed nor kept', () => {
+    const r = new ChunkedFramer(true).feed(B('0\r\nX: 1\r\n\r\nGET / HTTP/1.1\r\n'), 0);
+    expect(r).toEqual({ consumed: 11, done: true, kept: 3 });
+  });
+
+  test('malformed trailers are still refused in drop mode', () => {
+    expect(forwarded([B('0\r\nX: 1\n\r\n')]).error).toBe('bad_chunk');
+  });
+
+  test('response framers (the default) keep trailers', () => {
+    const r = new ChunkedFramer().feed(B('0\r\nX: 1\r\n\r\n'), 0);
+    expect(r).toEqual({ consumed: 11, done: true });
   });
 });

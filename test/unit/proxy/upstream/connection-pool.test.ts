@@ -2,7 +2,8 @@
 // the idle sweep (injected time), and connections that the server closes or that carry stray bytes.
 import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { ConnectionPool, type PoolOptions, PoolQueueFull, type UpstreamConn, type UpstreamOwner } from '../../../../proxy/src/upstream/connection-pool.js';
+import { isTesseraError } from '../../../../common/errors.js';
+import { ConnectionPool, type PoolOptions, type UpstreamConn, type UpstreamOwner } from '../../../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
 import { until } from '../../../helpers/until.js';
 
@@ -162,13 +163,13 @@ describe('connection cap and queue', () => {
     expect(pool.stats.idle).toBe(2);
   });
 
-  test('a full queue refuses at once with PoolQueueFull', async () => {
+  test('a full queue refuses at once, with a stable code (the session matches it to answer 503)', async () => {
     const srv = await echoServer();
     const { pool } = makePool(srv.port, { maxConnections: 1, maxQueue: 1 });
     await acquire(pool, new Owner());
     pool.acquire(new Owner(), () => undefined); // queued
     const err = await new Promise<Error | null>((resolve) => pool.acquire(new Owner(), (e) => resolve(e)));
-    expect(err).toBeInstanceOf(PoolQueueFull);
+    expect(isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL')).toBe(true);
     expect(pool.stats.queued).toBe(1);
   });
 

@@ -1,0 +1,43 @@
+// Heads rebuilt on the way through: the target the policy decided on replaces the client's, HTTP/1.0 stays
+// HTTP/1.0 upstream (no empty Host invented), and an HTTP/1.0 client is told when its connection stays open.
+import { describe, expect, test } from 'vitest';
+import { downstreamResponseHead, responseNeedsRewrite, upstreamRequestHead } from '../../../../proxy/src/http1/head-rewrite.js';
+import { type HttpHead, parseHead } from '../../../../proxy/src/http1/http1-head.js';
+
+function head(text: string, kind: 'request' | 'response' = 'request'): HttpHead {
+  const r = parseHead(Buffer.from(text, 'latin1'), 0, kind, { maxHeaderBytes: 4096, maxHeaders: 20 });
+  if (!('head' in r)) throw new Error(JSON.stringify(r));
+  return r.head;
+}
+
+describe('upstreamRequestHead', () => {
+  test('HTTP/1.1: hop-by-hop and stripped headers go, the added ones and the plan target come in', () => {
+    const h = head('GET /v1/../admin?q=1 HTTP/1.1\r\nHost: a\r\nConnection: close, x-hop\r\nX-Hop: 1\r\nX-Forwarded-Client-Cert: forged\r\nAccept: */*\r\n\r\n');
+    const out = upstreamRequestHead(h, { strip: new Set(['x-forwarded-client-cert']), add: 'x-forwarded-client-cert: real\r\n', target: '/admin?q=1' }).toString('latin1');
+    expect(out).toBe('GET /admin?q=1 HTTP/1.1\r\nhost: a\r\naccept: */*\r\nx-forwarded-client-cert: real\r\n\r\n');
+  });
+
+  test('HTTP/1.0 without Host goes as HTTP/1.0 without Host, asking to keep the pooled connection', () => {
+    const out = upstreamRequestHead(head('GET /x HTTP/1.0\r\nConnection: keep-alive\r\n\r\n'), { add: '' }).toString('latin1');
+    expect(out).toBe('GET /x HTTP/1.0\r\nconnection: keep-alive\r\n\r\n');
+    expect(out).not.toMatch(/host:/i);
+  });
+});
+
+describe('downstream response heads', () => {
+  const res = head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n\r\n', 'response');
+  const raw = Buffer.from('HTTP/1.1 200 OK\r\n', 'latin1');
+
+  test('to an HTTP/1.0 client that keeps its connection: said so', () => {
+    expect(responseNeedsRewrite(res, false, true)).toBe(true);
+    expect(downstreamResponseHead(raw, res, false, true).toString('latin1')).toBe('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: keep-alive\r\n\r\n');
+  });
+
+  test('closing: connection: close, whatever the client version', () => {
+    for (const http10 of [false, true]) expect(downstreamResponseHead(raw, res, true, http10).toString('latin1')).toBe('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n');
+  });
+
+  test('HTTP/1.1 and nothing hop-by-hop: forwarded byte for byte', () => {
+    expect(responseNeedsRewrite(head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n', 'response'), false, false)).toBe(false);
+  });
+});
