@@ -76,8 +76,11 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     if (!i || !alg || !sig || extra.length) throw new DerError('CertificationRequest needs exactly 3 fields');
     info = expectTag(i, 0x30, 'CertificationRequestInfo');
     infoStart = root.start;
-    const algOid = children(der, expectTag(alg, 0x30, 'signatureAlgorithm'))[0];
+    const [algOid, params, ...more] = children(der, expectTag(alg, 0x30, 'signatureAlgorithm'));
     sigAlg = decodeOid(bytesOf(der, expectTag(algOid, 0x06, 'algorithm')));
+    // The accepted algorithms take no parameters: absent, or NULL for RSA. Anything else is not what was signed
+    // for, and openssl refuses it.
+    if (more.length || (params && (params.tag !== 0x05 || params.end !== params.start))) throw new DerError('signatureAlgorithm parameters must be absent or NULL');
     const sigBits = bytesOf(der, expectTag(sig, 0x03, 'signature'));
     if (sigBits[0] !== 0) throw new DerError('signature has unused bits');
     signature = sigBits.subarray(1);
