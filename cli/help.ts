@@ -21,6 +21,6 @@ export function treeHelp(commands: readonly Command[], prefix: readonly string[]
   const title = prefix.length ? `tessera ${prefix.join(' ')}` : 'tessera — mTLS service-mesh sidecar proxy and control plane';
   const lines = [title, '', `Usage: tessera ${prefix.length ? `${prefix.join(' ')} ` : ''}<command> [flags]`, '', 'Commands:'];
   for (const c of shown) lines.push(`  ${c.path.join(' ').padEnd(28)}${c.summary}`);
-  lines.push('', 'Run `tessera <command> --help` for the flags of one command. Exit codes: 0 ok, 1 failure, 2 usage.');
+  lines.push('', 'Run `tessera <command> --help` for the flags of one command; `tessera --version` for the version.', 'Exit codes: 0 ok, 1 failure, 2 usage.');
   return `${lines.join('\n')}\n`;
 }

@@ -5,6 +5,8 @@ import { type Command, type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from 
 import { commandHelp, treeHelp } from './help.js';
 
 export async function runCli(argv: readonly string[], commands: readonly Command[], io: CommandIo): Promise<number> {
+  // `tessera --version` is `tessera version` (the flag alone, as every CLI spells it).
+  if (argv.length === 1 && (argv[0] === '--version' || argv[0] === '-V')) return runCli(['version'], commands, io);
   const words = argv.filter((a) => !a.startsWith('-'));
   let match: Command | undefined;
   for (const c of commands) {

@@ -35,11 +35,15 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN: 'The chain leads to an authority of another trust domain than the SVID\'s.',
   TESSERA_ERR_SVID_BAD_SIGNATURE: 'A signature in the chain does not verify.',
   TESSERA_ERR_SVID_ID_MISMATCH: 'The SVID is valid but its SPIFFE ID is not the one expected.',
+  TESSERA_ERR_SVID_NOT_WORKLOAD_ID: 'The leaf\'s SPIFFE ID is the bare trust-domain ID (no path), which names the trust domain, not a workload.',
+  TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION: 'A certificate carries a critical extension Tessera does not process (RFC 5280 §4.2: it must be rejected).',
+  TESSERA_ERR_SVID_UNRELATED_CERT: 'The chain holds a certificate that is not on the path from the leaf to the trust bundle.',
 
   // --- Trust bundles and PEM (common/spiffe/trust-bundle.ts, common/pki/pem.ts) ---
   TESSERA_ERR_BUNDLE_EMPTY: 'The trust bundle holds no certificate.',
   TESSERA_ERR_BUNDLE_NOT_CA: 'A trust-bundle certificate is not a CA certificate.',
   TESSERA_ERR_PEM_MALFORMED: 'The PEM text could not be decoded.',
+  TESSERA_ERR_PEM_WRONG_TYPE: 'A PEM file holds blocks of another type than expected, e.g. a key where certificates belong (file, found and expected types are named).',
   TESSERA_ERR_PKI_KEY_MISMATCH: 'The private key does not match the certificate.',
   TESSERA_ERR_PKI_UNSUPPORTED_KEY: 'The key type or size is not supported (ECDSA P-256 or RSA >= 2048).',
   TESSERA_ERR_CSR_MALFORMED: 'The certificate signing request is not valid DER PKCS#10.',
@@ -53,12 +57,15 @@ export const ERROR_CATALOGUE = {
   // --- Command line (cli/) ---
   TESSERA_ERR_CLI_USAGE: 'The command line is malformed (unknown command or flag, missing argument).',
   TESSERA_ERR_CLI_FILE_UNREADABLE: 'A file named on the command line could not be read.',
+  TESSERA_ERR_CLI_HARNESS_MISSING: '`tessera load` or `tessera bench` was run where the load harness is not installed (the container image leaves it and autocannon out).',
+  TESSERA_ERR_FILE_EMPTY: 'A file named on the command line or in a configuration is empty (the file is named).',
 
   // --- Benchmarks and load tests (bench/, cli/commands/{bench,bench-report,load}.ts) ---
   TESSERA_ERR_BENCH_PROCESS_FAILED: 'A process the benchmark harness started exited early or did not become ready (its log tail is quoted).',
   TESSERA_ERR_BENCH_ABORTED: 'The benchmark was interrupted; every process it started was stopped.',
   TESSERA_ERR_BENCH_RESULTS_INVALID: 'A benchmark results file is not the JSON that `tessera bench --json` writes.',
   TESSERA_ERR_BENCH_LOAD_FAILED: 'The load test got no successful response from the target (errors and status counts are named).',
+  TESSERA_ERR_BENCH_LOAD_ERRORS: 'The load test\'s failed share (TLS/connection failures, non-2xx answers, timeouts) is above --max-error-rate (each count is named).',
   TESSERA_ERR_BENCH_LOAD_UNTRUSTED: 'The load target\'s certificate chain does not verify against the --ca bundle (the reason is named).',
 
   // --- Authorization policy (common/policy/, cli/commands/policy-check.ts) ---
@@ -71,7 +78,11 @@ export const ERROR_CATALOGUE = {
 
   // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
   TESSERA_ERR_PROXY_LISTEN_FAILED: 'A proxy listener could not bind its address (in use, or not permitted).',
+  TESSERA_ERR_PROXY_START_FAILED: 'The proxy could not start: a file or directory it needs cannot be used (the path and cause are named).',
+  TESSERA_ERR_UPSTREAM_QUEUE_FULL: 'Every upstream connection of a listener is busy and its wait queue is full; the request is answered 503 (upstream_unavailable).',
+  TESSERA_ERR_UPSTREAM_POOL_CLOSED: 'The listener is shutting down and its upstream pool takes no more requests; the request is answered 502 (upstream_unavailable).',
   TESSERA_ERR_EDGE_CERT_INVALID: 'An edge certificate or key file is unreadable, malformed, or the key does not match the certificate; at start the proxy refuses to run, on reload the previous certificates stay.',
+  TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID: 'An edge client certificate issued by a client CA asserts a SPIFFE ID outside that CA\'s clientTrustDomain (or a mesh trust domain); the client is refused.',
   TESSERA_ERR_IDENTITY_INVALID: 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.',
   TESSERA_ERR_IDENTITY_SIGN_FAILED: 'The control plane refused or could not answer an SVID request (the gRPC status is named).',
   TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle that does not validate (wrong ID, key mismatch, chain not verifying); it was refused.',
@@ -102,16 +113,19 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CA_UNKNOWN_AUTHORITY: 'No authority of this CA has that id (see `tessera ca status`).',
   TESSERA_ERR_CA_AUTHORITY_ACTIVE: 'The active authority cannot be retired; prepare and activate its successor first.',
   TESSERA_ERR_CA_AUTHORITY_IN_USE: 'The authority still has live SVIDs and cannot be removed yet (the count and the latest NotAfter are named).',
+  TESSERA_ERR_CA_KEY_EXPOSED: 'A CA private key file can be read or written by users the control plane does not run as (the file and its mode are named).',
+  TESSERA_ERR_CA_READ_ONLY: 'The CA directory is read-only (a mounted Secret): the CA cannot be created or changed there (the path is named).',
   TESSERA_ERR_CP_DATA_DIR: 'The control plane data dir cannot be created or used (the path and cause are named).',
   TESSERA_ERR_CP_ALREADY_RUNNING: 'Another control plane is already serving this data dir (its admin socket answers).',
   TESSERA_ERR_CP_LISTEN_FAILED: 'The control plane could not listen on an address (the address and cause are named).',
+  TESSERA_ERR_CP_START_FAILED: 'The control plane could not start: a file or directory it needs cannot be used (the path and cause are named).',
   TESSERA_ERR_CP_UNREACHABLE: 'The control plane admin socket in the data dir did not answer (is the control plane running?).',
   TESSERA_ERR_CP_ADMIN_BAD_REQUEST: 'An operator request to the control plane is malformed (the field is named).',
   TESSERA_ERR_ISSUANCE_BAD_REQUEST: 'The SignSvid request is malformed (no CSR, or not a valid SignSvidRequest message).',
   TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: 'The request is larger than the control plane accepts.',
   TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN: 'The CSR asks for a name other than the attested SPIFFE ID (a foreign or extra SAN).',
   TESSERA_ERR_ISSUANCE_CSR_REQUESTS_CA: 'The CSR asks for CA rights (basicConstraints cA or keyUsage keyCertSign/cRLSign).',
-  TESSERA_ERR_ISSUANCE_RESERVED_ID: 'The SPIFFE ID is outside the control plane\'s trust domain or reserved for the control plane itself.',
+  TESSERA_ERR_ISSUANCE_RESERVED_ID: 'The SPIFFE ID cannot name a workload here: the bare trust-domain ID, an ID outside the control plane\'s trust domain, or the control plane\'s own ID.',
   TESSERA_ERR_ISSUANCE_RATE_LIMITED: 'Too many SVID requests for this identity; retry later.',
   TESSERA_ERR_ISSUANCE_INTERNAL: 'The control plane could not sign (an internal fault; nothing was issued).',
   TESSERA_ERR_ATTESTATION_NO_EVIDENCE: 'The request carries no attestation evidence and no valid client SVID.',
@@ -119,6 +133,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN: 'The join token is not known.',
   TESSERA_ERR_ATTESTATION_TOKEN_USED: 'The join token was already used (join tokens are single-use).',
   TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED: 'The join token has expired.',
+  TESSERA_ERR_ATTESTATION_TOKEN_REVOKED: 'The join token was revoked by the operator (`tessera revoke token`).',
   TESSERA_ERR_ATTESTATION_JWT_INVALID: 'The Kubernetes service-account token is malformed or its signature does not verify against the JWKS.',
   TESSERA_ERR_ATTESTATION_JWT_ISSUER: 'The Kubernetes service-account token names another issuer.',
   TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: 'The Kubernetes service-account token is not for the configured audience.',
@@ -127,6 +142,11 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: 'The configured JWKS file cannot be read or is not a JWK set.',
   TESSERA_ERR_ATTESTATION_SVID_INVALID: 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).',
   TESSERA_ERR_BREAK_GLASS_INVALID: 'A break-glass request is invalid (the field is named: pattern, duration or reason).',
+  TESSERA_ERR_REVOCATION_ID_BANNED: 'The SPIFFE ID is banned by the operator (`tessera revoke id`): no SVID is issued or renewed for it and proxies refuse it until the ban is lifted.',
+  TESSERA_ERR_REVOCATION_SERIAL_BANNED: 'The SVID with this serial is banned by the operator (`tessera revoke serial`): it cannot renew itself and proxies refuse it.',
+  TESSERA_ERR_REVOCATION_INVALID: 'A revocation request is invalid (the field is named: SPIFFE ID, serial, token or reason; the control plane\'s own ID cannot be banned).',
+  TESSERA_ERR_REVOCATION_NOT_FOUND: 'Nothing to revoke or lift: no such ban, or no join token with that value or id.',
+  TESSERA_ERR_REVOCATION_TOKEN_USED: 'The join token was already used, so revoking it changes nothing; ban the SPIFFE ID it attested instead.',
 
   // --- Proxy observability: access log and admin listener (proxy/src/telemetry, proxy/src/admin) ---
   TESSERA_ERR_ACCESS_LOG_UNWRITABLE: 'The access log file could not be opened for appending (the path and cause are named).',

@@ -2,29 +2,9 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
-import type { ScenarioResult } from '../../bench/harness/scenario.js';
-import { loadResults, resultKey } from '../../bench/report/load-results.js';
-import { renderReport } from '../../bench/report/render-markdown.js';
 import { stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
-
-/** The command lines that reproduce each result, from its recorded options. */
-export function rerunCommands(results: readonly ScenarioResult[], resultsDir: string, outFile: string): string[] {
-  const lines = ['npm run build'];
-  for (const r of results) {
-    const o = r.options;
-    const flags = [
-      typeof o['rounds'] === 'number' ? `--rounds ${o['rounds']}` : '',
-      typeof o['warmupMs'] === 'number' ? `--warmup ${o['warmupMs']}ms` : '',
-      typeof o['durationMs'] === 'number' ? `--duration ${o['durationMs']}ms` : '',
-      typeof o['connections'] === 'number' ? `--connections ${o['connections']}` : '',
-      typeof o['rateRps'] === 'number' ? `--rate ${o['rateRps']}` : '',
-    ].filter(Boolean);
-    lines.push(`npx tessera bench ${r.scenario} ${flags.join(' ')} --json ${join(resultsDir, `${resultKey(r)}.json`)}`);
-  }
-  lines.push(`npx tessera bench report --in ${resultsDir} --out ${outFile}`);
-  return lines;
-}
+import { loadHarness } from '../load-harness.js';
 
 export const benchReportCommand: Command = {
   path: ['bench', 'report'],
@@ -42,6 +22,10 @@ export const benchReportCommand: Command = {
     if (inputs.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', 'give at least one --in DIR|FILE');
     const out = resolve(io.cwd, stringFlag(args, 'out') ?? 'bench/RESULTS.md');
     const chartsDir = resolve(io.cwd, stringFlag(args, 'charts') ?? join(dirname(out), 'charts'));
+    // The report code is bench code: loaded when this command runs, never by the sidecar.
+    const [{ loadResults, resultKey }, { renderReport }, { rerunCommands }] = await loadHarness('tessera bench report', () =>
+      Promise.all([import('../../bench/report/load-results.js'), import('../../bench/report/render-markdown.js'), import('../../bench/report/rerun-commands.js')]),
+    );
     const results = await loadResults(inputs);
     const resultsDir = relative(io.cwd, inputs[0]!) || basename(inputs[0]!);
     const { markdown, charts } = renderReport(results, {

@@ -2,11 +2,11 @@
 import { writeFile } from 'node:fs/promises';
 import { formatDuration, parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
-import { terminalProgress } from '../../bench/harness/progress.js';
 import type { RunOverrides } from '../../bench/harness/run-scenario.js';
 import type { ScenarioResult } from '../../bench/harness/scenario.js';
 import { boolFlag, type ParsedArgs, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { loadHarness } from '../load-harness.js';
 
 export function durationFlag(args: ParsedArgs, name: string): number | undefined {
   const v = stringFlag(args, name);
@@ -33,12 +33,15 @@ export function positiveNumberFlag(args: ParsedArgs, name: string, integer: bool
  * one CLI, so a static import would put ~14 MB of bench code into every `tessera proxy` process's RSS.
  */
 async function harness() {
-  const [registry, runner, markdown] = await Promise.all([
-    import('../../bench/scenarios/registry.js'),
-    import('../../bench/harness/run-scenario.js'),
-    import('../../bench/report/render-markdown.js'),
-  ]);
-  return { ...registry, ...runner, ...markdown };
+  const [registry, runner, markdown, progress] = await loadHarness('tessera bench', () =>
+    Promise.all([
+      import('../../bench/scenarios/registry.js'),
+      import('../../bench/harness/run-scenario.js'),
+      import('../../bench/report/render-markdown.js'),
+      import('../../bench/harness/progress.js'),
+    ]),
+  );
+  return { ...registry, ...runner, ...markdown, ...progress };
 }
 type Harness = Awaited<ReturnType<typeof harness>>;
 
@@ -103,7 +106,7 @@ export const benchCommand: Command = {
     const jsonFile = stringFlag(args, 'json');
     const abort = new AbortController();
     void io.stopSignal.then(() => abort.abort());
-    const sink = terminalProgress(io.stderr, process.stderr.isTTY === true, () => process.stderr.columns ?? 100, () => io.clock.nowMs());
+    const sink = h.terminalProgress(io.stderr, process.stderr.isTTY === true, () => process.stderr.columns ?? 100, () => io.clock.nowMs());
     const results: ScenarioResult[] = [];
     for (const s of scenarios) {
       const running = runScenario(s!, overrides, sink, abort.signal);

@@ -1,9 +1,11 @@
 // `tessera control-plane --config F`: runs the control plane until SIGTERM/SIGINT, then drains and exits 0.
 // Prints the bound addresses, then exactly `tessera control-plane: ready` once it serves (harnesses wait for it).
 import { TesseraError } from '../../common/errors.js';
+import { startupError } from '../../common/startup-error.js';
 import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
 import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
 import { requiredString } from '../args.js';
+import { readBuildInfo } from '../read-build-info.js';
 import { type Command, EXIT_OK } from '../command.js';
 
 const CRASH_POINTS: readonly string[] = ['ca-after-material', 'ca-after-state'];
@@ -26,13 +28,16 @@ export const controlPlaneCommand: Command = {
     const drain = args.flags['drain'] === undefined ? 10_000 : Number(args.flags['drain']);
     if (!Number.isInteger(drain) || drain < 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--drain must be a whole number of milliseconds');
     // Loaded on use: every other `tessera` command starts faster without the control plane's dependencies.
-    const [{ pino }, { startControlPlane }] = await Promise.all([import('pino'), import('../../control-plane/src/main.js')]);
-    const log = pino({ level: config.logLevel, base: { component: 'control-plane' } }, pino.destination({ fd: 2, sync: true }));
+    const [{ createLogger }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
+    const log = createLogger({ level: config.logLevel, component: 'control-plane', sync: true });
     const crash = io.env['TESSERA_TEST_CRASH_AT'];
     const handle = await startControlPlane(config, {
       clock: io.clock,
       log,
+      build: readBuildInfo(),
       ...(crash !== undefined && CRASH_POINTS.includes(crash) ? { crashAt: crash as CrashPoint } : {}),
+    }).catch((e: unknown) => {
+      throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
     });
     io.stdout(`tessera control-plane: grpc ${handle.grpcAddress} admin ${handle.adminAddress} socket ${handle.adminSocket} bundle ${handle.bundleFile}${handle.injectorAddress ? ` injector ${handle.injectorAddress}` : ''}\n`);
     io.stdout('tessera control-plane: ready\n');

@@ -8,6 +8,7 @@ import { certsListCommand } from './certs-list.js';
 import { controlPlaneCommand } from './control-plane.js';
 import { demoAppCommand } from './demo-app.js';
 import { injectCommand } from './inject.js';
+import { injectorCommand } from './injector.js';
 import { loadCommand } from './load.js';
 import { policyBreakGlassCommand } from './policy-break-glass.js';
 import { policyCheckCommand } from './policy-check.js';
@@ -17,6 +18,7 @@ import { svidFetchCommand } from './svid-fetch.js';
 import { svidVerifyCommand } from './svid-verify.js';
 import { tokenCreateCommand } from './token-create.js';
 import { upCommand } from './up.js';
+import { versionCommand } from './version.js';
 
 export const COMMANDS: readonly Command[] = [
   upCommand,
@@ -39,7 +41,9 @@ export const COMMANDS: readonly Command[] = [
   revokeLiftCommand,
   demoAppCommand,
   injectCommand,
+  injectorCommand,
   benchCommand,
   benchReportCommand,
   loadCommand,
+  versionCommand,
 ];

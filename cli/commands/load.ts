@@ -3,11 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../common/config/read-named-file.js';
 import { connect } from 'node:tls';
 import { TesseraError } from '../../common/errors.js';
-import type { LoadResult } from '../../bench/harness/autocannon-load.js';
-import { terminalProgress } from '../../bench/harness/progress.js';
-import { formatNumber } from '../../bench/harness/stats.js';
 import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { loadHarness } from '../load-harness.js';
 import { durationFlag, positiveNumberFlag } from './bench.js';
 
 /** --cert/--ca hold certificates, --key a private key: each is checked here, so a mix-up is named, not a handshake failure. */
@@ -43,10 +41,6 @@ function verifyServer(url: URL, tls: { cert?: Buffer; key?: Buffer; ca: Buffer }
   });
 }
 
-function percent(ratio: number): string {
-  return `${(ratio * 100).toFixed(ratio > 0 && ratio < 0.001 ? 3 : 1)} %`;
-}
-
 /** --max-error-rate: a fraction 0..1 or a percentage ("1%"); default 0, any failure fails the run. */
 function maxErrorRate(args: ParsedArgs): number {
   const v = stringFlag(args, 'max-error-rate');
@@ -55,20 +49,6 @@ function maxErrorRate(args: ParsedArgs): number {
   const n = Number(pct ? v.trim().slice(0, -1) : v) / (pct ? 100 : 1);
   if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--max-error-rate must be a fraction from 0 to 1 or a percentage, got "${v}"`);
   return n;
-}
-
-export function loadSummary(url: string, r: LoadResult): string {
-  const l = r.latency;
-  const ms = (x: number) => (Number.isFinite(x) ? formatNumber(x) : '–');
-  const statuses = Object.entries(r.statusCounts).sort(([a], [b]) => a.localeCompare(b)).map(([code, n]) => `${code} × ${formatNumber(n)}`);
-  return [
-    `target     ${url}`,
-    `requests   ${formatNumber(r.responses)} in ${(r.elapsedMs / 1000).toFixed(1)} s = ${formatNumber(r.reqPerSec)} req/s (2xx)`,
-    `latency ms p50 ${ms(l.p50Ms)}  p90 ${ms(l.p90Ms)}  p99 ${ms(l.p99Ms)}  p99.9 ${ms(l.p999Ms)}  max ${ms(l.maxMs)}  mean ${ms(l.meanMs)}`,
-    `status     ${statuses.length ? statuses.join(', ') : 'none'}`,
-    `errors     ${formatNumber(r.connectionErrors + r.timeouts + r.non2xx)} (${percent(r.errorRate)}): TLS/connection ${formatNumber(r.connectionErrors)}, non-2xx ${formatNumber(r.non2xx)}, timeouts ${formatNumber(r.timeouts)}${r.errorSamples.length ? ` — e.g. ${r.errorSamples.join('; ')}` : ''}`,
-    '',
-  ].join('\n');
 }
 
 export const loadCommand: Command = {
@@ -128,10 +108,18 @@ export const loadCommand: Command = {
     }
     const abort = new AbortController();
     void io.stopSignal.then(() => abort.abort());
+    // Loaded here, not at the top: the load harness and autocannon would otherwise sit in the RSS of every
+    // `tessera` process, sidecars included (test/unit/cli/sidecar-import-graph.test.ts).
+    const [{ terminalProgress }, { formatNumber }, { loadSummary, percent }, { runAutocannon }] = await loadHarness('tessera load', () =>
+      Promise.all([
+        import('../../bench/harness/progress.js'),
+        import('../../bench/harness/stats.js'),
+        import('../../bench/harness/load-summary.js'),
+        import('../../bench/harness/autocannon-load.js'),
+      ]),
+    );
     const sink = terminalProgress(io.stderr, process.stderr.isTTY === true, () => process.stderr.columns ?? 100, () => io.clock.nowMs());
     sink.log(`tessera load: ${url.href}, ${connections} connections, ${durationMs / 1000} s${rate ? `, ${rate} req/s` : ''}${cert ? ', mTLS' : ''}`);
-    // Loaded here, not at the top: autocannon would otherwise sit in the RSS of every `tessera` process.
-    const { runAutocannon } = await import('../../bench/harness/autocannon-load.js');
     const result = await runAutocannon({
       url: url.href,
       connections,

@@ -1,6 +1,10 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
+import { startupError } from '../../common/startup-error.js';
 import { requiredString } from '../args.js';
+import { readBuildInfo } from '../read-build-info.js';
 import { type Command, EXIT_OK } from '../command.js';
+
+const COMPONENT = 'tessera-proxy';
 
 export const proxyCommand: Command = {
   path: ['proxy'],
@@ -8,22 +12,27 @@ export const proxyCommand: Command = {
   usage: '--config F',
   details:
     'Validates the config (errors name file, line and key), loads the identity and policies, then serves.\n' +
-    'Prints "tessera proxy: ready" on stdout once every listener serves. Operational logs are JSON on stderr;\n' +
-    'access logs go where telemetry.accessLog says (stdout by default). SIGTERM drains: stop accepting, finish\n' +
+    'Prints the JSON lines "tessera proxy: listening" (bound ports) and "tessera proxy: ready" on stdout once every\n' +
+    'listener serves. Operational logs are JSON on stderr; access logs (JSON) go where telemetry.accessLog says\n' +
+    '(stdout by default): stdout holds JSON lines only. SIGTERM drains: stop accepting, finish\n' +
     'in-flight requests up to limits.drainTimeout, exit 0.',
   flags: {
     config: { type: 'string', value: 'F', description: 'Proxy config file (YAML)', required: true },
   },
   async run(args, io) {
     // Loaded here, not at the top: every `tessera` command would otherwise pay for the proxy's modules.
-    const [{ default: pino }, { loadProxyConfig }, { startProxy }] = await Promise.all([import('pino'), import('../../proxy/src/config/proxy-config.js'), import('../../proxy/src/main.js')]);
+    const [{ createLogger, lifecycleLine }, { loadProxyConfig }, { startProxy }] = await Promise.all([import('../logger.js'), import('../../proxy/src/config/proxy-config.js'), import('../../proxy/src/main.js')]);
     const config = loadProxyConfig(requiredString(args, 'config'));
-    const log = pino({ level: config.logLevel, base: { component: 'tessera-proxy' } }, pino.destination({ fd: 2, sync: false }));
-    const proxy = await Promise.race([startProxy(config, { clock: io.clock, log }), io.stopSignal.then(() => null)]);
+    const log = createLogger({ level: config.logLevel, component: COMPONENT, sync: false });
+    const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo() }).catch((e: unknown) => {
+      throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');
+    });
+    const proxy = await Promise.race([started, io.stopSignal.then(() => null)]);
     if (!proxy) return EXIT_OK;
-    const listeners = proxy.listeners.map((l) => `${l.kind}/${l.name}=${l.port}`).join(' ');
-    io.stdout(`tessera proxy: listening admin=${proxy.admin.host}:${proxy.admin.port} ${listeners}\n`);
-    io.stdout('tessera proxy: ready\n');
+    // JSON like the access log that shares stdout: a collector parsing stdout never meets a plain line.
+    const listeners = Object.fromEntries(proxy.listeners.map((l) => [`${l.kind}/${l.name}`, l.port]));
+    io.stdout(lifecycleLine(COMPONENT, 'tessera proxy: listening', { admin: `${proxy.admin.host}:${proxy.admin.port}`, listeners }, io.clock.nowMs()));
+    io.stdout(lifecycleLine(COMPONENT, 'tessera proxy: ready', {}, io.clock.nowMs()));
     const signal = await io.stopSignal;
     log.info({ signal }, 'draining');
     await proxy.shutdown();

@@ -3,6 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { boolFlag, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { selfCommand } from '../self-command.js';
 import { launchMesh } from '../up/launch-mesh.js';
 import { defaultMesh, loadMeshFile } from '../up/mesh-spec.js';
 import { buildState, renderSummary } from '../up/summary.js';
@@ -40,7 +41,7 @@ export const upCommand: Command = {
         resolveDied();
       });
     });
-    const state = buildState(spec, mesh, io.cwd);
+    const state = buildState(spec, mesh, io.cwd, selfCommand(process.execPath, process.argv[1]!, io.env['PATH']));
     await writeFile(join(stateDir, 'up.json'), `${JSON.stringify(state, null, 2)}\n`);
     if (!quiet) io.stdout(renderSummary(spec, state, io.cwd));
     io.stdout('tessera up: ready\n');

@@ -19,7 +19,8 @@ export interface UpState {
   readonly pids: readonly number[];
 }
 
-export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string): UpState {
+/** `self`: the command line that runs this CLI (cli/self-command.ts), never `npx tessera`. */
+export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string, self: string): UpState {
   const rel = (p: string) => relative(cwd, p) || '.';
   const commands: UpCommand[] = [];
   const byName = new Map(mesh.workloads.map((w) => [w.name, w]));
@@ -40,14 +41,14 @@ export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string): UpS
       commands.push({
         name: `why-${w.name}-to-${o.to}`,
         description: `why: ask the policy engine about ${w.name} → ${o.to}`,
-        command: `npx tessera policy check --policies ${rel(mesh.policiesDir)} --from ${w.spiffeId} --to ${dst.spiffeId}`,
+        command: `${self} policy check --policies ${rel(mesh.policiesDir)} --from ${w.spiffeId} --to ${dst.spiffeId}`,
       });
     }
   }
   const first = mesh.workloads[0]!;
   commands.push({ name: 'metrics', description: `${first.name}'s sidecar metrics`, command: `curl -s ${first.adminUrl}/metrics | grep '^tessera_'` });
   commands.push({ name: 'certs', description: `${first.name}'s SVID as served (serial changes at each rotation)`, command: `curl -s ${first.adminUrl}/certs` });
-  commands.push({ name: 'certs-list', description: 'every SVID the control plane issued', command: `npx tessera certs list --data-dir ${rel(mesh.dataDir)}` });
+  commands.push({ name: 'certs-list', description: 'every SVID the control plane issued', command: `${self} certs list --data-dir ${rel(mesh.dataDir)}` });
   return {
     trustDomain: spec.trustDomain,
     stateDir: mesh.stateDir,

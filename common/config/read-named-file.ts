@@ -22,16 +22,24 @@ const REASONS: Readonly<Record<string, string>> = {
   EISDIR: 'is a directory, not a file',
   ENOTDIR: 'a parent of it is not a directory',
   ELOOP: 'too many symbolic links',
+  EROFS: 'on a read-only file system',
+  ENOSPC: 'no space left on the device',
+  EADDRINUSE: 'address already in use',
+  EADDRNOTAVAIL: 'address not available on this host',
 };
 
 function fail(f: NamedFile, code: ErrorCode, why: string): TesseraError {
   return new TesseraError(code, `${f.what} ${f.path}: ${why}`, { file: f.path });
 }
 
-function unreadable(f: NamedFile, e: unknown): TesseraError {
+/** Why a file operation failed, in words, with the errno code kept for searching: "no such file (ENOENT)". */
+export function errnoReason(e: unknown, fallback = 'cannot be read'): string {
   const errno = (e as NodeJS.ErrnoException).code;
-  const why = errno ? `${REASONS[errno] ?? 'cannot be read'} (${errno})` : (e as Error).message;
-  return fail(f, f.code ?? 'TESSERA_ERR_CLI_FILE_UNREADABLE', why);
+  return errno ? `${REASONS[errno] ?? fallback} (${errno})` : (e as Error).message;
+}
+
+function unreadable(f: NamedFile, e: unknown): TesseraError {
+  return fail(f, f.code ?? 'TESSERA_ERR_CLI_FILE_UNREADABLE', errnoReason(e));
 }
 
 function nonEmpty(f: NamedFile, data: Buffer): Buffer {

@@ -4,8 +4,11 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
+import type { BuildInfo } from '../../common/build-info.js';
 import type { Clock } from '../../common/clock.js';
+import { readNamedFileSync } from '../../common/config/read-named-file.js';
 import { TesseraError, describeError } from '../../common/errors.js';
+import { startupError } from '../../common/startup-error.js';
 import { socketAnswers } from './admin/admin-socket.js';
 import { AdminHttp } from './admin/admin-http.js';
 import { adminRoutes } from './admin/admin-routes.js';
@@ -31,6 +34,7 @@ import type { ControlPlaneConfig } from './config/cp-config.js';
 import { type InjectorWebhook, startInjectorWebhook } from './injector/webhook-server.js';
 import { Issuer } from './issuance/issuer.js';
 import { RateLimiter } from './issuance/rate-limiter.js';
+import { Revocations } from './issuance/revocations.js';
 import { SelfSvidSource } from './issuance/self-svid.js';
 import { BreakGlass } from './policy/break-glass.js';
 import { PolicyDirSource } from './policy/policy-dir-source.js';
@@ -39,6 +43,7 @@ import { openDatabase } from './store/database.js';
 import { GrantStore } from './store/grant-store.js';
 import { InventoryStore } from './store/inventory-store.js';
 import { MetaStore } from './store/meta-store.js';
+import { RevocationStore } from './store/revocation-store.js';
 import { TokenStore } from './store/token-store.js';
 
 /** pino-compatible subset. */
@@ -51,6 +56,7 @@ export interface ControlPlaneLogger {
 export interface ControlPlaneDeps {
   readonly clock: Clock;
   readonly log: ControlPlaneLogger;
+  readonly build: BuildInfo; // tessera_build_info's labels
   /** Test seam: kill this process at a named point of a CA commit (docs/control-plane.md). */
   readonly crashAt?: CrashPoint;
   /** Period of the maintenance tick (default 1 s). */
@@ -78,11 +84,14 @@ function prepareDataDir(dir: string, log: ControlPlaneLogger): void {
     if (!existsSync(dir)) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chmodSync(dir, 0o700);
+    } else if (!statSync(dir).isDirectory()) {
+      throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: not a directory`, { file: dir });
     } else if ((statSync(dir).mode & 0o077) !== 0) {
       // Not changed behind the operator's back (it may be a shared directory); what is secret in it is 0600/0700.
       log.warn({ dataDir: dir, mode: (statSync(dir).mode & 0o777).toString(8) }, 'the data dir is readable by others; 0700 is recommended');
     }
   } catch (e) {
+    if (e instanceof TesseraError) throw e;
     throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
@@ -130,7 +139,13 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   };
   try {
     const dbFile = join(dataDir, DATABASE_FILE);
-    const db = openDatabase(dbFile);
+    const db = (() => {
+      try {
+        return openDatabase(dbFile);
+      } catch (e) {
+        throw startupError(e, 'TESSERA_ERR_CP_START_FAILED', dbFile);
+      }
+    })();
     cleanups.push(() => db.close());
     // Token hashes and the audit trail: owner-only like the rest of the data dir.
     for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
@@ -141,7 +156,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const grants = new GrantStore(db);
     const meta = new MetaStore(db);
     const registry = new Registry();
-    const metrics = createMetrics(registry);
+    const metrics = createMetrics(registry, deps.build);
 
     let afterCaChange: (() => void) | undefined;
     const crashAt = deps.crashAt;
@@ -176,7 +191,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       const api = k8sConfig.apiServer;
       if (api) {
         // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
-        const fetch = createHttpsFetch({ caPem: readFileSync(api.caFile, 'utf8') });
+        const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8') });
         const callerToken = () => readFileSync(api.tokenFile, 'utf8').trim();
         const refresher = new JwksRefresher({
           apiServer: api.url,
@@ -210,6 +225,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       log.warn({ err: describeError(e) }, 'kubernetes attestor: JWKS not usable yet');
     }
     const svidAttestor = new SvidAttestor(() => ca.current().bundle, clock);
+    // Bans publish through the config hub, which exists a few lines below.
+    let publishConfig = () => {};
+    const revocations = new Revocations({ store: new RevocationStore(db), tokens, inventory, audit, trustDomain: td, clock, onChange: () => publishConfig() });
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
     const issuer = new Issuer({
       trustDomain: td,
@@ -218,6 +236,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       ...(config.attestors.joinToken.enabled ? { joinTokens: new JoinTokenAttestor(tokens, clock) } : {}),
       ...(kubernetes ? { kubernetes } : {}),
       svids: svidAttestor,
+      revocations,
       limiter,
       inventory,
       audit,
@@ -245,8 +264,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     let policySource: PolicyDirSource | undefined;
     let breakGlass: BreakGlass | undefined;
     const hub = new ConfigHub({
-      inputs: { bundles: () => [ca.current().bundle], policies: () => policySource?.policies ?? [], grants: () => breakGlass?.active() ?? [] },
+      inputs: { bundles: () => [ca.current().bundle], policies: () => policySource?.policies ?? [], grants: () => breakGlass?.active() ?? [], denyList: () => revocations.denyList() },
       svids: svidAttestor,
+      admit: (id, serial) => revocations.check(id, serial),
       peerChain: (call) => grpcServer?.chainOf(call) ?? [],
       clock,
       nextVersion: () => meta.increment('config.snapshot_version'),
@@ -259,6 +279,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       },
     });
     breakGlass = new BreakGlass(grants, audit, clock, () => hub.publish());
+    publishConfig = () => hub.publish();
     if (config.policiesDir) {
       const dir = config.policiesDir;
       policySource = new PolicyDirSource({
@@ -282,6 +303,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       listen: config.listen,
       identity: serverIdentity(),
       handshakeTimeoutMs: config.limits.handshakeTimeoutMs,
+      headersTimeoutMs: config.limits.headersTimeoutMs,
       maxConnections: config.limits.maxConnections,
       // grpc-js' own cap sits above ours, so a merely oversized request gets our coded answer, not a reset.
       maxReceiveBytes: config.limits.maxRequestBytes * 4,
@@ -342,7 +364,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const adminSocket = new AdminSocket(
       socketPath,
-      adminRoutes({ trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, ...(policySource ? { policies: policySource } : {}), clock }),
+      adminRoutes({ trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policySource ? { policies: policySource } : {}), clock }),
     );
     await adminSocket.start();
     cleanups.push(() => adminSocket.stop());

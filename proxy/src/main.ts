@@ -1,9 +1,9 @@
 // The proxy's composition root: builds the identity source, policy source, telemetry, admin listener and the
 // inbound/outbound listeners from a validated config, and owns start-up order and graceful drain.
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
+import type { BuildInfo } from '../../common/build-info.js';
 import type { Clock } from '../../common/clock.js';
+import { certificatesOf, readNamedFileSync } from '../../common/config/read-named-file.js';
 import { TesseraError, describeError } from '../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
@@ -26,11 +26,17 @@ import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
 import { ProxyMetrics, createProxyRegistry } from './telemetry/metrics.js';
+import { resolveTracing } from './telemetry/tracing-settings.js';
+import { DenyListHolder } from './tls/deny-list-holder.js';
 import { ClientContexts, TicketKeys } from './tls/tls-contexts.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;
   readonly log: Logger;
+  /** The process environment: standard OTEL_* variables configure tracing where the config does not. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Version, Node and OpenSSL, for tessera_build_info. */
+  readonly build: BuildInfo;
 }
 
 export interface RunningProxy {
@@ -46,9 +52,9 @@ type Listener = InboundListener | InboundH2Listener | OutboundListener | Outboun
 
 /** The trust domain of the control plane: from its bundle's CA certificates (they carry spiffe://<td> as URI SAN). */
 function trustDomainOfBundle(pem: string, file: string): TrustDomain {
-  for (const block of pem.split('-----END CERTIFICATE-----')) {
-    if (!block.includes('BEGIN CERTIFICATE')) continue;
-    const san = new X509Certificate(`${block}-----END CERTIFICATE-----\n`).subjectAltName ?? '';
+  // Parsed as a named file: a malformed block is a coded error naming it, not a bare parser message.
+  for (const cert of certificatesOf({ path: file, what: 'identity.controlPlane.bundleFile' }, Buffer.from(pem))) {
+    const san = cert.subjectAltName ?? '';
     const m = /URI:spiffe:\/\/([^/,\s]+)/.exec(san);
     if (m) return TrustDomain.parse(m[1]!);
   }
@@ -69,9 +75,11 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const { clock, log } = rt;
   const nowMs = () => clock.nowMs();
   const registry = createProxyRegistry();
-  const metrics = new ProxyMetrics(registry);
+  const metrics = new ProxyMetrics(registry, { build: rt.build });
   const identity = new IdentityStore(clock);
   const policies = new PolicyHolder(config.authorization.defaultAction);
+  // Bans come only over Config/Watch: a files-identity proxy keeps the empty list.
+  const denyList = new DenyListHolder();
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
   const stoppables: Stoppable[] = [];
   let draining = false;
@@ -117,7 +125,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       import('./identity/control-plane-client.js'),
       import('./identity/control-plane-svid-source.js'),
     ]);
-    const bootstrapPem = readFileSync(cp.bundleFile, 'utf8');
+    const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
     const td = cp.trustDomain ? TrustDomain.parse(cp.trustDomain) : trustDomainOfBundle(bootstrapPem, cp.bundleFile);
     const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
     let svid: IssuedSvid | undefined;
@@ -169,6 +177,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
         metrics.trustBundleUpdate('success');
         policies.setSnapshot(u.policies);
         metrics.policyUpdate('success');
+        denyList.set(u.denyList);
       },
       onEvent: (e) => {
         if (e.kind === 'refused') {
@@ -229,8 +238,9 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       registry,
       readiness,
       certs: () => certsReport(identity.current, tlsPort(), { nextRenewalMs: nextRenewalMs(), lastServedCheck }),
-      config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, listeners: listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections })) }),
+      config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, listeners: listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections })) }),
       onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
+      appProbes: config.admin.appProbes,
     });
   } catch (e) {
     for (const s of stoppables) s.stop();
@@ -240,13 +250,11 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   // ---- listeners, once identity and policy are in place (no mTLS is served before)
   await firstIdentity;
   await firstPolicies;
-  // The OpenTelemetry SDK loads only when tracing is configured.
-  const tracer = !config.telemetry.tracing.otlpEndpoint ? null : (await import('./telemetry/tracing.js')).createRequestTracer({
-    ...(config.telemetry.tracing.otlpEndpoint ? { otlpEndpoint: config.telemetry.tracing.otlpEndpoint } : {}),
-    samplerRatio: config.telemetry.tracing.samplerRatio,
-    serviceName: config.telemetry.tracing.serviceName ?? `tessera-proxy ${identity.current!.id.path}`,
-    localId: identity.current!.id.toString(),
-  });
+  // The config's telemetry.tracing, else the standard OTEL_* variables; the SDK loads only when tracing is on.
+  const tracing = resolveTracing(config.telemetry.tracing, rt.env, { serviceName: `tessera-proxy ${identity.current!.id.path}`, spiffeId: identity.current!.id.toString() });
+  for (const w of tracing.warnings) log.warn({ detail: w }, 'tracing environment variable ignored');
+  const tracer = !tracing.settings ? null : (await import('./telemetry/tracing.js')).createRequestTracer(tracing.settings);
+  if (tracing.settings) log.info({ endpoint: tracing.settings.endpoint, sampler: tracing.settings.sampler, serviceName: tracing.settings.resource['service.name'] }, 'tracing on');
   const ticketKeys = new TicketKeys();
   const rotateTickets = setInterval(() => {
     ticketKeys.rotate();
@@ -257,6 +265,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const deps: ListenerDeps = {
     identity,
     policies,
+    denyList,
     metrics,
     accessLog,
     tracer,

@@ -5,19 +5,20 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { makeTempDir, spawnTessera, tessera } from '../helpers/run.js';
+import { makeTempDir, run, spawnTessera, tessera } from '../helpers/run.js';
 
 interface UpState {
   trustDomain: string;
   controlPlane: { dataDir: string; admin: string };
   workloads: { name: string; spiffeId: string; adminUrl: string; outbound: { to: string; url: string }[]; svidSerial: string }[];
+  commands: { name: string; command: string }[];
 }
 
 let dir: string;
 let cleanup: () => Promise<void>;
 
-async function up(stateDir: string, extra: string[] = []): Promise<{ state: UpState; stdout: () => string; stop: () => Promise<number | null> }> {
-  const child = spawnTessera(['up', '--state-dir', stateDir, ...extra]);
+async function up(stateDir: string, extra: string[] = [], cwd?: string): Promise<{ state: UpState; stdout: () => string; stop: () => Promise<number | null> }> {
+  const child = spawnTessera(['up', '--state-dir', stateDir, ...extra], cwd ? { cwd } : {});
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => {
@@ -56,7 +57,8 @@ afterAll(async () => cleanup?.());
 
 test('tessera up: the printed commands show the mesh working, Ctrl-C stops cleanly, the CA is reused', async () => {
   const stateDir = join(dir, 'state');
-  const first = await up(stateDir);
+  // Run where a user would: in their own directory, outside the repository.
+  const first = await up(stateDir, [], dir);
   const { state } = first;
   expect(state.trustDomain).toBe('tessera.local');
   const web = state.workloads.find((w) => w.name === 'web')!;
@@ -79,6 +81,16 @@ test('tessera up: the printed commands show the mesh working, Ctrl-C stops clean
   const list = await tessera(['certs', 'list', '--data-dir', state.controlPlane.dataDir, '--json']);
   expect(list.code).toBe(0);
   expect((JSON.parse(list.stdout) as { serial: string }[]).map((c) => c.serial)).toContain(web.svidSerial);
+
+  // The printed tessera commands run THIS CLI from the user's directory (`npx tessera` there would fetch an
+  // unrelated npm package): each works as printed, in the directory `tessera up` ran in.
+  const printed = state.commands.filter((c) => !c.command.startsWith('curl'));
+  expect(printed.map((c) => c.name)).toEqual(expect.arrayContaining(['why-web-to-api', 'why-api-to-web', 'certs-list']));
+  for (const c of printed) {
+    expect(c.command).not.toMatch(/\bnpx\b/);
+    const r = await run('sh', ['-c', c.command], { cwd: dir });
+    expect(r.code, `${c.command}\n${r.stderr}`).toBe(c.name === 'why-api-to-web' ? 1 : 0);
+  }
 
   const bundle1 = await readFile(join(state.controlPlane.dataDir, 'bundle.pem'), 'utf8');
   expect(await first.stop()).toBe(0);

@@ -6,7 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { loadTesseraServices } from '../../control-plane/src/api/protos.js';
-import { spawnTessera } from './run.js';
+import { startReadyProcess } from './ready-process.js';
 
 export const TD = 'example.org';
 export const CONTROL_PLANE_ID = `spiffe://${TD}/tessera/control-plane`;
@@ -34,50 +34,20 @@ export async function writeControlPlaneConfig(dir: string, extra = ''): Promise<
 
 /** Spawns the control plane on an existing config and waits (bounded) for its ready line. */
 export async function startControlPlaneProcess(dir: string, configFile: string, env: NodeJS.ProcessEnv = process.env, timeoutMs = 20_000): Promise<RunningControlPlane> {
-  const proc = spawnTessera(['control-plane', '--config', configFile], { env });
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  proc.stderr!.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`control plane not ready within ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`)), timeoutMs);
-    const check = () => {
-      if (out.includes('tessera control-plane: ready\n')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`control plane exited with ${code} before ready\nstdout: ${out}\nstderr: ${err}`));
-    });
-  });
-  const m = /tessera control-plane: grpc (\S+) admin (\S+)/.exec(out);
-  if (!m) throw new Error(`no address line in: ${out}`);
+  const p = await startReadyProcess(['control-plane', '--config', configFile], 'tessera control-plane: ready', { env, timeoutMs });
+  const m = /tessera control-plane: grpc (\S+) admin (\S+)/.exec(p.stdout());
+  if (!m) throw new Error(`no address line in: ${p.stdout()}`);
   return {
-    proc,
+    proc: p.proc,
     dir,
     dataDir: join(dir, 'data'),
     policiesDir: join(dir, 'policies'),
     configFile,
     grpc: m[1]!,
     admin: m[2]!,
-    stdout: () => out,
-    stderr: () => err,
-    async stop(deadlineMs = 15_000) {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), deadlineMs);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
+    stdout: p.stdout,
+    stderr: p.stderr,
+    stop: p.stop,
   };
 }
 

@@ -1,5 +1,5 @@
 // Starts real `tessera proxy` child processes for integration tests: writes SVID files minted by the test CA,
-// waits for the ready line, reads the bound ports from the listening line, and stops with SIGTERM.
+// waits for the ready line, reads the bound ports from the (JSON) listening line, and stops with SIGTERM.
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -29,8 +29,18 @@ export async function writeSvidFiles(ca: TestCa, id: string, dir: string, opts: 
   return { certFile, keyFile, bundleFile, serial: svid.leaf.serialNumber.toLowerCase() };
 }
 
-export async function startProxyProcess(configFile: string, timeoutMs = 20_000): Promise<ProxyProcess> {
-  const child = spawnTessera(['proxy', '--config', configFile]);
+/** The proxy's stdout holds JSON lines only (lifecycle and access log); this is its "listening" line. */
+export function readListeningLine(stdout: string): { admin: string; listeners: Record<string, number> } {
+  for (const line of stdout.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    const rec = JSON.parse(line) as { msg?: string; admin: string; listeners: Record<string, number> };
+    if (rec.msg === 'tessera proxy: listening') return rec;
+  }
+  throw new Error(`no listening line in:\n${stdout}`);
+}
+
+export async function startProxyProcess(configFile: string, timeoutMs = 20_000, env?: NodeJS.ProcessEnv): Promise<ProxyProcess> {
+  const child = spawnTessera(['proxy', '--config', configFile], env ? { env } : {});
   let out = '';
   let err = '';
   child.stdout!.on('data', (d) => {
@@ -48,10 +58,9 @@ export async function startProxyProcess(configFile: string, timeoutMs = 20_000):
     }
     await new Promise((r) => setTimeout(r, 25));
   }
-  const line = out.split('\n').find((l) => l.startsWith('tessera proxy: listening'))!;
-  const ports = new Map<string, number>();
-  for (const m of line.matchAll(/(inbound|outbound|edge)\/([a-z0-9-]+)=(\d+)/g)) ports.set(`${m[1]}/${m[2]}`, Number(m[3]));
-  const admin = Number(/admin=[^ ]+:(\d+)/.exec(line)![1]);
+  const listening = readListeningLine(out);
+  const ports = new Map<string, number>(Object.entries(listening.listeners));
+  const admin = Number(/:(\d+)$/.exec(listening.admin)![1]);
   return {
     child,
     admin,

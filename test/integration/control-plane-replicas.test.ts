@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
+import { type SecretMount, canMount, mountSecret } from '../helpers/secret-mount.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -18,11 +19,13 @@ let dir: string;
 let cleanup: () => Promise<void>;
 const cps: RunningControlPlane[] = [];
 const proxies: ProxyProcess[] = [];
+const mounts: SecretMount[] = [];
 let app: ReturnType<typeof createServer>;
 
 async function caDigest(caDir: string): Promise<string> {
   const h = createHash('sha256');
-  for (const name of (await readdir(caDir)).sort()) h.update(name).update(await readFile(join(caDir, name)));
+  // `..data` and the timestamped directory of a Secret mount are the kubelet's; the keys are read through them.
+  for (const name of (await readdir(caDir)).sort()) if (!name.startsWith('..')) h.update(name).update(await readFile(join(caDir, name)));
   return h.digest('hex');
 }
 
@@ -35,13 +38,19 @@ beforeAll(async () => {
   await mkdir(seed);
   const seedCp = await startControlPlaneProcess(seed, await writeControlPlaneConfig(seed));
   expect(await seedCp.stop()).toBe(0);
-  // … then each replica gets a read-only copy in its own data dir, like a Secret volume.
+  // … then each replica gets it as a Secret volume: a read-only mount where the machine allows one (root may
+  // chmod and write a directory it owns, so only a read-only MOUNT is what a cluster gives), else a 0500 copy.
+  const files: Record<string, Buffer> = {};
+  for (const f of await readdir(join(seed, 'data', 'ca'))) files[f] = await readFile(join(seed, 'data', 'ca', f));
   for (const name of ['a', 'b']) {
     const d = join(dir, name);
     await mkdir(join(d, 'data'), { recursive: true, mode: 0o700 });
-    await cp(join(seed, 'data', 'ca'), join(d, 'data', 'ca'), { recursive: true });
-    for (const f of await readdir(join(d, 'data', 'ca'))) await chmod(join(d, 'data', 'ca', f), 0o400);
-    await chmod(join(d, 'data', 'ca'), 0o500);
+    if (canMount(dir)) mounts.push(await mountSecret(join(d, 'secret'), join(d, 'data', 'ca'), files, { mode: 0o400 }));
+    else {
+      await cp(join(seed, 'data', 'ca'), join(d, 'data', 'ca'), { recursive: true });
+      for (const f of await readdir(join(d, 'data', 'ca'))) await chmod(join(d, 'data', 'ca', f), 0o400);
+      await chmod(join(d, 'data', 'ca'), 0o500);
+    }
     const cfg = await writeControlPlaneConfig(d);
     await writeFile(join(d, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
     cps.push(await startControlPlaneProcess(d, cfg));
@@ -51,6 +60,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const p of proxies) await p.stop();
   for (const c of cps) await c.stop();
+  for (const m of mounts) await m.unmount();
   app?.close();
   await cleanup?.();
 });

@@ -23,11 +23,11 @@ beforeAll(async () => {
 afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
 
 test('off without an endpoint', () => {
-  expect(createRequestTracer({ samplerRatio: 1, serviceName: 's', localId: 'spiffe://td/x' })).toBeNull();
+  expect(createRequestTracer({ sampler: { name: 'parentbased_always_on', ratio: 1 }, resource: { 'service.name': 's', 'spiffe.id': 'spiffe://td/x' } })).toBeNull();
 });
 
 test('a span per request, exported over OTLP/HTTP, child of the caller', async () => {
-  const tracer = createRequestTracer({ otlpEndpoint: url, samplerRatio: 1, serviceName: 'tessera-proxy', localId: 'spiffe://example.org/api' })!;
+  const tracer = createRequestTracer({ endpoint: url, sampler: { name: 'parentbased_traceidratio', ratio: 1 }, resource: { 'service.name': 'tessera-proxy', 'spiffe.id': 'spiffe://example.org/api' } })!;
   const caller = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
   const span = tracer.start('inbound GET', 'inbound', caller, { 'http.method': 'GET', 'tessera.peer': 'spiffe://example.org/web' });
   const out = parseTraceparent(span.traceparent)!;

@@ -1,6 +1,8 @@
 // The control plane's Prometheus metrics (prefix tessera_), registered on a registry main.ts creates and
 // injects; label values come from fixed sets (results, error codes, attestation reasons, authority ids).
-import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { BuildInfo } from '../../../common/build-info.js';
+import { registerProcessMetrics } from '../../../common/telemetry/process-metrics.js';
 
 export interface ControlPlaneMetrics {
   readonly issuances: Counter<'result' | 'attestor'>;
@@ -19,8 +21,9 @@ export interface ControlPlaneMetrics {
   readonly grpcConnections: Gauge;
 }
 
-export function createMetrics(registry: Registry): ControlPlaneMetrics {
-  collectDefaultMetrics({ register: registry, prefix: 'tessera_' });
+export function createMetrics(registry: Registry, build: BuildInfo): ControlPlaneMetrics {
+  // The same process_*/nodejs_* names and tessera_build_info as every proxy.
+  registerProcessMetrics(registry, build);
   const registers = [registry];
   return {
     issuances: new Counter({ name: 'tessera_issuances_total', help: 'SVID requests decided, by result (issued|refused) and attestor', labelNames: ['result', 'attestor'], registers }),

@@ -19,10 +19,12 @@ export interface GrpcServerOptions {
   readonly listen: string;
   readonly identity: ServerIdentity;
   readonly handshakeTimeoutMs: number;
+  /** After the handshake: the first call's headers must be complete by then (grpc-js has no headers timeout). */
+  readonly headersTimeoutMs: number;
   readonly maxConnections: number;
   /** Hard cap grpc-js enforces before any handler runs. */
   readonly maxReceiveBytes: number;
-  readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn', peer: string) => void;
+  readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
 }
 
 /** DER chain the peer presented, leaf first (node links issuers it could find; self-signed ends the walk). */
@@ -43,6 +45,8 @@ export class GrpcServer {
   readonly #o: GrpcServerOptions;
   readonly #peers = new Map<string, Buffer[]>();
   readonly #sockets = new Set<TLSSocket>();
+  /** Connections whose first call has not started yet, by peer address: cut when their headers deadline passes. */
+  readonly #awaitingCall = new Map<string, NodeJS.Timeout>();
   #tls: TlsServer | undefined;
   #injector: grpc.ConnectionInjector | undefined;
   #port = 0;
@@ -55,8 +59,19 @@ export class GrpcServer {
       'grpc.max_concurrent_streams': 100,
       // grpc-js otherwise lifts Node's per-session memory bound entirely (MB, as Node's maxSessionMemory).
       'grpc-node.max_session_memory': 10,
+      // A connection with no call in progress for 60 s is closed (GOAWAY): this also bounds a client that sends the
+      // preface and never a call, or trickles a call's headers (grpc-js has no headers timeout). A proxy's Watch
+      // keeps its connection busy; others reconnect on their next call.
+      'grpc.max_connection_idle_ms': 60_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
+      // Runs when a call's headers are complete and a handler exists: the connection has made its first call.
+      interceptors: [
+        (_method, call) => {
+          this.#callStarted(call.getPeer());
+          return new grpc.ServerInterceptingCall(call);
+        },
+      ],
     });
   }
 
@@ -138,6 +153,13 @@ export class GrpcServer {
     };
   }
 
+  #callStarted(peer: string): void {
+    const t = this.#awaitingCall.get(peer);
+    if (t === undefined) return;
+    clearTimeout(t);
+    this.#awaitingCall.delete(peer);
+  }
+
   #accept(socket: TLSSocket): void {
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
     if (socket.alpnProtocol !== 'h2') {
@@ -149,7 +171,17 @@ export class GrpcServer {
     socket.on('error', () => {});
     this.#peers.set(key, peerChain(socket));
     this.#sockets.add(socket);
+    // A client that trickles its first call's headers (or never sends one) would hold the connection until the
+    // 60 s idle close, or forever while it keeps a header block open: cut it at the headers deadline.
+    const deadline = setTimeout(() => {
+      this.#awaitingCall.delete(key);
+      this.#o.onTlsFailure?.('headers_timeout', key);
+      socket.destroy();
+    }, this.#o.headersTimeoutMs);
+    deadline.unref();
+    this.#awaitingCall.set(key, deadline);
     socket.once('close', () => {
+      this.#callStarted(key);
       this.#peers.delete(key);
       this.#sockets.delete(socket);
     });

@@ -1,7 +1,7 @@
 // The control plane's config file (DESIGN.md section 8): schema, defaults, and loading with relative paths
 // resolved against the file's directory. Unknown keys are errors naming file, line and key.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { readNamedFileSync } from '../../../common/config/read-named-file.js';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
@@ -80,6 +80,7 @@ export const controlPlaneSchema: ObjectSchema = {
       properties: {
         maxRequestBytes: { type: 'number', integer: true, min: 1024, max: 4 << 20, default: 65_536 },
         handshakeTimeout: { type: 'duration', default: '10s', min: 100 },
+        headersTimeout: { type: 'duration', default: '10s', min: 100 },
         maxConnections: { type: 'number', integer: true, min: 1, default: 4096 },
       },
     },
@@ -114,7 +115,7 @@ export interface ControlPlaneConfig {
     };
   };
   readonly policiesDir?: string;
-  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly maxConnections: number };
+  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number };
   readonly injector?: InjectorSettings;
 }
 
@@ -131,7 +132,7 @@ interface Raw {
     kubernetes?: { issuer: string; audience: string; jwksFile?: string; apiServer?: { url?: string; caFile?: string; tokenFile?: string; jwksRefresh?: number; tokenReview?: boolean } };
   };
   policies?: { dir: string };
-  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; maxConnections?: number };
+  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
 }
 
@@ -211,6 +212,7 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
     limits: {
       maxRequestBytes: raw.limits?.maxRequestBytes ?? 65_536,
       handshakeTimeoutMs: raw.limits?.handshakeTimeout ?? 10_000,
+      headersTimeoutMs: raw.limits?.headersTimeout ?? 10_000,
       maxConnections: raw.limits?.maxConnections ?? 4096,
     },
     ...(injector ? { injector } : {}),
@@ -218,11 +220,6 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
 }
 
 export function loadControlPlaneConfig(file: string): ControlPlaneConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
-  }
+  const text = readNamedFileSync({ path: file, what: 'config', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
   return parseControlPlaneConfig(text, file);
 }

@@ -15,6 +15,12 @@ export const ANNOTATION = {
   inboundProtocol: 'tessera.dev/inbound-protocol',
   /** "api=spiffe://td/ns/N/sa/S@host:port[;local=P][;protocol=X],…": explicit upstreams. */
   outbound: 'tessera.dev/outbound',
+  /** "on" | "off": the sidecar's JSON access log on stdout (telemetry.accessLog); absent: the proxy default (on). */
+  accessLog: 'tessera.dev/access-log',
+  /** OTLP/HTTP traces URL (http(s)://collector:4318/v1/traces): turns the sidecar's tracing on. */
+  tracingEndpoint: 'tessera.dev/tracing-endpoint',
+  /** 0..1: share of new traces sampled, parent-based (telemetry.tracing.samplerRatio). Needs tracing-endpoint. */
+  tracingSamplerRatio: 'tessera.dev/tracing-sampler-ratio',
   /** Written by the injector: the Tessera version that injected the pod. */
   injected: 'tessera.dev/injected',
   /** Written by the injector: the proxy config YAML, projected into the sidecar by the downward API. */
@@ -204,4 +210,42 @@ function assignLocalPorts(
     }
     return { name: p.name, spiffeId: p.spiffeId, upstream: p.upstream, localPort, protocol: p.protocol };
   });
+}
+
+export interface TelemetryAnnotations {
+  readonly accessLog?: 'stdout' | 'off';
+  readonly tracing?: { readonly otlpEndpoint: string; readonly samplerRatio?: number };
+}
+
+/** Access log and tracing of the sidecar, from tessera.dev/access-log and tessera.dev/tracing-*. */
+export function parseTelemetry(annotations: Annotations): TelemetryAnnotations {
+  const out: { accessLog?: 'stdout' | 'off'; tracing?: { otlpEndpoint: string; samplerRatio?: number } } = {};
+  const log = annotations[ANNOTATION.accessLog];
+  if (log !== undefined) {
+    const t = log.trim().toLowerCase();
+    if (t === 'on' || t === 'true' || t === 'enabled') out.accessLog = 'stdout';
+    else if (t === 'off' || t === 'false' || t === 'disabled') out.accessLog = 'off';
+    else throw bad(ANNOTATION.accessLog, `"${log}" is not one of "on", "off"`);
+  }
+  const endpoint = annotations[ANNOTATION.tracingEndpoint]?.trim();
+  const ratioText = annotations[ANNOTATION.tracingSamplerRatio];
+  if (endpoint !== undefined) {
+    let url: URL | null = null;
+    try {
+      url = new URL(endpoint);
+    } catch {
+      // reported below
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) {
+      throw bad(ANNOTATION.tracingEndpoint, `"${endpoint}" is not an http(s) URL such as http://otel-collector.observability:4318/v1/traces`);
+    }
+    out.tracing = { otlpEndpoint: endpoint };
+  }
+  if (ratioText !== undefined) {
+    if (!out.tracing) throw bad(ANNOTATION.tracingSamplerRatio, `needs ${ANNOTATION.tracingEndpoint} (where spans go)`);
+    const n = /^\s*(0(\.\d+)?|1(\.0+)?|\.\d+)\s*$/.test(ratioText) ? Number(ratioText) : Number.NaN;
+    if (!(n >= 0 && n <= 1)) throw bad(ANNOTATION.tracingSamplerRatio, `"${ratioText}" is not a number from 0 to 1`);
+    out.tracing = { ...out.tracing, samplerRatio: n };
+  }
+  return out;
 }

@@ -9,10 +9,12 @@ import {
   RESERVED_PORTS,
   parseInboundPorts,
   parseOutbound,
+  parseTelemetry,
   podOptsOut,
 } from './annotations.js';
 import type { InjectorConfig } from './injector-config.js';
-import { type Container, type EnvVar, type Pod, type Volume, type VolumeMount, isObject } from './k8s-types.js';
+import { type Container, type EnvVar, type Json, type Pod, type Volume, type VolumeMount, isObject } from './k8s-types.js';
+import { type AppProbeTarget, type ProbeField, rewriteProbes } from './probe-rewrite.js';
 import { buildProxyConfig, renderProxyConfigYaml, SIDECAR_PATHS } from './proxy-config.js';
 import { SIDECAR_NAME, SPIFFE_ENDPOINT_ENV, VOLUME, appEnv, appVolumeMount, sidecarContainer, sidecarVolumes } from './sidecar.js';
 
@@ -35,6 +37,8 @@ export interface AppContainerAdditions {
   readonly mount: VolumeMount;
   /** Absent when the container already sets SPIFFE_ENDPOINT_SOCKET itself. */
   readonly env?: EnvVar;
+  /** Probes replaced by their sidecar-relayed form (probe-rewrite.ts); absent when none is rewritten. */
+  readonly probes?: Partial<Record<ProbeField, Json>>;
 }
 
 export interface PodAdditions {
@@ -150,10 +154,13 @@ export function planInjection(input: InjectionInput, ctx: InjectionContext): Inj
   );
   checkConflicts(pod);
   checkBundle(ctx.bundlePem);
-  const proxyYaml = renderProxyConfigYaml(buildProxyConfig(ctx.config, inbound, outbound));
+  const rewritten = pod.spec.containers.map(rewriteProbes);
+  const appProbes = Object.assign({}, ...rewritten.map((r) => r.targets)) as Record<string, AppProbeTarget>;
+  const proxyYaml = renderProxyConfigYaml(buildProxyConfig(ctx.config, inbound, outbound, parseTelemetry(annotations), appProbes));
   const appContainers = pod.spec.containers.map((c, index) => {
     const hasEnv = (c.env ?? []).some((e) => e.name === SPIFFE_ENDPOINT_ENV);
-    return { index, mount: appVolumeMount(), ...(hasEnv ? {} : { env: appEnv() }) };
+    const probes = rewritten[index]!.probes;
+    return { index, mount: appVolumeMount(), ...(hasEnv ? {} : { env: appEnv() }), ...(Object.keys(probes).length > 0 ? { probes } : {}) };
   });
   return {
     action: 'inject',

@@ -41,6 +41,7 @@ export function jsonPatchFor(pod: Pod, add: PodAdditions): JsonPatchOp[] {
       if (!c.env) ops.push({ op: 'add', path: `${base}/env`, value: [json(a.env)] });
       else ops.push({ op: 'add', path: `${base}/env/-`, value: json(a.env) });
     }
+    for (const [field, probe] of Object.entries(a.probes ?? {})) ops.push({ op: 'replace', path: `${base}/${field}`, value: json(probe) });
   }
   return ops;
 }
@@ -56,6 +57,7 @@ export function applyAdditions(pod: Pod, add: PodAdditions): Pod {
     const c = out.spec.containers[a.index]!;
     c.volumeMounts = [...(c.volumeMounts ?? []), cloneJson(a.mount)];
     if (a.env) c.env = [...(c.env ?? []), cloneJson(a.env)];
+    for (const [field, probe] of Object.entries(a.probes ?? {})) c[field] = cloneJson(probe);
   }
   return out;
 }

@@ -1,7 +1,8 @@
 // The sidecar's proxy config (DESIGN section 8 keys) built from the pod's annotations, and the paths it names.
 import { stringify } from 'yaml';
-import { ADMIN_PORT, FIRST_INBOUND_PORT, type InboundPort, type OutboundUpstream } from './annotations.js';
+import { ADMIN_PORT, FIRST_INBOUND_PORT, type InboundPort, type OutboundUpstream, type TelemetryAnnotations } from './annotations.js';
 import type { InjectorConfig } from './injector-config.js';
+import type { AppProbeTarget } from './probe-rewrite.js';
 
 /** Where the sidecar finds things; the volumes in sidecar.ts mount exactly these. */
 export const SIDECAR_PATHS = Object.freeze({
@@ -19,15 +20,22 @@ export interface ProxyConfigDocument {
   readonly identity: { readonly controlPlane: { readonly address: string; readonly bundleFile: string; readonly kubernetesTokenFile: string } };
   readonly inbound?: readonly { name: string; listen: string; forwardTo: string; protocol: string }[];
   readonly outbound?: readonly { name: string; listen: string; upstream: string; spiffeId: string; protocol: string }[];
-  readonly admin: { readonly listen: string };
+  readonly admin: { readonly listen: string; readonly appProbes?: Readonly<Record<string, AppProbeTarget>> };
   readonly workloadApi: { readonly socket: string };
+  readonly telemetry?: TelemetryAnnotations;
 }
 
 export function inboundListenPort(index: number): number {
   return FIRST_INBOUND_PORT + index;
 }
 
-export function buildProxyConfig(config: InjectorConfig, inbound: readonly InboundPort[], outbound: readonly OutboundUpstream[]): ProxyConfigDocument {
+export function buildProxyConfig(
+  config: InjectorConfig,
+  inbound: readonly InboundPort[],
+  outbound: readonly OutboundUpstream[],
+  telemetry: TelemetryAnnotations = {},
+  appProbes: Readonly<Record<string, AppProbeTarget>> = {},
+): ProxyConfigDocument {
   const bind = config.podBindAddress;
   return {
     identity: {
@@ -58,9 +66,11 @@ export function buildProxyConfig(config: InjectorConfig, inbound: readonly Inbou
           })),
         }
       : {}),
-    // Not loopback: the kubelet's probes (/ready, /healthz) reach the pod IP.
-    admin: { listen: `${bind}:${ADMIN_PORT}` },
+    // Not loopback: the kubelet's probes (/ready, /healthz, and the apps' rewritten ones) reach the pod IP.
+    admin: { listen: `${bind}:${ADMIN_PORT}`, ...(Object.keys(appProbes).length > 0 ? { appProbes } : {}) },
     workloadApi: { socket: SIDECAR_PATHS.workloadSocket },
+    // Only what the pod's annotations set: the rest keeps the proxy's defaults and the OTEL_* variables.
+    ...(telemetry.accessLog || telemetry.tracing ? { telemetry } : {}),
   };
 }
 

@@ -22,7 +22,8 @@ export const WEBHOOK_DEFAULTS = Object.freeze({
 /**
  * Choices (docs/kubernetes.md explains them):
  * - failurePolicy Fail: in an opted-in namespace a pod admitted without its sidecar would run without mTLS,
- *   so when the injector is unreachable pod creation fails closed (the control plane runs 2 replicas + PDB).
+ *   so when the injector is unreachable pod creation fails closed. The injector is its own Deployment (2
+ *   replicas + PDB) that never needs the CA, so "the CA cannot issue" never becomes "no pod can be created".
  * - timeoutSeconds 5: injection takes well under 10 ms; 5 s bounds how long a pod create can hang.
  * - sideEffects None (dry-run safe), reinvocationPolicy IfNeeded (re-run after later webhooks; idempotent).
  * - namespaceSelector on tessera.dev/inject=enabled, excluding tessera-system so the control plane can

@@ -29,6 +29,8 @@ export interface InjectorWebhookOptions {
   readonly maxBodyBytes?: number;
   /** Whole-request deadline (headers and body), default 10 s: the API server gives up after 5. */
   readonly requestTimeoutMs?: number;
+  /** Why `GET /ready` should answer 503 now (e.g. shutting down), or null when ready; absent: always ready. */
+  readonly notReadyReason?: () => string | null;
 }
 
 export interface InjectorWebhook {
@@ -137,6 +139,11 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     const pathname = (req.url ?? '').split('?')[0];
     if (pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       sendText(res, 200, 'ok');
+      return;
+    }
+    if (pathname === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const reason = opts.notReadyReason?.() ?? null;
+      sendText(res, reason === null ? 200 : 503, reason ?? 'ready');
       return;
     }
     if (pathname !== path) {

@@ -1,9 +1,11 @@
-// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, and POST
-// /drain. Provider errors answer 500 without detail; every read from a client is bounded in size and time.
+// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, POST /drain, and
+// the app's relayed kubelet probes (/app-health/<name>). Provider errors answer 500 without detail; every read
+// from a client is bounded in size and time.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { TesseraError } from '../../../common/errors.js';
+import { type AppProbe, runAppProbe } from './app-probe.js';
 
 export interface AdminServerOptions {
   readonly listen: { host: string; port: number };
@@ -18,6 +20,8 @@ export interface AdminServerOptions {
   readonly onError?: (err: unknown, path: string) => void;
   /** Overrides of ADMIN_LIMITS (tests use short timeouts). */
   readonly limits?: Partial<AdminLimits>;
+  /** The app's probes the kubelet reaches through GET /app-health/<name> (admin.appProbes of the config). */
+  readonly appProbes?: Readonly<Record<string, AppProbe>>;
 }
 
 export interface AdminServer {
@@ -48,6 +52,7 @@ export const ADMIN_LIMITS: AdminLimits = Object.freeze({
   timeoutCheckIntervalMs: 1_000,
 });
 
+const APP_HEALTH = '/app-health/';
 const SECURITY_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 const PRIVATE_KEY_PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
@@ -97,6 +102,13 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       if (path === '/ready') {
         const r = opts.readiness();
         return sendJson(res, r.ready ? 200 : 503, r.ready ? { ready: true } : { ready: false, reason: r.reason ?? 'not ready' });
+      }
+      if (path.startsWith(APP_HEALTH)) {
+        const name = path.slice(APP_HEALTH.length);
+        const probe = opts.appProbes && Object.hasOwn(opts.appProbes, name) ? opts.appProbes[name] : undefined;
+        if (!probe) return sendJson(res, 404, { error: 'not_found' });
+        const status = await runAppProbe(probe);
+        return send(res, status, 'text/plain; charset=utf-8', `${status}\n`);
       }
       const route = Object.hasOwn(routes, path) ? routes[path] : undefined;
       if (!route) return sendJson(res, 404, { error: 'not_found' });

@@ -1,12 +1,13 @@
 // The proxy's config file (DESIGN.md section 8): schema, defaults, relative paths resolved against the file's
 // directory, and the cross-key checks a schema cannot express (unique names and ports). Errors name
 // file:line and key.
-import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { readNamedFileSync } from '../../../common/config/read-named-file.js';
 import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
 import { lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { AppProbe } from '../admin/app-probe.js';
 import { type EdgeConfig, type RawEdge, edgeSchema, resolveEdge } from './edge-config.js';
 
 export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
@@ -34,6 +35,8 @@ export interface OutboundConfig {
 export interface ProxyLimits {
   readonly maxHeaderBytes: number;
   readonly maxHeaders: number;
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised by every h2 listener; streams beyond it are refused. */
+  readonly maxConcurrentStreams: number;
   readonly handshakeTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
@@ -62,9 +65,11 @@ export interface ProxyConfig {
   readonly outbound: readonly OutboundConfig[];
   readonly edge: readonly EdgeConfig[];
   readonly authorization: { readonly policiesDir?: string; readonly defaultAction: 'deny' | 'allow' };
-  readonly admin: { readonly listen: Address };
+  /** appProbes: the app's kubelet probes relayed at /app-health/<name> (written by the Kubernetes injector). */
+  readonly admin: { readonly listen: Address; readonly appProbes: Readonly<Record<string, AppProbe>> };
   readonly workloadApi?: { readonly socket: string };
-  readonly telemetry: { readonly accessLog: string; readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio: number; readonly serviceName?: string } };
+  /** tracing: only the keys the file sets (unset ones come from OTEL_* variables or defaults, telemetry/tracing-settings.ts). */
+  readonly telemetry: { readonly accessLog: string; readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio?: number; readonly serviceName?: string } };
   readonly limits: ProxyLimits;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -136,7 +141,27 @@ export const proxySchema: ObjectSchema = {
         defaultAction: { type: 'string', enum: ['deny', 'allow'], default: 'deny' },
       },
     },
-    admin: { type: 'object', properties: { listen: { type: 'string', format: 'address', default: '127.0.0.1:15000' } } },
+    admin: {
+      type: 'object',
+      properties: {
+        listen: { type: 'string', format: 'address', default: '127.0.0.1:15000' },
+        appProbes: {
+          type: 'map',
+          description: "The app's kubelet probes, relayed to the app on 127.0.0.1 at GET /app-health/<name> (the injector writes these)",
+          values: {
+            type: 'object',
+            properties: {
+              port: { type: 'number', integer: true, min: 1, max: 65535, required: true },
+              tcp: { type: 'boolean', default: false },
+              path: { type: 'string', minLength: 1, default: '/' },
+              scheme: { type: 'string', enum: ['HTTP', 'HTTPS'], default: 'HTTP' },
+              timeout: { type: 'duration', min: 100, max: 60_000, default: '1s' },
+              headers: { type: 'map', values: { type: 'string' } },
+            },
+          },
+        },
+      },
+    },
     workloadApi: { type: 'object', properties: { socket: { type: 'string', required: true, minLength: 1 } } },
     telemetry: {
       type: 'object',
@@ -146,7 +171,7 @@ export const proxySchema: ObjectSchema = {
           type: 'object',
           properties: {
             otlpEndpoint: { type: 'string', format: 'url' },
-            samplerRatio: { type: 'number', min: 0, max: 1, default: 1 },
+            samplerRatio: { type: 'number', min: 0, max: 1 },
             serviceName: { type: 'string', minLength: 1 },
           },
         },
@@ -157,6 +182,7 @@ export const proxySchema: ObjectSchema = {
       properties: {
         maxHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 16_384 },
         maxHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 100 },
+        maxConcurrentStreams: { type: 'number', integer: true, min: 1, max: 10_000, default: 100, description: 'HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused' },
         handshakeTimeout: { type: 'duration', min: 100, default: '10s' },
         headersTimeout: { type: 'duration', min: 100, default: '10s' },
         idleTimeout: { type: 'duration', min: 100, default: '120s' },
@@ -187,10 +213,10 @@ interface Raw {
   outbound?: RawListener[];
   edge?: RawEdge[];
   authorization?: { policiesDir?: string; defaultAction?: 'deny' | 'allow' };
-  admin?: { listen?: string };
+  admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
+  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   logLevel?: ProxyConfig['logLevel'];
 }
 
@@ -257,15 +283,21 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     outbound,
     edge,
     authorization: { ...(raw.authorization?.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}), defaultAction: raw.authorization?.defaultAction ?? 'deny' },
-    admin: { listen: addr(raw.admin?.listen ?? '127.0.0.1:15000') },
+    admin: {
+      listen: addr(raw.admin?.listen ?? '127.0.0.1:15000'),
+      appProbes: Object.fromEntries(
+        Object.entries(raw.admin?.appProbes ?? {}).map(([name, p]) => [name, { port: p.port, tcp: p.tcp ?? false, path: p.path ?? '/', scheme: p.scheme ?? 'HTTP', timeoutMs: p.timeout ?? 1_000, headers: p.headers ?? {} }]),
+      ),
+    },
     ...(raw.workloadApi ? { workloadApi: { socket: path(raw.workloadApi.socket) } } : {}),
     telemetry: {
       accessLog: accessLog === 'stdout' || accessLog === 'off' ? accessLog : path(accessLog),
-      tracing: { ...(tracing?.otlpEndpoint ? { otlpEndpoint: tracing.otlpEndpoint } : {}), samplerRatio: tracing?.samplerRatio ?? 1, ...(tracing?.serviceName ? { serviceName: tracing.serviceName } : {}) },
+      tracing: { ...(tracing?.otlpEndpoint ? { otlpEndpoint: tracing.otlpEndpoint } : {}), ...(tracing?.samplerRatio !== undefined ? { samplerRatio: tracing.samplerRatio } : {}), ...(tracing?.serviceName ? { serviceName: tracing.serviceName } : {}) },
     },
     limits: {
       maxHeaderBytes: l.maxHeaderBytes ?? 16_384,
       maxHeaders: l.maxHeaders ?? 100,
+      maxConcurrentStreams: l.maxConcurrentStreams ?? 100,
       handshakeTimeoutMs: l.handshakeTimeout ?? 10_000,
       headersTimeoutMs: l.headersTimeout ?? 10_000,
       idleTimeoutMs: l.idleTimeout ?? 120_000,
@@ -281,11 +313,6 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
 }
 
 export function loadProxyConfig(file: string): ProxyConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}: ${(e as Error).message}`, { file });
-  }
+  const text = readNamedFileSync({ path: file, what: 'config', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
   return parseProxyConfig(text, file);
 }

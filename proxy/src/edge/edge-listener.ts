@@ -13,6 +13,7 @@ import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import { listenOn } from '../listeners/listen.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { SessionSet } from '../listeners/session-set.js';
+import { AcceptTimes } from '../telemetry/accept-times.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import { IntermediateMemory, PeerVerifier, peerChainDer } from '../tls/peer-verify.js';
 import { MtlsAgent } from '../upstream/mtls-agent.js';
@@ -88,7 +89,9 @@ export class EdgeListener {
     this.#server.on('session', (session) => watchH2Session(this.#h2Sessions, session, deps.limits, deps.nowMs, (code) => deps.metrics.rejected('edge', code)));
     this.#server.maxConnections = deps.limits.maxConnections;
     this.#server.setTimeout(deps.limits.idleTimeoutMs);
+    const accepts = new AcceptTimes(this.#server, deps.nowMs);
     this.#server.on('secureConnection', (socket: TLSSocket) => {
+      const handshakeSeconds = accepts.secondsSince(socket, deps.nowMs());
       const verdict = this.#verifyClient(socket);
       if (verdict && isFailure(verdict) && config.clientCert === 'required') {
         deps.metrics.handshake('edge', false, verdict.reason, socket.isSessionReused());
@@ -96,7 +99,7 @@ export class EdgeListener {
         socket.destroy();
         return;
       }
-      deps.metrics.handshake('edge', true, 'none', socket.isSessionReused());
+      deps.metrics.handshake('edge', true, 'none', socket.isSessionReused(), handshakeSeconds);
       deps.metrics.connectionOpened('edge');
       this.#sockets.set(socket, 0);
       socket.once('close', () => {

@@ -1,21 +1,32 @@
 // The checks every inbound connection and request passes, whatever the protocol: the peer's SVID (verified
-// against the bundle of its own trust domain, reason counted, never told to the peer) and the authorization
-// decision against the policy snapshot in force at that moment.
+// against the bundle of its own trust domain, reason counted, never told to the peer), the operator's deny-list
+// (also applied to open connections when a new list arrives) and the authorization decision against the policy
+// snapshot in force at that moment.
+import type { Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { evaluate } from '../../../common/policy/evaluate.js';
 import type { Decision } from '../../../common/policy/policy-types.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import { AcceptTimes } from '../telemetry/accept-times.js';
+import { type DenyList, deniedBy } from '../tls/deny-list.js';
 import { PeerVerifier, type VerifiedPeer } from '../tls/peer-verify.js';
 import type { ListenerDeps } from './listener-deps.js';
+import type { SessionSet } from './session-set.js';
 
 export class InboundGate {
   readonly #d: ListenerDeps;
   readonly #name: string;
   readonly #verifier = new PeerVerifier();
+  #accepts: AcceptTimes | undefined;
 
   constructor(deps: ListenerDeps, listenerName: string) {
     this.#d = deps;
     this.#name = listenerName;
+  }
+
+  /** Times handshakes on `server` from TCP accept, for tessera_tls_handshake_duration_seconds{direction="inbound"}. */
+  timeHandshakes(server: Server): void {
+    this.#accepts = new AcceptTimes(server, this.#d.nowMs);
   }
 
   /**
@@ -32,11 +43,29 @@ export class InboundGate {
       if (!h2) socket.destroy();
       return null;
     }
-    d.metrics.handshake('inbound', true, 'none', socket.isSessionReused());
+    const banned = deniedBy(d.denyList.current, peer);
+    if (banned) {
+      d.metrics.handshake('inbound', false, 'revoked', false);
+      d.log.warn({ listener: this.#name, peer: peer.idText, serial: peer.serial, banned }, 'inbound peer refused: revoked');
+      if (!h2) socket.destroy();
+      return null;
+    }
+    d.metrics.handshake('inbound', true, 'none', socket.isSessionReused(), this.#accepts?.secondsSince(socket, d.nowMs()));
     d.metrics.connectionOpened('inbound');
     socket.once('close', () => d.metrics.connectionClosed('inbound'));
     if (!h2) socket.setNoDelay(true);
     return { peer, snapshot };
+  }
+
+  /** Closes the open connections of peers each new deny-list bans; returns the unsubscribe function. */
+  closeRevoked(sessions: SessionSet): () => void {
+    const d = this.#d;
+    return d.denyList.subscribe((list: DenyList) => {
+      const n = sessions.closePeers((p) => deniedBy(list, p) !== null);
+      if (n === 0) return;
+      d.metrics.connectionsRevoked('inbound', n);
+      d.log.warn({ listener: this.#name, closed: n }, 'closed connections of revoked peers');
+    });
   }
 
   decide(peer: VerifiedPeer, port: number, protocol: 'http' | 'grpc' | 'tcp', method?: string, path?: string): Decision {

@@ -3,6 +3,7 @@
 // or TCP per connection to the local app. Failure reasons go to metrics and logs, never to the peer.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import type { Decision } from '../../../common/policy/policy-types.js';
 import type { InboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
@@ -39,6 +40,7 @@ export class InboundListener {
   readonly #sessions: SessionSet;
   #port = 0;
   readonly #unsubscribe: () => void;
+  readonly #unrevoke: () => void;
 
   constructor(config: InboundConfig, deps: ListenerDeps) {
     this.config = config;
@@ -53,6 +55,7 @@ export class InboundListener {
       allowHalfOpen: tcp,
     });
     this.#server.maxConnections = deps.limits.maxConnections;
+    this.#gate.timeHandshakes(this.#server);
     this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys.current, config.tlsMinVersion, tcp ? [] : ['http/1.1'])));
     this.#pool = new ConnectionPool({
       connect: plainConnector(config.forwardTo.host, config.forwardTo.port, deps.limits.handshakeTimeoutMs),
@@ -62,6 +65,7 @@ export class InboundListener {
       nowMs: deps.nowMs,
     });
     this.#sessions = new SessionSet(deps.nowMs, () => this.#pool.sweep());
+    this.#unrevoke = this.#gate.closeRevoked(this.#sessions);
     this.#server.on('secureConnection', (s: tls.TLSSocket) => this.#onConnection(s));
     this.#server.on('tlsClientError', (err, socket) => {
       // With a listener attached Node no longer destroys the socket (a handshake timeout would leave it open).
@@ -95,6 +99,7 @@ export class InboundListener {
   /** Everything still open is cut (after the drain deadline). */
   close(): void {
     this.#unsubscribe();
+    this.#unrevoke();
     this.#sessions.destroyAll();
     this.#pool.close();
   }
@@ -119,7 +124,7 @@ export class InboundListener {
     const requestId = d.requestId();
     const decision = this.#gate.decide(peer, this.#port, 'tcp');
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
-      d.metrics.request('inbound', 'tcp', status, (d.nowMs() - start) / 1000);
+      d.metrics.request('inbound', 'tcp', status, (d.nowMs() - start) / 1000, this.config.name, peer.idText);
       if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'inbound', protocol: 'tcp', peer: peer.idText, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, resumed: socket.isSessionReused(), ...(error ? { error } : {}) });
     };
     if (!decision.allowed) {
@@ -130,6 +135,7 @@ export class InboundListener {
     socket.pause();
     const app = net.connect({ host: this.config.forwardTo.host, port: this.config.forwardTo.port, allowHalfOpen: true, noDelay: true });
     this.#sessions.addSocket(socket);
+    this.#sessions.setPeer(socket, peer);
     app.once('connect', () => {
       socket.resume();
       relay(socket, app, d.limits.idleTimeoutMs, (r) => log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, r.error));
@@ -162,12 +168,14 @@ export class InboundListener {
           const context = { requestId, decision, span, path };
           if (!decision.allowed) return { forward: false, status: 403, code: 'authz_denied', context };
           const add = span ? `${xfcc}traceparent: ${span.traceparent}\r\n` : xfcc;
-          return { forward: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context };
+          // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
+          const target = normalizeRequestTarget(path) ?? path;
+          return { forward: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context, ...(target !== path ? { target } : {}) };
         },
         done: (r: ExchangeRecord, ctx: unknown) => {
           const c = ctx as InboundContext;
           const ms = r.endMs - r.startMs;
-          d.metrics.request('inbound', 'http', r.status, ms / 1000);
+          d.metrics.request('inbound', 'http', r.status, ms / 1000, this.config.name, peer.idText);
           c.span?.end({ 'http.status_code': r.status, 'tessera.decision': c.decision.allowed ? 'allow' : 'deny', 'tessera.upstream': upstream }, r.error);
           if (d.accessLog.enabled) d.accessLog.write({ requestId: c.requestId, direction: 'inbound', protocol: 'http', peer: peer.idText, method: r.method, path: c.path, status: r.status, decision: c.decision.allowed ? 'allow' : 'deny', policy: c.decision.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
         },
@@ -175,6 +183,7 @@ export class InboundListener {
       },
     });
     this.#sessions.add(socket, session);
+    this.#sessions.setPeer(socket, peer);
   }
 }
 

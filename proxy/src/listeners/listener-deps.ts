@@ -6,11 +6,14 @@ import type { IdentityStore } from '../identity/identity-store.js';
 import type { AccessLog } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
+import type { DenyListHolder } from '../tls/deny-list-holder.js';
 import type { ClientContexts, TicketKeys } from '../tls/tls-contexts.js';
 
 export interface ListenerDeps {
   readonly identity: IdentityStore;
   readonly policies: PolicyHolder;
+  /** Operator bans from the control plane (empty for a files-identity proxy). */
+  readonly denyList: DenyListHolder;
   readonly metrics: ProxyMetrics;
   readonly accessLog: AccessLog;
   readonly tracer: RequestTracer | null;

@@ -42,6 +42,7 @@ export class OutboundListener {
       identity: deps.identity,
       contexts: deps.clientContexts,
       verifier: new PeerVerifier(),
+      denyList: deps.denyList,
       metrics: deps.metrics,
       nowMs: deps.nowMs,
       handshakeTimeoutMs: deps.limits.handshakeTimeoutMs,
@@ -116,7 +117,7 @@ export class OutboundListener {
         done: (r: ExchangeRecord, ctx: unknown) => {
           const c = ctx as OutboundContext;
           const ms = r.endMs - r.startMs;
-          d.metrics.request('outbound', 'http', r.status, ms / 1000);
+          d.metrics.request('outbound', 'http', r.status, ms / 1000, this.config.name, peer);
           c.span?.end({ 'http.status_code': r.status, 'tessera.upstream': upstream }, r.error);
           if (d.accessLog.enabled) d.accessLog.write({ requestId: c.requestId, direction: 'outbound', protocol: 'http', peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed: r.upstreamResumed ?? false, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
         },
@@ -134,7 +135,7 @@ export class OutboundListener {
     socket.pause();
     this.#sessions.addSocket(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      d.metrics.request('outbound', 'tcp', status, (d.nowMs() - start) / 1000);
+      d.metrics.request('outbound', 'tcp', status, (d.nowMs() - start) / 1000, this.config.name, this.config.spiffeId.toString());
       if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'outbound', protocol: 'tcp', peer: this.config.spiffeId.toString(), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream, resumed, ...(error ? { error } : {}) });
     };
     socket.once('error', () => socket.destroy());

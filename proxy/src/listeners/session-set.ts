@@ -1,6 +1,10 @@
 // The open connections of one listener, with one coarse sweep for their deadlines (headers, idle and request
 // timeouts) instead of a timer per socket: per-socket timers cost measurable CPU on the hot path.
-import type { Socket } from 'node:net';
+import type { EventEmitter } from 'node:events';
+import type { DenyCandidate } from '../tls/deny-list.js';
+
+/** A socket, or an HTTP/2 session (its socket is not ours to listen on): closed and destroyed the same way. */
+export type Connection = Pick<EventEmitter, 'once'> & { destroy(): void };
 
 export interface Expirable {
   readonly deadlineMs: number;
@@ -12,7 +16,9 @@ export interface Expirable {
 const SWEEP_MS = 1_000;
 
 export class SessionSet {
-  readonly #sessions = new Map<Socket, Expirable | null>();
+  readonly #sessions = new Map<Connection, Expirable | null>();
+  /** Who is on the other end (mTLS listeners), so a revocation can find a banned peer's connections. */
+  readonly #peers = new Map<Connection, DenyCandidate>();
   readonly #nowMs: () => number;
   readonly #onSweep: () => void;
   #timer: NodeJS.Timeout | undefined;
@@ -33,14 +39,14 @@ export class SessionSet {
   }
 
   /** An HTTP session: expired by the sweep, drained on shutdown. */
-  add(socket: Socket, session: Expirable): void {
+  add(socket: Connection, session: Expirable): void {
     this.#sessions.set(socket, session);
     socket.once('close', () => this.#sessions.delete(socket));
     if (this.#draining) session.drain();
   }
 
   /** A TCP connection: it has its own idle timeout; tracked to be cut at the drain deadline. */
-  addSocket(socket: Socket): void {
+  addSocket(socket: Connection): void {
     this.#sessions.set(socket, null);
     socket.once('close', () => this.#sessions.delete(socket));
   }
@@ -60,5 +66,23 @@ export class SessionSet {
     if (this.#timer) clearInterval(this.#timer);
     for (const socket of this.#sessions.keys()) socket.destroy();
     this.#sessions.clear();
+  }
+
+  /** Remembers the verified peer of a tracked connection. */
+  setPeer(conn: Connection, peer: DenyCandidate): void {
+    this.#peers.set(conn, peer);
+    conn.once('close', () => this.#peers.delete(conn));
+  }
+
+  /** Destroys every connection whose peer matches (e.g. a newly banned one); returns how many. */
+  closePeers(match: (peer: DenyCandidate) => boolean): number {
+    let n = 0;
+    for (const [conn, peer] of [...this.#peers]) {
+      if (!match(peer)) continue;
+      this.#peers.delete(conn);
+      conn.destroy();
+      n++;
+    }
+    return n;
   }
 }

@@ -14,6 +14,8 @@ export const HANDSHAKE_REASONS = [
   'plaintext',
   'timeout',
   'version',
+  // The peer's SPIFFE ID or leaf serial is on the operator's deny-list (tessera revoke).
+  'revoked',
   'other',
 ] as const;
 
@@ -93,6 +95,9 @@ const BY_CODE: ReadonlyMap<string, HandshakeReason> = new Map<string, HandshakeR
   ['TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN', 'wrong_trust_domain'],
   ['TESSERA_ERR_SVID_BAD_SIGNATURE', 'bad_signature'],
   ['TESSERA_ERR_SVID_ID_MISMATCH', 'id_mismatch'],
+  // The operator's deny-list (proxy/src/tls/deny-list.ts).
+  ['TESSERA_ERR_REVOCATION_ID_BANNED', 'revoked'],
+  ['TESSERA_ERR_REVOCATION_SERIAL_BANNED', 'revoked'],
 ]);
 
 // TLS alerts the peer sent us (Node: ERR_SSL_<SSLV3|TLSV1|TLSV13|SSL/TLS>_ALERT_<NAME>, prefix varies by
@@ -108,7 +113,7 @@ const BY_ALERT: ReadonlyMap<string, HandshakeReason> = new Map<string, Handshake
   ['UNSUPPORTED_CERTIFICATE', 'bad_svid'],
   ['CERTIFICATE_UNKNOWN', 'bad_svid'],
   ['DECRYPT_ERROR', 'bad_signature'],
-  ['CERTIFICATE_REVOKED', 'other'],
+  ['CERTIFICATE_REVOKED', 'revoked'],
   ['ACCESS_DENIED', 'other'],
 ]);
 const ALERT_CODE = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13|SSL\/TLS)_ALERT_([A-Z_]+)$/;

@@ -1,10 +1,14 @@
 // The proxy's Prometheus metrics (DESIGN.md section 6) on an injected prom-client Registry, with hot-path
 // recording that costs a few map lookups: counters and gauges live in plain cells flushed at scrape time.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { BuildInfo } from '../../../common/build-info.js';
+import { registerProcessMetrics } from '../../../common/telemetry/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
 
 /** Distinct `policy` label values kept before further ones are reported as `other`. */
 export const MAX_POLICY_LABELS = 200;
+/** Distinct `peer` label values (SPIFFE IDs) kept before further ones are reported as `other`. */
+export const MAX_PEER_LABELS = 100;
 /** Safety net per metric: distinct label combinations kept before further ones are folded into `other`. */
 export const MAX_SERIES_PER_METRIC = 2000;
 
@@ -60,6 +64,12 @@ class LabelTable<T> {
     return ((m1?.get(c) as Map<Key, unknown> | undefined)?.get(d) as T | undefined) ?? this.#insert([a, b, c, d]);
   }
 
+  get5(a: Key, b: Key, c: Key, d: Key, e: Key): T {
+    const m1 = (this.#root.get(a) as Map<Key, unknown> | undefined)?.get(b) as Map<Key, unknown> | undefined;
+    const m2 = (m1?.get(c) as Map<Key, unknown> | undefined)?.get(d) as Map<Key, unknown> | undefined;
+    return (m2?.get(e) as T | undefined) ?? this.#insert([a, b, c, d, e]);
+  }
+
   #insert(raw: readonly Key[]): T {
     if (this.entries.length >= this.#max) {
       this.#overflowEntry ??= this.#overflow();
@@ -82,6 +92,20 @@ class LabelTable<T> {
 
   all(): T[] {
     return this.#overflowEntry === undefined ? this.entries : [...this.entries, this.#overflowEntry];
+  }
+}
+
+/** Label values from an open set (policy names, SPIFFE IDs): the first `max` distinct ones, then `other`; '' is `none`. */
+class CappedLabels {
+  readonly #seen = new Set<string>();
+  constructor(readonly max: number) {}
+
+  label(value: string): string {
+    if (value === '') return 'none';
+    if (this.#seen.has(value)) return value;
+    if (this.#seen.size >= this.max) return 'other';
+    this.#seen.add(value);
+    return value;
   }
 }
 
@@ -123,6 +147,8 @@ function statusLabel(code: Key): string {
 export interface ProxyMetricsOptions {
   /** process_* and nodejs_* metrics from prom-client (default true). */
   readonly defaultMetrics?: boolean;
+  /** The labels of tessera_build_info (the CLI reads them; "unknown" version without). */
+  readonly build?: BuildInfo;
 }
 
 export class ProxyMetrics {
@@ -133,18 +159,20 @@ export class ProxyMetrics {
   readonly #requests: LabelTable<Cell>;
   readonly #requestSeconds: LabelTable<ReturnType<Histogram['labels']>>;
   readonly #authz: LabelTable<Cell>;
-  readonly #policyLabels = new Set<string>();
+  readonly #policyLabels = new CappedLabels(MAX_POLICY_LABELS);
+  readonly #peerLabels = new CappedLabels(MAX_PEER_LABELS);
   readonly #svidExpiry: Gauge;
   readonly #svidRotations: LabelTable<Cell>;
   readonly #bundleUpdates: LabelTable<Cell>;
   readonly #policyUpdates: LabelTable<Cell>;
   readonly #servedChecks: LabelTable<Cell>;
   readonly #rejected: LabelTable<Cell>;
+  readonly #revokedClosed: LabelTable<Cell>;
   readonly #active: LabelTable<Cell>;
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
     this.registry = registry;
-    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+    registerProcessMetrics(registry, opts.build ?? { version: 'unknown', node: process.versions.node, openssl: process.versions.openssl ?? 'none' }, opts);
 
     this.#handshakes = cellCounter(
       registry,
@@ -179,27 +207,27 @@ export class ProxyMetrics {
     this.#requests = cellCounter(
       registry,
       'tessera_requests_total',
-      'Proxied requests (HTTP) or connections (TCP) by direction, protocol and status code.',
-      ['direction', 'protocol', 'code'],
-      ([d, p, c]) => [String(d), String(p), statusLabel(c!)],
+      'Proxied requests (HTTP) or connections (TCP) by direction, protocol, status code, listener and peer workload (caller on inbound/edge, destination on outbound).',
+      ['direction', 'protocol', 'code', 'listener', 'peer'],
+      ([d, l, p, c, peer]) => [String(d), String(p), statusLabel(c!), String(l), this.#peerLabels.label(String(peer))],
     ).table;
     const requestHist = new Histogram({
       name: 'tessera_request_duration_seconds',
-      help: 'Duration of proxied requests (HTTP) or connections (TCP), first byte in to last byte out.',
-      labelNames: ['direction'],
+      help: 'Duration of proxied requests (HTTP) or connections (TCP), first byte in to last byte out, by direction, listener and peer workload.',
+      labelNames: ['direction', 'listener', 'peer'],
       buckets: REQUEST_BUCKETS,
       registers: [registry],
     });
     this.#requestSeconds = new LabelTable(
-      ([d]) => requestHist.labels(String(d)),
-      () => requestHist.labels('other'),
+      ([d, l, peer]) => requestHist.labels(String(d), String(l), this.#peerLabels.label(String(peer))),
+      () => requestHist.labels('other', 'other', 'other'),
     );
     this.#authz = cellCounter(
       registry,
       'tessera_authz_decisions_total',
       'Authorization decisions by decision, policy mode and deciding policy (none when no policy decided).',
       ['decision', 'mode', 'policy'],
-      ([allowed, mode, policy]) => [allowed ? 'allow' : 'deny', String(mode), this.#policyLabel(policy as string)],
+      ([allowed, mode, policy]) => [allowed ? 'allow' : 'deny', String(mode), this.#policyLabels.label(policy as string)],
     ).table;
     this.#svidExpiry = new Gauge({
       name: 'tessera_svid_expiry_timestamp_seconds',
@@ -216,6 +244,7 @@ export class ProxyMetrics {
     this.#bundleUpdates = results('tessera_trust_bundle_updates_total', 'Trust bundle updates by result.', ['success', 'refused']);
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
     this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
+    this.#revokedClosed = cellCounter(registry, 'tessera_connections_revoked_total', 'Open connections closed because the peer\'s SPIFFE ID or SVID serial was banned (tessera revoke), by direction.', ['direction'], str).table;
     this.#rejected = cellCounter(
       registry,
       'tessera_requests_rejected_total',
@@ -249,9 +278,13 @@ export class ProxyMetrics {
     this.#upstreamOpened.get1(direction).n++;
   }
 
-  request(direction: string, protocol: string, code: number | string, seconds: number): void {
-    this.#requests.get3(direction, protocol, code).n++;
-    if (seconds >= 0 && seconds < Infinity) this.#requestSeconds.get1(direction).observe(seconds);
+  /**
+   * One finished request (HTTP) or connection (TCP) on listener `listener`. `peer`: the caller's SPIFFE ID on
+   * inbound and edge, the destination's on outbound; '' when there is none (an edge client without one).
+   */
+  request(direction: string, protocol: string, code: number | string, seconds: number, listener: string, peer: string): void {
+    this.#requests.get5(direction, listener, protocol, code, peer).n++;
+    if (seconds >= 0 && seconds < Infinity) this.#requestSeconds.get3(direction, listener, peer).observe(seconds);
   }
 
   authzDecision(allowed: boolean, mode: string, policy: string | null): void {
@@ -286,17 +319,15 @@ export class ProxyMetrics {
     this.#active.get1(direction).n--;
   }
 
+  /** Open connections closed because a new deny-list bans their peer. */
+  connectionsRevoked(direction: string, count: number): void {
+    this.#revokedClosed.get1(direction).n += count;
+  }
+
   rejected(direction: string, reason: string): void {
     this.#rejected.get2(direction, reason).n++;
   }
 
-  #policyLabel(policy: string): string {
-    if (policy === '') return 'none';
-    if (this.#policyLabels.has(policy)) return policy;
-    if (this.#policyLabels.size >= MAX_POLICY_LABELS) return 'other';
-    this.#policyLabels.add(policy);
-    return policy;
-  }
 }
 
 /** A fresh registry for one proxy (never prom-client's global one). */

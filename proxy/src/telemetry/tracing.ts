@@ -4,24 +4,33 @@ import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, TraceF
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
   BasicTracerProvider,
   BatchSpanProcessor,
   ParentBasedSampler,
+  type Sampler,
   type SpanExporter,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
 import { formatTraceparent, parseTraceparent } from '../../../common/tracing/traceparent.js';
+import type { SamplerSetting } from './tracing-settings.js';
 
 export interface TracingOptions {
   /** OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Tracing is off without one (or an exporter). */
-  readonly otlpEndpoint?: string;
-  /** Fraction of new root traces sampled (0..1); a caller's sampled flag is honoured (parent-based). */
-  readonly samplerRatio: number;
-  readonly serviceName: string;
-  /** SPIFFE ID of this proxy, recorded on every span. */
-  readonly localId: string;
+  readonly endpoint?: string;
+  /** The OpenTelemetry sampler; the parentbased_* ones honour a caller's sampled flag. */
+  readonly sampler: SamplerSetting;
+  /** Resource attributes of every span; service.name and spiffe.id (this proxy's SPIFFE ID) among them. */
+  readonly resource: Readonly<Record<string, string>>;
   /** For tests: an exporter other than OTLP. */
   readonly exporter?: SpanExporter;
+}
+
+/** The SDK sampler for an OTEL_TRACES_SAMPLER name. */
+export function samplerOf(s: SamplerSetting): Sampler {
+  const root = s.name.endsWith('always_off') ? new AlwaysOffSampler() : s.name.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(s.ratio) : new AlwaysOnSampler();
+  return s.name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
 
 export interface RequestSpan {
@@ -49,11 +58,11 @@ function clean(attrs: Readonly<Record<string, string | number | boolean | undefi
 
 /** Returns null when tracing is off: callers then forward the caller's traceparent untouched. */
 export function createRequestTracer(opts: TracingOptions): RequestTracer | null {
-  const exporter = opts.exporter ?? (opts.otlpEndpoint ? new OTLPTraceExporter({ url: opts.otlpEndpoint }) : undefined);
+  const exporter = opts.exporter ?? (opts.endpoint ? new OTLPTraceExporter({ url: opts.endpoint }) : undefined);
   if (!exporter) return null;
   const provider = new BasicTracerProvider({
-    resource: resourceFromAttributes({ 'service.name': opts.serviceName, 'spiffe.id': opts.localId }),
-    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(opts.samplerRatio) }),
+    resource: resourceFromAttributes(opts.resource),
+    sampler: samplerOf(opts.sampler),
     spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4096, scheduledDelayMillis: 1000 })],
   });
   const tracer = provider.getTracer('tessera-proxy');

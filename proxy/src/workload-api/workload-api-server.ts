@@ -1,8 +1,8 @@
-// The SPIFFE Workload API (service SpiffeWorkloadAPI) on an owner-only Unix socket: X.509 SVID and bundle
-// streams that push the complete state on every rotation; JWT calls answer Unimplemented; every call must carry
-// the `workload.spiffe.io: true` header or gets InvalidArgument.
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
-import { resolve } from 'node:path';
+// The SPIFFE Workload API (service SpiffeWorkloadAPI) on a Unix socket any uid may connect to (its directory
+// decides who reaches it): X.509 SVID and bundle streams that push the complete state on every rotation; JWT
+// calls answer Unimplemented; every call must carry the `workload.spiffe.io: true` header or gets InvalidArgument.
+import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { TesseraError } from '../../../common/errors.js';
 import { loadProtoFile, serviceAt } from '../identity/grpc-protos.js';
@@ -48,6 +48,7 @@ export class WorkloadApiServer {
   }
 
   async #listen(): Promise<void> {
+    ensureSocketDir(dirname(this.socketPath));
     removeStaleSocket(this.socketPath);
     const service = serviceAt(loadProtoFile(WORKLOAD_API_PROTO), 'SpiffeWorkloadAPI').service;
     const unimplemented = (name: string) => (call: grpc.ServerUnaryCall<unknown, unknown> | Stream, cb?: grpc.sendUnaryData<unknown>) => {
@@ -69,8 +70,10 @@ export class WorkloadApiServer {
         ok();
       });
     });
-    // Owner-only: the socket hands out the private key. Set right after bind, before any identity is pushed.
-    chmodSync(this.socketPath, 0o600);
+    // SPIFFE convention: being able to reach the socket is the authorization. App containers run as other uids
+    // than the sidecar, so the socket is connectable by all (connect needs write permission on it); what limits
+    // who reaches it is the directory: in a pod, a volume only the pod's containers mount.
+    chmodSync(this.socketPath, WORKLOAD_SOCKET_MODE);
     this.#unsubscribe = this.#feed.subscribe(() => this.#pushAll());
   }
 
@@ -132,6 +135,21 @@ export class WorkloadApiServer {
       });
     });
     removeStaleSocket(this.socketPath);
+  }
+}
+
+export const WORKLOAD_SOCKET_MODE = 0o666;
+/** A socket directory the sidecar creates: others may traverse it (to connect) but not replace the socket. */
+export const WORKLOAD_DIR_MODE = 0o755;
+
+/** Creates a missing socket directory (0755); an existing one is left as its owner set it. */
+function ensureSocketDir(dir: string): void {
+  if (existsSync(dir)) return;
+  try {
+    mkdirSync(dir, { recursive: true, mode: WORKLOAD_DIR_MODE });
+    chmodSync(dir, WORKLOAD_DIR_MODE); // mkdir's mode is masked by the umask
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${dir}: cannot create the socket directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {}, { cause: e });
   }
 }
 

@@ -7,7 +7,7 @@ import type { ScenarioResult } from '../../../bench/harness/scenario.js';
 import { loadResults, parseResults, resultKey } from '../../../bench/report/load-results.js';
 import { markdownTable, renderReport } from '../../../bench/report/render-markdown.js';
 import { escapeXml, groupedBarChart, latencyChart, niceScale } from '../../../bench/report/svg-charts.js';
-import { rerunCommands } from '../../../cli/commands/bench-report.js';
+import { rerunCommands } from '../../../bench/report/rerun-commands.js';
 
 const row = (variant: string, round: number, client: number, server: number, rps: number) => ({
   variant,

@@ -39,7 +39,8 @@ function parseDockerfile(text: string): { args: Map<string, string>; stages: Sta
   for (const ins of instructions) {
     if (ins.op === 'ARG' && stages.length === 0) {
       const [k, v] = ins.args.split('=', 2);
-      args.set(k!, v ?? '');
+      // A global ARG may use the ones declared before it.
+      args.set(k!, (v ?? '').replace(/\$\{(\w+)\}/g, (_, name: string) => args.get(name) ?? ''));
     } else if (ins.op === 'FROM') {
       const m = /^(\S+)(?:\s+AS\s+(\S+))?$/i.exec(ins.args)!;
       const from = m[1]!.replace(/\$\{(\w+)\}/g, (_, k: string) => args.get(k) ?? '');
@@ -53,7 +54,14 @@ function parseDockerfile(text: string): { args: Map<string, string>; stages: Sta
 }
 
 const dockerfile = readFileSync(join(REPO_ROOT, 'deploy/Dockerfile'), 'utf8');
-const { stages } = parseDockerfile(dockerfile);
+const { args: globalArgs, stages } = parseDockerfile(dockerfile);
+const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as {
+  bin: Record<string, string>;
+  engines: { node: string };
+  dependencies: Record<string, string>;
+  optionalDependencies?: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 const final = stages[stages.length - 1]!;
 const named = (name: string) => stages.find((s) => s.name === name)!;
 const SECRETISH = /(\.pem|\.key|\.p12|\.pfx|id_rsa|id_ed25519|\.env\b|\.npmrc|webhook-tls|admin\.sock|\bdata\/)/i;
@@ -70,17 +78,34 @@ function contextSources(stage: Stage): string[] {
 }
 
 describe('deploy/Dockerfile', () => {
-  test('multi-stage: Node 24 slim build, production deps apart, distroless Node 24 runtime', () => {
+  test('multi-stage: the pinned Node 24 builds, production deps apart, distroless runtime with that same node', () => {
     expect(stages.map((s) => s.name)).toEqual(['build', 'deps', 'runtime']);
-    expect(named('build').from).toBe('node:24-bookworm-slim');
-    expect(named('deps').from).toBe('node:24-bookworm-slim');
-    expect(final.from).toBe('gcr.io/distroless/nodejs24-debian12:nonroot');
+    // The Node of the image is the one package.json pins for development and tests (the `node` package).
+    const pinned = pkg.devDependencies['node']!;
+    expect(pinned).toMatch(/^24\.\d+\.\d+$/);
+    expect(pkg.engines.node).toContain('>=24');
+    expect(globalArgs.get('NODE_VERSION')).toBe(pinned);
+    expect(named('build').from).toBe(`node:${pinned}-bookworm-slim`);
+    expect(named('deps').from).toBe(`node:${pinned}-bookworm-slim`);
+    expect(final.from).toBe('gcr.io/distroless/cc-debian12:nonroot');
+    const nodeCopy = final.body.filter((i) => i.op === 'COPY' && i.args.includes('--from=build') && /\/usr\/local\/bin\/node \/nodejs\/bin\/node$/.test(i.args));
+    expect(nodeCopy).toHaveLength(1);
     for (const s of stages) expect(s.from).not.toMatch(/:latest$|^[^:]+$/);
     const run = (s: Stage) => s.body.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
     expect(run(named('build'))).toMatch(/npm ci\b/);
     expect(run(named('build'))).toContain('tsconfig.build.json');
-    expect(run(named('deps'))).toMatch(/npm ci\b.*--omit=dev/);
     expect(final.body.some((i) => i.op === 'RUN')).toBe(false);
+  });
+
+  test('the sidecar image holds production dependencies only: no dev, no optional (autocannon), no bench harness', () => {
+    const run = (s: Stage) => s.body.filter((i) => i.op === 'RUN').map((i) => i.args).join('\n');
+    expect(run(named('deps'))).toMatch(/npm ci\b(?=.*--omit=dev)(?=.*--omit=optional)/);
+    expect(run(named('build'))).toMatch(/rm -rf dist\/bench\b/);
+    // The load generator is optional: npm installs keep it for `tessera load`, the image leaves it out.
+    expect(pkg.dependencies['autocannon']).toBeUndefined();
+    expect(pkg.optionalDependencies?.['autocannon']).toBeDefined();
+    const fromDeps = final.body.filter((i) => i.op === 'COPY' && i.args.includes('--from=deps'));
+    expect(fromDeps.map((i) => i.args)).toEqual(['--from=deps --chown=0:0 /src/node_modules ./node_modules']);
   });
 
   test('the runtime runs as a numeric non-root user, set after every COPY', () => {
@@ -100,7 +125,6 @@ describe('deploy/Dockerfile', () => {
     expect(ep).toHaveLength(1);
     const argv = JSON.parse(ep[0]!.args) as string[];
     expect(argv).toEqual(['/nodejs/bin/node', '/app/dist/cli/tessera.js']);
-    const pkg = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string> };
     expect(`/app/${pkg.bin.tessera}`).toBe(argv[1]);
     expect(final.body.find((i) => i.op === 'WORKDIR')?.args).toBe('/app');
     const fromBuild = final.body.filter((i) => i.op === 'COPY' && i.args.includes('--from=build')).map((i) => i.args);

@@ -4,12 +4,13 @@
 import { X509Certificate } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { cpSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { compileIdPattern } from '../../../common/spiffe/match.js';
 import { ANNOTATION, parseOutbound } from '../../../control-plane/src/injector/annotations.js';
-import { resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
+import { INJECTOR_DEFAULTS, resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
+import { parseInjectorFileConfig } from '../../../control-plane/src/injector/injector-file-config.js';
 import { planInjection } from '../../../control-plane/src/injector/plan-injection.js';
 import { applyJsonPatch } from '../../helpers/json-patch.js';
 import { jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
@@ -92,42 +93,74 @@ describe('every manifest validates against the Kubernetes OpenAPI schema', () =>
   });
 });
 
-describe('install: control plane, RBAC, webhook', () => {
-  test('namespaced objects land in tessera-system; the CA Secret is external, nothing else is missing', () => {
+describe('install: control plane, injector, RBAC, webhook', () => {
+  const DEPLOYMENTS = ['tessera-control-plane', 'tessera-injector'];
+  /** Created by the operator from the CA directory (docs/kubernetes.md, Install step 3), never by kustomize. */
+  const EXTERNAL = { secrets: ['tessera-ca'], configMaps: ['tessera-trust-bundle'] };
+
+  test('namespaced objects land in tessera-system; only the CA Secret and the trust bundle are external', () => {
     const objs = all('install');
     for (const o of objs) if (!['Namespace', 'ClusterRole', 'ClusterRoleBinding', 'MutatingWebhookConfiguration'].includes(o.kind)) expect(o.metadata.namespace).toBe('tessera-system');
-    const dep = find('install', 'Deployment', 'tessera-control-plane');
-    expect(dep.spec.replicas).toBe(2);
-    for (const v of dep.spec.template.spec.volumes) {
-      const cm = v.configMap;
-      const secret = v.secret;
-      if (cm && !cm.optional) expect(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === cm.name)).toBe(true);
-      if (secret && secret.secretName !== 'tessera-ca') expect(objs.some((o) => o.kind === 'Secret' && o.metadata.name === secret.secretName)).toBe(true);
+    for (const name of DEPLOYMENTS) {
+      const dep = find('install', 'Deployment', name);
+      expect(dep.spec.replicas).toBe(2);
+      for (const v of dep.spec.template.spec.volumes) {
+        const cm = v.configMap;
+        const secret = v.secret;
+        if (cm && !cm.optional && !EXTERNAL.configMaps.includes(cm.name)) expect(objs.some((o) => o.kind === 'ConfigMap' && o.metadata.name === cm.name), cm.name).toBe(true);
+        if (secret && !EXTERNAL.secrets.includes(secret.secretName)) expect(objs.some((o) => o.kind === 'Secret' && o.metadata.name === secret.secretName)).toBe(true);
+      }
     }
     expect(objs.filter((o) => o.kind === 'Secret').map((o) => o.metadata.name)).toEqual(['tessera-injector-tls']);
   });
 
-  test('services and the PDB select the control-plane pods by ports and labels that exist', () => {
-    const dep = find('install', 'Deployment', 'tessera-control-plane');
-    const labels = dep.spec.template.metadata.labels;
-    const ports = dep.spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
-    for (const name of ['tessera-control-plane', 'tessera-injector']) {
-      const svc = find('install', 'Service', name);
-      expect(labels).toMatchObject(svc.spec.selector);
+  test('each Service and PDB selects exactly one Deployment, by labels and ports that exist', () => {
+    const selected = (selector: Record<string, string>) => DEPLOYMENTS.filter((d) => Object.entries(selector).every(([k, v]) => find('install', 'Deployment', d).spec.template.metadata.labels[k] === v));
+    const expected: Record<string, string> = { 'tessera-control-plane': 'tessera-control-plane', 'tessera-injector': 'tessera-injector' };
+    for (const [svcName, depName] of Object.entries(expected)) {
+      const svc = find('install', 'Service', svcName);
+      expect(selected(svc.spec.selector)).toEqual([depName]);
+      const ports = find('install', 'Deployment', depName).spec.template.spec.containers[0].ports.map((p: { name: string }) => p.name);
       for (const p of svc.spec.ports) expect(ports).toContain(p.targetPort);
+      const pdb = find('install', 'PodDisruptionBudget', depName);
+      expect(selected(pdb.spec.selector.matchLabels)).toEqual([depName]);
+      expect(pdb.spec.minAvailable).toBe(1);
     }
-    expect(labels).toMatchObject(find('install', 'PodDisruptionBudget', 'tessera-control-plane').spec.selector.matchLabels);
-    expect(find('install', 'PodDisruptionBudget', 'tessera-control-plane').spec.minAvailable).toBe(1);
     const webhook = find('install', 'MutatingWebhookConfiguration', 'tessera-sidecar-injector').webhooks[0].clientConfig.service;
     expect(find('install', 'Service', webhook.name).spec.ports.map((p: { port: number }) => p.port)).toContain(webhook.port);
   });
 
-  test('the control plane runs restricted: non-root, no privilege, read-only root, probes on /ready', () => {
-    const spec = find('install', 'Deployment', 'tessera-control-plane').spec.template.spec;
+  test.each(DEPLOYMENTS)('%s runs restricted: non-root, no privilege, read-only root, readiness on /ready', (name) => {
+    const spec = find('install', 'Deployment', name).spec.template.spec;
     expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
     const c = spec.containers[0];
     expect(c.securityContext).toMatchObject({ readOnlyRootFilesystem: true, allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } });
     expect(c.readinessProbe.httpGet.path).toBe('/ready');
+    expect(find('install', 'Deployment', name).spec.template.metadata.annotations['tessera.dev/inject']).toBe('false');
+  });
+
+  test('the injector stands alone: no CA, no API token, no webhook in the control plane; rolls and drains one at a time', () => {
+    const inj = find('install', 'Deployment', 'tessera-injector') as K8sObject & Views['Deployment'] & { spec: { strategy: unknown } };
+    const spec = inj.spec.template.spec as PodSpecView & { automountServiceAccountToken?: boolean };
+    expect(spec.volumes.some((v) => v.secret?.secretName === 'tessera-ca')).toBe(false);
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.containers[0]!.args).toEqual(['injector', '--config', '/etc/tessera/injector/injector.yaml']);
+    expect(inj.spec.strategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 0, maxSurge: 1 } });
+    expect(spec.containers[0]!.readinessProbe.httpGet).toMatchObject({ path: '/ready', port: 'webhook', scheme: 'HTTPS' });
+    expect(spec.containers[0]!['lifecycle']).toEqual({ preStop: { sleep: { seconds: 5 } } });
+    const cp = find('install', 'Deployment', 'tessera-control-plane').spec.template.spec;
+    expect(cp.containers[0]!.ports.map((p) => p.name)).not.toContain('webhook');
+    expect(parseYaml(find('install', 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml']).injector).toBeUndefined();
+    // The webhook: fail closed, bounded, never for tessera-system (the injector itself) or kube-system.
+    const w = find('install', 'MutatingWebhookConfiguration', 'tessera-sidecar-injector').webhooks[0] as unknown as {
+      failurePolicy: string;
+      timeoutSeconds: number;
+      namespaceSelector: { matchExpressions: { key: string; operator: string; values: string[] }[] };
+    };
+    expect(w.failurePolicy).toBe('Fail');
+    expect(w.timeoutSeconds).toBe(5);
+    expect(w.namespaceSelector.matchExpressions).toContainEqual(expect.objectContaining({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: expect.arrayContaining(['tessera-system', 'kube-system']) }));
+    expect(find('install', 'Namespace', 'tessera-system').metadata.labels['tessera.dev/inject']).toBe('disabled');
   });
 
   test('RBAC is least privilege: create tokenreviews, read the issuer discovery, nothing else', () => {
@@ -157,18 +190,17 @@ describe('install: control plane, RBAC, webhook', () => {
     expect(Buffer.from(tlsSecret.data['tls.key'], 'base64').toString()).toContain('PRIVATE KEY');
   });
 
-  test("the control plane's injector block is valid and names the Deployment's image", () => {
-    const cm = find('install', 'ConfigMap', 'tessera-control-plane');
-    const cfg = parseYaml(cm.data['control-plane.yaml']);
-    expect(cfg.trustDomain).toBe('cluster.local');
-    const { listen, certFile, keyFile, enabled, ...injector } = cfg.injector;
-    expect({ enabled, listen }).toEqual({ enabled: true, listen: '0.0.0.0:9443' });
-    const dep = find('install', 'Deployment', 'tessera-control-plane').spec.template.spec;
+  test("the injector's config file is valid, its files are mounted, it names the Deployment's image, and the sidecar gets the measured resources", () => {
+    const cm = find('install', 'ConfigMap', 'tessera-injector');
+    const cfg = parseInjectorFileConfig(cm.data['injector.yaml'], '/etc/tessera/injector/injector.yaml', { version: '0.1.0' });
+    expect(cfg.listen).toBe('0.0.0.0:9443');
+    const dep = find('install', 'Deployment', 'tessera-injector').spec.template.spec;
     const mounts = dep.containers[0].volumeMounts.map((m: { mountPath: string }) => m.mountPath);
-    expect(mounts).toContain(certFile.replace(/\/tls\.crt$/, ''));
-    expect(keyFile.startsWith('/etc/tessera/webhook-tls/')).toBe(true);
-    expect(resolveInjectorConfig(injector).proxyImage).toBe(dep.containers[0].image);
+    for (const f of [cfg.certFile, cfg.keyFile, cfg.bundleFile]) expect(mounts).toContain(dirname(f));
+    expect(cfg.settings.proxyImage).toBe(dep.containers[0].image);
     expect(dep.containers[0]!.ports.find((p) => p.name === 'webhook')?.containerPort).toBe(9443);
+    // The same figures as the defaults, which docs/kubernetes.md derives from measured idle RSS (~101 MiB).
+    expect(cfg.settings.resources).toEqual(INJECTOR_DEFAULTS.resources);
   });
 });
 
@@ -178,6 +210,7 @@ describe('examples', () => {
     expect(ns.metadata.labels['tessera.dev/inject']).toBe('enabled');
     const bundlePem = await testBundlePem();
     const config = resolveInjectorConfig({ proxyImage: 'tessera:0.1.0', controlPlaneAddress: 'tessera-control-plane.tessera-system.svc:8443', version: '0.1.0' });
+    let probed = 0;
     for (const name of ['api', 'web']) {
       const dep = find('examples/demo', 'Deployment', name);
       const template = dep.spec.template;
@@ -190,7 +223,14 @@ describe('examples', () => {
       expect(svc.spec.ports[0].targetPort).toBe(15006);
       // Apps listen on loopback only: the sidecar's inbound listener is the one way in.
       for (const c of dep.spec.template.spec.containers) if (c.args) expect(c.args.join(' ')).toContain('127.0.0.1:');
+      // So the kubelet's probes of those apps go through the sidecar (rewritten at injection).
+      for (const c of pod.spec.containers as unknown as { name: string; readinessProbe?: { httpGet: { port: number; path: string } } }[]) {
+        if (!c.readinessProbe) continue;
+        expect(c.readinessProbe.httpGet).toMatchObject({ port: 15000, path: `/app-health/${c.name}/readiness` });
+        probed++;
+      }
     }
+    expect(probed).toBeGreaterThan(0);
     const web = find('examples/demo', 'Deployment', 'web').spec.template.metadata.annotations;
     const [api] = parseOutbound({ [ANNOTATION.outbound]: web[ANNOTATION.outbound] }, [8080]);
     const apiSvc = find('examples/demo', 'Service', 'api');

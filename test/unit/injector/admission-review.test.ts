@@ -66,7 +66,7 @@ describe('resolveInjectorConfig', () => {
   test('defaults', () => {
     const c = resolveInjectorConfig({ proxyImage: 'tessera:1', controlPlaneAddress: 'cp:8443' });
     expect(c).toMatchObject({ imagePullPolicy: 'IfNotPresent', tokenAudience: 'tessera', tokenExpirationSeconds: 3600, podBindAddress: '0.0.0.0' });
-    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    expect(c.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
     expect(Object.isFrozen(c)).toBe(true);
   });
   test.each([

@@ -77,7 +77,7 @@ describe('planInjection + JSON Patch', () => {
       allowPrivilegeEscalation: false,
       capabilities: { drop: ['ALL'] },
     });
-    expect(s.resources).toEqual({ requests: { cpu: '50m', memory: '64Mi' }, limits: { memory: '256Mi' } });
+    expect(s.resources).toEqual({ requests: { cpu: '50m', memory: '128Mi' }, limits: { memory: '256Mi' } });
     expect(s.ports!.map((p) => p.containerPort)).toEqual([15000, 15006]);
     expect(s.volumeMounts).toContainEqual({ name: 'tessera-token', mountPath: '/var/run/secrets/tessera', readOnly: true });
     expect(s.volumeMounts).toContainEqual({ name: 'tessera-config', mountPath: '/var/run/tessera/config', readOnly: true });

@@ -2,7 +2,7 @@
 // cardinality bounds.
 import type { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
-import { MAX_POLICY_LABELS, MAX_SERIES_PER_METRIC, ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
+import { MAX_PEER_LABELS, MAX_POLICY_LABELS, MAX_SERIES_PER_METRIC, ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
 
 type Sample = { labels: Record<string, string | number>; value: number; metricName?: string };
 
@@ -25,7 +25,9 @@ function fresh(): { m: ProxyMetrics; r: Registry } {
 
 const NAMES = [
   'tessera_authz_decisions_total',
+  'tessera_build_info',
   'tessera_connections_active',
+  'tessera_connections_revoked_total',
   'tessera_policy_updates_total',
   'tessera_request_duration_seconds',
   'tessera_requests_rejected_total',
@@ -72,20 +74,41 @@ describe('ProxyMetrics', () => {
 
   test('requests: numeric and string codes share a series, odd codes fold, bad durations are skipped', async () => {
     const { m, r } = fresh();
-    m.request('inbound', 'http1', 200, 0.01);
-    m.request('inbound', 'http1', '200', 0.02);
-    m.request('inbound', 'http1', 999, 0.01);
-    m.request('inbound', 'tcp', 'closed', Number.NaN);
-    m.request('edge', 'http2', 403, -1);
+    const web = 'spiffe://td/web';
+    m.request('inbound', 'http1', 200, 0.01, 'app', web);
+    m.request('inbound', 'http1', '200', 0.02, 'app', web);
+    m.request('inbound', 'http1', 999, 0.01, 'app', web);
+    m.request('inbound', 'tcp', 'closed', Number.NaN, 'db', web);
+    m.request('edge', 'http2', 403, -1, 'public', '');
     const name = 'tessera_requests_total';
-    expect(await value(r, name, { direction: 'inbound', protocol: 'http1', code: '200' })).toBe(2);
-    expect(await value(r, name, { direction: 'inbound', protocol: 'http1', code: 'other' })).toBe(1);
-    expect(await value(r, name, { direction: 'inbound', protocol: 'tcp', code: 'closed' })).toBe(1);
-    expect(await value(r, name, { direction: 'edge', protocol: 'http2', code: '403' })).toBe(1);
+    expect(await value(r, name, { direction: 'inbound', protocol: 'http1', code: '200', listener: 'app', peer: web })).toBe(2);
+    expect(await value(r, name, { direction: 'inbound', protocol: 'http1', code: 'other', listener: 'app', peer: web })).toBe(1);
+    expect(await value(r, name, { direction: 'inbound', protocol: 'tcp', code: 'closed', listener: 'db', peer: web })).toBe(1);
+    expect(await value(r, name, { direction: 'edge', protocol: 'http2', code: '403', listener: 'public', peer: 'none' })).toBe(1);
     const hist = await samples(r, 'tessera_request_duration_seconds');
     const count = (d: string) => hist.find((s) => s.metricName === 'tessera_request_duration_seconds_count' && s.labels.direction === d)?.value;
     expect(count('inbound')).toBe(3);
     expect(count('edge')).toBeUndefined();
+    expect(hist.find((s) => s.metricName === 'tessera_request_duration_seconds_count' && s.labels.listener === 'app')?.labels.peer).toBe(web);
+  });
+
+  test('requests: the peer label keeps the first 100 SPIFFE IDs, later peers count as other', async () => {
+    const { m, r } = fresh();
+    for (let i = 0; i < MAX_PEER_LABELS + 30; i++) m.request('inbound', 'http', 200, 0.001, 'app', `spiffe://td/caller-${i}`);
+    m.request('inbound', 'http', 200, 0.001, 'app', 'spiffe://td/caller-0');
+    const all = await samples(r, 'tessera_requests_total');
+    expect(new Set(all.map((s) => s.labels.peer)).size).toBe(MAX_PEER_LABELS + 1);
+    expect(await value(r, 'tessera_requests_total', { direction: 'inbound', protocol: 'http', code: '200', listener: 'app', peer: 'spiffe://td/caller-0' })).toBe(2);
+    expect(await value(r, 'tessera_requests_total', { direction: 'inbound', protocol: 'http', code: '200', listener: 'app', peer: 'other' })).toBe(30);
+    const hist = (await samples(r, 'tessera_request_duration_seconds')).filter((s) => s.metricName === 'tessera_request_duration_seconds_count');
+    expect(new Set(hist.map((s) => s.labels.peer)).size).toBe(MAX_PEER_LABELS + 1);
+    expect(hist.reduce((a, s) => a + s.value, 0)).toBe(MAX_PEER_LABELS + 31);
+  });
+
+  test('tessera_build_info: 1 with the version, Node and OpenSSL labels', async () => {
+    const r = createProxyRegistry();
+    new ProxyMetrics(r, { defaultMetrics: false, build: { version: '1.2.3', node: '24.20.0', openssl: '3.5.7' } });
+    expect(await r.metrics()).toContain('tessera_build_info{version="1.2.3",node="24.20.0",openssl="3.5.7"} 1');
   });
 
   test('counter values stay cumulative across scrapes', async () => {

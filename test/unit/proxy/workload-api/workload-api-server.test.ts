@@ -1,7 +1,9 @@
 // Workload API server on a real Unix socket, driven by a plain proto-loader client (no Tessera client code):
-// header enforcement, complete-state streams pushed on rotation, Unimplemented JWT calls, owner-only socket.
+// header enforcement, complete-state streams pushed on rotation, Unimplemented JWT calls, and a socket that an app
+// running as another uid can use (SPIFFE convention), also through a read-only mount of its directory (a pod's).
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { lstatSync, statSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -80,6 +82,34 @@ function collect(stream: grpc.ClientReadableStream<Record<string, unknown>>) {
   return { messages, until, status: () => status };
 }
 
+/** Runs `node args…` as `uid` (gid the same), from the repository so its node_modules resolve. */
+function asUid(uid: number, args: readonly string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(process.execPath, [...args], { cwd: REPO_ROOT, uid, gid: uid, timeout: 20_000, env: { PATH: process.env.PATH ?? '' } }, (err, stdout, stderr) => {
+      done({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+/** A separate process as another uid: plain grpc-js + the published proto, FetchX509SVID, first message. */
+async function fetchSvidAs(uid: number, socketPath: string): Promise<unknown> {
+  const script = `
+    const grpc = require('@grpc/grpc-js');
+    const loader = require('@grpc/proto-loader');
+    const def = loader.loadSync('spiffe/workload/workload.proto', { includeDirs: ['proto'], keepCase: true });
+    const Api = grpc.loadPackageDefinition(def).SpiffeWorkloadAPI;
+    const client = new Api('unix://' + process.argv[1], grpc.credentials.createInsecure());
+    const md = new grpc.Metadata();
+    md.set('workload.spiffe.io', 'true');
+    const s = client.FetchX509SVID({}, md, { deadline: Date.now() + 10000 });
+    const out = (o) => { console.log(JSON.stringify({ ...o, uid: process.getuid() })); process.exit(0); };
+    s.on('data', (m) => out({ ok: true, spiffeId: m.svids[0].spiffe_id }));
+    s.on('error', (e) => out({ ok: false, code: e.code, details: e.details }));`;
+  const r = await asUid(uid, ['-e', script, socketPath]);
+  if (r.code !== 0) throw new Error(`client as uid ${uid} failed (${r.code}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim());
+}
+
 describe('SPIFFE Workload API server', () => {
   let tmp: Awaited<ReturnType<typeof makeTempDir>>;
   let ca: TestCa;
@@ -104,7 +134,6 @@ describe('SPIFFE Workload API server', () => {
     const first = await ca.mintSvid(ID);
     feed.set(identityOf(first, ca));
     server = await WorkloadApiServer.start({ socketPath: socket(), feed });
-    expect(statSync(socket()).mode & 0o777).toBe(0o600);
     client = genericClient(socket());
     const s = collect(client.FetchX509SVID({}, header()) as never);
     await s.until(() => s.messages.length === 1);
@@ -164,6 +193,53 @@ describe('SPIFFE Workload API server', () => {
     const s = collect(client.FetchX509SVID({}, header()) as never);
     await s.until(() => s.status() !== undefined);
     expect(s.status()!.code).toBe(grpc.status.UNAVAILABLE);
+  });
+
+  test('a missing socket directory is created 0755; the socket is 0666 (connectable by every uid)', async () => {
+    const path = join(tmp.dir, 'run/workload/workload.sock');
+    const umask = process.umask(0o077);
+    try {
+      server = await WorkloadApiServer.start({ socketPath: path, feed });
+    } finally {
+      process.umask(umask);
+    }
+    expect(statSync(join(tmp.dir, 'run/workload')).mode & 0o777).toBe(0o755);
+    expect(statSync(path).mode & 0o777).toBe(0o666);
+  });
+
+  describe.skipIf(process.getuid?.() !== 0)('an app container running as another uid (needs root to switch uid)', () => {
+    const NOBODY = 65534;
+    /** The socket's directory (created by the server), inside a temp dir others may traverse but not list. */
+    const sharedDir = () => {
+      chmodSync(tmp.dir, 0o711);
+      return join(tmp.dir, 'workload');
+    };
+
+    test('connects as uid 65534 and gets the SVID, but cannot replace the socket', async () => {
+      const dir = sharedDir();
+      feed.set(identityOf(await ca.mintSvid(ID), ca));
+      server = await WorkloadApiServer.start({ socketPath: join(dir, 'workload.sock'), feed });
+      const got = await fetchSvidAs(NOBODY, join(dir, 'workload.sock'));
+      expect(got).toEqual({ ok: true, spiffeId: ID, uid: NOBODY });
+      const rm = await asUid(NOBODY, ['-e', `require('node:fs').unlinkSync(process.argv[1])`, join(dir, 'workload.sock')]);
+      expect(rm.code).not.toBe(0);
+      expect(rm.stderr).toContain('EACCES');
+    });
+
+    test('connects through a read-only bind mount of the socket directory (the app container mount)', async (ctx) => {
+      const dir = sharedDir();
+      feed.set(identityOf(await ca.mintSvid(ID), ca));
+      server = await WorkloadApiServer.start({ socketPath: join(dir, 'workload.sock'), feed });
+      const appView = join(tmp.dir, 'app-view');
+      mkdirSync(appView, { mode: 0o755 });
+      const mounted = await run('mount', ['--bind', '-o', 'ro', dir, appView]).catch(() => ({ code: 1 }));
+      if (mounted.code !== 0) return ctx.skip();
+      try {
+        expect(await fetchSvidAs(NOBODY, join(appView, 'workload.sock'))).toEqual({ ok: true, spiffeId: ID, uid: NOBODY });
+      } finally {
+        await run('umount', [appView]);
+      }
+    });
   });
 
   test('replaces a stale socket but never a regular file', async () => {

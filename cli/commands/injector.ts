@@ -1,0 +1,39 @@
+// `tessera injector --config F`: runs the sidecar-injection webhook alone (no CA, no store) until SIGTERM/SIGINT.
+// Prints `tessera injector: listening <host:port>`, then exactly `tessera injector: ready` once it serves.
+import { startupError } from '../../common/startup-error.js';
+import { requiredString } from '../args.js';
+import { type Command, EXIT_OK } from '../command.js';
+import { readBuildInfo } from '../read-build-info.js';
+
+export const injectorCommand: Command = {
+  path: ['injector'],
+  summary: 'Run the Kubernetes sidecar-injection webhook alone (no CA: it stays up when issuance is not)',
+  usage: '--config FILE',
+  details: [
+    'Serves POST /inject (AdmissionReview v1), GET /healthz and GET /ready over HTTPS. It reads only its serving',
+    'certificate (re-read every 10 s) and the trust bundle file (re-read at every admission; the last good one',
+    'is kept): no control plane has to be running. Logs are JSON lines on stderr.',
+    'SIGTERM or SIGINT: /ready turns 503, open requests finish, exit 0. Config reference: docs/kubernetes.md.',
+  ].join('\n'),
+  flags: {
+    config: { type: 'string', value: 'FILE', description: 'Injector YAML config', required: true },
+  },
+  async run(args, io) {
+    const [{ createLogger }, { loadInjectorFileConfig }, { startInjector }] = await Promise.all([
+      import('../logger.js'),
+      import('../../control-plane/src/injector/injector-file-config.js'),
+      import('../../control-plane/src/injector/main.js'),
+    ]);
+    const config = loadInjectorFileConfig(requiredString(args, 'config'), { version: readBuildInfo().version });
+    const log = createLogger({ level: config.logLevel, component: 'injector', sync: true });
+    const handle = await startInjector(config, { log }).catch((e: unknown) => {
+      throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
+    });
+    io.stdout(`tessera injector: listening ${handle.address}\n`);
+    io.stdout('tessera injector: ready\n');
+    const signal = await io.stopSignal;
+    log.info({ signal }, 'stopping');
+    await handle.close();
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,34 @@
+// The command line that runs THIS tessera CLI, for the hints it prints (`tessera up`'s "Try it" commands):
+// `npx tessera` outside the repository would fetch an unrelated npm package of that name.
+import { realpathSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
+
+/** POSIX-shell quoting, only when needed. */
+export function shellQuote(word: string): string {
+  return /^[A-Za-z0-9_./:=@%+,-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+function real(path: string): string | null {
+  try {
+    return realpathSync(path);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * `tessera` when the first `tessera` on PATH is this very script (a global install or a linked bin), else the
+ * absolute Node binary and script: `'/usr/bin/node' '/home/me/tessera/dist/cli/tessera.js'`, which works from
+ * any directory, whatever Node the shell would pick.
+ */
+export function selfCommand(execPath: string, scriptPath: string, pathEnv: string | undefined): string {
+  const script = real(scriptPath) ?? scriptPath;
+  for (const dir of (pathEnv ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const onPath = real(join(dir, 'tessera'));
+    if (onPath === null) continue;
+    if (onPath === script) return 'tessera';
+    break; // another `tessera` comes first on PATH: name this one explicitly
+  }
+  return `${shellQuote(execPath)} ${shellQuote(script)}`;
+}

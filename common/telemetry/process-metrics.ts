@@ -1,0 +1,16 @@
+// The metrics every Tessera process exposes on /metrics, proxy and control plane alike: prom-client's default
+// process_* and nodejs_* series under their standard names, and tessera_build_info{version,node,openssl} 1.
+import { Gauge, type Registry, collectDefaultMetrics } from 'prom-client';
+import type { BuildInfo } from '../build-info.js';
+
+export function registerProcessMetrics(registry: Registry, build: BuildInfo, opts: { readonly defaultMetrics?: boolean } = {}): void {
+  // No prefix: dashboards and alerts written for any Node service (process_resident_memory_bytes, ...) apply.
+  if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+  const info = new Gauge({
+    name: 'tessera_build_info',
+    help: 'Always 1; the labels say which Tessera version runs on which Node.js and OpenSSL.',
+    labelNames: ['version', 'node', 'openssl'],
+    registers: [registry],
+  });
+  info.set({ version: build.version, node: build.node, openssl: build.openssl }, 1);
+}

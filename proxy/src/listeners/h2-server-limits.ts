@@ -1,0 +1,101 @@
+// The limits of an HTTP/2 server: what it advertises and enforces in SETTINGS (concurrent streams, header list
+// size), and the deadlines of each session, checked by its listener's sweep (SessionSet): request headers must be
+// complete within headersTimeout (the first request after the preface, and any HEADERS block once begun,
+// CONTINUATION trickling included), and a session with no open stream for idleTimeout is closed. Node's own
+// session timeout counts every frame as activity, so a client trickling bytes would never reach it.
+import type { ServerHttp2Session, ServerHttp2Stream, ServerOptions } from 'node:http2';
+import type { ProxyLimits } from '../config/proxy-config.js';
+import type { Expirable, SessionSet } from './session-set.js';
+
+/**
+ * Server options every h2 listener shares. Streams beyond maxConcurrentStreams are refused (RST_STREAM
+ * REFUSED_STREAM) by nghttp2, and after maxSessionRejectedStreams (Node's default 100) the session is closed.
+ */
+export function h2ServerOptions(limits: ProxyLimits, maxSessionMemoryMb: number): ServerOptions {
+  return {
+    maxSessionMemory: maxSessionMemoryMb,
+    maxHeaderListPairs: limits.maxHeaders,
+    maxSendHeaderBlockLength: limits.maxHeaderBytes * 4,
+    // A TLS client that negotiates no ALPN protocol is cut as soon as a slow handshake would be.
+    unknownProtocolTimeout: limits.handshakeTimeoutMs,
+    settings: { maxHeaderListSize: limits.maxHeaderBytes, maxConcurrentStreams: limits.maxConcurrentStreams, enablePush: false },
+  };
+}
+
+/** Tracks `session` in `sessions` with its deadlines; `onExpire` counts the cut (headers_timeout, idle_timeout). */
+export function watchH2Session(sessions: SessionSet, session: ServerHttp2Session, limits: ProxyLimits, nowMs: () => number, onExpire: (code: string) => void): void {
+  sessions.add(session, new H2SessionWatch(session, limits, nowMs, onExpire));
+}
+
+type Code = 'headers_timeout' | 'idle_timeout';
+
+export class H2SessionWatch implements Expirable {
+  readonly #session: ServerHttp2Session;
+  readonly #limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs'>;
+  readonly #nowMs: () => number;
+  readonly #onExpire: (code: Code) => void;
+  readonly #startMs: number;
+  #lastStreamId = 0;
+  #open = 0;
+  #idleSinceMs: number;
+  #pendingId = 0;
+  #pendingSinceMs = 0;
+  #code: Code = 'headers_timeout';
+
+  constructor(session: ServerHttp2Session, limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs'>, nowMs: () => number, onExpire: (code: Code) => void) {
+    this.#session = session;
+    this.#limits = limits;
+    this.#nowMs = nowMs;
+    this.#onExpire = onExpire;
+    this.#startMs = nowMs();
+    this.#idleSinceMs = this.#startMs;
+    session.on('stream', (stream: ServerHttp2Stream) => this.#onStream(stream));
+  }
+
+  get closed(): boolean {
+    return this.#session.closed || this.#session.destroyed;
+  }
+
+  /**
+   * nghttp2 moves lastProcStreamID when a HEADERS frame of a new stream begins, and Node emits 'stream' only once
+   * the whole header block has arrived: a higher lastProcStreamID than the last stream seen is a header block in
+   * progress. (Streams refused by the concurrency cap do not move it; a request nghttp2 resets as malformed does,
+   * so a client whose last request was malformed is closed after headersTimeout unless another request follows.)
+   */
+  get deadlineMs(): number {
+    if (this.closed) return Number.POSITIVE_INFINITY;
+    this.#code = 'headers_timeout';
+    if (this.#lastStreamId === 0) return this.#startMs + this.#limits.headersTimeoutMs;
+    const inProgress = this.#session.state.lastProcStreamID ?? 0;
+    if (inProgress > this.#lastStreamId) {
+      if (this.#pendingId !== inProgress) {
+        this.#pendingId = inProgress;
+        this.#pendingSinceMs = this.#nowMs();
+      }
+      return this.#pendingSinceMs + this.#limits.headersTimeoutMs;
+    }
+    if (this.#open > 0) return Number.POSITIVE_INFINITY; // streams have their own request timeout
+    this.#code = 'idle_timeout';
+    return this.#idleSinceMs + this.#limits.idleTimeoutMs;
+  }
+
+  expire(): void {
+    if (this.closed) return;
+    this.#onExpire(this.#code);
+    this.#session.destroy();
+  }
+
+  /** GOAWAY: open streams finish, new ones are refused. */
+  drain(): void {
+    if (!this.closed) this.#session.close();
+  }
+
+  #onStream(stream: ServerHttp2Stream): void {
+    const id = stream.id ?? 0;
+    if (id > this.#lastStreamId) this.#lastStreamId = id;
+    this.#open++;
+    stream.once('close', () => {
+      if (--this.#open === 0) this.#idleSinceMs = this.#nowMs();
+    });
+  }
+}

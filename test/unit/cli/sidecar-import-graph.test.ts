@@ -1,0 +1,70 @@
+// What `tessera proxy` and `tessera control-plane` load: the modules statically reachable from the CLI entry and
+// the two commands' lazy imports. The load harness and the benchmarks (bench/, autocannon) must not be among them
+// (they load only when `tessera bench`/`tessera load` run), so the sidecar pays neither their RSS nor their start-up.
+import { readFileSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { REPO_ROOT } from '../../helpers/run.js';
+
+/** Value imports of a source file (type-only imports are erased by tsc and load nothing). */
+function staticImports(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const out: string[] = [];
+  for (const m of text.matchAll(/^\s*(import|export)\s+(type\s+)?([^'";]*?)\s*from\s+['"]([^'"]+)['"]/gm)) {
+    if (m[2]) continue;
+    // `import { type A, type B } from` is erased too.
+    const names = /^\{([^}]*)\}$/.exec(m[3]!.trim())?.[1];
+    if (names?.split(',').every((n) => n.trim() === '' || n.trim().startsWith('type '))) continue;
+    out.push(m[4]!);
+  }
+  for (const m of text.matchAll(/^\s*import\s+['"]([^'"]+)['"]/gm)) out.push(m[1]!);
+  return out;
+}
+
+/** `import('x')` calls in a file: loaded when that code runs. */
+function dynamicImports(file: string): string[] {
+  return [...readFileSync(file, 'utf8').matchAll(/import\(\s*['"]([^'"]+)['"]\s*\)/g)].map((m) => m[1]!);
+}
+
+const toSource = (from: string, spec: string) => resolve(dirname(from), spec.replace(/\.js$/, '.ts'));
+
+/** Every module reachable by static imports from `roots`: repository files (relative) and packages (bare). */
+function reachable(roots: readonly string[]): Set<string> {
+  const seen = new Set<string>();
+  const queue = [...roots];
+  while (queue.length > 0) {
+    const file = queue.pop()!;
+    const key = relative(REPO_ROOT, file);
+    if (seen.has(key)) continue;
+    seen.add(key);
+    for (const spec of staticImports(file)) {
+      if (spec.startsWith('.')) queue.push(toSource(file, spec));
+      else seen.add(spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0]!);
+    }
+  }
+  return seen;
+}
+
+const cli = (p: string) => join(REPO_ROOT, 'cli', p);
+
+describe('modules a sidecar loads', () => {
+  // The entry's own imports are dynamic (after the Node version check); follow exactly those.
+  const entry = cli('tessera.ts');
+  const startup = dynamicImports(entry).map((s) => toSource(entry, s));
+  const proxyRun = dynamicImports(cli('commands/proxy.ts')).filter((s) => s.startsWith('.')).map((s) => toSource(cli('commands/proxy.ts'), s));
+  const cpRun = dynamicImports(cli('commands/control-plane.ts')).filter((s) => s.startsWith('.')).map((s) => toSource(cli('commands/control-plane.ts'), s));
+
+  test('the entry loads the command table, which reaches the proxy command', () => {
+    expect(startup.map((f) => relative(REPO_ROOT, f))).toContain('cli/commands/index.ts');
+    expect(reachable(startup)).toContain('cli/commands/proxy.ts');
+  });
+
+  test.each([
+    ['tessera proxy', () => [...startup, ...proxyRun]],
+    ['tessera control-plane', () => [...startup, ...cpRun]],
+  ])('%s loads nothing from bench/ and not autocannon', (_name, roots) => {
+    const mods = reachable(roots());
+    expect(mods.size).toBeGreaterThan(20);
+    expect([...mods].filter((m) => m.startsWith('bench/') || m === 'autocannon')).toEqual([]);
+  });
+});
