@@ -106,6 +106,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (stream.destroyed) return finish('downstream_reset');
     try {
       req = session.request(headers, { endStream: stream.readableEnded });
+      upstream.track(session, req);
     } catch {
       status = grpc ? 200 : 502;
       respondLocal(stream, grpc, 502, 'upstream_unavailable', 14);
