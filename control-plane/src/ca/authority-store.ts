@@ -1,9 +1,11 @@
 // Persists the CA in <dataDir>/ca: one key and one certificate file per root and intermediate, and
 // ca-state.json naming them. New files are written first, the state file is renamed last; files no state
 // names (a crash between the two) are swept at load. Keys are 0600 and never leave this directory.
+// A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept.
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, unlinkSync } from 'node:fs';
-import { join } from 'node:path';
+import { type Stats, accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { errnoReason } from '../../../common/config/read-named-file.js';
 import { TesseraError } from '../../../common/errors.js';
 import { keyMatchesPublicKey, keyPairFromPem } from '../../../common/pki/keys.js';
 import { TMP_MARKER, writeFileAtomicSync } from './atomic-file.js';
@@ -32,39 +34,90 @@ export interface LoadedCa {
   readonly authorities: readonly LoadedAuthority[];
 }
 
-function corrupt(message: string, cause?: unknown): TesseraError {
-  return new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', message, {}, cause === undefined ? undefined : { cause });
+function corrupt(message: string, cause?: unknown, file?: string): TesseraError {
+  return new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', message, file ? { file } : {}, cause === undefined ? undefined : { cause });
+}
+
+/** The process's uid and groups, for judging who else can read a key file. */
+export interface ProcessIdentity {
+  readonly uid: number;
+  readonly groups: readonly number[];
+}
+
+function processIdentity(): ProcessIdentity {
+  return { uid: process.getuid?.() ?? -1, groups: [process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])] };
+}
+
+/**
+ * Why a private key file is readable by someone it should not be, or null. Refused: any permission for others
+ * (o+r/w), and group permission for a group the process is not in (its members are unknown users). Accepted:
+ * group permission for the process's own group or supplementary group (a Kubernetes Secret with `fsGroup` and
+ * `defaultMode: 0440` is root:<fsGroup> 0440 — the group is how the process reads it) and for gid 0 (root).
+ */
+export function keyExposure(st: Pick<Stats, 'mode' | 'gid'>, me: ProcessIdentity): string | null {
+  const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
+  if ((st.mode & 0o006) !== 0) return `mode ${mode} lets every user ${st.mode & 0o004 ? 'read' : 'write'} it`;
+  if ((st.mode & 0o060) !== 0 && st.gid !== 0 && !me.groups.includes(st.gid)) return `mode ${mode} lets group ${st.gid}, which this process (uid ${me.uid}) is not in, ${st.mode & 0o040 ? 'read' : 'write'} it`;
+  return null;
+}
+
+/** Whether this process may write `dir`: false on a read-only mount (EROFS) or without permission (EACCES). */
+function writable(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export class AuthorityStore {
   readonly #dir: string;
   readonly #crash: ((p: CrashPoint) => void) | undefined;
+  readonly #readOnly: boolean;
+  readonly #me: ProcessIdentity;
 
   constructor(opts: AuthorityStoreOptions) {
     this.#dir = opts.dir;
     this.#crash = opts.crashHook;
-    mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    chmodSync(this.#dir, 0o700);
+    this.#me = processIdentity();
+    try {
+      if (!existsSync(this.#dir)) mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+      else if (!statSync(this.#dir).isDirectory()) throw corrupt(`${this.#dir} is not a directory`, undefined, this.#dir);
+      // Decided by asking, never by trying: a write attempt on a Secret mount is exactly what must not happen.
+      this.#readOnly = !writable(this.#dir);
+      if (!this.#readOnly && (statSync(this.#dir).mode & 0o777) !== 0o700) chmodSync(this.#dir, 0o700);
+    } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `CA directory ${this.#dir}: ${errnoReason(e, 'cannot be used')}`, { file: this.#dir }, { cause: e });
+    }
   }
 
   get dir(): string {
     return this.#dir;
   }
 
+  /** True when the directory cannot be written (a mounted Secret): the CA is loaded and never changed. */
+  get readOnly(): boolean {
+    return this.#readOnly;
+  }
+
   /** The persisted CA, or null when none was ever committed. Sweeps files no state names. */
   load(): LoadedCa | null {
     const statePath = join(this.#dir, STATE_FILE);
     if (!existsSync(statePath)) {
+      if (this.#readOnly) throw new TesseraError('TESSERA_ERR_CA_READ_ONLY', `${statePath} is missing and ${this.#dir} is read-only, so no CA can be created there (create the Secret from a complete CA directory: docs/kubernetes.md)`, { file: statePath });
       this.#sweep(new Set());
       return null;
     }
     let state: CaStateFile;
     try {
-      state = JSON.parse(readFileSync(statePath, 'utf8')) as CaStateFile;
+      state = JSON.parse(this.#read(STATE_FILE).toString('utf8')) as CaStateFile;
     } catch (e) {
-      throw corrupt(`${statePath} is not readable JSON: ${(e as Error).message}`, e);
+      if (e instanceof TesseraError) throw e;
+      throw corrupt(`${statePath} is not valid JSON: ${(e as Error).message}`, e, statePath);
     }
-    if (state.version !== 1 || !Array.isArray(state.authorities)) throw corrupt(`${statePath}: unknown format`);
+    if (state === null || typeof state !== 'object' || state.version !== 1 || !Array.isArray(state.authorities)) throw corrupt(`${statePath}: unknown format`, undefined, statePath);
     const authorities = state.authorities.map((a) => this.#loadAuthority(a));
     this.#sweep(referencedFiles(state));
     return { state, authorities };
@@ -72,6 +125,7 @@ export class AuthorityStore {
 
   /** Writes the new material, then the state (renamed last), then deletes files the state no longer names. */
   commit(state: CaStateFile, material: readonly MaterialFile[]): void {
+    if (this.#readOnly) throw new TesseraError('TESSERA_ERR_CA_READ_ONLY', `${this.#dir} is read-only: change the CA in a writable copy and replace the Secret (docs/kubernetes.md)`, { file: this.#dir });
     for (const f of material) writeFileAtomicSync(join(this.#dir, f.name), f.text, f.secret ? 0o600 : 0o644);
     this.#crash?.('ca-after-material');
     writeFileAtomicSync(join(this.#dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
@@ -80,30 +134,55 @@ export class AuthorityStore {
   }
 
   #loadAuthority(a: AuthorityRecord): LoadedAuthority {
+    const statePath = join(this.#dir, STATE_FILE);
+    if (a === null || typeof a !== 'object' || !Array.isArray(a.intermediates)) throw corrupt(`${statePath}: an authority entry is malformed`, undefined, statePath);
     const root = this.#loadPair(a.rootCertFile, a.rootKeyFile);
     const intermediates = a.intermediates.map((i) => this.#loadPair(i.certFile, i.keyFile));
-    if (intermediates.length === 0) throw corrupt(`authority ${a.id} has no intermediate`);
+    if (intermediates.length === 0) throw corrupt(`${statePath}: authority ${a.id} has no intermediate`, undefined, statePath);
     for (const [n, i] of intermediates.entries()) {
-      if (!i.cert.checkIssued(root.cert) || !i.cert.verify(root.cert.publicKey)) throw corrupt(`${a.intermediates[n]!.certFile} is not signed by the root of authority ${a.id}`);
+      const file = join(this.#dir, a.intermediates[n]!.certFile);
+      if (!i.cert.checkIssued(root.cert) || !i.cert.verify(root.cert.publicKey)) throw corrupt(`${file} is not signed by the root of authority ${a.id} (${join(this.#dir, a.rootCertFile)})`, undefined, file);
     }
     return { record: a, root, intermediates };
   }
 
   #loadPair(certFile: string, keyFile: string): CertWithKey {
+    const certPath = join(this.#dir, certFile);
+    const keyPath = join(this.#dir, keyFile);
     let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(this.#read(certFile));
+    } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      throw corrupt(`${certPath} is not a certificate: ${(e as Error).message}`, e, certPath);
+    }
+    if (!cert.ca) throw corrupt(`${certPath} is not a CA certificate (basicConstraints cA is not true)`, undefined, certPath);
+    const keyPem = this.#read(keyFile);
+    const exposure = keyExposure(statSync(keyPath), this.#me);
+    if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${keyPath}: ${exposure}; a CA key must be 0600 or 0400 (0440 with the process's group, e.g. a Secret's defaultMode with fsGroup)`, { file: keyPath });
     let key: ReturnType<typeof keyPairFromPem>;
     try {
-      cert = new X509Certificate(readFileSync(join(this.#dir, certFile)));
-      key = keyPairFromPem(readFileSync(join(this.#dir, keyFile)));
+      key = keyPairFromPem(keyPem);
     } catch (e) {
-      throw corrupt(`cannot load ${certFile} / ${keyFile}: ${(e as Error).message}`, e);
+      throw corrupt(`${keyPath} is not a private key: ${(e as Error).message}`, e, keyPath);
     }
-    if (!cert.ca) throw corrupt(`${certFile} is not a CA certificate`);
-    if (!keyMatchesPublicKey(key.privateKey, cert.publicKey)) throw corrupt(`${keyFile} does not match ${certFile}`);
+    if (!keyMatchesPublicKey(key.privateKey, cert.publicKey)) throw corrupt(`${keyPath} does not match ${certPath}`, undefined, keyPath);
     return { cert, key };
   }
 
+  /** A file ca-state.json names (a plain name in this directory): missing or unreadable is coded, naming it. */
+  #read(name: string): Buffer {
+    if (typeof name !== 'string' || name === '' || basename(name) !== name || name.startsWith('.')) throw corrupt(`${join(this.#dir, STATE_FILE)} names "${String(name)}", which is not a file name in ${this.#dir}`);
+    const path = join(this.#dir, name);
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      throw corrupt(`${path}: ${errnoReason(e)}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}`, e, path);
+    }
+  }
+
   #sweep(keep: ReadonlySet<string>): void {
+    if (this.#readOnly) return;
     for (const name of readdirSync(this.#dir)) {
       if (name === STATE_FILE || keep.has(name)) continue;
       if (name.includes(TMP_MARKER) || /\.(crt|key)$/.test(name)) unlinkSync(join(this.#dir, name));

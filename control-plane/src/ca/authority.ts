@@ -55,6 +55,9 @@ export interface CaLifetimes {
   readonly intermediateTtlMs: number;
 }
 
+/** CA certificates are valid from this long before they are made (clock skew between hosts). */
+export const CA_BACKDATE_MS = 60_000;
+
 export function newAuthorityId(): string {
   return randomBytes(4).toString('hex');
 }
@@ -66,7 +69,7 @@ export async function createRoot(td: TrustDomain, id: string, nowMs: number, ttl
     subject: `CN=Tessera root ${td.name} ${id}, O=Tessera`,
     publicKey: key.publicKey,
     signer: key,
-    notBefore: new Date(nowMs - 60_000),
+    notBefore: new Date(nowMs - CA_BACKDATE_MS),
     notAfter: new Date(nowMs + ttlMs),
     basicConstraints: { ca: true, pathLength: 1 },
     keyUsage: ['keyCertSign', 'cRLSign'],
@@ -83,7 +86,7 @@ export async function createIntermediate(td: TrustDomain, id: string, root: Cert
     publicKey: key.publicKey,
     issuer: root.cert,
     signer: root.key,
-    notBefore: new Date(nowMs - 60_000),
+    notBefore: new Date(nowMs - CA_BACKDATE_MS),
     // Never outlives its root.
     notAfter: new Date(Math.min(nowMs + ttlMs, rootNotAfter)),
     basicConstraints: { ca: true, pathLength: 0 },

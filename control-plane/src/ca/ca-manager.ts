@@ -2,6 +2,8 @@
 // authority to the bundle before it signs; `activate` makes it sign and retires the previous one; a retired
 // authority is removed once no live SVID chains to it (on the tick, or by `retire`). Intermediates rotate at
 // half-life. Every change is committed atomically, then published as one immutable snapshot.
+// On a read-only store (a Kubernetes Secret shared by replicas) the roots are fixed: each replica mints its own
+// intermediates in memory, signed by the root it reads, and rotates them; authority changes are refused.
 import type { X509Certificate } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -11,6 +13,7 @@ import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import {
   type AuthorityRecord,
+  CA_BACKDATE_MS,
   type CaLifetimes,
   type CaStateFile,
   type CertWithKey,
@@ -72,6 +75,8 @@ interface Plan<T> {
   readonly newAuthorities?: readonly LoadedAuthority[];
   readonly newIntermediates?: readonly (readonly [string, CertWithKey])[];
   readonly removed?: readonly string[];
+  /** Installed without a commit: a replica's own intermediates over a read-only store. */
+  readonly inMemory?: boolean;
   readonly events: CaEvent[];
   readonly result: T;
 }
@@ -96,6 +101,8 @@ export class CaManager {
         throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA in ${opts.store.dir} is for trust domain "${loaded.state.trustDomain}", not "${opts.trustDomain.name}"`);
       }
       m.#install(loaded.state, loaded.authorities, 1);
+      // A replica never signs with the intermediate key the Secret shares: it mints its own before serving.
+      if (opts.store.readOnly) await m.#mutate((now) => m.#rotationPlan(now, true));
       return m;
     }
     const now = opts.clock.nowMs();
@@ -181,42 +188,51 @@ export class CaManager {
 
   /** The periodic work: rotate intermediates at half-life, prune expired ones, remove unused retired authorities. */
   maintain(): Promise<readonly CaEvent[]> {
-    return this.#mutate(async (now) => {
-      const events: CaEvent[] = [];
-      const material: MaterialFile[] = [];
-      const newIntermediates: [string, CertWithKey][] = [];
-      const removed: string[] = [];
-      const records: AuthorityRecord[] = [];
-      for (const a of this.#state.authorities) {
-        if (a.state === 'retired' && this.#o.liveSvids(a.id, now).count === 0) {
-          removed.push(a.id);
-          events.push({ event: 'ca.removed', authority: a.id, detail: { automatic: true } });
-          continue;
-        }
-        let rec = a;
-        const last = a.intermediates[a.intermediates.length - 1]!;
-        if (a.state !== 'retired' && this.#needsRotation(a, now)) {
-          const loaded = this.#loaded(a.id);
-          const next = await createIntermediate(this.#o.trustDomain, a.id, loaded.root, now, this.#o.lifetimes.intermediateTtlMs);
-          const ir = intermediateRecord(a.id, next);
-          rec = { ...rec, intermediates: [...rec.intermediates, ir] };
-          material.push(...intermediateMaterial(ir, next));
-          newIntermediates.push([a.id, next]);
-          events.push({ event: 'ca.intermediate_rotated', authority: a.id, detail: { previous: last.serial, serial: ir.serial, notAfterMs: ir.notAfterMs } });
-        }
-        // Expired intermediates can sign nothing and verify nothing live: drop all but the newest.
-        const kept = rec.intermediates.filter((i, n) => n === rec.intermediates.length - 1 || i.notAfterMs > now);
-        if (kept.length !== rec.intermediates.length) rec = { ...rec, intermediates: kept };
-        records.push(rec);
+    return this.#mutate((now) => this.#rotationPlan(now, false));
+  }
+
+  /**
+   * Writable store: rotate at half-life, prune, remove retired authorities nothing chains to. Read-only store:
+   * only the replica's own in-memory intermediates change (`force`: a fresh one now); the authorities are the
+   * Secret's and change only when the Secret does.
+   */
+  async #rotationPlan(now: number, force: boolean): Promise<Plan<readonly CaEvent[]>> {
+    const inMemory = this.#o.store.readOnly;
+    const events: CaEvent[] = [];
+    const material: MaterialFile[] = [];
+    const newIntermediates: [string, CertWithKey][] = [];
+    const removed: string[] = [];
+    const records: AuthorityRecord[] = [];
+    for (const a of this.#state.authorities) {
+      if (!inMemory && a.state === 'retired' && this.#o.liveSvids(a.id, now).count === 0) {
+        removed.push(a.id);
+        events.push({ event: 'ca.removed', authority: a.id, detail: { automatic: true } });
+        continue;
       }
-      if (events.length === 0 && records.every((r, n) => r === this.#state.authorities[n])) return { records: null, events: [], result: [] };
-      return { records, material, newIntermediates, removed, events, result: events };
-    });
+      let rec = a;
+      const last = a.intermediates[a.intermediates.length - 1]!;
+      if (a.state !== 'retired' && ((force && a.state === 'active') || this.#needsRotation(a, now))) {
+        const loaded = this.#loaded(a.id);
+        const next = await createIntermediate(this.#o.trustDomain, a.id, loaded.root, now, this.#o.lifetimes.intermediateTtlMs);
+        const ir = intermediateRecord(a.id, next);
+        rec = { ...rec, intermediates: [...rec.intermediates, ir] };
+        material.push(...intermediateMaterial(ir, next));
+        newIntermediates.push([a.id, next]);
+        events.push({ event: 'ca.intermediate_rotated', authority: a.id, detail: { previous: last.serial, serial: ir.serial, notAfterMs: ir.notAfterMs, ...(inMemory ? { inMemory: true } : {}) } });
+      }
+      // Expired intermediates can sign nothing and verify nothing live: drop all but the newest.
+      const kept = rec.intermediates.filter((i, n) => n === rec.intermediates.length - 1 || i.notAfterMs > now);
+      if (kept.length !== rec.intermediates.length) rec = { ...rec, intermediates: kept };
+      records.push(rec);
+    }
+    if (events.length === 0 && records.every((r, n) => r === this.#state.authorities[n])) return { records: null, events: [], result: [] };
+    return { records, material, newIntermediates, removed, events, result: events, inMemory };
   }
 
   #needsRotation(a: AuthorityRecord, now: number): boolean {
     const cur = this.#loaded(a.id).intermediates.at(-1)!.cert;
-    const from = cur.validFromDate.getTime();
+    // Half-life counts from when it was made, not from its backdated notBefore (which would halve short lifetimes).
+    const from = cur.validFromDate.getTime() + CA_BACKDATE_MS;
     const to = cur.validToDate.getTime();
     if (now < from + (to - from) / 2) return false;
     // A successor capped by the root's expiry would not outlive this one: rotating would only shorten it.
@@ -258,7 +274,7 @@ export class CaManager {
       if (p.records === null) return p.result;
       const history = [...this.#state.removed, ...(p.removed ?? []).map((id) => ({ id, removedAtMs: now }))].slice(-MAX_REMOVED_HISTORY);
       const state: CaStateFile = { ...this.#state, authorities: p.records, removed: history };
-      this.#o.store.commit(state, p.material ?? []);
+      if (!p.inMemory) this.#o.store.commit(state, p.material ?? []);
       // Rebuild the loaded view from what is now committed: new material from memory, the rest reused.
       const fresh = new Map((p.newAuthorities ?? []).map((a) => [a.record.id, a]));
       const loaded = p.records.map((r): LoadedAuthority => {
