@@ -1,12 +1,12 @@
 // `tessera control-plane --config F`: runs the control plane until SIGTERM/SIGINT, then drains and exits 0.
 // Prints the bound addresses, then exactly `tessera control-plane: ready` once it serves (harnesses wait for it).
 import { TesseraError } from '../../common/errors.js';
-import { startupError } from '../../common/startup-error.js';
 import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
 import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
+import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString } from '../args.js';
-import { readBuildInfo } from '../read-build-info.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { readBuildInfo } from '../read-build-info.js';
 
 const CRASH_POINTS: readonly string[] = ['ca-after-material', 'ca-after-state'];
 

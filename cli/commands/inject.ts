@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { certificatesOf, readNamedFile } from '../../common/config/read-named-file.js';
 import { TesseraError } from '../../common/errors.js';
+import { certificatesOf, readNamedFile } from '../../shared-io/read-named-file.js';
 import { stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 

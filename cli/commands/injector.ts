@@ -1,6 +1,6 @@
 // `tessera injector --config F`: runs the sidecar-injection webhook alone (no CA, no store) until SIGTERM/SIGINT.
 // Prints `tessera injector: listening <host:port>`, then exactly `tessera injector: ready` once it serves.
-import { startupError } from '../../common/startup-error.js';
+import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 import { readBuildInfo } from '../read-build-info.js';

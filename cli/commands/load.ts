@@ -1,8 +1,8 @@
 // `tessera load`: an HTTP/1.1 load test (autocannon) with mTLS client certificates against any HTTP(S) endpoint.
 import { writeFile } from 'node:fs/promises';
-import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../common/config/read-named-file.js';
 import { connect } from 'node:tls';
 import { TesseraError } from '../../common/errors.js';
+import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../shared-io/read-named-file.js';
 import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 import { loadHarness } from '../load-harness.js';

@@ -1,8 +1,8 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
-import { startupError } from '../../common/startup-error.js';
+import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString } from '../args.js';
-import { readBuildInfo } from '../read-build-info.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { readBuildInfo } from '../read-build-info.js';
 
 const COMPONENT = 'tessera-proxy';
 

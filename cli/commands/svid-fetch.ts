@@ -4,9 +4,8 @@
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readCertificatesFile } from '../../common/config/read-named-file.js';
-import { TesseraError } from '../../common/errors.js';
 import { parseAddress } from '../../common/config/validate-yaml.js';
+import { TesseraError } from '../../common/errors.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair, keyMatchesPublicKey, privateKeyPem } from '../../common/pki/keys.js';
 import { encodePem } from '../../common/pki/pem.js';
@@ -14,6 +13,7 @@ import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
 import type { ControlPlaneClient } from '../../proxy/src/identity/control-plane-client.js';
+import { readCertificatesFile } from '../../shared-io/read-named-file.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 

@@ -1,12 +1,11 @@
 // `tessera svid verify`: judge a certificate chain as an X.509-SVID against a bundle file, at a chosen time.
 import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../common/errors.js';
-import { readCertificatesFile } from '../../common/config/read-named-file.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
-import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
-import { leafSpiffeId } from '../../common/spiffe/x509-svid.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { leafSpiffeId, verifyX509Svid } from '../../common/spiffe/x509-svid.js';
+import { readCertificatesFile } from '../../shared-io/read-named-file.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
 

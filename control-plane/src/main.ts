@@ -1,19 +1,19 @@
 // The control plane's composition root: data dir, SQLite store, CA, issuance and attestation, the gRPC services
 // (Identity, Config), the admin HTTP listener and admin.sock, the optional injector webhook, and one wall-clock
 // tick. Everything is created here and nowhere else; close() drains it within a deadline.
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+
+import { chmodSync, existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import type { BuildInfo } from '../../common/build-info.js';
 import type { Clock } from '../../common/clock.js';
-import { readNamedFileSync } from '../../common/config/read-named-file.js';
-import { TesseraError, describeError } from '../../common/errors.js';
-import { startupError } from '../../common/startup-error.js';
-import { socketAnswers } from './admin/admin-socket.js';
+import { describeError, TesseraError } from '../../common/errors.js';
+import { readNamedFileSync } from '../../shared-io/read-named-file.js';
+import { startupError } from '../../shared-io/startup-error.js';
+import { adminSocketPath } from './admin/admin-client.js';
 import { AdminHttp } from './admin/admin-http.js';
 import { adminRoutes } from './admin/admin-routes.js';
-import { AdminSocket } from './admin/admin-socket.js';
-import { adminSocketPath } from './admin/admin-client.js';
+import { AdminSocket, socketAnswers } from './admin/admin-socket.js';
 import { certsView, updateCaGauges } from './admin/certs-view.js';
 import { createMetrics } from './admin/metrics.js';
 import { ConfigHub } from './api/config-service.js';
@@ -28,6 +28,7 @@ import { JwksRefresher } from './attestation/k8s-jwks-refresher.js';
 import { K8sJwtAttestor } from './attestation/k8s-jwt-attestor.js';
 import { SvidAttestor } from './attestation/svid-attestor.js';
 import { writeFileAtomicSync } from './ca/atomic-file.js';
+import { auditCaRecovery } from './ca/audit-recovery.js';
 import { AuthorityStore, type CrashPoint } from './ca/authority-store.js';
 import { type CaEvent, CaManager } from './ca/ca-manager.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
@@ -39,6 +40,7 @@ import { SelfSvidSource } from './issuance/self-svid.js';
 import { BreakGlass } from './policy/break-glass.js';
 import { PolicyDirSource } from './policy/policy-dir-source.js';
 import { AuditLog } from './store/audit-log.js';
+import { prepareDataDir } from './store/data-dir.js';
 import { openDatabase } from './store/database.js';
 import { GrantStore } from './store/grant-store.js';
 import { InventoryStore } from './store/inventory-store.js';
@@ -78,44 +80,6 @@ export const BUNDLE_FILE = 'bundle.pem';
 const DATABASE_FILE = 'tessera.db';
 const AUDIT_FILE = 'audit.log';
 const TOKEN_KEEP_MS = 24 * 3_600_000;
-
-function prepareDataDir(dir: string, log: ControlPlaneLogger): void {
-  try {
-    if (!existsSync(dir)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
-      chmodSync(dir, 0o700);
-    } else if (!statSync(dir).isDirectory()) {
-      throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: not a directory`, { file: dir });
-    } else if ((statSync(dir).mode & 0o077) !== 0) {
-      // Not changed behind the operator's back (it may be a shared directory); what is secret in it is 0600/0700.
-      log.warn({ dataDir: dir, mode: (statSync(dir).mode & 0o777).toString(8) }, 'the data dir is readable by others; 0700 is recommended');
-    }
-  } catch (e) {
-    if (e instanceof TesseraError) throw e;
-    throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-}
-
-/** The authority state each audited CA event leaves behind. */
-const CA_EVENT_STATE: Readonly<Record<string, string>> = { 'ca.created': 'active', 'ca.prepared': 'prepared', 'ca.activated': 'active', 'ca.retired': 'retired', 'ca.removed': 'removed' };
-
-/**
- * A kill between a CA commit and its audit line leaves the committed state ahead of the trail: at start, record
- * a `ca.recovered` line for every authority whose state the trail does not show.
- */
-function auditCaRecovery(audit: AuditLog, authorities: readonly { record: { id: string; state: string } }[], nowMs: number): void {
-  const trail = new Map<string, string>();
-  for (const e of audit.recent('ca.', 10_000).reverse()) {
-    const state = e['event'] === 'ca.recovered' ? e['state'] : CA_EVENT_STATE[String(e['event'])];
-    if (typeof state === 'string' && typeof e['authority'] === 'string') trail.set(e['authority'], state);
-  }
-  const now = new Map(authorities.map((a) => [a.record.id, a.record.state]));
-  for (const id of new Set([...trail.keys(), ...now.keys()])) {
-    const state = now.get(id) ?? 'removed';
-    const audited = trail.get(id);
-    if (audited !== state) audit.record(nowMs, { event: 'ca.recovered', result: 'ok', caller: 'control-plane', authority: id, state, ...(audited ? { audited } : {}) });
-  }
-}
 
 export async function startControlPlane(config: ControlPlaneConfig, deps: ControlPlaneDeps): Promise<ControlPlaneHandle> {
   const { clock, log } = deps;

@@ -3,19 +3,18 @@
 import type { Logger } from 'pino';
 import type { BuildInfo } from '../../common/build-info.js';
 import type { Clock } from '../../common/clock.js';
-import { certificatesOf, readNamedFileSync } from '../../common/config/read-named-file.js';
-import { TesseraError, describeError } from '../../common/errors.js';
+import { describeError, TesseraError } from '../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { certificatesOf, readNamedFileSync } from '../../shared-io/read-named-file.js';
 import { type AdminServer, startAdminServer } from './admin/admin-server.js';
-import { type ServedCheck, certsReport, probeServedSerial } from './admin/certs-report.js';
+import { certsReport, probeServedSerial, type ServedCheck } from './admin/certs-report.js';
 import { PolicyDirSource } from './authz/policy-dir-source.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
 import { EdgeListener } from './edge/edge-listener.js';
 import type { IssuedSvid } from './identity/control-plane-svid-source.js';
-import type { WorkloadApiServer } from './workload-api/workload-api-server.js';
 import { FileIdentitySource } from './identity/file-identity-source.js';
 import type { IdentitySnapshot } from './identity/identity-snapshot.js';
 import { IdentityStore } from './identity/identity-store.js';
@@ -25,10 +24,11 @@ import type { ListenerDeps } from './listeners/listener-deps.js';
 import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
-import { ProxyMetrics, createProxyRegistry } from './telemetry/metrics.js';
+import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
 import { resolveTracing } from './telemetry/tracing-settings.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
 import { ClientContexts, TicketKeys } from './tls/tls-contexts.js';
+import type { WorkloadApiServer } from './workload-api/workload-api-server.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;

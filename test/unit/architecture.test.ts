@@ -1,6 +1,7 @@
 // Layout rules of DESIGN.md section 1, checked on the source: proxy/ and control-plane/ never import each
-// other, common/ does no I/O, and no file outgrows one concern.
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+// other, common/ does no I/O, shared-io/ (the one home of I/O code both sides use) imports only common/, and no
+// file outgrows one concern.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { REPO_ROOT } from '../helpers/run.js';
@@ -40,8 +41,20 @@ describe('architecture', () => {
       }
     }
   });
+  test('shared-io/ imports only common/ (and Node or packages), and common/ never imports shared-io/', () => {
+    for (const f of tsFiles('shared-io')) {
+      for (const i of imports(f)) {
+        if (!i.startsWith('.')) continue;
+        expect(/^(\.\/|\.\.\/common\/)/.test(i), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(true);
+      }
+    }
+    for (const f of tsFiles('common')) for (const i of imports(f)) expect(i.includes('shared-io/'), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(false);
+  });
+  test('common/ registers no process-wide collectors (prom-client belongs to the sides or shared-io/)', () => {
+    for (const f of tsFiles('common')) for (const i of imports(f)) expect(i, relative(REPO_ROOT, f)).not.toBe('prom-client');
+  });
   test('every source file opens with a header comment and stays under ~450 lines', () => {
-    for (const dir of ['common', 'control-plane', 'proxy', 'cli', 'bench'].filter(exists)) {
+    for (const dir of ['common', 'shared-io', 'control-plane', 'proxy', 'cli', 'bench'].filter(exists)) {
       for (const f of tsFiles(dir)) {
         if (f.includes('/generated/')) continue;
         const text = readFileSync(f, 'utf8');

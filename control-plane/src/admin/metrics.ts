@@ -2,7 +2,7 @@
 // injects; label values come from fixed sets (results, error codes, attestation reasons, authority ids).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BuildInfo } from '../../../common/build-info.js';
-import { registerProcessMetrics } from '../../../common/telemetry/process-metrics.js';
+import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 
 export interface ControlPlaneMetrics {
   readonly issuances: Counter<'result' | 'attestor'>;

@@ -3,11 +3,11 @@
 // names (a crash between the two) are swept at load. Keys are 0600 and never leave this directory.
 // A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept.
 import { X509Certificate } from 'node:crypto';
-import { type Stats, accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, readdirSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { errnoReason } from '../../../common/config/read-named-file.js';
 import { TesseraError } from '../../../common/errors.js';
 import { keyMatchesPublicKey, keyPairFromPem } from '../../../common/pki/keys.js';
+import { errnoReason } from '../../../shared-io/read-named-file.js';
 import { TMP_MARKER, writeFileAtomicSync } from './atomic-file.js';
 import type { AuthorityRecord, CaStateFile, CertWithKey, LoadedAuthority } from './authority.js';
 

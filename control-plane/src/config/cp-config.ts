@@ -1,11 +1,11 @@
 // The control plane's config file (DESIGN.md section 8): schema, defaults, and loading with relative paths
 // resolved against the file's directory. Unknown keys are errors naming file, line and key.
 import { dirname, resolve } from 'node:path';
-import { readNamedFileSync } from '../../../common/config/read-named-file.js';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
-import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from '../injector/injector-config.js';
 
 const checkTrustDomain = (v: string): string | null => {

@@ -1,9 +1,9 @@
 // The config file of `tessera injector --config F` (the webhook alone, no CA): schema, defaults and loading.
 import { dirname, resolve } from 'node:path';
-import { readNamedFileSync } from '../../../common/config/read-named-file.js';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
-import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { isTesseraError, TesseraError } from '../../../common/errors.js';
+import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from './injector-config.js';
 
 export interface InjectorFileConfig {

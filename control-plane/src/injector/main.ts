@@ -1,8 +1,8 @@
 // The standalone injector's composition root (`tessera injector`): the webhook, its serving certificate (re-read
 // when the Secret changes) and the trust bundle file. No CA, no store, no control plane: it stays up when they are not.
 import { createSecureContext } from 'node:tls';
-import { certificatesOf, pemBlocksOf, readNamedFile } from '../../../common/config/read-named-file.js';
-import { TesseraError, describeError } from '../../../common/errors.js';
+import { describeError, TesseraError } from '../../../common/errors.js';
+import { certificatesOf, pemBlocksOf, readNamedFile } from '../../../shared-io/read-named-file.js';
 import type { InjectorFileConfig } from './injector-file-config.js';
 import { type InjectorLogger, startInjectorWebhook } from './webhook-server.js';
 

@@ -2,7 +2,7 @@
 // recording that costs a few map lookups: counters and gauges live in plain cells flushed at scrape time.
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { BuildInfo } from '../../../common/build-info.js';
-import { registerProcessMetrics } from '../../../common/telemetry/process-metrics.js';
+import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
 
 /** Distinct `policy` label values kept before further ones are reported as `other`. */

@@ -11,7 +11,7 @@ import { until } from '../../../helpers/until.js';
 let server: tls.Server;
 let accepts: AcceptTimes;
 let port: number;
-let clock = 1_000;
+const clock = 1_000;
 const seen: (number | undefined)[] = [];
 
 beforeAll(async () => {

@@ -2,8 +2,8 @@
 import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { type ErrorCode, TesseraError } from '../errors.js';
-import { decodePem } from '../pki/pem.js';
+import { type ErrorCode, TesseraError } from '../common/errors.js';
+import { decodePem } from '../common/pki/pem.js';
 
 /** Which file, as the user knows it: `what` is its role ("--bundle", "certificate", "config"), shown before the path. */
 export interface NamedFile {

@@ -1,7 +1,7 @@
 // The metrics every Tessera process exposes on /metrics, proxy and control plane alike: prom-client's default
 // process_* and nodejs_* series under their standard names, and tessera_build_info{version,node,openssl} 1.
-import { Gauge, type Registry, collectDefaultMetrics } from 'prom-client';
-import type { BuildInfo } from '../build-info.js';
+import { collectDefaultMetrics, Gauge, type Registry } from 'prom-client';
+import type { BuildInfo } from '../common/build-info.js';
 
 export function registerProcessMetrics(registry: Registry, build: BuildInfo, opts: { readonly defaultMetrics?: boolean } = {}): void {
   // No prefix: dashboards and alerts written for any Node service (process_resident_memory_bytes, ...) apply.

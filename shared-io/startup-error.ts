@@ -1,6 +1,7 @@
 // Start-up failures as operators see them: one coded line naming the file, never a bare errno from deep inside.
-import { errnoReason } from './config/read-named-file.js';
-import { TesseraError } from './errors.js';
+
+import { TesseraError } from '../common/errors.js';
+import { errnoReason } from './read-named-file.js';
 
 export type StartupCode = 'TESSERA_ERR_CP_START_FAILED' | 'TESSERA_ERR_PROXY_START_FAILED';
 
