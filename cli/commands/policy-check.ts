@@ -1,14 +1,14 @@
 // `tessera policy check`: load a policy directory and explain the decision for one request (who, to whom, what).
 import { readdir } from 'node:fs/promises';
-import { readNamedFile } from '../../common/config/read-named-file.js';
 import { join } from 'node:path';
-import { TesseraError, describeError } from '../../common/errors.js';
+import { describeError, TesseraError } from '../../common/errors.js';
 import { evaluate } from '../../common/policy/evaluate.js';
 import { parsePolicyFiles } from '../../common/policy/parse-policy.js';
 import { checkMethod } from '../../common/policy/policy-schema.js';
 import { compilePolicies } from '../../common/policy/policy-snapshot.js';
 import type { AuthorizationPolicy, AuthzRequest, Decision } from '../../common/policy/policy-types.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
+import { readNamedFile } from '../../shared-io/read-named-file.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
 
