@@ -4,15 +4,19 @@ import { TesseraError } from '../errors.js';
 import { type IdPattern, compileIdPattern } from '../spiffe/match.js';
 import { anyOf, idPatternSource, pathPatternSource } from './pattern-regex.js';
 import { checkPathPattern } from './policy-schema.js';
-import type { AuthorizationPolicy, BreakGlassGrant, PolicyAction, PolicyMode, PolicyRule } from './policy-types.js';
+import { type AuthorizationPolicy, type BreakGlassGrant, type PolicyAction, type PolicyMode, type PolicyRule, UNAUTHENTICATED } from './policy-types.js';
 
 /** A set of ID patterns: plain IDs looked up by their text, wildcards as one anchored regex over the text. */
 export interface IdMatcher {
   readonly exact: ReadonlySet<string>;
   readonly wild: RegExp | null;
+  /** The list names UNAUTHENTICATED: callers without a verified SPIFFE ID match (and only then). */
+  readonly unauthenticated: boolean;
 }
 
-export function idMatcherMatches(m: IdMatcher, idText: string): boolean {
+/** `idText` null = a caller without a verified SPIFFE ID: matched only by an explicit UNAUTHENTICATED entry. */
+export function idMatcherMatches(m: IdMatcher, idText: string | null): boolean {
+  if (idText === null) return m.unauthenticated;
   return m.exact.has(idText) || m.wild?.test(idText) === true;
 }
 
@@ -56,16 +60,22 @@ function idPattern(text: unknown, what: string, key: string): IdPattern {
   }
 }
 
-function idMatcher(patterns: unknown, what: string, key: string): IdMatcher {
+/** `callers`: policy rules may name UNAUTHENTICATED; break-glass grants may not (they are for named workloads). */
+function idMatcher(patterns: unknown, what: string, key: string, callers: boolean): IdMatcher {
   if (!Array.isArray(patterns) || patterns.length === 0) fail(what, key, 'must be a non-empty list of SPIFFE ID patterns');
   const exact = new Set<string>();
   const wild: string[] = [];
+  let unauthenticated = false;
   patterns.forEach((text, i) => {
+    if (callers && text === UNAUTHENTICATED) {
+      unauthenticated = true;
+      return;
+    }
     const p = idPattern(text, what, `${key}[${i}]`);
     if (p.exact) exact.add(p.source);
     else wild.push(idPatternSource(p.source));
   });
-  return { exact, wild: anyOf(wild) };
+  return { exact, wild: anyOf(wild), unauthenticated };
 }
 
 function nonEmptyList<T>(v: T[] | undefined, what: string, key: string): T[] | null {
@@ -76,7 +86,7 @@ function nonEmptyList<T>(v: T[] | undefined, what: string, key: string): T[] | n
 
 function compileRule(r: PolicyRule, index: number, what: string): CompiledRule {
   const key = `rules[${index}]`;
-  const from = idMatcher(r.from, what, `${key}.from`);
+  const from = idMatcher(r.from, what, `${key}.from`, true);
   const ports = nonEmptyList(r.to?.ports, what, `${key}.to.ports`);
   ports?.forEach((p, i) => {
     if (!Number.isInteger(p) || p < 1 || p > 65535) fail(what, `${key}.to.ports[${i}]`, `${String(p)} is not a port (1-65535)`);
@@ -126,5 +136,5 @@ export function compileGrant(input: BreakGlassGrant): CompiledGrant {
   const what = `break-glass grant "${g.id}"`;
   if (typeof g.id !== 'string' || g.id === '') fail('break-glass grant', 'id', 'is required');
   if (typeof g.expiresAtMs !== 'number' || Number.isNaN(g.expiresAtMs)) fail(what, 'expiresAtMs', 'must be a number');
-  return Object.freeze({ grant: g, name: `break-glass/${g.id}`, to: idPattern(g.to, what, 'to'), from: idMatcher(g.from, what, 'from'), expiresAtMs: g.expiresAtMs });
+  return Object.freeze({ grant: g, name: `break-glass/${g.id}`, to: idPattern(g.to, what, 'to'), from: idMatcher(g.from, what, 'from', false), expiresAtMs: g.expiresAtMs });
 }

@@ -17,7 +17,8 @@ interface Outcome {
 
 /** What the request offers to `to` conditions; undefined = the request has no such attribute (e.g. TCP: no path). */
 interface Attributes {
-  readonly sourceText: string;
+  /** null: the caller has no verified SPIFFE ID; only a `from: [unauthenticated]` entry matches it. */
+  readonly sourceText: string | null;
   readonly port: number | undefined;
   readonly method: string | undefined;
   readonly path: string | undefined;
@@ -57,25 +58,24 @@ function firstMatch(policies: readonly CompiledPolicy[], a: Attributes, deny: bo
 function decide(
   plan: DestinationPlan,
   defaultAction: 'deny' | 'allow',
-  a: Attributes | null,
+  a: Attributes,
   nowMs: number,
   denies: readonly CompiledPolicy[],
   allows: readonly CompiledPolicy[],
 ): Outcome {
-  if (a !== null) {
-    for (const g of plan.grants) {
-      if (g.expiresAtMs > nowMs && idMatcherMatches(g.from, a.sourceText)) {
-        return { allowed: true, policy: g.name, rule: null, reason: 'break_glass', mode: 'break-glass', byAudit: false };
-      }
+  // Grants never name unauthenticated callers (compileGrant refuses it), so they never match one.
+  for (const g of plan.grants) {
+    if (g.expiresAtMs > nowMs && idMatcherMatches(g.from, a.sourceText)) {
+      return { allowed: true, policy: g.name, rule: null, reason: 'break_glass', mode: 'break-glass', byAudit: false };
     }
-    const d = firstMatch(denies, a, true);
-    if (d) return { allowed: false, policy: d.p.name, rule: d.rule, reason: 'denied_by_rule', mode: d.p.mode, byAudit: d.p.mode === 'audit' };
   }
+  const d = firstMatch(denies, a, true);
+  if (d) return { allowed: false, policy: d.p.name, rule: d.rule, reason: 'denied_by_rule', mode: d.p.mode, byAudit: d.p.mode === 'audit' };
   if (allows.length > 0) {
-    const m = a === null ? null : firstMatch(allows, a, false);
+    const m = firstMatch(allows, a, false);
     if (m) return { allowed: true, policy: m.p.name, rule: m.rule, reason: 'allowed_by_rule', mode: m.p.mode, byAudit: m.p.mode === 'audit' };
     const mode: PolicyMode = allows.every((p) => p.mode === 'audit') ? 'audit' : 'enforce';
-    return { allowed: false, policy: null, rule: null, reason: a === null ? 'unauthenticated' : 'no_matching_rule', mode, byAudit: mode === 'audit' };
+    return { allowed: false, policy: null, rule: null, reason: a.sourceText === null ? 'unauthenticated' : 'no_matching_rule', mode, byAudit: mode === 'audit' };
   }
   return defaultAction === 'allow'
     ? { allowed: true, policy: null, rule: null, reason: 'default_allow', mode: 'default', byAudit: false }
@@ -96,8 +96,7 @@ export function evaluate(snapshot: PolicySnapshot, req: AuthzRequest): Decision 
     path = normal;
   }
   const plan = snapshot.planFor(req.destination);
-  const a: Attributes | null =
-    req.source === null ? null : { sourceText: req.source.toString(), port: req.port, method: l7 ? req.method : undefined, path };
+  const a: Attributes = { sourceText: req.source === null ? null : req.source.toString(), port: req.port, method: l7 ? req.method : undefined, path };
   const enforced = decide(plan, snapshot.defaultAction, a, req.nowMs, plan.enforceDeny, plan.enforceAllow);
   const decision: Decision = { allowed: enforced.allowed, policy: enforced.policy, rule: enforced.rule, reason: enforced.reason, mode: enforced.mode };
   if (plan.hasAudit) {

@@ -1,7 +1,8 @@
 // The schema of an AuthorizationPolicy document (YAML, or JSON over gRPC), checked by common/config/validate-yaml.ts.
 import type { ObjectSchema, Schema } from '../config/schema.js';
-import { compilePathPattern } from '../spiffe/match.js';
+import { compileIdPattern, compilePathPattern } from '../spiffe/match.js';
 import { normalizeHttpPath } from './normalize-path.js';
+import { UNAUTHENTICATED } from './policy-types.js';
 
 export const POLICY_API_VERSION = 'tessera.dev/v1';
 export const POLICY_KIND = 'AuthorizationPolicy';
@@ -32,10 +33,21 @@ export function checkPathPattern(v: string): string | null {
   return null;
 }
 
+/** A `from` entry: a SPIFFE ID pattern, or the word `unauthenticated` (callers without a verified SPIFFE ID). */
+export function checkCallerPattern(v: string): string | null {
+  if (v === UNAUTHENTICATED) return null;
+  try {
+    compileIdPattern(v);
+    return null;
+  } catch (e) {
+    return `"${v}" is not a SPIFFE ID pattern or "${UNAUTHENTICATED}" (${(e as Error).message})`;
+  }
+}
+
 const ruleSchema: ObjectSchema = {
   type: 'object',
   properties: {
-    from: { type: 'array', required: true, minItems: 1, items: { type: 'string', format: 'id-pattern' } },
+    from: { type: 'array', required: true, minItems: 1, items: { type: 'string', check: checkCallerPattern } },
     to: {
       type: 'object',
       properties: {

@@ -4,8 +4,14 @@ import type { SpiffeId } from '../spiffe/spiffe-id.js';
 export type PolicyAction = 'ALLOW' | 'DENY';
 export type PolicyMode = 'enforce' | 'audit';
 
+/**
+ * The `from` entry naming callers without a verified SPIFFE ID (plaintext on a permissive inbound listener, an edge
+ * client without a certificate). No SPIFFE ID pattern matches them; only this word does. Never a SPIFFE ID.
+ */
+export const UNAUTHENTICATED = 'unauthenticated';
+
 export interface PolicyRule {
-  /** SPIFFE ID patterns of the callers ("*" = one segment, final "**" = one or more). Never empty. */
+  /** SPIFFE ID patterns of the callers ("*" = one segment, final "**" = one or more), or UNAUTHENTICATED. Never empty. */
   from: string[];
   /** Each present field must match; absent = any. Lists are never empty. */
   to?: { ports?: number[]; methods?: string[]; paths?: string[] };
@@ -37,7 +43,10 @@ export interface BreakGlassGrant {
 }
 
 export interface AuthzRequest {
-  /** The caller's verified SPIFFE ID; null when the client is not authenticated (e.g. edge without client cert). */
+  /**
+   * The caller's verified SPIFFE ID; null when the caller is not authenticated (plaintext on a permissive inbound
+   * listener, an edge client without a SPIFFE ID): only a `from` entry UNAUTHENTICATED matches it.
+   */
   source: SpiffeId | null;
   destination: SpiffeId;
   port?: number;
@@ -63,7 +72,7 @@ export const DECISION_REASONS = [
 /**
  * allowed_by_rule: a rule of an ALLOW policy matched. denied_by_rule: a rule of a DENY policy matched.
  * no_matching_rule: ALLOW policies select the destination but none of their rules matched.
- * unauthenticated: as no_matching_rule, for a caller without a verified identity.
+ * unauthenticated: as no_matching_rule, for a caller without a verified identity (no rule names UNAUTHENTICATED).
  * no_policy: no enforce-mode ALLOW policy selects the destination (and no DENY rule matched), the default is deny.
  * default_allow: the same with the default allow.
  * break_glass: an unexpired break-glass grant matched. invalid_path: the HTTP path could not be safely normalized.

@@ -13,6 +13,8 @@ export const ANNOTATION = {
   inboundPorts: 'tessera.dev/inbound-ports',
   /** Default protocol of the inbound ports: http | http2 | grpc | tcp (default http). */
   inboundProtocol: 'tessera.dev/inbound-protocol',
+  /** "strict" (default) | "permissive": inbound ports also take plaintext callers (inbound[].mtls), for a migration. */
+  inboundMtls: 'tessera.dev/inbound-mtls',
   /** "api=spiffe://td/ns/N/sa/S@host:port[;local=P][;protocol=X],…": explicit upstreams. */
   outbound: 'tessera.dev/outbound',
   /** "on" | "off": the sidecar's JSON access log on stdout (telemetry.accessLog); absent: the proxy default (on). */
@@ -45,6 +47,8 @@ export const MAX_OUTBOUND = 64;
 export interface InboundPort {
   readonly appPort: number;
   readonly protocol: Protocol;
+  /** Present only when tessera.dev/inbound-mtls asks for permissive (strict is the proxy's default). */
+  readonly mtls?: 'permissive';
 }
 
 export interface OutboundUpstream {
@@ -88,7 +92,8 @@ export function podOptsOut(annotations: Annotations): boolean {
 /**
  * Grammar: `port[/protocol] *("," port[/protocol])`, blanks around items ignored. A port is 1-65535 in
  * decimal, outside the proxy's reserved range, listed once; a missing protocol takes
- * tessera.dev/inbound-protocol (default http).
+ * tessera.dev/inbound-protocol (default http). tessera.dev/inbound-mtls: permissive applies to every port, which
+ * must then be http or tcp (the proxy does not detect plaintext HTTP/2).
  */
 export function parseInboundPorts(annotations: Annotations): InboundPort[] {
   const pa = ANNOTATION.inboundPorts;
@@ -111,7 +116,18 @@ export function parseInboundPorts(annotations: Annotations): InboundPort[] {
     if (out.some((p) => p.appPort === port)) throw bad(pa, `${where}port ${port} is listed twice`);
     out.push({ appPort: port, protocol: proto === undefined ? defaultProtocol : parseProtocol(pa, proto, where) });
   });
-  return out;
+  if (!parseInboundMtls(annotations)) return out;
+  const h2 = out.find((p) => p.protocol === 'http2' || p.protocol === 'grpc');
+  if (h2) throw bad(ANNOTATION.inboundMtls, `permissive needs http or tcp inbound ports; port ${h2.appPort} is ${h2.protocol} (plaintext HTTP/2 is not detected)`);
+  return out.map((p) => ({ ...p, mtls: 'permissive' as const }));
+}
+
+/** True for "permissive", false for "strict" or absent; anything else is an error rather than a guess. */
+function parseInboundMtls(annotations: Annotations): boolean {
+  const v = annotations[ANNOTATION.inboundMtls]?.trim();
+  if (v === undefined || v === 'strict') return false;
+  if (v === 'permissive') return true;
+  throw bad(ANNOTATION.inboundMtls, `"${v}" is not strict or permissive`);
 }
 
 const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;

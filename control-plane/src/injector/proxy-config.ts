@@ -18,7 +18,7 @@ export const SIDECAR_PATHS = Object.freeze({
 
 export interface ProxyConfigDocument {
   readonly identity: { readonly controlPlane: { readonly address: string; readonly bundleFile: string; readonly kubernetesTokenFile: string } };
-  readonly inbound?: readonly { name: string; listen: string; forwardTo: string; protocol: string }[];
+  readonly inbound?: readonly { name: string; listen: string; forwardTo: string; protocol: string; mtls?: string }[];
   readonly outbound?: readonly { name: string; listen: string; upstream: string; spiffeId: string; protocol: string }[];
   readonly admin: { readonly listen: string; readonly appProbes?: Readonly<Record<string, AppProbeTarget>> };
   readonly workloadApi: { readonly socket: string };
@@ -52,6 +52,7 @@ export function buildProxyConfig(
             listen: `${bind}:${inboundListenPort(i)}`,
             forwardTo: `127.0.0.1:${p.appPort}`,
             protocol: p.protocol,
+            ...(p.mtls ? { mtls: p.mtls } : {}),
           })),
         }
       : {}),

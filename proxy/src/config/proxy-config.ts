@@ -2,13 +2,13 @@
 // directory, and the cross-key checks a schema cannot express (unique names and ports). Errors name
 // file:line and key.
 import { dirname, resolve } from 'node:path';
-import { readNamedFileSync } from '../../../common/config/read-named-file.js';
 import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
 import { lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
-import { type EdgeConfig, type RawEdge, edgeSchema, resolveEdge } from './edge-config.js';
+import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
 
 export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
 export interface Address {
@@ -22,6 +22,8 @@ export interface InboundConfig {
   readonly forwardTo: Address;
   readonly protocol: Protocol;
   readonly tlsMinVersion: '1.2' | '1.3';
+  /** strict: mTLS only. permissive: mTLS and plaintext on the same port, told apart by the first bytes (migration). */
+  readonly mtls: 'strict' | 'permissive';
 }
 
 export interface OutboundConfig {
@@ -117,6 +119,7 @@ export const proxySchema: ObjectSchema = {
           forwardTo: { type: 'string', format: 'address', required: true },
           protocol,
           tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.3' },
+          mtls: { type: 'string', enum: ['strict', 'permissive'], default: 'strict', description: 'permissive: also accept plaintext callers (as unauthenticated) on the same port, for a migration' },
         },
       },
     },
@@ -206,6 +209,7 @@ interface RawListener {
   spiffeId?: string;
   protocol?: Protocol;
   tlsMinVersion?: '1.2' | '1.3';
+  mtls?: 'strict' | 'permissive';
 }
 interface Raw {
   identity: { controlPlane?: { address: string; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
@@ -237,7 +241,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   };
 
-  const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3' }));
+  const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3', mtls: l.mtls ?? 'strict' }));
   const outbound = (raw.outbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), upstream: addr(l.upstream!), spiffeId: SpiffeId.parse(l.spiffeId!), protocol: l.protocol ?? 'http' }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);
   if (inbound.length + outbound.length + edge.length === 0) problem(['inbound'], 'at least one inbound, outbound or edge listener is required');
@@ -252,6 +256,12 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       ports.set(l.listen.port, `${section} "${l.name}"`);
     });
   }
+  inbound.forEach((l, i) => {
+    // Plaintext HTTP/2 (h2c prior knowledge) is not detected: such a listener would refuse plaintext callers anyway.
+    if (l.mtls === 'permissive' && (l.protocol === 'http2' || l.protocol === 'grpc')) {
+      problem(['inbound', i, 'mtls'], `permissive is supported for protocol http and tcp, not ${l.protocol} (plaintext HTTP/2 is not detected)`);
+    }
+  });
   outbound.forEach((o, i) => {
     if (o.listen.host !== '127.0.0.1' && o.listen.host !== '::1' && o.listen.host !== 'localhost') {
       problem(['outbound', i, 'listen'], 'outbound listeners accept plaintext and must bind to loopback');

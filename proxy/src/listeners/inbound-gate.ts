@@ -68,10 +68,11 @@ export class InboundGate {
     });
   }
 
-  decide(peer: VerifiedPeer, port: number, protocol: 'http' | 'grpc' | 'tcp', method?: string, path?: string): Decision {
+  /** `peer` null: a plaintext caller on a permissive listener, judged as unauthenticated. */
+  decide(peer: VerifiedPeer | null, port: number, protocol: 'http' | 'grpc' | 'tcp', method?: string, path?: string): Decision {
     const d = this.#d;
     const decision = evaluate(d.policies.current, {
-      source: peer.id,
+      source: peer === null ? null : peer.id,
       destination: d.identity.current!.id,
       port,
       ...(method ? { method } : {}),

@@ -14,6 +14,8 @@ export interface AccessEntry {
   protocol: string;
   /** The caller's SPIFFE ID (null: no verified identity, e.g. an edge client without a certificate). */
   peer?: string | null;
+  /** The caller's IP address: only for unauthenticated (plaintext) callers, whom no SPIFFE ID names. */
+  clientIp?: string;
   method?: string;
   path?: string;
   status?: number;
@@ -175,6 +177,7 @@ const str = (v: string) => JSON.stringify(v);
 export function formatAccessLine(e: AccessEntry, time: number): string {
   let s = `{"log":"access","time":${time},"requestId":${str(e.requestId)},"direction":${str(e.direction)},"protocol":${str(e.protocol)}`;
   if (e.peer !== undefined) s += `,"peer":${e.peer === null ? 'null' : str(e.peer)}`;
+  if (e.clientIp !== undefined) s += `,"clientIp":${str(e.clientIp)}`;
   if (e.method !== undefined) s += `,"method":${str(cap(e.method, MAX_SHORT_CHARS))}`;
   if (e.path !== undefined) s += `,"path":${str(sanitizePath(e.path))}`;
   if (e.status !== undefined) s += `,"status":${e.status}`;

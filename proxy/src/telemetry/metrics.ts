@@ -168,6 +168,7 @@ export class ProxyMetrics {
   readonly #servedChecks: LabelTable<Cell>;
   readonly #rejected: LabelTable<Cell>;
   readonly #revokedClosed: LabelTable<Cell>;
+  readonly #plaintext: LabelTable<Cell>;
   readonly #active: LabelTable<Cell>;
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
@@ -245,6 +246,13 @@ export class ProxyMetrics {
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
     this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
     this.#revokedClosed = cellCounter(registry, 'tessera_connections_revoked_total', 'Open connections closed because the peer\'s SPIFFE ID or SVID serial was banned (tessera revoke), by direction.', ['direction'], str).table;
+    this.#plaintext = cellCounter(
+      registry,
+      'tessera_plaintext_connections_total',
+      'Plaintext (not TLS) connections accepted by a permissive inbound listener, by listener: callers still to migrate to mTLS.',
+      ['listener'],
+      str,
+    ).table;
     this.#rejected = cellCounter(
       registry,
       'tessera_requests_rejected_total',
@@ -322,6 +330,11 @@ export class ProxyMetrics {
   /** Open connections closed because a new deny-list bans their peer. */
   connectionsRevoked(direction: string, count: number): void {
     this.#revokedClosed.get1(direction).n += count;
+  }
+
+  /** A plaintext connection on a permissive inbound listener (a caller that is not in the mesh yet). */
+  plaintextConnection(listener: string): void {
+    this.#plaintext.get1(listener).n++;
   }
 
   rejected(direction: string, reason: string): void {

@@ -28,6 +28,7 @@ const NAMES = [
   'tessera_build_info',
   'tessera_connections_active',
   'tessera_connections_revoked_total',
+  'tessera_plaintext_connections_total',
   'tessera_policy_updates_total',
   'tessera_request_duration_seconds',
   'tessera_requests_rejected_total',
@@ -50,6 +51,15 @@ describe('ProxyMetrics', () => {
     new ProxyMetrics(r2);
     expect(r2.getSingleMetric('process_cpu_user_seconds_total')).toBeDefined();
     expect(r.getSingleMetric('process_cpu_user_seconds_total')).toBeUndefined();
+  });
+
+  test('plaintext connections of permissive inbound listeners, by listener', async () => {
+    const { m, r } = fresh();
+    m.plaintextConnection('app');
+    m.plaintextConnection('app');
+    m.plaintextConnection('db');
+    expect(await value(r, 'tessera_plaintext_connections_total', { listener: 'app' })).toBe(2);
+    expect(await value(r, 'tessera_plaintext_connections_total', { listener: 'db' })).toBe(1);
   });
 
   test('handshakes: result, reason (none on success, unknown → other), resumed, duration', async () => {
