@@ -8,7 +8,8 @@ import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { certificatesOf, readNamedFileSync } from '../../shared-io/read-named-file.js';
 import { type AdminServer, startAdminServer } from './admin/admin-server.js';
-import { certsReport, probeServedSerial, type ServedCheck } from './admin/certs-report.js';
+import { certsReport, type ServedCheck } from './admin/certs-report.js';
+import { probeServedSerial, type ServedTarget } from './admin/served-check.js';
 import { PolicyDirSource } from './authz/policy-dir-source.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { ProxyConfig } from './config/proxy-config.js';
@@ -221,7 +222,11 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
 
   // ---- admin
   const listeners: Listener[] = [];
-  const tlsPort = () => listeners.find((l) => l instanceof InboundListener || l instanceof InboundH2Listener)?.port;
+  // The first inbound listener, dialled where it is bound (a listener on one non-loopback address is not on 127.0.0.1).
+  const tlsTarget = (): ServedTarget | undefined => {
+    const l = listeners.find((x) => x instanceof InboundListener || x instanceof InboundH2Listener);
+    return l ? { host: l.config.listen.host, port: l.port } : undefined;
+  };
   const readiness = (): { ready: boolean; reason?: string } => {
     if (draining) return { ready: false, reason: 'draining' };
     const idr = identityReason();
@@ -237,7 +242,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       listen: config.admin.listen,
       registry,
       readiness,
-      certs: () => certsReport(identity.current, tlsPort(), { nextRenewalMs: nextRenewalMs(), lastServedCheck }),
+      certs: () => certsReport(identity.current, tlsTarget(), { nextRenewalMs: nextRenewalMs(), lastServedCheck }),
       config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, listeners: listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections })) }),
       onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
       appProbes: config.admin.appProbes,
@@ -321,9 +326,9 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
 
   // Verify in use: after every swap, a fresh handshake to our own inbound listener must serve the new serial.
   const verifyServed = async (snapshot: IdentitySnapshot) => {
-    const port = tlsPort();
-    if (!port) return;
-    const served = await probeServedSerial(snapshot, port);
+    const target = tlsTarget();
+    if (!target?.port) return;
+    const served = await probeServedSerial(snapshot, target);
     if (identity.current !== snapshot) return; // superseded meanwhile; the next check covers it
     const match = served === snapshot.serial;
     metrics.servedCheck(match ? 'match' : 'mismatch');

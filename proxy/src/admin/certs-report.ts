@@ -1,8 +1,8 @@
 // /certs: what identity the proxy holds and what it actually serves. The served serial comes from a fresh TLS
 // handshake to the proxy's own inbound listener, so a reload that did not take effect is visible.
-import * as tls from 'node:tls';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import { probeServedSerial, type ServedTarget } from './served-check.js';
 
 export interface CertsReport {
   readonly spiffeId: string | null;
@@ -30,31 +30,12 @@ export interface ServedCheck {
   readonly afterInstallMs: number;
 }
 
-/** Connects to our own inbound listener and reads the certificate it serves. */
-export function probeServedSerial(snapshot: IdentitySnapshot, port: number, timeoutMs = 2_000): Promise<string | null> {
-  return new Promise((resolve) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, cert: snapshot.chainPem, key: snapshot.keyPem, ca: snapshot.caPem, rejectUnauthorized: false, ALPNProtocols: ['h2', 'http/1.1'] });
-    const done = (v: string | null) => {
-      socket.destroy();
-      resolve(v);
-    };
-    socket.setTimeout(timeoutMs, () => done(null));
-    // End politely (close_notify) rather than reset: an abrupt close counts as a failed handshake on the server.
-    socket.once('secureConnect', () => {
-      const serial = socket.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null;
-      socket.once('close', () => resolve(serial));
-      socket.end();
-    });
-    socket.once('error', () => done(null));
-  });
-}
-
 export interface CertsExtras {
   readonly nextRenewalMs?: number | undefined;
   readonly lastServedCheck: ServedCheck | null;
 }
 
-export async function certsReport(snapshot: IdentitySnapshot | undefined, probePort: number | undefined, extras: CertsExtras): Promise<CertsReport> {
+export async function certsReport(snapshot: IdentitySnapshot | undefined, probe: ServedTarget | undefined, extras: CertsExtras): Promise<CertsReport> {
   const nextRenewal = extras.nextRenewalMs ? new Date(extras.nextRenewalMs).toISOString() : null;
   if (!snapshot) return { spiffeId: null, serial: null, notBefore: null, notAfter: null, source: null, lastRotation: null, generation: 0, bundles: [], servedSerial: null, nextRenewal, lastServedCheck: null };
   return {
@@ -66,7 +47,7 @@ export async function certsReport(snapshot: IdentitySnapshot | undefined, probeP
     lastRotation: new Date(snapshot.installedAtMs).toISOString(),
     generation: snapshot.generation,
     bundles: snapshot.bundles.bundles().map((b) => ({ trustDomain: b.trustDomain.name, fingerprints: b.authorities.map(fingerprintOf) })),
-    servedSerial: probePort ? await probeServedSerial(snapshot, probePort) : null,
+    servedSerial: probe ? await probeServedSerial(snapshot, probe) : null,
     nextRenewal,
     lastServedCheck: extras.lastServedCheck,
   };

@@ -1,0 +1,44 @@
+// "Verify in use": a fresh TLS handshake to the proxy's own inbound listener, at the address it is bound to,
+// reads the serial actually served, so a swap that did not take effect is seen (readiness, /certs, a metric).
+import * as tls from 'node:tls';
+import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+
+/** Where to dial the inbound listener: its bound host (a wildcard bind is reached on loopback) and port. */
+export interface ServedTarget {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** The address to dial for a listener bound to `host`: the host itself, or loopback for a wildcard bind. */
+export function dialableHost(host: string): string {
+  if (host === '' || host === '0.0.0.0') return '127.0.0.1';
+  if (host === '::' || host === '[::]') return '::1';
+  return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
+}
+
+/** Connects to our own inbound listener and reads the certificate it serves (null on any failure). */
+export function probeServedSerial(snapshot: IdentitySnapshot, target: ServedTarget, timeoutMs = 2_000): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({
+      host: dialableHost(target.host),
+      port: target.port,
+      cert: snapshot.chainPem,
+      key: snapshot.keyPem,
+      ca: snapshot.caPem,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2', 'http/1.1'],
+    });
+    const done = (v: string | null) => {
+      socket.destroy();
+      resolve(v);
+    };
+    socket.setTimeout(timeoutMs, () => done(null));
+    // End politely (close_notify) rather than reset: an abrupt close counts as a failed handshake on the server.
+    socket.once('secureConnect', () => {
+      const serial = socket.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null;
+      socket.once('close', () => resolve(serial));
+      socket.end();
+    });
+    socket.once('error', () => done(null));
+  });
+}
