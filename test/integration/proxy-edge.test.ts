@@ -75,7 +75,9 @@ beforeAll(async () => {
   await writeFile(join(dir, 'b.pem'), certB.chainPem);
   await writeFile(join(dir, 'b.key'), certB.keyPem, { mode: 0o600 });
   await mkdir(join(dir, 'policies'));
-  await writeFile(join(dir, 'policies', 'all.yaml'), policy('a-allow-edge', A, [EDGE]) + policy('b-allow-edge', B, [EDGE]) + policy('edge-allow-alice', EDGE, [ALICE]));
+  // An audit-mode DENY being rolled out at the edge: decided and counted, never enforced.
+  const auditDeny = `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: edge-audit-alice }\nspec:\n  selector: ${EDGE}\n  action: DENY\n  mode: audit\n  rules:\n    - from: ["${ALICE}"]\n      to: { paths: ["/audited/**"] }\n---\n`;
+  await writeFile(join(dir, 'policies', 'all.yaml'), policy('a-allow-edge', A, [EDGE]) + policy('b-allow-edge', B, [EDGE]) + policy('edge-allow-alice', EDGE, [ALICE]) + auditDeny);
 
   const sidecarPorts: Record<string, number> = {};
   for (const [name, id] of [['a', A], ['b', B]] as const) {
@@ -158,6 +160,13 @@ describe('edge', () => {
     expect(none.code).not.toBe(0);
     const bob = await curl(['-o', '/dev/null', '-w', '%{http_code}', ...as('bob', 'a.example.test', '/')]);
     expect(bob.stdout).toBe('403');
+  });
+
+  test('an audit-mode DENY at the edge lets the request through and is counted, as on a sidecar', async () => {
+    const r = await curl(['-o', '/dev/null', '-w', '%{http_code}', ...as('alice', 'a.example.test', '/audited/x')]);
+    expect(r.stdout).toBe('200');
+    const metrics = await (await fetch(`http://127.0.0.1:${edge.admin}/metrics`)).text();
+    expect(metrics).toMatch(/tessera_authz_decisions_total\{[^}]*decision="deny"[^}]*mode="audit"[^}]*policy="edge-audit-alice"[^}]*\} [1-9]/);
   });
 
   test('an upstream presenting the wrong SPIFFE ID is refused with 502; unknown host has no route (404)', async () => {

@@ -5,8 +5,8 @@ import { type IncomingHttpHeaders, type IncomingMessage, Agent as HttpAgent, typ
 import * as http2 from 'node:http2';
 import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { evaluate } from '../../../common/policy/evaluate.js';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
+import { authorize } from '../authz/authorize.js';
 import type { EdgeConfig, EdgeRouteConfig } from '../config/edge-config.js';
 import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
@@ -243,8 +243,7 @@ export class EdgeListener {
     upstreamLabel = route.upstream.label;
 
     if (this.config.authorize) {
-      const decision = evaluate(d.policies.current, { source: client?.spiffeId ?? null, destination: d.identity.current!.id, port: this.#port, method, path: target, protocol: 'http', nowMs: d.nowMs() });
-      d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
+      const decision = authorize(d, { source: client?.spiffeId ?? null, port: this.#port, method, path: target, protocol: 'http' });
       decisionText = decision.allowed ? 'allow' : 'deny';
       policy = decision.policy;
       if (!decision.allowed) {

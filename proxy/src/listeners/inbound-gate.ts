@@ -4,8 +4,8 @@
 // snapshot in force at that moment.
 import type { Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { evaluate } from '../../../common/policy/evaluate.js';
 import type { Decision } from '../../../common/policy/policy-types.js';
+import { authorize } from '../authz/authorize.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { type DenyList, deniedBy } from '../tls/deny-list.js';
@@ -70,18 +70,6 @@ export class InboundGate {
 
   /** `peer` null: a plaintext caller on a permissive listener, judged as unauthenticated. */
   decide(peer: VerifiedPeer | null, port: number, protocol: 'http' | 'grpc' | 'tcp', method?: string, path?: string): Decision {
-    const d = this.#d;
-    const decision = evaluate(d.policies.current, {
-      source: peer === null ? null : peer.id,
-      destination: d.identity.current!.id,
-      port,
-      ...(method ? { method } : {}),
-      ...(path !== undefined ? { path } : {}),
-      protocol,
-      nowMs: d.nowMs(),
-    });
-    d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
-    if (decision.audit) d.metrics.authzDecision(decision.audit.allowed, 'audit', decision.audit.policy);
-    return decision;
+    return authorize(this.#d, { source: peer === null ? null : peer.id, port, ...(method ? { method } : {}), ...(path !== undefined ? { path } : {}), protocol });
   }
 }
