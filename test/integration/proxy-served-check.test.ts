@@ -51,7 +51,14 @@ describe.each([
     type Certs = { serial: string; servedSerial: string | null; lastServedCheck: { match: boolean; served: string | null } | null };
     let certs: Certs | undefined;
     // The check runs right after start; until it has, /ready does not wait for it.
-    await until('served check done', async () => (certs = (await (await fetch(`${admin}/certs`)).json()) as Certs).lastServedCheck !== null, 10_000);
+    await until(
+      'served check done',
+      async () => {
+        certs = (await (await fetch(`${admin}/certs`)).json()) as Certs;
+        return certs.lastServedCheck !== null;
+      },
+      10_000,
+    );
     expect((await fetch(`${admin}/ready`)).status).toBe(200);
     if (!certs) throw new Error('no /certs answer');
     expect(certs.lastServedCheck?.match).toBe(true);

@@ -138,12 +138,15 @@ beforeAll(async () => {
     `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-default }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: ["spiffe://${TD}/ns/default/sa/*"]\n`,
   );
   const port = (s: { address(): unknown }) => (s.address() as AddressInfo).port;
+  // api also runs an edge listener whose clientCa is the mesh bundle: mesh clients arrive there as mesh identities.
+  await fetchSvid(`spiffe://${TD}/ns/default/sa/edge-server`, 'edge-server');
+  const edge = `edge:\n  - name: public\n    listen: 127.0.0.1:0\n    certFile: edge-server/svid.pem\n    keyFile: edge-server/key.pem\n    clientCa: ${join(cp.dataDir, 'bundle.pem')}\n    routes: [{ host: "*", pathPrefix: /, upstream: 127.0.0.1:${port(app)}, unsafePlaintext: true }]\n`;
   api = await startAttestedProxy(
     cp,
     dir,
     'api',
     API,
-    `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(app)} }\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(h2app)}, protocol: http2 }\n  - { name: tcp, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(echo)}, protocol: tcp }\n`,
+    `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(app)} }\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(h2app)}, protocol: http2 }\n  - { name: tcp, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(echo)}, protocol: tcp }\n${edge}`,
   );
   web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
   await until('the policy reached api', async () => (await viaWeb()) === 200, 15_000);
@@ -288,6 +291,35 @@ describe('revocation', () => {
       h2.destroy();
     }
   }, 60_000);
+
+  test('a banned mesh ID arriving at an edge listener (clientCa = the mesh bundle) is refused there too', async () => {
+    const id = `spiffe://${TD}/ns/default/sa/edge-client`;
+    const svid = await fetchSvid(id, 'edge-client');
+    const agent = new HttpsAgent({ keepAlive: true, maxSockets: 1, key: svid.keyPem, cert: svid.chainPem, rejectUnauthorized: false });
+    const viaEdge = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpsRequest({ host: '127.0.0.1', port: api.ports.get('edge/public')!, path: '/x', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      expect(await viaEdge()).toBe(200);
+      expect((await cli(['revoke', 'id', '--spiffe-id', id])).code).toBe(0);
+      // The open connection's next request is refused, then new handshakes are.
+      await until('the edge refuses the banned client', async () => (await viaEdge().catch(() => 0)) !== 200, PROPAGATION_MS, 100);
+      agent.destroy();
+      expect(await refused(viaEdge())).toBe(true);
+      const m = await metricsText(api.admin);
+      expect(sumSeries(m, 'tessera_tls_handshakes_total', { direction: 'edge', result: 'failure', reason: 'revoked' })).toBeGreaterThanOrEqual(1);
+      expect((await cli(['revoke', 'lift', '--spiffe-id', id])).code).toBe(0);
+      await until('the edge accepts the client again', async () => (await viaEdge().catch(() => 0)) === 200, PROPAGATION_MS, 100);
+    } finally {
+      agent.destroy();
+    }
+  });
 
   test('a serial ban stops that one SVID; another SVID of the same ID still works', async () => {
     const old = await fetchSvid(CLI, 'cli-old');

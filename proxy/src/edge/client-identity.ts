@@ -8,7 +8,7 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { isWorkloadId } from '../../../common/spiffe/workload-id.js';
-import { type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { type SvidFailure, type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 
 export interface EdgeClient {
   /** A mesh ID only for a chain that verifies to the mesh bundle by the SVID rules; else an ID of clientTrustDomain, or null. */
@@ -17,14 +17,12 @@ export interface EdgeClient {
   readonly hash: string;
   readonly dns: readonly string[];
   readonly notAfterMs: number;
+  /** The leaf's serial (hex as node:crypto prints it), matched against the operator's deny-list. */
+  readonly serial: string;
 }
 
-export interface EdgeClientFailure {
-  readonly ok: false;
-  readonly reason: SvidFailureReason;
-  readonly code: ErrorCode;
-  readonly message: string;
-}
+/** The SVID verifier's failure shape: the leaf and path checks here return its failures as they are. */
+export type EdgeClientFailure = SvidFailure;
 
 export interface EdgeClientTrust {
   /** The certificates of the listener's `clientCa` file. */
@@ -63,7 +61,8 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
     if (built.intermediateNotCa) return refuse('bad_svid', 'TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA');
     return built.badSignature ? refuse('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE') : refuse('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA');
   }
-  const base = { subject: printable(leaf.subject.split('\n').join(',')), hash: leaf.fingerprint256.replaceAll(':', '').toLowerCase(), notAfterMs: leaf.validToDate.getTime() };
+  // Node gives `undefined` (typed string) for an empty subject, which SVID-style client certificates may have.
+  const base = { subject: printable((leaf.subject ?? '').split('\n').join(',')), hash: leaf.fingerprint256.replaceAll(':', '').toLowerCase(), notAfterMs: leaf.validToDate.getTime(), serial: leaf.serialNumber };
   const anchor = built.path[built.path.length - 1]!;
   const meshAuthority = trust.mesh.bundles().some((b) => b.authorities.some((a) => a.fingerprint256 === anchor.fingerprint256));
   if (meshAuthority) {

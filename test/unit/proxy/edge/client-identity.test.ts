@@ -35,6 +35,13 @@ describe('verifyEdgeClient', () => {
     expect(r.ok && r.client.spiffeId?.toString()).toBe('spiffe://partner.example/billing');
   });
 
+  test('a partner certificate with an empty subject is identified (Node reads its subject as undefined), not a crash', async () => {
+    const c = await partner.mintSvid('spiffe://partner.example/empty-subject', { subject: '' });
+    const r = verifyEdgeClient(c.chain, trust(), Date.now());
+    expect(r.ok && r.client.subject).toBe('');
+    expect(r.ok && r.client.spiffeId?.toString()).toBe('spiffe://partner.example/empty-subject');
+  });
+
   test('a partner asserting a mesh ID is refused, even when its clientTrustDomain is (mis)configured as the mesh one', async () => {
     const c = await partner.mintSvid(MESH_A);
     expect(verifyEdgeClient(c.chain, trust(), Date.now())).toMatchObject({ ok: false, reason: 'wrong_trust_domain', code: 'TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID' });
@@ -73,7 +80,7 @@ describe('XFCC values', () => {
   });
 
   test('a subject with quotes and separators stays one quoted field', () => {
-    const x = xfccFor(MESH_A, { spiffeId: null, subject: 'CN=a";URI=spiffe://example.org/x', hash: 'ab', dns: [], notAfterMs: 0 });
+    const x = xfccFor(MESH_A, { spiffeId: null, subject: 'CN=a";URI=spiffe://example.org/x', hash: 'ab', dns: [], notAfterMs: 0, serial: '01' });
     expect(x).toBe(`By=${MESH_A};Hash=ab;Subject="CN=a\\";URI=spiffe://example.org/x"`);
   });
 });
