@@ -72,6 +72,9 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_POLICY_INVALID: 'An authorization policy is invalid (the message names file, line and key).',
   TESSERA_ERR_POLICY_DUPLICATE_NAME: 'Two authorization policies share one name (both files are named).',
 
+  // --- Child processes (shared-io/process-supervisor.ts) ---
+  TESSERA_ERR_PROCESS_NOT_READY: 'A supervised child process could not start, exited before it was ready, or missed its deadline (its output is quoted).',
+
   // --- Local mesh (cli/up/) ---
   TESSERA_ERR_UP_START_FAILED: 'A part of the local mesh did not start or did not become ready (its log file is named).',
   TESSERA_ERR_UP_PORT_IN_USE: 'A port the local mesh wanted is already in use (the port and its owner are named).',
@@ -85,7 +88,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID: 'An edge client certificate issued by a client CA asserts a SPIFFE ID outside that CA\'s clientTrustDomain (or a mesh trust domain); the client is refused.',
   TESSERA_ERR_IDENTITY_INVALID: 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.',
   TESSERA_ERR_IDENTITY_SIGN_FAILED: 'The control plane refused or could not answer an SVID request (the gRPC status is named).',
-  TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle that does not validate (wrong ID, key mismatch, chain not verifying); it was refused.',
+  TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle of the wrong form (wrong ID or trust domain, key mismatch, no bundle for its trust domain); it was refused (a chain that does not verify is TESSERA_ERR_IDENTITY_INVALID).',
   TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE: 'The join-token or Kubernetes token file could not be read or is empty.',
   TESSERA_ERR_IDENTITY_EXPIRED: 'The SVID expired and no fresh attestation evidence is available (a join token is single-use).',
   TESSERA_ERR_IDENTITY_FILE_UNREADABLE: 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).',

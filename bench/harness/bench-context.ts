@@ -2,18 +2,19 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
+import type { ProcessSupervisor } from '../../shared-io/process-supervisor.js';
 import { TESSERA_CLI, type TopologyEnv } from '../peers/topology.js';
 import { BenchPki, CLIENT_ID, type LeafFiles, SERVER_ID } from './bench-pki.js';
 import { machineInfo } from './machine.js';
 import { type PeerBinaries, ensurePeerBinaries } from './peer-binaries.js';
 import { clockTicksPerSecond } from './proc-stat.js';
-import { ProcessGroup } from './process-group.js';
+import { benchProcesses } from './bench-processes.js';
 import type { Measurement, ScenarioOptions, ScenarioResult } from './scenario.js';
 import { rotatedOrder } from './stats.js';
 
 export interface BenchContext {
   readonly opts: ScenarioOptions;
-  readonly group: ProcessGroup;
+  readonly group: ProcessSupervisor;
   readonly pki: BenchPki;
   readonly client: LeafFiles;
   readonly server: LeafFiles;
@@ -28,7 +29,7 @@ export interface BenchContext {
 
 export async function withBenchContext<T>(opts: ScenarioOptions, peers: { nginx?: boolean; haproxy?: boolean }, fn: (ctx: BenchContext) => Promise<T>): Promise<T> {
   const startedAt = new Date().toISOString();
-  const group = new ProcessGroup(opts.workDir, opts.signal);
+  const group = benchProcesses(opts.workDir, opts.signal);
   try {
     const binaries = await ensurePeerBinaries(opts.log, peers);
     const clk = clockTicksPerSecond();

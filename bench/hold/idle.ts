@@ -16,7 +16,7 @@ import { TesseraError } from '../../common/errors.js';
 import type { BenchContext } from '../harness/bench-context.js';
 import { SERVER_ID } from '../harness/bench-pki.js';
 import { freePorts } from '../harness/ports.js';
-import type { Started } from '../harness/process-group.js';
+import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { startApp } from '../peers/topology.js';
 import { type ProcSample, durationFlag, flag, openFilesLimit, sampleProcess, withHoldContext, writeJson } from './hold-common.js';
 
@@ -87,7 +87,7 @@ function proxyYaml(ctx: BenchContext, kind: Kind, port: number, adminPort: numbe
   });
 }
 
-async function startProxy(ctx: BenchContext, name: string, yaml: string): Promise<Started> {
+async function startProxy(ctx: BenchContext, name: string, yaml: string): Promise<SupervisedProcess> {
   const file = join(ctx.opts.workDir, `${name}.yaml`);
   await writeFile(file, yaml);
   return ctx.group.start({ name, command: process.execPath, args: [ctx.env.tesseraCli, 'proxy', '--config', file], cwd: ctx.opts.workDir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
@@ -198,7 +198,7 @@ async function holdKind(ctx: HoldCtx, kind: Kind, count: number, holdMs: number,
     for (const s of sockets) s.destroy();
     return r;
   } finally {
-    await ctx.group.stop(proxy);
+    await proxy.stop();
   }
 }
 

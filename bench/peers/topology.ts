@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { type BenchPki, CLIENT_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from '../harness/bench-pki.js';
 import type { PeerBinaries } from '../harness/peer-binaries.js';
 import { freePorts } from '../harness/ports.js';
-import type { ProcessGroup, Started } from '../harness/process-group.js';
+import type { ProcessSupervisor, SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo } from './haproxy-config.js';
 import { nginxAppConfig, nginxClientProxyConfig, nginxServerProxyConfig, parseStubStatus } from './nginx-config.js';
 import { type TesseraAuthz, allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraEdgeProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
@@ -18,7 +18,7 @@ const TINY_APP = fileURLToPath(new URL('../harness/children/tiny-app.js', import
 const OTLP_SINK = fileURLToPath(new URL('../harness/children/otlp-sink.js', import.meta.url));
 
 export interface TopologyEnv {
-  readonly group: ProcessGroup;
+  readonly group: ProcessSupervisor;
   readonly pki: BenchPki;
   readonly client: LeafFiles;
   readonly server: LeafFiles;
@@ -30,7 +30,7 @@ export interface TopologyEnv {
 
 export interface AppHandle {
   readonly port: number;
-  readonly process: Started;
+  readonly process: SupervisedProcess;
   readonly kind: 'nginx' | 'node';
 }
 
@@ -40,8 +40,8 @@ export interface PairHandle {
   readonly entryPort: number;
   /** The server-side proxy's mTLS listener. */
   readonly serverPort: number;
-  readonly client: Started;
-  readonly server: Started;
+  readonly client: SupervisedProcess;
+  readonly server: SupervisedProcess;
   /** Upstream (proxy-to-proxy) TLS connections opened so far, or null when this pair cannot count them. */
   upstreamConnections(): Promise<number | null>;
 }
@@ -279,7 +279,7 @@ export interface OtlpSinkStats {
 
 export interface OtlpSinkHandle {
   readonly port: number;
-  readonly process: Started;
+  readonly process: SupervisedProcess;
   /** The OTLP/HTTP traces URL to give the proxies. */
   readonly endpoint: string;
   stats(): Promise<OtlpSinkStats>;

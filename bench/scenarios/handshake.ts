@@ -10,7 +10,7 @@ import { type CryptoRates, nodeCryptoRates, runOpensslSpeed } from '../harness/c
 import { measureWindow } from '../harness/measure-window.js';
 import { findBinary } from '../harness/peer-binaries.js';
 import { freePorts } from '../harness/ports.js';
-import type { Started } from '../harness/process-group.js';
+import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { nginxHandshakeServerConfig } from '../peers/nginx-config.js';
 import { type AppHandle, startApp, startTesseraPair } from '../peers/topology.js';
@@ -57,7 +57,7 @@ interface Tally {
 }
 
 /** Talks to a tls-handshake-client child: one `{"runMs"}` line in, one result line out. */
-function clientDriver(client: Started): (runMs: number) => Promise<Tally> {
+function clientDriver(client: SupervisedProcess): (runMs: number) => Promise<Tally> {
   const rl = createInterface({ input: client.child.stdout! });
   const waiting: ((t: Tally) => void)[] = [];
   rl.on('line', (line) => waiting.shift()?.(JSON.parse(line) as Tally));
@@ -70,7 +70,7 @@ function clientDriver(client: Started): (runMs: number) => Promise<Tally> {
 
 const top = (counts: Record<string, number>) => Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 
-async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string, app: () => Promise<AppHandle>): Promise<{ server: Started; port: number }> {
+async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string, app: () => Promise<AppHandle>): Promise<{ server: SupervisedProcess; port: number }> {
   if (v.server === 'tessera') {
     // The real proxy: its server side verifies the client SVID, authorizes by policy and forwards the request.
     const pair = await startTesseraPair(ctx.env, (await app()).port, { name: `${slug}-tessera` });
@@ -99,7 +99,7 @@ async function prepare(
   if (v.server === 'nginx' && !ctx.binaries.nginx) return { name: v.name, run: async () => ({ skipped: 'nginx not installed' }) };
   const slug = `hs-${HANDSHAKE_VARIANTS.indexOf(v) + 1}`;
   const pair = leaves[v.algorithm];
-  let started: { server: Started; port: number };
+  let started: { server: SupervisedProcess; port: number };
   try {
     started = await startServer(ctx, v, pair.server, slug, app);
   } catch (e) {
@@ -120,7 +120,7 @@ async function prepare(
     servername: SERVER_DNS,
     expectedServerId: SERVER_ID,
   };
-  const client = await ctx.group.start({ name: `${slug}-client`, command: process.execPath, args: [CLIENT_JS, JSON.stringify(clientSpec)], ready: { line: /^ready/ }, stdio: 'pipe' });
+  const client = await ctx.group.start({ name: `${slug}-client`, command: process.execPath, args: [CLIENT_JS, JSON.stringify(clientSpec)], ready: { line: /^ready/ }, stdin: 'pipe', output: 'pipe' });
   const ask = clientDriver(client);
   const o = ctx.opts;
   return {

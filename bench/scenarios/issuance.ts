@@ -11,12 +11,13 @@ import * as grpc from '@grpc/grpc-js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
-import { loadTesseraServices } from '../../control-plane/src/api/protos.js';
+import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { type RoundVariant, runRounds, scenarioResult } from '../harness/bench-context.js';
 import { LatencyHistogram } from '../harness/latency-histogram.js';
 import { machineInfo } from '../harness/machine.js';
 import { clockTicksPerSecond, sampleTree } from '../harness/proc-stat.js';
-import { ProcessGroup } from '../harness/process-group.js';
+import type { ProcessSupervisor } from '../../shared-io/process-supervisor.js';
+import { benchProcesses } from '../harness/bench-processes.js';
 import type { BenchScenario, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { TESSERA_CLI } from '../peers/topology.js';
 import { ISSUANCE_VARIANTS, type IssuanceVariantSpec, issuanceHeadlines, issuanceMeasurement, issuanceSummary } from './issuance-summary.js';
@@ -41,13 +42,13 @@ interface Server {
   readonly bundlePem: string;
 }
 
-async function startServer(group: ProcessGroup, dir: string): Promise<Server> {
+async function startServer(group: ProcessSupervisor, dir: string): Promise<Server> {
   // The per-identity rate limit is lifted: renewal drives one identity per lane as fast as it goes.
   const config = ['trustDomain: bench.test', 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'logLevel: warn', 'svid: { rateLimit: { burst: 1000000, perMinute: 100000000 } }', ''];
   await writeFile(join(dir, 'cp.yaml'), config.join('\n'));
   const cli = process.env['TESSERA_BENCH_CLI'] ?? TESSERA_CLI;
   const started = await group.start({ name: 'control-plane', command: process.execPath, args: [cli, 'control-plane', '--config', join(dir, 'cp.yaml')], cwd: dir, ready: { line: /tessera control-plane: ready/ } });
-  const m = /tessera control-plane: grpc (\S+)/.exec(await readFile(started.logFile, 'utf8'));
+  const m = /tessera control-plane: grpc (\S+)/.exec(await readFile(started.logFile!, 'utf8'));
   if (!m) throw new Error(`no address line in ${started.logFile}`);
   const dataDir = join(dir, 'data');
   return { pid: started.pid, grpc: m[1]!, dataDir, bundlePem: await readFile(join(dataDir, 'bundle.pem'), 'utf8') };
@@ -183,7 +184,7 @@ function variant(f: Fixture, v: IssuanceVariantSpec, opts: ScenarioOptions): Rou
   };
 }
 
-async function setUp(group: ProcessGroup, dir: string, lanes: number, clk: number): Promise<Fixture> {
+async function setUp(group: ProcessSupervisor, dir: string, lanes: number, clk: number): Promise<Fixture> {
   const server = await startServer(group, dir);
   // CSRs are made before any window (a workload makes one per renewal, on its own CPU): a pool, reused.
   const csrs = await Promise.all(Array.from({ length: CSR_POOL }, () => createCsr(generateKeyPair(), {})));
@@ -206,7 +207,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const clk = clockTicksPerSecond();
   const machine = await machineInfo(clk);
   const dir = await mkdtemp(join(opts.workDir, 'issuance-'));
-  const group = new ProcessGroup(dir, opts.signal);
+  const group = benchProcesses(dir, opts.signal);
   const lanes = Math.max(...ISSUANCE_VARIANTS.map((v) => v.concurrency));
   let fixture: Fixture | undefined;
   try {

@@ -1,28 +1,12 @@
 // `tessera inject`: the sidecar injection of the Kubernetes webhook, offline, over a YAML manifest stream.
-import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { resolve } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
 import { certificatesOf, readNamedFile } from '../../shared-io/read-named-file.js';
 import { stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { readBuildInfo } from '../read-build-info.js';
 
 export const DEFAULT_CONTROL_PLANE = 'tessera-control-plane.tessera-system.svc:8443';
-
-/** The package version, found by walking up from this file (dist/cli/commands or cli/commands). */
-export function tesseraVersion(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 5; i++) {
-    try {
-      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'tessera' && typeof pkg.version === 'string') return pkg.version;
-    } catch {
-      // not here: keep walking up
-    }
-    dir = dirname(dir);
-  }
-  return 'unknown';
-}
 
 async function readInput(path: string, what: string, cwd: string): Promise<Buffer> {
   return readNamedFile({ path: path === '-' ? '/dev/stdin' : resolve(cwd, path), what });
@@ -60,7 +44,7 @@ export const injectCommand: Command = {
   async run(args, io) {
     const [{ resolveInjectorConfig }, { injectManifests }] = await Promise.all([import('../../control-plane/src/injector/injector-config.js'), import('../../control-plane/src/injector/manifest-inject.js')]);
     const path = manifestPath(stringFlag(args, 'file'), args.positionals);
-    const version = tesseraVersion();
+    const version = readBuildInfo().version;
     const pull = stringFlag(args, 'pull-policy');
     if (pull !== undefined && !['Always', 'IfNotPresent', 'Never'].includes(pull)) {
       throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--pull-policy "${pull}" is not Always, IfNotPresent or Never`);

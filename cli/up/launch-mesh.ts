@@ -1,12 +1,12 @@
 // Starts a MeshSpec on loopback: control plane, one join token per workload, the apps and their sidecars, then
-// reads each sidecar's /certs. Everything is a real child process under one Supervisor.
+// reads each sidecar's /certs. Everything is a real child process under one ProcessSupervisor.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
+import { ProcessSupervisor, type ProcessSpec, type SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import type { MeshSpec, MeshWorkload } from './mesh-spec.js';
 import { workloadId } from './mesh-spec.js';
 import { PortPicker } from './ports.js';
-import { type Supervised, Supervisor } from './supervisor.js';
 
 export interface LaunchedWorkload {
   readonly name: string;
@@ -27,7 +27,7 @@ export interface LaunchedMesh {
   readonly adminUrl: string;
   readonly workloads: readonly LaunchedWorkload[];
   readonly portMoves: readonly { wanted: number; port: number }[];
-  readonly supervisor: Supervisor;
+  readonly supervisor: ProcessSupervisor;
 }
 
 export interface LaunchOptions {
@@ -122,13 +122,15 @@ export async function launchMesh(spec: MeshSpec, opts: LaunchOptions): Promise<L
   for (const [name, text] of Object.entries(spec.policies)) await writeFile(join(policiesDir, name), text);
 
   const { ports, picker } = await pickPorts(spec);
-  const supervisor = new Supervisor(logDir);
-  const started: Supervised[] = [];
+  const supervisor = new ProcessSupervisor({ logDir, failureCode: 'TESSERA_ERR_UP_START_FAILED' });
+  // Each part's whole output is in its log file; only a little is kept in memory, for the failure message.
+  const start = (spec: ProcessSpec) => supervisor.start({ outputLimitChars: 64 << 10, ...spec });
+  const started: SupervisedProcess[] = [];
   try {
     const cpConfig = join(configDir, 'control-plane.yaml');
     await writeFile(cpConfig, controlPlaneConfig(spec, dataDir, policiesDir, ports));
     log(`starting control plane (grpc 127.0.0.1:${ports.grpc}, admin 127.0.0.1:${ports.admin})`);
-    started.push(await supervisor.start({ name: 'control-plane', command: tessera[0]!, args: [...tessera.slice(1), 'control-plane', '--config', cpConfig], ready: /tessera control-plane: ready/ }));
+    started.push(await start({ name: 'control-plane', command: tessera[0]!, args: [...tessera.slice(1), 'control-plane', '--config', cpConfig], ready: { line: /tessera control-plane: ready/ } }));
     const bundleFile = join(dataDir, 'bundle.pem');
     await readFile(bundleFile); // the control plane publishes it before it reports ready
 
@@ -136,14 +138,14 @@ export async function launchMesh(spec: MeshSpec, opts: LaunchOptions): Promise<L
       const p = ports.w.get(w.name)!;
       const appArgs = w.command ?? [...tessera, 'demo-app', '--name', w.name, '--listen', `127.0.0.1:${p.app}`];
       log(`starting app ${w.name} on 127.0.0.1:${p.app}`);
-      started.push(await supervisor.start({
+      started.push(await start({
         name: `app-${w.name}`,
         command: appArgs[0]!,
         args: appArgs.slice(1),
         ...(w.cwd ? { cwd: w.cwd } : {}),
         env: { ...process.env, ...(w.env ?? {}), PORT: String(p.app) },
         // A user's app need not print anything: wait for its port instead of a line.
-        ready: w.command ? { port: p.app } : /tessera demo-app: ready/,
+        ready: w.command ? { port: p.app } : { line: /tessera demo-app: ready/ },
       }));
       const token = await runOnce([...tessera, 'token', 'create', '--data-dir', dataDir, '--spiffe-id', workloadId(spec, w.name), '--ttl', '10m']);
       const tokenFile = join(configDir, `${w.name}.token`);
@@ -151,7 +153,7 @@ export async function launchMesh(spec: MeshSpec, opts: LaunchOptions): Promise<L
       const cfg = join(configDir, `${w.name}-proxy.yaml`);
       await writeFile(cfg, proxyConfig(spec, w, ports, bundleFile, tokenFile, stateDir), { mode: 0o600 });
       log(`starting sidecar ${w.name} (inbound 127.0.0.1:${p.inbound}, admin 127.0.0.1:${p.admin})`);
-      started.push(await supervisor.start({ name: `sidecar-${w.name}`, command: tessera[0]!, args: [...tessera.slice(1), 'proxy', '--config', cfg], ready: /tessera proxy: ready/ }));
+      started.push(await start({ name: `sidecar-${w.name}`, command: tessera[0]!, args: [...tessera.slice(1), 'proxy', '--config', cfg], ready: { line: /tessera proxy: ready/ } }));
     }
 
     const workloads: LaunchedWorkload[] = [];

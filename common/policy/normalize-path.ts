@@ -54,8 +54,6 @@ function normalizeSegment(seg: string): string | null {
       high = null;
     }
     if (c === 37) {
-      const hi = hexValue(seg.charCodeAt(i + 1));
-      const lo = hexValue(seg.charCodeAt(i + 2));
       if (hi < 0 || lo < 0) return null;
       const v = hi * 16 + lo;
       // An encoded separator would be one segment here and two in an app that decodes before routing; an encoded

@@ -5,7 +5,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { makeTempDir, run, spawnTessera, tessera } from '../helpers/run.js';
+import { startReadyProcess } from '../helpers/ready-process.js';
+import { makeTempDir, run, tessera } from '../helpers/run.js';
 
 interface UpState {
   trustDomain: string;
@@ -18,36 +19,10 @@ let dir: string;
 let cleanup: () => Promise<void>;
 
 async function up(stateDir: string, extra: string[] = [], cwd?: string): Promise<{ state: UpState; stdout: () => string; stop: () => Promise<number | null> }> {
-  const child = spawnTessera(['up', '--state-dir', stateDir, ...extra], cwd ? { cwd } : {});
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 60_000;
-  while (!out.includes('tessera up: ready')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`tessera up did not become ready:\n${out}\n${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const p = await startReadyProcess(['up', '--state-dir', stateDir, ...extra], 'tessera up: ready', { timeoutMs: 60_000, ...(cwd ? { cwd } : {}) });
   const state = JSON.parse(await readFile(join(stateDir, 'up.json'), 'utf8')) as UpState;
-  return {
-    state,
-    stdout: () => out,
-    stop: async () => {
-      child.kill('SIGINT');
-      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
-  };
+  // Ctrl-C, as a user stops it.
+  return { state, stdout: p.stdout, stop: () => p.stop(30_000, 'SIGINT') };
 }
 
 beforeAll(async () => {

@@ -5,7 +5,8 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadTesseraServices } from '../../control-plane/src/api/protos.js';
+import { ERROR_CODE_METADATA } from '../../common/contract/error-metadata.js';
+import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { startReadyProcess } from './ready-process.js';
 
 export const TD = 'example.org';
@@ -93,5 +94,5 @@ export function signSvid(identity: Untyped, req: Record<string, unknown>): Promi
 
 /** The stable code a refusal carries in the "tessera-error-code" metadata. */
 export function errorCode(err: grpc.ServiceError | null): string | undefined {
-  return err?.metadata?.get('tessera-error-code')[0]?.toString();
+  return err?.metadata?.get(ERROR_CODE_METADATA)[0]?.toString();
 }

@@ -3,7 +3,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { spawnTessera, tessera } from './run.js';
+import { startReadyProcess } from './ready-process.js';
+import { tessera } from './run.js';
 import type { TestCa } from './test-ca.js';
 
 export interface ProxyProcess {
@@ -40,41 +41,11 @@ export function readListeningLine(stdout: string): { admin: string; listeners: R
 }
 
 export async function startProxyProcess(configFile: string, timeoutMs = 20_000, env?: NodeJS.ProcessEnv): Promise<ProxyProcess> {
-  const child = spawnTessera(['proxy', '--config', configFile], env ? { env } : {});
-  let out = '';
-  let err = '';
-  child.stdout!.on('data', (d) => {
-    out += d;
-  });
-  child.stderr!.on('data', (d) => {
-    err += d;
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + timeoutMs;
-  while (!out.includes('tessera proxy: ready')) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`proxy did not become ready (exit ${child.exitCode}):\n${out}\n${err}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  const listening = readListeningLine(out);
+  const p = await startReadyProcess(['proxy', '--config', configFile], 'tessera proxy: ready', { timeoutMs, ...(env ? { env } : {}) });
+  const listening = readListeningLine(p.stdout());
   const ports = new Map<string, number>(Object.entries(listening.listeners));
   const admin = Number(/:(\d+)$/.exec(listening.admin)![1]);
-  return {
-    child,
-    admin,
-    ports,
-    stdout: () => out,
-    stderr: () => err,
-    stop: async () => {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-      const code = await exited;
-      clearTimeout(timer);
-      return code;
-    },
-  };
+  return { child: p.proc, admin, ports, stdout: p.stdout, stderr: p.stderr, stop: () => p.stop() };
 }
 
 /**

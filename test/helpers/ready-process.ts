@@ -1,6 +1,16 @@
-// A long-running `tessera <command>` child process, started and awaited (bounded) until it prints its ready line.
+// Long-running children for tests (`tessera <command>`, nginx, bench helpers), started and awaited (bounded)
+// until ready, under the one process supervisor (none outlives the test worker).
 import type { ChildProcess } from 'node:child_process';
-import { spawnTessera } from './run.js';
+import { type ProcessSpec, ProcessSupervisor, type SupervisedProcess } from '../../shared-io/process-supervisor.js';
+import { TESSERA_BIN } from './run.js';
+
+// One per test worker: it SIGKILLs whatever a failed test left running when the worker exits.
+const testProcesses = new ProcessSupervisor({ graceMs: 15_000, defaults: { outputLimitChars: 64 << 20 } });
+
+/** Any child a test runs for longer than one call; stop it (or let the worker's exit SIGKILL it). */
+export function startTestProcess(spec: ProcessSpec): Promise<SupervisedProcess> {
+  return testProcesses.start(spec);
+}
 
 export interface ReadyProcess {
   readonly proc: ChildProcess;
@@ -8,48 +18,26 @@ export interface ReadyProcess {
   readonly stderr: () => string;
   /** Resolves with the exit code (null when killed by a signal). */
   readonly exited: Promise<number | null>;
-  /** SIGTERM, then the exit code (SIGKILL after the deadline, which then fails the caller's expectation). */
-  stop(deadlineMs?: number): Promise<number | null>;
+  /** `signal` (SIGTERM), then the exit code (SIGKILL after the deadline, which then fails the caller's expectation). */
+  stop(deadlineMs?: number, signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-export async function startReadyProcess(args: readonly string[], readyLine: string, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<ReadyProcess> {
-  const timeoutMs = opts.timeoutMs ?? 20_000;
-  const proc = spawnTessera(args, { env: opts.env ?? process.env });
-  let out = '';
-  let err = '';
-  proc.stdout!.on('data', (c: Buffer) => {
-    out += c.toString();
-  });
-  proc.stderr!.on('data', (c: Buffer) => {
-    err += c.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`tessera ${args[0]} not ready within ${timeoutMs} ms\nstdout: ${out}\nstderr: ${err}`)), timeoutMs);
-    const check = () => {
-      if (out.includes(`${readyLine}\n`)) {
-        clearTimeout(timer);
-        resolve();
-      }
-    };
-    proc.stdout!.on('data', check);
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`tessera ${args[0]} exited with ${code} before ready\nstdout: ${out}\nstderr: ${err}`));
-    });
+/** Starts the built CLI with `args` and waits until an output line contains `readyLine`. */
+export async function startReadyProcess(args: readonly string[], readyLine: string, opts: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cwd?: string } = {}): Promise<ReadyProcess> {
+  const p = await startTestProcess({
+    name: `tessera ${args[0]}`,
+    command: process.execPath,
+    args: [TESSERA_BIN, ...args],
+    ...(opts.cwd ? { cwd: opts.cwd } : {}),
+    env: opts.env ?? process.env,
+    ready: { line: readyLine },
+    readyTimeoutMs: opts.timeoutMs ?? 20_000,
   });
   return {
-    proc,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    async stop(deadlineMs = 15_000) {
-      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
-      proc.kill('SIGTERM');
-      const t = setTimeout(() => proc.kill('SIGKILL'), deadlineMs);
-      const code = await exited;
-      clearTimeout(t);
-      return code;
-    },
+    proc: p.child,
+    stdout: () => p.stdout(),
+    stderr: () => p.stderr(),
+    exited: p.exited.then((s) => s.code),
+    stop: (deadlineMs = 15_000, signal: NodeJS.Signals = 'SIGTERM') => p.stop({ graceMs: deadlineMs, signal }),
   };
 }

@@ -1,5 +1,5 @@
 // Runs real child processes for tests: the built `tessera` CLI and system tools such as openssl and curl.
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,10 +28,6 @@ export function run(cmd: string, args: readonly string[], opts: { cwd?: string; 
 /** Runs the built CLI under the same Node that runs the tests (Node 24 via the pinned package). */
 export function tessera(args: readonly string[], opts: { cwd?: string; timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
   return run(process.execPath, [TESSERA_BIN, ...args], opts);
-}
-
-export function spawnTessera(args: readonly string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  return spawn(process.execPath, [TESSERA_BIN, ...args], { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 export async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {

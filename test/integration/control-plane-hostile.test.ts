@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type CryptoKey, type JWTPayload, SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { SIGN_SVID_PATH } from '../../common/contract/identity-v1.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair as generatePkiKey } from '../../common/pki/keys.js';
 import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
@@ -202,7 +203,7 @@ describe('malformed requests', () => {
     try {
       const err = await new Promise<grpc.ServiceError | null>((resolve) => {
         // Field 1 (bytes) claiming 2^28 bytes it does not have.
-        raw.makeUnaryRequest('/tessera.identity.v1.Identity/SignSvid', (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x80, 0x01, 0x01]), { deadline: Date.now() + 10_000 }, (e) => resolve(e));
+        raw.makeUnaryRequest(SIGN_SVID_PATH, (b: Buffer) => b, (b: Buffer) => b, Buffer.from([0x0a, 0x80, 0x80, 0x80, 0x80, 0x01, 0x01]), { deadline: Date.now() + 10_000 }, (e) => resolve(e));
       });
       expect(err?.code).toBe(INVALID_ARGUMENT);
       expect(errorCode(err)).toBe('TESSERA_ERR_ISSUANCE_BAD_REQUEST');

@@ -4,7 +4,7 @@
 // app; a "#" in the target is refused and the app gets exactly the path the policy decided on; responses framed
 // two ways (CL + TE, repeated CL, TE not ending in chunked) are refused; HTTP/1.0 without Host reaches a strict
 // server (nginx) and HTTP/1.0 keep-alive is kept.
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
 import * as http2 from 'node:http2';
@@ -12,8 +12,10 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { type RawTarget, firstStatus, oneResponse, rawHttp } from '../helpers/raw-http.js';
+import { startTestProcess } from '../helpers/ready-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
@@ -34,7 +36,7 @@ let web: ProxyProcess;
 let edge: ProxyProcess;
 let webTls: tls.ConnectionOptions;
 let edgeCa: string;
-let nginx: ChildProcess | undefined;
+let nginx: SupervisedProcess | undefined;
 
 /** What the apps saw, in arrival order. */
 const appSeen: { url: string; version: string; headers: Record<string, unknown>; trailers: Record<string, unknown>; body: string }[] = [];
@@ -168,17 +170,7 @@ async function startNginx(): Promise<number> {
       '',
     ].join('\n'),
   );
-  nginx = spawn('nginx', ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' });
-  const accepts = () =>
-    new Promise<boolean>((r) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => {
-        s.destroy();
-        r(true);
-      });
-      s.once('error', () => r(false));
-    });
-  await until('nginx listening', accepts, 10_000, 50);
+  nginx = await startTestProcess({ name: 'nginx', command: 'nginx', args: ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], ready: { port }, readyTimeoutMs: 10_000 });
   return port;
 }
 
@@ -244,7 +236,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([web?.stop(), edge?.stop(), api?.stop()]);
-  nginx?.kill('SIGKILL');
+  await nginx?.stop({ graceMs: 1_000 });
   for (const c of closers) c();
   await cleanup?.();
 });

@@ -10,6 +10,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { WATCH_PATH } from '../../common/contract/config-v1.js';
 import { type RunningControlPlane, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -441,7 +442,7 @@ describe('control plane gRPC server', () => {
 
   const cpKind = (): Kind => ({ name: 'control plane', proto: 'h2', security: 'tls', port: () => Number(cp.grpc.slice(cp.grpc.lastIndexOf(':') + 1)) });
   const watchCall = () =>
-    Buffer.concat([Buffer.from([0x83, 0x87]), literal(4, '/tessera.config.v1.Config/Watch'), literal(1, 'cp.example.test'), literal(31, 'application/grpc'), literal('te', 'trailers')]);
+    Buffer.concat([Buffer.from([0x83, 0x87]), literal(4, WATCH_PATH), literal(1, 'cp.example.test'), literal(31, 'application/grpc'), literal('te', 'trailers')]);
 
   test('a first call whose headers are trickled is cut at limits.headersTimeout and counted', async () => {
     const c = await h2Open(cpKind());

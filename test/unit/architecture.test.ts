@@ -50,6 +50,14 @@ describe('architecture', () => {
     }
     for (const f of tsFiles('common')) for (const i of imports(f)) expect(i.includes('shared-io/'), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(false);
   });
+  test('the .proto files are loaded in one place (shared-io/proto-loader.ts; their message types live in common/contract/)', () => {
+    for (const dir of ['common', 'shared-io', 'control-plane', 'proxy', 'cli', 'bench'].filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        if (relative(REPO_ROOT, f) === join('shared-io', 'proto-loader.ts')) continue;
+        for (const i of imports(f)) expect(i, relative(REPO_ROOT, f)).not.toBe('@grpc/proto-loader');
+      }
+    }
+  });
   test('common/ registers no process-wide collectors (prom-client belongs to the sides or shared-io/)', () => {
     for (const f of tsFiles('common')) for (const i of imports(f)) expect(i, relative(REPO_ROOT, f)).not.toBe('prom-client');
   });
@@ -63,5 +71,12 @@ describe('architecture', () => {
         expect(text.split('\n').length, relative(REPO_ROOT, f)).toBeLessThan(450);
       }
     }
+  });
+  test("the control plane's main.ts only wires: no mutable state, no timers of its own, no helpers declared", () => {
+    const text = readFileSync(join(REPO_ROOT, 'control-plane/src/main.ts'), 'utf8');
+    expect(text.match(/^\s*let\s/gm) ?? [], 'let in control-plane/src/main.ts').toEqual([]);
+    expect(text.match(/\b(setInterval|setTimeout|Date\.now)\(/g) ?? [], 'timers or Date.now in control-plane/src/main.ts').toEqual([]);
+    expect(text.match(/^(export )?(async )?(function|class)\s+\w+/gm), 'top-level declarations').toEqual(['export async function startControlPlane']);
+    expect(text.split('\n').length).toBeLessThan(200);
   });
 });

@@ -13,7 +13,7 @@ import type { PolicyDirSource } from '../policy/policy-dir-source.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { InventoryStore } from '../store/inventory-store.js';
 import type { Ban } from '../store/revocation-store.js';
-import { type TokenStore, hashToken, newJoinToken, tokenIdOf } from '../store/token-store.js';
+import { type TokenStore, newJoinToken, tokenIdOf } from '../store/token-store.js';
 import type { AdminRoutes } from './admin-socket.js';
 
 export interface AdminRouteDeps {
@@ -102,7 +102,7 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       const token = newJoinToken();
       const now = d.clock.nowMs();
       const rec = d.tokens.create(token, id.toString(), now, ttlMs);
-      d.audit.record(now, { event: 'token.created', result: 'ok', caller: 'admin.sock', spiffeId: id.toString(), attestedAs: `join_token:${tokenIdOf(hashToken(token))}`, expiresAt: iso(rec.expiresAtMs) });
+      d.audit.record(now, { event: 'token.created', result: 'ok', caller: 'admin.sock', spiffeId: id.toString(), attestedAs: `join_token:${tokenIdOf(rec.hash)}`, expiresAt: iso(rec.expiresAtMs) });
       return { token, tokenId: tokenIdOf(rec.hash), spiffeId: id.toString(), expiresAt: iso(rec.expiresAtMs) };
     },
     'GET /v1/certs': (_body, query) => {

@@ -10,7 +10,7 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import { type SnapshotInputs, buildSnapshot } from '../policy/config-snapshot.js';
 import { toGrpcError } from './grpc-status.js';
-import type { ConfigSnapshotMsg } from './protos.js';
+import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface ConfigInputs {
   readonly bundles: () => readonly TrustBundle[];
@@ -23,8 +23,8 @@ export interface ConfigHubOptions {
   readonly inputs: ConfigInputs;
   readonly svids: SvidAttestor;
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
-  /** Operator bans: throws TESSERA_ERR_REVOCATION_* when the caller's ID or SVID serial is banned. */
-  readonly admit?: (spiffeId: string, serial: string) => void;
+  /** Operator bans: throws TESSERA_ERR_REVOCATION_* when the caller's ID or SVID serial is banned (required, as in Issuer). */
+  readonly admit: (spiffeId: string, serial: string) => void;
   readonly clock: Clock;
   /** Persistent, monotonic version counter: returns the next version. */
   readonly nextVersion: () => number;
@@ -66,10 +66,12 @@ export class ConfigHub {
   publish(): void {
     this.#version = this.#o.nextVersion();
     this.#o.onVersion?.(this.#version);
+    // The inputs are the same for every caller: read once, not once per watcher.
+    const inputs = this.#inputs();
     for (const w of this.#watchers) {
       const banned = this.#banned(w.id.toString(), w.serial);
       if (banned) this.#drop(w, banned);
-      else this.#send(w);
+      else this.#send(w, inputs);
     }
   }
 
@@ -96,7 +98,7 @@ export class ConfigHub {
         let peer: ReturnType<SvidAttestor['attest']>;
         try {
           peer = this.#o.svids.attest(this.#o.peerChain(call));
-          this.#o.admit?.(peer.spiffeId.toString(), peer.serial);
+          this.#o.admit(peer.spiffeId.toString(), peer.serial);
         } catch (e) {
           const err = e as TesseraError;
           this.#o.onRefused?.(err.code, call.getPeer(), typeof err.details?.['reason'] === 'string' ? err.details['reason'] : undefined);
@@ -119,9 +121,13 @@ export class ConfigHub {
     };
   }
 
-  #send(w: Watcher): void {
+  #inputs(): SnapshotInputs {
     const i = this.#o.inputs;
-    const built = buildSnapshot({ version: this.#version, bundles: i.bundles(), policies: i.policies(), grants: i.grants(), denyList: i.denyList() }, w.id, this.#o.clock.nowMs());
+    return { version: this.#version, bundles: i.bundles(), policies: i.policies(), grants: i.grants(), denyList: i.denyList() };
+  }
+
+  #send(w: Watcher, inputs: SnapshotInputs = this.#inputs()): void {
+    const built = buildSnapshot(inputs, w.id, this.#o.clock.nowMs());
     if (built.contentKey === w.lastKey) return;
     w.lastKey = built.contentKey;
     w.call.write(built.message);
@@ -131,7 +137,7 @@ export class ConfigHub {
   /** The ban's error when this watcher may no longer watch, else undefined. */
   #banned(id: string, serial: string): TesseraError | undefined {
     try {
-      this.#o.admit?.(id, serial);
+      this.#o.admit(id, serial);
       return undefined;
     } catch (e) {
       return isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL');

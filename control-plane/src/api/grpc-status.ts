@@ -1,9 +1,8 @@
 // Maps Tessera error codes to gRPC status codes in one place, and carries the stable code to the caller in the
 // metadata key "tessera-error-code". Messages are the catalogue text: no internal detail reaches a peer.
 import * as grpc from '@grpc/grpc-js';
+import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
 import { ERROR_CATALOGUE, type ErrorCode, isTesseraError } from '../../../common/errors.js';
-
-export const ERROR_CODE_METADATA = 'tessera-error-code';
 
 export function grpcStatusFor(code: ErrorCode): grpc.status {
   if (code.startsWith('TESSERA_ERR_ATTESTATION_')) {

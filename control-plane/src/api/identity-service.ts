@@ -4,7 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { TesseraError } from '../../../common/errors.js';
 import type { Evidence, Issuer } from '../issuance/issuer.js';
 import { toGrpcError } from './grpc-status.js';
-import type { SignSvidRequestMsg, SignSvidResponseMsg } from './protos.js';
+import type { SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 
 /** What the wrapped deserializer hands over instead of a message it refused to decode. */
 export class RejectedMessage {

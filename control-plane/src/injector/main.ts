@@ -2,7 +2,7 @@
 // when the Secret changes) and the trust bundle file. No CA, no store, no control plane: it stays up when they are not.
 import { createSecureContext } from 'node:tls';
 import { describeError, TesseraError } from '../../../common/errors.js';
-import { certificatesOf, pemBlocksOf, readNamedFile } from '../../../shared-io/read-named-file.js';
+import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../../shared-io/read-named-file.js';
 import type { InjectorFileConfig } from './injector-file-config.js';
 import { type InjectorLogger, startInjectorWebhook } from './webhook-server.js';
 
@@ -29,8 +29,7 @@ async function readServingPair(config: InjectorFileConfig): Promise<ServingPair>
   const keyFile = { path: config.keyFile, what: 'keyFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' } as const;
   const cert = await readNamedFile(certFile);
   certificatesOf(certFile, cert);
-  const key = await readNamedFile(keyFile);
-  pemBlocksOf(keyFile, key, /PRIVATE KEY$/);
+  const key = await readPrivateKeyFile(keyFile);
   const pair = { certPem: cert.toString('utf8'), keyPem: key.toString('utf8') };
   try {
     createSecureContext({ cert: pair.certPem, key: pair.keyPem });

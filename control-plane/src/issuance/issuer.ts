@@ -63,8 +63,11 @@ export interface IssuerOptions {
   readonly audit: AuditLog;
   readonly clock: Clock;
   readonly metrics?: IssuanceMetrics;
-  /** Operator bans: throws the ban's code when the attested ID or the presented SVID's serial is banned. */
-  readonly revocations?: { check(spiffeId: string, serial?: string): void };
+  /**
+   * Operator bans: throws the ban's code when the attested ID or the presented SVID's serial is banned. Required: a
+   * composition that forgets it must not compile rather than issue to banned IDs.
+   */
+  readonly revocations: { check(spiffeId: string, serial?: string): void };
 }
 
 function attestorOf(e: Evidence): string {
@@ -85,7 +88,7 @@ export class Issuer {
       if (req.csrDer.length === 0) throw new TesseraError('TESSERA_ERR_ISSUANCE_BAD_REQUEST', 'the request carries no CSR');
       const csr = readCsr(req.csrDer);
       identity = await this.#attest(req);
-      this.#o.revocations?.check(identity.spiffeId.toString(), identity.serial);
+      this.#o.revocations.check(identity.spiffeId.toString(), identity.serial);
       checkIssuableId(identity.spiffeId, this.#o.trustDomain);
       checkCsrAgainstId(csr, identity.spiffeId);
       if (!this.#o.limiter.take(identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');

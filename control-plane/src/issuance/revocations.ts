@@ -56,6 +56,11 @@ function checkReason(reason: unknown): string {
   return r;
 }
 
+/** Who asked, as the audit line records it (the CLI sends the local user name). */
+function operatorName(createdBy: unknown): string {
+  return String(createdBy ?? '').slice(0, 200) || 'unknown';
+}
+
 export class Revocations {
   readonly #o: RevocationsOptions;
 
@@ -84,7 +89,7 @@ export class Revocations {
     const reason = checkReason(req.reason);
     const now = this.#o.clock.nowMs();
     const issued = req.kind === 'serial' ? this.#o.inventory.find(value) : undefined;
-    const ban: Ban = { kind: req.kind, value, reason, createdBy: String(req.createdBy ?? '').slice(0, 200) || 'unknown', createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
+    const ban: Ban = { kind: req.kind, value, reason, createdBy: operatorName(req.createdBy), createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
     const created = this.#o.store.add(ban);
     if (!created) return { ban: this.#o.store.find(req.kind, value)!, created: false };
     this.#o.audit.record(now, {
@@ -112,7 +117,7 @@ export class Revocations {
       kind,
       ...(kind === 'spiffe_id' ? { spiffeId: value } : { serial: value }),
       bannedAt: new Date(ban.createdAtMs).toISOString(),
-      createdBy: String(createdBy ?? '').slice(0, 200) || 'unknown',
+      createdBy: operatorName(createdBy),
     });
     this.#o.onChange();
     return ban;
@@ -134,7 +139,7 @@ export class Revocations {
       spiffeId: rec.spiffeId,
       attestedAs: `join_token:${tokenIdOf(rec.hash)}`,
       reason,
-      createdBy: String(req.createdBy ?? '').slice(0, 200) || 'unknown',
+      createdBy: operatorName(req.createdBy),
     });
     return { ...rec, revokedAtMs: now };
   }

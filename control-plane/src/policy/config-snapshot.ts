@@ -7,7 +7,7 @@ import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/polic
 import { compileIdPattern } from '../../../common/spiffe/match.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
-import type { ConfigSnapshotMsg } from '../api/protos.js';
+import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface SnapshotInputs {
   readonly version: number;

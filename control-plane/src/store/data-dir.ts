@@ -2,6 +2,7 @@
 // and a warning (never a silent chmod) when others may read it.
 import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { TesseraError } from '../../../common/errors.js';
+import { errnoReason } from '../../../shared-io/read-named-file.js';
 
 export interface DataDirLogger {
   warn(obj: object, msg: string): void;
@@ -12,15 +13,14 @@ export function prepareDataDir(dir: string, log: DataDirLogger): void {
     if (!existsSync(dir)) {
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       chmodSync(dir, 0o700);
-    } else if (!statSync(dir).isDirectory()) {
-      throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: not a directory`, { file: dir });
-    } else if ((statSync(dir).mode & 0o077) !== 0) {
-      // Not changed behind the operator's back (it may be a shared directory); what is secret in it is 0600/0700.
-      log.warn({ dataDir: dir, mode: (statSync(dir).mode & 0o777).toString(8) }, 'the data dir is readable by others; 0700 is recommended');
+      return;
     }
+    const st = statSync(dir);
+    if (!st.isDirectory()) throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: not a directory`, { file: dir });
+    // Not changed behind the operator's back (it may be a shared directory); what is secret in it is 0600/0700.
+    if ((st.mode & 0o077) !== 0) log.warn({ dataDir: dir, mode: (st.mode & 0o777).toString(8) }, 'the data dir is readable by others; 0700 is recommended');
   } catch (e) {
     if (e instanceof TesseraError) throw e;
-    throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: ${errnoReason(e, 'cannot be used')}`, { file: dir }, { cause: e });
   }
 }
-

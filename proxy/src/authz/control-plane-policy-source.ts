@@ -1,24 +1,13 @@
 // Authorization policy from the control plane: turns the policy documents and break-glass grants of one
 // Config/Watch snapshot into a compiled PolicySnapshot (validated whole, or refused whole), versioned like it.
+import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 import { TesseraError } from '../../../common/errors.js';
 import { parsePolicyObject } from '../../../common/policy/parse-policy.js';
 import { type PolicySnapshot, compilePolicies } from '../../../common/policy/policy-snapshot.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
 
-/** The policy part of a ConfigSnapshot message (proto-loader shapes: int64 as string). */
-export interface PolicyPartMsg {
-  readonly version: string;
-  readonly policies: readonly { readonly name: string; readonly json: string }[];
-  readonly break_glass: readonly {
-    readonly id: string;
-    readonly to: string;
-    readonly from: readonly string[];
-    readonly expires_at_unix_ms: string | number;
-    readonly reason: string;
-    readonly created_by?: string;
-    readonly created_at_unix_ms?: string | number;
-  }[];
-}
+/** The policy part of a ConfigSnapshot message. */
+export type PolicyPartMsg = Pick<ConfigSnapshotMsg, 'version' | 'policies' | 'break_glass'>;
 
 const bad = (msg: string, cause?: unknown) => new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', msg, {}, cause ? { cause } : undefined);
 
@@ -51,7 +40,7 @@ export function policySnapshotFromWatch(msg: PolicyPartMsg, opts: { defaultActio
       expiresAtMs,
       reason: g.reason,
       ...(g.created_by ? { createdBy: g.created_by } : {}),
-      ...(g.created_at_unix_ms !== undefined && Number(g.created_at_unix_ms) > 0 ? { createdAtMs: Number(g.created_at_unix_ms) } : {}),
+      ...(Number(g.created_at_unix_ms) > 0 ? { createdAtMs: Number(g.created_at_unix_ms) } : {}),
     };
   });
   try {

@@ -3,21 +3,12 @@
 // only when something really changed. Never throws out of a timer or watcher callback.
 import { type FSWatcher, readdirSync, realpathSync, statSync, watch } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
-export interface WatchTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
+export type WatchTimers = Timers;
 
 /** Real timers, unref'd: a watcher alone never keeps the process alive. */
-export const realWatchTimers: WatchTimers = Object.freeze({
-  setTimeout: (fn: () => void, ms: number) => setTimeout(fn, ms).unref(),
-  clearTimeout: (h: unknown) => clearTimeout(h as NodeJS.Timeout),
-  setInterval: (fn: () => void, ms: number) => setInterval(fn, ms).unref(),
-  clearInterval: (h: unknown) => clearInterval(h as NodeJS.Timeout),
-});
+export const realWatchTimers: WatchTimers = realTimers;
 
 export interface WatchPathsOptions {
   /** Files to watch; the directory holding each one is watched, so replacing the file is seen. */

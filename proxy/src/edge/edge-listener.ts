@@ -8,14 +8,17 @@ import type { TLSSocket } from 'node:tls';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import { authorize } from '../authz/authorize.js';
 import type { EdgeConfig, EdgeRouteConfig } from '../config/edge-config.js';
+import { IdleSignal } from '../listeners/idle-signal.js';
 import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import { listenOn } from '../listeners/listen.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
+import type { Listener } from '../listeners/listener.js';
 import { SessionSet } from '../listeners/session-set.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import { IntermediateMemory, PeerVerifier, peerChainDer } from '../tls/peer-verify.js';
+import { deniedBy } from '../tls/deny-list.js';
 import { MtlsAgent } from '../upstream/mtls-agent.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import { EdgeCertificates } from './edge-certificates.js';
@@ -37,7 +40,8 @@ interface Upstream {
   readonly authority: string;
 }
 
-export class EdgeListener {
+export class EdgeListener implements Listener {
+  readonly kind = 'edge' as const;
   readonly config: EdgeConfig;
   readonly #d: ListenerDeps;
   readonly #server: http2.Http2SecureServer;
@@ -52,6 +56,7 @@ export class EdgeListener {
   #clientsKey = '';
   readonly #clientIntermediates = new IntermediateMemory();
   #draining = false;
+  readonly #idle = new IdleSignal();
   #port = 0;
 
   constructor(config: EdgeConfig, deps: ListenerDeps) {
@@ -99,11 +104,18 @@ export class EdgeListener {
         socket.destroy();
         return;
       }
+      if (verdict && !isFailure(verdict) && this.#banned(verdict)) {
+        deps.metrics.handshake('edge', false, 'revoked', socket.isSessionReused());
+        deps.log.warn({ listener: config.name, peer: verdict.spiffeId?.toString() ?? verdict.subject, serial: verdict.serial }, 'edge client refused: revoked');
+        socket.destroy();
+        return;
+      }
       deps.metrics.handshake('edge', true, 'none', socket.isSessionReused(), handshakeSeconds);
       deps.metrics.connectionOpened('edge');
       this.#sockets.set(socket, 0);
       socket.once('close', () => {
         this.#sockets.delete(socket);
+        this.#idle.changed(this.#sockets.size);
         deps.metrics.connectionClosed('edge');
       });
     });
@@ -124,6 +136,10 @@ export class EdgeListener {
 
   get port(): number {
     return this.#port;
+  }
+
+  idle(): Promise<void> {
+    return this.#idle.wait(this.#sockets.size);
   }
 
   get openConnections(): number {
@@ -149,9 +165,18 @@ export class EdgeListener {
   #client(req: Req): EdgeClient | null | 'invalid' {
     if (!this.config.clientCa) return null;
     const socket = req.socket as TLSSocket;
+    // OpenSSL refused the chain already (clientCert: optional): failures are not cached, so building it again on
+    // every request of the connection would be wasted work.
+    if (!socket.authorized) return socket.getPeerCertificate()?.fingerprint256 ? 'invalid' : null;
     const v = this.#verifyClient(socket);
     if (v === null) return null;
-    return isFailure(v) || !socket.authorized ? 'invalid' : v;
+    // Checked per request too: a ban that lands while the connection is open refuses its next request.
+    return isFailure(v) || this.#banned(v) ? 'invalid' : v;
+  }
+
+  /** The operator banned this client's SPIFFE ID or leaf serial (`tessera revoke`), whichever CA issued it. */
+  #banned(c: EdgeClient): boolean {
+    return deniedBy(this.#d.denyList.current, { idText: c.spiffeId?.toString() ?? '', serial: c.serial }) !== null;
   }
 
   /** The one client verifier (client-identity.ts): same leaf rules as SVID peers, identity confined to its CA. */

@@ -4,11 +4,11 @@
 // A bad or older snapshot is refused and counted; the previous one stays.
 import { TesseraError } from '../../../common/errors.js';
 import type { BackoffOptions } from '../../../common/backoff.js';
+import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 import type { PolicySnapshot } from '../../../common/policy/policy-snapshot.js';
 import { type TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { policySnapshotFromWatch } from '../authz/control-plane-policy-source.js';
 import { type DenyList, createDenyList } from '../tls/deny-list.js';
-import type { ConfigSnapshotMsg } from './control-plane-client.js';
 import { type IssuedSvid, bundleFromDer } from './control-plane-svid-source.js';
 import { ReconnectingStream, type ReconnectTimers, type StreamCallbacks, type StreamHandle } from './reconnecting-stream.js';
 

@@ -3,47 +3,17 @@
 // roots) generation; the control plane's own SVID is checked by SPIFFE ID, never by hostname.
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
+import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
+import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
+import type { SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import { TesseraError } from '../../../common/errors.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { loadTesseraServices } from '../../../shared-io/proto-loader.js';
 import type { AttestationEvidence } from './attestation-evidence.js';
 import { channelOptions, controlPlaneCredentials } from './control-plane-credentials.js';
 import type { IssuedSvid, SignedSvidRaw, SvidSigner } from './control-plane-svid-source.js';
-import { loadProtoFile, serviceAt } from './grpc-protos.js';
 import type { StreamCallbacks, StreamHandle } from './reconnecting-stream.js';
-
-export const CONFIG_PROTO = 'tessera/config/v1/config.proto';
-export const ERROR_CODE_METADATA = 'tessera-error-code';
-
-/** Wire shapes (proto-loader: keepCase, bytes as Buffer, int64 as string). */
-export interface TrustBundleMsg {
-  trust_domain: string;
-  x509_authorities: Buffer[];
-}
-interface SignSvidResponseMsg {
-  svid_chain: Buffer[];
-  bundles: TrustBundleMsg[];
-  spiffe_id: string;
-  not_after_unix_ms: string;
-  serial: string;
-}
-export interface ConfigSnapshotMsg {
-  version: string;
-  bundles: TrustBundleMsg[];
-  policies: { name: string; json: string }[];
-  break_glass: {
-    id: string;
-    to: string;
-    from: string[];
-    expires_at_unix_ms: string;
-    reason: string;
-    created_by: string;
-    created_at_unix_ms: string;
-  }[];
-  generated_at_unix_ms: string;
-  /** Absent (null) from a control plane that predates revocation. */
-  deny_list?: { spiffe_ids: string[]; serials: string[] } | null;
-}
 
 export interface ControlPlaneClientOptions {
   /** host:port of the control plane's gRPC listener. */
@@ -71,13 +41,13 @@ export class ControlPlaneClient implements SvidSigner {
 
   constructor(opts: ControlPlaneClientOptions) {
     this.#o = opts;
-    const pkg = loadProtoFile(CONFIG_PROTO);
-    this.#Identity = serviceAt(pkg, 'tessera.identity.v1.Identity');
-    this.#Config = serviceAt(pkg, 'tessera.config.v1.Config');
+    const services = loadTesseraServices();
+    this.#Identity = services.identity;
+    this.#Config = services.config;
   }
 
   attest(csrDer: Buffer, evidence: AttestationEvidence): Promise<SignedSvidRaw> {
-    const req = evidence.kind === 'join_token' ? { csr: csrDer, join_token: evidence.token } : { csr: csrDer, k8s_sa_token: evidence.token };
+    const req: SignSvidRequestMsg = evidence.kind === 'join_token' ? { csr: csrDer, join_token: evidence.token } : { csr: csrDer, k8s_sa_token: evidence.token };
     return this.#sign(this.#channel(undefined), req);
   }
 
@@ -131,7 +101,7 @@ export class ControlPlaneClient implements SvidSigner {
     c.config.close();
   }
 
-  #sign(ch: Channel, req: Record<string, unknown>): Promise<SignedSvidRaw> {
+  #sign(ch: Channel, req: SignSvidRequestMsg): Promise<SignedSvidRaw> {
     // A network deadline: real elapsed time, not the injected (possibly fake) wall clock.
     const deadline = Date.now() + (this.#o.callTimeoutMs ?? 10_000);
     return new Promise((ok, fail) => {

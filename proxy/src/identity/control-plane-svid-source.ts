@@ -8,9 +8,9 @@ import { TesseraError } from '../../../common/errors.js';
 import { createCsr } from '../../../common/pki/csr.js';
 import { type KeyPair, generateKeyPair, keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { leafSpiffeId } from '../../../common/spiffe/x509-svid.js';
 import type { AttestationEvidence, EvidenceProvider } from './attestation-evidence.js';
 import { type Readiness, type RenewalState, identityReadiness, renewAtMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
 
@@ -197,7 +197,11 @@ export class ControlPlaneSvidSource {
   }
 }
 
-/** Checks a SignSvid answer whole: parses, key matches ours, chain verifies to the returned bundle now. */
+/**
+ * Checks a SignSvid answer before it is installed: parses, the key matches ours, the leaf carries a workload SPIFFE
+ * ID and the answer a bundle for its trust domain. The chain itself is verified once, by the identity store on
+ * install (identity-snapshot.ts), under the bundles the proxy will use: not here as well.
+ */
 export function validateSignedSvid(
   raw: SignedSvidRaw,
   key: KeyPair,
@@ -214,21 +218,17 @@ export function validateSignedSvid(
   }
   const leaf = chain[0]!;
   if (!keyMatchesPublicKey(key.privateKey, leaf.publicKey)) throw bad('the SVID does not carry the public key of the CSR');
-  let bundle: TrustBundle | undefined;
-  const verified = (() => {
-    const claimed = verifyX509Svid(chain, new TrustBundleSet([]), { nowMs });
-    const td = claimed.ok ? claimed.id.trustDomain : claimed.claimedId?.trustDomain;
-    if (!td) return claimed;
-    const own = raw.bundles.find((b) => b.trustDomain === td.name);
-    if (!own) throw bad(`no bundle for trust domain "${td}" in the answer`);
-    try {
-      bundle = bundleFromDer(td.name, own.authoritiesDer);
-    } catch (e) {
-      throw bad(`bundle in the answer is invalid: ${(e as Error).message}`);
-    }
-    return verifyX509Svid(chain, new TrustBundleSet([bundle]), { nowMs });
-  })();
-  if (!verified.ok) throw bad(`the SVID does not verify: ${verified.message}`);
+  const verified = leafSpiffeId(leaf);
+  if (!verified.ok) throw bad(`the SVID is not a workload X.509-SVID: ${verified.message}`);
+  const td = verified.id.trustDomain;
+  const own = raw.bundles.find((b) => b.trustDomain === td.name);
+  if (!own) throw bad(`no bundle for trust domain "${td}" in the answer`);
+  let bundle: TrustBundle;
+  try {
+    bundle = bundleFromDer(td.name, own.authoritiesDer);
+  } catch (e) {
+    throw bad(`bundle in the answer is invalid: ${(e as Error).message}`);
+  }
   if (expect.trustDomain && !verified.id.trustDomain.equals(expect.trustDomain)) {
     throw bad(`the SVID is in trust domain "${verified.id.trustDomain}", expected "${expect.trustDomain}"`);
   }
@@ -237,7 +237,7 @@ export function validateSignedSvid(
     id: verified.id,
     chain,
     key,
-    bundle: bundle!,
+    bundle,
     notBeforeMs: leaf.validFromDate.getTime(),
     notAfterMs: leaf.validToDate.getTime(),
     issuedAtMs: nowMs,

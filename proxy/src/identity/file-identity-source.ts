@@ -6,6 +6,7 @@ import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError, describeError } from '../../../common/errors.js';
 import { type PathWatch, type WatchTimers, realWatchTimers, watchPaths } from '../config/file-watch.js';
 import type { IdentityInput, IdentitySnapshot } from './identity-snapshot.js';
+import type { IdentitySource } from './identity-source.js';
 import type { IdentityStore } from './identity-store.js';
 import { type IdentityFiles, loadIdentityFiles } from './load-identity-files.js';
 
@@ -47,7 +48,11 @@ function contentHash(input: IdentityInput): string {
   return h.digest('hex');
 }
 
-export class FileIdentitySource {
+export class FileIdentitySource implements IdentitySource {
+  /** Files carry no policies: a local directory or the default action decides. */
+  readonly deliversPolicies = false;
+  /** Files are renewed by someone else (cert-manager, a script). */
+  readonly nextRenewalMs = undefined;
   readonly #o: FileIdentitySourceOptions;
   readonly #clock: Clock;
   readonly #timers: WatchTimers;
@@ -71,6 +76,18 @@ export class FileIdentitySource {
     const snapshot = this.#o.store.update(input);
     this.#appliedHash = contentHash(input);
     return snapshot;
+  }
+
+  /** The first identity loads synchronously (loadInitial): ready as soon as that returned. */
+  ready(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** All the proxy can do about files is say when they expired. */
+  notReadyReason(): string | undefined {
+    const c = this.#o.store.current;
+    if (!c) return 'no SVID loaded yet';
+    return c.notAfterMs <= this.#clock.nowMs() ? `the SVID in ${this.#o.files.certFile} expired at ${new Date(c.notAfterMs).toISOString()}` : undefined;
   }
 
   /** Watches the three files (their directories, so symlink swaps are seen). */

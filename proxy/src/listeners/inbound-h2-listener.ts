@@ -15,11 +15,13 @@ import { InboundGate } from './inbound-gate.js';
 import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
+import type { Listener } from './listener.js';
 
 const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);
 const GRPC_PERMISSION_DENIED = 7;
 
-export class InboundH2Listener {
+export class InboundH2Listener implements Listener {
+  readonly kind = 'inbound' as const;
   readonly config: InboundConfig;
   readonly #d: ListenerDeps;
   readonly #server: http2.Http2SecureServer;
@@ -72,6 +74,10 @@ export class InboundH2Listener {
 
   get port(): number {
     return this.#port;
+  }
+
+  idle(): Promise<void> {
+    return this.#sessions.idle();
   }
 
   get openConnections(): number {

@@ -24,6 +24,7 @@ import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
 import { relay } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
+import type { Listener } from './listener.js';
 
 const STRIP_INBOUND: ReadonlySet<string> = new Set(['x-forwarded-client-cert']);
 
@@ -34,7 +35,8 @@ interface InboundContext {
   readonly path: string;
 }
 
-export class InboundListener {
+export class InboundListener implements Listener {
+  readonly kind = 'inbound' as const;
   readonly config: InboundConfig;
   readonly #d: ListenerDeps;
   readonly #server: tls.Server;
@@ -118,6 +120,10 @@ export class InboundListener {
     this.#pool.close();
   }
 
+  idle(): Promise<void> {
+    return this.#sessions.idle();
+  }
+
   get openConnections(): number {
     return this.#sessions.size;
   }
@@ -172,11 +178,19 @@ export class InboundListener {
       log(403, 0, 0, 'authz_denied');
       return;
     }
+    // As on the outbound twin: a plaintext socket (permissive) has no other 'error' listener until relay() runs,
+    // and a reset while the app connection is pending would otherwise be an uncaught exception.
+    socket.once('error', () => socket.destroy());
     socket.pause();
     const app = net.connect({ host: this.config.forwardTo.host, port: this.config.forwardTo.port, allowHalfOpen: true, noDelay: true });
     this.#sessions.addSocket(socket);
     if (peer) this.#sessions.setPeer(socket, peer);
     app.once('connect', () => {
+      // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted.
+      if (socket.destroyed) {
+        app.destroy();
+        return;
+      }
       socket.resume();
       relay(socket, app, d.limits.idleTimeoutMs, (r) => log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, r.error));
     });

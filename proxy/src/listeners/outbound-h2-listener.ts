@@ -11,11 +11,13 @@ import { h2ServerOptions, watchH2Session } from './h2-server-limits.js';
 import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
+import type { Listener } from './listener.js';
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
 const NONE: ReadonlySet<string> = new Set();
 
-export class OutboundH2Listener {
+export class OutboundH2Listener implements Listener {
+  readonly kind = 'outbound' as const;
   readonly config: OutboundConfig;
   readonly #d: ListenerDeps;
   readonly #server: http2.Http2Server;
@@ -62,6 +64,10 @@ export class OutboundH2Listener {
 
   get port(): number {
     return this.#port;
+  }
+
+  idle(): Promise<void> {
+    return this.#sessions.idle();
   }
 
   get openConnections(): number {

@@ -15,6 +15,7 @@ import { listenOn } from './listen.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { SessionSet } from './session-set.js';
 import { relay } from './tcp-relay.js';
+import type { Listener } from './listener.js';
 
 interface OutboundContext {
   readonly requestId: string;
@@ -24,7 +25,8 @@ interface OutboundContext {
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
 
-export class OutboundListener {
+export class OutboundListener implements Listener {
+  readonly kind = 'outbound' as const;
   readonly config: OutboundConfig;
   readonly #d: ListenerDeps;
   readonly #server: net.Server;
@@ -80,6 +82,10 @@ export class OutboundListener {
   close(): void {
     this.#sessions.destroyAll();
     this.#pool.close();
+  }
+
+  idle(): Promise<void> {
+    return this.#sessions.idle();
   }
 
   get openConnections(): number {

@@ -2,6 +2,7 @@
 // timeouts) instead of a timer per socket: per-socket timers cost measurable CPU on the hot path.
 import type { EventEmitter } from 'node:events';
 import type { DenyCandidate } from '../tls/deny-list.js';
+import { IdleSignal } from './idle-signal.js';
 
 /** A socket, or an HTTP/2 session (its socket is not ours to listen on): closed and destroyed the same way. */
 export type Connection = Pick<EventEmitter, 'once'> & { destroy(): void };
@@ -23,6 +24,7 @@ export class SessionSet {
   readonly #onSweep: () => void;
   #timer: NodeJS.Timeout | undefined;
   #draining = false;
+  readonly #idle = new IdleSignal();
 
   constructor(nowMs: () => number, onSweep: () => void) {
     this.#nowMs = nowMs;
@@ -41,14 +43,24 @@ export class SessionSet {
   /** An HTTP session: expired by the sweep, drained on shutdown. */
   add(socket: Connection, session: Expirable): void {
     this.#sessions.set(socket, session);
-    socket.once('close', () => this.#sessions.delete(socket));
+    socket.once('close', () => this.#remove(socket));
     if (this.#draining) session.drain();
   }
 
   /** A TCP connection: it has its own idle timeout; tracked to be cut at the drain deadline. */
   addSocket(socket: Connection): void {
     this.#sessions.set(socket, null);
-    socket.once('close', () => this.#sessions.delete(socket));
+    socket.once('close', () => this.#remove(socket));
+  }
+
+  /** Resolves once no connection is tracked. */
+  idle(): Promise<void> {
+    return this.#idle.wait(this.#sessions.size);
+  }
+
+  #remove(socket: Connection): void {
+    this.#sessions.delete(socket);
+    this.#idle.changed(this.#sessions.size);
   }
 
   sweep(): void {
@@ -66,6 +78,7 @@ export class SessionSet {
     if (this.#timer) clearInterval(this.#timer);
     for (const socket of this.#sessions.keys()) socket.destroy();
     this.#sessions.clear();
+    this.#idle.changed(0);
   }
 
   /** Remembers the verified peer of a tracked connection. */

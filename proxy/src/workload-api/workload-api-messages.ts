@@ -1,5 +1,6 @@
 // What the SPIFFE Workload API serves, and how it becomes wire messages: complete state in every message
 // (X509SVIDResponse, X509BundlesResponse), DER concatenated, trust domains keyed by their SPIFFE ID.
+import type { X509BundlesResponseMsg, X509SvidResponseMsg } from '../../../common/contract/spiffe-workload.js';
 
 /** The identity the workload sees: its SVID, key and every trust bundle the proxy holds. */
 export interface WorkloadIdentity {
@@ -20,29 +21,10 @@ export interface WorkloadIdentityFeed {
   subscribe(listener: () => void): () => void;
 }
 
-export interface X509SvidMessage {
-  spiffe_id: string;
-  x509_svid: Buffer;
-  x509_svid_key: Buffer;
-  bundle: Buffer;
-  hint: string;
-}
-
-export interface X509SvidResponseMessage {
-  svids: X509SvidMessage[];
-  crl: Buffer[];
-  federated_bundles: Record<string, Buffer>;
-}
-
-export interface X509BundlesResponseMessage {
-  crl: Buffer[];
-  bundles: Record<string, Buffer>;
-}
-
 const concat = (ders: readonly Uint8Array[]): Buffer => Buffer.concat(ders.map((d) => Buffer.from(d)));
 const tdId = (td: string): string => `spiffe://${td}`;
 
-export function x509SvidResponse(identity: WorkloadIdentity): X509SvidResponseMessage {
+export function x509SvidResponse(identity: WorkloadIdentity): X509SvidResponseMsg {
   const federated: Record<string, Buffer> = {};
   for (const [td, cas] of identity.bundles) if (td !== identity.trustDomain) federated[tdId(td)] = concat(cas);
   return {
@@ -60,7 +42,7 @@ export function x509SvidResponse(identity: WorkloadIdentity): X509SvidResponseMe
   };
 }
 
-export function x509BundlesResponse(identity: WorkloadIdentity): X509BundlesResponseMessage {
+export function x509BundlesResponse(identity: WorkloadIdentity): X509BundlesResponseMsg {
   const bundles: Record<string, Buffer> = {};
   for (const [td, cas] of identity.bundles) bundles[tdId(td)] = concat(cas);
   return { crl: [], bundles };

@@ -4,11 +4,11 @@
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
+import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
 import { TesseraError } from '../../../common/errors.js';
-import { loadProtoFile, serviceAt } from '../identity/grpc-protos.js';
+import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
 
-export const WORKLOAD_API_PROTO = 'spiffe/workload/workload.proto';
 export const SECURITY_HEADER = 'workload.spiffe.io';
 
 export interface WorkloadApiServerOptions {
@@ -50,7 +50,7 @@ export class WorkloadApiServer {
   async #listen(): Promise<void> {
     ensureSocketDir(dirname(this.socketPath));
     removeStaleSocket(this.socketPath);
-    const service = serviceAt(loadProtoFile(WORKLOAD_API_PROTO), 'SpiffeWorkloadAPI').service;
+    const service = serviceAt(loadProtoFile(WORKLOAD_API_PROTO), WORKLOAD_API_SERVICE).service;
     const unimplemented = (name: string) => (call: grpc.ServerUnaryCall<unknown, unknown> | Stream, cb?: grpc.sendUnaryData<unknown>) => {
       const status = this.#checkHeader(name, call.metadata) ?? { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented: Tessera serves X.509-SVIDs only` };
       if (status.code === grpc.status.UNIMPLEMENTED) this.#onEvent({ method: name, outcome: 'unimplemented' });

@@ -1,7 +1,7 @@
 // The mesh scenario's tracing and edge variants: generated configs (proxy parser, nginx -t), the OTLP sink process,
 // and the summaries that compare tracing on vs off and the Tessera edge vs the nginx edge.
 import { X509Certificate } from 'node:crypto';
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { BenchPki, CLIENT_ID, EDGE_DNS, EDGE_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from '../../../bench/harness/bench-pki.js';
 import { findBinary } from '../../../bench/harness/peer-binaries.js';
+import type { SupervisedProcess } from '../../../shared-io/process-supervisor.js';
+import { startTestProcess } from '../../helpers/ready-process.js';
 import type { Measurement } from '../../../bench/harness/scenario.js';
 import { nginxClientProxyConfig } from '../../../bench/peers/nginx-config.js';
 import { tesseraClientProxyConfig, tesseraEdgeProxyConfig } from '../../../bench/peers/tessera-config.js';
@@ -107,24 +109,16 @@ describe('configs', () => {
 
 describe('OTLP sink process', () => {
   const script = fileURLToPath(new URL('../../../bench/harness/children/otlp-sink.ts', import.meta.url));
-  let child: ChildProcess;
+  let sink: SupervisedProcess | undefined;
   let port = 0;
 
   beforeAll(async () => {
     // Node 24 runs the TypeScript file directly (type stripping); the harness runs the compiled one.
-    child = spawn(process.execPath, ['--no-warnings', script, '0'], { stdio: ['ignore', 'pipe', 'inherit'] });
-    port = await new Promise<number>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (c: Buffer) => {
-        out += c.toString();
-        const m = /ready (\d+)/.exec(out);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`sink exited (${code})`)));
-    });
+    sink = await startTestProcess({ name: 'otlp-sink', command: process.execPath, args: ['--no-warnings', script, '0'], ready: { line: /^ready \d+/ } });
+    port = Number(/^ready (\d+)/.exec(sink.readyLine!)![1]);
   });
-  afterAll(() => {
-    child.kill('SIGTERM');
+  afterAll(async () => {
+    await sink?.stop();
   });
 
   const call = (method: string, path: string, body?: string, contentType = 'application/json') =>

@@ -14,7 +14,8 @@ import { controlPlaneSchema } from '../../../control-plane/src/config/cp-config.
 import { startControlPlaneProcess, writeControlPlaneConfig } from '../../helpers/control-plane.js';
 import { startProxyProcess, writeSvidFiles } from '../../helpers/proxy-process.js';
 import { startRefusingTlsServer } from '../../helpers/refusing-tls-server.js';
-import { makeTempDir, REPO_ROOT, spawnTessera, tessera } from '../../helpers/run.js';
+import { startReadyProcess } from '../../helpers/ready-process.js';
+import { makeTempDir, REPO_ROOT, tessera } from '../../helpers/run.js';
 import { TestCa } from '../../helpers/test-ca.js';
 import { until } from '../../helpers/until.js';
 
@@ -115,23 +116,16 @@ const CHECKS: Readonly<Record<string, Check>> = {
       blocker.once('error', () => resolve(false)); // already taken by someone else: as good for this check
       blocker.listen({ port: 18080, host: '127.0.0.1', exclusive: true }, () => resolve(true));
     });
-    const child = spawnTessera(['up', '--state-dir', join(dir, 'up')]);
-    let out = '';
-    child.stdout!.on('data', (d) => {
-      out += d;
-    });
     try {
-      await until('tessera up is ready', () => out.includes('tessera up: ready') || child.exitCode !== null, 90_000);
-      expect(out).toContain('tessera up: ready');
-      const note = out.split('\n').find((l) => l.includes('note: port 18080 was in use'));
-      expect(note, out).toBeDefined();
-      return note!;
+      const up = await startReadyProcess(['up', '--state-dir', join(dir, 'up')], 'tessera up: ready', { timeoutMs: 90_000 });
+      try {
+        const note = up.stdout().split('\n').find((l) => l.includes('note: port 18080 was in use'));
+        expect(note, up.stdout()).toBeDefined();
+        return note!;
+      } finally {
+        await up.stop(30_000, 'SIGINT');
+      }
     } finally {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      const t = setTimeout(() => child.kill('SIGKILL'), 30_000);
-      await exited;
-      clearTimeout(t);
       if (blocked) blocker.close();
     }
   },

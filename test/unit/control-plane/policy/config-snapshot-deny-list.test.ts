@@ -6,7 +6,7 @@ import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
 import { buildSnapshot } from '../../../../control-plane/src/policy/config-snapshot.js';
 import { parseConfigSnapshot } from '../../../../proxy/src/identity/config-watch-client.js';
-import type { ConfigSnapshotMsg } from '../../../../proxy/src/identity/control-plane-client.js';
+import type { ConfigSnapshotMsg } from '../../../../common/contract/config-v1.js';
 import { deniedBy } from '../../../../proxy/src/tls/deny-list.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 

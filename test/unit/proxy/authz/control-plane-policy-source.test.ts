@@ -23,7 +23,7 @@ describe('policySnapshotFromWatch', () => {
     const snap = policySnapshotFromWatch({
       version: '42',
       policies: [{ name: allowWeb.name, json: policyToJson(allowWeb) }],
-      break_glass: [{ id: 'g1', to: api.toString(), from: [batch.toString()], expires_at_unix_ms: '5000', reason: 'incident 7', created_by: 'ops' }],
+      break_glass: [{ id: 'g1', to: api.toString(), from: [batch.toString()], expires_at_unix_ms: '5000', reason: 'incident 7', created_by: 'ops', created_at_unix_ms: '0' }],
     });
     expect(snap.version).toBe('cp-42');
     expect(evaluate(snap, req(web)).allowed).toBe(true);

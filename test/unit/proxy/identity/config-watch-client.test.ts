@@ -3,7 +3,7 @@
 import { describe, expect, test } from 'vitest';
 import { policyToJson } from '../../../../common/policy/parse-policy.js';
 import { ConfigWatch, type ConfigUpdate, type ConfigWatchEvent } from '../../../../proxy/src/identity/config-watch-client.js';
-import type { ConfigSnapshotMsg } from '../../../../proxy/src/identity/control-plane-client.js';
+import type { ConfigSnapshotMsg } from '../../../../common/contract/config-v1.js';
 import type { IssuedSvid } from '../../../../proxy/src/identity/control-plane-svid-source.js';
 import type { StreamCallbacks } from '../../../../proxy/src/identity/reconnecting-stream.js';
 import { TestCa } from '../../../helpers/test-ca.js';

@@ -9,7 +9,7 @@ import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bun
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { channelOptions, controlPlaneCredentials } from '../../../../proxy/src/identity/control-plane-credentials.js';
 import type { IssuedSvid } from '../../../../proxy/src/identity/control-plane-svid-source.js';
-import { loadProtoFile, serviceAt } from '../../../../proxy/src/identity/grpc-protos.js';
+import { loadProtoFile, serviceAt } from '../../../../shared-io/proto-loader.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
 
 const TD = TrustDomain.parse('example.org');

@@ -1,17 +1,19 @@
 // ControlPlaneSvidSource driven by a fake wall clock and a manual tick: a clock moved past the renewal point
 // renews at the next tick (no long timer), failures back off, readiness follows the last-10 % rule, bad answers
 // are refused. The signer is a real CA signing the real CSRs (test-ca), standing in for the control plane.
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { beforeEach, describe, expect, test } from 'vitest';
+import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
 import { parseCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
+import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { type AttestationEvidence, evidenceProvider } from '../../../../proxy/src/identity/attestation-evidence.js';
+import { installIdentity } from '../../../../proxy/src/identity/bundle-merge.js';
 import {
   ControlPlaneSvidSource,
   type IssuedSvid,
@@ -20,6 +22,7 @@ import {
   type SvidSourceEvent,
   type TimerFunctions,
 } from '../../../../proxy/src/identity/control-plane-svid-source.js';
+import { IdentityStore } from '../../../../proxy/src/identity/identity-store.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/web';
@@ -51,7 +54,9 @@ class CaSigner implements SvidSigner {
   /** Sign with a key other than the CSR's (a broken control plane). */
   wrongKey = false;
   id = ID;
-  constructor(readonly ca: TestCa, readonly clock: FakeClock) {}
+  /** Answer with this CA's bundle instead of the signing one (a control plane that mixed up its CAs). */
+  bundleFrom: TestCa | undefined;
+  constructor(public ca: TestCa, readonly clock: FakeClock) {}
   async attest(csr: Buffer, ev: AttestationEvidence) {
     this.calls.push(`attest:${ev.kind}:${ev.token}`);
     return this.#sign(csr);
@@ -76,7 +81,7 @@ class CaSigner implements SvidSigner {
       uriSans: [this.id],
       extKeyUsage: ['serverAuth', 'clientAuth'],
     });
-    return { chainDer: [leaf.raw, this.ca.intermediate.cert.raw], bundles: [{ trustDomain: 'example.org', authoritiesDer: [this.ca.root.cert.raw] }] };
+    return { chainDer: [leaf.raw, this.ca.intermediate.cert.raw], bundles: [{ trustDomain: 'example.org', authoritiesDer: [(this.bundleFrom ?? this.ca).root.cert.raw] }] };
   }
 }
 
@@ -240,5 +245,43 @@ describe('ControlPlaneSvidSource', () => {
     expect(s.readiness()).toEqual({ ready: false, reason: 'no svid yet: TESSERA_ERR_IDENTITY_BAD_RESPONSE: store said no' });
     s.stop();
     expect(timers.fn).toBeUndefined();
+  });
+
+  test('a rotation verifies the SVID chain once: in the identity store, under the bundles it installs', async () => {
+    const store = new IdentityStore(clock);
+    const watched = new TrustBundleSet([TrustBundle.parse('example.org', ca.bundlePem())]);
+    const bootstrap = watched;
+    const s = makeSource(undefined, (svid) => installIdentity(store, svid, watched, bootstrap));
+    // Every chain verification checks each link's signature: leaf → intermediate → root is two calls.
+    const verify = vi.spyOn(X509Certificate.prototype, 'verify');
+    try {
+      s.start();
+      await s.firstSvid();
+      expect(store.current?.serial).toBe(s.current?.serial);
+      expect(verify).toHaveBeenCalledTimes(2);
+      verify.mockClear();
+      clock.t = s.nextRenewalMs! + 1;
+      await tick(s);
+      expect(events.map((e) => `${e.kind}:${e.result}`)).toEqual(['attest:success', 'renew:success']);
+      expect(verify).toHaveBeenCalledTimes(2);
+    } finally {
+      verify.mockRestore();
+    }
+  });
+
+  test('an answer whose chain does not verify is refused by the identity store; the old SVID stays', async () => {
+    const store = new IdentityStore(clock);
+    const s = makeSource(undefined, (svid) => installIdentity(store, svid, undefined, new TrustBundleSet([])));
+    s.start();
+    await s.firstSvid();
+    const first = store.current!.serial;
+    const other = await TestCa.create({ nowMs: T0 });
+    signer.ca = other; // signs with another CA but answers with the old CA's bundle below
+    signer.bundleFrom = ca;
+    clock.t = s.nextRenewalMs! + 1;
+    await tick(s);
+    expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'refused' });
+    expect(s.lastError).toMatch(/TESSERA_ERR_IDENTITY_INVALID: the SVID does not verify/);
+    expect(store.current!.serial).toBe(first);
   });
 });

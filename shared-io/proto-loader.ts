@@ -1,11 +1,14 @@
-// Loads the gRPC contracts in <repo>/proto at run time (from source or from dist/), with proto-loader options
-// that keep bytes as Buffers and 64-bit integers as strings.
+// The one loader of the gRPC contracts in <repo>/proto (proxy, control plane, bench and tests): finds proto/ from
+// the source tree or from dist/, with options that keep bytes as Buffers and 64-bit integers as strings, the
+// shapes common/contract/ declares.
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { TesseraError } from '../../../common/errors.js';
+import { CONFIG_PROTO, CONFIG_SERVICE } from '../common/contract/config-v1.js';
+import { IDENTITY_SERVICE } from '../common/contract/identity-v1.js';
+import { TesseraError } from '../common/errors.js';
 
 /** Finds the directory holding `proto/<file>` by walking up from this module (works under dist/ too). */
 export function protoRoot(file: string, from: string = dirname(fileURLToPath(import.meta.url))): string {
@@ -29,11 +32,14 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = Object.freeze({
   bytes: Buffer,
 });
 
-/** Loads one contract file (e.g. "spiffe/workload/workload.proto") as a grpc-js package object. */
+/** The descriptors of one contract file (e.g. "spiffe/workload/workload.proto") and of what it imports. */
+export function loadProtoDefinition(file: string): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(file, { ...PROTO_LOADER_OPTIONS, includeDirs: [protoRoot(file)] });
+}
+
+/** Loads one contract file as a grpc-js package object. */
 export function loadProtoFile(file: string): grpc.GrpcObject {
-  const root = protoRoot(file);
-  const def = protoLoader.loadSync(file, { ...PROTO_LOADER_OPTIONS, includeDirs: [root] });
-  return grpc.loadPackageDefinition(def);
+  return grpc.loadPackageDefinition(loadProtoDefinition(file));
 }
 
 /** The service definition at a dotted path in a loaded package ("tessera.identity.v1.Identity"). */
@@ -44,4 +50,16 @@ export function serviceAt(pkg: grpc.GrpcObject, path: string): grpc.ServiceClien
     throw new TesseraError('TESSERA_ERR_PROTO_NOT_FOUND', `service ${path} is not defined by the loaded proto`);
   }
   return node as grpc.ServiceClientConstructor;
+}
+
+export interface TesseraServices {
+  readonly identity: grpc.ServiceClientConstructor;
+  readonly config: grpc.ServiceClientConstructor;
+}
+
+/** The Identity and Config service constructors (their `.service` is the server-side definition). */
+export function loadTesseraServices(): TesseraServices {
+  // config.proto imports identity.proto, so one load holds both services.
+  const pkg = loadProtoFile(CONFIG_PROTO);
+  return { identity: serviceAt(pkg, IDENTITY_SERVICE), config: serviceAt(pkg, CONFIG_SERVICE) };
 }

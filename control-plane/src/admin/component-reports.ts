@@ -1,0 +1,63 @@
+// Where the control plane's components report to: each adapter turns one component's callbacks (issuance,
+// identity-call rejections, the config hub, the policy directory) into its metrics, audit lines and log lines,
+// so main.ts only wires them.
+
+import type { Clock } from '../../../common/clock.js';
+import type { AuthorizationPolicy } from '../../../common/policy/policy-types.js';
+import type { ConfigHubOptions } from '../api/config-service.js';
+import { attestationFailureReason } from '../attestation/attested-identity.js';
+import type { IssuanceMetrics } from '../issuance/issuer.js';
+import type { ControlPlaneLogger } from '../logger.js';
+import type { PolicyDirSourceOptions, PolicyLoadError } from '../policy/policy-dir-source.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { ControlPlaneMetrics } from './metrics.js';
+
+export function issuanceReports(metrics: ControlPlaneMetrics): IssuanceMetrics {
+  return {
+    issued: (attestor, seconds) => {
+      metrics.issuances.inc({ result: 'issued', attestor });
+      metrics.issuanceDuration.observe({ attestor }, seconds);
+    },
+    refused: (code, attestor) => {
+      metrics.issuances.inc({ result: 'refused', attestor });
+      metrics.refusals.inc({ code });
+      if (code.startsWith('TESSERA_ERR_ATTESTATION_')) metrics.attestationFailures.inc({ reason: attestationFailureReason(code) });
+    },
+  };
+}
+
+/** An Identity call refused before it reached the issuer (too large, malformed). */
+export function identityRejections(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): (code: string, caller: string, size: number) => void {
+  return (code, caller, size) => {
+    metrics.issuances.inc({ result: 'refused', attestor: 'none' });
+    metrics.refusals.inc({ code });
+    audit.record(clock.nowMs(), { event: 'svid.refused', result: 'refused', code, caller, size });
+  };
+}
+
+export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<ConfigHubOptions, 'onWatchers' | 'onVersion' | 'onSent' | 'onRefused'> {
+  return {
+    onWatchers: (n) => metrics.configWatchers.set(n),
+    onVersion: (v) => metrics.snapshotVersion.set(v),
+    onSent: () => metrics.snapshotsSent.inc(),
+    onRefused: (code, caller, reason) => {
+      metrics.attestationFailures.inc({ reason: attestationFailureReason(code) });
+      audit.record(clock.nowMs(), { event: 'config.watch_refused', result: 'refused', code, caller, ...(reason ? { reason } : {}) });
+    },
+  };
+}
+
+/** A new policy set is counted, logged and handed to `loaded`; refused files are counted and logged. */
+export function policyDirReports(dir: string, metrics: ControlPlaneMetrics, log: Pick<ControlPlaneLogger, 'info' | 'warn'>, loaded: () => void): Pick<PolicyDirSourceOptions, 'onPolicies' | 'onErrors'> {
+  return {
+    onPolicies: (p: readonly AuthorizationPolicy[]) => {
+      metrics.policiesLoaded.set(p.length);
+      log.info({ dir, policies: p.map((x) => x.name) }, 'policies loaded');
+      loaded();
+    },
+    onErrors: (errors: readonly PolicyLoadError[]) => {
+      metrics.policyLoadErrors.inc(errors.length);
+      for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code, err: e.message }, 'policy file refused; the previous set stays');
+    },
+  };
+}

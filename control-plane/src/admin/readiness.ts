@@ -1,0 +1,54 @@
+// Readiness as named conditions: /ready answers with the reason of the first condition that does not hold. The
+// life-cycle phase comes first (starting, shutting down), then what must stay true while serving (own SVID live).
+
+import type { Clock } from '../../../common/clock.js';
+
+export interface ReadinessCondition {
+  readonly name: string;
+  /** null while the condition holds, otherwise why the control plane is not ready. */
+  check(): string | null;
+}
+
+type Phase = 'starting' | 'serving' | 'closing';
+
+const PHASE_REASON: Readonly<Record<Phase, string | null>> = { starting: 'starting', serving: null, closing: 'shutting down' };
+
+export class Readiness {
+  readonly #conditions: readonly ReadinessCondition[];
+  #phase: Phase = 'starting';
+
+  constructor(conditions: readonly ReadinessCondition[]) {
+    this.#conditions = conditions;
+  }
+
+  /** Everything is started: the conditions decide from now on. */
+  serving(): void {
+    if (this.#phase === 'starting') this.#phase = 'serving';
+  }
+
+  /** Shutting down: not ready again, whatever the conditions say. */
+  closing(): void {
+    this.#phase = 'closing';
+  }
+
+  readonly notReadyReason = (): string | null => {
+    const phase = PHASE_REASON[this.#phase];
+    if (phase !== null) return phase;
+    for (const c of this.#conditions) {
+      const reason = c.check();
+      if (reason !== null) return reason;
+    }
+    return null;
+  };
+}
+
+/** The control plane's own SVID is present and not expired (it serves gRPC with it). */
+export function ownSvidLive(current: () => { readonly notAfterMs: number } | undefined, clock: Clock): ReadinessCondition {
+  return {
+    name: 'own-svid-live',
+    check: () => {
+      const s = current();
+      return s && s.notAfterMs > clock.nowMs() ? null : 'the control plane SVID has expired';
+    },
+  };
+}

@@ -1,0 +1,83 @@
+// The attestor factory: which ways of proving identity this control plane accepts, built from the config — join
+// tokens, Kubernetes service-account JWTs (local JWKS file, refreshed from the API server, optionally checked by
+// TokenReview) and SVID renewal (a caller presenting a live SVID of this trust domain).
+
+import { readFileSync } from 'node:fs';
+import type { Clock } from '../../../common/clock.js';
+import { describeError } from '../../../common/errors.js';
+import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import type { ControlPlaneConfig } from '../config/cp-config.js';
+import type { ControlPlaneLogger } from '../logger.js';
+import type { TokenStore } from '../store/token-store.js';
+import { JoinTokenAttestor } from './join-token-attestor.js';
+import { createHttpsFetch } from './k8s-api-fetch.js';
+import { K8sAttestation, type KubernetesAttestor } from './k8s-attestation.js';
+import { JwksRefresher } from './k8s-jwks-refresher.js';
+import { K8sJwtAttestor } from './k8s-jwt-attestor.js';
+import { SvidAttestor } from './svid-attestor.js';
+
+export interface AttestorDeps {
+  readonly clock: Clock;
+  readonly log: Pick<ControlPlaneLogger, 'info' | 'warn'>;
+  readonly tokens: TokenStore;
+  /** The trust bundle renewing callers' SVIDs are verified against (follows CA changes). */
+  readonly bundle: () => TrustBundle;
+}
+
+export interface Attestors {
+  readonly joinTokens?: JoinTokenAttestor;
+  readonly kubernetes?: KubernetesAttestor;
+  readonly svids: SvidAttestor;
+  /** Stops background work (the JWKS refresh); idempotent. */
+  stop(): void;
+}
+
+export async function createAttestors(config: Pick<ControlPlaneConfig, 'attestors' | 'trustDomain'>, deps: AttestorDeps): Promise<Attestors> {
+  const { clock, log } = deps;
+  const k8sConfig = config.attestors.kubernetes;
+  const k8s = k8sConfig ? await kubernetesAttestor(k8sConfig, config.trustDomain, deps) : undefined;
+  try {
+    k8s?.attestor.check();
+  } catch (e) {
+    // The file may be provisioned after start (it is re-read when it changes): warn, attest nothing until then.
+    log.warn({ err: describeError(e) }, 'kubernetes attestor: JWKS not usable yet');
+  }
+  return {
+    ...(config.attestors.joinToken.enabled ? { joinTokens: new JoinTokenAttestor(deps.tokens, clock) } : {}),
+    ...(k8s ? { kubernetes: k8s.attestor } : {}),
+    svids: new SvidAttestor(deps.bundle, clock),
+    stop: () => k8s?.stop(),
+  };
+}
+
+type K8sConfig = NonNullable<ControlPlaneConfig['attestors']['kubernetes']>;
+
+async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustDomain'], { clock, log }: AttestorDeps): Promise<{ attestor: KubernetesAttestor; stop(): void }> {
+  const jwt = new K8sJwtAttestor({ trustDomain: td, issuer: k8s.issuer, audience: k8s.audience, jwksFile: k8s.jwksFile, clock });
+  const api = k8s.apiServer;
+  if (!api) return { attestor: new K8sAttestation(jwt), stop: () => {} };
+  // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
+  const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8') });
+  const callerToken = () => readFileSync(api.tokenFile, 'utf8').trim();
+  const refresher = new JwksRefresher({
+    apiServer: api.url,
+    fetch,
+    bearerToken: () => {
+      try {
+        return callerToken();
+      } catch {
+        return undefined;
+      }
+    },
+    issuer: k8s.issuer,
+    file: k8s.jwksFile,
+    intervalMs: api.jwksRefreshMs,
+    clock,
+    onResult: (ok, detail) => (ok ? log.info({ detail }, 'kubernetes JWKS refreshed') : log.warn({ err: detail }, 'kubernetes JWKS refresh failed; the last keys stay')),
+  });
+  await refresher.refresh();
+  refresher.start();
+  const review = api.tokenReview ? { apiServer: api.url, fetch, callerToken, audience: k8s.audience } : undefined;
+  return { attestor: new K8sAttestation(jwt, review), stop: () => refresher.stop() };
+}

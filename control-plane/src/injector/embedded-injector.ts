@@ -1,0 +1,18 @@
+// The injector webhook run inside the control plane (`injector.enabled`): its serving pair read once at start,
+// the bundle taken live from the CA. The standalone `tessera injector` (main.ts here) re-reads its files instead.
+
+import { readFileSync } from 'node:fs';
+import { TesseraError } from '../../../common/errors.js';
+import type { InjectorSettings } from '../config/cp-config.js';
+import { type InjectorLogger, type InjectorWebhook, startInjectorWebhook } from './webhook-server.js';
+
+export async function startEmbeddedInjector(settings: InjectorSettings, bundlePem: () => string, logger: InjectorLogger): Promise<InjectorWebhook> {
+  const read = (f: string) => {
+    try {
+      return readFileSync(f, 'utf8');
+    } catch (e) {
+      throw new TesseraError('TESSERA_ERR_INJECT_BAD_CONFIG', `injector: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+  };
+  return startInjectorWebhook({ listen: settings.listen, certPem: read(settings.certFile), keyPem: read(settings.keyFile), config: settings.settings, bundlePem, logger });
+}

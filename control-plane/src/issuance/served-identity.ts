@@ -1,0 +1,41 @@
+// What the control plane serves gRPC with: its own SVID, issued by its own CA and renewed at half-life or as soon
+// as another authority signs, and the bundle client certificates are verified against.
+
+import type { Clock } from '../../../common/clock.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { ServerIdentity } from '../api/grpc-server.js';
+import type { CaSnapshot } from '../ca/ca-manager.js';
+import type { Issuer } from './issuer.js';
+import { type SelfSvid, SelfSvidSource } from './self-svid.js';
+
+export class ServedIdentity {
+  readonly #self: SelfSvidSource;
+  readonly #ca: () => CaSnapshot;
+
+  /** Issues the first SVID at once: the gRPC listener cannot start without one. */
+  constructor(issuer: Issuer, td: TrustDomain, ttlMs: number, ca: () => CaSnapshot, clock: Clock) {
+    this.#self = new SelfSvidSource(issuer, td, ttlMs, clock);
+    this.#ca = ca;
+    this.#self.issue(ca().signer.authorityId);
+  }
+
+  get svid(): SelfSvid | undefined {
+    return this.#self.current;
+  }
+
+  credentials(): ServerIdentity {
+    const s = this.#self.current!;
+    return { certChainPem: s.certChainPem, keyPem: s.keyPem, clientCasPem: this.#ca().bundle.toPem() };
+  }
+
+  /**
+   * Renews the SVID when due and hands the credentials to `serve` when they changed; `force` hands them over
+   * anyway (the bundle changed).
+   */
+  refresh(force: boolean, serve: (identity: ServerIdentity) => void): void {
+    const signer = this.#ca().signer.authorityId;
+    if (this.#self.due(signer)) this.#self.issue(signer);
+    else if (!force) return;
+    serve(this.credentials());
+  }
+}

@@ -1,0 +1,42 @@
+// The control plane's ordered close, bounded by a deadline: stop taking work, let unary calls finish on the gRPC
+// listener, close the other listeners, stop background work, wait for a CA commit under way, then release the
+// store. Called twice, it returns the first close.
+
+import type { Clock } from '../../../common/clock.js';
+import type { Timers } from '../../../shared-io/timers.js';
+
+export interface ShutdownPlan {
+  readonly clock: Clock;
+  readonly timers: Timers;
+  /** Stop taking work: readiness fails, the scheduler stops, Watch streams are told to go. */
+  readonly quiesce: readonly (() => void)[];
+  /** Stops the gRPC listener, giving calls in progress `graceMs`. */
+  readonly drain: (graceMs: number) => Promise<unknown>;
+  /** The other listeners, closed together within what is left of the deadline. */
+  readonly listeners: readonly (() => Promise<unknown> | undefined)[];
+  /** Background work (policy watcher, JWKS refresh). */
+  readonly background: readonly (() => void)[];
+  /** Resolves when work that writes to the store has finished. */
+  readonly settled: () => Promise<unknown>;
+  /** Last, in order: the store. */
+  readonly release: readonly (() => void)[];
+  readonly onClosed: () => void;
+}
+
+export function shutdown(plan: ShutdownPlan): (deadlineMs?: number) => Promise<void> {
+  let closed: Promise<void> | undefined;
+  return (deadlineMs = 10_000) => {
+    closed ??= (async () => {
+      for (const q of plan.quiesce) q();
+      const started = plan.clock.nowMs();
+      await plan.drain(Math.max(0, deadlineMs - 500));
+      const rest = Math.max(100, deadlineMs - (plan.clock.nowMs() - started));
+      await Promise.race([Promise.allSettled(plan.listeners.map((l) => l())), new Promise((r) => plan.timers.setTimeout(() => r(undefined), rest))]);
+      for (const b of plan.background) b();
+      await plan.settled();
+      for (const r of plan.release) r();
+      plan.onClosed();
+    })();
+    return closed;
+  };
+}

@@ -1,0 +1,40 @@
+// Readiness as named conditions, registered in order by main.ts: the proxy is ready when every condition is met,
+// and the reason it is not is the first unmet condition's.
+
+/** A condition: undefined when met, else the reason it is not. */
+export type Condition = () => string | undefined;
+
+export class Readiness {
+  readonly #conditions: { readonly name: string; readonly check: Condition }[] = [];
+
+  add(name: string, check: Condition): this {
+    this.#conditions.push({ name, check });
+    return this;
+  }
+
+  /** The names in order, for diagnostics and tests. */
+  get names(): readonly string[] {
+    return this.#conditions.map((c) => c.name);
+  }
+
+  state(): { ready: boolean; reason?: string } {
+    for (const c of this.#conditions) {
+      const reason = c.check();
+      if (reason) return { ready: false, reason };
+    }
+    return { ready: true };
+  }
+}
+
+/** A one-way switch (listeners up, draining): set once, never cleared. */
+export class Latch {
+  #set = false;
+
+  set(): void {
+    this.#set = true;
+  }
+
+  get isSet(): boolean {
+    return this.#set;
+  }
+}

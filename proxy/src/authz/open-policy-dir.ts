@@ -1,0 +1,24 @@
+// Wires authorization.policiesDir into the policy holder: loads it once (a bad directory fails the start), then
+// reloads on change, counting and logging every reload and refusal.
+import type { Logger } from 'pino';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import { PolicyDirSource } from './policy-dir-source.js';
+import type { PolicyHolder } from './policy-holder.js';
+
+export function openPolicyDir(dir: string, policies: PolicyHolder, metrics: ProxyMetrics, log: Logger): { stop(): void } {
+  const source = new PolicyDirSource({
+    dir,
+    onPolicies: (p) => {
+      policies.setPolicies(p);
+      metrics.policyUpdate('success');
+      log.info({ policies: p.length }, 'policies reloaded');
+    },
+    onErrors: (errors) => {
+      metrics.policyUpdate('refused');
+      for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code }, e.message);
+    },
+  });
+  policies.setPolicies(source.loadInitial());
+  source.start();
+  return source;
+}

@@ -1,0 +1,30 @@
+// One seam for where the proxy's identity comes from (files, or the control plane with its Config/Watch stream):
+// main.ts opens one (open-identity-source.ts), waits until it is ready, asks why it is not ready and when it renews, and stops it.
+import type { Logger } from 'pino';
+import type { Clock } from '../../../common/clock.js';
+import type { PolicyHolder } from '../authz/policy-holder.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
+import type { DenyListHolder } from '../tls/deny-list-holder.js';
+import type { IdentityStore } from './identity-store.js';
+
+export interface IdentitySource {
+  /** Resolves once the first identity (and, from a source that delivers them, the first policies) is in place. */
+  ready(): Promise<void>;
+  /** Whether policies (and bans) arrive with the identity; otherwise a local directory or the default decides. */
+  readonly deliversPolicies: boolean;
+  /** Why the identity cannot serve now; undefined when it can. */
+  notReadyReason(): string | undefined;
+  /** The planned renewal (wall clock), for a source that renews by itself. */
+  readonly nextRenewalMs: number | undefined;
+  stop(): void;
+}
+
+/** What an identity source installs into and reports to. */
+export interface IdentitySourceDeps {
+  readonly store: IdentityStore;
+  readonly policies: PolicyHolder;
+  readonly denyList: DenyListHolder;
+  readonly metrics: ProxyMetrics;
+  readonly log: Logger;
+  readonly clock: Clock;
+}

@@ -1,0 +1,31 @@
+// Opens the configured identity source: files (loaded synchronously, so bad files fail the start) or the control
+// plane (its module, and gRPC with it, imported only then). Event logging and rotation metrics are wired here.
+import type { ProxyConfig } from '../config/proxy-config.js';
+import { FileIdentitySource } from './file-identity-source.js';
+import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
+
+/** Builds and starts the configured source; a file identity that does not load throws here (the proxy fails at start). */
+export async function openIdentitySource(config: ProxyConfig, deps: IdentitySourceDeps): Promise<IdentitySource> {
+  const { metrics, log } = deps;
+  if (config.identity.kind === 'files') {
+    const source = new FileIdentitySource({
+      files: config.identity,
+      store: deps.store,
+      clock: deps.clock,
+      onEvent: (e) => {
+        metrics.svidRotation(e.result);
+        if (e.result === 'success') log.info({ serial: e.serial }, 'SVID reloaded from files');
+        else log.warn({ code: e.code, err: e.error }, 'SVID files refused; the previous identity stays');
+      },
+    });
+    source.loadInitial();
+    metrics.svidRotation('success');
+    source.start();
+    return source;
+  }
+  // gRPC and protobuf load only for this source: a proxy on file identities does not pay their memory.
+  const { ControlPlaneIdentitySource } = await import('./control-plane-identity-source.js');
+  const source = new ControlPlaneIdentitySource(config.identity, config.authorization.defaultAction, deps);
+  source.start();
+  return source;
+}

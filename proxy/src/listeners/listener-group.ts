@@ -1,0 +1,76 @@
+// The proxy's listeners as one group: started in order, ticket keys rotated on a schedule, drained until every
+// listener is idle or the drain deadline passes, then closed. Knows listeners only through the Listener interface.
+import { TesseraError } from '../../../common/errors.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { TicketKeys } from '../tls/tls-contexts.js';
+import type { Listener, ListenerKind } from './listener.js';
+
+export interface StartedListener {
+  readonly kind: ListenerKind;
+  readonly name: string;
+  readonly port: number;
+}
+
+export class ListenerGroup {
+  readonly #listeners: Listener[] = [];
+  readonly #timers: Timers;
+
+  constructor(timers: Timers) {
+    this.#timers = timers;
+  }
+
+  /** Starts each in turn; on a failure all are closed and the error is thrown (a port in use as a coded error). */
+  async start(listeners: readonly Listener[]): Promise<StartedListener[]> {
+    const started: StartedListener[] = [];
+    try {
+      for (const l of listeners) {
+        this.#listeners.push(l);
+        started.push({ kind: l.kind, name: l.config.name, port: (await l.start()).port });
+      }
+    } catch (e) {
+      // close() cuts connections only: drain() first so the ports already bound are released too.
+      for (const l of listeners) {
+        l.drain();
+        l.close();
+      }
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'EADDRINUSE') throw new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `a listener port is already in use: ${err.message}`);
+      throw e;
+    }
+    return started;
+  }
+
+  /** The first inbound listener, where it is bound: the served-serial check dials it. */
+  servedTarget(): { host: string; port: number } | undefined {
+    const l = this.#listeners.find((x) => x.kind === 'inbound');
+    return l ? { host: l.config.listen.host, port: l.port } : undefined;
+  }
+
+  /** For /config. */
+  describe(): { name: string; port: number; open: number }[] {
+    return this.#listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections }));
+  }
+
+  /** Rotates the ticket keys every `everyMs` and hands them to the listeners that issue tickets; returns the stop. */
+  rotateTicketKeysEvery(keys: TicketKeys, everyMs: number): { stop(): void } {
+    const handle = this.#timers.setInterval(() => {
+      keys.rotate();
+      for (const l of this.#listeners) l.rotateTicketKeys?.();
+    }, everyMs);
+    return { stop: () => this.#timers.clearInterval(handle) };
+  }
+
+  /** Stops accepting, waits until all are idle or `drainTimeoutMs` has passed, then cuts what is left. */
+  async drainAndClose(drainTimeoutMs: number): Promise<void> {
+    for (const l of this.#listeners) l.drain();
+    let deadline: unknown;
+    await Promise.race([
+      Promise.all(this.#listeners.map((l) => l.idle())),
+      new Promise<void>((resolve) => {
+        deadline = this.#timers.setTimeout(resolve, drainTimeoutMs);
+      }),
+    ]);
+    this.#timers.clearTimeout(deadline);
+    for (const l of this.#listeners) l.close();
+  }
+}

@@ -1,0 +1,22 @@
+// What every listener kind (inbound HTTP/1 and HTTP/2, outbound HTTP/1 and HTTP/2, edge) offers the proxy around
+// it, so start-up, ticket rotation, the served-serial check and graceful drain treat them alike.
+
+export type ListenerKind = 'inbound' | 'outbound' | 'edge';
+
+export interface Listener {
+  readonly kind: ListenerKind;
+  readonly config: { readonly name: string; readonly listen: { readonly host: string } };
+  /** The bound port (0 before start). */
+  readonly port: number;
+  /** Open connections (sessions) right now. */
+  readonly openConnections: number;
+  start(): Promise<{ host: string; port: number }>;
+  /** Stop accepting; open connections finish their exchange and close. */
+  drain(): void;
+  /** Resolves once no connection is open (at once when none is). */
+  idle(): Promise<void>;
+  /** Everything still open is cut. */
+  close(): void;
+  /** New session-ticket keys (listeners that issue tickets: the mTLS inbound ones). */
+  rotateTicketKeys?(): void;
+}
