@@ -5,7 +5,7 @@ import type { Schema } from '../../../common/config/schema.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import type { Address } from './proxy-config.js';
+import type { Address } from './address.js';
 
 export interface EdgeRouteConfig {
   readonly host: string;

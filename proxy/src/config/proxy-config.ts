@@ -8,13 +8,11 @@ import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
+import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
 
 export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
-export interface Address {
-  readonly host: string;
-  readonly port: number;
-}
+export type { Address } from './address.js';
 
 export interface InboundConfig {
   readonly name: string;
