@@ -128,7 +128,7 @@ export class EdgeListener implements Listener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#server, this.config.listen);
+    this.#port = await listenOn(this.#server, this.config.listen, () => this.#d.metrics.rejected('edge', 'too_many_connections'));
     this.#h2Sessions.start();
     this.#certs.start((opts) => this.#server.setSecureContext(opts));
     return { host: this.config.listen.host, port: this.#port };

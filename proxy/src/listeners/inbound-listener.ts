@@ -86,7 +86,7 @@ export class InboundListener implements Listener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#accepting, this.config.listen);
+    this.#port = await listenOn(this.#accepting, this.config.listen, () => this.#d.metrics.rejected('inbound', 'too_many_connections'));
     this.#sessions.start();
     return { host: this.config.listen.host, port: this.#port };
   }

@@ -57,7 +57,7 @@ export class OutboundH2Listener implements Listener {
   }
 
   async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#server, this.config.listen);
+    this.#port = await listenOn(this.#server, this.config.listen, () => this.#d.metrics.rejected('outbound', 'too_many_connections'));
     this.#sessions.start();
     return { host: this.config.listen.host, port: this.#port };
   }
