@@ -31,6 +31,10 @@ beforeAll(async () => {
       `admin: { listen: 127.0.0.1:0 }\nlimits: { maxConnections: ${MAX}, handshakeTimeout: 30s, headersTimeout: 30s, drainTimeout: 1s }\n`,
   );
   proxy = await startProxyProcess(join(dir, 'api.yaml'));
+  // The proxy's own served-serial probe takes an inbound slot right after start: let it finish and close first.
+  const admin = `http://127.0.0.1:${proxy.admin}`;
+  await until('served check done', async () => ((await (await fetch(`${admin}/certs`)).json()) as { lastServedCheck: unknown }).lastServedCheck !== null, 10_000);
+  await until('probe connection closed', async () => sumSeries(await metricsText(proxy.admin), 'tessera_connections_active', { direction: 'inbound' }) === 0, 10_000);
 }, 30_000);
 
 afterAll(async () => {
