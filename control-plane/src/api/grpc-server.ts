@@ -2,10 +2,11 @@
 // optional but captured, h2 only, handshake timeout, connection cap) and hands each connection to grpc-js
 // through a connection injector. Handlers look the caller's certificate chain up by peer address.
 import { constants as cryptoConstants } from 'node:crypto';
-import { type PeerCertificate, type Server as TlsServer, type TLSSocket, createServer } from 'node:tls';
+import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
+import { peerChainDer } from '../../../common/pki/peer-chain.js';
 
 export interface ServerIdentity {
   /** PEM chain, leaf first. */
@@ -25,19 +26,6 @@ export interface GrpcServerOptions {
   /** Hard cap grpc-js enforces before any handler runs. */
   readonly maxReceiveBytes: number;
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
-}
-
-/** DER chain the peer presented, leaf first (node links issuers it could find; self-signed ends the walk). */
-export function peerChain(socket: TLSSocket): Buffer[] {
-  const out: Buffer[] = [];
-  let cur: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = socket.getPeerCertificate(true) as PeerCertificate & { issuerCertificate?: PeerCertificate };
-  while (cur?.raw && out.length < 10) {
-    out.push(cur.raw);
-    const next: (PeerCertificate & { issuerCertificate?: PeerCertificate }) | undefined = cur.issuerCertificate;
-    if (!next || next === cur || next.raw?.equals(cur.raw)) break;
-    cur = next;
-  }
-  return out;
 }
 
 export class GrpcServer {
@@ -169,7 +157,7 @@ export class GrpcServer {
     }
     // Resets after the handshake are ordinary; the HTTP/2 session reports what matters.
     socket.on('error', () => {});
-    this.#peers.set(key, peerChain(socket));
+    this.#peers.set(key, peerChainDer(socket.getPeerCertificate(true)));
     this.#sockets.add(socket);
     // A client that trickles its first call's headers (or never sends one) would hold the connection until the
     // 60 s idle close, or forever while it keeps a header block open: cut it at the headers deadline.

@@ -1,24 +1,26 @@
 // The edge listener: TLS for outside clients (HTTP/1.1 and HTTP/2 by ALPN, SNI certificates, optional client
 // certificates), routing by host and path to mesh upstreams re-originated over mTLS with secure naming, forwarding
 // headers from the real connection, optional HSTS, the same metrics, access log, tracing and drain as sidecars.
-import { type IncomingHttpHeaders, type IncomingMessage, Agent as HttpAgent, type OutgoingHttpHeaders, type ServerResponse, request } from 'node:http';
-import * as http2 from 'node:http2';
+
 import { X509Certificate } from 'node:crypto';
+import { Agent as HttpAgent, type IncomingHttpHeaders, type IncomingMessage, type OutgoingHttpHeaders, request, type ServerResponse } from 'node:http';
+import * as http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
+import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import { authorize } from '../authz/authorize.js';
 import type { EdgeConfig, EdgeRouteConfig } from '../config/edge-config.js';
-import { IdleSignal } from '../listeners/idle-signal.js';
-import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
+import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
+import { IdleSignal } from '../listeners/idle-signal.js';
 import { listenOn } from '../listeners/listen.js';
-import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { Listener } from '../listeners/listener.js';
+import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { SessionSet } from '../listeners/session-set.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
-import { IntermediateMemory, PeerVerifier, peerChainDer } from '../tls/peer-verify.js';
 import { deniedBy } from '../tls/deny-list.js';
+import { IntermediateMemory, PeerVerifier } from '../tls/peer-verify.js';
 import { MtlsAgent } from '../upstream/mtls-agent.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import { EdgeCertificates } from './edge-certificates.js';

@@ -3,14 +3,14 @@
 // proxy's current SVID as client certificate when renewing or watching (mTLS).
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
-import { encodePem } from '../../../common/pki/pem.js';
 import { privateKeyPem } from '../../../common/pki/keys.js';
+import { peerChainDer } from '../../../common/pki/peer-chain.js';
+import { encodePem } from '../../../common/pki/pem.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { controlPlaneIdString } from '../../../common/spiffe/workload-id.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
-import { peerChainDer } from '../tls/peer-verify.js';
 import type { IssuedSvid } from './control-plane-svid-source.js';
 
 /** The SPIFFE ID the control plane serves with, in a given trust domain. */

@@ -4,6 +4,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
@@ -27,17 +28,6 @@ export interface PeerFailure {
 }
 
 const CACHE_MAX = 1024;
-
-/** DER of the peer chain, leaf first, from Node's detailed peer certificate. */
-export function peerChainDer(cert: PeerCertificate | DetailedPeerCertificate | undefined): Buffer[] {
-  const out: Buffer[] = [];
-  let c = cert as DetailedPeerCertificate | undefined;
-  while (c?.raw && out.length < 10 && !out.some((b) => b.equals(c!.raw))) {
-    out.push(c.raw);
-    c = c.issuerCertificate;
-  }
-  return out;
-}
 
 const INTERMEDIATES_MAX = 64;
 
