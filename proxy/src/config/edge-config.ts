@@ -14,6 +14,10 @@ export interface EdgeRouteConfig {
   /** Required unless unsafePlaintext. */
   readonly spiffeId?: SpiffeId;
   readonly unsafePlaintext: boolean;
+  /** How the edge speaks to this upstream: HTTP/1.1, or one multiplexed HTTP/2 connection (http2, grpc). */
+  readonly protocol: 'http' | 'http2' | 'grpc';
+  /** Total time for one request and its whole response; absent = no total (streams run while they move). */
+  readonly timeoutMs?: number;
 }
 
 export interface EdgeConfig {
@@ -79,6 +83,8 @@ export const edgeSchema: Schema = {
             upstream: { type: 'string', format: 'address', required: true },
             spiffeId: { type: 'string', format: 'spiffe-id' },
             unsafePlaintext: { type: 'boolean', default: false },
+            protocol: { type: 'string', enum: ['http', 'http2', 'grpc'], default: 'http', description: 'How the edge speaks to the upstream' },
+            timeout: { type: 'duration', min: 100, description: 'Total time for one request and its whole response; unset: no total, a stream runs while it makes progress' },
           },
         },
       },
@@ -99,7 +105,7 @@ export interface RawEdge {
   tlsMinVersion?: '1.2' | '1.3';
   hstsMaxAge?: number;
   trustedProxies?: string[];
-  routes: { host?: string; pathPrefix?: string; upstream: string; spiffeId?: string; unsafePlaintext?: boolean }[];
+  routes: { host?: string; pathPrefix?: string; upstream: string; spiffeId?: string; unsafePlaintext?: boolean; protocol?: 'http' | 'http2' | 'grpc'; timeout?: number }[];
 }
 
 /** Resolves paths against `base`; `problem(path, message)` reports a cross-key error at its line. */
@@ -123,7 +129,7 @@ export function resolveEdge(raw: readonly RawEdge[], base: string, problem: (pat
         const unsafePlaintext = r.unsafePlaintext ?? false;
         if (!unsafePlaintext && !r.spiffeId) problem(['edge', i, 'routes', j, 'spiffeId'], 'required: the SPIFFE ID the upstream must present (or unsafePlaintext: true)');
         if (unsafePlaintext && r.spiffeId) problem(['edge', i, 'routes', j, 'unsafePlaintext'], 'a plaintext route cannot check a SPIFFE ID; remove one of them');
-        return { host: r.host ?? '*', pathPrefix: r.pathPrefix ?? '/', upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext };
+        return { host: r.host ?? '*', pathPrefix: r.pathPrefix ?? '/', upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext, protocol: r.protocol ?? 'http', ...(r.timeout ? { timeoutMs: r.timeout } : {}) };
       }),
     };
   });

@@ -22,6 +22,8 @@ export interface InboundConfig {
   readonly tlsMinVersion: '1.2' | '1.3';
   /** strict: mTLS only. permissive: mTLS and plaintext on the same port, told apart by the first bytes (migration). */
   readonly mtls: 'strict' | 'permissive';
+  /** Total time allowed for one request and its whole response; absent = no total (streams run while they move). */
+  readonly timeoutMs?: number;
 }
 
 export interface OutboundConfig {
@@ -30,6 +32,8 @@ export interface OutboundConfig {
   readonly upstream: Address;
   readonly spiffeId: SpiffeId;
   readonly protocol: Protocol;
+  /** Total time allowed for one request and its whole response; absent = no total (streams run while they move). */
+  readonly timeoutMs?: number;
 }
 
 export interface ProxyLimits {
@@ -40,7 +44,10 @@ export interface ProxyLimits {
   readonly handshakeTimeoutMs: number;
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Until the response head arrives; a response that has begun is governed by streamIdleTimeoutMs. */
   readonly requestTimeoutMs: number;
+  /** No bytes in either direction for this long ends an exchange, a stream or an upgraded connection. */
+  readonly streamIdleTimeoutMs: number;
   readonly maxConnections: number;
   readonly upstreamPoolSize: number;
   readonly upstreamIdleTimeoutMs: number;
@@ -75,6 +82,7 @@ export interface ProxyConfig {
 }
 
 const protocol: Schema = { type: 'string', enum: ['http', 'http2', 'grpc', 'tcp'], default: 'http' };
+const timeout: Schema = { type: 'duration', min: 100, description: 'Total time for one request and its whole response; unset: no total, a stream runs while it makes progress' };
 const name: Schema = { type: 'string', required: true, minLength: 1, check: (v) => (/^[a-z0-9][a-z0-9-]{0,62}$/.test(v) ? null : 'must be lower-case letters, digits and "-"') };
 
 export const proxySchema: ObjectSchema = {
@@ -118,6 +126,7 @@ export const proxySchema: ObjectSchema = {
           protocol,
           tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.3' },
           mtls: { type: 'string', enum: ['strict', 'permissive'], default: 'strict', description: 'permissive: also accept plaintext callers (as unauthenticated) on the same port, for a migration' },
+          timeout,
         },
       },
     },
@@ -131,6 +140,7 @@ export const proxySchema: ObjectSchema = {
           upstream: { type: 'string', format: 'address', required: true },
           spiffeId: { type: 'string', format: 'spiffe-id', required: true },
           protocol,
+          timeout,
         },
       },
     },
@@ -187,7 +197,8 @@ export const proxySchema: ObjectSchema = {
         handshakeTimeout: { type: 'duration', min: 100, default: '10s' },
         headersTimeout: { type: 'duration', min: 100, default: '10s' },
         idleTimeout: { type: 'duration', min: 100, default: '120s' },
-        requestTimeout: { type: 'duration', min: 100, default: '60s' },
+        requestTimeout: { type: 'duration', min: 100, default: '60s', description: 'Until the response head arrives (504 request_timeout); a response that has begun is not cut by it' },
+        streamIdleTimeout: { type: 'duration', min: 100, default: '300s', description: 'No bytes in either direction for this long ends an exchange, stream or upgraded (WebSocket) connection' },
         maxConnections: { type: 'number', integer: true, min: 1, default: 10_000 },
         upstreamPoolSize: { type: 'number', integer: true, min: 1, max: 10_000, default: 256 },
         upstreamIdleTimeout: { type: 'duration', min: 100, default: '60s' },
@@ -208,6 +219,7 @@ interface RawListener {
   protocol?: Protocol;
   tlsMinVersion?: '1.2' | '1.3';
   mtls?: 'strict' | 'permissive';
+  timeout?: number;
 }
 interface Raw {
   identity: { controlPlane?: { address: string; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
@@ -218,7 +230,7 @@ interface Raw {
   admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
+  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   logLevel?: ProxyConfig['logLevel'];
 }
 
@@ -239,8 +251,8 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   };
 
-  const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3', mtls: l.mtls ?? 'strict' }));
-  const outbound = (raw.outbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), upstream: addr(l.upstream!), spiffeId: SpiffeId.parse(l.spiffeId!), protocol: l.protocol ?? 'http' }));
+  const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3', mtls: l.mtls ?? 'strict', ...(l.timeout ? { timeoutMs: l.timeout } : {}) }));
+  const outbound = (raw.outbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), upstream: addr(l.upstream!), spiffeId: SpiffeId.parse(l.spiffeId!), protocol: l.protocol ?? 'http', ...(l.timeout ? { timeoutMs: l.timeout } : {}) }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);
   if (inbound.length + outbound.length + edge.length === 0) problem(['inbound'], 'at least one inbound, outbound or edge listener is required');
 
@@ -310,6 +322,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       headersTimeoutMs: l.headersTimeout ?? 10_000,
       idleTimeoutMs: l.idleTimeout ?? 120_000,
       requestTimeoutMs: l.requestTimeout ?? 60_000,
+      streamIdleTimeoutMs: l.streamIdleTimeout ?? 300_000,
       maxConnections: l.maxConnections ?? 10_000,
       upstreamPoolSize: l.upstreamPoolSize ?? 256,
       upstreamIdleTimeoutMs: l.upstreamIdleTimeout ?? 60_000,
