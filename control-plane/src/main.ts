@@ -4,11 +4,9 @@
 
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import type { BuildInfo } from '../../common/build-info.js';
-import type { Clock } from '../../common/clock.js';
 import { describeError, TesseraError } from '../../common/errors.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
-import { realTimers, type Timers } from '../../shared-io/timers.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { adminSocketPath } from './admin/admin-client.js';
 import { socketAnswers } from './admin/admin-socket.js';
 import { startAdminSurface } from './admin/admin-surface.js';
@@ -21,7 +19,6 @@ import { GrpcServer } from './api/grpc-server.js';
 import { guardedService, identityHandlers } from './api/identity-service.js';
 import { createAttestors } from './attestation/attestors.js';
 import { writeFileAtomicSync } from './ca/atomic-file.js';
-import type { CrashPoint } from './ca/authority-store.js';
 import { openCa } from './ca/open-ca.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
 import { startEmbeddedInjector } from './injector/embedded-injector.js';
@@ -31,8 +28,8 @@ import { Revocations } from './issuance/revocations.js';
 import { ServedIdentity } from './issuance/served-identity.js';
 import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
+import { BUNDLE_FILE, type ControlPlaneDeps, type ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
-import type { ControlPlaneLogger } from './logger.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
 import { PolicyDirSource } from './policy/policy-dir-source.js';
@@ -40,31 +37,7 @@ import { openControlPlaneStore } from './store/control-plane-store.js';
 import { prepareDataDir } from './store/data-dir.js';
 
 export type { ControlPlaneLogger } from './logger.js';
-
-export interface ControlPlaneDeps {
-  readonly clock: Clock;
-  readonly log: ControlPlaneLogger;
-  readonly build: BuildInfo; // tessera_build_info's labels
-  /** Test seam: kill this process at a named point of a CA commit (docs/control-plane.md). */
-  readonly crashAt?: CrashPoint;
-  /** Period of the maintenance tick (default 1 s): how often due upkeep is looked for. */
-  readonly tickMs?: number;
-  /** Timers the scheduler and the close deadline run on (default: real, unref'd). */
-  readonly timers?: Timers;
-}
-
-export interface ControlPlaneHandle {
-  /** host:port the gRPC listener bound (the real port when the config said 0). */
-  readonly grpcAddress: string;
-  readonly adminAddress: string;
-  readonly adminSocket: string;
-  readonly bundleFile: string;
-  readonly injectorAddress: string | undefined;
-  /** Stops accepting, ends Config/Watch streams, lets calls finish, closes everything within `deadlineMs`. */
-  close(deadlineMs?: number): Promise<void>;
-}
-
-export const BUNDLE_FILE = 'bundle.pem';
+export type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 
 export async function startControlPlane(config: ControlPlaneConfig, deps: ControlPlaneDeps): Promise<ControlPlaneHandle> {
   const { clock, log } = deps;

@@ -1,0 +1,32 @@
+// What starting a control plane needs (its injected deps) and what it hands back (the running handle): the
+// contract between main.ts and its callers (the CLI, tests), kept beside the lifecycle helpers.
+import type { BuildInfo } from '../../../common/build-info.js';
+import type { Clock } from '../../../common/clock.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { CrashPoint } from '../ca/authority-store.js';
+import type { ControlPlaneLogger } from '../logger.js';
+
+export interface ControlPlaneDeps {
+  readonly clock: Clock;
+  readonly log: ControlPlaneLogger;
+  readonly build: BuildInfo; // tessera_build_info's labels
+  /** Test seam: kill this process at a named point of a CA commit (docs/control-plane.md). */
+  readonly crashAt?: CrashPoint;
+  /** Period of the maintenance tick (default 1 s): how often due upkeep is looked for. */
+  readonly tickMs?: number;
+  /** Timers the scheduler and the close deadline run on (default: real, unref'd). */
+  readonly timers?: Timers;
+}
+
+export interface ControlPlaneHandle {
+  /** host:port the gRPC listener bound (the real port when the config said 0). */
+  readonly grpcAddress: string;
+  readonly adminAddress: string;
+  readonly adminSocket: string;
+  readonly bundleFile: string;
+  readonly injectorAddress: string | undefined;
+  /** Stops accepting, ends Config/Watch streams, lets calls finish, closes everything within `deadlineMs`. */
+  close(deadlineMs?: number): Promise<void>;
+}
+
+export const BUNDLE_FILE = 'bundle.pem';
