@@ -1,14 +1,11 @@
 // `tessera policy check`: load a policy directory and explain the decision for one request (who, to whom, what).
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { describeError, TesseraError } from '../../common/errors.js';
+import { TesseraError } from '../../common/errors.js';
 import { evaluate } from '../../common/policy/evaluate.js';
-import { parsePolicyFiles } from '../../common/policy/parse-policy.js';
 import { checkMethod } from '../../common/policy/policy-schema.js';
 import { compilePolicies } from '../../common/policy/policy-snapshot.js';
 import type { AuthorizationPolicy, AuthzRequest, Decision } from '../../common/policy/policy-types.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
-import { readNamedFile } from '../../shared-io/read-named-file.js';
+import { readPolicyDir } from '../../shared-io/policy-dir-source.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
 
@@ -48,21 +45,6 @@ function buildRequest(args: ParsedArgs, nowMs: number): AuthzRequest {
   }
   if (path !== undefined) req.path = path;
   return req;
-}
-
-async function readPolicyDir(dir: string): Promise<{ path: string; text: string }[]> {
-  let names: string[];
-  try {
-    names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && /\.ya?ml$/.test(e.name)).map((e) => e.name);
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNREADABLE', `cannot read policy directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
-  }
-  return Promise.all(
-    names.sort().map(async (name) => {
-      const path = join(dir, name);
-      return { path, text: (await readNamedFile({ path, what: 'policy file', emptyOk: true })).toString('utf8') };
-    }),
-  );
 }
 
 function ruleText(d: { policy: string | null; rule: number | null }): string {
@@ -134,12 +116,13 @@ export const policyCheckCommand: Command = {
     const defaultAction = stringFlag(args, 'default') ?? 'deny';
     if (defaultAction !== 'allow' && defaultAction !== 'deny') throw usage(`--default must be allow or deny (got "${defaultAction}")`);
     const req = buildRequest(args, io.clock.nowMs());
-    const { policies, errors } = parsePolicyFiles(await readPolicyDir(requiredString(args, 'policies')));
-    if (errors.length > 0) {
-      for (const e of errors) io.stderr(`tessera policy check: ${describeError(e)}\n`);
+    // The same read as the proxy's and the control plane's watched directory: the same files make the same set.
+    const read = readPolicyDir(requiredString(args, 'policies'), 'TESSERA_ERR_CLI_FILE_UNREADABLE');
+    if (!read.ok) {
+      for (const e of read.errors) io.stderr(`tessera policy check: ${e.code}: ${e.message}\n`);
       return EXIT_FAILURE;
     }
-    const snapshot = compilePolicies(policies, { defaultAction });
+    const snapshot = compilePolicies(read.policies, { defaultAction });
     const d = evaluate(snapshot, req);
     if (boolFlag(args, 'json')) {
       const out: Record<string, unknown> = { allowed: d.allowed, policy: d.policy, rule: d.rule, reason: d.reason, mode: d.mode };

@@ -5,6 +5,7 @@
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describeError, TesseraError } from '../../common/errors.js';
+import { PolicyDirSource } from '../../shared-io/policy-dir-source.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { adminSocketPath } from './admin/admin-client.js';
@@ -32,7 +33,6 @@ import { BUNDLE_FILE, type ControlPlaneDeps, type ControlPlaneHandle } from './l
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
-import { PolicyDirSource } from './policy/policy-dir-source.js';
 import { openControlPlaneStore } from './store/control-plane-store.js';
 import { prepareDataDir } from './store/data-dir.js';
 

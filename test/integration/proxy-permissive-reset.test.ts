@@ -1,12 +1,13 @@
 // A plaintext caller on a permissive TCP listener that resets while the proxy is still connecting to the app must
 // not take the proxy down (the socket had no 'error' listener in that window), nor leave the app connection open.
 // The app is a real listening socket whose accept queue is full, so the proxy's connect to it stays pending.
-import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { startTestProcess } from '../helpers/ready-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -29,15 +30,13 @@ time.sleep(60)
 let dir: string;
 let cleanup: () => Promise<void>;
 let proxy: ProxyProcess;
-let blackhole: ReturnType<typeof spawn>;
+let blackhole: SupervisedProcess | undefined;
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
-  blackhole = spawn('python3', ['-c', BLACKHOLE], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const appPort = await new Promise<number>((resolve, reject) => {
-    blackhole.stdout!.once('data', (d) => resolve(Number(String(d).trim())));
-    blackhole.once('error', reject);
-  });
+  // Its one output line is the port it listens on.
+  blackhole = await startTestProcess({ name: 'blackhole', command: 'python3', args: ['-c', BLACKHOLE], ready: { line: /^\d+$/ }, readyTimeoutMs: 10_000 });
+  const appPort = Number(blackhole.readyLine);
   const ca = await TestCa.create({ trustDomain: 'example.org' });
   await writeSvidFiles(ca, API, join(dir, 'api'));
   await writeFile(
@@ -51,7 +50,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await proxy?.stop();
-  blackhole?.kill('SIGKILL');
+  await blackhole?.stop({ signal: 'SIGKILL' });
   await cleanup?.();
 });
 

@@ -1,6 +1,7 @@
 // Layout rules of DESIGN.md section 1, checked on the source: proxy/ and control-plane/ never import each
-// other, common/ does no I/O, shared-io/ (the one home of I/O code both sides use) imports only common/, and no
-// file outgrows one concern.
+// other, common/ does no I/O, shared-io/ (the one home of I/O code both sides use) imports only common/ and holds
+// the one file watcher, policy-directory source, timer interface and process supervisor, and no file outgrows one
+// concern.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, expect, test } from 'vitest';
@@ -17,6 +18,8 @@ function tsFiles(dir: string): string[] {
   return out;
 }
 const imports = (file: string) => [...readFileSync(file, 'utf8').matchAll(/^\s*(?:import|export)[^'"]*from\s+['"]([^'"]+)['"]/gm)].map((m) => m[1]!);
+/** Where the product's source lives (tests are checked where a rule says so). */
+const SOURCE_DIRS = ['common', 'shared-io', 'control-plane', 'proxy', 'cli', 'bench'];
 const exists = (dir: string) => {
   try {
     return statSync(join(REPO_ROOT, dir)).isDirectory();
@@ -60,6 +63,60 @@ describe('architecture', () => {
   });
   test('common/ registers no process-wide collectors (prom-client belongs to the sides or shared-io/)', () => {
     for (const f of tsFiles('common')) for (const i of imports(f)) expect(i, relative(REPO_ROOT, f)).not.toBe('prom-client');
+  });
+  test('fs.watch is called in one place: shared-io/file-watch.ts (with its ..data, rename and poll handling)', () => {
+    const watchImport = /import\s*\{[^}]*\b(watch|watchFile)\b[^}]*\}\s*from\s*['"](node:)?fs(\/promises)?['"]/;
+    const watchCall = /\b\w+\.(watch|watchFile)\(/;
+    for (const dir of [...SOURCE_DIRS, 'test/helpers'].filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        if (relative(REPO_ROOT, f) === join('shared-io', 'file-watch.ts')) continue;
+        const text = readFileSync(f, 'utf8');
+        expect(watchImport.test(text), `${relative(REPO_ROOT, f)} imports fs watch`).toBe(false);
+        const fsNamespace = /import\s+\*\s+as\s+\w+\s+from\s+['"](node:)?fs(\/promises)?['"]/.test(text);
+        if (fsNamespace) expect(watchCall.test(text), `${relative(REPO_ROOT, f)} calls fs.watch`).toBe(false);
+      }
+    }
+  });
+  test('policy directories are read in one place: one PolicyDirSource, the only reader of policy files', () => {
+    const home = join('shared-io', 'policy-dir-source.ts');
+    for (const dir of SOURCE_DIRS.filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        const rel = relative(REPO_ROOT, f);
+        if (rel === home) continue;
+        const text = readFileSync(f, 'utf8');
+        expect(/\bclass\s+\w*PolicyDir\w*/.test(text), `${rel} declares a policy-directory class`).toBe(false);
+        expect(/import\s*\{[^}]*\bparsePolicyFiles\b/.test(text), `${rel} reads policy files itself`).toBe(false);
+      }
+    }
+  });
+  test('one timer interface: Timers in shared-io/timers.ts (narrow it with Pick<Timers, ...>, do not redeclare it)', () => {
+    const home = join('shared-io', 'timers.ts');
+    const declared = /^\s*(export\s+)?(interface|type)\s+\w*Timers?\b/m;
+    // A second real implementation: an object literal that wraps setTimeout / setInterval.
+    const realImpl = /\b(setTimeout|setInterval)\s*:\s*\(/;
+    for (const dir of [...SOURCE_DIRS, 'test'].filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        const rel = relative(REPO_ROOT, f);
+        if (rel === home) continue;
+        const text = readFileSync(f, 'utf8');
+        expect(declared.test(text), `${rel} declares its own timer interface`).toBe(false);
+        if (!rel.startsWith('test')) expect(realImpl.test(text), `${rel} wraps the real timers itself`).toBe(false);
+      }
+    }
+  });
+  test('long-running children are spawned in one place: shared-io/process-supervisor.ts (tessera up, bench, tests)', () => {
+    const home = join('shared-io', 'process-supervisor.ts');
+    const spawnImport = /import\s*\{[^}]*\b(spawn|fork)\b[^}]*\}\s*from\s*['"](node:)?child_process['"]/;
+    const spawnCall = /\b\w+\.(spawn|fork)\(/;
+    for (const dir of [...SOURCE_DIRS, 'test'].filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        const rel = relative(REPO_ROOT, f);
+        if (rel === home) continue;
+        const text = readFileSync(f, 'utf8');
+        expect(spawnImport.test(text), `${rel} spawns a child itself`).toBe(false);
+        if (/import\s+\*\s+as\s+\w+\s+from\s+['"](node:)?child_process['"]/.test(text)) expect(spawnCall.test(text), `${rel} spawns a child itself`).toBe(false);
+      }
+    }
   });
   test('every source file opens with a header comment and stays under ~450 lines', () => {
     for (const dir of ['common', 'shared-io', 'control-plane', 'proxy', 'cli', 'bench'].filter(exists)) {

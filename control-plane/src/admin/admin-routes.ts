@@ -5,11 +5,11 @@ import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { PolicyDirSource } from '../../../shared-io/policy-dir-source.js';
 import type { CaManager } from '../ca/ca-manager.js';
 import type { Revocations } from '../issuance/revocations.js';
 import { checkIssuableId } from '../issuance/svid-policy.js';
 import type { BreakGlass } from '../policy/break-glass.js';
-import type { PolicyDirSource } from '../policy/policy-dir-source.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { InventoryStore } from '../store/inventory-store.js';
 import type { Ban } from '../store/revocation-store.js';
@@ -146,6 +146,6 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       });
       return { tokenId: tokenIdOf(rec.hash), spiffeId: rec.spiffeId, revokedAt: iso(rec.revokedAtMs), expiresAt: iso(rec.expiresAtMs) };
     },
-    'GET /v1/policies': () => ({ loaded: d.policies?.policies.map((p) => p.name) ?? [], errors: d.policies?.lastErrors ?? [], dir: d.policies ? 'watched' : 'none' }),
+    'GET /v1/policies': () => ({ loaded: d.policies?.policies?.map((p) => p.name) ?? [], errors: d.policies?.lastErrors ?? [], dir: d.policies ? 'watched' : 'none' }),
   };
 }

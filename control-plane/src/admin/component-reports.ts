@@ -4,11 +4,11 @@
 
 import type { Clock } from '../../../common/clock.js';
 import type { AuthorizationPolicy } from '../../../common/policy/policy-types.js';
+import type { PolicyDirSourceOptions, PolicyFileError } from '../../../shared-io/policy-dir-source.js';
 import type { ConfigHubOptions } from '../api/config-service.js';
 import { attestationFailureReason } from '../attestation/attested-identity.js';
 import type { IssuanceMetrics } from '../issuance/issuer.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import type { PolicyDirSourceOptions, PolicyLoadError } from '../policy/policy-dir-source.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
@@ -55,7 +55,7 @@ export function policyDirReports(dir: string, metrics: ControlPlaneMetrics, log:
       log.info({ dir, policies: p.map((x) => x.name) }, 'policies loaded');
       loaded();
     },
-    onErrors: (errors: readonly PolicyLoadError[]) => {
+    onErrors: (errors: readonly PolicyFileError[]) => {
       metrics.policyLoadErrors.inc(errors.length);
       for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code, err: e.message }, 'policy file refused; the previous set stays');
     },

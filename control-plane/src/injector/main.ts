@@ -1,15 +1,18 @@
 // The standalone injector's composition root (`tessera injector`): the webhook, its serving certificate (re-read
-// when the Secret changes) and the trust bundle file. No CA, no store, no control plane: it stays up when they are not.
+// when the Secret changes, seen by the one file watcher) and the trust bundle file. No CA, no store, no control plane: it stays up when they are not.
 import { createSecureContext } from 'node:tls';
 import { describeError, TesseraError } from '../../../common/errors.js';
+import { watchPaths } from '../../../shared-io/file-watch.js';
 import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../../shared-io/read-named-file.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import type { InjectorFileConfig } from './injector-file-config.js';
 import { type InjectorLogger, startInjectorWebhook } from './webhook-server.js';
 
 export interface InjectorDeps {
   readonly log: InjectorLogger;
-  /** How often the serving certificate files are compared with what is served (default 10 s). */
+  /** Poll fallback of the serving certificate files' watcher (default 10 s); changes are seen at once anyway. */
   readonly certReloadMs?: number;
+  readonly timers?: Timers;
 }
 
 export interface InjectorHandle {
@@ -90,13 +93,23 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
       log.warn({ err: describeError(e) }, 'injector: serving certificate not reloaded; the previous one stays');
     }
   };
+  // One reload at a time; a change seen during one is read again after it (its signature is already taken).
   let reloading: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    reloading ??= reload().finally(() => {
+  let again = false;
+  const reloadSoon = (): void => {
+    if (reloading) {
+      again = true;
+      return;
+    }
+    reloading = reload().finally(() => {
       reloading = undefined;
+      if (again && !closing) {
+        again = false;
+        reloadSoon();
+      }
     });
-  }, deps.certReloadMs ?? 10_000);
-  timer.unref();
+  };
+  const watch = watchPaths({ paths: [config.certFile, config.keyFile], onChange: reloadSoon, pollMs: deps.certReloadMs ?? 10_000, ...(deps.timers ? { timers: deps.timers } : {}) });
 
   log.info({ listen: webhook.address, bundleFile: config.bundleFile, proxyImage: config.settings.proxyImage }, 'injector ready');
   let closed: Promise<void> | undefined;
@@ -105,7 +118,7 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
     close() {
       closed ??= (async () => {
         closing = true;
-        clearInterval(timer);
+        watch.close();
         await reloading;
         await webhook.close();
         log.info({}, 'injector stopped');

@@ -1,8 +1,8 @@
 // Wires authorization.policiesDir into the policy holder: loads it once (a bad directory fails the start), then
 // reloads on change, counting and logging every reload and refusal.
 import type { Logger } from 'pino';
+import { PolicyDirSource } from '../../../shared-io/policy-dir-source.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
-import { PolicyDirSource } from './policy-dir-source.js';
 import type { PolicyHolder } from './policy-holder.js';
 
 export function openPolicyDir(dir: string, policies: PolicyHolder, metrics: ProxyMetrics, log: Logger): { stop(): void } {

@@ -6,7 +6,7 @@ import { type SecureContext, type TlsOptions, createSecureContext } from 'node:t
 import { TesseraError } from '../../../common/errors.js';
 import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
-import { watchPaths } from '../config/file-watch.js';
+import { watchPaths } from '../../../shared-io/file-watch.js';
 import { CIPHERS, type TlsVersionSetting, minVersion } from '../tls/tls-contexts.js';
 
 export interface EdgeCertFiles {

@@ -7,10 +7,11 @@ import type { BackoffOptions } from '../../../common/backoff.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 import type { PolicySnapshot } from '../../../common/policy/policy-snapshot.js';
 import { type TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import { policySnapshotFromWatch } from '../authz/control-plane-policy-source.js';
 import { type DenyList, createDenyList } from '../tls/deny-list.js';
 import { type IssuedSvid, bundleFromDer } from './control-plane-svid-source.js';
-import { ReconnectingStream, type ReconnectTimers, type StreamCallbacks, type StreamHandle } from './reconnecting-stream.js';
+import { ReconnectingStream, type StreamCallbacks, type StreamHandle } from './reconnecting-stream.js';
 
 export interface ConfigUpdate {
   /** Decimal integer text, monotonic across control-plane restarts. */
@@ -56,7 +57,7 @@ export interface ConfigWatchOptions {
   readonly apply: (update: ConfigUpdate) => void;
   readonly defaultAction?: 'deny' | 'allow';
   readonly onEvent?: (e: ConfigWatchEvent) => void;
-  readonly timers?: ReconnectTimers;
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly random?: () => number;
   readonly backoff?: BackoffOptions;
 }

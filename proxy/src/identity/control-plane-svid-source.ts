@@ -11,6 +11,7 @@ import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { leafSpiffeId } from '../../../common/spiffe/x509-svid.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { AttestationEvidence, EvidenceProvider } from './attestation-evidence.js';
 import { type Readiness, type RenewalState, identityReadiness, renewAtMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
 
@@ -54,20 +55,6 @@ export interface SvidSourceEvent {
   readonly error?: string;
 }
 
-export interface TimerFunctions {
-  setInterval(fn: () => void, ms: number): unknown;
-  clearInterval(handle: unknown): void;
-}
-
-export const realTimers: TimerFunctions = {
-  setInterval: (fn, ms) => {
-    const h = setInterval(fn, ms);
-    h.unref();
-    return h;
-  },
-  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
-};
-
 export interface ControlPlaneSvidSourceOptions {
   readonly signer: SvidSigner;
   readonly evidence: EvidenceProvider;
@@ -76,7 +63,8 @@ export interface ControlPlaneSvidSourceOptions {
   /** When set, an SVID of another trust domain is refused. */
   readonly trustDomain?: TrustDomain;
   readonly clock: Clock;
-  readonly timers?: TimerFunctions;
+  /** The tick runs here (default: the real timers, unref'd). */
+  readonly timers?: Pick<Timers, 'setInterval' | 'clearInterval'>;
   /** How often the wall clock is re-checked. */
   readonly tickMs?: number;
   readonly random?: () => number;

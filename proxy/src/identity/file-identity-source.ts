@@ -4,7 +4,8 @@
 import { createHash } from 'node:crypto';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError, describeError } from '../../../common/errors.js';
-import { type PathWatch, type WatchTimers, realWatchTimers, watchPaths } from '../config/file-watch.js';
+import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { IdentityInput, IdentitySnapshot } from './identity-snapshot.js';
 import type { IdentitySource } from './identity-source.js';
 import type { IdentityStore } from './identity-store.js';
@@ -30,7 +31,7 @@ export interface FileIdentitySourceOptions {
   /** How long an inconsistent set of files is retried before it is refused (default 2 s). */
   readonly settleMs?: number;
   readonly clock?: Clock;
-  readonly timers?: WatchTimers;
+  readonly timers?: Timers;
 }
 
 /** Attempts within one settle window: the first at once, then this many more spread over the window. */
@@ -55,7 +56,7 @@ export class FileIdentitySource implements IdentitySource {
   readonly nextRenewalMs = undefined;
   readonly #o: FileIdentitySourceOptions;
   readonly #clock: Clock;
-  readonly #timers: WatchTimers;
+  readonly #timers: Timers;
   readonly #settleMs: number;
   #appliedHash: string | undefined;
   #watch: PathWatch | undefined;
@@ -66,7 +67,7 @@ export class FileIdentitySource implements IdentitySource {
   constructor(opts: FileIdentitySourceOptions) {
     this.#o = opts;
     this.#clock = opts.clock ?? systemClock;
-    this.#timers = opts.timers ?? realWatchTimers;
+    this.#timers = opts.timers ?? realTimers;
     this.#settleMs = opts.settleMs ?? 2_000;
   }
 

@@ -1,6 +1,7 @@
 // Keeps one server stream open: opens it, hands every message on, and after an end or error reopens it after a
 // jittered exponential backoff (reset once a message arrives). Timers and randomness are injected.
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface StreamHandle {
   cancel(): void;
@@ -12,20 +13,6 @@ export interface StreamCallbacks<T> {
   onClose(error?: unknown): void;
 }
 
-export interface ReconnectTimers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
-}
-
-export const realReconnectTimers: ReconnectTimers = {
-  setTimeout: (fn, ms) => {
-    const h = setTimeout(fn, ms);
-    h.unref();
-    return h;
-  },
-  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
-};
-
 export const DEFAULT_RECONNECT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 250, maxMs: 15_000, multiplier: 2, jitter: 0.3 });
 
 export interface ReconnectingStreamOptions<T> {
@@ -35,7 +22,8 @@ export interface ReconnectingStreamOptions<T> {
   /** Every close, with the delay until the next attempt (for logs and metrics). */
   readonly onDisconnect?: (error: unknown, retryInMs: number) => void;
   readonly backoff?: BackoffOptions;
-  readonly timers?: ReconnectTimers;
+  /** The reconnect delay runs here (default: the real timers, unref'd). */
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly random?: () => number;
 }
 
@@ -84,7 +72,7 @@ export class ReconnectingStream<T> {
   }
 
   #clearTimer(): void {
-    if (this.#timer !== undefined) (this.#o.timers ?? realReconnectTimers).clearTimeout(this.#timer);
+    if (this.#timer !== undefined) (this.#o.timers ?? realTimers).clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
@@ -115,7 +103,7 @@ export class ReconnectingStream<T> {
     if (!this.#running || this.#timer !== undefined) return;
     const delay = backoffDelay(this.#attempt++, this.#o.backoff ?? DEFAULT_RECONNECT_BACKOFF, this.#o.random);
     this.#o.onDisconnect?.(error, delay);
-    this.#timer = (this.#o.timers ?? realReconnectTimers).setTimeout(() => {
+    this.#timer = (this.#o.timers ?? realTimers).setTimeout(() => {
       this.#timer = undefined;
       this.#connect();
     }, delay);

@@ -1,14 +1,10 @@
-// Generic file watching for hot reload: fs.watch on the parent directories (so atomic renames and Kubernetes
-// `..data` symlink swaps are seen), a poll fallback for missed events, and a signature compare that calls back
-// only when something really changed. Never throws out of a timer or watcher callback.
+// The one file watcher (proxy identity files, edge certificates, both policy directories, the injector's serving
+// pair): fs.watch on the parent directories (so atomic renames and Kubernetes `..data` symlink swaps are seen), a
+// poll fallback for missed events, and a signature compare that calls back only when something really changed.
+// Never throws out of a timer or watcher callback.
 import { type FSWatcher, readdirSync, realpathSync, statSync, watch } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { realTimers, type Timers } from '../../../shared-io/timers.js';
-
-export type WatchTimers = Timers;
-
-/** Real timers, unref'd: a watcher alone never keeps the process alive. */
-export const realWatchTimers: WatchTimers = realTimers;
+import { realTimers, type Timers } from './timers.js';
 
 export interface WatchPathsOptions {
   /** Files to watch; the directory holding each one is watched, so replacing the file is seen. */
@@ -23,7 +19,8 @@ export interface WatchPathsOptions {
   readonly pollMs?: number;
   /** Quiet time after an event before the signature is read (default 50 ms). */
   readonly debounceMs?: number;
-  readonly timers?: WatchTimers;
+  /** Debounce and poll run here (default: the real timers, unref'd, so a watcher alone keeps no process alive). */
+  readonly timers?: Timers;
 }
 
 export interface PathWatch {
@@ -62,7 +59,7 @@ interface ArmedDir {
 
 /** Starts watching; the first onChange comes only after something changes from the state seen now. */
 export function watchPaths(opts: WatchPathsOptions): PathWatch {
-  const timers = opts.timers ?? realWatchTimers;
+  const timers = opts.timers ?? realTimers;
   const debounceMs = opts.debounceMs ?? 50;
   const files = opts.paths.map((p) => resolve(p));
   const dirs = (opts.dirs ?? []).map((d) => resolve(d));
