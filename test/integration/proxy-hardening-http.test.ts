@@ -26,7 +26,7 @@ const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const EDGE = `spiffe://${TD}/ns/edge/sa/gateway`;
 /** Every proxy times requests out after 1 s; the slow apps answer after LATE_MS, well after that. */
 const LATE_MS = 2_500;
-const LIMITS = 'limits: { requestTimeout: 1s, upstreamIdleTimeout: 30s }\n';
+const LIMITS = 'limits: { requestTimeout: 1s, upstreamIdleTimeout: 30s, maxResponseHeaderBytes: 2048 }\n';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -86,6 +86,12 @@ const CANNED: Readonly<Record<string, string>> = {
   'bad-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok',
 };
 
+/** Well-framed responses whose heads are just under and over the sidecars' limits.maxResponseHeaderBytes (2048). */
+const SIZED: Readonly<Record<string, string>> = {
+  'head-1500': `HTTP/1.1 200 OK\r\nx-pad: ${'a'.repeat(1_450)}\r\nContent-Length: 2\r\n\r\nok`,
+  'head-3000': `HTTP/1.1 200 OK\r\nx-pad: ${'a'.repeat(2_950)}\r\nContent-Length: 2\r\n\r\nok`,
+};
+
 /** A raw HTTP/1.1 upstream: answers each request head with a canned response, or late for /v1/slow. */
 function rawUpstream(socket: net.Socket): void {
   let buf = '';
@@ -97,7 +103,8 @@ function rawUpstream(socket: net.Socket): void {
       buf = buf.slice(end + 4);
       rawSeen.push(head);
       const target = head.split(' ')[1] ?? '';
-      const canned = CANNED[target.slice(target.lastIndexOf('/') + 1)];
+      const last = target.slice(target.lastIndexOf('/') + 1);
+      const canned = CANNED[last] ?? SIZED[last];
       if (canned) {
         socket.end(canned);
         return;
@@ -498,6 +505,18 @@ describe('upstream responses with ambiguous framing', () => {
       expect(r.text).not.toContain('SMUGL');
     }
     alive(web, api, edge);
+  });
+});
+
+describe('upstream response heads are bounded by limits.maxResponseHeaderBytes', () => {
+  test.each([
+    ['sidecar outbound → inbound', () => webOut('raw')],
+    ['sidecar inbound', () => apiIn('raw')],
+  ])('%s: a head under the configured bound is forwarded, one over it is answered 502', async (name, target) => {
+    const get = async (c: string) => firstStatus((await rawHttp(target(), [`GET /v1/sized/${c} HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: oneResponse, capMs: 4_000 })).text);
+    expect(await get('head-1500'), name).toBe(200);
+    expect(await get('head-3000'), name).toBe(502);
+    alive(web, api);
   });
 });
 

@@ -11,6 +11,7 @@ import { AcceptTimes } from '../telemetry/accept-times.js';
 import { type DenyList, deniedBy } from '../tls/deny-list.js';
 import { PeerVerifier, type VerifiedPeer } from '../tls/peer-verify.js';
 import type { ListenerDeps } from './listener-deps.js';
+import { countConnection } from './served-listener.js';
 import type { SessionSet } from './session-set.js';
 
 export class InboundGate {
@@ -51,8 +52,7 @@ export class InboundGate {
       return null;
     }
     d.metrics.handshake('inbound', true, 'none', socket.isSessionReused(), this.#accepts?.secondsSince(socket, d.nowMs()));
-    d.metrics.connectionOpened('inbound');
-    socket.once('close', () => d.metrics.connectionClosed('inbound'));
+    countConnection(d, 'inbound', socket);
     if (!h2) socket.setNoDelay(true);
     return { peer, snapshot };
   }

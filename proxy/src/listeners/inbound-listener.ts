@@ -9,24 +9,20 @@ import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js
 import { type Decision, UNAUTHENTICATED } from '../../../common/policy/policy-types.js';
 import type { InboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
-import { Http1Session } from '../http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
-import { classifyTlsError } from '../telemetry/handshake-reason.js';
+import { verdictOf } from '../telemetry/exchange-recorder.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
-import { serverSecureOptions } from '../tls/tls-contexts.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { plainConnector } from '../upstream/connectors.js';
-import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
-import { InboundGate } from './inbound-gate.js';
-import { listenOn } from './listen.js';
+import { InboundTls } from './inbound-tls.js';
 import type { ListenerDeps } from './listener-deps.js';
-import { SessionSet } from './session-set.js';
+import { countConnection, ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
-import type { Listener } from './listener.js';
 
 const STRIP_INBOUND: ReadonlySet<string> = new Set(['x-forwarded-client-cert']);
+const STRIP_TRACE: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);
 
 interface InboundContext {
   readonly requestId: string;
@@ -35,143 +31,86 @@ interface InboundContext {
   readonly path: string;
 }
 
-export class InboundListener implements Listener {
-  readonly kind = 'inbound' as const;
-  readonly config: InboundConfig;
-  readonly #d: ListenerDeps;
+export class InboundListener extends ServedListener<InboundConfig> {
+  readonly #tls: InboundTls;
   readonly #server: tls.Server;
-  /** Permissive only: accepts, reads the first bytes, then hands TLS to #server and plaintext to this listener. */
-  readonly #front: net.Server | null;
-  /** Permissive only: connections whose first bytes have not arrived yet (cut by close()). */
-  readonly #sniffing = new Set<net.Socket>();
-  readonly #gate: InboundGate;
   readonly #pool: ConnectionPool;
-  readonly #sessions: SessionSet;
-  #port = 0;
-  readonly #unsubscribe: () => void;
-  readonly #unrevoke: () => void;
+  readonly #upstream: string;
 
   constructor(config: InboundConfig, deps: ListenerDeps) {
-    this.config = config;
-    this.#d = deps;
-    this.#gate = new InboundGate(deps, config.name);
-    const snapshot = deps.identity.current;
-    if (!snapshot) throw new Error('inbound listener started before the first SVID');
     const tcp = config.protocol === 'tcp';
-    this.#server = tls.createServer({
-      ...serverSecureOptions(snapshot, deps.ticketKeys.current, config.tlsMinVersion, tcp ? [] : ['http/1.1']),
-      handshakeTimeout: deps.limits.handshakeTimeoutMs,
-      allowHalfOpen: tcp,
-    });
-    this.#front = config.mtls === 'permissive' ? net.createServer({ allowHalfOpen: tcp }, (s) => this.#sniff(s)) : null;
-    this.#accepting.maxConnections = deps.limits.maxConnections;
-    this.#gate.timeHandshakes(this.#accepting);
-    this.#unsubscribe = deps.identity.subscribe((s) => this.#server.setSecureContext(serverSecureOptions(s, deps.ticketKeys.current, config.tlsMinVersion, tcp ? [] : ['http/1.1'])));
-    this.#pool = new ConnectionPool({
+    const inboundTls = new InboundTls(config, deps, tcp ? [] : ['http/1.1']);
+    const server = tls.createServer({ ...inboundTls.serverOptions(), allowHalfOpen: tcp });
+    // Permissive: a front accepts, reads the first bytes, then hands TLS to the TLS server and plaintext to us.
+    const front = config.mtls === 'permissive' ? net.createServer({ allowHalfOpen: tcp }) : null;
+    const pool = new ConnectionPool({
       connect: plainConnector(config.forwardTo.host, config.forwardTo.port, deps.limits.handshakeTimeoutMs),
       maxConnections: deps.limits.upstreamPoolSize,
       maxQueue: deps.limits.maxConnections,
       idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
       nowMs: deps.nowMs,
     });
-    this.#sessions = new SessionSet(deps.nowMs, () => this.#pool.sweep());
-    this.#unrevoke = this.#gate.closeRevoked(this.#sessions);
-    this.#server.on('secureConnection', (s: tls.TLSSocket) => this.#onConnection(s));
-    this.#server.on('tlsClientError', (err, socket) => {
-      // With a listener attached Node no longer destroys the socket (a handshake timeout would leave it open).
-      socket.destroy();
-      deps.metrics.handshake('inbound', false, classifyTlsError(err), false);
-      deps.log.debug({ listener: config.name, err: err.message }, 'inbound TLS handshake failed');
-    });
+    super('inbound', config, deps, front ?? server, () => pool.sweep());
+    this.#tls = inboundTls;
+    this.#server = server;
+    this.#pool = pool;
+    this.#upstream = `${config.forwardTo.host}:${config.forwardTo.port}`;
+    this.onClose(inboundTls.attach(server, front ?? server, this.sessions));
+    if (front) this.#servePermissive(front);
+    this.onClose(() => pool.close());
+    server.on('secureConnection', (s: tls.TLSSocket) => this.#onConnection(s));
   }
 
-  async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#accepting, this.config.listen, () => this.#d.metrics.rejected('inbound', 'too_many_connections'));
-    this.#sessions.start();
-    return { host: this.config.listen.host, port: this.#port };
-  }
-
-  /** New session-ticket keys: tickets issued before no longer resume (a full handshake instead). */
   rotateTicketKeys(): void {
-    this.#server.setTicketKeys(this.#d.ticketKeys.current);
+    this.#tls.rotateTicketKeys();
   }
 
-  get port(): number {
-    return this.#port;
-  }
-
-  /** The server bound to the port: the TLS server itself, or the first-bytes front of a permissive listener. */
-  get #accepting(): net.Server {
-    return this.#front ?? this.#server;
-  }
-
-  /** Stop accepting; idle keep-alive connections close now, busy ones after their exchange. */
-  drain(): void {
-    this.#accepting.close();
-    this.#sessions.drain();
-  }
-
-  /** Everything still open is cut (after the drain deadline). */
-  close(): void {
-    this.#unsubscribe();
-    this.#unrevoke();
-    this.#sessions.destroyAll();
-    for (const s of this.#sniffing) s.destroy();
-    this.#pool.close();
-  }
-
-  idle(): Promise<void> {
-    return this.#sessions.idle();
-  }
-
-  get openConnections(): number {
-    return this.#sessions.size;
-  }
-
-  #sniff(socket: net.Socket): void {
-    this.#sniffing.add(socket);
-    // Bounded by the handshake timeout: a peer that sends nothing costs no more here than in a stalled handshake.
-    sniffFirstBytes(socket, this.#d.limits.handshakeTimeoutMs, (r) => {
-      this.#sniffing.delete(socket);
-      if (r === 'tls') this.#server.emit('connection', socket);
-      else if (r === 'plaintext') this.#onPlaintext(socket);
-      else if (r === 'timeout') this.#d.metrics.handshake('inbound', false, 'timeout', false);
+  #servePermissive(front: net.Server): void {
+    /** Connections whose first bytes have not arrived yet (cut by close()). */
+    const sniffing = new Set<net.Socket>();
+    this.onClose(() => {
+      for (const s of sniffing) s.destroy();
+    });
+    front.on('connection', (socket: net.Socket) => {
+      sniffing.add(socket);
+      // Bounded by the handshake timeout: a peer that sends nothing costs no more here than in a stalled handshake.
+      sniffFirstBytes(socket, this.d.limits.handshakeTimeoutMs, (r) => {
+        sniffing.delete(socket);
+        if (r === 'tls') this.#server.emit('connection', socket);
+        else if (r === 'plaintext') this.#onPlaintext(socket);
+        else if (r === 'timeout') this.d.metrics.handshake('inbound', false, 'timeout', false);
+      });
     });
   }
 
   /** A plaintext caller on a permissive listener: no SVID, so no peer identity, no XFCC, no deny-list entry. */
   #onPlaintext(socket: net.Socket): void {
-    const d = this.#d;
+    const d = this.d;
     d.metrics.plaintextConnection(this.config.name);
-    d.metrics.connectionOpened('inbound');
-    socket.once('close', () => d.metrics.connectionClosed('inbound'));
+    countConnection(d, 'inbound', socket);
     socket.setNoDelay(true);
     d.log.debug({ listener: this.config.name, remote: `${socket.remoteAddress}:${socket.remotePort}` }, 'inbound plaintext connection (unauthenticated)');
     if (this.config.protocol === 'tcp') this.#tcp(socket, null);
-    else this.#http(socket, null, d.identity.current!);
+    else this.#http(socket, null, '');
   }
 
   #onConnection(socket: tls.TLSSocket): void {
-    const admitted = this.#gate.admit(socket);
+    const admitted = this.#tls.admit(socket);
     if (!admitted) return;
-    if (this.config.protocol === 'tcp') {
-      this.#tcp(socket, admitted.peer);
-      return;
-    }
-    this.#http(socket, admitted.peer, admitted.snapshot);
+    if (this.config.protocol === 'tcp') this.#tcp(socket, admitted.peer);
+    else this.#http(socket, admitted.peer, `x-forwarded-client-cert: ${admitted.xfcc}\r\n`);
   }
 
   /** `peer` null: a plaintext caller (permissive listener). */
   #tcp(socket: net.Socket, peer: VerifiedPeer | null): void {
-    const d = this.#d;
+    const d = this.d;
     const start = d.nowMs();
     const requestId = d.requestId();
-    const decision = this.#gate.decide(peer, this.#port, 'tcp');
+    const decision = this.#tls.gate.decide(peer, this.port, 'tcp');
     const who = peer?.idText ?? UNAUTHENTICATED;
     const conn = connectionFields(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
-      d.metrics.request('inbound', 'tcp', status, (d.nowMs() - start) / 1000, this.config.name, who);
-      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'inbound', protocol: 'tcp', peer: who, decision: decision.allowed ? 'allow' : 'deny', policy: decision.policy, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, ...conn, ...(error ? { error } : {}) });
+      this.exchanges.record({ direction: 'inbound', protocol: 'tcp', listener: this.config.name, requestId, peer: who, status, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: this.#upstream, ...conn, ...(error ? { error } : {}) });
     };
     if (!decision.allowed) {
       socket.destroy(); // closed before any byte reaches the app
@@ -183,8 +122,8 @@ export class InboundListener implements Listener {
     socket.once('error', () => socket.destroy());
     socket.pause();
     const app = net.connect({ host: this.config.forwardTo.host, port: this.config.forwardTo.port, allowHalfOpen: true, noDelay: true });
-    this.#sessions.addSocket(socket);
-    if (peer) this.#sessions.setPeer(socket, peer);
+    this.sessions.addSocket(socket);
+    if (peer) this.sessions.setPeer(socket, peer);
     app.once('connect', () => {
       // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted.
       if (socket.destroyed) {
@@ -203,44 +142,34 @@ export class InboundListener implements Listener {
     });
   }
 
-  /** `peer` null: a plaintext caller (permissive listener): judged as unauthenticated and given no XFCC. */
-  #http(socket: net.Socket, peer: VerifiedPeer | null, snapshot: IdentitySnapshot): void {
-    const d = this.#d;
-    // Any XFCC the caller sent is stripped either way; only a verified peer gets one added.
-    const xfcc = peer ? `x-forwarded-client-cert: By=${snapshot.id};URI=${peer.idText};Hash=${peer.leafHash}\r\n` : '';
+  /**
+   * `peer` null: a plaintext caller (permissive listener): judged as unauthenticated and given no XFCC.
+   * `xfcc`: the header line added for a verified peer; any XFCC the caller sent is stripped either way.
+   */
+  #http(socket: net.Socket, peer: VerifiedPeer | null, xfcc: string): void {
+    const d = this.d;
     const who = peer?.idText ?? UNAUTHENTICATED;
     const conn = connectionFields(socket);
-    const upstream = `${this.config.forwardTo.host}:${this.config.forwardTo.port}`;
-    const session = new Http1Session(socket, {
-      limits: d.limits,
-      responseLimits: { maxHeaderBytes: 65_536, maxHeaders: 200 },
-      pool: this.#pool,
-      nowMs: d.nowMs,
-      hooks: {
-        plan: (head: HttpHead): RequestPlan & { context: InboundContext } => {
-          const requestId = d.requestId();
-          const path = head.target!;
-          const decision = this.#gate.decide(peer, this.#port, 'http', head.method, path);
-          const span = d.tracer?.start(`${head.method} inbound`, 'inbound', headerValue(head, 'traceparent'), { 'tessera.peer': who, 'tessera.request_id': requestId });
-          const context = { requestId, decision, span, path };
-          if (!decision.allowed) return { forward: false, status: 403, code: 'authz_denied', context };
-          const add = span ? `${xfcc}traceparent: ${span.traceparent}\r\n` : xfcc;
-          // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
-          const target = normalizeRequestTarget(path) ?? path;
-          return { forward: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context, ...(target !== path ? { target } : {}) };
-        },
-        done: (r: ExchangeRecord, ctx: unknown) => {
-          const c = ctx as InboundContext;
-          const ms = r.endMs - r.startMs;
-          d.metrics.request('inbound', 'http', r.status, ms / 1000, this.config.name, who);
-          c.span?.end({ 'http.status_code': r.status, 'tessera.decision': c.decision.allowed ? 'allow' : 'deny', 'tessera.upstream': upstream }, r.error);
-          if (d.accessLog.enabled) d.accessLog.write({ requestId: c.requestId, direction: 'inbound', protocol: 'http', peer: who, method: r.method, path: c.path, status: r.status, decision: c.decision.allowed ? 'allow' : 'deny', policy: c.decision.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, ...conn, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
-        },
-        rejected: (reason: string) => d.metrics.rejected('inbound', reason),
+    this.serveHttp1(socket, this.#pool, {
+      plan: (head: HttpHead): RequestPlan & { context: InboundContext } => {
+        const requestId = d.requestId();
+        const path = head.target!;
+        const decision = this.#tls.gate.decide(peer, this.port, 'http', head.method, path);
+        const span = d.tracer?.start(`${head.method} inbound`, 'inbound', headerValue(head, 'traceparent'), { 'tessera.peer': who, 'tessera.request_id': requestId });
+        const context = { requestId, decision, span, path };
+        if (!decision.allowed) return { forward: false, status: 403, code: 'authz_denied', context };
+        const add = span ? `${xfcc}traceparent: ${span.traceparent}\r\n` : xfcc;
+        // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
+        const target = normalizeRequestTarget(path) ?? path;
+        // An upgrade (WebSocket) is allowed like any request: it was authorized above, XFCC included.
+        return { forward: true, upgrade: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context, ...(target !== path ? { target } : {}) };
+      },
+      done: (r: ExchangeRecord, ctx: unknown) => {
+        const c = ctx as InboundContext;
+        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, ...verdictOf(c.decision), bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, ...conn, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span: c.span });
       },
     });
-    this.#sessions.add(socket, session);
-    if (peer) this.#sessions.setPeer(socket, peer);
+    if (peer) this.sessions.setPeer(socket, peer);
   }
 }
 
@@ -249,5 +178,3 @@ function connectionFields(socket: net.Socket): { resumed?: boolean; clientIp?: s
   if (socket instanceof tls.TLSSocket) return { resumed: socket.isSessionReused() };
   return socket.remoteAddress ? { clientIp: socket.remoteAddress } : {};
 }
-
-const STRIP_TRACE: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);

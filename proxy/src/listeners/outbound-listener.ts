@@ -2,20 +2,16 @@
 // over pooled, long-lived mTLS connections and checks that the upstream presents exactly the configured SPIFFE
 // ID (secure naming). HTTP/1.1 goes through the lean forwarder; TCP gets one mTLS connection per connection.
 import * as net from 'node:net';
-import { headerValue } from '../http1/http1-head.js';
-import type { HttpHead } from '../http1/http1-head.js';
-import { Http1Session } from '../http1/http1-session.js';
-import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
+import { type HttpHead, headerValue } from '../http1/http1-head.js';
+import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
-import { PeerVerifier } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
-import { type MtlsDeps, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
-import { listenOn } from './listen.js';
+import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
 import type { ListenerDeps } from './listener-deps.js';
-import { SessionSet } from './session-set.js';
+import { outboundMtls, outboundTarget } from './outbound-mtls.js';
+import { ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
-import type { Listener } from './listener.js';
 
 interface OutboundContext {
   readonly requestId: string;
@@ -25,71 +21,34 @@ interface OutboundContext {
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
 
-export class OutboundListener implements Listener {
-  readonly kind = 'outbound' as const;
-  readonly config: OutboundConfig;
-  readonly #d: ListenerDeps;
-  readonly #server: net.Server;
+export class OutboundListener extends ServedListener<OutboundConfig> {
   readonly #pool: ConnectionPool;
-  readonly #sessions: SessionSet;
   readonly #mtls: MtlsDeps;
-  readonly #target;
+  readonly #target: MtlsTarget;
   readonly #tcpSession: SessionMemory = {};
-  #port = 0;
+  readonly #upstream: string;
+  readonly #peer: string;
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {
-    this.config = config;
-    this.#d = deps;
-    this.#mtls = {
-      identity: deps.identity,
-      contexts: deps.clientContexts,
-      verifier: new PeerVerifier(),
-      denyList: deps.denyList,
-      metrics: deps.metrics,
-      nowMs: deps.nowMs,
-      handshakeTimeoutMs: deps.limits.handshakeTimeoutMs,
-      direction: 'outbound',
-    };
     const tcp = config.protocol === 'tcp';
-    this.#target = { host: config.upstream.host, port: config.upstream.port, expectedId: config.spiffeId, alpn: tcp ? [] : ['http/1.1'], allowHalfOpen: tcp };
-    this.#pool = new ConnectionPool({
-      connect: mtlsConnector(this.#target, this.#mtls),
+    const mtls = outboundMtls(deps);
+    const target = outboundTarget(config, tcp ? [] : ['http/1.1'], tcp);
+    const pool = new ConnectionPool({
+      connect: mtlsConnector(target, mtls),
       maxConnections: deps.limits.upstreamPoolSize,
       maxQueue: deps.limits.maxConnections,
       idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
       nowMs: deps.nowMs,
     });
-    this.#sessions = new SessionSet(deps.nowMs, () => this.#pool.sweep());
-    this.#server = net.createServer({ allowHalfOpen: tcp, noDelay: true }, (s) => this.#onConnection(s));
-    this.#server.maxConnections = deps.limits.maxConnections;
-  }
-
-  async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#server, this.config.listen, () => this.#d.metrics.rejected('outbound', 'too_many_connections'));
-    this.#sessions.start();
-    return { host: this.config.listen.host, port: this.#port };
-  }
-
-  get port(): number {
-    return this.#port;
-  }
-
-  drain(): void {
-    this.#server.close();
-    this.#sessions.drain();
-  }
-
-  close(): void {
-    this.#sessions.destroyAll();
-    this.#pool.close();
-  }
-
-  idle(): Promise<void> {
-    return this.#sessions.idle();
-  }
-
-  get openConnections(): number {
-    return this.#sessions.size;
+    const server = net.createServer({ allowHalfOpen: tcp, noDelay: true });
+    super('outbound', config, deps, server, () => pool.sweep());
+    this.#mtls = mtls;
+    this.#target = target;
+    this.#pool = pool;
+    this.#upstream = `${config.upstream.host}:${config.upstream.port}`;
+    this.#peer = config.spiffeId.toString();
+    this.onClose(() => pool.close());
+    server.on('connection', (s: net.Socket) => this.#onConnection(s));
   }
 
   /** Upstream pool state, for /config and tests. */
@@ -98,51 +57,37 @@ export class OutboundListener implements Listener {
   }
 
   #onConnection(socket: net.Socket): void {
-    const d = this.#d;
-    d.metrics.connectionOpened('outbound');
-    socket.once('close', () => d.metrics.connectionClosed('outbound'));
-    if (this.config.protocol === 'tcp') {
-      this.#tcp(socket);
-      return;
-    }
-    const upstream = `${this.config.upstream.host}:${this.config.upstream.port}`;
-    const peer = this.config.spiffeId.toString();
-    const session = new Http1Session(socket, {
-      limits: d.limits,
-      responseLimits: { maxHeaderBytes: 65_536, maxHeaders: 200 },
-      pool: this.#pool,
-      nowMs: d.nowMs,
-      hooks: {
-        plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
-          const requestId = d.requestId();
-          const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.peer': peer, 'tessera.request_id': requestId });
-          const context = { requestId, span, path: head.target! };
-          if (!d.identity.current) return { forward: false, status: 503, code: 'not_ready', context };
-          return span ? { forward: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context } : { forward: true, add: '', context };
-        },
-        done: (r: ExchangeRecord, ctx: unknown) => {
-          const c = ctx as OutboundContext;
-          const ms = r.endMs - r.startMs;
-          d.metrics.request('outbound', 'http', r.status, ms / 1000, this.config.name, peer);
-          c.span?.end({ 'http.status_code': r.status, 'tessera.upstream': upstream }, r.error);
-          if (d.accessLog.enabled) d.accessLog.write({ requestId: c.requestId, direction: 'outbound', protocol: 'http', peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: ms, upstream, resumed: r.upstreamResumed ?? false, ...(r.error ? { error: r.error } : {}), ...(c.span ? { traceId: c.span.traceparent.slice(3, 35) } : {}) });
-        },
-        rejected: (reason: string) => d.metrics.rejected('outbound', reason),
+    this.countConnection(socket);
+    if (this.config.protocol === 'tcp') this.#tcp(socket);
+    else this.#http(socket);
+  }
+
+  #http(socket: net.Socket): void {
+    const d = this.d;
+    const peer = this.#peer;
+    this.serveHttp1(socket, this.#pool, {
+      plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
+        const requestId = d.requestId();
+        const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.peer': peer, 'tessera.request_id': requestId });
+        const context = { requestId, span, path: head.target! };
+        if (!d.identity.current) return { forward: false, status: 503, code: 'not_ready', context };
+        return span ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context } : { forward: true, upgrade: true, add: '', context };
+      },
+      done: (r: ExchangeRecord, ctx: unknown) => {
+        const c = ctx as OutboundContext;
+        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed: r.upstreamResumed ?? false, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span: c.span });
       },
     });
-    this.#sessions.add(socket, session);
   }
 
   #tcp(socket: net.Socket): void {
-    const d = this.#d;
+    const d = this.d;
     const start = d.nowMs();
     const requestId = d.requestId();
-    const upstream = `${this.config.upstream.host}:${this.config.upstream.port}`;
     socket.pause();
-    this.#sessions.addSocket(socket);
+    this.sessions.addSocket(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      d.metrics.request('outbound', 'tcp', status, (d.nowMs() - start) / 1000, this.config.name, this.config.spiffeId.toString());
-      if (d.accessLog.enabled) d.accessLog.write({ requestId, direction: 'outbound', protocol: 'tcp', peer: this.config.spiffeId.toString(), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream, resumed, ...(error ? { error } : {}) });
+      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: this.#peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: this.#upstream, resumed, ...(error ? { error } : {}) });
     };
     socket.once('error', () => socket.destroy());
     mtlsConnect(this.#target, this.#mtls, this.#tcpSession, (err, up, resumed) => {

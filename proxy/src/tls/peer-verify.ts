@@ -4,6 +4,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import type { ErrorCode } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
@@ -24,6 +25,8 @@ export interface VerifiedPeer {
 export interface PeerFailure {
   readonly ok: false;
   readonly reason: SvidFailureReason;
+  /** The SVID rule the peer broke (a TESSERA_ERR_SVID_* code): what callers match on. */
+  readonly code: ErrorCode;
   readonly message: string;
 }
 
@@ -78,7 +81,7 @@ export class PeerVerifier {
       this.#generation = snapshot.generation;
     }
     const fp = cert?.fingerprint256;
-    if (!cert?.raw || !fp) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+    if (!cert?.raw || !fp) return { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
     const hit = this.#cache.get(fp);
     if (hit && hit.notAfterMs > nowMs && (!expectedId || hit.idText === expectedId.toString())) return hit;
     const chain = peerChainDer(cert);
@@ -86,11 +89,11 @@ export class PeerVerifier {
     try {
       certs = chain.map((d) => new X509(d));
     } catch {
-      return { ok: false, reason: 'bad_svid', message: 'a peer certificate could not be parsed' };
+      return { ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_MALFORMED', message: 'a peer certificate could not be parsed' };
     }
     this.#intermediates.complete(certs);
     const r = verifyX509Svid(certs, snapshot.bundles, expectedId ? { nowMs, expectedId } : { nowMs });
-    if (!r.ok) return { ok: false, reason: r.reason, message: r.message };
+    if (!r.ok) return { ok: false, reason: r.reason, code: r.code, message: r.message };
     this.#intermediates.remember(r.path.slice(1, -1));
     const verified: VerifiedPeer = {
       ok: true,
@@ -113,7 +116,7 @@ export class PeerVerifier {
   verifySocket(socket: Pick<TLSSocket, 'getPeerCertificate'>, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
     if (snapshot.generation === this.#generation) {
       const fp = socket.getPeerCertificate()?.fingerprint256;
-      if (!fp) return { ok: false, reason: 'no_client_cert', message: 'the peer presented no certificate' };
+      if (!fp) return { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
       const hit = this.#cache.get(fp);
       if (hit && hit.notAfterMs > nowMs) return hit;
     }

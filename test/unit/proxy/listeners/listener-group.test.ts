@@ -2,48 +2,12 @@
 // listener, no polling) or at the drain deadline of the injected timers, whichever comes first; a port in use is
 // a coded error and nothing the group started stays open.
 import * as net from 'node:net';
-import pino from 'pino';
 import { afterEach, describe, expect, test } from 'vitest';
-import { systemClock } from '../../../../common/clock.js';
-import { PolicyHolder } from '../../../../proxy/src/authz/policy-holder.js';
-import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
-import { IdentityStore } from '../../../../proxy/src/identity/identity-store.js';
-import type { ListenerDeps } from '../../../../proxy/src/listeners/listener-deps.js';
 import { ListenerGroup } from '../../../../proxy/src/listeners/listener-group.js';
 import { OutboundListener } from '../../../../proxy/src/listeners/outbound-listener.js';
-import { createAccessLog, createRequestIds } from '../../../../proxy/src/telemetry/access-log.js';
-import { createProxyRegistry, ProxyMetrics } from '../../../../proxy/src/telemetry/metrics.js';
-import { DenyListHolder } from '../../../../proxy/src/tls/deny-list-holder.js';
-import { ClientContexts, TicketKeys } from '../../../../proxy/src/tls/tls-contexts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { listenerDeps as deps, outboundConfig as config } from '../../../helpers/listener-deps.js';
 import { until } from '../../../helpers/until.js';
-
-const config = (listen = '127.0.0.1:0') =>
-  parseProxyConfig(
-    `identity: { files: { certFile: /nonexistent/c.pem, keyFile: /nonexistent/k.pem, bundleFile: /nonexistent/b.pem } }
-admin: { listen: 127.0.0.1:0 }
-outbound:
-  - { name: out, listen: ${listen}, upstream: 127.0.0.1:9, spiffeId: spiffe://example.org/ns/default/sa/api }
-`,
-    '/test/proxy.yaml',
-  );
-
-function deps(): ListenerDeps {
-  return {
-    identity: new IdentityStore(systemClock),
-    policies: new PolicyHolder('deny'),
-    denyList: new DenyListHolder(),
-    metrics: new ProxyMetrics(createProxyRegistry(), { defaultMetrics: false }),
-    accessLog: createAccessLog({ destination: 'off', clock: systemClock }),
-    tracer: null,
-    limits: config().limits,
-    ticketKeys: new TicketKeys(),
-    clientContexts: new ClientContexts(),
-    nowMs: () => Date.now(),
-    requestId: createRequestIds(),
-    log: pino({ level: 'silent' }),
-  };
-}
 
 const connect = (port: number) =>
   new Promise<net.Socket>((resolve, reject) => {

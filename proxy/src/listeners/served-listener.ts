@@ -1,0 +1,100 @@
+// What every sidecar listener does alike around the server bound to its port: bind it (counting connections Node
+// drops at limits.maxConnections), track the open connections with one deadline sweep, stop accepting and drain
+// them, tell when they are gone, cut what is left and undo what the listener subscribed to. The listener kinds
+// (inbound/outbound × HTTP/1.1+TCP/HTTP/2) add only their protocol. A base class rather than a member: the
+// Listener surface is the same for every kind, and delegating it member by member would be the very copy it removes.
+import type * as net from 'node:net';
+import type { Address } from '../config/proxy-config.js';
+import { Http1Session } from '../http1/http1-session.js';
+import type { SessionHooks } from '../http1/http1-session-types.js';
+import type { ConnectionPool } from '../upstream/connection-pool.js';
+import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
+import { listenOn } from './listen.js';
+import type { Listener } from './listener.js';
+import type { ListenerDeps } from './listener-deps.js';
+import { type Connection, SessionSet } from './session-set.js';
+
+export class ServedListener<C extends { readonly name: string; readonly listen: Address; readonly timeoutMs?: number }> implements Listener {
+  readonly kind: 'inbound' | 'outbound';
+  readonly config: C;
+  protected readonly d: ListenerDeps;
+  protected readonly sessions: SessionSet;
+  /** Where each ended exchange goes: metrics, span, access log. */
+  protected readonly exchanges: ExchangeRecorder;
+  readonly #accepting: net.Server;
+  readonly #undo: (() => void)[] = [];
+  #port = 0;
+
+  /** `accepting`: the server bound to the port; `onSweep` runs with every deadline sweep (e.g. the upstream pool's). */
+  constructor(kind: 'inbound' | 'outbound', config: C, deps: ListenerDeps, accepting: net.Server, onSweep: () => void = () => undefined) {
+    this.kind = kind;
+    this.config = config;
+    this.d = deps;
+    this.#accepting = accepting;
+    accepting.maxConnections = deps.limits.maxConnections;
+    this.sessions = new SessionSet(deps.nowMs, onSweep);
+    this.exchanges = new ExchangeRecorder(deps.metrics, deps.accessLog);
+  }
+
+  async start(): Promise<{ host: string; port: number }> {
+    this.#port = await listenOn(this.#accepting, this.config.listen, () => this.d.metrics.rejected(this.kind, 'too_many_connections'));
+    this.sessions.start();
+    return { host: this.config.listen.host, port: this.#port };
+  }
+
+  /** The bound port (0 before start). */
+  get port(): number {
+    return this.#port;
+  }
+
+  get openConnections(): number {
+    return this.sessions.size;
+  }
+
+  /** Stop accepting; idle keep-alive connections close now, busy ones after their exchange (HTTP/2: GOAWAY). */
+  drain(): void {
+    this.#accepting.close();
+    this.sessions.drain();
+  }
+
+  idle(): Promise<void> {
+    return this.sessions.idle();
+  }
+
+  /** Everything still open is cut (after the drain deadline), then what the listener registered is undone. */
+  close(): void {
+    this.sessions.destroyAll();
+    for (const undo of this.#undo.splice(0)) undo();
+  }
+
+  /** Registers `undo` (an unsubscribe, a pool to close) to run at close(). */
+  protected onClose(undo: () => void): void {
+    this.#undo.push(undo);
+  }
+
+  /** Serves HTTP/1.1 on `socket` (requests forwarded through `pool`) as a tracked session; returns it. */
+  protected serveHttp1(socket: net.Socket, pool: ConnectionPool, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>): Http1Session {
+    const d = this.d;
+    const session = new Http1Session(socket, {
+      limits: d.limits,
+      responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
+      pool,
+      nowMs: d.nowMs,
+      ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
+      hooks: { ...hooks, rejected: (reason: string) => d.metrics.rejected(this.kind, reason), upgraded: (delta) => d.metrics.upgradedConnection(this.kind, delta) },
+    });
+    this.sessions.add(socket, session);
+    return session;
+  }
+
+  /** Counts `conn` in tessera_connections_active until it closes. */
+  protected countConnection(conn: Connection): void {
+    countConnection(this.d, this.kind, conn);
+  }
+}
+
+/** Counts `conn` in tessera_connections_active{direction} until it closes. */
+export function countConnection(deps: Pick<ListenerDeps, 'metrics'>, direction: 'inbound' | 'outbound', conn: Connection): void {
+  deps.metrics.connectionOpened(direction);
+  conn.once('close', () => deps.metrics.connectionClosed(direction));
+}
