@@ -1,169 +1,194 @@
 // The one catalogue of stable error codes (TESSERA_ERR_<AREA>_<WHAT>) and the error type that carries them.
+// Each entry carries the gRPC and HTTP status an answer with that code gets, so mapping a code is a lookup.
 // Callers match on `code`, never on message text; docs/errors.md is kept in sync by a test.
+import { GRPC_STATUS, type GrpcStatus } from './grpc-status-codes.js';
+
+export interface CatalogueEntry {
+  /** The gRPC status a control-plane answer with this code carries. */
+  readonly grpc: GrpcStatus;
+  /** The HTTP status an HTTP answer (operator API, webhook, proxy) with this code carries. */
+  readonly http: number;
+  readonly message: string;
+}
+
+function entry(grpc: GrpcStatus, http: number, message: string): CatalogueEntry {
+  return { grpc, http, message };
+}
+
+// Unauthenticated peers get HTTP 403, not 401: Tessera has no HTTP authentication scheme to name in WWW-Authenticate.
+const { CANCELLED, FAILED_PRECONDITION, INTERNAL, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, UNIMPLEMENTED } =
+  GRPC_STATUS;
 
 export const ERROR_CATALOGUE = {
   // --- SPIFFE ID (common/spiffe/spiffe-id.ts) ---
-  TESSERA_ERR_SPIFFE_ID_EMPTY: 'The SPIFFE ID is empty.',
-  TESSERA_ERR_SPIFFE_ID_TOO_LONG: 'The SPIFFE ID is longer than 2048 bytes.',
-  TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME: 'The SPIFFE ID does not start with the lower-case scheme "spiffe://".',
-  TESSERA_ERR_SPIFFE_ID_NO_TRUST_DOMAIN: 'The SPIFFE ID has no trust domain.',
-  TESSERA_ERR_SPIFFE_ID_BAD_TRUST_DOMAIN_CHAR: 'The trust domain holds a character other than a-z, 0-9, ".", "-", "_".',
-  TESSERA_ERR_SPIFFE_ID_USERINFO: 'The SPIFFE ID carries user info ("@"), which the standard forbids.',
-  TESSERA_ERR_SPIFFE_ID_PORT: 'The SPIFFE ID carries a port (":"), which the standard forbids.',
-  TESSERA_ERR_SPIFFE_ID_QUERY: 'The SPIFFE ID carries a query ("?"), which the standard forbids.',
-  TESSERA_ERR_SPIFFE_ID_FRAGMENT: 'The SPIFFE ID carries a fragment ("#"), which the standard forbids.',
-  TESSERA_ERR_SPIFFE_ID_EMPTY_SEGMENT: 'A path segment is empty ("//" or a trailing "/").',
-  TESSERA_ERR_SPIFFE_ID_DOT_SEGMENT: 'A path segment is "." or "..".',
-  TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR: 'A path segment holds a character other than a-z, A-Z, 0-9, ".", "-", "_".',
-  TESSERA_ERR_SPIFFE_ID_PATTERN: 'A SPIFFE ID pattern is malformed (only a whole "*" segment or a final "**" is special).',
+  TESSERA_ERR_SPIFFE_ID_EMPTY: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID is empty.'),
+  TESSERA_ERR_SPIFFE_ID_TOO_LONG: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID is longer than 2048 bytes.'),
+  TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID does not start with the lower-case scheme "spiffe://".'),
+  TESSERA_ERR_SPIFFE_ID_NO_TRUST_DOMAIN: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID has no trust domain.'),
+  TESSERA_ERR_SPIFFE_ID_BAD_TRUST_DOMAIN_CHAR: entry(INVALID_ARGUMENT, 400, 'The trust domain holds a character other than a-z, 0-9, ".", "-", "_".'),
+  TESSERA_ERR_SPIFFE_ID_USERINFO: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID carries user info ("@"), which the standard forbids.'),
+  TESSERA_ERR_SPIFFE_ID_PORT: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID carries a port (":"), which the standard forbids.'),
+  TESSERA_ERR_SPIFFE_ID_QUERY: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID carries a query ("?"), which the standard forbids.'),
+  TESSERA_ERR_SPIFFE_ID_FRAGMENT: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID carries a fragment ("#"), which the standard forbids.'),
+  TESSERA_ERR_SPIFFE_ID_EMPTY_SEGMENT: entry(INVALID_ARGUMENT, 400, 'A path segment is empty ("//" or a trailing "/").'),
+  TESSERA_ERR_SPIFFE_ID_DOT_SEGMENT: entry(INVALID_ARGUMENT, 400, 'A path segment is "." or "..".'),
+  TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR: entry(INVALID_ARGUMENT, 400, 'A path segment holds a character other than a-z, A-Z, 0-9, ".", "-", "_".'),
+  TESSERA_ERR_SPIFFE_ID_PATTERN: entry(INVALID_ARGUMENT, 400, 'A SPIFFE ID pattern is malformed (only a whole "*" segment or a final "**" is special).'),
 
   // --- X.509-SVID verification (common/spiffe/x509-svid.ts) ---
-  TESSERA_ERR_SVID_EMPTY_CHAIN: 'No certificate was presented.',
-  TESSERA_ERR_SVID_MALFORMED: 'A certificate in the chain could not be parsed.',
-  TESSERA_ERR_SVID_NO_URI_SAN: 'The leaf has no URI SAN.',
-  TESSERA_ERR_SVID_MULTIPLE_URI_SANS: 'The leaf has more than one URI SAN.',
-  TESSERA_ERR_SVID_NOT_SPIFFE_ID: 'The leaf URI SAN is not a valid SPIFFE ID.',
-  TESSERA_ERR_SVID_LEAF_IS_CA: 'The leaf has basicConstraints cA=true.',
-  TESSERA_ERR_SVID_LEAF_KEY_CERT_SIGN: 'The leaf has keyUsage keyCertSign.',
-  TESSERA_ERR_SVID_LEAF_CRL_SIGN: 'The leaf has keyUsage cRLSign.',
-  TESSERA_ERR_SVID_NO_DIGITAL_SIGNATURE: 'The leaf lacks keyUsage digitalSignature.',
-  TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA: 'An intermediate certificate is not a CA.',
-  TESSERA_ERR_SVID_EXPIRED: 'A certificate in the chain has expired.',
-  TESSERA_ERR_SVID_NOT_YET_VALID: 'A certificate in the chain is not valid yet.',
-  TESSERA_ERR_SVID_NO_BUNDLE: 'There is no trust bundle for the SVID\'s trust domain.',
-  TESSERA_ERR_SVID_UNKNOWN_CA: 'The chain does not lead to any authority of the SVID\'s trust domain.',
-  TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN: 'The chain leads to an authority of another trust domain than the SVID\'s.',
-  TESSERA_ERR_SVID_BAD_SIGNATURE: 'A signature in the chain does not verify.',
-  TESSERA_ERR_SVID_ID_MISMATCH: 'The SVID is valid but its SPIFFE ID is not the one expected.',
-  TESSERA_ERR_SVID_NOT_WORKLOAD_ID: 'The leaf\'s SPIFFE ID is the bare trust-domain ID (no path), which names the trust domain, not a workload.',
-  TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION: 'A certificate carries a critical extension Tessera does not process (RFC 5280 §4.2: it must be rejected).',
-  TESSERA_ERR_SVID_UNRELATED_CERT: 'The chain holds a certificate that is not on the path from the leaf to the trust bundle.',
+  TESSERA_ERR_SVID_EMPTY_CHAIN: entry(UNAUTHENTICATED, 403, 'No certificate was presented.'),
+  TESSERA_ERR_SVID_MALFORMED: entry(UNAUTHENTICATED, 403, 'A certificate in the chain could not be parsed.'),
+  TESSERA_ERR_SVID_NO_URI_SAN: entry(UNAUTHENTICATED, 403, 'The leaf has no URI SAN.'),
+  TESSERA_ERR_SVID_MULTIPLE_URI_SANS: entry(UNAUTHENTICATED, 403, 'The leaf has more than one URI SAN.'),
+  TESSERA_ERR_SVID_NOT_SPIFFE_ID: entry(UNAUTHENTICATED, 403, 'The leaf URI SAN is not a valid SPIFFE ID.'),
+  TESSERA_ERR_SVID_LEAF_IS_CA: entry(UNAUTHENTICATED, 403, 'The leaf has basicConstraints cA=true.'),
+  TESSERA_ERR_SVID_LEAF_KEY_CERT_SIGN: entry(UNAUTHENTICATED, 403, 'The leaf has keyUsage keyCertSign.'),
+  TESSERA_ERR_SVID_LEAF_CRL_SIGN: entry(UNAUTHENTICATED, 403, 'The leaf has keyUsage cRLSign.'),
+  TESSERA_ERR_SVID_NO_DIGITAL_SIGNATURE: entry(UNAUTHENTICATED, 403, 'The leaf lacks keyUsage digitalSignature.'),
+  TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA: entry(UNAUTHENTICATED, 403, 'An intermediate certificate is not a CA.'),
+  TESSERA_ERR_SVID_EXPIRED: entry(UNAUTHENTICATED, 403, 'A certificate in the chain has expired.'),
+  TESSERA_ERR_SVID_NOT_YET_VALID: entry(UNAUTHENTICATED, 403, 'A certificate in the chain is not valid yet.'),
+  TESSERA_ERR_SVID_NO_BUNDLE: entry(UNAUTHENTICATED, 403, 'There is no trust bundle for the SVID\'s trust domain.'),
+  TESSERA_ERR_SVID_UNKNOWN_CA: entry(UNAUTHENTICATED, 403, 'The chain does not lead to any authority of the SVID\'s trust domain.'),
+  TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN: entry(UNAUTHENTICATED, 403, 'The chain leads to an authority of another trust domain than the SVID\'s.'),
+  TESSERA_ERR_SVID_BAD_SIGNATURE: entry(UNAUTHENTICATED, 403, 'A signature in the chain does not verify.'),
+  TESSERA_ERR_SVID_ID_MISMATCH: entry(UNAUTHENTICATED, 403, 'The SVID is valid but its SPIFFE ID is not the one expected.'),
+  TESSERA_ERR_SVID_NOT_WORKLOAD_ID: entry(UNAUTHENTICATED, 403, 'The leaf\'s SPIFFE ID is the bare trust-domain ID (no path), which names the trust domain, not a workload.'),
+  TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION: entry(UNAUTHENTICATED, 403, 'A certificate carries a critical extension Tessera does not process (RFC 5280 §4.2: it must be rejected).'),
+  TESSERA_ERR_SVID_UNRELATED_CERT: entry(UNAUTHENTICATED, 403, 'The chain holds a certificate that is not on the path from the leaf to the trust bundle.'),
 
   // --- Trust bundles and PEM (common/spiffe/trust-bundle.ts, common/pki/pem.ts) ---
-  TESSERA_ERR_BUNDLE_EMPTY: 'The trust bundle holds no certificate.',
-  TESSERA_ERR_BUNDLE_NOT_CA: 'A trust-bundle certificate is not a CA certificate.',
-  TESSERA_ERR_PEM_MALFORMED: 'The PEM text could not be decoded.',
-  TESSERA_ERR_PEM_WRONG_TYPE: 'A PEM file holds blocks of another type than expected, e.g. a key where certificates belong (file, found and expected types are named).',
-  TESSERA_ERR_PKI_KEY_MISMATCH: 'The private key does not match the certificate.',
-  TESSERA_ERR_PKI_UNSUPPORTED_KEY: 'The key type or size is not supported (ECDSA P-256 or RSA >= 2048).',
-  TESSERA_ERR_CSR_MALFORMED: 'The certificate signing request is not valid DER PKCS#10.',
-  TESSERA_ERR_CSR_BAD_SIGNATURE: 'The certificate signing request is not signed by its own key.',
+  TESSERA_ERR_BUNDLE_EMPTY: entry(INVALID_ARGUMENT, 400, 'The trust bundle holds no certificate.'),
+  TESSERA_ERR_BUNDLE_NOT_CA: entry(INVALID_ARGUMENT, 400, 'A trust-bundle certificate is not a CA certificate.'),
+  TESSERA_ERR_PEM_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The PEM text could not be decoded.'),
+  TESSERA_ERR_PEM_WRONG_TYPE: entry(INVALID_ARGUMENT, 400, 'A PEM file holds blocks of another type than expected, e.g. a key where certificates belong (file, found and expected types are named).'),
+  TESSERA_ERR_PKI_UNSUPPORTED_KEY: entry(INVALID_ARGUMENT, 400, 'The key type or size is not supported (ECDSA P-256 or RSA >= 2048).'),
+  TESSERA_ERR_CSR_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The certificate signing request is not valid DER PKCS#10.'),
+  TESSERA_ERR_CSR_BAD_SIGNATURE: entry(INVALID_ARGUMENT, 400, 'The certificate signing request is not signed by its own key.'),
 
   // --- Durations and generic config (common/duration.ts, config loaders) ---
-  TESSERA_ERR_CONFIG_BAD_DURATION: 'A duration is malformed (use e.g. 500ms, 60s, 15m, 1h, 1h30m).',
-  TESSERA_ERR_CONFIG_INVALID: 'A configuration file failed validation (the message names file, line and key).',
-  TESSERA_ERR_CONFIG_UNREADABLE: 'A configuration file could not be read or parsed as YAML.',
+  TESSERA_ERR_CONFIG_BAD_DURATION: entry(INVALID_ARGUMENT, 400, 'A duration is malformed (use e.g. 500ms, 60s, 15m, 1h, 1h30m).'),
+  TESSERA_ERR_CONFIG_INVALID: entry(INVALID_ARGUMENT, 400, 'A configuration file failed validation (the message names file, line and key).'),
+  TESSERA_ERR_CONFIG_UNREADABLE: entry(INTERNAL, 500, 'A configuration file could not be read or parsed as YAML.'),
 
   // --- Command line (cli/) ---
-  TESSERA_ERR_CLI_USAGE: 'The command line is malformed (unknown command or flag, missing argument).',
-  TESSERA_ERR_CLI_FILE_UNREADABLE: 'A file named on the command line could not be read.',
-  TESSERA_ERR_CLI_HARNESS_MISSING: '`tessera load` or `tessera bench` was run where the load harness is not installed (the container image leaves it and autocannon out).',
-  TESSERA_ERR_FILE_EMPTY: 'A file named on the command line or in a configuration is empty (the file is named).',
+  TESSERA_ERR_CLI_USAGE: entry(INVALID_ARGUMENT, 400, 'The command line is malformed (unknown command or flag, missing argument).'),
+  TESSERA_ERR_CLI_FILE_UNREADABLE: entry(INTERNAL, 500, 'A file named on the command line could not be read.'),
+  TESSERA_ERR_CLI_HARNESS_MISSING: entry(UNIMPLEMENTED, 501, '`tessera load` or `tessera bench` was run where the load harness is not installed (the container image leaves it and autocannon out).'),
+  TESSERA_ERR_FILE_EMPTY: entry(INVALID_ARGUMENT, 400, 'A file named on the command line or in a configuration is empty (the file is named).'),
 
   // --- Benchmarks and load tests (bench/, cli/commands/{bench,bench-report,load}.ts) ---
-  TESSERA_ERR_BENCH_PROCESS_FAILED: 'A process the benchmark harness started exited early or did not become ready (its log tail is quoted).',
-  TESSERA_ERR_BENCH_ABORTED: 'The benchmark was interrupted; every process it started was stopped.',
-  TESSERA_ERR_BENCH_RESULTS_INVALID: 'A benchmark results file is not the JSON that `tessera bench --json` writes.',
-  TESSERA_ERR_BENCH_LOAD_FAILED: 'The load test got no successful response from the target (errors and status counts are named).',
-  TESSERA_ERR_BENCH_LOAD_ERRORS: 'The load test\'s failed share (TLS/connection failures, non-2xx answers, timeouts) is above --max-error-rate (each count is named).',
-  TESSERA_ERR_BENCH_LOAD_UNTRUSTED: 'The load target\'s certificate chain does not verify against the --ca bundle (the reason is named).',
+  TESSERA_ERR_BENCH_PROCESS_FAILED: entry(INTERNAL, 500, 'A process the benchmark harness started exited early or did not become ready (its log tail is quoted).'),
+  TESSERA_ERR_BENCH_ABORTED: entry(CANCELLED, 499, 'The benchmark was interrupted; every process it started was stopped.'),
+  TESSERA_ERR_BENCH_RESULTS_INVALID: entry(INVALID_ARGUMENT, 400, 'A benchmark results file is not the JSON that `tessera bench --json` writes.'),
+  TESSERA_ERR_BENCH_LOAD_FAILED: entry(UNAVAILABLE, 503, 'The load test got no successful response from the target (errors and status counts are named).'),
+  TESSERA_ERR_BENCH_LOAD_ERRORS: entry(UNAVAILABLE, 503, 'The load test\'s failed share (TLS/connection failures, non-2xx answers, timeouts) is above --max-error-rate (each count is named).'),
+  TESSERA_ERR_BENCH_LOAD_UNTRUSTED: entry(UNAUTHENTICATED, 403, 'The load target\'s certificate chain does not verify against the --ca bundle (the reason is named).'),
 
   // --- Authorization policy (common/policy/, cli/commands/policy-check.ts) ---
-  TESSERA_ERR_POLICY_INVALID: 'An authorization policy is invalid (the message names file, line and key).',
-  TESSERA_ERR_POLICY_DUPLICATE_NAME: 'Two authorization policies share one name (both files are named).',
+  TESSERA_ERR_POLICY_INVALID: entry(INVALID_ARGUMENT, 400, 'An authorization policy is invalid (the message names file, line and key).'),
+  TESSERA_ERR_POLICY_DUPLICATE_NAME: entry(INVALID_ARGUMENT, 400, 'Two authorization policies share one name (both files are named).'),
 
   // --- Child processes (shared-io/process-supervisor.ts) ---
-  TESSERA_ERR_PROCESS_NOT_READY: 'A supervised child process could not start, exited before it was ready, or missed its deadline (its output is quoted).',
+  TESSERA_ERR_PROCESS_NOT_READY: entry(INTERNAL, 500, 'A supervised child process could not start, exited before it was ready, or missed its deadline (its output is quoted).'),
 
   // --- Local mesh (cli/up/) ---
-  TESSERA_ERR_UP_START_FAILED: 'A part of the local mesh did not start or did not become ready (its log file is named).',
-  TESSERA_ERR_UP_PORT_IN_USE: 'A port the local mesh wanted is already in use (the port and its owner are named).',
+  TESSERA_ERR_UP_START_FAILED: entry(INTERNAL, 500, 'A part of the local mesh did not start or did not become ready (its log file is named).'),
 
   // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
-  TESSERA_ERR_PROXY_LISTEN_FAILED: 'A proxy listener could not bind its address (in use, or not permitted).',
-  TESSERA_ERR_PROXY_START_FAILED: 'The proxy could not start: a file or directory it needs cannot be used (the path and cause are named).',
-  TESSERA_ERR_UPSTREAM_QUEUE_FULL: 'Every upstream connection of a listener is busy and its wait queue is full; the request is answered 503 (upstream_unavailable).',
-  TESSERA_ERR_UPSTREAM_POOL_CLOSED: 'The listener is shutting down and its upstream pool takes no more requests; the request is answered 502 (upstream_unavailable).',
-  TESSERA_ERR_EDGE_CERT_INVALID: 'An edge certificate or key file is unreadable, malformed, or the key does not match the certificate; at start the proxy refuses to run, on reload the previous certificates stay.',
-  TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID: 'An edge client certificate issued by a client CA asserts a SPIFFE ID outside that CA\'s clientTrustDomain (or a mesh trust domain); the client is refused.',
-  TESSERA_ERR_IDENTITY_INVALID: 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.',
-  TESSERA_ERR_IDENTITY_SIGN_FAILED: 'The control plane refused or could not answer an SVID request (the gRPC status is named).',
-  TESSERA_ERR_IDENTITY_BAD_RESPONSE: 'The control plane returned an SVID or bundle of the wrong form (wrong ID or trust domain, key mismatch, no bundle for its trust domain); it was refused (a chain that does not verify is TESSERA_ERR_IDENTITY_INVALID).',
-  TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE: 'The join-token or Kubernetes token file could not be read or is empty.',
-  TESSERA_ERR_IDENTITY_EXPIRED: 'The SVID expired and no fresh attestation evidence is available (a join token is single-use).',
-  TESSERA_ERR_IDENTITY_FILE_UNREADABLE: 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).',
-  TESSERA_ERR_IDENTITY_FILE_MALFORMED: 'An identity file holds no usable PEM of the expected kind, or a truncated one (the file and the fault are named).',
-  TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: 'The private-key file is readable by group or others; like ssh, Tessera refuses it until it is owner-only (chmod 600, or defaultMode 0400 on a Kubernetes secret volume).',
-  TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT: 'A Config/Watch snapshot from the control plane failed validation and was refused; the previous one stays.',
-  TESSERA_ERR_PROTO_NOT_FOUND: 'A gRPC contract (.proto) or a service in it was not found next to the installed code.',
-  TESSERA_ERR_WORKLOAD_API_SOCKET: 'The SPIFFE Workload API socket could not be bound (the path and cause are named).',
+  TESSERA_ERR_PROXY_LISTEN_FAILED: entry(INTERNAL, 500, 'A proxy listener could not bind its address (in use, or not permitted).'),
+  TESSERA_ERR_PROXY_START_FAILED: entry(INTERNAL, 500, 'The proxy could not start: a file or directory it needs cannot be used (the path and cause are named).'),
+  TESSERA_ERR_UPSTREAM_QUEUE_FULL: entry(UNAVAILABLE, 503, 'Every upstream connection of a listener is busy and its wait queue is full; the request is answered 503 (upstream_unavailable).'),
+  TESSERA_ERR_UPSTREAM_POOL_CLOSED: entry(UNAVAILABLE, 502, 'The listener is shutting down and its upstream pool takes no more requests; the request is answered 502 (upstream_unavailable).'),
+  TESSERA_ERR_EDGE_CERT_INVALID: entry(INVALID_ARGUMENT, 400, 'An edge certificate or key file is unreadable, malformed, or the key does not match the certificate; at start the proxy refuses to run, on reload the previous certificates stay.'),
+  TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID: entry(UNAUTHENTICATED, 403, 'An edge client certificate issued by a client CA asserts a SPIFFE ID outside that CA\'s clientTrustDomain (or a mesh trust domain); the client is refused.'),
+  TESSERA_ERR_IDENTITY_INVALID: entry(INVALID_ARGUMENT, 400, 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.'),
+  TESSERA_ERR_IDENTITY_SIGN_FAILED: entry(UNAVAILABLE, 503, 'The control plane refused or could not answer an SVID request (the gRPC status is named).'),
+  TESSERA_ERR_IDENTITY_BAD_RESPONSE: entry(INTERNAL, 502, 'The control plane returned an SVID or bundle of the wrong form (wrong ID or trust domain, key mismatch, no bundle for its trust domain); it was refused (a chain that does not verify is TESSERA_ERR_IDENTITY_INVALID).'),
+  TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE: entry(INTERNAL, 500, 'The join-token or Kubernetes token file could not be read or is empty.'),
+  TESSERA_ERR_IDENTITY_FILE_UNREADABLE: entry(INTERNAL, 500, 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).'),
+  TESSERA_ERR_IDENTITY_FILE_MALFORMED: entry(INVALID_ARGUMENT, 400, 'An identity file holds no usable PEM of the expected kind, or a truncated one (the file and the fault are named).'),
+  TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: entry(FAILED_PRECONDITION, 500, 'The private-key file is readable by group or others; like ssh, Tessera refuses it until it is owner-only (chmod 600, or defaultMode 0400 on a Kubernetes secret volume).'),
+  TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT: entry(INTERNAL, 502, 'A Config/Watch snapshot from the control plane failed validation and was refused; the previous one stays.'),
+  TESSERA_ERR_PROTO_NOT_FOUND: entry(INTERNAL, 500, 'A gRPC contract (.proto) or a service in it was not found next to the installed code.'),
+  TESSERA_ERR_WORKLOAD_API_SOCKET: entry(INTERNAL, 500, 'The SPIFFE Workload API socket could not be bound (the path and cause are named).'),
 
   // --- Kubernetes: sidecar injection and API-server attestation (control-plane/src/injector, attestation/k8s-*) ---
-  TESSERA_ERR_INJECT_BAD_ANNOTATION: 'A tessera.dev/* pod annotation is malformed (the message names the annotation and the fault).',
-  TESSERA_ERR_INJECT_CONFLICT: 'The pod already uses a volume, mount path or port that the Tessera sidecar needs (the message names it).',
-  TESSERA_ERR_INJECT_NOT_A_POD: 'The object given for injection is not a Kubernetes Pod (or pod template) with containers.',
-  TESSERA_ERR_INJECT_NO_BUNDLE: 'The injector has no trust bundle to hand to the sidecar (unreadable or empty).',
-  TESSERA_ERR_INJECT_BAD_CONFIG: 'The injector configuration is invalid (the message names the key).',
-  TESSERA_ERR_INJECT_BAD_REVIEW: 'The webhook request is not a well-formed admission.k8s.io/v1 AdmissionReview.',
-  TESSERA_ERR_K8S_FETCH_FAILED: 'A request to the Kubernetes API server failed (transport, timeout, HTTP status or oversized answer).',
-  TESSERA_ERR_K8S_DISCOVERY_INVALID: 'The API server OIDC discovery document or JWKS is malformed or names another issuer.',
-  TESSERA_ERR_K8S_TOKEN_REJECTED: 'Kubernetes did not authenticate the token for the tessera audience, or it is not bound to a live pod.',
+  TESSERA_ERR_INJECT_BAD_ANNOTATION: entry(INVALID_ARGUMENT, 400, 'A tessera.dev/* pod annotation is malformed (the message names the annotation and the fault).'),
+  TESSERA_ERR_INJECT_CONFLICT: entry(FAILED_PRECONDITION, 409, 'The pod already uses a volume, mount path or port that the Tessera sidecar needs (the message names it).'),
+  TESSERA_ERR_INJECT_NOT_A_POD: entry(INVALID_ARGUMENT, 400, 'The object given for injection is not a Kubernetes Pod (or pod template) with containers.'),
+  TESSERA_ERR_INJECT_NO_BUNDLE: entry(INTERNAL, 500, 'The injector has no trust bundle to hand to the sidecar (unreadable or empty).'),
+  TESSERA_ERR_INJECT_BAD_CONFIG: entry(INVALID_ARGUMENT, 400, 'The injector configuration is invalid (the message names the key).'),
+  TESSERA_ERR_INJECT_BAD_REVIEW: entry(INVALID_ARGUMENT, 400, 'The webhook request is not a well-formed admission.k8s.io/v1 AdmissionReview.'),
+  TESSERA_ERR_K8S_FETCH_FAILED: entry(UNAVAILABLE, 503, 'A request to the Kubernetes API server failed (transport, timeout, HTTP status or oversized answer).'),
+  TESSERA_ERR_K8S_DISCOVERY_INVALID: entry(UNAVAILABLE, 503, 'The API server OIDC discovery document or JWKS is malformed or names another issuer.'),
+  TESSERA_ERR_K8S_TOKEN_REJECTED: entry(UNAUTHENTICATED, 403, 'Kubernetes did not authenticate the token for the tessera audience, or it is not bound to a live pod.'),
 
   // --- Control plane: CA, issuance, attestation, config stream, admin (control-plane/src) ---
-  TESSERA_ERR_CA_STATE_CORRUPT: 'The CA state in the data dir is unreadable or inconsistent (a file it names is missing or a key does not match its certificate).',
-  TESSERA_ERR_CA_NO_PREPARED: 'There is no prepared authority to activate (run `tessera ca prepare` first).',
-  TESSERA_ERR_CA_ALREADY_PREPARED: 'An authority is already prepared; activate or retire it before preparing another.',
-  TESSERA_ERR_CA_UNKNOWN_AUTHORITY: 'No authority of this CA has that id (see `tessera ca status`).',
-  TESSERA_ERR_CA_AUTHORITY_ACTIVE: 'The active authority cannot be retired; prepare and activate its successor first.',
-  TESSERA_ERR_CA_AUTHORITY_IN_USE: 'The authority still has live SVIDs and cannot be removed yet (the count and the latest NotAfter are named).',
-  TESSERA_ERR_CA_KEY_EXPOSED: 'A CA private key file can be read or written by users the control plane does not run as (the file and its mode are named).',
-  TESSERA_ERR_CA_READ_ONLY: 'The CA directory is read-only (a mounted Secret): the CA cannot be created or changed there (the path is named).',
-  TESSERA_ERR_CP_DATA_DIR: 'The control plane data dir cannot be created or used (the path and cause are named).',
-  TESSERA_ERR_CP_ALREADY_RUNNING: 'Another control plane is already serving this data dir (its admin socket answers).',
-  TESSERA_ERR_CP_LISTEN_FAILED: 'The control plane could not listen on an address (the address and cause are named).',
-  TESSERA_ERR_CP_START_FAILED: 'The control plane could not start: a file or directory it needs cannot be used (the path and cause are named).',
-  TESSERA_ERR_CP_UNREACHABLE: 'The control plane admin socket in the data dir did not answer (is the control plane running?).',
-  TESSERA_ERR_CP_ADMIN_BAD_REQUEST: 'An operator request to the control plane is malformed (the field is named).',
-  TESSERA_ERR_ISSUANCE_BAD_REQUEST: 'The SignSvid request is malformed (no CSR, or not a valid SignSvidRequest message).',
-  TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: 'The request is larger than the control plane accepts.',
-  TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN: 'The CSR asks for a name other than the attested SPIFFE ID (a foreign or extra SAN).',
-  TESSERA_ERR_ISSUANCE_CSR_REQUESTS_CA: 'The CSR asks for CA rights (basicConstraints cA or keyUsage keyCertSign/cRLSign).',
-  TESSERA_ERR_ISSUANCE_RESERVED_ID: 'The SPIFFE ID cannot name a workload here: the bare trust-domain ID, an ID outside the control plane\'s trust domain, or the control plane\'s own ID.',
-  TESSERA_ERR_ISSUANCE_RATE_LIMITED: 'Too many SVID requests for this identity; retry later.',
-  TESSERA_ERR_ISSUANCE_INTERNAL: 'The control plane could not sign (an internal fault; nothing was issued).',
-  TESSERA_ERR_ATTESTATION_NO_EVIDENCE: 'The request carries no attestation evidence and no valid client SVID.',
-  TESSERA_ERR_ATTESTATION_DISABLED: 'The attestor for this kind of evidence is not enabled on the control plane.',
-  TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN: 'The join token is not known.',
-  TESSERA_ERR_ATTESTATION_TOKEN_USED: 'The join token was already used (join tokens are single-use).',
-  TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED: 'The join token has expired.',
-  TESSERA_ERR_ATTESTATION_TOKEN_REVOKED: 'The join token was revoked by the operator (`tessera revoke token`).',
-  TESSERA_ERR_ATTESTATION_JWT_INVALID: 'The Kubernetes service-account token is malformed or its signature does not verify against the JWKS.',
-  TESSERA_ERR_ATTESTATION_JWT_ISSUER: 'The Kubernetes service-account token names another issuer.',
-  TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: 'The Kubernetes service-account token is not for the configured audience.',
-  TESSERA_ERR_ATTESTATION_JWT_EXPIRED: 'The Kubernetes service-account token has expired or is not valid yet.',
-  TESSERA_ERR_ATTESTATION_JWT_CLAIMS: 'The Kubernetes service-account token lacks a valid namespace and service-account claim.',
-  TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: 'The configured JWKS file cannot be read or is not a JWK set.',
-  TESSERA_ERR_ATTESTATION_SVID_INVALID: 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).',
-  TESSERA_ERR_BREAK_GLASS_INVALID: 'A break-glass request is invalid (the field is named: pattern, duration or reason).',
-  TESSERA_ERR_REVOCATION_ID_BANNED: 'The SPIFFE ID is banned by the operator (`tessera revoke id`): no SVID is issued or renewed for it and proxies refuse it until the ban is lifted.',
-  TESSERA_ERR_REVOCATION_SERIAL_BANNED: 'The SVID with this serial is banned by the operator (`tessera revoke serial`): it cannot renew itself and proxies refuse it.',
-  TESSERA_ERR_REVOCATION_INVALID: 'A revocation request is invalid (the field is named: SPIFFE ID, serial, token or reason; the control plane\'s own ID cannot be banned).',
-  TESSERA_ERR_REVOCATION_NOT_FOUND: 'Nothing to revoke or lift: no such ban, or no join token with that value or id.',
-  TESSERA_ERR_REVOCATION_TOKEN_USED: 'The join token was already used, so revoking it changes nothing; ban the SPIFFE ID it attested instead.',
+  TESSERA_ERR_CA_STATE_CORRUPT: entry(INTERNAL, 500, 'The CA state in the data dir is unreadable or inconsistent (a file it names is missing or a key does not match its certificate).'),
+  TESSERA_ERR_CA_NO_PREPARED: entry(FAILED_PRECONDITION, 409, 'There is no prepared authority to activate (run `tessera ca prepare` first).'),
+  TESSERA_ERR_CA_ALREADY_PREPARED: entry(FAILED_PRECONDITION, 409, 'An authority is already prepared; activate or retire it before preparing another.'),
+  TESSERA_ERR_CA_UNKNOWN_AUTHORITY: entry(NOT_FOUND, 404, 'No authority of this CA has that id (see `tessera ca status`).'),
+  TESSERA_ERR_CA_AUTHORITY_ACTIVE: entry(FAILED_PRECONDITION, 409, 'The active authority cannot be retired; prepare and activate its successor first.'),
+  TESSERA_ERR_CA_AUTHORITY_IN_USE: entry(FAILED_PRECONDITION, 409, 'The authority still has live SVIDs and cannot be removed yet (the count and the latest NotAfter are named).'),
+  TESSERA_ERR_CA_KEY_EXPOSED: entry(FAILED_PRECONDITION, 409, 'A CA private key file can be read or written by users the control plane does not run as (the file and its mode are named).'),
+  TESSERA_ERR_CA_READ_ONLY: entry(FAILED_PRECONDITION, 409, 'The CA directory is read-only (a mounted Secret): the CA cannot be created or changed there (the path is named).'),
+  TESSERA_ERR_CP_DATA_DIR: entry(INTERNAL, 500, 'The control plane data dir cannot be created or used (the path and cause are named).'),
+  TESSERA_ERR_CP_ALREADY_RUNNING: entry(FAILED_PRECONDITION, 409, 'Another control plane is already serving this data dir (its admin socket answers).'),
+  TESSERA_ERR_CP_LISTEN_FAILED: entry(INTERNAL, 500, 'The control plane could not listen on an address (the address and cause are named).'),
+  TESSERA_ERR_CP_START_FAILED: entry(INTERNAL, 500, 'The control plane could not start: a file or directory it needs cannot be used (the path and cause are named).'),
+  TESSERA_ERR_CP_UNREACHABLE: entry(UNAVAILABLE, 503, 'The control plane admin socket in the data dir did not answer (is the control plane running?).'),
+  TESSERA_ERR_CP_ADMIN_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'An operator request to the control plane is malformed (the field is named).'),
+  TESSERA_ERR_ISSUANCE_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'The SignSvid request is malformed (no CSR, or not a valid SignSvidRequest message).'),
+  TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'The request is larger than the control plane accepts.'),
+  TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN: entry(INVALID_ARGUMENT, 400, 'The CSR asks for a name other than the attested SPIFFE ID (a foreign or extra SAN).'),
+  TESSERA_ERR_ISSUANCE_CSR_REQUESTS_CA: entry(INVALID_ARGUMENT, 400, 'The CSR asks for CA rights (basicConstraints cA or keyUsage keyCertSign/cRLSign).'),
+  TESSERA_ERR_ISSUANCE_RESERVED_ID: entry(PERMISSION_DENIED, 403, 'The SPIFFE ID cannot name a workload here: the bare trust-domain ID, an ID outside the control plane\'s trust domain, or the control plane\'s own ID.'),
+  TESSERA_ERR_ISSUANCE_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many SVID requests for this identity; retry later.'),
+  TESSERA_ERR_ISSUANCE_INTERNAL: entry(INTERNAL, 500, 'The control plane could not sign (an internal fault; nothing was issued).'),
+  TESSERA_ERR_ATTESTATION_NO_EVIDENCE: entry(UNAUTHENTICATED, 403, 'The request carries no attestation evidence and no valid client SVID.'),
+  TESSERA_ERR_ATTESTATION_DISABLED: entry(UNAUTHENTICATED, 403, 'The attestor for this kind of evidence is not enabled on the control plane.'),
+  TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN: entry(UNAUTHENTICATED, 403, 'The join token is not known.'),
+  TESSERA_ERR_ATTESTATION_TOKEN_USED: entry(UNAUTHENTICATED, 403, 'The join token was already used (join tokens are single-use).'),
+  TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED: entry(UNAUTHENTICATED, 403, 'The join token has expired.'),
+  TESSERA_ERR_ATTESTATION_TOKEN_REVOKED: entry(UNAUTHENTICATED, 403, 'The join token was revoked by the operator (`tessera revoke token`).'),
+  TESSERA_ERR_ATTESTATION_JWT_INVALID: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is malformed or its signature does not verify against the JWKS.'),
+  TESSERA_ERR_ATTESTATION_JWT_ISSUER: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token names another issuer.'),
+  TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is not for the configured audience.'),
+  TESSERA_ERR_ATTESTATION_JWT_EXPIRED: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token has expired or is not valid yet.'),
+  TESSERA_ERR_ATTESTATION_JWT_CLAIMS: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token lacks a valid namespace and service-account claim.'),
+  TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: entry(UNAVAILABLE, 503, 'The configured JWKS file cannot be read or is not a JWK set.'),
+  TESSERA_ERR_ATTESTATION_SVID_INVALID: entry(UNAUTHENTICATED, 403, 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).'),
+  TESSERA_ERR_BREAK_GLASS_INVALID: entry(INVALID_ARGUMENT, 400, 'A break-glass request is invalid (the field is named: pattern, duration or reason).'),
+  TESSERA_ERR_REVOCATION_ID_BANNED: entry(PERMISSION_DENIED, 409, 'The SPIFFE ID is banned by the operator (`tessera revoke id`): no SVID is issued or renewed for it and proxies refuse it until the ban is lifted.'),
+  TESSERA_ERR_REVOCATION_SERIAL_BANNED: entry(PERMISSION_DENIED, 409, 'The SVID with this serial is banned by the operator (`tessera revoke serial`): it cannot renew itself and proxies refuse it.'),
+  TESSERA_ERR_REVOCATION_INVALID: entry(INVALID_ARGUMENT, 400, 'A revocation request is invalid (the field is named: SPIFFE ID, serial, token or reason; the control plane\'s own ID cannot be banned).'),
+  TESSERA_ERR_REVOCATION_NOT_FOUND: entry(NOT_FOUND, 404, 'Nothing to revoke or lift: no such ban, or no join token with that value or id.'),
+  TESSERA_ERR_REVOCATION_TOKEN_USED: entry(FAILED_PRECONDITION, 409, 'The join token was already used, so revoking it changes nothing; ban the SPIFFE ID it attested instead.'),
 
   // --- Proxy observability: access log and admin listener (proxy/src/telemetry, proxy/src/admin) ---
-  TESSERA_ERR_ACCESS_LOG_UNWRITABLE: 'The access log file could not be opened for appending (the path and cause are named).',
-  TESSERA_ERR_ADMIN_LISTEN_FAILED: 'The proxy admin listener could not listen on its address (the address and cause are named).',
-} as const;
+  TESSERA_ERR_ACCESS_LOG_UNWRITABLE: entry(INTERNAL, 500, 'The access log file could not be opened for appending (the path and cause are named).'),
+  TESSERA_ERR_ADMIN_LISTEN_FAILED: entry(INTERNAL, 500, 'The proxy admin listener could not listen on its address (the address and cause are named).'),
+} as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+/** The catalogue text of a code. */
+export function errorMessage(code: ErrorCode): string {
+  return ERROR_CATALOGUE[code].message;
+}
+
+/** The HTTP status to answer `e` with: its code's status, 500 for anything that is not a TesseraError. */
+export function errorHttpStatus(e: unknown): number {
+  return e instanceof TesseraError ? ERROR_CATALOGUE[e.code].http : 500;
+}
 
 export class TesseraError extends Error {
   readonly code: ErrorCode;
   readonly details: Readonly<Record<string, unknown>>;
 
   constructor(code: ErrorCode, message?: string, details: Record<string, unknown> = {}, options?: { cause?: unknown }) {
-    super(message ?? ERROR_CATALOGUE[code], options);
+    super(message ?? ERROR_CATALOGUE[code].message, options);
     this.name = 'TesseraError';
     this.code = code;
     this.details = Object.freeze({ ...details });

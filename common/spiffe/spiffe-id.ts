@@ -1,5 +1,5 @@
 // SpiffeId: parsing and validation exactly per the SPIFFE ID standard; every rejection names the rule it broke.
-import { ERROR_CATALOGUE, TesseraError } from '../errors.js';
+import { TesseraError, errorMessage } from '../errors.js';
 import { TrustDomain, validateTrustDomainName } from './trust-domain.js';
 
 const SCHEME = 'spiffe://';
@@ -22,7 +22,7 @@ export class SpiffeId {
     if (text === '') throw new TesseraError('TESSERA_ERR_SPIFFE_ID_EMPTY');
     if (Buffer.byteLength(text, 'utf8') > MAX_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
     if (!text.startsWith(SCHEME)) {
-      throw new TesseraError('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME', `${ERROR_CATALOGUE.TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME} Got ${JSON.stringify(text.slice(0, 40))}.`);
+      throw new TesseraError('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME', `${errorMessage('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME')} Got ${JSON.stringify(text.slice(0, 40))}.`);
     }
     const rest = text.slice(SCHEME.length);
     // The query and fragment markers would end the authority or path in a URI: name them precisely.

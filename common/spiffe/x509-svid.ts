@@ -1,7 +1,7 @@
 // X.509-SVID verification per the SPIFFE X509-SVID standard, against the bundle of the ID's own trust domain
 // and an injected time. Returns the SPIFFE ID, or a reason for metrics plus a precise error code.
 import { X509Certificate } from 'node:crypto';
-import { type ErrorCode, ERROR_CATALOGUE } from '../errors.js';
+import { type ErrorCode, errorMessage } from '../errors.js';
 import { DerError } from '../pki/der.js';
 import { SpiffeId } from './spiffe-id.js';
 import type { TrustBundleSet } from './trust-bundle.js';
@@ -42,7 +42,7 @@ export type SvidVerification = VerifiedSvid | SvidFailure;
 const MAX_DEPTH = 8;
 
 function fail(reason: SvidFailureReason, code: ErrorCode, detail?: string, claimedId?: SpiffeId): SvidFailure {
-  const message = detail ? `${ERROR_CATALOGUE[code]} ${detail}` : ERROR_CATALOGUE[code];
+  const message = detail ? `${errorMessage(code)} ${detail}` : errorMessage(code);
   return claimedId ? { ok: false, reason, code, message, claimedId } : { ok: false, reason, code, message };
 }
 

@@ -3,7 +3,7 @@
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { connect } from 'node:net';
-import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { TesseraError, errorHttpStatus, isTesseraError } from '../../../common/errors.js';
 
 export type AdminHandler = (body: Record<string, unknown>, query: URLSearchParams) => unknown | Promise<unknown>;
 
@@ -11,16 +11,6 @@ export type AdminHandler = (body: Record<string, unknown>, query: URLSearchParam
 export type AdminRoutes = Readonly<Record<string, AdminHandler>>;
 
 const MAX_BODY = 64 * 1024;
-
-/** HTTP status for an operator error: conflicts with the CA's state are 409, bad input 400. */
-function statusFor(e: unknown): number {
-  if (!isTesseraError(e)) return 500;
-  if (e.code.startsWith('TESSERA_ERR_CA_') && e.code !== 'TESSERA_ERR_CA_STATE_CORRUPT') return e.code === 'TESSERA_ERR_CA_UNKNOWN_AUTHORITY' ? 404 : 409;
-  if (e.code === 'TESSERA_ERR_REVOCATION_NOT_FOUND') return 404;
-  if (e.code === 'TESSERA_ERR_REVOCATION_TOKEN_USED' || e.code === 'TESSERA_ERR_REVOCATION_ID_BANNED') return 409;
-  if (e.code === 'TESSERA_ERR_CP_ADMIN_BAD_REQUEST' || e.code === 'TESSERA_ERR_BREAK_GLASS_INVALID' || e.code === 'TESSERA_ERR_REVOCATION_INVALID' || e.code.startsWith('TESSERA_ERR_SPIFFE_ID_') || e.code === 'TESSERA_ERR_CONFIG_BAD_DURATION') return 400;
-  return 500;
-}
 
 /** Whether something accepts connections on the Unix socket at `path` (a live control plane). */
 export function socketAnswers(path: string): Promise<boolean> {
@@ -100,7 +90,7 @@ export class AdminSocket {
       send(200, await handler(await readBody(req), url.searchParams));
     } catch (e) {
       const code = isTesseraError(e) ? e.code : 'TESSERA_ERR_ISSUANCE_INTERNAL';
-      send(statusFor(e), { error: { code, message: isTesseraError(e) ? e.message : 'internal error' } });
+      send(errorHttpStatus(e), { error: { code, message: isTesseraError(e) ? e.message : 'internal error' } });
     }
   }
 }

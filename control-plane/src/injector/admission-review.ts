@@ -1,5 +1,5 @@
 // admission.k8s.io/v1 AdmissionReview in and out: reads the request, answers allow / allow+patch / deny.
-import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { TesseraError, errorHttpStatus, isTesseraError } from '../../../common/errors.js';
 import { isObject } from './k8s-types.js';
 import { type InjectionContext, planInjection } from './plan-injection.js';
 import { jsonPatchFor } from './pod-patch.js';
@@ -76,12 +76,8 @@ export function readAdmissionReview(body: unknown): AdmissionRequest {
   };
 }
 
-const STATUS_BY_CODE: Readonly<Record<string, { code: number; reason: string }>> = {
-  TESSERA_ERR_INJECT_BAD_ANNOTATION: { code: 400, reason: 'BadRequest' },
-  TESSERA_ERR_INJECT_NOT_A_POD: { code: 400, reason: 'BadRequest' },
-  TESSERA_ERR_INJECT_CONFLICT: { code: 409, reason: 'Conflict' },
-  TESSERA_ERR_INJECT_NO_BUNDLE: { code: 500, reason: 'InternalError' },
-};
+/** Kubernetes' StatusReason for the HTTP statuses the catalogue gives injection errors. */
+const STATUS_REASON: Readonly<Record<number, string>> = { 400: 'BadRequest', 409: 'Conflict', 500: 'InternalError' };
 
 export function deny(uid: string, code: number, message: string, reason?: string): AdmissionResponse {
   return { uid, allowed: false, status: { code, message, ...(reason ? { reason } : {}) } };
@@ -106,9 +102,10 @@ export function admitPod(request: AdmissionRequest, ctx: InjectionContext): Admi
     const patch = Buffer.from(JSON.stringify(jsonPatchFor(plan.pod, plan.additions))).toString('base64');
     return { response: { uid, allowed: true, patchType: 'JSONPatch', patch }, decision: 'injected', reason: 'patched' };
   } catch (e) {
-    const known = isTesseraError(e) ? STATUS_BY_CODE[e.code] : undefined;
-    if (isTesseraError(e) && known) {
-      return { response: deny(uid, known.code, `tessera: ${e.message}`, known.reason), decision: 'denied', reason: e.code };
+    // An injection error names the pod's fault and may be shown; anything else stays in the control-plane log.
+    if (isTesseraError(e) && e.code.startsWith('TESSERA_ERR_INJECT_')) {
+      const status = errorHttpStatus(e);
+      return { response: deny(uid, status, `tessera: ${e.message}`, STATUS_REASON[status]), decision: 'denied', reason: e.code };
     }
     return {
       response: deny(uid, 500, 'tessera injector: internal error (see the control-plane log)', 'InternalError'),

@@ -1,5 +1,6 @@
 // Rebuilding heads on the way through: connection-specific (hop-by-hop) headers are dropped per RFC 9110
 // section 7.6.1, including those the Connection header names; the proxy's own headers are added.
+import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { type HttpHead, headerTokens } from './http1-head.js';
 import type { ForwardPlan } from './http1-session-types.js';
 
@@ -28,9 +29,11 @@ function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> |
  * than becoming an HTTP/1.1 one with an empty Host, which strict servers refuse. They ask for keep-alive so the
  * pooled upstream connection survives; the client's own persistence is decided apart.
  */
-export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan): Buffer {
+export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan, upgrade: string | null = null): Buffer {
   const out = appendHeaders(`${head.method} ${plan.target ?? head.target} HTTP/1.${head.minor}\r\n`, head, plan.strip);
-  return Buffer.from(`${out}${head.minor === 0 ? 'connection: keep-alive\r\n' : ''}${plan.add}\r\n`, 'latin1');
+  // An allowed upgrade keeps its two hop-by-hop headers: they are what asks the app to switch.
+  const hop = upgrade !== null ? `connection: upgrade\r\nupgrade: ${upgrade}\r\n` : head.minor === 0 ? 'connection: keep-alive\r\n' : '';
+  return Buffer.from(`${out}${hop}${plan.add}\r\n`, 'latin1');
 }
 
 /** Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client). */
@@ -47,20 +50,22 @@ export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boo
   return Buffer.from(`${out}${closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : ''}\r\n`, 'latin1');
 }
 
+/** Reason phrases of the statuses the refusal reasons are answered with (test/unit/proxy/http1/local-response.test.ts). */
 const REASONS: Readonly<Record<number, string>> = {
   400: 'Bad Request',
   403: 'Forbidden',
+  404: 'Not Found',
   408: 'Request Timeout',
-  413: 'Content Too Large',
   431: 'Request Header Fields Too Large',
   501: 'Not Implemented',
   502: 'Bad Gateway',
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
+  505: 'HTTP Version Not Supported',
 };
 
-/** A response the proxy makes itself: a short stable code and nothing internal. */
-export function localResponse(status: number, code: string, close: boolean): Buffer {
+/** A response the proxy makes itself: a short reason from the one list (common/refusal-reasons.ts), nothing internal. */
+export function localResponse(status: number, code: RefusalReason, close: boolean): Buffer {
   const body = `${code}\n`;
   return Buffer.from(
     `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-tessera-error: ${code}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`,

@@ -95,6 +95,9 @@ const BY_CODE: ReadonlyMap<string, HandshakeReason> = new Map<string, HandshakeR
   ['TESSERA_ERR_SVID_WRONG_TRUST_DOMAIN', 'wrong_trust_domain'],
   ['TESSERA_ERR_SVID_BAD_SIGNATURE', 'bad_signature'],
   ['TESSERA_ERR_SVID_ID_MISMATCH', 'id_mismatch'],
+  ['TESSERA_ERR_SVID_NOT_WORKLOAD_ID', 'bad_svid'],
+  ['TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', 'bad_svid'],
+  ['TESSERA_ERR_SVID_UNRELATED_CERT', 'bad_svid'],
   // The operator's deny-list (proxy/src/tls/deny-list.ts).
   ['TESSERA_ERR_REVOCATION_ID_BANNED', 'revoked'],
   ['TESSERA_ERR_REVOCATION_SERIAL_BANNED', 'revoked'],

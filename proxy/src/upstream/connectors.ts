@@ -3,6 +3,7 @@
 // check is replaced by the SVID check), or plaintext to the local app.
 import * as net from 'node:net';
 import * as tls from 'node:tls';
+import { TesseraError } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
@@ -33,12 +34,6 @@ export interface MtlsDeps {
   readonly handshakeTimeoutMs: number;
   /** Metric label: outbound or edge. */
   readonly direction: string;
-}
-
-class SecureNamingError extends Error {
-  constructor(readonly reason: string, message: string) {
-    super(message);
-  }
 }
 
 /**
@@ -72,7 +67,8 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     rejectUnauthorized: true,
     checkServerIdentity: (_host, cert) => {
       const r = deps.verifier.verify(cert, snapshot, deps.nowMs(), target.expectedId);
-      if (!r.ok) return new SecureNamingError(r.reason, `upstream ${target.host}:${target.port} is not ${target.expectedId}: ${r.reason}`);
+      // The SVID failure's code names the fault; classifyTlsError maps it to the handshake reason.
+      if (!r.ok) return new TesseraError(r.code, `upstream ${target.host}:${target.port} is not ${target.expectedId}: ${r.reason}`);
       peer = r;
       return undefined;
     },
@@ -82,8 +78,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     if (settled) return;
     settled = true;
     socket.destroy();
-    const reason = err instanceof SecureNamingError ? err.reason : classifyTlsError(err);
-    deps.metrics.handshake(deps.direction, false, reason, false);
+    deps.metrics.handshake(deps.direction, false, classifyTlsError(err), false);
     done(err);
   };
   socket.setTimeout(deps.handshakeTimeoutMs, () => fail(Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })));
@@ -99,7 +94,8 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     const served: DenyCandidate = peer ?? { idText: target.expectedId.toString(), serial: socket.getPeerCertificate()?.serialNumber ?? '' };
     const banned = deniedBy(deps.denyList.current, served);
     if (banned) {
-      fail(new SecureNamingError('revoked', `upstream ${target.host}:${target.port} (${served.idText}) is revoked: its ${banned} is banned`));
+      const code = banned === 'serial' ? 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' : 'TESSERA_ERR_REVOCATION_ID_BANNED';
+      fail(new TesseraError(code, `upstream ${target.host}:${target.port} (${served.idText}) is revoked: its ${banned} is banned`));
       return;
     }
     settled = true;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { ERROR_CATALOGUE, TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
+import { ERROR_CATALOGUE, TesseraError, describeError, errorHttpStatus, errorMessage, isTesseraError } from '../../../common/errors.js';
+import { GRPC_STATUS, grpcStatusName } from '../../../common/grpc-status-codes.js';
 
 const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
 
@@ -8,18 +9,36 @@ describe('error catalogue', () => {
   test('every code follows TESSERA_ERR_<AREA>_<WHAT>', () => {
     for (const code of Object.keys(ERROR_CATALOGUE)) expect(code).toMatch(/^TESSERA_ERR_[A-Z0-9]+_[A-Z0-9_]+$/);
   });
-  test('docs/errors.md lists exactly the catalogue, with the same meanings', () => {
-    const documented = new Map<string, string>();
-    for (const m of doc.matchAll(/^\| `(TESSERA_ERR_[A-Z0-9_]+)` \| (.*) \|$/gm)) documented.set(m[1]!, m[2]!.replaceAll('\\|', '|'));
+  test('docs/errors.md lists exactly the catalogue, with the same gRPC status, HTTP status and meaning', () => {
+    const documented = new Map<string, { grpc: string; http: number; meaning: string }>();
+    for (const m of doc.matchAll(/^\| `(TESSERA_ERR_[A-Z0-9_]+)` \| `([A-Z_]+)` \| (\d{3}) \| (.*) \|$/gm)) {
+      documented.set(m[1]!, { grpc: m[2]!, http: Number(m[3]), meaning: m[4]!.replaceAll('\\|', '|') });
+    }
     expect([...documented.keys()].sort()).toEqual(Object.keys(ERROR_CATALOGUE).sort());
-    for (const [code, meaning] of Object.entries(ERROR_CATALOGUE)) expect(documented.get(code), code).toBe(meaning);
+    for (const [code, e] of Object.entries(ERROR_CATALOGUE)) {
+      expect(documented.get(code), code).toEqual({ grpc: grpcStatusName(e.grpc), http: e.http, meaning: e.message });
+    }
+  });
+  test('every entry carries a named gRPC error status and an HTTP error status', () => {
+    for (const [code, e] of Object.entries(ERROR_CATALOGUE)) {
+      expect(grpcStatusName(e.grpc), code).toBeDefined();
+      expect(e.grpc, code).not.toBe(GRPC_STATUS.OK);
+      expect(e.http >= 400 && e.http <= 599, `${code}: ${e.http}`).toBe(true);
+    }
   });
   test('TesseraError carries code, default message and frozen details', () => {
     const e = new TesseraError('TESSERA_ERR_SPIFFE_ID_EMPTY', undefined, { key: 'x' });
-    expect(e.message).toBe(ERROR_CATALOGUE.TESSERA_ERR_SPIFFE_ID_EMPTY);
+    expect(e.message).toBe(errorMessage('TESSERA_ERR_SPIFFE_ID_EMPTY'));
     expect(isTesseraError(e, 'TESSERA_ERR_SPIFFE_ID_EMPTY')).toBe(true);
     expect(isTesseraError(new Error('x'))).toBe(false);
     expect(Object.isFrozen(e.details)).toBe(true);
     expect(describeError(e)).toBe(`TESSERA_ERR_SPIFFE_ID_EMPTY: ${e.message}`);
+  });
+  test('errorHttpStatus looks the status up by code, and anything else is 500', () => {
+    expect(errorHttpStatus(new TesseraError('TESSERA_ERR_CA_UNKNOWN_AUTHORITY'))).toBe(404);
+    expect(errorHttpStatus(new TesseraError('TESSERA_ERR_UPSTREAM_QUEUE_FULL'))).toBe(503);
+    expect(errorHttpStatus(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'))).toBe(502);
+    expect(errorHttpStatus(new Error('TESSERA_ERR_CA_UNKNOWN_AUTHORITY'))).toBe(500);
+    expect(errorHttpStatus(Object.assign(new Error('x'), { code: 'TESSERA_ERR_CA_UNKNOWN_AUTHORITY' }))).toBe(500);
   });
 });

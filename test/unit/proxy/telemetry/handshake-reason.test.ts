@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { HANDSHAKE_REASONS, type HandshakeReason, classifyTlsError, isHandshakeReason } from '../../../../proxy/src/telemetry/handshake-reason.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
+import { until } from '../../../helpers/until.js';
 
 const HOUR = 3_600_000;
 const ID = 'spiffe://example.org/ns/default/sa/api';
@@ -17,14 +18,6 @@ interface Outcome {
   authorizationError?: unknown;
 }
 type Side = keyof Outcome;
-
-async function waitFor(cond: () => boolean, ms = 3_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for the handshake outcome');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 /** Runs one handshake against a real tls.Server on 127.0.0.1:0 and returns what each side reported. */
 async function attempt(serverOpts: tls.TlsOptions, connect: (port: number) => net.Socket, side: Side): Promise<Outcome> {
@@ -46,7 +39,7 @@ async function attempt(serverOpts: tls.TlsOptions, connect: (port: number) => ne
     out.client ??= e;
   });
   try {
-    await waitFor(() => out[side] !== undefined);
+    await until('the handshake outcome', () => out[side] !== undefined, 3_000, 5);
     return out;
   } finally {
     c.destroy();

@@ -1,0 +1,60 @@
+// The short reasons the proxy gives a peer when it refuses or cuts a request (the `x-tessera-error` header and
+// body, or `grpc-message` on a gRPC stream) and counts in tessera_requests_rejected_total{reason}: one typed list,
+// each with the HTTP statuses it is answered with, its gRPC status and its meaning. A peer learns only the
+// reason, never the internal detail. docs/errors.md shows the list as a table; a test keeps the two in sync.
+import { GRPC_STATUS, type GrpcStatus } from './grpc-status-codes.js';
+
+export interface RefusalReasonEntry {
+  /** HTTP statuses the reason is answered with, the usual one first; empty: never answered (the connection is closed). */
+  readonly http: readonly number[];
+  /** grpc-status of the trailers-only answer on a gRPC stream; null: never answered on one. */
+  readonly grpc: GrpcStatus | null;
+  readonly meaning: string;
+}
+
+const { DEADLINE_EXCEEDED, INTERNAL, PERMISSION_DENIED, UNAVAILABLE, UNIMPLEMENTED } = GRPC_STATUS;
+
+export const REFUSAL_REASONS = {
+  // --- The request ---
+  bad_request: { http: [400], grpc: INTERNAL, meaning: 'The request is malformed (request line, a header, body framing, or a target with a fragment).' },
+  header_too_large: { http: [431], grpc: null, meaning: 'The request head is larger than limits.maxHeaderBytes.' },
+  too_many_headers: { http: [431], grpc: null, meaning: 'The request has more header lines than limits.maxHeaders.' },
+  unsupported_transfer_coding: { http: [501], grpc: null, meaning: 'The request body uses a transfer coding other than chunked.' },
+  upgrade_unsupported: { http: [501], grpc: null, meaning: 'The request asks for a protocol upgrade the listener does not allow.' },
+  http2_required: { http: [505], grpc: null, meaning: 'The edge route forwards only HTTP/2 and the request came over HTTP/1.1.' },
+  // --- Time limits ---
+  headers_timeout: { http: [408], grpc: null, meaning: 'The request head did not arrive within limits.headersTimeout.' },
+  idle_timeout: { http: [408], grpc: null, meaning: 'The connection stayed idle between requests for limits.idleTimeout (an idle connection is closed without an answer).' },
+  request_timeout: { http: [504], grpc: DEADLINE_EXCEEDED, meaning: 'The upstream\'s response head did not arrive within limits.requestTimeout.' },
+  total_timeout: { http: [504], grpc: DEADLINE_EXCEEDED, meaning: 'The exchange took longer than its listener\'s or route\'s timeout.' },
+  stream_idle_timeout: { http: [504, 408], grpc: DEADLINE_EXCEEDED, meaning: 'No byte moved either way for limits.streamIdleTimeout (408 while the client\'s own request body stalls).' },
+  // --- Who may call ---
+  authz_denied: { http: [403], grpc: PERMISSION_DENIED, meaning: 'The authorization policy does not allow this caller, method or path.' },
+  client_cert_invalid: { http: [403], grpc: PERMISSION_DENIED, meaning: 'The edge client certificate does not verify or names an identity its CA may not assert.' },
+  no_route: { http: [404], grpc: UNIMPLEMENTED, meaning: 'No edge route matches the request\'s host and path.' },
+  // --- The upstream ---
+  not_ready: { http: [503], grpc: UNAVAILABLE, meaning: 'The proxy has no SVID yet, so it cannot open mTLS connections.' },
+  upstream_unavailable: { http: [502, 503], grpc: UNAVAILABLE, meaning: 'No upstream connection could be had: connecting failed or the pool is closing (502), or every connection is busy and the wait queue is full (503).' },
+  upstream_reset: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream closed or reset the connection before its response was complete.' },
+  bad_upstream_response: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream\'s response is malformed (head, framing, or an unrequested 101).' },
+  // --- The connection ---
+  too_many_connections: { http: [], grpc: null, meaning: 'The listener already holds limits.maxConnections connections; the new one is closed at accept (counted only).' },
+} as const satisfies Record<string, RefusalReasonEntry>;
+
+export type RefusalReason = keyof typeof REFUSAL_REASONS;
+
+export const REFUSAL_REASON_NAMES = Object.keys(REFUSAL_REASONS) as readonly RefusalReason[];
+
+export function isRefusalReason(s: unknown): s is RefusalReason {
+  return typeof s === 'string' && Object.hasOwn(REFUSAL_REASONS, s);
+}
+
+/** The usual HTTP status of an answered reason (500 for one that is never answered, which is a caller's bug). */
+export function refusalStatus(reason: RefusalReason): number {
+  return REFUSAL_REASONS[reason].http[0] ?? 500;
+}
+
+/** The grpc-status for a reason on a gRPC stream (UNKNOWN for one never sent on a stream). */
+export function refusalGrpcStatus(reason: RefusalReason): GrpcStatus {
+  return REFUSAL_REASONS[reason].grpc ?? GRPC_STATUS.UNKNOWN;
+}

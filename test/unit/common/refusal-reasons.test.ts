@@ -1,0 +1,40 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, test } from 'vitest';
+import { grpcStatusName } from '../../../common/grpc-status-codes.js';
+import { REFUSAL_REASONS, REFUSAL_REASON_NAMES, isRefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
+
+const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
+
+describe('refusal reasons', () => {
+  test('docs/errors.md lists exactly the reasons, with the same HTTP statuses, gRPC status and meaning', () => {
+    const section = doc.slice(doc.indexOf('## Refusal reasons'));
+    const documented = new Map<string, { http: string; grpc: string; meaning: string }>();
+    for (const m of section.matchAll(/^\| `([a-z0-9_]+)` \| ([^|]+) \| ([^|]+) \| (.*) \|$/gm)) {
+      documented.set(m[1]!, { http: m[2]!, grpc: m[3]!, meaning: m[4]! });
+    }
+    expect([...documented.keys()].sort()).toEqual([...REFUSAL_REASON_NAMES].sort());
+    for (const [reason, r] of Object.entries(REFUSAL_REASONS)) {
+      const http = r.http.length === 0 ? '—' : r.http.join(', ');
+      const grpc = r.grpc === null ? '—' : `\`${grpcStatusName(r.grpc)}\``;
+      expect(documented.get(reason), reason).toEqual({ http, grpc, meaning: r.meaning });
+    }
+  });
+  test('reasons are short snake_case tokens, safe as a header value and a metric label', () => {
+    for (const reason of REFUSAL_REASON_NAMES) expect(reason).toMatch(/^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$/);
+  });
+  test('every HTTP status is an error status and every gRPC status is a named one', () => {
+    for (const [reason, r] of Object.entries(REFUSAL_REASONS)) {
+      for (const s of r.http) expect(s >= 400 && s <= 599, `${reason}: ${s}`).toBe(true);
+      if (r.grpc !== null) expect(grpcStatusName(r.grpc), reason).toBeDefined();
+    }
+  });
+  test('lookups', () => {
+    expect(isRefusalReason('authz_denied')).toBe(true);
+    expect(isRefusalReason('toString')).toBe(false);
+    expect(isRefusalReason('no_such_reason')).toBe(false);
+    expect(refusalStatus('upstream_unavailable')).toBe(502);
+    expect(refusalStatus('authz_denied')).toBe(403);
+    expect(refusalGrpcStatus('authz_denied')).toBe(7);
+    expect(refusalGrpcStatus('header_too_large')).toBe(2);
+  });
+});
