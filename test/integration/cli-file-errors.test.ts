@@ -45,7 +45,8 @@ async function expectNamedError(args: string[], file: string, code: string): Pro
 
 const PEM_CASES = ['missing', 'directory', 'empty', 'notPem', 'keyPem'] as const;
 
-describe('files named on the command line', () => {
+// Each check only reads its files and spawns its own CLI: they run side by side.
+describe.concurrent('files named on the command line', () => {
   for (const c of PEM_CASES) {
     test(`svid verify: a ${c} certificate, and a ${c} --bundle`, async () => {
       const f = bad[c];
@@ -75,7 +76,7 @@ describe('files named on the command line', () => {
   });
 });
 
-describe('config files', () => {
+describe.concurrent('config files', () => {
   for (const command of ['proxy', 'control-plane']) {
     test(`tessera ${command}: a missing, a directory and an empty --config`, async () => {
       await expectNamedError([command, '--config', bad.missing.path], bad.missing.path, 'TESSERA_ERR_CONFIG_UNREADABLE');

@@ -7,7 +7,7 @@ import { request as httpsRequest } from 'node:https';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeCertificates } from '../../common/pki/pem.js';
-import { admissionReview, appPod, servingPki } from '../unit/injector/fixtures.js';
+import { admissionReview, appPod, servingPki } from '../helpers/injector-fixtures.js';
 import { type RunningControlPlane, TD, controlPlaneClients, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 

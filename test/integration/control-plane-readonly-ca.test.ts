@@ -190,7 +190,9 @@ function get(port: number): Promise<number> {
 const SOAK = process.env['TESSERA_RO_CA_SOAK'] === '1';
 
 describe.skipIf(!MOUNTABLE)('intermediates rotate under a read-only root', () => {
-  // A 1-minute intermediate (the shortest ca.intermediateTtl) rotates every ~30 s: two rotations per replica.
+  // A 1-minute intermediate (the shortest ca.intermediateTtl) rotates every ~30 s: one rotation per replica after the
+  // one at start (repeated rotation and pruning are covered on an injected clock in test/unit/control-plane/ca/read-only-ca.test.ts;
+  // the soak run keeps rotating for 10 minutes).
   test('two replicas on one read-only Secret each mint and rotate their own intermediate; proxies of both keep verifying each other', async () => {
     const API = `spiffe://${TD}/ns/default/sa/api`;
     const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -214,15 +216,15 @@ describe.skipIf(!MOUNTABLE)('intermediates rotate under a read-only root', () =>
       proxies.push(web);
       const statuses: number[] = [];
       const deadline = Date.now() + (SOAK ? 600_000 : 150_000);
-      // Each replica minted one intermediate at start; wait for two more each (bounded), calling all along.
+      // Each replica minted one intermediate at start; wait for the next one each (bounded), calling all along.
       while (Date.now() < deadline) {
         statuses.push(await get(web.ports.get('outbound/api')!));
-        if (!SOAK && (await rotations(a.dataDir)).length >= 3 && (await rotations(b.dataDir)).length >= 3) break;
+        if (!SOAK && (await rotations(a.dataDir)).length >= 2 && (await rotations(b.dataDir)).length >= 2) break;
         await new Promise((r) => setTimeout(r, 1_000));
       }
       const [ra, rb] = [await rotations(a.dataDir), await rotations(b.dataDir)];
-      expect(ra.length).toBeGreaterThanOrEqual(3);
-      expect(rb.length).toBeGreaterThanOrEqual(3);
+      expect(ra.length).toBeGreaterThanOrEqual(2);
+      expect(rb.length).toBeGreaterThanOrEqual(2);
       expect([...ra, ...rb].every((e) => e.inMemory === true)).toBe(true);
       // At half-life (~30 s), not on every maintenance pass.
       for (const r of [ra, rb]) for (let i = 1; i < r.length; i++) expect(Date.parse(r[i]!.ts) - Date.parse(r[i - 1]!.ts)).toBeGreaterThan(20_000);

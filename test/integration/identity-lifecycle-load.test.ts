@@ -13,6 +13,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -140,8 +141,15 @@ test('3+ rotations, a full CA rotation and a control-plane outage under load: ze
   await until('bundles back to one root', async () => (await certs(api)).bundles[0]!.fingerprints.length === 1 && (await certs(web)).bundles[0]!.fingerprints.length === 1, 15_000);
 
   // 3. The control plane goes away for a while, then comes back; renewal resumes by itself.
+  const failedRenewals = async () => {
+    let n = 0;
+    for (const p of [api, web]) n += sumSeries(await metricsText(p.admin), 'tessera_svid_rotations_total', { result: 'failure' });
+    return n;
+  };
+  const failedBefore = await failedRenewals();
   expect(await cp.stop()).toBe(0);
-  await new Promise((r) => setTimeout(r, 4_000));
+  // Down until a proxy has felt it: a renewal fell due and could not reach the control plane.
+  await until('a renewal failed during the outage', async () => (await failedRenewals()) > failedBefore, 30_000, 250);
   cp = await startControlPlaneProcess(cp.dir, cp.configFile);
   const afterRestart = servedSerials.size;
   await until('renewal after the restart', async () => servedSerials.size > afterRestart, 30_000);

@@ -10,7 +10,7 @@ import { applyJsonPatch } from '../helpers/json-patch.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
-import { INJECTOR_HOST, type ServingPki, admissionReview, appPod, servingPki } from '../unit/injector/fixtures.js';
+import { INJECTOR_HOST, type ServingPki, admissionReview, appPod, servingPki } from '../helpers/injector-fixtures.js';
 
 interface Review {
   response: { uid: string; allowed: boolean; patch?: string; status?: { code: number; message: string } };

@@ -11,7 +11,7 @@ import { type InjectorWebhook, startInjectorWebhook } from '../../control-plane/
 import { applyJsonPatch } from '../helpers/json-patch.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { validateK8sObject } from '../unit/deploy/k8s-schema.js';
-import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../unit/injector/fixtures.js';
+import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
 
 interface Review {
   apiVersion: string;

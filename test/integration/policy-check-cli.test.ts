@@ -1,5 +1,5 @@
 // `tessera policy check` as a user runs it: the built CLI against policy files in a temp dir.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeTempDir, tessera } from '../helpers/run.js';
@@ -42,6 +42,7 @@ spec:
 let tmp: { dir: string; cleanup: () => Promise<void> };
 let good: string;
 let bad: string;
+let mounted: string;
 
 beforeAll(async () => {
   tmp = await makeTempDir();
@@ -52,6 +53,14 @@ beforeAll(async () => {
   await writeFile(join(good, 'api.yaml'), POLICIES);
   await writeFile(join(good, 'README.md'), 'not a policy: ignored\n');
   await writeFile(join(bad, 'api.yaml'), POLICIES);
+  // A ConfigMap volume as the kubelet lays it out (api.yaml -> ..data/api.yaml -> ..<generation>/api.yaml), with a
+  // dotfile that is no policy (the proxy skips it too).
+  mounted = join(tmp.dir, 'mounted');
+  await mkdir(join(mounted, '..2026_01_01_00_00_00.1'), { recursive: true });
+  await writeFile(join(mounted, '..2026_01_01_00_00_00.1', 'api.yaml'), POLICIES);
+  await symlink('..2026_01_01_00_00_00.1', join(mounted, '..data'));
+  await symlink(join('..data', 'api.yaml'), join(mounted, 'api.yaml'));
+  await writeFile(join(mounted, '.editor-backup.yaml'), 'not: [valid');
   await writeFile(join(bad, 'typo.yml'), 'apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: typo }\nspec:\n  selector: spiffe://example.org/x\n  action: ALLOW\n  rules:\n    - from: [spiffe://example.org/a]\n      to: { port: [80] }\n');
 });
 afterAll(async () => {
@@ -103,6 +112,12 @@ describe.concurrent('tessera policy check', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     expect(r.stderr).toContain(`TESSERA_ERR_POLICY_INVALID: ${join(bad, 'typo.yml')}:9:13: spec.rules[0].to.port: unknown key "port"`);
+  });
+  test('a ConfigMap-mounted directory is read as the proxy reads it: linked files count, dotfiles do not', async () => {
+    const r = await tessera(['policy', 'check', '--policies', mounted, '--from', WEB, '--to', API, '--port', '15006', '--method', 'GET', '--path', '/v1/items']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('ALLOW by policy api-allow-web rule 0 (enforce)\n');
+    expect(r.code).toBe(0);
   });
   test.each([
     [['--from', WEB, '--to', API, '--bogus'], /unknown flag --bogus/],

@@ -272,14 +272,15 @@ function serverSetting(c: RawConn, id: number): number | undefined {
 
 // ---- the checks ----
 
-describe.each(tlsKinds)('TLS handshake timeout: $name', (kind) => {
-  test('a client that connects and never sends a ClientHello is cut', async () => {
+// Kinds run side by side (each has its own listener, paths and tags); one kind's checks run in order.
+describe.concurrent.each(tlsKinds)('TLS handshake timeout: $name', (kind) => {
+  test.sequential('a client that connects and never sends a ClientHello is cut', async () => {
     const c = await open(kind, true);
     expect(await c.closedWithin(CUT_MS)).toBe(true);
     expect(c.closedAtMs).toBeGreaterThanOrEqual(400);
   });
 
-  test('a ClientHello trickled one byte at a time is cut at the same deadline', async () => {
+  test.sequential('a ClientHello trickled one byte at a time is cut at the same deadline', async () => {
     const c = await open(kind, true);
     c.socket.write(Buffer.from([0x16, 0x03, 0x01, 0x3e, 0x80]));
     for (let i = 0; i < 30 && !c.closed; i++) {
@@ -291,8 +292,8 @@ describe.each(tlsKinds)('TLS handshake timeout: $name', (kind) => {
   });
 });
 
-describe.each(h1Kinds)('HTTP/1.1 request headers timeout: $name', (kind) => {
-  test('a request head trickled one byte every 100 ms is cut and never reaches the app', async () => {
+describe.concurrent.each(h1Kinds)('HTTP/1.1 request headers timeout: $name', (kind) => {
+  test.sequential('a request head trickled one byte every 100 ms is cut and never reaches the app', async () => {
     const path = `/v1/slowloris-${kind.name.replace(/\W/g, '-')}`;
     const head = `GET ${path} HTTP/1.1\r\nHost: a.example.test\r\nX-Padding: ${'p'.repeat(60)}\r\n\r\n`;
     const c = await open(kind);
@@ -308,7 +309,7 @@ describe.each(h1Kinds)('HTTP/1.1 request headers timeout: $name', (kind) => {
   });
 });
 
-describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
+describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
   const tag = (what: string) => `${what}-${kind.name.replace(/\W/g, '-')}`;
 
   /** Writes `bytes` one at a time, `gapMs` apart, until done or the peer closes. */
@@ -319,7 +320,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     }
   }
 
-  test('a HEADERS frame whose payload is trickled one byte every 100 ms is cut at headersTimeout, never reaching the app', async () => {
+  test.sequential('a HEADERS frame whose payload is trickled one byte every 100 ms is cut at headersTimeout, never reaching the app', async () => {
     const path = `/v1/${tag('trickled-headers')}`;
     const c = await h2Open(kind);
     const f = frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, path, literal('x-slow', 'v'.repeat(100))));
@@ -330,7 +331,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     expect(seenPaths).not.toContain(path);
   });
 
-  test('a header block sent as CONTINUATION frames 600 ms apart is cut at headersTimeout, never reaching the app', async () => {
+  test.sequential('a header block sent as CONTINUATION frames 600 ms apart is cut at headersTimeout, never reaching the app', async () => {
     const path = `/v1/${tag('continuation')}`;
     const c = await h2Open(kind);
     // Six fragments: fewer frames than nghttp2's CONTINUATION flood limit, so only a headers deadline can cut it.
@@ -346,7 +347,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     expect(seenPaths).not.toContain(path);
   });
 
-  test('a session that sends the preface and pings but never a request is cut at headersTimeout', async () => {
+  test.sequential('a session that sends the preface and pings but never a request is cut at headersTimeout', async () => {
     const c = await h2Open(kind);
     for (let i = 0; i < 40 && !c.closed; i++) {
       c.socket.write(frame(PING, 0, 0, Buffer.alloc(8, i)));
@@ -356,7 +357,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     expect(c.closedAtMs).toBeLessThan(CUT_MS + 500);
   });
 
-  test('after a complete first request, a trickled second one still has to finish its headers in time', async () => {
+  test.sequential('after a complete first request, a trickled second one still has to finish its headers in time', async () => {
     const c = await h2Open(kind);
     c.socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, `/v1/${tag('first')}`)));
     for (let i = 0; i < 50 && !c.frames.some((f) => f.type === HEADERS && f.stream === 1); i++) await sleep(50);
@@ -370,7 +371,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     expect(seenPaths).not.toContain(path);
   });
 
-  test('a slow response and an idle gap longer than headersTimeout do not cut the session (only idleTimeout does)', async () => {
+  test.sequential('a slow response and an idle gap longer than headersTimeout do not cut the session (only idleTimeout does)', async () => {
     const c = await h2Open(kind);
     const answered = (id: number) => c.frames.some((f) => f.stream === id && (f.flags & END_STREAM) !== 0 && (f.type === DATA || f.type === HEADERS));
     c.socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, `/v1/slow?ms=1500&tag=${tag('long')}`)));
@@ -384,7 +385,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     c.socket.destroy();
   });
 
-  test(`SETTINGS advertise MAX_CONCURRENT_STREAMS ${MAX_STREAMS}; more streams are refused and the app never sees more at once`, async () => {
+  test.sequential(`SETTINGS advertise MAX_CONCURRENT_STREAMS ${MAX_STREAMS}; more streams are refused and the app never sees more at once`, async () => {
     const t = tag('streams');
     const c = await h2Open(kind, true);
     // All at once, before the server's SETTINGS can have been acknowledged: the cap must hold from the first frame.
@@ -406,7 +407,7 @@ describe.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     c.socket.destroy();
   });
 
-  test('a header list larger than maxHeaderBytes never reaches the app', async () => {
+  test.sequential('a header list larger than maxHeaderBytes never reaches the app', async () => {
     const path = `/v1/${tag('big-headers')}`;
     const c = await h2Open(kind);
     expect(serverSetting(c, 0x6)).toBe(4096);

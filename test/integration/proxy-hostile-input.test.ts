@@ -14,6 +14,7 @@ import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers
 import { rawHttp } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -26,6 +27,8 @@ let app: ReturnType<typeof createServer>;
 let appPort: number;
 /** Every request target the app has seen, in arrival order. */
 const seen: string[] = [];
+/** Every request target whose answer the app has finished writing. */
+const answered: string[] = [];
 let apiProxy: ProxyProcess;
 let webProxy: ProxyProcess;
 let apiInbound: number;
@@ -38,7 +41,7 @@ function appHandler(req: IncomingMessage, res: ServerResponse): void {
   const reply = (bodyLength: number) => {
     const body = JSON.stringify({ method: req.method, path: req.url, bodyLength, httpVersion: req.httpVersion });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
-    res.end(body);
+    res.end(body, () => answered.push(req.url ?? ''));
   };
   if (url.pathname === '/v1/early') {
     res.writeHead(200, { 'content-length': 5 });
@@ -388,7 +391,7 @@ describe('failures mid-exchange', () => {
       }, 150);
     });
     expect((await httpGet(webOutbound, '/v1/after-abort')).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 700)); // the slow response finishes into the void
+    await until('the slow response has gone into the void', () => answered.includes('/v1/slow?ms=600'), 5_000, 20);
     for (let i = 0; i < 5; i++) expect((await httpGet(webOutbound, `/v1/after-abort-${i}`)).status).toBe(200);
     expect((await opened()) - before).toBeLessThanOrEqual(1);
     expect(seen).toContain('/v1/slow?ms=600');
@@ -414,18 +417,21 @@ describe('drain', () => {
           else reject(new Error(`no response before close: ${JSON.stringify(data)}`));
         });
       });
-      await new Promise((r) => setTimeout(r, 250));
+      await until('the slow request reached the app', () => seen.includes('/v1/slow?ms=1000'), 5_000, 20);
       const started = Date.now();
       const exited = proxy.stop();
-      await new Promise((r) => setTimeout(r, 200));
-      const refused = await new Promise<boolean>((resolve) => {
-        const s = net.connect(port, '127.0.0.1');
-        s.on('connect', () => {
-          s.destroy();
-          resolve(false);
+      const refusedNow = () =>
+        new Promise<boolean>((resolve) => {
+          const s = net.connect(port, '127.0.0.1');
+          s.on('connect', () => {
+            s.destroy();
+            resolve(false);
+          });
+          s.on('error', () => resolve(true));
         });
-        s.on('error', () => resolve(true));
-      });
+      // The listener closes as the drain begins, well before the in-flight exchange ends.
+      let refused = false;
+      await until('new connections refused', async () => (refused = await refusedNow()), 900, 25);
       const res = await inFlight;
       expect(res.status).toBe(200);
       expect(JSON.parse(res.body)).toMatchObject({ path: '/v1/slow?ms=1000' });

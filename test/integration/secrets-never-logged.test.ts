@@ -12,6 +12,7 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, startControlPlaneProcess } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
+import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -85,12 +86,7 @@ test('no private key and no token in any log, audit record or admin answer', asy
   expect(reuse.code).toBe(1);
   // Wait for at least one renewal so rotation paths have logged too.
   const before = (await (await fetch(`http://127.0.0.1:${api.admin}/certs`)).json()) as { serial: string };
-  const deadline = Date.now() + 15_000;
-  while (Date.now() < deadline) {
-    const now = (await (await fetch(`http://127.0.0.1:${api.admin}/certs`)).json()) as { serial: string };
-    if (now.serial !== before.serial) break;
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await until('a renewal', async () => ((await (await fetch(`http://127.0.0.1:${api.admin}/certs`)).json()) as { serial: string }).serial !== before.serial, 15_000, 250);
   keys.push(await fetchKeyDer(join(dir, 'api.sock')));
 
   const admin: string[] = [];

@@ -38,7 +38,8 @@ describe('openssl verify accepts SVIDs minted by Tessera', () => {
   });
 });
 
-describe('tessera svid verify judges certificates made with the openssl command line', () => {
+// Each check writes and verifies its own files: they run side by side.
+describe.concurrent('tessera svid verify judges certificates made with the openssl command line', () => {
   const o = (args: string[]) => run('openssl', args, { cwd: dir });
   beforeAll(async () => {
     await o(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ossl-root.key', '-out', 'ossl-root.pem',

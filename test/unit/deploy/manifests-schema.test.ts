@@ -16,7 +16,7 @@ import { applyJsonPatch } from '../../helpers/json-patch.js';
 import { jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
 import { mutatingWebhookConfiguration } from '../../../control-plane/src/injector/webhook-configuration.js';
 import { REPO_ROOT, makeTempDir, run } from '../../helpers/run.js';
-import { testBundlePem } from '../injector/fixtures.js';
+import { testBundlePem } from '../../helpers/injector-fixtures.js';
 import { validateK8sObject } from './k8s-schema.js';
 import { type K8sObject, renderKustomization } from './kustomize-render.js';
 

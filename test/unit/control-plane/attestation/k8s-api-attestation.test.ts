@@ -10,7 +10,7 @@ import { isTesseraError } from '../../../../common/errors.js';
 import { type HttpFetch, createHttpsFetch } from '../../../../control-plane/src/attestation/k8s-api-fetch.js';
 import { fetchK8sJwks, jwksDocument, parseJwks } from '../../../../control-plane/src/attestation/k8s-oidc-discovery.js';
 import { kubernetesSpiffeId, reviewToken } from '../../../../control-plane/src/attestation/k8s-token-review.js';
-import { type ServingPki, servingPki } from '../../injector/fixtures.js';
+import { type ServingPki, servingPki } from '../../../helpers/injector-fixtures.js';
 
 const CALLER = 'control-plane-sa-token';
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' });

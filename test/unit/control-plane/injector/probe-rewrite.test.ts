@@ -3,13 +3,13 @@
 // accepted by the proxy's own config parser; other probes are left alone; the injected pod stays schema-valid.
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, test } from 'vitest';
-import { planInjection } from '../../../control-plane/src/injector/plan-injection.js';
-import { applyAdditions, jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
-import { rewriteProbes } from '../../../control-plane/src/injector/probe-rewrite.js';
-import { parseProxyConfig } from '../../../proxy/src/config/proxy-config.js';
-import { applyJsonPatch } from '../../helpers/json-patch.js';
-import { validateK8sObject } from '../deploy/k8s-schema.js';
-import { appPod, testContext } from './fixtures.js';
+import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
+import { applyAdditions, jsonPatchFor } from '../../../../control-plane/src/injector/pod-patch.js';
+import { rewriteProbes } from '../../../../control-plane/src/injector/probe-rewrite.js';
+import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
+import { applyJsonPatch } from '../../../helpers/json-patch.js';
+import { validateK8sObject } from '../../deploy/k8s-schema.js';
+import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
 function podWithProbes(): Record<string, unknown> {
   const pod = appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }) as { spec: { containers: Record<string, unknown>[] } };

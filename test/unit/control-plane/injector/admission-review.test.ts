@@ -1,11 +1,11 @@
 // AdmissionReview envelope handling and the injector config, without a server: every malformed input gives a
 // clear refusal, never an exception from admitPod.
 import { describe, expect, test } from 'vitest';
-import { isTesseraError } from '../../../common/errors.js';
-import { admitPod, readAdmissionReview, reviewResponseBody } from '../../../control-plane/src/injector/admission-review.js';
-import { resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
-import { injectManifests } from '../../../control-plane/src/injector/manifest-inject.js';
-import { TEST_CONFIG, admissionReview, appPod, testContext } from './fixtures.js';
+import { isTesseraError } from '../../../../common/errors.js';
+import { admitPod, readAdmissionReview, reviewResponseBody } from '../../../../control-plane/src/injector/admission-review.js';
+import { resolveInjectorConfig } from '../../../../control-plane/src/injector/injector-config.js';
+import { injectManifests } from '../../../../control-plane/src/injector/manifest-inject.js';
+import { TEST_CONFIG, admissionReview, appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
 function badReview(body: unknown): string {
   try {

@@ -5,10 +5,10 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { isTesseraError } from '../../../common/errors.js';
-import { planInjection } from '../../../control-plane/src/injector/plan-injection.js';
-import { parseProxyConfig } from '../../../proxy/src/config/proxy-config.js';
-import { appPod, testContext } from './fixtures.js';
+import { isTesseraError } from '../../../../common/errors.js';
+import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
+import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
+import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
 async function injectedConfig(annotations: Record<string, string>) {
   const plan = planInjection({ pod: appPod({ annotations: { 'tessera.dev/inbound-ports': '8080', ...annotations } }) }, await testContext());

@@ -1,7 +1,7 @@
 // The tessera.dev/* annotation grammars: accepted forms, defaults, and errors that name the annotation.
 import { describe, expect, test } from 'vitest';
-import { isTesseraError } from '../../../common/errors.js';
-import { parseInboundPorts, parseOutbound, podOptsOut } from '../../../control-plane/src/injector/annotations.js';
+import { isTesseraError } from '../../../../common/errors.js';
+import { parseInboundPorts, parseOutbound, podOptsOut } from '../../../../control-plane/src/injector/annotations.js';
 
 function errorOf(fn: () => unknown): { code: string; message: string; annotation: unknown } {
   try {

@@ -2,13 +2,13 @@
 // Kubernetes schema; skips, idempotency and refusals.
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, test } from 'vitest';
-import { isTesseraError } from '../../../common/errors.js';
-import { resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
-import { type InjectionContext, planInjection } from '../../../control-plane/src/injector/plan-injection.js';
-import { applyAdditions, jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
-import { applyJsonPatch } from '../../helpers/json-patch.js';
-import { validateK8sObject } from '../deploy/k8s-schema.js';
-import { TEST_CONFIG, appPod, barePod, testContext } from './fixtures.js';
+import { isTesseraError } from '../../../../common/errors.js';
+import { resolveInjectorConfig } from '../../../../control-plane/src/injector/injector-config.js';
+import { type InjectionContext, planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
+import { applyAdditions, jsonPatchFor } from '../../../../control-plane/src/injector/pod-patch.js';
+import { applyJsonPatch } from '../../../helpers/json-patch.js';
+import { validateK8sObject } from '../../deploy/k8s-schema.js';
+import { TEST_CONFIG, appPod, barePod, testContext } from '../../../helpers/injector-fixtures.js';
 
 interface Probe {
   httpGet: { path: string; port: number; scheme: string };

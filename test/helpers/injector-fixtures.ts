@@ -1,10 +1,10 @@
 // Pods, namespaces and injector contexts for the injector tests, built in code (no committed fixtures).
-import { issueCertificate } from '../../../common/pki/cert-builder.js';
-import { generateKeyPair, privateKeyPem } from '../../../common/pki/keys.js';
-import { encodePem } from '../../../common/pki/pem.js';
-import { TestCa } from '../../helpers/test-ca.js';
-import { type InjectorConfig, resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
-import type { InjectionContext } from '../../../control-plane/src/injector/plan-injection.js';
+import { issueCertificate } from '../../common/pki/cert-builder.js';
+import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
+import { encodePem } from '../../common/pki/pem.js';
+import { TestCa } from './test-ca.js';
+import { type InjectorConfig, resolveInjectorConfig } from '../../control-plane/src/injector/injector-config.js';
+import type { InjectionContext } from '../../control-plane/src/injector/plan-injection.js';
 
 export const TEST_CONFIG: InjectorConfig = resolveInjectorConfig({
   proxyImage: 'registry.example/tessera:0.1.0',

@@ -1,0 +1,149 @@
+// The control plane's real parts, assembled in-process for unit tests: a store and a CA in a temp data dir, and
+// the gRPC API (Identity, Config) on 127.0.0.1 port 0, all on one injected clock. No process, no mocks.
+import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import type { Clock } from '../../common/clock.js';
+import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { loadTesseraServices } from '../../shared-io/proto-loader.js';
+import { ConfigHub } from '../../control-plane/src/api/config-service.js';
+import { GrpcServer } from '../../control-plane/src/api/grpc-server.js';
+import { guardedService, identityHandlers } from '../../control-plane/src/api/identity-service.js';
+import { JoinTokenAttestor } from '../../control-plane/src/attestation/join-token-attestor.js';
+import { SvidAttestor } from '../../control-plane/src/attestation/svid-attestor.js';
+import { AuthorityStore } from '../../control-plane/src/ca/authority-store.js';
+import type { CaLifetimes } from '../../control-plane/src/ca/authority.js';
+import { type CaEvent, CaManager } from '../../control-plane/src/ca/ca-manager.js';
+import { Issuer } from '../../control-plane/src/issuance/issuer.js';
+import { RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
+import { Revocations } from '../../control-plane/src/issuance/revocations.js';
+import { ServedIdentity } from '../../control-plane/src/issuance/served-identity.js';
+import { type ControlPlaneStore, openControlPlaneStore } from '../../control-plane/src/store/control-plane-store.js';
+import { TD } from './control-plane.js';
+import { makeTempDir } from './run.js';
+
+export const HOUR_MS = 3_600_000;
+export const DAY_MS = 24 * HOUR_MS;
+export const TEST_LIFETIMES: CaLifetimes = { rootTtlMs: 365 * DAY_MS, intermediateTtlMs: 30 * DAY_MS };
+
+export interface TestCaParts {
+  readonly store: ControlPlaneStore;
+  readonly ca: CaManager;
+  /** Every CA event, in the order onChange saw them. */
+  readonly events: CaEvent[];
+}
+
+/** The CA over `<dataDir>/ca` with the store beside it; live SVIDs are counted from the store's inventory. */
+export async function openTestCa(dataDir: string, clock: Clock, lifetimes: CaLifetimes = TEST_LIFETIMES): Promise<TestCaParts> {
+  const store = openControlPlaneStore(dataDir);
+  const events: CaEvent[] = [];
+  const ca = await CaManager.open({
+    store: new AuthorityStore({ dir: join(dataDir, 'ca') }),
+    trustDomain: TrustDomain.parse(TD),
+    lifetimes,
+    clock,
+    liveSvids: (id, now) => store.inventory.liveByAuthority(id, now),
+    onChange: (_s, e) => events.push(...e),
+  });
+  return { store, ca, events };
+}
+
+export interface RunningApi extends TestCaParts {
+  readonly server: GrpcServer;
+  readonly hub: ConfigHub;
+  readonly revocations: Revocations;
+  readonly served: ServedIdentity;
+  /** Refusals before the issuer (oversized, undecodable), as the handler reported them. */
+  readonly rejected: { code: string; size: number }[];
+  /** PEM bundle a client trusts the server with. */
+  bundlePem(): string;
+  close(): Promise<void>;
+}
+
+export interface ApiOptions {
+  readonly maxRequestBytes?: number;
+  readonly headersTimeoutMs?: number;
+  readonly handshakeTimeoutMs?: number;
+  readonly onTlsFailure?: (reason: string) => void;
+}
+
+/** Identity and Config served by the real GrpcServer, wired as control-plane/src/main.ts wires them. */
+export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions = {}): Promise<RunningApi> {
+  const parts = await openTestCa(dataDir, clock);
+  const { store, ca } = parts;
+  const td = TrustDomain.parse(TD);
+  const svids = new SvidAttestor(() => ca.current().bundle, clock);
+  let hub: ConfigHub | undefined;
+  const revocations = new Revocations({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => hub?.publish() });
+  const issuer = new Issuer({
+    trustDomain: td,
+    ca: () => ca.current(),
+    svid: { ttlMs: HOUR_MS, maxTtlMs: DAY_MS, backdateMs: 60_000 },
+    joinTokens: new JoinTokenAttestor(store.tokens, clock),
+    svids,
+    revocations,
+    limiter: new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock),
+    inventory: store.inventory,
+    audit: store.audit,
+    clock,
+  });
+  const served = new ServedIdentity(issuer, td, HOUR_MS, () => ca.current(), clock);
+  const maxRequestBytes = o.maxRequestBytes ?? 64 * 1024;
+  const server = new GrpcServer({
+    listen: '127.0.0.1:0',
+    identity: served.credentials(),
+    handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
+    headersTimeoutMs: o.headersTimeoutMs ?? 10_000,
+    maxConnections: 64,
+    maxReceiveBytes: maxRequestBytes * 4,
+    ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
+  });
+  hub = new ConfigHub({
+    inputs: { bundles: () => [ca.current().bundle], policies: () => [], grants: () => [], denyList: () => revocations.denyList() },
+    svids,
+    admit: (id, serial) => revocations.check(id, serial),
+    peerChain: (call) => server.chainOf(call),
+    clock,
+    nextVersion: () => store.meta.increment('config.snapshot_version'),
+  });
+  const rejected: { code: string; size: number }[] = [];
+  const services = loadTesseraServices();
+  server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }) }));
+  server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());
+  await server.start();
+  const h = hub;
+  return {
+    ...parts,
+    server,
+    hub: h,
+    revocations,
+    served,
+    rejected,
+    bundlePem: () => ca.current().bundle.toPem(),
+    close: async () => {
+      h.endAll();
+      await server.stop(0);
+      store.close();
+    },
+  };
+}
+
+/** One API for every test of a file (started before the first, closed after the last): `const t = apiPerFile(time)`. */
+export function apiPerFile(clock: Clock, o: ApiOptions = {}): { readonly api: RunningApi } {
+  let running: RunningApi | undefined;
+  let cleanup: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    const tmp = await makeTempDir();
+    cleanup = tmp.cleanup;
+    running = await startTestApi(tmp.dir, clock, o);
+  });
+  afterAll(async () => {
+    await running?.close();
+    await cleanup?.();
+  });
+  return {
+    get api(): RunningApi {
+      if (!running) throw new Error('apiPerFile: used outside a test');
+      return running;
+    },
+  };
+}

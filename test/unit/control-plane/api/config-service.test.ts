@@ -1,0 +1,97 @@
+// Config/Watch over a real gRPC server: an authenticated caller gets its snapshot at once and again only when its
+// content changes (a new root in the bundle, a deny-list entry); a caller without a valid SVID is refused; the
+// stream ends when the caller is banned (PERMISSION_DENIED) or its SVID expires (on the tick), and with OK at
+// shutdown; versions keep growing across a restart of the hub.
+import * as grpc from '@grpc/grpc-js';
+import { describe, expect, test } from 'vitest';
+import { ConfigHub } from '../../../../control-plane/src/api/config-service.js';
+import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
+import { enroll, watch } from '../../../helpers/api-client.js';
+import { HOUR_MS, apiPerFile } from '../../../helpers/control-plane-parts.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
+import { until } from '../../../helpers/until.js';
+
+describe('Config/Watch', () => {
+  const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
+  const t = apiPerFile(time);
+
+  test('the snapshot comes at once, again when the bundle changes, and not for a publish that changes nothing', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/bundle');
+    const w = watch(t.api, svid);
+    await until('first snapshot', () => w.snapshots.length === 1);
+    expect(w.snapshots[0]!.bundles[0]!.x509_authorities).toHaveLength(1);
+    expect(t.api.hub.watchers).toBe(1);
+
+    t.api.hub.publish(); // nothing this caller sees changed
+    await t.api.ca.prepare();
+    t.api.hub.publish();
+    await until('snapshot with the prepared root', () => w.snapshots.length >= 2);
+    const [first, second] = w.snapshots;
+    expect(w.snapshots).toHaveLength(2);
+    expect(second!.bundles[0]!.x509_authorities).toHaveLength(2);
+    expect(Number(second!.version)).toBeGreaterThan(Number(first!.version));
+    // Tidy for the next tests: back to one authority.
+    await t.api.ca.retire(t.api.ca.current().authorities.find((a) => a.record.state === 'prepared')!.record.id);
+    w.cancel();
+    await until('watcher forgotten', () => t.api.hub.watchers === 0);
+  });
+
+  test('a caller without a client SVID is refused with UNAUTHENTICATED and the SVID code', async () => {
+    const w = watch(t.api);
+    await until('refusal', () => w.ended() !== undefined);
+    expect(w.ended()).toEqual({ code: grpc.status.UNAUTHENTICATED, tesseraCode: 'TESSERA_ERR_ATTESTATION_SVID_INVALID' });
+    expect(w.snapshots).toEqual([]);
+  });
+
+  test('banning the caller ends its stream with the ban code; a banned caller cannot start one', async () => {
+    const id = 'spiffe://example.org/ns/default/sa/banned';
+    const { svid } = await enroll(t.api, time.nowMs(), id);
+    const bystander = watch(t.api, (await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/bystander')).svid);
+    const w = watch(t.api, svid);
+    await until('both streams open', () => w.snapshots.length === 1 && bystander.snapshots.length === 1);
+    t.api.revocations.ban({ kind: 'spiffe_id', value: id, reason: 'stolen', createdBy: 'test' });
+    await until('banned stream ends', () => w.ended() !== undefined);
+    expect(w.ended()).toEqual({ code: grpc.status.PERMISSION_DENIED, tesseraCode: 'TESSERA_ERR_REVOCATION_ID_BANNED' });
+    // The other caller stays, and learns the deny-list.
+    await until('bystander sees the deny-list', () => bystander.snapshots.length === 2);
+    expect(bystander.snapshots[1]!.deny_list.spiffe_ids).toEqual([id]);
+    expect(bystander.ended()).toBeUndefined();
+
+    const again = watch(t.api, svid);
+    await until('refused at start', () => again.ended() !== undefined);
+    expect(again.ended()).toEqual({ code: grpc.status.PERMISSION_DENIED, tesseraCode: 'TESSERA_ERR_REVOCATION_ID_BANNED' });
+    bystander.cancel();
+  });
+
+  test('the tick ends a stream whose client SVID has expired, and only then', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/expiring');
+    const w = watch(t.api, svid);
+    await until('open', () => w.snapshots.length === 1);
+    time.advance(HOUR_MS - 1_000);
+    t.api.hub.tick();
+    time.advance(1_000);
+    t.api.hub.tick();
+    await until('expired stream ends', () => w.ended() !== undefined);
+    expect(w.ended()).toEqual({ code: grpc.status.UNAUTHENTICATED, tesseraCode: 'TESSERA_ERR_ATTESTATION_SVID_INVALID' });
+  });
+
+  test('endAll closes every stream with OK; a new hub on the same store starts at a higher version', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/shutdown');
+    const w = watch(t.api, svid);
+    await until('open', () => w.snapshots.length === 1);
+    const before = t.api.hub.version;
+    t.api.hub.endAll();
+    await until('stream ends', () => w.ended() !== undefined);
+    expect(w.ended()?.code).toBe(grpc.status.OK);
+    expect(t.api.hub.watchers).toBe(0);
+    const next = new ConfigHub({
+      inputs: { bundles: () => [], policies: () => [], grants: () => [], denyList: () => ({ spiffeIds: [], serials: [] }) },
+      svids: new SvidAttestor(() => t.api.ca.current().bundle, time),
+      admit: () => {},
+      peerChain: () => [],
+      clock: time,
+      nextVersion: () => t.api.store.meta.increment('config.snapshot_version'),
+    });
+    expect(next.version).toBe(before + 1);
+  });
+});

@@ -1,0 +1,109 @@
+// The control plane's TLS front of grpc-js, on 127.0.0.1 port 0: it serves its SVID over h2 only, captures the
+// caller's chain per connection, cuts a handshake or a first call that does not come in time (reported by reason),
+// hands new handshakes a new identity while open connections keep theirs, and refuses a bad or taken address.
+import { X509Certificate } from 'node:crypto';
+import { type Socket, connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
+import { enroll, watch } from '../../../helpers/api-client.js';
+import { type RunningApi, apiPerFile } from '../../../helpers/control-plane-parts.js';
+import { CONTROL_PLANE_ID } from '../../../helpers/control-plane.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
+import { until } from '../../../helpers/until.js';
+
+/** The leaf the server presents to a fresh TLS connection offering h2. */
+function servedLeaf(api: RunningApi): Promise<X509Certificate> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: api.server.port, ALPNProtocols: ['h2'], rejectUnauthorized: false }, () => {
+      resolve(new X509Certificate(s.getPeerCertificate().raw));
+      s.destroy();
+    });
+    s.on('error', reject);
+  });
+}
+
+/** Resolves when the other side closed the socket (what it sent is read and dropped, so the end is seen). */
+const closedBy = (s: Socket) => {
+  s.resume();
+  return new Promise<void>((r) => s.once('close', () => r()));
+};
+
+describe('GrpcServer', () => {
+  const failures: string[] = [];
+  const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
+  const t = apiPerFile(time, { handshakeTimeoutMs: 300, headersTimeoutMs: 300, onTlsFailure: (r) => failures.push(r) });
+
+  test('it listens on the bound port and presents the control plane SVID', async () => {
+    expect(t.api.server.address).toBe(`127.0.0.1:${t.api.server.port}`);
+    expect(t.api.server.port).toBeGreaterThan(0);
+    const leaf = await servedLeaf(t.api);
+    expect(leaf.subjectAltName).toBe(`URI:${CONTROL_PLANE_ID}`);
+    expect(leaf.checkIssued(t.api.ca.current().signer.intermediate)).toBe(true);
+  });
+
+  test('the chain a caller presents is what handlers see for its calls (renewal and Watch attest with it)', async () => {
+    const { svid, answer } = await enroll(t.api, time.nowMs());
+    const w = watch(t.api, svid);
+    await until('snapshot for the attested caller', () => w.snapshots.length === 1);
+    // The stream was admitted on the chain, so it belongs to this serial: banning that serial ends it.
+    t.api.revocations.ban({ kind: 'serial', value: answer.res!.serial, reason: 'test', createdBy: 'test' });
+    await until('stream ended by the serial ban', () => w.ended() !== undefined);
+    expect(w.ended()?.tesseraCode).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
+  });
+
+  test('a TLS client that does not negotiate h2 is cut and reported as alpn', async () => {
+    failures.length = 0;
+    const s = tlsConnect({ host: '127.0.0.1', port: t.api.server.port, rejectUnauthorized: false });
+    s.on('error', () => {});
+    await closedBy(s);
+    expect(failures).toEqual(['alpn']);
+  });
+
+  test('a connection that never completes its handshake is cut at the handshake timeout', async () => {
+    failures.length = 0;
+    const s = netConnect(t.api.server.port, '127.0.0.1');
+    s.on('error', () => {});
+    const started = Date.now();
+    await closedBy(s);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await until('timeout reported', () => failures.length > 0);
+    expect(failures).toEqual(['timeout']);
+  });
+
+  test('a connection that completes TLS but makes no call is cut at the headers deadline', async () => {
+    failures.length = 0;
+    const s = tlsConnect({ host: '127.0.0.1', port: t.api.server.port, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    s.on('error', () => {});
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    await closedBy(s);
+    expect(failures).toEqual(['headers_timeout']);
+  });
+
+  test('a new identity is served to new handshakes; an open stream keeps going', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/long');
+    const w = watch(t.api, svid);
+    await until('open', () => w.snapshots.length === 1);
+    const before = await servedLeaf(t.api);
+    await t.api.ca.prepare();
+    await t.api.ca.activate();
+    t.api.served.refresh(true, (identity) => t.api.server.updateIdentity(identity));
+    const after = await servedLeaf(t.api);
+    expect(after.serialNumber).not.toBe(before.serialNumber);
+    expect(after.checkIssued(t.api.ca.current().signer.intermediate)).toBe(true);
+    t.api.hub.publish();
+    await until('the open stream gets the two-root bundle', () => w.snapshots.length === 2);
+    expect(w.ended()).toBeUndefined();
+    w.cancel();
+  });
+
+  test('a bad listen address and a taken port are refused with TESSERA_ERR_CP_LISTEN_FAILED', async () => {
+    const opts = { identity: t.api.served.credentials(), handshakeTimeoutMs: 1_000, headersTimeoutMs: 1_000, maxConnections: 1, maxReceiveBytes: 1024 };
+    for (const listen of ['not an address', `127.0.0.1:${t.api.server.port}`]) {
+      const s = new GrpcServer({ ...opts, listen });
+      const code = await s.start().then(() => 'started', (e: unknown) => (isTesseraError(e) ? e.code : String(e)));
+      expect(code).toBe('TESSERA_ERR_CP_LISTEN_FAILED');
+    }
+  });
+});

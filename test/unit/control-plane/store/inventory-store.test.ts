@@ -1,0 +1,44 @@
+// The inventory of issued SVIDs: a row reads back as recorded, "live" means unexpired at the given time (soonest
+// expiry first, optionally only those expiring within a window), and the per-authority count drives retirement.
+import { join } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { openDatabase } from '../../../../control-plane/src/store/database.js';
+import { type IssuedSvidRow, InventoryStore } from '../../../../control-plane/src/store/inventory-store.js';
+import { tempDirPerTest } from '../../../helpers/temp-dir.js';
+
+const row = (serial: string, authorityId: string, notAfterMs: number, issuedAtMs = 0): IssuedSvidRow => ({
+  serial,
+  spiffeId: `spiffe://example.org/${serial}`,
+  authorityId,
+  intermediateSerial: 'i1',
+  notBeforeMs: 0,
+  notAfterMs,
+  issuedAtMs,
+  attestedAs: 'join_token:abc',
+  kind: 'attest',
+  caller: '127.0.0.1:1',
+});
+
+describe('InventoryStore', () => {
+  const tmp = tempDirPerTest();
+
+  test('rows read back as recorded; live, window and per-authority answers follow the clock given', () => {
+    const db = openDatabase(join(tmp.dir, 'tessera.db'));
+    const inv = new InventoryStore(db);
+    inv.record(row('03', 'A', 3_000, 3));
+    inv.record(row('01', 'A', 1_000, 1));
+    inv.record(row('02', 'B', 2_000, 2));
+    expect(inv.find('02')).toEqual(row('02', 'B', 2_000, 2));
+    expect(inv.find('ff')).toBeUndefined();
+    expect(inv.live(0).map((r) => r.serial)).toEqual(['01', '02', '03']);
+    expect(inv.live(1_000).map((r) => r.serial)).toEqual(['02', '03']); // notAfter is exclusive
+    expect(inv.live(500, 1_600).map((r) => r.serial)).toEqual(['01', '02']);
+    expect(inv.live(0, undefined, 1).map((r) => r.serial)).toEqual(['01']);
+    expect(inv.all().map((r) => r.serial)).toEqual(['03', '02', '01']);
+    expect(inv.liveByAuthority('A', 0)).toEqual({ count: 2, latestNotAfterMs: 3_000 });
+    expect(inv.liveByAuthority('A', 2_000)).toEqual({ count: 1, latestNotAfterMs: 3_000 });
+    expect(inv.liveByAuthority('A', 3_000)).toEqual({ count: 0, latestNotAfterMs: null });
+    expect(() => inv.record(row('01', 'B', 9_000))).toThrow(/UNIQUE/);
+    db.close();
+  });
+});
