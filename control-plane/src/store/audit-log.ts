@@ -1,6 +1,6 @@
 // The audit trail: every decision (SVID issued or refused, token created, CA change, break-glass opened or
 // expired) is one JSON line appended to <dataDir>/audit.log and one row in SQLite. Never holds a key or token.
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 
 export interface AuditEvent {
@@ -23,7 +23,8 @@ export class AuditLog {
   readonly #recent: StatementSync;
 
   constructor(db: DatabaseSync, file: string) {
-    this.#fd = openSync(file, 'a', 0o600);
+    this.#fd = openSync(file, 'a+', 0o600);
+    endTornLine(this.#fd);
     this.#insert = db.prepare('INSERT INTO audit (at_ms, event, result, code, spiffe_id, attested_as, serial, not_after_ms, caller, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.#recent = db.prepare('SELECT json FROM audit WHERE event LIKE ? ORDER BY seq DESC LIMIT ?');
   }
@@ -48,4 +49,13 @@ export class AuditLog {
   close(): void {
     closeSync(this.#fd);
   }
+}
+
+/** A crash mid-append leaves a partial last line: end it, so the next record starts a whole JSON line of its own. */
+function endTornLine(fd: number): void {
+  const size = fstatSync(fd).size;
+  if (size === 0) return;
+  const last = Buffer.alloc(1);
+  readSync(fd, last, 0, 1, size - 1);
+  if (last[0] !== 0x0a) writeSync(fd, '\n');
 }

@@ -55,4 +55,17 @@ describe('AuditLog', () => {
     const text = readFileSync(file, 'utf8');
     expect(text.split('\n').map((l) => (l ? JSON.parse(l).event : ''))).toEqual(['earlier', 'before', 'ca.created', '']);
   });
+
+  test('a line torn by a crash mid-append stays on its own line; the next record is whole JSON', () => {
+    const file = join(tmp.dir, 'audit.log');
+    writeFileSync(file, '{"event":"whole"}\n{"event":"cut sho');
+    const db = openDatabase(join(tmp.dir, 'tessera.db'));
+    const log = new AuditLog(db, file);
+    log.record(0, { event: 'ca.created' });
+    log.close();
+    db.close();
+    const lines = readFileSync(file, 'utf8').split('\n');
+    expect(lines).toEqual(['{"event":"whole"}', '{"event":"cut sho', expect.any(String), '']);
+    expect(JSON.parse(lines[2]!).event).toBe('ca.created');
+  });
 });
