@@ -58,6 +58,27 @@ export async function withHoldContext<T>(name: string, fn: (ctx: BenchContext) =
   }
 }
 
+/**
+ * Opens `count` connections with `open` (true: it stays open), `inFlight` at a time, until done or `signal` aborts;
+ * `progress` is told every 2,000.
+ */
+export async function openMany(count: number, inFlight: number, open: () => Promise<boolean>, signal: AbortSignal | undefined, progress: (opened: number, failed: number) => void = () => undefined): Promise<{ opened: number; failed: number }> {
+  let opened = 0;
+  let failed = 0;
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < count && !signal?.aborted) {
+        next++;
+        if (await open()) opened++;
+        else failed++;
+        if ((opened + failed) % 2_000 === 0) progress(opened, failed);
+      }
+    }),
+  );
+  return { opened, failed };
+}
+
 export async function writeJson(file: string | null, value: unknown): Promise<void> {
   const text = `${JSON.stringify(value, null, 2)}\n`;
   if (file) await writeFile(file, text);

@@ -18,7 +18,7 @@ import { SERVER_ID } from '../harness/bench-pki.js';
 import { freePorts } from '../harness/ports.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { startApp } from '../peers/topology.js';
-import { type ProcSample, durationFlag, flag, openFilesLimit, sampleProcess, withHoldContext, writeJson } from './hold-common.js';
+import { type ProcSample, durationFlag, flag, openFilesLimit, openMany, sampleProcess, withHoldContext, writeJson } from './hold-common.js';
 
 const TCP_SINK = fileURLToPath(new URL('./tcp-sink.js', import.meta.url));
 
@@ -170,21 +170,9 @@ async function holdKind(ctx: HoldCtx, kind: Kind, count: number, holdMs: number,
     await new Promise((r) => setTimeout(r, 1_000));
     const before = sampleProcess(proxy.pid)!;
     const sockets = new Set<net.Socket>();
-    let opened = 0;
-    let failed = 0;
-    let next = 0;
     const t0 = Date.now();
     // 64 handshakes in flight: enough to keep the proxy busy, few enough not to hit its accept backlog.
-    await Promise.all(
-      Array.from({ length: 64 }, async () => {
-        while (next < count && !ctx.opts.signal?.aborted) {
-          next++;
-          if (await connectIdle(ctx, kind, port!, sockets)) opened++;
-          else failed++;
-          if ((opened + failed) % 2_000 === 0) log(`${kind.name}: ${opened} open, ${failed} failed`);
-        }
-      }),
-    );
+    const { opened, failed } = await openMany(count, 64, () => connectIdle(ctx, kind, port!, sockets), ctx.opts.signal, (o, f) => log(`${kind.name}: ${o} open, ${f} failed`));
     if (ctx.opts.signal?.aborted) throw new TesseraError('TESSERA_ERR_BENCH_ABORTED');
     const openSeconds = (Date.now() - t0) / 1000;
     await new Promise((r) => setTimeout(r, 2_000));

@@ -40,6 +40,10 @@ export class LengthFramer implements BodyFramer {
   constructor(length: number) {
     this.#left = length;
   }
+  /** Body bytes still to come. */
+  get remaining(): number {
+    return this.#left;
+  }
   feed(buf: Buffer, start: number): FeedResult {
     const n = Math.min(this.#left, buf.length - start);
     this.#left -= n;

@@ -36,18 +36,31 @@ export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan, upgrade: 
   return Buffer.from(`${out}${hop}${plan.add}\r\n`, 'latin1');
 }
 
+/** Lines a session adds to every response head (`lines`), and the upstream fields they replace (`names`). */
+export interface AddedResponseHeaders {
+  readonly names: ReadonlySet<string>;
+  readonly lines: string;
+}
+
+export function addedResponseHeaders(headers: Readonly<Record<string, string>> | undefined): AddedResponseHeaders | null {
+  if (!headers || Object.keys(headers).length === 0) return null;
+  let lines = '';
+  for (const [n, v] of Object.entries(headers)) lines += `${n.toLowerCase()}: ${v}\r\n`;
+  return { names: new Set(Object.keys(headers).map((n) => n.toLowerCase())), lines };
+}
+
 /** Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client). */
-export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean): boolean {
-  if (closing || http10) return true;
+export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null): boolean {
+  if (closing || http10 || added) return true;
   for (const n of head.names) if (HOP_BY_HOP.has(n)) return true;
   return false;
 }
 
 /** An HTTP/1.0 client assumes the connection closes unless the response says keep-alive. */
-export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean): Buffer {
+export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null): Buffer {
   const statusLine = raw.toString('latin1', 0, raw.indexOf('\r\n'));
-  const out = appendHeaders(`HTTP/1.1${statusLine.slice(8)}\r\n`, head, undefined);
-  return Buffer.from(`${out}${closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : ''}\r\n`, 'latin1');
+  const out = appendHeaders(`HTTP/1.1${statusLine.slice(8)}\r\n`, head, added?.names);
+  return Buffer.from(`${out}${added?.lines ?? ''}${closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : ''}\r\n`, 'latin1');
 }
 
 /** Reason phrases of the statuses the refusal reasons are answered with (test/unit/proxy/http1/local-response.test.ts). */
@@ -65,10 +78,10 @@ const REASONS: Readonly<Record<number, string>> = {
 };
 
 /** A response the proxy makes itself: a short reason from the one list (common/refusal-reasons.ts), nothing internal. */
-export function localResponse(status: number, code: RefusalReason, close: boolean): Buffer {
+export function localResponse(status: number, code: RefusalReason, close: boolean, added: AddedResponseHeaders | null = null): Buffer {
   const body = `${code}\n`;
   return Buffer.from(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-tessera-error: ${code}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-tessera-error: ${code}\r\n${added?.lines ?? ''}${close ? 'connection: close\r\n' : ''}\r\n${body}`,
     'latin1',
   );
 }

@@ -1,11 +1,15 @@
 // The contract between the HTTP/1.1 session and the listener that owns it: limits, per-request plan, hooks.
+import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import type { HeadLimits, HttpHead } from './http1-head.js';
 
 export interface SessionLimits extends HeadLimits {
   readonly headersTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Until the response head arrives, counted from the request being complete (504 request_timeout). */
   readonly requestTimeoutMs: number;
+  /** No bytes in either direction for this long ends an exchange or an upgraded connection. */
+  readonly streamIdleTimeoutMs: number;
 }
 
 /** How a request goes upstream: `strip` headers removed, `add` appended, `target` in place of the client's. */
@@ -15,11 +19,20 @@ export interface ForwardPlan {
   readonly add: string;
   /** The request target to send (the normalized one the policy decided on); absent = the client's. */
   readonly target?: string;
+  /** The upstream pool for this request (per-request routing, e.g. the edge); absent = SessionOptions.pool. */
+  readonly pool?: ConnectionPool;
+  /** Total time for the exchange (a listener's or route's `timeout`); overrides SessionOptions.totalTimeoutMs. */
+  readonly totalTimeoutMs?: number;
+  /**
+   * Lets an upgrade request (Upgrade + Connection: upgrade, HTTP/1.1) go upstream as one: after the app's 101 the
+   * connection carries bytes both ways. Absent: an upgrade request is answered 501 upgrade_unsupported.
+   */
+  readonly upgrade?: boolean;
 }
 
 export type RequestPlan =
   | ({ readonly forward: true } & ForwardPlan)
-  | { readonly forward: false; readonly status: number; readonly code: string };
+  | { readonly forward: false; readonly status: number; readonly code: RefusalReason };
 
 /** What an exchange did, for metrics and the access log. */
 export interface ExchangeRecord {
@@ -33,6 +46,8 @@ export interface ExchangeRecord {
   /** Local error code when the proxy answered or aborted (e.g. authz_denied, upstream_unavailable). */
   readonly error?: string;
   readonly upstreamResumed?: boolean;
+  /** Why it ended early: request_timeout, total_timeout, stream_idle_timeout, downstream_closed, upstream_closed. */
+  readonly responseFlags?: string;
   readonly plan?: unknown;
 }
 
@@ -42,12 +57,27 @@ export interface SessionHooks {
   done(record: ExchangeRecord, context: unknown): void;
   /** Protocol-level rejections (bad head, timeouts), counted by reason. */
   rejected(reason: string): void;
+  /** An exchange became an upgraded connection (+1, after the app's 101) or such a connection ended (-1). */
+  upgraded?(delta: 1 | -1): void;
 }
 
 export interface SessionOptions {
   readonly limits: SessionLimits;
   readonly responseLimits: HeadLimits;
-  readonly pool: ConnectionPool;
+  /** Default upstream pool; a plan's `pool` overrides it. Absent: a plan without `pool` is answered 502. */
+  readonly pool?: ConnectionPool;
   readonly hooks: SessionHooks;
+  /** Default total time per exchange (the listener's `timeout`); absent: none, a stream runs while it moves. */
+  readonly totalTimeoutMs?: number;
+  /**
+   * Headers added to every response head sent on this connection, forwarded (replacing the upstream's fields of
+   * the same names) or local; not to 1xx or 101. E.g. the edge's strict-transport-security.
+   */
+  readonly responseHeaders?: Readonly<Record<string, string>>;
+  /**
+   * The connection's first request head must arrive within limits.headersTimeout from the start (the edge: a
+   * silent new connection is cut as headers_timeout). Default: a silent connection is an idle one.
+   */
+  readonly firstHeadTimeout?: boolean;
   readonly nowMs: () => number;
 }

@@ -27,6 +27,8 @@ export interface AccessEntry {
   upstream?: string;
   resumed?: boolean;
   error?: string;
+  /** Why the exchange ended early, Envoy response_flags style (stream_idle_timeout, downstream_closed, ...). */
+  responseFlags?: string;
   traceId?: string;
 }
 
@@ -189,6 +191,7 @@ export function formatAccessLine(e: AccessEntry, time: number): string {
   if (e.upstream !== undefined) s += `,"upstream":${str(e.upstream)}`;
   if (e.resumed !== undefined) s += `,"resumed":${e.resumed}`;
   if (e.error !== undefined) s += `,"error":${str(cap(e.error, MAX_TEXT_CHARS))}`;
+  if (e.responseFlags !== undefined) s += `,"responseFlags":${str(cap(e.responseFlags, MAX_SHORT_CHARS))}`;
   if (e.traceId !== undefined) s += `,"traceId":${str(e.traceId)}`;
   return `${s}}\n`;
 }

@@ -139,6 +139,24 @@ function cellCounter(registry: Registry, name: string, help: string, labelNames:
 
 const str = (raw: readonly Key[]) => raw.map(String);
 
+/** A gauge by `direction` whose hot path is `table.get1(direction).n += delta`; read by prom-client on collect. */
+function directionGauge(registry: Registry, name: string, help: string): LabelTable<Cell> {
+  const table = new LabelTable<Cell>(
+    ([d]) => new Cell({ direction: String(d) }),
+    () => new Cell({ direction: 'other' }),
+  );
+  new Gauge({
+    name,
+    help,
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      for (const c of table.all()) this.set(c.labels, c.n);
+    },
+  });
+  return table;
+}
+
 function statusLabel(code: Key): string {
   if (typeof code === 'number') return Number.isInteger(code) && code >= 100 && code <= 599 ? String(code) : 'other';
   return String(code).slice(0, 32);
@@ -170,6 +188,7 @@ export class ProxyMetrics {
   readonly #revokedClosed: LabelTable<Cell>;
   readonly #plaintext: LabelTable<Cell>;
   readonly #active: LabelTable<Cell>;
+  readonly #upgraded: LabelTable<Cell>;
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
     this.registry = registry;
@@ -260,20 +279,13 @@ export class ProxyMetrics {
       ['direction', 'reason'],
       str,
     ).table;
-    const active = new LabelTable<Cell>(
-      ([d]) => new Cell({ direction: String(d) }),
-      () => new Cell({ direction: 'other' }),
-    );
-    this.#active = active;
-    new Gauge({
-      name: 'tessera_connections_active',
-      help: 'Client connections currently open, by direction.',
-      labelNames: ['direction'],
-      registers: [registry],
-      collect() {
-        for (const c of active.all()) this.set(c.labels, c.n);
-      },
-    });
+    this.#active = directionGauge(registry, 'tessera_connections_active', 'Client connections currently open, by direction.');
+    this.#upgraded = directionGauge(registry, 'tessera_upgraded_connections', 'Upgraded (WebSocket and other 101 Switching Protocols) connections currently open, by direction.');
+  }
+
+  /** An HTTP/1.1 exchange switched protocols (WebSocket, after the app's 101): +1; such a connection ended: -1. */
+  upgradedConnection(direction: string, delta: 1 | -1): void {
+    this.#upgraded.get1(direction).n += delta;
   }
 
   handshake(direction: string, ok: boolean, reason: string, resumed: boolean, seconds?: number): void {

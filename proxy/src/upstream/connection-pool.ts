@@ -9,6 +9,8 @@ export interface UpstreamOwner {
   /** The upstream closed or failed; the connection is already out of the pool. */
   onUpstreamGone(conn: UpstreamConn, error: Error | undefined): void;
   onUpstreamDrain(conn: UpstreamConn): void;
+  /** A detached connection's upstream finished sending (half-close); its write side stays open. */
+  onUpstreamEnd?(conn: UpstreamConn): void;
 }
 
 export interface UpstreamConn {
@@ -20,6 +22,8 @@ export interface UpstreamConn {
   /** True after a clean TLS resumption (for the access log). */
   readonly resumed: boolean;
   gone: boolean;
+  /** Taken out of the pool for good (an upgraded connection): never released, not counted as open. */
+  detached: boolean;
 }
 
 /** Opens one connection; calls back once, when it is ready for bytes or failed. */
@@ -82,6 +86,10 @@ export class ConnectionPool {
 
   /** Returns a connection after a complete exchange. */
   release(conn: UpstreamConn): void {
+    if (conn.detached) {
+      this.discard(conn);
+      return;
+    }
     conn.owner = null;
     if (conn.gone) return;
     conn.reused = true;
@@ -96,6 +104,18 @@ export class ConnectionPool {
     if (this.#closed) return void conn.socket.destroy();
     conn.idleSinceMs = this.#o.nowMs();
     this.#idle.push(conn);
+  }
+
+  /**
+   * Takes a leased connection out of the pool for good (it became an upgraded, long-lived byte stream): it stops
+   * counting against maxConnections, a queued request may dial in its place, and it is never pooled again. Its
+   * events still go to its owner; its end of stream is reported as a half-close, not as the connection gone.
+   */
+  detach(conn: UpstreamConn): void {
+    if (conn.gone || conn.detached) return;
+    conn.detached = true;
+    this.#open--;
+    this.#serveQueue();
   }
 
   /** Drops a connection that cannot carry another exchange. */
@@ -134,25 +154,30 @@ export class ConnectionPool {
       }
       this.#open++;
       this.#o.onOpened?.();
-      const conn: UpstreamConn = { socket, owner: null, reused: false, idleSinceMs: 0, resumed: resumed ?? false, gone: false };
+      const conn: UpstreamConn = { socket, owner: null, reused: false, idleSinceMs: 0, resumed: resumed ?? false, gone: false, detached: false };
       const gone = (error?: Error) => {
         if (conn.gone) return;
         conn.gone = true;
-        this.#open--;
-        const i = this.#idle.indexOf(conn);
-        if (i >= 0) this.#idle.splice(i, 1);
         const owner = conn.owner;
         conn.owner = null;
+        if (!conn.detached) {
+          this.#open--;
+          const i = this.#idle.indexOf(conn);
+          if (i >= 0) this.#idle.splice(i, 1);
+        }
         owner?.onUpstreamGone(conn, error);
         socket.destroy();
-        this.#serveQueue();
+        if (!conn.detached) this.#serveQueue();
       };
       socket.on('data', (chunk: Buffer) => {
         if (conn.owner) conn.owner.onUpstreamData(conn, chunk);
         else gone(new Error('unsolicited bytes on an idle upstream connection'));
       });
       socket.on('drain', () => conn.owner?.onUpstreamDrain(conn));
-      socket.on('end', () => gone());
+      socket.on('end', () => {
+        if (conn.detached && conn.owner?.onUpstreamEnd) conn.owner.onUpstreamEnd(conn);
+        else gone();
+      });
       socket.on('close', () => gone());
       socket.on('error', (e) => gone(e));
       cb(null, conn);

@@ -22,6 +22,15 @@ describe('upstreamRequestHead', () => {
     expect(out).toBe('GET /x HTTP/1.0\r\nconnection: keep-alive\r\n\r\n');
     expect(out).not.toMatch(/host:/i);
   });
+
+  test('an allowed upgrade keeps Upgrade and Connection: upgrade (only those), other hop-by-hop headers still go', () => {
+    const h = head('GET /chat HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, keep-alive\r\nUpgrade: websocket\r\nHTTP2-Settings: x\r\nSec-WebSocket-Key: k\r\n\r\n');
+    expect(upstreamRequestHead(h, { add: 'x-forwarded-client-cert: real\r\n' }, 'websocket').toString('latin1')).toBe(
+      'GET /chat HTTP/1.1\r\nhost: a\r\nsec-websocket-key: k\r\nconnection: upgrade\r\nupgrade: websocket\r\nx-forwarded-client-cert: real\r\n\r\n',
+    );
+    // Not allowed (no upgrade given): a plain request, the upgrade headers dropped as hop-by-hop.
+    expect(upstreamRequestHead(h, { add: '' }).toString('latin1')).toBe('GET /chat HTTP/1.1\r\nhost: a\r\nsec-websocket-key: k\r\n\r\n');
+  });
 });
 
 describe('downstream response heads', () => {

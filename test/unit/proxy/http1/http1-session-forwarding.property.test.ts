@@ -15,7 +15,7 @@ import { type ParsedMessage, RequestOracle } from '../../../helpers/llhttp-oracl
 import { type TesseraMessage, VIEW_LIMITS, tesseraRequests } from '../../../helpers/tessera-http1-view.js';
 import { until } from '../../../helpers/until.js';
 
-const LIMITS: SessionLimits = { ...VIEW_LIMITS, headersTimeoutMs: 10_000, idleTimeoutMs: 10_000, requestTimeoutMs: 10_000 };
+const LIMITS: SessionLimits = { ...VIEW_LIMITS, headersTimeoutMs: 10_000, idleTimeoutMs: 10_000, requestTimeoutMs: 10_000, streamIdleTimeoutMs: 10_000 };
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade']);
 
 /** End-to-end fields only: what the session must pass on unchanged. */

@@ -43,8 +43,9 @@ describe('access log', () => {
       traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
     });
     log.write({ ...base, requestId: 'r-2', protocol: 'tcp', time: 5, peer: null, error: 'upstream refused' });
+    log.write({ ...base, requestId: 'r-3', time: 6, status: 200, error: 'stream_idle_timeout', responseFlags: 'stream_idle_timeout' });
     await log.flush();
-    const [a, b] = await lines(file);
+    const [a, b, c] = await lines(file);
     expect(a).toEqual({
       log: 'access',
       time: 1_767_225_600_123,
@@ -65,6 +66,7 @@ describe('access log', () => {
       traceId: '4bf92f3577b34da6a3ce929d0e0e4736',
     });
     expect(b).toEqual({ log: 'access', time: 5, requestId: 'r-2', direction: 'inbound', protocol: 'tcp', peer: null, durationMs: 1.235, error: 'upstream refused' });
+    expect(c).toEqual({ log: 'access', time: 6, requestId: 'r-3', direction: 'inbound', protocol: 'http1', status: 200, durationMs: 1.235, error: 'stream_idle_timeout', responseFlags: 'stream_idle_timeout' });
     await log.close();
   });
 

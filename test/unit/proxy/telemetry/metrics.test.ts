@@ -39,6 +39,7 @@ const NAMES = [
   'tessera_tls_handshake_duration_seconds',
   'tessera_tls_handshakes_total',
   'tessera_trust_bundle_updates_total',
+  'tessera_upgraded_connections',
   'tessera_upstream_connections_opened_total',
 ];
 
@@ -51,6 +52,16 @@ describe('ProxyMetrics', () => {
     new ProxyMetrics(r2);
     expect(r2.getSingleMetric('process_cpu_user_seconds_total')).toBeDefined();
     expect(r.getSingleMetric('process_cpu_user_seconds_total')).toBeUndefined();
+  });
+
+  test('upgraded connections open now, by direction', async () => {
+    const { m, r } = fresh();
+    m.upgradedConnection('inbound', 1);
+    m.upgradedConnection('inbound', 1);
+    m.upgradedConnection('outbound', 1);
+    m.upgradedConnection('inbound', -1);
+    expect(await value(r, 'tessera_upgraded_connections', { direction: 'inbound' })).toBe(1);
+    expect(await value(r, 'tessera_upgraded_connections', { direction: 'outbound' })).toBe(1);
   });
 
   test('plaintext connections of permissive inbound listeners, by listener', async () => {

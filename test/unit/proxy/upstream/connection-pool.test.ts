@@ -83,6 +83,34 @@ async function exchange(conn: UpstreamConn, owner: Owner, text: string): Promise
   await until(`echo of ${text}`, () => owner.data === `echo:${text}`, 3_000, 5);
 }
 
+describe('detach (upgraded connections)', () => {
+  test('a detached connection leaves the pool: no slot taken, never pooled again, its end is a half-close for its owner', async () => {
+    const srv = await echoServer();
+    const { pool } = makePool(srv.port, { maxConnections: 1, maxQueue: 1 });
+    const ended: UpstreamConn[] = [];
+    const a = Object.assign(new Owner(), { onUpstreamEnd: (c: UpstreamConn) => ended.push(c) });
+    const c1 = await acquire(pool, a);
+    pool.detach(c1);
+    expect(pool.stats).toEqual({ open: 0, idle: 0, queued: 0 });
+    // The only slot is free again: another request gets a new connection at once.
+    const b = new Owner();
+    const c2 = await acquire(pool, b);
+    expect(c2).not.toBe(c1);
+    await exchange(c1, a, 'still mine');
+    // The upstream finishes sending: reported as an end, the connection stays writable.
+    c1.socket.allowHalfOpen = true;
+    srv.sockets[0]!.end();
+    await until('the half-close is reported', () => ended.length === 1, 3_000, 5);
+    expect(a.gone).toBe(0);
+    expect(c1.socket.writable).toBe(true);
+    // Released by mistake: destroyed, not pooled.
+    pool.release(c1);
+    await until('gone', () => a.gone === 0 && c1.socket.destroyed, 3_000, 5);
+    pool.release(c2);
+    expect(pool.stats).toEqual({ open: 1, idle: 1, queued: 0 });
+  });
+});
+
 describe('reuse', () => {
   test('a released connection is leased again (most recently used first) and marked reused', async () => {
     const srv = await echoServer();
