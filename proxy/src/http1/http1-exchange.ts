@@ -1,8 +1,14 @@
 // One request and its response through an Http1Session: everything that lives exactly as long as one exchange,
-// in an object created per request, so nothing of one exchange can leak into the next (no fields to reset).
+// in an object created per request, so nothing of one exchange can leak into the next (no fields to reset), with
+// what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
 import type { ConnectionPool, UpstreamConn } from '../upstream/connection-pool.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
+import type { ExchangeRecord } from './http1-session-types.js';
+
+/** nginx's "client closed request": the status logged when the client left before any response was sent. */
+const CLIENT_CLOSED = 499;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** Why an exchange ended early, Envoy `response_flags` style (the access log's `responseFlags`). */
 export type ExchangeFlag = 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'downstream_closed' | 'upstream_closed';
@@ -61,5 +67,85 @@ export class Http1Exchange {
   /** The first flag set wins: it says who or what ended the exchange first. */
   mark(flag: ExchangeFlag): void {
     this.flag ??= flag;
+  }
+
+  /**
+   * When the exchange's current wait ends: the earliest of stream idle, the request timeout (until the response
+   * head) and the total timeout.
+   */
+  deadlineMs(streamIdleTimeoutMs: number): number {
+    const idle = this.lastActivityMs + streamIdleTimeoutMs;
+    return Math.min(idle, this.resStarted ? this.totalDeadlineMs : Math.min(this.headDeadlineMs, this.totalDeadlineMs));
+  }
+
+  /** Which of those has passed at `now`, if one has (bytes may have moved since the sweep looked). */
+  expiredAt(now: number, streamIdleTimeoutMs: number): 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | undefined {
+    if (!this.resStarted && now >= this.headDeadlineMs) return 'request_timeout';
+    if (now >= this.totalDeadlineMs) return 'total_timeout';
+    if (now >= this.lastActivityMs + streamIdleTimeoutMs) return 'stream_idle_timeout';
+    return undefined;
+  }
+
+  /** Bytes for the app: written to the leased connection, or held until one is leased. False: back off. */
+  toUpstream(part: Buffer): boolean {
+    if (!this.conn) {
+      this.pending.push(part);
+      return true;
+    }
+    return this.conn.socket.write(part);
+  }
+
+  /** The lease came through: what was held goes out in one write. False: back off. */
+  leased(conn: UpstreamConn): boolean {
+    this.conn = conn;
+    this.upstreamResumed = conn.resumed;
+    const pending = this.pending;
+    this.pending = [];
+    return conn.socket.write(pending.length === 1 ? pending[0]! : Buffer.concat(pending));
+  }
+
+  /**
+   * `conn` was a reused keep-alive connection the upstream had just closed: the request goes again, once, if
+   * nothing was answered yet and sending it twice is harmless. True: the head is queued for a new lease.
+   */
+  replayAfter(conn: UpstreamConn): boolean {
+    if (this.resStarted || this.resBuf || !conn.reused || this.retried || !this.reqDone || this.reqFramer !== null || !IDEMPOTENT.has(this.head.method!)) return false;
+    this.retried = true;
+    this.pending = [this.upstreamHead];
+    return true;
+  }
+
+  /** Drops the leased upstream connection, if any: the exchange did not end cleanly on it. */
+  discardConn(): void {
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) this.pool!.discard(conn);
+  }
+
+  /** After a complete exchange: back to the pool if it can carry another one, otherwise dropped. */
+  releaseConn(): void {
+    const conn = this.conn;
+    this.conn = null;
+    if (!conn) return;
+    // A request answered before its body was all sent leaves the connection in the middle of a message.
+    if (this.resClosing || !this.reqDone) this.pool!.discard(conn);
+    else this.pool!.release(conn);
+  }
+
+  /** What the exchange did, for metrics and the access log; `error`: the local code when the proxy answered or aborted. */
+  record(endMs: number, error: string | undefined): ExchangeRecord {
+    const head = this.head;
+    return {
+      method: head.method!,
+      target: head.target!,
+      status: this.status || CLIENT_CLOSED,
+      startMs: this.startMs,
+      endMs,
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      ...(error ? { error } : {}),
+      upstreamResumed: this.upstreamResumed,
+      ...(this.flag ? { responseFlags: this.flag } : {}),
+    };
   }
 }

@@ -1,0 +1,58 @@
+// The client's connection as an Http1Session and its tunnel use it: reads paused only while bytes have nowhere to go,
+// exchange bytes counted and written with back-pressure onto the upstream, nothing written once the client is gone.
+import type { Socket } from 'node:net';
+import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import { type AddedResponseHeaders, addedResponseHeaders, localResponse } from './head-rewrite.js';
+import type { Http1Exchange } from './http1-exchange.js';
+
+export class Http1Downstream {
+  readonly socket: Socket;
+  /** Added to every response head sent on this connection, forwarded or local. */
+  readonly added: AddedResponseHeaders | null;
+  /** The connection may carry another exchange: the client asked for it, no close-delimited answer, no drain. */
+  keepAlive = true;
+  /** Closed or failed: nothing more is written to it. */
+  gone = false;
+  #paused = false;
+
+  constructor(socket: Socket, responseHeaders: Readonly<Record<string, string>> | undefined) {
+    this.socket = socket;
+    this.added = addedResponseHeaders(responseHeaders);
+  }
+
+  /** Only while bytes have nowhere to go: pausing costs two epoll_ctl calls, so the common case never does. */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.socket.pause();
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.socket.resume();
+  }
+
+  /** Bytes of the exchange to the client, counted as sent; a full socket pauses the upstream until 'drain'. */
+  send(ex: Http1Exchange, b: Buffer): void {
+    if (this.gone) return;
+    ex.bytesOut += b.length;
+    if (!this.socket.write(b)) ex.conn?.socket.pause();
+  }
+
+  /** Bytes outside any exchange (a refusal of an unreadable head, a timeout's 408). */
+  write(b: Buffer): void {
+    if (!this.gone) this.socket.write(b);
+  }
+
+  /** The final response head goes to the client now: its status is what the exchange is recorded with. */
+  started(ex: Http1Exchange, status: number): void {
+    if (!this.gone) ex.status = status; // otherwise nothing is sent: the record keeps 499
+    ex.resStarted = true;
+  }
+
+  /** A response the proxy answers itself, with this connection's added headers. */
+  local(status: number, code: RefusalReason, close: boolean): Buffer {
+    return localResponse(status, code, close, this.added);
+  }
+}

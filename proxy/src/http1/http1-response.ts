@@ -1,0 +1,105 @@
+// The upstream's answer to one HTTP/1.1 exchange on its way to the client: interim heads passed on, a 101 told
+// apart, the final head checked, rewritten and framed, the body relayed. Apart from the session, which only acts
+// on the step returned here; the response's own state stays in the Http1Exchange.
+import { type BodyFramer, LengthFramer, framerFor } from './body-framer.js';
+import { downstreamResponseHead, responseNeedsRewrite } from './head-rewrite.js';
+import type { Http1Downstream } from './http1-downstream.js';
+import type { Http1Exchange } from './http1-exchange.js';
+import { type BodyFraming, type HeadLimits, type HttpHead, parseHead, responseFraming, wantsKeepAlive } from './http1-head.js';
+
+/**
+ * An answer whose client has left is still read (and dropped) when at most this much of it is to come: cheaper
+ * than a new upstream (mTLS) connection. A stream or a larger body is cut with its connection instead.
+ */
+const VOID_LIMIT = 256 * 1024;
+
+/**
+ * What the session does after upstream bytes were read: `more`, wait for more of the head or body; `done`, the
+ * response is complete; `bad`, not valid from the app (502 bad_upstream_response, or a cut once started);
+ * `switch`, the app's 101 to this exchange's upgrade, held in ex.resBuf with what followed it; `give_up`, the
+ * client is gone and the answer is too large to read into the void.
+ */
+export type ResponseStep = 'more' | 'done' | 'bad' | 'switch' | 'give_up';
+
+/** Upstream bytes before the final response head has been read. */
+export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1Downstream, limits: HeadLimits): ResponseStep {
+  let raw: Buffer = ex.resBuf ? Buffer.concat([ex.resBuf, chunk]) : chunk;
+  ex.resBuf = raw;
+  for (;;) {
+    const r = parseHead(raw, 0, 'response', limits);
+    if ('incomplete' in r) return 'more';
+    if ('rejected' in r) return 'bad';
+    const head = r.head;
+    const rest: Buffer | null = raw.length > head.length ? raw.subarray(head.length) : null;
+    // Only the answer to an upgrade this exchange asked for, and only once the request went out whole.
+    if (head.status === 101) return ex.upgrade === null || !ex.reqDone ? 'bad' : 'switch';
+    if (head.status! < 200) {
+      // Interim responses (100 Continue, 103 Early Hints) pass through, except to an HTTP/1.0 client, which
+      // cannot read them (RFC 9110 section 15.2); the final one follows.
+      if (ex.head.minor === 1) client.send(ex, raw.subarray(0, head.length));
+      ex.resBuf = rest;
+      if (!rest) return 'more';
+      raw = rest;
+      continue;
+    }
+    return finalHead(ex, raw, head, rest, client);
+  }
+}
+
+function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer | null, client: Http1Downstream): ResponseStep {
+  const framing = responseFraming(head, ex.head.method!);
+  if (framing === 'bad_request') return 'bad';
+  if (client.gone && !fitsTheVoid(framing)) return 'give_up';
+  ex.resBuf = null;
+  ex.resClosing = framing.kind === 'close' || wantsKeepAlive(head) === false;
+  if (framing.kind === 'close') client.keepAlive = false;
+  const closing = !client.keepAlive;
+  // An HTTP/1.0 client keeps the connection only when told so (RFC 9112 section 9.3).
+  const http10 = ex.head.minor === 0;
+  const added = client.added;
+  const headBytes = responseNeedsRewrite(head, closing, http10, added) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added) : raw.subarray(0, head.length);
+  ex.resFramer = framerFor(framing);
+  if (!ex.resFramer) {
+    client.started(ex, head.status!);
+    client.send(ex, headBytes);
+    if (rest) ex.resClosing = true; // bytes after a bodiless response: do not trust this connection again
+    return 'done';
+  }
+  if (!rest) {
+    client.started(ex, head.status!);
+    client.send(ex, headBytes);
+    return 'more';
+  }
+  // Head and (part of) the body in one write: one TLS record, one syscall.
+  const r2 = ex.resFramer.feed(rest, 0);
+  if (r2.error) return 'bad';
+  client.started(ex, head.status!);
+  const body = r2.consumed === rest.length ? rest : rest.subarray(0, r2.consumed);
+  client.send(ex, body.length === 0 ? headBytes : Buffer.concat([headBytes, body]));
+  if (!r2.done) return 'more';
+  if (r2.consumed < rest.length) ex.resClosing = true;
+  return 'done';
+}
+
+/** Upstream bytes of the response body (ex.resFramer is set). */
+export function relayResponseBody(ex: Http1Exchange, chunk: Buffer, client: Http1Downstream): ResponseStep {
+  const r = ex.resFramer!.feed(chunk, 0);
+  if (r.error) return 'bad';
+  if (r.consumed > 0) client.send(ex, r.consumed === chunk.length ? chunk : chunk.subarray(0, r.consumed));
+  if (!r.done) return 'more';
+  if (r.consumed < chunk.length) ex.resClosing = true;
+  return 'done';
+}
+
+/** The client left mid-exchange: whether what is left of the answer (still unknown before its head) is worth reading. */
+export function restFitsTheVoid(ex: Http1Exchange): boolean {
+  return ex.resFramer === null || smallRest(ex.resFramer);
+}
+
+function fitsTheVoid(f: BodyFraming): boolean {
+  return f.kind === 'none' || (f.kind === 'length' && f.length <= VOID_LIMIT);
+}
+
+function smallRest(f: BodyFramer): boolean {
+  return f instanceof LengthFramer && f.remaining <= VOID_LIMIT;
+}

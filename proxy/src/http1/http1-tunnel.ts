@@ -1,0 +1,86 @@
+// An upgraded connection after the app's 101: bytes both ways between the client and the detached upstream
+// connection, back-pressure each way, an end of stream carried across as a half-close. Apart from the session
+// because no HTTP is read from here on; the session keeps only the timeouts and the end of the record.
+import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
+import type { Http1Downstream } from './http1-downstream.js';
+import type { Http1Exchange } from './http1-exchange.js';
+
+export class Http1Tunnel implements UpstreamOwner {
+  readonly #client: Http1Downstream;
+  readonly #ex: Http1Exchange;
+  readonly #nowMs: () => number;
+  /** Both directions are over: `graceful` when both sides finished sending (what is buffered is flushed first). */
+  readonly #ended: (graceful: boolean) => void;
+
+  /**
+   * Takes over the exchange's upstream connection: the 101 and what followed it (ex.resBuf) go to the client,
+   * `early` (what the client sent after its upgrade request, already the new protocol) to the app.
+   */
+  constructor(client: Http1Downstream, ex: Http1Exchange, early: Buffer | null, nowMs: () => number, ended: (graceful: boolean) => void) {
+    this.#client = client;
+    this.#ex = ex;
+    this.#nowMs = nowMs;
+    this.#ended = ended;
+    const conn = ex.conn!;
+    // Never pooled again, and no longer taking a pool slot: it may stay open for hours. Its events come here now.
+    ex.pool!.detach(conn);
+    conn.owner = this;
+    client.started(ex, 101);
+    // From here an end of stream from either side is a half-close: the other direction keeps flowing.
+    client.socket.allowHalfOpen = true;
+    conn.socket.allowHalfOpen = true;
+    client.send(ex, ex.resBuf!);
+    ex.resBuf = null;
+    if (early) this.fromClient(early);
+    client.resume();
+  }
+
+  fromClient(chunk: Buffer): void {
+    const ex = this.#ex;
+    ex.bytesIn += chunk.length;
+    if (ex.conn && !ex.conn.socket.write(chunk)) this.#client.pause();
+  }
+
+  /** The client finished sending: the app's side is ended, the other way stays open. */
+  clientEnded(): void {
+    this.#ex.mark('downstream_closed');
+    this.#ex.conn?.socket.end();
+  }
+
+  clientGone(): void {
+    this.#ex.mark('downstream_closed');
+    const up = this.#ex.conn?.socket;
+    // Both sides finished sending: the upstream flushes what it still holds and closes by itself.
+    if (up?.readableEnded && up.writableEnded) return;
+    this.end(false);
+  }
+
+  end(graceful: boolean): void {
+    this.#ex.discardConn();
+    this.#ended(graceful);
+  }
+
+  onUpstreamData(conn: UpstreamConn, chunk: Buffer): void {
+    if (conn !== this.#ex.conn) return;
+    this.#ex.lastActivityMs = this.#nowMs();
+    this.#client.send(this.#ex, chunk);
+  }
+
+  onUpstreamDrain(): void {
+    this.#client.resume();
+  }
+
+  /** The app finished sending: the client's side is ended, the other way stays open. */
+  onUpstreamEnd(conn: UpstreamConn): void {
+    if (conn !== this.#ex.conn) return;
+    this.#ex.mark('upstream_closed');
+    if (!this.#client.gone) this.#client.socket.end();
+  }
+
+  onUpstreamGone(conn: UpstreamConn, _error: Error | undefined): void {
+    if (conn !== this.#ex.conn) return;
+    this.#ex.conn = null;
+    this.#ex.mark('upstream_closed');
+    this.end(this.#client.socket.readableEnded);
+  }
+}
