@@ -42,28 +42,24 @@ export function valuesOf(ms: readonly Measurement[], variant: string, metric: st
  * summarised over rounds. Rounds where either side is missing are left out.
  */
 export function perRoundRatios(ms: readonly Measurement[], variant: string, baseline: string, metric: string, baselineMetric = metric): number[] {
-  const out: number[] = [];
-  const rounds = new Set(ms.map((m) => m['round']));
-  for (const r of rounds) {
-    const a = ms.find((m) => m['round'] === r && m['variant'] === variant);
-    const b = ms.find((m) => m['round'] === r && m['variant'] === baseline);
-    const x = a ? num(a, metric) : null;
-    const y = b ? num(b, baselineMetric) : null;
-    if (x !== null && y !== null && y !== 0) out.push(x / y);
-  }
-  return out;
+  return perRound(ms, variant, baseline, metric, baselineMetric, (x, y) => (y === 0 ? null : x / y));
 }
 
 /** Per-round difference `variant − baseline` (e.g. added latency over direct). */
 export function perRoundDifferences(ms: readonly Measurement[], variant: string, baseline: string, metric: string): number[] {
+  return perRound(ms, variant, baseline, metric, metric, (x, y) => x - y);
+}
+
+/** `combine(variant, baseline)` inside each round where both are measured (null leaves the round out). */
+function perRound(ms: readonly Measurement[], variant: string, baseline: string, metric: string, baselineMetric: string, combine: (x: number, y: number) => number | null): number[] {
   const out: number[] = [];
-  const rounds = new Set(ms.map((m) => m['round']));
-  for (const r of rounds) {
+  for (const r of new Set(ms.map((m) => m['round']))) {
     const a = ms.find((m) => m['round'] === r && m['variant'] === variant);
     const b = ms.find((m) => m['round'] === r && m['variant'] === baseline);
     const x = a ? num(a, metric) : null;
-    const y = b ? num(b, metric) : null;
-    if (x !== null && y !== null) out.push(x - y);
+    const y = b ? num(b, baselineMetric) : null;
+    const v = x !== null && y !== null ? combine(x, y) : null;
+    if (v !== null) out.push(v);
   }
   return out;
 }

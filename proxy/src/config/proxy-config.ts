@@ -39,6 +39,10 @@ export interface OutboundConfig {
 export interface ProxyLimits {
   readonly maxHeaderBytes: number;
   readonly maxHeaders: number;
+  /** Largest response head an HTTP/1.1 upstream (the app, the upstream proxy) may send; larger: 502. */
+  readonly maxResponseHeaderBytes: number;
+  /** Most header lines in an HTTP/1.1 upstream's response head; more: 502. */
+  readonly maxResponseHeaders: number;
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised by every h2 listener; streams beyond it are refused. */
   readonly maxConcurrentStreams: number;
   readonly handshakeTimeoutMs: number;
@@ -85,6 +89,9 @@ const protocol: Schema = { type: 'string', enum: ['http', 'http2', 'grpc', 'tcp'
 const timeout: Schema = { type: 'duration', min: 100, description: 'Total time for one request and its whole response; unset: no total, a stream runs while it makes progress' };
 const name: Schema = { type: 'string', required: true, minLength: 1, check: (v) => (/^[a-z0-9][a-z0-9-]{0,62}$/.test(v) ? null : 'must be lower-case letters, digits and "-"') };
 
+/** Keys every sidecar listener has. */
+const listenerKeys: Record<string, Schema> = { name, listen: { type: 'string', format: 'address', required: true }, protocol, timeout };
+
 export const proxySchema: ObjectSchema = {
   type: 'object',
   properties: {
@@ -120,13 +127,10 @@ export const proxySchema: ObjectSchema = {
       items: {
         type: 'object',
         properties: {
-          name,
-          listen: { type: 'string', format: 'address', required: true },
+          ...listenerKeys,
           forwardTo: { type: 'string', format: 'address', required: true },
-          protocol,
           tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.3' },
           mtls: { type: 'string', enum: ['strict', 'permissive'], default: 'strict', description: 'permissive: also accept plaintext callers (as unauthenticated) on the same port, for a migration' },
-          timeout,
         },
       },
     },
@@ -135,12 +139,9 @@ export const proxySchema: ObjectSchema = {
       items: {
         type: 'object',
         properties: {
-          name,
-          listen: { type: 'string', format: 'address', required: true },
+          ...listenerKeys,
           upstream: { type: 'string', format: 'address', required: true },
           spiffeId: { type: 'string', format: 'spiffe-id', required: true },
-          protocol,
-          timeout,
         },
       },
     },
@@ -193,6 +194,8 @@ export const proxySchema: ObjectSchema = {
       properties: {
         maxHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 16_384 },
         maxHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 100 },
+        maxResponseHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 65_536, description: 'Largest HTTP/1.1 response head from an upstream (502 bad_upstream_response beyond)' },
+        maxResponseHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 200, description: 'Most header lines in an HTTP/1.1 response head from an upstream' },
         maxConcurrentStreams: { type: 'number', integer: true, min: 1, max: 10_000, default: 100, description: 'HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused' },
         handshakeTimeout: { type: 'duration', min: 100, default: '10s' },
         headersTimeout: { type: 'duration', min: 100, default: '10s' },
@@ -230,7 +233,7 @@ interface Raw {
   admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
+  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   logLevel?: ProxyConfig['logLevel'];
 }
 
@@ -317,6 +320,8 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     limits: {
       maxHeaderBytes: l.maxHeaderBytes ?? 16_384,
       maxHeaders: l.maxHeaders ?? 100,
+      maxResponseHeaderBytes: l.maxResponseHeaderBytes ?? 65_536,
+      maxResponseHeaders: l.maxResponseHeaders ?? 200,
       maxConcurrentStreams: l.maxConcurrentStreams ?? 100,
       handshakeTimeoutMs: l.handshakeTimeout ?? 10_000,
       headersTimeoutMs: l.headersTimeout ?? 10_000,
