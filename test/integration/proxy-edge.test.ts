@@ -137,7 +137,7 @@ describe('edge', () => {
     expect(body.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(body.headers['x-forwarded-proto']).toBe('https');
     // The sidecar sanitizes and sets XFCC: the app sees the edge as its caller.
-    expect(body.headers['x-forwarded-client-cert']).toMatch(new RegExp(`^By=${A};URI=${EDGE};Hash=`));
+    expect(body.headers['x-forwarded-client-cert']).toMatch(new RegExp(`^By=${A};Hash=[0-9a-f]{64};URI=${EDGE}$`));
   });
 
   test('HTTP/2 with SNI b.example.test gets b certificate and reaches app b', async () => {

@@ -3,12 +3,13 @@
 // extra certificate), with its identity confined to what its CA may assert; and the x-forwarded-client-cert
 // value the upstream receives for it (Envoy's grammar, every value quoted where it must be).
 import type { X509Certificate } from 'node:crypto';
-import { type ErrorCode, ERROR_CATALOGUE } from '../../../common/errors.js';
+import { type ErrorCode, errorMessage } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { isWorkloadId } from '../../../common/spiffe/workload-id.js';
 import { type SvidFailure, type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { printableAscii, xfccElement } from '../tls/xfcc.js';
 
 export interface EdgeClient {
   /** A mesh ID only for a chain that verifies to the mesh bundle by the SVID rules; else an ID of clientTrustDomain, or null. */
@@ -37,12 +38,7 @@ export interface EdgeClientTrust {
 const HOST_NAME = /^[A-Za-z0-9*._-]{1,253}$/;
 
 function refuse(reason: SvidFailureReason, code: ErrorCode, detail?: string): EdgeClientFailure {
-  return { ok: false, reason, code, message: detail ? `${ERROR_CATALOGUE[code]} ${detail}` : ERROR_CATALOGUE[code] };
-}
-
-/** Printable ASCII only: a certificate subject may hold anything, a header value may not. */
-function printable(v: string): string {
-  return v.replace(/[^\x20-\x7e]/g, '?');
+  return { ok: false, reason, code, message: detail ? `${errorMessage(code)} ${detail}` : errorMessage(code) };
 }
 
 /** `path`: leaf first, ending with the anchor it verified to (its intermediates are worth remembering). */
@@ -62,7 +58,7 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
     return built.badSignature ? refuse('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE') : refuse('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA');
   }
   // Node gives `undefined` (typed string) for an empty subject, which SVID-style client certificates may have.
-  const base = { subject: printable((leaf.subject ?? '').split('\n').join(',')), hash: leaf.fingerprint256.replaceAll(':', '').toLowerCase(), notAfterMs: leaf.validToDate.getTime(), serial: leaf.serialNumber };
+  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: leaf.fingerprint256.replaceAll(':', '').toLowerCase(), notAfterMs: leaf.validToDate.getTime(), serial: leaf.serialNumber };
   const anchor = built.path[built.path.length - 1]!;
   const meshAuthority = trust.mesh.bundles().some((b) => b.authorities.some((a) => a.fingerprint256 === anchor.fingerprint256));
   if (meshAuthority) {
@@ -91,18 +87,7 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
   return { ok: true, client: { ...base, spiffeId: id, dns }, path };
 }
 
-const quoted = (v: string): string => `"${printable(v).replaceAll('\\', '\\\\').replaceAll('"', '\\"')}"`;
-
-/** An XFCC value: bare when it is a plain token, else double-quoted with `\` and `"` escaped (Envoy's grammar). */
-export function xfccValue(v: string): string {
-  return /^[A-Za-z0-9._~:/\-+@%!$&'()*]+$/.test(v) ? v : quoted(v);
-}
-
-/** Envoy's XFCC element: By, Hash, Subject, URI, DNS (only the parts that exist); Subject always quoted as Envoy does. */
+/** Envoy's XFCC element for a verified edge client (tls/xfcc.ts, the one builder): By, Hash, Subject, URI, DNS. */
 export function xfccFor(ownId: string, c: EdgeClient): string {
-  const parts = [`By=${xfccValue(ownId)}`, `Hash=${c.hash}`];
-  if (c.subject) parts.push(`Subject=${quoted(c.subject)}`);
-  if (c.spiffeId) parts.push(`URI=${xfccValue(c.spiffeId.toString())}`);
-  for (const d of c.dns) parts.push(`DNS=${xfccValue(d)}`);
-  return parts.join(';');
+  return xfccElement({ by: ownId, hash: c.hash, subject: c.subject, ...(c.spiffeId ? { uri: c.spiffeId.toString() } : {}), dns: c.dns });
 }

@@ -5,7 +5,8 @@ import { beforeAll, describe, expect, test } from 'vitest';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
-import { type EdgeClientTrust, verifyEdgeClient, xfccFor, xfccValue } from '../../../../proxy/src/edge/client-identity.js';
+import { type EdgeClientTrust, verifyEdgeClient, xfccFor } from '../../../../proxy/src/edge/client-identity.js';
+import { xfccValue } from '../../../../proxy/src/tls/xfcc.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 
 const MESH_TD = TrustDomain.parse('example.org');

@@ -1,0 +1,168 @@
+// What every edge request passes, whatever the client's protocol: the client's certificate (verified once per
+// leaf and identity generation, bans checked per request), a request target that normalizes, a route for its host
+// and path, and the edge's authorization; then the headers the upstream gets from the real connection
+// (forwarding headers, XFCC for a verified client).
+import { X509Certificate } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
+import { peerChainDer } from '../../../common/pki/peer-chain.js';
+import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
+import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import { authorize } from '../authz/authorize.js';
+import type { EdgeConfig } from '../config/edge-config.js';
+import type { ListenerDeps } from '../listeners/listener-deps.js';
+import { deniedBy } from '../tls/deny-list.js';
+import { IntermediateMemory } from '../tls/peer-verify.js';
+import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
+import type { EdgeCertificates } from './edge-certificates.js';
+import { forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
+import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
+import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
+
+/** A request let through: its route, the target to send (normalized) and the policy decision, if any. */
+export interface Admitted {
+  readonly ok: true;
+  readonly upstream: EdgeUpstream;
+  readonly target: string;
+  readonly decision?: string;
+  readonly policy: string | null;
+}
+
+/** A request answered by the edge itself. */
+export interface Refused {
+  readonly ok: false;
+  readonly status: number;
+  readonly code: RefusalReason;
+  readonly upstream?: EdgeUpstream;
+  readonly decision?: string;
+  readonly policy: string | null;
+}
+
+export interface EdgeRequest {
+  readonly client: EdgeClient | null | 'invalid';
+  readonly method: string;
+  readonly host: string | undefined;
+  readonly path: string;
+  readonly grpc: boolean;
+}
+
+export function isFailure(v: EdgeClient | EdgeClientFailure): v is EdgeClientFailure {
+  return 'ok' in v;
+}
+
+export class EdgeGate {
+  readonly #config: EdgeConfig;
+  readonly #d: ListenerDeps;
+  readonly #certs: EdgeCertificates;
+  readonly routes: EdgeRoute<EdgeUpstream>[];
+  readonly #trusted: (ip: string) => boolean;
+  /** Verified clients by leaf fingerprint, for the client-CA and identity generations in #clientsKey. */
+  readonly #clients = new Map<string, EdgeClient>();
+  #clientsKey = '';
+  readonly #clientIntermediates = new IntermediateMemory();
+  /** The listener's port, for policies that name ports. */
+  port = 0;
+  /** Headers added to every response the edge sends (Strict-Transport-Security when configured); null: none. */
+  readonly responseHeaders: Readonly<Record<string, string>> | null;
+
+  constructor(config: EdgeConfig, deps: ListenerDeps, certs: EdgeCertificates) {
+    this.#config = config;
+    this.#d = deps;
+    this.#certs = certs;
+    this.#trusted = trustedMatcher(config.trustedProxies);
+    this.responseHeaders = config.hstsMaxAge > 0 ? { 'strict-transport-security': `max-age=${config.hstsMaxAge}; includeSubDomains` } : null;
+    const mtls = edgeMtlsDeps(deps);
+    this.routes = config.routes.map((route) => {
+      const upstream = new EdgeUpstream(route, deps, mtls);
+      if (route.unsafePlaintext) deps.log.warn({ listener: config.name, host: route.host, pathPrefix: route.pathPrefix, upstream: upstream.label }, 'edge route to a PLAINTEXT upstream (unsafePlaintext: true)');
+      return { host: route.host, pathPrefix: route.pathPrefix, upstream };
+    });
+  }
+
+  /** The client's identity from its certificate, null without one; 'invalid' when it does not verify. */
+  client(socket: TLSSocket): EdgeClient | null | 'invalid' {
+    if (!this.#config.clientCa) return null;
+    // OpenSSL refused the chain already (clientCert: optional): failures are not cached, so building it again on
+    // every request of the connection would be wasted work.
+    if (!socket.authorized) return socket.getPeerCertificate()?.fingerprint256 ? 'invalid' : null;
+    const v = this.verifyClient(socket);
+    if (v === null) return null;
+    // Checked per request too: a ban that lands while the connection is open refuses its next request.
+    return isFailure(v) || this.banned(v) ? 'invalid' : v;
+  }
+
+  /** The operator banned this client's SPIFFE ID or leaf serial (`tessera revoke`), whichever CA issued it. */
+  banned(c: EdgeClient): boolean {
+    return deniedBy(this.#d.denyList.current, { idText: c.spiffeId?.toString() ?? '', serial: c.serial }) !== null;
+  }
+
+  /** The one client verifier (client-identity.ts): same leaf rules as SVID peers, identity confined to its CA. */
+  verifyClient(socket: TLSSocket): EdgeClient | EdgeClientFailure | null {
+    if (!this.#config.clientCa) return null;
+    const fp = socket.getPeerCertificate()?.fingerprint256;
+    if (!fp) return null;
+    const d = this.#d;
+    const snapshot = d.identity.current!;
+    const key = `${this.#certs.generation}/${snapshot.generation}`;
+    if (key !== this.#clientsKey) {
+      this.#clients.clear();
+      this.#clientsKey = key;
+    }
+    const now = d.nowMs();
+    const hit = this.#clients.get(fp);
+    if (hit && hit.notAfterMs > now) return hit;
+    let chain: X509Certificate[];
+    try {
+      chain = peerChainDer(socket.getPeerCertificate(true)).map((der) => new X509Certificate(der));
+    } catch {
+      return { ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_MALFORMED', message: 'a client certificate could not be parsed' };
+    }
+    const trust = { authorities: this.#certs.clientAuthorities, clientTrustDomain: this.#config.clientTrustDomain ?? null, mesh: snapshot.bundles, ownTrustDomain: snapshot.id.trustDomain };
+    this.#clientIntermediates.complete(chain);
+    const r = verifyEdgeClient(chain, trust, now);
+    if (!r.ok) return r;
+    this.#clientIntermediates.remember(r.path.slice(1, -1));
+    if (this.#clients.size >= 1024) this.#clients.clear();
+    this.#clients.set(fp, r.client);
+    return r.client;
+  }
+
+  /**
+   * Routing, policy and the upstream all see one target: the normalized path (and the raw query). A fragment or a
+   * path that cannot be normalized safely is refused, as on the sidecars (an app cleaning "/public/x#/../admin"
+   * would serve "/admin").
+   */
+  admit(r: EdgeRequest): Admitted | Refused {
+    if (r.client === 'invalid') return { ok: false, status: 403, code: 'client_cert_invalid', policy: null };
+    const target = normalizeRequestTarget(r.path);
+    if (target === null) return { ok: false, status: 400, code: 'bad_request', policy: null };
+    const route = selectRoute(this.routes, r.host, target);
+    if (!route) return { ok: false, status: 404, code: 'no_route', policy: null };
+    const upstream = route.upstream;
+    if (!this.#config.authorize) return { ok: true, upstream, target, policy: null };
+    const decision = authorize(this.#d, { source: r.client?.spiffeId ?? null, port: this.port, method: r.method, path: target, protocol: r.grpc ? 'grpc' : 'http' });
+    if (!decision.allowed) return { ok: false, status: 403, code: 'authz_denied', upstream, decision: 'deny', policy: decision.policy };
+    return { ok: true, upstream, target, decision: 'allow', policy: decision.policy };
+  }
+
+  /** The client connects from a configured trusted proxy: its forwarding headers are extended, not replaced. */
+  trusts(socket: TLSSocket): boolean {
+    return this.#trusted(socket.remoteAddress ?? '');
+  }
+
+  /** x-forwarded-for/-proto/-host, Forwarded and, for a verified client, x-forwarded-client-cert. */
+  upstreamHeaders(socket: TLSSocket, host: string | undefined, client: EdgeClient | null, incoming: { xff?: string; forwarded?: string; proto?: string }): Record<string, string> {
+    const remote = socket.remoteAddress ?? '';
+    const out = forwardedHeaders({ remoteAddress: remote, host: normalizeHost(host), incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted: this.#trusted(remote) });
+    if (client) out['x-forwarded-client-cert'] = xfccFor(this.#d.identity.current!.id.toString(), client);
+    return out;
+  }
+
+
+  sweep(): void {
+    for (const r of this.routes) r.upstream.sweep();
+  }
+
+  close(): void {
+    for (const r of this.routes) r.upstream.close();
+  }
+}

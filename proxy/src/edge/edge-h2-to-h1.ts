@@ -1,0 +1,151 @@
+// An HTTP/2 client's request to an `http` route: re-made as an HTTP/1.1 request over the route's node:http agent
+// (mTLS with secure naming, or plaintext), bodies piped both ways, the response refused when its framing is
+// ambiguous (the sidecars' RFC 9112 section 6.3 rules), the upstream request dropped when the client leaves
+// before its request went out whole (a whole one drains so its pooled connection survives), response trailers
+// relayed as HTTP/2 trailers. Deadlines as on every
+// HTTP/2 stream (h2/h2-forward.ts StreamTimeouts): the response head within requestMs, no byte either way for
+// idleMs, the whole exchange within totalMs when set.
+import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
+import type * as http2 from 'node:http2';
+import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
+import { type StreamTimeouts, respondLocal } from '../h2/h2-forward.js';
+import type { ExchangeFlag } from '../http1/http1-exchange.js';
+import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
+import type { EdgeUpstream } from './edge-upstreams.js';
+
+/** Connection-specific or the edge's to set: never copied from the client request. */
+const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings', 'x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
+const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+
+export interface BridgeResult {
+  readonly status: number;
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  readonly error?: string;
+  readonly responseFlags?: ExchangeFlag;
+}
+
+export interface BridgeOptions {
+  readonly target: string;
+  /** Headers the edge adds (forwarding, XFCC, traceparent). */
+  readonly add: Readonly<Record<string, string>>;
+  readonly timeouts: StreamTimeouts;
+}
+
+export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: http2.IncomingHttpHeaders, up: EdgeUpstream, o: BridgeOptions, done: (r: BridgeResult) => void): void {
+  const headers: OutgoingHttpHeaders = {};
+  for (const k in incoming) {
+    const v = incoming[k];
+    if (v === undefined || k.startsWith(':') || DROP_REQUEST.has(k)) continue;
+    headers[k] = v;
+  }
+  headers.host = (incoming[':authority'] as string | undefined) || up.authority;
+  Object.assign(headers, o.add);
+  const method = String(incoming[':method'] ?? 'GET');
+  const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path: o.target, headers, setHost: false });
+  let finished = false;
+  let flag: ExchangeFlag | undefined;
+  let status = 0;
+  let bytesIn = 0;
+  let bytesOut = 0;
+  let upRes: IncomingMessage | undefined;
+  const t = o.timeouts;
+  const finish = (error?: string) => {
+    if (finished) return;
+    finished = true;
+    clearTimeout(headTimer);
+    clearTimeout(totalTimer);
+    stream.setTimeout(0);
+    done({ status, bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
+  };
+  const local = (s: number, code: RefusalReason) => {
+    status = s;
+    respondLocal(stream, false, s, code, 0);
+    finish(code);
+  };
+  /** A deadline passed: answered before the head; after it both sides are cut (the status stays the one sent). */
+  const cut = (reason: 'request_timeout' | 'total_timeout' | 'stream_idle_timeout') => {
+    if (finished) return;
+    flag = reason;
+    // The client's stream first: once the upstream request is destroyed its response may end, and a pipe
+    // would then end the client's stream cleanly (a cut must look like one).
+    upRes?.unpipe();
+    if (!stream.headersSent) local(refusalStatus(reason), reason);
+    else {
+      // RST_STREAM INTERNAL_ERROR. Not close(CANCEL): on a stream whose request has ended, Node sends END_STREAM
+      // before the RST and the client would take the cut for a complete response.
+      stream.destroy(new Error(reason));
+      finish(reason);
+    }
+    upReq.destroy();
+  };
+  const headTimer = setTimeout(() => cut('request_timeout'), t.requestMs);
+  const totalTimer = t.totalMs ? setTimeout(() => cut('total_timeout'), t.totalMs) : undefined;
+  // Node's stream timeout restarts on every read and write of this stream, either way.
+  if (t.idleMs > 0) stream.setTimeout(t.idleMs, () => cut('stream_idle_timeout'));
+  upReq.on('response', (response) => {
+    upRes = response;
+    clearTimeout(headTimer);
+    if (responseFraming(headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders), method) === 'bad_request') {
+      response.destroy();
+      upReq.destroy();
+      local(502, 'bad_upstream_response');
+      return;
+    }
+    status = response.statusCode ?? 502;
+    const out: OutgoingHttpHeaders = { ':status': status, ...forwardable(response.headers) };
+    if (stream.destroyed) return;
+    // HTTP/1.1 response trailers (chunked) become HTTP/2 trailers, with the same names dropped as in the head.
+    stream.respond(out, { waitForTrailers: true });
+    stream.once('wantTrailers', () => stream.sendTrailers(forwardable(response.trailers)));
+    response.on('data', (c: Buffer) => {
+      bytesOut += c.length;
+    });
+    response.pipe(stream);
+    response.on('end', () => finish());
+    response.on('error', () => {
+      flag ??= 'upstream_closed';
+      if (!stream.destroyed) stream.destroy();
+      finish('upstream_reset');
+    });
+  });
+  upReq.on('error', () => {
+    if (finished) return;
+    flag ??= 'upstream_closed';
+    if (stream.headersSent) {
+      stream.destroy();
+      finish('upstream_reset');
+    } else local(502, 'upstream_unavailable');
+  });
+  stream.on('data', (c: Buffer) => {
+    bytesIn += c.length;
+  });
+  stream.on('close', () => {
+    if (finished) return;
+    if (status === 0) status = 499; // nginx's "client closed request": nothing was sent
+    flag ??= 'downstream_closed';
+    finish('downstream_reset');
+    // A request that went out whole lets its response drain so the pooled mTLS connection survives (clients
+    // abort all the time); a half-sent one cannot be reused.
+    if (!upReq.writableFinished) {
+      upReq.destroy();
+      return;
+    }
+    if (upRes) {
+      upRes.unpipe();
+      upRes.resume();
+    } else upReq.once('response', (r) => r.resume());
+  });
+  stream.on('error', () => undefined);
+  stream.pipe(upReq);
+}
+
+/** Response fields an HTTP/2 client may get: connection-specific ones dropped. */
+function forwardable(h: IncomingMessage['headers'] | NodeJS.Dict<string>): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = {};
+  for (const k in h) {
+    const v = h[k];
+    if (v !== undefined && !DROP_RESPONSE.has(k)) out[k] = v;
+  }
+  return out;
+}

@@ -1,0 +1,69 @@
+// The edge's HTTP/2 clients: per stream the gate decides (client certificate, target, route, policy), then the
+// stream goes to an `http2`/`grpc` route's multiplexed upstream session (h2/h2-forward.ts, as the sidecars) or is
+// re-made as HTTP/1.1 for an `http` route. Timeouts (StreamTimeouts): limits.requestTimeout until the response
+// head (not for gRPC, whose deadline is the client's), limits.streamIdleTimeout with no bytes either way, and the
+// route's `timeout` in total when set; a stream that makes progress is never cut.
+import type * as http2 from 'node:http2';
+import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
+import type { TLSSocket } from 'node:tls';
+import { forwardStream, requestHeaders, respondLocal, streamTimeouts } from '../h2/h2-forward.js';
+import type { ListenerDeps } from '../listeners/listener-deps.js';
+import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
+import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
+import { type EdgeOutcome, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
+import type { EdgeGate } from './edge-gate.js';
+
+const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
+
+export interface EdgeH2Deps {
+  readonly d: ListenerDeps;
+  readonly gate: EdgeGate;
+  readonly recorder: ExchangeRecorder;
+  readonly listener: string;
+}
+
+export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  const { d, gate } = o;
+  const socket = stream.session!.socket as TLSSocket;
+  const client = gate.client(socket);
+  const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+  const method = String(headers[':method'] ?? 'GET');
+  const path = String(headers[':path'] ?? '/');
+  const host = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined);
+  const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, headers.traceparent as string | undefined);
+  const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
+  const a = gate.admit({ client, method, host, path, grpc });
+  noteAdmission(x, a);
+  if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
+  if (!a.ok) {
+    respondLocal(stream, grpc, a.status, a.code, refusalGrpcStatus(a.code));
+    record({ status: grpc ? 200 : a.status, ...(grpc ? { grpcStatus: String(refusalGrpcStatus(a.code)) } : {}), bytesIn: 0, bytesOut: 0, error: a.code });
+    return;
+  }
+  const up = a.upstream;
+  const add = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joined(headers['x-forwarded-for']), forwarded: joined(headers.forwarded), proto: joined(headers['x-forwarded-proto']) });
+  if (x.span) add.traceparent = x.span.traceparent;
+  // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
+  const timeouts = streamTimeouts(d.limits, up.route, d.nowMs);
+  if (up.h2) {
+    const out = requestHeaders(headers, STRIP, add);
+    out[':scheme'] = up.route.spiffeId ? 'https' : 'http';
+    out[':path'] = a.target;
+    forwardStream(stream, out, up.h2, grpc, timeouts, (r) => record({ status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), bytesIn: r.bytesIn, bytesOut: r.bytesOut, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}) }));
+    return;
+  }
+  forwardStreamToHttp1(stream, headers, up, { target: a.target, add, timeouts }, record);
+}
+
+/**
+ * Adds the edge's response headers (HSTS) to whatever the stream answers: the sidecars' forwarder builds the head
+ * itself. Per stream object, so nothing global changes.
+ */
+function withResponseHeaders(stream: http2.ServerHttp2Stream, extra: Readonly<Record<string, string>>): void {
+  const respond = stream.respond.bind(stream);
+  stream.respond = (h?: http2.OutgoingHttpHeaders, opts?: http2.ServerStreamResponseOptions) => respond({ ...h, ...extra }, opts);
+}
+
+function joined(v: string | string[] | undefined): string | undefined {
+  return Array.isArray(v) ? v.join(', ') : v;
+}

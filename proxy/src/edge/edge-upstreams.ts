@@ -1,0 +1,81 @@
+// The edge's upstreams, one per route, reached over mTLS with the route's SPIFFE ID (secure naming) or in
+// plaintext (unsafePlaintext). `http` routes: a keep-alive pool of HTTP/1.1 connections for the lean forwarder
+// (HTTP/1.1 clients) and, made on first use, a node:http agent for HTTP/2 clients; `http2`/`grpc` routes: long-lived
+// multiplexed HTTP/2 sessions shared by every stream.
+import { Agent as HttpAgent } from 'node:http';
+import type { EdgeRouteConfig } from '../config/edge-config.js';
+import { H2Upstream } from '../h2/h2-upstream.js';
+import type { ListenerDeps } from '../listeners/listener-deps.js';
+import { PeerVerifier } from '../tls/peer-verify.js';
+import { ConnectionPool } from '../upstream/connection-pool.js';
+import { type MtlsDeps, mtlsConnector, plainConnector } from '../upstream/connectors.js';
+import { MtlsAgent } from '../upstream/mtls-agent.js';
+import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
+
+export class EdgeUpstream {
+  readonly route: EdgeRouteConfig;
+  /** host:port for logs and spans. */
+  readonly label: string;
+  /** host:port as a Host header value (IPv6 in brackets). */
+  readonly authority: string;
+  /** HTTP/1.1 routes only. */
+  readonly pool: ConnectionPool | null;
+  /** HTTP/2 and gRPC routes only. */
+  readonly h2: H2Upstream | null;
+  readonly #d: ListenerDeps;
+  readonly #mtls: MtlsDeps;
+  #agent: HttpAgent | null = null;
+
+  constructor(route: EdgeRouteConfig, deps: ListenerDeps, mtls: MtlsDeps) {
+    this.route = route;
+    this.#d = deps;
+    this.#mtls = mtls;
+    const { host, port } = route.upstream;
+    this.label = `${host}:${port}`;
+    this.authority = host.includes(':') ? `[${host}]:${port}` : this.label;
+    const target = route.spiffeId ? { host, port, expectedId: route.spiffeId, alpn: ['http/1.1'] } : null;
+    if (route.protocol === 'http') {
+      this.h2 = null;
+      this.pool = new ConnectionPool({
+        connect: target ? mtlsConnector(target, mtls) : plainConnector(host, port, deps.limits.handshakeTimeoutMs),
+        maxConnections: deps.limits.upstreamPoolSize,
+        maxQueue: deps.limits.maxConnections,
+        idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
+        nowMs: deps.nowMs,
+      });
+    } else {
+      this.pool = null;
+      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs };
+      this.h2 = new H2Upstream(
+        target
+          ? // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
+            { ...common, authority: `https://${this.authority}`, open: mtlsH2Opener(target, mtls), generation: () => deps.identity.current?.generation ?? 0 }
+          : { ...common, authority: `http://${this.authority}` },
+      );
+    }
+  }
+
+  /** The node:http agent HTTP/2 clients of an `http` route go through (their requests are re-made as HTTP/1.1). */
+  get agent(): HttpAgent {
+    if (this.#agent) return this.#agent;
+    const { host, port } = this.route.upstream;
+    const opts = { maxSockets: this.#d.limits.upstreamPoolSize, timeout: this.#d.limits.upstreamIdleTimeoutMs };
+    this.#agent = this.route.spiffeId ? new MtlsAgent({ host, port, expectedId: this.route.spiffeId, alpn: ['http/1.1'] }, this.#mtls, opts) : new HttpAgent({ keepAlive: true, ...opts });
+    return this.#agent;
+  }
+
+  sweep(): void {
+    this.pool?.sweep();
+  }
+
+  close(): void {
+    this.pool?.close();
+    this.h2?.close();
+    this.#agent?.destroy();
+  }
+}
+
+/** One verifier and handshake metrics (direction "edge") for every route of a listener. */
+export function edgeMtlsDeps(deps: ListenerDeps): MtlsDeps {
+  return { identity: deps.identity, contexts: deps.clientContexts, verifier: new PeerVerifier(), denyList: deps.denyList, metrics: deps.metrics, nowMs: deps.nowMs, handshakeTimeoutMs: deps.limits.handshakeTimeoutMs, direction: 'edge' };
+}
