@@ -20,9 +20,9 @@ import {
   type SignedSvidRaw,
   type SvidSigner,
   type SvidSourceEvent,
-  type TimerFunctions,
 } from '../../../../proxy/src/identity/control-plane-svid-source.js';
 import { IdentityStore } from '../../../../proxy/src/identity/identity-store.js';
+import type { Timers } from '../../../../shared-io/timers.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/web';
@@ -35,7 +35,7 @@ class FakeClock {
 }
 
 /** Timers that never fire by themselves: the test fires the tick when it wants. */
-class ManualTimers implements TimerFunctions {
+class ManualTimers implements Pick<Timers, 'setInterval' | 'clearInterval'> {
   fn: (() => void) | undefined;
   ms = 0;
   setInterval(fn: () => void, ms: number) {

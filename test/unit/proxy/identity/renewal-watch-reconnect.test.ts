@@ -1,9 +1,10 @@
 // ReconnectingStream (the Config/Watch keeper): reopens after errors with growing jittered backoff, resets the
 // backoff once a message arrives, drops late callbacks of a replaced stream, and stops cleanly.
 import { describe, expect, test } from 'vitest';
-import { ReconnectingStream, type ReconnectTimers, type StreamCallbacks } from '../../../../proxy/src/identity/reconnecting-stream.js';
+import { ReconnectingStream, type StreamCallbacks } from '../../../../proxy/src/identity/reconnecting-stream.js';
+import type { Timers } from '../../../../shared-io/timers.js';
 
-class ManualTimeouts implements ReconnectTimers {
+class ManualTimeouts implements Pick<Timers, 'setTimeout' | 'clearTimeout'> {
   pending: { fn: () => void; ms: number }[] = [];
   setTimeout(fn: () => void, ms: number) {
     const t = { fn, ms };
