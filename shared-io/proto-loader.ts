@@ -10,17 +10,20 @@ import { CONFIG_PROTO, CONFIG_SERVICE } from '../common/contract/config-v1.js';
 import { IDENTITY_SERVICE } from '../common/contract/identity-v1.js';
 import { TesseraError } from '../common/errors.js';
 
-/** Finds the directory holding `proto/<file>` by walking up from this module (works under dist/ too). */
-export function protoRoot(file: string, from: string = dirname(fileURLToPath(import.meta.url))): string {
+/**
+ * Finds the directory holding `<folder>/<file>` by walking up from this module (works under dist/ too). `folder`
+ * is `proto` for the product's contract; the bench keeps its own workload's proto in `bench/proto`.
+ */
+export function protoRoot(file: string, from: string = dirname(fileURLToPath(import.meta.url)), folder = 'proto'): string {
   let dir = from;
   for (let i = 0; i < 8; i++) {
-    const candidate = join(dir, 'proto');
+    const candidate = join(dir, folder);
     if (existsSync(join(candidate, file))) return candidate;
     const up = dirname(dir);
     if (up === dir) break;
     dir = up;
   }
-  throw new TesseraError('TESSERA_ERR_PROTO_NOT_FOUND', `proto/${file} not found above ${from}`);
+  throw new TesseraError('TESSERA_ERR_PROTO_NOT_FOUND', `${folder}/${file} not found above ${from}`);
 }
 
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = Object.freeze({
@@ -33,8 +36,8 @@ export const PROTO_LOADER_OPTIONS: protoLoader.Options = Object.freeze({
 });
 
 /** The descriptors of one contract file (e.g. "spiffe/workload/workload.proto") and of what it imports. */
-export function loadProtoDefinition(file: string): protoLoader.PackageDefinition {
-  return protoLoader.loadSync(file, { ...PROTO_LOADER_OPTIONS, includeDirs: [protoRoot(file)] });
+export function loadProtoDefinition(file: string, folder = 'proto'): protoLoader.PackageDefinition {
+  return protoLoader.loadSync(file, { ...PROTO_LOADER_OPTIONS, includeDirs: [protoRoot(file, undefined, folder)] });
 }
 
 /** Loads one contract file as a grpc-js package object. */

@@ -1,25 +1,34 @@
 // Forwards one HTTP/2 stream (HTTP/2 or gRPC) to an upstream session: headers with connection-specific ones
 // removed, bodies both ways with backpressure (pipe), response trailers (grpc-status) relayed, cancellation
-// (RST_STREAM) propagated in both directions, a request timeout. Request trailers are never forwarded (only the
+// (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its deadlines: response head, stream idle, total. Request trailers are never forwarded (only the
 // body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
 import * as http2 from 'node:http2';
+import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
+import type { ProxyLimits } from '../config/proxy-config.js';
+import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import type { H2Upstream } from './h2-upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
+/** grpc-status a client reports for a stream reset with CANCEL. */
+const GRPC_CANCELLED = '1';
+/** The access log's status when the client left before any response was sent (nginx's 499). */
+const CLIENT_CLOSED_REQUEST = 499;
 
 /** Connection-specific headers (RFC 9113 section 8.2.2) and our own identity header, never forwarded. */
 const DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 const KEEP_PSEUDO: ReadonlySet<string> = new Set([':method', ':path', ':authority']);
 
 export interface ForwardResult {
-  /** HTTP status sent to the client (0 when the stream was cut before a response). */
+  /** HTTP status sent to the client (499 when the client left before a response). */
   readonly status: number;
   /** grpc-status from the trailers (or trailers-only headers), when present. */
   readonly grpcStatus?: string;
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly error?: string;
+  /** What ended the exchange early, first cause only (the access log's `responseFlags`). */
+  readonly responseFlags?: ExchangeFlag;
 }
 
 export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: ReadonlySet<string>, add: Readonly<Record<string, string>>): http2.OutgoingHttpHeaders {
@@ -43,7 +52,7 @@ function responseHeaders(h: http2.IncomingHttpHeaders): http2.OutgoingHttpHeader
 }
 
 /** Answers locally: gRPC errors as trailers-only responses, HTTP/2 with a status and a short code. */
-export function respondLocal(stream: http2.ServerHttp2Stream, grpc: boolean, status: number, code: string, grpcStatus: number): void {
+export function respondLocal(stream: http2.ServerHttp2Stream, grpc: boolean, status: number, code: RefusalReason, grpcStatus: number): void {
   if (stream.destroyed || stream.headersSent) return;
   if (grpc) {
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': code }, { endStream: true });
@@ -65,45 +74,113 @@ export function refuseFragment(stream: http2.ServerHttp2Stream, path: string, gr
 }
 
 /**
- * Forwards `stream` with `headers`. HTTP/2: when no response headers came `timeoutMs` after the request began (its
- * body included), the client gets 504 request_timeout and the upstream stream is cancelled, so whatever the app
- * still sends on it is discarded by the HTTP/2 layer; a response that has begun is not cut. gRPC gets no proxy
- * timer: its deadline is the client's (grpc-timeout), enforced by the client cancelling, which is propagated; a
- * server stream may legitimately wait long before its first message (and its response headers).
+ * The deadlines of one forwarded stream (Envoy's model): `requestMs` until the response head (HTTP/2 only: a gRPC
+ * call follows its client's grpc-timeout, whose cancel is propagated); `idleMs` with no HEADERS or DATA in either
+ * direction (0: none); `totalMs` for the whole exchange (a listener's `timeout`; absent: none). A stream that keeps
+ * moving is cut by neither of the first two.
  */
-export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, upstream: H2Upstream, grpc: boolean, timeoutMs: number, done: (r: ForwardResult) => void): void {
+export interface StreamTimeouts {
+  readonly requestMs: number;
+  readonly idleMs: number;
+  readonly totalMs?: number | undefined;
+  readonly nowMs: () => number;
+  /** Counts a cut by a deadline (tessera_requests_rejected_total{reason}, as HTTP/1.1 exchanges are counted). */
+  readonly onCut?: ((reason: DeadlineFlag) => void) | undefined;
+}
+
+type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
+
+/** A listener's stream deadlines: the proxy limits and the listener's own `timeout`. */
+export function streamTimeouts(limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>, listener: { readonly timeoutMs?: number | undefined }, nowMs: () => number, onCut?: (reason: DeadlineFlag) => void): StreamTimeouts {
+  return { requestMs: limits.requestTimeoutMs, idleMs: limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs, onCut };
+}
+
+/**
+ * Forwards `stream` with `headers`. Deadlines (`timeouts`; a bare number is the request timeout alone): before the
+ * response head, a deadline is answered locally (HTTP/2: 504 with its reason; gRPC: trailers-only with the
+ * reason's status) and the upstream stream cancelled, so whatever the app still sends on it is discarded by the
+ * HTTP/2 layer; after the head, the stream is reset with CANCEL both ways (a gRPC client sees CANCELLED). The
+ * result keeps the status really sent and says what ended the exchange first (`responseFlags`).
+ */
+export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, upstream: H2Upstream, grpc: boolean, timeouts: StreamTimeouts | number, done: (r: ForwardResult) => void): void {
+  const t: StreamTimeouts = typeof timeouts === 'number' ? { requestMs: timeouts, idleMs: 0, nowMs: () => 0 } : timeouts;
   let finished = false;
-  let timedOut = false;
+  let cut = false;
+  let flag: ExchangeFlag | undefined;
   let status = 0;
   let grpcStatus: string | undefined;
   let bytesIn = 0;
   let bytesOut = 0;
   let req: http2.ClientHttp2Stream | undefined;
+  let lastMoveMs = t.idleMs > 0 ? t.nowMs() : 0;
+  const moved = t.idleMs > 0 ? () => (lastMoveMs = t.nowMs()) : () => 0;
   const finish = (error?: string) => {
     if (finished) return;
     finished = true;
-    clearTimeout(timer);
-    done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}) });
+    clearTimeout(headTimer);
+    clearTimeout(totalTimer);
+    clearTimeout(idleTimer);
+    done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
   };
-  const timer = grpc
-    ? undefined
-    : setTimeout(() => {
-        timedOut = true;
-        status = 504;
-        respondLocal(stream, false, 504, 'request_timeout', 0);
-        if (req && !req.closed) req.close(NGHTTP2_CANCEL);
-        finish('request_timeout');
-      }, timeoutMs);
-  timer?.unref();
+  /** The client reset or left first: nginx's 499 when nothing was sent yet; CANCELLED for a gRPC call. */
+  const clientLeft = () => {
+    flag = 'downstream_closed';
+    if (status === 0) status = CLIENT_CLOSED_REQUEST;
+    if (grpc) grpcStatus ??= GRPC_CANCELLED;
+    finish(status === CLIENT_CLOSED_REQUEST ? 'downstream_reset' : undefined);
+  };
+  /** A deadline passed: answered locally before the head, both streams reset after it. */
+  const cutBy = (reason: DeadlineFlag) => {
+    if (finished) return;
+    cut = true;
+    flag = reason;
+    t.onCut?.(reason);
+    if (!stream.headersSent && !stream.destroyed) {
+      status = grpc ? 200 : refusalStatus(reason);
+      if (grpc) grpcStatus = String(refusalGrpcStatus(reason));
+      respondLocal(stream, grpc, status, reason, refusalGrpcStatus(reason));
+    } else {
+      if (grpc) grpcStatus ??= GRPC_CANCELLED; // what the client's library reports for RST_STREAM CANCEL
+      if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
+    }
+    if (req && !req.closed) req.close(NGHTTP2_CANCEL);
+    finish(reason);
+  };
+  // The head deadline runs from the request being complete (its body included): an upload that moves is not cut.
+  let headTimer: NodeJS.Timeout | undefined;
+  const armHead = () => {
+    if (finished || stream.headersSent) return;
+    headTimer = setTimeout(() => cutBy('request_timeout'), t.requestMs);
+    headTimer.unref();
+  };
+  if (!grpc) {
+    if (stream.readableEnded) armHead();
+    else stream.once('end', armHead);
+  }
+  const totalTimer = t.totalMs ? setTimeout(() => cutBy('total_timeout'), t.totalMs) : undefined;
+  totalTimer?.unref();
+  // One timer per stream, re-armed lazily: bytes moving only note the time, the timer looks when it fires.
+  let idleTimer: NodeJS.Timeout | undefined;
+  const idleCheck = () => {
+    const left = lastMoveMs + t.idleMs - t.nowMs();
+    if (left > 0) {
+      idleTimer = setTimeout(idleCheck, left);
+      idleTimer.unref();
+    } else cutBy('stream_idle_timeout');
+  };
+  if (t.idleMs > 0) {
+    idleTimer = setTimeout(idleCheck, t.idleMs);
+    idleTimer.unref();
+  }
   upstream.session((err, session) => {
-    if (timedOut) return;
+    if (finished) return;
     if (err || !session) {
       status = grpc ? 200 : 502;
       grpcStatus = grpc ? '14' : undefined;
       respondLocal(stream, grpc, 502, 'upstream_unavailable', 14);
       return finish('upstream_unavailable');
     }
-    if (stream.destroyed) return finish('downstream_reset');
+    if (stream.destroyed) return clientLeft();
     try {
       req = session.request(headers, { endStream: stream.readableEnded });
       upstream.track(session, req);
@@ -115,8 +192,9 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     const up = req;
     let trailers: http2.OutgoingHttpHeaders | undefined;
     up.on('response', (h, flags) => {
-      if (timedOut) return;
-      clearTimeout(timer);
+      if (cut) return;
+      moved();
+      clearTimeout(headTimer);
       status = Number(h[':status']) || 0;
       const out = responseHeaders(h);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
@@ -128,33 +206,53 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       stream.respond(out, { waitForTrailers: true });
       up.pipe(stream);
     });
+    // 1xx informational heads (100 Continue for a client that sent `expect: 100-continue`, 103 Early Hints) go on
+    // to the client before the final head; Node reports 100 as 'continue', the others as 'headers'.
+    const informational = (head: http2.OutgoingHttpHeaders) => {
+      moved();
+      if (!cut && !stream.headersSent && !stream.destroyed) stream.additionalHeaders(head);
+    };
+    up.on('continue', () => informational({ ':status': 100 }));
+    up.on('headers', (h) => {
+      const s = Number(h[':status']);
+      if (s >= 100 && s < 200 && s !== 101) informational(responseHeaders(h));
+    });
     up.on('data', (d: Buffer) => {
       bytesOut += d.length;
+      moved();
     });
-    up.on('trailers', (t) => {
-      trailers = responseHeaders(t);
-      if (t['grpc-status'] !== undefined) grpcStatus = String(t['grpc-status']);
+    up.on('trailers', (h) => {
+      moved();
+      trailers = responseHeaders(h);
+      if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
     });
     stream.on('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
     if (!stream.readableEnded) {
       stream.on('data', (d: Buffer) => {
         bytesIn += d.length;
+        moved();
       });
       stream.pipe(up);
     }
     up.on('close', () => {
-      if (timedOut) return; // answered (or cut) by the timeout already
+      if (cut) return; // answered (or reset) by a deadline already
       if (!stream.headersSent && !stream.destroyed) {
+        flag ??= 'upstream_closed';
         status = grpc ? 200 : 502;
         respondLocal(stream, grpc, 502, 'upstream_reset', 14);
         grpcStatus ??= grpc ? '14' : undefined;
         return finish('upstream_reset');
       }
-      if (up.rstCode && up.rstCode !== 0 && !stream.destroyed) stream.close(up.rstCode);
+      if (up.rstCode && up.rstCode !== 0 && !stream.destroyed) {
+        flag ??= 'upstream_closed';
+        stream.close(up.rstCode);
+      }
     });
     stream.on('close', () => {
       if (!up.closed) up.close(NGHTTP2_CANCEL);
-      finish(stream.rstCode && stream.rstCode !== 0 && status === 0 ? 'downstream_reset' : undefined);
+      if (cut) return;
+      if (stream.rstCode === undefined || stream.rstCode === 0 || flag) return finish();
+      clientLeft();
     });
     up.on('error', () => undefined); // reported through 'close'
   });

@@ -1,9 +1,13 @@
 // Long-lived, multiplexed HTTP/2 client sessions to an upstream (a peer proxy over mTLS, or the local app over
 // h2c), opened lazily and shared by every stream; another is opened when each has as many streams as the peer's
 // SETTINGS_MAX_CONCURRENT_STREAMS allows (so long-lived streams past the cap do not wait), and a session is
-// forgotten when it closes or receives GOAWAY.
+// forgotten when it closes or receives GOAWAY. After our identity changes (a new SVID or trust bundle) or once the
+// peer's certificate has expired, a session takes no new stream: it is closed gracefully (GOAWAY, its open streams
+// run to their end) and new streams go to a session handshaken with the identity in force. A session with no
+// stream for idleMs is closed from this side, before the peer's idle timeout could race a new stream.
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 export type SocketOpener = (done: (err: Error | null, socket?: Socket) => void) => void;
 
@@ -13,6 +17,27 @@ export interface H2UpstreamOptions {
   /** Opens the transport (already TLS-handshaken for mTLS); absent = plain TCP by http2.connect itself. */
   readonly open?: SocketOpener;
   readonly maxConcurrentStreams?: number;
+  /** The identity generation in force (mTLS upstreams); a session opened under another takes no new stream. */
+  readonly generation?: () => number;
+  /** Close a session that carried no stream for this long (0 or absent: never). */
+  readonly idleMs?: number;
+  readonly nowMs?: () => number;
+}
+
+interface SessionState {
+  /** Streams open on it now. */
+  streams: number;
+  readonly generation: number;
+  /** The peer certificate's notAfter (Infinity for plaintext). */
+  readonly peerNotAfterMs: number;
+  /** Armed while no stream is open (idleMs). */
+  idleTimer?: NodeJS.Timeout | undefined;
+}
+
+/** When the certificate a TLS socket's peer presented expires; Infinity for plaintext or none. */
+function peerNotAfterMs(socket: Socket | undefined): number {
+  const cert = (socket as TLSSocket | undefined)?.getPeerX509Certificate?.();
+  return cert ? Date.parse(cert.validTo) : Number.POSITIVE_INFINITY;
 }
 
 type Waiter = (err: Error | null, session?: http2.ClientHttp2Session) => void;
@@ -22,8 +47,8 @@ const MAX_SESSIONS = 32;
 
 export class H2Upstream {
   readonly #o: H2UpstreamOptions;
-  /** Open sessions and the streams each carries now. */
-  readonly #sessions = new Map<http2.ClientHttp2Session, number>();
+  /** Open sessions that may take new streams, and what each carries now. */
+  readonly #sessions = new Map<http2.ClientHttp2Session, SessionState>();
   #waiters: Waiter[] | undefined;
   #closed = false;
 
@@ -52,7 +77,9 @@ export class H2Upstream {
       this.#waiters = undefined;
       for (const w of waiters) w(err, session);
     };
+    const generation = this.#generation();
     const connect = (socket?: Socket) => {
+      const state: SessionState = { streams: 0, generation, peerNotAfterMs: peerNotAfterMs(socket) };
       const session = http2.connect(this.#o.authority, {
         ...(socket ? { createConnection: () => socket } : {}),
         settings: { enablePush: false },
@@ -71,7 +98,8 @@ export class H2Upstream {
       const ready = () => {
         if (!pending || !connected || !settings || session.closed || session.destroyed) return;
         pending = false;
-        this.#sessions.set(session, 0);
+        this.#sessions.set(session, state);
+        this.#armIdle(session, state);
         finish(null, session);
       };
       const failed = (e: Error) => {
@@ -101,11 +129,12 @@ export class H2Upstream {
 
   /** Counts `stream` against `session` until it closes, so that the next request goes where there is room. */
   track(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): void {
-    if (!this.#sessions.has(session)) return;
-    this.#sessions.set(session, (this.#sessions.get(session) ?? 0) + 1);
+    const state = this.#sessions.get(session);
+    if (!state) return;
+    state.streams++;
+    clearTimeout(state.idleTimer);
     stream.once('close', () => {
-      const n = this.#sessions.get(session);
-      if (n !== undefined) this.#sessions.set(session, n - 1);
+      if (--state.streams === 0) this.#armIdle(session, state);
     });
   }
 
@@ -116,18 +145,52 @@ export class H2Upstream {
 
   close(): void {
     this.#closed = true;
-    for (const s of this.#sessions.keys()) s.close();
-    this.#sessions.clear();
+    for (const s of [...this.#sessions.keys()]) this.#retire(s);
   }
 
-  /** The first open session below the peer's stream cap; when none and no more may open, the least busy one. */
+  /**
+   * The first open session below the peer's stream cap; when none and no more may open, the least busy one.
+   * Sessions of an older identity generation, or whose peer certificate has expired, are retired on the way.
+   */
   #pick(): http2.ClientHttp2Session | undefined {
+    const generation = this.#generation();
+    const now = this.#o.nowMs?.() ?? Date.now();
     let least: http2.ClientHttp2Session | undefined;
-    for (const [s, n] of this.#sessions) {
+    let leastStreams = 0;
+    for (const [s, state] of this.#sessions) {
       if (s.closed || s.destroyed) continue;
-      if (n < (s.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY)) return s;
-      if (!least || n < this.#sessions.get(least)!) least = s;
+      if (state.generation !== generation || state.peerNotAfterMs <= now) {
+        this.#retire(s);
+        continue;
+      }
+      if (state.streams < (s.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY)) return s;
+      if (!least || state.streams < leastStreams) {
+        least = s;
+        leastStreams = state.streams;
+      }
     }
     return this.#sessions.size >= MAX_SESSIONS ? least : undefined;
+  }
+
+  #generation(): number {
+    return this.#o.generation?.() ?? 0;
+  }
+
+  /** No new streams on `session`; GOAWAY, and it closes by itself once its open streams have ended. */
+  #retire(session: http2.ClientHttp2Session): void {
+    clearTimeout(this.#sessions.get(session)?.idleTimer);
+    this.#sessions.delete(session);
+    session.close();
+  }
+
+  /** Closes `session` when it still has no stream idleMs from now (a timer per idle period, not per stream). */
+  #armIdle(session: http2.ClientHttp2Session, state: SessionState): void {
+    const idleMs = this.#o.idleMs ?? 0;
+    if (idleMs <= 0 || this.#sessions.get(session) !== state) return;
+    clearTimeout(state.idleTimer);
+    state.idleTimer = setTimeout(() => {
+      if (state.streams === 0 && this.#sessions.get(session) === state) this.#retire(session);
+    }, idleMs);
+    state.idleTimer.unref();
   }
 }

@@ -74,6 +74,6 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     const out = requestHeaders(headers, span ? STRIP : STRIP_XFCC, add);
     out[':scheme'] = 'http';
     out[':path'] = normalizeRequestTarget(path) ?? path; // the path the policy decided on
-    forwardStream(stream, out, this.#upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs), (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
+    forwardStream(stream, out, this.#upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs, (reason) => d.metrics.rejected('inbound', reason)), (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
   }
 }

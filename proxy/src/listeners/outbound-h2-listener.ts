@@ -57,7 +57,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': peer, 'tessera.request_id': requestId });
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? { traceparent: span.traceparent } : {});
     out[':scheme'] = 'https';
-    forwardStream(stream, out, this.#upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs), (r) => {
+    forwardStream(stream, out, this.#upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs, (reason) => d.metrics.rejected('outbound', reason)), (r) => {
       this.exchanges.record({ direction: 'outbound', protocol: head.protocol, listener: this.config.name, requestId, peer, status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), method, path, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: d.nowMs() - head.startMs, upstream, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span });
     });
   }

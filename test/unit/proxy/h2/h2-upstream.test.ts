@@ -1,13 +1,17 @@
 // H2Upstream against a real HTTP/2 server on loopback that advertises a small SETTINGS_MAX_CONCURRENT_STREAMS:
-// long-lived streams past the peer's cap get a new session instead of waiting behind the open ones.
+// long-lived streams past the peer's cap get a new session instead of waiting behind the open ones; after an
+// identity change or the peer certificate's expiry new streams get a new session while the old one drains; an
+// idle session is closed from the client side.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
+import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
 
 const CAP = 2;
-let server: http2.Http2Server | undefined;
+let server: http2.Http2Server | http2.Http2SecureServer | undefined;
 let upstream: H2Upstream | undefined;
 const serverSessions = new Set<http2.ServerHttp2Session>();
 
@@ -19,15 +23,17 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** An h2c server whose streams stay open (headers sent, no end) until the test closes the server. */
-async function holdingServer(): Promise<{ port: number; open: () => number; sessions: () => number }> {
+/** An h2c (or h2 over TLS) server whose streams stay open (headers sent, no end) until the test closes the server. */
+async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port: number; open: () => number; sessions: () => number; closedSessions: () => number }> {
   let open = 0;
   let sessions = 0;
-  server = http2.createServer({ settings: { maxConcurrentStreams: CAP } });
-  server.on('session', (s) => {
+  let closedSessions = 0;
+  server = secure ? http2.createSecureServer({ ...secure, settings: { maxConcurrentStreams: CAP } }) : http2.createServer({ settings: { maxConcurrentStreams: CAP } });
+  server.on('session', (s: http2.ServerHttp2Session) => {
     sessions++;
     serverSessions.add(s);
     s.on('error', () => undefined);
+    s.on('close', () => closedSessions++);
   });
   server.on('stream', (stream) => {
     open++;
@@ -37,7 +43,7 @@ async function holdingServer(): Promise<{ port: number; open: () => number; sess
     stream.write('started');
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as AddressInfo).port, open: () => open, sessions: () => sessions };
+  return { port: (server.address() as AddressInfo).port, open: () => open, sessions: () => sessions, closedSessions: () => closedSessions };
 }
 
 function request(up: H2Upstream): Promise<http2.ClientHttp2Stream> {
@@ -83,5 +89,61 @@ describe('H2Upstream', () => {
     expect(upstream.sessions).toBe(1);
     a.close();
     c.close();
+  });
+
+  test('after an identity change new streams go to a new session; the old one drains its open stream, then closes', async () => {
+    const srv = await holdingServer();
+    let generation = 1;
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, generation: () => generation });
+    const old = await request(upstream);
+    await new Promise((r) => old.once('response', r));
+    generation = 2;
+    const fresh = await request(upstream);
+    await until('both streams open', () => srv.open() === 2, 5_000);
+    expect(srv.sessions()).toBe(2);
+    expect(upstream.sessions).toBe(1);
+    expect(old.closed).toBe(false); // drained, not destroyed
+    expect(srv.closedSessions()).toBe(0);
+    old.close();
+    await until('the old session closed once its stream ended', () => srv.closedSessions() === 1, 5_000);
+    const again = await request(upstream);
+    await until('the new session took the next stream', () => srv.open() === 2, 5_000);
+    expect(srv.sessions()).toBe(2);
+    for (const r of [fresh, again]) r.close();
+  });
+
+  test('a session with no stream for idleMs is closed from the client side; a stream keeps it open', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, idleMs: 300 });
+    const a = await request(upstream);
+    await new Promise((r) => a.once('response', r));
+    await new Promise((r) => setTimeout(r, 700)); // a quiet but open stream: the session stays
+    expect(upstream.sessions).toBe(1);
+    expect(srv.closedSessions()).toBe(0);
+    a.close();
+    await until('the idle session closed', () => srv.closedSessions() === 1 && upstream!.sessions === 0, 5_000);
+  });
+
+  test('once the peer certificate has expired, new streams go to a new session (a fresh handshake)', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const now = Date.now();
+    let svid = await ca.mintSvid('spiffe://example.org/ns/default/sa/api', { notBefore: new Date(now - 60_000), notAfter: new Date(now + 1_500) });
+    const srv = await holdingServer({ cert: svid.chainPem, key: svid.keyPem });
+    const open = (done: (err: Error | null, socket?: import('node:net').Socket) => void) => {
+      const s = tls.connect({ host: '127.0.0.1', port: srv.port, ca: ca.bundlePem(), ALPNProtocols: ['h2'], checkServerIdentity: () => undefined });
+      s.once('secureConnect', () => done(null, s));
+      s.once('error', (e) => done(e));
+    };
+    upstream = new H2Upstream({ authority: `https://127.0.0.1:${srv.port}`, open });
+    const first = await request(upstream);
+    await new Promise((r) => first.once('response', r));
+    svid = await ca.mintSvid('spiffe://example.org/ns/default/sa/api');
+    (server as http2.Http2SecureServer).setSecureContext({ cert: svid.chainPem, key: svid.keyPem });
+    await until('the first certificate expired', () => Date.now() > now + 2_000, 5_000);
+    const second = await request(upstream);
+    await until('two streams open', () => srv.open() === 2, 5_000);
+    expect(srv.sessions()).toBe(2);
+    expect(first.closed).toBe(false);
+    for (const r of [first, second]) r.close();
   });
 });

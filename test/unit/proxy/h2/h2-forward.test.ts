@@ -1,0 +1,275 @@
+// forwardStream between real HTTP/2 endpoints on loopback (client → front server → H2Upstream → app): the deadlines
+// of a stream (response head, stream idle with bytes either way restarting it, total), what each does before and
+// after the response head, resets propagated both ways, and the status and responseFlags the result reports.
+import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, test } from 'vitest';
+import { type ForwardResult, type StreamTimeouts, forwardStream } from '../../../../proxy/src/h2/h2-forward.js';
+import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
+import { until } from '../../../helpers/until.js';
+
+const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
+const closers: (() => void)[] = [];
+
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+async function listen(server: http2.Http2Server): Promise<number> {
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on('session', (s) => {
+    sessions.add(s);
+    s.on('error', () => undefined);
+  });
+  closers.push(() => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+interface Rig {
+  /** Results of forwarded streams, in the order they ended. */
+  readonly results: ForwardResult[];
+  /** How each app-side stream ended: its RST code (0 = clean). */
+  readonly appEnds: number[];
+  /** Deadline cuts reported through onCut (what the listeners count in tessera_requests_rejected_total). */
+  readonly cuts: string[];
+  request(headers: http2.OutgoingHttpHeaders, body?: (req: http2.ClientHttp2Stream) => void): Promise<{ status: number; headers: http2.IncomingHttpHeaders; data: string; rstCode: number; ms: number }>;
+}
+
+/** app (handler) ← H2Upstream ← front (forwardStream with `timeouts`) ← client. */
+async function rig(timeouts: Partial<StreamTimeouts>, grpc: boolean, handler: (stream: http2.ServerHttp2Stream) => void): Promise<Rig> {
+  const appEnds: number[] = [];
+  const app = http2.createServer();
+  app.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.on('close', () => appEnds.push(stream.rstCode ?? 0));
+    handler(stream);
+  });
+  const appPort = await listen(app);
+  const upstream = new H2Upstream({ authority: `http://127.0.0.1:${appPort}` });
+  closers.push(() => upstream.close());
+  const results: ForwardResult[] = [];
+  const cuts: string[] = [];
+  const front = http2.createServer();
+  const t: StreamTimeouts = { requestMs: 60_000, idleMs: 0, nowMs: () => performance.now(), onCut: (reason) => cuts.push(reason), ...timeouts };
+  front.on('stream', (stream, headers) => {
+    const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'] };
+    forwardStream(stream, out, upstream, grpc, t, (r) => results.push(r));
+  });
+  const frontPort = await listen(front);
+  const client = http2.connect(`http://127.0.0.1:${frontPort}`);
+  client.on('error', () => undefined);
+  closers.push(() => client.destroy());
+  return {
+    results,
+    appEnds,
+    cuts,
+    request(headers, body) {
+      const t0 = performance.now();
+      return new Promise((resolve) => {
+        const req = client.request({ ':method': 'POST', ':path': '/x', ...(grpc ? { 'content-type': 'application/grpc' } : {}), ...headers }, { endStream: !body });
+        let status = 0;
+        let got: http2.IncomingHttpHeaders = {};
+        let data = '';
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+          got = h;
+        });
+        req.on('data', (d: Buffer) => {
+          data += d;
+        });
+        req.on('error', () => undefined);
+        req.on('close', () => resolve({ status, headers: got, data, rstCode: req.rstCode ?? 0, ms: performance.now() - t0 }));
+        body?.(req);
+      });
+    },
+  };
+}
+
+/** The app answers a head, one chunk, then stays silent until the stream goes away. */
+const headThenSilence = (stream: http2.ServerHttp2Stream) => {
+  stream.respond({ ':status': 200 });
+  stream.write('first');
+};
+
+describe('forwardStream deadlines', () => {
+  test('a response that keeps moving runs past requestTimeout and streamIdleTimeout', async () => {
+    const r = await rig({ requestMs: 200, idleMs: 300 }, false, (stream) => {
+      stream.respond({ ':status': 200 });
+      let n = 0;
+      const t = setInterval(() => {
+        if (++n < 8) return void stream.write(`${n},`);
+        clearInterval(t);
+        stream.end(`${n}`);
+      }, 100);
+    });
+    const res = await r.request({});
+    expect(res).toMatchObject({ status: 200, data: '1,2,3,4,5,6,7,8', rstCode: 0 });
+    await until('result', () => r.results.length === 1);
+    expect(r.results[0]).toMatchObject({ status: 200 });
+    expect(r.results[0]!.responseFlags).toBeUndefined();
+    expect(r.cuts).toEqual([]);
+  });
+
+  test('an upload that keeps moving outlives requestTimeout and streamIdleTimeout (the head deadline starts once the request is complete)', async () => {
+    const r = await rig({ requestMs: 300, idleMs: 300 }, false, (stream) => {
+      let body = '';
+      stream.on('data', (d: Buffer) => {
+        body += d;
+      });
+      stream.on('end', () => {
+        stream.respond({ ':status': 200 });
+        stream.end(body);
+      });
+    });
+    const res = await r.request({}, (req) => {
+      let n = 0;
+      const t = setInterval(() => {
+        if (++n < 8) return void req.write('.');
+        clearInterval(t);
+        req.end('.');
+      }, 100);
+    });
+    expect(res).toMatchObject({ status: 200, data: '........', rstCode: 0 });
+  });
+
+  test('no bytes either way for idleMs after the head: RST_STREAM CANCEL to the client and the app, status 200 and stream_idle_timeout reported', async () => {
+    const r = await rig({ idleMs: 300 }, false, headThenSilence);
+    const res = await r.request({});
+    expect(res).toMatchObject({ status: 200, data: 'first', rstCode: NGHTTP2_CANCEL });
+    expect(res.ms).toBeGreaterThanOrEqual(280);
+    expect(res.ms).toBeLessThan(2_000);
+    await until('the app stream was cancelled', () => r.appEnds.length === 1);
+    expect(r.appEnds).toEqual([NGHTTP2_CANCEL]);
+    expect(r.results[0]).toMatchObject({ status: 200, responseFlags: 'stream_idle_timeout', error: 'stream_idle_timeout' });
+    expect(r.cuts).toEqual(['stream_idle_timeout']);
+  });
+
+  test('gRPC: silence after the head is cut with CANCEL and counted as CANCELLED (1)', async () => {
+    const r = await rig({ idleMs: 300 }, true, headThenSilence);
+    const res = await r.request({});
+    expect(res.rstCode).toBe(NGHTTP2_CANCEL);
+    await until('result', () => r.results.length === 1);
+    expect(r.results[0]).toMatchObject({ status: 200, grpcStatus: '1', responseFlags: 'stream_idle_timeout' });
+  });
+
+  test('the total timeout before the head: 504 total_timeout (HTTP/2), DEADLINE_EXCEEDED trailers-only (gRPC); the app stream cancelled', async () => {
+    const silent = () => undefined;
+    const h2 = await rig({ totalMs: 300 }, false, silent);
+    const res = await h2.request({});
+    expect(res.status).toBe(504);
+    expect(res.headers['x-tessera-error']).toBe('total_timeout');
+    await until('the app stream was cancelled', () => h2.appEnds.length === 1);
+    expect(h2.appEnds).toEqual([NGHTTP2_CANCEL]);
+    expect(h2.results[0]).toMatchObject({ status: 504, responseFlags: 'total_timeout' });
+    const g = await rig({ totalMs: 300 }, true, silent);
+    const gres = await g.request({});
+    expect(gres).toMatchObject({ status: 200, rstCode: 0 });
+    expect(gres.headers['grpc-status']).toBe('4');
+    expect(gres.headers['grpc-message']).toBe('total_timeout');
+    expect(g.results[0]).toMatchObject({ status: 200, grpcStatus: '4', responseFlags: 'total_timeout' });
+  });
+
+  test('the total timeout after the head cuts a stream that is still moving (CANCEL both ways, status 200 kept)', async () => {
+    const r = await rig({ totalMs: 400, idleMs: 300 }, false, (stream) => {
+      stream.respond({ ':status': 200 });
+      const t = setInterval(() => stream.write('.'), 50);
+      stream.on('close', () => clearInterval(t));
+    });
+    const res = await r.request({});
+    expect(res.status).toBe(200);
+    expect(res.rstCode).toBe(NGHTTP2_CANCEL);
+    expect(res.data.length).toBeGreaterThan(3);
+    await until('the app stream was cancelled', () => r.appEnds.length === 1);
+    expect(r.appEnds).toEqual([NGHTTP2_CANCEL]);
+    expect(r.results[0]).toMatchObject({ status: 200, responseFlags: 'total_timeout' });
+  });
+
+  test('requestTimeout before the head (HTTP/2): 504 request_timeout; gRPC has none (its client deadline governs)', async () => {
+    const late = (stream: http2.ServerHttp2Stream) => {
+      const t = setTimeout(() => {
+        stream.respond({ ':status': 200 });
+        stream.end('late');
+      }, 500);
+      stream.on('close', () => clearTimeout(t));
+    };
+    const h2 = await rig({ requestMs: 200 }, false, late);
+    expect((await h2.request({})).status).toBe(504);
+    expect(h2.results[0]).toMatchObject({ status: 504, responseFlags: 'request_timeout' });
+    const g = await rig({ requestMs: 200 }, true, late);
+    expect(await g.request({})).toMatchObject({ status: 200, data: 'late' });
+  });
+});
+
+describe('forwardStream resets', () => {
+  test('the client resets: the app stream gets CANCEL; reported as downstream_closed', async () => {
+    const r = await rig({}, true, headThenSilence);
+    const res = await r.request({}, (req) => {
+      req.on('data', () => req.close(NGHTTP2_CANCEL));
+    });
+    expect(res.rstCode).toBe(NGHTTP2_CANCEL);
+    await until('the app stream was cancelled', () => r.appEnds.length === 1);
+    expect(r.appEnds).toEqual([NGHTTP2_CANCEL]);
+    await until('result', () => r.results.length === 1);
+    expect(r.results[0]).toMatchObject({ status: 200, grpcStatus: '1', responseFlags: 'downstream_closed' });
+  });
+
+  test('the client leaves before any response: logged as 499 downstream_closed, the app stream cancelled', async () => {
+    const r = await rig({}, false, () => undefined);
+    await r.request({}, (req) => setTimeout(() => req.close(NGHTTP2_CANCEL), 100));
+    await until('the app stream was cancelled', () => r.appEnds.length === 1 && r.results.length === 1);
+    expect(r.appEnds).toEqual([NGHTTP2_CANCEL]);
+    expect(r.results[0]).toMatchObject({ status: 499, responseFlags: 'downstream_closed', error: 'downstream_reset' });
+  });
+
+  test('the app resets after the head: the client gets its code; reported as upstream_closed', async () => {
+    const r = await rig({}, false, (stream) => {
+      stream.respond({ ':status': 200 });
+      stream.write('part', () => setTimeout(() => stream.destroy(new Error('app failed')), 50)); // RST_STREAM INTERNAL_ERROR
+    });
+    const res = await r.request({});
+    expect(res).toMatchObject({ status: 200, data: 'part', rstCode: NGHTTP2_INTERNAL_ERROR });
+    await until('result', () => r.results.length === 1);
+    expect(r.results[0]).toMatchObject({ status: 200, responseFlags: 'upstream_closed' });
+  });
+});
+
+describe('forwardStream informational responses', () => {
+  test('103 Early Hints from the app reach the client before the final head', async () => {
+    const r = await rig({}, false, (stream) => {
+      stream.additionalHeaders({ ':status': 103, link: '</a.css>; rel=preload' });
+      setTimeout(() => {
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      }, 50);
+    });
+    const hints: http2.IncomingHttpHeaders[] = [];
+    const res = await r.request({}, (req) => {
+      req.on('headers', (h) => hints.push(h));
+      req.end();
+    });
+    expect(res).toMatchObject({ status: 200, data: 'ok' });
+    expect(hints.map((h) => [h[':status'], h.link])).toEqual([[103, '</a.css>; rel=preload']]);
+  });
+
+  test('expect: 100-continue: the app\'s 100 reaches the client, which only then sends its body', async () => {
+    const r = await rig({}, false, (stream) => {
+      stream.additionalHeaders({ ':status': 100 });
+      let body = '';
+      stream.on('data', (d: Buffer) => {
+        body += d;
+      });
+      stream.on('end', () => {
+        stream.respond({ ':status': 200 });
+        stream.end(`got ${body}`);
+      });
+    });
+    const res = await r.request({ expect: '100-continue' }, (req) => {
+      req.once('continue', () => req.end('the body'));
+    });
+    expect(res).toMatchObject({ status: 200, data: 'got the body' });
+  });
+});
