@@ -96,7 +96,7 @@ test('tessera up --config mesh.yaml runs a user topology: own app command, own p
   const run = await up(join(meshDir, '.tessera'), ['--config', join(meshDir, 'mesh.yaml')]);
   const front = run.state.workloads.find((w) => w.name === 'front')!;
   const answer = await (await fetch(`${front.outbound[0]!.url}/`)).text();
-  expect(answer).toMatch(/^backend saw By=spiffe:\/\/dev\.local\/ns\/default\/sa\/back;URI=spiffe:\/\/dev\.local\/ns\/default\/sa\/front;Hash=/);
+  expect(answer).toMatch(/^backend saw By=spiffe:\/\/dev\.local\/ns\/default\/sa\/back;Hash=[0-9a-f]{64};URI=spiffe:\/\/dev\.local\/ns\/default\/sa\/front$/m);
   expect(await run.stop()).toBe(0);
   await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
 }, 120_000);
