@@ -57,6 +57,21 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION: entry(UNAUTHENTICATED, 403, 'A certificate carries a critical extension Tessera does not process (RFC 5280 §4.2: it must be rejected).'),
   TESSERA_ERR_SVID_UNRELATED_CERT: entry(UNAUTHENTICATED, 403, 'The chain holds a certificate that is not on the path from the leaf to the trust bundle.'),
 
+  // --- JWT-SVIDs and the SPIFFE bundle document (common/spiffe/jwt-svid.ts, spiffe-bundle.ts) ---
+  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB), or lacks a numeric exp, or has an unknown typ or crit header.'),
+  TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID alg is not one of RS/ES/PS 256/384/512 (none and HMAC are never accepted).'),
+  TESSERA_ERR_JWT_SVID_NO_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID has no aud claim.'),
+  TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID aud claim does not hold the audience it is validated for.'),
+  TESSERA_ERR_JWT_SVID_EXPIRED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is past its exp (beyond the tolerated clock skew).'),
+  TESSERA_ERR_JWT_SVID_NOT_YET_VALID: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID nbf is in the future (beyond the tolerated clock skew).'),
+  TESSERA_ERR_JWT_SVID_BAD_SUBJECT: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID sub claim is missing or is not a SPIFFE ID of a workload.'),
+  TESSERA_ERR_JWT_SVID_NO_BUNDLE: entry(INVALID_ARGUMENT, 400, 'There is no JWT bundle for the trust domain of the JWT-SVID subject.'),
+  TESSERA_ERR_JWT_SVID_UNKNOWN_KEY: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID kid is missing or is not in the JWT bundle of the subject\'s own trust domain.'),
+  TESSERA_ERR_JWT_SVID_BAD_SIGNATURE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID signature does not verify with the key its kid names (or the alg does not fit that key).'),
+  TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED: entry(INVALID_ARGUMENT, 400, 'A JWT-SVID was asked for (or validated) without an audience, or with an empty or oversized one.'),
+  TESSERA_ERR_JWT_SVID_UNAVAILABLE: entry(UNAVAILABLE, 503, 'No JWT-SVID can be had now: the proxy takes its identity from files (no control plane signs JWT-SVIDs for it), has no SVID yet, or the control plane did not answer.'),
+  TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED: entry(INVALID_ARGUMENT, 400, 'A SPIFFE bundle document (JWKS) is malformed: not JSON, no keys array, a jwt-svid key without kid or a duplicate kid, an x509-svid key without exactly one x5c, or a key that is not a public EC/RSA key.'),
+
   // --- Trust bundles and PEM (common/spiffe/trust-bundle.ts, common/pki/pem.ts) ---
   TESSERA_ERR_BUNDLE_EMPTY: entry(INVALID_ARGUMENT, 400, 'The trust bundle holds no certificate.'),
   TESSERA_ERR_BUNDLE_NOT_CA: entry(INVALID_ARGUMENT, 400, 'A trust-bundle certificate is not a CA certificate.'),

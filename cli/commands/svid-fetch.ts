@@ -1,6 +1,7 @@
 // `tessera svid fetch`: one-shot attestation with a join token. The key is generated here and never sent; a CSR
 // goes to the control plane (verified by its SPIFFE ID against --bundle); the answer is verified before
-// svid.pem (chain, leaf first), key.pem (0600) and bundle.pem are written to --out.
+// svid.pem (chain, leaf first), key.pem (0600) and bundle.pem are written to --out. With --jwt, the fresh SVID
+// then authenticates (mTLS) a JWT-SVID request for --audience, and the JWT alone is printed.
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -12,13 +13,12 @@ import { encodePem } from '../../common/pki/pem.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
-import type { ControlPlaneClient } from '../../proxy/src/identity/control-plane-client.js';
 import { readCertificatesFile } from '../../shared-io/read-named-file.js';
-import { requiredString, stringFlag } from '../args.js';
+import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
 /** The trust domain the bundle's authorities name in their SPIFFE URI SAN (Tessera's roots carry one). */
-function trustDomainOf(bundle: readonly X509Certificate[], file: string): TrustDomain {
+export function trustDomainOf(bundle: readonly X509Certificate[], file: string): TrustDomain {
   const tds = new Set<string>();
   for (const ca of bundle) {
     const m = /URI:spiffe:\/\/([^,/\s]+)/.exec(ca.subjectAltName ?? '');
@@ -38,16 +38,25 @@ async function writeAtomic(path: string, text: string, mode: number): Promise<vo
 export const svidFetchCommand: Command = {
   path: ['svid', 'fetch'],
   summary: 'Attest with a join token and fetch an X.509-SVID (key generated locally)',
-  usage: '--control-plane HOST:PORT --bundle F --join-token T --out DIR [--trust-domain TD]',
-  details: 'Writes DIR/svid.pem (chain, leaf first), DIR/key.pem (0600) and DIR/bundle.pem; prints {"spiffeId","serial","notAfter"} as JSON.',
+  usage: '--control-plane HOST:PORT --bundle F --join-token T (--out DIR | --jwt --audience A) [--trust-domain TD]',
+  details:
+    'Writes DIR/svid.pem (chain, leaf first), DIR/key.pem (0600) and DIR/bundle.pem; prints {"spiffeId","serial","notAfter"} as JSON. With --jwt: prints the JWT-SVID for the audience(s) alone (and still writes DIR when --out is given).',
   flags: {
     'control-plane': { type: 'string', value: 'HOST:PORT', description: 'The control plane gRPC address', required: true },
     bundle: { type: 'string', value: 'FILE', description: 'Trust anchor for the control plane (its <dataDir>/bundle.pem)', required: true },
     'join-token': { type: 'string', value: 'TOKEN', description: 'A token from `tessera token create`', required: true },
-    out: { type: 'string', value: 'DIR', description: 'Directory to write svid.pem, key.pem, bundle.pem into', required: true },
+    out: { type: 'string', value: 'DIR', description: 'Directory to write svid.pem, key.pem, bundle.pem into (required without --jwt)' },
+    jwt: { type: 'boolean', description: 'Also fetch a JWT-SVID (authenticated by the new X.509-SVID) and print it alone' },
+    audience: { type: 'string', value: 'A', description: 'With --jwt: an audience of the JWT-SVID (repeat for several)', multiple: true },
     'trust-domain': { type: 'string', value: 'TD', description: 'Trust domain of the control plane (default: from the bundle)' },
   },
   async run(args, io) {
+    const jwt = boolFlag(args, 'jwt');
+    const audience = (args.flags['audience'] as string[] | undefined) ?? [];
+    const out = stringFlag(args, 'out');
+    if (!jwt && out === undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--out is required (or --jwt --audience A)');
+    if (jwt && audience.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--jwt needs --audience');
+    if (!jwt && audience.length > 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
     const address = requiredString(args, 'control-plane');
     if (!parseAddress(address)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" is not HOST:PORT`);
     const bundleFile = requiredString(args, 'bundle');
@@ -60,25 +69,31 @@ export const svidFetchCommand: Command = {
     // Loaded on use (grpc-js and the contracts), so other `tessera` commands start faster.
     const { ControlPlaneClient } = await import('../../proxy/src/identity/control-plane-client.js');
     const client = new ControlPlaneClient({ address, trustDomain: td, bundles: () => bootstrap, clock: io.clock });
-    let raw: Awaited<ReturnType<ControlPlaneClient['attest']>>;
     try {
-      raw = await client.attest(csr, { kind: 'join_token', token: requiredString(args, 'join-token') });
+      const raw = await client.attest(csr, { kind: 'join_token', token: requiredString(args, 'join-token') });
+      const own = raw.bundles.find((b) => b.trustDomain === td.name);
+      if (!own) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the answer carries no bundle for ${td.name}`);
+      const bundle = new TrustBundle(td, own.authoritiesDer.map((d) => new X509Certificate(d)));
+      const chain = raw.chainDer.map((d) => new X509Certificate(d));
+      const verified = verifyX509Svid(chain, new TrustBundleSet([bundle]), { nowMs: io.clock.nowMs() });
+      if (!verified.ok) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the SVID does not verify: ${verified.code}: ${verified.message}`);
+      if (!keyMatchesPublicKey(key.privateKey, chain[0]!.publicKey)) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', 'the SVID is not for the key this command generated');
+      const serial = chain[0]!.serialNumber.toLowerCase();
+      if (out !== undefined) {
+        await mkdir(out, { recursive: true, mode: 0o700 });
+        await writeAtomic(join(out, 'key.pem'), privateKeyPem(key), 0o600);
+        await writeAtomic(join(out, 'svid.pem'), chain.map((c) => encodePem('CERTIFICATE', c.raw)).join(''), 0o644);
+        await writeAtomic(join(out, 'bundle.pem'), bundle.toPem(), 0o644);
+      }
+      if (jwt) {
+        const svid = { id: verified.id, chain, key, bundle, notBeforeMs: chain[0]!.validFromDate.getTime(), notAfterMs: verified.notAfterMs, issuedAtMs: io.clock.nowMs(), serial };
+        io.stdout(`${(await client.mintJwtSvid(svid, audience)).token}\n`);
+        return EXIT_OK;
+      }
+      io.stdout(`${JSON.stringify({ spiffeId: verified.id.toString(), serial, notAfter: new Date(verified.notAfterMs).toISOString(), dir: out })}\n`);
+      return EXIT_OK;
     } finally {
       client.close();
     }
-    const own = raw.bundles.find((b) => b.trustDomain === td.name);
-    if (!own) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the answer carries no bundle for ${td.name}`);
-    const bundle = new TrustBundle(td, own.authoritiesDer.map((d) => new X509Certificate(d)));
-    const chain = raw.chainDer.map((d) => new X509Certificate(d));
-    const verified = verifyX509Svid(chain, new TrustBundleSet([bundle]), { nowMs: io.clock.nowMs() });
-    if (!verified.ok) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the SVID does not verify: ${verified.code}: ${verified.message}`);
-    if (!keyMatchesPublicKey(key.privateKey, chain[0]!.publicKey)) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', 'the SVID is not for the key this command generated');
-    const out = requiredString(args, 'out');
-    await mkdir(out, { recursive: true, mode: 0o700 });
-    await writeAtomic(join(out, 'key.pem'), privateKeyPem(key), 0o600);
-    await writeAtomic(join(out, 'svid.pem'), chain.map((c) => encodePem('CERTIFICATE', c.raw)).join(''), 0o644);
-    await writeAtomic(join(out, 'bundle.pem'), bundle.toPem(), 0o644);
-    io.stdout(`${JSON.stringify({ spiffeId: verified.id.toString(), serial: chain[0]!.serialNumber.toLowerCase(), notAfter: new Date(verified.notAfterMs).toISOString(), dir: out })}\n`);
-    return EXIT_OK;
   },
 };

@@ -1,4 +1,5 @@
-// `tessera svid verify`: judge a certificate chain as an X.509-SVID against a bundle file, at a chosen time.
+// `tessera svid verify`: judge a certificate chain as an X.509-SVID against a bundle file, at a chosen time; with
+// --jwt, a JWT-SVID against a SPIFFE bundle (svid-verify-jwt.ts).
 import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../common/errors.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
@@ -6,8 +7,9 @@ import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { leafSpiffeId, verifyX509Svid } from '../../common/spiffe/x509-svid.js';
 import { readCertificatesFile } from '../../shared-io/read-named-file.js';
-import { requiredString, stringFlag } from '../args.js';
+import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { verifyJwtSvid } from './svid-verify-jwt.js';
 
 function parseAt(text: string | undefined, nowMs: number): number {
   if (text === undefined) return nowMs;
@@ -34,20 +36,24 @@ function bundlesFor(bundleCerts: X509Certificate[], leafTd: string | undefined, 
 
 export const svidVerifyCommand: Command = {
   path: ['svid', 'verify'],
-  summary: 'Check a certificate (chain, leaf first) as an X.509-SVID against a trust bundle',
-  usage: '--bundle F [--id ID] [--at TIME] [--trust-domain TD] CERT',
-  details: 'Prints {"valid","spiffeId","reason","code","notAfter"} as JSON. Exit 0 when valid, 1 when not, 2 on usage errors.',
+  summary: 'Check a certificate (chain, leaf first) as an X.509-SVID, or a JWT-SVID (--jwt), against a trust bundle',
+  usage: '--bundle F [--id ID] [--at TIME] [--trust-domain TD] [--jwt --audience A] CERT|TOKEN',
+  details: 'Prints {"valid","spiffeId","reason","code",...} as JSON. Exit 0 when valid, 1 when not, 2 on usage errors.',
   positionals: 1,
   flags: {
-    bundle: { type: 'string', value: 'FILE', description: 'PEM file with the trust bundle (one or more CAs)', required: true },
+    bundle: { type: 'string', value: 'FILE', description: 'PEM file with the trust bundle (one or more CAs); with --jwt, a SPIFFE bundle (bundle.spiffe.json)', required: true },
     id: { type: 'string', value: 'ID', description: 'The SPIFFE ID the SVID must carry' },
     at: { type: 'string', value: 'TIME', description: 'Verify at this time (ISO-8601 or Unix seconds) instead of now' },
     'trust-domain': { type: 'string', value: 'TD', description: 'Treat every CA in the bundle file as this trust domain' },
+    jwt: { type: 'boolean', description: 'The argument is a JWT-SVID (TOKEN) and --bundle a SPIFFE bundle (JWKS)' },
+    audience: { type: 'string', value: 'A', description: 'With --jwt: the audience the token must be for' },
   },
   async run(args, io) {
     const expected = stringFlag(args, 'id');
     const expectedId = expected === undefined ? undefined : SpiffeId.parse(expected);
     const nowMs = parseAt(stringFlag(args, 'at'), io.clock.nowMs());
+    if (boolFlag(args, 'jwt')) return verifyJwtSvid(args, io, nowMs);
+    if (stringFlag(args, 'audience') !== undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
     const pinned = stringFlag(args, 'trust-domain');
     if (pinned !== undefined) TrustDomain.parse(pinned);
     const bundleCerts = await readCertificatesFile({ path: requiredString(args, 'bundle'), what: '--bundle' });

@@ -11,7 +11,14 @@ export const CONTRACT_FILES: readonly ContractFile[] = [
   {
     file: identity.IDENTITY_PROTO,
     package: 'tessera.identity.v1',
-    messages: { SignSvidRequest: identity.SIGN_SVID_REQUEST_FIELDS, SignSvidResponse: identity.SIGN_SVID_RESPONSE_FIELDS, TrustBundle: identity.TRUST_BUNDLE_FIELDS },
+    messages: {
+      SignSvidRequest: identity.SIGN_SVID_REQUEST_FIELDS,
+      SignSvidResponse: identity.SIGN_SVID_RESPONSE_FIELDS,
+      TrustBundle: identity.TRUST_BUNDLE_FIELDS,
+      JwtAuthority: identity.JWT_AUTHORITY_FIELDS,
+      MintJwtSvidRequest: identity.MINT_JWT_SVID_REQUEST_FIELDS,
+      MintJwtSvidResponse: identity.MINT_JWT_SVID_RESPONSE_FIELDS,
+    },
   },
   {
     file: config.CONFIG_PROTO,

@@ -5,6 +5,7 @@ import type { FieldsOf, Int64 } from './field-spec.js';
 export const IDENTITY_PROTO = 'tessera/identity/v1/identity.proto';
 export const IDENTITY_SERVICE = 'tessera.identity.v1.Identity';
 export const SIGN_SVID_PATH = `/${IDENTITY_SERVICE}/SignSvid`;
+export const MINT_JWT_SVID_PATH = `/${IDENTITY_SERVICE}/MintJwtSvid`;
 
 export interface SignSvidRequestMsg {
   csr?: Buffer;
@@ -22,11 +23,43 @@ export const SIGN_SVID_REQUEST_FIELDS = {
   ttl_seconds: 'int64',
 } as const satisfies FieldsOf<SignSvidRequestMsg>;
 
+export interface JwtAuthorityMsg {
+  key_id: string;
+  /** DER SubjectPublicKeyInfo. */
+  public_key: Buffer;
+}
+export const JWT_AUTHORITY_FIELDS = { key_id: 'string', public_key: 'bytes' } as const satisfies FieldsOf<JwtAuthorityMsg>;
+
 export interface TrustBundleMsg {
   trust_domain: string;
   x509_authorities: Buffer[];
+  /** Absent (or empty) from a control plane that predates JWT-SVIDs. */
+  jwt_authorities?: JwtAuthorityMsg[];
 }
-export const TRUST_BUNDLE_FIELDS = { trust_domain: 'string', x509_authorities: 'repeated bytes' } as const satisfies FieldsOf<TrustBundleMsg>;
+export const TRUST_BUNDLE_FIELDS = {
+  trust_domain: 'string',
+  x509_authorities: 'repeated bytes',
+  jwt_authorities: 'repeated message tessera.identity.v1.JwtAuthority',
+} as const satisfies FieldsOf<TrustBundleMsg>;
+
+export interface MintJwtSvidRequestMsg {
+  audience: string[];
+  ttl_seconds?: Int64;
+}
+export const MINT_JWT_SVID_REQUEST_FIELDS = { audience: 'repeated string', ttl_seconds: 'int64' } as const satisfies FieldsOf<MintJwtSvidRequestMsg>;
+
+export interface MintJwtSvidResponseMsg {
+  token: string;
+  spiffe_id: string;
+  issued_at_unix_ms: Int64;
+  expires_at_unix_ms: Int64;
+}
+export const MINT_JWT_SVID_RESPONSE_FIELDS = {
+  token: 'string',
+  spiffe_id: 'string',
+  issued_at_unix_ms: 'int64',
+  expires_at_unix_ms: 'int64',
+} as const satisfies FieldsOf<MintJwtSvidResponseMsg>;
 
 export interface SignSvidResponseMsg {
   svid_chain: Buffer[];

@@ -18,9 +18,12 @@ import { ownSvidLive, Readiness } from './admin/readiness.js';
 import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { guardedService, identityHandlers } from './api/identity-service.js';
+import { jwtSvidHandlers } from './api/jwt-svid-service.js';
 import { createAttestors } from './attestation/attestors.js';
 import { writeFileAtomicSync } from './ca/atomic-file.js';
 import { openCa } from './ca/open-ca.js';
+import { openJwtKeys } from './ca/open-jwt-keys.js';
+import { SPIFFE_BUNDLE_FILE, writeSpiffeBundleFile } from './ca/spiffe-bundle-file.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
 import { startEmbeddedInjector } from './injector/embedded-injector.js';
 import { Issuer } from './issuance/issuer.js';
@@ -56,10 +59,17 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const metrics = createMetrics(registry, deps.build);
     const caChanged = new Relay(); // → bundle file, own SVID, gauges, config push (wired below)
     const configChanged = new Relay(); // → config push
+    const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), onChange: caChanged.fire });
     const bundleFile = join(dataDir, BUNDLE_FILE);
     // Public: what proxies and `svid fetch` use as their bootstrap trust anchor. Written before ready.
-    const writeBundle = () => writeFileAtomicSync(bundleFile, ca.current().bundle.toPem(), 0o644);
+    const jwt = openJwtKeys({ dataDir, clock, audit, log, onChange: jwtKeysChanged.fire });
+    const spiffeBundle = { path: join(dataDir, SPIFFE_BUNDLE_FILE), nextSequence: () => store.meta.increment('spiffe.bundle_sequence') };
+    // bundle.spiffe.json (X.509 and JWT authorities, public) is written with bundle.pem, on every change.
+    const writeBundle = () => {
+      writeFileAtomicSync(bundleFile, ca.current().bundle.toPem(), 0o644);
+      writeSpiffeBundleFile(spiffeBundle, ca.current().bundle.authorities, jwt.keys.published());
+    };
     writeBundle();
 
     const attestors = await createAttestors(config, { clock, log, tokens, bundle: () => ca.current().bundle });
@@ -78,7 +88,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });
     const hub = new ConfigHub({
-      inputs: { bundles: () => [ca.current().bundle], policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
+      inputs: { bundles: () => [ca.current().bundle], jwtAuthorities: () => new Map([[td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
       admit: (id, serial) => revocations.check(id, serial),
       peerChain: (call) => server.chainOf(call),
@@ -87,12 +97,35 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       ...configHubReports(metrics, audit, clock),
     });
     configChanged.connect(() => hub.publish());
+    jwtKeysChanged.connect(() => {
+      try {
+        writeBundle();
+      } catch (e) {
+        log.error({ err: describeError(e) }, 'writing the bundle files failed');
+      }
+      hub.publish();
+    });
     policies?.start();
     undo.push(() => policies?.stop());
 
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
-    server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected }));
+    const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
+    const identityService = {
+      ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }),
+      ...jwtSvidHandlers({
+        svids,
+        peerChain,
+        admit: (id, serial) => revocations.check(id, serial),
+        take: (key) => limiter.take(key),
+        signingKey: () => jwt.keys.active(),
+        audit,
+        clock,
+        onIssued: () => metrics.jwtSvidsIssued.inc(),
+        onRefused: (code) => metrics.jwtSvidRefusals.inc({ code }),
+      }),
+    };
+    server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());
     await server.start();
     undo.push(() => server.stop(0));
@@ -125,7 +158,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       clock,
       timers,
       tickMs: deps.tickMs ?? 1_000,
-      ...{ hub, breakGlass, server, metrics, limiter, tokens, ca },
+      ...{ hub, breakGlass, server, metrics, limiter, tokens },
+      // JWT keys rotate on the CA's upkeep period: a key past its day is replaced, a retired one dropped after its overlap.
+      ca: { maintain: () => ca.maintain().finally(() => jwt.maintain()) },
       renewSelf: () => refreshSelf(false),
       onFailure: (message, e) => log.error({ err: describeError(e) }, message),
     });

@@ -15,6 +15,7 @@ import type { InboundConfig, OutboundConfig, ProxyConfig } from './config/proxy-
 import { redactedConfig } from './config/redact-config.js';
 import { EdgeListener } from './edge/edge-listener.js';
 import { IdentityStore } from './identity/identity-store.js';
+import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
 import { openIdentitySource } from './identity/open-identity-source.js';
 import { InboundH2Listener } from './listeners/inbound-h2-listener.js';
 import { InboundListener } from './listeners/inbound-listener.js';
@@ -62,6 +63,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const policies = new PolicyHolder(config.authorization.defaultAction);
   // Bans come only over Config/Watch: a files-identity proxy keeps the empty list.
   const denyList = new DenyListHolder();
+  const jwtBundles = new JwtBundleHolder();
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
   const listeners = new ListenerGroup(timers);
   const served = new ServedVerifier({ identity, target: () => listeners.servedTarget(), metrics, log, nowMs, timers });
@@ -69,7 +71,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, metrics, log, clock });
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, log, clock });
   const stoppables: Stoppable[] = [source];
   if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
   else if (!source.deliversPolicies) policies.setPolicies([]); // no policy source: the default action decides (deny unless configured otherwise)
@@ -113,7 +115,13 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       await admin.close();
       throw e;
     });
-  const workloadApi = config.workloadApi ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: identityFeed(identity) }) : undefined;
+  const mintJwtSvid = source.mintJwtSvid;
+  const jwt = mintJwtSvid
+    ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, onCall: metrics.jwtCall.bind(metrics) }
+    : undefined;
+  const workloadApi = config.workloadApi
+    ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: identityFeed(identity), ...(jwt ? { jwt } : {}) })
+    : undefined;
   listenersUp.set();
   served.start();
   stoppables.push(served);

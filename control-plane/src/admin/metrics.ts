@@ -19,6 +19,8 @@ export interface ControlPlaneMetrics {
   readonly breakGlassActive: Gauge;
   readonly tlsFailures: Counter<'reason'>;
   readonly grpcConnections: Gauge;
+  readonly jwtSvidsIssued: Counter;
+  readonly jwtSvidRefusals: Counter<'code'>;
 }
 
 export function createMetrics(registry: Registry, build: BuildInfo): ControlPlaneMetrics {
@@ -46,5 +48,7 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     breakGlassActive: new Gauge({ name: 'tessera_break_glass_grants_active', help: 'Unexpired break-glass grants', registers }),
     tlsFailures: new Counter({ name: 'tessera_grpc_tls_failures_total', help: 'Connections to the gRPC port that failed before gRPC (garbage, plaintext, timeout)', labelNames: ['reason'], registers }),
     grpcConnections: new Gauge({ name: 'tessera_grpc_connections', help: 'Open TLS connections on the gRPC port', registers }),
+    jwtSvidsIssued: new Counter({ name: 'tessera_jwt_svids_issued_total', help: 'JWT-SVIDs signed (MintJwtSvid)', registers }),
+    jwtSvidRefusals: new Counter({ name: 'tessera_jwt_svid_refusals_total', help: 'Refused MintJwtSvid calls by stable error code', labelNames: ['code'], registers }),
   };
 }

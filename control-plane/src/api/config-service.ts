@@ -14,6 +14,8 @@ import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface ConfigInputs {
   readonly bundles: () => readonly TrustBundle[];
+  /** JWT-SVID keys by trust domain name (absent: none published). */
+  readonly jwtAuthorities?: () => SnapshotInputs['jwtAuthorities'];
   readonly policies: () => readonly AuthorizationPolicy[];
   readonly grants: () => readonly BreakGlassGrant[];
   readonly denyList: () => SnapshotInputs['denyList'];
@@ -123,7 +125,8 @@ export class ConfigHub {
 
   #inputs(): SnapshotInputs {
     const i = this.#o.inputs;
-    return { version: this.#version, bundles: i.bundles(), policies: i.policies(), grants: i.grants(), denyList: i.denyList() };
+    const jwt = i.jwtAuthorities?.();
+    return { version: this.#version, bundles: i.bundles(), ...(jwt ? { jwtAuthorities: jwt } : {}), policies: i.policies(), grants: i.grants(), denyList: i.denyList() };
   }
 
   #send(w: Watcher, inputs: SnapshotInputs = this.#inputs()): void {

@@ -5,6 +5,8 @@ import { TesseraError } from '../../../common/errors.js';
 import type { Evidence, Issuer } from '../issuance/issuer.js';
 import { toGrpcError } from './grpc-status.js';
 import type { SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
+import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
+import { trustBundleMsg } from './bundle-message.js';
 
 /** What the wrapped deserializer hands over instead of a message it refused to decode. */
 export class RejectedMessage {
@@ -43,6 +45,8 @@ export interface IdentityServiceDeps {
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
   /** Audits and counts a request refused before it reached the issuer. */
   readonly onRejected: (code: string, caller: string, size: number) => void;
+  /** The JWT-SVID keys published with the bundle (the answer carries the whole bundle). */
+  readonly jwtAuthorities?: () => readonly JwtAuthority[];
 }
 
 const MAX_TTL_SECONDS = 366 * 24 * 3600;
@@ -68,7 +72,7 @@ export function identityHandlers(deps: IdentityServiceDeps): grpc.UntypedService
           (r) =>
             callback(null, {
               svid_chain: [...r.chainDer],
-              bundles: [{ trust_domain: r.bundle.trustDomain.name, x509_authorities: r.bundle.authorities.map((a) => a.raw) }],
+              bundles: [trustBundleMsg(r.bundle, deps.jwtAuthorities?.() ?? [])],
               spiffe_id: r.spiffeId,
               not_after_unix_ms: String(r.notAfterMs),
               serial: r.serial,

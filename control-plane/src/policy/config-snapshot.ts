@@ -8,10 +8,14 @@ import { compileIdPattern } from '../../../common/spiffe/match.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
+import { type JwtAuthority, jwtAuthoritiesKey } from '../../../common/spiffe/spiffe-bundle.js';
+import { trustBundleMsg } from '../api/bundle-message.js';
 
 export interface SnapshotInputs {
   readonly version: number;
   readonly bundles: readonly TrustBundle[];
+  /** JWT-SVID keys by trust domain name (published with that domain's bundle). */
+  readonly jwtAuthorities?: ReadonlyMap<string, readonly JwtAuthority[]>;
   readonly policies: readonly AuthorizationPolicy[];
   readonly grants: readonly BreakGlassGrant[];
   /** Banned SPIFFE IDs and SVID serials (canonical), enforced by every proxy. */
@@ -25,7 +29,8 @@ export interface BuiltSnapshot {
 }
 
 export function buildSnapshot(inputs: SnapshotInputs, id: SpiffeId, nowMs: number): BuiltSnapshot {
-  const bundles = inputs.bundles.map((b) => ({ trust_domain: b.trustDomain.name, x509_authorities: b.authorities.map((a) => a.raw) }));
+  const jwtOf = (b: TrustBundle) => inputs.jwtAuthorities?.get(b.trustDomain.name) ?? [];
+  const bundles = inputs.bundles.map((b) => trustBundleMsg(b, jwtOf(b)));
   const policies = policiesSelecting(inputs.policies, id).map((p) => ({ name: p.name, json: policyToJson(p) }));
   const grants = inputs.grants
     .filter((g) => g.expiresAtMs > nowMs && compileIdPattern(g.to).matches(id))
@@ -40,7 +45,7 @@ export function buildSnapshot(inputs: SnapshotInputs, id: SpiffeId, nowMs: numbe
     }));
   const denyList = { spiffe_ids: [...inputs.denyList.spiffeIds].sort(), serials: [...inputs.denyList.serials].sort() };
   const contentKey = JSON.stringify([
-    inputs.bundles.map((b) => [b.trustDomain.name, b.fingerprints()]),
+    inputs.bundles.map((b) => [b.trustDomain.name, b.fingerprints(), jwtAuthoritiesKey(jwtOf(b))]),
     policies,
     grants,
     denyList,

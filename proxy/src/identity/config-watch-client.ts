@@ -6,7 +6,9 @@ import { TesseraError } from '../../../common/errors.js';
 import type { BackoffOptions } from '../../../common/backoff.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 import type { PolicySnapshot } from '../../../common/policy/policy-snapshot.js';
+import type { JwtBundleSet } from '../../../common/spiffe/jwt-svid.js';
 import { type TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import { jwtBundleFromWire } from './jwt-bundle-holder.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import { policySnapshotFromWatch } from '../authz/control-plane-policy-source.js';
 import { type DenyList, createDenyList } from '../tls/deny-list.js';
@@ -17,6 +19,8 @@ export interface ConfigUpdate {
   /** Decimal integer text, monotonic across control-plane restarts. */
   readonly version: string;
   readonly bundles: TrustBundleSet;
+  /** JWT-SVID keys by trust domain (empty from a control plane that predates JWT-SVIDs). */
+  readonly jwtBundles: JwtBundleSet;
   readonly policies: PolicySnapshot;
   /** Banned SPIFFE IDs and SVID serials (tessera revoke). */
   readonly denyList: DenyList;
@@ -27,9 +31,11 @@ export interface ConfigUpdate {
 export function parseConfigSnapshot(msg: ConfigSnapshotMsg, opts: { defaultAction?: 'deny' | 'allow' } = {}): ConfigUpdate {
   if (!/^\d+$/.test(msg.version)) throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', `snapshot version "${msg.version}" is not a decimal integer`);
   const bundles: TrustBundle[] = [];
+  const jwtBundles = new Map<string, ReturnType<typeof jwtBundleFromWire>>();
   for (const b of msg.bundles) {
     try {
       bundles.push(bundleFromDer(b.trust_domain, b.x509_authorities));
+      if (b.jwt_authorities?.length) jwtBundles.set(b.trust_domain, jwtBundleFromWire(b.jwt_authorities));
     } catch (e) {
       throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', `bundle of "${b.trust_domain}": ${(e as Error).message}`, {}, { cause: e });
     }
@@ -38,6 +44,7 @@ export function parseConfigSnapshot(msg: ConfigSnapshotMsg, opts: { defaultActio
   return {
     version: msg.version,
     bundles: new TrustBundleSet(bundles),
+    jwtBundles,
     policies: policySnapshotFromWatch(msg, opts),
     denyList: createDenyList(msg.deny_list?.spiffe_ids ?? [], msg.deny_list?.serials ?? []),
     generatedAtMs: Number(msg.generated_at_unix_ms) || 0,

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
-import type { SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
+import type { MintJwtSvidResponseMsg, SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import { TesseraError } from '../../../common/errors.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -53,6 +53,17 @@ export class ControlPlaneClient implements SvidSigner {
 
   renew(csrDer: Buffer, current: IssuedSvid): Promise<SignedSvidRaw> {
     return this.#sign(this.#channel(current), { csr: csrDer });
+  }
+
+  /** A JWT-SVID for `current`'s own SPIFFE ID (mTLS with it), for these audiences; ttlSeconds 0 = the default. */
+  mintJwtSvid(current: IssuedSvid, audience: readonly string[], ttlSeconds = 0): Promise<MintedJwtSvid> {
+    const deadline = Date.now() + (this.#o.callTimeoutMs ?? 10_000);
+    return new Promise((ok, fail) => {
+      this.#channel(current).identity.MintJwtSvid!({ audience: [...audience], ttl_seconds: String(ttlSeconds) }, { deadline }, (err: grpc.ServiceError | null, res: MintJwtSvidResponseMsg) => {
+        if (err) return fail(signError(err));
+        ok({ token: res.token, spiffeId: res.spiffe_id, issuedAtMs: Number(res.issued_at_unix_ms), expiresAtMs: Number(res.expires_at_unix_ms) });
+      });
+    });
   }
 
   /** Opens Config/Watch authenticated by `current`; messages and the final status go to `cb`. */
@@ -114,6 +125,13 @@ export class ControlPlaneClient implements SvidSigner {
       });
     });
   }
+}
+
+export interface MintedJwtSvid {
+  readonly token: string;
+  readonly spiffeId: string;
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
 }
 
 /** A gRPC failure as a TesseraError naming the status and the control plane's stable code, if it sent one. */

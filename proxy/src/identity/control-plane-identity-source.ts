@@ -9,7 +9,7 @@ import type { ProxyConfig } from '../config/proxy-config.js';
 import { evidenceProvider } from './attestation-evidence.js';
 import { installIdentity } from './bundle-merge.js';
 import { ConfigWatch } from './config-watch-client.js';
-import { ControlPlaneClient } from './control-plane-client.js';
+import { ControlPlaneClient, type MintedJwtSvid } from './control-plane-client.js';
 import { ControlPlaneSvidSource, type IssuedSvid } from './control-plane-svid-source.js';
 import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
 
@@ -72,6 +72,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
         deps.policies.setSnapshot(u.policies);
         metrics.policyUpdate('success');
         deps.denyList.set(u.denyList);
+        deps.jwtBundles.set(u.jwtBundles);
       },
       onEvent: (e) => {
         if (e.kind === 'refused') {
@@ -102,6 +103,13 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   get nextRenewalMs(): number | undefined {
     return this.#svids.nextRenewalMs;
   }
+
+  /** Over mTLS with the current SVID: the control plane signs for that SVID's ID and no other. */
+  mintJwtSvid = (audience: readonly string[]): Promise<MintedJwtSvid> => {
+    const svid = this.#svids.current;
+    if (!svid) return Promise.reject(new TesseraError('TESSERA_ERR_JWT_SVID_UNAVAILABLE', 'no SVID yet'));
+    return this.#client.mintJwtSvid(svid, audience);
+  };
 
   stop(): void {
     this.#svids.stop();

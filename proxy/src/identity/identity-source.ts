@@ -5,7 +5,9 @@ import type { Clock } from '../../../common/clock.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { DenyListHolder } from '../tls/deny-list-holder.js';
+import type { MintedJwtSvid } from './control-plane-client.js';
 import type { IdentityStore } from './identity-store.js';
+import type { JwtBundleHolder } from './jwt-bundle-holder.js';
 
 export interface IdentitySource {
   /** Resolves once the first identity (and, from a source that delivers them, the first policies) is in place. */
@@ -16,6 +18,8 @@ export interface IdentitySource {
   notReadyReason(): string | undefined;
   /** The planned renewal (wall clock), for a source that renews by itself. */
   readonly nextRenewalMs: number | undefined;
+  /** Signs JWT-SVIDs of the current identity (only a control-plane source can; absent otherwise). */
+  readonly mintJwtSvid?: (audience: readonly string[]) => Promise<MintedJwtSvid>;
   stop(): void;
 }
 
@@ -24,6 +28,8 @@ export interface IdentitySourceDeps {
   readonly store: IdentityStore;
   readonly policies: PolicyHolder;
   readonly denyList: DenyListHolder;
+  /** JWT bundles from the control plane (a files source leaves it empty). */
+  readonly jwtBundles: JwtBundleHolder;
   readonly metrics: ProxyMetrics;
   readonly log: Logger;
   readonly clock: Clock;

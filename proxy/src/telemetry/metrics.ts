@@ -137,6 +137,65 @@ function cellCounter(registry: Registry, name: string, help: string, labelNames:
   return { table, counter };
 }
 
+/**
+ * One histogram series whose hot path is arithmetic on its own fields (prom-client's observe() hashes the labels
+ * and validates them on every call). It has the shape prom-client 15 keeps per series (labels, per-bucket
+ * bucketValues, sum, count), so collect() hands it over as is: nothing is copied per request.
+ */
+class HistCell {
+  readonly bucketValues: Record<string, number> = {};
+  readonly #counts: Float64Array;
+  sum = 0;
+  count = 0;
+  constructor(
+    readonly labels: Labels,
+    readonly bounds: readonly number[],
+  ) {
+    this.#counts = new Float64Array(bounds.length);
+  }
+
+  observe(v: number): void {
+    const b = this.bounds;
+    let i = 0;
+    while (i < b.length && v > b[i]!) i++;
+    // Above the last bound: only in count (the +Inf bucket), as in prom-client.
+    if (i < b.length) this.#counts[i]!++;
+    this.sum += v;
+    this.count++;
+  }
+
+  /** Brings bucketValues up to date (at scrape time). */
+  flush(): void {
+    for (let i = 0; i < this.bounds.length; i++) this.bucketValues[this.bounds[i]!] = this.#counts[i]!;
+  }
+}
+
+/** A histogram whose hot path is `table.getN(...).observe(v)`; its series are handed to prom-client on collect. */
+function cellHistogram(registry: Registry, name: string, help: string, labelNames: readonly string[], buckets: readonly number[], normalise: (raw: readonly Key[]) => string[]): LabelTable<HistCell> {
+  const table = new LabelTable<HistCell>(
+    (raw) => new HistCell(labelsOf(labelNames, normalise(raw)), buckets),
+    () => new HistCell(labelsOf(labelNames, labelNames.map(() => 'other')), buckets),
+  );
+  new Histogram({
+    name,
+    help,
+    labelNames,
+    buckets: [...buckets],
+    registers: [registry],
+    collect() {
+      // prom-client's own per-series map (15.x), keyed by its label hash; only these cells ever fill it (observe()
+      // is never called), so a key of our own cannot meet one of its hashes. Checked by the metrics unit tests.
+      const series = (this as unknown as { hashMap: Record<string, HistCell> }).hashMap;
+      const all = table.all();
+      for (let i = 0; i < all.length; i++) {
+        all[i]!.flush();
+        series[`#${i}`] = all[i]!;
+      }
+    },
+  });
+  return table;
+}
+
 const str = (raw: readonly Key[]) => raw.map(String);
 
 /** A gauge by `direction` whose hot path is `table.get1(direction).n += delta`; read by prom-client on collect. */
@@ -172,10 +231,10 @@ export interface ProxyMetricsOptions {
 export class ProxyMetrics {
   readonly registry: Registry;
   readonly #handshakes: LabelTable<Cell>;
-  readonly #handshakeSeconds: LabelTable<ReturnType<Histogram['labels']>>;
+  readonly #handshakeSeconds: LabelTable<HistCell>;
   readonly #upstreamOpened: LabelTable<Cell>;
   readonly #requests: LabelTable<Cell>;
-  readonly #requestSeconds: LabelTable<ReturnType<Histogram['labels']>>;
+  readonly #requestSeconds: LabelTable<HistCell>;
   readonly #authz: LabelTable<Cell>;
   readonly #policyLabels = new CappedLabels(MAX_POLICY_LABELS);
   readonly #peerLabels = new CappedLabels(MAX_PEER_LABELS);
@@ -189,6 +248,7 @@ export class ProxyMetrics {
   readonly #plaintext: LabelTable<Cell>;
   readonly #active: LabelTable<Cell>;
   readonly #upgraded: LabelTable<Cell>;
+  readonly #jwtCalls: LabelTable<Cell>;
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
     this.registry = registry;
@@ -206,17 +266,7 @@ export class ProxyMetrics {
         resumed ? 'true' : 'false',
       ],
     ).table;
-    const handshakeHist = new Histogram({
-      name: 'tessera_tls_handshake_duration_seconds',
-      help: 'TLS handshake duration from TCP accept/connect to secure (or failure).',
-      labelNames: ['direction'],
-      buckets: HANDSHAKE_BUCKETS,
-      registers: [registry],
-    });
-    this.#handshakeSeconds = new LabelTable(
-      ([d]) => handshakeHist.labels(String(d)),
-      () => handshakeHist.labels('other'),
-    );
+    this.#handshakeSeconds = cellHistogram(registry, 'tessera_tls_handshake_duration_seconds', 'TLS handshake duration from TCP accept/connect to secure (or failure).', ['direction'], HANDSHAKE_BUCKETS, str);
     this.#upstreamOpened = cellCounter(
       registry,
       'tessera_upstream_connections_opened_total',
@@ -231,16 +281,13 @@ export class ProxyMetrics {
       ['direction', 'protocol', 'code', 'listener', 'peer'],
       ([d, l, p, c, peer]) => [String(d), String(p), statusLabel(c!), String(l), this.#peerLabels.label(String(peer))],
     ).table;
-    const requestHist = new Histogram({
-      name: 'tessera_request_duration_seconds',
-      help: 'Duration of proxied requests (HTTP) or connections (TCP), first byte in to last byte out, by direction, listener and peer workload.',
-      labelNames: ['direction', 'listener', 'peer'],
-      buckets: REQUEST_BUCKETS,
-      registers: [registry],
-    });
-    this.#requestSeconds = new LabelTable(
-      ([d, l, peer]) => requestHist.labels(String(d), String(l), this.#peerLabels.label(String(peer))),
-      () => requestHist.labels('other', 'other', 'other'),
+    this.#requestSeconds = cellHistogram(
+      registry,
+      'tessera_request_duration_seconds',
+      'Duration of proxied requests (HTTP) or connections (TCP), first byte in to last byte out, by direction, listener and peer workload.',
+      ['direction', 'listener', 'peer'],
+      REQUEST_BUCKETS,
+      ([d, l, peer]) => [String(d), String(l), this.#peerLabels.label(String(peer))],
     );
     this.#authz = cellCounter(
       registry,
@@ -265,6 +312,13 @@ export class ProxyMetrics {
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
     this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
     this.#revokedClosed = cellCounter(registry, 'tessera_connections_revoked_total', 'Open connections closed because the peer\'s SPIFFE ID or SVID serial was banned (tessera revoke), by direction.', ['direction'], str).table;
+    this.#jwtCalls = cellCounter(
+      registry,
+      'tessera_workload_api_jwt_calls_total',
+      'Workload API JWT-SVID calls by call (fetch, validate), result (ok, refused, failed) and refusal reason (none when ok).',
+      ['call', 'result', 'reason'],
+      str,
+    ).table;
     this.#plaintext = cellCounter(
       registry,
       'tessera_plaintext_connections_total',
@@ -351,6 +405,11 @@ export class ProxyMetrics {
 
   rejected(direction: string, reason: string): void {
     this.#rejected.get2(direction, reason).n++;
+  }
+
+  /** A Workload API JWT-SVID call answered: ok, refused (bad input, with its reason) or failed (no token to be had). */
+  jwtCall(call: 'fetch' | 'validate', result: 'ok' | 'refused' | 'failed', reason: string): void {
+    this.#jwtCalls.get3(call, result, reason).n++;
   }
 
 }

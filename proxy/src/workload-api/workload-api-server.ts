@@ -1,12 +1,14 @@
 // The SPIFFE Workload API (service SpiffeWorkloadAPI) on a Unix socket any uid may connect to (its directory
-// decides who reaches it): X.509 SVID and bundle streams that push the complete state on every rotation; JWT
-// calls answer Unimplemented; every call must carry the `workload.spiffe.io: true` header or gets InvalidArgument.
+// decides who reaches it): X.509 SVID and bundle streams that push the complete state on every rotation; the JWT
+// calls (jwt-svid-calls.ts) when the identity comes from a control plane, else Unimplemented; every call must
+// carry the `workload.spiffe.io: true` header or gets InvalidArgument.
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
 import { TesseraError } from '../../../common/errors.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
+import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
 
 export const SECURITY_HEADER = 'workload.spiffe.io';
@@ -14,6 +16,8 @@ export const SECURITY_HEADER = 'workload.spiffe.io';
 export interface WorkloadApiServerOptions {
   readonly socketPath: string;
   readonly feed: WorkloadIdentityFeed;
+  /** JWT-SVIDs and JWT bundles (a control-plane identity); absent: the JWT calls answer Unimplemented. */
+  readonly jwt?: WorkloadJwtSource;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
   readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'unavailable' | 'unimplemented' }) => void;
 }
@@ -27,12 +31,14 @@ export class WorkloadApiServer {
   readonly #server = new grpc.Server();
   readonly #svidStreams = new Set<Stream>();
   readonly #bundleStreams = new Set<Stream>();
+  readonly #jwt: WorkloadJwtCalls | undefined;
   #unsubscribe: (() => void) | undefined;
 
   private constructor(opts: WorkloadApiServerOptions) {
     this.socketPath = resolve(opts.socketPath);
     this.#feed = opts.feed;
     this.#onEvent = opts.onEvent ?? (() => {});
+    this.#jwt = opts.jwt ? new WorkloadJwtCalls(opts.jwt) : undefined;
   }
 
   /** Binds the socket (replacing a stale socket file, never another kind of file) and starts serving. */
@@ -44,7 +50,7 @@ export class WorkloadApiServer {
 
   /** Open FetchX509SVID + FetchX509Bundles streams. */
   get openStreams(): number {
-    return this.#svidStreams.size + this.#bundleStreams.size;
+    return this.#svidStreams.size + this.#bundleStreams.size + (this.#jwt?.openStreams ?? 0);
   }
 
   async #listen(): Promise<void> {
@@ -52,7 +58,7 @@ export class WorkloadApiServer {
     removeStaleSocket(this.socketPath);
     const service = serviceAt(loadProtoFile(WORKLOAD_API_PROTO), WORKLOAD_API_SERVICE).service;
     const unimplemented = (name: string) => (call: grpc.ServerUnaryCall<unknown, unknown> | Stream, cb?: grpc.sendUnaryData<unknown>) => {
-      const status = this.#checkHeader(name, call.metadata) ?? { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented: Tessera serves X.509-SVIDs only` };
+      const status = this.#checkHeader(name, call.metadata) ?? { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented: JWT-SVIDs need an identity from a control plane (identity.controlPlane)` };
       if (status.code === grpc.status.UNIMPLEMENTED) this.#onEvent({ method: name, outcome: 'unimplemented' });
       if (cb) cb(status);
       else (call as Stream).emit('error', status);
@@ -60,9 +66,7 @@ export class WorkloadApiServer {
     this.#server.addService(service, {
       FetchX509SVID: (call: Stream) => this.#openStream('FetchX509SVID', call, this.#svidStreams),
       FetchX509Bundles: (call: Stream) => this.#openStream('FetchX509Bundles', call, this.#bundleStreams),
-      FetchJWTSVID: unimplemented('FetchJWTSVID'),
-      FetchJWTBundles: unimplemented('FetchJWTBundles'),
-      ValidateJWTSVID: unimplemented('ValidateJWTSVID'),
+      ...(this.#jwt ? this.#jwtHandlers(this.#jwt) : { FetchJWTSVID: unimplemented('FetchJWTSVID'), FetchJWTBundles: unimplemented('FetchJWTBundles'), ValidateJWTSVID: unimplemented('ValidateJWTSVID') }),
     });
     await new Promise<void>((ok, fail) => {
       this.#server.bindAsync(`unix://${this.socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
@@ -75,6 +79,24 @@ export class WorkloadApiServer {
     // who reaches it is the directory: in a pod, a volume only the pod's containers mount.
     chmodSync(this.socketPath, WORKLOAD_SOCKET_MODE);
     this.#unsubscribe = this.#feed.subscribe(() => this.#pushAll());
+  }
+
+  /** The JWT calls behind the security-header check. */
+  #jwtHandlers(jwt: WorkloadJwtCalls): grpc.UntypedServiceImplementation {
+    const unary = (name: string, h: (call: never, cb: never) => void) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
+      const bad = this.#checkHeader(name, call.metadata);
+      if (bad) return cb(bad);
+      h(call as never, cb as never);
+    };
+    return {
+      FetchJWTSVID: unary('FetchJWTSVID', jwt.fetchJwtSvid),
+      ValidateJWTSVID: unary('ValidateJWTSVID', jwt.validateJwtSvid),
+      FetchJWTBundles: (call: Stream) => {
+        const bad = this.#checkHeader('FetchJWTBundles', call.metadata);
+        if (bad) call.emit('error', bad);
+        else jwt.fetchJwtBundles(call as never);
+      },
+    };
   }
 
   #checkHeader(method: string, md: grpc.Metadata): grpc.StatusObject | undefined {
@@ -121,6 +143,7 @@ export class WorkloadApiServer {
   /** Ends every stream (status OK), stops the server and removes the socket file. */
   async close(): Promise<void> {
     this.#unsubscribe?.();
+    this.#jwt?.close();
     for (const call of [...this.#svidStreams, ...this.#bundleStreams]) if (!call.writableEnded) call.end();
     this.#svidStreams.clear();
     this.#bundleStreams.clear();

@@ -1,6 +1,6 @@
 // ProxyMetrics: names, labels and values as scraped from the injected registry, label normalisation and the
 // cardinality bounds.
-import type { Registry } from 'prom-client';
+import { Histogram, Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
 import { MAX_PEER_LABELS, MAX_POLICY_LABELS, MAX_SERIES_PER_METRIC, ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
 
@@ -41,6 +41,7 @@ const NAMES = [
   'tessera_trust_bundle_updates_total',
   'tessera_upgraded_connections',
   'tessera_upstream_connections_opened_total',
+  'tessera_workload_api_jwt_calls_total',
 ];
 
 describe('ProxyMetrics', () => {
@@ -113,6 +114,37 @@ describe('ProxyMetrics', () => {
     expect(hist.find((s) => s.metricName === 'tessera_request_duration_seconds_count' && s.labels.listener === 'app')?.labels.peer).toBe(web);
   });
 
+  test('request durations: the exposition is what prom-client\'s own histogram writes for the same observations', async () => {
+    const { m, r } = fresh();
+    const ref = new Registry();
+    const hist = new Histogram({
+      name: 'tessera_request_duration_seconds',
+      help: (r.getSingleMetric('tessera_request_duration_seconds') as unknown as { help: string }).help,
+      labelNames: ['direction', 'listener', 'peer'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [ref],
+    });
+    // On bounds, between them, above the last one, in two series, scraped twice (counts carry on after a scrape).
+    const seen: [string, string, number][] = [];
+    const observe = (dir: string, peer: string, v: number) => {
+      m.request(dir, 'http', 200, v, 'app', peer);
+      seen.push([dir, peer, v]);
+    };
+    for (const v of [0.0005, 0.0007, 0.001, 0.003, 0.5, 0.75, 30, 31, 120]) observe('inbound', 'spiffe://td/web', v);
+    observe('edge', '', 0.02);
+    const scrape = async (reg: Registry) => reg.getSingleMetricAsString('tessera_request_duration_seconds');
+    const expected = async () => {
+      hist.reset();
+      for (const [dir, peer, v] of seen) hist.observe({ direction: dir, listener: 'app', peer: peer || 'none' }, v);
+      return scrape(ref);
+    };
+    expect(await scrape(r)).toBe(await expected());
+    observe('inbound', 'spiffe://td/web', 0.004);
+    observe('edge', '', 7);
+    expect(await scrape(r)).toBe(await expected());
+    expect(await scrape(r)).toContain('tessera_request_duration_seconds_bucket{le="30",direction="inbound",listener="app",peer="spiffe://td/web"} 8');
+  });
+
   test('requests: the peer label keeps the first 100 SPIFFE IDs, later peers count as other', async () => {
     const { m, r } = fresh();
     for (let i = 0; i < MAX_PEER_LABELS + 30; i++) m.request('inbound', 'http', 200, 0.001, 'app', `spiffe://td/caller-${i}`);
@@ -177,6 +209,16 @@ describe('ProxyMetrics', () => {
     expect(await value(r, 'tessera_requests_rejected_total', { direction: 'edge', reason: 'too_many_connections' })).toBe(1);
     m.svidExpiry(1_767_225_600_500);
     expect(await value(r, 'tessera_svid_expiry_timestamp_seconds', {})).toBe(1_767_225_600.5);
+  });
+
+  test('Workload API JWT calls by call, result and reason', async () => {
+    const { m, r } = fresh();
+    m.jwtCall('validate', 'refused', 'wrong_audience');
+    m.jwtCall('validate', 'refused', 'wrong_audience');
+    m.jwtCall('fetch', 'ok', 'none');
+    const text = await r.metrics();
+    expect(text).toContain('tessera_workload_api_jwt_calls_total{call="validate",result="refused",reason="wrong_audience"} 2');
+    expect(text).toContain('tessera_workload_api_jwt_calls_total{call="fetch",result="ok",reason="none"} 1');
   });
 
   test('update results start at zero and count', async () => {

@@ -1,0 +1,165 @@
+// JWT-SVIDs per the SPIFFE JWT-SVID spec: signing (ES256) and pure validation against JWT bundles (kid → public
+// key, per trust domain). Every refusal is a coded TesseraError whose details carry a short metric `reason`.
+import { type KeyObject, constants, sign, verify } from 'node:crypto';
+import { type ErrorCode, TesseraError } from '../errors.js';
+import { SpiffeId } from './spiffe-id.js';
+
+/** The JWT authorities of one trust domain: key id → public key. */
+export type JwtBundle = ReadonlyMap<string, KeyObject>;
+/** Trust domain name → its JWT bundle. */
+export type JwtBundleSet = ReadonlyMap<string, JwtBundle>;
+
+/** Short labels for metrics (never sent to a peer beyond the Workload API caller that asked). */
+export const JWT_SVID_REFUSALS = {
+  TESSERA_ERR_JWT_SVID_MALFORMED: 'malformed',
+  TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED: 'alg_not_allowed',
+  TESSERA_ERR_JWT_SVID_NO_AUDIENCE: 'no_audience',
+  TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE: 'wrong_audience',
+  TESSERA_ERR_JWT_SVID_EXPIRED: 'expired',
+  TESSERA_ERR_JWT_SVID_NOT_YET_VALID: 'not_yet_valid',
+  TESSERA_ERR_JWT_SVID_BAD_SUBJECT: 'bad_subject',
+  TESSERA_ERR_JWT_SVID_NO_BUNDLE: 'no_bundle',
+  TESSERA_ERR_JWT_SVID_UNKNOWN_KEY: 'unknown_key',
+  TESSERA_ERR_JWT_SVID_BAD_SIGNATURE: 'bad_signature',
+} as const satisfies Partial<Record<ErrorCode, string>>;
+export type JwtSvidRefusalCode = keyof typeof JWT_SVID_REFUSALS;
+export type JwtSvidRefusalReason = (typeof JWT_SVID_REFUSALS)[JwtSvidRefusalCode];
+
+/** The metric reason of a validation error; `other` for anything that is not a JWT-SVID refusal. */
+export function jwtRefusalReason(e: unknown): JwtSvidRefusalReason | 'other' {
+  const code = e instanceof TesseraError ? e.code : undefined;
+  return code !== undefined && code in JWT_SVID_REFUSALS ? JWT_SVID_REFUSALS[code as JwtSvidRefusalCode] : 'other';
+}
+
+function refuse(code: JwtSvidRefusalCode, message: string): TesseraError {
+  return new TesseraError(code, message, { reason: JWT_SVID_REFUSALS[code] });
+}
+
+/** Tokens larger than this are refused before any parsing (a workload sends them; bound the work). */
+export const MAX_JWT_BYTES = 16 * 1024;
+/** Clock skew tolerated on exp and nbf. */
+export const JWT_SKEW_MS = 30_000;
+
+interface AlgSpec {
+  readonly hash: 'sha256' | 'sha384' | 'sha512';
+  readonly kty: 'ec' | 'rsa';
+  readonly curve?: string;
+  readonly pss?: boolean;
+}
+/** The JWT-SVID spec's allowed algorithms; `none` and HMAC are absent on purpose. */
+const ALGS: Readonly<Record<string, AlgSpec>> = {
+  ES256: { hash: 'sha256', kty: 'ec', curve: 'prime256v1' },
+  ES384: { hash: 'sha384', kty: 'ec', curve: 'secp384r1' },
+  ES512: { hash: 'sha512', kty: 'ec', curve: 'secp521r1' },
+  RS256: { hash: 'sha256', kty: 'rsa' },
+  RS384: { hash: 'sha384', kty: 'rsa' },
+  RS512: { hash: 'sha512', kty: 'rsa' },
+  PS256: { hash: 'sha256', kty: 'rsa', pss: true },
+  PS384: { hash: 'sha384', kty: 'rsa', pss: true },
+  PS512: { hash: 'sha512', kty: 'rsa', pss: true },
+};
+
+const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
+
+export interface JwtSvidToSign {
+  /** ECDSA P-256 private key. */
+  readonly privateKey: KeyObject;
+  readonly keyId: string;
+  readonly spiffeId: string;
+  readonly audience: readonly string[];
+  readonly issuedAtMs: number;
+  readonly expiresAtMs: number;
+}
+
+/** Signs a JWT-SVID with ES256: header {alg, kid, typ: JWT}, claims {sub, aud, exp, iat}. */
+export function signJwtSvid(t: JwtSvidToSign): string {
+  const header = { alg: 'ES256', kid: t.keyId, typ: 'JWT' };
+  const claims = { sub: t.spiffeId, aud: [...t.audience], exp: Math.floor(t.expiresAtMs / 1000), iat: Math.floor(t.issuedAtMs / 1000) };
+  const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
+  const sig = sign('sha256', Buffer.from(input), { key: t.privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${b64url(sig)}`;
+}
+
+export interface ValidatedJwtSvid {
+  readonly spiffeId: SpiffeId;
+  readonly claims: Readonly<Record<string, unknown>>;
+  readonly keyId: string;
+  readonly expiresAtMs: number;
+}
+
+function decodePart(part: string, what: string): Record<string, unknown> {
+  if (!/^[A-Za-z0-9_-]+$/.test(part)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not base64url`);
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+  } catch {
+    throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not JSON`);
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not a JSON object`);
+  return v as Record<string, unknown>;
+}
+
+/** Header and claims, decoded without any check of signature or meaning (for diagnostics and the CLI). */
+export function decodeJwt(token: string): { header: Record<string, unknown>; claims: Record<string, unknown>; signingInput: string; signature: Buffer } {
+  if (typeof token !== 'string' || token.length === 0) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token is empty');
+  if (Buffer.byteLength(token) > MAX_JWT_BYTES) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the token is larger than ${MAX_JWT_BYTES} bytes`);
+  const parts = token.split('.');
+  if (parts.length !== 3) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'a JWS compact serialization has exactly three parts');
+  const [h, c, s] = parts as [string, string, string];
+  if (!/^[A-Za-z0-9_-]*$/.test(s)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the signature is not base64url');
+  return { header: decodePart(h, 'header'), claims: decodePart(c, 'claims'), signingInput: `${h}.${c}`, signature: Buffer.from(s, 'base64url') };
+}
+
+function verifySignature(alg: AlgSpec, key: KeyObject, input: string, sig: Buffer): boolean {
+  if (key.type !== 'public' || key.asymmetricKeyType !== alg.kty) return false;
+  if (alg.kty === 'ec') {
+    if (key.asymmetricKeyDetails?.namedCurve !== alg.curve) return false;
+    return verify(alg.hash, Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }, sig);
+  }
+  const padding = alg.pss ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : {};
+  return verify(alg.hash, Buffer.from(input), { key, ...padding }, sig);
+}
+
+const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
+/**
+ * Validates a JWT-SVID for `audience` at `nowMs`, per the JWT-SVID spec: allowed asymmetric alg only, `sub` a
+ * SPIFFE ID, the key (by `kid`) from the JWT bundle of **the subject's own trust domain**, signature, `aud`
+ * holding the audience, `exp` in the future (skew tolerated), `nbf` if present not in the future.
+ */
+export function validateJwtSvid(token: string, audience: string, bundles: JwtBundleSet, nowMs: number, skewMs = JWT_SKEW_MS): ValidatedJwtSvid {
+  const { header, claims, signingInput, signature } = decodeJwt(token);
+  const algName = header['alg'];
+  const alg = typeof algName === 'string' && Object.hasOwn(ALGS, algName) ? ALGS[algName]! : undefined;
+  if (!alg) throw refuse('TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED', `alg ${JSON.stringify(algName ?? null)} is not allowed (RS/ES/PS 256/384/512 only)`);
+  const typ = header['typ'];
+  if (typ !== undefined && typ !== 'JWT' && typ !== 'JOSE') throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `typ ${JSON.stringify(typ)} is not JWT or JOSE`);
+  if (header['crit'] !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the header has crit parameters, which are not understood');
+  const sub = claims['sub'];
+  if (typeof sub !== 'string') throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', 'the token has no sub claim');
+  let spiffeId: SpiffeId;
+  try {
+    spiffeId = SpiffeId.parse(sub);
+  } catch (e) {
+    throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', `sub is not a SPIFFE ID: ${(e as Error).message}`);
+  }
+  if (spiffeId.path === '') throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', 'sub is a bare trust-domain ID, not a workload');
+  const kid = header['kid'];
+  if (typeof kid !== 'string' || kid === '') throw refuse('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY', 'the header has no kid');
+  const bundle = bundles.get(spiffeId.trustDomain.name);
+  if (!bundle) throw refuse('TESSERA_ERR_JWT_SVID_NO_BUNDLE', `no JWT bundle for trust domain ${spiffeId.trustDomain.name}`);
+  const key = bundle.get(kid);
+  if (!key) throw refuse('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY', `kid ${JSON.stringify(kid)} is not in the JWT bundle of ${spiffeId.trustDomain.name}`);
+  if (!verifySignature(alg, key, signingInput, signature)) throw refuse('TESSERA_ERR_JWT_SVID_BAD_SIGNATURE', 'the signature does not verify with that key');
+  // Claims are judged only once the signature says they are the issuer's.
+  const aud = claims['aud'];
+  const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? (aud as string[]) : undefined;
+  if (!auds || auds.length === 0) throw refuse('TESSERA_ERR_JWT_SVID_NO_AUDIENCE', 'the token has no aud claim');
+  if (!auds.includes(audience)) throw refuse('TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE', 'the token is not for this audience');
+  const exp = claims['exp'];
+  if (!isNumericDate(exp)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token has no numeric exp claim');
+  if (exp * 1000 + skewMs <= nowMs) throw refuse('TESSERA_ERR_JWT_SVID_EXPIRED', `the token expired at ${new Date(exp * 1000).toISOString()}`);
+  const nbf = claims['nbf'];
+  if (nbf !== undefined && (!isNumericDate(nbf) || nbf * 1000 - skewMs > nowMs)) throw refuse('TESSERA_ERR_JWT_SVID_NOT_YET_VALID', 'the token is not valid yet (nbf)');
+  return { spiffeId, claims, keyId: kid, expiresAtMs: exp * 1000 };
+}

@@ -1,0 +1,117 @@
+// The SPIFFE bundle document (SPIFFE Trust Domain and Bundle spec): a JWKS whose keys carry `use: x509-svid`
+// (an X.509 authority, `x5c` holding its one DER certificate) or `use: jwt-svid` (a JWT authority with `kid`),
+// plus `spiffe_sequence` and `spiffe_refresh_hint`. Building and strict parsing, both pure.
+import { type KeyObject, X509Certificate, createHash, createPublicKey } from 'node:crypto';
+import { TesseraError } from '../errors.js';
+import type { JwtBundle } from './jwt-svid.js';
+
+export interface JwtAuthority {
+  readonly keyId: string;
+  readonly publicKey: KeyObject;
+}
+
+export interface SpiffeBundle {
+  readonly x509Authorities: readonly X509Certificate[];
+  readonly jwtAuthorities: JwtBundle;
+  readonly sequence: number | undefined;
+  readonly refreshHintSeconds: number | undefined;
+}
+
+/** A bundle document with at most this many keys is accepted (a JWKS is small; bound the work). */
+export const MAX_BUNDLE_KEYS = 256;
+
+const bad = (message: string) => new TesseraError('TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED', message);
+
+/** The public JWK members of a key (no private parts), as node:crypto exports them. */
+function publicJwk(key: KeyObject): Record<string, unknown> {
+  return key.export({ format: 'jwk' }) as Record<string, unknown>;
+}
+
+/** What identifies JWT keys for change detection: kid and a digest of the key. */
+export function jwtAuthoritiesKey(jwt: readonly JwtAuthority[]): string[] {
+  return jwt.map((k) => `${k.keyId}:${createHash('sha256').update(k.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')}`);
+}
+
+/** A JWT authority as one JWKS entry (`use: jwt-svid`); also what FetchJWTBundles serves. */
+export function jwtAuthorityJwk(a: JwtAuthority): Record<string, unknown> {
+  return { ...publicJwk(a.publicKey), use: 'jwt-svid', kid: a.keyId };
+}
+
+/** The JWKS of one trust domain's JWT authorities (the Workload API's FetchJWTBundles format). */
+export function jwtBundleJwks(bundle: JwtBundle): { keys: Record<string, unknown>[] } {
+  return { keys: [...bundle].map(([keyId, publicKey]) => jwtAuthorityJwk({ keyId, publicKey })) };
+}
+
+export function spiffeBundleDocument(b: {
+  readonly x509Authorities: readonly X509Certificate[];
+  readonly jwtAuthorities: readonly JwtAuthority[];
+  readonly sequence: number;
+  readonly refreshHintSeconds: number;
+}): Record<string, unknown> {
+  const x509 = b.x509Authorities.map((c) => ({ ...publicJwk(c.publicKey), use: 'x509-svid', x5c: [c.raw.toString('base64')] }));
+  return { keys: [...x509, ...b.jwtAuthorities.map(jwtAuthorityJwk)], spiffe_sequence: b.sequence, spiffe_refresh_hint: b.refreshHintSeconds };
+}
+
+function importJwk(jwk: Record<string, unknown>, where: string): KeyObject {
+  if (jwk['kty'] !== 'EC' && jwk['kty'] !== 'RSA') throw bad(`${where}: kty ${JSON.stringify(jwk['kty'] ?? null)} is not EC or RSA`);
+  if (jwk['d'] !== undefined) throw bad(`${where}: holds a private key`);
+  try {
+    const { use: _u, kid: _k, x5c: _x, alg: _a, ...params } = jwk;
+    return createPublicKey({ key: params as never, format: 'jwk' });
+  } catch (e) {
+    throw bad(`${where}: not a valid public key (${(e as Error).message})`);
+  }
+}
+
+const isNonNegInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** Parses a bundle document (text); throws TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED naming the fault. */
+export function parseSpiffeBundle(text: string): SpiffeBundle {
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    throw bad('not JSON');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw bad('not a JSON object');
+  const d = doc as Record<string, unknown>;
+  const keys = d['keys'];
+  if (!Array.isArray(keys)) throw bad('"keys" is not an array');
+  if (keys.length > MAX_BUNDLE_KEYS) throw bad(`more than ${MAX_BUNDLE_KEYS} keys`);
+  const seq = d['spiffe_sequence'];
+  const hint = d['spiffe_refresh_hint'];
+  if (seq !== undefined && !isNonNegInt(seq)) throw bad('"spiffe_sequence" is not a non-negative integer');
+  if (hint !== undefined && !isNonNegInt(hint)) throw bad('"spiffe_refresh_hint" is not a non-negative integer');
+  const x509: X509Certificate[] = [];
+  const jwt = new Map<string, KeyObject>();
+  keys.forEach((k: unknown, i) => {
+    const where = `keys[${i}]`;
+    if (typeof k !== 'object' || k === null || Array.isArray(k)) throw bad(`${where} is not an object`);
+    const jwk = k as Record<string, unknown>;
+    const use = jwk['use'];
+    if (use === 'x509-svid') {
+      const x5c = jwk['x5c'];
+      if (!Array.isArray(x5c) || x5c.length !== 1 || typeof x5c[0] !== 'string') throw bad(`${where}: an x509-svid key needs exactly one x5c certificate`);
+      let cert: X509Certificate;
+      try {
+        cert = new X509Certificate(Buffer.from(x5c[0], 'base64'));
+      } catch {
+        throw bad(`${where}: x5c is not a DER certificate`);
+      }
+      if (!cert.publicKey.equals(importJwk(jwk, where))) throw bad(`${where}: the key parameters are not the x5c certificate's key`);
+      x509.push(cert);
+    } else if (use === 'jwt-svid') {
+      const kid = jwk['kid'];
+      if (typeof kid !== 'string' || kid === '') throw bad(`${where}: a jwt-svid key needs a kid`);
+      if (jwt.has(kid)) throw bad(`${where}: kid ${JSON.stringify(kid)} appears twice`);
+      jwt.set(kid, importJwk(jwk, where));
+    }
+    // Any other (or no) `use`: not for SPIFFE; the spec has consumers ignore it.
+  });
+  return { x509Authorities: x509, jwtAuthorities: jwt, sequence: seq as number | undefined, refreshHintSeconds: hint as number | undefined };
+}
+
+/** Parses a Workload API JWKS (FetchJWTBundles value): jwt-svid keys only, by kid. */
+export function parseJwtBundleJwks(text: string): JwtBundle {
+  return parseSpiffeBundle(text).jwtAuthorities;
+}

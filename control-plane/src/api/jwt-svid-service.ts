@@ -1,0 +1,80 @@
+// tessera.identity.v1.Identity/MintJwtSvid: a JWT-SVID for the caller's own SPIFFE ID, proven by its client SVID
+// over mTLS (the subject is never taken from the request); audience required, short TTL, audited and counted.
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../../common/clock.js';
+import type { MintJwtSvidRequestMsg, MintJwtSvidResponseMsg } from '../../../common/contract/identity-v1.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
+import type { SvidAttestor } from '../attestation/svid-attestor.js';
+import type { JwtSigningKey } from '../ca/jwt-keys.js';
+import type { AuditLog } from '../store/audit-log.js';
+import { RejectedMessage } from './identity-service.js';
+import { toGrpcError } from './grpc-status.js';
+
+export const JWT_SVID_DEFAULT_TTL_MS = 5 * 60_000;
+/** The longest JWT-SVID issued (a bearer token: short-lived by design); retired keys stay published this long. */
+export const JWT_SVID_MAX_TTL_MS = 60 * 60_000;
+export const MAX_AUDIENCES = 16;
+export const MAX_AUDIENCE_BYTES = 256;
+
+export interface JwtSvidServiceDeps {
+  readonly svids: SvidAttestor;
+  readonly peerChain: (call: { getPeer(): string }) => Buffer[];
+  /** Operator bans: throws TESSERA_ERR_REVOCATION_* for a banned ID or serial. */
+  readonly admit: (spiffeId: string, serial: string) => void;
+  /** Rate limit per caller; false = refuse. */
+  readonly take: (key: string) => boolean;
+  readonly signingKey: () => JwtSigningKey;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  readonly onIssued: () => void;
+  readonly onRefused: (code: string) => void;
+}
+
+/** The audience list, checked: 1..16 non-empty entries of at most 256 bytes. */
+export function checkAudience(audience: readonly string[]): string[] {
+  const aud = [...new Set(audience)];
+  if (aud.length === 0 || aud.length > MAX_AUDIENCES || aud.some((a) => a === '' || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
+    throw new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', `give 1 to ${MAX_AUDIENCES} non-empty audiences of at most ${MAX_AUDIENCE_BYTES} bytes`);
+  }
+  return aud;
+}
+
+export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImplementation {
+  return {
+    MintJwtSvid: (call: grpc.ServerUnaryCall<MintJwtSvidRequestMsg | RejectedMessage, MintJwtSvidResponseMsg>, callback: grpc.sendUnaryData<MintJwtSvidResponseMsg>) => {
+      const caller = call.getPeer();
+      const now = d.clock.nowMs();
+      let spiffeId: string | undefined;
+      try {
+        const req = call.request;
+        if (req instanceof RejectedMessage) throw new TesseraError(req.code);
+        let peer: ReturnType<SvidAttestor['attest']>;
+        try {
+          peer = d.svids.attest(d.peerChain(call));
+        } catch {
+          throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'a JWT-SVID needs a valid client SVID of this trust domain (mTLS)');
+        }
+        spiffeId = peer.spiffeId.toString();
+        d.admit(spiffeId, peer.serial);
+        const audience = checkAudience(req.audience ?? []);
+        if (!d.take(`jwt:${spiffeId}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+        const asked = Number(req.ttl_seconds ?? 0) * 1000;
+        const ttlMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, JWT_SVID_MAX_TTL_MS) : JWT_SVID_DEFAULT_TTL_MS;
+        const key = d.signingKey();
+        // Whole seconds on the wire: exp is what the token says, so the answer says the same.
+        const iatMs = Math.floor(now / 1000) * 1000;
+        const expMs = Math.floor((now + ttlMs) / 1000) * 1000;
+        const token = signJwtSvid({ privateKey: key.privateKey, keyId: key.keyId, spiffeId, audience, issuedAtMs: iatMs, expiresAtMs: expMs });
+        d.audit.record(now, { event: 'jwt_svid.issued', result: 'issued', caller, spiffeId, audience, kid: key.keyId, notAfterMs: expMs });
+        d.onIssued();
+        callback(null, { token, spiffe_id: spiffeId, issued_at_unix_ms: String(iatMs), expires_at_unix_ms: String(expMs) });
+      } catch (e) {
+        const err = isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL');
+        d.audit.record(now, { event: 'jwt_svid.refused', result: 'refused', caller, code: err.code, ...(spiffeId ? { spiffeId } : {}) });
+        d.onRefused(err.code);
+        callback(toGrpcError(err));
+      }
+    },
+  };
+}

@@ -1,0 +1,174 @@
+// The Workload API's JWT calls (SPIFFE Workload API spec): FetchJWTSVID (asks the control plane, cached per
+// audience set until half its lifetime), FetchJWTBundles (a JWKS per trust domain, pushed on every change) and
+// ValidateJWTSVID (pure validation against the JWT bundle of the subject's own trust domain).
+import * as grpc from '@grpc/grpc-js';
+import type { JwtBundlesResponseMsg, JwtSvidRequestMsg, JwtSvidResponseMsg, ProtoStructMsg, ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg } from '../../../common/contract/spiffe-workload.js';
+import { describeError, isTesseraError } from '../../../common/errors.js';
+import { type JwtBundleSet, jwtRefusalReason, validateJwtSvid } from '../../../common/spiffe/jwt-svid.js';
+import { jwtBundleJwks } from '../../../common/spiffe/spiffe-bundle.js';
+import type { MintedJwtSvid } from '../identity/control-plane-client.js';
+
+export interface WorkloadJwtSource {
+  /** Signs a JWT-SVID of the proxy's identity for these audiences (the control plane). */
+  readonly mint: (audience: readonly string[]) => Promise<MintedJwtSvid>;
+  readonly bundles: { readonly current: JwtBundleSet; subscribe(listener: () => void): () => void };
+  /** The SPIFFE ID the proxy holds now (undefined before the first SVID). */
+  readonly ownId: () => string | undefined;
+  readonly nowMs: () => number;
+  readonly onCall?: (call: 'fetch' | 'validate', result: 'ok' | 'refused' | 'failed', reason: string) => void;
+}
+
+/** Cached tokens at most (distinct audience sets a pod asks for are few; bound them anyway). */
+export const MAX_CACHED_JWT_SVIDS = 256;
+
+/** Tokens per (ID, audience set), reused until half their lifetime has passed. */
+export class JwtSvidCache {
+  readonly #entries = new Map<string, MintedJwtSvid>();
+
+  static key(spiffeId: string, audience: readonly string[]): string {
+    return JSON.stringify([spiffeId, [...new Set(audience)].sort()]);
+  }
+
+  get(key: string, nowMs: number): MintedJwtSvid | undefined {
+    const e = this.#entries.get(key);
+    if (!e) return undefined;
+    if (nowMs >= e.issuedAtMs + (e.expiresAtMs - e.issuedAtMs) / 2) {
+      this.#entries.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  set(key: string, token: MintedJwtSvid): void {
+    this.#entries.delete(key);
+    if (this.#entries.size >= MAX_CACHED_JWT_SVIDS) this.#entries.delete(this.#entries.keys().next().value!);
+    this.#entries.set(key, token);
+  }
+}
+
+type Value = Record<string, unknown>;
+/**
+ * A JSON value as google.protobuf.Value. protobufjs defines the well-known types itself with camelCase field
+ * names, which keepCase does not change: `stringValue`, not `string_value`.
+ */
+function protoValue(v: unknown): Value {
+  if (v === null || v === undefined) return { nullValue: 'NULL_VALUE' };
+  if (typeof v === 'number') return { numberValue: v };
+  if (typeof v === 'string') return { stringValue: v };
+  if (typeof v === 'boolean') return { boolValue: v };
+  if (Array.isArray(v)) return { listValue: { values: v.map(protoValue) } };
+  return { structValue: protoStruct(v as Record<string, unknown>) };
+}
+export function protoStruct(o: Record<string, unknown>): ProtoStructMsg {
+  return { fields: Object.fromEntries(Object.entries(o).map(([k, v]) => [k, protoValue(v)])) };
+}
+
+export function jwtBundlesResponse(set: JwtBundleSet): JwtBundlesResponseMsg {
+  const bundles: Record<string, Buffer> = {};
+  for (const [td, b] of set) bundles[`spiffe://${td}`] = Buffer.from(JSON.stringify(jwtBundleJwks(b)));
+  return { bundles };
+}
+
+const status = (code: grpc.status, details: string): Partial<grpc.StatusObject> => ({ code, details, metadata: new grpc.Metadata() });
+
+type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
+type Stream = grpc.ServerWritableStream<unknown, JwtBundlesResponseMsg>;
+
+export class WorkloadJwtCalls {
+  readonly #s: WorkloadJwtSource;
+  readonly #cache = new JwtSvidCache();
+  readonly #streams = new Set<Stream>();
+  readonly #unsubscribe: () => void;
+
+  constructor(source: WorkloadJwtSource) {
+    this.#s = source;
+    this.#unsubscribe = source.bundles.subscribe(() => {
+      for (const call of this.#streams) this.#write(call);
+    });
+  }
+
+  get openStreams(): number {
+    return this.#streams.size;
+  }
+
+  fetchJwtSvid: Unary<JwtSvidRequestMsg, JwtSvidResponseMsg> = (call, cb) => {
+    const report = (result: 'ok' | 'refused' | 'failed', reason: string) => this.#s.onCall?.('fetch', result, reason);
+    const audience = (call.request.audience ?? []).filter((a) => a !== '');
+    if (audience.length === 0) {
+      report('refused', 'no_audience');
+      return cb(status(grpc.status.INVALID_ARGUMENT, 'audience must be specified'));
+    }
+    const own = this.#s.ownId();
+    if (!own) {
+      report('failed', 'no_identity');
+      return cb(status(grpc.status.UNAVAILABLE, 'no identity issued yet; retry'));
+    }
+    // A workload gets the proxy's own identity only: asking for another one is refused, never signed.
+    if (call.request.spiffe_id && call.request.spiffe_id !== own) {
+      report('refused', 'foreign_id');
+      return cb(status(grpc.status.PERMISSION_DENIED, `no identity issued for ${call.request.spiffe_id}`));
+    }
+    const key = JwtSvidCache.key(own, audience);
+    const cached = this.#cache.get(key, this.#s.nowMs());
+    const reply = (t: MintedJwtSvid) => cb(null, { svids: [{ spiffe_id: t.spiffeId, svid: t.token, hint: '' }] });
+    if (cached) {
+      report('ok', 'none');
+      return reply(cached);
+    }
+    this.#s.mint(audience).then(
+      (t) => {
+        this.#cache.set(key, t);
+        report('ok', 'none');
+        reply(t);
+      },
+      (e: unknown) => {
+        // The control plane's refusal code is named (never a token); the caller retries later.
+        const invalid = isTesseraError(e) && (e.details['grpcCode'] === grpc.status.INVALID_ARGUMENT);
+        report(invalid ? 'refused' : 'failed', invalid ? 'control_plane_refused' : 'unavailable');
+        cb(status(invalid ? grpc.status.INVALID_ARGUMENT : grpc.status.UNAVAILABLE, `could not fetch a JWT-SVID: ${describeError(e)}`));
+      },
+    );
+  };
+
+  fetchJwtBundles = (call: Stream): void => {
+    this.#streams.add(call);
+    const drop = () => this.#streams.delete(call);
+    call.on('cancelled', drop);
+    call.on('close', drop);
+    call.on('error', drop);
+    this.#write(call);
+  };
+
+  validateJwtSvid: Unary<ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg> = (call, cb) => {
+    const report = (result: 'ok' | 'refused', reason: string) => this.#s.onCall?.('validate', result, reason);
+    const { audience, svid } = call.request;
+    if (!audience) {
+      report('refused', 'no_audience');
+      return cb(status(grpc.status.INVALID_ARGUMENT, 'audience must be specified'));
+    }
+    if (!svid) {
+      report('refused', 'malformed');
+      return cb(status(grpc.status.INVALID_ARGUMENT, 'svid must be specified'));
+    }
+    try {
+      const v = validateJwtSvid(svid, audience, this.#s.bundles.current, this.#s.nowMs());
+      report('ok', 'none');
+      cb(null, { spiffe_id: v.spiffeId.toString(), claims: protoStruct(v.claims) });
+    } catch (e) {
+      report('refused', jwtRefusalReason(e));
+      cb(status(grpc.status.INVALID_ARGUMENT, describeError(e)));
+    }
+  };
+
+  #write(call: Stream): void {
+    if (call.cancelled || call.writableEnded) return;
+    call.write(jwtBundlesResponse(this.#s.bundles.current));
+  }
+
+  /** Ends the bundle streams (status OK) and stops listening for bundle changes. */
+  close(): void {
+    this.#unsubscribe();
+    for (const call of this.#streams) if (!call.writableEnded) call.end();
+    this.#streams.clear();
+  }
+}

@@ -1,0 +1,197 @@
+// JWT-SVIDs end to end with real processes: a control plane and an attested proxy serving the Workload API; a
+// generic Workload API client (the public proto + grpc-js, nothing of Tessera's) fetches a JWT-SVID, validates it
+// through ValidateJWTSVID, reads the JWT bundle; `jose` verifies it independently against bundle.spiffe.json; the
+// CLI fetches and verifies one; refusals carry their code and are counted; no token text reaches the audit log.
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { type JWK, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type RunningControlPlane, TD, controlPlaneClients, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
+
+const API = `spiffe://${TD}/ns/default/sa/api`;
+let cleanup: () => Promise<void>;
+let dir: string;
+let cp: RunningControlPlane;
+let api: ProxyProcess;
+
+type Cb<T> = (err: grpc.ServiceError | null, res: T) => void;
+interface WorkloadClient extends grpc.Client {
+  FetchJWTSVID(req: object, md: grpc.Metadata, cb: Cb<{ svids: { spiffe_id: string; svid: string }[] }>): void;
+  ValidateJWTSVID(req: object, md: grpc.Metadata, cb: Cb<{ spiffe_id: string; claims: { fields: Record<string, { stringValue?: string; listValue?: { values: { stringValue: string }[] } }> } }>): void;
+  FetchJWTBundles(req: object, md: grpc.Metadata): grpc.ClientReadableStream<{ bundles: Record<string, Buffer> }>;
+}
+let wl: WorkloadClient;
+const md = () => {
+  const m = new grpc.Metadata();
+  m.set('workload.spiffe.io', 'true');
+  return m;
+};
+const call = <T>(f: (cb: Cb<T>) => void) => new Promise<{ err: grpc.ServiceError | null; res: T }>((resolve) => f((err, res) => resolve({ err, res })));
+const fetchJwt = (req: object) => call<{ svids: { spiffe_id: string; svid: string }[] }>((cb) => wl.FetchJWTSVID(req, md(), cb));
+const validate = (audience: string, svid: string) => call<Parameters<Parameters<WorkloadClient['ValidateJWTSVID']>[2]>[1]>((cb) => wl.ValidateJWTSVID({ audience, svid }, md(), cb));
+
+/** Verifies with jose alone against the published document: the jwt-svid key named by the token's kid. */
+async function joseVerify(token: string, audience: string) {
+  const doc = JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: (JWK & { use: string })[] };
+  const { kid } = decodeProtectedHeader(token);
+  const jwk = doc.keys.find((k) => k.use === 'jwt-svid' && k.kid === kid);
+  if (!jwk) throw new Error(`kid ${kid} is not published`);
+  const { use: _use, ...params } = jwk;
+  return jwtVerify(token, await importJWK(params, 'ES256'), { audience, algorithms: ['ES256'] });
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  cp = await startControlPlaneProcess(dir, await writeControlPlaneConfig(dir));
+  api = await startAttestedProxy(cp, dir, 'api', API, 'inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:9 }\nworkloadApi: { socket: api.sock }\n');
+  const def = protoLoader.loadSync(join(REPO_ROOT, 'proto/spiffe/workload/workload.proto'), { keepCase: true, longs: String, defaults: true });
+  const Wl = (grpc.loadPackageDefinition(def) as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor }).SpiffeWorkloadAPI;
+  wl = new Wl(`unix://${join(dir, 'api.sock')}`, grpc.credentials.createInsecure()) as unknown as WorkloadClient;
+}, 90_000);
+
+afterAll(async () => {
+  wl?.close();
+  await api?.stop();
+  await cp?.stop();
+  await cleanup?.();
+});
+
+describe('the SPIFFE bundle document', () => {
+  test('bundle.spiffe.json: x509-svid keys with x5c, a jwt-svid key with kid, a sequence and a refresh hint; keys 0600', async () => {
+    const path = join(cp.dataDir, 'bundle.spiffe.json');
+    const doc = JSON.parse(await readFile(path, 'utf8')) as { keys: Record<string, unknown>[]; spiffe_sequence: number; spiffe_refresh_hint: number };
+    expect(doc.keys.filter((k) => k['use'] === 'x509-svid').every((k) => Array.isArray(k['x5c']) && (k['x5c'] as string[]).length === 1)).toBe(true);
+    expect(doc.keys.filter((k) => k['use'] === 'x509-svid').length).toBeGreaterThanOrEqual(1);
+    const jwtKeys = doc.keys.filter((k) => k['use'] === 'jwt-svid');
+    expect(jwtKeys).toHaveLength(1);
+    expect(jwtKeys[0]).toMatchObject({ kty: 'EC', crv: 'P-256', kid: expect.any(String) });
+    expect(jwtKeys[0]!['d']).toBeUndefined();
+    expect(doc.spiffe_sequence).toBeGreaterThanOrEqual(1);
+    expect(doc.spiffe_refresh_hint).toBe(300);
+    expect((await stat(path)).mode & 0o777).toBe(0o644);
+    expect((await stat(join(cp.dataDir, 'jwt', `${jwtKeys[0]!['kid']}.key.pem`))).mode & 0o777).toBe(0o600);
+  });
+});
+
+describe('the Workload API serves JWT-SVIDs', () => {
+  test('FetchJWTSVID → a token for the proxy\'s ID that ValidateJWTSVID and jose both accept', async () => {
+    const { err, res } = await fetchJwt({ audience: ['svc-a', 'svc-b'] });
+    expect(err).toBeNull();
+    expect(res.svids).toHaveLength(1);
+    expect(res.svids[0]!.spiffe_id).toBe(API);
+    const token = res.svids[0]!.svid;
+    expect(decodeProtectedHeader(token)).toMatchObject({ alg: 'ES256', typ: 'JWT', kid: expect.any(String) });
+
+    const v = await validate('svc-b', token);
+    expect(v.err).toBeNull();
+    expect(v.res.spiffe_id).toBe(API);
+    expect(v.res.claims.fields['sub']!.stringValue).toBe(API);
+    expect(v.res.claims.fields['aud']!.listValue!.values.map((x) => x.stringValue)).toEqual(['svc-a', 'svc-b']);
+
+    const { payload } = await joseVerify(token, 'svc-a');
+    expect(payload.sub).toBe(API);
+    expect(payload.exp! - payload.iat!).toBe(300);
+
+    // Cached until half its lifetime: the same token again.
+    expect((await fetchJwt({ audience: ['svc-b', 'svc-a'] })).res.svids[0]!.svid).toBe(token);
+  });
+
+  test('FetchJWTBundles streams a JWKS for the trust domain holding the key of the tokens', async () => {
+    const token = (await fetchJwt({ audience: ['svc-a'] })).res.svids[0]!.svid;
+    const stream = wl.FetchJWTBundles({}, md());
+    const first = await new Promise<{ bundles: Record<string, Buffer> }>((ok, fail) => {
+      stream.once('data', ok);
+      stream.once('error', fail);
+    });
+    stream.cancel();
+    const jwks = JSON.parse(first.bundles[`spiffe://${TD}`]!.toString()) as { keys: { kid: string }[] };
+    expect(jwks.keys.map((k) => k.kid)).toContain(decodeProtectedHeader(token).kid);
+  });
+
+  test('refusals: no audience, another ID, wrong audience, alg none, HMAC, garbage — each coded and counted', async () => {
+    expect((await fetchJwt({ audience: [] })).err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect((await fetchJwt({ audience: ['x'], spiffe_id: `spiffe://${TD}/ns/default/sa/admin` })).err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    const token = (await fetchJwt({ audience: ['svc-a'] })).res.svids[0]!.svid;
+    const [h, c] = token.split('.') as [string, string];
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const cases: [string, string][] = [
+      ['wrong_audience', token],
+      ['alg_not_allowed', `${b64({ alg: 'none', kid: decodeProtectedHeader(token).kid })}.${c}.`],
+      ['alg_not_allowed', `${b64({ alg: 'HS256', kid: decodeProtectedHeader(token).kid })}.${c}.${Buffer.alloc(32).toString('base64url')}`],
+      ['malformed', `${h}.${c}`],
+      ['bad_signature', `${h}.${b64({ ...JSON.parse(Buffer.from(c, 'base64url').toString()), sub: `spiffe://${TD}/ns/default/sa/admin` })}.${token.split('.')[2]}`],
+    ];
+    for (const [reason, svid] of cases) {
+      const r = await validate('other-audience', svid);
+      expect(r.err?.code, reason).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(r.err?.details, reason).toContain(`TESSERA_ERR_JWT_SVID_${reason.toUpperCase()}`);
+    }
+    const text = await metricsText(api.admin);
+    expect(sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'validate', result: 'refused', reason: 'wrong_audience' })).toBe(1);
+    expect(sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'validate', result: 'refused', reason: 'alg_not_allowed' })).toBe(2);
+    expect(sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'fetch', result: 'refused', reason: 'foreign_id' })).toBe(1);
+  });
+
+  test('without the security header every JWT call is refused', async () => {
+    const r = await call<{ svids: { spiffe_id: string; svid: string }[] }>((cb) => wl.FetchJWTSVID({ audience: ['x'] }, new grpc.Metadata(), cb));
+    expect(r.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+});
+
+describe('the control plane signs only for a caller proven by its client SVID', () => {
+  test('MintJwtSvid without a client certificate is UNAUTHENTICATED', async () => {
+    const clients = controlPlaneClients(cp.grpc, await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8'));
+    try {
+      const r = await call<unknown>((cb) => clients.identity.MintJwtSvid!({ audience: ['x'] }, { deadline: Date.now() + 10_000 }, cb));
+      expect(r.err?.code).toBe(grpc.status.UNAUTHENTICATED);
+      expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_SVID_INVALID');
+    } finally {
+      clients.close();
+    }
+  });
+
+  test('every issuance is audited, without the token text; issuances are counted', async () => {
+    const token = (await fetchJwt({ audience: ['audit-me'] })).res.svids[0]!.svid;
+    const audit = await readFile(join(cp.dataDir, 'audit.log'), 'utf8');
+    const issued = audit.split('\n').filter((l) => l.includes('"jwt_svid.issued"')).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(issued.some((e) => e['spiffeId'] === API && (e['audience'] as string[]).includes('audit-me') && e['kid'] === decodeProtectedHeader(token).kid)).toBe(true);
+    expect(audit).not.toContain(token.split('.')[2]);
+    expect(audit).not.toContain(token.split('.')[1]);
+    const cpMetrics = await (await fetch(`http://${cp.admin}/metrics`)).text();
+    expect(sumSeries(cpMetrics, 'tessera_jwt_svids_issued_total')).toBeGreaterThanOrEqual(3);
+    expect(sumSeries(cpMetrics, 'tessera_jwt_svid_refusals_total', { code: 'TESSERA_ERR_ATTESTATION_SVID_INVALID' })).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the CLI', () => {
+  test('svid fetch --jwt prints the JWT alone; svid verify --jwt accepts it and refuses another audience', async () => {
+    const id = `spiffe://${TD}/batch/report`;
+    const created = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
+    expect(created.code).toBe(0);
+    const fetched = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', created.stdout.trim(), '--jwt', '--audience', 'queue', '--audience', 'gateway']);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    const token = fetched.stdout.trim();
+    expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
+    expect((await joseVerify(token, 'gateway')).payload.sub).toBe(id);
+
+    const bundle = join(cp.dataDir, 'bundle.spiffe.json');
+    const ok = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', token]);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, spiffeId: id, reason: null });
+
+    const bad = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'elsewhere', token]);
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false, spiffeId: id, reason: 'wrong_audience', code: 'TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE' });
+
+    const late = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--at', String(Math.floor(Date.now() / 1000) + 3600), token]);
+    expect(JSON.parse(late.stdout)).toMatchObject({ valid: false, reason: 'expired' });
+
+    const usage = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, token]);
+    expect(usage.code).toBe(2);
+  });
+});

@@ -1,0 +1,162 @@
+// JWT-SVID signing (checked independently with `jose`) and validation: each bad-input family is refused with its
+// own code, and variants of each family too (not one example string).
+import { type KeyObject, createHmac, generateKeyPairSync, sign } from 'node:crypto';
+import { decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { type JwtBundleSet, jwtRefusalReason, signJwtSvid, validateJwtSvid } from '../../../../common/spiffe/jwt-svid.js';
+import { jwtAuthorityJwk } from '../../../../common/spiffe/spiffe-bundle.js';
+
+const NOW = Date.parse('2026-06-01T12:00:00Z');
+const ID = 'spiffe://example.org/ns/default/sa/api';
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+const bundles: JwtBundleSet = new Map([
+  ['example.org', new Map<string, KeyObject>([['k1', ec.publicKey], ['rsa1', rsa.publicKey]])],
+  ['other.org', new Map<string, KeyObject>([['k2', other.publicKey]])],
+]);
+
+function good(over: Partial<Parameters<typeof signJwtSvid>[0]> = {}): string {
+  return signJwtSvid({ privateKey: ec.privateKey, keyId: 'k1', spiffeId: ID, audience: ['svc-a'], issuedAtMs: NOW, expiresAtMs: NOW + 300_000, ...over });
+}
+
+/** A token with any header and claims, signed as the header's alg asks (for the bad-input families). */
+function forge(header: Record<string, unknown>, claims: Record<string, unknown>, key: KeyObject = ec.privateKey): string {
+  const input = `${b64(header)}.${b64(claims)}`;
+  const alg = String(header['alg']);
+  let sig: Buffer;
+  if (alg === 'none') sig = Buffer.alloc(0);
+  else if (alg.startsWith('HS')) sig = createHmac('sha256', key.type === 'public' ? key.export({ type: 'spki', format: 'der' }) : Buffer.from('secret')).update(input).digest();
+  else if (alg.startsWith('ES')) sig = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
+  else sig = sign('sha256', Buffer.from(input), key);
+  return `${input}.${sig.toString('base64url')}`;
+}
+const claims = (over: Record<string, unknown> = {}) => ({ sub: ID, aud: ['svc-a'], exp: NOW / 1000 + 300, iat: NOW / 1000, ...over });
+
+function refusal(token: string, audience = 'svc-a', at = NOW): string {
+  try {
+    validateJwtSvid(token, audience, bundles, at);
+  } catch (e) {
+    if (!isTesseraError(e)) throw e;
+    expect(e.details['reason']).toBe(jwtRefusalReason(e));
+    return e.code;
+  }
+  return 'valid';
+}
+
+describe('signJwtSvid', () => {
+  test('an ES256 token with kid, typ JWT, sub, aud, exp, iat that jose verifies independently', async () => {
+    const token = good({ audience: ['svc-a', 'svc-b'] });
+    expect(decodeProtectedHeader(token)).toEqual({ alg: 'ES256', kid: 'k1', typ: 'JWT' });
+    const { use: _u, ...jwk } = jwtAuthorityJwk({ keyId: 'k1', publicKey: ec.publicKey });
+    const key = await importJWK(jwk, 'ES256');
+    const { payload } = await jwtVerify(token, key, { audience: 'svc-b', algorithms: ['ES256'], currentDate: new Date(NOW) });
+    expect(payload).toEqual({ sub: ID, aud: ['svc-a', 'svc-b'], exp: NOW / 1000 + 300, iat: NOW / 1000 });
+  });
+
+  test('our validation accepts it and names the subject and key', () => {
+    const v = validateJwtSvid(good(), 'svc-a', bundles, NOW);
+    expect(v.spiffeId.toString()).toBe(ID);
+    expect(v.keyId).toBe('k1');
+    expect(v.expiresAtMs).toBe(NOW + 300_000);
+  });
+
+  test('an RS256 token of a bundle key validates too (the spec allows RS/PS as well as ES)', () => {
+    const rs = forge({ alg: 'RS256', kid: 'rsa1' }, claims(), rsa.privateKey);
+    expect(refusal(rs)).toBe('valid');
+  });
+});
+
+describe('validateJwtSvid refuses each bad-input family with its code', () => {
+  test.each([
+    ['empty', ''],
+    ['two parts', 'a.b'],
+    ['four parts', `${good()}.x`],
+    ['header not JSON', `${b64('nope')}.${b64(claims())}.AAAA`],
+    ['header an array', `${b64([1])}.${b64(claims())}.AAAA`],
+    ['claims not JSON', `${b64({ alg: 'ES256', kid: 'k1' })}.${b64('{')}.AAAA`],
+    ['non-base64url char', `${b64({ alg: 'ES256', kid: 'k1' })}.${b64(claims())}.AA+A`],
+    ['huge', `${b64({ alg: 'ES256' })}.${'A'.repeat(20_000)}.AAAA`],
+    ['unknown typ', forge({ alg: 'ES256', kid: 'k1', typ: 'at+jwt' }, claims())],
+    ['crit header', forge({ alg: 'ES256', kid: 'k1', crit: ['b64'] }, claims())],
+    ['no exp', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: undefined }))],
+    ['string exp', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: String(NOW / 1000 + 300) }))],
+  ])('malformed: %s', (_n, token) => expect(refusal(token)).toBe('TESSERA_ERR_JWT_SVID_MALFORMED'));
+
+  test.each([
+    ['none', { alg: 'none', kid: 'k1' }],
+    ['None (case variant)', { alg: 'None', kid: 'k1' }],
+    ['HS256', { alg: 'HS256', kid: 'k1' }],
+    ['HS512', { alg: 'HS512', kid: 'k1' }],
+    ['no alg', { kid: 'k1' }],
+    ['alg not a string', { alg: ['ES256'], kid: 'k1' }],
+    ['EdDSA', { alg: 'EdDSA', kid: 'k1' }],
+    ['prototype name', { alg: 'constructor', kid: 'k1' }],
+  ])('alg refused: %s', (_n, header) => expect(refusal(forge(header, claims()))).toBe('TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED'));
+
+  test('an HMAC token keyed with the public key bytes (key confusion) is refused for its alg', () => {
+    expect(refusal(forge({ alg: 'HS256', kid: 'k1' }, claims(), ec.publicKey))).toBe('TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED');
+  });
+
+  test.each([
+    ['missing', claims({ aud: undefined })],
+    ['empty array', claims({ aud: [] })],
+    ['not strings', claims({ aud: [1] })],
+  ])('aud %s', (_n, c) => expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, c))).toBe('TESSERA_ERR_JWT_SVID_NO_AUDIENCE'));
+
+  test.each([
+    ['another audience', 'svc-b'],
+    ['a prefix', 'svc'],
+    ['case variant', 'SVC-A'],
+  ])('wrong aud: %s', (_n, audience) => expect(refusal(good(), audience)).toBe('TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE'));
+
+  test('aud as a single string holding the audience is accepted (RFC 7519)', () => {
+    expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ aud: 'svc-a' })))).toBe('valid');
+  });
+
+  test('expired: past exp beyond the skew, and exactly at the edge', () => {
+    expect(refusal(good(), 'svc-a', NOW + 300_000 + 30_001)).toBe('TESSERA_ERR_JWT_SVID_EXPIRED');
+    expect(refusal(good(), 'svc-a', NOW + 300_000 + 30_000)).toBe('TESSERA_ERR_JWT_SVID_EXPIRED');
+    expect(refusal(good(), 'svc-a', NOW + 300_000 + 29_000)).toBe('valid');
+    expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: 0 })))).toBe('TESSERA_ERR_JWT_SVID_EXPIRED');
+  });
+
+  test('nbf in the future is refused', () => {
+    expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ nbf: NOW / 1000 + 120 })))).toBe('TESSERA_ERR_JWT_SVID_NOT_YET_VALID');
+  });
+
+  test.each([
+    ['no kid', { alg: 'ES256' }],
+    ['empty kid', { alg: 'ES256', kid: '' }],
+    ['unknown kid', { alg: 'ES256', kid: 'k9' }],
+    ['__proto__ kid', { alg: 'ES256', kid: '__proto__' }],
+  ])('unknown key: %s', (_n, header) => expect(refusal(forge(header, claims()))).toBe('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY'));
+
+  test("another trust domain's key never validates a subject of this one", () => {
+    // Signed by other.org's key and naming it (k2), but the subject is in example.org: k2 is not in its bundle.
+    expect(refusal(forge({ alg: 'ES256', kid: 'k2' }, claims(), other.privateKey))).toBe('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY');
+    // The same key for a subject of other.org is fine: each domain's keys for its own IDs only.
+    expect(refusal(forge({ alg: 'ES256', kid: 'k2' }, claims({ sub: 'spiffe://other.org/x' })), 'svc-a')).toBe('TESSERA_ERR_JWT_SVID_BAD_SIGNATURE');
+    expect(refusal(forge({ alg: 'ES256', kid: 'k2' }, claims({ sub: 'spiffe://other.org/x' }), other.privateKey))).toBe('valid');
+    expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ sub: 'spiffe://third.org/x' })))).toBe('TESSERA_ERR_JWT_SVID_NO_BUNDLE');
+  });
+
+  test.each([
+    ['wrong key for the kid', forge({ alg: 'ES256', kid: 'k1' }, claims(), other.privateKey)],
+    ['tampered claims', (() => { const [h, , s] = good().split('.'); return `${h}.${b64(claims({ sub: 'spiffe://example.org/admin' }))}.${s}`; })()],
+    ['alg that does not fit the key (RS256 with an EC kid)', forge({ alg: 'RS256', kid: 'k1' }, claims(), rsa.privateKey)],
+    ['ES384 with a P-256 key', forge({ alg: 'ES384', kid: 'k1' }, claims())],
+    ['empty signature', `${good().split('.').slice(0, 2).join('.')}.`],
+  ])('bad signature: %s', (_n, token) => expect(refusal(token)).toBe('TESSERA_ERR_JWT_SVID_BAD_SIGNATURE'));
+
+  test.each([
+    ['missing', claims({ sub: undefined })],
+    ['not a SPIFFE ID', claims({ sub: 'https://example.org/x' })],
+    ['bare trust domain', claims({ sub: 'spiffe://example.org' })],
+    ['dot segment', claims({ sub: 'spiffe://example.org/a/../b' })],
+    ['a number', claims({ sub: 42 })],
+  ])('bad subject: %s', (_n, c) => expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, c))).toBe('TESSERA_ERR_JWT_SVID_BAD_SUBJECT'));
+});

@@ -1,0 +1,115 @@
+// The Workload API's JWT calls on a real Unix socket with a plain proto-loader client: tokens cached per audience
+// set until half their lifetime (then asked for again), a bundle stream that pushes a rotated key, validation
+// that follows the bundle in force, and a control plane that cannot answer reported as UNAVAILABLE.
+import { type KeyObject, generateKeyPairSync } from 'node:crypto';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import { afterEach, beforeEach, expect, test } from 'vitest';
+import { TesseraError } from '../../../../common/errors.js';
+import { signJwtSvid } from '../../../../common/spiffe/jwt-svid.js';
+import type { MintedJwtSvid } from '../../../../proxy/src/identity/control-plane-client.js';
+import { JwtBundleHolder } from '../../../../proxy/src/identity/jwt-bundle-holder.js';
+import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
+import { REPO_ROOT, makeTempDir } from '../../../helpers/run.js';
+
+const ID = 'spiffe://example.org/ns/default/sa/api';
+const k1 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const k2 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+
+let tmp: { dir: string; cleanup: () => Promise<void> };
+let server: WorkloadApiServer;
+let client: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+let time: FakeTime;
+let holder: JwtBundleHolder;
+let minted: string[][];
+let failMint: boolean;
+let calls: string[];
+
+function mint(audience: readonly string[]): Promise<MintedJwtSvid> {
+  if (failMint) return Promise.reject(new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE: down', { grpcCode: grpc.status.UNAVAILABLE }));
+  minted.push([...audience]);
+  const now = time.nowMs();
+  const token = signJwtSvid({ privateKey: k1.privateKey, keyId: 'k1', spiffeId: ID, audience, issuedAtMs: now, expiresAtMs: now + 300_000 });
+  return Promise.resolve({ token, spiffeId: ID, issuedAtMs: now, expiresAtMs: now + 300_000 });
+}
+
+const md = () => {
+  const m = new grpc.Metadata();
+  m.set('workload.spiffe.io', 'true');
+  return m;
+};
+const unary = <T>(method: string, req: object) =>
+  new Promise<{ err: grpc.ServiceError | null; res: T }>((ok) => client[method]!(req, md(), (err: grpc.ServiceError | null, res: T) => ok({ err, res })));
+const fetchToken = async (audience: string[]) => (await unary<{ svids: { svid: string }[] }>('FetchJWTSVID', { audience })).res.svids[0]!.svid;
+
+beforeEach(async () => {
+  tmp = await makeTempDir();
+  time = new FakeTime(Date.UTC(2026, 5, 1));
+  holder = new JwtBundleHolder();
+  holder.set(new Map([['example.org', new Map<string, KeyObject>([['k1', k1.publicKey]])]]));
+  minted = [];
+  failMint = false;
+  calls = [];
+  server = await WorkloadApiServer.start({
+    socketPath: join(tmp.dir, 'wl.sock'),
+    feed: { current: () => undefined, subscribe: () => () => {} },
+    jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },
+  });
+  const def = protoLoader.loadSync('spiffe/workload/workload.proto', { includeDirs: [join(REPO_ROOT, 'proto')], keepCase: true, defaults: true });
+  const Ctor = (grpc.loadPackageDefinition(def) as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor }).SpiffeWorkloadAPI;
+  client = new Ctor(`unix://${server.socketPath}`, grpc.credentials.createInsecure()) as never;
+});
+
+afterEach(async () => {
+  client.close();
+  await server.close();
+  await tmp.cleanup();
+});
+
+test('a token is reused per audience set until half its lifetime, then fetched anew', async () => {
+  const a = await fetchToken(['x', 'y']);
+  expect(await fetchToken(['y', 'x', 'x'])).toBe(a);
+  await fetchToken(['z']);
+  expect(minted).toEqual([['x', 'y'], ['z']]);
+  time.set(time.nowMs() + 149_000);
+  expect(await fetchToken(['x', 'y'])).toBe(a);
+  time.set(time.nowMs() + 1_000);
+  const b = await fetchToken(['x', 'y']);
+  expect(minted).toHaveLength(3);
+  expect(b).not.toBe(a);
+  expect(calls.filter((c) => c === 'fetch/ok/none')).toHaveLength(5);
+});
+
+test('a control plane that cannot answer is UNAVAILABLE and counted as failed', async () => {
+  failMint = true;
+  const { err } = await unary('FetchJWTSVID', { audience: ['x'] });
+  expect(err?.code).toBe(grpc.status.UNAVAILABLE);
+  expect(calls).toEqual(['fetch/failed/unavailable']);
+});
+
+test('FetchJWTBundles pushes the new JWKS on a key rotation; validation follows the bundle in force', async () => {
+  const token = await fetchToken(['x']);
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: token })).err).toBeNull();
+  const stream = client['FetchJWTBundles']!({}, md()) as grpc.ClientReadableStream<{ bundles: Record<string, Buffer> }>;
+  const seen: string[][] = [];
+  stream.on('data', (m) => seen.push((JSON.parse(m.bundles['spiffe://example.org']!.toString()) as { keys: { kid: string }[] }).keys.map((k) => k.kid)));
+  stream.on('error', () => {});
+  const until = async (n: number) => {
+    for (let i = 0; i < 100 && seen.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+  };
+  await until(1);
+  holder.set(new Map([['example.org', new Map<string, KeyObject>([['k1', k1.publicKey], ['k2', k2.publicKey]])]]));
+  await until(2);
+  // The same content again pushes nothing.
+  holder.set(new Map([['example.org', new Map<string, KeyObject>([['k1', k1.publicKey], ['k2', k2.publicKey]])]]));
+  holder.set(new Map([['example.org', new Map<string, KeyObject>([['k2', k2.publicKey]])]]));
+  await until(3);
+  stream.cancel();
+  expect(seen).toEqual([['k1'], ['k1', 'k2'], ['k2']]);
+  const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid: token });
+  expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(err?.details).toContain('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY');
+  expect(calls).toContain('validate/refused/unknown_key');
+});
