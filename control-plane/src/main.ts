@@ -2,7 +2,6 @@
 // Config), the admin doors, the optional injector webhook and the maintenance scheduler. Everything is created
 // and wired here and nowhere else; what each part does lives in its own module. close() drains within a deadline.
 
-import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { describeError, TesseraError } from '../../common/errors.js';
 import { PolicyDirSource } from '../../shared-io/policy-dir-source.js';
@@ -12,7 +11,7 @@ import { adminSocketPath } from './admin/admin-client.js';
 import { socketAnswers } from './admin/admin-socket.js';
 import { startAdminSurface } from './admin/admin-surface.js';
 import { certsView, updateCaGauges } from './admin/certs-view.js';
-import { configHubReports, identityRejections, issuanceReports, policyDirReports } from './admin/component-reports.js';
+import { configHubReports, identityRejections, issuanceReports, jwtSvidReports, policyDirReports } from './admin/component-reports.js';
 import { createMetrics } from './admin/metrics.js';
 import { ownSvidLive, Readiness } from './admin/readiness.js';
 import { ConfigHub } from './api/config-service.js';
@@ -20,10 +19,9 @@ import { GrpcServer } from './api/grpc-server.js';
 import { guardedService, identityHandlers } from './api/identity-service.js';
 import { jwtSvidHandlers } from './api/jwt-svid-service.js';
 import { createAttestors } from './attestation/attestors.js';
-import { writeFileAtomicSync } from './ca/atomic-file.js';
+import { BundleFiles } from './ca/bundle-files.js';
 import { openCa } from './ca/open-ca.js';
 import { openJwtKeys } from './ca/open-jwt-keys.js';
-import { SPIFFE_BUNDLE_FILE, writeSpiffeBundleFile } from './ca/spiffe-bundle-file.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
 import { startEmbeddedInjector } from './injector/embedded-injector.js';
 import { Issuer } from './issuance/issuer.js';
@@ -32,7 +30,7 @@ import { Revocations } from './issuance/revocations.js';
 import { ServedIdentity } from './issuance/served-identity.js';
 import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
-import { BUNDLE_FILE, type ControlPlaneDeps, type ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
+import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
@@ -61,21 +59,15 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const configChanged = new Relay(); // → config push
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), onChange: caChanged.fire });
-    const bundleFile = join(dataDir, BUNDLE_FILE);
-    // Public: what proxies and `svid fetch` use as their bootstrap trust anchor. Written before ready.
     const jwt = openJwtKeys({ dataDir, clock, audit, log, onChange: jwtKeysChanged.fire });
-    const spiffeBundle = { path: join(dataDir, SPIFFE_BUNDLE_FILE), nextSequence: () => store.meta.increment('spiffe.bundle_sequence') };
-    // bundle.spiffe.json (X.509 and JWT authorities, public) is written with bundle.pem, on every change.
-    const writeBundle = () => {
-      writeFileAtomicSync(bundleFile, ca.current().bundle.toPem(), 0o644);
-      writeSpiffeBundleFile(spiffeBundle, ca.current().bundle.authorities, jwt.keys.published());
-    };
-    writeBundle();
+    const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
+    bundleFiles.write();
 
     const attestors = await createAttestors(config, { clock, log, tokens, bundle: () => ca.current().bundle });
     undo.push(() => attestors.stop());
     const revocations = new Revocations({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire });
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
+    const admit = (id: string, serial: string) => revocations.check(id, serial);
     const { joinTokens, kubernetes, svids } = attestors;
     const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), svids, revocations, limiter, inventory, audit, clock, metrics: issuanceReports(metrics) });
     const served = new ServedIdentity(issuer, td, config.svid.ttlMs, () => ca.current(), clock);
@@ -87,22 +79,19 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });
+    const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
     const hub = new ConfigHub({
       inputs: { bundles: () => [ca.current().bundle], jwtAuthorities: () => new Map([[td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
-      admit: (id, serial) => revocations.check(id, serial),
-      peerChain: (call) => server.chainOf(call),
+      admit,
+      peerChain,
       clock,
       nextVersion: () => store.meta.increment('config.snapshot_version'),
       ...configHubReports(metrics, audit, clock),
     });
     configChanged.connect(() => hub.publish());
     jwtKeysChanged.connect(() => {
-      try {
-        writeBundle();
-      } catch (e) {
-        log.error({ err: describeError(e) }, 'writing the bundle files failed');
-      }
+      bundleFiles.rewrite();
       hub.publish();
     });
     policies?.start();
@@ -110,21 +99,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
-    const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
-    const identityService = {
-      ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }),
-      ...jwtSvidHandlers({
-        svids,
-        peerChain,
-        admit: (id, serial) => revocations.check(id, serial),
-        take: (key) => limiter.take(key),
-        signingKey: () => jwt.keys.active(),
-        audit,
-        clock,
-        onIssued: () => metrics.jwtSvidsIssued.inc(),
-        onRefused: (code) => metrics.jwtSvidRefusals.inc({ code }),
-      }),
-    };
+    const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), ...jwtSvidReports(metrics) };
+    const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ svids, peerChain, admit, audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());
     await server.start();
@@ -133,8 +109,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     // Self SVID and server credentials follow the CA: a new bundle (prepare) or signer (activate) is served at once.
     const refreshSelf = (force: boolean) => served.refresh(force, (identity) => server.updateIdentity(identity));
     caChanged.connect(() => {
+      bundleFiles.rewrite();
       try {
-        writeBundle();
         refreshSelf(true);
       } catch (e) {
         log.error({ err: describeError(e) }, 'applying a CA change failed');
@@ -173,7 +149,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       grpcAddress: server.address,
       adminAddress: admin.address,
       adminSocket: socketPath,
-      bundleFile,
+      bundleFile: bundleFiles.pemPath,
       injectorAddress: injector?.address,
       close: shutdown({
         clock,

@@ -12,6 +12,11 @@ import type { ControlPlaneLogger } from '../logger.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
+/** JWT-SVID issuance and refusals, by code. */
+export function jwtSvidReports(metrics: ControlPlaneMetrics): { onIssued: () => void; onRefused: (code: string) => void } {
+  return { onIssued: () => metrics.jwtSvidsIssued.inc(), onRefused: (code) => metrics.jwtSvidRefusals.inc({ code }) };
+}
+
 export function issuanceReports(metrics: ControlPlaneMetrics): IssuanceMetrics {
   return {
     issued: (attestor, seconds) => {

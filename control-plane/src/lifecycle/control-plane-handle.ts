@@ -29,4 +29,3 @@ export interface ControlPlaneHandle {
   close(deadlineMs?: number): Promise<void>;
 }
 
-export const BUNDLE_FILE = 'bundle.pem';
