@@ -36,7 +36,8 @@ export interface EdgeOutcome {
 export function beginExchange(d: ListenerDeps, base: Omit<EdgeExchange, 'requestId' | 'startMs' | 'span'>, host: string | undefined, traceparent: string | undefined): EdgeExchange {
   const requestId = d.requestId();
   const span = d.tracer?.start(`${base.method} edge`, 'edge', traceparent, { 'tessera.request_id': requestId, 'http.host': normalizeHost(host) });
-  return { ...base, requestId, startMs: d.nowMs(), span };
+  // Every field set here, the later ones undefined: one object shape per request, no spread.
+  return { protocol: base.protocol, client: base.client, method: base.method, path: base.path, resumed: base.resumed, requestId, startMs: d.nowMs(), span, upstream: undefined, decision: undefined, policy: undefined };
 }
 
 /** Notes the route and the policy decision the gate gave. */
@@ -50,25 +51,28 @@ export function noteAdmission(x: EdgeExchange, a: Admitted | Refused): void {
 
 export function recordExchange(recorder: ExchangeRecorder, listener: string, x: EdgeExchange, o: EdgeOutcome, endMs: number): void {
   const client = x.client === 'invalid' ? null : x.client;
+  const id = client?.spiffeId ? client.spiffeId.toString() : undefined;
+  // One literal, no spreads (this runs per request): a field left undefined is one the record does not have.
   recorder.record({
     direction: 'edge',
     protocol: x.protocol,
     listener,
     requestId: x.requestId,
-    peer: client ? (client.spiffeId?.toString() ?? client.subject) : null,
-    peerLabel: client?.spiffeId?.toString() ?? '',
+    peer: client ? (id ?? client.subject) : null,
+    peerLabel: id ?? '',
     status: o.status,
-    ...(o.grpcStatus !== undefined ? { grpcStatus: o.grpcStatus } : {}),
+    grpcStatus: o.grpcStatus,
     method: x.method,
     path: x.path,
-    ...(x.decision ? { decision: x.decision, policy: x.policy ?? null } : {}),
+    decision: x.decision || undefined,
+    policy: x.decision ? (x.policy ?? null) : undefined,
     bytesIn: o.bytesIn,
     bytesOut: o.bytesOut,
     durationMs: endMs - x.startMs,
-    ...(x.upstream ? { upstream: x.upstream } : {}),
+    upstream: x.upstream || undefined,
     resumed: x.resumed,
-    ...(o.error ? { error: o.error } : {}),
-    ...(o.responseFlags ? { responseFlags: o.responseFlags } : {}),
+    error: o.error || undefined,
+    responseFlags: o.responseFlags || undefined,
     span: x.span,
   });
 }

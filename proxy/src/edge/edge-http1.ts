@@ -61,9 +61,10 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         if (host === undefined) add += `host: ${up.authority}\r\n`;
         if (x.span) add += `traceparent: ${x.span.traceparent}\r\n`;
         // Upgrades (WebSocket) were authorized above like any request; after the app's 101 bytes flow both ways.
-        return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, ...(a.target !== path ? { target: a.target } : {}), ...(up.route.timeoutMs ? { totalTimeoutMs: up.route.timeoutMs } : {}) };
+        return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, target: a.target !== path ? a.target : undefined, totalTimeoutMs: up.route.timeoutMs || undefined };
       },
-      done: (r: ExchangeRecord, ctx: unknown) => recordExchange(o.recorder, o.listener, ctx as EdgeExchange, { status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}) }, r.endMs),
+      // The record has the outcome's fields (status, bytes, error, responseFlags): passed as is.
+      done: (r: ExchangeRecord, ctx: unknown) => recordExchange(o.recorder, o.listener, ctx as EdgeExchange, r, r.endMs),
       rejected: (reason: string) => d.metrics.rejected('edge', reason),
       upgraded: (delta: 1 | -1) => d.metrics.upgradedConnection('edge', delta),
     },

@@ -143,9 +143,9 @@ export class Http1Exchange {
       endMs,
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
-      ...(error ? { error } : {}),
+      error,
       upstreamResumed: this.upstreamResumed,
-      ...(this.flag ? { responseFlags: this.flag } : {}),
+      responseFlags: this.flag,
     };
   }
 }

@@ -35,6 +35,29 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const TARGET = /^(?:\*|(?:\/|[A-Za-z][A-Za-z0-9+\-.]*:\/\/)[\x21\x22\x24-\x7e]*)$/;
 const STATUS = /^\d{3}$/;
 
+// A head's text between its first byte and its final CRLFCRLF: field-value characters, lines joined by CRLF.
+const HEAD_TEXT = /^[\t\x20-\x7e\x80-\xff]*(?:\r\n[\t\x20-\x7e\x80-\xff]*)*$/;
+
+/** TOKEN's characters (RFC 9110 tchar) by char code. */
+const TCHAR = new Uint8Array(128);
+for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
+
+/** TOKEN.test(text.slice(a, b)) for a non-empty range, without the slice. */
+function isToken(text: string, a: number, b: number): boolean {
+  for (let i = a; i < b; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** text.slice(a, b) without the optional whitespace at either end (see trimOws). */
+function trimmedSlice(text: string, a: number, b: number): string {
+  while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
+  while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
+  return text.slice(a, b);
+}
+
 /** Optional whitespace is SP and HTAB only (RFC 9110 section 5.6.3); String.trim would also eat VT, FF, NBSP. */
 function trimOws(s: string): string {
   let a = 0;
@@ -55,21 +78,35 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
   const end = buf.indexOf('\r\n\r\n', from, 'latin1');
   if (end < 0) return buf.length - start > limits.maxHeaderBytes ? rejected('header_too_large') : INCOMPLETE;
   if (end + 4 - start > limits.maxHeaderBytes) return rejected('header_too_large');
-  const lines = buf.toString('latin1', from, end).split('\r\n');
-  if (lines.length - 1 > limits.maxHeaders) return rejected('too_many_headers');
-  const first = lines[0]!;
+  const text = buf.toString('latin1', from, end);
+  let eol = text.indexOf('\r\n');
+  if (eol < 0) eol = text.length;
+  const first = text.slice(0, eol);
   const names: string[] = [];
   const values: string[] = [];
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i]!;
-    const colon = fieldLineColon(line);
-    if (colon < 0) return rejected('bad_request');
-    const name = line.slice(0, colon).toLowerCase();
+  // Field lines read in place (no split, one slice per name and per value); a bad one is remembered rather than
+  // returned so that too many headers is still the answer when both apply.
+  let bad = false;
+  let count = 0;
+  for (let pos = eol + 2; pos <= text.length && eol < text.length; pos = eol + 2) {
+    eol = text.indexOf('\r\n', pos);
+    if (eol < 0) eol = text.length;
+    if (++count > limits.maxHeaders) return rejected('too_many_headers');
+    if (bad) continue;
+    const colon = text.indexOf(':', pos);
+    if (colon <= pos || colon >= eol || !isToken(text, pos, colon)) {
+      bad = true;
+      continue;
+    }
+    const lower = text.slice(pos, colon).toLowerCase();
     // llhttp reads "chunked<HTAB>" as a coding other than chunked (it trims only spaces there): refuse the doubt.
-    if (line.charCodeAt(line.length - 1) === 9 && name === 'transfer-encoding') return rejected('bad_request');
-    names.push(name);
-    values.push(trimOws(line.slice(colon + 1)));
+    if (text.charCodeAt(eol - 1) === 9 && lower === 'transfer-encoding') bad = true;
+    names.push(lower);
+    values.push(trimmedSlice(text, colon + 1, eol));
   }
+  // Field values (and, by their own stricter rules below, the start line) hold no CTL but HTAB: one scan of the
+  // whole head instead of one per line. A CR or LF not in a CRLF pair fails here too.
+  if (bad || !HEAD_TEXT.test(text)) return rejected('bad_request');
   const length = end + 4 - start;
   if (kind === 'request') {
     const sp1 = first.indexOf(' ');

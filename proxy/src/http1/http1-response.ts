@@ -57,25 +57,27 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   // An HTTP/1.0 client keeps the connection only when told so (RFC 9112 section 9.3).
   const http10 = ex.head.minor === 0;
   const added = client.added;
-  const headBytes = responseNeedsRewrite(head, closing, http10, added) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added) : raw.subarray(0, head.length);
+  // Forwarded byte for byte (the common case): the head is the start of `raw`, and the body's first bytes follow it there.
+  const rewritten = responseNeedsRewrite(head, closing, http10, added) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added) : null;
   ex.resFramer = framerFor(framing);
   if (!ex.resFramer) {
     client.started(ex, head.status!);
-    client.send(ex, headBytes);
+    client.send(ex, rewritten ?? raw.subarray(0, head.length));
     if (rest) ex.resClosing = true; // bytes after a bodiless response: do not trust this connection again
     return 'done';
   }
   if (!rest) {
     client.started(ex, head.status!);
-    client.send(ex, headBytes);
+    client.send(ex, rewritten ?? raw); // nothing follows the head in raw
     return 'more';
   }
-  // Head and (part of) the body in one write: one TLS record, one syscall.
+  // Head and (part of) the body in one write: one TLS record, one syscall; without a rewrite, no copy either.
   const r2 = ex.resFramer.feed(rest, 0);
   if (r2.error) return 'bad';
   client.started(ex, head.status!);
   const body = r2.consumed === rest.length ? rest : rest.subarray(0, r2.consumed);
-  client.send(ex, body.length === 0 ? headBytes : Buffer.concat([headBytes, body]));
+  if (rewritten === null) client.send(ex, body === rest ? raw : raw.subarray(0, head.length + r2.consumed));
+  else client.send(ex, body.length === 0 ? rewritten : Buffer.concat([rewritten, body]));
   if (!r2.done) return 'more';
   if (r2.consumed < rest.length) ex.resClosing = true;
   return 'done';

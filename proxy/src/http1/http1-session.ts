@@ -157,7 +157,9 @@ export class Http1Session implements UpstreamOwner {
       else this.#buf = rest;
     }
     if (this.#st === St.Closed) return;
-    ex.pool!.acquire(this, (err, conn) => this.#onLeased(ex, err, conn));
+    const idle = ex.pool!.takeIdle(this);
+    if (idle) this.#onLeased(ex, null, idle);
+    else ex.pool!.acquire(this, (err, conn) => this.#onLeased(ex, err, conn));
     // Only while a body has nowhere to go: the common case never pauses.
     if (!ex.conn && this.#st === St.Body) client.pause();
   }

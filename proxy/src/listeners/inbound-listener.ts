@@ -149,7 +149,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
   #http(socket: net.Socket, peer: VerifiedPeer | null, xfcc: string): void {
     const d = this.d;
     const who = peer?.idText ?? UNAUTHENTICATED;
-    const conn = connectionFields(socket);
+    const { resumed, clientIp } = connectionFields(socket);
     this.serveHttp1(socket, this.#pool, {
       plan: (head: HttpHead): RequestPlan & { context: InboundContext } => {
         const requestId = d.requestId();
@@ -162,11 +162,13 @@ export class InboundListener extends ServedListener<InboundConfig> {
         // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
         const target = normalizeRequestTarget(path) ?? path;
         // An upgrade (WebSocket) is allowed like any request: it was authorized above, XFCC included.
-        return { forward: true, upgrade: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context, ...(target !== path ? { target } : {}) };
+        return { forward: true, upgrade: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context, target: target !== path ? target : undefined };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as InboundContext;
-        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, ...verdictOf(c.decision), bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, ...conn, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span: c.span });
+        const v = verdictOf(c.decision);
+        // One literal, no spreads (per request); undefined fields are absent from the record.
+        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     });
     if (peer) this.sessions.setPeer(socket, peer);

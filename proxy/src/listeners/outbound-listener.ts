@@ -75,7 +75,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as OutboundContext;
-        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed: r.upstreamResumed ?? false, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span: c.span });
+        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     });
   }

@@ -57,17 +57,25 @@ export class ConnectionPool {
     return { open: this.#open, idle: this.#idle.length, queued: this.#queue.length };
   }
 
+  /** An idle connection (most recently used first) leased to `owner` now, or null: the common case, with no callback. */
+  takeIdle(owner: UpstreamOwner): UpstreamConn | null {
+    const idle = this.#idle.pop();
+    if (!idle) return null;
+    idle.owner = owner;
+    return idle;
+  }
+
   /** Leases a connection to `owner` (an idle one, most recently used first, or a new one). */
   acquire(owner: UpstreamOwner, cb: Waiter): void {
+    const idle = this.takeIdle(owner);
+    if (idle) {
+      cb(null, idle);
+      return;
+    }
     const wrapped: Waiter = (err, conn) => {
       if (conn) conn.owner = owner;
       cb(err, conn);
     };
-    const idle = this.#idle.pop();
-    if (idle) {
-      wrapped(null, idle);
-      return;
-    }
     if (this.#closed) {
       cb(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
       return;
