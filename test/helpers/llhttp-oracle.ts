@@ -50,6 +50,7 @@ export class RequestOracle {
   readonly #closed = new Map<number, () => void>();
   /** Every request parsed, on any connection, in parse order (see takeAll). */
   readonly #all: ParsedMessage[] = [];
+  #open = 0;
 
   private constructor(server: http.Server) {
     this.#server = server;
@@ -62,7 +63,11 @@ export class RequestOracle {
     server.on('connection', (s: net.Socket) => {
       const port = s.remotePort!;
       o.#views.set(port, { messages: [], error: null });
-      s.on('close', () => setImmediate(() => o.#closed.get(port)?.()));
+      o.#open++;
+      s.on('close', () => {
+        o.#open--;
+        setImmediate(() => o.#closed.get(port)?.());
+      });
     });
     const onRequest = (req: http.IncomingMessage, res: http.ServerResponse) => {
       const view = o.#views.get(req.socket.remotePort!)!;
@@ -110,6 +115,11 @@ export class RequestOracle {
     this.#views.delete(local);
     if (timedOut) throw new Error('the oracle server never closed the connection');
     return view;
+  }
+
+  /** Connections open to the app now (its parser has read all a closed one sent). */
+  get openConnections(): number {
+    return this.#open;
   }
 
   /** The requests parsed since the last call, on every connection (e.g. a proxy's pooled ones), in parse order. */

@@ -40,15 +40,15 @@ function forwardingDisagreement(expected: readonly TesseraMessage[], app: readon
 describe('HTTP/1.1 forwarding end to end: the app behind a real session reads what Tessera accepted', () => {
   let app: RequestOracle;
   let pool: ConnectionPool;
+  let session: Http1Session | undefined;
   let proxy: net.Server;
   let done = 0;
   let forwardedWithBody = 0;
 
   beforeAll(async () => {
     app = await RequestOracle.start();
-    pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 100, idleTimeoutMs: 60_000, nowMs: Date.now });
     proxy = net.createServer((socket) => {
-      new Http1Session(socket, {
+      session = new Http1Session(socket, {
         limits: LIMITS,
         responseLimits: VIEW_LIMITS,
         pool,
@@ -59,7 +59,6 @@ describe('HTTP/1.1 forwarding end to end: the app behind a real session reads wh
     await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
   });
   afterAll(async () => {
-    pool.close();
     await new Promise<void>((r) => proxy.close(() => r()));
     await app.close();
   });
@@ -67,6 +66,8 @@ describe('HTTP/1.1 forwarding end to end: the app behind a real session reads wh
   const check = async (input: Buffer) => {
     const expected = tesseraRequests(input).messages;
     const complete = expected.filter((m) => m.complete).length;
+    // A pool per case, closed at its end: every byte of this case has reached the app before the next case starts.
+    pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 100, idleTimeoutMs: 60_000, nowMs: Date.now });
     app.takeAll();
     done = 0;
     const client = net.connect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port });
@@ -80,8 +81,11 @@ describe('HTTP/1.1 forwarding end to end: the app behind a real session reads wh
     client.write(input);
     // Until the session closes the connection, or has finished every request it could (it may refuse more).
     await until('the session to finish the stream', () => closed || done >= complete, 5_000, 2);
-    await new Promise((r) => setTimeout(r, closed ? 0 : 5)); // a partial last request, if any, reaches the app
+    await new Promise((r) => setTimeout(r, closed ? 0 : 5)); // give a partial last request time to go upstream
     client.destroy();
+    await until('the session to close', () => session?.closed === true, 5_000, 2);
+    pool.close();
+    await until('the app to have read everything the pool sent', () => app.openConnections === 0, 5_000, 2);
     const got = app.takeAll();
     forwardedWithBody += got.filter((m) => m.complete && m.body.length > 0).length;
     const d = forwardingDisagreement(expected, got);
