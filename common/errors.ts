@@ -71,6 +71,10 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED: entry(INVALID_ARGUMENT, 400, 'A JWT-SVID was asked for (or validated) without an audience, or with an empty or oversized one.'),
   TESSERA_ERR_JWT_SVID_UNAVAILABLE: entry(UNAVAILABLE, 503, 'No JWT-SVID can be had now: the proxy takes its identity from files (no control plane signs JWT-SVIDs for it), has no SVID yet, or the control plane did not answer.'),
   TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED: entry(INVALID_ARGUMENT, 400, 'A SPIFFE bundle document (JWKS) is malformed: not JSON, no keys array, a jwt-svid key without kid or a duplicate kid, an x509-svid key without exactly one x5c, or a key that is not a public EC/RSA key.'),
+  TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN: entry(FAILED_PRECONDITION, 502, 'A federated bundle endpoint served a bundle whose X.509 authorities name another trust domain (their SPIFFE URI SAN) than the one configured for it: refused, the last good bundle is kept.'),
+  TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES: entry(FAILED_PRECONDITION, 502, 'A federated bundle endpoint served a bundle with no usable x509-svid key (or one that is not a CA certificate): refused, the last good bundle is kept.'),
+  TESSERA_ERR_FEDERATION_BUNDLE_EXPIRED: entry(FAILED_PRECONDITION, 502, 'Every x509-svid authority of a fetched federated bundle (or a bootstrap bundle) has expired: refused, the last good bundle is kept.'),
+  TESSERA_ERR_FEDERATION_FETCH_FAILED: entry(UNAVAILABLE, 502, 'A federated bundle endpoint could not be fetched: connection or TLS failure, an https_spiffe endpoint that did not present the configured SPIFFE ID under the last good bundle, a non-200 answer, or an oversized body. The last good bundle is kept.'),
 
   // --- Trust bundles and PEM (common/spiffe/trust-bundle.ts, common/pki/pem.ts) ---
   TESSERA_ERR_BUNDLE_EMPTY: entry(INVALID_ARGUMENT, 400, 'The trust bundle holds no certificate.'),

@@ -11,7 +11,7 @@ import { adminSocketPath } from './admin/admin-client.js';
 import { socketAnswers } from './admin/admin-socket.js';
 import { startAdminSurface } from './admin/admin-surface.js';
 import { certsView, updateCaGauges } from './admin/certs-view.js';
-import { configHubReports, identityRejections, issuanceReports, jwtSvidReports, policyDirReports } from './admin/component-reports.js';
+import { configHubReports, federationReports, identityRejections, issuanceReports, jwtSvidReports, policyDirReports } from './admin/component-reports.js';
 import { createMetrics } from './admin/metrics.js';
 import { ownSvidLive, Readiness } from './admin/readiness.js';
 import { ConfigHub } from './api/config-service.js';
@@ -22,6 +22,7 @@ import { createAttestors } from './attestation/attestors.js';
 import { BundleFiles } from './ca/bundle-files.js';
 import { openCa } from './ca/open-ca.js';
 import { openJwtKeys } from './ca/open-jwt-keys.js';
+import { openFederation, startBundleEndpoint } from './federation/open-federation.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
 import { startEmbeddedInjector } from './injector/embedded-injector.js';
 import { Issuer } from './issuance/issuer.js';
@@ -62,6 +63,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const jwt = openJwtKeys({ dataDir, clock, audit, log, onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
     bundleFiles.write();
+    // A federated domain's bundle change is pushed like a CA change.
+    const federation = config.federation ? openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, ...federationReports(metrics) }) : undefined;
 
     const attestors = await createAttestors(config, { clock, log, tokens, bundle: () => ca.current().bundle });
     undo.push(() => attestors.stop());
@@ -81,7 +84,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });
     const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
     const hub = new ConfigHub({
-      inputs: { bundles: () => [ca.current().bundle], jwtAuthorities: () => new Map([[td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
+      // Federated domains' bundles and JWT keys ride along, each under its own trust domain only.
+      inputs: { bundles: () => [ca.current().bundle, ...(federation?.bundles() ?? [])], jwtAuthorities: () => new Map([...(federation?.jwtAuthorities() ?? []), [td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
       admit,
       peerChain,
@@ -106,8 +110,15 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     await server.start();
     undo.push(() => server.stop(0));
 
+    const endpointCfg = config.federation?.bundleEndpoint;
+    const bundleEndpoint = endpointCfg ? await startBundleEndpoint(endpointCfg, { dataDir, ownIdentity: () => served.credentials(), log }) : undefined;
+    undo.push(() => bundleEndpoint?.endpoint.stop());
     // Self SVID and server credentials follow the CA: a new bundle (prepare) or signer (activate) is served at once.
-    const refreshSelf = (force: boolean) => served.refresh(force, (identity) => server.updateIdentity(identity));
+    const refreshSelf = (force: boolean) =>
+      served.refresh(force, (identity) => {
+        server.updateIdentity(identity);
+        if (bundleEndpoint?.followsOwnSvid) bundleEndpoint.endpoint.updateIdentity(identity);
+      });
     caChanged.connect(() => {
       bundleFiles.rewrite();
       try {
@@ -142,9 +153,11 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     });
     maintenance.start();
     undo.push(() => maintenance.stop());
+    federation?.start();
+    undo.push(() => federation?.stop());
 
     readiness.serving();
-    log.info({ trustDomain: td.name, grpc: server.address, admin: admin.address, dataDir }, 'control plane ready');
+    log.info({ trustDomain: td.name, grpc: server.address, admin: admin.address, dataDir, ...(bundleEndpoint ? { bundleEndpoint: bundleEndpoint.endpoint.address } : {}) }, 'control plane ready');
     return {
       grpcAddress: server.address,
       adminAddress: admin.address,
@@ -157,8 +170,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         // Watchers are told to go (OK status) so they reconnect elsewhere; unary calls get the grace period.
         quiesce: [() => readiness.closing(), () => maintenance.stop(), () => hub.endAll()],
         drain: (graceMs) => server.stop(graceMs),
-        listeners: [() => injector?.close(), () => admin.stop()],
-        background: [() => policies?.stop(), () => attestors.stop()],
+        listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
+        background: [() => policies?.stop(), () => attestors.stop(), () => federation?.stop()],
         settled: () => maintenance.settled(),
         release: [() => store.close()],
         onClosed: () => log.info({}, 'control plane stopped'),

@@ -12,6 +12,11 @@ import type { ControlPlaneLogger } from '../logger.js';
 import type { AuditLog } from '../store/audit-log.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
+/** Federated bundles accepted and refused, by trust domain (and code). */
+export function federationReports(metrics: ControlPlaneMetrics): { onAccepted: (d: string) => void; onRefused: (d: string, code: string) => void } {
+  return { onAccepted: (d) => metrics.federationAccepted.inc({ trust_domain: d }), onRefused: (d, code) => metrics.federationRefusals.inc({ trust_domain: d, code }) };
+}
+
 /** JWT-SVID issuance and refusals, by code. */
 export function jwtSvidReports(metrics: ControlPlaneMetrics): { onIssued: () => void; onRefused: (code: string) => void } {
   return { onIssued: () => metrics.jwtSvidsIssued.inc(), onRefused: (code) => metrics.jwtSvidRefusals.inc({ code }) };

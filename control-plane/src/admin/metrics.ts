@@ -21,6 +21,8 @@ export interface ControlPlaneMetrics {
   readonly grpcConnections: Gauge;
   readonly jwtSvidsIssued: Counter;
   readonly jwtSvidRefusals: Counter<'code'>;
+  readonly federationAccepted: Counter<'trust_domain'>;
+  readonly federationRefusals: Counter<'trust_domain' | 'code'>;
 }
 
 export function createMetrics(registry: Registry, build: BuildInfo): ControlPlaneMetrics {
@@ -50,5 +52,8 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     grpcConnections: new Gauge({ name: 'tessera_grpc_connections', help: 'Open TLS connections on the gRPC port', registers }),
     jwtSvidsIssued: new Counter({ name: 'tessera_jwt_svids_issued_total', help: 'JWT-SVIDs signed (MintJwtSvid)', registers }),
     jwtSvidRefusals: new Counter({ name: 'tessera_jwt_svid_refusals_total', help: 'Refused MintJwtSvid calls by stable error code', labelNames: ['code'], registers }),
+    // trust_domain values come from the config file's federation.trustDomains (a fixed set).
+    federationAccepted: new Counter({ name: 'tessera_federation_bundle_fetches_total', help: 'Federated bundles fetched and accepted, by trust domain', labelNames: ['trust_domain'], registers }),
+    federationRefusals: new Counter({ name: 'tessera_federation_bundle_refusals_total', help: 'Federated bundle fetches failed or refused (last good kept), by trust domain and stable error code', labelNames: ['trust_domain', 'code'], registers }),
   };
 }

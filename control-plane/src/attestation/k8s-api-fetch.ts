@@ -1,5 +1,6 @@
 // A minimal HTTPS client for the Kubernetes API server (node:https): one CA, bounded time and body size.
-// The attestation modules take it as an injected `HttpFetch`, so tests can point them at a local server.
+// The attestation modules take it as an injected `HttpFetch`, so tests can point them at a local server; the
+// federation's bundle fetch uses it too (with its own server check and error code).
 import { request } from 'node:https';
 import { TesseraError } from '../../../common/errors.js';
 
@@ -26,27 +27,33 @@ export const IN_CLUSTER = Object.freeze({
 
 export interface HttpsFetchOptions {
   /** The only CA trusted for the API server (the cluster CA), PEM. */
-  readonly caPem: string;
+  readonly caPem: string | undefined;
   /** Whole-exchange deadline; default 5 s. */
   readonly timeoutMs?: number;
   /** Larger answers are refused; default 1 MiB (a JWKS or TokenReview is a few KiB). */
   readonly maxBodyBytes?: number;
+  /** More node:tls options (e.g. checkServerIdentity); with `caPem: undefined` the system's roots are used. */
+  readonly tlsOptions?: Readonly<Record<string, unknown>>;
+  /** The code of every failure; default TESSERA_ERR_K8S_FETCH_FAILED. */
+  readonly code?: 'TESSERA_ERR_K8S_FETCH_FAILED' | 'TESSERA_ERR_FEDERATION_FETCH_FAILED';
 }
 
-function failed(url: string, why: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_K8S_FETCH_FAILED', `${new URL(url).origin}${new URL(url).pathname}: ${why}`);
+function failedWith(code: NonNullable<HttpsFetchOptions['code']>): (url: string, why: string) => TesseraError {
+  return (url, why) => new TesseraError(code, `${new URL(url).origin}${new URL(url).pathname}: ${why}`);
 }
 
 export function createHttpsFetch(opts: HttpsFetchOptions): HttpFetch {
   const timeoutMs = opts.timeoutMs ?? 5_000;
   const limit = opts.maxBodyBytes ?? 1 << 20;
+  const code = opts.code ?? 'TESSERA_ERR_K8S_FETCH_FAILED';
+  const failed = failedWith(code);
   return (url, init) =>
     new Promise<HttpResponse>((resolve, reject) => {
       let target: URL;
       try {
         target = new URL(url);
       } catch {
-        return reject(new TesseraError('TESSERA_ERR_K8S_FETCH_FAILED', `"${url}" is not a URL`));
+        return reject(new TesseraError(code, `"${url}" is not a URL`));
       }
       if (target.protocol !== 'https:') return reject(failed(url, 'only https is allowed'));
       const req = request(
@@ -58,6 +65,7 @@ export function createHttpsFetch(opts: HttpsFetchOptions): HttpFetch {
           minVersion: 'TLSv1.2',
           agent: false,
           timeout: timeoutMs,
+          ...opts.tlsOptions,
         },
         (res) => {
           const chunks: Buffer[] = [];
@@ -91,6 +99,7 @@ export function createHttpsFetch(opts: HttpsFetchOptions): HttpFetch {
 
 /** Parses a JSON answer after checking its status; errors name the URL path, never the bearer token. */
 export async function fetchJson(fetch: HttpFetch, url: string, init: HttpRequest, okStatuses: readonly number[] = [200]): Promise<unknown> {
+  const failed = failedWith('TESSERA_ERR_K8S_FETCH_FAILED');
   const res = await fetch(url, init);
   if (!okStatuses.includes(res.status)) throw failed(url, `HTTP ${res.status}`);
   try {

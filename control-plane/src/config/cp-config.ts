@@ -6,16 +6,8 @@ import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js
 import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from '../injector/injector-config.js';
-
-const checkTrustDomain = (v: string): string | null => {
-  try {
-    TrustDomain.parse(v);
-    return null;
-  } catch (e) {
-    return `"${v}" is not a trust domain (${(e as TesseraError).code})`;
-  }
-};
 
 const HOUR = 3_600_000;
 
@@ -85,6 +77,7 @@ export const controlPlaneSchema: ObjectSchema = {
       },
     },
     injector: INJECTOR_CONFIG_SCHEMA,
+    federation: FEDERATION_SCHEMA,
   },
 };
 
@@ -117,6 +110,7 @@ export interface ControlPlaneConfig {
   readonly policiesDir?: string;
   readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number };
   readonly injector?: InjectorSettings;
+  readonly federation?: FederationConfig;
 }
 
 interface Raw {
@@ -134,6 +128,7 @@ interface Raw {
   policies?: { dir: string };
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
+  federation?: FederationInput;
 }
 
 /** Validates the text; throws TESSERA_ERR_CONFIG_INVALID / _UNREADABLE with file:line:key. */
@@ -176,6 +171,11 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
       throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${e.message.replace(/^injector\.[^:]*: /, '')}`, { file, line, key });
     }
   }
+  const federation = raw.federation ? resolveFederationConfig(raw.federation, raw.trustDomain, base, (path, message, linePath = path) => {
+    const line = lineOf(parsed, linePath);
+    const key = path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').slice(1);
+    return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
+  }) : undefined;
   return Object.freeze({
     file,
     trustDomain: TrustDomain.parse(raw.trustDomain),
@@ -216,6 +216,7 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
       maxConnections: raw.limits?.maxConnections ?? 4096,
     },
     ...(injector ? { injector } : {}),
+    ...(federation ? { federation } : {}),
   });
 }
 

@@ -1,0 +1,116 @@
+// The control plane's `federation` config block: the bundle endpoint it serves (https_spiffe with its own SVID,
+// or https_web with a configured certificate) and the trust domains it federates with (endpoint URL, profile,
+// the endpoint's SPIFFE ID and bootstrap bundle for https_spiffe). Schema and resolution with cross-key checks.
+import { resolve } from 'node:path';
+import type { ObjectSchema } from '../../../common/config/schema.js';
+import type { TesseraError } from '../../../common/errors.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+
+/** A schema check: null when `v` is a valid trust domain name (also used by cp-config.ts). */
+export const checkTrustDomain = (v: string): string | null => {
+  try {
+    TrustDomain.parse(v);
+    return null;
+  } catch (e) {
+    return `"${v}" is not a trust domain (${(e as TesseraError).code})`;
+  }
+};
+
+export const FEDERATION_SCHEMA: ObjectSchema = {
+  type: 'object',
+  description: 'SPIFFE federation: serve this trust domain\'s bundle, fetch those of other trust domains',
+  properties: {
+    bundleEndpoint: {
+      type: 'object',
+      properties: {
+        listen: { type: 'string', format: 'address', required: true },
+        certFile: { type: 'string', minLength: 1 },
+        keyFile: { type: 'string', minLength: 1 },
+      },
+    },
+    refreshMin: { type: 'duration', default: '30s', min: 1_000 },
+    refreshMax: { type: 'duration', default: '1h', min: 1_000 },
+    fetchTimeout: { type: 'duration', default: '10s', min: 100 },
+    trustDomains: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: {
+          trustDomain: { type: 'string', required: true, check: checkTrustDomain },
+          bundleEndpointUrl: { type: 'string', format: 'url', required: true },
+          profile: { type: 'string', enum: ['https_spiffe', 'https_web'], required: true },
+          endpointSpiffeId: { type: 'string', format: 'spiffe-id' },
+          bundleFile: { type: 'string', minLength: 1 },
+          caFile: { type: 'string', minLength: 1 },
+        },
+      },
+    },
+  },
+};
+
+export interface FederationInput {
+  bundleEndpoint?: { listen: string; certFile?: string; keyFile?: string };
+  refreshMin?: number;
+  refreshMax?: number;
+  fetchTimeout?: number;
+  trustDomains?: { trustDomain: string; bundleEndpointUrl: string; profile: 'https_spiffe' | 'https_web'; endpointSpiffeId?: string; bundleFile?: string; caFile?: string }[];
+}
+
+export interface FederatedDomainConfig {
+  readonly trustDomain: TrustDomain;
+  readonly bundleEndpointUrl: string;
+  readonly profile: 'https_spiffe' | 'https_web';
+  readonly endpointSpiffeId?: SpiffeId;
+  readonly bundleFile?: string;
+  readonly caFile?: string;
+}
+
+export interface FederationConfig {
+  /** Absent: no endpoint served. certFile/keyFile present = https_web, else https_spiffe (own SVID). */
+  readonly bundleEndpoint?: { readonly listen: string; readonly certFile?: string; readonly keyFile?: string };
+  readonly refreshMinMs: number;
+  readonly refreshMaxMs: number;
+  readonly fetchTimeoutMs: number;
+  readonly trustDomains: readonly FederatedDomainConfig[];
+}
+
+/** The error for `path`; `linePath` is where its line is looked up (the parent when the key is missing). */
+type Invalid = (path: (string | number)[], message: string, linePath?: (string | number)[]) => TesseraError;
+
+export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: string, base: string, invalid: Invalid): FederationConfig {
+  const ep = raw.bundleEndpoint;
+  if (ep && (ep.certFile === undefined) !== (ep.keyFile === undefined)) throw invalid(['federation', 'bundleEndpoint'], 'certFile and keyFile go together (https_web); leave both out for https_spiffe');
+  const refreshMinMs = raw.refreshMin ?? 30_000;
+  const refreshMaxMs = raw.refreshMax ?? 3_600_000;
+  if (refreshMinMs > refreshMaxMs) throw invalid(['federation', 'refreshMin'], 'longer than federation.refreshMax');
+  const seen = new Set<string>();
+  const trustDomains = (raw.trustDomains ?? []).map((d, i): FederatedDomainConfig => {
+    const at = (k: string) => ['federation', 'trustDomains', i, k];
+    if (d.trustDomain === ownTrustDomain) throw invalid(at('trustDomain'), `"${d.trustDomain}" is this control plane's own trust domain`);
+    if (seen.has(d.trustDomain)) throw invalid(at('trustDomain'), `"${d.trustDomain}" is listed twice`);
+    seen.add(d.trustDomain);
+    if (!d.bundleEndpointUrl.startsWith('https://')) throw invalid(at('bundleEndpointUrl'), 'a bundle endpoint is served over https');
+    if (d.profile === 'https_spiffe') {
+      if (!d.endpointSpiffeId) throw invalid(at('endpointSpiffeId'), 'required for profile https_spiffe', at('profile'));
+      if (!d.bundleFile) throw invalid(at('bundleFile'), 'required for profile https_spiffe (the bundle that authenticates the endpoint before the first fetch)', at('profile'));
+    } else if (d.endpointSpiffeId) {
+      throw invalid(at('endpointSpiffeId'), 'only for profile https_spiffe');
+    }
+    return {
+      trustDomain: TrustDomain.parse(d.trustDomain),
+      bundleEndpointUrl: d.bundleEndpointUrl,
+      profile: d.profile,
+      ...(d.endpointSpiffeId ? { endpointSpiffeId: SpiffeId.parse(d.endpointSpiffeId) } : {}),
+      ...(d.bundleFile ? { bundleFile: resolve(base, d.bundleFile) } : {}),
+      ...(d.caFile ? { caFile: resolve(base, d.caFile) } : {}),
+    };
+  });
+  return {
+    ...(ep ? { bundleEndpoint: { listen: ep.listen, ...(ep.certFile && ep.keyFile ? { certFile: resolve(base, ep.certFile), keyFile: resolve(base, ep.keyFile) } : {}) } } : {}),
+    refreshMinMs,
+    refreshMaxMs,
+    fetchTimeoutMs: raw.fetchTimeout ?? 10_000,
+    trustDomains,
+  };
+}

@@ -1,0 +1,74 @@
+// The control plane's SPIFFE bundle endpoint: HTTPS GET answers the trust domain's bundle document (the same text
+// as <dataDir>/bundle.spiffe.json). Profile https_spiffe presents the control plane's own SVID (swapped when it
+// renews or the CA changes); https_web presents a configured server certificate. Nothing but GET is served.
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { SecureContextOptions } from 'node:tls';
+import { describeError } from '../../../common/errors.js';
+import type { ServerIdentity } from '../api/grpc-server.js';
+import type { ControlPlaneLogger } from '../logger.js';
+
+export interface BundleEndpointOptions {
+  readonly listen: string;
+  /** The bundle document's text, read per request so a rotation is served at once. */
+  readonly document: () => string;
+  /** https_spiffe: the control plane's SVID; https_web: the configured certificate and key. */
+  readonly identity: ServerIdentity | { readonly certChainPem: string; readonly keyPem: string };
+  readonly log: ControlPlaneLogger;
+}
+
+const contextOf = (i: BundleEndpointOptions['identity']): SecureContextOptions => ({ cert: i.certChainPem, key: i.keyPem, minVersion: 'TLSv1.2' });
+
+export class BundleEndpoint {
+  readonly #server: Server;
+
+  private constructor(server: Server) {
+    this.#server = server;
+  }
+
+  static async start(o: BundleEndpointOptions): Promise<BundleEndpoint> {
+    const server = createServer({ ...contextOf(o.identity), requestTimeout: 10_000, headersTimeout: 10_000 }, (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      let body: string;
+      try {
+        body = o.document();
+      } catch (e) {
+        o.log.error({ err: describeError(e) }, 'bundle endpoint: the bundle document is unreadable');
+        res.writeHead(503).end();
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    const i = o.listen.lastIndexOf(':');
+    const host = o.listen.slice(0, i).replace(/^\[|\]$/g, '');
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(Number(o.listen.slice(i + 1)), host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return new BundleEndpoint(server);
+  }
+
+  get address(): string {
+    const a = this.#server.address() as AddressInfo;
+    return a.family === 'IPv6' ? `[${a.address}]:${a.port}` : `${a.address}:${a.port}`;
+  }
+
+  /** New server credentials (https_spiffe: the renewed SVID) for the next handshakes. */
+  updateIdentity(identity: BundleEndpointOptions['identity']): void {
+    this.#server.setSecureContext(contextOf(identity));
+  }
+
+  stop(): Promise<void> {
+    return new Promise((resolve) => {
+      this.#server.close(() => resolve());
+      this.#server.closeAllConnections();
+    });
+  }
+}

@@ -1,0 +1,160 @@
+// Federated trust domains: per domain, the bundle we hold (the last good fetch, kept across restarts when a store
+// is given; else the bootstrap file),
+// refreshed from its bundle endpoint on the `spiffe_refresh_hint` it publishes (bounded min/max; a failure
+// retries after the minimum). A refused or failed fetch keeps the last good bundle and is counted by code; a
+// changed bundle calls onChange (→ a Config/Watch push). Each bundle is kept under the configured trust domain only.
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
+import { type JwtAuthority, jwtAuthoritiesKey } from '../../../common/spiffe/spiffe-bundle.js';
+import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { ControlPlaneLogger } from '../logger.js';
+import { type EndpointTrust, fetchBundleDocument } from './bundle-fetch.js';
+import { type FederatedBundle, acceptFederatedBundle, federatedTrustBundle } from './federated-bundle.js';
+
+export interface FederatedDomain {
+  readonly trustDomain: TrustDomain;
+  readonly bundleEndpointUrl: string;
+  readonly profile: 'https_web' | 'https_spiffe';
+  /** https_spiffe: the SPIFFE ID the endpoint must present. */
+  readonly endpointSpiffeId?: SpiffeId;
+  /** The bundle held before the first fetch (text of a SPIFFE bundle JSON or PEM roots); required for https_spiffe. */
+  readonly bootstrap?: string;
+  /** https_web: PEM roots to check the server by instead of the system's. */
+  readonly caPem?: string;
+}
+
+export interface FederationOptions {
+  readonly domains: readonly FederatedDomain[];
+  /** Our own bundle: an https_spiffe endpoint may present an SVID of our domain. */
+  readonly ownBundle: () => TrustBundle;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly refreshMinMs: number;
+  readonly refreshMaxMs: number;
+  readonly fetchTimeoutMs: number;
+  readonly log: ControlPlaneLogger;
+  /** A federated bundle changed (its X.509 or JWT authorities). */
+  readonly onChange: () => void;
+  readonly onRefused: (trustDomain: string, code: string) => void;
+  readonly onAccepted: (trustDomain: string) => void;
+  /** Where the last good document of each domain survives a restart (absent: memory only). */
+  readonly store?: LastGoodStore;
+}
+
+export interface LastGoodStore {
+  load(trustDomain: string): string | undefined;
+  /** Throws on a failed write (logged; the bundle is in force anyway). */
+  save(trustDomain: string, text: string): void;
+}
+
+/** Parses a bootstrap bundle: a SPIFFE bundle document (JSON), else PEM roots. */
+export function parseBootstrapBundle(text: string, td: TrustDomain, nowMs: number): FederatedBundle {
+  if (text.trimStart().startsWith('{')) return acceptFederatedBundle(text, td, nowMs);
+  return { bundle: federatedTrustBundle(TrustBundle.parse(td, text).authorities, td, nowMs), jwtAuthorities: [], sequence: undefined, refreshHintSeconds: undefined };
+}
+
+const keyOf = (b: FederatedBundle) => JSON.stringify([b.bundle.fingerprints().sort(), jwtAuthoritiesKey(b.jwtAuthorities).sort()]);
+
+/** The delay before the next fetch: the published hint, clamped; the maximum when there is none. */
+export function nextRefreshMs(hintSeconds: number | undefined, minMs: number, maxMs: number): number {
+  if (hintSeconds === undefined) return maxMs;
+  return Math.min(maxMs, Math.max(minMs, hintSeconds * 1000));
+}
+
+export class Federation {
+  readonly #o: FederationOptions;
+  readonly #held = new Map<string, FederatedBundle>();
+  readonly #timers = new Map<string, unknown>();
+  #stopped = false;
+
+  constructor(o: FederationOptions) {
+    this.#o = o;
+    for (const d of o.domains) {
+      const kept = this.#loadKept(d);
+      if (kept) this.#held.set(d.trustDomain.name, kept);
+      else if (d.bootstrap !== undefined) this.#held.set(d.trustDomain.name, parseBootstrapBundle(d.bootstrap, d.trustDomain, o.clock.nowMs()));
+    }
+  }
+
+  /** The bundles held now, one per federated domain that has one. */
+  bundles(): TrustBundle[] {
+    return [...this.#held.values()].map((b) => b.bundle);
+  }
+
+  /** JWT-SVID keys by federated trust domain. */
+  jwtAuthorities(): Map<string, readonly JwtAuthority[]> {
+    return new Map([...this.#held].map(([td, b]) => [td, b.jwtAuthorities]));
+  }
+
+  /** Fetches every domain now, then keeps each on its own schedule. */
+  start(): void {
+    for (const d of this.#o.domains) void this.#cycle(d);
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    for (const t of this.#timers.values()) this.#o.timers.clearTimeout(t);
+    this.#timers.clear();
+  }
+
+  /** One fetch of one domain; resolves with the delay until the next one. Never throws (failures are counted). */
+  async refresh(d: FederatedDomain): Promise<number> {
+    const td = d.trustDomain.name;
+    const { refreshMinMs: min, refreshMaxMs: max } = this.#o;
+    try {
+      const text = await fetchBundleDocument(d.bundleEndpointUrl, this.#trust(d), this.#o.fetchTimeoutMs);
+      const got = acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs());
+      const before = this.#held.get(td);
+      this.#held.set(td, got);
+      this.#o.onAccepted(td);
+      if (!before || keyOf(before) !== keyOf(got)) {
+        this.#keep(td, text);
+        this.#o.log.info({ trustDomain: td, sequence: got.sequence, authorities: got.bundle.fingerprints() }, 'federated bundle updated');
+        this.#o.onChange();
+      }
+      return nextRefreshMs(got.refreshHintSeconds, min, max);
+    } catch (e) {
+      const code = isTesseraError(e) ? e.code : 'TESSERA_ERR_FEDERATION_FETCH_FAILED';
+      this.#o.onRefused(td, code);
+      this.#o.log.warn({ trustDomain: td, code, err: describeError(e) }, 'federated bundle refused; the last good one is kept');
+      return min;
+    }
+  }
+
+  /** The last good document kept by an earlier run, when it still passes every check; else undefined. */
+  #loadKept(d: FederatedDomain): FederatedBundle | undefined {
+    const td = d.trustDomain.name;
+    try {
+      const text = this.#o.store?.load(td);
+      return text === undefined ? undefined : acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs());
+    } catch (e) {
+      this.#o.log.warn({ trustDomain: td, err: describeError(e) }, 'the kept federated bundle is unusable; starting from the bootstrap bundle');
+      return undefined;
+    }
+  }
+
+  #keep(td: string, text: string): void {
+    try {
+      this.#o.store?.save(td, text);
+    } catch (e) {
+      this.#o.log.error({ trustDomain: td, err: describeError(e) }, 'keeping the federated bundle on disk failed');
+    }
+  }
+
+  async #cycle(d: FederatedDomain): Promise<void> {
+    const delay = await this.refresh(d);
+    if (this.#stopped) return;
+    this.#timers.set(d.trustDomain.name, this.#o.timers.setTimeout(() => void this.#cycle(d), delay));
+  }
+
+  #trust(d: FederatedDomain): EndpointTrust {
+    if (d.profile === 'https_web') return { profile: 'https_web', ...(d.caPem ? { caPem: d.caPem } : {}) };
+    if (!d.endpointSpiffeId) throw new TesseraError('TESSERA_ERR_FEDERATION_FETCH_FAILED', `${d.trustDomain.name}: https_spiffe needs endpointSpiffeId`);
+    // The endpoint's SVID may be of its own domain (the usual case) or of ours; each domain only by its own bundle.
+    const anchors = new TrustBundleSet([this.#o.ownBundle(), ...this.bundles()]);
+    return { profile: 'https_spiffe', endpointId: d.endpointSpiffeId, anchors, nowMs: this.#o.clock.nowMs() };
+  }
+}

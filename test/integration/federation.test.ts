@@ -1,0 +1,224 @@
+// SPIFFE federation with real processes: two control planes of two trust domains (a.test, b.test) on loopback,
+// each serving its bundle at an https_spiffe bundle endpoint and fetching the other's; a proxy of a.test calls a
+// proxy of b.test with mutual verification across the domains and a policy in b.test naming the a.test caller.
+// Then b.test's CA rotates (`tessera ca prepare/activate`) and a.test's proxy takes up the new bundle without a
+// restart, so calls keep working against b's new SVIDs. An https_web endpoint (test CA) for a third domain that
+// starts serving another domain's bundle is refused by code, counted, and its last good bundle is kept.
+import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { type Server, createServer } from 'node:http';
+import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { decodeCertificates } from '../../common/pki/pem.js';
+import { spiffeBundleDocument } from '../../common/spiffe/spiffe-bundle.js';
+import { fingerprintOf } from '../../common/spiffe/trust-bundle.js';
+import { X509Certificate } from 'node:crypto';
+import { type RunningControlPlane, startControlPlaneProcess } from '../helpers/control-plane.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { makeTempDir, tessera } from '../helpers/run.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
+
+const WEB = 'spiffe://a.test/ns/default/sa/web';
+const API = 'spiffe://b.test/ns/default/sa/api';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let cpA: RunningControlPlane;
+let cpB: RunningControlPlane;
+let web: ProxyProcess;
+let api: ProxyProcess;
+let app: Server;
+let cWeb: ReturnType<typeof createHttpsServer>;
+let cServes = '';
+let cCa: TestCa;
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const s = createNetServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+
+interface Certs {
+  serial: string;
+  servedSerial: string | null;
+  bundles: { trustDomain: string; fingerprints: string[] }[];
+}
+const certs = async (p: ProxyProcess): Promise<Certs> => (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
+const bundleOf = async (p: ProxyProcess, td: string) => (await certs(p)).bundles.find((b) => b.trustDomain === td)?.fingerprints ?? [];
+const metrics = async (cp: RunningControlPlane) => (await fetch(`http://${cp.admin}/metrics`)).text();
+
+/** A request from a.test's app through web's outbound (mTLS to b.test's api inbound); a fresh connection each time. */
+async function call(method = 'GET'): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${web.ports.get('outbound/api')}/x`, { method, headers: { connection: 'close' } });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function controlPlaneConfig(name: 'a' | 'b', peer: 'a' | 'b', ports: Record<'a' | 'b', number>, extra = ''): Promise<string> {
+  const d = join(dir, name);
+  await mkdir(join(d, 'policies'), { recursive: true });
+  const file = join(d, 'cp.yaml');
+  await writeFile(
+    file,
+    [
+      `trustDomain: ${name}.test`,
+      'dataDir: ./data',
+      'listen: 127.0.0.1:0',
+      'adminListen: 127.0.0.1:0',
+      'policies: { dir: ./policies }',
+      'logLevel: warn',
+      'svid: { ttl: 12s, backdate: 5s }',
+      'federation:',
+      `  bundleEndpoint: { listen: 127.0.0.1:${ports[name]} }`,
+      '  refreshMin: 1s',
+      '  refreshMax: 2s',
+      '  trustDomains:',
+      `    - trustDomain: ${peer}.test`,
+      `      bundleEndpointUrl: https://127.0.0.1:${ports[peer]}/`,
+      '      profile: https_spiffe',
+      `      endpointSpiffeId: spiffe://${peer}.test/tessera/control-plane`,
+      `      bundleFile: ../${peer}/data/bundle.spiffe.json`,
+      extra,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  app = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  // A third domain's https_web endpoint (test CA, host name localhost), first serving a good c.test bundle.
+  cCa = await TestCa.create({ trustDomain: 'c.test' });
+  const cServer = await cCa.mintSvid('spiffe://c.test/bundle-endpoint', { dnsSans: ['localhost'] });
+  cServes = JSON.stringify(spiffeBundleDocument({ x509Authorities: [cCa.root.cert], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 1 }));
+  cWeb = createHttpsServer({ cert: cServer.chainPem, key: cServer.keyPem }, (_req, res) => res.end(cServes));
+  await new Promise<void>((r) => cWeb.listen(0, '127.0.0.1', r));
+  await mkdir(join(dir, 'a'), { recursive: true });
+  await writeFile(join(dir, 'a', 'c-ca.pem'), cCa.bundlePem());
+
+  const ports = { a: await freePort(), b: await freePort() };
+  // The out-of-band exchange of bootstrap bundles: a.test's CA is created first (a bare start), b.test starts with
+  // a's bundle file, then a.test starts federated with b's.
+  await mkdir(join(dir, 'a', 'policies'), { recursive: true });
+  await writeFile(join(dir, 'a', 'bare.yaml'), 'trustDomain: a.test\ndataDir: ./data\nlisten: 127.0.0.1:0\nadminListen: 127.0.0.1:0\nlogLevel: warn\n');
+  const bare = await startControlPlaneProcess(join(dir, 'a'), join(dir, 'a', 'bare.yaml'));
+  expect(await bare.stop()).toBe(0);
+  cpB = await startControlPlaneProcess(join(dir, 'b'), await controlPlaneConfig('b', 'a', ports));
+  const cDomain = [
+    '    - trustDomain: c.test',
+    `      bundleEndpointUrl: https://localhost:${(cWeb.address() as AddressInfo).port}/`,
+    '      profile: https_web',
+    '      caFile: c-ca.pem',
+  ].join('\n');
+  cpA = await startControlPlaneProcess(join(dir, 'a'), await controlPlaneConfig('a', 'b', ports, cDomain));
+
+  await writeFile(
+    join(cpB.policiesDir, 'api.yaml'),
+    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-a-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n      to: { methods: [GET] }\n`,
+  );
+  api = await startAttestedProxy(cpB, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
+  web = await startAttestedProxy(cpA, dir, 'web', WEB, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\noutbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\n`);
+}, 120_000);
+
+afterAll(async () => {
+  await web?.stop();
+  await api?.stop();
+  await cpA?.stop();
+  await cpB?.stop();
+  app?.close();
+  cWeb?.close();
+  await cleanup?.();
+});
+
+/** A GET to web's inbound with a client SVID minted by `ca`: the HTTP status, or the error of a refused handshake. */
+async function callWebInbound(ca: TestCa, id: string): Promise<number | Error> {
+  const svid = await ca.mintSvid(id);
+  const caPem = await readFile(join(cpA.dataDir, 'bundle.pem'), 'utf8');
+  return new Promise((resolve) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port: web.ports.get('inbound/app'), path: '/', cert: svid.chainPem, key: svid.keyPem, ca: caPem, checkServerIdentity: () => undefined, agent: false },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      },
+    );
+    req.on('error', (e) => resolve(e));
+    req.end();
+  });
+}
+
+describe('federation of two trust domains', () => {
+  test("each proxy holds the other domain's bundle under that domain only; a call crosses the domains; b's policy names a's caller", async () => {
+    const aRoots = (await readFile(join(cpA.dataDir, 'bundle.pem'), 'utf8')).length;
+    expect(aRoots).toBeGreaterThan(0);
+    await until('web holds the b.test bundle', async () => (await bundleOf(web, 'b.test')).length > 0, 20_000);
+    await until('api holds the a.test bundle', async () => (await bundleOf(api, 'a.test')).length > 0, 20_000);
+    const bRoots = decodeCertificates(await readFile(join(cpB.dataDir, 'bundle.pem'))).map((d) => fingerprintOf(new X509Certificate(d)));
+    expect((await bundleOf(web, 'b.test')).sort()).toEqual(bRoots.sort());
+    // b's roots are under b.test only; a's own bundle holds none of them.
+    expect((await bundleOf(web, 'a.test')).some((f) => bRoots.includes(f))).toBe(false);
+    expect(await call('GET')).toBe(200);
+    expect(await call('POST')).toBe(403); // the policy in b.test names a's caller for GET only
+    const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
+    expect(m).toMatch(/tessera_authz_decisions_total\{decision="allow",mode="enforce",policy="api-allow-a-web"\} [1-9]/);
+  }, 60_000);
+
+  test("b.test's CA rotates: a.test's proxy takes up the new bundle without a restart and calls keep working", async () => {
+    const webPid = web.child.pid;
+    const prepared = await tessera(['ca', 'prepare', '--data-dir', cpB.dataDir, '--json']);
+    expect(prepared.code, prepared.stderr).toBe(0);
+    const newId = (JSON.parse(prepared.stdout) as { prepared: string }).prepared;
+    const newRootDer = decodeCertificates(await readFile(join(cpB.dataDir, 'ca', `${newId}-root.crt`)))[0]!;
+    const newRoot = fingerprintOf(new X509Certificate(newRootDer));
+    await until("web holds b's new root", async () => (await bundleOf(web, 'b.test')).includes(newRoot), 20_000);
+    // a keeps the last good document for its next start.
+    expect(await readFile(join(cpA.dataDir, 'federation', 'b.test.json'), 'utf8')).toContain(Buffer.from(newRootDer).toString('base64'));
+    const activated = await tessera(['ca', 'activate', '--data-dir', cpB.dataDir]);
+    expect(activated.code, activated.stderr).toBe(0);
+    const fetched = async () => Number(/tessera_federation_bundle_fetches_total\{trust_domain="b\.test"\} ([0-9]+)/.exec(await metrics(cpA))?.[1] ?? 0);
+    const fetchFailures = async () => Number(/tessera_federation_bundle_refusals_total\{trust_domain="b\.test",code="TESSERA_ERR_FEDERATION_FETCH_FAILED"\} ([0-9]+)/.exec(await metrics(cpA))?.[1] ?? 0);
+    const [fetchedAtActivation, failedAtActivation] = [await fetched(), await fetchFailures()];
+    const before = await certs(api);
+    // api renews (TTL 12 s) from the new authority; its old connections idle out (1 s) before the next call.
+    await until('api serves an SVID of the new authority', async () => {
+      const c = await certs(api);
+      return c.serial !== before.serial && c.servedSerial === c.serial;
+    }, 30_000);
+    await new Promise((r) => setTimeout(r, 1_500));
+    expect(await call('GET')).toBe(200);
+    expect(web.child.pid).toBe(webPid);
+    expect(web.child.exitCode).toBeNull();
+    // b's endpoint now presents an SVID of the new authority: a keeps fetching (https_spiffe, checked by the held bundle).
+    await until('a fetched b after the activation', async () => (await fetched()) >= fetchedAtActivation + 2, 20_000);
+    expect(await fetchFailures()).toBe(failedAtActivation);
+  }, 90_000);
+
+  test("an endpoint that serves another domain's bundle is refused, counted, and the last good bundle stays", async () => {
+    const cRoot = fingerprintOf(cCa.root.cert);
+    await until('web holds the c.test bundle fetched over https_web', async () => (await bundleOf(web, 'c.test')).includes(cRoot), 20_000);
+    // Now the c.test endpoint serves b.test's bundle document.
+    cServes = await readFile(join(cpB.dataDir, 'bundle.spiffe.json'), 'utf8');
+    const refused = /tessera_federation_bundle_refusals_total\{trust_domain="c\.test",code="TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN"\} ([0-9]+)/;
+    await until('the refusal is counted', async () => Number(refused.exec(await metrics(cpA))?.[1] ?? 0) >= 2, 20_000);
+    expect(await bundleOf(web, 'c.test')).toEqual([cRoot]);
+    const bRoots = await bundleOf(web, 'b.test');
+    expect((await bundleOf(web, 'c.test')).some((f) => bRoots.includes(f))).toBe(false);
+    expect(await call('GET')).toBe(200);
+  }, 60_000);
+
+  test("a federated domain's CA is trusted for that domain only: it cannot mint IDs of ours or of another federated domain", async () => {
+    await until('web holds the c.test bundle', async () => (await bundleOf(web, 'c.test')).length > 0, 20_000);
+    // Control: c's CA is accepted for a c.test ID (the handshake completes; authorization then decides).
+    expect(typeof (await callWebInbound(cCa, 'spiffe://c.test/ns/default/sa/client'))).toBe('number');
+    for (const forged of [WEB, API]) expect(await callWebInbound(cCa, forged), forged).toBeInstanceOf(Error);
+    const m = await (await fetch(`http://127.0.0.1:${web.admin}/metrics`)).text();
+    expect(m).toMatch(/tessera_tls_handshakes_total\{direction="inbound",result="failure",reason="wrong_trust_domain"[^}]*\} [2-9]/);
+  }, 60_000);
+});

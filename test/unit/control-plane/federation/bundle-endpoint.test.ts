@@ -1,0 +1,62 @@
+// The bundle endpoint on a real loopback socket: GET answers the document as it is now (a rotation is served at
+// once), other methods 405; https_web presents the configured certificate (checked by curl-like host-name
+// verification with the test CA), and updateIdentity swaps the certificate for the next handshakes.
+import type { X509Certificate } from 'node:crypto';
+import { request } from 'node:https';
+import type { TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, test } from 'vitest';
+import { BundleEndpoint } from '../../../../control-plane/src/federation/bundle-endpoint.js';
+import { TestCa } from '../../../helpers/test-ca.js';
+
+const silent = { info: () => {}, warn: () => {}, error: () => {} };
+let endpoint: BundleEndpoint | undefined;
+afterEach(async () => endpoint?.stop());
+
+function get(port: number, caPem: string, method = 'GET'): Promise<{ status: number; body: string; serial: string; type: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: 'localhost', port, method, path: '/', ca: caPem, agent: false }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (b: Buffer) => parts.push(b));
+      res.on('end', () => {
+        const peer = (res.socket as TLSSocket).getPeerX509Certificate() as X509Certificate | undefined;
+        resolve({ status: res.statusCode!, body: Buffer.concat(parts).toString(), serial: peer?.serialNumber ?? '', type: res.headers['content-type'] });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('BundleEndpoint', () => {
+  test('serves the current document over https_web, refuses other methods, swaps its certificate', async () => {
+    const ca = await TestCa.create({ trustDomain: 'a.test' });
+    const first = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
+    let doc = '{"keys":[],"spiffe_sequence":1}';
+    endpoint = await BundleEndpoint.start({ listen: '127.0.0.1:0', document: () => doc, identity: { certChainPem: first.chainPem, keyPem: first.keyPem }, log: silent });
+    const port = Number(endpoint.address.split(':').pop());
+    const a = await get(port, ca.bundlePem());
+    expect(a).toMatchObject({ status: 200, body: doc, serial: first.leaf.serialNumber, type: 'application/json' });
+    doc = '{"keys":[],"spiffe_sequence":2}';
+    expect((await get(port, ca.bundlePem())).body).toBe(doc);
+    expect((await get(port, ca.bundlePem(), 'POST')).status).toBe(405);
+    const second = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
+    endpoint.updateIdentity({ certChainPem: second.chainPem, keyPem: second.keyPem });
+    expect((await get(port, ca.bundlePem())).serial).toBe(second.leaf.serialNumber);
+    // Checked by another CA's roots, the server is refused (https_web is plain Web PKI).
+    await expect(get(port, (await TestCa.create()).bundlePem())).rejects.toThrow();
+  });
+
+  test('an unreadable document answers 503', async () => {
+    const ca = await TestCa.create({ trustDomain: 'a.test' });
+    const svid = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
+    endpoint = await BundleEndpoint.start({
+      listen: '127.0.0.1:0',
+      document: () => {
+        throw new Error('gone');
+      },
+      identity: { certChainPem: svid.chainPem, keyPem: svid.keyPem },
+      log: silent,
+    });
+    expect((await get(Number(endpoint.address.split(':').pop()), ca.bundlePem())).status).toBe(503);
+  });
+});
