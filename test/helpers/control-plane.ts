@@ -6,6 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ERROR_CODE_METADATA } from '../../common/contract/error-metadata.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { startReadyProcess } from './ready-process.js';
 
@@ -24,6 +25,14 @@ export interface RunningControlPlane {
   readonly stderr: () => string;
   /** SIGTERM, then the exit code (SIGKILL after the deadline, which then fails the caller's expectation). */
   stop(deadlineMs?: number): Promise<number | null>;
+}
+
+/**
+ * A join token from the running control plane's admin.sock, the request `tessera token create` makes, without a node
+ * start per token (the command itself is exercised by the tests that are about it).
+ */
+export async function createJoinToken(dataDir: string, spiffeId: string, ttlMs?: number): Promise<string> {
+  return (await adminRequest<{ token: string }>(dataDir, 'POST', '/v1/tokens', { spiffeId, ...(ttlMs ? { ttlMs } : {}) })).token;
 }
 
 export async function writeControlPlaneConfig(dir: string, extra = ''): Promise<string> {

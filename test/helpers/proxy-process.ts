@@ -3,8 +3,8 @@
 import type { ChildProcess } from 'node:child_process';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createJoinToken } from './control-plane.js';
 import { startReadyProcess } from './ready-process.js';
-import { tessera } from './run.js';
 import type { TestCa } from './test-ca.js';
 
 export interface ProxyProcess {
@@ -49,8 +49,8 @@ export async function startProxyProcess(configFile: string, timeoutMs = 20_000, 
 }
 
 /**
- * A proxy whose identity comes from a running control plane: creates a join token for `id` with the operator
- * command, writes it (0600) and the config `<name>.yaml` in `dir` (`body` = listeners, `tail` = the rest), starts
+ * A proxy whose identity comes from a running control plane: creates a join token for `id` (10 min) on its admin
+ * socket, writes it (0600) and the config `<name>.yaml` in `dir` (`body` = listeners, `tail` = the rest), starts
  * the proxy and waits for it. The token is returned too (tests that search logs for it need it).
  */
 export async function startAttestedProxy(
@@ -61,9 +61,7 @@ export async function startAttestedProxy(
   body: string,
   tail = 'telemetry: { accessLog: off }\n',
 ): Promise<ProxyProcess & { readonly token: string }> {
-  const created = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id, '--ttl', '10m']);
-  if (created.code !== 0) throw new Error(`token create failed: ${created.stderr}`);
-  const token = created.stdout.trim();
+  const token = await createJoinToken(cp.dataDir, id, 600_000);
   await writeFile(join(dir, `${name}.token`), token, { mode: 0o600 });
   await writeFile(
     join(dir, `${name}.yaml`),

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SIGN_SVID_PATH } from '../../common/contract/identity-v1.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair as generatePkiKey } from '../../common/pki/keys.js';
-import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -28,11 +28,8 @@ let bundlePem: string;
 let client: ReturnType<typeof controlPlaneClients>;
 let keys: { es: CryptoKey; rs: CryptoKey; stranger: CryptoKey };
 
-async function token(id: string): Promise<string> {
-  const r = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
-  expect(r.code, r.stderr).toBe(0);
-  return r.stdout.trim();
-}
+/** A join token from admin.sock (no node start per token: about ten here; `tessera token create` is tested elsewhere). */
+const token = (id: string): Promise<string> => createJoinToken(cp.dataDir, id);
 
 async function openssl(args: readonly string[]): Promise<string> {
   const r = await run('openssl', args);

@@ -88,8 +88,11 @@ async function refusedStart(r: { d: string; cfg: string }): Promise<string> {
   return lines[0]!;
 }
 
-describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', () => {
-  test('starts on a read-only Secret mount (defaultMode 0400), issues SVIDs, never writes there; CA changes are refused with a code', async () => {
+// The rotation test below spends ~30 s waiting for an intermediate's half-life: the other two groups run beside it
+// (each test has its own replica dir, mount, processes and ports), their own tests one after another so that the
+// rotation test's start-up is not starved.
+describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true }, () => {
+  test.sequential('starts on a read-only Secret mount (defaultMode 0400), issues SVIDs, never writes there; CA changes are refused with a code', async () => {
     const r = await replica(seed, 0o400);
     const before = await digest(r.ca);
     const cp = await startControlPlaneProcess(r.d, r.cfg);
@@ -107,21 +110,21 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', () => {
     expect(await cp.stop()).toBe(0);
   }, 60_000);
 
-  test('0440 group root (a Secret with defaultMode 0440 and fsGroup: the group is the process own) is accepted', async () => {
+  test.sequential('0440 group root (a Secret with defaultMode 0440 and fsGroup: the group is the process own) is accepted', async () => {
     const r = await replica(seed, 0o440, process.getgid!());
     const cp = await startControlPlaneProcess(r.d, r.cfg);
     running.push(cp);
     expect(await cp.stop()).toBe(0);
   }, 60_000);
 
-  test('a world-readable key (Kubernetes default mode 0644) is refused, naming the key file', async () => {
+  test.sequential('a world-readable key (Kubernetes default mode 0644) is refused, naming the key file', async () => {
     const r = await replica(seed, 0o644);
     const line = await refusedStart(r);
     expect(line).toContain('TESSERA_ERR_CA_KEY_EXPOSED');
     expect(line).toMatch(new RegExp(`${r.ca}/[0-9a-f]+-(root|int-[0-9a-f]+)\\.key: mode 0644`));
   }, 30_000);
 
-  test('a key readable by a group the process is not in is refused, naming the key file', async () => {
+  test.sequential('a key readable by a group the process is not in is refused, naming the key file', async () => {
     const r = await replica(seed, 0o440, 4242);
     const line = await refusedStart(r);
     expect(line).toContain('TESSERA_ERR_CA_KEY_EXPOSED');
@@ -129,7 +132,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', () => {
     expect(line).toMatch(new RegExp(`${r.ca}/[0-9a-f]+-(root|int-[0-9a-f]+)\\.key`));
   }, 30_000);
 
-  test('a Secret without a key ca-state.json names is refused, naming the missing file', async () => {
+  test.sequential('a Secret without a key ca-state.json names is refused, naming the missing file', async () => {
     const { [rootKey]: _gone, ...rest } = seed;
     const r = await replica(rest, 0o400);
     const line = await refusedStart(r);
@@ -137,7 +140,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', () => {
     expect(line).toContain(`${r.ca}/${rootKey}: no such file (ENOENT)`);
   }, 30_000);
 
-  test('a Secret without ca-state.json is refused (no CA can be created on a read-only mount)', async () => {
+  test.sequential('a Secret without ca-state.json is refused (no CA can be created on a read-only mount)', async () => {
     const { 'ca-state.json': _gone, ...rest } = seed;
     const r = await replica(rest, 0o400);
     const line = await refusedStart(r);
@@ -145,14 +148,14 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', () => {
     expect(line).toContain(`${r.ca}/ca-state.json`);
   }, 30_000);
 
-  test('a key that does not match its certificate is refused, naming both files', async () => {
+  test.sequential('a key that does not match its certificate is refused, naming both files', async () => {
     const r = await replica({ ...seed, [rootKey]: seed[intKey]! }, 0o400);
     const line = await refusedStart(r);
     expect(line).toContain('TESSERA_ERR_CA_STATE_CORRUPT');
     expect(line).toContain(`${r.ca}/${rootKey} does not match ${r.ca}/${rootCert}`);
   }, 30_000);
 
-  test('a root certificate that is not a CA is refused, naming it', async () => {
+  test.sequential('a root certificate that is not a CA is refused, naming it', async () => {
     const work = join(dir, 'not-ca');
     await mkdir(work, { recursive: true });
     await writeFile(join(work, 'root.key'), seed[rootKey]!, { mode: 0o600 });
@@ -189,7 +192,7 @@ function get(port: number): Promise<number> {
 /** Scaled down from the issue's 2-minute intermediate over 10 minutes, which `TESSERA_RO_CA_SOAK=1` runs. */
 const SOAK = process.env['TESSERA_RO_CA_SOAK'] === '1';
 
-describe.skipIf(!MOUNTABLE)('intermediates rotate under a read-only root', () => {
+describe.skipIf(!MOUNTABLE)('intermediates rotate under a read-only root', { concurrent: true }, () => {
   // A 1-minute intermediate (the shortest ca.intermediateTtl) rotates every ~30 s: one rotation per replica after the
   // one at start (repeated rotation and pruning are covered on an injected clock in test/unit/control-plane/ca/read-only-ca.test.ts;
   // the soak run keeps rotating for 10 minutes).
@@ -240,8 +243,8 @@ describe.skipIf(!MOUNTABLE)('intermediates rotate under a read-only root', () =>
   }, SOAK ? 720_000 : 240_000);
 });
 
-describe('start-up failures are one coded line naming the file', () => {
-  test('the proxy: a bootstrap bundle that is missing, a directory, or not PEM', async () => {
+describe('start-up failures are one coded line naming the file', { concurrent: true }, () => {
+  test.sequential('the proxy: a bootstrap bundle that is missing, a directory, or not PEM', async () => {
     const d = mkdtempSync(join(tmpdir(), 'tessera-proxy-start-'));
     try {
       await writeFile(join(d, 't.token'), 'tok', { mode: 0o600 });
@@ -270,7 +273,7 @@ describe('start-up failures are one coded line naming the file', () => {
     }
   }, 60_000);
 
-  test('the control plane: a data dir path that is a file', async () => {
+  test.sequential('the control plane: a data dir path that is a file', async () => {
     const d = mkdtempSync(join(tmpdir(), 'tessera-cp-start-'));
     try {
       await writeFile(join(d, 'data'), 'not a directory');

@@ -1,7 +1,8 @@
-// The identity lifecycle under steady load, with real processes: SVIDs with a 20 s TTL rotate at least three
-// times, then a full CA rotation (prepare → activate → retire), then the control plane stops and comes back —
-// with zero failed requests and zero reset connections, the served serial changing every time. A generic SPIFFE
-// Workload API client (built from the public proto, nothing of Tessera's) sees each new SVID.
+// The identity lifecycle under steady load, with real processes: SVIDs with a 12 s TTL (NotBefore backdated 6 s, so
+// renewal falls due ~3 s after issuance and a failed one still leaves ~9 s of life) rotate at least three times,
+// then a full CA rotation (prepare → activate → retire), then the control plane stops and comes back — with zero
+// failed requests and zero reset connections, the served serial changing every time. A generic SPIFFE Workload API
+// client (built from the public proto, nothing of Tessera's) sees each new SVID.
 import { X509Certificate } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
@@ -91,7 +92,7 @@ beforeAll(async () => {
     });
   });
   const cfg = join(dir, 'cp-fixed.yaml');
-  await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 20s, backdate: 5s }', ''].join('\n'));
+  await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, backdate: 6s }', ''].join('\n'));
   await writeFile(join(dir, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
   cp = await startControlPlaneProcess(dir, cfg);
   api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\nworkloadApi: { socket: api.sock }\n`);
@@ -128,7 +129,7 @@ test('3+ rotations, a full CA rotation and a control-plane outage under load: ze
   const loadDone = runLoad(port);
   const watchDone = watchServed();
 
-  // 1. Three rotations (20 s TTL: renewal at ~10 s).
+  // 1. Three rotations (renewal at half of the 18 s NotBefore → NotAfter lifetime: ~3 s after issuance).
   await until('3 rotations served', async () => servedSerials.size >= 4, 60_000);
 
   // 2. CA rotation: prepare (bundles gain the new root), activate (new SVIDs chain to it), retire the old one.
@@ -137,7 +138,8 @@ test('3+ rotations, a full CA rotation and a control-plane outage under load: ze
   expect((await tessera(['ca', 'activate', '--data-dir', cp.dataDir])).code).toBe(0);
   const afterActivate = servedSerials.size;
   await until('SVIDs from the new authority served', async () => servedSerials.size >= afterActivate + 2, 40_000);
-  await until('old authority retired and removed', async () => (await tessera(['ca', 'retire', '--data-dir', cp.dataDir])).code === 0, 60_000);
+  // Refused until the old authority's last SVID (issued before the activation) has expired; each try is a CLI spawn.
+  await until('old authority retired and removed', async () => (await tessera(['ca', 'retire', '--data-dir', cp.dataDir])).code === 0, 60_000, 1_000);
   await until('bundles back to one root', async () => (await certs(api)).bundles[0]!.fingerprints.length === 1 && (await certs(web)).bundles[0]!.fingerprints.length === 1, 15_000);
 
   // 3. The control plane goes away for a while, then comes back; renewal resumes by itself.

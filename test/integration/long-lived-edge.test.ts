@@ -192,7 +192,7 @@ function runClient(cmd: string, args: string[], timeoutMs = 20_000): Promise<{ c
 const url = (path: string) => `https://localhost:${edgePort}${path}`;
 
 describe('streams past limits.requestTimeout', () => {
-  test.each([
+  test.concurrent.each([
     ['HTTP/1.1', '--http1.1'],
     ['HTTP/2', '--http2'],
   ])('Server-Sent Events over %s run to their end, well past requestTimeout', async (_name, flag) => {
@@ -211,7 +211,7 @@ describe('streams past limits.requestTimeout', () => {
 describe('what does end a stream at the edge', () => {
   const sse = (flag: string, path: string) => runClient('curl', ['-sS', '-N', flag, '--cacert', join(dir, 'site-ca.pem'), url(path)]);
 
-  test.each([
+  test.concurrent.each([
     ['HTTP/1.1', '--http1.1'],
     ['HTTP/2', '--http2'],
   ])('%s: a stream that stops moving is cut at limits.streamIdleTimeout, logged as 200 with responseFlags', async (_name, flag) => {
@@ -228,7 +228,7 @@ describe('what does end a stream at the edge', () => {
     expect(line['responseFlags']).toBe('stream_idle_timeout');
   });
 
-  test.each([
+  test.concurrent.each([
     ['HTTP/1.1', '--http1.1'],
     ['HTTP/2', '--http2'],
   ])("%s: a route's timeout ends a moving stream at that total, not at requestTimeout", async (_name, flag) => {

@@ -42,7 +42,9 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-describe('gRPC streams across identity rotations (control plane, SVID TTL 9 s)', () => {
+// The two groups run side by side (their own processes, files and logs; each group's tests one after another): both
+// spend most of their time waiting on rotations and stream timers.
+describe('gRPC streams across identity rotations (control plane, SVID TTL 9 s)', { concurrent: true }, () => {
   let api: ProxyProcess;
   let web: ProxyProcess;
   let client: StreamsClient;
@@ -81,7 +83,7 @@ describe('gRPC streams across identity rotations (control plane, SVID TTL 9 s)',
     throw new Error('web rotated during every attempt');
   }
 
-  test('server, client and bidi streams stay open across ≥3 SVID rotations and a CA rotation, while new calls present the current SVID', async () => {
+  test.sequential('server, client and bidi streams stay open across ≥3 SVID rotations and a CA rotation, while new calls present the current SVID', async () => {
     const started = Date.now();
     const tally = new StreamTally();
     const streams: OpenStream[] = [openChat(client, tally, 200), openWatch(client, tally, 300), openUpload(client, tally, 250)];
@@ -134,7 +136,7 @@ describe('gRPC streams across identity rotations (control plane, SVID TTL 9 s)',
   }, 90_000);
 });
 
-describe('gRPC stream timeouts (requestTimeout 1 s, idleTimeout 2 s, streamIdleTimeout 4 s; listener timeout 3 s on one)', () => {
+describe('gRPC stream timeouts (requestTimeout 1 s, idleTimeout 2 s, streamIdleTimeout 4 s; listener timeout 3 s on one)', { concurrent: true }, () => {
   let api: ProxyProcess;
   let web: ProxyProcess;
   let client: StreamsClient;
@@ -181,13 +183,13 @@ describe('gRPC stream timeouts (requestTimeout 1 s, idleTimeout 2 s, streamIdleT
       .filter((l) => l.includes('"log":"access"'))
       .map((l) => JSON.parse(l) as { path?: string; status?: number; responseFlags?: string });
 
-  test('a server stream runs past requestTimeout with pauses longer than idleTimeout and completes', async () => {
+  test.sequential('a server stream runs past requestTimeout with pauses longer than idleTimeout and completes', async () => {
     const r = await watch(client, { count: 4, interval_ms: 2_500 });
     expect(r).toMatchObject({ notes: 4, code: grpc.status.OK });
     expect(r.ms).toBeGreaterThan(7_000);
   }, 30_000);
 
-  test('a stream with no message either way for streamIdleTimeout is ended: CANCELLED to the client, cancel to the app, logged as stream_idle_timeout', async () => {
+  test.sequential('a stream with no message either way for streamIdleTimeout is ended: CANCELLED to the client, cancel to the app, logged as stream_idle_timeout', async () => {
     const r = await watch(client, { count: 3, interval_ms: 9_000, tag: 'idle' });
     expect(r.notes).toBe(1);
     expect([grpc.status.CANCELLED, grpc.status.UNAVAILABLE]).toContain(r.code);
@@ -205,13 +207,13 @@ describe('gRPC stream timeouts (requestTimeout 1 s, idleTimeout 2 s, streamIdleT
     expect(['stream_idle_timeout', 'downstream_closed']).toContain(a.responseFlags);
   }, 30_000);
 
-  test('a client cancel after a pause longer than idleTimeout reaches the app', async () => {
+  test.sequential('a client cancel after a pause longer than idleTimeout reaches the app', async () => {
     const r = await watch(client, { count: 0, interval_ms: 2_500, tag: 'cancel' }, {}, 2);
     expect(r).toMatchObject({ notes: 2, code: grpc.status.CANCELLED });
     await until('the app saw the cancel', async () => (await callEnd(client, 'cancel')).state === 'cancelled', 3_000);
   }, 30_000);
 
-  test("the client's deadline reaches the app (grpc-timeout) and ends the stream on both sides", async () => {
+  test.sequential("the client's deadline reaches the app (grpc-timeout) and ends the stream on both sides", async () => {
     const deadline = Date.now() + 6_000;
     const r = await watch(client, { count: 0, interval_ms: 2_500, tag: 'deadline' }, { deadline });
     expect(r).toMatchObject({ notes: 3, code: grpc.status.DEADLINE_EXCEEDED });
@@ -220,7 +222,7 @@ describe('gRPC stream timeouts (requestTimeout 1 s, idleTimeout 2 s, streamIdleT
     await until('the app saw the call end', async () => (await callEnd(client, 'deadline')).state === 'cancelled', 3_000);
   }, 30_000);
 
-  test("a listener's total timeout cuts a stream that keeps making progress, logged as total_timeout", async () => {
+  test.sequential("a listener's total timeout cuts a stream that keeps making progress, logged as total_timeout", async () => {
     const r = await watch(capped, { count: 0, interval_ms: 300, tag: 'capped' });
     expect([grpc.status.CANCELLED, grpc.status.UNAVAILABLE, grpc.status.DEADLINE_EXCEEDED]).toContain(r.code);
     expect(r.ms).toBeGreaterThan(2_500);

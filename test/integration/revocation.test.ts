@@ -14,7 +14,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
-import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
@@ -51,10 +51,9 @@ function viaWeb(): Promise<number> {
 
 /** A workload of its own: an SVID fetched with a join token, used straight against api's inbound listener. */
 async function fetchSvid(id: string, name: string): Promise<ClientSvid & { serial: string }> {
-  const tok = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
-  expect(tok.code, tok.stderr).toBe(0);
+  const tok = await createJoinToken(cp.dataDir, id);
   const out = join(dir, name);
-  const f = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', tok.stdout.trim(), '--out', out]);
+  const f = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', tok, '--out', out]);
   expect(f.code, f.stderr).toBe(0);
   return { keyPem: await readFile(join(out, 'key.pem'), 'utf8'), chainPem: await readFile(join(out, 'svid.pem'), 'utf8'), serial: (JSON.parse(f.stdout) as { serial: string }).serial };
 }

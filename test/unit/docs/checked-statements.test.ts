@@ -87,7 +87,8 @@ const CHECKS: Readonly<Record<string, Check>> = {
     const testCa = await TestCa.create();
     const id = 'spiffe://example.org/ns/default/sa/api';
     const files = join(dir, 'files');
-    await writeSvidFiles(testCa, id, files, { notAfter: new Date(Date.now() + 6_000) });
+    // Long enough for the proxy to start and answer ready while `tessera up` starts beside it.
+    await writeSvidFiles(testCa, id, files, { notAfter: new Date(Date.now() + 12_000) });
     const config = join(dir, 'files.yaml');
     await writeFile(config, 'identity:\n  files: { certFile: files/svid.pem, keyFile: files/key.pem, bundleFile: files/bundle.pem }\ninbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:9 }\nauthorization: { defaultAction: allow }\nadmin: { listen: 127.0.0.1:0 }\n');
     const proxy = await startProxyProcess(config);
@@ -151,8 +152,10 @@ describe('checked-output blocks in the docs', () => {
     expect(Object.keys(CHECKS).filter((n) => !blocks.has(n)), 'checks whose marker is gone from the docs').toEqual([]);
   });
 
+  // Side by side: each check has its own dir, processes and ports (`tessera up` alone takes the demo's), and most of
+  // their time is waiting (an SVID running out, `load --duration`), which `tessera up`'s start-up fills.
   for (const [name, check] of Object.entries(CHECKS)) {
-    test(`${name}: the documented output has the shape the program prints`, { timeout: 120_000 }, async () => {
+    test.concurrent(`${name}: the documented output has the shape the program prints`, { timeout: 120_000 }, async () => {
       const documented = blocks.get(name) ?? [];
       expect(documented.length, `a checked-output: ${name} block in the docs`).toBeGreaterThan(0);
       const real = shape(await check());
