@@ -3,7 +3,9 @@
 // proxy of b.test with mutual verification across the domains and a policy in b.test naming the a.test caller.
 // Then b.test's CA rotates (`tessera ca prepare/activate`) and a.test's proxy takes up the new bundle without a
 // restart, so calls keep working against b's new SVIDs. An https_web endpoint (test CA) for a third domain that
-// starts serving another domain's bundle is refused by code, counted, and its last good bundle is kept.
+// starts serving another domain's bundle is refused by code, counted, and its last good bundle is kept. A JWT-SVID
+// minted in one domain validates through the other domain's Workload API; forgeries with b's kid, an unknown kid,
+// or a's own real key for a b.test subject are refused by code and counted.
 import { readFile, writeFile } from 'node:fs/promises';
 import { mkdir } from 'node:fs/promises';
 import { type Server, createServer } from 'node:http';
@@ -14,12 +16,16 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeCertificates } from '../../common/pki/pem.js';
 import { spiffeBundleDocument } from '../../common/spiffe/spiffe-bundle.js';
 import { fingerprintOf } from '../../common/spiffe/trust-bundle.js';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import * as grpc from '@grpc/grpc-js';
+import { SignJWT } from 'jose';
 import { type RunningControlPlane, startControlPlaneProcess } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
+import { type WorkloadApi, connectWorkloadApi, workloadMetadata } from '../helpers/workload-api-client.js';
 
 const WEB = 'spiffe://a.test/ns/default/sa/web';
 const API = 'spiffe://b.test/ns/default/sa/api';
@@ -34,6 +40,8 @@ let app: Server;
 let cWeb: ReturnType<typeof createHttpsServer>;
 let cServes = '';
 let cCa: TestCa;
+let wlWeb: WorkloadApi;
+let wlApi: WorkloadApi;
 
 const freePort = () =>
   new Promise<number>((resolve) => {
@@ -123,11 +131,15 @@ beforeAll(async () => {
     join(cpB.policiesDir, 'api.yaml'),
     `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-a-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n      to: { methods: [GET] }\n`,
   );
-  api = await startAttestedProxy(cpB, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
-  web = await startAttestedProxy(cpA, dir, 'web', WEB, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\noutbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\n`);
+  api = await startAttestedProxy(cpB, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\nworkloadApi: { socket: api.sock }\n`);
+  web = await startAttestedProxy(cpA, dir, 'web', WEB, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\noutbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\nworkloadApi: { socket: web.sock }\n`);
+  wlWeb = connectWorkloadApi(join(dir, 'web.sock'));
+  wlApi = connectWorkloadApi(join(dir, 'api.sock'));
 }, 120_000);
 
 afterAll(async () => {
+  wlWeb?.client.close();
+  wlApi?.client.close();
   await web?.stop();
   await api?.stop();
   await cpA?.stop();
@@ -220,5 +232,89 @@ describe('federation of two trust domains', () => {
     for (const forged of [WEB, API]) expect(await callWebInbound(cCa, forged), forged).toBeInstanceOf(Error);
     const m = await (await fetch(`http://127.0.0.1:${web.admin}/metrics`)).text();
     expect(m).toMatch(/tessera_tls_handshakes_total\{direction="inbound",result="failure",reason="wrong_trust_domain"[^}]*\} [2-9]/);
+  }, 60_000);
+});
+
+/** The kids of a domain's JWT bundle as one proxy's Workload API streams it (FetchJWTBundles, first message). */
+async function jwtKidsAt(wl: WorkloadApi, td: string): Promise<string[]> {
+  const stream = wl.client.FetchJWTBundles({}, workloadMetadata());
+  try {
+    const first = await new Promise<{ bundles: Record<string, Buffer> }>((ok, fail) => {
+      stream.once('data', ok);
+      stream.once('error', fail);
+    });
+    const jwks = first.bundles[`spiffe://${td}`];
+    return jwks ? (JSON.parse(jwks.toString()) as { keys: { kid: string }[] }).keys.map((k) => k.kid) : [];
+  } finally {
+    stream.cancel();
+  }
+}
+
+/** The jwt-svid kids a control plane publishes in its bundle.spiffe.json. */
+async function publishedKids(cp: RunningControlPlane): Promise<string[]> {
+  const doc = JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid: string }[] };
+  return doc.keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+}
+
+/** An ES256 JWT-SVID signed by `key` under `kid` for `sub`, valid for five minutes. */
+const forge = (key: KeyObject, kid: string, sub: string, audience: string) =>
+  new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' }).setSubject(sub).setAudience(audience).setIssuedAt().setExpirationTime('5m').sign(key);
+
+describe('JWT-SVIDs across the federation', () => {
+  test("a.test's Workload API validates a JWT-SVID minted in b.test (and b's one minted in a.test); another audience is refused", async () => {
+    const [aKids, bKids] = [await publishedKids(cpA), await publishedKids(cpB)];
+    expect(aKids).toHaveLength(1);
+    expect(bKids).toHaveLength(1);
+    await until("web's JWT bundles hold b's key under b.test", async () => (await jwtKidsAt(wlWeb, 'b.test')).includes(bKids[0]!), 20_000);
+    await until("api's JWT bundles hold a's key under a.test", async () => (await jwtKidsAt(wlApi, 'a.test')).includes(aKids[0]!), 20_000);
+    // Each domain's key under its own domain only.
+    expect(await jwtKidsAt(wlWeb, 'a.test')).not.toContain(bKids[0]);
+
+    const fromB = await wlApi.fetchJwt({ audience: ['orders'] });
+    expect(fromB.err).toBeNull();
+    expect(fromB.res.svids[0]!.spiffe_id).toBe(API);
+    const token = fromB.res.svids[0]!.svid;
+    const v = await wlWeb.validate('orders', token);
+    expect(v.err).toBeNull();
+    expect(v.res.spiffe_id).toBe(API);
+    expect(v.res.claims.fields['sub']!.stringValue).toBe(API);
+
+    const fromA = (await wlWeb.fetchJwt({ audience: ['billing'] })).res.svids[0]!.svid;
+    expect((await wlApi.validate('billing', fromA)).res?.spiffe_id).toBe(WEB);
+
+    const other = await wlWeb.validate('elsewhere', token);
+    expect(other.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(other.err?.details).toContain('TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE');
+  }, 60_000);
+
+  test("forged b.test tokens are refused by a.test: b's kid with another key, an unknown kid, a's real key", async () => {
+    const [aKid] = await publishedKids(cpA);
+    const [bKid] = await publishedKids(cpB);
+    await until("web's JWT bundles hold b's key", async () => (await jwtKidsAt(wlWeb, 'b.test')).includes(bKid!), 20_000);
+    const aKey = createPrivateKey(await readFile(join(cpA.dataDir, 'jwt', `${aKid}.key.pem`), 'utf8'));
+    const fresh = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const before = await metricsText(web.admin);
+    const refused = (text: string, reason: string) => sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'validate', result: 'refused', reason });
+
+    // Control: a's key file is a's real signing key, so a token of an a.test subject it signs is accepted.
+    const own = await wlWeb.validate('orders', await forge(aKey, aKid!, `spiffe://a.test/ns/default/sa/forged`, 'orders'));
+    expect(own.err).toBeNull();
+    expect(own.res.spiffe_id).toBe('spiffe://a.test/ns/default/sa/forged');
+
+    const cases: [string, string][] = [
+      ['BAD_SIGNATURE', await forge(fresh, bKid!, API, 'orders')], // b's kid, not b's key
+      ['UNKNOWN_KEY', await forge(fresh, 'no-such-kid', API, 'orders')],
+      ['UNKNOWN_KEY', await forge(aKey, aKid!, API, 'orders')], // a's real key is no authority for b.test
+      ['NO_BUNDLE', await forge(aKey, aKid!, 'spiffe://d.test/ns/default/sa/api', 'orders')], // not federated at all
+    ];
+    for (const [code, svid] of cases) {
+      const r = await wlWeb.validate('orders', svid);
+      expect(r.err?.code, code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(r.err?.details, code).toContain(`TESSERA_ERR_JWT_SVID_${code}`);
+    }
+    const after = await metricsText(web.admin);
+    expect(refused(after, 'bad_signature') - refused(before, 'bad_signature')).toBe(1);
+    expect(refused(after, 'unknown_key') - refused(before, 'unknown_key')).toBe(2);
+    expect(refused(after, 'no_bundle') - refused(before, 'no_bundle')).toBe(1);
   }, 60_000);
 });

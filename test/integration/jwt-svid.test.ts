@@ -5,13 +5,13 @@
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import * as protoLoader from '@grpc/proto-loader';
 import { type JWK, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type RunningControlPlane, TD, controlPlaneClients, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
-import { REPO_ROOT, makeTempDir, tessera } from '../helpers/run.js';
+import { makeTempDir, tessera } from '../helpers/run.js';
+import { type JwtSvidsMsg, type WorkloadApi, connectWorkloadApi, unaryCall, workloadMetadata } from '../helpers/workload-api-client.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 let cleanup: () => Promise<void>;
@@ -19,21 +19,9 @@ let dir: string;
 let cp: RunningControlPlane;
 let api: ProxyProcess;
 
-type Cb<T> = (err: grpc.ServiceError | null, res: T) => void;
-interface WorkloadClient extends grpc.Client {
-  FetchJWTSVID(req: object, md: grpc.Metadata, cb: Cb<{ svids: { spiffe_id: string; svid: string }[] }>): void;
-  ValidateJWTSVID(req: object, md: grpc.Metadata, cb: Cb<{ spiffe_id: string; claims: { fields: Record<string, { stringValue?: string; listValue?: { values: { stringValue: string }[] } }> } }>): void;
-  FetchJWTBundles(req: object, md: grpc.Metadata): grpc.ClientReadableStream<{ bundles: Record<string, Buffer> }>;
-}
-let wl: WorkloadClient;
-const md = () => {
-  const m = new grpc.Metadata();
-  m.set('workload.spiffe.io', 'true');
-  return m;
-};
-const call = <T>(f: (cb: Cb<T>) => void) => new Promise<{ err: grpc.ServiceError | null; res: T }>((resolve) => f((err, res) => resolve({ err, res })));
-const fetchJwt = (req: object) => call<{ svids: { spiffe_id: string; svid: string }[] }>((cb) => wl.FetchJWTSVID(req, md(), cb));
-const validate = (audience: string, svid: string) => call<Parameters<Parameters<WorkloadClient['ValidateJWTSVID']>[2]>[1]>((cb) => wl.ValidateJWTSVID({ audience, svid }, md(), cb));
+let wl: WorkloadApi;
+const fetchJwt = (req: object) => wl.fetchJwt(req);
+const validate = (audience: string, svid: string) => wl.validate(audience, svid);
 
 /** Verifies with jose alone against the published document: the jwt-svid key named by the token's kid. */
 async function joseVerify(token: string, audience: string) {
@@ -49,13 +37,11 @@ beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   cp = await startControlPlaneProcess(dir, await writeControlPlaneConfig(dir));
   api = await startAttestedProxy(cp, dir, 'api', API, 'inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:9 }\nworkloadApi: { socket: api.sock }\n');
-  const def = protoLoader.loadSync(join(REPO_ROOT, 'proto/spiffe/workload/workload.proto'), { keepCase: true, longs: String, defaults: true });
-  const Wl = (grpc.loadPackageDefinition(def) as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor }).SpiffeWorkloadAPI;
-  wl = new Wl(`unix://${join(dir, 'api.sock')}`, grpc.credentials.createInsecure()) as unknown as WorkloadClient;
+  wl = connectWorkloadApi(join(dir, 'api.sock'));
 }, 90_000);
 
 afterAll(async () => {
-  wl?.close();
+  wl?.client.close();
   await api?.stop();
   await cp?.stop();
   await cleanup?.();
@@ -103,7 +89,7 @@ describe('the Workload API serves JWT-SVIDs', () => {
 
   test('FetchJWTBundles streams a JWKS for the trust domain holding the key of the tokens', async () => {
     const token = (await fetchJwt({ audience: ['svc-a'] })).res.svids[0]!.svid;
-    const stream = wl.FetchJWTBundles({}, md());
+    const stream = wl.client.FetchJWTBundles({}, workloadMetadata());
     const first = await new Promise<{ bundles: Record<string, Buffer> }>((ok, fail) => {
       stream.once('data', ok);
       stream.once('error', fail);
@@ -138,7 +124,7 @@ describe('the Workload API serves JWT-SVIDs', () => {
   });
 
   test('without the security header every JWT call is refused', async () => {
-    const r = await call<{ svids: { spiffe_id: string; svid: string }[] }>((cb) => wl.FetchJWTSVID({ audience: ['x'] }, new grpc.Metadata(), cb));
+    const r = await unaryCall<JwtSvidsMsg>((cb) => wl.client.FetchJWTSVID({ audience: ['x'] }, new grpc.Metadata(), cb));
     expect(r.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
   });
 });
@@ -147,7 +133,7 @@ describe('the control plane signs only for a caller proven by its client SVID', 
   test('MintJwtSvid without a client certificate is UNAUTHENTICATED', async () => {
     const clients = controlPlaneClients(cp.grpc, await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8'));
     try {
-      const r = await call<unknown>((cb) => clients.identity.MintJwtSvid!({ audience: ['x'] }, { deadline: Date.now() + 10_000 }, cb));
+      const r = await unaryCall<unknown>((cb) => clients.identity.MintJwtSvid!({ audience: ['x'] }, { deadline: Date.now() + 10_000 }, cb));
       expect(r.err?.code).toBe(grpc.status.UNAUTHENTICATED);
       expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_SVID_INVALID');
     } finally {
