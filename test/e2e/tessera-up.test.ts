@@ -22,13 +22,21 @@ async function up(stateDir: string, extra: string[] = [], cwd?: string): Promise
   const p = await startReadyProcess(['up', '--state-dir', stateDir, ...extra], 'tessera up: ready', { timeoutMs: 60_000, ...(cwd ? { cwd } : {}) });
   const state = JSON.parse(await readFile(join(stateDir, 'up.json'), 'utf8')) as UpState;
   // Ctrl-C, as a user stops it.
-  return { state, stdout: p.stdout, stop: () => p.stop(30_000, 'SIGINT') };
+  const stop = () => p.stop(30_000, 'SIGINT');
+  running.push(stop);
+  return { state, stdout: p.stdout, stop };
 }
+
+/** Every `tessera up` started here: stopped after the tests even when an assertion ended one early. */
+const running: (() => Promise<number | null>)[] = [];
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
 });
-afterAll(async () => cleanup?.());
+afterAll(async () => {
+  await Promise.all(running.map((stop) => stop().catch(() => null)));
+  await cleanup?.();
+});
 
 test('tessera up: the printed commands show the mesh working, Ctrl-C stops cleanly, the CA is reused', async () => {
   const stateDir = join(dir, 'state');
