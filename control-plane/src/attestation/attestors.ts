@@ -11,7 +11,7 @@ import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { TokenStore } from '../store/token-store.js';
 import { JoinTokenAttestor } from './join-token-attestor.js';
-import { createHttpsFetch } from './k8s-api-fetch.js';
+import { createHttpsFetch } from '../../../shared-io/https-fetch.js';
 import { K8sAttestation, type KubernetesAttestor } from './k8s-attestation.js';
 import { JwksRefresher } from './k8s-jwks-refresher.js';
 import { K8sJwtAttestor } from './k8s-jwt-attestor.js';
@@ -58,7 +58,7 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
   const api = k8s.apiServer;
   if (!api) return { attestor: new K8sAttestation(jwt), stop: () => {} };
   // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
-  const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8') });
+  const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED' });
   const callerToken = () => readFileSync(api.tokenFile, 'utf8').trim();
   const refresher = new JwksRefresher({
     apiServer: api.url,

@@ -3,7 +3,7 @@
 // the token is still bound to a live pod. Both must agree on namespace and service account.
 import { TesseraError } from '../../../common/errors.js';
 import type { AttestedIdentity } from './attested-identity.js';
-import type { HttpFetch } from './k8s-api-fetch.js';
+import type { HttpFetch } from '../../../shared-io/https-fetch.js';
 import type { K8sJwtAttestor } from './k8s-jwt-attestor.js';
 import { reviewToken } from './k8s-token-review.js';
 

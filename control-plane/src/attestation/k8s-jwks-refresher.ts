@@ -3,7 +3,7 @@
 import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
 import { writeFileAtomicSync } from '../ca/atomic-file.js';
-import type { HttpFetch } from './k8s-api-fetch.js';
+import type { HttpFetch } from '../../../shared-io/https-fetch.js';
 import { fetchK8sJwks, jwksDocument } from './k8s-oidc-discovery.js';
 
 export interface JwksRefresherOptions {

@@ -3,7 +3,8 @@
 import { type JsonWebKey, createPublicKey } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
-import { type HttpFetch, fetchJson } from './k8s-api-fetch.js';
+import type { HttpFetch } from '../../../shared-io/https-fetch.js';
+import { fetchJson } from './k8s-api-fetch.js';
 
 export interface PublicJwk {
   readonly kty: 'RSA' | 'EC';

@@ -3,7 +3,8 @@
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import { type HttpFetch, fetchJson } from './k8s-api-fetch.js';
+import type { HttpFetch } from '../../../shared-io/https-fetch.js';
+import { fetchJson } from './k8s-api-fetch.js';
 
 export const TOKEN_REVIEW_PATH = '/apis/authentication.k8s.io/v1/tokenreviews';
 const POD_NAME = 'authentication.kubernetes.io/pod-name';

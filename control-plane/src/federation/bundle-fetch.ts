@@ -9,7 +9,7 @@ import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
-import { createHttpsFetch } from '../attestation/k8s-api-fetch.js';
+import { createHttpsFetch } from '../../../shared-io/https-fetch.js';
 
 /** A bundle is a few kB; anything far larger is not one. */
 export const MAX_BUNDLE_BYTES = 1 << 20;
