@@ -5,7 +5,7 @@ import * as http2 from 'node:http2';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders, streamTimeouts } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
-import { mtlsConnect, type SessionMemory } from '../upstream/connectors.js';
+import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget } from './outbound-mtls.js';
@@ -22,22 +22,13 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     super('outbound', config, deps, server);
     const target = outboundTarget(config, ['h2']);
     const mtls = outboundMtls(deps);
-    const ticket: SessionMemory = {};
     this.#upstream = new H2Upstream({
       authority: `https://${config.upstream.host}:${config.upstream.port}`,
       // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
       generation: () => deps.identity.current?.generation ?? 0,
       idleMs: deps.limits.upstreamIdleTimeoutMs,
       nowMs: deps.nowMs,
-      open: (done) =>
-        mtlsConnect(target, mtls, ticket, (err, socket) => {
-          if (err || !socket) return done(err ?? new Error('connect failed'));
-          if (socket.alpnProtocol !== 'h2') {
-            socket.destroy();
-            return done(new Error(`upstream ${target.host}:${target.port} did not negotiate h2`));
-          }
-          done(null, socket);
-        }),
+      open: mtlsH2Opener(target, mtls),
     });
     this.onClose(() => this.#upstream.close());
     trackH2Sessions(server, this.sessions, deps, 'outbound', (session) => {
