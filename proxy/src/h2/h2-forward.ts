@@ -96,14 +96,13 @@ export function streamTimeouts(limits: Pick<ProxyLimits, 'requestTimeoutMs' | 's
 }
 
 /**
- * Forwards `stream` with `headers`. Deadlines (`timeouts`; a bare number is the request timeout alone): before the
+ * Forwards `stream` with `headers`. Deadlines (`t`): before the
  * response head, a deadline is answered locally (HTTP/2: 504 with its reason; gRPC: trailers-only with the
  * reason's status) and the upstream stream cancelled, so whatever the app still sends on it is discarded by the
  * HTTP/2 layer; after the head, the stream is reset with CANCEL both ways (a gRPC client sees CANCELLED). The
  * result keeps the status really sent and says what ended the exchange first (`responseFlags`).
  */
-export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, upstream: H2Upstream, grpc: boolean, timeouts: StreamTimeouts | number, done: (r: ForwardResult) => void): void {
-  const t: StreamTimeouts = typeof timeouts === 'number' ? { requestMs: timeouts, idleMs: 0, nowMs: () => 0 } : timeouts;
+export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, upstream: H2Upstream, grpc: boolean, t: StreamTimeouts, done: (r: ForwardResult) => void): void {
   let finished = false;
   let cut = false;
   let flag: ExchangeFlag | undefined;
