@@ -33,6 +33,8 @@ export const REFUSAL_REASONS = {
   client_cert_invalid: { http: [403], grpc: PERMISSION_DENIED, meaning: 'The edge client certificate does not verify or names an identity its CA may not assert.' },
   no_route: { http: [404], grpc: UNIMPLEMENTED, meaning: 'No edge route matches the request\'s host and path.' },
   // --- The upstream ---
+  no_endpoints: { http: [503], grpc: UNAVAILABLE, meaning: 'The service routed to has no ready endpoint (none registered, all ejected or draining).' },
+  unknown_service: { http: [503], grpc: UNAVAILABLE, meaning: 'A forward-proxy (http-proxy) request names a host that is no known service.' },
   not_ready: { http: [503], grpc: UNAVAILABLE, meaning: 'The proxy has no SVID yet, so it cannot open mTLS connections.' },
   upstream_unavailable: { http: [502, 503], grpc: UNAVAILABLE, meaning: 'No upstream connection could be had: connecting failed or the pool is closing (502), or every connection is busy and the wait queue is full (503).' },
   upstream_reset: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream closed or reset the connection before its response was complete.' },

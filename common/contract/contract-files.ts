@@ -1,6 +1,7 @@
 // Every file of proto/ with the FIELDS table of each of its messages: what the drift test
 // (test/unit/common/contract/proto-drift.test.ts) compares with the descriptors @grpc/proto-loader reads.
 import * as config from './config-v1.js';
+import * as discovery from './discovery-v1.js';
 import type { ContractFile, EmptyMsg, FieldsOf } from './field-spec.js';
 import * as identity from './identity-v1.js';
 import * as workload from './spiffe-workload.js';
@@ -29,6 +30,20 @@ export const CONTRACT_FILES: readonly ContractFile[] = [
       DenyList: config.DENY_LIST_FIELDS,
       PolicyDocument: config.POLICY_DOCUMENT_FIELDS,
       BreakGlassGrant: config.BREAK_GLASS_GRANT_FIELDS,
+    },
+  },
+  {
+    file: discovery.DISCOVERY_PROTO,
+    package: 'tessera.discovery.v1',
+    messages: {
+      WatchRequest: discovery.DISCOVERY_WATCH_REQUEST_FIELDS,
+      Endpoint: discovery.ENDPOINT_FIELDS,
+      ServiceEndpoints: discovery.SERVICE_ENDPOINTS_FIELDS,
+      DiscoveryUpdate: discovery.DISCOVERY_UPDATE_FIELDS,
+      Registration: discovery.REGISTRATION_FIELDS,
+      RegisterRequest: discovery.REGISTER_REQUEST_FIELDS,
+      RegistrationRefusal: discovery.REGISTRATION_REFUSAL_FIELDS,
+      RegisterResponse: discovery.REGISTER_RESPONSE_FIELDS,
     },
   },
   {

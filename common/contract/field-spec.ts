@@ -16,7 +16,9 @@ export type FieldSpec<T> = [T] extends [Buffer]
       ? string extends T
         ? 'string'
         : 'oneof'
-      : [T] extends [Int64]
+      : [T] extends [number]
+        ? 'int32' | 'uint32' | 'double'
+        : [T] extends [Int64]
         ? 'int64'
         : [T] extends [boolean]
           ? 'bool'

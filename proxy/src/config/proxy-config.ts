@@ -10,9 +10,11 @@ import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
+import { inboundRoutingKeys, type OutboundRoute, outboundRoutingKeys, type RawRouting, type Registration, type RoutingSettings, resolveRouting, routingSchema } from './routing-config.js';
 
 export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
 export type { Address } from './address.js';
+export type { OutboundRoute, Registration, RoutingSettings } from './routing-config.js';
 
 export interface InboundConfig {
   readonly name: string;
@@ -24,16 +26,20 @@ export interface InboundConfig {
   readonly mtls: 'strict' | 'permissive';
   /** Total time allowed for one request and its whole response; absent = no total (streams run while they move). */
   readonly timeoutMs?: number;
+  /** `service:`: this listener registers itself as an endpoint of that service. */
+  readonly registration?: Registration;
 }
 
 export interface OutboundConfig {
   readonly name: string;
   readonly listen: Address;
-  readonly upstream: Address;
-  readonly spiffeId: SpiffeId;
+  /** A fixed upstream, a discovered service, or any service by host (mode: http-proxy). */
+  readonly route: OutboundRoute;
   readonly protocol: Protocol;
   /** Total time allowed for one request and its whole response; absent = no total (streams run while they move). */
   readonly timeoutMs?: number;
+  /** Retry every method on 5xx/reset (a body within routing.retry.bufferBytes), not only the idempotent ones. */
+  readonly retryable: boolean;
 }
 
 export interface ProxyLimits {
@@ -82,6 +88,8 @@ export interface ProxyConfig {
   /** tracing: only the keys the file sets (unset ones come from OTEL_* variables or defaults, telemetry/tracing-settings.ts). */
   readonly telemetry: { readonly accessLog: string; readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio?: number; readonly serviceName?: string } };
   readonly limits: ProxyLimits;
+  /** Balancing, retries, outlier ejection and slow start of outbound listeners routed to services. */
+  readonly routing: RoutingSettings;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -131,6 +139,7 @@ export const proxySchema: ObjectSchema = {
           forwardTo: { type: 'string', format: 'address', required: true },
           tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.3' },
           mtls: { type: 'string', enum: ['strict', 'permissive'], default: 'strict', description: 'permissive: also accept plaintext callers (as unauthenticated) on the same port, for a migration' },
+          ...inboundRoutingKeys,
         },
       },
     },
@@ -140,8 +149,7 @@ export const proxySchema: ObjectSchema = {
         type: 'object',
         properties: {
           ...listenerKeys,
-          upstream: { type: 'string', format: 'address', required: true },
-          spiffeId: { type: 'string', format: 'spiffe-id', required: true },
+          ...outboundRoutingKeys,
         },
       },
     },
@@ -209,6 +217,7 @@ export const proxySchema: ObjectSchema = {
         ticketKeyRotation: { type: 'duration', min: 1_000, default: '1h', description: 'How often inbound session-ticket keys are replaced' },
       },
     },
+    routing: routingSchema,
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
   },
 };
@@ -223,6 +232,12 @@ interface RawListener {
   tlsMinVersion?: '1.2' | '1.3';
   mtls?: 'strict' | 'permissive';
   timeout?: number;
+  service?: string;
+  advertise?: string;
+  zone?: string;
+  weight?: number;
+  mode?: 'direct' | 'http-proxy';
+  retryable?: boolean;
 }
 interface Raw {
   identity: { controlPlane?: { address: string; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
@@ -234,6 +249,7 @@ interface Raw {
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
   limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
+  routing?: RawRouting;
   logLevel?: ProxyConfig['logLevel'];
 }
 
@@ -254,8 +270,12 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   };
 
-  const inbound = (raw.inbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3', mtls: l.mtls ?? 'strict', ...(l.timeout ? { timeoutMs: l.timeout } : {}) }));
-  const outbound = (raw.outbound ?? []).map((l) => ({ name: l.name, listen: addr(l.listen), upstream: addr(l.upstream!), spiffeId: SpiffeId.parse(l.spiffeId!), protocol: l.protocol ?? 'http', ...(l.timeout ? { timeoutMs: l.timeout } : {}) }));
+  const inbound: InboundConfig[] = (raw.inbound ?? []).map((l, i) => {
+    if (!l.service && (l.advertise || l.zone || l.weight !== undefined)) problem(['inbound', i, l.advertise ? 'advertise' : l.zone ? 'zone' : 'weight'], 'only meaningful with service:');
+    const registration = l.service ? { service: l.service, ...(l.advertise ? { advertise: addr(l.advertise) } : {}), zone: l.zone ?? '', weight: l.weight ?? 100 } : undefined;
+    return { name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3', mtls: l.mtls ?? 'strict', ...(l.timeout ? { timeoutMs: l.timeout } : {}), ...(registration ? { registration } : {}) };
+  });
+  const outbound: OutboundConfig[] = (raw.outbound ?? []).map((l, i) => ({ name: l.name, listen: addr(l.listen), route: outboundRoute(l, i, problem), protocol: l.protocol ?? 'http', ...(l.timeout ? { timeoutMs: l.timeout } : {}), retryable: l.retryable ?? false }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);
   if (inbound.length + outbound.length + edge.length === 0) problem(['inbound'], 'at least one inbound, outbound or edge listener is required');
 
@@ -282,6 +302,13 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   });
 
   const id = raw.identity;
+  if (!id.controlPlane) {
+    // Endpoints come from the control plane's registry, and registrations go to it.
+    const i = outbound.findIndex((o) => o.route.kind !== 'static');
+    if (i >= 0) problem(['outbound', i, outbound[i]!.route.kind === 'service' ? 'service' : 'mode'], 'routing to services needs identity.controlPlane (discovery comes from it)');
+    const j = inbound.findIndex((l) => l.registration);
+    if (j >= 0) problem(['inbound', j, 'service'], 'registering a service needs identity.controlPlane');
+  }
   if (id.controlPlane && raw.authorization?.policiesDir) {
     problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
   }
@@ -334,8 +361,26 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       drainTimeoutMs: l.drainTimeout ?? 20_000,
       ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
     },
+    routing: resolveRouting(raw.routing),
     logLevel: raw.logLevel ?? 'info',
   });
+}
+
+/** Exactly one of upstream (+ spiffeId), service, or mode: http-proxy. */
+function outboundRoute(l: RawListener, i: number, problem: (keyPath: (string | number)[], message: string) => never): OutboundRoute {
+  const proxyMode = l.mode === 'http-proxy';
+  const set = [l.upstream !== undefined, l.service !== undefined, proxyMode].filter(Boolean).length;
+  if (set !== 1) problem(['outbound', i, set === 0 ? 'upstream' : proxyMode ? 'mode' : 'service'], 'set exactly one of upstream (with spiffeId), service, or mode: http-proxy');
+  if (l.upstream !== undefined) {
+    if (!l.spiffeId) problem(['outbound', i, 'spiffeId'], 'required with upstream: the SPIFFE ID the upstream must present');
+    return { kind: 'static', upstream: addr(l.upstream), spiffeId: SpiffeId.parse(l.spiffeId!) };
+  }
+  if (l.spiffeId) problem(['outbound', i, 'spiffeId'], 'only with upstream: a service\'s endpoints each bring their SPIFFE ID from discovery');
+  if (proxyMode) {
+    if ((l.protocol ?? 'http') !== 'http') problem(['outbound', i, 'protocol'], 'mode: http-proxy speaks HTTP/1.1 to the app (CONNECT carries any other protocol): protocol must be http');
+    return { kind: 'http-proxy' };
+  }
+  return { kind: 'service', service: l.service! };
 }
 
 export function loadProxyConfig(file: string): ProxyConfig {

@@ -1,13 +1,15 @@
 // The effective config as /config shows it: paths and settings, never token values.
-import type { ProxyConfig } from './proxy-config.js';
+import type { Address, ProxyConfig } from './proxy-config.js';
+
+const addressText = (a: Address) => `${a.host}:${a.port}`;
 
 export function redactedConfig(config: ProxyConfig): Record<string, unknown> {
   const identity = config.identity.kind === 'controlPlane' && config.identity.joinToken ? { ...config.identity, joinToken: '<redacted>' } : config.identity;
   return {
     ...config,
     identity,
-    inbound: config.inbound.map((l) => ({ ...l, listen: `${l.listen.host}:${l.listen.port}`, forwardTo: `${l.forwardTo.host}:${l.forwardTo.port}` })),
-    outbound: config.outbound.map((l) => ({ ...l, listen: `${l.listen.host}:${l.listen.port}`, upstream: `${l.upstream.host}:${l.upstream.port}`, spiffeId: l.spiffeId.toString() })),
-    admin: { listen: `${config.admin.listen.host}:${config.admin.listen.port}` },
+    inbound: config.inbound.map((l) => ({ ...l, listen: addressText(l.listen), forwardTo: addressText(l.forwardTo), ...(l.registration?.advertise ? { registration: { ...l.registration, advertise: addressText(l.registration.advertise) } } : {}) })),
+    outbound: config.outbound.map((l) => ({ ...l, listen: addressText(l.listen), route: l.route.kind === 'static' ? { kind: 'static', upstream: addressText(l.route.upstream), spiffeId: l.route.spiffeId.toString() } : l.route })),
+    admin: { listen: addressText(config.admin.listen) },
   };
 }

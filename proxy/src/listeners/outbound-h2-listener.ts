@@ -8,7 +8,7 @@ import { H2Upstream } from '../h2/h2-upstream.js';
 import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
 import type { ListenerDeps } from './listener-deps.js';
-import { outboundMtls, outboundTarget } from './outbound-mtls.js';
+import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
@@ -23,7 +23,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const target = outboundTarget(config, ['h2']);
     const mtls = outboundMtls(deps);
     this.#upstream = new H2Upstream({
-      authority: `https://${config.upstream.host}:${config.upstream.port}`,
+      authority: `https://${staticRoute(config).upstream.host}:${staticRoute(config).upstream.port}`,
       // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
       generation: () => deps.identity.current?.generation ?? 0,
       idleMs: deps.limits.upstreamIdleTimeoutMs,
@@ -43,8 +43,8 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const head = readH2Stream(stream, headers, this.config.protocol, d, 'outbound');
     if (!head) return;
     const { grpc, method, path, requestId } = head;
-    const peer = this.config.spiffeId.toString();
-    const upstream = `${this.config.upstream.host}:${this.config.upstream.port}`;
+    const peer = staticRoute(this.config).spiffeId.toString();
+    const upstream = `${staticRoute(this.config).upstream.host}:${staticRoute(this.config).upstream.port}`;
     const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': peer, 'tessera.request_id': requestId });
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? { traceparent: span.traceparent } : {});
     out[':scheme'] = 'https';

@@ -9,7 +9,7 @@ import type { RequestSpan } from '../telemetry/tracing.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
 import type { ListenerDeps } from './listener-deps.js';
-import { outboundMtls, outboundTarget } from './outbound-mtls.js';
+import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
 
@@ -45,8 +45,8 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     this.#mtls = mtls;
     this.#target = target;
     this.#pool = pool;
-    this.#upstream = `${config.upstream.host}:${config.upstream.port}`;
-    this.#peer = config.spiffeId.toString();
+    this.#upstream = `${staticRoute(config).upstream.host}:${staticRoute(config).upstream.port}`;
+    this.#peer = staticRoute(config).spiffeId.toString();
     this.onClose(() => pool.close());
     server.on('connection', (s: net.Socket) => this.#onConnection(s));
   }

@@ -6,9 +6,16 @@ import { PeerVerifier } from '../tls/peer-verify.js';
 import type { MtlsDeps, MtlsTarget } from '../upstream/connectors.js';
 import type { ListenerDeps } from './listener-deps.js';
 
-/** The dial settings of `config`'s upstream, offering `alpn`. */
+/** The dial settings of a static route's upstream, offering `alpn`. */
 export function outboundTarget(config: OutboundConfig, alpn: string[], allowHalfOpen = false): MtlsTarget {
-  return { host: config.upstream.host, port: config.upstream.port, expectedId: config.spiffeId, alpn, allowHalfOpen };
+  const r = staticRoute(config);
+  return { host: r.upstream.host, port: r.upstream.port, expectedId: r.spiffeId, alpn, allowHalfOpen };
+}
+
+/** The fixed upstream of a listener configured with `upstream:`. */
+export function staticRoute(config: OutboundConfig): Extract<OutboundConfig['route'], { kind: 'static' }> {
+  if (config.route.kind !== 'static') throw new Error(`outbound ${config.name} routes to ${config.route.kind}, not a fixed upstream`);
+  return config.route;
 }
 
 /** What the mTLS connector needs, from the listener's deps. */

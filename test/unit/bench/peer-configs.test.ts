@@ -154,8 +154,9 @@ describe('Tessera', () => {
       tesseraClientProxyConfig({ identity, listenPort: 18001, upstreamPort: 18443, upstreamSpiffeId: SERVER_ID, adminPort: 18901, authorization: { defaultAction: 'allow' }, accessLog: logFile, protocol: 'http2' }),
       join(dir, 'client.yaml'),
     );
-    expect(cl.outbound[0]).toMatchObject({ upstream: { port: 18443 }, protocol: 'http2' });
-    expect(cl.outbound[0]!.spiffeId.toString()).toBe(SERVER_ID);
+    expect(cl.outbound[0]).toMatchObject({ route: { kind: 'static', upstream: { port: 18443 } }, protocol: 'http2' });
+    const route = cl.outbound[0]!.route;
+    expect(route.kind === 'static' && route.spiffeId.toString()).toBe(SERVER_ID);
     expect(cl.authorization).toEqual({ defaultAction: 'allow' });
     expect(cl.telemetry.accessLog).toBe(logFile);
     expect(cl.admin.listen).toEqual({ host: '127.0.0.1', port: 18901 });
