@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { CONFIG_PROTO, CONFIG_SERVICE } from '../common/contract/config-v1.js';
+import { DISCOVERY_PROTO, DISCOVERY_SERVICE } from '../common/contract/discovery-v1.js';
 import { IDENTITY_SERVICE } from '../common/contract/identity-v1.js';
 import { TesseraError } from '../common/errors.js';
 
@@ -58,11 +59,12 @@ export function serviceAt(pkg: grpc.GrpcObject, path: string): grpc.ServiceClien
 export interface TesseraServices {
   readonly identity: grpc.ServiceClientConstructor;
   readonly config: grpc.ServiceClientConstructor;
+  readonly discovery: grpc.ServiceClientConstructor;
 }
 
-/** The Identity and Config service constructors (their `.service` is the server-side definition). */
+/** The Identity, Config and Discovery service constructors (their `.service` is the server-side definition). */
 export function loadTesseraServices(): TesseraServices {
   // config.proto imports identity.proto, so one load holds both services.
   const pkg = loadProtoFile(CONFIG_PROTO);
-  return { identity: serviceAt(pkg, IDENTITY_SERVICE), config: serviceAt(pkg, CONFIG_SERVICE) };
+  return { identity: serviceAt(pkg, IDENTITY_SERVICE), config: serviceAt(pkg, CONFIG_SERVICE), discovery: serviceAt(loadProtoFile(DISCOVERY_PROTO), DISCOVERY_SERVICE) };
 }

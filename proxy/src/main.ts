@@ -22,9 +22,12 @@ import { InboundListener } from './listeners/inbound-listener.js';
 import type { ListenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
 import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
+import { ForwardProxyListener } from './listeners/forward-proxy-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
+import { createMeshDiscovery } from './routing/mesh-discovery.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
+import { RoutingMetrics } from './telemetry/routing-metrics.js';
 import { startTracing } from './telemetry/start-tracing.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
 import { ClientContexts, TicketKeys } from './tls/tls-contexts.js';
@@ -52,6 +55,13 @@ export interface RunningProxy {
 type Stoppable = { stop(): void };
 
 const isH2 = (c: InboundConfig | OutboundConfig) => c.protocol === 'http2' || c.protocol === 'grpc';
+/** Between telling the registry this proxy drains and closing its listeners: callers learn of it and pick others. */
+const DEREGISTER_PROPAGATION_MS = 500;
+
+function outboundListener(c: OutboundConfig, deps: ListenerDeps) {
+  if (c.route.kind === 'http-proxy') return new ForwardProxyListener(c, deps);
+  return isH2(c) ? new OutboundH2Listener(c, deps) : new OutboundListener(c, deps);
+}
 
 export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
   const { clock, log } = rt;
@@ -90,6 +100,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     registry,
     readiness: () => readiness.state(),
     certs: () => certsReport(identity.current, listeners.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
+    endpoints: () => listeners.endpoints(),
     config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, listeners: listeners.describe() }),
     onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
     appProbes: config.admin.appProbes,
@@ -103,12 +114,19 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current!.id, log);
   const ticketKeys = new TicketKeys();
   stoppables.push(listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs));
-  const deps: ListenerDeps = { identity, policies, denyList, metrics, accessLog, tracer, limits: config.limits, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log };
+  // Discovery (endpoints of the services outbound listeners route to) and self-registration of inbound listeners.
+  const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
+  const mesh =
+    routed && source.discovery
+      ? createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
+      : undefined;
+  const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
+  const deps: ListenerDeps = { identity, policies, denyList, metrics, accessLog, tracer, limits: config.limits, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
   const started = await listeners
     .start([
       ...config.inbound.map((c) => (isH2(c) ? new InboundH2Listener(c, deps) : new InboundListener(c, deps))),
       ...config.edge.map((c) => new EdgeListener(c, deps)),
-      ...config.outbound.map((c) => (isH2(c) ? new OutboundH2Listener(c, deps) : new OutboundListener(c, deps))),
+      ...config.outbound.map((c) => outboundListener(c, deps)),
     ])
     .catch(async (e: unknown) => {
       stopAll();
@@ -125,6 +143,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   listenersUp.set();
   served.start();
   stoppables.push(served);
+  mesh?.start();
 
   return {
     admin: admin.address,
@@ -133,7 +152,13 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     async shutdown() {
       if (draining.isSet) return;
       draining.set();
+      // Callers stop picking this proxy's endpoints before its listeners stop accepting.
+      if (mesh?.registration) {
+        await mesh.setDraining();
+        await new Promise<void>((resolve) => timers.setTimeout(resolve, DEREGISTER_PROPAGATION_MS));
+      }
       await listeners.drainAndClose(config.limits.drainTimeoutMs);
+      await mesh?.stop();
       stopAll();
       await workloadApi?.close();
       await tracer?.shutdown();

@@ -1,4 +1,4 @@
-// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, POST /drain, and
+// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, /endpoints, POST /drain, and
 // the app's relayed kubelet probes (/app-health/<name>). Provider errors answer 500 without detail; every read
 // from a client is bounded in size and time.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
@@ -14,6 +14,8 @@ export interface AdminServerOptions {
   readonly certs: () => Promise<unknown> | unknown;
   /** The effective config, secrets already redacted (PEM private keys are blanked here as a safety net). */
   readonly config: () => unknown;
+  /** The balanced services' endpoints (service → endpoints with state, EWMA, outstanding). */
+  readonly endpoints?: () => unknown;
   /** Enables POST /drain (start draining as on SIGTERM). */
   readonly onDrain?: () => void;
   /** A provider threw while serving `path` (the client only sees {"error":"internal"}). */
@@ -83,6 +85,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     '/metrics': async () => [opts.registry.contentType, await opts.registry.metrics()],
     '/certs': async () => [JSON_TYPE, `${JSON.stringify(await opts.certs(), replacer, 2)}\n`],
     '/config': async () => [JSON_TYPE, `${JSON.stringify(await opts.config(), replacer, 2)}\n`],
+    '/endpoints': async () => [JSON_TYPE, `${JSON.stringify((await opts.endpoints?.()) ?? {}, replacer, 2)}\n`],
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {

@@ -75,7 +75,7 @@ export const inboundRoutingKeys: Record<string, Schema> = {
   service: { ...serviceName, description: 'Registers this listener as an endpoint of the named service (needs identity.controlPlane)' },
   advertise: { type: 'string', format: 'address', description: 'The address callers dial, when not the listen address (e.g. the pod IP)' },
   zone: { type: 'string', minLength: 1, check: (v) => (v.length <= 63 ? null : 'must be at most 63 characters'), description: 'Zone reported with the registration' },
-  weight: { type: 'number', integer: true, min: 1, max: 1000, default: 100, description: 'Relative weight reported with the registration' },
+  weight: { type: 'number', integer: true, min: 1, max: 1000, description: 'Relative weight reported with the registration (default 100)' },
 };
 
 /** Keys added to each outbound listener (exactly one of upstream, service, mode: http-proxy). */

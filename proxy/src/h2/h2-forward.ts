@@ -6,7 +6,8 @@ import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
-import type { H2Upstream } from './h2-upstream.js';
+import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
+import { H2Upstream } from './h2-upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
@@ -102,7 +103,9 @@ export function streamTimeouts(limits: Pick<ProxyLimits, 'requestTimeoutMs' | 's
  * HTTP/2 layer; after the head, the stream is reset with CANCEL both ways (a gRPC client sees CANCELLED). The
  * result keeps the status really sent and says what ended the exchange first (`responseFlags`).
  */
-export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, upstream: H2Upstream, grpc: boolean, t: StreamTimeouts, done: (r: ForwardResult) => void): void {
+export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, to: H2Upstream | ExchangeRoute<H2Upstream>, grpc: boolean, t: StreamTimeouts, done: (r: ForwardResult) => void): void {
+  // A balanced service: a session that cannot be had on one endpoint is asked of another (nothing was sent yet).
+  const route = to instanceof H2Upstream ? null : to;
   let finished = false;
   let cut = false;
   let flag: ExchangeFlag | undefined;
@@ -171,9 +174,10 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     idleTimer = setTimeout(idleCheck, t.idleMs);
     idleTimer.unref();
   }
-  upstream.session((err, session) => {
+  const open = (upstream: H2Upstream) => upstream.session((err, session) => {
     if (finished) return;
     if (err || !session) {
+      if (route?.retry(connectFailureReason(err), false)) return open(route.resource);
       status = grpc ? 200 : 502;
       grpcStatus = grpc ? '14' : undefined;
       respondLocal(stream, grpc, 502, 'upstream_unavailable', 14);
@@ -183,6 +187,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     try {
       req = session.request(headers, { endStream: stream.readableEnded });
       upstream.track(session, req);
+      route?.dispatched();
     } catch {
       status = grpc ? 200 : 502;
       respondLocal(stream, grpc, 502, 'upstream_unavailable', 14);
@@ -192,6 +197,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     let trailers: http2.OutgoingHttpHeaders | undefined;
     up.on('response', (h, flags) => {
       if (cut) return;
+      route?.responded();
       moved();
       clearTimeout(headTimer);
       status = Number(h[':status']) || 0;
@@ -255,5 +261,6 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     });
     up.on('error', () => undefined); // reported through 'close'
   });
+  open(route ? route.resource : (to as H2Upstream));
   stream.on('error', () => undefined);
 }

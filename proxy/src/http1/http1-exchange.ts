@@ -1,6 +1,7 @@
 // One request and its response through an Http1Session: everything that lives exactly as long as one exchange,
 // in an object created per request, so nothing of one exchange can leak into the next (no fields to reset), with
 // what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
+import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
 import type { ConnectionPool, UpstreamConn } from '../upstream/connection-pool.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
@@ -17,7 +18,17 @@ export class Http1Exchange {
   readonly head: HttpHead;
   readonly context: unknown;
   /** Null only for an exchange answered locally (no pool named); every forwarded exchange, the only ones that lease, has one. */
-  readonly pool: ConnectionPool | null;
+  pool: ConnectionPool | null;
+  /** A balanced service: the endpoint of the current attempt, and where a failed one may go again. */
+  readonly route: ExchangeRoute<ConnectionPool> | null;
+  /** The attempt a retry chose, until the session starts it. */
+  next: NextAttempt<ConnectionPool> | null = null;
+  /** The request body sent so far, held for a retry while it fits the limit; null: not held (never replayed). */
+  #held: Buffer[] | null;
+  #heldBytes = 0;
+  readonly #holdLimit: number;
+  /** Bytes of this attempt went to a connection (pending was flushed). */
+  #wrote = false;
   readonly startMs: number;
   /** The head sent upstream, kept for a replay after a stale keep-alive connection. */
   readonly upstreamHead: Buffer;
@@ -49,10 +60,25 @@ export class Http1Exchange {
   upstreamResumed = false;
   flag: ExchangeFlag | undefined;
 
-  constructor(init: { head: HttpHead; context: unknown; pool: ConnectionPool | null; startMs: number; upstreamHead: Buffer; upgrade: string | null; totalTimeoutMs: number | undefined; reqFramer: BodyFramer | null }) {
+  constructor(init: {
+    head: HttpHead;
+    context: unknown;
+    pool: ConnectionPool | null;
+    route?: ExchangeRoute<ConnectionPool> | undefined;
+    /** With a route: the request may be sent twice, its body held up to this many bytes; undefined: never replayed. */
+    replayBodyBytes?: number | undefined;
+    startMs: number;
+    upstreamHead: Buffer;
+    upgrade: string | null;
+    totalTimeoutMs: number | undefined;
+    reqFramer: BodyFramer | null;
+  }) {
     this.head = init.head;
     this.context = init.context;
-    this.pool = init.pool;
+    this.route = init.route ?? null;
+    this.pool = this.route ? this.route.resource : init.pool;
+    this.#holdLimit = init.replayBodyBytes ?? -1;
+    this.#held = this.route && this.#holdLimit >= 0 && init.upgrade === null ? [] : null;
     this.startMs = init.startMs;
     this.lastActivityMs = init.startMs;
     this.upstreamHead = init.upstreamHead;
@@ -86,8 +112,13 @@ export class Http1Exchange {
     return undefined;
   }
 
-  /** Bytes for the app: written to the leased connection, or held until one is leased. False: back off. */
+  /** Body bytes for the app: written to the leased connection, or held until one is leased. False: back off. */
   toUpstream(part: Buffer): boolean {
+    if (this.#held) {
+      this.#heldBytes += part.length;
+      if (this.#heldBytes <= this.#holdLimit) this.#held.push(part);
+      else this.#held = null; // past the bounded buffer: this request is never sent twice
+    }
     if (!this.conn) {
       this.pending.push(part);
       return true;
@@ -98,6 +129,7 @@ export class Http1Exchange {
   /** The lease came through: what was held goes out in one write. False: back off. */
   leased(conn: UpstreamConn): boolean {
     this.conn = conn;
+    this.#wrote = true;
     this.upstreamResumed = conn.resumed;
     const pending = this.pending;
     this.pending = [];
@@ -113,6 +145,35 @@ export class Http1Exchange {
     this.retried = true;
     this.pending = [this.upstreamHead];
     return true;
+  }
+
+  /**
+   * The current attempt failed with `reason`: whether the route sends the request to another endpoint. True: the
+   * next attempt is in `next`, for the session to start. Before any byte reached the endpoint any request may go;
+   * after, only one whose whole request is held (idempotent or retryable, body within the limit) and unanswered.
+   */
+  tryRetry(reason: RetryReason): boolean {
+    if (!this.route || this.resStarted) return false;
+    const replayable = this.#held !== null && this.reqDone;
+    const next = this.route.retry(reason, replayable);
+    if (!next) return false;
+    this.next = next;
+    return true;
+  }
+
+  /** Starts the attempt `next` names: its pool, the head and held body queued again, the response state reset. */
+  startNext(): NextAttempt<ConnectionPool> {
+    const next = this.next!;
+    this.next = null;
+    this.pool = next.lease.resource;
+    this.resBuf = null;
+    this.resFramer = null;
+    this.resClosing = false;
+    this.upstreamResumed = false;
+    // Never leased: everything is still in `pending`. Otherwise the head and the held body go again.
+    if (this.#wrote) this.pending = this.#held && this.#held.length > 0 ? [this.upstreamHead, ...this.#held] : [this.upstreamHead];
+    this.#wrote = false;
+    return next;
   }
 
   /** Drops the leased upstream connection, if any: the exchange did not end cleanly on it. */

@@ -52,7 +52,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
   const upgrade = upgradeRequested(head);
   // Authorized like any request first: a denied upgrade is a 403, never a switch.
   const plan = o.hooks.plan(head);
-  const pool = plan.forward ? (plan.pool ?? o.pool) : undefined;
+  const pool = plan.forward ? (plan.route?.resource ?? plan.pool ?? o.pool) : undefined;
   const refusal: readonly [number, RefusalReason] | null = !plan.forward
     ? [plan.status, plan.code]
     : upgrade !== null && plan.upgrade !== true
@@ -65,6 +65,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     head,
     context: plan.context,
     pool: pool ?? null,
+    ...(plan.forward && forward ? { route: plan.route, replayBodyBytes: plan.replayBodyBytes } : {}),
     startMs: now,
     // Request trailers are dropped (an empty trailer section is sent): they would reach the app unchecked.
     upstreamHead: plan.forward && forward ? upstreamRequestHead(head, plan, upgrade) : NOTHING,

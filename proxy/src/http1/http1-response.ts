@@ -17,9 +17,10 @@ const VOID_LIMIT = 256 * 1024;
  * What the session does after upstream bytes were read: `more`, wait for more of the head or body; `done`, the
  * response is complete; `bad`, not valid from the app (502 bad_upstream_response, or a cut once started);
  * `switch`, the app's 101 to this exchange's upgrade, held in ex.resBuf with what followed it; `give_up`, the
- * client is gone and the answer is too large to read into the void.
+ * client is gone and the answer is too large to read into the void; `retry`, a 5xx from a balanced service's
+ * endpoint that goes to another one (ex.next), nothing of it sent to the client.
  */
-export type ResponseStep = 'more' | 'done' | 'bad' | 'switch' | 'give_up';
+export type ResponseStep = 'more' | 'done' | 'bad' | 'switch' | 'give_up' | 'retry';
 
 /** Upstream bytes before the final response head has been read. */
 export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1Downstream, limits: HeadLimits): ResponseStep {
@@ -47,6 +48,10 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
 }
 
 function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer | null, client: Http1Downstream): ResponseStep {
+  if (ex.route) {
+    ex.route.responded();
+    if (head.status! >= 500 && ex.tryRetry('status_5xx')) return 'retry';
+  }
   const framing = responseFraming(head, ex.head.method!);
   if (framing === 'bad_request') return 'bad';
   if (client.gone && !fitsTheVoid(framing)) return 'give_up';

@@ -1,5 +1,6 @@
 // The contract between the HTTP/1.1 session and the listener that owns it: limits, per-request plan, hooks.
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import type { ExchangeRoute } from '../routing/exchange-route.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import type { HeadLimits, HttpHead } from './http1-head.js';
 
@@ -21,6 +22,10 @@ export interface ForwardPlan {
   readonly target?: string;
   /** The upstream pool for this request (per-request routing, e.g. the edge); absent = SessionOptions.pool. */
   readonly pool?: ConnectionPool;
+  /** A balanced service: the pool of each attempt comes from it, and a failed attempt may go to another endpoint. */
+  readonly route?: ExchangeRoute<ConnectionPool>;
+  /** With `route`: the request may be sent twice (idempotent or retryable), its body held up to this many bytes. */
+  readonly replayBodyBytes?: number;
   /** Total time for the exchange (a listener's or route's `timeout`); overrides SessionOptions.totalTimeoutMs. */
   readonly totalTimeoutMs?: number;
   /**
@@ -80,4 +85,6 @@ export interface SessionOptions {
    */
   readonly firstHeadTimeout?: boolean;
   readonly nowMs: () => number;
+  /** Runs `fn` after `ms` (a retry's backoff); absent: at once. */
+  readonly schedule?: (ms: number, fn: () => void) => void;
 }

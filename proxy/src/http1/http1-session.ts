@@ -6,6 +6,7 @@
 // http1-response.ts, an upgraded connection is relayed by http1-tunnel.ts, the client socket is Http1Downstream.
 import type { Socket } from 'node:net';
 import { isTesseraError } from '../../../common/errors.js';
+import { connectFailureReason } from '../routing/exchange-route.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import { UntilCloseFramer } from './body-framer.js';
@@ -199,9 +200,14 @@ export class Http1Session implements UpstreamOwner {
       return;
     }
     if (err || !conn) {
+      if (ex.tryRetry(connectFailureReason(err))) {
+        this.#nextAttempt(ex);
+        return;
+      }
       this.#abort(ex, isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL') ? 503 : 502, 'upstream_unavailable');
       return;
     }
+    ex.route?.dispatched();
     if (ex.leased(conn) && this.#st === St.Body) this.#client.resume();
   }
 
@@ -219,6 +225,21 @@ export class Http1Session implements UpstreamOwner {
     else if (step === 'bad') this.#abort(ex, 502, 'bad_upstream_response');
     else if (step === 'switch') this.#startTunnel(ex);
     else if (step === 'give_up') this.#giveUp(ex);
+    else if (step === 'retry') {
+      ex.discardConn();
+      this.#nextAttempt(ex);
+    }
+  }
+
+  /** Starts the attempt a retry chose (ex.next), after its backoff; the exchange's deadlines keep running. */
+  #nextAttempt(ex: Http1Exchange): void {
+    const { delayMs } = ex.startNext();
+    const go = () => {
+      if (this.#ex !== ex || this.#st === St.Closed) return;
+      ex.pool!.acquire(this, (err, c) => this.#onLeased(ex, err, c));
+    };
+    if (delayMs > 0 && this.#o.schedule) this.#o.schedule(delayMs, go);
+    else go();
   }
 
   onUpstreamDrain(): void {
@@ -236,6 +257,11 @@ export class Http1Session implements UpstreamOwner {
     }
     if (ex.replayAfter(conn)) {
       ex.pool!.acquire(this, (err, c) => this.#onLeased(ex, err, c));
+      return;
+    }
+    // Nothing of the answer arrived: a balanced request that may go twice goes to another endpoint.
+    if (!ex.resBuf && ex.tryRetry('reset')) {
+      this.#nextAttempt(ex);
       return;
     }
     ex.mark('upstream_closed');

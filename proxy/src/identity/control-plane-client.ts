@@ -1,9 +1,11 @@
 // The proxy's gRPC client of the control plane: Identity/SignSvid (attestation over server-authenticated TLS,
-// renewal over mTLS with the current SVID) and the Config/Watch stream. One channel per (client SVID, trust
-// roots) generation; the control plane's own SVID is checked by SPIFFE ID, never by hostname.
+// renewal over mTLS with the current SVID), the Config/Watch stream and the Discovery calls (Watch, Register). One
+// channel per (client SVID, trust roots) generation; the control plane's own SVID is checked by SPIFFE ID, never by
+// hostname.
 import * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
+import type { DiscoveryUpdateMsg, DiscoveryWatchRequestMsg, RegisterRequestMsg, RegisterResponseMsg } from '../../../common/contract/discovery-v1.js';
 import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
 import type { MintJwtSvidResponseMsg, SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -31,12 +33,23 @@ interface Channel {
   readonly key: string;
   readonly identity: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
   readonly config: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+  readonly discovery: grpc.Client & Record<string, (...a: unknown[]) => unknown>;
+}
+
+/** Largest Discovery/Watch update accepted (a full snapshot of tens of thousands of endpoints). */
+export const DISCOVERY_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
+/** An open Discovery/Register call: requests go out with send(); end() half-closes it gracefully. */
+export interface RegisterStream extends StreamHandle {
+  send(req: RegisterRequestMsg): void;
+  end(): void;
 }
 
 export class ControlPlaneClient implements SvidSigner {
   readonly #o: ControlPlaneClientOptions;
   readonly #Identity: grpc.ServiceClientConstructor;
   readonly #Config: grpc.ServiceClientConstructor;
+  readonly #Discovery: grpc.ServiceClientConstructor;
   #channels = new Map<string, Channel>();
 
   constructor(opts: ControlPlaneClientOptions) {
@@ -44,6 +57,7 @@ export class ControlPlaneClient implements SvidSigner {
     const services = loadTesseraServices();
     this.#Identity = services.identity;
     this.#Config = services.config;
+    this.#Discovery = services.discovery;
   }
 
   attest(csrDer: Buffer, evidence: AttestationEvidence): Promise<SignedSvidRaw> {
@@ -69,16 +83,28 @@ export class ControlPlaneClient implements SvidSigner {
   /** Opens Config/Watch authenticated by `current`; messages and the final status go to `cb`. */
   watch(current: IssuedSvid, cb: StreamCallbacks<ConfigSnapshotMsg>): StreamHandle {
     const call = this.#channel(current).config.Watch!({}) as grpc.ClientReadableStream<ConfigSnapshotMsg>;
-    let closed = false;
-    const close = (err?: unknown) => {
-      if (closed) return;
-      closed = true;
-      cb.onClose(err);
-    };
-    call.on('data', (m: ConfigSnapshotMsg) => cb.onMessage(m));
-    call.on('error', (e: grpc.ServiceError) => close(signError(e)));
-    call.on('end', () => close());
+    relay(call, cb);
     return { cancel: () => call.cancel() };
+  }
+
+  /** Opens Discovery/Watch for `req`'s services, authenticated by `current`; updates and the final status go to `cb`. */
+  watchDiscovery(current: IssuedSvid, req: DiscoveryWatchRequestMsg, cb: StreamCallbacks<DiscoveryUpdateMsg>): StreamHandle {
+    const call = this.#channel(current).discovery.Watch!(req) as grpc.ClientReadableStream<DiscoveryUpdateMsg>;
+    relay(call, cb);
+    return { cancel: () => call.cancel() };
+  }
+
+  /** Opens Discovery/Register (bidi) authenticated by `current`; each RegisterResponse and the final status go to `cb`. */
+  register(current: IssuedSvid, cb: StreamCallbacks<RegisterResponseMsg>): RegisterStream {
+    const call = this.#channel(current).discovery.Register!() as grpc.ClientDuplexStream<RegisterRequestMsg, RegisterResponseMsg>;
+    relay(call, cb);
+    return {
+      send: (req) => {
+        call.write(req);
+      },
+      end: () => call.end(),
+      cancel: () => call.cancel(),
+    };
   }
 
   /** Closes every channel. */
@@ -102,6 +128,8 @@ export class ControlPlaneClient implements SvidSigner {
       key,
       identity: new this.#Identity(this.#o.address, creds, channelOptions()) as Channel['identity'],
       config: new this.#Config(this.#o.address, creds, channelOptions()) as Channel['config'],
+      // A full snapshot of a large mesh passes grpc-js's 4 MiB default; the directory bounds what it holds.
+      discovery: new this.#Discovery(this.#o.address, creds, { ...channelOptions(), 'grpc.max_receive_message_length': DISCOVERY_MAX_MESSAGE_BYTES }) as Channel['discovery'],
     };
     this.#channels.set(slot, ch);
     return ch;
@@ -110,6 +138,7 @@ export class ControlPlaneClient implements SvidSigner {
   #closeChannel(c: Channel): void {
     c.identity.close();
     c.config.close();
+    c.discovery.close();
   }
 
   #sign(ch: Channel, req: SignSvidRequestMsg): Promise<SignedSvidRaw> {
@@ -125,6 +154,19 @@ export class ControlPlaneClient implements SvidSigner {
       });
     });
   }
+}
+
+/** Hands a call's messages to `cb`, and its end or failure once. */
+function relay<T>(call: grpc.ClientReadableStream<T> | grpc.ClientDuplexStream<unknown, T>, cb: StreamCallbacks<T>): void {
+  let closed = false;
+  const close = (err?: unknown) => {
+    if (closed) return;
+    closed = true;
+    cb.onClose(err);
+  };
+  call.on('data', (m: T) => cb.onMessage(m));
+  call.on('error', (e: grpc.ServiceError) => close(signError(e)));
+  call.on('end', () => close());
 }
 
 export interface MintedJwtSvid {

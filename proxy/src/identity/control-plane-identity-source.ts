@@ -111,6 +111,10 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     return this.#client.mintJwtSvid(svid, audience);
   };
 
+  get discovery(): NonNullable<IdentitySource['discovery']> {
+    return { client: this.#client, currentSvid: () => this.#svids.current };
+  }
+
   stop(): void {
     this.#svids.stop();
     this.#watch.stop();

@@ -8,6 +8,8 @@ import type { DenyListHolder } from '../tls/deny-list-holder.js';
 import type { MintedJwtSvid } from './control-plane-client.js';
 import type { IdentityStore } from './identity-store.js';
 import type { JwtBundleHolder } from './jwt-bundle-holder.js';
+import type { ControlPlaneClient } from './control-plane-client.js';
+import type { IssuedSvid } from './control-plane-svid-source.js';
 
 export interface IdentitySource {
   /** Resolves once the first identity (and, from a source that delivers them, the first policies) is in place. */
@@ -20,6 +22,8 @@ export interface IdentitySource {
   readonly nextRenewalMs: number | undefined;
   /** Signs JWT-SVIDs of the current identity (only a control-plane source can; absent otherwise). */
   readonly mintJwtSvid?: (audience: readonly string[]) => Promise<MintedJwtSvid>;
+  /** The control plane's Discovery calls and the SVID to authenticate them (only a control-plane source). */
+  readonly discovery?: { readonly client: Pick<ControlPlaneClient, 'watchDiscovery' | 'register'>; readonly currentSvid: () => IssuedSvid | undefined };
   stop(): void;
 }
 

@@ -3,6 +3,7 @@
 import { TesseraError } from '../../../common/errors.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { TicketKeys } from '../tls/tls-contexts.js';
+import type { EndpointView } from '../routing/lease.js';
 import type { Listener, ListenerKind } from './listener.js';
 
 export interface StartedListener {
@@ -46,9 +47,26 @@ export class ListenerGroup {
     return l ? { host: l.config.listen.host, port: l.port } : undefined;
   }
 
+  /** The port the `kind` listener named `name` is bound to (undefined before it started). */
+  portOf(kind: ListenerKind, name: string): number | undefined {
+    const l = this.#listeners.find((x) => x.kind === kind && x.config.name === name);
+    return l && l.port !== 0 ? l.port : undefined;
+  }
+
   /** For /config. */
   describe(): { name: string; port: number; open: number }[] {
     return this.#listeners.map((l) => ({ name: l.config.name, port: l.port, open: l.openConnections }));
+  }
+
+  /** GET /endpoints: every balanced service's endpoints; a service two listeners route to lists each's view, with the listener named. */
+  endpoints(): Record<string, (EndpointView & { readonly listener: string })[]> {
+    const out: Record<string, (EndpointView & { readonly listener: string })[]> = {};
+    for (const l of this.#listeners) {
+      for (const [service, views] of Object.entries(l.endpoints?.() ?? {})) {
+        (out[service] ??= []).push(...views.map((v) => ({ ...v, listener: l.config.name })));
+      }
+    }
+    return out;
   }
 
   /** Rotates the ticket keys every `everyMs` and hands them to the listeners that issue tickets; returns the stop. */

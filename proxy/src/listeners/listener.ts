@@ -1,6 +1,8 @@
 // What every listener kind (inbound HTTP/1 and HTTP/2, outbound HTTP/1 and HTTP/2, edge) offers the proxy around
 // it, so start-up, ticket rotation, the served-serial check and graceful drain treat them alike.
 
+import type { EndpointView } from '../routing/lease.js';
+
 export type ListenerKind = 'inbound' | 'outbound' | 'edge';
 
 export interface Listener {
@@ -19,4 +21,6 @@ export interface Listener {
   close(): void;
   /** New session-ticket keys (listeners that issue tickets: the mTLS inbound ones). */
   rotateTicketKeys?(): void;
+  /** The endpoints of the services it balances, by service (listeners routed to services). */
+  endpoints?(): Record<string, readonly EndpointView[]>;
 }

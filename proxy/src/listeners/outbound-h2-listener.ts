@@ -1,36 +1,62 @@
 // The outbound listener for HTTP/2 and gRPC: the app speaks h2c (prior knowledge, as gRPC clients do) to a
-// loopback port; every stream is multiplexed over one long-lived mTLS HTTP/2 session to the upstream proxy,
-// which must present exactly the configured SPIFFE ID.
+// loopback port; every stream is multiplexed over long-lived mTLS HTTP/2 sessions either to one fixed upstream
+// proxy (`upstream:`) or, balanced per stream, to the endpoints of a service (`service:`), each endpoint with its
+// own sessions and the SPIFFE ID discovery gave it.
 import * as http2 from 'node:http2';
+import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
-import { forwardStream, requestHeaders, streamTimeouts } from '../h2/h2-forward.js';
+import { forwardStream, requestHeaders, respondLocal, streamTimeouts } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
+import { ExchangeRoute, exchangeOutcome, type RouteDeps } from '../routing/exchange-route.js';
+import type { EndpointView } from '../routing/lease.js';
+import type { MtlsDeps, MtlsTarget } from '../upstream/connectors.js';
 import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
+import { ALPN_FOR, endpointTarget } from './endpoint-dial.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
+import { serviceBalancers } from './service-routing.js';
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
 const NONE: ReadonlySet<string> = new Set();
+const GRPC_UNAVAILABLE = 14;
+
+/** Sessions to one upstream proxy or endpoint: new streams after an SVID or bundle change go to a session handshaken with it. */
+function h2Upstream(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): H2Upstream {
+  return new H2Upstream({
+    authority: `https://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`,
+    generation: () => deps.identity.current?.generation ?? 0,
+    idleMs: deps.limits.upstreamIdleTimeoutMs,
+    nowMs: deps.nowMs,
+    open: mtlsH2Opener(target, mtls),
+  });
+}
 
 export class OutboundH2Listener extends ServedListener<OutboundConfig> {
-  readonly #upstream: H2Upstream;
+  /** A fixed upstream, with its address and SPIFFE ID for the access log; null when routed to a service. */
+  readonly #fixed: { readonly upstream: H2Upstream; readonly address: string; readonly peer: string } | null;
+  readonly #service: RouteDeps<H2Upstream> | null;
+  readonly #views: () => Record<string, readonly EndpointView[]>;
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {
     const server = http2.createServer(sidecarH2Options(deps.limits));
     super('outbound', config, deps, server);
-    const target = outboundTarget(config, ['h2']);
     const mtls = outboundMtls(deps);
-    this.#upstream = new H2Upstream({
-      authority: `https://${staticRoute(config).upstream.host}:${staticRoute(config).upstream.port}`,
-      // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
-      generation: () => deps.identity.current?.generation ?? 0,
-      idleMs: deps.limits.upstreamIdleTimeoutMs,
-      nowMs: deps.nowMs,
-      open: mtlsH2Opener(target, mtls),
-    });
-    this.onClose(() => this.#upstream.close());
+    if (config.route.kind === 'service') {
+      const b = serviceBalancers<H2Upstream>(deps, (ep: ServiceEndpoint) => h2Upstream(endpointTarget(ep, ALPN_FOR.http2), mtls, deps), (u) => u.close());
+      this.#fixed = null;
+      this.#service = b.open(config.route.service);
+      this.#views = () => b.views();
+      this.onClose(() => b.close());
+    } else {
+      const r = staticRoute(config);
+      const upstream = h2Upstream(outboundTarget(config, ['h2']), mtls, deps);
+      this.#fixed = { upstream, address: `${r.upstream.host}:${r.upstream.port}`, peer: r.spiffeId.toString() };
+      this.#service = null;
+      this.#views = () => ({});
+      this.onClose(() => upstream.close());
+    }
     trackH2Sessions(server, this.sessions, deps, 'outbound', (session) => {
       this.countConnection(session);
       return true;
@@ -38,18 +64,33 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     server.on('stream', (stream, headers) => this.#onStream(stream, headers));
   }
 
+  endpoints(): Record<string, readonly EndpointView[]> {
+    return this.#views();
+  }
+
   #onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
     const d = this.d;
     const head = readH2Stream(stream, headers, this.config.protocol, d, 'outbound');
     if (!head) return;
     const { grpc, method, path, requestId } = head;
-    const peer = staticRoute(this.config).spiffeId.toString();
-    const upstream = `${staticRoute(this.config).upstream.host}:${staticRoute(this.config).upstream.port}`;
-    const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': peer, 'tessera.request_id': requestId });
+    const fixed = this.#fixed;
+    const route = this.#service ? ExchangeRoute.open(this.#service) : null;
+    const peer = () => (route ? route.lease.endpoint.spiffeId : fixed!.peer);
+    const record = (r: { status: number; grpcStatus?: string | undefined; bytesIn: number; bytesOut: number; error?: string | undefined; responseFlags?: string | undefined }, span?: ReturnType<NonNullable<typeof d.tracer>['start']>) => {
+      this.exchanges.record({ direction: 'outbound', protocol: head.protocol, listener: this.config.name, requestId, peer: peer(), status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), method, path, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: d.nowMs() - head.startMs, upstream: route?.address ?? fixed?.address ?? '-', ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span });
+    };
+    if (this.#service && !route) {
+      d.metrics.rejected('outbound', 'no_endpoints');
+      respondLocal(stream, grpc, 503, 'no_endpoints', GRPC_UNAVAILABLE);
+      record({ status: grpc ? 200 : 503, ...(grpc ? { grpcStatus: String(GRPC_UNAVAILABLE) } : {}), bytesIn: 0, bytesOut: 0, error: 'no_endpoints' });
+      return;
+    }
+    const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? { traceparent: span.traceparent } : {});
     out[':scheme'] = 'https';
-    forwardStream(stream, out, this.#upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs, (reason) => d.metrics.rejected('outbound', reason)), (r) => {
-      this.exchanges.record({ direction: 'outbound', protocol: head.protocol, listener: this.config.name, requestId, peer, status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), method, path, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: d.nowMs() - head.startMs, upstream, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span });
+    forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs, (reason) => d.metrics.rejected('outbound', reason)), (r) => {
+      route?.end(exchangeOutcome(grpc && r.grpcStatus === String(GRPC_UNAVAILABLE) && r.status === 200 ? 503 : r.status, r.error, r.responseFlags));
+      record(r, span);
     });
   }
 }

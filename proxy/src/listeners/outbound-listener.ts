@@ -1,106 +1,164 @@
-// The outbound listener: the app speaks plaintext to a loopback port, the proxy carries it to the upstream proxy
-// over pooled, long-lived mTLS connections and checks that the upstream presents exactly the configured SPIFFE
-// ID (secure naming). HTTP/1.1 goes through the lean forwarder; TCP gets one mTLS connection per connection.
+// The outbound listener: the app speaks plaintext to a loopback port, the proxy carries it over pooled, long-lived
+// mTLS connections either to one fixed upstream proxy (`upstream:`, which must present the configured SPIFFE ID)
+// or to the endpoints of a service (`service:`): every HTTP/1.1 request balanced on its own, each endpoint with
+// its own pool and the SPIFFE ID discovery gave it (secure naming per connection). TCP: one mTLS connection per
+// connection, balanced per connection.
 import * as net from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
+import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
+import type { EndpointView } from '../routing/lease.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
+import { dialRoute, endpointPool, type TunnelEndpoint, tunnelEndpoint } from './endpoint-dial.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
+import { serviceBalancers } from './service-routing.js';
 import { relay } from './tcp-relay.js';
 
 interface OutboundContext {
   readonly requestId: string;
   readonly span: RequestSpan | undefined;
   readonly path: string;
+  readonly route: ExchangeRoute<ConnectionPool> | null;
 }
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
 
+/** A fixed upstream: one pool (HTTP/1.1) or one dial target (TCP). */
+interface StaticUpstream {
+  readonly pool: ConnectionPool;
+  readonly target: MtlsTarget;
+  readonly session: SessionMemory;
+  readonly address: string;
+  readonly peer: string;
+}
+
 export class OutboundListener extends ServedListener<OutboundConfig> {
-  readonly #pool: ConnectionPool;
   readonly #mtls: MtlsDeps;
-  readonly #target: MtlsTarget;
-  readonly #tcpSession: SessionMemory = {};
-  readonly #upstream: string;
-  readonly #peer: string;
+  readonly #static: StaticUpstream | null;
+  readonly #http: RouteDeps<ConnectionPool> | null;
+  readonly #tcp: RouteDeps<TunnelEndpoint> | null;
+  readonly #views: () => Record<string, readonly EndpointView[]>;
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {
     const tcp = config.protocol === 'tcp';
     const mtls = outboundMtls(deps);
-    const target = outboundTarget(config, tcp ? [] : ['http/1.1'], tcp);
-    const pool = new ConnectionPool({
-      connect: mtlsConnector(target, mtls),
-      maxConnections: deps.limits.upstreamPoolSize,
-      maxQueue: deps.limits.maxConnections,
-      idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
-      nowMs: deps.nowMs,
-    });
+    let fixed: StaticUpstream | null = null;
+    let sweep = () => undefined as void;
+    let close = () => undefined as void;
+    let http: RouteDeps<ConnectionPool> | null = null;
+    let tunnels: RouteDeps<TunnelEndpoint> | null = null;
+    let views = (): Record<string, readonly EndpointView[]> => ({});
+    if (config.route.kind === 'static') {
+      const r = staticRoute(config);
+      const target = outboundTarget(config, tcp ? [] : ['http/1.1'], tcp);
+      const pool = new ConnectionPool({ connect: mtlsConnector(target, mtls), maxConnections: deps.limits.upstreamPoolSize, maxQueue: deps.limits.maxConnections, idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs });
+      fixed = { pool, target, session: {}, address: `${r.upstream.host}:${r.upstream.port}`, peer: r.spiffeId.toString() };
+      sweep = () => pool.sweep();
+      close = () => pool.close();
+    } else if (config.route.kind === 'service' && tcp) {
+      const b = serviceBalancers<TunnelEndpoint>(deps, tunnelEndpoint, () => undefined);
+      tunnels = b.open(config.route.service);
+      views = () => b.views();
+      close = () => b.close();
+    } else if (config.route.kind === 'service') {
+      const b = serviceBalancers<ConnectionPool>(deps, (ep) => endpointPool(ep, mtls, deps), (pool) => pool.close());
+      http = b.open(config.route.service);
+      views = () => b.views();
+      sweep = () => {
+        for (const pool of b.resources()) pool.sweep();
+      };
+      close = () => b.close();
+    } else throw new Error(`outbound ${config.name}: mode http-proxy is served by ForwardProxyListener`);
     const server = net.createServer({ allowHalfOpen: tcp, noDelay: true });
-    super('outbound', config, deps, server, () => pool.sweep());
+    super('outbound', config, deps, server, sweep);
     this.#mtls = mtls;
-    this.#target = target;
-    this.#pool = pool;
-    this.#upstream = `${staticRoute(config).upstream.host}:${staticRoute(config).upstream.port}`;
-    this.#peer = staticRoute(config).spiffeId.toString();
-    this.onClose(() => pool.close());
+    this.#static = fixed;
+    this.#http = http;
+    this.#tcp = tunnels;
+    this.#views = views;
+    this.onClose(close);
     server.on('connection', (s: net.Socket) => this.#onConnection(s));
   }
 
-  /** Upstream pool state, for /config and tests. */
+  endpoints(): Record<string, readonly EndpointView[]> {
+    return this.#views();
+  }
+
+  /** Upstream pool state of a fixed upstream, for /config and tests. */
   get poolStats(): { open: number; idle: number; queued: number } {
-    return this.#pool.stats;
+    return this.#static?.pool.stats ?? { open: 0, idle: 0, queued: 0 };
   }
 
   #onConnection(socket: net.Socket): void {
     this.countConnection(socket);
-    if (this.config.protocol === 'tcp') this.#tcp(socket);
-    else this.#http(socket);
+    if (this.config.protocol === 'tcp') this.#tcpConnection(socket);
+    else this.#httpConnection(socket);
   }
 
-  #http(socket: net.Socket): void {
+  #httpConnection(socket: net.Socket): void {
     const d = this.d;
-    const peer = this.#peer;
-    this.serveHttp1(socket, this.#pool, {
+    const fixed = this.#static;
+    const service = this.#http;
+    const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : fixed!.peer);
+    const retry = d.routing?.settings.retry;
+    this.serveHttp1(socket, fixed?.pool ?? null, {
       plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
         const requestId = d.requestId();
-        const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.peer': peer, 'tessera.request_id': requestId });
-        const context = { requestId, span, path: head.target! };
-        if (!d.identity.current) return { forward: false, status: 503, code: 'not_ready', context };
-        return span ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context } : { forward: true, upgrade: true, add: '', context };
+        const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
+        if (!d.identity.current) return { forward: false, status: 503, code: 'not_ready', context: { requestId, span, path: head.target!, route: null } };
+        const route = service ? ExchangeRoute.open(service) : null;
+        const context = { requestId, span, path: head.target!, route };
+        if (service && !route) return { forward: false, status: 503, code: 'no_endpoints', context };
+        const balanced = route ? { route, ...(retryableMethod(head.method!, this.config.retryable) ? { replayBodyBytes: retry!.bufferBytes } : {}) } : {};
+        return span ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context, ...balanced } : { forward: true, upgrade: true, add: '', context, ...balanced };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as OutboundContext;
-        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
+        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
+        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: peerOf(c), method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: c.route?.address ?? fixed?.address ?? '-', resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     });
   }
 
-  #tcp(socket: net.Socket): void {
+  #tcpConnection(socket: net.Socket): void {
     const d = this.d;
     const start = d.nowMs();
     const requestId = d.requestId();
     socket.pause();
     this.sessions.addSocket(socket);
+    const fixed = this.#static;
+    const route = this.#tcp ? ExchangeRoute.open(this.#tcp) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: this.#peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: this.#upstream, resumed, ...(error ? { error } : {}) });
+      const peer = route ? route.lease.endpoint.spiffeId : (fixed?.peer ?? '-');
+      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address ?? '-', resumed, ...(error ? { error } : {}) });
     };
     socket.once('error', () => socket.destroy());
-    mtlsConnect(this.#target, this.#mtls, this.#tcpSession, (err, up, resumed) => {
+    if (this.#tcp && !route) {
+      socket.destroy();
+      return log(503, 0, 0, false, 'no_endpoints');
+    }
+    const connected = (err: Error | null, up?: net.Socket, resumed?: boolean) => {
       if (err || !up) {
         socket.destroy();
         return log(502, 0, 0, false, 'upstream_unavailable');
       }
       if (socket.destroyed) {
+        route?.end('cancelled');
         up.destroy();
         return;
       }
       socket.resume();
-      relay(socket, up, d.limits.idleTimeoutMs, (r) => log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, resumed ?? false, r.error));
-    });
+      relay(socket, up, d.limits.idleTimeoutMs, (r) => {
+        route?.end(r.error ? 'reset' : 'success');
+        log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, resumed ?? false, r.error);
+      });
+    };
+    if (route) dialRoute(route, this.#mtls, connected);
+    else mtlsConnect(fixed!.target, this.#mtls, fixed!.session, connected);
   }
 }

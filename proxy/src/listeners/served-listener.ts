@@ -72,14 +72,15 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
     this.#undo.push(undo);
   }
 
-  /** Serves HTTP/1.1 on `socket` (requests forwarded through `pool`) as a tracked session; returns it. */
-  protected serveHttp1(socket: net.Socket, pool: ConnectionPool, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>): Http1Session {
+  /** Serves HTTP/1.1 on `socket` (requests forwarded through `pool`, or each plan's own) as a tracked session; returns it. */
+  protected serveHttp1(socket: net.Socket, pool: ConnectionPool | null, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>): Http1Session {
     const d = this.d;
     const session = new Http1Session(socket, {
       limits: d.limits,
       responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
-      pool,
+      ...(pool ? { pool } : {}),
       nowMs: d.nowMs,
+      ...(d.routing ? { schedule: d.routing.schedule } : {}),
       ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
       hooks: { ...hooks, rejected: (reason: string) => d.metrics.rejected(this.kind, reason), upgraded: (delta) => d.metrics.upgradedConnection(this.kind, delta) },
     });

@@ -69,6 +69,8 @@ export class ProxyMetrics {
   readonly #active: LabelTable<Cell>;
   readonly #upgraded: LabelTable<Cell>;
   readonly #jwtCalls: LabelTable<Cell>;
+  readonly #discoveryUpdates: LabelTable<Cell>;
+  readonly #discoveryConnected: Gauge;
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
     this.registry = registry;
@@ -130,6 +132,12 @@ export class ProxyMetrics {
     this.#svidRotations = results('tessera_svid_rotations_total', 'SVID rotations by result.', ['success', 'failure', 'refused']);
     this.#bundleUpdates = results('tessera_trust_bundle_updates_total', 'Trust bundle updates by result.', ['success', 'refused']);
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
+    this.#discoveryUpdates = results('tessera_discovery_updates_total', 'Discovery/Watch updates by result: applied, or refused (malformed or older; the last endpoints stay).', ['applied', 'refused']);
+    this.#discoveryConnected = new Gauge({
+      name: 'tessera_discovery_connected',
+      help: '1 while the Discovery/Watch stream is open and has delivered its first update, else 0 (routing goes on with the last endpoints).',
+      registers: [registry],
+    });
     this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
     this.#revokedClosed = cellCounter(registry, 'tessera_connections_revoked_total', 'Open connections closed because the peer\'s SPIFFE ID or SVID serial was banned (tessera revoke), by direction.', ['direction'], str).table;
     this.#jwtCalls = cellCounter(
@@ -203,6 +211,14 @@ export class ProxyMetrics {
 
   policyUpdate(result: 'success' | 'refused'): void {
     this.#policyUpdates.get1(result).n++;
+  }
+
+  discoveryUpdate(result: 'applied' | 'refused'): void {
+    this.#discoveryUpdates.get1(result).n++;
+  }
+
+  discoveryConnected(connected: boolean): void {
+    this.#discoveryConnected.set(connected ? 1 : 0);
   }
 
   connectionOpened(direction: string): void {

@@ -2,6 +2,7 @@
 // one buffer, byte by byte, or random seeded splits — and must never count bytes past the end of the body.
 import { describe, expect, test } from 'vitest';
 import { type BodyFramer, ChunkedFramer, LengthFramer, UntilCloseFramer } from '../../../../proxy/src/http1/body-framer.js';
+import { seededRandom as rng } from '../../../helpers/seeded-random.js';
 
 interface Outcome {
   /** Bytes counted as body, over all pieces. */
@@ -23,18 +24,6 @@ function run(framer: BodyFramer, pieces: readonly Buffer[]): Outcome {
     expect(r.consumed).toBe(p.length); // not done: everything offered was body
   }
   return { consumed, done: false };
-}
-
-/** A small seeded PRNG (mulberry32) so random splits are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function randomSplit(buf: Buffer, seed: number): Buffer[] {

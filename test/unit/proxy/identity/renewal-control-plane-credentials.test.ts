@@ -4,12 +4,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, test } from 'vitest';
 import { systemClock } from '../../../../common/clock.js';
-import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { channelOptions, controlPlaneCredentials } from '../../../../proxy/src/identity/control-plane-credentials.js';
-import type { IssuedSvid } from '../../../../proxy/src/identity/control-plane-svid-source.js';
 import { loadProtoFile, serviceAt } from '../../../../shared-io/proto-loader.js';
+import { issuedSvid } from '../../../helpers/issued-svid.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
 
 const TD = TrustDomain.parse('example.org');
@@ -37,19 +36,6 @@ function call(port: number, creds: grpc.ChannelCredentials): Promise<grpc.Servic
       ok(err);
     }),
   );
-}
-
-function issued(svid: MintedSvid, ca: TestCa): IssuedSvid {
-  return {
-    id: SpiffeId.parse('spiffe://example.org/ns/default/sa/web'),
-    chain: svid.chain,
-    key: svid.key,
-    bundle: TrustBundle.parse(TD, ca.bundlePem()),
-    notBeforeMs: svid.leaf.validFromDate.getTime(),
-    notAfterMs: svid.leaf.validToDate.getTime(),
-    issuedAtMs: Date.now(),
-    serial: svid.leaf.serialNumber,
-  };
 }
 
 describe('control-plane credentials', () => {
@@ -83,7 +69,7 @@ describe('control-plane credentials', () => {
     const srv = await startServer(await ca.mintSvid('spiffe://example.org/tessera/control-plane'), ca.bundlePem());
     servers.push(srv.server);
     const mine = await ca.mintSvid('spiffe://example.org/ns/default/sa/web');
-    expect(await call(srv.port, controlPlaneCredentials({ bundles, trustDomain: TD, clock: systemClock, clientSvid: issued(mine, ca) }))).toBeNull();
+    expect(await call(srv.port, controlPlaneCredentials({ bundles, trustDomain: TD, clock: systemClock, clientSvid: issuedSvid(mine, ca, 'spiffe://example.org/ns/default/sa/web') }))).toBeNull();
     expect(srv.peers).toEqual(['URI:spiffe://example.org/ns/default/sa/web']);
     // Without a client certificate the same server refuses the connection.
     expect((await call(srv.port, controlPlaneCredentials({ bundles, trustDomain: TD, clock: systemClock })))?.code).toBe(grpc.status.UNAVAILABLE);

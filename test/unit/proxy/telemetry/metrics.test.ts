@@ -28,6 +28,8 @@ const NAMES = [
   'tessera_build_info',
   'tessera_connections_active',
   'tessera_connections_revoked_total',
+  'tessera_discovery_connected',
+  'tessera_discovery_updates_total',
   'tessera_plaintext_connections_total',
   'tessera_policy_updates_total',
   'tessera_request_duration_seconds',
@@ -238,6 +240,21 @@ describe('ProxyMetrics', () => {
     expect(await value(r, 'tessera_svid_rotations_total', { result: 'failure' })).toBe(0);
     expect(await value(r, 'tessera_trust_bundle_updates_total', { result: 'refused' })).toBe(1);
     expect(await value(r, 'tessera_policy_updates_total', { result: 'success' })).toBe(2);
+  });
+
+  test('discovery: updates by result from zero, and the connected gauge', async () => {
+    const { m, r } = fresh();
+    for (const res of ['applied', 'refused']) expect(await value(r, 'tessera_discovery_updates_total', { result: res })).toBe(0);
+    expect(await value(r, 'tessera_discovery_connected', {})).toBe(0);
+    m.discoveryUpdate('applied');
+    m.discoveryUpdate('applied');
+    m.discoveryUpdate('refused');
+    m.discoveryConnected(true);
+    expect(await value(r, 'tessera_discovery_updates_total', { result: 'applied' })).toBe(2);
+    expect(await value(r, 'tessera_discovery_updates_total', { result: 'refused' })).toBe(1);
+    expect(await value(r, 'tessera_discovery_connected', {})).toBe(1);
+    m.discoveryConnected(false);
+    expect(await value(r, 'tessera_discovery_connected', {})).toBe(0);
   });
 
   test('label combinations past the per-metric limit fold into one other series, counts preserved', async () => {

@@ -1,0 +1,56 @@
+// How a listener dials the endpoints of a balanced service: each endpoint its own mTLS target (its address, the
+// SPIFFE ID discovery gave it — secure naming per connection), and its own resource: a keep-alive pool for
+// HTTP/1.1, a session-ticket memory for TCP and CONNECT tunnels. The ALPN offered follows the endpoint's protocol.
+import type { EndpointProtocol, ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import type { TLSSocket } from 'node:tls';
+import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
+import { ConnectionPool } from '../upstream/connection-pool.js';
+import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
+import type { ListenerDeps } from './listener-deps.js';
+
+/** What an endpoint's inbound listener negotiates: HTTP/1.1, h2 (HTTP/2 and gRPC), or nothing (raw TCP). */
+export const ALPN_FOR: Readonly<Record<EndpointProtocol, readonly string[]>> = { http: ['http/1.1'], http2: ['h2'], grpc: ['h2'], tcp: [] };
+
+export function endpointTarget(ep: ServiceEndpoint, alpn: readonly string[], allowHalfOpen = false): MtlsTarget {
+  return { host: ep.host, port: ep.port, expectedId: SpiffeId.parse(ep.spiffeId), alpn, allowHalfOpen };
+}
+
+/** A keep-alive pool of HTTP/1.1 connections to one endpoint, sized like a static upstream's. */
+export function endpointPool(ep: ServiceEndpoint, mtls: MtlsDeps, deps: ListenerDeps): ConnectionPool {
+  return new ConnectionPool({
+    connect: mtlsConnector(endpointTarget(ep, ALPN_FOR.http), mtls),
+    maxConnections: deps.limits.upstreamPoolSize,
+    maxQueue: deps.limits.maxConnections,
+    idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
+    nowMs: deps.nowMs,
+  });
+}
+
+/** A connection-per-connection endpoint (TCP, CONNECT): where to dial, and its last session ticket. */
+export interface TunnelEndpoint {
+  readonly target: MtlsTarget;
+  readonly session: SessionMemory;
+}
+
+export function tunnelEndpoint(ep: ServiceEndpoint): TunnelEndpoint {
+  return { target: endpointTarget(ep, ALPN_FOR[ep.protocol], true), session: {} };
+}
+
+/**
+ * Opens the tunnel of `route`'s current attempt; a connection that fails (refused, TLS, secure naming) is tried on
+ * another endpoint of the service while the route allows. `done` gets the socket or the last failure.
+ */
+export function dialRoute(route: ExchangeRoute<TunnelEndpoint>, mtls: MtlsDeps, done: (err: Error | null, socket?: TLSSocket, resumed?: boolean) => void): void {
+  const attempt = () => {
+    const ep = route.resource;
+    mtlsConnect(ep.target, mtls, ep.session, (err, socket, resumed) => {
+      if (!err && socket) {
+        route.responded();
+        done(null, socket, resumed);
+      } else if (route.retry(connectFailureReason(err), false)) attempt();
+      else done(err ?? new Error('connect failed'));
+    });
+  };
+  attempt();
+}

@@ -1,0 +1,98 @@
+// One endpoint as its service's balancer holds it: resource, latency estimate, load, counts, slow-start window and
+// outlier record; its state and admin view; and the lease an attempt holds on it.
+import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
+import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
+import type { OutlierTrack } from './outlier-detector.js';
+import type { PeakEwma } from './peak-ewma.js';
+
+export type EndpointState = EndpointView['state'];
+
+/** A slow-starting endpoint is a candidate with at least this share of its weight. */
+const SLOW_START_FLOOR = 0.1;
+
+export interface BalancedEndpoint<R> {
+  endpoint: ServiceEndpoint;
+  readonly address: string;
+  readonly resource: R;
+  ewma: PeakEwma;
+  readonly outlier: OutlierTrack;
+  /** When slow start began (added, or ready again) and when it is over. */
+  rampFromMs: number;
+  rampToMs: number;
+  outstanding: number;
+  requests: number;
+  failures: number;
+  /** Removed from the service: its resource is retired, it stays visible until its last attempt ends. */
+  draining: boolean;
+}
+
+export function stateOf(e: BalancedEndpoint<unknown>): EndpointState {
+  if (e.draining) return 'draining';
+  if (!e.endpoint.ready) return 'not_ready';
+  return e.outlier.ejected ? 'ejected' : 'ready';
+}
+
+/** Its weight as a P2C candidate: during slow start it ramps linearly from 10 % to 100 % of the weight. */
+export function candidateWeight(e: BalancedEndpoint<unknown>, nowMs: number): number {
+  const w = e.endpoint.weight;
+  if (nowMs >= e.rampToMs) return w;
+  const progress = Math.max(0, (nowMs - e.rampFromMs) / (e.rampToMs - e.rampFromMs));
+  return w * (SLOW_START_FLOOR + (1 - SLOW_START_FLOOR) * progress);
+}
+
+/** Its P2C cost: latency × (attempts in flight + the one being placed). */
+export function costOf(e: BalancedEndpoint<unknown>, nowMs: number): number {
+  return e.ewma.estimate(nowMs) * (e.outstanding + 1);
+}
+
+export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number): EndpointView {
+  const { spiffeId, protocol, zone, weight } = e.endpoint;
+  const t = e.outlier;
+  return {
+    address: e.address,
+    spiffeId,
+    protocol,
+    zone,
+    weight,
+    state: stateOf(e),
+    ewmaMs: Math.round(e.ewma.estimate(nowMs) * 1000) / 1000,
+    outstanding: e.outstanding,
+    requests: e.requests,
+    failures: e.failures,
+    ejections: t.ejections,
+    ...(t.returnsAtMs === undefined ? {} : { returnsAt: new Date(t.returnsAtMs).toISOString() }),
+  };
+}
+
+/** What every lease calls back into, made once per balancer so that a lease is one small allocation. */
+export interface LeaseHooks<R> {
+  nowMs(): number;
+  end(e: BalancedEndpoint<R>, outcome: AttemptOutcome): void;
+}
+
+export class BalancerLease<R> implements Lease<R> {
+  readonly address: string;
+  readonly endpoint: ServiceEndpoint;
+  readonly resource: R;
+  /** Cleared by end(): a second end() or a late observe() changes nothing. */
+  #hooks: LeaseHooks<R> | undefined;
+  readonly #entry: BalancedEndpoint<R>;
+
+  constructor(hooks: LeaseHooks<R>, entry: BalancedEndpoint<R>) {
+    this.#hooks = hooks;
+    this.#entry = entry;
+    this.address = entry.address;
+    this.endpoint = entry.endpoint;
+    this.resource = entry.resource;
+  }
+
+  observe(rttMs: number): void {
+    if (this.#hooks) this.#entry.ewma.observe(rttMs, this.#hooks.nowMs());
+  }
+
+  end(outcome: AttemptOutcome): void {
+    const h = this.#hooks;
+    this.#hooks = undefined;
+    h?.end(this.#entry, outcome);
+  }
+}

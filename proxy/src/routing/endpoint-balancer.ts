@@ -1,0 +1,213 @@
+// The balancer of one service: its endpoints with their resources, power-of-two-choices over peak-EWMA latency ×
+// outstanding attempts, slow start, outlier ejection and draining. Pure: time and randomness are injected.
+import type { RoutingSettings } from '../config/routing-config.js';
+import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
+import { type BalancedEndpoint, BalancerLease, candidateWeight, costOf, type EndpointState, type LeaseHooks, stateOf, viewOf } from './balanced-endpoint.js';
+import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
+import { type EjectionReason, OutlierDetector } from './outlier-detector.js';
+import { PeakEwma } from './peak-ewma.js';
+
+export type EndpointStateCounts = Readonly<Record<EndpointState, number>>;
+
+export interface EndpointBalancerOptions<R> {
+  readonly service: string;
+  readonly settings: RoutingSettings;
+  /** Called as a plain function: pass `() => clock.nowMs()`. */
+  readonly nowMs: () => number;
+  /** Uniform in [0, 1). */
+  readonly random: () => number;
+  /** The per-endpoint resource (a connection pool): made when the endpoint appears. */
+  create(endpoint: ServiceEndpoint): R;
+  /** Drains a resource: its in-flight exchanges finish, it takes no new ones. */
+  retire(resource: R): void;
+  onEjected?(address: string, reason: EjectionReason): void;
+  /** The endpoints by state, after every change (for tessera_endpoints{service,state}). */
+  onStates?(counts: EndpointStateCounts): void;
+}
+
+const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'connect_failed', 'identity_mismatch']);
+
+export class EndpointBalancer<R> {
+  readonly service: string;
+  readonly #o: EndpointBalancerOptions<R>;
+  readonly #outliers: OutlierDetector;
+  /** The current endpoints, in the registry's order: an array, because every pick walks it. */
+  #active: BalancedEndpoint<R>[] = [];
+  readonly #byAddress = new Map<string, BalancedEndpoint<R>>();
+  /** Removed endpoints with attempts still in flight. */
+  readonly #draining = new Set<BalancedEndpoint<R>>();
+  /** Scratch for pick(), reused so a pick allocates only its lease. */
+  readonly #cand: BalancedEndpoint<R>[] = [];
+  readonly #weights: number[] = [];
+  #lastCounts = '';
+  #closed = false;
+  /** What every lease calls back into: made once, so a lease is one small allocation. */
+  readonly #hooks: LeaseHooks<R> = { nowMs: () => this.#o.nowMs(), end: (e, outcome) => this.#end(e, outcome) };
+
+  constructor(options: EndpointBalancerOptions<R>) {
+    this.#o = options;
+    this.service = options.service;
+    this.#outliers = new OutlierDetector(options.settings.outlier);
+  }
+
+  /** Replaces the endpoint set (a discovery snapshot or update). */
+  update(endpoints: readonly ServiceEndpoint[]): void {
+    if (this.#closed) return;
+    const now = this.#o.nowMs();
+    const wanted = new Map<string, ServiceEndpoint>();
+    for (const ep of endpoints) wanted.set(endpointAddress(ep), ep);
+    for (const e of this.#active) {
+      const next = wanted.get(e.address);
+      // The resource is bound to the identity and protocol it was made for: another one needs a new resource.
+      if (!next || next.spiffeId !== e.endpoint.spiffeId || next.protocol !== e.endpoint.protocol) this.#remove(e);
+    }
+    const kept = this.#active.filter((e) => !e.draining);
+    // A new replica starts at the mean of what the others cost now: at the default it could look far worse than
+    // warmed-up peers (and be starved) or far better (and be flooded once slow start ends).
+    const known = kept.filter((e) => e.endpoint.ready);
+    const initialMs = known.length ? known.reduce((s, e) => s + e.ewma.estimate(now), 0) / known.length : this.#o.settings.defaultRttMs;
+    const active: BalancedEndpoint<R>[] = [];
+    for (const [address, ep] of wanted) {
+      const e = this.#byAddress.get(address);
+      if (e) {
+        if (ep.ready && !e.endpoint.ready) this.#restart(e, initialMs, now); // back from not-ready: like a new replica
+        e.endpoint = ep;
+        active.push(e);
+      } else {
+        active.push(this.#add(address, ep, initialMs, now));
+      }
+    }
+    this.#active = active;
+    this.#cand.length = 0; // no reference to a removed endpoint (and its resource) may outlive it here
+    this.#emitStates();
+  }
+
+  /**
+   * Chooses the endpoint for one attempt, or undefined when no ready endpoint is left (after `exclude`, the
+   * addresses earlier attempts of the request used). When every candidate is ejected, picks among them anyway:
+   * ejection protects a healthy majority, and failing everything would be worse (Envoy's panic mode).
+   */
+  pick(exclude?: ReadonlySet<string>): Lease<R> | undefined {
+    if (this.#closed) return undefined;
+    const now = this.#o.nowMs();
+    if (this.#outliers.releaseDue(now)) this.#emitStates();
+    let n = this.#candidates(now, exclude, false);
+    if (n === 0) n = this.#candidates(now, exclude, true);
+    if (n === 0) return undefined;
+    let chosen = this.#cand[0]!;
+    if (n > 1) {
+      const a = this.#draw(n, -1);
+      const b = this.#draw(n, a);
+      const ea = this.#cand[a]!;
+      const eb = this.#cand[b]!;
+      chosen = costOf(ea, now) <= costOf(eb, now) ? ea : eb;
+    }
+    chosen.outstanding++;
+    return new BalancerLease(this.#hooks, chosen);
+  }
+
+  /** Every endpoint's resource, draining ones included (the listener's sweep closes their idle connections). */
+  *resources(): Iterable<R> {
+    for (const e of this.#active) yield e.resource;
+    for (const e of this.#draining) yield e.resource;
+  }
+
+  /** Every endpoint for the /endpoints admin view, draining ones included. */
+  views(): EndpointView[] {
+    const now = this.#o.nowMs();
+    if (this.#outliers.releaseDue(now)) this.#emitStates();
+    return [...this.#active, ...this.#draining].map((e) => viewOf(e, now));
+  }
+
+  /** Endpoints by state, now (what onStates reports when it changes). */
+  counts(): EndpointStateCounts {
+    const c = { ready: 0, ejected: 0, draining: this.#draining.size, not_ready: 0 };
+    for (const e of this.#active) c[stateOf(e)]++;
+    return c;
+  }
+
+  /** Retires every endpoint; later picks return undefined. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const e of this.#active) this.#remove(e);
+    this.#active = [];
+    this.#cand.length = 0;
+    this.#emitStates();
+  }
+
+  /** Ends an attempt (BalancerLease calls it once): load, counts, and outlier detection unless removed. */
+  #end(e: BalancedEndpoint<R>, outcome: AttemptOutcome): void {
+    e.outstanding--;
+    e.requests++;
+    if (FAILURES.has(outcome)) e.failures++;
+    if (e.draining) {
+      if (e.outstanding <= 0 && this.#draining.delete(e)) this.#emitStates();
+      return;
+    }
+    const now = this.#o.nowMs();
+    const released = this.#outliers.releaseDue(now);
+    const reason = this.#outliers.record(e.outlier, outcome, now);
+    if (reason) this.#o.onEjected?.(e.address, reason);
+    if (reason || released) this.#emitStates();
+  }
+
+  #add(address: string, endpoint: ServiceEndpoint, initialMs: number, now: number): BalancedEndpoint<R> {
+    const resource = this.#o.create(endpoint);
+    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, requests: 0, failures: 0, draining: false };
+    this.#restart(e, initialMs, now);
+    this.#byAddress.set(address, e);
+    return e;
+  }
+
+  #remove(e: BalancedEndpoint<R>): void {
+    e.draining = true;
+    this.#byAddress.delete(e.address);
+    this.#outliers.untrack(e.outlier);
+    if (e.outstanding > 0) this.#draining.add(e);
+    this.#o.retire(e.resource);
+  }
+
+  /** Slow start from now, at the given estimate. */
+  #restart(e: BalancedEndpoint<R>, initialMs: number, now: number): void {
+    e.ewma = new PeakEwma(this.#o.settings.ewmaDecayMs, initialMs, now);
+    e.rampFromMs = now;
+    e.rampToMs = now + this.#o.settings.slowStartMs;
+  }
+
+  /** Fills the scratch arrays with the pickable endpoints (ejected ones only in panic); returns how many. */
+  #candidates(now: number, exclude: ReadonlySet<string> | undefined, ejected: boolean): number {
+    let n = 0;
+    for (const e of this.#active) {
+      if (!e.endpoint.ready || e.outlier.ejected !== ejected || exclude?.has(e.address)) continue;
+      this.#cand[n] = e;
+      this.#weights[n] = candidateWeight(e, now);
+      n++;
+    }
+    return n;
+  }
+
+  /** One candidate index drawn with probability proportional to its weight, never `skip`. */
+  #draw(n: number, skip: number): number {
+    let total = 0;
+    for (let i = 0; i < n; i++) if (i !== skip) total += this.#weights[i]!;
+    let r = this.#o.random() * total;
+    let last = -1;
+    for (let i = 0; i < n; i++) {
+      if (i === skip) continue;
+      last = i;
+      r -= this.#weights[i]!;
+      if (r < 0) return i;
+    }
+    return last; // rounding left r at 0: the last one
+  }
+
+  #emitStates(): void {
+    if (!this.#o.onStates) return;
+    const c = this.counts();
+    const key = `${c.ready},${c.ejected},${c.draining},${c.not_ready}`;
+    if (key === this.#lastCounts) return;
+    this.#lastCounts = key;
+    this.#o.onStates(c);
+  }
+}

@@ -1,0 +1,179 @@
+// One request's way through a balanced service: the endpoint of the current attempt, and whether and where a
+// failed attempt goes again. A failure before any byte reached the endpoint (connect, TLS, secure naming, pool
+// closed or full) goes to another endpoint whatever the method; one after (5xx, reset) only when the request may
+// be sent twice (idempotent, or a route marked retryable, with its body still held), under the retry budget and
+// after a backoff. Every attempt's end is reported to the balancer (latency, load, outlier detection).
+import { isTesseraError } from '../../../common/errors.js';
+import type { RetrySettings } from '../config/routing-config.js';
+import type { AttemptOutcome, Lease } from './lease.js';
+
+/** Why an attempt is retried: tessera_retries_total{reason}. */
+export type RetryReason = 'connect_failed' | 'identity_mismatch' | 'pool_closed' | 'queue_full' | 'reset' | 'status_5xx';
+
+/** Failures where nothing reached the endpoint: safe to send elsewhere for any method. */
+const BEFORE_ANY_BYTE: ReadonlySet<RetryReason> = new Set(['connect_failed', 'identity_mismatch', 'pool_closed', 'queue_full']);
+
+/** What a route needs from its service: the balancer's pick, the budget, the settings, the clock. */
+export interface RouteDeps<R> {
+  readonly service: string;
+  pick(exclude?: ReadonlySet<string>): Lease<R> | undefined;
+  /** The service's retry budget: one deposit per request, one withdrawal per retry after bytes were sent. */
+  readonly budget: { deposit(): void; tryWithdraw(): boolean };
+  readonly retry: RetrySettings;
+  readonly nowMs: () => number;
+  readonly random: () => number;
+  readonly onRetry: (service: string, reason: RetryReason) => void;
+  /** Every attempt's end (per-endpoint metrics) and its latency when it had one. */
+  readonly onAttempt: (service: string, address: string, outcome: AttemptOutcome) => void;
+  readonly onLatency: (service: string, address: string, seconds: number) => void;
+}
+
+/** The next attempt: its endpoint, and how long to wait before it starts (0: at once). */
+export interface NextAttempt<R> {
+  readonly lease: Lease<R>;
+  readonly delayMs: number;
+}
+
+export class ExchangeRoute<R> {
+  readonly #d: RouteDeps<R>;
+  #lease: Lease<R>;
+  #attemptStartMs: number;
+  #retries = 0;
+  #attemptEnded = false;
+  /** Endpoints already tried (only allocated on a first retry). */
+  #tried: Set<string> | null = null;
+
+  /** The first attempt, or null when the service has no endpoint to try (503 no_endpoints). */
+  static open<R>(deps: RouteDeps<R>): ExchangeRoute<R> | null {
+    const lease = deps.pick();
+    if (!lease) return null;
+    deps.budget.deposit();
+    return new ExchangeRoute(deps, lease);
+  }
+
+  private constructor(deps: RouteDeps<R>, lease: Lease<R>) {
+    this.#d = deps;
+    this.#lease = lease;
+    this.#attemptStartMs = deps.nowMs();
+  }
+
+  get lease(): Lease<R> {
+    return this.#lease;
+  }
+
+  get resource(): R {
+    return this.#lease.resource;
+  }
+
+  /** The access log's `upstream`: the endpoint of the last attempt. */
+  get address(): string {
+    return this.#lease.address;
+  }
+
+  get retries(): number {
+    return this.#retries;
+  }
+
+  /**
+   * The request went out on a connection: the attempt's latency counts from here, so a new connection's handshake
+   * (paid once, then pooled) does not make its endpoint look slow (Linkerd's balancer measures from dispatch too).
+   */
+  dispatched(): void {
+    this.#attemptStartMs = this.#d.nowMs();
+  }
+
+  /** The response head (or the connection, for TCP) arrived: the attempt's latency feeds the estimate. */
+  responded(): void {
+    const ms = this.#d.nowMs() - this.#attemptStartMs;
+    this.#lease.observe(ms);
+    this.#d.onLatency(this.#d.service, this.#lease.address, ms / 1000);
+  }
+
+  /**
+   * The current attempt failed with `reason`. `replayable`: the request could be sent again whole (idempotent or
+   * retryable, body held); ignored for failures before any byte. Returns the next attempt, or null: the failure
+   * stands (its outcome is recorded either way).
+   */
+  retry(reason: RetryReason, replayable: boolean): NextAttempt<R> | null {
+    const d = this.#d;
+    this.#endAttempt(outcomeOf(reason));
+    const beforeAnyByte = BEFORE_ANY_BYTE.has(reason);
+    if (this.#retries >= d.retry.maxRetries || (!beforeAnyByte && !replayable)) return null;
+    // Connection failures cost the endpoint nothing and the request nothing yet: outside the budget.
+    if (!beforeAnyByte && !d.budget.tryWithdraw()) return null;
+    this.#tried ??= new Set();
+    this.#tried.add(this.#lease.address);
+    const next = d.pick(this.#tried);
+    if (!next) return null;
+    this.#retries++;
+    d.onRetry(d.service, reason);
+    this.#lease = next;
+    this.#attemptEnded = false;
+    this.#attemptStartMs = d.nowMs();
+    return { lease: next, delayMs: beforeAnyByte ? 0 : this.#backoffMs() };
+  }
+
+  /** The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). */
+  end(outcome: AttemptOutcome): void {
+    this.#endAttempt(outcome);
+  }
+
+  #endAttempt(outcome: AttemptOutcome): void {
+    if (this.#attemptEnded) return;
+    this.#attemptEnded = true;
+    this.#lease.end(outcome);
+    this.#d.onAttempt(this.#d.service, this.#lease.address, outcome);
+  }
+
+  /** Exponential with full jitter between half and all of it (gRPC's and Envoy's shape). */
+  #backoffMs(): number {
+    const r = this.#d.retry;
+    const ceiling = Math.min(r.backoffMaxMs, r.backoffBaseMs * 2 ** (this.#retries - 1));
+    return Math.round(ceiling * (0.5 + this.#d.random() / 2));
+  }
+}
+
+function outcomeOf(reason: RetryReason): AttemptOutcome {
+  switch (reason) {
+    case 'status_5xx':
+      return 'status_5xx';
+    case 'reset':
+      return 'reset';
+    case 'identity_mismatch':
+      return 'identity_mismatch';
+    case 'queue_full':
+      // Busy is not broken: the endpoint is healthy, only saturated here.
+      return 'cancelled';
+    default:
+      return 'connect_failed';
+  }
+}
+
+/**
+ * How a finished exchange ends its last attempt: a local error or a 5xx is the endpoint's failure (a response head
+ * that never came is one too), the client leaving or a total timeout says nothing about the endpoint.
+ */
+export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined): AttemptOutcome {
+  if (flag === 'downstream_closed' || flag === 'total_timeout' || error === 'downstream_reset') return 'cancelled';
+  if (error === 'upstream_reset' || flag === 'upstream_closed') return 'reset';
+  if (error === 'upstream_unavailable') return 'connect_failed';
+  if (status >= 500 || error === 'bad_upstream_response' || flag === 'request_timeout') return 'status_5xx';
+  return 'success';
+}
+
+/** What a failed connection attempt says about the endpoint. */
+export function connectFailureReason(err: unknown): RetryReason {
+  if (isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL')) return 'queue_full';
+  if (isTesseraError(err, 'TESSERA_ERR_UPSTREAM_POOL_CLOSED')) return 'pool_closed';
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (code.startsWith('TESSERA_ERR_SVID_') || code.startsWith('TESSERA_ERR_REVOCATION_'))) return 'identity_mismatch';
+  return 'connect_failed';
+}
+
+/** Methods that may be sent twice (RFC 9110 section 9.2.2 idempotent, minus the ones with side effects by habit). */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
+
+/** Whether a request of `method` may be retried after it reached an endpoint (`retryable`: the route says any may). */
+export function retryableMethod(method: string, retryable: boolean): boolean {
+  return retryable || IDEMPOTENT.has(method);
+}

@@ -1,0 +1,35 @@
+// Which service a forward-proxy request names: the host of its absolute-form target, CONNECT authority or Host
+// header, without port or final dot, lower-cased; a Kubernetes DNS name (`api.default.svc.cluster.local`,
+// `api.default.svc`) names the service `api.default`. Pure: the caller says which names are known.
+
+const KUBERNETES_SUFFIXES = ['.svc.cluster.local', '.svc'];
+
+/** The host part of "host", "host:port" or "[v6]:port", lower-cased and without a final dot; null when malformed. */
+export function hostOf(authority: string): string | null {
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(authority);
+  if (!m) return null;
+  const host = (m[1] ?? m[2]!).toLowerCase();
+  return host.endsWith('.') ? host.slice(0, -1) : host;
+}
+
+/** The service `authority` names among `known` ones, or null. */
+export function serviceOfHost(authority: string, known: (name: string) => boolean): string | null {
+  const host = hostOf(authority);
+  if (!host) return null;
+  if (known(host)) return host;
+  for (const suffix of KUBERNETES_SUFFIXES) {
+    if (host.endsWith(suffix)) {
+      const name = host.slice(0, -suffix.length);
+      if (known(name)) return name;
+    }
+  }
+  return null;
+}
+
+/** Splits an absolute-form target ("http://host:port/path?q") into its authority and origin-form rest; null when not one. */
+export function splitAbsoluteTarget(target: string): { authority: string; path: string } | null {
+  const m = /^http:\/\/([^/?#@]+)([/?].*)?$/i.exec(target);
+  if (!m) return null;
+  const rest = m[2] ?? '/';
+  return { authority: m[1]!, path: rest.startsWith('?') ? `/${rest}` : rest };
+}

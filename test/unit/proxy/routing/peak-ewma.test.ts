@@ -1,0 +1,54 @@
+// The peak-EWMA latency estimate: starts at the default, jumps to a slower sample, decays toward faster ones with
+// the time since the last sample, and decays toward 0 while no samples come.
+import { describe, expect, test } from 'vitest';
+import { PeakEwma } from '../../../../proxy/src/routing/peak-ewma.js';
+
+describe('PeakEwma', () => {
+  test('starts at the initial estimate', () => {
+    expect(new PeakEwma(10_000, 30, 0).estimate(0)).toBe(30);
+  });
+
+  test('a slower sample replaces the estimate at once (the peak)', () => {
+    const e = new PeakEwma(10_000, 30, 0);
+    e.observe(200, 1);
+    expect(e.estimate(1)).toBe(200);
+  });
+
+  test('a faster sample pulls the estimate with weight 1 - exp(-elapsed/decay)', () => {
+    const e = new PeakEwma(1000, 100, 0);
+    e.observe(0, 1000); // one decay time later: the old estimate keeps exp(-1) of its weight
+    expect(e.estimate(1000)).toBeCloseTo(100 * Math.exp(-1), 9);
+    e.observe(10, 1000); // no time passed: the sample has no weight
+    expect(e.estimate(1000)).toBeCloseTo(100 * Math.exp(-1), 9);
+    e.observe(10, 1500);
+    const w = Math.exp(-0.5);
+    expect(e.estimate(1500)).toBeCloseTo(100 * Math.exp(-1) * w + 10 * (1 - w), 9);
+  });
+
+  test('many fast samples converge on their value; one slow sample is remembered as the peak', () => {
+    const e = new PeakEwma(1000, 30, 0);
+    let t = 0;
+    for (let i = 0; i < 1000; i++) {
+      t += 10;
+      e.observe(5, t);
+    }
+    expect(e.estimate(t)).toBeCloseTo(5, 2);
+    e.observe(80, t + 10);
+    e.observe(5, t + 20);
+    expect(e.estimate(t + 20)).toBeGreaterThan(75); // 10 ms of a 1 s decay: the peak barely moves
+  });
+
+  test('without samples the estimate decays toward 0 so an avoided endpoint is tried again', () => {
+    const e = new PeakEwma(1000, 100, 0);
+    expect(e.estimate(1000)).toBeCloseTo(100 * Math.exp(-1), 9);
+    expect(e.estimate(5000)).toBeLessThan(1);
+    expect(e.estimate(-10)).toBe(100); // a clock that went back: no growth
+  });
+
+  test('NaN and negative samples are ignored', () => {
+    const e = new PeakEwma(1000, 30, 0);
+    e.observe(Number.NaN, 10);
+    e.observe(-5, 10);
+    expect(e.estimate(0)).toBe(30);
+  });
+});
