@@ -24,7 +24,7 @@ import { ListenerGroup, type StartedListener } from './listeners/listener-group.
 import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
 import { ForwardProxyListener } from './listeners/forward-proxy-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
-import { createMeshDiscovery } from './routing/mesh-discovery.js';
+import { createMeshDiscovery, type MeshDiscovery } from './routing/mesh-discovery.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
 import { RoutingMetrics } from './telemetry/routing-metrics.js';
@@ -86,12 +86,15 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
   else if (!source.deliversPolicies) policies.setPolicies([]); // no policy source: the default action decides (deny unless configured otherwise)
 
+  // Made once identity is in (below); the readiness check and shutdown read it.
+  let mesh: MeshDiscovery | undefined;
   const readiness = new Readiness()
     .add('draining', () => (draining.isSet ? 'draining' : undefined))
     .add('identity', () => source.notReadyReason())
     .add('policies', () => (policies.loaded ? undefined : 'waiting for the first policy snapshot'))
     .add('listeners', () => (listenersUp.isSet ? undefined : 'listeners starting'))
-    .add('served-serial', () => served.notReadyReason());
+    .add('served-serial', () => served.notReadyReason())
+    .add('discovery', () => (mesh?.watch && mesh.directory.version === undefined ? 'waiting for the first endpoints from discovery' : undefined));
   const stopAll = () => {
     for (const s of stoppables) s.stop();
   };
@@ -116,7 +119,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   stoppables.push(listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs));
   // Discovery (endpoints of the services outbound listeners route to) and self-registration of inbound listeners.
   const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
-  const mesh =
+  mesh =
     routed && source.discovery
       ? createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
       : undefined;
