@@ -1,6 +1,7 @@
-// The control plane's composition root: data dir, store, CA, attestors and issuance, the gRPC services (Identity,
-// Config), the admin doors, the optional injector webhook and the maintenance scheduler. Everything is created
-// and wired here and nowhere else; what each part does lives in its own module. close() drains within a deadline.
+// The control plane's composition root: data dir, store, CA, attestors and issuance, the service registry and its
+// sources, the gRPC services (Identity, Config, Discovery), the admin doors, the optional injector webhook and the
+// maintenance scheduler. Everything is created and wired here and nowhere else; what each part does lives in its
+// own module. close() drains within a deadline.
 
 import { Registry } from 'prom-client';
 import { describeError, TesseraError } from '../../common/errors.js';
@@ -22,6 +23,7 @@ import { createAttestors } from './attestation/attestors.js';
 import { BundleFiles } from './ca/bundle-files.js';
 import { openCa } from './ca/open-ca.js';
 import { openJwtKeys } from './ca/open-jwt-keys.js';
+import { openDiscovery } from './discovery/open-discovery.js';
 import { openFederation, startBundleEndpoint } from './federation/open-federation.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
 import { startEmbeddedInjector } from './injector/embedded-injector.js';
@@ -107,6 +109,10 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ svids, peerChain, admit, audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());
+    // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
+    const discovery = openDiscovery(config.discovery, { trustDomain: td, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, svids, admit, peerChain });
+    undo.push(() => discovery.stop());
+    server.grpc.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
     await server.start();
     undo.push(() => server.stop(0));
 
@@ -133,7 +139,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const readiness = new Readiness([ownSvidLive(() => served.svid, clock)]);
     const admin = await startAdminSurface({
-      http: { listen: config.adminListen, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...config, trustDomain: td.name }) },
+      http: { listen: config.adminListen, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...config, trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
       routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock },
     });
@@ -145,7 +151,13 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       clock,
       timers,
       tickMs: deps.tickMs ?? 1_000,
-      ...{ hub, breakGlass, server, metrics, limiter, tokens },
+      ...{ breakGlass, server, metrics, limiter, tokens },
+      hub: {
+        tick: () => {
+          hub.tick();
+          discovery.tick();
+        },
+      },
       // JWT keys rotate on the CA's upkeep period: a key past its day is replaced, a retired one dropped after its overlap.
       ca: { maintain: () => ca.maintain().finally(() => jwt.maintain()) },
       renewSelf: () => refreshSelf(false),
@@ -168,10 +180,10 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         clock,
         timers,
         // Watchers are told to go (OK status) so they reconnect elsewhere; unary calls get the grace period.
-        quiesce: [() => readiness.closing(), () => maintenance.stop(), () => hub.endAll()],
+        quiesce: [() => readiness.closing(), () => maintenance.stop(), () => hub.endAll(), () => discovery.quiesce()],
         drain: (graceMs) => server.stop(graceMs),
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
-        background: [() => policies?.stop(), () => attestors.stop(), () => federation?.stop()],
+        background: [() => discovery.stop(), () => policies?.stop(), () => attestors.stop(), () => federation?.stop()],
         settled: () => maintenance.settled(),
         release: [() => store.close()],
         onClosed: () => log.info({}, 'control plane stopped'),

@@ -1,5 +1,5 @@
 // Starts the real `tessera control-plane` child process on loopback (port 0) for integration tests, and gives a
-// grpc-js client of its Identity and Config services (server checked by SPIFFE ID, optional client SVID).
+// grpc-js client of its Identity, Config and Discovery services (server checked by SPIFFE ID, optional client SVID).
 import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -35,10 +35,11 @@ export async function createJoinToken(dataDir: string, spiffeId: string, ttlMs?:
   return (await adminRequest<{ token: string }>(dataDir, 'POST', '/v1/tokens', { spiffeId, ...(ttlMs ? { ttlMs } : {}) })).token;
 }
 
-export async function writeControlPlaneConfig(dir: string, extra = ''): Promise<string> {
+/** `listen`: a fixed address for a control plane that must come back where its proxies look for it after a restart. */
+export async function writeControlPlaneConfig(dir: string, extra = '', listen = '127.0.0.1:0'): Promise<string> {
   await mkdir(join(dir, 'policies'), { recursive: true });
   const file = join(dir, 'cp.yaml');
-  await writeFile(file, [`trustDomain: ${TD}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', extra, ''].join('\n'));
+  await writeFile(file, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: ${listen}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', extra, ''].join('\n'));
   return file;
 }
 
@@ -69,7 +70,7 @@ export interface ClientSvid {
 type Untyped = grpc.Client & Record<string, (...a: unknown[]) => unknown>;
 
 /** grpc-js clients of Identity and Config; the server must present the control plane's SPIFFE ID. */
-export function controlPlaneClients(address: string, bundlePem: string, svid?: ClientSvid): { identity: Untyped; config: Untyped; close(): void } {
+export function controlPlaneClients(address: string, bundlePem: string, svid?: ClientSvid): { identity: Untyped; config: Untyped; discovery: Untyped; close(): void } {
   const services = loadTesseraServices();
   const creds = grpc.credentials.createSsl(Buffer.from(bundlePem), svid ? Buffer.from(svid.keyPem) : null, svid ? Buffer.from(svid.chainPem) : null, {
     checkServerIdentity: (_host, cert) => {
@@ -80,12 +81,15 @@ export function controlPlaneClients(address: string, bundlePem: string, svid?: C
   const options = { 'grpc.ssl_target_name_override': 'tessera-control-plane', 'grpc.default_authority': 'tessera-control-plane' };
   const identity = new services.identity(address, creds, options) as Untyped;
   const config = new services.config(address, creds, options) as Untyped;
+  const discovery = new services.discovery(address, creds, options) as Untyped;
   return {
     identity,
     config,
+    discovery,
     close() {
       identity.close();
       config.close();
+      discovery.close();
     },
   };
 }

@@ -15,6 +15,7 @@ import type { IssuedSvid } from '../../proxy/src/identity/control-plane-svid-sou
 import { TestCa } from '../helpers/test-ca.js';
 import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
+import { collectStream } from '../helpers/stream-collector.js';
 import { until } from '../helpers/until.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -32,30 +33,9 @@ interface Snapshot {
   break_glass: { id: string; to: string; from: string[]; reason: string }[];
 }
 
-/** Collects a Watch stream's messages; `next(pred)` waits (bounded) for the first one matching. */
+/** A Config/Watch stream of the client, collected. */
 function watch(client: ReturnType<typeof controlPlaneClients>) {
-  const seen: Snapshot[] = [];
-  let ended: { error?: grpc.ServiceError } | undefined;
-  const call = client.config.Watch!({}) as grpc.ClientReadableStream<Snapshot>;
-  call.on('data', (m: Snapshot) => seen.push(m));
-  call.on('error', (e: grpc.ServiceError) => {
-    ended = { error: e };
-  });
-  call.on('end', () => {
-    ended ??= {};
-  });
-  return {
-    seen,
-    ended: () => ended,
-    cancel: () => call.cancel(),
-    async next(pred: (s: Snapshot) => boolean, timeoutMs = 10_000): Promise<Snapshot> {
-      await until(`a matching snapshot (got ${seen.length})`, () => {
-        if (ended && !seen.some(pred)) throw new Error(`stream ended: ${ended.error?.message ?? 'OK'}`);
-        return seen.some(pred);
-      }, timeoutMs, 25);
-      return seen.find(pred)!;
-    },
-  };
+  return collectStream(client.config.Watch!({}) as grpc.ClientReadableStream<Snapshot>);
 }
 
 const POLICY = (name: string, selector: string, from: string) =>

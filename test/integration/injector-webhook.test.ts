@@ -160,6 +160,21 @@ describe('injection webhook over HTTPS', () => {
     expect(again.response).toEqual({ uid: 'aa3f7d1c-0002-4c3e-9a55-000000000002', allowed: true });
   });
 
+  test('tessera.dev/http-proxy: the patch adds the forward-proxy listener and HTTP_PROXY/NO_PROXY to the app container', async () => {
+    const reviewDoc = admissionReview(appPod({ annotations: { 'tessera.dev/inbound-ports': '8080', 'tessera.dev/http-proxy': 'true' } }), { uid: 'aa3f7d1c-0003-4c3e-9a55-000000000003' });
+    const res = await review('http-proxy', reviewDoc);
+    expect(res.response.allowed).toBe(true);
+    const ops = JSON.parse(Buffer.from(res.response.patch!, 'base64').toString('utf8'));
+    const mutated = applyJsonPatch((reviewDoc.request as { object: object }).object, ops) as unknown as MutatedPod & { spec: { containers: { env?: { name: string; value?: string }[] }[] } };
+    const config = parseYaml(mutated.metadata.annotations['tessera.dev/proxy-config']!);
+    expect(config.outbound).toEqual([{ name: 'mesh', listen: '127.0.0.1:15080', mode: 'http-proxy' }]);
+    const env = Object.fromEntries((mutated.spec.containers[0]!.env ?? []).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({ HTTP_PROXY: 'http://127.0.0.1:15080', http_proxy: 'http://127.0.0.1:15080', MODE: 'prod' });
+    expect(env['NO_PROXY']).toBe(env['no_proxy']);
+    expect(env['NO_PROXY']!.split(',')).toEqual(expect.arrayContaining(['localhost', '127.0.0.1', '::1']));
+    expect(validateK8sObject(mutated).errors).toEqual([]);
+  });
+
   test('opt-out, hostNetwork (warning) and non-pod operations are allowed without a patch', async () => {
     const optOut = await review('optout', admissionReview(appPod({ annotations: { 'tessera.dev/inject': 'false' } })));
     expect(optOut.response.allowed).toBe(true);

@@ -1,6 +1,6 @@
 // The admin listener (loopback by default): /healthz (process alive), /ready (CA loaded, gRPC serving, own SVID
 // valid), /metrics (Prometheus text), /certs (own SVID and bundle, public data only), /config (the effective
-// config; it holds paths and settings, no secret). Nothing here changes
+// config; it holds paths and settings, no secret), /endpoints (the service registry). Nothing here changes
 // state; operator commands use the Unix socket.
 import { type Server, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
@@ -16,6 +16,8 @@ export interface AdminHttpOptions {
   readonly certs: () => unknown;
   /** The effective config as /config answers it. */
   readonly config: () => unknown;
+  /** The service registry as /endpoints answers it (service → endpoints); absent: 404. */
+  readonly endpoints?: () => unknown;
 }
 
 export class AdminHttp {
@@ -49,6 +51,7 @@ export class AdminHttp {
       }
       if (path === '/certs') return send(200, 'application/json', `${JSON.stringify(this.#o.certs(), null, 2)}\n`);
       if (path === '/config') return send(200, 'application/json', `${JSON.stringify(this.#o.config(), null, 2)}\n`);
+      if (path === '/endpoints' && this.#o.endpoints) return send(200, 'application/json', `${JSON.stringify(this.#o.endpoints(), null, 2)}\n`);
       if (path === '/metrics') {
         this.#o.registry.metrics().then(
           (text) => send(200, this.#o.registry.contentType, text),

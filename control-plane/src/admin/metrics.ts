@@ -23,6 +23,10 @@ export interface ControlPlaneMetrics {
   readonly jwtSvidRefusals: Counter<'code'>;
   readonly federationAccepted: Counter<'trust_domain'>;
   readonly federationRefusals: Counter<'trust_domain' | 'code'>;
+  readonly registryEndpoints: Gauge<'service' | 'source'>;
+  readonly discoveryWatchers: Gauge;
+  readonly registrationsRefused: Counter<'code'>;
+  readonly discoverySourceErrors: Counter<'source'>;
 }
 
 export function createMetrics(registry: Registry, build: BuildInfo): ControlPlaneMetrics {
@@ -55,5 +59,10 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     // trust_domain values come from the config file's federation.trustDomains (a fixed set).
     federationAccepted: new Counter({ name: 'tessera_federation_bundle_fetches_total', help: 'Federated bundles fetched and accepted, by trust domain', labelNames: ['trust_domain'], registers }),
     federationRefusals: new Counter({ name: 'tessera_federation_bundle_refusals_total', help: 'Federated bundle fetches failed or refused (last good kept), by trust domain and stable error code', labelNames: ['trust_domain', 'code'], registers }),
+    // service: the first 200 service names seen, then "other" (component-reports.ts keeps the cap).
+    registryEndpoints: new Gauge({ name: 'tessera_cp_registry_endpoints', help: 'Endpoints in the service registry, by service and source (self|kubernetes|static)', labelNames: ['service', 'source'], registers }),
+    discoveryWatchers: new Gauge({ name: 'tessera_cp_discovery_watchers', help: 'Connected Discovery/Watch streams', registers }),
+    registrationsRefused: new Counter({ name: 'tessera_cp_registrations_refused_total', help: 'Self-registrations refused, by stable error code', labelNames: ['code'], registers }),
+    discoverySourceErrors: new Counter({ name: 'tessera_cp_discovery_source_errors_total', help: 'Endpoint source reads that failed (its last view kept), by source', labelNames: ['source'], registers }),
   };
 }

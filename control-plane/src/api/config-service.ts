@@ -4,12 +4,11 @@
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
-import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import { type SnapshotInputs, buildSnapshot } from '../policy/config-snapshot.js';
-import { toGrpcError } from './grpc-status.js';
+import { authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface ConfigInputs {
@@ -36,21 +35,19 @@ export interface ConfigHubOptions {
   readonly onRefused?: (code: string, caller: string, detail: string | undefined) => void;
 }
 
-interface Watcher {
-  readonly id: SpiffeId;
-  readonly serial: string;
-  readonly notAfterMs: number;
+interface Watcher extends OpenStream {
   readonly call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>;
   lastKey: string;
 }
 
 export class ConfigHub {
   readonly #o: ConfigHubOptions;
-  readonly #watchers = new Set<Watcher>();
+  readonly #watchers: OpenStreams<Watcher>;
   #version: number;
 
   constructor(opts: ConfigHubOptions) {
     this.#o = opts;
+    this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}) });
     // A new process starts at a new version, so a reconnecting proxy never sees one go backwards.
     this.#version = opts.nextVersion();
     opts.onVersion?.(this.#version);
@@ -70,54 +67,30 @@ export class ConfigHub {
     this.#o.onVersion?.(this.#version);
     // The inputs are the same for every caller: read once, not once per watcher.
     const inputs = this.#inputs();
-    for (const w of this.#watchers) {
-      const banned = this.#banned(w.id.toString(), w.serial);
-      if (banned) this.#drop(w, banned);
+    for (const w of [...this.#watchers]) {
+      const banned = this.#banned(w.peer.spiffeId.toString(), w.peer.serial);
+      if (banned) this.#watchers.drop(w, banned);
       else this.#send(w, inputs);
     }
   }
 
   /** The short tick: end streams whose client SVID has expired. */
   tick(): void {
-    const now = this.#o.clock.nowMs();
-    for (const w of this.#watchers) {
-      if (w.notAfterMs <= now) this.#drop(w, new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'the client SVID expired'));
-    }
+    this.#watchers.sweep(this.#o.clock.nowMs());
   }
 
   /** Ends every stream with OK (shutdown). */
   endAll(): void {
-    for (const w of [...this.#watchers]) {
-      this.#watchers.delete(w);
-      w.call.end();
-    }
-    this.#o.onWatchers?.(0);
+    this.#watchers.endAll();
   }
 
   handlers(): grpc.UntypedServiceImplementation {
     return {
       Watch: (call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>) => {
-        let peer: ReturnType<SvidAttestor['attest']>;
-        try {
-          peer = this.#o.svids.attest(this.#o.peerChain(call));
-          this.#o.admit(peer.spiffeId.toString(), peer.serial);
-        } catch (e) {
-          const err = e as TesseraError;
-          this.#o.onRefused?.(err.code, call.getPeer(), typeof err.details?.['reason'] === 'string' ? err.details['reason'] : undefined);
-          // A ban is told as such (the operator's decision, not a fault of the SVID); other failures stay generic.
-          const told = err.code?.startsWith('TESSERA_ERR_REVOCATION_') ? err : new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID');
-          call.emit('error', toGrpcError(told));
-          return;
-        }
-        const w: Watcher = { id: peer.spiffeId, serial: peer.serial, notAfterMs: peer.notAfterMs, call, lastKey: '' };
+        const peer = authenticateStream(call, this.#o);
+        if (!peer) return;
+        const w: Watcher = { peer, call, lastKey: '' };
         this.#watchers.add(w);
-        this.#o.onWatchers?.(this.#watchers.size);
-        const forget = () => {
-          if (this.#watchers.delete(w)) this.#o.onWatchers?.(this.#watchers.size);
-        };
-        call.on('cancelled', forget);
-        call.on('close', forget);
-        call.on('error', forget);
         this.#send(w);
       },
     };
@@ -130,7 +103,7 @@ export class ConfigHub {
   }
 
   #send(w: Watcher, inputs: SnapshotInputs = this.#inputs()): void {
-    const built = buildSnapshot(inputs, w.id, this.#o.clock.nowMs());
+    const built = buildSnapshot(inputs, w.peer.spiffeId, this.#o.clock.nowMs());
     if (built.contentKey === w.lastKey) return;
     w.lastKey = built.contentKey;
     w.call.write(built.message);
@@ -145,11 +118,5 @@ export class ConfigHub {
     } catch (e) {
       return isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL');
     }
-  }
-
-  #drop(w: Watcher, e: TesseraError): void {
-    this.#watchers.delete(w);
-    this.#o.onWatchers?.(this.#watchers.size);
-    w.call.emit('error', toGrpcError(e));
   }
 }

@@ -7,6 +7,7 @@ import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
+import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryConfig, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../discovery/kubernetes-config.js';
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from '../injector/injector-config.js';
 
 const HOUR = 3_600_000;
@@ -78,6 +79,15 @@ export const controlPlaneSchema: ObjectSchema = {
     },
     injector: INJECTOR_CONFIG_SCHEMA,
     federation: FEDERATION_SCHEMA,
+    discovery: {
+      type: 'object',
+      description: 'The service registry proxies discover endpoints from (DESIGN.md section 11)',
+      properties: {
+        staticFile: { type: 'string', minLength: 1, description: 'YAML file of endpoints outside the mesh (services: { NAME: [ { address, spiffeId, ... } ] }), watched' },
+        registrationGrace: { type: 'duration', default: '10s', min: 0, max: HOUR, description: 'How long self-registrations outlive their Register call (and a restart)' },
+        kubernetes: KUBERNETES_DISCOVERY_SCHEMA,
+      },
+    },
   },
 };
 
@@ -111,6 +121,15 @@ export interface ControlPlaneConfig {
   readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number };
   readonly injector?: InjectorSettings;
   readonly federation?: FederationConfig;
+  readonly discovery: DiscoverySettings;
+}
+
+/** The service registry's sources and the self-registration grace. */
+export interface DiscoverySettings {
+  readonly staticFile?: string;
+  readonly registrationGraceMs: number;
+  /** Present only when `discovery.kubernetes.enabled` is true. */
+  readonly kubernetes?: KubernetesDiscoveryConfig;
 }
 
 interface Raw {
@@ -129,10 +148,11 @@ interface Raw {
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
   federation?: FederationInput;
+  discovery?: { staticFile?: string; registrationGrace?: number; kubernetes?: KubernetesDiscoveryInput };
 }
 
 /** Validates the text; throws TESSERA_ERR_CONFIG_INVALID / _UNREADABLE with file:line:key. */
-export function parseControlPlaneConfig(text: string, file: string): ControlPlaneConfig {
+export function parseControlPlaneConfig(text: string, file: string, env: Readonly<Record<string, string | undefined>> = process.env): ControlPlaneConfig {
   const parsed = parseYamlConfig<Raw>(text, file, controlPlaneSchema);
   const raw = parsed.value;
   const base = dirname(resolve(file));
@@ -176,6 +196,7 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
     const key = path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').slice(1);
     return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   }) : undefined;
+  const k8sDiscovery = resolveKubernetesDiscovery(raw.discovery?.kubernetes, base, env);
   return Object.freeze({
     file,
     trustDomain: TrustDomain.parse(raw.trustDomain),
@@ -217,6 +238,11 @@ export function parseControlPlaneConfig(text: string, file: string): ControlPlan
     },
     ...(injector ? { injector } : {}),
     ...(federation ? { federation } : {}),
+    discovery: {
+      ...(raw.discovery?.staticFile ? { staticFile: resolve(base, raw.discovery.staticFile) } : {}),
+      registrationGraceMs: raw.discovery?.registrationGrace ?? 10_000,
+      ...(k8sDiscovery ? { kubernetes: k8sDiscovery } : {}),
+    },
   });
 }
 

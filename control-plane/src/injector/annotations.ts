@@ -23,6 +23,8 @@ export const ANNOTATION = {
   tracingEndpoint: 'tessera.dev/tracing-endpoint',
   /** 0..1: share of new traces sampled, parent-based (telemetry.tracing.samplerRatio). Needs tracing-endpoint. */
   tracingSamplerRatio: 'tessera.dev/tracing-sampler-ratio',
+  /** "true" | "enabled" | "false" | "disabled": a forward-proxy outbound listener (mode: http-proxy) and HTTP_PROXY in the apps. */
+  httpProxy: 'tessera.dev/http-proxy',
   /** Written by the injector: the Tessera version that injected the pod. */
   injected: 'tessera.dev/injected',
   /** Written by the injector: the proxy config YAML, projected into the sidecar by the downward API. */
@@ -43,6 +45,9 @@ export const MAX_INBOUND_PORTS = 32;
 /** Outbound local ports default to FIRST_OUTBOUND_PORT, FIRST_OUTBOUND_PORT + 1, … unless ";local=" says. */
 export const FIRST_OUTBOUND_PORT = 15101;
 export const MAX_OUTBOUND = 64;
+/** The forward-proxy listener tessera.dev/http-proxy adds (DESIGN section 11): its name and loopback port. */
+export const HTTP_PROXY_LISTENER = 'mesh';
+export const HTTP_PROXY_PORT = 15080;
 
 export interface InboundPort {
   readonly appPort: number;
@@ -79,14 +84,29 @@ function parseProtocol(annotation: string, text: string, where: string): Protoco
   throw bad(annotation, `${where}protocol "${text}" is not one of ${PROTOCOLS.join(', ')}`);
 }
 
+/** "true" | "enabled" → true, "false" | "disabled" → false (case-insensitive), absent → `absent`; else an error. */
+function parseSwitch(annotations: Annotations, annotation: string, absent: boolean): boolean {
+  const v = annotations[annotation];
+  if (v === undefined) return absent;
+  const t = v.trim().toLowerCase();
+  if (t === 'false' || t === 'disabled') return false;
+  if (t === 'true' || t === 'enabled') return true;
+  throw bad(annotation, `"${v}" is not one of "true", "enabled", "false", "disabled"`);
+}
+
 /** Whether the pod asks to be left alone. Unknown values are errors rather than guesses. */
 export function podOptsOut(annotations: Annotations): boolean {
-  const v = annotations[ANNOTATION.inject];
-  if (v === undefined) return false;
-  const t = v.trim().toLowerCase();
-  if (t === 'false' || t === 'disabled') return true;
-  if (t === 'true' || t === 'enabled') return false;
-  throw bad(ANNOTATION.inject, `"${v}" is not one of "true", "enabled", "false", "disabled"`);
+  return !parseSwitch(annotations, ANNOTATION.inject, true);
+}
+
+/**
+ * Whether the pod asks for the forward-proxy listener (tessera.dev/http-proxy). Its name is taken, so a
+ * tessera.dev/outbound entry of that name is refused with it.
+ */
+export function parseHttpProxy(annotations: Annotations, outbound: readonly OutboundUpstream[]): boolean {
+  if (!parseSwitch(annotations, ANNOTATION.httpProxy, false)) return false;
+  if (outbound.some((o) => o.name === HTTP_PROXY_LISTENER)) throw bad(ANNOTATION.httpProxy, `the forward-proxy listener is named "${HTTP_PROXY_LISTENER}": rename that ${ANNOTATION.outbound} entry`);
+  return true;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   NAMESPACE_INJECT_LABEL,
   NAMESPACE_INJECT_VALUE,
   RESERVED_PORTS,
+  parseHttpProxy,
   parseInboundPorts,
   parseOutbound,
   parseTelemetry,
@@ -15,8 +16,8 @@ import {
 import type { InjectorConfig } from './injector-config.js';
 import { type Container, type EnvVar, type Json, type Pod, type Volume, type VolumeMount, isObject } from './k8s-types.js';
 import { type AppProbeTarget, type ProbeField, rewriteProbes } from './probe-rewrite.js';
-import { buildProxyConfig, renderProxyConfigYaml, SIDECAR_PATHS } from './proxy-config.js';
-import { SIDECAR_NAME, SPIFFE_ENDPOINT_ENV, VOLUME, appEnv, appVolumeMount, sidecarContainer, sidecarVolumes } from './sidecar.js';
+import { buildProxyConfig, HTTP_PROXY_URL, renderProxyConfigYaml, SIDECAR_PATHS } from './proxy-config.js';
+import { SIDECAR_NAME, VOLUME, appEnv, appVolumeMount, sidecarContainer, sidecarVolumes } from './sidecar.js';
 
 export interface InjectionContext {
   readonly config: InjectorConfig;
@@ -35,8 +36,8 @@ export type SkipReason = 'namespace-not-enabled' | 'opted-out' | 'already-inject
 export interface AppContainerAdditions {
   readonly index: number;
   readonly mount: VolumeMount;
-  /** Absent when the container already sets SPIFFE_ENDPOINT_SOCKET itself. */
-  readonly env?: EnvVar;
+  /** Appended to the container's env: SPIFFE_ENDPOINT_SOCKET and the proxy variables it does not set itself; absent when none. */
+  readonly env?: readonly EnvVar[];
   /** Probes replaced by their sidecar-relayed form (probe-rewrite.ts); absent when none is rewritten. */
   readonly probes?: Partial<Record<ProbeField, Json>>;
 }
@@ -152,15 +153,16 @@ export function planInjection(input: InjectionInput, ctx: InjectionContext): Inj
     annotations,
     inbound.map((p) => p.appPort),
   );
+  const httpProxy = parseHttpProxy(annotations, outbound);
   checkConflicts(pod);
   checkBundle(ctx.bundlePem);
   const rewritten = pod.spec.containers.map(rewriteProbes);
   const appProbes = Object.assign({}, ...rewritten.map((r) => r.targets)) as Record<string, AppProbeTarget>;
-  const proxyYaml = renderProxyConfigYaml(buildProxyConfig(ctx.config, inbound, outbound, parseTelemetry(annotations), appProbes));
+  const proxyYaml = renderProxyConfigYaml(buildProxyConfig(ctx.config, inbound, outbound, parseTelemetry(annotations), appProbes, { httpProxy }));
   const appContainers = pod.spec.containers.map((c, index) => {
-    const hasEnv = (c.env ?? []).some((e) => e.name === SPIFFE_ENDPOINT_ENV);
+    const env = appEnv(c.env ?? [], httpProxy ? HTTP_PROXY_URL : undefined);
     const probes = rewritten[index]!.probes;
-    return { index, mount: appVolumeMount(), ...(hasEnv ? {} : { env: appEnv() }), ...(Object.keys(probes).length > 0 ? { probes } : {}) };
+    return { index, mount: appVolumeMount(), ...(env.length > 0 ? { env } : {}), ...(Object.keys(probes).length > 0 ? { probes } : {}) };
   });
   return {
     action: 'inject',

@@ -38,8 +38,8 @@ export function jsonPatchFor(pod: Pod, add: PodAdditions): JsonPatchOp[] {
     if (!c.volumeMounts) ops.push({ op: 'add', path: `${base}/volumeMounts`, value: [json(a.mount)] });
     else ops.push({ op: 'add', path: `${base}/volumeMounts/-`, value: json(a.mount) });
     if (a.env) {
-      if (!c.env) ops.push({ op: 'add', path: `${base}/env`, value: [json(a.env)] });
-      else ops.push({ op: 'add', path: `${base}/env/-`, value: json(a.env) });
+      if (!c.env) ops.push({ op: 'add', path: `${base}/env`, value: json(a.env) });
+      else for (const e of a.env) ops.push({ op: 'add', path: `${base}/env/-`, value: json(e) });
     }
     for (const [field, probe] of Object.entries(a.probes ?? {})) ops.push({ op: 'replace', path: `${base}/${field}`, value: json(probe) });
   }
@@ -56,7 +56,7 @@ export function applyAdditions(pod: Pod, add: PodAdditions): Pod {
   for (const a of add.appContainers) {
     const c = out.spec.containers[a.index]!;
     c.volumeMounts = [...(c.volumeMounts ?? []), cloneJson(a.mount)];
-    if (a.env) c.env = [...(c.env ?? []), cloneJson(a.env)];
+    if (a.env) c.env = [...(c.env ?? []), ...cloneJson(a.env)];
     for (const [field, probe] of Object.entries(a.probes ?? {})) c[field] = cloneJson(probe);
   }
   return out;

@@ -1,6 +1,6 @@
 // The sidecar's proxy config (DESIGN section 8 keys) built from the pod's annotations, and the paths it names.
 import { stringify } from 'yaml';
-import { ADMIN_PORT, FIRST_INBOUND_PORT, type InboundPort, type OutboundUpstream, type TelemetryAnnotations } from './annotations.js';
+import { ADMIN_PORT, FIRST_INBOUND_PORT, HTTP_PROXY_LISTENER, HTTP_PROXY_PORT, type InboundPort, type OutboundUpstream, type TelemetryAnnotations } from './annotations.js';
 import type { InjectorConfig } from './injector-config.js';
 import type { AppProbeTarget } from './probe-rewrite.js';
 
@@ -19,7 +19,7 @@ export const SIDECAR_PATHS = Object.freeze({
 export interface ProxyConfigDocument {
   readonly identity: { readonly controlPlane: { readonly address: string; readonly bundleFile: string; readonly kubernetesTokenFile: string } };
   readonly inbound?: readonly { name: string; listen: string; forwardTo: string; protocol: string; mtls?: string }[];
-  readonly outbound?: readonly { name: string; listen: string; upstream: string; spiffeId: string; protocol: string }[];
+  readonly outbound?: readonly ({ name: string; listen: string; upstream: string; spiffeId: string; protocol: string } | { name: string; listen: string; mode: 'http-proxy' })[];
   readonly admin: { readonly listen: string; readonly appProbes?: Readonly<Record<string, AppProbeTarget>> };
   readonly workloadApi: { readonly socket: string };
   readonly telemetry?: TelemetryAnnotations;
@@ -29,14 +29,26 @@ export function inboundListenPort(index: number): number {
   return FIRST_INBOUND_PORT + index;
 }
 
+/** The app's forward proxy (tessera.dev/http-proxy): loopback only, routes by Host/authority and CONNECT. */
+export const HTTP_PROXY_URL = `http://127.0.0.1:${HTTP_PROXY_PORT}`;
+
 export function buildProxyConfig(
   config: InjectorConfig,
   inbound: readonly InboundPort[],
-  outbound: readonly OutboundUpstream[],
+  upstreams: readonly OutboundUpstream[],
   telemetry: TelemetryAnnotations = {},
   appProbes: Readonly<Record<string, AppProbeTarget>> = {},
+  options: { readonly httpProxy?: boolean } = {},
 ): ProxyConfigDocument {
   const bind = config.podBindAddress;
+  const outbound: NonNullable<ProxyConfigDocument['outbound']>[number][] = upstreams.map((o) => ({
+    name: o.name,
+    listen: `127.0.0.1:${o.localPort}`,
+    upstream: o.upstream,
+    spiffeId: o.spiffeId,
+    protocol: o.protocol,
+  }));
+  if (options.httpProxy) outbound.push({ name: HTTP_PROXY_LISTENER, listen: `127.0.0.1:${HTTP_PROXY_PORT}`, mode: 'http-proxy' });
   return {
     identity: {
       controlPlane: {
@@ -56,17 +68,7 @@ export function buildProxyConfig(
           })),
         }
       : {}),
-    ...(outbound.length > 0
-      ? {
-          outbound: outbound.map((o) => ({
-            name: o.name,
-            listen: `127.0.0.1:${o.localPort}`,
-            upstream: o.upstream,
-            spiffeId: o.spiffeId,
-            protocol: o.protocol,
-          })),
-        }
-      : {}),
+    ...(outbound.length > 0 ? { outbound } : {}),
     // Not loopback: the kubelet's probes (/ready, /healthz, and the apps' rewritten ones) reach the pod IP.
     admin: { listen: `${bind}:${ADMIN_PORT}`, ...(Object.keys(appProbes).length > 0 ? { appProbes } : {}) },
     workloadApi: { socket: SIDECAR_PATHS.workloadSocket },

@@ -92,6 +92,25 @@ export function appVolumeMount(): VolumeMount {
   return { name: VOLUME.workload, mountPath: SIDECAR_PATHS.workloadDir, readOnly: true };
 }
 
-export function appEnv(): EnvVar {
-  return { name: SPIFFE_ENDPOINT_ENV, value: `unix://${SIDECAR_PATHS.workloadSocket}` };
+/**
+ * Hosts the app reaches directly even with HTTP_PROXY set: loopback (its own pod), the cloud metadata address
+ * (SDKs fetch credentials there over plain HTTP), and the Kubernetes API (not in the mesh; in-cluster clients
+ * use HTTPS, which HTTPS_PROXY — never set — would govern, but an explicit http:// name must not be captured).
+ */
+export const NO_PROXY_HOSTS = 'localhost,127.0.0.1,::1,169.254.169.254,kubernetes.default,kubernetes.default.svc,kubernetes.default.svc.cluster.local';
+
+/**
+ * What the injector adds to an app container's env: the Workload API socket, and with the forward proxy
+ * HTTP_PROXY/http_proxy and NO_PROXY/no_proxy (both spellings: curl reads only the lower-case http_proxy, other
+ * tools the upper-case one). A variable the container sets itself — in either spelling — is left to it, as a
+ * pair, so the two spellings never disagree.
+ */
+export function appEnv(existing: readonly EnvVar[], httpProxyUrl: string | undefined): EnvVar[] {
+  const has = (...names: string[]) => existing.some((e) => names.includes(e.name));
+  const out: EnvVar[] = [];
+  if (!has(SPIFFE_ENDPOINT_ENV)) out.push({ name: SPIFFE_ENDPOINT_ENV, value: `unix://${SIDECAR_PATHS.workloadSocket}` });
+  if (httpProxyUrl === undefined) return out;
+  if (!has('HTTP_PROXY', 'http_proxy')) out.push({ name: 'HTTP_PROXY', value: httpProxyUrl }, { name: 'http_proxy', value: httpProxyUrl });
+  if (!has('NO_PROXY', 'no_proxy')) out.push({ name: 'NO_PROXY', value: NO_PROXY_HOSTS }, { name: 'no_proxy', value: NO_PROXY_HOSTS });
+  return out;
 }

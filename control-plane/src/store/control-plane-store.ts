@@ -9,6 +9,7 @@ import { openDatabase } from './database.js';
 import { GrantStore } from './grant-store.js';
 import { InventoryStore } from './inventory-store.js';
 import { MetaStore } from './meta-store.js';
+import { RegistrationStore } from './registration-store.js';
 import { RevocationStore } from './revocation-store.js';
 import { TokenStore } from './token-store.js';
 
@@ -22,6 +23,7 @@ export interface ControlPlaneStore {
   readonly grants: GrantStore;
   readonly meta: MetaStore;
   readonly revocations: RevocationStore;
+  readonly registrations: RegistrationStore;
   /** Closes the audit file, then the database. */
   close(): void;
 }
@@ -46,6 +48,7 @@ export function openControlPlaneStore(dataDir: string): ControlPlaneStore {
       grants: new GrantStore(db),
       meta: new MetaStore(db),
       revocations: new RevocationStore(db),
+      registrations: new RegistrationStore(db),
       close: () => {
         try {
           log.close();

@@ -1,7 +1,7 @@
 // Opens the control plane's SQLite file (node:sqlite) and brings its schema up to date. Only store/ sees SQL.
 import { DatabaseSync } from 'node:sqlite';
 
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 /** One SQL script per schema version (index 0 brings 0 → 1); exported for the upgrade tests. */
 export const MIGRATIONS: readonly string[] = [
@@ -62,6 +62,16 @@ export const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (kind, value)
    );
    ALTER TABLE join_tokens ADD COLUMN revoked_at_ms INTEGER;`,
+  // 3: service registry — self-registrations, kept so a restarted control plane serves them until re-registered.
+  `CREATE TABLE registrations (
+     session TEXT NOT NULL,
+     spiffe_id TEXT NOT NULL,
+     service TEXT NOT NULL,
+     address TEXT NOT NULL,
+     endpoint_json TEXT NOT NULL,
+     updated_at_ms INTEGER NOT NULL,
+     PRIMARY KEY (session, service, address)
+   );`,
 ];
 
 export function openDatabase(path: string): DatabaseSync {

@@ -163,11 +163,13 @@ describe('install: control plane, injector, RBAC, webhook', () => {
     expect(find('install', 'Namespace', 'tessera-system').metadata.labels['tessera.dev/inject']).toBe('disabled');
   });
 
-  test('RBAC is least privilege: create tokenreviews, read the issuer discovery, nothing else', () => {
+  test('RBAC is least privilege: create tokenreviews, read the issuer discovery, list/watch slices and pods, nothing else', () => {
     const role = find('install', 'ClusterRole', 'tessera-control-plane');
     expect(role.rules).toEqual([
       { apiGroups: ['authentication.k8s.io'], resources: ['tokenreviews'], verbs: ['create'] },
       { nonResourceURLs: ['/.well-known/openid-configuration', '/openid/v1/jwks'], verbs: ['get'] },
+      { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
+      { apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] },
     ]);
     expect(all('install').some((o) => o.kind === 'Role' || o.kind === 'RoleBinding')).toBe(false);
     expect(find('install', 'ClusterRoleBinding', 'tessera-control-plane').subjects).toEqual([

@@ -1,0 +1,74 @@
+// The control plane's `discovery.kubernetes` config block: where the Kubernetes API is (in-cluster defaults), which
+// namespaces to watch, and the sidecar's inbound port the EndpointSlice source puts in each endpoint.
+import { resolve } from 'node:path';
+import type { ObjectSchema } from '../../../common/config/schema.js';
+
+const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** The sidecar's inbound listener port the injector configures (tessera.dev/inbound-port overrides it per pod). */
+export const DEFAULT_INBOUND_PORT = 15006;
+const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+
+export const KUBERNETES_DISCOVERY_SCHEMA: ObjectSchema = {
+  type: 'object',
+  description: 'Endpoints from the Kubernetes API: EndpointSlices and Pods, watched',
+  properties: {
+    enabled: { type: 'boolean', default: false },
+    apiServer: {
+      type: 'string',
+      format: 'url',
+      check: (v) => (v.startsWith('https://') ? null : `"${v}" is not an https:// URL`),
+      description: 'Default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT in a pod, else https://kubernetes.default.svc',
+    },
+    tokenFile: { type: 'string', minLength: 1, default: `${SERVICE_ACCOUNT_DIR}/token`, description: 'Bearer token, re-read on every (re)connect (projected tokens rotate)' },
+    caFile: { type: 'string', minLength: 1, default: `${SERVICE_ACCOUNT_DIR}/ca.crt`, description: 'The API server\'s CA (PEM)' },
+    namespaces: {
+      type: 'array',
+      items: { type: 'string', check: (v) => (NAMESPACE.test(v) ? null : `"${v}" is not a namespace name`) },
+      description: 'Namespaces to watch; absent = all',
+    },
+    inboundPort: { type: 'number', integer: true, min: 1, max: 65_535, default: DEFAULT_INBOUND_PORT, description: 'The sidecar inbound port of each endpoint (pod annotation tessera.dev/inbound-port overrides)' },
+    debounce: { type: 'duration', min: 0, max: 60_000, default: '100ms', description: 'Changes within this window make one view' },
+  },
+};
+
+/** The block as the validator gives it (durations in ms). */
+export interface KubernetesDiscoveryInput {
+  enabled?: boolean;
+  apiServer?: string;
+  tokenFile?: string;
+  caFile?: string;
+  namespaces?: string[];
+  inboundPort?: number;
+  debounce?: number;
+}
+
+export interface KubernetesDiscoveryConfig {
+  readonly apiServer: string;
+  readonly tokenFile: string;
+  readonly caFile: string;
+  /** Empty: all namespaces. */
+  readonly namespaces: readonly string[];
+  readonly inboundPort: number;
+  readonly debounceMs: number;
+}
+
+/** The in-cluster API server address from the variables the kubelet sets in every pod. */
+function inClusterApiServer(env: Readonly<Record<string, string | undefined>>): string {
+  const host = env['KUBERNETES_SERVICE_HOST'];
+  if (!host) return 'https://kubernetes.default.svc';
+  const port = env['KUBERNETES_SERVICE_PORT'] || '443';
+  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
+}
+
+/** Undefined unless `enabled: true`; file paths relative to `base` (the config file's directory). */
+export function resolveKubernetesDiscovery(raw: KubernetesDiscoveryInput | undefined, base: string, env: Readonly<Record<string, string | undefined>>): KubernetesDiscoveryConfig | undefined {
+  if (!raw?.enabled) return undefined;
+  return Object.freeze({
+    apiServer: (raw.apiServer ?? inClusterApiServer(env)).replace(/\/+$/, ''),
+    tokenFile: resolve(base, raw.tokenFile ?? `${SERVICE_ACCOUNT_DIR}/token`),
+    caFile: resolve(base, raw.caFile ?? `${SERVICE_ACCOUNT_DIR}/ca.crt`),
+    namespaces: Object.freeze([...new Set(raw.namespaces ?? [])]),
+    inboundPort: raw.inboundPort ?? DEFAULT_INBOUND_PORT,
+    debounceMs: raw.debounce ?? 100,
+  });
+}

@@ -1,0 +1,84 @@
+// Turns the `discovery` config into running parts: the service registry (self-registrations persisted in the store),
+// its endpoint sources (static file, Kubernetes), the Discovery service's Watch and Register handlers, and their
+// reports (gauges, refusals audited). main.ts adds the handlers to the gRPC server and calls tick/quiesce/stop.
+import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../../common/clock.js';
+import { describeError } from '../../../common/errors.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import { discoveryWatchReports, registrationReports, registryGauge, sourceErrorReport } from '../admin/discovery-reports.js';
+import type { ControlPlaneMetrics } from '../admin/metrics.js';
+import type { StreamCallerDeps } from '../api/stream-caller.js';
+import type { DiscoverySettings } from '../config/cp-config.js';
+import type { ControlPlaneLogger } from '../logger.js';
+import type { AuditLog } from '../store/audit-log.js';
+import type { MetaStore } from '../store/meta-store.js';
+import type { RegistrationStore } from '../store/registration-store.js';
+import { DiscoveryHub } from './discovery-watch.js';
+import type { EndpointSource } from './endpoint-source.js';
+import { KubernetesEndpointsSource } from './kubernetes-endpoints-source.js';
+import { RegistrationHub } from './registration-service.js';
+import { ServiceRegistry } from './service-registry.js';
+import { StaticEndpointsSource } from './static-endpoints-source.js';
+
+export interface DiscoveryDeps extends Pick<StreamCallerDeps, 'svids' | 'peerChain' | 'admit'> {
+  readonly trustDomain: TrustDomain;
+  readonly clock: Clock;
+  readonly timers: Timers;
+  readonly log: ControlPlaneLogger;
+  readonly metrics: ControlPlaneMetrics;
+  readonly audit: AuditLog;
+  readonly meta: MetaStore;
+  readonly registrations: RegistrationStore;
+}
+
+export interface RunningDiscovery {
+  readonly registry: ServiceRegistry;
+  /** Watch and Register, for server.addService. */
+  readonly handlers: grpc.UntypedServiceImplementation;
+  /** The short tick: streams whose SVID expired or whose caller was banned end. */
+  tick(): void;
+  /** Shutdown: watchers told to go; the registry stops before the Register calls end, so they stay persisted. */
+  quiesce(): void;
+  /** Stops the sources and the grace timers. */
+  stop(): void;
+}
+
+export function openDiscovery(config: DiscoverySettings, deps: DiscoveryDeps): RunningDiscovery {
+  const { clock, timers, log, metrics, audit } = deps;
+  const registry = new ServiceRegistry({
+    clock,
+    timers,
+    nextVersion: () => deps.meta.increment('discovery.version'),
+    graceMs: config.registrationGraceMs,
+    persistence: deps.registrations,
+    onPersistError: (e) => log.error({ err: describeError(e) }, 'persisting a registration failed; kept in memory'),
+  });
+  const updateGauge = registryGauge(metrics);
+  registry.subscribe(() => updateGauge(registry));
+  updateGauge(registry);
+  const sources: EndpointSource[] = [];
+  if (config.staticFile) sources.push(new StaticEndpointsSource({ file: config.staticFile, timers, onError: sourceErrorReport('static', metrics, log) }));
+  if (config.kubernetes) sources.push(new KubernetesEndpointsSource({ config: config.kubernetes, trustDomain: deps.trustDomain, log, timers, clock }));
+  const caller = { svids: deps.svids, peerChain: deps.peerChain, admit: deps.admit };
+  const watch = new DiscoveryHub({ registry, clock, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
+  const register = new RegistrationHub({ registry, clock, ...caller, ...registrationReports(metrics, audit, clock) });
+  for (const s of sources) s.start((view) => registry.setSourceView(s.name, view));
+  return {
+    registry,
+    handlers: { ...watch.handlers(), ...register.handlers() },
+    tick: () => {
+      watch.tick();
+      register.tick();
+    },
+    quiesce: () => {
+      watch.endAll();
+      registry.stop();
+      register.endAll();
+    },
+    stop: () => {
+      for (const s of sources) s.stop();
+      registry.stop();
+    },
+  };
+}
