@@ -3,6 +3,7 @@
 // timeout and the header size limit, like any request head.
 import type { Socket } from 'node:net';
 import { mayBeConnect, parseConnectHead } from '../http1/connect-head.js';
+import { readFirstBytes } from './first-bytes.js';
 
 export type FirstRequest =
   | { readonly kind: 'http' }
@@ -11,34 +12,16 @@ export type FirstRequest =
   | { readonly kind: 'timeout' | 'closed' };
 
 export function readFirstRequest(socket: Socket, limits: { readonly headersTimeoutMs: number; readonly maxHeaderBytes: number }, done: (r: FirstRequest) => void): void {
-  let head: Buffer | null = null;
-  let finished = false;
-  const finish = (r: FirstRequest) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(timer);
-    socket.removeListener('readable', onReadable);
-    socket.removeListener('end', onGone);
-    socket.removeListener('close', onGone);
-    socket.removeListener('error', onGone);
-    if (r.kind === 'http') socket.unshift(head!);
-    done(r);
-  };
-  const onReadable = () => {
-    for (let chunk: Buffer | null = socket.read(); chunk !== null; chunk = socket.read()) {
-      head = head === null ? chunk : Buffer.concat([head, chunk]);
-    }
-    if (head === null) return;
-    if (!mayBeConnect(head)) return finish({ kind: 'http' });
-    const r = parseConnectHead(head, limits.maxHeaderBytes);
-    if ('incomplete' in r) return;
-    if ('rejected' in r) return finish({ kind: 'rejected', status: r.rejected === 'bad_request' ? 400 : 431, reason: r.rejected });
-    finish({ kind: 'connect', authority: r.authority, rest: head.length > r.length ? head.subarray(r.length) : null });
-  };
-  const onGone = () => finish({ kind: 'closed' });
-  const timer = setTimeout(() => finish({ kind: 'timeout' }), limits.headersTimeoutMs);
-  socket.on('readable', onReadable);
-  socket.once('end', onGone);
-  socket.once('close', onGone);
-  socket.once('error', onGone);
+  readFirstBytes<FirstRequest>(
+    socket,
+    limits.headersTimeoutMs,
+    (head) => {
+      if (!mayBeConnect(head)) return { result: { kind: 'http' }, putBack: true };
+      const r = parseConnectHead(head, limits.maxHeaderBytes);
+      if ('incomplete' in r) return null;
+      if ('rejected' in r) return { result: { kind: 'rejected', status: r.rejected === 'bad_request' ? 400 : 431, reason: r.rejected }, putBack: false };
+      return { result: { kind: 'connect', authority: r.authority, rest: head.length > r.length ? head.subarray(r.length) : null }, putBack: false };
+    },
+    (r) => done(r === 'timeout' || r === 'closed' ? { kind: r } : r),
+  );
 }

@@ -1,6 +1,7 @@
 // Tells a TLS ClientHello from plaintext by the first bytes of an accepted connection (permissive inbound
 // listeners), without consuming them: what was read is put back for whoever handles the connection next.
 import type { Socket } from 'node:net';
+import { readFirstBytes } from './first-bytes.js';
 
 export type FirstBytes = 'tls' | 'plaintext';
 /** `timeout`: too few bytes within the bound; `closed`: the peer went away first. The socket is then destroyed. */
@@ -23,31 +24,16 @@ export function classifyFirstBytes(head: Uint8Array): FirstBytes | null {
  * sends nothing (server-speaks-first protocols included: they cannot be detected). `done` is called once.
  */
 export function sniffFirstBytes(socket: Socket, timeoutMs: number, done: (r: SniffResult) => void): void {
-  let head: Buffer | null = null;
-  let finished = false;
-  const finish = (r: SniffResult) => {
-    if (finished) return;
-    finished = true;
-    clearTimeout(timer);
-    socket.removeListener('readable', onReadable);
-    socket.removeListener('end', onGone);
-    socket.removeListener('close', onGone);
-    socket.removeListener('error', onGone);
-    if (r === 'tls' || r === 'plaintext') socket.unshift(head!);
-    else socket.destroy();
-    done(r);
-  };
-  const onReadable = () => {
-    for (let chunk: Buffer | null = socket.read(); chunk !== null; chunk = socket.read()) {
-      head = head === null ? chunk : Buffer.concat([head, chunk]);
-    }
-    const kind = head === null ? null : classifyFirstBytes(head);
-    if (kind) finish(kind);
-  };
-  const onGone = () => finish('closed');
-  const timer = setTimeout(() => finish('timeout'), timeoutMs);
-  socket.on('readable', onReadable);
-  socket.once('end', onGone);
-  socket.once('close', onGone);
-  socket.once('error', onGone);
+  readFirstBytes<FirstBytes>(
+    socket,
+    timeoutMs,
+    (head) => {
+      const kind = classifyFirstBytes(head);
+      return kind ? { result: kind, putBack: true } : null;
+    },
+    (r) => {
+      if (r === 'timeout' || r === 'closed') socket.destroy();
+      done(r);
+    },
+  );
 }
