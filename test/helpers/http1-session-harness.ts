@@ -43,6 +43,10 @@ export interface HarnessOptions {
   readonly firstHeadTimeout?: boolean;
   /** false: the session gets no default pool (every plan must name one). */
   readonly defaultPool?: boolean;
+  /** Also called with every record and its plan's context (e.g. to end a balanced route, as a listener does). */
+  readonly done?: (record: ExchangeRecord, context: unknown) => void;
+  /** The session's scheduler for a retry's backoff; absent: none (a retry starts at once). */
+  readonly schedule?: (ms: number, fn: () => void) => void;
 }
 
 export interface Harness {
@@ -77,9 +81,13 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
         ...(o.totalTimeoutMs ? { totalTimeoutMs: o.totalTimeoutMs } : {}),
         ...(o.responseHeaders ? { responseHeaders: o.responseHeaders } : {}),
         ...(o.firstHeadTimeout ? { firstHeadTimeout: true } : {}),
+        ...(o.schedule ? { schedule: o.schedule } : {}),
         hooks: {
           plan: o.plan ?? (() => ({ forward: true, add: '', upgrade: true })),
-          done: (r) => records.push(r),
+          done: (r, context) => {
+            records.push(r);
+            o.done?.(r, context);
+          },
           rejected: (r) => rejected.push(r),
           upgraded: (d) => {
             upgraded += d;

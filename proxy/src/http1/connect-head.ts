@@ -1,6 +1,7 @@
 // The head of a CONNECT request (RFC 9110 section 9.3.6) as a forward proxy reads it: `CONNECT host:port
 // HTTP/1.x`, then header lines, within the header size limit. Only the authority matters to the proxy; the header
 // lines are checked for the same characters as any head (no CTL but HTAB) and otherwise ignored. Pure.
+import { hostOf } from '../routing/service-host.js';
 
 export type ConnectHead = { readonly authority: string; readonly length: number } | { readonly incomplete: true } | { readonly rejected: 'bad_request' | 'header_too_large' };
 
@@ -21,6 +22,7 @@ export function parseConnectHead(buf: Buffer, maxHeaderBytes: number): ConnectHe
   if (!HEAD_TEXT.test(text)) return { rejected: 'bad_request' };
   const eol = text.indexOf('\r\n');
   const m = REQUEST_LINE.exec(eol < 0 ? text : text.slice(0, eol));
-  if (!m) return { rejected: 'bad_request' };
+  // The host and port as any authority is checked (a port outside 1..65535 cannot be dialled).
+  if (!m || hostOf(m[1]!) === null) return { rejected: 'bad_request' };
   return { authority: m[1]!, length: end + 4 };
 }

@@ -151,9 +151,10 @@ export class Http1Exchange {
    * The current attempt failed with `reason`: whether the route sends the request to another endpoint. True: the
    * next attempt is in `next`, for the session to start. Before any byte reached the endpoint any request may go;
    * after, only one whose whole request is held (idempotent or retryable, body within the limit) and unanswered.
+   * Never once the exchange was flagged: a client that left (its answer read into the void) wants no retry.
    */
   tryRetry(reason: RetryReason): boolean {
-    if (!this.route || this.resStarted) return false;
+    if (!this.route || this.resStarted || this.flag !== undefined) return false;
     const replayable = this.#held !== null && this.reqDone;
     const next = this.route.retry(reason, replayable);
     if (!next) return false;

@@ -18,7 +18,7 @@ export interface RouteDeps<R> {
   readonly service: string;
   pick(exclude?: ReadonlySet<string>): Lease<R> | undefined;
   /** The service's retry budget: one deposit per request, one withdrawal per retry after bytes were sent. */
-  readonly budget: { deposit(): void; tryWithdraw(): boolean };
+  readonly budget: { deposit(): void; tryWithdraw(): boolean; refund(): void };
   readonly retry: RetrySettings;
   readonly nowMs: () => number;
   readonly random: () => number;
@@ -40,6 +40,8 @@ export class ExchangeRoute<R> {
   #attemptStartMs: number;
   #retries = 0;
   #attemptEnded = false;
+  /** The current attempt reached its endpoint (a request went out, or the tunnel is up). */
+  #sent = false;
   /** Endpoints already tried (only allocated on a first retry). */
   #tried: Set<string> | null = null;
 
@@ -79,11 +81,13 @@ export class ExchangeRoute<R> {
    * (paid once, then pooled) does not make its endpoint look slow (Linkerd's balancer measures from dispatch too).
    */
   dispatched(): void {
+    this.#sent = true;
     this.#attemptStartMs = this.#d.nowMs();
   }
 
   /** The response head (or the connection, for TCP) arrived: the attempt's latency feeds the estimate. */
   responded(): void {
+    this.#sent = true;
     const ms = this.#d.nowMs() - this.#attemptStartMs;
     this.#lease.observe(ms);
     this.#d.onLatency(this.#d.service, this.#lease.address, ms / 1000);
@@ -104,11 +108,16 @@ export class ExchangeRoute<R> {
     this.#tried ??= new Set();
     this.#tried.add(this.#lease.address);
     const next = d.pick(this.#tried);
-    if (!next) return null;
+    if (!next) {
+      // Every endpoint was tried: no retry happened, so it must not spend the budget other requests may need.
+      if (!beforeAnyByte) d.budget.refund();
+      return null;
+    }
     this.#retries++;
     d.onRetry(d.service, reason);
     this.#lease = next;
     this.#attemptEnded = false;
+    this.#sent = false;
     this.#attemptStartMs = d.nowMs();
     return { lease: next, delayMs: beforeAnyByte ? 0 : this.#backoffMs() };
   }
@@ -118,8 +127,11 @@ export class ExchangeRoute<R> {
     this.#endAttempt(outcome);
   }
 
-  #endAttempt(outcome: AttemptOutcome): void {
+  #endAttempt(given: AttemptOutcome): void {
     if (this.#attemptEnded) return;
+    // An attempt that never reached its endpoint (ended during a retry's backoff or while its connection was being
+    // had) can only have failed to connect; anything else that ended it says nothing about the endpoint.
+    const outcome = this.#sent || given === 'connect_failed' || given === 'identity_mismatch' ? given : 'cancelled';
     this.#attemptEnded = true;
     this.#lease.end(outcome);
     this.#d.onAttempt(this.#d.service, this.#lease.address, outcome);

@@ -49,6 +49,12 @@ export class RetryBudget {
     return true;
   }
 
+  /** Gives back a withdrawal whose retry could not be made after all (no endpoint left to try). */
+  refund(): void {
+    const i = this.#bucket();
+    if (this.#withdrawals[i]! > 0) this.#withdrawals[i]! -= 1;
+  }
+
   /** The current bucket's index, after clearing every bucket that has left the window. */
   #bucket(): number {
     const epoch = Math.floor(this.#nowMs() / this.#bucketMs);

@@ -4,12 +4,19 @@
 
 const KUBERNETES_SUFFIXES = ['.svc.cluster.local', '.svc'];
 
-/** The host part of "host", "host:port" or "[v6]:port", lower-cased and without a final dot; null when malformed. */
+/**
+ * The host part of "host", "host:port" or "[v6]:port", lower-cased and without a final dot; null when malformed
+ * (a port outside 1..65535 included, as splitAddress refuses it).
+ */
 export function hostOf(authority: string): string | null {
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9._-]+))(?::(\d{1,5}))?$/.exec(authority);
-  if (!m) return null;
+  if (!m || (m[3] !== undefined && !validPort(Number(m[3])))) return null;
   const host = (m[1] ?? m[2]!).toLowerCase();
   return host.endsWith('.') ? host.slice(0, -1) : host;
+}
+
+function validPort(port: number): boolean {
+  return port >= 1 && port <= 65_535;
 }
 
 /** The service `authority` names among `known` ones, or null. */
