@@ -104,7 +104,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const d = this.d;
     const fixed = this.#static;
     const service = this.#http;
-    const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : fixed!.peer);
+    const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : (fixed?.peer ?? '-'));
     const retry = d.routing?.settings.retry;
     this.serveHttp1(socket, fixed?.pool ?? null, {
       plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
