@@ -10,7 +10,7 @@ import type { IssuedSvid } from '../identity/control-plane-svid-source.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { DiscoveryWatch, watchedServicesOf } from './discovery-watch.js';
-import { plannedRegistrations, RegistrationClient } from './registration-client.js';
+import { type PlannedRegistration, plannedRegistrations, RegistrationClient } from './registration-client.js';
 import { ServiceDirectory } from './service-directory.js';
 
 export interface MeshDiscoveryOptions {
@@ -37,7 +37,7 @@ export interface MeshDiscovery {
   readonly directory: ServiceDirectory;
   /** Absent when no outbound listener routes to a service. */
   readonly watch: DiscoveryWatch | undefined;
-  /** Absent when no inbound listener declares `service:`. */
+  /** Absent when no inbound listener declares `service:`, and until start() (it needs the bound ports). */
   readonly registration: RegistrationClient | undefined;
   start(): void;
   /** Readiness changed (or may have): send the registrations now instead of at the next look. */
@@ -78,8 +78,8 @@ export function createMeshDiscovery(o: MeshDiscoveryOptions): MeshDiscovery {
         },
       })
     : undefined;
-  const planned = plannedRegistrations(o.inbound, o.boundPort);
-  const registration =
+  // Made at start(), once the listeners are bound: a listener on port 0 registers the port it got.
+  const makeRegistration = (planned: PlannedRegistration[]) =>
     planned.length > 0
       ? new RegistrationClient({
           open: (svid, cb) => o.client.register(svid, cb),
@@ -96,14 +96,18 @@ export function createMeshDiscovery(o: MeshDiscoveryOptions): MeshDiscovery {
           },
         })
       : undefined;
+  let registration: RegistrationClient | undefined;
   let serial: string | undefined;
   let unsubscribe: (() => void) | undefined;
   return {
     directory,
     watch,
-    registration,
+    get registration() {
+      return registration;
+    },
     start() {
       if (unsubscribe) return;
+      registration = makeRegistration(plannedRegistrations(o.inbound, o.boundPort));
       metrics.discoveryConnected(false);
       serial = o.identity.current?.serial;
       unsubscribe = o.identity.subscribe((s) => {
