@@ -22,6 +22,10 @@ export interface LoadVariantSpec {
   readonly upstreamConnections?: () => Promise<number | null>;
   /** The h2load binary, for mode 'h2'. */
   readonly h2load?: string;
+  /** Counters read just before and just after the measured window; each difference joins the row under its name. */
+  readonly windowCounters?: () => Promise<Readonly<Record<string, number>>>;
+  /** Called as the measured window starts (e.g. to schedule a fault inside it). */
+  readonly onMeasuredStart?: () => void;
 }
 
 type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult;
@@ -83,8 +87,13 @@ export async function measureLoadVariant(opts: ScenarioOptions, clk: number, spe
   const c0 = await countConns(spec);
   if (opts.warmupMs > 0) await drive(opts, spec, opts.warmupMs, (ms) => tick(ms / total));
   const c1 = await countConns(spec);
-  const { result: r, sample } = await measureWindow(spec.measured, clk, () => drive(opts, spec, opts.durationMs, (ms) => tick((opts.warmupMs + ms) / total)));
+  const k1 = await spec.windowCounters?.();
+  const { result: r, sample } = await measureWindow(spec.measured, clk, () => {
+    spec.onMeasuredStart?.();
+    return drive(opts, spec, opts.durationMs, (ms) => tick((opts.warmupMs + ms) / total));
+  });
   const c2 = await countConns(spec);
+  const k2 = await spec.windowCounters?.();
   const completed = r.ok2xx + r.non2xx;
   const perReq = (us: number | undefined) => (us === undefined || !Number.isFinite(us) || completed === 0 ? null : r1(us / completed));
   const row: Record<string, string | number | null> = {
@@ -106,6 +115,7 @@ export async function measureLoadVariant(opts: ScenarioOptions, clk: number, spe
     machineSteal: r3(sample.machineSteal),
     errorSample: r.errorSamples[0] ?? null,
   };
+  for (const [name, after] of Object.entries(k2 ?? {})) row[name] = after - (k1?.[name] ?? 0);
   for (const p of spec.measured) {
     const role = p.role.charAt(0).toUpperCase() + p.role.slice(1);
     row[`cpuUsPerReq${role}`] = perReq(sample.cpuUs[p.role]);

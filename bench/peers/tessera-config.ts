@@ -135,3 +135,41 @@ export function sumMetric(promText: string, name: string, labelFilter?: (labels:
   }
   return found ? total : null;
 }
+
+/** Where a control-plane identity comes from: the control plane's gRPC address, its bundle, a join token file. */
+export interface TesseraControlPlaneIdentity {
+  readonly address: string;
+  readonly bundleFile: string;
+  readonly joinTokenFile: string;
+}
+
+/** What a mesh proxy's one outbound listener routes to (DESIGN.md section 11): a discovered service, or one fixed upstream. */
+export type TesseraOutboundRoute = { readonly service: string } | { readonly upstream: string; readonly spiffeId: string };
+
+export interface TesseraMeshProxy {
+  readonly controlPlane: TesseraControlPlaneIdentity;
+  /** host:port of the admin listener. */
+  readonly adminListen: string;
+  /** An inbound listener registered as an endpoint of `service`. */
+  readonly inbound?: { readonly listen: string; readonly forwardTo: string; readonly service: string };
+  readonly outbound?: { readonly listen: string; readonly route: TesseraOutboundRoute };
+  /** `off` unless given. */
+  readonly accessLog?: string;
+  /** The `routing:` block (DESIGN.md section 11) as written in YAML; absent: the defaults. */
+  readonly routing?: Readonly<Record<string, unknown>>;
+}
+
+/**
+ * A sidecar whose identity and policies come from a control plane: a replica (inbound with `service:`) or a caller
+ * (outbound by `service:` or to a fixed `upstream:`).
+ */
+export function tesseraMeshProxyConfig(c: TesseraMeshProxy): string {
+  return stringify({
+    identity: { controlPlane: { ...c.controlPlane } },
+    ...(c.inbound ? { inbound: [{ name: 'app', listen: c.inbound.listen, forwardTo: c.inbound.forwardTo, protocol: 'http', service: c.inbound.service }] } : {}),
+    ...(c.outbound ? { outbound: [{ name: 'bench-service', listen: c.outbound.listen, ...c.outbound.route, protocol: 'http' }] } : {}),
+    admin: { listen: c.adminListen },
+    telemetry: { accessLog: c.accessLog ?? 'off' },
+    ...(c.routing ? { routing: c.routing } : {}),
+  });
+}

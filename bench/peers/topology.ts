@@ -46,7 +46,7 @@ export interface PairHandle {
   upstreamConnections(): Promise<number | null>;
 }
 
-function httpGetText(url: string, timeoutMs = 2_000): Promise<string> {
+export function httpGetText(url: string, timeoutMs = 2_000): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = get(url, { agent: false, timeout: timeoutMs }, (res) => {
       let body = '';

@@ -87,6 +87,9 @@ export function chartsFor(r: ScenarioResult): Chart[] {
     list.push(cpuChart(r, `${n}-cpu.svg`, `${n}: CPU per request per side`));
     list.push(throughputChart(r, `${n}-throughput.svg`, `${n}: throughput vs peers (same run)`));
     list.push(latencyDistribution(r, `${n}-latency.svg`, `${n}: latency distribution`));
+  } else if (n.startsWith('balance')) {
+    list.push(cpuChart(r, `${n}-cpu.svg`, `${n}: CPU per request, balancer vs static upstream`));
+    list.push(latencyDistribution(r, `${n}-latency.svg`, `${n}: latency distribution`));
   } else if (n === 'handshake') {
     list.push(handshakeChart(r));
   } else if (n === 'rotation') {

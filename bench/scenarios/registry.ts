@@ -1,6 +1,7 @@
 // The scenarios `tessera bench` knows, in the order `tessera bench all` runs them.
 import type { BenchScenario } from '../harness/scenario.js';
 import { authzScenario } from './authz.js';
+import { balanceScenario } from './balance.js';
 import { handshakeScenario } from './handshake.js';
 import { issuanceScenario } from './issuance.js';
 import { meshScenario } from './mesh.js';
@@ -8,7 +9,7 @@ import { meshH2Scenario } from './mesh-h2.js';
 import { reuseScenario } from './reuse.js';
 import { rotationScenario } from './rotation.js';
 
-export const SCENARIOS: readonly BenchScenario[] = [meshScenario, meshH2Scenario, reuseScenario, handshakeScenario, rotationScenario, authzScenario, issuanceScenario];
+export const SCENARIOS: readonly BenchScenario[] = [meshScenario, meshH2Scenario, reuseScenario, handshakeScenario, rotationScenario, authzScenario, issuanceScenario, balanceScenario];
 
 export function findScenario(name: string): BenchScenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

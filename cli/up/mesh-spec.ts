@@ -16,8 +16,10 @@ export interface MeshWorkload {
   readonly protocol: 'http' | 'tcp';
   readonly inboundPort: number;
   readonly adminPort: number;
-  /** Local outbound listeners: app → this port → the named workload's inbound. */
+  /** Local outbound listeners: app → this port → the named workload's service (balanced over its replicas). */
   readonly outbound: readonly { readonly to: string; readonly port: number }[];
+  /** Copies of the app, each with its own sidecar; all register as the service named after the workload. */
+  readonly replicas: number;
 }
 
 export interface MeshSpec {
@@ -33,14 +35,29 @@ export function workloadId(spec: MeshSpec, name: string): string {
   return `spiffe://${spec.trustDomain}/ns/default/sa/${name}`;
 }
 
+/** A replica's own name (logs, configs, the demo app's `instance`): the workload's name when it has one replica. */
+export function replicaName(w: Pick<MeshWorkload, 'name' | 'replicas'>, index: number): string {
+  return w.replicas > 1 ? `${w.name}-${index + 1}` : w.name;
+}
+
+/**
+ * The port replica `index` (0-based) asks for, from the one mesh.yaml gives the workload: the app's own port counts
+ * up by one per replica (your command gets it as PORT), a sidecar's by ten (its app, inbound, admin and outbound
+ * ports of one replica are neighbours). 0 (any free port) stays 0.
+ */
+export function replicaPort(base: number, index: number, kind: 'app' | 'sidecar'): number {
+  return base === 0 ? 0 : base + index * (kind === 'app' ? 1 : 10);
+}
+
 export function defaultMesh(): MeshSpec {
   const spec: MeshSpec = {
     trustDomain: 'tessera.local',
     svidTtlMs: 2 * 60_000,
     controlPlane: { grpcPort: 18443, adminPort: 18444 },
     workloads: [
-      { name: 'web', appPort: 18080, protocol: 'http', inboundPort: 15006, adminPort: 15000, outbound: [{ to: 'api', port: 15001 }] },
-      { name: 'api', appPort: 18081, protocol: 'http', inboundPort: 15106, adminPort: 15100, outbound: [{ to: 'web', port: 15101 }] },
+      { name: 'web', appPort: 18080, protocol: 'http', inboundPort: 15006, adminPort: 15000, outbound: [{ to: 'api', port: 15001 }], replicas: 1 },
+      // Two replicas of api: web's sidecar balances every request over both.
+      { name: 'api', appPort: 18081, protocol: 'http', inboundPort: 15106, adminPort: 15100, outbound: [{ to: 'web', port: 15101 }], replicas: 2 },
     ],
     policies: {},
   };
@@ -77,7 +94,9 @@ export const MESH_SCHEMA: ObjectSchema = {
       items: {
         type: 'object',
         properties: {
-          name: { type: 'string', required: true, minLength: 1 },
+          // The name is a listener name and a service name in the sidecar's config.
+          name: { type: 'string', required: true, minLength: 1, check: (v) => (/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(v) ? null : 'must be lower-case letters, digits and "-" (at most 63), not starting or ending with "-"') },
+          replicas: { type: 'number', integer: true, min: 1, max: 16, default: 1 },
           command: { type: 'array', items: { type: 'string' }, minItems: 1 },
           cwd: { type: 'string' },
           env: { type: 'map', values: { type: 'string' } },
@@ -101,7 +120,7 @@ interface MeshFile {
   trustDomain: string;
   svidTtl: number;
   controlPlane?: { grpcPort?: number; adminPort?: number };
-  workloads: { name: string; command?: string[]; cwd?: string; env?: Record<string, string>; appPort: number; protocol: 'http' | 'tcp'; inboundPort?: number; adminPort?: number; outbound?: { to: string; port: number }[] }[];
+  workloads: { name: string; command?: string[]; cwd?: string; env?: Record<string, string>; appPort: number; protocol: 'http' | 'tcp'; inboundPort?: number; adminPort?: number; outbound?: { to: string; port: number }[]; replicas: number }[];
   policiesDir?: string;
 }
 
@@ -113,6 +132,7 @@ export async function loadMeshFile(path: string, readPolicies: (dir: string) => 
   const { value } = parseYamlConfig<MeshFile>(text, path, MESH_SCHEMA);
   const base = dirname(resolve(path));
   const names = new Set(value.workloads.map((w) => w.name));
+  if (names.size < value.workloads.length) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: two workloads have the same name (use replicas: N for copies of one)`);
   for (const w of value.workloads) {
     for (const o of w.outbound ?? []) {
       if (!names.has(o.to)) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: workload "${w.name}" has an outbound to unknown workload "${o.to}"`);
@@ -132,6 +152,7 @@ export async function loadMeshFile(path: string, readPolicies: (dir: string) => 
       inboundPort: w.inboundPort ?? 0,
       adminPort: w.adminPort ?? 0,
       outbound: w.outbound ?? [],
+      replicas: w.replicas,
     })),
     policies: value.policiesDir ? await readPolicies(resolve(base, value.policiesDir)) : {},
   };

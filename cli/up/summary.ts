@@ -19,6 +19,13 @@ export interface UpState {
   readonly pids: readonly number[];
 }
 
+/**
+ * The printed balancing command: requests, and how many at a time. One at a time, every request goes to the replica
+ * with the lowest latency estimate (P2C over peak-EWMA, nothing queued); concurrent ones spread by requests in flight.
+ */
+const BALANCE_REQUESTS = 20;
+const BALANCE_PARALLEL = 10;
+
 /** `self`: the command line that runs this CLI (cli/self-command.ts), never `npx tessera`. */
 export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string, self: string): UpState {
   const rel = (p: string) => relative(cwd, p) || '.';
@@ -38,6 +45,14 @@ export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string, self
           : `${w.name} → ${o.to} (no policy allows it: 403)`,
         command: `curl -s${verdictKnown ? '' : ' -i'} ${o.url}/hello`,
       });
+      if (dst.replicas.length > 1) {
+        commands.push({
+          name: `balance-${w.name}-to-${o.to}`,
+          description: `${w.name} → ${o.to}, ${BALANCE_REQUESTS} requests ${BALANCE_PARALLEL} at a time: ${w.name}'s sidecar balances them over ${o.to}'s ${dst.replicas.length} replicas (requests per answering instance)`,
+          command: `seq ${BALANCE_REQUESTS} | xargs -P ${BALANCE_PARALLEL} -I{} curl -s ${o.url}/hello | grep '"instance"' | sort | uniq -c`,
+        });
+        commands.push({ name: `endpoints-${w.name}-to-${o.to}`, description: `the ${o.to} endpoints ${w.name}'s sidecar discovered (state, latency, requests in flight)`, command: `curl -s ${w.adminUrl}/endpoints` });
+      }
       commands.push({
         name: `why-${w.name}-to-${o.to}`,
         description: `why: ask the policy engine about ${w.name} → ${o.to}`,
@@ -65,10 +80,15 @@ export function renderSummary(spec: MeshSpec, state: UpState, cwd: string): stri
   const out: string[] = ['', `tessera up — local mesh on loopback, trust domain ${state.trustDomain}`, ''];
   out.push(`  control plane  grpc ${state.controlPlane.grpc}  admin ${state.controlPlane.admin}  data ${rel(state.controlPlane.dataDir)}`);
   for (const w of state.workloads) {
-    const expiry = w.svidNotAfter ? new Date(w.svidNotAfter).toISOString().slice(11, 19) + 'Z' : 'unknown';
-    out.push(`  ${w.name.padEnd(6)} ${w.spiffeId}`);
-    out.push(`         SVID expires ${expiry}${w.svidSerial ? ` (serial ${w.svidSerial.slice(0, 12)}…)` : ''}; app ${w.appUrl}, inbound ${w.inbound}, admin ${w.adminUrl}`);
-    for (const o of w.outbound) out.push(`         outbound to ${o.to}: ${o.url}`);
+    const count = w.replicas.length;
+    out.push(`  ${w.name.padEnd(6)} ${w.spiffeId}  service ${w.service}, ${count} replica${count === 1 ? '' : 's'}`);
+    for (const r of w.replicas) {
+      const expiry = r.svidNotAfter ? new Date(r.svidNotAfter).toISOString().slice(11, 19) + 'Z' : 'unknown';
+      // One replica: its lines as before replicas existed; several: each under its own name.
+      const head = count > 1 ? `${r.replica}: ` : '';
+      out.push(`         ${head}SVID expires ${expiry}${r.svidSerial ? ` (serial ${r.svidSerial.slice(0, 12)}…)` : ''}; app ${r.appUrl}, inbound ${r.inbound}, admin ${r.adminUrl}`);
+      for (const o of r.outbound) out.push(`         ${head}outbound to ${o.to}: ${o.url}`);
+    }
   }
   for (const m of state.portMoves) out.push(`  note: port ${m.wanted} was in use; using ${m.port} instead`);
   out.push('', 'Try it:');

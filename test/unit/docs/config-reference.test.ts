@@ -162,7 +162,7 @@ describe('docs/configuration.md', () => {
         trustDomain: m.trustDomain,
         svidTtlMs: m.svidTtlMs,
         controlPlane: m.controlPlane,
-        workloads: m.workloads.map((w) => ({ name: w.name, appPort: w.appPort, protocol: w.protocol, inboundPort: w.inboundPort, adminPort: w.adminPort, outbound: w.outbound })),
+        workloads: m.workloads.map((w) => ({ name: w.name, appPort: w.appPort, protocol: w.protocol, inboundPort: w.inboundPort, adminPort: w.adminPort, outbound: w.outbound, replicas: w.replicas })),
       });
       expect(shape(documented)).toEqual(shape(embedded));
       expect(Object.keys(embedded.policies)).toEqual(['api-allow-web.yaml']);
