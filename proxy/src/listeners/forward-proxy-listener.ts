@@ -143,11 +143,16 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       socket.end(refusal(status, code));
       log(status, 0, 0, false, code);
     };
-    if (!d.identity.current) return refuse(503, 'not_ready');
-    if (!deps) return refuse(503, 'unknown_service');
-    if (!route) return refuse(503, 'no_endpoints');
+    const why = !d.identity.current ? 'not_ready' : !deps ? 'unknown_service' : !route ? 'no_endpoints' : null;
+    if (why || !route) {
+      refuse(503, why ?? 'no_endpoints');
+      return;
+    }
     dialRoute(route, this.#mtls, (err, up, resumed) => {
-      if (err || !up) return refuse(502, 'upstream_unavailable');
+      if (err || !up) {
+        refuse(502, 'upstream_unavailable');
+        return;
+      }
       if (socket.destroyed) {
         route.end('cancelled');
         up.destroy();

@@ -63,7 +63,9 @@ export class ListenerGroup {
     const out: Record<string, (EndpointView & { readonly listener: string })[]> = {};
     for (const l of this.#listeners) {
       for (const [service, views] of Object.entries(l.endpoints?.() ?? {})) {
-        (out[service] ??= []).push(...views.map((v) => ({ ...v, listener: l.config.name })));
+        const list = out[service] ?? [];
+        list.push(...views.map((v) => ({ ...v, listener: l.config.name })));
+        out[service] = list;
       }
     }
     return out;

@@ -48,8 +48,8 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const tcp = config.protocol === 'tcp';
     const mtls = outboundMtls(deps);
     let fixed: StaticUpstream | null = null;
-    let sweep = () => undefined as void;
-    let close = () => undefined as void;
+    let sweep: () => void = () => undefined;
+    let close: () => void = () => undefined;
     let http: RouteDeps<ConnectionPool> | null = null;
     let tunnels: RouteDeps<TunnelEndpoint> | null = null;
     let views = (): Record<string, readonly EndpointView[]> => ({});
@@ -140,7 +140,8 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     socket.once('error', () => socket.destroy());
     if (this.#tcp && !route) {
       socket.destroy();
-      return log(503, 0, 0, false, 'no_endpoints');
+      log(503, 0, 0, false, 'no_endpoints');
+      return;
     }
     const connected = (err: Error | null, up?: net.Socket, resumed?: boolean) => {
       if (err || !up) {
