@@ -104,11 +104,11 @@ export function tesseraEdgeProxyConfig(c: TesseraEdgeProxy): string {
 }
 
 /** DESIGN.md section 5: the server workload allows the client's SPIFFE ID (and nothing else). */
-export function allowPolicyYaml(serverId: string, clientId: string): string {
+export function allowPolicyYaml(serverId: string, clientId: string, name = 'bench-allow-client'): string {
   return stringify({
     apiVersion: 'tessera.dev/v1',
     kind: 'AuthorizationPolicy',
-    metadata: { name: 'bench-allow-client' },
+    metadata: { name },
     spec: {
       selector: serverId,
       action: 'ALLOW',

@@ -9,7 +9,7 @@ import type { MeasuredProcess } from '../harness/measure-window.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { type CallerHandle, type ReplicaHandle, endpointState, meshWorkloadId, startBenchControlPlane, startCaller, startReplica } from '../peers/mesh-topology.js';
 import { allowPolicyYaml, sumMetric } from '../peers/tessera-config.js';
-import { BALANCED, EXTRA_US_PER_SIDE_MAX, KILLED, SLOW, STATIC, balanceHeadlines, balanceSummary, requestsKey, shareKey, withShares } from './balance-summary.js';
+import { BALANCED, EXTRA_US_PER_SIDE_MAX, KILLED, ONE, SLOW, STATIC, balanceHeadlines, balanceSummary, requestsKey, shareKey, withShares } from './balance-summary.js';
 import { failureNotes } from './pair-summary.js';
 
 const SERVICE = 'api';
@@ -25,6 +25,9 @@ export const DEFAULT_OFFERED_RPS = 1_000;
 const BASE_EJECTION_MS = 5_000;
 
 const API_ID = meshWorkloadId(SERVICE);
+/** One more replica, alone in its service: reached by `service:` and by a static `upstream:`, the routing code's cost. */
+const SOLO_SERVICE = 'api-solo';
+const SOLO_ID = meshWorkloadId(SOLO_SERVICE);
 const CALLER_ID = meshWorkloadId('client');
 
 /** A metric's total in a scrape, 0 when absent (no sample yet); null when the scrape fails (a killed sidecar). */
@@ -125,14 +128,15 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const load = { ...opts, rateRps: offeredRps };
     const clk = ctx.clockTicksPerSecond;
     opts.progress(0, 'starting the control plane, 3 replicas and 2 callers');
-    const cp = await startBenchControlPlane(ctx.env, { 'api-allow-client.yaml': allowPolicyYaml(API_ID, CALLER_ID) });
+    const cp = await startBenchControlPlane(ctx.env, { 'api-allow-client.yaml': allowPolicyYaml(API_ID, CALLER_ID), 'api-solo-allow-client.yaml': allowPolicyYaml(SOLO_ID, CALLER_ID, 'bench-allow-client-solo') });
     const replicas: ReplicaHandle[] = [];
     for (let i = 1; i <= REPLICAS; i++) replicas.push(await startReplica(ctx.env, cp, SERVICE, i));
+    const solo = await startReplica(ctx.env, cp, SOLO_SERVICE, REPLICAS + 1);
     const registeredAt = Date.now();
     const balancer = await startCaller(ctx.env, cp, 'caller-service', CALLER_ID, { service: SERVICE }, { outlier: { baseEjectionTime: `${BASE_EJECTION_MS}ms` } });
-    const fixed = await startCaller(ctx.env, cp, 'caller-static', CALLER_ID, { upstream: replicas[0]!.inbound, spiffeId: API_ID });
-    await firstAnswer(balancer.entryPort, opts.signal);
-    await firstAnswer(fixed.entryPort, opts.signal);
+    const one = await startCaller(ctx.env, cp, 'caller-one', CALLER_ID, { service: SOLO_SERVICE });
+    const fixed = await startCaller(ctx.env, cp, 'caller-static', CALLER_ID, { upstream: solo.inbound, spiffeId: SOLO_ID });
+    for (const c of [balancer, one, fixed]) await firstAnswer(c.entryPort, opts.signal);
     // Endpoints new to the balancer get a growing share for a while (slow start): measure once that is over.
     const settle = DEFAULT_ROUTING.slowStartMs - (Date.now() - registeredAt);
     if (settle > 0) {
@@ -149,17 +153,27 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         ...(extra.onMeasuredStart ? { onMeasuredStart: extra.onMeasuredStart } : {}),
       }, tick).then((row) => withShares(foldReplicaRoles(row, REPLICAS), REPLICAS));
 
-    // (a) + (d): the balancer and the static upstream in the same rounds, order rotated per round.
-    const total = 4 * opts.rounds;
-    const a = await runRounds(phase(load, 0, (2 * opts.rounds) / total), [
+    // The solo replica's variants: its sidecar and app are the measured server side (role 1), no shares.
+    const measureSolo = (caller: CallerHandle) => (_round: number, tick: (f: number) => void) =>
+      measureLoadVariant(load, clk, {
+        port: caller.entryPort,
+        mode: 'keep-alive',
+        measured: [{ role: 'client', pid: caller.process.pid }, { role: 'replica1', pid: solo.proxy().pid }, { role: 'app1', pid: solo.app().pid }],
+        windowCounters: () => counters([], caller),
+      }, tick).then((row) => foldReplicaRoles(row, 1));
+
+    // (a) + (d): the balancer, the one-endpoint service and the static upstream in the same rounds, order rotated.
+    const total = 5 * opts.rounds;
+    const a = await runRounds(phase(load, 0, (3 * opts.rounds) / total), [
       { name: BALANCED, run: measure(load, balancer) },
-      { name: STATIC, run: measure(load, fixed) },
+      { name: ONE, run: measureSolo(one) },
+      { name: STATIC, run: measureSolo(fixed) },
     ], describeBalance);
 
     // (b): replica 3's app answers 50 ms later.
     const slowOne = replicas[REPLICAS - 1]!;
     await slowOne.restartApp(SLOW_DELAY_MS);
-    const b = await runRounds(phase(load, (2 * opts.rounds) / total, opts.rounds / total), [{ name: SLOW, run: measure(load, balancer) }], describeBalance);
+    const b = await runRounds(phase(load, (3 * opts.rounds) / total, opts.rounds / total), [{ name: SLOW, run: measure(load, balancer) }], describeBalance);
     await slowOne.restartApp(0);
 
     // (c): one replica's sidecar SIGKILLed halfway through the window (a different one each round), then restarted;
@@ -187,7 +201,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         return { ...row, killedReplica: victim.name, backInRotationMs: await backInRotation(balancer, victim, opts.signal) };
       },
     };
-    const c = await runRounds(phase(load, (3 * opts.rounds) / total, opts.rounds / total), [killRound], describeBalance);
+    const c = await runRounds(phase(load, (4 * opts.rounds) / total, opts.rounds / total), [killRound], describeBalance);
 
     const measurements = [...a, ...b, ...c];
     return scenarioResult(ctx, 'balance', {
@@ -197,11 +211,11 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       notes: [
         ...ctx.notes,
         ...failureNotes(measurements),
-        `Topology: \`tessera control-plane\` (join tokens, one ALLOW policy client → api, the service registry); ${REPLICAS} replicas of service \`${SERVICE}\`, each \`tessera demo-app\` + a sidecar on its own loopback address (127.0.0.2–127.0.0.${REPLICAS + 1}) whose inbound listener registers itself (\`service: ${SERVICE}\`), all with the SPIFFE ID ${API_ID}; two caller sidecars (${CALLER_ID}): "${BALANCED}" routes by \`service: ${SERVICE}\` (P2C over peak-EWMA, retries, outlier ejection), "${STATIC}" by \`upstream:\` + \`spiffeId:\` to replica 1. Every SVID comes from the control plane. Access logs off.`,
+        `Topology: \`tessera control-plane\` (join tokens, one ALLOW policy client → api, the service registry); ${REPLICAS} replicas of service \`${SERVICE}\`, each \`tessera demo-app\` + a sidecar on its own loopback address (127.0.0.2–127.0.0.${REPLICAS + 1}) whose inbound listener registers itself (\`service: ${SERVICE}\`), all with the SPIFFE ID ${API_ID}; a fourth replica alone in service \`${SOLO_SERVICE}\` (${SOLO_ID}) on 127.0.0.${REPLICAS + 2}; three caller sidecars (${CALLER_ID}): "${BALANCED}" routes by \`service: ${SERVICE}\` (P2C over peak-EWMA, retries, outlier ejection), "${ONE}" by \`service: ${SOLO_SERVICE}\` and "${STATIC}" by \`upstream:\` + \`spiffeId:\`, both to the solo replica: their difference is the routing code's own cost on one endpoint. Every SVID comes from the control plane. Access logs off.`,
         `Load: autocannon, HTTP/1.1 keep-alive GETs, ${opts.connections} connections, a fixed ${offeredRps} req/s for every variant (\`--rate\` changes it); warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms. Measurements start after the replicas' slow start (${DEFAULT_ROUTING.slowStartMs / 1000} s) is over.`,
         `Shares: requests each replica's sidecar counted in \`tessera_requests_total{direction="inbound"}\` over the measured window, as a share of all of them (a retried request is counted where each attempt went). Retries and ejections: the caller's \`tessera_retries_total\` and \`tessera_ejections_total\` over the window.`,
         `"${SLOW}": replica ${REPLICAS}'s app restarted with \`--delay ${SLOW_DELAY_MS}ms\` for these rounds only (after the even rounds), then restarted without it. "${KILLED}": in round r the sidecar of replica ((r − 1) mod ${REPLICAS}) + 1 gets SIGKILL halfway through the measured window and is started again (new join token) after it; its registration stays until the control plane's grace ends, so the balancer must route around a dead endpoint on its own. Failed = non-2xx answers + connection errors + timeouts seen by the load generator. "back in rotation": from the restarted sidecar being ready until the caller's \`/endpoints\` shows it \`ready\` again (the next round starts only then, or after ${BACK_IN_ROTATION_WAIT_MS / 1000} s). The caller's \`routing.outlier.baseEjectionTime\` is ${BASE_EJECTION_MS / 1000} s instead of the default ${DEFAULT_ROUTING.outlier.baseEjectionMs / 1000} s so that a round does not wait out a whole default ejection: a sidecar started again on the address of an ejected endpoint is routed to only when that ejection ends. Every other routing setting is the default.`,
-        `CPU = utime+stime from /proc/<pid>/stat around the measured window ÷ completed requests: "client side" is the caller's sidecar, "replicas (sum)" the ${REPLICAS} replica sidecars added up (in "${STATIC}" two of them idle), app the ${REPLICAS} demo apps. The balancer's cost is the per-round difference "${BALANCED}" − "${STATIC}" in the same round. The issue's bound (≤ ${EXTRA_US_PER_SIDE_MAX} µs/req extra) is judged on the client side, where the balancer runs; the replicas' sum is shown beside it, but each of the ${REPLICAS} replica sidecars runs at a third of the rate in "${BALANCED}", and CPU per request rises at lower rates (less work per wake-up), so that difference is mostly not the balancer's.`,
+        `CPU = utime+stime from /proc/<pid>/stat around the measured window ÷ completed requests: "client side" is the caller's sidecar, "replicas (sum)" the ${REPLICAS} replica sidecars added up (for "${ONE}" and "${STATIC}": the solo replica's sidecar), app the demo apps. The balancer's cost is the per-round difference "${ONE}" − "${STATIC}" in the same round: the same replica, the same load, only the caller's routing differs (discovery, the P2C pick, the per-request route and its metrics). The issue's bound (≤ ${EXTRA_US_PER_SIDE_MAX} µs/req extra per side) is judged there, on both sides. "${BALANCED}" − "${STATIC}" is shown too, but it is mostly not the balancer's code: 3 replica sidecars and 3 apps wake up instead of one on a 2-core machine, and each runs at a third of the rate, where CPU per request is higher (less work per wake-up).`,
       ],
       options: { offeredRps, replicas: REPLICAS, slowDelayMs: SLOW_DELAY_MS },
     });
