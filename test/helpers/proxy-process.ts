@@ -13,8 +13,8 @@ export interface ProxyProcess {
   readonly ports: ReadonlyMap<string, number>;
   stdout(): string;
   stderr(): string;
-  /** SIGTERM; resolves with the exit code. */
-  stop(): Promise<number | null>;
+  /** SIGTERM; resolves with the exit code (SIGKILL after `deadlineMs`, default 15 s). */
+  stop(deadlineMs?: number): Promise<number | null>;
 }
 
 export async function writeSvidFiles(ca: TestCa, id: string, dir: string, opts: { notAfter?: Date; notBefore?: Date } = {}): Promise<{ certFile: string; keyFile: string; bundleFile: string; serial: string }> {
@@ -45,13 +45,35 @@ export async function startProxyProcess(configFile: string, timeoutMs = 20_000, 
   const listening = readListeningLine(p.stdout());
   const ports = new Map<string, number>(Object.entries(listening.listeners));
   const admin = Number(/:(\d+)$/.exec(listening.admin)![1]);
-  return { child: p.proc, admin, ports, stdout: p.stdout, stderr: p.stderr, stop: () => p.stop() };
+  return { child: p.proc, admin, ports, stdout: p.stdout, stderr: p.stderr, stop: (deadlineMs?: number) => p.stop(deadlineMs) };
 }
 
 /**
- * A proxy whose identity comes from a running control plane: creates a join token for `id` (10 min) on its admin
- * socket, writes it (0600) and the config `<name>.yaml` in `dir` (`body` = listeners, `tail` = the rest), starts
- * the proxy and waits for it. The token is returned too (tests that search logs for it need it).
+ * The config of a proxy whose identity comes from a running control plane: creates a join token for `id` (10 min)
+ * on its admin socket, writes it (0600) and the config `<name>.yaml` in `dir` (`body` = listeners, `tail` = the
+ * rest). The proxy can be started later, e.g. while the control plane is down.
+ */
+export async function writeAttestedConfig(
+  cp: { readonly dataDir: string; readonly grpc: string },
+  dir: string,
+  name: string,
+  id: string,
+  body: string,
+  tail = 'telemetry: { accessLog: off }\n',
+): Promise<{ readonly configFile: string; readonly token: string }> {
+  const token = await createJoinToken(cp.dataDir, id, 600_000);
+  await writeFile(join(dir, `${name}.token`), token, { mode: 0o600 });
+  const configFile = join(dir, `${name}.yaml`);
+  await writeFile(
+    configFile,
+    `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\n${tail}`,
+  );
+  return { configFile, token };
+}
+
+/**
+ * A proxy whose identity comes from a running control plane (writeAttestedConfig), started and awaited. The token
+ * is returned too (tests that search logs for it need it).
  */
 export async function startAttestedProxy(
   cp: { readonly dataDir: string; readonly grpc: string },
@@ -59,13 +81,8 @@ export async function startAttestedProxy(
   name: string,
   id: string,
   body: string,
-  tail = 'telemetry: { accessLog: off }\n',
+  tail?: string,
 ): Promise<ProxyProcess & { readonly token: string }> {
-  const token = await createJoinToken(cp.dataDir, id, 600_000);
-  await writeFile(join(dir, `${name}.token`), token, { mode: 0o600 });
-  await writeFile(
-    join(dir, `${name}.yaml`),
-    `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}admin: { listen: 127.0.0.1:0 }\n${tail}`,
-  );
-  return Object.assign(await startProxyProcess(join(dir, `${name}.yaml`), 30_000), { token });
+  const { configFile, token } = await writeAttestedConfig(cp, dir, name, id, body, tail);
+  return Object.assign(await startProxyProcess(configFile, 30_000), { token });
 }
