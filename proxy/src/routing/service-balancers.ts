@@ -71,7 +71,7 @@ export class ServiceBalancers<R> {
     for (const [service, e] of this.#entries) {
       e.unsubscribe();
       e.balancer.close();
-      this.#o.metrics.forgetService(service);
+      this.#o.metrics.forgetService(this, service);
     }
     this.#entries.clear();
   }
@@ -87,7 +87,7 @@ export class ServiceBalancers<R> {
       create: o.create,
       retire: o.retire,
       onEjected: (_address, reason) => m.ejected(service, reason),
-      onStates: (counts) => m.endpointStates(service, counts),
+      onStates: (counts) => m.endpointStates(this, service, counts),
     });
     const feed = () => balancer.update(o.directory.get(service) ?? []);
     const unsubscribe = o.directory.subscribe(service, feed);

@@ -16,7 +16,8 @@ export type EndpointState = (typeof STATES)[number];
 export class RoutingMetrics {
   readonly #services = new CappedLabels(MAX_SERVICE_LABELS);
   readonly #endpoints = new CappedLabels(MAX_ENDPOINT_LABELS);
-  readonly #states = new Map<string, Record<EndpointState, number>>();
+  /** Per service, each balancing listener's counts (two listeners may route one service): summed at scrape time. */
+  readonly #states = new Map<string, Map<object, Record<EndpointState, number>>>();
   readonly #retries: LabelTable<Cell>;
   readonly #ejections: LabelTable<Cell>;
   readonly #requests: LabelTable<Cell>;
@@ -31,7 +32,13 @@ export class RoutingMetrics {
       registers: [registry],
       collect() {
         this.reset();
-        for (const [service, counts] of states) for (const state of STATES) this.set({ service, state }, counts[state]);
+        for (const [service, byOwner] of states) {
+          for (const state of STATES) {
+            let n = 0;
+            for (const counts of byOwner.values()) n += counts[state];
+            this.set({ service, state }, n);
+          }
+        }
       },
     });
     const service = ([s, ...rest]: readonly (string | number | boolean)[]) => [this.#services.label(String(s)), ...rest.map(String)];
@@ -42,14 +49,20 @@ export class RoutingMetrics {
     this.#seconds = cellHistogram(registry, 'tessera_endpoint_response_seconds', 'Time to the response head (HTTP) or to the connection (TCP) per endpoint of a routed service.', ['service', 'endpoint'], ENDPOINT_BUCKETS, endpoint);
   }
 
-  /** The balancer's count of endpoints by state for `service` (replaces the previous one). */
-  endpointStates(service: string, counts: Readonly<Record<EndpointState, number>>): void {
-    this.#states.set(this.#services.label(service), { ...counts });
+  /** `owner`'s (a listener's balancers) count of endpoints by state for `service`, replacing its previous one. */
+  endpointStates(owner: object, service: string, counts: Readonly<Record<EndpointState, number>>): void {
+    const label = this.#services.label(service);
+    const byOwner = this.#states.get(label) ?? new Map<object, Record<EndpointState, number>>();
+    byOwner.set(owner, { ...counts });
+    this.#states.set(label, byOwner);
   }
 
-  /** The service is no longer routed by this proxy. */
-  forgetService(service: string): void {
-    this.#states.delete(this.#services.label(service));
+  /** `owner` no longer routes `service` (its listener closed). */
+  forgetService(owner: object, service: string): void {
+    const label = this.#services.label(service);
+    const byOwner = this.#states.get(label);
+    byOwner?.delete(owner);
+    if (byOwner?.size === 0) this.#states.delete(label);
   }
 
   retried(service: string, reason: string): void {
