@@ -6,6 +6,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { holdDefaultPorts } from '../helpers/default-ports-lock.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
@@ -68,11 +69,16 @@ async function up(stateDir: string, extra: string[] = [], cwd?: string): Promise
 /** Every `tessera up` started here: stopped after the tests even when an assertion ended one early. */
 const running: (() => Promise<number | null>)[] = [];
 
+let releasePorts: (() => Promise<void>) | undefined;
+
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
-});
+  // The docs check of a moved port runs `tessera up` on the same default ports in the other worker: take turns.
+  releasePorts = await holdDefaultPorts();
+}, 250_000);
 afterAll(async () => {
   await Promise.all(running.map((stop) => stop().catch(() => null)));
+  await releasePorts?.();
   await cleanup?.();
 });
 

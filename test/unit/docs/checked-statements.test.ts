@@ -14,6 +14,7 @@ import { controlPlaneSchema } from '../../../control-plane/src/config/cp-config.
 import { startControlPlaneProcess, writeControlPlaneConfig } from '../../helpers/control-plane.js';
 import { startProxyProcess, writeSvidFiles } from '../../helpers/proxy-process.js';
 import { startRefusingTlsServer } from '../../helpers/refusing-tls-server.js';
+import { holdDefaultPorts } from '../../helpers/default-ports-lock.js';
 import { startReadyProcess } from '../../helpers/ready-process.js';
 import { makeTempDir, REPO_ROOT, tessera } from '../../helpers/run.js';
 import { TestCa } from '../../helpers/test-ca.js';
@@ -112,22 +113,12 @@ const CHECKS: Readonly<Record<string, Check>> = {
 
   // docs/getting-started.md: a taken port, a demo app's included, is moved and the summary says so.
   'up-port-moved': async () => {
-    const blocker = createServer();
-    const blocked = await new Promise<boolean>((resolve) => {
-      blocker.once('error', () => resolve(false)); // already taken by someone else: as good for this check
-      blocker.listen({ port: 18080, host: '127.0.0.1', exclusive: true }, () => resolve(true));
-    });
+    // The e2e test of `tessera up` wants the same default ports from the other worker: take turns.
+    const release = await holdDefaultPorts();
     try {
-      const up = await startReadyProcess(['up', '--state-dir', join(dir, 'up')], 'tessera up: ready', { timeoutMs: 90_000 });
-      try {
-        const note = up.stdout().split('\n').find((l) => l.includes('note: port 18080 was in use'));
-        expect(note, up.stdout()).toBeDefined();
-        return note!;
-      } finally {
-        await up.stop(30_000, 'SIGINT');
-      }
+      return await upPortMoved();
     } finally {
-      if (blocked) blocker.close();
+      await release();
     }
   },
 
@@ -155,7 +146,7 @@ describe('checked-output blocks in the docs', () => {
   // Side by side: each check has its own dir, processes and ports (`tessera up` alone takes the demo's), and most of
   // their time is waiting (an SVID running out, `load --duration`), which `tessera up`'s start-up fills.
   for (const [name, check] of Object.entries(CHECKS)) {
-    test.concurrent(`${name}: the documented output has the shape the program prints`, { timeout: 120_000 }, async () => {
+    test.concurrent(`${name}: the documented output has the shape the program prints`, { timeout: 300_000 }, async () => {
       const documented = blocks.get(name) ?? [];
       expect(documented.length, `a checked-output: ${name} block in the docs`).toBeGreaterThan(0);
       const real = shape(await check());
@@ -209,3 +200,24 @@ describe('the README status table and getting-started agree', () => {
     expect(guide).toMatch(/TokenReview/);
   });
 });
+
+/** `tessera up` with the demo's port 18080 taken: the summary's note that it was moved. */
+async function upPortMoved(): Promise<string> {
+  const blocker = createServer();
+    const blocked = await new Promise<boolean>((resolve) => {
+    blocker.once('error', () => resolve(false)); // already taken by someone else: as good for this check
+    blocker.listen({ port: 18080, host: '127.0.0.1', exclusive: true }, () => resolve(true));
+  });
+  try {
+    const up = await startReadyProcess(['up', '--state-dir', join(dir, 'up')], 'tessera up: ready', { timeoutMs: 90_000 });
+    try {
+      const note = up.stdout().split('\n').find((l) => l.includes('note: port 18080 was in use'));
+      expect(note, up.stdout()).toBeDefined();
+      return note!;
+    } finally {
+      await up.stop(30_000, 'SIGINT');
+    }
+  } finally {
+    if (blocked) blocker.close();
+  }
+}
