@@ -1,8 +1,24 @@
 // Peak-EWMA latency estimate of one endpoint (Finagle / Linkerd / tower `PeakEwma`): the balancer's cost input.
 
 /**
+ * Least say a faster sample gets, however close it follows the last one. Without it the estimate of a busy endpoint
+ * (hundreds of answers a second) would stay at its last spike for a whole decay time, so on a host where every
+ * process sees scheduling spikes the estimates track each replica's latest outlier and equal replicas get unequal
+ * shares; with it a spike is forgotten within a few dozen answers, while a replica that is slow on every answer keeps
+ * its high estimate, and at low rates the time-based weight governs as before.
+ */
+const MIN_SAMPLE_WEIGHT = 1 / 16;
+
+/**
+ * An estimate with no new sample decays toward 0 this many times faster than samples blend in: an endpoint avoided
+ * after one slow answer (a cold start, a GC pause) is tried again within about a second instead of tens of seconds,
+ * and one that is still slow peaks again on that answer.
+ */
+const IDLE_DECAY_SPEEDUP = 10;
+
+/**
  * A slower sample replaces the estimate at once (the "peak"), so a replica that slows down is avoided after one
- * answer; a faster one only pulls the estimate down as time passes, so one lucky answer does not undo it.
+ * answer; a faster one pulls the estimate down by the time since the last sample, at least by MIN_SAMPLE_WEIGHT.
  */
 export class PeakEwma {
   readonly #decayMs: number;
@@ -22,7 +38,7 @@ export class PeakEwma {
       this.#estimateMs = rttMs;
     } else {
       // The older the estimate, the less it weighs: after one decay time the sample has ~63 % of the say.
-      const w = Math.exp(-Math.max(0, nowMs - this.#atMs) / this.#decayMs);
+      const w = Math.min(1 - MIN_SAMPLE_WEIGHT, Math.exp(-Math.max(0, nowMs - this.#atMs) / this.#decayMs));
       this.#estimateMs = this.#estimateMs * w + rttMs * (1 - w);
     }
     this.#atMs = Math.max(this.#atMs, nowMs);
@@ -34,6 +50,6 @@ export class PeakEwma {
    */
   estimate(nowMs: number): number {
     const idle = nowMs - this.#atMs;
-    return idle > 0 ? this.#estimateMs * Math.exp(-idle / this.#decayMs) : this.#estimateMs;
+    return idle > 0 ? this.#estimateMs * Math.exp((-idle * IDLE_DECAY_SPEEDUP) / this.#decayMs) : this.#estimateMs;
   }
 }

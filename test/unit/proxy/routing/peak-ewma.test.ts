@@ -18,11 +18,22 @@ describe('PeakEwma', () => {
     const e = new PeakEwma(1000, 100, 0);
     e.observe(0, 1000); // one decay time later: the old estimate keeps exp(-1) of its weight
     expect(e.estimate(1000)).toBeCloseTo(100 * Math.exp(-1), 9);
-    e.observe(10, 1000); // no time passed: the sample has no weight
-    expect(e.estimate(1000)).toBeCloseTo(100 * Math.exp(-1), 9);
+    e.observe(10, 1000); // no time passed: the sample still gets its least say, 1/16
+    const afterBurst = 100 * Math.exp(-1) * (15 / 16) + 10 / 16;
+    expect(e.estimate(1000)).toBeCloseTo(afterBurst, 9);
     e.observe(10, 1500);
     const w = Math.exp(-0.5);
-    expect(e.estimate(1500)).toBeCloseTo(100 * Math.exp(-1) * w + 10 * (1 - w), 9);
+    expect(e.estimate(1500)).toBeCloseTo(afterBurst * w + 10 * (1 - w), 9);
+  });
+
+  test('a spike at a high rate is forgotten within a few dozen answers; a replica slow on every answer stays high', () => {
+    const busy = new PeakEwma(10_000, 10, 0);
+    busy.observe(44, 1); // one scheduling spike
+    for (let i = 0; i < 48; i++) busy.observe(10, 2 + i); // 48 answers in 48 ms: the time weight alone would keep ~44
+    expect(busy.estimate(50)).toBeLessThan(12);
+    const slow = new PeakEwma(10_000, 10, 0);
+    for (let i = 0; i < 48; i++) slow.observe(60, 1 + i);
+    expect(slow.estimate(48)).toBeCloseTo(60, 6);
   });
 
   test('many fast samples converge on their value; one slow sample is remembered as the peak', () => {
@@ -38,10 +49,10 @@ describe('PeakEwma', () => {
     expect(e.estimate(t + 20)).toBeGreaterThan(75); // 10 ms of a 1 s decay: the peak barely moves
   });
 
-  test('without samples the estimate decays toward 0 so an avoided endpoint is tried again', () => {
+  test('without samples the estimate decays toward 0, ten times faster than samples blend, so an avoided endpoint is tried again', () => {
     const e = new PeakEwma(1000, 100, 0);
-    expect(e.estimate(1000)).toBeCloseTo(100 * Math.exp(-1), 9);
-    expect(e.estimate(5000)).toBeLessThan(1);
+    expect(e.estimate(100)).toBeCloseTo(100 * Math.exp(-1), 9);
+    expect(e.estimate(500)).toBeLessThan(1);
     expect(e.estimate(-10)).toBe(100); // a clock that went back: no growth
   });
 
