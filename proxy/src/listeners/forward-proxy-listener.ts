@@ -13,11 +13,11 @@ import { serviceOfHost, splitAbsoluteTarget } from '../routing/service-host.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import { readFirstRequest } from './connect-sniff.js';
-import { dialRoute, endpointPool, type TunnelEndpoint, tunnelEndpoint } from './endpoint-dial.js';
+import { dialRoute } from './endpoint-dial.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
-import { serviceBalancers } from './service-routing.js';
+import { poolBalancers, tunnelBalancers } from './service-routing.js';
 import { relay } from './tcp-relay.js';
 
 interface ProxyContext {
@@ -44,12 +44,10 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
   constructor(config: OutboundConfig, deps: ListenerDeps) {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     const mtls = outboundMtls(deps);
-    const pools = serviceBalancers<ConnectionPool>(deps, (ep) => endpointPool(ep, mtls, deps), (pool) => pool.close());
-    super('outbound', config, deps, server, () => {
-      for (const pool of pools.resources()) pool.sweep();
-    });
+    const { balancers: pools, sweep } = poolBalancers(deps, mtls);
+    super('outbound', config, deps, server, sweep);
     this.#pools = pools;
-    this.#tunnels = serviceBalancers<TunnelEndpoint>(deps, tunnelEndpoint, () => undefined);
+    this.#tunnels = tunnelBalancers(deps);
     this.#mtls = mtls;
     this.onClose(() => {
       pools.close();

@@ -12,11 +12,11 @@ import type { EndpointView } from '../routing/lease.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
-import { dialRoute, endpointPool, type TunnelEndpoint, tunnelEndpoint } from './endpoint-dial.js';
+import { dialRoute, type TunnelEndpoint } from './endpoint-dial.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
-import { serviceBalancers } from './service-routing.js';
+import { poolBalancers, tunnelBalancers } from './service-routing.js';
 import { relay } from './tcp-relay.js';
 
 interface OutboundContext {
@@ -61,17 +61,15 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       sweep = () => pool.sweep();
       close = () => pool.close();
     } else if (config.route.kind === 'service' && tcp) {
-      const b = serviceBalancers<TunnelEndpoint>(deps, tunnelEndpoint, () => undefined);
+      const b = tunnelBalancers(deps);
       tunnels = b.open(config.route.service);
       views = () => b.views();
       close = () => b.close();
     } else if (config.route.kind === 'service') {
-      const b = serviceBalancers<ConnectionPool>(deps, (ep) => endpointPool(ep, mtls, deps), (pool) => pool.close());
+      const { balancers: b, sweep: sweepPools } = poolBalancers(deps, mtls);
       http = b.open(config.route.service);
       views = () => b.views();
-      sweep = () => {
-        for (const pool of b.resources()) pool.sweep();
-      };
+      sweep = sweepPools;
       close = () => b.close();
     } else throw new Error(`outbound ${config.name}: mode http-proxy is served by ForwardProxyListener`);
     const server = net.createServer({ allowHalfOpen: tcp, noDelay: true });
