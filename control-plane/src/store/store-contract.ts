@@ -1,0 +1,182 @@
+// What the control plane remembers, as one asynchronous contract with two implementations: the embedded SQLite
+// file (one process, the zero-setup default) and PostgreSQL (any number of replicas on one database). Every method
+// that touches shared state returns a Promise, so the same callers work against a local file and a network
+// database; single-use and compare-and-swap rules are enforced by the database, never by a read-then-write here.
+import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
+import type { StoredSession } from '../discovery/service-registry.js';
+
+export type StoreKind = 'sqlite' | 'postgres';
+
+export interface TokenRecord {
+  readonly hash: string;
+  readonly spiffeId: string;
+  readonly createdAtMs: number;
+  readonly expiresAtMs: number;
+  readonly usedAtMs: number | null;
+  readonly revokedAtMs: number | null;
+}
+
+/** Join tokens, stored only as SHA-256 hashes. */
+export interface TokenStore {
+  create(token: string, spiffeId: string, nowMs: number, ttlMs: number): Promise<TokenRecord>;
+  find(hash: string): Promise<TokenRecord | undefined>;
+  /** The tokens whose hash starts with `prefix` (lower-case hex); at most two, enough to tell ambiguity. */
+  findByPrefix(prefix: string): Promise<TokenRecord[]>;
+  /** Marks an unused token revoked; false when it was used or revoked already. */
+  revoke(hash: string, nowMs: number): Promise<boolean>;
+  /** Marks the token used in one conditional update; false when used, revoked or expired (by anyone, anywhere). */
+  spend(hash: string, nowMs: number): Promise<boolean>;
+  /** Forgets tokens expired for longer than `keepMs`. */
+  prune(nowMs: number, keepMs: number): Promise<number>;
+}
+
+export interface IssuedSvidRow {
+  readonly serial: string;
+  readonly spiffeId: string;
+  readonly authorityId: string;
+  readonly intermediateSerial: string;
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  readonly issuedAtMs: number;
+  /** e.g. "join_token:1a2b3c4d", "k8s_psat:ns/default/sa/web", "x509svid:<serial>", "self". */
+  readonly attestedAs: string;
+  /** attest | renew | self */
+  readonly kind: string;
+  /** Peer address of the caller. */
+  readonly caller: string;
+}
+
+/** Every SVID issued: answers `tessera certs list` and "does a live SVID still chain to this authority". */
+export interface InventoryStore {
+  find(serial: string): Promise<IssuedSvidRow | undefined>;
+  record(r: IssuedSvidRow): Promise<void>;
+  /** Unexpired SVIDs at `nowMs`, optionally only those expiring within `withinMs`, soonest first. */
+  live(nowMs: number, withinMs?: number, limit?: number): Promise<IssuedSvidRow[]>;
+  /** Every SVID ever issued (newest first). */
+  all(limit?: number): Promise<IssuedSvidRow[]>;
+  liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }>;
+}
+
+export interface AuditEvent {
+  /** e.g. svid.issued, svid.refused, token.created, ca.activated, break_glass.opened, break_glass.expired. */
+  readonly event: string;
+  readonly result?: 'issued' | 'refused' | 'ok';
+  readonly code?: string;
+  readonly spiffeId?: string;
+  readonly attestedAs?: string;
+  readonly serial?: string;
+  readonly notAfterMs?: number;
+  /** Who asked: a peer address, "admin.sock", or "control-plane". */
+  readonly caller?: string;
+  readonly [extra: string]: unknown;
+}
+
+/**
+ * The audit trail. record() appends the line to this process's local audit.log synchronously (it survives a kill -9
+ * once record returns) and queues the shared row behind it, in order; flush() waits for the queued rows.
+ */
+export interface AuditLog {
+  record(atMs: number, e: AuditEvent): void;
+  /** The latest events whose name starts with `prefix`, newest first (from every replica). */
+  recent(prefix: string, limit?: number): Promise<Record<string, unknown>[]>;
+  flush(): Promise<void>;
+}
+
+/** Break-glass grants. */
+export interface GrantStore {
+  add(g: BreakGlassGrant): Promise<void>;
+  active(nowMs: number): Promise<BreakGlassGrant[]>;
+  /** Grants that expired and whose expiry was not audited yet. */
+  expiredUnaudited(nowMs: number): Promise<BreakGlassGrant[]>;
+  /** True for the one caller (of any replica) that marked it: only that one audits the expiry. */
+  markExpiryAudited(id: string): Promise<boolean>;
+}
+
+/** Small persistent values and counters shared by every replica. */
+export interface MetaStore {
+  get(key: string): Promise<string | undefined>;
+  /** Adds one to an integer counter atomically (across replicas) and returns the new value. */
+  increment(key: string): Promise<number>;
+}
+
+export type BanKind = 'spiffe_id' | 'serial';
+
+export interface Ban {
+  readonly kind: BanKind;
+  /** The SPIFFE ID, or the canonical serial (common/pki/serial.ts). */
+  readonly value: string;
+  readonly reason: string;
+  readonly createdBy: string;
+  readonly createdAtMs: number;
+  /** Serial bans: the SVID's NotAfter when the inventory knows it. */
+  readonly notAfterMs: number | null;
+}
+
+/** Operator bans of SPIFFE IDs and SVID serials. */
+export interface RevocationStore {
+  /** False when the same ban exists already. */
+  add(b: Ban): Promise<boolean>;
+  remove(kind: BanKind, value: string): Promise<boolean>;
+  find(kind: BanKind, value: string): Promise<Ban | undefined>;
+  all(): Promise<Ban[]>;
+  /** Bans still worth enforcing at `nowMs`. */
+  live(nowMs: number): Promise<Ban[]>;
+}
+
+/** Self-registrations of the service registry, per Register session. */
+export interface RegistrationStore {
+  /** Replaces what is stored for the session with its current set, atomically. */
+  save(s: StoredSession, atMs: number): Promise<void>;
+  remove(sessionId: string): Promise<void>;
+  loadAll(): Promise<StoredSession[]>;
+}
+
+/** What one proxy last reported about itself: the SVID each listener serves, and its authorization denials. */
+export interface ProxyReport {
+  /** The proxy's SPIFFE ID, proved by the SVID it called with. */
+  readonly spiffeId: string;
+  /** Stable per proxy process (host/pod name and pid), so two replicas of one workload stay apart. */
+  readonly instance: string;
+  readonly served: readonly { readonly listener: string; readonly serial: string; readonly notAfterMs: number }[];
+  /** When the proxy read what it serves (its clock). */
+  readonly checkedAtMs: number;
+  /** When a control-plane replica received the report (its clock), and which one. */
+  readonly receivedAtMs: number;
+  readonly replica: string;
+  /** Denials since the proxy started, per policy and outcome ("deny", or "audit" for an audit-mode would-deny). */
+  readonly denials: readonly { readonly policy: string; readonly outcome: 'deny' | 'audit'; readonly count: number; readonly lastAtMs: number; readonly lastCaller: string }[];
+}
+
+/** The latest report of every proxy (one row per spiffeId + instance, replaced on each report). */
+export interface ReportStore {
+  put(r: ProxyReport): Promise<void>;
+  /** Reports received at or after `sinceMs`, newest first. */
+  list(sinceMs: number, limit?: number): Promise<ProxyReport[]>;
+  /** Forgets reports older than `beforeMs`. */
+  prune(beforeMs: number): Promise<number>;
+}
+
+/** Topics a replica announces after changing shared state, so the others reload it and republish. */
+export type ChangeTopic = 'ca' | 'grants' | 'revocations' | 'registrations' | 'jwt';
+
+/** In-process for SQLite; LISTEN/NOTIFY (plus a bounded poll) for PostgreSQL. */
+export interface ChangeFeed {
+  announce(topic: ChangeTopic): Promise<void>;
+  /** Called for changes announced by any replica, this one included. Returns the unsubscribe function. */
+  subscribe(topic: ChangeTopic, fn: () => void): () => void;
+}
+
+export interface ControlPlaneStore {
+  readonly kind: StoreKind;
+  readonly audit: AuditLog;
+  readonly inventory: InventoryStore;
+  readonly tokens: TokenStore;
+  readonly grants: GrantStore;
+  readonly meta: MetaStore;
+  readonly revocations: RevocationStore;
+  readonly registrations: RegistrationStore;
+  readonly reports: ReportStore;
+  readonly changes: ChangeFeed;
+  /** Flushes the audit queue, then closes the database (and its pool). */
+  close(): Promise<void>;
+}
