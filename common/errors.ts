@@ -16,7 +16,7 @@ function entry(grpc: GrpcStatus, http: number, message: string): CatalogueEntry 
 }
 
 // Unauthenticated peers get HTTP 403, not 401: Tessera has no HTTP authentication scheme to name in WWW-Authenticate.
-const { CANCELLED, FAILED_PRECONDITION, INTERNAL, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, UNIMPLEMENTED } =
+const { ABORTED, CANCELLED, FAILED_PRECONDITION, INTERNAL, INVALID_ARGUMENT, NOT_FOUND, PERMISSION_DENIED, RESOURCE_EXHAUSTED, UNAUTHENTICATED, UNAVAILABLE, UNIMPLEMENTED } =
   GRPC_STATUS;
 
 export const ERROR_CATALOGUE = {
@@ -123,8 +123,11 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_EDGE_CLIENT_FOREIGN_ID: entry(UNAUTHENTICATED, 403, 'An edge client certificate issued by a client CA asserts a SPIFFE ID outside that CA\'s clientTrustDomain (or a mesh trust domain); the client is refused.'),
   TESSERA_ERR_IDENTITY_INVALID: entry(INVALID_ARGUMENT, 400, 'An SVID, key or bundle update does not validate (key mismatch, chain not verifying, expired); it was refused and the previous identity stays in force.'),
   TESSERA_ERR_IDENTITY_SIGN_FAILED: entry(UNAVAILABLE, 503, 'The control plane refused or could not answer an SVID request (the gRPC status is named).'),
+  TESSERA_ERR_IDENTITY_CONTROL_PLANE_SWITCHED: entry(UNAVAILABLE, 503, 'The proxy closed one of its own control-plane streams to reopen it on the control-plane address now current (a failover or a failback); it reconnects after a short jittered delay, keeping its SVID and last config meanwhile.'),
+  TESSERA_ERR_IDENTITY_RESOLVE_FAILED: entry(UNAVAILABLE, 503, 'A control-plane host name did not resolve (or not in time); the proxy keeps the addresses it last had for it, or dials the name as it is, and tries again after the next failure.'),
   TESSERA_ERR_IDENTITY_BAD_RESPONSE: entry(INTERNAL, 502, 'The control plane returned an SVID or bundle of the wrong form (wrong ID or trust domain, key mismatch, no bundle for its trust domain); it was refused (a chain that does not verify is TESSERA_ERR_IDENTITY_INVALID).'),
   TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE: entry(INTERNAL, 500, 'The join-token or Kubernetes token file could not be read or is empty.'),
+  TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED: entry(INTERNAL, 500, 'The local TPM could not make the quote for TPM attestation: tpm2_quote is missing, failed or timed out (its output is quoted), or the AK certificate file is unusable.'),
   TESSERA_ERR_IDENTITY_FILE_UNREADABLE: entry(INTERNAL, 500, 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).'),
   TESSERA_ERR_IDENTITY_FILE_MALFORMED: entry(INVALID_ARGUMENT, 400, 'An identity file holds no usable PEM of the expected kind, or a truncated one (the file and the fault are named).'),
   TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: entry(FAILED_PRECONDITION, 500, 'The private-key file is readable by group or others; like ssh, Tessera refuses it until it is owner-only (chmod 600, or defaultMode 0400 on a Kubernetes secret volume).'),
@@ -161,11 +164,13 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CA_AUTHORITY_IN_USE: entry(FAILED_PRECONDITION, 409, 'The authority still has live SVIDs and cannot be removed yet (the count and the latest NotAfter are named).'),
   TESSERA_ERR_CA_KEY_EXPOSED: entry(FAILED_PRECONDITION, 409, 'A CA private key file can be read or written by users the control plane does not run as (the file and its mode are named).'),
   TESSERA_ERR_CA_READ_ONLY: entry(FAILED_PRECONDITION, 409, 'The CA directory is read-only (a mounted Secret): the CA cannot be created or changed there (the path is named).'),
+  TESSERA_ERR_CA_CONFLICT: entry(ABORTED, 409, 'Another control-plane replica changed the shared CA state first (its version moved on), or this replica is no longer the leader (its fencing term is stale); nothing was changed: reload the state and retry.'),
   TESSERA_ERR_CP_DATA_DIR: entry(INTERNAL, 500, 'The control plane data dir cannot be created or used (the path and cause are named).'),
   TESSERA_ERR_CP_ALREADY_RUNNING: entry(FAILED_PRECONDITION, 409, 'Another control plane is already serving this data dir (its admin socket answers).'),
   TESSERA_ERR_CP_LISTEN_FAILED: entry(INTERNAL, 500, 'The control plane could not listen on an address (the address and cause are named).'),
   TESSERA_ERR_CP_START_FAILED: entry(INTERNAL, 500, 'The control plane could not start: a file or directory it needs cannot be used (the path and cause are named).'),
   TESSERA_ERR_CP_UNREACHABLE: entry(UNAVAILABLE, 503, 'The control plane admin socket in the data dir did not answer (is the control plane running?).'),
+  TESSERA_ERR_STORE_UNAVAILABLE: entry(UNAVAILABLE, 503, 'The control plane\'s database (PostgreSQL) cannot be reached, refused the login, timed out, or lost the connection: what needs it (issuance, operator commands) is refused until it is back (the database is named, never its password).'),
   TESSERA_ERR_CP_ADMIN_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'An operator request to the control plane is malformed (the field is named).'),
   TESSERA_ERR_ISSUANCE_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'The SignSvid request is malformed (no CSR, or not a valid SignSvidRequest message).'),
   TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'The request is larger than the control plane accepts.'),
@@ -187,12 +192,25 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_JWT_CLAIMS: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token lacks a valid namespace and service-account claim.'),
   TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: entry(UNAVAILABLE, 503, 'The configured JWKS file cannot be read or is not a JWK set.'),
   TESSERA_ERR_ATTESTATION_SVID_INVALID: entry(UNAUTHENTICATED, 403, 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).'),
+  TESSERA_ERR_ATTESTATION_TPM_QUOTE_MALFORMED: entry(UNAUTHENTICATED, 403, 'The TPM evidence does not parse: the quote is not a TPM-generated TPMS_ATTEST of type quote, or it or the TPMT_SIGNATURE is truncated, oversized, has trailing bytes or an unsupported algorithm (the field is named in the audit line).'),
+  TESSERA_ERR_ATTESTATION_TPM_NONCE_UNKNOWN: entry(UNAUTHENTICATED, 403, 'The nonce of the TPM evidence was not issued by this control plane (its seal does not verify, or it is not a TpmChallenge nonce at all).'),
+  TESSERA_ERR_ATTESTATION_TPM_NONCE_EXPIRED: entry(UNAUTHENTICATED, 403, 'The nonce of the TPM evidence has expired (`attestors.tpm.nonceTtl`); ask TpmChallenge for a new one.'),
+  TESSERA_ERR_ATTESTATION_TPM_NONCE_REPLAYED: entry(UNAUTHENTICATED, 403, 'The nonce of the TPM evidence was spent already (each TpmChallenge nonce attests once): a replayed quote.'),
+  TESSERA_ERR_ATTESTATION_TPM_NONCE_MISMATCH: entry(UNAUTHENTICATED, 403, 'The quote\'s qualifying data is not SHA-256(nonce || the CSR\'s public key): the quote was made for another nonce, or binds another key than the CSR\'s.'),
+  TESSERA_ERR_ATTESTATION_TPM_BAD_SIGNATURE: entry(UNAUTHENTICATED, 403, 'The quote\'s signature does not verify with the key of the attestation-key certificate (tampered quote, another key, or a SHA-1 signature).'),
+  TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: entry(UNAUTHENTICATED, 403, 'The attestation-key (AK / DevID) certificate is not certified by a CA of `attestors.tpm.caFile`, does not parse, or is not an end-entity signing certificate.'),
+  TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED: entry(UNAUTHENTICATED, 403, 'A certificate on the attestation key\'s chain (the AK certificate or its CA) has expired or is not valid yet.'),
+  TESSERA_ERR_ATTESTATION_TPM_PCR_MISMATCH: entry(UNAUTHENTICATED, 403, 'The quote does not select exactly the PCRs of `attestors.tpm.pcrPolicy`, or their values differ from the policy.'),
+  TESSERA_ERR_ATTESTATION_TPM_NO_ID: entry(UNAUTHENTICATED, 403, 'No SPIFFE ID can be made from the attestation-key certificate: `attestors.tpm.idTemplate` uses {cn} and the subject has no single CN that is a SPIFFE path segment.'),
   TESSERA_ERR_BREAK_GLASS_INVALID: entry(INVALID_ARGUMENT, 400, 'A break-glass request is invalid (the field is named: pattern, duration or reason).'),
   TESSERA_ERR_REVOCATION_ID_BANNED: entry(PERMISSION_DENIED, 409, 'The SPIFFE ID is banned by the operator (`tessera revoke id`): no SVID is issued or renewed for it and proxies refuse it until the ban is lifted.'),
   TESSERA_ERR_REVOCATION_SERIAL_BANNED: entry(PERMISSION_DENIED, 409, 'The SVID with this serial is banned by the operator (`tessera revoke serial`): it cannot renew itself and proxies refuse it.'),
   TESSERA_ERR_REVOCATION_INVALID: entry(INVALID_ARGUMENT, 400, 'A revocation request is invalid (the field is named: SPIFFE ID, serial, token or reason; the control plane\'s own ID cannot be banned).'),
   TESSERA_ERR_REVOCATION_NOT_FOUND: entry(NOT_FOUND, 404, 'Nothing to revoke or lift: no such ban, or no join token with that value or id.'),
   TESSERA_ERR_REVOCATION_TOKEN_USED: entry(FAILED_PRECONDITION, 409, 'The join token was already used, so revoking it changes nothing; ban the SPIFFE ID it attested instead.'),
+  TESSERA_ERR_REPORT_INVALID: entry(INVALID_ARGUMENT, 400, 'A proxy report (Config/Report) is malformed or over its bounds: more than 256 listeners or denial rows, a duplicate, a bad listener name, serial, policy, outcome, caller, instance or time (the field is named); refused whole.'),
+  TESSERA_ERR_REPORT_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many reports from one proxy instance; the report was dropped (the proxy sends the next on its interval).'),
+  TESSERA_ERR_REPORT_NOT_STORED: entry(UNAVAILABLE, 503, 'The control plane could not store a proxy report (its store failed); the proxy sends the next on its interval.'),
 
   // --- Proxy observability: access log and admin listener (proxy/src/telemetry, proxy/src/admin) ---
   TESSERA_ERR_ACCESS_LOG_UNWRITABLE: entry(INTERNAL, 500, 'The access log file could not be opened for appending (the path and cause are named).'),

@@ -138,6 +138,21 @@ export function sampleTree(rootPid: number): TreeSample {
   return { cpuTicks, rssKb, pids: live };
 }
 
+/**
+ * Fields 16 + 17 of /proc/<pid>/stat (cutime + cstime): CPU of the children this process has reaped, in ticks.
+ * A server that forks a process per connection (PostgreSQL) keeps an exited backend's CPU here; 0 when gone.
+ */
+export function reapedChildrenTicks(pid: number): number {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = text.slice(text.lastIndexOf(')') + 2).trim().split(/\s+/);
+    const v = Number(rest[16 - 3]) + Number(rest[17 - 3]);
+    return Number.isFinite(v) ? v : 0;
+  } catch {
+    return 0;
+  }
+}
+
 export function readCpuTimes(): CpuTimes {
   return parseCpuLine(readFileSync('/proc/stat', 'utf8'));
 }

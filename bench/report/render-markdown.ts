@@ -4,7 +4,7 @@ import { formatNumber, relativeSpread, spread, valuesOf } from '../harness/stats
 import { resultKey } from './load-results.js';
 import { type Chart, chartsFor, variantsOf } from './scenario-charts.js';
 
-const ORDER = ['mesh', 'mesh-h2', 'reuse', 'balance', 'handshake', 'rotation', 'issuance', 'authz'];
+const ORDER = ['mesh', 'mesh-h2', 'reuse', 'balance', 'handshake', 'rotation', 'issuance', 'issuance-store', 'authz'];
 
 /** Metrics whose run-to-run spread is worth showing, with their labels. */
 const SPREAD_METRICS: readonly [string, string][] = [

@@ -47,10 +47,11 @@ type Harness = Awaited<ReturnType<typeof harness>>;
 
 function listing({ SCENARIOS, effectiveOptions }: Harness): string {
   const lines = ['Scenarios (defaults: rounds × (warm-up + measured) per variant):', ''];
+  const width = Math.max(11, ...SCENARIOS.map((s) => s.name.length + 2));
   for (const s of SCENARIOS) {
     const e = effectiveOptions(s, {});
-    lines.push(`  ${s.name.padEnd(11)}${s.summary}`);
-    lines.push(`  ${''.padEnd(11)}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`);
+    lines.push(`  ${s.name.padEnd(width)}${s.summary}`);
+    lines.push(`  ${''.padEnd(width)}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`);
   }
   lines.push('', 'Run one with `tessera bench <scenario> [--json F]`, or all of them with `tessera bench all --json F`.');
   return `${lines.join('\n')}\n`;

@@ -12,7 +12,7 @@ export interface UpCommand {
 export interface UpState {
   readonly trustDomain: string;
   readonly stateDir: string;
-  readonly controlPlane: { readonly grpc: string; readonly admin: string; readonly dataDir: string };
+  readonly controlPlane: { readonly grpc: string; readonly admin: string; readonly dashboard: string; readonly dataDir: string };
   readonly workloads: LaunchedMesh['workloads'];
   readonly portMoves: LaunchedMesh['portMoves'];
   readonly commands: readonly UpCommand[];
@@ -67,7 +67,7 @@ export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string, self
   return {
     trustDomain: spec.trustDomain,
     stateDir: mesh.stateDir,
-    controlPlane: { grpc: mesh.grpc, admin: mesh.adminUrl, dataDir: mesh.dataDir },
+    controlPlane: { grpc: mesh.grpc, admin: mesh.adminUrl, dashboard: `${mesh.adminUrl}/dashboard`, dataDir: mesh.dataDir },
     workloads: mesh.workloads,
     portMoves: mesh.portMoves,
     commands,
@@ -79,6 +79,7 @@ export function renderSummary(spec: MeshSpec, state: UpState, cwd: string): stri
   const rel = (p: string) => relative(cwd, p) || '.';
   const out: string[] = ['', `tessera up — local mesh on loopback, trust domain ${state.trustDomain}`, ''];
   out.push(`  control plane  grpc ${state.controlPlane.grpc}  admin ${state.controlPlane.admin}  data ${rel(state.controlPlane.dataDir)}`);
+  out.push(`  dashboard      ${state.controlPlane.dashboard}  (workloads, served SVIDs, CA rotation, denials, grants; live)`);
   for (const w of state.workloads) {
     const count = w.replicas.length;
     out.push(`  ${w.name.padEnd(6)} ${w.spiffeId}  service ${w.service}, ${count} replica${count === 1 ? '' : 's'}`);

@@ -19,6 +19,9 @@ export const CONTRACT_FILES: readonly ContractFile[] = [
       JwtAuthority: identity.JWT_AUTHORITY_FIELDS,
       MintJwtSvidRequest: identity.MINT_JWT_SVID_REQUEST_FIELDS,
       MintJwtSvidResponse: identity.MINT_JWT_SVID_RESPONSE_FIELDS,
+      TpmChallengeRequest: NO_FIELDS,
+      TpmChallengeResponse: identity.TPM_CHALLENGE_RESPONSE_FIELDS,
+      TpmEvidence: identity.TPM_EVIDENCE_FIELDS,
     },
   },
   {
@@ -30,6 +33,10 @@ export const CONTRACT_FILES: readonly ContractFile[] = [
       DenyList: config.DENY_LIST_FIELDS,
       PolicyDocument: config.POLICY_DOCUMENT_FIELDS,
       BreakGlassGrant: config.BREAK_GLASS_GRANT_FIELDS,
+      ProxyReport: config.PROXY_REPORT_FIELDS,
+      ServedSvid: config.SERVED_SVID_FIELDS,
+      DenialCount: config.DENIAL_COUNT_FIELDS,
+      ReportAck: config.REPORT_ACK_FIELDS,
     },
   },
   {

@@ -6,19 +6,53 @@ export const IDENTITY_PROTO = 'tessera/identity/v1/identity.proto';
 export const IDENTITY_SERVICE = 'tessera.identity.v1.Identity';
 export const SIGN_SVID_PATH = `/${IDENTITY_SERVICE}/SignSvid`;
 export const MINT_JWT_SVID_PATH = `/${IDENTITY_SERVICE}/MintJwtSvid`;
+export const TPM_CHALLENGE_PATH = `/${IDENTITY_SERVICE}/TpmChallenge`;
+
+/** TPM attestation evidence (docs/tpm-attestation.md): a quote bound to a TpmChallenge nonce and the CSR's key. */
+export interface TpmEvidenceMsg {
+  /** DER, the AK (or DevID) certificate first, then intermediates. */
+  ak_cert_chain: Buffer[];
+  /** TPMS_ATTEST as the TPM marshalled it. */
+  quote: Buffer;
+  /** TPMT_SIGNATURE over `quote`. */
+  signature: Buffer;
+  nonce: Buffer;
+}
+export const TPM_EVIDENCE_FIELDS = {
+  ak_cert_chain: 'repeated bytes',
+  quote: 'bytes',
+  signature: 'bytes',
+  nonce: 'bytes',
+} as const satisfies FieldsOf<TpmEvidenceMsg>;
+
+export interface TpmChallengeResponseMsg {
+  nonce: Buffer;
+  expires_at_unix_ms: Int64;
+  /** "sha1" | "sha256" | "sha384" | "sha512". */
+  pcr_bank: string;
+  pcrs: number[];
+}
+export const TPM_CHALLENGE_RESPONSE_FIELDS = {
+  nonce: 'bytes',
+  expires_at_unix_ms: 'int64',
+  pcr_bank: 'string',
+  pcrs: 'repeated uint32',
+} as const satisfies FieldsOf<TpmChallengeResponseMsg>;
 
 export interface SignSvidRequestMsg {
   csr?: Buffer;
   join_token?: string;
   k8s_sa_token?: string;
+  tpm?: TpmEvidenceMsg | null;
   /** Which member of the `evidence` oneof is set (proto-loader `oneofs: true`); absent = renewal over mTLS. */
-  evidence?: 'join_token' | 'k8s_sa_token';
+  evidence?: 'join_token' | 'k8s_sa_token' | 'tpm';
   ttl_seconds?: Int64;
 }
 export const SIGN_SVID_REQUEST_FIELDS = {
   csr: 'bytes',
   join_token: 'string',
   k8s_sa_token: 'string',
+  tpm: 'message tessera.identity.v1.TpmEvidence',
   evidence: 'oneof',
   ttl_seconds: 'int64',
 } as const satisfies FieldsOf<SignSvidRequestMsg>;

@@ -19,6 +19,7 @@ import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { guardedService, identityHandlers } from './api/identity-service.js';
 import { jwtSvidHandlers } from './api/jwt-svid-service.js';
+import { reportHandlers, reportMetrics } from './api/report-service.js';
 import { createAttestors } from './attestation/attestors.js';
 import { BundleFiles } from './ca/bundle-files.js';
 import { openCa } from './ca/open-ca.js';
@@ -34,10 +35,11 @@ import { ServedIdentity } from './issuance/served-identity.js';
 import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
+import { followChanges } from './lifecycle/follow-changes.js';
+import { openStore, redactedConfig } from './lifecycle/open-store.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
-import { openControlPlaneStore } from './store/control-plane-store.js';
 import { prepareDataDir } from './store/data-dir.js';
 
 export type { ControlPlaneLogger } from './logger.js';
@@ -53,30 +55,31 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   if (await socketAnswers(socketPath)) throw new TesseraError('TESSERA_ERR_CP_ALREADY_RUNNING', `${socketPath} answers: another control plane serves this data dir`);
   const undo = new UndoStack();
   return undo.guard(async () => {
-    const store = openControlPlaneStore(dataDir);
+    const { store, leads, sharedCa, replica } = await openStore(config, { clock, timers, log });
     undo.push(() => store.close());
-    const { audit, inventory, tokens } = store;
+    const { audit, inventory, tokens, changes } = store;
     const registry = new Registry();
     const metrics = createMetrics(registry, deps.build);
     const caChanged = new Relay(); // → bundle file, own SVID, gauges, config push (wired below)
     const configChanged = new Relay(); // → config push
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
-    const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), onChange: caChanged.fire });
+    const announceCa = () => void changes.announce('ca').catch((e: unknown) => log.error({ err: describeError(e) }, 'announcing a CA change failed'));
+    const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announceCa, onChange: caChanged.fire });
     const jwt = openJwtKeys({ dataDir, clock, audit, log, onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
-    bundleFiles.write();
+    await bundleFiles.write();
     // A federated domain's bundle change is pushed like a CA change.
     const federation = config.federation ? openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, ...federationReports(metrics) }) : undefined;
 
-    const attestors = await createAttestors(config, { clock, log, tokens, bundle: () => ca.current().bundle });
+    const attestors = await createAttestors(config, { clock, log, tokens, nonces: store.nonces, bundle: () => ca.current().bundle });
     undo.push(() => attestors.stop());
-    const revocations = new Revocations({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire });
+    const revocations = await Revocations.open({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire, changes });
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
     const admit = (id: string, serial: string) => revocations.check(id, serial);
     const { joinTokens, kubernetes, svids } = attestors;
-    const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), svids, revocations, limiter, inventory, audit, clock, metrics: issuanceReports(metrics) });
-    const served = new ServedIdentity(issuer, td, config.svid.ttlMs, () => ca.current(), clock);
-    const breakGlass = new BreakGlass(store.grants, audit, clock, configChanged.fire);
+    const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), ...(attestors.tpm ? { tpm: attestors.tpm } : {}), svids, revocations, limiter, inventory, audit, clock, metrics: issuanceReports(metrics) });
+    const served = await ServedIdentity.open(issuer, td, config.svid.ttlMs, () => ca.current(), clock);
+    const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, changes });
     const dir = config.policiesDir;
     const policies = dir ? new PolicyDirSource({ dir, ...policyDirReports(dir, metrics, log, configChanged.fire) }) : undefined;
     const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes } = config.limits;
@@ -85,7 +88,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });
     const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
-    const hub = new ConfigHub({
+    const hub = await ConfigHub.open({
       // Federated domains' bundles and JWT keys ride along, each under its own trust domain only.
       inputs: { bundles: () => [ca.current().bundle, ...(federation?.bundles() ?? [])], jwtAuthorities: () => new Map([...(federation?.jwtAuthorities() ?? []), [td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
@@ -93,12 +96,12 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       peerChain,
       clock,
       nextVersion: () => store.meta.increment('config.snapshot_version'),
-      ...configHubReports(metrics, audit, clock),
+      ...configHubReports(metrics, audit, clock, log),
     });
-    configChanged.connect(() => hub.publish());
+    configChanged.connect(() => void hub.publish());
     jwtKeysChanged.connect(() => {
-      bundleFiles.rewrite();
-      hub.publish();
+      void bundleFiles.rewrite();
+      void hub.publish();
     });
     policies?.start();
     undo.push(() => policies?.stop());
@@ -108,9 +111,10 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), ...jwtSvidReports(metrics) };
     const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ svids, peerChain, admit, audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
-    server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());
+    const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
+    server.grpc.addService(guardedService(services.config.service, maxRequestBytes), { ...hub.handlers(), ...reportHandlers(reportDeps) });
     // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
-    const discovery = openDiscovery(config.discovery, { trustDomain: td, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, svids, admit, peerChain });
+    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, changes, svids, admit, peerChain });
     undo.push(() => discovery.stop());
     server.grpc.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
     await server.start();
@@ -126,22 +130,22 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         if (bundleEndpoint?.followsOwnSvid) bundleEndpoint.endpoint.updateIdentity(identity);
       });
     caChanged.connect(() => {
-      bundleFiles.rewrite();
-      try {
-        refreshSelf(true);
-      } catch (e) {
-        log.error({ err: describeError(e) }, 'applying a CA change failed');
-      }
+      void bundleFiles.rewrite();
+      refreshSelf(true).catch((e: unknown) => log.error({ err: describeError(e) }, 'applying a CA change failed'));
       updateCaGauges(metrics, ca.current());
-      hub.publish();
+      void hub.publish();
     });
+    // Another replica's bans, grants or registrations (with one process: its own, already held).
+    const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh() }, (topic, e) => log.error({ topic, err: describeError(e) }, 'reloading after a change failed'));
+    undo.push(unfollow);
     updateCaGauges(metrics, ca.current());
 
     const readiness = new Readiness([ownSvidLive(() => served.svid, clock)]);
     const admin = await startAdminSurface({
-      http: { listen: config.adminListen, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...config, trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
+      http: { listen: config.adminListen, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
       routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock },
+      dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, changes, onError: (e) => log.error({ err: describeError(e) }, 'the fleet view failed') },
     });
     undo.push(() => admin.stop());
     const injector = config.injector ? await startEmbeddedInjector(config.injector, () => ca.current().bundle.toPem(), log) : undefined;
@@ -151,7 +155,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       clock,
       timers,
       tickMs: deps.tickMs ?? 1_000,
-      ...{ breakGlass, server, metrics, limiter, tokens },
+      ...{ breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads },
       hub: {
         tick: () => {
           hub.tick();
@@ -180,11 +184,11 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         clock,
         timers,
         // Watchers are told to go (OK status) so they reconnect elsewhere; unary calls get the grace period.
-        quiesce: [() => readiness.closing(), () => maintenance.stop(), () => hub.endAll(), () => discovery.quiesce()],
+        quiesce: [() => readiness.closing(), unfollow, () => maintenance.stop(), () => hub.endAll(), () => discovery.quiesce()],
         drain: (graceMs) => server.stop(graceMs),
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
         background: [() => discovery.stop(), () => policies?.stop(), () => attestors.stop(), () => federation?.stop()],
-        settled: () => maintenance.settled(),
+        settled: () => Promise.all([maintenance.settled(), hub.settled()]),
         release: [() => store.close()],
         onClosed: () => log.info({}, 'control plane stopped'),
       }),

@@ -8,7 +8,9 @@ import { realTimers, type Timers } from '../../shared-io/timers.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { certsReport } from './admin/certs-report.js';
 import { Latch, Readiness } from './admin/readiness.js';
+import { probeServedLeaf } from './admin/served-check.js';
 import { ServedVerifier } from './admin/served-verifier.js';
+import { DenialTally } from './authz/denial-tally.js';
 import { openPolicyDir } from './authz/open-policy-dir.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { InboundConfig, OutboundConfig, ProxyConfig } from './config/proxy-config.js';
@@ -26,6 +28,8 @@ import { ForwardProxyListener } from './listeners/forward-proxy-listener.js';
 import { OutboundListener } from './listeners/outbound-listener.js';
 import { createMeshDiscovery, type MeshDiscovery } from './routing/mesh-discovery.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
+import { ControlPlaneMetrics } from './telemetry/control-plane-metrics.js';
+import { FleetReporter, fleetReportCounter, processInstance } from './telemetry/fleet-reporter.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
 import { RoutingMetrics } from './telemetry/routing-metrics.js';
 import { startTracing } from './telemetry/start-tracing.js';
@@ -81,7 +85,8 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, log, clock });
+  const controlPlaneMetrics = config.identity.kind === 'controlPlane' ? { controlPlaneMetrics: new ControlPlaneMetrics(registry) } : {};
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, ...controlPlaneMetrics, log, clock });
   const stoppables: Stoppable[] = [source];
   if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
   else if (!source.deliversPolicies) policies.setPolicies([]); // no policy source: the default action decides (deny unless configured otherwise)
@@ -124,7 +129,8 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       ? createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
       : undefined;
   const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
-  const deps: ListenerDeps = { identity, policies, denyList, metrics, accessLog, tracer, limits: config.limits, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
+  const denials = new DenialTally();
+  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
   const started = await listeners
     .start([
       ...config.inbound.map((c) => (isH2(c) ? new InboundH2Listener(c, deps) : new InboundListener(c, deps))),
@@ -146,6 +152,11 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   listenersUp.set();
   served.start();
   stoppables.push(served);
+  // The fleet view: what each inbound listener serves and the denials, reported to the control plane (if any).
+  const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: listeners.portOf('inbound', c.name) }));
+  const reporter = source.report ? new FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials, instance: processInstance(), nowMs, timers, log, onResult: fleetReportCounter(registry) }) : undefined;
+  reporter?.start();
+  if (reporter) stoppables.push(reporter);
   mesh?.start();
 
   return {

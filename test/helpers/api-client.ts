@@ -10,9 +10,9 @@ import { type ClientSvid, type SignAnswer, controlPlaneClients, errorCode, signS
 export const WEB_ID = 'spiffe://example.org/ns/default/sa/web';
 
 /** A one-use join token for `id`, made in the API's store at its clock. */
-export function joinToken(api: RunningApi, nowMs: number, id = WEB_ID): string {
+export async function joinToken(api: RunningApi, nowMs: number, id = WEB_ID): Promise<string> {
   const token = `t-${Math.random().toString(36).slice(2)}`;
-  api.store.tokens.create(token, id, nowMs, 600_000);
+  await api.store.tokens.create(token, id, nowMs, 600_000);
   return token;
 }
 
@@ -27,7 +27,7 @@ export async function enroll(api: RunningApi, nowMs: number, id = WEB_ID): Promi
   const key = generateKeyPair();
   const c = controlPlaneClients(api.server.address, api.bundlePem());
   try {
-    const answer = await signSvid(c.identity, { csr: await createCsr(key, { uriSans: [id] }), join_token: joinToken(api, nowMs, id) });
+    const answer = await signSvid(c.identity, { csr: await createCsr(key, { uriSans: [id] }), join_token: await joinToken(api, nowMs, id) });
     if (answer.err) throw new Error(`enroll: ${errorCode(answer.err)} ${answer.err.details}`);
     const chainPem = answer.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join('');
     return { key, answer, svid: { keyPem: privateKeyPem(key), chainPem } };

@@ -1,5 +1,6 @@
 // The control plane's real parts, assembled in-process for unit tests: a store and a CA in a temp data dir, and
 // the gRPC API (Identity, Config) on 127.0.0.1 port 0, all on one injected clock. No process, no mocks.
+import { filePersistence } from '../../control-plane/src/ca/authority-persistence.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { Clock } from '../../common/clock.js';
@@ -17,7 +18,8 @@ import { Issuer } from '../../control-plane/src/issuance/issuer.js';
 import { RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
 import { Revocations } from '../../control-plane/src/issuance/revocations.js';
 import { ServedIdentity } from '../../control-plane/src/issuance/served-identity.js';
-import { type ControlPlaneStore, openControlPlaneStore } from '../../control-plane/src/store/control-plane-store.js';
+import { openSqliteStore } from '../../control-plane/src/store/sqlite/open-sqlite-store.js';
+import type { ControlPlaneStore } from '../../control-plane/src/store/store-contract.js';
 import { TD } from './control-plane.js';
 import { makeTempDir } from './run.js';
 
@@ -34,10 +36,10 @@ export interface TestCaParts {
 
 /** The CA over `<dataDir>/ca` with the store beside it; live SVIDs are counted from the store's inventory. */
 export async function openTestCa(dataDir: string, clock: Clock, lifetimes: CaLifetimes = TEST_LIFETIMES): Promise<TestCaParts> {
-  const store = openControlPlaneStore(dataDir);
+  const store = await openSqliteStore(dataDir);
   const events: CaEvent[] = [];
   const ca = await CaManager.open({
-    store: new AuthorityStore({ dir: join(dataDir, 'ca') }),
+    store: filePersistence(new AuthorityStore({ dir: join(dataDir, 'ca') })),
     trustDomain: TrustDomain.parse(TD),
     lifetimes,
     clock,
@@ -73,7 +75,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
   const td = TrustDomain.parse(TD);
   const svids = new SvidAttestor(() => ca.current().bundle, clock);
   let hub: ConfigHub | undefined;
-  const revocations = new Revocations({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => hub?.publish() });
+  const revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => void hub?.publish(), changes: store.changes });
   const issuer = new Issuer({
     trustDomain: td,
     ca: () => ca.current(),
@@ -86,7 +88,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     audit: store.audit,
     clock,
   });
-  const served = new ServedIdentity(issuer, td, HOUR_MS, () => ca.current(), clock);
+  const served = await ServedIdentity.open(issuer, td, HOUR_MS, () => ca.current(), clock);
   const maxRequestBytes = o.maxRequestBytes ?? 64 * 1024;
   const server = new GrpcServer({
     listen: '127.0.0.1:0',
@@ -97,7 +99,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     maxReceiveBytes: maxRequestBytes * 4,
     ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
   });
-  hub = new ConfigHub({
+  hub = await ConfigHub.open({
     inputs: { bundles: () => [ca.current().bundle], policies: () => [], grants: () => [], denyList: () => revocations.denyList() },
     svids,
     admit: (id, serial) => revocations.check(id, serial),
@@ -122,7 +124,8 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     close: async () => {
       h.endAll();
       await server.stop(0);
-      store.close();
+      await h.settled();
+      await store.close();
     },
   };
 }

@@ -1,8 +1,8 @@
 // The admin listener (loopback by default): /healthz (process alive), /ready (CA loaded, gRPC serving, own SVID
 // valid), /metrics (Prometheus text), /certs (own SVID and bundle, public data only), /config (the effective
-// config; it holds paths and settings, no secret), /endpoints (the service registry). Nothing here changes
-// state; operator commands use the Unix socket.
-import { type Server, createServer } from 'node:http';
+// config; it holds paths and settings, no secret), /endpoints (the service registry), and the fleet dashboard
+// (/dashboard, /api/) when one is mounted. Nothing here changes state; operator commands use the Unix socket.
+import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -18,6 +18,8 @@ export interface AdminHttpOptions {
   readonly config: () => unknown;
   /** The service registry as /endpoints answers it (service → endpoints); absent: 404. */
   readonly endpoints?: () => unknown;
+  /** More read-only routes (the dashboard): true when it answered the request. */
+  readonly routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
 export class AdminHttp {
@@ -44,6 +46,7 @@ export class AdminHttp {
         res.end(body);
       };
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+      if (this.#o.routes?.(req, res)) return;
       if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
       if (path === '/ready') {
         const reason = this.#o.notReadyReason();

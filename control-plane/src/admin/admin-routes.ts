@@ -10,10 +10,8 @@ import type { CaManager } from '../ca/ca-manager.js';
 import type { Revocations } from '../issuance/revocations.js';
 import { checkIssuableId } from '../issuance/svid-policy.js';
 import type { BreakGlass } from '../policy/break-glass.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { InventoryStore } from '../store/inventory-store.js';
-import type { Ban } from '../store/revocation-store.js';
-import { type TokenStore, newJoinToken, tokenIdOf } from '../store/token-store.js';
+import { newJoinToken, tokenIdOf } from '../store/join-token.js';
+import type { AuditLog, Ban, InventoryStore, TokenStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
 
 export interface AdminRouteDeps {
@@ -55,15 +53,16 @@ function banKind(v: unknown): Ban['kind'] {
 
 const banView = (b: Ban) => ({ kind: b.kind, value: b.value, reason: b.reason, createdBy: b.createdBy, createdAt: iso(b.createdAtMs), ...(b.notAfterMs !== null ? { notAfter: iso(b.notAfterMs) } : {}) });
 
-export function caStatus(d: AdminRouteDeps) {
+export async function caStatus(d: AdminRouteDeps) {
   const snap = d.ca.current();
   const now = d.clock.nowMs();
+  const live = await Promise.all(snap.authorities.map((a) => d.inventory.liveByAuthority(a.record.id, now)));
   return {
     trustDomain: d.trustDomain.name,
     signingAuthority: snap.signer.authorityId,
     bundleFingerprints: snap.bundle.fingerprints(),
-    authorities: snap.authorities.map((a) => {
-      const live = d.inventory.liveByAuthority(a.record.id, now);
+    authorities: snap.authorities.map((a, i) => {
+      const { count, latestNotAfterMs } = live[i]!;
       const inter = a.intermediates.at(-1)!.cert;
       return {
         id: a.record.id,
@@ -75,8 +74,8 @@ export function caStatus(d: AdminRouteDeps) {
         rootNotAfter: iso(a.record.rootNotAfterMs),
         intermediateSerial: inter.serialNumber.toLowerCase(),
         intermediateNotAfter: iso(inter.validToDate.getTime()),
-        liveSvids: live.count,
-        lastSvidNotAfter: iso(live.latestNotAfterMs),
+        liveSvids: count,
+        lastSvidNotAfter: iso(latestNotAfterMs),
       };
     }),
     removed: d.ca.removedHistory().map((r) => ({ id: r.id, removedAt: iso(r.removedAtMs) })),
@@ -86,10 +85,10 @@ export function caStatus(d: AdminRouteDeps) {
 export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
   return {
     'GET /v1/ca': () => caStatus(d),
-    'POST /v1/ca/prepare': async () => ({ prepared: (await d.ca.prepare()).id, status: caStatus(d) }),
-    'POST /v1/ca/activate': async (body) => ({ activated: (await d.ca.activate(optionalString(body, 'authority'))).id, status: caStatus(d) }),
-    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: caStatus(d) }),
-    'POST /v1/tokens': (body) => {
+    'POST /v1/ca/prepare': async () => ({ prepared: (await d.ca.prepare()).id, status: await caStatus(d) }),
+    'POST /v1/ca/activate': async (body) => ({ activated: (await d.ca.activate(optionalString(body, 'authority'))).id, status: await caStatus(d) }),
+    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: await caStatus(d) }),
+    'POST /v1/tokens': async (body) => {
       if (!d.joinTokensEnabled) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'join-token attestation is disabled in the control plane config');
       const idText = optionalString(body, 'spiffeId');
       if (!idText) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', 'spiffeId is required');
@@ -101,13 +100,13 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       if (ttlMs > MAX_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `ttlMs must be at most ${MAX_TOKEN_TTL_MS} (30 days)`);
       const token = newJoinToken();
       const now = d.clock.nowMs();
-      const rec = d.tokens.create(token, id.toString(), now, ttlMs);
+      const rec = await d.tokens.create(token, id.toString(), now, ttlMs);
       d.audit.record(now, { event: 'token.created', result: 'ok', caller: 'admin.sock', spiffeId: id.toString(), attestedAs: `join_token:${tokenIdOf(rec.hash)}`, expiresAt: iso(rec.expiresAtMs) });
       return { token, tokenId: tokenIdOf(rec.hash), spiffeId: id.toString(), expiresAt: iso(rec.expiresAtMs) };
     },
-    'GET /v1/certs': (_body, query) => {
+    'GET /v1/certs': async (_body, query) => {
       const within = optionalMs(query.get('expiringWithinMs'), 'expiringWithinMs');
-      return d.inventory.live(d.clock.nowMs(), within).map((r) => ({
+      return (await d.inventory.live(d.clock.nowMs(), within)).map((r) => ({
         serial: r.serial,
         spiffeId: r.spiffeId,
         notBefore: iso(r.notBeforeMs),
@@ -119,9 +118,9 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
         caller: r.caller,
       }));
     },
-    'POST /v1/break-glass': (body) => {
+    'POST /v1/break-glass': async (body) => {
       const from = body['from'];
-      const g = d.breakGlass.open({
+      const g = await d.breakGlass.open({
         to: String(body['to'] ?? ''),
         from: Array.isArray(from) ? from.map(String) : [],
         durationMs: Number(body['forMs']),
@@ -131,14 +130,14 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       return { ...g, expiresAt: iso(g.expiresAtMs), createdAt: iso(g.createdAtMs) };
     },
     'GET /v1/break-glass': () => d.breakGlass.active().map((g) => ({ ...g, expiresAt: iso(g.expiresAtMs) })),
-    'GET /v1/revocations': () => d.revocations.list().map(banView),
-    'POST /v1/revocations': (body) => {
-      const r = d.revocations.ban({ kind: banKind(body['kind']), value: String(body['value'] ?? ''), reason: String(body['reason'] ?? ''), createdBy: String(body['createdBy'] ?? '') });
+    'GET /v1/revocations': async () => (await d.revocations.list()).map(banView),
+    'POST /v1/revocations': async (body) => {
+      const r = await d.revocations.ban({ kind: banKind(body['kind']), value: String(body['value'] ?? ''), reason: String(body['reason'] ?? ''), createdBy: String(body['createdBy'] ?? '') });
       return { ...banView(r.ban), created: r.created };
     },
-    'POST /v1/revocations/lift': (body) => banView(d.revocations.lift(banKind(body['kind']), String(body['value'] ?? ''), String(body['createdBy'] ?? ''))),
-    'POST /v1/tokens/revoke': (body) => {
-      const rec = d.revocations.revokeToken({
+    'POST /v1/revocations/lift': async (body) => banView(await d.revocations.lift(banKind(body['kind']), String(body['value'] ?? ''), String(body['createdBy'] ?? ''))),
+    'POST /v1/tokens/revoke': async (body) => {
+      const rec = await d.revocations.revokeToken({
         ...(body['token'] !== undefined ? { token: String(body['token']) } : {}),
         ...(body['tokenId'] !== undefined ? { tokenId: String(body['tokenId']) } : {}),
         reason: String(body['reason'] ?? ''),

@@ -3,13 +3,14 @@
 // so main.ts only wires them.
 
 import type { Clock } from '../../../common/clock.js';
+import { describeError } from '../../../common/errors.js';
 import type { AuthorizationPolicy } from '../../../common/policy/policy-types.js';
 import type { PolicyDirSourceOptions, PolicyFileError } from '../../../shared-io/policy-dir-source.js';
 import type { ConfigHubOptions } from '../api/config-service.js';
 import { attestationFailureReason } from '../attestation/attested-identity.js';
 import type { IssuanceMetrics } from '../issuance/issuer.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import type { AuditLog } from '../store/audit-log.js';
+import type { AuditLog } from '../store/store-contract.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
 /** Federated bundles accepted and refused, by trust domain (and code). */
@@ -45,8 +46,9 @@ export function identityRejections(metrics: ControlPlaneMetrics, audit: AuditLog
   };
 }
 
-export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<ConfigHubOptions, 'onWatchers' | 'onVersion' | 'onSent' | 'onRefused'> {
+export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock, log: Pick<ControlPlaneLogger, 'error'>): Pick<ConfigHubOptions, 'onWatchers' | 'onVersion' | 'onSent' | 'onRefused' | 'onPublishError'> {
   return {
+    onPublishError: (e) => log.error({ err: describeError(e) }, 'publishing a config snapshot failed; watchers keep the previous one'),
     onWatchers: (n) => metrics.configWatchers.set(n),
     onVersion: (v) => metrics.snapshotVersion.set(v),
     onSent: () => metrics.snapshotsSent.inc(),

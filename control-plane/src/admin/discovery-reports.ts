@@ -8,7 +8,7 @@ import type { DiscoveryHubOptions } from '../discovery/discovery-watch.js';
 import type { RegistrationHubOptions, RegistrationRefused } from '../discovery/registration-service.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import type { AuditLog } from '../store/audit-log.js';
+import type { AuditLog } from '../store/store-contract.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
 /** Distinct service label values before the rest are counted under "other". */

@@ -1,6 +1,7 @@
 // tessera.config.v1.Config/Watch: authenticates the caller by its client SVID, sends its snapshot at once and
 // again whenever its content changes; ends the stream when the caller's SVID expires (it reconnects renewed) or
-// when the caller's ID or SVID serial is banned.
+// when the caller's ID or SVID serial is banned. Versions come from the store's counter: the first is taken before
+// serving, and publishes run one at a time so the versions a stream sees only grow.
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
@@ -27,12 +28,14 @@ export interface ConfigHubOptions {
   /** Operator bans: throws TESSERA_ERR_REVOCATION_* when the caller's ID or SVID serial is banned (required, as in Issuer). */
   readonly admit: (spiffeId: string, serial: string) => void;
   readonly clock: Clock;
-  /** Persistent, monotonic version counter: returns the next version. */
-  readonly nextVersion: () => number;
+  /** Persistent, monotonic version counter (shared by replicas): the next version. */
+  readonly nextVersion: () => Promise<number>;
   readonly onWatchers?: (count: number) => void;
   readonly onVersion?: (version: number) => void;
   readonly onSent?: () => void;
   readonly onRefused?: (code: string, caller: string, detail: string | undefined) => void;
+  /** A publish failed (no new version from the store): the watchers keep what they have. */
+  readonly onPublishError?: (e: unknown) => void;
 }
 
 interface Watcher extends OpenStream {
@@ -44,13 +47,18 @@ export class ConfigHub {
   readonly #o: ConfigHubOptions;
   readonly #watchers: OpenStreams<Watcher>;
   #version: number;
+  #publishing: Promise<void> = Promise.resolve();
 
-  constructor(opts: ConfigHubOptions) {
+  private constructor(opts: ConfigHubOptions, version: number) {
     this.#o = opts;
     this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}) });
-    // A new process starts at a new version, so a reconnecting proxy never sees one go backwards.
-    this.#version = opts.nextVersion();
-    opts.onVersion?.(this.#version);
+    this.#version = version;
+    opts.onVersion?.(version);
+  }
+
+  /** A new process starts at a new version, so a reconnecting proxy never sees one go backwards. */
+  static async open(opts: ConfigHubOptions): Promise<ConfigHub> {
+    return new ConfigHub(opts, await opts.nextVersion());
   }
 
   get version(): number {
@@ -61,17 +69,38 @@ export class ConfigHub {
     return this.#watchers.size;
   }
 
-  /** Something every snapshot depends on changed: new version, then each caller gets what differs for it. */
-  publish(): void {
-    this.#version = this.#o.nextVersion();
-    this.#o.onVersion?.(this.#version);
+  /**
+   * Something every snapshot depends on changed: new version, then each caller gets what differs for it (read
+   * when this publish's turn comes). Resolves when done; a failure goes to onPublishError, never rejects.
+   */
+  publish(): Promise<void> {
+    const next = this.#publishing.then(() => this.#publishNow()).catch((e: unknown) => this.#o.onPublishError?.(e));
+    this.#publishing = next;
+    return next;
+  }
+
+  /** Resolves once the publishes asked for so far are done (before the store closes). */
+  settled(): Promise<void> {
+    return this.#publishing;
+  }
+
+  async #publishNow(): Promise<void> {
+    let failure: { error: unknown } | undefined;
+    try {
+      this.#version = await this.#o.nextVersion();
+      this.#o.onVersion?.(this.#version);
+    } catch (error) {
+      failure = { error };
+    }
     // The inputs are the same for every caller: read once, not once per watcher.
     const inputs = this.#inputs();
     for (const w of [...this.#watchers]) {
       const banned = this.#banned(w.peer.spiffeId.toString(), w.peer.serial);
+      // A ban ends its streams even when no new version could be had; content waits for one.
       if (banned) this.#watchers.drop(w, banned);
-      else this.#send(w, inputs);
+      else if (!failure) this.#send(w, inputs);
     }
+    if (failure) throw failure.error;
   }
 
   /** The short tick: end streams whose client SVID has expired. */

@@ -1,9 +1,12 @@
 // tessera.identity.v1.Identity/SignSvid: decodes the request (size-capped, malformed messages answered with a
-// proper status instead of a transport error), hands it to the Issuer, maps the outcome to the wire.
+// proper status instead of a transport error), hands it to the Issuer, maps the outcome to the wire. Also
+// Identity/TpmChallenge, the nonce a TPM quote for SignSvid must bind (the Issuer's TPM attestor makes it).
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError } from '../../../common/errors.js';
 import type { Evidence, Issuer } from '../issuance/issuer.js';
 import { toGrpcError } from './grpc-status.js';
+import { tpmEvidenceFromMessage } from '../attestation/tpm-attestor.js';
+import { tpmChallengeHandler } from '../attestation/tpm-challenge-rpc.js';
 import type { SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
 import { trustBundleMsg } from './bundle-message.js';
@@ -64,6 +67,7 @@ export function identityHandlers(deps: IdentityServiceDeps): grpc.UntypedService
       const evidence: Evidence =
         req.evidence === 'join_token' ? { kind: 'join_token', token: req.join_token ?? '' }
         : req.evidence === 'k8s_sa_token' ? { kind: 'k8s_sa_token', token: req.k8s_sa_token ?? '' }
+        : req.evidence === 'tpm' ? { kind: 'tpm', evidence: tpmEvidenceFromMessage(req.tpm) }
         : { kind: 'none' };
       const ttlSeconds = Math.max(0, Math.min(Number(req.ttl_seconds ?? 0) || 0, MAX_TTL_SECONDS));
       deps.issuer
@@ -80,5 +84,7 @@ export function identityHandlers(deps: IdentityServiceDeps): grpc.UntypedService
           (e: unknown) => callback(toGrpcError(e)),
         );
     },
+    // Without attestors.tpm it answers TESSERA_ERR_ATTESTATION_DISABLED (audited and counted by onRejected).
+    TpmChallenge: tpmChallengeHandler({ ...(deps.issuer.tpm ? { tpm: deps.issuer.tpm } : {}), onRejected: deps.onRejected }),
   };
 }

@@ -7,7 +7,7 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { JwtSigningKey } from '../ca/jwt-keys.js';
-import type { AuditLog } from '../store/audit-log.js';
+import type { AuditLog } from '../store/store-contract.js';
 import { RejectedMessage } from './identity-service.js';
 import { toGrpcError } from './grpc-status.js';
 

@@ -2,17 +2,17 @@
 // the step that spends it once the rest of the request has been checked.
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 
-export type AttestorName = 'join_token' | 'k8s_psat' | 'x509svid';
+export type AttestorName = 'join_token' | 'k8s_psat' | 'x509svid' | 'tpm';
 
 export interface AttestedIdentity {
   readonly spiffeId: SpiffeId;
   readonly attestor: AttestorName;
-  /** For audit and inventory, never a secret: "join_token:<hash prefix>", "k8s_psat:ns/x/sa/y", "x509svid:<serial>". */
+  /** For audit and inventory, never a secret: "join_token:<hash prefix>", "k8s_psat:ns/x/sa/y", "x509svid:<serial>", "tpm:<AK key hash>". */
   readonly attestedAs: string;
   /** x509svid: the serial of the SVID presented (canonical lower-case hex), so a banned serial can be refused. */
   readonly serial?: string;
-  /** Spends single-use evidence; throws when it was spent meanwhile. Absent for reusable evidence. */
-  readonly spend?: () => void;
+  /** Spends single-use evidence; rejects when it was spent meanwhile. Absent for reusable evidence. */
+  readonly spend?: () => Promise<void>;
 }
 
 /** The metric label for an attestation failure: the code's tail in lower case (a fixed set). */

@@ -1,26 +1,31 @@
 // The attestor factory: which ways of proving identity this control plane accepts, built from the config — join
 // tokens, Kubernetes service-account JWTs (local JWKS file, refreshed from the API server, optionally checked by
-// TokenReview) and SVID renewal (a caller presenting a live SVID of this trust domain).
+// TokenReview), TPM quotes (nonces shared by the replicas through the store) and SVID renewal (a caller presenting
+// a live SVID of this trust domain).
 
 import { readFileSync } from 'node:fs';
 import type { Clock } from '../../../common/clock.js';
-import { describeError } from '../../../common/errors.js';
+import { TesseraError, describeError } from '../../../common/errors.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import type { TokenStore } from '../store/token-store.js';
+import type { NonceStore, TokenStore } from '../store/store-contract.js';
 import { JoinTokenAttestor } from './join-token-attestor.js';
 import { createHttpsFetch } from '../../../shared-io/https-fetch.js';
 import { K8sAttestation, type KubernetesAttestor } from './k8s-attestation.js';
 import { JwksRefresher } from './k8s-jwks-refresher.js';
 import { K8sJwtAttestor } from './k8s-jwt-attestor.js';
 import { SvidAttestor } from './svid-attestor.js';
+import type { TpmAttestor } from './tpm-attestor.js';
+import { openTpmAttestor } from './tpm-shared-nonces.js';
 
 export interface AttestorDeps {
   readonly clock: Clock;
   readonly log: Pick<ControlPlaneLogger, 'info' | 'warn'>;
   readonly tokens: TokenStore;
+  /** TPM nonces (seal key, spent record) in the shared store; required with attestors.tpm. main.ts: store.nonces. */
+  readonly nonces?: NonceStore;
   /** The trust bundle renewing callers' SVIDs are verified against (follows CA changes). */
   readonly bundle: () => TrustBundle;
 }
@@ -28,6 +33,7 @@ export interface AttestorDeps {
 export interface Attestors {
   readonly joinTokens?: JoinTokenAttestor;
   readonly kubernetes?: KubernetesAttestor;
+  readonly tpm?: TpmAttestor;
   readonly svids: SvidAttestor;
   /** Stops background work (the JWKS refresh); idempotent. */
   stop(): void;
@@ -35,6 +41,8 @@ export interface Attestors {
 
 export async function createAttestors(config: Pick<ControlPlaneConfig, 'attestors' | 'trustDomain'>, deps: AttestorDeps): Promise<Attestors> {
   const { clock, log } = deps;
+  // Before the Kubernetes refresher starts: a bad caFile fails the start with nothing to stop.
+  const tpm = config.attestors.tpm ? await tpmAttestor(config.attestors.tpm, config.trustDomain, deps) : undefined;
   const k8sConfig = config.attestors.kubernetes;
   const k8s = k8sConfig ? await kubernetesAttestor(k8sConfig, config.trustDomain, deps) : undefined;
   try {
@@ -46,9 +54,16 @@ export async function createAttestors(config: Pick<ControlPlaneConfig, 'attestor
   return {
     ...(config.attestors.joinToken.enabled ? { joinTokens: new JoinTokenAttestor(deps.tokens, clock) } : {}),
     ...(k8s ? { kubernetes: k8s.attestor } : {}),
+    ...(tpm ? { tpm } : {}),
     svids: new SvidAttestor(deps.bundle, clock),
     stop: () => k8s?.stop(),
   };
+}
+
+function tpmAttestor(tpm: NonNullable<ControlPlaneConfig['attestors']['tpm']>, trustDomain: ControlPlaneConfig['trustDomain'], { clock, nonces }: AttestorDeps): Promise<TpmAttestor> {
+  // A per-process key and ledger would break replicas behind one address (a challenge from one, SignSvid on another).
+  if (!nonces) throw new TesseraError('TESSERA_ERR_CP_START_FAILED', 'attestors.tpm: no shared nonce store was wired (createAttestors needs `nonces`)');
+  return openTpmAttestor(tpm, { trustDomain, clock, nonces });
 }
 
 type K8sConfig = NonNullable<ControlPlaneConfig['attestors']['kubernetes']>;

@@ -1,9 +1,11 @@
 // Join-token attestation: the token (looked up by its hash) names the SPIFFE ID; it must be unexpired, unused
-// and not revoked, and is spent atomically only after the CSR has been accepted.
+// and not revoked, and is spent only after the CSR has been accepted, by one conditional update in the store (so
+// two uses racing, on one replica or two, cannot both win).
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { type TokenStore, hashToken, tokenIdOf } from '../store/token-store.js';
+import { hashToken, tokenIdOf } from '../store/join-token.js';
+import type { TokenStore } from '../store/store-contract.js';
 import type { AttestedIdentity } from './attested-identity.js';
 
 /** Tokens longer than this are refused before hashing (a real one is 43 characters). */
@@ -18,10 +20,10 @@ export class JoinTokenAttestor {
     this.#clock = clock;
   }
 
-  attest(token: string): AttestedIdentity {
+  async attest(token: string): Promise<AttestedIdentity> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN');
     const hash = hashToken(token);
-    const rec = this.#tokens.find(hash);
+    const rec = await this.#tokens.find(hash);
     const now = this.#clock.nowMs();
     if (!rec) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN');
     const attestedAs = `join_token:${tokenIdOf(hash)}`;
@@ -32,8 +34,8 @@ export class JoinTokenAttestor {
       spiffeId: SpiffeId.parse(rec.spiffeId),
       attestor: 'join_token',
       attestedAs,
-      spend: () => {
-        if (!this.#tokens.spend(hash, this.#clock.nowMs())) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
+      spend: async () => {
+        if (!(await this.#tokens.spend(hash, this.#clock.nowMs()))) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
       },
     };
   }

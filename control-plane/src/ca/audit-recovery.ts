@@ -1,6 +1,6 @@
 // Audit repair at start: a kill between a CA commit and its audit line leaves the committed state ahead of the
 // trail, so every authority whose state the trail does not show gets a `ca.recovered` line.
-import type { AuditLog } from '../store/audit-log.js';
+import type { AuditLog } from '../store/store-contract.js';
 
 /** The authority state each audited CA event leaves behind. */
 const CA_EVENT_STATE: Readonly<Record<string, string>> = { 'ca.created': 'active', 'ca.prepared': 'prepared', 'ca.activated': 'active', 'ca.retired': 'retired', 'ca.removed': 'removed' };
@@ -9,9 +9,9 @@ const CA_EVENT_STATE: Readonly<Record<string, string>> = { 'ca.created': 'active
  * A kill between a CA commit and its audit line leaves the committed state ahead of the trail: at start, record
  * a `ca.recovered` line for every authority whose state the trail does not show.
  */
-export function auditCaRecovery(audit: AuditLog, authorities: readonly { record: { id: string; state: string } }[], nowMs: number): void {
+export async function auditCaRecovery(audit: AuditLog, authorities: readonly { record: { id: string; state: string } }[], nowMs: number): Promise<void> {
   const trail = new Map<string, string>();
-  for (const e of audit.recent('ca.', 10_000).reverse()) {
+  for (const e of (await audit.recent('ca.', 10_000)).reverse()) {
     const state = e['event'] === 'ca.recovered' ? e['state'] : CA_EVENT_STATE[String(e['event'])];
     if (typeof state === 'string' && typeof e['authority'] === 'string') trail.set(e['authority'], state);
   }

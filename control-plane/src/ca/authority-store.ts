@@ -2,14 +2,13 @@
 // ca-state.json naming them. New files are written first, the state file is renamed last; files no state
 // names (a crash between the two) are swept at load. Keys are 0600 and never leave this directory.
 // A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept.
-import { X509Certificate } from 'node:crypto';
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
-import { keyMatchesPublicKey, keyPairFromPem } from '../../../common/pki/keys.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 import { TMP_MARKER, writeFileAtomicSync } from './atomic-file.js';
 import type { AuthorityRecord, CaStateFile, CertWithKey, LoadedAuthority } from './authority.js';
+import { corrupt, loadAuthority, pairFromPem, referencedNames } from './authority-material.js';
 
 export const STATE_FILE = 'ca-state.json';
 
@@ -32,10 +31,6 @@ export interface AuthorityStoreOptions {
 export interface LoadedCa {
   readonly state: CaStateFile;
   readonly authorities: readonly LoadedAuthority[];
-}
-
-function corrupt(message: string, cause?: unknown, file?: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', message, file ? { file } : {}, cause === undefined ? undefined : { cause });
 }
 
 /** The process's uid and groups, for judging who else can read a key file. */
@@ -119,7 +114,7 @@ export class AuthorityStore {
     }
     if (state === null || typeof state !== 'object' || state.version !== 1 || !Array.isArray(state.authorities)) throw corrupt(`${statePath}: unknown format`, undefined, statePath);
     const authorities = state.authorities.map((a) => this.#loadAuthority(a));
-    this.#sweep(referencedFiles(state));
+    this.#sweep(referencedNames(state.authorities));
     return { state, authorities };
   }
 
@@ -130,44 +125,20 @@ export class AuthorityStore {
     this.#crash?.('ca-after-material');
     writeFileAtomicSync(join(this.#dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
     this.#crash?.('ca-after-state');
-    this.#sweep(referencedFiles(state));
+    this.#sweep(referencedNames(state.authorities));
   }
 
   #loadAuthority(a: AuthorityRecord): LoadedAuthority {
-    const statePath = join(this.#dir, STATE_FILE);
-    if (a === null || typeof a !== 'object' || !Array.isArray(a.intermediates)) throw corrupt(`${statePath}: an authority entry is malformed`, undefined, statePath);
-    const root = this.#loadPair(a.rootCertFile, a.rootKeyFile);
-    const intermediates = a.intermediates.map((i) => this.#loadPair(i.certFile, i.keyFile));
-    if (intermediates.length === 0) throw corrupt(`${statePath}: authority ${a.id} has no intermediate`, undefined, statePath);
-    for (const [n, i] of intermediates.entries()) {
-      const file = join(this.#dir, a.intermediates[n]!.certFile);
-      if (!i.cert.checkIssued(root.cert) || !i.cert.verify(root.cert.publicKey)) throw corrupt(`${file} is not signed by the root of authority ${a.id} (${join(this.#dir, a.rootCertFile)})`, undefined, file);
-    }
-    return { record: a, root, intermediates };
+    return loadAuthority(a, join(this.#dir, STATE_FILE), (c, k) => this.#loadPair(c, k), (name) => join(this.#dir, name));
   }
 
   #loadPair(certFile: string, keyFile: string): CertWithKey {
-    const certPath = join(this.#dir, certFile);
-    const keyPath = join(this.#dir, keyFile);
-    let cert: X509Certificate;
-    try {
-      cert = new X509Certificate(this.#read(certFile));
-    } catch (e) {
-      if (e instanceof TesseraError) throw e;
-      throw corrupt(`${certPath} is not a certificate: ${(e as Error).message}`, e, certPath);
-    }
-    if (!cert.ca) throw corrupt(`${certPath} is not a CA certificate (basicConstraints cA is not true)`, undefined, certPath);
+    const certPem = this.#read(certFile);
     const keyPem = this.#read(keyFile);
+    const keyPath = join(this.#dir, keyFile);
     const exposure = keyExposure(statSync(keyPath), this.#me);
     if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${keyPath}: ${exposure}; a CA key must be 0600 or 0400 (0440 with the process's group, e.g. a Secret's defaultMode with fsGroup)`, { file: keyPath });
-    let key: ReturnType<typeof keyPairFromPem>;
-    try {
-      key = keyPairFromPem(keyPem);
-    } catch (e) {
-      throw corrupt(`${keyPath} is not a private key: ${(e as Error).message}`, e, keyPath);
-    }
-    if (!keyMatchesPublicKey(key.privateKey, cert.publicKey)) throw corrupt(`${keyPath} does not match ${certPath}`, undefined, keyPath);
-    return { cert, key };
+    return pairFromPem(certPem, keyPem, { cert: join(this.#dir, certFile), key: keyPath });
   }
 
   /** A file ca-state.json names (a plain name in this directory): missing or unreadable is coded, naming it. */
@@ -188,13 +159,4 @@ export class AuthorityStore {
       if (name.includes(TMP_MARKER) || /\.(crt|key)$/.test(name)) unlinkSync(join(this.#dir, name));
     }
   }
-}
-
-function referencedFiles(state: CaStateFile): Set<string> {
-  const out = new Set<string>();
-  for (const a of state.authorities) {
-    out.add(a.rootCertFile).add(a.rootKeyFile);
-    for (const i of a.intermediates) out.add(i.certFile).add(i.keyFile);
-  }
-  return out;
 }

@@ -1,6 +1,7 @@
 // The data dir's two public bundle files, always written together: bundle.pem (what proxies and `svid fetch` take
 // as their bootstrap trust anchor) and bundle.spiffe.json (the SPIFFE bundle: X.509 and JWT-SVID authorities).
-// Written before the control plane is ready and again on every CA or JWT-key change.
+// Written before the control plane is ready and again on every CA or JWT-key change, one write at a time (the
+// sequence number comes from the store).
 import { join } from 'node:path';
 import { describeError } from '../../../common/errors.js';
 import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
@@ -16,14 +17,16 @@ export interface BundleFilesOptions {
   readonly bundle: () => TrustBundle;
   readonly jwtAuthorities: () => readonly JwtAuthority[];
   /** Persistent counter for spiffe_sequence. */
-  readonly nextSequence: () => number;
+  readonly nextSequence: () => Promise<number>;
   readonly log: ControlPlaneLogger;
 }
 
 export class BundleFiles {
   readonly pemPath: string;
   readonly #o: BundleFilesOptions;
-  readonly #spiffe: { readonly path: string; readonly nextSequence: () => number };
+  readonly #spiffe: { readonly path: string; readonly nextSequence: () => Promise<number> };
+  /** Writes run one at a time, each with the bundle as it is when its turn comes. */
+  #writing: Promise<void> = Promise.resolve();
 
   constructor(o: BundleFilesOptions) {
     this.#o = o;
@@ -31,19 +34,19 @@ export class BundleFiles {
     this.#spiffe = { path: join(o.dataDir, SPIFFE_BUNDLE_FILE), nextSequence: o.nextSequence };
   }
 
-  /** Throws when a file cannot be written (at start: the control plane does not start without them). */
-  write(): void {
-    const bundle = this.#o.bundle();
-    writeFileAtomicSync(this.pemPath, bundle.toPem(), 0o644);
-    writeSpiffeBundleFile(this.#spiffe, bundle.authorities, this.#o.jwtAuthorities());
+  /** Rejects when a file cannot be written (at start: the control plane does not start without them). */
+  write(): Promise<void> {
+    const next = this.#writing.then(async () => {
+      const bundle = this.#o.bundle();
+      writeFileAtomicSync(this.pemPath, bundle.toPem(), 0o644);
+      await writeSpiffeBundleFile(this.#spiffe, bundle.authorities, this.#o.jwtAuthorities());
+    });
+    this.#writing = next.catch(() => {});
+    return next;
   }
 
   /** After a change while serving: a failed write is logged; the change itself stands and is pushed anyway. */
-  rewrite(): void {
-    try {
-      this.write();
-    } catch (e) {
-      this.#o.log.error({ err: describeError(e) }, 'writing the bundle files failed');
-    }
+  rewrite(): Promise<void> {
+    return this.write().catch((e: unknown) => this.#o.log.error({ err: describeError(e) }, 'writing the bundle files failed'));
   }
 }

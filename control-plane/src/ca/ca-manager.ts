@@ -4,6 +4,8 @@
 // half-life. Every change is committed atomically, then published as one immutable snapshot.
 // On a read-only store (a Kubernetes Secret shared by replicas) the roots are fixed: each replica mints its own
 // intermediates in memory, signed by the root it reads, and rotates them; authority changes are refused.
+// On a shared database any replica may change authorities (compare-and-swap: a replica that lost the race reloads
+// and decides again), the leader alone does the periodic work, and the others follow commits through refresh().
 import type { X509Certificate } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -24,7 +26,8 @@ import {
   newAuthorityId,
   serialOf,
 } from './authority.js';
-import type { AuthorityStore, MaterialFile } from './authority-store.js';
+import type { AuthorityPersistence, LoadedAuthorities } from './authority-persistence.js';
+import type { MaterialFile } from './authority-store.js';
 import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
 
 /** Live SVIDs an authority signed (from the inventory). */
@@ -56,11 +59,13 @@ export interface CaEvent {
 }
 
 export interface CaManagerOptions {
-  readonly store: AuthorityStore;
+  readonly store: AuthorityPersistence;
+  /** Shared store: whether this replica leads (does the periodic work). Absent: it always does. */
+  readonly leads?: () => boolean;
   readonly trustDomain: TrustDomain;
   readonly lifetimes: CaLifetimes;
   readonly clock: Clock;
-  readonly liveSvids: (authorityId: string, nowMs: number) => LiveSvids;
+  readonly liveSvids: (authorityId: string, nowMs: number) => Promise<LiveSvids>;
   /** Called after each committed change with the events it made. */
   readonly onChange?: (snapshot: CaSnapshot, events: readonly CaEvent[]) => void;
 }
@@ -77,6 +82,8 @@ interface Plan<T> {
   readonly removed?: readonly string[];
   /** Installed without a commit: a replica's own intermediates over a read-only store. */
   readonly inMemory?: boolean;
+  /** Committed only while this replica leads (shared store). */
+  readonly fenced?: boolean;
   readonly events: CaEvent[];
   readonly result: T;
 }
@@ -85,6 +92,8 @@ export class CaManager {
   readonly #o: CaManagerOptions;
   #snapshot!: CaSnapshot;
   #state!: CaStateFile;
+  /** The committed version this replica's snapshot is built from (shared store). */
+  #version: number | null = null;
   /** Serializes every mutation: the state machine has exactly one writer at a time. */
   #queue: Promise<unknown> = Promise.resolve();
 
@@ -95,20 +104,26 @@ export class CaManager {
   /** Loads the CA from the store, creating the first active authority when there is none. */
   static async open(opts: CaManagerOptions): Promise<CaManager> {
     const m = new CaManager(opts);
-    const loaded = opts.store.load();
+    const loaded = await opts.store.load();
     if (loaded) {
-      if (loaded.state.trustDomain !== opts.trustDomain.name) {
-        throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA in ${opts.store.dir} is for trust domain "${loaded.state.trustDomain}", not "${opts.trustDomain.name}"`);
-      }
-      m.#install(loaded.state, loaded.authorities, 1);
+      m.#installLoaded(loaded, 1);
       // A replica never signs with the intermediate key the Secret shares: it mints its own before serving.
-      if (opts.store.readOnly) await m.#mutate((now) => m.#rotationPlan(now, true));
+      if (opts.store.mode === 'fixed') await m.#mutate((now) => m.#rotationPlan(now, true));
       return m;
     }
     const now = opts.clock.nowMs();
     const fresh = await m.#newAuthority('active', now);
     const state: CaStateFile = { version: 1, trustDomain: opts.trustDomain.name, authorities: [fresh.record], removed: [] };
-    opts.store.commit(state, fresh.material);
+    try {
+      m.#version = await opts.store.commit(state, fresh.material, null, false);
+    } catch (e) {
+      // Replicas starting together on an empty database: one creates the CA, the others load it.
+      if (!isConflict(e)) throw e;
+      const theirs = await opts.store.load();
+      if (!theirs) throw e;
+      m.#installLoaded(theirs, 1);
+      return m;
+    }
     m.#install(state, [fresh.loaded], 1);
     opts.onChange?.(m.#snapshot, [{ event: 'ca.created', authority: fresh.record.id }]);
     return m;
@@ -167,7 +182,7 @@ export class CaManager {
       if (id !== undefined && targets.length === 0) throw new TesseraError('TESSERA_ERR_CA_UNKNOWN_AUTHORITY', `no authority "${id}"`);
       for (const t of targets) {
         if (t.state === 'active') throw new TesseraError('TESSERA_ERR_CA_AUTHORITY_ACTIVE', `authority ${t.id} is active; prepare and activate its successor first`);
-        const live = this.#o.liveSvids(t.id, now);
+        const live = await this.#o.liveSvids(t.id, now);
         if (t.state === 'retired' && live.count > 0) {
           throw new TesseraError(
             'TESSERA_ERR_CA_AUTHORITY_IN_USE',
@@ -191,20 +206,46 @@ export class CaManager {
     return this.#mutate((now) => this.#rotationPlan(now, false));
   }
 
+  /** Shared store: installs what another replica committed (no-op when nothing changed). True when it changed. */
+  refresh(): Promise<boolean> {
+    const run = this.#queue.then(() => this.#reload());
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  async #reload(): Promise<boolean> {
+    const loaded = await this.#o.store.load();
+    if (!loaded || loaded.version === this.#version) return false;
+    this.#installLoaded(loaded, this.#snapshot.generation + 1);
+    this.#o.onChange?.(this.#snapshot, []);
+    return true;
+  }
+
+  #installLoaded(loaded: LoadedAuthorities, generation: number): void {
+    if (loaded.state.trustDomain !== this.#o.trustDomain.name) {
+      throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA in ${this.#o.store.where} is for trust domain "${loaded.state.trustDomain}", not "${this.#o.trustDomain.name}"`);
+    }
+    this.#install(loaded.state, loaded.authorities, generation);
+    this.#version = loaded.version;
+  }
+
   /**
    * Writable store: rotate at half-life, prune, remove retired authorities nothing chains to. Read-only store:
    * only the replica's own in-memory intermediates change (`force`: a fresh one now); the authorities are the
    * Secret's and change only when the Secret does.
    */
   async #rotationPlan(now: number, force: boolean): Promise<Plan<readonly CaEvent[]>> {
-    const inMemory = this.#o.store.readOnly;
+    const inMemory = this.#o.store.mode === 'fixed';
+    const shared = this.#o.store.mode === 'shared';
+    // Periodic work on a shared CA is the leader's: the others would only race it.
+    if (shared && !(this.#o.leads?.() ?? true)) return { records: null, events: [], result: [] };
     const events: CaEvent[] = [];
     const material: MaterialFile[] = [];
     const newIntermediates: [string, CertWithKey][] = [];
     const removed: string[] = [];
     const records: AuthorityRecord[] = [];
     for (const a of this.#state.authorities) {
-      if (!inMemory && a.state === 'retired' && this.#o.liveSvids(a.id, now).count === 0) {
+      if (!inMemory && a.state === 'retired' && (await this.#o.liveSvids(a.id, now)).count === 0) {
         removed.push(a.id);
         events.push({ event: 'ca.removed', authority: a.id, detail: { automatic: true } });
         continue;
@@ -226,7 +267,7 @@ export class CaManager {
       records.push(rec);
     }
     if (events.length === 0 && records.every((r, n) => r === this.#state.authorities[n])) return { records: null, events: [], result: [] };
-    return { records, material, newIntermediates, removed, events, result: events, inMemory };
+    return { records, material, newIntermediates, removed, events, result: events, inMemory, fenced: shared };
   }
 
   #needsRotation(a: AuthorityRecord, now: number): boolean {
@@ -269,26 +310,37 @@ export class CaManager {
 
   #mutate<T>(plan: (now: number) => Promise<Plan<T>>): Promise<T> {
     const run = this.#queue.then(async () => {
-      const now = this.#o.clock.nowMs();
-      const p = await plan(now);
-      if (p.records === null) return p.result;
-      const history = [...this.#state.removed, ...(p.removed ?? []).map((id) => ({ id, removedAtMs: now }))].slice(-MAX_REMOVED_HISTORY);
-      const state: CaStateFile = { ...this.#state, authorities: p.records, removed: history };
-      if (!p.inMemory) this.#o.store.commit(state, p.material ?? []);
-      // Rebuild the loaded view from what is now committed: new material from memory, the rest reused.
-      const fresh = new Map((p.newAuthorities ?? []).map((a) => [a.record.id, a]));
-      const loaded = p.records.map((r): LoadedAuthority => {
-        const base = fresh.get(r.id) ?? this.#loaded(r.id);
-        const extra = (p.newIntermediates ?? []).filter(([id]) => id === r.id).map(([, c]) => c);
-        const bySerial = new Map([...base.intermediates, ...extra].map((c) => [serialOf(c.cert), c]));
-        return { record: r, root: base.root, intermediates: r.intermediates.map((i) => bySerial.get(i.serial)!) };
-      });
-      this.#install(state, loaded, this.#snapshot.generation + 1);
-      if (p.events.length > 0) this.#o.onChange?.(this.#snapshot, p.events);
-      return p.result;
+      try {
+        return await this.#apply(plan);
+      } catch (e) {
+        if (!isConflict(e)) throw e;
+        // Another replica committed first (or took the lead): take its state, then decide again against it.
+        await this.#reload();
+        return this.#apply(plan);
+      }
     });
     this.#queue = run.catch(() => undefined);
     return run;
+  }
+
+  async #apply<T>(plan: (now: number) => Promise<Plan<T>>): Promise<T> {
+    const now = this.#o.clock.nowMs();
+    const p = await plan(now);
+    if (p.records === null) return p.result;
+    const history = [...this.#state.removed, ...(p.removed ?? []).map((id) => ({ id, removedAtMs: now }))].slice(-MAX_REMOVED_HISTORY);
+    const state: CaStateFile = { ...this.#state, authorities: p.records, removed: history };
+    if (!p.inMemory) this.#version = await this.#o.store.commit(state, p.material ?? [], this.#version, p.fenced ?? false);
+    // Rebuild the loaded view from what is now committed: new material from memory, the rest reused.
+    const fresh = new Map((p.newAuthorities ?? []).map((a) => [a.record.id, a]));
+    const loaded = p.records.map((r): LoadedAuthority => {
+      const base = fresh.get(r.id) ?? this.#loaded(r.id);
+      const extra = (p.newIntermediates ?? []).filter(([id]) => id === r.id).map(([, c]) => c);
+      const bySerial = new Map([...base.intermediates, ...extra].map((c) => [serialOf(c.cert), c]));
+      return { record: r, root: base.root, intermediates: r.intermediates.map((i) => bySerial.get(i.serial)!) };
+    });
+    this.#install(state, loaded, this.#snapshot.generation + 1);
+    if (p.events.length > 0) this.#o.onChange?.(this.#snapshot, p.events);
+    return p.result;
   }
 
   #install(state: CaStateFile, authorities: readonly LoadedAuthority[], generation: number): void {
@@ -317,4 +369,8 @@ function intermediateMaterial(r: IntermediateRecord, c: CertWithKey): MaterialFi
     { name: r.keyFile, text: privateKeyPem(c.key), secret: true },
     { name: r.certFile, text: encodePem('CERTIFICATE', c.cert.raw), secret: false },
   ];
+}
+
+function isConflict(e: unknown): boolean {
+  return e instanceof TesseraError && e.code === 'TESSERA_ERR_CA_CONFLICT';
 }

@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { InventoryStore } from '../store/inventory-store.js';
+import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import { auditCaRecovery } from './audit-recovery.js';
+import { type AuthorityPersistence, filePersistence } from './authority-persistence.js';
 import { AuthorityStore, type CrashPoint } from './authority-store.js';
 import type { CaLifetimes } from './authority.js';
 import { CaManager } from './ca-manager.js';
@@ -21,6 +21,10 @@ export interface OpenCaOptions {
   readonly audit: AuditLog;
   readonly log: { info(obj: Record<string, unknown>, msg: string): void };
   readonly crashAt?: CrashPoint;
+  /** The replicas' shared database instead of <dataDir>/ca, and whether this replica leads (does periodic work). */
+  readonly shared?: { readonly persistence: AuthorityPersistence; readonly leads: () => boolean };
+  /** After this replica committed a change: tell the other replicas (they refresh). */
+  readonly announce?: () => void;
   /** After each committed change has been audited (also for the CA's creation, during open). */
   readonly onChange: () => void;
 }
@@ -28,10 +32,15 @@ export interface OpenCaOptions {
 export async function openCa(o: OpenCaOptions): Promise<CaManager> {
   const { clock, audit, crashAt } = o;
   const ca = await CaManager.open({
-    store: new AuthorityStore({
-      dir: join(o.dataDir, 'ca'),
-      ...(crashAt ? { crashHook: (p: CrashPoint) => p === crashAt && process.kill(process.pid, 'SIGKILL') } : {}),
-    }),
+    store:
+      o.shared?.persistence ??
+      filePersistence(
+        new AuthorityStore({
+          dir: join(o.dataDir, 'ca'),
+          ...(crashAt ? { crashHook: (p: CrashPoint) => p === crashAt && process.kill(process.pid, 'SIGKILL') } : {}),
+        }),
+      ),
+    ...(o.shared ? { leads: o.shared.leads } : {}),
     trustDomain: o.trustDomain,
     lifetimes: o.lifetimes,
     clock,
@@ -41,9 +50,10 @@ export async function openCa(o: OpenCaOptions): Promise<CaManager> {
         audit.record(clock.nowMs(), { event: e.event, result: 'ok', caller: 'control-plane', authority: e.authority, ...(e.detail ?? {}) });
         o.log.info({ event: e.event, authority: e.authority }, 'CA changed');
       }
+      if (events.length > 0) o.announce?.();
       o.onChange();
     },
   });
-  auditCaRecovery(audit, ca.current().authorities, clock.nowMs());
+  await auditCaRecovery(audit, ca.current().authorities, clock.nowMs());
   return ca;
 }

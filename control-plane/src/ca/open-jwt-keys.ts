@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import { JWT_SKEW_MS } from '../../../common/spiffe/jwt-svid.js';
 import { JWT_SVID_MAX_TTL_MS } from '../api/jwt-svid-service.js';
-import type { AuditLog } from '../store/audit-log.js';
+import type { AuditLog } from '../store/store-contract.js';
 import { type JwtKeyEvent, JwtKeys } from './jwt-keys.js';
 
 /** The active JWT key signs for a day; its successor takes over and it stays published for the overlap. */

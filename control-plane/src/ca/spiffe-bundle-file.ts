@@ -12,12 +12,12 @@ export const SPIFFE_REFRESH_HINT_SECONDS = 300;
 
 export interface SpiffeBundleFileOptions {
   readonly path: string;
-  /** Persistent counter: returns the next sequence number. */
-  readonly nextSequence: () => number;
+  /** Persistent counter: the next sequence number. */
+  readonly nextSequence: () => Promise<number>;
 }
 
 /** Writes the document when its keys differ from the file's; returns the sequence in force. */
-export function writeSpiffeBundleFile(o: SpiffeBundleFileOptions, x509Authorities: readonly X509Certificate[], jwtAuthorities: readonly JwtAuthority[]): number {
+export async function writeSpiffeBundleFile(o: SpiffeBundleFileOptions, x509Authorities: readonly X509Certificate[], jwtAuthorities: readonly JwtAuthority[]): Promise<number> {
   const keysOf = (seq: number) => spiffeBundleDocument({ x509Authorities, jwtAuthorities, sequence: seq, refreshHintSeconds: SPIFFE_REFRESH_HINT_SECONDS });
   const wanted = JSON.stringify(keysOf(0)['keys']);
   let existing: { keys?: unknown; spiffe_sequence?: unknown } | undefined;
@@ -27,7 +27,7 @@ export function writeSpiffeBundleFile(o: SpiffeBundleFileOptions, x509Authoritie
     existing = undefined; // absent or torn by hand: rewritten below
   }
   if (existing && JSON.stringify(existing.keys) === wanted && typeof existing.spiffe_sequence === 'number') return existing.spiffe_sequence;
-  const seq = o.nextSequence();
+  const seq = await o.nextSequence();
   writeFileAtomicSync(o.path, `${JSON.stringify(keysOf(seq), null, 2)}\n`, 0o644);
   return seq;
 }

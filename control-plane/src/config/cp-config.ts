@@ -8,6 +8,8 @@ import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
 import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryConfig, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../discovery/kubernetes-config.js';
+import { TPM_ATTESTOR_SCHEMA, type TpmAttestorConfig, type TpmAttestorInput, resolveTpmAttestorConfig } from './tpm-config.js';
+import { STORE_SCHEMA, type StoreInput, type StoreSettings, resolveStoreConfig } from './store-config.js';
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from '../injector/injector-config.js';
 
 const HOUR = 3_600_000;
@@ -65,6 +67,7 @@ export const controlPlaneSchema: ObjectSchema = {
             },
           },
         },
+        tpm: TPM_ATTESTOR_SCHEMA,
       },
     },
     policies: { type: 'object', properties: { dir: { type: 'string', required: true, minLength: 1 } } },
@@ -79,6 +82,7 @@ export const controlPlaneSchema: ObjectSchema = {
     },
     injector: INJECTOR_CONFIG_SCHEMA,
     federation: FEDERATION_SCHEMA,
+    store: STORE_SCHEMA,
     discovery: {
       type: 'object',
       description: 'The service registry proxies discover endpoints from (DESIGN.md section 11)',
@@ -116,12 +120,14 @@ export interface ControlPlaneConfig {
       readonly jwksFile: string;
       readonly apiServer?: { readonly url: string; readonly caFile: string; readonly tokenFile: string; readonly jwksRefreshMs: number; readonly tokenReview: boolean };
     };
+    readonly tpm?: TpmAttestorConfig;
   };
   readonly policiesDir?: string;
   readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number };
   readonly injector?: InjectorSettings;
   readonly federation?: FederationConfig;
   readonly discovery: DiscoverySettings;
+  readonly store: StoreSettings;
 }
 
 /** The service registry's sources and the self-registration grace. */
@@ -143,12 +149,14 @@ interface Raw {
   attestors?: {
     joinToken?: { enabled?: boolean };
     kubernetes?: { issuer: string; audience: string; jwksFile?: string; apiServer?: { url?: string; caFile?: string; tokenFile?: string; jwksRefresh?: number; tokenReview?: boolean } };
+    tpm?: TpmAttestorInput;
   };
   policies?: { dir: string };
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
   federation?: FederationInput;
   discovery?: { staticFile?: string; registrationGrace?: number; kubernetes?: KubernetesDiscoveryInput };
+  store?: StoreInput;
 }
 
 /** Validates the text; throws TESSERA_ERR_CONFIG_INVALID / _UNREADABLE with file:line:key. */
@@ -177,7 +185,18 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: attestors.kubernetes: needs jwksFile or apiServer (where the service-account keys come from)`, { file, line, key: 'attestors.kubernetes' });
   }
   const dataDir = resolve(base, raw.dataDir);
+  const store = resolveStoreConfig(raw.store, base, (key, message) => {
+    const line = lineOf(parsed, key.split('.'));
+    return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
+  });
   const k8sApi = k8s?.apiServer;
+  const tpm = raw.attestors?.tpm
+    ? resolveTpmAttestorConfig(raw.attestors.tpm, base, (path, message) => {
+        const line = lineOf(parsed, path);
+        const key = path.join('.');
+        return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
+      })
+    : undefined;
   let injector: InjectorSettings | undefined;
   if (raw.injector?.enabled) {
     const { enabled: _e, listen, certFile, keyFile, ...input } = raw.injector;
@@ -228,6 +247,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
             },
           }
         : {}),
+      ...(tpm ? { tpm } : {}),
     },
     ...(raw.policies ? { policiesDir: resolve(base, raw.policies.dir) } : {}),
     limits: {
@@ -238,6 +258,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     },
     ...(injector ? { injector } : {}),
     ...(federation ? { federation } : {}),
+    store,
     discovery: {
       ...(raw.discovery?.staticFile ? { staticFile: resolve(base, raw.discovery.staticFile) } : {}),
       registrationGraceMs: raw.discovery?.registrationGrace ?? 10_000,

@@ -1,6 +1,7 @@
 // Turns the `discovery` config into running parts: the service registry (self-registrations persisted in the store),
 // its endpoint sources (static file, Kubernetes), the Discovery service's Watch and Register handlers, and their
 // reports (gauges, refusals audited). main.ts adds the handlers to the gRPC server and calls tick/quiesce/stop.
+import { hostname } from 'node:os';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
@@ -11,9 +12,7 @@ import type { ControlPlaneMetrics } from '../admin/metrics.js';
 import type { StreamCallerDeps } from '../api/stream-caller.js';
 import type { DiscoverySettings } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { MetaStore } from '../store/meta-store.js';
-import type { RegistrationStore } from '../store/registration-store.js';
+import type { AuditLog, ChangeFeed, MetaStore, RegistrationStore } from '../store/store-contract.js';
 import { DiscoveryHub } from './discovery-watch.js';
 import type { EndpointSource } from './endpoint-source.js';
 import { KubernetesEndpointsSource } from './kubernetes-endpoints-source.js';
@@ -30,6 +29,10 @@ export interface DiscoveryDeps extends Pick<StreamCallerDeps, 'svids' | 'peerCha
   readonly audit: AuditLog;
   readonly meta: MetaStore;
   readonly registrations: RegistrationStore;
+  /** Told after each registration write, so other replicas reload theirs. */
+  readonly changes?: Pick<ChangeFeed, 'announce'>;
+  /** This replica's name, owner of the sessions it stores (default `<host name>/<pid>`). */
+  readonly replica?: string;
 }
 
 export interface RunningDiscovery {
@@ -40,19 +43,22 @@ export interface RunningDiscovery {
   tick(): void;
   /** Shutdown: watchers told to go; the registry stops before the Register calls end, so they stay persisted. */
   quiesce(): void;
-  /** Stops the sources and the grace timers. */
-  stop(): void;
+  /** Stops the sources and the grace timers; resolves once the registry's store writes have landed. */
+  stop(): Promise<void>;
 }
 
-export function openDiscovery(config: DiscoverySettings, deps: DiscoveryDeps): RunningDiscovery {
+export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDeps): Promise<RunningDiscovery> {
   const { clock, timers, log, metrics, audit } = deps;
-  const registry = new ServiceRegistry({
+  const registry = await ServiceRegistry.open({
     clock,
     timers,
     nextVersion: () => deps.meta.increment('discovery.version'),
     graceMs: config.registrationGraceMs,
+    owner: deps.replica ?? `${hostname()}/${process.pid}`,
     persistence: deps.registrations,
     onPersistError: (e) => log.error({ err: describeError(e) }, 'persisting a registration failed; kept in memory'),
+    onPersisted: () => void deps.changes?.announce('registrations').catch(() => {}),
+    onVersionError: (e) => log.error({ err: describeError(e) }, 'no new discovery version from the store; the change goes out under the current one'),
   });
   const updateGauge = registryGauge(metrics);
   registry.subscribe(() => updateGauge(registry));
@@ -76,9 +82,10 @@ export function openDiscovery(config: DiscoverySettings, deps: DiscoveryDeps): R
       registry.stop();
       register.endAll();
     },
-    stop: () => {
+    stop: async () => {
       for (const s of sources) s.stop();
       registry.stop();
+      await registry.settled();
     },
   };
 }

@@ -1,6 +1,11 @@
 // The control plane's service registry (DESIGN.md section 11): merges self-registrations (one session per Register
 // call, kept for a grace after the call ends, persisted so a restart serves them unconfirmed until re-registered)
 // with the views of the endpoint sources into service → endpoints, versioned, telling subscribers what changed.
+// Versions come from the store's counter one at a time (subscribers hear a change once its version is known);
+// store writes are queued in order and never block the registry. Several registries (control-plane replicas) may
+// share one store: each owns the sessions of its own calls and heartbeats them; sessions stored by others (or by
+// this replica's previous process) are served as remembered (unconfirmed), never written or expired here, and go
+// once their heartbeat lapses — swept from the store by whichever registry sees it first.
 import { randomUUID } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
@@ -19,23 +24,44 @@ export interface StoredSession {
   readonly registrations: readonly Registration[];
 }
 
-/** Where sessions survive a restart (control-plane/src/store/registration-store.ts). */
-export interface RegistrationPersistence {
-  save(session: StoredSession, atMs: number): void;
-  remove(sessionId: string): void;
-  loadAll(): StoredSession[];
+/** A session as read back: which registry owns it, and when that one last said it was alive. */
+export interface LoadedSession extends StoredSession {
+  readonly owner: string;
+  readonly heartbeatAtMs: number;
 }
+
+/** Where sessions survive a restart and meet other replicas' (the store's RegistrationStore). */
+export interface RegistrationPersistence {
+  save(session: StoredSession, atMs: number, owner: string): Promise<void>;
+  remove(sessionId: string): Promise<void>;
+  loadAll(): Promise<LoadedSession[]>;
+  /** Refreshes `owner`'s sessions listed; returns the ids that were still stored. */
+  heartbeat(owner: string, sessionIds: readonly string[], atMs: number): Promise<string[]>;
+  /** Deletes every session not heartbeaten since `beforeMs`; returns how many went. */
+  removeStale(beforeMs: number): Promise<number>;
+}
+
+/** The shortest heartbeat period, whatever the grace (a grace of 0 would otherwise mean a busy loop). */
+export const MIN_HEARTBEAT_MS = 250;
 
 export interface ServiceRegistryOptions {
   readonly clock: Clock;
   readonly timers: Timers;
   /** Persistent, monotonic counter: the next version (a restarted control plane never goes back). */
-  readonly nextVersion: () => number;
-  /** How long a session's registrations outlive its call, and restored ones a restart. */
+  readonly nextVersion: () => Promise<number>;
+  /** How long a session's registrations outlive its call, and a stored session its owner's last heartbeat. */
   readonly graceMs: number;
+  /** This registry's name in the store (the replica's, e.g. `<host name>/<pid>`): owner of the sessions it writes. */
+  readonly owner: string;
+  /** How often the owned sessions' heartbeat is written (default: a third of the grace, at least MIN_HEARTBEAT_MS). */
+  readonly heartbeatMs?: number;
   readonly persistence?: RegistrationPersistence;
-  /** A persistence write failed: the registry goes on in memory. */
+  /** A persistence read or write failed: the registry goes on in memory. */
   readonly onPersistError?: (e: unknown) => void;
+  /** A save, remove or sweep changed what is stored (so other replicas may be told). */
+  readonly onPersisted?: () => void;
+  /** No new version could be had (the change goes out under the current one: proxies take an equal version), or a subscriber threw. */
+  readonly onVersionError?: (e: unknown) => void;
 }
 
 /** One endpoint as the admin view shows it. */
@@ -60,6 +86,8 @@ interface Session {
   readonly seq: number;
   registrations: readonly Registration[];
   live: boolean;
+  /** Stored by another registry (or this replica's previous process): served as remembered, never written, expired or taken over here. */
+  readonly foreign?: boolean;
   removal: unknown;
 }
 
@@ -80,18 +108,51 @@ export class ServiceRegistry {
   #seq = 0;
   #stopped = false;
   #started = false;
+  /** Ids of the sessions this registry made, even once forgotten: never taken for another replica's. */
+  readonly #mine = new Set<string>();
+  readonly #heartbeatMs: number;
+  /** How old a stored session's heartbeat may get before any registry sweeps it. */
+  readonly #lapseMs: number;
+  #heartbeat: unknown;
+  #firstSweep: unknown;
+  /** Set a lapse after start: from then on every tick sweeps. */
+  #sweeping = false;
+  #versioning: Promise<void> = Promise.resolve();
+  #persisting: Promise<void> = Promise.resolve();
+  #persistPending = 0;
+  #reloading: Promise<void> = Promise.resolve();
 
-  constructor(opts: ServiceRegistryOptions) {
+  private constructor(opts: ServiceRegistryOptions, version: number, restored: readonly LoadedSession[]) {
     this.#o = opts;
-    this.#version = opts.nextVersion();
-    // Registrations the previous process held are served, unconfirmed, until their owners register again.
-    for (const s of this.#persisted(() => opts.persistence?.loadAll() ?? [])) {
-      const session: Session = { id: s.id, spiffeId: s.spiffeId, seq: this.#seq++, registrations: s.registrations, live: false, removal: undefined };
-      this.#sessions.set(s.id, session);
-      this.#scheduleRemoval(session);
-    }
+    this.#version = version;
+    this.#heartbeatMs = opts.heartbeatMs ?? Math.max(MIN_HEARTBEAT_MS, Math.floor(opts.graceMs / 3));
+    // Three missed heartbeats at least, so a write that is merely slow never makes a live session look dead.
+    this.#lapseMs = Math.max(opts.graceMs, 3 * this.#heartbeatMs);
+    // Nothing is adopted: what is stored (other replicas', this replica's previous process's) is served, unconfirmed,
+    // until its proxies register again or its heartbeat lapses.
+    this.#applyStored(restored);
     this.#recompute();
     this.#started = true;
+    if (!opts.persistence) return;
+    this.#heartbeat = opts.timers.setInterval(() => this.#tick(), this.#heartbeatMs);
+    // What was stored before this start is served for a lapse at least (a restarted single control plane keeps
+    // serving what it held while its proxies reconnect), then swept if nobody heartbeats it.
+    this.#firstSweep = opts.timers.setTimeout(() => {
+      this.#sweeping = true;
+      this.#tick();
+    }, this.#lapseMs);
+  }
+
+  /** Takes the first version and what the store remembers (a failed read is reported; the registry starts empty). */
+  static async open(opts: ServiceRegistryOptions): Promise<ServiceRegistry> {
+    const version = await opts.nextVersion();
+    let restored: LoadedSession[] = [];
+    try {
+      restored = (await opts.persistence?.loadAll()) ?? [];
+    } catch (e) {
+      opts.onPersistError?.(e);
+    }
+    return new ServiceRegistry(opts, version, restored);
   }
 
   get version(): number {
@@ -147,6 +208,7 @@ export class ServiceRegistry {
   openSession(spiffeId: string): RegistrationSession {
     const s: Session = { id: randomUUID(), spiffeId, seq: this.#seq++, registrations: [], live: true, removal: undefined };
     this.#sessions.set(s.id, s);
+    this.#mine.add(s.id);
     return {
       id: s.id,
       replace: (regs) => this.#replace(s, regs),
@@ -154,21 +216,104 @@ export class ServiceRegistry {
     };
   }
 
-  /** Stops the grace timers; what is persisted stays for the next process. */
+  /** Stops the grace timers and the heartbeat; what is persisted stays until its heartbeat lapses. */
   stop(): void {
     this.#stopped = true;
     for (const s of this.#sessions.values()) if (s.removal !== undefined) this.#o.timers.clearTimeout(s.removal);
+    if (this.#heartbeat !== undefined) this.#o.timers.clearInterval(this.#heartbeat);
+    if (this.#firstSweep !== undefined) this.#o.timers.clearTimeout(this.#firstSweep);
+    this.#heartbeat = this.#firstSweep = undefined;
     this.#subscribers.clear();
+  }
+
+  /** Resolves once queued store writes, version requests and reloads have finished, those they queued included. */
+  async settled(): Promise<void> {
+    for (;;) {
+      const pending = [this.#persisting, this.#versioning, this.#reloading];
+      await Promise.all(pending);
+      if (pending[0] === this.#persisting && pending[1] === this.#versioning && pending[2] === this.#reloading) return;
+    }
+  }
+
+  /**
+   * Another replica changed what it stores: its sessions are served as they are stored now (remembered, never
+   * confirmed here); one it no longer stores goes. A failed read is reported and changes nothing.
+   */
+  reloadStored(): Promise<void> {
+    const next = this.#reloading.then(() => this.#reloadStored()).catch((e: unknown) => this.#o.onPersistError?.(e));
+    this.#reloading = next;
+    return next;
+  }
+
+  async #reloadStored(): Promise<void> {
+    const persistence = this.#o.persistence;
+    if (!persistence || this.#stopped) return;
+    // Only with none of this registry's writes in flight does the read show all of them: then forgotten ids of its
+    // own that are no longer stored can be dropped from #mine.
+    const quiet = this.#persistPending === 0;
+    const stored = await persistence.loadAll();
+    if (this.#stopped) return;
+    if (quiet && this.#persistPending === 0) {
+      const storedIds = new Set(stored.map((s) => s.id));
+      for (const id of this.#mine) if (!this.#sessions.has(id) && !storedIds.has(id)) this.#mine.delete(id);
+    }
+    if (this.#applyStored(stored)) this.#recompute();
+  }
+
+  /** Serves what others stored as it is stored now (a foreign session no longer stored goes); true when anything changed. */
+  #applyStored(stored: readonly LoadedSession[]): boolean {
+    const storedIds = new Set(stored.map((s) => s.id));
+    let changed = false;
+    for (const s of stored) {
+      if (this.#mine.has(s.id)) continue;
+      const cur = this.#sessions.get(s.id);
+      if (cur && JSON.stringify(cur.registrations) === JSON.stringify(s.registrations)) continue;
+      this.#sessions.set(s.id, { id: s.id, spiffeId: s.spiffeId, seq: cur?.seq ?? this.#seq++, registrations: s.registrations, live: false, foreign: true, removal: undefined });
+      changed = true;
+    }
+    for (const s of [...this.#sessions.values()]) {
+      if (s.foreign && !storedIds.has(s.id)) {
+        this.#sessions.delete(s.id);
+        changed = true;
+      }
+    }
+    return changed;
+  }
+
+  /**
+   * Every heartbeat period: one write refreshes the heartbeat of the sessions this registry owns (one swept
+   * meanwhile, while the store was out of reach, is stored again); then, from a lapse after start on, stored
+   * sessions whose heartbeat lapsed are swept. The sweep runs only after a heartbeat that landed, so it never
+   * removes this registry's own.
+   */
+  #tick(): void {
+    if (this.#stopped) return;
+    const sweep = this.#sweeping;
+    // Listed now: a session whose first save is still queued behind this write is not missing.
+    const owned = [...this.#sessions.values()].filter((s) => !s.foreign && s.registrations.length > 0).map((s) => s.id);
+    this.#persisted(async (p) => {
+      if (owned.length > 0) {
+        const found = new Set(await p.heartbeat(this.#o.owner, owned, this.#o.clock.nowMs()));
+        for (const id of owned) {
+          const s = this.#sessions.get(id);
+          if (!found.has(id) && s && s.registrations.length > 0 && !this.#stopped) this.#persist(s);
+        }
+      }
+      if (!sweep) return false;
+      const removed = await p.removeStale(this.#o.clock.nowMs() - this.#lapseMs);
+      if (removed > 0 && !this.#stopped) void this.reloadStored();
+      return removed > 0;
+    });
   }
 
   #replace(s: Session, regs: readonly Registration[]): void {
     if (this.#stopped || !this.#sessions.has(s.id)) return;
     s.registrations = regs.map((r) => ({ service: r.service, endpoint: { ...r.endpoint, source: 'self' } }));
-    // The same caller registering the same endpoints again (a proxy back after a restart or a reconnect): the
-    // remembered copies are superseded now rather than at the end of their grace.
+    // The same caller registering the same endpoints again (a proxy back after a reconnect): the remembered copies
+    // this registry owns are superseded now rather than at the end of their grace; others' are only outranked.
     const mine = new Set(s.registrations.map((r) => regKey(r)));
     for (const other of this.#sessions.values()) {
-      if (other.live || other.spiffeId !== s.spiffeId) continue;
+      if (other.live || other.foreign || other.spiffeId !== s.spiffeId) continue;
       const left = other.registrations.filter((r) => !mine.has(regKey(r)));
       if (left.length === other.registrations.length) continue;
       other.registrations = left;
@@ -199,20 +344,48 @@ export class ServiceRegistry {
   #forget(s: Session): void {
     if (s.removal !== undefined) this.#o.timers.clearTimeout(s.removal);
     this.#sessions.delete(s.id);
-    this.#persisted(() => this.#o.persistence?.remove(s.id));
+    this.#persisted((p) => p.remove(s.id).then(() => true));
   }
 
   #persist(s: Session): void {
-    this.#persisted(() => this.#o.persistence?.save({ id: s.id, spiffeId: s.spiffeId, registrations: s.registrations }, this.#o.clock.nowMs()));
+    const stored: StoredSession = { id: s.id, spiffeId: s.spiffeId, registrations: s.registrations };
+    const atMs = this.#o.clock.nowMs();
+    this.#persisted((p) => p.save(stored, atMs, this.#o.owner).then(() => true));
   }
 
-  #persisted<T>(fn: () => T | undefined): T | never[] {
-    try {
-      return fn() ?? [];
-    } catch (e) {
-      this.#o.onPersistError?.(e);
-      return [];
-    }
+  /**
+   * Queues a store write behind the earlier ones (so a save and a remove of one session land in order); `op`
+   * resolves true when it changed what others read (they are told), false for a heartbeat.
+   */
+  #persisted(op: (p: RegistrationPersistence) => Promise<boolean>): void {
+    const p = this.#o.persistence;
+    if (!p) return;
+    this.#persistPending++;
+    // Counted down before the callbacks: a reload the announcement triggers sees this write as landed.
+    this.#persisting = this.#persisting
+      .then(() => op(p))
+      .then(
+        (changed) => {
+          this.#persistPending--;
+          if (changed) this.#o.onPersisted?.();
+        },
+        (e: unknown) => {
+          this.#persistPending--;
+          this.#o.onPersistError?.(e);
+        },
+      );
+  }
+
+  /** A new version for a change, then the subscribers hear it: one at a time, so versions reach them in order. */
+  #announce(changed: ReadonlySet<string>): void {
+    this.#versioning = this.#versioning.then(async () => {
+      try {
+        this.#version = await this.#o.nextVersion();
+      } catch (e) {
+        this.#o.onVersionError?.(e);
+      }
+      for (const fn of this.#subscribers) fn(changed, this.#version);
+    }).catch((e: unknown) => this.#o.onVersionError?.(e));
   }
 
   /** Rebuilds service → endpoints; when any service changed, a new version and the subscribers are told which. */
@@ -245,9 +418,8 @@ export class ServiceRegistry {
     this.#merged = merged;
     this.#keys = keys;
     if (changed.size === 0) return;
-    // The first computation (in the constructor) is covered by the version taken there.
-    if (this.#started) this.#version = this.#o.nextVersion();
-    for (const fn of this.#subscribers) fn(changed, this.#version);
+    // The first computation (in the constructor) is covered by the version taken in open().
+    if (this.#started) this.#announce(changed);
   }
 }
 

@@ -1,6 +1,7 @@
 // Issuance: CSR checked → identity attested from the evidence alone → operator bans → CSR judged against it → rate
 // limit → single-use evidence spent → SVID signed by the active authority → inventory + audit. Every refusal is
-// audited with its stable code before it is thrown.
+// audited with its stable code before it is thrown. TPM evidence is attested against the CSR's key (the quote
+// binds it) and spends its nonce while attesting, so a replay is refused before it costs the ID's rate limit.
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -10,15 +11,19 @@ import type { AttestedIdentity } from '../attestation/attested-identity.js';
 import type { JoinTokenAttestor } from '../attestation/join-token-attestor.js';
 import type { KubernetesAttestor } from '../attestation/k8s-attestation.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
+import type { TpmAttestor, TpmEvidence } from '../attestation/tpm-attestor.js';
 import type { CaSnapshot } from '../ca/ca-manager.js';
 import { signLeaf } from '../ca/leaf-signer.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { InventoryStore } from '../store/inventory-store.js';
+import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import { type CheckedCsr, readCsr } from './csr-reader.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { checkCsrAgainstId, checkIssuableId, svidValidity } from './svid-policy.js';
 
-export type Evidence = { readonly kind: 'join_token'; readonly token: string } | { readonly kind: 'k8s_sa_token'; readonly token: string } | { readonly kind: 'none' };
+export type Evidence =
+  | { readonly kind: 'join_token'; readonly token: string }
+  | { readonly kind: 'k8s_sa_token'; readonly token: string }
+  | { readonly kind: 'tpm'; readonly evidence: TpmEvidence }
+  | { readonly kind: 'none' };
 
 export interface SignRequest {
   readonly csrDer: Uint8Array;
@@ -57,6 +62,7 @@ export interface IssuerOptions {
   readonly svid: SvidSettings;
   readonly joinTokens?: JoinTokenAttestor;
   readonly kubernetes?: KubernetesAttestor;
+  readonly tpm?: TpmAttestor;
   readonly svids: SvidAttestor;
   readonly limiter: RateLimiter;
   readonly inventory: InventoryStore;
@@ -71,7 +77,7 @@ export interface IssuerOptions {
 }
 
 function attestorOf(e: Evidence): string {
-  return e.kind === 'join_token' ? 'join_token' : e.kind === 'k8s_sa_token' ? 'k8s_psat' : 'x509svid';
+  return e.kind === 'join_token' ? 'join_token' : e.kind === 'k8s_sa_token' ? 'k8s_psat' : e.kind === 'tpm' ? 'tpm' : 'x509svid';
 }
 
 export class Issuer {
@@ -81,19 +87,24 @@ export class Issuer {
     this.#o = opts;
   }
 
+  /** The TPM attestor, for the TpmChallenge call; absent without attestors.tpm. */
+  get tpm(): Pick<TpmAttestor, 'challenge'> | undefined {
+    return this.#o.tpm;
+  }
+
   async sign(req: SignRequest): Promise<SignResult> {
     const started = performance.now();
     let identity: AttestedIdentity | undefined;
     try {
       if (req.csrDer.length === 0) throw new TesseraError('TESSERA_ERR_ISSUANCE_BAD_REQUEST', 'the request carries no CSR');
       const csr = readCsr(req.csrDer);
-      identity = await this.#attest(req);
+      identity = await this.#attest(req, csr);
       this.#o.revocations.check(identity.spiffeId.toString(), identity.serial);
       checkIssuableId(identity.spiffeId, this.#o.trustDomain);
       checkCsrAgainstId(csr, identity.spiffeId);
       if (!this.#o.limiter.take(identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
-      identity.spend?.();
-      const result = this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
+      await identity.spend?.();
+      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
       return result;
     } catch (e) {
@@ -117,11 +128,11 @@ export class Issuer {
   }
 
   /** Signs the control plane's own SVID (no attestation: it is this process). */
-  issueSelf(csr: CheckedCsr, id: SpiffeId, ttlMs: number): SignResult {
+  issueSelf(csr: CheckedCsr, id: SpiffeId, ttlMs: number): Promise<SignResult> {
     return this.#issue(csr, id, 'self', 'self', 'control-plane', ttlMs);
   }
 
-  async #attest(req: SignRequest): Promise<AttestedIdentity> {
+  async #attest(req: SignRequest, csr: CheckedCsr): Promise<AttestedIdentity> {
     const e = req.evidence;
     if (e.kind === 'join_token') {
       if (!this.#o.joinTokens) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'join-token attestation is disabled');
@@ -131,10 +142,15 @@ export class Issuer {
       if (!this.#o.kubernetes) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'Kubernetes attestation is not configured');
       return this.#o.kubernetes.attest(e.token);
     }
+    if (e.kind === 'tpm') {
+      if (!this.#o.tpm) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'TPM attestation is not configured');
+      return this.#o.tpm.attest(e.evidence, csr.spkiDer);
+    }
     return this.#o.svids.attest(req.peerChain);
   }
 
-  #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number): SignResult {
+  /** Signs, then records the SVID in the inventory before anyone holds it (so no live SVID goes uncounted). */
+  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number): Promise<SignResult> {
     const ca = this.#o.ca();
     const signer = ca.signer;
     const now = this.#o.clock.nowMs();
@@ -148,7 +164,7 @@ export class Issuer {
     const spiffeId = id.toString();
     const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });
     const intermediateSerial = signer.intermediate.serialNumber.toLowerCase();
-    this.#o.inventory.record({ serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller });
+    await this.#o.inventory.record({ serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller });
     this.#o.audit.record(now, { event: 'svid.issued', result: 'issued', spiffeId, attestedAs, serial: leaf.serialHex, notAfterMs, caller, kind, authority: signer.authorityId });
     return { chainDer: [leaf.der, signer.intermediate.raw], bundle: ca.bundle, spiffeId, notAfterMs, serial: leaf.serialHex };
   }

@@ -1,14 +1,14 @@
 // Revocation: the operator bans a SPIFFE ID or an SVID serial (validated, stored, audited, published to every
 // proxy as the deny-list) or revokes an unused join token; issuance and Config/Watch ask check() before serving.
+// check() answers from the bans held in memory (loaded at open, reloaded after each change here and when another
+// replica announces one), so the hot paths never wait for the database.
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { canonicalSerial } from '../../../common/pki/serial.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { InventoryStore } from '../store/inventory-store.js';
-import type { Ban, BanKind, RevocationStore } from '../store/revocation-store.js';
-import { type TokenRecord, type TokenStore, hashToken, tokenIdOf } from '../store/token-store.js';
+import { hashToken, tokenIdOf } from '../store/join-token.js';
+import type { AuditLog, Ban, BanKind, ChangeFeed, InventoryStore, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
 import { controlPlaneIdString } from './svid-policy.js';
 
 export interface BanRequest {
@@ -40,8 +40,10 @@ export interface RevocationsOptions {
   readonly audit: AuditLog;
   readonly trustDomain: TrustDomain;
   readonly clock: Clock;
-  /** The deny-list changed: publish a new snapshot. */
+  /** The deny-list changed (here or on another replica): publish a new snapshot. */
   readonly onChange: () => void;
+  /** Told after a ban or lift here, so other replicas reload (absent: nobody else to tell). */
+  readonly changes?: Pick<ChangeFeed, 'announce'>;
 }
 
 const MAX_REASON = 1000;
@@ -63,9 +65,51 @@ function operatorName(createdBy: unknown): string {
 
 export class Revocations {
   readonly #o: RevocationsOptions;
+  #bans: readonly Ban[] = [];
+  /** The loaded set, to tell a reload that changed something; undefined before the first load. */
+  #key: string | undefined;
+  #ids: ReadonlySet<string> = new Set();
+  #serials: ReadonlySet<string> = new Set();
+  /** Reloads run one at a time, so an older read never replaces a newer one. */
+  #reloading: Promise<void> = Promise.resolve();
 
-  constructor(opts: RevocationsOptions) {
+  private constructor(opts: RevocationsOptions) {
     this.#o = opts;
+  }
+
+  /** Loads the bans before anything asks check(). */
+  static async open(opts: RevocationsOptions): Promise<Revocations> {
+    const r = new Revocations(opts);
+    await r.reload();
+    return r;
+  }
+
+  /** Reads the bans again; a different set replaces the one in memory and is published. */
+  reload(): Promise<void> {
+    const next = this.#reloading.then(() => this.#load());
+    this.#reloading = next.catch(() => {});
+    return next;
+  }
+
+  async #load(): Promise<void> {
+    const bans = await this.#o.store.all();
+    const key = JSON.stringify(bans);
+    if (key === this.#key) return;
+    const first = this.#key === undefined;
+    this.#bans = bans;
+    this.#key = key;
+    this.#ids = new Set(bans.filter((b) => b.kind === 'spiffe_id').map((b) => b.value));
+    this.#serials = new Set(bans.filter((b) => b.kind === 'serial').map((b) => b.value));
+    if (!first) this.#o.onChange();
+  }
+
+  /** After a change here: held in memory and published, then other replicas are told. */
+  async #changed(): Promise<void> {
+    try {
+      await this.reload();
+    } finally {
+      void this.#o.changes?.announce('revocations').catch(() => {});
+    }
   }
 
   /** The ban's value in its stored form, or TESSERA_ERR_REVOCATION_INVALID. */
@@ -84,14 +128,14 @@ export class Revocations {
   }
 
   /** Adds a ban (idempotent: an existing ban is returned unchanged) and publishes the deny-list. */
-  ban(req: BanRequest): { ban: Ban; created: boolean } {
+  async ban(req: BanRequest): Promise<{ ban: Ban; created: boolean }> {
     const value = this.canonical(req.kind, req.value);
     const reason = checkReason(req.reason);
     const now = this.#o.clock.nowMs();
-    const issued = req.kind === 'serial' ? this.#o.inventory.find(value) : undefined;
+    const issued = req.kind === 'serial' ? await this.#o.inventory.find(value) : undefined;
     const ban: Ban = { kind: req.kind, value, reason, createdBy: operatorName(req.createdBy), createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
-    const created = this.#o.store.add(ban);
-    if (!created) return { ban: this.#o.store.find(req.kind, value)!, created: false };
+    const created = await this.#o.store.add(ban);
+    if (!created) return { ban: (await this.#o.store.find(req.kind, value)) ?? ban, created: false };
     this.#o.audit.record(now, {
       event: 'revocation.banned',
       result: 'ok',
@@ -101,15 +145,15 @@ export class Revocations {
       reason,
       createdBy: ban.createdBy,
     });
-    this.#o.onChange();
+    await this.#changed();
     return { ban, created };
   }
 
   /** Lifts a ban and publishes the deny-list without it; TESSERA_ERR_REVOCATION_NOT_FOUND when there was none. */
-  lift(kind: BanKind, rawValue: string, createdBy: string): Ban {
+  async lift(kind: BanKind, rawValue: string, createdBy: string): Promise<Ban> {
     const value = this.canonical(kind, rawValue);
-    const ban = this.#o.store.find(kind, value);
-    if (!ban || !this.#o.store.remove(kind, value)) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', `no ban on ${kind === 'serial' ? `serial ${value}` : value}`);
+    const ban = await this.#o.store.find(kind, value);
+    if (!ban || !(await this.#o.store.remove(kind, value))) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', `no ban on ${kind === 'serial' ? `serial ${value}` : value}`);
     this.#o.audit.record(this.#o.clock.nowMs(), {
       event: 'revocation.lifted',
       result: 'ok',
@@ -119,17 +163,17 @@ export class Revocations {
       bannedAt: new Date(ban.createdAtMs).toISOString(),
       createdBy: operatorName(createdBy),
     });
-    this.#o.onChange();
+    await this.#changed();
     return ban;
   }
 
   /** Revokes an unused join token, named by value or by id. */
-  revokeToken(req: TokenRevokeRequest): TokenRecord {
-    const rec = this.#findToken(req);
+  async revokeToken(req: TokenRevokeRequest): Promise<TokenRecord> {
+    const rec = await this.#findToken(req);
     const reason = checkReason(req.reason);
     const now = this.#o.clock.nowMs();
     if (rec.revokedAtMs !== null) return rec;
-    if (!this.#o.tokens.revoke(rec.hash, now)) {
+    if (!(await this.#o.tokens.revoke(rec.hash, now))) {
       throw new TesseraError('TESSERA_ERR_REVOCATION_TOKEN_USED', `join token ${tokenIdOf(rec.hash)} was used at ${new Date(rec.usedAtMs ?? now).toISOString()}; ban ${rec.spiffeId} instead`);
     }
     this.#o.audit.record(now, {
@@ -144,34 +188,35 @@ export class Revocations {
     return { ...rec, revokedAtMs: now };
   }
 
-  /** Every ban, for `tessera revoke list`. */
-  list(): Ban[] {
+  /** Every ban, for `tessera revoke list` (read from the store: every replica's). */
+  list(): Promise<Ban[]> {
     return this.#o.store.all();
   }
 
-  /** The deny-list proxies enforce now. */
+  /** The deny-list proxies enforce now (a serial ban past its SVID's NotAfter is not). */
   denyList(): DenyListInputs {
-    const bans = this.#o.store.live(this.#o.clock.nowMs());
+    const now = this.#o.clock.nowMs();
+    const bans = this.#bans.filter((b) => b.notAfterMs === null || b.notAfterMs > now);
     return { spiffeIds: bans.filter((b) => b.kind === 'spiffe_id').map((b) => b.value), serials: bans.filter((b) => b.kind === 'serial').map((b) => b.value) };
   }
 
   /** Throws the ban's code when the ID or the presented SVID's serial is banned. */
   check(spiffeId: string, serial?: string): void {
-    if (this.#o.store.find('spiffe_id', spiffeId)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId });
+    if (this.#ids.has(spiffeId)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId });
     const s = serial === undefined ? undefined : canonicalSerial(serial);
-    if (s && this.#o.store.find('serial', s)) throw new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial: s });
+    if (s && this.#serials.has(s)) throw new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial: s });
   }
 
-  #findToken(req: TokenRevokeRequest): TokenRecord {
+  async #findToken(req: TokenRevokeRequest): Promise<TokenRecord> {
     if ((req.token === undefined) === (req.tokenId === undefined)) throw invalid('name the join token by exactly one of token or tokenId', 'token');
     if (req.token !== undefined) {
-      const rec = typeof req.token === 'string' && req.token !== '' ? this.#o.tokens.find(hashToken(req.token)) : undefined;
+      const rec = typeof req.token === 'string' && req.token !== '' ? await this.#o.tokens.find(hashToken(req.token)) : undefined;
       if (!rec) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', 'no join token with that value');
       return rec;
     }
     const id = String(req.tokenId).replace(/^join_token:/, '').toLowerCase();
     if (!/^[0-9a-f]{8,64}$/.test(id)) throw invalid('tokenId must be 8-64 hex digits (the id audit lines show as join_token:<id>)', 'tokenId');
-    const found = this.#o.tokens.findByPrefix(id);
+    const found = await this.#o.tokens.findByPrefix(id);
     if (found.length === 0) throw new TesseraError('TESSERA_ERR_REVOCATION_NOT_FOUND', `no join token with id ${id}`);
     if (found.length > 1) throw invalid(`token id ${id} matches several tokens; give more digits or the token itself`, 'tokenId');
     return found[0]!;

@@ -45,10 +45,10 @@ export class SelfSvidSource {
     return c.authorityId !== activeAuthorityId || this.#clock.nowMs() >= c.notBeforeMs + (c.notAfterMs - c.notBeforeMs) / 2;
   }
 
-  issue(authorityId: string): SelfSvid {
+  async issue(authorityId: string): Promise<SelfSvid> {
     const key = generateKeyPair('ec-p256');
     const spkiDer = key.publicKey.export({ type: 'spki', format: 'der' });
-    const r = this.#issuer.issueSelf({ publicKey: key.publicKey, spkiDer, algorithm: 'ec-p256', sans: [], requestsCa: false }, this.#id, this.#ttlMs);
+    const r = await this.#issuer.issueSelf({ publicKey: key.publicKey, spkiDer, algorithm: 'ec-p256', sans: [], requestsCa: false }, this.#id, this.#ttlMs);
     const leaf = r.chainDer[0]!;
     this.#current = {
       spiffeId: r.spiffeId,

@@ -11,12 +11,19 @@ import { type SelfSvid, SelfSvidSource } from './self-svid.js';
 export class ServedIdentity {
   readonly #self: SelfSvidSource;
   readonly #ca: () => CaSnapshot;
+  /** Refreshes run one at a time: two due at once (a CA change and the tick) issue one SVID. */
+  #refreshing: Promise<void> = Promise.resolve();
+
+  private constructor(self: SelfSvidSource, ca: () => CaSnapshot) {
+    this.#self = self;
+    this.#ca = ca;
+  }
 
   /** Issues the first SVID at once: the gRPC listener cannot start without one. */
-  constructor(issuer: Issuer, td: TrustDomain, ttlMs: number, ca: () => CaSnapshot, clock: Clock) {
-    this.#self = new SelfSvidSource(issuer, td, ttlMs, clock);
-    this.#ca = ca;
-    this.#self.issue(ca().signer.authorityId);
+  static async open(issuer: Issuer, td: TrustDomain, ttlMs: number, ca: () => CaSnapshot, clock: Clock): Promise<ServedIdentity> {
+    const self = new SelfSvidSource(issuer, td, ttlMs, clock);
+    await self.issue(ca().signer.authorityId);
+    return new ServedIdentity(self, ca);
   }
 
   get svid(): SelfSvid | undefined {
@@ -32,10 +39,14 @@ export class ServedIdentity {
    * Renews the SVID when due and hands the credentials to `serve` when they changed; `force` hands them over
    * anyway (the bundle changed).
    */
-  refresh(force: boolean, serve: (identity: ServerIdentity) => void): void {
-    const signer = this.#ca().signer.authorityId;
-    if (this.#self.due(signer)) this.#self.issue(signer);
-    else if (!force) return;
-    serve(this.credentials());
+  refresh(force: boolean, serve: (identity: ServerIdentity) => void): Promise<void> {
+    const next = this.#refreshing.then(async () => {
+      const signer = this.#ca().signer.authorityId;
+      if (this.#self.due(signer)) await this.#self.issue(signer);
+      else if (!force) return;
+      serve(this.credentials());
+    });
+    this.#refreshing = next.catch(() => {});
+    return next;
   }
 }

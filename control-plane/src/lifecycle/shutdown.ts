@@ -14,12 +14,12 @@ export interface ShutdownPlan {
   readonly drain: (graceMs: number) => Promise<unknown>;
   /** The other listeners, closed together within what is left of the deadline. */
   readonly listeners: readonly (() => Promise<unknown> | undefined)[];
-  /** Background work (policy watcher, JWKS refresh). */
-  readonly background: readonly (() => void)[];
+  /** Background work (policy watcher, JWKS refresh, the registry's queued writes): stopped, and waited for. */
+  readonly background: readonly (() => unknown)[];
   /** Resolves when work that writes to the store has finished. */
   readonly settled: () => Promise<unknown>;
-  /** Last, in order: the store. */
-  readonly release: readonly (() => void)[];
+  /** Last, in order: the store (each waited for). */
+  readonly release: readonly (() => unknown)[];
   readonly onClosed: () => void;
 }
 
@@ -32,9 +32,9 @@ export function shutdown(plan: ShutdownPlan): (deadlineMs?: number) => Promise<v
       await plan.drain(Math.max(0, deadlineMs - 500));
       const rest = Math.max(100, deadlineMs - (plan.clock.nowMs() - started));
       await Promise.race([Promise.allSettled(plan.listeners.map((l) => l())), new Promise((r) => plan.timers.setTimeout(() => r(undefined), rest))]);
-      for (const b of plan.background) b();
+      await Promise.allSettled(plan.background.map((b) => b()));
       await plan.settled();
-      for (const r of plan.release) r();
+      for (const r of plan.release) await r();
       plan.onClosed();
     })();
     return closed;

@@ -1,6 +1,7 @@
-// The control plane's upkeep as scheduled tasks: every tick, expired Watch callers, break-glass expiry, the
-// gauges that are sampled and self-SVID renewal; every 5 s CA maintenance (rotation, pruning); every minute the
-// rate limiter's idle buckets; every hour join tokens past their keep time.
+// The control plane's upkeep as scheduled tasks: every tick, expired Watch callers and the gauges that are
+// sampled, break-glass expiry and self-SVID renewal (each its own task: they wait for the store, and a slow store
+// must not hold up the Watch sweep); every 5 s CA maintenance (rotation, pruning); every minute the rate
+// limiter's idle buckets; every hour join tokens past their keep time.
 
 import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
@@ -12,25 +13,32 @@ export const LIMITER_SWEEP_EVERY_MS = 60_000;
 export const TOKEN_PRUNE_EVERY_MS = 3_600_000;
 /** A join token is kept (for `token list` and the audit trail) this long after it expired. */
 export const TOKEN_KEEP_MS = 24 * 3_600_000;
+/** A proxy silent for this long is gone from the fleet view (it reports every 30 s while it runs). */
+export const REPORT_KEEP_MS = 24 * 3_600_000;
 
 export interface MaintenanceParts {
   readonly clock: Clock;
   readonly timers: Timers;
   readonly tickMs: number;
   readonly hub: { tick(): void };
-  readonly breakGlass: { expire(): unknown; active(): readonly unknown[] };
+  readonly breakGlass: { expire(): Promise<unknown>; active(): readonly unknown[] };
   readonly server: { readonly connections: number };
   readonly metrics: Pick<ControlPlaneMetrics, 'breakGlassActive' | 'grpcConnections'>;
   /** Reissues the control plane's own SVID when it is due. */
-  readonly renewSelf: () => void;
+  readonly renewSelf: () => Promise<unknown>;
   readonly limiter: { sweep(): void };
-  readonly tokens: { prune(nowMs: number, keepMs: number): unknown };
+  readonly tokens: { prune(nowMs: number, keepMs: number): Promise<unknown> };
+  /** Proxy reports (the dashboard's "what each proxy serves"): forgotten a day after the last one. */
+  readonly reports?: { prune(beforeMs: number): Promise<unknown> };
+  /** Replicas on one database: whether this one does the sweeps that must run once (absent: always). */
+  readonly leads?: () => boolean;
   readonly ca: { maintain(): Promise<unknown> };
   readonly onFailure: (message: string, error: unknown) => void;
 }
 
 export function controlPlaneMaintenance(p: MaintenanceParts): MaintenanceScheduler {
   const tick = 'maintenance tick failed';
+  const leads = () => p.leads?.() ?? true;
   const tasks: MaintenanceTask[] = [
     {
       name: 'tick',
@@ -38,14 +46,15 @@ export function controlPlaneMaintenance(p: MaintenanceParts): MaintenanceSchedul
       failure: tick,
       run: () => {
         p.hub.tick();
-        p.breakGlass.expire();
         p.metrics.breakGlassActive.set(p.breakGlass.active().length);
         p.metrics.grpcConnections.set(p.server.connections);
-        p.renewSelf();
       },
     },
+    { name: 'break-glass-expiry', everyMs: p.tickMs, failure: tick, run: () => p.breakGlass.expire() },
+    { name: 'self-renewal', everyMs: p.tickMs, failure: tick, run: () => p.renewSelf() },
     { name: 'limiter-sweep', everyMs: LIMITER_SWEEP_EVERY_MS, failure: tick, run: () => p.limiter.sweep() },
-    { name: 'token-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => p.tokens.prune(p.clock.nowMs(), TOKEN_KEEP_MS) },
+    { name: 'token-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.tokens.prune(p.clock.nowMs(), TOKEN_KEEP_MS) },
+    { name: 'report-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.reports?.prune(p.clock.nowMs() - REPORT_KEEP_MS) },
     { name: 'ca-maintenance', everyMs: CA_MAINTENANCE_EVERY_MS, failure: 'CA maintenance failed', run: () => p.ca.maintain() },
   ];
   return new MaintenanceScheduler({ clock: p.clock, timers: p.timers, checkEveryMs: p.tickMs, tasks, onFailure: (t, e) => p.onFailure(t.failure, e) });

@@ -1,12 +1,13 @@
 // Break-glass grants: an operator opens a time-bounded allow for named callers; it is validated, stored,
-// audited and published; a short wall-clock tick expires it (audited once, published without it).
+// audited and published; a short wall-clock tick expires it (published without it, its expiry audited once, by
+// whichever replica marks it first). The active grants are held in memory for the config snapshots: loaded at
+// open, reloaded after a grant opened here and when another replica announces one.
 import { randomBytes } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
 import { compileIdPattern } from '../../../common/spiffe/match.js';
-import type { AuditLog } from '../store/audit-log.js';
-import type { GrantStore } from '../store/grant-store.js';
+import type { AuditLog, ChangeFeed, GrantStore } from '../store/store-contract.js';
 
 export interface BreakGlassRequest {
   readonly to: string;
@@ -33,20 +34,53 @@ function checkPattern(p: unknown, field: string): string {
   return p;
 }
 
-export class BreakGlass {
-  readonly #store: GrantStore;
-  readonly #audit: AuditLog;
-  readonly #clock: Clock;
-  readonly #onChange: () => void;
+export interface BreakGlassOptions {
+  readonly store: GrantStore;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  /** The active grants changed (opened, expired, or changed by another replica): publish a new snapshot. */
+  readonly onChange: () => void;
+  /** Told after a grant opened here, so other replicas reload (absent: nobody else to tell). */
+  readonly changes?: Pick<ChangeFeed, 'announce'>;
+}
 
-  constructor(store: GrantStore, audit: AuditLog, clock: Clock, onChange: () => void) {
-    this.#store = store;
-    this.#audit = audit;
-    this.#clock = clock;
-    this.#onChange = onChange;
+export class BreakGlass {
+  readonly #o: BreakGlassOptions;
+  #grants: readonly BreakGlassGrant[] = [];
+  /** The loaded set, to tell a reload that changed something; undefined before the first load. */
+  #key: string | undefined;
+  /** Reloads run one at a time, so an older read never replaces a newer one. */
+  #reloading: Promise<void> = Promise.resolve();
+
+  private constructor(o: BreakGlassOptions) {
+    this.#o = o;
   }
 
-  open(req: BreakGlassRequest): BreakGlassGrant {
+  /** Loads the active grants before the first snapshot is built. */
+  static async open(o: BreakGlassOptions): Promise<BreakGlass> {
+    const bg = new BreakGlass(o);
+    await bg.reload();
+    return bg;
+  }
+
+  /** Reads the active grants again; a different set replaces the one in memory and is published. */
+  reload(): Promise<void> {
+    const next = this.#reloading.then(() => this.#load());
+    this.#reloading = next.catch(() => {});
+    return next;
+  }
+
+  async #load(): Promise<void> {
+    const grants = await this.#o.store.active(this.#o.clock.nowMs());
+    const key = JSON.stringify(grants);
+    if (key === this.#key) return;
+    const first = this.#key === undefined;
+    this.#grants = grants;
+    this.#key = key;
+    if (!first) this.#o.onChange();
+  }
+
+  async open(req: BreakGlassRequest): Promise<BreakGlassGrant> {
     const to = checkPattern(req.to, 'to');
     if (!Array.isArray(req.from) || req.from.length === 0) throw invalid('from needs at least one SPIFFE ID pattern', 'from');
     const from = req.from.map((f) => checkPattern(f, 'from'));
@@ -55,7 +89,7 @@ export class BreakGlass {
     }
     const reason = typeof req.reason === 'string' ? req.reason.trim() : '';
     if (reason === '' || reason.length > 1000) throw invalid('a reason (1-1000 characters) is required', 'reason');
-    const now = this.#clock.nowMs();
+    const now = this.#o.clock.nowMs();
     const grant: BreakGlassGrant = {
       id: `bg-${randomBytes(5).toString('hex')}`,
       to,
@@ -65,25 +99,41 @@ export class BreakGlass {
       createdBy: String(req.createdBy ?? '').slice(0, 200) || 'unknown',
       createdAtMs: now,
     };
-    this.#store.add(grant);
-    this.#audit.record(now, { event: 'break_glass.opened', result: 'ok', caller: 'admin.sock', grant: grant.id, to, from, reason, createdBy: grant.createdBy, expiresAt: new Date(grant.expiresAtMs).toISOString() });
-    this.#onChange();
+    const { store, audit } = this.#o;
+    await store.add(grant);
+    audit.record(now, { event: 'break_glass.opened', result: 'ok', caller: 'admin.sock', grant: grant.id, to, from, reason, createdBy: grant.createdBy, expiresAt: new Date(grant.expiresAtMs).toISOString() });
+    try {
+      await this.reload();
+    } finally {
+      void this.#o.changes?.announce('grants').catch(() => {});
+    }
     return grant;
   }
 
+  /** The unexpired grants now. */
   active(): BreakGlassGrant[] {
-    return this.#store.active(this.#clock.nowMs());
+    const now = this.#o.clock.nowMs();
+    return this.#grants.filter((g) => g.expiresAtMs > now);
   }
 
-  /** The tick: audits and unpublishes grants whose time has come. Returns how many expired. */
-  expire(): number {
-    const now = this.#clock.nowMs();
-    const due = this.#store.expiredUnaudited(now);
-    for (const g of due) {
-      this.#audit.record(now, { event: 'break_glass.expired', result: 'ok', caller: 'control-plane', grant: g.id, to: g.to, from: g.from, expiresAt: new Date(g.expiresAtMs).toISOString() });
-      this.#store.markExpiryAudited(g.id);
+  /**
+   * The tick: grants whose time has come are unpublished here; the expiry of each is audited by the one caller
+   * (of any replica) that marks it. Returns how many expiries this call audited.
+   */
+  async expire(): Promise<number> {
+    const { store, audit, clock } = this.#o;
+    const now = clock.nowMs();
+    if (this.#grants.some((g) => g.expiresAtMs <= now)) {
+      this.#grants = this.#grants.filter((g) => g.expiresAtMs > now);
+      this.#key = JSON.stringify(this.#grants);
+      this.#o.onChange();
     }
-    if (due.length > 0) this.#onChange();
-    return due.length;
+    let audited = 0;
+    for (const g of await store.expiredUnaudited(now)) {
+      if (!(await store.markExpiryAudited(g.id))) continue;
+      audit.record(now, { event: 'break_glass.expired', result: 'ok', caller: 'control-plane', grant: g.id, to: g.to, from: g.from, expiresAt: new Date(g.expiresAtMs).toISOString() });
+      audited++;
+    }
+    return audited;
   }
 }

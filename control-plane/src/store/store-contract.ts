@@ -3,7 +3,7 @@
 // that touches shared state returns a Promise, so the same callers work against a local file and a network
 // database; single-use and compare-and-swap rules are enforced by the database, never by a read-then-write here.
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
-import type { StoredSession } from '../discovery/service-registry.js';
+import type { LoadedSession, StoredSession } from '../discovery/service-registry.js';
 
 export type StoreKind = 'sqlite' | 'postgres';
 
@@ -123,12 +123,24 @@ export interface RevocationStore {
   live(nowMs: number): Promise<Ban[]>;
 }
 
-/** Self-registrations of the service registry, per Register session. */
+/**
+ * Self-registrations of the service registry, per Register session. Each session is owned by the replica that holds
+ * its call, which refreshes its heartbeat (`updated_at_ms`); a session whose heartbeat lapsed (its replica died) is
+ * removed by whichever replica sweeps first.
+ */
 export interface RegistrationStore {
-  /** Replaces what is stored for the session with its current set, atomically. */
-  save(s: StoredSession, atMs: number): Promise<void>;
+  /** Replaces what is stored for the session with its current set, owned by `owner`, heartbeat `atMs`, atomically. */
+  save(s: StoredSession, atMs: number, owner: string): Promise<void>;
   remove(sessionId: string): Promise<void>;
-  loadAll(): Promise<StoredSession[]>;
+  /** Every stored session, with its owner and last heartbeat. */
+  loadAll(): Promise<LoadedSession[]>;
+  /**
+   * Sets the heartbeat of those of `sessionIds` that `owner` stores to `atMs`, in one statement; returns the ids it
+   * found (one missing was removed meanwhile, e.g. swept while this replica could not reach the store).
+   */
+  heartbeat(owner: string, sessionIds: readonly string[], atMs: number): Promise<string[]>;
+  /** Deletes every session whose heartbeat is older than `beforeMs`, in one statement (idempotent across replicas); returns how many went. */
+  removeStale(beforeMs: number): Promise<number>;
 }
 
 /** What one proxy last reported about itself: the SVID each listener serves, and its authorization denials. */
@@ -156,6 +168,22 @@ export interface ReportStore {
   prune(beforeMs: number): Promise<number>;
 }
 
+/** The meta key holding the TPM nonce seal key (hex): one per database, so every replica seals alike. */
+export const NONCE_SEAL_KEY = 'tpm.nonce_seal_key';
+
+/**
+ * TPM attestation's single-use nonces (docs/tpm-attestation.md), shared by every replica: the nonces spent, each
+ * kept until it expires, and the HMAC key nonces are sealed with.
+ */
+export interface NonceStore {
+  /** Records `id` as spent until `expiresAtMs` in one conditional INSERT; false when it was spent already (anywhere). */
+  spendOnce(id: string, expiresAtMs: number): Promise<boolean>;
+  /** Forgets nonces expired at `nowMs` (the seal refuses them anyway). */
+  prune(nowMs: number): Promise<number>;
+  /** The seal key: `candidate` is stored when the database has none yet (the first writer's stays); returns the stored one. */
+  sealKey(candidate: Uint8Array): Promise<Buffer>;
+}
+
 /** Topics a replica announces after changing shared state, so the others reload it and republish. */
 export type ChangeTopic = 'ca' | 'grants' | 'revocations' | 'registrations' | 'jwt';
 
@@ -176,6 +204,7 @@ export interface ControlPlaneStore {
   readonly revocations: RevocationStore;
   readonly registrations: RegistrationStore;
   readonly reports: ReportStore;
+  readonly nonces: NonceStore;
   readonly changes: ChangeFeed;
   /** Flushes the audit queue, then closes the database (and its pool). */
   close(): Promise<void>;

@@ -16,8 +16,19 @@ export function dialableHost(host: string): string {
   return host.startsWith('[') && host.endsWith(']') ? host.slice(1, -1) : host;
 }
 
-/** Connects to our own inbound listener and reads the certificate it serves (null on any failure). */
-export function probeServedSerial(snapshot: IdentitySnapshot, target: ServedTarget, timeoutMs = 2_000): Promise<string | null> {
+/** The leaf a listener served: its serial (lower-case hex) and NotAfter. */
+export interface ServedLeaf {
+  readonly serial: string;
+  readonly notAfterMs: number;
+}
+
+/** Connects to our own inbound listener and reads the serial it serves (null on any failure). */
+export async function probeServedSerial(snapshot: IdentitySnapshot, target: ServedTarget, timeoutMs = 2_000): Promise<string | null> {
+  return (await probeServedLeaf(snapshot, target, timeoutMs))?.serial ?? null;
+}
+
+/** Connects to our own inbound listener and reads the leaf certificate it serves (null on any failure). */
+export function probeServedLeaf(snapshot: IdentitySnapshot, target: ServedTarget, timeoutMs = 2_000): Promise<ServedLeaf | null> {
   return new Promise((resolve) => {
     const socket = tls.connect({
       host: dialableHost(target.host),
@@ -28,15 +39,16 @@ export function probeServedSerial(snapshot: IdentitySnapshot, target: ServedTarg
       rejectUnauthorized: false,
       ALPNProtocols: ['h2', 'http/1.1'],
     });
-    const done = (v: string | null) => {
+    const done = (v: ServedLeaf | null) => {
       socket.destroy();
       resolve(v);
     };
     socket.setTimeout(timeoutMs, () => done(null));
     // End politely (close_notify) rather than reset: an abrupt close counts as a failed handshake on the server.
     socket.once('secureConnect', () => {
-      const serial = socket.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null;
-      socket.once('close', () => resolve(serial));
+      const leaf = socket.getPeerX509Certificate();
+      const served = leaf ? { serial: leaf.serialNumber.toLowerCase(), notAfterMs: Date.parse(leaf.validTo) } : null;
+      socket.once('close', () => resolve(served));
       socket.end();
     });
     socket.once('error', () => done(null));

@@ -8,6 +8,7 @@ import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
+import { TPM_EVIDENCE_SCHEMA, type TpmEvidenceConfig, type TpmEvidenceInput, resolveTpmEvidenceConfig } from '../identity/tpm/tpm-evidence-config.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
 import { inboundRoutingKeys, type OutboundRoute, outboundRoutingKeys, type RawRouting, type Registration, type RoutingSettings, resolveRouting, routingSchema } from './routing-config.js';
@@ -71,12 +72,17 @@ export interface ProxyConfig {
     | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly bundleFile: string }
     | {
         readonly kind: 'controlPlane';
-        readonly address: string;
+        /** host:port of each replica, in preference order (`address` gives one; a DNS name may stand for several). */
+        readonly addresses: readonly string[];
+        /** How often the preferred address is probed while another one serves. */
+        readonly failbackIntervalMs: number;
         readonly bundleFile: string;
         readonly trustDomain?: string;
         readonly joinToken?: string;
         readonly joinTokenFile?: string;
         readonly kubernetesTokenFile?: string;
+        /** TPM attestation: a quote by the local TPM's attestation key (docs/tpm-attestation.md). */
+        readonly tpm?: TpmEvidenceConfig;
       };
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
@@ -110,14 +116,20 @@ export const proxySchema: ObjectSchema = {
       properties: {
         controlPlane: {
           type: 'object',
-          exactlyOneOf: [['joinToken', 'joinTokenFile', 'kubernetesTokenFile']],
+          exactlyOneOf: [
+            ['address', 'addresses'],
+            ['joinToken', 'joinTokenFile', 'kubernetesTokenFile', 'tpm'],
+          ],
           properties: {
-            address: { type: 'string', format: 'address', required: true },
+            address: { type: 'string', format: 'address', description: 'One control plane; a DNS name with several records counts each record as a replica' },
+            addresses: { type: 'array', items: { type: 'string', format: 'address' }, minItems: 1, maxItems: 16, description: 'Control-plane replicas in preference order; the proxy fails over and back among them' },
+            failbackInterval: { type: 'duration', min: 1_000, max: 3_600_000, default: '30s', description: 'How often the preferred control-plane address is probed while another one serves' },
             bundleFile: { type: 'string', required: true, minLength: 1 },
             trustDomain: { type: 'string', minLength: 1, description: 'Refuse SVIDs of any other trust domain; default: the one the bootstrap bundle names' },
             joinToken: { type: 'string', minLength: 1 },
             joinTokenFile: { type: 'string', minLength: 1 },
             kubernetesTokenFile: { type: 'string', minLength: 1 },
+            tpm: TPM_EVIDENCE_SCHEMA,
           },
         },
         files: {
@@ -240,7 +252,7 @@ interface RawListener {
   retryable?: boolean;
 }
 interface Raw {
-  identity: { controlPlane?: { address: string; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string }; files?: { certFile: string; keyFile: string; bundleFile: string } };
+  identity: { controlPlane?: { address?: string; addresses?: string[]; failbackInterval?: number; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string; tpm?: TpmEvidenceInput }; files?: { certFile: string; keyFile: string; bundleFile: string } };
   inbound?: RawListener[];
   outbound?: RawListener[];
   edge?: RawEdge[];
@@ -309,6 +321,9 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     const j = inbound.findIndex((l) => l.registration);
     if (j >= 0) problem(['inbound', j, 'service'], 'registering a service needs identity.controlPlane');
   }
+  const replicas = id.controlPlane?.addresses ?? [];
+  const twice = replicas.findIndex((a, i) => replicas.indexOf(a) !== i);
+  if (twice >= 0) problem(['identity', 'controlPlane', 'addresses', twice], `"${replicas[twice]}" is listed twice`);
   if (id.controlPlane && raw.authorization?.policiesDir) {
     problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
   }
@@ -316,12 +331,14 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     ? { kind: 'files', certFile: path(id.files.certFile), keyFile: path(id.files.keyFile), bundleFile: path(id.files.bundleFile) }
     : {
         kind: 'controlPlane',
-        address: id.controlPlane!.address,
+        addresses: id.controlPlane!.addresses ?? [id.controlPlane!.address!],
+        failbackIntervalMs: id.controlPlane!.failbackInterval ?? 30_000,
         bundleFile: path(id.controlPlane!.bundleFile),
         ...(id.controlPlane!.trustDomain ? { trustDomain: id.controlPlane!.trustDomain } : {}),
         ...(id.controlPlane!.joinToken ? { joinToken: id.controlPlane!.joinToken } : {}),
         ...(id.controlPlane!.joinTokenFile ? { joinTokenFile: path(id.controlPlane!.joinTokenFile) } : {}),
         ...(id.controlPlane!.kubernetesTokenFile ? { kubernetesTokenFile: path(id.controlPlane!.kubernetesTokenFile) } : {}),
+        ...(id.controlPlane!.tpm ? { tpm: resolveTpmEvidenceConfig(id.controlPlane!.tpm, base) } : {}),
       };
   const l = raw.limits ?? {};
   const tracing = raw.telemetry?.tracing;

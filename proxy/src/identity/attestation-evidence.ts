@@ -1,11 +1,17 @@
 // Attestation evidence for the first contact with the control plane: an inline join token (single-use), a
-// join-token file, or a Kubernetes projected service-account token file (re-read on every attestation).
+// join-token file, a Kubernetes projected service-account token file (re-read on every attestation), or the local
+// TPM (a quote made per attestation, over the control plane's nonce and the CSR's key: the client asks for both).
 import { readFile } from 'node:fs/promises';
 import { TesseraError } from '../../../common/errors.js';
+import type { TpmEvidenceConfig } from './tpm/tpm-evidence-config.js';
+import { TpmEvidenceSource } from './tpm/tpm-evidence.js';
+import { TpmQuoter } from './tpm/tpm-quoter.js';
 
 export type AttestationEvidence =
   | { readonly kind: 'join_token'; readonly token: string }
-  | { readonly kind: 'kubernetes_token'; readonly token: string };
+  | { readonly kind: 'kubernetes_token'; readonly token: string }
+  /** Evidence made per request: it binds the control plane's nonce and the CSR (ControlPlaneClient.attest). */
+  | { readonly kind: 'tpm'; readonly source: Pick<TpmEvidenceSource, 'evidence'> };
 
 export interface EvidenceProvider {
   /** Fresh evidence for one attestation. */
@@ -22,9 +28,15 @@ export interface EvidenceConfig {
   readonly joinToken?: string;
   readonly joinTokenFile?: string;
   readonly kubernetesTokenFile?: string;
+  readonly tpm?: TpmEvidenceConfig;
 }
 
 export function evidenceProvider(cfg: EvidenceConfig): EvidenceProvider {
+  if (cfg.tpm) {
+    // A TPM can always quote again: like a token file, a proxy whose SVID lapsed re-attests by itself.
+    const source = new TpmEvidenceSource({ quoter: new TpmQuoter(cfg.tpm.quoter), akCertFile: cfg.tpm.akCertFile });
+    return { description: `TPM attestation key ${cfg.tpm.quoter.ak}`, read: async () => ({ kind: 'tpm', source }), canReattest: () => true, consumed: () => {} };
+  }
   if (cfg.joinToken !== undefined) {
     let spent = false;
     const token = cfg.joinToken;
@@ -38,7 +50,7 @@ export function evidenceProvider(cfg: EvidenceConfig): EvidenceProvider {
     };
   }
   const file = cfg.joinTokenFile ?? cfg.kubernetesTokenFile;
-  if (file === undefined) throw new TesseraError('TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE', 'no joinToken, joinTokenFile or kubernetesTokenFile configured');
+  if (file === undefined) throw new TesseraError('TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE', 'no joinToken, joinTokenFile, kubernetesTokenFile or tpm configured');
   const kind = cfg.joinTokenFile !== undefined ? 'join_token' : 'kubernetes_token';
   return {
     description: `${kind === 'join_token' ? 'join token' : 'kubernetes token'} file ${file}`,

@@ -1,7 +1,9 @@
 // Keeps Config/Watch open (mTLS with the current SVID, reopened after each rotation, jittered backoff on loss) and
 // turns each complete snapshot into trust bundles + a policy snapshot + the deny-list, validated whole before any
 // is applied.
-// A bad or older snapshot is refused and counted; the previous one stays.
+// A bad or older snapshot is refused and counted; the previous one stays. Versions are compared within one
+// control-plane replica (address): each replica's counter is its own, so after a failover or failback the first
+// complete snapshot of the new replica is taken as it is.
 import { TesseraError } from '../../../common/errors.js';
 import type { BackoffOptions } from '../../../common/backoff.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
@@ -67,12 +69,17 @@ export interface ConfigWatchOptions {
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly random?: () => number;
   readonly backoff?: BackoffOptions;
+  /** The reconnect delay by attempt (the control-plane endpoints' full jitter); wins over `backoff`. */
+  readonly retryDelayMs?: (attempt: number) => number;
 }
 
 export class ConfigWatch {
   readonly #o: ConfigWatchOptions;
   readonly #stream: ReconnectingStream<ConfigSnapshotMsg>;
   #version: bigint | undefined;
+  /** The address the applied version came from, and the one of the stream open now. */
+  #versionFrom: string | undefined;
+  #streamAddress: string | undefined;
   #first: (() => void)[] = [];
 
   constructor(opts: ConfigWatchOptions) {
@@ -81,13 +88,17 @@ export class ConfigWatch {
       open: (cb) => {
         const svid = opts.currentSvid();
         if (!svid) throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', 'no SVID yet to authenticate the watch with');
-        return opts.open(svid, cb);
+        const handle = opts.open(svid, cb);
+        // Messages reach #onSnapshot from the newest stream only (ReconnectingStream drops the older ones').
+        this.#streamAddress = handle.address;
+        return handle;
       },
       onMessage: (msg) => this.#onSnapshot(msg),
       onDisconnect: (error, retryInMs) => opts.onEvent?.({ kind: 'disconnected', error: errorText(error), retryInMs }),
       ...(opts.timers ? { timers: opts.timers } : {}),
       ...(opts.random ? { random: opts.random } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.retryDelayMs ? { retryDelayMs: opts.retryDelayMs } : {}),
     });
   }
 
@@ -124,13 +135,17 @@ export class ConfigWatch {
     try {
       update = parseConfigSnapshot(msg, this.#o.defaultAction ? { defaultAction: this.#o.defaultAction } : {});
       const v = BigInt(update.version);
+      const from = this.#streamAddress;
+      // Another replica numbers its snapshots itself: its complete snapshot replaces the state whatever the number.
+      const sameSource = this.#version !== undefined && from === this.#versionFrom;
       // Same version again (a reconnect): nothing changed. Older: a stale replica; never go back.
-      if (this.#version !== undefined && v === this.#version) return;
-      if (this.#version !== undefined && v < this.#version) {
+      if (sameSource && v === this.#version) return;
+      if (sameSource && v < this.#version!) {
         throw new TesseraError('TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT', `snapshot ${v} is older than the applied ${this.#version}`);
       }
       this.#o.apply(update);
       this.#version = v;
+      this.#versionFrom = from;
     } catch (e) {
       this.#o.onEvent?.({ kind: 'refused', version: msg.version, error: errorText(e) });
       return;

@@ -1,6 +1,8 @@
 // The control-plane identity source: attestation and renewal (control-plane-svid-source.ts) and the Config/Watch
-// stream (bundles, policies, bans) over one client, assembled into the identity store. Loaded only for
-// identity.controlPlane, so a proxy on file identities does not load gRPC.
+// stream (bundles, policies, bans) over one client, assembled into the identity store. The client's calls, and the
+// discovery streams that share it, go to the replica the one ControlPlaneEndpoints names (failover and failback).
+// Loaded only for identity.controlPlane, so a proxy on file identities does not load gRPC.
+import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
 import { TesseraError } from '../../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -10,8 +12,10 @@ import { evidenceProvider } from './attestation-evidence.js';
 import { installIdentity } from './bundle-merge.js';
 import { ConfigWatch } from './config-watch-client.js';
 import { ControlPlaneClient, type MintedJwtSvid } from './control-plane-client.js';
+import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
 import { ControlPlaneSvidSource, type IssuedSvid } from './control-plane-svid-source.js';
 import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
+import { resolveHost } from './resolve-host.js';
 
 type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPlane' }>;
 
@@ -30,6 +34,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   readonly deliversPolicies = true;
   readonly #d: IdentitySourceDeps;
   readonly #bootstrap: TrustBundleSet;
+  readonly #endpoints: ControlPlaneEndpoints;
   readonly #client: ControlPlaneClient;
   readonly #svids: ControlPlaneSvidSource;
   readonly #watch: ConfigWatch;
@@ -37,6 +42,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   #svid: IssuedSvid | undefined;
   #watched: TrustBundleSet | undefined;
   #ready: Promise<void> | undefined;
+  #stopped = false;
 
   constructor(cp: ControlPlaneIdentity, defaultAction: 'deny' | 'allow', deps: IdentitySourceDeps) {
     this.#d = deps;
@@ -44,10 +50,22 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
     const td = cp.trustDomain ? TrustDomain.parse(cp.trustDomain) : trustDomainOfBundle(bootstrapPem, cp.bundleFile);
     this.#bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
-    this.#client = new ControlPlaneClient({ address: cp.address, trustDomain: td, bundles: () => store.current?.bundles ?? this.#watched ?? this.#bootstrap, clock });
+    this.#endpoints = new ControlPlaneEndpoints({
+      addresses: cp.addresses,
+      clock,
+      resolve: (host) => resolveHost(host),
+      probe: (address) => this.#client.probe(address),
+      failbackIntervalMs: cp.failbackIntervalMs,
+      // A failover is news (a replica is down); a failback or a DNS answer only says where the proxy is now.
+      onSwitch: (e) => log[e.reason === 'failover' ? 'warn' : 'info']({ from: e.from, to: e.to, reason: e.reason, ...(e.error ? { err: e.error } : {}) }, `control plane ${e.reason}: now ${e.to}`),
+      onCandidates: (st) => log.info({ candidates: st.candidates, current: st.current }, 'control-plane addresses resolved'),
+      onResolveError: (host, err) => log.warn({ host, err: String((err as Error).message ?? err) }, 'control-plane host name did not resolve; the known addresses stay'),
+    });
+    deps.controlPlaneMetrics?.observe(() => this.#endpoints.state());
+    this.#client = new ControlPlaneClient({ endpoints: this.#endpoints, trustDomain: td, bundles: () => store.current?.bundles ?? this.#watched ?? this.#bootstrap, clock });
     this.#svids = new ControlPlaneSvidSource({
       signer: this.#client,
-      evidence: evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}) }),
+      evidence: evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}), ...(cp.tpm ? { tpm: cp.tpm } : {}) }),
       install: (s) => this.#accept(s, this.#watched),
       trustDomain: td,
       clock,
@@ -60,6 +78,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#watch = new ConfigWatch({
       open: (current, cb) => this.#client.watch(current, cb),
       currentSvid: () => this.#svids.current,
+      retryDelayMs: (attempt) => this.#endpoints.retryDelayMs(attempt),
       defaultAction,
       apply: (u) => {
         try {
@@ -84,10 +103,16 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     });
   }
 
-  /** Attestation starts at once; the config stream opens with the first SVID. */
+  /** DNS names resolve first (bounded); then attestation starts and the config stream opens with the first SVID. */
   start(): void {
-    this.#svids.start();
-    const firstIdentity = this.#svids.firstSvid().then(() => this.#watch.start());
+    this.#endpoints.start();
+    const firstIdentity = this.#endpoints
+      .refresh()
+      .then(() => {
+        if (!this.#stopped) this.#svids.start();
+        return this.#svids.firstSvid();
+      })
+      .then(() => this.#watch.start());
     this.#ready = firstIdentity.then(() => this.#watch.firstSnapshot());
   }
 
@@ -111,11 +136,20 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     return this.#client.mintJwtSvid(svid, audience);
   };
 
+  /** Over mTLS with the current SVID: the control plane files the report under that SVID's ID. */
+  report = (msg: ProxyReportMsg): Promise<ReportAckMsg> => {
+    const svid = this.#svids.current;
+    if (!svid) return Promise.reject(new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'no SVID yet to authenticate a report with'));
+    return this.#client.report(svid, msg);
+  };
+
   get discovery(): NonNullable<IdentitySource['discovery']> {
-    return { client: this.#client, currentSvid: () => this.#svids.current };
+    return { client: this.#client, currentSvid: () => this.#svids.current, endpoints: this.#endpoints };
   }
 
   stop(): void {
+    this.#stopped = true;
+    this.#endpoints.stop();
     this.#svids.stop();
     this.#watch.stop();
     this.#client.close();

@@ -2,13 +2,16 @@
 // main.ts opens one (open-identity-source.ts), waits until it is ready, asks why it is not ready and when it renews, and stops it.
 import type { Logger } from 'pino';
 import type { Clock } from '../../../common/clock.js';
+import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
+import type { ControlPlaneMetrics } from '../telemetry/control-plane-metrics.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { DenyListHolder } from '../tls/deny-list-holder.js';
 import type { MintedJwtSvid } from './control-plane-client.js';
 import type { IdentityStore } from './identity-store.js';
 import type { JwtBundleHolder } from './jwt-bundle-holder.js';
 import type { ControlPlaneClient } from './control-plane-client.js';
+import type { ControlPlaneEndpoints } from './control-plane-endpoints.js';
 import type { IssuedSvid } from './control-plane-svid-source.js';
 
 export interface IdentitySource {
@@ -23,7 +26,14 @@ export interface IdentitySource {
   /** Signs JWT-SVIDs of the current identity (only a control-plane source can; absent otherwise). */
   readonly mintJwtSvid?: (audience: readonly string[]) => Promise<MintedJwtSvid>;
   /** The control plane's Discovery calls and the SVID to authenticate them (only a control-plane source). */
-  readonly discovery?: { readonly client: Pick<ControlPlaneClient, 'watchDiscovery' | 'register'>; readonly currentSvid: () => IssuedSvid | undefined };
+  readonly discovery?: {
+    readonly client: Pick<ControlPlaneClient, 'watchDiscovery' | 'register'>;
+    readonly currentSvid: () => IssuedSvid | undefined;
+    /** The replica picker the client uses: the discovery streams reconnect after its backoff. */
+    readonly endpoints: Pick<ControlPlaneEndpoints, 'retryDelayMs'>;
+  };
+  /** Sends a fleet report to the control plane over mTLS with the current SVID (only a control-plane source). */
+  readonly report?: (msg: ProxyReportMsg) => Promise<ReportAckMsg>;
   stop(): void;
 }
 
@@ -35,6 +45,8 @@ export interface IdentitySourceDeps {
   /** JWT bundles from the control plane (a files source leaves it empty). */
   readonly jwtBundles: JwtBundleHolder;
   readonly metrics: ProxyMetrics;
+  /** Which control-plane address is in use, failovers and failbacks (a control-plane source only). */
+  readonly controlPlaneMetrics?: ControlPlaneMetrics;
   readonly log: Logger;
   readonly clock: Clock;
 }

@@ -1,10 +1,13 @@
 // Keeps one server stream open: opens it, hands every message on, and after an end or error reopens it after a
-// jittered exponential backoff (reset once a message arrives). Timers and randomness are injected.
+// jittered exponential backoff (reset once a message arrives; the control-plane endpoints' full-jitter delay when
+// given). Timers and randomness are injected.
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface StreamHandle {
   cancel(): void;
+  /** The control-plane address the stream is open to (absent where there is only one). */
+  readonly address?: string;
 }
 
 export interface StreamCallbacks<T> {
@@ -22,6 +25,8 @@ export interface ReconnectingStreamOptions<T> {
   /** Every close, with the delay until the next attempt (for logs and metrics). */
   readonly onDisconnect?: (error: unknown, retryInMs: number) => void;
   readonly backoff?: BackoffOptions;
+  /** The delay before the `attempt`-th reconnect (0-based), instead of `backoff` (ControlPlaneEndpoints.retryDelayMs). */
+  readonly retryDelayMs?: (attempt: number) => number;
   /** The reconnect delay runs here (default: the real timers, unref'd). */
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly random?: () => number;
@@ -101,7 +106,8 @@ export class ReconnectingStream<T> {
 
   #schedule(error: unknown): void {
     if (!this.#running || this.#timer !== undefined) return;
-    const delay = backoffDelay(this.#attempt++, this.#o.backoff ?? DEFAULT_RECONNECT_BACKOFF, this.#o.random);
+    const attempt = this.#attempt++;
+    const delay = this.#o.retryDelayMs ? this.#o.retryDelayMs(attempt) : backoffDelay(attempt, this.#o.backoff ?? DEFAULT_RECONNECT_BACKOFF, this.#o.random);
     this.#o.onDisconnect?.(error, delay);
     this.#timer = (this.#o.timers ?? realTimers).setTimeout(() => {
       this.#timer = undefined;

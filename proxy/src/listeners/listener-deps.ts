@@ -1,5 +1,6 @@
 // What every listener needs from the proxy around it, injected by main.ts.
 import type { Logger } from 'pino';
+import type { DenialTally } from '../authz/denial-tally.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
 import type { ProxyLimits, RoutingSettings } from '../config/proxy-config.js';
 import type { IdentityStore } from '../identity/identity-store.js';
@@ -17,6 +18,8 @@ export interface ListenerDeps {
   /** Operator bans from the control plane (empty for a files-identity proxy). */
   readonly denyList: DenyListHolder;
   readonly metrics: ProxyMetrics;
+  /** Denials per policy for the fleet report (absent: not kept). */
+  readonly denials?: DenialTally;
   readonly accessLog: AccessLog;
   readonly tracer: RequestTracer | null;
   readonly limits: ProxyLimits;

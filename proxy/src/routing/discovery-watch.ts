@@ -1,6 +1,8 @@
 // Keeps Discovery/Watch open (mTLS with the current SVID, reopened after each rotation, jittered backoff on loss)
 // and feeds each update into the ServiceDirectory. A refused update keeps the old endpoints and reopens the
-// stream, so the next full snapshot resynchronises; the control plane down keeps the last endpoints.
+// stream, so the next full snapshot resynchronises; the control plane down keeps the last endpoints. Each
+// control-plane replica numbers its updates itself: the first full update from another replica (a failover or a
+// failback) is taken whatever its version.
 import type { DiscoveryUpdateMsg, DiscoveryWatchRequestMsg } from '../../../common/contract/discovery-v1.js';
 import { describeError, TesseraError } from '../../../common/errors.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
@@ -27,7 +29,7 @@ export type DiscoveryWatchEvent =
   | { readonly kind: 'disconnected'; readonly error: string; readonly retryInMs: number };
 
 /** Reconnect timing (timers, random, backoff) is ReconnectingStream's. */
-export interface DiscoveryWatchOptions extends Pick<ReconnectingStreamOptions<DiscoveryUpdateMsg>, 'timers' | 'random' | 'backoff'> {
+export interface DiscoveryWatchOptions extends Pick<ReconnectingStreamOptions<DiscoveryUpdateMsg>, 'timers' | 'random' | 'backoff' | 'retryDelayMs'> {
   /** Opens the stream with this SVID as client certificate (ControlPlaneClient.watchDiscovery). */
   readonly open: (svid: IssuedSvid, req: DiscoveryWatchRequestMsg, cb: StreamCallbacks<DiscoveryUpdateMsg>) => StreamHandle;
   readonly currentSvid: () => IssuedSvid | undefined;
@@ -44,6 +46,8 @@ export class DiscoveryWatch {
   #current: { handle: StreamHandle | undefined; cb: StreamCallbacks<DiscoveryUpdateMsg>; answered: boolean } | undefined;
   #first: (() => void)[] = [];
   #applied = false;
+  /** The control-plane address the applied version came from. */
+  #appliedFrom: string | undefined;
 
   constructor(opts: DiscoveryWatchOptions) {
     this.#o = opts;
@@ -76,6 +80,7 @@ export class DiscoveryWatch {
       ...(opts.timers ? { timers: opts.timers } : {}),
       ...(opts.random ? { random: opts.random } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.retryDelayMs ? { retryDelayMs: opts.retryDelayMs } : {}),
     });
   }
 
@@ -113,7 +118,10 @@ export class DiscoveryWatch {
     let changed: readonly string[];
     try {
       // A stream starts with the complete state; an increment without it could apply to a stale base.
-      changed = this.#o.directory.apply(msg, this.#o.watched, { requireFull: firstOfStream }).changed;
+      const from = slot?.handle?.address;
+      const rebase = firstOfStream && this.#applied && from !== this.#appliedFrom;
+      changed = this.#o.directory.apply(msg, this.#o.watched, { requireFull: firstOfStream, rebase }).changed;
+      this.#appliedFrom = from;
     } catch (e) {
       this.#o.onEvent?.({ kind: 'refused', version: String(msg?.version).slice(0, 40), error: errorText(e) });
       this.#resync(e);

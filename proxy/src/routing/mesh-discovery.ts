@@ -1,11 +1,13 @@
 // The proxy's side of discovery as one part for main.ts: the ServiceDirectory fed by a DiscoveryWatch (when an
 // outbound listener routes to services) and a RegistrationClient (when an inbound listener declares `service:`),
-// both over the control-plane client, reopened after each SVID rotation, logged and counted.
+// both over the control-plane client (and so on the replica its shared endpoints name), reopened after each SVID
+// rotation, logged and counted.
 import type { Logger } from 'pino';
 import type { BackoffOptions } from '../../../common/backoff.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { InboundConfig, OutboundConfig } from '../config/proxy-config.js';
 import type { ControlPlaneClient } from '../identity/control-plane-client.js';
+import type { ControlPlaneEndpoints } from '../identity/control-plane-endpoints.js';
 import type { IssuedSvid } from '../identity/control-plane-svid-source.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
@@ -18,6 +20,8 @@ export interface MeshDiscoveryOptions {
   readonly outbound: readonly OutboundConfig[];
   readonly client: Pick<ControlPlaneClient, 'watchDiscovery' | 'register'>;
   readonly currentSvid: () => IssuedSvid | undefined;
+  /** The client's replica picker: both streams reconnect after its full-jitter backoff (else `backoff`). */
+  readonly endpoints?: Pick<ControlPlaneEndpoints, 'retryDelayMs'>;
   /** The streams reopen when the installed SVID's serial changes (the old one's calls end at its expiry). */
   readonly identity: Pick<IdentityStore, 'subscribe' | 'current'>;
   /** The port a listener actually bound (for `listen: …:0`). */
@@ -53,7 +57,8 @@ export function createMeshDiscovery(o: MeshDiscoveryOptions): MeshDiscovery {
   const directory = new ServiceDirectory({ onListenerError: (err, service) => log.error({ service, err: String(err) }, 'endpoint listener failed') });
   const watched = watchedServicesOf(o.outbound);
   const timers = o.timers ? { timers: o.timers } : {};
-  const retry = { ...(o.random ? { random: o.random } : {}), ...(o.backoff ? { backoff: o.backoff } : {}) };
+  const endpoints = o.endpoints;
+  const retry = { ...(o.random ? { random: o.random } : {}), ...(o.backoff ? { backoff: o.backoff } : {}), ...(endpoints ? { retryDelayMs: (attempt: number) => endpoints.retryDelayMs(attempt) } : {}) };
   const watch = watched
     ? new DiscoveryWatch({
         open: (svid, req, cb) => o.client.watchDiscovery(svid, req, cb),

@@ -55,6 +55,8 @@ export interface RegistrationClientOptions {
   readonly timers?: Timers;
   readonly random?: () => number;
   readonly backoff?: BackoffOptions;
+  /** The reconnect delay by attempt (the control-plane endpoints' full jitter); wins over `backoff`. */
+  readonly retryDelayMs?: (attempt: number) => number;
 }
 
 const CODE = /^TESSERA_ERR_[A-Z0-9_]{1,60}$/;
@@ -106,6 +108,7 @@ export class RegistrationClient {
       timers: this.#timers,
       ...(opts.random ? { random: opts.random } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),
+      ...(opts.retryDelayMs ? { retryDelayMs: opts.retryDelayMs } : {}),
     });
   }
 

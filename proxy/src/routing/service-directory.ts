@@ -143,17 +143,18 @@ export class ServiceDirectory {
    * replaces only the services it carries. Services not watched are ignored; with `all`, a service whose list
    * becomes empty is forgotten, so the directory never holds more than MAX_SERVICES names. The version must not
    * go back (it may repeat: the same state again). `requireFull`: the
-   * first update of a stream, which must be the complete state. Throws
+   * first update of a stream, which must be the complete state. `rebase`: a full update from another control-plane
+   * replica, whose versions are its own: taken whatever its version. Throws
    * TESSERA_ERR_DISCOVERY_BAD_UPDATE, counted, with nothing changed.
    */
-  apply(msg: DiscoveryUpdateMsg, watched: WatchedServices, opts: { readonly requireFull?: boolean } = {}): ApplyResult {
+  apply(msg: DiscoveryUpdateMsg, watched: WatchedServices, opts: { readonly requireFull?: boolean; readonly rebase?: boolean } = {}): ApplyResult {
     let next: Map<string, EndpointList>;
     let version: bigint;
     try {
       if (opts.requireFull && msg.full !== true) bad('the first update of a stream is not full');
       version = parseDiscoveryVersion(msg.version);
       // The same version again is the same state (a reconnect, a merged flush): harmless. Older: never go back.
-      if (this.#version !== undefined && version < this.#version) bad(`version ${version} is older than the applied ${this.#version}`);
+      if (this.#version !== undefined && version < this.#version && !(opts.rebase && msg.full === true)) bad(`version ${version} is older than the applied ${this.#version}`);
       next = this.#merge(parseDiscoveryServices(msg), msg.full === true, watched);
     } catch (e) {
       this.#refused++;

@@ -12,6 +12,7 @@ import { ANNOTATION, parseOutbound } from '../../../control-plane/src/injector/a
 import { INJECTOR_DEFAULTS, resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
 import { parseInjectorFileConfig } from '../../../control-plane/src/injector/injector-file-config.js';
 import { planInjection } from '../../../control-plane/src/injector/plan-injection.js';
+import { parseControlPlaneConfig } from '../../../control-plane/src/config/cp-config.js';
 import { applyJsonPatch } from '../../helpers/json-patch.js';
 import { jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
 import { mutatingWebhookConfiguration } from '../../../control-plane/src/injector/webhook-configuration.js';
@@ -21,7 +22,7 @@ import { validateK8sObject } from './k8s-schema.js';
 import { type K8sObject, renderKustomization } from './kustomize-render.js';
 
 const K8S = join(REPO_ROOT, 'deploy/k8s');
-const KUSTOMIZATIONS = ['base', 'install', 'examples/policies', 'examples/demo'];
+const KUSTOMIZATIONS = ['base', 'install', 'ha-postgres', 'examples/policies', 'examples/demo'];
 
 let tmp: string;
 let cleanup: () => Promise<void>;
@@ -161,6 +162,24 @@ describe('install: control plane, injector, RBAC, webhook', () => {
     expect(w.timeoutSeconds).toBe(5);
     expect(w.namespaceSelector.matchExpressions).toContainEqual(expect.objectContaining({ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: expect.arrayContaining(['tessera-system', 'kube-system']) }));
     expect(find('install', 'Namespace', 'tessera-system').metadata.labels['tessera.dev/inject']).toBe('disabled');
+  });
+
+  test('ha-postgres: three replicas on the database Secret, no CA Secret, a config the control plane accepts', () => {
+    const dep = find('ha-postgres', 'Deployment', 'tessera-control-plane');
+    expect(dep.spec.replicas).toBe(3);
+    const spec = dep.spec.template.spec;
+    expect(spec.volumes.some((v) => v.secret?.secretName === 'tessera-ca')).toBe(false);
+    expect(spec.volumes.find((v) => v.name === 'postgres')?.secret?.secretName).toBe('tessera-postgres');
+    const mounts = spec.containers[0]!.volumeMounts;
+    expect(mounts.map((m) => m.mountPath)).toContain('/etc/tessera/db');
+    expect(mounts.map((m) => m.mountPath)).not.toContain('/var/lib/tessera/ca');
+    const text = find('ha-postgres', 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml'] as string;
+    const cfg = parseControlPlaneConfig(text, '/etc/tessera/config/control-plane.yaml', {});
+    expect(cfg.store).toMatchObject({ kind: 'postgres', source: { urlFile: '/etc/tessera/db/url' } });
+    // Everything else is the install's config.
+    const base = parseYaml(find('install', 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml'] as string);
+    const { store: _s, ...rest } = parseYaml(text) as Record<string, unknown>;
+    expect(rest).toEqual(base);
   });
 
   test('RBAC is least privilege: create tokenreviews, read the issuer discovery, list/watch slices and pods, nothing else', () => {

@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, describe, expect, test } from 'vitest';
-import { CONFIG_PROTO, WATCH_PATH } from '../../../../common/contract/config-v1.js';
+import { CONFIG_PROTO, REPORT_PATH, WATCH_PATH } from '../../../../common/contract/config-v1.js';
 import { CONTRACT_FILES } from '../../../../common/contract/contract-files.js';
 import { ERROR_CODE_METADATA } from '../../../../common/contract/error-metadata.js';
 import type { ContractFile } from '../../../../common/contract/field-spec.js';
-import { IDENTITY_PROTO, MINT_JWT_SVID_PATH, SIGN_SVID_PATH } from '../../../../common/contract/identity-v1.js';
+import { IDENTITY_PROTO, MINT_JWT_SVID_PATH, SIGN_SVID_PATH, TPM_CHALLENGE_PATH } from '../../../../common/contract/identity-v1.js';
 import { WORKLOAD_API_PATHS, WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../../common/contract/spiffe-workload.js';
 import { PROTO_LOADER_OPTIONS, loadProtoDefinition } from '../../../../shared-io/proto-loader.js';
 import { REPO_ROOT } from '../../../helpers/run.js';
@@ -104,8 +104,8 @@ describe('common/contract matches proto/', () => {
   test('the method paths are the ones the services define', () => {
     const paths = (def: protoLoader.PackageDefinition, service: string) =>
       Object.fromEntries(Object.entries(def[service] as protoLoader.ServiceDefinition).map(([m, d]) => [m, d.path]));
-    expect(paths(loadProtoDefinition(IDENTITY_PROTO), 'tessera.identity.v1.Identity')).toEqual({ SignSvid: SIGN_SVID_PATH, MintJwtSvid: MINT_JWT_SVID_PATH });
-    expect(paths(loadProtoDefinition(CONFIG_PROTO), 'tessera.config.v1.Config')).toEqual({ Watch: WATCH_PATH });
+    expect(paths(loadProtoDefinition(IDENTITY_PROTO), 'tessera.identity.v1.Identity')).toEqual({ SignSvid: SIGN_SVID_PATH, MintJwtSvid: MINT_JWT_SVID_PATH, TpmChallenge: TPM_CHALLENGE_PATH });
+    expect(paths(loadProtoDefinition(CONFIG_PROTO), 'tessera.config.v1.Config')).toEqual({ Watch: WATCH_PATH, Report: REPORT_PATH });
     expect(paths(loadProtoDefinition(WORKLOAD_API_PROTO), WORKLOAD_API_SERVICE)).toEqual(WORKLOAD_API_PATHS);
   });
 

@@ -22,9 +22,9 @@ describe('Config/Watch', () => {
     expect(w.snapshots[0]!.bundles[0]!.x509_authorities).toHaveLength(1);
     expect(t.api.hub.watchers).toBe(1);
 
-    t.api.hub.publish(); // nothing this caller sees changed
+    await t.api.hub.publish(); // nothing this caller sees changed
     await t.api.ca.prepare();
-    t.api.hub.publish();
+    await t.api.hub.publish();
     await until('snapshot with the prepared root', () => w.snapshots.length >= 2);
     const [first, second] = w.snapshots;
     expect(w.snapshots).toHaveLength(2);
@@ -49,7 +49,7 @@ describe('Config/Watch', () => {
     const bystander = watch(t.api, (await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/bystander')).svid);
     const w = watch(t.api, svid);
     await until('both streams open', () => w.snapshots.length === 1 && bystander.snapshots.length === 1);
-    t.api.revocations.ban({ kind: 'spiffe_id', value: id, reason: 'stolen', createdBy: 'test' });
+    await t.api.revocations.ban({ kind: 'spiffe_id', value: id, reason: 'stolen', createdBy: 'test' });
     await until('banned stream ends', () => w.ended() !== undefined);
     expect(w.ended()).toEqual({ code: grpc.status.PERMISSION_DENIED, tesseraCode: 'TESSERA_ERR_REVOCATION_ID_BANNED' });
     // The other caller stays, and learns the deny-list.
@@ -84,7 +84,7 @@ describe('Config/Watch', () => {
     await until('stream ends', () => w.ended() !== undefined);
     expect(w.ended()?.code).toBe(grpc.status.OK);
     expect(t.api.hub.watchers).toBe(0);
-    const next = new ConfigHub({
+    const next = await ConfigHub.open({
       inputs: { bundles: () => [], policies: () => [], grants: () => [], denyList: () => ({ spiffeIds: [], serials: [] }) },
       svids: new SvidAttestor(() => t.api.ca.current().bundle, time),
       admit: () => {},
@@ -93,5 +93,42 @@ describe('Config/Watch', () => {
       nextVersion: () => t.api.store.meta.increment('config.snapshot_version'),
     });
     expect(next.version).toBe(before + 1);
+  });
+
+  test('publishes run one at a time: versions are asked for in order and reported in order; a failed one is reported', async () => {
+    const pending: ((v: number) => void)[] = [];
+    const failures: unknown[] = [];
+    const versions: number[] = [];
+    let next = 100;
+    let failNext = false;
+    const hub = await ConfigHub.open({
+      inputs: { bundles: () => [], policies: () => [], grants: () => [], denyList: () => ({ spiffeIds: [], serials: [] }) },
+      svids: new SvidAttestor(() => t.api.ca.current().bundle, time),
+      admit: () => {},
+      peerChain: () => [],
+      clock: time,
+      nextVersion: () => {
+        if (failNext) return Promise.reject(new Error('database down'));
+        if (next === 100) return Promise.resolve(next++);
+        return new Promise<number>((resolve) => pending.push(resolve));
+      },
+      onVersion: (v) => versions.push(v),
+      onPublishError: (e) => failures.push(e),
+    });
+    const a = hub.publish();
+    const b = hub.publish();
+    await until('the first publish asks for its version', () => pending.length === 1, 2_000, 1);
+    // The second waits for the first: it has not asked yet.
+    expect(pending).toHaveLength(1);
+    pending[0]!(101);
+    await a;
+    await until('the second publish asks for its version', () => pending.length === 2, 2_000, 1);
+    pending[1]!(102);
+    await b;
+    expect(versions).toEqual([100, 101, 102]);
+    failNext = true;
+    await hub.publish();
+    expect(hub.version).toBe(102);
+    expect(failures.map((e) => (e as Error).message)).toEqual(['database down']);
   });
 });

@@ -48,7 +48,7 @@ describe('GrpcServer', () => {
     const w = watch(t.api, svid);
     await until('snapshot for the attested caller', () => w.snapshots.length === 1);
     // The stream was admitted on the chain, so it belongs to this serial: banning that serial ends it.
-    t.api.revocations.ban({ kind: 'serial', value: answer.res!.serial, reason: 'test', createdBy: 'test' });
+    await t.api.revocations.ban({ kind: 'serial', value: answer.res!.serial, reason: 'test', createdBy: 'test' });
     await until('stream ended by the serial ban', () => w.ended() !== undefined);
     expect(w.ended()?.tesseraCode).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
   });
@@ -88,11 +88,11 @@ describe('GrpcServer', () => {
     const before = await servedLeaf(t.api);
     await t.api.ca.prepare();
     await t.api.ca.activate();
-    t.api.served.refresh(true, (identity) => t.api.server.updateIdentity(identity));
+    await t.api.served.refresh(true, (identity) => t.api.server.updateIdentity(identity));
     const after = await servedLeaf(t.api);
     expect(after.serialNumber).not.toBe(before.serialNumber);
     expect(after.checkIssued(t.api.ca.current().signer.intermediate)).toBe(true);
-    t.api.hub.publish();
+    await t.api.hub.publish();
     await until('the open stream gets the two-root bundle', () => w.snapshots.length === 2);
     expect(w.ended()).toBeUndefined();
     w.cancel();

@@ -37,15 +37,15 @@ describe('Identity/SignSvid', () => {
     expect(leaf.validToDate.getTime()).toBe(time.nowMs() + HOUR_MS);
     expect(res.bundles.map((b) => [b.trust_domain, b.x509_authorities.length])).toEqual([['example.org', 1]]);
     // Recorded in the inventory, against the signing authority.
-    expect(t.api.store.inventory.find(res.serial)).toMatchObject({ spiffeId: WEB_ID, authorityId: t.api.ca.current().signer.authorityId, kind: 'attest' });
+    expect(await t.api.store.inventory.find(res.serial)).toMatchObject({ spiffeId: WEB_ID, authorityId: t.api.ca.current().signer.authorityId, kind: 'attest' });
   });
 
   test('ttl_seconds can shorten the lifetime, never lengthen it past the configured one', async () => {
     const key = generateKeyPair();
     const csr = await createCsr(key, { uriSans: [WEB_ID] });
-    const short = await sign({ csr, join_token: joinToken(t.api, time.nowMs()), ttl_seconds: 120 });
+    const short = await sign({ csr, join_token: await joinToken(t.api, time.nowMs()), ttl_seconds: 120 });
     expect(Number(short.res!.not_after_unix_ms)).toBe(time.nowMs() + 120_000);
-    const long = await sign({ csr, join_token: joinToken(t.api, time.nowMs()), ttl_seconds: 10 * 366 * 24 * 3600 });
+    const long = await sign({ csr, join_token: await joinToken(t.api, time.nowMs()), ttl_seconds: 10 * 366 * 24 * 3600 });
     expect(Number(long.res!.not_after_unix_ms)).toBe(time.nowMs() + HOUR_MS);
   });
 
@@ -54,9 +54,9 @@ describe('Identity/SignSvid', () => {
     const key = generateKeyPair();
     const renewed = await sign({ csr: await createCsr(key, { uriSans: [WEB_ID] }) }, svid);
     expect(renewed.err).toBeNull();
-    expect(t.api.store.inventory.find(renewed.res!.serial)?.kind).toBe('renew');
+    expect((await t.api.store.inventory.find(renewed.res!.serial))?.kind).toBe('renew');
 
-    const token = joinToken(t.api, time.nowMs());
+    const token = await joinToken(t.api, time.nowMs());
     const csr = await createCsr(key, { uriSans: [WEB_ID] });
     expect((await sign({ csr, join_token: token })).err).toBeNull();
     const again = await sign({ csr, join_token: token });
@@ -67,16 +67,16 @@ describe('Identity/SignSvid', () => {
     const key = generateKeyPair();
     const none = await sign({ csr: await createCsr(key, { uriSans: [WEB_ID] }) });
     expect([none.err?.code, errorCode(none.err)]).toEqual([grpc.status.UNAUTHENTICATED, 'TESSERA_ERR_ATTESTATION_NO_EVIDENCE']);
-    const foreign = await sign({ csr: await createCsr(key, { uriSans: ['spiffe://example.org/other'] }), join_token: joinToken(t.api, time.nowMs()) });
+    const foreign = await sign({ csr: await createCsr(key, { uriSans: ['spiffe://example.org/other'] }), join_token: await joinToken(t.api, time.nowMs()) });
     expect([foreign.err?.code, errorCode(foreign.err)]).toEqual([grpc.status.INVALID_ARGUMENT, 'TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN']);
   });
 
   test('a request without a CSR is a bad request; an undecodable or oversized one never reaches the issuer', async () => {
-    const empty = await sign({ join_token: joinToken(t.api, time.nowMs()) });
+    const empty = await sign({ join_token: await joinToken(t.api, time.nowMs()) });
     expect([empty.err?.code, errorCode(empty.err)]).toEqual([grpc.status.INVALID_ARGUMENT, 'TESSERA_ERR_ISSUANCE_BAD_REQUEST']);
 
     t.api.rejected.length = 0;
-    const issued = t.api.store.inventory.all().length;
+    const issued = (await t.api.store.inventory.all()).length;
     const garbage = await rawSignSvid(t.api, Buffer.from([0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f])); // field 1, length past the end
     expect([garbage?.code, errorCode(garbage)]).toEqual([grpc.status.INVALID_ARGUMENT, 'TESSERA_ERR_ISSUANCE_BAD_REQUEST']);
     const big = await rawSignSvid(t.api, Buffer.alloc(4097));
@@ -87,6 +87,6 @@ describe('Identity/SignSvid', () => {
     ]);
     // The catalogue text, not internal detail, is what the peer reads.
     expect(big?.details).toBe('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: The request is larger than the control plane accepts.');
-    expect(t.api.store.inventory.all()).toHaveLength(issued);
+    expect(await t.api.store.inventory.all()).toHaveLength(issued);
   });
 });

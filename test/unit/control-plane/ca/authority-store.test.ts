@@ -31,7 +31,7 @@ describe('AuthorityStore', () => {
     ({ dir, cleanup } = await makeTempDir());
     caDir = join(dir, 'ca');
     parts = await openTestCa(dir, new FakeTime(Date.now()));
-    parts.store.close();
+    await parts.store.close();
     state = JSON.parse(readFileSync(join(caDir, STATE_FILE), 'utf8')) as CaStateFile;
   });
   afterEach(async () => cleanup());

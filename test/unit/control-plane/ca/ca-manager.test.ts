@@ -1,6 +1,7 @@
 // The CA state machine on a real data dir and an injected clock: the first authority is created and persisted,
 // a rotation keeps the old root in the bundle while a live SVID chains to it, intermediates rotate at half-life and
 // expired ones are pruned, and the refusals carry their codes.
+import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -22,8 +23,8 @@ describe('CaManager', () => {
   beforeEach(() => {
     time = new FakeTime(Date.UTC(2026, 0, 1));
   });
-  afterEach(() => {
-    parts?.store.close();
+  afterEach(async () => {
+    await parts?.store.close();
     parts = undefined;
   });
 
@@ -45,7 +46,7 @@ describe('CaManager', () => {
     expect(snap.signer.notAfterMs).toBe(Math.floor((time.nowMs() + TEST_LIFETIMES.intermediateTtlMs) / 1000) * 1000);
     expect(a.root.cert.validFromDate.getTime()).toBe(time.nowMs() - 60_000);
     expect(existsSync(join(tmp.dir, 'ca', STATE_FILE))).toBe(true);
-    parts.store.close();
+    await parts.store.close();
 
     parts = await openTestCa(tmp.dir, time);
     expect(parts.events).toEqual([]);
@@ -71,7 +72,7 @@ describe('CaManager', () => {
     ]);
     expect(p.events.map((e) => e.event)).toEqual(['ca.created', 'ca.prepared', 'ca.activated', 'ca.retired']);
 
-    recordLive(p, oldId, time.nowMs() + 2 * 3_600_000);
+    await recordLive(p, oldId, time.nowMs() + 2 * 3_600_000);
     expect(await codeOf(p.ca.retire(oldId))).toBe('TESSERA_ERR_CA_AUTHORITY_IN_USE');
     time.advance(3_600_000);
     await p.ca.maintain();
@@ -83,7 +84,7 @@ describe('CaManager', () => {
     expect(p.ca.current().bundle.authorities).toHaveLength(1);
     expect(p.ca.removedHistory().map((r) => r.id)).toEqual([oldId]);
     // Persisted: a restart does not bring the old root back, and its files are gone.
-    p.store.close();
+    await p.store.close();
     parts = await openTestCa(tmp.dir, time);
     expect(parts.ca.current().authorities.map((a) => a.record.id)).toEqual([prepared.id]);
     expect(existsSync(join(tmp.dir, 'ca', `${oldId}-root.key`))).toBe(false);
@@ -148,14 +149,14 @@ describe('CaManager', () => {
 
   test('a CA made for another trust domain is refused at open', async () => {
     parts = await openTestCa(tmp.dir, time);
-    parts.store.close();
+    await parts.store.close();
     parts = undefined;
     const other = CaManager.open({
-      store: new AuthorityStore({ dir: join(tmp.dir, 'ca') }),
+      store: filePersistence(new AuthorityStore({ dir: join(tmp.dir, 'ca') })),
       trustDomain: TrustDomain.parse('other.org'),
       lifetimes: TEST_LIFETIMES,
       clock: time,
-      liveSvids: () => ({ count: 0, latestNotAfterMs: null }),
+      liveSvids: async () => ({ count: 0, latestNotAfterMs: null }),
     });
     expect(await codeOf(other)).toBe('TESSERA_ERR_CA_STATE_CORRUPT');
   });

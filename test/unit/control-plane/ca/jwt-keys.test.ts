@@ -81,15 +81,15 @@ describe('JwtKeys', () => {
 });
 
 describe('bundle.spiffe.json', () => {
-  test('written with the keys; the sequence grows only when the keys change', () => {
+  test('written with the keys; the sequence grows only when the keys change', async () => {
     const time = new FakeTime();
     const { keys } = open(time);
     let n = 0;
-    const file = { path: join(tmp.dir, 'bundle.spiffe.json'), nextSequence: () => ++n };
-    expect(writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
-    expect(writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
+    const file = { path: join(tmp.dir, 'bundle.spiffe.json'), nextSequence: async () => ++n };
+    expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
+    expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
     keys.rotate();
-    expect(writeSpiffeBundleFile(file, [], keys.published())).toBe(2);
+    expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(2);
     const parsed = parseSpiffeBundle(readFileSync(file.path, 'utf8'));
     expect(parsed.sequence).toBe(2);
     expect([...parsed.jwtAuthorities.keys()]).toEqual(keys.published().map((k) => k.keyId));

@@ -26,7 +26,7 @@ describe('signLeaf', () => {
     ({ dir, cleanup } = await makeTempDir());
     const parts = await openTestCa(dir, new FakeTime(now));
     snap = parts.ca.current();
-    parts.store.close();
+    await parts.store.close();
   });
   afterAll(async () => cleanup());
 

@@ -8,7 +8,8 @@ import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { auditCaRecovery } from '../../../../control-plane/src/ca/audit-recovery.js';
 import type { CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
 import { openCa } from '../../../../control-plane/src/ca/open-ca.js';
-import { type ControlPlaneStore, openControlPlaneStore } from '../../../../control-plane/src/store/control-plane-store.js';
+import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
+import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
 import { TEST_LIFETIMES, openTestCa } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -23,7 +24,7 @@ describe('openCa and the audit repair', () => {
     ({ dir, cleanup } = await makeTempDir());
   });
   afterEach(async () => {
-    store?.close();
+    await store?.close();
     store = undefined;
     await cleanup();
   });
@@ -31,11 +32,11 @@ describe('openCa and the audit repair', () => {
   const logged: string[] = [];
   let changes = 0;
   async function open(): Promise<CaManager> {
-    store = openControlPlaneStore(dir);
+    store = await openSqliteStore(dir);
     const s = store;
     return openCa({ dataDir: dir, trustDomain: TrustDomain.parse(TD), lifetimes: TEST_LIFETIMES, clock: time, inventory: s.inventory, audit: s.audit, log: { info: (o) => logged.push(String(o['event'])) }, onChange: () => changes++ });
   }
-  const trail = () => store!.audit.recent('ca.').reverse().map((e) => [e['event'], e['authority'], e['state'] ?? null, e['audited'] ?? null]);
+  const trail = async () => (await store!.audit.recent('ca.')).reverse().map((e) => [e['event'], e['authority'], e['state'] ?? null, e['audited'] ?? null]);
   const fileLines = () => readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).event);
 
   test('creation and each change are audited (file and table), logged and handed on; nothing is "recovered"', async () => {
@@ -45,7 +46,7 @@ describe('openCa and the audit repair', () => {
     const first = ca.current().signer.authorityId;
     const next = await ca.prepare();
     await ca.activate();
-    expect(trail()).toEqual([
+    expect(await trail()).toEqual([
       ['ca.created', first, null, null],
       ['ca.prepared', next.id, null, null],
       ['ca.activated', next.id, null, null],
@@ -54,9 +55,9 @@ describe('openCa and the audit repair', () => {
     expect(fileLines()).toEqual(['ca.created', 'ca.prepared', 'ca.activated', 'ca.retired']);
     expect(logged).toEqual(['ca.created', 'ca.prepared', 'ca.activated', 'ca.retired']);
     expect(changes).toBe(3);
-    store!.close();
+    await store!.close();
     await open();
-    expect(trail()).toHaveLength(4);
+    expect(await trail()).toHaveLength(4);
   });
 
   test('changes committed without their audit lines are audited as recovered at the next open, once', async () => {
@@ -64,32 +65,32 @@ describe('openCa and the audit repair', () => {
     const unaudited = await openTestCa(dir, time);
     const first = unaudited.ca.current().signer.authorityId;
     const prepared = await unaudited.ca.prepare();
-    unaudited.store.close();
+    await unaudited.store.close();
 
     await open();
-    expect(trail()).toEqual([
+    expect(await trail()).toEqual([
       ['ca.recovered', first, 'active', null],
       ['ca.recovered', prepared.id, 'prepared', null],
     ]);
     expect(fileLines()).toEqual(['ca.recovered', 'ca.recovered']);
-    store!.close();
+    await store!.close();
     await open();
-    expect(trail()).toHaveLength(2);
+    expect(await trail()).toHaveLength(2);
   });
 
-  test('an authority the trail shows but the state lost is audited as removed; a state change the trail missed names both', () => {
-    store = openControlPlaneStore(dir);
+  test('an authority the trail shows but the state lost is audited as removed; a state change the trail missed names both', async () => {
+    store = await openSqliteStore(dir);
     const audit = store.audit;
     audit.record(1, { event: 'ca.created', authority: 'aaaa' });
     audit.record(2, { event: 'ca.prepared', authority: 'bbbb' });
     audit.record(3, { event: 'ca.prepared', authority: 'cccc' });
-    auditCaRecovery(audit, [{ record: { id: 'aaaa', state: 'retired' } }, { record: { id: 'cccc', state: 'prepared' } }], 10);
-    expect(trail().slice(3)).toEqual([
+    await auditCaRecovery(audit, [{ record: { id: 'aaaa', state: 'retired' } }, { record: { id: 'cccc', state: 'prepared' } }], 10);
+    expect((await trail()).slice(3)).toEqual([
       ['ca.recovered', 'aaaa', 'retired', 'active'],
       ['ca.recovered', 'bbbb', 'removed', 'prepared'],
     ]);
     // The recovered lines are now the trail: a second pass adds nothing.
-    auditCaRecovery(audit, [{ record: { id: 'aaaa', state: 'retired' } }, { record: { id: 'cccc', state: 'prepared' } }], 11);
-    expect(trail()).toHaveLength(5);
+    await auditCaRecovery(audit, [{ record: { id: 'aaaa', state: 'retired' } }, { record: { id: 'cccc', state: 'prepared' } }], 11);
+    expect(await trail()).toHaveLength(5);
   });
 });

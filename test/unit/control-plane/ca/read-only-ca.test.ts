@@ -2,6 +2,7 @@
 // its own intermediate in memory at open and rotates it at every half-life, pruning expired ones, while the roots
 // stay the Secret's; nothing is ever written there and authority changes are refused. Needs root for the bind
 // mount (skipped otherwise); the integration test runs the same with real processes and proxies.
+import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,7 +33,7 @@ describe.skipIf(!MOUNTABLE)('CaManager on a read-only store', () => {
     undo.push(tmp.cleanup);
     mkdirSync(join(tmp.dir, 'seed'));
     const parts = await openTestCa(join(tmp.dir, 'seed'), time, LIFETIMES);
-    parts.store.close();
+    await parts.store.close();
     const seedCa = join(tmp.dir, 'seed', 'ca');
     const files = Object.fromEntries(readdirSync(seedCa).map((n) => [n, readFileSync(join(seedCa, n))]));
     const mount = await mountSecret(join(tmp.dir, 'secret'), join(tmp.dir, 'ca'), files, { mode: 0o400 });
@@ -43,11 +44,11 @@ describe.skipIf(!MOUNTABLE)('CaManager on a read-only store', () => {
   async function replica(dir: string, time: FakeTime): Promise<{ ca: CaManager; events: CaEvent[] }> {
     const events: CaEvent[] = [];
     const ca = await CaManager.open({
-      store: new AuthorityStore({ dir }),
+      store: filePersistence(new AuthorityStore({ dir })),
       trustDomain: TrustDomain.parse(TD),
       lifetimes: LIFETIMES,
       clock: time,
-      liveSvids: () => ({ count: 0, latestNotAfterMs: null }),
+      liveSvids: async () => ({ count: 0, latestNotAfterMs: null }),
       onChange: (_s, e) => events.push(...e),
     });
     return { ca, events };

@@ -1,26 +1,24 @@
-// The revocation service over real SQLite stores: bans are validated, canonical, audited and published; check()
-// refuses a banned ID or serial with its code; join tokens are revoked only while unused; lifts are audited.
+// The revocation service over a real SQLite store: bans are validated, canonical, audited, published and
+// announced; check() refuses a banned ID or serial with its code from memory; a ban made elsewhere (another replica
+// on the same store) is enforced after a reload; join tokens are revoked only while unused; lifts are audited.
 import { readFileSync } from 'node:fs';
-import type { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { JoinTokenAttestor } from '../../../../control-plane/src/attestation/join-token-attestor.js';
 import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
-import { AuditLog } from '../../../../control-plane/src/store/audit-log.js';
-import { openDatabase } from '../../../../control-plane/src/store/database.js';
-import { InventoryStore } from '../../../../control-plane/src/store/inventory-store.js';
-import { RevocationStore } from '../../../../control-plane/src/store/revocation-store.js';
-import { TokenStore, tokenIdOf } from '../../../../control-plane/src/store/token-store.js';
+import { tokenIdOf } from '../../../../control-plane/src/store/join-token.js';
+import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
+import type { ChangeTopic, ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
 const TD = TrustDomain.parse('example.org');
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 
-function codeOf(fn: () => unknown): string | undefined {
+async function codeOf(fn: () => unknown): Promise<string | undefined> {
   try {
-    fn();
+    await fn();
   } catch (e) {
     return e instanceof TesseraError ? e.code : `not a TesseraError: ${String(e)}`;
   }
@@ -30,57 +28,75 @@ function codeOf(fn: () => unknown): string | undefined {
 describe('Revocations', () => {
   let dir: string;
   let cleanup: () => Promise<void>;
-  let db: DatabaseSync;
-  let audit: AuditLog;
-  let tokens: TokenStore;
-  let inventory: InventoryStore;
+  let store: ControlPlaneStore;
   let revocations: Revocations;
   let published: number;
+  let announced: ChangeTopic[];
   let now: number;
+  const clock = { nowMs: () => now };
   const auditLines = () => readFileSync(join(dir, 'audit.log'), 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
 
   beforeEach(async () => {
     ({ dir, cleanup } = await makeTempDir());
-    db = openDatabase(join(dir, 'tessera.db'));
-    audit = new AuditLog(db, join(dir, 'audit.log'));
-    tokens = new TokenStore(db);
-    inventory = new InventoryStore(db);
+    store = await openSqliteStore(dir);
     published = 0;
+    announced = [];
     now = 1_000_000;
-    const clock = { nowMs: () => now };
-    revocations = new Revocations({ store: new RevocationStore(db), tokens, inventory, audit, trustDomain: TD, clock, onChange: () => published++ });
+    store.changes.subscribe('revocations', () => announced.push('revocations'));
+    revocations = await open();
   });
   afterEach(async () => {
-    audit.close();
-    db.close();
+    await store.close();
     await cleanup();
   });
+  const open = () => Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: TD, clock, onChange: () => published++, changes: store.changes });
 
-  test('banning an ID refuses it in check(), publishes once and writes one audit line; lifting undoes it', () => {
-    expect(codeOf(() => revocations.check(WEB))).toBeUndefined();
-    const r = revocations.ban({ kind: 'spiffe_id', value: WEB, reason: 'key leaked', createdBy: 'alice' });
+  test('banning an ID refuses it in check(), publishes once, announces and writes one audit line; lifting undoes it', async () => {
+    expect(await codeOf(() => revocations.check(WEB))).toBeUndefined();
+    const r = await revocations.ban({ kind: 'spiffe_id', value: WEB, reason: 'key leaked', createdBy: 'alice' });
     expect(r.created).toBe(true);
-    expect(codeOf(() => revocations.check(WEB))).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
-    expect(codeOf(() => revocations.check('spiffe://example.org/ns/default/sa/api'))).toBeUndefined();
-    expect(revocations.ban({ kind: 'spiffe_id', value: WEB, reason: 'again', createdBy: 'bob' }).created).toBe(false);
+    // Held in memory: check() answers without the store.
+    expect(await codeOf(() => revocations.check(WEB))).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+    expect(await codeOf(() => revocations.check('spiffe://example.org/ns/default/sa/api'))).toBeUndefined();
+    expect((await revocations.ban({ kind: 'spiffe_id', value: WEB, reason: 'again', createdBy: 'bob' })).created).toBe(false);
     expect(published).toBe(1);
     expect(revocations.denyList()).toEqual({ spiffeIds: [WEB], serials: [] });
-    revocations.lift('spiffe_id', WEB, 'alice');
-    expect(codeOf(() => revocations.check(WEB))).toBeUndefined();
+    expect((await revocations.list()).map((b) => b.value)).toEqual([WEB]);
+    await revocations.lift('spiffe_id', WEB, 'alice');
+    expect(await codeOf(() => revocations.check(WEB))).toBeUndefined();
     expect(published).toBe(2);
-    expect(codeOf(() => revocations.lift('spiffe_id', WEB, 'alice'))).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');
+    expect(await codeOf(() => revocations.lift('spiffe_id', WEB, 'alice'))).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');
+    // Each change was announced for the other replicas (the local feed delivers on a microtask).
+    await Promise.resolve();
+    expect(announced).toEqual(['revocations', 'revocations']);
+    // Reloading what this process holds already publishes nothing.
+    await revocations.reload();
+    expect(published).toBe(2);
     const lines = auditLines();
     expect(lines.map((l) => l['event'])).toEqual(['revocation.banned', 'revocation.lifted']);
     expect(lines[0]).toMatchObject({ result: 'ok', caller: 'admin.sock', kind: 'spiffe_id', spiffeId: WEB, reason: 'key leaked', createdBy: 'alice' });
   });
 
-  test('a serial is stored canonically, refused in any spelling, and carries the SVID\'s NotAfter when known', () => {
-    inventory.record({ serial: '0a11', spiffeId: WEB, authorityId: 'a', intermediateSerial: 'i', notBeforeMs: 0, notAfterMs: now + 60_000, issuedAtMs: 0, attestedAs: 'x', kind: 'attest', caller: 'c' });
-    const { ban } = revocations.ban({ kind: 'serial', value: '0A:11', reason: '', createdBy: 'ops' });
+  test('a ban made on another replica (the same store) is enforced here after a reload, and published once', async () => {
+    const elsewhere = await open();
+    await elsewhere.ban({ kind: 'spiffe_id', value: WEB, reason: 'seen on replica 2', createdBy: 'bob' });
+    // Not yet: this replica answers from memory until told.
+    expect(await codeOf(() => revocations.check(WEB))).toBeUndefined();
+    const before = published;
+    await revocations.reload();
+    expect(await codeOf(() => revocations.check(WEB))).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+    expect(revocations.denyList().spiffeIds).toEqual([WEB]);
+    // elsewhere's own ban published once (its onChange shares the counter), the reload here once more.
+    expect(published).toBe(before + 1);
+  });
+
+  test('a serial is stored canonically, refused in any spelling, and carries the SVID\'s NotAfter when known', async () => {
+    await store.inventory.record({ serial: '0a11', spiffeId: WEB, authorityId: 'a', intermediateSerial: 'i', notBeforeMs: 0, notAfterMs: now + 60_000, issuedAtMs: 0, attestedAs: 'x', kind: 'attest', caller: 'c' });
+    const { ban } = await revocations.ban({ kind: 'serial', value: '0A:11', reason: '', createdBy: 'ops' });
     expect(ban).toMatchObject({ value: '0a11', notAfterMs: now + 60_000 });
-    expect(codeOf(() => revocations.check(WEB, '0A11'))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
-    expect(codeOf(() => revocations.check(WEB, 'a11'))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
-    expect(codeOf(() => revocations.check(WEB, '0a12'))).toBeUndefined();
+    expect(await codeOf(() => revocations.check(WEB, '0A11'))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
+    expect(await codeOf(() => revocations.check(WEB, 'a11'))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
+    expect(await codeOf(() => revocations.check(WEB, '0a12'))).toBeUndefined();
     expect(auditLines()[0]).toMatchObject({ event: 'revocation.banned', serial: '0a11', spiffeId: WEB });
     // Once that SVID has expired, proxies need not carry its serial any more.
     now += 60_000;
@@ -94,33 +110,35 @@ describe('Revocations', () => {
     ['serial', 'xyz'],
     ['serial', ''],
     ['serial', 'ff'.repeat(21)],
-  ] as const)('refuses to ban %s %j', (kind, value) => {
-    expect(codeOf(() => revocations.ban({ kind, value, reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_INVALID');
+  ] as const)('refuses to ban %s %j', async (kind, value) => {
+    expect(await codeOf(() => revocations.ban({ kind, value, reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_INVALID');
     expect(published).toBe(0);
+    expect(await store.revocations.all()).toEqual([]);
   });
 
-  test('a revoked join token fails attestation with its own code; by value or by the id audit lines show', () => {
-    const attestor = new JoinTokenAttestor(tokens, { nowMs: () => now });
-    const a = tokens.create('token-a', WEB, now, 60_000);
-    const b = tokens.create('token-b', WEB, now, 60_000);
-    expect(revocations.revokeToken({ token: 'token-a', reason: 'leaked in a ticket', createdBy: 'ops' }).revokedAtMs).toBe(now);
-    expect(revocations.revokeToken({ tokenId: `join_token:${tokenIdOf(b.hash)}`, reason: '', createdBy: 'ops' }).hash).toBe(b.hash);
-    expect(codeOf(() => attestor.attest('token-a'))).toBe('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED');
-    expect(codeOf(() => attestor.attest('token-b'))).toBe('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED');
+  test('a revoked join token fails attestation with its own code; by value or by the id audit lines show', async () => {
+    const attestor = new JoinTokenAttestor(store.tokens, clock);
+    const a = await store.tokens.create('token-a', WEB, now, 60_000);
+    const b = await store.tokens.create('token-b', WEB, now, 60_000);
+    expect((await revocations.revokeToken({ token: 'token-a', reason: 'leaked in a ticket', createdBy: 'ops' })).revokedAtMs).toBe(now);
+    expect((await revocations.revokeToken({ tokenId: `join_token:${tokenIdOf(b.hash)}`, reason: '', createdBy: 'ops' })).hash).toBe(b.hash);
+    expect(await codeOf(() => attestor.attest('token-a'))).toBe('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED');
+    expect(await codeOf(() => attestor.attest('token-b'))).toBe('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED');
     // Revoking again is harmless; the audit trail has one line per token.
-    revocations.revokeToken({ token: 'token-a', reason: '', createdBy: 'ops' });
+    await revocations.revokeToken({ token: 'token-a', reason: '', createdBy: 'ops' });
     expect(auditLines().filter((l) => l['event'] === 'token.revoked').map((l) => l['attestedAs'])).toEqual([`join_token:${tokenIdOf(a.hash)}`, `join_token:${tokenIdOf(b.hash)}`]);
   });
 
-  test('a used token cannot be revoked; unknown, ambiguous and malformed token names are refused', () => {
-    const rec = tokens.create('used', WEB, now, 60_000);
-    tokens.spend(rec.hash, now);
-    expect(codeOf(() => revocations.revokeToken({ token: 'used', reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_TOKEN_USED');
-    expect(codeOf(() => revocations.revokeToken({ token: 'never-created', reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');
-    expect(codeOf(() => revocations.revokeToken({ tokenId: '0123456789ab', reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');
-    expect(codeOf(() => revocations.revokeToken({ tokenId: 'zz', reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_INVALID');
-    expect(codeOf(() => revocations.revokeToken({ reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_INVALID');
-    expect(codeOf(() => revocations.revokeToken({ token: 'used', tokenId: tokenIdOf(rec.hash), reason: '', createdBy: 'ops' }))).toBe('TESSERA_ERR_REVOCATION_INVALID');
+  test('a used token cannot be revoked; unknown, ambiguous and malformed token names are refused', async () => {
+    const rec = await store.tokens.create('used', WEB, now, 60_000);
+    await store.tokens.spend(rec.hash, now);
+    const revoke = (req: Parameters<Revocations['revokeToken']>[0]) => codeOf(() => revocations.revokeToken(req));
+    expect(await revoke({ token: 'used', reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_TOKEN_USED');
+    expect(await revoke({ token: 'never-created', reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');
+    expect(await revoke({ tokenId: '0123456789ab', reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');
+    expect(await revoke({ tokenId: 'zz', reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_INVALID');
+    expect(await revoke({ reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_INVALID');
+    expect(await revoke({ token: 'used', tokenId: tokenIdOf(rec.hash), reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_INVALID');
     expect(auditLines().filter((l) => l['event'] === 'token.revoked')).toEqual([]);
   });
 });

@@ -1,7 +1,7 @@
 // The control plane's upkeep schedule on a fake clock, over the real store, rate limiter and break-glass list:
-// what main.ts's one-second tick did — Watch expiry, break-glass expiry and gauges, self-SVID renewal every
-// second; CA maintenance every 5 s, one at a time; idle limiter buckets every minute; spent join tokens every
-// hour — with the same failure log messages.
+// what main.ts's one-second tick did — Watch expiry and gauges, break-glass expiry and self-SVID renewal (tasks of
+// their own, since they wait for the store) every second; CA maintenance every 5 s, one at a time; idle limiter
+// buckets every minute; spent join tokens every hour — with the same failure log messages.
 
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -9,8 +9,9 @@ import { createMetrics } from '../../../../control-plane/src/admin/metrics.js';
 import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
 import { controlPlaneMaintenance, TOKEN_KEEP_MS } from '../../../../control-plane/src/maintenance/maintenance.js';
 import { BreakGlass } from '../../../../control-plane/src/policy/break-glass.js';
-import { type ControlPlaneStore, openControlPlaneStore } from '../../../../control-plane/src/store/control-plane-store.js';
-import { hashToken } from '../../../../control-plane/src/store/token-store.js';
+import { hashToken } from '../../../../control-plane/src/store/join-token.js';
+import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
+import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
@@ -21,21 +22,21 @@ describe('controlPlaneMaintenance', () => {
   let store: ControlPlaneStore;
   beforeEach(async () => {
     tmp = await makeTempDir();
-    store = openControlPlaneStore(tmp.dir);
+    store = await openSqliteStore(tmp.dir);
   });
   afterEach(async () => {
-    store.close();
+    await store.close();
     await tmp.cleanup();
   });
 
-  function setup(over: { hubTick?: () => void; maintain?: () => Promise<unknown> } = {}) {
+  async function setup(over: { hubTick?: () => void; maintain?: () => Promise<unknown>; renewSelf?: () => Promise<unknown> } = {}) {
     const time = new FakeTime();
     const registry = new Registry();
     const metrics = createMetrics(registry, BUILD);
     const calls = { hubTicks: 0, renewals: 0, maintains: 0 };
     const logged: string[] = [];
     const limiter = new RateLimiter({ burst: 2, perMinute: 60 }, time);
-    const breakGlass = new BreakGlass(store.grants, store.audit, time, () => {});
+    const breakGlass = await BreakGlass.open({ store: store.grants, audit: store.audit, clock: time, onChange: () => {} });
     const scheduler = controlPlaneMaintenance({
       clock: time,
       timers: time,
@@ -44,7 +45,11 @@ describe('controlPlaneMaintenance', () => {
       breakGlass,
       server: { connections: 3 },
       metrics,
-      renewSelf: () => calls.renewals++,
+      renewSelf:
+        over.renewSelf ??
+        (async () => {
+          calls.renewals++;
+        }),
       limiter,
       tokens: store.tokens,
       ca: {
@@ -60,47 +65,59 @@ describe('controlPlaneMaintenance', () => {
 
   const gauge = async (registry: Registry, name: string) => (await registry.getSingleMetric(name)!.get()).values[0]?.value;
 
-  test('every second: Watch expiry, self-SVID renewal and the sampled gauges; every 5 s the CA', async () => {
-    const { time, registry, calls, breakGlass, scheduler } = setup();
-    breakGlass.open({ from: ['spiffe://example.org/ns/a/sa/b'], to: 'spiffe://example.org/ns/c/sa/d', durationMs: 2_500, reason: 'incident 7', createdBy: 'test' });
+  test('every second: Watch expiry, break-glass expiry, self-SVID renewal and the sampled gauges; every 5 s the CA', async () => {
+    const { time, registry, calls, breakGlass, scheduler } = await setup();
+    await breakGlass.open({ from: ['spiffe://example.org/ns/a/sa/b'], to: 'spiffe://example.org/ns/c/sa/d', durationMs: 2_500, reason: 'incident 7', createdBy: 'test' });
+    // Second by second, letting the async tasks finish in between, as real timers would.
+    const seconds = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        time.advance(1_000);
+        await scheduler.settled();
+      }
+    };
     scheduler.start();
-    time.advance(1_000);
+    await seconds(1);
     expect(calls).toEqual({ hubTicks: 1, renewals: 1, maintains: 0 });
     expect(await gauge(registry, 'tessera_grpc_connections')).toBe(3);
     expect(await gauge(registry, 'tessera_break_glass_grants_active')).toBe(1);
-    time.advance(2_000); // the grant ran out at 2.5 s: expired on the next tick
+    await seconds(2); // the grant ran out at 2.5 s: expired (and audited) on the next tick
     expect(await gauge(registry, 'tessera_break_glass_grants_active')).toBe(0);
-    time.advance(2_000);
+    expect((await store.audit.recent('break_glass.expired')).map((e) => e['to'])).toEqual(['spiffe://example.org/ns/c/sa/d']);
+    await seconds(2);
     expect(calls.maintains).toBe(1);
-    await scheduler.settled(); // the CA maintenance (async) finishes before its next turn
-    time.advance(5_000);
+    await seconds(5);
     expect(calls).toEqual({ hubTicks: 10, renewals: 10, maintains: 2 });
     scheduler.stop();
   });
 
-  test('idle rate-limit buckets go after a minute; join tokens past their keep time after an hour', () => {
-    const { time, limiter, scheduler } = setup();
+  test('idle rate-limit buckets go after a minute; join tokens past their keep time after an hour', async () => {
+    const { time, limiter, scheduler } = await setup();
     limiter.take('spiffe://example.org/ns/a/sa/b');
     const old = 'old-token';
-    store.tokens.create(old, 'spiffe://example.org/node/x', time.nowMs() - TOKEN_KEEP_MS - 10_000, 1_000);
+    await store.tokens.create(old, 'spiffe://example.org/node/x', time.nowMs() - TOKEN_KEEP_MS - 10_000, 1_000);
     scheduler.start();
     time.advance(59_000);
     expect(limiter.size).toBe(1);
     time.advance(1_000);
     expect(limiter.size).toBe(0);
     time.advance(3_539_000);
-    expect(store.tokens.find(hashToken(old))).toBeDefined();
+    await scheduler.settled();
+    expect(await store.tokens.find(hashToken(old))).toMatchObject({ spiffeId: 'spiffe://example.org/node/x' });
     time.advance(1_000);
-    expect(store.tokens.find(hashToken(old))).toBeUndefined();
+    await scheduler.settled();
+    expect(await store.tokens.find(hashToken(old))).toBeUndefined();
     scheduler.stop();
   });
 
   test('failures are logged as before, and a slow CA maintenance is not started twice', async () => {
     let finish: () => void = () => {};
     let maintains = 0;
-    const { time, logged, scheduler } = setup({
+    const { time, logged, scheduler } = await setup({
       hubTick: () => {
         throw new Error('hub broke');
+      },
+      renewSelf: async () => {
+        throw new Error('store down');
       },
       maintain: () => {
         maintains++;
@@ -117,6 +134,8 @@ describe('controlPlaneMaintenance', () => {
     expect(maintains).toBe(2);
     expect(logged.filter((l) => l === 'maintenance tick failed: hub broke')).toHaveLength(15);
     expect(logged).toContain('CA maintenance failed: store read-only');
+    // A failing self-renewal is its own task: logged, and it never held up the Watch sweep (15 turns above).
+    expect(logged).toContain('maintenance tick failed: store down');
     scheduler.stop();
   });
 });

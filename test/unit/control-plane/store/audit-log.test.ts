@@ -3,22 +3,22 @@
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { AuditLog } from '../../../../control-plane/src/store/audit-log.js';
-import { openDatabase } from '../../../../control-plane/src/store/database.js';
+import { SqliteAuditLog } from '../../../../control-plane/src/store/sqlite/sqlite-audit-log.js';
+import { openDatabase } from '../../../../control-plane/src/store/sqlite/sqlite-database.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
-describe('AuditLog', () => {
+describe('SqliteAuditLog', () => {
   const tmp = tempDirPerTest();
 
-  test('a record is a complete JSON line on disk when record() returns, with ts and a readable notAfter', () => {
+  test('a record is a complete JSON line on disk when record() returns, with ts and a readable notAfter', async () => {
     const db = openDatabase(join(tmp.dir, 'tessera.db'));
     const file = join(tmp.dir, 'audit.log');
-    const log = new AuditLog(db, file);
+    const log = new SqliteAuditLog(db, file);
     log.record(Date.UTC(2026, 0, 2, 3, 4, 5), { event: 'svid.issued', result: 'issued', spiffeId: 'spiffe://example.org/web', serial: '0a', notAfterMs: Date.UTC(2026, 0, 2, 4, 4, 5), caller: '127.0.0.1:5' });
     const lines = readFileSync(file, 'utf8').split('\n');
     expect(lines).toHaveLength(2);
     expect(lines[1]).toBe('');
-    expect(JSON.parse(lines[0]!)).toEqual({
+    const expected = {
       ts: '2026-01-02T03:04:05.000Z',
       event: 'svid.issued',
       result: 'issued',
@@ -27,19 +27,23 @@ describe('AuditLog', () => {
       notAfterMs: Date.UTC(2026, 0, 2, 4, 4, 5),
       notAfter: '2026-01-02T04:04:05.000Z',
       caller: '127.0.0.1:5',
-    });
+    };
+    expect(JSON.parse(lines[0]!)).toEqual(expected);
     expect(statSync(file).mode & 0o777).toBe(0o600);
+    // The row is there too, as the same JSON, once flush() resolves.
+    await log.flush();
+    expect(await log.recent('svid.')).toEqual([expected]);
     log.close();
     db.close();
   });
 
-  test('recent() filters by prefix, newest first, bounded by the limit', () => {
+  test('recent() filters by prefix, newest first, bounded by the limit', async () => {
     const db = openDatabase(join(tmp.dir, 'tessera.db'));
-    const log = new AuditLog(db, join(tmp.dir, 'audit.log'));
+    const log = new SqliteAuditLog(db, join(tmp.dir, 'audit.log'));
     for (let i = 0; i < 5; i++) log.record(i, { event: i % 2 ? 'ca.prepared' : 'svid.issued', n: i });
-    expect(log.recent('ca.').map((e) => e['n'])).toEqual([3, 1]);
-    expect(log.recent('svid.', 2).map((e) => e['n'])).toEqual([4, 2]);
-    expect(log.recent('token.')).toEqual([]);
+    expect((await log.recent('ca.')).map((e) => e['n'])).toEqual([3, 1]);
+    expect((await log.recent('svid.', 2)).map((e) => e['n'])).toEqual([4, 2]);
+    expect(await log.recent('token.')).toEqual([]);
     log.close();
     db.close();
   });
@@ -48,7 +52,7 @@ describe('AuditLog', () => {
     const file = join(tmp.dir, 'audit.log');
     writeFileSync(file, '{"event":"earlier"}\n{"event":"before"}\n');
     const db = openDatabase(join(tmp.dir, 'tessera.db'));
-    const log = new AuditLog(db, file);
+    const log = new SqliteAuditLog(db, file);
     log.record(0, { event: 'ca.created' });
     log.close();
     db.close();
@@ -60,7 +64,7 @@ describe('AuditLog', () => {
     const file = join(tmp.dir, 'audit.log');
     writeFileSync(file, '{"event":"whole"}\n{"event":"cut sho');
     const db = openDatabase(join(tmp.dir, 'tessera.db'));
-    const log = new AuditLog(db, file);
+    const log = new SqliteAuditLog(db, file);
     log.record(0, { event: 'ca.created' });
     log.close();
     db.close();

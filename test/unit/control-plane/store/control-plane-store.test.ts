@@ -1,46 +1,89 @@
-// The store opened as one: the SQLite file and its WAL side files owner-only, the schema at its current version
-// (a reopen migrates nothing twice), the snapshot-version counter growing across restarts, and a database path
-// that cannot be opened refused with a startup code.
+// The SQLite store opened as one: the database file and its WAL side files owner-only, the schema at its current
+// version (a reopen migrates nothing twice, a schema-3 file gains the reports table, a schema-4 file's registrations
+// an empty owner), the counters growing across
+// restarts and atomic, and a database path that cannot be opened refused with a startup code.
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { DATABASE_FILE, openControlPlaneStore } from '../../../../control-plane/src/store/control-plane-store.js';
-import { MIGRATIONS, openDatabase } from '../../../../control-plane/src/store/database.js';
+import { AUDIT_FILE, DATABASE_FILE, openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
+import { MIGRATIONS, openDatabase } from '../../../../control-plane/src/store/sqlite/sqlite-database.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
-describe('openControlPlaneStore', () => {
+describe('openSqliteStore', () => {
   const tmp = tempDirPerTest();
 
-  test('database files are 0600 and the schema is at the last migration', () => {
-    const s = openControlPlaneStore(tmp.dir);
+  test('database files are 0600 and the schema is at the last migration', async () => {
+    const s = await openSqliteStore(tmp.dir);
+    expect(s.kind).toBe('sqlite');
     s.audit.record(0, { event: 'x' });
-    s.close();
-    for (const f of [DATABASE_FILE, 'audit.log']) expect(statSync(join(tmp.dir, f)).mode & 0o777).toBe(0o600);
+    await s.close();
+    for (const f of [DATABASE_FILE, AUDIT_FILE]) expect(statSync(join(tmp.dir, f)).mode & 0o777).toBe(0o600);
     chmodSync(join(tmp.dir, DATABASE_FILE), 0o644);
-    openControlPlaneStore(tmp.dir).close();
+    await (await openSqliteStore(tmp.dir)).close();
     expect(statSync(join(tmp.dir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
     const db = openDatabase(join(tmp.dir, DATABASE_FILE));
     expect((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(MIGRATIONS.length);
+    expect(MIGRATIONS.length).toBe(6);
     db.close();
   });
 
-  test('the meta counter keeps growing across restarts', () => {
-    let s = openControlPlaneStore(tmp.dir);
-    expect(s.meta.get('config.snapshot_version')).toBeUndefined();
-    expect(s.meta.increment('config.snapshot_version')).toBe(1);
-    expect(s.meta.increment('config.snapshot_version')).toBe(2);
-    s.close();
-    s = openControlPlaneStore(tmp.dir);
-    expect(s.meta.increment('config.snapshot_version')).toBe(3);
-    expect(s.meta.get('config.snapshot_version')).toBe('3');
-    s.close();
+  test('a schema-3 database is upgraded in place: its rows stay, the reports table is added', async () => {
+    const file = join(tmp.dir, DATABASE_FILE);
+    const v3 = new DatabaseSync(file);
+    for (const m of MIGRATIONS.slice(0, 3)) v3.exec(m);
+    v3.exec('PRAGMA user_version = 3');
+    v3.prepare("INSERT INTO meta (key, value) VALUES ('config.snapshot_version', '41')").run();
+    v3.close();
+    const s = await openSqliteStore(tmp.dir);
+    expect(await s.meta.increment('config.snapshot_version')).toBe(42);
+    expect(await s.reports.list(0)).toEqual([]);
+    await s.close();
   });
 
-  test('a database path that is a directory is refused with TESSERA_ERR_CP_START_FAILED naming it', () => {
+  test('a schema-4 database is upgraded in place: stored registrations stay, owned by nobody, with their time', async () => {
+    const file = join(tmp.dir, DATABASE_FILE);
+    const v4 = new DatabaseSync(file);
+    for (const m of MIGRATIONS.slice(0, 4)) v4.exec(m);
+    v4.exec('PRAGMA user_version = 4');
+    const endpoint = JSON.stringify({ address: '127.0.0.1:15006', spiffe_id: 'spiffe://example.org/api', protocol: 'http', ready: true, zone: '', weight: 100, source: 'self' });
+    v4.prepare("INSERT INTO registrations VALUES ('s1', 'spiffe://example.org/api', 'api', '127.0.0.1:15006', ?, 1234)").run(endpoint);
+    v4.close();
+    const s = await openSqliteStore(tmp.dir);
+    expect((await s.registrations.loadAll()).map((x) => [x.id, x.owner, x.heartbeatAtMs, x.registrations.length])).toEqual([['s1', '', 1234, 1]]);
+    await s.close();
+  });
+
+  test('the meta counter keeps growing across restarts, and concurrent increments never repeat a value', async () => {
+    let s = await openSqliteStore(tmp.dir);
+    expect(await s.meta.get('config.snapshot_version')).toBeUndefined();
+    expect(await s.meta.increment('config.snapshot_version')).toBe(1);
+    expect(await s.meta.increment('config.snapshot_version')).toBe(2);
+    await s.close();
+    s = await openSqliteStore(tmp.dir);
+    expect(await s.meta.increment('config.snapshot_version')).toBe(3);
+    expect(await s.meta.get('config.snapshot_version')).toBe('3');
+    const many = await Promise.all(Array.from({ length: 20 }, () => s.meta.increment('config.snapshot_version')));
+    expect(new Set(many).size).toBe(20);
+    expect(Math.min(...many)).toBe(4);
+    expect(Math.max(...many)).toBe(23);
+    await s.close();
+  });
+
+  test('close() is idempotent and waits for the audit queue', async () => {
+    const s = await openSqliteStore(tmp.dir);
+    s.audit.record(5, { event: 'token.created' });
+    await Promise.all([s.close(), s.close()]);
+    const again = await openSqliteStore(tmp.dir);
+    expect((await again.audit.recent('token.')).map((e) => e['event'])).toEqual(['token.created']);
+    await again.close();
+  });
+
+  test('a database path that is a directory is refused with TESSERA_ERR_CP_START_FAILED naming it', async () => {
     mkdirSync(join(tmp.dir, DATABASE_FILE));
     try {
-      openControlPlaneStore(tmp.dir);
+      await openSqliteStore(tmp.dir);
       expect.unreachable();
     } catch (e) {
       expect(isTesseraError(e) && e.code).toBe('TESSERA_ERR_CP_START_FAILED');

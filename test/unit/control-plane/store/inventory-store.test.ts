@@ -2,8 +2,9 @@
 // expiry first, optionally only those expiring within a window), and the per-authority count drives retirement.
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { openDatabase } from '../../../../control-plane/src/store/database.js';
-import { type IssuedSvidRow, InventoryStore } from '../../../../control-plane/src/store/inventory-store.js';
+import { openDatabase } from '../../../../control-plane/src/store/sqlite/sqlite-database.js';
+import { SqliteInventoryStore } from '../../../../control-plane/src/store/sqlite/sqlite-inventory-store.js';
+import type { IssuedSvidRow } from '../../../../control-plane/src/store/store-contract.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
 const row = (serial: string, authorityId: string, notAfterMs: number, issuedAtMs = 0): IssuedSvidRow => ({
@@ -19,26 +20,27 @@ const row = (serial: string, authorityId: string, notAfterMs: number, issuedAtMs
   caller: '127.0.0.1:1',
 });
 
-describe('InventoryStore', () => {
+describe('SqliteInventoryStore', () => {
   const tmp = tempDirPerTest();
 
-  test('rows read back as recorded; live, window and per-authority answers follow the clock given', () => {
+  test('rows read back as recorded; live, window and per-authority answers follow the clock given', async () => {
     const db = openDatabase(join(tmp.dir, 'tessera.db'));
-    const inv = new InventoryStore(db);
-    inv.record(row('03', 'A', 3_000, 3));
-    inv.record(row('01', 'A', 1_000, 1));
-    inv.record(row('02', 'B', 2_000, 2));
-    expect(inv.find('02')).toEqual(row('02', 'B', 2_000, 2));
-    expect(inv.find('ff')).toBeUndefined();
-    expect(inv.live(0).map((r) => r.serial)).toEqual(['01', '02', '03']);
-    expect(inv.live(1_000).map((r) => r.serial)).toEqual(['02', '03']); // notAfter is exclusive
-    expect(inv.live(500, 1_600).map((r) => r.serial)).toEqual(['01', '02']);
-    expect(inv.live(0, undefined, 1).map((r) => r.serial)).toEqual(['01']);
-    expect(inv.all().map((r) => r.serial)).toEqual(['03', '02', '01']);
-    expect(inv.liveByAuthority('A', 0)).toEqual({ count: 2, latestNotAfterMs: 3_000 });
-    expect(inv.liveByAuthority('A', 2_000)).toEqual({ count: 1, latestNotAfterMs: 3_000 });
-    expect(inv.liveByAuthority('A', 3_000)).toEqual({ count: 0, latestNotAfterMs: null });
-    expect(() => inv.record(row('01', 'B', 9_000))).toThrow(/UNIQUE/);
+    const inv = new SqliteInventoryStore(db);
+    await inv.record(row('03', 'A', 3_000, 3));
+    await inv.record(row('01', 'A', 1_000, 1));
+    await inv.record(row('02', 'B', 2_000, 2));
+    const serials = (rows: IssuedSvidRow[]) => rows.map((r) => r.serial);
+    expect(await inv.find('02')).toEqual(row('02', 'B', 2_000, 2));
+    expect(await inv.find('ff')).toBeUndefined();
+    expect(serials(await inv.live(0))).toEqual(['01', '02', '03']);
+    expect(serials(await inv.live(1_000))).toEqual(['02', '03']); // notAfter is exclusive
+    expect(serials(await inv.live(500, 1_600))).toEqual(['01', '02']);
+    expect(serials(await inv.live(0, undefined, 1))).toEqual(['01']);
+    expect(serials(await inv.all())).toEqual(['03', '02', '01']);
+    expect(await inv.liveByAuthority('A', 0)).toEqual({ count: 2, latestNotAfterMs: 3_000 });
+    expect(await inv.liveByAuthority('A', 2_000)).toEqual({ count: 1, latestNotAfterMs: 3_000 });
+    expect(await inv.liveByAuthority('A', 3_000)).toEqual({ count: 0, latestNotAfterMs: null });
+    await expect(inv.record(row('01', 'B', 9_000))).rejects.toThrow(/UNIQUE/);
     db.close();
   });
 });

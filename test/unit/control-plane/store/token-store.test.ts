@@ -3,28 +3,29 @@
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import { describe, expect, test } from 'vitest';
-import { openDatabase } from '../../../../control-plane/src/store/database.js';
-import { TokenStore, hashToken, newJoinToken, tokenIdOf } from '../../../../control-plane/src/store/token-store.js';
+import { hashToken, newJoinToken, tokenIdOf } from '../../../../control-plane/src/store/join-token.js';
+import { openDatabase } from '../../../../control-plane/src/store/sqlite/sqlite-database.js';
+import { SqliteTokenStore } from '../../../../control-plane/src/store/sqlite/sqlite-token-store.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/web';
 
-describe('TokenStore', () => {
+describe('SqliteTokenStore', () => {
   const tmp = tempDirPerTest();
-  const withStore = (fn: (s: TokenStore, db: DatabaseSync) => void) => {
+  const withStore = async (fn: (s: SqliteTokenStore, db: DatabaseSync) => Promise<void>) => {
     const db = openDatabase(join(tmp.dir, 'tessera.db'));
     try {
-      fn(new TokenStore(db), db);
+      await fn(new SqliteTokenStore(db), db);
     } finally {
       db.close();
     }
   };
 
   test('only the SHA-256 of the token is stored', () =>
-    withStore((s, db) => {
+    withStore(async (s, db) => {
       const token = newJoinToken();
       expect(token).toMatch(/^[A-Za-z0-9_-]{43}$/);
-      const rec = s.create(token, ID, 1_000, 60_000);
+      const rec = await s.create(token, ID, 1_000, 60_000);
       expect(rec).toEqual({ hash: hashToken(token), spiffeId: ID, createdAtMs: 1_000, expiresAtMs: 61_000, usedAtMs: null, revokedAtMs: null });
       const dump = JSON.stringify(db.prepare('SELECT * FROM join_tokens').all());
       expect(dump).not.toContain(token);
@@ -32,43 +33,50 @@ describe('TokenStore', () => {
     }));
 
   test('a token is spent exactly once, and never after it expired', () =>
-    withStore((s) => {
-      const a = s.create('a', ID, 0, 1_000);
-      expect(s.spend(a.hash, 500)).toBe(true);
-      expect(s.spend(a.hash, 600)).toBe(false);
-      expect(s.find(a.hash)?.usedAtMs).toBe(500);
-      const b = s.create('b', ID, 0, 1_000);
-      expect(s.spend(b.hash, 1_000)).toBe(false); // expiresAt is exclusive
-      expect(s.spend(hashToken('never created'), 0)).toBe(false);
+    withStore(async (s) => {
+      const a = await s.create('a', ID, 0, 1_000);
+      expect(await s.spend(a.hash, 500)).toBe(true);
+      expect(await s.spend(a.hash, 600)).toBe(false);
+      expect((await s.find(a.hash))?.usedAtMs).toBe(500);
+      const b = await s.create('b', ID, 0, 1_000);
+      expect(await s.spend(b.hash, 1_000)).toBe(false); // expiresAt is exclusive
+      expect(await s.spend(hashToken('never created'), 0)).toBe(false);
+    }));
+
+  test('two spends of one token racing: exactly one wins', () =>
+    withStore(async (s) => {
+      const a = await s.create('race', ID, 0, 1_000);
+      const results = await Promise.all([s.spend(a.hash, 10), s.spend(a.hash, 10), s.spend(a.hash, 11)]);
+      expect(results.filter(Boolean)).toHaveLength(1);
     }));
 
   test('revoke wins only over an unused token; a revoked token cannot be spent', () =>
-    withStore((s) => {
-      const a = s.create('a', ID, 0, 1_000);
-      expect(s.revoke(a.hash, 10)).toBe(true);
-      expect(s.revoke(a.hash, 11)).toBe(false);
-      expect(s.spend(a.hash, 12)).toBe(false);
-      expect(s.find(a.hash)?.revokedAtMs).toBe(10);
-      const b = s.create('b', ID, 0, 1_000);
-      expect(s.spend(b.hash, 5)).toBe(true);
-      expect(s.revoke(b.hash, 6)).toBe(false);
+    withStore(async (s) => {
+      const a = await s.create('a', ID, 0, 1_000);
+      expect(await s.revoke(a.hash, 10)).toBe(true);
+      expect(await s.revoke(a.hash, 11)).toBe(false);
+      expect(await s.spend(a.hash, 12)).toBe(false);
+      expect((await s.find(a.hash))?.revokedAtMs).toBe(10);
+      const b = await s.create('b', ID, 0, 1_000);
+      expect(await s.spend(b.hash, 5)).toBe(true);
+      expect(await s.revoke(b.hash, 6)).toBe(false);
     }));
 
   test('findByPrefix returns the matching tokens, at most two (enough to call a prefix ambiguous)', () =>
-    withStore((s) => {
-      const recs = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((t) => s.create(t, ID, 0, 1_000));
+    withStore(async (s) => {
+      const recs = await Promise.all(['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((t) => s.create(t, ID, 0, 1_000)));
       const one = recs[0]!.hash;
-      expect(s.findByPrefix(one.slice(0, 12)).map((r) => r.hash)).toEqual([one]);
-      expect(s.findByPrefix('')).toHaveLength(2);
-      expect(s.findByPrefix('zz')).toEqual([]);
+      expect((await s.findByPrefix(one.slice(0, 12))).map((r) => r.hash)).toEqual([one]);
+      expect(await s.findByPrefix('')).toHaveLength(2);
+      expect(await s.findByPrefix('zz')).toEqual([]);
     }));
 
   test('prune forgets tokens expired for longer than the keep period only', () =>
-    withStore((s) => {
-      const old = s.create('old', ID, 0, 1_000);
-      const recent = s.create('recent', ID, 0, 5_000);
-      expect(s.prune(10_000, 6_000)).toBe(1);
-      expect(s.find(old.hash)).toBeUndefined();
-      expect(s.find(recent.hash)).toBeDefined();
+    withStore(async (s) => {
+      const old = await s.create('old', ID, 0, 1_000);
+      const recent = await s.create('recent', ID, 0, 5_000);
+      expect(await s.prune(10_000, 6_000)).toBe(1);
+      expect(await s.find(old.hash)).toBeUndefined();
+      expect(await s.find(recent.hash)).toMatchObject({ spiffeId: ID });
     }));
 });

@@ -1,0 +1,76 @@
+// The attestation key's certificate: the AK (or DevID) certificate a proxy presents must chain, through the
+// intermediates it sends, to a CA of attestors.tpm.caFile, every certificate valid now; the AK certificate itself
+// is an end-entity certificate for signing. Its public key is the key the quote must be signed by.
+import { type KeyObject, X509Certificate, createHash } from 'node:crypto';
+import { TesseraError } from '../../../common/errors.js';
+import { DerError } from '../../../common/pki/der.js';
+import { readCertFields } from '../../../common/spiffe/x509-fields.js';
+import { buildPath } from '../../../common/spiffe/x509-svid.js';
+
+/** AK certificate plus intermediates: real DevID chains are 2–3 deep. */
+const MAX_CHAIN = 4;
+const MAX_CERT_BYTES = 16 * 1024;
+
+export interface CertifiedAk {
+  readonly cert: X509Certificate;
+  readonly publicKey: KeyObject;
+  /** SHA-256 of the AK's DER SubjectPublicKeyInfo, lower-case hex (64 characters). */
+  readonly keyHash: string;
+  /** The subject's common name, when it has exactly one. */
+  readonly commonName: string | undefined;
+}
+
+function untrusted(reason: string): TesseraError {
+  return new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED', undefined, { reason });
+}
+
+/** Node prints a subject one attribute per line ("CN=node-1\nO=Example"). */
+function commonNameOf(cert: X509Certificate): string | undefined {
+  const cns = cert.subject
+    .split('\n')
+    .filter((l) => l.startsWith('CN='))
+    .map((l) => l.slice(3));
+  return cns.length === 1 ? cns[0] : undefined;
+}
+
+/**
+ * Verifies the chain (DER, AK certificate first) against `anchors` at `nowMs`. Throws
+ * TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED (does not parse, not an end-entity signing certificate, not certified by
+ * an anchor) or TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED (a certificate on the path is expired or not yet valid).
+ */
+export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly X509Certificate[], nowMs: number): CertifiedAk {
+  if (chainDer.length === 0) throw untrusted('no AK certificate was sent');
+  if (chainDer.length > MAX_CHAIN) throw untrusted(`${chainDer.length} certificates, more than ${MAX_CHAIN}`);
+  const certs: X509Certificate[] = [];
+  for (const [i, der] of chainDer.entries()) {
+    if (der.length > MAX_CERT_BYTES) throw untrusted(`certificate ${i} is ${der.length} bytes, more than ${MAX_CERT_BYTES}`);
+    try {
+      certs.push(new X509Certificate(Buffer.from(der)));
+    } catch {
+      throw untrusted(`certificate ${i} does not parse`);
+    }
+  }
+  const ak = certs[0]!;
+  let fields: ReturnType<typeof readCertFields>;
+  try {
+    fields = readCertFields(ak.raw);
+  } catch (e) {
+    if (e instanceof DerError) throw untrusted(`the AK certificate's extensions do not parse (${e.message})`);
+    throw e;
+  }
+  if (fields.isCa) throw untrusted('the AK certificate is a CA certificate');
+  if (fields.keyUsage && !fields.keyUsage.digitalSignature) throw untrusted('the AK certificate lacks keyUsage digitalSignature');
+  if (fields.unknownCritical.length) throw untrusted(`the AK certificate has unknown critical extension(s) ${fields.unknownCritical.join(', ')}`);
+  const built = buildPath(ak, certs.slice(1), anchors);
+  if (!built.ok) {
+    throw untrusted(built.badSignature ? 'a signature on the AK certificate chain does not verify' : built.intermediateNotCa ? 'an intermediate is not a CA' : 'not certified by a CA of attestors.tpm.caFile');
+  }
+  for (const c of built.path) {
+    if (nowMs < c.validFromDate.getTime() || nowMs > c.validToDate.getTime()) {
+      const which = c === ak ? 'the AK certificate' : `the CA certificate ${c.subject.replaceAll('\n', ', ')}`;
+      throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED', undefined, { reason: `${which} is valid ${c.validFromDate.toISOString()} … ${c.validToDate.toISOString()}` });
+    }
+  }
+  const spki = ak.publicKey.export({ format: 'der', type: 'spki' });
+  return { cert: ak, publicKey: ak.publicKey, keyHash: createHash('sha256').update(spki).digest('hex'), commonName: commonNameOf(ak) };
+}

@@ -1,0 +1,58 @@
+// The CA kept in the database the replicas share: the state document and the PEM it names are read in one snapshot
+// and checked like files are (each key matches its certificate, each intermediate is issued by its root); a commit
+// upserts the new material, deletes what the new state no longer names, and swaps the state by compare-and-swap.
+import type { CaStateFile, CertWithKey } from './authority.js';
+import { corrupt, loadAuthority, pairFromPem, referencedNames } from './authority-material.js';
+import type { AuthorityPersistence, LoadedAuthorities } from './authority-persistence.js';
+
+/** The database side (store/postgres/pg-authority-records.ts), as much of it as the CA needs. */
+export interface SharedAuthorityRecords {
+  load(): Promise<{ readonly state: unknown; readonly material: Map<string, string>; readonly version: number } | null>;
+  commit(state: unknown, material: readonly { name: string; pem: string }[], expectedVersion: number | null, fence?: { readonly term: number }, remove?: readonly string[]): Promise<number>;
+}
+
+export interface SharedAuthorityOptions {
+  readonly records: SharedAuthorityRecords;
+  /** The database as messages may name it (no password). */
+  readonly where: string;
+  /** This replica's leader term, null when it does not lead (fenced commits are refused then). */
+  readonly leaderTerm: () => number | null;
+}
+
+export function sharedPersistence(o: SharedAuthorityOptions): AuthorityPersistence {
+  const where = `${o.where} (ca_state)`;
+  let named = new Set<string>();
+  return {
+    mode: 'shared',
+    where: o.where,
+    load: async (): Promise<LoadedAuthorities | null> => {
+      const got = await o.records.load();
+      if (!got) return null;
+      const state = got.state as CaStateFile;
+      if (state === null || typeof state !== 'object' || state.version !== 1 || !Array.isArray(state.authorities)) throw corrupt(`${where}: unknown format`);
+      const label = (name: string) => `${o.where} ca_material/${name}`;
+      const pair = (certName: string, keyName: string): CertWithKey => {
+        const cert = got.material.get(certName);
+        const key = got.material.get(keyName);
+        if (cert === undefined || key === undefined) throw corrupt(`${where} names ${cert === undefined ? certName : keyName}, which ca_material does not hold`);
+        return pairFromPem(cert, key, { cert: label(certName), key: label(keyName) });
+      };
+      const authorities = state.authorities.map((a) => loadAuthority(a, where, pair, label));
+      named = referencedNames(state.authorities);
+      return { state, authorities, version: got.version };
+    },
+    commit: async (state, material, expected, fenced) => {
+      let fence: { term: number } | undefined;
+      if (fenced) {
+        const term = o.leaderTerm();
+        // Not leading (any more): the same refusal a stale term gets from the database.
+        fence = { term: term ?? -1 };
+      }
+      const keep = referencedNames(state.authorities);
+      const remove = [...named].filter((n) => !keep.has(n));
+      const version = await o.records.commit(state, material.map((m) => ({ name: m.name, pem: m.text })), expected, fence, remove);
+      named = keep;
+      return version;
+    },
+  };
+}

@@ -1,0 +1,56 @@
+// The `store` section of the control plane's config (DESIGN.md section 12): the embedded SQLite file (default, one
+// process) or a PostgreSQL database shared by any number of replicas. The URL may carry a password, so it can come
+// from a file (a mounted Secret) instead of the config.
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
+import type { ObjectSchema } from '../../../common/config/schema.js';
+
+export const STORE_SCHEMA: ObjectSchema = {
+  type: 'object',
+  description: 'Where the control plane keeps its state (DESIGN.md section 12)',
+  properties: {
+    kind: { type: 'string', enum: ['sqlite', 'postgres'], default: 'sqlite', description: 'sqlite: <dataDir>/tessera.db, one process; postgres: shared by every replica' },
+    url: { type: 'string', minLength: 1, description: 'postgres only: postgres://user:password@host:port/db?sslmode=verify-full&sslrootcert=FILE (no sslmode = plaintext)' },
+    urlFile: { type: 'string', minLength: 1, description: 'postgres only: a file holding the URL (a Secret), read once at start' },
+    replica: { type: 'string', minLength: 1, description: 'This replica\'s name in the database (leader, audit, registrations); default <hostname>/<pid>' },
+    maxConnections: { type: 'number', integer: true, min: 1, max: 100, default: 10, description: 'postgres only: pooled connections (plus one for change notifications and one for the leader lock)' },
+    statementTimeout: { type: 'duration', min: 100, max: 300_000, default: '10s', description: 'postgres only: a statement running longer is cancelled and the call fails UNAVAILABLE' },
+  },
+};
+
+export type StoreSettings =
+  | { readonly kind: 'sqlite' }
+  | {
+      readonly kind: 'postgres';
+      readonly source: { readonly url: string } | { readonly urlFile: string };
+      readonly replica: string;
+      readonly maxConnections: number;
+      readonly statementTimeoutMs: number;
+    };
+
+export interface StoreInput {
+  kind?: 'sqlite' | 'postgres';
+  url?: string;
+  urlFile?: string;
+  replica?: string;
+  maxConnections?: number;
+  statementTimeout?: number;
+}
+
+/** Resolves the section; `problem` builds the coded config error for a key. */
+export function resolveStoreConfig(raw: StoreInput | undefined, base: string, problem: (key: string, message: string) => Error): StoreSettings {
+  const kind = raw?.kind ?? 'sqlite';
+  if (kind === 'sqlite') {
+    for (const k of ['url', 'urlFile', 'maxConnections', 'statementTimeout'] as const) if (raw?.[k] !== undefined) throw problem(`store.${k}`, 'only for kind: postgres');
+    return { kind };
+  }
+  const { url, urlFile } = raw ?? {};
+  if ((url === undefined) === (urlFile === undefined)) throw problem('store', 'kind: postgres needs exactly one of url or urlFile');
+  return {
+    kind,
+    source: url !== undefined ? { url } : { urlFile: resolve(base, urlFile!) },
+    replica: raw?.replica ?? `${hostname()}/${process.pid}`,
+    maxConnections: raw?.maxConnections ?? 10,
+    statementTimeoutMs: raw?.statementTimeout ?? 10_000,
+  };
+}

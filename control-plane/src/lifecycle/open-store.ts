@@ -1,0 +1,49 @@
+// Opens the store the config names: the embedded SQLite file (one process: it leads, the CA lives in <dataDir>/ca),
+// or the PostgreSQL database the replicas share (the CA in the database, periodic work by the advisory-lock leader,
+// which starts campaigning here). Also the config as the admin API may show it: a database password never leaves.
+import { hostname } from 'node:os';
+import type { Clock } from '../../../common/clock.js';
+import { describeError } from '../../../common/errors.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { AuthorityPersistence } from '../ca/authority-persistence.js';
+import { sharedPersistence } from '../ca/shared-authority-store.js';
+import type { ControlPlaneConfig } from '../config/cp-config.js';
+import type { ControlPlaneLogger } from '../logger.js';
+import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
+import { redactPgUrl } from '../store/postgres/pg-connection-config.js';
+import { openSqliteStore } from '../store/sqlite/open-sqlite-store.js';
+import type { ControlPlaneStore } from '../store/store-contract.js';
+
+export interface OpenedStore {
+  readonly store: ControlPlaneStore;
+  /** Whether this process does the work that must happen once (always, with SQLite). */
+  readonly leads: () => boolean;
+  /** Present with a shared database: where the CA lives instead of <dataDir>/ca. */
+  readonly sharedCa?: { readonly persistence: AuthorityPersistence; readonly leads: () => boolean };
+  /** This process's name among the replicas. */
+  readonly replica: string;
+}
+
+export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'dataDir'>, deps: { clock: Clock; timers: Timers; log: ControlPlaneLogger }): Promise<OpenedStore> {
+  const s = config.store;
+  const onFeedError = (e: unknown) => deps.log.error({ err: describeError(e) }, 'a change subscriber failed');
+  if (s.kind === 'sqlite') return { store: await openSqliteStore(config.dataDir, { onFeedError }), leads: () => true, replica: `${hostname()}/${process.pid}` };
+  const store = await openPostgresStore(s.source, {
+    ...deps,
+    dataDir: config.dataDir,
+    replica: s.replica,
+    pool: { maxConnections: s.maxConnections, statementTimeoutMs: s.statementTimeoutMs },
+  });
+  const leads = () => store.leader.isLeader();
+  store.leader.onChange((leader, term) => deps.log.info({ leader, term, replica: s.replica }, leader ? 'this replica leads' : 'this replica follows'));
+  store.leader.start();
+  const persistence = sharedPersistence({ records: store.authority, where: `PostgreSQL ${store.databaseName}`, leaderTerm: () => store.leader.term });
+  return { store, leads, sharedCa: { persistence, leads }, replica: s.replica };
+}
+
+/** The config the admin API shows: the database URL without its password. */
+export function redactedConfig<C extends Pick<ControlPlaneConfig, 'store'>>(config: C): C {
+  const s = config.store;
+  if (s.kind !== 'postgres' || !('url' in s.source)) return config;
+  return { ...config, store: { ...s, source: { url: redactPgUrl(s.source.url) } } };
+}

@@ -1,0 +1,76 @@
+// The inventory of issued SVIDs in PostgreSQL, shared by every replica: `tessera certs list` and "does any live
+// SVID still chain to this authority" see what all of them issued.
+import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
+import type { PgQueryable } from './pg-database.js';
+
+interface Row {
+  serial: string;
+  spiffe_id: string;
+  authority_id: string;
+  intermediate_serial: string;
+  not_before_ms: number;
+  not_after_ms: number;
+  issued_at_ms: number;
+  attested_as: string;
+  kind: string;
+  caller: string;
+}
+
+const fromRow = (r: Row): IssuedSvidRow => ({
+  serial: r.serial,
+  spiffeId: r.spiffe_id,
+  authorityId: r.authority_id,
+  intermediateSerial: r.intermediate_serial,
+  notBeforeMs: r.not_before_ms,
+  notAfterMs: r.not_after_ms,
+  issuedAtMs: r.issued_at_ms,
+  attestedAs: r.attested_as,
+  kind: r.kind,
+  caller: r.caller,
+});
+
+const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller';
+const DEFAULT_LIMIT = 10_000;
+
+export class PgInventoryStore implements InventoryStore {
+  readonly #db: PgQueryable;
+
+  constructor(db: PgQueryable) {
+    this.#db = db;
+  }
+
+  async find(serial: string): Promise<IssuedSvidRow | undefined> {
+    const r = (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM issuances WHERE serial = $1`, [serial])).rows[0];
+    return r && fromRow(r);
+  }
+
+  async record(r: IssuedSvidRow): Promise<void> {
+    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+      r.serial,
+      r.spiffeId,
+      r.authorityId,
+      r.intermediateSerial,
+      r.notBeforeMs,
+      r.notAfterMs,
+      r.issuedAtMs,
+      r.attestedAs,
+      r.kind,
+      r.caller,
+    ]);
+  }
+
+  async live(nowMs: number, withinMs?: number, limit = DEFAULT_LIMIT): Promise<IssuedSvidRow[]> {
+    const until = withinMs === undefined ? Number.MAX_SAFE_INTEGER : nowMs + withinMs;
+    const sql = `SELECT ${COLUMNS} FROM issuances WHERE not_after_ms > $1 AND not_after_ms <= $2 ORDER BY not_after_ms, serial LIMIT $3`;
+    return (await this.#db.query<Row>(sql, [nowMs, until, limit])).rows.map(fromRow);
+  }
+
+  async all(limit = DEFAULT_LIMIT): Promise<IssuedSvidRow[]> {
+    return (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT $1`, [limit])).rows.map(fromRow);
+  }
+
+  async liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }> {
+    const r = (await this.#db.query<{ n: number; latest: number | null }>('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = $1 AND not_after_ms > $2', [authorityId, nowMs])).rows[0];
+    return { count: r?.n ?? 0, latestNotAfterMs: r?.latest ?? null };
+  }
+}

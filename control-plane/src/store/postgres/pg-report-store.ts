@@ -1,0 +1,53 @@
+// What each proxy last reported (the serial each listener serves, its denials), one row per proxy instance in
+// PostgreSQL, whichever replica received it: the fleet view is the same from every replica.
+import type { ProxyReport, ReportStore } from '../store-contract.js';
+import type { PgQueryable } from './pg-database.js';
+
+interface Row {
+  spiffe_id: string;
+  instance: string;
+  served_json: string;
+  checked_at_ms: number;
+  received_at_ms: number;
+  replica: string;
+  denials_json: string;
+}
+
+const fromRow = (r: Row): ProxyReport => ({
+  spiffeId: r.spiffe_id,
+  instance: r.instance,
+  served: JSON.parse(r.served_json) as ProxyReport['served'],
+  checkedAtMs: r.checked_at_ms,
+  receivedAtMs: r.received_at_ms,
+  replica: r.replica,
+  denials: JSON.parse(r.denials_json) as ProxyReport['denials'],
+});
+
+const COLUMNS = 'spiffe_id, instance, served_json, checked_at_ms, received_at_ms, replica, denials_json';
+const DEFAULT_LIMIT = 10_000;
+
+export class PgReportStore implements ReportStore {
+  readonly #db: PgQueryable;
+
+  constructor(db: PgQueryable) {
+    this.#db = db;
+  }
+
+  async put(r: ProxyReport): Promise<void> {
+    await this.#db.query(
+      `INSERT INTO proxy_reports (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
+       ON CONFLICT (spiffe_id, instance) DO UPDATE SET served_json = EXCLUDED.served_json, checked_at_ms = EXCLUDED.checked_at_ms,
+         received_at_ms = EXCLUDED.received_at_ms, replica = EXCLUDED.replica, denials_json = EXCLUDED.denials_json`,
+      [r.spiffeId, r.instance, JSON.stringify(r.served), r.checkedAtMs, r.receivedAtMs, r.replica, JSON.stringify(r.denials)],
+    );
+  }
+
+  async list(sinceMs: number, limit = DEFAULT_LIMIT): Promise<ProxyReport[]> {
+    const sql = `SELECT ${COLUMNS} FROM proxy_reports WHERE received_at_ms >= $1 ORDER BY received_at_ms DESC, spiffe_id, instance LIMIT $2`;
+    return (await this.#db.query<Row>(sql, [sinceMs, limit])).rows.map(fromRow);
+  }
+
+  async prune(beforeMs: number): Promise<number> {
+    return (await this.#db.query('DELETE FROM proxy_reports WHERE received_at_ms < $1', [beforeMs])).rowCount;
+  }
+}

@@ -1,0 +1,58 @@
+// Join tokens in PostgreSQL, stored only as SHA-256 hashes. Spending is one conditional UPDATE: under concurrent
+// spends (on any replica) the row lock makes the others re-check the condition after the winner commits, so exactly
+// one caller sees a row changed. The same holds for a spend racing a revoke.
+import { hashToken } from '../join-token.js';
+import type { TokenRecord, TokenStore } from '../store-contract.js';
+import type { PgQueryable } from './pg-database.js';
+
+interface Row {
+  hash: string;
+  spiffe_id: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  used_at_ms: number | null;
+  revoked_at_ms: number | null;
+}
+
+const fromRow = (r: Row): TokenRecord => ({ hash: r.hash, spiffeId: r.spiffe_id, createdAtMs: r.created_at_ms, expiresAtMs: r.expires_at_ms, usedAtMs: r.used_at_ms, revokedAtMs: r.revoked_at_ms });
+
+const COLUMNS = 'hash, spiffe_id, created_at_ms, expires_at_ms, used_at_ms, revoked_at_ms';
+
+export class PgTokenStore implements TokenStore {
+  readonly #db: PgQueryable;
+
+  constructor(db: PgQueryable) {
+    this.#db = db;
+  }
+
+  async create(token: string, spiffeId: string, nowMs: number, ttlMs: number): Promise<TokenRecord> {
+    const rec = { hash: hashToken(token), spiffeId, createdAtMs: nowMs, expiresAtMs: nowMs + ttlMs, usedAtMs: null, revokedAtMs: null };
+    await this.#db.query('INSERT INTO join_tokens (hash, spiffe_id, created_at_ms, expires_at_ms) VALUES ($1, $2, $3, $4)', [rec.hash, rec.spiffeId, rec.createdAtMs, rec.expiresAtMs]);
+    return rec;
+  }
+
+  async find(hash: string): Promise<TokenRecord | undefined> {
+    const r = (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM join_tokens WHERE hash = $1`, [hash])).rows[0];
+    return r && fromRow(r);
+  }
+
+  async findByPrefix(prefix: string): Promise<TokenRecord[]> {
+    // A range on the "C"-collated key (bytewise, index-backed): 'g' sorts after every lower-case hex digit.
+    const rows = (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM join_tokens WHERE hash >= $1 AND hash < $2 ORDER BY hash LIMIT 2`, [prefix, `${prefix}g`])).rows;
+    return rows.map(fromRow);
+  }
+
+  async revoke(hash: string, nowMs: number): Promise<boolean> {
+    const r = await this.#db.query('UPDATE join_tokens SET revoked_at_ms = $1 WHERE hash = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL', [nowMs, hash]);
+    return r.rowCount === 1;
+  }
+
+  async spend(hash: string, nowMs: number): Promise<boolean> {
+    const r = await this.#db.query('UPDATE join_tokens SET used_at_ms = $1 WHERE hash = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $1', [nowMs, hash]);
+    return r.rowCount === 1;
+  }
+
+  async prune(nowMs: number, keepMs: number): Promise<number> {
+    return (await this.#db.query('DELETE FROM join_tokens WHERE expires_at_ms < $1', [nowMs - keepMs])).rowCount;
+  }
+}

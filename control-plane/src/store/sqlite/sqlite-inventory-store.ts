@@ -1,0 +1,73 @@
+// The inventory of issued SVIDs in SQLite: who got which serial, from which authority, valid until when. Answers
+// `tessera certs list` and "does any live SVID still chain to this authority".
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
+
+interface Row {
+  serial: string;
+  spiffe_id: string;
+  authority_id: string;
+  intermediate_serial: string;
+  not_before_ms: number;
+  not_after_ms: number;
+  issued_at_ms: number;
+  attested_as: string;
+  kind: string;
+  caller: string;
+}
+
+const fromRow = (r: Row): IssuedSvidRow => ({
+  serial: r.serial,
+  spiffeId: r.spiffe_id,
+  authorityId: r.authority_id,
+  intermediateSerial: r.intermediate_serial,
+  notBeforeMs: r.not_before_ms,
+  notAfterMs: r.not_after_ms,
+  issuedAtMs: r.issued_at_ms,
+  attestedAs: r.attested_as,
+  kind: r.kind,
+  caller: r.caller,
+});
+
+export class SqliteInventoryStore implements InventoryStore {
+  readonly #insert: StatementSync;
+  readonly #live: StatementSync;
+  readonly #liveByAuthority: StatementSync;
+  readonly #list: StatementSync;
+  readonly #bySerial: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#insert = db.prepare(
+      `INSERT INTO issuances (serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    );
+    this.#live = db.prepare('SELECT * FROM issuances WHERE not_after_ms > ? AND not_after_ms <= ? ORDER BY not_after_ms, serial LIMIT ?');
+    this.#liveByAuthority = db.prepare('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ?');
+    this.#list = db.prepare('SELECT * FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT ?');
+    this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
+  }
+
+  /** The SVID with this serial (lower-case hex as recorded), if this control plane issued it. */
+  async find(serial: string): Promise<IssuedSvidRow | undefined> {
+    const r = this.#bySerial.get(serial) as Row | undefined;
+    return r && fromRow(r);
+  }
+
+  async record(r: IssuedSvidRow): Promise<void> {
+    this.#insert.run(r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller);
+  }
+
+  async live(nowMs: number, withinMs?: number, limit = 10_000): Promise<IssuedSvidRow[]> {
+    const until = withinMs === undefined ? Number.MAX_SAFE_INTEGER : nowMs + withinMs;
+    return (this.#live.all(nowMs, until, limit) as unknown as Row[]).map(fromRow);
+  }
+
+  async all(limit = 10_000): Promise<IssuedSvidRow[]> {
+    return (this.#list.all(limit) as unknown as Row[]).map(fromRow);
+  }
+
+  async liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }> {
+    const r = this.#liveByAuthority.get(authorityId, nowMs) as { n: number; latest: number | null };
+    return { count: r.n, latestNotAfterMs: r.latest };
+  }
+}

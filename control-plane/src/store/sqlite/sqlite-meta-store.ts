@@ -1,0 +1,23 @@
+// Small persistent counters and values in SQLite, e.g. the config snapshot version, which must keep growing
+// across restarts so a proxy never sees a version go backwards.
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { MetaStore } from '../store-contract.js';
+
+export class SqliteMetaStore implements MetaStore {
+  readonly #get: StatementSync;
+  readonly #increment: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#get = db.prepare('SELECT value FROM meta WHERE key = ?');
+    // One statement: read, add and write cannot be split by another writer of the file.
+    this.#increment = db.prepare("INSERT INTO meta (key, value) VALUES (?, '1') ON CONFLICT(key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) RETURNING value");
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    return (this.#get.get(key) as { value: string } | undefined)?.value;
+  }
+
+  async increment(key: string): Promise<number> {
+    return Number((this.#increment.get(key) as { value: string }).value);
+  }
+}

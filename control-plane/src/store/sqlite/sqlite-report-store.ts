@@ -1,0 +1,28 @@
+// What each proxy last reported, in SQLite: one row per (SPIFFE ID, proxy instance), replaced on every report,
+// listed newest first for the fleet view and pruned once stale.
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import type { ProxyReport, ReportStore } from '../store-contract.js';
+
+export class SqliteReportStore implements ReportStore {
+  readonly #put: StatementSync;
+  readonly #list: StatementSync;
+  readonly #prune: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#put = db.prepare('INSERT OR REPLACE INTO proxy_reports (spiffe_id, instance, received_at_ms, json) VALUES (?, ?, ?, ?)');
+    this.#list = db.prepare('SELECT json FROM proxy_reports WHERE received_at_ms >= ? ORDER BY received_at_ms DESC, spiffe_id, instance LIMIT ?');
+    this.#prune = db.prepare('DELETE FROM proxy_reports WHERE received_at_ms < ?');
+  }
+
+  async put(r: ProxyReport): Promise<void> {
+    this.#put.run(r.spiffeId, r.instance, r.receivedAtMs, JSON.stringify(r));
+  }
+
+  async list(sinceMs: number, limit = 1_000): Promise<ProxyReport[]> {
+    return (this.#list.all(sinceMs, limit) as { json: string }[]).map((row) => JSON.parse(row.json) as ProxyReport);
+  }
+
+  async prune(beforeMs: number): Promise<number> {
+    return Number(this.#prune.run(beforeMs).changes);
+  }
+}

@@ -1,0 +1,63 @@
+// Join tokens in SQLite, stored only as SHA-256 hashes: each is bound to one SPIFFE ID, expires, can be revoked
+// while unused, and is spent by one conditional update (so two concurrent uses, or a use and a revoke, cannot
+// both win).
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { hashToken } from '../join-token.js';
+import type { TokenRecord, TokenStore } from '../store-contract.js';
+
+interface Row {
+  hash: string;
+  spiffe_id: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  used_at_ms: number | null;
+  revoked_at_ms: number | null;
+}
+
+const fromRow = (r: Row): TokenRecord => ({ hash: r.hash, spiffeId: r.spiffe_id, createdAtMs: r.created_at_ms, expiresAtMs: r.expires_at_ms, usedAtMs: r.used_at_ms, revokedAtMs: r.revoked_at_ms });
+
+export class SqliteTokenStore implements TokenStore {
+  readonly #insert: StatementSync;
+  readonly #get: StatementSync;
+  readonly #spend: StatementSync;
+  readonly #prune: StatementSync;
+  readonly #byPrefix: StatementSync;
+  readonly #revoke: StatementSync;
+
+  constructor(db: DatabaseSync) {
+    this.#insert = db.prepare('INSERT INTO join_tokens (hash, spiffe_id, created_at_ms, expires_at_ms) VALUES (?, ?, ?, ?)');
+    this.#get = db.prepare('SELECT * FROM join_tokens WHERE hash = ?');
+    this.#spend = db.prepare('UPDATE join_tokens SET used_at_ms = ? WHERE hash = ? AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > ?');
+    this.#byPrefix = db.prepare("SELECT * FROM join_tokens WHERE hash >= ? AND hash < ? || 'g' LIMIT 2");
+    this.#revoke = db.prepare('UPDATE join_tokens SET revoked_at_ms = ? WHERE hash = ? AND used_at_ms IS NULL AND revoked_at_ms IS NULL');
+    this.#prune = db.prepare('DELETE FROM join_tokens WHERE expires_at_ms < ?');
+  }
+
+  async create(token: string, spiffeId: string, nowMs: number, ttlMs: number): Promise<TokenRecord> {
+    const rec = { hash: hashToken(token), spiffeId, createdAtMs: nowMs, expiresAtMs: nowMs + ttlMs, usedAtMs: null, revokedAtMs: null };
+    this.#insert.run(rec.hash, rec.spiffeId, rec.createdAtMs, rec.expiresAtMs);
+    return rec;
+  }
+
+  async find(hash: string): Promise<TokenRecord | undefined> {
+    const r = this.#get.get(hash) as Row | undefined;
+    return r && fromRow(r);
+  }
+
+  async findByPrefix(prefix: string): Promise<TokenRecord[]> {
+    return (this.#byPrefix.all(prefix, prefix) as unknown as Row[]).map(fromRow);
+  }
+
+  async revoke(hash: string, nowMs: number): Promise<boolean> {
+    return Number(this.#revoke.run(nowMs, hash).changes) === 1;
+  }
+
+  async spend(hash: string, nowMs: number): Promise<boolean> {
+    return Number(this.#spend.run(nowMs, hash, nowMs).changes) === 1;
+  }
+
+  /** Expired for longer than `keepMs`: forgotten (their reuse is then reported as unknown). */
+  async prune(nowMs: number, keepMs: number): Promise<number> {
+    return Number(this.#prune.run(nowMs - keepMs).changes);
+  }
+}

@@ -1,0 +1,46 @@
+// The proxy's control-plane replica metrics (issue 20, DESIGN.md section 12): which control-plane address is in
+// use now, and how often the proxy moved away from a failing one and back to its preferred one. Read from the
+// shared endpoints object at scrape time; registered only on proxies whose identity comes from a control plane.
+import { Counter, Gauge, type Registry } from 'prom-client';
+import type { EndpointsState } from '../identity/control-plane-endpoints.js';
+
+export class ControlPlaneMetrics {
+  #state: (() => EndpointsState) | undefined;
+
+  constructor(registry: Registry) {
+    const state = () => this.#state?.();
+    new Gauge({
+      name: 'tessera_control_plane_current',
+      help: 'Control-plane addresses the proxy knows (configured, or records of a DNS name): 1 for the one in use now, else 0; preferred="true" marks the one it fails back to.',
+      labelNames: ['address', 'preferred'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        const s = state();
+        for (const address of s?.candidates ?? []) this.set({ address, preferred: String(address === s!.preferred) }, address === s!.current ? 1 : 0);
+      },
+    });
+    // Counted by the endpoints object; each scrape adds what happened since the last one.
+    const counter = (name: string, help: string, read: (s: EndpointsState) => number) => {
+      let reported = 0;
+      new Counter({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          const s = state();
+          const n = s ? read(s) : 0;
+          if (n > reported) this.inc(n - reported);
+          reported = n;
+        },
+      });
+    };
+    counter('tessera_control_plane_failovers_total', 'Moves from a control-plane address that failed (unreachable, deadline, stream ended by a replica going away) to the next one.', (s) => s.failovers);
+    counter('tessera_control_plane_failbacks_total', 'Returns to the preferred control-plane address after a background probe saw it answer again.', (s) => s.failbacks);
+  }
+
+  /** Reads the endpoints' state at each scrape from now on. */
+  observe(state: () => EndpointsState): void {
+    this.#state = state;
+  }
+}

@@ -1,0 +1,137 @@
+// The fleet report with real processes: a control plane and two attested proxies (web → api). The api proxy
+// reports right after start what its inbound listener serves; after a denied request, an audit-mode would-deny and
+// an SVID rotation (TTL 12 s), the next report carries the new serial and the denials per policy with the caller.
+// Reports are read back from the control plane's store (the SQLite file in its data dir, read-only), under the
+// SPIFFE ID the proxy's SVID proves.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { Agent, createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import type { ProxyReport } from '../../control-plane/src/store/store-contract.js';
+import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { makeTempDir } from '../helpers/run.js';
+import { until } from '../helpers/until.js';
+
+const API = `spiffe://${TD}/ns/default/sa/api`;
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let cp: RunningControlPlane;
+let app: ReturnType<typeof createServer>;
+let api: ProxyProcess;
+let web: ProxyProcess;
+const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+const POLICIES = `apiVersion: tessera.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: api-allow-web }
+spec:
+  selector: ${API}
+  action: ALLOW
+  rules:
+    - from: [${WEB}]
+      to: { methods: [GET] }
+---
+apiVersion: tessera.dev/v1
+kind: AuthorizationPolicy
+metadata: { name: api-audit-no-legacy }
+spec:
+  selector: ${API}
+  action: DENY
+  mode: audit
+  rules:
+    - from: [${WEB}]
+      to: { paths: ["/legacy/**"] }
+`;
+
+function call(method: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port: web.ports.get('outbound/api')!, method, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function certs(p: ProxyProcess): Promise<{ serial: string; notAfter: string }> {
+  return (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as never;
+}
+
+/** The reports the control plane stored, read from its SQLite file without taking part in its writes. */
+function storedReports(): ProxyReport[] {
+  const db = new DatabaseSync(join(cp.dataDir, 'tessera.db'), { readOnly: true });
+  try {
+    return (db.prepare('SELECT json FROM proxy_reports').all() as { json: string }[]).map((r) => JSON.parse(r.json) as ProxyReport);
+  } finally {
+    db.close();
+  }
+}
+
+const reportOf = (id: string, p: ProxyProcess) => storedReports().find((r) => r.spiffeId === id && r.instance === `${hostname()}/${p.child.pid}`);
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  app = createServer((_req, res) => res.end('ok'));
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  const cpDir = join(dir, 'cp');
+  await mkdir(cpDir, { recursive: true });
+  const cfg = await writeControlPlaneConfig(cpDir, 'svid: { ttl: 12s, backdate: 5s }');
+  await writeFile(join(cpDir, 'policies', 'api.yaml'), POLICIES);
+  cp = await startControlPlaneProcess(cpDir, cfg);
+  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
+}, 90_000);
+
+afterAll(async () => {
+  agent.destroy();
+  await web?.stop();
+  await api?.stop();
+  await cp?.stop();
+  app?.close();
+  await cleanup?.();
+});
+
+describe('proxy fleet report', () => {
+  test("after start the control plane holds what the api proxy's listener serves, under its proven ID", async () => {
+    await until('the start report of api', () => reportOf(API, api) !== undefined, 15_000);
+    const c = await certs(api);
+    const r = reportOf(API, api)!;
+    expect(r.served).toEqual([{ listener: 'app', serial: c.serial, notAfterMs: Date.parse(c.notAfter) }]);
+    expect(r.checkedAtMs).toBeLessThanOrEqual(r.receivedAtMs + 1_000);
+    expect(r.replica).not.toBe('');
+    // web has no inbound listener: it reports nothing served, but it reports.
+    await until('the start report of web', () => reportOf(WEB, web) !== undefined, 15_000);
+    expect(reportOf(WEB, web)!.served).toEqual([]);
+  });
+
+  test('denials and audit-mode would-denies per policy, and the serial after a rotation, reach the control plane', async () => {
+    const before = await certs(api);
+    expect(await call('GET', '/x')).toBe(200);
+    expect(await call('POST', '/x')).toBe(403); // no rule of api-allow-web matches: no single policy decided
+    expect(await call('POST', '/x')).toBe(403);
+    expect(await call('GET', '/legacy/a')).toBe(200); // allowed, but api-audit-no-legacy would deny it
+    // The report after the next rotation (TTL 12 s) carries both.
+    await until(
+      'a report with the renewed serial',
+      async () => {
+        const r = reportOf(API, api);
+        return r !== undefined && r.served[0]?.serial !== before.serial && r.served[0]?.serial === (await certs(api)).serial;
+      },
+      30_000,
+    );
+    const r = reportOf(API, api)!;
+    const rows = Object.fromEntries(r.denials.map((d) => [`${d.outcome} ${d.policy}`, d]));
+    expect(rows['deny ']).toMatchObject({ count: 2, lastCaller: WEB });
+    expect(rows['audit api-audit-no-legacy']).toMatchObject({ count: 1, lastCaller: WEB });
+    expect(r.denials).toHaveLength(2);
+    const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
+    expect(m).toMatch(/tessera_fleet_reports_total\{result="sent"\} [2-9]/);
+  }, 45_000);
+});
