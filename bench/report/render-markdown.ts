@@ -13,6 +13,8 @@ const SPREAD_METRICS: readonly [string, string][] = [
   ['serverCpuUsPerHandshake', 'server CPU µs/handshake'],
   ['reqPerSec', 'req/s'],
   ['handshakesPerSec', 'handshakes/s'],
+  ['svidsPerSec', 'SVIDs/s'],
+  ['totalCpuMsPerSvid', 'total CPU ms/SVID'],
   ['p99Ms', 'p99 ms'],
 ];
 

@@ -92,18 +92,15 @@ export function storeHeadlines(ms: readonly Measurement[], variants: readonly St
       return `${v.deployment.label} ${s('svidsPerSec')} SVIDs/s (p50 ${s('p50Ms')} ms, p99 ${s('p99Ms')} ms; CPU ms/SVID: control plane ${s('serverCpuMsPerSvid')}${pg})`;
     });
     const byLabel = (label: string) => vs.find((v) => v.deployment.label === label)?.name;
-    const ratios: string[] = [];
-    const ratio = (a: string | undefined, b: string | undefined, metric: string, what: string) => {
-      if (!a || !b) return;
-      const r = spread(perRoundRatios(ms, a, b, metric));
-      if (r) ratios.push(`${what} ${formatRatio(r)}`);
-    };
     const [sqlite, pg1, pg3] = STORE_DEPLOYMENTS.map((d) => byLabel(d.label));
-    ratio(pg1, sqlite, 'svidsPerSec', 'PostgreSQL ×1 ÷ SQLite ×1: SVIDs/s');
-    ratio(pg1, sqlite, 'totalCpuMsPerSvid', 'total CPU per SVID');
-    ratio(pg3, pg1, 'svidsPerSec', 'PostgreSQL ×3 ÷ ×1: SVIDs/s');
-    ratio(pg3, pg1, 'totalCpuMsPerSvid', 'total CPU per SVID');
-    out.push(`${mode}: ${parts.join('; ')}.${ratios.length ? ` Per round: ${ratios.join(', ')}.` : ''}`);
+    // Ratios inside each round (same neighbours, same minute), then their median and min–max over rounds.
+    const compare = (a: string | undefined, b: string | undefined, what: string): string | null => {
+      if (!a || !b) return null;
+      const r = (metric: string) => formatRatio(spread(perRoundRatios(ms, a, b, metric)));
+      return `${what}: SVIDs/s ${r('svidsPerSec')}, total CPU per SVID ${r('totalCpuMsPerSvid')}`;
+    };
+    const ratios = [compare(pg1, sqlite, 'PostgreSQL ×1 ÷ SQLite ×1'), compare(pg3, pg1, 'PostgreSQL ×3 ÷ ×1')].filter((x): x is string => x !== null);
+    out.push(`${mode}: ${parts.join('; ')}.${ratios.length ? ` Per round: ${ratios.join('; ')}.` : ''}`);
   }
   const errors = variants.reduce((a, v) => a + total(ms, v.name, 'errors'), 0);
   if (errors > 0) out.push(`**${errors} SignSvid calls failed** during the measured windows (see the measurements): the figures above are not clean.`);

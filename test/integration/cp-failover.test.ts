@@ -224,6 +224,8 @@ describe('two control-plane replicas, proxies with addresses: [cp1, cp2]', () =>
     expect(await get(web.ports.get('outbound/svc')!, '/via-discovery')).toBe(200);
 
     // ---- cp1 shut down in order (SIGTERM: its streams end with OK, "go elsewhere"): the proxies move to cp2 again.
+    // On a loaded machine a slow call can move a proxy away and back meanwhile: start from every proxy on cp1.
+    for (const p of proxies) await until('on cp1 before it stops', async () => (await current(p)) === cp1Address, 15_000, 20);
     const failoversBefore = await Promise.all(proxies.map(async (p) => sumSeries(await metricsText(p.admin), 'tessera_control_plane_failovers_total')));
     expect(await cp1.stop()).toBe(0);
     for (const p of proxies) await until('moves to cp2 when cp1 stops', async () => (await current(p)) === cp2Address, 15_000);

@@ -48,6 +48,10 @@ export class ConfigHub {
   readonly #watchers: OpenStreams<Watcher>;
   #version: number;
   #publishing: Promise<void> = Promise.resolve();
+  /** A publish failed (no version: the store is down) and is owed to the watchers; retried from tick(). */
+  #owed = false;
+  #retrying = false;
+  #retryAtMs = 0;
 
   private constructor(opts: ConfigHubOptions, version: number) {
     this.#o = opts;
@@ -100,12 +104,26 @@ export class ConfigHub {
       if (banned) this.#watchers.drop(w, banned);
       else if (!failure) this.#send(w, inputs);
     }
-    if (failure) throw failure.error;
+    if (failure) {
+      // Keep the change owed: the tick publishes it again once a version can be had (the store is back).
+      this.#owed = true;
+      throw failure.error;
+    }
+    this.#owed = false;
   }
 
   /** The short tick: end streams whose client SVID has expired. */
   tick(): void {
-    this.#watchers.sweep(this.#o.clock.nowMs());
+    const now = this.#o.clock.nowMs();
+    this.#watchers.sweep(now);
+    if (this.#owed && !this.#retrying && now >= this.#retryAtMs) {
+      // At most every 5 s: each failure is logged, and an outage should not write a line per tick.
+      this.#retryAtMs = now + 5_000;
+      this.#retrying = true;
+      void this.publish().finally(() => {
+        this.#retrying = false;
+      });
+    }
   }
 
   /** Ends every stream with OK (shutdown). */

@@ -3,6 +3,7 @@
 // check() answers from the bans held in memory (loaded at open, reloaded after each change here and when another
 // replica announces one), so the hot paths never wait for the database.
 import type { Clock } from '../../../common/clock.js';
+import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
 import { TesseraError } from '../../../common/errors.js';
 import { canonicalSerial } from '../../../common/pki/serial.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -55,12 +56,13 @@ function invalid(message: string, field: string): TesseraError {
 function checkReason(reason: unknown): string {
   const r = typeof reason === 'string' ? reason.trim() : '';
   if (r.length > MAX_REASON) throw invalid(`the reason is longer than ${MAX_REASON} characters`, 'reason');
+  if (hasControlCharacters(r)) throw invalid('the reason holds control characters', 'reason');
   return r;
 }
 
-/** Who asked, as the audit line records it (the CLI sends the local user name). */
+/** Who asked, as the audit line records it (the CLI sends the local user name); control characters dropped. */
 function operatorName(createdBy: unknown): string {
-  return String(createdBy ?? '').slice(0, 200) || 'unknown';
+  return withoutControlCharacters(String(createdBy ?? '')).slice(0, 200) || 'unknown';
 }
 
 export class Revocations {

@@ -3,6 +3,7 @@
 // whichever replica marks it first). The active grants are held in memory for the config snapshots: loaded at
 // open, reloaded after a grant opened here and when another replica announces one.
 import { randomBytes } from 'node:crypto';
+import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
@@ -89,6 +90,7 @@ export class BreakGlass {
     }
     const reason = typeof req.reason === 'string' ? req.reason.trim() : '';
     if (reason === '' || reason.length > 1000) throw invalid('a reason (1-1000 characters) is required', 'reason');
+    if (hasControlCharacters(reason)) throw invalid('the reason holds control characters', 'reason');
     const now = this.#o.clock.nowMs();
     const grant: BreakGlassGrant = {
       id: `bg-${randomBytes(5).toString('hex')}`,
@@ -96,7 +98,7 @@ export class BreakGlass {
       from,
       expiresAtMs: now + req.durationMs,
       reason,
-      createdBy: String(req.createdBy ?? '').slice(0, 200) || 'unknown',
+      createdBy: withoutControlCharacters(String(req.createdBy ?? '')).slice(0, 200) || 'unknown',
       createdAtMs: now,
     };
     const { store, audit } = this.#o;

@@ -80,8 +80,7 @@ test('headlines: each deployment with rate, latency and CPU split; per-round rat
   expect(renewal).toContain('SQLite ×1 450 SVIDs/s (p50 2 ms, p99 10 ms; CPU ms/SVID: control plane 1)');
   expect(renewal).toContain('PostgreSQL ×1 275 SVIDs/s (p50 2 ms, p99 10 ms; CPU ms/SVID: control plane 2 + PostgreSQL 1)');
   // Rounds: 250/500 and 300/400 → 0.5 and 0.75; total CPU 3/1 both rounds.
-  expect(renewal).toContain('PostgreSQL ×1 ÷ SQLite ×1: SVIDs/s 0.63× (0.50–0.75), total CPU per SVID 3.00×');
-  expect(renewal).toContain('PostgreSQL ×3 ÷ ×1: SVIDs/s 1.50× (1.00–2.00), total CPU per SVID 1.33×');
+  expect(renewal).toContain('Per round: PostgreSQL ×1 ÷ SQLite ×1: SVIDs/s 0.63× (0.50–0.75), total CPU per SVID 3.00×; PostgreSQL ×3 ÷ ×1: SVIDs/s 1.50× (1.00–2.00), total CPU per SVID 1.33×.');
   expect(h.some((l) => l.startsWith('join token:'))).toBe(false);
   expect(h.at(-1)).toContain('**3 SignSvid calls failed**');
 });

@@ -1,0 +1,19 @@
+// Operator free text (reasons, names) is shown in logs, audit lines and the dashboard, and stored in databases that
+// cannot hold every code point (PostgreSQL text refuses NUL): control characters are refused or dropped at the door.
+
+/** C0 controls except tab, DEL, and C1 controls. */
+function isControl(code: number): boolean {
+  return (code < 0x20 && code !== 0x09) || (code >= 0x7f && code <= 0x9f);
+}
+
+export function hasControlCharacters(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (isControl(s.charCodeAt(i))) return true;
+  return false;
+}
+
+export function withoutControlCharacters(s: string): string {
+  if (!hasControlCharacters(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) if (!isControl(s.charCodeAt(i))) out += s[i];
+  return out;
+}
