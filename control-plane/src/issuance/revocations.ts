@@ -10,6 +10,7 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { hashToken, tokenIdOf } from '../store/join-token.js';
 import type { AuditLog, Ban, BanKind, ChangeFeed, InventoryStore, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
+import { ReloadedList } from '../store/reloaded-list.js';
 import { controlPlaneIdString } from './svid-policy.js';
 
 export interface BanRequest {
@@ -67,16 +68,20 @@ function operatorName(createdBy: unknown): string {
 
 export class Revocations {
   readonly #o: RevocationsOptions;
-  #bans: readonly Ban[] = [];
-  /** The loaded set, to tell a reload that changed something; undefined before the first load. */
-  #key: string | undefined;
+  readonly #bans: ReloadedList<Ban>;
   #ids: ReadonlySet<string> = new Set();
   #serials: ReadonlySet<string> = new Set();
-  /** Reloads run one at a time, so an older read never replaces a newer one. */
-  #reloading: Promise<void> = Promise.resolve();
 
   private constructor(opts: RevocationsOptions) {
     this.#o = opts;
+    this.#bans = new ReloadedList(
+      () => opts.store.all(),
+      (bans, first) => {
+        this.#ids = new Set(bans.filter((b) => b.kind === 'spiffe_id').map((b) => b.value));
+        this.#serials = new Set(bans.filter((b) => b.kind === 'serial').map((b) => b.value));
+        if (!first) opts.onChange();
+      },
+    );
   }
 
   /** Loads the bans before anything asks check(). */
@@ -88,21 +93,7 @@ export class Revocations {
 
   /** Reads the bans again; a different set replaces the one in memory and is published. */
   reload(): Promise<void> {
-    const next = this.#reloading.then(() => this.#load());
-    this.#reloading = next.catch(() => {});
-    return next;
-  }
-
-  async #load(): Promise<void> {
-    const bans = await this.#o.store.all();
-    const key = JSON.stringify(bans);
-    if (key === this.#key) return;
-    const first = this.#key === undefined;
-    this.#bans = bans;
-    this.#key = key;
-    this.#ids = new Set(bans.filter((b) => b.kind === 'spiffe_id').map((b) => b.value));
-    this.#serials = new Set(bans.filter((b) => b.kind === 'serial').map((b) => b.value));
-    if (!first) this.#o.onChange();
+    return this.#bans.reload();
   }
 
   /** After a change here: held in memory and published, then other replicas are told. */
@@ -198,7 +189,7 @@ export class Revocations {
   /** The deny-list proxies enforce now (a serial ban past its SVID's NotAfter is not). */
   denyList(): DenyListInputs {
     const now = this.#o.clock.nowMs();
-    const bans = this.#bans.filter((b) => b.notAfterMs === null || b.notAfterMs > now);
+    const bans = this.#bans.items.filter((b) => b.notAfterMs === null || b.notAfterMs > now);
     return { spiffeIds: bans.filter((b) => b.kind === 'spiffe_id').map((b) => b.value), serials: bans.filter((b) => b.kind === 'serial').map((b) => b.value) };
   }
 

@@ -9,6 +9,7 @@ import { TesseraError } from '../../../common/errors.js';
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
 import { compileIdPattern } from '../../../common/spiffe/match.js';
 import type { AuditLog, ChangeFeed, GrantStore } from '../store/store-contract.js';
+import { ReloadedList } from '../store/reloaded-list.js';
 
 export interface BreakGlassRequest {
   readonly to: string;
@@ -47,14 +48,16 @@ export interface BreakGlassOptions {
 
 export class BreakGlass {
   readonly #o: BreakGlassOptions;
-  #grants: readonly BreakGlassGrant[] = [];
-  /** The loaded set, to tell a reload that changed something; undefined before the first load. */
-  #key: string | undefined;
-  /** Reloads run one at a time, so an older read never replaces a newer one. */
-  #reloading: Promise<void> = Promise.resolve();
+  readonly #grants: ReloadedList<BreakGlassGrant>;
 
   private constructor(o: BreakGlassOptions) {
     this.#o = o;
+    this.#grants = new ReloadedList(
+      () => o.store.active(o.clock.nowMs()),
+      (_grants, first) => {
+        if (!first) o.onChange();
+      },
+    );
   }
 
   /** Loads the active grants before the first snapshot is built. */
@@ -66,19 +69,7 @@ export class BreakGlass {
 
   /** Reads the active grants again; a different set replaces the one in memory and is published. */
   reload(): Promise<void> {
-    const next = this.#reloading.then(() => this.#load());
-    this.#reloading = next.catch(() => {});
-    return next;
-  }
-
-  async #load(): Promise<void> {
-    const grants = await this.#o.store.active(this.#o.clock.nowMs());
-    const key = JSON.stringify(grants);
-    if (key === this.#key) return;
-    const first = this.#key === undefined;
-    this.#grants = grants;
-    this.#key = key;
-    if (!first) this.#o.onChange();
+    return this.#grants.reload();
   }
 
   async open(req: BreakGlassRequest): Promise<BreakGlassGrant> {
@@ -115,7 +106,7 @@ export class BreakGlass {
   /** The unexpired grants now. */
   active(): BreakGlassGrant[] {
     const now = this.#o.clock.nowMs();
-    return this.#grants.filter((g) => g.expiresAtMs > now);
+    return this.#grants.items.filter((g) => g.expiresAtMs > now);
   }
 
   /**
@@ -125,11 +116,7 @@ export class BreakGlass {
   async expire(): Promise<number> {
     const { store, audit, clock } = this.#o;
     const now = clock.nowMs();
-    if (this.#grants.some((g) => g.expiresAtMs <= now)) {
-      this.#grants = this.#grants.filter((g) => g.expiresAtMs > now);
-      this.#key = JSON.stringify(this.#grants);
-      this.#o.onChange();
-    }
+    if (this.#grants.keep((g) => g.expiresAtMs > now)) this.#o.onChange();
     let audited = 0;
     for (const g of await store.expiredUnaudited(now)) {
       if (!(await store.markExpiryAudited(g.id))) continue;

@@ -2,11 +2,11 @@
 // (O_APPEND, 0600: it survives a kill -9 once record returns, and does not depend on the database), then queues the
 // shared row. One drain writes queued rows in order, in batches; while the database is away it retries with backoff
 // for a bounded time, and a full queue drops new rows (counted, logged; their lines are in the local file).
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { backoffDelay } from '../../../../common/backoff.js';
 import type { Clock } from '../../../../common/clock.js';
 import type { Timers } from '../../../../shared-io/timers.js';
 import type { ControlPlaneLogger } from '../../logger.js';
+import { AuditFile } from '../audit-file.js';
 import type { AuditEvent, AuditLog } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 import { isUnavailable } from './pg-errors.js';
@@ -42,7 +42,7 @@ const BACKOFF = { initialMs: 250, maxMs: 5_000 } as const;
 const text = (v: string | undefined): string | null => (v === undefined ? null : v.replaceAll('\u0000', '\uFFFD'));
 
 export class PgAuditLog implements AuditLog {
-  readonly #fd: number;
+  readonly #file: AuditFile;
   readonly #db: PgQueryable;
   readonly #opts: PgAuditOptions;
   readonly #maxQueued: number;
@@ -64,16 +64,13 @@ export class PgAuditLog implements AuditLog {
     this.#opts = opts;
     this.#maxQueued = opts.maxQueued ?? 10_000;
     this.#retryForMs = opts.retryForMs ?? 300_000;
-    this.#fd = openSync(opts.file, 'a+', 0o600);
-    endTornLine(this.#fd);
+    this.#file = new AuditFile(opts.file);
   }
 
   record(atMs: number, e: AuditEvent): void {
     // After close the descriptor number may already belong to another file: never write through it.
     if (this.#closed) throw new Error('the audit log is closed');
-    const line = { ts: new Date(atMs).toISOString(), ...e, ...(e.notAfterMs !== undefined ? { notAfter: new Date(e.notAfterMs).toISOString() } : {}) };
-    const json = JSON.stringify(line);
-    writeSync(this.#fd, `${json}\n`);
+    const json = this.#file.append(atMs, e);
     this.#enqueued++;
     if (this.#queue.length >= this.#maxQueued || this.#abandon) {
       this.#dropped++;
@@ -115,7 +112,7 @@ export class PgAuditLog implements AuditLog {
     await flushed;
     if (this.#closed) return;
     this.#closed = true;
-    closeSync(this.#fd);
+    this.#file.close();
   }
 
   #settle(n: number): void {
@@ -184,13 +181,4 @@ export class PgAuditLog implements AuditLog {
       };
     });
   }
-}
-
-/** A crash mid-append leaves a partial last line: end it, so the next record starts a whole JSON line of its own. */
-function endTornLine(fd: number): void {
-  const size = fstatSync(fd).size;
-  if (size === 0) return;
-  const last = Buffer.alloc(1);
-  readSync(fd, last, 0, 1, size - 1);
-  if (last[0] !== 0x0a) writeSync(fd, '\n');
 }

@@ -3,26 +3,7 @@
 import type { BreakGlassGrant } from '../../../../common/policy/policy-types.js';
 import type { GrantStore } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
-
-interface Row {
-  id: string;
-  to_pattern: string;
-  from_json: string;
-  reason: string;
-  created_by: string;
-  created_at_ms: number;
-  expires_at_ms: number;
-}
-
-const fromRow = (r: Row): BreakGlassGrant => ({
-  id: r.id,
-  to: r.to_pattern,
-  from: JSON.parse(r.from_json) as string[],
-  reason: r.reason,
-  createdBy: r.created_by,
-  createdAtMs: r.created_at_ms,
-  expiresAtMs: r.expires_at_ms,
-});
+import { type GrantRow as Row, grantFromRow as fromRow } from '../store-rows.js';
 
 const COLUMNS = 'id, to_pattern, from_json, reason, created_by, created_at_ms, expires_at_ms';
 

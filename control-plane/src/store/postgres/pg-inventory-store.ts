@@ -2,32 +2,7 @@
 // SVID still chain to this authority" see what all of them issued.
 import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
-
-interface Row {
-  serial: string;
-  spiffe_id: string;
-  authority_id: string;
-  intermediate_serial: string;
-  not_before_ms: number;
-  not_after_ms: number;
-  issued_at_ms: number;
-  attested_as: string;
-  kind: string;
-  caller: string;
-}
-
-const fromRow = (r: Row): IssuedSvidRow => ({
-  serial: r.serial,
-  spiffeId: r.spiffe_id,
-  authorityId: r.authority_id,
-  intermediateSerial: r.intermediate_serial,
-  notBeforeMs: r.not_before_ms,
-  notAfterMs: r.not_after_ms,
-  issuedAtMs: r.issued_at_ms,
-  attestedAs: r.attested_as,
-  kind: r.kind,
-  caller: r.caller,
-});
+import { type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller';
 const DEFAULT_LIMIT = 10_000;

@@ -2,17 +2,7 @@
 // change feed announces "revocations"), and stays until lifted.
 import type { Ban, BanKind, RevocationStore } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
-
-interface Row {
-  kind: BanKind;
-  value: string;
-  reason: string;
-  created_by: string;
-  created_at_ms: number;
-  not_after_ms: number | null;
-}
-
-const fromRow = (r: Row): Ban => ({ kind: r.kind, value: r.value, reason: r.reason, createdBy: r.created_by, createdAtMs: r.created_at_ms, notAfterMs: r.not_after_ms });
+import { type BanRow as Row, banFromRow as fromRow } from '../store-rows.js';
 
 const COLUMNS = 'kind, value, reason, created_by, created_at_ms, not_after_ms';
 

@@ -2,32 +2,7 @@
 // `tessera certs list` and "does any live SVID still chain to this authority".
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
-
-interface Row {
-  serial: string;
-  spiffe_id: string;
-  authority_id: string;
-  intermediate_serial: string;
-  not_before_ms: number;
-  not_after_ms: number;
-  issued_at_ms: number;
-  attested_as: string;
-  kind: string;
-  caller: string;
-}
-
-const fromRow = (r: Row): IssuedSvidRow => ({
-  serial: r.serial,
-  spiffeId: r.spiffe_id,
-  authorityId: r.authority_id,
-  intermediateSerial: r.intermediate_serial,
-  notBeforeMs: r.not_before_ms,
-  notAfterMs: r.not_after_ms,
-  issuedAtMs: r.issued_at_ms,
-  attestedAs: r.attested_as,
-  kind: r.kind,
-  caller: r.caller,
-});
+import { type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteInventoryStore implements InventoryStore {
   readonly #insert: StatementSync;

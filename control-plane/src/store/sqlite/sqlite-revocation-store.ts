@@ -2,17 +2,7 @@
 // serial ban may carry the SVID's NotAfter, after which it no longer needs enforcing.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Ban, BanKind, RevocationStore } from '../store-contract.js';
-
-interface Row {
-  kind: BanKind;
-  value: string;
-  reason: string;
-  created_by: string;
-  created_at_ms: number;
-  not_after_ms: number | null;
-}
-
-const fromRow = (r: Row): Ban => ({ kind: r.kind, value: r.value, reason: r.reason, createdBy: r.created_by, createdAtMs: r.created_at_ms, notAfterMs: r.not_after_ms });
+import { type BanRow as Row, banFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteRevocationStore implements RevocationStore {
   readonly #insert: StatementSync;

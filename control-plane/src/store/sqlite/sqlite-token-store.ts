@@ -4,17 +4,7 @@
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { hashToken } from '../join-token.js';
 import type { TokenRecord, TokenStore } from '../store-contract.js';
-
-interface Row {
-  hash: string;
-  spiffe_id: string;
-  created_at_ms: number;
-  expires_at_ms: number;
-  used_at_ms: number | null;
-  revoked_at_ms: number | null;
-}
-
-const fromRow = (r: Row): TokenRecord => ({ hash: r.hash, spiffeId: r.spiffe_id, createdAtMs: r.created_at_ms, expiresAtMs: r.expires_at_ms, usedAtMs: r.used_at_ms, revokedAtMs: r.revoked_at_ms });
+import { type TokenRow as Row, tokenFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteTokenStore implements TokenStore {
   readonly #insert: StatementSync;

@@ -1,0 +1,72 @@
+// The tables' rows as both implementations read them back (SQLite and PostgreSQL share column names and, with the
+// pg driver's BIGINT parser, column types), and the contract's records they map to: one mapping per table.
+import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
+import type { Ban, BanKind, IssuedSvidRow, TokenRecord } from './store-contract.js';
+
+export interface TokenRow {
+  hash: string;
+  spiffe_id: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+  used_at_ms: number | null;
+  revoked_at_ms: number | null;
+}
+
+export const tokenFromRow = (r: TokenRow): TokenRecord => ({ hash: r.hash, spiffeId: r.spiffe_id, createdAtMs: r.created_at_ms, expiresAtMs: r.expires_at_ms, usedAtMs: r.used_at_ms, revokedAtMs: r.revoked_at_ms });
+
+export interface IssuanceRow {
+  serial: string;
+  spiffe_id: string;
+  authority_id: string;
+  intermediate_serial: string;
+  not_before_ms: number;
+  not_after_ms: number;
+  issued_at_ms: number;
+  attested_as: string;
+  kind: string;
+  caller: string;
+}
+
+export const issuanceFromRow = (r: IssuanceRow): IssuedSvidRow => ({
+  serial: r.serial,
+  spiffeId: r.spiffe_id,
+  authorityId: r.authority_id,
+  intermediateSerial: r.intermediate_serial,
+  notBeforeMs: r.not_before_ms,
+  notAfterMs: r.not_after_ms,
+  issuedAtMs: r.issued_at_ms,
+  attestedAs: r.attested_as,
+  kind: r.kind,
+  caller: r.caller,
+});
+
+export interface GrantRow {
+  id: string;
+  to_pattern: string;
+  from_json: string;
+  reason: string;
+  created_by: string;
+  created_at_ms: number;
+  expires_at_ms: number;
+}
+
+export const grantFromRow = (r: GrantRow): BreakGlassGrant => ({
+  id: r.id,
+  to: r.to_pattern,
+  from: JSON.parse(r.from_json) as string[],
+  reason: r.reason,
+  createdBy: r.created_by,
+  createdAtMs: r.created_at_ms,
+  expiresAtMs: r.expires_at_ms,
+});
+
+export interface BanRow {
+  kind: BanKind;
+  value: string;
+  reason: string;
+  created_by: string;
+  created_at_ms: number;
+  not_after_ms: number | null;
+}
+
+export const banFromRow = (r: BanRow): Ban => ({ kind: r.kind, value: r.value, reason: r.reason, createdBy: r.created_by, createdAtMs: r.created_at_ms, notAfterMs: r.not_after_ms });
