@@ -20,6 +20,8 @@ export interface AuthorityPersistence {
   /** Where the CA lives, for messages: a directory, or the database. */
   readonly where: string;
   load(): Promise<LoadedAuthorities | null>;
+  /** Shared mode: the committed version alone, so a replica reads the whole CA only when it changed. */
+  version?(): Promise<number | null>;
   /**
    * Writes the material, then the state. Shared mode: only if the committed version is still `expected` (else
    * TESSERA_ERR_CA_CONFLICT), and with `fenced` only while this replica still leads. Returns the new version.

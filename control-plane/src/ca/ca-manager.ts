@@ -214,6 +214,9 @@ export class CaManager {
   }
 
   async #reload(): Promise<boolean> {
+    // Only a shared database has commits from elsewhere; a directory is this process's alone (or fixed).
+    if (this.#o.store.mode !== 'shared') return false;
+    if ((await this.#o.store.version?.()) === this.#version) return false;
     const loaded = await this.#o.store.load();
     if (!loaded || loaded.version === this.#version) return false;
     this.#installLoaded(loaded, this.#snapshot.generation + 1);

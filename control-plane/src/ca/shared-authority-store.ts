@@ -8,6 +8,7 @@ import type { AuthorityPersistence, LoadedAuthorities } from './authority-persis
 /** The database side (store/postgres/pg-authority-records.ts), as much of it as the CA needs. */
 export interface SharedAuthorityRecords {
   load(): Promise<{ readonly state: unknown; readonly material: Map<string, string>; readonly version: number } | null>;
+  version(): Promise<number | null>;
   commit(state: unknown, material: readonly { name: string; pem: string }[], expectedVersion: number | null, fence?: { readonly term: number }, remove?: readonly string[]): Promise<number>;
 }
 
@@ -25,6 +26,7 @@ export function sharedPersistence(o: SharedAuthorityOptions): AuthorityPersisten
   return {
     mode: 'shared',
     where: o.where,
+    version: () => o.records.version(),
     load: async (): Promise<LoadedAuthorities | null> => {
       const got = await o.records.load();
       if (!got) return null;

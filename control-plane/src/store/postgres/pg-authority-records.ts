@@ -42,6 +42,11 @@ export class PgAuthorityRecords {
     });
   }
 
+  /** The committed version alone (null before the first commit): what a replica checks before reloading. */
+  async version(): Promise<number | null> {
+    return (await this.#db.query<{ version: number }>('SELECT version FROM ca_state WHERE id = 1')).rows[0]?.version ?? null;
+  }
+
   /**
    * Writes `state` as the next version if the committed one is still `expectedVersion` (null: nothing committed yet),
    * upserts `material`, deletes the material named in `remove`, and returns the new version. Material not named is
