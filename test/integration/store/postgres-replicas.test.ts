@@ -154,9 +154,10 @@ describe('postgres replicas: the leader lock', () => {
       });
       // The lock's session, by the pid that holds the advisory lock.
       const key = [String(LEADER_LOCK_KEY >> 32n), String(LEADER_LOCK_KEY & 0xffff_ffffn)];
+      // Taken before the kill is sent: x may notice the lost session before the admin query's answer arrives here.
+      const killedAt = Date.now();
       const killed = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1::oid AND objid = $2::oid", key);
       expect(killed.rows.map((r) => r.ok)).toEqual([true]);
-      const killedAt = Date.now();
       await until('x knows it is no longer the leader', () => !x.store.leader.isLeader(), 5_000, 10);
       expect(lostAt).toBeGreaterThanOrEqual(killedAt);
       await until('y leads', () => y.store.leader.isLeader(), 5_000, 20);
