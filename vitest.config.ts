@@ -1,6 +1,5 @@
 // Test runner configuration: sources only (never dist/), forked processes so child-process tests are isolated.
 import { defineConfig } from 'vitest/config';
-import { DurationSequencer } from './test/helpers/duration-sequencer.js';
 
 export default defineConfig({
   test: {
@@ -10,8 +9,6 @@ export default defineConfig({
     // Most integration tests wait on child processes; two files at a time halve the wall time on a 2-core machine
     // (the default there is one worker).
     maxWorkers: 2,
-    // Longest files first (a fresh clone has no vitest cache to order them by).
-    sequence: { sequencer: DurationSequencer },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     setupFiles: [],
