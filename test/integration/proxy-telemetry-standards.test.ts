@@ -170,7 +170,9 @@ describe('metrics', () => {
   });
 
   test('the control plane and the proxy expose the same default process metric names', async () => {
-    const names = (text: string) => new Set(text.split('\n').filter((l) => /^(process|nodejs)_/.test(l)).map((l) => /^[a-z_]+/.exec(l)![0].replace(/_(bucket|sum|count)$/, '')));
+    // The families each declares (# TYPE), not the series it has so far: a labelled histogram such as
+    // nodejs_gc_duration_seconds has no series until its first observation (here: until the process first collects).
+    const names = (text: string) => new Set([...text.matchAll(/^# TYPE ((?:process|nodejs)_[a-z_]+) /gm)].map((m) => m[1]!));
     const proxyNames = names(await scrape(`http://127.0.0.1:${api.admin}/metrics`));
     const cpNames = names(await scrape(`http://${cp.admin}/metrics`));
     expect(proxyNames.has('process_resident_memory_bytes')).toBe(true);
