@@ -37,6 +37,7 @@ import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { followChanges } from './lifecycle/follow-changes.js';
 import { openStore, redactedConfig } from './lifecycle/open-store.js';
+import type { ChangeTopic } from './store/store-contract.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
@@ -55,7 +56,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   if (await socketAnswers(socketPath)) throw new TesseraError('TESSERA_ERR_CP_ALREADY_RUNNING', `${socketPath} answers: another control plane serves this data dir`);
   const undo = new UndoStack();
   return undo.guard(async () => {
-    const { store, leads, sharedCa, replica } = await openStore(config, { clock, timers, log });
+    const { store, leads, sharedCa, sharedJwt, replica } = await openStore(config, { clock, timers, log });
     undo.push(() => store.close());
     const { audit, inventory, tokens, changes } = store;
     const registry = new Registry();
@@ -63,9 +64,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const caChanged = new Relay(); // → bundle file, own SVID, gauges, config push (wired below)
     const configChanged = new Relay(); // → config push
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
-    const announceCa = () => void changes.announce('ca').catch((e: unknown) => log.error({ err: describeError(e) }, 'announcing a CA change failed'));
-    const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announceCa, onChange: caChanged.fire });
-    const jwt = openJwtKeys({ dataDir, clock, audit, log, onChange: jwtKeysChanged.fire });
+    const announce = (topic: ChangeTopic) => () => void changes.announce(topic).catch((e: unknown) => log.error({ topic, err: describeError(e) }, 'announcing a change failed'));
+    const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announce('ca'), onChange: caChanged.fire });
+    const jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
     await bundleFiles.write();
     // A federated domain's bundle change is pushed like a CA change.
@@ -136,7 +137,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       void hub.publish();
     });
     // Another replica's bans, grants or registrations (with one process: its own, already held).
-    const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh() }, (topic, e) => log.error({ topic, err: describeError(e) }, 'reloading after a change failed'));
+    const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh(), jwt: () => jwt.refresh() }, (topic, e) => log.error({ topic, err: describeError(e) }, 'reloading after a change failed'));
     undo.push(unfollow);
     updateCaGauges(metrics, ca.current());
 

@@ -3,14 +3,18 @@
 // TESSERA_ERR_ATTESTATION_TOKEN_USED) and the shared inventory holds exactly one; SQL injection attempts through
 // every operator input (SPIFFE IDs for tokens, ban values, break-glass patterns, reasons and names, authority ids,
 // token ids, query parameters, the replica's own name) are refused by validation with a coded error or stored
-// verbatim, never executed: the schema and the rows are intact afterwards and issuance still works.
+// verbatim, never executed: the schema and the rows are intact afterwards and issuance still works. A JWT-SVID minted on
+// one replica validates against the bundle every other replica publishes (the signing keys are in the database).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../common/errors.js';
 import { createCsr } from '../../common/pki/csr.js';
-import { generateKeyPair } from '../../common/pki/keys.js';
+import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
+import { encodePem } from '../../common/pki/pem.js';
+import { validateJwtSvid } from '../../common/spiffe/jwt-svid.js';
+import { parseSpiffeBundle } from '../../common/spiffe/spiffe-bundle.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { controlPlaneClients, createJoinToken, errorCode, signSvid, TD } from '../helpers/control-plane.js';
 import { caShape, caStatus, dbQuery, type HaReplica, startHaReplicas } from '../helpers/ha-mesh.js';
@@ -246,4 +250,37 @@ describe('HA: SQL injection through every operator input', () => {
       'break-glass createdBy': expect.stringMatching(/^(ok|TESSERA_ERR_BREAK_GLASS_INVALID)$/),
     });
   }, 30_000);
+});
+
+describe('HA: JWT-SVID keys are shared', () => {
+  test('a JWT-SVID minted on r1 validates against the SPIFFE bundle r2 and r3 publish', async () => {
+    const [r1, r2, r3] = replicas as [HaReplica, HaReplica, HaReplica];
+    // An SVID for the caller, from r1 (join token), then the JWT-SVID from r1 over mTLS with it.
+    const id = `spiffe://${TD}/ns/jwt/sa/caller`;
+    const key = generateKeyPair();
+    const attest = controlPlaneClients(r1.grpc, await bundlePem(r1));
+    let svid: { keyPem: string; chainPem: string };
+    try {
+      const a = await signSvid(attest.identity, { csr: await createCsr(key, {}), join_token: await createJoinToken(r1.dataDir, id, 60_000) });
+      expect(a.err).toBeNull();
+      const chainPem = a.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join('');
+      svid = { keyPem: privateKeyPem(key), chainPem };
+    } finally {
+      attest.close();
+    }
+    const c1 = controlPlaneClients(r1.grpc, await bundlePem(r1), svid);
+    let token: string;
+    try {
+      token = await new Promise<string>((resolve, reject) =>
+        c1.identity.MintJwtSvid!({ audience: ['ha-test'] }, { deadline: Date.now() + 10_000 }, (err: grpc.ServiceError | null, res: { token: string }) => (err ? reject(err) : resolve(res.token))),
+      );
+    } finally {
+      c1.close();
+    }
+    for (const r of [r2, r3]) {
+      const bundle = parseSpiffeBundle(await readFile(join(r.dataDir, 'bundle.spiffe.json'), 'utf8'));
+      const claims = validateJwtSvid(token, 'ha-test', new Map([[TD, bundle.jwtAuthorities]]), Date.now());
+      expect(claims.spiffeId.toString()).toBe(id);
+    }
+  });
 });

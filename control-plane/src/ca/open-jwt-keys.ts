@@ -1,10 +1,14 @@
-// Opens the JWT-SVID signing keys from the data dir: every key change (created, retired, removed) is audited and
-// logged, then handed on (bundle.spiffe.json, config push). maintain() runs with the CA's periodic upkeep.
+// Opens the JWT-SVID signing keys, from the data dir or from the replicas' shared database: every key change this
+// process makes (created, retired, removed) is audited and logged, then handed on (bundle.spiffe.json, config push)
+// and announced to the other replicas; a change another replica made arrives through refresh(). maintain() runs
+// with the CA's periodic upkeep.
 import { join } from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import { JWT_SKEW_MS } from '../../../common/spiffe/jwt-svid.js';
 import { JWT_SVID_MAX_TTL_MS } from '../api/jwt-svid-service.js';
 import type { AuditLog } from '../store/store-contract.js';
+import type { JwtKeyBackend } from './jwt-key-backend.js';
+import { jwtKeyFiles } from './jwt-key-files.js';
 import { type JwtKeyEvent, JwtKeys } from './jwt-keys.js';
 
 /** The active JWT key signs for a day; its successor takes over and it stays published for the overlap. */
@@ -16,6 +20,10 @@ export interface OpenJwtKeysOptions {
   readonly audit: AuditLog;
   readonly log: { info(obj: Record<string, unknown>, msg: string): void };
   readonly rotateEveryMs?: number;
+  /** The replicas' shared database instead of <dataDir>/jwt, and whether this replica leads (rotates). */
+  readonly shared?: { readonly backend: JwtKeyBackend; readonly leads: () => boolean };
+  /** After this replica committed a change: tell the other replicas (they refresh). */
+  readonly announce?: () => void;
   /** After each change has been audited (not for the first key created during open: the caller writes at start). */
   readonly onChange: () => void;
 }
@@ -23,31 +31,39 @@ export interface OpenJwtKeysOptions {
 export interface OpenedJwtKeys {
   readonly keys: JwtKeys;
   /** Rotates a key past its period and drops retired keys past their overlap; reports a change. */
-  maintain(): void;
+  maintain(): Promise<void>;
+  /** Takes what another replica committed; reports a change. */
+  refresh(): Promise<void>;
 }
 
-export function openJwtKeys(o: OpenJwtKeysOptions): OpenedJwtKeys {
+export async function openJwtKeys(o: OpenJwtKeysOptions): Promise<OpenedJwtKeys> {
   const report = (events: readonly JwtKeyEvent[]) => {
     for (const e of events) {
       o.audit.record(o.clock.nowMs(), { event: e.event, result: 'ok', caller: 'control-plane', kid: e.kid });
       o.log.info({ event: e.event, kid: e.kid }, 'JWT signing key changed');
     }
   };
-  const { keys, events } = JwtKeys.open({
-    dir: join(o.dataDir, 'jwt'),
+  const { keys, events } = await JwtKeys.open({
+    backend: o.shared?.backend ?? jwtKeyFiles(join(o.dataDir, 'jwt')),
+    ...(o.shared ? { leads: o.shared.leads } : {}),
     clock: o.clock,
     rotateEveryMs: o.rotateEveryMs ?? JWT_KEY_ROTATE_EVERY_MS,
     // A retired key must outlive every token it signed, and validators' tolerance of a late exp.
     overlapMs: JWT_SVID_MAX_TTL_MS + JWT_SKEW_MS,
   });
   report(events);
+  if (events.length > 0) o.announce?.();
   return {
     keys,
-    maintain() {
-      const changed = keys.maintain();
+    async maintain() {
+      const changed = await keys.maintain();
       if (changed.length === 0) return;
       report(changed);
+      o.announce?.();
       o.onChange();
+    },
+    async refresh() {
+      if (await keys.refresh()) o.onChange();
     },
   };
 }

@@ -1,12 +1,14 @@
 // Opens the store the config names: the embedded SQLite file (one process: it leads, the CA lives in <dataDir>/ca),
-// or the PostgreSQL database the replicas share (the CA in the database, periodic work by the advisory-lock leader,
+// or the PostgreSQL database the replicas share (the CA and JWT keys in the database, periodic work by the leader,
 // which starts campaigning here). Also the config as the admin API may show it: a database password never leaves.
 import { hostname } from 'node:os';
 import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { AuthorityPersistence } from '../ca/authority-persistence.js';
+import type { JwtKeyBackend } from '../ca/jwt-key-backend.js';
 import { sharedPersistence } from '../ca/shared-authority-store.js';
+import { sharedJwtKeys } from '../ca/shared-jwt-keys.js';
 import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
@@ -20,6 +22,8 @@ export interface OpenedStore {
   readonly leads: () => boolean;
   /** Present with a shared database: where the CA lives instead of <dataDir>/ca. */
   readonly sharedCa?: { readonly persistence: AuthorityPersistence; readonly leads: () => boolean };
+  /** Present with a shared database: where the JWT-SVID keys live instead of <dataDir>/jwt. */
+  readonly sharedJwt?: { readonly backend: JwtKeyBackend; readonly leads: () => boolean };
   /** This process's name among the replicas. */
   readonly replica: string;
 }
@@ -37,8 +41,11 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
   const leads = () => store.leader.isLeader();
   store.leader.onChange((leader, term) => deps.log.info({ leader, term, replica: s.replica }, leader ? 'this replica leads' : 'this replica follows'));
   store.leader.start();
-  const persistence = sharedPersistence({ records: store.authority, where: `PostgreSQL ${store.databaseName}`, leaderTerm: () => store.leader.term });
-  return { store, leads, sharedCa: { persistence, leads }, replica: s.replica };
+  const where = `PostgreSQL ${store.databaseName}`;
+  const leaderTerm = () => store.leader.term;
+  const persistence = sharedPersistence({ records: store.authority, where, leaderTerm });
+  const jwtBackend = sharedJwtKeys(store.jwtKeys, where, leaderTerm);
+  return { store, leads, sharedCa: { persistence, leads }, sharedJwt: { backend: jwtBackend, leads }, replica: s.replica };
 }
 
 /** The config the admin API shows: the database URL without its password. */

@@ -16,6 +16,7 @@ import { type PgUrlSource, pgConnectionConfig, resolvePgUrl } from './pg-connect
 import { DEFAULT_POOL_SETTINGS, PgDatabase, type PgPoolSettings } from './pg-database.js';
 import { PgGrantStore } from './pg-grant-store.js';
 import { PgInventoryStore } from './pg-inventory-store.js';
+import { PgJwtKeyRecords } from './pg-jwt-key-records.js';
 import { PgLeaderLock } from './pg-leader-lock.js';
 import { PgMetaStore } from './pg-meta-store.js';
 import { migratePostgres } from './pg-migrations.js';
@@ -52,6 +53,8 @@ export interface PostgresStore extends ControlPlaneStore {
   readonly leader: PgLeaderLock;
   /** The CA state shared by the replicas. */
   readonly authority: PgAuthorityRecords;
+  /** The JWT-SVID signing keys shared by the replicas. */
+  readonly jwtKeys: PgJwtKeyRecords;
   /** The database as logs may show it (password masked). */
   readonly databaseName: string;
 }
@@ -107,6 +110,7 @@ export async function openPostgresStore(source: PgUrlSource, deps: PostgresStore
     changes,
     leader,
     authority: new PgAuthorityRecords(db),
+    jwtKeys: new PgJwtKeyRecords(db),
     /** Idempotent: a second call waits for the first. */
     close() {
       closing ??= close();

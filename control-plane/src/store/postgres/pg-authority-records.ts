@@ -18,7 +18,7 @@ export interface MaterialRecord {
 
 const UNIQUE_VIOLATION = '23505';
 
-function conflict(message: string, details: Record<string, unknown>): TesseraError {
+export function conflict(message: string, details: Record<string, unknown>): TesseraError {
   return new TesseraError('TESSERA_ERR_CA_CONFLICT', message, details);
 }
 
@@ -81,7 +81,7 @@ export class PgAuthorityRecords {
 }
 
 /** Locks the leader_term row for the transaction: a new leader's term bump waits until this commit is done. */
-async function checkFence(q: PgQueryable, term: number): Promise<void> {
+export async function checkFence(q: PgQueryable, term: number): Promise<void> {
   const current = (await q.query<{ term: number }>('SELECT term FROM leader_term WHERE id = 1 FOR SHARE')).rows[0]?.term ?? null;
   if (current !== term) {
     throw conflict(`this replica's leader term ${term} is stale (the current term is ${current ?? 'none'}): another replica leads now`, { term, currentTerm: current, reason: 'stale_term' });

@@ -107,6 +107,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   // 3: TPM attestation — nonces spent on any replica, each kept until it expires (a replayed quote finds its row).
   `CREATE TABLE tpm_nonces (id TEXT COLLATE "C" PRIMARY KEY, expires_at_ms BIGINT NOT NULL);
    CREATE INDEX tpm_nonces_expiry ON tpm_nonces (expires_at_ms);`,
+  // 4: JWT-SVID signing keys shared by the replicas — one versioned document (key list and PEMs), compare-and-swap.
+  `CREATE TABLE jwt_keys_state (id INT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL, state_json TEXT NOT NULL);`,
 ];
 
 /** Brings the database to the newest schema; returns the versions it applied (none when another replica did). */

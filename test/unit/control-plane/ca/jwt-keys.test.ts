@@ -7,6 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { signJwtSvid, validateJwtSvid } from '../../../../common/spiffe/jwt-svid.js';
 import { parseSpiffeBundle } from '../../../../common/spiffe/spiffe-bundle.js';
+import { jwtKeyFiles } from '../../../../control-plane/src/ca/jwt-key-files.js';
 import { JwtKeys } from '../../../../control-plane/src/ca/jwt-keys.js';
 import { writeSpiffeBundleFile } from '../../../../control-plane/src/ca/spiffe-bundle-file.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -15,7 +16,7 @@ import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 const tmp = tempDirPerTest();
 const DAY = 24 * 3_600_000;
 const OVERLAP = 3_630_000;
-const open = (time: FakeTime) => JwtKeys.open({ dir: join(tmp.dir, 'jwt'), clock: time, rotateEveryMs: DAY, overlapMs: OVERLAP });
+const open = (time: FakeTime) => JwtKeys.open({ backend: jwtKeyFiles(join(tmp.dir, 'jwt')), clock: time, rotateEveryMs: DAY, overlapMs: OVERLAP });
 
 function tokenOf(keys: JwtKeys, time: FakeTime): string {
   const k = keys.active();
@@ -24,71 +25,71 @@ function tokenOf(keys: JwtKeys, time: FakeTime): string {
 const bundlesOf = (keys: JwtKeys) => new Map([['example.org', new Map(keys.published().map((k) => [k.keyId, k.publicKey]))]]);
 
 describe('JwtKeys', () => {
-  test('the first open creates one 0600 key; reopening loads the same one', () => {
+  test('the first open creates one 0600 key; reopening loads the same one', async () => {
     const time = new FakeTime();
-    const first = open(time);
+    const first = await open(time);
     expect(first.events.map((e) => e.event)).toEqual(['jwt_key.created']);
     const kid = first.keys.active().keyId;
     expect(statSync(join(tmp.dir, 'jwt', `${kid}.key.pem`)).mode & 0o777).toBe(0o600);
     expect(statSync(join(tmp.dir, 'jwt', 'keys.json')).mode & 0o777).toBe(0o600);
-    const again = open(time);
+    const again = await open(time);
     expect(again.events).toEqual([]);
     expect(again.keys.active().keyId).toBe(kid);
   });
 
-  test('rotation keeps the retired key published for the overlap, then removes it (and its file)', () => {
+  test('rotation keeps the retired key published for the overlap, then removes it (and its file)', async () => {
     const time = new FakeTime();
-    const { keys } = open(time);
+    const { keys } = await open(time);
     const oldKid = keys.active().keyId;
     time.set(time.nowMs() + DAY - 1);
-    expect(keys.maintain()).toEqual([]);
+    expect(await keys.maintain()).toEqual([]);
     const oldToken = tokenOf(keys, time);
     time.set(time.nowMs() + 1);
-    expect(keys.maintain().map((e) => e.event)).toEqual(['jwt_key.retired', 'jwt_key.created']);
+    expect((await keys.maintain()).map((e) => e.event)).toEqual(['jwt_key.retired', 'jwt_key.created']);
     expect(keys.active().keyId).not.toBe(oldKid);
     expect(keys.published().map((k) => k.keyId)).toEqual([oldKid, keys.active().keyId]);
     // A token the old key signed just before the rotation still validates against what is published.
     expect(validateJwtSvid(oldToken, 'a', bundlesOf(keys), time.nowMs()).keyId).toBe(oldKid);
     // A restart in the overlap keeps both.
-    expect(open(time).keys.published().map((k) => k.keyId)).toEqual([oldKid, keys.active().keyId]);
+    expect((await open(time)).keys.published().map((k) => k.keyId)).toEqual([oldKid, keys.active().keyId]);
     time.set(time.nowMs() + OVERLAP);
-    expect(keys.maintain()).toEqual([{ event: 'jwt_key.removed', kid: oldKid }]);
+    expect(await keys.maintain()).toEqual([{ event: 'jwt_key.removed', kid: oldKid }]);
     expect(keys.published().map((k) => k.keyId)).toEqual([keys.active().keyId]);
     expect(readdirSync(join(tmp.dir, 'jwt')).sort()).toEqual([`${keys.active().keyId}.key.pem`, 'keys.json'].sort());
     expect(() => validateJwtSvid(oldToken, 'a', bundlesOf(keys), time.nowMs() - 3_000_000)).toThrow(/not in the JWT bundle/);
   });
 
-  test('a key file readable by others is refused at open', () => {
+  test('a key file readable by others is refused at open', async () => {
     const time = new FakeTime();
-    const kid = open(time).keys.active().keyId;
+    const kid = (await open(time)).keys.active().keyId;
     chmodSync(join(tmp.dir, 'jwt', `${kid}.key.pem`), 0o644);
     try {
-      open(time);
+      await open(time);
       expect.unreachable();
     } catch (e) {
       expect(isTesseraError(e, 'TESSERA_ERR_CA_KEY_EXPOSED')).toBe(true);
     }
   });
 
-  test('a key list naming a key whose file holds another key is corrupt state', () => {
+  test('a key list naming a key whose file holds another key is corrupt state', async () => {
     const time = new FakeTime();
-    const kid = open(time).keys.active().keyId;
+    const kid = (await open(time)).keys.active().keyId;
     const list = JSON.parse(readFileSync(join(tmp.dir, 'jwt', 'keys.json'), 'utf8')) as { keys: { kid: string }[] };
     list.keys[0]!.kid = `${kid}x`;
     writeFileSync(join(tmp.dir, 'jwt', 'keys.json'), JSON.stringify(list));
-    expect(() => open(time)).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_CA_STATE_CORRUPT' }));
+    await expect(open(time)).rejects.toThrow(expect.objectContaining({ code: 'TESSERA_ERR_CA_STATE_CORRUPT' }));
   });
 });
 
 describe('bundle.spiffe.json', () => {
   test('written with the keys; the sequence grows only when the keys change', async () => {
     const time = new FakeTime();
-    const { keys } = open(time);
+    const { keys } = await open(time);
     let n = 0;
     const file = { path: join(tmp.dir, 'bundle.spiffe.json'), nextSequence: async () => ++n };
     expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
     expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
-    keys.rotate();
+    await keys.rotate();
     expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(2);
     const parsed = parseSpiffeBundle(readFileSync(file.path, 'utf8'));
     expect(parsed.sequence).toBe(2);
