@@ -17,7 +17,8 @@ import { createMetrics } from './admin/metrics.js';
 import { ownSvidLive, Readiness } from './admin/readiness.js';
 import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
-import { guardedService, identityHandlers } from './api/identity-service.js';
+import { guardedService } from './api/guarded-service.js';
+import { identityHandlers } from './api/identity-service.js';
 import { jwtSvidHandlers } from './api/jwt-svid-service.js';
 import { reportHandlers, reportMetrics } from './api/report-service.js';
 import { createAttestors } from './attestation/attestors.js';
@@ -37,7 +38,6 @@ import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { followChanges } from './lifecycle/follow-changes.js';
 import { openStore, redactedConfig } from './lifecycle/open-store.js';
-import type { ChangeTopic } from './store/store-contract.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
@@ -64,7 +64,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const caChanged = new Relay(); // → bundle file, own SVID, gauges, config push (wired below)
     const configChanged = new Relay(); // → config push
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
-    const announce = (topic: ChangeTopic) => () => void changes.announce(topic).catch((e: unknown) => log.error({ topic, err: describeError(e) }, 'announcing a change failed'));
+    const announce = (topic: Parameters<typeof changes.announce>[0]) => () => void changes.announce(topic).catch((e: unknown) => log.error({ topic, err: describeError(e) }, 'announcing a change failed'));
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, clock, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announce('ca'), onChange: caChanged.fire });
     const jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });

@@ -14,7 +14,7 @@ import { TesseraError } from '../../common/errors.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
-import { guardedService } from '../../control-plane/src/api/identity-service.js';
+import { guardedService } from '../../control-plane/src/api/guarded-service.js';
 import { type TpmAttestor, createTpmAttestor, tpmEvidenceFromMessage } from '../../control-plane/src/attestation/tpm-attestor.js';
 import { tpmChallengeHandler } from '../../control-plane/src/attestation/tpm-challenge-rpc.js';
 import { resolveTpmAttestorConfig, type TpmAttestorInput } from '../../control-plane/src/config/tpm-config.js';

@@ -10,37 +10,7 @@ import { tpmChallengeHandler } from '../attestation/tpm-challenge-rpc.js';
 import type { SignSvidRequestMsg, SignSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
 import { trustBundleMsg } from './bundle-message.js';
-
-/** What the wrapped deserializer hands over instead of a message it refused to decode. */
-export class RejectedMessage {
-  constructor(
-    readonly code: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' | 'TESSERA_ERR_ISSUANCE_BAD_REQUEST',
-    readonly size: number,
-  ) {}
-}
-
-/**
- * A copy of a service definition whose request decoders refuse messages over `maxBytes` or that do not decode,
- * yielding a RejectedMessage the handler answers (and audits) like any other refusal.
- */
-export function guardedService(def: grpc.ServiceDefinition, maxBytes: number): grpc.ServiceDefinition {
-  const out: Record<string, grpc.MethodDefinition<unknown, unknown>> = {};
-  for (const [name, m] of Object.entries(def)) {
-    const decode = m.requestDeserialize;
-    out[name] = {
-      ...m,
-      requestDeserialize: (buf: Buffer) => {
-        if (buf.length > maxBytes) return new RejectedMessage('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE', buf.length);
-        try {
-          return decode(buf);
-        } catch {
-          return new RejectedMessage('TESSERA_ERR_ISSUANCE_BAD_REQUEST', buf.length);
-        }
-      },
-    };
-  }
-  return out as grpc.ServiceDefinition;
-}
+import { RejectedMessage } from './guarded-service.js';
 
 export interface IdentityServiceDeps {
   readonly issuer: Issuer;

@@ -8,7 +8,7 @@ import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { JwtSigningKey } from '../ca/jwt-keys.js';
 import type { AuditLog } from '../store/store-contract.js';
-import { RejectedMessage } from './identity-service.js';
+import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
 
 export const JWT_SVID_DEFAULT_TTL_MS = 5 * 60_000;

@@ -26,7 +26,7 @@ import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { ProxyReport, ReportStore } from '../store/store-contract.js';
 import { toGrpcError } from './grpc-status.js';
-import { RejectedMessage } from './identity-service.js';
+import { RejectedMessage } from './guarded-service.js';
 
 /** Per proxy instance (SPIFFE ID + instance): a proxy reports every 30 s and after each rotation. */
 export const DEFAULT_REPORT_RATE_LIMIT: RateLimit = Object.freeze({ burst: 10, perMinute: 30 });

@@ -5,7 +5,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { TpmChallengeResponseMsg } from '../../../common/contract/identity-v1.js';
 import { TesseraError } from '../../../common/errors.js';
 import { toGrpcError } from '../api/grpc-status.js';
-import { RejectedMessage } from '../api/identity-service.js';
+import { RejectedMessage } from '../api/guarded-service.js';
 import type { TpmAttestor } from './tpm-attestor.js';
 
 export interface TpmChallengeDeps {

@@ -7,7 +7,7 @@ import type { DiscoveryUpdateMsg, DiscoveryWatchRequestMsg, ServiceEndpointsMsg 
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { endpointToWire, isServiceName } from '../../../common/routing/service-endpoint.js';
 import { toGrpcError } from '../api/grpc-status.js';
-import { RejectedMessage } from '../api/identity-service.js';
+import { RejectedMessage } from '../api/guarded-service.js';
 import { authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
 import type { ServiceRegistry } from './service-registry.js';
 

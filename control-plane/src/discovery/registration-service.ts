@@ -8,7 +8,7 @@ import type { RegisterRequestMsg, RegisterResponseMsg, RegistrationMsg, Registra
 import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { endpointAddress, endpointFromWire, endpointToWire, isServiceName, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { RejectedMessage } from '../api/identity-service.js';
+import { RejectedMessage } from '../api/guarded-service.js';
 import { authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
 import type { Registration, RegistrationSession, ServiceRegistry } from './service-registry.js';
 

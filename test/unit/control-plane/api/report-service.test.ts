@@ -11,7 +11,7 @@ import { TesseraError } from '../../../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
-import { guardedService } from '../../../../control-plane/src/api/identity-service.js';
+import { guardedService } from '../../../../control-plane/src/api/guarded-service.js';
 import { reportHandlers, reportMetrics, validateReport } from '../../../../control-plane/src/api/report-service.js';
 import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
