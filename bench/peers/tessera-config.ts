@@ -19,6 +19,8 @@ interface TesseraCommon {
   readonly accessLog?: string;
   /** OpenTelemetry tracing to an OTLP/HTTP endpoint (DESIGN.md section 6); off when absent. */
   readonly tracing?: { readonly otlpEndpoint: string; readonly samplerRatio: number };
+  /** `transport.multiplex`; absent: the proxy's default. */
+  readonly multiplex?: boolean;
 }
 
 export interface TesseraClientProxy extends TesseraCommon {
@@ -33,6 +35,7 @@ function commonKeys(c: TesseraCommon): Record<string, unknown> {
     authorization: { ...c.authorization },
     admin: { listen: `127.0.0.1:${c.adminPort}` },
     telemetry: { accessLog: c.accessLog ?? 'off', ...(c.tracing ? { tracing: { ...c.tracing } } : {}) },
+    ...(c.multiplex !== undefined ? { transport: { multiplex: c.multiplex } } : {}),
   };
 }
 

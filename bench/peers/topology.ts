@@ -202,6 +202,8 @@ export interface TesseraPairOptions {
    * (no client certificates, `authorize: false`), routing `*` and `/` to the server side over mTLS.
    */
   readonly edgeTls?: LeafFiles;
+  /** `transport.multiplex` of both proxies (default: the proxies' default, on). */
+  readonly multiplex?: boolean;
 }
 
 /** The Tessera pair: `tessera proxy --config F` twice, file identities, an ALLOW policy for the client's ID. */
@@ -229,6 +231,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
       accessLog: accessLog('server'),
       protocol: opts.protocol ?? 'http',
       ...tracing,
+      ...(opts.multiplex !== undefined ? { multiplex: opts.multiplex } : {}),
     }),
   );
   const clientCommon = {
@@ -240,6 +243,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
     authorization,
     accessLog: accessLog('client'),
     ...tracing,
+    ...(opts.multiplex !== undefined ? { multiplex: opts.multiplex } : {}),
   };
   await writeFile(
     clientConf,

@@ -24,6 +24,7 @@ import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js'
 export const DIRECT = 'direct app';
 export const TESSERA = 'tessera pair';
 export const TESSERA_LOG = 'tessera pair + access log';
+export const TESSERA_H1 = 'tessera pair, HTTP/1.1 transport';
 export const NGINX = 'nginx pair';
 export const HAPROXY = 'haproxy pair';
 export const TESSERA_TRACE = 'tessera pair + tracing';
@@ -109,6 +110,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick),
       },
       await pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), keepAlive),
+      await pairVariant(ctx, app, TESSERA_H1, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h1-pair', multiplex: false }), keepAlive),
       await pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), keepAlive),
       await pairVariant(ctx, app, TESSERA_TRACE, startTraced, traced),
       ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX, () => startNginxPair(ctx.env, app.port), keepAlive) : skippedVariant(NGINX, 'nginx not installed'),
@@ -134,6 +136,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1${opts.rateRps ? `, fixed ${opts.rateRps} req/s` : ', closed loop'}; the same for every variant. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
         'CPU = utime+stime of all threads (and child processes) from /proc/<pid>/stat around the measured window, divided by completed requests. Ratios are taken per round against the same round, then the median (min–max) over rounds.',
         'Topology of a pair: load → client-side proxy (plaintext in, mTLS out, pooled) → server-side proxy (client cert required and verified) → app. Every proxy runs one worker/thread on the same 2 cores as the load generator and the app.',
+        `"${TESSERA}" carries every request between the two proxies as a stream of one multiplexed mTLS connection (\`transport.multiplex\`, the default, docs/transport.md); "${TESSERA_H1}" is the same pair with \`transport.multiplex: false\`: a pooled keep-alive mTLS connection per request in flight.`,
         `Tessera: both proxies run \`tessera proxy --config F\` on Node ${process.version} with file identities; the server side authorizes by a policies directory (one ALLOW policy for the client's SPIFFE ID, not defaultAction allow). "${TESSERA}" has \`telemetry.accessLog: off\`; "${TESSERA_LOG}" writes JSON access lines to a file on both sides.`,
         'Authorization: Tessera and HAProxy check the client SPIFFE ID (policy / DER URI SAN match); nginx cannot (no URI SAN variable) and accepts any SVID of the trust domain.',
         `"${TESSERA_TRACE}": the same pair with \`telemetry.tracing\` (samplerRatio 1) on both proxies, exporting OTLP/HTTP JSON to a sink the harness runs as its own process on loopback (POST /v1/traces → 200); its CPU is reported apart, not in the proxies'.`,

@@ -130,7 +130,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       : undefined;
   const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
   const denials = new DenialTally();
-  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
+  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
   const started = await listeners
     .start([
       ...config.inbound.map((c) => (isH2(c) ? new InboundH2Listener(c, deps) : new InboundListener(c, deps))),

@@ -23,7 +23,7 @@ limits: ${limits}
     '/test/proxy.yaml',
   );
 
-export function listenerDeps(limits: ProxyConfig['limits'] = outboundConfig().limits): ListenerDeps {
+export function listenerDeps(limits: ProxyConfig['limits'] = outboundConfig().limits, transport: ProxyConfig['transport'] = outboundConfig().transport): ListenerDeps {
   return {
     identity: new IdentityStore(systemClock),
     policies: new PolicyHolder('deny'),
@@ -32,6 +32,7 @@ export function listenerDeps(limits: ProxyConfig['limits'] = outboundConfig().li
     accessLog: createAccessLog({ destination: 'off', clock: systemClock }),
     tracer: null,
     limits,
+    transport,
     ticketKeys: new TicketKeys(),
     clientContexts: new ClientContexts(),
     nowMs: () => Date.now(),

@@ -66,6 +66,15 @@ export interface ProxyLimits {
   readonly ticketKeyRotationMs: number;
 }
 
+/** The multiplexed proxy-to-proxy transport (docs/transport.md). */
+export interface TransportSettings {
+  /** Offer and accept `tessera-mux/1` between Tessera proxies (HTTP/1.1 listeners); off: a connection per exchange. */
+  readonly multiplex: boolean;
+  /** A PING after this long with nothing read on a session; no answer within keepaliveTimeoutMs ends the session. */
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+}
+
 export interface ProxyConfig {
   readonly file: string;
   readonly identity:
@@ -94,6 +103,7 @@ export interface ProxyConfig {
   /** tracing: only the keys the file sets (unset ones come from OTEL_* variables or defaults, telemetry/tracing-settings.ts). */
   readonly telemetry: { readonly accessLog: string; readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio?: number; readonly serviceName?: string } };
   readonly limits: ProxyLimits;
+  readonly transport: TransportSettings;
   /** Balancing, retries, outlier ejection and slow start of outbound listeners routed to services. */
   readonly routing: RoutingSettings;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
@@ -229,6 +239,14 @@ export const proxySchema: ObjectSchema = {
         ticketKeyRotation: { type: 'duration', min: 1_000, default: '1h', description: 'How often inbound session-ticket keys are replaced' },
       },
     },
+    transport: {
+      type: 'object',
+      properties: {
+        multiplex: { type: 'boolean', default: true, description: 'Carry the HTTP/1.1 exchanges between two Tessera proxies as streams of one mTLS connection (ALPN tessera-mux/1); peers without it get HTTP/1.1' },
+        keepaliveInterval: { type: 'duration', min: 1_000, default: '15s', description: 'A keepalive PING on a multiplexed session after this long with nothing read' },
+        keepaliveTimeout: { type: 'duration', min: 1_000, default: '20s', description: 'A multiplexed session whose PING is not answered within this ends (its streams fail)' },
+      },
+    },
     routing: routingSchema,
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
   },
@@ -260,6 +278,7 @@ interface Raw {
   admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
+  transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number };
   limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   routing?: RawRouting;
   logLevel?: ProxyConfig['logLevel'];
@@ -378,6 +397,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       drainTimeoutMs: l.drainTimeout ?? 20_000,
       ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
     },
+    transport: { multiplex: raw.transport?.multiplex ?? true, keepaliveIntervalMs: raw.transport?.keepaliveInterval ?? 15_000, keepaliveTimeoutMs: raw.transport?.keepaliveTimeout ?? 20_000 },
     routing: resolveRouting(raw.routing),
     logLevel: raw.logLevel ?? 'info',
   });

@@ -5,10 +5,11 @@
 import { Agent as HttpAgent } from 'node:http';
 import type { EdgeRouteConfig } from '../config/edge-config.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
+import { meshPool } from '../listeners/endpoint-dial.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
-import { type MtlsDeps, mtlsConnector, plainConnector } from '../upstream/connectors.js';
+import { type MtlsDeps, plainConnector } from '../upstream/connectors.js';
 import { MtlsAgent } from '../upstream/mtls-agent.js';
 import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
 
@@ -36,13 +37,15 @@ export class EdgeUpstream {
     const target = route.spiffeId ? { host, port, expectedId: route.spiffeId, alpn: ['http/1.1'] } : null;
     if (route.protocol === 'http') {
       this.h2 = null;
-      this.pool = new ConnectionPool({
-        connect: target ? mtlsConnector(target, mtls) : plainConnector(host, port, deps.limits.handshakeTimeoutMs),
-        maxConnections: deps.limits.upstreamPoolSize,
-        maxQueue: deps.limits.maxConnections,
-        idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
-        nowMs: deps.nowMs,
-      });
+      this.pool = target
+        ? meshPool(target, mtls, deps)
+        : new ConnectionPool({
+            connect: plainConnector(host, port, deps.limits.handshakeTimeoutMs),
+            maxConnections: deps.limits.upstreamPoolSize,
+            maxQueue: deps.limits.maxConnections,
+            idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
+            nowMs: deps.nowMs,
+          });
     } else {
       this.pool = null;
       const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs };

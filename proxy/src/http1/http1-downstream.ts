@@ -1,12 +1,12 @@
 // The client's connection as an Http1Session and its tunnel use it: reads paused only while bytes have nowhere to go,
 // exchange bytes counted and written with back-pressure onto the upstream, nothing written once the client is gone.
-import type { Socket } from 'node:net';
+import type { ByteSocket } from './byte-socket.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { type AddedResponseHeaders, addedResponseHeaders, localResponse } from './head-rewrite.js';
 import type { Http1Exchange } from './http1-exchange.js';
 
 export class Http1Downstream {
-  readonly socket: Socket;
+  readonly socket: ByteSocket;
   /** Added to every response head sent on this connection, forwarded or local. */
   readonly added: AddedResponseHeaders | null;
   /** The connection may carry another exchange: the client asked for it, no close-delimited answer, no drain. */
@@ -15,7 +15,7 @@ export class Http1Downstream {
   gone = false;
   #paused = false;
 
-  constructor(socket: Socket, responseHeaders: Readonly<Record<string, string>> | undefined) {
+  constructor(socket: ByteSocket, responseHeaders: Readonly<Record<string, string>> | undefined) {
     this.socket = socket;
     this.added = addedResponseHeaders(responseHeaders);
   }

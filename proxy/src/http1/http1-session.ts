@@ -4,11 +4,11 @@
 // the proxy's hot loop. This file is the connection's state machine and timeouts; the state of the request in
 // flight lives in its Http1Exchange, made per request by http1-request-admission.ts, its answer is read by
 // http1-response.ts, an upgraded connection is relayed by http1-tunnel.ts, the client socket is Http1Downstream.
-import type { Socket } from 'node:net';
 import { isTesseraError } from '../../../common/errors.js';
 import { connectFailureReason } from '../routing/exchange-route.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
+import type { ByteSocket } from './byte-socket.js';
 import { UntilCloseFramer } from './body-framer.js';
 import { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
@@ -44,7 +44,7 @@ export class Http1Session implements UpstreamOwner {
   #waitDeadlineMs: number;
   #waitCode: 'headers_timeout' | 'idle_timeout' = 'idle_timeout';
 
-  constructor(down: Socket, opts: SessionOptions) {
+  constructor(down: ByteSocket, opts: SessionOptions) {
     this.#client = new Http1Downstream(down, opts.responseHeaders);
     this.#o = opts;
     if (opts.firstHeadTimeout) this.#waitCode = 'headers_timeout';

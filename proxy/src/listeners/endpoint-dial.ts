@@ -5,6 +5,7 @@ import type { EndpointProtocol, ServiceEndpoint } from '../../../common/routing/
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TLSSocket } from 'node:tls';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
+import { MuxDialer } from '../mux/mux-dialer.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
 import type { ListenerDeps } from './listener-deps.js';
@@ -16,14 +17,28 @@ export function endpointTarget(ep: ServiceEndpoint, alpn: readonly string[], all
   return { host: ep.host, port: ep.port, expectedId: SpiffeId.parse(ep.spiffeId), alpn, allowHalfOpen };
 }
 
-/** A keep-alive pool of HTTP/1.1 connections to one endpoint, sized like a static upstream's. */
+/** A keep-alive pool of HTTP/1.1 exchanges to one endpoint. */
 export function endpointPool(ep: ServiceEndpoint, mtls: MtlsDeps, deps: ListenerDeps): ConnectionPool {
+  return meshPool(endpointTarget(ep, ALPN_FOR.http), mtls, deps);
+}
+
+/**
+ * The pool of HTTP/1.1 exchanges to one peer proxy: streams of one multiplexed mTLS session when the transport is
+ * on (a peer without it gets a connection per exchange), else a keep-alive connection each. Sized by
+ * upstreamPoolSize either way: exchanges in flight at once, the rest queued.
+ */
+export function meshPool(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): ConnectionPool {
+  const t = deps.transport;
+  const mux = t.multiplex
+    ? new MuxDialer(target, mtls, { keepaliveIntervalMs: t.keepaliveIntervalMs, keepaliveTimeoutMs: t.keepaliveTimeoutMs, idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs, metrics: deps.metrics.mux })
+    : null;
   return new ConnectionPool({
-    connect: mtlsConnector(endpointTarget(ep, ALPN_FOR.http), mtls),
+    connect: mux ? mux.connect : mtlsConnector(target, mtls),
     maxConnections: deps.limits.upstreamPoolSize,
     maxQueue: deps.limits.maxConnections,
     idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
     nowMs: deps.nowMs,
+    ...(mux ? { onSweep: () => mux.sweep(), onClose: () => mux.close() } : {}),
   });
 }
 

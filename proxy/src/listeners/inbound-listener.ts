@@ -16,6 +16,10 @@ import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { plainConnector } from '../upstream/connectors.js';
 import { InboundTls } from './inbound-tls.js';
+import { MUX_ALPN } from '../mux/mux-frame.js';
+import { MuxSession } from '../mux/mux-session.js';
+import { sessionUpkeep } from '../mux/session-upkeep.js';
+import type { ByteSocket } from '../http1/byte-socket.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
@@ -39,7 +43,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
 
   constructor(config: InboundConfig, deps: ListenerDeps) {
     const tcp = config.protocol === 'tcp';
-    const inboundTls = new InboundTls(config, deps, tcp ? [] : ['http/1.1']);
+    const inboundTls = new InboundTls(config, deps, tcp ? [] : deps.transport.multiplex ? [MUX_ALPN, 'http/1.1'] : ['http/1.1']);
     const server = tls.createServer({ ...inboundTls.serverOptions(), allowHalfOpen: tcp });
     // Permissive: a front accepts, reads the first bytes, then hands TLS to the TLS server and plaintext to us.
     const front = config.mtls === 'permissive' ? net.createServer({ allowHalfOpen: tcp }) : null;
@@ -97,8 +101,37 @@ export class InboundListener extends ServedListener<InboundConfig> {
   #onConnection(socket: tls.TLSSocket): void {
     const admitted = this.#tls.admit(socket);
     if (!admitted) return;
+    const xfcc = `x-forwarded-client-cert: ${admitted.xfcc}\r\n`;
     if (this.config.protocol === 'tcp') this.#tcp(socket, admitted.peer);
-    else this.#http(socket, admitted.peer, `x-forwarded-client-cert: ${admitted.xfcc}\r\n`);
+    else if (socket.alpnProtocol === MUX_ALPN) this.#mux(socket, admitted.peer, xfcc);
+    else this.#http(socket, admitted.peer, xfcc);
+  }
+
+  /**
+   * A peer proxy's multiplexed session: each stream is served as one HTTP/1.1 connection of that peer, with the
+   * per-request authorization, XFCC, tracing and access log of any other. The TLS connection is what the sweep
+   * keeps alive and expires, drain sends GOAWAY on, and a ban of the peer closes (its streams with it).
+   */
+  #mux(socket: tls.TLSSocket, peer: VerifiedPeer, xfcc: string): void {
+    const d = this.d;
+    const m = d.metrics.mux;
+    const session = new MuxSession(socket, {
+      role: 'server',
+      nowMs: d.nowMs,
+      maxStreams: d.limits.maxConcurrentStreams,
+      keepaliveIntervalMs: d.transport.keepaliveIntervalMs,
+      keepaliveTimeoutMs: d.transport.keepaliveTimeoutMs,
+      onStream: (stream) => {
+        m.streamOpened('inbound');
+        this.#http(stream, peer, xfcc, socket);
+      },
+      onEnd: (reason) => m.sessionEnded('inbound', reason),
+      onWrite: () => m.tlsWrite('inbound'),
+      onRead: () => m.tlsRead('inbound'),
+    });
+    m.sessionOpened('inbound');
+    this.sessions.add(socket, sessionUpkeep(session, d.limits.idleTimeoutMs, d.nowMs() + d.transport.keepaliveIntervalMs));
+    this.sessions.setPeer(socket, peer);
   }
 
   /** `peer` null: a plaintext caller (permissive listener). */
@@ -146,10 +179,10 @@ export class InboundListener extends ServedListener<InboundConfig> {
    * `peer` null: a plaintext caller (permissive listener): judged as unauthenticated and given no XFCC.
    * `xfcc`: the header line added for a verified peer; any XFCC the caller sent is stripped either way.
    */
-  #http(socket: net.Socket, peer: VerifiedPeer | null, xfcc: string): void {
+  #http(socket: ByteSocket, peer: VerifiedPeer | null, xfcc: string, conn: net.Socket = socket as net.Socket): void {
     const d = this.d;
     const who = peer?.idText ?? UNAUTHENTICATED;
-    const { resumed, clientIp } = connectionFields(socket);
+    const { resumed, clientIp } = connectionFields(conn);
     this.serveHttp1(socket, this.#pool, {
       plan: (head: HttpHead): RequestPlan & { context: InboundContext } => {
         const requestId = d.requestId();
@@ -171,7 +204,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
         this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     });
-    if (peer) this.sessions.setPeer(socket, peer);
+    if (peer && socket === conn) this.sessions.setPeer(conn, peer);
   }
 }
 

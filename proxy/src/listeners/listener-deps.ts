@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import type { DenialTally } from '../authz/denial-tally.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
-import type { ProxyLimits, RoutingSettings } from '../config/proxy-config.js';
+import type { ProxyLimits, RoutingSettings, TransportSettings } from '../config/proxy-config.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ServiceDirectory } from '../routing/service-directory.js';
 import type { AccessLog } from '../telemetry/access-log.js';
@@ -23,6 +23,8 @@ export interface ListenerDeps {
   readonly accessLog: AccessLog;
   readonly tracer: RequestTracer | null;
   readonly limits: ProxyLimits;
+  /** The multiplexed proxy-to-proxy transport: offered by outbound pools, accepted by inbound HTTP/1.1 listeners. */
+  readonly transport: TransportSettings;
   readonly ticketKeys: TicketKeys;
   readonly clientContexts: ClientContexts;
   readonly nowMs: () => number;

@@ -10,9 +10,9 @@ import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.j
 import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
-import { ConnectionPool } from '../upstream/connection-pool.js';
-import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
-import { dialRoute, type TunnelEndpoint } from './endpoint-dial.js';
+import type { ConnectionPool } from '../upstream/connection-pool.js';
+import { type MtlsDeps, type MtlsTarget, mtlsConnect, type SessionMemory } from '../upstream/connectors.js';
+import { dialRoute, meshPool, type TunnelEndpoint } from './endpoint-dial.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
@@ -56,7 +56,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     if (config.route.kind === 'static') {
       const r = staticRoute(config);
       const target = outboundTarget(config, tcp ? [] : ['http/1.1'], tcp);
-      const pool = new ConnectionPool({ connect: mtlsConnector(target, mtls), maxConnections: deps.limits.upstreamPoolSize, maxQueue: deps.limits.maxConnections, idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs });
+      const pool = meshPool(target, mtls, tcp ? { ...deps, transport: { ...deps.transport, multiplex: false } } : deps);
       fixed = { pool, target, session: {}, address: `${r.upstream.host}:${r.upstream.port}`, peer: r.spiffeId.toString() };
       sweep = () => pool.sweep();
       close = () => pool.close();

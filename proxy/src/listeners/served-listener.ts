@@ -5,6 +5,7 @@
 // Listener surface is the same for every kind, and delegating it member by member would be the very copy it removes.
 import type * as net from 'node:net';
 import type { Address } from '../config/proxy-config.js';
+import type { ByteSocket } from '../http1/byte-socket.js';
 import { Http1Session } from '../http1/http1-session.js';
 import type { SessionHooks } from '../http1/http1-session-types.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
@@ -73,7 +74,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   }
 
   /** Serves HTTP/1.1 on `socket` (requests forwarded through `pool`, or each plan's own) as a tracked session; returns it. */
-  protected serveHttp1(socket: net.Socket, pool: ConnectionPool | null, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>): Http1Session {
+  protected serveHttp1(socket: ByteSocket, pool: ConnectionPool | null, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>): Http1Session {
     const d = this.d;
     const session = new Http1Session(socket, {
       limits: d.limits,

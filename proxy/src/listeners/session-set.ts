@@ -1,11 +1,13 @@
 // The open connections of one listener, with one coarse sweep for their deadlines (headers, idle and request
 // timeouts) instead of a timer per socket: per-socket timers cost measurable CPU on the hot path.
-import type { EventEmitter } from 'node:events';
 import type { DenyCandidate } from '../tls/deny-list.js';
 import { IdleSignal } from './idle-signal.js';
 
-/** A socket, or an HTTP/2 session (its socket is not ours to listen on): closed and destroyed the same way. */
-export type Connection = Pick<EventEmitter, 'once'> & { destroy(): void };
+/** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed and destroyed the same way. */
+export interface Connection {
+  once(event: 'close', listener: () => void): unknown;
+  destroy(): unknown;
+}
 
 export interface Expirable {
   readonly deadlineMs: number;

@@ -4,6 +4,7 @@ import { Gauge, Registry } from 'prom-client';
 import type { BuildInfo } from '../../../common/build-info.js';
 import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
+import { MuxMetrics } from './mux-metrics.js';
 import { CappedLabels, Cell, cellCounter, cellHistogram, type HistCell, type Key, LabelTable, str } from './metric-cells.js';
 
 export { MAX_SERIES_PER_METRIC } from './metric-cells.js';
@@ -50,6 +51,8 @@ export interface ProxyMetricsOptions {
 
 export class ProxyMetrics {
   readonly registry: Registry;
+  /** The multiplexed transport's sessions, streams and TLS writes/reads. */
+  readonly mux: MuxMetrics;
   readonly #handshakes: LabelTable<Cell>;
   readonly #handshakeSeconds: LabelTable<HistCell>;
   readonly #upstreamOpened: LabelTable<Cell>;
@@ -74,6 +77,7 @@ export class ProxyMetrics {
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
     this.registry = registry;
+    this.mux = new MuxMetrics(registry);
     registerProcessMetrics(registry, opts.build ?? { version: 'unknown', node: process.versions.node, openssl: process.versions.openssl ?? 'none' }, opts);
 
     this.#handshakes = cellCounter(

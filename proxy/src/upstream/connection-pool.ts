@@ -1,6 +1,6 @@
 // Keep-alive pool of upstream connections for one upstream. Each socket gets one permanent set of listeners
 // that dispatch to its current owner, so leasing a connection per request adds and removes no listeners.
-import type { Socket } from 'node:net';
+import type { ByteSocket } from '../http1/byte-socket.js';
 import { TesseraError } from '../../../common/errors.js';
 
 /** The party a leased connection reports to. */
@@ -14,7 +14,9 @@ export interface UpstreamOwner {
 }
 
 export interface UpstreamConn {
-  readonly socket: Socket;
+  readonly socket: ByteSocket;
+  /** The connection may not carry another exchange (a stream of a multiplexed session that is going away). */
+  readonly retired?: (() => boolean) | undefined;
   owner: UpstreamOwner | null;
   /** True once it has carried a complete exchange (a failure on it may be a stale keep-alive). */
   reused: boolean;
@@ -27,7 +29,7 @@ export interface UpstreamConn {
 }
 
 /** Opens one connection; calls back once, when it is ready for bytes or failed. */
-export type Connector = (done: (err: Error | null, socket?: Socket, resumed?: boolean) => void) => void;
+export type Connector = (done: (err: Error | null, socket?: ByteSocket, resumed?: boolean, retired?: () => boolean) => void) => void;
 
 export interface PoolOptions {
   readonly connect: Connector;
@@ -37,6 +39,9 @@ export interface PoolOptions {
   readonly idleTimeoutMs: number;
   readonly nowMs: () => number;
   readonly onOpened?: () => void;
+  /** Runs with every sweep and at close (the connector's own upkeep: a multiplexed session's keepalive). */
+  readonly onSweep?: () => void;
+  readonly onClose?: () => void;
 }
 
 type Waiter = (err: Error | null, conn?: UpstreamConn) => void;
@@ -59,7 +64,11 @@ export class ConnectionPool {
 
   /** An idle connection (most recently used first) leased to `owner` now, or null: the common case, with no callback. */
   takeIdle(owner: UpstreamOwner): UpstreamConn | null {
-    const idle = this.#idle.pop();
+    let idle = this.#idle.pop();
+    while (idle?.retired?.()) {
+      this.discard(idle);
+      idle = this.#idle.pop();
+    }
     if (!idle) return null;
     idle.owner = owner;
     return idle;
@@ -94,7 +103,7 @@ export class ConnectionPool {
 
   /** Returns a connection after a complete exchange. */
   release(conn: UpstreamConn): void {
-    if (conn.detached) {
+    if (conn.detached || conn.retired?.()) {
       this.discard(conn);
       return;
     }
@@ -137,11 +146,12 @@ export class ConnectionPool {
     const limit = this.#o.nowMs() - this.#o.idleTimeoutMs;
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const c = this.#idle[i]!;
-      if (c.idleSinceMs < limit) {
+      if (c.idleSinceMs < limit || c.retired?.()) {
         this.#idle.splice(i, 1);
         c.socket.destroy();
       }
     }
+    this.#o.onSweep?.();
   }
 
   /** Closes idle connections now and every other one when it is released. */
@@ -149,11 +159,12 @@ export class ConnectionPool {
     this.#closed = true;
     for (const c of this.#idle.splice(0)) c.socket.destroy();
     for (const w of this.#queue.splice(0)) w(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
+    this.#o.onClose?.();
   }
 
   #dial(cb: Waiter): void {
     this.#connecting++;
-    this.#o.connect((err, socket, resumed) => {
+    this.#o.connect((err, socket, resumed, retired) => {
       this.#connecting--;
       if (err || !socket) {
         cb(err ?? new Error('connect failed'));
@@ -162,7 +173,7 @@ export class ConnectionPool {
       }
       this.#open++;
       this.#o.onOpened?.();
-      const conn: UpstreamConn = { socket, owner: null, reused: false, idleSinceMs: 0, resumed: resumed ?? false, gone: false, detached: false };
+      const conn: UpstreamConn = { socket, retired, owner: null, reused: false, idleSinceMs: 0, resumed: resumed ?? false, gone: false, detached: false };
       const gone = (error?: Error) => {
         if (conn.gone) return;
         conn.gone = true;

@@ -79,7 +79,7 @@ function acquire(pool: ConnectionPool, owner: UpstreamOwner): Promise<UpstreamCo
 /** One exchange on a leased connection: write, wait for the echo. */
 async function exchange(conn: UpstreamConn, owner: Owner, text: string): Promise<void> {
   owner.data = '';
-  conn.socket.write(text);
+  conn.socket.write(Buffer.from(text));
   await until(`echo of ${text}`, () => owner.data === `echo:${text}`, 3_000, 5);
 }
 
@@ -102,7 +102,7 @@ describe('detach (upgraded connections)', () => {
     srv.sockets[0]!.end();
     await until('the half-close is reported', () => ended.length === 1, 3_000, 5);
     expect(a.gone).toBe(0);
-    expect(c1.socket.writable).toBe(true);
+    expect((c1.socket as net.Socket).writable).toBe(true);
     // Released by mistake: destroyed, not pooled.
     pool.release(c1);
     await until('gone', () => a.gone === 0 && c1.socket.destroyed, 3_000, 5);

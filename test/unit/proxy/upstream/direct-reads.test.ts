@@ -40,7 +40,7 @@ function connect(port: number): Promise<net.Socket> {
     )((err, socket) => {
       if (err || !socket) return reject(err);
       cleanups.push(() => void socket.destroy());
-      resolve(socket);
+      resolve(socket as net.Socket);
     }),
   );
 }
@@ -99,7 +99,7 @@ describe('directReads on pooled upstream connections', () => {
         '127.0.0.1',
         port,
         2_000,
-      )((err, s) => (err || !s ? reject(err) : resolve(s))),
+      )((err, s) => (err || !s ? reject(err) : resolve(s as net.Socket))),
     );
     cleanups.push(() => void socket.destroy());
     const errors: Error[] = [];

@@ -1,0 +1,191 @@
+// The dialing side of the multiplexed transport for one endpoint: the keep-alive pool's connector, handing out
+// streams of one mTLS session instead of one connection each. A session opens streams up to the limit its server
+// announced, then another session is dialed (as Envoy does past max_concurrent_streams). After this proxy's SVID
+// changes, new streams go to a session dialed with the new SVID and the old one drains (GOAWAY, closed when its
+// streams are done). A peer that does not offer `tessera-mux/1` (a Tessera proxy with the transport off, or any
+// other mTLS HTTP/1.1 server) gets today's connection per exchange, remembered for a while so that each new
+// connection does not try the transport again.
+import { MUX_ALPN } from './mux-frame.js';
+import { type MuxEndReason, MuxSession } from './mux-session.js';
+import type { Connector } from '../upstream/connection-pool.js';
+import { directReads, type MtlsDeps, type MtlsTarget, mtlsConnect, type SessionMemory } from '../upstream/connectors.js';
+import type { MuxMetrics } from '../telemetry/mux-metrics.js';
+
+export interface MuxDialerOptions {
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** A session with no stream for this long closes. */
+  readonly idleTimeoutMs: number;
+  readonly metrics: MuxMetrics;
+}
+
+type Done = Parameters<Connector>[0];
+
+/** How long a peer that answered without the transport is dialed with HTTP/1.1 only. */
+const PLAIN_MEMORY_MS = 60_000;
+
+interface Dialed {
+  readonly session: MuxSession;
+  readonly generation: number;
+  readonly resumed: boolean;
+  readonly startedMs: number;
+}
+
+export class MuxDialer {
+  readonly #target: MtlsTarget;
+  readonly #plainTarget: MtlsTarget;
+  readonly #mtls: MtlsDeps;
+  readonly #o: MuxDialerOptions;
+  readonly #ticket: SessionMemory = {};
+  readonly #plainTicket: SessionMemory = {};
+  /** Sessions that take new streams (or will, once their SETTINGS arrive). */
+  #live: Dialed[] = [];
+  /** Sessions going away: kept for their keepalive until they end. */
+  #draining: Dialed[] = [];
+  /** Connector calls waiting for a session to become ready. */
+  #waiting: Done[] = [];
+  #dials = 0;
+  #plainUntilMs = 0;
+  #closed = false;
+  readonly connect: Connector;
+
+  constructor(target: MtlsTarget, mtls: MtlsDeps, opts: MuxDialerOptions) {
+    this.#target = { ...target, alpn: [MUX_ALPN, ...target.alpn] };
+    this.#plainTarget = target;
+    this.#mtls = mtls;
+    this.#o = opts;
+    this.connect = (done) => this.#connect(done);
+  }
+
+  /** Sessions open (for tests and the admin view). */
+  get sessions(): number {
+    return this.#live.length + this.#draining.length;
+  }
+
+  #connect(done: Done): void {
+    if (this.#closed) {
+      done(new Error('endpoint closed'));
+      return;
+    }
+    if (this.#mtls.nowMs() < this.#plainUntilMs) {
+      mtlsConnect(this.#plainTarget, this.#mtls, this.#plainTicket, done, directReads());
+      return;
+    }
+    const d = this.#usable();
+    if (d) {
+      this.#o.metrics.streamOpened('outbound');
+      const s = d.session.open();
+      done(null, s, d.resumed, () => d.session.retiring);
+      return;
+    }
+    this.#waiting.push(done);
+    // One dial at a time per missing session: waiters beyond what it can take dial again when it is ready.
+    if (this.#dials === 0) this.#dial();
+  }
+
+  /** A ready session of the current SVID with room for a stream; older ones are set draining on the way. */
+  #usable(): Dialed | null {
+    const generation = this.#mtls.identity.current?.generation ?? -1;
+    let found: Dialed | null = null;
+    for (const d of [...this.#live]) {
+      if (d.session.ended) this.#live = this.#live.filter((x) => x !== d);
+      else if (d.generation !== generation) this.#retire(d);
+      else if (!found && d.session.canOpen) found = d;
+    }
+    return found;
+  }
+
+  #retire(d: Dialed): void {
+    this.#live = this.#live.filter((x) => x !== d);
+    this.#draining.push(d);
+    d.session.drain();
+  }
+
+  #dial(): void {
+    this.#dials++;
+    const snapshot = this.#mtls.identity.current;
+    mtlsConnect(
+      this.#target,
+      this.#mtls,
+      this.#ticket,
+      (err, socket, resumed) => {
+        this.#dials--;
+        if (err || !socket) return this.#failWaiters(err ?? new Error('connect failed'));
+        if (this.#closed) {
+          socket.destroy();
+          return this.#failWaiters(new Error('endpoint closed'));
+        }
+        if (socket.alpnProtocol !== MUX_ALPN) {
+          // The peer serves HTTP/1.1 only: this connection goes to the first waiter, the rest dial HTTP/1.1.
+          this.#o.metrics.fallback('outbound');
+          this.#plainUntilMs = this.#mtls.nowMs() + PLAIN_MEMORY_MS;
+          const waiting = this.#waiting.splice(0);
+          waiting.shift()?.(null, socket, resumed ?? false);
+          for (const w of waiting) this.#connect(w);
+          return;
+        }
+        const d: Dialed = {
+          session: new MuxSession(socket, {
+            role: 'client',
+            nowMs: this.#mtls.nowMs,
+            maxStreams: 0, // the server's limit applies: it announces it
+            keepaliveIntervalMs: this.#o.keepaliveIntervalMs,
+            keepaliveTimeoutMs: this.#o.keepaliveTimeoutMs,
+            onReady: () => this.#serveWaiters(),
+            onEnd: (reason) => this.#ended(d, reason),
+            onWrite: () => this.#o.metrics.tlsWrite('outbound'),
+            onRead: () => this.#o.metrics.tlsRead('outbound'),
+          }),
+          generation: snapshot?.generation ?? -1,
+          resumed: resumed ?? false,
+          startedMs: this.#mtls.nowMs(),
+        };
+        this.#o.metrics.sessionOpened('outbound');
+        this.#live.push(d);
+      },
+      directReads(),
+    );
+  }
+
+  #serveWaiters(): void {
+    const waiting = this.#waiting.splice(0);
+    for (const w of waiting) this.#connect(w);
+  }
+
+  #failWaiters(err: Error): void {
+    for (const w of this.#waiting.splice(0)) w(err);
+  }
+
+  #ended(d: Dialed, reason: MuxEndReason): void {
+    this.#o.metrics.sessionEnded('outbound', reason);
+    this.#live = this.#live.filter((x) => x !== d);
+    this.#draining = this.#draining.filter((x) => x !== d);
+    // Ended before its SETTINGS: whoever waited for it dials again (or fails when nothing can be dialed).
+    if (this.#waiting.length > 0 && this.#dials === 0) {
+      if (this.#live.some((x) => !x.session.ended)) return;
+      this.#failWaiters(new Error(`multiplexed session ended (${reason})`));
+    }
+  }
+
+  /** The pool's sweep: keepalive and idle close of every session; a server that never sends SETTINGS is given up. */
+  sweep(): void {
+    const now = this.#mtls.nowMs();
+    for (const d of [...this.#live, ...this.#draining]) {
+      if (!d.session.canOpen && !d.session.retiring && d.session.streamCount === 0 && now - d.startedMs > this.#mtls.handshakeTimeoutMs) {
+        d.session.close();
+        continue;
+      }
+      d.session.tick(this.#o.idleTimeoutMs);
+    }
+  }
+
+  /** The pool closed: every session drains (its streams finish), nothing new is dialed. */
+  close(): void {
+    this.#closed = true;
+    this.#failWaiters(new Error('endpoint closed'));
+    for (const d of this.#live.splice(0)) {
+      this.#draining.push(d);
+      d.session.drain();
+    }
+  }
+}

@@ -1,0 +1,387 @@
+// One multiplexed session over an mTLS connection between two Tessera proxies (ALPN `tessera-mux/1`): the frames
+// of every stream are parsed from the socket's reads (several requests per read under load) and the frames written
+// in one event-loop turn go out in one TLS write, from setImmediate after the poll phase. The dialing side opens
+// streams (odd ids, increasing); the serving side announces how many it serves at once. Faults of the peer
+// (oversized or unknown frames, a reused stream id, a window overrun, a flood of frames that carry nothing) end the
+// session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
+import type { Socket } from 'node:net';
+import { FrameType, Flag, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode, header, readHeader } from './mux-frame.js';
+import { MuxStream, type StreamPort } from './mux-stream.js';
+
+export type MuxRole = 'client' | 'server';
+
+/** Why a session ended: a metric label. */
+export type MuxEndReason = 'closed' | 'protocol' | 'flow_control' | 'frame_size' | 'flood' | 'keepalive' | 'stream_id' | 'write_backlog';
+
+export interface MuxSessionOptions {
+  readonly role: MuxRole;
+  readonly nowMs: () => number;
+  /** Server: the most streams open at once (announced); more are refused. */
+  readonly maxStreams: number;
+  /** A PING after this long with no byte read; the session ends when its answer takes longer than keepaliveTimeoutMs. */
+  readonly keepaliveIntervalMs: number;
+  readonly keepaliveTimeoutMs: number;
+  /** Server: a new stream from the peer. */
+  readonly onStream?: (stream: MuxStream) => void;
+  /** Client: the server's SETTINGS arrived (the session may open streams). */
+  readonly onReady?: () => void;
+  /** The session ended (socket closed); `reason` when a fault of the peer or a dead peer ended it. */
+  readonly onEnd?: (reason: MuxEndReason) => void;
+  /** Counted per TLS write and per TLS read (requests per write = requests ÷ writes). */
+  readonly onWrite?: () => void;
+  readonly onRead?: () => void;
+}
+
+/** Frames that carry nothing (PING, empty DATA, zero window updates, frames for closed streams) allowed per sweep. */
+const EMPTY_FRAME_BUDGET = 2_000;
+/** Bytes queued for the socket beyond which writers are told to wait; a peer that reads nothing ends at 16×. */
+const HIGH_WATER = 1 << 20;
+
+export class MuxSession implements StreamPort {
+  readonly socket: Socket;
+  readonly #o: MuxSessionOptions;
+  readonly #streams = new Map<number, MuxStream>();
+  #buf: Buffer | null = null;
+  #out: Buffer[] = [];
+  #outBytes = 0;
+  #flushing = false;
+  /** Client: next id to open. Server: highest id the peer opened. */
+  #nextId = 1;
+  #lastPeerId = 0;
+  #peerMaxStreams = 0;
+  #ready = false;
+  #goneAway = false;
+  #peerGoneAway = false;
+  #ended = false;
+  #reported = false;
+  #emptyFrames = 0;
+  #lastReadMs: number;
+  #lastBusyMs: number;
+  #pingSentMs = 0;
+  #pingValue = 0;
+  /** Server draining: the PING sent after GOAWAY; once answered the client has seen the GOAWAY. */
+  #drainPing = 0;
+
+  constructor(socket: Socket, opts: MuxSessionOptions) {
+    this.socket = socket;
+    this.#o = opts;
+    this.#lastReadMs = this.#lastBusyMs = opts.nowMs();
+    socket.on('data', (chunk: Buffer) => this.#onRead(chunk));
+    socket.on('drain', () => {
+      for (const s of this.#streams.values()) s.onSessionDrain();
+    });
+    socket.on('close', () => this.#onSocketGone());
+    socket.on('error', () => this.#onSocketGone());
+    if (opts.role === 'server') {
+      this.#ready = true;
+      this.#queue(header(FrameType.Settings, 0, 0, 0, opts.maxStreams));
+    }
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.socket.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.socket.remotePort;
+  }
+
+  get streamCount(): number {
+    return this.#streams.size;
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  /** Client: may open a stream now (ready, not going away, under the server's limit). */
+  get canOpen(): boolean {
+    return this.#ready && !this.#ended && !this.#goneAway && !this.#peerGoneAway && this.#streams.size < this.#peerMaxStreams && this.#nextId < 0x7fff_ffff;
+  }
+
+  get congested(): boolean {
+    return this.#outBytes + this.socket.writableLength > HIGH_WATER;
+  }
+
+  /** Client: a new stream; its SYN goes with its first frame. */
+  open(): MuxStream {
+    const s = new MuxStream(this.#nextId, this, false);
+    this.#nextId += 2;
+    this.#streams.set(s.id, s);
+    this.#lastBusyMs = this.#o.nowMs();
+    return s;
+  }
+
+  // ---- StreamPort
+
+  data(stream: MuxStream, payload: Buffer | null, flags: number): void {
+    if (this.#ended) return;
+    if (!payload || payload.length === 0) {
+      this.#queue(header(FrameType.Data, flags, 0, stream.id, 0));
+      return;
+    }
+    for (let at = 0; at < payload.length; at += MAX_DATA_PAYLOAD) {
+      const part = at === 0 && payload.length <= MAX_DATA_PAYLOAD ? payload : payload.subarray(at, at + MAX_DATA_PAYLOAD);
+      this.#queue(header(FrameType.Data, at === 0 ? flags & ~Flag.Fin : 0, 0, stream.id, part.length));
+      this.#queue(part);
+    }
+    if (flags & Flag.Fin) this.#queue(header(FrameType.Data, Flag.Fin, 0, stream.id, 0));
+  }
+
+  windowUpdate(stream: MuxStream, increment: number): void {
+    if (!this.#ended) this.#queue(header(FrameType.WindowUpdate, 0, 0, stream.id, increment));
+  }
+
+  reset(stream: MuxStream, code: MuxCode): void {
+    if (!this.#ended) this.#queue(header(FrameType.Data, Flag.Rst, code, stream.id, 0));
+  }
+
+  forget(stream: MuxStream): void {
+    if (!this.#streams.delete(stream.id)) return;
+    this.#lastBusyMs = this.#o.nowMs();
+    if (this.#streams.size === 0 && this.#closesWhenIdle()) this.close();
+  }
+
+  /** Going away (either side said so): closes once no stream is left and, serving, the client has seen the GOAWAY. */
+  #closesWhenIdle(): boolean {
+    return (this.#goneAway || this.#peerGoneAway) && this.#drainPing === 0;
+  }
+
+  /** Going away or ended: its idle streams are not to be reused. */
+  get retiring(): boolean {
+    return this.#goneAway || this.#peerGoneAway || this.#ended;
+  }
+
+  fault(code: MuxCode, reason: string): void {
+    this.#fail(code, code === MuxCode.FlowControl ? 'flow_control' : 'protocol', reason);
+  }
+
+  // ---- lifecycle
+
+  /**
+   * Graceful drain: GOAWAY, no new streams from this side; the session closes once its streams are done. The
+   * server keeps serving streams the client opened before it saw the GOAWAY: a PING sent after it, once answered,
+   * proves the client has read it.
+   */
+  drain(): void {
+    if (this.#goneAway || this.#ended) return;
+    this.#goneAway = true;
+    this.#queue(header(FrameType.GoAway, 0, MuxCode.None, 0, this.#o.role === 'server' ? this.#lastPeerId : 0));
+    if (this.#o.role === 'server') {
+      this.#drainPing = 0x7fff_ffff;
+      this.#queue(header(FrameType.Ping, 0, 0, 0, this.#drainPing));
+    } else if (this.#streams.size === 0) this.close();
+    this.#lastBusyMs = this.#o.nowMs();
+  }
+
+  /** Ends the session now: what was queued is written, then the socket is closed. */
+  close(): void {
+    if (this.#ended) return;
+    this.#flush();
+    this.#ended = true;
+    this.socket.destroySoon();
+    this.#endStreams(MuxCode.Cancel, 'session closed');
+    this.#report('closed');
+  }
+
+  /**
+   * Periodic check (the listener's sweep): the flood budget renews, a quiet peer gets a PING, an unanswered PING
+   * ends the session, an idle session (no stream for `idleMs`) closes. Returns the next time it wants a check.
+   */
+  tick(idleMs: number): number {
+    const now = this.#o.nowMs();
+    this.#emptyFrames = 0;
+    if (this.#ended) return Number.POSITIVE_INFINITY;
+    if (this.#pingSentMs > 0 && now - this.#pingSentMs > this.#o.keepaliveTimeoutMs) {
+      this.#fail(MuxCode.Keepalive, 'keepalive', 'no answer to a keepalive PING');
+      return Number.POSITIVE_INFINITY;
+    }
+    if (this.#streams.size === 0 && now - this.#lastBusyMs > idleMs) {
+      // GOAWAY first, so the peer reads a deliberate close. The dialer's idle limit is the shorter one
+      // (upstreamIdleTimeout < idleTimeout), so a server rarely closes under a stream just being opened.
+      this.drain();
+      this.close();
+      return Number.POSITIVE_INFINITY;
+    }
+    if (this.#pingSentMs === 0 && now - this.#lastReadMs > this.#o.keepaliveIntervalMs) {
+      this.#pingSentMs = now;
+      this.#pingValue = (this.#pingValue + 1) & 0x3fff_ffff;
+      this.#queue(header(FrameType.Ping, 0, 0, 0, this.#pingValue));
+    }
+    return this.#pingSentMs > 0 ? this.#pingSentMs + this.#o.keepaliveTimeoutMs : this.#lastReadMs + this.#o.keepaliveIntervalMs;
+  }
+
+  // ---- reading
+
+  #onRead(chunk: Buffer): void {
+    if (this.#ended) return;
+    this.#o.onRead?.();
+    this.#lastReadMs = this.#o.nowMs();
+    let b = chunk;
+    if (this.#buf) {
+      b = Buffer.concat([this.#buf, chunk]);
+      this.#buf = null;
+    }
+    let at = 0;
+    while (b.length - at >= HEADER_BYTES && !this.#ended) {
+      const h = readHeader(b, at);
+      if (h.type === FrameType.Data && h.length > MAX_DATA_PAYLOAD) {
+        this.#fail(MuxCode.FrameSize, 'frame_size', `DATA of ${h.length} bytes`);
+        return;
+      }
+      const len = h.type === FrameType.Data ? h.length : 0;
+      if (b.length - at < HEADER_BYTES + len) break;
+      const payload = len > 0 ? b.subarray(at + HEADER_BYTES, at + HEADER_BYTES + len) : null;
+      at += HEADER_BYTES + len;
+      this.#frame(h.type, h.flags, h.code, h.stream, h.length, payload);
+    }
+    if (at < b.length && !this.#ended) this.#buf = b.subarray(at);
+  }
+
+  #frame(type: number, flags: number, code: number, id: number, length: number, payload: Buffer | null): void {
+    switch (type) {
+      case FrameType.Data:
+      case FrameType.WindowUpdate: {
+        const s = this.#streamFor(id, flags);
+        if (s === undefined) return;
+        if (type === FrameType.WindowUpdate) {
+          if (length === 0 && !(flags & Flag.Syn)) this.#empty();
+          if (s && length > 0) s.onWindowUpdate(length);
+          return;
+        }
+        if (!s) return;
+        if (payload) s.onData(payload);
+        else if (!(flags & (Flag.Fin | Flag.Rst | Flag.Syn))) this.#empty();
+        if (flags & Flag.Rst) s.onReset(code, `peer reset the stream (code ${code})`);
+        else if (flags & Flag.Fin) s.onFin();
+        return;
+      }
+      case FrameType.Ping:
+        if (id !== 0) {
+          this.#fail(MuxCode.Protocol, 'protocol', 'PING on a stream');
+          return;
+        }
+        if (flags & Flag.Ack) {
+          if (length === this.#pingValue) this.#pingSentMs = 0;
+          if (length === this.#drainPing && this.#drainPing !== 0) {
+            this.#drainPing = 0;
+            if (this.#streams.size === 0) this.close();
+          }
+          return;
+        }
+        this.#empty();
+        this.#queue(header(FrameType.Ping, Flag.Ack, 0, 0, length));
+        return;
+      case FrameType.GoAway:
+        this.#peerGoneAway = true;
+        if (this.#streams.size === 0 && this.#drainPing === 0) this.close();
+        return;
+      case FrameType.Settings:
+        if (this.#o.role === 'server' || id !== 0 || length === 0) {
+          this.#fail(MuxCode.Protocol, 'protocol', 'SETTINGS from the dialer, on a stream, or allowing no stream');
+          return;
+        }
+        this.#peerMaxStreams = length;
+        if (!this.#ready) {
+          this.#ready = true;
+          this.#o.onReady?.();
+        }
+        return;
+      default:
+        this.#fail(MuxCode.Protocol, 'protocol', `unknown frame type ${type}`);
+    }
+  }
+
+  /**
+   * The stream a frame names: a new one (server, SYN with the next odd id), the open one, null for a stream that
+   * ended (its late frames are dropped, and counted against the flood budget), undefined when the session ended.
+   */
+  #streamFor(id: number, flags: number): MuxStream | null | undefined {
+    const open = this.#streams.get(id);
+    if (open) {
+      if (flags & Flag.Syn) this.#fail(MuxCode.Protocol, 'stream_id', `stream ${id} opened twice`);
+      return this.#ended ? undefined : open;
+    }
+    if (flags & Flag.Syn) {
+      if (this.#o.role === 'client') return void this.#fail(MuxCode.Protocol, 'stream_id', 'the server opened a stream');
+      if (id % 2 === 0 || id <= this.#lastPeerId) return void this.#fail(MuxCode.Protocol, 'stream_id', `stream id ${id} not new and odd`);
+      this.#lastPeerId = id;
+      if (this.#streams.size >= this.#o.maxStreams || this.#peerGoneAway) {
+        this.#queue(header(FrameType.Data, Flag.Rst, MuxCode.Refused, id, 0));
+        return null;
+      }
+      const s = new MuxStream(id, this, true);
+      this.#streams.set(id, s);
+      this.#lastBusyMs = this.#o.nowMs();
+      this.#o.onStream?.(s);
+      return s;
+    }
+    const known = this.#o.role === 'server' ? id <= this.#lastPeerId : id < this.#nextId;
+    if (!known || id === 0) return void this.#fail(MuxCode.Protocol, 'stream_id', `frame for stream ${id}, never opened`);
+    this.#empty();
+    return null;
+  }
+
+  #empty(): void {
+    if (++this.#emptyFrames > EMPTY_FRAME_BUDGET) this.#fail(MuxCode.Flood, 'flood', 'too many frames that carry nothing');
+  }
+
+  // ---- writing
+
+  #queue(b: Buffer): void {
+    this.#out.push(b);
+    this.#outBytes += b.length;
+    if (this.#flushing) return;
+    this.#flushing = true;
+    setImmediate(() => this.#flush());
+  }
+
+  #flush(): void {
+    this.#flushing = false;
+    if (this.#out.length === 0 || this.socket.destroyed) {
+      this.#out = [];
+      this.#outBytes = 0;
+      return;
+    }
+    const out = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out, this.#outBytes);
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#o.onWrite?.();
+    this.socket.write(out);
+    // A peer that stops reading while we keep answering it (PINGs, window updates) must not grow our memory.
+    if (this.socket.writableLength > 16 * HIGH_WATER) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
+  }
+
+  #fail(code: MuxCode, reason: MuxEndReason, detail: string): void {
+    if (this.#ended) return;
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#queue(header(FrameType.GoAway, 0, code, 0, this.#lastPeerId));
+    this.#flush();
+    this.#ended = true;
+    // Written, then destroyed: a peer that never closes its side must not keep the descriptor.
+    this.socket.destroySoon();
+    this.#endStreams(code, detail);
+    this.#report(reason);
+  }
+
+  #report(reason: MuxEndReason): void {
+    if (this.#reported) return;
+    this.#reported = true;
+    this.#o.onEnd?.(reason);
+  }
+
+  #endStreams(code: MuxCode, detail: string): void {
+    for (const s of [...this.#streams.values()]) s.onReset(code, detail);
+    this.#streams.clear();
+  }
+
+  #onSocketGone(): void {
+    this.#ended = true;
+    this.#out = [];
+    this.#outBytes = 0;
+    this.#endStreams(MuxCode.Internal, 'connection lost');
+    this.socket.destroy();
+    this.#report('closed');
+  }
+}

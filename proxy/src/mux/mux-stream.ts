@@ -1,0 +1,253 @@
+// One stream of a multiplexed session, shaped like the socket it replaces: the HTTP/1.1 forwarder and the pool use
+// write/end/destroy/pause/resume and the data/drain/end/close/error events, so a stream stands wherever a pooled
+// keep-alive connection stood. Flow control is per stream: the peer may send at most the window this side granted,
+// credit is returned only for bytes handed on, so a stream whose reader is paused holds at most one window and never
+// stalls its siblings. Events after a local destroy are not emitted; 'close' comes on the next tick, as a socket's.
+import { EventEmitter } from 'node:events';
+import { Flag, MAX_WINDOW, MuxCode, STREAM_WINDOW } from './mux-frame.js';
+
+/** What a stream needs from its session. */
+export interface StreamPort {
+  /** Queues DATA for `stream` (split into frames by the session) with `flags`. */
+  data(stream: MuxStream, payload: Buffer | null, flags: number): void;
+  windowUpdate(stream: MuxStream, increment: number): void;
+  reset(stream: MuxStream, code: MuxCode): void;
+  /** The stream is done both ways: forget its id. */
+  forget(stream: MuxStream): void;
+  /** Bytes are waiting for the TLS socket beyond its high-water mark. */
+  readonly congested: boolean;
+  /** A window overflow or other fault of the peer on this stream: the session ends with it. */
+  fault(code: MuxCode, reason: string): void;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
+}
+
+export class MuxStreamError extends Error {
+  readonly code: MuxCode;
+  constructor(code: MuxCode, message: string) {
+    super(message);
+    this.code = code;
+  }
+}
+
+export class MuxStream extends EventEmitter {
+  readonly id: number;
+  readonly #port: StreamPort;
+  /** Half-close as on a socket: false ends our side when the peer ends its own. */
+  allowHalfOpen = false;
+  /** Bytes the peer may still take (its grant). */
+  #sendWindow = STREAM_WINDOW;
+  /** Bytes the peer may still send us. */
+  #recvWindow = STREAM_WINDOW;
+  /** Bytes handed on and not yet credited back. */
+  #consumed = 0;
+  #pendingOut: Buffer[] = [];
+  #pendingIn: Buffer[] = [];
+  #needDrain = false;
+  #paused = false;
+  #synSent: boolean;
+  #finPending = false;
+  #localEnded = false;
+  #remoteEnded = false;
+  #endEmitted = false;
+  #destroyed = false;
+
+  /** `opened`: the peer opened it (no SYN to send). */
+  constructor(id: number, port: StreamPort, opened: boolean) {
+    super();
+    this.id = id;
+    this.#port = port;
+    this.#synSent = opened;
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.#port.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.#port.remotePort;
+  }
+
+  get destroyed(): boolean {
+    return this.#destroyed;
+  }
+
+  get readableEnded(): boolean {
+    return this.#endEmitted;
+  }
+
+  get writableEnded(): boolean {
+    return this.#localEnded;
+  }
+
+  /** Bytes written and not yet sent for want of window. */
+  get writableLength(): number {
+    let n = 0;
+    for (const b of this.#pendingOut) n += b.length;
+    return n;
+  }
+
+  isPaused(): boolean {
+    return this.#paused;
+  }
+
+  // ---- writing
+
+  write(chunk: Buffer): boolean {
+    if (this.#destroyed || this.#localEnded) return false;
+    if (this.#pendingOut.length === 0 && chunk.length <= this.#sendWindow) {
+      this.#send(chunk, 0);
+      if (!this.#port.congested) return true;
+    } else {
+      const fits = Math.min(this.#sendWindow, chunk.length);
+      if (this.#pendingOut.length === 0 && fits > 0) {
+        this.#send(chunk.subarray(0, fits), 0);
+        this.#pendingOut.push(chunk.subarray(fits));
+      } else this.#pendingOut.push(chunk);
+    }
+    this.#needDrain = true;
+    return false;
+  }
+
+  /** Ends our side (FIN) once what was written has been sent. */
+  end(): this {
+    if (this.#destroyed || this.#localEnded) return this;
+    this.#localEnded = true;
+    if (this.#pendingOut.length > 0) this.#finPending = true;
+    else this.#sendFin();
+    return this;
+  }
+
+  /** Abandons the stream both ways (RST CANCEL unless it already ended cleanly). */
+  destroy(_error?: Error): this {
+    if (this.#destroyed) return this;
+    const clean = this.#localEnded && !this.#finPending && this.#remoteEnded;
+    if (!clean) this.#port.reset(this, MuxCode.Cancel);
+    this.#teardown();
+    return this;
+  }
+
+  #send(payload: Buffer, flags: number): void {
+    this.#sendWindow -= payload.length;
+    this.#port.data(this, payload, this.#syn(flags));
+  }
+
+  #sendFin(): void {
+    this.#port.data(this, null, this.#syn(Flag.Fin));
+    this.#maybeDone();
+  }
+
+  #syn(flags: number): number {
+    if (this.#synSent) return flags;
+    this.#synSent = true;
+    return flags | Flag.Syn;
+  }
+
+  /** The peer granted more window: send what waited for it, then FIN, then 'drain'. */
+  onWindowUpdate(increment: number): void {
+    if (this.#destroyed) return;
+    if (this.#sendWindow + increment > MAX_WINDOW) {
+      this.#port.fault(MuxCode.FlowControl, 'window update beyond 2^31-1');
+      return;
+    }
+    this.#sendWindow += increment;
+    while (this.#pendingOut.length > 0 && this.#sendWindow > 0) {
+      const head = this.#pendingOut[0]!;
+      if (head.length <= this.#sendWindow) {
+        this.#pendingOut.shift();
+        this.#send(head, 0);
+      } else {
+        this.#pendingOut[0] = head.subarray(this.#sendWindow);
+        this.#send(head.subarray(0, this.#sendWindow), 0);
+      }
+    }
+    if (this.#pendingOut.length > 0) return;
+    if (this.#finPending) {
+      this.#finPending = false;
+      this.#sendFin();
+    }
+    this.onSessionDrain();
+  }
+
+  /** The TLS socket took its backlog: a writer told to wait may go on. */
+  onSessionDrain(): void {
+    if (!this.#needDrain || this.#destroyed || this.#pendingOut.length > 0 || this.#port.congested) return;
+    this.#needDrain = false;
+    this.emit('drain');
+  }
+
+  // ---- reading
+
+  pause(): this {
+    this.#paused = true;
+    return this;
+  }
+
+  resume(): this {
+    if (!this.#paused) return this;
+    this.#paused = false;
+    while (this.#pendingIn.length > 0 && !this.#paused && !this.#destroyed) this.#deliver(this.#pendingIn.shift()!);
+    if (this.#pendingIn.length === 0) this.#maybeEnd();
+    return this;
+  }
+
+  /** DATA from the peer: beyond the granted window is the peer's fault (the session ends). */
+  onData(payload: Buffer): void {
+    if (this.#destroyed || this.#remoteEnded) return;
+    if (payload.length > this.#recvWindow) {
+      this.#port.fault(MuxCode.FlowControl, `stream ${this.id} sent beyond its window`);
+      return;
+    }
+    this.#recvWindow -= payload.length;
+    if (this.#paused || this.#pendingIn.length > 0) this.#pendingIn.push(payload);
+    else this.#deliver(payload);
+  }
+
+  #deliver(payload: Buffer): void {
+    this.emit('data', payload);
+    if (this.#destroyed || this.#remoteEnded) return;
+    this.#consumed += payload.length;
+    // Credit back in halves of the window: one WINDOW_UPDATE per 32 KiB read, not per frame.
+    if (this.#consumed >= STREAM_WINDOW / 2) {
+      const n = this.#consumed;
+      this.#consumed = 0;
+      this.#recvWindow += n;
+      this.#port.windowUpdate(this, n);
+    }
+  }
+
+  onFin(): void {
+    if (this.#destroyed || this.#remoteEnded) return;
+    this.#remoteEnded = true;
+    this.#maybeEnd();
+  }
+
+  #maybeEnd(): void {
+    if (!this.#remoteEnded || this.#endEmitted || this.#paused || this.#pendingIn.length > 0 || this.#destroyed) return;
+    this.#endEmitted = true;
+    this.emit('end');
+    if (!this.allowHalfOpen) this.end();
+    this.#maybeDone();
+  }
+
+  /** The peer abandoned the stream (RST), or the session ended under it. */
+  onReset(code: MuxCode, reason: string): void {
+    if (this.#destroyed) return;
+    this.#teardown(new MuxStreamError(code, reason));
+  }
+
+  #maybeDone(): void {
+    if (this.#localEnded && !this.#finPending && this.#endEmitted && !this.#destroyed) this.#teardown();
+  }
+
+  #teardown(error?: Error): void {
+    this.#destroyed = true;
+    this.#pendingOut = [];
+    this.#pendingIn = [];
+    this.#port.forget(this);
+    process.nextTick(() => {
+      if (error && this.listenerCount('error') > 0) this.emit('error', error);
+      this.emit('close', error !== undefined);
+    });
+  }
+}
