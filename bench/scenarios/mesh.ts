@@ -90,7 +90,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const app = await startApp(ctx.env);
     if (app.kind === 'node') ctx.notes.push('nginx missing: the app is a tiny Node http server (≈4× the CPU per request of the nginx app).');
     const keepAlive = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick);
     // Edge rows: the same autocannon settings, over TLS (keep-alive, no client certificate) to the edge listener.
     const edgeLoad = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
       measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
@@ -122,7 +122,13 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const delivery = await spanDelivery(sink, tracedPair);
     const names = variants.map((v) => v.name);
     const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY], direct: DIRECT, baselineFor: meshBaselineFor };
-    const headlines = [...pairHeadlines(measurements, TESSERA, summaryOpts), ...accessLogHeadlines(measurements), ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA)];
+    const headlines = [
+      ...pairHeadlines(measurements, TESSERA, summaryOpts),
+      ...batchingHeadline(measurements, TESSERA),
+      ...pairHeadlines(measurements, TESSERA_H1, summaryOpts),
+      ...accessLogHeadlines(measurements),
+      ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA),
+    ];
     headlines.push(...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
     const nginxVsDirect = pairHeadlines(measurements, NGINX, { variants: names, peerBaselines: [HAPROXY], direct: DIRECT });
     headlines.push(...nginxVsDirect.filter((h) => !h.includes('skipped')));
@@ -145,6 +151,38 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       ],
     });
   });
+}
+
+/** A Tessera pair's multiplexed-transport counters around the window: TLS writes and reads of each side's sessions. */
+export function muxCounters(pair: PairHandle): { windowCounters?: () => Promise<Record<string, number>> } {
+  if (!('metrics' in pair)) return {};
+  const t = pair as TesseraPairHandle;
+  const read = async (side: 'client' | 'server') => {
+    const text = await t.metrics(side);
+    return { writes: sumMetric(text, 'tessera_mux_tls_writes_total') ?? 0, reads: sumMetric(text, 'tessera_mux_tls_reads_total') ?? 0 };
+  };
+  return {
+    windowCounters: async () => {
+      const [c, s] = await Promise.all([read('client'), read('server')]);
+      return { muxTlsWritesClient: c.writes, muxTlsReadsClient: c.reads, muxTlsWritesServer: s.writes, muxTlsReadsServer: s.reads };
+    },
+  };
+}
+
+/** Requests per TLS write and per TLS read of the multiplexed session, per side, over the measured windows. */
+export function batchingHeadline(ms: readonly Measurement[], variant: string): string[] {
+  const rows = ms.filter((m) => m['variant'] === variant && typeof m['skipped'] !== 'string' && typeof m['muxTlsWritesClient'] === 'number');
+  if (rows.length === 0) return [];
+  const sum = (k: string) => rows.reduce((a, m) => a + Number(m[k] ?? 0), 0);
+  const reqs = sum('requests') + sum('non2xx');
+  const per = (k: string) => {
+    const n = sum(k);
+    return n > 0 ? (reqs / n).toFixed(1) : '–';
+  };
+  if (sum('muxTlsWritesClient') === 0) return [`${variant}: no multiplexed session carried the load (the pair fell back to HTTP/1.1).`];
+  return [
+    `${variant}, batching of the multiplexed session over ${rows.length} measured windows: requests per TLS write ${per('muxTlsWritesClient')} client side, ${per('muxTlsWritesServer')} server side; per TLS read ${per('muxTlsReadsServer')} server side, ${per('muxTlsReadsClient')} client side.`,
+  ];
 }
 
 /** Spans the sink received vs requests the traced proxies handled (after the last export had time to go out). */

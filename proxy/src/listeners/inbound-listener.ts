@@ -123,7 +123,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
       keepaliveTimeoutMs: d.transport.keepaliveTimeoutMs,
       onStream: (stream) => {
         m.streamOpened('inbound');
-        this.#http(stream, peer, xfcc, socket);
+        this.#http(stream, peer, xfcc, socket, (drain) => session.whenGoAwaySeen(drain));
       },
       onEnd: (reason) => m.sessionEnded('inbound', reason),
       onWrite: () => m.tlsWrite('inbound'),
@@ -179,7 +179,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
    * `peer` null: a plaintext caller (permissive listener): judged as unauthenticated and given no XFCC.
    * `xfcc`: the header line added for a verified peer; any XFCC the caller sent is stripped either way.
    */
-  #http(socket: ByteSocket, peer: VerifiedPeer | null, xfcc: string, conn: net.Socket = socket as net.Socket): void {
+  #http(socket: ByteSocket, peer: VerifiedPeer | null, xfcc: string, conn: net.Socket = socket as net.Socket, drainVia?: (drain: () => void) => void): void {
     const d = this.d;
     const who = peer?.idText ?? UNAUTHENTICATED;
     const { resumed, clientIp } = connectionFields(conn);
@@ -203,7 +203,9 @@ export class InboundListener extends ServedListener<InboundConfig> {
         // One literal, no spreads (per request); undefined fields are absent from the record.
         this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
-    });
+      },
+      drainVia,
+    );
     if (peer && socket === conn) this.sessions.setPeer(conn, peer);
   }
 }

@@ -74,7 +74,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   }
 
   /** Serves HTTP/1.1 on `socket` (requests forwarded through `pool`, or each plan's own) as a tracked session; returns it. */
-  protected serveHttp1(socket: ByteSocket, pool: ConnectionPool | null, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>): Http1Session {
+  protected serveHttp1(socket: ByteSocket, pool: ConnectionPool | null, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>, drainVia?: (drain: () => void) => void): Http1Session {
     const d = this.d;
     const session = new Http1Session(socket, {
       limits: d.limits,
@@ -85,7 +85,22 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
       ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
       hooks: { ...hooks, rejected: (reason: string) => d.metrics.rejected(this.kind, reason), upgraded: (delta) => d.metrics.upgradedConnection(this.kind, delta) },
     });
-    this.sessions.add(socket, session);
+    // A stream of a multiplexed session drains only once its dialer has read the session's GOAWAY (drainVia).
+    this.sessions.add(
+      socket,
+      drainVia
+        ? {
+            get deadlineMs() {
+              return session.deadlineMs;
+            },
+            get closed() {
+              return session.closed;
+            },
+            expire: () => session.expire(),
+            drain: () => drainVia(() => session.drain()),
+          }
+        : session,
+    );
     return session;
   }
 

@@ -29,6 +29,8 @@ interface Dialed {
   readonly generation: number;
   readonly resumed: boolean;
   readonly startedMs: number;
+  /** The server certificate's notAfter: the session takes no new stream after it (as HTTP/2 upstreams). */
+  readonly peerNotAfterMs: number;
 }
 
 export class MuxDialer {
@@ -75,24 +77,40 @@ export class MuxDialer {
     if (d) {
       this.#o.metrics.streamOpened('outbound');
       const s = d.session.open();
-      done(null, s, d.resumed, () => d.session.retiring);
+      done(null, s, d.resumed, () => this.#retiredNow(d));
       return;
     }
     this.#waiting.push(done);
-    // One dial at a time per missing session: waiters beyond what it can take dial again when it is ready.
-    if (this.#dials === 0) this.#dial();
+    // One session on the way at a time (dialing, or connected and awaiting its SETTINGS): waiters beyond what it
+    // can take dial again when it is ready.
+    if (this.#dials === 0 && !this.#live.some((x) => !x.session.ready && !x.session.ended)) this.#dial();
   }
 
   /** A ready session of the current SVID with room for a stream; older ones are set draining on the way. */
   #usable(): Dialed | null {
     const generation = this.#mtls.identity.current?.generation ?? -1;
     let found: Dialed | null = null;
+    const now = this.#mtls.nowMs();
     for (const d of [...this.#live]) {
       if (d.session.ended) this.#live = this.#live.filter((x) => x !== d);
-      else if (d.generation !== generation) this.#retire(d);
+      else if (this.#stale(d, generation, now)) this.#retire(d);
       else if (!found && d.session.canOpen) found = d;
     }
     return found;
+  }
+
+  /** Made with an SVID this proxy no longer serves, or to a server whose certificate has expired since. */
+  #stale(d: Dialed, generation: number, now: number): boolean {
+    return d.generation !== generation || now >= d.peerNotAfterMs;
+  }
+
+  /**
+   * Whether a pooled stream of `d` may carry another exchange: not once its session goes away or is stale, so
+   * after a rotation idle streams are dropped at their next lease or sweep, not reused for ever under load.
+   */
+  #retiredNow(d: Dialed): boolean {
+    if (!d.session.retiring && this.#stale(d, this.#mtls.identity.current?.generation ?? -1, this.#mtls.nowMs())) this.#retire(d);
+    return d.session.retiring;
   }
 
   #retire(d: Dialed): void {
@@ -139,6 +157,7 @@ export class MuxDialer {
           generation: snapshot?.generation ?? -1,
           resumed: resumed ?? false,
           startedMs: this.#mtls.nowMs(),
+          peerNotAfterMs: notAfterMs(socket.getPeerCertificate()?.valid_to),
         };
         this.#o.metrics.sessionOpened('outbound');
         this.#live.push(d);
@@ -160,21 +179,23 @@ export class MuxDialer {
     this.#o.metrics.sessionEnded('outbound', reason);
     this.#live = this.#live.filter((x) => x !== d);
     this.#draining = this.#draining.filter((x) => x !== d);
-    // Ended before its SETTINGS: whoever waited for it dials again (or fails when nothing can be dialed).
-    if (this.#waiting.length > 0 && this.#dials === 0) {
-      if (this.#live.some((x) => !x.session.ended)) return;
-      this.#failWaiters(new Error(`multiplexed session ended (${reason})`));
-    }
+    if (this.#waiting.length === 0) return;
+    // Ended before its SETTINGS: a broken peer; its waiters fail (the route may retry elsewhere) rather than redial
+    // it in a loop. A session that had served is simply replaced.
+    if (!d.session.ready) this.#failWaiters(new Error(`multiplexed session ended before it was ready (${reason})`));
+    else this.#serveWaiters();
   }
 
   /** The pool's sweep: keepalive and idle close of every session; a server that never sends SETTINGS is given up. */
   sweep(): void {
     const now = this.#mtls.nowMs();
+    const generation = this.#mtls.identity.current?.generation ?? -1;
     for (const d of [...this.#live, ...this.#draining]) {
-      if (!d.session.canOpen && !d.session.retiring && d.session.streamCount === 0 && now - d.startedMs > this.#mtls.handshakeTimeoutMs) {
+      if (!d.session.ready && now - d.startedMs > this.#mtls.handshakeTimeoutMs) {
         d.session.close();
         continue;
       }
+      if (!d.session.retiring && this.#stale(d, generation, now)) this.#retire(d);
       d.session.tick(this.#o.idleTimeoutMs);
     }
   }
@@ -188,4 +209,10 @@ export class MuxDialer {
       d.session.drain();
     }
   }
+}
+
+/** A peer certificate's `valid_to` in ms; never when absent or unreadable. */
+function notAfterMs(validTo: string | undefined): number {
+  const t = validTo ? Date.parse(validTo) : Number.NaN;
+  return Number.isFinite(t) ? t : Number.POSITIVE_INFINITY;
 }

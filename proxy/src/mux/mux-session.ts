@@ -45,6 +45,8 @@ export class MuxSession implements StreamPort {
   #out: Buffer[] = [];
   #outBytes = 0;
   #flushing = false;
+  /** The socket's last write returned false and no 'drain' came since. */
+  #socketFull = false;
   /** Client: next id to open. Server: highest id the peer opened. */
   #nextId = 1;
   #lastPeerId = 0;
@@ -61,6 +63,8 @@ export class MuxSession implements StreamPort {
   #pingValue = 0;
   /** Server draining: the PING sent after GOAWAY; once answered the client has seen the GOAWAY. */
   #drainPing = 0;
+  /** Server draining: what waits for the dialer to have read the GOAWAY (closing idle streams). */
+  #afterGoAwaySeen: (() => void)[] = [];
 
   constructor(socket: Socket, opts: MuxSessionOptions) {
     this.socket = socket;
@@ -68,6 +72,7 @@ export class MuxSession implements StreamPort {
     this.#lastReadMs = this.#lastBusyMs = opts.nowMs();
     socket.on('data', (chunk: Buffer) => this.#onRead(chunk));
     socket.on('drain', () => {
+      this.#socketFull = false;
       for (const s of this.#streams.values()) s.onSessionDrain();
     });
     socket.on('close', () => this.#onSocketGone());
@@ -99,15 +104,24 @@ export class MuxSession implements StreamPort {
     return this.#ready && !this.#ended && !this.#goneAway && !this.#peerGoneAway && this.#streams.size < this.#peerMaxStreams && this.#nextId < 0x7fff_ffff;
   }
 
+  /** Writers wait: the socket has a backlog, or this turn queued more than HIGH_WATER. Read per stream write. */
   get congested(): boolean {
-    return this.#outBytes + this.socket.writableLength > HIGH_WATER;
+    return this.#socketFull || this.#outBytes > HIGH_WATER;
+  }
+
+  /** Ready for streams: the server's SETTINGS arrived (client), or always (server). */
+  get ready(): boolean {
+    return this.#ready;
   }
 
   /** Client: a new stream; its SYN goes with its first frame. */
   open(): MuxStream {
-    const s = new MuxStream(this.#nextId, this, false);
+    // The SYN goes now, not with the stream's first bytes: ids reach the server in the order they were given,
+    // whichever stream writes first (a stream leased and released unwritten must not send a lower id later).
+    const s = new MuxStream(this.#nextId, this);
     this.#nextId += 2;
     this.#streams.set(s.id, s);
+    this.#queue(header(FrameType.Data, Flag.Syn, 0, s.id, 0));
     this.#lastBusyMs = this.#o.nowMs();
     return s;
   }
@@ -166,12 +180,21 @@ export class MuxSession implements StreamPort {
   drain(): void {
     if (this.#goneAway || this.#ended) return;
     this.#goneAway = true;
-    this.#queue(header(FrameType.GoAway, 0, MuxCode.None, 0, this.#o.role === 'server' ? this.#lastPeerId : 0));
+    this.#queue(header(FrameType.GoAway, 0, MuxCode.None, this.#o.role === 'server' ? this.#lastPeerId : 0, 0));
     if (this.#o.role === 'server') {
       this.#drainPing = 0x7fff_ffff;
       this.#queue(header(FrameType.Ping, 0, 0, 0, this.#drainPing));
     } else if (this.#streams.size === 0) this.close();
     this.#lastBusyMs = this.#o.nowMs();
+  }
+
+  /**
+   * Server: runs `fn` once the dialer has read this side's GOAWAY (now if it has). From then on it sends no new
+   * exchange on any stream of this session, so an idle stream may close without a request crossing its close.
+   */
+  whenGoAwaySeen(fn: () => void): void {
+    if (this.#goneAway && this.#drainPing === 0) fn();
+    else this.#afterGoAwaySeen.push(fn);
   }
 
   /** Ends the session now: what was queued is written, then the socket is closed. */
@@ -252,7 +275,12 @@ export class MuxSession implements StreamPort {
         if (!s) return;
         if (payload) s.onData(payload);
         else if (!(flags & (Flag.Fin | Flag.Rst | Flag.Syn))) this.#empty();
-        if (flags & Flag.Rst) s.onReset(code, `peer reset the stream (code ${code})`);
+        if (flags & Flag.Rst) {
+          // Resets count against the budget too: opening and resetting streams in a loop (HTTP/2's rapid reset)
+          // makes work for nothing.
+          this.#empty();
+          s.onReset(code, `peer reset the stream (code ${code})`);
+        }
         else if (flags & Flag.Fin) s.onFin();
         return;
       }
@@ -265,6 +293,7 @@ export class MuxSession implements StreamPort {
           if (length === this.#pingValue) this.#pingSentMs = 0;
           if (length === this.#drainPing && this.#drainPing !== 0) {
             this.#drainPing = 0;
+            for (const fn of this.#afterGoAwaySeen.splice(0)) fn();
             if (this.#streams.size === 0) this.close();
           }
           return;
@@ -306,11 +335,13 @@ export class MuxSession implements StreamPort {
       if (this.#o.role === 'client') return void this.#fail(MuxCode.Protocol, 'stream_id', 'the server opened a stream');
       if (id % 2 === 0 || id <= this.#lastPeerId) return void this.#fail(MuxCode.Protocol, 'stream_id', `stream id ${id} not new and odd`);
       this.#lastPeerId = id;
-      if (this.#streams.size >= this.#o.maxStreams || this.#peerGoneAway) {
+      // Refused: over the limit, or draining and the dialer has seen the GOAWAY (its drain PING came back).
+      if (this.#streams.size >= this.#o.maxStreams || this.#peerGoneAway || (this.#goneAway && this.#drainPing === 0)) {
+        this.#empty();
         this.#queue(header(FrameType.Data, Flag.Rst, MuxCode.Refused, id, 0));
         return null;
       }
-      const s = new MuxStream(id, this, true);
+      const s = new MuxStream(id, this);
       this.#streams.set(id, s);
       this.#lastBusyMs = this.#o.nowMs();
       this.#o.onStream?.(s);
@@ -347,20 +378,24 @@ export class MuxSession implements StreamPort {
     this.#out = [];
     this.#outBytes = 0;
     this.#o.onWrite?.();
-    this.socket.write(out);
+    if (this.socket.write(out)) return;
+    this.#socketFull = true;
     // A peer that stops reading while we keep answering it (PINGs, window updates) must not grow our memory.
-    if (this.socket.writableLength > 16 * HIGH_WATER) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
+    if (!this.#ended && this.socket.writableLength > 16 * HIGH_WATER) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
   }
 
   #fail(code: MuxCode, reason: MuxEndReason, detail: string): void {
     if (this.#ended) return;
-    this.#out = [];
-    this.#outBytes = 0;
-    this.#queue(header(FrameType.GoAway, 0, code, 0, this.#lastPeerId));
-    this.#flush();
+    // Ended first: the flush below must not come back here (a backlog check on its write).
     this.#ended = true;
-    // Written, then destroyed: a peer that never closes its side must not keep the descriptor.
-    this.socket.destroySoon();
+    const goAway = header(FrameType.GoAway, 0, code, this.#lastPeerId, 0);
+    this.#out = [goAway];
+    this.#outBytes = goAway.length;
+    this.#flush();
+    // Written, then destroyed: a peer that never closes its side must not keep the descriptor. One that reads
+    // nothing would keep the backlog with it: destroyed now.
+    if (reason === 'write_backlog') this.socket.destroy();
+    else this.socket.destroySoon();
     this.#endStreams(code, detail);
     this.#report(reason);
   }

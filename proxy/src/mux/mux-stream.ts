@@ -45,19 +45,17 @@ export class MuxStream extends EventEmitter {
   #pendingIn: Buffer[] = [];
   #needDrain = false;
   #paused = false;
-  #synSent: boolean;
   #finPending = false;
   #localEnded = false;
   #remoteEnded = false;
   #endEmitted = false;
   #destroyed = false;
 
-  /** `opened`: the peer opened it (no SYN to send). */
-  constructor(id: number, port: StreamPort, opened: boolean) {
+  /** The session has sent (dialer) or received (server) the SYN that opened it. */
+  constructor(id: number, port: StreamPort) {
     super();
     this.id = id;
     this.#port = port;
-    this.#synSent = opened;
   }
 
   get remoteAddress(): string | undefined {
@@ -129,18 +127,12 @@ export class MuxStream extends EventEmitter {
 
   #send(payload: Buffer, flags: number): void {
     this.#sendWindow -= payload.length;
-    this.#port.data(this, payload, this.#syn(flags));
+    this.#port.data(this, payload, flags);
   }
 
   #sendFin(): void {
-    this.#port.data(this, null, this.#syn(Flag.Fin));
+    this.#port.data(this, null, Flag.Fin);
     this.#maybeDone();
-  }
-
-  #syn(flags: number): number {
-    if (this.#synSent) return flags;
-    this.#synSent = true;
-    return flags | Flag.Syn;
   }
 
   /** The peer granted more window: send what waited for it, then FIN, then 'drain'. */

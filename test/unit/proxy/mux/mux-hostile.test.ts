@@ -1,0 +1,297 @@
+// A serving MuxSession against a raw peer that writes hand-made frames (loopback TCP, one case over mTLS): every
+// fault of the peer ends the session with a GOAWAY carrying the right code, onEnd with the right reason, the socket
+// closed, nothing thrown; a PING flood is answered, but only up to the budget; a flood of frames that carry nothing
+// ends the session; a fresh session on the same server still works afterwards.
+import { afterEach, describe, expect, test } from 'vitest';
+import { Flag, FrameType, MAX_DATA_PAYLOAD, MAX_WINDOW, MuxCode, STREAM_WINDOW } from '../../../../proxy/src/mux/mux-frame.js';
+import { type MuxEndReason, MuxSession } from '../../../../proxy/src/mux/mux-session.js';
+import type { MuxStream } from '../../../../proxy/src/mux/mux-stream.js';
+import { RawPeer, type SocketPair, frame, tcpPair, tlsPair } from '../../../helpers/mux-wire.js';
+import { until } from '../../../helpers/until.js';
+
+const pairs: SocketPair[] = [];
+afterEach(async () => {
+  for (const p of pairs.splice(0)) await p.close();
+});
+
+interface Served {
+  readonly raw: RawPeer;
+  readonly session: MuxSession;
+  readonly ended: MuxEndReason[];
+  readonly streams: MuxStream[];
+  readonly errors: Error[];
+  /** Resolves at the session's next socket read. */
+  nextRead(): Promise<void>;
+}
+
+/** A server-role session on one end of a fresh pair, the raw peer on the other, the SETTINGS already read. */
+async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number } = {}): Promise<Served> {
+  const pair = o.transport === 'tls' ? await tlsPair() : await tcpPair();
+  pairs.push(pair);
+  const ended: MuxEndReason[] = [];
+  const streams: MuxStream[] = [];
+  const errors: Error[] = [];
+  const readWaiters: (() => void)[] = [];
+  const session = new MuxSession(pair.server, {
+    role: 'server',
+    nowMs: () => Date.now(),
+    maxStreams: o.maxStreams ?? 8,
+    keepaliveIntervalMs: 60_000,
+    keepaliveTimeoutMs: 60_000,
+    onStream: (s) => {
+      streams.push(s);
+      s.on('error', (e: Error) => errors.push(e));
+      s.pause(); // nothing reads: the window is what the peer may send
+    },
+    onEnd: (r) => ended.push(r),
+    onRead: () => {
+      for (const w of readWaiters.splice(0)) w();
+    },
+  });
+  const raw = new RawPeer(pair.client);
+  const settings = await raw.next('SETTINGS', (f) => f.type === FrameType.Settings);
+  expect(settings.length).toBe(o.maxStreams ?? 8);
+  return { raw, session, ended, streams, errors, nextRead: () => new Promise((r) => readWaiters.push(r)) };
+}
+
+/** The session ended for the peer's fault: GOAWAY with `code` read by the peer, `reason` reported once, socket closed. */
+async function expectFault(s: Served, code: MuxCode, reason: MuxEndReason): Promise<void> {
+  const goaway = await s.raw.next('GOAWAY', (f) => f.type === FrameType.GoAway);
+  expect(goaway.code).toBe(code);
+  await until('the server closed the connection', () => s.raw.closed);
+  expect(s.ended).toEqual([reason]);
+  expect(s.session.ended).toBe(true);
+  expect(s.raw.count((f) => f.type === FrameType.GoAway)).toBe(1);
+}
+
+const syn = (id: number, payload?: Buffer) => frame(FrameType.Data, Flag.Syn, 0, id, payload?.length ?? 0, payload);
+const data = (id: number, payload: Buffer, flags = 0) => frame(FrameType.Data, flags, 0, id, payload.length, payload);
+const empties = (n: number, make: () => Buffer) => Buffer.concat(Array.from({ length: n }, make));
+
+describe('a peer at fault ends the session with GOAWAY, never the process', () => {
+  test.each<[string, () => Buffer[], MuxCode, MuxEndReason]>([
+    ['DATA larger than 64 KiB', () => [syn(1), frame(FrameType.Data, 0, 0, 1, MAX_DATA_PAYLOAD + 1), Buffer.alloc(MAX_DATA_PAYLOAD + 1)], MuxCode.FrameSize, 'frame_size'],
+    ['a header announcing 4 GiB of DATA (no payload follows)', () => [frame(FrameType.Data, Flag.Syn, 0, 1, 0xffff_ffff)], MuxCode.FrameSize, 'frame_size'],
+    ['an unknown frame type', () => [frame(9, 0, 0, 0, 0)], MuxCode.Protocol, 'protocol'],
+    ['a SYN for a stream already open', () => [syn(1), syn(1)], MuxCode.Protocol, 'stream_id'],
+    ['a SYN with an even id', () => [syn(2)], MuxCode.Protocol, 'stream_id'],
+    ['a SYN with an id lower than one already opened', () => [syn(5), syn(3)], MuxCode.Protocol, 'stream_id'],
+    ['a SYN reusing the id of a stream that ended', () => [syn(1), frame(FrameType.Data, Flag.Rst, MuxCode.Cancel, 1, 0), syn(1)], MuxCode.Protocol, 'stream_id'],
+    ['a SYN on stream 0', () => [syn(0)], MuxCode.Protocol, 'stream_id'],
+    ['DATA beyond the stream window', () => [syn(1, Buffer.alloc(STREAM_WINDOW)), data(1, Buffer.alloc(1))], MuxCode.FlowControl, 'flow_control'],
+    ['DATA beyond the window, in one frame', () => [syn(1, Buffer.alloc(1)), data(1, Buffer.alloc(STREAM_WINDOW))], MuxCode.FlowControl, 'flow_control'],
+    ['a WINDOW_UPDATE past 2^31-1', () => [syn(1), frame(FrameType.WindowUpdate, 0, 0, 1, MAX_WINDOW)], MuxCode.FlowControl, 'flow_control'],
+    ['a WINDOW_UPDATE of 2^32-1', () => [syn(1), frame(FrameType.WindowUpdate, 0, 0, 1, 0xffff_ffff)], MuxCode.FlowControl, 'flow_control'],
+    ['SETTINGS sent by the dialer', () => [frame(FrameType.Settings, 0, 0, 0, 100)], MuxCode.Protocol, 'protocol'],
+    ['DATA for a stream never opened', () => [data(7, Buffer.from('abc'))], MuxCode.Protocol, 'stream_id'],
+    ['a WINDOW_UPDATE for a stream never opened', () => [syn(1), frame(FrameType.WindowUpdate, 0, 0, 9, 100)], MuxCode.Protocol, 'stream_id'],
+    ['a FIN for a stream never opened', () => [frame(FrameType.Data, Flag.Fin, 0, 3, 0)], MuxCode.Protocol, 'stream_id'],
+    ['DATA on stream 0', () => [data(0, Buffer.from('x'))], MuxCode.Protocol, 'stream_id'],
+    ['a PING on a stream', () => [frame(FrameType.Ping, 0, 0, 1, 7)], MuxCode.Protocol, 'protocol'],
+    ['2,001 empty DATA frames on an open stream', () => [syn(1), empties(2_001, () => data(1, Buffer.alloc(0)))], MuxCode.Flood, 'flood'],
+    ['2,001 zero WINDOW_UPDATEs', () => [syn(1), empties(2_001, () => frame(FrameType.WindowUpdate, 0, 0, 1, 0))], MuxCode.Flood, 'flood'],
+    ['2,001 frames for a stream that ended', () => [syn(1), frame(FrameType.Data, Flag.Rst, MuxCode.Cancel, 1, 0), empties(2_001, () => data(1, Buffer.from('late')))], MuxCode.Flood, 'flood'],
+  ])('%s', async (_name, frames, code, reason) => {
+    const s = await served();
+    s.raw.write(...frames());
+    await expectFault(s, code, reason);
+    // Streams it had are failed, not left hanging.
+    for (const st of s.streams) expect(st.destroyed).toBe(true);
+  });
+
+  test('the same over mTLS: DATA beyond the window ends the session with GOAWAY FLOW_CONTROL', async () => {
+    const s = await served({ transport: 'tls' });
+    s.raw.write(syn(1, Buffer.alloc(STREAM_WINDOW)), data(1, Buffer.alloc(10)));
+    await expectFault(s, MuxCode.FlowControl, 'flow_control');
+    expect(s.errors).toHaveLength(1);
+  });
+
+  test('frames split at every byte boundary are parsed the same (a fault is still found)', async () => {
+    const s = await served();
+    const bytes = Buffer.concat([syn(1, Buffer.from('hello')), data(2, Buffer.from('x'))]);
+    for (const b of bytes) {
+      s.raw.write(Buffer.from([b]));
+      await new Promise((r) => setImmediate(r));
+    }
+    await expectFault(s, MuxCode.Protocol, 'stream_id');
+  });
+
+  test('a truncated header, then the peer closes: the session ends (closed), nothing thrown', async () => {
+    const s = await served();
+    s.raw.write(syn(1, Buffer.from('ok')), syn(3).subarray(0, 5));
+    await until('the stream opened', () => s.streams.length === 1);
+    s.raw.socket.end();
+    await until('the session ended', () => s.ended.length > 0);
+    expect(s.ended).toEqual(['closed']);
+    expect(s.streams[0]!.destroyed).toBe(true);
+  });
+
+  test('a truncated DATA payload, then the peer closes: the session ends (closed)', async () => {
+    const s = await served();
+    s.raw.write(syn(1), frame(FrameType.Data, 0, 0, 1, 1000), Buffer.alloc(10));
+    s.raw.socket.end();
+    await until('the session ended', () => s.ended.length > 0);
+    expect(s.ended).toEqual(['closed']);
+  });
+
+  test('after a fault the server takes new sessions as before', async () => {
+    const bad = await served();
+    bad.raw.write(frame(42, 0, 0, 0, 0));
+    await expectFault(bad, MuxCode.Protocol, 'protocol');
+    const good = await served();
+    good.raw.write(syn(1, Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+    await until('a stream opened on the new session', () => good.streams.length === 1);
+    expect(good.ended).toEqual([]);
+  });
+});
+
+describe('floods', () => {
+  test('PINGs are answered, up to the budget of empty frames per sweep; past it the session ends (FLOOD)', async () => {
+    const s = await served();
+    // 1,500 PINGs in batches, each batch answered before the next.
+    for (let batch = 0; batch < 10; batch++) {
+      s.raw.write(empties(150, () => frame(FrameType.Ping, 0, 0, 0, batch)));
+      await until(`batch ${batch} answered`, () => s.raw.count((f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) !== 0) === 150 * (batch + 1));
+    }
+    expect(s.ended).toEqual([]);
+    s.raw.write(empties(1_000, () => frame(FrameType.Ping, 0, 0, 0, 99)));
+    await expectFault(s, MuxCode.Flood, 'flood');
+    const acks = s.raw.count((f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) !== 0);
+    expect(acks).toBeGreaterThanOrEqual(1_500);
+    expect(acks).toBeLessThanOrEqual(2_000);
+  });
+
+  test('the budget renews with each sweep (tick): a steady trickle of PINGs is no flood', async () => {
+    const s = await served();
+    for (let round = 0; round < 4; round++) {
+      s.raw.write(empties(1_500, () => frame(FrameType.Ping, 0, 0, 0, round)));
+      await until(`round ${round} answered`, () => s.raw.count((f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) !== 0) === 1_500 * (round + 1));
+      s.session.tick(60_000);
+    }
+    expect(s.ended).toEqual([]);
+  });
+
+  test('a peer that reads nothing while its PINGs are answered ends at the write backlog, and its connection is let go', async () => {
+    const s = await served();
+    s.raw.socket.pause(); // the peer never reads our answers
+    // 1,000 PINGs per sweep (within the budget), answers piling up unread until more than 16 MiB wait.
+    const batch = empties(1_000, () => frame(FrameType.Ping, 0, 0, 0, 1));
+    const socket = s.session.socket;
+    for (let i = 0; i < 5_000 && !s.session.ended && socket.writableLength < 18 * 2 ** 20; i++) {
+      s.session.tick(60_000); // the budget renews: only the write backlog can stop it
+      const read = s.nextRead();
+      s.raw.write(batch);
+      await read;
+      await new Promise((r) => setImmediate(r)); // the answers are flushed
+    }
+    expect(s.ended).toEqual(['write_backlog']);
+    // Not kept open with its 16 MiB backlog for a peer that may never read it.
+    await until('the server destroyed the connection', () => socket.destroyed, 5_000);
+  }, 30_000);
+
+  test('SYNs past the stream limit are refused one by one (RST REFUSED) and the session goes on', async () => {
+    const s = await served({ maxStreams: 2 });
+    s.raw.write(syn(1), syn(3), syn(5), syn(7));
+    await until('2 refusals', () => s.raw.count((f) => (f.flags & Flag.Rst) !== 0) === 2);
+    const refused = s.raw.frames.filter((f) => (f.flags & Flag.Rst) !== 0);
+    expect(refused.map((f) => [f.stream, f.code])).toEqual([
+      [5, MuxCode.Refused],
+      [7, MuxCode.Refused],
+    ]);
+    expect(s.streams.map((x) => x.id)).toEqual([1, 3]);
+    // Late frames for a refused stream are dropped, not a fault.
+    s.raw.write(data(5, Buffer.from('late')));
+    s.raw.write(frame(FrameType.Ping, 0, 0, 0, 1));
+    await s.raw.next('PING answer', (f) => f.type === FrameType.Ping);
+    expect(s.ended).toEqual([]);
+  });
+
+  test('a flood of SYNs that are refused (past the limit) is bounded like any frame that carries nothing', async () => {
+    const s = await served({ maxStreams: 1 });
+    // Each SYN past the limit costs the server an RST: 3,000 of them in one go is a flood, not 3,000 answers.
+    let id = 1;
+    s.raw.write(
+      syn(1),
+      empties(3_000, () => {
+        id += 2;
+        return syn(id);
+      }),
+    );
+    await until('the session ended, or every SYN answered', () => s.session.ended || s.raw.count((f) => (f.flags & Flag.Rst) !== 0) >= 3_000, 5_000);
+    expect(s.ended).toEqual(['flood']);
+  });
+
+  test('rapid reset: streams opened and reset at once, thousands in one go, end the session as a flood', async () => {
+    const s = await served();
+    let id = -1;
+    s.raw.write(
+      empties(3_000, () => {
+        id += 2;
+        return Buffer.concat([syn(id), frame(FrameType.Data, Flag.Rst, MuxCode.Cancel, id, 0)]);
+      }),
+    );
+    await until('all handled or the session ended', () => s.session.ended || s.streams.length === 3_000, 5_000);
+    expect(s.ended).toEqual(['flood']);
+    expect(s.streams.length).toBeLessThan(3_000);
+  });
+});
+
+describe('drain against a raw dialer', () => {
+  test('GOAWAY names the last stream served in its stream field, then a PING follows', async () => {
+    const s = await served();
+    s.raw.write(syn(1, Buffer.from('a')), syn(3, Buffer.from('b')));
+    await until('streams 1 and 3 open', () => s.streams.length === 2);
+    s.session.drain();
+    const goaway = await s.raw.next('GOAWAY', (f) => f.type === FrameType.GoAway);
+    // docs/transport.md and mux-frame.ts: bytes 4–7 (stream) carry the last stream id for GOAWAY.
+    expect({ code: goaway.code, stream: goaway.stream }).toEqual({ code: MuxCode.None, stream: 3 });
+    await s.raw.next('drain PING', (f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) === 0);
+  });
+
+  test('a stream opened before the drain PING is answered is served; one opened after it is refused', async () => {
+    const s = await served();
+    s.raw.write(syn(1, Buffer.from('a')));
+    await until('stream 1 open', () => s.streams.length === 1);
+    s.session.drain();
+    const ping = await s.raw.next('drain PING', (f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) === 0);
+    // A SYN the dialer sent before it read the GOAWAY (in flight) is still served.
+    s.raw.write(syn(3, Buffer.from('b')));
+    await until('stream 3 served', () => s.streams.length === 2);
+    s.raw.write(frame(FrameType.Ping, Flag.Ack, 0, 0, ping.length));
+    // Once the PING is answered the dialer has seen the GOAWAY: a stream it opens now is refused (docs: GOAWAY
+    // "serves none beyond the id it names"), else a dialer could keep a draining session open indefinitely.
+    s.raw.write(syn(5, Buffer.from('c')));
+    await until('stream 5 answered or served', () => s.raw.frames.some((f) => f.stream === 5) || s.streams.length === 3, 5_000);
+    expect(s.streams.map((x) => x.id)).toEqual([1, 3]);
+    expect(s.raw.frames.find((f) => f.stream === 5)).toMatchObject({ flags: Flag.Rst, code: MuxCode.Refused });
+  });
+
+  test('the session closes when the last stream ends after the PING is answered', async () => {
+    const s = await served();
+    s.raw.write(syn(1, Buffer.from('a')));
+    await until('stream 1 open', () => s.streams.length === 1);
+    s.session.drain();
+    const ping = await s.raw.next('drain PING', (f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) === 0);
+    s.raw.write(frame(FrameType.Ping, Flag.Ack, 0, 0, ping.length));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(s.session.ended).toBe(false); // stream 1 is still open
+    s.raw.write(frame(FrameType.Data, Flag.Rst, MuxCode.Cancel, 1, 0));
+    await until('closed', () => s.raw.closed);
+    expect(s.ended).toEqual(['closed']);
+  });
+});
+
+test('a client-role session refuses a stream the server tries to open, and SETTINGS allowing no stream', async () => {
+  for (const bad of [frame(FrameType.Data, Flag.Syn, 0, 2, 0), frame(FrameType.Settings, 0, 0, 0, 0)]) {
+    const pair = await tcpPair();
+    pairs.push(pair);
+    const ended: MuxEndReason[] = [];
+    const session = new MuxSession(pair.client, { role: 'client', nowMs: () => Date.now(), maxStreams: 0, keepaliveIntervalMs: 60_000, keepaliveTimeoutMs: 60_000, onEnd: (r) => ended.push(r) });
+    const raw = new RawPeer(pair.server);
+    raw.write(frame(FrameType.Settings, 0, 0, 0, 10), bad);
+    const goaway = await raw.next('GOAWAY', (f) => f.type === FrameType.GoAway);
+    expect(goaway.code).toBe(MuxCode.Protocol);
+    expect(session.ended).toBe(true);
+    expect(ended).toHaveLength(1);
+  }
+});
