@@ -12,5 +12,7 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     setupFiles: [],
+    // One PostgreSQL server per run, started when the first file asks for a database (test/helpers/postgres-database.ts).
+    globalSetup: ['test/helpers/postgres-global-setup.ts'],
   },
 });

@@ -1,32 +1,46 @@
-// `tessera ca status`: the CA's authorities with their states (prepared, active, retired), expiries and how
-// many live SVIDs chain to each, read from the running control plane over <data-dir>/admin.sock.
+// `tessera ca status`: the CA's authorities with their states (prepared, active, retired), whose root is offline,
+// expiries and how many live SVIDs chain to each, read from the running control plane over <data-dir>/admin.sock.
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { boolFlag, requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
 export interface CaStatusView {
   readonly trustDomain: string;
-  readonly signingAuthority: string;
+  /** True while an offline-root control plane waits for its first intermediate. */
+  readonly waiting?: boolean;
+  readonly signingAuthority: string | null;
   readonly bundleFingerprints: readonly string[];
   readonly authorities: readonly {
     readonly id: string;
     readonly state: string;
+    /** managed: its key is here and intermediates rotate by themselves; offline: the operator installs them. */
+    readonly root?: string;
     readonly rootFingerprint: string;
     readonly rootNotAfter: string;
     readonly intermediateNotAfter: string;
     readonly liveSvids: number;
     readonly lastSvidNotAfter: string | null;
   }[];
+  readonly pendingRequest?: { readonly requestedAt: string } | null;
   readonly removed: readonly { readonly id: string; readonly removedAt: string }[];
 }
 
-/** Human-readable status, one authority per line. */
+/** Human-readable status, one authority per line; an offline root's intermediate expiry is spelled out below. */
 export function formatCaStatus(s: CaStatusView): string {
-  const lines = [`trust domain ${s.trustDomain}; signing authority ${s.signingAuthority}`, ''];
-  lines.push(`${'AUTHORITY'.padEnd(10)}${'STATE'.padEnd(10)}${'ROOT SHA-256'.padEnd(18)}${'ROOT NOT AFTER'.padEnd(26)}${'INTERMEDIATE NOT AFTER'.padEnd(26)}LIVE SVIDS`);
-  for (const a of s.authorities) {
-    lines.push(`${a.id.padEnd(10)}${a.state.padEnd(10)}${`${a.rootFingerprint.slice(0, 16)}`.padEnd(18)}${a.rootNotAfter.padEnd(26)}${a.intermediateNotAfter.padEnd(26)}${a.liveSvids}${a.lastSvidNotAfter ? ` (last expires ${a.lastSvidNotAfter})` : ''}`);
+  if (s.waiting) {
+    const next = s.pendingRequest ? `an intermediate request is pending since ${s.pendingRequest.requestedAt}: have the root sign it, then \`tessera ca install-intermediate\`` : 'run `tessera ca intermediate-csr` to start';
+    return `trust domain ${s.trustDomain}; root: offline; no intermediate installed yet, nothing is issued (${next})
+`;
   }
+  const lines = [`trust domain ${s.trustDomain}; signing authority ${s.signingAuthority}`, ''];
+  lines.push(`${'AUTHORITY'.padEnd(10)}${'STATE'.padEnd(10)}${'ROOT'.padEnd(9)}${'ROOT SHA-256'.padEnd(18)}${'ROOT NOT AFTER'.padEnd(26)}${'INTERMEDIATE NOT AFTER'.padEnd(26)}LIVE SVIDS`);
+  for (const a of s.authorities) {
+    lines.push(`${a.id.padEnd(10)}${a.state.padEnd(10)}${(a.root ?? 'managed').padEnd(9)}${`${a.rootFingerprint.slice(0, 16)}`.padEnd(18)}${a.rootNotAfter.padEnd(26)}${a.intermediateNotAfter.padEnd(26)}${a.liveSvids}${a.lastSvidNotAfter ? ` (last expires ${a.lastSvidNotAfter})` : ''}`);
+  }
+  for (const a of s.authorities.filter((x) => x.root === 'offline' && x.state !== 'retired')) {
+    lines.push('', `root: offline (authority ${a.id}): its intermediate expires ${a.intermediateNotAfter} and is not renewed here; install a new one before then`);
+  }
+  if (s.pendingRequest) lines.push('', `pending intermediate request since ${s.pendingRequest.requestedAt} (its key is held here; install the signed certificate with \`tessera ca install-intermediate\`)`);
   if (s.removed.length > 0) lines.push('', `removed: ${s.removed.map((r) => `${r.id} at ${r.removedAt}`).join(', ')}`);
   return `${lines.join('\n')}\n`;
 }
@@ -35,7 +49,7 @@ export const caStatusCommand: Command = {
   path: ['ca', 'status'],
   summary: 'Show the CA authorities and their states',
   usage: '--data-dir D [--json]',
-  details: 'States: prepared (in the bundle, not signing) -> active (signing) -> retired (in the bundle until its SVIDs expire) -> removed.',
+  details: 'States: prepared (in the bundle, not signing) -> active (signing) -> retired (in the bundle until its SVIDs expire) -> removed. ROOT: managed (its key is here) or offline (docs/offline-root.md).',
   flags: {
     'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true },
     json: { type: 'boolean', description: 'Print the status as JSON' },

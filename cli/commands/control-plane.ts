@@ -1,6 +1,6 @@
 // `tessera control-plane --config F`: runs the control plane until SIGTERM/SIGINT, then drains and exits 0.
 // Prints the bound addresses, then exactly `tessera control-plane: ready` once it serves (harnesses wait for it).
-import { TesseraError } from '../../common/errors.js';
+import { isTesseraError, TesseraError } from '../../common/errors.js';
 import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
 import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
 import { startupError } from '../../shared-io/startup-error.js';
@@ -35,10 +35,17 @@ export const controlPlaneCommand: Command = {
       clock: io.clock,
       log,
       build: readBuildInfo(),
+      // Ends a start that waits (an offline root's first intermediate) when the process is asked to stop.
+      stop: io.stopSignal,
       ...(crash !== undefined && CRASH_POINTS.includes(crash) ? { crashAt: crash as CrashPoint } : {}),
     }).catch((e: unknown) => {
+      if (isTesseraError(e, 'TESSERA_ERR_CP_STOPPED')) return null;
       throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
     });
+    if (handle === null) {
+      log.info({}, 'stopped before the start completed');
+      return EXIT_OK;
+    }
     io.stdout(`tessera control-plane: grpc ${handle.grpcAddress} admin ${handle.adminAddress} socket ${handle.adminSocket} bundle ${handle.bundleFile}${handle.injectorAddress ? ` injector ${handle.injectorAddress}` : ''}\n`);
     io.stdout('tessera control-plane: ready\n');
     const signal = await io.stopSignal;

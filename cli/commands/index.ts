@@ -3,6 +3,8 @@ import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
 import { benchReportCommand } from './bench-report.js';
 import { caActivateCommand, caPrepareCommand, caRetireCommand } from './ca-lifecycle.js';
+import { caInstallIntermediateCommand, caIntermediateCsrCommand } from './ca-offline-root.js';
+import { caSignIntermediateCommand } from './ca-sign-intermediate.js';
 import { caStatusCommand } from './ca-status.js';
 import { certsListCommand } from './certs-list.js';
 import { controlPlaneCommand } from './control-plane.js';
@@ -28,6 +30,9 @@ export const COMMANDS: readonly Command[] = [
   caPrepareCommand,
   caActivateCommand,
   caRetireCommand,
+  caIntermediateCsrCommand,
+  caInstallIntermediateCommand,
+  caSignIntermediateCommand,
   tokenCreateCommand,
   certsListCommand,
   svidVerifyCommand,

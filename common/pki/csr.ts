@@ -5,6 +5,8 @@ import { type KeyPair, algorithmOf, signingAlgorithm, toWebCryptoPair } from './
 import { x509 } from './x509-lib.js';
 
 export interface CsrRequest {
+  /** Distinguished name; default "O=Tessera" (an SVID's identity is its URI SAN). */
+  readonly subject?: string;
   readonly uriSans?: readonly string[];
   readonly dnsSans?: readonly string[];
   /** Only for tests that need a CSR asking for CA rights. */
@@ -20,7 +22,7 @@ export async function createCsr(pair: KeyPair, req: CsrRequest): Promise<Buffer>
   if (sans.length) extensions.push(new x509.SubjectAlternativeNameExtension(sans));
   if (req.requestCa) extensions.push(new x509.BasicConstraintsExtension(true, undefined, true));
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: 'O=Tessera',
+    name: req.subject ?? 'O=Tessera',
     keys: toWebCryptoPair(pair),
     signingAlgorithm: signingAlgorithm(pair.algorithm),
     extensions,

@@ -2,6 +2,8 @@
 // temp dir, `pg_ctl start` on a free loopback port with its socket in that dir, a password-protected role and
 // database for Tessera, optionally TLS with a CA and server certificate made by openssl. pg_ctl daemonises the
 // server, so nothing long-running is spawned from here (execFile runs short commands only). Every wait is bounded.
+// A test file that only needs a database takes one on the run's shared server instead (postgres-database.ts); a
+// private server is for the tests that stop, kill or reconfigure it.
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';

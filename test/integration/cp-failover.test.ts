@@ -44,7 +44,9 @@ const agent = new Agent({ keepAlive: true, maxSockets: 2 });
 
 const allowWeb = `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`;
 const denyBlocked = `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-deny-blocked }\nspec:\n  selector: ${API}\n  action: DENY\n  rules:\n    - from: [${WEB}]\n      to: { paths: [/blocked] }\n`;
-const noop = (n: number) => `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: noop-${n} }\nspec:\n  selector: spiffe://${TD}/ns/nobody/sa/nobody-${n}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`;
+// Selects api (so api's snapshot content changes and cp1 pushes it at once: a policy selecting someone else would
+// reach api only when its stream reconnects, i.e. after an SVID renewal) and allows a caller that never calls.
+const noop = (n: number) => `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: noop-${n} }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [spiffe://${TD}/ns/nobody/sa/nobody-${n}]\n`;
 
 function get(port: number, path: string): Promise<number> {
   return new Promise((resolve, reject) => {

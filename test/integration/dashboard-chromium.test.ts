@@ -57,9 +57,12 @@ test('the dashboard shows a running mesh and follows a CA rotation live, without
   expect(existsSync(CHROMIUM), `${CHROMIUM} is missing: install Debian's chromium (.ci/run does)`).toBe(true);
   const meshDir = join(dir, 'mesh');
   await mkdir(meshDir, { recursive: true });
+  // SVIDs of 40 s (backdated 10 s by `tessera up`): each sidecar renews ~15 s after it started, and reports to the
+  // fleet view right after a renewal, so the denial below is shown then, not at the 30 s report interval. The
+  // checks of which SVID each proxy serves come before the first renewal.
   await writeFile(
     join(meshDir, 'mesh.yaml'),
-    [`trustDomain: ${TD}`, 'svidTtl: 10m', 'workloads:', `  - { name: web, appPort: ${await freePort()}, outbound: [{ to: api, port: 0 }] }`, `  - { name: api, appPort: ${await freePort()}, replicas: 2, outbound: [{ to: web, port: 0 }] }`, ''].join('\n'),
+    [`trustDomain: ${TD}`, 'svidTtl: 40s', 'workloads:', `  - { name: web, appPort: ${await freePort()}, outbound: [{ to: api, port: 0 }] }`, `  - { name: api, appPort: ${await freePort()}, replicas: 2, outbound: [{ to: web, port: 0 }] }`, ''].join('\n'),
   );
   const stateDir = join(meshDir, '.tessera');
   const up = await startReadyProcess(['up', '--config', join(meshDir, 'mesh.yaml'), '--state-dir', stateDir], 'tessera up: ready', { timeoutMs: 90_000, cwd: meshDir });
@@ -104,7 +107,7 @@ test('the dashboard shows a running mesh and follows a CA rotation live, without
   expect(proxies.filter((r) => r.startsWith(`${API} |`))).toHaveLength(2);
   expect(await page.$$('#proxies tr.mismatch')).toHaveLength(0);
 
-  // The grant and the denial (reports come every 30 s).
+  // The grant and the denial (a sidecar reports after each renewal and every 30 s).
   const grants = await rows(page, 'grants');
   expect(grants).toHaveLength(1);
   expect(grants[0]).toContain('dashboard test');

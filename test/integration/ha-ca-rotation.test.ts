@@ -29,15 +29,15 @@ import {
   startHaReplicas,
   WEB_ID,
 } from '../helpers/ha-mesh.js';
-import { type PostgresServer, startPostgres } from '../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../helpers/postgres-database.js';
 import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
 /** Short SVIDs: the proxies renew onto the new authority soon, and the retired one's last SVID expires soon. */
-const CP_EXTRA = 'svid: { ttl: 12s, backdate: 1s }';
+const CP_EXTRA = 'svid: { ttl: 9s, backdate: 1s }';
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 let dir: string;
 let cleanup: () => Promise<void>;
 let app: Server;
@@ -46,7 +46,7 @@ let api: ProxyProcess | undefined;
 let web: ProxyProcess | undefined;
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
   ({ dir, cleanup } = await makeTempDir());
   app = createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
@@ -204,7 +204,7 @@ describe('kill -9 in the middle of a CA rotation step', () => {
       expect(shape.split(' ').filter((a) => a.endsWith(':prepared')).length).toBeLessThanOrEqual(1);
       // Did the step land? Judged by its effect: activate makes the prepared authority the active one, prepare adds a
       // prepared authority. The version alone cannot tell: the leader may commit its own periodic work in the same
-      // window (removing a retired authority nothing chains to any more: the SVIDs here live 12 s).
+      // window (removing a retired authority nothing chains to any more: the SVIDs here live 9 s).
       const ids = (shape: string, state: string) => shape.split(' ').filter((a) => a.endsWith(`:${state}`)).map((a) => a.split(':')[0]!);
       const committed = round.step === 'activate' ? ids(before.shape, 'prepared').some((id) => ids(after.shape, 'active').includes(id)) : ids(after.shape, 'prepared').some((id) => !before.shape.includes(id));
       const gone = before.shape.split(' ').filter((a) => !after.shape.includes(a.split(':')[0]!));

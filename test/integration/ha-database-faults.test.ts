@@ -150,11 +150,13 @@ describe('the database lost while the control plane runs', () => {
   test('a policy changed while the database is down reaches the connected proxies once it is back', async () => {
     const port = web.ports.get('outbound/api')!;
     expect(await get(port, '/blocked')).toBe(200);
+    const publishFailures = () => cp.stderr().split('\n').filter((l) => l.includes('publishing a config snapshot failed')).length;
+    const failedBefore = publishFailures();
     await server.kill();
     try {
       await writeFile(join(cp.policiesDir, 'deny-blocked.yaml'), DENY_BLOCKED);
-      // Give the policy watcher time to see the file while the database is down (no new snapshot version then).
-      await new Promise((r) => setTimeout(r, 2_000));
+      // The policy watcher saw the file while the database is down, and its publish failed (no new snapshot version).
+      await until('the new policy loaded and its publish failed with the database down', async () => (await cpMetric('tessera_policies_loaded')) === 2 && publishFailures() > failedBefore, 15_000, 50);
     } finally {
       await server.restart();
     }

@@ -24,16 +24,16 @@ import {
   startHaReplicas,
   WEB_ID,
 } from '../helpers/ha-mesh.js';
-import { type PostgresServer, startPostgres } from '../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../helpers/postgres-database.js';
 import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
 const DB_ID = `spiffe://${TD}/ns/default/sa/db`;
-/** Renewal at half-life: about every 10 s, so renewals must happen while the killed replica is gone. */
-const CP_EXTRA = 'svid: { ttl: 20s, backdate: 1s }';
+/** Renewal at half-life: about every 6 s, so renewals must happen while the killed replica is gone. */
+const CP_EXTRA = 'svid: { ttl: 12s, backdate: 1s }';
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 let dir: string;
 let cleanup: () => Promise<void>;
 let app: Server;
@@ -44,7 +44,7 @@ let web: ProxyProcess;
 let db: ProxyProcess;
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
   ({ dir, cleanup } = await makeTempDir());
   app = createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));

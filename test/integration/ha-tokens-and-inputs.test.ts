@@ -18,7 +18,7 @@ import { parseSpiffeBundle } from '../../common/spiffe/spiffe-bundle.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { controlPlaneClients, createJoinToken, errorCode, signSvid, TD } from '../helpers/control-plane.js';
 import { caShape, caStatus, dbQuery, type HaReplica, startHaReplicas } from '../helpers/ha-mesh.js';
-import { type PostgresServer, startPostgres } from '../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../helpers/postgres-database.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
@@ -36,13 +36,13 @@ const EVIL = [
 /** The third replica's own name (store.replica) is an injection attempt too. */
 const EVIL_REPLICA = "r3'); DROP TABLE leader_term; --";
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 let dir: string;
 let cleanup: () => Promise<void>;
 let replicas: HaReplica[] = [];
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
   ({ dir, cleanup } = await makeTempDir());
   replicas = await startHaReplicas(dir, server.url, 3, { names: ['r1', 'r2', EVIL_REPLICA] });
 }, 120_000);
@@ -204,7 +204,7 @@ describe('HA: SQL injection through every operator input', () => {
       }, 10_000, 200);
     }
     // The replica named with an injection attempt runs under exactly that name.
-    const apps = (await dbQuery<{ a: string }>(server.url, "SELECT DISTINCT application_name AS a FROM pg_stat_activity WHERE datname = 'tessera'")).map((r) => r.a);
+    const apps = (await dbQuery<{ a: string }>(server.url, 'SELECT DISTINCT application_name AS a FROM pg_stat_activity WHERE datname = $1', [server.database])).map((r) => r.a);
     expect(apps).toContain(`tessera-control-plane ${EVIL_REPLICA}`.slice(0, 63));
 
     // Intact: the same tables, no row lost, the CA untouched, and issuance still works on every replica.

@@ -17,7 +17,7 @@ import { parseControlPlaneConfig } from '../../control-plane/src/config/cp-confi
 import { readCsr } from '../../control-plane/src/issuance/csr-reader.js';
 import { TpmEvidenceSource } from '../../proxy/src/identity/tpm/tpm-evidence.js';
 import { TpmQuoter } from '../../proxy/src/identity/tpm/tpm-quoter.js';
-import { type PostgresServer, startPostgres } from '../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../helpers/postgres-database.js';
 import { openTestPgStore, recordingLog, type TestPgStore } from '../helpers/postgres-store.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type SoftwareTpm, certifyAk, checkAkLikeCa, opensslCa, provisionAk, startSwtpm } from '../helpers/swtpm.js';
@@ -27,7 +27,7 @@ const AK = '0x81010002';
 let dir: string;
 let cleanup: () => Promise<void>;
 let tpm: SoftwareTpm;
-let server: PostgresServer;
+let server: PostgresDatabase;
 let stores: TestPgStore[] = [];
 let replicas: Attestors[] = [];
 let config: ReturnType<typeof parseControlPlaneConfig>;
@@ -39,7 +39,7 @@ const noBundle = () => {
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
-  [tpm, server] = await Promise.all([startSwtpm(dir), startPostgres()]);
+  [tpm, server] = await Promise.all([startSwtpm(dir), openPostgresDatabase()]);
   const ak = await provisionAk(tpm, dir, { handle: AK, alg: 'ecc' });
   const akPub = await checkAkLikeCa(tpm, dir, { handle: AK, ...ak });
   const ca = await opensslCa(dir, 'tpm-ca');

@@ -1,30 +1,22 @@
-// The operator API behind admin.sock: CA status and lifecycle, join tokens, the SVID inventory, break-glass
+// The operator API behind admin.sock: the CA's routes (ca-routes.ts), join tokens, the SVID inventory, break-glass
 // grants, revocation (bans and token revocation) and policy-load status. Thin: each route validates its input and calls one part.
-import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
-import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { PolicyDirSource } from '../../../shared-io/policy-dir-source.js';
-import type { CaManager } from '../ca/ca-manager.js';
 import type { Revocations } from '../issuance/revocations.js';
 import { checkIssuableId } from '../issuance/svid-policy.js';
 import type { BreakGlass } from '../policy/break-glass.js';
 import { newJoinToken, tokenIdOf } from '../store/join-token.js';
-import type { AuditLog, Ban, InventoryStore, TokenStore } from '../store/store-contract.js';
+import type { Ban, TokenStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
+import { type CaRouteDeps, caRoutes } from './ca-routes.js';
 
-export interface AdminRouteDeps {
-  readonly trustDomain: TrustDomain;
-  readonly ca: CaManager;
+export interface AdminRouteDeps extends CaRouteDeps {
   readonly tokens: TokenStore;
   readonly joinTokensEnabled: boolean;
-  readonly inventory: InventoryStore;
-  readonly audit: AuditLog;
   readonly breakGlass: BreakGlass;
   readonly revocations: Revocations;
   readonly policies?: PolicyDirSource;
-  readonly clock: Clock;
 }
 
 export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
@@ -53,41 +45,9 @@ function banKind(v: unknown): Ban['kind'] {
 
 const banView = (b: Ban) => ({ kind: b.kind, value: b.value, reason: b.reason, createdBy: b.createdBy, createdAt: iso(b.createdAtMs), ...(b.notAfterMs !== null ? { notAfter: iso(b.notAfterMs) } : {}) });
 
-export async function caStatus(d: AdminRouteDeps) {
-  const snap = d.ca.current();
-  const now = d.clock.nowMs();
-  const live = await Promise.all(snap.authorities.map((a) => d.inventory.liveByAuthority(a.record.id, now)));
-  return {
-    trustDomain: d.trustDomain.name,
-    signingAuthority: snap.signer.authorityId,
-    bundleFingerprints: snap.bundle.fingerprints(),
-    authorities: snap.authorities.map((a, i) => {
-      const { count, latestNotAfterMs } = live[i]!;
-      const inter = a.intermediates.at(-1)!.cert;
-      return {
-        id: a.record.id,
-        state: a.record.state,
-        createdAt: iso(a.record.createdAtMs),
-        activatedAt: iso(a.record.activatedAtMs),
-        retiredAt: iso(a.record.retiredAtMs),
-        rootFingerprint: fingerprintOf(a.root.cert),
-        rootNotAfter: iso(a.record.rootNotAfterMs),
-        intermediateSerial: inter.serialNumber.toLowerCase(),
-        intermediateNotAfter: iso(inter.validToDate.getTime()),
-        liveSvids: count,
-        lastSvidNotAfter: iso(latestNotAfterMs),
-      };
-    }),
-    removed: d.ca.removedHistory().map((r) => ({ id: r.id, removedAt: iso(r.removedAtMs) })),
-  };
-}
-
 export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
   return {
-    'GET /v1/ca': () => caStatus(d),
-    'POST /v1/ca/prepare': async () => ({ prepared: (await d.ca.prepare()).id, status: await caStatus(d) }),
-    'POST /v1/ca/activate': async (body) => ({ activated: (await d.ca.activate(optionalString(body, 'authority'))).id, status: await caStatus(d) }),
-    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: await caStatus(d) }),
+    ...caRoutes(d),
     'POST /v1/tokens': async (body) => {
       if (!d.joinTokensEnabled) throw new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'join-token attestation is disabled in the control plane config');
       const idText = optionalString(body, 'spiffeId');

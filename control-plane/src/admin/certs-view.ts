@@ -18,19 +18,21 @@ export function certsView(td: TrustDomain, self: SelfSvid | undefined, ca: CaSna
     signingAuthority: ca.signer.authorityId,
     intermediateNotAfter: iso(ca.signer.notAfterMs),
     bundleFingerprints: ca.bundle.fingerprints(),
-    authorities: ca.authorities.map((a) => ({ id: a.record.id, state: a.record.state, rootFingerprint: fingerprintOf(a.root.cert), rootNotAfter: iso(a.record.rootNotAfterMs) })),
+    authorities: ca.authorities.map((a) => ({ id: a.record.id, state: a.record.state, root: a.root.key === null ? 'offline' : 'managed', rootFingerprint: fingerprintOf(a.root.cert), rootNotAfter: iso(a.record.rootNotAfterMs) })),
   };
 }
 
 export function updateCaGauges(m: ControlPlaneMetrics, ca: CaSnapshot): void {
   m.caExpiry.reset();
   m.caAuthorities.reset();
+  m.caRootOffline.reset();
   const byState = new Map<string, number>([['prepared', 0], ['active', 0], ['retired', 0]]);
   for (const a of ca.authorities) {
     const state = a.record.state;
     byState.set(state, (byState.get(state) ?? 0) + 1);
     m.caExpiry.set({ authority: a.record.id, cert: 'root', state }, a.record.rootNotAfterMs / 1000);
     m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, a.intermediates.at(-1)!.cert.validToDate.getTime() / 1000);
+    m.caRootOffline.set({ authority: a.record.id }, a.root.key === null ? 1 : 0);
   }
   for (const [state, n] of byState) m.caAuthorities.set({ state }, n);
 }

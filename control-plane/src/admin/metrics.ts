@@ -11,6 +11,8 @@ export interface ControlPlaneMetrics {
   readonly issuanceDuration: Histogram<'attestor'>;
   readonly caExpiry: Gauge<'authority' | 'cert' | 'state'>;
   readonly caAuthorities: Gauge<'state'>;
+  readonly caRootOffline: Gauge<'authority'>;
+  readonly caIntermediateInstalls: Counter<'result' | 'reason'>;
   readonly configWatchers: Gauge;
   readonly snapshotVersion: Gauge;
   readonly snapshotsSent: Counter;
@@ -46,6 +48,9 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     }),
     caExpiry: new Gauge({ name: 'tessera_ca_expiry_timestamp_seconds', help: 'NotAfter of each authority root and current intermediate', labelNames: ['authority', 'cert', 'state'], registers }),
     caAuthorities: new Gauge({ name: 'tessera_ca_authorities', help: 'Authorities by state', labelNames: ['state'], registers }),
+    caRootOffline: new Gauge({ name: 'tessera_ca_root_offline', help: 'Per authority: 1 when its root is offline (its intermediates are installed by the operator, never rotated here), 0 when managed', labelNames: ['authority'], registers }),
+    // reason: "none" when installed, else a fixed set (offline-intermediate.ts and the lifecycle codes).
+    caIntermediateInstalls: new Counter({ name: 'tessera_ca_intermediate_installs_total', help: 'Intermediates signed by an offline root offered with `tessera ca install-intermediate`, by result (installed|refused) and reason', labelNames: ['result', 'reason'], registers }),
     configWatchers: new Gauge({ name: 'tessera_config_watchers', help: 'Connected Config/Watch streams (proxies)', registers }),
     snapshotVersion: new Gauge({ name: 'tessera_config_snapshot_version', help: 'Current config snapshot version', registers }),
     snapshotsSent: new Counter({ name: 'tessera_config_snapshots_sent_total', help: 'Config snapshots sent to proxies', registers }),

@@ -3,6 +3,7 @@
 // - fixed: read-only roots (a Kubernetes Secret): each replica mints its own intermediates in memory, no changes;
 // - shared: a database every replica commits to with compare-and-swap on a version; periodic work (rotating the
 //   intermediate, removing unused retired authorities) is done by the leader only, the others follow its commits.
+import type { KeyPair } from '../../../common/pki/keys.js';
 import type { CaStateFile, LoadedAuthority } from './authority.js';
 import type { AuthorityStore, MaterialFile } from './authority-store.js';
 
@@ -11,6 +12,8 @@ export type PersistenceMode = 'owner' | 'fixed' | 'shared';
 export interface LoadedAuthorities {
   readonly state: CaStateFile;
   readonly authorities: readonly LoadedAuthority[];
+  /** The key of a pending intermediate request (offline root), null when none is pending. */
+  readonly pendingKey: KeyPair | null;
   /** The committed version (shared mode); null where there is one writer. */
   readonly version: number | null;
 }

@@ -1,14 +1,20 @@
 // Persists the CA in <dataDir>/ca: one key and one certificate file per root and intermediate, and
 // ca-state.json naming them. New files are written first, the state file is renamed last; files no state
 // names (a crash between the two) are swept at load. Keys are 0600 and never leave this directory.
-// A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept.
+// A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept;
+// there, the plug-in CA shape (root-cert.pem, ca-cert.pem, ca-key.pem: an offline root's intermediate) stands in
+// for ca-state.json.
 import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
+import type { KeyPair } from '../../../common/pki/keys.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 import { TMP_MARKER, writeFileAtomicSync } from './atomic-file.js';
 import type { AuthorityRecord, CaStateFile, CertWithKey, LoadedAuthority } from './authority.js';
-import { corrupt, loadAuthority, pairFromPem, referencedNames } from './authority-material.js';
+import { caCertFromPem, corrupt, keyFromPem, loadAuthority, pairFromPem, referencedNames } from './authority-material.js';
+import { hasPluginCaFiles, pluginCaState } from './plugin-ca-secret.js';
 
 export const STATE_FILE = 'ca-state.json';
 
@@ -26,11 +32,17 @@ export interface AuthorityStoreOptions {
   readonly dir: string;
   /** Test seam: called at each crash point; the real process passes a hook only when asked to by env. */
   readonly crashHook?: (point: CrashPoint) => void;
+  /** What a plug-in CA Secret's validity is judged against (default: the system clock). */
+  readonly clock?: Clock;
+  /** The trust domain a plug-in CA Secret must be for (default: the one its intermediate names). */
+  readonly trustDomain?: TrustDomain;
 }
 
 export interface LoadedCa {
   readonly state: CaStateFile;
   readonly authorities: readonly LoadedAuthority[];
+  /** The key of a pending intermediate request (`tessera ca intermediate-csr`), null when none is pending. */
+  readonly pendingKey: KeyPair | null;
 }
 
 /** The process's uid and groups, for judging who else can read a key file. */
@@ -71,10 +83,14 @@ export class AuthorityStore {
   readonly #crash: ((p: CrashPoint) => void) | undefined;
   readonly #readOnly: boolean;
   readonly #me: ProcessIdentity;
+  readonly #clock: Clock;
+  readonly #td: TrustDomain | undefined;
 
   constructor(opts: AuthorityStoreOptions) {
     this.#dir = opts.dir;
     this.#crash = opts.crashHook;
+    this.#clock = opts.clock ?? systemClock;
+    this.#td = opts.trustDomain;
     this.#me = processIdentity();
     try {
       if (!existsSync(this.#dir)) mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
@@ -101,7 +117,11 @@ export class AuthorityStore {
   load(): LoadedCa | null {
     const statePath = join(this.#dir, STATE_FILE);
     if (!existsSync(statePath)) {
-      if (this.#readOnly) throw new TesseraError('TESSERA_ERR_CA_READ_ONLY', `${statePath} is missing and ${this.#dir} is read-only, so no CA can be created there (create the Secret from a complete CA directory: docs/kubernetes.md)`, { file: statePath });
+      if (this.#readOnly && hasPluginCaFiles(this.#dir)) {
+        const state = pluginCaState(this.#dir, { read: (n) => this.#read(n), readKey: (n) => this.#readKey(n) }, this.#clock.nowMs(), this.#td);
+        return { state, authorities: state.authorities.map((a) => this.#loadAuthority(a)), pendingKey: null };
+      }
+      if (this.#readOnly) throw new TesseraError('TESSERA_ERR_CA_READ_ONLY', `${statePath} is missing and ${this.#dir} is read-only, so no CA can be created there (create the Secret from a complete CA directory, or in the plug-in CA shape: docs/kubernetes.md)`, { file: statePath });
       this.#sweep(new Set());
       return null;
     }
@@ -114,8 +134,10 @@ export class AuthorityStore {
     }
     if (state === null || typeof state !== 'object' || state.version !== 1 || !Array.isArray(state.authorities)) throw corrupt(`${statePath}: unknown format`, undefined, statePath);
     const authorities = state.authorities.map((a) => this.#loadAuthority(a));
-    this.#sweep(referencedNames(state.authorities));
-    return { state, authorities };
+    const pending = state.pendingIntermediate;
+    const pendingKey = pending ? this.#loadKey(pending.keyFile) : null;
+    this.#sweep(referencedNames(state.authorities, pending));
+    return { state, authorities, pendingKey };
   }
 
   /** Writes the new material, then the state (renamed last), then deletes files the state no longer names. */
@@ -125,20 +147,31 @@ export class AuthorityStore {
     this.#crash?.('ca-after-material');
     writeFileAtomicSync(join(this.#dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`, 0o600);
     this.#crash?.('ca-after-state');
-    this.#sweep(referencedNames(state.authorities));
+    this.#sweep(referencedNames(state.authorities, state.pendingIntermediate));
   }
 
   #loadAuthority(a: AuthorityRecord): LoadedAuthority {
-    return loadAuthority(a, join(this.#dir, STATE_FILE), (c, k) => this.#loadPair(c, k), (name) => join(this.#dir, name));
+    const read = { pair: (c: string, k: string) => this.#loadPair(c, k), cert: (c: string) => caCertFromPem(this.#read(c), join(this.#dir, c)) };
+    return loadAuthority(a, join(this.#dir, STATE_FILE), read, (name) => join(this.#dir, name));
   }
 
   #loadPair(certFile: string, keyFile: string): CertWithKey {
     const certPem = this.#read(certFile);
-    const keyPem = this.#read(keyFile);
+    const keyPem = this.#readKey(keyFile);
+    return pairFromPem(certPem, keyPem, { cert: join(this.#dir, certFile), key: join(this.#dir, keyFile) });
+  }
+
+  #loadKey(keyFile: string): KeyPair {
+    return keyFromPem(this.#readKey(keyFile), join(this.#dir, keyFile));
+  }
+
+  /** A key file's PEM, refused when users other than this process's may read it. */
+  #readKey(keyFile: string): Buffer {
+    const pem = this.#read(keyFile);
     const keyPath = join(this.#dir, keyFile);
     const exposure = keyExposure(statSync(keyPath), this.#me);
     if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${keyPath}: ${exposure}; a CA key must be 0600 or 0400 (0440 with the process's group, e.g. a Secret's defaultMode with fsGroup)`, { file: keyPath });
-    return pairFromPem(certPem, keyPem, { cert: join(this.#dir, certFile), key: keyPath });
+    return pem;
   }
 
   /** A file ca-state.json names (a plain name in this directory): missing or unreadable is coded, naming it. */

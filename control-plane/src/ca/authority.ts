@@ -1,5 +1,7 @@
 // A CA authority: a self-signed root and the intermediate(s) it certified, with its lifecycle state. Creating
 // one (ECDSA P-256 keys, SPIFFE trust-domain URI SAN on both CA certificates) and the records persisted for it.
+// An authority whose root is offline has the root certificate only: its key is held elsewhere (another machine,
+// an upstream CA) and its intermediates are signed there, never minted here (docs/offline-root.md).
 import { type X509Certificate, randomBytes } from 'node:crypto';
 import { issueCertificate } from '../../../common/pki/cert-builder.js';
 import { type KeyPair, generateKeyPair } from '../../../common/pki/keys.js';
@@ -23,16 +25,25 @@ export interface AuthorityRecord {
   readonly activatedAtMs?: number;
   readonly retiredAtMs?: number;
   readonly rootCertFile: string;
-  readonly rootKeyFile: string;
+  /** Absent: the root is offline (its key never reaches this control plane). */
+  readonly rootKeyFile?: string;
   readonly rootNotAfterMs: number;
   /** Oldest first; the last one signs. Expired ones are pruned. */
   readonly intermediates: readonly IntermediateRecord[];
 }
 
+/** The key of an intermediate asked for by `tessera ca intermediate-csr`, waiting for its certificate. */
+export interface PendingIntermediateRecord {
+  readonly keyFile: string;
+  readonly createdAtMs: number;
+}
+
 export interface CaStateFile {
   readonly version: 1;
   readonly trustDomain: string;
+  /** Empty only while an offline-root CA waits for its first intermediate. */
   readonly authorities: readonly AuthorityRecord[];
+  readonly pendingIntermediate?: PendingIntermediateRecord;
   /** Removed authorities, newest last (history for `tessera ca status`; capped). */
   readonly removed: readonly { readonly id: string; readonly removedAtMs: number }[];
 }
@@ -42,10 +53,16 @@ export interface CertWithKey {
   readonly key: KeyPair;
 }
 
+/** A root certificate and its key; the key is null when the root is offline. */
+export interface AuthorityRoot {
+  readonly cert: X509Certificate;
+  readonly key: KeyPair | null;
+}
+
 /** An authority with its material loaded. */
 export interface LoadedAuthority {
   readonly record: AuthorityRecord;
-  readonly root: CertWithKey;
+  readonly root: AuthorityRoot;
   /** Same order as record.intermediates. */
   readonly intermediates: readonly CertWithKey[];
 }
@@ -60,6 +77,15 @@ export const CA_BACKDATE_MS = 60_000;
 
 export function newAuthorityId(): string {
   return randomBytes(4).toString('hex');
+}
+
+/** An offline root's authority id: from its fingerprint, so every replica reading the same root names it alike. */
+export function offlineAuthorityId(root: X509Certificate): string {
+  return root.fingerprint256.replaceAll(':', '').slice(0, 8).toLowerCase();
+}
+
+export function rootIsOffline(r: AuthorityRecord): boolean {
+  return r.rootKeyFile === undefined;
 }
 
 export async function createRoot(td: TrustDomain, id: string, nowMs: number, ttlMs: number): Promise<CertWithKey> {

@@ -6,10 +6,13 @@
 // intermediates in memory, signed by the root it reads, and rotates them; authority changes are refused.
 // On a shared database any replica may change authorities (compare-and-swap: a replica that lost the race reloads
 // and decides again), the leader alone does the periodic work, and the others follow commits through refresh().
+// An authority whose root is offline (no root key here) never gets a minted intermediate: the operator installs
+// one signed elsewhere (offline-root-plans.ts). With `rootMode: 'offline'` no root is ever made here, and a CA
+// without an authority yet waits for the first installed intermediate (current() refuses until then).
 import type { X509Certificate } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
-import { privateKeyPem } from '../../../common/pki/keys.js';
+import { type KeyPair, privateKeyPem } from '../../../common/pki/keys.js';
 import { encodePem } from '../../../common/pki/pem.js';
 import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -19,8 +22,8 @@ import {
   type CaLifetimes,
   type CaStateFile,
   type CertWithKey,
-  type IntermediateRecord,
   type LoadedAuthority,
+  type PendingIntermediateRecord,
   createIntermediate,
   createRoot,
   newAuthorityId,
@@ -28,7 +31,11 @@ import {
 } from './authority.js';
 import type { AuthorityPersistence, LoadedAuthorities } from './authority-persistence.js';
 import type { MaterialFile } from './authority-store.js';
+import { type CaEvent, type Plan, intermediateMaterial, intermediateRecord, isConflict, unchanged } from './ca-plan.js';
 import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
+import { type InstallRequest, type InstalledIntermediate, type IntermediateRequest, installPlan, requestPlan } from './offline-root-plans.js';
+
+export type { CaEvent } from './ca-plan.js';
 
 /** Live SVIDs an authority signed (from the inventory). */
 export interface LiveSvids {
@@ -52,46 +59,32 @@ export interface CaSnapshot {
   readonly bundle: TrustBundle;
 }
 
-export interface CaEvent {
-  readonly event: 'ca.created' | 'ca.prepared' | 'ca.activated' | 'ca.retired' | 'ca.removed' | 'ca.intermediate_rotated';
-  readonly authority: string;
-  readonly detail?: Readonly<Record<string, unknown>>;
-}
-
 export interface CaManagerOptions {
   readonly store: AuthorityPersistence;
   /** Shared store: whether this replica leads (does the periodic work). Absent: it always does. */
   readonly leads?: () => boolean;
   readonly trustDomain: TrustDomain;
   readonly lifetimes: CaLifetimes;
+  /** `offline`: no root is ever created here (default `managed`: the first authority is made at open). */
+  readonly rootMode?: 'managed' | 'offline';
   readonly clock: Clock;
   readonly liveSvids: (authorityId: string, nowMs: number) => Promise<LiveSvids>;
   /** Called after each committed change with the events it made. */
-  readonly onChange?: (snapshot: CaSnapshot, events: readonly CaEvent[]) => void;
+  readonly onChange?: (snapshot: CaSnapshot | undefined, events: readonly CaEvent[]) => void;
+  /** Maintenance found an offline root's signing intermediate past half-life (a managed one would rotate now). */
+  readonly onIntermediateDue?: (authorityId: string, intermediate: X509Certificate) => void;
 }
 
 const MAX_REMOVED_HISTORY = 20;
 
-/** What one mutation commits: the new records, files to write first, and the events it made. */
-interface Plan<T> {
-  /** null = nothing changed, nothing is written. */
-  readonly records: AuthorityRecord[] | null;
-  readonly material?: readonly MaterialFile[];
-  readonly newAuthorities?: readonly LoadedAuthority[];
-  readonly newIntermediates?: readonly (readonly [string, CertWithKey])[];
-  readonly removed?: readonly string[];
-  /** Installed without a commit: a replica's own intermediates over a read-only store. */
-  readonly inMemory?: boolean;
-  /** Committed only while this replica leads (shared store). */
-  readonly fenced?: boolean;
-  readonly events: CaEvent[];
-  readonly result: T;
-}
-
 export class CaManager {
   readonly #o: CaManagerOptions;
-  #snapshot!: CaSnapshot;
+  /** Undefined while an offline-root CA waits for its first intermediate. */
+  #snapshot: CaSnapshot | undefined;
+  #authorities: readonly LoadedAuthority[] = [];
+  #generation = 0;
   #state!: CaStateFile;
+  #pending: { readonly record: PendingIntermediateRecord; readonly key: KeyPair } | null = null;
   /** The committed version this replica's snapshot is built from (shared store). */
   #version: number | null = null;
   /** Serializes every mutation: the state machine has exactly one writer at a time. */
@@ -101,36 +94,41 @@ export class CaManager {
     this.#o = opts;
   }
 
-  /** Loads the CA from the store, creating the first active authority when there is none. */
+  /** Loads the CA from the store, creating the first active authority when there is none (unless the root is offline). */
   static async open(opts: CaManagerOptions): Promise<CaManager> {
     const m = new CaManager(opts);
     const loaded = await opts.store.load();
-    if (loaded) {
+    if (loaded && loaded.authorities.length > 0) {
       m.#installLoaded(loaded, 1);
       // A replica never signs with the intermediate key the Secret shares: it mints its own before serving.
       if (opts.store.mode === 'fixed') await m.#mutate((now) => m.#rotationPlan(now, true));
       return m;
     }
-    const now = opts.clock.nowMs();
-    const fresh = await m.#newAuthority('active', now);
-    const state: CaStateFile = { version: 1, trustDomain: opts.trustDomain.name, authorities: [fresh.record], removed: [] };
-    try {
-      m.#version = await opts.store.commit(state, fresh.material, null, false);
-    } catch (e) {
-      // Replicas starting together on an empty database: one creates the CA, the others load it.
-      if (!isConflict(e)) throw e;
-      const theirs = await opts.store.load();
-      if (!theirs) throw e;
-      m.#installLoaded(theirs, 1);
-      return m;
-    }
-    m.#install(state, [fresh.loaded], 1);
-    opts.onChange?.(m.#snapshot, [{ event: 'ca.created', authority: fresh.record.id }]);
+    if (loaded) m.#installLoaded(loaded, 0);
+    else m.#install({ version: 1, trustDomain: opts.trustDomain.name, authorities: [], removed: [] }, [], 0);
+    if (opts.rootMode === 'offline') return m;
+    await m.#mutate(async (now) => {
+      // Replicas starting together on an empty database: one creates the CA, the others (reloaded) find it made.
+      if (m.#authorities.length > 0) return unchanged(undefined);
+      const fresh = await m.#newAuthority('active', now);
+      return { records: [fresh.record], material: fresh.material, newAuthorities: [fresh.loaded], events: [{ event: 'ca.created', authority: fresh.record.id }], result: undefined };
+    });
     return m;
   }
 
+  /** False while an offline-root CA waits for its first intermediate. */
+  get ready(): boolean {
+    return this.#snapshot !== undefined;
+  }
+
+  /** The pending intermediate request (`tessera ca intermediate-csr`), null when none is pending. */
+  pendingRequest(): PendingIntermediateRecord | null {
+    return this.#pending?.record ?? null;
+  }
+
   current(): CaSnapshot {
-    return this.#snapshot;
+    if (this.#snapshot) return this.#snapshot;
+    throw new TesseraError('TESSERA_ERR_CA_NO_INTERMEDIATE', 'the root is offline and no intermediate is installed yet: run `tessera ca intermediate-csr`, have the root sign the request, then `tessera ca install-intermediate` (docs/offline-root.md)');
   }
 
   /** Recently removed authorities, oldest first. */
@@ -140,6 +138,7 @@ export class CaManager {
 
   prepare(): Promise<AuthorityRecord> {
     return this.#mutate(async (now) => {
+      if (this.#o.rootMode === 'offline') throw new TesseraError('TESSERA_ERR_CA_ROOT_OFFLINE', 'ca.root is offline: this control plane never makes a root; have the offline root sign a new intermediate (`tessera ca intermediate-csr`, then `tessera ca install-intermediate`)');
       if (this.#state.authorities.some((a) => a.state === 'prepared')) throw new TesseraError('TESSERA_ERR_CA_ALREADY_PREPARED');
       const fresh = await this.#newAuthority('prepared', now);
       return {
@@ -201,9 +200,33 @@ export class CaManager {
     });
   }
 
+  /** Offline root: a CSR for a new intermediate key, kept as the pending request; the same key again unless `fresh`. */
+  requestIntermediate(fresh = false): Promise<IntermediateRequest> {
+    return this.#mutate((now) => requestPlan(this.#offlineView(), now, fresh));
+  }
+
+  /** Offline root: the certificate the root holder signed for the pending request, checked, then installed. */
+  async installIntermediate(req: InstallRequest): Promise<InstalledIntermediate> {
+    const done = await this.#mutate((now) => installPlan(this.#offlineView(), req, now));
+    if (!req.activate || done.state !== 'prepared') return done;
+    await this.activate(done.authority);
+    return { ...done, state: 'active' };
+  }
+
   /** The periodic work: rotate intermediates at half-life, prune expired ones, remove unused retired authorities. */
   maintain(): Promise<readonly CaEvent[]> {
+    const now = this.#o.clock.nowMs();
+    for (const a of this.#authorities) {
+      const cur = a.intermediates.at(-1)!.cert;
+      const [from, to] = [cur.validFromDate.getTime(), cur.validToDate.getTime()];
+      // An offline root's intermediate cannot rotate here: say so from the point a managed one would have.
+      if (a.root.key === null && a.record.state !== 'retired' && now >= from + (to - from) / 2) this.#o.onIntermediateDue?.(a.record.id, cur);
+    }
     return this.#mutate((now) => this.#rotationPlan(now, false));
+  }
+
+  #offlineView() {
+    return { trustDomain: this.#o.trustDomain, authorities: this.#authorities, pending: this.#pending };
   }
 
   /** Shared store: installs what another replica committed (no-op when nothing changed). True when it changed. */
@@ -219,7 +242,7 @@ export class CaManager {
     if ((await this.#o.store.version?.()) === this.#version) return false;
     const loaded = await this.#o.store.load();
     if (!loaded || loaded.version === this.#version) return false;
-    this.#installLoaded(loaded, this.#snapshot.generation + 1);
+    this.#installLoaded(loaded, this.#generation + 1);
     this.#o.onChange?.(this.#snapshot, []);
     return true;
   }
@@ -229,6 +252,8 @@ export class CaManager {
       throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA in ${this.#o.store.where} is for trust domain "${loaded.state.trustDomain}", not "${this.#o.trustDomain.name}"`);
     }
     this.#install(loaded.state, loaded.authorities, generation);
+    const pending = loaded.state.pendingIntermediate;
+    this.#pending = pending && loaded.pendingKey ? { record: pending, key: loaded.pendingKey } : null;
     this.#version = loaded.version;
   }
 
@@ -241,7 +266,7 @@ export class CaManager {
     const inMemory = this.#o.store.mode === 'fixed';
     const shared = this.#o.store.mode === 'shared';
     // Periodic work on a shared CA is the leader's: the others would only race it.
-    if (shared && !(this.#o.leads?.() ?? true)) return { records: null, events: [], result: [] };
+    if (shared && !(this.#o.leads?.() ?? true)) return unchanged([]);
     const events: CaEvent[] = [];
     const material: MaterialFile[] = [];
     const newIntermediates: [string, CertWithKey][] = [];
@@ -255,10 +280,11 @@ export class CaManager {
       }
       let rec = a;
       const last = a.intermediates[a.intermediates.length - 1]!;
-      if (a.state !== 'retired' && ((force && a.state === 'active') || this.#needsRotation(a, now))) {
-        const loaded = this.#loaded(a.id);
-        const next = await createIntermediate(this.#o.trustDomain, a.id, loaded.root, now, this.#o.lifetimes.intermediateTtlMs);
-        const ir = intermediateRecord(a.id, next);
+      const rootKey = this.#loaded(a.id).root.key;
+      // An offline root's intermediates come from its holder (installIntermediate), never from here.
+      if (rootKey !== null && a.state !== 'retired' && ((force && a.state === 'active') || this.#needsRotation(a, now))) {
+        const next = await createIntermediate(this.#o.trustDomain, a.id, { cert: this.#loaded(a.id).root.cert, key: rootKey }, now, this.#o.lifetimes.intermediateTtlMs);
+        const ir = intermediateRecord(a.id, next.cert);
         rec = { ...rec, intermediates: [...rec.intermediates, ir] };
         material.push(...intermediateMaterial(ir, next));
         newIntermediates.push([a.id, next]);
@@ -269,7 +295,7 @@ export class CaManager {
       if (kept.length !== rec.intermediates.length) rec = { ...rec, intermediates: kept };
       records.push(rec);
     }
-    if (events.length === 0 && records.every((r, n) => r === this.#state.authorities[n])) return { records: null, events: [], result: [] };
+    if (events.length === 0 && records.every((r, n) => r === this.#state.authorities[n])) return unchanged([]);
     return { records, material, newIntermediates, removed, events, result: events, inMemory, fenced: shared };
   }
 
@@ -284,7 +310,7 @@ export class CaManager {
   }
 
   #loaded(id: string): LoadedAuthority {
-    return this.#snapshot.authorities.find((a) => a.record.id === id)!;
+    return this.#authorities.find((a) => a.record.id === id)!;
   }
 
   async #newAuthority(state: 'prepared' | 'active', now: number): Promise<{ record: AuthorityRecord; loaded: LoadedAuthority; material: MaterialFile[] }> {
@@ -292,7 +318,7 @@ export class CaManager {
     const id = newAuthorityId();
     const root = await createRoot(td, id, now, this.#o.lifetimes.rootTtlMs);
     const inter = await createIntermediate(td, id, root, now, this.#o.lifetimes.intermediateTtlMs);
-    const ir = intermediateRecord(id, inter);
+    const ir = intermediateRecord(id, inter.cert);
     const record: AuthorityRecord = {
       id,
       state,
@@ -304,7 +330,7 @@ export class CaManager {
       intermediates: [ir],
     };
     const material: MaterialFile[] = [
-      { name: record.rootKeyFile, text: privateKeyPem(root.key), secret: true },
+      { name: `${id}-root.key`, text: privateKeyPem(root.key), secret: true },
       { name: record.rootCertFile, text: encodePem('CERTIFICATE', root.cert.raw), secret: false },
       ...intermediateMaterial(ir, inter),
     ];
@@ -331,8 +357,11 @@ export class CaManager {
     const p = await plan(now);
     if (p.records === null) return p.result;
     const history = [...this.#state.removed, ...(p.removed ?? []).map((id) => ({ id, removedAtMs: now }))].slice(-MAX_REMOVED_HISTORY);
-    const state: CaStateFile = { ...this.#state, authorities: p.records, removed: history };
+    const pending = p.pending === undefined ? this.#pending : p.pending;
+    const { pendingIntermediate: _was, ...rest } = this.#state;
+    const state: CaStateFile = { ...rest, authorities: p.records, removed: history, ...(pending ? { pendingIntermediate: pending.record } : {}) };
     if (!p.inMemory) this.#version = await this.#o.store.commit(state, p.material ?? [], this.#version, p.fenced ?? false);
+    this.#pending = pending;
     // Rebuild the loaded view from what is now committed: new material from memory, the rest reused.
     const fresh = new Map((p.newAuthorities ?? []).map((a) => [a.record.id, a]));
     const loaded = p.records.map((r): LoadedAuthority => {
@@ -341,39 +370,30 @@ export class CaManager {
       const bySerial = new Map([...base.intermediates, ...extra].map((c) => [serialOf(c.cert), c]));
       return { record: r, root: base.root, intermediates: r.intermediates.map((i) => bySerial.get(i.serial)!) };
     });
-    this.#install(state, loaded, this.#snapshot.generation + 1);
+    this.#install(state, loaded, this.#generation + 1);
     if (p.events.length > 0) this.#o.onChange?.(this.#snapshot, p.events);
     return p.result;
   }
 
   #install(state: CaStateFile, authorities: readonly LoadedAuthority[], generation: number): void {
+    this.#state = state;
+    this.#authorities = Object.freeze([...authorities]);
+    this.#generation = generation;
+    // No authority yet (an offline root's first intermediate is awaited): nothing to sign with, nothing to trust.
+    if (authorities.length === 0) {
+      this.#snapshot = undefined;
+      return;
+    }
     const active = authorities.filter((a) => a.record.state === 'active');
     if (active.length !== 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA has ${active.length} active authorities (exactly one is needed)`);
     if (authorities.filter((a) => a.record.state === 'prepared').length > 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', 'the CA has more than one prepared authority');
     const a = active[0]!;
     const inter = a.intermediates.at(-1)!;
-    this.#state = state;
     this.#snapshot = Object.freeze({
       generation,
-      authorities: Object.freeze([...authorities]),
+      authorities: this.#authorities,
       signer: { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, notAfterMs: inter.cert.validToDate.getTime() },
       bundle: new TrustBundle(this.#o.trustDomain, authorities.map((x) => x.root.cert)),
     });
   }
-}
-
-function intermediateRecord(authorityId: string, c: CertWithKey): IntermediateRecord {
-  const serial = serialOf(c.cert);
-  return { serial, certFile: `${authorityId}-int-${serial.slice(0, 16)}.crt`, keyFile: `${authorityId}-int-${serial.slice(0, 16)}.key`, notAfterMs: c.cert.validToDate.getTime() };
-}
-
-function intermediateMaterial(r: IntermediateRecord, c: CertWithKey): MaterialFile[] {
-  return [
-    { name: r.keyFile, text: privateKeyPem(c.key), secret: true },
-    { name: r.certFile, text: encodePem('CERTIFICATE', c.cert.raw), secret: false },
-  ];
-}
-
-function isConflict(e: unknown): boolean {
-  return e instanceof TesseraError && e.code === 'TESSERA_ERR_CA_CONFLICT';
 }

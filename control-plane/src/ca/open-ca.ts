@@ -1,25 +1,34 @@
 // Opens the control plane's CA from its data dir: every committed change is audited and logged, then handed on
 // (bundle file, own SVID, config push); an interrupted commit found at start is audited as recovered. The
-// crash point is the test seam that kills the process mid-commit (docs/control-plane.md).
+// crash point is the test seam that kills the process mid-commit (docs/control-plane.md). With `ca.root: offline`
+// and no authority yet, it serves the CA's operator routes and waits for the first installed intermediate
+// (offline-root-wait.ts); an offline root's intermediate past half-life is a warning (at most hourly per intermediate).
 
 import { join } from 'node:path';
+import type { Counter } from 'prom-client';
 import type { Clock } from '../../../common/clock.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
+import { adminSocketPath } from '../admin/admin-client.js';
 import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import { auditCaRecovery } from './audit-recovery.js';
 import { type AuthorityPersistence, filePersistence } from './authority-persistence.js';
 import { AuthorityStore, type CrashPoint } from './authority-store.js';
-import type { CaLifetimes } from './authority.js';
+import { type CaLifetimes, serialOf } from './authority.js';
 import { CaManager } from './ca-manager.js';
+import { awaitFirstIntermediate } from './offline-root-wait.js';
 
 export interface OpenCaOptions {
   readonly dataDir: string;
   readonly trustDomain: TrustDomain;
   readonly lifetimes: CaLifetimes;
+  /** `ca.root`: offline = no root is ever made here (default managed). */
+  readonly rootMode?: 'managed' | 'offline';
   readonly clock: Clock;
+  readonly timers?: Timers;
   readonly inventory: InventoryStore;
   readonly audit: AuditLog;
-  readonly log: { info(obj: Record<string, unknown>, msg: string): void };
+  readonly log: { info(obj: Record<string, unknown>, msg: string): void; warn?(obj: Record<string, unknown>, msg: string): void; error?(obj: Record<string, unknown>, msg: string): void };
   readonly crashAt?: CrashPoint;
   /** The replicas' shared database instead of <dataDir>/ca, and whether this replica leads (does periodic work). */
   readonly shared?: { readonly persistence: AuthorityPersistence; readonly leads: () => boolean };
@@ -27,33 +36,57 @@ export interface OpenCaOptions {
   readonly announce?: () => void;
   /** After each committed change has been audited (also for the CA's creation, during open). */
   readonly onChange: () => void;
+  /** tessera_ca_intermediate_installs_total, for installs made while waiting. */
+  readonly installs?: Counter<'result' | 'reason'>;
+  /** Resolves when the process is asked to stop: ends a wait for the first intermediate. */
+  readonly stop?: Promise<unknown> | undefined;
 }
+
+const WARN_EVERY_MS = 3_600_000;
 
 export async function openCa(o: OpenCaOptions): Promise<CaManager> {
   const { clock, audit, crashAt } = o;
+  const warned = new Map<string, number>();
   const ca = await CaManager.open({
     store:
       o.shared?.persistence ??
       filePersistence(
         new AuthorityStore({
           dir: join(o.dataDir, 'ca'),
+          clock,
+          trustDomain: o.trustDomain,
           ...(crashAt ? { crashHook: (p: CrashPoint) => p === crashAt && process.kill(process.pid, 'SIGKILL') } : {}),
         }),
       ),
     ...(o.shared ? { leads: o.shared.leads } : {}),
     trustDomain: o.trustDomain,
     lifetimes: o.lifetimes,
+    ...(o.rootMode ? { rootMode: o.rootMode } : {}),
     clock,
     liveSvids: (id, now) => o.inventory.liveByAuthority(id, now),
     onChange: (_snap, events) => {
       for (const e of events) {
-        audit.record(clock.nowMs(), { event: e.event, result: 'ok', caller: 'control-plane', authority: e.authority, ...(e.detail ?? {}) });
-        o.log.info({ event: e.event, authority: e.authority }, 'CA changed');
+        audit.record(clock.nowMs(), { event: e.event, result: 'ok', caller: 'control-plane', ...(e.authority ? { authority: e.authority } : {}), ...(e.detail ?? {}) });
+        o.log.info({ event: e.event, ...(e.authority ? { authority: e.authority } : {}) }, 'CA changed');
       }
       if (events.length > 0) o.announce?.();
       o.onChange();
     },
+    onIntermediateDue: (authority, cert) => {
+      const now = clock.nowMs();
+      const serial = serialOf(cert);
+      if (now - (warned.get(serial) ?? Number.NEGATIVE_INFINITY) < WARN_EVERY_MS) return;
+      warned.set(serial, now);
+      const notAfterMs = cert.validToDate.getTime();
+      o.log.warn?.(
+        { authority, serial, notAfter: new Date(notAfterMs).toISOString(), secondsLeft: Math.max(0, Math.round((notAfterMs - now) / 1000)) },
+        "the offline root's signing intermediate is past half its lifetime and cannot be renewed here: have the root sign a new one (`tessera ca intermediate-csr`, then `tessera ca install-intermediate`); issuance stops when it expires",
+      );
+    },
   });
+  if (!ca.ready) {
+    await awaitFirstIntermediate({ ca, trustDomain: o.trustDomain, inventory: o.inventory, audit, clock, socketPath: adminSocketPath(o.dataDir), timers: o.timers ?? realTimers, log: { warn: (x, m) => o.log.warn?.(x, m), error: (x, m) => o.log.error?.(x, m) }, stop: o.stop, ...(o.installs ? { installs: o.installs } : {}) });
+  }
   await auditCaRecovery(audit, ca.current().authorities, clock.nowMs());
   return ca;
 }

@@ -2,7 +2,7 @@
 // and checked like files are (each key matches its certificate, each intermediate is issued by its root); a commit
 // upserts the new material, deletes what the new state no longer names, and swaps the state by compare-and-swap.
 import type { CaStateFile, CertWithKey } from './authority.js';
-import { corrupt, loadAuthority, pairFromPem, referencedNames } from './authority-material.js';
+import { caCertFromPem, corrupt, keyFromPem, loadAuthority, pairFromPem, referencedNames } from './authority-material.js';
 import type { AuthorityPersistence, LoadedAuthorities } from './authority-persistence.js';
 
 /** The database side (store/postgres/pg-authority-records.ts), as much of it as the CA needs. */
@@ -33,15 +33,17 @@ export function sharedPersistence(o: SharedAuthorityOptions): AuthorityPersisten
       const state = got.state as CaStateFile;
       if (state === null || typeof state !== 'object' || state.version !== 1 || !Array.isArray(state.authorities)) throw corrupt(`${where}: unknown format`);
       const label = (name: string) => `${o.where} ca_material/${name}`;
-      const pair = (certName: string, keyName: string): CertWithKey => {
-        const cert = got.material.get(certName);
-        const key = got.material.get(keyName);
-        if (cert === undefined || key === undefined) throw corrupt(`${where} names ${cert === undefined ? certName : keyName}, which ca_material does not hold`);
-        return pairFromPem(cert, key, { cert: label(certName), key: label(keyName) });
+      const pem = (name: string): string => {
+        const text = got.material.get(name);
+        if (text === undefined) throw corrupt(`${where} names ${name}, which ca_material does not hold`);
+        return text;
       };
-      const authorities = state.authorities.map((a) => loadAuthority(a, where, pair, label));
-      named = referencedNames(state.authorities);
-      return { state, authorities, version: got.version };
+      const pair = (certName: string, keyName: string): CertWithKey => pairFromPem(pem(certName), pem(keyName), { cert: label(certName), key: label(keyName) });
+      const authorities = state.authorities.map((a) => loadAuthority(a, where, { pair, cert: (c) => caCertFromPem(pem(c), label(c)) }, label));
+      const pending = state.pendingIntermediate;
+      const pendingKey = pending ? keyFromPem(pem(pending.keyFile), label(pending.keyFile)) : null;
+      named = referencedNames(state.authorities, pending);
+      return { state, authorities, pendingKey, version: got.version };
     },
     commit: async (state, material, expected, fenced) => {
       let fence: { term: number } | undefined;
@@ -50,7 +52,7 @@ export function sharedPersistence(o: SharedAuthorityOptions): AuthorityPersisten
         // Not leading (any more): the same refusal a stale term gets from the database.
         fence = { term: term ?? -1 };
       }
-      const keep = referencedNames(state.authorities);
+      const keep = referencedNames(state.authorities, state.pendingIntermediate);
       const remove = [...named].filter((n) => !keep.has(n));
       const version = await o.records.commit(state, material.map((m) => ({ name: m.name, pem: m.text })), expected, fence, remove);
       named = keep;

@@ -40,6 +40,7 @@ export const controlPlaneSchema: ObjectSchema = {
     ca: {
       type: 'object',
       properties: {
+        root: { type: 'string', enum: ['managed', 'offline'], default: 'managed', description: 'managed: the control plane makes its roots; offline: it never does, and signs with intermediates a root held elsewhere signed (docs/offline-root.md)' },
         rootTtl: { type: 'duration', default: '8760h', min: HOUR },
         intermediateTtl: { type: 'duration', default: '168h', min: 60_000 },
       },
@@ -111,7 +112,7 @@ export interface ControlPlaneConfig {
   readonly adminListen: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   readonly svid: { readonly ttlMs: number; readonly maxTtlMs: number; readonly backdateMs: number; readonly rateLimit: { readonly burst: number; readonly perMinute: number } };
-  readonly ca: { readonly rootTtlMs: number; readonly intermediateTtlMs: number };
+  readonly ca: { readonly root: 'managed' | 'offline'; readonly rootTtlMs: number; readonly intermediateTtlMs: number };
   readonly attestors: {
     readonly joinToken: { readonly enabled: boolean };
     readonly kubernetes?: {
@@ -145,7 +146,7 @@ interface Raw {
   adminListen: string;
   logLevel: ControlPlaneConfig['logLevel'];
   svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
-  ca?: { rootTtl?: number; intermediateTtl?: number };
+  ca?: { root?: 'managed' | 'offline'; rootTtl?: number; intermediateTtl?: number };
   attestors?: {
     joinToken?: { enabled?: boolean };
     kubernetes?: { issuer: string; audience: string; jwksFile?: string; apiServer?: { url?: string; caFile?: string; tokenFile?: string; jwksRefresh?: number; tokenReview?: boolean } };
@@ -174,7 +175,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     const line = lineOf(parsed, ['svid', 'ttl']);
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${svid.ttlMs} ms is longer than svid.maxTtl (${svid.maxTtlMs} ms)`, { file, line, key: 'svid.ttl' });
   }
-  const ca = { rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
+  const ca = { root: raw.ca?.root ?? 'managed', rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
   if (ca.intermediateTtlMs > ca.rootTtlMs) {
     const line = lineOf(parsed, ['ca', 'intermediateTtl']);
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ca.intermediateTtl: longer than ca.rootTtl`, { file, line, key: 'ca.intermediateTtl' });

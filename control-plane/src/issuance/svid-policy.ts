@@ -36,6 +36,8 @@ export function svidValidity(v: ValidityInput): { notBeforeMs: number; notAfterM
   const ttl = Math.min(v.requestedTtlMs > 0 ? Math.min(v.requestedTtlMs, v.ttlMs) : v.ttlMs, v.maxTtlMs);
   const notBeforeMs = Math.ceil(Math.max(v.nowMs - v.backdateMs, v.issuerNotBeforeMs) / 1000) * 1000;
   const notAfterMs = Math.floor(Math.min(v.nowMs + ttl, v.issuerNotAfterMs) / 1000) * 1000;
+  // An expired signer (an offline root's intermediate nobody renewed) fails closed with its own code.
+  if (v.issuerNotAfterMs <= v.nowMs) throw new TesseraError('TESSERA_ERR_CA_NO_INTERMEDIATE', `the signing intermediate expired at ${new Date(v.issuerNotAfterMs).toISOString()}; nothing is issued until a new one is installed`);
   if (notAfterMs <= v.nowMs) throw new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL', 'the signing intermediate expires too soon to issue anything');
   return { notBeforeMs, notAfterMs };
 }

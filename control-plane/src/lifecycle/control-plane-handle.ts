@@ -16,6 +16,8 @@ export interface ControlPlaneDeps {
   readonly tickMs?: number;
   /** Timers the scheduler and the close deadline run on (default: real, unref'd). */
   readonly timers?: Timers;
+  /** Resolves when the process is asked to stop: ends a start that waits (an offline root's first intermediate). */
+  readonly stop?: Promise<unknown>;
 }
 
 export interface ControlPlaneHandle {

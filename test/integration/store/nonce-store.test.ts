@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { openSqliteStore } from '../../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import { NONCE_SEAL_KEY, type NonceStore } from '../../../control-plane/src/store/store-contract.js';
-import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore, type TestPgStore } from '../../helpers/postgres-store.js';
 import { makeTempDir } from '../../helpers/run.js';
 
@@ -55,11 +55,11 @@ describe('nonce store: SQLite', () => {
 });
 
 describe('nonce store: PostgreSQL, two replicas on one database', () => {
-  let server: PostgresServer;
+  let server: PostgresDatabase;
   let a: TestPgStore;
   let b: TestPgStore;
   beforeAll(async () => {
-    server = await startPostgres();
+    server = await openPostgresDatabase();
     [a, b] = await Promise.all([openTestPgStore(server.url), openTestPgStore(server.url)]);
   }, 90_000);
   afterAll(async () => {

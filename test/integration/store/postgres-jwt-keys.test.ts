@@ -7,17 +7,17 @@ import { signJwtSvid, validateJwtSvid } from '../../../common/spiffe/jwt-svid.js
 import { sharedJwtKeys } from '../../../control-plane/src/ca/shared-jwt-keys.js';
 import { JwtKeys } from '../../../control-plane/src/ca/jwt-keys.js';
 import { FakeTime } from '../../helpers/fake-time.js';
-import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore, type TestPgStore } from '../../helpers/postgres-store.js';
 import { until } from '../../helpers/until.js';
 
 const DAY = 24 * 3_600_000;
 const OVERLAP = 3_630_000;
-let server: PostgresServer;
+let server: PostgresDatabase;
 const opened: TestPgStore[] = [];
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
 }, 120_000);
 afterAll(async () => {
   for (const s of opened) await s.dispose();

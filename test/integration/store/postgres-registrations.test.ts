@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import { ServiceRegistry } from '../../../control-plane/src/discovery/service-registry.js';
 import { FakeTime } from '../../helpers/fake-time.js';
-import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore, type TestPgStore } from '../../helpers/postgres-store.js';
 import { until } from '../../helpers/until.js';
 
@@ -17,13 +17,13 @@ const HEARTBEAT = 3_000;
 const reg = (host: string) => ({ service: 'api', endpoint: { host, port: 80, spiffeId: API, protocol: 'http', ready: true, zone: '', weight: 100, source: 'self' } satisfies ServiceEndpoint });
 const addresses = (r: ServiceRegistry) => r.endpoints('api').map((e) => `${e.address}${e.confirmed ? '' : ' unconfirmed'}`);
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 const stores: TestPgStore[] = [];
 const registries: ServiceRegistry[] = [];
 const time = new FakeTime();
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
 }, 90_000);
 
 afterAll(async () => {

@@ -6,16 +6,16 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../common/errors.js';
 import { LEADER_LOCK_KEY } from '../../../control-plane/src/store/postgres/pg-leader-lock.js';
-import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore, type TestPgStore } from '../../helpers/postgres-store.js';
 import { until } from '../../helpers/until.js';
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 let a: TestPgStore;
 let b: TestPgStore;
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
   // Fast leader retries and change polls keep the hand-over tests short; the defaults are 3 s and 5 s.
   [a, b] = await Promise.all([openTestPgStore(server.url, { leaderRetryMs: 200, changePollMs: 60_000 }), openTestPgStore(server.url, { leaderRetryMs: 200, changePollMs: 60_000 })]);
 }, 90_000);
@@ -95,8 +95,8 @@ describe('postgres replicas: the change feed', () => {
     const admin = new pg.Client({ connectionString: server.adminUrl });
     await admin.connect();
     try {
-      // The LISTEN sessions of every store: kill them all (the others reconnect too, which is harmless).
-      const r = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN tessera_changes'");
+      // The LISTEN sessions of every store on this database: kill them all (the others reconnect too, which is harmless).
+      const r = await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN tessera_changes' AND datname = $1", [server.database]);
       expect(r.rowCount).toBeGreaterThan(0);
       await until('every topic fired after the reconnect', () => seen.size === 5, 10_000, 20);
       await until('b listening again', () => b.store.changes.listening);
@@ -152,11 +152,11 @@ describe('postgres replicas: the leader lock', () => {
       x.store.leader.onChange((l) => {
         if (!l) lostAt = Date.now();
       });
-      // The lock's session, by the pid that holds the advisory lock.
-      const key = [String(LEADER_LOCK_KEY >> 32n), String(LEADER_LOCK_KEY & 0xffff_ffffn)];
+      // The lock's session, by the pid that holds the advisory lock (in this database: advisory locks are per database).
+      const key = [String(LEADER_LOCK_KEY >> 32n), String(LEADER_LOCK_KEY & 0xffff_ffffn), server.database];
       // Taken before the kill is sent: x may notice the lost session before the admin query's answer arrives here.
       const killedAt = Date.now();
-      const killed = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1::oid AND objid = $2::oid", key);
+      const killed = await admin.query("SELECT pg_terminate_backend(pid) AS ok FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1::oid AND objid = $2::oid AND database = (SELECT oid FROM pg_database WHERE datname = $3)", key);
       expect(killed.rows.map((r) => r.ok)).toEqual([true]);
       await until('x knows it is no longer the leader', () => !x.store.leader.isLeader(), 5_000, 10);
       expect(lostAt).toBeGreaterThanOrEqual(killedAt);
@@ -178,7 +178,7 @@ describe('postgres replicas: the leader lock', () => {
 
 describe('postgres replicas: shared CA records', () => {
   test('load before any commit is null; commit, load, then a commit from an old version is a conflict', async () => {
-    const admin = new pg.Client({ connectionString: server.adminUrl.replace(/\/postgres(\?|$)/, '/tessera$1') });
+    const admin = new pg.Client({ connectionString: new URL(`/${server.database}`, server.adminUrl).toString() });
     await admin.connect();
     await admin.query('DELETE FROM ca_state; DELETE FROM ca_material');
     await admin.end();

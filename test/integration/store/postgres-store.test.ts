@@ -1,19 +1,19 @@
-// What only the PostgreSQL store does, against a real private server (the contract itself is checked by
+// What only the PostgreSQL store does, against a real server (the contract itself is checked by
 // store-contract-postgres.test.ts): the schema migration (recorded, applied once, once only even when several replicas
 // open a fresh database together), LIKE wildcards in an audit prefix taken literally, a NUL in an audited value,
 // a stored registration that no longer parses, and the change feed's own notification coming back through LISTEN.
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { PG_MIGRATIONS } from '../../../control-plane/src/store/postgres/pg-migrations.js';
-import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore, type TestPgStore } from '../../helpers/postgres-store.js';
 import { until } from '../../helpers/until.js';
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 let a: TestPgStore;
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
   // No catch-up poll during these tests: 'fires nothing' must not be met by a poll tick.
   a = await openTestPgStore(server.url, { changePollMs: 60_000 });
 }, 90_000);
@@ -47,8 +47,9 @@ describe('postgres store: schema', () => {
   });
 
   test('a database with a newer schema than this Tessera knows is refused at start', async () => {
-    await sql(server.adminUrl, 'CREATE DATABASE tessera_newer OWNER tessera');
-    const url = server.url.replace(/\/tessera(\?|$)/, '/tessera_newer$1');
+    // Named after this file's database: destroy() drops it too.
+    await sql(server.adminUrl, `CREATE DATABASE ${server.database}_newer OWNER tessera`);
+    const url = server.urlOf(`${server.database}_newer`);
     const first = await openTestPgStore(url);
     await first.dispose();
     await sql(url, 'INSERT INTO tessera_schema (version) VALUES ($1)', [PG_MIGRATIONS.length + 1]);
@@ -58,16 +59,16 @@ describe('postgres store: schema', () => {
   });
 
   test('a database where the role may not create tables: refused at start with the migration named', async () => {
-    await sql(server.adminUrl, 'CREATE DATABASE tessera_readonly');
-    const e = await openTestPgStore(server.url.replace(/\/tessera(\?|$)/, '/tessera_readonly$1')).catch((err) => err);
+    await sql(server.adminUrl, `CREATE DATABASE ${server.database}_readonly`);
+    const e = await openTestPgStore(server.urlOf(`${server.database}_readonly`)).catch((err) => err);
     expect(e.code).toBe('TESSERA_ERR_CP_START_FAILED');
     expect(e.message).toContain('the schema migration failed: permission denied');
     expect(e.message).not.toContain(decodeURIComponent(new URL(server.url).password));
   });
 
   test('four stores opening one fresh database at once: the schema is made once, all of them work', async () => {
-    await sql(server.adminUrl, 'CREATE DATABASE tessera_fresh OWNER tessera');
-    const url = server.url.replace(/\/tessera(\?|$)/, '/tessera_fresh$1');
+    await sql(server.adminUrl, `CREATE DATABASE ${server.database}_fresh OWNER tessera`);
+    const url = server.urlOf(`${server.database}_fresh`);
     const stores = await Promise.all([0, 1, 2, 3].map(() => openTestPgStore(url)));
     try {
       expect(stores.filter((s) => s.log.lines.some((l) => l.msg.includes('migrated'))).length).toBe(1);

@@ -1,13 +1,13 @@
-// The store contract suite against PostgreSQL: a real private server (test/helpers/postgres-server.ts), one store.
+// The store contract suite against PostgreSQL: a real server, this file's own database (test/helpers/postgres-database.ts), one store.
 import { afterAll, beforeAll } from 'vitest';
-import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
+import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore } from '../../helpers/postgres-store.js';
 import { storeContractSuite } from './store-contract-suite.js';
 
-let server: PostgresServer;
+let server: PostgresDatabase;
 
 beforeAll(async () => {
-  server = await startPostgres();
+  server = await openPostgresDatabase();
 }, 90_000);
 
 afterAll(async () => {

@@ -43,7 +43,7 @@ describe('AuthorityStore', () => {
   test('keys are 0600, certificates 0644, the directory 0700; a load returns what was committed', () => {
     expect(statSync(caDir).mode & 0o777).toBe(0o700);
     const a = authority();
-    expect(statSync(join(caDir, a.rootKeyFile)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(caDir, a.rootKeyFile!)).mode & 0o777).toBe(0o600);
     expect(statSync(join(caDir, a.intermediates[0]!.keyFile)).mode & 0o777).toBe(0o600);
     expect(statSync(join(caDir, a.rootCertFile)).mode & 0o777).toBe(0o644);
     expect(statSync(join(caDir, STATE_FILE)).mode & 0o777).toBe(0o600);
@@ -139,7 +139,7 @@ describe('AuthorityStore', () => {
   });
 
   test('a CA key readable by others is refused with TESSERA_ERR_CA_KEY_EXPOSED', () => {
-    const key = join(caDir, authority().rootKeyFile);
+    const key = join(caDir, authority().rootKeyFile!);
     chmodSync(key, 0o644);
     expect(refusal(load)).toMatchObject({ code: 'TESSERA_ERR_CA_KEY_EXPOSED', file: key });
   });

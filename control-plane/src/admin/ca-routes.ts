@@ -1,0 +1,108 @@
+// The CA's operator routes behind admin.sock: status, the rotation steps (prepare, activate, retire) and the
+// offline-root steps (intermediate-csr, install-intermediate). Every install attempt is counted by result and
+// reason; a refused one is audited with its code (an installed one is audited by the CA's own events). The same
+// routes serve while an offline-root control plane waits for its first intermediate (offline-root-wait.ts).
+import type { Counter } from 'prom-client';
+import type { Clock } from '../../../common/clock.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import type { CaManager } from '../ca/ca-manager.js';
+import { installRefusalReason } from '../ca/offline-intermediate.js';
+import type { AuditLog, InventoryStore } from '../store/store-contract.js';
+import type { AdminRoutes } from './admin-socket.js';
+
+export interface CaRouteDeps {
+  readonly trustDomain: TrustDomain;
+  readonly ca: CaManager;
+  readonly inventory: InventoryStore;
+  readonly audit: AuditLog;
+  readonly clock: Clock;
+  /** tessera_ca_intermediate_installs_total. */
+  readonly installs?: Counter<'result' | 'reason'>;
+}
+
+const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+
+function optionalString(body: Record<string, unknown>, key: string): string | undefined {
+  const v = body[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || v === '') throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a non-empty string`);
+  return v;
+}
+
+function requiredString(body: Record<string, unknown>, key: string): string {
+  const v = optionalString(body, key);
+  if (v === undefined) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} is required`);
+  return v;
+}
+
+function pendingView(d: CaRouteDeps) {
+  const p = d.ca.pendingRequest();
+  return p ? { requestedAt: iso(p.createdAtMs) } : null;
+}
+
+export async function caStatus(d: CaRouteDeps) {
+  const removed = d.ca.removedHistory().map((r) => ({ id: r.id, removedAt: iso(r.removedAtMs) }));
+  // An offline-root CA before its first intermediate: nothing signs, nothing is trusted yet.
+  if (!d.ca.ready) return { trustDomain: d.trustDomain.name, waiting: true, signingAuthority: null, bundleFingerprints: [], authorities: [], pendingRequest: pendingView(d), removed };
+  const snap = d.ca.current();
+  const now = d.clock.nowMs();
+  const live = await Promise.all(snap.authorities.map((a) => d.inventory.liveByAuthority(a.record.id, now)));
+  return {
+    trustDomain: d.trustDomain.name,
+    waiting: false,
+    signingAuthority: snap.signer.authorityId,
+    bundleFingerprints: snap.bundle.fingerprints(),
+    authorities: snap.authorities.map((a, i) => {
+      const { count, latestNotAfterMs } = live[i]!;
+      const inter = a.intermediates.at(-1)!.cert;
+      return {
+        id: a.record.id,
+        state: a.record.state,
+        root: a.root.key === null ? 'offline' : 'managed',
+        createdAt: iso(a.record.createdAtMs),
+        activatedAt: iso(a.record.activatedAtMs),
+        retiredAt: iso(a.record.retiredAtMs),
+        rootFingerprint: fingerprintOf(a.root.cert),
+        rootNotAfter: iso(a.record.rootNotAfterMs),
+        intermediateSerial: inter.serialNumber.toLowerCase(),
+        intermediateNotAfter: iso(inter.validToDate.getTime()),
+        liveSvids: count,
+        lastSvidNotAfter: iso(latestNotAfterMs),
+      };
+    }),
+    pendingRequest: pendingView(d),
+    removed,
+  };
+}
+
+async function install(d: CaRouteDeps, body: Record<string, unknown>) {
+  const certPem = requiredString(body, 'certPem');
+  const rootPem = requiredString(body, 'rootPem');
+  try {
+    const done = await d.ca.installIntermediate({ certPem, rootPem, activate: body['activate'] === true });
+    d.installs?.inc({ result: 'installed', reason: 'none' });
+    return { ...done, notAfter: iso(done.notAfterMs), status: await caStatus(d) };
+  } catch (e) {
+    const reason = installRefusalReason(e);
+    d.installs?.inc({ result: 'refused', reason });
+    const code = isTesseraError(e) ? e.code : 'TESSERA_ERR_ISSUANCE_INTERNAL';
+    d.audit.record(d.clock.nowMs(), { event: 'ca.intermediate_refused', result: 'refused', code, reason, caller: 'admin.sock', ...(isTesseraError(e) ? { message: e.message } : {}) });
+    throw e;
+  }
+}
+
+export function caRoutes(d: CaRouteDeps): AdminRoutes {
+  return {
+    'GET /v1/ca': () => caStatus(d),
+    'POST /v1/ca/prepare': async () => ({ prepared: (await d.ca.prepare()).id, status: await caStatus(d) }),
+    'POST /v1/ca/activate': async (body) => ({ activated: (await d.ca.activate(optionalString(body, 'authority'))).id, status: await caStatus(d) }),
+    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: await caStatus(d) }),
+    'POST /v1/ca/intermediate-csr': async (body) => {
+      const r = await d.ca.requestIntermediate(body['newKey'] === true);
+      return { csrPem: r.csrPem, requestedAt: iso(r.requestedAtMs), newKey: r.newKey };
+    },
+    'POST /v1/ca/install-intermediate': (body) => install(d, body),
+  };
+}

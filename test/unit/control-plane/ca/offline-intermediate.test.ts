@@ -1,0 +1,134 @@
+// The checks a root-signed intermediate passes before the control plane signs with it, one fault at a time: each
+// refused with its own code and reason, the first fault in a fixed order; and the CSR the request sends out.
+import type { X509Certificate } from 'node:crypto';
+import { describe, expect, test } from 'vitest';
+import { TesseraError, isTesseraError } from '../../../../common/errors.js';
+import { type CertificateTemplate, issueCertificate } from '../../../../common/pki/cert-builder.js';
+import { parseCsr } from '../../../../common/pki/csr.js';
+import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
+import { decodePem, encodePem } from '../../../../common/pki/pem.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { type IntermediateToCheck, checkSignedIntermediate, installRefusalReason, intermediateCsrPem } from '../../../../control-plane/src/ca/offline-intermediate.js';
+
+const TD = TrustDomain.parse('example.org');
+const NOW = Date.UTC(2026, 5, 1);
+const DAY = 86_400_000;
+const pem = (c: X509Certificate) => encodePem('CERTIFICATE', c.raw);
+
+interface Root {
+  readonly cert: X509Certificate;
+  readonly key: KeyPair;
+}
+
+async function root(over: Partial<CertificateTemplate> = {}): Promise<Root> {
+  const key = generateKeyPair('ec-p256');
+  const cert = await issueCertificate({
+    subject: 'CN=Example Root, O=Example',
+    publicKey: key.publicKey,
+    signer: key,
+    notBefore: new Date(NOW - DAY),
+    notAfter: new Date(NOW + 365 * DAY),
+    basicConstraints: { ca: true },
+    keyUsage: ['keyCertSign', 'cRLSign'],
+    ...over,
+  });
+  return { cert, key };
+}
+
+function intermediate(r: Root, key: KeyPair, over: Partial<CertificateTemplate> = {}): Promise<X509Certificate> {
+  return issueCertificate({
+    subject: 'CN=Tessera intermediate example.org, O=Tessera',
+    publicKey: key.publicKey,
+    issuer: r.cert,
+    signer: r.key,
+    notBefore: new Date(NOW - 60_000),
+    notAfter: new Date(NOW + 30 * DAY),
+    basicConstraints: { ca: true, pathLength: 0 },
+    keyUsage: ['keyCertSign', 'cRLSign'],
+    uriSans: [TD.idString()],
+    ...over,
+  });
+}
+
+function refusal(i: IntermediateToCheck): { code: string; reason: string; message: string } {
+  try {
+    checkSignedIntermediate(i);
+  } catch (e) {
+    if (!isTesseraError(e)) throw e;
+    return { code: e.code, reason: installRefusalReason(e), message: e.message };
+  }
+  throw new Error('accepted');
+}
+
+describe('checkSignedIntermediate', () => {
+  test('accepts an intermediate of the pending key, signed by the root, for exactly this trust domain; a root without any URI SAN is fine', async () => {
+    const r = await root();
+    const key = generateKeyPair();
+    const int = await intermediate(r, key);
+    const ok = checkSignedIntermediate({ intermediatePem: pem(int), rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW });
+    expect(ok.intermediate.serialNumber).toBe(int.serialNumber);
+    expect(ok.root.fingerprint256).toBe(r.cert.fingerprint256);
+    // An upstream answering with the chain (intermediate, then the root) is the same thing.
+    expect(checkSignedIntermediate({ intermediatePem: pem(int) + pem(r.cert), rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW }).intermediate.raw.equals(int.raw)).toBe(true);
+  });
+
+  test('each fault is refused with its own code and reason', async () => {
+    const r = await root();
+    const other = await root({ subject: 'CN=Example Root, O=Example' });
+    const key = generateKeyPair();
+    const good = await intermediate(r, key);
+    const base = { rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW };
+    const cases: [string, IntermediateToCheck, string, string][] = [
+      ['another key (made from another CSR)', { ...base, intermediatePem: pem(await intermediate(r, generateKeyPair())) }, 'TESSERA_ERR_CA_INTERMEDIATE_KEY_MISMATCH', 'key_mismatch'],
+      ['signed by another root with the same name', { ...base, intermediatePem: pem(await intermediate(other, key)) }, 'TESSERA_ERR_CA_INTERMEDIATE_NOT_SIGNED', 'not_signed_by_root'],
+      ['a URI SAN of another trust domain', { ...base, intermediatePem: pem(await intermediate(r, key, { uriSans: ['spiffe://other.org'] })) }, 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME', 'wrong_name'],
+      ['a URI SAN with a path', { ...base, intermediatePem: pem(await intermediate(r, key, { uriSans: ['spiffe://example.org/ns/x'] })) }, 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME', 'wrong_name'],
+      ['no URI SAN', { ...base, intermediatePem: pem(await intermediate(r, key, { uriSans: [] })) }, 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME', 'wrong_name'],
+      ['two URI SANs', { ...base, intermediatePem: pem(await intermediate(r, key, { uriSans: [TD.idString(), 'spiffe://other.org'] })) }, 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME', 'wrong_name'],
+      ['not a CA', { ...base, intermediatePem: pem(await intermediate(r, key, { basicConstraints: { ca: false } })) }, 'TESSERA_ERR_CA_INTERMEDIATE_NOT_CA', 'not_ca'],
+      ['no keyCertSign', { ...base, intermediatePem: pem(await intermediate(r, key, { keyUsage: ['digitalSignature'] })) }, 'TESSERA_ERR_CA_INTERMEDIATE_NOT_CA', 'not_ca'],
+      ['an unknown critical extension', { ...base, intermediatePem: pem(await intermediate(r, key, { extraExtensions: [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Uint8Array.of(0x05, 0x00) }] })) }, 'TESSERA_ERR_CA_INTERMEDIATE_NOT_CA', 'not_ca'],
+      ['expired', { ...base, intermediatePem: pem(good), nowMs: NOW + 31 * DAY }, 'TESSERA_ERR_CA_INTERMEDIATE_EXPIRED', 'expired'],
+      ['not yet valid', { ...base, intermediatePem: pem(await intermediate(r, key, { notBefore: new Date(NOW + DAY) })) }, 'TESSERA_ERR_CA_INTERMEDIATE_NOT_YET_VALID', 'not_yet_valid'],
+      ['no pending request', { ...base, key: null, intermediatePem: pem(good) }, 'TESSERA_ERR_CA_NO_PENDING_REQUEST', 'no_pending_request'],
+      ['the intermediate given as the root (not self-signed)', { ...base, rootPem: pem(good), intermediatePem: pem(good) }, 'TESSERA_ERR_CA_ROOT_INVALID', 'root_invalid'],
+      ['a root that is not a CA', { ...base, rootPem: pem((await root({ basicConstraints: { ca: false } })).cert), intermediatePem: pem(good) }, 'TESSERA_ERR_CA_ROOT_INVALID', 'root_invalid'],
+      ['a root with pathlen 0', { ...base, rootPem: pem((await root({ basicConstraints: { ca: true, pathLength: 0 } })).cert), intermediatePem: pem(good) }, 'TESSERA_ERR_CA_ROOT_INVALID', 'root_invalid'],
+      ['a root naming another trust domain', { ...base, rootPem: pem((await root({ uriSans: ['spiffe://other.org'] })).cert), intermediatePem: pem(good) }, 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME', 'wrong_name'],
+      ['not PEM', { ...base, intermediatePem: 'hello' }, 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
+      ['a CSR instead of a certificate', { ...base, intermediatePem: await intermediateCsrPem(key, TD, NOW) }, 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
+      ['two roots in the root file', { ...base, rootPem: pem(r.cert) + pem(other.cert), intermediatePem: pem(good) }, 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
+      ['a deeper chain', { ...base, intermediatePem: pem(good) + pem(other.cert) }, 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
+    ];
+    for (const [what, input, code, reason] of cases) expect(refusal(input), what).toMatchObject({ code, reason });
+  });
+
+  test('a root naming this trust domain is accepted; an expired root is refused as expired, naming the root', async () => {
+    const r = await root({ uriSans: [TD.idString()] });
+    const key = generateKeyPair();
+    const int = await intermediate(r, key);
+    expect(() => checkSignedIntermediate({ intermediatePem: pem(int), rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW })).not.toThrow();
+    // The same root, expired: the chain holds, the validity does not.
+    const late = { ...r, cert: await issueCertificate({ subject: 'CN=Example Root, O=Example', publicKey: r.key.publicKey, signer: r.key, notBefore: new Date(NOW - 2 * DAY), notAfter: new Date(NOW - DAY), basicConstraints: { ca: true }, keyUsage: ['keyCertSign'] }) };
+    expect(refusal({ intermediatePem: pem(await intermediate(late, key)), rootPem: pem(late.cert), key, trustDomain: TD, nowMs: NOW })).toMatchObject({ code: 'TESSERA_ERR_CA_INTERMEDIATE_EXPIRED', message: expect.stringContaining('root') });
+  });
+
+  test('the reason label of a lifecycle refusal is its code, shortened; anything else is "internal"', () => {
+    expect(installRefusalReason(new TesseraError('TESSERA_ERR_CA_ALREADY_PREPARED'))).toBe('already_prepared');
+    expect(installRefusalReason(new TesseraError('TESSERA_ERR_CA_READ_ONLY'))).toBe('read_only');
+    expect(installRefusalReason(new Error('x'))).toBe('internal');
+  });
+});
+
+describe('intermediateCsrPem', () => {
+  test('a PKCS#10 request signed by the key, for the bare trust-domain ID, asking for CA rights; no private key in it', async () => {
+    const key = generateKeyPair();
+    const text = await intermediateCsrPem(key, TD, NOW);
+    expect(decodePem(text).map((b) => b.label)).toEqual(['CERTIFICATE REQUEST']);
+    expect(text).not.toContain('PRIVATE KEY');
+    const csr = await parseCsr(decodePem(text)[0]!.der);
+    expect(csr.uriSans).toEqual(['spiffe://example.org']);
+    expect(csr.requestsCa).toBe(true);
+    expect(csr.publicKey.export({ type: 'spki', format: 'der' }).equals(key.publicKey.export({ type: 'spki', format: 'der' }))).toBe(true);
+  });
+});
