@@ -7,14 +7,21 @@ if (major < 24) {
 }
 
 // Everything else is imported only after the version check, so an old Node gets this message, not a SyntaxError.
-const [{ systemClock }, { COMMANDS }, { runCli }] = await Promise.all([import('../common/clock.js'), import('./commands/index.js'), import('./run-cli.js')]);
+// `tessera proxy`, the long-running sidecar, loads its own command only: the other commands' modules (the CA
+// tooling with its X.509 library, the mesh launcher, the control-plane configs) would cost every sidecar memory.
+// No other command's path starts with `proxy`, so it dispatches exactly as with the whole table.
+const [{ systemClock }, commands, { runCli }] = await Promise.all([
+  import('../common/clock.js'),
+  process.argv[2] === 'proxy' ? import('./commands/proxy.js').then((m) => [m.proxyCommand]) : import('./commands/index.js').then((m) => m.COMMANDS),
+  import('./run-cli.js'),
+]);
 
 const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
   process.once('SIGINT', () => resolve('SIGINT'));
   process.once('SIGTERM', () => resolve('SIGTERM'));
 });
 
-const code = await runCli(process.argv.slice(2), COMMANDS, {
+const code = await runCli(process.argv.slice(2), commands, {
   stdout: (t) => process.stdout.write(t),
   stderr: (t) => process.stderr.write(t),
   env: process.env,

@@ -15,27 +15,18 @@ import { openPolicyDir } from './authz/open-policy-dir.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { InboundConfig, OutboundConfig, ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
-import { EdgeListener } from './edge/edge-listener.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
 import { openIdentitySource } from './identity/open-identity-source.js';
-import { InboundH2Listener } from './listeners/inbound-h2-listener.js';
-import { InboundListener } from './listeners/inbound-listener.js';
+import type { Listener } from './listeners/listener.js';
 import type { ListenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
-import { OutboundH2Listener } from './listeners/outbound-h2-listener.js';
-import { ForwardProxyListener } from './listeners/forward-proxy-listener.js';
-import { OutboundListener } from './listeners/outbound-listener.js';
-import { createMeshDiscovery, type MeshDiscovery } from './routing/mesh-discovery.js';
+import type { MeshDiscovery } from './routing/mesh-discovery.js';
 import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
-import { ControlPlaneMetrics } from './telemetry/control-plane-metrics.js';
-import { FleetReporter, fleetReportCounter, processInstance } from './telemetry/fleet-reporter.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
-import { RoutingMetrics } from './telemetry/routing-metrics.js';
 import { startTracing } from './telemetry/start-tracing.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
 import { ClientContexts, TicketKeys } from './tls/tls-contexts.js';
-import { identityFeed } from './workload-api/identity-feed.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;
@@ -62,9 +53,23 @@ const isH2 = (c: InboundConfig | OutboundConfig) => c.protocol === 'http2' || c.
 /** Between telling the registry this proxy drains and closing its listeners: callers learn of it and pick others. */
 const DEREGISTER_PROPAGATION_MS = 500;
 
-function outboundListener(c: OutboundConfig, deps: ListenerDeps) {
-  if (c.route.kind === 'http-proxy') return new ForwardProxyListener(c, deps);
-  return isH2(c) ? new OutboundH2Listener(c, deps) : new OutboundListener(c, deps);
+const isProxy = (c: OutboundConfig) => c.route.kind === 'http-proxy';
+
+/** The listeners of `config`, each kind's module loaded only when the config has one (an idle sidecar's memory). */
+async function makeListeners(config: ProxyConfig, deps: ListenerDeps): Promise<Listener[]> {
+  const [inH1, inH2, edge, outH1, outH2, fwd] = await Promise.all([
+    config.inbound.some((c) => !isH2(c)) ? import('./listeners/inbound-listener.js') : null,
+    config.inbound.some(isH2) ? import('./listeners/inbound-h2-listener.js') : null,
+    config.edge.length > 0 ? import('./edge/edge-listener.js') : null,
+    config.outbound.some((c) => !isProxy(c) && !isH2(c)) ? import('./listeners/outbound-listener.js') : null,
+    config.outbound.some((c) => !isProxy(c) && isH2(c)) ? import('./listeners/outbound-h2-listener.js') : null,
+    config.outbound.some(isProxy) ? import('./listeners/forward-proxy-listener.js') : null,
+  ]);
+  return [
+    ...config.inbound.map((c) => (isH2(c) ? new inH2!.InboundH2Listener(c, deps) : new inH1!.InboundListener(c, deps))),
+    ...config.edge.map((c) => new edge!.EdgeListener(c, deps)),
+    ...config.outbound.map((c) => (isProxy(c) ? new fwd!.ForwardProxyListener(c, deps) : isH2(c) ? new outH2!.OutboundH2Listener(c, deps) : new outH1!.OutboundListener(c, deps))),
+  ];
 }
 
 export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
@@ -85,7 +90,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const controlPlaneMetrics = config.identity.kind === 'controlPlane' ? { controlPlaneMetrics: new ControlPlaneMetrics(registry) } : {};
+  const controlPlaneMetrics = config.identity.kind === 'controlPlane' ? { controlPlaneMetrics: new (await import('./telemetry/control-plane-metrics.js')).ControlPlaneMetrics(registry) } : {};
   const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, ...controlPlaneMetrics, log, clock });
   const stoppables: Stoppable[] = [source];
   if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
@@ -126,18 +131,13 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
   mesh =
     routed && source.discovery
-      ? createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
+      ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
       : undefined;
-  const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
+  const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new (await import('./telemetry/routing-metrics.js')).RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
   const denials = new DenialTally();
   const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
-  const started = await listeners
-    .start([
-      ...config.inbound.map((c) => (isH2(c) ? new InboundH2Listener(c, deps) : new InboundListener(c, deps))),
-      ...config.edge.map((c) => new EdgeListener(c, deps)),
-      ...config.outbound.map((c) => outboundListener(c, deps)),
-    ])
-    .catch(async (e: unknown) => {
+  const made = await makeListeners(config, deps);
+  const started = await listeners.start(made).catch(async (e: unknown) => {
       stopAll();
       await admin.close();
       throw e;
@@ -147,14 +147,15 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, onCall: metrics.jwtCall.bind(metrics) }
     : undefined;
   const workloadApi = config.workloadApi
-    ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: identityFeed(identity), ...(jwt ? { jwt } : {}) })
+    ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}) })
     : undefined;
   listenersUp.set();
   served.start();
   stoppables.push(served);
   // The fleet view: what each inbound listener serves and the denials, reported to the control plane (if any).
   const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: listeners.portOf('inbound', c.name) }));
-  const reporter = source.report ? new FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials, instance: processInstance(), nowMs, timers, log, onResult: fleetReportCounter(registry) }) : undefined;
+  const fleet = source.report ? await import('./telemetry/fleet-reporter.js') : undefined;
+  const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
   reporter?.start();
   if (reporter) stoppables.push(reporter);
   mesh?.start();

@@ -47,6 +47,8 @@ export interface HarnessOptions {
   readonly done?: (record: ExchangeRecord, context: unknown) => void;
   /** The session's scheduler for a retry's backoff; absent: none (a retry starts at once). */
   readonly schedule?: (ms: number, fn: () => void) => void;
+  /** SessionOptions.plainTcpClient (the outbound listener's app clients). */
+  readonly plainTcpClient?: boolean;
 }
 
 export interface Harness {
@@ -82,6 +84,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
         ...(o.responseHeaders ? { responseHeaders: o.responseHeaders } : {}),
         ...(o.firstHeadTimeout ? { firstHeadTimeout: true } : {}),
         ...(o.schedule ? { schedule: o.schedule } : {}),
+        ...(o.plainTcpClient ? { plainTcpClient: true } : {}),
         hooks: {
           plan: o.plan ?? (() => ({ forward: true, add: '', upgrade: true })),
           done: (r, context) => {

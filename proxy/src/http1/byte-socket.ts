@@ -12,7 +12,11 @@ export interface ByteSocket {
   readonly readableEnded: boolean;
   readonly writableEnded: boolean;
   readonly destroyed: boolean;
+  /** Bytes written and not yet handed to the kernel (or the session). */
+  readonly writableLength?: number;
   readonly remoteAddress?: string | undefined;
+  /** TCP sockets only. */
+  setNoDelay?(noDelay?: boolean): unknown;
   on(event: 'data', listener: (chunk: Buffer) => void): unknown;
   on(event: 'drain' | 'end' | 'close', listener: () => void): unknown;
   on(event: 'error', listener: (error: Error) => void): unknown;

@@ -5,6 +5,9 @@ import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { type AddedResponseHeaders, addedResponseHeaders, localResponse } from './head-rewrite.js';
 import type { Http1Exchange } from './http1-exchange.js';
 
+/** Fits one TCP segment on any path (IPv4's minimum MSS is 536 bytes). */
+const FIRST_WRITE_MAX = 512;
+
 export class Http1Downstream {
   readonly socket: ByteSocket;
   /** Added to every response head sent on this connection, forwarded or local. */
@@ -14,10 +17,14 @@ export class Http1Downstream {
   /** Closed or failed: nothing more is written to it. */
   gone = false;
   #paused = false;
+  /** TCP_NODELAY is still to be set, before the next write unless it is a small first one (SessionOptions.plainTcpClient). */
+  #noDelayDue: boolean;
+  #wrote = false;
 
-  constructor(socket: ByteSocket, responseHeaders: Readonly<Record<string, string>> | undefined) {
+  constructor(socket: ByteSocket, responseHeaders: Readonly<Record<string, string>> | undefined, plainTcp = false) {
     this.socket = socket;
     this.added = addedResponseHeaders(responseHeaders);
+    this.#noDelayDue = plainTcp;
   }
 
   /** Only while bytes have nowhere to go: pausing costs two epoll_ctl calls, so the common case never does. */
@@ -37,12 +44,29 @@ export class Http1Downstream {
   send(ex: Http1Exchange, b: Buffer): void {
     if (this.gone) return;
     ex.bytesOut += b.length;
+    if (this.#noDelayDue) this.#beforeWrite(b.length);
     if (!this.socket.write(b)) ex.conn?.socket.pause();
   }
 
   /** Bytes outside any exchange (a refusal of an unreadable head, a timeout's 408). */
   write(b: Buffer): void {
-    if (!this.gone) this.socket.write(b);
+    if (this.gone) return;
+    if (this.#noDelayDue) this.#beforeWrite(b.length);
+    this.socket.write(b);
+  }
+
+  /** Nagle could hold a write only once something is in flight: a small first write (one segment) goes at once. */
+  #beforeWrite(length: number): void {
+    if (this.#wrote || length > FIRST_WRITE_MAX) {
+      this.#noDelayDue = false;
+      this.socket.setNoDelay?.(true);
+    }
+    this.#wrote = true;
+  }
+
+  /** Everything written so far is in the kernel (none held in the socket's own buffer). */
+  get flushed(): boolean {
+    return this.socket.writableLength === 0;
   }
 
   /** The final response head goes to the client now: its status is what the exchange is recorded with. */

@@ -43,9 +43,11 @@ export class Http1Session implements UpstreamOwner {
   /** Between exchanges: when the wait for the next head ends, and what it is called. */
   #waitDeadlineMs: number;
   #waitCode: 'headers_timeout' | 'idle_timeout' = 'idle_timeout';
+  /** The client said its last request was its last (`Connection: close`, or HTTP/1.0 without keep-alive). */
+  #clientClosing = false;
 
   constructor(down: ByteSocket, opts: SessionOptions) {
-    this.#client = new Http1Downstream(down, opts.responseHeaders);
+    this.#client = new Http1Downstream(down, opts.responseHeaders, opts.plainTcpClient);
     this.#o = opts;
     if (opts.firstHeadTimeout) this.#waitCode = 'headers_timeout';
     this.#waitDeadlineMs = opts.nowMs() + (opts.firstHeadTimeout ? opts.limits.headersTimeoutMs : opts.limits.idleTimeoutMs);
@@ -138,6 +140,7 @@ export class Http1Session implements UpstreamOwner {
     const { ex, rest, answer } = a;
     const client = this.#client;
     client.keepAlive &&= a.keepAlive;
+    if (!a.keepAlive) this.#clientClosing = true;
     this.#ex = ex;
     if (answer) {
       if (answer.code === 'upgrade_unsupported') this.#o.hooks.rejected(answer.code);
@@ -146,7 +149,8 @@ export class Http1Session implements UpstreamOwner {
       client.send(ex, client.local(answer.status, answer.code, close));
       ex.status = answer.status;
       this.#finish(ex, answer.code);
-      if (close) this.#close(true);
+      // A refused request's unread body (answer.close) or bytes after it: closed gracefully, the client may still send.
+      if (close) this.#close(true, this.#clientClosing && !answer.close && !rest);
       else this.#afterExchange();
       return;
     }
@@ -289,7 +293,8 @@ export class Http1Session implements UpstreamOwner {
     this.#finish(ex, undefined);
     // Answered before its body was all read: the rest of the body would be parsed as the next request head.
     if (!this.#client.keepAlive || this.#client.gone || !ex.reqDone) {
-      this.#close(true);
+      // A client that asked to close and sent nothing more expects the close: no need to wait for its FIN.
+      this.#close(true, this.#clientClosing && ex.reqDone && !this.#buf);
       return;
     }
     this.#afterExchange();
@@ -364,14 +369,16 @@ export class Http1Session implements UpstreamOwner {
     this.#close();
   }
 
-  #close(graceful = false): void {
+  /** `clientDone`: the client asked to close and all its bytes were read (see SessionOptions.plainTcpClient). */
+  #close(graceful = false, clientDone = false): void {
     if (this.#st === St.Closed) return;
     this.#st = St.Closed;
     this.#buf = null;
     // Still leased: its exchange did not complete, so a late answer belongs to no one.
     this.#ex?.discardConn();
     const client = this.#client;
-    if (graceful && !client.gone) client.socket.end();
-    else client.socket.destroy();
+    if (!graceful || client.gone) client.socket.destroy();
+    else if (clientDone && this.#o.plainTcpClient && client.flushed) client.socket.destroy();
+    else client.socket.end();
   }
 }

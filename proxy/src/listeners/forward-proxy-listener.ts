@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
-import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
+import type { ExchangeRecord, RequestPlan, SessionHooks } from '../http1/http1-session-types.js';
 import { ExchangeRoute, exchangeOutcome, retryableMethod } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import { serviceOfHost, splitAbsoluteTarget } from '../routing/service-host.js';
@@ -40,12 +40,16 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
   readonly #pools;
   readonly #tunnels;
   readonly #mtls;
+  /** The same for every connection: made once, not per connection. */
+  readonly #hooks: Pick<SessionHooks, 'plan' | 'done'>;
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {
     const server = net.createServer({ allowHalfOpen: true, noDelay: true });
     const mtls = outboundMtls(deps);
     const { balancers: pools, sweep } = poolBalancers(deps, mtls);
     super('outbound', config, deps, server, sweep);
+    this.plainTcpClients = true;
+    this.#hooks = this.#httpHooks();
     this.#pools = pools;
     this.#tunnels = tunnelBalancers(deps);
     this.#mtls = mtls;
@@ -85,8 +89,12 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
   }
 
   #http(socket: net.Socket): void {
+    this.serveHttp1(socket, null, this.#hooks);
+  }
+
+  #httpHooks(): Pick<SessionHooks, 'plan' | 'done'> {
     const d = this.d;
-    this.serveHttp1(socket, null, {
+    return {
       plan: (head: HttpHead): RequestPlan & { context: ProxyContext } => {
         const requestId = d.requestId();
         const absolute = splitAbsoluteTarget(head.target!);
@@ -121,7 +129,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
         c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
         this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: c.route?.lease.endpoint.spiffeId ?? '-', method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: c.route?.address ?? '-', resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
-    });
+    };
   }
 
   /** A CONNECT tunnel: to an endpoint of the named service, bytes both ways once it is open. */

@@ -6,7 +6,7 @@
 import * as net from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
-import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
+import type { ExchangeRecord, RequestPlan, SessionHooks } from '../http1/http1-session-types.js';
 import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
@@ -43,6 +43,8 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
   readonly #http: RouteDeps<ConnectionPool> | null;
   readonly #tcp: RouteDeps<TunnelEndpoint> | null;
   readonly #views: () => Record<string, readonly EndpointView[]>;
+  /** The same for every connection: made once, not per connection. */
+  readonly #hooks: Pick<SessionHooks, 'plan' | 'done'>;
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {
     const tcp = config.protocol === 'tcp';
@@ -72,13 +74,16 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       sweep = sweepPools;
       close = () => b.close();
     } else throw new Error(`outbound ${config.name}: mode http-proxy is served by ForwardProxyListener`);
-    const server = net.createServer({ allowHalfOpen: tcp, noDelay: true });
+    // HTTP: TCP_NODELAY only once a connection needs it (SessionOptions.plainTcpClient); a TCP relay needs it at once.
+    const server = net.createServer({ allowHalfOpen: tcp, noDelay: tcp });
     super('outbound', config, deps, server, sweep);
+    this.plainTcpClients = !tcp;
     this.#mtls = mtls;
     this.#static = fixed;
     this.#http = http;
     this.#tcp = tunnels;
     this.#views = views;
+    this.#hooks = this.#httpHooks();
     this.onClose(close);
     server.on('connection', (s: net.Socket) => this.#onConnection(s));
   }
@@ -99,12 +104,16 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
   }
 
   #httpConnection(socket: net.Socket): void {
+    this.serveHttp1(socket, this.#static?.pool ?? null, this.#hooks);
+  }
+
+  #httpHooks(): Pick<SessionHooks, 'plan' | 'done'> {
     const d = this.d;
     const fixed = this.#static;
     const service = this.#http;
     const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : (fixed?.peer ?? '-'));
     const retry = d.routing?.settings.retry;
-    this.serveHttp1(socket, fixed?.pool ?? null, {
+    return {
       plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
         const requestId = d.requestId();
         const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
@@ -120,7 +129,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
         c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
         this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: peerOf(c), method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: c.route?.address ?? fixed?.address ?? '-', resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
-    });
+    };
   }
 
   #tcpConnection(socket: net.Socket): void {

@@ -7,13 +7,15 @@ import type * as net from 'node:net';
 import type { Address } from '../config/proxy-config.js';
 import type { ByteSocket } from '../http1/byte-socket.js';
 import { Http1Session } from '../http1/http1-session.js';
-import type { SessionHooks } from '../http1/http1-session-types.js';
+import type { SessionHooks, SessionOptions } from '../http1/http1-session-types.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { listenOn } from './listen.js';
 import type { Listener } from './listener.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { type Connection, SessionSet } from './session-set.js';
+
+type ListenerHooks = Omit<SessionHooks, 'rejected' | 'upgraded'>;
 
 export class ServedListener<C extends { readonly name: string; readonly listen: Address; readonly timeoutMs?: number }> implements Listener {
   readonly kind: 'inbound' | 'outbound';
@@ -25,6 +27,10 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   readonly #accepting: net.Server;
   readonly #undo: (() => void)[] = [];
   #port = 0;
+  /** The clients are plaintext TCP sockets (SessionOptions.plainTcpClient): set by the listener kinds serving apps. */
+  protected plainTcpClients = false;
+  /** The options of the last session, reused while the pool and hooks are the same (no objects per connection). */
+  #lastOptions: { readonly pool: ConnectionPool | null; readonly hooks: ListenerHooks; readonly options: SessionOptions } | null = null;
 
   /** `accepting`: the server bound to the port; `onSweep` runs with every deadline sweep (e.g. the upstream pool's). */
   constructor(kind: 'inbound' | 'outbound', config: C, deps: ListenerDeps, accepting: net.Server, onSweep: () => void = () => undefined) {
@@ -74,17 +80,8 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   }
 
   /** Serves HTTP/1.1 on `socket` (requests forwarded through `pool`, or each plan's own) as a tracked session; returns it. */
-  protected serveHttp1(socket: ByteSocket, pool: ConnectionPool | null, hooks: Omit<SessionHooks, 'rejected' | 'upgraded'>, drainVia?: (drain: () => void) => void): Http1Session {
-    const d = this.d;
-    const session = new Http1Session(socket, {
-      limits: d.limits,
-      responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
-      ...(pool ? { pool } : {}),
-      nowMs: d.nowMs,
-      ...(d.routing ? { schedule: d.routing.schedule } : {}),
-      ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
-      hooks: { ...hooks, rejected: (reason: string) => d.metrics.rejected(this.kind, reason), upgraded: (delta) => d.metrics.upgradedConnection(this.kind, delta) },
-    });
+  protected serveHttp1(socket: ByteSocket, pool: ConnectionPool | null, hooks: ListenerHooks, drainVia?: (drain: () => void) => void): Http1Session {
+    const session = new Http1Session(socket, this.#sessionOptions(pool, hooks));
     // A stream of a multiplexed session drains only once its dialer has read the session's GOAWAY (drainVia).
     this.sessions.add(
       socket,
@@ -102,6 +99,25 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
         : session,
     );
     return session;
+  }
+
+  #sessionOptions(pool: ConnectionPool | null, hooks: ListenerHooks): SessionOptions {
+    const last = this.#lastOptions;
+    if (last && last.pool === pool && last.hooks === hooks) return last.options;
+    const d = this.d;
+    const kind = this.kind;
+    const options: SessionOptions = {
+      limits: d.limits,
+      responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
+      ...(pool ? { pool } : {}),
+      nowMs: d.nowMs,
+      ...(d.routing ? { schedule: d.routing.schedule } : {}),
+      ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
+      ...(this.plainTcpClients ? { plainTcpClient: true } : {}),
+      hooks: { ...hooks, rejected: (reason: string) => d.metrics.rejected(kind, reason), upgraded: (delta) => d.metrics.upgradedConnection(kind, delta) },
+    };
+    this.#lastOptions = { pool, hooks, options };
+    return options;
   }
 
   /** Counts `conn` in tessera_connections_active until it closes. */

@@ -59,6 +59,16 @@ describe('modules a sidecar loads', () => {
     expect(reachable(startup)).toContain('cli/commands/proxy.ts');
   });
 
+  test('`tessera proxy` loads its own command only: not the command table, the X.509 library, the edge or HTTP/2', () => {
+    // tessera.ts imports commands/proxy.ts instead of the table when the first word is `proxy`.
+    const proxyStartup = startup.filter((f) => !f.endsWith(join('commands', 'index.ts')));
+    expect(proxyStartup.map((f) => relative(REPO_ROOT, f))).toContain('cli/commands/proxy.ts');
+    const mods = [...reachable([...proxyStartup, ...proxyRun])];
+    expect(mods).toContain('proxy/src/main.ts');
+    // The listener kinds are imported by main.ts only when the config has them.
+    expect(mods.filter((m) => m === 'cli/commands/index.ts' || m === '@peculiar/x509' || m === 'reflect-metadata' || m.startsWith('proxy/src/edge/') || m.startsWith('proxy/src/h2/'))).toEqual([]);
+  });
+
   test.each([
     ['tessera proxy', () => [...startup, ...proxyRun]],
     ['tessera control-plane', () => [...startup, ...cpRun]],

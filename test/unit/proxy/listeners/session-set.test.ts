@@ -1,0 +1,161 @@
+// SessionSet on real loopback sockets: connections counted until they close in any order (the array's swap
+// removal), idle() once all are gone, the sweep expiring sessions past their deadline even when one closes another
+// while it runs, the drain, peers named before or after a connection is tracked, and closePeers cutting each once.
+import * as net from 'node:net';
+import { afterEach, describe, expect, test } from 'vitest';
+import { type Expirable, SessionSet } from '../../../../proxy/src/listeners/session-set.js';
+import type { DenyCandidate } from '../../../../proxy/src/tls/deny-list.js';
+import { until } from '../../../helpers/until.js';
+
+const cleanups: (() => void)[] = [];
+afterEach(() => {
+  for (const c of cleanups.splice(0)) c();
+});
+
+/** `n` connected pairs: the accepted (server-side) sockets, which the set tracks, and their clients. */
+async function pairs(n: number): Promise<{ accepted: net.Socket[]; clients: net.Socket[] }> {
+  const accepted: net.Socket[] = [];
+  const server = net.createServer((s) => {
+    s.on('error', () => undefined);
+    accepted.push(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  const clients: net.Socket[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = net.connect({ port, host: '127.0.0.1' });
+    c.on('error', () => undefined);
+    clients.push(c);
+  }
+  await until('all accepted', () => accepted.length === n, 5_000, 10);
+  cleanups.push(() => {
+    for (const s of [...accepted, ...clients]) s.destroy();
+    server.close();
+  });
+  return { accepted, clients };
+}
+
+class Session implements Expirable {
+  deadlineMs: number;
+  closed = false;
+  expired = 0;
+  drained = 0;
+  constructor(
+    deadlineMs: number,
+    readonly onExpire: () => void = () => undefined,
+  ) {
+    this.deadlineMs = deadlineMs;
+  }
+  expire(): void {
+    this.expired++;
+    this.onExpire();
+  }
+  drain(): void {
+    this.drained++;
+  }
+}
+
+const peer = (id: string): DenyCandidate => ({ idText: id, serial: '01' });
+
+describe('SessionSet', () => {
+  test('counts connections until each closes, in any order, and idle() resolves once none is left', async () => {
+    let now = 0;
+    const set = new SessionSet(() => now, () => undefined);
+    const { accepted } = await pairs(7);
+    const sessions = accepted.slice(0, 6).map((s, i) => {
+      const session = new Session(1_000 + i);
+      set.add(s, session);
+      return session;
+    });
+    set.addSocket(accepted[6]!);
+    expect(set.size).toBe(7);
+    // One at a time: the last one moves into the first's place, then it leaves too, then one from the middle.
+    for (const i of [0, 6, 3]) {
+      const size = set.size;
+      accepted[i]!.destroy();
+      await until(`connection ${i} gone`, () => set.size === size - 1, 5_000, 10);
+    }
+    // The sweep sees exactly the sessions left (a swap removal must not lose, keep or repeat one).
+    now = 10_000;
+    set.sweep();
+    expect(sessions.map((s) => s.expired)).toEqual([0, 1, 1, 0, 1, 1]);
+    const idle = set.idle();
+    for (const i of [1, 2, 4, 5]) accepted[i]!.destroy();
+    await idle;
+    expect(set.size).toBe(0);
+  });
+
+  test('the sweep expires every session past its deadline, also when expiring one closes another meanwhile', async () => {
+    let now = 0;
+    const set = new SessionSet(() => now, () => undefined);
+    const { accepted } = await pairs(4);
+    const sessions: Session[] = [];
+    for (const [i, s] of accepted.entries()) {
+      // The first one's expiry destroys the last connection synchronously, as a cut can.
+      const session = new Session(100 + i, i === 0 ? () => accepted[3]!.destroy() : () => undefined);
+      sessions.push(session);
+      set.add(s, session);
+    }
+    now = 103; // past the first three deadlines only
+    set.sweep();
+    expect(sessions.map((s) => s.expired)).toEqual([1, 1, 1, 0]);
+    await until('the destroyed one is gone', () => set.size === 3, 5_000, 10);
+  });
+
+  test('drain drains every tracked session, and one added while draining at once', async () => {
+    const set = new SessionSet(() => 0, () => undefined);
+    const { accepted } = await pairs(3);
+    const a = new Session(0);
+    const b = new Session(0);
+    set.add(accepted[0]!, a);
+    set.add(accepted[1]!, b);
+    set.drain();
+    const late = new Session(0);
+    set.add(accepted[2]!, late);
+    expect([a.drained, b.drained, late.drained]).toEqual([1, 1, 1]);
+  });
+
+  test('a peer named before its connection is tracked (HTTP/2 admits first) or after; closePeers cuts each match once', async () => {
+    const set = new SessionSet(() => 0, () => undefined);
+    const { accepted, clients } = await pairs(3);
+    set.setPeer(accepted[0]!, peer('banned'));
+    set.add(accepted[0]!, new Session(0)); // the same connection: one entry, counted once
+    set.addSocket(accepted[1]!);
+    set.setPeer(accepted[1]!, peer('banned'));
+    set.addSocket(accepted[2]!);
+    set.setPeer(accepted[2]!, peer('fine'));
+    expect(set.size).toBe(3);
+    const clientClosed = clients.map((c) => new Promise<void>((r) => c.once('close', () => r())));
+    expect(set.closePeers((p) => p.idText === 'banned')).toBe(2);
+    // Cut already: a second pass before their close events finds nothing to cut.
+    expect(set.closePeers((p) => p.idText === 'banned')).toBe(0);
+    await Promise.all(clientClosed.slice(0, 2));
+    await until('the two are gone', () => set.size === 1, 5_000, 10);
+    expect(accepted[2]!.destroyed).toBe(false);
+  });
+
+  test('a connection named only by its peer is not counted, and closes out of the set', async () => {
+    const set = new SessionSet(() => 0, () => undefined);
+    const { accepted } = await pairs(2);
+    set.setPeer(accepted[0]!, peer('a'));
+    set.addSocket(accepted[1]!);
+    expect(set.size).toBe(1);
+    const peerOnlyClosed = new Promise<void>((r) => accepted[0]!.once('close', () => r()));
+    accepted[0]!.destroy();
+    accepted[1]!.destroy();
+    await set.idle();
+    await peerOnlyClosed;
+    expect(set.closePeers(() => true)).toBe(0);
+  });
+
+  test('destroyAll cuts every tracked connection', async () => {
+    const set = new SessionSet(() => 0, () => undefined);
+    const { accepted, clients } = await pairs(3);
+    for (const s of accepted) set.addSocket(s);
+    const closed = clients.map((c) => new Promise<void>((r) => c.once('close', () => r())));
+    set.destroyAll();
+    expect(set.size).toBe(0);
+    await Promise.all(closed);
+    await set.idle();
+  });
+});
