@@ -1,7 +1,7 @@
 // The cells behind the proxy's metrics: counters, gauges and histogram series kept in plain objects looked up
 // through nested Maps (no key string per call) and handed to prom-client only at scrape time, so recording on
 // the hot path costs a few map lookups. Label sets are capped so memory and series stay bounded.
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Safety net per metric: distinct label combinations kept before further ones are folded into `other`. */
 export const MAX_SERIES_PER_METRIC = 2000;
@@ -187,3 +187,21 @@ export function cellHistogram(registry: Registry, name: string, help: string, la
 }
 
 export const str = (raw: readonly Key[]) => raw.map(String);
+
+/** A gauge by `direction` whose hot path is `table.get1(direction).n += delta`; read by prom-client on collect. */
+export function directionGauge(registry: Registry, name: string, help: string): LabelTable<Cell> {
+  const table = new LabelTable<Cell>(
+    ([d]) => new Cell({ direction: String(d) }),
+    () => new Cell({ direction: 'other' }),
+  );
+  new Gauge({
+    name,
+    help,
+    labelNames: ['direction'],
+    registers: [registry],
+    collect() {
+      for (const c of table.all()) this.set(c.labels, c.n);
+    },
+  });
+  return table;
+}

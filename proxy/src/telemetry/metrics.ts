@@ -5,7 +5,7 @@ import type { BuildInfo } from '../../../common/build-info.js';
 import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
 import { MuxMetrics } from './mux-metrics.js';
-import { CappedLabels, Cell, cellCounter, cellHistogram, type HistCell, type Key, LabelTable, str } from './metric-cells.js';
+import { CappedLabels, type Cell, cellCounter, cellHistogram, directionGauge, type HistCell, type Key, type LabelTable, str } from './metric-cells.js';
 
 export { MAX_SERIES_PER_METRIC } from './metric-cells.js';
 
@@ -18,24 +18,6 @@ const HANDSHAKE_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
 const REQUEST_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const REASONS: ReadonlySet<string> = new Set(HANDSHAKE_REASONS);
 
-
-/** A gauge by `direction` whose hot path is `table.get1(direction).n += delta`; read by prom-client on collect. */
-function directionGauge(registry: Registry, name: string, help: string): LabelTable<Cell> {
-  const table = new LabelTable<Cell>(
-    ([d]) => new Cell({ direction: String(d) }),
-    () => new Cell({ direction: 'other' }),
-  );
-  new Gauge({
-    name,
-    help,
-    labelNames: ['direction'],
-    registers: [registry],
-    collect() {
-      for (const c of table.all()) this.set(c.labels, c.n);
-    },
-  });
-  return table;
-}
 
 function statusLabel(code: Key): string {
   if (typeof code === 'number') return Number.isInteger(code) && code >= 100 && code <= 599 ? String(code) : 'other';

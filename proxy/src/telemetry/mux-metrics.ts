@@ -2,8 +2,8 @@
 // and reads (requests ÷ writes is the batching the transport exists for), why sessions ended and how often a peer
 // without the transport made a proxy fall back to one connection per request. Direction: outbound is the dialing
 // side, inbound the serving side.
-import { Gauge, type Registry } from 'prom-client';
-import { Cell, cellCounter, LabelTable, str } from './metric-cells.js';
+import type { Registry } from 'prom-client';
+import { type Cell, cellCounter, directionGauge, type LabelTable, str } from './metric-cells.js';
 
 export class MuxMetrics {
   readonly #sessions: LabelTable<Cell>;
@@ -14,20 +14,7 @@ export class MuxMetrics {
   readonly #fallbacks: LabelTable<Cell>;
 
   constructor(registry: Registry) {
-    const sessions = new LabelTable<Cell>(
-      ([d]) => new Cell({ direction: String(d) }),
-      () => new Cell({ direction: 'other' }),
-    );
-    new Gauge({
-      name: 'tessera_mux_sessions_active',
-      help: 'Multiplexed (tessera-mux/1) mTLS sessions open, by direction (outbound: dialed, inbound: served).',
-      labelNames: ['direction'],
-      registers: [registry],
-      collect() {
-        for (const c of sessions.all()) this.set(c.labels, c.n);
-      },
-    });
-    this.#sessions = sessions;
+    this.#sessions = directionGauge(registry, 'tessera_mux_sessions_active', 'Multiplexed (tessera-mux/1) mTLS sessions open, by direction (outbound: dialed, inbound: served).');
     this.#streams = cellCounter(registry, 'tessera_mux_streams_opened_total', 'Streams opened on multiplexed sessions, by direction.', ['direction'], str).table;
     this.#writes = cellCounter(registry, 'tessera_mux_tls_writes_total', 'TLS writes of multiplexed sessions (the frames of one event-loop turn go in one write), by direction.', ['direction'], str).table;
     this.#reads = cellCounter(registry, 'tessera_mux_tls_reads_total', 'TLS reads of multiplexed sessions (each may carry the frames of several requests), by direction.', ['direction'], str).table;
