@@ -10,6 +10,7 @@ import { newJoinToken, tokenIdOf } from '../store/join-token.js';
 import type { Ban, TokenStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
 import { type CaRouteDeps, caRoutes } from './ca-routes.js';
+import { iso, optionalString } from './request-fields.js';
 
 export interface AdminRouteDeps extends CaRouteDeps {
   readonly tokens: TokenStore;
@@ -21,15 +22,6 @@ export interface AdminRouteDeps extends CaRouteDeps {
 
 export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
 export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
-
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
-
-function optionalString(body: Record<string, unknown>, key: string): string | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v === '') throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a non-empty string`);
-  return v;
-}
 
 function optionalMs(v: unknown, key: string): number | undefined {
   if (v === undefined || v === null || v === '') return undefined;

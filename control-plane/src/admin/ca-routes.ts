@@ -4,13 +4,14 @@
 // routes serve while an offline-root control plane waits for its first intermediate (offline-root-wait.ts).
 import type { Counter } from 'prom-client';
 import type { Clock } from '../../../common/clock.js';
-import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { isTesseraError } from '../../../common/errors.js';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CaManager } from '../ca/ca-manager.js';
 import { installRefusalReason } from '../ca/offline-intermediate.js';
 import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
+import { iso, optionalString, requiredString } from './request-fields.js';
 
 export interface CaRouteDeps {
   readonly trustDomain: TrustDomain;
@@ -20,21 +21,6 @@ export interface CaRouteDeps {
   readonly clock: Clock;
   /** tessera_ca_intermediate_installs_total. */
   readonly installs?: Counter<'result' | 'reason'>;
-}
-
-const iso = (ms: number | null | undefined) => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
-
-function optionalString(body: Record<string, unknown>, key: string): string | undefined {
-  const v = body[key];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== 'string' || v === '') throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a non-empty string`);
-  return v;
-}
-
-function requiredString(body: Record<string, unknown>, key: string): string {
-  const v = optionalString(body, key);
-  if (v === undefined) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} is required`);
-  return v;
 }
 
 function pendingView(d: CaRouteDeps) {
