@@ -5,6 +5,8 @@
 import { createHash } from 'node:crypto';
 import { Agent, type IncomingHttpHeaders, type Server, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { metricsText, sumSeries } from './prom-metrics.js';
+import type { ProxyProcess } from './proxy-process.js';
 
 /** The repeating 64 KiB block every download is made of (the client checks bytes against it by offset). */
 export const BLOCK = Buffer.from(Array.from({ length: 65_536 }, (_, i) => (i * 7919 + (i >> 8)) & 0xff));
@@ -168,4 +170,9 @@ export function jsonLines(stdout: string): Record<string, unknown>[] {
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** The sum of a metric's series on a proxy's admin /metrics that carry `labels`. */
+export async function proxyMetric(p: ProxyProcess, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return sumSeries(await metricsText(p.admin), name, labels);
 }

@@ -12,8 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type MeshApp, call, jsonLines, runLoad, startMeshApp } from '../helpers/mux-mesh.js';
-import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
+import { type MeshApp, call, proxyMetric, jsonLines, runLoad, startMeshApp } from '../helpers/mux-mesh.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -34,7 +33,7 @@ let apiOff: ProxyProcess;
 let webOn: ProxyProcess;
 let webOff: ProxyProcess;
 
-const metric = async (p: ProxyProcess, name: string, labels: Record<string, string> = {}) => sumSeries(await metricsText(p.admin), name, labels);
+const metric = proxyMetric;
 const files = (name: string) => `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\nadmin: { listen: 127.0.0.1:0 }\n`;
 
 beforeAll(async () => {

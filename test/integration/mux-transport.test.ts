@@ -9,8 +9,7 @@ import { Agent, type IncomingMessage, request } from 'node:http';
 import { join } from 'node:path';
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type MeshApp, call, downloadSha256, jsonLines, runLoad, sha256, startMeshApp } from '../helpers/mux-mesh.js';
-import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
+import { type MeshApp, call, proxyMetric, downloadSha256, jsonLines, runLoad, sha256, startMeshApp } from '../helpers/mux-mesh.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -29,7 +28,7 @@ let api: ProxyProcess;
 let web: ProxyProcess;
 let out: number;
 
-const metric = async (p: ProxyProcess, name: string, labels: Record<string, string> = {}) => sumSeries(await metricsText(p.admin), name, labels);
+const metric = proxyMetric;
 const certs = async (p: ProxyProcess) => (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json() as Promise<{ serial: string; servedSerial: string }>;
 
 beforeAll(async () => {
