@@ -120,6 +120,7 @@ export async function measureLoadVariant(opts: ScenarioOptions, clk: number, spe
     const role = p.role.charAt(0).toUpperCase() + p.role.slice(1);
     row[`cpuUsPerReq${role}`] = perReq(sample.cpuUs[p.role]);
     row[`rssMb${role}`] = r1(sample.rssMb[p.role] ?? Number.NaN);
+    row[`pssMb${role}`] = r1(sample.pssMb[p.role] ?? Number.NaN);
   }
   if (typeof row['cpuUsPerReqClient'] === 'number' && typeof row['cpuUsPerReqServer'] === 'number') {
     row['cpuUsPerReqProxies'] = r1(row['cpuUsPerReqClient'] + row['cpuUsPerReqServer']);

@@ -44,6 +44,16 @@ export function parseVmRssKb(statusText: string): number {
   return m ? Number(m[1]) : 0;
 }
 
+/**
+ * `Pss:` from /proc/<pid>/smaps_rollup, in KiB (null without the line: a kernel thread, or a kernel before 4.14).
+ * PSS divides each shared page among the processes mapping it, so the PSS of a process tree adds up to what it
+ * really costs (an nginx master and worker share most of their pages; RSS counts those twice).
+ */
+export function parsePssKb(smapsRollupText: string): number | null {
+  const m = /^Pss:\s+(\d+)\s+kB/m.exec(smapsRollupText);
+  return m ? Number(m[1]) : null;
+}
+
 /** The aggregate "cpu" line of /proc/stat: jiffies per state since boot. */
 export interface CpuTimes {
   readonly user: number;
@@ -136,6 +146,24 @@ export function sampleTree(rootPid: number): TreeSample {
     }
   }
   return { cpuTicks, rssKb, pids: live };
+}
+
+/**
+ * PSS of a process tree (root and live descendants), in KiB; null when no process of it could be read (gone, or
+ * smaps_rollup unreadable). Reading smaps_rollup walks the page tables: the reader pays, so sample it outside a
+ * measured window's CPU readings.
+ */
+export function samplePssKb(rootPid: number): number | null {
+  let total: number | null = null;
+  for (const pid of [rootPid, ...descendantsOf(rootPid, allStats())]) {
+    try {
+      const kb = parsePssKb(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+      if (kb !== null) total = (total ?? 0) + kb;
+    } catch {
+      // exited, or not readable by this user
+    }
+  }
+  return total;
 }
 
 /**

@@ -27,6 +27,15 @@ export function effectiveOptions(s: BenchScenario, o: RunOverrides): Pick<Scenar
   };
 }
 
+/**
+ * A run with other connections than the scenario's default records that default, so the report keys it apart
+ * (`mesh-c128` beside `mesh`) instead of letting the newer run replace the other.
+ */
+export function withDefaultConnections(r: ScenarioResult, defaultConnections: number): ScenarioResult {
+  if (r.options['connections'] === undefined || r.options['connections'] === defaultConnections) return r;
+  return { ...r, options: { ...r.options, defaultConnections } };
+}
+
 export async function runScenario(s: BenchScenario, o: RunOverrides, sink: ProgressSink, signal: AbortSignal): Promise<{ result: ScenarioResult; workDir: string | null }> {
   const workDir = await mkdtemp(join(tmpdir(), `tessera-bench-${s.name}-`));
   const eff = effectiveOptions(s, o);
@@ -43,7 +52,7 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
   };
   let ok = false;
   try {
-    const result = await s.run(opts);
+    const result = withDefaultConnections(await s.run(opts), effectiveOptions(s, {}).connections);
     ok = true;
     return { result, workDir: o.keepWorkDir ? workDir : null };
   } finally {

@@ -47,10 +47,13 @@ export interface HaproxyClientProxy extends HaproxyCommon {
   readonly serverName: string;
   /** h2c (prior knowledge) in, and HTTP/2 over mTLS to the server side (one multiplexed connection). */
   readonly http2?: boolean;
+  /** HTTP/1.1 in, HTTP/2 over mTLS to the server side (`alpn h2` on the server line only). */
+  readonly h2Upstream?: boolean;
 }
 
 /** Client side: plaintext HTTP in, mTLS out with `http-reuse always` (a shared keep-alive pool). */
 export function haproxyClientProxyConfig(c: HaproxyClientProxy): string {
+  const h2Out = c.http2 === true || c.h2Upstream === true;
   return [
     ...globalAndDefaults(c),
     'frontend plain_in',
@@ -58,7 +61,7 @@ export function haproxyClientProxyConfig(c: HaproxyClientProxy): string {
     '  default_backend mesh_server',
     '',
     'backend mesh_server',
-    `  server s1 127.0.0.1:${c.upstreamPort} ssl crt ${c.combinedFile} ca-file ${c.rootFile} verify required verifyhost ${c.serverName} sni str(${c.serverName}) ssl-min-ver TLSv1.2${c.http2 ? ' alpn h2' : ''}`,
+    `  server s1 127.0.0.1:${c.upstreamPort} ssl crt ${c.combinedFile} ca-file ${c.rootFile} verify required verifyhost ${c.serverName} sni str(${c.serverName}) ssl-min-ver TLSv1.2${h2Out ? ' alpn h2' : ''}`,
     '',
   ].join('\n');
 }

@@ -142,23 +142,31 @@ export async function startNginxPair(env: TopologyEnv, appPort: number, opts: Ng
   };
 }
 
-export async function startHaproxyPair(env: TopologyEnv, appPort: number, opts: { http2?: boolean } = {}): Promise<PairHandle> {
+export interface HaproxyPairOptions {
+  /** h2c in, h2 over mTLS (mesh-h2). */
+  readonly http2?: boolean;
+  /** HTTP/1.1 in, h2 over mTLS between the two HAProxies, HTTP/1.1 to the app (mesh "h2 upstream" row). */
+  readonly h2Upstream?: boolean;
+}
+
+export async function startHaproxyPair(env: TopologyEnv, appPort: number, opts: HaproxyPairOptions = {}): Promise<PairHandle> {
   const haproxy = env.binaries.haproxy;
   if (!haproxy) throw new Error('haproxy not installed');
   const [entryPort, serverPort] = await freePorts(2);
-  const slug = opts.http2 ? 'haproxy-h2' : 'haproxy';
-  const dir = await instanceDir(env, `${slug}-pair`);
   const http2 = opts.http2 ?? false;
+  const h2Upstream = opts.h2Upstream ?? false;
+  const slug = http2 ? 'haproxy-h2' : h2Upstream ? 'haproxy-h2up' : 'haproxy';
+  const dir = await instanceDir(env, `${slug}-pair`);
   const serverSock = join(dir, 'server.sock');
   const serverConf = join(dir, 'server.cfg');
   const clientConf = join(dir, 'client.cfg');
   await writeFile(
     serverConf,
-    haproxyServerProxyConfig({ statsSocket: serverSock, listenPort: serverPort!, appPort, combinedFile: env.server.combinedFile, rootFile: env.pki.rootFile, allowedClientId: CLIENT_ID, http2 }),
+    haproxyServerProxyConfig({ statsSocket: serverSock, listenPort: serverPort!, appPort, combinedFile: env.server.combinedFile, rootFile: env.pki.rootFile, allowedClientId: CLIENT_ID, http2: http2 || h2Upstream }),
   );
   await writeFile(
     clientConf,
-    haproxyClientProxyConfig({ statsSocket: join(dir, 'client.sock'), listenPort: entryPort!, upstreamPort: serverPort!, combinedFile: env.client.combinedFile, rootFile: env.pki.rootFile, serverName: SERVER_DNS, http2 }),
+    haproxyClientProxyConfig({ statsSocket: join(dir, 'client.sock'), listenPort: entryPort!, upstreamPort: serverPort!, combinedFile: env.client.combinedFile, rootFile: env.pki.rootFile, serverName: SERVER_DNS, http2, h2Upstream }),
   );
   const server = await env.group.start({ name: `${slug}-server`, command: haproxy, args: ['-f', serverConf, '-db'], ready: { port: serverPort! } });
   const client = await env.group.start({ name: `${slug}-client`, command: haproxy, args: ['-f', clientConf, '-db'], ready: { port: entryPort! } });
@@ -204,7 +212,11 @@ export interface TesseraPairOptions {
   readonly edgeTls?: LeafFiles;
   /** `transport.multiplex` of both proxies (default: the proxies' default, on). */
   readonly multiplex?: boolean;
+  /** `workers:` of each side (docs/workers.md); absent: 1 (one process). */
+  readonly workers?: { readonly client?: number; readonly server?: number };
 }
+
+const workersKey = (n: number | undefined) => (n && n > 1 ? `workers: ${n}\n` : '');
 
 /** The Tessera pair: `tessera proxy --config F` twice, file identities, an ALLOW policy for the client's ID. */
 export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: TesseraPairOptions = {}): Promise<TesseraPairHandle> {
@@ -232,7 +244,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
       protocol: opts.protocol ?? 'http',
       ...tracing,
       ...(opts.multiplex !== undefined ? { multiplex: opts.multiplex } : {}),
-    }),
+    }) + workersKey(opts.workers?.server),
   );
   const clientCommon = {
     identity: { certFile: clientIdentity.chainFile, keyFile: clientIdentity.keyFile, bundleFile: env.pki.rootFile },
@@ -247,9 +259,9 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
   };
   await writeFile(
     clientConf,
-    opts.edgeTls
+    (opts.edgeTls
       ? tesseraEdgeProxyConfig({ ...clientCommon, certFile: opts.edgeTls.chainFile, keyFile: opts.edgeTls.keyFile })
-      : tesseraClientProxyConfig({ ...clientCommon, protocol: opts.protocol ?? 'http' }),
+      : tesseraClientProxyConfig({ ...clientCommon, protocol: opts.protocol ?? 'http' })) + workersKey(opts.workers?.client),
   );
   const ready = { line: /tessera proxy: ready/ };
   const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });

@@ -4,7 +4,7 @@ import { formatNumber, relativeSpread, spread, valuesOf } from '../harness/stats
 import { resultKey } from './load-results.js';
 import { type Chart, chartsFor, variantsOf } from './scenario-charts.js';
 
-const ORDER = ['mesh', 'mesh-h2', 'reuse', 'balance', 'handshake', 'rotation', 'issuance', 'issuance-store', 'authz'];
+const ORDER = ['mesh', 'mesh-cpr', 'mesh-h2', 'reuse', 'balance', 'handshake', 'rotation', 'issuance', 'issuance-store', 'authz'];
 
 /** Metrics whose run-to-run spread is worth showing, with their labels. */
 const SPREAD_METRICS: readonly [string, string][] = [
@@ -58,8 +58,28 @@ export interface RenderOptions {
   readonly commands: readonly string[];
 }
 
+const num = (r: ScenarioResult, k: string) => (typeof r.options[k] === 'number' ? (r.options[k] as number) : 0);
+
+/** Known scenarios first; runs of one scenario closed loop before fixed rate, then by connections (c8, c32, c128). */
+export function reportOrder(a: ScenarioResult, b: ScenarioResult): number {
+  return scenarioRank(a.scenario) - scenarioRank(b.scenario) || num(a, 'rateRps') - num(b, 'rateRps') || num(a, 'connections') - num(b, 'connections') || resultKey(a).localeCompare(resultKey(b));
+}
+
+/**
+ * What sets a run apart in the contents: "128 connections" when runs of its scenario differ in connections (or it
+ * left the scenario's default), "fixed 1000 req/s" for a fixed-rate run.
+ */
+export function runTitle(r: ScenarioResult, all: readonly ScenarioResult[]): string {
+  const parts: string[] = [];
+  const conns = r.options['connections'];
+  const siblings = new Set(all.filter((x) => x.scenario === r.scenario).map((x) => x.options['connections']));
+  if (typeof conns === 'number' && (siblings.size > 1 || r.options['defaultConnections'] !== undefined)) parts.push(`${conns} connections`);
+  if (typeof r.options['rateRps'] === 'number') parts.push(`fixed offered load ${r.options['rateRps']} req/s`);
+  return parts.join(', ');
+}
+
 export function renderReport(results: readonly ScenarioResult[], o: RenderOptions): { markdown: string; charts: Chart[] } {
-  const sorted = [...results].sort((a, b) => scenarioRank(a.scenario) - scenarioRank(b.scenario) || resultKey(a).localeCompare(resultKey(b)));
+  const sorted = [...results].sort(reportOrder);
   const charts: Chart[] = [];
   const newest = [...sorted].sort((a, b) => b.startedAt.localeCompare(a.startedAt))[0]!;
   const md: string[] = [
@@ -79,12 +99,13 @@ export function renderReport(results: readonly ScenarioResult[], o: RenderOption
     '',
     '## Contents',
     '',
-    ...sorted.map((r) => `- [${resultKey(r)}](#${resultKey(r)}) — measured ${r.startedAt}, ${r.options['rounds'] ?? '?'} rounds${typeof r.options['rateRps'] === 'number' ? `, fixed offered load ${r.options['rateRps']} req/s` : ''}`),
+    ...sorted.map((r) => `- [${resultKey(r)}](#${resultKey(r)}) — measured ${r.startedAt}, ${r.options['rounds'] ?? '?'} rounds${runTitle(r, sorted) ? `, ${runTitle(r, sorted)}` : ''}`),
     '',
   ];
   for (const r of sorted) {
     md.push(`## ${resultKey(r)}`, '');
-    const opts = Object.entries(r.options).map(([k, v]) => `${k} ${v}`).join(', ');
+    // defaultConnections only keys the run apart (load-results.ts); the connections are listed anyway.
+    const opts = Object.entries(r.options).filter(([k]) => k !== 'defaultConnections').map(([k, v]) => `${k} ${v}`).join(', ');
     md.push(`Measured ${r.startedAt} (${opts}).`);
     const differs = ['cpuModel', 'kernel', 'node'].filter((k) => r.machine[k] !== newest.machine[k]);
     if (differs.length) md.push(`Machine differs from the table above: ${differs.map((k) => `${k} ${r.machine[k]}`).join(', ')}.`);

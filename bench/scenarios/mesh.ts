@@ -1,11 +1,12 @@
-// Scenario `mesh`: direct app vs the Tessera pair vs nginx and HAProxy mTLS pairs, keep-alive HTTP/1.1, same run.
+// Scenarios `mesh` (keep-alive HTTP/1.1 clients) and `mesh-cpr` (a new client connection per request): the direct
+// app vs the Tessera pairs vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs, same run.
 import { type BenchContext, type RoundVariant, runRounds, scenarioResult, withBenchContext } from '../harness/bench-context.js';
 import { describeLoad, measureLoadVariant } from '../harness/load-variant.js';
 import type { MeasuredProcess } from '../harness/measure-window.js';
-import { sampleTree } from '../harness/proc-stat.js';
+import { samplePssKb, sampleTree } from '../harness/proc-stat.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { formatRatio, formatSpread, perRoundDifferences, perRoundRatios, spread } from '../harness/stats.js';
-import { EDGE_ID } from '../harness/bench-pki.js';
+import { EDGE_ID, type LeafFiles } from '../harness/bench-pki.js';
 import { sumMetric } from '../peers/tessera-config.js';
 import {
   type AppHandle,
@@ -19,6 +20,8 @@ import {
   startTesseraPair,
 } from '../peers/topology.js';
 import { edgeHeadlines, spanDeliveryNote, tracingHeadlines } from './mesh-headlines.js';
+import { type MeshMode, meshNotes } from './mesh-notes.js';
+import { memoryHeadline } from './pair-memory.js';
 import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js';
 
 export const DIRECT = 'direct app';
@@ -27,6 +30,7 @@ export const TESSERA_LOG = 'tessera pair + access log';
 export const TESSERA_H1 = 'tessera pair, HTTP/1.1 transport';
 export const NGINX = 'nginx pair';
 export const HAPROXY = 'haproxy pair';
+export const HAPROXY_H2 = 'haproxy pair, h2 upstream';
 export const TESSERA_TRACE = 'tessera pair + tracing';
 export const TESSERA_EDGE = 'tessera edge → sidecar';
 export const NGINX_EDGE = 'nginx edge → nginx sidecar';
@@ -66,9 +70,14 @@ export async function pairVariant(
       { role: 'server', pid: pair.server.pid },
       { role: 'app', pid: app.process.pid },
     ];
-    // RSS before any load (the pair has just said it is ready), carried into every row of this variant.
-    const mb = (pid: number) => Math.round(sampleTree(pid).rssKb / 102.4) / 10;
-    const idle = { rssIdleMbClient: mb(pair.client.pid), rssIdleMbServer: mb(pair.server.pid) };
+    // RSS and PSS before any load (the pair has just said it is ready), carried into every row of this variant.
+    const mb = (kb: number | null) => (kb === null ? null : Math.round(kb / 102.4) / 10);
+    const idle = {
+      rssIdleMbClient: mb(sampleTree(pair.client.pid).rssKb),
+      rssIdleMbServer: mb(sampleTree(pair.server.pid).rssKb),
+      pssIdleMbClient: mb(samplePssKb(pair.client.pid)),
+      pssIdleMbServer: mb(samplePssKb(pair.server.pid)),
+    };
     const measureOne = measure(pair, procs);
     return { name, run: async (round, tick) => ({ ...(await measureOne(round, tick)), ...idle }) };
   } catch (e) {
@@ -83,18 +92,33 @@ export async function pairVariant(
   }
 }
 
-async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
+/** The rows a mode measures: every row with keep-alive clients; the pairs and direct with a connection per request. */
+export function meshRows(mode: MeshMode): string[] {
+  const core = [DIRECT, TESSERA, TESSERA_H1, NGINX, HAPROXY, HAPROXY_H2];
+  if (mode === 'conn-per-request') return core;
+  return [DIRECT, TESSERA, TESSERA_H1, TESSERA_LOG, TESSERA_TRACE, NGINX, HAPROXY, HAPROXY_H2, TESSERA_EDGE, NGINX_EDGE];
+}
+
+const ROW_NAMES = { tessera: TESSERA, tesseraH1: TESSERA_H1, tesseraLog: TESSERA_LOG, tesseraTrace: TESSERA_TRACE, haproxy: HAPROXY, haproxyH2: HAPROXY_H2, tesseraEdge: TESSERA_EDGE, nginxEdge: NGINX_EDGE };
+
+async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<ScenarioResult> {
+  // A connection per request is a closed loop of its own: a fixed rate does not apply (nor goes into the result key).
+  const rateIgnored = mode === 'conn-per-request' && given.rateRps !== undefined;
+  const { rateRps: _rate, ...rest } = given;
+  const opts: ScenarioOptions = mode === 'conn-per-request' ? rest : given;
   return withBenchContext(opts, { nginx: true, haproxy: true }, async (ctx) => {
     const clk = ctx.clockTicksPerSecond;
     opts.progress(0, 'starting app and proxy pairs');
     const app = await startApp(ctx.env);
     if (app.kind === 'node') ctx.notes.push('nginx missing: the app is a tiny Node http server (≈4× the CPU per request of the nginx app).');
-    const keepAlive = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick);
+    const load = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode, measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick);
     // Edge rows: the same autocannon settings, over TLS (keep-alive, no client certificate) to the edge listener.
     const edgeLoad = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
       measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
-    const edgeTls = await ctx.pki.writeLeaf('edge', EDGE_ID);
+    // One edge certificate for both edges, written only when an edge row runs.
+    let edgeLeaf: Promise<LeafFiles> | null = null;
+    const edgeTls = () => (edgeLeaf ??= ctx.pki.writeLeaf('edge', EDGE_ID));
     let sink: OtlpSinkHandle | null = null;
     let tracedPair: TesseraPairHandle | null = null;
     const startTraced = async () => {
@@ -103,52 +127,44 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
       return tracedPair;
     };
     // The sink's CPU is measured as its own role, never added to the proxies'.
-    const traced = (pair: PairHandle, procs: MeasuredProcess[]) => keepAlive(pair, sink ? [...procs, { role: 'sink', pid: sink.process.pid }] : procs);
-    const variants: RoundVariant[] = [
-      {
-        name: DIRECT,
-        run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick),
-      },
-      await pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), keepAlive),
-      await pairVariant(ctx, app, TESSERA_H1, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h1-pair', multiplex: false }), keepAlive),
-      await pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), keepAlive),
-      await pairVariant(ctx, app, TESSERA_TRACE, startTraced, traced),
-      ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX, () => startNginxPair(ctx.env, app.port), keepAlive) : skippedVariant(NGINX, 'nginx not installed'),
-      ctx.binaries.haproxy ? await pairVariant(ctx, app, HAPROXY, () => startHaproxyPair(ctx.env, app.port), keepAlive) : skippedVariant(HAPROXY, 'haproxy not installed'),
-      await pairVariant(ctx, app, TESSERA_EDGE, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-edge', edgeTls }), edgeLoad),
-      ctx.binaries.nginx ? await pairVariant(ctx, app, NGINX_EDGE, () => startNginxPair(ctx.env, app.port, { edgeTls }), edgeLoad) : skippedVariant(NGINX_EDGE, 'nginx not installed'),
-    ];
+    const traced = (pair: PairHandle, procs: MeasuredProcess[]) => load(pair, sink ? [...procs, { role: 'sink', pid: sink.process.pid }] : procs);
+    const nginx = (name: string, start: () => Promise<PairHandle>, m: typeof load) => (ctx.binaries.nginx ? pairVariant(ctx, app, name, start, m) : skippedVariant(name, 'nginx not installed'));
+    const haproxy = (name: string, start: () => Promise<PairHandle>) => (ctx.binaries.haproxy ? pairVariant(ctx, app, name, start, load) : skippedVariant(name, 'haproxy not installed'));
+    const starts: Record<string, () => Promise<RoundVariant> | RoundVariant> = {
+      [DIRECT]: () => ({ name: DIRECT, run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, measured: [{ role: 'app', pid: app.process.pid }] }, tick) }),
+      [TESSERA]: () => pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), load),
+      [TESSERA_H1]: () => pairVariant(ctx, app, TESSERA_H1, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h1-pair', multiplex: false }), load),
+      [TESSERA_LOG]: () => pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), load),
+      [TESSERA_TRACE]: () => pairVariant(ctx, app, TESSERA_TRACE, startTraced, traced),
+      [NGINX]: () => nginx(NGINX, () => startNginxPair(ctx.env, app.port), load),
+      [HAPROXY]: () => haproxy(HAPROXY, () => startHaproxyPair(ctx.env, app.port)),
+      [HAPROXY_H2]: () => haproxy(HAPROXY_H2, () => startHaproxyPair(ctx.env, app.port, { h2Upstream: true })),
+      [TESSERA_EDGE]: async () => pairVariant(ctx, app, TESSERA_EDGE, async () => startTesseraPair(ctx.env, app.port, { name: 'tessera-edge', edgeTls: await edgeTls() }), edgeLoad),
+      [NGINX_EDGE]: () => nginx(NGINX_EDGE, async () => startNginxPair(ctx.env, app.port, { edgeTls: await edgeTls() }), edgeLoad),
+    };
+    const variants: RoundVariant[] = [];
+    for (const name of meshRows(mode)) variants.push(await starts[name]!());
     const measurements: Measurement[] = await runRounds(opts, variants, describeLoad);
     const delivery = await spanDelivery(sink, tracedPair);
     const names = variants.map((v) => v.name);
-    const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY], direct: DIRECT, baselineFor: meshBaselineFor };
+    const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY, HAPROXY_H2], direct: DIRECT, baselineFor: meshBaselineFor };
     const headlines = [
       ...pairHeadlines(measurements, TESSERA, summaryOpts),
       ...batchingHeadline(measurements, TESSERA),
+      ...memoryHeadline(measurements, TESSERA),
       ...pairHeadlines(measurements, TESSERA_H1, summaryOpts),
-      ...accessLogHeadlines(measurements),
-      ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA),
+      ...memoryHeadline(measurements, TESSERA_H1),
     ];
-    headlines.push(...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
-    const nginxVsDirect = pairHeadlines(measurements, NGINX, { variants: names, peerBaselines: [HAPROXY], direct: DIRECT });
-    headlines.push(...nginxVsDirect.filter((h) => !h.includes('skipped')));
-    return scenarioResult(ctx, 'mesh', {
+    if (mode === 'keep-alive') {
+      headlines.push(...accessLogHeadlines(measurements), ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA), ...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
+    }
+    const peers = pairHeadlines(measurements, NGINX, { variants: names, peerBaselines: [HAPROXY, HAPROXY_H2], direct: DIRECT });
+    headlines.push(...peers.filter((h) => !h.includes('skipped')));
+    return scenarioResult(ctx, mode === 'keep-alive' ? 'mesh' : 'mesh-cpr', {
       measurements,
       summary: pairSummaryRows(measurements, summaryOpts),
       headlines,
-      notes: [
-        ...ctx.notes,
-        ...failureNotes(measurements),
-        `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1${opts.rateRps ? `, fixed ${opts.rateRps} req/s` : ', closed loop'}; the same for every variant. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
-        'CPU = utime+stime of all threads (and child processes) from /proc/<pid>/stat around the measured window, divided by completed requests. Ratios are taken per round against the same round, then the median (min–max) over rounds.',
-        'Topology of a pair: load → client-side proxy (plaintext in, mTLS out, pooled) → server-side proxy (client cert required and verified) → app. Every proxy runs one worker/thread on the same 2 cores as the load generator and the app.',
-        `"${TESSERA}" carries every request between the two proxies as a stream of one multiplexed mTLS connection (\`transport.multiplex\`, the default, docs/transport.md); "${TESSERA_H1}" is the same pair with \`transport.multiplex: false\`: a pooled keep-alive mTLS connection per request in flight.`,
-        `Tessera: both proxies run \`tessera proxy --config F\` on Node ${process.version} with file identities; the server side authorizes by a policies directory (one ALLOW policy for the client's SPIFFE ID, not defaultAction allow). "${TESSERA}" has \`telemetry.accessLog: off\`; "${TESSERA_LOG}" writes JSON access lines to a file on both sides.`,
-        'Authorization: Tessera and HAProxy check the client SPIFFE ID (policy / DER URI SAN match); nginx cannot (no URI SAN variable) and accepts any SVID of the trust domain.',
-        `"${TESSERA_TRACE}": the same pair with \`telemetry.tracing\` (samplerRatio 1) on both proxies, exporting OTLP/HTTP JSON to a sink the harness runs as its own process on loopback (POST /v1/traces → 200); its CPU is reported apart, not in the proxies'.`,
-        ...(delivery ? [delivery] : []),
-        `Edge rows: the load generator speaks HTTPS (TLS 1.3, keep-alive, no client certificate; the same connections and pipelining as every other row) to an edge that terminates it with one ECDSA P-256 certificate (DNS SAN edge.bench.local, same CA) and forwards over mTLS to a sidecar in front of the app. "${TESSERA_EDGE}": a Tessera \`edge\` listener (route \`*\` / to the sidecar, \`authorize: false\`) → the Tessera server side (policy as above). "${NGINX_EDGE}": nginx \`listen ssl\` with the client-side pool settings above → the nginx server side. In their rows, "client" is the edge and "server" the sidecar, and the "÷ nginx" columns are against the nginx edge of the same round (HAProxy has no edge row). The load generator's own TLS work lowers the closed-loop rate of both edge rows alike; compare them with each other.`,
-      ],
+      notes: [...ctx.notes, ...failureNotes(measurements), ...meshNotes(opts, mode, ROW_NAMES, rateIgnored), ...(delivery ? [delivery] : [])],
     });
   });
 }
@@ -214,7 +230,14 @@ export function accessLogHeadlines(ms: readonly Measurement[]): string[] {
 export const meshScenario: BenchScenario = {
   name: 'mesh',
   summary:
-    'Direct app vs Tessera pair (access log off / to a file, tracing on) vs nginx and HAProxy mTLS pairs, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS',
+    'Direct app vs Tessera pair (multiplexed / HTTP/1.1 transport, access log, tracing) vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS/PSS',
   defaults: { rounds: 5, warmupMs: 300, durationMs: 1_500, connections: 32 },
-  run,
+  run: (opts) => runMesh(opts, 'keep-alive'),
+};
+
+export const meshCprScenario: BenchScenario = {
+  name: 'mesh-cpr',
+  summary: 'The mesh pairs (Tessera multiplexed / HTTP/1.1, nginx, HAProxy h1 / h2 upstream) with a new client connection per request: CPU µs/req per side, client-side RSS/PSS idle → load',
+  defaults: { rounds: 5, warmupMs: 500, durationMs: 1_500, connections: 32 },
+  run: (opts) => runMesh(opts, 'conn-per-request'),
 };

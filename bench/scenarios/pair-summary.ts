@@ -1,6 +1,7 @@
 // Summary rows and headlines for load scenarios through proxy pairs: medians over rounds, per-round ratios to peers.
 import type { Measurement } from '../harness/scenario.js';
 import { type Spread, formatNumber, formatRatio, formatSpread, perRoundDifferences, perRoundRatios, spread, valuesOf } from '../harness/stats.js';
+import { memoryCells } from './pair-memory.js';
 
 export interface PairSummaryOptions {
   /** Variants in display order. */
@@ -27,9 +28,10 @@ function skippedReason(ms: readonly Measurement[], variant: string): string | nu
 const s = (ms: readonly Measurement[], v: string, k: string) => spread(valuesOf(ms, v, k));
 const med = (x: Spread | null) => (x ? formatNumber(x.median) : '–');
 
-/** Human label for a baseline variant in a column name: "nginx pair" → "nginx". */
+/** Human label for a baseline variant in a column name: "nginx pair" → "nginx", "haproxy pair, h2 upstream" → "HAProxy h2". */
 export function shortName(variant: string): string {
-  return variant.replace(/ pair.*$/, '').replace(/^haproxy/, 'HAProxy');
+  const base = variant.replace(/ pair.*$/, '').replace(/^haproxy/, 'HAProxy');
+  return /, h2 upstream$/.test(variant) ? `${base} h2` : base;
 }
 
 export function pairSummaryRows(ms: readonly Measurement[], o: PairSummaryOptions): Measurement[] {
@@ -56,10 +58,8 @@ export function pairSummaryRows(ms: readonly Measurement[], o: PairSummaryOption
     row['CPU µs/req server'] = formatSpread(s(ms, v, 'cpuUsPerReqServer'));
     for (const b of o.peerBaselines) row[`CPU ÷ ${shortName(b)}`] = !client ? '–' : ratio(b, 'cpuUsPerReqProxies');
     row['app CPU µs/req'] = formatSpread(s(ms, v, 'cpuUsPerReqApp'));
-    const rss = [s(ms, v, 'rssMbClient'), s(ms, v, 'rssMbServer')];
-    const idle = [s(ms, v, 'rssIdleMbClient'), s(ms, v, 'rssIdleMbServer')];
     // Idle = right after the pair started (before any load); load = at the end of each measured window.
-    row['RSS MB idle→load client / server'] = rss.every((x) => x === null) ? '–' : rss.map((x, i) => (idle[i] ? `${med(idle[i]!)}→${med(x)}` : med(x))).join(' / ');
+    Object.assign(row, memoryCells(ms, v));
     const warm = s(ms, v, 'upstreamConnsWarmup');
     const meas = s(ms, v, 'upstreamConnsMeasured');
     row['upstream TLS conns warm-up / measured'] = warm || meas ? `${med(warm)} / ${formatSpread(meas)}` : '–';
@@ -80,12 +80,14 @@ export function pairHeadlines(ms: readonly Measurement[], subject: string, o: Pa
   for (const b of o.peerBaselines) {
     if (skippedReason(ms, b) !== null) continue;
     const cpu = spread(perRoundRatios(ms, subject, b, 'cpuUsPerReqProxies'));
+    const side = (k: string) => formatRatio(spread(perRoundRatios(ms, subject, b, k)));
     const rps = spread(perRoundRatios(ms, subject, b, 'reqPerSec'));
     const hasP99 = valuesOf(ms, subject, 'p99Ms').length > 0;
     const p99 = spread(perRoundRatios(ms, subject, b, hasP99 ? 'p99Ms' : 'meanMs'));
     out.push(
       `${subject} vs ${b} (same run, ${rounds} rounds, per-round ratios): CPU per request per side ${med(client)} µs client + ${med(server)} µs server = ` +
-        `${formatRatio(cpu)} the ${b}'s (${med(s(ms, b, 'cpuUsPerReqClient'))} + ${med(s(ms, b, 'cpuUsPerReqServer'))} µs); req/s ${formatRatio(rps)}; ${hasP99 ? 'p99' : 'mean latency'} ${formatRatio(p99)}.`,
+        `${formatRatio(cpu)} the ${b}'s (${med(s(ms, b, 'cpuUsPerReqClient'))} + ${med(s(ms, b, 'cpuUsPerReqServer'))} µs), ` +
+        `per side ${side('cpuUsPerReqClient')} client, ${side('cpuUsPerReqServer')} server; req/s ${formatRatio(rps)}; ${hasP99 ? 'p99' : 'mean latency'} ${formatRatio(p99)}.`,
     );
   }
   if (o.direct && skippedReason(ms, o.direct) === null) {

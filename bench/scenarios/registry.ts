@@ -5,12 +5,12 @@ import { balanceScenario } from './balance.js';
 import { handshakeScenario } from './handshake.js';
 import { issuanceScenario } from './issuance.js';
 import { issuanceStoreScenario } from './issuance-store.js';
-import { meshScenario } from './mesh.js';
+import { meshCprScenario, meshScenario } from './mesh.js';
 import { meshH2Scenario } from './mesh-h2.js';
 import { reuseScenario } from './reuse.js';
 import { rotationScenario } from './rotation.js';
 
-export const SCENARIOS: readonly BenchScenario[] = [meshScenario, meshH2Scenario, reuseScenario, handshakeScenario, rotationScenario, authzScenario, issuanceScenario, issuanceStoreScenario, balanceScenario];
+export const SCENARIOS: readonly BenchScenario[] = [meshScenario, meshCprScenario, meshH2Scenario, reuseScenario, handshakeScenario, rotationScenario, authzScenario, issuanceScenario, issuanceStoreScenario, balanceScenario];
 
 export function findScenario(name: string): BenchScenario | undefined {
   return SCENARIOS.find((s) => s.name === name);

@@ -106,13 +106,24 @@ describe('HAProxy', () => {
     expect(conf(true).client).toMatch(/proto h2[\s\S]*alpn h2/);
   });
 
+  const h2UpstreamClient = () =>
+    haproxyClientProxyConfig({ statsSocket: join(dir, 'c.sock'), listenPort: 18001, upstreamPort: 18443, combinedFile: client.combinedFile, rootFile: pki.rootFile, serverName: SERVER_DNS, h2Upstream: true });
+
+  test('h2 upstream: HTTP/1.1 bind on the client side, alpn h2 on its server line and on the mTLS bind', () => {
+    const text = h2UpstreamClient();
+    expect(text).toContain('bind 127.0.0.1:18001\n');
+    expect(text).not.toContain('proto h2');
+    expect(text).toMatch(/server s1 [^\n]* alpn h2\n/);
+    expect(conf(false).client).not.toContain('alpn');
+    expect(conf(true).server).toContain('alpn h2,http/1.1');
+  });
+
   test.skipIf(!findBinary('haproxy'))('haproxy -c accepts the generated configs', async () => {
-    for (const http2 of [false, true]) {
-      for (const [name, text] of Object.entries(conf(http2))) {
-        const file = join(dir, `${name}-${http2}.cfg`);
-        await writeFile(file, text);
-        expect(() => execFileSync(findBinary('haproxy')!, ['-c', '-q', '-f', file], { stdio: 'pipe' })).not.toThrow();
-      }
+    const texts: [string, string][] = [...Object.entries(conf(false)), ...Object.entries(conf(true)).map(([n, t]): [string, string] => [`${n}-h2`, t]), ['client-h2up', h2UpstreamClient()]];
+    for (const [name, text] of texts) {
+      const file = join(dir, `${name}.cfg`);
+      await writeFile(file, text);
+      expect(() => execFileSync(findBinary('haproxy')!, ['-c', '-q', '-f', file], { stdio: 'pipe' })).not.toThrow();
     }
   });
 

@@ -1,6 +1,6 @@
 // /proc parsing: stat fields counted from the last ')', VmRSS, the aggregate cpu line, process trees.
 import { describe, expect, test } from 'vitest';
-import { cpuShares, descendantsOf, parseCpuLine, parseProcStat, parseVmRssKb, sampleTree } from '../../../bench/harness/proc-stat.js';
+import { cpuShares, descendantsOf, parseCpuLine, parseProcStat, parsePssKb, parseVmRssKb, samplePssKb, sampleTree } from '../../../bench/harness/proc-stat.js';
 
 // A real line shape: 52 fields, utime (14) = 1234, stime (15) = 567.
 const fields = (comm: string) =>
@@ -56,4 +56,18 @@ test('sampleTree reads this very process from /proc', () => {
   expect(after.pids).toContain(process.pid);
   expect(after.rssKb).toBeGreaterThan(1000);
   expect(after.cpuTicks).toBeGreaterThanOrEqual(before.cpuTicks);
+});
+
+test('parsePssKb reads Pss from smaps_rollup (not Pss_Anon and friends), null when absent', () => {
+  const rollup = '55d1c000-7ffc0000 ---p 00000000 00:00 0   [rollup]\nRss:              101234 kB\nPss:               47321 kB\nPss_Anon:          40000 kB\nPss_File:           7321 kB\n';
+  expect(parsePssKb(rollup)).toBe(47321);
+  expect(parsePssKb('Pss_Anon: 12 kB\n')).toBeNull();
+});
+
+test('samplePssKb reads this very process: PSS is at most RSS; a pid that does not exist gives null', () => {
+  const pss = samplePssKb(process.pid);
+  expect(pss).not.toBeNull();
+  expect(pss!).toBeGreaterThan(1000);
+  expect(pss!).toBeLessThanOrEqual(sampleTree(process.pid).rssKb * 1.05);
+  expect(samplePssKb(2 ** 22 + 1)).toBeNull();
 });

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ScenarioResult } from '../../../bench/harness/scenario.js';
 import { loadResults, parseResults, resultKey } from '../../../bench/report/load-results.js';
-import { markdownTable, renderReport } from '../../../bench/report/render-markdown.js';
+import { markdownTable, renderReport, reportOrder, runTitle } from '../../../bench/report/render-markdown.js';
+import { withDefaultConnections } from '../../../bench/harness/run-scenario.js';
 import { escapeXml, groupedBarChart, latencyChart, niceScale } from '../../../bench/report/svg-charts.js';
 import { rerunCommands } from '../../../bench/report/rerun-commands.js';
 
@@ -104,6 +105,40 @@ test('a fixed-rate run is its own section, chart set and results file beside the
     expect(markdown).toContain('--rate 1500 --json bench/results/mesh-rate1500.json');
     expect(charts.map((c) => c.file)).toContain('mesh-rate1500-cpu.svg');
     expect(charts.map((c) => c.file)).toContain('mesh-cpu.svg');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('runs of one scenario at other connection counts, and the connection-per-request mesh, are kept apart and ordered', async () => {
+  const at = (connections: number, startedAt: string): ScenarioResult => withDefaultConnections({ ...mesh, startedAt, options: { ...mesh.options, connections } }, 32);
+  const c8 = at(8, '2026-11-28T15:00:00.000Z');
+  const c128 = at(128, '2026-11-28T15:10:00.000Z');
+  const c32 = at(32, '2026-11-28T15:20:00.000Z');
+  const rated = { ...c32, startedAt: '2026-11-28T15:30:00.000Z', options: { ...c32.options, rateRps: 1000 } };
+  const cpr: ScenarioResult = { ...c32, scenario: 'mesh-cpr', startedAt: '2026-11-28T15:40:00.000Z' };
+  // The default stays unrecorded, so results taken before keep their key.
+  expect(c32.options).not.toHaveProperty('defaultConnections');
+  expect(c8.options['defaultConnections']).toBe(32);
+  expect([c8, c128, c32, rated, cpr].map(resultKey)).toEqual(['mesh-c8', 'mesh-c128', 'mesh', 'mesh-rate1000', 'mesh-cpr']);
+  expect(resultKey({ scenario: 'mesh', options: { connections: 128, defaultConnections: 32, rateRps: 1000 } })).toBe('mesh-c128-rate1000');
+  const dir = await mkdtemp(join(tmpdir(), 'tessera-bench-report-'));
+  try {
+    for (const r of [c8, c128, c32, rated, cpr]) await writeFile(join(dir, `${resultKey(r)}.json`), JSON.stringify(r));
+    const loaded = await loadResults([dir]);
+    expect([...loaded].sort(reportOrder).map(resultKey)).toEqual(['mesh-c8', 'mesh', 'mesh-c128', 'mesh-rate1000', 'mesh-cpr']);
+    const { markdown, charts } = renderReport(loaded, { chartsDir: 'charts', generatedAt: 'now', commands: rerunCommands(loaded, 'bench/results', 'bench/RESULTS.md') });
+    expect(markdown).toContain('- [mesh-c128](#mesh-c128) — measured 2026-11-28T15:10:00.000Z, 2 rounds, 128 connections\n');
+    expect(markdown).toContain('- [mesh](#mesh) — measured 2026-11-28T15:20:00.000Z, 2 rounds, 32 connections\n');
+    expect(markdown).toContain('- [mesh-rate1000](#mesh-rate1000) — measured 2026-11-28T15:30:00.000Z, 2 rounds, 32 connections, fixed offered load 1000 req/s\n');
+    // A scenario run at one connection count only does not repeat it.
+    expect(markdown).toContain('- [mesh-cpr](#mesh-cpr) — measured 2026-11-28T15:40:00.000Z, 2 rounds\n');
+    expect(markdown).toContain('## mesh-c8\n');
+    expect(markdown).not.toContain('defaultConnections');
+    expect(markdown).toContain('npx tessera bench mesh --rounds 2 --warmup 1000ms --duration 3000ms --connections 128 --json bench/results/mesh-c128.json');
+    expect(markdown).toContain('npx tessera bench mesh-cpr --rounds 2 --warmup 1000ms --duration 3000ms --connections 32 --json bench/results/mesh-cpr.json');
+    expect(charts.map((c) => c.file)).toEqual(expect.arrayContaining(['mesh-c8-cpu.svg', 'mesh-c128-cpu.svg', 'mesh-cpu.svg', 'mesh-cpr-cpu.svg']));
+    expect(runTitle(cpr, [cpr])).toBe('');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
