@@ -1,9 +1,10 @@
 // The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, /endpoints, POST /drain, and
 // the app's relayed kubelet probes (/app-health/<name>). Provider errors answer 500 without detail; every read
 // from a client is bounded in size and time.
-import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { http } from '../../../shared-io/node-http.js';
 import { TesseraError } from '../../../common/errors.js';
 import { type AppProbe, runAppProbe } from './app-probe.js';
 
@@ -125,7 +126,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   }
 
   const limits: AdminLimits = { ...ADMIN_LIMITS, ...opts.limits };
-  const server: Server = createServer(
+  const server: Server = http.createServer(
     {
       maxHeaderSize: limits.maxHeaderSize,
       headersTimeout: limits.headersTimeoutMs,

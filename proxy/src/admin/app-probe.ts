@@ -1,9 +1,10 @@
 // Runs one of the app's kubelet probes against the app on loopback, for GET /app-health/<container>/<kind> on the
 // admin listener (the injector rewrites httpGet/tcpSocket probes to it): the kubelet cannot reach an app that
 // listens on 127.0.0.1, nor pass the sidecar's mTLS inbound port. Only the outcome is returned, never the body.
-import { request as httpRequest } from 'node:http';
+
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
+import { http } from '../../../shared-io/node-http.js';
 
 export interface AppProbe {
   readonly port: number;
@@ -50,7 +51,7 @@ export function runAppProbe(p: AppProbe): Promise<number> {
     }
     // Like the kubelet: no certificate check on HTTPS probes, no keep-alive, the probe's own headers.
     const options = { host: LOOPBACK, port: p.port, path: p.path, method: 'GET', headers: { 'user-agent': 'kube-probe (tessera sidecar)', ...p.headers }, agent: false as const };
-    const req = p.scheme === 'HTTPS' ? httpsRequest({ ...options, rejectUnauthorized: false }) : httpRequest(options);
+    const req = p.scheme === 'HTTPS' ? httpsRequest({ ...options, rejectUnauthorized: false }) : http.request(options);
     abort = () => req.destroy();
     req.once('response', (res) => {
       res.resume();

@@ -1,10 +1,11 @@
 // A keep-alive http.Agent whose connections are Tessera mTLS connections (secure naming, cached client
 // context, session resumption, handshake metrics): lets node:http clients (the edge) reach mesh upstreams.
-import { Agent, type AgentOptions, type ClientRequestArgs } from 'node:http';
+import type { AgentOptions, ClientRequestArgs } from 'node:http';
 import type { Duplex } from 'node:stream';
+import { http } from '../../../shared-io/node-http.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, type SessionMemory } from './connectors.js';
 
-export class MtlsAgent extends Agent {
+export class MtlsAgent extends http.Agent {
   readonly #target: MtlsTarget;
   readonly #deps: MtlsDeps;
   readonly #session: SessionMemory = {};
