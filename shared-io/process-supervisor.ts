@@ -26,8 +26,11 @@ export interface ProcessSpec {
    * 'pipe' (default): stdout and stderr pass through this process, are kept (bounded) in memory and copied to
    * the log file when the supervisor has a log directory. 'file': straight to the log file (no copying through
    * this process, which would cost CPU under a proxy's access log); a ready line is found by reading the file.
+   * 'inherit': this process's own stdout and stderr (no copy, no ready line).
    */
-  readonly output?: 'pipe' | 'file';
+  readonly output?: 'pipe' | 'file' | 'inherit';
+  /** An IPC channel (child.send / process.send): the proxy's primary and its listener workers (docs/workers.md). */
+  readonly ipc?: boolean;
   /** 'pipe' keeps stdin open for drivers that talk to the child. */
   readonly stdin?: 'ignore' | 'pipe';
   /** Own process group: a stop reaches its children too (nginx workers), a terminal's Ctrl-C does not. */
@@ -319,12 +322,13 @@ export class ProcessSupervisor {
     if (toFile && !logFile) throw new TesseraError(failureCode, `${spec.name}: output 'file' needs a log directory`);
     const fd = toFile ? openSync(logFile!, 'a', 0o600) : null;
     const log = !toFile && logFile ? createWriteStream(logFile, { flags: 'a', mode: 0o600 }) : null;
+    const out = spec.output === 'inherit' ? 'inherit' : 'pipe';
     let child: ChildProcess;
     try {
       child = spawn(spec.command, spec.args, {
         cwd: spec.cwd,
         env: spec.env ?? process.env,
-        stdio: [spec.stdin ?? 'ignore', fd ?? 'pipe', fd ?? 'pipe'],
+        stdio: [spec.stdin ?? 'ignore', fd ?? out, fd ?? out, ...(spec.ipc ? (['ipc'] as const) : [])],
         detached: spec.ownGroup === true,
       });
     } finally {

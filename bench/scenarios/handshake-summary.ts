@@ -8,6 +8,8 @@ export interface HandshakeVariantInfo {
   readonly server: 'node' | 'nginx' | 'tessera';
   readonly resume: boolean;
   readonly algorithm: 'ec-p256' | 'rsa-2048';
+  readonly tlsGroups?: readonly string[];
+  readonly client?: 'node' | 's_time';
 }
 
 const round1 = (x: number | null) => (x === null ? null : Math.round(x * 10) / 10);
@@ -130,6 +132,25 @@ export function handshakeHeadlines(ms: readonly Measurement[], variants: readonl
       parts.push(`resumed ${formatSpread(med(tResumed))} µs = ${formatRatio(ratio(tResumed, tFull))} full (${share ? Math.round(share.median * 100) : '?'} % of connections resumed)`);
     }
     out.push(`${parts.join('; ')}.`);
+  }
+  const hybrid = find((v) => v.server === 'tessera' && v.tlsGroups !== undefined);
+  if (tFull && hybrid && med(tFull) && med(hybrid)) {
+    const client = (v: string) => spread(valuesOf(ms, v, 'clientCpuUsPerHandshake'))?.median;
+    const [cx, ch] = [client(tFull), client(hybrid)];
+    out.push(
+      `Key exchange between proxies (Tessera server side, Node client with Tessera's groups): ${commonGroup(ms, hybrid) ?? '?'} / ${commonGroup(ms, tFull) ?? '?'} = ${formatRatio(ratio(hybrid, tFull))} server CPU (${formatNumber(med(hybrid)!.median - med(tFull)!.median)} µs per full handshake)${cx && ch ? `, client ${formatNumber(ch - cx)} µs (${formatNumber(ch)} vs ${formatNumber(cx)})` : ''}.`,
+    );
+  }
+  const only = (server: string, resume: boolean) => find((v) => v.name.includes('handshake only') && v.server === server && v.resume === resume);
+  const [nOnly, tOnly, trOnly] = [only('node', false), only('tessera', false), only('tessera', true)];
+  if (nOnly && tOnly && med(nOnly) && med(tOnly)) {
+    const resumedPart = trOnly && med(trOnly) ? `, resumed ${formatSpread(med(trOnly))} µs` : '';
+    out.push(`Handshake only (no request, X25519): Tessera server side ${formatSpread(med(tOnly))} µs per full handshake = ${formatRatio(ratio(tOnly, nOnly))} a bare Node tls.Server (${formatSpread(med(nOnly))} µs)${resumedPart}.`);
+  }
+  for (const v of variants.filter((x) => x.client === 's_time')) {
+    const m = med(v.name);
+    const c = spread(valuesOf(ms, v.name, 'clientCpuUsPerHandshake'));
+    if (m) out.push(`openssl s_time → ${v.name.replace(', openssl s_time', '')}: server ${formatSpread(m)} µs CPU per ${v.resume ? 'resumed' : 'full'} handshake with one request${c ? ` (s_time's own user CPU ${formatNumber(c.median)} µs)` : ''}.`);
   }
   const floor = floorFor(ms, variants.find((v) => v.name === nodeFull)!, commonGroup(ms, nodeFull));
   if (floor) out.push(`Measured full handshake = ${(full.median / floor).toFixed(1)}× the crypto floor of this machine (${formatNumber(floor)} µs per side from Node's own OpenSSL primitives).`);

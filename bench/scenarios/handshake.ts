@@ -1,5 +1,6 @@
 // Scenario `handshake`: server (and client) CPU per mTLS handshake — full vs resumed, ECDSA vs RSA, cached vs
-// per-connection SecureContext, key-exchange group — beside an nginx listener and the crypto floor of this machine.
+// per-connection SecureContext, key-exchange group (X25519 vs X25519MLKEM768) — from a Node client and from
+// `openssl s_time`, beside an nginx listener and the crypto floor of this machine.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -13,7 +14,9 @@ import { freePorts } from '../harness/ports.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { nginxHandshakeServerConfig } from '../peers/nginx-config.js';
-import { type AppHandle, startApp, startTesseraPair } from '../peers/topology.js';
+import { allowPolicyYaml, tesseraServerProxyConfig } from '../peers/tessera-config.js';
+import { type AppHandle, startApp } from '../peers/topology.js';
+import { sTimeVariant } from './handshake-s-time.js';
 import { floorMeasurement, handshakeHeadlines, handshakeSummary } from './handshake-summary.js';
 import { shortReason } from './mesh.js';
 
@@ -27,24 +30,44 @@ export interface HandshakeVariant {
   readonly resume: boolean;
   readonly algorithm: 'ec-p256' | 'rsa-2048';
   readonly perConnectionContext: boolean;
-  /** Server-side group restriction; absent = the default list (Node 24: X25519MLKEM768 first). */
+  /** Server-side group restriction (node); absent = the default list (Node 24: X25519MLKEM768 first). */
   readonly ecdhCurve?: string;
+  /** The Node client's groups, preferred first; absent = Node's default (key shares for X25519MLKEM768 and X25519). */
+  readonly clientGroups?: string;
+  /** `transport.tlsGroups` of the Tessera server side; absent = its default (X25519 first). */
+  readonly tlsGroups?: readonly string[];
+  /** false: the Node client closes right after the handshake (no request: the handshake's own cost). */
+  readonly request?: boolean;
+  /** The client: the Node child (default) or `openssl s_time` (system OpenSSL, one connection at a time). */
+  readonly client?: 'node' | 's_time';
 }
 
 export const NODE_FULL = 'node full, ECDSA';
 export const NGINX_FULL = 'nginx full, ECDSA';
 export const TESSERA_FULL = 'tessera server side full, ECDSA';
 export const TESSERA_RESUMED = 'tessera server side resumed, ECDSA';
+export const TESSERA_FULL_HYBRID = 'tessera server side full, ECDSA, tlsGroups X25519MLKEM768 first';
+
+/** What a Tessera proxy's upstream side offers by default (tls-contexts.ts DEFAULT_TLS_GROUPS). */
+const TESSERA_CLIENT_GROUPS = 'X25519:X25519MLKEM768:P-256:P-384';
+const HYBRID_FIRST = ['X25519MLKEM768', 'X25519', 'P-256', 'P-384'];
 
 export const HANDSHAKE_VARIANTS: readonly HandshakeVariant[] = [
   { name: NODE_FULL, server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
-  { name: 'node full, ECDSA, X25519 only', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false, ecdhCurve: 'X25519' },
+  { name: 'node full, ECDSA, X25519 only', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false, ecdhCurve: 'X25519', clientGroups: 'X25519' },
   { name: 'node resumed, ECDSA', server: 'node', resume: true, algorithm: 'ec-p256', perConnectionContext: false },
   { name: 'node full, RSA-2048', server: 'node', resume: false, algorithm: 'rsa-2048', perConnectionContext: false },
   { name: 'node full, ECDSA, SecureContext per connection', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: true },
   { name: NGINX_FULL, server: 'nginx', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
-  { name: TESSERA_FULL, server: 'tessera', resume: false, algorithm: 'ec-p256', perConnectionContext: false },
-  { name: TESSERA_RESUMED, server: 'tessera', resume: true, algorithm: 'ec-p256', perConnectionContext: false },
+  { name: TESSERA_FULL, server: 'tessera', resume: false, algorithm: 'ec-p256', perConnectionContext: false, clientGroups: TESSERA_CLIENT_GROUPS },
+  { name: TESSERA_FULL_HYBRID, server: 'tessera', resume: false, algorithm: 'ec-p256', perConnectionContext: false, clientGroups: HYBRID_FIRST.join(':'), tlsGroups: HYBRID_FIRST },
+  { name: TESSERA_RESUMED, server: 'tessera', resume: true, algorithm: 'ec-p256', perConnectionContext: false, clientGroups: TESSERA_CLIENT_GROUPS },
+  { name: 'node full, handshake only', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false, clientGroups: TESSERA_CLIENT_GROUPS, ecdhCurve: TESSERA_CLIENT_GROUPS, request: false },
+  { name: 'tessera server side full, handshake only', server: 'tessera', resume: false, algorithm: 'ec-p256', perConnectionContext: false, clientGroups: TESSERA_CLIENT_GROUPS, request: false },
+  { name: 'node full, openssl s_time', server: 'node', resume: false, algorithm: 'ec-p256', perConnectionContext: false, client: 's_time' },
+  { name: 'node resumed, openssl s_time', server: 'node', resume: true, algorithm: 'ec-p256', perConnectionContext: false, client: 's_time' },
+  { name: 'tessera server side full, openssl s_time', server: 'tessera', resume: false, algorithm: 'ec-p256', perConnectionContext: false, client: 's_time' },
+  { name: 'tessera server side resumed, openssl s_time', server: 'tessera', resume: true, algorithm: 'ec-p256', perConnectionContext: false, client: 's_time' },
 ];
 
 interface Tally {
@@ -71,11 +94,7 @@ function clientDriver(client: SupervisedProcess): (runMs: number) => Promise<Tal
 const top = (counts: Record<string, number>) => Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0] ?? null;
 
 async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string, app: () => Promise<AppHandle>): Promise<{ server: SupervisedProcess; port: number }> {
-  if (v.server === 'tessera') {
-    // The real proxy: its server side verifies the client SVID, authorizes by policy and forwards the request.
-    const pair = await startTesseraPair(ctx.env, (await app()).port, { name: `${slug}-tessera` });
-    return { server: pair.server, port: pair.serverPort };
-  }
+  if (v.server === 'tessera') return startTesseraServer(ctx, v, leaf, slug, (await app()).port);
   if (v.server === 'nginx') {
     const [port] = await freePorts(1);
     const dir = join(ctx.opts.workDir, slug);
@@ -88,6 +107,29 @@ async function startServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFil
   const spec = { certFile: leaf.chainFile, keyFile: leaf.keyFile, caFile: ctx.pki.rootFile, perConnectionContext: v.perConnectionContext, ...(v.ecdhCurve ? { ecdhCurve: v.ecdhCurve } : {}) };
   const server = await ctx.group.start({ name: `${slug}-server`, command: process.execPath, args: [SERVER_JS, JSON.stringify(spec)], ready: { line: /^ready \d+/ } });
   return { server, port: Number(/^ready (\d+)/.exec(server.readyLine ?? '')?.[1]) };
+}
+
+/**
+ * The server side of a Tessera pair alone (`tessera proxy`, inbound listener in front of the app, policy
+ * authorization, access log off): the client proxy of a pair has no part in these handshakes.
+ */
+async function startTesseraServer(ctx: BenchContext, v: HandshakeVariant, leaf: LeafFiles, slug: string, appPort: number): Promise<{ server: SupervisedProcess; port: number }> {
+  const [port, adminPort] = await freePorts(2);
+  const dir = join(ctx.opts.workDir, slug);
+  await mkdir(join(dir, 'policies'), { recursive: true });
+  await writeFile(join(dir, 'policies', 'allow-client.yaml'), allowPolicyYaml(SERVER_ID, CLIENT_ID));
+  const conf = tesseraServerProxyConfig({
+    identity: { certFile: leaf.chainFile, keyFile: leaf.keyFile, bundleFile: ctx.pki.rootFile },
+    listenPort: port!,
+    appPort,
+    adminPort: adminPort!,
+    authorization: { policiesDir: join(dir, 'policies') },
+    accessLog: 'off',
+  });
+  const groups = v.tlsGroups ? `transport:\n  tlsGroups: [${v.tlsGroups.join(', ')}]\n` : '';
+  await writeFile(join(dir, 'server.yaml'), `${conf}${groups}`);
+  const server = await ctx.group.start({ name: `${slug}-tessera`, command: process.execPath, args: [ctx.env.tesseraCli, 'proxy', '--config', join(dir, 'server.yaml')], cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
+  return { server, port: port! };
 }
 
 async function prepare(
@@ -109,6 +151,11 @@ async function prepare(
     return { name: v.name, run: async () => ({ skipped: reason }) };
   }
   const { server, port } = started;
+  if (v.client === 's_time') {
+    const openssl = findBinary('openssl');
+    if (!openssl) return { name: v.name, run: async () => ({ skipped: 'openssl not installed' }) };
+    return sTimeVariant(ctx, openssl, v.name, slug, { server, port, client: pair.client }, v.resume);
+  }
   const clientSpec = {
     port,
     certFile: pair.client.chainFile,
@@ -119,6 +166,8 @@ async function prepare(
     perConnectionContext: v.perConnectionContext,
     servername: SERVER_DNS,
     expectedServerId: SERVER_ID,
+    ...(v.clientGroups ? { ecdhCurve: v.clientGroups } : {}),
+    ...(v.request === false ? { request: false } : {}),
   };
   const client = await ctx.group.start({ name: `${slug}-client`, command: process.execPath, args: [CLIENT_JS, JSON.stringify(clientSpec)], ready: { line: /^ready/ }, stdin: 'pipe', output: 'pipe' });
   const ask = clientDriver(client);
@@ -204,7 +253,10 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         `Each variant: one server process and one client process (${opts.connections} concurrent connection loops: connect, full TLS 1.3 mTLS handshake, one request, close), both measured separately from /proc/<pid>/stat. Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`,
         'PKI: ECDSA P-256 root → intermediate → leaves (RSA-2048 leaves for the RSA variant, same ECDSA CAs); the client sends leaf + intermediate and trusts only the root; the server requires and verifies the client certificate; the client checks the server SPIFFE ID.',
         'Per-connection SecureContext: the server builds one per connection (SNI callback) and the client passes key/cert/ca to every tls.connect — what a proxy that does not cache contexts pays.',
-        'The Tessera variants run the real proxy (`tessera proxy`, the server side of a pair, access log off, policy authorization): its server CPU per connection includes verifying the client SVID, the policy decision and forwarding the one request to the app (nginx, not measured) over its pool. Resumed = the client offers its last TLS 1.3 ticket.',
+        'The Tessera variants run the real proxy (`tessera proxy`, the server side of a pair alone, access log off, policy authorization): its server CPU per connection includes verifying the client SVID, the policy decision and forwarding the one request to the app (nginx, not measured) over its pool. Resumed = the client offers its last TLS 1.3 ticket.',
+        `Key exchange: "node full, ECDSA" uses Node's defaults on both sides (X25519MLKEM768; the client sends X25519MLKEM768 and X25519 key shares); "X25519 only" restricts both sides. The Tessera rows use the groups a Tessera client offers: default \`transport.tlsGroups\` (${TESSERA_CLIENT_GROUPS.replaceAll(':', ', ')}: one X25519 share) or, in "${TESSERA_FULL_HYBRID}", the hybrid first on both sides.`,
+        'Handshake only rows (full handshakes; a server sends its tickets only once it writes, so there is nothing to resume with): the Node client closes right after the handshake, no request: the server CPU of the handshake and of admitting the connection (SVID check, deny-list, metrics), without forwarding. "node full, handshake only" uses the same groups as the Tessera rows (X25519 first on both sides).',
+        `openssl s_time rows: ${String(ctx.machine['systemOpenssl'] ?? 'system OpenSSL')}, one connection at a time (\`s_time -new\` or \`-reuse\`, \`-cert\`/\`-key\` the client SVID, \`-CAfile\` root + client chain so it sends leaf, intermediate and root, \`-www /\`: one request per connection), group X25519 (OpenSSL 3.0 has no ML-KEM); server CPU from /proc around the run, client CPU = the user seconds s_time reports. Durations are whole seconds (s_time's \`-time\`).`,
         'The nginx variant uses the system OpenSSL and the same Node client: it negotiates X25519 (OpenSSL 3.0 has no ML-KEM). Compare it with "node full, ECDSA, X25519 only".',
         'Crypto floor per side of a full mTLS handshake = 1 sign + 3 verifies (peer leaf, intermediate, CertificateVerify) + the key exchange (ephemeral keygen + derive; + ML-KEM-768 encapsulation for X25519MLKEM768). Hashing, AEAD, parsing and syscalls are left out. Resumed = key exchange only.',
       ],

@@ -1,4 +1,5 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
+import { WORKER_ENV } from '../../proxy/src/workers/worker-env.js';
 import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -24,6 +25,8 @@ export const proxyCommand: Command = {
     const [{ createLogger, lifecycleLine }, { loadProxyConfig }, { startProxy }] = await Promise.all([import('../logger.js'), import('../../proxy/src/config/proxy-config.js'), import('../../proxy/src/main.js')]);
     const config = loadProxyConfig(requiredString(args, 'config'));
     const log = createLogger({ level: config.logLevel, component: COMPONENT, sync: false });
+    // A listener worker of a `workers: N` primary (docs/workers.md): it prints nothing on stdout but its access log.
+    if (io.env[WORKER_ENV] !== undefined) return (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
     const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo() }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');
     });

@@ -56,7 +56,7 @@ const DEREGISTER_PROPAGATION_MS = 500;
 const isProxy = (c: OutboundConfig) => c.route.kind === 'http-proxy';
 
 /** The listeners of `config`, each kind's module loaded only when the config has one (an idle sidecar's memory). */
-async function makeListeners(config: ProxyConfig, deps: ListenerDeps): Promise<Listener[]> {
+export async function makeListeners(config: ProxyConfig, deps: ListenerDeps): Promise<Listener[]> {
   const [inH1, inH2, edge, outH1, outH2, fwd] = await Promise.all([
     config.inbound.some((c) => !isH2(c)) ? import('./listeners/inbound-listener.js') : null,
     config.inbound.some(isH2) ? import('./listeners/inbound-h2-listener.js') : null,
@@ -73,6 +73,8 @@ async function makeListeners(config: ProxyConfig, deps: ListenerDeps): Promise<L
 }
 
 export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
+  // workers > 1: this process is the primary (identity, admin) and the listeners run in worker processes.
+  if (config.workers > 1) return (await import('./workers/primary-main.js')).startPrimary(config, rt);
   const { clock, log } = rt;
   const timers = rt.timers ?? realTimers;
   const nowMs = () => clock.nowMs();
@@ -135,7 +137,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       : undefined;
   const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new (await import('./telemetry/routing-metrics.js')).RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
   const denials = new DenialTally();
-  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
+  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(config.transport.tlsGroups), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
   const made = await makeListeners(config, deps);
   const started = await listeners.start(made).catch(async (e: unknown) => {
       stopAll();

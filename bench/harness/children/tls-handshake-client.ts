@@ -1,4 +1,5 @@
-// Handshake-scenario client (own process, so its CPU is measured alone): N loops of connect → mTLS → one request.
+// Handshake-scenario client (own process, so its CPU is measured alone): N loops of connect → mTLS → one request
+// (or none: handshake only).
 // argv[2] = JSON options; then reads `{"runMs": N}` lines on stdin and answers each with one JSON result line.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -17,10 +18,14 @@ interface ClientArgs {
   readonly servername: string;
   /** The server's SPIFFE ID (URI SAN) the client insists on, as a sidecar would. */
   readonly expectedServerId: string;
+  /** Key-exchange groups, preferred first (a key share for the first only); absent = Node's default (two shares). */
+  readonly ecdhCurve?: string;
+  /** false: handshake only — close right after it instead of one request (no ticket arrives: full handshakes only). */
+  readonly request?: boolean;
 }
 
 const args = JSON.parse(process.argv[2] ?? '{}') as ClientArgs;
-const material = { cert: readFileSync(args.certFile), key: readFileSync(args.keyFile), ca: readFileSync(args.caFile) };
+const material = { cert: readFileSync(args.certFile), key: readFileSync(args.keyFile), ca: readFileSync(args.caFile), ...(args.ecdhCurve ? { ecdhCurve: args.ecdhCurve } : {}) };
 const cached: SecureContext = createSecureContext(material);
 const REQUEST = Buffer.from('GET / HTTP/1.1\r\nhost: bench\r\nconnection: close\r\n\r\n');
 
@@ -70,7 +75,10 @@ function once(session: Buffer | undefined): Promise<Outcome> {
     let info: Outcome['info'];
     sock.once('secureConnect', () => {
       info = infoOf(sock);
-      sock.write(REQUEST);
+      if (args.request === false) {
+        answered = true;
+        sock.end();
+      } else sock.write(REQUEST);
     });
     sock.on('data', () => {
       answered = true;

@@ -8,6 +8,7 @@ import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
+import { DEFAULT_TLS_GROUPS, TLS_GROUPS, type TlsGroup } from '../tls/tls-contexts.js';
 import { TPM_EVIDENCE_SCHEMA, type TpmEvidenceConfig, type TpmEvidenceInput, resolveTpmEvidenceConfig } from '../identity/tpm/tpm-evidence-config.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
@@ -73,6 +74,8 @@ export interface TransportSettings {
   /** A PING after this long with nothing read on a session; no answer within keepaliveTimeoutMs ends the session. */
   readonly keepaliveIntervalMs: number;
   readonly keepaliveTimeoutMs: number;
+  /** Key-exchange groups of inbound listeners and upstream mTLS, in preference order (docs/transport.md). */
+  readonly tlsGroups: readonly TlsGroup[];
 }
 
 export interface ProxyConfig {
@@ -107,6 +110,8 @@ export interface ProxyConfig {
   /** Balancing, retries, outlier ejection and slow start of outbound listeners routed to services. */
   readonly routing: RoutingSettings;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Listener processes sharing the ports (SO_REUSEPORT) behind one primary; 1 = one process (docs/workers.md). */
+  readonly workers: number;
 }
 
 const protocol: Schema = { type: 'string', enum: ['http', 'http2', 'grpc', 'tcp'], default: 'http' };
@@ -245,10 +250,12 @@ export const proxySchema: ObjectSchema = {
         multiplex: { type: 'boolean', default: true, description: 'Carry the HTTP/1.1 exchanges between two Tessera proxies as streams of one mTLS connection (ALPN tessera-mux/1); peers without it get HTTP/1.1' },
         keepaliveInterval: { type: 'duration', min: 1_000, default: '15s', description: 'A keepalive PING on a multiplexed session after this long with nothing read' },
         keepaliveTimeout: { type: 'duration', min: 1_000, default: '20s', description: 'A multiplexed session whose PING is not answered within this ends (its streams fail)' },
+        tlsGroups: { type: 'array', minItems: 1, maxItems: TLS_GROUPS.length, items: { type: 'string', enum: TLS_GROUPS }, description: `TLS key-exchange groups between proxies, preferred first (default ${DEFAULT_TLS_GROUPS.join(', ')})` },
       },
     },
     routing: routingSchema,
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+    workers: { type: 'number', integer: true, min: 1, max: 64, default: 1, description: 'Listener processes sharing the listen ports (SO_REUSEPORT, Linux) under one primary that owns identity and admin' },
   },
 };
 
@@ -278,10 +285,11 @@ interface Raw {
   admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number };
+  transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number; tlsGroups?: TlsGroup[] };
   limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   routing?: RawRouting;
   logLevel?: ProxyConfig['logLevel'];
+  workers?: number;
 }
 
 function addr(text: string): Address {
@@ -359,6 +367,9 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
         ...(id.controlPlane!.kubernetesTokenFile ? { kubernetesTokenFile: path(id.controlPlane!.kubernetesTokenFile) } : {}),
         ...(id.controlPlane!.tpm ? { tpm: resolveTpmEvidenceConfig(id.controlPlane!.tpm, base) } : {}),
       };
+  const groups = raw.transport?.tlsGroups ?? [];
+  const dup = groups.findIndex((g, i) => groups.indexOf(g) !== i);
+  if (dup >= 0) problem(['transport', 'tlsGroups', dup], `"${groups[dup]}" is listed twice`);
   const l = raw.limits ?? {};
   const tracing = raw.telemetry?.tracing;
   const accessLog = raw.telemetry?.accessLog ?? 'stdout';
@@ -397,9 +408,10 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       drainTimeoutMs: l.drainTimeout ?? 20_000,
       ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
     },
-    transport: { multiplex: raw.transport?.multiplex ?? true, keepaliveIntervalMs: raw.transport?.keepaliveInterval ?? 15_000, keepaliveTimeoutMs: raw.transport?.keepaliveTimeout ?? 20_000 },
+    transport: { multiplex: raw.transport?.multiplex ?? true, keepaliveIntervalMs: raw.transport?.keepaliveInterval ?? 15_000, keepaliveTimeoutMs: raw.transport?.keepaliveTimeout ?? 20_000, tlsGroups: raw.transport?.tlsGroups ?? DEFAULT_TLS_GROUPS },
     routing: resolveRouting(raw.routing),
     logLevel: raw.logLevel ?? 'info',
+    workers: raw.workers ?? 1,
   });
 }
 

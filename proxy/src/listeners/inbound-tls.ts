@@ -2,7 +2,7 @@
 // identity in force and rebuilt on every rotation (so a fresh handshake serves the current SVID serial), the
 // handshake deadline, failed handshakes closed and counted, handshakes timed from accept, the client SVID verified
 // and checked against the deny-list (open connections of newly banned peers closed), and the x-forwarded-client-cert
-// element a verified peer's requests carry to the app.
+// element a verified peer's requests carry to the app (built once per verified peer and identity, not per connection).
 import type * as net from 'node:net';
 import type * as tls from 'node:tls';
 import type { InboundConfig } from '../config/proxy-config.js';
@@ -29,6 +29,8 @@ export class InboundTls {
   readonly #d: ListenerDeps;
   readonly #alpn: string[];
   #server: tls.Server | undefined;
+  /** The XFCC element per verified peer (PeerVerifier hands out the same object while it holds the peer). */
+  readonly #xfcc = new WeakMap<VerifiedPeer, { readonly snapshot: IdentitySnapshot; readonly element: string }>();
 
   /** `alpn`: the protocols offered (none for TCP). */
   constructor(config: InboundConfig, deps: ListenerDeps, alpn: readonly string[]) {
@@ -81,10 +83,15 @@ export class InboundTls {
     const admitted = this.gate.admit(socket, h2);
     if (!admitted) return null;
     const { peer, snapshot } = admitted;
-    return { peer, snapshot, xfcc: xfccElement({ by: snapshot.id.toString(), hash: peer.leafHash, uri: peer.idText }) };
+    let x = this.#xfcc.get(peer);
+    if (x?.snapshot !== snapshot) {
+      x = { snapshot, element: xfccElement({ by: snapshot.id.toString(), hash: peer.leafHash, uri: peer.idText }) };
+      this.#xfcc.set(peer, x);
+    }
+    return { peer, snapshot, xfcc: x.element };
   }
 
   #secureOptions(snapshot: IdentitySnapshot): tls.TlsOptions {
-    return serverSecureOptions(snapshot, this.#d.ticketKeys.current, this.#config.tlsMinVersion, this.#alpn);
+    return serverSecureOptions(snapshot, this.#d.ticketKeys.current, this.#config.tlsMinVersion, this.#alpn, this.#d.transport.tlsGroups);
   }
 }

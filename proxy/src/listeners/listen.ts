@@ -1,13 +1,18 @@
 // Binds a listener's server to its configured address; resolves with the bound port (port 0 = any free one).
 // Connections Node drops at `server.maxConnections` are reported through `onDrop`, so they can be counted.
+// An address carrying `reusePort` (set by a worker process, docs/workers.md) binds with SO_REUSEPORT, so that
+// every worker binds the same port and the kernel spreads new connections over them.
 import type { AddressInfo, Server } from 'node:net';
 import type { Address } from '../config/proxy-config.js';
 
-export function listenOn(server: Server, address: Address, onDrop?: () => void): Promise<number> {
+/** A listen address, optionally shared with other worker processes through SO_REUSEPORT (Linux). */
+export type ListenAddress = Address & { readonly reusePort?: boolean };
+
+export function listenOn(server: Server, address: ListenAddress, onDrop?: () => void): Promise<number> {
   if (onDrop) server.on('drop', onDrop);
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(address.port, address.host, () => {
+    server.listen({ port: address.port, host: address.host, ...(address.reusePort ? { reusePort: true } : {}) }, () => {
       server.removeListener('error', reject);
       resolve((server.address() as AddressInfo).port);
     });

@@ -1,9 +1,11 @@
 // Verifies a TLS peer as an X.509-SVID (common/spiffe) instead of trusting OpenSSL's generic chain check, so
-// trust domains stay confined and every failure has a reason. Results are cached per leaf and identity
-// generation: resumed sessions and reconnects from the same peer cost a map lookup plus a validity check.
+// trust domains stay confined and every failure has a reason. Results are cached per leaf (SHA-256 of its DER)
+// and identity generation, at most `maxEntries` of them: resumed sessions and reconnects from the same peer cost a
+// map lookup plus a validity check; a rotation (new generation) checks every peer again, and the deny-list is
+// checked by the callers on every connection, cached or not.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
-import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -31,6 +33,15 @@ export interface PeerFailure {
 }
 
 const CACHE_MAX = 1024;
+
+/** What verifySocket reads of a server-side peer certificate (node:crypto's X509Certificate from the socket). */
+export interface PeerX509 {
+  readonly raw: Buffer;
+  readonly fingerprint256: string;
+  readonly issuerCertificate?: PeerX509 | undefined;
+}
+
+const NO_CERT: PeerFailure = { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
 
 const INTERMEDIATES_MAX = 64;
 
@@ -70,21 +81,57 @@ export class PeerVerifier {
   readonly #cache = new Map<string, VerifiedPeer>();
   #generation = -1;
   readonly #intermediates = new IntermediateMemory();
+  readonly #max: number;
+
+  /** `maxEntries`: verified peers kept per generation (oldest dropped first). */
+  constructor(opts: { readonly maxEntries?: number } = {}) {
+    this.#max = Math.max(1, opts.maxEntries ?? CACHE_MAX);
+  }
+
+  /** Verified peers held now (for tests: the bound holds). */
+  get size(): number {
+    return this.#cache.size;
+  }
 
   /**
    * `cert` is `socket.getPeerCertificate(true)`; `expectedId` enforces secure naming on the client side.
    * An empty certificate (no client cert) fails with no_client_cert.
    */
   verify(cert: DetailedPeerCertificate | PeerCertificate | undefined, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
-    if (snapshot.generation !== this.#generation) {
-      this.#cache.clear();
-      this.#generation = snapshot.generation;
-    }
+    this.#sync(snapshot);
     const fp = cert?.fingerprint256;
-    if (!cert?.raw || !fp) return { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
+    if (!cert?.raw || !fp) return NO_CERT;
+    return this.#lookup(fp, nowMs, expectedId) ?? this.#verifyChain(fp, peerChainDer(cert), snapshot, nowMs, expectedId);
+  }
+
+  /**
+   * The inbound path: `socket.getPeerX509Certificate()` — the leaf with the chain the peer sent linked through
+   * `issuerCertificate` — costs a few µs where getPeerCertificate() builds a JS object of every field (~100 µs
+   * here). Node moves the sent chain out of the TLS session into that object, so this must be the socket's only
+   * chain read (later reads see the leaf alone). A cache hit needs only the leaf's fingerprint.
+   */
+  verifySocket(socket: { getPeerX509Certificate(): PeerX509 | undefined }, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
+    this.#sync(snapshot);
+    const leaf = socket.getPeerX509Certificate();
+    if (!leaf) return NO_CERT;
+    const fp = leaf.fingerprint256;
+    return this.#lookup(fp, nowMs) ?? this.#verifyChain(fp, peerChainDer(leaf), snapshot, nowMs);
+  }
+
+  /** A new identity generation (rotation, new bundle) forgets every verified peer: each is checked again. */
+  #sync(snapshot: IdentitySnapshot): void {
+    if (snapshot.generation === this.#generation) return;
+    this.#cache.clear();
+    this.#generation = snapshot.generation;
+  }
+
+  #lookup(fp: string, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | undefined {
     const hit = this.#cache.get(fp);
-    if (hit && hit.notAfterMs > nowMs && (!expectedId || hit.idText === expectedId.toString())) return hit;
-    const chain = peerChainDer(cert);
+    return hit && hit.notAfterMs > nowMs && (!expectedId || hit.idText === expectedId.toString()) ? hit : undefined;
+  }
+
+  #verifyChain(fp: string, chain: Buffer[], snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
+    if (chain.length === 0) return NO_CERT;
     let certs: X509Certificate[];
     try {
       certs = chain.map((d) => new X509(d));
@@ -103,23 +150,8 @@ export class PeerVerifier {
       serial: r.leaf.serialNumber,
       notAfterMs: r.notAfterMs,
     };
-    if (this.#cache.size >= CACHE_MAX) this.#cache.delete(this.#cache.keys().next().value!);
+    if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value!);
     this.#cache.set(fp, verified);
     return verified;
-  }
-
-  /**
-   * The inbound fast path: a cache hit needs only the leaf's fingerprint (getPeerCertificate() without the
-   * chain), not getPeerCertificate(true), which builds JS objects and hashes for every certificate of the chain.
-   * (Not getPeerX509Certificate: on the server side it leaves the peer chain short for a later chain read.)
-   */
-  verifySocket(socket: Pick<TLSSocket, 'getPeerCertificate'>, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
-    if (snapshot.generation === this.#generation) {
-      const fp = socket.getPeerCertificate()?.fingerprint256;
-      if (!fp) return { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
-      const hit = this.#cache.get(fp);
-      if (hit && hit.notAfterMs > nowMs) return hit;
-    }
-    return this.verify(socket.getPeerCertificate(true), snapshot, nowMs);
   }
 }

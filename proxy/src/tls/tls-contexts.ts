@@ -1,6 +1,6 @@
 // TLS settings per identity generation: one cached client SecureContext per SVID (building one per connection
-// costs more than the handshake), server options for setSecureContext, and session-ticket keys that outlive
-// rotations so resumption keeps working across them.
+// costs more than the handshake), server options for setSecureContext, session-ticket keys that outlive
+// rotations so resumption keeps working across them, and the key-exchange groups proxies use between themselves.
 import { randomBytes } from 'node:crypto';
 import { type SecureContext, type SecureVersion, type TlsOptions, createSecureContext } from 'node:tls';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
@@ -16,6 +16,33 @@ const TLS12_CIPHERS = ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SH
 const TLS13_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
 
 export const CIPHERS = `${TLS13_CIPHERS}:${TLS12_CIPHERS}`;
+
+/** Key-exchange groups a proxy may be configured with (`transport.tlsGroups`), by their OpenSSL names. */
+export const TLS_GROUPS = ['X25519', 'X25519MLKEM768', 'SecP256r1MLKEM768', 'P-256', 'P-384', 'P-521'] as const;
+export type TlsGroup = (typeof TLS_GROUPS)[number];
+
+/**
+ * The default: X25519 first (the cheaper key exchange, measured in bench `handshake`), the post-quantum hybrid
+ * still accepted and used when a peer asks for it, P-256/P-384 for TLS stacks without X25519 (docs/transport.md).
+ */
+export const DEFAULT_TLS_GROUPS: readonly TlsGroup[] = ['X25519', 'X25519MLKEM768', 'P-256', 'P-384'];
+
+const isHybrid = (g: TlsGroup) => g.includes('MLKEM');
+
+/**
+ * The server's OpenSSL group list. Classical first: one preference tuple, so a key share the client already sent
+ * is taken (a client that sent only a hybrid share keeps it, no retry round trip). Hybrid first: a tuple per
+ * group, so the server holds to its order and asks a client that sent only an X25519 share for the hybrid one
+ * (HelloRetryRequest): the hybrid is used whenever either proxy puts it first.
+ */
+export function serverGroupList(groups: readonly TlsGroup[]): string {
+  return groups.join(groups[0] && isHybrid(groups[0]) ? ' / ' : ':');
+}
+
+/** The client's list: OpenSSL sends a key share for the first group only and offers the rest. */
+export function clientGroupList(groups: readonly TlsGroup[]): string {
+  return groups.join(':');
+}
 
 /**
  * Session-ticket key material (48 bytes), the same for every identity generation so resumption survives SVID
@@ -35,12 +62,18 @@ export class TicketKeys {
   }
 }
 
-/** Options for a server that requires a client certificate; the SVID check happens after the handshake. */
-export function serverSecureOptions(snapshot: IdentitySnapshot, ticketKeys: Buffer, version: TlsVersionSetting | undefined, alpn: string[]): TlsOptions {
+/**
+ * Options for a server that requires a client certificate; the SVID check happens after the handshake, in
+ * PeerVerifier (trust domains kept apart, cached per leaf), which alone decides. OpenSSL's own chain check would
+ * only be ignored (rejectUnauthorized: false), so it gets no trust anchors (`ca: []`): that saves an ECDSA
+ * verify per full handshake. The client still proves its key (CertificateVerify) in every handshake.
+ */
+export function serverSecureOptions(snapshot: IdentitySnapshot, ticketKeys: Buffer, version: TlsVersionSetting | undefined, alpn: string[], groups: readonly TlsGroup[] = DEFAULT_TLS_GROUPS): TlsOptions {
   return {
     cert: snapshot.chainPem,
     key: snapshot.keyPem,
-    ca: snapshot.caPem,
+    ca: [],
+    ecdhCurve: serverGroupList(groups),
     minVersion: minVersion(version),
     ciphers: CIPHERS,
     requestCert: true,
@@ -53,11 +86,17 @@ export function serverSecureOptions(snapshot: IdentitySnapshot, ticketKeys: Buff
 export class ClientContexts {
   #generation = -1;
   #ctx: SecureContext | undefined;
+  readonly #groups: string;
+
+  /** `groups`: `transport.tlsGroups`, in preference order. */
+  constructor(groups: readonly TlsGroup[] = DEFAULT_TLS_GROUPS) {
+    this.#groups = clientGroupList(groups);
+  }
 
   /** The client context for this snapshot's SVID, built once per generation. */
   get(snapshot: IdentitySnapshot): SecureContext {
     if (snapshot.generation !== this.#generation || !this.#ctx) {
-      this.#ctx = createSecureContext({ cert: snapshot.chainPem, key: snapshot.keyPem, ca: snapshot.caPem, minVersion: 'TLSv1.2', ciphers: CIPHERS });
+      this.#ctx = createSecureContext({ cert: snapshot.chainPem, key: snapshot.keyPem, ca: snapshot.caPem, minVersion: 'TLSv1.2', ciphers: CIPHERS, ecdhCurve: this.#groups });
       this.#generation = snapshot.generation;
     }
     return this.#ctx;

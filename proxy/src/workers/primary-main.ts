@@ -1,0 +1,180 @@
+// The composition root of a proxy with `workers: N` (N > 1, docs/workers.md): this primary owns the identity
+// source (one attestation, one SVID), the policy and deny-list sources, discovery, the Workload API, the admin
+// listener and readiness; N worker processes run the listeners on shared ports and get every snapshot over IPC.
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describeError } from '../../../common/errors.js';
+import { realTimers } from '../../../shared-io/timers.js';
+import { startAdminServer } from '../admin/admin-server.js';
+import { certsReport } from '../admin/certs-report.js';
+import { Latch, Readiness } from '../admin/readiness.js';
+import { probeServedLeaf } from '../admin/served-check.js';
+import { ServedVerifier } from '../admin/served-verifier.js';
+import { openPolicyDir } from '../authz/open-policy-dir.js';
+import type { ProxyConfig } from '../config/proxy-config.js';
+import { redactedConfig } from '../config/redact-config.js';
+import { IdentityStore } from '../identity/identity-store.js';
+import { JwtBundleHolder } from '../identity/jwt-bundle-holder.js';
+import { openIdentitySource } from '../identity/open-identity-source.js';
+import type { StartedListener } from '../listeners/listener-group.js';
+import type { ProxyRuntime, RunningProxy } from '../main.js';
+import type { MeshDiscovery } from '../routing/mesh-discovery.js';
+import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
+import { DenyListHolder } from '../tls/deny-list-holder.js';
+import { AggregatingRegistry, aggregateMetrics } from './metrics-aggregate.js';
+import { ObservedPolicyHolder } from './observed-policy-holder.js';
+import { encodeDenyList, encodeDirectory, encodeIdentity, encodePolicies } from './worker-messages.js';
+import { WorkerPool } from './worker-pool.js';
+import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, workerRestartCounter } from './worker-views.js';
+
+type Stoppable = { stop(): void };
+const DEREGISTER_PROPAGATION_MS = 500;
+/** Beyond the listeners' drain deadline, before a worker that has not exited is killed. */
+const DRAIN_MARGIN_MS = 5_000;
+/** How often the denials of the workers are gathered for the fleet report. */
+const DENIALS_REFRESH_MS = 10_000;
+/** The CLI a worker runs (`tessera proxy` again, with WORKER_ENV set), next to this file in dist/. */
+const CLI = fileURLToPath(new URL('../../../cli/tessera.js', import.meta.url));
+
+export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
+  const { clock, log } = rt;
+  const timers = rt.timers ?? realTimers;
+  const nowMs = () => clock.nowMs();
+  const registry = createProxyRegistry();
+  const metrics = new ProxyMetrics(registry, { build: rt.build });
+  const identity = new IdentityStore(clock);
+  const policies = new ObservedPolicyHolder(config.authorization.defaultAction);
+  const denyList = new DenyListHolder();
+  const jwtBundles = new JwtBundleHolder();
+  const draining = new Latch();
+  const pool = new WorkerPool({
+    count: config.workers,
+    command: process.execPath,
+    args: [...process.execArgv, CLI, 'proxy', '--config', config.file],
+    env: rt.env,
+    configFile: config.file,
+    // The listener sections the workers run, read once here so that every worker and restart runs the same ones.
+    configText: readFileSync(config.file, 'utf8'),
+    drainGraceMs: config.limits.drainTimeoutMs + DRAIN_MARGIN_MS,
+    timers,
+    nowMs,
+    log,
+    onRestart: workerRestartCounter(registry, config.workers),
+  });
+  identity.subscribe((s) => {
+    metrics.svidExpiry(s.notAfterMs);
+    pool.publish({ identity: encodeIdentity(s) });
+  });
+  policies.observe(() => pool.publish({ policies: encodePolicies(policies)! }));
+  denyList.subscribe((list) => pool.publish({ denyList: encodeDenyList(list) }));
+
+  const controlPlaneMetrics = config.identity.kind === 'controlPlane' ? { controlPlaneMetrics: new (await import('../telemetry/control-plane-metrics.js')).ControlPlaneMetrics(registry) } : {};
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, ...controlPlaneMetrics, log, clock });
+  const stoppables: Stoppable[] = [source];
+  if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
+  else if (!source.deliversPolicies) policies.setPolicies([]);
+
+  const servedTarget = () => {
+    const first = config.inbound[0];
+    const port = first && pool.ports[`inbound/${first.name}`];
+    return first && port ? { host: first.listen.host, port } : undefined;
+  };
+  const served = new ServedVerifier({ identity, target: servedTarget, metrics, log, nowMs, timers });
+  let mesh: MeshDiscovery | undefined;
+  const readiness = new Readiness()
+    .add('draining', () => (draining.isSet ? 'draining' : undefined))
+    .add('identity', () => source.notReadyReason())
+    .add('policies', () => (policies.loaded ? undefined : 'waiting for the first policy snapshot'))
+    .add('workers', () => pool.notReadyReason())
+    .add('served-serial', () => served.notReadyReason())
+    .add('discovery', () => (mesh?.watch && mesh.directory.version === undefined ? 'waiting for the first endpoints from discovery' : undefined));
+  const stopAll = () => {
+    for (const s of stoppables) s.stop();
+  };
+  const stats = async (): Promise<SlotStats[]> => pool.stats();
+  const render = async () => {
+    const [own, all] = await Promise.all([registry.getMetricsAsJSON(), stats()]);
+    return aggregateMetrics(own, all.map((s) => ({ slot: s.slot, metrics: s.stats?.metrics }))).metrics();
+  };
+  const admin = await startAdminServer({
+    listen: config.admin.listen,
+    registry: new AggregatingRegistry(render),
+    readiness: () => readiness.state(),
+    certs: () => certsReport(identity.current, servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
+    endpoints: async () => mergeEndpoints(await stats()),
+    config: async () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: encodeDenyList(denyList.current), listeners: mergeListeners(await stats()), workers: pool.describe() }),
+    onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
+    appProbes: config.admin.appProbes,
+  }).catch((e: unknown) => {
+    stopAll();
+    throw e;
+  });
+
+  // ---- workers, once identity and policy are in place (no mTLS is served before)
+  await source.ready();
+  const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
+  mesh =
+    routed && source.discovery
+      ? (await import('../routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => pool.ports[`inbound/${name}`], ready: () => readiness.state().ready, metrics, log, timers })
+      : undefined;
+  const directory = mesh?.directory;
+  // Every change of any service is sent as the directory's whole state, at most once per turn.
+  let directoryQueued = false;
+  directory?.subscribeAll(() => {
+    if (directoryQueued) return;
+    directoryQueued = true;
+    queueMicrotask(() => {
+      directoryQueued = false;
+      const w = encodeDirectory(directory);
+      if (w) pool.publish({ directory: w });
+    });
+  });
+  const directoryNow = directory ? encodeDirectory(directory) : undefined;
+  const policiesNow = encodePolicies(policies);
+  await pool
+    .start({ identity: encodeIdentity(identity.current!), denyList: encodeDenyList(denyList.current), ...(policiesNow ? { policies: policiesNow } : {}), ...(directoryNow ? { directory: directoryNow } : {}) })
+    .catch(async (e: unknown) => {
+      await pool.drain();
+      stopAll();
+      await admin.close();
+      throw e;
+    });
+  const mintJwtSvid = source.mintJwtSvid;
+  const jwt = mintJwtSvid ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, onCall: metrics.jwtCall.bind(metrics) } : undefined;
+  const workloadApi = config.workloadApi
+    ? await (await import('../workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: (await import('../workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}) })
+    : undefined;
+  served.start();
+  stoppables.push(served);
+  const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: pool.ports[`inbound/${c.name}`] }));
+  const fleet = source.report ? await import('../telemetry/fleet-reporter.js') : undefined;
+  if (source.report && fleet) {
+    let denials = mergeDenials([]);
+    const refresh = timers.setInterval(() => void stats().then((all) => (denials = mergeDenials(all))), DENIALS_REFRESH_MS);
+    stoppables.push({ stop: () => timers.clearInterval(refresh) });
+    const reporter = new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials: { rows: () => denials }, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) });
+    reporter.start();
+    stoppables.push(reporter);
+  }
+  mesh?.start();
+
+  const listeners: StartedListener[] = (['inbound', 'outbound', 'edge'] as const).flatMap((kind) => config[kind].map((c) => ({ kind, name: c.name, port: pool.ports[`${kind}/${c.name}`] ?? c.listen.port })));
+  return {
+    admin: admin.address,
+    listeners,
+    readiness: () => readiness.state(),
+    async shutdown() {
+      if (draining.isSet) return;
+      draining.set();
+      if (mesh?.registration) {
+        await mesh.setDraining();
+        await new Promise<void>((resolve) => timers.setTimeout(resolve, DEREGISTER_PROPAGATION_MS));
+      }
+      await pool.drain();
+      await mesh?.stop();
+      stopAll();
+      await workloadApi?.close();
+      await admin.close();
+    },
+  };
+}

@@ -1,0 +1,118 @@
+// The composition root of one listener worker (`workers: N`, docs/workers.md): the listeners of the config,
+// bound with SO_REUSEPORT on the ports the primary names, fed by the primary's snapshots (identity, policies,
+// deny-list, ticket keys, discovery) over IPC. No identity source, policy source, discovery or admin of its own.
+import type { Logger } from 'pino';
+import { describeError, TesseraError } from '../../../common/errors.js';
+import { realTimers } from '../../../shared-io/timers.js';
+import { DenialTally } from '../authz/denial-tally.js';
+import { PolicyHolder } from '../authz/policy-holder.js';
+import { parseProxyConfig } from '../config/proxy-config.js';
+import { IdentityStore } from '../identity/identity-store.js';
+import type { ListenerDeps } from '../listeners/listener-deps.js';
+import { ListenerGroup } from '../listeners/listener-group.js';
+import { makeListeners, type ProxyRuntime } from '../main.js';
+import { ServiceDirectory } from '../routing/service-directory.js';
+import { createAccessLog, createRequestIds } from '../telemetry/access-log.js';
+import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
+import { startTracing } from '../telemetry/start-tracing.js';
+import { DenyListHolder } from '../tls/deny-list-holder.js';
+import { ClientContexts, TicketKeys } from '../tls/tls-contexts.js';
+import type { WorkerChannel } from './worker-channel.js';
+import { sharedPortsConfig } from './worker-config.js';
+import { applyDirectory, applyPolicies, decodeDenyList, decodeIdentity, type SnapshotParts, type ToWorker } from './worker-messages.js';
+
+export interface RunningWorker {
+  /** Stop accepting, let in-flight exchanges finish up to the drain deadline, then close everything. */
+  shutdown(): Promise<void>;
+}
+
+type Init = Extract<ToWorker, { type: 'init' }>;
+
+function firstInit(channel: WorkerChannel, onLater: (m: ToWorker) => void): Promise<Init> {
+  return new Promise((resolve) => {
+    let got = false;
+    channel.onMessage((m) => {
+      if (!got && m.type === 'init') {
+        got = true;
+        resolve(m);
+      } else if (got) onLater(m);
+    });
+  });
+}
+
+export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Promise<RunningWorker> {
+  const { clock, log } = rt;
+  const timers = rt.timers ?? realTimers;
+  const nowMs = () => clock.nowMs();
+  // Messages after init wait until the listeners exist (a stats request needs them).
+  const early: ToWorker[] = [];
+  let handle = (m: ToWorker) => void early.push(m);
+  const gone = channel.disconnected.then((): never => {
+    throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary went away before the worker started');
+  });
+  const init = await Promise.race([firstInit(channel, (m) => handle(m)), gone]);
+  const config = sharedPortsConfig(parseProxyConfig(init.configText, init.configFile), init.ports);
+
+  const registry = createProxyRegistry();
+  const metrics = new ProxyMetrics(registry, { build: rt.build });
+  const identity = new IdentityStore(clock);
+  const policies = new PolicyHolder(config.authorization.defaultAction);
+  const denyList = new DenyListHolder();
+  // Each worker issues and rotates its own tickets: a resumed session carries only the peer's leaf, and its chain
+  // is completed from intermediates this worker saw in a full handshake. A ticket from another worker fails to
+  // decrypt here and the peer falls back to a full handshake, instead of being refused for an incomplete chain.
+  const ticketKeys = new TicketKeys();
+  const routed = config.outbound.some((c) => c.route.kind !== 'static');
+  const directory = routed ? new ServiceDirectory({ onListenerError: (err, service) => log.error({ service, err: describeError(err) }, 'directory listener failed') }) : undefined;
+  const listeners = new ListenerGroup(timers);
+  const install = (parts: SnapshotParts, logTo: Logger) => {
+    try {
+      if (parts.identity) {
+        identity.update(decodeIdentity(parts.identity));
+        void channel.send({ type: 'installed', identityGeneration: parts.identity.generation });
+      }
+      if (parts.policies) applyPolicies(policies, parts.policies);
+      if (parts.denyList) denyList.set(decodeDenyList(parts.denyList));
+      if (parts.directory && directory) applyDirectory(directory, parts.directory);
+    } catch (e) {
+      // The snapshot in force stays (as in one process when an update is refused); the primary's /ready shows it.
+      logTo.error({ err: describeError(e) }, 'snapshot from the primary refused');
+    }
+  };
+  install(init.parts, log);
+  if (!identity.current) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary sent no identity');
+
+  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
+  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log);
+  const routing = directory
+    ? { directory, settings: config.routing, metrics: new (await import('../telemetry/routing-metrics.js')).RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) }
+    : undefined;
+  const denials = new DenialTally();
+  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(config.transport.tlsGroups), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
+  const all = await makeListeners(config, deps);
+  const started = await listeners.start(all);
+  const rotation = listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs);
+
+  handle = (m) => {
+    if (m.type === 'update') install(m.parts, log);
+    else if (m.type === 'stats') {
+      void registry.getMetricsAsJSON().then((metricsJson) =>
+        channel.send({ type: 'stats', id: m.id, stats: { pid: process.pid, metrics: metricsJson, listeners: listeners.describe(), endpoints: listeners.endpoints(), denials: denials.rows() } }),
+      );
+    }
+  };
+  for (const m of early.splice(0)) handle(m);
+  await channel.send({ type: 'listening', ports: Object.fromEntries(started.map((l) => [`${l.kind}/${l.name}`, l.port])) });
+
+  let draining = false;
+  return {
+    async shutdown() {
+      if (draining) return;
+      draining = true;
+      rotation.stop();
+      await listeners.drainAndClose(config.limits.drainTimeoutMs);
+      await tracer?.shutdown();
+      await accessLog.close();
+    },
+  };
+}

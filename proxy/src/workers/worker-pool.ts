@@ -1,0 +1,232 @@
+// The primary's side of `workers: N` (docs/workers.md): spawns the listener workers through the one process
+// supervisor, gives each the config and the latest snapshots, pushes every later snapshot to all of them, asks
+// them for their stats, restarts one that dies (bounded backoff, counted) and drains them all together.
+import type { ChildProcess } from 'node:child_process';
+import type { Logger } from 'pino';
+import { backoffDelay } from '../../../common/backoff.js';
+import { type ErrorCode, TesseraError } from '../../../common/errors.js';
+import { ProcessSupervisor, type SupervisedProcess } from '../../../shared-io/process-supervisor.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { FromWorker, PortMap, SnapshotParts, ToWorker, WorkerStats } from './worker-messages.js';
+import { WORKER_ENV } from './worker-env.js';
+
+export interface WorkerPoolOptions {
+  readonly count: number;
+  /** How a worker is started: `node <cli> proxy --config F` (the worker finds its role in WORKER_ENV). */
+  readonly command: string;
+  readonly args: readonly string[];
+  readonly env: NodeJS.ProcessEnv;
+  /** The config text every worker (and every restart) parses: the same listeners as the primary read. */
+  readonly configText: string;
+  readonly configFile: string;
+  /** SIGTERM → SIGKILL grace when draining: the listeners' drain deadline plus a margin. */
+  readonly drainGraceMs: number;
+  readonly timers: Timers;
+  readonly nowMs: () => number;
+  readonly log: Logger;
+  /** A worker died without being asked to: counted (tessera_worker_restarts_total). */
+  readonly onRestart: (slot: number) => void;
+  readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+}
+
+/** What /config shows per worker slot. */
+export interface WorkerView {
+  readonly slot: number;
+  readonly pid: number | null;
+  readonly listening: boolean;
+  readonly identityGeneration: number;
+  readonly restarts: number;
+}
+
+/** A run lasting this long resets a slot's backoff: a worker that crashes now and then restarts at once. */
+const STABLE_RUN_MS = 30_000;
+const STATS_TIMEOUT_MS = 2_000;
+
+class Slot {
+  proc: SupervisedProcess | null = null;
+  listening = false;
+  identityGeneration = 0;
+  restarts = 0;
+  attempt = 0;
+  startedAtMs = 0;
+  failure: TesseraError | null = null;
+  restartTimer: unknown = null;
+  constructor(readonly index: number) {}
+}
+
+export class WorkerPool {
+  readonly #o: WorkerPoolOptions;
+  readonly #supervisor: ProcessSupervisor;
+  readonly #slots: Slot[];
+  /** The latest of every snapshot part: what a (re)started worker is given first. */
+  #latest: SnapshotParts = {};
+  #ports: PortMap = {};
+  #stopping = false;
+  #nextStatsId = 1;
+  readonly #pendingStats = new Map<number, (s: WorkerStats) => void>();
+  readonly #waiters = new Set<() => void>();
+
+  constructor(opts: WorkerPoolOptions) {
+    this.#o = opts;
+    this.#supervisor = new ProcessSupervisor({ timers: opts.timers, graceMs: opts.drainGraceMs, failureCode: 'TESSERA_ERR_PROXY_START_FAILED' });
+    this.#slots = Array.from({ length: opts.count }, (_, i) => new Slot(i));
+    this.#supervisor.onUnexpectedExit((name, code, signal) => this.#onExit(Number(name.slice('worker-'.length)), code, signal));
+  }
+
+  /** Bound ports by kind/name, as the first worker bound them. */
+  get ports(): PortMap {
+    return this.#ports;
+  }
+
+  /**
+   * Starts worker 0 (which picks any port 0 of the config), then the others on the same ports; resolves once every
+   * worker listens. A worker that fails to start fails the whole start with its error code.
+   */
+  async start(parts: SnapshotParts): Promise<PortMap> {
+    this.#latest = parts;
+    const [first, ...rest] = this.#slots;
+    await this.#launch(first!);
+    await Promise.all(rest.map((s) => this.#launch(s)));
+    return this.#ports;
+  }
+
+  /** Installs `parts` in every worker (and in every later start); parts not given stay as they are. */
+  publish(parts: SnapshotParts): void {
+    this.#latest = { ...this.#latest, ...parts };
+    for (const s of this.#slots) if (s.listening) this.#send(s, { type: 'update', parts });
+  }
+
+  /** Undefined when every worker listens and has installed the latest identity; else why not. */
+  notReadyReason(): string | undefined {
+    const generation = this.#latest.identity?.generation ?? 0;
+    for (const s of this.#slots) {
+      if (!s.listening) return `worker ${s.index} is not listening`;
+      if (s.identityGeneration < generation) return `worker ${s.index} has not installed identity generation ${generation}`;
+    }
+    return undefined;
+  }
+
+  describe(): WorkerView[] {
+    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts }));
+  }
+
+  /** Every slot's stats; undefined for a worker that is down or did not answer within the deadline. */
+  async stats(): Promise<{ readonly slot: number; readonly stats: WorkerStats | undefined }[]> {
+    return Promise.all(
+      this.#slots.map(async (s) => {
+        if (!s.listening) return { slot: s.index, stats: undefined };
+        const id = this.#nextStatsId++;
+        const answer = new Promise<WorkerStats | undefined>((resolve) => {
+          const timer = this.#o.timers.setTimeout(() => {
+            this.#pendingStats.delete(id);
+            resolve(undefined);
+          }, STATS_TIMEOUT_MS);
+          this.#pendingStats.set(id, (st) => {
+            this.#o.timers.clearTimeout(timer);
+            resolve(st);
+          });
+        });
+        this.#send(s, { type: 'stats', id });
+        return { slot: s.index, stats: await answer };
+      }),
+    );
+  }
+
+  /** SIGTERM to every worker at once (each drains its listeners), SIGKILL after the grace; resolves when all exited. */
+  async drain(): Promise<void> {
+    this.#stopping = true;
+    for (const s of this.#slots) this.#o.timers.clearTimeout(s.restartTimer);
+    await Promise.all(this.#slots.map((s) => s.proc?.stop()));
+  }
+
+  async #launch(slot: Slot): Promise<void> {
+    slot.listening = false;
+    slot.failure = null;
+    slot.identityGeneration = 0;
+    slot.startedAtMs = this.#o.nowMs();
+    const proc = await this.#supervisor.start({
+      name: `worker-${slot.index}`,
+      command: this.#o.command,
+      args: this.#o.args,
+      env: { ...this.#o.env, [WORKER_ENV]: String(slot.index) },
+      output: 'inherit',
+      ipc: true,
+    });
+    slot.proc = proc;
+    proc.child.on('message', (m: FromWorker) => this.#onMessage(slot, m));
+    this.#send(slot, { type: 'init', configFile: this.#o.configFile, configText: this.#o.configText, ports: this.#ports, parts: this.#latest });
+    await this.#until(() => slot.listening || slot.failure !== null || !proc.running);
+    if (!slot.listening) {
+      throw slot.failure ?? new TesseraError('TESSERA_ERR_PROXY_START_FAILED', `proxy worker ${slot.index} exited before it listened`);
+    }
+  }
+
+  #onMessage(slot: Slot, m: FromWorker): void {
+    switch (m.type) {
+      case 'listening':
+        // The first worker to listen fixes the ports (config port 0 = its pick); every later start reuses them.
+        if (Object.keys(this.#ports).length === 0) this.#ports = m.ports;
+        slot.listening = true;
+        this.#o.log.info({ worker: slot.index, pid: slot.proc?.pid }, 'proxy worker listening');
+        break;
+      case 'installed':
+        slot.identityGeneration = m.identityGeneration;
+        break;
+      case 'failed':
+        slot.failure = new TesseraError(m.code as ErrorCode, `proxy worker ${slot.index}: ${m.message}`);
+        break;
+      case 'stats': {
+        const done = this.#pendingStats.get(m.id);
+        this.#pendingStats.delete(m.id);
+        done?.(m.stats);
+        break;
+      }
+    }
+    for (const w of this.#waiters) w();
+  }
+
+  #onExit(index: number, code: number | null, signal: string | null): void {
+    const slot = this.#slots[index];
+    for (const w of this.#waiters) w();
+    // Only a worker that was serving is restarted here; one that fails to start fails its #launch instead.
+    if (!slot?.listening || this.#stopping) return;
+    slot.listening = false;
+    slot.restarts++;
+    this.#o.onRestart(index);
+    if (this.#o.nowMs() - slot.startedAtMs >= STABLE_RUN_MS) slot.attempt = 0;
+    this.#o.log.warn({ worker: index, code, signal }, 'proxy worker exited; restarting');
+    this.#scheduleRestart(slot);
+  }
+
+  #scheduleRestart(slot: Slot): void {
+    const delay = backoffDelay(slot.attempt++, this.#o.backoff ?? { initialMs: 100, maxMs: 10_000 });
+    slot.restartTimer = this.#o.timers.setTimeout(() => {
+      if (this.#stopping) return;
+      this.#launch(slot).catch((e: unknown) => {
+        this.#o.log.error({ worker: slot.index, err: (e as Error).message, retryInMs: delay }, 'proxy worker restart failed');
+        if (!this.#stopping) this.#scheduleRestart(slot);
+      });
+    }, delay);
+  }
+
+  #send(slot: Slot, m: ToWorker): void {
+    const child: ChildProcess | undefined = slot.proc?.child;
+    if (!child?.connected) return;
+    child.send(m, (err) => {
+      if (err) this.#o.log.debug({ worker: slot.index, err: err.message }, 'message to proxy worker not delivered');
+    });
+  }
+
+  /** Resolves once `done()` holds, re-checked after every message from a worker and every exit. */
+  #until(done: () => boolean): Promise<void> {
+    return new Promise((resolve) => {
+      const check = () => {
+        if (!done()) return;
+        this.#waiters.delete(check);
+        resolve();
+      };
+      this.#waiters.add(check);
+      check();
+    });
+  }
+}
