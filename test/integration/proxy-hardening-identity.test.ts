@@ -210,16 +210,19 @@ describe('sidecar: peers RFC 5280 and the X509-SVID rules refuse', () => {
     expect(await metric(ports.sidecarAdmin, 'inbound', 'bad_svid')).toBe(before + 1);
   });
 
-  test('unrelated extra certificates never change the outcome', async () => {
+  test('an unrelated extra certificate in the sent chain is refused, as the control plane refuses it', async () => {
     const stranger = await TestCa.create({ trustDomain: TD, rootName: 'CN=Stranger' });
     const other = await TestCa.create({ trustDomain: 'other.org' });
     const extras = [other.intermediate.cert, stranger.root.cert];
-    // Node hands the verifier only the certificates on the issuer chain it built, so extras never reach it:
-    // a valid SVID with extras is that same SVID, with that same identity (the control plane and
-    // `tessera svid verify`, which see the whole chain, refuse it: see control-plane-hardening.test.ts).
-    const good = await meshGet(await mesh.mintSvid(MESH_A, { extraChain: extras }));
-    expect(good.status).toBe(200);
-    expect(good.headers['x-forwarded-client-cert']).toMatch(new RegExp(`;URI=${MESH_A}$`));
+    // The sidecar reads the chain as the peer sent it (getPeerX509Certificate), so extras reach the verifier:
+    // anything off the built path (trust anchors excepted) is refused, like `tessera svid verify` and the CA do.
+    const before = await metric(ports.sidecarAdmin, 'inbound', 'bad_svid');
+    expect((await meshGet(await mesh.mintSvid(MESH_A, { extraChain: extras }))).status).toBeNull();
+    expect(await metric(ports.sidecarAdmin, 'inbound', 'bad_svid')).toBe(before + 1);
+    // The mesh's own root sent along (TLS stacks append it) is no extra: still accepted.
+    const withRoot = await meshGet(await mesh.mintSvid(MESH_A, { extraChain: [mesh.root.cert] }));
+    expect(withRoot.status).toBe(200);
+    expect(withRoot.headers['x-forwarded-client-cert']).toMatch(new RegExp(`;URI=${MESH_A}$`));
     // A stranger's SVID cannot borrow the mesh's real intermediate and root by sending them along.
     const borrowed = await meshGet(await stranger.mintSvid(MESH_A, { extraChain: [mesh.intermediate.cert, mesh.root.cert] }));
     expect(borrowed.status).toBeNull();
