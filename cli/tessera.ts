@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=8
 // Entry point of the `tessera` command: wires real process I/O into the CLI dispatcher. Nothing else.
 const major = Number(process.versions.node.split('.')[0]);
 if (major < 24) {

@@ -8,6 +8,7 @@ import { type BenchPki, CLIENT_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from 
 import type { PeerBinaries } from '../harness/peer-binaries.js';
 import { freePorts } from '../harness/ports.js';
 import type { ProcessSupervisor, SupervisedProcess } from '../../shared-io/process-supervisor.js';
+import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo } from './haproxy-config.js';
 import { nginxAppConfig, nginxClientProxyConfig, nginxServerProxyConfig, parseStubStatus } from './nginx-config.js';
 import { type TesseraAuthz, allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraEdgeProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
@@ -264,7 +265,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
       : tesseraClientProxyConfig({ ...clientCommon, protocol: opts.protocol ?? 'http' })) + workersKey(opts.workers?.client),
   );
   const ready = { line: /tessera proxy: ready/ };
-  const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
+  const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
   const server = await start(`${opts.name ?? 'tessera'}-server`, serverConf);
   const client = await start(`${opts.name ?? 'tessera'}-client`, clientConf);
   const metrics = (side: 'client' | 'server') => httpGetText(`http://127.0.0.1:${side === 'client' ? clientAdminPort : serverAdminPort}/metrics`);

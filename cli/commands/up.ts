@@ -3,6 +3,7 @@ import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { boolFlag, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import { selfCommand } from '../self-command.js';
 import { launchMesh } from '../up/launch-mesh.js';
 import { defaultMesh, loadMeshFile } from '../up/mesh-spec.js';
@@ -32,7 +33,7 @@ export const upCommand: Command = {
     const log = (line: string) => {
       if (!quiet) io.stderr(`tessera up: ${line}\n`);
     };
-    const self = [process.execPath, process.argv[1]!];
+    const self = [process.execPath, ...NODE_FLAGS, process.argv[1]!];
     const mesh = await launchMesh(spec, { stateDir, tessera: self, log });
     let failed: string | null = null;
     const died = new Promise<void>((resolveDied) => {

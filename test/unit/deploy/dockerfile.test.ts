@@ -3,6 +3,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { NODE_FLAGS } from '../../../shared-io/node-flags.js';
 import { REPO_ROOT } from '../../helpers/run.js';
 
 interface Instruction {
@@ -120,12 +121,12 @@ describe('deploy/Dockerfile', () => {
     for (const c of final.body.filter((i) => i.op === 'COPY')) expect(c.args).toContain('--chown=0:0');
   });
 
-  test('the ENTRYPOINT is exec form and starts the built tessera CLI', () => {
+  test('the ENTRYPOINT is exec form and starts the built tessera CLI with the measured V8 flags', () => {
     const ep = final.body.filter((i) => i.op === 'ENTRYPOINT');
     expect(ep).toHaveLength(1);
     const argv = JSON.parse(ep[0]!.args) as string[];
-    expect(argv).toEqual(['/nodejs/bin/node', '/app/dist/cli/tessera.js']);
-    expect(`/app/${pkg.bin.tessera}`).toBe(argv[1]);
+    expect(argv).toEqual(['/nodejs/bin/node', ...NODE_FLAGS, '/app/dist/cli/tessera.js']);
+    expect(`/app/${pkg.bin.tessera}`).toBe(argv.at(-1));
     expect(final.body.find((i) => i.op === 'WORKDIR')?.args).toBe('/app');
     const fromBuild = final.body.filter((i) => i.op === 'COPY' && i.args.includes('--from=build')).map((i) => i.args);
     expect(fromBuild.some((a) => /\/src\/dist \.\/dist$/.test(a))).toBe(true);
