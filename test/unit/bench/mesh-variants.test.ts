@@ -94,7 +94,7 @@ describe('configs', () => {
     expect(text).toContain(`ssl_certificate ${edge.chainFile};`);
     expect(text).toContain(`ssl_certificate_key ${edge.keyFile};`);
     expect(text).not.toContain('ssl_verify_client');
-    expect(text).toMatch(/keepalive 64;[\s\S]*proxy_ssl_certificate [^\n]*client\.pem;[\s\S]*proxy_ssl_verify on;/);
+    expect(text).toMatch(/keepalive 1024;[\s\S]*proxy_ssl_certificate [^\n]*client\.pem;[\s\S]*proxy_ssl_verify on;/);
     const plain = nginxClientProxyConfig({ prefix: dir, listenPort: 18001, upstreamPort: 18443, chainFile: client.chainFile, keyFile: client.keyFile, rootFile: pki.rootFile, serverName: SERVER_DNS });
     expect(plain).toContain('listen 127.0.0.1:18001;');
     expect(plain).not.toMatch(/^\s+ssl_certificate /m);

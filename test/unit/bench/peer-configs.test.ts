@@ -69,7 +69,7 @@ describe('nginx', () => {
     expect(c.server).toMatch(/ssl_verify_client on;[\s\S]*ssl_verify_depth 2;/);
     expect(c.client).toMatch(/proxy_ssl_verify on;[\s\S]*proxy_ssl_verify_depth 2;/);
     expect(c.client).toContain(`proxy_ssl_name ${SERVER_DNS};`);
-    expect(c.client).toMatch(/keepalive 64;[\s\S]*keepalive_requests 1000000;/);
+    expect(c.client).toMatch(/keepalive 1024;[\s\S]*keepalive_requests 1000000;/);
     expect(c.client).toContain('proxy_set_header Connection "";');
     expect(c.handshake).toContain('keepalive_timeout 0;');
   });
