@@ -10,7 +10,6 @@ import { certsReport } from './admin/certs-report.js';
 import { Latch, Readiness } from './admin/readiness.js';
 import { probeServedLeaf } from './admin/served-check.js';
 import { ServedVerifier } from './admin/served-verifier.js';
-import { DenialTally } from './authz/denial-tally.js';
 import { openPolicyDir } from './authz/open-policy-dir.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { InboundConfig, OutboundConfig, ProxyConfig } from './config/proxy-config.js';
@@ -19,14 +18,14 @@ import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
 import { openIdentitySource } from './identity/open-identity-source.js';
 import type { Listener } from './listeners/listener.js';
-import type { ListenerDeps } from './listeners/listener-deps.js';
+import { type ListenerDeps, listenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
 import type { MeshDiscovery } from './routing/mesh-discovery.js';
-import { createAccessLog, createRequestIds } from './telemetry/access-log.js';
+import { createAccessLog } from './telemetry/access-log.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
 import { startTracing } from './telemetry/start-tracing.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
-import { ClientContexts, TicketKeys } from './tls/tls-contexts.js';
+import { TicketKeys } from './tls/tls-contexts.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;
@@ -135,9 +134,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     routed && source.discovery
       ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
       : undefined;
-  const routing = mesh ? { directory: mesh.directory, settings: config.routing, metrics: new (await import('./telemetry/routing-metrics.js')).RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) } : undefined;
-  const denials = new DenialTally();
-  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(config.transport.tlsGroups), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
+  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, log }, mesh ? { directory: mesh.directory, registry, timers } : undefined);
   const made = await makeListeners(config, deps);
   const started = await listeners.start(made).catch(async (e: unknown) => {
       stopAll();
@@ -157,7 +154,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   // The fleet view: what each inbound listener serves and the denials, reported to the control plane (if any).
   const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: listeners.portOf('inbound', c.name) }));
   const fleet = source.report ? await import('./telemetry/fleet-reporter.js') : undefined;
-  const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
+  const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials: deps.denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
   reporter?.start();
   if (reporter) stoppables.push(reporter);
   mesh?.start();

@@ -1,16 +1,19 @@
-// What every listener needs from the proxy around it, injected by main.ts.
+// What every listener needs from the proxy around it, injected by a composition root (main.ts, or a listener
+// worker's), and the part of it both roots complete the same way (listenerDeps).
 import type { Logger } from 'pino';
-import type { DenialTally } from '../authz/denial-tally.js';
+import type { Registry } from 'prom-client';
+import type { Timers } from '../../../shared-io/timers.js';
+import { DenialTally } from '../authz/denial-tally.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
-import type { ProxyLimits, RoutingSettings, TransportSettings } from '../config/proxy-config.js';
+import type { ProxyConfig, ProxyLimits, RoutingSettings, TransportSettings } from '../config/proxy-config.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ServiceDirectory } from '../routing/service-directory.js';
-import type { AccessLog } from '../telemetry/access-log.js';
+import { type AccessLog, createRequestIds } from '../telemetry/access-log.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import type { RoutingMetrics } from '../telemetry/routing-metrics.js';
 import type { RequestTracer } from '../telemetry/tracing.js';
 import type { DenyListHolder } from '../tls/deny-list-holder.js';
-import type { ClientContexts, TicketKeys } from '../tls/tls-contexts.js';
+import { ClientContexts, type TicketKeys } from '../tls/tls-contexts.js';
 
 export interface ListenerDeps {
   readonly identity: IdentityStore;
@@ -41,4 +44,18 @@ export interface RoutingDeps {
   readonly random: () => number;
   /** Runs `fn` after `ms` (retry backoff). */
   readonly schedule: (ms: number, fn: () => void) => void;
+}
+
+/** The holders a composition root made and keeps (it feeds them: identity, policies, deny-list, ticket keys). */
+export type ListenerHolders = Pick<ListenerDeps, 'identity' | 'policies' | 'denyList' | 'metrics' | 'accessLog' | 'tracer' | 'ticketKeys' | 'nowMs' | 'log'>;
+
+/**
+ * The rest of ListenerDeps, made alike by every composition root: the client TLS contexts (with the configured
+ * key-exchange groups), request IDs, the denial tally, and routing when a directory feeds `service:` routes.
+ */
+export async function listenerDeps(config: ProxyConfig, held: ListenerHolders, routed?: { readonly directory: ServiceDirectory; readonly registry: Registry; readonly timers: Timers }): Promise<ListenerDeps & { readonly denials: DenialTally }> {
+  const routing: RoutingDeps | undefined = routed
+    ? { directory: routed.directory, settings: config.routing, metrics: new (await import('../telemetry/routing-metrics.js')).RoutingMetrics(routed.registry), random: Math.random, schedule: (ms, fn) => void routed.timers.setTimeout(fn, ms) }
+    : undefined;
+  return { ...held, denials: new DenialTally(), limits: config.limits, transport: config.transport, clientContexts: new ClientContexts(config.transport.tlsGroups), requestId: createRequestIds(), ...(routing ? { routing } : {}) };
 }

@@ -4,19 +4,18 @@
 import type { Logger } from 'pino';
 import { describeError, TesseraError } from '../../../common/errors.js';
 import { realTimers } from '../../../shared-io/timers.js';
-import { DenialTally } from '../authz/denial-tally.js';
 import { PolicyHolder } from '../authz/policy-holder.js';
 import { parseProxyConfig } from '../config/proxy-config.js';
 import { IdentityStore } from '../identity/identity-store.js';
-import type { ListenerDeps } from '../listeners/listener-deps.js';
+import { listenerDeps } from '../listeners/listener-deps.js';
 import { ListenerGroup } from '../listeners/listener-group.js';
 import { makeListeners, type ProxyRuntime } from '../main.js';
 import { ServiceDirectory } from '../routing/service-directory.js';
-import { createAccessLog, createRequestIds } from '../telemetry/access-log.js';
+import { createAccessLog } from '../telemetry/access-log.js';
 import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
 import { startTracing } from '../telemetry/start-tracing.js';
 import { DenyListHolder } from '../tls/deny-list-holder.js';
-import { ClientContexts, TicketKeys } from '../tls/tls-contexts.js';
+import { TicketKeys } from '../tls/tls-contexts.js';
 import type { WorkerChannel } from './worker-channel.js';
 import { sharedPortsConfig } from './worker-config.js';
 import { applyDirectory, applyPolicies, decodeDenyList, decodeIdentity, type SnapshotParts, type ToWorker } from './worker-messages.js';
@@ -84,11 +83,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
 
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log);
-  const routing = directory
-    ? { directory, settings: config.routing, metrics: new (await import('../telemetry/routing-metrics.js')).RoutingMetrics(registry), random: Math.random, schedule: (ms: number, fn: () => void) => void timers.setTimeout(fn, ms) }
-    : undefined;
-  const denials = new DenialTally();
-  const deps: ListenerDeps = { identity, policies, denyList, metrics, denials, accessLog, tracer, limits: config.limits, transport: config.transport, ticketKeys, clientContexts: new ClientContexts(config.transport.tlsGroups), nowMs, requestId: createRequestIds(), log, ...(routing ? { routing } : {}) };
+  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, log }, directory ? { directory, registry, timers } : undefined);
   const all = await makeListeners(config, deps);
   const started = await listeners.start(all);
   const rotation = listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs);
@@ -97,7 +92,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
     if (m.type === 'update') install(m.parts, log);
     else if (m.type === 'stats') {
       void registry.getMetricsAsJSON().then((metricsJson) =>
-        channel.send({ type: 'stats', id: m.id, stats: { pid: process.pid, metrics: metricsJson, listeners: listeners.describe(), endpoints: listeners.endpoints(), denials: denials.rows() } }),
+        channel.send({ type: 'stats', id: m.id, stats: { pid: process.pid, metrics: metricsJson, listeners: listeners.describe(), endpoints: listeners.endpoints(), denials: deps.denials.rows() } }),
       );
     }
   };
