@@ -3,11 +3,12 @@
 // (also applied to open connections when a new list arrives) and the authorization decision against the policy
 // snapshot in force at that moment. Per handshake it costs a fingerprint lookup (PeerVerifier's cache) and two set
 // lookups (deny-list): nothing here parses a certificate or reads the peer's address again.
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Decision } from '../../../common/policy/policy-types.js';
 import { authorize } from '../authz/authorize.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import { AcceptTimes } from '../telemetry/accept-times.js';
 import { type DenyList, deniedBy } from '../tls/deny-list.js';
 import { PeerVerifier, type VerifiedPeer } from '../tls/peer-verify.js';
 import type { ListenerDeps } from './listener-deps.js';
@@ -18,8 +19,7 @@ export class InboundGate {
   readonly #d: ListenerDeps;
   readonly #name: string;
   readonly #verifier = new PeerVerifier();
-  /** When each raw connection was accepted (weakly held: nothing to clean up when it closes). */
-  readonly #acceptedAt = new WeakMap<object, number>();
+  #accepts: AcceptTimes | undefined;
 
   constructor(deps: ListenerDeps, listenerName: string) {
     this.#d = deps;
@@ -28,17 +28,7 @@ export class InboundGate {
 
   /** Times handshakes on `server` from TCP accept, for tessera_tls_handshake_duration_seconds{direction="inbound"}. */
   timeHandshakes(server: Server): void {
-    server.on('connection', (raw: Socket) => this.#acceptedAt.set(raw, this.#d.nowMs()));
-  }
-
-  /**
-   * Seconds since `socket`'s raw connection was accepted. A TLSSocket reaches the socket it wraps through
-   * `_parent` (Node's own link): no peer-address lookups to pair the two (telemetry/accept-times.ts pays two
-   * getpeername calls per connection for that, ~20 µs here).
-   */
-  #secondsSinceAccept(socket: TLSSocket, nowMs: number): number | undefined {
-    const at = this.#acceptedAt.get((socket as { _parent?: object })._parent ?? socket);
-    return at === undefined ? undefined : (nowMs - at) / 1000;
+    this.#accepts = new AcceptTimes(server, this.#d.nowMs);
   }
 
   /**
@@ -62,7 +52,7 @@ export class InboundGate {
       if (!h2) socket.destroy();
       return null;
     }
-    d.metrics.handshake('inbound', true, 'none', socket.isSessionReused(), this.#secondsSinceAccept(socket, d.nowMs()));
+    d.metrics.handshake('inbound', true, 'none', socket.isSessionReused(), this.#accepts?.secondsSince(socket, d.nowMs()));
     countConnection(d, 'inbound', socket);
     if (!h2) socket.setNoDelay(true);
     return { peer, snapshot };
