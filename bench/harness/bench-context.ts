@@ -92,6 +92,7 @@ export function scenarioResult(
     options: {
       rounds: o.rounds,
       warmupMs: o.warmupMs,
+      ...(o.primeMs ? { primeMs: o.primeMs } : {}),
       durationMs: o.durationMs,
       connections: o.connections,
       ...(o.rateRps ? { rateRps: o.rateRps } : {}),

@@ -81,16 +81,24 @@ async function countConns(spec: LoadVariantSpec): Promise<number | null> {
 const r1 = (x: number) => (Number.isFinite(x) ? Math.round(x * 10) / 10 : null);
 const r3 = (x: number) => (Number.isFinite(x) ? Math.round(x * 1000) / 1000 : null);
 
-/** Warm-up (not measured), then the measured window; CPU µs per request per role, latency, errors, RSS. */
-export async function measureLoadVariant(opts: ScenarioOptions, clk: number, spec: LoadVariantSpec, tick: (fraction: number) => void): Promise<Measurement> {
-  const total = opts.warmupMs + opts.durationMs;
+/**
+ * Warm-up (not measured), then the measured window; CPU µs per request per role, latency, errors, RSS. The first
+ * measurement of a variant (`first`) is preceded by `opts.primeMs` of closed-loop load, whatever the offered rate.
+ */
+export async function measureLoadVariant(opts: ScenarioOptions, clk: number, spec: LoadVariantSpec, tick: (fraction: number) => void, first = false): Promise<Measurement> {
+  const primeMs = first ? (opts.primeMs ?? 0) : 0;
+  const total = primeMs + opts.warmupMs + opts.durationMs;
+  if (primeMs > 0) {
+    const { rateRps: _closedLoop, ...closed } = opts;
+    await drive(closed, spec, primeMs, (ms) => tick(ms / total));
+  }
   const c0 = await countConns(spec);
-  if (opts.warmupMs > 0) await drive(opts, spec, opts.warmupMs, (ms) => tick(ms / total));
+  if (opts.warmupMs > 0) await drive(opts, spec, opts.warmupMs, (ms) => tick((primeMs + ms) / total));
   const c1 = await countConns(spec);
   const k1 = await spec.windowCounters?.();
   const { result: r, sample } = await measureWindow(spec.measured, clk, () => {
     spec.onMeasuredStart?.();
-    return drive(opts, spec, opts.durationMs, (ms) => tick((opts.warmupMs + ms) / total));
+    return drive(opts, spec, opts.durationMs, (ms) => tick((primeMs + opts.warmupMs + ms) / total));
   });
   const c2 = await countConns(spec);
   const k2 = await spec.windowCounters?.();

@@ -8,6 +8,7 @@ import type { BenchScenario, ScenarioOptions, ScenarioResult } from './scenario.
 export interface RunOverrides {
   readonly durationMs?: number;
   readonly warmupMs?: number;
+  readonly primeMs?: number;
   readonly rounds?: number;
   readonly connections?: number;
   readonly rateRps?: number;
@@ -15,13 +16,14 @@ export interface RunOverrides {
   readonly keepWorkDir?: boolean;
 }
 
-export const GLOBAL_DEFAULTS = { durationMs: 3_000, warmupMs: 1_000, rounds: 5, connections: 32 } as const;
+export const GLOBAL_DEFAULTS = { durationMs: 3_000, warmupMs: 1_000, primeMs: 0, rounds: 5, connections: 32 } as const;
 
-export function effectiveOptions(s: BenchScenario, o: RunOverrides): Pick<ScenarioOptions, 'durationMs' | 'warmupMs' | 'rounds' | 'connections'> {
+export function effectiveOptions(s: BenchScenario, o: RunOverrides): Pick<ScenarioOptions, 'durationMs' | 'warmupMs' | 'primeMs' | 'rounds' | 'connections'> {
   const d = { ...GLOBAL_DEFAULTS, ...(s.defaults ?? {}) };
   return {
     durationMs: o.durationMs ?? d.durationMs,
     warmupMs: o.warmupMs ?? d.warmupMs,
+    primeMs: o.primeMs ?? d.primeMs,
     rounds: o.rounds ?? d.rounds,
     connections: o.connections ?? d.connections,
   };
@@ -40,7 +42,7 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
   const workDir = await mkdtemp(join(tmpdir(), `tessera-bench-${s.name}-`));
   const eff = effectiveOptions(s, o);
   sink.log(
-    `tessera bench ${s.name}: ${eff.rounds} rounds, warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}; work dir ${workDir}`,
+    `tessera bench ${s.name}: ${eff.rounds} rounds, ${eff.primeMs ? `priming ${eff.primeMs} ms once, ` : ''}warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}; work dir ${workDir}`,
   );
   const opts: ScenarioOptions = {
     ...eff,

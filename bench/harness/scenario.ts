@@ -4,6 +4,12 @@ export interface ScenarioOptions {
   /** Measured time per measurement (after warm-up). */
   readonly durationMs: number;
   readonly warmupMs: number;
+  /**
+   * Closed-loop load through each variant once, before its first warm-up, not measured (0 = none). A JIT runtime
+   * (Node, V8) keeps compiling for its first tens of thousands of requests; without this a low fixed rate measures
+   * the compiler, which a long-running proxy pays once.
+   */
+  readonly primeMs?: number;
   /** Client connections for load-driven scenarios. */
   readonly connections: number;
   /** Rounds; every round measures every variant once, in an order rotated per round. */
@@ -40,6 +46,6 @@ export interface BenchScenario {
   readonly name: string;
   readonly summary: string;
   /** Defaults sized so the whole scenario runs in under 2 minutes on a 2-core machine; flags override them. */
-  readonly defaults?: Partial<Pick<ScenarioOptions, 'durationMs' | 'warmupMs' | 'connections' | 'rounds'>>;
+  readonly defaults?: Partial<Pick<ScenarioOptions, 'durationMs' | 'warmupMs' | 'primeMs' | 'connections' | 'rounds'>>;
   run(opts: ScenarioOptions): Promise<ScenarioResult>;
 }

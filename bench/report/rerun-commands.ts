@@ -10,6 +10,7 @@ export function rerunCommands(results: readonly ScenarioResult[], resultsDir: st
     const o = r.options;
     const flags = [
       typeof o['rounds'] === 'number' ? `--rounds ${o['rounds']}` : '',
+      typeof o['primeMs'] === 'number' ? `--prime ${o['primeMs']}ms` : '',
       typeof o['warmupMs'] === 'number' ? `--warmup ${o['warmupMs']}ms` : '',
       typeof o['durationMs'] === 'number' ? `--duration ${o['durationMs']}ms` : '',
       typeof o['connections'] === 'number' ? `--connections ${o['connections']}` : '',

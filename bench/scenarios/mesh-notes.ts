@@ -16,8 +16,11 @@ export interface MeshRowNames {
   readonly nginxEdge: string;
 }
 
-function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'durationMs'>, mode: MeshMode, rateIgnored: boolean): string {
-  const window = `Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.`;
+function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs'>, mode: MeshMode, rateIgnored: boolean): string {
+  const prime = opts.primeMs
+    ? ` Before its first round each variant carried ${opts.primeMs} ms of closed-loop load, not measured: V8 keeps compiling for the first tens of thousands of requests, a cost a long-running proxy pays once (without it, a fixed 1,000 req/s measured mostly the compiler).`
+    : '';
+  const window = `Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.${prime}`;
   if (mode === 'conn-per-request') {
     return (
       `Load: a NEW plaintext TCP connection per request (\`Connection: close\`), ${opts.connections} concurrent closed loops (connect → one GET → close), the harness's own generator (harness/conn-per-request-load.ts); the same for every row, to the client-side proxy (to the app for the direct row). ` +
@@ -27,7 +30,7 @@ function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmu
   return `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1${opts.rateRps ? `, fixed ${opts.rateRps} req/s` : ', closed loop'}; the same for every variant. ${window}`;
 }
 
-export function meshNotes(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'durationMs'>, mode: MeshMode, n: MeshRowNames, rateIgnored = false): string[] {
+export function meshNotes(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs'>, mode: MeshMode, n: MeshRowNames, rateIgnored = false): string[] {
   const common = [
     loadNote(opts, mode, rateIgnored),
     'CPU = utime+stime of all threads (and child processes) from /proc/<pid>/stat around the measured window, divided by completed requests. Ratios are taken per round against the same round, then the median (min–max) over rounds.',

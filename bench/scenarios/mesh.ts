@@ -111,11 +111,11 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
     opts.progress(0, 'starting app and proxy pairs');
     const app = await startApp(ctx.env);
     if (app.kind === 'node') ctx.notes.push('nginx missing: the app is a tiny Node http server (≈4× the CPU per request of the nginx app).');
-    const load = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode, measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick);
+    const load = (pair: PairHandle, procs: MeasuredProcess[]) => (round: number, tick: (f: number) => void) =>
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode, measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick, round === 0);
     // Edge rows: the same autocannon settings, over TLS (keep-alive, no client certificate) to the edge listener.
-    const edgeLoad = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
+    const edgeLoad = (pair: PairHandle, procs: MeasuredProcess[]) => (round: number, tick: (f: number) => void) =>
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick, round === 0);
     // One edge certificate for both edges, written only when an edge row runs.
     let edgeLeaf: Promise<LeafFiles> | null = null;
     const edgeTls = () => (edgeLeaf ??= ctx.pki.writeLeaf('edge', EDGE_ID));
@@ -131,7 +131,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
     const nginx = (name: string, start: () => Promise<PairHandle>, m: typeof load) => (ctx.binaries.nginx ? pairVariant(ctx, app, name, start, m) : skippedVariant(name, 'nginx not installed'));
     const haproxy = (name: string, start: () => Promise<PairHandle>) => (ctx.binaries.haproxy ? pairVariant(ctx, app, name, start, load) : skippedVariant(name, 'haproxy not installed'));
     const starts: Record<string, () => Promise<RoundVariant> | RoundVariant> = {
-      [DIRECT]: () => ({ name: DIRECT, run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, measured: [{ role: 'app', pid: app.process.pid }] }, tick) }),
+      [DIRECT]: () => ({ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }),
       [TESSERA]: () => pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), load),
       [TESSERA_H1]: () => pairVariant(ctx, app, TESSERA_H1, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h1-pair', multiplex: false }), load),
       [TESSERA_LOG]: () => pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), load),
@@ -231,13 +231,13 @@ export const meshScenario: BenchScenario = {
   name: 'mesh',
   summary:
     'Direct app vs Tessera pair (multiplexed / HTTP/1.1 transport, access log, tracing) vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS/PSS',
-  defaults: { rounds: 5, warmupMs: 300, durationMs: 1_500, connections: 32 },
+  defaults: { rounds: 5, primeMs: 3_000, warmupMs: 300, durationMs: 1_500, connections: 32 },
   run: (opts) => runMesh(opts, 'keep-alive'),
 };
 
 export const meshCprScenario: BenchScenario = {
   name: 'mesh-cpr',
   summary: 'The mesh pairs (Tessera multiplexed / HTTP/1.1, nginx, HAProxy h1 / h2 upstream) with a new client connection per request: CPU µs/req per side, client-side RSS/PSS idle → load',
-  defaults: { rounds: 5, warmupMs: 500, durationMs: 1_500, connections: 32 },
+  defaults: { rounds: 5, primeMs: 3_000, warmupMs: 500, durationMs: 1_500, connections: 32 },
   run: (opts) => runMesh(opts, 'conn-per-request'),
 };

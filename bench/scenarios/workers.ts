@@ -45,10 +45,10 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const clk = ctx.clockTicksPerSecond;
     opts.progress(0, 'starting app and proxy pairs');
     const app = await startApp(ctx.env);
-    const load = (pair: PairHandle, procs: MeasuredProcess[]) => (_round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick);
+    const load = (pair: PairHandle, procs: MeasuredProcess[]) => (round: number, tick: (f: number) => void) =>
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick, round === 0);
     const started = new Map<string, TesseraPairHandle>();
-    const variants: RoundVariant[] = [{ name: DIRECT, run: (_r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick) }];
+    const variants: RoundVariant[] = [{ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }];
     for (const p of PAIRS) {
       const start = async () => {
         const pair = await startTesseraPair(ctx.env, app.port, { name: `tessera-${p.client}-${p.server}${p.multiplex === false ? '-h1' : ''}`, workers: { client: p.client, server: p.server }, ...(p.multiplex === false ? { multiplex: false } : {}) });
@@ -87,6 +87,6 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
 export const workersScenario: BenchScenario = {
   name: 'workers',
   summary: 'Scaling of the Tessera pair from one process per side to `workers: 2` (req/s, CPU µs/req, share per worker)',
-  defaults: { rounds: 3, warmupMs: 1_000, durationMs: 3_000, connections: 32 },
+  defaults: { rounds: 3, primeMs: 3_000, warmupMs: 1_000, durationMs: 3_000, connections: 32 },
   run,
 };

@@ -51,7 +51,9 @@ function listing({ SCENARIOS, effectiveOptions }: Harness): string {
   for (const s of SCENARIOS) {
     const e = effectiveOptions(s, {});
     lines.push(`  ${s.name.padEnd(width)}${s.summary}`);
-    lines.push(`  ${''.padEnd(width)}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`);
+    lines.push(
+      `  ${''.padEnd(width)}${e.primeMs ? `priming ${formatDuration(e.primeMs)} once, then ` : ''}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`,
+    );
   }
   lines.push('', 'Run one with `tessera bench <scenario> [--json F]`, or all of them with `tessera bench all --json F`.');
   return `${lines.join('\n')}\n`;
@@ -68,7 +70,7 @@ function textSummary(r: ScenarioResult, markdownTable: Harness['markdownTable'])
 export const benchCommand: Command = {
   path: ['bench'],
   summary: 'Run a benchmark scenario (mesh, reuse, handshake, rotation, ...) against nginx/HAProxy peers in the same run',
-  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--rounds N] [--connections N] [--rate R] [--json F]',
+  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--json F]',
   details:
     'Starts every process it measures on loopback (app, Tessera proxies, nginx/HAProxy peers — installed with apt-get when missing and running as root), ' +
     'drives load, samples CPU time and RSS from /proc, and stops everything it started (also on Ctrl-C). ' +
@@ -78,6 +80,7 @@ export const benchCommand: Command = {
   flags: {
     duration: { type: 'string', value: 'D', description: 'Measured time per variant per round (default per scenario, e.g. 3s)' },
     warmup: { type: 'string', value: 'D', description: 'Unmeasured warm-up before each measurement (e.g. 1s)' },
+    prime: { type: 'string', value: 'D', description: 'Unmeasured closed-loop load through each variant once before its first measurement (load scenarios; default per scenario)' },
     rounds: { type: 'string', value: 'N', description: 'Rounds; every round measures every variant once, in rotated order (default 5)' },
     connections: { type: 'string', value: 'N', description: 'Concurrent client connections (default 32)' },
     rate: { type: 'string', value: 'R', description: 'Fixed offered load in requests/s (default: closed loop)' },
@@ -99,6 +102,7 @@ export const benchCommand: Command = {
     const overrides: RunOverrides = {
       ...(durationFlag(args, 'duration') !== undefined ? { durationMs: durationFlag(args, 'duration')! } : {}),
       ...(durationFlag(args, 'warmup') !== undefined ? { warmupMs: durationFlag(args, 'warmup')! } : {}),
+      ...(durationFlag(args, 'prime') !== undefined ? { primeMs: durationFlag(args, 'prime')! } : {}),
       ...(positiveNumberFlag(args, 'rounds', true) ? { rounds: positiveNumberFlag(args, 'rounds', true)! } : {}),
       ...(positiveNumberFlag(args, 'connections', true) ? { connections: positiveNumberFlag(args, 'connections', true)! } : {}),
       ...(positiveNumberFlag(args, 'rate', false) ? { rateRps: positiveNumberFlag(args, 'rate', false)! } : {}),

@@ -74,7 +74,7 @@ export function tesseraRequests(input: Buffer, limits: HeadLimits = VIEW_LIMITS)
     if (typeof framing === 'string') return { messages, end: 'refused' };
     const b = body(framerFor(framing), framing.kind === 'chunked', input, pos + r.head.length);
     if (b === 'refused') return { messages, end: 'refused' };
-    messages.push(message(r.head, b, upstreamRequestHead(r.head, { add: '' })));
+    messages.push(message(r.head, b, upstreamRequestHead(r.head, { add: '' }, null, input.subarray(pos))));
     if (!b.complete) return { messages, end: 'incomplete' };
     if (!wantsKeepAlive(r.head)) return { messages, end: 'closed' };
     pos = b.next;

@@ -29,11 +29,36 @@ function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> |
  * than becoming an HTTP/1.1 one with an empty Host, which strict servers refuse. They ask for keep-alive so the
  * pooled upstream connection survives; the client's own persistence is decided apart.
  */
-export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan, upgrade: string | null = null): Buffer {
+export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan, upgrade: string | null = null, raw: Buffer | null = null): Buffer {
+  if (raw !== null && keepsRequestHead(raw, head, plan, upgrade)) return withAddedLines(raw, head.length, plan.add);
   const out = appendHeaders(`${head.method} ${plan.target ?? head.target} HTTP/1.${head.minor}\r\n`, head, plan.strip);
   // An allowed upgrade keeps its two hop-by-hop headers: they are what asks the app to switch.
   const hop = upgrade !== null ? `connection: upgrade\r\nupgrade: ${upgrade}\r\n` : head.minor === 0 ? 'connection: keep-alive\r\n' : '';
   return Buffer.from(`${out}${hop}${plan.add}\r\n`, 'latin1');
+}
+
+/**
+ * Whether the head as sent (`raw`, starting at its request line) can go upstream with only `plan.add` appended:
+ * HTTP/1.1, no upgrade, the same target, and no field to drop (hop-by-hop or `plan.strip`). The common request;
+ * it then costs a copy instead of a rebuild. What goes is what was parsed and checked, byte for byte.
+ */
+function keepsRequestHead(raw: Buffer, head: HttpHead, plan: ForwardPlan, upgrade: string | null): boolean {
+  if (upgrade !== null || head.minor !== 1 || plan.target !== undefined || raw[0] === 13) return false;
+  const strip = plan.strip;
+  for (const n of head.names) if (HOP_BY_HOP.has(n) || strip?.has(n)) return false;
+  return true;
+}
+
+/** The head of `length` bytes at the start of `raw`, with `add` ("name: value\r\n" lines) before its final CRLF. */
+function withAddedLines(raw: Buffer, length: number, add: string): Buffer {
+  if (add === '') return raw.subarray(0, length);
+  const at = length - 2;
+  const out = Buffer.allocUnsafe(length + add.length);
+  raw.copy(out, 0, 0, at);
+  out.write(add, at, 'latin1');
+  out[at + add.length] = 13;
+  out[at + add.length + 1] = 10;
+  return out;
 }
 
 /** Lines a session adds to every response head (`lines`), and the upstream fields they replace (`names`). */
@@ -52,7 +77,11 @@ export function addedResponseHeaders(headers: Readonly<Record<string, string>> |
 /** Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client). */
 export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null): boolean {
   if (closing || http10 || added) return true;
-  for (const n of head.names) if (HOP_BY_HOP.has(n)) return true;
+  for (let i = 0; i < head.names.length; i++) {
+    const n = head.names[i]!;
+    // "Connection: keep-alive" (nginx's default) says of this hop what it says of the app's: it may stay.
+    if (HOP_BY_HOP.has(n) && !(n === 'connection' && head.values[i]!.toLowerCase() === 'keep-alive')) return true;
+  }
   return false;
 }
 

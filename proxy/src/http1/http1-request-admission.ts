@@ -68,7 +68,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     ...(plan.forward && forward ? { route: plan.route, replayBodyBytes: plan.replayBodyBytes } : {}),
     startMs: now,
     // Request trailers are dropped (an empty trailer section is sent): they would reach the app unchecked.
-    upstreamHead: plan.forward && forward ? upstreamRequestHead(head, plan, upgrade) : NOTHING,
+    upstreamHead: plan.forward && forward ? upstreamRequestHead(head, plan, upgrade, buf) : NOTHING,
     upgrade: forward ? upgrade : null,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
     reqFramer: forward ? framerFor(framing, true) : null,

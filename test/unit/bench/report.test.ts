@@ -38,6 +38,15 @@ const mesh: ScenarioResult = {
   notes: ['a | note'],
 };
 
+describe('rerunCommands', () => {
+  test('a primed run is rerun with the same priming', () => {
+    const primed = { ...mesh, options: { ...mesh.options, primeMs: 3000, rateRps: 1000 } };
+    expect(rerunCommands([primed], 'bench/results', 'bench/RESULTS.md')).toContain(
+      'npx tessera bench mesh --rounds 2 --prime 3000ms --warmup 1000ms --duration 3000ms --connections 32 --rate 1000 --json bench/results/mesh-rate1000.json',
+    );
+  });
+});
+
 describe('renderReport', () => {
   const { markdown, charts } = renderReport([mesh, { ...mesh, scenario: 'authz', measurements: [], summary: [{ variant: 'x', 'decisions/s': 123456 }] }], {
     chartsDir: 'charts',

@@ -33,6 +33,42 @@ describe('upstreamRequestHead', () => {
   });
 });
 
+describe('upstreamRequestHead from the bytes as sent', () => {
+  const limits = { maxHeaderBytes: 4096, maxHeaders: 20 };
+  const parsed = (text: string) => {
+    const raw = Buffer.from(text, 'latin1');
+    const r = parseHead(raw, 0, 'request', limits);
+    if (!('head' in r)) throw new Error(JSON.stringify(r));
+    return { raw, h: r.head };
+  };
+  const xfcc = { strip: new Set(['x-forwarded-client-cert']), add: 'x-forwarded-client-cert: real\r\n' };
+
+  test('nothing to drop: the head as sent (names as spelled, the body after it left out), the added lines before its end', () => {
+    const { raw, h } = parsed('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi');
+    expect(upstreamRequestHead(h, xfcc, null, raw).toString('latin1')).toBe('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nx-forwarded-client-cert: real\r\n\r\n');
+    expect(upstreamRequestHead(h, { add: '' }, null, raw).toString('latin1')).toBe('POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n');
+  });
+
+  test('a field to strip, a hop-by-hop field, a new target, HTTP/1.0, an upgrade or leading empty lines: rebuilt as before', () => {
+    const cases: [string, Parameters<typeof upstreamRequestHead>[1], string | null][] = [
+      ['GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-Client-Cert: forged\r\n\r\n', xfcc, null],
+      ['GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n', xfcc, null],
+      ['GET / HTTP/1.1\r\nHost: a\r\nTE: trailers\r\n\r\n', xfcc, null],
+      ['GET /a/../b HTTP/1.1\r\nHost: a\r\n\r\n', { ...xfcc, target: '/b' }, null],
+      ['GET / HTTP/1.0\r\nHost: a\r\n\r\n', xfcc, null],
+      ['GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n', xfcc, 'websocket'],
+      ['\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n', xfcc, null],
+    ];
+    for (const [text, plan, upgrade] of cases) {
+      const { raw, h } = parsed(text);
+      const out = upstreamRequestHead(h, plan, upgrade, raw).toString('latin1');
+      expect(out).toBe(upstreamRequestHead(h, plan, upgrade).toString('latin1'));
+      expect(out).not.toContain('forged');
+      expect(out.startsWith('\r\n')).toBe(false);
+    }
+  });
+});
+
 describe('downstream response heads', () => {
   const res = head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nKeep-Alive: timeout=5\r\n\r\n', 'response');
   const raw = Buffer.from('HTTP/1.1 200 OK\r\n', 'latin1');
@@ -48,5 +84,16 @@ describe('downstream response heads', () => {
 
   test('HTTP/1.1 and nothing hop-by-hop: forwarded byte for byte', () => {
     expect(responseNeedsRewrite(head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n', 'response'), false, false)).toBe(false);
+  });
+
+  test('"Connection: keep-alive" alone is true of this hop too: kept; any other connection option or hop-by-hop field: rebuilt', () => {
+    expect(responseNeedsRewrite(head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n\r\n', 'response'), false, false)).toBe(false);
+    for (const extra of ['Connection: keep-alive, x-hop\r\nX-Hop: 1', 'Connection: close', 'Connection: keep-alive\r\nKeep-Alive: timeout=5', 'Upgrade: h2c']) {
+      expect(responseNeedsRewrite(head(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n${extra}\r\n\r\n`, 'response'), false, false)).toBe(true);
+    }
+    // Closing, or to an HTTP/1.0 client: rebuilt, the app's keep-alive replaced by what is true of this hop.
+    const ka = head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\n', 'response');
+    expect(responseNeedsRewrite(ka, true, false)).toBe(true);
+    expect(downstreamResponseHead(raw, ka, true, false).toString('latin1')).toBe('HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n');
   });
 });
