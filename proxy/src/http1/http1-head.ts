@@ -67,6 +67,8 @@ function trimOws(s: string): string {
   return a === 0 && b === s.length ? s : s.slice(a, b);
 }
 
+// A Buffer needle: a string one is converted to bytes again on every search.
+const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 const INCOMPLETE = Object.freeze({ incomplete: true as const });
 const rejected = (r: HeadRejection): HeadResult => ({ rejected: r });
 
@@ -75,7 +77,7 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
   // Tolerate empty lines before a request (RFC 9112 section 2.2).
   let from = start;
   while (kind === 'request' && from + 1 < buf.length && buf[from] === 13 && buf[from + 1] === 10) from += 2;
-  const end = buf.indexOf('\r\n\r\n', from, 'latin1');
+  const end = buf.indexOf(HEAD_END, from);
   if (end < 0) return buf.length - start > limits.maxHeaderBytes ? rejected('header_too_large') : INCOMPLETE;
   if (end + 4 - start > limits.maxHeaderBytes) return rejected('header_too_large');
   const text = buf.toString('latin1', from, end);
