@@ -21,6 +21,8 @@ interface TesseraCommon {
   readonly tracing?: { readonly otlpEndpoint: string; readonly samplerRatio: number };
   /** `transport.multiplex`; absent: the proxy's default. */
   readonly multiplex?: boolean;
+  /** `transport.sessionsPerPeer`; absent: the proxy's default (1). */
+  readonly sessionsPerPeer?: number;
 }
 
 export interface TesseraClientProxy extends TesseraCommon {
@@ -35,7 +37,9 @@ function commonKeys(c: TesseraCommon): Record<string, unknown> {
     authorization: { ...c.authorization },
     admin: { listen: `127.0.0.1:${c.adminPort}` },
     telemetry: { accessLog: c.accessLog ?? 'off', ...(c.tracing ? { tracing: { ...c.tracing } } : {}) },
-    ...(c.multiplex !== undefined ? { transport: { multiplex: c.multiplex } } : {}),
+    ...(c.multiplex !== undefined || c.sessionsPerPeer !== undefined
+      ? { transport: { ...(c.multiplex !== undefined ? { multiplex: c.multiplex } : {}), ...(c.sessionsPerPeer !== undefined ? { sessionsPerPeer: c.sessionsPerPeer } : {}) } }
+      : {}),
   };
 }
 

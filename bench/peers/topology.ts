@@ -213,6 +213,8 @@ export interface TesseraPairOptions {
   readonly edgeTls?: LeafFiles;
   /** `transport.multiplex` of both proxies (default: the proxies' default, on). */
   readonly multiplex?: boolean;
+  /** `transport.sessionsPerPeer` of the client side (docs/transport.md); absent: the default (1). */
+  readonly sessionsPerPeer?: number;
   /** `workers:` of each side (docs/workers.md); absent: 1 (one process). */
   readonly workers?: { readonly client?: number; readonly server?: number };
 }
@@ -257,6 +259,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
     accessLog: accessLog('client'),
     ...tracing,
     ...(opts.multiplex !== undefined ? { multiplex: opts.multiplex } : {}),
+    ...(opts.sessionsPerPeer !== undefined ? { sessionsPerPeer: opts.sessionsPerPeer } : {}),
   };
   await writeFile(
     clientConf,

@@ -16,10 +16,12 @@ const ONE = 'tessera 1 + 1 (one process each)';
 const SERVER2 = 'tessera 1 + 2 workers';
 const BOTH2 = 'tessera 2 + 2 workers';
 const BOTH2_H1 = 'tessera 2 + 2 workers, HTTP/1.1 transport';
+const SERVER2_S4 = 'tessera 1 + 2 workers, 4 sessions per peer';
 
-const PAIRS: readonly { readonly name: string; readonly client: number; readonly server: number; readonly multiplex?: boolean }[] = [
+const PAIRS: readonly { readonly name: string; readonly client: number; readonly server: number; readonly multiplex?: boolean; readonly sessionsPerPeer?: number }[] = [
   { name: ONE, client: 1, server: 1 },
   { name: SERVER2, client: 1, server: 2 },
+  { name: SERVER2_S4, client: 1, server: 2, sessionsPerPeer: 4 },
   { name: BOTH2, client: 2, server: 2 },
   { name: BOTH2_H1, client: 2, server: 2, multiplex: false },
 ];
@@ -51,7 +53,12 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const variants: RoundVariant[] = [{ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode: 'keep-alive', measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }];
     for (const p of PAIRS) {
       const start = async () => {
-        const pair = await startTesseraPair(ctx.env, app.port, { name: `tessera-${p.client}-${p.server}${p.multiplex === false ? '-h1' : ''}`, workers: { client: p.client, server: p.server }, ...(p.multiplex === false ? { multiplex: false } : {}) });
+        const pair = await startTesseraPair(ctx.env, app.port, {
+          name: `tessera-${p.client}-${p.server}${p.multiplex === false ? '-h1' : ''}${p.sessionsPerPeer ? `-s${p.sessionsPerPeer}` : ''}`,
+          workers: { client: p.client, server: p.server },
+          ...(p.multiplex === false ? { multiplex: false } : {}),
+          ...(p.sessionsPerPeer ? { sessionsPerPeer: p.sessionsPerPeer } : {}),
+        });
         started.set(p.name, pair);
         return pair;
       };
@@ -78,7 +85,7 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
         ...failureNotes(measurements),
         ...shares,
         'CPU of a side is its primary plus its workers (the process tree). Load: autocannon, keep-alive HTTP/1.1.',
-        'SO_REUSEPORT spreads connections, not requests: with the multiplexed transport a client worker carries all its requests on one session, so a server with more workers than the client has sessions leaves workers idle (see the shares above); the HTTP/1.1 transport spreads its pooled connections.',
+        'SO_REUSEPORT spreads connections, not requests: with the multiplexed transport a client worker carries all its requests on one session, so a server with more workers than the client has sessions leaves workers idle (see the shares above); the HTTP/1.1 transport spreads its pooled connections. `transport.sessionsPerPeer: 4` keeps four sessions to the peer and opens each stream on the least loaded: the kernel hashes the four connections over the server workers (with 2 workers, all four land on one with probability 1/8).',
       ],
     });
   });

@@ -76,6 +76,8 @@ export interface TransportSettings {
   readonly keepaliveTimeoutMs: number;
   /** Key-exchange groups of inbound listeners and upstream mTLS, in preference order (docs/transport.md). */
   readonly tlsGroups: readonly TlsGroup[];
+  /** Multiplexed sessions kept to each peer endpoint, streams on the least loaded (to reach a peer's workers). */
+  readonly sessionsPerPeer: number;
 }
 
 export interface ProxyConfig {
@@ -250,6 +252,7 @@ export const proxySchema: ObjectSchema = {
         multiplex: { type: 'boolean', default: true, description: 'Carry the HTTP/1.1 exchanges between two Tessera proxies as streams of one mTLS connection (ALPN tessera-mux/1); peers without it get HTTP/1.1' },
         keepaliveInterval: { type: 'duration', min: 1_000, default: '15s', description: 'A keepalive PING on a multiplexed session after this long with nothing read' },
         keepaliveTimeout: { type: 'duration', min: 1_000, default: '20s', description: 'A multiplexed session whose PING is not answered within this ends (its streams fail)' },
+        sessionsPerPeer: { type: 'number', integer: true, min: 1, max: 16, default: 1, description: "Multiplexed sessions to each peer endpoint, each new stream on the least loaded; more than 1 lets one caller reach a peer's listener workers (SO_REUSEPORT spreads connections)" },
         tlsGroups: { type: 'array', minItems: 1, maxItems: TLS_GROUPS.length, items: { type: 'string', enum: TLS_GROUPS }, description: `TLS key-exchange groups between proxies, preferred first (default ${DEFAULT_TLS_GROUPS.join(', ')})` },
       },
     },
@@ -285,7 +288,7 @@ interface Raw {
   admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number; tlsGroups?: TlsGroup[] };
+  transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number; tlsGroups?: TlsGroup[]; sessionsPerPeer?: number };
   limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   routing?: RawRouting;
   logLevel?: ProxyConfig['logLevel'];
@@ -408,7 +411,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       drainTimeoutMs: l.drainTimeout ?? 20_000,
       ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
     },
-    transport: { multiplex: raw.transport?.multiplex ?? true, keepaliveIntervalMs: raw.transport?.keepaliveInterval ?? 15_000, keepaliveTimeoutMs: raw.transport?.keepaliveTimeout ?? 20_000, tlsGroups: raw.transport?.tlsGroups ?? DEFAULT_TLS_GROUPS },
+    transport: { multiplex: raw.transport?.multiplex ?? true, keepaliveIntervalMs: raw.transport?.keepaliveInterval ?? 15_000, keepaliveTimeoutMs: raw.transport?.keepaliveTimeout ?? 20_000, tlsGroups: raw.transport?.tlsGroups ?? DEFAULT_TLS_GROUPS, sessionsPerPeer: raw.transport?.sessionsPerPeer ?? 1 },
     routing: resolveRouting(raw.routing),
     logLevel: raw.logLevel ?? 'info',
     workers: raw.workers ?? 1,

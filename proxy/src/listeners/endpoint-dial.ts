@@ -30,7 +30,7 @@ export function endpointPool(ep: ServiceEndpoint, mtls: MtlsDeps, deps: Listener
 export function meshPool(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): ConnectionPool {
   const t = deps.transport;
   const mux = t.multiplex
-    ? new MuxDialer(target, mtls, { keepaliveIntervalMs: t.keepaliveIntervalMs, keepaliveTimeoutMs: t.keepaliveTimeoutMs, idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs, metrics: deps.metrics.mux })
+    ? new MuxDialer(target, mtls, { keepaliveIntervalMs: t.keepaliveIntervalMs, keepaliveTimeoutMs: t.keepaliveTimeoutMs, idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs, metrics: deps.metrics.mux, sessions: t.sessionsPerPeer })
     : null;
   return new ConnectionPool({
     connect: mux ? mux.connect : mtlsConnector(target, mtls),

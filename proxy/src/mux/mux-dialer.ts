@@ -4,7 +4,9 @@
 // changes, new streams go to a session dialed with the new SVID and the old one drains (GOAWAY, closed when its
 // streams are done). A peer that does not offer `tessera-mux/1` (a Tessera proxy with the transport off, or any
 // other mTLS HTTP/1.1 server) gets today's connection per exchange, remembered for a while so that each new
-// connection does not try the transport again.
+// connection does not try the transport again. With `sessions` > 1 (transport.sessionsPerPeer) it keeps that many
+// sessions and opens each stream on the least loaded: SO_REUSEPORT spreads connections, not streams, so this is
+// how one caller reaches several listener workers of the same peer.
 import { MUX_ALPN } from './mux-frame.js';
 import { type MuxEndReason, MuxSession } from './mux-session.js';
 import type { Connector } from '../upstream/connection-pool.js';
@@ -17,6 +19,8 @@ export interface MuxDialerOptions {
   /** A session with no stream for this long closes. */
   readonly idleTimeoutMs: number;
   readonly metrics: MuxMetrics;
+  /** Sessions kept to the peer (at least 1); dialed together on first use, each new stream on the least loaded. */
+  readonly sessions?: number;
 }
 
 type Done = Parameters<Connector>[0];
@@ -78,15 +82,32 @@ export class MuxDialer {
       this.#o.metrics.streamOpened('outbound');
       const s = d.session.open();
       done(null, s, d.resumed, () => this.#retiredNow(d));
+      // Fewer sessions than wanted (one ended, or a rotation retired them): one more, while this one serves.
+      if (this.#pending() === 0 && this.#live.length < this.#want) this.#dial();
       return;
     }
     this.#waiting.push(done);
-    // One session on the way at a time (dialing, or connected and awaiting its SETTINGS): waiters beyond what it
-    // can take dial again when it is ready.
-    if (this.#dials === 0 && !this.#live.some((x) => !x.session.ready && !x.session.ended)) this.#dial();
+    // One round of dials on the way at a time (dialing, or connected and awaiting SETTINGS): waiters beyond what it
+    // can take dial again when it is ready. With none live, the whole set is dialed at once so that the first
+    // burst of streams spreads over all of them.
+    if (this.#pending() === 0) for (let i = this.#live.length === 0 ? this.#want : 1; i > 0; i--) this.#dial();
   }
 
-  /** A ready session of the current SVID with room for a stream; older ones are set draining on the way. */
+  get #want(): number {
+    return Math.max(1, this.#o.sessions ?? 1);
+  }
+
+  /** Sessions on the way: dialing, or connected and awaiting their SETTINGS. */
+  #pending(): number {
+    let n = this.#dials;
+    for (const x of this.#live) if (!x.session.ready && !x.session.ended) n++;
+    return n;
+  }
+
+  /**
+   * The ready session of the current SVID with room for a stream and the fewest streams; older ones are set
+   * draining on the way.
+   */
   #usable(): Dialed | null {
     const generation = this.#mtls.identity.current?.generation ?? -1;
     let found: Dialed | null = null;
@@ -94,7 +115,7 @@ export class MuxDialer {
     for (const d of [...this.#live]) {
       if (d.session.ended) this.#live = this.#live.filter((x) => x !== d);
       else if (this.#stale(d, generation, now)) this.#retire(d);
-      else if (!found && d.session.canOpen) found = d;
+      else if (d.session.canOpen && (!found || d.session.streamCount < found.session.streamCount)) found = d;
     }
     return found;
   }
@@ -128,7 +149,7 @@ export class MuxDialer {
       this.#ticket,
       (err, socket, resumed) => {
         this.#dials--;
-        if (err || !socket) return this.#failWaiters(err ?? new Error('connect failed'));
+        if (err || !socket) return this.#roundFailed(err ?? new Error('connect failed'));
         if (this.#closed) {
           socket.destroy();
           return this.#failWaiters(new Error('endpoint closed'));
@@ -138,7 +159,9 @@ export class MuxDialer {
           this.#o.metrics.fallback('outbound');
           this.#plainUntilMs = this.#mtls.nowMs() + PLAIN_MEMORY_MS;
           const waiting = this.#waiting.splice(0);
-          waiting.shift()?.(null, socket, resumed ?? false);
+          const first = waiting.shift();
+          if (first) first(null, socket, resumed ?? false);
+          else socket.destroy(); // another dial of the round already served the waiters
           for (const w of waiting) this.#connect(w);
           return;
         }
@@ -149,7 +172,10 @@ export class MuxDialer {
             maxStreams: 0, // the server's limit applies: it announces it
             keepaliveIntervalMs: this.#o.keepaliveIntervalMs,
             keepaliveTimeoutMs: this.#o.keepaliveTimeoutMs,
-            onReady: () => this.#serveWaiters(),
+            // Waiters are served once the whole round is ready (or failed), so they spread over it.
+            onReady: () => {
+              if (this.#pending() === 0) this.#serveWaiters();
+            },
             onEnd: (reason) => this.#ended(d, reason),
             onWrite: () => this.#o.metrics.tlsWrite('outbound'),
             onRead: () => this.#o.metrics.tlsRead('outbound'),
@@ -171,6 +197,13 @@ export class MuxDialer {
     for (const w of waiting) this.#connect(w);
   }
 
+  /** A dial failed: the waiters fail only when nothing else of the round can serve them. */
+  #roundFailed(err: Error): void {
+    if (this.#pending() > 0) return;
+    if (this.#usable()) this.#serveWaiters();
+    else this.#failWaiters(err);
+  }
+
   #failWaiters(err: Error): void {
     for (const w of this.#waiting.splice(0)) w(err);
   }
@@ -179,10 +212,10 @@ export class MuxDialer {
     this.#o.metrics.sessionEnded('outbound', reason);
     this.#live = this.#live.filter((x) => x !== d);
     this.#draining = this.#draining.filter((x) => x !== d);
-    if (this.#waiting.length === 0) return;
+    if (this.#waiting.length === 0 || this.#pending() > 0) return;
     // Ended before its SETTINGS: a broken peer; its waiters fail (the route may retry elsewhere) rather than redial
-    // it in a loop. A session that had served is simply replaced.
-    if (!d.session.ready) this.#failWaiters(new Error(`multiplexed session ended before it was ready (${reason})`));
+    // it in a loop, unless another session of the round serves them. A session that had served is simply replaced.
+    if (!d.session.ready) this.#roundFailed(new Error(`multiplexed session ended before it was ready (${reason})`));
     else this.#serveWaiters();
   }
 

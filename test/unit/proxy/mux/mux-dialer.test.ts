@@ -139,8 +139,8 @@ async function webSide(port: number) {
   return { deps, mtls, target, install, metric };
 }
 
-function dialer(web: Awaited<ReturnType<typeof webSide>>): MuxDialer {
-  const d = new MuxDialer(web.target, web.mtls, { keepaliveIntervalMs: 60_000, keepaliveTimeoutMs: 60_000, idleTimeoutMs: 60_000, metrics: web.deps.metrics.mux });
+function dialer(web: Awaited<ReturnType<typeof webSide>>, sessions = 1): MuxDialer {
+  const d = new MuxDialer(web.target, web.mtls, { keepaliveIntervalMs: 60_000, keepaliveTimeoutMs: 60_000, idleTimeoutMs: 60_000, metrics: web.deps.metrics.mux, sessions });
   cleanups.push(() => d.close());
   return d;
 }
@@ -165,6 +165,38 @@ describe('MuxDialer', () => {
     expect(d.sessions).toBe(1);
     expect(await web.metric('tessera_upstream_connections_opened_total', { direction: 'outbound' })).toBe(1);
     expect(await web.metric('tessera_mux_streams_opened_total', { direction: 'outbound' })).toBe(4);
+  });
+
+  test('sessions: 3 dials three sessions together on first use and opens each stream on the least loaded', async () => {
+    const srv = await apiServer({ mux: true });
+    const web = await webSide(srv.port);
+    const d = dialer(web, 3);
+    const first = await Promise.all(Array.from({ length: 12 }, () => connect(d)));
+    expect(first).toHaveLength(12);
+    expect(srv.connections()).toBe(3);
+    expect(d.sessions).toBe(3);
+    await until('every SYN read', () => srv.sessions.reduce((n, s) => n + s.streamCount, 0) === 12);
+    expect(srv.sessions.map((s) => s.streamCount)).toEqual([4, 4, 4]);
+    // Every third stream (all four on the first session, in the order they were spread) ends: the next four go there.
+    for (const s of first.filter((_, i) => i % 3 === 0)) s.destroy();
+    await until('the resets read', () => srv.sessions.reduce((n, s) => n + s.streamCount, 0) === 8);
+    const loads = srv.sessions.map((s) => s.streamCount);
+    await Promise.all([connect(d), connect(d), connect(d), connect(d)]);
+    await until('the new SYNs read', () => srv.sessions.reduce((n, s) => n + s.streamCount, 0) === 12);
+    expect(srv.sessions.map((s) => s.streamCount).sort()).toEqual([4, 4, 4]);
+    expect(Math.min(...loads)).toBeLessThan(4);
+    expect(srv.connections()).toBe(3);
+  });
+
+  test('sessions: 3 against a server without tessera-mux/1: HTTP/1.1 per exchange, the spare connections of the round let go', async () => {
+    const srv = await apiServer({ mux: false });
+    const web = await webSide(srv.port);
+    const d = dialer(web, 3);
+    const socks = (await Promise.all([connect(d), connect(d)])) as tls.TLSSocket[];
+    expect(socks.map((s) => s.alpnProtocol)).toEqual(['http/1.1', 'http/1.1']);
+    await until('the spare connections closed', () => srv.plain.filter((s) => !s.destroyed && !s.readableEnded).length === 2);
+    expect(d.sessions).toBe(0);
+    for (const s of socks) s.destroy();
   });
 
   test('a server without tessera-mux/1 gets HTTP/1.1 connections, counted once as a fallback and remembered', async () => {
