@@ -4,24 +4,14 @@
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { TesseraError } from '../../../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
-import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
 import { buildIdentitySnapshot, type IdentitySnapshot } from '../../../../proxy/src/identity/identity-snapshot.js';
 import { ClientContexts, DEFAULT_TLS_GROUPS, serverGroupList, serverSecureOptions, type TlsGroup } from '../../../../proxy/src/tls/tls-contexts.js';
 import { TestCa } from '../../../helpers/test-ca.js';
+import { transportConfig as config, transportConfigError } from '../../../helpers/transport-config.js';
 
 const TD = 'example.org';
 const HYBRID_FIRST: TlsGroup[] = ['X25519MLKEM768', 'X25519', 'P-256', 'P-384'];
-
-const config = (transport: string) =>
-  parseProxyConfig(
-    `identity: { files: { certFile: c.pem, keyFile: k.pem, bundleFile: b.pem } }
-inbound:
-  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:9 }
-${transport}`,
-    '/test/proxy.yaml',
-  );
 
 describe('transport.tlsGroups', () => {
   test('default: X25519 first, the hybrid and the NIST curves after it', () => {
@@ -37,15 +27,9 @@ describe('transport.tlsGroups', () => {
     ['an empty list', 'transport: { tlsGroups: [] }', /tlsGroups/],
     ['a group twice', 'transport: { tlsGroups: [X25519, X25519MLKEM768, X25519] }', /tlsGroups\.2: "X25519" is listed twice/],
   ])('%s is refused', (_what, yaml, message) => {
-    let err: unknown;
-    try {
-      config(yaml);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(TesseraError);
-    expect((err as TesseraError).code).toBe('TESSERA_ERR_CONFIG_INVALID');
-    expect((err as Error).message).toMatch(message);
+    const err = transportConfigError(yaml);
+    expect(err.code).toBe('TESSERA_ERR_CONFIG_INVALID');
+    expect(err.message).toMatch(message);
   });
 
   test('server list: one preference tuple when classical comes first, strict order when the hybrid does', () => {
