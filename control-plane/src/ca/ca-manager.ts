@@ -76,6 +76,8 @@ export interface CaManagerOptions {
 }
 
 const MAX_REMOVED_HISTORY = 20;
+/** Tries of one mutation against commits from other replicas before TESSERA_ERR_CA_CONFLICT reaches the caller. */
+const MAX_CONFLICT_ATTEMPTS = 5;
 
 export class CaManager {
   readonly #o: CaManagerOptions;
@@ -339,13 +341,15 @@ export class CaManager {
 
   #mutate<T>(plan: (now: number) => Promise<Plan<T>>): Promise<T> {
     const run = this.#queue.then(async () => {
-      try {
-        return await this.#apply(plan);
-      } catch (e) {
-        if (!isConflict(e)) throw e;
-        // Another replica committed first (or took the lead): take its state, then decide again against it.
-        await this.#reload();
-        return this.#apply(plan);
+      for (let attempt = 1; ; attempt++) {
+        try {
+          return await this.#apply(plan);
+        } catch (e) {
+          if (!isConflict(e) || attempt >= MAX_CONFLICT_ATTEMPTS) throw e;
+          // Another replica committed first (or took the lead): take its state, then decide again against it. More
+          // than once: a replica that was behind can lose a second race to a writer that committed after its reload.
+          await this.#reload();
+        }
       }
     });
     this.#queue = run.catch(() => undefined);
