@@ -52,7 +52,7 @@ function listing({ SCENARIOS, effectiveOptions }: Harness): string {
     const e = effectiveOptions(s, {});
     lines.push(`  ${s.name.padEnd(width)}${s.summary}`);
     lines.push(
-      `  ${''.padEnd(width)}${e.primeMs ? `priming ${formatDuration(e.primeMs)} once, then ` : ''}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`,
+      `  ${''.padEnd(width)}${e.primeMs ? `priming ${formatDuration(e.primeMs)} per variant once, then ` : ''}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`,
     );
   }
   lines.push('', 'Run one with `tessera bench <scenario> [--json F]`, or all of them with `tessera bench all --json F`.');
