@@ -3,6 +3,7 @@ import type { SecureContext } from 'node:tls';
 import { type LoadResult, runAutocannon } from './autocannon-load.js';
 import { type ConnPerRequestResult, runConnPerRequest } from './conn-per-request-load.js';
 import { type H2loadResult, runH2load } from './h2load-load.js';
+import { type PacedLoadResult, runPacedLoad } from './paced-load.js';
 import { type MeasuredProcess, measureWindow } from './measure-window.js';
 import type { Measurement, ScenarioOptions } from './scenario.js';
 
@@ -24,11 +25,17 @@ export interface LoadVariantSpec {
   readonly h2load?: string;
   /** Counters read just before and just after the measured window; each difference joins the row under its name. */
   readonly windowCounters?: () => Promise<Readonly<Record<string, number>>>;
+  /**
+   * keep-alive at a fixed rate: the paced open-loop generator (harness/paced-load.ts) instead of autocannon's bursts.
+   * A connection it loses stays lost for the window (its requests count as failures), so scenarios that break
+   * upstreams on purpose keep autocannon, which reconnects.
+   */
+  readonly paced?: boolean;
   /** Called as the measured window starts (e.g. to schedule a fault inside it). */
   readonly onMeasuredStart?: () => void;
 }
 
-type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult;
+type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult | PacedLoadResult;
 
 /** h2load: connections ÷ 8 connections × 8 streams each keep the same number of requests in flight as h1. */
 export const H2_STREAMS = 8;
@@ -44,6 +51,19 @@ function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number,
       streamsPerConnection: H2_STREAMS,
       durationMs,
       ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+  }
+  // A fixed rate, plaintext or TLS without a client certificate: requests spread evenly (harness/paced-load.ts).
+  if (spec.mode === 'keep-alive' && spec.paced && opts.rateRps && !spec.tls) {
+    return runPacedLoad({
+      host: '127.0.0.1',
+      port: spec.port,
+      connections: opts.connections,
+      rateRps: opts.rateRps,
+      durationMs,
+      tls: spec.https !== undefined,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(onTick ? { onTick } : {}),
     });
   }
   if (spec.mode === 'keep-alive') {

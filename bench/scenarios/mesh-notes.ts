@@ -27,7 +27,10 @@ function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmu
       `The proxies keep their upstream (proxy-to-proxy) connections pooled or multiplexed. ${window}${rateIgnored ? ' `--rate` does not apply to this load and was ignored.' : ''}`
     );
   }
-  return `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1${opts.rateRps ? `, fixed ${opts.rateRps} req/s` : ', closed loop'}; the same for every variant. ${window}`;
+  if (opts.rateRps) {
+    return `Load: HTTP/1.1 keep-alive, ${opts.connections} connections, a fixed ${opts.rateRps} req/s open loop from the harness's paced generator (harness/paced-load.ts): request n is due at n / rate and goes on connection n mod ${opts.connections}, so arrivals are even in time (autocannon's --rate sends each connection's share in bursts); latency counts from when a request was due; the same for every variant. Priming uses autocannon, closed loop. ${window}`;
+  }
+  return `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1, closed loop; the same for every variant. ${window}`;
 }
 
 export function meshNotes(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs'>, mode: MeshMode, n: MeshRowNames, rateIgnored = false): string[] {

@@ -112,10 +112,10 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
     const app = await startApp(ctx.env);
     if (app.kind === 'node') ctx.notes.push('nginx missing: the app is a tiny Node http server (≈4× the CPU per request of the nginx app).');
     const load = (pair: PairHandle, procs: MeasuredProcess[]) => (round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode, measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick, round === 0);
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode, paced: true, measured: procs, upstreamConnections: () => pair.upstreamConnections(), ...muxCounters(pair) }, tick, round === 0);
     // Edge rows: the same autocannon settings, over TLS (keep-alive, no client certificate) to the edge listener.
     const edgeLoad = (pair: PairHandle, procs: MeasuredProcess[]) => (round: number, tick: (f: number) => void) =>
-      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick, round === 0);
+      measureLoadVariant(opts, clk, { port: pair.entryPort, mode: 'keep-alive', paced: true, https: { ca: ctx.pki.rootFile }, measured: procs, upstreamConnections: () => pair.upstreamConnections() }, tick, round === 0);
     // One edge certificate for both edges, written only when an edge row runs.
     let edgeLeaf: Promise<LeafFiles> | null = null;
     const edgeTls = () => (edgeLeaf ??= ctx.pki.writeLeaf('edge', EDGE_ID));
@@ -131,7 +131,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
     const nginx = (name: string, start: () => Promise<PairHandle>, m: typeof load) => (ctx.binaries.nginx ? pairVariant(ctx, app, name, start, m) : skippedVariant(name, 'nginx not installed'));
     const haproxy = (name: string, start: () => Promise<PairHandle>) => (ctx.binaries.haproxy ? pairVariant(ctx, app, name, start, load) : skippedVariant(name, 'haproxy not installed'));
     const starts: Record<string, () => Promise<RoundVariant> | RoundVariant> = {
-      [DIRECT]: () => ({ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }),
+      [DIRECT]: () => ({ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, paced: true, measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }),
       [TESSERA]: () => pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), load),
       [TESSERA_H1]: () => pairVariant(ctx, app, TESSERA_H1, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h1-pair', multiplex: false }), load),
       [TESSERA_LOG]: () => pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), load),

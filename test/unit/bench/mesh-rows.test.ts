@@ -81,7 +81,8 @@ test('notes follow the mode: the connection-per-request load, and a --rate that 
   expect(cpr[0]).toContain('`--rate` does not apply');
   expect(cpr.join('\n')).not.toContain('Edge rows');
   const ka = meshNotes({ ...opts, rateRps: 1000 }, 'keep-alive', names);
-  expect(ka[0]).toContain('autocannon, HTTP/1.1 keep-alive, 32 connections, pipelining 1, fixed 1000 req/s');
+  expect(ka[0]).toContain("HTTP/1.1 keep-alive, 32 connections, a fixed 1000 req/s open loop from the harness's paced generator");
+  expect(meshNotes(opts, 'keep-alive', names)[0]).toContain('autocannon, HTTP/1.1 keep-alive, 32 connections, pipelining 1, closed loop');
   expect(ka.join('\n')).toContain('Edge rows');
   expect(ka.join('\n')).toContain(`"${HAPROXY_H2}": HTTP/1.1 in, HTTP/2 over mTLS`);
 });
