@@ -10,13 +10,12 @@ import { certsReport } from './admin/certs-report.js';
 import { Latch, Readiness } from './admin/readiness.js';
 import { probeServedLeaf } from './admin/served-check.js';
 import { ServedVerifier } from './admin/served-verifier.js';
-import { openPolicyDir } from './authz/open-policy-dir.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { InboundConfig, OutboundConfig, ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
-import { openIdentitySource } from './identity/open-identity-source.js';
+import { openSources } from './identity/open-sources.js';
 import type { Listener } from './listeners/listener.js';
 import { type ListenerDeps, listenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
@@ -46,7 +45,6 @@ export interface RunningProxy {
   shutdown(): Promise<void>;
 }
 
-type Stoppable = { stop(): void };
 
 const isH2 = (c: InboundConfig | OutboundConfig) => c.protocol === 'http2' || c.protocol === 'grpc';
 /** Between telling the registry this proxy drains and closing its listeners: callers learn of it and pick others. */
@@ -91,11 +89,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const controlPlaneMetrics = config.identity.kind === 'controlPlane' ? { controlPlaneMetrics: new (await import('./telemetry/control-plane-metrics.js')).ControlPlaneMetrics(registry) } : {};
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, ...controlPlaneMetrics, log, clock });
-  const stoppables: Stoppable[] = [source];
-  if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
-  else if (!source.deliversPolicies) policies.setPolicies([]); // no policy source: the default action decides (deny unless configured otherwise)
+  const { source, stoppables } = await openSources(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
 
   // Made once identity is in (below); the readiness check and shutdown read it.
   let mesh: MeshDiscovery | undefined;

@@ -10,12 +10,11 @@ import { certsReport } from '../admin/certs-report.js';
 import { Latch, Readiness } from '../admin/readiness.js';
 import { probeServedLeaf } from '../admin/served-check.js';
 import { ServedVerifier } from '../admin/served-verifier.js';
-import { openPolicyDir } from '../authz/open-policy-dir.js';
 import type { ProxyConfig } from '../config/proxy-config.js';
 import { redactedConfig } from '../config/redact-config.js';
 import { IdentityStore } from '../identity/identity-store.js';
 import { JwtBundleHolder } from '../identity/jwt-bundle-holder.js';
-import { openIdentitySource } from '../identity/open-identity-source.js';
+import { openSources } from '../identity/open-sources.js';
 import type { StartedListener } from '../listeners/listener-group.js';
 import type { ProxyRuntime, RunningProxy } from '../main.js';
 import type { MeshDiscovery } from '../routing/mesh-discovery.js';
@@ -27,7 +26,6 @@ import { encodeDenyList, encodeDirectory, encodeIdentity, encodePolicies } from 
 import { WorkerPool } from './worker-pool.js';
 import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, workerRestartCounter } from './worker-views.js';
 
-type Stoppable = { stop(): void };
 const DEREGISTER_PROPAGATION_MS = 500;
 /** Beyond the listeners' drain deadline, before a worker that has not exited is killed. */
 const DRAIN_MARGIN_MS = 5_000;
@@ -68,11 +66,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   policies.observe(() => pool.publish({ policies: encodePolicies(policies)! }));
   denyList.subscribe((list) => pool.publish({ denyList: encodeDenyList(list) }));
 
-  const controlPlaneMetrics = config.identity.kind === 'controlPlane' ? { controlPlaneMetrics: new (await import('../telemetry/control-plane-metrics.js')).ControlPlaneMetrics(registry) } : {};
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, ...controlPlaneMetrics, log, clock });
-  const stoppables: Stoppable[] = [source];
-  if (config.authorization.policiesDir) stoppables.push(openPolicyDir(config.authorization.policiesDir, policies, metrics, log));
-  else if (!source.deliversPolicies) policies.setPolicies([]);
+  const { source, stoppables } = await openSources(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
 
   const servedTarget = () => {
     const first = config.inbound[0];
