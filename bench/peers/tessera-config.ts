@@ -33,13 +33,12 @@ export interface TesseraClientProxy extends TesseraCommon {
 }
 
 function commonKeys(c: TesseraCommon): Record<string, unknown> {
+  const transport = { ...(c.multiplex !== undefined ? { multiplex: c.multiplex } : {}), ...(c.sessionsPerPeer !== undefined ? { sessionsPerPeer: c.sessionsPerPeer } : {}) };
   return {
     authorization: { ...c.authorization },
     admin: { listen: `127.0.0.1:${c.adminPort}` },
     telemetry: { accessLog: c.accessLog ?? 'off', ...(c.tracing ? { tracing: { ...c.tracing } } : {}) },
-    ...(c.multiplex !== undefined || c.sessionsPerPeer !== undefined
-      ? { transport: { ...(c.multiplex !== undefined ? { multiplex: c.multiplex } : {}), ...(c.sessionsPerPeer !== undefined ? { sessionsPerPeer: c.sessionsPerPeer } : {}) } }
-      : {}),
+    ...(Object.keys(transport).length > 0 ? { transport } : {}),
   };
 }
 

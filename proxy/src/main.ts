@@ -45,7 +45,6 @@ export interface RunningProxy {
   shutdown(): Promise<void>;
 }
 
-
 const isH2 = (c: InboundConfig | OutboundConfig) => c.protocol === 'http2' || c.protocol === 'grpc';
 /** Between telling the registry this proxy drains and closing its listeners: callers learn of it and pick others. */
 const DEREGISTER_PROPAGATION_MS = 500;

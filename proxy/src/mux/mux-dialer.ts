@@ -42,6 +42,8 @@ export class MuxDialer {
   readonly #plainTarget: MtlsTarget;
   readonly #mtls: MtlsDeps;
   readonly #o: MuxDialerOptions;
+  /** Sessions wanted to the peer (transport.sessionsPerPeer). */
+  readonly #want: number;
   readonly #ticket: SessionMemory = {};
   readonly #plainTicket: SessionMemory = {};
   /** Sessions that take new streams (or will, once their SETTINGS arrive). */
@@ -60,6 +62,7 @@ export class MuxDialer {
     this.#plainTarget = target;
     this.#mtls = mtls;
     this.#o = opts;
+    this.#want = Math.max(1, opts.sessions ?? 1);
     this.connect = (done) => this.#connect(done);
   }
 
@@ -91,10 +94,6 @@ export class MuxDialer {
     // can take dial again when it is ready. With none live, the whole set is dialed at once so that the first
     // burst of streams spreads over all of them.
     if (this.#pending() === 0) for (let i = this.#live.length === 0 ? this.#want : 1; i > 0; i--) this.#dial();
-  }
-
-  get #want(): number {
-    return Math.max(1, this.#o.sessions ?? 1);
   }
 
   /** Sessions on the way: dialing, or connected and awaiting their SETTINGS. */
