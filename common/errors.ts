@@ -103,6 +103,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_BENCH_RESULTS_INVALID: entry(INVALID_ARGUMENT, 400, 'A benchmark results file is not the JSON that `tessera bench --json` writes.'),
   TESSERA_ERR_BENCH_LOAD_FAILED: entry(UNAVAILABLE, 503, 'The load test got no successful response from the target (errors and status counts are named).'),
   TESSERA_ERR_BENCH_LOAD_ERRORS: entry(UNAVAILABLE, 503, 'The load test\'s failed share (TLS/connection failures, non-2xx answers, timeouts) is above --max-error-rate (each count is named).'),
+  TESSERA_ERR_BENCH_LOAD_GENERATOR_MISSING: entry(FAILED_PRECONDITION, 412, 'The load generator asked for (`tessera bench --load wrk`) is not installed and could not be installed (not root, or apt-get failed); the message says how to get it.'),
   TESSERA_ERR_BENCH_LOAD_UNTRUSTED: entry(UNAUTHENTICATED, 403, 'The load target\'s certificate chain does not verify against the --ca bundle (the reason is named).'),
 
   // --- Authorization policy (common/policy/, cli/commands/policy-check.ts) ---

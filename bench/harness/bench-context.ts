@@ -96,6 +96,7 @@ export function scenarioResult(
       durationMs: o.durationMs,
       connections: o.connections,
       ...(o.rateRps ? { rateRps: o.rateRps } : {}),
+      ...(o.wrk ? { load: 'wrk' } : {}),
       ...(parts.options ?? {}),
     },
     measurements: parts.measurements,

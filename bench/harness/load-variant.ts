@@ -4,6 +4,7 @@ import { type LoadResult, runAutocannon } from './autocannon-load.js';
 import { type ConnPerRequestResult, runConnPerRequest } from './conn-per-request-load.js';
 import { type H2loadResult, runH2load } from './h2load-load.js';
 import { type PacedLoadResult, runPacedLoad } from './paced-load.js';
+import { runWrk, type WrkResult } from './wrk-load.js';
 import { type MeasuredProcess, measureWindow } from './measure-window.js';
 import type { Measurement, ScenarioOptions } from './scenario.js';
 
@@ -35,7 +36,7 @@ export interface LoadVariantSpec {
   readonly onMeasuredStart?: () => void;
 }
 
-type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult | PacedLoadResult;
+type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult | PacedLoadResult | WrkResult;
 
 /** h2load: connections ÷ 8 connections × 8 streams each keep the same number of requests in flight as h1. */
 export const H2_STREAMS = 8;
@@ -64,6 +65,17 @@ function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number,
       tls: spec.https !== undefined,
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(onTick ? { onTick } : {}),
+    });
+  }
+  // wrk has no client certificate option: mTLS rows stay with autocannon.
+  if (spec.mode === 'keep-alive' && opts.wrk && !opts.rateRps && !spec.tls) {
+    return runWrk({
+      wrk: opts.wrk.binary,
+      script: opts.wrk.script,
+      url: `${spec.https ? 'https' : 'http'}://127.0.0.1:${spec.port}/`,
+      connections: opts.connections,
+      durationMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
   if (spec.mode === 'keep-alive') {

@@ -28,6 +28,29 @@ function exec(cmd: string, args: readonly string[], timeoutMs = 300_000): Promis
   });
 }
 
+const canInstall = () => process.getuid?.() === 0 && findBinary('apt-get') !== null;
+
+/** `apt-get install`, with one `apt-get update` retry; the failure's last lines, or null when it worked. */
+async function aptInstall(pkgs: readonly string[]): Promise<string | null> {
+  let r = await exec('apt-get', ['install', '-y', '-q', ...pkgs]);
+  if (r.code !== 0) {
+    await exec('apt-get', ['update', '-q']);
+    r = await exec('apt-get', ['install', '-y', '-q', ...pkgs]);
+  }
+  return r.code === 0 ? null : `apt-get install ${pkgs.join(' ')} failed: ${r.out.trim().split('\n').slice(-2).join(' ')}`;
+}
+
+/** wrk for `--load wrk`: found on PATH, or installed from Debian as root; null with the reason when neither. */
+export async function ensureWrk(log: (line: string) => void): Promise<{ readonly wrk: string } | { readonly missing: string }> {
+  const found = findBinary('wrk');
+  if (found) return { wrk: found };
+  if (!canInstall()) return { missing: 'wrk is not installed and the harness does not run as root: install it with `apt-get install -y wrk`' };
+  log('installing wrk (Debian package) for --load wrk');
+  const failure = await aptInstall(['wrk']);
+  const wrk = findBinary('wrk');
+  return wrk ? { wrk } : { missing: failure ?? 'wrk was installed but is not on PATH' };
+}
+
 export interface PeerBinaries {
   readonly nginx: string | null;
   readonly haproxy: string | null;
@@ -45,14 +68,10 @@ export async function ensurePeerBinaries(log: (line: string) => void, wanted: { 
   const missing = () => [wanted.nginx && !findBinary('nginx') ? 'nginx-light' : null, wanted.haproxy && !findBinary('haproxy') ? 'haproxy' : null].filter((x): x is string => x !== null);
   let pkgs = missing();
   if (pkgs.length > 0) {
-    if (process.getuid?.() === 0 && findBinary('apt-get')) {
+    if (canInstall()) {
       log(`installing ${pkgs.join(' ')} (Debian packages) for the peer comparison`);
-      let r = await exec('apt-get', ['install', '-y', '-q', ...pkgs]);
-      if (r.code !== 0) {
-        await exec('apt-get', ['update', '-q']);
-        r = await exec('apt-get', ['install', '-y', '-q', ...pkgs]);
-      }
-      if (r.code !== 0) notes.push(`apt-get install ${pkgs.join(' ')} failed: ${r.out.trim().split('\n').slice(-2).join(' ')}`);
+      const failure = await aptInstall(pkgs);
+      if (failure) notes.push(failure);
     } else {
       notes.push(`${pkgs.join(' and ')} missing and not running as root: install with \`apt-get install -y ${pkgs.join(' ')}\` to compare against them`);
     }

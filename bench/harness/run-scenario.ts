@@ -2,7 +2,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { TesseraError } from '../../common/errors.js';
+import { ensureWrk } from './peer-binaries.js';
 import type { ProgressSink } from './progress.js';
+import { writeWrkScript } from './wrk-load.js';
 import type { BenchScenario, ScenarioOptions, ScenarioResult } from './scenario.js';
 
 export interface RunOverrides {
@@ -12,6 +15,8 @@ export interface RunOverrides {
   readonly rounds?: number;
   readonly connections?: number;
   readonly rateRps?: number;
+  /** The keep-alive load generator: autocannon (default) or wrk. */
+  readonly load?: 'autocannon' | 'wrk';
   /** Keep the work dir (configs, logs, certificates) for inspection instead of deleting it. */
   readonly keepWorkDir?: boolean;
 }
@@ -42,18 +47,19 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
   const workDir = await mkdtemp(join(tmpdir(), `tessera-bench-${s.name}-`));
   const eff = effectiveOptions(s, o);
   sink.log(
-    `tessera bench ${s.name}: ${eff.rounds} rounds, ${eff.primeMs ? `priming ${eff.primeMs} ms per variant once, ` : ''}warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}; work dir ${workDir}`,
+    `tessera bench ${s.name}: ${eff.rounds} rounds, ${eff.primeMs ? `priming ${eff.primeMs} ms per variant once, ` : ''}warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}${o.load === 'wrk' ? ', keep-alive load by wrk' : ''}; work dir ${workDir}`,
   );
-  const opts: ScenarioOptions = {
-    ...eff,
-    workDir,
-    log: sink.log,
-    progress: sink.progress,
-    signal,
-    ...(o.rateRps ? { rateRps: o.rateRps } : {}),
-  };
   let ok = false;
   try {
+    const opts: ScenarioOptions = {
+      ...eff,
+      workDir,
+      log: sink.log,
+      progress: sink.progress,
+      signal,
+      ...(o.rateRps ? { rateRps: o.rateRps } : {}),
+      ...(o.load === 'wrk' ? { wrk: await wrkLoad(workDir, sink.log) } : {}),
+    };
     const result = withDefaultConnections(await s.run(opts), effectiveOptions(s, {}).connections);
     ok = true;
     return { result, workDir: o.keepWorkDir ? workDir : null };
@@ -62,4 +68,10 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
     if (!o.keepWorkDir && ok) await rm(workDir, { recursive: true, force: true });
     else if (!ok) sink.log(`logs and configs kept in ${workDir}`);
   }
+}
+
+async function wrkLoad(workDir: string, log: (line: string) => void): Promise<{ binary: string; script: string }> {
+  const found = await ensureWrk(log);
+  if ('missing' in found) throw new TesseraError('TESSERA_ERR_BENCH_LOAD_GENERATOR_MISSING', found.missing);
+  return { binary: found.wrk, script: await writeWrkScript(workDir) };
 }

@@ -21,6 +21,11 @@ export interface ScenarioOptions {
   readonly progress: (fraction: number, label: string) => void;
   /** Fixed offered load in requests/s across all connections (same for every variant); absent = closed loop. */
   readonly rateRps?: number;
+  /**
+   * `--load wrk`: closed-loop keep-alive rows without a client certificate are driven by wrk (this binary, with
+   * this report hook) instead of autocannon; absent = autocannon.
+   */
+  readonly wrk?: { readonly binary: string; readonly script: string };
   /** Aborted on Ctrl-C or a fatal error: stop driving load and stop every process the scenario started. */
   readonly signal?: AbortSignal;
 }

@@ -67,7 +67,7 @@ export function reportOrder(a: ScenarioResult, b: ScenarioResult): number {
 
 /**
  * What sets a run apart in the contents: "128 connections" when runs of its scenario differ in connections (or it
- * left the scenario's default), "fixed 1000 req/s" for a fixed-rate run.
+ * left the scenario's default), "fixed 1000 req/s" for a fixed-rate run, "load by wrk" for a `--load wrk` run.
  */
 export function runTitle(r: ScenarioResult, all: readonly ScenarioResult[]): string {
   const parts: string[] = [];
@@ -75,6 +75,7 @@ export function runTitle(r: ScenarioResult, all: readonly ScenarioResult[]): str
   const siblings = new Set(all.filter((x) => x.scenario === r.scenario).map((x) => x.options['connections']));
   if (typeof conns === 'number' && (siblings.size > 1 || r.options['defaultConnections'] !== undefined)) parts.push(`${conns} connections`);
   if (typeof r.options['rateRps'] === 'number') parts.push(`fixed offered load ${r.options['rateRps']} req/s`);
+  if (r.options['load'] === 'wrk') parts.push('load by wrk');
   return parts.join(', ');
 }
 

@@ -15,6 +15,7 @@ export function rerunCommands(results: readonly ScenarioResult[], resultsDir: st
       typeof o['durationMs'] === 'number' ? `--duration ${o['durationMs']}ms` : '',
       typeof o['connections'] === 'number' ? `--connections ${o['connections']}` : '',
       typeof o['rateRps'] === 'number' ? `--rate ${o['rateRps']}` : '',
+      o['load'] === 'wrk' ? '--load wrk' : '',
     ].filter(Boolean);
     lines.push(`npx tessera bench ${r.scenario} ${flags.join(' ')} --json ${join(resultsDir, `${resultKey(r)}.json`)}`);
   }

@@ -16,7 +16,7 @@ export interface MeshRowNames {
   readonly nginxEdge: string;
 }
 
-function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs'>, mode: MeshMode, rateIgnored: boolean): string {
+function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs' | 'wrk'>, mode: MeshMode, rateIgnored: boolean): string {
   const prime = opts.primeMs
     ? ` Before its first round each variant carried ${opts.primeMs} ms of closed-loop load, not measured: V8 keeps compiling for the first tens of thousands of requests, a cost a long-running proxy pays once (without it, a fixed 1,000 req/s measured mostly the compiler).`
     : '';
@@ -30,10 +30,13 @@ function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmu
   if (opts.rateRps) {
     return `Load: HTTP/1.1 keep-alive, ${opts.connections} connections, a fixed ${opts.rateRps} req/s open loop from the harness's paced generator (harness/paced-load.ts): request n is due at n / rate and goes on connection n mod ${opts.connections}, so arrivals are even in time (autocannon's --rate sends each connection's share in bursts); latency counts from when a request was due; the same for every variant. Priming uses autocannon, closed loop. ${window}`;
   }
+  if (opts.wrk) {
+    return `Load: wrk (\`wrk -t1 -c${opts.connections}\`, one thread, a C process of its own, as the independent harnesses that check these figures run it), HTTP/1.1 keep-alive, ${opts.connections} connections, closed loop; the same for every variant, priming included. Latency percentiles are wrk's own. ${window}`;
+  }
   return `Load: autocannon, HTTP/1.1 keep-alive, ${opts.connections} connections, pipelining 1, closed loop; the same for every variant. ${window}`;
 }
 
-export function meshNotes(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs'>, mode: MeshMode, n: MeshRowNames, rateIgnored = false): string[] {
+export function meshNotes(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmupMs' | 'primeMs' | 'durationMs' | 'wrk'>, mode: MeshMode, n: MeshRowNames, rateIgnored = false): string[] {
   const common = [
     loadNote(opts, mode, rateIgnored),
     'CPU = utime+stime of all threads (and child processes) from /proc/<pid>/stat around the measured window, divided by completed requests. Ratios are taken per round against the same round, then the median (min–max) over rounds.',

@@ -28,6 +28,16 @@ export function positiveNumberFlag(args: ParsedArgs, name: string, integer: bool
   return n;
 }
 
+/** `--load`: which generator drives closed-loop keep-alive load; wrk has no fixed rate (the paced generator does). */
+export function loadFlag(args: ParsedArgs): 'autocannon' | 'wrk' {
+  const v = stringFlag(args, 'load') ?? 'autocannon';
+  if (v !== 'autocannon' && v !== 'wrk') throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--load must be autocannon or wrk, got "${v}"`);
+  if (v === 'wrk' && stringFlag(args, 'rate') !== undefined) {
+    throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--load wrk drives a closed loop; a fixed --rate is driven by the paced generator (leave --load out)');
+  }
+  return v;
+}
+
 /**
  * The harness (scenarios, load generators, crypto floor) is loaded only when a benchmark runs: every command lives in
  * one CLI, so a static import would put ~14 MB of bench code into every `tessera proxy` process's RSS.
@@ -70,7 +80,7 @@ function textSummary(r: ScenarioResult, markdownTable: Harness['markdownTable'])
 export const benchCommand: Command = {
   path: ['bench'],
   summary: 'Run a benchmark scenario (mesh, reuse, handshake, rotation, ...) against nginx/HAProxy peers in the same run',
-  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--json F]',
+  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--load autocannon|wrk] [--json F]',
   details:
     'Starts every process it measures on loopback (app, Tessera proxies, nginx/HAProxy peers — installed with apt-get when missing and running as root), ' +
     'drives load, samples CPU time and RSS from /proc, and stops everything it started (also on Ctrl-C). ' +
@@ -84,6 +94,7 @@ export const benchCommand: Command = {
     rounds: { type: 'string', value: 'N', description: 'Rounds; every round measures every variant once, in rotated order (default 5)' },
     connections: { type: 'string', value: 'N', description: 'Concurrent client connections (default 32)' },
     rate: { type: 'string', value: 'R', description: 'Fixed offered load in requests/s (default: closed loop)' },
+    load: { type: 'string', value: 'GEN', description: 'Closed-loop keep-alive load generator: autocannon (default) or wrk (one thread; rows with a client certificate stay autocannon)' },
     json: { type: 'string', value: 'FILE', description: 'Write the machine-readable results here (an array for `all`)' },
     'keep-work-dir': { type: 'boolean', description: 'Keep configs, logs and certificates of the run for inspection' },
   },
@@ -106,6 +117,7 @@ export const benchCommand: Command = {
       ...(positiveNumberFlag(args, 'rounds', true) ? { rounds: positiveNumberFlag(args, 'rounds', true)! } : {}),
       ...(positiveNumberFlag(args, 'connections', true) ? { connections: positiveNumberFlag(args, 'connections', true)! } : {}),
       ...(positiveNumberFlag(args, 'rate', false) ? { rateRps: positiveNumberFlag(args, 'rate', false)! } : {}),
+      ...(loadFlag(args) === 'wrk' ? { load: 'wrk' as const } : {}),
       keepWorkDir: boolFlag(args, 'keep-work-dir'),
     };
     const jsonFile = stringFlag(args, 'json');

@@ -83,6 +83,9 @@ test('notes follow the mode: the connection-per-request load, and a --rate that 
   const ka = meshNotes({ ...opts, rateRps: 1000 }, 'keep-alive', names);
   expect(ka[0]).toContain("HTTP/1.1 keep-alive, 32 connections, a fixed 1000 req/s open loop from the harness's paced generator");
   expect(meshNotes(opts, 'keep-alive', names)[0]).toContain('autocannon, HTTP/1.1 keep-alive, 32 connections, pipelining 1, closed loop');
+  const byWrk = meshNotes({ ...opts, wrk: { binary: '/usr/bin/wrk', script: 'x.lua' } }, 'keep-alive', names)[0];
+  expect(byWrk).toContain('Load: wrk (`wrk -t1 -c32`');
+  expect(byWrk).not.toContain('autocannon');
   expect(ka.join('\n')).toContain('Edge rows');
   expect(ka.join('\n')).toContain(`"${HAPROXY_H2}": HTTP/1.1 in, HTTP/2 over mTLS`);
 });

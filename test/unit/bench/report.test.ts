@@ -47,6 +47,16 @@ describe('rerunCommands', () => {
   });
 });
 
+test('a --load wrk run is keyed, titled and rerun apart from the autocannon run', () => {
+  const byWrk: ScenarioResult = { ...mesh, options: { ...mesh.options, load: 'wrk' } };
+  expect(resultKey(byWrk)).toBe('mesh-wrk');
+  expect(resultKey({ ...byWrk, options: { ...byWrk.options, connections: 128, defaultConnections: 32 } })).toBe('mesh-c128-wrk');
+  expect(runTitle(byWrk, [mesh, byWrk])).toBe('load by wrk');
+  expect(rerunCommands([byWrk], 'bench/results', 'bench/RESULTS.md')[1]).toBe(
+    'npx tessera bench mesh --rounds 2 --warmup 1000ms --duration 3000ms --connections 32 --load wrk --json bench/results/mesh-wrk.json',
+  );
+});
+
 describe('renderReport', () => {
   const { markdown, charts } = renderReport([mesh, { ...mesh, scenario: 'authz', measurements: [], summary: [{ variant: 'x', 'decisions/s': 123456 }] }], {
     chartsDir: 'charts',
