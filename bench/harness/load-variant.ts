@@ -67,14 +67,15 @@ function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number,
       ...(onTick ? { onTick } : {}),
     });
   }
-  // wrk has no client certificate option: mTLS rows stay with autocannon.
-  if (spec.mode === 'keep-alive' && opts.wrk && !opts.rateRps && !spec.tls) {
+  // wrk has no client certificate option: mTLS rows stay with the harness's generators.
+  if ((spec.mode === 'keep-alive' || spec.mode === 'conn-per-request') && opts.wrk && !opts.rateRps && !spec.tls) {
     return runWrk({
       wrk: opts.wrk.binary,
       script: opts.wrk.script,
       url: `${spec.https ? 'https' : 'http'}://127.0.0.1:${spec.port}/`,
       connections: opts.connections,
       durationMs,
+      close: spec.mode === 'conn-per-request',
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }

@@ -1,7 +1,8 @@
-// Keep-alive HTTP/1.1 closed-loop load with wrk (`--load wrk`): a C generator on one thread, as the independent
-// harnesses that check these figures use, so that on a 2-core machine the load costs the proxies less CPU than
-// autocannon, which runs inside the harness's own Node process. The figures come from a Lua `done` hook that prints
-// one JSON line (wrk's own HdrHistogram percentiles, in µs), not from its human-readable report.
+// HTTP/1.1 closed-loop load with wrk (`--load wrk`), keep-alive or a new connection per request: a C generator on
+// one thread, as the independent harnesses that check these figures use, so that on a 2-core machine the load takes
+// less CPU from the proxies than autocannon or the harness's own generators, which run in its Node process. The
+// figures come from a Lua `done` hook that prints one JSON line (wrk's own HdrHistogram percentiles, in µs), not
+// from its human-readable report.
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -105,16 +106,18 @@ export interface WrkOptions {
   readonly connections: number;
   /** wrk counts whole seconds: rounded, at least 1 s. */
   readonly durationMs: number;
+  /** `Connection: close` on every request: a new connection per request (wrk reconnects after each answer). */
+  readonly close?: boolean;
   readonly signal?: AbortSignal;
 }
 
-/** One wrk run: one thread, `connections` keep-alive connections, a closed loop for the duration. */
+/** One wrk run: one thread, `connections` keep-alive connections (or a new one per request), a closed loop for the duration. */
 export function runWrk(o: WrkOptions): Promise<WrkResult> {
   const seconds = Math.max(1, Math.round(o.durationMs / 1000));
   return new Promise((resolve, reject) => {
     const child = execFile(
       o.wrk,
-      ['-t1', `-c${o.connections}`, `-d${seconds}s`, '--timeout', '10s', '-s', o.script, o.url],
+      ['-t1', `-c${o.connections}`, `-d${seconds}s`, '--timeout', '10s', ...(o.close ? ['-H', 'Connection: close'] : []), '-s', o.script, o.url],
       { timeout: seconds * 1000 + 30_000, maxBuffer: 4 << 20 },
       (err, stdout, stderr) => {
         const said = `${stdout}${stderr}`.trim();

@@ -21,6 +21,9 @@ function loadNote(opts: Pick<ScenarioOptions, 'connections' | 'rateRps' | 'warmu
     ? ` Before its first round each variant carried ${opts.primeMs} ms of closed-loop load, not measured: V8 keeps compiling for the first tens of thousands of requests, a cost a long-running proxy pays once (without it, a fixed 1,000 req/s measured mostly the compiler).`
     : '';
   const window = `Warm-up ${opts.warmupMs} ms, measured ${opts.durationMs} ms.${prime}`;
+  if (mode === 'conn-per-request' && opts.wrk) {
+    return `Load: a NEW plaintext TCP connection per request, from wrk (\`wrk -t1 -c${opts.connections} -H "Connection: close"\`: the server closes after each answer and wrk connects again), ${opts.connections} connections; the same for every row, to the client-side proxy (to the app for the direct row). The proxies keep their upstream (proxy-to-proxy) connections pooled or multiplexed. ${window}`;
+  }
   if (mode === 'conn-per-request') {
     return (
       `Load: a NEW plaintext TCP connection per request (\`Connection: close\`), ${opts.connections} concurrent closed loops (connect → one GET → close), the harness's own generator (harness/conn-per-request-load.ts); the same for every row, to the client-side proxy (to the app for the direct row). ` +

@@ -1,6 +1,6 @@
-// wrk as the keep-alive load generator (`tessera bench --load wrk`): the real wrk binary against real local servers,
-// its figures read from the report hook's line (counts, statuses apart, wrk's own percentiles); output without that
-// line is refused; a refused connection is an error, never a success.
+// wrk as the load generator (`tessera bench --load wrk`): the real wrk binary against real local servers, keep-alive
+// and a connection per request, its figures read from the report hook's line (counts, statuses apart, wrk's own
+// percentiles); output without that line is refused; a refused connection is an error, never a success.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -69,6 +69,20 @@ describe.skipIf(!wrk)('runWrk (the real wrk)', () => {
     expect(r.latency.p50Ms).toBeLessThanOrEqual(r.latency.p99Ms);
     expect(r.latency.p99Ms).toBeLessThanOrEqual(r.latency.p999Ms);
     expect(r.latency.p999Ms).toBeLessThanOrEqual(r.latency.maxMs);
+  });
+
+  test('close: a new connection for every request, each answered', async () => {
+    let connections = 0;
+    const server = createServer((_req, res) => res.end('ok'));
+    server.on('connection', () => connections++);
+    servers.push(server);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const r = await runWrk({ wrk: wrk!, script, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/`, connections: 2, durationMs: 1000, close: true });
+    expect(r.ok2xx).toBeGreaterThan(20);
+    expect(r.errors).toBe(0);
+    // One per answer, plus wrk's connect probe before it starts and each connection's reconnect after its last answer.
+    expect(connections).toBeGreaterThanOrEqual(r.responses);
+    expect(connections - r.responses).toBeLessThanOrEqual(1 + 2);
   });
 
   test('a port nobody listens on: connection errors, no success', async () => {
