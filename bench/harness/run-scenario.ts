@@ -47,7 +47,7 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
   const workDir = await mkdtemp(join(tmpdir(), `tessera-bench-${s.name}-`));
   const eff = effectiveOptions(s, o);
   sink.log(
-    `tessera bench ${s.name}: ${eff.rounds} rounds, ${eff.primeMs ? `priming ${eff.primeMs} ms per variant once, ` : ''}warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}${o.load === 'wrk' ? ', keep-alive load by wrk' : ''}; work dir ${workDir}`,
+    `tessera bench ${s.name}: ${eff.rounds} rounds, ${eff.primeMs ? `priming ${eff.primeMs} ms per variant once, ` : ''}warm-up ${eff.warmupMs} ms + ${eff.durationMs} ms measured per variant, ${eff.connections} connections${o.rateRps ? `, ${o.rateRps} req/s` : ''}${o.load === 'wrk' ? ', load by wrk' : ''}; work dir ${workDir}`,
   );
   let ok = false;
   try {
