@@ -3,7 +3,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { type SecureContext, connect as tlsConnect } from 'node:tls';
-import { LatencyHistogram, type LatencySummary } from './latency-histogram.js';
+import { LatencyHistogram } from './latency-histogram.js';
+import type { LoadOutcome } from './load-outcome.js';
 
 export interface ConnPerRequestOptions {
   readonly host: string;
@@ -17,16 +18,7 @@ export interface ConnPerRequestOptions {
   readonly onTick?: (elapsedMs: number, responses: number) => void;
 }
 
-export interface ConnPerRequestResult {
-  readonly elapsedMs: number;
-  readonly responses: number;
-  readonly ok2xx: number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly reqPerSec: number;
-  readonly latency: LatencySummary;
-  readonly errorSamples: readonly string[];
-}
+export type ConnPerRequestResult = LoadOutcome;
 
 /** One request on one fresh connection; resolves with the status code (0 on a transport error). */
 function oneRequest(o: ConnPerRequestOptions, request: Buffer): Promise<{ status: number; error?: string }> {

@@ -1,18 +1,9 @@
 // HTTP/2 load with h2load (nghttp2-client) when installed: h2c with prior knowledge, N connections × M streams.
 import { execFile } from 'node:child_process';
-import type { LatencySummary } from './latency-histogram.js';
+import type { LoadOutcome } from './load-outcome.js';
 
-export interface H2loadResult {
-  readonly elapsedMs: number;
-  readonly responses: number;
-  readonly ok2xx: number;
-  readonly non2xx: number;
-  readonly errors: number;
-  readonly reqPerSec: number;
-  /** h2load reports min/max/mean per request, no percentiles: those are NaN. */
-  readonly latency: LatencySummary;
-  readonly errorSamples: readonly string[];
-}
+/** h2load reports min/max/mean per request, no percentiles: those are NaN. */
+export type H2loadResult = LoadOutcome;
 
 function toMs(value: string, unit: string): number {
   const v = Number(value);

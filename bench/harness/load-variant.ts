@@ -1,11 +1,12 @@
 // One load measurement through an entry port: warm-up run, then a measured run with CPU/RSS sampled around it.
 import type { SecureContext } from 'node:tls';
-import { type LoadResult, runAutocannon } from './autocannon-load.js';
-import { type ConnPerRequestResult, runConnPerRequest } from './conn-per-request-load.js';
-import { type H2loadResult, runH2load } from './h2load-load.js';
-import { type PacedLoadResult, runPacedLoad } from './paced-load.js';
-import { runWrk, type WrkResult } from './wrk-load.js';
+import { runAutocannon } from './autocannon-load.js';
+import { runConnPerRequest } from './conn-per-request-load.js';
+import { runH2load } from './h2load-load.js';
+import type { LoadOutcome } from './load-outcome.js';
 import { type MeasuredProcess, measureWindow } from './measure-window.js';
+import { runPacedLoad } from './paced-load.js';
+import { runWrk } from './wrk-load.js';
 import type { Measurement, ScenarioOptions } from './scenario.js';
 
 /** keep-alive: autocannon HTTP/1.1; conn-per-request: a new connection per request; h2: h2load, h2c prior knowledge. */
@@ -36,12 +37,10 @@ export interface LoadVariantSpec {
   readonly onMeasuredStart?: () => void;
 }
 
-type AnyLoad = LoadResult | ConnPerRequestResult | H2loadResult | PacedLoadResult | WrkResult;
-
 /** h2load: connections ÷ 8 connections × 8 streams each keep the same number of requests in flight as h1. */
 export const H2_STREAMS = 8;
 
-function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number, tick?: (elapsedMs: number) => void): Promise<AnyLoad> {
+function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number, tick?: (elapsedMs: number) => void): Promise<LoadOutcome> {
   const onTick = tick ? (ms: number) => tick(ms) : undefined;
   if (spec.mode === 'h2') {
     if (!spec.h2load) throw new Error('h2load not installed');

@@ -6,21 +6,10 @@
 import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { LatencySummary } from './latency-histogram.js';
+import type { LoadOutcome } from './load-outcome.js';
 
-export interface WrkResult {
-  readonly elapsedMs: number;
-  /** Completed responses of any status. */
-  readonly responses: number;
-  /** wrk counts a status below 400 as a success (the apps under test answer 200). */
-  readonly ok2xx: number;
-  readonly non2xx: number;
-  /** Connect, read and write errors plus timeouts. */
-  readonly errors: number;
-  readonly reqPerSec: number;
-  readonly latency: LatencySummary;
-  readonly errorSamples: readonly string[];
-}
+/** wrk counts a status below 400 as a success (the apps under test answer 200); errors are socket errors and timeouts. */
+export type WrkResult = LoadOutcome;
 
 const MARK = 'TESSERA-WRK ';
 
