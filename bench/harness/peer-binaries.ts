@@ -40,7 +40,7 @@ async function aptInstall(pkgs: readonly string[]): Promise<string | null> {
   return r.code === 0 ? null : `apt-get install ${pkgs.join(' ')} failed: ${r.out.trim().split('\n').slice(-2).join(' ')}`;
 }
 
-/** wrk for `--load wrk`: found on PATH, or installed from Debian as root; null with the reason when neither. */
+/** wrk for `--load wrk`: found on PATH, or installed from Debian as root; else why it is missing. */
 export async function ensureWrk(log: (line: string) => void): Promise<{ readonly wrk: string } | { readonly missing: string }> {
   const found = findBinary('wrk');
   if (found) return { wrk: found };

@@ -15,7 +15,7 @@ export interface RunOverrides {
   readonly rounds?: number;
   readonly connections?: number;
   readonly rateRps?: number;
-  /** The keep-alive load generator: autocannon (default) or wrk. */
+  /** The closed-loop load generator (keep-alive and connection-per-request rows): autocannon and the harness's own (default), or wrk. */
   readonly load?: 'autocannon' | 'wrk';
   /** Keep the work dir (configs, logs, certificates) for inspection instead of deleting it. */
   readonly keepWorkDir?: boolean;
