@@ -94,7 +94,7 @@ export const benchCommand: Command = {
     rounds: { type: 'string', value: 'N', description: 'Rounds; every round measures every variant once, in rotated order (default 5)' },
     connections: { type: 'string', value: 'N', description: 'Concurrent client connections (default 32)' },
     rate: { type: 'string', value: 'R', description: 'Fixed offered load in requests/s (default: closed loop)' },
-    load: { type: 'string', value: 'GEN', description: 'Closed-loop keep-alive load generator: autocannon (default) or wrk (one thread; rows with a client certificate stay autocannon)' },
+    load: { type: 'string', value: 'GEN', description: "Closed-loop load generator: autocannon and the harness's own (default), or wrk (one thread; keep-alive, or a connection per request in mesh-cpr; rows with a client certificate keep the default)" },
     json: { type: 'string', value: 'FILE', description: 'Write the machine-readable results here (an array for `all`)' },
     'keep-work-dir': { type: 'boolean', description: 'Keep configs, logs and certificates of the run for inspection' },
   },
