@@ -7,6 +7,7 @@ import { samplePssKb, sampleTree } from '../harness/proc-stat.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { formatRatio, formatSpread, perRoundDifferences, perRoundRatios, spread } from '../harness/stats.js';
 import { EDGE_ID, type LeafFiles } from '../harness/bench-pki.js';
+import { startNodeFloorPair } from '../peers/node-floor-pair.js';
 import { sumMetric } from '../peers/tessera-config.js';
 import {
   type AppHandle,
@@ -34,6 +35,8 @@ export const HAPROXY_H2 = 'haproxy pair, h2 upstream';
 export const TESSERA_TRACE = 'tessera pair + tracing';
 export const TESSERA_EDGE = 'tessera edge → sidecar';
 export const NGINX_EDGE = 'nginx edge → nginx sidecar';
+/** Two Node processes, one multiplexed mTLS connection, none of a sidecar's work (harness/children/node-floor.ts). */
+export const NODE_FLOOR = 'node floor pair';
 const EDGES = [TESSERA_EDGE, NGINX_EDGE];
 
 /** Edge rows are compared with the nginx edge in the nginx columns, and with nothing in the HAProxy ones. */
@@ -94,9 +97,10 @@ export async function pairVariant(
 
 /** The rows a mode measures: every row with keep-alive clients; the pairs and direct with a connection per request. */
 export function meshRows(mode: MeshMode): string[] {
+  // The node floor parses nothing, so it would pass a caller's `Connection: close` on to the app: keep-alive only.
   const core = [DIRECT, TESSERA, TESSERA_H1, NGINX, HAPROXY, HAPROXY_H2];
   if (mode === 'conn-per-request') return core;
-  return [DIRECT, TESSERA, TESSERA_H1, TESSERA_LOG, TESSERA_TRACE, NGINX, HAPROXY, HAPROXY_H2, TESSERA_EDGE, NGINX_EDGE];
+  return [DIRECT, TESSERA, TESSERA_H1, TESSERA_LOG, TESSERA_TRACE, NGINX, HAPROXY, HAPROXY_H2, NODE_FLOOR, TESSERA_EDGE, NGINX_EDGE];
 }
 
 const ROW_NAMES = { tessera: TESSERA, tesseraH1: TESSERA_H1, tesseraLog: TESSERA_LOG, tesseraTrace: TESSERA_TRACE, haproxy: HAPROXY, haproxyH2: HAPROXY_H2, tesseraEdge: TESSERA_EDGE, nginxEdge: NGINX_EDGE };
@@ -139,6 +143,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       [NGINX]: () => nginx(NGINX, () => startNginxPair(ctx.env, app.port), load),
       [HAPROXY]: () => haproxy(HAPROXY, () => startHaproxyPair(ctx.env, app.port)),
       [HAPROXY_H2]: () => haproxy(HAPROXY_H2, () => startHaproxyPair(ctx.env, app.port, { h2Upstream: true })),
+      [NODE_FLOOR]: () => pairVariant(ctx, app, NODE_FLOOR, () => startNodeFloorPair(ctx.env, app.port), load),
       [TESSERA_EDGE]: async () => pairVariant(ctx, app, TESSERA_EDGE, async () => startTesseraPair(ctx.env, app.port, { name: 'tessera-edge', edgeTls: await edgeTls() }), edgeLoad),
       [NGINX_EDGE]: () => nginx(NGINX_EDGE, async () => startNginxPair(ctx.env, app.port, { edgeTls: await edgeTls() }), edgeLoad),
     };
@@ -154,6 +159,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       ...memoryHeadline(measurements, TESSERA),
       ...pairHeadlines(measurements, TESSERA_H1, summaryOpts),
       ...memoryHeadline(measurements, TESSERA_H1),
+      ...floorHeadlines(measurements, names),
     ];
     if (mode === 'keep-alive') {
       headlines.push(...accessLogHeadlines(measurements), ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA), ...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
@@ -167,6 +173,13 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       notes: [...ctx.notes, ...failureNotes(measurements), ...meshNotes(opts, mode, ROW_NAMES, rateIgnored), ...(delivery ? [delivery] : [])],
     });
   });
+}
+
+/** How far Tessera is above Node's own floor for this shape, and where that floor stands against nginx. */
+function floorHeadlines(ms: readonly Measurement[], names: string[]): string[] {
+  if (!names.includes(NODE_FLOOR)) return [];
+  const vs = (subject: string, baseline: string) => pairHeadlines(ms, subject, { variants: names, peerBaselines: [baseline] });
+  return [...vs(TESSERA, NODE_FLOOR), ...vs(NODE_FLOOR, NGINX), ...memoryHeadline(ms, NODE_FLOOR)];
 }
 
 /** A Tessera pair's multiplexed-transport counters around the window: TLS writes and reads of each side's sessions. */

@@ -2,7 +2,7 @@
 // the summaries, per-side CPU ratios in the headlines, and RSS/PSS idle → under load per side.
 import { expect, test } from 'vitest';
 import type { Measurement } from '../../../bench/harness/scenario.js';
-import { DIRECT, HAPROXY, HAPROXY_H2, NGINX, TESSERA, TESSERA_EDGE, TESSERA_H1, meshBaselineFor, meshCprScenario, meshRows, meshScenario } from '../../../bench/scenarios/mesh.js';
+import { DIRECT, HAPROXY, HAPROXY_H2, NGINX, NODE_FLOOR, TESSERA, TESSERA_EDGE, TESSERA_H1, meshBaselineFor, meshCprScenario, meshRows, meshScenario } from '../../../bench/scenarios/mesh.js';
 import { meshNotes } from '../../../bench/scenarios/mesh-notes.js';
 import { PSS_COLUMN, RSS_COLUMN, growthOverIdle, memoryCells, memoryHeadline } from '../../../bench/scenarios/pair-memory.js';
 import { pairHeadlines, pairSummaryRows, shortName } from '../../../bench/scenarios/pair-summary.js';
@@ -26,8 +26,8 @@ const m = (variant: string, round: number, client: number, server: number, extra
 test('keep-alive mode measures every row; a connection per request the pairs and direct, both HAProxy upstreams included', () => {
   expect(meshRows('conn-per-request')).toEqual([DIRECT, TESSERA, TESSERA_H1, NGINX, HAPROXY, HAPROXY_H2]);
   const all = meshRows('keep-alive');
-  expect(all).toEqual(expect.arrayContaining([...meshRows('conn-per-request'), TESSERA_EDGE]));
-  expect(all).toHaveLength(10);
+  expect(all).toEqual(expect.arrayContaining([...meshRows('conn-per-request'), TESSERA_EDGE, NODE_FLOOR]));
+  expect(all).toHaveLength(11);
   expect(findScenario('mesh-cpr')).toBe(meshCprScenario);
   expect(findScenario('mesh')).toBe(meshScenario);
   // The edge rows have no HAProxy counterpart, h2 upstream or not.

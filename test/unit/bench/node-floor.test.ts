@@ -1,0 +1,91 @@
+// The mesh scenarios' node floor pair (bench/harness/children/node-floor.ts) as two real processes with the bench's
+// real PKI in front of a real app: every answer comes back whole to the caller that asked (the stream ids route it),
+// sequentially on one keep-alive connection and interleaved over many; the server side refuses a caller without a
+// client certificate, so the row measures mTLS like the others.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, get, type Server } from 'node:http';
+import { Agent } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, expect, test } from 'vitest';
+import { BenchPki, CLIENT_ID, SERVER_DNS, SERVER_ID } from '../../../bench/harness/bench-pki.js';
+import type { SupervisedProcess } from '../../../shared-io/process-supervisor.js';
+import { startTestProcess } from '../../helpers/ready-process.js';
+
+const script = fileURLToPath(new URL('../../../bench/harness/children/node-floor.ts', import.meta.url));
+let dir = '';
+let app: Server;
+let serverPort = 0;
+let entryPort = 0;
+const procs: SupervisedProcess[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-node-floor-'));
+  const pki = await BenchPki.create(dir);
+  const [client, server] = [await pki.writeLeaf('client', CLIENT_ID), await pki.writeLeaf('server', SERVER_ID)];
+  // The app answers with the path it was asked for, so a misrouted answer shows.
+  app = createServer((req, res) => {
+    res.setHeader('content-length', Buffer.byteLength(req.url!));
+    res.end(req.url);
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+  const start = async (role: string, leaf: typeof client, extra: object) => {
+    const p = await startTestProcess({
+      name: `node-floor-${role}`,
+      command: process.execPath,
+      args: ['--no-warnings', script, JSON.stringify({ role, listenPort: 0, certFile: leaf.chainFile, keyFile: leaf.keyFile, caFile: pki.rootFile, ...extra })],
+      ready: { line: /^ready \d+/ },
+    });
+    procs.push(p);
+    return Number(/^ready (\d+)/.exec(p.readyLine!)![1]);
+  };
+  serverPort = await start('server', server, { appPort: (app.address() as AddressInfo).port });
+  entryPort = await start('client', client, { upstreamPort: serverPort, servername: SERVER_DNS });
+});
+
+afterAll(async () => {
+  for (const p of procs) await p.stop();
+  await new Promise<void>((r) => app.close(() => r()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+function fetchVia(agent: Agent, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    get({ host: '127.0.0.1', port: entryPort, path, agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        body += c;
+      });
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    }).on('error', reject);
+  });
+}
+
+test('one keep-alive connection: each answer whole, in order', async () => {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  for (let i = 0; i < 20; i++) expect(await fetchVia(agent, `/seq/${i}`)).toEqual({ status: 200, body: `/seq/${i}` });
+  agent.destroy();
+});
+
+test('many connections at once: every answer reaches the caller that asked', async () => {
+  const agent = new Agent({ keepAlive: true, maxSockets: 16 });
+  const paths = Array.from({ length: 160 }, (_, i) => `/many/${i}/${'x'.repeat(i % 7)}`);
+  const got = await Promise.all(paths.map((p) => fetchVia(agent, p)));
+  expect(got.map((g) => g.body)).toEqual(paths);
+  expect(new Set(got.map((g) => g.status))).toEqual(new Set([200]));
+  agent.destroy();
+});
+
+test('the server side requires a client certificate', async () => {
+  const outcome = await new Promise<string>((resolve) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: serverPort, rejectUnauthorized: false });
+    s.on('secureConnect', () => s.write('x'));
+    s.on('error', (e) => resolve(`error: ${e.message}`));
+    s.on('close', () => resolve('closed'));
+  });
+  expect(outcome).toMatch(/^error: .*certificate required/i);
+});
