@@ -1,14 +1,14 @@
 // The "node floor" pair of the mesh scenario: what one multiplexed mTLS connection between two Node processes costs
-// with none of a sidecar's work — no HTTP parsing or validation on the client side, no authorization, XFCC, metrics,
-// access log, flow control, limits or reconnect. A measuring stick, not a proxy: it handles exactly the keep-alive
-// traffic the bench sends (small GETs, each in one read; answers with a Content-Length), and nothing else. Its CPU
-// per request shows how much of Tessera's is Node's own floor for this shape and how much is Tessera's features.
+// with none of a sidecar's work — no HTTP parsing at all, no authorization, XFCC, metrics, access log, flow control,
+// limits or reconnect. A measuring stick, not a proxy: bytes are moved, never read, so it serves exactly the
+// keep-alive traffic the bench sends and nothing else. Its CPU per request shows how much of Tessera's is Node's own
+// floor for this shape and how much is Tessera's features.
 //
-// argv[2] = JSON. client: {role, listenPort, upstreamPort, certFile, keyFile, caFile, servername}: plaintext HTTP/1.1
-// in, every read framed as [u32 stream id][u32 length][bytes] onto one mTLS connection, answers routed back by id.
-// server: {role, listenPort, appPort, certFile, keyFile, caFile}: mTLS in (client certificate required), each
-// stream's bytes to a pooled keep-alive connection to the app (one exchange at a time), the answer framed back.
-// Both coalesce one event-loop turn's frames into one TLS write (setImmediate). Prints "ready <port>".
+// argv[2] = JSON. client: {role, listenPort, upstreamPort, certFile, keyFile, caFile, servername}: plaintext in, every
+// read of a caller framed as [u32 stream id][u32 length][bytes] onto one mTLS connection, the answers' bytes routed
+// back by id. server: {role, listenPort, appPort, certFile, keyFile, caFile}: mTLS in (client certificate required),
+// each stream given its own keep-alive connection to the app, whose bytes go back framed with the stream's id. Both
+// coalesce one event-loop turn's frames into one TLS write (setImmediate). Prints "ready <port>".
 import { readFileSync } from 'node:fs';
 import { connect as netConnect, createServer as netServer, type Socket } from 'node:net';
 import { connect as tlsConnect, createServer as tlsServer, type TLSSocket } from 'node:tls';
@@ -26,9 +26,6 @@ interface FloorArgs {
 
 const args = JSON.parse(process.argv[2] ?? '{}') as FloorArgs;
 const material = { cert: readFileSync(args.certFile), key: readFileSync(args.keyFile), ca: readFileSync(args.caFile) };
-const HEAD_END = Buffer.from('\r\n\r\n');
-const CONTENT_LENGTH = /\r\ncontent-length:[ \t]*(\d+)/i;
-
 
 /** Frames written in one event-loop turn leave in one TLS write. */
 function framedWriter(sock: TLSSocket): (id: number, payload: Buffer) => void {
@@ -95,51 +92,27 @@ function client(): void {
   up.once('secureConnect', () => server.listen(args.listenPort, '127.0.0.1', () => ready(server)));
 }
 
-/** A keep-alive connection to the app that carries one exchange at a time and hands back whole answers. */
-class AppConn {
-  readonly socket: Socket;
-  #buf: Buffer | null = null;
-  onAnswer: ((answer: Buffer) => void) | null = null;
-  constructor(port: number, release: (c: AppConn) => void) {
-    this.socket = netConnect({ host: '127.0.0.1', port, noDelay: true });
-    this.socket.on('data', (d: Buffer) => {
-      const b = this.#buf ? Buffer.concat([this.#buf, d]) : d;
-      const end = b.indexOf(HEAD_END);
-      const length = end < 0 ? -1 : end + 4 + Number(CONTENT_LENGTH.exec(b.toString('latin1', 0, end))?.[1] ?? 0);
-      if (length < 0 || b.length < length) {
-        this.#buf = b;
-        return;
-      }
-      this.#buf = null;
-      const answer = this.onAnswer;
-      this.onAnswer = null;
-      release(this);
-      answer?.(b.subarray(0, length));
-    });
-    this.socket.on('error', () => this.socket.destroy());
-  }
-}
-
 function server(): void {
-  const idle: AppConn[] = [];
-  const release = (c: AppConn) => idle.push(c);
   const s = tlsServer({ ...material, requestCert: true, rejectUnauthorized: true }, (t) => {
     t.setNoDelay(true);
     t.on('error', () => t.destroy());
     const send = framedWriter(t);
-    // A request in several frames stays on the app connection its first frame took.
-    const busy = new Map<number, AppConn>();
+    // One keep-alive app connection per stream, for the stream's life: requests (pipelined ones too) and answers
+    // keep their order without parsing either.
+    const apps = new Map<number, Socket>();
     readFrames(t, (id, payload) => {
-      let c = busy.get(id);
-      if (!c) {
-        c = idle.pop() ?? new AppConn(args.appPort!, release);
-        busy.set(id, c);
-        c.onAnswer = (answer) => {
-          busy.delete(id);
-          send(id, answer);
-        };
+      let app = apps.get(id);
+      if (!app) {
+        const c = netConnect({ host: '127.0.0.1', port: args.appPort!, noDelay: true });
+        c.on('data', (d: Buffer) => send(id, d));
+        c.on('error', () => c.destroy());
+        apps.set(id, c);
+        app = c;
       }
-      c.socket.write(payload);
+      app.write(payload);
+    });
+    t.on('close', () => {
+      for (const c of apps.values()) c.destroy();
     });
   });
   s.listen(args.listenPort, '127.0.0.1', () => ready(s));

@@ -1,11 +1,11 @@
 // The mesh scenarios' node floor pair (bench/harness/children/node-floor.ts) as two real processes with the bench's
 // real PKI in front of a real app: every answer comes back whole to the caller that asked (the stream ids route it),
-// sequentially on one keep-alive connection and interleaved over many; the server side refuses a caller without a
-// client certificate, so the row measures mTLS like the others.
+// sequentially on one keep-alive connection, interleaved over many, and pipelined; the server side refuses a caller
+// without a client certificate, so the row measures mTLS like the others.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, get, type Server } from 'node:http';
 import { Agent } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -78,6 +78,23 @@ test('many connections at once: every answer reaches the caller that asked', asy
   expect(got.map((g) => g.body)).toEqual(paths);
   expect(new Set(got.map((g) => g.status))).toEqual(new Set([200]));
   agent.destroy();
+});
+
+test('pipelined requests on one connection: the answers come back whole and in order', async () => {
+  const text = await new Promise<string>((resolve, reject) => {
+    const s = netConnect({ host: '127.0.0.1', port: entryPort }, () => s.write(['/p/1', '/p/22', '/p/333'].map((p) => `GET ${p} HTTP/1.1\r\nhost: x\r\n\r\n`).join('')));
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => {
+      got += c;
+      if (got.endsWith('/p/333')) {
+        s.destroy();
+        resolve(got);
+      }
+    });
+    s.on('error', reject);
+  });
+  expect(text.split('HTTP/1.1 200 OK').slice(1).map((a) => a.slice(a.indexOf('\r\n\r\n') + 4))).toEqual(['/p/1', '/p/22', '/p/333']);
 });
 
 test('the server side requires a client certificate', async () => {
