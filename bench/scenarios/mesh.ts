@@ -243,7 +243,7 @@ export function accessLogHeadlines(ms: readonly Measurement[]): string[] {
 export const meshScenario: BenchScenario = {
   name: 'mesh',
   summary:
-    'Direct app vs Tessera pair (multiplexed / HTTP/1.1 transport, access log, tracing) vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS/PSS',
+    'Direct app vs Tessera pair (multiplexed / HTTP/1.1 transport, access log, tracing) vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs and a featureless Node floor pair, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS/PSS',
   defaults: { rounds: 5, primeMs: 3_000, warmupMs: 300, durationMs: 1_500, connections: 32 },
   run: (opts) => runMesh(opts, 'keep-alive'),
 };
