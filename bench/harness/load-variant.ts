@@ -66,12 +66,13 @@ function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number,
       ...(onTick ? { onTick } : {}),
     });
   }
+  const url = `${spec.tls || spec.https ? 'https' : 'http'}://127.0.0.1:${spec.port}/`;
   // wrk has no client certificate option: mTLS rows stay with the harness's generators.
   if ((spec.mode === 'keep-alive' || spec.mode === 'conn-per-request') && opts.wrk && !opts.rateRps && !spec.tls) {
     return runWrk({
       wrk: opts.wrk.binary,
       script: opts.wrk.script,
-      url: `${spec.https ? 'https' : 'http'}://127.0.0.1:${spec.port}/`,
+      url,
       connections: opts.connections,
       durationMs,
       close: spec.mode === 'conn-per-request',
@@ -79,9 +80,8 @@ function drive(opts: ScenarioOptions, spec: LoadVariantSpec, durationMs: number,
     });
   }
   if (spec.mode === 'keep-alive') {
-    const scheme = spec.tls || spec.https ? 'https' : 'http';
     return runAutocannon({
-      url: `${scheme}://127.0.0.1:${spec.port}/`,
+      url,
       connections: opts.connections,
       durationMs,
       ...(opts.rateRps ? { rateRps: opts.rateRps } : {}),

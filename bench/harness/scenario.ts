@@ -22,8 +22,8 @@ export interface ScenarioOptions {
   /** Fixed offered load in requests/s across all connections (same for every variant); absent = closed loop. */
   readonly rateRps?: number;
   /**
-   * `--load wrk`: closed-loop keep-alive rows without a client certificate are driven by wrk (this binary, with
-   * this report hook) instead of autocannon; absent = autocannon.
+   * `--load wrk`: closed-loop rows without a client certificate, keep-alive and connection-per-request, are driven
+   * by wrk (this binary, with this report hook) instead of autocannon and the harness's own generator; absent = those.
    */
   readonly wrk?: { readonly binary: string; readonly script: string };
   /** Aborted on Ctrl-C or a fatal error: stop driving load and stop every process the scenario started. */

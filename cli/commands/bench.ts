@@ -28,7 +28,7 @@ export function positiveNumberFlag(args: ParsedArgs, name: string, integer: bool
   return n;
 }
 
-/** `--load`: which generator drives closed-loop keep-alive load; wrk has no fixed rate (the paced generator does). */
+/** `--load`: which generator drives closed-loop load (keep-alive and connection per request); wrk has no fixed rate (the paced generator does). */
 export function loadFlag(args: ParsedArgs): 'autocannon' | 'wrk' {
   const v = stringFlag(args, 'load') ?? 'autocannon';
   if (v !== 'autocannon' && v !== 'wrk') throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--load must be autocannon or wrk, got "${v}"`);

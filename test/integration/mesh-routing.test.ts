@@ -46,12 +46,13 @@ function isEven(out: readonly Outcome[]): boolean {
  * A balanced load run, failed unless each replica answers 25–42 %. The balancer is latency-aware and rightly sends
  * less to a replica that answers slower; on a loaded 2-core CI machine a replica's process is now and then
  * descheduled for a stretch, so an uneven run is run once more (on its own path, so each run's access-log lines stay
- * apart) and that one must be even. The message has each replica's latency and the caller's view of it.
+ * apart) and that one must be even. The message has each replica's latency and the caller's view of it. Returns the
+ * path of the even run.
  */
-async function evenRun(listener: 'api' | 'api-h2', path: string, load: (path: string) => Promise<readonly Outcome[]>): Promise<{ out: readonly Outcome[]; path: string }> {
+async function evenRun(listener: 'api' | 'api-h2', path: string, load: (path: string) => Promise<readonly Outcome[]>): Promise<string> {
   const first = await load(path);
   expect(failures(first)).toEqual([]);
-  if (isEven(first)) return { out: first, path };
+  if (isEven(first)) return path;
   const again = `${path}-again`;
   const second = await load(again);
   expect(failures(second)).toEqual([]);
@@ -59,12 +60,12 @@ async function evenRun(listener: 'api' | 'api-h2', path: string, load: (path: st
     const view = JSON.stringify((await mesh.endpoints(listener)).map((e) => [e.address, e.state, e.ewmaMs, e.outstanding]));
     expect.fail(`uneven twice: ${balanceReport(first, names)}; then ${balanceReport(second, names)}; caller /endpoints: ${view}`);
   }
-  return { out: second, path: again };
+  return again;
 }
 
 describe('mesh routing: balance', () => {
   test('3 replicas, 3,000 requests over keep-alive connections: each replica answers 25–42 %; /endpoints, metrics and the access log name them', async () => {
-    const { path } = await evenRun('api', '/even', (p) => startLoad({ port: mesh.port('api'), concurrency: 12, total: 3_000, path: p }).done);
+    const path = await evenRun('api', '/even', (p) => startLoad({ port: mesh.port('api'), concurrency: 12, total: 3_000, path: p }).done);
 
     const view = await mesh.endpoints();
     expect(view.map((e) => e.address).sort()).toEqual(mesh.replicas.map((r) => r.address).sort());
