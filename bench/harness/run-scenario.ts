@@ -44,6 +44,8 @@ export function withDefaultConnections(r: ScenarioResult, defaultConnections: nu
 }
 
 export async function runScenario(s: BenchScenario, o: RunOverrides, sink: ProgressSink, signal: AbortSignal): Promise<{ result: ScenarioResult; workDir: string | null }> {
+  // Before the work dir: a missing generator is a precondition, with nothing to keep for inspection.
+  const wrk = o.load === 'wrk' ? await wrkBinary(sink.log) : null;
   const workDir = await mkdtemp(join(tmpdir(), `tessera-bench-${s.name}-`));
   const eff = effectiveOptions(s, o);
   sink.log(
@@ -58,7 +60,7 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
       progress: sink.progress,
       signal,
       ...(o.rateRps ? { rateRps: o.rateRps } : {}),
-      ...(o.load === 'wrk' ? { wrk: await wrkLoad(workDir, sink.log) } : {}),
+      ...(wrk ? { wrk: { binary: wrk, script: await writeWrkScript(workDir) } } : {}),
     };
     const result = withDefaultConnections(await s.run(opts), effectiveOptions(s, {}).connections);
     ok = true;
@@ -70,8 +72,8 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
   }
 }
 
-async function wrkLoad(workDir: string, log: (line: string) => void): Promise<{ binary: string; script: string }> {
+async function wrkBinary(log: (line: string) => void): Promise<string> {
   const found = await ensureWrk(log);
   if ('missing' in found) throw new TesseraError('TESSERA_ERR_BENCH_LOAD_GENERATOR_MISSING', found.missing);
-  return { binary: found.wrk, script: await writeWrkScript(workDir) };
+  return found.wrk;
 }
