@@ -10,7 +10,9 @@ export type AuthorizeDeps = Pick<ListenerDeps, 'policies' | 'identity' | 'metric
 /** The decision for `request` against the destination this proxy serves, counted in tessera_authz_decisions_total. */
 export function authorize(d: AuthorizeDeps, request: Omit<AuthzRequest, 'destination' | 'nowMs'>): Decision {
   const nowMs = d.nowMs();
-  const decision = evaluate(d.policies.current, { ...request, destination: d.identity.current!.id, nowMs });
+  // Fields named, not spread: this runs per request.
+  const r = request;
+  const decision = evaluate(d.policies.current, { source: r.source, destination: d.identity.current!.id, port: r.port, method: r.method, path: r.path, protocol: r.protocol, nowMs });
   d.metrics.authzDecision(decision.allowed, decision.mode, decision.policy);
   if (!decision.allowed) d.denials?.record(decision.policy, 'deny', request.source, nowMs);
   const audit = decision.audit;

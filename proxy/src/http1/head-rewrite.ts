@@ -1,11 +1,25 @@
 // Rebuilding heads on the way through: connection-specific (hop-by-hop) headers are dropped per RFC 9110
 // section 7.6.1, including those the Connection header names; the proxy's own headers are added.
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
-import { type HttpHead, headerTokens } from './http1-head.js';
+import { type HttpHead, headerTokens, lowerEquals } from './http1-head.js';
 import type { ForwardPlan } from './http1-session-types.js';
 
-/** Always connection-specific. Transfer-Encoding is kept: bodies pass through with their framing intact. */
-const HOP_BY_HOP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade']);
+/**
+ * Always connection-specific. Transfer-Encoding is kept: bodies pass through with their framing intact. A switch,
+ * not a Set: asked of every header of every head, whose names are new strings, and a Set would hash each one.
+ */
+function isHopByHop(n: string): boolean {
+  switch (n) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'te':
+    case 'upgrade':
+      return true;
+    default:
+      return false;
+  }
+}
 
 function dropped(head: HttpHead): ReadonlySet<string> | null {
   const named = headerTokens(head, 'connection').filter((t) => t !== 'close' && t !== 'keep-alive' && t !== 'transfer-encoding');
@@ -16,7 +30,7 @@ function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> |
   const named = dropped(head);
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
-    if (HOP_BY_HOP.has(n) || named?.has(n) || strip?.has(n)) continue;
+    if (isHopByHop(n) || named?.has(n) || strip?.has(n)) continue;
     out += `${n}: ${head.values[i]}\r\n`;
   }
   return out;
@@ -45,7 +59,7 @@ export function upstreamRequestHead(head: HttpHead, plan: ForwardPlan, upgrade: 
 function keepsRequestHead(raw: Buffer, head: HttpHead, plan: ForwardPlan, upgrade: string | null): boolean {
   if (upgrade !== null || head.minor !== 1 || plan.target !== undefined || raw[0] === 13) return false;
   const strip = plan.strip;
-  for (const n of head.names) if (HOP_BY_HOP.has(n) || strip?.has(n)) return false;
+  for (const n of head.names) if (isHopByHop(n) || strip?.has(n)) return false;
   return true;
 }
 
@@ -74,13 +88,15 @@ export function addedResponseHeaders(headers: Readonly<Record<string, string>> |
   return { names: new Set(Object.keys(headers).map((n) => n.toLowerCase())), lines };
 }
 
+const isKeepAlive = (v: string) => v.length === 10 && lowerEquals(v, 0, 'keep-alive');
+
 /** Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client). */
 export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null): boolean {
   if (closing || http10 || added) return true;
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
     // "Connection: keep-alive" (nginx's default) says of this hop what it says of the app's: it may stay.
-    if (HOP_BY_HOP.has(n) && !(n === 'connection' && head.values[i]!.toLowerCase() === 'keep-alive')) return true;
+    if (isHopByHop(n) && !(n === 'connection' && isKeepAlive(head.values[i]!))) return true;
   }
   return false;
 }

@@ -33,7 +33,6 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // Only origin-form, absolute-form or "*": llhttp refuses any other target ("h:443", "a", "?x") on a non-CONNECT
 // request.
 const TARGET = /^(?:\*|(?:\/|[A-Za-z][A-Za-z0-9+\-.]*:\/\/)[\x21\x22\x24-\x7e]*)$/;
-const STATUS = /^\d{3}$/;
 
 // A head's text between its first byte and its final CRLFCRLF: field-value characters, lines joined by CRLF.
 const HEAD_TEXT = /^[\t\x20-\x7e\x80-\xff]*(?:\r\n[\t\x20-\x7e\x80-\xff]*)*$/;
@@ -47,6 +46,16 @@ function isToken(text: string, a: number, b: number): boolean {
   for (let i = a; i < b; i++) {
     const c = text.charCodeAt(i);
     if (c >= 128 || TCHAR[c] === 0) return false;
+  }
+  return true;
+}
+
+/** Whether text[a..b) is all ASCII digits, and text that long (a status code, a Content-Length). */
+function isDigits(text: string, a: number, b: number): boolean {
+  if (text.length < b) return false;
+  for (let i = a; i < b; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
   }
   return true;
 }
@@ -69,6 +78,8 @@ function trimOws(s: string): string {
 
 // A Buffer needle: a string one is converted to bytes again on every search.
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
+/** Reads up to this size are searched for the head's end as text (below); larger ones as bytes, not decoded whole. */
+const SEARCH_AS_TEXT = 2048;
 const INCOMPLETE = Object.freeze({ incomplete: true as const });
 const rejected = (r: HeadRejection): HeadResult => ({ rejected: r });
 
@@ -77,10 +88,21 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
   // Tolerate empty lines before a request (RFC 9112 section 2.2).
   let from = start;
   while (kind === 'request' && from + 1 < buf.length && buf[from] === 13 && buf[from + 1] === 10) from += 2;
-  const end = buf.indexOf(HEAD_END, from);
+  let end: number;
+  let text: string;
+  if (buf.length - from <= SEARCH_AS_TEXT) {
+    // A small read (a whole head, or a head and a small body): decoded once and searched as a string, which costs
+    // one call into C++ where a Buffer search costs two.
+    const all = buf.toString('latin1', from);
+    const at = all.indexOf('\r\n\r\n');
+    end = at < 0 ? -1 : from + at;
+    text = at < 0 ? '' : all.slice(0, at);
+  } else {
+    end = buf.indexOf(HEAD_END, from);
+    text = end < 0 ? '' : buf.toString('latin1', from, end);
+  }
   if (end < 0) return buf.length - start > limits.maxHeaderBytes ? rejected('header_too_large') : INCOMPLETE;
   if (end + 4 - start > limits.maxHeaderBytes) return rejected('header_too_large');
-  const text = buf.toString('latin1', from, end);
   let eol = text.indexOf('\r\n');
   if (eol < 0) eol = text.length;
   const first = text.slice(0, eol);
@@ -119,14 +141,14 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     const minor = versionMinor(first.slice(sp2 + 1));
     // CONNECT is refused: there are no tunnels here, and an app parser switches to raw bytes after it, so what we
     // read next as requests it would read as tunnel data.
-    if (minor === null || !TOKEN.test(method) || method === 'CONNECT' || !TARGET.test(target)) return rejected('bad_request');
+    if (minor === null || !isToken(first, 0, sp1) || method === 'CONNECT' || !TARGET.test(target)) return rejected('bad_request');
     return { head: { method, target, minor, names, values, length } };
   }
   const minor = versionMinor(first.slice(0, 8));
   const code = first.slice(9, 12);
   // Exactly three digits, then a space or the end ("2000", "1e2" and "+99" are not status codes); the reason
   // phrase is field-value text (a bare LF in it would start a header for a lenient client).
-  if (minor === null || first[8] !== ' ' || !STATUS.test(code) || (first.length > 12 && first[12] !== ' ') || !FIELD_VALUE.test(first.slice(13))) {
+  if (minor === null || first[8] !== ' ' || !isDigits(first, 9, 12) || (first.length > 12 && first[12] !== ' ') || (first.length > 13 && !FIELD_VALUE.test(first.slice(13)))) {
     return rejected('bad_request');
   }
   const status = Number(code);
@@ -241,7 +263,7 @@ function contentLength(head: HttpHead): number | undefined | null {
   if (i < 0) return undefined;
   if (head.names.lastIndexOf('content-length') !== i) return null;
   const v = head.values[i]!;
-  return /^\d{1,15}$/.test(v) ? Number(v) : null;
+  return v.length >= 1 && v.length <= 15 && isDigits(v, 0, v.length) ? Number(v) : null;
 }
 
 /**
@@ -271,12 +293,49 @@ export function upgradeRequested(head: HttpHead): string | null {
   const value = headerValue(head, 'upgrade');
   if (!value || head.names.indexOf('upgrade') !== head.names.lastIndexOf('upgrade')) return null;
   if (headerTokens(head, 'upgrade').some((p) => HTTP_PROTOCOL.test(p))) return null;
-  return headerTokens(head, 'connection').includes('upgrade') ? value : null;
+  return hasToken(head, 'connection', 'upgrade') ? value : null;
 }
 
 /** Whether the client asked to keep the connection open after this exchange. */
 export function wantsKeepAlive(head: HttpHead): boolean {
-  const conn = headerTokens(head, 'connection');
-  if (conn.includes('close')) return false;
-  return head.minor === 1 || conn.includes('keep-alive');
+  if (hasToken(head, 'connection', 'close')) return false;
+  return head.minor === 1 || hasToken(head, 'connection', 'keep-alive');
+}
+
+/**
+ * Whether `headerTokens(head, name)` includes `token` (lower-case), read in place: asked of every request and
+ * response (Connection), so it builds no list and no lower-cased copy.
+ */
+export function hasToken(head: HttpHead, name: string, token: string): boolean {
+  for (let i = 0; i < head.names.length; i++) {
+    if (head.names[i] !== name) continue;
+    const v = head.values[i]!;
+    for (let a = 0; a <= v.length; ) {
+      let b = v.indexOf(',', a);
+      if (b < 0) b = v.length;
+      if (elementIs(v, a, b, token)) return true;
+      a = b + 1;
+    }
+  }
+  return false;
+}
+
+/** Whether v.slice(a, b), without optional whitespace at either end and lower-cased, is `token`. */
+function elementIs(v: string, a: number, b: number, token: string): boolean {
+  while (a < b && (v.charCodeAt(a) === 32 || v.charCodeAt(a) === 9)) a++;
+  while (b > a && (v.charCodeAt(b - 1) === 32 || v.charCodeAt(b - 1) === 9)) b--;
+  return b - a === token.length && lowerEquals(v, a, token);
+}
+
+/**
+ * Whether `token` (lower-case ASCII) is at `at` in `v`, ASCII letters compared without case: what comparing
+ * toLowerCase() would say, since no other Latin-1 character lower-cases to ASCII.
+ */
+export function lowerEquals(v: string, at: number, token: string): boolean {
+  for (let i = 0; i < token.length; i++) {
+    let c = v.charCodeAt(at + i);
+    if (c >= 65 && c <= 90) c += 32;
+    if (c !== token.charCodeAt(i)) return false;
+  }
+  return true;
 }

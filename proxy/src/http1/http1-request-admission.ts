@@ -65,7 +65,8 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     head,
     context: plan.context,
     pool: pool ?? null,
-    ...(plan.forward && forward ? { route: plan.route, replayBodyBytes: plan.replayBodyBytes } : {}),
+    route: plan.forward && forward ? plan.route : undefined,
+    replayBodyBytes: plan.forward && forward ? plan.replayBodyBytes : undefined,
     startMs: now,
     // Request trailers are dropped (an empty trailer section is sent): they would reach the app unchecked.
     upstreamHead: plan.forward && forward ? upstreamRequestHead(head, plan, upgrade, buf) : NOTHING,

@@ -71,6 +71,7 @@ export class InboundGate {
 
   /** `peer` null: a plaintext caller on a permissive listener, judged as unauthenticated. */
   decide(peer: VerifiedPeer | null, port: number, protocol: 'http' | 'grpc' | 'tcp', method?: string, path?: string): Decision {
-    return authorize(this.#d, { source: peer === null ? null : peer.id, port, ...(method ? { method } : {}), ...(path !== undefined ? { path } : {}), protocol });
+    // One literal per request, no spreads: absent attributes are undefined (evaluate reads them so).
+    return authorize(this.#d, { source: peer === null ? null : peer.id, port, method: method || undefined, path, protocol });
   }
 }

@@ -5,7 +5,8 @@
 // (oversized or unknown frames, a reused stream id, a window overrun, a flood of frames that carry nothing) end the
 // session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
 import type { Socket } from 'node:net';
-import { FrameType, Flag, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode, header, readHeader } from './mux-frame.js';
+import { FrameWriter } from './frame-writer.js';
+import { FrameType, Flag, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode } from './mux-frame.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
 
 export type MuxRole = 'client' | 'server';
@@ -42,8 +43,7 @@ export class MuxSession implements StreamPort {
   readonly #o: MuxSessionOptions;
   readonly #streams = new Map<number, MuxStream>();
   #buf: Buffer | null = null;
-  #out: Buffer[] = [];
-  #outBytes = 0;
+  readonly #out = new FrameWriter();
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
   #socketFull = false;
@@ -79,7 +79,7 @@ export class MuxSession implements StreamPort {
     socket.on('error', () => this.#onSocketGone());
     if (opts.role === 'server') {
       this.#ready = true;
-      this.#queue(header(FrameType.Settings, 0, 0, 0, opts.maxStreams));
+      this.#frameOut(FrameType.Settings, 0, 0, 0, opts.maxStreams);
     }
   }
 
@@ -106,7 +106,7 @@ export class MuxSession implements StreamPort {
 
   /** Writers wait: the socket has a backlog, or this turn queued more than HIGH_WATER. Read per stream write. */
   get congested(): boolean {
-    return this.#socketFull || this.#outBytes > HIGH_WATER;
+    return this.#socketFull || this.#out.length > HIGH_WATER;
   }
 
   /** Ready for streams: the server's SETTINGS arrived (client), or always (server). */
@@ -121,7 +121,7 @@ export class MuxSession implements StreamPort {
     const s = new MuxStream(this.#nextId, this);
     this.#nextId += 2;
     this.#streams.set(s.id, s);
-    this.#queue(header(FrameType.Data, Flag.Syn, 0, s.id, 0));
+    this.#frameOut(FrameType.Data, Flag.Syn, 0, s.id, 0);
     this.#lastBusyMs = this.#o.nowMs();
     return s;
   }
@@ -131,23 +131,23 @@ export class MuxSession implements StreamPort {
   data(stream: MuxStream, payload: Buffer | null, flags: number): void {
     if (this.#ended) return;
     if (!payload || payload.length === 0) {
-      this.#queue(header(FrameType.Data, flags, 0, stream.id, 0));
+      this.#frameOut(FrameType.Data, flags, 0, stream.id, 0);
       return;
     }
     for (let at = 0; at < payload.length; at += MAX_DATA_PAYLOAD) {
       const part = at === 0 && payload.length <= MAX_DATA_PAYLOAD ? payload : payload.subarray(at, at + MAX_DATA_PAYLOAD);
-      this.#queue(header(FrameType.Data, at === 0 ? flags & ~Flag.Fin : 0, 0, stream.id, part.length));
-      this.#queue(part);
+      this.#frameOut(FrameType.Data, at === 0 ? flags & ~Flag.Fin : 0, 0, stream.id, part.length);
+      this.#out.payload(part);
     }
-    if (flags & Flag.Fin) this.#queue(header(FrameType.Data, Flag.Fin, 0, stream.id, 0));
+    if (flags & Flag.Fin) this.#frameOut(FrameType.Data, Flag.Fin, 0, stream.id, 0);
   }
 
   windowUpdate(stream: MuxStream, increment: number): void {
-    if (!this.#ended) this.#queue(header(FrameType.WindowUpdate, 0, 0, stream.id, increment));
+    if (!this.#ended) this.#frameOut(FrameType.WindowUpdate, 0, 0, stream.id, increment);
   }
 
   reset(stream: MuxStream, code: MuxCode): void {
-    if (!this.#ended) this.#queue(header(FrameType.Data, Flag.Rst, code, stream.id, 0));
+    if (!this.#ended) this.#frameOut(FrameType.Data, Flag.Rst, code, stream.id, 0);
   }
 
   forget(stream: MuxStream): void {
@@ -180,10 +180,10 @@ export class MuxSession implements StreamPort {
   drain(): void {
     if (this.#goneAway || this.#ended) return;
     this.#goneAway = true;
-    this.#queue(header(FrameType.GoAway, 0, MuxCode.None, this.#o.role === 'server' ? this.#lastPeerId : 0, 0));
+    this.#frameOut(FrameType.GoAway, 0, MuxCode.None, this.#o.role === 'server' ? this.#lastPeerId : 0, 0);
     if (this.#o.role === 'server') {
       this.#drainPing = 0x7fff_ffff;
-      this.#queue(header(FrameType.Ping, 0, 0, 0, this.#drainPing));
+      this.#frameOut(FrameType.Ping, 0, 0, 0, this.#drainPing);
     } else if (this.#streams.size === 0) this.close();
     this.#lastBusyMs = this.#o.nowMs();
   }
@@ -229,7 +229,7 @@ export class MuxSession implements StreamPort {
     if (this.#pingSentMs === 0 && now - this.#lastReadMs > this.#o.keepaliveIntervalMs) {
       this.#pingSentMs = now;
       this.#pingValue = (this.#pingValue + 1) & 0x3fff_ffff;
-      this.#queue(header(FrameType.Ping, 0, 0, 0, this.#pingValue));
+      this.#frameOut(FrameType.Ping, 0, 0, 0, this.#pingValue);
     }
     return this.#pingSentMs > 0 ? this.#pingSentMs + this.#o.keepaliveTimeoutMs : this.#lastReadMs + this.#o.keepaliveIntervalMs;
   }
@@ -247,16 +247,21 @@ export class MuxSession implements StreamPort {
     }
     let at = 0;
     while (b.length - at >= HEADER_BYTES && !this.#ended) {
-      const h = readHeader(b, at);
-      if (h.type === FrameType.Data && h.length > MAX_DATA_PAYLOAD) {
-        this.#fail(MuxCode.FrameSize, 'frame_size', `DATA of ${h.length} bytes`);
+      // The header's fields read in place (readHeader's layout): no object per frame.
+      const type = b[at]!;
+      const length = b.readUInt32BE(at + 8);
+      if (type === FrameType.Data && length > MAX_DATA_PAYLOAD) {
+        this.#fail(MuxCode.FrameSize, 'frame_size', `DATA of ${length} bytes`);
         return;
       }
-      const len = h.type === FrameType.Data ? h.length : 0;
+      const len = type === FrameType.Data ? length : 0;
       if (b.length - at < HEADER_BYTES + len) break;
       const payload = len > 0 ? b.subarray(at + HEADER_BYTES, at + HEADER_BYTES + len) : null;
+      const flags = b[at + 1]!;
+      const code = b.readUInt16BE(at + 2);
+      const stream = b.readUInt32BE(at + 4);
       at += HEADER_BYTES + len;
-      this.#frame(h.type, h.flags, h.code, h.stream, h.length, payload);
+      this.#frame(type, flags, code, stream, length, payload);
     }
     if (at < b.length && !this.#ended) this.#buf = b.subarray(at);
   }
@@ -299,7 +304,7 @@ export class MuxSession implements StreamPort {
           return;
         }
         this.#empty();
-        this.#queue(header(FrameType.Ping, Flag.Ack, 0, 0, length));
+        this.#frameOut(FrameType.Ping, Flag.Ack, 0, 0, length);
         return;
       case FrameType.GoAway:
         this.#peerGoneAway = true;
@@ -338,7 +343,7 @@ export class MuxSession implements StreamPort {
       // Refused: over the limit, or draining and the dialer has seen the GOAWAY (its drain PING came back).
       if (this.#streams.size >= this.#o.maxStreams || this.#peerGoneAway || (this.#goneAway && this.#drainPing === 0)) {
         this.#empty();
-        this.#queue(header(FrameType.Data, Flag.Rst, MuxCode.Refused, id, 0));
+        this.#frameOut(FrameType.Data, Flag.Rst, MuxCode.Refused, id, 0);
         return null;
       }
       const s = new MuxStream(id, this);
@@ -359,9 +364,8 @@ export class MuxSession implements StreamPort {
 
   // ---- writing
 
-  #queue(b: Buffer): void {
-    this.#out.push(b);
-    this.#outBytes += b.length;
+  #frameOut(type: FrameType, flags: number, code: number, stream: number, length: number): void {
+    this.#out.frame(type, flags, code, stream, length);
     if (this.#flushing) return;
     this.#flushing = true;
     setImmediate(() => this.#flush());
@@ -369,14 +373,8 @@ export class MuxSession implements StreamPort {
 
   #flush(): void {
     this.#flushing = false;
-    if (this.#out.length === 0 || this.socket.destroyed) {
-      this.#out = [];
-      this.#outBytes = 0;
-      return;
-    }
-    const out = this.#out.length === 1 ? this.#out[0]! : Buffer.concat(this.#out, this.#outBytes);
-    this.#out = [];
-    this.#outBytes = 0;
+    const out = this.#out.take();
+    if (out === null || this.socket.destroyed) return;
     this.#o.onWrite?.();
     if (this.socket.write(out)) return;
     this.#socketFull = true;
@@ -388,9 +386,8 @@ export class MuxSession implements StreamPort {
     if (this.#ended) return;
     // Ended first: the flush below must not come back here (a backlog check on its write).
     this.#ended = true;
-    const goAway = header(FrameType.GoAway, 0, code, this.#lastPeerId, 0);
-    this.#out = [goAway];
-    this.#outBytes = goAway.length;
+    this.#out.clear();
+    this.#out.frame(FrameType.GoAway, 0, code, this.#lastPeerId, 0);
     this.#flush();
     // Written, then destroyed: a peer that never closes its side must not keep the descriptor. One that reads
     // nothing would keep the backlog with it: destroyed now.
@@ -413,8 +410,7 @@ export class MuxSession implements StreamPort {
 
   #onSocketGone(): void {
     this.#ended = true;
-    this.#out = [];
-    this.#outBytes = 0;
+    this.#out.clear();
     this.#endStreams(MuxCode.Internal, 'connection lost');
     this.socket.destroy();
     this.#report('closed');

@@ -329,3 +329,39 @@ describe('header helpers and keep-alive', () => {
     expect(upgradeRequested(head(text))).toBe(expected);
   });
 });
+
+describe('tokens read in place (hasToken) agree with the token list (headerTokens)', () => {
+  test('generated Connection values', async () => {
+    const fc = (await import('fast-check')).default;
+    const { hasToken } = await import('../../../../proxy/src/http1/http1-head.js');
+    const piece = fc.constantFrom('close', 'Close', 'CLOSE', 'keep-alive', 'Keep-Alive', 'upgrade', 'UpGrade', ' ', '\t', ',', 'x', 'closed', 'keep-alivex', '\xe9', 'k\xc9ep-alive');
+    const value = fc.array(piece, { maxLength: 8 }).map((a) => a.join(''));
+    fc.assert(
+      fc.property(fc.array(value, { minLength: 0, maxLength: 3 }), (values) => {
+        const h: HttpHead = { minor: 1, names: values.map(() => 'connection'), values: values.map((v) => v.replace(/^[ \t]+|[ \t]+$/g, '')), length: 0 };
+        for (const t of ['close', 'keep-alive', 'upgrade']) expect(hasToken(h, 'connection', t)).toBe(headerTokens(h, 'connection').includes(t));
+      }),
+      { seed: 0x70c3, numRuns: 2000 },
+    );
+  });
+});
+
+describe('the end of a head is found alike in small reads (searched as text) and large ones (searched as bytes)', () => {
+  const limits: HeadLimits = { maxHeaderBytes: 16 * 1024, maxHeaders: 100 };
+  test.each([100, 2000, 2040, 2048, 2049, 2100, 5000])('head of about %i bytes, alone and followed by a body', (size) => {
+    const pad = 'x'.repeat(Math.max(0, size - 40));
+    const text = `POST /p HTTP/1.1\r\nHost: a\r\nX-Pad: ${pad}\r\nContent-Length: 3000\r\n\r\n`;
+    for (const tail of ['', 'b'.repeat(10), 'b'.repeat(3000)]) {
+      const r = parseHead(Buffer.from(text + tail, 'latin1'), 0, 'request', limits);
+      expect('head' in r && r.head.length).toBe(text.length);
+      expect('head' in r && r.head.values).toEqual(['a', pad, '3000']);
+      // Cut before the end: more bytes are needed, whichever way it is searched.
+      expect(parseHead(Buffer.from(text.slice(0, -1), 'latin1'), 0, 'request', limits)).toEqual({ incomplete: true });
+    }
+  });
+  test('a head not ended within the limit is too large either way', () => {
+    const small = { maxHeaderBytes: 1000, maxHeaders: 100 };
+    expect(parseHead(Buffer.from(`GET / HTTP/1.1\r\nX: ${'y'.repeat(1500)}`, 'latin1'), 0, 'request', small)).toEqual({ rejected: 'header_too_large' });
+    expect(parseHead(Buffer.from(`GET / HTTP/1.1\r\nX: ${'y'.repeat(3000)}`, 'latin1'), 0, 'request', small)).toEqual({ rejected: 'header_too_large' });
+  });
+});
