@@ -290,28 +290,30 @@ export class Http1Session implements UpstreamOwner {
 
   #exchangeDone(ex: Http1Exchange): void {
     ex.releaseConn();
-    this.#finish(ex, undefined);
+    // One clock read for the record and the next idle deadline.
+    const now = this.#o.nowMs();
+    this.#finish(ex, undefined, now);
     // Answered before its body was all read: the rest of the body would be parsed as the next request head.
     if (!this.#client.keepAlive || this.#client.gone || !ex.reqDone) {
       // A client that asked to close and sent nothing more expects the close: no need to wait for its FIN.
       this.#close(true, this.#clientClosing && ex.reqDone && !this.#buf);
       return;
     }
-    this.#afterExchange();
+    this.#afterExchange(now);
   }
 
-  #afterExchange(): void {
+  #afterExchange(now = this.#o.nowMs()): void {
     this.#st = St.Head;
     this.#waitCode = 'idle_timeout';
-    this.#waitDeadlineMs = this.#o.nowMs() + this.#o.limits.idleTimeoutMs;
+    this.#waitDeadlineMs = now + this.#o.limits.idleTimeoutMs;
     this.#client.resume();
     if (this.#buf) this.#nextRequest();
   }
 
-  #finish(ex: Http1Exchange, error: RefusalReason | undefined): void {
+  #finish(ex: Http1Exchange, error: RefusalReason | undefined, now = this.#o.nowMs()): void {
     if (this.#ex !== ex) return;
     this.#ex = null;
-    this.#o.hooks.done(ex.record(this.#o.nowMs(), error), ex.context);
+    this.#o.hooks.done(ex.record(now, error), ex.context);
   }
 
   #refuse(status: number, code: RefusalReason): void {

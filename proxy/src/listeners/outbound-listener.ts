@@ -121,8 +121,11 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
         const route = service ? ExchangeRoute.open(service) : null;
         const context = { requestId, span, path: head.target!, route };
         if (service && !route) return { forward: false, status: 503, code: 'no_endpoints', context };
-        const balanced = route ? { route, ...(retryableMethod(head.method!, this.config.retryable) ? { replayBodyBytes: retry!.bufferBytes } : {}) } : {};
-        return span ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context, ...balanced } : { forward: true, upgrade: true, add: '', context, ...balanced };
+        // Literals without spreads (per request); a fixed upstream leaves route and replayBodyBytes undefined.
+        const replayBodyBytes = route && retryableMethod(head.method!, this.config.retryable) ? retry!.bufferBytes : undefined;
+        return span
+          ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context, route: route ?? undefined, replayBodyBytes }
+          : { forward: true, upgrade: true, add: '', context, route: route ?? undefined, replayBodyBytes };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as OutboundContext;
