@@ -97,6 +97,7 @@ export function scenarioResult(
       connections: o.connections,
       ...(o.rateRps ? { rateRps: o.rateRps } : {}),
       ...(o.wrk ? { load: 'wrk' } : {}),
+      ...(o.baselineCli ? { baselineCli: o.baselineCli } : {}),
       ...(parts.options ?? {}),
     },
     measurements: parts.measurements,

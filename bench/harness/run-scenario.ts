@@ -17,6 +17,8 @@ export interface RunOverrides {
   readonly rateRps?: number;
   /** The closed-loop load generator (keep-alive and connection-per-request rows): autocannon and the harness's own (default), or wrk. */
   readonly load?: 'autocannon' | 'wrk';
+  /** Another build's `dist/cli/tessera.js`, measured as a row of its own in the mesh scenarios (ScenarioOptions.baselineCli). */
+  readonly baselineCli?: string;
   /** Keep the work dir (configs, logs, certificates) for inspection instead of deleting it. */
   readonly keepWorkDir?: boolean;
 }
@@ -61,6 +63,7 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
       signal,
       ...(o.rateRps ? { rateRps: o.rateRps } : {}),
       ...(wrk ? { wrk: { binary: wrk, script: await writeWrkScript(workDir) } } : {}),
+      ...(o.baselineCli ? { baselineCli: o.baselineCli } : {}),
     };
     const result = withDefaultConnections(await s.run(opts), effectiveOptions(s, {}).connections);
     ok = true;

@@ -26,6 +26,11 @@ export interface ScenarioOptions {
    * by wrk (this binary, with this report hook) instead of autocannon and the harness's own generator; absent = those.
    */
   readonly wrk?: { readonly binary: string; readonly script: string };
+  /**
+   * `--baseline-cli`: another build's `dist/cli/tessera.js` (e.g. main, against a change). The mesh scenarios add a
+   * pair of it as a row, measured in the same rounds as the pair of this build; absent = no such row.
+   */
+  readonly baselineCli?: string;
   /** Aborted on Ctrl-C or a fatal error: stop driving load and stop every process the scenario started. */
   readonly signal?: AbortSignal;
 }

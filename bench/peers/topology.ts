@@ -217,6 +217,8 @@ export interface TesseraPairOptions {
   readonly sessionsPerPeer?: number;
   /** `workers:` of each side (docs/workers.md); absent: 1 (one process). */
   readonly workers?: { readonly client?: number; readonly server?: number };
+  /** Another build's `dist/cli/tessera.js` to run both proxies with (`--baseline-cli`); absent: the harness's own. */
+  readonly cli?: string;
 }
 
 const workersKey = (n: number | undefined) => (n && n > 1 ? `workers: ${n}\n` : '');
@@ -268,7 +270,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
       : tesseraClientProxyConfig({ ...clientCommon, protocol: opts.protocol ?? 'http' })) + workersKey(opts.workers?.client),
   );
   const ready = { line: /tessera proxy: ready/ };
-  const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
+  const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, opts.cli ?? env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
   const server = await start(`${opts.name ?? 'tessera'}-server`, serverConf);
   const client = await start(`${opts.name ?? 'tessera'}-client`, clientConf);
   const metrics = (side: 'client' | 'server') => httpGetText(`http://127.0.0.1:${side === 'client' ? clientAdminPort : serverAdminPort}/metrics`);

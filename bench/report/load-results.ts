@@ -37,13 +37,13 @@ export function parseResults(text: string, name: string): ScenarioResult[] {
 /**
  * What a result is reported under: the scenario, plus the connections when the run changed the scenario's default
  * ("mesh-c128"), the fixed offered load when it had one ("mesh-rate1500") and the load generator when it was wrk
- * ("mesh-wrk"), because each is a different experiment from the default run and all are kept.
+ * ("mesh-wrk") or a baseline build row ("mesh-baseline"), because each is a different experiment from the default run and all are kept.
  */
 export function resultKey(r: Pick<ScenarioResult, 'scenario' | 'options'>): string {
   const rate = r.options['rateRps'];
   const conns = r.options['connections'];
   const moved = typeof r.options['defaultConnections'] === 'number' && typeof conns === 'number' && conns !== r.options['defaultConnections'];
-  return `${r.scenario}${moved ? `-c${conns}` : ''}${typeof rate === 'number' ? `-rate${rate}` : ''}${r.options['load'] === 'wrk' ? '-wrk' : ''}`;
+  return `${r.scenario}${moved ? `-c${conns}` : ''}${typeof rate === 'number' ? `-rate${rate}` : ''}${r.options['load'] === 'wrk' ? '-wrk' : ''}${typeof r.options['baselineCli'] === 'string' ? '-baseline' : ''}`;
 }
 
 /** Every result in the given files and directories (*.json, sorted by name); the latest per key wins. */

@@ -67,7 +67,8 @@ export function reportOrder(a: ScenarioResult, b: ScenarioResult): number {
 
 /**
  * What sets a run apart in the contents: "128 connections" when runs of its scenario differ in connections (or it
- * left the scenario's default), "fixed 1000 req/s" for a fixed-rate run, "load by wrk" for a `--load wrk` run.
+ * left the scenario's default), "fixed 1000 req/s" for a fixed-rate run, "load by wrk" for a `--load wrk` run, "with a
+ * baseline build" for a `--baseline-cli` run.
  */
 export function runTitle(r: ScenarioResult, all: readonly ScenarioResult[]): string {
   const parts: string[] = [];
@@ -76,6 +77,7 @@ export function runTitle(r: ScenarioResult, all: readonly ScenarioResult[]): str
   if (typeof conns === 'number' && (siblings.size > 1 || r.options['defaultConnections'] !== undefined)) parts.push(`${conns} connections`);
   if (typeof r.options['rateRps'] === 'number') parts.push(`fixed offered load ${r.options['rateRps']} req/s`);
   if (r.options['load'] === 'wrk') parts.push('load by wrk');
+  if (typeof r.options['baselineCli'] === 'string') parts.push('with a baseline build');
   return parts.join(', ');
 }
 

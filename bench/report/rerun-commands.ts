@@ -16,6 +16,7 @@ export function rerunCommands(results: readonly ScenarioResult[], resultsDir: st
       typeof o['connections'] === 'number' ? `--connections ${o['connections']}` : '',
       typeof o['rateRps'] === 'number' ? `--rate ${o['rateRps']}` : '',
       o['load'] === 'wrk' ? '--load wrk' : '',
+      typeof o['baselineCli'] === 'string' ? `--baseline-cli ${o['baselineCli']}` : '',
     ].filter(Boolean);
     lines.push(`npx tessera bench ${r.scenario} ${flags.join(' ')} --json ${join(resultsDir, `${resultKey(r)}.json`)}`);
   }

@@ -35,6 +35,8 @@ export const HAPROXY_H2 = 'haproxy pair, h2 upstream';
 export const TESSERA_TRACE = 'tessera pair + tracing';
 export const TESSERA_EDGE = 'tessera edge → sidecar';
 export const NGINX_EDGE = 'nginx edge → nginx sidecar';
+/** The same pair run from another build (`--baseline-cli`): a change measured against it in the same rounds. */
+export const TESSERA_BASELINE = 'tessera pair, baseline build';
 /** Two Node processes, one multiplexed mTLS connection, none of a sidecar's work (harness/children/node-floor.ts). */
 export const NODE_FLOOR = 'node floor pair';
 const EDGES = [TESSERA_EDGE, NGINX_EDGE];
@@ -96,11 +98,12 @@ export async function pairVariant(
 }
 
 /** The rows a mode measures: every row with keep-alive clients; the pairs and direct with a connection per request. */
-export function meshRows(mode: MeshMode): string[] {
+export function meshRows(mode: MeshMode, baseline = false): string[] {
   // The node floor parses nothing, so it would pass a caller's `Connection: close` on to the app: keep-alive only.
-  const core = [DIRECT, TESSERA, TESSERA_H1, NGINX, HAPROXY, HAPROXY_H2];
+  const pairs = baseline ? [TESSERA, TESSERA_BASELINE] : [TESSERA];
+  const core = [DIRECT, ...pairs, TESSERA_H1, NGINX, HAPROXY, HAPROXY_H2];
   if (mode === 'conn-per-request') return core;
-  return [DIRECT, TESSERA, TESSERA_H1, TESSERA_LOG, TESSERA_TRACE, NGINX, HAPROXY, HAPROXY_H2, NODE_FLOOR, TESSERA_EDGE, NGINX_EDGE];
+  return [DIRECT, ...pairs, TESSERA_H1, TESSERA_LOG, TESSERA_TRACE, NGINX, HAPROXY, HAPROXY_H2, NODE_FLOOR, TESSERA_EDGE, NGINX_EDGE];
 }
 
 const ROW_NAMES = { tessera: TESSERA, tesseraH1: TESSERA_H1, tesseraLog: TESSERA_LOG, tesseraTrace: TESSERA_TRACE, haproxy: HAPROXY, haproxyH2: HAPROXY_H2, tesseraEdge: TESSERA_EDGE, nginxEdge: NGINX_EDGE };
@@ -137,6 +140,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
     const starts: Record<string, () => Promise<RoundVariant> | RoundVariant> = {
       [DIRECT]: () => ({ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, paced: true, measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }),
       [TESSERA]: () => pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), load),
+      [TESSERA_BASELINE]: () => pairVariant(ctx, app, TESSERA_BASELINE, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-baseline-pair', cli: opts.baselineCli! }), load),
       [TESSERA_H1]: () => pairVariant(ctx, app, TESSERA_H1, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-h1-pair', multiplex: false }), load),
       [TESSERA_LOG]: () => pairVariant(ctx, app, TESSERA_LOG, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-log-pair', accessLog: 'file' }), load),
       [TESSERA_TRACE]: () => pairVariant(ctx, app, TESSERA_TRACE, startTraced, traced),
@@ -148,7 +152,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       [NGINX_EDGE]: () => nginx(NGINX_EDGE, async () => startNginxPair(ctx.env, app.port, { edgeTls: await edgeTls() }), edgeLoad),
     };
     const variants: RoundVariant[] = [];
-    for (const name of meshRows(mode)) variants.push(await starts[name]!());
+    for (const name of meshRows(mode, opts.baselineCli !== undefined)) variants.push(await starts[name]!());
     const measurements: Measurement[] = await runRounds(opts, variants, describeLoad);
     const delivery = await spanDelivery(sink, tracedPair);
     const names = variants.map((v) => v.name);
@@ -160,6 +164,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       ...pairHeadlines(measurements, TESSERA_H1, summaryOpts),
       ...memoryHeadline(measurements, TESSERA_H1),
       ...floorHeadlines(measurements, names),
+      ...baselineHeadlines(measurements, names),
     ];
     if (mode === 'keep-alive') {
       headlines.push(...accessLogHeadlines(measurements), ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA), ...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
@@ -170,7 +175,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       measurements,
       summary: pairSummaryRows(measurements, summaryOpts),
       headlines,
-      notes: [...ctx.notes, ...failureNotes(measurements), ...meshNotes(opts, mode, ROW_NAMES, rateIgnored), ...(delivery ? [delivery] : [])],
+      notes: [...ctx.notes, ...failureNotes(measurements), ...meshNotes(opts, mode, ROW_NAMES, rateIgnored), ...baselineNote(opts.baselineCli), ...(delivery ? [delivery] : [])],
     });
   });
 }
@@ -180,6 +185,19 @@ function floorHeadlines(ms: readonly Measurement[], names: string[]): string[] {
   if (!names.includes(NODE_FLOOR)) return [];
   const vs = (subject: string, baseline: string) => pairHeadlines(ms, subject, { variants: names, peerBaselines: [baseline] });
   return [...vs(TESSERA, NODE_FLOOR), ...vs(NODE_FLOOR, NGINX), ...memoryHeadline(ms, NODE_FLOOR)];
+}
+
+/** This build against the baseline build, when the run has one: the per-round ratios a change is judged by. */
+export function baselineHeadlines(ms: readonly Measurement[], names: string[]): string[] {
+  if (!names.includes(TESSERA_BASELINE)) return [];
+  return [...pairHeadlines(ms, TESSERA, { variants: names, peerBaselines: [TESSERA_BASELINE] }), ...memoryHeadline(ms, TESSERA_BASELINE)];
+}
+
+export function baselineNote(cli: string | undefined): string[] {
+  if (cli === undefined) return [];
+  return [
+    `"${TESSERA_BASELINE}": the same pair, configs and load, its two proxies run from ${cli} (\`--baseline-cli\`), measured in the same rounds as "${TESSERA}" (this build); the headline "${TESSERA} vs ${TESSERA_BASELINE}" is the change between the builds, per round. The configs are this build's: a baseline build must read them.`,
+  ];
 }
 
 /** A Tessera pair's multiplexed-transport counters around the window: TLS writes and reads of each side's sessions. */

@@ -1,5 +1,7 @@
 // `tessera bench <scenario|all>`: runs benchmark scenarios under the harness and writes their JSON results.
+import { statSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { formatDuration, parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
 import type { RunOverrides } from '../../bench/harness/run-scenario.js';
@@ -36,6 +38,26 @@ export function loadFlag(args: ParsedArgs): 'autocannon' | 'wrk' {
     throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--load wrk drives a closed loop; a fixed --rate is driven by the paced generator (leave --load out)');
   }
   return v;
+}
+
+/** Scenarios with a pair row a baseline build can be measured beside. */
+const BASELINE_SCENARIOS = ['mesh', 'mesh-cpr'];
+
+/**
+ * `--baseline-cli F`: another build's `dist/cli/tessera.js`, run as a pair of its own in the same rounds (the way to
+ * measure a change: two runs an hour apart differ by more than most changes). Absolute, and it must be a file.
+ */
+export function baselineCliFlag(args: ParsedArgs, scenario: string | undefined): string | undefined {
+  const v = stringFlag(args, 'baseline-cli');
+  if (v === undefined) return undefined;
+  if (scenario !== 'all' && !BASELINE_SCENARIOS.includes(scenario ?? '')) {
+    throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--baseline-cli applies to ${BASELINE_SCENARIOS.join(' and ')} (and all), not "${scenario ?? ''}"`);
+  }
+  const path = resolve(v);
+  if (!statSync(path, { throwIfNoEntry: false })?.isFile()) {
+    throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--baseline-cli: no file at "${path}" (give another build's dist/cli/tessera.js)`);
+  }
+  return path;
 }
 
 /**
@@ -80,7 +102,7 @@ function textSummary(r: ScenarioResult, markdownTable: Harness['markdownTable'])
 export const benchCommand: Command = {
   path: ['bench'],
   summary: 'Run a benchmark scenario (mesh, reuse, handshake, rotation, ...) against nginx/HAProxy peers in the same run',
-  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--load autocannon|wrk] [--json F]',
+  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--load autocannon|wrk] [--baseline-cli F] [--json F]',
   details:
     'Starts every process it measures on loopback (app, Tessera proxies, nginx/HAProxy peers — installed with apt-get when missing and running as root), ' +
     'drives load, samples CPU time and RSS from /proc, and stops everything it started (also on Ctrl-C). ' +
@@ -95,6 +117,7 @@ export const benchCommand: Command = {
     connections: { type: 'string', value: 'N', description: 'Concurrent client connections (default 32)' },
     rate: { type: 'string', value: 'R', description: 'Fixed offered load in requests/s (default: closed loop)' },
     load: { type: 'string', value: 'GEN', description: "Closed-loop load generator: autocannon and the harness's own (default), or wrk (one thread; keep-alive, or a connection per request in mesh-cpr; rows with a client certificate keep the default)" },
+    'baseline-cli': { type: 'string', value: 'F', description: "Another build's dist/cli/tessera.js (e.g. main's): mesh and mesh-cpr add a pair of it as a row, measured in the same rounds, with its ratio in the headlines" },
     json: { type: 'string', value: 'FILE', description: 'Write the machine-readable results here (an array for `all`)' },
     'keep-work-dir': { type: 'boolean', description: 'Keep configs, logs and certificates of the run for inspection' },
   },
@@ -118,6 +141,7 @@ export const benchCommand: Command = {
       ...(positiveNumberFlag(args, 'connections', true) ? { connections: positiveNumberFlag(args, 'connections', true)! } : {}),
       ...(positiveNumberFlag(args, 'rate', false) ? { rateRps: positiveNumberFlag(args, 'rate', false)! } : {}),
       ...(loadFlag(args) === 'wrk' ? { load: 'wrk' as const } : {}),
+      ...(baselineCliFlag(args, name) !== undefined ? { baselineCli: baselineCliFlag(args, name)! } : {}),
       keepWorkDir: boolFlag(args, 'keep-work-dir'),
     };
     const jsonFile = stringFlag(args, 'json');

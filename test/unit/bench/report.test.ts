@@ -57,6 +57,15 @@ test('a --load wrk run is keyed, titled and rerun apart from the autocannon run'
   );
 });
 
+test('a --baseline-cli run is keyed, titled and rerun apart, so it never replaces the plain run', () => {
+  const vsMain: ScenarioResult = { ...mesh, options: { ...mesh.options, load: 'wrk', baselineCli: '/src/main/dist/cli/tessera.js' } };
+  expect(resultKey(vsMain)).toBe('mesh-wrk-baseline');
+  expect(runTitle(vsMain, [mesh, vsMain])).toBe('load by wrk, with a baseline build');
+  expect(rerunCommands([vsMain], 'bench/results', 'bench/RESULTS.md')[1]).toBe(
+    'npx tessera bench mesh --rounds 2 --warmup 1000ms --duration 3000ms --connections 32 --load wrk --baseline-cli /src/main/dist/cli/tessera.js --json bench/results/mesh-wrk-baseline.json',
+  );
+});
+
 describe('renderReport', () => {
   const { markdown, charts } = renderReport([mesh, { ...mesh, scenario: 'authz', measurements: [], summary: [{ variant: 'x', 'decisions/s': 123456 }] }], {
     chartsDir: 'charts',
