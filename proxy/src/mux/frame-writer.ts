@@ -39,6 +39,13 @@ export class FrameWriter {
     return out;
   }
 
+  /** Lets the slab go between turns (a quiet session keeps none); the next frame takes a new one. */
+  release(): void {
+    if (this.#length > 0) return;
+    this.#slab = null;
+    this.#start = 0;
+  }
+
   /** Drops this turn's bytes and the slab (the session ended). */
   clear(): void {
     this.#slab = null;

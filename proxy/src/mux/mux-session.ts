@@ -63,6 +63,8 @@ export class MuxSession implements StreamPort {
   #pingValue = 0;
   /** Server draining: the PING sent after GOAWAY; once answered the client has seen the GOAWAY. */
   #drainPing = 0;
+  /** A turn was written since the last tick: a session that wrote none lets its frame slab go. */
+  #wroteSinceTick = false;
   /** Server draining: what waits for the dialer to have read the GOAWAY (closing idle streams). */
   #afterGoAwaySeen: (() => void)[] = [];
 
@@ -215,6 +217,9 @@ export class MuxSession implements StreamPort {
     const now = this.#o.nowMs();
     this.#emptyFrames = 0;
     if (this.#ended) return Number.POSITIVE_INFINITY;
+    // An idle peer's session (a sidecar may keep one per service it calls) holds no write slab between ticks.
+    if (!this.#wroteSinceTick) this.#out.release();
+    this.#wroteSinceTick = false;
     if (this.#pingSentMs > 0 && now - this.#pingSentMs > this.#o.keepaliveTimeoutMs) {
       this.#fail(MuxCode.Keepalive, 'keepalive', 'no answer to a keepalive PING');
       return Number.POSITIVE_INFINITY;
@@ -375,6 +380,7 @@ export class MuxSession implements StreamPort {
     this.#flushing = false;
     const out = this.#out.take();
     if (out === null || this.socket.destroyed) return;
+    this.#wroteSinceTick = true;
     this.#o.onWrite?.();
     if (this.socket.write(out)) return;
     this.#socketFull = true;

@@ -63,6 +63,24 @@ describe('FrameWriter', () => {
     expect(f[1]!.payload).toBe('x'.repeat(40_000));
   });
 
+  test('release lets the slab go only between turns; turns before and after keep their bytes', () => {
+    const w = new FrameWriter();
+    w.frame(FrameType.Data, 0, 0, 1, 2);
+    w.payload(Buffer.from('ab'));
+    w.release(); // a turn in progress keeps its slab and bytes
+    const first = w.take()!;
+    expect(frames(first)).toEqual([{ type: FrameType.Data, stream: 1, length: 2, payload: 'ab' }]);
+    const kept = Buffer.from(first);
+    w.release();
+    w.frame(FrameType.Data, 0, 0, 3, 2);
+    w.payload(Buffer.from('cd'));
+    const second = w.take()!;
+    expect(frames(second)).toEqual([{ type: FrameType.Data, stream: 3, length: 2, payload: 'cd' }]);
+    // A new slab: the earlier turn's bytes are untouched, and the two views do not share memory.
+    expect(first.equals(kept)).toBe(true);
+    expect(second.buffer).not.toBe(first.buffer);
+  });
+
   test('clear drops the turn', () => {
     const w = new FrameWriter();
     w.frame(FrameType.Ping, 0, 0, 0, 7);
