@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
+import { freeLowPorts } from '../helpers/free-port.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, REPO_ROOT, tessera } from '../helpers/run.js';
 
@@ -62,7 +62,7 @@ test('the dashboard shows a running mesh and follows a CA rotation live, without
   // checks of which SVID each proxy serves come before the first renewal.
   await writeFile(
     join(meshDir, 'mesh.yaml'),
-    [`trustDomain: ${TD}`, 'svidTtl: 40s', 'workloads:', `  - { name: web, appPort: ${await freePort()}, outbound: [{ to: api, port: 0 }] }`, `  - { name: api, appPort: ${await freePort()}, replicas: 2, outbound: [{ to: web, port: 0 }] }`, ''].join('\n'),
+    [`trustDomain: ${TD}`, 'svidTtl: 40s', 'workloads:', `  - { name: web, appPort: ${await freeLowPorts(1)}, outbound: [{ to: api, port: 0 }] }`, `  - { name: api, appPort: ${await freeLowPorts(2)}, replicas: 2, outbound: [{ to: web, port: 0 }] }`, ''].join('\n'),
   );
   const stateDir = join(meshDir, '.tessera');
   const up = await startReadyProcess(['up', '--config', join(meshDir, 'mesh.yaml'), '--state-dir', stateDir], 'tessera up: ready', { timeoutMs: 90_000, cwd: meshDir });
