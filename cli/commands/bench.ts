@@ -133,6 +133,7 @@ export const benchCommand: Command = {
     if (scenarios.some((s) => s === undefined)) {
       throw new TesseraError('TESSERA_ERR_CLI_USAGE', `unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')}, all)`);
     }
+    const baselineCli = baselineCliFlag(args, name);
     const overrides: RunOverrides = {
       ...(durationFlag(args, 'duration') !== undefined ? { durationMs: durationFlag(args, 'duration')! } : {}),
       ...(durationFlag(args, 'warmup') !== undefined ? { warmupMs: durationFlag(args, 'warmup')! } : {}),
@@ -141,7 +142,7 @@ export const benchCommand: Command = {
       ...(positiveNumberFlag(args, 'connections', true) ? { connections: positiveNumberFlag(args, 'connections', true)! } : {}),
       ...(positiveNumberFlag(args, 'rate', false) ? { rateRps: positiveNumberFlag(args, 'rate', false)! } : {}),
       ...(loadFlag(args) === 'wrk' ? { load: 'wrk' as const } : {}),
-      ...(baselineCliFlag(args, name) !== undefined ? { baselineCli: baselineCliFlag(args, name)! } : {}),
+      ...(baselineCli !== undefined ? { baselineCli } : {}),
       keepWorkDir: boolFlag(args, 'keep-work-dir'),
     };
     const jsonFile = stringFlag(args, 'json');

@@ -5,8 +5,8 @@ import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** Where moved ports are chosen: from 20000 up to the start of the ephemeral range (32768 unless the kernel says). */
-const MOVED_LOW = 20_000;
-function movedHigh(): number {
+export const MOVED_LOW = 20_000;
+export function movedHigh(): number {
   try {
     const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
     return Number.isInteger(low) && low > MOVED_LOW + 1_000 ? low : 32_768;
@@ -15,7 +15,8 @@ function movedHigh(): number {
   }
 }
 
-function tryListen(port: number): Promise<number | null> {
+/** Binds `port` on loopback (0: any) exclusively and lets it go: the port it got, or null when taken. */
+export function tryListen(port: number): Promise<number | null> {
   return new Promise((resolve) => {
     const srv = createServer();
     srv.once('error', () => resolve(null));

@@ -62,18 +62,27 @@ function isDigits(text: string, a: number, b: number): boolean {
 
 /** text.slice(a, b) without the optional whitespace at either end (see trimOws). */
 function trimmedSlice(text: string, a: number, b: number): string {
-  while (a < b && (text.charCodeAt(a) === 32 || text.charCodeAt(a) === 9)) a++;
-  while (b > a && (text.charCodeAt(b - 1) === 32 || text.charCodeAt(b - 1) === 9)) b--;
-  return text.slice(a, b);
+  const from = owsEnd(text, a, b);
+  return text.slice(from, owsStart(text, from, b));
 }
 
 /** Optional whitespace is SP and HTAB only (RFC 9110 section 5.6.3); String.trim would also eat VT, FF, NBSP. */
 function trimOws(s: string): string {
-  let a = 0;
-  let b = s.length;
-  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
-  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  const a = owsEnd(s, 0, s.length);
+  const b = owsStart(s, a, s.length);
   return a === 0 && b === s.length ? s : s.slice(a, b);
+}
+
+/** The first index in [a, b) that is not optional whitespace, or b. */
+function owsEnd(s: string, a: number, b: number): number {
+  while (a < b && (s.charCodeAt(a) === 32 || s.charCodeAt(a) === 9)) a++;
+  return a;
+}
+
+/** Where the optional whitespace that ends [a, b) starts, or b. */
+function owsStart(s: string, a: number, b: number): number {
+  while (b > a && (s.charCodeAt(b - 1) === 32 || s.charCodeAt(b - 1) === 9)) b--;
+  return b;
 }
 
 // A Buffer needle: a string one is converted to bytes again on every search.
@@ -322,9 +331,8 @@ export function hasToken(head: HttpHead, name: string, token: string): boolean {
 
 /** Whether v.slice(a, b), without optional whitespace at either end and lower-cased, is `token`. */
 function elementIs(v: string, a: number, b: number, token: string): boolean {
-  while (a < b && (v.charCodeAt(a) === 32 || v.charCodeAt(a) === 9)) a++;
-  while (b > a && (v.charCodeAt(b - 1) === 32 || v.charCodeAt(b - 1) === 9)) b--;
-  return b - a === token.length && lowerEquals(v, a, token);
+  const from = owsEnd(v, a, b);
+  return owsStart(v, from, b) - from === token.length && lowerEquals(v, from, token);
 }
 
 /**

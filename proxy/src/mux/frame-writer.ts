@@ -48,9 +48,8 @@ export class FrameWriter {
 
   /** Drops this turn's bytes and the slab (the session ended). */
   clear(): void {
-    this.#slab = null;
-    this.#start = 0;
     this.#length = 0;
+    this.release();
   }
 
   /** The slab, with room for `n` more bytes of this turn (a new one holds what the turn has written so far). */
