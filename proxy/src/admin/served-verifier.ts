@@ -25,6 +25,7 @@ export class ServedVerifier {
   #last: ServedCheck | null = null;
   #unsubscribe: (() => void) | undefined;
   #recheck: unknown;
+  #stopped = true;
 
   constructor(opts: ServedVerifierOptions) {
     this.#o = opts;
@@ -43,17 +44,37 @@ export class ServedVerifier {
 
   /** Checks now and after every swap; retries a mismatch until it clears. */
   start(): void {
-    const { identity, timers } = this.#o;
+    const { identity } = this.#o;
+    this.#stopped = false;
     this.#unsubscribe = identity.subscribe((s) => void this.verify(s));
-    this.#recheck = timers.setInterval(() => {
-      if (this.#last && !this.#last.match && identity.current) void this.verify(identity.current);
-    }, this.#o.recheckMs ?? 5_000);
     if (identity.current) void this.verify(identity.current);
   }
 
   stop(): void {
+    this.#stopped = true;
     this.#unsubscribe?.();
-    if (this.#recheck !== undefined) this.#o.timers.clearInterval(this.#recheck);
+    this.#cancelRecheck();
+  }
+
+  /** True while a failed check waits for its retry. */
+  get rechecking(): boolean {
+    return this.#recheck !== undefined;
+  }
+
+  // A timer only while a check failed: an idle sidecar's loop is not woken to find nothing to do.
+  #scheduleRecheck(): void {
+    if (this.#recheck !== undefined || this.#stopped) return;
+    this.#recheck = this.#o.timers.setTimeout(() => {
+      this.#recheck = undefined;
+      const current = this.#o.identity.current;
+      if (this.#last && !this.#last.match && current) void this.verify(current);
+    }, this.#o.recheckMs ?? 5_000);
+  }
+
+  #cancelRecheck(): void {
+    if (this.#recheck === undefined) return;
+    this.#o.timers.clearTimeout(this.#recheck);
+    this.#recheck = undefined;
   }
 
   async verify(snapshot: IdentitySnapshot): Promise<void> {
@@ -66,7 +87,12 @@ export class ServedVerifier {
     metrics.servedCheck(match ? 'match' : 'mismatch');
     const check = { serial: snapshot.serial, served, match, checkedAt: new Date(nowMs()).toISOString(), afterInstallMs: nowMs() - snapshot.installedAtMs };
     this.#last = check;
-    if (match) log.info({ serial: snapshot.serial, afterInstallMs: check.afterInstallMs }, 'new SVID verified in use');
-    else log.error({ serial: snapshot.serial, served }, 'the inbound listener does not serve the installed SVID');
+    if (match) {
+      this.#cancelRecheck();
+      log.info({ serial: snapshot.serial, afterInstallMs: check.afterInstallMs }, 'new SVID verified in use');
+    } else {
+      this.#scheduleRecheck();
+      log.error({ serial: snapshot.serial, served }, 'the inbound listener does not serve the installed SVID');
+    }
   }
 }

@@ -158,8 +158,11 @@ export class EdgeGate {
   }
 
 
-  sweep(): void {
-    for (const r of this.routes) r.upstream.sweep();
+  /** Closes idle upstream connections; true while a route's pool still holds one. */
+  sweep(): boolean {
+    let holds = false;
+    for (const r of this.routes) holds = r.upstream.sweep() || holds;
+    return holds;
   }
 
   close(): void {

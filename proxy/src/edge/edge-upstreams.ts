@@ -67,8 +67,9 @@ export class EdgeUpstream {
     return this.#agent;
   }
 
-  sweep(): void {
-    this.pool?.sweep();
+  /** The pool's sweep (the HTTP/2 session and the agent time their own sockets out). */
+  sweep(): boolean {
+    return this.pool?.sweep() ?? false;
   }
 
   close(): void {

@@ -50,7 +50,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const tcp = config.protocol === 'tcp';
     const mtls = outboundMtls(deps);
     let fixed: StaticUpstream | null = null;
-    let sweep: () => void = () => undefined;
+    let sweep: () => boolean = () => false;
     let close: () => void = () => undefined;
     let http: RouteDeps<ConnectionPool> | null = null;
     let tunnels: RouteDeps<TunnelEndpoint> | null = null;

@@ -32,8 +32,11 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   /** The options of the last session, reused while the pool and hooks are the same (no objects per connection). */
   #lastOptions: { readonly pool: ConnectionPool | null; readonly hooks: ListenerHooks; readonly options: SessionOptions } | null = null;
 
-  /** `accepting`: the server bound to the port; `onSweep` runs with every deadline sweep (e.g. the upstream pool's). */
-  constructor(kind: 'inbound' | 'outbound', config: C, deps: ListenerDeps, accepting: net.Server, onSweep: () => void = () => undefined) {
+  /**
+   * `accepting`: the server bound to the port; `onSweep` runs with every deadline sweep (e.g. the upstream pool's) and
+   * says whether the upstream side still holds connections.
+   */
+  constructor(kind: 'inbound' | 'outbound', config: C, deps: ListenerDeps, accepting: net.Server, onSweep: () => boolean = () => false) {
     this.kind = kind;
     this.config = config;
     this.d = deps;

@@ -15,13 +15,19 @@ export function serviceBalancers<R>(deps: ListenerDeps, create: (ep: ServiceEndp
   return new ServiceBalancers<R>({ directory: routing.directory, routing: routing.settings, create, retire, metrics: routing.metrics, nowMs: deps.nowMs, random: routing.random });
 }
 
-/** A keep-alive pool per endpoint (drained when the endpoint goes), and the sweep that closes their idle connections. */
-export function poolBalancers(deps: ListenerDeps, mtls: MtlsDeps): { readonly balancers: ServiceBalancers<ConnectionPool>; readonly sweep: () => void } {
+/**
+ * A keep-alive pool per endpoint (drained when the endpoint goes), and the sweep that closes their idle connections
+ * (true while any pool still holds one).
+ */
+export function poolBalancers(deps: ListenerDeps, mtls: MtlsDeps): { readonly balancers: ServiceBalancers<ConnectionPool>; readonly sweep: () => boolean } {
   const balancers = serviceBalancers<ConnectionPool>(deps, (ep) => endpointPool(ep, mtls, deps), (pool) => pool.close());
   return {
     balancers,
     sweep: () => {
-      for (const pool of balancers.resources()) pool.sweep();
+      let holds = false;
+      // Every pool is swept: no short-circuit.
+      for (const pool of balancers.resources()) holds = pool.sweep() || holds;
+      return holds;
     },
   };
 }

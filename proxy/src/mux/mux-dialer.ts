@@ -218,8 +218,11 @@ export class MuxDialer {
     else this.#serveWaiters();
   }
 
-  /** The pool's sweep: keepalive and idle close of every session; a server that never sends SETTINGS is given up. */
-  sweep(): void {
+  /**
+   * The pool's sweep: keepalive and idle close of every session; a server that never sends SETTINGS is given up.
+   * Returns whether a session is left (it needs the next sweep's keepalive).
+   */
+  sweep(): boolean {
     const now = this.#mtls.nowMs();
     const generation = this.#mtls.identity.current?.generation ?? -1;
     for (const d of [...this.#live, ...this.#draining]) {
@@ -230,6 +233,7 @@ export class MuxDialer {
       if (!d.session.retiring && this.#stale(d, generation, now)) this.#retire(d);
       d.session.tick(this.#o.idleTimeoutMs);
     }
+    return this.#live.length + this.#draining.length > 0;
   }
 
   /** The pool closed: every session drains (its streams finish), nothing new is dialed. */

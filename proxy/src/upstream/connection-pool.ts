@@ -39,8 +39,11 @@ export interface PoolOptions {
   readonly idleTimeoutMs: number;
   readonly nowMs: () => number;
   readonly onOpened?: () => void;
-  /** Runs with every sweep and at close (the connector's own upkeep: a multiplexed session's keepalive). */
-  readonly onSweep?: () => void;
+  /**
+   * Runs with every sweep (the connector's own upkeep: a multiplexed session's keepalive); says whether the
+   * connector still holds something that needs sweeps (a live session).
+   */
+  readonly onSweep?: () => boolean;
   readonly onClose?: () => void;
 }
 
@@ -141,8 +144,11 @@ export class ConnectionPool {
     conn.socket.destroy();
   }
 
-  /** Closes connections idle longer than the timeout; called by the listener's periodic sweep. */
-  sweep(): void {
+  /**
+   * Closes connections idle longer than the timeout; called by the listener's periodic sweep. Returns whether the
+   * pool still holds connections (open, dialing or the connector's sessions), so a quiet listener can stop sweeping.
+   */
+  sweep(): boolean {
     const limit = this.#o.nowMs() - this.#o.idleTimeoutMs;
     for (let i = this.#idle.length - 1; i >= 0; i--) {
       const c = this.#idle[i]!;
@@ -151,7 +157,8 @@ export class ConnectionPool {
         c.socket.destroy();
       }
     }
-    this.#o.onSweep?.();
+    const connectorHolds = this.#o.onSweep?.() ?? false;
+    return connectorHolds || this.#open + this.#connecting > 0;
   }
 
   /** Closes idle connections now and every other one when it is released. */

@@ -6,6 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { type TesseraError, isTesseraError } from '../../../../common/errors.js';
 import type { SourceView } from '../../../../control-plane/src/discovery/endpoint-source.js';
 import { readStaticEndpoints, StaticEndpointsSource } from '../../../../control-plane/src/discovery/static-endpoints-source.js';
+import { ARMED_POLL_FACTOR } from '../../../../shared-io/file-watch.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
@@ -69,15 +70,17 @@ describe('StaticEndpointsSource', () => {
     const views: SourceView[] = [];
     const errors: TesseraError[] = [];
     const source = new StaticEndpointsSource({ file, timers: time, pollMs: 1_000, onError: (e) => errors.push(e) });
+    // A synchronous test sees no fs.watch event: the poll reads each change, at its pace while the directory is watched.
+    const poll = 1_000 * ARMED_POLL_FACTOR + 100;
     source.start((v) => views.push(v));
     try {
       expect(views).toHaveLength(1);
       writeFileSync(file, 'services:\n  api.default:\n    - { address: 127.0.0.9:1 }\n# a longer file, so the size differs\n');
-      time.advance(1_100);
+      time.advance(poll);
       expect(views).toHaveLength(1);
       expect(errors.map((e) => e.code)).toEqual(['TESSERA_ERR_DISCOVERY_SOURCE_FAILED']);
       writeFileSync(file, 'services:\n  db:\n    - { address: 127.0.0.9:5432, spiffeId: spiffe://example.org/db, protocol: tcp }\n');
-      time.advance(1_100);
+      time.advance(poll);
       expect(views).toHaveLength(2);
       expect([...views[1]!.keys()]).toEqual(['db']);
     } finally {

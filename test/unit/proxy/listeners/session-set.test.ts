@@ -60,7 +60,7 @@ const peer = (id: string): DenyCandidate => ({ idText: id, serial: '01' });
 describe('SessionSet', () => {
   test('counts connections until each closes, in any order, and idle() resolves once none is left', async () => {
     let now = 0;
-    const set = new SessionSet(() => now, () => undefined);
+    const set = new SessionSet(() => now, () => false);
     const { accepted } = await pairs(7);
     const sessions = accepted.slice(0, 6).map((s, i) => {
       const session = new Session(1_000 + i);
@@ -87,7 +87,7 @@ describe('SessionSet', () => {
 
   test('the sweep expires every session past its deadline, also when expiring one closes another meanwhile', async () => {
     let now = 0;
-    const set = new SessionSet(() => now, () => undefined);
+    const set = new SessionSet(() => now, () => false);
     const { accepted } = await pairs(4);
     const sessions: Session[] = [];
     for (const [i, s] of accepted.entries()) {
@@ -103,7 +103,7 @@ describe('SessionSet', () => {
   });
 
   test('drain drains every tracked session, and one added while draining at once', async () => {
-    const set = new SessionSet(() => 0, () => undefined);
+    const set = new SessionSet(() => 0, () => false);
     const { accepted } = await pairs(3);
     const a = new Session(0);
     const b = new Session(0);
@@ -116,7 +116,7 @@ describe('SessionSet', () => {
   });
 
   test('a peer named before its connection is tracked (HTTP/2 admits first) or after; closePeers cuts each match once', async () => {
-    const set = new SessionSet(() => 0, () => undefined);
+    const set = new SessionSet(() => 0, () => false);
     const { accepted, clients } = await pairs(3);
     set.setPeer(accepted[0]!, peer('banned'));
     set.add(accepted[0]!, new Session(0)); // the same connection: one entry, counted once
@@ -135,7 +135,7 @@ describe('SessionSet', () => {
   });
 
   test('a connection named only by its peer is not counted, and closes out of the set', async () => {
-    const set = new SessionSet(() => 0, () => undefined);
+    const set = new SessionSet(() => 0, () => false);
     const { accepted } = await pairs(2);
     set.setPeer(accepted[0]!, peer('a'));
     set.addSocket(accepted[1]!);
@@ -148,8 +148,43 @@ describe('SessionSet', () => {
     expect(set.closePeers(() => true)).toBe(0);
   });
 
+  test('the sweep runs only while a connection is open on either side, and starts again with the next one', async () => {
+    let upstreamHolds = false;
+    let upstreamSweeps = 0;
+    const set = new SessionSet(
+      () => 0,
+      () => {
+        upstreamSweeps++;
+        return upstreamHolds;
+      },
+    );
+    cleanups.push(() => set.destroyAll());
+    expect(set.sweeping).toBe(false);
+    set.start();
+    expect(set.sweeping).toBe(true);
+    // Nothing open on either side: the first sweep stops the timer (an idle sidecar's loop sleeps).
+    set.sweep();
+    expect(upstreamSweeps).toBe(1);
+    expect(set.sweeping).toBe(false);
+
+    const { accepted } = await pairs(1);
+    set.addSocket(accepted[0]!);
+    expect(set.sweeping).toBe(true);
+    // The client side closes while the upstream pool still holds a connection: the pool is still swept.
+    upstreamHolds = true;
+    accepted[0]!.destroy();
+    await until('the connection is gone', () => set.size === 0, 5_000, 10);
+    set.sweep();
+    expect(set.sweeping).toBe(true);
+    // The pool let its last connection go: the real 1 s timer's next sweep stops itself.
+    upstreamHolds = false;
+    const before = upstreamSweeps;
+    await until('the timer stopped itself', () => !set.sweeping, 5_000, 50);
+    expect(upstreamSweeps).toBeGreaterThan(before);
+  });
+
   test('destroyAll cuts every tracked connection', async () => {
-    const set = new SessionSet(() => 0, () => undefined);
+    const set = new SessionSet(() => 0, () => false);
     const { accepted, clients } = await pairs(3);
     for (const s of accepted) set.addSocket(s);
     const closed = clients.map((c) => new Promise<void>((r) => c.once('close', () => r())));

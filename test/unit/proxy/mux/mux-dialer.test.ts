@@ -167,6 +167,18 @@ describe('MuxDialer', () => {
     expect(await web.metric('tessera_mux_streams_opened_total', { direction: 'outbound' })).toBe(4);
   });
 
+  test('the sweep says whether a session is left: the listener stops sweeping once none is', async () => {
+    const srv = await apiServer({ mux: true });
+    const web = await webSide(srv.port);
+    const d = dialer(web);
+    expect(d.sweep()).toBe(false);
+    await connect(d);
+    expect(d.sweep()).toBe(true);
+    srv.sessions[0]!.close();
+    await until('the session ended on this side', () => d.sessions === 0);
+    expect(d.sweep()).toBe(false);
+  });
+
   test('sessions: 3 dials three sessions together on first use and opens each stream on the least loaded', async () => {
     const srv = await apiServer({ mux: true });
     const web = await webSide(srv.port);

@@ -261,6 +261,21 @@ describe('idle connections', () => {
     await until('server to see the close', () => srv.sockets[0]!.closed, 3_000, 5);
   });
 
+  test('the sweep says whether the pool still holds a connection (the listener stops sweeping once none is left)', async () => {
+    const srv = await echoServer();
+    const { pool, clock } = makePool(srv.port, { idleTimeoutMs: 5_000 });
+    expect(pool.sweep()).toBe(false);
+    const leased = await acquire(pool, new Owner());
+    expect(pool.sweep()).toBe(true);
+    pool.release(leased);
+    expect(pool.sweep()).toBe(true); // idle, not yet past the timeout
+    clock.now += 5_001;
+    // This sweep closes it; the socket's close is what takes it out of the open count.
+    pool.sweep();
+    await until('open count to drop', () => pool.stats.open === 0, 3_000, 5);
+    expect(pool.sweep()).toBe(false);
+  });
+
   test('a connection the server closes while idle leaves the pool; the next acquire dials anew', async () => {
     const srv = await echoServer();
     const { pool, opened } = makePool(srv.port);
