@@ -111,7 +111,8 @@ function readStat(pid: number): ProcStat | null {
   }
 }
 
-function allStats(): ProcStat[] {
+/** Every readable /proc/<pid>/stat (a process that exits while the directory is listed is left out). */
+export function allStats(): ProcStat[] {
   const out: ProcStat[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
@@ -119,6 +120,11 @@ function allStats(): ProcStat[] {
     if (s) out.push(s);
   }
   return out;
+}
+
+/** A root and its live descendants, from one listing of /proc (pass `stats` to share one listing among roots). */
+export function treePids(rootPid: number, stats: readonly Pick<ProcStat, 'pid' | 'ppid'>[] = allStats()): number[] {
+  return [rootPid, ...descendantsOf(rootPid, stats)];
 }
 
 export interface TreeSample {

@@ -22,6 +22,7 @@ import {
 } from '../peers/topology.js';
 import { edgeHeadlines, spanDeliveryNote, tracingHeadlines } from './mesh-headlines.js';
 import { type MeshMode, meshNotes } from './mesh-notes.js';
+import { type IdlePair, idleCpuHeadline, idleCpuNote, measurePairsIdle, withIdleCpu } from './pair-idle-cpu.js';
 import { memoryHeadline } from './pair-memory.js';
 import { failureNotes, pairHeadlines, pairSummaryRows } from './pair-summary.js';
 
@@ -47,6 +48,11 @@ export function meshBaselineFor(variant: string, peer: string): string | null {
   return peer === NGINX ? NGINX_EDGE : null;
 }
 
+/** A variant whose pair started: its sides' pids, to read them again after the rounds (idle CPU). */
+export interface PairRoundVariant extends RoundVariant {
+  readonly sides?: { readonly client: number; readonly server: number };
+}
+
 function skippedVariant(name: string, reason: string): RoundVariant {
   return { name, run: async () => ({ skipped: reason }) };
 }
@@ -67,7 +73,7 @@ export async function pairVariant(
   name: string,
   start: () => Promise<PairHandle>,
   measure: (pair: PairHandle, procs: MeasuredProcess[]) => RoundVariant['run'],
-): Promise<RoundVariant> {
+): Promise<PairRoundVariant> {
   try {
     const pair = await start();
     const procs: MeasuredProcess[] = [
@@ -84,7 +90,7 @@ export async function pairVariant(
       pssIdleMbServer: mb(samplePssKb(pair.server.pid)),
     };
     const measureOne = measure(pair, procs);
-    return { name, run: async (round, tick) => ({ ...(await measureOne(round, tick)), ...idle }) };
+    return { name, run: async (round, tick) => ({ ...(await measureOne(round, tick)), ...idle }), sides: { client: pair.client.pid, server: pair.server.pid } };
   } catch (e) {
     const why = shortReason((e as Error).message);
     const reason = name.startsWith('tessera') ? `proxy not available (${why})` : why;
@@ -137,7 +143,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
     const traced = (pair: PairHandle, procs: MeasuredProcess[]) => load(pair, sink ? [...procs, { role: 'sink', pid: sink.process.pid }] : procs);
     const nginx = (name: string, start: () => Promise<PairHandle>, m: typeof load) => (ctx.binaries.nginx ? pairVariant(ctx, app, name, start, m) : skippedVariant(name, 'nginx not installed'));
     const haproxy = (name: string, start: () => Promise<PairHandle>) => (ctx.binaries.haproxy ? pairVariant(ctx, app, name, start, load) : skippedVariant(name, 'haproxy not installed'));
-    const starts: Record<string, () => Promise<RoundVariant> | RoundVariant> = {
+    const starts: Record<string, () => Promise<PairRoundVariant> | PairRoundVariant> = {
       [DIRECT]: () => ({ name: DIRECT, run: (r, tick) => measureLoadVariant(opts, clk, { port: app.port, mode, paced: true, measured: [{ role: 'app', pid: app.process.pid }] }, tick, r === 0) }),
       [TESSERA]: () => pairVariant(ctx, app, TESSERA, () => startTesseraPair(ctx.env, app.port), load),
       [TESSERA_BASELINE]: () => pairVariant(ctx, app, TESSERA_BASELINE, () => startTesseraPair(ctx.env, app.port, { name: 'tessera-baseline-pair', cli: opts.baselineCli! }), load),
@@ -151,11 +157,17 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       [TESSERA_EDGE]: async () => pairVariant(ctx, app, TESSERA_EDGE, async () => startTesseraPair(ctx.env, app.port, { name: 'tessera-edge', edgeTls: await edgeTls() }), edgeLoad),
       [NGINX_EDGE]: () => nginx(NGINX_EDGE, async () => startNginxPair(ctx.env, app.port, { edgeTls: await edgeTls() }), edgeLoad),
     };
-    const variants: RoundVariant[] = [];
+    const variants: PairRoundVariant[] = [];
     for (const name of meshRows(mode, opts.baselineCli !== undefined)) variants.push(await starts[name]!());
-    const measurements: Measurement[] = await runRounds(opts, variants, describeLoad);
+    const rounds: Measurement[] = await runRounds(opts, variants, describeLoad);
     const delivery = await spanDelivery(sink, tracedPair);
+    // Every pair that started is still running: one shared window without load (the direct row has no proxy).
+    const idlePairs = variants.flatMap((v): IdlePair[] => (v.sides ? [{ name: v.name, ...v.sides }] : []));
+    const idle = idlePairs.length > 0 ? await measurePairsIdle(opts, clk, idlePairs) : null;
+    const measurements = idle ? withIdleCpu(rounds, idle.fields) : rounds;
     const names = variants.map((v) => v.name);
+    const idleHeadlines = idle ? idleCpuHeadline(measurements, names, idle.result.windowMs) : [];
+    for (const h of idleHeadlines) opts.log(h);
     const summaryOpts = { variants: names, peerBaselines: [NGINX, HAPROXY, HAPROXY_H2], direct: DIRECT, baselineFor: meshBaselineFor };
     const headlines = [
       ...pairHeadlines(measurements, TESSERA, summaryOpts),
@@ -165,6 +177,7 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       ...memoryHeadline(measurements, TESSERA_H1),
       ...floorHeadlines(measurements, names),
       ...baselineHeadlines(measurements, names),
+      ...idleHeadlines,
     ];
     if (mode === 'keep-alive') {
       headlines.push(...accessLogHeadlines(measurements), ...tracingHeadlines(measurements, TESSERA_TRACE, TESSERA), ...edgeHeadlines(measurements, TESSERA_EDGE, NGINX_EDGE));
@@ -175,7 +188,15 @@ async function runMesh(given: ScenarioOptions, mode: MeshMode): Promise<Scenario
       measurements,
       summary: pairSummaryRows(measurements, summaryOpts),
       headlines,
-      notes: [...ctx.notes, ...failureNotes(measurements), ...meshNotes(opts, mode, ROW_NAMES, rateIgnored), ...baselineNote(opts.baselineCli), ...(delivery ? [delivery] : [])],
+      notes: [
+        ...ctx.notes,
+        ...failureNotes(measurements),
+        ...meshNotes(opts, mode, ROW_NAMES, rateIgnored),
+        ...baselineNote(opts.baselineCli),
+        ...(delivery ? [delivery] : []),
+        ...(idle ? [idleCpuNote(idle.result)] : []),
+      ],
+      ...(idle ? { options: { idleWindowMs: idle.result.windowMs } } : {}),
     });
   });
 }
@@ -261,14 +282,14 @@ export function accessLogHeadlines(ms: readonly Measurement[]): string[] {
 export const meshScenario: BenchScenario = {
   name: 'mesh',
   summary:
-    'Direct app vs Tessera pair (multiplexed / HTTP/1.1 transport, access log, tracing) vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs and a featureless Node floor pair, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS/PSS',
+    'Direct app vs Tessera pair (multiplexed / HTTP/1.1 transport, access log, tracing) vs nginx and HAProxy (h1 and h2 upstream) mTLS pairs and a featureless Node floor pair, and Tessera edge vs nginx edge (keep-alive HTTP/1.1): CPU µs/req per side, req/s, latency, RSS/PSS, idle CPU after the rounds',
   defaults: { rounds: 5, primeMs: 3_000, warmupMs: 300, durationMs: 1_500, connections: 32 },
   run: (opts) => runMesh(opts, 'keep-alive'),
 };
 
 export const meshCprScenario: BenchScenario = {
   name: 'mesh-cpr',
-  summary: 'The mesh pairs (Tessera multiplexed / HTTP/1.1, nginx, HAProxy h1 / h2 upstream) with a new client connection per request: CPU µs/req per side, client-side RSS/PSS idle → load',
+  summary: 'The mesh pairs (Tessera multiplexed / HTTP/1.1, nginx, HAProxy h1 / h2 upstream) with a new client connection per request: CPU µs/req per side, client-side RSS/PSS idle → load, idle CPU after the rounds',
   defaults: { rounds: 5, primeMs: 3_000, warmupMs: 500, durationMs: 1_500, connections: 32 },
   run: (opts) => runMesh(opts, 'conn-per-request'),
 };

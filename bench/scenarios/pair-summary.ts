@@ -1,6 +1,7 @@
 // Summary rows and headlines for load scenarios through proxy pairs: medians over rounds, per-round ratios to peers.
 import type { Measurement } from '../harness/scenario.js';
 import { type Spread, formatNumber, formatRatio, formatSpread, perRoundDifferences, perRoundRatios, spread, valuesOf } from '../harness/stats.js';
+import { idleCpuCells } from './pair-idle-cpu.js';
 import { memoryCells } from './pair-memory.js';
 
 export interface PairSummaryOptions {
@@ -60,6 +61,8 @@ export function pairSummaryRows(ms: readonly Measurement[], o: PairSummaryOption
     row['app CPU µs/req'] = formatSpread(s(ms, v, 'cpuUsPerReqApp'));
     // Idle = right after the pair started (before any load); load = at the end of each measured window.
     Object.assign(row, memoryCells(ms, v));
+    // Idle CPU: one shared window after the rounds (scenarios that measure it: mesh, mesh-cpr).
+    Object.assign(row, idleCpuCells(ms, v));
     const warm = s(ms, v, 'upstreamConnsWarmup');
     const meas = s(ms, v, 'upstreamConnsMeasured');
     row['upstream TLS conns warm-up / measured'] = warm || meas ? `${med(warm)} / ${formatSpread(meas)}` : '–';
