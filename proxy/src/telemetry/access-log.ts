@@ -5,6 +5,7 @@ import { openSync } from 'node:fs';
 import pino from 'pino';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface AccessEntry {
   /** Epoch milliseconds; the injected clock's time when absent. */
@@ -54,6 +55,8 @@ export interface AccessLogOptions {
   readonly maxBufferBytes?: number;
   /** Longest time a line waits in the batch before it is written (default 1000 ms). */
   readonly flushIntervalMs?: number;
+  /** The flush timer runs here (default: the real timers, unref'd). */
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
 export const MAX_PATH_CHARS = 256;
@@ -116,8 +119,14 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
     pending = true;
     dest.write(b);
   };
-  const timer = setInterval(handOff, opts.flushIntervalMs ?? 1_000);
-  timer.unref();
+  // A flush timer only while lines wait: a proxy with no traffic is not woken every interval to find none.
+  const flushMs = opts.flushIntervalMs ?? 1_000;
+  const timers = opts.timers ?? realTimers;
+  let timer: unknown;
+  const onTimer = () => {
+    timer = undefined;
+    handOff();
+  };
   // 'drain': the destination's writer is idle and its buffer empty, so every handed-off batch reached the OS.
   dest.on('drain', settle);
   dest.on('drop', (data: string | Buffer) => {
@@ -141,6 +150,7 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
       // Fields are copied one by one: an object with extra properties (headers, bodies) cannot leak through.
       batch += formatAccessLine(e, e.time ?? clock.nowMs());
       if (batch.length >= BATCH_BYTES) handOff();
+      else if (timer === undefined) timer = timers.setTimeout(onTimer, flushMs);
     },
     flush() {
       handOff();
@@ -151,7 +161,8 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
       if (closed) return Promise.resolve();
       handOff();
       closed = true;
-      clearInterval(timer);
+      if (timer !== undefined) timers.clearTimeout(timer);
+      timer = undefined;
       return new Promise<void>((resolve) => {
         // After a write error the destination may never emit 'close'; end() then only releases the fd.
         if (failed) {

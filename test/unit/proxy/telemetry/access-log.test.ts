@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { type AccessEntry, MAX_PATH_CHARS, createAccessLog, createRequestIds, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -134,6 +135,23 @@ describe('access log', () => {
     const deadline = Date.now() + 3_000;
     while ((await readFile(file, 'utf8')) === '' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
     expect((await lines(file)).map((l) => l.requestId)).toEqual(['r-1']);
+    await log.close();
+  });
+
+  test('a flush timer runs only while lines wait (a proxy without traffic is not woken every interval)', async () => {
+    const file = join(dir, 'access.log');
+    const time = new FakeTime();
+    const log = createAccessLog({ destination: file, clock, flushIntervalMs: 50, timers: time });
+    expect(time.pending).toBe(0);
+    log.write(base);
+    log.write({ ...base, requestId: 'r-2' });
+    expect(time.pending).toBe(1);
+    time.advance(49);
+    expect(await readFile(file, 'utf8')).toBe('');
+    time.advance(1);
+    expect(time.pending).toBe(0);
+    await log.flush(); // the timer handed the batch off: this waits for it to reach the file
+    expect((await lines(file)).map((l) => l.requestId)).toEqual(['r-1', 'r-2']);
     await log.close();
   });
 
