@@ -103,7 +103,8 @@ export function descendantsOf(root: number, stats: readonly Pick<ProcStat, 'pid'
 
 // ---- I/O: live reads of /proc ----
 
-function readStat(pid: number): ProcStat | null {
+/** /proc/<pid>/stat parsed; null when the process is gone or the file unreadable. */
+export function readStat(pid: number): ProcStat | null {
   try {
     return parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
   } catch {
@@ -136,7 +137,7 @@ export interface TreeSample {
 
 /** One sample of a process tree. A process that has exited contributes nothing (its ticks are gone with it). */
 export function sampleTree(rootPid: number): TreeSample {
-  const pids = [rootPid, ...descendantsOf(rootPid, allStats())];
+  const pids = treePids(rootPid);
   let cpuTicks = 0;
   let rssKb = 0;
   const live: number[] = [];
@@ -161,7 +162,7 @@ export function sampleTree(rootPid: number): TreeSample {
  */
 export function samplePssKb(rootPid: number): number | null {
   let total: number | null = null;
-  for (const pid of [rootPid, ...descendantsOf(rootPid, allStats())]) {
+  for (const pid of treePids(rootPid)) {
     try {
       const kb = parsePssKb(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
       if (kb !== null) total = (total ?? 0) + kb;

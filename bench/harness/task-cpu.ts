@@ -3,7 +3,7 @@
 // fine around a loaded window, too coarse for an idle process that spends a few ms per second.
 import { readFileSync, readdirSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { allStats, parseProcStat, type ProcStat, treePids } from './proc-stat.js';
+import { allStats, type ProcStat, readStat, treePids } from './proc-stat.js';
 
 /** 'schedstat': ns per thread; 'ticks': the fallback, utime+stime of /proc/<pid>/stat (10 ms resolution). */
 export type CpuSource = 'schedstat' | 'ticks';
@@ -48,12 +48,8 @@ export function readProcessCpu(pid: number, clockTicksPerSecond = 100): ProcessC
     }
   }
   if (threads.size > 0) return { pid, source: 'schedstat', threads };
-  let stat: ProcStat;
-  try {
-    stat = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-  } catch {
-    return null;
-  }
+  const stat = readStat(pid);
+  if (!stat) return null;
   return { pid, source: 'ticks', threads: new Map([[pid, ((stat.utimeTicks + stat.stimeTicks) * 1e9) / clockTicksPerSecond]]) };
 }
 

@@ -1,27 +1,14 @@
 // The mesh scenarios' rows per mode (keep-alive / a connection per request), the HAProxy h2-upstream baseline in
 // the summaries, per-side CPU ratios in the headlines, and RSS/PSS idle → under load per side.
 import { expect, test } from 'vitest';
-import type { Measurement } from '../../../bench/harness/scenario.js';
 import { DIRECT, HAPROXY, HAPROXY_H2, NGINX, NODE_FLOOR, TESSERA, TESSERA_EDGE, TESSERA_H1, meshBaselineFor, meshCprScenario, meshRows, meshScenario } from '../../../bench/scenarios/mesh.js';
 import { meshNotes } from '../../../bench/scenarios/mesh-notes.js';
 import { PSS_COLUMN, RSS_COLUMN, growthOverIdle, memoryCells, memoryHeadline } from '../../../bench/scenarios/pair-memory.js';
 import { pairHeadlines, pairSummaryRows, shortName } from '../../../bench/scenarios/pair-summary.js';
 import { findScenario } from '../../../bench/scenarios/registry.js';
+import { pairMeasurement } from '../../helpers/pair-measurement.js';
 
-const m = (variant: string, round: number, client: number, server: number, extra: Record<string, number> = {}): Measurement => ({
-  variant,
-  round,
-  reqPerSec: 10_000,
-  p50Ms: 1,
-  p99Ms: 4,
-  p999Ms: 8,
-  cpuUsPerReqClient: client,
-  cpuUsPerReqServer: server,
-  cpuUsPerReqProxies: client + server,
-  errors: 0,
-  non2xx: 0,
-  ...extra,
-});
+const m = pairMeasurement;
 
 test('keep-alive mode measures every row; a connection per request the pairs and direct, both HAProxy upstreams included', () => {
   expect(meshRows('conn-per-request')).toEqual([DIRECT, TESSERA, TESSERA_H1, NGINX, HAPROXY, HAPROXY_H2]);

@@ -20,6 +20,7 @@ import { edgeHeadlines, spanDeliveryNote, tracingHeadlines } from '../../../benc
 import { pairSummaryRows } from '../../../bench/scenarios/pair-summary.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
 import { parseProxyConfig } from '../../../proxy/src/config/proxy-config.js';
+import { pairMeasurement } from '../../helpers/pair-measurement.js';
 
 let dir: string;
 let pki: BenchPki;
@@ -150,20 +151,8 @@ describe('OTLP sink process', () => {
 });
 
 describe('summaries', () => {
-  const m = (variant: string, round: number, client: number, server: number, rps: number, extra: Record<string, number> = {}): Measurement => ({
-    variant,
-    round,
-    reqPerSec: rps,
-    p50Ms: 2,
-    p99Ms: 10_000 / rps,
-    p999Ms: 20,
-    cpuUsPerReqClient: client,
-    cpuUsPerReqServer: server,
-    cpuUsPerReqProxies: client + server,
-    errors: 0,
-    non2xx: 0,
-    ...extra,
-  });
+  const m = (variant: string, round: number, client: number, server: number, rps: number, extra: Record<string, number> = {}): Measurement =>
+    pairMeasurement(variant, round, client, server, { reqPerSec: rps, p50Ms: 2, p99Ms: 10_000 / rps, p999Ms: 20, ...extra });
   const ms: Measurement[] = [
     m(TESSERA, 1, 80, 80, 5_000),
     m(TESSERA_TRACE, 1, 120, 130, 4_000, { cpuUsPerReqSink: 30 }),

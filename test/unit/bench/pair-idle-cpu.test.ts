@@ -8,21 +8,9 @@ import { renderReport } from '../../../bench/report/render-markdown.js';
 import { DIRECT, NGINX, TESSERA } from '../../../bench/scenarios/mesh.js';
 import { IDLE_CPU_COLUMN, idleCpuCells, idleCpuHeadline, idleCpuNote, withIdleCpu } from '../../../bench/scenarios/pair-idle-cpu.js';
 import { pairSummaryRows } from '../../../bench/scenarios/pair-summary.js';
+import { pairMeasurement } from '../../helpers/pair-measurement.js';
 
-const m = (variant: string, round: number, extra: Record<string, number | string> = {}): Measurement => ({
-  variant,
-  round,
-  reqPerSec: 10_000,
-  p50Ms: 1,
-  p99Ms: 4,
-  p999Ms: 8,
-  cpuUsPerReqClient: 50,
-  cpuUsPerReqServer: 40,
-  cpuUsPerReqProxies: 90,
-  errors: 0,
-  non2xx: 0,
-  ...extra,
-});
+const m = (variant: string, round: number, extra: Record<string, number | string> = {}): Measurement => pairMeasurement(variant, round, 50, 40, extra);
 
 const idle: IdleCpuResult = {
   settleMs: 2_000,
