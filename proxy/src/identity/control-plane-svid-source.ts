@@ -1,6 +1,7 @@
 // The control-plane identity source: the key is generated here and never leaves; the first SVID comes from
-// attestation (join token or Kubernetes token), later ones from renewal over mTLS with the current SVID. A short
-// tick re-reads the wall clock and asks renewal-schedule.ts what to do, so no long timer can be missed.
+// attestation (join token or Kubernetes token), later ones from renewal over mTLS with the current SVID. Each look
+// re-reads the wall clock and asks renewal-schedule.ts what to do; the next look is due when that answer says, and
+// never more than `tickMs` later, so no long timer can be missed and an idle proxy is not woken every second.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
@@ -13,7 +14,7 @@ import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { leafSpiffeId } from '../../../common/spiffe/x509-svid.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { AttestationEvidence, EvidenceProvider } from './attestation-evidence.js';
-import { type Readiness, type RenewalState, identityReadiness, renewAtMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
+import { type Readiness, type RenewalState, identityReadiness, nextCheckInMs, renewAtMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
 
 /** What SignSvid returns, straight off the wire; validated whole before anything uses it. */
 export interface SignedSvidRaw {
@@ -63,13 +64,16 @@ export interface ControlPlaneSvidSourceOptions {
   /** When set, an SVID of another trust domain is refused. */
   readonly trustDomain?: TrustDomain;
   readonly clock: Clock;
-  /** The tick runs here (default: the real timers, unref'd). */
-  readonly timers?: Pick<Timers, 'setInterval' | 'clearInterval'>;
-  /** How often the wall clock is re-checked. */
+  /** The looks are scheduled here (default: the real timers, unref'd). */
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /** The longest the wall clock goes unread (default 10 s): a clock step or a suspended host is acted on within it. */
   readonly tickMs?: number;
   readonly random?: () => number;
   readonly onEvent?: (e: SvidSourceEvent) => void;
 }
+
+/** Default `tickMs`: how long the wall clock may go unread while nothing is due. */
+const MAX_CHECK_MS = 10_000;
 
 export class ControlPlaneSvidSource {
   readonly #o: ControlPlaneSvidSourceOptions;
@@ -80,6 +84,7 @@ export class ControlPlaneSvidSource {
   #retryAt: number | undefined;
   #lastError: string | undefined;
   #busy: Promise<void> | undefined;
+  #started = false;
   #timer: unknown;
   #firstListeners: (() => void)[] = [];
 
@@ -88,17 +93,17 @@ export class ControlPlaneSvidSource {
     this.#random = opts.random ?? Math.random;
   }
 
-  /** Starts the tick and makes the first attempt at once. */
+  /** Makes the first attempt at once; every look then schedules the next one. */
   start(): void {
-    if (this.#timer !== undefined) return;
-    const timers = this.#o.timers ?? realTimers;
-    this.#timer = timers.setInterval(() => void this.tick(), this.#o.tickMs ?? 1_000);
+    if (this.#started) return;
+    this.#started = true;
     void this.tick();
   }
 
   stop(): void {
+    this.#started = false;
     if (this.#timer === undefined) return;
-    (this.#o.timers ?? realTimers).clearInterval(this.#timer);
+    (this.#o.timers ?? realTimers).clearTimeout(this.#timer);
     this.#timer = undefined;
   }
 
@@ -137,23 +142,42 @@ export class ControlPlaneSvidSource {
     return identityReadiness(this.#o.clock.nowMs(), this.state(), this.#lastError);
   }
 
-  /** One tick: read the wall clock, decide, act. Concurrent ticks join the attempt in flight. */
+  /** One look: read the wall clock, decide, act, schedule the next look. Concurrent looks join the attempt in flight. */
   tick(): Promise<void> {
     if (this.#busy) return this.#busy;
-    const decision = renewalDecision(this.#o.clock.nowMs(), this.state());
+    const now = this.#o.clock.nowMs();
+    const decision = renewalDecision(now, this.state());
     switch (decision.kind) {
       case 'wait':
+        this.#schedule(now, decision.untilMs);
         return Promise.resolve();
       case 'expired':
         this.#lastError = decision.reason;
+        this.#schedule(now, undefined);
         return Promise.resolve();
       default:
         this.#busy = this.#attempt(decision.kind).finally(() => {
           this.#busy = undefined;
           if (this.#current) for (const l of this.#firstListeners.splice(0)) l();
+          // Normally a wait now (until the renewal point or the retry); anything else is due at once and looked at
+          // after nextCheckInMs's floor, so an SVID due again on arrival cannot make a tight loop.
+          const at = this.#o.clock.nowMs();
+          const next = renewalDecision(at, this.state());
+          this.#schedule(at, next.kind === 'wait' ? next.untilMs : at);
         });
         return this.#busy;
     }
+  }
+
+  /** Arms the one timer for the next look (replacing any earlier one); nothing once stopped. */
+  #schedule(nowMs: number, untilMs: number | undefined): void {
+    if (!this.#started) return;
+    const timers = this.#o.timers ?? realTimers;
+    if (this.#timer !== undefined) timers.clearTimeout(this.#timer);
+    this.#timer = timers.setTimeout(() => {
+      this.#timer = undefined;
+      void this.tick();
+    }, nextCheckInMs(nowMs, untilMs, this.#o.tickMs ?? MAX_CHECK_MS));
   }
 
   async #attempt(kind: 'attest' | 'reattest' | 'renew'): Promise<void> {

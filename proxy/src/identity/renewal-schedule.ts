@@ -1,6 +1,7 @@
 // When to renew the SVID, as pure functions of wall-clock time: renewal point with jitter, retry backoff, the
-// last-10 % readiness rule. The caller re-asks on a short tick, so a suspended host or a stopped timer cannot
-// skip a renewal: every answer is derived from "now" and the SVID's own validity, never from elapsed timers.
+// last-10 % readiness rule, when to look again. The caller re-asks at least every few seconds, so a suspended host
+// or a stopped timer cannot skip a renewal: every answer is derived from "now" and the SVID's own validity, never
+// from elapsed timers.
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
 
 /** Renewal happens at this fraction of the lifetime (NotBefore → NotAfter) ... */
@@ -73,6 +74,19 @@ export function retryAtMs(nowMs: number, failures: number, notAfterMs: number | 
   if (notAfterMs === undefined || nowMs >= notAfterMs) return nowMs + delay;
   const cap = Math.max(opts.initialMs, (notAfterMs - nowMs) / 4);
   return Math.min(Math.round(nowMs + Math.min(delay, cap)), notAfterMs);
+}
+
+/** The shortest pause between two looks: a decision that is due again at once waits this long, never spins. */
+export const MIN_CHECK_MS = 1_000;
+
+/**
+ * How long the caller waits before it looks again: until `untilMs` (what a 'wait' decision waits for), but at least
+ * MIN_CHECK_MS and at most `maxMs`, the longest the wall clock goes unread (a clock step, or a host that slept past
+ * the instant, is noticed within it). No instant to wait for (an expired SVID without evidence): `maxMs`.
+ */
+export function nextCheckInMs(nowMs: number, untilMs: number | undefined, maxMs: number): number {
+  if (untilMs === undefined) return maxMs;
+  return Math.min(maxMs, Math.max(MIN_CHECK_MS, untilMs - nowMs));
 }
 
 export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };

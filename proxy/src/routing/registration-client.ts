@@ -1,6 +1,9 @@
 // Keeps Discovery/Register open while the proxy runs: sends the complete set of this proxy's registrations (its
 // inbound listeners with `service:`), again whenever readiness changes or the proxy starts draining, and after
-// every reconnect (jittered backoff) or SVID rotation. Refusals are logged by code only.
+// every reconnect (jittered backoff) or SVID rotation. Readiness is looked at every second until the proxy is
+// ready (callers get a new endpoint soon after it can serve), then every ten: an idle proxy is not woken each
+// second for a state that rarely changes, and draining, the change that must reach callers first, is sent at once.
+// Refusals are logged by code only.
 import type { BackoffOptions } from '../../../common/backoff.js';
 import type { RegisterRequestMsg, RegisterResponseMsg } from '../../../common/contract/discovery-v1.js';
 import { describeError, TesseraError } from '../../../common/errors.js';
@@ -47,8 +50,10 @@ export interface RegistrationClientOptions {
   readonly registrations: readonly PlannedRegistration[];
   /** The proxy's readiness: an endpoint not ready is registered with ready=false (known, not picked). */
   readonly ready: () => boolean;
-  /** How often readiness is looked at (a change is sent at once when seen); default 1 s. */
+  /** How often readiness is looked at while the proxy is not ready (a change is sent at once when seen); default 1 s. */
   readonly pollMs?: number;
+  /** How often it is looked at while the proxy is ready: a ready proxy turning not ready is seen within this; default 10 s. */
+  readonly readyPollMs?: number;
   /** How long setDraining() and stop() wait for the control plane's answer; default 2 s. */
   readonly answerTimeoutMs?: number;
   readonly onEvent?: (e: RegistrationEvent) => void;
@@ -77,6 +82,7 @@ export class RegistrationClient {
   /** The call open now; `sent`/`answered` count requests and responses on it (one answer per request). */
   #call: OpenCall | undefined;
   #draining = false;
+  #started = false;
   #poll: unknown;
 
   constructor(opts: RegistrationClientOptions) {
@@ -122,9 +128,23 @@ export class RegistrationClient {
   }
 
   start(): void {
-    if (this.#o.registrations.length === 0 || this.#poll !== undefined) return;
-    this.#poll = this.#timers.setInterval(() => this.refresh(), this.#o.pollMs ?? 1_000);
+    if (this.#o.registrations.length === 0 || this.#started) return;
+    this.#started = true;
     this.#stream.start();
+    this.#look();
+  }
+
+  /** Looks at readiness (sending a change) and schedules the next look at the pace of what it saw. */
+  #look(): void {
+    this.#poll = undefined;
+    if (!this.#started) return;
+    const ready = this.#ready();
+    this.#sync(ready);
+    this.#poll = this.#timers.setTimeout(() => this.#look(), ready ? (this.#o.readyPollMs ?? 10_000) : (this.#o.pollMs ?? 1_000));
+  }
+
+  #ready(): boolean {
+    return !this.#draining && this.#o.ready();
   }
 
   /** Reopens the call with the current SVID (after each rotation). */
@@ -149,7 +169,8 @@ export class RegistrationClient {
 
   /** Withdraws the registrations (an empty set, answered or timed out), then closes the call. */
   async stop(): Promise<void> {
-    if (this.#poll !== undefined) this.#timers.clearInterval(this.#poll);
+    this.#started = false;
+    if (this.#poll !== undefined) this.#timers.clearTimeout(this.#poll);
     this.#poll = undefined;
     const call = this.#call;
     if (call) {
@@ -160,8 +181,7 @@ export class RegistrationClient {
     this.#stream.stop();
   }
 
-  #request(): { req: RegisterRequestMsg; key: string } {
-    const ready = !this.#draining && this.#o.ready();
+  #request(ready: boolean): { req: RegisterRequestMsg; key: string } {
     const spiffeId = this.#o.currentSvid()?.id.toString() ?? '';
     const req: RegisterRequestMsg = {
       registrations: this.#o.registrations.map((r) => ({
@@ -173,10 +193,10 @@ export class RegistrationClient {
   }
 
   /** Sends the set when it differs from the last one sent on this call; returns the request's number, if sent. */
-  #sync(): number | undefined {
+  #sync(ready?: boolean): number | undefined {
     const call = this.#call;
     if (!call) return undefined;
-    const { req, key } = this.#request();
+    const { req, key } = this.#request(ready ?? this.#ready());
     if (key === call.lastKey) return undefined;
     return this.#send(call, req, key);
   }

@@ -4,6 +4,8 @@ import {
   type RenewalState,
   identityReadiness,
   inLastTenth,
+  MIN_CHECK_MS,
+  nextCheckInMs,
   renewAtMs,
   renewalDecision,
   retryAtMs,
@@ -83,6 +85,16 @@ describe('retryAtMs', () => {
     expect(retryAtMs(NA - 1_000, 10, NA, undefined, mid)).toBe(NA - 500);
     expect(retryAtMs(NA - 100, 10, NA, undefined, mid)).toBe(NA);
     expect(retryAtMs(NA + 100, 1, NA, undefined, mid)).toBe(NA + 600);
+  });
+});
+
+describe('nextCheckInMs', () => {
+  test('at the instant waited for, at least MIN_CHECK_MS and at most the longest the wall clock goes unread', () => {
+    expect(nextCheckInMs(1_000, 4_500, 10_000)).toBe(3_500);
+    expect(nextCheckInMs(1_000, 3_600_000, 10_000)).toBe(10_000);
+    expect(nextCheckInMs(1_000, 1_200, 10_000)).toBe(MIN_CHECK_MS);
+    expect(nextCheckInMs(5_000, 1_000, 10_000)).toBe(MIN_CHECK_MS);
+    expect(nextCheckInMs(1_000, undefined, 10_000)).toBe(10_000);
   });
 });
 

@@ -34,16 +34,24 @@ class FakeClock {
   nowMs = () => this.t;
 }
 
-/** Timers that never fire by themselves: the test fires the tick when it wants. */
-class ManualTimers implements Pick<Timers, 'setInterval' | 'clearInterval'> {
+/** Timers that never fire by themselves: the test fires the armed look when it wants. */
+class ManualTimers implements Pick<Timers, 'setTimeout' | 'clearTimeout'> {
   fn: (() => void) | undefined;
   ms = 0;
-  setInterval(fn: () => void, ms: number) {
-    this.fn = fn;
+  /** Timers armed and not yet fired or cleared. */
+  pending = 0;
+  setTimeout(fn: () => void, ms: number) {
+    this.pending++;
+    this.fn = () => {
+      this.pending--;
+      this.fn = undefined;
+      fn();
+    };
     this.ms = ms;
     return 1;
   }
-  clearInterval() {
+  clearTimeout() {
+    if (this.fn) this.pending--;
     this.fn = undefined;
   }
 }
@@ -56,6 +64,8 @@ class CaSigner implements SvidSigner {
   id = ID;
   /** Answer with this CA's bundle instead of the signing one (a control plane that mixed up its CAs). */
   bundleFrom: TestCa | undefined;
+  /** Lifetime of the SVIDs signed from now on (NotBefore is 5 s in the past). */
+  ttlMs = TTL;
   constructor(public ca: TestCa, readonly clock: FakeClock) {}
   async attest(csr: Buffer, ev: AttestationEvidence) {
     this.calls.push(`attest:${ev.kind}:${'token' in ev ? ev.token : ''}`);
@@ -75,7 +85,7 @@ class CaSigner implements SvidSigner {
       issuer: this.ca.intermediate.cert,
       signer: this.ca.intermediate.key,
       notBefore: new Date(this.clock.t - 5_000),
-      notAfter: new Date(this.clock.t + TTL),
+      notAfter: new Date(this.clock.t + this.ttlMs),
       basicConstraints: { ca: false },
       keyUsage: ['digitalSignature'],
       uriSans: [this.id],
@@ -110,22 +120,65 @@ describe('ControlPlaneSvidSource', () => {
       trustDomain: TrustDomain.parse('example.org'),
       clock,
       timers,
-      tickMs: 1_000,
       random: () => 0.5,
       onEvent: (e) => events.push(e),
     });
 
-  /** What the 1 s interval would do; awaited so the attempt has finished. */
+  /** The armed look fires; awaited so the attempt has finished. */
   const tick = async (s: ControlPlaneSvidSource) => {
     timers.fn!();
     await s.tick();
   };
 
+  test('looks again when the renewal point is due, at most tickMs (default 10 s) later, one timer at a time', async () => {
+    const s = makeSource();
+    s.start();
+    await s.firstSvid();
+    // The renewal point is 7.5 s away (half of the 25 s from NotBefore): the next look is then, not every second.
+    const first = installed[0]!;
+    expect(s.nextRenewalMs! - clock.t).toBe(7_500);
+    expect(timers.ms).toBe(7_500);
+    expect(timers.pending).toBe(1);
+    clock.t += 7_500;
+    await tick(s);
+    expect(signer.calls).toEqual(['attest:join_token:tok-1', `renew:${first.serial}`]);
+    expect(timers.pending).toBe(1);
+    // An hour-long SVID: the wall clock is still read every 10 s while the renewal point is far.
+    signer.ttlMs = 3_600_000;
+    clock.t = s.nextRenewalMs!;
+    await tick(s);
+    expect(installed).toHaveLength(3);
+    expect(timers.ms).toBe(10_000);
+    s.stop();
+    expect(timers.pending).toBe(0);
+  });
+
+  test('a failed attempt is looked at again at its retry time (never sooner than a second)', async () => {
+    const s = makeSource();
+    signer.failWith = new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE');
+    s.start();
+    await s.tick();
+    expect(s.consecutiveFailures).toBe(1);
+    // The first retry is 0.5 s away (backoff); the floor makes it 1 s.
+    expect(timers.ms).toBe(1_000);
+    for (let i = 0; i < 4; i++) {
+      clock.t += timers.ms;
+      await tick(s);
+    }
+    expect(s.consecutiveFailures).toBe(5);
+    // 0.5 s doubling, jitter 0 (random 0.5): the fifth retry waits 8 s.
+    expect(timers.ms).toBe(8_000);
+    signer.failWith = undefined;
+    clock.t += timers.ms;
+    await tick(s);
+    expect(s.current).toBeDefined();
+    expect(timers.pending).toBe(1);
+  });
+
   test('attests at start, then renews when the wall clock passes the renewal point, with no timer firing', async () => {
     const s = makeSource();
     s.start();
     await s.firstSvid();
-    expect(timers.ms).toBe(1_000);
     expect(signer.calls).toEqual(['attest:join_token:tok-1']);
     const first = installed[0]!;
     expect(first.id.toString()).toBe(ID);

@@ -1,5 +1,5 @@
 // RegistrationClient on hand-driven calls and fake timers: the registrations planned from the config, the set
-// sent on open and again only when readiness changes, draining sent at once and awaited (bounded), the set sent
+// sent on open and again only when readiness changes (looked at each second until ready, then every ten), draining sent at once and awaited (bounded), the set sent
 // again after a reconnect, refusals reported by code only, and stop withdrawing everything.
 import { describe, expect, test } from 'vitest';
 import type { RegisterRequestMsg, RegisterResponseMsg } from '../../../../common/contract/discovery-v1.js';
@@ -98,6 +98,28 @@ describe('RegistrationClient', () => {
     h.setReady(false);
     h.client.refresh();
     expect(h.readyFlags(0)).toEqual(['false,false', 'true,true', 'false,false']);
+  });
+
+  test('readiness is looked at every second until ready, then every ten seconds; one look pending at a time', () => {
+    const h = harness();
+    h.client.start();
+    h.time.advance(3_000);
+    expect(h.readyFlags(0)).toEqual(['false,false']);
+    expect(h.time.pending).toBe(1);
+    h.setReady(true);
+    h.time.advance(1_000);
+    expect(h.readyFlags(0)).toEqual(['false,false', 'true,true']);
+    // Ready: the next look is ten seconds away, so a change waits for it (or for refresh()).
+    h.setReady(false);
+    h.time.advance(9_999);
+    expect(h.readyFlags(0)).toEqual(['false,false', 'true,true']);
+    h.time.advance(1);
+    expect(h.readyFlags(0)).toEqual(['false,false', 'true,true', 'false,false']);
+    // Not ready again: back to a look a second.
+    h.setReady(true);
+    h.time.advance(1_000);
+    expect(h.readyFlags(0)).toEqual(['false,false', 'true,true', 'false,false', 'true,true']);
+    expect(h.time.pending).toBe(1);
   });
 
   test('after a reconnect the current set is sent again', () => {
