@@ -16,9 +16,18 @@ const [{ systemClock }, commands, { runCli }] = await Promise.all([
   import('./run-cli.js'),
 ]);
 
+// The first SIGINT/SIGTERM asks the command to stop (drain). A second one, while that runs (an impatient Ctrl-C, a
+// supervisor that signals twice), ends the process at once, but through process.exit: Node's default action for an
+// unhandled signal skips the 'exit' hooks, and `tessera up`'s children, killed in its supervisor's hook, would live on.
 const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-  process.once('SIGINT', () => resolve('SIGINT'));
-  process.once('SIGTERM', () => resolve('SIGTERM'));
+  let asked = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (asked) process.exit(signal === 'SIGINT' ? 130 : 143);
+    asked = true;
+    resolve(signal);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
 });
 
 const code = await runCli(process.argv.slice(2), commands, {
