@@ -16,15 +16,20 @@ const [{ systemClock }, commands, { runCli }] = await Promise.all([
   import('./run-cli.js'),
 ]);
 
-// The first SIGINT/SIGTERM asks the command to stop (drain). A second one, while that runs (an impatient Ctrl-C, a
-// supervisor that signals twice), ends the process at once, but through process.exit: Node's default action for an
-// unhandled signal skips the 'exit' hooks, and `tessera up`'s children, killed in its supervisor's hook, would live on.
+// The first SIGINT/SIGTERM asks the command to stop (drain). The same signal again while that runs (an impatient
+// second Ctrl-C, a wrapper that forwards what it got) ends the process at once, as Node's default action did, but
+// through process.exit: the default action skips the 'exit' hooks, and `tessera up`'s children, killed in its
+// supervisor's hook, would live on. The other signal is ignored, as before: after a terminal's Ctrl-C has reached
+// every process of the group, `tessera up` still sends SIGTERM to each child, and those must go on draining.
 const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-  let asked = false;
+  let first: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (asked) process.exit(signal === 'SIGINT' ? 130 : 143);
-    asked = true;
-    resolve(signal);
+    if (first === undefined) {
+      first = signal;
+      resolve(signal);
+    } else if (signal === first) {
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
