@@ -2,11 +2,10 @@
 // it exits at once with 130, and the control plane, sidecars and apps it started go with it instead of living on
 // as orphans that hold the mesh's ports. The other signal during a stop is ignored, so a child that a terminal's
 // Ctrl-C reached and `tessera up` then sends SIGTERM goes on with its stop. Real processes, real signals.
-import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { allStats, descendantsOf } from '../../bench/harness/proc-stat.js';
+import { allStats, descendantsOf, readStat } from '../../bench/harness/proc-stat.js';
 import { freeLowPorts } from '../helpers/free-port.js';
 import { type ReadyProcess, startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -30,7 +29,11 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-const alive = (pid: number) => existsSync(`/proc/${pid}`);
+/** Still running: gone from /proc, or a zombie waiting for init to reap it, counts as ended. */
+const alive = (pid: number) => {
+  const st = readStat(pid);
+  return st !== null && st.state !== 'Z';
+};
 
 /** `tessera up` with one workload (a control plane, an app, its sidecar), ready. */
 async function startMesh(name: string): Promise<ReadyProcess> {
