@@ -19,8 +19,9 @@ const [{ systemClock }, commands, { runCli }] = await Promise.all([
 // The first SIGINT/SIGTERM asks the command to stop (drain). The same signal again while that runs (an impatient
 // second Ctrl-C, a wrapper that forwards what it got) ends the process at once, as Node's default action did, but
 // through process.exit: the default action skips the 'exit' hooks, and `tessera up`'s children, killed in its
-// supervisor's hook, would live on. The other signal is ignored, as before: after a terminal's Ctrl-C has reached
-// every process of the group, `tessera up` still sends SIGTERM to each child, and those must go on draining.
+// supervisor's hook, would live on. The other signal is ignored during the stop (before, only its first arrival
+// was): after a terminal's Ctrl-C has reached every process of the group, `tessera up` still sends SIGTERM to each
+// child, and those must go on draining.
 const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
   let first: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
