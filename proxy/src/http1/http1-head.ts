@@ -163,8 +163,10 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
   const status = Number(code);
   if (status < 100) return rejected('bad_request');
   // An interim response has no body and may not say otherwise (RFC 9110 section 8.6, RFC 9112 section 6.1): a
-  // client that reads one would take the final response as its body. It is passed on as is, so refuse it here.
-  if (status < 200 && (names.includes('content-length') || names.includes('transfer-encoding'))) return rejected('bad_request');
+  // client that reads one would take the final response as its body. Nor is there one in HTTP/1.0 (RFC 9110
+  // section 15.2): llhttp reads "HTTP/1.0 1xx" as the connection's last message, and the final response after it
+  // as an error. It is passed on as is, so refuse it here.
+  if (status < 200 && (minor === 0 || names.includes('content-length') || names.includes('transfer-encoding'))) return rejected('bad_request');
   return { head: { status, minor, names, values, length } };
 }
 

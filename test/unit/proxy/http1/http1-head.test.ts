@@ -169,6 +169,9 @@ describe('malformed heads → bad_request', () => {
     ['bare LF in the reason phrase', 'HTTP/1.1 200 OK\nX-A: v\r\n\r\n'],
     ['103 Early Hints with a length', 'HTTP/1.1 103 Early Hints\r\nContent-Length: 4\r\n\r\n'],
     ['100 Continue with Transfer-Encoding', 'HTTP/1.1 100 Continue\r\nTransfer-Encoding: chunked\r\n\r\n'],
+    ['103 Early Hints in HTTP/1.0', 'HTTP/1.0 103 Early Hints\r\nLink: </a>\r\n\r\n'],
+    ['100 Continue in HTTP/1.0, even one that keeps the connection', 'HTTP/1.0 100 Continue\r\nConnection: keep-alive\r\n\r\n'],
+    ['101 Switching Protocols in HTTP/1.0', 'HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n'],
   ])('response: %s', (_name, text) => {
     expect(res(text)).toEqual({ rejected: 'bad_request' });
   });

@@ -57,6 +57,8 @@ describe('HTTP/1.1 response framing, differential against llhttp', () => {
     ['Content-Length on an interim response', 'GET', 'HTTP/1.1 100 Continue\r\ncontent-length: 99999999999999999999\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
     ['a body length on an interim response', 'GET', 'HTTP/1.1 103 Early Hints\r\nContent-Length: 5\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi'],
     ['chunked twice', 'GET', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n1\r\na\r\n0\r\n\r\n'],
+    // HTTP/1.0 has no 1xx: llhttp reads one as the connection's last message and what follows as an error.
+    ['an interim response in HTTP/1.0', 'GET', 'HTTP/1.0 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 404 Not Found\r\nConnection:close\r\n\r\n'],
   ];
   test.each(FOUND)('regression: %s', async (_name, method, input) => {
     await check(Buffer.from(input, 'latin1'), method);
