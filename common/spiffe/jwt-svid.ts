@@ -120,7 +120,10 @@ function verifySignature(alg: AlgSpec, key: KeyObject, input: string, sig: Buffe
   return verify(alg.hash, Buffer.from(input), { key, ...padding }, sig);
 }
 
-const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+/** The largest NumericDate (seconds) a Date can hold: ECMAScript time values reach ±8.64e15 ms. */
+const MAX_NUMERIC_DATE = 8.64e12;
+/** A NumericDate a caller can turn into a Date (print, compare, cache until): finite and in range. */
+const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && Math.abs(v) <= MAX_NUMERIC_DATE;
 
 /**
  * Validates a JWT-SVID for `audience` at `nowMs`, per the JWT-SVID spec: allowed asymmetric alg only, `sub` a
@@ -157,7 +160,7 @@ export function validateJwtSvid(token: string, audience: string, bundles: JwtBun
   if (!auds || auds.length === 0) throw refuse('TESSERA_ERR_JWT_SVID_NO_AUDIENCE', 'the token has no aud claim');
   if (!auds.includes(audience)) throw refuse('TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE', 'the token is not for this audience');
   const exp = claims['exp'];
-  if (!isNumericDate(exp)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token has no numeric exp claim');
+  if (!isNumericDate(exp)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token has no exp claim that is a date (seconds, within ±8.64e12)');
   if (exp * 1000 + skewMs <= nowMs) throw refuse('TESSERA_ERR_JWT_SVID_EXPIRED', `the token expired at ${new Date(exp * 1000).toISOString()}`);
   const nbf = claims['nbf'];
   if (nbf !== undefined && (!isNumericDate(nbf) || nbf * 1000 - skewMs > nowMs)) throw refuse('TESSERA_ERR_JWT_SVID_NOT_YET_VALID', 'the token is not valid yet (nbf)');

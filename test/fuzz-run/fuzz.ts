@@ -14,6 +14,7 @@ export const PROPERTY_FILES = [
   'test/unit/common/spiffe/x509-der.property.test.ts',
   'test/unit/control-plane/issuance/csr-reader.property.test.ts',
   'test/unit/proxy/mux/mux-session.property.test.ts',
+  'test/unit/common/spiffe/jwt-svid.property.test.ts',
 ];
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, scale: { type: 'string', default: '20' }, seed: { type: 'string' } } });

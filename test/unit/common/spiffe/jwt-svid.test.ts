@@ -84,6 +84,11 @@ describe('validateJwtSvid refuses each bad-input family with its code', () => {
     ['crit header', forge({ alg: 'ES256', kid: 'k1', crit: ['b64'] }, claims())],
     ['no exp', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: undefined }))],
     ['string exp', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: String(NOW / 1000 + 300) }))],
+    // Found by jwt-svid.property.test.ts: a signed exp beyond what a Date holds threw a RangeError (or was accepted
+    // with an expiry nothing can print).
+    ['exp far in the past, beyond a Date', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: -1e20 }))],
+    ['exp just below the Date range', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: -8.64e12 - 0.001 }))],
+    ['exp far in the future, beyond a Date', forge({ alg: 'ES256', kid: 'k1' }, claims({ exp: 1e300 }))],
   ])('malformed: %s', (_n, token) => expect(refusal(token)).toBe('TESSERA_ERR_JWT_SVID_MALFORMED'));
 
   test.each([
