@@ -39,7 +39,10 @@ export interface AccessLog {
   write(e: AccessEntry): void;
   /** Resolves once every line written so far has reached the destination. */
   flush(): Promise<void>;
-  /** Flushes, then closes the destination (never closes stdout itself). Writes after close are dropped. */
+  /**
+   * Flushes, then closes the destination (never closes stdout itself). Writes after close are dropped. Bounded:
+   * lines the destination has not taken within `closeTimeoutMs` are counted as dropped and the close resolves.
+   */
   close(): Promise<void>;
   /** Lines dropped because the destination could not keep up (buffer full) or failed. */
   dropped(): number;
@@ -57,6 +60,12 @@ export interface AccessLogOptions {
   readonly flushIntervalMs?: number;
   /** The flush timer runs here (default: the real timers, unref'd). */
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /**
+   * How long close() waits for the destination to take what is queued (default 2000 ms). A stdout pipe that
+   * nobody reads (a stalled log collector, a parent that stopped reading) would otherwise hold the proxy's shutdown
+   * open forever after its listeners had drained.
+   */
+  readonly closeTimeoutMs?: number;
 }
 
 export const MAX_PATH_CHARS = 256;
@@ -104,6 +113,9 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
   // write(2) per few KiB halves the per-line cost measured with one write per line. A crash can lose the
   // unflushed tail (at most one interval), as with Envoy's access-log flush interval.
   let batch = '';
+  let batchLines = 0;
+  /** Batches handed to the destination and not yet written whole to the OS, oldest first ('write' says how far). */
+  const flying: { bytes: number; readonly lines: number }[] = [];
   let pending = false;
   let waiters: (() => void)[] = [];
   const settle = () => {
@@ -116,6 +128,8 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
     if (batch === '' || failed) return;
     const b = batch;
     batch = '';
+    flying.push({ bytes: Buffer.byteLength(b), lines: batchLines });
+    batchLines = 0;
     pending = true;
     dest.write(b);
   };
@@ -128,9 +142,25 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
     handOff();
   };
   // 'drain': the destination's writer is idle and its buffer empty, so every handed-off batch reached the OS.
-  dest.on('drain', settle);
+  dest.on('drain', () => {
+    flying.length = 0;
+    settle();
+  });
+  dest.on('write', (n: number) => {
+    while (n > 0 && flying.length > 0) {
+      const f = flying[0]!;
+      if (n < f.bytes) {
+        f.bytes -= n;
+        return;
+      }
+      n -= f.bytes;
+      flying.shift();
+    }
+  });
+  // Emitted from within dest.write(), for the batch just handed off.
   dest.on('drop', (data: string | Buffer) => {
     dropped += data.toString().split('\n').length - 1;
+    flying.pop();
   });
   // Without a listener an async write error would crash the process; the proxy keeps serving instead.
   dest.on('error', (err: Error) => {
@@ -149,6 +179,7 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
       }
       // Fields are copied one by one: an object with extra properties (headers, bodies) cannot leak through.
       batch += formatAccessLine(e, e.time ?? clock.nowMs());
+      batchLines++;
       if (batch.length >= BATCH_BYTES) handOff();
       else if (timer === undefined) timer = timers.setTimeout(onTimer, flushMs);
     },
@@ -170,7 +201,16 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
           resolve();
           return;
         }
+        const giveUp = timers.setTimeout(() => {
+          // Counted as dropped: every batch not known to be written whole. A write still blocked may have put
+          // part of its buffer in a pipe already, so a few of these lines can have arrived after all.
+          for (const f of flying.splice(0)) dropped += f.lines;
+          settle();
+          dest.destroy();
+          resolve();
+        }, opts.closeTimeoutMs ?? 2_000);
         dest.once('close', () => {
+          timers.clearTimeout(giveUp);
           settle();
           resolve();
         });
