@@ -9,12 +9,21 @@ export interface LoggerOptions {
   readonly component: string;
   /** Write each line before returning (the control plane); the proxy writes asynchronously. */
   readonly sync: boolean;
+  /** Where the lines go (default 2, stderr). */
+  readonly fd?: number;
 }
+
+/**
+ * Lines an asynchronous logger holds while stderr takes nothing (a stalled collector, a parent that stopped reading
+ * its pipe); past this, new lines are dropped rather than held: memory stays bounded (the proxy logs a line per
+ * refused peer, so an outsider could otherwise grow it).
+ */
+export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
 
 export function createLogger(opts: LoggerOptions): Logger {
   return pino(
     { level: opts.level, base: { component: opts.component }, formatters: { level: (label) => ({ level: label }) } },
-    pino.destination({ fd: 2, sync: opts.sync }),
+    pino.destination({ fd: opts.fd ?? 2, sync: opts.sync, ...(opts.sync ? {} : { maxLength: MAX_BUFFERED_LOG_BYTES }) }),
   );
 }
 
