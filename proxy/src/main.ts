@@ -21,6 +21,7 @@ import { type ListenerDeps, listenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
 import type { MeshDiscovery } from './routing/mesh-discovery.js';
 import { createAccessLog } from './telemetry/access-log.js';
+import { countAccessLogDrops } from './telemetry/access-log-metrics.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
 import { startTracing } from './telemetry/start-tracing.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
@@ -82,6 +83,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const denyList = new DenyListHolder();
   const jwtBundles = new JwtBundleHolder();
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
+  countAccessLogDrops(registry, accessLog);
   const listeners = new ListenerGroup(timers);
   const served = new ServedVerifier({ identity, target: () => listeners.servedTarget(), metrics, log, nowMs, timers });
   const listenersUp = new Latch();

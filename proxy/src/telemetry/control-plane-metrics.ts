@@ -1,8 +1,9 @@
 // The proxy's control-plane replica metrics (issue 20, DESIGN.md section 12): which control-plane address is in
 // use now, and how often the proxy moved away from a failing one and back to its preferred one. Read from the
 // shared endpoints object at scrape time; registered only on proxies whose identity comes from a control plane.
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Gauge, type Registry } from 'prom-client';
 import type { EndpointsState } from '../identity/control-plane-endpoints.js';
+import { scrapedCounter } from './scraped-counter.js';
 
 export class ControlPlaneMetrics {
   #state: (() => EndpointsState) | undefined;
@@ -21,20 +22,11 @@ export class ControlPlaneMetrics {
       },
     });
     // Counted by the endpoints object; each scrape adds what happened since the last one.
-    const counter = (name: string, help: string, read: (s: EndpointsState) => number) => {
-      let reported = 0;
-      new Counter({
-        name,
-        help,
-        registers: [registry],
-        collect() {
-          const s = state();
-          const n = s ? read(s) : 0;
-          if (n > reported) this.inc(n - reported);
-          reported = n;
-        },
+    const counter = (name: string, help: string, read: (s: EndpointsState) => number) =>
+      scrapedCounter(registry, name, help, () => {
+        const s = state();
+        return s ? read(s) : 0;
       });
-    };
     counter('tessera_control_plane_failovers_total', 'Moves from a control-plane address that failed (unreachable, deadline, stream ended by a replica going away) to the next one.', (s) => s.failovers);
     counter('tessera_control_plane_failbacks_total', 'Returns to the preferred control-plane address after a background probe saw it answer again.', (s) => s.failbacks);
   }

@@ -12,6 +12,7 @@ import { ListenerGroup } from '../listeners/listener-group.js';
 import { makeListeners, type ProxyRuntime } from '../main.js';
 import { ServiceDirectory } from '../routing/service-directory.js';
 import { createAccessLog } from '../telemetry/access-log.js';
+import { countAccessLogDrops } from '../telemetry/access-log-metrics.js';
 import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
 import { startTracing } from '../telemetry/start-tracing.js';
 import { DenyListHolder } from '../tls/deny-list-holder.js';
@@ -82,6 +83,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   if (!identity.current) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary sent no identity');
 
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
+  countAccessLogDrops(registry, accessLog);
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log);
   const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, log }, directory ? { directory, registry, timers } : undefined);
   const all = await makeListeners(config, deps);
