@@ -4,8 +4,8 @@ import { Gauge, Registry } from 'prom-client';
 import type { BuildInfo } from '../../../common/build-info.js';
 import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
-import { CappedLabels, type Cell, cellCounter, cellHistogram, directionGauge, type HistCell, type Key, type LabelTable, str } from './metric-cells.js';
 import { MuxMetrics } from './mux-metrics.js';
+import { CappedLabels, type Cell, cellCounter, cellHistogram, directionGauge, type HistCell, type Key, type LabelTable, str } from './metric-cells.js';
 
 export { MAX_SERIES_PER_METRIC } from './metric-cells.js';
 
