@@ -58,7 +58,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SVID_UNRELATED_CERT: entry(UNAUTHENTICATED, 403, 'The chain holds a certificate that is not on the path from the leaf to the trust bundle.'),
 
   // --- JWT-SVIDs and the SPIFFE bundle document (common/spiffe/jwt-svid.ts, spiffe-bundle.ts) ---
-  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB), or lacks a numeric exp, or has an unknown typ or crit header.'),
+  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB), or lacks an exp that is a date (a number of seconds within ±8.64e12, what a JavaScript Date holds), or has an unknown typ or crit header.'),
   TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID alg is not one of RS/ES/PS 256/384/512 (none and HMAC are never accepted).'),
   TESSERA_ERR_JWT_SVID_NO_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID has no aud claim.'),
   TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID aud claim does not hold the audience it is validated for.'),
