@@ -2,29 +2,51 @@
 // string levels ("level":"info", as log pipelines expect), and the JSON lifecycle lines those commands print on
 // stdout (the proxy's access log shares stdout, so every line there is JSON).
 import pino, { type Logger } from 'pino';
+import { realTimers, type Timers } from '../shared-io/timers.js';
+import { LogDestination } from './log-destination.js';
 
 export interface LoggerOptions {
   readonly level: string;
   /** The `component` field of every line. */
   readonly component: string;
-  /** Write each line before returning (the control plane); the proxy writes asynchronously. */
-  readonly sync: boolean;
   /** Where the lines go (default 2, stderr). */
   readonly fd?: number;
 }
 
 /**
- * Lines an asynchronous logger holds while stderr takes nothing (a stalled collector, a parent that stopped reading
- * its pipe); past this, new lines are dropped rather than held: memory stays bounded (the proxy logs a line per
- * refused peer, so an outsider could otherwise grow it).
+ * Lines the logger holds while stderr takes nothing (a stalled collector, a parent that stopped reading its pipe);
+ * past this, new lines are dropped rather than held: memory stays bounded (the proxy logs a line per refused peer,
+ * so an outsider could otherwise grow it).
  */
 export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
 
+/**
+ * Written asynchronously, for every long-running command: a synchronous write to a stderr nobody reads blocks the
+ * whole event loop at the next line (a control plane would stop issuing). flushLogger() before exiting.
+ */
 export function createLogger(opts: LoggerOptions): Logger {
   return pino(
     { level: opts.level, base: { component: opts.component }, formatters: { level: (label) => ({ level: label }) } },
-    pino.destination({ fd: opts.fd ?? 2, sync: opts.sync, ...(opts.sync ? {} : { maxLength: MAX_BUFFERED_LOG_BYTES }) }),
+    new LogDestination(opts.fd ?? 2, MAX_BUFFERED_LOG_BYTES),
   );
+}
+
+/** The destination a logger of createLogger() writes to. */
+export function logDestination(log: Logger): LogDestination {
+  return (log as unknown as Record<symbol, LogDestination>)[pino.symbols.streamSym]!;
+}
+
+/** Resolves once the lines logged so far are written, or after `timeoutMs` if stderr takes nothing. */
+export function flushLogger(log: Logger, timeoutMs = 1_000, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> = realTimers): Promise<void> {
+  return new Promise((resolve) => {
+    const bound = timers.setTimeout(resolve, timeoutMs);
+    void logDestination(log)
+      .idle()
+      .then(() => {
+        timers.clearTimeout(bound);
+        resolve();
+      });
+  });
 }
 
 /**

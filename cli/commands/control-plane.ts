@@ -28,8 +28,8 @@ export const controlPlaneCommand: Command = {
     const drain = args.flags['drain'] === undefined ? 10_000 : Number(args.flags['drain']);
     if (!Number.isInteger(drain) || drain < 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--drain must be a whole number of milliseconds');
     // Loaded on use: every other `tessera` command starts faster without the control plane's dependencies.
-    const [{ createLogger }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
-    const log = createLogger({ level: config.logLevel, component: 'control-plane', sync: true });
+    const [{ createLogger, flushLogger }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
+    const log = createLogger({ level: config.logLevel, component: 'control-plane' });
     const crash = io.env['TESSERA_TEST_CRASH_AT'];
     const handle = await startControlPlane(config, {
       clock: io.clock,
@@ -44,6 +44,7 @@ export const controlPlaneCommand: Command = {
     });
     if (handle === null) {
       log.info({}, 'stopped before the start completed');
+      await flushLogger(log);
       return EXIT_OK;
     }
     io.stdout(`tessera control-plane: grpc ${handle.grpcAddress} admin ${handle.adminAddress} socket ${handle.adminSocket} bundle ${handle.bundleFile}${handle.injectorAddress ? ` injector ${handle.injectorAddress}` : ''}\n`);
@@ -51,6 +52,7 @@ export const controlPlaneCommand: Command = {
     const signal = await io.stopSignal;
     log.info({ signal }, 'stopping');
     await handle.close(drain);
+    await flushLogger(log);
     return EXIT_OK;
   },
 };

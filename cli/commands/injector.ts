@@ -19,13 +19,13 @@ export const injectorCommand: Command = {
     config: { type: 'string', value: 'FILE', description: 'Injector YAML config', required: true },
   },
   async run(args, io) {
-    const [{ createLogger }, { loadInjectorFileConfig }, { startInjector }] = await Promise.all([
+    const [{ createLogger, flushLogger }, { loadInjectorFileConfig }, { startInjector }] = await Promise.all([
       import('../logger.js'),
       import('../../control-plane/src/injector/injector-file-config.js'),
       import('../../control-plane/src/injector/main.js'),
     ]);
     const config = loadInjectorFileConfig(requiredString(args, 'config'), { version: readBuildInfo().version });
-    const log = createLogger({ level: config.logLevel, component: 'injector', sync: true });
+    const log = createLogger({ level: config.logLevel, component: 'injector' });
     const handle = await startInjector(config, { log }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
     });
@@ -34,6 +34,7 @@ export const injectorCommand: Command = {
     const signal = await io.stopSignal;
     log.info({ signal }, 'stopping');
     await handle.close();
+    await flushLogger(log);
     return EXIT_OK;
   },
 };

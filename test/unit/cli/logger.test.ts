@@ -1,13 +1,14 @@
-// The operational logger: JSON lines with string levels; the asynchronous one (the proxy's) holds a bounded amount
-// while its destination takes nothing, and drops beyond it (a real FIFO whose reader never reads).
+// The operational logger of the long-running commands: JSON lines with string levels, written asynchronously; while
+// its destination takes nothing it holds a bounded amount and drops beyond it, and flushLogger() gives up after its
+// bound (a real FIFO whose reader reads only when the test says).
 import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pino from 'pino';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
-import { MAX_BUFFERED_LOG_BYTES, createLogger } from '../../../cli/logger.js';
+import { MAX_BUFFERED_LOG_BYTES, createLogger, flushLogger, logDestination } from '../../../cli/logger.js';
+import { FakeTime } from '../../helpers/fake-time.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -25,28 +26,33 @@ function fifo(): { readonly writeFd: number; readonly readFd: number } {
   return { readFd, writeFd: openSync(path, 'w') };
 }
 
+/** Fills the pipe so that the next write blocks (a reader that stopped reading). */
+function fillPipe(log: ReturnType<typeof createLogger>): void {
+  const detail = 'x'.repeat(1_000);
+  for (let i = 0; i < 200; i++) log.info({ detail }, 'filler');
+}
+
 describe('operational logger', () => {
-  test('lines are JSON with a string level and the component', async () => {
+  test('lines are JSON with a string level and the component; flushLogger resolves once they are written', async () => {
     const { readFd, writeFd } = fifo();
     try {
-      const log = createLogger({ level: 'info', component: 'tessera-test', sync: true, fd: writeFd });
+      const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
       log.info({ listener: 'app' }, 'hello');
+      await flushLogger(log);
       const b = Buffer.alloc(4096);
       const line = JSON.parse(b.subarray(0, readSync(readFd, b)).toString('utf8')) as Record<string, unknown>;
       expect(line).toMatchObject({ level: 'info', component: 'tessera-test', listener: 'app', msg: 'hello' });
     } finally {
       closeSync(readFd);
-      closeSync(writeFd);
     }
   });
 
-  test('asynchronous: while the destination takes nothing, lines past the bound are dropped, not held', async () => {
+  test('while the destination takes nothing, lines past the bound are dropped, not held', async () => {
     const { readFd, writeFd } = fifo();
     try {
-      const log = createLogger({ level: 'info', component: 'tessera-test', sync: false, fd: writeFd });
-      const dest = (log as unknown as Record<symbol, NodeJS.EventEmitter>)[pino.symbols.streamSym]!;
+      const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
       let droppedBytes = 0;
-      dest.on('drop', (data: string) => {
+      logDestination(log).events.on('drop', (data: string) => {
         droppedBytes += Buffer.byteLength(data);
       });
       const detail = 'x'.repeat(1_000);
@@ -54,6 +60,65 @@ describe('operational logger', () => {
       for (let i = 0; i < lines; i++) log.info({ detail }, 'inbound peer refused');
       // Well past the bound was logged; at most the bound (and what the pipe took) was kept.
       expect(droppedBytes).toBeGreaterThan(MAX_BUFFERED_LOG_BYTES * 0.4);
+    } finally {
+      closeSync(readFd);
+    }
+  });
+
+  test('flushLogger waits for lines still being written, and resolves once a slow reader has taken them', async () => {
+    const { readFd, writeFd } = fifo();
+    try {
+      const time = new FakeTime();
+      const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
+      fillPipe(log);
+      let done = false;
+      void flushLogger(log, 60_000, time).then(() => {
+        done = true;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(done).toBe(false); // the pipe is full and nobody reads
+      const b = Buffer.alloc(65_536);
+      const parts: Buffer[] = [];
+      const drain = () => {
+        for (;;) {
+          try {
+            const n = readSync(readFd, b);
+            if (n === 0) return;
+            parts.push(Buffer.from(b.subarray(0, n)));
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return;
+            throw e;
+          }
+        }
+      };
+      for (let i = 0; i < 500 && !done; i++) {
+        drain();
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      expect(done).toBe(true);
+      drain(); // what the last write put in the pipe
+      const lines = Buffer.concat(parts).toString('utf8').split('\n').filter((l) => l !== '');
+      expect(lines).toHaveLength(200);
+    } finally {
+      closeSync(readFd);
+    }
+  });
+
+  test('flushLogger gives up after its bound when the destination takes nothing (the command still exits)', async () => {
+    const { readFd, writeFd } = fifo();
+    try {
+      const time = new FakeTime();
+      const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
+      fillPipe(log);
+      let done = false;
+      void flushLogger(log, 1_000, time).then(() => {
+        done = true;
+      });
+      await new Promise((r) => setTimeout(r, 50));
+      expect(done).toBe(false);
+      time.advance(1_000);
+      await new Promise((r) => setImmediate(r));
+      expect(done).toBe(true);
     } finally {
       closeSync(readFd);
     }
