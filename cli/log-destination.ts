@@ -8,6 +8,7 @@ type SonicBoom = ReturnType<typeof pino.destination>;
 export class LogDestination {
   readonly #dest: SonicBoom;
   #pending = 0;
+  #released = false;
   #waiters: (() => void)[] = [];
 
   constructor(fd: number, maxBufferedBytes: number) {
@@ -21,6 +22,9 @@ export class LogDestination {
 
   /** Called by pino with each line. */
   write(line: string): boolean {
+    // After release() a late line (a callback that fires during the exit) is dropped: the destroyed destination
+    // would throw.
+    if (this.#released) return true;
     this.#pending += Buffer.byteLength(line);
     return this.#dest.write(line);
   }
@@ -28,6 +32,18 @@ export class LogDestination {
   /** The destination's own events ('drop' in tests). */
   get events(): NodeJS.EventEmitter {
     return this.#dest;
+  }
+
+  /**
+   * Gives up on what is still waiting: nothing more is written, and pino's exit hook, which would otherwise write
+   * the rest synchronously as the process exits, skips this destination (on a stderr nobody reads it would block
+   * the exit forever).
+   */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.#dest.destroy();
+    this.#done(this.#pending);
   }
 
   /** Resolves once every line handed over so far is written (or dropped). */

@@ -36,16 +36,21 @@ export function logDestination(log: Logger): LogDestination {
   return (log as unknown as Record<symbol, LogDestination>)[pino.symbols.streamSym]!;
 }
 
-/** Resolves once the lines logged so far are written, or after `timeoutMs` if stderr takes nothing. */
+/**
+ * Resolves once the lines logged so far are written, or after `timeoutMs` if stderr takes nothing; then the rest
+ * is given up (released), so that the exit that follows cannot block on it either. Called last, before exiting.
+ */
 export function flushLogger(log: Logger, timeoutMs = 1_000, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> = realTimers): Promise<void> {
+  const dest = logDestination(log);
   return new Promise((resolve) => {
-    const bound = timers.setTimeout(resolve, timeoutMs);
-    void logDestination(log)
-      .idle()
-      .then(() => {
-        timers.clearTimeout(bound);
-        resolve();
-      });
+    const bound = timers.setTimeout(() => {
+      dest.release();
+      resolve();
+    }, timeoutMs);
+    void dest.idle().then(() => {
+      timers.clearTimeout(bound);
+      resolve();
+    });
   });
 }
 
