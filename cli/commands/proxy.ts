@@ -26,7 +26,11 @@ export const proxyCommand: Command = {
     const config = loadProxyConfig(requiredString(args, 'config'));
     const log = createLogger({ level: config.logLevel, component: COMPONENT });
     // A listener worker of a `workers: N` primary (docs/workers.md): it prints nothing on stdout but its access log.
-    if (io.env[WORKER_ENV] !== undefined) return (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
+    if (io.env[WORKER_ENV] !== undefined) {
+      const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
+      await flushLogger(log);
+      return code;
+    }
     const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo() }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');
     });

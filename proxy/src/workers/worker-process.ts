@@ -19,6 +19,5 @@ export async function runWorkerProcess(slot: number, base: ProxyRuntime, stopSig
   const why = await Promise.race([stopSignal, channel.disconnected.then(() => 'primary gone')]);
   log.info({ why }, 'worker draining');
   await worker.shutdown().catch((e: unknown) => log.error({ err: describeError(e) }, 'worker drain failed'));
-  log.flush();
   return 0;
 }
