@@ -1,7 +1,7 @@
 // The operational logger of the long-running commands: JSON lines with string levels, written asynchronously; while
 // its destination takes nothing it holds a bounded amount and drops beyond it, and flushLogger() gives up after its
 // bound (a real FIFO whose reader reads only when the test says).
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createLogger, flushLogger, logDestination, MAX_BUFFERED_LOG_BYTES } from '../../../cli/logger.js';
 import { FakeTime } from '../../helpers/fake-time.js';
+import { startTestProcess } from '../../helpers/ready-process.js';
 import { REPO_ROOT } from '../../helpers/run.js';
 
 let dir: string;
@@ -112,26 +113,25 @@ describe('operational logger', () => {
     // holds any Node process's exit: its I/O threads are joined. Not this case.)
     const { readFd, writeFd: blocking } = fifo();
     closeSync(blocking);
-    const writeFd = openSync(join(dir, 'log.fifo'), constants.O_WRONLY | constants.O_NONBLOCK);
-    let child: ChildProcess | undefined;
+    const path = join(dir, 'log.fifo');
+    const script = [
+      "import { constants, openSync } from 'node:fs';",
+      `const { createLogger, flushLogger } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist/cli/logger.js')).href)});`,
+      `const fd = openSync(${JSON.stringify(path)}, constants.O_WRONLY | constants.O_NONBLOCK);`,
+      "const log = createLogger({ level: 'info', component: 'tessera-test', fd });",
+      "for (let i = 0; i < 200; i++) log.info({ detail: 'x'.repeat(1000) }, 'filler');",
+      'await flushLogger(log, 200);',
+      "log.info({}, 'a late line');",
+      'process.exit(0);',
+    ].join('\n');
+    // The test holds the FIFO's read end open and never reads it.
+    const child = await startTestProcess({ name: 'stalled-stderr-child', command: process.execPath, args: ['--input-type=module', '-e', script] });
     try {
-      const script = [
-        `const { createLogger, flushLogger } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist/cli/logger.js')).href)});`,
-        "const log = createLogger({ level: 'info', component: 'tessera-test', fd: 3 });",
-        "for (let i = 0; i < 200; i++) log.info({ detail: 'x'.repeat(1000) }, 'filler');",
-        'await flushLogger(log, 200);',
-        "log.info({}, 'a late line');",
-        'process.exit(0);',
-      ].join('\n');
-      // The child's fd 3 is the FIFO's write end; the test holds the read end open and never reads it.
-      child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'ignore', 'pipe', writeFd] });
-      const exited = child;
-      const code = await new Promise<number | null>((resolve) => exited.once('exit', (c) => resolve(c)));
-      expect(code).toBe(0);
+      const status = await Promise.race([child.exited, new Promise<null>((r) => setTimeout(() => r(null), 15_000))]);
+      expect(status?.code).toBe(0);
     } finally {
-      if (child && child.exitCode === null) child.kill('SIGKILL'); // a failed run must not leave it spinning
+      await child.stop({ graceMs: 0, signal: 'SIGKILL' }); // a failed run must not leave it spinning
       closeSync(readFd);
-      closeSync(writeFd);
     }
   }, 20_000);
 
