@@ -35,6 +35,23 @@ function fillPipe(log: ReturnType<typeof createLogger>): void {
   for (let i = 0; i < 200; i++) log.info({ detail }, 'filler');
 }
 
+/**
+ * A logger on a FIFO whose pipe it has filled, and flushLogger (fake timers, bound `boundMs`) started on it 50 ms ago:
+ * the read end (the test closes it), the clock, and whether the flush has resolved.
+ */
+async function flushOnFullPipe(boundMs: number): Promise<{ readonly readFd: number; readonly time: FakeTime; readonly state: { done: boolean } }> {
+  const { readFd, writeFd } = fifo();
+  const time = new FakeTime();
+  const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
+  fillPipe(log);
+  const state = { done: false };
+  void flushLogger(log, boundMs, time).then(() => {
+    state.done = true;
+  });
+  await new Promise((r) => setTimeout(r, 50));
+  return { readFd, time, state };
+}
+
 describe('operational logger', () => {
   test('lines are JSON with a string level and the component; flushLogger resolves once they are written', async () => {
     const { readFd, writeFd } = fifo();
@@ -69,17 +86,9 @@ describe('operational logger', () => {
   });
 
   test('flushLogger waits for lines still being written, and resolves once a slow reader has taken them', async () => {
-    const { readFd, writeFd } = fifo();
+    const { readFd, state } = await flushOnFullPipe(60_000);
     try {
-      const time = new FakeTime();
-      const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
-      fillPipe(log);
-      let done = false;
-      void flushLogger(log, 60_000, time).then(() => {
-        done = true;
-      });
-      await new Promise((r) => setTimeout(r, 50));
-      expect(done).toBe(false); // the pipe is full and nobody reads
+      expect(state.done).toBe(false); // the pipe is full and nobody reads
       const b = Buffer.alloc(65_536);
       const parts: Buffer[] = [];
       const drain = () => {
@@ -94,11 +103,11 @@ describe('operational logger', () => {
           }
         }
       };
-      for (let i = 0; i < 500 && !done; i++) {
+      for (let i = 0; i < 500 && !state.done; i++) {
         drain();
         await new Promise((r) => setTimeout(r, 5));
       }
-      expect(done).toBe(true);
+      expect(state.done).toBe(true);
       drain(); // what the last write put in the pipe
       const lines = Buffer.concat(parts).toString('utf8').split('\n').filter((l) => l !== '');
       expect(lines).toHaveLength(200);
@@ -136,20 +145,12 @@ describe('operational logger', () => {
   }, 20_000);
 
   test('flushLogger gives up after its bound when the destination takes nothing (the command still exits)', async () => {
-    const { readFd, writeFd } = fifo();
+    const { readFd, time, state } = await flushOnFullPipe(1_000);
     try {
-      const time = new FakeTime();
-      const log = createLogger({ level: 'info', component: 'tessera-test', fd: writeFd });
-      fillPipe(log);
-      let done = false;
-      void flushLogger(log, 1_000, time).then(() => {
-        done = true;
-      });
-      await new Promise((r) => setTimeout(r, 50));
-      expect(done).toBe(false);
+      expect(state.done).toBe(false);
       time.advance(1_000);
       await new Promise((r) => setImmediate(r));
-      expect(done).toBe(true);
+      expect(state.done).toBe(true);
     } finally {
       closeSync(readFd);
     }
