@@ -1,4 +1,4 @@
-// The operational logger of the long-running commands (proxy, control plane): pino JSON lines on stderr with
+// The operational logger of the long-running commands (proxy, control plane, injector): pino JSON lines on stderr with
 // string levels ("level":"info", as log pipelines expect), and the JSON lifecycle lines those commands print on
 // stdout (the proxy's access log shares stdout, so every line there is JSON).
 import pino, { type Logger } from 'pino';
