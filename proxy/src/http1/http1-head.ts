@@ -31,8 +31,9 @@ const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // Visible ASCII without "#": a fragment is never part of a request target (RFC 9112 section 3.2), and an app
 // that parses one differently from the policy would route a path the policy never saw.
 // Only origin-form, absolute-form or "*": llhttp refuses any other target ("h:443", "a", "?x") on a non-CONNECT
-// request.
-const TARGET = /^(?:\*|(?:\/|[A-Za-z][A-Za-z0-9+\-.]*:\/\/)[\x21\x22\x24-\x7e]*)$/;
+// request. In absolute-form, llhttp takes a scheme of letters only ("h0ttp://", "h-t://" are refused) and an
+// authority of RFC 3986's characters (unreserved, sub-delims, "%", ":", "@", "[", "]"; not `"`, "{", "|", "\\"...).
+const TARGET = /^(?:\*|\/[\x21\x22\x24-\x7e]*|[A-Za-z]+:\/\/[A-Za-z0-9\-._~!$&'()*+,;=:%@[\]]*(?:[/?][\x21\x22\x24-\x7e]*)?)$/;
 
 // A head's text between its first byte and its final CRLFCRLF: field-value characters, lines joined by CRLF.
 const HEAD_TEXT = /^[\t\x20-\x7e\x80-\xff]*(?:\r\n[\t\x20-\x7e\x80-\xff]*)*$/;

@@ -65,6 +65,8 @@ describe('HTTP/1.1 request framing, differential against llhttp', () => {
     ['framing field as a trailer', 'GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n\rGET * HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n'],
     ['Content-Length as a trailer', 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nContent-Length: 5\r\n\r\n'],
     ['authority-form target on GET', 'GET h:443 HTTP/1.1\r\nHost: h\r\n\r\n'],
+    ['absolute-form with a digit in the scheme', 'POST h0ttp://h/p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n'],
+    ['absolute-form with a character llhttp refuses in the authority', 'GET http://h|/p HTTP/1.1\r\nHost: h\r\n\r\n'],
     ['CONNECT (llhttp tunnels what follows)', 'CONNECT /x HTTP/1.1\r\nHost: h\r\n\r\nGET /admin HTTP/1.1\r\nHost: h\r\n\r\n'],
     ['empty Transfer-Encoding line', 'GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /?q=1 HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n'],
     ['empty coding after chunked', 'POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,\r\n\r\n1\r\na\r\n0\r\n\r\n'],

@@ -26,6 +26,9 @@ describe('valid heads', () => {
     ['obs-text in a value', 'GET / HTTP/1.1\r\nHost: a\r\nX-Latin: caf\xe9\r\n\r\n', { values: ['a', 'caf\xe9'] }],
     ['leading empty lines are skipped', '\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n', { method: 'GET' }],
     ['absolute-form target', 'GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n', { target: 'http://a/b' }],
+    ...['HTTP://a', 'http://[::1]:8080/b', 'http://u@a?q', "http://a_,;=&$'()*!~.-:x/b", 'http:///b'].map(
+      (target) => [`absolute-form ${target}`, `GET ${target} HTTP/1.1\r\nHost: a\r\n\r\n`, { target }] as [string, string, { target: string }],
+    ),
     ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', { method: 'OPTIONS', target: '*' }],
     ['colon inside a value', 'GET / HTTP/1.1\r\nHost: a:80\r\n\r\n', { values: ['a:80'] }],
   ])('%s', (_name, text, expected) => {
@@ -151,6 +154,10 @@ describe('malformed heads → bad_request', () => {
     ['authority-form target on GET', 'GET h:443 HTTP/1.1\r\nHost: a\r\n\r\n'],
     ['CONNECT', 'CONNECT /x HTTP/1.1\r\nHost: a\r\n\r\n'],
     ['a target without a leading slash', 'GET a HTTP/1.1\r\nHost: a\r\n\r\n'],
+    // Absolute-form as llhttp reads it (found by the differential property): a scheme of letters only, an authority of
+    // RFC 3986's characters.
+    ...['h0ttp', 'h-t', 'h.t', 'h+t', 'ab1'].map((scheme) => [`scheme ${scheme}`, `GET ${scheme}://h/p HTTP/1.1\r\nHost: a\r\n\r\n`] as [string, string]),
+    ...['"', '{', '}', '|', '\\', '^', '`', '<', '>'].map((c) => [`${c} in the authority`, `GET http://h${c}/p HTTP/1.1\r\nHost: a\r\n\r\n`] as [string, string]),
   ])('%s', (_name, text) => {
     expect(req(text)).toEqual({ rejected: 'bad_request' });
   });
