@@ -2,7 +2,7 @@
 // trust domains stay confined and every failure has a reason. Results are cached per leaf (SHA-256 of its DER)
 // and identity generation, at most `maxEntries` of them: resumed sessions and reconnects from the same peer cost a
 // map lookup plus a validity check; a rotation (new generation) checks every peer again, and the deny-list is
-// checked by the callers on every connection, cached or not.
+// checked by the callers on every connection, cached or not. Cached peers are keyed by their leafHash.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
@@ -12,6 +12,7 @@ import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import { sessionLeafHash } from './session-peer.js';
 
 export interface VerifiedPeer {
   readonly ok: true;
@@ -40,6 +41,16 @@ export interface PeerX509 {
   readonly fingerprint256: string;
   readonly issuerCertificate?: PeerX509 | undefined;
 }
+
+/** The socket of a finished server-side handshake, as verifySocket reads it (a node:tls TLSSocket). */
+export interface PeerSocket {
+  /** The serialized TLS session (it records the peer's leaf). */
+  getSession(): Buffer | undefined;
+  getPeerX509Certificate(): PeerX509 | undefined;
+}
+
+/** node:crypto's fingerprint form (upper-case hex pairs joined by ":") as lower-case hex: the cache key. */
+const hexOf = (fingerprint: string): string => fingerprint.replaceAll(':', '').toLowerCase();
 
 const NO_CERT: PeerFailure = { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
 
@@ -101,21 +112,26 @@ export class PeerVerifier {
     this.#sync(snapshot);
     const fp = cert?.fingerprint256;
     if (!cert?.raw || !fp) return NO_CERT;
-    return this.#lookup(fp, nowMs, expectedId) ?? this.#verifyChain(fp, peerChainDer(cert), snapshot, nowMs, expectedId);
+    const key = hexOf(fp);
+    return this.#lookup(key, nowMs, expectedId) ?? this.#verifyChain(key, peerChainDer(cert), snapshot, nowMs, expectedId);
   }
 
   /**
-   * The inbound path: `socket.getPeerX509Certificate()` — the leaf with the chain the peer sent linked through
-   * `issuerCertificate` — costs a few µs where getPeerCertificate() builds a JS object of every field (~100 µs
-   * here). Node moves the sent chain out of the TLS session into that object, so this must be the socket's only
-   * chain read (later reads see the leaf alone). A cache hit needs only the leaf's fingerprint.
+   * The inbound path. A known peer is found by its leaf as the TLS session records it (session-peer.ts), without
+   * reading the chain; otherwise `socket.getPeerX509Certificate()` — the leaf with the chain the peer sent linked
+   * through `issuerCertificate` — is verified (getPeerCertificate() would build a JS object of every field). Node
+   * moves the sent chain out of the TLS session into that object, so this must be the socket's only chain read
+   * (later reads see the leaf alone).
    */
-  verifySocket(socket: { getPeerX509Certificate(): PeerX509 | undefined }, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
+  verifySocket(socket: PeerSocket, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
     this.#sync(snapshot);
+    const known = sessionLeafHash(socket);
+    const hit = known === undefined ? undefined : this.#lookup(known, nowMs);
+    if (hit) return hit;
     const leaf = socket.getPeerX509Certificate();
     if (!leaf) return NO_CERT;
-    const fp = leaf.fingerprint256;
-    return this.#lookup(fp, nowMs) ?? this.#verifyChain(fp, peerChainDer(leaf), snapshot, nowMs);
+    const key = hexOf(leaf.fingerprint256);
+    return this.#lookup(key, nowMs) ?? this.#verifyChain(key, peerChainDer(leaf), snapshot, nowMs);
   }
 
   /** A new identity generation (rotation, new bundle) forgets every verified peer: each is checked again. */
@@ -125,12 +141,12 @@ export class PeerVerifier {
     this.#generation = snapshot.generation;
   }
 
-  #lookup(fp: string, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | undefined {
-    const hit = this.#cache.get(fp);
+  #lookup(key: string, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | undefined {
+    const hit = this.#cache.get(key);
     return hit && hit.notAfterMs > nowMs && (!expectedId || hit.idText === expectedId.toString()) ? hit : undefined;
   }
 
-  #verifyChain(fp: string, chain: Buffer[], snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
+  #verifyChain(key: string, chain: Buffer[], snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
     if (chain.length === 0) return NO_CERT;
     let certs: X509Certificate[];
     try {
@@ -146,12 +162,12 @@ export class PeerVerifier {
       ok: true,
       id: r.id,
       idText: r.id.toString(),
-      leafHash: fp.replaceAll(':', '').toLowerCase(),
+      leafHash: key,
       serial: r.leaf.serialNumber,
       notAfterMs: r.notAfterMs,
     };
     if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(fp, verified);
+    this.#cache.set(key, verified);
     return verified;
   }
 }

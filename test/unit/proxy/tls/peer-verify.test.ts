@@ -67,6 +67,7 @@ describe('PeerVerifier', () => {
     let chainRead = 0;
     const intermediate = { raw: web.chain[1]!.raw, fingerprint256: web.chain[1]!.fingerprint256 };
     const socket = {
+      getSession: () => undefined,
       // node:crypto's X509Certificate of the peer: the sent chain hangs off issuerCertificate.
       getPeerX509Certificate: () => ({
         raw: web.leaf.raw,
