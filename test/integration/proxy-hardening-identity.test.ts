@@ -1,11 +1,13 @@
 // Identity forgery and confinement with real processes and real TLS on loopback: an edge whose partner CA
 // (`clientCa`) mints certificates carrying mesh SPIFFE IDs, hostile partner leaves (CA:TRUE, keyCertSign, two URI
 // SANs, SAN strings that smuggle separators, duplicate or unknown critical extensions), an XFCC that cannot be
-// forged through a SAN, and sidecars refusing peers that RFC 5280 or the X509-SVID rules say to refuse.
+// forged through a SAN, sidecars refusing peers that RFC 5280 or the X509-SVID rules say to refuse, and a TLS 1.2
+// client that renegotiates under an established connection (edge and sidecar close it).
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -27,7 +29,7 @@ let partner: TestCa;
 let web: TestCa;
 let app: ReturnType<typeof createServer>;
 const procs: ProxyProcess[] = [];
-let ports: { confined: number; unconfined: number; sidecar: number; edgeAdmin: number; sidecarAdmin: number };
+let ports: { confined: number; unconfined: number; sidecar: number; sidecar12: number; edgeAdmin: number; sidecarAdmin: number };
 
 const policy = (name: string, selector: string, from: string[]) =>
   `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${selector}\n  action: ALLOW\n  rules:\n    - from: [${from.map((f) => JSON.stringify(f)).join(', ')}]\n---\n`;
@@ -102,11 +104,11 @@ beforeAll(async () => {
   await writeSvidFiles(mesh, SIDECAR, join(dir, 'api'));
   await writeFile(
     join(dir, 'api.yaml'),
-    `identity:\n  files: { certFile: api/svid.pem, keyFile: api/key.pem, bundleFile: api/bundle.pem }\ninbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort} }\nauthorization: { policiesDir: policies }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
+    `identity:\n  files: { certFile: api/svid.pem, keyFile: api/key.pem, bundleFile: api/bundle.pem }\ninbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort} }\n  - { name: app12, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort}, tlsMinVersion: '1.2' }\nauthorization: { policiesDir: policies }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
   );
   const [edge, api] = await Promise.all([startProxyProcess(join(dir, 'edge.yaml')), startProxyProcess(join(dir, 'api.yaml'))]);
   procs.push(edge!, api!);
-  ports = { confined: edge!.ports.get('edge/confined')!, unconfined: edge!.ports.get('edge/unconfined')!, sidecar: api!.ports.get('inbound/app')!, edgeAdmin: edge!.admin, sidecarAdmin: api!.admin };
+  ports = { confined: edge!.ports.get('edge/confined')!, unconfined: edge!.ports.get('edge/unconfined')!, sidecar: api!.ports.get('inbound/app')!, sidecar12: api!.ports.get('inbound/app12')!, edgeAdmin: edge!.admin, sidecarAdmin: api!.admin };
 }, 60_000);
 
 afterAll(async () => {
@@ -228,5 +230,53 @@ describe('sidecar: peers RFC 5280 and the X509-SVID rules refuse', () => {
     expect(borrowed.status).toBeNull();
     // And the real peer still verifies afterwards.
     expect((await meshGet(await mesh.mintSvid(MESH_A))).status).toBe(200);
+  });
+});
+
+/**
+ * A TLS 1.2 keep-alive connection: one GET answered, then the client renegotiates (same certificate) and asks again.
+ * What each request got back ('' = nothing) and whether the renegotiation completed.
+ */
+function renegotiateThenGet(port: number, cert: { chainPem: string; keyPem: string }, caPem: string): Promise<{ first: string; renegotiated: boolean; second: string }> {
+  const req = 'GET /x HTTP/1.1\r\nhost: api\r\n\r\n';
+  return new Promise((resolve) => {
+    const s = tls.connect({ host: '127.0.0.1', port, cert: cert.chainPem, key: cert.keyPem, ca: caPem, maxVersion: 'TLSv1.2', checkServerIdentity: () => undefined });
+    let answer = '';
+    let first = '';
+    let renegotiated = false;
+    s.on('secureConnect', () => s.write(req));
+    s.on('data', (d) => {
+      answer += d;
+      // The app answers with a JSON body, passed on as sent or chunked: whole at its closing brace or last chunk.
+      if (first || !(answer.endsWith('}') || answer.endsWith('\r\n0\r\n\r\n'))) return;
+      first = answer;
+      answer = '';
+      s.renegotiate({ rejectUnauthorized: false }, (err) => {
+        renegotiated = !err;
+        if (!err) s.write(req);
+      });
+    });
+    const done = () => resolve({ first, renegotiated, second: answer });
+    s.on('error', () => s.destroy());
+    s.on('close', done);
+    s.setTimeout(3_000, () => s.destroy());
+  });
+}
+
+describe('TLS 1.2 renegotiation under an established connection', () => {
+  test('the edge closes the connection: nothing is answered after the attempt, which is counted', async () => {
+    const before = await metric(ports.edgeAdmin, 'edge', 'protocol');
+    const r = await renegotiateThenGet(ports.unconfined, await partner.mintSvid(PARTNER_OK), web.bundlePem());
+    expect(r.first).toMatch(/^HTTP\/1\.1 200/);
+    expect(r).toMatchObject({ renegotiated: false, second: '' });
+    await until('the refused renegotiation counted', async () => (await metric(ports.edgeAdmin, 'edge', 'protocol')) === before + 1);
+  });
+
+  test('a sidecar listener that allows TLS 1.2 closes it too, and counts it', async () => {
+    const before = await metric(ports.sidecarAdmin, 'inbound', 'protocol');
+    const r = await renegotiateThenGet(ports.sidecar12, await mesh.mintSvid(MESH_A), mesh.bundlePem());
+    expect(r.first).toMatch(/^HTTP\/1\.1 200/);
+    expect(r).toMatchObject({ renegotiated: false, second: '' });
+    await until('the refused renegotiation counted', async () => (await metric(ports.sidecarAdmin, 'inbound', 'protocol')) === before + 1);
   });
 });

@@ -12,11 +12,12 @@ import type { EdgeConfig } from '../config/edge-config.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { deniedBy } from '../tls/deny-list.js';
 import { IntermediateMemory } from '../tls/peer-verify.js';
+import { fingerprintHex, sessionLeafHash } from '../tls/session-peer.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import type { EdgeCertificates } from './edge-certificates.js';
+import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
 import { forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
 import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
-import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
 
 /** A request let through: its route, the target to send (normalized) and the policy decision, if any. */
 export interface Admitted {
@@ -55,7 +56,13 @@ export class EdgeGate {
   readonly #certs: EdgeCertificates;
   readonly routes: EdgeRoute<EdgeUpstream>[];
   readonly #trusted: (ip: string) => boolean;
-  /** Verified clients by leaf fingerprint, for the client-CA and identity generations in #clientsKey. */
+  /**
+   * Each connection's client leaf (SHA-256 hex; null: none), read once: every request asks, and building Node's
+   * certificate object for it cost ~100 µs a request. It cannot change under a connection: the listener refuses
+   * renegotiation (disableRenegotiation) and TLS 1.3 has none.
+   */
+  readonly #leafOf = new WeakMap<object, string | null>();
+  /** Verified clients by leaf hash, for the client-CA and identity generations in #clientsKey. */
   readonly #clients = new Map<string, EdgeClient>();
   #clientsKey = '';
   readonly #clientIntermediates = new IntermediateMemory();
@@ -83,7 +90,7 @@ export class EdgeGate {
     if (!this.#config.clientCa) return null;
     // OpenSSL refused the chain already (clientCert: optional): failures are not cached, so building it again on
     // every request of the connection would be wasted work.
-    if (!socket.authorized) return socket.getPeerCertificate()?.fingerprint256 ? 'invalid' : null;
+    if (!socket.authorized) return this.#leafHash(socket) ? 'invalid' : null;
     const v = this.verifyClient(socket);
     if (v === null) return null;
     // Checked per request too: a ban that lands while the connection is open refuses its next request.
@@ -98,7 +105,7 @@ export class EdgeGate {
   /** The one client verifier (client-identity.ts): same leaf rules as SVID peers, identity confined to its CA. */
   verifyClient(socket: TLSSocket): EdgeClient | EdgeClientFailure | null {
     if (!this.#config.clientCa) return null;
-    const fp = socket.getPeerCertificate()?.fingerprint256;
+    const fp = this.#leafHash(socket);
     if (!fp) return null;
     const d = this.#d;
     const snapshot = d.identity.current!;
@@ -124,6 +131,20 @@ export class EdgeGate {
     if (this.#clients.size >= 1024) this.#clients.clear();
     this.#clients.set(fp, r.client);
     return r.client;
+  }
+
+  /** The connection's client leaf as its TLS session records it (session-peer.ts), else from Node's certificate. */
+  #leafHash(socket: TLSSocket): string | null {
+    let h = this.#leafOf.get(socket);
+    if (h === undefined) {
+      h = sessionLeafHash(socket) ?? null;
+      if (h === null) {
+        const fp = socket.getPeerCertificate()?.fingerprint256;
+        if (fp) h = fingerprintHex(fp);
+      }
+      this.#leafOf.set(socket, h);
+    }
+    return h;
   }
 
   /**

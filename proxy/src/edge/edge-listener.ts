@@ -13,6 +13,7 @@ import { SessionSet } from '../listeners/session-set.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
+import { refuseRenegotiation } from '../tls/no-renegotiation.js';
 import { EdgeCertificates } from './edge-certificates.js';
 import { EdgeGate, isFailure } from './edge-gate.js';
 import { onEdgeStream } from './edge-h2.js';
@@ -66,6 +67,7 @@ export class EdgeListener implements Listener {
     const accepts = new AcceptTimes(this.#server, deps.nowMs);
     this.#server.on('secureConnection', (socket: tls.TLSSocket) => {
       const handshakeSeconds = accepts.secondsSince(socket, deps.nowMs());
+      refuseRenegotiation(socket, () => deps.metrics.handshake('edge', false, 'protocol', false));
       const verdict = this.#gate.verifyClient(socket);
       if (verdict && isFailure(verdict) && config.clientCert === 'required') {
         deps.metrics.handshake('edge', false, verdict.reason, socket.isSessionReused());

@@ -10,6 +10,7 @@ import { authorize } from '../authz/authorize.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { type DenyList, deniedBy } from '../tls/deny-list.js';
+import { refuseRenegotiation } from '../tls/no-renegotiation.js';
 import { PeerVerifier, type VerifiedPeer } from '../tls/peer-verify.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection } from './served-listener.js';
@@ -37,6 +38,7 @@ export class InboundGate {
    */
   admit(socket: TLSSocket, h2 = false): { peer: VerifiedPeer; snapshot: IdentitySnapshot } | null {
     const d = this.#d;
+    refuseRenegotiation(socket, () => d.metrics.handshake('inbound', false, 'protocol', false));
     const snapshot = d.identity.current!;
     const peer = this.#verifier.verifySocket(socket, snapshot, d.nowMs());
     if (!peer.ok) {

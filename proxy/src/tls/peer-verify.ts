@@ -12,7 +12,7 @@ import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
-import { sessionLeafHash } from './session-peer.js';
+import { fingerprintHex, sessionLeafHash } from './session-peer.js';
 
 export interface VerifiedPeer {
   readonly ok: true;
@@ -48,9 +48,6 @@ export interface PeerSocket {
   getSession(): Buffer | undefined;
   getPeerX509Certificate(): PeerX509 | undefined;
 }
-
-/** node:crypto's fingerprint form (upper-case hex pairs joined by ":") as lower-case hex: the cache key. */
-const hexOf = (fingerprint: string): string => fingerprint.replaceAll(':', '').toLowerCase();
 
 const NO_CERT: PeerFailure = { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
 
@@ -112,7 +109,7 @@ export class PeerVerifier {
     this.#sync(snapshot);
     const fp = cert?.fingerprint256;
     if (!cert?.raw || !fp) return NO_CERT;
-    const key = hexOf(fp);
+    const key = fingerprintHex(fp);
     return this.#lookup(key, nowMs, expectedId) ?? this.#verifyChain(key, peerChainDer(cert), snapshot, nowMs, expectedId);
   }
 
@@ -130,7 +127,7 @@ export class PeerVerifier {
     if (hit) return hit;
     const leaf = socket.getPeerX509Certificate();
     if (!leaf) return NO_CERT;
-    const key = hexOf(leaf.fingerprint256);
+    const key = fingerprintHex(leaf.fingerprint256);
     return this.#lookup(key, nowMs) ?? this.#verifyChain(key, peerChainDer(leaf), snapshot, nowMs);
   }
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { readNode } from '../../../../common/pki/der.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import type { IdentitySnapshot } from '../../../../proxy/src/identity/identity-snapshot.js';
-import { PeerVerifier, type PeerSocket } from '../../../../proxy/src/tls/peer-verify.js';
+import { type PeerSocket, PeerVerifier } from '../../../../proxy/src/tls/peer-verify.js';
 import { sessionLeafHash, sessionPeerDer } from '../../../../proxy/src/tls/session-peer.js';
 import { serverSecureOptions } from '../../../../proxy/src/tls/tls-contexts.js';
 import { applyAll, mutations } from '../../../helpers/der-mutations.js';
