@@ -61,23 +61,27 @@ const COPY_BELOW = 4 * 1024;
 export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: net.Socket): void } {
   let socket: net.Socket | null = null;
   let buf = Buffer.allocUnsafe(READ_CHUNK);
+  // Held with the buffer: `.buffer` is a call into V8's C++ on every read (~0.5 % of a side's CPU under load).
+  let memory = buf.buffer;
   let handedOff = false;
   return {
     onread: {
       buffer: () => {
         if (handedOff) {
           buf = Buffer.allocUnsafe(READ_CHUNK);
+          memory = buf.buffer;
           handedOff = false;
         }
         return buf;
       },
+      // Node reads into `buf` (the buffer() above), so `b` is a view of `memory`.
       callback: (n: number, b: Uint8Array): boolean => {
         const s = socket!;
         if (s.listenerCount('data') === 0) {
           s.destroy(new Error('upstream sent bytes before the connection was ready'));
           return false;
         }
-        const chunk = Buffer.from(b.buffer, b.byteOffset, n);
+        const chunk = Buffer.from(memory, b.byteOffset, n);
         if (n < COPY_BELOW) s.emit('data', Buffer.from(chunk));
         else {
           handedOff = true;
