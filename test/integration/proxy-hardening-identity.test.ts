@@ -264,19 +264,15 @@ function renegotiateThenGet(port: number, cert: { chainPem: string; keyPem: stri
 }
 
 describe('TLS 1.2 renegotiation under an established connection', () => {
-  test('the edge closes the connection: nothing is answered after the attempt, which is counted', async () => {
-    const before = await metric(ports.edgeAdmin, 'edge', 'protocol');
-    const r = await renegotiateThenGet(ports.unconfined, await partner.mintSvid(PARTNER_OK), web.bundlePem());
+  test.each([
+    ['the edge', 'edge', () => ({ port: ports.unconfined, admin: ports.edgeAdmin, svid: partner.mintSvid(PARTNER_OK), ca: web.bundlePem() })],
+    ['a sidecar listener that allows TLS 1.2', 'inbound', () => ({ port: ports.sidecar12, admin: ports.sidecarAdmin, svid: mesh.mintSvid(MESH_A), ca: mesh.bundlePem() })],
+  ] as const)('%s closes the connection: nothing is answered after the attempt, which is counted', async (_name, direction, target) => {
+    const t = target();
+    const before = await metric(t.admin, direction, 'protocol');
+    const r = await renegotiateThenGet(t.port, await t.svid, t.ca);
     expect(r.first).toMatch(/^HTTP\/1\.1 200/);
     expect(r).toMatchObject({ renegotiated: false, second: '' });
-    await until('the refused renegotiation counted', async () => (await metric(ports.edgeAdmin, 'edge', 'protocol')) === before + 1);
-  });
-
-  test('a sidecar listener that allows TLS 1.2 closes it too, and counts it', async () => {
-    const before = await metric(ports.sidecarAdmin, 'inbound', 'protocol');
-    const r = await renegotiateThenGet(ports.sidecar12, await mesh.mintSvid(MESH_A), mesh.bundlePem());
-    expect(r.first).toMatch(/^HTTP\/1\.1 200/);
-    expect(r).toMatchObject({ renegotiated: false, second: '' });
-    await until('the refused renegotiation counted', async () => (await metric(ports.sidecarAdmin, 'inbound', 'protocol')) === before + 1);
+    await until('the refused renegotiation counted', async () => (await metric(t.admin, direction, 'protocol')) === before + 1);
   });
 });
