@@ -42,7 +42,8 @@ export class TrustBundle {
   }
 }
 
-export function fingerprintOf(cert: X509Certificate): string {
+/** SHA-256 of a certificate, lower-case hex without separators (node:crypto's `fingerprint256` form rewritten). */
+export function fingerprintOf(cert: { readonly fingerprint256: string }): string {
   return cert.fingerprint256.replaceAll(':', '').toLowerCase();
 }
 

@@ -5,7 +5,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { type ErrorCode, errorMessage } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import { fingerprintOf, type TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { isWorkloadId } from '../../../common/spiffe/workload-id.js';
 import { type SvidFailure, type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
@@ -58,7 +58,7 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
     return built.badSignature ? refuse('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE') : refuse('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA');
   }
   // Node gives `undefined` (typed string) for an empty subject, which SVID-style client certificates may have.
-  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: leaf.fingerprint256.replaceAll(':', '').toLowerCase(), notAfterMs: leaf.validToDate.getTime(), serial: leaf.serialNumber };
+  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: fingerprintOf(leaf), notAfterMs: leaf.validToDate.getTime(), serial: leaf.serialNumber };
   const anchor = built.path[built.path.length - 1]!;
   const meshAuthority = trust.mesh.bundles().some((b) => b.authorities.some((a) => a.fingerprint256 === anchor.fingerprint256));
   if (meshAuthority) {

@@ -7,12 +7,13 @@ import type { TLSSocket } from 'node:tls';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import { authorize } from '../authz/authorize.js';
 import type { EdgeConfig } from '../config/edge-config.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { deniedBy } from '../tls/deny-list.js';
 import { IntermediateMemory } from '../tls/peer-verify.js';
-import { fingerprintHex, sessionLeafHash } from '../tls/session-peer.js';
+import { sessionLeafHash } from '../tls/session-peer.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import type { EdgeCertificates } from './edge-certificates.js';
 import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
@@ -139,8 +140,8 @@ export class EdgeGate {
     if (h === undefined) {
       h = sessionLeafHash(socket) ?? null;
       if (h === null) {
-        const fp = socket.getPeerCertificate()?.fingerprint256;
-        if (fp) h = fingerprintHex(fp);
+        const cert = socket.getPeerCertificate();
+        if (cert?.fingerprint256) h = fingerprintOf(cert);
       }
       this.#leafOf.set(socket, h);
     }

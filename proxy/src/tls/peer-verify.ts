@@ -9,10 +9,11 @@ import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
-import { fingerprintHex, sessionLeafHash } from './session-peer.js';
+import { sessionLeafHash } from './session-peer.js';
 
 export interface VerifiedPeer {
   readonly ok: true;
@@ -107,9 +108,8 @@ export class PeerVerifier {
    */
   verify(cert: DetailedPeerCertificate | PeerCertificate | undefined, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
     this.#sync(snapshot);
-    const fp = cert?.fingerprint256;
-    if (!cert?.raw || !fp) return NO_CERT;
-    const key = fingerprintHex(fp);
+    if (!cert?.raw || !cert.fingerprint256) return NO_CERT;
+    const key = fingerprintOf(cert);
     return this.#lookup(key, nowMs, expectedId) ?? this.#verifyChain(key, peerChainDer(cert), snapshot, nowMs, expectedId);
   }
 
@@ -127,7 +127,7 @@ export class PeerVerifier {
     if (hit) return hit;
     const leaf = socket.getPeerX509Certificate();
     if (!leaf) return NO_CERT;
-    const key = fingerprintHex(leaf.fingerprint256);
+    const key = fingerprintOf(leaf);
     return this.#lookup(key, nowMs) ?? this.#verifyChain(key, peerChainDer(leaf), snapshot, nowMs);
   }
 

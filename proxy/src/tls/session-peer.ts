@@ -46,8 +46,3 @@ export function sessionLeafHash(socket: { getSession(): Buffer | undefined }): s
     session.fill(0);
   }
 }
-
-/** The same key from node:crypto's fingerprint form (upper-case hex pairs joined by ":"). */
-export function fingerprintHex(fingerprint256: string): string {
-  return fingerprint256.replaceAll(':', '').toLowerCase();
-}
