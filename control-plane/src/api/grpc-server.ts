@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
+import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 
 export interface ServerIdentity {
   /** PEM chain, leaf first. */
@@ -150,6 +151,8 @@ export class GrpcServer {
 
   #accept(socket: TLSSocket): void {
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
+    // The caller's chain is read once, below, and judges every call of the connection.
+    refuseRenegotiation(socket, () => this.#o.onTlsFailure?.('protocol', key));
     if (socket.alpnProtocol !== 'h2') {
       this.#o.onTlsFailure?.('alpn', key);
       socket.destroy();

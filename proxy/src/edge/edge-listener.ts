@@ -13,7 +13,7 @@ import { SessionSet } from '../listeners/session-set.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
-import { refuseRenegotiation } from '../tls/no-renegotiation.js';
+import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { EdgeCertificates } from './edge-certificates.js';
 import { EdgeGate, isFailure } from './edge-gate.js';
 import { onEdgeStream } from './edge-h2.js';

@@ -10,7 +10,7 @@ import { authorize } from '../authz/authorize.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { type DenyList, deniedBy } from '../tls/deny-list.js';
-import { refuseRenegotiation } from '../tls/no-renegotiation.js';
+import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { PeerVerifier, type VerifiedPeer } from '../tls/peer-verify.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection } from './served-listener.js';

@@ -1,5 +1,6 @@
 // The control plane's TLS front of grpc-js, on 127.0.0.1 port 0: it serves its SVID over h2 only, captures the
 // caller's chain per connection, cuts a handshake or a first call that does not come in time (reported by reason),
+// refuses TLS 1.2 renegotiation,
 // hands new handshakes a new identity while open connections keep theirs, and refuses a bad or taken address.
 import { X509Certificate } from 'node:crypto';
 import { type Socket, connect as netConnect } from 'node:net';
@@ -79,6 +80,21 @@ describe('GrpcServer', () => {
     await new Promise<void>((r) => s.once('secureConnect', () => r()));
     await closedBy(s);
     expect(failures).toEqual(['headers_timeout']);
+  });
+
+  test('a TLS 1.2 client that renegotiates is cut and reported as protocol (its chain was read once, at accept)', async () => {
+    failures.length = 0;
+    const s = tlsConnect({ host: '127.0.0.1', port: t.api.server.port, ALPNProtocols: ['h2'], maxVersion: 'TLSv1.2', rejectUnauthorized: false });
+    s.on('error', () => {});
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    s.resume(); // the renegotiation and the close travel through reads
+    const renegotiated = await new Promise<boolean>((r) => {
+      s.renegotiate({ rejectUnauthorized: false }, (err) => r(!err));
+      s.once('close', () => r(false));
+    });
+    expect(renegotiated).toBe(false);
+    await until('renegotiation reported', () => failures.length > 0);
+    expect(failures).toEqual(['protocol']);
   });
 
   test('a new identity is served to new handshakes; an open stream keeps going', async () => {
