@@ -69,6 +69,7 @@ export function recordExchange(recorder: ExchangeRecorder, listener: string, x: 
     bytesIn: o.bytesIn,
     bytesOut: o.bytesOut,
     durationMs: endMs - x.startMs,
+    endMs,
     upstream: x.upstream || undefined,
     resumed: x.resumed,
     error: o.error || undefined,

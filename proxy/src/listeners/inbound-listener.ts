@@ -201,7 +201,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
         const c = ctx as InboundContext;
         const v = verdictOf(c.decision);
         // One literal, no spreads (per request); undefined fields are absent from the record.
-        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, upstream: this.#upstream, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
+        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: this.#upstream, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
       },
       drainVia,

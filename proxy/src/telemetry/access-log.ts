@@ -1,10 +1,10 @@
-// The access log: one JSON line per proxied HTTP request or TCP connection, batched and handed to pino's
-// asynchronous file destination. Only the fields below are written (never headers); paths lose their query.
+// The access log: one JSON line per proxied HTTP request or TCP connection, batched and written off the event
+// loop (shared-io/fd-writer.ts). Only the fields below are written (never headers); paths lose their query.
 import { randomBytes, randomUUID } from 'node:crypto';
 import { openSync } from 'node:fs';
-import pino from 'pino';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
+import { FdWriter } from '../../../shared-io/fd-writer.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface AccessEntry {
@@ -58,6 +58,8 @@ export interface AccessLogOptions {
   readonly maxBufferBytes?: number;
   /** Longest time a line waits in the batch before it is written (default 1000 ms). */
   readonly flushIntervalMs?: number;
+  /** Batch size: a batch is handed to the destination when the next line would not fit (default 64 KiB). */
+  readonly batchBytes?: number;
   /** The flush timer runs here (default: the real timers, unref'd). */
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /**
@@ -69,8 +71,12 @@ export interface AccessLogOptions {
 }
 
 export const MAX_PATH_CHARS = 256;
-/** Batch size handed to the destination in one write. */
-const BATCH_BYTES = 4096;
+/**
+ * Batch size handed to the destination in one write. Each write is a round trip through libuv's thread pool (a
+ * worker thread woken, then the event loop); at 4 KiB, about 16 lines a write, those round trips were half of
+ * what the log cost per request (docs/metrics.md, "Access log").
+ */
+export const BATCH_BYTES = 64 * 1024;
 const MAX_TEXT_CHARS = 256;
 const MAX_SHORT_CHARS = 32;
 
@@ -105,69 +111,44 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
       throw new TesseraError('TESSERA_ERR_ACCESS_LOG_UNWRITABLE', `Cannot open access log ${opts.destination}: ${(e as Error).message}`, { path: opts.destination }, { cause: e });
     }
   }
-  const dest = pino.destination({ dest: fd, sync: false, maxLength: opts.maxBufferBytes ?? 16 * 1024 * 1024 });
+  const batchBytes = opts.batchBytes ?? BATCH_BYTES;
   let dropped = 0;
   let failed = false;
   let closed = false;
-  // Lines are batched here and handed to the async destination per BATCH_BYTES or per flush interval: one
-  // write(2) per few KiB halves the per-line cost measured with one write per line. A crash can lose the
-  // unflushed tail (at most one interval), as with Envoy's access-log flush interval.
-  let batch = '';
+  const timers = opts.timers ?? realTimers;
+  const writer = new FdWriter({
+    fd,
+    ownsFd: fd !== 1,
+    maxQueuedBytes: opts.maxBufferBytes ?? 16 * 1024 * 1024,
+    timers,
+    // The proxy keeps serving; the log drops what it could not write, and every later line.
+    onError: (err, lost) => {
+      failed = true;
+      dropped += lost;
+      opts.onError?.(err);
+    },
+  });
+  // Lines are batched here and handed to the writer per `batchBytes` or per flush interval. A crash can lose the
+  // unflushed tail (at most one interval), as with Envoy's access-log flush interval. Each line is encoded into the
+  // batch's buffer as it comes: a batch kept as one long string cost more to flatten and encode at hand-off than
+  // the lines had cost to build.
+  let batch: Buffer | undefined; // a new one per batch: the writer holds it until written
+  let used = 0;
   let batchLines = 0;
-  /** Batches handed to the destination and not yet written whole to the OS, oldest first ('write' says how far). */
-  const flying: { bytes: number; readonly lines: number }[] = [];
-  let pending = false;
-  let waiters: (() => void)[] = [];
-  const settle = () => {
-    pending = false;
-    const w = waiters;
-    waiters = [];
-    for (const f of w) f();
-  };
   const handOff = () => {
-    if (batch === '' || failed) return;
-    const b = batch;
-    batch = '';
-    flying.push({ bytes: Buffer.byteLength(b), lines: batchLines });
+    if (batch === undefined) return;
+    if (!writer.write(batch.subarray(0, used), batchLines)) dropped += batchLines;
+    batch = undefined;
+    used = 0;
     batchLines = 0;
-    pending = true;
-    dest.write(b);
   };
   // A flush timer only while lines wait: a proxy with no traffic is not woken every interval to find none.
   const flushMs = opts.flushIntervalMs ?? 1_000;
-  const timers = opts.timers ?? realTimers;
   let timer: unknown;
   const onTimer = () => {
     timer = undefined;
     handOff();
   };
-  // 'drain': the destination's writer is idle and its buffer empty, so every handed-off batch reached the OS.
-  dest.on('drain', () => {
-    flying.length = 0;
-    settle();
-  });
-  dest.on('write', (n: number) => {
-    while (n > 0 && flying.length > 0) {
-      const f = flying[0]!;
-      if (n < f.bytes) {
-        f.bytes -= n;
-        return;
-      }
-      n -= f.bytes;
-      flying.shift();
-    }
-  });
-  // Emitted from within dest.write(), for the batch just handed off.
-  dest.on('drop', (data: string | Buffer) => {
-    dropped += data.toString().split('\n').length - 1;
-    flying.pop();
-  });
-  // Without a listener an async write error would crash the process; the proxy keeps serving instead.
-  dest.on('error', (err: Error) => {
-    failed = true;
-    settle();
-    opts.onError?.(err);
-  });
   const clock = opts.clock;
 
   return {
@@ -178,72 +159,61 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
         return;
       }
       // Fields are copied one by one: an object with extra properties (headers, bodies) cannot leak through.
-      batch += formatAccessLine(e, e.time ?? clock.nowMs());
+      const line = formatAccessLine(e, e.time ?? clock.nowMs());
+      const bytes = Buffer.byteLength(line);
+      if (batch !== undefined && used + bytes > batch.length) handOff();
+      batch ??= Buffer.allocUnsafe(Math.max(batchBytes, bytes));
+      used += batch.write(line, used);
       batchLines++;
-      if (batch.length >= BATCH_BYTES) handOff();
+      if (used === batch.length) handOff();
       else if (timer === undefined) timer = timers.setTimeout(onTimer, flushMs);
     },
     flush() {
       handOff();
-      if (!pending || closed || failed) return Promise.resolve();
-      return new Promise<void>((resolve) => waiters.push(resolve));
+      return writer.idle();
     },
-    close() {
-      if (closed) return Promise.resolve();
+    async close() {
+      if (closed) return;
       handOff();
       closed = true;
       if (timer !== undefined) timers.clearTimeout(timer);
       timer = undefined;
-      return new Promise<void>((resolve) => {
-        // After a write error the destination may never emit 'close'; end() then only releases the fd.
-        if (failed) {
-          dest.destroy();
-          resolve();
-          return;
-        }
-        const giveUp = timers.setTimeout(() => {
-          // Counted as dropped: every batch not known to be written whole. A write still blocked may have put
-          // part of its buffer in a pipe already, so a few of these lines can have arrived after all.
-          for (const f of flying.splice(0)) dropped += f.lines;
-          settle();
-          dest.destroy();
-          resolve();
-        }, opts.closeTimeoutMs ?? 2_000);
-        dest.once('close', () => {
-          timers.clearTimeout(giveUp);
-          settle();
-          resolve();
-        });
-        dest.end();
-      });
+      // Counted as dropped: every batch not written whole by the bound. A write still blocked may have put part of
+      // its batch in a pipe already, so a few of these lines can have arrived after all.
+      dropped += await writer.close(opts.closeTimeoutMs ?? 2_000);
     },
     dropped: () => dropped,
   };
 }
 
-const str = (v: string) => JSON.stringify(v);
+// What JSON.stringify escapes in a string: '"', '\\', C0 controls and UTF-16 surrogates (lone ones; paired ones
+// merely take the slow path too).
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the control characters are what it looks for
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+/** A JSON string literal: most values (ids, directions, paths) need no escaping, and skip JSON.stringify's call. */
+export const jsonString = (v: string) => (NEEDS_ESCAPE.test(v) ? JSON.stringify(v) : `"${v}"`);
 
 /**
  * One access-log line, built by hand: a generic serializer (pino's) cost several µs per line on the hot path;
  * this is a handful of string appends. Absent fields are left out; strings are JSON-escaped.
  */
 export function formatAccessLine(e: AccessEntry, time: number): string {
-  let s = `{"log":"access","time":${time},"requestId":${str(e.requestId)},"direction":${str(e.direction)},"protocol":${str(e.protocol)}`;
-  if (e.peer !== undefined) s += `,"peer":${e.peer === null ? 'null' : str(e.peer)}`;
-  if (e.clientIp !== undefined) s += `,"clientIp":${str(e.clientIp)}`;
-  if (e.method !== undefined) s += `,"method":${str(cap(e.method, MAX_SHORT_CHARS))}`;
-  if (e.path !== undefined) s += `,"path":${str(sanitizePath(e.path))}`;
+  let s = `{"log":"access","time":${time},"requestId":${jsonString(e.requestId)},"direction":${jsonString(e.direction)},"protocol":${jsonString(e.protocol)}`;
+  if (e.peer !== undefined) s += `,"peer":${e.peer === null ? 'null' : jsonString(e.peer)}`;
+  if (e.clientIp !== undefined) s += `,"clientIp":${jsonString(e.clientIp)}`;
+  if (e.method !== undefined) s += `,"method":${jsonString(cap(e.method, MAX_SHORT_CHARS))}`;
+  if (e.path !== undefined) s += `,"path":${jsonString(sanitizePath(e.path))}`;
   if (e.status !== undefined) s += `,"status":${e.status}`;
-  if (e.decision !== undefined) s += `,"decision":${str(e.decision)}`;
-  if (e.policy !== undefined) s += `,"policy":${e.policy === null ? 'null' : str(e.policy)}`;
+  if (e.decision !== undefined) s += `,"decision":${jsonString(e.decision)}`;
+  if (e.policy !== undefined) s += `,"policy":${e.policy === null ? 'null' : jsonString(e.policy)}`;
   if (e.bytesIn !== undefined) s += `,"bytesIn":${e.bytesIn}`;
   if (e.bytesOut !== undefined) s += `,"bytesOut":${e.bytesOut}`;
   s += `,"durationMs":${Math.round(e.durationMs * 1000) / 1000}`;
-  if (e.upstream !== undefined) s += `,"upstream":${str(e.upstream)}`;
+  if (e.upstream !== undefined) s += `,"upstream":${jsonString(e.upstream)}`;
   if (e.resumed !== undefined) s += `,"resumed":${e.resumed}`;
-  if (e.error !== undefined) s += `,"error":${str(cap(e.error, MAX_TEXT_CHARS))}`;
-  if (e.responseFlags !== undefined) s += `,"responseFlags":${str(cap(e.responseFlags, MAX_SHORT_CHARS))}`;
-  if (e.traceId !== undefined) s += `,"traceId":${str(e.traceId)}`;
+  if (e.error !== undefined) s += `,"error":${jsonString(cap(e.error, MAX_TEXT_CHARS))}`;
+  if (e.responseFlags !== undefined) s += `,"responseFlags":${jsonString(cap(e.responseFlags, MAX_SHORT_CHARS))}`;
+  if (e.traceId !== undefined) s += `,"traceId":${jsonString(e.traceId)}`;
   return `${s}}\n`;
 }
 

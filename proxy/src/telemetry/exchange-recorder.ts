@@ -31,6 +31,8 @@ export interface Exchange {
   readonly bytesIn: number;
   readonly bytesOut: number;
   readonly durationMs: number;
+  /** When it ended (the clock's epoch ms), if the caller has read it: the access log's time without another read. */
+  readonly endMs?: number;
   readonly upstream?: string;
   /** TLS resumption of the client's (inbound, edge) or the upstream's (outbound) session. */
   readonly resumed?: boolean;
@@ -55,6 +57,7 @@ export function traceIdOf(traceparent: string): string {
 /** The access-log line of an exchange: fields with no value are left out, as before (TCP lines have no status). */
 export function accessEntryOf(e: Exchange): AccessEntry {
   const entry: AccessEntry = { requestId: e.requestId, direction: e.direction, protocol: e.protocol, peer: e.peer, bytesIn: e.bytesIn, bytesOut: e.bytesOut, durationMs: e.durationMs };
+  if (e.endMs !== undefined) entry.time = e.endMs;
   if (e.clientIp !== undefined) entry.clientIp = e.clientIp;
   if (e.method !== undefined) entry.method = e.method;
   if (e.path !== undefined) entry.path = e.path;

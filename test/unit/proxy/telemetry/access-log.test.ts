@@ -4,9 +4,11 @@ import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { type AccessEntry, MAX_PATH_CHARS, createAccessLog, createRequestIds, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
+import { type AccessEntry, BATCH_BYTES, MAX_PATH_CHARS, createAccessLog, createRequestIds, jsonString, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
+import { fuzzParams } from '../../../helpers/fuzz-params.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 
 let dir: string;
@@ -87,6 +89,23 @@ describe('access log', () => {
     expect((entry!.error as string).length).toBe(256);
   });
 
+  test('jsonString writes exactly what JSON.stringify writes, for text of every kind', () => {
+    // Characters from each class JSON treats differently: plain ASCII, the two it escapes by name, C0 controls,
+    // DEL and C1 (not escaped), non-ASCII, U+2028/9, and surrogates alone or paired.
+    const unit = fc.oneof(
+      fc.constantFrom('a', 'Z', '/', '-', ':', ' ', '"', '\\', '\u007f', '\u0085', '\u00e9', '\u2028', '\u2029', '\uffff', '\ud83d', '\ude00', '\ud83d\ude00'),
+      fc.integer({ min: 0, max: 0x1f }).map((c) => String.fromCharCode(c)),
+      fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)),
+    );
+    fc.assert(
+      fc.property(fc.array(unit, { maxLength: 40 }), (units) => {
+        const v = units.join('');
+        expect(jsonString(v)).toBe(JSON.stringify(v));
+      }),
+      fuzzParams(0x15a7, 3000),
+    );
+  });
+
   test('sanitizePath strips query and fragment and caps the length', () => {
     expect(sanitizePath('/a/b')).toBe('/a/b');
     expect(sanitizePath('/a?x=1?y')).toBe('/a');
@@ -157,6 +176,31 @@ describe('access log', () => {
     await log.close();
   });
 
+  test('a full batch is written without waiting for the interval; a line longer than a batch and multi-byte text arrive whole', async () => {
+    const file = join(dir, 'access.log');
+    const time = new FakeTime(); // never advanced: only full batches, and flush(), reach the file
+    const log = createAccessLog({ destination: file, clock, batchBytes: 1024, timers: time });
+    // Multi-byte text of varying lengths: a line's UTF-8 length, not its length in characters, decides whether it
+    // fits in what is left of a batch.
+    const paths = Array.from({ length: 40 }, (_, i) => `/caf\u00e9/${(i % 2 ? '\u65e5' : '\u{1F600}').repeat((i * 13) % 60)}`);
+    for (let i = 0; i < 40; i++) log.write({ ...base, requestId: String(i), path: paths[i]! });
+    log.write({ ...base, requestId: 'long', error: 'e'.repeat(256), path: `/${'p'.repeat(255)}`, policy: 'q'.repeat(1500) });
+    log.write({ ...base, requestId: 'tail' });
+    const deadline = Date.now() + 3_000;
+    let got: Record<string, unknown>[] = [];
+    while (got.length < 41 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+      got = await lines(file);
+    }
+    // Everything up to the long line has been written; 'tail' waits in a batch that is not full.
+    expect(got.map((l) => l.requestId)).toEqual([...Array.from({ length: 40 }, (_, i) => String(i)), 'long']);
+    expect(got.slice(0, 40).map((l) => l.path)).toEqual(paths);
+    expect(got[40]!.policy).toBe('q'.repeat(1500));
+    await log.flush();
+    expect((await lines(file)).map((l) => l.requestId).slice(-1)).toEqual(['tail']);
+    await log.close();
+  });
+
   test('many writes all arrive, in order', async () => {
     const file = join(dir, 'access.log');
     const log = createAccessLog({ destination: file, clock });
@@ -185,14 +229,14 @@ describe('access log whose destination takes nothing', () => {
       const dropped = log.dropped();
       expect(dropped).toBeGreaterThan(0);
       // What the pipe holds: whole lines, in order. With the dropped ones every line is accounted for, some twice:
-      // the write that blocked had put part of its buffer (at most pino's 16 KiB write, a batch more at the edge)
-      // in the pipe without returning, so its lines count as dropped though some arrived.
+      // the write that blocked had put part of its batch (at most BATCH_BYTES) in the pipe without returning, so its
+      // lines count as dropped though some arrived.
       const got = readAll(reader).toString('latin1').split('\n');
       const whole = got.slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(whole.map((l) => Number(l['requestId']))).toEqual(whole.map((_, i) => i));
       expect(whole.length + dropped).toBeGreaterThanOrEqual(total);
       const lineBytes = got[0]!.length + 1;
-      expect(whole.length + dropped).toBeLessThanOrEqual(total + Math.ceil((16_384 + 4_096) / lineBytes));
+      expect(whole.length + dropped).toBeLessThanOrEqual(total + Math.ceil(BATCH_BYTES / lineBytes) + 1);
     } finally {
       closeSync(reader);
     }

@@ -70,6 +70,13 @@ describe('ExchangeRecorder', () => {
     expect(await durationCount({ direction: 'inbound', listener: 'api-in', peer: WEB })).toBe(1);
   });
 
+  test("an exchange that carries its end time is logged at that time, without reading the log's clock", async () => {
+    new ExchangeRecorder(f.metrics, f.log).record({ ...inboundHttp, endMs: 1_767_225_599_000 });
+    const [line] = (await lines()).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(line!['time']).toBe(1_767_225_599_000);
+    expect(line!['durationMs']).toBe(1.235);
+  });
+
   test('a TCP connection: the outcome labels the metrics but the line has no status; a denied one logs its verdict', async () => {
     const r = new ExchangeRecorder(f.metrics, f.log);
     r.record({ direction: 'inbound', protocol: 'tcp', listener: 'db-in', requestId: 't-1', peer: 'unauthenticated', status: 403, ...verdictOf({ allowed: false, policy: null }), bytesIn: 0, bytesOut: 0, durationMs: 0.5, upstream: '127.0.0.1:5432', clientIp: '127.0.0.1', error: 'authz_denied' });

@@ -1,0 +1,132 @@
+// FdWriter on real descriptors: a file, a non-blocking FIFO that takes bytes slowly (EAGAIN, partial writes), a
+// FIFO nobody reads (the bound, close() by its deadline), and a descriptor that cannot be written (an error).
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants, openSync, readlinkSync, readSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, test } from 'vitest';
+import { FdWriter } from '../../../shared-io/fd-writer.js';
+import { realTimers } from '../../../shared-io/timers.js';
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'tessera-fd-writer-'));
+});
+afterEach(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const noError = (err: Error) => {
+  throw err;
+};
+/** `n` buffers of `size` bytes, each filled with its own index, so order and wholeness can be checked. */
+const chunks = (n: number, size: number) => Array.from({ length: n }, (_, i) => Buffer.alloc(size, 65 + (i % 26)));
+const fifo = (name: string) => {
+  const path = join(dir, name);
+  execFileSync('mkfifo', [path]);
+  return path;
+};
+/** Whether this process's `fd` is open on `path` (fd numbers are reused, so the number alone says nothing). */
+const openOn = (fd: number, path: string) => {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`) === path;
+  } catch {
+    return false;
+  }
+};
+/** Waits until `fd` no longer refers to `path` (bounded: 200 tries of 10 ms). */
+async function released(fd: number, path: string): Promise<void> {
+  for (let i = 0; i < 200 && openOn(fd, path); i++) await new Promise((r) => setTimeout(r, 10));
+  expect(openOn(fd, path)).toBe(false);
+}
+
+describe('FdWriter', () => {
+  test('writes every buffer to a file, in order; idle() resolves once all are there; close() releases the fd', async () => {
+    const file = join(dir, 'out.log');
+    const fd = openSync(file, 'a');
+    expect(openOn(fd, file)).toBe(true);
+    const w = new FdWriter({ fd, ownsFd: true, maxQueuedBytes: 1 << 30, timers: realTimers, onError: noError });
+    const bufs = chunks(200, 5000);
+    for (const b of bufs) expect(w.write(b, 1)).toBe(true);
+    await w.idle();
+    expect((await readFile(file)).equals(Buffer.concat(bufs))).toBe(true);
+    expect(await w.close(1000)).toBe(0);
+    expect(w.write(Buffer.from('late'), 1)).toBe(false);
+    await released(fd, file);
+  });
+
+  test('a non-blocking pipe that takes bytes slowly: EAGAIN and partial writes lose and reorder nothing', async () => {
+    const path = fifo('slow.fifo');
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const w = new FdWriter({ fd, ownsFd: false, maxQueuedBytes: 1 << 30, timers: realTimers, onError: noError });
+      // 600 KB against a 64 KiB pipe: most writes meet a full pipe or one with room for part of the buffer.
+      const bufs = chunks(20, 30_000);
+      for (const b of bufs) w.write(b, 1);
+      const got: Buffer[] = [];
+      const scratch = Buffer.alloc(20_000);
+      let idle = false;
+      void w.idle().then(() => {
+        idle = true;
+      });
+      for (let i = 0; i < 2000 && !idle; i++) {
+        got.push(Buffer.from(scratch.subarray(0, readNow(reader, scratch))));
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      for (let n = readNow(reader, scratch); n > 0; n = readNow(reader, scratch)) got.push(Buffer.from(scratch.subarray(0, n)));
+      expect(idle).toBe(true);
+      expect(Buffer.concat(got).equals(Buffer.concat(bufs))).toBe(true);
+      expect(await w.close(1000)).toBe(0);
+      expect(openOn(fd, path)).toBe(true); // not its fd to close
+    } finally {
+      closeSync(reader);
+      closeSync(fd);
+    }
+  });
+
+  test('bounded: with the destination taking nothing, a buffer over maxQueuedBytes is refused; close() ends by its deadline and counts what was not written whole', async () => {
+    const path = fifo('stalled.fifo');
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openSync(path, 'a'); // blocking, like a log file on a stalled pipe: the write that fills it blocks
+    try {
+      const w = new FdWriter({ fd, ownsFd: true, maxQueuedBytes: 300_000, timers: realTimers, onError: noError });
+      const bufs = chunks(4, 70_000); // the first fills the 64 KiB pipe and blocks; the rest wait behind it
+      for (const b of bufs) expect(w.write(b, 10)).toBe(true);
+      expect(w.write(Buffer.alloc(30_000), 10)).toBe(false); // 280 000 + 30 000 > 300 000
+      expect(w.write(Buffer.alloc(20_000), 10)).toBe(true);
+      const started = Date.now();
+      expect(await w.close(150)).toBe(50); // none written whole: the blocked one and the four behind it
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect(w.write(Buffer.alloc(1), 1)).toBe(false);
+    } finally {
+      closeSync(reader); // the blocked write now fails (EPIPE), and the writer closes its fd after it
+    }
+    await released(fd, path);
+  });
+
+  test('a write that fails reports the error and what was lost, then refuses everything; idle() does not hang', async () => {
+    const file = join(dir, 'ro.log');
+    closeSync(openSync(file, 'w'));
+    const fd = openSync(file, 'r'); // EBADF on write
+    const errors: { code: string | undefined; lost: number }[] = [];
+    const w = new FdWriter({ fd, ownsFd: true, maxQueuedBytes: 1 << 20, timers: realTimers, onError: (e, lost) => errors.push({ code: e.code, lost }) });
+    w.write(Buffer.from('a'), 3);
+    w.write(Buffer.from('b'), 4);
+    await w.idle();
+    expect(errors).toEqual([{ code: 'EBADF', lost: 7 }]);
+    expect(w.write(Buffer.from('c'), 1)).toBe(false);
+    expect(await w.close(1000)).toBe(0);
+  });
+});
+
+/** What a non-blocking fd holds now, up to `buf`'s size (0 when empty). */
+function readNow(fd: number, buf: Buffer): number {
+  try {
+    return readSync(fd, buf);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
+    throw e;
+  }
+}
