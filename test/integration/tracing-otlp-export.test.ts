@@ -38,9 +38,20 @@ test('a span per request, exported over OTLP/HTTP, child of the caller', async (
   const unsampled = tracer.start('inbound GET', 'inbound', '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00', {});
   expect(parseTraceparent(unsampled.traceparent)!.flags & 1).toBe(0);
   unsampled.end({});
+  // A new trace (no caller's traceparent): the ids sent upstream are the exported span's own.
+  const root = tracer.start('outbound GET', 'outbound', undefined, {});
+  const rootOut = parseTraceparent(root.traceparent)!;
+  expect(rootOut.flags & 1).toBe(1);
+  root.end({ 'http.status_code': 200 });
   await tracer.shutdown();
   const all = bodies.join('\n');
   expect(all).toContain('4bf92f3577b34da6a3ce929d0e0e4736');
   expect(all).toContain('tessera.decision');
   expect(all).not.toContain('5bf92f3577b34da6a3ce929d0e0e4736');
+  type OtlpSpan = { traceId: string; spanId: string; parentSpanId?: string; name: string };
+  const spans = bodies.flatMap((b) => (JSON.parse(b) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((x) => x.spans)));
+  expect(spans.map((x) => ({ traceId: x.traceId, spanId: x.spanId, parentSpanId: x.parentSpanId || undefined, name: x.name }))).toEqual([
+    { traceId: out.traceId, spanId: out.parentId, parentSpanId: '00f067aa0ba902b7', name: 'inbound GET' },
+    { traceId: rootOut.traceId, spanId: rootOut.parentId, parentSpanId: undefined, name: 'outbound GET' },
+  ]);
 });

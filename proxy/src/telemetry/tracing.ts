@@ -1,20 +1,14 @@
 // OpenTelemetry tracing for proxied requests: a span per request, parented on the caller's W3C traceparent,
 // and the traceparent to send upstream. Spans are created explicitly (ESM auto-instrumentation misses modules).
+// Sampling is decided first (sampling.ts); only a sampled request builds a span through the SDK.
 import { type Context, ROOT_CONTEXT, type Span, SpanKind, SpanStatusCode, TraceFlags, trace } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  type Sampler,
-  type SpanExporter,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
-import { formatTraceparent, parseTraceparent } from '../../../common/tracing/traceparent.js';
+import { AlwaysOnSampler, BasicTracerProvider, BatchSpanProcessor, type IdGenerator, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { formatTraceparent, parseTraceparent, type TraceParent } from '../../../common/tracing/traceparent.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
+import { shouldSample } from './sampling.js';
+import { TraceIds } from './trace-ids.js';
 import type { SamplerSetting } from './tracing-settings.js';
 
 export interface TracingOptions {
@@ -35,12 +29,6 @@ export interface TracingOptions {
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
-/** The SDK sampler for an OTEL_TRACES_SAMPLER name. */
-export function samplerOf(s: SamplerSetting): Sampler {
-  const root = s.name.endsWith('always_off') ? new AlwaysOffSampler() : s.name.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(s.ratio) : new AlwaysOnSampler();
-  return s.name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
-}
-
 export interface RequestSpan {
   /** The traceparent to send upstream (this span as parent). */
   readonly traceparent: string;
@@ -52,11 +40,27 @@ export interface RequestTracer {
   shutdown(): Promise<void>;
 }
 
-function parentContext(header: string | undefined): Context {
-  const tp = parseTraceparent(header);
+function parentContext(tp: TraceParent | null): Context {
   if (!tp) return ROOT_CONTEXT;
   return trace.setSpanContext(ROOT_CONTEXT, { traceId: tp.traceId, spanId: tp.parentId, traceFlags: tp.flags & TraceFlags.SAMPLED, isRemote: true });
 }
+
+/**
+ * The SDK's id source, handed the ids the request already has: the traceparent sent upstream was formatted (and the
+ * sampling decided) before the SDK saw the request. Set right before each synchronous startSpan.
+ */
+class GivenIds implements IdGenerator {
+  traceId = '';
+  spanId = '';
+  generateTraceId(): string {
+    return this.traceId;
+  }
+  generateSpanId(): string {
+    return this.spanId;
+  }
+}
+
+const UNSAMPLED_END = () => {};
 
 function clean(attrs: Readonly<Record<string, string | number | boolean | undefined>>): Record<string, string | number | boolean> {
   const out: Record<string, string | number | boolean> = {};
@@ -68,18 +72,28 @@ function clean(attrs: Readonly<Record<string, string | number | boolean | undefi
 export function createRequestTracer(opts: TracingOptions): RequestTracer | null {
   const exporter = opts.exporter ?? (opts.endpoint ? new OTLPTraceExporter({ url: opts.endpoint }) : undefined);
   if (!exporter) return null;
+  const given = new GivenIds();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes(opts.resource),
-    sampler: samplerOf(opts.sampler),
+    // The decision is made here (shouldSample); the SDK only ever sees requests to record.
+    sampler: new AlwaysOnSampler(),
+    idGenerator: given,
     spanProcessors: [new BatchSpanProcessor(exporter, { maxQueueSize: 4096, scheduledDelayMillis: 1000 })],
   });
   const tracer = provider.getTracer('tessera-proxy');
+  const ids = new TraceIds();
   return {
     start(name, direction, incoming, attrs) {
+      const parent = parseTraceparent(incoming);
+      const traceId = parent?.traceId ?? ids.traceId();
+      const spanId = ids.spanId();
+      const sampled = shouldSample(opts.sampler, parent, traceId);
+      const traceparent = formatTraceparent({ traceId, parentId: spanId, flags: sampled ? TraceFlags.SAMPLED : TraceFlags.NONE });
+      if (!sampled) return { traceparent, end: UNSAMPLED_END };
+      given.traceId = traceId;
+      given.spanId = spanId;
       const kind = direction === 'outbound' ? SpanKind.CLIENT : SpanKind.SERVER;
-      const span: Span = tracer.startSpan(name, { kind, attributes: { 'tessera.direction': direction, ...clean(attrs) } }, parentContext(incoming));
-      const sc = span.spanContext();
-      const traceparent = formatTraceparent({ traceId: sc.traceId, parentId: sc.spanId, flags: sc.traceFlags });
+      const span: Span = tracer.startSpan(name, { kind, attributes: { 'tessera.direction': direction, ...clean(attrs) } }, parentContext(parent));
       return {
         traceparent,
         end(endAttrs, error) {
