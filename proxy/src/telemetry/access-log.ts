@@ -1,7 +1,7 @@
 // The access log: one JSON line per proxied HTTP request or TCP connection, batched and written off the event
 // loop (shared-io/fd-writer.ts). Only the fields below are written (never headers); paths lose their query.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { openSync } from 'node:fs';
+import { fstatSync, openSync } from 'node:fs';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { FdWriter } from '../../../shared-io/fd-writer.js';
@@ -60,6 +60,12 @@ export interface AccessLogOptions {
   readonly flushIntervalMs?: number;
   /** Batch size: a batch is handed to the destination when the next line would not fit (default 64 KiB). */
   readonly batchBytes?: number;
+  /**
+   * Other processes write to the same destination (the workers of `workers: N` share the proxy's stdout). A pipe,
+   * tty or socket then gets batches of at most PIPE_BUF (4 KiB), the size a pipe takes in one piece, so lines of
+   * different processes never interleave mid-line; a regular file opened for append needs no such limit.
+   */
+  readonly sharedDestination?: boolean;
   /** The flush timer runs here (default: the real timers, unref'd). */
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /**
@@ -77,6 +83,8 @@ export const MAX_PATH_CHARS = 256;
  * what the log cost per request (docs/metrics.md, "Access log").
  */
 export const BATCH_BYTES = 64 * 1024;
+/** POSIX: a write of at most this many bytes to a pipe is never interleaved with other writers' data. */
+export const PIPE_BUF = 4096;
 const MAX_TEXT_CHARS = 256;
 const MAX_SHORT_CHARS = 32;
 
@@ -111,7 +119,7 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
       throw new TesseraError('TESSERA_ERR_ACCESS_LOG_UNWRITABLE', `Cannot open access log ${opts.destination}: ${(e as Error).message}`, { path: opts.destination }, { cause: e });
     }
   }
-  const batchBytes = opts.batchBytes ?? BATCH_BYTES;
+  const batchBytes = opts.batchBytes ?? (opts.sharedDestination === true && !fstatSync(fd).isFile() ? PIPE_BUF : BATCH_BYTES);
   let dropped = 0;
   let failed = false;
   let closed = false;

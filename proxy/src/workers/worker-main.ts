@@ -82,7 +82,8 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   install(init.parts, log);
   if (!identity.current) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary sent no identity');
 
-  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
+  // The workers share the primary's stdout.
+  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true });
   countAccessLogDrops(registry, accessLog);
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log);
   const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, log }, directory ? { directory, registry, timers } : undefined);

@@ -1,13 +1,14 @@
 // FdWriter on real descriptors: a file, a non-blocking FIFO that takes bytes slowly (EAGAIN, partial writes), a
 // FIFO nobody reads (the bound, close() by its deadline), and a descriptor that cannot be written (an error).
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { FdWriter } from '../../../shared-io/fd-writer.js';
 import { realTimers } from '../../../shared-io/timers.js';
+import { readNow } from '../../helpers/fifo-read.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -120,13 +121,3 @@ describe('FdWriter', () => {
     expect(await w.close(1000)).toBe(0);
   });
 });
-
-/** What a non-blocking fd holds now, up to `buf`'s size (0 when empty). */
-function readNow(fd: number, buf: Buffer): number {
-  try {
-    return readSync(fd, buf);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return 0;
-    throw e;
-  }
-}

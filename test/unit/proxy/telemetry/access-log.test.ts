@@ -1,6 +1,6 @@
 // Access log: the JSON lines written to a real file, path sanitising, field whitelisting, 'off', errors, ids.
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { isTesseraError } from '../../../../common/errors.js';
 import { type AccessEntry, BATCH_BYTES, MAX_PATH_CHARS, createAccessLog, createRequestIds, jsonString, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
 import { fuzzParams } from '../../../helpers/fuzz-params.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { readAll, readNow } from '../../../helpers/fifo-read.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -213,6 +214,38 @@ describe('access log', () => {
   });
 });
 
+describe('access logs of several processes on one pipe', () => {
+  // Workers share the proxy's stdout. A pipe takes a write of up to PIPE_BUF bytes in one piece; a larger one can
+  // be split around another writer's data when the pipe fills, cutting a line in two.
+  test('with sharedDestination, two logs writing at once to a slowly read FIFO leave only whole lines', async () => {
+    const fifo = join(dir, 'shared.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    try {
+      const logs = [0, 1].map(() => createAccessLog({ destination: fifo, clock, sharedDestination: true }));
+      const perLog = 3000;
+      for (let i = 0; i < perLog; i++) for (const [n, log] of logs.entries()) log.write({ ...base, requestId: `${n}-${i}`, path: `/${'x'.repeat(i % 200)}` });
+      for (const log of logs) log.flush();
+      const chunks: Buffer[] = [];
+      const scratch = Buffer.alloc(8192);
+      let total = 0;
+      for (let i = 0; i < 3000 && total < 2 * perLog; i++) {
+        await new Promise((r) => setTimeout(r, 2));
+        const n = readNow(reader, scratch);
+        chunks.push(Buffer.from(scratch.subarray(0, n)));
+        total = Buffer.concat(chunks).toString('latin1').split('\n').length - 1;
+      }
+      const got = Buffer.concat(chunks).toString('utf8').split('\n').slice(0, -1);
+      expect(got).toHaveLength(2 * perLog);
+      const ids = got.map((l) => (JSON.parse(l) as { requestId: string }).requestId);
+      for (const n of [0, 1]) expect(ids.filter((id) => id.startsWith(`${n}-`))).toEqual(Array.from({ length: perLog }, (_, i) => `${n}-${i}`));
+      await Promise.all(logs.map((l) => l.close()));
+    } finally {
+      closeSync(reader);
+    }
+  });
+});
+
 describe('access log whose destination takes nothing', () => {
   // A FIFO with a reader that never reads: the kernel takes one pipe's worth (64 KiB), then the destination's
   // write blocks, as on a stdout pipe whose reader stalled. close() must still end (the proxy's shutdown awaits
@@ -242,24 +275,6 @@ describe('access log whose destination takes nothing', () => {
     }
   });
 });
-
-/** Everything a non-blocking fd holds now. */
-function readAll(fd: number): Buffer {
-  const parts: Buffer[] = [];
-  const b = Buffer.alloc(65_536);
-  for (;;) {
-    let n = 0;
-    try {
-      n = readSync(fd, b);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN') break;
-      throw e;
-    }
-    if (n === 0) break;
-    parts.push(Buffer.from(b.subarray(0, n)));
-  }
-  return Buffer.concat(parts);
-}
 
 describe('request ids', () => {
   test('createRequestIds: unique, prefix per generator', () => {
