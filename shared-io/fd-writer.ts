@@ -20,8 +20,13 @@ interface Queued {
   readonly count: number;
 }
 
-/** How long a full non-blocking pipe is given before the write is tried again. */
-const EAGAIN_RETRY_MS = 50;
+/**
+ * How long a full non-blocking pipe (stdout is one) is given before the write is tried again: from 1 ms, doubled
+ * while it stays full, up to 64 ms. A reader that is only briefly behind is caught up with at once; one that stalls
+ * costs a timer every 64 ms, not a spin.
+ */
+const EAGAIN_FIRST_RETRY_MS = 1;
+const EAGAIN_MAX_RETRY_MS = 64;
 
 export class FdWriter {
   readonly #o: FdWriterOptions;
@@ -29,6 +34,7 @@ export class FdWriter {
   #queuedBytes = 0;
   #writing = false;
   #retry: unknown;
+  #retryMs = EAGAIN_FIRST_RETRY_MS;
   #failed = false;
   #closed = false;
   /** close() ran while a write was in flight: the fd is closed when that write returns, not under it. */
@@ -102,7 +108,8 @@ export class FdWriter {
         this.#retry = this.#o.timers.setTimeout(() => {
           this.#retry = undefined;
           this.#next();
-        }, EAGAIN_RETRY_MS);
+        }, this.#retryMs);
+        this.#retryMs = Math.min(this.#retryMs * 2, EAGAIN_MAX_RETRY_MS);
         return;
       }
       const lost = this.#queue.reduce((c, q) => c + q.count, 0);
@@ -114,6 +121,7 @@ export class FdWriter {
       this.#o.onError(err, lost);
       return;
     }
+    this.#retryMs = EAGAIN_FIRST_RETRY_MS;
     const head = this.#queue[0]!;
     this.#queuedBytes -= n;
     // A pipe may take part of a write: the rest goes next, before anything queued behind it.

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { FdWriter } from '../../../shared-io/fd-writer.js';
 import { realTimers } from '../../../shared-io/timers.js';
-import { readNow } from '../../helpers/fifo-read.js';
+import { readAll, readNow } from '../../helpers/fifo-read.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -81,6 +81,36 @@ describe('FdWriter', () => {
       expect(Buffer.concat(got).equals(Buffer.concat(bufs))).toBe(true);
       expect(await w.close(1000)).toBe(0);
       expect(openOn(fd, path)).toBe(true); // not its fd to close
+    } finally {
+      closeSync(reader);
+      closeSync(fd);
+    }
+  });
+
+  test('a full non-blocking pipe is tried again after 1 ms, then 2, 4 … up to 64; a write that gets through starts over at 1', async () => {
+    const path = fifo('full.fifo');
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    try {
+      const delays: number[] = [];
+      // Waits are recorded, not waited: each retry runs on the next turn.
+      const timers = {
+        setTimeout: (fn: () => void, ms: number) => {
+          delays.push(ms);
+          return setImmediate(fn);
+        },
+        clearTimeout: (h: unknown) => clearImmediate(h as NodeJS.Immediate),
+      };
+      const w = new FdWriter({ fd, ownsFd: false, maxQueuedBytes: 1 << 30, timers, onError: noError });
+      w.write(Buffer.alloc(200_000, 1), 1); // a pipe's 64 KiB goes at once, then the pipe is full
+      for (let i = 0; i < 500 && delays.length < 9; i++) await new Promise((r) => setTimeout(r, 2));
+      expect(delays.slice(0, 9)).toEqual([1, 2, 4, 8, 16, 32, 64, 64, 64]);
+      const seen = delays.length;
+      readAll(reader); // room again: the next retry writes, and the wait after the pipe fills again is 1 ms
+      for (let i = 0; i < 500 && delays.length < seen + 3; i++) await new Promise((r) => setTimeout(r, 2));
+      expect(delays.slice(seen)).toContain(1);
+      readAll(reader);
+      await w.close(0);
     } finally {
       closeSync(reader);
       closeSync(fd);
