@@ -210,6 +210,13 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       }
       stream.respond(out, { waitForTrailers: true });
       up.pipe(stream);
+      // Counted from here, not from the request: a 'data' listener added earlier would start the upstream stream
+      // flowing before this pipe exists, and Node emits 'response' a tick after the frame, so a body that came in
+      // the same read as the head went to the counter alone and the client got the head and an empty end.
+      up.on('data', (d: Buffer) => {
+        bytesOut += d.length;
+        moved();
+      });
     });
     // 1xx informational heads (100 Continue for a client that sent `expect: 100-continue`, 103 Early Hints) go on
     // to the client before the final head; Node reports 100 as 'continue', the others as 'headers'.
@@ -221,10 +228,6 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     up.on('headers', (h) => {
       const s = Number(h[':status']);
       if (s >= 100 && s < 200 && s !== 101) informational(responseHeaders(h));
-    });
-    up.on('data', (d: Buffer) => {
-      bytesOut += d.length;
-      moved();
     });
     up.on('trailers', (h) => {
       moved();
