@@ -9,12 +9,20 @@ import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
 import { H2Upstream } from './h2-upstream.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
 /** grpc-status a client reports for a stream reset with CANCEL. */
 const GRPC_CANCELLED = '1';
 /** The access log's status when the client left before any response was sent (nginx's 499). */
 const CLIENT_CLOSED_REQUEST = 499;
+/**
+ * A stream the upstream refused was not processed (RFC 9113 §8.7): REFUSED_STREAM, which nghttp2 also reports for
+ * the streams above a GOAWAY's last stream id (nginx ends every HTTP/2 connection so after 1,000 requests by
+ * default). Such a request is sent again on a new stream, up to twice (Istio's default retries refused streams),
+ * if its body so far is held: up to this many bytes, until the response head.
+ */
+const REFUSED_RETRIES = 2;
+const REPLAY_BYTES = 64 * 1024;
 
 /** Connection-specific headers (RFC 9113 section 8.2.2) and our own identity header, never forwarded. */
 const DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
@@ -174,6 +182,21 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     idleTimer = setTimeout(idleCheck, t.idleMs);
     idleTimer.unref();
   }
+  // The request body as sent so far, while a refused stream could still be sent again; null once it outgrew
+  // REPLAY_BYTES or the response head arrived.
+  let replay: Buffer[] | null = [];
+  let replayBytes = 0;
+  let refusals = 0;
+  let counting = false;
+  let trailers: http2.OutgoingHttpHeaders | undefined;
+  stream.on('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
+  stream.on('close', () => {
+    if (req && !req.closed) req.close(NGHTTP2_CANCEL);
+    if (cut) return;
+    if (stream.rstCode === undefined || stream.rstCode === 0 || flag) return finish();
+    clientLeft();
+  });
+  const upstreamOf = () => (route ? route.resource : (to as H2Upstream));
   const open = (upstream: H2Upstream) => upstream.session((err, session) => {
     if (finished) return;
     if (err || !session) {
@@ -184,8 +207,17 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       return finish('upstream_unavailable');
     }
     if (stream.destroyed) return clientLeft();
+    const again = refusals > 0;
+    if (again && replay === null) {
+      // The body went on flowing while a session was had, past what is held.
+      status = grpc ? 200 : 502;
+      respondLocal(stream, grpc, 502, 'upstream_reset', 14);
+      grpcStatus ??= grpc ? '14' : undefined;
+      return finish('upstream_reset');
+    }
+    const bodyAhead = !stream.readableEnded || (again && replayBytes > 0);
     try {
-      req = session.request(headers, { endStream: stream.readableEnded });
+      req = session.request(headers, { endStream: !bodyAhead });
       upstream.track(session, req);
       route?.dispatched();
     } catch {
@@ -194,9 +226,9 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       return finish('upstream_unavailable');
     }
     const up = req;
-    let trailers: http2.OutgoingHttpHeaders | undefined;
     up.on('response', (h, flags) => {
       if (cut) return;
+      replay = null;
       route?.responded();
       moved();
       clearTimeout(headTimer);
@@ -234,17 +266,30 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       trailers = responseHeaders(h);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
     });
-    stream.on('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
+    if (again) for (const chunk of replay ?? []) up.write(chunk);
     if (!stream.readableEnded) {
-      stream.on('data', (d: Buffer) => {
-        bytesIn += d.length;
-        moved();
-      });
+      // Once per exchange, in the same tick as the first pipe (both see every chunk from the first on).
+      if (!counting) {
+        counting = true;
+        stream.on('data', (d: Buffer) => {
+          bytesIn += d.length;
+          moved();
+          if (replay === null) return;
+          replayBytes += d.length;
+          if (replayBytes > REPLAY_BYTES) replay = null;
+          else replay.push(d);
+        });
+      }
       stream.pipe(up);
-    }
+    } else if (bodyAhead) up.end();
     up.on('close', () => {
       if (cut) return; // answered (or reset) by a deadline already
       if (!stream.headersSent && !stream.destroyed) {
+        if (up.rstCode === NGHTTP2_REFUSED_STREAM && replay !== null && refusals < REFUSED_RETRIES) {
+          refusals++;
+          stream.unpipe(up);
+          return open(upstreamOf());
+        }
         flag ??= 'upstream_closed';
         status = grpc ? 200 : 502;
         respondLocal(stream, grpc, 502, 'upstream_reset', 14);
@@ -256,14 +301,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         stream.close(up.rstCode);
       }
     });
-    stream.on('close', () => {
-      if (!up.closed) up.close(NGHTTP2_CANCEL);
-      if (cut) return;
-      if (stream.rstCode === undefined || stream.rstCode === 0 || flag) return finish();
-      clientLeft();
-    });
     up.on('error', () => undefined); // reported through 'close'
   });
-  open(route ? route.resource : (to as H2Upstream));
+  open(upstreamOf());
   stream.on('error', () => undefined);
 }
