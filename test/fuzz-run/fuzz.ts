@@ -15,6 +15,8 @@ export const PROPERTY_FILES = [
   'test/unit/control-plane/issuance/csr-reader.property.test.ts',
   'test/unit/proxy/mux/mux-session.property.test.ts',
   'test/unit/common/spiffe/jwt-svid.property.test.ts',
+  'test/unit/common/tracing/traceparent.property.test.ts',
+  'test/unit/proxy/telemetry/access-log-json.property.test.ts',
 ];
 
 const { values } = parseArgs({ options: { minutes: { type: 'string', default: '5' }, scale: { type: 'string', default: '20' }, seed: { type: 'string' } } });
