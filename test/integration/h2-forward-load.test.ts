@@ -11,9 +11,8 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
-import { freePort } from '../helpers/free-port.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
-import { startTestProcess } from '../helpers/ready-process.js';
+import { startNginxApp } from '../helpers/nginx-app.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -30,27 +29,9 @@ let web: ProxyProcess | undefined;
 
 /** nginx as an h2c app answering `ok <uri>`; it ends each connection after `requestsPerConnection` requests. */
 async function startH2cNginx(name: string, requestsPerConnection: number): Promise<number> {
-  const port = await freePort();
-  const prefix = join(dir, name);
-  await mkdir(join(prefix, 'logs'), { recursive: true });
-  await writeFile(
-    join(prefix, 'nginx.conf'),
-    [
-      'master_process off;',
-      `pid ${prefix}/nginx.pid;`,
-      `error_log ${prefix}/logs/error.log;`,
-      'events { worker_connections 256; }',
-      'http {',
-      '  access_log off;',
-      `  keepalive_requests ${requestsPerConnection};`,
-      `  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fcgi; uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
-      `  server { listen 127.0.0.1:${port} http2; location / { return 200 "ok $request_uri\\n"; } }`,
-      '}',
-      '',
-    ].join('\n'),
-  );
-  nginx.push(await startTestProcess({ name, command: 'nginx', args: ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], ready: { port }, readyTimeoutMs: 10_000 }));
-  return port;
+  const app = await startNginxApp(dir, name, { body: 'ok $request_uri\\n', http2: true, requestsPerConnection });
+  nginx.push(app.process);
+  return app.port;
 }
 
 /**

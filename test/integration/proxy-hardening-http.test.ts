@@ -15,7 +15,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { type RawTarget, firstStatus, oneResponse, rawHttp } from '../helpers/raw-http.js';
-import { startTestProcess } from '../helpers/ready-process.js';
+import { startNginxApp } from '../helpers/nginx-app.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
@@ -149,36 +149,11 @@ async function listen(server: net.Server): Promise<number> {
   return (server.address() as net.AddressInfo).port;
 }
 
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
-
 /** nginx, a strict HTTP server, as an app: it refuses an HTTP/1.1 request with an empty Host. */
 async function startNginx(): Promise<number> {
-  const port = await freePort();
-  const prefix = join(dir, 'nginx');
-  await mkdir(join(prefix, 'logs'), { recursive: true });
-  await writeFile(
-    join(prefix, 'nginx.conf'),
-    [
-      'master_process off;',
-      `pid ${prefix}/nginx.pid;`,
-      `error_log ${prefix}/logs/error.log;`,
-      'events { worker_connections 64; }',
-      'http {',
-      `  access_log ${prefix}/logs/access.log;`,
-      `  client_body_temp_path ${prefix}/body; proxy_temp_path ${prefix}/proxy; fastcgi_temp_path ${prefix}/fcgi; uwsgi_temp_path ${prefix}/uwsgi; scgi_temp_path ${prefix}/scgi;`,
-      `  server { listen 127.0.0.1:${port}; location / { return 200 "nginx $server_protocol $request_uri host=[$http_host]\\n"; } }`,
-      '}',
-      '',
-    ].join('\n'),
-  );
-  nginx = await startTestProcess({ name: 'nginx', command: 'nginx', args: ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-g', 'daemon off;'], ready: { port }, readyTimeoutMs: 10_000 });
-  return port;
+  const app = await startNginxApp(dir, 'nginx', { body: 'nginx $server_protocol $request_uri host=[$http_host]\\n', accessLog: true });
+  nginx = app.process;
+  return app.port;
 }
 
 const policy = `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}, ${EDGE}]\n      to: { paths: ["/public/**", "/v1/**", "/echo.v1.Echo/*"] }\n`;

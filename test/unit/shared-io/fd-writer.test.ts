@@ -1,6 +1,5 @@
 // FdWriter on real descriptors: a file, a non-blocking FIFO that takes bytes slowly (EAGAIN, partial writes), a
 // FIFO nobody reads (the bound, close() by its deadline), and a descriptor that cannot be written (an error).
-import { execFileSync } from 'node:child_process';
 import { closeSync, constants, openSync, readlinkSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { FdWriter } from '../../../shared-io/fd-writer.js';
 import { realTimers } from '../../../shared-io/timers.js';
-import { readAll, readNow } from '../../helpers/fifo-read.js';
+import { fifoWithReader, readAll, readNow } from '../../helpers/fifo-read.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -23,11 +22,6 @@ const noError = (err: Error) => {
 };
 /** `n` buffers of `size` bytes, each filled with its own index, so order and wholeness can be checked. */
 const chunks = (n: number, size: number) => Array.from({ length: n }, (_, i) => Buffer.alloc(size, 65 + (i % 26)));
-const fifo = (name: string) => {
-  const path = join(dir, name);
-  execFileSync('mkfifo', [path]);
-  return path;
-};
 /** Whether this process's `fd` is open on `path` (fd numbers are reused, so the number alone says nothing). */
 const openOn = (fd: number, path: string) => {
   try {
@@ -58,8 +52,7 @@ describe('FdWriter', () => {
   });
 
   test('a non-blocking pipe that takes bytes slowly: EAGAIN and partial writes lose and reorder nothing', async () => {
-    const path = fifo('slow.fifo');
-    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const { path, reader } = fifoWithReader(dir, 'slow.fifo');
     const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
     try {
       const w = new FdWriter({ fd, ownsFd: false, maxQueuedBytes: 1 << 30, timers: realTimers, onError: noError });
@@ -88,8 +81,7 @@ describe('FdWriter', () => {
   });
 
   test('a full non-blocking pipe is tried again after 1 ms, then 2, 4 … up to 64; a write that gets through starts over at 1', async () => {
-    const path = fifo('full.fifo');
-    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const { path, reader } = fifoWithReader(dir, 'full.fifo');
     const fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
     try {
       const delays: number[] = [];
@@ -118,8 +110,7 @@ describe('FdWriter', () => {
   });
 
   test('bounded: with the destination taking nothing, a buffer over maxQueuedBytes is refused; close() ends by its deadline and counts what was not written whole', async () => {
-    const path = fifo('stalled.fifo');
-    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    const { path, reader } = fifoWithReader(dir, 'stalled.fifo');
     const fd = openSync(path, 'a'); // blocking, like a log file on a stalled pipe: the write that fills it blocks
     try {
       const w = new FdWriter({ fd, ownsFd: true, maxQueuedBytes: 300_000, timers: realTimers, onError: noError });

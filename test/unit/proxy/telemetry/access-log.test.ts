@@ -1,6 +1,5 @@
 // Access log: the JSON lines written to a real file, path sanitising, field whitelisting, 'off', errors, ids.
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,7 +7,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { type AccessEntry, BATCH_BYTES, MAX_PATH_CHARS, createAccessLog, createRequestIds, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
-import { readAll, readNow } from '../../../helpers/fifo-read.js';
+import { fifoWithReader, readAll, readNow } from '../../../helpers/fifo-read.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -199,9 +198,7 @@ describe('access logs of several processes on one pipe', () => {
   // Workers share the proxy's stdout. A pipe takes a write of up to PIPE_BUF bytes in one piece; a larger one can
   // be split around another writer's data when the pipe fills, cutting a line in two.
   test('with sharedDestination, two logs writing at once to a slowly read FIFO leave only whole lines', async () => {
-    const fifo = join(dir, 'shared.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const { path: fifo, reader } = fifoWithReader(dir, 'shared.fifo');
     try {
       const logs = [0, 1].map(() => createAccessLog({ destination: fifo, clock, sharedDestination: true }));
       const perLog = 3000;
@@ -232,9 +229,7 @@ describe('access log whose destination takes nothing', () => {
   // write blocks, as on a stdout pipe whose reader stalled. close() must still end (the proxy's shutdown awaits
   // it), counting what did not arrive as dropped.
   test('close() resolves after closeTimeoutMs; lines not written whole are counted as dropped, the rest arrived', async () => {
-    const fifo = join(dir, 'stalled.fifo');
-    execFileSync('mkfifo', [fifo]);
-    const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+    const { path: fifo, reader } = fifoWithReader(dir, 'stalled.fifo');
     try {
       const log = createAccessLog({ destination: fifo, clock, closeTimeoutMs: 200 });
       const total = 3000; // ~100 bytes a line: several pipes' worth
