@@ -73,14 +73,12 @@ export class FdWriter {
     });
     await Promise.race([this.idle(), timedOut]);
     this.#o.timers.clearTimeout(bound);
-    const unwritten = this.#queue.reduce((n, q) => n + q.count, 0);
+    const unwritten = this.#discard();
     if (this.#retry !== undefined) {
       this.#o.timers.clearTimeout(this.#retry);
       this.#retry = undefined;
       this.#writing = false;
     }
-    this.#queue.length = 0;
-    this.#queuedBytes = 0;
     if (this.#writing) this.#closeWhenIdle = true;
     else this.#release();
     return unwritten;
@@ -98,7 +96,8 @@ export class FdWriter {
   }
 
   #written(err: NodeJS.ErrnoException | null, n: number): void {
-    if (this.#closeWhenIdle && this.#queue.length === 0) {
+    // After close() nothing is queued: this was the write in flight.
+    if (this.#closeWhenIdle) {
       this.#writing = false;
       this.#release();
       return;
@@ -112,9 +111,7 @@ export class FdWriter {
         this.#retryMs = Math.min(this.#retryMs * 2, EAGAIN_MAX_RETRY_MS);
         return;
       }
-      const lost = this.#queue.reduce((c, q) => c + q.count, 0);
-      this.#queue.length = 0;
-      this.#queuedBytes = 0;
+      const lost = this.#discard();
       this.#failed = true;
       this.#writing = false;
       this.#settle();
@@ -128,6 +125,14 @@ export class FdWriter {
     if (n < head.buf.length) head.buf = head.buf.subarray(n);
     else this.#queue.shift();
     this.#next();
+  }
+
+  /** Empties the queue; the sum of the counts of what it held. */
+  #discard(): number {
+    const counts = this.#queue.reduce((n, q) => n + q.count, 0);
+    this.#queue.length = 0;
+    this.#queuedBytes = 0;
+    return counts;
   }
 
   #settle(): void {

@@ -1,8 +1,7 @@
 // The operational logger of the long-running commands: JSON lines with string levels, written asynchronously; while
 // its destination takes nothing it holds a bounded amount and drops beyond it, and flushLogger() gives up after its
 // bound (a real FIFO whose reader reads only when the test says).
-import { execFileSync } from 'node:child_process';
-import { closeSync, constants, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +9,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createLogger, flushLogger, logDestination, MAX_BUFFERED_LOG_BYTES } from '../../../cli/logger.js';
 import { FakeTime } from '../../helpers/fake-time.js';
+import { fifoWithReader, readAll } from '../../helpers/fifo-read.js';
 import { startTestProcess } from '../../helpers/ready-process.js';
 import { REPO_ROOT } from '../../helpers/run.js';
 
@@ -23,10 +23,8 @@ afterEach(async () => {
 
 /** A FIFO with a reader that reads only when asked: the write end as an fd, and the read end. */
 function fifo(): { readonly writeFd: number; readonly readFd: number } {
-  const path = join(dir, 'log.fifo');
-  execFileSync('mkfifo', [path]);
-  const readFd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  return { readFd, writeFd: openSync(path, 'w') };
+  const { path, reader } = fifoWithReader(dir, 'log.fifo');
+  return { readFd: reader, writeFd: openSync(path, 'w') };
 }
 
 /** Fills the pipe so that the next write blocks (a reader that stopped reading). */
@@ -89,26 +87,13 @@ describe('operational logger', () => {
     const { readFd, state } = await flushOnFullPipe(60_000);
     try {
       expect(state.done).toBe(false); // the pipe is full and nobody reads
-      const b = Buffer.alloc(65_536);
       const parts: Buffer[] = [];
-      const drain = () => {
-        for (;;) {
-          try {
-            const n = readSync(readFd, b);
-            if (n === 0) return;
-            parts.push(Buffer.from(b.subarray(0, n)));
-          } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'EAGAIN') return;
-            throw e;
-          }
-        }
-      };
       for (let i = 0; i < 500 && !state.done; i++) {
-        drain();
+        parts.push(readAll(readFd));
         await new Promise((r) => setTimeout(r, 5));
       }
       expect(state.done).toBe(true);
-      drain(); // what the last write put in the pipe
+      parts.push(readAll(readFd)); // what the last write put in the pipe
       const lines = Buffer.concat(parts).toString('utf8').split('\n').filter((l) => l !== '');
       expect(lines).toHaveLength(200);
     } finally {
