@@ -3,6 +3,7 @@
 // never held. Each buffer carries a count (the access log's lines), so the caller can say how much never arrived.
 import { close as fsClose, write as fsWrite } from 'node:fs';
 import type { Timers } from './timers.js';
+import { settledWithin } from './bounded-wait.js';
 
 export interface FdWriterOptions {
   readonly fd: number;
@@ -67,12 +68,7 @@ export class FdWriter {
   async close(timeoutMs: number): Promise<number> {
     if (this.#closed) return 0;
     this.#closed = true;
-    let bound: unknown;
-    const timedOut = new Promise<void>((resolve) => {
-      bound = this.#o.timers.setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([this.idle(), timedOut]);
-    this.#o.timers.clearTimeout(bound);
+    await settledWithin(this.idle(), timeoutMs, this.#o.timers);
     const unwritten = this.#discard();
     if (this.#retry !== undefined) {
       this.#o.timers.clearTimeout(this.#retry);

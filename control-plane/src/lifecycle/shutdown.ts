@@ -4,6 +4,7 @@
 
 import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
+import { settledWithin } from '../../../shared-io/bounded-wait.js';
 
 export interface ShutdownPlan {
   readonly clock: Clock;
@@ -31,7 +32,7 @@ export function shutdown(plan: ShutdownPlan): (deadlineMs?: number) => Promise<v
       const started = plan.clock.nowMs();
       await plan.drain(Math.max(0, deadlineMs - 500));
       const rest = Math.max(100, deadlineMs - (plan.clock.nowMs() - started));
-      await Promise.race([Promise.allSettled(plan.listeners.map((l) => l())), new Promise((r) => plan.timers.setTimeout(() => r(undefined), rest))]);
+      await settledWithin(Promise.allSettled(plan.listeners.map((l) => l())), rest, plan.timers);
       await Promise.allSettled(plan.background.map((b) => b()));
       await plan.settled();
       for (const r of plan.release) await r();

@@ -5,6 +5,7 @@ import type { Timers } from '../../../shared-io/timers.js';
 import type { TicketKeys } from '../tls/tls-contexts.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { Listener, ListenerKind } from './listener.js';
+import { settledWithin } from '../../../shared-io/bounded-wait.js';
 
 export interface StartedListener {
   readonly kind: ListenerKind;
@@ -83,14 +84,7 @@ export class ListenerGroup {
   /** Stops accepting, waits until all are idle or `drainTimeoutMs` has passed, then cuts what is left. */
   async drainAndClose(drainTimeoutMs: number): Promise<void> {
     for (const l of this.#listeners) l.drain();
-    let deadline: unknown;
-    await Promise.race([
-      Promise.all(this.#listeners.map((l) => l.idle())),
-      new Promise<void>((resolve) => {
-        deadline = this.#timers.setTimeout(resolve, drainTimeoutMs);
-      }),
-    ]);
-    this.#timers.clearTimeout(deadline);
+    await settledWithin(Promise.all(this.#listeners.map((l) => l.idle())), drainTimeoutMs, this.#timers);
     for (const l of this.#listeners) l.close();
   }
 }

@@ -10,6 +10,7 @@ import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import { shouldSample } from './sampling.js';
 import { TraceIds } from './trace-ids.js';
 import type { SamplerSetting } from './tracing-settings.js';
+import { settledWithin } from '../../../shared-io/bounded-wait.js';
 
 export interface TracingOptions {
   /** OTLP/HTTP traces endpoint, e.g. http://127.0.0.1:4318/v1/traces. Tracing is off without one (or an exporter). */
@@ -104,14 +105,8 @@ export function createRequestTracer(opts: TracingOptions): RequestTracer | null 
       };
     },
     // Best effort, bounded: spans still unexported when the bound passes are lost (the process is exiting).
-    shutdown: () => {
-      const timers = opts.timers ?? realTimers;
-      let bound: unknown;
-      const timeout = new Promise<void>((resolve) => {
-        bound = timers.setTimeout(resolve, opts.shutdownTimeoutMs ?? 2_000);
-      });
-      const done = provider.shutdown().finally(() => timers.clearTimeout(bound));
-      return Promise.race([done, timeout]);
+    shutdown: async () => {
+      await settledWithin(provider.shutdown(), opts.shutdownTimeoutMs ?? 2_000, opts.timers ?? realTimers);
     },
   };
 }

@@ -10,6 +10,7 @@ import { AuditFile } from '../audit-file.js';
 import type { AuditEvent, AuditLog } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 import { isUnavailable } from './pg-errors.js';
+import { settledWithin } from '../../../../shared-io/bounded-wait.js';
 
 export interface PgAuditOptions {
   /** This replica's local audit.log. */
@@ -101,12 +102,7 @@ export class PgAuditLog implements AuditLog {
   /** Flushes for at most `timeoutMs`, gives up on what is left (counted as failed), then closes the local file. */
   async close(timeoutMs = 5_000): Promise<void> {
     const flushed = this.flush();
-    let timer: unknown;
-    const late = new Promise<void>((resolve) => {
-      timer = this.#opts.timers.setTimeout(resolve, timeoutMs);
-    });
-    await Promise.race([flushed, late]);
-    this.#opts.timers.clearTimeout(timer);
+    await settledWithin(flushed, timeoutMs, this.#opts.timers);
     this.#abandon = true;
     this.#wake?.();
     await flushed;
