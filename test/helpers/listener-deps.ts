@@ -33,6 +33,7 @@ export function listenerDeps(limits: ProxyConfig['limits'] = outboundConfig().li
     tracer: null,
     limits,
     transport,
+    retryBufferBytes: outboundConfig().routing.retry.bufferBytes,
     ticketKeys: new TicketKeys(),
     clientContexts: new ClientContexts(),
     nowMs: () => Date.now(),

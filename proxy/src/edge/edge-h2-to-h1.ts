@@ -3,12 +3,12 @@
 // ambiguous (the sidecars' RFC 9112 section 6.3 rules), the upstream request dropped when the client leaves
 // before its request went out whole (a whole one drains so its pooled connection survives), response trailers
 // relayed as HTTP/2 trailers. Deadlines as on every
-// HTTP/2 stream (h2/h2-forward.ts StreamTimeouts): the response head within requestMs, no byte either way for
+// HTTP/2 stream (h2/h2-forward.ts StreamSettings): the response head within requestMs, no byte either way for
 // idleMs, the whole exchange within totalMs when set.
 import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
-import { type StreamTimeouts, respondLocal } from '../h2/h2-forward.js';
+import { type StreamSettings, respondLocal } from '../h2/h2-forward.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
@@ -29,7 +29,7 @@ export interface BridgeOptions {
   readonly target: string;
   /** Headers the edge adds (forwarding, XFCC, traceparent). */
   readonly add: Readonly<Record<string, string>>;
-  readonly timeouts: StreamTimeouts;
+  readonly timeouts: StreamSettings;
 }
 
 export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: http2.IncomingHttpHeaders, up: EdgeUpstream, o: BridgeOptions, done: (r: BridgeResult) => void): void {

@@ -1,12 +1,12 @@
 // The edge's HTTP/2 clients: per stream the gate decides (client certificate, target, route, policy), then the
 // stream goes to an `http2`/`grpc` route's multiplexed upstream session (h2/h2-forward.ts, as the sidecars) or is
-// re-made as HTTP/1.1 for an `http` route. Timeouts (StreamTimeouts): limits.requestTimeout until the response
+// re-made as HTTP/1.1 for an `http` route. Timeouts (StreamSettings): limits.requestTimeout until the response
 // head (not for gRPC, whose deadline is the client's), limits.streamIdleTimeout with no bytes either way, and the
 // route's `timeout` in total when set; a stream that makes progress is never cut.
 import type * as http2 from 'node:http2';
 import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
-import { forwardStream, requestHeaders, respondLocal, streamTimeouts } from '../h2/h2-forward.js';
+import { forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
@@ -44,7 +44,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const add = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joined(headers['x-forwarded-for']), forwarded: joined(headers.forwarded), proto: joined(headers['x-forwarded-proto']) });
   if (x.span) add.traceparent = x.span.traceparent;
   // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
-  const timeouts = streamTimeouts(d.limits, up.route, d.nowMs);
+  const timeouts = streamSettings(d, up.route);
   if (up.h2) {
     const out = requestHeaders(headers, STRIP, add);
     out[':scheme'] = up.route.spiffeId ? 'https' : 'http';

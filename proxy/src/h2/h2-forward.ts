@@ -19,10 +19,9 @@ const CLIENT_CLOSED_REQUEST = 499;
  * A stream the upstream refused was not processed (RFC 9113 §8.7): REFUSED_STREAM, which nghttp2 also reports for
  * the streams above a GOAWAY's last stream id (nginx ends every HTTP/2 connection so after 1,000 requests by
  * default). Such a request is sent again on a new stream, up to twice (Istio's default retries refused streams),
- * if its body so far is held: up to this many bytes, until the response head.
+ * if its body so far is held: up to StreamSettings.replayBytes, until the response head.
  */
 const REFUSED_RETRIES = 2;
-const REPLAY_BYTES = 64 * 1024;
 
 /** Connection-specific headers (RFC 9113 section 8.2.2) and our own identity header, never forwarded. */
 const DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
@@ -86,22 +85,28 @@ export function refuseFragment(stream: http2.ServerHttp2Stream, path: string, gr
  * The deadlines of one forwarded stream (Envoy's model): `requestMs` until the response head (HTTP/2 only: a gRPC
  * call follows its client's grpc-timeout, whose cancel is propagated); `idleMs` with no HEADERS or DATA in either
  * direction (0: none); `totalMs` for the whole exchange (a listener's `timeout`; absent: none). A stream that keeps
- * moving is cut by neither of the first two.
+ * moving is cut by neither of the first two. And `replayBytes`, the request body held to send a refused stream again.
  */
-export interface StreamTimeouts {
+export interface StreamSettings {
   readonly requestMs: number;
   readonly idleMs: number;
   readonly totalMs?: number | undefined;
   readonly nowMs: () => number;
   /** Counts a cut by a deadline (tessera_requests_rejected_total{reason}, as HTTP/1.1 exchanges are counted). */
   readonly onCut?: ((reason: DeadlineFlag) => void) | undefined;
+  /** routing.retry.bufferBytes: a refused stream whose request body went past this is answered, not sent again. */
+  readonly replayBytes: number;
 }
 
 type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
 
-/** A listener's stream deadlines: the proxy limits and the listener's own `timeout`. */
-export function streamTimeouts(limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>, listener: { readonly timeoutMs?: number | undefined }, nowMs: () => number, onCut?: (reason: DeadlineFlag) => void): StreamTimeouts {
-  return { requestMs: limits.requestTimeoutMs, idleMs: limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs, onCut };
+/** A listener's stream settings: the proxy limits, the retry buffer and the listener's own `timeout`. */
+export function streamSettings(
+  d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number },
+  listener: { readonly timeoutMs?: number | undefined },
+  onCut?: (reason: DeadlineFlag) => void,
+): StreamSettings {
+  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, onCut, replayBytes: d.retryBufferBytes };
 }
 
 /**
@@ -111,7 +116,7 @@ export function streamTimeouts(limits: Pick<ProxyLimits, 'requestTimeoutMs' | 's
  * HTTP/2 layer; after the head, the stream is reset with CANCEL both ways (a gRPC client sees CANCELLED). The
  * result keeps the status really sent and says what ended the exchange first (`responseFlags`).
  */
-export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, to: H2Upstream | ExchangeRoute<H2Upstream>, grpc: boolean, t: StreamTimeouts, done: (r: ForwardResult) => void): void {
+export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, to: H2Upstream | ExchangeRoute<H2Upstream>, grpc: boolean, t: StreamSettings, done: (r: ForwardResult) => void): void {
   // A balanced service: a session that cannot be had on one endpoint is asked of another (nothing was sent yet).
   const route = to instanceof H2Upstream ? null : to;
   let finished = false;
@@ -183,7 +188,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     idleTimer.unref();
   }
   // The request body as sent so far, while a refused stream could still be sent again; null once it outgrew
-  // REPLAY_BYTES or the response head arrived.
+  // t.replayBytes or the response head arrived.
   let replay: Buffer[] | null = [];
   let replayBytes = 0;
   let refusals = 0;
@@ -276,7 +281,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
           moved();
           if (replay === null) return;
           replayBytes += d.length;
-          if (replayBytes > REPLAY_BYTES) replay = null;
+          if (replayBytes > t.replayBytes) replay = null;
           else replay.push(d);
         });
       }

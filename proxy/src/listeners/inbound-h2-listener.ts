@@ -5,7 +5,7 @@ import * as http2 from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import type { InboundConfig } from '../config/proxy-config.js';
-import { type ForwardResult, forwardStream, requestHeaders, respondLocal, streamTimeouts } from '../h2/h2-forward.js';
+import { type ForwardResult, forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { verdictOf } from '../telemetry/exchange-recorder.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
@@ -74,6 +74,6 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     const out = requestHeaders(headers, span ? STRIP : STRIP_XFCC, add);
     out[':scheme'] = 'http';
     out[':path'] = normalizeRequestTarget(path) ?? path; // the path the policy decided on
-    forwardStream(stream, out, this.#upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs, (reason) => d.metrics.rejected('inbound', reason)), (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
+    forwardStream(stream, out, this.#upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('inbound', reason)), (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
   }
 }

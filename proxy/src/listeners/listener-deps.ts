@@ -28,6 +28,8 @@ export interface ListenerDeps {
   readonly limits: ProxyLimits;
   /** The multiplexed proxy-to-proxy transport: offered by outbound pools, accepted by inbound HTTP/1.1 listeners. */
   readonly transport: TransportSettings;
+  /** routing.retry.bufferBytes: the most request body held to send a request again (HTTP/2: a refused stream). */
+  readonly retryBufferBytes: number;
   readonly ticketKeys: TicketKeys;
   readonly clientContexts: ClientContexts;
   readonly nowMs: () => number;
@@ -57,5 +59,5 @@ export async function listenerDeps(config: ProxyConfig, held: ListenerHolders, r
   const routing: RoutingDeps | undefined = routed
     ? { directory: routed.directory, settings: config.routing, metrics: new (await import('../telemetry/routing-metrics.js')).RoutingMetrics(routed.registry), random: Math.random, schedule: (ms, fn) => void routed.timers.setTimeout(fn, ms) }
     : undefined;
-  return { ...held, denials: new DenialTally(), limits: config.limits, transport: config.transport, clientContexts: new ClientContexts(config.transport.tlsGroups), requestId: createRequestIds(), ...(routing ? { routing } : {}) };
+  return { ...held, denials: new DenialTally(), limits: config.limits, transport: config.transport, retryBufferBytes: config.routing.retry.bufferBytes, clientContexts: new ClientContexts(config.transport.tlsGroups), requestId: createRequestIds(), ...(routing ? { routing } : {}) };
 }

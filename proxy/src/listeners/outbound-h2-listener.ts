@@ -5,7 +5,7 @@
 import * as http2 from 'node:http2';
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
-import { forwardStream, requestHeaders, respondLocal, streamTimeouts } from '../h2/h2-forward.js';
+import { forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { ExchangeRoute, exchangeOutcome, type RouteDeps } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
@@ -88,7 +88,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? { traceparent: span.traceparent } : {});
     out[':scheme'] = 'https';
-    forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamTimeouts(d.limits, this.config, d.nowMs, (reason) => d.metrics.rejected('outbound', reason)), (r) => {
+    forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason)), (r) => {
       route?.end(exchangeOutcome(grpc && r.grpcStatus === String(GRPC_UNAVAILABLE) && r.status === 200 ? 503 : r.status, r.error, r.responseFlags));
       record(r, span);
     });

@@ -4,7 +4,7 @@
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type ForwardResult, type StreamTimeouts, forwardStream } from '../../../../proxy/src/h2/h2-forward.js';
+import { type ForwardResult, type StreamSettings, forwardStream } from '../../../../proxy/src/h2/h2-forward.js';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { until } from '../../../helpers/until.js';
 
@@ -40,7 +40,7 @@ interface Rig {
 }
 
 /** app (handler) ← H2Upstream ← front (forwardStream with `timeouts`) ← client. */
-async function rig(timeouts: Partial<StreamTimeouts>, grpc: boolean, handler: (stream: http2.ServerHttp2Stream) => void): Promise<Rig> {
+async function rig(timeouts: Partial<StreamSettings>, grpc: boolean, handler: (stream: http2.ServerHttp2Stream) => void): Promise<Rig> {
   const appEnds: number[] = [];
   const app = http2.createServer();
   app.on('stream', (stream) => {
@@ -54,7 +54,7 @@ async function rig(timeouts: Partial<StreamTimeouts>, grpc: boolean, handler: (s
   const results: ForwardResult[] = [];
   const cuts: string[] = [];
   const front = http2.createServer();
-  const t: StreamTimeouts = { requestMs: 60_000, idleMs: 0, nowMs: () => performance.now(), onCut: (reason) => cuts.push(reason), ...timeouts };
+  const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), onCut: (reason) => cuts.push(reason), ...timeouts };
   front.on('stream', (stream, headers) => {
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'] };
     forwardStream(stream, out, upstream, grpc, t, (r) => results.push(r));
@@ -271,5 +271,48 @@ describe('forwardStream informational responses', () => {
       req.once('continue', () => req.end('the body'));
     });
     expect(res).toMatchObject({ status: 200, data: 'got the body' });
+  });
+});
+
+describe('forwardStream: a stream the app refused is sent again within replayBytes (routing.retry.bufferBytes)', () => {
+  const { NGHTTP2_REFUSED_STREAM } = http2.constants;
+  /** The app refuses its first `refuse` streams once it has read their whole body, then echoes the body's length. */
+  const refusing = (refuse: number) => {
+    let seen = 0;
+    return (stream: http2.ServerHttp2Stream) => {
+      const refused = seen++ < refuse;
+      let bytes = 0;
+      stream.on('data', (d: Buffer) => {
+        bytes += d.length;
+      });
+      stream.on('end', () => {
+        if (refused) return stream.close(NGHTTP2_REFUSED_STREAM);
+        stream.respond({ ':status': 200 });
+        stream.end(`got ${bytes}`);
+      });
+    };
+  };
+  const body2k = (req: http2.ClientHttp2Stream) => req.end(Buffer.alloc(2_000, 'b'));
+
+  test('a body within the bound is replayed whole on the new stream', async () => {
+    const r = await rig({ replayBytes: 4_096 }, false, refusing(1));
+    expect(await r.request({}, body2k)).toMatchObject({ status: 200, data: 'got 2000' });
+    expect(r.appEnds).toEqual([NGHTTP2_REFUSED_STREAM, 0]);
+  });
+
+  test('a body past the bound is not sent again: 502 upstream_reset', async () => {
+    const r = await rig({ replayBytes: 1_000 }, false, refusing(1));
+    expect(await r.request({}, body2k)).toMatchObject({ status: 502, data: 'upstream_reset\n' });
+    expect(r.appEnds).toEqual([NGHTTP2_REFUSED_STREAM]);
+    await until('result', () => r.results.length === 1);
+    expect(r.results[0]).toMatchObject({ status: 502, error: 'upstream_reset' });
+  });
+
+  test('a request without a body is sent again even with replayBytes 0, at most twice', async () => {
+    const twice = await rig({ replayBytes: 0 }, false, refusing(2));
+    expect(await twice.request({ ':method': 'GET' })).toMatchObject({ status: 200, data: 'got 0' });
+    const thrice = await rig({ replayBytes: 0 }, false, refusing(3));
+    expect(await thrice.request({ ':method': 'GET' })).toMatchObject({ status: 502 });
+    expect(thrice.appEnds).toEqual([NGHTTP2_REFUSED_STREAM, NGHTTP2_REFUSED_STREAM, NGHTTP2_REFUSED_STREAM]);
   });
 });
