@@ -3,15 +3,14 @@
 // (grpc-js client → web's outbound → mTLS HTTP/2 → api's inbound → grpc-js server that ages its connections every
 // 150 ms), a steady stream of unary and client-streaming calls must all succeed: the sidecar opens a new session
 // when the old one says GOAWAY and sends again what the server refused, instead of answering UNAVAILABLE.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer as netServer, connect as netConnect, type Server, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
-import { TestCa } from '../helpers/test-ca.js';
+import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -34,8 +33,7 @@ let server: grpc.Server;
 /** Counts the api sidecar's connections to the app: each is one the app ended at its age and the sidecar replaced. */
 let relay: Server;
 let appConnections = 0;
-let apiProxy: ProxyProcess;
-let webProxy: ProxyProcess;
+let pair: SidecarPair;
 let client: Client;
 
 beforeAll(async () => {
@@ -62,31 +60,19 @@ beforeAll(async () => {
   });
   await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
   const relayPort = (relay.address() as AddressInfo).port;
-  const ca = await TestCa.create({ trustDomain: TD });
-  await writeSvidFiles(ca, API, join(dir, 'api'));
-  await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  await mkdir(join(dir, 'policies'));
-  await writeFile(
-    join(dir, 'policies', 'allow.yaml'),
-    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`,
-  );
-  await writeFile(
-    join(dir, 'api.yaml'),
-    `identity:\n  files: { certFile: api/svid.pem, keyFile: api/key.pem, bundleFile: api/bundle.pem }\ninbound:\n  - { name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${relayPort}, protocol: grpc }\nauthorization: { policiesDir: policies }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
-  );
-  apiProxy = await startProxyProcess(join(dir, 'api.yaml'));
-  await writeFile(
-    join(dir, 'web.yaml'),
-    `identity:\n  files: { certFile: web/svid.pem, keyFile: web/key.pem, bundleFile: web/bundle.pem }\noutbound:\n  - { name: grpc, listen: 127.0.0.1:0, upstream: 127.0.0.1:${apiProxy.ports.get('inbound/grpc')}, spiffeId: ${API}, protocol: grpc }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
-  );
-  webProxy = await startProxyProcess(join(dir, 'web.yaml'));
-  client = new Echo(`127.0.0.1:${webProxy.ports.get('outbound/grpc')}`, grpc.credentials.createInsecure()) as unknown as Client;
+  pair = await startSidecarPair(dir, {
+    trustDomain: TD,
+    apiId: API,
+    webId: WEB,
+    inbound: [`{ name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${relayPort}, protocol: grpc }`],
+    outbound: (api) => [`{ name: grpc, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.get('inbound/grpc')}, spiffeId: ${API}, protocol: grpc }`],
+  });
+  client = new Echo(`127.0.0.1:${pair.web.ports.get('outbound/grpc')}`, grpc.credentials.createInsecure()) as unknown as Client;
 }, 60_000);
 
 afterAll(async () => {
   client?.close();
-  await webProxy?.stop();
-  await apiProxy?.stop();
+  await pair?.stop();
   server?.forceShutdown();
   relay?.close();
   await cleanup?.();

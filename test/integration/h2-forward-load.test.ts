@@ -5,16 +5,13 @@
 //   content-length (measured: about 1 answer in 1,500 under this load).
 // - nginx ends an HTTP/2 connection with GOAWAY after `keepalive_requests` (1,000 by default); the streams the
 //   proxy had opened past its last stream id were never processed and must be sent again, not answered 502.
-import { mkdir, writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { startNginxApp } from '../helpers/nginx-app.js';
 import { makeTempDir } from '../helpers/run.js';
-import { TestCa } from '../helpers/test-ca.js';
+import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -24,8 +21,7 @@ let dir: string;
 let cleanup: () => Promise<void>;
 const nginx: SupervisedProcess[] = [];
 const apps: http2.Http2Server[] = [];
-let api: ProxyProcess | undefined;
-let web: ProxyProcess | undefined;
+let pair: SidecarPair | undefined;
 
 /** nginx as an h2c app answering `ok <uri>`; it ends each connection after `requestsPerConnection` requests. */
 async function startH2cNginx(name: string, requestsPerConnection: number): Promise<number> {
@@ -68,26 +64,18 @@ beforeAll(async () => {
   const appPort = await startH2cNginx('nginx-long', 1_000_000);
   const goawayPort = await startH2cNginx('nginx-goaway', 100);
   const echoPort = await startGoawayEcho(100);
-  const ca = await TestCa.create({ trustDomain: TD });
-  await writeSvidFiles(ca, API, join(dir, 'api'));
-  await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  await mkdir(join(dir, 'policies'));
-  await writeFile(join(dir, 'policies', 'allow.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
-  await writeFile(
-    join(dir, 'api.yaml'),
-    `identity:\n  files: { certFile: api/svid.pem, keyFile: api/key.pem, bundleFile: api/bundle.pem }\ninbound:\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort}, protocol: http2 }\n  - { name: goaway, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${goawayPort}, protocol: http2 }\n  - { name: echo, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${echoPort}, protocol: http2 }\nauthorization: { policiesDir: policies }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
-  );
-  api = await startProxyProcess(join(dir, 'api.yaml'));
-  await writeFile(
-    join(dir, 'web.yaml'),
-    `identity:\n  files: { certFile: web/svid.pem, keyFile: web/key.pem, bundleFile: web/bundle.pem }\noutbound:\n  - { name: h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/h2')}, spiffeId: ${API}, protocol: http2 }\n  - { name: goaway, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/goaway')}, spiffeId: ${API}, protocol: http2 }\n  - { name: echo, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/echo')}, spiffeId: ${API}, protocol: http2 }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
-  );
-  web = await startProxyProcess(join(dir, 'web.yaml'));
+  const upstreams = { h2: appPort, goaway: goawayPort, echo: echoPort };
+  pair = await startSidecarPair(dir, {
+    trustDomain: TD,
+    apiId: API,
+    webId: WEB,
+    inbound: Object.entries(upstreams).map(([name, port]) => `{ name: ${name}, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port}, protocol: http2 }`),
+    outbound: (api) => Object.keys(upstreams).map((name) => `{ name: ${name}, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.get(`inbound/${name}`)}, spiffeId: ${API}, protocol: http2 }`),
+  });
 }, 60_000);
 
 afterAll(async () => {
-  await web?.stop();
-  await api?.stop();
+  await pair?.stop();
   for (const n of nginx) await n.stop();
   for (const a of apps) a.close();
   await cleanup?.();
@@ -135,16 +123,16 @@ async function load(port: number, total: number, body?: string): Promise<LoadRes
 }
 
 test('30,000 requests on 4 sessions × 8 streams: every answer arrives whole, none reset', async () => {
-  const r = await load(web!.ports.get('outbound/h2')!, 30_000);
+  const r = await load(pair!.web.ports.get('outbound/h2')!, 30_000);
   expect(r.broken).toEqual({});
   expect(r.whole).toBe(30_000);
 }, 90_000);
 
 test('an app that ends its connection every 100 requests: the streams it refused are sent again, GETs and POSTs with their body', async () => {
-  const gets = await load(web!.ports.get('outbound/goaway')!, 5_000);
+  const gets = await load(pair!.web.ports.get('outbound/goaway')!, 5_000);
   expect(gets.broken).toEqual({});
   expect(gets.whole).toBe(5_000);
-  const posts = await load(web!.ports.get('outbound/echo')!, 5_000, 'x'.repeat(2_000));
+  const posts = await load(pair!.web.ports.get('outbound/echo')!, 5_000, 'x'.repeat(2_000));
   expect(posts.broken).toEqual({});
   expect(posts.whole).toBe(5_000);
 }, 90_000);

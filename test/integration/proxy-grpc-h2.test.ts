@@ -2,16 +2,15 @@
 // → mTLS HTTP/2 → api's sidecar (grpc inbound) → a grpc-js server. Unary, streaming both ways, trailers with
 // error statuses, deadlines, forwarded identity in metadata, PERMISSION_DENIED from policy; curl over HTTP/2.
 import { execFile } from 'node:child_process';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
-import { TestCa } from '../helpers/test-ca.js';
+import { allowPolicy, type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -37,8 +36,7 @@ let dir: string;
 let cleanup: () => Promise<void>;
 let server: grpc.Server;
 let h2app: http2.Http2Server;
-let apiProxy: ProxyProcess;
-let webProxy: ProxyProcess;
+let pair: SidecarPair;
 let client: Client;
 let h2Outbound: number;
 
@@ -82,32 +80,26 @@ beforeAll(async () => {
   await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
   const h2Port = (h2app.address() as AddressInfo).port;
 
-  const ca = await TestCa.create({ trustDomain: TD });
-  await writeSvidFiles(ca, API, join(dir, 'api'));
-  await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  await mkdir(join(dir, 'policies'));
-  await writeFile(
-    join(dir, 'policies', 'deny.yaml'),
-    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-deny-forbidden }\nspec:\n  selector: ${API}\n  action: DENY\n  rules:\n    - from: ["spiffe://${TD}/**"]\n      to: { paths: ["/echo.v1.Echo/Forbidden"] }\n---\napiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`,
-  );
-  await writeFile(
-    join(dir, 'api.yaml'),
-    `identity:\n  files: { certFile: api/svid.pem, keyFile: api/key.pem, bundleFile: api/bundle.pem }\ninbound:\n  - { name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort}, protocol: grpc }\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${h2Port}, protocol: http2 }\nauthorization: { policiesDir: policies }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
-  );
-  apiProxy = await startProxyProcess(join(dir, 'api.yaml'));
-  await writeFile(
-    join(dir, 'web.yaml'),
-    `identity:\n  files: { certFile: web/svid.pem, keyFile: web/key.pem, bundleFile: web/bundle.pem }\noutbound:\n  - { name: grpc, listen: 127.0.0.1:0, upstream: 127.0.0.1:${apiProxy.ports.get('inbound/grpc')}, spiffeId: ${API}, protocol: grpc }\n  - { name: h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${apiProxy.ports.get('inbound/h2')}, spiffeId: ${API}, protocol: http2 }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
-  );
-  webProxy = await startProxyProcess(join(dir, 'web.yaml'));
-  h2Outbound = webProxy.ports.get('outbound/h2')!;
-  client = new Echo(`127.0.0.1:${webProxy.ports.get('outbound/grpc')}`, grpc.credentials.createInsecure()) as unknown as Client;
+  pair = await startSidecarPair(dir, {
+    trustDomain: TD,
+    apiId: API,
+    webId: WEB,
+    policies: {
+      'deny.yaml': `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-deny-forbidden }\nspec:\n  selector: ${API}\n  action: DENY\n  rules:\n    - from: ["spiffe://${TD}/**"]\n      to: { paths: ["/echo.v1.Echo/Forbidden"] }\n---\n${allowPolicy(API, WEB)}`,
+    },
+    inbound: [`{ name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort}, protocol: grpc }`, `{ name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${h2Port}, protocol: http2 }`],
+    outbound: (api) => [
+      `{ name: grpc, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.get('inbound/grpc')}, spiffeId: ${API}, protocol: grpc }`,
+      `{ name: h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.get('inbound/h2')}, spiffeId: ${API}, protocol: http2 }`,
+    ],
+  });
+  h2Outbound = pair.web.ports.get('outbound/h2')!;
+  client = new Echo(`127.0.0.1:${pair.web.ports.get('outbound/grpc')}`, grpc.credentials.createInsecure()) as unknown as Client;
 }, 60_000);
 
 afterAll(async () => {
   client?.close();
-  await webProxy?.stop();
-  await apiProxy?.stop();
+  await pair?.stop();
   server?.forceShutdown();
   h2app?.close();
   await cleanup?.();
@@ -167,7 +159,7 @@ describe('gRPC through two sidecars', () => {
   test('many concurrent calls share one upstream mTLS connection', async () => {
     const results = await Promise.all(Array.from({ length: 50 }, (_, i) => unary('Unary', `c${i}`)));
     expect(results.every((r) => 'text' in r)).toBe(true);
-    const m = await (await fetch(`http://127.0.0.1:${webProxy.admin}/metrics`)).text();
+    const m = await (await fetch(`http://127.0.0.1:${pair.web.admin}/metrics`)).text();
     const opened = m
       .split('\n')
       .filter((l) => l.startsWith('tessera_upstream_connections_opened_total{'))

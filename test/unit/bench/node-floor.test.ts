@@ -11,43 +11,29 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { BenchPki, CLIENT_ID, SERVER_DNS, SERVER_ID } from '../../../bench/harness/bench-pki.js';
-import type { SupervisedProcess } from '../../../shared-io/process-supervisor.js';
-import { startTestProcess } from '../../helpers/ready-process.js';
+import { type FloorPair, startFloorPair } from '../../helpers/floor-pair.js';
 
 const script = fileURLToPath(new URL('../../../bench/harness/children/node-floor.ts', import.meta.url));
 let dir = '';
 let app: Server;
 let serverPort = 0;
 let entryPort = 0;
-const procs: SupervisedProcess[] = [];
+let floor: FloorPair | undefined;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-node-floor-'));
-  const pki = await BenchPki.create(dir);
-  const [client, server] = [await pki.writeLeaf('client', CLIENT_ID), await pki.writeLeaf('server', SERVER_ID)];
   // The app answers with the path it was asked for, so a misrouted answer shows.
   app = createServer((req, res) => {
     res.setHeader('content-length', Buffer.byteLength(req.url!));
     res.end(req.url);
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  const start = async (role: string, leaf: typeof client, extra: object) => {
-    const p = await startTestProcess({
-      name: `node-floor-${role}`,
-      command: process.execPath,
-      args: ['--no-warnings', script, JSON.stringify({ role, listenPort: 0, certFile: leaf.chainFile, keyFile: leaf.keyFile, caFile: pki.rootFile, ...extra })],
-      ready: { line: /^ready \d+/ },
-    });
-    procs.push(p);
-    return Number(/^ready (\d+)/.exec(p.readyLine!)![1]);
-  };
-  serverPort = await start('server', server, { appPort: (app.address() as AddressInfo).port });
-  entryPort = await start('client', client, { upstreamPort: serverPort, servername: SERVER_DNS });
+  floor = await startFloorPair(script, dir, (app.address() as AddressInfo).port);
+  ({ serverPort, entryPort } = floor);
 });
 
 afterAll(async () => {
-  for (const p of procs) await p.stop();
+  await floor?.stop();
   await new Promise<void>((r) => app.close(() => r()));
   await rm(dir, { recursive: true, force: true });
 });

@@ -10,21 +10,17 @@ import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { BenchPki, CLIENT_ID, SERVER_DNS, SERVER_ID } from '../../../bench/harness/bench-pki.js';
-import type { SupervisedProcess } from '../../../shared-io/process-supervisor.js';
-import { startTestProcess } from '../../helpers/ready-process.js';
+import { type FloorPair, startFloorPair } from '../../helpers/floor-pair.js';
 
 const script = fileURLToPath(new URL('../../../bench/harness/children/node-h2-floor.ts', import.meta.url));
 let dir = '';
 let app: http2.Http2Server;
 let serverPort = 0;
 let entryPort = 0;
-const procs: SupervisedProcess[] = [];
+let floor: FloorPair | undefined;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'tessera-node-h2-floor-'));
-  const pki = await BenchPki.create(dir);
-  const [client, server] = [await pki.writeLeaf('client', CLIENT_ID), await pki.writeLeaf('server', SERVER_ID)];
   // The app answers with the method, the path and the body's length, so a misrouted answer shows.
   app = http2.createServer();
   app.on('stream', (stream, headers) => {
@@ -38,22 +34,12 @@ beforeAll(async () => {
     });
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  const start = async (role: string, leaf: typeof client, extra: object) => {
-    const p = await startTestProcess({
-      name: `node-h2-floor-${role}`,
-      command: process.execPath,
-      args: ['--no-warnings', script, JSON.stringify({ role, listenPort: 0, certFile: leaf.chainFile, keyFile: leaf.keyFile, caFile: pki.rootFile, ...extra })],
-      ready: { line: /^ready \d+/ },
-    });
-    procs.push(p);
-    return Number(/^ready (\d+)/.exec(p.readyLine!)![1]);
-  };
-  serverPort = await start('server', server, { appPort: (app.address() as AddressInfo).port });
-  entryPort = await start('client', client, { upstreamPort: serverPort, servername: SERVER_DNS });
+  floor = await startFloorPair(script, dir, (app.address() as AddressInfo).port);
+  ({ serverPort, entryPort } = floor);
 });
 
 afterAll(async () => {
-  for (const p of procs) await p.stop();
+  await floor?.stop();
   await new Promise<void>((r) => app.close(() => r()));
   await rm(dir, { recursive: true, force: true });
 });
