@@ -11,6 +11,7 @@ import { H2Upstream } from './h2-upstream.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
+const GRPC_UNAVAILABLE = 14;
 /** grpc-status a client reports for a stream reset with CANCEL. */
 const GRPC_CANCELLED = '1';
 /** The access log's status when the client left before any response was sent (nginx's 499). */
@@ -201,24 +202,25 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (stream.rstCode === undefined || stream.rstCode === 0 || flag) return finish();
     clientLeft();
   });
+  /** Nothing was answered yet and the upstream cannot answer: 502 `reason` (gRPC: UNAVAILABLE), the exchange ends. */
+  const answerUnavailable = (reason: 'upstream_unavailable' | 'upstream_reset') => {
+    status = grpc ? 200 : 502;
+    if (grpc) grpcStatus = String(GRPC_UNAVAILABLE);
+    respondLocal(stream, grpc, 502, reason, GRPC_UNAVAILABLE);
+    finish(reason);
+  };
   const upstreamOf = () => (route ? route.resource : (to as H2Upstream));
   const open = (upstream: H2Upstream) => upstream.session((err, session) => {
     if (finished) return;
     if (err || !session) {
       if (route?.retry(connectFailureReason(err), false)) return open(route.resource);
-      status = grpc ? 200 : 502;
-      grpcStatus = grpc ? '14' : undefined;
-      respondLocal(stream, grpc, 502, 'upstream_unavailable', 14);
-      return finish('upstream_unavailable');
+      return answerUnavailable('upstream_unavailable');
     }
     if (stream.destroyed) return clientLeft();
     const again = refusals > 0;
     if (again && replay === null) {
       // The body went on flowing while a session was had, past what is held.
-      status = grpc ? 200 : 502;
-      respondLocal(stream, grpc, 502, 'upstream_reset', 14);
-      grpcStatus ??= grpc ? '14' : undefined;
-      return finish('upstream_reset');
+      return answerUnavailable('upstream_reset');
     }
     const bodyAhead = !stream.readableEnded || (again && replayBytes > 0);
     try {
@@ -226,9 +228,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       upstream.track(session, req);
       route?.dispatched();
     } catch {
-      status = grpc ? 200 : 502;
-      respondLocal(stream, grpc, 502, 'upstream_unavailable', 14);
-      return finish('upstream_unavailable');
+      return answerUnavailable('upstream_unavailable');
     }
     const up = req;
     up.on('response', (h, flags) => {
@@ -296,10 +296,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
           return open(upstreamOf());
         }
         flag ??= 'upstream_closed';
-        status = grpc ? 200 : 502;
-        respondLocal(stream, grpc, 502, 'upstream_reset', 14);
-        grpcStatus ??= grpc ? '14' : undefined;
-        return finish('upstream_reset');
+        return answerUnavailable('upstream_reset');
       }
       if (up.rstCode && up.rstCode !== 0 && !stream.destroyed) {
         flag ??= 'upstream_closed';
