@@ -27,6 +27,8 @@ let apiInbound: number;
 let webOutbound: number;
 let wrongName: number;
 let apiSerial: string;
+/** "METHOD path bodyLength" of every request the app parsed, in order. */
+const seen: string[] = [];
 
 interface Echo {
   method: string;
@@ -63,6 +65,23 @@ function metricValue(text: string, name: string, labels: Record<string, string>)
   return total;
 }
 
+/** Pipelined after a raw request: a last one that closes the connection, so that the answer is all that is read. */
+const LAST = 'GET /v1/last HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n';
+
+/** Sends `text` on a new plain connection and returns everything read until the proxy closes it. */
+function rawExchange(port: number, text: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, '127.0.0.1', () => sock.write(text));
+    let out = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => {
+      out += d;
+    });
+    sock.on('end', () => resolve(out));
+    sock.on('error', reject);
+  });
+}
+
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   ca = await TestCa.create({ trustDomain: TD });
@@ -72,6 +91,7 @@ beforeAll(async () => {
       n += d.length;
     });
     req.on('end', () => {
+      seen.push(`${req.method} ${req.url} ${n}`);
       const body = JSON.stringify({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, bodyLength: n } satisfies Echo);
       if (req.url === '/v1/chunked') {
         res.writeHead(200, { 'content-type': 'application/json' });
@@ -124,6 +144,26 @@ describe('HTTP/1.1 through two sidecars', () => {
     const xfcc = String(echo.headers['x-forwarded-client-cert']);
     expect(xfcc).toMatch(new RegExp(`^By=${API};Hash=[0-9a-f]{64};URI=${WEB}$`));
     expect(echo.headers['x-secret']).toBeUndefined(); // named in Connection: hop-by-hop
+  });
+
+  test('a Connection header naming Content-Length, Transfer-Encoding or Host takes nothing away: no body becomes a request', async () => {
+    const smuggled = 'GET /admin/secret HTTP/1.1\r\nHost: a\r\n\r\n';
+    const variants = ['content-length', 'Content-Length', 'keep-alive, CONTENT-LENGTH', 'x-a ,content-length , x-b', 'content-length, host', 'host'];
+    for (const connection of variants) {
+      seen.length = 0;
+      const sent = `POST /v1/post HTTP/1.1\r\nHost: a\r\nConnection: ${connection}\r\nContent-Length: ${smuggled.length}\r\n\r\n${smuggled}${LAST}`;
+      const answer = await rawExchange(webOutbound, sent);
+      expect(answer.match(/HTTP\/1\.1 \d{3} /g), connection).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 200 ']);
+      expect(seen, connection).toEqual([`POST /v1/post ${smuggled.length}`, 'GET /v1/last 0']);
+      const first = answer.slice(answer.indexOf('\r\n\r\n') + 4);
+      expect((JSON.parse(first.slice(0, first.indexOf('}HTTP/1.1') + 1)) as Echo).headers.host, connection).toBe('a');
+    }
+    // Named on a second Connection line, and for a chunked body: the same.
+    seen.length = 0;
+    const chunked = `${smuggled.length.toString(16)}\r\n${smuggled}\r\n0\r\n\r\n`;
+    const answer = await rawExchange(webOutbound, `POST /v1/post HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}${LAST}`);
+    expect(answer.match(/HTTP\/1\.1 \d{3} /g)).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 200 ']);
+    expect(seen).toEqual([`POST /v1/post ${smuggled.length}`, 'GET /v1/last 0']);
   });
 
   test('curl sees the same, and the app gets the original method, path and query', async () => {

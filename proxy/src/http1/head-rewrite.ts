@@ -21,8 +21,20 @@ function isHopByHop(n: string): boolean {
   }
 }
 
+/**
+ * Fields a Connection header may not take away: the ones this proxy framed or routed the message by. A sender
+ * must never name them (RFC 9110 section 7.6.1), and dropping one after reading it would hand the next hop a
+ * message framed otherwise: "Connection: content-length" would turn a request's body into a second request the
+ * policy never saw, "Connection: host" would strip the Host that was checked. Envoy and nginx do not drop them
+ * either.
+ */
+function isFramingOrRouting(n: string): boolean {
+  return n === 'content-length' || n === 'transfer-encoding' || n === 'host';
+}
+
+/** The fields the Connection header names, to drop as hop-by-hop; its own options and the fields above stay. */
 function dropped(head: HttpHead): ReadonlySet<string> | null {
-  const named = headerTokens(head, 'connection').filter((t) => t !== 'close' && t !== 'keep-alive' && t !== 'transfer-encoding');
+  const named = headerTokens(head, 'connection').filter((t) => t !== 'close' && t !== 'keep-alive' && !isFramingOrRouting(t));
   return named.length === 0 ? null : new Set(named);
 }
 

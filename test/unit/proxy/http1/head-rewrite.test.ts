@@ -33,6 +33,21 @@ describe('upstreamRequestHead', () => {
   });
 });
 
+describe('fields a Connection header may not take away', () => {
+  test('Content-Length, Transfer-Encoding and Host stay when named, in any case and position; other named fields go', () => {
+    for (const connection of ['content-length', 'Content-Length, x-hop', 'x-hop ,HOST', 'keep-alive, transfer-encoding, content-length, host, x-hop']) {
+      const h = head(`POST /v1 HTTP/1.1\r\nHost: a\r\nConnection: ${connection}\r\nContent-Length: 2\r\nX-Hop: 1\r\n\r\n`);
+      const hop = /x-hop/.test(connection) ? '' : 'x-hop: 1\r\n';
+      expect(upstreamRequestHead(h, { add: '' }).toString('latin1'), connection).toBe(`POST /v1 HTTP/1.1\r\nhost: a\r\ncontent-length: 2\r\n${hop}\r\n`);
+    }
+  });
+
+  test("a response naming its own Content-Length keeps it (its framing is what the client reads)", () => {
+    const res = head('HTTP/1.1 200 OK\r\nConnection: content-length, x-hop\r\nContent-Length: 2\r\nX-Hop: 1\r\n\r\n', 'response');
+    expect(downstreamResponseHead(Buffer.from('HTTP/1.1 200 OK\r\n', 'latin1'), res, false, false).toString('latin1')).toBe('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n');
+  });
+});
+
 describe('upstreamRequestHead from the bytes as sent', () => {
   const limits = { maxHeaderBytes: 4096, maxHeaders: 20 };
   const parsed = (text: string) => {
