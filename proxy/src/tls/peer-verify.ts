@@ -1,8 +1,10 @@
 // Verifies a TLS peer as an X.509-SVID (common/spiffe) instead of trusting OpenSSL's generic chain check, so
 // trust domains stay confined and every failure has a reason. Results are cached per leaf (SHA-256 of its DER)
-// and identity generation, at most `maxEntries` of them: resumed sessions and reconnects from the same peer cost a
-// map lookup plus a validity check; a rotation (new generation) checks every peer again, and the deny-list is
-// checked by the callers on every connection, cached or not. Cached peers are keyed by their leafHash.
+// and identity generation, at most `maxEntries` of them: a resumed session from the same peer costs a map lookup
+// plus a validity check; a full handshake with a known leaf also checks that every certificate it sent is on the
+// path verified before (a chain may change between handshakes; an unrelated extra is refused every time); a
+// rotation (new generation) checks every peer again, and the deny-list is checked by the callers on every
+// connection, cached or not. Cached peers are keyed by their leafHash.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
@@ -35,6 +37,21 @@ export interface PeerFailure {
 }
 
 const CACHE_MAX = 1024;
+/** Certificates a peer may send; a longer chain is refused (an honest SVID chain is two to four). */
+const SENT_MAX = 10;
+
+/** A verified peer as cached: with the fingerprints of its path (and the anchors then), to check later chains by. */
+interface CachedPeer {
+  readonly peer: VerifiedPeer;
+  readonly path: ReadonlySet<string>;
+}
+
+/** A certificate as both of Node's peer readings link them (DetailedPeerCertificate, X509Certificate). */
+interface SentCertificate {
+  readonly raw?: Buffer;
+  readonly fingerprint256?: string;
+  readonly issuerCertificate?: SentCertificate | undefined;
+}
 
 /** What verifySocket reads of a server-side peer certificate (node:crypto's X509Certificate from the socket). */
 export interface PeerX509 {
@@ -47,10 +64,26 @@ export interface PeerX509 {
 export interface PeerSocket {
   /** The serialized TLS session (it records the peer's leaf). */
   getSession(): Buffer | undefined;
+  /** True for a resumed session: the peer sent no chain, its leaf is the one verified when the session began. */
+  isSessionReused(): boolean;
   getPeerX509Certificate(): PeerX509 | undefined;
 }
 
 const NO_CERT: PeerFailure = { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
+const TOO_LONG: PeerFailure = { ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_UNRELATED_CERT', message: `the peer sent more than ${SENT_MAX} certificates` };
+
+/**
+ * The fingerprints of the certificates the peer sent, leaf first (a self-issued root links to itself: the walk
+ * stops at the first repeat), or null past SENT_MAX.
+ */
+function sentFingerprints(leaf: SentCertificate): string[] | null {
+  const out: string[] = [];
+  for (let c: SentCertificate | undefined = leaf; c?.fingerprint256 && !out.includes(c.fingerprint256); c = c.issuerCertificate) {
+    if (out.length === SENT_MAX) return null;
+    out.push(c.fingerprint256);
+  }
+  return out;
+}
 
 const INTERMEDIATES_MAX = 64;
 
@@ -87,7 +120,7 @@ export class IntermediateMemory {
 }
 
 export class PeerVerifier {
-  readonly #cache = new Map<string, VerifiedPeer>();
+  readonly #cache = new Map<string, CachedPeer>();
   #generation = -1;
   readonly #intermediates = new IntermediateMemory();
   readonly #max: number;
@@ -109,8 +142,7 @@ export class PeerVerifier {
   verify(cert: DetailedPeerCertificate | PeerCertificate | undefined, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
     this.#sync(snapshot);
     if (!cert?.raw || !cert.fingerprint256) return NO_CERT;
-    const key = fingerprintOf(cert);
-    return this.#lookup(key, nowMs, expectedId) ?? this.#verifyChain(key, peerChainDer(cert), snapshot, nowMs, expectedId);
+    return this.#verifySent(fingerprintOf(cert), cert, snapshot, nowMs, expectedId);
   }
 
   /**
@@ -122,13 +154,23 @@ export class PeerVerifier {
    */
   verifySocket(socket: PeerSocket, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
     this.#sync(snapshot);
-    const known = sessionLeafHash(socket);
-    const hit = known === undefined ? undefined : this.#lookup(known, nowMs);
-    if (hit) return hit;
+    if (socket.isSessionReused()) {
+      const known = sessionLeafHash(socket);
+      const hit = known === undefined ? undefined : this.#lookup(known, nowMs);
+      if (hit) return hit.peer;
+    }
     const leaf = socket.getPeerX509Certificate();
     if (!leaf) return NO_CERT;
-    const key = fingerprintOf(leaf);
-    return this.#lookup(key, nowMs) ?? this.#verifyChain(key, peerChainDer(leaf), snapshot, nowMs);
+    return this.#verifySent(fingerprintOf(leaf), leaf, snapshot, nowMs);
+  }
+
+  /** A known leaf whose sent chain stays on its verified path is a cache hit; anything else is verified in full. */
+  #verifySent(key: string, leaf: SentCertificate, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
+    const sent = sentFingerprints(leaf);
+    if (sent === null) return TOO_LONG;
+    const hit = this.#lookup(key, nowMs, expectedId);
+    if (hit && sent.every((f) => hit.path.has(f))) return hit.peer;
+    return this.#verifyChain(key, peerChainDer(leaf), snapshot, nowMs, expectedId);
   }
 
   /** A new identity generation (rotation, new bundle) forgets every verified peer: each is checked again. */
@@ -138,9 +180,9 @@ export class PeerVerifier {
     this.#generation = snapshot.generation;
   }
 
-  #lookup(key: string, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | undefined {
+  #lookup(key: string, nowMs: number, expectedId?: SpiffeId): CachedPeer | undefined {
     const hit = this.#cache.get(key);
-    return hit && hit.notAfterMs > nowMs && (!expectedId || hit.idText === expectedId.toString()) ? hit : undefined;
+    return hit && hit.peer.notAfterMs > nowMs && (!expectedId || hit.peer.idText === expectedId.toString()) ? hit : undefined;
   }
 
   #verifyChain(key: string, chain: Buffer[], snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
@@ -163,8 +205,11 @@ export class PeerVerifier {
       serial: r.leaf.serialNumber,
       notAfterMs: r.notAfterMs,
     };
+    // What a later chain with this leaf may hold: the path, and the anchors TLS stacks append (as checkPath allows).
+    const path = new Set(r.path.map((c) => c.fingerprint256));
+    for (const b of snapshot.bundles.bundles()) for (const a of b.authorities) path.add(a.fingerprint256);
     if (this.#cache.size >= this.#max) this.#cache.delete(this.#cache.keys().next().value!);
-    this.#cache.set(key, verified);
+    this.#cache.set(key, { peer: verified, path });
     return verified;
   }
 }

@@ -3,7 +3,8 @@
 // to the key PeerVerifier caches verified peers by. Why not socket.getPeerX509Certificate(): on a server Node
 // copies every other certificate the peer sent into that object (an ASN.1 decode each, freed later by the GC),
 // ~175 µs all in of a ~1 ms full handshake here, where this read costs ~35 µs (docs/transport.md). It is only a
-// cache key: a miss, or a session this cannot read, takes the full path through the certificates.
+// cache key, and only for resumed sessions (a full handshake's sent chain must be read to be checked): a miss, or a
+// session this cannot read, takes the full path through the certificates.
 import { hash } from 'node:crypto';
 import { DerError, readNode } from '../../../common/pki/der.js';
 

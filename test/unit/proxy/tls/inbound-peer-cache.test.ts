@@ -134,7 +134,7 @@ describe('PeerVerifier cache bound', () => {
     let next: PeerX509 | undefined;
     for (let i = svid.chain.length - 1; i >= 0; i--) next = { raw: svid.chain[i]!.raw, fingerprint256: svid.chain[i]!.fingerprint256, issuerCertificate: next };
     // No session to read: the path through the certificates (session-peer.test.ts covers the session's).
-    return { getSession: () => undefined, getPeerX509Certificate: () => next };
+    return { getSession: () => undefined, isSessionReused: () => false, getPeerX509Certificate: () => next };
   };
 
   test('at most maxEntries peers are held; an evicted peer is verified again, a held one is not', async () => {
@@ -152,7 +152,7 @@ describe('PeerVerifier cache bound', () => {
   });
 
   test('no certificate → no_client_cert', () => {
-    const r = new PeerVerifier().verifySocket({ getSession: () => undefined, getPeerX509Certificate: () => undefined }, h.identity.current!, Date.now());
+    const r = new PeerVerifier().verifySocket({ getSession: () => undefined, isSessionReused: () => false, getPeerX509Certificate: () => undefined }, h.identity.current!, Date.now());
     expect(r).toMatchObject({ ok: false, reason: 'no_client_cert' });
   });
 });

@@ -129,12 +129,13 @@ describe('sessionLeafHash', () => {
 
 describe('PeerVerifier.verifySocket on real sockets', () => {
   /** Verifies each connection's peer, counting the reads of the chain the peer sent. */
-  async function verified(v: PeerVerifier, opts: tls.ConnectionOptions): Promise<{ result: ReturnType<PeerVerifier['verifySocket']>; chainReads: number }> {
+  async function verified(v: PeerVerifier, opts: tls.ConnectionOptions): Promise<{ result: ReturnType<PeerVerifier['verifySocket']>; chainReads: number; ticket: Buffer | undefined }> {
     let out: { result: ReturnType<PeerVerifier['verifySocket']>; chainReads: number } | undefined;
     onSecure = (socket) => {
       let chainReads = 0;
       const counted: PeerSocket = {
         getSession: () => socket.getSession(),
+        isSessionReused: () => socket.isSessionReused(),
         getPeerX509Certificate: () => {
           chainReads++;
           return socket.getPeerX509Certificate();
@@ -143,19 +144,37 @@ describe('PeerVerifier.verifySocket on real sockets', () => {
       const result = v.verifySocket(counted, snapshot, Date.now());
       out = { result, chainReads };
     };
-    await connect(opts);
+    const ticket = await connect(opts);
     onSecure = () => {};
-    return out!;
+    return { ...out!, ticket };
   }
 
-  test('first contact reads the chain; the same leaf again is served from the session, the chain not read', async () => {
+  test('first contact reads the chain; a resumed session is served from the session, the chain not read', async () => {
     const v = new PeerVerifier();
     const first = await verified(v, withCert(web));
     expect(first.result.ok && first.result.idText).toBe(WEB);
     expect(first.chainReads).toBe(1);
-    const second = await verified(v, withCert(web));
-    expect(second.result).toBe(first.result);
-    expect(second.chainReads).toBe(0);
+    const resumed = await verified(v, { ...withCert(web), session: first.ticket! });
+    expect(resumed.result).toBe(first.result);
+    expect(resumed.chainReads).toBe(0);
+  });
+
+  test('a full handshake with a known leaf: the chain it sent is read and compared, the verified peer reused', async () => {
+    const v = new PeerVerifier();
+    const first = await verified(v, withCert(web));
+    const again = await verified(v, withCert(web));
+    expect(again.result).toBe(first.result);
+    expect(again.chainReads).toBe(1);
+  });
+
+  test('the same leaf sent again with an unrelated extra certificate is refused, after a clean connection too', async () => {
+    const v = new PeerVerifier();
+    expect((await verified(v, withCert(web))).result.ok).toBe(true);
+    const stranger = await TestCa.create({ trustDomain: TD, rootName: 'CN=Stranger' });
+    const withExtra = { cert: web.chainPem + stranger.intermediate.cert.toString(), key: web.keyPem };
+    expect((await verified(v, withExtra)).result).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_UNRELATED_CERT' });
+    // The clean chain still passes, served from the cache.
+    expect((await verified(v, withCert(web))).result.ok).toBe(true);
   });
 
   test('another leaf with the same SPIFFE ID is verified on its own, keyed by its own hash', async () => {
