@@ -8,3 +8,11 @@
  * it at 16 MB (RSS ~110 MB there) at no measurable CPU cost per request, where 1–2 MB cost 15–30 % more CPU.
  */
 export const NODE_FLAGS: readonly string[] = ['--max-semi-space-size=8'];
+
+/**
+ * The flags of NODE_FLAGS that `execArgv` (the running process's node options) lacks: a proxy started by hand
+ * (`node dist/cli/tessera.js proxy …`) warns about them instead of growing quietly under connection churn.
+ */
+export function missingNodeFlags(execArgv: readonly string[]): string[] {
+  return NODE_FLAGS.filter((f) => !execArgv.some((a) => a === f || a.replace(/_/g, '-') === f));
+}

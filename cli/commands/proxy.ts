@@ -1,5 +1,6 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
 import { WORKER_ENV } from '../../proxy/src/workers/worker-env.js';
+import { missingNodeFlags } from '../../shared-io/node-flags.js';
 import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -30,6 +31,10 @@ export const proxyCommand: Command = {
       const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
       await flushLogger(log);
       return code;
+    }
+    const missing = missingNodeFlags(process.execArgv);
+    if (missing.length > 0) {
+      log.warn({ missing }, 'started without the V8 flags Tessera runs with (the bin, image and `tessera up` pass them): RSS can grow 2-3x under connection churn, see docs/operations.md');
     }
     const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo() }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { NODE_FLAGS } from '../../../shared-io/node-flags.js';
+import { NODE_FLAGS, missingNodeFlags } from '../../../shared-io/node-flags.js';
 import { REPO_ROOT } from '../../helpers/run.js';
 
 describe('NODE_FLAGS', () => {
@@ -19,5 +19,11 @@ describe('NODE_FLAGS', () => {
     const semiMb = Number(/--max-semi-space-size=(\d+)/.exec(NODE_FLAGS.join(' '))![1]);
     expect(newSpace).toBeGreaterThan(0);
     expect(newSpace).toBeLessThanOrEqual(2 * semiMb * 1024 * 1024);
+  });
+
+  test('missingNodeFlags names the flags a process was started without (V8 spells them with - or _)', () => {
+    expect(missingNodeFlags([])).toEqual([...NODE_FLAGS]);
+    expect(missingNodeFlags(['--inspect', ...NODE_FLAGS])).toEqual([]);
+    expect(missingNodeFlags(NODE_FLAGS.map((f) => f.replace(/-/g, '_').replace(/^__/, '--')))).toEqual([]);
   });
 });
