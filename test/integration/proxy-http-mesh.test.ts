@@ -93,6 +93,12 @@ beforeAll(async () => {
     req.on('end', () => {
       seen.push(`${req.method} ${req.url} ${n}`);
       const body = JSON.stringify({ method: req.method ?? '', path: req.url ?? '', headers: req.headers, bodyLength: n } satisfies Echo);
+      if (req.url === '/v1/forge') {
+        // An app claiming a proxy refusal and naming a caller: the inbound sidecar drops both.
+        res.writeHead(403, { 'content-type': 'application/json', 'x-tessera-error': 'authz_denied', 'x-forwarded-client-cert': 'By=spiffe://x/y', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+        return;
+      }
       if (req.url === '/v1/chunked') {
         res.writeHead(200, { 'content-type': 'application/json' });
         res.write(body.slice(0, 10));
@@ -164,6 +170,17 @@ describe('HTTP/1.1 through two sidecars', () => {
     const answer = await rawExchange(webOutbound, `POST /v1/post HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\nConnection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n\r\n${chunked}${LAST}`);
     expect(answer.match(/HTTP\/1\.1 \d{3} /g)).toEqual(['HTTP/1.1 200 ', 'HTTP/1.1 200 ']);
     expect(seen).toEqual([`POST /v1/post ${smuggled.length}`, 'GET /v1/last 0']);
+  });
+
+  test("x-tessera-error and x-forwarded-client-cert: a caller's never reach the app, an app's never reach the caller", async () => {
+    const r = await httpCall(webOutbound, { path: '/v1/forge', headers: { 'x-tessera-error': 'forged' } });
+    expect(r.status).toBe(403);
+    expect(r.headers['x-tessera-error']).toBeUndefined();
+    expect(r.headers['x-forwarded-client-cert']).toBeUndefined();
+    expect((JSON.parse(r.body) as Echo).headers['x-tessera-error']).toBeUndefined();
+    // A refusal by the peer proxy keeps its code on the way back.
+    const denied = await httpCall(webOutbound, { method: 'DELETE' });
+    expect(denied.headers['x-tessera-error']).toBe('authz_denied');
   });
 
   test('curl sees the same, and the app gets the original method, path and query', async () => {

@@ -51,10 +51,10 @@ export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: Reado
   return Object.assign(out, add);
 }
 
-function responseHeaders(h: http2.IncomingHttpHeaders): http2.OutgoingHttpHeaders {
+function responseHeaders(h: http2.IncomingHttpHeaders, drop: ReadonlySet<string> | undefined): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || (k.startsWith(':') && k !== ':status') || DROP.has(k)) continue;
+    if (v === undefined || (k.startsWith(':') && k !== ':status') || DROP.has(k) || drop?.has(k)) continue;
     out[k] = v;
   }
   return out;
@@ -97,6 +97,8 @@ export interface StreamSettings {
   readonly onCut?: ((reason: DeadlineFlag) => void) | undefined;
   /** routing.retry.bufferBytes: a refused stream whose request body went past this is answered, not sent again. */
   readonly replayBytes: number;
+  /** Response fields (headers and trailers) the upstream may not send on: an app's, where the proxy owns them. */
+  readonly dropResponse?: ReadonlySet<string> | undefined;
 }
 
 type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
@@ -238,7 +240,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       moved();
       clearTimeout(headTimer);
       status = Number(h[':status']) || 0;
-      const out = responseHeaders(h);
+      const out = responseHeaders(h, t.dropResponse);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
       if (stream.destroyed) return;
       if (flags & NGHTTP2_FLAG_END_STREAM) {
@@ -264,11 +266,11 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     up.on('continue', () => informational({ ':status': 100 }));
     up.on('headers', (h) => {
       const s = Number(h[':status']);
-      if (s >= 100 && s < 200 && s !== 101) informational(responseHeaders(h));
+      if (s >= 100 && s < 200 && s !== 101) informational(responseHeaders(h, t.dropResponse));
     });
     up.on('trailers', (h) => {
       moved();
-      trailers = responseHeaders(h);
+      trailers = responseHeaders(h, t.dropResponse);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
     });
     if (again) for (const chunk of replay ?? []) up.write(chunk);

@@ -38,11 +38,11 @@ function dropped(head: HttpHead): ReadonlySet<string> | null {
   return named.length === 0 ? null : new Set(named);
 }
 
-function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> | undefined): string {
+function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> | undefined, strip2: ReadonlySet<string> | null = null): string {
   const named = dropped(head);
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
-    if (isHopByHop(n) || named?.has(n) || strip?.has(n)) continue;
+    if (isHopByHop(n) || named?.has(n) || strip?.has(n) || strip2?.has(n)) continue;
     out += `${n}: ${head.values[i]}\r\n`;
   }
   return out;
@@ -102,11 +102,15 @@ export function addedResponseHeaders(headers: Readonly<Record<string, string>> |
 
 const isKeepAlive = (v: string) => v.length === 10 && lowerEquals(v, 0, 'keep-alive');
 
-/** Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client). */
-export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null): boolean {
+/**
+ * Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client; `drop`: fields
+ * that may not go on).
+ */
+export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: ReadonlySet<string> | null = null): boolean {
   if (closing || http10 || added) return true;
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
+    if (drop?.has(n)) return true;
     // "Connection: keep-alive" (nginx's default) says of this hop what it says of the app's: it may stay.
     if (isHopByHop(n) && !(n === 'connection' && isKeepAlive(head.values[i]!))) return true;
   }
@@ -114,9 +118,9 @@ export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: b
 }
 
 /** An HTTP/1.0 client assumes the connection closes unless the response says keep-alive. */
-export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null): Buffer {
+export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: ReadonlySet<string> | null = null): Buffer {
   const statusLine = raw.toString('latin1', 0, raw.indexOf('\r\n'));
-  const out = appendHeaders(`HTTP/1.1${statusLine.slice(8)}\r\n`, head, added?.names);
+  const out = appendHeaders(`HTTP/1.1${statusLine.slice(8)}\r\n`, head, added?.names, drop);
   return Buffer.from(`${out}${added?.lines ?? ''}${closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : ''}\r\n`, 'latin1');
 }
 

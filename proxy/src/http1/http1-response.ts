@@ -63,7 +63,7 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const http10 = ex.head.minor === 0;
   const added = client.added;
   // Forwarded byte for byte (the common case): the head is the start of `raw`, and the body's first bytes follow it there.
-  const rewritten = responseNeedsRewrite(head, closing, http10, added) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added) : null;
+  const rewritten = responseNeedsRewrite(head, closing, http10, added, client.drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, client.drop) : null;
   ex.resFramer = framerFor(framing);
   if (!ex.resFramer) {
     client.started(ex, head.status!);

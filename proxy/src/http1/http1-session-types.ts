@@ -79,6 +79,8 @@ export interface SessionOptions {
    * the same names) or local; not to 1xx or 101. E.g. the edge's strict-transport-security.
    */
   readonly responseHeaders?: Readonly<Record<string, string>>;
+  /** Fields of the upstream's response heads not sent on (an app's copies of what only the proxy says). */
+  readonly dropResponse?: ReadonlySet<string>;
   /**
    * The connection's first request head must arrive within limits.headersTimeout from the start (the edge: a
    * silent new connection is cut as headers_timeout). Default: a silent connection is an idle one.

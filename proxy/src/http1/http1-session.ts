@@ -47,7 +47,7 @@ export class Http1Session implements UpstreamOwner {
   #clientClosing = false;
 
   constructor(down: ByteSocket, opts: SessionOptions) {
-    this.#client = new Http1Downstream(down, opts.responseHeaders, opts.plainTcpClient);
+    this.#client = new Http1Downstream(down, opts.responseHeaders, opts.plainTcpClient, opts.dropResponse);
     this.#o = opts;
     if (opts.firstHeadTimeout) this.#waitCode = 'headers_timeout';
     this.#waitDeadlineMs = opts.nowMs() + (opts.firstHeadTimeout ? opts.limits.headersTimeoutMs : opts.limits.idleTimeoutMs);

@@ -11,11 +11,10 @@ import { verdictOf } from '../telemetry/exchange-recorder.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
 import { InboundTls } from './inbound-tls.js';
+import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { ServedListener } from './served-listener.js';
 
-const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);
-const STRIP_XFCC: ReadonlySet<string> = new Set(['x-forwarded-client-cert']);
 const GRPC_PERMISSION_DENIED = 7;
 
 export class InboundH2Listener extends ServedListener<InboundConfig> {
@@ -71,9 +70,9 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
       return;
     }
     const add: Record<string, string> = { 'x-forwarded-client-cert': known.xfcc, ...(span ? { traceparent: span.traceparent } : {}) };
-    const out = requestHeaders(headers, span ? STRIP : STRIP_XFCC, add);
+    const out = requestHeaders(headers, span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, add);
     out[':scheme'] = 'http';
     out[':path'] = normalizeRequestTarget(path) ?? path; // the path the policy decided on
-    forwardStream(stream, out, this.#upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('inbound', reason)), (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
+    forwardStream(stream, out, this.#upstream, grpc, { ...streamSettings(d, this.config, (reason) => d.metrics.rejected('inbound', reason)), dropResponse: APP_RESPONSE_DROP }, (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
   }
 }

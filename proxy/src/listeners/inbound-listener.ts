@@ -20,13 +20,12 @@ import { MUX_ALPN } from '../mux/mux-frame.js';
 import { MuxSession } from '../mux/mux-session.js';
 import { sessionUpkeep } from '../mux/session-upkeep.js';
 import type { ByteSocket } from '../http1/byte-socket.js';
+import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
 
-const STRIP_INBOUND: ReadonlySet<string> = new Set(['x-forwarded-client-cert']);
-const STRIP_TRACE: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'traceparent']);
 
 interface InboundContext {
   readonly requestId: string;
@@ -55,6 +54,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
       nowMs: deps.nowMs,
     });
     super('inbound', config, deps, front ?? server, () => pool.sweep());
+    this.dropFromResponses = APP_RESPONSE_DROP;
     this.#tls = inboundTls;
     this.#server = server;
     this.#pool = pool;
@@ -195,7 +195,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
         // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
         const target = normalizeRequestTarget(path) ?? path;
         // An upgrade (WebSocket) is allowed like any request: it was authorized above, XFCC included.
-        return { forward: true, upgrade: true, strip: span ? STRIP_TRACE : STRIP_INBOUND, add, context, target: target !== path ? target : undefined };
+        return { forward: true, upgrade: true, strip: span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, add, context, target: target !== path ? target : undefined };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as InboundContext;

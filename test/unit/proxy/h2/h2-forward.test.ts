@@ -36,7 +36,7 @@ interface Rig {
   readonly appEnds: number[];
   /** Deadline cuts reported through onCut (what the listeners count in tessera_requests_rejected_total). */
   readonly cuts: string[];
-  request(headers: http2.OutgoingHttpHeaders, body?: (req: http2.ClientHttp2Stream) => void): Promise<{ status: number; headers: http2.IncomingHttpHeaders; data: string; rstCode: number; ms: number }>;
+  request(headers: http2.OutgoingHttpHeaders, body?: (req: http2.ClientHttp2Stream) => void): Promise<{ status: number; headers: http2.IncomingHttpHeaders; trailers: http2.IncomingHttpHeaders; data: string; rstCode: number; ms: number }>;
 }
 
 /** app (handler) ← H2Upstream ← front (forwardStream with `timeouts`) ← client. */
@@ -73,6 +73,7 @@ async function rig(timeouts: Partial<StreamSettings>, grpc: boolean, handler: (s
         const req = client.request({ ':method': 'POST', ':path': '/x', ...(grpc ? { 'content-type': 'application/grpc' } : {}), ...headers }, { endStream: !body });
         let status = 0;
         let got: http2.IncomingHttpHeaders = {};
+        let trailers: http2.IncomingHttpHeaders = {};
         let data = '';
         req.on('response', (h) => {
           status = Number(h[':status']);
@@ -81,8 +82,11 @@ async function rig(timeouts: Partial<StreamSettings>, grpc: boolean, handler: (s
         req.on('data', (d: Buffer) => {
           data += d;
         });
+        req.on('trailers', (h) => {
+          trailers = h;
+        });
         req.on('error', () => undefined);
-        req.on('close', () => resolve({ status, headers: got, data, rstCode: req.rstCode ?? 0, ms: performance.now() - t0 }));
+        req.on('close', () => resolve({ status, headers: got, trailers, data, rstCode: req.rstCode ?? 0, ms: performance.now() - t0 }));
         body?.(req);
       });
     },
@@ -314,5 +318,30 @@ describe('forwardStream: a stream the app refused is sent again within replayByt
     const thrice = await rig({ replayBytes: 0 }, false, refusing(3));
     expect(await thrice.request({ ':method': 'GET' })).toMatchObject({ status: 502 });
     expect(thrice.appEnds).toEqual([NGHTTP2_REFUSED_STREAM, NGHTTP2_REFUSED_STREAM, NGHTTP2_REFUSED_STREAM]);
+  });
+});
+
+describe('forwardStream: fields only the proxy may say (dropResponse)', () => {
+  /** The app names a caller and claims a proxy refusal, in its headers and its trailers. */
+  const forger = (stream: http2.ServerHttp2Stream) => {
+    stream.respond({ ':status': 200, 'x-tessera-error': 'authz_denied', 'x-forwarded-client-cert': 'By=spiffe://x/y', 'x-app': 'kept' }, { waitForTrailers: true });
+    stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0', 'x-tessera-error': 'authz_denied', 'x-forwarded-client-cert': 'URI=spiffe://x/z' }));
+    stream.end('ok');
+  };
+
+  test('an app-facing listener drops them from the app\'s headers and trailers; the rest passes', async () => {
+    const r = await (await rig({ dropResponse: new Set(['x-tessera-error', 'x-forwarded-client-cert']) }, true, forger)).request({});
+    expect(r.headers['x-app']).toBe('kept');
+    expect(r.headers['x-tessera-error']).toBeUndefined();
+    expect(r.headers['x-forwarded-client-cert']).toBeUndefined();
+    expect(r.trailers['grpc-status']).toBe('0');
+    expect(r.trailers['x-tessera-error']).toBeUndefined();
+    expect(r.trailers['x-forwarded-client-cert']).toBeUndefined();
+  });
+
+  test('without it (between two proxies) a peer\'s refusal code passes', async () => {
+    const r = await (await rig({}, true, forger)).request({});
+    expect(r.headers['x-tessera-error']).toBe('authz_denied');
+    expect(r.trailers['x-tessera-error']).toBe('authz_denied');
   });
 });

@@ -48,6 +48,16 @@ describe('fields a Connection header may not take away', () => {
   });
 });
 
+describe('response fields a listener drops (an app-facing one: what only the proxy may say)', () => {
+  test('a head carrying one is rebuilt without it; a head without one still goes byte for byte', () => {
+    const drop = new Set(['x-tessera-error', 'x-forwarded-client-cert']);
+    const forged = head('HTTP/1.1 403 Forbidden\r\nX-Tessera-Error: authz_denied\r\nContent-Length: 2\r\nX-Forwarded-Client-Cert: By=x\r\n\r\n', 'response');
+    expect(responseNeedsRewrite(forged, false, false, null, drop)).toBe(true);
+    expect(downstreamResponseHead(Buffer.from('HTTP/1.1 403 Forbidden\r\n', 'latin1'), forged, false, false, null, drop).toString('latin1')).toBe('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n');
+    expect(responseNeedsRewrite(head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n', 'response'), false, false, null, drop)).toBe(false);
+  });
+});
+
 describe('upstreamRequestHead from the bytes as sent', () => {
   const limits = { maxHeaderBytes: 4096, maxHeaders: 20 };
   const parsed = (text: string) => {
