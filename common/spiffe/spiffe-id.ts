@@ -47,10 +47,19 @@ export class SpiffeId {
     }
   }
 
-  /** Builds an ID from a trust domain and raw segments, each validated. */
+  /**
+   * Builds an ID from a trust domain and raw segments, by parse's rules (a name from a token or an API can be any
+   * length): what parse would refuse is refused here with the same code, and each argument is exactly one segment.
+   */
   static fromSegments(td: TrustDomain, ...segments: string[]): SpiffeId {
     const path = segments.map((s) => `/${s}`).join('');
+    if (Buffer.byteLength(`${SCHEME}${td.name}${path}`, 'utf8') > MAX_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
     validatePath(path);
+    // "a/b" would pass as two segments and let one value (a namespace, a service account) add path levels.
+    const joined = segments.find((s) => s.includes('/'));
+    if (joined !== undefined) {
+      throw new TesseraError('TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR', `path segment "${joined.slice(0, 200)}" holds "/": one value must be one segment`);
+    }
     return new SpiffeId(td, path);
   }
 

@@ -84,7 +84,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const dir = config.policiesDir;
     const policies = dir ? new PolicyDirSource({ dir, ...policyDirReports(dir, metrics, log, configChanged.fire) }) : undefined;
     const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes } = config.limits;
-    // grpc-js' own cap sits above ours, so a merely oversized request gets our coded answer, not a reset.
+    // grpc-js buffers at most this much of one message (4 × ours); a larger one is never read and gets the same coded
+    // answer as one over ours (receive-limit.ts).
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });
@@ -110,7 +111,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
     const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), ...jwtSvidReports(metrics) };
-    const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ svids, peerChain, admit, audit, clock, ...jwtSigner }) };
+    const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
     server.grpc.addService(guardedService(services.config.service, maxRequestBytes), { ...hub.handlers(), ...reportHandlers(reportDeps) });

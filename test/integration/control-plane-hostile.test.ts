@@ -2,18 +2,24 @@
 // line (good, extra SANs, weak keys), malformed CSRs and messages, Kubernetes projected tokens (valid, wrong
 // audience/issuer/signature, expired), oversized messages, an unknown nested config key. Each refusal carries a
 // gRPC status and a stable code, is audited, and the server keeps serving. (kill -9 mid-rotation: control-plane-crash.)
-import { X509Certificate, randomBytes } from 'node:crypto';
+import { X509Certificate, checkPrimeSync, createHash, generatePrimeSync, randomBytes, sign as signWith } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type CryptoKey, type JWTPayload, SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { SIGN_SVID_PATH } from '../../common/contract/identity-v1.js';
+import { DISCOVERY_REGISTER_PATH, DISCOVERY_WATCH_PATH } from '../../common/contract/discovery-v1.js';
+import { REPORT_PATH, WATCH_PATH } from '../../common/contract/config-v1.js';
+import { MINT_JWT_SVID_PATH, SIGN_SVID_PATH, TPM_CHALLENGE_PATH } from '../../common/contract/identity-v1.js';
 import { createCsr } from '../../common/pki/csr.js';
-import { generateKeyPair as generatePkiKey } from '../../common/pki/keys.js';
-import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { generateKeyPair as generatePkiKey, privateKeyPem } from '../../common/pki/keys.js';
+import { encodePem } from '../../common/pki/pem.js';
+import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
+import { bitString, contextTag, octetString, oid, sequence, set, smallInteger, tlv, unsignedInteger } from '../../control-plane/src/ca/der-writer.js';
+import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const ISSUER = 'https://kubernetes.default.svc';
@@ -67,6 +73,32 @@ async function expectStillServing(): Promise<void> {
   const ok = await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), {}), join_token: await token(WEB) });
   expect(ok.err).toBeNull();
   expect(ok.res?.spiffe_id).toBe(WEB);
+}
+
+/** The control plane's counter `name` for TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE, from its /metrics. */
+async function tooLargeCount(name: string): Promise<number> {
+  return sumSeries(await (await fetch(`http://${cp.admin}/metrics`)).text(), name, { code: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' });
+}
+
+/** Sends `body` as the one request message of method `path`, as it is, with a client SVID; the error it ends with. */
+function rawCall(path: string, body: Buffer, svid: ClientSvid): Promise<grpc.ServiceError | null> {
+  const c = controlPlaneClients(cp.grpc, bundlePem, svid);
+  const raw = (b: Buffer) => b;
+  const options = { deadline: Date.now() + 10_000 };
+  return new Promise<grpc.ServiceError | null>((resolve) => {
+    if (path === SIGN_SVID_PATH || path === MINT_JWT_SVID_PATH || path === TPM_CHALLENGE_PATH || path === REPORT_PATH) {
+      c.identity.makeUnaryRequest(path, raw, raw, body, options, (e: grpc.ServiceError | null) => resolve(e));
+      return;
+    }
+    // A stream that is not refused stays open: it ends with no error, and the test fails on that.
+    const call = path === DISCOVERY_REGISTER_PATH ? c.identity.makeBidiStreamRequest(path, raw, raw, options) : c.identity.makeServerStreamRequest(path, raw, raw, body, options);
+    if (path === DISCOVERY_REGISTER_PATH) (call as grpc.ClientDuplexStream<Buffer, Buffer>).write(body);
+    call.on('data', () => {
+      call.cancel();
+      resolve(null);
+    });
+    call.on('error', (e: grpc.ServiceError) => resolve(e));
+  }).finally(() => c.close());
 }
 
 /** A projected service-account token as the kubelet would mint it; `over` replaces claims. */
@@ -163,6 +195,69 @@ describe('CSRs made by the openssl command line', () => {
   });
 });
 
+/** Big-endian bytes of `x`, `len` long. */
+const bytesOf = (x: bigint, len: number): Buffer => Buffer.from(x.toString(16).padStart(len * 2, '0'), 'hex');
+/** EMSA-PKCS1-v1_5 with SHA-256 of `msg`, for a 2048-bit modulus: what an RSA signature decrypts to. */
+function pkcs1Sha256(msg: Buffer): bigint {
+  const digestInfo = Buffer.concat([Buffer.from('3031300d060960864801650304020105000420', 'hex'), createHash('sha256').update(msg).digest()]);
+  return BigInt(`0x${Buffer.concat([Buffer.from([0, 1]), Buffer.alloc(256 - 3 - digestInfo.length, 0xff), Buffer.from([0]), digestInfo]).toString('hex')}`);
+}
+function modInverse(a: bigint, m: bigint): bigint {
+  let [r0, r1, s0, s1] = [m, a % m, 0n, 1n];
+  while (r1 !== 0n) {
+    const k = r0 / r1;
+    [r0, r1, s0, s1] = [r1, r0 - k * r1, s1, s0 - k * s1];
+  }
+  return ((s0 % m) + m) % m;
+}
+function modPow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n;
+  for (b %= m; e > 0n; e >>= 1n, b = (b * b) % m) if (e & 1n) r = (r * b) % m;
+  return r;
+}
+/** A CSR for WEB with the RSA public key (n, e), signed as `sign` says (sha256WithRSAEncryption). */
+function rsaCsr(n: bigint, e: bigint, sign: (info: Buffer) => Buffer): Buffer {
+  const spki = sequence(sequence(oid('1.2.840.113549.1.1.1'), tlv(0x05)), bitString(sequence(unsignedInteger(bytesOf(n, 256)), unsignedInteger(bytesOf(e, 4)))));
+  const san = sequence(sequence(oid('2.5.29.17'), octetString(sequence(tlv(0x86, Buffer.from(WEB))))));
+  const info = sequence(smallInteger(0), sequence(), spki, contextTag(0, true, sequence(oid('1.2.840.113549.1.9.14'), set(san))));
+  return sequence(info, sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05)), bitString(sign(info)));
+}
+
+describe('RSA keys whose private half anyone can compute', () => {
+  test('e = 1 (a "signature" needs no key), a prime modulus, close primes: PKI_WEAK_KEY, audited, the token not spent', async () => {
+    const p = generatePrimeSync(1024, { bigint: true });
+    let q = p + 2n;
+    while (!checkPrimeSync(q)) q += 2n;
+    const prime = generatePrimeSync(2048, { bigint: true });
+    const d = modInverse(65537n, prime - 1n);
+    const cases: [string, Buffer][] = [
+      // With e = 1 the signature is the padded digest itself: it verifies, and proves nothing.
+      ['e = 1', rsaCsr(p * generatePrimeSync(1024, { bigint: true }), 1n, (info) => bytesOf(pkcs1Sha256(info), 256))],
+      ['a prime modulus', rsaCsr(prime, 65537n, (info) => bytesOf(modPow(pkcs1Sha256(info), d, prime), 256))],
+      ['two close primes', rsaCsr(p * q, 65537n, (info) => bytesOf(modPow(pkcs1Sha256(info), modInverse(65537n, (p - 1n) * (q - 1n)), p * q), 256))],
+    ];
+    const tok = await token(WEB);
+    for (const [name, csr] of cases) {
+      const r = await signSvid(client.identity, { csr, join_token: tok });
+      expect(r.err?.code, name).toBe(INVALID_ARGUMENT);
+      expect(errorCode(r.err), name).toBe('TESSERA_ERR_PKI_WEAK_KEY');
+    }
+    expect((await audit()).filter((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_PKI_WEAK_KEY').length).toBeGreaterThanOrEqual(cases.length);
+    // A real RSA key still gets its SVID with the same token.
+    const real = generatePkiKey('rsa-2048');
+    const der = Buffer.from(await createCsr(real, { uriSans: [WEB] }));
+    expect((await signSvid(client.identity, { csr: der, join_token: tok })).err).toBeNull();
+  });
+
+  test('a CSR whose signature algorithm names another key type is refused as a bad signature', async () => {
+    const key = generatePkiKey('ec-p256');
+    const info = sequence(smallInteger(0), sequence(), key.publicKey.export({ type: 'spki', format: 'der' }), contextTag(0, true));
+    const csr = sequence(info, sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05)), bitString(signWith('sha256', info, key.privateKey)));
+    const r = await signSvid(client.identity, { csr, join_token: await token(WEB) });
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_CSR_BAD_SIGNATURE');
+  });
+});
+
 describe('malformed requests', () => {
   test('random bytes, truncated DER, a broken signature, no CSR: INVALID_ARGUMENT with a stable code, audited', async () => {
     const good = (await opensslCsr('ecparam', [`URI:${WEB}`])).csr;
@@ -211,18 +306,56 @@ describe('malformed requests', () => {
     await expectStillServing();
   });
 
-  test('oversized messages: RESOURCE_EXHAUSTED (100 kB with a code and an audit line, 10 MB from grpc-js), server stays up', async () => {
+  test('oversized messages of any size, plain or gzip: RESOURCE_EXHAUSTED with the code, audited and counted; the token stays usable', async () => {
     const tok = await token(WEB);
-    const big = await signSvid(client.identity, { csr: randomBytes(100 * 1024), join_token: tok });
-    expect(big.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    expect(errorCode(big.err)).toBe('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE');
-    expect((await audit()).some((l) => l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' && (l['size'] as number) > 100 * 1024)).toBe(true);
-    const huge = await signSvid(client.identity, { csr: Buffer.alloc(10 << 20, 0x30), join_token: tok });
-    expect(huge.err?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
-    // The server's transport cap (4 × limits.maxRequestBytes), not the client, refused it.
-    expect(huge.err?.details).toMatch(/Received message larger than max/);
-    // Neither refusal spent the token.
+    const refusedBefore = await tooLargeCount('tessera_issuance_refusals_total');
+    // 100 KiB is over limits.maxRequestBytes (64 KiB); 300 KiB, 2 MiB and 10 MiB are over grpc-js' own read limit
+    // (4 × that), which grpc-js enforces before any handler runs.
+    const sizes = [100 * 1024, 300 * 1024, 2 << 20, 10 << 20];
+    for (const size of sizes) {
+      const r = await signSvid(client.identity, { csr: Buffer.alloc(size, 0x30), join_token: tok });
+      expect([r.err?.code, errorCode(r.err)], `${size} bytes`).toEqual([grpc.status.RESOURCE_EXHAUSTED, 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE']);
+      expect(r.err?.details, `${size} bytes`).toBe('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: The request is larger than the control plane accepts.');
+      expect((await audit()).some((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' && (l['size'] as number) > size), `${size} bytes audited`).toBe(true);
+    }
+    // gzip: a few kB on the wire that inflate past 64 KiB, and past grpc-js' limit.
+    const gzip = new (loadTesseraServices().identity)(cp.grpc, grpc.credentials.createSsl(Buffer.from(bundlePem), null, null, { checkServerIdentity: () => undefined }), {
+      'grpc.ssl_target_name_override': 'tessera-control-plane',
+      'grpc.default_authority': 'tessera-control-plane',
+      'grpc.default_compression_algorithm': grpc.compressionAlgorithms.gzip,
+    }) as Parameters<typeof signSvid>[0];
+    try {
+      for (const size of [100 * 1024, 2 << 20]) {
+        const r = await signSvid(gzip, { csr: Buffer.alloc(size, 0x30), join_token: tok });
+        expect([r.err?.code, errorCode(r.err)], `gzip ${size} bytes`).toEqual([grpc.status.RESOURCE_EXHAUSTED, 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE']);
+      }
+    } finally {
+      gzip.close();
+    }
+    // The gzip one was refused while inflating (at grpc-js' limit, so the least size it can have), not on the wire.
+    expect((await audit()).some((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' && l['size'] === 256 * 1024 + 1)).toBe(true);
+    expect((await tooLargeCount('tessera_issuance_refusals_total')) - refusedBefore).toBe(sizes.length + 2);
+    // None of the refusals spent the token.
     expect((await signSvid(client.identity, { csr: await createCsr(generatePkiKey(), {}), join_token: tok })).err).toBeNull();
+    await expectStillServing();
+  });
+
+  test('every control-plane method answers a message over grpc-js\' read limit with the coded refusal, as one over maxRequestBytes', async () => {
+    const key = generatePkiKey();
+    const enrolled = await signSvid(client.identity, { csr: await createCsr(key, {}), join_token: await token(WEB) });
+    expect(enrolled.err).toBeNull();
+    const svid = { keyPem: privateKeyPem(key), chainPem: enrolled.res!.svid_chain.map((d: Buffer) => encodePem('CERTIFICATE', d)).join('') };
+    const jwtRefusedBefore = await tooLargeCount('tessera_jwt_svid_refusals_total');
+    for (const size of [100 * 1024, 300 * 1024, 2 << 20]) {
+      const body = Buffer.alloc(size, 0x30);
+      for (const path of [SIGN_SVID_PATH, MINT_JWT_SVID_PATH, TPM_CHALLENGE_PATH, REPORT_PATH, WATCH_PATH, DISCOVERY_WATCH_PATH, DISCOVERY_REGISTER_PATH]) {
+        const err = await rawCall(path, body, svid);
+        expect([err?.code, errorCode(err)], `${path}, ${size} bytes`).toEqual([grpc.status.RESOURCE_EXHAUSTED, 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE']);
+      }
+    }
+    expect((await audit()).some((l) => l['event'] === 'jwt_svid.refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toBe(true);
+    expect((await audit()).some((l) => l['event'] === 'config.watch_refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toBe(true);
+    expect((await tooLargeCount('tessera_jwt_svid_refusals_total')) - jwtRefusedBefore).toBe(3);
     await expectStillServing();
   });
 });

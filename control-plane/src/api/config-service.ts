@@ -9,6 +9,8 @@ import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import { type SnapshotInputs, buildSnapshot } from '../policy/config-snapshot.js';
+import { RejectedMessage } from './guarded-service.js';
+import { toGrpcError } from './grpc-status.js';
 import { authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
@@ -136,6 +138,12 @@ export class ConfigHub {
       Watch: (call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>) => {
         const peer = authenticateStream(call, this.#o);
         if (!peer) return;
+        // The request carries nothing, but an oversized or undecodable one is refused as on every other method.
+        if (call.request instanceof RejectedMessage) {
+          this.#o.onRefused?.(call.request.code, call.getPeer(), `request of ${call.request.size} bytes`);
+          call.emit('error', toGrpcError(new TesseraError(call.request.code)));
+          return;
+        }
         const w: Watcher = { peer, call, lastKey: '' };
         this.#watchers.add(w);
         this.#send(w);

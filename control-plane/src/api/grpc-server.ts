@@ -8,6 +8,7 @@ import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
+import { ReceiveLimitCall } from './receive-limit.js';
 
 export interface ServerIdentity {
   /** PEM chain, leaf first. */
@@ -24,7 +25,10 @@ export interface GrpcServerOptions {
   /** After the handshake: the first call's headers must be complete by then (grpc-js has no headers timeout). */
   readonly headersTimeoutMs: number;
   readonly maxConnections: number;
-  /** Hard cap grpc-js enforces before any handler runs. */
+  /**
+   * The most grpc-js buffers of one message; a larger one is never read, and its handler gets a RejectedMessage
+   * (receive-limit.ts) to answer like any oversized request.
+   */
   readonly maxReceiveBytes: number;
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
 }
@@ -54,11 +58,12 @@ export class GrpcServer {
       'grpc.max_connection_idle_ms': 60_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-      // Runs when a call's headers are complete and a handler exists: the connection has made its first call.
+      // Runs when a call's headers are complete and a handler exists: the connection has made its first call. A
+      // message over maxReceiveBytes reaches the handler as a RejectedMessage, like one over its own cap.
       interceptors: [
-        (_method, call) => {
+        (method, call) => {
           this.#callStarted(call.getPeer());
-          return new grpc.ServerInterceptingCall(call);
+          return new ReceiveLimitCall(method, call);
         },
       ],
     });

@@ -1,6 +1,7 @@
 // Every gRPC service of the control plane is registered through guardedService: its request decoders refuse a
 // message over the size cap, or one that does not decode, by handing the handler a RejectedMessage, which it answers
-// (and audits) with a proper status like any other refusal instead of a transport error.
+// (and audits) with a proper status like any other refusal instead of a transport error. A message too large for
+// grpc-js to read at all reaches the handler the same way (receive-limit.ts).
 import type * as grpc from '@grpc/grpc-js';
 
 /** What the wrapped deserializer hands over instead of a message it refused to decode. */

@@ -5,6 +5,8 @@ import type { Clock } from '../../../common/clock.js';
 import type { MintJwtSvidRequestMsg, MintJwtSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { checkIssuableId } from '../../../common/spiffe/workload-id.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { JwtSigningKey } from '../ca/jwt-keys.js';
 import type { AuditLog } from '../store/store-contract.js';
@@ -18,6 +20,8 @@ export const MAX_AUDIENCES = 16;
 export const MAX_AUDIENCE_BYTES = 256;
 
 export interface JwtSvidServiceDeps {
+  /** The control plane's trust domain: only its workload IDs get a token (the issuance rule, as for renewal). */
+  readonly trustDomain: TrustDomain;
   readonly svids: SvidAttestor;
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
   /** Operator bans: throws TESSERA_ERR_REVOCATION_* for a banned ID or serial. */
@@ -57,6 +61,9 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         }
         spiffeId = peer.spiffeId.toString();
         d.admit(spiffeId, peer.serial);
+        // What renewal refuses to this leaf, a token must not give: the control plane's own ID (its SVID verifies
+        // against the bundle too), the bare trust-domain ID, another trust domain's.
+        checkIssuableId(peer.spiffeId, d.trustDomain);
         const audience = checkAudience(req.audience ?? []);
         if (!d.take(`jwt:${spiffeId}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
         const asked = Number(req.ttl_seconds ?? 0) * 1000;

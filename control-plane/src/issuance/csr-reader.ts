@@ -25,14 +25,17 @@ const OID_EXTENSION_REQUEST = '1.2.840.113549.1.9.14';
 const OID_SAN = '2.5.29.17';
 const OID_BASIC_CONSTRAINTS = '2.5.29.19';
 const OID_KEY_USAGE = '2.5.29.15';
-/** CSR signature algorithms accepted, with the digest node:crypto uses. */
-const SIGNATURE_DIGESTS: Readonly<Record<string, string>> = {
-  '1.2.840.10045.4.3.2': 'sha256',
-  '1.2.840.10045.4.3.3': 'sha384',
-  '1.2.840.10045.4.3.4': 'sha512',
-  '1.2.840.113549.1.1.11': 'sha256',
-  '1.2.840.113549.1.1.12': 'sha384',
-  '1.2.840.113549.1.1.13': 'sha512',
+/**
+ * CSR signature algorithms accepted, with the digest node:crypto uses and the key type the algorithm names: an
+ * ECDSA signature label on an RSA key (or the reverse) is refused, as `openssl req -verify` does.
+ */
+const SIGNATURE_ALGORITHMS: Readonly<Record<string, { readonly digest: string; readonly keyType: 'ec' | 'rsa' }>> = {
+  '1.2.840.10045.4.3.2': { digest: 'sha256', keyType: 'ec' },
+  '1.2.840.10045.4.3.3': { digest: 'sha384', keyType: 'ec' },
+  '1.2.840.10045.4.3.4': { digest: 'sha512', keyType: 'ec' },
+  '1.2.840.113549.1.1.11': { digest: 'sha256', keyType: 'rsa' },
+  '1.2.840.113549.1.1.12': { digest: 'sha384', keyType: 'rsa' },
+  '1.2.840.113549.1.1.13': { digest: 'sha512', keyType: 'rsa' },
 };
 const SAN_TYPES: Readonly<Record<number, string>> = { 129: 'email', 130: 'dns', 134: 'uri', 135: 'ip' };
 
@@ -61,7 +64,10 @@ function malformed(detail: string): TesseraError {
   return new TesseraError('TESSERA_ERR_CSR_MALFORMED', `CSR is not valid DER PKCS#10: ${detail}`);
 }
 
-/** Parses, verifies and inspects a CSR. Throws CSR_MALFORMED, CSR_BAD_SIGNATURE or PKI_UNSUPPORTED_KEY. */
+/**
+ * Parses, verifies and inspects a CSR. Throws CSR_MALFORMED, CSR_BAD_SIGNATURE or PKI_UNSUPPORTED_KEY. An RSA
+ * key's strength (rsa-key-strength.ts) is judged later, for attested callers only: it costs milliseconds.
+ */
 export function readCsr(der: Uint8Array): CheckedCsr {
   let info: DerNode;
   let sigAlg: string;
@@ -104,8 +110,12 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     throw malformed(`unreadable public key (${(e as Error).message})`);
   }
   const algorithm = algorithmOf(publicKey);
-  const digest = SIGNATURE_DIGESTS[sigAlg];
-  if (!digest) throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `unsupported CSR signature algorithm ${sigAlg}`);
+  const signedWith = SIGNATURE_ALGORITHMS[sigAlg];
+  if (!signedWith) throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `unsupported CSR signature algorithm ${sigAlg}`);
+  if (signedWith.keyType !== publicKey.asymmetricKeyType) {
+    throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `CSR signature algorithm ${sigAlg} does not fit its ${publicKey.asymmetricKeyType} key`);
+  }
+  const digest = signedWith.digest;
   // CertificationRequestInfo is the first child of the outer SEQUENCE: its header starts at the root's content.
   const infoBytes = der.subarray(infoStart, info.end);
   let ok = false;

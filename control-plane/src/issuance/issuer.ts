@@ -4,6 +4,7 @@
 // binds it) and spends its nonce while attesting, so a replay is refused before it costs the ID's rate limit.
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { rsaKeyWeakness } from '../../../common/pki/rsa-key-strength.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -103,6 +104,9 @@ export class Issuer {
       checkIssuableId(identity.spiffeId, this.#o.trustDomain);
       checkCsrAgainstId(csr, identity.spiffeId);
       if (!this.#o.limiter.take(identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+      // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
+      const weakness = rsaKeyWeakness(csr.publicKey);
+      if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
       await identity.spend?.();
       const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);

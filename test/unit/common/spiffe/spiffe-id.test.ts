@@ -76,6 +76,34 @@ describe('SpiffeId helpers', () => {
     expect(() => SpiffeId.fromSegments(td, 'a/b', '..')).toThrow(/\.\./);
     expect(() => SpiffeId.fromSegments(td, 'ns', '')).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_EMPTY_SEGMENT' }));
   });
+  test('fromSegments applies parse\'s 2048-byte limit to the whole ID (a 2,100-character service account)', () => {
+    const td = TrustDomain.parse('example.org');
+    const base = 'spiffe://example.org/ns/default/sa/';
+    const fits = 'a'.repeat(2048 - base.length);
+    expect(SpiffeId.fromSegments(td, 'ns', 'default', 'sa', fits).toString()).toHaveLength(2048);
+    expect(() => SpiffeId.fromSegments(td, 'ns', 'default', 'sa', `${fits}a`)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_TOO_LONG' }));
+    expect(() => SpiffeId.fromSegments(td, 'ns', 'default', 'sa', 'a'.repeat(2100))).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_TOO_LONG' }));
+    // Bytes, not characters, as parse counts them.
+    expect(() => SpiffeId.fromSegments(td, 'x', '\u00e9'.repeat(1100))).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_TOO_LONG' }));
+  });
+  test('fromSegments gives the answer parse gives for the same text, and each value is one segment', () => {
+    const td = TrustDomain.parse('example.org');
+    const cases: string[][] = [['ns', 'default', 'sa', 'api'], ['a'.repeat(2030)], ['a'.repeat(2040)], ['x', ''], ['..'], ['a b'], ['caf\u00e9'], ['x', 'y'.repeat(1000), 'z'.repeat(1100)]];
+    for (const segs of cases) {
+      const text = `${td.idString()}${segs.map((s) => `/${s}`).join('')}`;
+      const parsed = SpiffeId.tryParse(text);
+      let built: SpiffeId | undefined;
+      let code: string | undefined;
+      try {
+        built = SpiffeId.fromSegments(td, ...segs);
+      } catch (e) {
+        code = (e as { code?: string }).code;
+      }
+      if (parsed.ok) expect(built?.toString(), text.slice(0, 60)).toBe(text);
+      else expect(code, text.slice(0, 60)).toBe(parsed.error.code);
+    }
+    expect(() => SpiffeId.fromSegments(td, 'ns', 'a/b', 'sa', 'web')).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR' }));
+  });
   test('TrustDomain.parse rejects bad names with the rule', () => {
     expect(() => TrustDomain.parse('')).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_NO_TRUST_DOMAIN' }));
     expect(() => TrustDomain.parse('EXAMPLE.org')).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_BAD_TRUST_DOMAIN_CHAR' }));

@@ -48,6 +48,20 @@ describe('readCsr', () => {
     expect(codeOf(() => readCsr(csrWith(sequence(), sequence())))).toBe('TESSERA_ERR_CSR_MALFORMED');
   });
 
+  test('a signature algorithm naming another key type than the CSR key is a bad signature, both ways', () => {
+    // An EC key labelled sha256WithRSAEncryption: the signature is the EC key's own, the label is not.
+    const rsaLabel = sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05));
+    expect(codeOf(() => readCsr(csrWith(sequence(), rsaLabel)))).toBe('TESSERA_ERR_CSR_BAD_SIGNATURE');
+    // An RSA key labelled ecdsa-with-SHA256.
+    const rsa = generateKeyPair('rsa-2048');
+    const info = sequence(smallInteger(0), sequence(), rsa.publicKey.export({ type: 'spki', format: 'der' }), contextTag(0, true));
+    const csr = sequence(info, ECDSA_SHA256, tlv(0x03, Buffer.from([0]), sign('sha256', info, rsa.privateKey)));
+    expect(codeOf(() => readCsr(csr))).toBe('TESSERA_ERR_CSR_BAD_SIGNATURE');
+    // The same RSA CSR with its own label is accepted.
+    const good = sequence(info, rsaLabel, tlv(0x03, Buffer.from([0]), sign('sha256', info, rsa.privateKey)));
+    expect(readCsr(good).algorithm).toBe('rsa-2048');
+  });
+
   test('truncated bytes are malformed', async () => {
     const der = await createCsr(generateKeyPair(), {});
     for (const n of [0, 1, 2, 10, der.length - 1]) expect(codeOf(() => readCsr(der.subarray(0, n))), `${n} bytes`).toBe('TESSERA_ERR_CSR_MALFORMED');

@@ -1,0 +1,105 @@
+// What makes an RSA public key unfit to certify, beyond its size: a key whose private half anyone can compute
+// from the public one is not a credential. The rules are the CA/Browser Forum Baseline Requirements' (6.1.6:
+// an odd exponent, and a modulus that is odd, not a prime power and has no factor below 752) with the exponent
+// range they recommend (2^16+1 to 2^256-1), plus Fermat's method for moduli whose two primes are too close, as
+// Let's Encrypt's key checks do. Run once per CSR of an attested caller, never per connection: ~5 ms for a
+// 2048-bit key, ~25 ms for 4096 (one Miller-Rabin round dominates).
+import { checkPrimeSync, type KeyObject } from 'node:crypto';
+
+/** RSA moduli accepted, in bits: below, too weak; above, these checks and every peer's signature checks cost too much. */
+export const RSA_MIN_BITS = 2048;
+export const RSA_MAX_BITS = 4096;
+const MIN_EXPONENT = 65537n;
+const MAX_EXPONENT = (1n << 256n) - 1n;
+/** Factors below this are tried by division (Baseline Requirements 6.1.6). */
+const SMALL_FACTOR_BOUND = 752;
+/** Fermat's method finds p and q at once when they differ by less than about 2^(bits/4) times this. */
+const FERMAT_ROUNDS = 100;
+
+const SMALL_PRIMES = primesBelow(SMALL_FACTOR_BOUND);
+
+/** Why this RSA public key must not be certified, or null when it passes. Non-RSA keys are not judged here. */
+export function rsaKeyWeakness(key: KeyObject): string | null {
+  if (key.asymmetricKeyType !== 'rsa') return null;
+  const jwk = key.export({ format: 'jwk' });
+  if (typeof jwk.n !== 'string' || typeof jwk.e !== 'string') return 'the key has no modulus or exponent';
+  const n = bigIntOf(jwk.n);
+  const e = bigIntOf(jwk.e);
+  const bits = n.toString(2).length;
+  if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) return `a ${bits}-bit modulus (allowed: ${RSA_MIN_BITS} to ${RSA_MAX_BITS})`;
+  if (e % 2n === 0n || e < MIN_EXPONENT || e > MAX_EXPONENT) return 'a public exponent that is even or outside 65537 to 2^256-1';
+  for (const p of SMALL_PRIMES) if (n % p === 0n) return `a modulus with the small factor ${p}`;
+  // A prime modulus has a private exponent anyone can compute (d = e^-1 mod n-1). One round: a product of two
+  // large primes fails it with overwhelming likelihood, and a prime always passes.
+  if (checkPrimeSync(n, { checks: 1 })) return 'a prime modulus';
+  if (fermatFactor(n)) return 'a modulus whose two factors are too close (Fermat)';
+  if (perfectPower(n, bits)) return 'a modulus that is a power of a prime';
+  return null;
+}
+
+/** Whether n = a² - b² for a within FERMAT_ROUNDS of ⌈√n⌉, i.e. n = (a-b)(a+b) with close factors. */
+function fermatFactor(n: bigint): boolean {
+  let a = isqrt(n);
+  if (a * a < n) a += 1n;
+  for (let i = 0; i < FERMAT_ROUNDS; i++, a += 1n) {
+    const b2 = a * a - n;
+    const b = isqrt(b2);
+    if (b * b === b2) return true;
+  }
+  return false;
+}
+
+/**
+ * Whether n = m^k for some k ≥ 2 (a product of two distinct primes never is). Only prime k need trying (m^(ab) is
+ * (m^a)^b), and m ≥ 752 here (smaller factors were refused), so k < bits / 9.
+ */
+function perfectPower(n: bigint, bits: number): boolean {
+  for (const k of SMALL_PRIMES) {
+    if (k > BigInt(Math.ceil(bits / 9))) return false;
+    const r = iroot(n, k, rootAbove(n, bits, k));
+    if (r ** k === n) return true;
+  }
+  return false;
+}
+
+function isqrt(n: bigint): bigint {
+  return n < 2n ? n : iroot(n, 2n, 1n << (BigInt(n.toString(2).length) / 2n + 1n));
+}
+
+/** ⌊n^(1/k)⌋ by Newton's method from `x`, which must be at least the root; quadratic once close. */
+function iroot(n: bigint, k: bigint, x: bigint): bigint {
+  for (;;) {
+    const y = ((k - 1n) * x + n / x ** (k - 1n)) / k;
+    if (y >= x) return x;
+    x = y;
+  }
+}
+
+/** An over-estimate of n^(1/k) within about 2^-40 of it, from n's top 64 bits in floating point (Newton from a
+ * power of two would crawl for large k). */
+function rootAbove(n: bigint, bits: number, k: bigint): bigint {
+  const shift = Math.max(0, bits - 64);
+  const log2Root = (shift + Math.log2(Number(n >> BigInt(shift)))) / Number(k);
+  const exp = Math.max(0, Math.floor(log2Root) - 52);
+  return (BigInt(Math.ceil(2 ** (log2Root - exp) * (1 + 2 ** -40))) + 1n) << BigInt(exp);
+}
+
+function bigIntOf(base64url: string): bigint {
+  const hex = Buffer.from(base64url, 'base64url').toString('hex');
+  return hex === '' ? 0n : BigInt(`0x${hex}`);
+}
+
+function primesBelow(limit: number): bigint[] {
+  const out: bigint[] = [];
+  for (let i = 2; i < limit; i++) {
+    let prime = true;
+    for (let d = 2; d * d <= i; d++) {
+      if (i % d === 0) {
+        prime = false;
+        break;
+      }
+    }
+    if (prime) out.push(BigInt(i));
+  }
+  return out;
+}

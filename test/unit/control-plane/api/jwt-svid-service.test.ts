@@ -1,0 +1,104 @@
+// Identity/MintJwtSvid over the control plane's real TLS gRPC front, with client SVIDs minted by a test CA, real
+// JWT signing keys and the real SQLite audit: a workload gets a token for its own ID; a leaf naming an ID renewal
+// refuses (the control plane's own, the bare trust domain, another trust domain) gets no token either, with the
+// same code and status renewal gives, audited and counted.
+import * as grpc from '@grpc/grpc-js';
+import { decodeJwt } from 'jose';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
+import { guardedService } from '../../../../control-plane/src/api/guarded-service.js';
+import { jwtSvidHandlers } from '../../../../control-plane/src/api/jwt-svid-service.js';
+import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
+import { openJwtKeys } from '../../../../control-plane/src/ca/open-jwt-keys.js';
+import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
+import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
+import { loadTesseraServices } from '../../../../shared-io/proto-loader.js';
+import { CONTROL_PLANE_ID, controlPlaneClients, errorCode } from '../../../helpers/control-plane.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
+import { makeTempDir } from '../../../helpers/run.js';
+import { TestCa } from '../../../helpers/test-ca.js';
+
+const WEB = 'spiffe://example.org/ns/default/sa/web';
+const T0 = Math.floor(Date.now() / 1000) * 1000;
+
+describe('Identity/MintJwtSvid', () => {
+  const time = new FakeTime(T0);
+  const td = TrustDomain.parse('example.org');
+  const refused: string[] = [];
+  let ca: TestCa;
+  let store: ControlPlaneStore;
+  let server: GrpcServer;
+  let cleanup: () => Promise<void>;
+
+  beforeAll(async () => {
+    const tmp = await makeTempDir();
+    cleanup = tmp.cleanup;
+    ca = await TestCa.create({ nowMs: T0 });
+    store = await openSqliteStore(tmp.dir);
+    const own = await ca.mintSvid(CONTROL_PLANE_ID);
+    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: 4 * 65_536 });
+    const jwt = await openJwtKeys({ dataDir: tmp.dir, clock: time, audit: store.audit, log: { info: () => {} }, onChange: () => {} });
+    const handlers = jwtSvidHandlers({
+      trustDomain: td,
+      svids: new SvidAttestor(() => TrustBundle.parse(td, ca.bundlePem()), time),
+      peerChain: (call) => server.chainOf(call),
+      admit: () => {},
+      take: () => true,
+      signingKey: () => jwt.keys.active(),
+      audit: store.audit,
+      clock: time,
+      onIssued: () => {},
+      onRefused: (code) => refused.push(code),
+    });
+    const identity = loadTesseraServices().identity.service;
+    server.grpc.addService(guardedService({ MintJwtSvid: identity['MintJwtSvid']! }, 65_536), handlers);
+    await server.start();
+  });
+  afterAll(async () => {
+    await server?.stop(0);
+    await store?.close();
+    await cleanup?.();
+  });
+
+  /** MintJwtSvid with the client SVID `id` minted by `by` (the test CA unless said). */
+  async function mint(id: string, by: TestCa = ca): Promise<{ err: grpc.ServiceError | null; token?: string }> {
+    const svid = await by.mintSvid(id);
+    const c = controlPlaneClients(server.address, ca.bundlePem(), { keyPem: svid.keyPem, chainPem: svid.chainPem });
+    try {
+      return await new Promise((resolve) => {
+        c.identity.MintJwtSvid!({ audience: ['payments'] }, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res?: { token: string }) => resolve({ err, ...(res ? { token: res.token } : {}) }));
+      });
+    } finally {
+      c.close();
+    }
+  }
+
+  test("a workload's SVID gets a token whose sub is its own ID", async () => {
+    const r = await mint(WEB);
+    expect(r.err).toBeNull();
+    expect(decodeJwt(r.token!).sub).toBe(WEB);
+  });
+
+  test("a leaf naming the control plane's own ID gets no token: PERMISSION_DENIED, TESSERA_ERR_ISSUANCE_RESERVED_ID, audited, counted", async () => {
+    refused.length = 0;
+    const r = await mint(CONTROL_PLANE_ID);
+    expect(r.token).toBeUndefined();
+    expect([r.err?.code, errorCode(r.err)]).toEqual([grpc.status.PERMISSION_DENIED, 'TESSERA_ERR_ISSUANCE_RESERVED_ID']);
+    expect(refused).toEqual(['TESSERA_ERR_ISSUANCE_RESERVED_ID']);
+    await store.audit.flush();
+    const lines = await store.audit.recent('jwt_svid.', 10);
+    expect(lines.some((l) => l['event'] === 'jwt_svid.refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_RESERVED_ID' && l['spiffeId'] === CONTROL_PLANE_ID)).toBe(true);
+    expect(lines.some((l) => l['event'] === 'jwt_svid.issued' && l['spiffeId'] === CONTROL_PLANE_ID)).toBe(false);
+  });
+
+  test('the bare trust-domain ID and another trust domain get no token either (their leaves do not even verify, as for renewal)', async () => {
+    const bare = await mint('spiffe://example.org');
+    expect(bare.token).toBeUndefined();
+    expect([bare.err?.code, errorCode(bare.err)]).toEqual([grpc.status.UNAUTHENTICATED, 'TESSERA_ERR_ATTESTATION_SVID_INVALID']);
+    const other = await mint('spiffe://other.org/ns/default/sa/web', await TestCa.create({ trustDomain: 'other.org', nowMs: T0 }));
+    expect(other.token).toBeUndefined();
+    expect([other.err?.code, errorCode(other.err)]).toEqual([grpc.status.UNAUTHENTICATED, 'TESSERA_ERR_ATTESTATION_SVID_INVALID']);
+  });
+});
