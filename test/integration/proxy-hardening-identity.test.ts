@@ -212,7 +212,7 @@ describe('sidecar: peers RFC 5280 and the X509-SVID rules refuse', () => {
     expect(await metric(ports.sidecarAdmin, 'inbound', 'bad_svid')).toBe(before + 1);
   });
 
-  test('an unrelated extra certificate in the sent chain is refused, as the control plane refuses it', async () => {
+  test('an unrelated extra certificate in the sent chain is refused (the control plane TLS layer drops such extras before its check: docs/security.md)', async () => {
     const stranger = await TestCa.create({ trustDomain: TD, rootName: 'CN=Stranger' });
     const other = await TestCa.create({ trustDomain: 'other.org' });
     const extras = [other.intermediate.cert, stranger.root.cert];
