@@ -252,14 +252,14 @@ interface H2Reply {
 }
 
 /** One HTTP/2 request with an exact :path (Node's client sends it as given), optional request trailers. */
-function h2(where: 'web-h2' | 'web-grpc' | 'api-h2' | 'edge', path: string, opts: { grpc?: boolean; trailers?: Record<string, string>; cancelAfterMs?: number } = {}): Promise<H2Reply> {
+function h2(where: 'web-h2' | 'web-grpc' | 'api-h2' | 'edge', path: string, opts: { grpc?: boolean; trailers?: Record<string, string>; cancelAfterMs?: number; method?: string } = {}): Promise<H2Reply> {
   return new Promise((resolve, reject) => {
     const session =
       where === 'web-h2' || where === 'web-grpc' ? http2.connect(`http://127.0.0.1:${web.ports.get(where === 'web-h2' ? 'outbound/h2' : 'outbound/grpc')}`)
       : where === 'api-h2' ? http2.connect(`https://127.0.0.1:${api.ports.get('inbound/h2')}`, { ...webTls, checkServerIdentity: () => undefined })
       : http2.connect(`https://localhost:${edge.ports.get('edge/public')}`, { ca: edgeCa });
     session.on('error', reject);
-    const headers: http2.OutgoingHttpHeaders = { ':method': 'POST', ':path': path, ...(opts.grpc ? { 'content-type': 'application/grpc', te: 'trailers' } : {}) };
+    const headers: http2.OutgoingHttpHeaders = { ':method': opts.method ?? 'POST', ':path': path, ...(opts.grpc ? { 'content-type': 'application/grpc', te: 'trailers' } : {}) };
     const req = session.request(headers, opts.trailers ? { waitForTrailers: true } : {});
     if (opts.trailers) req.on('wantTrailers', () => req.sendTrailers(opts.trailers!));
     // A gRPC client's deadline: it cancels the call (RST_STREAM CANCEL) when it passes.
@@ -419,6 +419,27 @@ describe('request targets: the app receives exactly the path the policy decided 
     }
     expect(h2Seen.filter((s) => s.path.includes('#'))).toEqual([]);
     expect(appSeen.filter((s) => s.url.includes('#'))).toEqual([]);
+  });
+
+  // Methods are case-sensitive, apps are not all so: "delete" would pass a rule about DELETE to an app that folds it.
+  const lowerMethods = ['get', 'Get', 'dELETE', 'post', 'PURGe'];
+
+  test.each(H1)('HTTP/1.1 %s: a method with a lower-case letter is refused with 400 bad_request and never forwarded', async (_name, target) => {
+    for (const method of lowerMethods) {
+      const r = await rawHttp(target(), [`${method} /public/x HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: oneResponse });
+      expect(firstStatus(r.text), method).toBe(400);
+    }
+    // An upper-case extension method is a method like any other (the app answers it).
+    const purge = await rawHttp(target(), ['PURGE /public/x HTTP/1.1\r\nHost: app.test\r\n\r\n'], { until: oneResponse });
+    expect(firstStatus(purge.text)).not.toBe(400);
+  });
+
+  test.each([
+    ['HTTP/2 sidecar outbound', 'web-h2'],
+    ['HTTP/2 sidecar inbound', 'api-h2'],
+  ] as const)('%s: a :method with a lower-case letter is refused (400) and never forwarded', async (_name, where) => {
+    for (const method of lowerMethods) expect((await h2(where, '/public/x', { method })).status, method).toBe(400);
+    expect(h2Seen.filter((s) => /[a-z]/.test(String(s.headers[':method'])))).toEqual([]);
   });
 
   const messy = '/public/a/../b//c/./%7e/%3c?q=/../x%2F';

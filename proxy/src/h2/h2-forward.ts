@@ -6,6 +6,7 @@ import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
+import { hasLowerCase } from '../http1/http1-head.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
 import { H2Upstream } from './h2-upstream.js';
 
@@ -76,8 +77,12 @@ export function respondLocal(stream: http2.ServerHttp2Stream, grpc: boolean, sta
  * section 3.2 and RFC 9113 section 8.3.1 leave no place for one, and an app that parses it would route on a
  * path the policy never saw. Returns true when the stream was answered.
  */
-export function refuseFragment(stream: http2.ServerHttp2Stream, path: string, grpc: boolean): boolean {
-  if (!path.includes('#')) return false;
+/**
+ * Answers 400 to a stream the proxy will not read two ways: a fragment in `:path`, or a method with a lower-case
+ * letter (http1-head.ts hasLowerCase). True when it did.
+ */
+export function refuseAmbiguous(stream: http2.ServerHttp2Stream, method: string, path: string, grpc: boolean): boolean {
+  if (!path.includes('#') && !hasLowerCase(method)) return false;
   respondLocal(stream, grpc, 400, 'bad_request', GRPC_INTERNAL);
   return true;
 }

@@ -51,6 +51,19 @@ function isToken(text: string, a: number, b: number): boolean {
   return true;
 }
 
+/**
+ * Whether a method token has a lower-case letter. Methods are case-sensitive (RFC 9110 section 9.1), so "delete"
+ * is not DELETE to a policy; but apps disagree (llhttp refuses it, others fold it to DELETE), so a rule about
+ * DELETE could be walked around. No standard method has one: such a request is refused on every listener.
+ */
+export function hasLowerCase(method: string): boolean {
+  for (let i = 0; i < method.length; i++) {
+    const c = method.charCodeAt(i);
+    if (c >= 97 && c <= 122) return true;
+  }
+  return false;
+}
+
 /** Whether text[a..b) is all ASCII digits, and text that long (a status code, a Content-Length). */
 function isDigits(text: string, a: number, b: number): boolean {
   if (text.length < b) return false;
@@ -151,7 +164,7 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     const minor = versionMinor(first.slice(sp2 + 1));
     // CONNECT is refused: there are no tunnels here, and an app parser switches to raw bytes after it, so what we
     // read next as requests it would read as tunnel data.
-    if (minor === null || !isToken(first, 0, sp1) || method === 'CONNECT' || !TARGET.test(target)) return rejected('bad_request');
+    if (minor === null || !isToken(first, 0, sp1) || hasLowerCase(method) || method === 'CONNECT' || !TARGET.test(target)) return rejected('bad_request');
     return { head: { method, target, minor, names, values, length } };
   }
   const minor = versionMinor(first.slice(0, 8));

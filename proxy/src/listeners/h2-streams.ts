@@ -2,7 +2,7 @@
 // with its deadlines (h2-server-limits.ts) and cut with the listener, and the head of each stream read once:
 // gRPC or plain HTTP/2, method, path, a request id and the start time, a fragment in the path refused.
 import type * as http2 from 'node:http2';
-import { refuseFragment } from '../h2/h2-forward.js';
+import { refuseAmbiguous } from '../h2/h2-forward.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { h2ServerOptions, watchH2Session } from './h2-server-limits.js';
 import type { SessionSet } from './session-set.js';
@@ -37,14 +37,14 @@ export interface H2StreamHead {
   readonly path: string;
 }
 
-/** The head of a new stream; null when it was refused (a fragment in `:path`: 400, counted as bad_request). */
+/** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method: 400, counted as bad_request). */
 export function readH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, configured: string, d: ListenerDeps, direction: 'inbound' | 'outbound'): H2StreamHead | null {
   const grpc = configured === 'grpc' || String(headers['content-type'] ?? '').startsWith('application/grpc');
   const startMs = d.nowMs();
   const requestId = d.requestId();
   const method = String(headers[':method'] ?? '');
   const path = String(headers[':path'] ?? '');
-  if (refuseFragment(stream, path, grpc)) {
+  if (refuseAmbiguous(stream, method, path, grpc)) {
     d.metrics.rejected(direction, 'bad_request');
     return null;
   }

@@ -64,6 +64,16 @@ describe('valid heads', () => {
   });
 });
 
+describe('methods are case-sensitive tokens: one with a lower-case letter is refused', () => {
+  test.each(['get', 'Get', 'gET', 'post', 'dElete', 'm-search', 'PURGe'])('%s → bad_request', (method) => {
+    expect(req(`${method} / HTTP/1.1\r\nHost: a\r\n\r\n`)).toEqual({ rejected: 'bad_request' });
+  });
+
+  test.each(['GET', 'PURGE', 'M-SEARCH', 'MKCOL', 'X_CUSTOM1'])('%s passes', (method) => {
+    expect(head(`${method} / HTTP/1.1\r\nHost: a\r\n\r\n`).method).toBe(method);
+  });
+});
+
 describe('incomplete heads and limits', () => {
   test.each([
     ['nothing yet', ''],
