@@ -112,7 +112,8 @@ beforeAll(async () => {
     if (req.url === '/v1/trailers') {
       res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
       res.write('body');
-      res.addTrailers({ 'x-checksum': 'abc123' });
+      // With an app's copies of what only the proxy says: the inbound sidecar drops those two, keeps the rest.
+      res.addTrailers({ 'x-checksum': 'abc123', 'x-tessera-error': 'authz_denied', 'x-forwarded-client-cert': 'By=spiffe://x/y' });
       res.end();
       return;
     }
@@ -220,7 +221,7 @@ describe('streams through the sidecar pair', () => {
     expect(r.ms).toBeLessThan(10_000); // it did not wait out the expect timeout
   });
 
-  test('response trailers pass through both sidecars', async () => {
+  test("response trailers pass through both sidecars, without an app's x-tessera-error or x-forwarded-client-cert", async () => {
     const trailers = await new Promise<NodeJS.Dict<string>>((resolve, reject) => {
       const req = request({ host: '127.0.0.1', port: webOutbound, path: '/v1/trailers', agent: false }, (res) => {
         res.resume();
@@ -230,6 +231,8 @@ describe('streams through the sidecar pair', () => {
       req.end();
     });
     expect(trailers['x-checksum']).toBe('abc123');
+    expect(trailers['x-tessera-error']).toBeUndefined();
+    expect(trailers['x-forwarded-client-cert']).toBeUndefined();
   });
 });
 

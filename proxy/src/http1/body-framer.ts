@@ -1,16 +1,20 @@
 // Finds where a message body ends in a byte stream without copying or rewriting it: the bytes pass through
 // untouched, the framer only counts them. Chunked framing is parsed strictly (sizes, CRLFs, trailers). The one
-// rewrite: request trailers can be dropped (the trailer section forwarded empty), since a trailer field would
-// reach the app past the header checks (a forged x-forwarded-client-cert, say).
+// rewrite: the trailer section, whose fields can be dropped — all of them (request trailers: a trailer field would
+// reach the app past the header checks, a forged x-forwarded-client-cert, say) or some (an app's response trailers
+// naming what only the proxy says).
 import { type BodyFraming, fieldLineColon } from './http1-head.js';
 
-/** `dropTrailers`: chunked trailer fields are consumed but not forwarded (see FeedResult.kept). */
-export function framerFor(f: BodyFraming, dropTrailers = false): BodyFramer | null {
+/** What becomes of chunked trailer fields: forwarded, all dropped, or the named ones (lower-case) dropped. */
+export type TrailerRule = 'keep' | 'drop' | ReadonlySet<string>;
+
+/** `trailers`: see TrailerRule and FeedResult.kept. */
+export function framerFor(f: BodyFraming, trailers: TrailerRule = 'keep'): BodyFramer | null {
   switch (f.kind) {
     case 'length':
       return new LengthFramer(f.length);
     case 'chunked':
-      return new ChunkedFramer(dropTrailers);
+      return new ChunkedFramer(trailers);
     case 'close':
       return new UntilCloseFramer();
     default:
@@ -26,10 +30,14 @@ export interface FeedResult {
   readonly error?: 'bad_chunk';
   /**
    * Set only when trailer fields are being dropped: just the first `kept` consumed bytes are forwarded, and when
-   * `done` the forwarder ends the message with CRLF (an empty trailer section) itself.
+   * `done` the forwarder ends the message with `tail` (the trailer fields kept, then CRLF) itself.
    */
   readonly kept?: number;
+  /** With `kept` and `done`: the trailer section to send in place of the one read. */
+  readonly tail?: Buffer;
 }
+
+const CRLF = Buffer.from('\r\n', 'latin1');
 
 export interface BodyFramer {
   feed(buf: Buffer, start: number): FeedResult;
@@ -84,9 +92,11 @@ const MAX_LINE = 4096;
 const MAX_TRAILER_BYTES = 16384;
 
 export class ChunkedFramer implements BodyFramer {
-  readonly #dropTrailers: boolean;
-  /** A trailer field was seen in drop mode: everything up to the end of the body is dropped. */
+  readonly #trailers: TrailerRule;
+  /** A trailer field was seen and the rule is not 'keep': the section is withheld and sent as `tail` at the end. */
   #dropping = false;
+  /** Trailer lines kept under a named-fields rule, each with its CRLF. */
+  #keptLines = '';
   #s: S = S.Size;
   #size = 0;
   #digits = 0;
@@ -95,8 +105,8 @@ export class ChunkedFramer implements BodyFramer {
   #line = '';
   #trailerBytes = 0;
 
-  constructor(dropTrailers = false) {
-    this.#dropTrailers = dropTrailers;
+  constructor(trailers: TrailerRule = 'keep') {
+    this.#trailers = trailers;
   }
 
   feed(buf: Buffer, start: number): FeedResult {
@@ -167,7 +177,7 @@ export class ChunkedFramer implements BodyFramer {
           else {
             this.#s = S.TrailerLine;
             this.#line = String.fromCharCode(c);
-            if (this.#dropTrailers && !this.#dropping) {
+            if (this.#trailers !== 'keep' && !this.#dropping) {
               this.#dropping = true;
               keepEnd = i;
             }
@@ -181,6 +191,8 @@ export class ChunkedFramer implements BodyFramer {
           if (c === 13) {
             const colon = fieldLineColon(this.#line);
             if (colon < 0 || FRAMING_FIELD.test(this.#line.slice(0, colon))) return bad(i - start);
+            const rule = this.#trailers;
+            if (typeof rule !== 'string' && !rule.has(this.#line.slice(0, colon).toLowerCase())) this.#keptLines += `${this.#line}\r\n`;
             this.#s = S.TrailerLf;
           } else if (c === 10 || this.#line.length >= MAX_LINE) return bad(i - start);
           else this.#line += String.fromCharCode(c);
@@ -195,6 +207,7 @@ export class ChunkedFramer implements BodyFramer {
         case S.EndLf:
           if (c !== 10) return bad(i - start);
           this.#s = S.Done;
+          if (keepEnd >= 0) return { consumed: i + 1 - start, done: true, kept: keepEnd - start, tail: this.#keptLines === '' ? CRLF : Buffer.from(`${this.#keptLines}\r\n`, 'latin1') };
           return result(i + 1 - start, true, keepEnd, start);
         default:
           return result(i - start, true, keepEnd, start);

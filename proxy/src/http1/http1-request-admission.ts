@@ -72,7 +72,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     upstreamHead: plan.forward && forward ? upstreamRequestHead(head, plan, upgrade, buf) : NOTHING,
     upgrade: forward ? upgrade : null,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
-    reqFramer: forward ? framerFor(framing, true) : null,
+    reqFramer: forward ? framerFor(framing, 'drop') : null,
   });
   return {
     ex,

@@ -64,7 +64,8 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const added = client.added;
   // Forwarded byte for byte (the common case): the head is the start of `raw`, and the body's first bytes follow it there.
   const rewritten = responseNeedsRewrite(head, closing, http10, added, client.drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, client.drop) : null;
-  ex.resFramer = framerFor(framing);
+  // An app-facing listener drops the app's copies of what only the proxy says from its trailers too.
+  ex.resFramer = framerFor(framing, client.drop ?? 'keep');
   if (!ex.resFramer) {
     client.started(ex, head.status!);
     client.send(ex, rewritten ?? raw.subarray(0, head.length));
@@ -80,10 +81,12 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const r2 = ex.resFramer.feed(rest, 0);
   if (r2.error) return 'bad';
   client.started(ex, head.status!);
-  const body = r2.consumed === rest.length ? rest : rest.subarray(0, r2.consumed);
-  if (rewritten === null) client.send(ex, body === rest ? raw : raw.subarray(0, head.length + r2.consumed));
+  const sent = r2.kept ?? r2.consumed;
+  const body = sent === rest.length ? rest : rest.subarray(0, sent);
+  if (rewritten === null) client.send(ex, body === rest ? raw : raw.subarray(0, head.length + sent));
   else client.send(ex, body.length === 0 ? rewritten : Buffer.concat([rewritten, body]));
   if (!r2.done) return 'more';
+  if (r2.tail) client.send(ex, r2.tail);
   if (r2.consumed < rest.length) ex.resClosing = true;
   return 'done';
 }
@@ -92,8 +95,10 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
 export function relayResponseBody(ex: Http1Exchange, chunk: Buffer, client: Http1Downstream): ResponseStep {
   const r = ex.resFramer!.feed(chunk, 0);
   if (r.error) return 'bad';
-  if (r.consumed > 0) client.send(ex, r.consumed === chunk.length ? chunk : chunk.subarray(0, r.consumed));
+  const sent = r.kept ?? r.consumed;
+  if (sent > 0) client.send(ex, sent === chunk.length ? chunk : chunk.subarray(0, sent));
   if (!r.done) return 'more';
+  if (r.tail) client.send(ex, r.tail);
   if (r.consumed < chunk.length) ex.resClosing = true;
   return 'done';
 }

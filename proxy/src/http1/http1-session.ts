@@ -29,7 +29,6 @@ enum St {
   Closed = 4,
 }
 
-const CRLF = Buffer.from('\r\n', 'latin1');
 
 export class Http1Session implements UpstreamOwner {
   readonly #client: Http1Downstream;
@@ -186,7 +185,7 @@ export class Http1Session implements UpstreamOwner {
     const kept = r.kept ?? r.consumed;
     if (kept > 0) this.#toUpstream(ex, start === 0 && kept === buf.length ? buf : buf.subarray(start, start + kept));
     if (r.done) {
-      if (r.kept !== undefined) this.#toUpstream(ex, CRLF); // the empty trailer section that ends the body
+      if (r.tail !== undefined) this.#toUpstream(ex, r.tail); // the (empty) trailer section that ends the body
       this.#requestComplete(ex, ex.lastActivityMs);
       const rest = start + r.consumed;
       if (rest < buf.length) this.#buf = buf.subarray(rest);

@@ -1,7 +1,7 @@
 // Body framers: the chunked parser must find the same end (or the same error) however the bytes are split —
 // one buffer, byte by byte, or random seeded splits — and must never count bytes past the end of the body.
 import { describe, expect, test } from 'vitest';
-import { type BodyFramer, ChunkedFramer, LengthFramer, UntilCloseFramer } from '../../../../proxy/src/http1/body-framer.js';
+import { type BodyFramer, ChunkedFramer, LengthFramer, type TrailerRule, UntilCloseFramer } from '../../../../proxy/src/http1/body-framer.js';
 import { seededRandom as rng } from '../../../helpers/seeded-random.js';
 
 interface Outcome {
@@ -204,14 +204,14 @@ describe('length and until-close framers', () => {
 
 describe('request trailers dropped', () => {
   /** What a forwarder that honours `kept` sends on, over all pieces, as the session does. */
-  function forwarded(pieces: readonly Buffer[]): { out: string; done: boolean; error?: string } {
-    const f = new ChunkedFramer(true);
+  function forwarded(pieces: readonly Buffer[], rule: TrailerRule = 'drop'): { out: string; done: boolean; error?: string } {
+    const f = new ChunkedFramer(rule);
     let out = '';
     for (const p of pieces) {
       const r = f.feed(p, 0);
       if (r.error) return { out, done: false, error: r.error };
       out += p.subarray(0, r.kept ?? r.consumed).toString('latin1');
-      if (r.done) return { out: r.kept === undefined ? out : `${out}\r\n`, done: true };
+      if (r.done) return { out: r.tail === undefined ? out : `${out}${r.tail.toString('latin1')}`, done: true };
     }
     return { out, done: false };
   }
@@ -229,8 +229,18 @@ describe('request trailers dropped', () => {
   });
 
   test('bytes after the body are neither consumed nor kept', () => {
-    const r = new ChunkedFramer(true).feed(B('0\r\nX: 1\r\n\r\nGET / HTTP/1.1\r\n'), 0);
-    expect(r).toEqual({ consumed: 11, done: true, kept: 3 });
+    const r = new ChunkedFramer('drop').feed(B('0\r\nX: 1\r\n\r\nGET / HTTP/1.1\r\n'), 0);
+    expect(r).toEqual({ consumed: 11, done: true, kept: 3, tail: B('\r\n') });
+  });
+
+  test.each([
+    ['the named fields go, in any case, the others stay in order', '3\r\nabc\r\n0\r\nA: 1\r\nX-Tessera-Error: authz_denied\r\nB: 2\r\nx-forwarded-client-cert: By=x\r\n\r\n', '3\r\nabc\r\n0\r\nA: 1\r\nB: 2\r\n\r\n'],
+    ['only named fields: an empty section', '0\r\nX-Tessera-Error: x\r\n\r\n', '0\r\n\r\n'],
+    ['none named: the section as sent', '0\r\nServer-Timing: db;dur=3\r\n\r\n', '0\r\nServer-Timing: db;dur=3\r\n\r\n'],
+  ])('named fields dropped (response trailers at an app-facing listener): %s', (_name, text, expected) => {
+    const msg = B(text);
+    const rule = new Set(['x-tessera-error', 'x-forwarded-client-cert']);
+    for (const pieces of [[msg], byteByByte(msg), ...SEEDS.map((s) => randomSplit(msg, s))]) expect(forwarded(pieces, rule)).toEqual({ out: expected, done: true });
   });
 
   test('malformed trailers are still refused in drop mode', () => {
