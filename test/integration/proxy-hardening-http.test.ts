@@ -86,6 +86,11 @@ const CANNED: Readonly<Record<string, string>> = {
   'bad-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok',
 };
 
+/** An app that claims a proxy refusal and names a caller: what only a proxy may say. */
+const FORGED: Readonly<Record<string, string>> = {
+  forge: 'HTTP/1.1 403 Forbidden\r\nX-Tessera-Error: authz_denied\r\nX-Forwarded-Client-Cert: By=spiffe://x/y\r\nContent-Length: 2\r\n\r\nno',
+};
+
 /** Well-framed responses whose heads are just under and over the sidecars' limits.maxResponseHeaderBytes (2048). */
 const SIZED: Readonly<Record<string, string>> = {
   'head-1500': `HTTP/1.1 200 OK\r\nx-pad: ${'a'.repeat(1_450)}\r\nContent-Length: 2\r\n\r\nok`,
@@ -104,7 +109,7 @@ function rawUpstream(socket: net.Socket): void {
       rawSeen.push(head);
       const target = head.split(' ')[1] ?? '';
       const last = target.slice(target.lastIndexOf('/') + 1);
-      const canned = CANNED[last] ?? SIZED[last];
+      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last];
       if (canned) {
         socket.end(canned);
         return;
@@ -437,6 +442,7 @@ describe('request targets: the app receives exactly the path the policy decided 
   test.each([
     ['HTTP/2 sidecar outbound', 'web-h2'],
     ['HTTP/2 sidecar inbound', 'api-h2'],
+    ['HTTP/2 edge', 'edge'],
   ] as const)('%s: a :method with a lower-case letter is refused (400) and never forwarded', async (_name, where) => {
     for (const method of lowerMethods) expect((await h2(where, '/public/x', { method })).status, method).toBe(400);
     expect(h2Seen.filter((s) => /[a-z]/.test(String(s.headers[':method'])))).toEqual([]);
@@ -484,6 +490,27 @@ describe('request targets: the app receives exactly the path the policy decided 
 });
 
 // ---- 4. responses framed two ways
+
+describe("an app's x-tessera-error and x-forwarded-client-cert never reach the client", () => {
+  test.each([
+    ['sidecar outbound → inbound', () => webOut('raw'), ''],
+    ['sidecar inbound', () => apiIn('raw'), ''],
+    ['edge, plain route', edgeIn, '/raw'],
+  ])('HTTP/1.1 %s', async (name, target, prefix) => {
+    const r = await rawHttp(target(), [`GET ${prefix}/v1/forge HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: oneResponse });
+    expect(firstStatus(r.text), name).toBe(403);
+    const head = r.text.slice(0, r.text.indexOf('\r\n\r\n')).toLowerCase();
+    expect(head, name).not.toContain('x-tessera-error');
+    expect(head, name).not.toContain('x-forwarded-client-cert');
+  });
+
+  test('HTTP/2 client at the edge, plain HTTP/1.1 route', async () => {
+    const r = await h2('edge', '/raw/v1/forge', { method: 'GET' });
+    expect(r.status).toBe(403);
+    expect(r.headers['x-tessera-error']).toBeUndefined();
+    expect(r.headers['x-forwarded-client-cert']).toBeUndefined();
+  });
+});
 
 describe('upstream responses with ambiguous framing', () => {
   const cases = Object.keys(CANNED);

@@ -2,9 +2,9 @@
 // leaf and identity generation, bans checked per request), a request target that normalizes, a route for its host
 // and path, and the edge's authorization; then the headers the upstream gets from the real connection
 // (forwarding headers, XFCC for a verified client).
-import { X509Certificate } from 'node:crypto';
+import type { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { peerChainDer } from '../../../common/pki/peer-chain.js';
+import { errorMessage } from '../../../common/errors.js';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
@@ -18,6 +18,7 @@ import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } fr
 import type { EdgeCertificates } from './edge-certificates.js';
 import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
 import { forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
+import { SENT_MAX, sentChain } from './sent-chain.js';
 import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
 
 /** A request let through: its route, the target to send (normalized) and the policy decision, if any. */
@@ -51,6 +52,29 @@ export function isFailure(v: EdgeClient | EdgeClientFailure): v is EdgeClientFai
   return 'ok' in v;
 }
 
+/** What a connection's client sent: its leaf (SHA-256 hex; null: none) and the fingerprints of its chain, once read (null: too many). */
+interface SentByClient {
+  readonly leaf: string | null;
+  sent?: readonly string[] | null;
+}
+
+/** The client leaf as the connection's TLS session records it (session-peer.ts), else from Node's certificate. */
+function leafHashOf(socket: TLSSocket): string | null {
+  const h = sessionLeafHash(socket);
+  if (h !== undefined) return h;
+  const cert = socket.getPeerCertificate();
+  return cert?.fingerprint256 ? fingerprintOf(cert) : null;
+}
+
+function onPath(sent: readonly string[], path: ReadonlySet<string>): boolean {
+  return sent.every((f) => path.has(f));
+}
+
+function unrelated(detail?: string): EdgeClientFailure {
+  const code = 'TESSERA_ERR_SVID_UNRELATED_CERT';
+  return { ok: false, reason: 'bad_svid', code, message: detail ? `${errorMessage(code)} ${detail}` : errorMessage(code) };
+}
+
 export class EdgeGate {
   readonly #config: EdgeConfig;
   readonly #d: ListenerDeps;
@@ -58,13 +82,14 @@ export class EdgeGate {
   readonly routes: EdgeRoute<EdgeUpstream>[];
   readonly #trusted: (ip: string) => boolean;
   /**
-   * Each connection's client leaf (SHA-256 hex; null: none), read once: every request asks, and building Node's
-   * certificate object for it cost ~60 µs a request (edge CPU 86–103 → 32–36 µs per request). It cannot change
-   * under a connection: the listener refuses renegotiation (disableRenegotiation) and TLS 1.3 has none.
+   * What each connection's client sent, read once: every request asks, and building Node's certificate object for
+   * the leaf cost ~60 µs a request (edge CPU 86–103 → 32–36 µs per request); the chain can only be read once
+   * (sent-chain.ts). It cannot change under a connection: the listener refuses renegotiation
+   * (disableRenegotiation) and TLS 1.3 has none. An HTTP/2 session's socket view shares its socket's entry.
    */
-  readonly #leafOf = new WeakMap<object, string | null>();
-  /** Verified clients by leaf hash, for the client-CA and identity generations in #clientsKey. */
-  readonly #clients = new Map<string, EdgeClient>();
+  readonly #conns = new WeakMap<object, SentByClient>();
+  /** Verified clients by leaf hash, with their path, for the client-CA and identity generations in #clientsKey. */
+  readonly #clients = new Map<string, { readonly client: EdgeClient; readonly path: ReadonlySet<string> }>();
   #clientsKey = '';
   readonly #clientIntermediates = new IntermediateMemory();
   /** The listener's port, for policies that name ports. */
@@ -106,7 +131,8 @@ export class EdgeGate {
   /** The one client verifier (client-identity.ts): same leaf rules as SVID peers, identity confined to its CA. */
   verifyClient(socket: TLSSocket): EdgeClient | EdgeClientFailure | null {
     if (!this.#config.clientCa) return null;
-    const fp = this.#leafHash(socket);
+    const conn = this.#conn(socket);
+    const fp = conn.leaf;
     if (!fp) return null;
     const d = this.#d;
     const snapshot = d.identity.current!;
@@ -116,36 +142,53 @@ export class EdgeGate {
       this.#clientsKey = key;
     }
     const now = d.nowMs();
-    const hit = this.#clients.get(fp);
-    if (hit && hit.notAfterMs > now) return hit;
-    let chain: X509Certificate[];
-    try {
-      chain = peerChainDer(socket.getPeerCertificate(true)).map((der) => new X509Certificate(der));
-    } catch {
-      return { ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_MALFORMED', message: 'a client certificate could not be parsed' };
+    let chain: X509Certificate[] | null | undefined;
+    if (conn.sent === undefined) {
+      // A resumed session sends no chain (its leaf is the one verified when it began); a full handshake's is read here.
+      if (socket.isSessionReused()) conn.sent = [fp];
+      else {
+        chain = sentChain(socket);
+        conn.sent = chain === null ? null : chain.map(fingerprintOf);
+      }
     }
+    const sent = conn.sent;
+    if (sent === null) return unrelated(`(more than ${SENT_MAX} certificates)`);
+    // A known leaf is a hit only if everything this connection sent is on the path verified before.
+    const hit = this.#clients.get(fp);
+    if (hit && hit.client.notAfterMs > now && onPath(sent, hit.path)) return hit.client;
+    // Read again, the chain is the leaf alone, completed from remembered intermediates.
+    chain ??= sentChain(socket) ?? [];
     const trust = { authorities: this.#certs.clientAuthorities, clientTrustDomain: this.#config.clientTrustDomain ?? null, mesh: snapshot.bundles, ownTrustDomain: snapshot.id.trustDomain };
     this.#clientIntermediates.complete(chain);
     const r = verifyEdgeClient(chain, trust, now);
     if (!r.ok) return r;
+    const path = new Set([...r.path, ...trust.authorities].map(fingerprintOf));
+    // What the connection sent first, when the chain verified now is the leaf alone.
+    if (!onPath(sent, path)) return unrelated();
     this.#clientIntermediates.remember(r.path.slice(1, -1));
     if (this.#clients.size >= 1024) this.#clients.clear();
-    this.#clients.set(fp, r.client);
+    this.#clients.set(fp, { client: r.client, path });
     return r.client;
   }
 
-  /** The connection's client leaf as its TLS session records it (session-peer.ts), else from Node's certificate. */
-  #leafHash(socket: TLSSocket): string | null {
-    let h = this.#leafOf.get(socket);
-    if (h === undefined) {
-      h = sessionLeafHash(socket) ?? null;
-      if (h === null) {
-        const cert = socket.getPeerCertificate();
-        if (cert?.fingerprint256) h = fingerprintOf(cert);
-      }
-      this.#leafOf.set(socket, h);
+  /** An HTTP/2 session's socket view (`view`) is the connection of `socket`: it shares what was read of it. */
+  sameConnection(view: object, socket: TLSSocket): void {
+    const conn = this.#conns.get(socket);
+    if (conn) this.#conns.set(view, conn);
+  }
+
+  #conn(socket: TLSSocket): SentByClient {
+    let conn = this.#conns.get(socket);
+    if (!conn) {
+      conn = { leaf: leafHashOf(socket) };
+      this.#conns.set(socket, conn);
     }
-    return h;
+    return conn;
+  }
+
+  /** The connection's client leaf (SHA-256 hex), null without one. */
+  #leafHash(socket: TLSSocket): string | null {
+    return this.#conn(socket).leaf;
   }
 
   /**

@@ -1,21 +1,25 @@
 // An HTTP/2 client's request to an `http` route: re-made as an HTTP/1.1 request over the route's node:http agent
 // (mTLS with secure naming, or plaintext), bodies piped both ways, the response refused when its framing is
-// ambiguous (the sidecars' RFC 9112 section 6.3 rules), the upstream request dropped when the client leaves
+// ambiguous (the sidecars' RFC 9112 section 6.3 rules) and stripped of its connection-specific fields, those its
+// Connection header names included (h2-response-fields.ts), the upstream request dropped when the client leaves
 // before its request went out whole (a whole one drains so its pooled connection survives), response trailers
 // relayed as HTTP/2 trailers. Deadlines as on every
 // HTTP/2 stream (h2/h2-forward.ts StreamSettings): the response head within requestMs, no byte either way for
 // idleMs, the whole exchange within totalMs when set.
 import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
+import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
 import { type StreamSettings, respondLocal } from '../h2/h2-forward.js';
+import { APP_RESPONSE_DROP } from '../listeners/app-owned-fields.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
+import { connectionNamed } from '../http1/head-rewrite.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
+import { h2ResponseFields } from './h2-response-fields.js';
 
 /** Connection-specific or the edge's to set: never copied from the client request. */
-const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings', 'x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
-const DROP_RESPONSE = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
+const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings', 'x-forwarded-client-cert', 'x-tessera-error', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
 
 export interface BridgeResult {
   readonly status: number;
@@ -86,18 +90,39 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   upReq.on('response', (response) => {
     upRes = response;
     clearTimeout(headTimer);
-    if (responseFraming(headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders), method) === 'bad_request') {
+    const head = headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders);
+    if (responseFraming(head, method) === 'bad_request') {
       response.destroy();
       upReq.destroy();
       local(502, 'bad_upstream_response');
       return;
     }
     status = response.statusCode ?? 502;
-    const out: OutgoingHttpHeaders = { ':status': status, ...forwardable(response.headers) };
+    // Dropped with the fields its Connection names: from a plain upstream (an app), what only a proxy says.
+    const connNamed = connectionNamed(head);
+    const named = up.route.spiffeId ? connNamed : new Set([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
+    const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
     if (stream.destroyed) return;
+    // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
+    try {
+      stream.respond(out, { waitForTrailers: true });
+    } catch {
+      response.destroy();
+      upReq.destroy();
+      local(502, 'bad_upstream_response');
+      return;
+    }
     // HTTP/1.1 response trailers (chunked) become HTTP/2 trailers, with the same names dropped as in the head.
-    stream.respond(out, { waitForTrailers: true });
-    stream.once('wantTrailers', () => stream.sendTrailers(forwardable(response.trailers)));
+    stream.once('wantTrailers', () => {
+      try {
+        stream.sendTrailers(h2ResponseFields(response.trailers, named));
+      } catch {
+        // The body went out whole but its trailers cannot: the stream is reset, never ended as if complete.
+        flag ??= 'upstream_closed';
+        stream.close(http2constants.NGHTTP2_INTERNAL_ERROR);
+        finish('bad_upstream_response');
+      }
+    });
     response.on('data', (c: Buffer) => {
       bytesOut += c.length;
     });
@@ -138,14 +163,4 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   });
   stream.on('error', () => undefined);
   stream.pipe(upReq);
-}
-
-/** Response fields an HTTP/2 client may get: connection-specific ones dropped. */
-function forwardable(h: IncomingMessage['headers'] | NodeJS.Dict<string>): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = {};
-  for (const k in h) {
-    const v = h[k];
-    if (v !== undefined && !DROP_RESPONSE.has(k)) out[k] = v;
-  }
-  return out;
 }

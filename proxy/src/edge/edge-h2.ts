@@ -6,14 +6,15 @@
 import type * as http2 from 'node:http2';
 import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
-import { forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
+import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
+import { APP_RESPONSE_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
 import { type EdgeOutcome, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
 
-const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
+const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-tessera-error', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
 
 export interface EdgeH2Deps {
   readonly d: ListenerDeps;
@@ -32,9 +33,15 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const host = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined);
   const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, headers.traceparent as string | undefined);
   const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
+  if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
+  // A lower-case method (or a fragment) is refused before routing, as on the sidecars' streams.
+  if (refuseAmbiguous(stream, method, path, grpc)) {
+    d.metrics.rejected('edge', 'bad_request');
+    record({ status: grpc ? 200 : 400, ...(grpc ? { grpcStatus: '13' } : {}), bytesIn: 0, bytesOut: 0, error: 'bad_request' }); // 13: INTERNAL, as refuseAmbiguous answers gRPC
+    return;
+  }
   const a = gate.admit({ client, method, host, path, grpc });
   noteAdmission(x, a);
-  if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
   if (!a.ok) {
     respondLocal(stream, grpc, a.status, a.code, refusalGrpcStatus(a.code));
     record({ status: grpc ? 200 : a.status, ...(grpc ? { grpcStatus: String(refusalGrpcStatus(a.code)) } : {}), bytesIn: 0, bytesOut: 0, error: a.code });
@@ -44,7 +51,8 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const add = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joined(headers['x-forwarded-for']), forwarded: joined(headers.forwarded), proto: joined(headers['x-forwarded-proto']) });
   if (x.span) add.traceparent = x.span.traceparent;
   // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
-  const timeouts = streamSettings(d, up.route);
+  // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
+  const timeouts = { ...streamSettings(d, up.route), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };
   if (up.h2) {
     const out = requestHeaders(headers, STRIP, add);
     out[':scheme'] = up.route.spiffeId ? 'https' : 'http';

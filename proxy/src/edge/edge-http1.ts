@@ -6,13 +6,14 @@ import type { TLSSocket } from 'node:tls';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
 import { Http1Session } from '../http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
+import { APP_RESPONSE_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { type EdgeExchange, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
 
 /** Set by the edge from the real connection, or the edge's to set: never taken from the client. */
-const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent', 'http2-settings']);
+const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-tessera-error', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent', 'http2-settings']);
 
 export interface EdgeHttp1Deps {
   readonly d: ListenerDeps;
@@ -61,7 +62,9 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         if (host === undefined) add += `host: ${up.authority}\r\n`;
         if (x.span) add += `traceparent: ${x.span.traceparent}\r\n`;
         // Upgrades (WebSocket) were authorized above like any request; after the app's 101 bytes flow both ways.
-        return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, target: a.target !== path ? a.target : undefined, totalTimeoutMs: up.route.timeoutMs || undefined };
+        // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
+        const dropResponse = up.route.spiffeId ? undefined : APP_RESPONSE_DROP;
+        return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, target: a.target !== path ? a.target : undefined, totalTimeoutMs: up.route.timeoutMs || undefined, ...(dropResponse ? { dropResponse } : {}) };
       },
       // The record has the outcome's fields (status, bytes, error, responseFlags): passed as is.
       done: (r: ExchangeRecord, ctx: unknown) => recordExchange(o.recorder, o.listener, ctx as EdgeExchange, r, r.endMs),

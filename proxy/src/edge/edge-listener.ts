@@ -15,7 +15,8 @@ import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { EdgeCertificates } from './edge-certificates.js';
-import { EdgeGate, isFailure } from './edge-gate.js';
+import { clientRefusal } from './client-refusal.js';
+import { EdgeGate } from './edge-gate.js';
 import { onEdgeStream } from './edge-h2.js';
 import { edgeHttp1Session } from './edge-http1.js';
 
@@ -31,6 +32,8 @@ export class EdgeListener implements Listener {
   readonly #gate: EdgeGate;
   /** HTTP/1.1 sessions and HTTP/2 sessions, with their header/idle/request deadlines. */
   readonly #sessions: SessionSet;
+  /** The TLS socket being handed to #h2, whose session is created (and announced) synchronously. */
+  #handing: tls.TLSSocket | undefined;
   #port = 0;
 
   constructor(config: EdgeConfig, deps: ListenerDeps) {
@@ -46,17 +49,23 @@ export class EdgeListener implements Listener {
     this.#gate = new EdgeGate(config, deps, this.#certs);
     const recorder = new ExchangeRecorder(deps.metrics, deps.accessLog);
     const perRequest = { d: deps, gate: this.#gate, recorder, listener: config.name };
+    const required = config.clientCa !== undefined && config.clientCert === 'required';
     this.#server = tls.createServer({
       ...this.#certs.defaultOptions,
       SNICallback: this.#certs.sniCallback,
       ALPNProtocols: ['h2', 'http/1.1'],
       requestCert: config.clientCa !== undefined,
-      rejectUnauthorized: config.clientCa !== undefined && config.clientCert === 'required',
+      // Never OpenSSL's own refusal: it would leave only "socket hang up" to count. clientRefusal decides, after
+      // the handshake, with the inbound's reasons (client-refusal.ts).
+      rejectUnauthorized: false,
       handshakeTimeout: deps.limits.handshakeTimeoutMs,
     });
     this.#h2 = http2.createServer(h2ServerOptions(deps.limits, 32));
     this.#sessions = new SessionSet(deps.nowMs, () => this.#gate.sweep());
     this.#h2.on('session', (session) => {
+      // The session's socket is a guarded view of the TLS socket being handed over: the client's chain can be
+      // read only once per connection (sent-chain.ts), so the view shares what the gate read of the socket.
+      if (this.#handing) this.#gate.sameConnection(session.socket, this.#handing);
       watchH2Session(this.#sessions, session, deps.limits, deps.nowMs, (code) => deps.metrics.rejected('edge', code));
       session.on('error', () => undefined);
     });
@@ -68,16 +77,10 @@ export class EdgeListener implements Listener {
     this.#server.on('secureConnection', (socket: tls.TLSSocket) => {
       const handshakeSeconds = accepts.secondsSince(socket, deps.nowMs());
       refuseRenegotiation(socket, () => deps.metrics.handshake('edge', false, 'protocol', false));
-      const verdict = this.#gate.verifyClient(socket);
-      if (verdict && isFailure(verdict) && config.clientCert === 'required') {
-        deps.metrics.handshake('edge', false, verdict.reason, socket.isSessionReused());
-        deps.log.info({ listener: config.name, reason: verdict.reason, detail: verdict.message }, 'edge client refused');
-        socket.destroy();
-        return;
-      }
-      if (verdict && !isFailure(verdict) && this.#gate.banned(verdict)) {
-        deps.metrics.handshake('edge', false, 'revoked', socket.isSessionReused());
-        deps.log.warn({ listener: config.name, peer: verdict.spiffeId?.toString() ?? verdict.subject, serial: verdict.serial }, 'edge client refused: revoked');
+      const refused = clientRefusal(this.#gate, socket, required);
+      if (refused) {
+        deps.metrics.handshake('edge', false, refused.reason, socket.isSessionReused());
+        deps.log[refused.reason === 'revoked' ? 'warn' : 'info']({ listener: config.name, reason: refused.reason, detail: refused.detail }, 'edge client refused');
         socket.destroy();
         return;
       }
@@ -85,7 +88,12 @@ export class EdgeListener implements Listener {
       deps.metrics.connectionOpened('edge');
       socket.once('close', () => deps.metrics.connectionClosed('edge'));
       if (socket.alpnProtocol === 'h2') {
-        this.#h2.emit('connection', socket);
+        this.#handing = socket;
+        try {
+          this.#h2.emit('connection', socket);
+        } finally {
+          this.#handing = undefined;
+        }
         return;
       }
       socket.setNoDelay(true);

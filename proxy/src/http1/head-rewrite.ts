@@ -33,13 +33,13 @@ function isFramingOrRouting(n: string): boolean {
 }
 
 /** The fields the Connection header names, to drop as hop-by-hop; its own options and the fields above stay. */
-function dropped(head: HttpHead): ReadonlySet<string> | null {
+export function connectionNamed(head: HttpHead): ReadonlySet<string> | null {
   const named = headerTokens(head, 'connection').filter((t) => t !== 'close' && t !== 'keep-alive' && !isFramingOrRouting(t));
   return named.length === 0 ? null : new Set(named);
 }
 
 function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> | undefined, strip2: ReadonlySet<string> | null = null): string {
-  const named = dropped(head);
+  const named = connectionNamed(head);
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
     if (isHopByHop(n) || named?.has(n) || strip?.has(n) || strip2?.has(n)) continue;

@@ -12,8 +12,6 @@ export class Http1Downstream {
   readonly socket: ByteSocket;
   /** Added to every response head sent on this connection, forwarded or local. */
   readonly added: AddedResponseHeaders | null;
-  /** Fields of forwarded response heads that are not sent on (SessionOptions.dropResponse). */
-  readonly drop: ReadonlySet<string> | null;
   /** The connection may carry another exchange: the client asked for it, no close-delimited answer, no drain. */
   keepAlive = true;
   /** Closed or failed: nothing more is written to it. */
@@ -23,10 +21,9 @@ export class Http1Downstream {
   #noDelayDue: boolean;
   #wrote = false;
 
-  constructor(socket: ByteSocket, responseHeaders: Readonly<Record<string, string>> | undefined, plainTcp = false, drop: ReadonlySet<string> | undefined = undefined) {
+  constructor(socket: ByteSocket, responseHeaders: Readonly<Record<string, string>> | undefined, plainTcp = false) {
     this.socket = socket;
     this.added = addedResponseHeaders(responseHeaders);
-    this.drop = drop ?? null;
     this.#noDelayDue = plainTcp;
   }
 

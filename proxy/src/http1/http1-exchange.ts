@@ -34,6 +34,8 @@ export class Http1Exchange {
   readonly upstreamHead: Buffer;
   /** The Upgrade value forwarded (an upgrade the plan allowed), or null for a plain exchange. */
   readonly upgrade: string | null;
+  /** Fields of the upstream's response not sent on (ForwardPlan.dropResponse), or null. */
+  readonly dropResponse: ReadonlySet<string> | null;
   /** The listener's or route's total time (`timeout`); Infinity: none. */
   readonly totalDeadlineMs: number;
   /** Until the response head: limits.requestTimeout from the moment the request is complete. */
@@ -70,6 +72,7 @@ export class Http1Exchange {
     startMs: number;
     upstreamHead: Buffer;
     upgrade: string | null;
+    dropResponse?: ReadonlySet<string> | undefined;
     totalTimeoutMs: number | undefined;
     reqFramer: BodyFramer | null;
   }) {
@@ -83,6 +86,7 @@ export class Http1Exchange {
     this.lastActivityMs = init.startMs;
     this.upstreamHead = init.upstreamHead;
     this.upgrade = init.upgrade;
+    this.dropResponse = init.dropResponse ?? null;
     this.totalDeadlineMs = init.totalTimeoutMs ? init.startMs + init.totalTimeoutMs : Number.POSITIVE_INFINITY;
     this.reqFramer = init.reqFramer;
     this.reqDone = init.reqFramer === null;

@@ -71,6 +71,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     // Request trailers are dropped (an empty trailer section is sent): they would reach the app unchecked.
     upstreamHead: plan.forward && forward ? upstreamRequestHead(head, plan, upgrade, buf) : NOTHING,
     upgrade: forward ? upgrade : null,
+    dropResponse: plan.forward && forward ? plan.dropResponse : undefined,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
     reqFramer: forward ? framerFor(framing, 'drop') : null,
   });

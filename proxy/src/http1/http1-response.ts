@@ -63,9 +63,10 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const http10 = ex.head.minor === 0;
   const added = client.added;
   // Forwarded byte for byte (the common case): the head is the start of `raw`, and the body's first bytes follow it there.
-  const rewritten = responseNeedsRewrite(head, closing, http10, added, client.drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, client.drop) : null;
-  // An app-facing listener drops the app's copies of what only the proxy says from its trailers too.
-  ex.resFramer = framerFor(framing, client.drop ?? 'keep');
+  const drop = ex.dropResponse;
+  const rewritten = responseNeedsRewrite(head, closing, http10, added, drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, drop) : null;
+  // From an app, the fields only the proxy says are dropped from its trailers too.
+  ex.resFramer = framerFor(framing, drop ?? 'keep');
   if (!ex.resFramer) {
     client.started(ex, head.status!);
     client.send(ex, rewritten ?? raw.subarray(0, head.length));

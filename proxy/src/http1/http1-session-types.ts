@@ -33,6 +33,11 @@ export interface ForwardPlan {
    * connection carries bytes both ways. Absent: an upgrade request is answered 501 upgrade_unsupported.
    */
   readonly upgrade?: boolean;
+  /**
+   * Fields of the upstream's response (head and chunked trailers) not sent on: an app's copies of what only the
+   * proxy says, where the upstream is an app (listeners/app-owned-fields.ts). Absent: all sent on.
+   */
+  readonly dropResponse?: ReadonlySet<string>;
 }
 
 export type RequestPlan =
@@ -79,8 +84,6 @@ export interface SessionOptions {
    * the same names) or local; not to 1xx or 101. E.g. the edge's strict-transport-security.
    */
   readonly responseHeaders?: Readonly<Record<string, string>>;
-  /** Fields of the upstream's response heads not sent on (an app's copies of what only the proxy says). */
-  readonly dropResponse?: ReadonlySet<string>;
   /**
    * The connection's first request head must arrive within limits.headersTimeout from the start (the edge: a
    * silent new connection is cut as headers_timeout). Default: a silent connection is an idle one.

@@ -46,7 +46,7 @@ export class Http1Session implements UpstreamOwner {
   #clientClosing = false;
 
   constructor(down: ByteSocket, opts: SessionOptions) {
-    this.#client = new Http1Downstream(down, opts.responseHeaders, opts.plainTcpClient, opts.dropResponse);
+    this.#client = new Http1Downstream(down, opts.responseHeaders, opts.plainTcpClient);
     this.#o = opts;
     if (opts.firstHeadTimeout) this.#waitCode = 'headers_timeout';
     this.#waitDeadlineMs = opts.nowMs() + (opts.firstHeadTimeout ? opts.limits.headersTimeoutMs : opts.limits.idleTimeoutMs);

@@ -54,7 +54,6 @@ export class InboundListener extends ServedListener<InboundConfig> {
       nowMs: deps.nowMs,
     });
     super('inbound', config, deps, front ?? server, () => pool.sweep());
-    this.dropFromResponses = APP_RESPONSE_DROP;
     this.#tls = inboundTls;
     this.#server = server;
     this.#pool = pool;
@@ -195,7 +194,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
         // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
         const target = normalizeRequestTarget(path) ?? path;
         // An upgrade (WebSocket) is allowed like any request: it was authorized above, XFCC included.
-        return { forward: true, upgrade: true, strip: span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, add, context, target: target !== path ? target : undefined };
+        return { forward: true, upgrade: true, strip: span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, dropResponse: APP_RESPONSE_DROP, add, context, target: target !== path ? target : undefined };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as InboundContext;

@@ -29,8 +29,6 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   #port = 0;
   /** The clients are plaintext TCP sockets (SessionOptions.plainTcpClient): set by the listener kinds serving apps. */
   protected plainTcpClients = false;
-  /** Response fields the upstream (an app) may not send on to this listener's clients (app-owned-fields.ts). */
-  protected dropFromResponses: ReadonlySet<string> | undefined;
   /** The options of the last session, reused while the pool and hooks are the same (no objects per connection). */
   #lastOptions: { readonly pool: ConnectionPool | null; readonly hooks: ListenerHooks; readonly options: SessionOptions } | null = null;
 
@@ -119,7 +117,6 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
       ...(d.routing ? { schedule: d.routing.schedule } : {}),
       ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
       ...(this.plainTcpClients ? { plainTcpClient: true } : {}),
-      ...(this.dropFromResponses ? { dropResponse: this.dropFromResponses } : {}),
       hooks: { ...hooks, rejected: (reason: string) => d.metrics.rejected(kind, reason), upgraded: (delta) => d.metrics.upgradedConnection(kind, delta) },
     };
     this.#lastOptions = { pool, hooks, options };

@@ -1,14 +1,16 @@
 // EdgeGate.client over a real mTLS connection (loopback): every request of a connection asks who the client is,
 // and the answer is built from the connection's certificate once — the leaf read once per connection, the chain
-// once per leaf — while a ban is still checked on every request.
+// once per leaf — while a ban is still checked on every request; and what the client sent is checked whole (an
+// unrelated extra certificate is refused, on every read of the connection).
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { encodePem } from '../../../../common/pki/pem.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import type { EdgeConfig } from '../../../../proxy/src/config/edge-config.js';
 import type { EdgeCertificates } from '../../../../proxy/src/edge/edge-certificates.js';
-import { EdgeGate } from '../../../../proxy/src/edge/edge-gate.js';
+import { EdgeGate, isFailure } from '../../../../proxy/src/edge/edge-gate.js';
 import { createDenyList } from '../../../../proxy/src/tls/deny-list.js';
 import { listenerDeps } from '../../../helpers/listener-deps.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
@@ -64,9 +66,13 @@ describe('EdgeGate.client', () => {
           };
         if (prop === 'getPeerCertificate')
           return (detailed?: boolean) => {
-            if (detailed) reads.chain++;
-            else reads.certificate++;
+            reads.certificate++;
             return target.getPeerCertificate(detailed as true);
+          };
+        if (prop === 'getPeerX509Certificate')
+          return () => {
+            reads.chain++;
+            return target.getPeerX509Certificate();
           };
         const v = Reflect.get(target, prop, target);
         return typeof v === 'function' ? v.bind(target) : v;
@@ -81,5 +87,63 @@ describe('EdgeGate.client', () => {
     d.denyList.set(createDenyList([], []));
     expect(g.client(counted)).not.toBe('invalid');
     expect(reads.session).toBe(1);
+  });
+});
+
+/** A real mTLS connection to a fresh server that asks for `client`'s certificate: the server's side of it. */
+async function connectionOf(client: MintedSvid): Promise<{ socket: tls.TLSSocket; close: () => Promise<void> }> {
+  const edgeCert = await mesh.mintSvid('spiffe://example.org/ns/edge/sa/edge');
+  const srv = tls.createServer({ cert: edgeCert.chainPem, key: edgeCert.keyPem, ca: partner.bundlePem(), requestCert: true, rejectUnauthorized: false });
+  const side = new Promise<tls.TLSSocket>((r) => srv.once('secureConnection', r));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const c = tls.connect({ host: '127.0.0.1', port: (srv.address() as AddressInfo).port, cert: client.chainPem, key: client.keyPem, rejectUnauthorized: false });
+  c.on('error', () => {});
+  const socket = await side;
+  return {
+    socket,
+    close: () => {
+      c.destroy();
+      return new Promise<void>((r) => srv.close(() => r()));
+    },
+  };
+}
+
+describe('EdgeGate.verifyClient: the chain the client sent', () => {
+  test('an unrelated extra certificate is refused, on every read of the connection, though its leaf verified before', async () => {
+    const { gate: g } = await gate();
+    const leaf = await partner.mintSvid(PARTNER_ID);
+    const clean = await connectionOf(leaf);
+    const stranger = (await TestCa.create({ trustDomain: 'stranger.example' })).root.cert;
+    const extra = await connectionOf({ ...leaf, chainPem: leaf.chainPem + encodePem('CERTIFICATE', stranger.raw) });
+    try {
+      const ok = g.verifyClient(clean.socket);
+      expect(ok !== null && !isFailure(ok) && ok.spiffeId?.toString()).toBe(PARTNER_ID);
+      // The same leaf, now cached, with a certificate that is on no path: refused, and again on the next request
+      // (Node hands the chain out once; later reads see the leaf alone).
+      for (let i = 0; i < 2; i++) {
+        const v = g.verifyClient(extra.socket);
+        expect(v !== null && isFailure(v) && [v.reason, v.code]).toEqual(['bad_svid', 'TESSERA_ERR_SVID_UNRELATED_CERT']);
+      }
+      expect(g.client(extra.socket)).toBe('invalid');
+      // An HTTP/2 session's socket view of that connection gets the same answer.
+      const view = new Proxy(extra.socket, { get: (t, p) => (typeof Reflect.get(t, p) === 'function' ? (Reflect.get(t, p) as (...a: unknown[]) => unknown).bind(t) : Reflect.get(t, p)) });
+      g.sameConnection(view, extra.socket);
+      expect(g.client(view)).toBe('invalid');
+    } finally {
+      await clean.close();
+      await extra.close();
+    }
+  });
+
+  test('more than ten certificates are refused', async () => {
+    const { gate: g } = await gate();
+    const leaf = await partner.mintSvid(PARTNER_ID);
+    const many = await connectionOf({ ...leaf, chainPem: leaf.chainPem + (await Promise.all(Array.from({ length: 9 }, async () => encodePem('CERTIFICATE', (await TestCa.create({ trustDomain: 'x.example' })).root.cert.raw)))).join('') });
+    try {
+      const v = g.verifyClient(many.socket);
+      expect(v !== null && isFailure(v) && v.code).toBe('TESSERA_ERR_SVID_UNRELATED_CERT');
+    } finally {
+      await many.close();
+    }
   });
 });
