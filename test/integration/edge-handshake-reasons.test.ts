@@ -9,13 +9,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as http2 from 'node:http2';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type CertificateTemplate, issueCertificate } from '../../common/pki/cert-builder.js';
 import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
 import { encodePem } from '../../common/pki/pem.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
+import { tlsAttempt } from '../helpers/tls-attempt.js';
 import { type MintedSvid, TestCa } from '../helpers/test-ca.js';
 
 const TD = 'example.org';
@@ -50,16 +51,7 @@ async function failures(): Promise<Map<string, number>> {
 
 /** One GET with `cert` (or none); whatever came back before the close ('' when refused). */
 function attempt(cert: Cert | null, maxVersion: tls.SecureVersion, to = port): Promise<string> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port: to, rejectUnauthorized: false, maxVersion, ...(cert ? { cert: cert.chainPem, key: cert.keyPem } : {}) }, () => s.write('GET /x HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n'));
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-    });
-    s.on('error', () => resolve(data));
-    s.on('close', () => resolve(data));
-    s.setTimeout(5_000, () => s.destroy());
-  });
+  return tlsAttempt(to, cert, 'GET /x HTTP/1.1\r\nhost: edge\r\nconnection: close\r\n\r\n', { maxVersion });
 }
 
 /**

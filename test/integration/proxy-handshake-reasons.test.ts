@@ -5,9 +5,10 @@ import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { tlsAttempt as attemptTls } from '../helpers/tls-attempt.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type MintedSvid, TestCa } from '../helpers/test-ca.js';
 
@@ -30,16 +31,7 @@ async function reasonCount(reason: string): Promise<number> {
 
 /** Connects with `svid` (or none), sends a request; resolves with whatever came back before the close. */
 function tlsAttempt(svid: MintedSvid | null, opts: tls.ConnectionOptions = {}): Promise<string> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ...(svid ? { cert: svid.chainPem, key: svid.keyPem } : {}), ...opts }, () => s.write('GET / HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n'));
-    let data = '';
-    s.on('data', (d) => {
-      data += d;
-    });
-    s.on('error', () => resolve(data));
-    s.on('close', () => resolve(data));
-    s.setTimeout(5_000, () => s.destroy());
-  });
+  return attemptTls(port, svid, 'GET / HTTP/1.1\r\nhost: api\r\nconnection: close\r\n\r\n', opts);
 }
 
 function rawAttempt(bytes: Buffer | string, thenWaitMs = 0): Promise<string> {
