@@ -2,9 +2,10 @@
 // from the public one is not a credential. The rules are the CA/Browser Forum Baseline Requirements' (6.1.6:
 // an odd exponent, and a modulus that is odd, not a prime power and has no factor below 752) with the exponent
 // range they recommend (2^16+1 to 2^256-1), plus Fermat's method for moduli whose two primes are too close, as
-// Let's Encrypt's key checks do. Run once per CSR of an attested caller, never per connection: ~5 ms for a
-// 2048-bit key, ~25 ms for 4096 (one Miller-Rabin round dominates).
-import { checkPrimeSync, type KeyObject } from 'node:crypto';
+// Let's Encrypt's key checks do. Run once per CSR of an attested caller, never per connection, and bounded whatever
+// the key: one Miller-Rabin round in JavaScript dominates, ~15 ms for a 2048-bit modulus and ~110 ms for 4096
+// (OpenSSL's own prime check runs 64 rounds on a prime: 1.8 s a CSR, which stalled the CA).
+import type { KeyObject } from 'node:crypto';
 
 /** RSA moduli accepted, in bits: below, too weak; above, these checks and every peer's signature checks cost too much. */
 export const RSA_MIN_BITS = 2048;
@@ -29,12 +30,38 @@ export function rsaKeyWeakness(key: KeyObject): string | null {
   if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) return `a ${bits}-bit modulus (allowed: ${RSA_MIN_BITS} to ${RSA_MAX_BITS})`;
   if (e % 2n === 0n || e < MIN_EXPONENT || e > MAX_EXPONENT) return 'a public exponent that is even or outside 65537 to 2^256-1';
   for (const p of SMALL_PRIMES) if (n % p === 0n) return `a modulus with the small factor ${p}`;
-  // A prime modulus has a private exponent anyone can compute (d = e^-1 mod n-1). One round: a product of two
-  // large primes fails it with overwhelming likelihood, and a prime always passes.
-  if (checkPrimeSync(n, { checks: 1 })) return 'a prime modulus';
+  // A prime modulus has a private exponent anyone can compute (d = e^-1 mod n-1). One round is enough to refuse:
+  // a prime always passes it; a composite that passes too (a crafted strong pseudoprime) is refused, which is safe.
+  if (strongProbablePrime(n, 2n)) return 'a prime modulus';
   if (fermatFactor(n)) return 'a modulus whose two factors are too close (Fermat)';
   if (perfectPower(n, bits)) return 'a modulus that is a power of a prime';
   return null;
+}
+
+/** Miller-Rabin with one base: false proves n composite. */
+function strongProbablePrime(n: bigint, base: bigint): boolean {
+  let d = n - 1n;
+  let s = 0;
+  while ((d & 1n) === 0n) {
+    d >>= 1n;
+    s++;
+  }
+  let x = modPow(base, d, n);
+  if (x === 1n || x === n - 1n) return true;
+  for (let i = 1; i < s; i++) {
+    x = (x * x) % n;
+    if (x === n - 1n) return true;
+  }
+  return false;
+}
+
+function modPow(b: bigint, e: bigint, m: bigint): bigint {
+  let r = 1n;
+  for (b %= m; e > 0n; e >>= 1n) {
+    if (e & 1n) r = (r * b) % m;
+    b = (b * b) % m;
+  }
+  return r;
 }
 
 /** Whether n = a² - b² for a within FERMAT_ROUNDS of ⌈√n⌉, i.e. n = (a-b)(a+b) with close factors. */

@@ -36,10 +36,16 @@ export interface JwtSvidServiceDeps {
 }
 
 /** The audience list, checked: 1..16 non-empty entries of at most 256 bytes. */
+/**
+ * An audience as a relying party compares and logs it: no control character (NUL, CR, LF…), no U+FFFD (what the
+ * protobuf decoder makes of invalid UTF-8, a lone surrogate), no space at either end.
+ */
+const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\uFFFD])\S(?:[\s\S]*\S)?$/u;
+
 export function checkAudience(audience: readonly string[]): string[] {
   const aud = [...new Set(audience)];
-  if (aud.length === 0 || aud.length > MAX_AUDIENCES || aud.some((a) => a === '' || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
-    throw new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', `give 1 to ${MAX_AUDIENCES} non-empty audiences of at most ${MAX_AUDIENCE_BYTES} bytes`);
+  if (aud.length === 0 || aud.length > MAX_AUDIENCES || aud.some((a) => !AUDIENCE_TEXT.test(a) || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
+    throw new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', `give 1 to ${MAX_AUDIENCES} audiences of at most ${MAX_AUDIENCE_BYTES} bytes, without control characters or spaces at either end`);
   }
   return aud;
 }

@@ -9,7 +9,7 @@ import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
 import { guardedService } from '../../../../control-plane/src/api/guarded-service.js';
-import { jwtSvidHandlers } from '../../../../control-plane/src/api/jwt-svid-service.js';
+import { checkAudience, jwtSvidHandlers } from '../../../../control-plane/src/api/jwt-svid-service.js';
 import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
 import { openJwtKeys } from '../../../../control-plane/src/ca/open-jwt-keys.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
@@ -100,5 +100,17 @@ describe('Identity/MintJwtSvid', () => {
     const other = await mint('spiffe://other.org/ns/default/sa/web', await TestCa.create({ trustDomain: 'other.org', nowMs: T0 }));
     expect(other.token).toBeUndefined();
     expect([other.err?.code, errorCode(other.err)]).toEqual([grpc.status.UNAUTHENTICATED, 'TESSERA_ERR_ATTESTATION_SVID_INVALID']);
+  });
+});
+
+describe('audiences a relying party can compare and log', () => {
+  test('control characters, U+FFFD (invalid UTF-8 decoded), spaces at either end and empty ones are refused', () => {
+    for (const bad of ['a\u0000b', 'a\nb', 'a\rb', '\u0085x', 'x\u007f', '\uFFFD', ' a', 'a ', ' ', '']) {
+      expect(() => checkAudience([bad]), JSON.stringify(bad)).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED' }));
+    }
+  });
+
+  test('URLs, SPIFFE IDs, inner spaces and other scripts pass; duplicates are merged', () => {
+    expect(checkAudience(['https://bank.example/api', 'spiffe://example.org/ns/a/sa/b', 'a b', '日本', 'bank', 'bank'])).toEqual(['https://bank.example/api', 'spiffe://example.org/ns/a/sa/b', 'a b', '日本', 'bank']);
   });
 });
