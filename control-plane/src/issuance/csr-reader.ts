@@ -37,6 +37,7 @@ const SIGNATURE_ALGORITHMS: Readonly<Record<string, { readonly digest: string; r
   '1.2.840.113549.1.1.12': { digest: 'sha384', keyType: 'rsa' },
   '1.2.840.113549.1.1.13': { digest: 'sha512', keyType: 'rsa' },
 };
+const MAX_RSA_EXPONENT = (1n << 256n) - 1n;
 const SAN_TYPES: Readonly<Record<number, string>> = { 129: 'email', 130: 'dns', 134: 'uri', 135: 'ip' };
 
 export function decodeOid(bytes: Uint8Array): string {
@@ -110,6 +111,10 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     throw malformed(`unreadable public key (${(e as Error).message})`);
   }
   const algorithm = algorithmOf(publicKey);
+  // Before the signature check, which an unattested caller can ask for: a huge RSA exponent would make that one
+  // verification cost milliseconds (the full key rules run later, for attested callers: rsa-key-strength.ts).
+  const exponent = publicKey.asymmetricKeyDetails?.publicExponent;
+  if (exponent !== undefined && exponent > MAX_RSA_EXPONENT) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', "the CSR's RSA key has a public exponent over 2^256-1");
   const signedWith = SIGNATURE_ALGORITHMS[sigAlg];
   if (!signedWith) throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `unsupported CSR signature algorithm ${sigAlg}`);
   if (signedWith.keyType !== publicKey.asymmetricKeyType) {

@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
-import { contextTag, oid, sequence, set, smallInteger, tlv } from '../../../../control-plane/src/ca/der-writer.js';
+import { contextTag, oid, sequence, set, smallInteger, tlv, unsignedInteger } from '../../../../control-plane/src/ca/der-writer.js';
 import { readCsr } from '../../../../control-plane/src/issuance/csr-reader.js';
 
 const ECDSA_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));
@@ -60,6 +60,15 @@ describe('readCsr', () => {
     // The same RSA CSR with its own label is accepted.
     const good = sequence(info, rsaLabel, tlv(0x03, Buffer.from([0]), sign('sha256', info, rsa.privateKey)));
     expect(readCsr(good).algorithm).toBe('rsa-2048');
+  });
+
+  test('an RSA exponent over 2^256-1 is refused before its signature is checked (an unattested caller can send one)', () => {
+    const huge = (1n << 3000n) + 1n;
+    const n = Buffer.from(generateKeyPair('rsa-2048').publicKey.export({ format: 'jwk' }).n!, 'base64url');
+    const spki = sequence(sequence(oid('1.2.840.113549.1.1.1'), tlv(0x05)), tlv(0x03, Buffer.from([0]), sequence(unsignedInteger(n), unsignedInteger(Buffer.from(huge.toString(16).padStart(752, '0'), 'hex')))));
+    const info = sequence(smallInteger(0), sequence(), spki, contextTag(0, true));
+    const csr = sequence(info, sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05)), tlv(0x03, Buffer.from([0]), Buffer.alloc(256, 1)));
+    expect(codeOf(() => readCsr(csr))).toBe('TESSERA_ERR_PKI_WEAK_KEY');
   });
 
   test('truncated bytes are malformed', async () => {
