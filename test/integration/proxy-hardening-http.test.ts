@@ -89,6 +89,8 @@ const CANNED: Readonly<Record<string, string>> = {
 /** An app that claims a proxy refusal and names a caller: what only a proxy may say. */
 const FORGED: Readonly<Record<string, string>> = {
   forge: 'HTTP/1.1 403 Forbidden\r\nX-Tessera-Error: authz_denied\r\nX-Forwarded-Client-Cert: By=spiffe://x/y\r\nContent-Length: 2\r\n\r\nno',
+  'forge-103': 'HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\nx-TESSERA-error: authz_denied\r\nX-Forwarded-Client-Cert: By=x\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok',
+  'forge-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Tessera-Error: authz_denied\r\nX-Forwarded-Client-Cert: By=x\r\n\r\n',
 };
 
 /** Well-framed responses whose heads are just under and over the sidecars' limits.maxResponseHeaderBytes (2048). */
@@ -502,6 +504,15 @@ describe("an app's x-tessera-error and x-forwarded-client-cert never reach the c
     const head = r.text.slice(0, r.text.indexOf('\r\n\r\n')).toLowerCase();
     expect(head, name).not.toContain('x-tessera-error');
     expect(head, name).not.toContain('x-forwarded-client-cert');
+    // In an interim 103 before the final answer, and in the 101 of an upgrade (its Upgrade and Connection kept).
+    const early = await rawHttp(target(), [`GET ${prefix}/v1/forge-103 HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: (t) => t.includes('\r\n\r\nok') });
+    expect(early.text, name).toMatch(/^HTTP\/1\.1 103 /);
+    expect(early.text.toLowerCase(), name).toContain('link: </a.css>');
+    expect(early.text.toLowerCase(), name).not.toMatch(/x-tessera-error|x-forwarded-client-cert/);
+    const up = await rawHttp(target(), [`GET ${prefix}/v1/forge-101 HTTP/1.1\r\nHost: app.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`], { until: (t) => t.includes('\r\n\r\n') });
+    expect(up.text, name).toMatch(/^HTTP\/1\.1 101 /);
+    expect(up.text.toLowerCase(), name).toMatch(/upgrade: websocket/);
+    expect(up.text.toLowerCase(), name).not.toMatch(/x-tessera-error|x-forwarded-client-cert/);
   });
 
   test('HTTP/2 client at the edge, plain HTTP/1.1 route', async () => {

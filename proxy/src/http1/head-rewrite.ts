@@ -117,6 +117,17 @@ export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: b
   return false;
 }
 
+/**
+ * An interim (1xx) or 101 head as the app sent it (`raw` from its status line), without the fields of `drop`; its
+ * hop-by-hop fields stay (a 101's Upgrade and Connection are what it says). Null when it holds none of them.
+ */
+export function interimHeadWithout(raw: Buffer, head: HttpHead, drop: ReadonlySet<string>): Buffer | null {
+  if (!head.names.some((n) => drop.has(n))) return null;
+  let out = raw.toString('latin1', 0, raw.indexOf('\r\n') + 2);
+  for (let i = 0; i < head.names.length; i++) if (!drop.has(head.names[i]!)) out += `${head.names[i]}: ${head.values[i]}\r\n`;
+  return Buffer.from(`${out}\r\n`, 'latin1');
+}
+
 /** An HTTP/1.0 client assumes the connection closes unless the response says keep-alive. */
 export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: ReadonlySet<string> | null = null): Buffer {
   const statusLine = raw.toString('latin1', 0, raw.indexOf('\r\n'));

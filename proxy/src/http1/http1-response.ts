@@ -2,7 +2,7 @@
 // apart, the final head checked, rewritten and framed, the body relayed. Apart from the session, which only acts
 // on the step returned here; the response's own state stays in the Http1Exchange.
 import { type BodyFramer, LengthFramer, framerFor } from './body-framer.js';
-import { downstreamResponseHead, responseNeedsRewrite } from './head-rewrite.js';
+import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite } from './head-rewrite.js';
 import type { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
 import { type BodyFraming, type HeadLimits, type HttpHead, parseHead, responseFraming, wantsKeepAlive } from './http1-head.js';
@@ -33,11 +33,17 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
     const head = r.head;
     const rest: Buffer | null = raw.length > head.length ? raw.subarray(head.length) : null;
     // Only the answer to an upgrade this exchange asked for, and only once the request went out whole.
-    if (head.status === 101) return ex.upgrade === null || !ex.reqDone ? 'bad' : 'switch';
+    if (head.status === 101) {
+      if (ex.upgrade === null || !ex.reqDone) return 'bad';
+      // What the tunnel sends first: the 101 without what only a proxy says, then what followed it.
+      const clean = ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse);
+      if (clean) ex.resBuf = rest ? Buffer.concat([clean, rest]) : clean;
+      return 'switch';
+    }
     if (head.status! < 200) {
       // Interim responses (100 Continue, 103 Early Hints) pass through, except to an HTTP/1.0 client, which
       // cannot read them (RFC 9110 section 15.2); the final one follows.
-      if (ex.head.minor === 1) client.send(ex, raw.subarray(0, head.length));
+      if (ex.head.minor === 1) client.send(ex, (ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse)) || raw.subarray(0, head.length));
       ex.resBuf = rest;
       if (!rest) return 'more';
       raw = rest;

@@ -1,7 +1,7 @@
 // Heads rebuilt on the way through: the target the policy decided on replaces the client's, HTTP/1.0 stays
 // HTTP/1.0 upstream (no empty Host invented), and an HTTP/1.0 client is told when its connection stays open.
 import { describe, expect, test } from 'vitest';
-import { downstreamResponseHead, responseNeedsRewrite, upstreamRequestHead } from '../../../../proxy/src/http1/head-rewrite.js';
+import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite, upstreamRequestHead } from '../../../../proxy/src/http1/head-rewrite.js';
 import { type HttpHead, parseHead } from '../../../../proxy/src/http1/http1-head.js';
 
 function head(text: string, kind: 'request' | 'response' = 'request'): HttpHead {
@@ -55,6 +55,16 @@ describe('response fields a listener drops (an app-facing one: what only the pro
     expect(responseNeedsRewrite(forged, false, false, null, drop)).toBe(true);
     expect(downstreamResponseHead(Buffer.from('HTTP/1.1 403 Forbidden\r\n', 'latin1'), forged, false, false, null, drop).toString('latin1')).toBe('HTTP/1.1 403 Forbidden\r\ncontent-length: 2\r\n\r\n');
     expect(responseNeedsRewrite(head('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n', 'response'), false, false, null, drop)).toBe(false);
+  });
+});
+
+describe('interim and 101 heads without the dropped fields', () => {
+  test("a 101 keeps its Upgrade and Connection, loses only the named fields; a head without them is left alone (null)", () => {
+    const text = 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Tessera-Error: x\r\n\r\n';
+    const drop = new Set(['x-tessera-error', 'x-forwarded-client-cert']);
+    expect(interimHeadWithout(Buffer.from(text, 'latin1'), head(text, 'response'), drop)?.toString('latin1')).toBe('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: Upgrade\r\n\r\n');
+    const plain = 'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n';
+    expect(interimHeadWithout(Buffer.from(plain, 'latin1'), head(plain, 'response'), drop)).toBeNull();
   });
 });
 
