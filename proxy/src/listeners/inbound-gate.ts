@@ -33,10 +33,10 @@ export class InboundGate {
   }
 
   /**
-   * Verifies the client SVID of a finished handshake; on failure the socket is destroyed and null returned.
-   * `h2`: the socket is an HTTP/2 session's guarded view, which must not be touched (the caller closes the session).
+   * Verifies the client SVID of a finished handshake, before anything is written to the socket; on failure the
+   * socket is destroyed (no session ticket went out) and null returned.
    */
-  admit(socket: TLSSocket, h2 = false): { peer: VerifiedPeer; snapshot: IdentitySnapshot } | null {
+  admit(socket: TLSSocket): { peer: VerifiedPeer; snapshot: IdentitySnapshot } | null {
     const d = this.#d;
     refuseRenegotiation(socket, () => d.metrics.handshake('inbound', false, 'protocol', false));
     const snapshot = d.identity.current!;
@@ -44,19 +44,19 @@ export class InboundGate {
     if (!peer.ok) {
       d.metrics.handshake('inbound', false, peer.reason, false);
       d.log.info({ listener: this.#name, reason: peer.reason, detail: peer.message }, 'inbound peer refused');
-      if (!h2) socket.destroy();
+      socket.destroy();
       return null;
     }
     const banned = deniedBy(d.denyList.current, peer);
     if (banned) {
       d.metrics.handshake('inbound', false, 'revoked', false);
       d.log.warn({ listener: this.#name, peer: peer.idText, serial: peer.serial, banned }, 'inbound peer refused: revoked');
-      if (!h2) socket.destroy();
+      socket.destroy();
       return null;
     }
     d.metrics.handshake('inbound', true, 'none', socket.isSessionReused(), this.#accepts?.secondsSince(socket, d.nowMs()));
     countConnection(d, 'inbound', socket);
-    if (!h2) socket.setNoDelay(true);
+    socket.setNoDelay(true);
     return { peer, snapshot };
   }
 

@@ -10,7 +10,7 @@ import { H2Upstream } from '../h2/h2-upstream.js';
 import { verdictOf } from '../telemetry/exchange-recorder.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
-import { InboundTls } from './inbound-tls.js';
+import { type AdmittedPeer, InboundTls } from './inbound-tls.js';
 import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { ServedListener } from './served-listener.js';
@@ -21,6 +21,8 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
   readonly #tls: InboundTls;
   readonly #upstream: H2Upstream;
   readonly #peers = new WeakMap<http2.ServerHttp2Session, { peer: VerifiedPeer; xfcc: string }>();
+  /** The admission of the TLS socket node:http2 is taking over: its session is created right after, synchronously. */
+  #handing: AdmittedPeer | null | undefined;
 
   constructor(config: InboundConfig, deps: ListenerDeps) {
     const inboundTls = new InboundTls(config, deps, ['h2']);
@@ -30,6 +32,15 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     this.onClose(inboundTls.attach(server, server, this.sessions));
     this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}`, idleMs: deps.limits.upstreamIdleTimeoutMs });
     this.onClose(() => this.#upstream.close());
+    // The peer is admitted on the TLS socket before node:http2 takes it and writes its SETTINGS: a refused peer's
+    // socket is destroyed before any byte goes out, session tickets included, so a refused handshake leaves nothing
+    // to resume (a known leaf sent with an unrelated extra certificate was refused, then resumed with its ticket).
+    server.prependListener('secureConnection', (socket: TLSSocket) => {
+      this.#handing = this.#tls.admit(socket);
+    });
+    server.on('secureConnection', () => {
+      this.#handing = undefined; // after node:http2's own listener, which made the session
+    });
     trackH2Sessions(server, this.sessions, deps, 'inbound', (session) => this.#admit(session));
     server.on('stream', (stream, headers) => this.#onStream(stream, headers));
   }
@@ -39,7 +50,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
   }
 
   #admit(session: http2.ServerHttp2Session): boolean {
-    const admitted = this.#tls.admit(session.socket as TLSSocket, true);
+    const admitted = this.#handing;
     if (!admitted) {
       session.destroy();
       return false;

@@ -75,12 +75,9 @@ export class InboundTls {
     this.#server?.setTicketKeys(this.#d.ticketKeys.current);
   }
 
-  /**
-   * The verified peer of a finished handshake, or null (refused: counted, and the socket destroyed unless `h2`,
-   * an HTTP/2 session's guarded socket that its caller closes through the session).
-   */
-  admit(socket: tls.TLSSocket, h2 = false): AdmittedPeer | null {
-    const admitted = this.gate.admit(socket, h2);
+  /** The verified peer of a finished handshake, or null (refused: counted, the socket destroyed). */
+  admit(socket: tls.TLSSocket): AdmittedPeer | null {
+    const admitted = this.gate.admit(socket);
     if (!admitted) return null;
     const { peer, snapshot } = admitted;
     let x = this.#xfcc.get(peer);
