@@ -21,14 +21,16 @@ export interface ClientChecks {
 
 /**
  * The refusal of a finished handshake, or null to serve the connection. `required`: the listener has a clientCa
- * and `clientCert: required`; otherwise only a ban refuses here, and a certificate that does not verify is
- * answered 403 per request (EdgeGate.client).
+ * and `clientCert: required`, so a client without a certificate is refused too. A certificate that was presented
+ * and does not verify is refused in both modes, as Envoy does: served, its connection would hold session tickets,
+ * and a resumed session carries only the leaf, so a chain refused for what else it held (an unrelated extra
+ * certificate) would come back through resumption as the known leaf.
  */
 export function clientRefusal(checks: ClientChecks, socket: TLSSocket, required: boolean): ClientRefusal | null {
   const verdict = checks.verifyClient(socket);
   if (verdict === null) return required ? { reason: 'no_client_cert', detail: 'no client certificate' } : null;
-  if ('ok' in verdict) return required ? { reason: verdict.reason, detail: verdict.message } : null;
-  if (required && !socket.authorized) {
+  if ('ok' in verdict) return { reason: verdict.reason, detail: verdict.message };
+  if (!socket.authorized) {
     // authorizationError is an X.509 verify code (Node types it as an Error string).
     const code = String(socket.authorizationError ?? '');
     return { reason: classifyTlsError(code), detail: `client certificate refused against clientCa (${code})` };
