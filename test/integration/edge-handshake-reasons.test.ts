@@ -198,6 +198,11 @@ describe('clientCert: optional', () => {
         session.close();
       });
       req.on('error', (e) => resolve(e.message));
+      // A refused client's connection closes right after the handshake: its stream may just close, with no error.
+      req.on('close', () => {
+        resolve('closed without a response');
+        session.destroy();
+      });
       req.end();
     });
   const h1Status = async (cert: Cert | null): Promise<number | null> => {
