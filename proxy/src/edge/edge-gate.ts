@@ -13,12 +13,12 @@ import type { EdgeConfig } from '../config/edge-config.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { deniedBy } from '../tls/deny-list.js';
 import { IntermediateMemory } from '../tls/peer-verify.js';
+import { SENT_MAX, sentCertificates } from '../tls/sent-chain.js';
 import { sessionLeafHash } from '../tls/session-peer.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import type { EdgeCertificates } from './edge-certificates.js';
 import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
 import { forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
-import { SENT_MAX, sentChain } from './sent-chain.js';
 import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
 
 /** A request let through: its route, the target to send (normalized) and the policy decision, if any. */
@@ -84,7 +84,7 @@ export class EdgeGate {
   /**
    * What each connection's client sent, read once: every request asks, and building Node's certificate object for
    * the leaf cost ~60 µs a request (edge CPU 86–103 → 32–36 µs per request); the chain can only be read once
-   * (sent-chain.ts). It cannot change under a connection: the listener refuses renegotiation
+   * (tls/sent-chain.ts). It cannot change under a connection: the listener refuses renegotiation
    * (disableRenegotiation) and TLS 1.3 has none. An HTTP/2 session's socket view shares its socket's entry.
    */
   readonly #conns = new WeakMap<object, SentByClient>();
@@ -147,7 +147,7 @@ export class EdgeGate {
       // A resumed session sends no chain (its leaf is the one verified when it began); a full handshake's is read here.
       if (socket.isSessionReused()) conn.sent = [fp];
       else {
-        chain = sentChain(socket);
+        chain = sentCertificates(socket.getPeerX509Certificate());
         conn.sent = chain === null ? null : chain.map(fingerprintOf);
       }
     }
@@ -157,7 +157,7 @@ export class EdgeGate {
     const hit = this.#clients.get(fp);
     if (hit && hit.client.notAfterMs > now && onPath(sent, hit.path)) return hit.client;
     // Read again, the chain is the leaf alone, completed from remembered intermediates.
-    chain ??= sentChain(socket) ?? [];
+    chain ??= sentCertificates(socket.getPeerX509Certificate()) ?? [];
     const trust = { authorities: this.#certs.clientAuthorities, clientTrustDomain: this.#config.clientTrustDomain ?? null, mesh: snapshot.bundles, ownTrustDomain: snapshot.id.trustDomain };
     this.#clientIntermediates.complete(chain);
     const r = verifyEdgeClient(chain, trust, now);

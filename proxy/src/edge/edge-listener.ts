@@ -64,7 +64,7 @@ export class EdgeListener implements Listener {
     this.#sessions = new SessionSet(deps.nowMs, () => this.#gate.sweep());
     this.#h2.on('session', (session) => {
       // The session's socket is a guarded view of the TLS socket being handed over: the client's chain can be
-      // read only once per connection (sent-chain.ts), so the view shares what the gate read of the socket.
+      // read only once per connection (tls/sent-chain.ts), so the view shares what the gate read of the socket.
       if (this.#handing) this.#gate.sameConnection(session.socket, this.#handing);
       watchH2Session(this.#sessions, session, deps.limits, deps.nowMs, (code) => deps.metrics.rejected('edge', code));
       session.on('error', () => undefined);

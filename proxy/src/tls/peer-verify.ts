@@ -9,12 +9,12 @@ import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../../../common/errors.js';
-import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+import { SENT_MAX, type SentCertificate, sentCertificates } from './sent-chain.js';
 import { sessionLeafHash } from './session-peer.js';
 
 export interface VerifiedPeer {
@@ -37,8 +37,6 @@ export interface PeerFailure {
 }
 
 const CACHE_MAX = 1024;
-/** Certificates a peer may send; a longer chain is refused (an honest SVID chain is two to four). */
-const SENT_MAX = 10;
 
 /** A verified peer as cached: with the fingerprints of its path (and the anchors then), to check later chains by. */
 interface CachedPeer {
@@ -46,12 +44,6 @@ interface CachedPeer {
   readonly path: ReadonlySet<string>;
 }
 
-/** A certificate as both of Node's peer readings link them (DetailedPeerCertificate, X509Certificate). */
-interface SentCertificate {
-  readonly raw?: Buffer;
-  readonly fingerprint256?: string;
-  readonly issuerCertificate?: SentCertificate | undefined;
-}
 
 /** What verifySocket reads of a server-side peer certificate (node:crypto's X509Certificate from the socket). */
 export interface PeerX509 {
@@ -72,18 +64,6 @@ export interface PeerSocket {
 const NO_CERT: PeerFailure = { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
 const TOO_LONG: PeerFailure = { ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_UNRELATED_CERT', message: `the peer sent more than ${SENT_MAX} certificates` };
 
-/**
- * The fingerprints of the certificates the peer sent, leaf first (a self-issued root links to itself: the walk
- * stops at the first repeat), or null past SENT_MAX.
- */
-function sentFingerprints(leaf: SentCertificate): string[] | null {
-  const out: string[] = [];
-  for (let c: SentCertificate | undefined = leaf; c?.fingerprint256 && !out.includes(c.fingerprint256); c = c.issuerCertificate) {
-    if (out.length === SENT_MAX) return null;
-    out.push(c.fingerprint256);
-  }
-  return out;
-}
 
 const INTERMEDIATES_MAX = 64;
 
@@ -165,12 +145,13 @@ export class PeerVerifier {
   }
 
   /** A known leaf whose sent chain stays on its verified path is a cache hit; anything else is verified in full. */
-  #verifySent(key: string, leaf: SentCertificate, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
-    const sent = sentFingerprints(leaf);
+  #verifySent(key: string, leaf: SentCertificate & { readonly raw: Buffer }, snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
+    const sent = sentCertificates(leaf);
     if (sent === null) return TOO_LONG;
     const hit = this.#lookup(key, nowMs, expectedId);
-    if (hit && sent.every((f) => hit.path.has(f))) return hit.peer;
-    return this.#verifyChain(key, peerChainDer(leaf), snapshot, nowMs, expectedId);
+    if (hit && sent.every((c) => hit.path.has(c.fingerprint256!))) return hit.peer;
+    // The chain walked once: the same certificates, as DER.
+    return this.#verifyChain(key, sent.map((c) => c.raw), snapshot, nowMs, expectedId);
   }
 
   /** A new identity generation (rotation, new bundle) forgets every verified peer: each is checked again. */
