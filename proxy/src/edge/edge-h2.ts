@@ -7,14 +7,13 @@ import type * as http2 from 'node:http2';
 import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
 import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
-import { APP_RESPONSE_DROP } from '../listeners/app-owned-fields.js';
+import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
 import { type EdgeOutcome, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
 
-const STRIP: ReadonlySet<string> = new Set(['x-forwarded-client-cert', 'x-tessera-error', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', 'traceparent']);
 
 export interface EdgeH2Deps {
   readonly d: ListenerDeps;
@@ -54,7 +53,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
   const timeouts = { ...streamSettings(d, up.route), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };
   if (up.h2) {
-    const out = requestHeaders(headers, STRIP, add);
+    const out = requestHeaders(headers, EDGE_CLIENT_DROP, add);
     out[':scheme'] = up.route.spiffeId ? 'https' : 'http';
     out[':path'] = a.target;
     forwardStream(stream, out, up.h2, grpc, timeouts, (r) => record({ status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), bytesIn: r.bytesIn, bytesOut: r.bytesOut, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}) }));

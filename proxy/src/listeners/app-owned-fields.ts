@@ -11,3 +11,6 @@ export const CALLER_REQUEST_DROP: ReadonlySet<string> = new Set(['x-forwarded-cl
 
 /** The same, with traceparent too: a traced request gets the proxy's span context, never the caller's. */
 export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new Set([...CALLER_REQUEST_DROP, 'traceparent']);
+
+/** What an edge never takes from an outside client: the above, and the forwarding fields it sets from the connection. */
+export const EDGE_CLIENT_DROP: ReadonlySet<string> = new Set([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
