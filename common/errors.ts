@@ -187,7 +187,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CP_UNREACHABLE: entry(UNAVAILABLE, 503, 'The control plane admin socket in the data dir did not answer (is the control plane running?).'),
   TESSERA_ERR_STORE_UNAVAILABLE: entry(UNAVAILABLE, 503, 'The control plane\'s database (PostgreSQL) cannot be reached, refused the login, timed out, or lost the connection: what needs it (issuance, operator commands) is refused until it is back (the database is named, never its password).'),
   TESSERA_ERR_CP_ADMIN_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'An operator request to the control plane is malformed (the field is named).'),
-  TESSERA_ERR_ISSUANCE_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'The SignSvid request is malformed (no CSR, or not a valid SignSvidRequest message).'),
+  TESSERA_ERR_ISSUANCE_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'The request is malformed: not a valid message of the method\'s type (a SignSvid request without a CSR, for one), a compressed message that does not inflate or uses an unsupported encoding, or a second message, or none, on a single-request method.'),
   TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'The request is larger than the control plane accepts.'),
   TESSERA_ERR_ISSUANCE_CSR_FOREIGN_SAN: entry(INVALID_ARGUMENT, 400, 'The CSR asks for a name other than the attested SPIFFE ID (a foreign or extra SAN).'),
   TESSERA_ERR_ISSUANCE_CSR_REQUESTS_CA: entry(INVALID_ARGUMENT, 400, 'The CSR asks for CA rights (basicConstraints cA or keyUsage keyCertSign/cRLSign).'),

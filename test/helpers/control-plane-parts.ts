@@ -56,7 +56,7 @@ export interface RunningApi extends TestCaParts {
   readonly revocations: Revocations;
   readonly served: ServedIdentity;
   /** Refusals before the issuer (oversized, undecodable), as the handler reported them. */
-  readonly rejected: { code: string; size: number }[];
+  readonly rejected: { code: string; size: number | undefined }[];
   /** PEM bundle a client trusts the server with. */
   bundlePem(): string;
   close(): Promise<void>;
@@ -108,7 +108,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     clock,
     nextVersion: () => store.meta.increment('config.snapshot_version'),
   });
-  const rejected: { code: string; size: number }[] = [];
+  const rejected: { code: string; size: number | undefined }[] = [];
   const services = loadTesseraServices();
   server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }) }));
   server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());

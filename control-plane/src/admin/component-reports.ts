@@ -38,7 +38,7 @@ export function issuanceReports(metrics: ControlPlaneMetrics): IssuanceMetrics {
 }
 
 /** An Identity call refused before it reached the issuer (too large, malformed). */
-export function identityRejections(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): (code: string, caller: string, size: number) => void {
+export function identityRejections(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): (code: string, caller: string, size: number | undefined) => void {
   return (code, caller, size) => {
     metrics.issuances.inc({ result: 'refused', attestor: 'none' });
     metrics.refusals.inc({ code });

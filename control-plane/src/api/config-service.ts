@@ -140,7 +140,7 @@ export class ConfigHub {
         if (!peer) return;
         // The request carries nothing, but an oversized or undecodable one is refused as on every other method.
         if (call.request instanceof RejectedMessage) {
-          this.#o.onRefused?.(call.request.code, call.getPeer(), `request of ${call.request.size} bytes`);
+          this.#o.onRefused?.(call.request.code, call.getPeer(), call.request.size === undefined ? 'malformed request' : `request of ${call.request.size} bytes`);
           call.emit('error', toGrpcError(new TesseraError(call.request.code)));
           return;
         }

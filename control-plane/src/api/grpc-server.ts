@@ -8,7 +8,7 @@ import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
-import { ReceiveLimitCall } from './receive-limit.js';
+import { ReadRefusalCall } from './read-refusal.js';
 
 export interface ServerIdentity {
   /** PEM chain, leaf first. */
@@ -27,7 +27,7 @@ export interface GrpcServerOptions {
   readonly maxConnections: number;
   /**
    * The most grpc-js buffers of one message; a larger one is never read, and its handler gets a RejectedMessage
-   * (receive-limit.ts) to answer like any oversized request.
+   * (read-refusal.ts) to answer like any oversized request.
    */
   readonly maxReceiveBytes: number;
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
@@ -59,11 +59,12 @@ export class GrpcServer {
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
       // Runs when a call's headers are complete and a handler exists: the connection has made its first call. A
-      // message over maxReceiveBytes reaches the handler as a RejectedMessage, like one over its own cap.
+      // request grpc-js refuses to read (over maxReceiveBytes, not inflating, a second or missing message on a
+      // single-request method) reaches the handler as a RejectedMessage, like one over its own cap.
       interceptors: [
         (method, call) => {
           this.#callStarted(call.getPeer());
-          return new ReceiveLimitCall(method, call);
+          return new ReadRefusalCall(method, call);
         },
       ],
     });

@@ -1,14 +1,16 @@
 // Every gRPC service of the control plane is registered through guardedService: its request decoders refuse a
 // message over the size cap, or one that does not decode, by handing the handler a RejectedMessage, which it answers
-// (and audits) with a proper status like any other refusal instead of a transport error. A message too large for
-// grpc-js to read at all reaches the handler the same way (receive-limit.ts).
+// (and audits) with a proper status like any other refusal instead of a transport error. A request grpc-js refuses
+// to read at all (too large, not inflating, two messages on a single-request method) reaches the handler the same
+// way (read-refusal.ts).
 import type * as grpc from '@grpc/grpc-js';
 
 /** What the wrapped deserializer hands over instead of a message it refused to decode. */
 export class RejectedMessage {
   constructor(
     readonly code: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' | 'TESSERA_ERR_ISSUANCE_BAD_REQUEST',
-    readonly size: number,
+    /** Bytes of the refused message, when the refusal knows them (not for a malformed stream of messages). */
+    readonly size: number | undefined,
   ) {}
 }
 

@@ -17,7 +17,7 @@ export interface IdentityServiceDeps {
   /** The caller's DER chain over mTLS. */
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
   /** Audits and counts a request refused before it reached the issuer. */
-  readonly onRejected: (code: string, caller: string, size: number) => void;
+  readonly onRejected: (code: string, caller: string, size: number | undefined) => void;
   /** The JWT-SVID keys published with the bundle (the answer carries the whole bundle). */
   readonly jwtAuthorities?: () => readonly JwtAuthority[];
 }

@@ -11,7 +11,7 @@ import type { TpmAttestor } from './tpm-attestor.js';
 export interface TpmChallengeDeps {
   readonly tpm?: Pick<TpmAttestor, 'challenge'>;
   /** Audits and counts a request refused before it was answered (too large, malformed, TPM attestation off). */
-  readonly onRejected: (code: string, caller: string, size: number) => void;
+  readonly onRejected: (code: string, caller: string, size: number | undefined) => void;
 }
 
 export function tpmChallengeHandler(deps: TpmChallengeDeps): grpc.handleUnaryCall<unknown, TpmChallengeResponseMsg> {
@@ -23,7 +23,7 @@ export function tpmChallengeHandler(deps: TpmChallengeDeps): grpc.handleUnaryCal
       return;
     }
     if (!deps.tpm) {
-      deps.onRejected('TESSERA_ERR_ATTESTATION_DISABLED', call.getPeer(), 0);
+      deps.onRejected('TESSERA_ERR_ATTESTATION_DISABLED', call.getPeer(), undefined);
       callback(toGrpcError(new TesseraError('TESSERA_ERR_ATTESTATION_DISABLED', 'TPM attestation is not configured')));
       return;
     }
