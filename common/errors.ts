@@ -25,6 +25,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SPIFFE_ID_TOO_LONG: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID is longer than 2048 bytes.'),
   TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID does not start with the lower-case scheme "spiffe://".'),
   TESSERA_ERR_SPIFFE_ID_NO_TRUST_DOMAIN: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID has no trust domain.'),
+  TESSERA_ERR_SPIFFE_ID_TRUST_DOMAIN_TOO_LONG: entry(INVALID_ARGUMENT, 400, 'The trust domain name is longer than 255 bytes (the limit of a DNS name, which a trust domain name is meant to be).'),
   TESSERA_ERR_SPIFFE_ID_BAD_TRUST_DOMAIN_CHAR: entry(INVALID_ARGUMENT, 400, 'The trust domain holds a character other than a-z, 0-9, ".", "-", "_".'),
   TESSERA_ERR_SPIFFE_ID_USERINFO: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID carries user info ("@"), which the standard forbids.'),
   TESSERA_ERR_SPIFFE_ID_PORT: entry(INVALID_ARGUMENT, 400, 'The SPIFFE ID carries a port (":"), which the standard forbids.'),

@@ -2,6 +2,8 @@
 import { TesseraError } from '../errors.js';
 
 const TD_CHAR = /^[a-z0-9._-]$/;
+/** A trust domain name is meant to be a DNS name the organisation holds: at most 255 bytes, as DNS allows. */
+const TD_MAX_BYTES = 255;
 
 export class TrustDomain {
   readonly name: string;
@@ -52,6 +54,8 @@ export class TrustDomain {
 
 export function validateTrustDomainName(name: string): void {
   if (name === '') throw new TesseraError('TESSERA_ERR_SPIFFE_ID_NO_TRUST_DOMAIN');
+  // Every allowed character is one byte: a longer string is refused before it is walked.
+  if (name.length > TD_MAX_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TRUST_DOMAIN_TOO_LONG', `a trust domain name of ${name.length} characters (at most ${TD_MAX_BYTES})`);
   for (const ch of name) {
     if (TD_CHAR.test(ch)) continue;
     if (ch === '@') throw new TesseraError('TESSERA_ERR_SPIFFE_ID_USERINFO');

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { ErrorCode } from '../../../../common/errors.js';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
+import { compileIdPattern } from '../../../../common/spiffe/match.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 
 describe('SpiffeId.parse accepts valid IDs', () => {
@@ -108,5 +109,20 @@ describe('SpiffeId helpers', () => {
     expect(() => TrustDomain.parse('')).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_NO_TRUST_DOMAIN' }));
     expect(() => TrustDomain.parse('EXAMPLE.org')).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_BAD_TRUST_DOMAIN_CHAR' }));
     expect(TrustDomain.parse('spiffe://example.org').idString()).toBe('spiffe://example.org');
+  });
+
+  test('a trust domain name is at most 255 bytes, as a bare name, in an ID and in a policy pattern', () => {
+    const fits = `${'a'.repeat(251)}.org`;
+    expect(TrustDomain.parse(fits).name).toHaveLength(255);
+    expect(SpiffeId.parse(`spiffe://${fits}/x`).trustDomain.name).toBe(fits);
+    for (const long of [`a${fits}`, 'a'.repeat(100_000)]) {
+      const tooLong = expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_TRUST_DOMAIN_TOO_LONG' });
+      expect(() => TrustDomain.parse(long)).toThrowError(tooLong);
+      expect(() => TrustDomain.parse(`spiffe://${long}`)).toThrowError(tooLong);
+      expect(TrustDomain.tryParse(long)).toBeNull();
+      expect(() => compileIdPattern(`spiffe://${long}/**`)).toThrowError(tooLong);
+    }
+    // In an ID that fits 2048 bytes, the trust domain's own limit applies.
+    expect(() => SpiffeId.parse(`spiffe://a${fits}/x`)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_TRUST_DOMAIN_TOO_LONG' }));
   });
 });
