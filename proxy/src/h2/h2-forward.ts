@@ -263,15 +263,13 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       });
     });
     // 1xx informational heads (100 Continue for a client that sent `expect: 100-continue`, 103 Early Hints) go on
-    // to the client before the final head; Node reports 100 as 'continue', the others as 'headers'.
-    const informational = (head: http2.OutgoingHttpHeaders) => {
-      moved();
-      if (!cut && !stream.headersSent && !stream.destroyed) stream.additionalHeaders(head);
-    };
-    up.on('continue', () => informational({ ':status': 100 }));
+    // to the client before the final head, each once: Node reports every one as 'headers' (a 100 also as
+    // 'continue', which relayed too sent each hop's client two 100s).
     up.on('headers', (h) => {
       const s = Number(h[':status']);
-      if (s >= 100 && s < 200 && s !== 101) informational(responseHeaders(h, t.dropResponse));
+      if (s < 100 || s >= 200 || s === 101) return;
+      moved();
+      if (!cut && !stream.headersSent && !stream.destroyed) stream.additionalHeaders(responseHeaders(h, t.dropResponse));
     });
     up.on('trailers', (h) => {
       moved();

@@ -259,9 +259,10 @@ describe('forwardStream informational responses', () => {
     expect(hints.map((h) => [h[':status'], h.link])).toEqual([[103, '</a.css>; rel=preload']]);
   });
 
-  test('expect: 100-continue: the app\'s 100 reaches the client, which only then sends its body', async () => {
+  test('expect: 100-continue: the app\'s 100 reaches the client once, which only then sends its body', async () => {
     const r = await rig({}, false, (stream) => {
       stream.additionalHeaders({ ':status': 100 });
+      stream.additionalHeaders({ ':status': 102 });
       let body = '';
       stream.on('data', (d: Buffer) => {
         body += d;
@@ -271,10 +272,14 @@ describe('forwardStream informational responses', () => {
         stream.end(`got ${body}`);
       });
     });
+    const interim: unknown[] = [];
     const res = await r.request({ expect: '100-continue' }, (req) => {
+      req.on('headers', (h) => interim.push(h[':status']));
       req.once('continue', () => req.end('the body'));
     });
     expect(res).toMatchObject({ status: 200, data: 'got the body' });
+    // One head per head the app sent (each hop relayed a 100 twice before).
+    expect(interim).toEqual([100, 102]);
   });
 });
 
