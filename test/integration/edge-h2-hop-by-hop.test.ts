@@ -3,7 +3,8 @@
 // dropped from the head and the trailers (RFC 9110 section 7.6.1), as on the HTTP/1.1 paths, except Content-Length,
 // Transfer-Encoding and Host, never dropped when named; connection-specific fields HTTP/2 forbids (TE,
 // HTTP2-Settings) are dropped too rather than failing the stream (they threw in the edge and killed it). And a
-// malformed request (a Content-Length trailer its body does not match) fails closed. A real upstream writing exact
+// malformed request (a Content-Length trailer its body does not match) fails closed; a malformed head from the
+// upstream, interim or final, is 502 bad_upstream_response as on the HTTP/1.1 paths. A real upstream writing exact
 // bytes, a real edge process, a real node:http2 client.
 import { writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
@@ -32,6 +33,15 @@ const answers: Record<string, string> = {
   '/named-trailer': 'Connection: x-trail\r\nTrailer: x-trail, x-fine\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-Trail: secret\r\nX-Fine: visible\r\n\r\n',
   '/h2-forbidden': 'TE: gzip\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\nX-Other: visible\r\nContent-Length: 2\r\n\r\nok',
 };
+/** Whole answers (status line included) whose interim or final head is malformed. */
+const FINAL_OK = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok';
+const malformed: Record<string, string> = {
+  '/bad-interim-fold': `HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n folded\r\n\r\n${FINAL_OK}`,
+  '/bad-interim-space': `HTTP/1.1 103 Early Hints\r\nLink : </a.css>\r\n\r\n${FINAL_OK}`,
+  '/bad-interim-100': `HTTP/1.1 100 Continue\r\nX\x01Bad: 1\r\n\r\n${FINAL_OK}`,
+  '/bad-final-space': 'HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok',
+  '/bad-final-status': 'HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok',
+};
 
 function startUpstream(): Promise<number> {
   upstream = net.createServer((s) => {
@@ -49,6 +59,7 @@ function startUpstream(): Promise<number> {
         current = { bytes: `${head}\r\n\r\n${buf}`, ended: false };
         received.set(path, current);
         if (answers[path] !== undefined) s.write(`HTTP/1.1 200 OK\r\n${answers[path]}`);
+        if (malformed[path] !== undefined) s.write(malformed[path]);
       }
     });
     s.on('close', () => {
@@ -201,6 +212,13 @@ test('a request whose Content-Length trailer its body does not match fails close
   if (got) {
     expect(got.ended).toBe(true);
     expect(got.bytes).not.toContain('0\r\n\r\n');
+  }
+});
+
+test('a malformed head from the upstream, interim or final, is 502 bad_upstream_response (as on the HTTP/1.1 paths), not upstream_unavailable', async () => {
+  for (const path of Object.keys(malformed)) {
+    const r = await h2Get(path);
+    expect([r.headers[':status'], r.headers['x-tessera-error']], path).toEqual([502, 'bad_upstream_response']);
   }
 });
 

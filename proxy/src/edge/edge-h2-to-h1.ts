@@ -134,13 +134,15 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       finish('upstream_reset');
     });
   });
-  upReq.on('error', () => {
+  upReq.on('error', (err: NodeJS.ErrnoException) => {
     if (finished) return;
     flag ??= 'upstream_closed';
     if (stream.headersSent) {
       stream.destroy();
       finish('upstream_reset');
-    } else local(502, 'upstream_unavailable');
+    // Node's parser refused the upstream's answer (a malformed head, interim ones included): not a connection
+    // failure, the same reason as the HTTP/1.1 paths give.
+    } else local(502, err.code?.startsWith('HPE_') ? 'bad_upstream_response' : 'upstream_unavailable');
   });
   stream.on('data', (c: Buffer) => {
     bytesIn += c.length;
