@@ -87,7 +87,9 @@ describe('mesh routing: endpoint churn', () => {
     const during = await startLoad({ port: mesh.port('api'), concurrency: 6, total: 600, path: '/cp-down' }).done;
     expect(failures(during)).toEqual([]);
     const s = shares(during, live.map((r) => r.name));
-    for (const r of live) expect(s[r.name], JSON.stringify(s)).toBeGreaterThan(0.1);
+    // Every last-known endpoint still gets traffic. Not an even split: the balancer is latency-aware, and on a
+    // loaded CI machine one replica's share fell to 9.7 % of 600 with nothing wrong.
+    for (const r of live) expect(s[r.name], JSON.stringify(s)).toBeGreaterThan(0.03);
     expect((await mesh.endpoints()).map((e) => e.address).sort()).toEqual(known);
 
     // The new replica's proxy starts while the control plane is down; it attests once it is back.
