@@ -38,6 +38,8 @@ const SIGNATURE_ALGORITHMS: Readonly<Record<string, { readonly digest: string; r
   '1.2.840.113549.1.1.13': { digest: 'sha512', keyType: 'rsa' },
 };
 const MAX_RSA_EXPONENT = (1n << 256n) - 1n;
+/** A P-256 SubjectPublicKeyInfo up to its point: id-ecPublicKey, the named curve prime256v1, a 66-byte BIT STRING. */
+const P256_SPKI_HEAD = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
 const SAN_TYPES: Readonly<Record<number, string>> = { 129: 'email', 130: 'dns', 134: 'uri', 135: 'ip' };
 
 export function decodeOid(bytes: Uint8Array): string {
@@ -76,6 +78,7 @@ export function readCsr(der: Uint8Array): CheckedCsr {
   let spkiRaw: Uint8Array;
   let attributes: DerNode | undefined;
   let infoStart: number;
+  let sigParams: DerNode | undefined;
   try {
     const root = expectTag(readNode(der, 0), 0x30, 'CertificationRequest');
     if (root.end !== der.length) throw new DerError('trailing bytes after the CSR');
@@ -88,6 +91,7 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     // The accepted algorithms take no parameters: absent, or NULL for RSA. Anything else is not what was signed
     // for, and openssl refuses it.
     if (more.length || (params && (params.tag !== 0x05 || params.end !== params.start))) throw new DerError('signatureAlgorithm parameters must be absent or NULL');
+    sigParams = params;
     const sigBits = bytesOf(der, expectTag(sig, 0x03, 'signature'));
     if (sigBits[0] !== 0) throw new DerError('signature has unused bits');
     signature = sigBits.subarray(1);
@@ -111,6 +115,9 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     throw malformed(`unreadable public key (${(e as Error).message})`);
   }
   const algorithm = algorithmOf(publicKey);
+  if (!inItsDerEncoding(spkiRaw, publicKey)) {
+    throw malformed('the public key is not in its one DER encoding (an RSA key: minimal positive integers, NULL parameters, nothing after them; an EC key: the named curve and an uncompressed point)');
+  }
   // Before the signature check, which an unattested caller can ask for: a huge RSA exponent would make that one
   // verification cost milliseconds (the full key rules run later, for attested callers: rsa-key-strength.ts).
   const exponent = publicKey.asymmetricKeyDetails?.publicExponent;
@@ -120,6 +127,8 @@ export function readCsr(der: Uint8Array): CheckedCsr {
   if (signedWith.keyType !== publicKey.asymmetricKeyType) {
     throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `CSR signature algorithm ${sigAlg} does not fit its ${publicKey.asymmetricKeyType} key`);
   }
+  // RFC 5758 section 3.2: the ECDSA algorithms take no parameters, not even NULL.
+  if (signedWith.keyType === 'ec' && sigParams) throw malformed('ECDSA signatureAlgorithm parameters must be absent');
   const digest = signedWith.digest;
   // CertificationRequestInfo is the first child of the outer SEQUENCE: its header starts at the root's content.
   const infoBytes = der.subarray(infoStart, info.end);
@@ -139,6 +148,17 @@ export function readCsr(der: Uint8Array): CheckedCsr {
     throw e;
   }
   return { publicKey, spkiDer: publicKey.export({ type: 'spki', format: 'der' }), algorithm, sans, requestsCa };
+}
+
+/**
+ * The SubjectPublicKeyInfo is the key's one DER encoding. OpenSSL reads lax forms (a non-minimal or negative
+ * modulus, parameters other than NULL, bytes after the key, explicit curve parameters, a hybrid or compressed point)
+ * that other verifiers refuse or read otherwise; Go's x509, for one, reads no compressed point. OpenSSL re-encodes
+ * an RSA key canonically, but keeps an EC key's point form and explicit parameters: that one is checked by bytes.
+ */
+function inItsDerEncoding(raw: Uint8Array, key: KeyObject): boolean {
+  if (key.asymmetricKeyType === 'ec') return raw.length === P256_SPKI_HEAD.length + 65 && P256_SPKI_HEAD.equals(raw.subarray(0, P256_SPKI_HEAD.length)) && raw[P256_SPKI_HEAD.length] === 0x04;
+  return key.export({ type: 'spki', format: 'der' }).equals(raw);
 }
 
 function readExtensionRequest(der: Uint8Array, attributes: DerNode): { sans: CsrSan[]; requestsCa: boolean } {

@@ -1,6 +1,7 @@
 // readCsr on hand-built PKCS#10 requests: structurally short nodes (an Extension with no value, an algorithm
 // with no OID) are CSR_MALFORMED refusals, never internal faults.
-import { sign } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { type KeyObject, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
@@ -69,6 +70,51 @@ describe('readCsr', () => {
     const info = sequence(smallInteger(0), sequence(), spki, contextTag(0, true));
     const csr = sequence(info, sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05)), tlv(0x03, Buffer.from([0]), Buffer.alloc(256, 1)));
     expect(codeOf(() => readCsr(csr))).toBe('TESSERA_ERR_PKI_WEAK_KEY');
+  });
+
+  test('a public key not in its one DER encoding is malformed, even correctly self-signed (audit N4)', () => {
+    /** A CSR for `spki` (as given), self-signed by `key` with the algorithm its type takes. */
+    const signedFor = (spki: Buffer, key: KeyObject, algorithm = key.asymmetricKeyType === 'ec' ? ECDSA_SHA256 : sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05))) => {
+      const info = sequence(smallInteger(0), sequence(), spki, contextTag(0, true));
+      return sequence(info, algorithm, tlv(0x03, Buffer.from([0]), sign('sha256', info, key)));
+    };
+    const rsa = generateKeyPair('rsa-2048');
+    const jwk = rsa.publicKey.export({ format: 'jwk' });
+    const n = Buffer.from(jwk.n!, 'base64url');
+    const rsaAlg = sequence(oid('1.2.840.113549.1.1.1'), tlv(0x05));
+    const rsaSpki = (alg: Buffer, ...key: Buffer[]) => sequence(alg, tlv(0x03, Buffer.from([0]), ...key));
+    const e = tlv(0x02, Buffer.from([1, 0, 1]));
+    // The canonical form reads; each variant of it does not.
+    expect(readCsr(signedFor(rsaSpki(rsaAlg, sequence(unsignedInteger(n), e)), rsa.privateKey)).algorithm).toBe('rsa-2048');
+    const rsaCases: [string, Buffer][] = [
+      ['modulus with an extra leading zero', rsaSpki(rsaAlg, sequence(tlv(0x02, Buffer.from([0, 0]), n), e))],
+      ['modulus without its sign byte (a negative INTEGER)', rsaSpki(rsaAlg, sequence(tlv(0x02, n), e))],
+      ['non-minimal exponent', rsaSpki(rsaAlg, sequence(unsignedInteger(n), tlv(0x02, Buffer.from([0, 0, 1, 0, 1]))))],
+      ['rsaEncryption with INTEGER parameters', rsaSpki(sequence(oid('1.2.840.113549.1.1.1'), smallInteger(5)), sequence(unsignedInteger(n), e))],
+      ['rsaEncryption without its NULL', rsaSpki(sequence(oid('1.2.840.113549.1.1.1')), sequence(unsignedInteger(n), e))],
+      ['a byte after RSAPublicKey', rsaSpki(rsaAlg, sequence(unsignedInteger(n), e), Buffer.from([0]))],
+    ];
+    const ec = generateKeyPair();
+    const ecJwk = ec.publicKey.export({ format: 'jwk' });
+    const [x, y] = [Buffer.from(ecJwk.x!, 'base64url'), Buffer.from(ecJwk.y!, 'base64url')];
+    const p256 = sequence(oid('1.2.840.10045.2.1'), oid('1.2.840.10045.3.1.7'));
+    const ecSpki = (point: Buffer) => sequence(p256, tlv(0x03, Buffer.from([0]), point));
+    expect(readCsr(signedFor(ecSpki(Buffer.concat([Buffer.from([4]), x, y])), ec.privateKey)).algorithm).toBe('ec-p256');
+    // Explicit curve parameters (the real P-256 ones), as openssl writes them with -param_enc explicit.
+    const explicitKey = createPrivateKey(execFileSync('openssl', ['ecparam', '-name', 'prime256v1', '-genkey', '-noout', '-param_enc', 'explicit']));
+    const explicitSpki = createPublicKey(explicitKey).export({ type: 'spki', format: 'der' });
+    const ecCases: [string, Buffer, KeyObject][] = [
+      ['a hybrid point', ecSpki(Buffer.concat([Buffer.from([6 + (y[31]! & 1)]), x, y])), ec.privateKey],
+      ['a compressed point', ecSpki(Buffer.concat([Buffer.from([2 + (y[31]! & 1)]), x])), ec.privateKey],
+      ['explicit curve parameters', explicitSpki, explicitKey],
+    ];
+    const cases = [...rsaCases.map(([name, spki]) => [name, signedFor(spki, rsa.privateKey)] as const), ...ecCases.map(([name, spki, key]) => [name, signedFor(spki, key)] as const)];
+    for (const [name, csr] of cases) expect(codeOf(() => readCsr(csr)), name).toBe('TESSERA_ERR_CSR_MALFORMED');
+  });
+
+  test('ECDSA signature algorithms take no parameters, not even NULL (RFC 5758)', () => {
+    expect(codeOf(() => readCsr(csrWith(sequence(), sequence(oid('1.2.840.10045.4.3.2'), tlv(0x05)))))).toBe('TESSERA_ERR_CSR_MALFORMED');
+    expect(readCsr(csrWith(sequence(), ECDSA_SHA256)).algorithm).toBe('ec-p256');
   });
 
   test('truncated bytes are malformed', async () => {
