@@ -346,6 +346,7 @@ describe('malformed requests', () => {
     expect(enrolled.err).toBeNull();
     const svid = { keyPem: privateKeyPem(key), chainPem: enrolled.res!.svid_chain.map((d: Buffer) => encodePem('CERTIFICATE', d)).join('') };
     const jwtRefusedBefore = await tooLargeCount('tessera_jwt_svid_refusals_total');
+    const registrationsRefusedBefore = await tooLargeCount('tessera_cp_registrations_refused_total');
     for (const size of [100 * 1024, 300 * 1024, 2 << 20]) {
       const body = Buffer.alloc(size, 0x30);
       for (const path of [SIGN_SVID_PATH, MINT_JWT_SVID_PATH, TPM_CHALLENGE_PATH, REPORT_PATH, WATCH_PATH, DISCOVERY_WATCH_PATH, DISCOVERY_REGISTER_PATH]) {
@@ -356,6 +357,9 @@ describe('malformed requests', () => {
     expect((await audit()).some((l) => l['event'] === 'jwt_svid.refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toBe(true);
     expect((await audit()).some((l) => l['event'] === 'config.watch_refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toBe(true);
     expect((await tooLargeCount('tessera_jwt_svid_refusals_total')) - jwtRefusedBefore).toBe(3);
+    // Discovery/Register too: audited and counted (it was neither).
+    expect((await audit()).filter((l) => l['event'] === 'discovery.register_refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toHaveLength(3);
+    expect((await tooLargeCount('tessera_cp_registrations_refused_total')) - registrationsRefusedBefore).toBe(3);
     await expectStillServing();
   });
 });

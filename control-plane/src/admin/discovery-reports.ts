@@ -46,8 +46,13 @@ export function discoveryWatchReports(metrics: ControlPlaneMetrics, audit: Audit
 }
 
 export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<RegistrationHubOptions, 'onRefused' | 'onRegistrationRefused'> {
+  const refused = refusedCall('discovery.register_refused', metrics, audit, clock);
   return {
-    onRefused: refusedCall('discovery.register_refused', metrics, audit, clock),
+    // A request the call could not take (too large, malformed) is a refused registration too: counted by its code.
+    onRefused: (code, caller, detail) => {
+      if (code.startsWith('TESSERA_ERR_ISSUANCE_')) metrics.registrationsRefused.inc({ code });
+      refused(code, caller, detail);
+    },
     onRegistrationRefused: (r: RegistrationRefused) => {
       metrics.registrationsRefused.inc({ code: r.code });
       // Naming another workload's ID is an attempt to draw its traffic: always on the record.

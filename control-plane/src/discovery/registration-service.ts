@@ -86,6 +86,8 @@ export class RegistrationHub {
     call.on('data', (req: RegisterRequestMsg | RejectedMessage) => {
       if (!this.#callers.has(c)) return;
       if (req instanceof RejectedMessage) {
+        // Refused like a Watch's bad request: on the record and counted, then the call ends with the code.
+        this.#o.onRefused?.(req.code, call.getPeer(), req.size === undefined ? 'malformed request' : `request of ${req.size} bytes`);
         this.#callers.drop(c, new TesseraError(req.code));
         return;
       }
