@@ -1,4 +1,5 @@
-// JWT-SVIDs end to end with real processes: a control plane and an attested proxy serving the Workload API; a
+// JWT-SVIDs end to end with real processes: a control plane and an attested proxy serving the Workload API (and
+// nothing else: no listener, the SVID-only sidecar); a
 // generic Workload API client (the public proto + grpc-js, nothing of Tessera's) fetches a JWT-SVID, validates it
 // through ValidateJWTSVID, reads the JWT bundle; `jose` verifies it independently against bundle.spiffe.json; the
 // CLI fetches and verifies one; refusals carry their code and are counted; no token text reaches the audit log.
@@ -36,7 +37,9 @@ async function joseVerify(token: string, audience: string) {
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   cp = await startControlPlaneProcess(dir, await writeControlPlaneConfig(dir));
-  api = await startAttestedProxy(cp, dir, 'api', API, 'inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:9 }\nworkloadApi: { socket: api.sock }\n');
+  // No listener at all: a sidecar that only serves its SVID to the app (what an injected pod without port
+  // annotations runs) attests and serves the Workload API like any other.
+  api = await startAttestedProxy(cp, dir, 'api', API, 'workloadApi: { socket: api.sock }\n');
   wl = connectWorkloadApi(join(dir, 'api.sock'));
 }, 90_000);
 

@@ -319,7 +319,9 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   });
   const outbound: OutboundConfig[] = (raw.outbound ?? []).map((l, i) => ({ name: l.name, listen: addr(l.listen), route: outboundRoute(l, i, problem), protocol: l.protocol ?? 'http', ...(l.timeout ? { timeoutMs: l.timeout } : {}), retryable: l.retryable ?? false }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);
-  if (inbound.length + outbound.length + edge.length === 0) problem(['inbound'], 'at least one inbound, outbound or edge listener is required');
+  // A sidecar that only hands its SVID to the app (the Workload API) needs no listener: an injected pod that
+  // declares no ports gets one.
+  if (inbound.length + outbound.length + edge.length === 0 && !raw.workloadApi) problem(['inbound'], 'at least one inbound, outbound or edge listener is required, or workloadApi (a sidecar that only serves the SVID)');
 
   const names = new Set<string>();
   const ports = new Map<number, string>();
