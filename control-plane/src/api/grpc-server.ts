@@ -7,6 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
+import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { ReadRefusalCall } from './read-refusal.js';
 
@@ -143,6 +144,7 @@ export class GrpcServer {
       rejectUnauthorized: false,
       ALPNProtocols: ['h2'],
       minVersion: 'TLSv1.2' as const,
+      ciphers: TLS_CIPHERS,
       // No session resumption: every connection presents its certificate afresh.
       secureOptions: cryptoConstants.SSL_OP_NO_TICKET,
     };

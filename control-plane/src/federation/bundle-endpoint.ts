@@ -5,6 +5,7 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { SecureContextOptions } from 'node:tls';
 import { describeError } from '../../../common/errors.js';
+import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import type { ServerIdentity } from '../api/grpc-server.js';
 import type { ControlPlaneLogger } from '../logger.js';
 
@@ -17,7 +18,7 @@ export interface BundleEndpointOptions {
   readonly log: ControlPlaneLogger;
 }
 
-const contextOf = (i: BundleEndpointOptions['identity']): SecureContextOptions => ({ cert: i.certChainPem, key: i.keyPem, minVersion: 'TLSv1.2' });
+const contextOf = (i: BundleEndpointOptions['identity']): SecureContextOptions => ({ cert: i.certChainPem, key: i.keyPem, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS });
 
 export class BundleEndpoint {
   readonly #server: Server;

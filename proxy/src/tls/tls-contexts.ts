@@ -3,6 +3,7 @@
 // rotations so resumption keeps working across them, and the key-exchange groups proxies use between themselves.
 import { randomBytes } from 'node:crypto';
 import { type SecureContext, type SecureVersion, type TlsOptions, createSecureContext } from 'node:tls';
+import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 
 export type TlsVersionSetting = '1.2' | '1.3';
@@ -11,11 +12,8 @@ export function minVersion(v: TlsVersionSetting | undefined): SecureVersion {
   return v === '1.2' ? 'TLSv1.2' : 'TLSv1.3';
 }
 
-// TLS 1.2 only with forward-secret AEAD suites; TLS 1.3 suites are OpenSSL's defaults (all AEAD).
-const TLS12_CIPHERS = ['ECDHE-ECDSA-AES128-GCM-SHA256', 'ECDHE-RSA-AES128-GCM-SHA256', 'ECDHE-ECDSA-AES256-GCM-SHA384', 'ECDHE-RSA-AES256-GCM-SHA384', 'ECDHE-ECDSA-CHACHA20-POLY1305', 'ECDHE-RSA-CHACHA20-POLY1305'].join(':');
-const TLS13_CIPHERS = 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256';
-
-export const CIPHERS = `${TLS13_CIPHERS}:${TLS12_CIPHERS}`;
+/** TLS 1.2 only with forward-secret AEAD suites (common/tls-ciphers.ts). */
+export const CIPHERS = TLS_CIPHERS;
 
 /** Key-exchange groups a proxy may be configured with (`transport.tlsGroups`), by their OpenSSL names. */
 export const TLS_GROUPS = ['X25519', 'X25519MLKEM768', 'SecP256r1MLKEM768', 'P-256', 'P-384', 'P-521'] as const;
