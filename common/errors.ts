@@ -75,6 +75,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN: entry(FAILED_PRECONDITION, 502, 'A federated bundle endpoint served a bundle whose X.509 authorities name another trust domain (their SPIFFE URI SAN) than the one configured for it: refused, the last good bundle is kept.'),
   TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES: entry(FAILED_PRECONDITION, 502, 'A federated bundle endpoint served a bundle with no usable x509-svid key (or one that is not a CA certificate): refused, the last good bundle is kept.'),
   TESSERA_ERR_FEDERATION_BUNDLE_EXPIRED: entry(FAILED_PRECONDITION, 502, 'Every x509-svid authority of a fetched federated bundle (or a bootstrap bundle) has expired: refused, the last good bundle is kept.'),
+  TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY: entry(INVALID_ARGUMENT, 400, 'A SPIFFE bundle document holds a key weaker than the CA accepts of its own workloads: an EC key on a curve other than P-256, P-384 or P-521, or an RSA key under 2048 bits.'),
+  TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK: entry(FAILED_PRECONDITION, 502, 'A federated bundle endpoint served a document with a lower spiffe_sequence than the bundle held (an old document replayed, by a cache for one): refused, the last good bundle is kept. A peer that really restarted its sequence: see docs/control-plane.md.'),
   TESSERA_ERR_FEDERATION_FETCH_FAILED: entry(UNAVAILABLE, 502, 'A federated bundle endpoint could not be fetched: connection or TLS failure, an https_spiffe endpoint that did not present the configured SPIFFE ID under the last good bundle, a non-200 answer, or an oversized body. The last good bundle is kept.'),
 
   // --- Trust bundles and PEM (common/spiffe/trust-bundle.ts, common/pki/pem.ts) ---
@@ -155,6 +157,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_INJECT_NO_BUNDLE: entry(INTERNAL, 500, 'The injector has no trust bundle to hand to the sidecar (unreadable or empty).'),
   TESSERA_ERR_INJECT_BAD_CONFIG: entry(INVALID_ARGUMENT, 400, 'The injector configuration is invalid (the message names the key).'),
   TESSERA_ERR_INJECT_BAD_REVIEW: entry(INVALID_ARGUMENT, 400, 'The webhook request is not a well-formed admission.k8s.io/v1 AdmissionReview.'),
+  TESSERA_ERR_INJECT_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'The pod is beyond what the injector handles, or injecting it would make it so: more than 256 containers and init containers, annotations over the 256 KiB Kubernetes limit, or a patch over 1 MiB (the message names the limit).'),
   TESSERA_ERR_K8S_FETCH_FAILED: entry(UNAVAILABLE, 503, 'A request to the Kubernetes API server failed (transport, timeout, HTTP status or oversized answer).'),
   TESSERA_ERR_K8S_DISCOVERY_INVALID: entry(UNAVAILABLE, 503, 'The API server OIDC discovery document or JWKS is malformed or names another issuer.'),
   TESSERA_ERR_K8S_TOKEN_REJECTED: entry(UNAUTHENTICATED, 403, 'Kubernetes did not authenticate the token for the tessera audience, or it is not bound to a live pod.'),

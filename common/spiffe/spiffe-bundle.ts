@@ -55,11 +55,28 @@ export function spiffeBundleDocument(b: {
 function importJwk(jwk: Record<string, unknown>, where: string): KeyObject {
   if (jwk['kty'] !== 'EC' && jwk['kty'] !== 'RSA') throw bad(`${where}: kty ${JSON.stringify(jwk['kty'] ?? null)} is not EC or RSA`);
   if (jwk['d'] !== undefined) throw bad(`${where}: holds a private key`);
+  let key: KeyObject;
   try {
     const { use: _u, kid: _k, x5c: _x, alg: _a, ...params } = jwk;
-    return createPublicKey({ key: params as never, format: 'jwk' });
+    key = createPublicKey({ key: params as never, format: 'jwk' });
   } catch (e) {
     throw bad(`${where}: not a valid public key (${(e as Error).message})`);
+  }
+  checkBundleKey(key, where);
+  return key;
+}
+
+const BUNDLE_CURVES: ReadonlySet<string> = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
+
+/**
+ * A bundle key (an authority's, or a JWT key) must be as strong as what the CA takes from its own workloads: a
+ * federated peer's RSA-512 key would otherwise anchor our proxies' trust in that domain.
+ */
+export function checkBundleKey(key: KeyObject, where: string): void {
+  const d = key.asymmetricKeyDetails;
+  const ok = key.asymmetricKeyType === 'ec' ? BUNDLE_CURVES.has(d?.namedCurve ?? '') : (d?.modulusLength ?? 0) >= 2048;
+  if (!ok) {
+    throw new TesseraError('TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY', `bundle ${where}: a ${key.asymmetricKeyType} key${d?.namedCurve ? ` on ${d.namedCurve}` : ''}${d?.modulusLength ? ` of ${d.modulusLength} bits` : ''} (EC P-256/P-384/P-521 or RSA of 2048 bits or more)`);
   }
 }
 

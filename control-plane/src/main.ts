@@ -122,7 +122,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(() => server.stop(0));
 
     const endpointCfg = config.federation?.bundleEndpoint;
-    const bundleEndpoint = endpointCfg ? await startBundleEndpoint(endpointCfg, { dataDir, ownIdentity: () => served.credentials(), log }) : undefined;
+    const bundleEndpoint = endpointCfg ? await startBundleEndpoint(endpointCfg, { dataDir, ownIdentity: () => served.credentials(), log, limits: config.limits, onRefused: (reason) => metrics.bundleEndpointRefused.inc({ reason }) }) : undefined;
     undo.push(() => bundleEndpoint?.endpoint.stop());
     // Self SVID and server credentials follow the CA: a new bundle (prepare) or signer (activate) is served at once.
     const refreshSelf = (force: boolean) =>

@@ -20,6 +20,7 @@ export interface ControlPlaneMetrics {
   readonly policiesLoaded: Gauge;
   readonly breakGlassActive: Gauge;
   readonly tlsFailures: Counter<'reason'>;
+  readonly bundleEndpointRefused: Counter<'reason'>;
   readonly grpcConnections: Gauge;
   readonly jwtSvidsIssued: Counter;
   readonly jwtSvidRefusals: Counter<'code'>;
@@ -58,6 +59,7 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     policiesLoaded: new Gauge({ name: 'tessera_policies_loaded', help: 'Authorization policies in the set in force', registers }),
     breakGlassActive: new Gauge({ name: 'tessera_break_glass_grants_active', help: 'Unexpired break-glass grants', registers }),
     tlsFailures: new Counter({ name: 'tessera_grpc_tls_failures_total', help: 'Connections to the gRPC port that failed before gRPC (garbage, plaintext, timeout)', labelNames: ['reason'], registers }),
+    bundleEndpointRefused: new Counter({ name: 'tessera_bundle_endpoint_refused_total', help: 'Connections to the SPIFFE bundle endpoint refused before HTTP (handshake timeout or failure, over limits.maxConnections)', labelNames: ['reason'], registers }),
     grpcConnections: new Gauge({ name: 'tessera_grpc_connections', help: 'Open TLS connections on the gRPC port', registers }),
     jwtSvidsIssued: new Counter({ name: 'tessera_jwt_svids_issued_total', help: 'JWT-SVIDs signed (MintJwtSvid)', registers }),
     jwtSvidRefusals: new Counter({ name: 'tessera_jwt_svid_refusals_total', help: 'Refused MintJwtSvid calls by stable error code', labelNames: ['code'], registers }),

@@ -9,12 +9,15 @@ import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 
 /** A schema check: null when `v` is a valid trust domain name (also used by cp-config.ts). */
 export const checkTrustDomain = (v: string): string | null => {
+  let name: string;
   try {
-    TrustDomain.parse(v);
-    return null;
+    name = TrustDomain.parse(v).name;
   } catch (e) {
     return `"${v}" is not a trust domain (${(e as TesseraError).code})`;
   }
+  // The SPIFFE grammar allows any run of these characters; a configured one is a name its owner holds, so DNS-like:
+  // no empty label (".." or a leading or trailing dot), which also names no file.
+  return name.split('.').includes('') ? `"${v}" is not a trust domain (an empty label: a leading, trailing or doubled dot)` : null;
 };
 
 export const FEDERATION_SCHEMA: ObjectSchema = {
@@ -85,11 +88,14 @@ export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: st
   const refreshMaxMs = raw.refreshMax ?? 3_600_000;
   if (refreshMinMs > refreshMaxMs) throw invalid(['federation', 'refreshMin'], 'longer than federation.refreshMax');
   const seen = new Set<string>();
+  // Compared as parsed names: "spiffe://example.org" is example.org, our own domain if that is ours.
+  const own = TrustDomain.parse(ownTrustDomain).name;
   const trustDomains = (raw.trustDomains ?? []).map((d, i): FederatedDomainConfig => {
     const at = (k: string) => ['federation', 'trustDomains', i, k];
-    if (d.trustDomain === ownTrustDomain) throw invalid(at('trustDomain'), `"${d.trustDomain}" is this control plane's own trust domain`);
-    if (seen.has(d.trustDomain)) throw invalid(at('trustDomain'), `"${d.trustDomain}" is listed twice`);
-    seen.add(d.trustDomain);
+    const trustDomain = TrustDomain.parse(d.trustDomain);
+    if (trustDomain.name === own) throw invalid(at('trustDomain'), `"${d.trustDomain}" is this control plane's own trust domain`);
+    if (seen.has(trustDomain.name)) throw invalid(at('trustDomain'), `"${d.trustDomain}" is listed twice`);
+    seen.add(trustDomain.name);
     if (!d.bundleEndpointUrl.startsWith('https://')) throw invalid(at('bundleEndpointUrl'), 'a bundle endpoint is served over https');
     if (d.profile === 'https_spiffe') {
       if (!d.endpointSpiffeId) throw invalid(at('endpointSpiffeId'), 'required for profile https_spiffe', at('profile'));
@@ -98,7 +104,7 @@ export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: st
       throw invalid(at('endpointSpiffeId'), 'only for profile https_spiffe');
     }
     return {
-      trustDomain: TrustDomain.parse(d.trustDomain),
+      trustDomain,
       bundleEndpointUrl: d.bundleEndpointUrl,
       profile: d.profile,
       ...(d.endpointSpiffeId ? { endpointSpiffeId: SpiffeId.parse(d.endpointSpiffeId) } : {}),

@@ -16,7 +16,16 @@ export interface BundleEndpointOptions {
   /** https_spiffe: the control plane's SVID; https_web: the configured certificate and key. */
   readonly identity: ServerIdentity | { readonly certChainPem: string; readonly keyPem: string };
   readonly log: ControlPlaneLogger;
+  /** A TLS handshake not finished by then is cut (`limits.handshakeTimeout`, as on the gRPC port). */
+  readonly handshakeTimeoutMs: number;
+  /** Open connections at most (`limits.maxConnections`); more are closed as they arrive. */
+  readonly maxConnections: number;
+  /** A connection refused before HTTP: a handshake that failed or timed out, or one over maxConnections. */
+  readonly onRefused?: (reason: 'timeout' | 'protocol' | 'max_connections') => void;
 }
+
+/** Request and header deadlines: a bundle request is one small GET. */
+const REQUEST_TIMEOUT_MS = 10_000;
 
 const contextOf = (i: BundleEndpointOptions['identity']): SecureContextOptions => ({ cert: i.certChainPem, key: i.keyPem, minVersion: 'TLSv1.2', ciphers: TLS_CIPHERS });
 
@@ -28,7 +37,10 @@ export class BundleEndpoint {
   }
 
   static async start(o: BundleEndpointOptions): Promise<BundleEndpoint> {
-    const server = createServer({ ...contextOf(o.identity), requestTimeout: 10_000, headersTimeout: 10_000 }, (req, res) => {
+    // This listener is the one other organisations reach: every connection is bounded in time and number, and
+    // node:http checks its request deadlines each second (by default every 30 s, so 10 s meant up to 40).
+    const options = { ...contextOf(o.identity), handshakeTimeout: o.handshakeTimeoutMs, requestTimeout: REQUEST_TIMEOUT_MS, headersTimeout: REQUEST_TIMEOUT_MS, connectionsCheckingInterval: 1_000, keepAliveTimeout: 5_000 };
+    const server = createServer(options, (req, res) => {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.writeHead(405, { allow: 'GET, HEAD' }).end();
         return;
@@ -43,6 +55,12 @@ export class BundleEndpoint {
       }
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
+    });
+    server.maxConnections = o.maxConnections;
+    server.on('drop', () => o.onRefused?.('max_connections'));
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
+      o.onRefused?.(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'protocol');
+      socket.destroy();
     });
     const i = o.listen.lastIndexOf(':');
     const host = o.listen.slice(0, i).replace(/^\[|\]$/g, '');

@@ -3,7 +3,7 @@
 // the endpoint — a bundle endpoint cannot make us trust keys for a domain it does not speak for.
 import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
-import { type JwtAuthority, parseSpiffeBundle } from '../../../common/spiffe/spiffe-bundle.js';
+import { checkBundleKey, type JwtAuthority, parseSpiffeBundle } from '../../../common/spiffe/spiffe-bundle.js';
 import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readCertFields } from '../../../common/spiffe/x509-fields.js';
@@ -33,6 +33,8 @@ function namedTrustDomains(cert: X509Certificate): string[] {
 export function federatedTrustBundle(authorities: readonly X509Certificate[], td: TrustDomain, nowMs: number): TrustBundle {
   if (authorities.length === 0) throw new TesseraError('TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES', `bundle for "${td.name}" holds no x509-svid key`);
   for (const cert of authorities) {
+    // A bootstrap bundle in PEM did not come through the JWK import that checks this too.
+    checkBundleKey(cert.publicKey, `x509-svid authority ${cert.subject}`);
     const other = namedTrustDomains(cert).find((name) => name !== td.name);
     if (other !== undefined) {
       throw new TesseraError('TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN', `bundle for "${td.name}" holds an authority of "${other}" (${cert.subject})`, { trustDomain: td.name, found: other });

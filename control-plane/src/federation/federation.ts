@@ -72,6 +72,12 @@ export class Federation {
 
   constructor(o: FederationOptions) {
     this.#o = o;
+    // The config refuses these; checked again here because a federated bundle for our own domain would replace our
+    // CA on every proxy.
+    const own = o.ownBundle().trustDomain.name;
+    const names = o.domains.map((d) => d.trustDomain.name);
+    const wrong = names.find((n, i) => n === own || names.indexOf(n) !== i);
+    if (wrong !== undefined) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `federation: "${wrong}" is ${wrong === own ? "this control plane's own trust domain" : 'listed twice'}`);
     for (const d of o.domains) {
       const kept = this.#loadKept(d);
       if (kept) this.#held.set(d.trustDomain.name, kept);
@@ -108,6 +114,11 @@ export class Federation {
       const text = await fetchBundleDocument(d.bundleEndpointUrl, this.#trust(d), this.#o.fetchTimeoutMs);
       const got = acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs());
       const before = this.#held.get(td);
+      // An older document replayed (a cache in front of an https_web endpoint, say) would bring back authorities the
+      // peer rotated away. A peer that really restarted its sequence needs its kept document removed (docs).
+      if (before?.sequence !== undefined && got.sequence !== undefined && got.sequence < before.sequence) {
+        throw new TesseraError('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK', `sequence ${got.sequence} is lower than the held bundle's ${before.sequence}`, { trustDomain: td, held: before.sequence, got: got.sequence });
+      }
       this.#held.set(td, got);
       this.#o.onAccepted(td);
       if (!before || keyOf(before) !== keyOf(got)) {

@@ -13,7 +13,7 @@ import { writeFileAtomicSync } from '../ca/atomic-file.js';
 import { SPIFFE_BUNDLE_FILE } from '../ca/spiffe-bundle-file.js';
 import type { FederationConfig } from '../config/federation-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import { BundleEndpoint } from './bundle-endpoint.js';
+import { BundleEndpoint, type BundleEndpointOptions } from './bundle-endpoint.js';
 import { Federation, type FederationOptions, type LastGoodStore } from './federation.js';
 
 /** <dir>/<td>.json; a trust domain name is [a-z0-9._-], so it is a safe file name ("." and ".." aside, refused). */
@@ -59,10 +59,11 @@ export function openFederation(
 /** The served endpoint and whether it follows the control plane's own SVID (https_spiffe). */
 export async function startBundleEndpoint(
   ep: NonNullable<FederationConfig['bundleEndpoint']>,
-  deps: { dataDir: string; ownIdentity: () => ServerIdentity; log: ControlPlaneLogger },
+  deps: { dataDir: string; ownIdentity: () => ServerIdentity; log: ControlPlaneLogger; limits: { readonly handshakeTimeoutMs: number; readonly maxConnections: number }; onRefused: BundleEndpointOptions['onRefused'] },
 ): Promise<{ endpoint: BundleEndpoint; followsOwnSvid: boolean }> {
   const path = join(deps.dataDir, SPIFFE_BUNDLE_FILE);
   const web = ep.certFile && ep.keyFile ? { certChainPem: readText(ep.certFile, 'bundle endpoint certificate'), keyPem: readText(ep.keyFile, 'bundle endpoint key') } : undefined;
-  const endpoint = await BundleEndpoint.start({ listen: ep.listen, document: () => readFileSync(path, 'utf8'), identity: web ?? deps.ownIdentity(), log: deps.log });
+  const { handshakeTimeoutMs, maxConnections } = deps.limits;
+  const endpoint = await BundleEndpoint.start({ listen: ep.listen, document: () => readFileSync(path, 'utf8'), identity: web ?? deps.ownIdentity(), log: deps.log, handshakeTimeoutMs, maxConnections, ...(deps.onRefused ? { onRefused: deps.onRefused } : {}) });
   return { endpoint, followsOwnSvid: web === undefined };
 }

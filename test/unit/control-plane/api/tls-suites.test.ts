@@ -40,7 +40,7 @@ describe('control-plane TLS suites', () => {
   test('the bundle endpoint: TLS 1.2 with AEAD suites only', async () => {
     const ca = await TestCa.create({ trustDomain: 'a.test' });
     const svid = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
-    endpoint = await BundleEndpoint.start({ listen: '127.0.0.1:0', document: () => '{"keys":[]}', identity: { certChainPem: svid.chainPem, keyPem: svid.keyPem }, log: { info: () => {}, warn: () => {}, error: () => {} } });
+    endpoint = await BundleEndpoint.start({ listen: '127.0.0.1:0', document: () => '{"keys":[]}', identity: { certChainPem: svid.chainPem, keyPem: svid.keyPem }, log: { info: () => {}, warn: () => {}, error: () => {} }, handshakeTimeoutMs: 10_000, maxConnections: 100 });
     await expectAeadOnly(Number(endpoint.address.split(':').pop()), 'http/1.1');
   });
 });

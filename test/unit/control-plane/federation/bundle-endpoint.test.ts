@@ -3,6 +3,7 @@
 // verification with the test CA), and updateIdentity swaps the certificate for the next handshakes.
 import type { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
+import { connect as netConnect } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { BundleEndpoint } from '../../../../control-plane/src/federation/bundle-endpoint.js';
@@ -32,7 +33,7 @@ describe('BundleEndpoint', () => {
     const ca = await TestCa.create({ trustDomain: 'a.test' });
     const first = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
     let doc = '{"keys":[],"spiffe_sequence":1}';
-    endpoint = await BundleEndpoint.start({ listen: '127.0.0.1:0', document: () => doc, identity: { certChainPem: first.chainPem, keyPem: first.keyPem }, log: silent });
+    endpoint = await BundleEndpoint.start({ listen: '127.0.0.1:0', document: () => doc, identity: { certChainPem: first.chainPem, keyPem: first.keyPem }, log: silent, handshakeTimeoutMs: 10_000, maxConnections: 100 });
     const port = Number(endpoint.address.split(':').pop());
     const a = await get(port, ca.bundlePem());
     expect(a).toMatchObject({ status: 200, body: doc, serial: first.leaf.serialNumber, type: 'application/json' });
@@ -56,7 +57,41 @@ describe('BundleEndpoint', () => {
       },
       identity: { certChainPem: svid.chainPem, keyPem: svid.keyPem },
       log: silent,
+      handshakeTimeoutMs: 10_000,
+      maxConnections: 100,
     });
     expect((await get(Number(endpoint.address.split(':').pop()), ca.bundlePem())).status).toBe(503);
+  });
+
+  test('bounded like the gRPC port: a silent connection is cut at the handshake deadline, connections over the cap are closed, both counted', async () => {
+    const ca = await TestCa.create({ trustDomain: 'a.test' });
+    const svid = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
+    const refused: string[] = [];
+    endpoint = await BundleEndpoint.start({ listen: '127.0.0.1:0', document: () => '{"keys":[]}', identity: { certChainPem: svid.chainPem, keyPem: svid.keyPem }, log: silent, handshakeTimeoutMs: 300, maxConnections: 3, onRefused: (r) => refused.push(r) });
+    const port = Number(endpoint.address.split(':').pop());
+    /** A TCP connection that sends nothing; resolves with the ms until the server closed it. */
+    const silentConnection = () =>
+      new Promise<number>((resolve) => {
+        const at = Date.now();
+        const s = netConnect(port, '127.0.0.1');
+        s.on('error', () => {});
+        s.on('close', () => resolve(Date.now() - at));
+      });
+    // Three fill the cap; a fourth is closed at once; the three go at the handshake deadline (Node's default: 120 s).
+    const held = [silentConnection(), silentConnection(), silentConnection()];
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await silentConnection()).toBeLessThan(250);
+    for (const ms of await Promise.all(held)) expect(ms).toBeLessThan(5_000);
+    expect(refused.filter((r) => r === 'max_connections')).toHaveLength(1);
+    expect(refused.filter((r) => r === 'timeout')).toHaveLength(3);
+    // Garbage instead of a ClientHello: refused, counted as protocol; the endpoint still serves.
+    await new Promise<void>((resolve) => {
+      const s = netConnect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+      s.on('error', () => {});
+      s.on('close', () => resolve());
+      s.resume();
+    });
+    expect(refused).toContain('protocol');
+    expect((await get(port, ca.bundlePem())).status).toBe(200);
   });
 });

@@ -41,10 +41,20 @@ describe('federation config', () => {
     ['plain http URL', domain('      profile: https_web\n').replace('https://', 'http://'), 'federation.trustDomains[0].bundleEndpointUrl'],
     ['refreshMin above refreshMax', '  refreshMin: 2h\n', 'federation.refreshMin'],
     ['a domain listed twice', `${domain('      profile: https_web\n')}    - { trustDomain: b.test, bundleEndpointUrl: "https://x/", profile: https_web }\n`, 'federation.trustDomains[1].trustDomain'],
+    // The same rules on the spiffe:// spelling, which names the same trust domain (audit: our own CA replaced).
+    ['own trust domain spelled spiffe://a.test', domain('      profile: https_web\n').replace('trustDomain: b.test', 'trustDomain: "spiffe://a.test"'), 'federation.trustDomains[0].trustDomain'],
+    ['a domain listed twice, once spelled spiffe://', `${domain('      profile: https_web\n')}    - { trustDomain: "spiffe://b.test", bundleEndpointUrl: "https://x/", profile: https_web }\n`, 'federation.trustDomains[1].trustDomain'],
+    ['a trust domain with an empty label (..)', domain('      profile: https_web\n').replace('trustDomain: b.test', 'trustDomain: ".."'), 'federation.trustDomains[0].trustDomain'],
+    ['a trust domain with a trailing dot', domain('      profile: https_web\n').replace('trustDomain: b.test', 'trustDomain: "b.test."'), 'federation.trustDomains[0].trustDomain'],
   ])('refuses %s', (_name, fed, key) => {
     const r = refusal(fed);
     expect(r).toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID', key });
     expect(r.line).toBeGreaterThan(2);
+  });
+
+  test('own trust domain in the spiffe:// spelling, on either side, is refused', () => {
+    const own = domain('      profile: https_web\n').replace('trustDomain: b.test', 'trustDomain: a.test');
+    expect(() => parseControlPlaneConfig(`trustDomain: "spiffe://a.test"\ndataDir: ./data\nfederation:\n${own}`, '/etc/tessera/cp.yaml')).toThrowError(/own trust domain/);
   });
 
   test('unknown keys and unknown profiles are refused by the schema', () => {

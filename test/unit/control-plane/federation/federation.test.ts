@@ -2,6 +2,7 @@
 // presents the configured SPIFFE ID under the bundle we hold for it; a document for another trust domain, with no
 // X.509 authority, or malformed is refused by code while the last good bundle stays; a rotation is taken up and
 // reported once; https_web checks the server by the configured CA and host name.
+import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -124,6 +125,46 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
     await g.refresh(d);
     expect(events.changes).toBe(1);
     expect(g.bundles()[0]!.authorities).toHaveLength(2);
+  });
+
+  test('a document with a lower spiffe_sequence (an old one replayed) is refused; the newer bundle stays', async () => {
+    const port = await endpoint(b, ENDPOINT_ID);
+    const { f: g, d, events } = federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
+    const doc = (cas: TestCa[], sequence: number) => JSON.stringify(spiffeBundleDocument({ x509Authorities: cas.map((x) => x.root.cert), jwtAuthorities: [], sequence, refreshHintSeconds: 300 }));
+    // Sequence 7 adds b2 (the endpoint's own CA, b, stays so it can still prove its ID).
+    served = doc([b, b2], 7);
+    await g.refresh(d);
+    expect(g.bundles()[0]!.authorities).toHaveLength(2);
+    served = doc([b], 1);
+    await g.refresh(d);
+    expect(events.refused.at(-1)).toBe('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK');
+    expect(g.bundles()[0]!.authorities).toHaveLength(2);
+    // The same sequence or a higher one is taken.
+    served = doc([b], 8);
+    await g.refresh(d);
+    expect(g.bundles()[0]!.authorities.map((x) => x.fingerprint256)).toEqual([b.root.cert.fingerprint256]);
+  });
+
+  test('a weak key in a fetched document (an X.509 authority or a JWT key) is refused by code', async () => {
+    const port = await endpoint(b, ENDPOINT_ID);
+    const { f: g, d, events } = federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
+    const rsa512 = generateKeyPairSync('rsa', { modulusLength: 512 }).publicKey.export({ format: 'jwk' });
+    const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'jwk' });
+    const withJwt = (jwk: object) => JSON.stringify({ ...JSON.parse(docOf([b])), keys: [...JSON.parse(docOf([b])).keys, { ...jwk, use: 'jwt-svid', kid: 'weak' }] });
+    for (const weak of [rsa512, k1]) {
+      served = withJwt(weak);
+      await g.refresh(d);
+      expect(events.refused.at(-1)).toBe('TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY');
+      expect(g.jwtAuthorities().get('b.test') ?? []).toEqual([]);
+    }
+    // A strong JWT key is taken.
+    served = withJwt(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'jwk' }));
+    await g.refresh(d);
+    expect(g.jwtAuthorities().get('b.test')!.map((k) => k.keyId)).toEqual(['weak']);
+  });
+
+  test('a federated domain equal to our own is refused at construction (the config refuses it too)', () => {
+    expect(() => federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', trustDomain: TrustDomain.parse('a.test') })).toThrowError(/own trust domain/);
   });
 
   test('the last good document is kept in the store and preferred to the bootstrap bundle at the next start', async () => {
