@@ -1,11 +1,14 @@
 // The admin listener (loopback by default): /healthz (process alive), /ready (CA loaded, gRPC serving, own SVID
 // valid), /metrics (Prometheus text), /certs (own SVID and bundle, public data only), /config (the effective
 // config; it holds paths and settings, no secret), /endpoints (the service registry), and the fleet dashboard
-// (/dashboard, /api/) when one is mounted. Nothing here changes state; operator commands use the Unix socket.
+// (/dashboard, /api/) when one is mounted. Nothing here changes state; operator commands use the Unix socket. With
+// no authentication of its own, it answers only requests addressed to an IP or localhost, not from other sites'
+// pages (shared-io/local-request.ts).
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
+import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 
 export interface AdminHttpOptions {
   readonly listen: string;
@@ -46,6 +49,9 @@ export class AdminHttp {
         res.end(body);
       };
       if (req.method !== 'GET' && req.method !== 'HEAD') return send(405, 'text/plain', 'method not allowed\n');
+      // Every route, not only the dashboard: /endpoints and /config read the fleet as well (DNS rebinding).
+      const refusal = adminRequestRefusal(req);
+      if (refusal !== null) return send(403, 'text/plain', `${refusal}\n`);
       if (this.#o.routes?.(req, res)) return;
       if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
       if (path === '/ready') {

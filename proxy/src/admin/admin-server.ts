@@ -4,6 +4,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 import { http } from '../../../shared-io/node-http.js';
 import { TesseraError } from '../../../common/errors.js';
 import { type AppProbe, runAppProbe } from './app-probe.js';
@@ -98,6 +99,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     const path = q === -1 ? url : url.slice(0, q);
     const method = req.method ?? 'GET';
     try {
+      // Nothing here is authenticated: only requests addressed to an IP or localhost, not from other sites' pages,
+      // are answered (DNS rebinding would read /config, /certs and /endpoints; a page could POST /drain).
+      const refusal = adminRequestRefusal(req);
+      if (refusal !== null) return sendJson(res, 403, { error: 'forbidden', reason: refusal });
       if (path === '/drain' && opts.onDrain) {
         if (method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed' }, false, { allow: 'POST' });
         // A browser page on this host could POST here; browsers always send Origin on such requests.

@@ -6,7 +6,7 @@
 // IP-literal Host header are served (kubectl port-forward arrives that way; the Host check keeps a web page that
 // rebinds its own name to 127.0.0.1 from reading the fleet).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isIP } from 'node:net';
+import { isLocalHost, isLoopbackPeer } from '../../../../shared-io/local-request.js';
 import type { Timers } from '../../../../shared-io/timers.js';
 import type { ChangeFeed, ChangeTopic } from '../../store/store-contract.js';
 import { APP_JS } from './assets/app-js.js';
@@ -21,7 +21,10 @@ export interface DashboardDeps extends FleetSources {
   readonly timers: Timers;
   /** Changes announced by any replica trigger a rebuild at once (the poll catches everything else). */
   readonly changes?: Pick<ChangeFeed, 'subscribe'>;
-  /** Serve peers that are not on loopback, with any Host (only behind your own authentication). Default false. */
+  /**
+   * Serve peers that are not on loopback (only behind your own authentication). Default false. The admin listener
+   * still checks the Host of every request (shared-io/local-request.ts).
+   */
   readonly allowRemote?: boolean;
   readonly limits?: Partial<FleetLimits>;
   readonly pollMs?: number;
@@ -61,20 +64,6 @@ const ASSETS: Readonly<Record<string, { readonly type: string; readonly body: st
 };
 
 const CHANGE_TOPICS: readonly ChangeTopic[] = ['ca', 'grants', 'revocations'];
-
-/** Loopback peer: 127.0.0.0/8, ::1, or 127.x mapped into IPv6. */
-export function isLoopbackPeer(address: string | undefined): boolean {
-  if (!address) return false;
-  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
-  return address === '::1' || (isIP(v4) === 4 && v4.startsWith('127.'));
-}
-
-/** A Host a browser sends only when it was pointed at an address, or at localhost, not at a DNS name. */
-export function isLocalHost(host: string | undefined): boolean {
-  if (!host) return false;
-  const name = host.startsWith('[') ? host.slice(1, host.indexOf(']')) : host.replace(/:\d+$/, '');
-  return name === 'localhost' || isIP(name) !== 0;
-}
 
 export function dashboardRoutes(deps: DashboardDeps): DashboardRoutes {
   const limits: FleetLimits = { ...DEFAULT_FLEET_LIMITS, ...deps.limits };

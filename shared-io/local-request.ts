@@ -1,0 +1,56 @@
+// Who may read an admin listener: it has no authentication of its own, so a request is served only when its Host
+// names an address (an IP literal) or localhost, never a DNS name, and it does not come from another site's page.
+// A web page that rebinds its own name to 127.0.0.1 (or to a port-forwarded admin port) sends its own name as
+// Host; a page of another site sends Sec-Fetch-Site: cross-site or a foreign Origin. kubelet probes, Prometheus
+// scrapes and curl send an address (or localhost) and neither header. The control plane's and the proxy's admin
+// listeners share these rules.
+import type { IncomingMessage } from 'node:http';
+import { isIP } from 'node:net';
+
+/** Loopback peer: 127.0.0.0/8, ::1, or 127.x mapped into IPv6. */
+export function isLoopbackPeer(address: string | undefined): boolean {
+  if (!address) return false;
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return address === '::1' || (isIP(v4) === 4 && v4.startsWith('127.'));
+}
+
+const PORT = /^:\d{1,5}$/;
+
+/** A Host a browser sends only when pointed at an address or at localhost: `[v6]`, `v4` or `localhost`, then `:port`. */
+export function isLocalHost(host: string | undefined): boolean {
+  if (!host) return false;
+  let name: string;
+  let rest: string;
+  if (host.startsWith('[')) {
+    const end = host.indexOf(']');
+    if (end === -1) return false;
+    name = host.slice(1, end);
+    rest = host.slice(end + 1);
+    if (isIP(name) !== 6) return false;
+  } else {
+    const colon = host.indexOf(':');
+    name = colon === -1 ? host : host.slice(0, colon);
+    rest = colon === -1 ? '' : host.slice(colon);
+    if (name !== 'localhost' && isIP(name) !== 4) return false;
+  }
+  return rest === '' || PORT.test(rest);
+}
+
+/**
+ * Why `req` may not read an admin listener, or null when it may: a missing, doubled or non-local Host (DNS
+ * rebinding), or a browser request made by another site's page.
+ */
+export function adminRequestRefusal(req: Pick<IncomingMessage, 'headers' | 'rawHeaders'>): string | null {
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  if (hosts !== 1 || !isLocalHost(req.headers.host)) return 'the admin listener answers requests addressed to an IP address or localhost only';
+  const site = req.headers['sec-fetch-site'];
+  const origin = req.headers.origin;
+  if (site === 'cross-site' || site === 'same-site' || (origin !== undefined && !sameOrigin(origin, req.headers.host!))) return 'the admin listener does not answer other sites\' pages';
+  return null;
+}
+
+/** Origin `http://<host>` (or https) naming exactly the Host the request was sent to. */
+function sameOrigin(origin: string, host: string): boolean {
+  return origin === `http://${host}` || origin === `https://${host}`;
+}

@@ -1,0 +1,82 @@
+// Both admin listeners (the control plane's and a proxy's) answer only requests addressed to an IP address or
+// localhost and not made by another site's page, on every route: a page that rebinds its own name to the admin
+// port (DNS rebinding) sends that name as Host; another site's page sends Sec-Fetch-Site: cross-site or its Origin.
+// Raw requests on real sockets, so Host can be missing, doubled or malformed.
+import { connect } from 'node:net';
+import { Registry } from 'prom-client';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { AdminHttp } from '../../../control-plane/src/admin/admin-http.js';
+import { type AdminServer, startAdminServer } from '../../../proxy/src/admin/admin-server.js';
+import { createProxyRegistry } from '../../../proxy/src/telemetry/metrics.js';
+import { isLocalHost } from '../../../shared-io/local-request.js';
+
+/** The status line's code for `head` (a whole request head, CRLFs included) sent raw to `port`. */
+function status(port: number, head: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => s.write(head));
+    let got = '';
+    s.setEncoding('latin1');
+    s.on('data', (d: string) => {
+      got += d;
+    });
+    s.on('error', reject);
+    s.on('close', () => resolve(Number(/^HTTP\/1\.[01] (\d{3})/.exec(got)?.[1] ?? 0)));
+  });
+}
+
+const get = (path: string, headers: string) => `GET ${path} HTTP/1.1\r\n${headers}connection: close\r\n\r\n`;
+
+let cp: AdminHttp;
+let proxy: AdminServer;
+const ports: Record<string, number> = {};
+
+beforeAll(async () => {
+  cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => null, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera' }), endpoints: () => ({}) });
+  await cp.start();
+  ports['control plane'] = Number(cp.address.split(':').pop());
+  proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}), onDrain: () => {} });
+  ports['proxy'] = proxy.address.port;
+});
+
+afterAll(async () => {
+  await cp?.stop();
+  await proxy?.close();
+});
+
+describe.each(['control plane', 'proxy'])('the %s admin listener', (which) => {
+  const routes = ['/config', '/certs', '/metrics', '/endpoints', '/healthz', '/ready'];
+
+  test('served when addressed to an IP literal or localhost, with or without a port, and to same-origin pages', async () => {
+    const port = ports[which]!;
+    for (const host of [`127.0.0.1:${port}`, '127.0.0.1', `localhost:${port}`, `[::1]:${port}`, '10.1.2.3:8444']) {
+      for (const path of routes) expect(await status(port, get(path, `host: ${host}\r\n`)), `${path} Host ${host}`).toBe(200);
+    }
+    expect(await status(port, get('/config', `host: 127.0.0.1:${port}\r\nsec-fetch-site: same-origin\r\norigin: http://127.0.0.1:${port}\r\n`))).toBe(200);
+    expect(await status(port, get('/config', `host: 127.0.0.1:${port}\r\nsec-fetch-site: none\r\n`))).toBe(200);
+  });
+
+  test('refused (403) on every route: a DNS name, a look-alike, a malformed, missing or doubled Host', async () => {
+    const port = ports[which]!;
+    const hosts = ['evil.example', `evil.example:${port}`, '127.0.0.1.nip.io', 'localhost.evil.example', '[::1]evil.example', `[::1]:${port}x`, `127.0.0.1:${port}:1`, '[evil]', '0x7f000001.evil'];
+    for (const path of routes) {
+      for (const host of hosts) expect(await status(port, get(path, `host: ${host}\r\n`)), `${path} Host ${JSON.stringify(host)}`).toBe(403);
+      expect(await status(port, `GET ${path} HTTP/1.0\r\n\r\n`), `${path} no Host`).toBe(403);
+      expect(await status(port, get(path, `host: 127.0.0.1\r\nhost: evil.example\r\n`)), `${path} two Hosts`).toBe(403);
+    }
+  });
+
+  test('refused (403): another site\'s page, by Sec-Fetch-Site or a foreign Origin (an EventSource too)', async () => {
+    const port = ports[which]!;
+    const local = `host: 127.0.0.1:${port}\r\n`;
+    for (const extra of ['sec-fetch-site: cross-site\r\n', 'sec-fetch-site: same-site\r\n', 'origin: http://evil.example\r\n', 'origin: null\r\n', `origin: http://127.0.0.1:${port}.evil.example\r\n`]) {
+      for (const path of ['/config', '/endpoints', '/api/events']) expect(await status(port, get(path, `${local}${extra}`)), `${path} ${extra.trim()}`).toBe(403);
+    }
+  });
+});
+
+test('isLocalHost: an address or localhost, then at most a port, nothing else', () => {
+  const ok = ['127.0.0.1', '127.0.0.1:8444', 'localhost', 'localhost:1', '[::1]', '[::1]:8444', '[fd00::1]:443', '10.0.0.1:80'];
+  const no = ['', 'cp.internal:8444', '[::1]evil.example', '[::1]:', '[::1]:84x', 'localhost:', 'localhost:123456', '127.0.0.1 ', ' 127.0.0.1', 'localhost\t', '[127.0.0.1]', '127.1', 'LOCALHOST', undefined];
+  for (const h of ok) expect(isLocalHost(h), h).toBe(true);
+  for (const h of no) expect(isLocalHost(h), JSON.stringify(h)).toBe(false);
+});
