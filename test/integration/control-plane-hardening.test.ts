@@ -10,6 +10,7 @@ import { createCsr } from '../../common/pki/csr.js';
 import { type KeyPair, generateKeyPair, keyPairFromPem, privateKeyPem } from '../../common/pki/keys.js';
 import { encodePem } from '../../common/pki/pem.js';
 import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -165,5 +166,33 @@ describe('requested TTL', () => {
     const life = (leaf.validToDate.getTime() - Date.now()) / 1000;
     expect(life).toBeLessThanOrEqual(121);
     expect(life).toBeGreaterThan(60);
+  });
+});
+
+describe('admin.sock inputs are taken as JSON typed them', () => {
+  /** The error code an admin.sock request ends with, or 'ok'. */
+  const codeOf = (p: Promise<unknown>) =>
+    p.then(
+      () => 'ok',
+      (e: { code?: string }) => e.code ?? 'uncoded',
+    );
+  const grant = { to: `spiffe://${TD}/ns/a/sa/b`, from: [`spiffe://${TD}/ns/c/sa/d`], forMs: 60_000, reason: 'r', createdBy: 't' };
+
+  test('a number of milliseconds is a positive whole JSON number: "1e3", 0.5, [5], true, "60000" refused, coded', async () => {
+    for (const ttlMs of ['1e3', 0.5, [5], true, '60000', -1, 0]) {
+      expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/tokens', { spiffeId: WEB, ttlMs })), JSON.stringify(ttlMs)).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
+    }
+    expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/tokens', { spiffeId: WEB, ttlMs: 60_000 }))).toBe('ok');
+    for (const forMs of ['60000', [60_000], 1.5]) expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/break-glass', { ...grant, forMs })), JSON.stringify(forMs)).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
+    expect(await codeOf(adminRequest(cp.dataDir, 'GET', '/v1/certs?expiringWithinMs=1e3'))).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
+  });
+
+  test('strings are strings and lists of strings: an object is refused with a coded 400, never an internal error', async () => {
+    for (const from of [[{ toString: 1 }], 'spiffe://x/y', [1]]) {
+      expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/break-glass', { ...grant, from })), JSON.stringify(from)).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
+    }
+    for (const body of [{ ...grant, to: { a: 1 } }, { ...grant, reason: ['x'] }]) expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/break-glass', body))).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
+    expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/revocations', { kind: 'serial', value: { v: 1 } }))).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
+    expect(await codeOf(adminRequest(cp.dataDir, 'POST', '/v1/tokens/revoke', { tokenId: 12 }))).toBe('TESSERA_ERR_CP_ADMIN_BAD_REQUEST');
   });
 });

@@ -10,7 +10,7 @@ import { newJoinToken, tokenIdOf } from '../store/join-token.js';
 import type { Ban, TokenStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
 import { type CaRouteDeps, caRoutes } from './ca-routes.js';
-import { iso, optionalString } from './request-fields.js';
+import { iso, optionalMs, optionalString, queryMs, stringField, stringList } from './request-fields.js';
 
 export interface AdminRouteDeps extends CaRouteDeps {
   readonly tokens: TokenStore;
@@ -22,13 +22,6 @@ export interface AdminRouteDeps extends CaRouteDeps {
 
 export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
 export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
-
-function optionalMs(v: unknown, key: string): number | undefined {
-  if (v === undefined || v === null || v === '') return undefined;
-  const n = Number(v);
-  if (!Number.isFinite(n) || n <= 0) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `${key} must be a positive number of milliseconds`);
-  return n;
-}
 
 function banKind(v: unknown): Ban['kind'] {
   if (v === 'spiffe_id' || v === 'serial') return v;
@@ -48,7 +41,7 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       checkIssuableId(id, d.trustDomain);
       // A token for a banned ID could never be used: say so now rather than at attestation.
       d.revocations.check(id.toString());
-      const ttlMs = optionalMs(body['ttlMs'], 'ttlMs') ?? DEFAULT_TOKEN_TTL_MS;
+      const ttlMs = optionalMs(body, 'ttlMs') ?? DEFAULT_TOKEN_TTL_MS;
       if (ttlMs > MAX_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', `ttlMs must be at most ${MAX_TOKEN_TTL_MS} (30 days)`);
       const token = newJoinToken();
       const now = d.clock.nowMs();
@@ -57,7 +50,7 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       return { token, tokenId: tokenIdOf(rec.hash), spiffeId: id.toString(), expiresAt: iso(rec.expiresAtMs) };
     },
     'GET /v1/certs': async (_body, query) => {
-      const within = optionalMs(query.get('expiringWithinMs'), 'expiringWithinMs');
+      const within = queryMs(query, 'expiringWithinMs');
       return (await d.inventory.live(d.clock.nowMs(), within)).map((r) => ({
         serial: r.serial,
         spiffeId: r.spiffeId,
@@ -71,29 +64,28 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       }));
     },
     'POST /v1/break-glass': async (body) => {
-      const from = body['from'];
       const g = await d.breakGlass.open({
-        to: String(body['to'] ?? ''),
-        from: Array.isArray(from) ? from.map(String) : [],
-        durationMs: Number(body['forMs']),
-        reason: String(body['reason'] ?? ''),
-        createdBy: String(body['createdBy'] ?? ''),
+        to: stringField(body, 'to'),
+        from: stringList(body, 'from'),
+        durationMs: optionalMs(body, 'forMs') ?? Number.NaN,
+        reason: stringField(body, 'reason'),
+        createdBy: stringField(body, 'createdBy'),
       });
       return { ...g, expiresAt: iso(g.expiresAtMs), createdAt: iso(g.createdAtMs) };
     },
     'GET /v1/break-glass': () => d.breakGlass.active().map((g) => ({ ...g, expiresAt: iso(g.expiresAtMs) })),
     'GET /v1/revocations': async () => (await d.revocations.list()).map(banView),
     'POST /v1/revocations': async (body) => {
-      const r = await d.revocations.ban({ kind: banKind(body['kind']), value: String(body['value'] ?? ''), reason: String(body['reason'] ?? ''), createdBy: String(body['createdBy'] ?? '') });
+      const r = await d.revocations.ban({ kind: banKind(body['kind']), value: stringField(body, 'value'), reason: stringField(body, 'reason'), createdBy: stringField(body, 'createdBy') });
       return { ...banView(r.ban), created: r.created };
     },
-    'POST /v1/revocations/lift': async (body) => banView(await d.revocations.lift(banKind(body['kind']), String(body['value'] ?? ''), String(body['createdBy'] ?? ''))),
+    'POST /v1/revocations/lift': async (body) => banView(await d.revocations.lift(banKind(body['kind']), stringField(body, 'value'), stringField(body, 'createdBy'))),
     'POST /v1/tokens/revoke': async (body) => {
       const rec = await d.revocations.revokeToken({
-        ...(body['token'] !== undefined ? { token: String(body['token']) } : {}),
-        ...(body['tokenId'] !== undefined ? { tokenId: String(body['tokenId']) } : {}),
-        reason: String(body['reason'] ?? ''),
-        createdBy: String(body['createdBy'] ?? ''),
+        ...(body['token'] !== undefined ? { token: stringField(body, 'token') } : {}),
+        ...(body['tokenId'] !== undefined ? { tokenId: stringField(body, 'tokenId') } : {}),
+        reason: stringField(body, 'reason'),
+        createdBy: stringField(body, 'createdBy'),
       });
       return { tokenId: tokenIdOf(rec.hash), spiffeId: rec.spiffeId, revokedAt: iso(rec.revokedAtMs), expiresAt: iso(rec.expiresAtMs) };
     },
