@@ -25,6 +25,9 @@ export interface AdminHttpOptions {
   readonly routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
 
+/** Open connections at most: scrapes, probes and a few dashboards. */
+export const ADMIN_MAX_CONNECTIONS = 256;
+
 export class AdminHttp {
   readonly #o: AdminHttpOptions;
   #server: Server | undefined;
@@ -42,7 +45,7 @@ export class AdminHttp {
   async start(): Promise<void> {
     const addr = parseAddress(this.#o.listen);
     if (!addr) throw new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `bad adminListen address ${this.#o.listen}`);
-    const server = createServer((req, res) => {
+    const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       const send = (status: number, type: string, body: string) => {
         res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -72,6 +75,10 @@ export class AdminHttp {
     });
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
+    // Bounded like the proxy's admin listener: idle sockets cannot take the process's file descriptors (which the
+    // gRPC port and admin.sock share), and the deadlines above are checked each second, not every 30 s.
+    server.maxConnections = ADMIN_MAX_CONNECTIONS;
+    server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `${this.#o.listen}: ${e.code ?? e.message}`)));
       server.listen(addr.port, addr.host, () => resolve());

@@ -2,10 +2,10 @@
 // localhost and not made by another site's page, on every route: a page that rebinds its own name to the admin
 // port (DNS rebinding) sends that name as Host; another site's page sends Sec-Fetch-Site: cross-site or its Origin.
 // Raw requests on real sockets, so Host can be missing, doubled or malformed.
-import { connect } from 'node:net';
+import { type Socket, connect } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { AdminHttp } from '../../../control-plane/src/admin/admin-http.js';
+import { ADMIN_MAX_CONNECTIONS, AdminHttp } from '../../../control-plane/src/admin/admin-http.js';
 import { type AdminServer, startAdminServer } from '../../../proxy/src/admin/admin-server.js';
 import { createProxyRegistry } from '../../../proxy/src/telemetry/metrics.js';
 import { isLocalHost } from '../../../shared-io/local-request.js';
@@ -79,4 +79,22 @@ test('isLocalHost: an address or localhost, then at most a port, nothing else', 
   const no = ['', 'cp.internal:8444', '[::1]evil.example', '[::1]:', '[::1]:84x', 'localhost:', 'localhost:123456', '127.0.0.1 ', ' 127.0.0.1', 'localhost\t', '[127.0.0.1]', '127.1', 'LOCALHOST', undefined];
   for (const h of ok) expect(isLocalHost(h), h).toBe(true);
   for (const h of no) expect(isLocalHost(h), JSON.stringify(h)).toBe(false);
+});
+
+test('the control plane\'s admin listener holds at most ADMIN_MAX_CONNECTIONS; past them new ones are closed, and it serves again once they go', async () => {
+  const port = ports['control plane']!;
+  const held = await Promise.all(
+    Array.from({ length: ADMIN_MAX_CONNECTIONS }, () => new Promise<Socket>((resolve) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s));
+      s.on('error', () => {});
+    })),
+  );
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    expect(await status(port, get('/healthz', 'host: 127.0.0.1\r\n'))).toBe(0); // closed without an answer
+  } finally {
+    for (const s of held) s.destroy();
+  }
+  await new Promise((r) => setTimeout(r, 100));
+  expect(await status(port, get('/healthz', 'host: 127.0.0.1\r\n'))).toBe(200);
 });
