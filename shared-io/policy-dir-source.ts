@@ -2,8 +2,8 @@
 // every *.yaml / *.yml file of a directory as one set through common/policy parsing, watches it with the one file
 // watcher (ConfigMap `..data` swaps included), and swaps in a new numbered set only when every file is valid. A
 // bad file keeps the whole previous set in force and is reported as file:line with its code.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { join, resolve, sep } from 'node:path';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
 import { parsePolicyFiles } from '../common/policy/parse-policy.js';
 import type { AuthorizationPolicy } from '../common/policy/policy-types.js';
@@ -47,6 +47,8 @@ export type PolicyDirRead = { ok: true; policies: AuthorizationPolicy[] } | { ok
 
 /** Policy files: *.yaml / *.yml, not dotfiles (which also skips a ConfigMap's `..data` and timestamped dirs). */
 export const POLICY_FILE_NAME = /^[^.].*\.ya?ml$/;
+/** A policy file is a few KiB; past this it is read as a mistake, not parsed. */
+export const MAX_POLICY_FILE_BYTES = 1 << 20;
 
 /** What makes two sets the same set (the parsed content, not the file bytes: a comment is no new set). */
 const setKey = (ps: readonly AuthorizationPolicy[]) => JSON.stringify(ps.map((p) => [p.name, p.selector, p.action, p.mode, p.rules, p.source]));
@@ -163,11 +165,28 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
   }
   const files: { path: string; text: string }[] = [];
   const errors: PolicyFileError[] = [];
+  let root: string;
+  try {
+    root = realpathSync(dir);
+  } catch (e) {
+    return { ok: false, errors: [unreadable(dir, `cannot read the policies directory ${dir}`, e)] };
+  }
   for (const n of names) {
     const path = join(dir, n);
     try {
-      // stat follows symlinks: ConfigMap volumes present each file as a link into `..data/`.
-      if (!statSync(path).isFile()) continue;
+      // stat follows symlinks: ConfigMap volumes present each file as a link into `..data/`. A link may not lead
+      // out of the directory: a policy file is read whole and its keys are quoted in errors.
+      const stat = statSync(path);
+      if (!stat.isFile()) continue;
+      const real = realpathSync(path);
+      if (!real.startsWith(`${root}${sep}`)) {
+        errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} links out of the policies directory (to ${real}); not read` });
+        continue;
+      }
+      if (stat.size > MAX_POLICY_FILE_BYTES) {
+        errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is ${stat.size} bytes; a policy file is at most ${MAX_POLICY_FILE_BYTES}` });
+        continue;
+      }
       files.push({ path, text: readFileSync(path, 'utf8') });
     } catch (e) {
       // Removed between the listing and the read: it is gone, as if it had not been listed.

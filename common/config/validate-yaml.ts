@@ -120,7 +120,8 @@ class Walker {
           return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
         }
         if (schema.min !== undefined && ms < schema.min) return this.problem(node, key, `must be at least ${schema.min} ms`);
-        if (schema.max !== undefined && ms > schema.max) return this.problem(node, key, `must be at most ${schema.max} ms`);
+        const max = schema.max ?? MAX_TIMER_MS;
+        if (ms > max) return this.problem(node, key, max === MAX_TIMER_MS ? 'must be at most 24 days (2147483647 ms, the longest timer Node runs)' : `must be at most ${max} ms`);
         return ms;
       }
       case 'string': {
@@ -172,7 +173,17 @@ export interface ParsedYaml<T> {
 }
 
 /** Throws TESSERA_ERR_CONFIG_UNREADABLE for YAML syntax errors, TESSERA_ERR_CONFIG_INVALID for schema problems. */
+/** A config file is a few KiB; anything past this is a mistake (a wrong file) that would cost its size many times over in memory. */
+export const MAX_CONFIG_BYTES = 1 << 20;
+
+/**
+ * Node's timers take at most 2^31-1 ms (24.8 days); a longer delay fires after 1 ms. A duration key without its own
+ * `max` is bounded by this (lifetimes, which are not timers, set theirs).
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSchema): ParsedYaml<T> {
+  if (text.length > MAX_CONFIG_BYTES) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:1: the file is ${text.length} bytes, a config is at most ${MAX_CONFIG_BYTES}`, { file, line: 1 });
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (document.errors.length > 0) {

@@ -107,6 +107,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const admin = await startAdminServer({
     listen: config.admin.listen,
     registry,
+    onRefused: (reason) => metrics.rejected('admin', reason),
     readiness: () => readiness.state(),
     certs: () => certsReport(identity.current, listeners.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
     endpoints: () => listeners.endpoints(),

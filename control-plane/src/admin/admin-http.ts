@@ -8,6 +8,7 @@ import { type IncomingMessage, type Server, type ServerResponse, createServer } 
 import type { Registry } from 'prom-client';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
+import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 
 export interface AdminHttpOptions {
@@ -62,7 +63,8 @@ export class AdminHttp {
         return reason === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${reason}\n`);
       }
       if (path === '/certs') return send(200, 'application/json', `${JSON.stringify(this.#o.certs(), null, 2)}\n`);
-      if (path === '/config') return send(200, 'application/json', `${JSON.stringify(this.#o.config(), null, 2)}\n`);
+      // A URL's user:password (a federated bundle endpoint's, an API server's) is not shown.
+      if (path === '/config') return send(200, 'application/json', `${JSON.stringify(this.#o.config(), (_k, v: unknown) => (typeof v === 'string' ? withoutUrlCredentials(v) : v), 2)}\n`);
       if (path === '/endpoints' && this.#o.endpoints) return send(200, 'application/json', `${JSON.stringify(this.#o.endpoints(), null, 2)}\n`);
       if (path === '/metrics') {
         this.#o.registry.metrics().then(

@@ -13,6 +13,7 @@ import { STORE_SCHEMA, type StoreInput, type StoreSettings, resolveStoreConfig }
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from '../injector/injector-config.js';
 
 const HOUR = 3_600_000;
+const YEAR = 366 * 24 * HOUR;
 
 export const controlPlaneSchema: ObjectSchema = {
   type: 'object',
@@ -25,8 +26,9 @@ export const controlPlaneSchema: ObjectSchema = {
     svid: {
       type: 'object',
       properties: {
-        ttl: { type: 'duration', default: '1h', min: 1_000 },
-        maxTtl: { type: 'duration', default: '24h', min: 1_000 },
+        // Lifetimes, not timers: bounded by what a certificate may sensibly live, not by Node's timer limit.
+        ttl: { type: 'duration', default: '1h', min: 1_000, max: YEAR },
+        maxTtl: { type: 'duration', default: '24h', min: 1_000, max: YEAR },
         backdate: { type: 'duration', default: '60s', max: HOUR },
         rateLimit: {
           type: 'object',
@@ -41,8 +43,8 @@ export const controlPlaneSchema: ObjectSchema = {
       type: 'object',
       properties: {
         root: { type: 'string', enum: ['managed', 'offline'], default: 'managed', description: 'managed: the control plane makes its roots; offline: it never does, and signs with intermediates a root held elsewhere signed (docs/offline-root.md)' },
-        rootTtl: { type: 'duration', default: '8760h', min: HOUR },
-        intermediateTtl: { type: 'duration', default: '168h', min: 60_000 },
+        rootTtl: { type: 'duration', default: '8760h', min: HOUR, max: 100 * YEAR },
+        intermediateTtl: { type: 'duration', default: '168h', min: 60_000, max: 10 * YEAR },
       },
     },
     attestors: {

@@ -7,6 +7,7 @@ import type { Registry } from 'prom-client';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 import { http } from '../../../shared-io/node-http.js';
 import { TesseraError } from '../../../common/errors.js';
+import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 import { type AppProbe, runAppProbe } from './app-probe.js';
 
 export interface AdminServerOptions {
@@ -22,6 +23,8 @@ export interface AdminServerOptions {
   readonly onDrain?: () => void;
   /** A provider threw while serving `path` (the client only sees {"error":"internal"}). */
   readonly onError?: (err: unknown, path: string) => void;
+  /** A connection refused or cut before its request was served (counted as tessera_requests_rejected_total{direction="admin"}). */
+  readonly onRefused?: (reason: 'headers_timeout' | 'header_too_large' | 'bad_request' | 'too_many_connections') => void;
   /** Overrides of ADMIN_LIMITS (tests use short timeouts). */
   readonly limits?: Partial<AdminLimits>;
   /** The app's probes the kubelet reaches through GET /app-health/<name> (admin.appProbes of the config). */
@@ -63,10 +66,11 @@ const APP_HEALTH = '/app-health/';
 const SECURITY_HEADERS = { 'cache-control': 'no-store', 'x-content-type-options': 'nosniff' } as const;
 const PRIVATE_KEY_PEM = /-----BEGIN [A-Z ]*PRIVATE KEY-----/;
 
-// Dates and bigints (certificate serials) become strings; anything that looks like a private key is blanked.
+// Dates and bigints (certificate serials) become strings; anything that looks like a private key is blanked, and a
+// URL's user:password too.
 function replacer(_key: string, value: unknown): unknown {
   if (typeof value === 'bigint') return value.toString();
-  if (typeof value === 'string' && PRIVATE_KEY_PEM.test(value)) return '[redacted]';
+  if (typeof value === 'string') return PRIVATE_KEY_PEM.test(value) ? '[redacted]' : withoutUrlCredentials(value);
   return value;
 }
 
@@ -150,6 +154,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
   );
   server.maxHeadersCount = limits.maxHeadersCount;
   server.maxConnections = limits.maxConnections;
+  server.on('drop', () => opts.onRefused?.('too_many_connections'));
   server.timeout = limits.idleTimeoutMs;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) {
@@ -160,7 +165,10 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       err.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large'
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout'
       : '400 Bad Request';
-    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+    // Closed once the answer is written, not when the client closes: one that never reads nor closes would hold
+    // its slot (FIN-WAIT-2) for the idle timeout, and 64 of them kept /ready from the kubelet.
+    socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`, () => socket.destroy());
+    opts.onRefused?.(err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'headers_timeout' : err.code === 'HPE_HEADER_OVERFLOW' ? 'header_too_large' : 'bad_request');
   });
 
   await new Promise<void>((resolve, reject) => {

@@ -74,6 +74,15 @@ export function accessEntryOf(e: Exchange): AccessEntry {
   return entry;
 }
 
+/**
+ * The `code` label of a gRPC exchange: its grpc-status when it is one of gRPC's 17 codes, 'none' without one, else
+ * 'invalid'. The status comes from the app or a peer: as written it would let them mint label values at will, and
+ * once the series cap is full real traffic would count only under "other".
+ */
+export function grpcCodeLabel(status: string): string {
+  return status === 'none' || /^(?:\d|1[0-6])$/.test(status) ? status : 'invalid';
+}
+
 export class ExchangeRecorder {
   readonly #metrics: Pick<ProxyMetrics, 'request'>;
   readonly #accessLog: AccessLog;
@@ -84,7 +93,7 @@ export class ExchangeRecorder {
   }
 
   record(e: Exchange): void {
-    this.#metrics.request(e.direction, e.protocol, e.grpcStatus ?? e.status, e.durationMs / 1000, e.listener, e.peerLabel ?? e.peer ?? '');
+    this.#metrics.request(e.direction, e.protocol, e.grpcStatus === undefined ? e.status : grpcCodeLabel(e.grpcStatus), e.durationMs / 1000, e.listener, e.peerLabel ?? e.peer ?? '');
     e.span?.end({ 'http.status_code': e.status, 'rpc.grpc.status_code': e.grpcStatus, 'tessera.decision': e.decision, 'tessera.upstream': e.upstream }, e.error);
     // Built only when the log is on: the hot path pays nothing for an 'off' log.
     if (this.#accessLog.enabled) this.#accessLog.write(accessEntryOf(e));

@@ -31,7 +31,7 @@ let proxy: AdminServer;
 const ports: Record<string, number> = {};
 
 beforeAll(async () => {
-  cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => null, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera' }), endpoints: () => ({}) });
+  cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => null, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera', federation: { trustDomains: [{ bundleEndpointUrl: 'https://fed:pa55w0rd@cp.b.example:8445/' }] } }), endpoints: () => ({}) });
   await cp.start();
   ports['control plane'] = Number(cp.address.split(':').pop());
   proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}), onDrain: () => {} });
@@ -97,4 +97,10 @@ test('the control plane\'s admin listener holds at most ADMIN_MAX_CONNECTIONS; p
   }
   await new Promise((r) => setTimeout(r, 100));
   expect(await status(port, get('/healthz', 'host: 127.0.0.1\r\n'))).toBe(200);
+});
+
+test('the control plane\'s /config shows no URL user:password', async () => {
+  const body = await (await fetch(`http://127.0.0.1:${ports['control plane']}/config`)).text();
+  expect(body).not.toContain('pa55w0rd');
+  expect(body).toContain('https://<redacted>@cp.b.example:8445/');
 });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../common/errors.js';
 import type { AuthorizationPolicy } from '../../../common/policy/policy-types.js';
-import { type PolicyFileError, PolicyDirSource, type PolicySet } from '../../../shared-io/policy-dir-source.js';
+import { MAX_POLICY_FILE_BYTES, type PolicyFileError, PolicyDirSource, type PolicySet } from '../../../shared-io/policy-dir-source.js';
 import { FakeTime } from '../../helpers/fake-time.js';
 import { until } from '../../helpers/until.js';
 
@@ -110,6 +110,31 @@ describe('PolicyDirSource, the proxy way: loadInitial then start', () => {
       expect((e as TesseraError).details).toMatchObject({ file: join(dir, 'bad.yaml'), line: 6 });
     }
     expect(source.policies).toBeUndefined();
+  });
+
+  test('a link out of the directory is not read (nor quoted), a ConfigMap link inside it is; a file past 1 MiB is not parsed', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'tessera-outside-'));
+    try {
+      writeFileSync(join(outside, 'secret'), 'root:$6$hash:19000:0:99999:7:::\n');
+      symlinkSync(join(outside, 'secret'), join(dir, 'shadow.yaml'));
+      configMapGeneration(dir, '..2026_12_05', { 'a.yaml': policyYaml('a') });
+      const { source } = makeSource();
+      try {
+        source.loadInitial();
+        expect.unreachable('loaded');
+      } catch (e) {
+        expect((e as TesseraError).code).toBe('TESSERA_ERR_POLICY_INVALID');
+        expect((e as Error).message).toContain('links out of the policies directory');
+        expect((e as Error).message).not.toContain('$6$');
+      }
+      rmSync(join(dir, 'shadow.yaml'));
+      writeFileSync(join(dir, 'huge.yaml'), `# ${'x'.repeat(MAX_POLICY_FILE_BYTES)}\n`);
+      expect(() => makeSource().source.loadInitial()).toThrow(/at most 1048576/);
+      rmSync(join(dir, 'huge.yaml'));
+      expect(names(makeSource().source.loadInitial())).toEqual(['a']);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
   });
 
   test('a missing directory at start is a clear error', () => {

@@ -173,6 +173,51 @@ describe('admin server', () => {
     expect(data).toMatch(/^HTTP\/1\.1 408/);
   });
 
+  test('clients that never read nor close are let go once their 408 is written: they cannot hold every slot and starve /ready', async () => {
+    const refused: string[] = [];
+    // Deadlines long enough for the setup below to fit before them on a loaded machine.
+    const { server } = await start({ limits: { headersTimeoutMs: 1_500, requestTimeoutMs: 2_000, timeoutCheckIntervalMs: 50, maxConnections: 3, idleTimeoutMs: 60_000 }, onRefused: (r) => refused.push(r) });
+    const port = server.address.port;
+    // Three slots taken by clients that send one byte, then never read (so never see the server's FIN) nor close.
+    const stalled = await Promise.all(
+      [0, 1, 2].map(
+        () =>
+          new Promise<net.Socket>((resolve) => {
+            const s = net.connect(port, '127.0.0.1', () => {
+              s.pause();
+              s.write('G');
+              resolve(s);
+            });
+            s.on('error', () => {});
+          }),
+      ),
+    );
+    try {
+      // Before their deadline a fourth connection is over the cap; after it the slots are free again.
+      const early = net.connect(port, '127.0.0.1');
+      early.on('error', () => {});
+      await once(early, 'close');
+      expect(refused).toContain('too_many_connections');
+      const t0 = Date.now();
+      let status = 0;
+      while (status !== 200 && Date.now() - t0 < 5_000) {
+        status = await request(server, 'GET', '/ready', { host: '127.0.0.1' }).then((r) => r.status, () => 0);
+        if (status !== 200) await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(status).toBe(200);
+      expect(refused.filter((r) => r === 'headers_timeout')).toHaveLength(3);
+    } finally {
+      for (const s of stalled) s.destroy();
+    }
+  });
+
+  test('a URL\'s user:password is not shown by /config', async () => {
+    const { server } = await start({ config: () => ({ telemetry: { tracing: { otlpEndpoint: 'https://user:s3cret@otel.example:4318/v1/traces' } }, plain: 'https://otel.example/v1' }) });
+    const body = (await request(server, 'GET', '/config')).body;
+    expect(body).not.toContain('s3cret');
+    expect(JSON.parse(body)).toEqual({ telemetry: { tracing: { otlpEndpoint: 'https://<redacted>@otel.example:4318/v1/traces' } }, plain: 'https://otel.example/v1' });
+  });
+
   test('garbage gets 400 and the connection is closed', async () => {
     const { server } = await start();
     const s = net.connect(server.address.port, '127.0.0.1');

@@ -7,7 +7,7 @@ import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { type AccessLog, createAccessLog } from '../../../../proxy/src/telemetry/access-log.js';
-import { type Exchange, ExchangeRecorder, verdictOf } from '../../../../proxy/src/telemetry/exchange-recorder.js';
+import { type Exchange, ExchangeRecorder, grpcCodeLabel, verdictOf } from '../../../../proxy/src/telemetry/exchange-recorder.js';
 import { ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
 import { createRequestTracer } from '../../../../proxy/src/telemetry/tracing.js';
 
@@ -139,4 +139,18 @@ describe('ExchangeRecorder', () => {
     expect(await lines()).toEqual([]);
     expect((await requests())[0]!.value).toBe(1);
   });
+});
+
+test('a gRPC exchange is counted under its status only when it is one of gRPC\'s codes: an app or peer mints no label values', () => {
+  for (const ok of ['0', '7', '16', 'none']) expect(grpcCodeLabel(ok)).toBe(ok);
+  for (const made of ['17', '99', '-1', '01', ' 1', '1\n', 'x'.repeat(5000), 'OK', '', '1e1']) expect(grpcCodeLabel(made), JSON.stringify(made)).toBe('invalid');
+});
+
+test('recorded: 2,000 made-up grpc-status values from a peer are one `invalid` series, real codes keep their own', async () => {
+  const r = new ExchangeRecorder(f.metrics, f.log);
+  const grpc: Exchange = { ...inboundHttp, protocol: 'grpc', status: 200 };
+  for (let i = 0; i < 2_000; i++) r.record({ ...grpc, grpcStatus: `bogus-${i}` });
+  r.record({ ...grpc, grpcStatus: '14' });
+  const codes = (await requests()).filter((v) => v.labels['protocol'] === 'grpc').map((v) => [v.labels['code'], v.value]);
+  expect(codes.sort()).toEqual([['14', 1], ['invalid', 2_000]]);
 });

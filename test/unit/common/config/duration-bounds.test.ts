@@ -1,0 +1,45 @@
+// A duration that becomes a timer is at most Node's longest timer (2^31-1 ms, 24.8 days): a longer one fired after
+// 1 ms (drainTimeout: 30d cut requests at SIGTERM; ticketKeyRotation: 30d rotated keys every millisecond). Refused
+// at load naming the key and line; lifetimes (an SVID's, a root's) keep their own bounds. A config past 1 MiB is
+// refused before it is parsed.
+import { expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { MAX_CONFIG_BYTES } from '../../../../common/config/validate-yaml.js';
+import { parseControlPlaneConfig } from '../../../../control-plane/src/config/cp-config.js';
+import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
+
+const PROXY = 'identity:\n  files: { certFile: s.pem, keyFile: k.pem, bundleFile: b.pem }\nworkloadApi: { socket: /run/w.sock }\n';
+
+function refusal(f: () => unknown): { key: unknown; line: unknown; message: string } {
+  try {
+    f();
+  } catch (e) {
+    if (isTesseraError(e, 'TESSERA_ERR_CONFIG_INVALID')) return { key: e.details['key'], line: e.details['line'], message: e.message };
+    throw e;
+  }
+  throw new Error('accepted');
+}
+
+test('proxy timers: 24 days is taken, 25 days or 30 days is refused naming the key and line', () => {
+  const proxy = (limits: string) => parseProxyConfig(`${PROXY}limits:\n${limits}`, '/etc/tessera/p.yaml');
+  expect(proxy('  drainTimeout: 24d\n').limits.drainTimeoutMs).toBe(24 * 86_400_000);
+  for (const [key, value] of [['drainTimeout', '25d'], ['ticketKeyRotation', '30d'], ['idleTimeout', '600h'], ['streamIdleTimeout', '9999999h']]) {
+    const r = refusal(() => proxy(`  ${key}: ${value}\n`));
+    expect(r, `${key}: ${value}`).toMatchObject({ key: `limits.${key}`, line: 5 });
+    expect(r.message).toContain('at most 24 days');
+  }
+});
+
+test('control-plane lifetimes are not timers: an SVID ttl of 30 days and a root of 10 years are taken; a year is the SVID bound', () => {
+  const cp = (extra: string) => parseControlPlaneConfig(`trustDomain: a.test\ndataDir: ./d\n${extra}`, '/etc/tessera/cp.yaml');
+  const c = cp('svid:\n  ttl: 720h\n  maxTtl: 720h\nca:\n  rootTtl: 87600h\n');
+  expect(c.svid.ttlMs).toBe(720 * 3_600_000);
+  expect(refusal(() => cp('svid:\n  ttl: 9000h\n')).key).toBe('svid.ttl');
+  // A timer of the control plane is bounded like the proxy's.
+  expect(refusal(() => cp('federation:\n  refreshMax: 30d\n')).key).toBe('federation.refreshMax');
+});
+
+test('a config file past 1 MiB is refused before it is parsed', () => {
+  const big = `${PROXY}# ${'x'.repeat(MAX_CONFIG_BYTES)}\n`;
+  expect(refusal(() => parseProxyConfig(big, '/etc/tessera/p.yaml')).message).toMatch(/^\/etc\/tessera\/p\.yaml:1: the file is \d+ bytes/);
+});
