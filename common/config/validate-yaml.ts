@@ -51,6 +51,11 @@ class Walker {
         const out: Record<string, unknown> = {};
         for (const pair of node.items) {
           const k = isScalar(pair.key) ? String(pair.key.value) : '';
+          // Assigned, "__proto__" would set the object's prototype rather than be a key.
+          if (k === '__proto__') {
+            this.problem(pair.key as Node, key ? `${key}.${k}` : k, 'is not a usable name');
+            continue;
+          }
           out[k] = this.value(pair.value as Node, schema.values, key ? `${key}.${k}` : k);
         }
         return out;
@@ -76,7 +81,8 @@ class Walker {
     for (const pair of node.items) {
       const k = isScalar(pair.key) ? String(pair.key.value) : '';
       const path = key ? `${key}.${k}` : k;
-      const sub = schema.properties[k];
+      // Own keys only: "__proto__" or "constructor" is an unknown key, not Object.prototype's.
+      const sub = Object.hasOwn(schema.properties, k) ? schema.properties[k] : undefined;
       if (!sub) {
         const known = Object.keys(schema.properties).join(', ');
         this.problem(pair.key as Node, path, `unknown key "${k}" (known: ${known})`);

@@ -42,6 +42,14 @@ describe('parseYamlConfig', () => {
   ])('%j is refused', (extra, msg) => {
     expect(() => parseYamlConfig(`trustDomain: x\n${extra}`, 'cp.yaml', schema)).toThrowError(msg);
   });
+  test('__proto__ and constructor are unknown keys like any other, with the usual message; a map refuses __proto__', () => {
+    for (const k of ['__proto__', 'constructor', 'toString', 'hasOwnProperty']) {
+      expect(() => parseYamlConfig(`trustDomain: x\nsvid:\n  ${k}: 1h\n`, 'cp.yaml', schema), k).toThrowError(new RegExp(`^cp\\.yaml:3:3: svid\\.${k}: unknown key "${k}"`));
+    }
+    const mapSchema: ObjectSchema = { type: 'object', properties: { probes: { type: 'map', values: { type: 'string' } } } };
+    expect(parseYamlConfig<{ probes: Record<string, string> }>('probes: { constructor: a, b: c }\n', 'p.yaml', mapSchema).value.probes).toEqual({ constructor: 'a', b: 'c' });
+    expect(() => parseYamlConfig('probes: { __proto__: { polluted: x } }\n', 'p.yaml', mapSchema)).toThrowError(/probes\.__proto__: is not a usable name/);
+  });
   test('missing required key and YAML syntax errors', () => {
     expect(() => parseYamlConfig('listen: 127.0.0.1:1\n', 'cp.yaml', schema)).toThrowError(/trustDomain: is required/);
     expect(() => parseYamlConfig('trustDomain: [x\n', 'cp.yaml', schema)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' }));
