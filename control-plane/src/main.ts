@@ -4,17 +4,16 @@
 // own module. close() drains within a deadline.
 
 import { Registry } from 'prom-client';
-import { describeError, TesseraError } from '../../common/errors.js';
+import { describeError } from '../../common/errors.js';
 import { PolicyDirSource } from '../../shared-io/policy-dir-source.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { adminSocketPath } from './admin/admin-client.js';
-import { socketAnswers } from './admin/admin-socket.js';
 import { startAdminSurface } from './admin/admin-surface.js';
 import { certsView, updateCaGauges } from './admin/certs-view.js';
 import { configHubReports, federationReports, identityRejections, issuanceReports, jwtSvidReports, policyDirReports } from './admin/component-reports.js';
 import { createMetrics } from './admin/metrics.js';
-import { ownSvidLive, Readiness } from './admin/readiness.js';
+import { ownSvidLive, Readiness, storeWritable } from './admin/readiness.js';
 import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { guardedService } from './api/guarded-service.js';
@@ -36,12 +35,12 @@ import { ServedIdentity } from './issuance/served-identity.js';
 import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
+import { claimDataDir } from './lifecycle/claim-data-dir.js';
 import { followChanges } from './lifecycle/follow-changes.js';
 import { openStore, redactedConfig } from './lifecycle/open-store.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
-import { prepareDataDir } from './store/data-dir.js';
 
 export type { ControlPlaneLogger } from './logger.js';
 export type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
@@ -50,13 +49,13 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   const { clock, log } = deps;
   const timers = deps.timers ?? realTimers;
   const { trustDomain: td, dataDir } = config;
-  prepareDataDir(dataDir, log);
   const socketPath = adminSocketPath(dataDir);
-  // Two control planes on one data dir would fork the CA: refuse before touching anything.
-  if (await socketAnswers(socketPath)) throw new TesseraError('TESSERA_ERR_CP_ALREADY_RUNNING', `${socketPath} answers: another control plane serves this data dir`);
+  // Two control planes on one data dir would fork the CA: the dir is locked before anything in it is touched.
+  const lock = await claimDataDir(dataDir, socketPath, log);
   const undo = new UndoStack();
+  undo.push(() => lock.release());
   return undo.guard(async () => {
-    const { store, leads, sharedCa, sharedJwt, replica } = await openStore(config, { clock, timers, log });
+    const { store, leads, sharedCa, sharedJwt, replica, health } = await openStore(config, { clock, timers, log });
     undo.push(() => store.close());
     const { audit, inventory, tokens, changes } = store;
     const registry = new Registry();
@@ -137,16 +136,16 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       void hub.publish();
     });
     // Another replica's bans, grants or registrations (with one process: its own, already held).
-    const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh(), jwt: () => jwt.refresh() }, (topic, e) => log.error({ topic, err: describeError(e) }, 'reloading after a change failed'));
+    const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh(), jwt: () => jwt.refresh() }, (topic, e) => health.failures.report('reloading after a change failed', e, { topic }, topic));
     undo.push(unfollow);
     updateCaGauges(metrics, ca.current());
 
-    const readiness = new Readiness([ownSvidLive(() => served.svid, clock)]);
+    const readiness = new Readiness([ownSvidLive(() => served.svid, clock), storeWritable(health)]);
     const admin = await startAdminSurface({
       http: { listen: config.adminListen, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
       routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls },
-      dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, changes, onError: (e) => log.error({ err: describeError(e) }, 'the fleet view failed') },
+      dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()) },
     });
     undo.push(() => admin.stop());
     const injector = config.injector ? await startEmbeddedInjector(config.injector, () => ca.current().bundle.toPem(), log) : undefined;
@@ -166,7 +165,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       // JWT keys rotate on the CA's upkeep period: a key past its day is replaced, a retired one dropped after its overlap.
       ca: { maintain: () => ca.maintain().finally(() => jwt.maintain()) },
       renewSelf: () => refreshSelf(false),
-      onFailure: (message, e) => log.error({ err: describeError(e) }, message),
+      onFailure: (message, e) => health.failures.report(message, e),
     });
     maintenance.start();
     undo.push(() => maintenance.stop());
@@ -190,7 +189,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
         background: [() => discovery.stop(), () => policies?.stop(), () => attestors.stop(), () => federation?.stop()],
         settled: () => Promise.all([maintenance.settled(), hub.settled()]),
-        release: [() => store.close()],
+        release: [() => store.close(), () => lock.release()],
         onClosed: () => log.info({}, 'control plane stopped'),
       }),
     };

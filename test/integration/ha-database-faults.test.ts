@@ -2,9 +2,10 @@
 // processes: a database that is not there at start (nothing listening, a wrong password) makes `tessera
 // control-plane` exit non-zero with one coded line TESSERA_ERR_STORE_UNAVAILABLE (no password shown). A database
 // killed while the control plane runs: SignSvid is refused with gRPC UNAVAILABLE carrying the code (and the join
-// token it carried is not spent), operator commands say the same, Config/Watch keeps the connected proxies on their
-// last snapshot and their mTLS traffic flows; after the restart issuance works again by itself, the proxies renew,
-// and a policy changed while the database was down reaches them.
+// token it carried is not spent), operator commands say the same, /ready answers 503 naming the code and the log says
+// it, Config/Watch keeps the connected proxies on their last snapshot and their mTLS traffic flows; after the restart
+// issuance works again by itself, the replica is ready again, the proxies renew, and a policy changed while the
+// database was down reaches them.
 import { readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -111,6 +112,12 @@ describe('the database lost while the control plane runs', () => {
       const tokenCreate = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', `spiffe://${TD}/ns/outage/sa/other`]);
       expect(tokenCreate.code).not.toBe(0);
       expect(tokenCreate.stderr).toContain('TESSERA_ERR_STORE_UNAVAILABLE');
+      // The replica says it cannot serve issuance (readiness), and its log says why (audit F6: /ready stayed 200).
+      const notReady = await fetch(`http://${cp.admin}/ready`);
+      expect(notReady.status).toBe(503);
+      expect(await notReady.text()).toContain('TESSERA_ERR_STORE_UNAVAILABLE');
+      const storeFailureLogged = () => cp.stderr().split('\n').some((l) => l.includes('"msg":"a store operation failed"') && l.includes('"code":"TESSERA_ERR_STORE_UNAVAILABLE"'));
+      await until('the store failure is logged', storeFailureLogged, 5_000, 50);
       // While it is down: the proxies stay connected to their last snapshot, traffic flows, nothing fails.
       const okAtKill = load.ok;
       await until('traffic keeps flowing with the database down', () => load.ok >= okAtKill + 100, 15_000, 50);
@@ -134,6 +141,7 @@ describe('the database lost while the control plane runs', () => {
       );
       expect(again.res?.spiffe_id).toBe(id);
       const recoveredMs = Date.now() - upAt;
+      await until('ready again (the write probe reached the database)', async () => (await fetch(`http://${cp.admin}/ready`)).status === 200, 15_000, 200);
       const created = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', `spiffe://${TD}/ns/outage/sa/other`]);
       expect(created.code, created.stderr).toBe(0);
       // The proxies renew again (their first attempts may have met the outage).

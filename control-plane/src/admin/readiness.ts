@@ -1,5 +1,6 @@
 // Readiness as named conditions: /ready answers with the reason of the first condition that does not hold. The
-// life-cycle phase comes first (starting, shutting down), then what must stay true while serving (own SVID live).
+// life-cycle phase comes first (starting, shutting down), then what must stay true while serving (own SVID live, a
+// store that takes writes).
 
 import type { Clock } from '../../../common/clock.js';
 
@@ -51,4 +52,9 @@ export function ownSvidLive(current: () => { readonly notAfterMs: number } | und
       return s && s.notAfterMs > clock.nowMs() ? null : 'the control plane SVID has expired';
     },
   };
+}
+
+/** The store takes writes: not after a fault that says it cannot (full, read-only, I/O, damaged, unreachable). */
+export function storeWritable(health: { notReadyReason(): string | null }): ReadinessCondition {
+  return { name: 'store-writable', check: () => health.notReadyReason() };
 }

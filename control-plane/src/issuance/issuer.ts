@@ -1,7 +1,8 @@
 // Issuance: CSR checked → identity attested from the evidence alone → operator bans → CSR judged against it → rate
-// limit → single-use evidence spent → SVID signed by the active authority → inventory + audit. Every refusal is
-// audited with its stable code before it is thrown. TPM evidence is attested against the CSR's key (the quote
-// binds it) and spends its nonce while attesting, so a replay is refused before it costs the ID's rate limit.
+// limit → bans read from the database → single-use evidence spent → SVID signed by the active authority → inventory
+// + audit. Every refusal is audited with its stable code before it is thrown. TPM evidence is attested against the
+// CSR's key (the quote binds it) and spends its nonce while attesting, so a replay is refused before it costs the
+// ID's rate limit.
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { rsaKeyWeakness } from '../../../common/pki/rsa-key-strength.js';
@@ -15,7 +16,7 @@ import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { TpmAttestor, TpmEvidence } from '../attestation/tpm-attestor.js';
 import type { CaSnapshot } from '../ca/ca-manager.js';
 import { signLeaf } from '../ca/leaf-signer.js';
-import type { AuditLog, InventoryStore } from '../store/store-contract.js';
+import type { AuditEvent, AuditLog, InventoryStore } from '../store/store-contract.js';
 import { type CheckedCsr, readCsr } from './csr-reader.js';
 import type { RateLimiter } from './rate-limiter.js';
 import { checkCsrAgainstId, checkIssuableId, svidValidity } from './svid-policy.js';
@@ -71,10 +72,11 @@ export interface IssuerOptions {
   readonly clock: Clock;
   readonly metrics?: IssuanceMetrics;
   /**
-   * Operator bans: throws the ban's code when the attested ID or the presented SVID's serial is banned. Required: a
-   * composition that forgets it must not compile rather than issue to banned IDs.
+   * Operator bans: throws the ban's code when the attested ID or the presented SVID's serial is banned; check() from
+   * memory, checkStored() from the database as well (asked right before signing). Required: a composition that
+   * forgets it must not compile rather than issue to banned IDs.
    */
-  readonly revocations: { check(spiffeId: string, serial?: string): void };
+  readonly revocations: { check(spiffeId: string, serial?: string): void; checkStored(spiffeId: string, serial?: string): Promise<void> };
 }
 
 function attestorOf(e: Evidence): string {
@@ -107,6 +109,8 @@ export class Issuer {
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
       const weakness = rsaKeyWeakness(csr.publicKey);
       if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
+      // Last, before the evidence is spent: a ban committed on another replica may not be in this one's memory yet.
+      await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
       await identity.spend?.();
       const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
@@ -114,7 +118,7 @@ export class Issuer {
     } catch (e) {
       const err = isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL', undefined, {}, { cause: e });
       const attestedAs = identity?.attestedAs ?? (typeof err.details['attestedAs'] === 'string' ? err.details['attestedAs'] : undefined);
-      this.#o.audit.record(this.#o.clock.nowMs(), {
+      this.#refused({
         event: 'svid.refused',
         result: 'refused',
         code: err.code,
@@ -128,6 +132,15 @@ export class Issuer {
       });
       this.#o.metrics?.refused(err.code, identity?.attestor ?? attestorOf(req.evidence));
       throw err;
+    }
+  }
+
+  /** Audits a refusal; an audit log that cannot be written (a full disk) leaves the refusal's own code to the caller. */
+  #refused(e: AuditEvent): void {
+    try {
+      this.#o.audit.record(this.#o.clock.nowMs(), e);
+    } catch {
+      // the store logged its failure (lifecycle/store-health.ts)
     }
   }
 

@@ -1,7 +1,9 @@
 // Revocation: the operator bans a SPIFFE ID or an SVID serial (validated, stored, audited, published to every
 // proxy as the deny-list) or revokes an unused join token; issuance and Config/Watch ask check() before serving.
 // check() answers from the bans held in memory (loaded at open, reloaded after each change here and when another
-// replica announces one), so the hot paths never wait for the database.
+// replica announces one), so the hot paths never wait for the database. Signing asks checkStored() too, which reads
+// the database: a ban committed on another replica holds here before its announcement arrives, so an SVID it bans
+// cannot renew into a new, unbanned serial in that window.
 import type { Clock } from '../../../common/clock.js';
 import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -65,6 +67,9 @@ function checkReason(reason: unknown): string {
 function operatorName(createdBy: unknown): string {
   return withoutControlCharacters(String(createdBy ?? '')).slice(0, 200) || 'unknown';
 }
+
+const idBanned = (spiffeId: string) => new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId });
+const serialBanned = (serial: string) => new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial });
 
 export class Revocations {
   readonly #o: RevocationsOptions;
@@ -195,9 +200,24 @@ export class Revocations {
 
   /** Throws the ban's code when the ID or the presented SVID's serial is banned. */
   check(spiffeId: string, serial?: string): void {
-    if (this.#ids.has(spiffeId)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId });
+    if (this.#ids.has(spiffeId)) throw idBanned(spiffeId);
     const s = serial === undefined ? undefined : canonicalSerial(serial);
-    if (s && this.#serials.has(s)) throw new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial: s });
+    if (s && this.#serials.has(s)) throw serialBanned(s);
+  }
+
+  /**
+   * check(), then the same question to the database (one read): every ban committed by any replica, so one whose
+   * answer has returned is enforced here even before its announcement arrives. A ban found there but not in memory
+   * is read into memory at once, so the deny-list follows too.
+   */
+  async checkStored(spiffeId: string, serial?: string): Promise<void> {
+    this.check(spiffeId, serial);
+    const s = serial === undefined ? undefined : canonicalSerial(serial);
+    const bans = await this.#o.store.matching(spiffeId, s);
+    if (bans.length === 0) return;
+    void this.reload().catch(() => {});
+    if (bans.some((b) => b.kind === 'spiffe_id' && b.value === spiffeId)) throw idBanned(spiffeId);
+    if (s && bans.some((b) => b.kind === 'serial' && b.value === s)) throw serialBanned(s);
   }
 
   async #findToken(req: TokenRevokeRequest): Promise<TokenRecord> {

@@ -1,6 +1,7 @@
 // Opens the store the config names: the embedded SQLite file (one process: it leads, the CA lives in <dataDir>/ca),
 // or the PostgreSQL database the replicas share (the CA and JWT keys in the database, periodic work by the leader,
-// which starts campaigning here). Also the config as the admin API may show it: a database password never leaves.
+// which starts campaigning here). Every failed store operation is told to the store's health (logged, readiness).
+// Also the config as the admin API may show it: a database password never leaves.
 import { hostname } from 'node:os';
 import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
@@ -15,6 +16,7 @@ import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
 import { redactPgUrl } from '../store/postgres/pg-connection-config.js';
 import { openSqliteStore } from '../store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../store/store-contract.js';
+import { StoreHealth } from './store-health.js';
 
 export interface OpenedStore {
   readonly store: ControlPlaneStore;
@@ -26,18 +28,32 @@ export interface OpenedStore {
   readonly sharedJwt?: { readonly backend: JwtKeyBackend; readonly leads: () => boolean };
   /** This process's name among the replicas. */
   readonly replica: string;
+  /** Store failures, logged (rate-limited) and followed by readiness; stopped by store.close(). */
+  readonly health: StoreHealth;
 }
+
+/** The meta counter the health probe increments: one small write, as cheap as a write gets. */
+const PROBE_KEY = 'store.write_probe';
 
 export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'dataDir'>, deps: { clock: Clock; timers: Timers; log: ControlPlaneLogger }): Promise<OpenedStore> {
   const s = config.store;
   const onFeedError = (e: unknown) => deps.log.error({ err: describeError(e) }, 'a change subscriber failed');
-  if (s.kind === 'sqlite') return { store: await openSqliteStore(config.dataDir, { onFeedError }), leads: () => true, replica: `${hostname()}/${process.pid}` };
+  // The probe writes through the observed view: a failed probe is told to the health like any failure.
+  let opened: ControlPlaneStore | undefined;
+  const health = new StoreHealth({ ...deps, probe: async () => opened?.meta.increment(PROBE_KEY) });
+  const onFailure = health.failed;
+  if (s.kind === 'sqlite') {
+    opened = await openSqliteStore(config.dataDir, { onFeedError, onFailure });
+    return { store: stoppingHealth(opened, health), leads: () => true, replica: `${hostname()}/${process.pid}`, health };
+  }
   const store = await openPostgresStore(s.source, {
     ...deps,
     dataDir: config.dataDir,
     replica: s.replica,
     pool: { maxConnections: s.maxConnections, statementTimeoutMs: s.statementTimeoutMs },
+    onFailure,
   });
+  opened = store;
   const leads = () => store.leader.isLeader();
   store.leader.onChange((leader, term) => deps.log.info({ leader, term, replica: s.replica }, leader ? 'this replica leads' : 'this replica follows'));
   store.leader.start();
@@ -45,7 +61,18 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
   const leaderTerm = () => store.leader.term;
   const persistence = sharedPersistence({ records: store.authority, where, leaderTerm });
   const jwtBackend = sharedJwtKeys(store.jwtKeys, where, leaderTerm);
-  return { store, leads, sharedCa: { persistence, leads }, sharedJwt: { backend: jwtBackend, leads }, replica: s.replica };
+  return { store: stoppingHealth(store, health), leads, sharedCa: { persistence, leads }, sharedJwt: { backend: jwtBackend, leads }, replica: s.replica, health };
+}
+
+/** The store whose close() stops the health's probe first. */
+function stoppingHealth(store: ControlPlaneStore, health: StoreHealth): ControlPlaneStore {
+  return {
+    ...store,
+    close: () => {
+      health.close();
+      return store.close();
+    },
+  };
 }
 
 /** The config the admin API shows: the database URL without its password. */

@@ -19,7 +19,7 @@ export interface ShutdownPlan {
   readonly background: readonly (() => unknown)[];
   /** Resolves when work that writes to the store has finished. */
   readonly settled: () => Promise<unknown>;
-  /** Last, in order: the store (each waited for). */
+  /** Last, in order: the store, then the data dir's lock (each waited for, each run even if one before failed). */
   readonly release: readonly (() => unknown)[];
   readonly onClosed: () => void;
 }
@@ -35,7 +35,16 @@ export function shutdown(plan: ShutdownPlan): (deadlineMs?: number) => Promise<v
       await settledWithin(Promise.allSettled(plan.listeners.map((l) => l())), rest, plan.timers);
       await Promise.allSettled(plan.background.map((b) => b()));
       await plan.settled();
-      for (const r of plan.release) await r();
+      // Each is released even when one before it failed (the data dir's lock must not outlive a failed store close).
+      let failure: { e: unknown } | undefined;
+      for (const r of plan.release) {
+        try {
+          await r();
+        } catch (e) {
+          failure ??= { e };
+        }
+      }
+      if (failure) throw failure.e;
       plan.onClosed();
     })();
     return closed;

@@ -2,7 +2,9 @@
 // append() returns, the line survives a kill -9), owner-only. A line cut short by a crash is ended at open, so the
 // next event starts a whole line of its own.
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { TesseraError } from '../../../common/errors.js';
 import type { AuditEvent } from './store-contract.js';
+import { fileFault } from './store-faults.js';
 
 /** The line audit.log gets for an event: the event with an ISO timestamp (and a readable notAfter). */
 export function auditLine(atMs: number, e: AuditEvent): string {
@@ -15,16 +17,31 @@ export function auditLine(atMs: number, e: AuditEvent): string {
 
 export class AuditFile {
   readonly #fd: number;
+  readonly #path: string;
+  /** The last append was cut short: the next one starts a line of its own. */
+  #torn = false;
 
   constructor(path: string) {
+    this.#path = path;
     this.#fd = openSync(path, 'a+', 0o600);
     endTornLine(this.#fd);
   }
 
-  /** Appends the event's line and returns it (the JSON the database row carries too). */
+  /**
+   * Appends the event's line and returns it (the JSON the database row carries too). A full disk is
+   * TESSERA_ERR_STORE_FULL; a line it cut short is ended before the next one, as at open.
+   */
   append(atMs: number, e: AuditEvent): string {
     const json = auditLine(atMs, e);
-    writeSync(this.#fd, `${json}\n`);
+    const bytes = Buffer.from(`${this.#torn ? '\n' : ''}${json}\n`);
+    let written: number;
+    try {
+      written = writeSync(this.#fd, bytes);
+    } catch (err) {
+      throw fileFault(err, this.#path);
+    }
+    this.#torn = written < bytes.length;
+    if (this.#torn) throw new TesseraError('TESSERA_ERR_STORE_FULL', `${this.#path}: only ${written} of ${bytes.length} bytes written`, { file: this.#path });
     return json;
   }
 

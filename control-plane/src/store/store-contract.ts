@@ -121,6 +121,11 @@ export interface RevocationStore {
   all(): Promise<Ban[]>;
   /** Bans still worth enforcing at `nowMs`. */
   live(nowMs: number): Promise<Ban[]>;
+  /**
+   * The bans on `spiffeId` or on `serial` (canonical), read from the database now: what every replica has committed,
+   * including a ban whose announcement has not reached this replica yet.
+   */
+  matching(spiffeId: string, serial: string | undefined): Promise<Ban[]>;
 }
 
 /**

@@ -149,6 +149,23 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect(await r.remove('spiffe_id', ban.value)).toBe(true);
     });
 
+    test('revocations: matching reads the bans on one ID or one serial, expired serial bans included, nothing else', async () => {
+      const r = store().revocations;
+      const id = 'spiffe://example.org/ns/m/sa/one';
+      const at = { reason: 'r', createdBy: 'x', createdAtMs: 1 };
+      await r.add({ kind: 'spiffe_id', value: id, ...at, notAfterMs: null });
+      await r.add({ kind: 'serial', value: 'cd34', ...at, notAfterMs: 5 });
+      await r.add({ kind: 'spiffe_id', value: 'spiffe://example.org/ns/m/sa/other', ...at, notAfterMs: null });
+      // A serial that equals an ID's text, or an ID that equals a serial's, is not mixed up across kinds.
+      await r.add({ kind: 'serial', value: id, ...at, notAfterMs: null });
+      const seen = async (i: string, s: string | undefined) => (await r.matching(i, s)).map((b) => `${b.kind}:${b.value}`);
+      expect(await seen(id, 'cd34')).toEqual(['serial:cd34', `spiffe_id:${id}`]);
+      expect(await seen(id, undefined)).toEqual([`spiffe_id:${id}`]);
+      expect(await seen('spiffe://example.org/ns/m/sa/clean', 'cd34')).toEqual(['serial:cd34']);
+      expect(await seen('cd34', 'ffff')).toEqual([]);
+      for (const [kind, value] of [['spiffe_id', id], ['serial', 'cd34'], ['spiffe_id', 'spiffe://example.org/ns/m/sa/other'], ['serial', id]] as const) await r.remove(kind, value);
+    });
+
     test('registrations: save replaces a session, remove, loadAll', async () => {
       const ep = (host: string, port: number): ServiceEndpoint => ({ host, port, spiffeId: 'spiffe://example.org/ns/default/sa/api', protocol: 'http', ready: true, zone: '', weight: 100, source: 'self' });
       const reg = store().registrations;

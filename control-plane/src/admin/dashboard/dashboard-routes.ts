@@ -15,7 +15,7 @@ import { STYLE_CSS } from './assets/style-css.js';
 import { TABLES_JS } from './assets/tables-js.js';
 import { TIME_AXIS_JS } from './assets/time-axis-js.js';
 import { FleetFeed } from './fleet-feed.js';
-import { buildFleetView, DEFAULT_FLEET_LIMITS, type FleetLimits, type FleetSources } from './fleet-view.js';
+import { buildFleetView, DEFAULT_FLEET_LIMITS, type FleetLimits, type FleetSources, type PanelName } from './fleet-view.js';
 
 export interface DashboardDeps extends FleetSources {
   readonly timers: Timers;
@@ -30,7 +30,8 @@ export interface DashboardDeps extends FleetSources {
   readonly pollMs?: number;
   readonly heartbeatMs?: number;
   readonly maxClients?: number;
-  readonly onError?: (e: unknown) => void;
+  /** A view that could not be built, or one source of it (`panels`: those it leaves unavailable); log it. */
+  readonly onError?: (e: unknown, panels?: readonly PanelName[]) => void;
 }
 
 export interface DashboardRoutes {
@@ -68,7 +69,7 @@ const CHANGE_TOPICS: readonly ChangeTopic[] = ['ca', 'grants', 'revocations'];
 export function dashboardRoutes(deps: DashboardDeps): DashboardRoutes {
   const limits: FleetLimits = { ...DEFAULT_FLEET_LIMITS, ...deps.limits };
   const feed = new FleetFeed({
-    build: () => buildFleetView(deps, limits),
+    build: () => buildFleetView(deps.onError ? { ...deps, onSourceError: deps.onError } : deps, limits),
     timers: deps.timers,
     ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
     ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),

@@ -18,6 +18,8 @@ export interface FleetSources {
   readonly grants: Pick<GrantStore, 'active'>;
   readonly audit: Pick<AuditLog, 'recent'>;
   readonly revocations: Pick<RevocationStore, 'live'>;
+  /** A source failed: its error and the panels it leaves unavailable (the page says "see the control plane log"). */
+  readonly onSourceError?: (e: unknown, panels: readonly PanelName[]) => void;
 }
 
 export interface FleetLimits {
@@ -110,23 +112,23 @@ function reasonOf(e: unknown): string {
   return isTesseraError(e) ? `${e.code}: ${e.message}` : 'the source could not be read (see the control plane log)';
 }
 
-async function settle<T>(p: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false; reason: string }> {
-  try {
-    return { ok: true, value: await p() };
-  } catch (e) {
-    return { ok: false, reason: reasonOf(e) };
-  }
-}
-
 export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFAULT_FLEET_LIMITS): Promise<FleetView> {
   const now = s.clock.nowMs();
+  const settle = async <T>(panels: readonly PanelName[], p: () => Promise<T> | T): Promise<{ ok: true; value: T } | { ok: false; reason: string }> => {
+    try {
+      return { ok: true, value: await p() };
+    } catch (e) {
+      s.onSourceError?.(e, panels);
+      return { ok: false, reason: reasonOf(e) };
+    }
+  };
   const [live, reports, grants, bans, events, ca] = await Promise.all([
-    settle(() => s.inventory.live(now, undefined, limits.maxSvids)),
-    settle(() => s.reports.list(now - limits.reportWindowMs)),
-    settle(() => s.grants.active(now)),
-    settle(() => s.revocations.live(now)),
-    settle(() => recentEvents(s.audit, limits)),
-    settle(() => s.ca()),
+    settle(['workloads'], () => s.inventory.live(now, undefined, limits.maxSvids)),
+    settle(['proxies', 'denials'], () => s.reports.list(now - limits.reportWindowMs)),
+    settle(['grants'], () => s.grants.active(now)),
+    settle(['bans'], () => s.revocations.live(now)),
+    settle(['events'], () => recentEvents(s.audit, limits)),
+    settle(['ca'], () => s.ca()),
   ]);
   const unavailable: { panel: PanelName; reason: string }[] = [];
   const missing = (r: { ok: false; reason: string }, ...panels: PanelName[]) => {

@@ -8,6 +8,7 @@ import { TesseraError } from '../../../../common/errors.js';
 import { startupError } from '../../../../shared-io/startup-error.js';
 import type { Timers } from '../../../../shared-io/timers.js';
 import type { ControlPlaneLogger } from '../../logger.js';
+import { observedView, type StoreFailureObserver } from '../observed-view.js';
 import type { ControlPlaneStore } from '../store-contract.js';
 import { PgAuditLog } from './pg-audit-log.js';
 import { PgAuthorityRecords } from './pg-authority-records.js';
@@ -43,6 +44,8 @@ export interface PostgresStoreDeps {
   readonly leaderRetryMs?: number;
   /** Audit rows waiting for the database at most (default 10,000). */
   readonly auditMaxQueued?: number;
+  /** A store operation failed (the error coded as its caller gets it). */
+  readonly onFailure?: StoreFailureObserver;
 }
 
 export interface PostgresStore extends ControlPlaneStore {
@@ -95,22 +98,24 @@ export async function openPostgresStore(source: PgUrlSource, deps: PostgresStore
       await db.close();
     }
   };
+  // Errors are coded by PgDatabase already (pg-errors.ts); the views only tell onFailure.
+  const view = <T extends object>(v: T, area: string): T => observedView(v, area, deps.onFailure ? { onFailure: deps.onFailure } : {});
   return {
     kind: 'postgres',
     databaseName: db.name,
-    audit,
-    inventory: new PgInventoryStore(db),
-    tokens: new PgTokenStore(db),
-    grants: new PgGrantStore(db),
-    meta: new PgMetaStore(db),
-    revocations: new PgRevocationStore(db),
-    registrations: new PgRegistrationStore(db),
-    reports: new PgReportStore(db),
-    nonces: new PgNonceStore(db),
+    audit: view(audit, 'audit'),
+    inventory: view(new PgInventoryStore(db), 'inventory'),
+    tokens: view(new PgTokenStore(db), 'tokens'),
+    grants: view(new PgGrantStore(db), 'grants'),
+    meta: view(new PgMetaStore(db), 'meta'),
+    revocations: view(new PgRevocationStore(db), 'revocations'),
+    registrations: view(new PgRegistrationStore(db), 'registrations'),
+    reports: view(new PgReportStore(db), 'reports'),
+    nonces: view(new PgNonceStore(db), 'nonces'),
     changes,
     leader,
-    authority: new PgAuthorityRecords(db),
-    jwtKeys: new PgJwtKeyRecords(db),
+    authority: view(new PgAuthorityRecords(db), 'ca'),
+    jwtKeys: view(new PgJwtKeyRecords(db), 'jwt'),
     /** Idempotent: a second call waits for the first. */
     close() {
       closing ??= close();

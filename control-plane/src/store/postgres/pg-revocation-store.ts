@@ -34,4 +34,10 @@ export class PgRevocationStore implements RevocationStore {
   async live(nowMs: number): Promise<Ban[]> {
     return (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM revocations WHERE not_after_ms IS NULL OR not_after_ms > $1 ORDER BY kind, value`, [nowMs])).rows.map(fromRow);
   }
+
+  /** Two primary-key lookups: cheap enough to ask before every signature. */
+  async matching(spiffeId: string, serial: string | undefined): Promise<Ban[]> {
+    const sql = `SELECT ${COLUMNS} FROM revocations WHERE (kind = 'spiffe_id' AND value = $1) OR (kind = 'serial' AND value = $2) ORDER BY kind, value`;
+    return (await this.#db.query<Row>(sql, [spiffeId, serial ?? null])).rows.map(fromRow);
+  }
 }

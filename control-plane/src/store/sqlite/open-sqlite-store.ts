@@ -1,9 +1,13 @@
 // The embedded store opened as one: the SQLite file (owner-only, like the rest of the data dir: it holds token
-// hashes), the append-only audit log beside it, the typed views of its tables and an in-process change feed.
+// hashes), the append-only audit log beside it, the typed views of its tables and an in-process change feed. Every
+// view throws its faults coded (TESSERA_ERR_STORE_FULL, _READ_ONLY, _IO, _CORRUPT, _FAILED; store-faults.ts), each
+// told to onFailure first.
 import { chmodSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startupError } from '../../../../shared-io/startup-error.js';
 import { LocalChangeFeed } from '../local-change-feed.js';
+import { observedView, type StoreFailureObserver } from '../observed-view.js';
+import { sqliteFault } from '../store-faults.js';
 import type { ControlPlaneStore } from '../store-contract.js';
 import { SqliteAuditLog } from './sqlite-audit-log.js';
 import { openDatabase } from './sqlite-database.js';
@@ -22,6 +26,8 @@ export const AUDIT_FILE = 'audit.log';
 export interface SqliteStoreOptions {
   /** A change-feed subscriber threw. */
   readonly onFeedError?: (e: unknown) => void;
+  /** A store operation failed (the error coded as its caller gets it). */
+  readonly onFailure?: StoreFailureObserver;
 }
 
 /** Opens (creating and migrating) <dataDir>/tessera.db; TESSERA_ERR_CP_START_FAILED when it cannot be used. */
@@ -39,17 +45,18 @@ export async function openSqliteStore(dataDir: string, o: SqliteStoreOptions = {
     const log = new SqliteAuditLog(db, join(dataDir, AUDIT_FILE));
     audit = log;
     let closed: Promise<void> | undefined;
+    const view = <T extends object>(v: T, area: string): T => observedView(v, area, { map: (e) => sqliteFault(e, dbFile), ...(o.onFailure ? { onFailure: o.onFailure } : {}) });
     return {
       kind: 'sqlite',
-      audit: log,
-      inventory: new SqliteInventoryStore(db),
-      tokens: new SqliteTokenStore(db),
-      grants: new SqliteGrantStore(db),
-      meta: new SqliteMetaStore(db),
-      revocations: new SqliteRevocationStore(db),
-      registrations: new SqliteRegistrationStore(db),
-      reports: new SqliteReportStore(db),
-      nonces: new SqliteNonceStore(db),
+      audit: view(log, 'audit'),
+      inventory: view(new SqliteInventoryStore(db), 'inventory'),
+      tokens: view(new SqliteTokenStore(db), 'tokens'),
+      grants: view(new SqliteGrantStore(db), 'grants'),
+      meta: view(new SqliteMetaStore(db), 'meta'),
+      revocations: view(new SqliteRevocationStore(db), 'revocations'),
+      registrations: view(new SqliteRegistrationStore(db), 'registrations'),
+      reports: view(new SqliteReportStore(db), 'reports'),
+      nonces: view(new SqliteNonceStore(db), 'nonces'),
       changes: new LocalChangeFeed(o.onFeedError),
       close: () => {
         closed ??= (async () => {

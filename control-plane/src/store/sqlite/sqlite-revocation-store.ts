@@ -10,6 +10,7 @@ export class SqliteRevocationStore implements RevocationStore {
   readonly #get: StatementSync;
   readonly #all: StatementSync;
   readonly #live: StatementSync;
+  readonly #matching: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#insert = db.prepare('INSERT INTO revocations (kind, value, reason, created_by, created_at_ms, not_after_ms) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(kind, value) DO NOTHING');
@@ -17,6 +18,7 @@ export class SqliteRevocationStore implements RevocationStore {
     this.#get = db.prepare('SELECT * FROM revocations WHERE kind = ? AND value = ?');
     this.#all = db.prepare('SELECT * FROM revocations ORDER BY kind, value');
     this.#live = db.prepare('SELECT * FROM revocations WHERE not_after_ms IS NULL OR not_after_ms > ? ORDER BY kind, value');
+    this.#matching = db.prepare("SELECT * FROM revocations WHERE (kind = 'spiffe_id' AND value = ?) OR (kind = 'serial' AND value = ?) ORDER BY kind, value");
   }
 
   /** The first of two equal bans stays as it was. */
@@ -40,5 +42,9 @@ export class SqliteRevocationStore implements RevocationStore {
   /** A serial ban past its SVID's NotAfter is not worth enforcing. */
   async live(nowMs: number): Promise<Ban[]> {
     return (this.#live.all(nowMs) as unknown as Row[]).map(fromRow);
+  }
+
+  async matching(spiffeId: string, serial: string | undefined): Promise<Ban[]> {
+    return (this.#matching.all(spiffeId, serial ?? null) as unknown as Row[]).map(fromRow);
   }
 }
