@@ -26,6 +26,8 @@ export interface JwtSvidServiceDeps {
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
   /** Operator bans: throws TESSERA_ERR_REVOCATION_* for a banned ID or serial. */
   readonly admit: (spiffeId: string, serial: string) => void;
+  /** The same bans read from the store, asked right before signing: a ban another replica committed holds at once. */
+  readonly admitStored?: (spiffeId: string, serial: string) => Promise<void>;
   /** Rate limit per caller; false = refuse. */
   readonly take: (key: string) => boolean;
   readonly signingKey: () => JwtSigningKey;
@@ -52,9 +54,9 @@ export function checkAudience(audience: readonly string[]): string[] {
 
 export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImplementation {
   return {
-    MintJwtSvid: (call: grpc.ServerUnaryCall<MintJwtSvidRequestMsg | RejectedMessage, MintJwtSvidResponseMsg>, callback: grpc.sendUnaryData<MintJwtSvidResponseMsg>) => {
+    MintJwtSvid: async (call: grpc.ServerUnaryCall<MintJwtSvidRequestMsg | RejectedMessage, MintJwtSvidResponseMsg>, callback: grpc.sendUnaryData<MintJwtSvidResponseMsg>) => {
       const caller = call.getPeer();
-      const now = d.clock.nowMs();
+      let now = d.clock.nowMs();
       let spiffeId: string | undefined;
       try {
         const req = call.request;
@@ -72,6 +74,10 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         checkIssuableId(peer.spiffeId, d.trustDomain);
         const audience = checkAudience(req.audience ?? []);
         if (!d.take(`jwt:${spiffeId}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+        if (d.admitStored) {
+          await d.admitStored(spiffeId, peer.serial);
+          now = d.clock.nowMs();
+        }
         const asked = Number(req.ttl_seconds ?? 0) * 1000;
         const ttlMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, JWT_SVID_MAX_TTL_MS) : JWT_SVID_DEFAULT_TTL_MS;
         const key = d.signingKey();

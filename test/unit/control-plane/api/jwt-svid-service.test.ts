@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { TesseraError } from '../../../../common/errors.js';
 import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
@@ -21,6 +22,7 @@ import { makeTempDir } from '../../../helpers/run.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
+const STORED_BAN = 'spiffe://example.org/ns/default/sa/banned-elsewhere';
 const T0 = Math.floor(Date.now() / 1000) * 1000;
 
 describe('Identity/MintJwtSvid', () => {
@@ -45,6 +47,10 @@ describe('Identity/MintJwtSvid', () => {
       svids: new SvidAttestor(() => TrustBundle.parse(td, ca.bundlePem()), time),
       peerChain: (call) => server.chainOf(call),
       admit: () => {},
+      // As a ban committed on another replica: only the store knows it (Revocations.checkStored).
+      admitStored: async (id) => {
+        if (id === STORED_BAN) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId: id });
+      },
       take: () => true,
       signingKey: () => jwt.keys.active(),
       audit: store.audit,
@@ -74,6 +80,13 @@ describe('Identity/MintJwtSvid', () => {
       c.close();
     }
   }
+
+  test('an ID banned in the store but not yet in this replica\'s memory gets no token', async () => {
+    const r = await mint(STORED_BAN);
+    expect(r.err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+    expect(refused.at(-1)).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+  });
 
   test("a workload's SVID gets a token whose sub is its own ID", async () => {
     const r = await mint(WEB);
