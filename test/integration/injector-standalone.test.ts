@@ -10,6 +10,7 @@ import { applyJsonPatch } from '../helpers/json-patch.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 import { INJECTOR_HOST, type ServingPki, admissionReview, appPod, servingPki } from '../helpers/injector-fixtures.js';
 
 interface Review {
@@ -152,12 +153,22 @@ describe('tessera injector without a control plane', () => {
     expect((await curl(port, '/ready')).status).toBe(200);
   }, 60_000);
 
-  test('SIGTERM: exits 0 after a clean stop', async () => {
+  test('SIGTERM: /ready answers 503 (not a refused connection) for the drain window, then a clean exit 0', async () => {
     const ca = await TestCa.create({ trustDomain: 'cluster.local' });
     await writeFile(join(dir, 'term-bundle.pem'), await ca.bundlePem());
-    const { proc } = await startInjector(await writeInjectorConfig('term', 'term-bundle.pem'));
-    expect(await proc.stop(10_000)).toBe(0);
+    const { proc, port } = await startInjector(await writeInjectorConfig('term', 'term-bundle.pem'));
+    const t0 = Date.now();
+    const stopped = proc.stop(10_000);
+    await until('SIGTERM to be handled', () => proc.stderr().includes('"stopping"'), 5_000, 20);
+    expect(await curl(port, '/ready')).toEqual({ status: 503, body: 'shutting down\n' });
+    // Admissions are still answered while the endpoint leaves the Service.
+    const review = admissionReview(appPod(), { uid: '33333333-0000-4000-8000-000000000001' });
+    const answer = await curl(port, '/inject', JSON.stringify(review));
+    expect(JSON.parse(answer.body).response).toMatchObject({ allowed: true });
+    expect(await stopped).toBe(0);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_500);
     expect(proc.stderr()).toContain('injector stopped');
+    expect(await portAnswers(`127.0.0.1:${port}`)).toBe(false);
   }, 30_000);
 });
 

@@ -1,5 +1,6 @@
 // admission.k8s.io/v1 AdmissionReview in and out: reads the request, answers allow / allow+patch / deny.
 import { TesseraError, errorHttpStatus, isTesseraError } from '../../../common/errors.js';
+import { MAX_PATCH_BYTES, tooLarge } from './admission-limits.js';
 import { isObject } from './k8s-types.js';
 import { type InjectionContext, planInjection } from './plan-injection.js';
 import { jsonPatchFor } from './pod-patch.js';
@@ -77,7 +78,7 @@ export function readAdmissionReview(body: unknown): AdmissionRequest {
 }
 
 /** Kubernetes' StatusReason for the HTTP statuses the catalogue gives injection errors. */
-const STATUS_REASON: Readonly<Record<number, string>> = { 400: 'BadRequest', 409: 'Conflict', 500: 'InternalError' };
+const STATUS_REASON: Readonly<Record<number, string>> = { 400: 'BadRequest', 409: 'Conflict', 413: 'RequestEntityTooLarge', 500: 'InternalError' };
 
 export function deny(uid: string, code: number, message: string, reason?: string): AdmissionResponse {
   return { uid, allowed: false, status: { code, message, ...(reason ? { reason } : {}) } };
@@ -93,22 +94,29 @@ export function admitPod(request: AdmissionRequest, ctx: InjectionContext): Admi
   if (request.object === undefined) {
     return { response: deny(uid, 400, 'tessera injector: the review carries no object', 'BadRequest'), decision: 'denied', reason: 'no-object' };
   }
+  // The API server always names the namespace of a pod CREATE: without one, the excluded namespaces cannot be told.
+  if (!request.namespace) {
+    return { response: deny(uid, 400, 'tessera injector: the review names no namespace', 'BadRequest'), decision: 'denied', reason: 'no-namespace' };
+  }
   try {
-    const plan = planInjection({ pod: request.object }, ctx);
+    const plan = planInjection({ pod: request.object, namespace: request.namespace }, ctx);
     if (plan.action === 'skip') {
       const warnings = plan.warning ? { warnings: [plan.warning] } : {};
       return { response: { uid, allowed: true, ...warnings }, decision: 'skipped', reason: plan.reason };
     }
-    const patch = Buffer.from(JSON.stringify(jsonPatchFor(plan.pod, plan.additions))).toString('base64');
+    const patchJson = JSON.stringify(jsonPatchFor(plan.pod, plan.additions));
+    const size = Buffer.byteLength(patchJson);
+    if (size > MAX_PATCH_BYTES) throw tooLarge(`the patch for this pod would be ${size} bytes; the injector returns at most ${MAX_PATCH_BYTES}`);
+    const patch = Buffer.from(patchJson).toString('base64');
     return { response: { uid, allowed: true, patchType: 'JSONPatch', patch }, decision: 'injected', reason: 'patched' };
   } catch (e) {
-    // An injection error names the pod's fault and may be shown; anything else stays in the control-plane log.
+    // An injection error names the pod's fault and may be shown; anything else stays in the injector's log.
     if (isTesseraError(e) && e.code.startsWith('TESSERA_ERR_INJECT_')) {
       const status = errorHttpStatus(e);
       return { response: deny(uid, status, `tessera: ${e.message}`, STATUS_REASON[status]), decision: 'denied', reason: e.code };
     }
     return {
-      response: deny(uid, 500, 'tessera injector: internal error (see the control-plane log)', 'InternalError'),
+      response: deny(uid, 500, 'tessera injector: internal error (see the injector log)', 'InternalError'),
       decision: 'denied',
       reason: 'internal',
       internalError: e,

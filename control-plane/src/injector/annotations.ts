@@ -2,9 +2,19 @@
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 
-/** Namespace label that opts a namespace in; the webhook's namespaceSelector matches it. */
+/**
+ * Namespace label that opts a namespace in; the webhook's namespaceSelector matches it. The same key as a pod
+ * label opts the pod out ("false" | "disabled"), like the annotation of that name (the webhook's objectSelector).
+ */
 export const NAMESPACE_INJECT_LABEL = 'tessera.dev/inject';
 export const NAMESPACE_INJECT_VALUE = 'enabled';
+
+/**
+ * Namespaces never injected, whatever their labels: Tessera's own (a webhook that must admit its own replacement
+ * deadlocks a cold cluster) and the cluster's (DNS, CNI and add-ons must start whatever Tessera does). The
+ * webhook's namespaceSelector (webhook-configuration.ts) and the injector itself both read this list.
+ */
+export const EXCLUDED_NAMESPACES: readonly string[] = Object.freeze(['tessera-system', 'kube-system', 'kube-public', 'kube-node-lease']);
 
 export const ANNOTATION = {
   /** "false" | "disabled" opts the pod out; "true" | "enabled" or absent injects. */
@@ -67,8 +77,8 @@ export interface OutboundUpstream {
 
 export type Annotations = Readonly<Record<string, string>>;
 
-function bad(annotation: string, message: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `annotation ${annotation}: ${message}`, { annotation });
+function bad(annotation: string, message: string, what: 'annotation' | 'label' = 'annotation'): TesseraError {
+  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `${what} ${annotation}: ${message}`, { [what]: annotation });
 }
 
 const PORT = /^[1-9][0-9]{0,4}$/;
@@ -85,18 +95,43 @@ function parseProtocol(annotation: string, text: string, where: string): Protoco
 }
 
 /** "true" | "enabled" → true, "false" | "disabled" → false (case-insensitive), absent → `absent`; else an error. */
-function parseSwitch(annotations: Annotations, annotation: string, absent: boolean): boolean {
+function parseSwitch(annotations: Annotations, annotation: string, absent: boolean, what: 'annotation' | 'label' = 'annotation'): boolean {
   const v = annotations[annotation];
   if (v === undefined) return absent;
   const t = v.trim().toLowerCase();
   if (t === 'false' || t === 'disabled') return false;
   if (t === 'true' || t === 'enabled') return true;
-  throw bad(annotation, `"${v}" is not one of "true", "enabled", "false", "disabled"`);
+  throw bad(annotation, `"${v}" is not one of "true", "enabled", "false", "disabled"`, what);
 }
 
-/** Whether the pod asks to be left alone. Unknown values are errors rather than guesses. */
-export function podOptsOut(annotations: Annotations): boolean {
-  return !parseSwitch(annotations, ANNOTATION.inject, true);
+/**
+ * Whether the pod asks to be left alone, by its tessera.dev/inject label or annotation: both read alike (the
+ * four words, case-insensitive). An opt-out by either wins (the webhook's selectors skip those before they reach
+ * the injector); otherwise an unknown value in either is an error rather than a guess.
+ */
+export function podOptsOut(annotations: Annotations, labels: Annotations = {}): boolean {
+  const read = (map: Annotations, what: 'annotation' | 'label'): boolean | TesseraError => {
+    try {
+      return !parseSwitch(map, ANNOTATION.inject, true, what);
+    } catch (e) {
+      return e as TesseraError;
+    }
+  };
+  const byLabel = read(labels, 'label');
+  const byAnnotation = read(annotations, 'annotation');
+  if (byLabel === true || byAnnotation === true) return true;
+  if (byLabel instanceof TesseraError) throw byLabel;
+  if (byAnnotation instanceof TesseraError) throw byAnnotation;
+  return false;
+}
+
+export function isExcludedNamespace(namespace: string): boolean {
+  return EXCLUDED_NAMESPACES.includes(namespace);
+}
+
+/** Whether tessera.dev/http-proxy asks for the forward proxy (its grammar only; see parseHttpProxy). */
+export function wantsHttpProxy(annotations: Annotations): boolean {
+  return parseSwitch(annotations, ANNOTATION.httpProxy, false);
 }
 
 /**

@@ -4,7 +4,7 @@ import { createSecureContext } from 'node:tls';
 import { describeError, TesseraError } from '../../../common/errors.js';
 import { watchPaths } from '../../../shared-io/file-watch.js';
 import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../../shared-io/read-named-file.js';
-import type { Timers } from '../../../shared-io/timers.js';
+import { type Timers, realTimers } from '../../../shared-io/timers.js';
 import type { InjectorFileConfig } from './injector-file-config.js';
 import { type InjectorLogger, startInjectorWebhook } from './webhook-server.js';
 
@@ -12,12 +12,20 @@ export interface InjectorDeps {
   readonly log: InjectorLogger;
   /** Poll fallback of the serving certificate files' watcher (default 10 s); changes are seen at once anyway. */
   readonly certReloadMs?: number;
+  /**
+   * After close() is called, how long the listener stays open with `/ready` answering 503 (and every answer
+   * `Connection: close`) before it stops accepting; default 2 s. Probes and clients see "not ready", not a refused
+   * connection, while the endpoint leaves the Service.
+   */
+  readonly drainMs?: number;
   readonly timers?: Timers;
 }
 
+export const DEFAULT_DRAIN_MS = 2_000;
+
 export interface InjectorHandle {
   readonly address: string;
-  /** Marks /ready false, stops accepting, lets open requests finish (at most 5 s). */
+  /** Marks /ready false, keeps serving for the drain window, then stops accepting and lets open requests finish (at most 5 s). */
   close(): Promise<void>;
 }
 
@@ -120,6 +128,8 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
         closing = true;
         watch.close();
         await reloading;
+        const drainMs = deps.drainMs ?? DEFAULT_DRAIN_MS;
+        if (drainMs > 0) await new Promise<void>((resolve) => (deps.timers ?? realTimers).setTimeout(resolve, drainMs));
         await webhook.close();
         log.info({}, 'injector stopped');
       })();

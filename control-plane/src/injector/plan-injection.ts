@@ -1,22 +1,28 @@
 // Decides whether and how to inject one pod: skip (with the reason), or the exact additions; refuses bad pods.
 import { X509Certificate } from 'node:crypto';
+import { posix } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
+import { checkAnnotationSize } from './admission-limits.js';
 import {
   ANNOTATION,
   NAMESPACE_INJECT_LABEL,
   NAMESPACE_INJECT_VALUE,
   RESERVED_PORTS,
+  isExcludedNamespace,
   parseHttpProxy,
   parseInboundPorts,
   parseOutbound,
   parseTelemetry,
   podOptsOut,
+  wantsHttpProxy,
 } from './annotations.js';
+import { type AppContainerRef, type ContainerList, appContainers, hasWorkloadMount, isNativeSidecar } from './app-containers.js';
 import type { InjectorConfig } from './injector-config.js';
-import { type Container, type EnvVar, type Json, type Pod, type Volume, type VolumeMount, isObject } from './k8s-types.js';
-import { type AppProbeTarget, type ProbeField, rewriteProbes } from './probe-rewrite.js';
-import { buildProxyConfig, HTTP_PROXY_URL, renderProxyConfigYaml, SIDECAR_PATHS } from './proxy-config.js';
+import type { Container, EnvVar, Json, Pod, Volume, VolumeMount } from './k8s-types.js';
+import { asPod } from './pod-shape.js';
+import { type AppProbeTarget, type ProbeField, type RewrittenProbes, rewriteProbes } from './probe-rewrite.js';
+import { addAppProbesToYaml, buildProxyConfig, HTTP_PROXY_URL, renderProxyConfigYaml, SIDECAR_PATHS } from './proxy-config.js';
 import { SIDECAR_NAME, VOLUME, appEnv, appVolumeMount, sidecarContainer, sidecarVolumes } from './sidecar.js';
 
 export interface InjectionContext {
@@ -29,11 +35,15 @@ export interface InjectionInput {
   readonly pod: unknown;
   /** Labels of the pod's namespace when known; the webhook leaves this out (its namespaceSelector decided). */
   readonly namespaceLabels?: Readonly<Record<string, string>>;
+  /** The namespace the pod is created in, when known (the webhook's review): EXCLUDED_NAMESPACES are never injected. */
+  readonly namespace?: string;
 }
 
-export type SkipReason = 'namespace-not-enabled' | 'opted-out' | 'already-injected' | 'host-network';
+export type SkipReason = 'namespace-not-enabled' | 'namespace-excluded' | 'opted-out' | 'already-injected' | 'host-network';
 
 export interface AppContainerAdditions {
+  readonly list: ContainerList;
+  /** Index in `list` of the pod as sent. */
   readonly index: number;
   readonly mount: VolumeMount;
   /** Appended to the container's env: SPIFFE_ENDPOINT_SOCKET and the proxy variables it does not set itself; absent when none. */
@@ -43,10 +53,10 @@ export interface AppContainerAdditions {
 }
 
 export interface PodAdditions {
-  /** Set (added or overwritten) on metadata.annotations. */
+  /** Set (added or overwritten) on metadata.annotations; empty when nothing there changes. */
   readonly annotations: Readonly<Record<string, string>>;
-  /** Inserted first in spec.initContainers. */
-  readonly sidecar: Container;
+  /** Inserted first in spec.initContainers; absent when the pod has it already (a reinvocation). */
+  readonly sidecar?: Container;
   /** Appended to spec.volumes. */
   readonly volumes: readonly Volume[];
   readonly appContainers: readonly AppContainerAdditions[];
@@ -56,40 +66,8 @@ export type InjectionPlan =
   | { readonly action: 'skip'; readonly reason: SkipReason; readonly warning?: string }
   | { readonly action: 'inject'; readonly pod: Pod; readonly additions: PodAdditions };
 
-function notAPod(message: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_INJECT_NOT_A_POD', `not a pod: ${message}`);
-}
-
 function conflict(message: string): TesseraError {
   return new TesseraError('TESSERA_ERR_INJECT_CONFLICT', message);
-}
-
-/** Checks the parts of the pod that injection reads or extends; everything else is the API server's job. */
-export function asPod(value: unknown): Pod {
-  if (!isObject(value)) throw notAPod('expected an object');
-  if (value.metadata !== undefined && !isObject(value.metadata)) throw notAPod('metadata is not an object');
-  const meta = (value.metadata ?? {}) as Record<string, unknown>;
-  if (meta.annotations !== undefined && meta.annotations !== null) {
-    if (!isObject(meta.annotations) || Object.values(meta.annotations).some((v) => typeof v !== 'string')) {
-      throw notAPod('metadata.annotations is not a map of strings');
-    }
-  }
-  const spec = value.spec;
-  if (!isObject(spec)) throw notAPod('spec is missing');
-  if (!Array.isArray(spec.containers) || spec.containers.length === 0) throw notAPod('spec.containers is missing or empty');
-  for (const key of ['containers', 'initContainers'] as const) {
-    const list = spec[key];
-    if (list === undefined || list === null) continue;
-    if (!Array.isArray(list)) throw notAPod(`spec.${key} is not a list`);
-    list.forEach((c, i) => {
-      if (!isObject(c) || typeof c.name !== 'string') throw notAPod(`spec.${key}[${i}] has no name`);
-      for (const sub of ['ports', 'env', 'volumeMounts'] as const) {
-        if (c[sub] !== undefined && c[sub] !== null && !Array.isArray(c[sub])) throw notAPod(`spec.${key}[${i}].${sub} is not a list`);
-      }
-    });
-  }
-  if (spec.volumes !== undefined && spec.volumes !== null && !Array.isArray(spec.volumes)) throw notAPod('spec.volumes is not a list');
-  return value as unknown as Pod;
 }
 
 export function isInjected(pod: Pod): boolean {
@@ -108,39 +86,71 @@ function checkBundle(pem: string): void {
   if (certs.length === 0) throw new TesseraError('TESSERA_ERR_INJECT_NO_BUNDLE', 'the trust bundle holds no certificate');
 }
 
-function checkConflicts(pod: Pod): void {
+function checkVolumes(pod: Pod): void {
   const ours = new Set<string>(Object.values(VOLUME));
   for (const v of pod.spec.volumes ?? []) {
     if (ours.has(v.name)) throw conflict(`volume "${v.name}" already exists; the Tessera sidecar needs that name`);
   }
-  for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
+}
+
+function checkPorts(containers: readonly Container[]): void {
+  for (const c of containers) {
     for (const p of c.ports ?? []) {
       if (p.containerPort >= RESERVED_PORTS.first && p.containerPort <= RESERVED_PORTS.last) {
         throw conflict(`container "${c.name}" declares port ${p.containerPort}, inside the range ${RESERVED_PORTS.first}-${RESERVED_PORTS.last} the Tessera sidecar owns`);
       }
     }
   }
-  for (const c of pod.spec.containers) {
+}
+
+/** The path a runtime mounts at: "//", "." and ".." resolved, no trailing "/" (the API server compares strings only). */
+function effectivePath(mountPath: string): string {
+  const p = posix.normalize(`/${mountPath}`);
+  return p.length > 1 ? p.replace(/\/+$/, '') : p;
+}
+
+/** An app container's own mount at, or inside, the Workload API socket directory would hide the socket from it. */
+function checkMounts(refs: readonly AppContainerRef[]): void {
+  const dir = SIDECAR_PATHS.workloadDir;
+  for (const { container: c } of refs) {
     for (const m of c.volumeMounts ?? []) {
-      if (m.mountPath.replace(/\/+$/, '') === SIDECAR_PATHS.workloadDir) {
-        throw conflict(`container "${c.name}" already mounts ${SIDECAR_PATHS.workloadDir}, where the sidecar puts the Workload API socket`);
+      const p = effectivePath(m.mountPath);
+      if (p === dir || p.startsWith(`${dir}/`)) {
+        throw conflict(`container "${c.name}" mounts ${m.mountPath === p ? p : `"${m.mountPath}" (that is ${p})`}, where the sidecar puts the Workload API socket (${dir})`);
       }
     }
   }
 }
 
+function additionsFor(ref: AppContainerRef, rewritten: RewrittenProbes, httpProxy: boolean): AppContainerAdditions {
+  const env = appEnv(ref.container.env ?? [], httpProxy ? HTTP_PROXY_URL : undefined);
+  const { probes } = rewritten;
+  return {
+    list: ref.list,
+    index: ref.index,
+    mount: appVolumeMount(),
+    ...(env.length > 0 ? { env } : {}),
+    ...(Object.keys(probes).length > 0 ? { probes } : {}),
+  };
+}
+
+const targetsOf = (rewritten: readonly RewrittenProbes[]) => Object.assign({}, ...rewritten.map((r) => r.targets)) as Record<string, AppProbeTarget>;
+
 /**
- * Pure: the same pod, namespace labels and context give the same plan. Throws TesseraError for pods that must
- * be refused (malformed tessera.dev annotations, name/port conflicts, no bundle): the webhook denies those.
+ * Pure: the same pod, namespace, namespace labels and context give the same plan. Throws TesseraError for pods that
+ * must be refused (malformed tessera.dev labels or annotations, shapes or sizes, name/port conflicts, no bundle):
+ * the webhook denies those.
  */
 export function planInjection(input: InjectionInput, ctx: InjectionContext): InjectionPlan {
+  // Before the pod is even read: nothing about a system pod may make the injector refuse it.
+  if (input.namespace !== undefined && isExcludedNamespace(input.namespace)) return { action: 'skip', reason: 'namespace-excluded' };
   const pod = asPod(input.pod);
   if (input.namespaceLabels && input.namespaceLabels[NAMESPACE_INJECT_LABEL] !== NAMESPACE_INJECT_VALUE) {
     return { action: 'skip', reason: 'namespace-not-enabled' };
   }
-  if (isInjected(pod)) return { action: 'skip', reason: 'already-injected' };
   const annotations = pod.metadata?.annotations ?? {};
-  if (podOptsOut(annotations)) return { action: 'skip', reason: 'opted-out' };
+  if (podOptsOut(annotations, pod.metadata?.labels ?? {})) return { action: 'skip', reason: 'opted-out' };
+  if (isInjected(pod)) return completeInjection(pod, annotations);
   if (pod.spec.hostNetwork === true) {
     return {
       action: 'skip',
@@ -154,28 +164,65 @@ export function planInjection(input: InjectionInput, ctx: InjectionContext): Inj
     inbound.map((p) => p.appPort),
   );
   const httpProxy = parseHttpProxy(annotations, outbound);
-  checkConflicts(pod);
+  const refs = appContainers(pod);
+  checkVolumes(pod);
+  checkPorts([...(pod.spec.initContainers ?? []), ...pod.spec.containers]);
+  checkMounts(refs);
   checkBundle(ctx.bundlePem);
-  const rewritten = pod.spec.containers.map(rewriteProbes);
-  const appProbes = Object.assign({}, ...rewritten.map((r) => r.targets)) as Record<string, AppProbeTarget>;
-  const proxyYaml = renderProxyConfigYaml(buildProxyConfig(ctx.config, inbound, outbound, parseTelemetry(annotations), appProbes, { httpProxy }));
-  const appContainers = pod.spec.containers.map((c, index) => {
-    const env = appEnv(c.env ?? [], httpProxy ? HTTP_PROXY_URL : undefined);
-    const probes = rewritten[index]!.probes;
-    return { index, mount: appVolumeMount(), ...(env.length > 0 ? { env } : {}), ...(Object.keys(probes).length > 0 ? { probes } : {}) };
-  });
+  const rewritten = refs.map((r) => rewriteProbes(r.container));
+  const proxyYaml = renderProxyConfigYaml(buildProxyConfig(ctx.config, inbound, outbound, parseTelemetry(annotations), targetsOf(rewritten), { httpProxy }));
+  const added = {
+    [ANNOTATION.injected]: ctx.config.version,
+    [ANNOTATION.proxyConfig]: proxyYaml,
+    [ANNOTATION.bootstrapBundle]: ctx.bundlePem,
+  };
+  checkAnnotationSize(annotations, added);
   return {
     action: 'inject',
     pod,
     additions: {
-      annotations: {
-        [ANNOTATION.injected]: ctx.config.version,
-        [ANNOTATION.proxyConfig]: proxyYaml,
-        [ANNOTATION.bootstrapBundle]: ctx.bundlePem,
-      },
+      annotations: added,
       sidecar: sidecarContainer(ctx.config, inbound.length),
       volumes: sidecarVolumes(ctx.config),
-      appContainers,
+      appContainers: refs.map((r, i) => additionsFor(r, rewritten[i]!, httpProxy)),
     },
+  };
+}
+
+/**
+ * The pod already has its sidecar (a reinvocation after a later webhook, or a manifest injected offline). Containers
+ * added since (none of the injector's additions: no Workload API mount) get them now, and their rewritten probes
+ * join the pod's own proxy config (its annotation, extended in place, so what injected it first is kept). With
+ * nothing to add it is a skip: the answer for an injected pod is no patch.
+ */
+function completeInjection(pod: Pod, annotations: Readonly<Record<string, string>>): InjectionPlan {
+  const already: InjectionPlan = { action: 'skip', reason: 'already-injected' };
+  // Ours: the native sidecar and the socket volume the added mounts refer to (else the API server would refuse
+  // them); a container of that name alone is someone else's sidecar, left as it is.
+  const ours =
+    (pod.spec.initContainers ?? []).some((c) => c.name === SIDECAR_NAME && isNativeSidecar(c)) && (pod.spec.volumes ?? []).some((v) => v.name === VOLUME.workload);
+  const pending = appContainers(pod).filter((r) => !hasWorkloadMount(r.container));
+  if (!ours || pending.length === 0) return already;
+  const names = pending.map((r) => `"${r.container.name}"`).join(', ');
+  const unreadable = { ...already, warning: `tessera: container(s) ${names} were added after injection, but the pod's ${ANNOTATION.proxyConfig} annotation is missing or not as the injector writes it: they get no Workload API socket and their probes are not rewritten` };
+  checkPorts(pending.map((r) => r.container));
+  checkMounts(pending);
+  const rewritten = pending.map((r) => rewriteProbes(r.container));
+  const targets = targetsOf(rewritten);
+  const current = annotations[ANNOTATION.proxyConfig];
+  if (current === undefined) return unreadable;
+  let added: Record<string, string> = {};
+  if (Object.keys(targets).length > 0) {
+    const next = addAppProbesToYaml(current, targets);
+    if (next === null) return unreadable;
+    added = { [ANNOTATION.proxyConfig]: next };
+  }
+  checkAnnotationSize(annotations, added);
+  // As the pod asks now; the first pass read the same annotation (a later webhook would have to change both).
+  const httpProxy = wantsHttpProxy(annotations);
+  return {
+    action: 'inject',
+    pod,
+    additions: { annotations: added, volumes: [], appContainers: pending.map((r, i) => additionsFor(r, rewritten[i]!, httpProxy)) },
   };
 }

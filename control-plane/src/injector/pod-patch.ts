@@ -1,6 +1,6 @@
 // Turns planned additions into RFC 6902 JSON Patch ops (for the webhook) or a mutated copy (for the CLI).
-import { type Json, type Pod, cloneJson } from './k8s-types.js';
-import type { PodAdditions } from './plan-injection.js';
+import { type Container, type Json, type Pod, cloneJson } from './k8s-types.js';
+import type { AppContainerAdditions, PodAdditions } from './plan-injection.js';
 
 export type JsonPatchOp =
   | { readonly op: 'add' | 'replace'; readonly path: string; readonly value: Json }
@@ -11,7 +11,9 @@ export function escapePointerToken(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
 }
 
-const json = (v: unknown) => cloneJson(v) as Json;
+// Every value in the additions is built fresh by planInjection for this one patch (from the request it takes only
+// strings and integers), so the ops use them as they are: no deep copy of anything the request sent.
+const json = (v: unknown) => v as Json;
 
 /**
  * Ops against the pod exactly as the API server sent it. Each list is created when absent and appended to
@@ -19,22 +21,31 @@ const json = (v: unknown) => cloneJson(v) as Json;
  */
 export function jsonPatchFor(pod: Pod, add: PodAdditions): JsonPatchOp[] {
   const ops: JsonPatchOp[] = [];
-  if (pod.metadata === undefined) ops.push({ op: 'add', path: '/metadata', value: {} });
-  const annotations = pod.metadata?.annotations;
-  if (annotations === undefined || annotations === null) {
-    ops.push({ op: 'add', path: '/metadata/annotations', value: json(add.annotations) });
-  } else {
-    // "add" on an existing member replaces it (RFC 6902 4.1): stale values written by hand are overwritten.
-    for (const [k, v] of Object.entries(add.annotations)) ops.push({ op: 'add', path: `/metadata/annotations/${escapePointerToken(k)}`, value: v });
+  const newAnnotations = Object.entries(add.annotations);
+  if (newAnnotations.length > 0) {
+    if (pod.metadata === undefined) ops.push({ op: 'add', path: '/metadata', value: {} });
+    const annotations = pod.metadata?.annotations;
+    if (annotations === undefined || annotations === null) {
+      ops.push({ op: 'add', path: '/metadata/annotations', value: json(add.annotations) });
+    } else {
+      // "add" on an existing member replaces it (RFC 6902 4.1): stale values written by hand are overwritten.
+      for (const [k, v] of newAnnotations) ops.push({ op: 'add', path: `/metadata/annotations/${escapePointerToken(k)}`, value: v });
+    }
   }
-  // The sidecar goes first so that it starts before every other init container, too.
-  if (!pod.spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: [json(add.sidecar)] });
-  else ops.push({ op: 'add', path: '/spec/initContainers/0', value: json(add.sidecar) });
-  if (!pod.spec.volumes) ops.push({ op: 'add', path: '/spec/volumes', value: json(add.volumes) });
-  else for (const v of add.volumes) ops.push({ op: 'add', path: '/spec/volumes/-', value: json(v) });
+  // The sidecar goes first so that it starts before every other init container, too; the user's init containers
+  // then sit one place further in the ops that follow.
+  if (add.sidecar) {
+    if (!pod.spec.initContainers) ops.push({ op: 'add', path: '/spec/initContainers', value: [json(add.sidecar)] });
+    else ops.push({ op: 'add', path: '/spec/initContainers/0', value: json(add.sidecar) });
+  }
+  if (add.volumes.length > 0) {
+    if (!pod.spec.volumes) ops.push({ op: 'add', path: '/spec/volumes', value: json(add.volumes) });
+    else for (const v of add.volumes) ops.push({ op: 'add', path: '/spec/volumes/-', value: json(v) });
+  }
+  const shift = add.sidecar ? 1 : 0;
   for (const a of add.appContainers) {
-    const c = pod.spec.containers[a.index]!;
-    const base = `/spec/containers/${a.index}`;
+    const c = containerOf(pod, a);
+    const base = a.list === 'containers' ? `/spec/containers/${a.index}` : `/spec/initContainers/${a.index + shift}`;
     if (!c.volumeMounts) ops.push({ op: 'add', path: `${base}/volumeMounts`, value: [json(a.mount)] });
     else ops.push({ op: 'add', path: `${base}/volumeMounts/-`, value: json(a.mount) });
     if (a.env) {
@@ -46,18 +57,25 @@ export function jsonPatchFor(pod: Pod, add: PodAdditions): JsonPatchOp[] {
   return ops;
 }
 
+function containerOf(pod: Pod, a: AppContainerAdditions): Container {
+  return (a.list === 'containers' ? pod.spec.containers : pod.spec.initContainers!)[a.index]!;
+}
+
 /** The injected pod built directly (not through the patch), so the two paths can check each other in tests. */
 export function applyAdditions(pod: Pod, add: PodAdditions): Pod {
   const out = cloneJson(pod);
-  out.metadata = { ...(out.metadata ?? {}) };
-  out.metadata.annotations = { ...(out.metadata.annotations ?? {}), ...add.annotations };
-  out.spec.initContainers = [cloneJson(add.sidecar), ...(out.spec.initContainers ?? [])];
-  out.spec.volumes = [...(out.spec.volumes ?? []), ...cloneJson(add.volumes)];
+  if (Object.keys(add.annotations).length > 0) {
+    out.metadata = { ...(out.metadata ?? {}) };
+    out.metadata.annotations = { ...(out.metadata.annotations ?? {}), ...add.annotations };
+  }
+  // Containers first, by their index in the pod as sent; the sidecar is inserted after.
   for (const a of add.appContainers) {
-    const c = out.spec.containers[a.index]!;
+    const c = containerOf(out, a);
     c.volumeMounts = [...(c.volumeMounts ?? []), cloneJson(a.mount)];
     if (a.env) c.env = [...(c.env ?? []), ...cloneJson(a.env)];
     for (const [field, probe] of Object.entries(a.probes ?? {})) c[field] = cloneJson(probe);
   }
+  if (add.sidecar) out.spec.initContainers = [cloneJson(add.sidecar), ...(out.spec.initContainers ?? [])];
+  if (add.volumes.length > 0) out.spec.volumes = [...(out.spec.volumes ?? []), ...cloneJson(add.volumes)];
   return out;
 }

@@ -1,5 +1,5 @@
 // The MutatingWebhookConfiguration that routes pod creation to the injector; deploy/k8s holds the same object.
-import { ANNOTATION, NAMESPACE_INJECT_LABEL, NAMESPACE_INJECT_VALUE } from './annotations.js';
+import { ANNOTATION, EXCLUDED_NAMESPACES, NAMESPACE_INJECT_LABEL, NAMESPACE_INJECT_VALUE } from './annotations.js';
 import type { JsonObject } from './k8s-types.js';
 
 export const WEBHOOK_NAME = 'inject.tessera.dev';
@@ -9,14 +9,14 @@ export interface WebhookConfigurationOptions {
   readonly service?: { readonly namespace: string; readonly name: string; readonly port: number; readonly path: string };
   /** PEM of the CA that signed the injector's serving certificate; base64-encoded into caBundle. */
   readonly caBundlePem?: string;
-  /** Namespaces never injected, whatever their labels: the control plane's own first of all. */
+  /** Namespaces never injected, whatever their labels (default EXCLUDED_NAMESPACES, which the injector also enforces). */
   readonly excludedNamespaces?: readonly string[];
 }
 
 export const WEBHOOK_DEFAULTS = Object.freeze({
   name: 'tessera-sidecar-injector',
   service: Object.freeze({ namespace: 'tessera-system', name: 'tessera-injector', port: 443, path: '/inject' }),
-  excludedNamespaces: Object.freeze(['tessera-system', 'kube-system', 'kube-public', 'kube-node-lease']),
+  excludedNamespaces: EXCLUDED_NAMESPACES,
 });
 
 /**
@@ -27,8 +27,9 @@ export const WEBHOOK_DEFAULTS = Object.freeze({
  * - timeoutSeconds 5: injection takes well under 10 ms; 5 s bounds how long a pod create can hang.
  * - sideEffects None (dry-run safe), reinvocationPolicy IfNeeded (re-run after later webhooks; idempotent).
  * - namespaceSelector on tessera.dev/inject=enabled, excluding tessera-system so the control plane can
- *   always start; objectSelector and a CEL matchCondition let opted-out pods skip the webhook entirely, so
- *   they never depend on its availability.
+ *   always start (the injector also skips those namespaces itself); objectSelector and a CEL matchCondition let
+ *   opted-out pods skip the webhook entirely, so they never depend on its availability. Selectors match values
+ *   exactly ("false", "disabled"); other spellings ("False") reach the injector, which reads them case-insensitively.
  */
 export function mutatingWebhookConfiguration(opts: WebhookConfigurationOptions = {}): JsonObject {
   const svc = opts.service ?? WEBHOOK_DEFAULTS.service;

@@ -1,11 +1,19 @@
-// The HTTPS server the API server calls for sidecar injection: strict HTTP handling around admitPod().
-import type { IncomingMessage, ServerResponse } from 'node:http';
+// The HTTPS server the API server calls for sidecar injection: strict HTTP handling around admitPod(), with bounds on
+// connections, slow clients and the request bodies held at once (docs/kubernetes.md, "The injector's HTTPS server").
+import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import { type Clock, systemClock } from '../../../common/clock.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
-import { type AdmissionRequest, admitPod, deny, readAdmissionReview, reviewResponseBody } from './admission-review.js';
+import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
+import { type Timers, realTimers } from '../../../shared-io/timers.js';
+import { AdmissionGate, type GatePass } from './admission-gate.js';
+import { type AdmissionOutcome, type AdmissionRequest, admitPod, deny, readAdmissionReview, reviewResponseBody } from './admission-review.js';
 import type { InjectorConfig } from './injector-config.js';
+import { RefusalLog } from './refusal-log.js';
 
 /** pino-compatible subset. */
 export interface InjectorLogger {
@@ -13,6 +21,37 @@ export interface InjectorLogger {
   warn(obj: Record<string, unknown>, msg: string): void;
   error(obj: Record<string, unknown>, msg: string): void;
 }
+
+const MIB = 1 << 20;
+
+/**
+ * The server's bounds. One admission takes about a millisecond and the API server sends one review per connection
+ * at a time, so these leave room for bursts of pod creation while keeping the process well inside its 256Mi
+ * container limit whatever clients do (docs/kubernetes.md argues each number).
+ */
+export const WEBHOOK_LIMITS = Object.freeze({
+  /** Connections open at once; more are closed at accept. */
+  maxConnections: 256,
+  /** Reviews being read or answered at once (their first 64 KiB each: at most 8 MiB). */
+  maxActiveReviews: 128,
+  /** Bytes per review bounded by the count above; the API server's reviews are a few KiB. */
+  freeBodyBytes: 64 * 1024,
+  /** Request-body bytes beyond those held at once across all reviews (each body is at most maxBodyBytes, 1 MiB). */
+  maxBufferedBytes: 8 * MIB,
+  /** Pace of those bytes (bodies beyond 64 KiB): their buffers must not pile up faster than they are collected. */
+  bodyBytesPerSecond: 32 * MIB,
+  /** Reviews waiting for one of those places (each holds up to ~128 KiB of socket buffers); more get 429 at once. */
+  maxWaitingReviews: 64,
+  /** How long a review waits for a place before it gets 429. */
+  maxWaitMs: 2_000,
+  /** A TLS handshake must finish within this (Node's default is 120 s). */
+  handshakeTimeoutMs: 5_000,
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: 15_000,
+  /** How often request and header deadlines are checked (Node's default is 30 s, which stretched 10 s to 40). */
+  connectionsCheckingIntervalMs: 1_000,
+});
+export type WebhookLimits = { -readonly [K in keyof typeof WEBHOOK_LIMITS]: number };
 
 export interface InjectorWebhookOptions {
   /** host:port; "0.0.0.0:9443" in a pod (the API server dials the Service), port 0 in tests. */
@@ -29,8 +68,15 @@ export interface InjectorWebhookOptions {
   readonly maxBodyBytes?: number;
   /** Whole-request deadline (headers and body), default 10 s: the API server gives up after 5. */
   readonly requestTimeoutMs?: number;
-  /** Why `GET /ready` should answer 503 now (e.g. shutting down), or null when ready; absent: always ready. */
+  /**
+   * Why `GET /ready` should answer 503 now (e.g. shutting down), or null when ready; absent: always ready. While it
+   * is not null every answer also carries `Connection: close`, so clients move to another replica.
+   */
   readonly notReadyReason?: () => string | null;
+  /** Defaults: WEBHOOK_LIMITS. */
+  readonly limits?: Partial<WebhookLimits>;
+  readonly timers?: Timers;
+  readonly clock?: Clock;
 }
 
 export interface InjectorWebhook {
@@ -42,45 +88,55 @@ export interface InjectorWebhook {
   close(): Promise<void>;
 }
 
-const MIB = 1 << 20;
-
 class HttpError extends Error {
   constructor(
     readonly status: number,
     message: string,
+    readonly headers: Record<string, string> = {},
+    /** The body was not read to its end: answer, then close the connection rather than drain it. */
+    readonly close = false,
   ) {
     super(message);
   }
 }
 
-function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+/** The client closed the connection before its body ended: nothing to answer (the parser's refusal is logged). */
+class ClientGone extends Error {}
+
+const retryLater = { 'retry-after': '1' };
+
+/**
+ * The body as text. Each chunk is decoded as it arrives and dropped, rather than kept and concatenated: the chunks'
+ * buffers live outside the JavaScript heap and are freed only by a later collection, so holding and copying them
+ * doubled what a burst of large bodies left behind.
+ */
+function readBody(req: IncomingMessage, limit: number, pass: GatePass): Promise<string> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length'] ?? NaN);
-    if (declared > limit) return reject(new HttpError(413, `body larger than ${limit} bytes`));
-    const chunks: Buffer[] = [];
+    const decoder = new StringDecoder('utf8');
+    const parts: string[] = [];
     let size = 0;
+    const stop = (e: HttpError) => {
+      req.removeAllListeners('data');
+      req.pause();
+      reject(e);
+    };
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) {
-        req.removeAllListeners('data');
-        req.pause();
-        reject(new HttpError(413, `body larger than ${limit} bytes`));
-        return;
-      }
-      chunks.push(c);
+      if (size > limit) return stop(new HttpError(413, `body larger than ${limit} bytes`, {}, true));
+      if (!pass.take(c.length)) return stop(new HttpError(503, 'the injector holds too many request bodies now; retry', retryLater, true));
+      parts.push(decoder.write(c));
     });
-    req.on('end', () => resolve(Buffer.concat(chunks)));
-    req.on('error', reject);
+    req.on('end', () => resolve(parts.join('') + decoder.end()));
+    req.on('error', (e) => reject(new ClientGone(e.message)));
+    // Gone while it waited for a place: its 'error' has been emitted already.
+    if (req.destroyed) reject(new ClientGone('closed while waiting'));
   });
 }
 
-function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...headers });
-  res.end(`${text}\n`);
+/** The Content-Length the client declared, 0 when none (chunked). Node has already refused malformed ones. */
+function declaredLength(req: IncomingMessage): number {
+  const n = Number(req.headers['content-length'] ?? 0);
+  return Number.isFinite(n) && n > 0 ? n : 0;
 }
 
 export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promise<InjectorWebhook> {
@@ -88,51 +144,91 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   if (!addr) throw new TesseraError('TESSERA_ERR_INJECT_BAD_CONFIG', `injector.listen: "${opts.listen}" is not host:port`, { key: 'injector.listen' });
   const path = opts.path ?? '/inject';
   const limit = opts.maxBodyBytes ?? MIB;
+  const limits: WebhookLimits = { ...WEBHOOK_LIMITS, ...(opts.limits ?? {}) };
+  const timers = opts.timers ?? realTimers;
   const log = opts.logger;
-  const tlsBase = { minVersion: 'TLSv1.2' as const };
+  // TLS 1.2 with forward-secret AEAD suites only (Node's default list also has CBC suites with SHA-1 MACs).
+  const tlsBase = { minVersion: 'TLSv1.2' as const, ciphers: TLS_CIPHERS };
+  const clock = opts.clock ?? systemClock;
+  const gate = new AdmissionGate({
+    maxActive: limits.maxActiveReviews,
+    maxBytes: limits.maxBufferedBytes,
+    freeBytes: limits.freeBodyBytes,
+    maxWaiting: limits.maxWaitingReviews,
+    maxWaitMs: limits.maxWaitMs,
+    bytesPerSecond: limits.bodyBytesPerSecond,
+    timers,
+    clock,
+  });
+  const refusals = new RefusalLog({ warn: (o, m) => log?.warn(o, m), clock, timers });
+  const draining = () => (opts.notReadyReason?.() ?? null) !== null;
+  const closeIfDraining = (): Record<string, string> => (draining() ? { connection: 'close' } : {});
+
+  function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
+    if (res.headersSent) {
+      res.destroy();
+      return;
+    }
+    res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...closeIfDraining(), ...headers });
+    res.end(`${text}\n`);
+  }
 
   async function review(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') throw new HttpError(415, 'content-type must be application/json');
-    const body = await readBody(req, limit);
-    let parsed: unknown;
+    const declared = declaredLength(req);
+    if (declared > limit) throw new HttpError(413, `body larger than ${limit} bytes`, {}, true);
+    const pass = await gate.acquire(declared);
+    if (!pass) throw new HttpError(429, 'the injector is busy with other reviews; retry', retryLater, true);
     try {
-      parsed = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new HttpError(400, 'body is not JSON');
+      const body = await readBody(req, limit, pass);
+      // The bundle is read before the body is parsed, so that no parsed review is ever held across an await: at
+      // most one exists at a time, however many reviews are in flight.
+      let bundlePem: string | undefined;
+      let bundleError: unknown;
+      try {
+        bundlePem = await opts.bundlePem();
+      } catch (e) {
+        bundleError = e;
+      }
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(body);
+      } catch {
+        throw new HttpError(400, 'body is not JSON');
+      }
+      let request: AdmissionRequest;
+      try {
+        request = readAdmissionReview(parsed);
+      } catch (e) {
+        throw new HttpError(400, isTesseraError(e) ? e.message : 'malformed AdmissionReview');
+      }
+      let outcome: AdmissionOutcome;
+      if (bundlePem === undefined) {
+        // The bundle source failed: fail closed, since a sidecar without a trust anchor could never start.
+        log?.error({ uid: request.uid, err: describeError(bundleError) }, 'injector: trust bundle unavailable');
+        outcome = { response: deny(request.uid, 500, 'tessera injector: no trust bundle available', 'InternalError'), decision: 'denied', reason: 'no-bundle' };
+      } else {
+        outcome = admitPod(request, { config: opts.config, bundlePem });
+      }
+      const entry = {
+        uid: request.uid,
+        namespace: request.namespace,
+        pod: podName(request.object),
+        decision: outcome.decision,
+        reason: outcome.reason,
+        dryRun: request.dryRun === true,
+        ms: Number(process.hrtime.bigint() - started) / 1e6,
+      };
+      if (outcome.internalError !== undefined) log?.error({ ...entry, err: describeError(outcome.internalError) }, 'injector: admission failed');
+      else if (outcome.decision === 'denied') log?.warn(entry, 'injector: admission denied');
+      else log?.info(entry, 'injector: admission');
+      res.writeHead(200, { 'content-type': 'application/json', ...closeIfDraining() });
+      res.end(reviewResponseBody(outcome.response));
+    } finally {
+      pass.release();
     }
-    let request: AdmissionRequest;
-    try {
-      request = readAdmissionReview(parsed);
-    } catch (e) {
-      throw new HttpError(400, isTesseraError(e) ? e.message : 'malformed AdmissionReview');
-    }
-    let bundlePem: string;
-    let outcome: ReturnType<typeof admitPod>;
-    try {
-      bundlePem = await opts.bundlePem();
-      outcome = admitPod(request, { config: opts.config, bundlePem });
-    } catch (e) {
-      // The bundle source failed: fail closed, since a sidecar without a trust anchor could never start.
-      log?.error({ uid: request.uid, err: describeError(e) }, 'injector: trust bundle unavailable');
-      outcome = { response: deny(request.uid, 500, 'tessera injector: no trust bundle available', 'InternalError'), decision: 'denied', reason: 'no-bundle' };
-    }
-    const meta = isObjectWithMeta(request.object) ? request.object.metadata : {};
-    const entry = {
-      uid: request.uid,
-      namespace: request.namespace,
-      pod: meta.name ?? (meta.generateName ? `${meta.generateName}*` : undefined),
-      decision: outcome.decision,
-      reason: outcome.reason,
-      dryRun: request.dryRun === true,
-      ms: Number(process.hrtime.bigint() - started) / 1e6,
-    };
-    if (outcome.internalError !== undefined) log?.error({ ...entry, err: describeError(outcome.internalError) }, 'injector: admission failed');
-    else if (outcome.decision === 'denied') log?.warn(entry, 'injector: admission denied');
-    else log?.info(entry, 'injector: admission');
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(reviewResponseBody(outcome.response));
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
@@ -156,12 +252,12 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     }
     review(req, res).catch((e: unknown) => {
       if (e instanceof HttpError) {
-        // After a 413 the rest of the body is never read: close the connection rather than drain it.
-        const close: Record<string, string> = e.status === 413 ? { connection: 'close' } : {};
-        sendText(res, e.status, e.message, close);
-        if (e.status === 413) res.on('finish', () => req.socket.destroy());
+        refusals.record({ status: e.status, reason: e.message, ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+        sendText(res, e.status, e.message, { ...e.headers, ...(e.close ? { connection: 'close' } : {}) });
+        if (e.close) res.on('finish', () => req.socket.destroy());
         return;
       }
+      if (e instanceof ClientGone) return;
       log?.error({ err: describeError(e) }, 'injector: request failed');
       sendText(res, 500, 'internal error');
     });
@@ -172,15 +268,33 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
       ...tlsBase,
       cert: opts.certPem,
       key: opts.keyPem,
+      handshakeTimeout: limits.handshakeTimeoutMs,
       requestTimeout: opts.requestTimeoutMs ?? 10_000,
       headersTimeout: Math.min(opts.requestTimeoutMs ?? 10_000, 10_000),
-      keepAliveTimeout: 30_000,
+      connectionsCheckingInterval: limits.connectionsCheckingIntervalMs,
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
       maxHeaderSize: 16 * 1024,
     },
     handle,
   );
   server.maxHeadersCount = 64;
-  server.on('tlsClientError', (err) => log?.warn({ err: err.message }, 'injector: TLS handshake failed'));
+  server.maxConnections = limits.maxConnections;
+  server.on('drop', (data?: { remoteAddress?: string }) => refusals.record({ status: 0, reason: `connection refused: ${limits.maxConnections} connections open`, ...(data?.remoteAddress ? { remote: data.remoteAddress } : {}) }));
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) =>
+    refusals.record({ status: 0, reason: `TLS handshake failed: ${err.code ?? err.message}`, ...(socket.remoteAddress ? { remote: socket.remoteAddress } : {}) }),
+  );
+  // What Node does by default for a request it cannot parse or that timed out (400, 408, 431, then close), plus a
+  // log line: a listener replaces the default, so the answer is written here.
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex & { remoteAddress?: string; _httpMessage?: { headersSent?: boolean } }) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    refusals.record({ status, reason: err.code ?? 'malformed request', ...(socket.remoteAddress ? { remote: socket.remoteAddress } : {}) });
+    if (!socket._httpMessage?.headersSent) socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\n\r\n`);
+    socket.destroy();
+  });
 
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -202,6 +316,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
         const force = setTimeout(() => server.closeAllConnections(), 5_000);
         server.close(() => {
           clearTimeout(force);
+          refusals.flush();
           resolve();
         });
         server.closeIdleConnections();
@@ -210,6 +325,12 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   };
 }
 
-function isObjectWithMeta(v: unknown): v is { metadata: { name?: string; generateName?: string } } {
-  return typeof v === 'object' && v !== null && typeof (v as { metadata?: unknown }).metadata === 'object' && (v as { metadata?: unknown }).metadata !== null;
+/** The pod's name for the log line, only when it is a string (the object is the client's). */
+function podName(object: unknown): string | undefined {
+  if (typeof object !== 'object' || object === null) return undefined;
+  const meta = (object as { metadata?: unknown }).metadata;
+  if (typeof meta !== 'object' || meta === null) return undefined;
+  const { name, generateName } = meta as { name?: unknown; generateName?: unknown };
+  if (typeof name === 'string') return name.slice(0, 253);
+  return typeof generateName === 'string' ? `${generateName.slice(0, 253)}*` : undefined;
 }

@@ -46,7 +46,7 @@ async function startOnFiles(certReloadMs: number): Promise<number> {
   await writeFile(join(dir, 'bundle.pem'), await testBundlePem());
   const yaml = ['listen: 127.0.0.1:0', 'certFile: tls.crt', 'keyFile: tls.key', 'bundleFile: bundle.pem', 'proxyImage: tessera:0.1.0', 'controlPlaneAddress: cp.example:8443'].join('\n');
   const config = parseInjectorFileConfig(yaml, join(dir, 'injector.yaml'), { version: '0.1.0' });
-  injector = await startInjector(config, { log, certReloadMs });
+  injector = await startInjector(config, { log, certReloadMs, drainMs: 0 });
   return Number(injector.address.split(':').pop());
 }
 

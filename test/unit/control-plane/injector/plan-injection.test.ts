@@ -241,6 +241,20 @@ describe('refusals', () => {
     (mount.spec as AnyPod['spec']).containers[0]!.volumeMounts!.push({ name: 'data', mountPath: '/var/run/tessera/workload/' });
     expect(refusal(mount, ctx).message).toContain('/var/run/tessera/workload');
   });
+  // Audit 4, A5: the API server compares mount paths as strings, the runtime mounts the normalised path.
+  test.each(['/var/run/tessera//workload', '/var/run/tessera/./workload', '/var/run/tessera/workload//', '/var/run/x/../tessera/workload', 'var/run/tessera/workload', '/var/run/tessera/workload/sub'])(
+    'an app mount at %s (the socket directory, or inside it) is a conflict',
+    async (mountPath) => {
+      const pod = appPod();
+      (pod.spec as AnyPod['spec']).containers[0]!.volumeMounts!.push({ name: 'data', mountPath });
+      expect(refusal(pod, await testContext())).toMatchObject({ code: 'TESSERA_ERR_INJECT_CONFLICT', message: expect.stringContaining('/var/run/tessera/workload') });
+    },
+  );
+  test('a mount above the socket directory, or beside it, is not', async () => {
+    const pod = appPod();
+    (pod.spec as AnyPod['spec']).containers[0]!.volumeMounts!.push({ name: 'data', mountPath: '/var/run/tessera' }, { name: 'data', mountPath: '/var/run/tessera/workload2' });
+    expect(inject(pod, await testContext()).spec.initContainers[0]!.name).toBe('tessera-proxy');
+  });
   test('not a pod, and no usable bundle', async () => {
     const ctx = await testContext();
     for (const bad of [null, [], { spec: {} }, { spec: { containers: [] } }, { spec: { containers: [{}] } }, { metadata: { annotations: { a: 1 } }, spec: { containers: [{ name: 'a' }] } }]) {

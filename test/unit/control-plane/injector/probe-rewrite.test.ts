@@ -64,10 +64,88 @@ describe('probe rewriting', () => {
     });
   });
 
+  test('a pod with no port annotation gets an SVID-only sidecar config the proxy itself accepts (no listener, the Workload API)', async () => {
+    const plan = planInjection({ pod: appPod() }, await testContext());
+    if (plan.action !== 'inject') throw new Error(plan.reason);
+    const config = parseProxyConfig(plan.additions.annotations['tessera.dev/proxy-config']!, '/var/run/tessera/config/proxy.yaml');
+    expect([config.inbound, config.outbound, config.edge]).toEqual([[], [], []]);
+    expect(config.workloadApi?.socket).toMatch(/^\/var\/run\/tessera\//);
+  });
+
   test('a pod without rewritable probes gets no appProbes key', async () => {
     const plan = planInjection({ pod: appPod() }, await testContext());
     if (plan.action !== 'inject') throw new Error(plan.reason);
     expect(parseYaml(plan.additions.annotations['tessera.dev/proxy-config']!).admin).toEqual({ listen: '0.0.0.0:15000' });
     expect(plan.additions.appContainers[0]!.probes).toBeUndefined();
+  });
+});
+
+// Audit 4, A2: the injector wrote `timeout: 90s` for a valid probe (timeoutSeconds: 90) and the proxy refused its own
+// config (at most 60 s), so the pod never started. Every config the injector writes must parse with the proxy's parser.
+describe('every Kubernetes probe gives a config the proxy accepts', () => {
+  const configOf = async (probes: Record<string, unknown>, ports: unknown[] = [{ containerPort: 8080, name: 'http' }]) => {
+    const pod = appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }) as { spec: { containers: Record<string, unknown>[] } };
+    Object.assign(pod.spec.containers[0]!, { ports }, probes);
+    const plan = planInjection({ pod }, await testContext());
+    if (plan.action !== 'inject') throw new Error(plan.reason);
+    const patched = applyJsonPatch(pod, jsonPatchFor(plan.pod, plan.additions)) as unknown as { metadata: { annotations: Record<string, string> } };
+    expect(validateK8sObject({ ...patched, apiVersion: 'v1', kind: 'Pod' }).errors).toEqual([]);
+    return parseProxyConfig(patched.metadata.annotations['tessera.dev/proxy-config']!, '/var/run/tessera/config/proxy.yaml');
+  };
+
+  test.each([
+    [1, 1000],
+    [59, 59_000],
+    [60, 60_000],
+    [61, 60_000],
+    [90, 60_000],
+    [3600, 60_000],
+    [2_147_483_647, 60_000],
+  ])('timeoutSeconds %d runs the app probe for %d ms (the proxy allows 100 ms to 60 s)', async (seconds, ms) => {
+    const config = await configOf({ livenessProbe: { httpGet: { port: 8080 }, timeoutSeconds: seconds }, readinessProbe: { tcpSocket: { port: 'http' }, timeoutSeconds: seconds } });
+    expect(config.admin.appProbes['web/liveness']!.timeoutMs).toBe(ms);
+    expect(config.admin.appProbes['web/readiness']!.timeoutMs).toBe(ms);
+  });
+
+  test('many valid probe shapes (ports, paths, schemes, headers, timings) all parse', async () => {
+    const ports = [8080, '8080', 'http', 1, 65535];
+    const paths = [undefined, '', '/', 'healthz', '/a b', '/ü/ö?x=1&y=ä', '/x#frag', '/%41', "/q?a='\"'", '/\t'];
+    const timings = [{}, { initialDelaySeconds: 0, periodSeconds: 1, successThreshold: 1, failureThreshold: 1 }, { periodSeconds: 3600, failureThreshold: 1000, terminationGracePeriodSeconds: 30 }, { timeoutSeconds: 0 }];
+    const headerSets = [undefined, [], [{ name: 'X-A', value: '' }], [{ name: 'Host', value: 'app.local' }, { name: 'x_b', value: 'ü é\t!' }]];
+    let n = 0;
+    for (const port of ports) {
+      for (const path of paths) {
+        const timing = timings[n % timings.length]!;
+        const httpHeaders = headerSets[n % headerSets.length];
+        const scheme = n % 3 === 0 ? 'HTTPS' : n % 3 === 1 ? 'HTTP' : undefined;
+        n++;
+        const httpGet = { port, ...(path === undefined ? {} : { path }), ...(scheme ? { scheme } : {}), ...(httpHeaders ? { httpHeaders } : {}) };
+        const config = await configOf({ startupProbe: { httpGet, ...timing }, livenessProbe: { tcpSocket: { port }, ...timing }, readinessProbe: { grpc: { port: 9090 } } }, [
+          { containerPort: 8080, name: 'http' },
+          { containerPort: 9090, name: 'grpc' },
+        ]);
+        const target = config.admin.appProbes['web/startup']!;
+        // What node:http (the sidecar's probe client) can send: a rooted path of printable ASCII.
+        expect(target.path).toMatch(/^\/[\x21-\x7e]*$/);
+        expect(config.admin.appProbes['web/liveness']!.tcp).toBe(true);
+        expect(config.admin.appProbes['web/readiness']).toBeUndefined();
+      }
+    }
+  });
+
+  test('a path is sent as the kubelet sends it: rooted, and percent-encoded where a request line cannot carry it', async () => {
+    const config = await configOf({ livenessProbe: { httpGet: { port: 8080, path: 'healthz' } }, readinessProbe: { httpGet: { port: 8080, path: '/a b/ü?q=1' } } });
+    expect(config.admin.appProbes['web/liveness']!.path).toBe('/healthz');
+    expect(config.admin.appProbes['web/readiness']!.path).toBe('/a%20b/%C3%BC?q=1');
+  });
+
+  test("a probe of a port the sidecar owns (its admin port, an outbound port) is left to the kubelet: no self-probing", async () => {
+    const config = await configOf({ livenessProbe: { httpGet: { port: 15000, path: '/ready' } }, readinessProbe: { tcpSocket: { port: 15101 } } });
+    expect(config.admin.appProbes).toEqual({});
+  });
+
+  test('a named port that resolves to no valid port number is left alone', async () => {
+    const c = { name: 'web', ports: [{ containerPort: 70000, name: 'big' }], livenessProbe: { httpGet: { port: 'big' } } };
+    expect(rewriteProbes(c as unknown as Parameters<typeof rewriteProbes>[0])).toEqual({ probes: {}, targets: {} });
   });
 });

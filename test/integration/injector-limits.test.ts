@@ -1,0 +1,197 @@
+// The webhook's HTTPS server under misuse (audit 4, B2, C2, E2), over real TLS on loopback with its bounds scaled
+// down so nothing waits long: slow and idle clients are cut within their deadlines (checked every interval, not
+// every 30 s), connections beyond the cap are dropped, request bodies held at once are capped across requests (429
+// with Retry-After) while a normal review still gets through, refusals are logged, TLS 1.2 offers AEAD suites only.
+import { request as httpsRequest } from 'node:https';
+import { connect as netConnect } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
+import { afterEach, describe, expect, test } from 'vitest';
+import { type InjectorWebhook, type WebhookLimits, WEBHOOK_LIMITS, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
+import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
+import { until } from '../helpers/until.js';
+
+let webhook: InjectorWebhook | undefined;
+let pki: ServingPki;
+const logged: { obj: Record<string, unknown>; msg: string }[] = [];
+const sockets: { destroy(): void }[] = [];
+
+afterEach(async () => {
+  for (const s of sockets.splice(0)) s.destroy();
+  await webhook?.close();
+  webhook = undefined;
+  logged.length = 0;
+});
+
+async function start(limits: Partial<WebhookLimits>, requestTimeoutMs?: number): Promise<number> {
+  pki ??= await servingPki();
+  const bundle = await testBundlePem();
+  const push = (obj: Record<string, unknown>, msg: string) => logged.push({ obj, msg });
+  webhook = await startInjectorWebhook({
+    listen: '127.0.0.1:0',
+    certPem: pki.certPem,
+    keyPem: pki.keyPem,
+    config: TEST_CONFIG,
+    bundlePem: () => bundle,
+    logger: { info: push, warn: push, error: push },
+    limits,
+    ...(requestTimeoutMs ? { requestTimeoutMs } : {}),
+  });
+  return webhook.port;
+}
+
+function tls(port: number, opts: { ciphers?: string; maxVersion?: 'TLSv1.2' | 'TLSv1.3' } = {}): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port, servername: INJECTOR_HOST, ca: pki.caPem, ...opts }, () => resolve(s));
+    s.on('error', reject);
+    sockets.push(s);
+  });
+}
+
+/** Milliseconds until the server closes `s`, and what it sent. */
+function closedAfter(s: { on(e: 'close', f: () => void): unknown; on(e: 'data', f: (d: Buffer) => void): unknown }): Promise<{ ms: number; got: string }> {
+  const t0 = Date.now();
+  let got = '';
+  s.on('data', (d: Buffer) => (got += d.toString()));
+  return new Promise((resolve) => s.on('close', () => resolve({ ms: Date.now() - t0, got })));
+}
+
+function post(port: number, body: string | Buffer, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: '127.0.0.1', port, servername: INJECTOR_HOST, ca: pki.caPem, method: 'POST', path: '/inject', headers: { 'content-type': 'application/json', ...headers }, agent: false },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const refused = () => logged.filter((l) => l.msg === 'injector: request refused').map((l) => l.obj);
+
+describe('the defaults are the documented bounds', () => {
+  test('a few hundred connections, 5 s handshakes, deadlines checked every second, 15 s idle keep-alive, 8 MiB of bodies', () => {
+    expect(WEBHOOK_LIMITS).toMatchObject({
+      maxConnections: 256,
+      handshakeTimeoutMs: 5_000,
+      connectionsCheckingIntervalMs: 1_000,
+      keepAliveTimeoutMs: 15_000,
+      maxBufferedBytes: 8 << 20,
+      maxActiveReviews: 128,
+      maxWaitingReviews: 64,
+      maxWaitMs: 2_000,
+    });
+  });
+});
+
+describe('slow and idle clients are cut at their deadlines', () => {
+  test('no ClientHello: closed at the handshake timeout; no request: 408 at the request timeout; idle keep-alive: closed', async () => {
+    const port = await start({ handshakeTimeoutMs: 300, connectionsCheckingIntervalMs: 100, keepAliveTimeoutMs: 300 }, 500);
+    const raw = netConnect(port, '127.0.0.1');
+    raw.on('error', () => {});
+    sockets.push(raw);
+    const silent = await tls(port);
+    const idle = await tls(port);
+    idle.write(`GET /healthz HTTP/1.1\r\nHost: ${INJECTOR_HOST}\r\n\r\n`);
+    const [a, b, c] = await Promise.all([closedAfter(raw), closedAfter(silent), closedAfter(idle)]);
+    expect(a.ms).toBeLessThan(1_500);
+    expect(b.got).toMatch(/^HTTP\/1\.1 408 /);
+    expect(b.ms).toBeLessThan(1_500);
+    expect(c.got).toMatch(/^HTTP\/1\.1 200 /);
+    expect(c.ms).toBeLessThan(2_000);
+    await until('the refusals to be logged', () => refused().some((r) => r.status === 408) && refused().some((r) => String(r.reason).startsWith('TLS handshake failed')), 2_000, 20);
+  }, 10_000);
+
+  test('connections beyond the cap are closed at once, and logged', async () => {
+    const port = await start({ maxConnections: 4 });
+    await Promise.all([1, 2, 3, 4].map(() => tls(port)));
+    await expect(tls(port)).rejects.toThrow();
+    await until('the dropped connection to be logged', () => refused().some((r) => r.status === 0 && String(r.reason).includes('4 connections open')), 2_000, 20);
+  });
+});
+
+describe('request bodies held at once are capped across requests', () => {
+  test('held large bodies beyond the budget get 429 with Retry-After soon; a normal review still gets through', async () => {
+    const port = await start({ maxBufferedBytes: 2 << 20, maxWaitMs: 300, bodyBytesPerSecond: 1 << 30 });
+    const hb = setInterval(() => process.stderr.write(`HB logged=${JSON.stringify(logged.map((l) => [l.msg, l.obj.status, l.obj.reason]))}\n`), 500);
+    setTimeout(() => clearInterval(hb), 9000);
+    const declared = 1 << 20;
+    // Six clients declare 1 MiB and send most of it, never the end: only two fit the 2 MiB budget.
+    const holders = await Promise.all(
+      Array.from({ length: 6 }, async () => {
+        const s = await tls(port);
+        const closed = closedAfter(s);
+        s.write(`POST /inject HTTP/1.1\r\nHost: ${INJECTOR_HOST}\r\nContent-Type: application/json\r\nContent-Length: ${declared}\r\n\r\n`);
+        s.write(Buffer.alloc(declared - 1000, 0x20));
+        return { closed };
+      }),
+    );
+    console.error('holders set up');
+    setTimeout(() => console.error('LOGGED', JSON.stringify(logged).slice(0, 1500)), 2500);
+    const ok = await post(port, JSON.stringify(admissionReview(appPod(), { uid: 'limits-1' })));
+    console.error('ok', ok.status, JSON.stringify(logged.slice(-3)));
+    expect(ok.status).toBe(200);
+    expect(JSON.parse(ok.body).response).toMatchObject({ uid: 'limits-1', allowed: true });
+    // Which two fit is the server's choice: four answers come within the wait, the other two hold until cut.
+    const settled = await Promise.all(holders.map((h) => Promise.race([h.closed, new Promise<null>((r) => setTimeout(() => r(null), 2_000))])));
+    const answers = settled.filter((a): a is { ms: number; got: string } => a !== null);
+    expect(answers).toHaveLength(4);
+    for (const a of answers) {
+      expect(a.got).toMatch(/^HTTP\/1\.1 429 /);
+      expect(a.got.toLowerCase()).toContain('retry-after: 1');
+      expect(a.ms).toBeLessThan(2_000);
+    }
+  }, 10_000);
+
+
+  test('a client that leaves mid-body, or while it waits, gives its place back', async () => {
+    const port = await start({ maxActiveReviews: 1, maxWaitMs: 3_000 });
+    const partial = `POST /inject HTTP/1.1\r\nHost: ${INJECTOR_HOST}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"a":`;
+    const holder = await tls(port);
+    holder.write(partial);
+    await new Promise((r) => setTimeout(r, 100));
+    const waiter = await tls(port);
+    waiter.write(partial);
+    await new Promise((r) => setTimeout(r, 100));
+    waiter.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    holder.destroy();
+    await new Promise((r) => setTimeout(r, 100));
+    const t0 = Date.now();
+    const ok = await post(port, JSON.stringify(admissionReview(appPod(), { uid: 'after-leavers' })));
+    expect(ok.status).toBe(200);
+    expect(Date.now() - t0).toBeLessThan(1_000);
+    expect(logged.some((l) => l.msg === 'injector: request failed')).toBe(false);
+  });
+});
+
+describe('refusals are logged, not only answered', () => {
+  test('400 (not JSON), 413 (too large), 415 (content type) and 431 (headers) each leave a line', async () => {
+    const port = await start({});
+    expect((await post(port, '{"apiVersion": ')).status).toBe(400);
+    expect((await post(port, '{}', { 'content-type': 'text/plain' })).status).toBe(415);
+    expect((await post(port, Buffer.alloc((1 << 20) + 1, 0x20)).catch(() => ({ status: 413 }))).status).toBe(413);
+    const big = await tls(port);
+    const closed = closedAfter(big);
+    big.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+    expect((await closed).got).toMatch(/^HTTP\/1\.1 431 /);
+    await until('four refusals to be logged', () => refused().length >= 4, 2_000, 20);
+    expect(refused().map((r) => r.status).sort()).toEqual([400, 413, 415, 431]);
+    expect(refused().every((r) => r.remote === '127.0.0.1')).toBe(true);
+  });
+});
+
+describe('TLS', () => {
+  test('TLS 1.2 takes forward-secret AEAD suites only: CBC and SHA-1 suites are refused', async () => {
+    const port = await start({});
+    const gcm = await tls(port, { maxVersion: 'TLSv1.2', ciphers: 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256' });
+    expect(gcm.getCipher().name).toMatch(/GCM/);
+    for (const cbc of ['ECDHE-ECDSA-AES128-SHA:ECDHE-RSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA384:ECDHE-RSA-AES256-SHA384', 'ECDHE-ECDSA-AES128-CCM']) {
+      await expect(tls(port, { maxVersion: 'TLSv1.2', ciphers: cbc })).rejects.toThrow();
+    }
+    expect((await tls(port)).getProtocol()).toBe('TLSv1.3');
+  });
+});
