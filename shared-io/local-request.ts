@@ -14,7 +14,8 @@ export function isLoopbackPeer(address: string | undefined): boolean {
   return address === '::1' || (isIP(v4) === 4 && v4.startsWith('127.'));
 }
 
-const PORT = /^:\d{1,5}$/;
+/** `:` and a port 1-65535 without a leading zero. */
+const PORT = /^:(?:[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/;
 
 /** A Host a browser sends only when pointed at an address or at localhost: `[v6]`, `v4` or `localhost`, then `:port`. */
 export function isLocalHost(host: string | undefined): boolean {
@@ -26,7 +27,8 @@ export function isLocalHost(host: string | undefined): boolean {
     if (end === -1) return false;
     name = host.slice(1, end);
     rest = host.slice(end + 1);
-    if (isIP(name) !== 6) return false;
+    // No zone id: node:net takes any text after '%' ([::1%evil.example]); a browser never sends one.
+    if (name.includes('%') || isIP(name) !== 6) return false;
   } else {
     const colon = host.indexOf(':');
     name = colon === -1 ? host : host.slice(0, colon);

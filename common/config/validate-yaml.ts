@@ -125,6 +125,8 @@ class Walker {
         } catch {
           return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
         }
+        // YAML's .nan and .inf are numbers too: neither is a duration (NaN passes every comparison below).
+        if (!Number.isFinite(ms)) return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
         if (schema.min !== undefined && ms < schema.min) return this.problem(node, key, `must be at least ${schema.min} ms`);
         const max = schema.max ?? MAX_TIMER_MS;
         if (ms > max) return this.problem(node, key, max === MAX_TIMER_MS ? 'must be at most 24 days (2147483647 ms, the longest timer Node runs)' : `must be at most ${max} ms`);

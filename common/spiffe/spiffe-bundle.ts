@@ -3,6 +3,7 @@
 // plus `spiffe_sequence` and `spiffe_refresh_hint`. Building and strict parsing, both pure.
 import { type KeyObject, X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { TesseraError } from '../errors.js';
+import { rsaKeyWeakness } from '../pki/rsa-key-strength.js';
 import type { JwtBundle } from './jwt-svid.js';
 
 export interface JwtAuthority {
@@ -78,6 +79,10 @@ export function checkBundleKey(key: KeyObject, where: string): void {
   if (!ok) {
     throw new TesseraError('TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY', `bundle ${where}: a ${key.asymmetricKeyType} key${d?.namedCurve ? ` on ${d.namedCurve}` : ''}${d?.modulusLength ? ` of ${d.modulusLength} bits` : ''} (EC P-256/P-384/P-521 or RSA of 2048 bits or more)`);
   }
+  // Size is not strength: with e = 1 a signature is forged without the key, with a prime modulus the key is
+  // computed from the public one. The CA's own rules for workload keys (once per fetched key, ~15 ms at 2048 bits).
+  const weakness = rsaKeyWeakness(key);
+  if (weakness) throw new TesseraError('TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY', `bundle ${where}: an RSA key with ${weakness}`);
 }
 
 const isNonNegInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

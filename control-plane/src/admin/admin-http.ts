@@ -9,6 +9,7 @@ import type { Registry } from 'prom-client';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
+import { guardAdminConnections } from '../../../shared-io/admin-connections.js';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 
 export interface AdminHttpOptions {
@@ -47,6 +48,7 @@ export class AdminHttp {
     const addr = parseAddress(this.#o.listen);
     if (!addr) throw new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `bad adminListen address ${this.#o.listen}`);
     const server = createServer({ connectionsCheckingInterval: 1_000 }, (req, res) => {
+      if (req.socket.destroyed) return; // cut for pipelining
       const path = (req.url ?? '/').split('?')[0];
       const send = (status: number, type: string, body: string) => {
         res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body) });
@@ -78,8 +80,9 @@ export class AdminHttp {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     // Bounded like the proxy's admin listener: idle sockets cannot take the process's file descriptors (which the
-    // gRPC port and admin.sock share), and the deadlines above are checked each second, not every 30 s.
-    server.maxConnections = ADMIN_MAX_CONNECTIONS;
+    // gRPC port and admin.sock share) nor the slots (the oldest idle one makes room, a pipelining client is cut:
+    // shared-io/admin-connections.ts), and the deadlines above are checked each second, not every 30 s.
+    guardAdminConnections(server, { max: ADMIN_MAX_CONNECTIONS });
     server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `${this.#o.listen}: ${e.code ?? e.message}`)));

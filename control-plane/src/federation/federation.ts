@@ -116,8 +116,11 @@ export class Federation {
       const before = this.#held.get(td);
       // An older document replayed (a cache in front of an https_web endpoint, say) would bring back authorities the
       // peer rotated away. A peer that really restarted its sequence needs its kept document removed (docs).
-      if (before?.sequence !== undefined && got.sequence !== undefined && got.sequence < before.sequence) {
-        throw new TesseraError('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK', `sequence ${got.sequence} is lower than the held bundle's ${before.sequence}`, { trustDomain: td, held: before.sequence, got: got.sequence });
+      // Once a peer numbers its documents, one without a number is no newer either: taken, it would reset the guard
+      // (the next lower sequence would pass). The same number with other keys is taken: a peer that never bumps its
+      // number still rotates, and one that does never serves an older document under its current number.
+      if (before?.sequence !== undefined && (got.sequence === undefined || got.sequence < before.sequence)) {
+        throw new TesseraError('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK', `sequence ${got.sequence ?? 'missing'} after the held bundle's ${before.sequence}`, { trustDomain: td, held: before.sequence, got: got.sequence ?? null });
       }
       this.#held.set(td, got);
       this.#o.onAccepted(td);

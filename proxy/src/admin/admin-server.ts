@@ -4,6 +4,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { guardAdminConnections } from '../../../shared-io/admin-connections.js';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 import { http } from '../../../shared-io/node-http.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -147,14 +148,16 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
     },
     (req, res) => {
+      // Cut for pipelining (admin-connections.ts): nothing to answer.
+      if (req.socket.destroyed) return;
       // Admin requests carry no body; one sent anyway is discarded rather than buffered.
       req.resume();
       void handle(req, res);
     },
   );
   server.maxHeadersCount = limits.maxHeadersCount;
-  server.maxConnections = limits.maxConnections;
-  server.on('drop', () => opts.onRefused?.('too_many_connections'));
+  // The oldest idle connection makes room for a new one; a pipelining client is cut (shared-io/admin-connections.ts).
+  guardAdminConnections(server, { max: limits.maxConnections, onRefused: (r) => opts.onRefused?.(r === 'pipelined' ? 'bad_request' : 'too_many_connections') });
   server.timeout = limits.idleTimeoutMs;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) {

@@ -2,6 +2,7 @@
 // variables are logged; the OpenTelemetry SDK is imported only when tracing is on.
 import type { Logger } from 'pino';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 import type { RequestTracer } from './tracing.js';
 import { resolveTracing, type TracingConfig } from './tracing-settings.js';
 
@@ -10,6 +11,6 @@ export async function startTracing(config: TracingConfig, env: Readonly<Record<s
   for (const w of tracing.warnings) log.warn({ detail: w }, 'tracing environment variable ignored');
   if (!tracing.settings) return null;
   const tracer = (await import('./tracing.js')).createRequestTracer(tracing.settings);
-  log.info({ endpoint: tracing.settings.endpoint, sampler: tracing.settings.sampler, serviceName: tracing.settings.resource['service.name'] }, 'tracing on');
+  log.info({ endpoint: withoutUrlCredentials(tracing.settings.endpoint), sampler: tracing.settings.sampler, serviceName: tracing.settings.resource['service.name'] }, 'tracing on');
   return tracer;
 }

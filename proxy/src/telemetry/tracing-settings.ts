@@ -2,6 +2,7 @@
 // (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER[_ARG],
 // OTEL_TRACES_EXPORTER, OTEL_SDK_DISABLED). A key set in the config wins over its variable. As the OpenTelemetry
 // spec asks, a variable with a value Tessera does not support is reported and ignored, never fatal.
+import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 export type SamplerName = (typeof SAMPLERS)[number];
@@ -74,13 +75,13 @@ function endpointFromEnv(env: Env, warnings: string[]): string | undefined {
   const traces = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   if (traces !== undefined) {
     if (httpUrl(traces)) return traces; // the signal-specific URL is used as given
-    warnings.push(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "${traces}" is not an http(s) URL; ignored`);
+    warnings.push(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "${withoutUrlCredentials(traces)}" is not an http(s) URL; ignored`);
   }
   const base = envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   if (base !== undefined) {
     // The base URL gets the signal path appended, as every OpenTelemetry SDK does.
     if (httpUrl(base)) return `${base.replace(/\/+$/, '')}/v1/traces`;
-    warnings.push(`OTEL_EXPORTER_OTLP_ENDPOINT "${base}" is not an http(s) URL; ignored`);
+    warnings.push(`OTEL_EXPORTER_OTLP_ENDPOINT "${withoutUrlCredentials(base)}" is not an http(s) URL; ignored`);
   }
   return undefined;
 }

@@ -75,27 +75,42 @@ describe.each(['control plane', 'proxy'])('the %s admin listener', (which) => {
 });
 
 test('isLocalHost: an address or localhost, then at most a port, nothing else', () => {
-  const ok = ['127.0.0.1', '127.0.0.1:8444', 'localhost', 'localhost:1', '[::1]', '[::1]:8444', '[fd00::1]:443', '10.0.0.1:80'];
-  const no = ['', 'cp.internal:8444', '[::1]evil.example', '[::1]:', '[::1]:84x', 'localhost:', 'localhost:123456', '127.0.0.1 ', ' 127.0.0.1', 'localhost\t', '[127.0.0.1]', '127.1', 'LOCALHOST', undefined];
+  const ok = ['127.0.0.1:1', '127.0.0.1:65535', '127.0.0.1', '127.0.0.1:8444', 'localhost', 'localhost:1', '[::1]', '[::1]:8444', '[fd00::1]:443', '10.0.0.1:80'];
+  const no = ['[::1%evil.example]', '[fe80::1%eth0]:80', '127.0.0.1:0', '127.0.0.1:99999', '127.0.0.1:65536', '127.0.0.1:08444', '', 'cp.internal:8444', '[::1]evil.example', '[::1]:', '[::1]:84x', 'localhost:', 'localhost:123456', '127.0.0.1 ', ' 127.0.0.1', 'localhost\t', '[127.0.0.1]', '127.1', 'LOCALHOST', undefined];
   for (const h of ok) expect(isLocalHost(h), h).toBe(true);
   for (const h of no) expect(isLocalHost(h), JSON.stringify(h)).toBe(false);
 });
 
-test('the control plane\'s admin listener holds at most ADMIN_MAX_CONNECTIONS; past them new ones are closed, and it serves again once they go', async () => {
+test('the control plane\'s admin listener holds at most ADMIN_MAX_CONNECTIONS: past them the oldest idle one makes room, so a probe is served at once', async () => {
   const port = ports['control plane']!;
   const held = await Promise.all(
-    Array.from({ length: ADMIN_MAX_CONNECTIONS }, () => new Promise<Socket>((resolve) => {
-      const s = connect(port, '127.0.0.1', () => resolve(s));
-      s.on('error', () => {});
-    })),
+    Array.from({ length: ADMIN_MAX_CONNECTIONS }, () =>
+      new Promise<{ socket: Socket; closed: Promise<unknown> }>((resolve) => {
+        const s = connect(port, '127.0.0.1', () => resolve({ socket: s, closed: new Promise((r) => s.on('close', r)) }));
+        s.on('error', () => {});
+      }),
+    ),
   );
   try {
     await new Promise((r) => setTimeout(r, 100));
-    expect(await status(port, get('/healthz', 'host: 127.0.0.1\r\n'))).toBe(0); // closed without an answer
+    expect(await status(port, get('/healthz', 'host: 127.0.0.1\r\n'))).toBe(200);
+    // The oldest held connection was the one closed.
+    await held[0]!.closed;
   } finally {
-    for (const s of held) s.destroy();
+    for (const h of held) h.socket.destroy();
   }
-  await new Promise((r) => setTimeout(r, 100));
+});
+
+test('the control plane\'s admin listener cuts a client that pipelines without reading', async () => {
+  const port = ports['control plane']!;
+  const s = connect(port, '127.0.0.1');
+  s.on('error', () => {});
+  s.pause();
+  s.write('GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n'.repeat(2_000));
+  // Cut by the server at the second request; the client, reading again, sees the end.
+  await new Promise((r) => setTimeout(r, 200));
+  s.resume();
+  await new Promise((r) => s.on('close', r)); // a reset is the end too
   expect(await status(port, get('/healthz', 'host: 127.0.0.1\r\n'))).toBe(200);
 });
 

@@ -30,6 +30,13 @@ test('proxy timers: 24 days is taken, 25 days or 30 days is refused naming the k
   }
 });
 
+test('.nan, .inf and -.inf are not durations (NaN passed every bound: handshakeTimeout: .nan removed the deadline)', () => {
+  for (const v of ['.nan', '.NaN', '.inf', '-.inf']) {
+    const r = refusal(() => parseProxyConfig(`${PROXY}limits:\n  handshakeTimeout: ${v}\n`, '/etc/tessera/p.yaml'));
+    expect(r, v).toMatchObject({ key: 'limits.handshakeTimeout', line: 5 });
+  }
+});
+
 test('control-plane lifetimes are not timers: an SVID ttl of 30 days and a root of 10 years are taken; a year is the SVID bound', () => {
   const cp = (extra: string) => parseControlPlaneConfig(`trustDomain: a.test\ndataDir: ./d\n${extra}`, '/etc/tessera/cp.yaml');
   const c = cp('svid:\n  ttl: 720h\n  maxTtl: 720h\nca:\n  rootTtl: 87600h\n');

@@ -2,7 +2,7 @@
 // presents the configured SPIFFE ID under the bundle we hold for it; a document for another trust domain, with no
 // X.509 authority, or malformed is refused by code while the last good bundle stays; a rotation is taken up and
 // reported once; https_web checks the server by the configured CA and host name.
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, generatePrimeSync } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -139,6 +139,11 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
     await g.refresh(d);
     expect(events.refused.at(-1)).toBe('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK');
     expect(g.bundles()[0]!.authorities).toHaveLength(2);
+    // Nor a document without a sequence: it would reset the guard.
+    served = JSON.stringify({ keys: JSON.parse(doc([b], 1)).keys });
+    await g.refresh(d);
+    expect(events.refused.at(-1)).toBe('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK');
+    expect(g.bundles()[0]!.authorities).toHaveLength(2);
     // The same sequence or a higher one is taken.
     served = doc([b], 8);
     await g.refresh(d);
@@ -156,6 +161,19 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
       await g.refresh(d);
       expect(events.refused.at(-1)).toBe('TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY');
       expect(g.jwtAuthorities().get('b.test') ?? []).toEqual([]);
+    }
+    // Size is not strength: RSA-2048 with e = 1 (a signature forged without the key) or e = 3, or a prime modulus.
+    const n = Buffer.from(generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ format: 'jwk' }).n!, 'base64url');
+    const prime = Buffer.from(generatePrimeSync(2048));
+    for (const [name, jwk] of [
+      ['e = 1', { kty: 'RSA', n: n.toString('base64url'), e: 'AQ' }],
+      ['e = 3', { kty: 'RSA', n: n.toString('base64url'), e: 'Aw' }],
+      ['an even modulus', { kty: 'RSA', n: Buffer.concat([n.subarray(0, -1), Buffer.from([n.at(-1)! & 0xfe])]).toString('base64url'), e: 'AQAB' }],
+      ['a prime modulus (the private key computed from the public one)', { kty: 'RSA', n: prime.toString('base64url'), e: 'AQAB' }],
+    ] as const) {
+      served = withJwt(jwk);
+      await g.refresh(d);
+      expect(events.refused.at(-1), name).toBe('TESSERA_ERR_SPIFFE_BUNDLE_WEAK_KEY');
     }
     // A strong JWT key is taken.
     served = withJwt(generateKeyPairSync('ec', { namedCurve: 'prime256v1' }).publicKey.export({ format: 'jwk' }));
