@@ -105,12 +105,33 @@ describe('slow and idle clients are cut at their deadlines', () => {
     await until('the refusals to be logged', () => refused().some((r) => r.status === 408) && refused().some((r) => String(r.reason).startsWith('TLS handshake failed')), 2_000, 20);
   }, 10_000);
 
-  test('connections beyond the cap are closed at once, and logged', async () => {
+  test('a full table makes room for a newcomer: connections that never send a ClientHello, or idle TLS ones, cannot keep a review out (audit 5, N1)', async () => {
     const port = await start({ maxConnections: 4 });
-    await Promise.all([1, 2, 3, 4].map(() => tls(port)));
-    await expect(tls(port)).rejects.toThrow();
-    await until('the dropped connection to be logged', () => refused().some((r) => r.status === 0 && String(r.reason).includes('4 connections open')), 2_000, 20);
-  });
+    // The table filled with raw TCP connections that never start TLS, reopened as they are closed (slot-hold.mjs tcp).
+    let stop = false;
+    const hold = () => {
+      if (stop) return;
+      const s = netConnect(port, '127.0.0.1');
+      s.on('error', () => {});
+      s.resume();
+      s.on('close', () => setTimeout(hold, 5));
+      sockets.push(s);
+    };
+    for (let i = 0; i < 4; i++) hold();
+    await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 3; i++) {
+      const ok = await post(port, JSON.stringify(admissionReview(appPod(), { uid: `flooded-${i}` })));
+      expect(ok.status).toBe(200);
+    }
+    // Idle TLS connections (slot-hold.mjs tls): the oldest is closed for the newcomer.
+    stop = true;
+    const idle = await Promise.all([1, 2, 3, 4].map(() => tls(port)));
+    const oneClosed = Promise.race(idle.map((s) => closedAfter(s)));
+    const ok = await post(port, JSON.stringify(admissionReview(appPod(), { uid: 'after-idle' })));
+    expect(ok.status).toBe(200);
+    await oneClosed;
+    await until('the evictions to be logged', () => refused().some((r) => String(r.reason).startsWith('connection closed to make room')), 2_000, 20);
+  }, 10_000);
 });
 
 describe('request bodies held at once are capped across requests', () => {

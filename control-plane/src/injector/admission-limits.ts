@@ -7,8 +7,14 @@ import { TesseraError } from '../../../common/errors.js';
 export const MAX_CONTAINERS = 256;
 /** Kubernetes' limit on a pod's annotations (sum of key and value bytes, TotalAnnotationSizeLimitB). */
 export const MAX_ANNOTATION_BYTES = 256 * 1024;
-/** The JSON Patch the webhook returns, before base64: sidecar, volumes, config annotation and per-container ops. */
-export const MAX_PATCH_BYTES = 1024 * 1024;
+/**
+ * The JSON Patch the webhook returns, before base64, beyond the trust bundle it carries (the operator's, in every
+ * patch): sidecar, volumes, config annotation and per-container ops. A real pod's is a few KiB (one container with
+ * three probes and the forward proxy: about 6 KiB; 20 such containers: about 30 KiB). It was 1 MiB, and reviews of a
+ * few KiB were answered with 300-650 KiB (audit 5, N2): the answers, not the requests, took the injector past its
+ * memory limit.
+ */
+export const MAX_PATCH_BYTES = 256 * 1024;
 
 export function tooLarge(message: string): TesseraError {
   return new TesseraError('TESSERA_ERR_INJECT_TOO_LARGE', message);

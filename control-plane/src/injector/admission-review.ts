@@ -106,7 +106,8 @@ export function admitPod(request: AdmissionRequest, ctx: InjectionContext): Admi
     }
     const patchJson = JSON.stringify(jsonPatchFor(plan.pod, plan.additions));
     const size = Buffer.byteLength(patchJson);
-    if (size > MAX_PATCH_BYTES) throw tooLarge(`the patch for this pod would be ${size} bytes; the injector returns at most ${MAX_PATCH_BYTES}`);
+    const bound = MAX_PATCH_BYTES + Buffer.byteLength(ctx.bundlePem);
+    if (size > bound) throw tooLarge(`the patch for this pod would be ${size} bytes; the injector returns at most ${bound} (${MAX_PATCH_BYTES} and the trust bundle)`);
     const patch = Buffer.from(patchJson).toString('base64');
     return { response: { uid, allowed: true, patchType: 'JSONPatch', patch }, decision: 'injected', reason: 'patched' };
   } catch (e) {

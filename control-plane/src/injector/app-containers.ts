@@ -18,10 +18,19 @@ export function isNativeSidecar(c: Container): boolean {
   return c.restartPolicy === 'Always';
 }
 
+/**
+ * Only containers that start after the Tessera sidecar: the kubelet starts init containers in order and waits for
+ * each native sidecar's startup probe before the next, so a native sidecar placed before tessera-proxy (by another
+ * webhook, after injection) starts before it. Its probes relayed through tessera-proxy could never pass and the pod
+ * would stay in Init (audit 5, N3): it is left as it is, like regular init containers. At the first injection
+ * tessera-proxy is inserted first, so every native sidecar of the pod comes after it.
+ */
 export function appContainers(pod: Pod): AppContainerRef[] {
   const regular = pod.spec.containers.map((container, index) => ({ list: 'containers' as const, index, container }));
-  const sidecars = (pod.spec.initContainers ?? []).flatMap((container, index) =>
-    isNativeSidecar(container) && container.name !== SIDECAR_NAME ? [{ list: 'initContainers' as const, index, container }] : [],
+  const inits = pod.spec.initContainers ?? [];
+  const proxyAt = inits.findIndex((c) => c.name === SIDECAR_NAME);
+  const sidecars = inits.flatMap((container, index) =>
+    isNativeSidecar(container) && container.name !== SIDECAR_NAME && index > proxyAt ? [{ list: 'initContainers' as const, index, container }] : [],
   );
   return [...regular, ...sidecars];
 }

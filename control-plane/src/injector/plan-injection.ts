@@ -109,13 +109,19 @@ function effectivePath(mountPath: string): string {
   return p.length > 1 ? p.replace(/\/+$/, '') : p;
 }
 
-/** An app container's own mount at, or inside, the Workload API socket directory would hide the socket from it. */
+/**
+ * An app container's own mount at, or inside, the Workload API socket directory would hide the socket from it. On
+ * most images /var/run is a symlink to /run and the runtime resolves mount targets through it, so /run/… is the
+ * same directory (audit 5, N6).
+ */
 function checkMounts(refs: readonly AppContainerRef[]): void {
   const dir = SIDECAR_PATHS.workloadDir;
+  const alias = dir.replace(/^\/var\/run\//, '/run/');
+  const inside = (p: string, d: string) => p === d || p.startsWith(`${d}/`);
   for (const { container: c } of refs) {
     for (const m of c.volumeMounts ?? []) {
       const p = effectivePath(m.mountPath);
-      if (p === dir || p.startsWith(`${dir}/`)) {
+      if (inside(p, dir) || inside(p, alias)) {
         throw conflict(`container "${c.name}" mounts ${m.mountPath === p ? p : `"${m.mountPath}" (that is ${p})`}, where the sidecar puts the Workload API socket (${dir})`);
       }
     }

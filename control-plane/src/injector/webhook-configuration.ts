@@ -28,13 +28,17 @@ export const WEBHOOK_DEFAULTS = Object.freeze({
  * - sideEffects None (dry-run safe), reinvocationPolicy IfNeeded (re-run after later webhooks; idempotent).
  * - namespaceSelector on tessera.dev/inject=enabled, excluding tessera-system so the control plane can
  *   always start (the injector also skips those namespaces itself); objectSelector and a CEL matchCondition let
- *   opted-out pods skip the webhook entirely, so they never depend on its availability. Selectors match values
- *   exactly ("false", "disabled"); other spellings ("False") reach the injector, which reads them case-insensitively.
+ *   opted-out pods skip the webhook entirely, so they never depend on its availability. The objectSelector matches
+ *   the label exactly; the matchConditions fold case (and trim the annotation) as the injector does, so "False" or
+ *   " DISABLED" stay away from the webhook too.
  */
 export function mutatingWebhookConfiguration(opts: WebhookConfigurationOptions = {}): JsonObject {
   const svc = opts.service ?? WEBHOOK_DEFAULTS.service;
   const excluded = [...(opts.excludedNamespaces ?? WEBHOOK_DEFAULTS.excludedNamespaces)];
-  const optOut = `has(object.metadata.annotations) && '${ANNOTATION.inject}' in object.metadata.annotations && object.metadata.annotations['${ANNOTATION.inject}'] in ['false', 'disabled']`;
+  // Folded as the injector reads them (trimmed, ASCII case-insensitive: annotations.ts), so every opt-out it honours
+  // keeps the pod away from the webhook (audit 5, N4). trim() and lowerAscii() are Kubernetes' CEL string library.
+  const optOutAnnotation = `has(object.metadata.annotations) && '${ANNOTATION.inject}' in object.metadata.annotations && object.metadata.annotations['${ANNOTATION.inject}'].trim().lowerAscii() in ['false', 'disabled']`;
+  const optOutLabel = `has(object.metadata.labels) && '${NAMESPACE_INJECT_LABEL}' in object.metadata.labels && object.metadata.labels['${NAMESPACE_INJECT_LABEL}'].lowerAscii() in ['false', 'disabled']`;
   return {
     apiVersion: 'admissionregistration.k8s.io/v1',
     kind: 'MutatingWebhookConfiguration',
@@ -53,7 +57,10 @@ export function mutatingWebhookConfiguration(opts: WebhookConfigurationOptions =
           matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'NotIn', values: excluded }],
         },
         objectSelector: { matchExpressions: [{ key: NAMESPACE_INJECT_LABEL, operator: 'NotIn', values: ['false', 'disabled'] }] },
-        matchConditions: [{ name: 'not-opted-out', expression: `!(${optOut})` }],
+        matchConditions: [
+          { name: 'not-opted-out', expression: `!(${optOutAnnotation})` },
+          { name: 'not-opted-out-by-label', expression: `!(${optOutLabel})` },
+        ],
         matchPolicy: 'Equivalent',
         failurePolicy: 'Fail',
         sideEffects: 'None',

@@ -2,7 +2,7 @@
 // connections, slow clients and the request bodies held at once (docs/kubernetes.md, "The injector's HTTPS server").
 import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { type Clock, systemClock } from '../../../common/clock.js';
@@ -13,6 +13,7 @@ import { type Timers, realTimers } from '../../../shared-io/timers.js';
 import { AdmissionGate, type GatePass } from './admission-gate.js';
 import { type AdmissionOutcome, type AdmissionRequest, admitPod, deny, readAdmissionReview, reviewResponseBody } from './admission-review.js';
 import type { InjectorConfig } from './injector-config.js';
+import { ConnectionTable, type TrackedConnection } from './connection-table.js';
 import { RefusalLog } from './refusal-log.js';
 
 /** pino-compatible subset. */
@@ -30,8 +31,19 @@ const MIB = 1 << 20;
  * container limit whatever clients do (docs/kubernetes.md argues each number).
  */
 export const WEBHOOK_LIMITS = Object.freeze({
-  /** Connections open at once; more are closed at accept. */
+  /**
+   * Connections open at once. When all are taken a newcomer is still accepted: the oldest connection that has not
+   * completed its TLS handshake is closed for it, else the oldest idle one, else the oldest whose request has been in
+   * progress past busyGraceMs (connection-table.ts); only when none qualifies is the newcomer closed.
+   */
   maxConnections: 256,
+  /** A request in progress for less than this is never closed to make room for a new connection. */
+  busyGraceMs: 2_000,
+  /**
+   * An answer not written out to the client (its bytes accepted by the kernel) within this is cut, with its
+   * connection: until then it counts against the gate (its place and its bytes). The API server waits 5 s at most.
+   */
+  answerDeadlineMs: 5_000,
   /** Reviews being read or answered at once (their first 64 KiB each: at most 8 MiB). */
   maxActiveReviews: 128,
   /** Bytes per review bounded by the count above; the API server's reviews are a few KiB. */
@@ -164,6 +176,21 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   const draining = () => (opts.notReadyReason?.() ?? null) !== null;
   const closeIfDraining = (): Record<string, string> => (draining() ? { connection: 'close' } : {});
 
+  /**
+   * Cuts an answer (and its connection) that is not written out within answerDeadlineMs: a client that sends
+   * reviews and never reads the answers must not keep them in this process (audit 5, N2).
+   */
+  function deliverWithin(res: ServerResponse): void {
+    if (res.writableFinished) return;
+    const timer = timers.setTimeout(() => {
+      refusals.record({ status: 0, reason: `answer not read within ${limits.answerDeadlineMs} ms`, ...(res.socket?.remoteAddress ? { remote: res.socket.remoteAddress } : {}) });
+      res.destroy();
+    }, limits.answerDeadlineMs);
+    const clear = () => timers.clearTimeout(timer);
+    res.once('finish', clear);
+    res.once('close', clear);
+  }
+
   function sendText(res: ServerResponse, status: number, text: string, headers: Record<string, string> = {}): void {
     if (res.headersSent) {
       res.destroy();
@@ -171,6 +198,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     }
     res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', ...closeIfDraining(), ...headers });
     res.end(`${text}\n`);
+    deliverWithin(res);
   }
 
   async function review(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -181,7 +209,11 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     if (declared > limit) throw new HttpError(413, `body larger than ${limit} bytes`, {}, true);
     const pass = await gate.acquire(declared);
     if (!pass) throw new HttpError(429, 'the injector is busy with other reviews; retry', retryLater, true);
-    try {
+    // The place and its bytes (body, then answer) are held until the answer has been written out or the connection
+    // is gone, not only until res.end(): answers that clients do not read stay within the gate (audit 5, N2).
+    res.once('close', () => pass.release());
+    if (res.destroyed) pass.release();
+    {
       const body = await readBody(req, limit, pass);
       // The bundle is read before the body is parsed, so that no parsed review is ever held across an await: at
       // most one exists at a time, however many reviews are in flight.
@@ -224,14 +256,21 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
       if (outcome.internalError !== undefined) log?.error({ ...entry, err: describeError(outcome.internalError) }, 'injector: admission failed');
       else if (outcome.decision === 'denied') log?.warn(entry, 'injector: admission denied');
       else log?.info(entry, 'injector: admission');
+      const answer = reviewResponseBody(outcome.response);
+      // Counted like body bytes: beyond the review's free share the answer takes budget until it is written out.
+      if (!pass.take(Buffer.byteLength(answer))) throw new HttpError(503, 'the injector holds too many answers now; retry', retryLater, true);
       res.writeHead(200, { 'content-type': 'application/json', ...closeIfDraining() });
-      res.end(reviewResponseBody(outcome.response));
-    } finally {
-      pass.release();
+      res.end(answer);
+      deliverWithin(res);
     }
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
+    const tracked = bySocket.get(req.socket);
+    if (tracked) {
+      tracked.busy();
+      res.once('close', () => tracked.idle());
+    }
     const pathname = (req.url ?? '').split('?')[0];
     if (pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       sendText(res, 200, 'ok');
@@ -278,8 +317,41 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     handle,
   );
   server.maxHeadersCount = 64;
-  server.maxConnections = limits.maxConnections;
-  server.on('drop', (data?: { remoteAddress?: string }) => refusals.record({ status: 0, reason: `connection refused: ${limits.maxConnections} connections open`, ...(data?.remoteAddress ? { remote: data.remoteAddress } : {}) }));
+  // The connection cap (connection-table.ts): a full table closes the connection least likely to be the API
+  // server's to make room, rather than refusing the newcomer. TLS sockets are found by their TCP peer, unique
+  // among open connections.
+  const table = new ConnectionTable({ max: limits.maxConnections, busyGraceMs: limits.busyGraceMs, clock });
+  const byPeer = new Map<string, { tracked: TrackedConnection; secure?: Socket }>();
+  const bySocket = new WeakMap<object, TrackedConnection>();
+  const peer = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
+  server.on('connection', (raw: Socket) => {
+    const key = peer(raw);
+    const remote = raw.remoteAddress ? { remote: raw.remoteAddress } : {};
+    const link: { secure?: Socket } = {};
+    const tracked = table.admit(
+      () => (link.secure ?? raw).destroy(),
+      (state) => refusals.record({ status: 0, reason: `connection closed to make room for a new one (it was ${state === 'handshake' ? 'in its TLS handshake' : state === 'idle' ? 'idle' : 'slow to send its request'}): ${limits.maxConnections} connections open` }),
+    );
+    if (!tracked) {
+      refusals.record({ status: 0, reason: `connection refused: ${limits.maxConnections} connections open, all with requests in progress`, ...remote });
+      raw.destroy();
+      return;
+    }
+    const entry = Object.assign(link, { tracked });
+    byPeer.set(key, entry);
+    raw.once('close', () => {
+      tracked.closed();
+      if (byPeer.get(key) === entry) byPeer.delete(key);
+    });
+  });
+  server.on('secureConnection', (s: Socket) => {
+    const entry = byPeer.get(peer(s));
+    if (!entry) return;
+    entry.secure = s;
+    bySocket.set(s, entry.tracked);
+    s.once('close', () => entry.tracked.closed());
+    entry.tracked.secured();
+  });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) =>
     refusals.record({ status: 0, reason: `TLS handshake failed: ${err.code ?? err.message}`, ...(socket.remoteAddress ? { remote: socket.remoteAddress } : {}) }),
   );
@@ -313,9 +385,9 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     },
     close() {
       return new Promise<void>((resolve) => {
-        const force = setTimeout(() => server.closeAllConnections(), 5_000);
+        const force = timers.setTimeout(() => server.closeAllConnections(), 5_000);
         server.close(() => {
-          clearTimeout(force);
+          timers.clearTimeout(force);
           refusals.flush();
           resolve();
         });

@@ -61,3 +61,14 @@ describe('excluded namespaces', () => {
     expect(admitPod(noNamespace, ctx)).toMatchObject({ decision: 'denied', reason: 'no-namespace', response: { allowed: false, status: { code: 400 } } });
   });
 });
+
+describe('the webhook configuration folds opt-outs as the injector does (audit 5, N4)', () => {
+  test('its matchConditions trim and lower-case the annotation, and lower-case the label', () => {
+    const webhook = mutatingWebhookConfiguration() as { webhooks: { matchConditions: { name: string; expression: string }[] }[] };
+    const conditions = webhook.webhooks[0]!.matchConditions;
+    expect(conditions.map((c) => c.name)).toEqual(['not-opted-out', 'not-opted-out-by-label']);
+    expect(conditions[0]!.expression).toContain("object.metadata.annotations['tessera.dev/inject'].trim().lowerAscii() in ['false', 'disabled']");
+    expect(conditions[1]!.expression).toContain("object.metadata.labels['tessera.dev/inject'].lowerAscii() in ['false', 'disabled']");
+  });
+});
+

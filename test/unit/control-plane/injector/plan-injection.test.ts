@@ -242,7 +242,7 @@ describe('refusals', () => {
     expect(refusal(mount, ctx).message).toContain('/var/run/tessera/workload');
   });
   // Audit 4, A5: the API server compares mount paths as strings, the runtime mounts the normalised path.
-  test.each(['/var/run/tessera//workload', '/var/run/tessera/./workload', '/var/run/tessera/workload//', '/var/run/x/../tessera/workload', 'var/run/tessera/workload', '/var/run/tessera/workload/sub'])(
+  test.each(['/var/run/tessera//workload', '/var/run/tessera/./workload', '/var/run/tessera/workload//', '/var/run/x/../tessera/workload', 'var/run/tessera/workload', '/var/run/tessera/workload/sub', '/run/tessera/workload', '/run//tessera/workload/sub'])(
     'an app mount at %s (the socket directory, or inside it) is a conflict',
     async (mountPath) => {
       const pod = appPod();

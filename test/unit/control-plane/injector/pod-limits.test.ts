@@ -38,14 +38,43 @@ describe('the container bound', () => {
     }
   });
 
-  test(`${MAX_CONTAINERS} containers with three rewritten probes each inject, and the patch stays under ${MAX_PATCH_BYTES} bytes`, async () => {
+  test('64 containers with three rewritten probes each inject, well under the patch bound', async () => {
+    const probe = (kind: string) => ({ httpGet: { path: `/${kind}`, port: 8080, httpHeaders: [{ name: 'X-Probe', value: 'k8s' }] }, periodSeconds: 5 });
+    const pod = withContainers(63, 1, () => ({ livenessProbe: probe('live'), readinessProbe: probe('ready'), startupProbe: { tcpSocket: { port: 8080 } } }));
+    const out = await admit(pod);
+    const size = Buffer.from(out.response.patch!, 'base64').length;
+    expect(size).toBeLessThan(MAX_PATCH_BYTES / 2);
+    const after = patched(pod, out);
+    expect(after.spec.containers.every((c) => (c.readinessProbe as { httpGet: { port: number } }).httpGet.port === 15000)).toBe(true);
+  });
+});
+
+describe('the answer is bounded, not a multiple of the request (audit 5, N2)', () => {
+  test(`a few KiB of containers with empty env lists: one op per list, not one per variable`, async () => {
+    // The audit's shape: 256 containers {name, env: []} with the forward proxy gave 1,541 ops and 317 KiB for 7 KiB.
+    const pod = withContainers(MAX_CONTAINERS, 0, () => ({ env: [], volumeMounts: [] }));
+    pod.metadata.annotations = { 'tessera.dev/http-proxy': 'true' };
+    const out = await admit(pod);
+    const ops = JSON.parse(Buffer.from(out.response.patch!, 'base64').toString()) as { path: string }[];
+    expect(ops.filter((o) => o.path.startsWith('/spec/containers/')).length).toBe(2 * MAX_CONTAINERS);
+    const after = patched(pod, out);
+    expect(after.spec.containers.every((c) => (c.env as { name: string }[]).some((e) => e.name === 'HTTP_PROXY'))).toBe(true);
+  });
+
+  test('a list with items of its own keeps them, and is extended in one op when that is shorter', async () => {
+    const pod = withContainers(2, 0, () => ({ env: [{ name: 'A', value: '1' }] }));
+    pod.metadata.annotations = { 'tessera.dev/http-proxy': 'true' };
+    const after = patched(pod, await admit(pod));
+    for (const c of after.spec.containers) expect((c.env as { name: string }[]).map((e) => e.name)).toEqual(expect.arrayContaining(['A', 'HTTP_PROXY', 'SPIFFE_ENDPOINT_SOCKET']));
+    expect((after.spec.containers[0]!.env as { name: string }[])[0]!.name).toBe('A');
+  });
+
+  test(`${MAX_CONTAINERS} containers with three probes each (655 KiB of patch before): denied 413 naming the bound`, async () => {
     const probe = (kind: string) => ({ httpGet: { path: `/${kind}`, port: 8080, httpHeaders: [{ name: 'X-Probe', value: 'k8s' }] }, periodSeconds: 5 });
     const pod = withContainers(MAX_CONTAINERS - 1, 1, () => ({ livenessProbe: probe('live'), readinessProbe: probe('ready'), startupProbe: { tcpSocket: { port: 8080 } } }));
     const out = await admit(pod);
-    const size = Buffer.from(out.response.patch!, 'base64').length;
-    expect(size).toBeLessThan(MAX_PATCH_BYTES);
-    const after = patched(pod, out);
-    expect(after.spec.containers.every((c) => (c.readinessProbe as { httpGet: { port: number } }).httpGet.port === 15000)).toBe(true);
+    expect(out).toMatchObject({ decision: 'denied', reason: 'TESSERA_ERR_INJECT_TOO_LARGE', response: { allowed: false, status: { code: 413 } } });
+    expect(out.response.status!.message).toMatch(/the injector returns at most \d+ \(262144 and the trust bundle\)/);
   });
 });
 

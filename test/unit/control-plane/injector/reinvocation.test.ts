@@ -49,6 +49,25 @@ async function injected(annotations: Record<string, string> = { 'tessera.dev/inb
 }
 
 describe('reinvocation after a later webhook', () => {
+  test('a native sidecar inserted before tessera-proxy keeps its probes and gets nothing: it starts first (audit 5, N3)', async () => {
+    const later = structuredClone(await injected());
+    later.spec.initContainers.unshift({ name: 'agent', image: 'a', restartPolicy: 'Always', startupProbe: { tcpSocket: { port: 9000 } } });
+    later.spec.initContainers.push({ name: 'after', image: 'b', restartPolicy: 'Always', startupProbe: { tcpSocket: { port: 9100 } } });
+    const second = await pass(later);
+    expect(second.changed).toBe(true);
+    const inits = second.pod.spec.initContainers;
+    const [agent, proxy] = inits;
+    const after = inits.find((c) => c.name === 'after');
+    expect(proxy!.name).toBe('tessera-proxy');
+    expect(agent).toEqual({ name: 'agent', image: 'a', restartPolicy: 'Always', startupProbe: { tcpSocket: { port: 9000 } } });
+    expect(socketMount(after!)).toHaveLength(1);
+    expect(after!.startupProbe!.httpGet!.port).toBe(15000);
+    // Only before tessera-proxy: the same agent inserted first leaves a pod with nothing to add.
+    const only = structuredClone(await injected());
+    only.spec.initContainers.unshift({ name: 'agent', image: 'a', restartPolicy: 'Always', startupProbe: { tcpSocket: { port: 9000 } } });
+    expect((await pass(only)).changed).toBe(false);
+  });
+
   test('a container and a native sidecar added later get the socket, env and probes; then nothing more changes', async () => {
     const later = structuredClone(await injected());
     later.spec.containers.push({ name: 'added', image: 'x', readinessProbe: { httpGet: { path: '/', port: 9000 } } });

@@ -1,0 +1,108 @@
+// The webhook's connection cap, failing the way a good proxy does (audit 5, N1): a full table makes room for a
+// newcomer by closing the connection least likely to be the API server's, rather than refusing the newcomer. With a
+// first-come cap, 256 connections that never sent a ClientHello (or idle TLS ones), reopened as they were closed,
+// kept every review out. The API server opens a connection, completes its handshake within milliseconds and sends
+// its review at once, so what is closed first is, oldest first:
+//   1. a connection whose TLS handshake has not completed;
+//   2. else an idle one: handshake done, no request in progress (keep-alive, or headers not yet complete);
+//   3. else one whose request has been in progress for longer than `busyGraceMs` (a slow sender).
+// Only when every connection is a request younger than the grace is the newcomer closed instead.
+import type { Clock } from '../../../common/clock.js';
+
+export type ConnectionState = 'handshake' | 'idle' | 'busy';
+
+export interface ConnectionTableOptions {
+  /** Connections open at once. */
+  readonly max: number;
+  /** A request in progress for less than this is never closed to make room. */
+  readonly busyGraceMs: number;
+  readonly clock: Clock;
+}
+
+export interface TrackedConnection {
+  readonly state: ConnectionState;
+  /** The TLS handshake completed. */
+  secured(): void;
+  /** A request started (headers read). */
+  busy(): void;
+  /** Its answer is written out: idle again until the next request. */
+  idle(): void;
+  /** Closed: the place is free. Later calls do nothing. */
+  closed(): void;
+}
+
+interface Entry {
+  state: ConnectionState;
+  /** When it entered its state. */
+  since: number;
+  readonly close: () => void;
+}
+
+const ORDER: readonly ConnectionState[] = ['handshake', 'idle', 'busy'];
+
+export class ConnectionTable {
+  readonly #o: ConnectionTableOptions;
+  readonly #entries = new Set<Entry>();
+
+  constructor(options: ConnectionTableOptions) {
+    this.#o = options;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** How many connections are in each state. */
+  count(state: ConnectionState): number {
+    let n = 0;
+    for (const e of this.#entries) if (e.state === state) n++;
+    return n;
+  }
+
+  /**
+   * A new connection (not yet in its handshake's first byte). When the table is full the victim is closed (its
+   * `close` is called, and it must call `closed()` on its handle) and the newcomer is admitted; null when no
+   * connection may be closed for it: the caller closes the newcomer. `onEvict` learns which state was cut.
+   */
+  admit(close: () => void, onEvict?: (state: ConnectionState) => void): TrackedConnection | null {
+    if (this.#entries.size >= this.#o.max) {
+      const victim = this.#victim();
+      if (!victim) return null;
+      this.#entries.delete(victim);
+      onEvict?.(victim.state);
+      victim.close();
+    }
+    const entry: Entry = { state: 'handshake', since: this.#o.clock.nowMs(), close };
+    this.#entries.add(entry);
+    const move = (state: ConnectionState) => {
+      if (!this.#entries.has(entry) || entry.state === state) return;
+      entry.state = state;
+      entry.since = this.#o.clock.nowMs();
+    };
+    return {
+      get state() {
+        return entry.state;
+      },
+      secured: () => move('idle'),
+      busy: () => move('busy'),
+      idle: () => move('idle'),
+      closed: () => {
+        this.#entries.delete(entry);
+      },
+    };
+  }
+
+  #victim(): Entry | undefined {
+    const now = this.#o.clock.nowMs();
+    for (const state of ORDER) {
+      let oldest: Entry | undefined;
+      for (const e of this.#entries) {
+        if (e.state !== state) continue;
+        if (state === 'busy' && now - e.since < this.#o.busyGraceMs) continue;
+        if (!oldest || e.since < oldest.since) oldest = e;
+      }
+      if (oldest) return oldest;
+    }
+    return undefined;
+  }
+}
