@@ -2,7 +2,7 @@
 // every *.yaml / *.yml file of a directory as one set through common/policy parsing, watches it with the one file
 // watcher (ConfigMap `..data` swaps included), and swaps in a new numbered set only when every file is valid. A
 // bad file keeps the whole previous set in force and is reported as file:line with its code.
-import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
 import { parsePolicyFiles } from '../common/policy/parse-policy.js';
@@ -149,6 +149,23 @@ export class PolicyDirSource {
   }
 }
 
+/** The path of what descriptor `fd` has open (Linux: /proc/self/fd); elsewhere the path resolved again. */
+function openedPath(fd: number, path: string): string {
+  try {
+    return readlinkSync(`/proc/self/fd/${fd}`);
+  } catch {
+    return realpathSync(path);
+  }
+}
+
+/** The whole text of `fd`, or null when it is over `max` bytes (at most max + 1 bytes are read). */
+function readAtMost(fd: number, max: number): string | null {
+  const buf = Buffer.allocUnsafe(max + 1);
+  let n = 0;
+  for (let got = -1; got !== 0 && n <= max; n += got) got = readSync(fd, buf, n, max + 1 - n, null);
+  return n > max ? null : buf.toString('utf8', 0, n);
+}
+
 /**
  * Reads the policy files of `dir` once, exactly as the watched source does (so `tessera policy check` judges the set
  * a proxy would load). `unreadableCode` is the code of a directory or file that cannot be read.
@@ -173,25 +190,32 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
   }
   for (const n of names) {
     const path = join(dir, n);
+    let fd: number | undefined;
     try {
-      // stat follows symlinks: ConfigMap volumes present each file as a link into `..data/`. A link may not lead
-      // out of the directory: a policy file is read whole and its keys are quoted in errors.
-      const stat = statSync(path);
-      if (!stat.isFile()) continue;
-      const real = realpathSync(path);
+      // Opened once and judged by the descriptor, so nothing can be swapped between the check and the read. The
+      // open follows links: ConfigMap volumes present each file as a link into `..data/`. What it reaches must be
+      // inside the directory (a policy file is read whole and its keys are quoted in errors): a link out, to a file,
+      // a directory or a device, is an error. Non-blocking, so a FIFO cannot hang the open.
+      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      const real = openedPath(fd, path);
       if (!real.startsWith(`${root}${sep}`)) {
         errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} links out of the policies directory (to ${real}); not read` });
         continue;
       }
-      if (stat.size > MAX_POLICY_FILE_BYTES) {
-        errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is ${stat.size} bytes; a policy file is at most ${MAX_POLICY_FILE_BYTES}` });
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) continue;
+      const text = readAtMost(fd, MAX_POLICY_FILE_BYTES);
+      if (text === null) {
+        errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is over ${MAX_POLICY_FILE_BYTES} bytes, the most a policy file may be` });
         continue;
       }
-      files.push({ path, text: readFileSync(path, 'utf8') });
+      files.push({ path, text });
     } catch (e) {
       // Removed between the listing and the read: it is gone, as if it had not been listed.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;
       errors.push(unreadable(path, `cannot read the policy file ${path}`, e));
+    } finally {
+      if (fd !== undefined) closeSync(fd);
     }
   }
   const parsed = parsePolicyFiles(files);

@@ -121,7 +121,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(() => server.stop(0));
 
     const endpointCfg = config.federation?.bundleEndpoint;
-    const bundleEndpoint = endpointCfg ? await startBundleEndpoint(endpointCfg, { dataDir, ownIdentity: () => served.credentials(), log, limits: config.limits, onRefused: (reason) => metrics.bundleEndpointRefused.inc({ reason }) }) : undefined;
+    const bundleEndpoint = endpointCfg ? await startBundleEndpoint(endpointCfg, { dataDir, ownIdentity: () => served.credentials(), log, clock, limits: config.limits, onRefused: (reason) => metrics.bundleEndpointRefused.inc({ reason }) }) : undefined;
     undo.push(() => bundleEndpoint?.endpoint.stop());
     // Self SVID and server credentials follow the CA: a new bundle (prepare) or signer (activate) is served at once.
     const refreshSelf = (force: boolean) =>
@@ -142,7 +142,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const readiness = new Readiness([ownSvidLive(() => served.svid, clock), storeWritable(health)]);
     const admin = await startAdminSurface({
-      http: { listen: config.adminListen, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
+      http: { listen: config.adminListen, clock, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
       routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls },
       dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()) },

@@ -108,6 +108,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     listen: config.admin.listen,
     registry,
     onRefused: (reason) => metrics.rejected('admin', reason),
+    clock,
     readiness: () => readiness.state(),
     certs: () => certsReport(identity.current, listeners.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
     endpoints: () => listeners.endpoints(),

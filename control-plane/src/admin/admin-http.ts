@@ -7,9 +7,10 @@
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import type { Registry } from 'prom-client';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
+import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
-import { guardAdminConnections } from '../../../shared-io/admin-connections.js';
+import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 
 export interface AdminHttpOptions {
@@ -23,6 +24,8 @@ export interface AdminHttpOptions {
   readonly config: () => unknown;
   /** The service registry as /endpoints answers it (service → endpoints); absent: 404. */
   readonly endpoints?: () => unknown;
+  /** Time for the connection rules (listener-connections.ts); the system clock by default. */
+  readonly clock?: Clock;
   /** More read-only routes (the dashboard): true when it answered the request. */
   readonly routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
 }
@@ -81,8 +84,8 @@ export class AdminHttp {
     server.requestTimeout = 30_000;
     // Bounded like the proxy's admin listener: idle sockets cannot take the process's file descriptors (which the
     // gRPC port and admin.sock share) nor the slots (the oldest idle one makes room, a pipelining client is cut:
-    // shared-io/admin-connections.ts), and the deadlines above are checked each second, not every 30 s.
-    guardAdminConnections(server, { max: ADMIN_MAX_CONNECTIONS });
+    // shared-io/listener-connections.ts), and the deadlines above are checked each second, not every 30 s.
+    guardListenerConnections(server, { max: ADMIN_MAX_CONNECTIONS, clock: this.#o.clock ?? systemClock });
     server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {
       server.once('error', (e: NodeJS.ErrnoException) => reject(new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `${this.#o.listen}: ${e.code ?? e.message}`)));

@@ -3,9 +3,12 @@
 // renews or the CA changes); https_web presents a configured server certificate. Nothing but GET is served.
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { SecureContextOptions } from 'node:tls';
+import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import { type Clock, systemClock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
+import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
+import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import type { ServerIdentity } from '../api/grpc-server.js';
 import type { ControlPlaneLogger } from '../logger.js';
 
@@ -18,8 +21,10 @@ export interface BundleEndpointOptions {
   readonly log: ControlPlaneLogger;
   /** A TLS handshake not finished by then is cut (`limits.handshakeTimeout`, as on the gRPC port). */
   readonly handshakeTimeoutMs: number;
-  /** Open connections at most (`limits.maxConnections`); more are closed as they arrive. */
+  /** Open connections at most (`limits.maxConnections`): at the cap the oldest idle one makes room. */
   readonly maxConnections: number;
+  /** Time for the connection rules (shared-io/listener-connections.ts); the system clock by default. */
+  readonly clock?: Clock;
   /** A connection refused before HTTP: a handshake that failed or timed out, or one over maxConnections. */
   readonly onRefused?: (reason: 'timeout' | 'protocol' | 'max_connections') => void;
 }
@@ -56,8 +61,11 @@ export class BundleEndpoint {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
     });
-    server.maxConnections = o.maxConnections;
-    server.on('drop', () => o.onRefused?.('max_connections'));
+    // At the cap the oldest idle connection (one still in its handshake too) makes room rather than the newcomer
+    // being refused: whoever connects first cannot hold every slot. A pipelining client is cut.
+    guardListenerConnections(server, { max: o.maxConnections, clock: o.clock ?? systemClock, onRefused: (r) => o.onRefused?.(r === 'pipelined' ? 'protocol' : 'max_connections') });
+    // As on the gRPC port: no TLS 1.2 renegotiation (a full handshake's CPU for a few bytes from the client).
+    server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket, () => o.onRefused?.('protocol')));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
       o.onRefused?.(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'protocol');
       socket.destroy();

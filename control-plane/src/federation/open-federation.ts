@@ -59,11 +59,11 @@ export function openFederation(
 /** The served endpoint and whether it follows the control plane's own SVID (https_spiffe). */
 export async function startBundleEndpoint(
   ep: NonNullable<FederationConfig['bundleEndpoint']>,
-  deps: { dataDir: string; ownIdentity: () => ServerIdentity; log: ControlPlaneLogger; limits: { readonly handshakeTimeoutMs: number; readonly maxConnections: number }; onRefused: BundleEndpointOptions['onRefused'] },
+  deps: { dataDir: string; ownIdentity: () => ServerIdentity; log: ControlPlaneLogger; clock: Clock; limits: { readonly handshakeTimeoutMs: number; readonly maxConnections: number }; onRefused: BundleEndpointOptions['onRefused'] },
 ): Promise<{ endpoint: BundleEndpoint; followsOwnSvid: boolean }> {
   const path = join(deps.dataDir, SPIFFE_BUNDLE_FILE);
   const web = ep.certFile && ep.keyFile ? { certChainPem: readText(ep.certFile, 'bundle endpoint certificate'), keyPem: readText(ep.keyFile, 'bundle endpoint key') } : undefined;
   const { handshakeTimeoutMs, maxConnections } = deps.limits;
-  const endpoint = await BundleEndpoint.start({ listen: ep.listen, document: () => readFileSync(path, 'utf8'), identity: web ?? deps.ownIdentity(), log: deps.log, handshakeTimeoutMs, maxConnections, ...(deps.onRefused ? { onRefused: deps.onRefused } : {}) });
+  const endpoint = await BundleEndpoint.start({ listen: ep.listen, document: () => readFileSync(path, 'utf8'), identity: web ?? deps.ownIdentity(), log: deps.log, clock: deps.clock, handshakeTimeoutMs, maxConnections, ...(deps.onRefused ? { onRefused: deps.onRefused } : {}) });
   return { endpoint, followsOwnSvid: web === undefined };
 }

@@ -4,9 +4,10 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { guardAdminConnections } from '../../../shared-io/admin-connections.js';
+import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 import { http } from '../../../shared-io/node-http.js';
+import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 import { type AppProbe, runAppProbe } from './app-probe.js';
@@ -26,6 +27,8 @@ export interface AdminServerOptions {
   readonly onError?: (err: unknown, path: string) => void;
   /** A connection refused or cut before its request was served (counted as tessera_requests_rejected_total{direction="admin"}). */
   readonly onRefused?: (reason: 'headers_timeout' | 'header_too_large' | 'bad_request' | 'too_many_connections') => void;
+  /** Time for the connection rules (a request in progress is closed to make room only past a grace). */
+  readonly clock?: Clock;
   /** Overrides of ADMIN_LIMITS (tests use short timeouts). */
   readonly limits?: Partial<AdminLimits>;
   /** The app's probes the kubelet reaches through GET /app-health/<name> (admin.appProbes of the config). */
@@ -148,7 +151,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
     },
     (req, res) => {
-      // Cut for pipelining (admin-connections.ts): nothing to answer.
+      // Cut for pipelining (shared-io/listener-connections.ts): nothing to answer.
       if (req.socket.destroyed) return;
       // Admin requests carry no body; one sent anyway is discarded rather than buffered.
       req.resume();
@@ -156,8 +159,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     },
   );
   server.maxHeadersCount = limits.maxHeadersCount;
-  // The oldest idle connection makes room for a new one; a pipelining client is cut (shared-io/admin-connections.ts).
-  guardAdminConnections(server, { max: limits.maxConnections, onRefused: (r) => opts.onRefused?.(r === 'pipelined' ? 'bad_request' : 'too_many_connections') });
+  // At the cap the oldest idle (else long-busy) connection makes room; a pipelining client is cut
+  // (shared-io/listener-connections.ts).
+  guardListenerConnections(server, { max: limits.maxConnections, clock: opts.clock ?? systemClock, onRefused: (r) => opts.onRefused?.(r === 'pipelined' ? 'bad_request' : 'too_many_connections') });
   server.timeout = limits.idleTimeoutMs;
   server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
     if (!socket.writable) {

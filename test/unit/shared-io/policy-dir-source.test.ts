@@ -3,9 +3,10 @@
 // whole previous set and is reported as file:line; fixing it applies; a ConfigMap `..data` swap is seen. The control
 // plane's way (start only): the first set is announced, a missing or bad directory is reported and read again once
 // it is fixed, ConfigMap-linked files count; sets are numbered and frozen; the injected timers drive the poll.
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, sep } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../common/errors.js';
 import type { AuthorizationPolicy } from '../../../common/policy/policy-types.js';
@@ -129,8 +130,30 @@ describe('PolicyDirSource, the proxy way: loadInitial then start', () => {
       }
       rmSync(join(dir, 'shadow.yaml'));
       writeFileSync(join(dir, 'huge.yaml'), `# ${'x'.repeat(MAX_POLICY_FILE_BYTES)}\n`);
-      expect(() => makeSource().source.loadInitial()).toThrow(/at most 1048576/);
+      expect(() => makeSource().source.loadInitial()).toThrow(/over 1048576 bytes/);
       rmSync(join(dir, 'huge.yaml'));
+      expect(names(makeSource().source.loadInitial())).toEqual(['a']);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+
+  test('links out to a directory, a device or a FIFO are errors, never read (no hang, no endless read); a FIFO inside is skipped', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'tessera-outside-'));
+    try {
+      execFileSync('mkfifo', [join(outside, 'fifo')]);
+      execFileSync('mkfifo', [join(dir, 'inside-fifo.yaml')]);
+      writeFileSync(join(dir, 'a.yaml'), policyYaml('a'));
+      for (const [name, target] of [['dir.yaml', outside], ['zero.yaml', '/dev/zero'], ['fifo.yaml', join(outside, 'fifo')], ['rel.yaml', `..${sep}${outside.split(sep).pop()}${sep}fifo`]] as const) {
+        symlinkSync(target, join(dir, name));
+        try {
+          makeSource().source.loadInitial();
+          expect.unreachable(`${name} loaded`);
+        } catch (e) {
+          expect((e as Error).message, name).toContain('links out of the policies directory');
+        }
+        rmSync(join(dir, name));
+      }
       expect(names(makeSource().source.loadInitial())).toEqual(['a']);
     } finally {
       rmSync(outside, { recursive: true, force: true });

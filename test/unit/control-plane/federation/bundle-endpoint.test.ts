@@ -4,6 +4,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { connect as netConnect } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { BundleEndpoint } from '../../../../control-plane/src/federation/bundle-endpoint.js';
@@ -63,7 +64,7 @@ describe('BundleEndpoint', () => {
     expect((await get(Number(endpoint.address.split(':').pop()), ca.bundlePem())).status).toBe(503);
   });
 
-  test('bounded like the gRPC port: a silent connection is cut at the handshake deadline, connections over the cap are closed, both counted', async () => {
+  test('bounded like the gRPC port: a silent connection is cut at the handshake deadline; at the cap the oldest idle one makes room (whoever connects first cannot hold every slot); renegotiation refused; all counted', async () => {
     const ca = await TestCa.create({ trustDomain: 'a.test' });
     const svid = await ca.mintSvid('spiffe://a.test/endpoint', { dnsSans: ['localhost'] });
     const refused: string[] = [];
@@ -77,13 +78,22 @@ describe('BundleEndpoint', () => {
         s.on('error', () => {});
         s.on('close', () => resolve(Date.now() - at));
       });
-    // Three fill the cap; a fourth is closed at once; the three go at the handshake deadline (Node's default: 120 s).
-    const held = [silentConnection(), silentConnection(), silentConnection()];
+    // Three fill the cap; a fourth closes the oldest to get in; every one goes at the handshake deadline
+    // (Node's default: 120 s).
+    const first = silentConnection();
+    await new Promise((r) => setTimeout(r, 20));
+    const others = [silentConnection(), silentConnection()];
     await new Promise((r) => setTimeout(r, 50));
-    expect(await silentConnection()).toBeLessThan(250);
-    for (const ms of await Promise.all(held)) expect(ms).toBeLessThan(5_000);
+    const fourth = silentConnection();
+    expect(await first).toBeLessThan(250);
+    for (const ms of await Promise.all([...others, fourth])) expect(ms).toBeLessThan(5_000);
     expect(refused.filter((r) => r === 'max_connections')).toHaveLength(1);
     expect(refused.filter((r) => r === 'timeout')).toHaveLength(3);
+    // Held slots do not keep a real client out: three more silent ones, then a fetch.
+    const fillers = [silentConnection(), silentConnection(), silentConnection()];
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await get(port, ca.bundlePem())).status).toBe(200);
+    await Promise.all(fillers);
     // Garbage instead of a ClientHello: refused, counted as protocol; the endpoint still serves.
     await new Promise<void>((resolve) => {
       const s = netConnect(port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
@@ -92,6 +102,19 @@ describe('BundleEndpoint', () => {
       s.resume();
     });
     expect(refused).toContain('protocol');
+    // A TLS 1.2 client that asks to renegotiate is refused and counted.
+    const before = refused.filter((r) => r === 'protocol').length;
+    const renegotiated = await new Promise<boolean>((resolve) => {
+      const s = tlsConnect({ host: '127.0.0.1', port, maxVersion: 'TLSv1.2', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] }, () => {
+        s.resume(); // the renegotiation and the close travel through reads
+        s.renegotiate({ rejectUnauthorized: false }, (err) => resolve(!err));
+      });
+      s.on('error', () => {});
+      s.once('close', () => resolve(false));
+    });
+    expect(renegotiated).toBe(false);
+    for (let i = 0; i < 50 && refused.filter((r) => r === 'protocol').length === before; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(refused.filter((r) => r === 'protocol').length).toBe(before + 1);
     expect((await get(port, ca.bundlePem())).status).toBe(200);
   });
 });

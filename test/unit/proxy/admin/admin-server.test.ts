@@ -6,6 +6,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { type AdminServer, type AdminServerOptions, startAdminServer } from '../../../../proxy/src/admin/admin-server.js';
 import { ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
 
 interface Reply {
   status: number;
@@ -203,6 +204,37 @@ describe('admin server', () => {
       await Promise.race([Promise.all(stalled.map((x) => x.closed)), new Promise((_, reject) => setTimeout(() => reject(new Error('stalled clients still held')), 10_000))]);
     } finally {
       for (const x of stalled) x.socket.destroy();
+    }
+  });
+
+  test('slots held busy by requests that hang (an /app-health probe of a hung app) make room past a grace: /ready still answers', async () => {
+    // An app that accepts and never answers.
+    const hung = net.createServer(() => {});
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const time = new FakeTime();
+    const refused: string[] = [];
+    try {
+      const probe = { port: (hung.address() as net.AddressInfo).port, tcp: false, path: '/', scheme: 'HTTP' as const, timeoutMs: 60_000, headers: {} };
+      const { server } = await start({ clock: time, limits: { maxConnections: 3 }, appProbes: { 'web/readiness': probe }, onRefused: (r) => refused.push(r) });
+      const port = server.address.port;
+      const fillers = [0, 1, 2].map(() => {
+        const s = net.connect(port, '127.0.0.1', () => s.write('GET /app-health/web/readiness HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n'));
+        s.on('error', () => {});
+        return s;
+      });
+      await new Promise((r) => setTimeout(r, 200));
+      try {
+        // Within the grace the busy fillers keep their slots: the newcomer is closed.
+        expect(await request(server, 'GET', '/ready', { host: '127.0.0.1' }).then((r) => r.status, () => 0)).toBe(0);
+        // Past it, the oldest busy one makes room.
+        time.set(time.nowMs() + 3_000);
+        expect((await request(server, 'GET', '/ready', { host: '127.0.0.1' })).status).toBe(200);
+        expect(refused).toContain('too_many_connections');
+      } finally {
+        for (const s of fillers) s.destroy();
+      }
+    } finally {
+      hung.close();
     }
   });
 
