@@ -1,82 +1,80 @@
 // A listener's connections, bounded so that no client can take them away from the clients it is for (the
-// kubelet's probes and the scrapes on an admin listener, federated peers on the bundle endpoint): at most `max`
-// connections, and when one more arrives one is closed to make room rather than the newcomer refused: the oldest
-// idle one (no request in progress: before its first, or between two; a TLS connection still in its handshake
-// too), else the oldest whose request has been in progress longer than `busyGraceMs` (a hung /app-health probe
-// held 64 slots busy). Only when every connection has a younger request in progress is the newcomer closed. And one
-// request at a time per connection: a client that pipelines a second request before its first answer has gone out
-// is cut (each answer, /metrics above all, is built whole; thousands pipelined and never read took the proxy to
-// 2.6 GB). Their clients (curl, Prometheus, the kubelet, bundle fetchers) never pipeline. Works for node:http and
-// node:https servers alike: a connection is known by its peer address and port, the same on the TCP socket and on
-// the TLS socket a request arrives on.
+// kubelet's probes and the scrapes on an admin listener, federated peers on the bundle endpoint, the API server on
+// the injector's webhook): at most `max` connections, and at the cap one is closed to make room for a newcomer
+// rather than the newcomer refused, as connection-table.ts chooses it (still in its TLS handshake, else idle, else a
+// request in progress past `busyGraceMs`, oldest first). And, unless `allowPipelining`, one request at a time per
+// connection: a client that pipelines a second request before its first answer has gone out is cut (each answer,
+// /metrics above all, is built whole; thousands pipelined and never read took the proxy to 2.6 GB). Works for
+// node:http and node:https servers alike: a connection is known by its peer address and port, the same on the TCP
+// socket, the TLS socket and the request.
 import type { Server } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Clock } from '../common/clock.js';
+import { type ConnectionState, ConnectionTable, type TrackedConnection } from './connection-table.js';
 
 export interface ListenerConnectionsOptions {
   readonly max: number;
   /** A request in progress for less than this is never closed to make room. */
   readonly busyGraceMs?: number;
   readonly clock: Clock;
-  /** A connection closed to make room ('evicted'), refused with none to close ('over_cap'), or cut for pipelining. */
-  readonly onRefused?: (reason: 'evicted' | 'over_cap' | 'pipelined') => void;
+  /** A TLS server: a connection is in its handshake until 'secureConnection'. */
+  readonly tls?: boolean;
+  /** Pipelined requests are answered in turn instead of the connection being cut. */
+  readonly allowPipelining?: boolean;
+  /**
+   * A connection closed to make room ('evicted', with the state it was in), refused with none to close
+   * ('over_cap', with the newcomer's address), or cut for pipelining.
+   */
+  readonly onRefused?: (reason: 'evicted' | 'over_cap' | 'pipelined', detail: { readonly state?: ConnectionState; readonly remote?: string }) => void;
 }
 
 const BUSY_GRACE_MS = 2_000;
-
-interface Tracked {
-  readonly socket: Socket;
-  /** When its request in progress began; undefined while idle. */
-  busySince: number | undefined;
-}
 
 const peerOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
 
 /** Applies the rules above to `server` (an http or https server); call before it listens. */
 export function guardListenerConnections(server: Server, o: ListenerConnectionsOptions): void {
-  const grace = o.busyGraceMs ?? BUSY_GRACE_MS;
-  // Insertion order is age.
-  const open = new Map<string, Tracked>();
-  const victim = (): Tracked | undefined => {
-    const now = o.clock.nowMs();
-    let oldBusy: Tracked | undefined;
-    for (const t of open.values()) {
-      if (t.busySince === undefined) return t;
-      if (oldBusy === undefined && now - t.busySince > grace) oldBusy = t;
+  const table = new ConnectionTable({ max: o.max, busyGraceMs: o.busyGraceMs ?? BUSY_GRACE_MS, clock: o.clock });
+  const byPeer = new Map<string, { readonly tracked: TrackedConnection; secure?: Socket }>();
+  server.on('connection', (raw: Socket) => {
+    const link: { secure?: Socket } = {};
+    const tracked = table.admit(
+      () => (link.secure ?? raw).destroy(),
+      (state) => o.onRefused?.('evicted', { state }),
+    );
+    if (!tracked) {
+      o.onRefused?.('over_cap', raw.remoteAddress ? { remote: raw.remoteAddress } : {});
+      raw.destroy();
+      return;
     }
-    return oldBusy;
-  };
-  server.on('connection', (socket: Socket) => {
-    if (open.size >= o.max) {
-      const v = victim();
-      if (v === undefined) {
-        o.onRefused?.('over_cap');
-        socket.destroy();
-        return;
-      }
-      open.delete(peerOf(v.socket));
-      v.socket.destroy();
-      o.onRefused?.('evicted');
-    }
-    const key = peerOf(socket);
-    const tracked: Tracked = { socket, busySince: undefined };
-    open.set(key, tracked);
-    socket.once('close', () => {
-      if (open.get(key) === tracked) open.delete(key);
+    const key = peerOf(raw);
+    const entry = Object.assign(link, { tracked });
+    byPeer.set(key, entry);
+    raw.once('close', () => {
+      tracked.closed();
+      if (byPeer.get(key) === entry) byPeer.delete(key);
     });
+    if (!o.tls) tracked.secured();
   });
+  if (o.tls) {
+    server.on('secureConnection', (s: Socket) => {
+      const entry = byPeer.get(peerOf(s));
+      if (!entry) return;
+      entry.secure = s;
+      s.once('close', () => entry.tracked.closed());
+      entry.tracked.secured();
+    });
+  }
   // Registered before the server's own handler (prepended); that handler returns at once for a socket cut here.
   server.prependListener('request', (req, res) => {
-    const t = open.get(peerOf(req.socket));
-    if (t === undefined) return;
-    if (t.busySince !== undefined) {
-      o.onRefused?.('pipelined');
+    const entry = byPeer.get(peerOf(req.socket));
+    if (!entry) return;
+    if (entry.tracked.state === 'busy' && !o.allowPipelining) {
+      o.onRefused?.('pipelined', {});
       req.socket.destroy();
       return;
     }
-    t.busySince = o.clock.nowMs();
-    res.once('close', () => {
-      t.busySince = undefined;
-    });
+    entry.tracked.busy();
+    res.once('close', () => entry.tracked.idle());
   });
 }

@@ -63,7 +63,7 @@ export class BundleEndpoint {
     });
     // At the cap the oldest idle connection (one still in its handshake too) makes room rather than the newcomer
     // being refused: whoever connects first cannot hold every slot. A pipelining client is cut.
-    guardListenerConnections(server, { max: o.maxConnections, clock: o.clock ?? systemClock, onRefused: (r) => o.onRefused?.(r === 'pipelined' ? 'protocol' : 'max_connections') });
+    guardListenerConnections(server, { max: o.maxConnections, clock: o.clock ?? systemClock, tls: true, onRefused: (r) => o.onRefused?.(r === 'pipelined' ? 'protocol' : 'max_connections') });
     // As on the gRPC port: no TLS 1.2 renegotiation (a full handshake's CPU for a few bytes from the client).
     server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket, () => o.onRefused?.('protocol')));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {

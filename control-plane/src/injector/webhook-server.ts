@@ -2,18 +2,18 @@
 // connections, slow clients and the request bodies held at once (docs/kubernetes.md, "The injector's HTTPS server").
 import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import { type Server, createServer } from 'node:https';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
+import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
 import { type Timers, realTimers } from '../../../shared-io/timers.js';
 import { AdmissionGate, type GatePass } from './admission-gate.js';
 import { type AdmissionOutcome, type AdmissionRequest, admitPod, deny, readAdmissionReview, reviewResponseBody } from './admission-review.js';
 import type { InjectorConfig } from './injector-config.js';
-import { ConnectionTable, type TrackedConnection } from './connection-table.js';
 import { RefusalLog } from './refusal-log.js';
 
 /** pino-compatible subset. */
@@ -34,7 +34,7 @@ export const WEBHOOK_LIMITS = Object.freeze({
   /**
    * Connections open at once. When all are taken a newcomer is still accepted: the oldest connection that has not
    * completed its TLS handshake is closed for it, else the oldest idle one, else the oldest whose request has been in
-   * progress past busyGraceMs (connection-table.ts); only when none qualifies is the newcomer closed.
+   * progress past busyGraceMs (shared-io/connection-table.ts); only when none qualifies is the newcomer closed.
    */
   maxConnections: 256,
   /** A request in progress for less than this is never closed to make room for a new connection. */
@@ -266,11 +266,6 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   }
 
   function handle(req: IncomingMessage, res: ServerResponse): void {
-    const tracked = bySocket.get(req.socket);
-    if (tracked) {
-      tracked.busy();
-      res.once('close', () => tracked.idle());
-    }
     const pathname = (req.url ?? '').split('?')[0];
     if (pathname === '/healthz' && (req.method === 'GET' || req.method === 'HEAD')) {
       sendText(res, 200, 'ok');
@@ -317,40 +312,21 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     handle,
   );
   server.maxHeadersCount = 64;
-  // The connection cap (connection-table.ts): a full table closes the connection least likely to be the API
-  // server's to make room, rather than refusing the newcomer. TLS sockets are found by their TCP peer, unique
-  // among open connections.
-  const table = new ConnectionTable({ max: limits.maxConnections, busyGraceMs: limits.busyGraceMs, clock });
-  const byPeer = new Map<string, { tracked: TrackedConnection; secure?: Socket }>();
-  const bySocket = new WeakMap<object, TrackedConnection>();
-  const peer = (s: Socket) => `${s.remoteAddress}|${s.remotePort}`;
-  server.on('connection', (raw: Socket) => {
-    const key = peer(raw);
-    const remote = raw.remoteAddress ? { remote: raw.remoteAddress } : {};
-    const link: { secure?: Socket } = {};
-    const tracked = table.admit(
-      () => (link.secure ?? raw).destroy(),
-      (state) => refusals.record({ status: 0, reason: `connection closed to make room for a new one (it was ${state === 'handshake' ? 'in its TLS handshake' : state === 'idle' ? 'idle' : 'slow to send its request'}): ${limits.maxConnections} connections open` }),
-    );
-    if (!tracked) {
-      refusals.record({ status: 0, reason: `connection refused: ${limits.maxConnections} connections open, all with requests in progress`, ...remote });
-      raw.destroy();
-      return;
-    }
-    const entry = Object.assign(link, { tracked });
-    byPeer.set(key, entry);
-    raw.once('close', () => {
-      tracked.closed();
-      if (byPeer.get(key) === entry) byPeer.delete(key);
-    });
-  });
-  server.on('secureConnection', (s: Socket) => {
-    const entry = byPeer.get(peer(s));
-    if (!entry) return;
-    entry.secure = s;
-    bySocket.set(s, entry.tracked);
-    s.once('close', () => entry.tracked.closed());
-    entry.tracked.secured();
+  // The connection cap (shared-io/listener-connections.ts): a full table closes the connection least likely to be
+  // the API server's to make room, rather than refusing the newcomer. Pipelined reviews are answered in turn.
+  guardListenerConnections(server, {
+    max: limits.maxConnections,
+    busyGraceMs: limits.busyGraceMs,
+    clock,
+    tls: true,
+    allowPipelining: true,
+    onRefused: (reason, { state, remote }) => {
+      if (reason === 'evicted') {
+        refusals.record({ status: 0, reason: `connection closed to make room for a new one (it was ${state === 'handshake' ? 'in its TLS handshake' : state === 'idle' ? 'idle' : 'slow to send its request'}): ${limits.maxConnections} connections open` });
+      } else if (reason === 'over_cap') {
+        refusals.record({ status: 0, reason: `connection refused: ${limits.maxConnections} connections open, all with requests in progress`, ...(remote ? { remote } : {}) });
+      }
+    },
   });
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) =>
     refusals.record({ status: 0, reason: `TLS handshake failed: ${err.code ?? err.message}`, ...(socket.remoteAddress ? { remote: socket.remoteAddress } : {}) }),

@@ -1,13 +1,14 @@
-// The webhook's connection cap, failing the way a good proxy does (audit 5, N1): a full table makes room for a
-// newcomer by closing the connection least likely to be the API server's, rather than refusing the newcomer. With a
-// first-come cap, 256 connections that never sent a ClientHello (or idle TLS ones), reopened as they were closed,
-// kept every review out. The API server opens a connection, completes its handshake within milliseconds and sends
-// its review at once, so what is closed first is, oldest first:
+// A listener's connection cap, failing the way a good proxy does: a full table makes room for a newcomer by
+// closing the connection least likely to be a real client's, rather than refusing the newcomer. With a first-come
+// cap, connections that never sent a ClientHello (or idle ones), reopened as they were closed, kept every real
+// client out (the injector's webhook, audit 5 N1; the admin listeners and the bundle endpoint, audit 6). A real
+// client completes its handshake within milliseconds and sends its request at once, so what is closed first is,
+// oldest first:
 //   1. a connection whose TLS handshake has not completed;
 //   2. else an idle one: handshake done, no request in progress (keep-alive, or headers not yet complete);
 //   3. else one whose request has been in progress for longer than `busyGraceMs` (a slow sender).
 // Only when every connection is a request younger than the grace is the newcomer closed instead.
-import type { Clock } from '../../../common/clock.js';
+import type { Clock } from '../common/clock.js';
 
 export type ConnectionState = 'handshake' | 'idle' | 'busy';
 

@@ -2,8 +2,8 @@
 // be the API server's is closed for it: the oldest still in its TLS handshake, else the oldest idle one, else the
 // oldest request in progress past the grace; the newcomer is refused only when every connection is a young request.
 import { describe, expect, test } from 'vitest';
-import { ConnectionTable, type ConnectionState } from '../../../../control-plane/src/injector/connection-table.js';
-import { FakeTime } from '../../../helpers/fake-time.js';
+import { ConnectionTable, type ConnectionState } from '../../../shared-io/connection-table.js';
+import { FakeTime } from '../../helpers/fake-time.js';
 
 function setup(max = 3, busyGraceMs = 1_000) {
   const time = new FakeTime();
