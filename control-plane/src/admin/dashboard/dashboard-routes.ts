@@ -2,11 +2,11 @@
 // its script, style and icon under /dashboard/), GET /api/fleet (the fleet view as JSON) and GET /api/events (the
 // same view streamed as Server-Sent Events when it changes). Read-only: GET and HEAD only. Everything is served
 // from this process (no network at run time), under a Content-Security-Policy of 'self' with no inline script.
-// The admin listener has no authentication of its own, so by default only loopback peers with a loopback or
-// IP-literal Host header are served (kubectl port-forward arrives that way; the Host check keeps a web page that
-// rebinds its own name to 127.0.0.1 from reading the fleet).
+// The admin listener has no authentication of its own, so by default only loopback peers are served (kubectl
+// port-forward arrives that way); the listener itself answers only requests addressed to an IP or localhost, which
+// keeps a web page that rebinds its own name to 127.0.0.1 from reading the fleet (shared-io/local-request.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { isLocalHost, isLoopbackPeer } from '../../../../shared-io/local-request.js';
+import { isLoopbackPeer } from '../../../../shared-io/local-request.js';
 import type { Timers } from '../../../../shared-io/timers.js';
 import type { ChangeFeed, ChangeTopic } from '../../store/store-contract.js';
 import { APP_JS } from './assets/app-js.js';
@@ -94,7 +94,7 @@ export function dashboardRoutes(deps: DashboardDeps): DashboardRoutes {
         send(res, 405, 'text/plain; charset=utf-8', 'method not allowed: the dashboard is read-only\n');
         return true;
       }
-      if (!deps.allowRemote && (!isLoopbackPeer(req.socket.remoteAddress) || !isLocalHost(req.headers.host))) {
+      if (!deps.allowRemote && !isLoopbackPeer(req.socket.remoteAddress)) {
         send(res, 403, 'text/plain; charset=utf-8', 'the dashboard answers loopback only: open it on the control plane host, or through kubectl port-forward\n');
         return true;
       }
