@@ -3,10 +3,10 @@
 // identity, balanced over both api replicas; denied api → web); Ctrl-C drains and stops everything; a second run
 // reuses the CA.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { holdDefaultPorts } from '../helpers/default-ports-lock.js';
+import { freeLowPorts, freePort } from '../helpers/free-port.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
@@ -153,7 +153,7 @@ test('tessera up: the printed commands show the mesh working, Ctrl-C stops clean
 
 test('tessera up --config mesh.yaml runs a user topology: own app command with replicas, own policies', async () => {
   // Two replicas of the user's own app: the first gets appPort, the second appPort + 1, each through PORT.
-  const port = await freePortPair();
+  const port = await freeLowPorts(2);
   const meshDir = join(dir, 'mesh');
   await mkdir(join(meshDir, 'policies'), { recursive: true });
   const app = `require('http').createServer((q, s) => s.end(process.env.TESSERA_REPLICA + ' saw ' + q.headers['x-forwarded-client-cert'])).listen(Number(process.env.PORT), '127.0.0.1')`;
@@ -179,28 +179,3 @@ test('tessera up --config mesh.yaml runs a user topology: own app command with r
   await expect(fetch(`http://127.0.0.1:${port}/`)).rejects.toThrow();
   await expect(fetch(`http://127.0.0.1:${port + 1}/`)).rejects.toThrow();
 }, 120_000);
-
-/** A port free a moment ago whose next port was free too. */
-async function freePortPair(): Promise<number> {
-  for (;;) {
-    const p = await freePort();
-    if (p < 65535 && (await portFree(p + 1))) return p;
-  }
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}

@@ -1,32 +1,31 @@
 // A loopback TCP port that was free a moment ago, for a process that must come back on the same port after a
-// restart (port 0 would give it another one).
-import { type AddressInfo, createServer } from 'node:net';
-import { MOVED_LOW, movedHigh, tryListen } from '../../cli/up/ports.js';
+// restart (port 0 would give it another one). Ports are chosen below the kernel's ephemeral range (where
+// `tessera up` moves ports, cli/up/ports.ts): a port from listen(0) is in that range, where any outgoing connection
+// of a parallel test may take it as its source port before the part binds it (a CI run lost a control-plane
+// replica's start to EADDRINUSE that way).
+import { createServer } from 'node:net';
+import { MOVED_LOW, movedHigh } from '../../cli/up/ports.js';
 
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((resolve, reject) => {
+function tryListenOn(port: number, host: string): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.on('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as AddressInfo;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
   });
 }
 
-/**
- * The first of `count` consecutive free ports below the kernel's ephemeral range (where `tessera up` moves ports,
- * cli/up/ports.ts), for a part that binds them later (`tessera up` apps: replica i listens on appPort + i). A port
- * from listen(0) would be in the ephemeral range, where any outgoing connection may take it as its source port
- * before the part binds it.
- */
-export async function freeLowPorts(count: number): Promise<number> {
+/** The first of `count` consecutive ports free on `host` right now, below the ephemeral range. */
+export async function freeLowPorts(count: number, host = '127.0.0.1'): Promise<number> {
   const high = movedHigh();
   for (let attempt = 0; attempt < 200; attempt++) {
     const base = MOVED_LOW + Math.floor(Math.random() * (high - MOVED_LOW - count));
     let all = true;
-    for (let i = 0; i < count && all; i++) all = (await tryListen(base + i)) === base + i;
+    for (let i = 0; i < count && all; i++) all = await tryListenOn(base + i, host);
     if (all) return base;
   }
-  throw new Error(`no ${count} consecutive free ports below the ephemeral range`);
+  throw new Error(`no ${count} consecutive free ports on ${host} below the ephemeral range`);
+}
+
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return freeLowPorts(1, host);
 }

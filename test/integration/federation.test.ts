@@ -6,26 +6,27 @@
 // starts serving another domain's bundle is refused by code, counted, and its last good bundle is kept. A JWT-SVID
 // minted in one domain validates through the other domain's Workload API; forgeries with b's kid, an unknown kid,
 // or a's own real key for a b.test subject are refused by code and counted.
-import { readFile, writeFile } from 'node:fs/promises';
-import { mkdir } from 'node:fs/promises';
-import { type Server, createServer } from 'node:http';
+
+import { createPrivateKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer, request as httpsRequest } from 'node:https';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeCertificates } from '../../common/pki/pem.js';
 import { spiffeBundleDocument } from '../../common/spiffe/spiffe-bundle.js';
 import { fingerprintOf } from '../../common/spiffe/trust-bundle.js';
-import { X509Certificate, createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import * as grpc from '@grpc/grpc-js';
-import { SignJWT } from 'jose';
 import { type RunningControlPlane, startControlPlaneProcess } from '../helpers/control-plane.js';
-import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { freePort } from '../helpers/free-port.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
+import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
-import { type WorkloadApi, connectWorkloadApi, workloadMetadata } from '../helpers/workload-api-client.js';
+import { connectWorkloadApi, type WorkloadApi, workloadMetadata } from '../helpers/workload-api-client.js';
 
 const WEB = 'spiffe://a.test/ns/default/sa/web';
 const API = 'spiffe://b.test/ns/default/sa/api';
@@ -42,14 +43,6 @@ let cServes = '';
 let cCa: TestCa;
 let wlWeb: WorkloadApi;
 let wlApi: WorkloadApi;
-
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const s = createNetServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
 
 interface Certs {
   serial: string;

@@ -3,10 +3,11 @@
 // expiry with a short TTL without dropping the open connection, and survive a control-plane restart.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo, } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type RunningControlPlane, startControlPlaneProcess, TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { freePort } from '../helpers/free-port.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
@@ -48,12 +49,7 @@ beforeAll(async () => {
   await mkdir(cpDir, { recursive: true });
   await writeControlPlaneConfig(cpDir);
   // A fixed port, so the control plane comes back where the proxies look for it after a restart.
-  const port = await new Promise<number>((resolve) => {
-    const s = createNetServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const cfg = join(cpDir, 'cp-fixed.yaml');
   await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, backdate: 5s }', ''].join('\n'));
   await writeFile(join(cpDir, 'policies', 'api.yaml'), allow('api-allow-web', ['GET']));
