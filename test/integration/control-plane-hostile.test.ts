@@ -347,6 +347,8 @@ describe('malformed requests', () => {
     const svid = { keyPem: privateKeyPem(key), chainPem: enrolled.res!.svid_chain.map((d: Buffer) => encodePem('CERTIFICATE', d)).join('') };
     const jwtRefusedBefore = await tooLargeCount('tessera_jwt_svid_refusals_total');
     const registrationsRefusedBefore = await tooLargeCount('tessera_cp_registrations_refused_total');
+    const watchRefused = async (service: string) => sumSeries(await (await fetch(`http://${cp.admin}/metrics`)).text(), 'tessera_watch_refusals_total', { service, code: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE' });
+    const watchRefusedBefore = { config: await watchRefused('config'), discovery: await watchRefused('discovery') };
     for (const size of [100 * 1024, 300 * 1024, 2 << 20]) {
       const body = Buffer.alloc(size, 0x30);
       for (const path of [SIGN_SVID_PATH, MINT_JWT_SVID_PATH, TPM_CHALLENGE_PATH, REPORT_PATH, WATCH_PATH, DISCOVERY_WATCH_PATH, DISCOVERY_REGISTER_PATH]) {
@@ -360,6 +362,9 @@ describe('malformed requests', () => {
     // Discovery/Register too: audited and counted (it was neither).
     expect((await audit()).filter((l) => l['event'] === 'discovery.register_refused' && l['code'] === 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toHaveLength(3);
     expect((await tooLargeCount('tessera_cp_registrations_refused_total')) - registrationsRefusedBefore).toBe(3);
+    // Config/Watch and Discovery/Watch: counted by their code too (they were only audited).
+    expect((await watchRefused('config')) - watchRefusedBefore.config).toBe(3);
+    expect((await watchRefused('discovery')) - watchRefusedBefore.discovery).toBe(3);
     await expectStillServing();
   });
 });

@@ -391,6 +391,8 @@ describe('revocation', () => {
     expect(has((e) => e['event'] === 'svid.refused' && e['code'] === 'TESSERA_ERR_REVOCATION_ID_BANNED' && e['spiffeId'] === CLI)).toBe(true);
     expect(has((e) => e['event'] === 'svid.refused' && e['code'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED')).toBe(true);
     expect(has((e) => e['event'] === 'config.watch_refused' && e['code'] === 'TESSERA_ERR_REVOCATION_ID_BANNED')).toBe(true);
+    // Counted by its code, not as an attestation failure: the caller's SVID was good, its ID banned.
+    expect(sumSeries(await (await fetch(`http://${cp.admin}/metrics`)).text(), 'tessera_watch_refusals_total', { service: 'config', code: 'TESSERA_ERR_REVOCATION_ID_BANNED' })).toBeGreaterThanOrEqual(1);
     expect(has((e) => e['event'] === 'token.revoked' && e['reason'] === 'pasted in a ticket')).toBe(true);
     expect(has((e) => e['event'] === 'svid.refused' && e['code'] === 'TESSERA_ERR_ATTESTATION_TOKEN_REVOKED')).toBe(true);
   });

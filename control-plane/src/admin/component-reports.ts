@@ -12,6 +12,7 @@ import type { IssuanceMetrics } from '../issuance/issuer.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { AuditLog } from '../store/store-contract.js';
 import type { ControlPlaneMetrics } from './metrics.js';
+import { refusedCall } from './refused-call.js';
 
 /** Federated bundles accepted and refused, by trust domain (and code). */
 export function federationReports(metrics: ControlPlaneMetrics): { onAccepted: (d: string) => void; onRefused: (d: string, code: string) => void } {
@@ -52,10 +53,7 @@ export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, 
     onWatchers: (n) => metrics.configWatchers.set(n),
     onVersion: (v) => metrics.snapshotVersion.set(v),
     onSent: () => metrics.snapshotsSent.inc(),
-    onRefused: (code, caller, reason) => {
-      metrics.attestationFailures.inc({ reason: attestationFailureReason(code) });
-      audit.record(clock.nowMs(), { event: 'config.watch_refused', result: 'refused', code, caller, ...(reason ? { reason } : {}) });
-    },
+    onRefused: refusedCall('config.watch_refused', metrics, audit, clock, 'config'),
   };
 }
 

@@ -3,13 +3,13 @@
 // failing sources (counted and logged). main.ts only wires these.
 import type { Clock } from '../../../common/clock.js';
 import type { TesseraError } from '../../../common/errors.js';
-import { attestationFailureReason } from '../attestation/attested-identity.js';
 import type { DiscoveryHubOptions } from '../discovery/discovery-watch.js';
 import type { RegistrationHubOptions, RegistrationRefused } from '../discovery/registration-service.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { AuditLog } from '../store/store-contract.js';
 import type { ControlPlaneMetrics } from './metrics.js';
+import { refusedCall } from './refused-call.js';
 
 /** Distinct service label values before the rest are counted under "other". */
 export const MAX_SERVICE_LABELS = 200;
@@ -33,16 +33,8 @@ export function registryGauge(metrics: ControlPlaneMetrics): (registry: Pick<Ser
   };
 }
 
-/** A streaming call refused before it started (bad SVID, banned caller, bad request): counted and audited. */
-function refusedCall(event: string, metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): (code: string, caller: string, detail: string | undefined) => void {
-  return (code, caller, detail) => {
-    if (code.startsWith('TESSERA_ERR_ATTESTATION_')) metrics.attestationFailures.inc({ reason: attestationFailureReason(code) });
-    audit.record(clock.nowMs(), { event, result: 'refused', code, caller, ...(detail ? { reason: detail.slice(0, 200) } : {}) });
-  };
-}
-
 export function discoveryWatchReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<DiscoveryHubOptions, 'onWatchers' | 'onRefused'> {
-  return { onWatchers: (n) => metrics.discoveryWatchers.set(n), onRefused: refusedCall('discovery.watch_refused', metrics, audit, clock) };
+  return { onWatchers: (n) => metrics.discoveryWatchers.set(n), onRefused: refusedCall('discovery.watch_refused', metrics, audit, clock, 'discovery') };
 }
 
 export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<RegistrationHubOptions, 'onRefused' | 'onRegistrationRefused'> {

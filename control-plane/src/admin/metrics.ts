@@ -29,6 +29,7 @@ export interface ControlPlaneMetrics {
   readonly registryEndpoints: Gauge<'service' | 'source'>;
   readonly discoveryWatchers: Gauge;
   readonly registrationsRefused: Counter<'code'>;
+  readonly watchRefusals: Counter<'service' | 'code'>;
   readonly discoverySourceErrors: Counter<'source'>;
 }
 
@@ -69,6 +70,8 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     // service: the first 200 service names seen, then "other" (component-reports.ts keeps the cap).
     registryEndpoints: new Gauge({ name: 'tessera_cp_registry_endpoints', help: 'Endpoints in the service registry, by service and source (self|kubernetes|static)', labelNames: ['service', 'source'], registers }),
     discoveryWatchers: new Gauge({ name: 'tessera_cp_discovery_watchers', help: 'Connected Discovery/Watch streams', registers }),
+    // code: the stable codes a stream can be refused with (errors.ts), a fixed set.
+    watchRefusals: new Counter({ name: 'tessera_watch_refusals_total', help: 'Config/Watch and Discovery/Watch streams refused before they started, by service (config|discovery) and stable error code', labelNames: ['service', 'code'], registers }),
     registrationsRefused: new Counter({ name: 'tessera_cp_registrations_refused_total', help: 'Self-registrations refused, by stable error code', labelNames: ['code'], registers }),
     discoverySourceErrors: new Counter({ name: 'tessera_cp_discovery_source_errors_total', help: 'Endpoint source reads that failed (its last view kept), by source', labelNames: ['source'], registers }),
   };
