@@ -23,13 +23,17 @@ export interface BenchControlPlane {
 }
 
 /** `tessera control-plane` with join tokens and a policies directory (each entry: file name → policy YAML). */
-export async function startBenchControlPlane(env: TopologyEnv, policies: Readonly<Record<string, string>>): Promise<BenchControlPlane> {
+/** `serviceIdentities`: who may register which service (the control plane's discovery.serviceIdentities). */
+export async function startBenchControlPlane(env: TopologyEnv, policies: Readonly<Record<string, string>>, serviceIdentities: Readonly<Record<string, readonly string[]>> = {}): Promise<BenchControlPlane> {
   const dir = join(env.workDir, 'control-plane');
   const policiesDir = join(dir, 'policies');
   await mkdir(policiesDir, { recursive: true });
   for (const [file, text] of Object.entries(policies)) await writeFile(join(policiesDir, file), text);
   const dataDir = join(dir, 'data');
-  const config = [`trustDomain: ${MESH_TRUST_DOMAIN}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'logLevel: warn', 'attestors: { joinToken: { enabled: true } }', 'policies: { dir: ./policies }', ''];
+  const config = [`trustDomain: ${MESH_TRUST_DOMAIN}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'logLevel: warn', 'attestors: { joinToken: { enabled: true } }', 'policies: { dir: ./policies }'];
+  const listed = Object.entries(serviceIdentities);
+  if (listed.length > 0) config.push(`discovery: { serviceIdentities: { ${listed.map(([service, ids]) => `${service}: [${ids.join(', ')}]`).join(', ')} } }`);
+  config.push('');
   await writeFile(join(dir, 'cp.yaml'), config.join('\n'));
   const p = await env.group.start({ name: 'control-plane', command: process.execPath, args: [env.tesseraCli, 'control-plane', '--config', join(dir, 'cp.yaml')], cwd: dir, ready: { line: /tessera control-plane: ready/ } });
   const m = /tessera control-plane: grpc (\S+)/.exec(await readFile(p.logFile!, 'utf8'));

@@ -128,7 +128,12 @@ async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
     const load = { ...opts, rateRps: offeredRps };
     const clk = ctx.clockTicksPerSecond;
     opts.progress(0, 'starting the control plane, 3 replicas and 2 callers');
-    const cp = await startBenchControlPlane(ctx.env, { 'api-allow-client.yaml': allowPolicyYaml(API_ID, CALLER_ID), 'api-solo-allow-client.yaml': allowPolicyYaml(SOLO_ID, CALLER_ID, 'bench-allow-client-solo') });
+    const cp = await startBenchControlPlane(
+      ctx.env,
+      { 'api-allow-client.yaml': allowPolicyYaml(API_ID, CALLER_ID), 'api-solo-allow-client.yaml': allowPolicyYaml(SOLO_ID, CALLER_ID, 'bench-allow-client-solo') },
+      // The replicas are in namespace bench: their services are listed, not read from the names.
+      { [SERVICE]: [API_ID], [SOLO_SERVICE]: [SOLO_ID] },
+    );
     const replicas: ReplicaHandle[] = [];
     for (let i = 1; i <= REPLICAS; i++) replicas.push(await startReplica(ctx.env, cp, SERVICE, i));
     const solo = await startReplica(ctx.env, cp, SOLO_SERVICE, REPLICAS + 1);

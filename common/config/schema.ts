@@ -59,4 +59,7 @@ export interface ObjectSchema extends Base {
 export interface MapSchema extends Base {
   readonly type: 'map';
   readonly values: Schema;
+  /** Why a key is not acceptable, or null (reported at the key's line like any other problem). */
+  readonly keyCheck?: (key: string) => string | null;
+  readonly maxKeys?: number;
 }

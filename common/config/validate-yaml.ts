@@ -49,11 +49,17 @@ class Walker {
       case 'map': {
         if (!isMap(node)) return this.problem(node, key, 'must be a mapping');
         const out: Record<string, unknown> = {};
+        if (schema.maxKeys !== undefined && node.items.length > schema.maxKeys) this.problem(node, key, `takes at most ${schema.maxKeys} key(s)`);
         for (const pair of node.items) {
           const k = isScalar(pair.key) ? String(pair.key.value) : '';
           // Assigned, "__proto__" would set the object's prototype rather than be a key.
           if (k === '__proto__') {
             this.problem(pair.key as Node, key ? `${key}.${k}` : k, 'is not a usable name');
+            continue;
+          }
+          const bad = schema.keyCheck?.(k);
+          if (bad) {
+            this.problem(pair.key as Node, key ? `${key}.${k}` : k, bad);
             continue;
           }
           out[k] = this.value(pair.value as Node, schema.values, key ? `${key}.${k}` : k);

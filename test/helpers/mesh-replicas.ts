@@ -214,7 +214,9 @@ export class Mesh {
    */
   static async start(dir: string, opts: MeshOptions): Promise<Mesh> {
     const cpDir = join(dir, 'cp');
-    const cfg = await writeControlPlaneConfig(cpDir, 'discovery: { staticFile: ./static-endpoints.yaml }', `127.0.0.1:${await freePort()}`);
+    // api's replicas serve api (theirs by name) and, as listed, the h2 and tcp services.
+    const identities = `{ ${SERVICE_H2}: [${API_ID}], ${SERVICE_TCP}: [${API_ID}] }`;
+    const cfg = await writeControlPlaneConfig(cpDir, `discovery: { staticFile: ./static-endpoints.yaml, serviceIdentities: ${identities} }`, `127.0.0.1:${await freePort()}`);
     await writeFile(join(cpDir, 'static-endpoints.yaml'), 'services: {}\n');
     await writeFile(
       join(cpDir, 'policies', 'api.yaml'),

@@ -76,7 +76,10 @@ beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   staticFile = join(dir, 'endpoints.yaml');
   await writeFile(staticFile, `services:\n  db:\n    - { address: 127.0.0.9:5432, spiffeId: ${DB}, protocol: tcp }\n`);
-  const config = await writeControlPlaneConfig(dir, `discovery: { staticFile: ./endpoints.yaml, registrationGrace: ${GRACE_MS / 1000}s }`);
+  // The test services api registers are listed as its own; api.default and web follow the naming rule; api may
+  // also serve db, whose static endpoint is DB's.
+  const identities = `{ api.other: [${API}], api.many: [${API}], api.gone: [${API}], api.kept: [${API}], web.many: [${WEB}], db: [${DB}, ${API}] }`;
+  const config = await writeControlPlaneConfig(dir, `discovery: { staticFile: ./endpoints.yaml, registrationGrace: ${GRACE_MS / 1000}s, serviceIdentities: ${identities} }`);
   cp = await startControlPlaneProcess(dir, config);
   bundlePem = await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8');
   api = await fetchSvid(API, 'api');
@@ -141,6 +144,43 @@ describe('Discovery/Watch and Register', () => {
       expect(text).toMatch(/tessera_cp_registrations_refused_total\{code="TESSERA_ERR_DISCOVERY_BAD_ENDPOINT"\} 1/);
     } finally {
       reg.end();
+    }
+  });
+
+  test('a service the caller may not serve is refused, counted and audited; a source keeps its address from a self-registration', async () => {
+    const reg = register(api);
+    const asWeb = register(web);
+    try {
+      // api.default is api's by its name; web.default (web's) and web.many (listed for web) are not api's.
+      const answer = await reg.send([
+        { service: 'api.default', endpoint: ep('127.0.0.5:15016', API) },
+        { service: 'web.default', endpoint: ep('127.0.0.5:15017', API) },
+        { service: 'web.many', endpoint: ep('127.0.0.5:15018', API) },
+        // Listed as api's too, but the static file gives this address to db's own ID: the file wins.
+        { service: 'db', endpoint: ep('127.0.0.9:5432', API) },
+      ]);
+      expect(answer.accepted.map((a) => a.service)).toEqual(['api.default', 'db']);
+      expect(answer.refused.map((r) => [r.service, r.code])).toEqual([
+        ['web.default', 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED'],
+        ['web.many', 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED'],
+      ]);
+      // web cannot join api's service either.
+      expect((await asWeb.send([{ service: 'api.default', endpoint: ep('127.0.0.6:15016', WEB) }])).refused.map((r) => r.code)).toEqual(['TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED']);
+      const audit = (await readFile(join(cp.dataDir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+      const lines = audit.filter((a) => a['event'] === 'registration.refused' && a['code'] === 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED');
+      expect(lines.map((l) => [l['spiffeId'], l['service']])).toEqual([
+        [API, 'web.default'],
+        [API, 'web.many'],
+        [WEB, 'api.default'],
+      ]);
+      expect(await metrics()).toMatch(/tessera_cp_registrations_refused_total\{code="TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED"\} 3/);
+      const endpoints = async () => (await (await fetch(`http://${cp.admin}/endpoints`)).json()) as Record<string, { address: string; spiffeId: string; source: string }[]>;
+      await until('api.default registered', async () => (await endpoints())['api.default']?.length === 1, 10_000, 50);
+      expect((await endpoints())['db']?.map((e) => `${e.address} ${e.spiffeId} ${e.source}`)).toEqual([`127.0.0.9:5432 ${DB} static`]);
+      expect((await endpoints())['web.default']).toBeUndefined();
+    } finally {
+      reg.end();
+      asWeb.end();
     }
   });
 

@@ -47,8 +47,9 @@ export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLo
     },
     onRegistrationRefused: (r: RegistrationRefused) => {
       metrics.registrationsRefused.inc({ code: r.code });
-      // Naming another workload's ID is an attempt to draw its traffic: always on the record.
-      if (r.code === 'TESSERA_ERR_DISCOVERY_NOT_YOUR_ID') {
+      // Naming another workload's ID, or a service this one may not serve, is an attempt to draw traffic that is
+      // not its own: always on the record.
+      if (r.code === 'TESSERA_ERR_DISCOVERY_NOT_YOUR_ID' || r.code === 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED') {
         audit.record(clock.nowMs(), { event: 'registration.refused', result: 'refused', code: r.code, spiffeId: r.caller, caller: r.peer, claimed: r.claimed, service: r.service, address: r.address });
       }
     },

@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { isTesseraError, TesseraError } from '../../../common/errors.js';
+import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
@@ -92,6 +93,13 @@ export const controlPlaneSchema: ObjectSchema = {
       properties: {
         staticFile: { type: 'string', minLength: 1, description: 'YAML file of endpoints outside the mesh (services: { NAME: [ { address, spiffeId, ... } ] }), watched' },
         registrationGrace: { type: 'duration', default: '10s', min: 0, max: HOUR, description: 'How long self-registrations outlive their Register call (and a restart)' },
+        serviceIdentities: {
+          type: 'map',
+          maxKeys: 1000,
+          keyCheck: (k) => (isServiceName(k) ? null : 'is not a service name ([a-z0-9.-]+, at most 253 characters)'),
+          description: 'Service name → the SPIFFE ID patterns that may register its endpoints (Discovery/Register); a service not listed may be registered only by spiffe://<td>/ns/<ns|default>/sa/<name> for <name>[.<ns>]',
+          values: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', format: 'id-pattern' } },
+        },
         kubernetes: KUBERNETES_DISCOVERY_SCHEMA,
       },
     },
@@ -137,6 +145,8 @@ export interface ControlPlaneConfig {
 export interface DiscoverySettings {
   readonly staticFile?: string;
   readonly registrationGraceMs: number;
+  /** Service → the SPIFFE ID patterns that may self-register it (others follow the naming rule, service-identities.ts). */
+  readonly serviceIdentities: Readonly<Record<string, readonly string[]>>;
   /** Present only when `discovery.kubernetes.enabled` is true. */
   readonly kubernetes?: KubernetesDiscoveryConfig;
 }
@@ -158,7 +168,7 @@ interface Raw {
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
   federation?: FederationInput;
-  discovery?: { staticFile?: string; registrationGrace?: number; kubernetes?: KubernetesDiscoveryInput };
+  discovery?: { staticFile?: string; registrationGrace?: number; serviceIdentities?: Record<string, string[]>; kubernetes?: KubernetesDiscoveryInput };
   store?: StoreInput;
 }
 
@@ -265,6 +275,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     discovery: {
       ...(raw.discovery?.staticFile ? { staticFile: resolve(base, raw.discovery.staticFile) } : {}),
       registrationGraceMs: raw.discovery?.registrationGrace ?? 10_000,
+      serviceIdentities: raw.discovery?.serviceIdentities ?? {},
       ...(k8sDiscovery ? { kubernetes: k8sDiscovery } : {}),
     },
   });

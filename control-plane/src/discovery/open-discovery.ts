@@ -17,6 +17,7 @@ import { DiscoveryHub } from './discovery-watch.js';
 import type { EndpointSource } from './endpoint-source.js';
 import { KubernetesEndpointsSource } from './kubernetes-endpoints-source.js';
 import { RegistrationHub } from './registration-service.js';
+import { serviceIdentityRule } from './service-identities.js';
 import { ServiceRegistry } from './service-registry.js';
 import { StaticEndpointsSource } from './static-endpoints-source.js';
 
@@ -49,7 +50,9 @@ export interface RunningDiscovery {
 
 export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDeps): Promise<RunningDiscovery> {
   const { clock, timers, log, metrics, audit } = deps;
+  const mayServe = serviceIdentityRule(deps.trustDomain, config.serviceIdentities);
   const registry = await ServiceRegistry.open({
+    mayServe,
     clock,
     timers,
     nextVersion: () => deps.meta.increment('discovery.version'),
@@ -68,7 +71,7 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
   if (config.kubernetes) sources.push(new KubernetesEndpointsSource({ config: config.kubernetes, trustDomain: deps.trustDomain, log, timers, clock }));
   const caller = { svids: deps.svids, peerChain: deps.peerChain, admit: deps.admit };
   const watch = new DiscoveryHub({ registry, clock, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
-  const register = new RegistrationHub({ registry, clock, ...caller, ...registrationReports(metrics, audit, clock) });
+  const register = new RegistrationHub({ registry, clock, mayServe, ...caller, ...registrationReports(metrics, audit, clock) });
   for (const s of sources) s.start((view) => registry.setSourceView(s.name, view));
   return {
     registry,

@@ -1,6 +1,7 @@
 // tessera.discovery.v1.Discovery/Register: a proxy registers its own inbound listeners for as long as the call is
-// open. Each request is the caller's complete set; an endpoint naming any SPIFFE ID but the caller's proven one is
-// refused (and audited), a malformed one refused; the registry keeps them for a grace after the call ends.
+// open. Each request is the caller's complete set; an endpoint naming any SPIFFE ID but the caller's proven one, or
+// a service that ID may not serve, is refused (and audited), a malformed one refused; the registry keeps them for a
+// grace after the call ends.
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
@@ -10,6 +11,7 @@ import { endpointAddress, endpointFromWire, endpointToWire, isServiceName, type 
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { RejectedMessage } from '../api/guarded-service.js';
 import { authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import type { MayServe } from './service-identities.js';
 import type { Registration, RegistrationSession, ServiceRegistry } from './service-registry.js';
 
 /** Most registrations one call may hold (a proxy has a handful of inbound listeners). */
@@ -36,7 +38,9 @@ export interface RegistrationHubOptions extends StreamCallerDeps {
   readonly clock: Clock;
   readonly maxRegistrations?: number;
   readonly maxRegistrationsPerId?: number;
-  /** Each refused registration (counted; NOT_YOUR_ID audited). */
+  /** Which services the caller may serve (service-identities.ts). */
+  readonly mayServe: MayServe;
+  /** Each refused registration (counted; NOT_YOUR_ID and SERVICE_NOT_ALLOWED audited). */
   readonly onRegistrationRefused?: (r: RegistrationRefused) => void;
 }
 
@@ -121,6 +125,11 @@ export class RegistrationHub {
       // An endpoint registers itself, never another workload.
       if (r.endpoint.spiffe_id !== c.spiffeId) {
         refuse('TESSERA_ERR_DISCOVERY_NOT_YOUR_ID', String(r.endpoint.spiffe_id ?? ''));
+        continue;
+      }
+      // And only for a service its ID may serve: proving who it is says nothing of which traffic it may draw.
+      if (!this.#o.mayServe(service, c.spiffeId)) {
+        refuse('TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED');
         continue;
       }
       let endpoint: ServiceEndpoint;

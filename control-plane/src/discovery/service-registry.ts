@@ -11,6 +11,7 @@ import type { Clock } from '../../../common/clock.js';
 import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { SourceView } from './endpoint-source.js';
+import type { MayServe } from './service-identities.js';
 
 export interface Registration {
   readonly service: string;
@@ -56,6 +57,11 @@ export interface ServiceRegistryOptions {
   /** How often the owned sessions' heartbeat is written (default: a third of the grace, at least MIN_HEARTBEAT_MS). */
   readonly heartbeatMs?: number;
   readonly persistence?: RegistrationPersistence;
+  /**
+   * Which services an ID may serve: a stored registration the rule does not allow (another replica's, or one kept
+   * from before the rule changed) is not served. Absent: every registration is.
+   */
+  readonly mayServe?: MayServe;
   /** A persistence read or write failed: the registry goes on in memory. */
   readonly onPersistError?: (e: unknown) => void;
   /** A save, remove or sweep changed what is stored (so other replicas may be told). */
@@ -94,8 +100,23 @@ interface Session {
 type Subscriber = (changed: ReadonlySet<string>, version: number) => void;
 
 // Which endpoint wins when two report the same address for a service: a live self-registration (the endpoint says
-// so itself now), then the sources, then a self-registration that is only remembered.
+// so itself now), then the sources, then a self-registration that is only remembered. But where a source (the
+// operator's word) names another SPIFFE ID for the address than a self-registration does, the source wins: a
+// workload must not put its ID on an endpoint the operator knows as another's (callers would refuse the real one).
 const RANK = { live: 0, kubernetes: 1, static: 2, lingering: 3 } as const;
+
+interface Offer {
+  readonly rank: number;
+  readonly seq: number;
+  readonly fromSource: boolean;
+  readonly e: EndpointView;
+}
+
+/** Whether `next` takes the address from `cur` (service-registry's merge rule above). */
+function takesOver(cur: Offer, next: Offer): boolean {
+  if (cur.fromSource !== next.fromSource && cur.e.spiffeId !== next.e.spiffeId) return next.fromSource;
+  return next.rank < cur.rank || (next.rank === cur.rank && next.seq < cur.seq);
+}
 
 export class ServiceRegistry {
   readonly #o: ServiceRegistryOptions;
@@ -390,20 +411,24 @@ export class ServiceRegistry {
 
   /** Rebuilds service → endpoints; when any service changed, a new version and the subscribers are told which. */
   #recompute(): void {
-    const best = new Map<string, Map<string, { rank: number; seq: number; e: EndpointView }>>();
-    const offer = (service: string, e: ServiceEndpoint, rank: number, seq: number, confirmed: boolean) => {
-      const m = best.get(service) ?? new Map<string, { rank: number; seq: number; e: EndpointView }>();
+    const best = new Map<string, Map<string, Offer>>();
+    const offer = (service: string, e: ServiceEndpoint, rank: number, seq: number, confirmed: boolean, fromSource: boolean) => {
+      const m = best.get(service) ?? new Map<string, Offer>();
       best.set(service, m);
       const address = endpointAddress(e);
+      const next: Offer = { rank, seq, fromSource, e: { ...e, address, confirmed } };
       const cur = m.get(address);
-      if (cur && (cur.rank < rank || (cur.rank === rank && cur.seq <= seq))) return;
-      m.set(address, { rank, seq, e: { ...e, address, confirmed } });
+      if (!cur || takesOver(cur, next)) m.set(address, next);
     };
+    const mayServe = this.#o.mayServe;
     for (const s of this.#sessions.values()) {
-      for (const r of s.registrations) offer(r.service, r.endpoint, s.live ? RANK.live : RANK.lingering, s.seq, s.live);
+      for (const r of s.registrations) {
+        if (mayServe && !mayServe(r.service, r.endpoint.spiffeId)) continue;
+        offer(r.service, r.endpoint, s.live ? RANK.live : RANK.lingering, s.seq, s.live, false);
+      }
     }
     for (const [source, view] of this.#views) {
-      for (const [service, eps] of view) for (const e of eps) offer(service, { ...e, source }, RANK[source], 0, true);
+      for (const [service, eps] of view) for (const e of eps) offer(service, { ...e, source }, RANK[source], 0, true, true);
     }
     const merged = new Map<string, readonly EndpointView[]>();
     const keys = new Map<string, string>();

@@ -1,6 +1,8 @@
 // The service registry's core: merging self-registrations with source views, versions that only grow, per-service
 // change detection (told once the version is taken, in order), the grace after a call ends (fake time), take-over
 // by the same caller, persistence (writes queued in order) and following what other replicas stored.
+
+import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
 import { MIN_HEARTBEAT_MS, type RegistrationPersistence, ServiceRegistry } from '../../../../control-plane/src/discovery/service-registry.js';
@@ -9,7 +11,6 @@ import { SqliteRegistrationStore } from '../../../../control-plane/src/store/sql
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 import { until } from '../../../helpers/until.js';
-import { join } from 'node:path';
 
 const A = 'spiffe://example.org/ns/default/sa/api';
 const B = 'spiffe://example.org/ns/default/sa/other';
@@ -41,8 +42,8 @@ describe('ServiceRegistry', () => {
 
   test('the same address from two places is served once: live self-registration, then sources, then remembered', async () => {
     const { registry, time } = await setup();
-    registry.setSourceView('static', new Map([['api', [ep('127.0.0.2', 80, B, { source: 'static' })]]]));
-    registry.setSourceView('kubernetes', new Map([['api', [ep('127.0.0.2', 80, B, { source: 'kubernetes' })]]]));
+    registry.setSourceView('static', new Map([['api', [ep('127.0.0.2', 80, A, { source: 'static' })]]]));
+    registry.setSourceView('kubernetes', new Map([['api', [ep('127.0.0.2', 80, A, { source: 'kubernetes', zone: 'z1' })]]]));
     expect(addresses(registry, 'api')).toEqual(['127.0.0.2:80 kubernetes']);
     const s = registry.openSession(A);
     s.replace([{ service: 'api', endpoint: ep('127.0.0.2', 80) }]);
@@ -51,6 +52,33 @@ describe('ServiceRegistry', () => {
     expect(addresses(registry, 'api')).toEqual(['127.0.0.2:80 kubernetes']);
     time.advance(10_000);
     expect(addresses(registry, 'api')).toEqual(['127.0.0.2:80 kubernetes']);
+  });
+
+  test('a self-registration cannot put its ID on an address a source gives another ID: the source wins', async () => {
+    const { registry } = await setup();
+    registry.setSourceView('static', new Map([['api', [ep('127.0.0.2', 80, A, { source: 'static' })]]]));
+    // B (allowed to serve api here: no rule) registers A's address; callers would then expect B there and refuse A.
+    const s = registry.openSession(B);
+    s.replace([{ service: 'api', endpoint: ep('127.0.0.2', 80, B) }, { service: 'api', endpoint: ep('127.0.0.9', 80, B) }]);
+    expect(registry.endpoints('api').map((e) => `${e.address} ${e.spiffeId} ${e.source}`)).toEqual([`127.0.0.2:80 ${A} static`, `127.0.0.9:80 ${B} self`]);
+    // In whichever order the two arrive.
+    registry.setSourceView('static', new Map());
+    expect(registry.endpoints('api').map((e) => `${e.address} ${e.spiffeId}`)).toEqual([`127.0.0.2:80 ${B}`, `127.0.0.9:80 ${B}`]);
+    registry.setSourceView('kubernetes', new Map([['api', [ep('127.0.0.2', 80, A, { source: 'kubernetes' })]]]));
+    expect(registry.endpoints('api').map((e) => `${e.address} ${e.spiffeId} ${e.source}`)).toEqual([`127.0.0.2:80 ${A} kubernetes`, `127.0.0.9:80 ${B} self`]);
+  });
+
+  test('a registration the service rule does not allow is not served, whoever stored it', async () => {
+    const time = new FakeTime();
+    let counter = 0;
+    const mayServe = (service: string, id: string) => service !== 'api' || id === A;
+    const registry = await ServiceRegistry.open({ clock: time, timers: time, nextVersion: async () => ++counter, graceMs: 10_000, owner: 'cp-test', mayServe });
+    const a = registry.openSession(A);
+    a.replace([{ service: 'api', endpoint: ep('127.0.0.2', 80) }]);
+    const b = registry.openSession(B);
+    b.replace([{ service: 'api', endpoint: ep('127.0.0.3', 80, B) }, { service: 'other', endpoint: ep('127.0.0.3', 81, B) }]);
+    expect(addresses(registry, 'api')).toEqual(['127.0.0.2:80 self']);
+    expect(addresses(registry, 'other')).toEqual(['127.0.0.3:81 self']);
   });
 
   test('each change is one new, higher version naming only the services that changed', async () => {

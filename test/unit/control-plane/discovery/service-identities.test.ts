@@ -1,0 +1,70 @@
+// Who may self-register a service: a listed service only by the IDs its patterns match; any other by the workload
+// its name points at (<sa>[.<ns>[.svc…]] → spiffe://<td>/ns/<ns|default>/sa/<sa>).
+import { describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { parseControlPlaneConfig } from '../../../../control-plane/src/config/cp-config.js';
+import { conventionalId, serviceIdentityRule } from '../../../../control-plane/src/discovery/service-identities.js';
+
+const TD = TrustDomain.parse('example.org');
+const id = (ns: string, sa: string) => `spiffe://example.org/ns/${ns}/sa/${sa}`;
+
+describe('service identities', () => {
+  test.each([
+    ['api', id('default', 'api')],
+    ['api.payments', id('payments', 'api')],
+    ['api.payments.svc', id('payments', 'api')],
+    ['api.payments.svc.cluster.local', id('payments', 'api')],
+    ['api.payments.example.com', null],
+    ['a.b.c', null],
+  ])('%s is served by default by %s', (service, expected) => {
+    expect(conventionalId(TD, service)).toBe(expected);
+  });
+
+  test('an unlisted service: only the workload its name points at', () => {
+    const may = serviceIdentityRule(TD);
+    expect(may('api.payments', id('payments', 'api'))).toBe(true);
+    expect(may('api.payments', id('default', 'api'))).toBe(false);
+    expect(may('api.payments', id('payments', 'evil'))).toBe(false);
+    expect(may('api', id('default', 'api'))).toBe(true);
+    // The same path in another trust domain is another workload.
+    expect(may('api', 'spiffe://other.org/ns/default/sa/api')).toBe(false);
+    // A name with no such reading is nobody's until listed.
+    expect(may('api.payments.example.com', id('payments', 'api'))).toBe(false);
+  });
+
+  test('a listed service: only the IDs its patterns match, the naming rule no longer applies', () => {
+    const may = serviceIdentityRule(TD, { 'api-h2': [id('default', 'api')], 'api.payments': ['spiffe://example.org/ns/payments/sa/*'], reports: ['spiffe://example.org/ns/batch/**'] });
+    expect(may('api-h2', id('default', 'api'))).toBe(true);
+    expect(may('api-h2', id('default', 'api-h2'))).toBe(false);
+    expect(may('api.payments', id('payments', 'checkout'))).toBe(true);
+    expect(may('api.payments', id('default', 'api'))).toBe(false);
+    expect(may('reports', 'spiffe://example.org/ns/batch/sa/nightly')).toBe(true);
+    expect(may('reports', id('default', 'reports'))).toBe(false);
+    // Unlisted services keep the naming rule.
+    expect(may('web', id('default', 'web'))).toBe(true);
+  });
+});
+
+describe('discovery.serviceIdentities in the control-plane config', () => {
+  const parse = (block: string) => parseControlPlaneConfig(`trustDomain: example.org\ndataDir: ./data\nlisten: 127.0.0.1:0\nadminListen: 127.0.0.1:0\ndiscovery:\n  serviceIdentities:\n${block}`, '/etc/tessera/cp.yaml', {});
+  const refusal = (block: string) => {
+    try {
+      parse(block);
+    } catch (e) {
+      return isTesseraError(e) ? `${e.code} ${e.message}` : String(e);
+    }
+    return 'accepted';
+  };
+
+  test('read as given; absent: none listed', () => {
+    expect(parse(`    api-h2: [${id('default', 'api')}, "spiffe://example.org/ns/default/sa/*"]\n`).discovery.serviceIdentities).toEqual({ 'api-h2': [id('default', 'api'), 'spiffe://example.org/ns/default/sa/*'] });
+    expect(parseControlPlaneConfig('trustDomain: example.org\ndataDir: ./data\nlisten: 127.0.0.1:0\nadminListen: 127.0.0.1:0\n', '/etc/tessera/cp.yaml', {}).discovery.serviceIdentities).toEqual({});
+  });
+
+  test('a bad service name, a bad pattern or an empty list: refused with the key and its line', () => {
+    expect(refusal(`    Api_H2: [${id('default', 'api')}]\n`)).toMatch(/TESSERA_ERR_CONFIG_INVALID .*cp\.yaml:7.*discovery\.serviceIdentities\.Api_H2.*not a service name/);
+    expect(refusal('    api: [https://example.org/x]\n')).toMatch(/TESSERA_ERR_CONFIG_INVALID .*cp\.yaml:7.*discovery\.serviceIdentities\.api\[0\]/);
+    expect(refusal('    api: []\n')).toMatch(/TESSERA_ERR_CONFIG_INVALID .*discovery\.serviceIdentities\.api/);
+  });
+});
