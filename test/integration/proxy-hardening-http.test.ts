@@ -259,14 +259,14 @@ interface H2Reply {
 }
 
 /** One HTTP/2 request with an exact :path (Node's client sends it as given), optional request trailers. */
-function h2(where: 'web-h2' | 'web-grpc' | 'api-h2' | 'edge', path: string, opts: { grpc?: boolean; trailers?: Record<string, string>; cancelAfterMs?: number; method?: string } = {}): Promise<H2Reply> {
+function h2(where: 'web-h2' | 'web-grpc' | 'api-h2' | 'edge', path: string, opts: { grpc?: boolean; trailers?: Record<string, string>; cancelAfterMs?: number; method?: string; headers?: Record<string, string> } = {}): Promise<H2Reply> {
   return new Promise((resolve, reject) => {
     const session =
       where === 'web-h2' || where === 'web-grpc' ? http2.connect(`http://127.0.0.1:${web.ports.get(where === 'web-h2' ? 'outbound/h2' : 'outbound/grpc')}`)
       : where === 'api-h2' ? http2.connect(`https://127.0.0.1:${api.ports.get('inbound/h2')}`, { ...webTls, checkServerIdentity: () => undefined })
       : http2.connect(`https://localhost:${edge.ports.get('edge/public')}`, { ca: edgeCa });
     session.on('error', reject);
-    const headers: http2.OutgoingHttpHeaders = { ':method': opts.method ?? 'POST', ':path': path, ...(opts.grpc ? { 'content-type': 'application/grpc', te: 'trailers' } : {}) };
+    const headers: http2.OutgoingHttpHeaders = { ':method': opts.method ?? 'POST', ':path': path, ...(opts.grpc ? { 'content-type': 'application/grpc', te: 'trailers' } : {}), ...opts.headers };
     const req = session.request(headers, opts.trailers ? { waitForTrailers: true } : {});
     if (opts.trailers) req.on('wantTrailers', () => req.sendTrailers(opts.trailers!));
     // A gRPC client's deadline: it cancels the call (RST_STREAM CANCEL) when it passes.
@@ -391,6 +391,36 @@ describe('request trailers never reach the app', () => {
     expect(seen).toBeDefined();
     expect(JSON.stringify(seen!.trailers)).not.toContain('forged');
     expect(JSON.stringify(seen!.headers)).not.toContain('forged');
+  });
+});
+
+describe('underscore spellings of the fields only a proxy may set', () => {
+  // CGI-style apps (WSGI, PHP) read x_forwarded_client_cert as HTTP_X_FORWARDED_CLIENT_CERT, the real field.
+  const forged = 'By=spiffe://example.org/forged;URI=spiffe://example.org/ns/ops/sa/admin;Hash=00';
+  const spellings = ['X_Forwarded_Client_Cert', 'x-forwarded_client-cert', 'X_TESSERA_ERROR', 'x_forwarded_for', 'TraceParent_'];
+  /** Header names the app saw that read as a proxy-owned field once `_` is `-`, with a forged value. */
+  const forgedFields = (headers: Record<string, unknown>) => Object.entries(headers).filter(([k, v]) => ['x-forwarded-client-cert', 'x-tessera-error'].includes(k.toLowerCase().replaceAll('_', '-')) && JSON.stringify(v).includes('forged'));
+
+  test.each(H1)('HTTP/1.1 %s: none reaches the app; other underscore fields do', async (_name, target) => {
+    const path = `/v1/underscore-${_name.replace(/ /g, '-')}`;
+    const r = await get(target(), path, `${spellings.map((n) => `${n}: ${forged}\r\n`).join('')}X_App_Field: kept\r\n`);
+    expect(r.status).toBe(200);
+    const seen = appSeen.find((s) => s.url === path)!;
+    expect(forgedFields(seen.headers)).toEqual([]);
+    expect(seen.headers['x_app_field']).toBe('kept');
+  });
+
+  test.each([
+    ['HTTP/2 via both sidecars', 'web-h2', false],
+    ['gRPC via both sidecars', 'web-grpc', true],
+    ['HTTP/2 at the edge', 'edge', false],
+  ] as const)('%s: none reaches the app', async (_name, where, grpc) => {
+    const path = grpc ? '/echo.v1.Echo/Underscore' : `/v1/h2-underscore-${where}`;
+    const r = await h2(where, path, { grpc, headers: { x_forwarded_client_cert: forged, 'x-forwarded_client-cert': forged, x_tessera_error: forged } });
+    expect(r.status).toBe(200);
+    const seen = where === 'edge' ? appSeen.find((s) => s.url === path) : h2Seen.find((s) => s.path === path);
+    expect(seen).toBeDefined();
+    expect(forgedFields(seen!.headers)).toEqual([]);
   });
 });
 

@@ -11,7 +11,7 @@ import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
 import { type StreamSettings, respondLocal } from '../h2/h2-forward.js';
-import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
+import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
@@ -19,7 +19,7 @@ import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
 
 /** Connection-specific or the edge's to set: never copied from the client request. */
-const DROP_REQUEST = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings', ...EDGE_CLIENT_DROP]);
+const DROP_REQUEST = new FieldNames(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings', ...EDGE_CLIENT_DROP]);
 
 export interface BridgeResult {
   readonly status: number;
@@ -100,7 +100,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     status = response.statusCode ?? 502;
     // Dropped with the fields its Connection names: from a plain upstream (an app), what only a proxy says.
     const connNamed = connectionNamed(head);
-    const named = up.route.spiffeId ? connNamed : new Set([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
+    const named = up.route.spiffeId ? connNamed : new FieldNames([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
     const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
     if (stream.destroyed) return;
     // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
