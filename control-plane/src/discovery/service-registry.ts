@@ -11,6 +11,7 @@ import type { Clock } from '../../../common/clock.js';
 import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { SourceView } from './endpoint-source.js';
+import { type Offer, RANK, takesOver } from './endpoint-merge.js';
 import type { MayServe } from './service-identities.js';
 
 export interface Registration {
@@ -98,25 +99,6 @@ interface Session {
 }
 
 type Subscriber = (changed: ReadonlySet<string>, version: number) => void;
-
-// Which endpoint wins when two report the same address for a service: a live self-registration (the endpoint says
-// so itself now), then the sources, then a self-registration that is only remembered. But where a source (the
-// operator's word) names another SPIFFE ID for the address than a self-registration does, the source wins: a
-// workload must not put its ID on an endpoint the operator knows as another's (callers would refuse the real one).
-const RANK = { live: 0, kubernetes: 1, static: 2, lingering: 3 } as const;
-
-interface Offer {
-  readonly rank: number;
-  readonly seq: number;
-  readonly fromSource: boolean;
-  readonly e: EndpointView;
-}
-
-/** Whether `next` takes the address from `cur` (service-registry's merge rule above). */
-function takesOver(cur: Offer, next: Offer): boolean {
-  if (cur.fromSource !== next.fromSource && cur.e.spiffeId !== next.e.spiffeId) return next.fromSource;
-  return next.rank < cur.rank || (next.rank === cur.rank && next.seq < cur.seq);
-}
 
 export class ServiceRegistry {
   readonly #o: ServiceRegistryOptions;
@@ -411,12 +393,12 @@ export class ServiceRegistry {
 
   /** Rebuilds service → endpoints; when any service changed, a new version and the subscribers are told which. */
   #recompute(): void {
-    const best = new Map<string, Map<string, Offer>>();
+    const best = new Map<string, Map<string, Offer<EndpointView>>>();
     const offer = (service: string, e: ServiceEndpoint, rank: number, seq: number, confirmed: boolean, fromSource: boolean) => {
-      const m = best.get(service) ?? new Map<string, Offer>();
+      const m = best.get(service) ?? new Map<string, Offer<EndpointView>>();
       best.set(service, m);
       const address = endpointAddress(e);
-      const next: Offer = { rank, seq, fromSource, e: { ...e, address, confirmed } };
+      const next: Offer<EndpointView> = { rank, seq, fromSource, e: { ...e, address, confirmed } };
       const cur = m.get(address);
       if (!cur || takesOver(cur, next)) m.set(address, next);
     };
