@@ -57,6 +57,10 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SVID_NOT_WORKLOAD_ID: entry(UNAUTHENTICATED, 403, 'The leaf\'s SPIFFE ID is the bare trust-domain ID (no path), which names the trust domain, not a workload.'),
   TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION: entry(UNAUTHENTICATED, 403, 'A certificate carries a critical extension Tessera does not process (RFC 5280 §4.2: it must be rejected).'),
   TESSERA_ERR_SVID_UNRELATED_CERT: entry(UNAUTHENTICATED, 403, 'The chain holds a certificate that is not on the path from the leaf to the trust bundle.'),
+  TESSERA_ERR_SVID_PATH_LENGTH: entry(UNAUTHENTICATED, 403, 'A CA on the path has a basicConstraints pathLenConstraint smaller than the number of intermediate CAs below it (RFC 5280 §4.2.1.9).'),
+  TESSERA_ERR_SVID_BAD_EKU: entry(UNAUTHENTICATED, 403, 'An extendedKeyUsage on the path leaves out a purpose the peer needs: an SVID leaf that has one must list both serverAuth and clientAuth (X509-SVID §4.4), an edge client\'s leaf clientAuth; a CA certificate that has one must list the same purposes (anyExtendedKeyUsage alone does not count).'),
+  TESSERA_ERR_SVID_WEAK_SIGNATURE: entry(UNAUTHENTICATED, 403, 'A certificate on the path is signed with an algorithm outside ECDSA or RSA (PKCS#1 v1.5 or PSS) with SHA-256, SHA-384 or SHA-512, such as SHA-1 or MD5.'),
+  TESSERA_ERR_SVID_WEAK_KEY: entry(UNAUTHENTICATED, 403, 'A certificate on the path carries a key outside the accepted set: RSA of 2048 bits or more, or EC on P-256 or P-384 (a trust anchor also P-521); smaller RSA keys, other curves and other key types are refused.'),
 
   // --- JWT-SVIDs and the SPIFFE bundle document (common/spiffe/jwt-svid.ts, spiffe-bundle.ts) ---
   TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB), or lacks an exp that is a date (a number of seconds within ±8.64e12, what a JavaScript Date holds), or has an unknown typ or crit header.'),

@@ -1,19 +1,27 @@
-// The X.509 fields the SVID rules need (URI and DNS SANs, basicConstraints, keyUsage, critical extensions this
-// code does not understand), read straight from DER — never from Node's `subjectaltname` string form.
+// The X.509 fields the SVID rules need (URI and DNS SANs, basicConstraints with its path length, keyUsage,
+// extendedKeyUsage, critical extensions this code does not understand, the signature algorithm and the subject
+// key's type and size), read straight from DER — never from Node's `subjectaltname` string form. Reading only:
+// what is acceptable is decided in x509-svid.ts and x509-strength.ts.
 import { type DerNode, DerError, bytesOf, children, equalBytes, readNode } from '../pki/der.js';
 
 const OID_BASIC_CONSTRAINTS = Uint8Array.of(0x55, 0x1d, 0x13);
 const OID_KEY_USAGE = Uint8Array.of(0x55, 0x1d, 0x0f);
 const OID_SUBJECT_ALT_NAME = Uint8Array.of(0x55, 0x1d, 0x11);
+const OID_EXT_KEY_USAGE = Uint8Array.of(0x55, 0x1d, 0x25);
 /** Extensions whose meaning is checked here or by the path builder (EKU, key identifiers): critical is fine. */
 const UNDERSTOOD = [
   OID_BASIC_CONSTRAINTS,
   OID_KEY_USAGE,
   OID_SUBJECT_ALT_NAME,
-  Uint8Array.of(0x55, 0x1d, 0x25), // extKeyUsage
+  OID_EXT_KEY_USAGE,
   Uint8Array.of(0x55, 0x1d, 0x0e), // subjectKeyIdentifier
   Uint8Array.of(0x55, 0x1d, 0x23), // authorityKeyIdentifier
 ];
+const OID_RSA_ENCRYPTION = '1.2.840.113549.1.1.1';
+const OID_RSASSA_PSS = '1.2.840.113549.1.1.10';
+const OID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
+/** RSASSA-PSS-params without a hashAlgorithm mean SHA-1 (RFC 4055 §3.1). */
+const OID_SHA1 = '1.3.14.3.2.26';
 
 export interface KeyUsage {
   readonly digitalSignature: boolean;
@@ -21,28 +29,59 @@ export interface KeyUsage {
   readonly cRLSign: boolean;
 }
 
+/** The subject public key, as far as its strength goes. */
+export type KeyInfo =
+  | { readonly type: 'rsa'; readonly bits: number }
+  /** `curve`: the dotted OID of the named curve; '' for explicit curve parameters. */
+  | { readonly type: 'ec'; readonly curve: string }
+  /** Any other algorithm (Ed25519, DSA, …), or an RSA key whose modulus cannot be read: its dotted OID. */
+  | { readonly type: 'other'; readonly oid: string };
+
+export interface SignatureAlgorithm {
+  /** Dotted OID of the certificate's signatureAlgorithm. */
+  readonly oid: string;
+  /** For RSASSA-PSS only: the dotted OID of the hash its parameters name. */
+  readonly pssHash?: string;
+}
+
 export interface CertFields {
   readonly uriSans: readonly string[];
   readonly dnsSans: readonly string[];
   readonly isCa: boolean;
+  /** basicConstraints pathLenConstraint; null when absent (no limit). */
+  readonly pathLen: number | null;
   /** Null when the certificate has no keyUsage extension. */
   readonly keyUsage: KeyUsage | null;
+  /** extendedKeyUsage KeyPurposeIds as dotted OIDs; null when the certificate has no such extension. */
+  readonly extKeyUsage: readonly string[] | null;
   /** Dotted OIDs of critical extensions not in UNDERSTOOD (RFC 5280 §4.2: the certificate must be rejected). */
   readonly unknownCritical: readonly string[];
+  /** What the issuer signed this certificate with (the outer field: X509_verify refuses one unlike the TBS's). */
+  readonly signature: SignatureAlgorithm;
+  readonly key: KeyInfo;
+  /** Subject and issuer are the same name, byte for byte (RFC 5280 "self-issued": pathLenConstraint skips it). */
+  readonly selfIssued: boolean;
 }
 
 /** Throws DerError on malformed input, including an extension that appears twice (RFC 5280 §4.2). */
 export function readCertFields(der: Uint8Array): CertFields {
   const cert = readNode(der, 0);
-  const [tbs] = children(der, cert);
-  if (!tbs) throw new DerError('empty certificate');
+  const [tbs, sigAlg] = children(der, cert);
+  if (!tbs || !sigAlg) throw new DerError('certificate without a TBSCertificate and signatureAlgorithm');
   const tbsParts = children(der, tbs);
+  // TBSCertificate: [0] version (optional), serial, signature, issuer, validity, subject, subjectPublicKeyInfo, …
+  const base = tbsParts[0]?.tag === 0xa0 ? 1 : 0;
+  const issuer = tbsParts[base + 2];
+  const subject = tbsParts[base + 4];
+  const spki = tbsParts[base + 5];
+  if (!issuer || !subject || !spki || spki.tag !== 0x30) throw new DerError('TBSCertificate is missing fields');
   // Extensions are the [3] EXPLICIT element of TBSCertificate.
   const extsWrapper = tbsParts.find((n) => n.tag === 0xa3);
   let uriSans: string[] = [];
   let dnsSans: string[] = [];
-  let isCa = false;
+  let basic: { isCa: boolean; pathLen: number | null } = { isCa: false, pathLen: null };
   let keyUsage: KeyUsage | null = null;
+  let extKeyUsage: string[] | null = null;
   const unknownCritical: string[] = [];
   if (extsWrapper) {
     const [extSeq] = children(der, extsWrapper);
@@ -61,12 +100,24 @@ export function readCertFields(der: Uint8Array): CertFields {
       const inner = readNode(der, value.start, value.end);
       if (inner.end !== value.end) throw new DerError('trailing bytes in an extension value');
       if (equalBytes(oidBytes, OID_SUBJECT_ALT_NAME)) ({ uriSans, dnsSans } = readSans(der, inner));
-      else if (equalBytes(oidBytes, OID_BASIC_CONSTRAINTS)) isCa = readIsCa(der, inner);
+      else if (equalBytes(oidBytes, OID_BASIC_CONSTRAINTS)) basic = readBasicConstraints(der, inner);
       else if (equalBytes(oidBytes, OID_KEY_USAGE)) keyUsage = readKeyUsage(der, inner);
+      else if (equalBytes(oidBytes, OID_EXT_KEY_USAGE)) extKeyUsage = readExtKeyUsage(der, inner);
       if (critical && !UNDERSTOOD.some((u) => equalBytes(u, oidBytes))) unknownCritical.push(oidText(oidBytes));
     }
   }
-  return { uriSans, dnsSans, isCa, keyUsage, unknownCritical };
+  return {
+    uriSans,
+    dnsSans,
+    isCa: basic.isCa,
+    pathLen: basic.pathLen,
+    keyUsage,
+    extKeyUsage,
+    unknownCritical,
+    signature: readSignatureAlgorithm(der, sigAlg),
+    key: readKeyInfo(der, spki),
+    selfIssued: equalBytes(bytesOf(der, issuer), bytesOf(der, subject)),
+  };
 }
 
 function readSans(der: Uint8Array, seq: DerNode): { uriSans: string[]; dnsSans: string[] } {
@@ -77,9 +128,79 @@ function readSans(der: Uint8Array, seq: DerNode): { uriSans: string[]; dnsSans: 
   return { uriSans: names.filter((n) => n.tag === 0x86).map(text), dnsSans: names.filter((n) => n.tag === 0x82).map(text) };
 }
 
-function readIsCa(der: Uint8Array, seq: DerNode): boolean {
-  const first = children(der, seq)[0];
-  return first !== undefined && first.tag === 0x01 && first.end > first.start && der[first.start] !== 0;
+/** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }. */
+function readBasicConstraints(der: Uint8Array, seq: DerNode): { isCa: boolean; pathLen: number | null } {
+  if (seq.tag !== 0x30) throw new DerError('basicConstraints is not a SEQUENCE');
+  const parts = children(der, seq);
+  const first = parts[0];
+  const isCa = first !== undefined && first.tag === 0x01 && first.end > first.start && der[first.start] !== 0;
+  const len = parts.find((p) => p.tag === 0x02);
+  return { isCa, pathLen: len ? readPathLen(der, len) : null };
+}
+
+/** A non-negative INTEGER; larger than any real path when it does not fit in 48 bits. */
+function readPathLen(der: Uint8Array, n: DerNode): number {
+  if (n.end === n.start) throw new DerError('empty pathLenConstraint');
+  // OpenSSL marks a certificate with a negative pathLenConstraint invalid: so does this reader.
+  if (der[n.start]! & 0x80) throw new DerError('negative pathLenConstraint');
+  let v = 0;
+  for (let i = n.start; i < n.end; i++) {
+    v = v * 256 + der[i]!;
+    if (v > 2 ** 48) return 2 ** 48;
+  }
+  return v;
+}
+
+/** ExtKeyUsageSyntax ::= SEQUENCE SIZE (1..MAX) OF KeyPurposeId (an OBJECT IDENTIFIER). */
+function readExtKeyUsage(der: Uint8Array, seq: DerNode): string[] {
+  if (seq.tag !== 0x30) throw new DerError('extendedKeyUsage is not a SEQUENCE');
+  return children(der, seq).map((p) => {
+    if (p.tag !== 0x06) throw new DerError('extendedKeyUsage holds something other than an OID');
+    return ruleOid(der, p);
+  });
+}
+
+/** AlgorithmIdentifier ::= SEQUENCE { algorithm OID, parameters ANY OPTIONAL }: the OID, and a PSS signature's hash. */
+function readSignatureAlgorithm(der: Uint8Array, alg: DerNode): SignatureAlgorithm {
+  const [id, params] = alg.tag === 0x30 ? children(der, alg) : [];
+  if (id?.tag !== 0x06) throw new DerError('signatureAlgorithm has no OID');
+  const oid = ruleOid(der, id);
+  if (oid !== OID_RSASSA_PSS) return { oid };
+  // RSASSA-PSS-params ::= SEQUENCE { hashAlgorithm [0] HashAlgorithm DEFAULT sha1, … }
+  const hashWrapper = params?.tag === 0x30 ? children(der, params).find((p) => p.tag === 0xa0) : undefined;
+  const hashAlg = hashWrapper ? children(der, hashWrapper)[0] : undefined;
+  const hashOid = hashAlg?.tag === 0x30 ? children(der, hashAlg)[0] : undefined;
+  if (hashWrapper && hashOid?.tag !== 0x06) throw new DerError('RSASSA-PSS parameters name no hash');
+  return { oid, pssHash: hashOid ? ruleOid(der, hashOid) : OID_SHA1 };
+}
+
+/** SubjectPublicKeyInfo: the algorithm, and the modulus size of an RSA key or the named curve of an EC key. */
+function readKeyInfo(der: Uint8Array, spki: DerNode): KeyInfo {
+  const [alg, bits] = children(der, spki);
+  const [id, params] = alg?.tag === 0x30 ? children(der, alg) : [];
+  if (id?.tag !== 0x06 || bits?.tag !== 0x03) throw new DerError('malformed subjectPublicKeyInfo');
+  const oid = ruleOid(der, id);
+  if (oid === OID_EC_PUBLIC_KEY) return { type: 'ec', curve: params?.tag === 0x06 ? ruleOid(der, params) : '' };
+  if (oid !== OID_RSA_ENCRYPTION && oid !== OID_RSASSA_PSS) return { type: 'other', oid };
+  const modulusBits = rsaModulusBits(der, bits);
+  return modulusBits === null ? { type: 'other', oid } : { type: 'rsa', bits: modulusBits };
+}
+
+/** RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, inside the key's BIT STRING; null if unreadable. */
+function rsaModulusBits(der: Uint8Array, bits: DerNode): number | null {
+  try {
+    if (bits.end - bits.start < 2 || der[bits.start] !== 0) return null;
+    const key = readNode(der, bits.start + 1, bits.end);
+    const n = key.tag === 0x30 ? children(der, key)[0] : undefined;
+    if (n?.tag !== 0x02) return null;
+    let i = n.start;
+    while (i < n.end && der[i] === 0) i++;
+    if (i === n.end) return 0;
+    return (n.end - i - 1) * 8 + (32 - Math.clz32(der[i]!));
+  } catch (e) {
+    if (e instanceof DerError) return null;
+    throw e;
+  }
 }
 
 function readKeyUsage(der: Uint8Array, bits: DerNode): KeyUsage {
@@ -89,7 +210,24 @@ function readKeyUsage(der: Uint8Array, bits: DerNode): KeyUsage {
   return { digitalSignature: (b0 & 0x80) !== 0, keyCertSign: (b0 & 0x04) !== 0, cRLSign: (b0 & 0x02) !== 0 };
 }
 
-/** Dotted form of DER OID content bytes (for messages only). */
+/**
+ * The dotted form of an OID the rules compare against their lists: only a DER OID is read, every arc minimally
+ * encoded and ended. oidText alone would read a trailing unfinished arc as absent (serverAuth plus a stray 0x81
+ * would print as serverAuth), which OpenSSL refuses.
+ */
+function ruleOid(der: Uint8Array, node: DerNode): string {
+  const b = bytesOf(der, node);
+  if (b.length === 0 || b[b.length - 1]! & 0x80) throw new DerError('an OID with an unfinished arc');
+  let run = 0;
+  for (let i = 0; i < b.length; i++) {
+    if (run === 0 && b[i] === 0x80) throw new DerError('an OID arc with a leading zero');
+    run = b[i]! & 0x80 ? run + 1 : 0;
+    if (run > 7) throw new DerError('an OID arc too large');
+  }
+  return oidText(b);
+}
+
+/** Dotted form of DER OID content bytes (for messages; ruleOid for what is compared). */
 export function oidText(b: Uint8Array): string {
   if (b.length === 0) return '';
   const out = [Math.min(2, Math.floor(b[0]! / 40)), b[0]! - Math.min(2, Math.floor(b[0]! / 40)) * 40];

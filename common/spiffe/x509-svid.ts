@@ -6,6 +6,7 @@ import { DerError } from '../pki/der.js';
 import { SpiffeId } from './spiffe-id.js';
 import type { TrustBundleSet } from './trust-bundle.js';
 import { type CertFields, readCertFields } from './x509-fields.js';
+import { keyWeakness, signatureWeakness } from './x509-strength.js';
 import { isWorkloadId } from './workload-id.js';
 
 /** The fixed set of failure reasons; used as a metric label, never sent to a peer. */
@@ -41,6 +42,36 @@ export type SvidVerification = VerifiedSvid | SvidFailure;
 
 const MAX_DEPTH = 8;
 
+/**
+ * What the peer's certificate is for. An SVID authenticates both ends of mTLS, so X509-SVID §4.4 asks both
+ * purposes of an extendedKeyUsage ("When included, fields id-kp-serverAuth and id-kp-clientAuth MUST be set");
+ * an edge client's certificate from a partner CA is a TLS client certificate only.
+ */
+export type PeerUsage = 'svid' | 'client';
+
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
+const PURPOSES: Readonly<Record<PeerUsage, readonly string[]>> = { svid: [SERVER_AUTH, CLIENT_AUTH], client: [CLIENT_AUTH] };
+const PURPOSE_NAMES: Readonly<Record<string, string>> = { [SERVER_AUTH]: 'serverAuth', [CLIENT_AUTH]: 'clientAuth' };
+
+/** The purposes `eku` lacks for `usage` ('' when none is missing or the certificate has no extendedKeyUsage). */
+function missingPurposes(eku: readonly string[] | null, usage: PeerUsage): string {
+  if (eku === null) return '';
+  return PURPOSES[usage]
+    .filter((p) => !eku.includes(p))
+    .map((p) => PURPOSE_NAMES[p])
+    .join(' and ');
+}
+
+/** Signature algorithm and key of a certificate on the path: the same allow-lists for the leaf and its issuers. */
+function strengthFailure(fields: CertFields, which: () => string, id?: SpiffeId): SvidFailure | null {
+  const key = keyWeakness(fields.key);
+  if (key) return fail('bad_svid', 'TESSERA_ERR_SVID_WEAK_KEY', `(${which()}: ${key})`, id);
+  const sig = signatureWeakness(fields.signature);
+  if (sig) return fail('bad_svid', 'TESSERA_ERR_SVID_WEAK_SIGNATURE', `(${which()} signed with ${sig})`, id);
+  return null;
+}
+
 function fail(reason: SvidFailureReason, code: ErrorCode, detail?: string, claimedId?: SpiffeId): SvidFailure {
   const message = detail ? `${errorMessage(code)} ${detail}` : errorMessage(code);
   return claimedId ? { ok: false, reason, code, message, claimedId } : { ok: false, reason, code, message };
@@ -61,15 +92,20 @@ function toCerts(chain: readonly (X509Certificate | Uint8Array)[]): X509Certific
   }
 }
 
-/** The leaf rules every peer certificate meets, SVID or edge client: one set, read from DER. */
-export function leafRuleFailure(fields: CertFields, id?: SpiffeId): SvidFailure | null {
+/**
+ * The leaf rules every peer certificate meets, SVID or edge client: one set, read from DER. `usage` decides the
+ * extendedKeyUsage a leaf that carries one must list.
+ */
+export function leafRuleFailure(fields: CertFields, id?: SpiffeId, usage: PeerUsage = 'svid'): SvidFailure | null {
   if (fields.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(${fields.unknownCritical.join(', ')})`, id);
   if (fields.uriSans.length > 1) return fail('bad_svid', 'TESSERA_ERR_SVID_MULTIPLE_URI_SANS', undefined, id);
   if (fields.isCa) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_IS_CA', undefined, id);
   if (fields.keyUsage?.keyCertSign) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_KEY_CERT_SIGN', undefined, id);
   if (fields.keyUsage?.cRLSign) return fail('bad_svid', 'TESSERA_ERR_SVID_LEAF_CRL_SIGN', undefined, id);
   if (!fields.keyUsage?.digitalSignature) return fail('bad_svid', 'TESSERA_ERR_SVID_NO_DIGITAL_SIGNATURE', undefined, id);
-  return null;
+  const missing = missingPurposes(fields.extKeyUsage, usage);
+  if (missing) return fail('bad_svid', 'TESSERA_ERR_SVID_BAD_EKU', `(the leaf's extendedKeyUsage lacks ${missing})`, id);
+  return strengthFailure(fields, () => 'the leaf', id);
 }
 
 /** The DER fields of a certificate, or a bad_svid failure when they cannot be read. */
@@ -179,12 +215,16 @@ export function verifyX509Svid(
 }
 
 /**
- * What holds for a built path, SVID or edge client: every certificate valid now, no unknown critical extension on
- * an intermediate (the leaf's were checked with the leaf rules), and nothing sent that is not on the path — an
- * unrelated extra certificate is refused rather than ignored (trust anchors of `anchors` excepted: TLS stacks
- * append them).
+ * What holds for a built path, SVID or edge client (the leaf's own rules were checked with the leaf rules): every
+ * certificate valid now; on each intermediate no unknown critical extension, an accepted key and signature
+ * algorithm; on every CA certificate, trust anchor included, an accepted key, an extendedKeyUsage (if any) that
+ * allows what the leaf is used for, and a pathLenConstraint (if any) the path keeps to; and nothing sent that is
+ * not on the path — an unrelated extra certificate is refused rather than ignored (trust anchors of `anchors`
+ * excepted: TLS stacks append them). The anchor's own signature is not checked: RFC 5280 trusts an anchor for its
+ * name and key, not for how it signed itself. OpenSSL holds the outbound side to the same (pathlen and purpose on
+ * every CA, anchor included): one answer for a certificate in both directions.
  */
-export function checkPath(sent: readonly X509Certificate[], path: readonly X509Certificate[], nowMs: number, anchors: TrustBundleSet | readonly X509Certificate[], id?: SpiffeId): SvidFailure | null {
+export function checkPath(sent: readonly X509Certificate[], path: readonly X509Certificate[], nowMs: number, anchors: TrustBundleSet | readonly X509Certificate[], id?: SpiffeId, usage: PeerUsage = 'svid'): SvidFailure | null {
   const leaf = path[0];
   for (const cert of path) {
     if (nowMs < cert.validFromDate.getTime()) {
@@ -194,10 +234,32 @@ export function checkPath(sent: readonly X509Certificate[], path: readonly X509C
       return fail('expired', 'TESSERA_ERR_SVID_EXPIRED', `(${cert === leaf ? 'leaf' : 'issuer'} expired ${cert.validToDate.toISOString()})`, id);
     }
   }
-  for (const cert of path.slice(1, -1)) {
+  // Non-self-issued intermediates between the CA being checked and the leaf (RFC 5280 §6.1.4 (l), (m)).
+  let below = 0;
+  for (let i = 1; i < path.length; i++) {
+    const cert = path[i]!;
+    const isAnchor = i === path.length - 1;
     const read = certFieldsOf(cert);
     if (!read.ok) return read;
-    if (read.fields.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(intermediate: ${read.fields.unknownCritical.join(', ')})`, id);
+    const f = read.fields;
+    // Named only in a refusal: node:crypto prints a subject anew each time it is read.
+    const which = () => `${isAnchor ? 'trust anchor' : 'intermediate'} ${cert.subject.replaceAll('\n', ', ')}`;
+    if (!isAnchor) {
+      if (f.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(intermediate: ${f.unknownCritical.join(', ')})`, id);
+      const weak = strengthFailure(f, which, id);
+      if (weak) return weak;
+    } else {
+      const key = keyWeakness(f.key, true);
+      if (key) return fail('bad_svid', 'TESSERA_ERR_SVID_WEAK_KEY', `(${which()}: ${key})`, id);
+    }
+    // An issuer's extendedKeyUsage restricts what it certifies (OpenSSL, Go and NSS read it so; X509-SVID §4.4
+    // warns that validators differ): a CA listing purposes must list the ones the leaf is used for.
+    const missing = missingPurposes(f.extKeyUsage, usage);
+    if (missing) return fail('bad_svid', 'TESSERA_ERR_SVID_BAD_EKU', `(${which()} restricts extendedKeyUsage and lacks ${missing})`, id);
+    if (f.pathLen !== null && below > f.pathLen) {
+      return fail('bad_svid', 'TESSERA_ERR_SVID_PATH_LENGTH', `(${which()} allows ${f.pathLen} intermediate CA(s) below it, the path has ${below})`, id);
+    }
+    if (!isAnchor && !f.selfIssued) below++;
   }
   const onPath = new Set(path.map((c) => c.fingerprint256));
   const anchorList = Array.isArray(anchors) ? (anchors as readonly X509Certificate[]) : (anchors as TrustBundleSet).bundles().flatMap((b) => b.authorities);

@@ -1,7 +1,8 @@
 // Who an edge client is, from its certificate chain: verified by the same rules as every SVID peer (one set of
-// leaf rules read from DER, a signed path to a `clientCa` authority, no unknown critical extension, no unrelated
-// extra certificate), with its identity confined to what its CA may assert; and the x-forwarded-client-cert
-// value the upstream receives for it (Envoy's grammar, every value quoted where it must be).
+// leaf rules read from DER, a signed path to a `clientCa` authority, no unknown critical extension, the same key,
+// signature, pathLen and extendedKeyUsage rules (clientAuth), no unrelated extra certificate), with its identity
+// confined to what its CA may assert; and the x-forwarded-client-cert value the upstream receives for it (Envoy's
+// grammar, every value quoted where it must be).
 import type { X509Certificate } from 'node:crypto';
 import { type ErrorCode, errorMessage } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -50,7 +51,8 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
   const read = certFieldsOf(leaf);
   if (!read.ok) return read;
   const fields = read.fields;
-  const broken = leafRuleFailure(fields);
+  // A partner's certificate is a TLS client certificate: its extendedKeyUsage, if any, needs clientAuth only.
+  const broken = leafRuleFailure(fields, undefined, 'client');
   if (broken) return broken;
   const built = buildPath(leaf, chain.slice(1), trust.authorities);
   if (!built.ok) {
@@ -67,7 +69,7 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
     if (!r.ok) return r;
     return { ok: true, client: { ...base, spiffeId: r.id, dns: [] }, path: r.path };
   }
-  const pathFailure = checkPath(chain, built.path, nowMs, trust.authorities);
+  const pathFailure = checkPath(chain, built.path, nowMs, trust.authorities, undefined, 'client');
   if (pathFailure) return pathFailure;
   const dns = fields.dnsSans.filter((d) => HOST_NAME.test(d));
   const uri = fields.uriSans[0];

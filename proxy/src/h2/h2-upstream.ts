@@ -9,7 +9,11 @@ import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 
-export type SocketOpener = (done: (err: Error | null, socket?: Socket) => void) => void;
+/**
+ * Opens the transport. `peerExpired`, when given, says whether the peer's certificate has expired by now: an mTLS
+ * opener knows it on a resumed connection too, where Node shows no peer certificate to read it from.
+ */
+export type SocketOpener = (done: (err: Error | null, socket?: Socket, peerExpired?: () => boolean) => void) => void;
 
 export interface H2UpstreamOptions {
   /** e.g. "https://127.0.0.1:15006" or "http://127.0.0.1:8080"; used for :authority and :scheme. */
@@ -28,8 +32,8 @@ interface SessionState {
   /** Streams open on it now. */
   streams: number;
   readonly generation: number;
-  /** The peer certificate's notAfter (Infinity for plaintext). */
-  readonly peerNotAfterMs: number;
+  /** The peer certificate has expired (never for plaintext). */
+  readonly peerExpired: () => boolean;
   /** Armed while no stream is open (idleMs). */
   idleTimer?: NodeJS.Timeout | undefined;
 }
@@ -78,8 +82,9 @@ export class H2Upstream {
       for (const w of waiters) w(err, session);
     };
     const generation = this.#generation();
-    const connect = (socket?: Socket) => {
-      const state: SessionState = { streams: 0, generation, peerNotAfterMs: peerNotAfterMs(socket) };
+    const connect = (socket?: Socket, peerExpired?: () => boolean) => {
+      const notAfterMs = peerExpired ? 0 : peerNotAfterMs(socket);
+      const state: SessionState = { streams: 0, generation, peerExpired: peerExpired ?? (() => this.#nowMs() >= notAfterMs) };
       const session = http2.connect(this.#o.authority, {
         ...(socket ? { createConnection: () => socket } : {}),
         settings: { enablePush: false },
@@ -124,7 +129,7 @@ export class H2Upstream {
       connect();
       return;
     }
-    this.#o.open((err, socket) => (err || !socket ? finish(err ?? new Error('connect failed')) : connect(socket)));
+    this.#o.open((err, socket, peerExpired) => (err || !socket ? finish(err ?? new Error('connect failed')) : connect(socket, peerExpired)));
   }
 
   /** Counts `stream` against `session` until it closes, so that the next request goes where there is room. */
@@ -154,12 +159,11 @@ export class H2Upstream {
    */
   #pick(): http2.ClientHttp2Session | undefined {
     const generation = this.#generation();
-    const now = this.#o.nowMs?.() ?? Date.now();
     let least: http2.ClientHttp2Session | undefined;
     let leastStreams = 0;
     for (const [s, state] of this.#sessions) {
       if (s.closed || s.destroyed) continue;
-      if (state.generation !== generation || state.peerNotAfterMs <= now) {
+      if (state.generation !== generation || state.peerExpired()) {
         this.#retire(s);
         continue;
       }
@@ -170,6 +174,10 @@ export class H2Upstream {
       }
     }
     return this.#sessions.size >= MAX_SESSIONS ? least : undefined;
+  }
+
+  #nowMs(): number {
+    return this.#o.nowMs?.() ?? Date.now();
   }
 
   #generation(): number {

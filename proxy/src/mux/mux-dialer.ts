@@ -33,8 +33,12 @@ interface Dialed {
   readonly generation: number;
   readonly resumed: boolean;
   readonly startedMs: number;
-  /** The server certificate's notAfter: the session takes no new stream after it (as HTTP/2 upstreams). */
-  readonly peerNotAfterMs: number;
+  /**
+   * True once the server certificate is past its notAfter (mtlsConnect's `retired`): the session takes no new
+   * stream after it (as HTTP/2 upstreams). From the verified leaf, also on a resumed connection, where Node shows
+   * no peer certificate.
+   */
+  readonly peerExpired: () => boolean;
 }
 
 export class MuxDialer {
@@ -110,18 +114,17 @@ export class MuxDialer {
   #usable(): Dialed | null {
     const generation = this.#mtls.identity.current?.generation ?? -1;
     let found: Dialed | null = null;
-    const now = this.#mtls.nowMs();
     for (const d of [...this.#live]) {
       if (d.session.ended) this.#live = this.#live.filter((x) => x !== d);
-      else if (this.#stale(d, generation, now)) this.#retire(d);
+      else if (this.#stale(d, generation)) this.#retire(d);
       else if (d.session.canOpen && (!found || d.session.streamCount < found.session.streamCount)) found = d;
     }
     return found;
   }
 
   /** Made with an SVID this proxy no longer serves, or to a server whose certificate has expired since. */
-  #stale(d: Dialed, generation: number, now: number): boolean {
-    return d.generation !== generation || now >= d.peerNotAfterMs;
+  #stale(d: Dialed, generation: number): boolean {
+    return d.generation !== generation || d.peerExpired();
   }
 
   /**
@@ -129,7 +132,7 @@ export class MuxDialer {
    * after a rotation idle streams are dropped at their next lease or sweep, not reused for ever under load.
    */
   #retiredNow(d: Dialed): boolean {
-    if (!d.session.retiring && this.#stale(d, this.#mtls.identity.current?.generation ?? -1, this.#mtls.nowMs())) this.#retire(d);
+    if (!d.session.retiring && this.#stale(d, this.#mtls.identity.current?.generation ?? -1)) this.#retire(d);
     return d.session.retiring;
   }
 
@@ -146,7 +149,7 @@ export class MuxDialer {
       this.#target,
       this.#mtls,
       this.#ticket,
-      (err, socket, resumed) => {
+      (err, socket, resumed, retired) => {
         this.#dials--;
         if (err || !socket) return this.#roundFailed(err ?? new Error('connect failed'));
         if (this.#closed) {
@@ -159,7 +162,7 @@ export class MuxDialer {
           this.#plainUntilMs = this.#mtls.nowMs() + PLAIN_MEMORY_MS;
           const waiting = this.#waiting.splice(0);
           const first = waiting.shift();
-          if (first) first(null, socket, resumed ?? false);
+          if (first) first(null, socket, resumed ?? false, retired);
           else socket.destroy(); // another dial of the round already served the waiters
           for (const w of waiting) this.#connect(w);
           return;
@@ -182,7 +185,7 @@ export class MuxDialer {
           generation: snapshot?.generation ?? -1,
           resumed: resumed ?? false,
           startedMs: this.#mtls.nowMs(),
-          peerNotAfterMs: notAfterMs(socket.getPeerCertificate()?.valid_to),
+          peerExpired: retired ?? (() => true),
         };
         this.#o.metrics.sessionOpened('outbound');
         this.#live.push(d);
@@ -230,7 +233,7 @@ export class MuxDialer {
         d.session.close();
         continue;
       }
-      if (!d.session.retiring && this.#stale(d, generation, now)) this.#retire(d);
+      if (!d.session.retiring && this.#stale(d, generation)) this.#retire(d);
       d.session.tick(this.#o.idleTimeoutMs);
     }
     return this.#live.length + this.#draining.length > 0;
@@ -245,10 +248,4 @@ export class MuxDialer {
       d.session.drain();
     }
   }
-}
-
-/** A peer certificate's `valid_to` in ms; never when absent or unreadable. */
-function notAfterMs(validTo: string | undefined): number {
-  const t = validTo ? Date.parse(validTo) : Number.NaN;
-  return Number.isFinite(t) ? t : Number.POSITIVE_INFINITY;
 }

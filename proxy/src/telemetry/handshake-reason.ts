@@ -114,6 +114,12 @@ const BY_CODE: ReadonlyMap<string, HandshakeReason> = new Map<string, HandshakeR
   ['TESSERA_ERR_SVID_NOT_WORKLOAD_ID', 'bad_svid'],
   ['TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', 'bad_svid'],
   ['TESSERA_ERR_SVID_UNRELATED_CERT', 'bad_svid'],
+  // RFC 5280 / X509-SVID path rules OpenSSL enforces outbound (PATH_LENGTH_EXCEEDED, INVALID_PURPOSE,
+  // CA_MD_TOO_WEAK, EE_KEY_TOO_SMALL above): the same reason whichever side refuses the certificate.
+  ['TESSERA_ERR_SVID_PATH_LENGTH', 'bad_svid'],
+  ['TESSERA_ERR_SVID_BAD_EKU', 'bad_svid'],
+  ['TESSERA_ERR_SVID_WEAK_SIGNATURE', 'bad_svid'],
+  ['TESSERA_ERR_SVID_WEAK_KEY', 'bad_svid'],
   // The operator's deny-list (proxy/src/tls/deny-list.ts).
   ['TESSERA_ERR_REVOCATION_ID_BANNED', 'revoked'],
   ['TESSERA_ERR_REVOCATION_SERIAL_BANNED', 'revoked'],

@@ -25,6 +25,8 @@ export interface VerifiedPeer {
   readonly leafHash: string;
   /** The leaf's serial, hex as node:crypto prints it (matched against the deny-list). */
   readonly serial: string;
+  /** The leaf's validity: a cached or resumed peer is used only within it. */
+  readonly notBeforeMs: number;
   readonly notAfterMs: number;
 }
 
@@ -163,7 +165,7 @@ export class PeerVerifier {
 
   #lookup(key: string, nowMs: number, expectedId?: SpiffeId): CachedPeer | undefined {
     const hit = this.#cache.get(key);
-    return hit && hit.peer.notAfterMs > nowMs && (!expectedId || hit.peer.idText === expectedId.toString()) ? hit : undefined;
+    return hit && hit.peer.notAfterMs > nowMs && nowMs >= hit.peer.notBeforeMs && (!expectedId || hit.peer.idText === expectedId.toString()) ? hit : undefined;
   }
 
   #verifyChain(key: string, chain: Buffer[], snapshot: IdentitySnapshot, nowMs: number, expectedId?: SpiffeId): VerifiedPeer | PeerFailure {
@@ -184,6 +186,7 @@ export class PeerVerifier {
       idText: r.id.toString(),
       leafHash: key,
       serial: r.leaf.serialNumber,
+      notBeforeMs: r.leaf.validFromDate.getTime(),
       notAfterMs: r.notAfterMs,
     };
     // What a later chain with this leaf may hold: the path, and the anchors TLS stacks append (as checkPath allows).

@@ -37,13 +37,30 @@ export interface MtlsDeps {
 }
 
 /**
- * The last session ticket to one upstream, and the SVID generation it was made with: a resumed session presents
- * the client certificate of its original handshake, so a ticket from before our own rotation would present an
- * old (soon expired) SVID. Tickets are used only within the generation that got them.
+ * The last session ticket to one upstream, the SVID generation it was made with, and the NotAfter of the upstream
+ * leaf it resumes. A resumed session presents the client certificate of its original handshake, so a ticket from
+ * before our own rotation would present an old (soon expired) SVID: tickets are used only within the generation
+ * that got them. It also brings back the upstream's leaf without checkServerIdentity, so a ticket is not offered
+ * once that leaf has expired: the next connection is a full handshake, judged afresh (TLS 1.3 lets a server keep
+ * handing out tickets for 7 days, and an expired SVID must not stay trusted through them).
  */
 export interface SessionMemory {
   ticket?: Buffer;
   generation?: number;
+  /** The upstream leaf the ticket resumes, as verified in the full handshake the ticket came from. */
+  peer?: UpstreamLeaf;
+}
+
+/**
+ * What a resumed session is judged by. Node exposes no peer certificate on a resumed client session (OpenSSL keeps
+ * the leaf in the session, but Node reads the peer chain, which resumption does not restore), so it is kept here
+ * with the ticket: a resumed session always carries the leaf of the ticket it resumed.
+ */
+export interface UpstreamLeaf {
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  /** As the deny-list matches it (VerifiedPeer.serial). */
+  readonly serial: string;
 }
 
 /** Read buffer of a pooled upstream connection. */
@@ -97,10 +114,35 @@ export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: n
 }
 
 /**
+ * What mtlsConnect hands over: the connection, whether it resumed, and `retired`, true once the upstream's leaf has
+ * expired by our clock. It fits the keep-alive pool's Connector, which then drops such a connection at its next
+ * lease or sweep, as HTTP/2 and multiplexed sessions stop at the peer's NotAfter: a kept-alive connection must not
+ * outlive the certificate it was trusted for.
+ */
+export type MtlsDone = (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean, retired?: () => boolean) => void;
+
+/** The ticket to offer now: of this SVID generation, for an upstream leaf not yet expired by our clock. */
+function resumableTicket(session: SessionMemory, generation: number, nowMs: number): { readonly ticket: Buffer; readonly peer: UpstreamLeaf } | undefined {
+  if (!session.ticket || session.generation !== generation) return undefined;
+  if (!session.peer || nowMs > session.peer.notAfterMs) {
+    session.ticket = undefined;
+    return undefined;
+  }
+  return { ticket: session.ticket, peer: session.peer };
+}
+
+/** Why a resumed session's upstream leaf may not be used now (what checkPath says of it on a full handshake), or null. */
+function lapsedLeaf(leaf: UpstreamLeaf, nowMs: number): { code: 'TESSERA_ERR_SVID_EXPIRED' | 'TESSERA_ERR_SVID_NOT_YET_VALID'; detail: string } | null {
+  if (nowMs < leaf.notBeforeMs) return { code: 'TESSERA_ERR_SVID_NOT_YET_VALID', detail: `its certificate is valid from ${new Date(leaf.notBeforeMs).toISOString()}` };
+  if (nowMs > leaf.notAfterMs) return { code: 'TESSERA_ERR_SVID_EXPIRED', detail: `its certificate expired ${new Date(leaf.notAfterMs).toISOString()}` };
+  return null;
+}
+
+/**
  * Dials `target` and completes an mTLS handshake; remembers the last session ticket for resumption. `reads`: the
  * socket's reads go through directReads() (pooled HTTP/1.1 connections only).
  */
-export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: SessionMemory, done: (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean) => void, reads?: ReturnType<typeof directReads>): void {
+export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: SessionMemory, done: MtlsDone, reads?: ReturnType<typeof directReads>): void {
   const snapshot = deps.identity.current;
   if (!snapshot) {
     done(new Error('no SVID loaded yet'));
@@ -109,13 +151,14 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   const started = deps.nowMs();
   let settled = false;
   let peer: VerifiedPeer | undefined;
+  const offered = resumableTicket(session, snapshot.generation, started);
   // allowHalfOpen is honoured by tls.connect at runtime but missing from its option types.
   const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
     allowHalfOpen: target.allowHalfOpen ?? false,
     host: target.host,
     port: target.port,
     secureContext: deps.contexts.get(snapshot),
-    ...(session.ticket && session.generation === snapshot.generation ? { session: session.ticket } : {}),
+    ...(offered ? { session: offered.ticket } : {}),
     ALPNProtocols: [...target.alpn],
     ...(reads ? { onread: reads.onread } : {}),
     rejectUnauthorized: true,
@@ -138,15 +181,31 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   };
   socket.setTimeout(deps.handshakeTimeoutMs, () => fail(Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })));
   socket.once('error', fail);
+  // The upstream leaf of this connection: the one checkServerIdentity verifies, or resumed, the offered ticket's.
+  const leafNow = (): UpstreamLeaf | undefined => (peer ? { notBeforeMs: peer.notBeforeMs, notAfterMs: peer.notAfterMs, serial: peer.serial } : socket.isSessionReused() ? offered?.peer : undefined);
   socket.on('session', (ticket: Buffer) => {
+    // Node emits tickets only once the connection verified.
+    const leaf = leafNow();
+    if (!leaf || socket.destroyed) return;
     session.ticket = ticket;
     session.generation = snapshot.generation;
+    session.peer = leaf;
   });
   socket.once('secureConnect', () => {
     if (settled) return;
     // A resumed session skips checkServerIdentity: its ID was checked in the full handshake the ticket came from,
-    // but the deny-list may have changed since, so the leaf it carries is looked up here in both cases.
-    const served: DenyCandidate = peer ?? { idText: target.expectedId.toString(), serial: socket.getPeerCertificate()?.serialNumber ?? '' };
+    // but time has passed and the deny-list may have changed since. So the leaf it carries must still be within
+    // its validity by our clock (as the inbound side re-checks a resumed peer), failing exactly as a full
+    // handshake with that leaf would, and it is looked up in the deny-list (ID and serial) in both cases.
+    const leaf = leafNow();
+    const lapsed = peer ? null : leaf ? lapsedLeaf(leaf, deps.nowMs()) : { code: 'TESSERA_ERR_SVID_EMPTY_CHAIN' as const, detail: 'no verified certificate is known for it' };
+    if (lapsed) {
+      // Whatever ticket is held now goes too: at worst a newer one costs one full handshake.
+      session.ticket = undefined;
+      fail(new TesseraError(lapsed.code, `upstream ${target.host}:${target.port} (${target.expectedId}) resumed a session, but ${lapsed.detail}`));
+      return;
+    }
+    const served: DenyCandidate = peer ?? { idText: target.expectedId.toString(), serial: leaf?.serial ?? '' };
     const banned = deniedBy(deps.denyList.current, served);
     if (banned) {
       const code = banned === 'serial' ? 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' : 'TESSERA_ERR_REVOCATION_ID_BANNED';
@@ -161,7 +220,8 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     deps.metrics.handshake(deps.direction, true, 'none', resumed, (deps.nowMs() - started) / 1000);
     deps.metrics.upstreamConnectionOpened(deps.direction);
     closeWhenBanned(socket, served, deps);
-    done(null, socket, resumed);
+    const notAfterMs = leaf?.notAfterMs ?? Number.NEGATIVE_INFINITY;
+    done(null, socket, resumed, () => deps.nowMs() > notAfterMs);
   });
 }
 

@@ -6,9 +6,11 @@ import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bun
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { checkIssuableId } from '../../../../common/spiffe/workload-id.js';
 import { readCertFields } from '../../../../common/spiffe/x509-fields.js';
-import { type SvidFailureReason, verifyX509Svid } from '../../../../common/spiffe/x509-svid.js';
+import { type SvidFailureReason, leafSpiffeId, verifyX509Svid } from '../../../../common/spiffe/x509-svid.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
+import { DerError } from '../../../../common/pki/der.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
+import { EKU, type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
 import { type BrokenKind, TestCa } from '../../../helpers/test-ca.js';
 
 const NOW = Date.UTC(2026, 10, 28, 12, 0, 0);
@@ -272,5 +274,179 @@ describe('reserved and meaningless IDs', () => {
 
   test('checkIssuableId accepts a workload ID of its trust domain', () => {
     expect(() => checkIssuableId(SpiffeId.parse(ID), td)).not.toThrow();
+  });
+});
+
+// The RFC 5280 / X509-SVID path rules OpenSSL enforced only on the outbound side (an outside audit): a peer
+// certificate is refused for a pathLenConstraint the path breaks, an extendedKeyUsage without the purposes an SVID
+// is used for, a SHA-1 or MD5 signature, or a weak key, wherever the chain is verified. Certificates are forged
+// (test/helpers/cert-forge.ts): every one verifies under its issuer's key, only the rule under test is broken.
+describe('path rules: pathLen, extendedKeyUsage, signature algorithm, key strength', () => {
+  const at = { notBefore: new Date(NOW - 3_600_000), notAfter: new Date(NOW + 3_600_000) };
+  let root: Forged;
+  let inter: Forged;
+  let pathRoots: TrustBundleSet;
+
+  const forgedBundle = (...anchors: Forged[]) => new TrustBundleSet([new TrustBundle(TrustDomain.parse('example.org'), anchors.map((a) => a.cert))]);
+  const rootOf = (o: Partial<ForgeTemplate> = {}) => forgeCertificate({ cn: 'Forged Root', key: forgeKey('ec-p256'), ca: true, uriSans: ['spiffe://example.org'], ...at, ...o });
+  const caUnder = (issuer: Forged, cn: string, o: Partial<ForgeTemplate> = {}) => forgeCertificate({ cn, key: forgeKey('ec-p256'), issuer, ca: true, ...at, ...o });
+  const leafUnder = (issuer: Forged, o: Partial<ForgeTemplate> = {}) =>
+    forgeCertificate({ cn: 'leaf', key: forgeKey('ec-p256'), issuer, uriSans: [ID], extKeyUsage: [EKU.serverAuth, EKU.clientAuth], ...at, ...o });
+  const verify = (chain: Forged[], b = pathRoots) => verifyX509Svid(chain.map((c) => c.cert), b, { nowMs: NOW });
+
+  beforeAll(() => {
+    root = rootOf();
+    inter = caUnder(root, 'Forged Intermediate', { pathLen: 0 });
+    pathRoots = forgedBundle(root);
+  });
+
+  test('a forged chain that breaks no rule verifies (the base every case below changes one thing of)', () => {
+    expect(verify([leafUnder(inter), inter])).toMatchObject({ ok: true });
+  });
+
+  describe('basicConstraints pathLenConstraint (RFC 5280 §4.2.1.9)', () => {
+    test('an intermediate with pathLen 0 cannot have a CA below it (root → int pathlen:0 → int → leaf)', () => {
+      const sub = caUnder(inter, 'Sub Intermediate');
+      const r = verify([leafUnder(sub), sub, inter]);
+      expect(r).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_PATH_LENGTH' });
+      if (!r.ok) expect(r.message).toContain('Forged Intermediate');
+    });
+
+    test('pathLen 1 allows one CA below it, and a second one is refused', () => {
+      const top = caUnder(root, 'Top', { pathLen: 1 });
+      const mid = caUnder(top, 'Mid');
+      const low = caUnder(mid, 'Low');
+      expect(verify([leafUnder(mid), mid, top])).toMatchObject({ ok: true });
+      expect(verify([leafUnder(low), low, mid, top])).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_PATH_LENGTH' });
+    });
+
+    test("the trust anchor's own pathLen counts too (as OpenSSL and Go read it)", () => {
+      const strictRoot = rootOf({ cn: 'Strict Root', pathLen: 0 });
+      const under = caUnder(strictRoot, 'Under Strict');
+      expect(verify([leafUnder(strictRoot)], forgedBundle(strictRoot))).toMatchObject({ ok: true });
+      expect(verify([leafUnder(under), under], forgedBundle(strictRoot))).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_PATH_LENGTH' });
+    });
+
+    test('a self-issued intermediate (a key rollover: same name as its issuer) is not counted', () => {
+      const rollover = caUnder(inter, 'Forged Intermediate');
+      expect(readCertFields(rollover.cert.raw).selfIssued).toBe(true);
+      expect(verify([leafUnder(rollover), rollover, inter])).toMatchObject({ ok: true });
+    });
+
+    test('the reader takes pathLen from DER, and refuses a negative one as malformed', () => {
+      expect(readCertFields(inter.cert.raw).pathLen).toBe(0);
+      expect(readCertFields(root.cert.raw).pathLen).toBeNull();
+      // basicConstraints = SEQUENCE { TRUE, INTEGER -1 } inside the intermediate: the same length, one byte changed.
+      const der = Buffer.from(inter.cert.raw);
+      const at0 = der.indexOf(Buffer.from([0x30, 0x06, 0x01, 0x01, 0xff, 0x02, 0x01, 0x00]));
+      der[at0 + 7] = 0xff;
+      expect(() => readCertFields(der)).toThrow(DerError);
+    });
+  });
+
+  describe('extendedKeyUsage (X509-SVID §4.4: when included, serverAuth and clientAuth MUST be set)', () => {
+    test.each([
+      ['codeSigning only, critical', [EKU.codeSigning], true],
+      ['serverAuth only', [EKU.serverAuth], false],
+      ['clientAuth only', [EKU.clientAuth], false],
+      ['anyExtendedKeyUsage only', [EKU.any], false],
+    ] as const)('a leaf whose extendedKeyUsage is %s is refused', (_name, eku, critical) => {
+      const r = verify([leafUnder(inter, { extKeyUsage: eku, extKeyUsageCritical: critical }), inter]);
+      expect(r).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_BAD_EKU' });
+    });
+
+    test('a leaf without the extension, or with both purposes and more, verifies', () => {
+      expect(verify([leafUnder(inter, { extKeyUsage: undefined }), inter]).ok).toBe(true);
+      expect(verify([leafUnder(inter, { extKeyUsage: [EKU.codeSigning, EKU.clientAuth, EKU.serverAuth] }), inter]).ok).toBe(true);
+    });
+
+    test('a purpose OID with an unfinished last arc is malformed, not read as the purpose it starts like', () => {
+      const der = Buffer.from(leafUnder(inter, { extKeyUsage: [EKU.clientAuth, EKU.serverAuth] }).cert.raw);
+      // serverAuth is 06 08 2b 06 01 05 05 07 03 01: its last byte given the continuation bit, same length.
+      const at0 = der.indexOf(Buffer.from('06082b06010505070301', 'hex'));
+      der[at0 + 9] = 0x81;
+      expect(() => readCertFields(der)).toThrow(DerError);
+      expect(verifyX509Svid([der, inter.cert.raw], pathRoots, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_MALFORMED' });
+    });
+
+    test('a CA whose extendedKeyUsage leaves out a purpose restricts its leaves (intermediate and anchor alike)', () => {
+      const clientOnly = caUnder(root, 'Client-only CA', { extKeyUsage: [EKU.clientAuth] });
+      expect(verify([leafUnder(clientOnly), clientOnly])).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_BAD_EKU' });
+      const anyOnly = caUnder(root, 'Any-EKU CA', { extKeyUsage: [EKU.any] });
+      expect(verify([leafUnder(anyOnly), anyOnly])).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_BAD_EKU' });
+      const both = caUnder(root, 'TLS CA', { extKeyUsage: [EKU.serverAuth, EKU.clientAuth] });
+      expect(verify([leafUnder(both), both]).ok).toBe(true);
+      const codeRoot = rootOf({ cn: 'Code Root', extKeyUsage: [EKU.codeSigning] });
+      expect(verify([leafUnder(codeRoot)], forgedBundle(codeRoot))).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_BAD_EKU' });
+    });
+  });
+
+  describe('signature algorithm: SHA-256 or stronger, ECDSA or RSA (PKCS#1 v1.5, PSS)', () => {
+    let rsaInter: Forged;
+    beforeAll(() => {
+      rsaInter = caUnder(root, 'RSA Intermediate', { key: forgeKey('rsa-2048') });
+    });
+
+    test.each([
+      ['ecdsa-with-SHA1', () => [leafUnder(inter, { signature: 'ecdsa-sha1' }), inter]],
+      ['sha1WithRSAEncryption', () => [leafUnder(rsaInter, { signature: 'rsa-sha1' }), rsaInter]],
+      ['md5WithRSAEncryption', () => [leafUnder(rsaInter, { signature: 'rsa-md5' }), rsaInter]],
+      ['RSASSA-PSS with SHA-1', () => [leafUnder(rsaInter, { signature: 'rsa-pss-sha1' }), rsaInter]],
+    ] as const)('a leaf signed with %s is refused', (name, chain) => {
+      const r = verify(chain());
+      expect(r).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_SIGNATURE' });
+      if (!r.ok) expect(r.message).toContain(name.startsWith('RSASSA') ? 'SHA-1' : name);
+    });
+
+    test('an intermediate signed with SHA-1 is refused; a SHA-1 self-signature on the anchor is not judged', () => {
+      const sha1Inter = caUnder(root, 'SHA-1 Intermediate', { signature: 'ecdsa-sha1' });
+      expect(verify([leafUnder(sha1Inter), sha1Inter])).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_WEAK_SIGNATURE' });
+      const sha1Root = rootOf({ cn: 'SHA-1 Root', signature: 'ecdsa-sha1' });
+      expect(verify([leafUnder(sha1Root)], forgedBundle(sha1Root)).ok).toBe(true);
+    });
+
+    test('ECDSA with SHA-384, RSA PKCS#1 with SHA-256 and RSASSA-PSS with SHA-256 verify', () => {
+      expect(verify([leafUnder(inter, { signature: 'ecdsa-sha384' }), inter]).ok).toBe(true);
+      expect(verify([leafUnder(rsaInter, { signature: 'rsa-sha256' }), rsaInter]).ok).toBe(true);
+      const pss = leafUnder(rsaInter, { signature: 'rsa-pss-sha256' });
+      expect(readCertFields(pss.cert.raw).signature).toEqual({ oid: '1.2.840.113549.1.1.10', pssHash: '2.16.840.1.101.3.4.2.1' });
+      expect(verify([pss, rsaInter]).ok).toBe(true);
+    });
+  });
+
+  describe('key strength: RSA of 2048 bits or more, EC P-256 or P-384', () => {
+    test.each([
+      ['rsa-512', 'RSA key of 512 bits'],
+      ['rsa-1024', 'RSA key of 1024 bits'],
+      ['ec-p521', 'P-521'],
+      ['ec-secp256k1', '1.3.132.0.10'],
+      ['ed25519', 'Ed25519'],
+    ] as const)('a %s leaf is refused', (kind, named) => {
+      const r = verify([leafUnder(inter, { key: forgeKey(kind) }), inter]);
+      expect(r).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+      if (!r.ok) expect(r.message).toContain(named);
+    });
+
+    test('P-384 and RSA-2048 leaves verify', () => {
+      expect(verify([leafUnder(inter, { key: forgeKey('ec-p384') }), inter]).ok).toBe(true);
+      expect(verify([leafUnder(inter, { key: forgeKey('rsa-2048') }), inter]).ok).toBe(true);
+      expect(readCertFields(leafUnder(inter, { key: forgeKey('rsa-2048') }).cert.raw).key).toEqual({ type: 'rsa', bits: 2048 });
+    });
+
+    test('an RSA-1024 intermediate is refused, and so is an RSA-1024 trust anchor; a P-521 anchor is accepted (a bundle may hold one)', () => {
+      const weakInter = caUnder(root, 'Weak Intermediate', { key: forgeKey('rsa-1024') });
+      const r = verify([leafUnder(weakInter), weakInter]);
+      expect(r).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+      if (!r.ok) expect(r.message).toContain('intermediate');
+      const weakRoot = rootOf({ cn: 'Weak Root', key: forgeKey('rsa-1024') });
+      expect(verify([leafUnder(weakRoot)], forgedBundle(weakRoot))).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+      const p521Root = rootOf({ cn: 'P-521 Root', key: forgeKey('ec-p521') });
+      expect(verify([leafUnder(p521Root)], forgedBundle(p521Root)).ok).toBe(true);
+    });
+  });
+
+  test('the rules hold for every caller: leafSpiffeId (identity files, svid verify) refuses the leaf alone too', () => {
+    expect(leafSpiffeId(leafUnder(inter, { key: forgeKey('rsa-1024') }).cert)).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+    expect(leafSpiffeId(leafUnder(inter, { extKeyUsage: [EKU.codeSigning] }).cert)).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_BAD_EKU' });
   });
 });

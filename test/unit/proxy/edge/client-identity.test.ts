@@ -7,6 +7,7 @@ import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bun
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { type EdgeClientTrust, verifyEdgeClient, xfccFor } from '../../../../proxy/src/edge/client-identity.js';
 import { xfccValue } from '../../../../proxy/src/tls/xfcc.js';
+import { EKU, type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 
 const MESH_TD = TrustDomain.parse('example.org');
@@ -66,6 +67,37 @@ describe('verifyEdgeClient', () => {
     expect(verifyEdgeClient(old.chain, trust(), Date.now())).toMatchObject({ ok: false, reason: 'expired' });
     const upper = await partner.mintSvid('spiffe://partner.example/x', { uriSans: ['SPIFFE://partner.example/x'] });
     expect(verifyEdgeClient(upper.chain, trust(), Date.now())).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NOT_SPIFFE_ID' });
+  });
+});
+
+// The path rules of the SVID verifier hold for partner chains too (pathLen, key, signature), with the
+// extendedKeyUsage of a TLS client: clientAuth, not serverAuth as well.
+describe('verifyEdgeClient: path rules for partner chains', () => {
+  const at = { notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 3_600_000) };
+  let root: Forged;
+  let issuing: Forged;
+  const partnerTrust = () => trust({ authorities: [root.cert] });
+  const leaf = (issuer: Forged, o: Partial<ForgeTemplate> = {}) => forgeCertificate({ cn: 'client', key: forgeKey('ec-p256'), issuer, uriSans: ['spiffe://partner.example/billing'], ...at, ...o });
+  const edge = (...chain: Forged[]) => verifyEdgeClient(chain.map((c) => c.cert), partnerTrust(), Date.now());
+
+  beforeAll(() => {
+    root = forgeCertificate({ cn: 'Partner Root', key: forgeKey('ec-p256'), ca: true, ...at });
+    issuing = forgeCertificate({ cn: 'Partner Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, pathLen: 0, ...at });
+  });
+
+  test('a clientAuth-only leaf is a client certificate; serverAuth-only or codeSigning-only is not', () => {
+    expect(edge(leaf(issuing, { extKeyUsage: [EKU.clientAuth] }), issuing)).toMatchObject({ ok: true });
+    expect(edge(leaf(issuing, { extKeyUsage: [EKU.serverAuth] }), issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_BAD_EKU' });
+    expect(edge(leaf(issuing, { extKeyUsage: [EKU.codeSigning] }), issuing)).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_BAD_EKU' });
+    const clientCa = forgeCertificate({ cn: 'Client CA', key: forgeKey('ec-p256'), issuer: root, ca: true, extKeyUsage: [EKU.clientAuth], ...at });
+    expect(edge(leaf(clientCa), clientCa)).toMatchObject({ ok: true });
+  });
+
+  test('a pathLen the chain breaks, a SHA-1 signature and an RSA-1024 key are refused', () => {
+    const sub = forgeCertificate({ cn: 'Partner Sub', key: forgeKey('ec-p256'), issuer: issuing, ca: true, ...at });
+    expect(edge(leaf(sub), sub, issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_PATH_LENGTH' });
+    expect(edge(leaf(issuing, { signature: 'ecdsa-sha1' }), issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_SIGNATURE' });
+    expect(edge(leaf(issuing, { key: forgeKey('rsa-1024') }), issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_KEY' });
   });
 });
 

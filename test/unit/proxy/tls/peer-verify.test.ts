@@ -61,6 +61,16 @@ describe('PeerVerifier', () => {
     expect(v.verify(peerCert(web.chain), snapshot(ca, 1), later)).toMatchObject({ ok: false, reason: 'expired' });
   });
 
+  test('a cached peer is served only within its validity: a clock set back before NotBefore checks it again', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB);
+    const v = new PeerVerifier();
+    const first = v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now());
+    expect(first).toMatchObject({ ok: true, notBeforeMs: web.leaf.validFromDate.getTime() });
+    const before = web.leaf.validFromDate.getTime() - 1_000;
+    expect(v.verify(peerCert([web.leaf]), snapshot(ca, 1), before)).toMatchObject({ ok: false, reason: 'not_yet_valid' });
+  });
+
   test('verifySocket: a known peer on a full handshake is served from the cache once its sent chain is on the verified path', async () => {
     const ca = await TestCa.create({ trustDomain: 'example.org' });
     const web = await ca.mintSvid(WEB);
