@@ -41,6 +41,7 @@ export const REFUSAL_REASONS = {
   bad_upstream_response: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream\'s response is malformed (head, framing, or an unrequested 101).' },
   // --- The connection ---
   too_many_connections: { http: [], grpc: null, meaning: 'The listener already holds limits.maxConnections connections; the new one is closed at accept (counted only).' },
+  premature_reset: { http: [], grpc: null, meaning: 'An HTTP/2 client reset more of its streams before their answer than limits.maxConcurrentStreams (at least 100): at the edge and on outbound h2c listeners, once they are also more than half of its closed streams, its connection is closed with GOAWAY ENHANCE_YOUR_CALM; an inbound listener drains it (counted only).' },
 } as const satisfies Record<string, RefusalReasonEntry>;
 
 export type RefusalReason = keyof typeof REFUSAL_REASONS;

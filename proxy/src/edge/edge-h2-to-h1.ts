@@ -10,7 +10,8 @@ import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:ht
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
-import { type StreamSettings, respondLocal } from '../h2/h2-forward.js';
+import { ignoreH2Error } from '../h2/h2-error-guard.js';
+import { type StreamSettings, canRespond, respondLocal } from '../h2/h2-forward.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
@@ -37,6 +38,8 @@ export interface BridgeOptions {
 }
 
 export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: http2.IncomingHttpHeaders, up: EdgeUpstream, o: BridgeOptions, done: (r: BridgeResult) => void): void {
+  // The edge guards every stream from its start (h2-error-guard.ts); this one is for any other caller.
+  stream.on('error', ignoreH2Error);
   const headers: OutgoingHttpHeaders = {};
   for (const k in incoming) {
     const v = incoming[k];
@@ -69,12 +72,13 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   };
   /** A deadline passed: answered before the head; after it both sides are cut (the status stays the one sent). */
   const cut = (reason: 'request_timeout' | 'total_timeout' | 'stream_idle_timeout') => {
-    if (finished) return;
+    // A stream the client closed (reset with NO_ERROR: closed before destroyed) is reported by its 'close'.
+    if (finished || stream.closed) return;
     flag = reason;
     // The client's stream first: once the upstream request is destroyed its response may end, and a pipe
     // would then end the client's stream cleanly (a cut must look like one).
     upRes?.unpipe();
-    if (!stream.headersSent) local(refusalStatus(reason), reason);
+    if (canRespond(stream)) local(refusalStatus(reason), reason);
     else {
       // RST_STREAM INTERNAL_ERROR. Not close(CANCEL): on a stream whose request has ended, Node sends END_STREAM
       // before the RST and the client would take the cut for a complete response.
@@ -102,7 +106,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     const connNamed = connectionNamed(head);
     const named = up.route.spiffeId ? connNamed : new FieldNames([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
     const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
-    if (stream.destroyed) return;
+    // The client left (a stream reset with NO_ERROR is closed before it is destroyed): its 'close' reports it.
+    if (stream.destroyed || stream.closed) return;
     // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
     try {
       stream.respond(out, { waitForTrailers: true });
@@ -163,6 +168,5 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       upRes.resume();
     } else upReq.once('response', (r) => r.resume());
   });
-  stream.on('error', () => undefined);
   stream.pipe(upReq);
 }

@@ -24,7 +24,11 @@ export interface EdgeH2Deps {
 
 export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
   const { d, gate } = o;
-  const socket = stream.session!.socket as TLSSocket;
+  // A stream reset and destroyed before node:http2 announced it has no session left: nothing to answer. (Its
+  // session's premature-reset budget counted it, h2-reset-budget.ts.)
+  const session = stream.session;
+  if (!session) return;
+  const socket = session.socket as TLSSocket;
   const client = gate.client(socket);
   const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
   const method = String(headers[':method'] ?? 'GET');

@@ -5,6 +5,7 @@
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
 import type { EdgeConfig } from '../config/edge-config.js';
+import { guardH2Server, keepAccepting } from '../h2/h2-error-guard.js';
 import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
 import { listenOn } from '../listeners/listen.js';
 import type { Listener } from '../listeners/listener.js';
@@ -61,13 +62,16 @@ export class EdgeListener implements Listener {
       handshakeTimeout: deps.limits.handshakeTimeoutMs,
     });
     this.#h2 = http2.createServer(h2ServerOptions(deps.limits, 32));
+    // Every session and stream an 'error' listener first: a client's reset or protocol error never exits the process.
+    guardH2Server(this.#h2);
+    keepAccepting(this.#server, deps.nowMs, (err, failures) => deps.log.warn({ listener: config.name, err, failures }, 'edge accept failed'));
     this.#sessions = new SessionSet(deps.nowMs, () => this.#gate.sweep());
     this.#h2.on('session', (session) => {
       // The session's socket is a guarded view of the TLS socket being handed over: the client's chain can be
       // read only once per connection (tls/sent-chain.ts), so the view shares what the gate read of the socket.
       if (this.#handing) this.#gate.sameConnection(session.socket, this.#handing);
-      watchH2Session(this.#sessions, session, deps.limits, deps.nowMs, (code) => deps.metrics.rejected('edge', code));
-      session.on('error', () => undefined);
+      // Past its premature-reset budget a client is cut: each has its own connection (h2-reset-budget.ts).
+      watchH2Session(this.#sessions, session, deps.limits, deps.nowMs, (code) => deps.metrics.rejected('edge', code), 'cut');
     });
     this.#h2.on('stream', (stream, headers) => onEdgeStream(perRequest, stream, headers));
     // No node:http2 session timeout: it would destroy a session (and its quiet gRPC streams) after idleTimeout

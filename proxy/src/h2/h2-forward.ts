@@ -8,9 +8,10 @@ import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { hasLowerCase } from '../http1/http1-head.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
+import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
 const GRPC_UNAVAILABLE = 14;
 /** grpc-status a client reports for a stream reset with CANCEL. */
@@ -61,9 +62,18 @@ function responseHeaders(h: http2.IncomingHttpHeaders, drop: ReadonlySet<string>
   return out;
 }
 
+/**
+ * True while `stream` can still take a response head: node:http2 throws from respond() on a stream that is closed
+ * (the client reset it) even before it is destroyed, and a throw there, from a timer or an upstream's event, would
+ * be an uncaught exception.
+ */
+export function canRespond(stream: http2.ServerHttp2Stream): boolean {
+  return !stream.destroyed && !stream.closed && !stream.headersSent;
+}
+
 /** Answers locally: gRPC errors as trailers-only responses, HTTP/2 with a status and a short code. */
 export function respondLocal(stream: http2.ServerHttp2Stream, grpc: boolean, status: number, code: RefusalReason, grpcStatus: number): void {
-  if (stream.destroyed || stream.headersSent) return;
+  if (!canRespond(stream)) return;
   if (grpc) {
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': code }, { endStream: true });
   } else {
@@ -125,9 +135,12 @@ export function streamSettings(
  * result keeps the status really sent and says what ended the exchange first (`responseFlags`).
  */
 export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, to: H2Upstream | ExchangeRoute<H2Upstream>, grpc: boolean, t: StreamSettings, done: (r: ForwardResult) => void): void {
+  // The listeners guard every stream from its start (h2-error-guard.ts); this one is for any other caller.
+  stream.on('error', ignoreH2Error);
   // A balanced service: a session that cannot be had on one endpoint is asked of another (nothing was sent yet).
   const route = to instanceof H2Upstream ? null : to;
   let finished = false;
+  /** The proxy ended the exchange itself: a deadline, or an upstream head it would not relay. */
   let cut = false;
   let flag: ExchangeFlag | undefined;
   let status = 0;
@@ -158,7 +171,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     cut = true;
     flag = reason;
     t.onCut?.(reason);
-    if (!stream.headersSent && !stream.destroyed) {
+    if (canRespond(stream)) {
       status = grpc ? 200 : refusalStatus(reason);
       if (grpc) grpcStatus = String(refusalGrpcStatus(reason));
       respondLocal(stream, grpc, status, reason, refusalGrpcStatus(reason));
@@ -202,12 +215,22 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let refusals = 0;
   let counting = false;
   let trailers: http2.OutgoingHttpHeaders | undefined;
-  stream.on('wantTrailers', () => stream.sendTrailers(trailers ?? {}));
+  stream.on('wantTrailers', () => {
+    try {
+      stream.sendTrailers(trailers ?? {});
+    } catch {
+      // The stream closed under us, or node:http2 refused a trailer: reset, never ended as if complete.
+      flag ??= 'upstream_closed';
+      if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
+    }
+  });
   stream.on('close', () => {
     if (req && !req.closed) req.close(NGHTTP2_CANCEL);
     if (cut) return;
-    if (stream.rstCode === undefined || stream.rstCode === 0 || flag) return finish();
-    clientLeft();
+    if (flag) return finish();
+    // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole.
+    if ((stream.rstCode ?? 0) !== 0 || stream.aborted) return clientLeft();
+    finish();
   });
   /** Nothing was answered yet and the upstream cannot answer: 502 `reason` (gRPC: UNAVAILABLE), the exchange ends. */
   const answerUnavailable = (reason: 'upstream_unavailable' | 'upstream_reset') => {
@@ -232,6 +255,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     const bodyAhead = !stream.readableEnded || (again && replayBytes > 0);
     try {
       req = session.request(headers, { endStream: !bodyAhead });
+      req.on('error', ignoreH2Error); // reported through 'close'
       upstream.track(session, req);
       route?.dispatched();
     } catch {
@@ -247,12 +271,15 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       status = Number(h[':status']) || 0;
       const out = responseHeaders(h, t.dropResponse);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
-      if (stream.destroyed) return;
-      if (flags & NGHTTP2_FLAG_END_STREAM) {
-        stream.respond(out, { endStream: true });
-        return;
+      if (stream.destroyed || stream.closed) return; // the client left: its 'close' reports it
+      const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
+      try {
+        stream.respond(out, endStream ? { endStream: true } : { waitForTrailers: true });
+      } catch {
+        // A head node:http2 will not send (a :status outside 200-599, which an HTTP/2 peer may send): 502, never a crash.
+        return refuseHead();
       }
-      stream.respond(out, { waitForTrailers: true });
+      if (endStream) return;
       up.pipe(stream);
       // Counted from here, not from the request: a 'data' listener added earlier would start the upstream stream
       // flowing before this pipe exists, and Node emits 'response' a tick after the frame, so a body that came in
@@ -269,7 +296,12 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       const s = Number(h[':status']);
       if (s < 100 || s >= 200 || s === 101) return;
       moved();
-      if (!cut && !stream.headersSent && !stream.destroyed) stream.additionalHeaders(responseHeaders(h, t.dropResponse));
+      if (cut || !canRespond(stream)) return;
+      try {
+        stream.additionalHeaders(responseHeaders(h, t.dropResponse));
+      } catch {
+        // An interim head node:http2 will not send is dropped; the final one decides.
+      }
     });
     up.on('trailers', (h) => {
       moved();
@@ -294,7 +326,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     } else if (bodyAhead) up.end();
     up.on('close', () => {
       if (cut) return; // answered (or reset) by a deadline already
-      if (!stream.headersSent && !stream.destroyed) {
+      if (canRespond(stream)) {
         if (up.rstCode === NGHTTP2_REFUSED_STREAM && replay !== null && refusals < REFUSED_RETRIES) {
           refusals++;
           stream.unpipe(up);
@@ -308,8 +340,15 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         stream.close(up.rstCode);
       }
     });
-    up.on('error', () => undefined); // reported through 'close'
   });
+  /** The upstream's head cannot be relayed: 502 bad_upstream_response (gRPC: UNAVAILABLE), its stream cancelled. */
+  const refuseHead = () => {
+    cut = true;
+    status = grpc ? 200 : 502;
+    if (grpc) grpcStatus = String(GRPC_UNAVAILABLE);
+    respondLocal(stream, grpc, 502, 'bad_upstream_response', GRPC_UNAVAILABLE);
+    if (req && !req.closed) req.close(NGHTTP2_CANCEL);
+    finish('bad_upstream_response');
+  };
   open(upstreamOf());
-  stream.on('error', () => undefined);
 }

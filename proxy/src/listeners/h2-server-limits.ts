@@ -2,9 +2,11 @@
 // size), and the deadlines of each session, checked by its listener's sweep (SessionSet): request headers must be
 // complete within headersTimeout (the first request after the preface, and any HEADERS block once begun,
 // CONTINUATION trickling included), and a session with no open stream for idleTimeout is closed. Node's own
-// session timeout counts every frame as activity, so a client trickling bytes would never reach it.
-import type { ServerHttp2Session, ServerHttp2Stream, ServerOptions } from 'node:http2';
+// session timeout counts every frame as activity, so a client trickling bytes would never reach it. And a session
+// whose client resets many of its streams before their answer is cut, or, a mesh peer's, drained (h2-reset-budget.ts).
+import { constants, type ServerHttp2Session, type ServerHttp2Stream, type ServerOptions } from 'node:http2';
 import type { ProxyLimits } from '../config/proxy-config.js';
+import { type ResetAction, ResetBudget } from './h2-reset-budget.js';
 import type { Expirable, SessionSet } from './session-set.js';
 
 /**
@@ -22,12 +24,15 @@ export function h2ServerOptions(limits: ProxyLimits, maxSessionMemoryMb: number)
   };
 }
 
-/** Tracks `session` in `sessions` with its deadlines; `onExpire` counts the cut (headers_timeout, idle_timeout). */
-export function watchH2Session(sessions: SessionSet, session: ServerHttp2Session, limits: ProxyLimits, nowMs: () => number, onExpire: (code: string) => void): void {
-  sessions.add(session, new H2SessionWatch(session, limits, nowMs, onExpire));
+/**
+ * Tracks `session` in `sessions` with its deadlines and its premature-reset budget (`resets`: what a session past it
+ * gets); `onExpire` counts the cut (headers_timeout, idle_timeout, premature_reset).
+ */
+export function watchH2Session(sessions: SessionSet, session: ServerHttp2Session, limits: ProxyLimits, nowMs: () => number, onExpire: (code: string) => void, resets: ResetAction): void {
+  sessions.add(session, new H2SessionWatch(session, limits, nowMs, onExpire, resets));
 }
 
-type Code = 'headers_timeout' | 'idle_timeout';
+type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset';
 
 export class H2SessionWatch implements Expirable {
   readonly #session: ServerHttp2Session;
@@ -35,6 +40,7 @@ export class H2SessionWatch implements Expirable {
   readonly #nowMs: () => number;
   readonly #onExpire: (code: Code) => void;
   readonly #startMs: number;
+  readonly #resets: ResetBudget;
   #lastStreamId = 0;
   #open = 0;
   #idleSinceMs: number;
@@ -42,13 +48,15 @@ export class H2SessionWatch implements Expirable {
   #pendingSinceMs = 0;
   #code: Code = 'headers_timeout';
 
-  constructor(session: ServerHttp2Session, limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs'>, nowMs: () => number, onExpire: (code: Code) => void) {
+  /** `resets`: what the session gets past its premature-reset budget (h2-reset-budget.ts). */
+  constructor(session: ServerHttp2Session, limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>, nowMs: () => number, onExpire: (code: Code) => void, resets: ResetAction = 'cut') {
     this.#session = session;
     this.#limits = limits;
     this.#nowMs = nowMs;
     this.#onExpire = onExpire;
     this.#startMs = nowMs();
     this.#idleSinceMs = this.#startMs;
+    this.#resets = new ResetBudget(limits.maxConcurrentStreams, resets);
     session.on('stream', (stream: ServerHttp2Stream) => this.#onStream(stream));
   }
 
@@ -94,8 +102,17 @@ export class H2SessionWatch implements Expirable {
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
     this.#open++;
+    const startMs = this.#nowMs();
     stream.once('close', () => {
-      if (--this.#open === 0) this.#idleSinceMs = this.#nowMs();
+      const now = this.#nowMs();
+      if (--this.#open === 0) this.#idleSinceMs = now;
+      // Streams closed by the session's own end (a TCP reset, our cut, a drain) are not the client's choice.
+      if (this.closed || !this.#resets.closed(stream.headersSent, now - startMs)) return;
+      this.#onExpire('premature_reset');
+      // GOAWAY ENHANCE_YOUR_CALM and the connection closes, its open streams ending with that error (guarded); or
+      // GOAWAY NO_ERROR, its open streams running to their end.
+      if (this.#resets.action === 'cut') this.#session.destroy(new Error('premature_reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      else this.#session.close();
     });
   }
 }

@@ -2,6 +2,7 @@
 // with its deadlines (h2-server-limits.ts) and cut with the listener, and the head of each stream read once:
 // gRPC or plain HTTP/2, method, path, a request id and the start time, a fragment in the path refused.
 import type * as http2 from 'node:http2';
+import { guardH2Server, keepAccepting } from '../h2/h2-error-guard.js';
 import { refuseAmbiguous } from '../h2/h2-forward.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { h2ServerOptions, watchH2Session } from './h2-server-limits.js';
@@ -20,11 +21,16 @@ export function sidecarH2Options(limits: ListenerDeps['limits']): http2.ServerOp
  * after `admit` accepted it (false: it was closed). No Node session timeout: it counts frames, so it would cut a
  * session whose streams are quiet but open; open streams have their own deadlines (h2-forward.ts).
  */
-export function trackH2Sessions(server: http2.Http2Server | http2.Http2SecureServer, sessions: SessionSet, d: ListenerDeps, direction: 'inbound' | 'outbound', admit: (s: http2.ServerHttp2Session) => boolean): void {
+export function trackH2Sessions(server: http2.Http2Server | http2.Http2SecureServer, sessions: SessionSet, d: ListenerDeps, direction: 'inbound' | 'outbound', admit: (s: http2.ServerHttp2Session) => boolean, listener: string): void {
+  // Every session and stream an 'error' listener before anything else sees them: a peer's reset or protocol error
+  // never exits the process, whatever the stream's path (h2-error-guard.ts).
+  guardH2Server(server);
+  keepAccepting(server, d.nowMs, (err, failures) => d.log.warn({ listener, err, failures }, `${direction} accept failed`));
   server.on('session', (session: http2.ServerHttp2Session) => {
     if (!admit(session)) return;
-    watchH2Session(sessions, session, d.limits, d.nowMs, (code) => d.metrics.rejected(direction, code));
-    session.on('error', () => undefined);
+    // Past its premature-reset budget the outbound listener's app is cut; an inbound peer, mostly a proxy whose
+    // session carries its own clients' cancellations, is drained (h2-reset-budget.ts).
+    watchH2Session(sessions, session, d.limits, d.nowMs, (code) => d.metrics.rejected(direction, code), direction === 'outbound' ? 'cut' : 'drain');
   });
 }
 

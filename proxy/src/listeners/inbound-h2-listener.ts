@@ -41,7 +41,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     server.on('secureConnection', () => {
       this.#handing = undefined; // after node:http2's own listener, which made the session
     });
-    trackH2Sessions(server, this.sessions, deps, 'inbound', (session) => this.#admit(session));
+    trackH2Sessions(server, this.sessions, deps, 'inbound', (session) => this.#admit(session), config.name);
     server.on('stream', (stream, headers) => this.#onStream(stream, headers));
   }
 

@@ -57,10 +57,11 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
       this.#views = () => ({});
       this.onClose(() => upstream.close());
     }
-    trackH2Sessions(server, this.sessions, deps, 'outbound', (session) => {
+    const admit = (session: http2.ServerHttp2Session) => {
       this.countConnection(session);
       return true;
-    });
+    };
+    trackH2Sessions(server, this.sessions, deps, 'outbound', admit, config.name);
     server.on('stream', (stream, headers) => this.#onStream(stream, headers));
   }
 

@@ -2,6 +2,7 @@
 // of a stream (response head, stream idle with bytes either way restarting it, total), what each does before and
 // after the response head, resets propagated both ways, and the status and responseFlags the result reports.
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type ForwardResult, type StreamSettings, forwardStream } from '../../../../proxy/src/h2/h2-forward.js';
@@ -348,5 +349,76 @@ describe('forwardStream: fields only the proxy may say (dropResponse)', () => {
     const r = await (await rig({}, true, forger)).request({});
     expect(r.headers['x-tessera-error']).toBe('authz_denied');
     expect(r.trailers['x-tessera-error']).toBe('authz_denied');
+  });
+});
+
+describe('forwardStream: nothing an upstream or a client does throws (an uncaught exception exits the proxy)', () => {
+  /** A raw h2c app answering every request with `:status: <status>`: valid HTTP/2 (3 digits), refused by node:http2's respond(). */
+  async function rawStatusApp(status: string): Promise<number> {
+    const frame = (type: number, flags: number, id: number, payload = Buffer.alloc(0)) => {
+      const b = Buffer.alloc(9 + payload.length);
+      b.writeUIntBE(payload.length, 0, 3);
+      b[3] = type;
+      b[4] = flags;
+      b.writeUInt32BE(id, 5);
+      payload.copy(b, 9);
+      return b;
+    };
+    const head = Buffer.concat([Buffer.from([0, 7]), Buffer.from(':status'), Buffer.from([status.length]), Buffer.from(status)]); // literal, new name
+    const app = net.createServer((s) => {
+      s.on('error', () => undefined);
+      let buf = Buffer.alloc(0);
+      let preface = false;
+      s.on('data', (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (!preface) {
+          if (buf.length < 24) return;
+          buf = buf.subarray(24);
+          preface = true;
+          s.write(frame(4, 0, 0));
+        }
+        while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+          const len = buf.readUIntBE(0, 3);
+          const [type, flags] = [buf[3]!, buf[4]!];
+          const id = buf.readUInt32BE(5) & 0x7fffffff;
+          buf = buf.subarray(9 + len);
+          if (type === 4 && (flags & 1) === 0) s.write(frame(4, 1, 0));
+          if (type === 1) s.write(frame(1, 0x4 | 0x1, id, head)); // HEADERS, END_HEADERS | END_STREAM
+        }
+      });
+    });
+    await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
+    closers.push(() => app.close());
+    return (app.address() as AddressInfo).port;
+  }
+
+  test.each([false, true])('an app answering `:status: 600` (grpc: %s): 502 bad_upstream_response (gRPC: UNAVAILABLE), never a throw', async (grpc) => {
+    const upstream = new H2Upstream({ authority: `http://127.0.0.1:${await rawStatusApp('600')}` });
+    closers.push(() => upstream.close());
+    const results: ForwardResult[] = [];
+    const front = http2.createServer();
+    front.on('stream', (stream, headers) => forwardStream(stream, { ':method': 'GET', ':path': String(headers[':path']) }, upstream, grpc, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now() }, (r) => results.push(r)));
+    const client = http2.connect(`http://127.0.0.1:${await listen(front)}`);
+    client.on('error', () => undefined);
+    closers.push(() => client.destroy());
+    const got = await new Promise<http2.IncomingHttpHeaders>((resolve) => {
+      const req = client.request({ ':path': '/x' });
+      req.on('response', (h) => {
+        req.resume();
+        req.on('end', () => resolve(h));
+      });
+    });
+    if (grpc) expect(got).toMatchObject({ ':status': 200, 'grpc-status': '14', 'grpc-message': 'bad_upstream_response' });
+    else expect(got).toMatchObject({ ':status': 502, 'x-tessera-error': 'bad_upstream_response' });
+    await until('result', () => results.length === 1);
+    expect(results[0]).toMatchObject({ status: grpc ? 200 : 502, error: 'bad_upstream_response', ...(grpc ? { grpcStatus: '14' } : {}) });
+  });
+
+  test('the client resets with NO_ERROR before any response: 499 downstream_closed as with any other code (it was status 0)', async () => {
+    const r = await rig({}, false, () => undefined);
+    await r.request({}, (req) => setTimeout(() => req.close(http2.constants.NGHTTP2_NO_ERROR), 100));
+    await until('the app stream was cancelled', () => r.appEnds.length === 1 && r.results.length === 1);
+    expect(r.appEnds).toEqual([NGHTTP2_CANCEL]);
+    expect(r.results[0]).toMatchObject({ status: 499, responseFlags: 'downstream_closed', error: 'downstream_reset' });
   });
 });

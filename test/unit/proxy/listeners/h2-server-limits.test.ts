@@ -1,6 +1,8 @@
 // The deadlines of an HTTP/2 server session (H2SessionWatch) on a real loopback h2c session with a fake clock:
 // the first request's headers are due headersTimeout after the session starts, an open stream has no session
-// deadline, and a session without open streams is due idleTimeout after its last stream closed, PINGs or not.
+// deadline, and a session without open streams is due idleTimeout after its last stream closed, PINGs or not. And
+// its premature-reset budget: a client resetting its streams before their answer is cut with GOAWAY
+// ENHANCE_YOUR_CALM past the allowance, counted once; answered streams and late cancellations are not counted.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
@@ -8,25 +10,29 @@ import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { until } from '../../../helpers/until.js';
 
-const LIMITS = { headersTimeoutMs: 500, idleTimeoutMs: 5_000 } as Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs'>;
+const LIMITS = { headersTimeoutMs: 500, idleTimeoutMs: 5_000, maxConcurrentStreams: 100 } as Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>;
 const closers: (() => void)[] = [];
 afterEach(() => {
   for (const c of closers.splice(0)) c();
 });
 
-async function setup(holdMs: number) {
+async function setup(holdMs: number, resets: 'cut' | 'drain' = 'cut') {
   let now = 1_000_000;
   const expired: string[] = [];
   let watch: H2SessionWatch | undefined;
   const server = http2.createServer();
   server.on('session', (s) => {
-    watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code));
+    watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code), resets);
   });
+  let streams = 0;
   server.on('stream', (stream) => {
+    streams++;
+    stream.on('error', () => undefined);
     setTimeout(() => {
+      if (stream.destroyed || stream.closed) return; // reset by the client
       stream.respond({ ':status': 200 });
       stream.end('ok');
-    }, holdMs);
+    }, holdMs).unref();
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
@@ -36,7 +42,7 @@ async function setup(holdMs: number) {
     server.close();
   });
   await until('the session', () => watch !== undefined);
-  return { client, watch: () => watch!, expired, advance: (ms: number) => (now += ms), now: () => now };
+  return { client, watch: () => watch!, expired, advance: (ms: number) => (now += ms), now: () => now, streams: () => streams };
 }
 
 function get(client: http2.ClientHttp2Session): Promise<void> {
@@ -74,4 +80,73 @@ test('a stream in flight has no session deadline; once it closes, idleTimeout ru
   expect(t.watch().deadlineMs).toBeLessThan(t.now());
   t.watch().expire();
   expect(t.expired).toEqual(['idle_timeout']);
+});
+
+/** Opens `n` streams one after the other, each reset with CANCEL once the server saw it; `answered` ones after their head. */
+async function resetEach(t: Awaited<ReturnType<typeof setup>>, n: number, answered: boolean): Promise<void> {
+  for (let i = 0; i < n && !t.client.closed && !t.client.destroyed; i++) {
+    await new Promise<void>((resolve) => {
+      const req = t.client.request({ ':path': `/${i}` });
+      req.on('error', () => undefined);
+      req.on('close', () => resolve());
+      req.resume();
+      if (answered) req.on('response', () => req.close(http2.constants.NGHTTP2_CANCEL));
+      else setTimeout(() => req.close(http2.constants.NGHTTP2_CANCEL), 2);
+      req.end();
+    });
+  }
+}
+
+test('premature resets: past the allowance (100), GOAWAY ENHANCE_YOUR_CALM and premature_reset counted once', async () => {
+  const t = await setup(60_000); // the server never answers in time
+  let goaway: number | undefined;
+  t.client.on('goaway', (code) => {
+    goaway = code;
+  });
+  await resetEach(t, 150, false);
+  await until('the GOAWAY', () => goaway !== undefined, 2_000, 10);
+  expect(goaway).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  expect(t.expired).toEqual(['premature_reset']);
+  await until('the session closed', () => t.watch().closed);
+});
+
+test('premature resets on a drained session (an inbound peer\'s): GOAWAY NO_ERROR past the allowance, a stream in flight runs to its end', async () => {
+  const t = await setup(60_000, 'drain');
+  let goaway: number | undefined;
+  t.client.on('goaway', (code) => {
+    goaway = code;
+  });
+  // A stream of another client of the peer, in flight across the drain (the app answers it in 60 s: closed here by hand).
+  const inFlight = t.client.request({ ':path': '/long' });
+  inFlight.on('error', () => undefined);
+  inFlight.resume();
+  await resetEach(t, 150, false);
+  await until('the GOAWAY', () => goaway !== undefined, 2_000, 10);
+  expect(goaway).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  expect(t.expired).toEqual(['premature_reset']);
+  expect(inFlight.destroyed).toBe(false);
+  expect(t.watch().closed).toBe(true); // closing: no new stream, the open one may finish
+});
+
+test('premature resets: streams reset after their head, or a second after they began, are not counted', async () => {
+  const answered = await setup(0);
+  await resetEach(answered, 150, true);
+  expect(answered.expired).toEqual([]);
+  expect(answered.watch().closed).toBe(false);
+  const late = await setup(60_000);
+  // The fake clock moves 1 s per stream: each reset is an ordinary cancellation.
+  for (let i = 0; i < 150; i++) {
+    const req = late.client.request({ ':path': `/${i}` });
+    req.on('error', () => undefined);
+    req.resume();
+    req.end();
+    await until('the server saw it', () => late.streams() === i + 1, 2_000, 1);
+    late.advance(1_000);
+    await new Promise<void>((resolve) => {
+      req.on('close', () => resolve());
+      req.close(http2.constants.NGHTTP2_CANCEL);
+    });
+  }
+  expect(late.expired).toEqual([]);
+  expect(late.watch().closed).toBe(false);
 });
