@@ -49,6 +49,8 @@ export interface HarnessOptions {
   readonly schedule?: (ms: number, fn: () => void) => void;
   /** SessionOptions.plainTcpClient (the outbound listener's app clients). */
   readonly plainTcpClient?: boolean;
+  /** Gets the proxy's end of each client connection before its session does (e.g. to watch what is queued on it). */
+  readonly onDownstream?: (socket: net.Socket) => void;
 }
 
 export interface Harness {
@@ -74,6 +76,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
   const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', appPort, 2_000), ...(o.pool ?? { maxConnections: 8, maxQueue: 8 }), idleTimeoutMs: 60_000, nowMs: () => clock.now });
   cleanups.push(() => pool.close());
   const server = net.createServer((socket) => {
+    o.onDownstream?.(socket);
     sessions.push(
       new Http1Session(socket, {
         limits,

@@ -1,5 +1,6 @@
 // The client's connection as an Http1Session and its tunnel use it: reads paused only while bytes have nowhere to go,
-// exchange bytes counted and written with back-pressure onto the upstream, nothing written once the client is gone.
+// exchange bytes counted and written with back-pressure onto the upstream, nothing written once the client is gone,
+// and whether the client is behind on reading what it was sent (`full`), which holds back its next request.
 import type { ByteSocket } from './byte-socket.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { type AddedResponseHeaders, addedResponseHeaders, localResponse } from './head-rewrite.js';
@@ -16,6 +17,11 @@ export class Http1Downstream {
   keepAlive = true;
   /** Closed or failed: nothing more is written to it. */
   gone = false;
+  /**
+   * A write was refused (the socket's, or a mux stream's, queue is past its high-water mark) and no 'drain' came
+   * since: the client is not reading what it was sent, so the session reads and parses nothing more of it.
+   */
+  full = false;
   #paused = false;
   /** TCP_NODELAY is still to be set, before the next write unless it is a small first one (SessionOptions.plainTcpClient). */
   #noDelayDue: boolean;
@@ -40,19 +46,24 @@ export class Http1Downstream {
     this.socket.resume();
   }
 
-  /** Bytes of the exchange to the client, counted as sent; a full socket pauses the upstream until 'drain'. */
+  /**
+   * Bytes of the exchange to the client, counted as sent. A full socket pauses the upstream, if any, until 'drain',
+   * and (`full`) the session's reading of the next request: a local answer has no upstream to pause.
+   */
   send(ex: Http1Exchange, b: Buffer): void {
     if (this.gone) return;
     ex.bytesOut += b.length;
     if (this.#noDelayDue) this.#beforeWrite(b.length);
-    if (!this.socket.write(b)) ex.conn?.socket.pause();
+    if (this.socket.write(b)) return;
+    this.full = true;
+    ex.conn?.socket.pause();
   }
 
   /** Bytes outside any exchange (a refusal of an unreadable head, a timeout's 408). */
   write(b: Buffer): void {
     if (this.gone) return;
     if (this.#noDelayDue) this.#beforeWrite(b.length);
-    this.socket.write(b);
+    if (!this.socket.write(b)) this.full = true;
   }
 
   /** Nagle could hold a write only once something is in flight: a small first write (one segment) goes at once. */

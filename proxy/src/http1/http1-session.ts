@@ -51,7 +51,7 @@ export class Http1Session implements UpstreamOwner {
     if (opts.firstHeadTimeout) this.#waitCode = 'headers_timeout';
     this.#waitDeadlineMs = opts.nowMs() + (opts.firstHeadTimeout ? opts.limits.headersTimeoutMs : opts.limits.idleTimeoutMs);
     down.on('data', (c: Buffer) => this.#onDownData(c));
-    down.on('drain', () => this.#ex?.conn?.socket.resume());
+    down.on('drain', () => this.#onDrain());
     down.on('end', () => this.#onDownEnd());
     down.on('close', () => this.#onDownGone());
     down.on('error', () => this.#onDownGone());
@@ -121,38 +121,64 @@ export class Http1Session implements UpstreamOwner {
     else if (this.#buf.length > this.#o.limits.maxHeaderBytes) this.#client.pause(); // pipelined: wait our turn
   }
 
+  /**
+   * Parses and starts the next request in #buf. A loop rather than recursion through #afterExchange: a run of
+   * pipelined requests answered here (403, 404, …) is read in one pass, whatever its length, without deepening the
+   * stack by a frame per request.
+   */
   #nextRequest(): void {
-    const buf = this.#buf;
-    if (!buf) return;
-    const a = admitRequest(buf, this.#o);
-    if (a === 'incomplete') {
-      if (this.#waitCode !== 'headers_timeout') {
-        this.#waitCode = 'headers_timeout';
-        this.#waitDeadlineMs = this.#o.nowMs() + this.#o.limits.headersTimeoutMs;
-      }
-      return;
-    }
-    if ('rejected' in a) {
-      this.#refuse(a.status, a.rejected);
-      return;
-    }
-    const { ex, rest, answer } = a;
     const client = this.#client;
-    client.keepAlive &&= a.keepAlive;
-    if (!a.keepAlive) this.#clientClosing = true;
-    this.#ex = ex;
-    if (answer) {
+    for (;;) {
+      const buf = this.#buf;
+      // Between exchanges only: a mux stream's resume() delivers what it held at once, and those bytes may have
+      // started an exchange from inside the very call (#betweenExchanges) that returns here.
+      if (!buf || this.#st !== St.Head) return;
+      // The client has not read what it was sent: nothing more of it is read or parsed until it has (#onDrain).
+      // Otherwise a caller that pipelines requests answered here and never reads would have every answer queued:
+      // memory per connection would grow with what it sends.
+      if (client.full) {
+        client.pause();
+        return;
+      }
+      const a = admitRequest(buf, this.#o);
+      if (a === 'incomplete') {
+        if (this.#waitCode !== 'headers_timeout') {
+          this.#waitCode = 'headers_timeout';
+          this.#waitDeadlineMs = this.#o.nowMs() + this.#o.limits.headersTimeoutMs;
+        }
+        return;
+      }
+      if ('rejected' in a) {
+        this.#refuse(a.status, a.rejected);
+        return;
+      }
+      const { ex, rest, answer } = a;
+      client.keepAlive &&= a.keepAlive;
+      if (!a.keepAlive) this.#clientClosing = true;
+      this.#ex = ex;
+      if (!answer) {
+        this.#forward(ex, rest);
+        return;
+      }
       if (answer.code === 'upgrade_unsupported') this.#o.hooks.rejected(answer.code);
       const close = !client.keepAlive || answer.close;
       this.#buf = rest;
       client.send(ex, client.local(answer.status, answer.code, close));
       ex.status = answer.status;
-      this.#finish(ex, answer.code);
+      const now = this.#o.nowMs();
+      this.#finish(ex, answer.code, now);
       // A refused request's unread body (answer.close) or bytes after it: closed gracefully, the client may still send.
-      if (close) this.#close(true, this.#clientClosing && !answer.close && !rest);
-      else this.#afterExchange();
-      return;
+      if (close) {
+        this.#close(true, this.#clientClosing && !answer.close && !rest);
+        return;
+      }
+      this.#betweenExchanges(now);
     }
+  }
+
+  /** The admitted request goes upstream: its body (what of it followed the head) too, a connection leased. */
+  #forward(ex: Http1Exchange, rest: Buffer | null): void {
+    const client = this.#client;
     this.#buf = null;
     if (ex.reqDone) this.#requestComplete(ex, ex.startMs);
     else this.#st = St.Body;
@@ -249,6 +275,18 @@ export class Http1Session implements UpstreamOwner {
     if (this.#st === St.Body) this.#client.resume();
   }
 
+  /** The client read what was queued for it: the upstream goes on, or (between exchanges) the next request. */
+  #onDrain(): void {
+    const client = this.#client;
+    client.full = false;
+    const ex = this.#ex;
+    if (ex) ex.conn?.socket.resume();
+    else if (this.#st === St.Head) {
+      client.resume();
+      this.#nextRequest();
+    }
+  }
+
   onUpstreamGone(conn: UpstreamConn, _error: Error | undefined): void {
     const ex = this.#ex;
     if (!ex || conn !== ex.conn) return;
@@ -277,12 +315,13 @@ export class Http1Session implements UpstreamOwner {
     this.#o.hooks.upgraded?.(1);
     const early = this.#buf; // what the client sent after its upgrade request belongs to the new protocol
     this.#buf = null;
-    this.#tunnel = new Http1Tunnel(this.#client, ex, early, this.#o.nowMs, (graceful) => {
+    this.#tunnel = new Http1Tunnel(this.#client, ex, this.#o.nowMs, (graceful) => {
       this.#tunnel = null;
       this.#o.hooks.upgraded?.(-1);
       this.#finish(ex, undefined);
       this.#close(graceful);
     });
+    this.#tunnel.start(early);
   }
 
   // ---- exchange end
@@ -301,12 +340,17 @@ export class Http1Session implements UpstreamOwner {
     this.#afterExchange(now);
   }
 
-  #afterExchange(now = this.#o.nowMs()): void {
+  #afterExchange(now: number): void {
+    this.#betweenExchanges(now);
+    if (this.#buf) this.#nextRequest();
+  }
+
+  /** Waiting for the next head, within the idle timeout; a client behind on reading stays paused until 'drain'. */
+  #betweenExchanges(now: number): void {
     this.#st = St.Head;
     this.#waitCode = 'idle_timeout';
     this.#waitDeadlineMs = now + this.#o.limits.idleTimeoutMs;
-    this.#client.resume();
-    if (this.#buf) this.#nextRequest();
+    if (!this.#client.full) this.#client.resume();
   }
 
   #finish(ex: Http1Exchange, error: RefusalReason | undefined, now = this.#o.nowMs()): void {

@@ -12,11 +12,8 @@ export class Http1Tunnel implements UpstreamOwner {
   /** Both directions are over: `graceful` when both sides finished sending (what is buffered is flushed first). */
   readonly #ended: (graceful: boolean) => void;
 
-  /**
-   * Takes over the exchange's upstream connection: the 101 and what followed it (ex.resBuf) go to the client,
-   * `early` (what the client sent after its upgrade request, already the new protocol) to the app.
-   */
-  constructor(client: Http1Downstream, ex: Http1Exchange, early: Buffer | null, nowMs: () => number, ended: (graceful: boolean) => void) {
+  /** Takes over the exchange's upstream connection: the 101 and what followed it (ex.resBuf) go to the client. */
+  constructor(client: Http1Downstream, ex: Http1Exchange, nowMs: () => number, ended: (graceful: boolean) => void) {
     this.#client = client;
     this.#ex = ex;
     this.#nowMs = nowMs;
@@ -31,14 +28,25 @@ export class Http1Tunnel implements UpstreamOwner {
     conn.socket.allowHalfOpen = true;
     client.send(ex, ex.resBuf!);
     ex.resBuf = null;
-    if (early) this.fromClient(early);
-    client.resume();
   }
 
-  fromClient(chunk: Buffer): void {
+  /**
+   * `early` (what the client sent after its upgrade request, already the new protocol) to the app, then the client's
+   * bytes flow, unless the app pushed back (its 'drain' resumes them). Called once the session routes the client's
+   * bytes here: a mux stream delivers what it held inside resume().
+   */
+  start(early: Buffer | null): void {
+    if (early && !this.fromClient(early)) return;
+    this.#client.resume();
+  }
+
+  /** False: the app pushed back, the client is paused until its 'drain'. */
+  fromClient(chunk: Buffer): boolean {
     const ex = this.#ex;
     ex.bytesIn += chunk.length;
-    if (ex.conn && !ex.conn.socket.write(chunk)) this.#client.pause();
+    if (!ex.conn || ex.conn.socket.write(chunk)) return true;
+    this.#client.pause();
+    return false;
   }
 
   /** The client finished sending: the app's side is ended, the other way stays open. */

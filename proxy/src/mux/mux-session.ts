@@ -35,8 +35,14 @@ export interface MuxSessionOptions {
 
 /** Frames that carry nothing (PING, empty DATA, zero window updates, frames for closed streams) allowed per sweep. */
 const EMPTY_FRAME_BUDGET = 2_000;
-/** Bytes queued for the socket beyond which writers are told to wait; a peer that reads nothing ends at 16×. */
+/** Bytes queued for the socket beyond which writers are told to wait. */
 const HIGH_WATER = 1 << 20;
+/**
+ * What a peer that reads nothing may make the session hold before it ends (write_backlog): the socket's backlog and
+ * every stream's queue together. A stream's writer waits once anything is queued on it, so a session whose writers
+ * wait holds about one read (64 KiB) per stream: 6.4 MiB at the default 100 streams.
+ */
+const MAX_BACKLOG = 16 * HIGH_WATER;
 
 export class MuxSession implements StreamPort {
   readonly socket: Socket;
@@ -47,6 +53,10 @@ export class MuxSession implements StreamPort {
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
   #socketFull = false;
+  /** A writer was told to wait (`congested`): it gets 'drain' once the socket has taken the backlog. */
+  #writersWait = false;
+  /** Bytes waiting in the streams' queues for window (MuxStream reports them). */
+  #queued = 0;
   /** Client: next id to open. Server: highest id the peer opened. */
   #nextId = 1;
   #lastPeerId = 0;
@@ -75,7 +85,7 @@ export class MuxSession implements StreamPort {
     socket.on('data', (chunk: Buffer) => this.#onRead(chunk));
     socket.on('drain', () => {
       this.#socketFull = false;
-      for (const s of this.#streams.values()) s.onSessionDrain();
+      this.#wakeWriters();
     });
     socket.on('close', () => this.#onSocketGone());
     socket.on('error', () => this.#onSocketGone());
@@ -106,9 +116,21 @@ export class MuxSession implements StreamPort {
     return this.#ready && !this.#ended && !this.#goneAway && !this.#peerGoneAway && this.#streams.size < this.#peerMaxStreams && this.#nextId < 0x7fff_ffff;
   }
 
-  /** Writers wait: the socket has a backlog, or this turn queued more than HIGH_WATER. Read per stream write. */
+  /**
+   * Writers wait: the socket has a backlog, or this turn queued more than HIGH_WATER. Read per stream write; a true
+   * answer is remembered, so that the writer hears 'drain' even when the socket takes the turn whole (no 'drain' of
+   * its own then): a writer that waits for one never sent would stall its stream.
+   */
   get congested(): boolean {
-    return this.#socketFull || this.#out.length > HIGH_WATER;
+    if (!this.#socketFull && this.#out.length <= HIGH_WATER) return false;
+    this.#writersWait = true;
+    return true;
+  }
+
+  /** The backlog is gone: every stream told to wait (and not waiting for window) may write again. */
+  #wakeWriters(): void {
+    this.#writersWait = false;
+    for (const s of this.#streams.values()) s.onSessionDrain();
   }
 
   /** Ready for streams: the server's SETTINGS arrived (client), or always (server). */
@@ -150,6 +172,17 @@ export class MuxSession implements StreamPort {
 
   reset(stream: MuxStream, code: MuxCode): void {
     if (!this.#ended) this.#frameOut(FrameType.Data, Flag.Rst, code, stream.id, 0);
+  }
+
+  queued(delta: number): void {
+    this.#queued += delta;
+    // Not part of `congested`: one stream out of window must not hold up its siblings. Only their sum is bounded.
+    if (delta > 0 && !this.#ended && this.#backlog() > MAX_BACKLOG) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
+  }
+
+  /** What waits for the peer: the socket's backlog and the streams' queues. */
+  #backlog(): number {
+    return this.socket.writableLength + this.#queued;
   }
 
   forget(stream: MuxStream): void {
@@ -382,10 +415,13 @@ export class MuxSession implements StreamPort {
     if (out === null || this.socket.destroyed) return;
     this.#wroteSinceTick = true;
     this.#o.onWrite?.();
-    if (this.socket.write(out)) return;
+    if (this.socket.write(out)) {
+      if (this.#writersWait && !this.#ended) this.#wakeWriters();
+      return;
+    }
     this.#socketFull = true;
     // A peer that stops reading while we keep answering it (PINGs, window updates) must not grow our memory.
-    if (!this.#ended && this.socket.writableLength > 16 * HIGH_WATER) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
+    if (!this.#ended && this.#backlog() > MAX_BACKLOG) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
   }
 
   #fail(code: MuxCode, reason: MuxEndReason, detail: string): void {

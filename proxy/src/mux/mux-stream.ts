@@ -2,7 +2,10 @@
 // write/end/destroy/pause/resume and the data/drain/end/close/error events, so a stream stands wherever a pooled
 // keep-alive connection stood. Flow control is per stream: the peer may send at most the window this side granted,
 // credit is returned only for bytes handed on, so a stream whose reader is paused holds at most one window and never
-// stalls its siblings. Events after a local destroy are not emitted; 'close' comes on the next tick, as a socket's.
+// stalls its siblings. Writing is the mirror: what the peer has no window for waits in the stream's queue, and a
+// write that queues anything tells its writer to wait for 'drain' (as a full socket does); the queued bytes are
+// reported to the session, which bounds their sum with its own backlog. Events after a local destroy are not
+// emitted; 'close' comes on the next tick, as a socket's.
 import { EventEmitter } from 'node:events';
 import { Flag, MAX_WINDOW, MuxCode, STREAM_WINDOW } from './mux-frame.js';
 
@@ -16,6 +19,8 @@ export interface StreamPort {
   forget(stream: MuxStream): void;
   /** Bytes are waiting for the TLS socket beyond its high-water mark. */
   readonly congested: boolean;
+  /** The stream's queue (bytes the peer has no window for) grew or shrank by `delta` bytes. */
+  queued(delta: number): void;
   /** A window overflow or other fault of the peer on this stream: the session ends with it. */
   fault(code: MuxCode, reason: string): void;
   readonly remoteAddress: string | undefined;
@@ -42,6 +47,8 @@ export class MuxStream extends EventEmitter {
   /** Bytes handed on and not yet credited back. */
   #consumed = 0;
   #pendingOut: Buffer[] = [];
+  /** The bytes in #pendingOut (counted in the session's backlog). */
+  #pendingBytes = 0;
   #pendingIn: Buffer[] = [];
   #needDrain = false;
   #paused = false;
@@ -80,9 +87,7 @@ export class MuxStream extends EventEmitter {
 
   /** Bytes written and not yet sent for want of window. */
   get writableLength(): number {
-    let n = 0;
-    for (const b of this.#pendingOut) n += b.length;
-    return n;
+    return this.#pendingBytes;
   }
 
   isPaused(): boolean {
@@ -100,11 +105,17 @@ export class MuxStream extends EventEmitter {
       const fits = Math.min(this.#sendWindow, chunk.length);
       if (this.#pendingOut.length === 0 && fits > 0) {
         this.#send(chunk.subarray(0, fits), 0);
-        this.#pendingOut.push(chunk.subarray(fits));
-      } else this.#pendingOut.push(chunk);
+        this.#queue(chunk.subarray(fits));
+      } else this.#queue(chunk);
     }
     this.#needDrain = true;
     return false;
+  }
+
+  #queue(b: Buffer): void {
+    this.#pendingOut.push(b);
+    this.#pendingBytes += b.length;
+    this.#port.queued(b.length);
   }
 
   /** Ends our side (FIN) once what was written has been sent. */
@@ -143,15 +154,18 @@ export class MuxStream extends EventEmitter {
       return;
     }
     this.#sendWindow += increment;
+    let sent = 0;
     while (this.#pendingOut.length > 0 && this.#sendWindow > 0) {
       const head = this.#pendingOut[0]!;
-      if (head.length <= this.#sendWindow) {
-        this.#pendingOut.shift();
-        this.#send(head, 0);
-      } else {
-        this.#pendingOut[0] = head.subarray(this.#sendWindow);
-        this.#send(head.subarray(0, this.#sendWindow), 0);
-      }
+      const n = Math.min(head.length, this.#sendWindow);
+      if (n === head.length) this.#pendingOut.shift();
+      else this.#pendingOut[0] = head.subarray(n);
+      sent += n;
+      this.#send(n === head.length ? head : head.subarray(0, n), 0);
+    }
+    if (sent > 0) {
+      this.#pendingBytes -= sent;
+      this.#port.queued(-sent);
     }
     if (this.#pendingOut.length > 0) return;
     if (this.#finPending) {
@@ -234,6 +248,8 @@ export class MuxStream extends EventEmitter {
 
   #teardown(error?: Error): void {
     this.#destroyed = true;
+    if (this.#pendingBytes > 0) this.#port.queued(-this.#pendingBytes);
+    this.#pendingBytes = 0;
     this.#pendingOut = [];
     this.#pendingIn = [];
     this.#port.forget(this);
