@@ -41,6 +41,8 @@ export class Http1Session implements UpstreamOwner {
   #tunnel: Http1Tunnel | null = null;
   /** Between exchanges: when the wait for the next head ends, and what it is called. */
   #waitDeadlineMs: number;
+  /** After a graceful close: when a client that has not taken its last answer is let go (0: not waiting). */
+  #lingerUntilMs = 0;
   #waitCode: 'headers_timeout' | 'idle_timeout' = 'idle_timeout';
   /** The client said its last request was its last (`Connection: close`, or HTTP/1.0 without keep-alive). */
   #clientClosing = false;
@@ -62,12 +64,20 @@ export class Http1Session implements UpstreamOwner {
    * during an exchange the earliest of request timeout (until the response head), total timeout and stream idle.
    */
   get deadlineMs(): number {
+    if (this.#st === St.Closed) return this.#lingerUntilMs;
     return this.#ex ? this.#ex.deadlineMs(this.#o.limits.streamIdleTimeoutMs) : this.#waitDeadlineMs;
   }
 
   /** Called by the sweep when deadlineMs has passed. */
   expire(): void {
-    if (this.#st === St.Closed) return;
+    if (this.#st === St.Closed) {
+      // Ended gracefully, but the client has not taken the last answer within the idle timeout: let it go.
+      if (this.#lingerUntilMs === 0 || this.#o.nowMs() < this.#lingerUntilMs) return;
+      this.#lingerUntilMs = 0;
+      this.#o.hooks.rejected('idle_timeout');
+      this.#client.socket.destroy();
+      return;
+    }
     const now = this.#o.nowMs();
     const ex = this.#ex;
     if (!ex) {
@@ -98,8 +108,9 @@ export class Http1Session implements UpstreamOwner {
     if (this.#st === St.Head && !this.#buf) this.#close();
   }
 
+  /** Closed, and not waiting for a client to take its last answer (#lingerUntilMs). */
   get closed(): boolean {
-    return this.#st === St.Closed;
+    return this.#st === St.Closed && this.#lingerUntilMs === 0;
   }
 
   // ---- downstream → upstream
@@ -386,6 +397,7 @@ export class Http1Session implements UpstreamOwner {
     const client = this.#client;
     if (client.gone) return;
     client.gone = true;
+    this.#lingerUntilMs = 0;
     if (this.#st === St.Closed) return;
     if (this.#tunnel) {
       this.#tunnel.clientGone();
@@ -424,6 +436,11 @@ export class Http1Session implements UpstreamOwner {
     const client = this.#client;
     if (!graceful || client.gone) client.socket.destroy();
     else if (clientDone && this.#o.plainTcpClient && client.flushed) client.socket.destroy();
-    else client.socket.end();
+    else {
+      client.socket.end();
+      // end() waits for the client to read what is queued; one that never does would keep its connection (and
+      // its place under maxConnections) for ever: the sweep cuts it at the idle timeout (expire()).
+      this.#lingerUntilMs = this.#o.nowMs() + this.#o.limits.idleTimeoutMs;
+    }
   }
 }

@@ -187,3 +187,27 @@ describe('a caller that pipelines and does not read', () => {
     await until('the connection destroyed', () => down!.destroyed, 5_000, 10);
   }, 60_000);
 });
+
+describe('a caller that does not read the last answer of a closing connection', () => {
+  test('a refused request with a body is answered and the connection ended; a caller that never reads it is let go at the idle timeout', async () => {
+    const app = await rawApp(cleanups, () => undefined);
+    let down: net.Socket | undefined;
+    const p = await http1Harness(app.port, cleanups, {
+      plan: refuseAllBut('/none'),
+      onDownstream: (s) => {
+        down = s;
+      },
+    });
+    // A refusal of a request with a body ends the connection after its answer (the body is not read). The caller
+    // neither reads nor closes: without a deadline the half-closed connection would stay for as long as it likes.
+    const body = 'x'.repeat(4 << 20);
+    await unreadingClient(p.port, `POST /denied HTTP/1.1\r\nHost: app\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await until('answered', () => p.records.length === 1, 10_000, 10);
+    expect(p.sessions[0]!.closed).toBe(false);
+    p.advance(4_000);
+    expect(down!.destroyed).toBe(false);
+    p.advance(1_001); // HARNESS_LIMITS.idleTimeoutMs after the close
+    await until('the connection destroyed', () => down!.destroyed, 5_000, 10);
+    expect(p.sessions[0]!.closed).toBe(true);
+  }, 60_000);
+});
