@@ -4,17 +4,47 @@
 // refusal (or name a caller) to the client. Between two proxies they pass: the peer's refusals are real.
 
 /**
- * Field names that also match their underscore spellings: `x_forwarded_client_cert` goes with
- * `x-forwarded-client-cert`. CGI-style servers (WSGI, PHP, Rack behind some front ends) read both as the one variable
- * HTTP_X_FORWARDED_CLIENT_CERT, so a forged copy spelled with underscores would reach the app as the real field
- * (nginx ignores underscore fields by default for this reason; Envoy can be told to drop them). Only the names in the
- * set are widened: other fields with underscores pass as they are. Build sets of such names with this class, not by
- * spreading one into a new Set (which keeps the names and loses the rule).
+ * Field names that also match the spellings a gateway folds into them: `x_forwarded_client_cert`,
+ * `x.forwarded.client.cert` go with `x-forwarded-client-cert`. CGI-style gateways (WSGI, PHP, Rack behind some
+ * front ends; lighttpd's CGI, FastCGI and SCGI turn every character but a letter or digit into `_`) read them all as
+ * the one variable HTTP_X_FORWARDED_CLIENT_CERT, so a forged copy so spelled would reach the app as the real field
+ * (nginx ignores underscore fields by default for this reason; Envoy can be told to drop them). A name matches when
+ * it has the listed name's length and letters and digits, with any character but a letter or digit where the listed
+ * name has `-`. Only the names in the set are widened: other fields pass as they are. Build sets of such names with
+ * this class, not by spreading one into a new Set (which keeps the names and loses the rule).
  */
 export class FieldNames extends Set<string> {
-  override has(name: string): boolean {
-    return super.has(name) || (name.includes('_') && super.has(name.replaceAll('_', '-')));
+  /** The listed names with a `-` in them, by length: what a name that is not listed as such is compared with. */
+  readonly #folded = new Map<number, string[]>();
+
+  constructor(names: Iterable<string>) {
+    super(names);
+    for (const n of this) if (n.includes('-')) this.#folded.set(n.length, [...(this.#folded.get(n.length) ?? []), n]);
   }
+
+  override has(name: string): boolean {
+    if (super.has(name)) return true;
+    // Asked of every field of every message: a length lookup first, so most names cost nothing more.
+    const same = this.#folded.get(name.length);
+    if (same === undefined) return false;
+    for (const listed of same) if (foldsTo(name, listed)) return true;
+    return false;
+  }
+}
+
+/** Whether `name` is `listed` with some of its dashes written as other characters that are not letters or digits. */
+function foldsTo(name: string, listed: string): boolean {
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const l = listed.charCodeAt(i);
+    if (c === l) continue;
+    if (l !== 45 || isAlphanumeric(c)) return false;
+  }
+  return true;
+}
+
+function isAlphanumeric(c: number): boolean {
+  return (c >= 48 && c <= 57) || (c >= 97 && c <= 122) || (c >= 65 && c <= 90);
 }
 
 /** Response fields (headers and HTTP/2 trailers) an app may not send on. */
