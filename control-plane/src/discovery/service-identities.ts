@@ -5,29 +5,46 @@
 // identities from the service accounts of the pods it selects, and Consul asks for `service:write` on the name:
 // a service listed in `discovery.serviceIdentities` may be registered by the IDs its patterns match, and only by
 // them; any other by the workload its name points at, `<sa>[.<ns>[.svc…]]` → spiffe://<td>/ns/<ns|default>/sa/<sa>
-// (the IDs the Kubernetes attestor gives). Endpoints from Kubernetes or the static file are the operator's word
-// and are not judged here.
+// (the IDs the Kubernetes attestor gives). A listed name also governs its other spellings (`api`, `api.default.svc`,
+// `api.default.svc.cluster.local` for `api.default`): callers reach a service by any of them (the forward proxy
+// tries the name as written first), so pinning one must pin all. Endpoints from Kubernetes or the static file are
+// the operator's word and are not judged here.
 import { anyOf, idPatternSource } from '../../../common/policy/pattern-regex.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 
 /** Whether `spiffeId` may register endpoints of `service`. */
 export type MayServe = (service: string, spiffeId: string) => boolean;
 
-/** The workload a service name points at when no list names its identities, or null when the name has no such reading. */
-export function conventionalId(trustDomain: TrustDomain, service: string): string | null {
+/** `<namespace>/<service account>` a service name reads as (`api`, `api.ns`, `api.ns.svc…`), or null when it has none. */
+function accountOf(service: string): string | null {
   const labels = service.split('.');
-  // `api`, `api.payments`, `api.payments.svc`, `api.payments.svc.cluster.local`; anything else must be listed.
   if (labels.length > 2 && labels[2] !== 'svc') return null;
   const [sa, ns = 'default'] = labels;
-  if (!sa || !ns) return null;
+  return sa && ns ? `${ns}/${sa}` : null;
+}
+
+/** The workload a service name points at when no list names its identities, or null when the name has no such reading. */
+export function conventionalId(trustDomain: TrustDomain, service: string): string | null {
+  const account = accountOf(service);
+  if (account === null) return null;
+  const [ns, sa] = account.split('/');
   return `spiffe://${trustDomain.name}/ns/${ns}/sa/${sa}`;
 }
 
 export function serviceIdentityRule(trustDomain: TrustDomain, listed: Readonly<Record<string, readonly string[]>> = {}): MayServe {
-  const lists = new Map<string, RegExp | null>();
-  for (const [service, patterns] of Object.entries(listed)) lists.set(service, anyOf(patterns.map(idPatternSource)));
+  const byName = new Map<string, RegExp | null>();
+  // Every pattern listed under any spelling of one name, for the spellings not listed themselves.
+  const byAccount = new Map<string, string[]>();
+  for (const [service, patterns] of Object.entries(listed)) {
+    byName.set(service, anyOf(patterns.map(idPatternSource)));
+    const account = accountOf(service);
+    if (account !== null) byAccount.set(account, [...(byAccount.get(account) ?? []), ...patterns]);
+  }
+  const byAccountRe = new Map([...byAccount].map(([a, patterns]) => [a, anyOf(patterns.map(idPatternSource))] as const));
   return (service, spiffeId) => {
-    if (lists.has(service)) return lists.get(service)?.test(spiffeId) ?? false;
+    if (byName.has(service)) return byName.get(service)?.test(spiffeId) ?? false;
+    const account = accountOf(service);
+    if (account !== null && byAccountRe.has(account)) return byAccountRe.get(account)?.test(spiffeId) ?? false;
     return conventionalId(trustDomain, service) === spiffeId;
   };
 }

@@ -46,6 +46,30 @@ describe('service identities', () => {
   });
 });
 
+describe('a listed name pins its other spellings', () => {
+  test('api.default listed: api, api.default.svc and api.default.svc.cluster.local follow its list, not the naming rule', () => {
+    const may = serviceIdentityRule(TD, { 'api.default': ['spiffe://example.org/prod/api'] });
+    for (const name of ['api.default', 'api', 'api.default.svc', 'api.default.svc.cluster.local']) {
+      expect(may(name, 'spiffe://example.org/prod/api'), name).toBe(true);
+      expect(may(name, id('default', 'api')), name).toBe(false);
+    }
+    // Another namespace's api is another service.
+    expect(may('api.payments', id('payments', 'api'))).toBe(true);
+  });
+
+  test('a spelling listed itself keeps its own list', () => {
+    const may = serviceIdentityRule(TD, { 'api.default': ['spiffe://example.org/prod/api'], 'api.default.svc.cluster.local': [id('default', 'api')] });
+    expect(may('api.default.svc.cluster.local', id('default', 'api'))).toBe(true);
+    expect(may('api.default', id('default', 'api'))).toBe(false);
+    // Not listed themselves: the patterns of every listed spelling of the name.
+    for (const name of ['api', 'api.default.svc']) {
+      expect(may(name, id('default', 'api')), name).toBe(true);
+      expect(may(name, 'spiffe://example.org/prod/api'), name).toBe(true);
+      expect(may(name, id('default', 'evil')), name).toBe(false);
+    }
+  });
+});
+
 describe('discovery.serviceIdentities in the control-plane config', () => {
   const parse = (block: string) => parseControlPlaneConfig(`trustDomain: example.org\ndataDir: ./data\nlisten: 127.0.0.1:0\nadminListen: 127.0.0.1:0\ndiscovery:\n  serviceIdentities:\n${block}`, '/etc/tessera/cp.yaml', {});
   const refusal = (block: string) => {
