@@ -4,12 +4,13 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
-import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
-import { adminRequestRefusal } from '../../../shared-io/local-request.js';
-import { http } from '../../../shared-io/node-http.js';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
+import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
+import { adminRequestRefusal } from '../../../shared-io/local-request.js';
+import { http } from '../../../shared-io/node-http.js';
+import { keepAccepting } from '../listeners/keep-accepting.js';
 import { type AppProbe, runAppProbe } from './app-probe.js';
 
 export interface AdminServerOptions {
@@ -195,6 +196,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
       resolve();
     });
   });
+  // Out of descriptors, an accept fails with the server's 'error': the probe connection is lost, not the process.
+  const clock = opts.clock ?? systemClock;
+  keepAccepting(server, () => clock.nowMs(), () => opts.onRefused?.('too_many_connections'));
 
   const bound = server.address() as AddressInfo;
   const address = Object.freeze({ host: bound.address, port: bound.port });

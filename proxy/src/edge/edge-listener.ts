@@ -4,9 +4,11 @@
 // optional HSTS, the same metrics, access log, tracing and drain as sidecars.
 import * as http2 from 'node:http2';
 import * as tls from 'node:tls';
+import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import type { EdgeConfig } from '../config/edge-config.js';
-import { guardH2Server, keepAccepting } from '../h2/h2-error-guard.js';
+import { guardH2Server } from '../h2/h2-error-guard.js';
 import { h2ServerOptions, watchH2Session } from '../listeners/h2-server-limits.js';
+import { keepAccepting } from '../listeners/keep-accepting.js';
 import { listenOn } from '../listeners/listen.js';
 import type { Listener } from '../listeners/listener.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
@@ -14,9 +16,8 @@ import { SessionSet } from '../listeners/session-set.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
-import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
-import { EdgeCertificates } from './edge-certificates.js';
 import { clientRefusal } from './client-refusal.js';
+import { EdgeCertificates } from './edge-certificates.js';
 import { EdgeGate } from './edge-gate.js';
 import { onEdgeStream } from './edge-h2.js';
 import { edgeHttp1Session } from './edge-http1.js';

@@ -7,7 +7,6 @@
 // holding that answer back with a zero flow-control window, then resetting, killed the process (audit 7b). What
 // ended a stream is still read where it was always counted, on 'close' (rstCode, headersSent).
 import type * as http2 from 'node:http2';
-import type { Server } from 'node:net';
 
 /** The 'error' listener: one shared function, so guarding a stream allocates nothing. */
 export function ignoreH2Error(): void {}
@@ -41,26 +40,4 @@ function destroyAborted(this: http2.ServerHttp2Stream): void {
 
 function destroyStream(stream: http2.ServerHttp2Stream): void {
   if (!stream.destroyed) stream.destroy();
-}
-
-/** Accept failures reported at most once per this long, with how many there were since the last report. */
-const ACCEPT_REPORT_MS = 10_000;
-
-/**
- * A failed accept (EMFILE, ENFILE: out of file descriptors) is the listening server's 'error', fatal with no
- * listener, though it costs only the connection being accepted. Reported through `report`, rate-limited; a bind
- * failure (before the server listens) is left to listenOn.
- */
-export function keepAccepting(server: Server, nowMs: () => number, report: (err: Error, failures: number) => void): void {
-  let lastMs = Number.NEGATIVE_INFINITY;
-  let failures = 0;
-  server.on('error', (err: Error) => {
-    if (!server.listening) return;
-    failures++;
-    const now = nowMs();
-    if (now - lastMs < ACCEPT_REPORT_MS) return;
-    lastMs = now;
-    report(err, failures);
-    failures = 0;
-  });
 }

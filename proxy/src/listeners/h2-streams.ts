@@ -2,10 +2,11 @@
 // with its deadlines (h2-server-limits.ts) and cut with the listener, and the head of each stream read once:
 // gRPC or plain HTTP/2, method, path, a request id and the start time, a fragment in the path refused.
 import type * as http2 from 'node:http2';
-import { guardH2Server, keepAccepting } from '../h2/h2-error-guard.js';
+import { guardH2Server } from '../h2/h2-error-guard.js';
 import { refuseAmbiguous } from '../h2/h2-forward.js';
-import type { ListenerDeps } from './listener-deps.js';
 import { h2ServerOptions, watchH2Session } from './h2-server-limits.js';
+import { keepAccepting } from './keep-accepting.js';
+import type { ListenerDeps } from './listener-deps.js';
 import type { SessionSet } from './session-set.js';
 
 /** nghttp2's memory bound per session (MiB), above Node's 10 MiB default: a proxy session carries many streams. */

@@ -8,8 +8,9 @@ import type { Address } from '../config/proxy-config.js';
 import type { ByteSocket } from '../http1/byte-socket.js';
 import { Http1Session } from '../http1/http1-session.js';
 import type { SessionHooks, SessionOptions } from '../http1/http1-session-types.js';
-import type { ConnectionPool } from '../upstream/connection-pool.js';
 import { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
+import type { ConnectionPool } from '../upstream/connection-pool.js';
+import { keepAccepting } from './keep-accepting.js';
 import { listenOn } from './listen.js';
 import type { Listener } from './listener.js';
 import type { ListenerDeps } from './listener-deps.js';
@@ -48,6 +49,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
 
   async start(): Promise<{ host: string; port: number }> {
     this.#port = await listenOn(this.#accepting, this.config.listen, () => this.d.metrics.rejected(this.kind, 'too_many_connections'));
+    keepAccepting(this.#accepting, this.d.nowMs, (err, failures) => this.d.log.warn({ listener: this.config.name, err, failures }, `${this.kind} accept failed`));
     this.sessions.start();
     return { host: this.config.listen.host, port: this.#port };
   }

@@ -7,8 +7,9 @@
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { guardH2Server, keepAccepting } from '../../../../proxy/src/h2/h2-error-guard.js';
+import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
 import { respondLocal } from '../../../../proxy/src/h2/h2-forward.js';
+import { keepAccepting } from '../../../../proxy/src/listeners/keep-accepting.js';
 import { until } from '../../../helpers/until.js';
 
 const closers: (() => void)[] = [];
