@@ -14,7 +14,7 @@ import { makeTempDir, TESSERA_BIN } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
 const READY = 'tessera control-plane: ready';
-const TRIES = 3;
+const TRIES = 6;
 
 let dir: string;
 let cleanup: () => Promise<void>;
