@@ -10,12 +10,11 @@ import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:ht
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
-import { ignoreH2Error } from '../h2/h2-error-guard.js';
-import { type StreamSettings, canRespond, respondLocal } from '../h2/h2-forward.js';
-import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
-import type { ExchangeFlag } from '../http1/http1-exchange.js';
+import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
+import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
+import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
 
@@ -38,8 +37,6 @@ export interface BridgeOptions {
 }
 
 export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: http2.IncomingHttpHeaders, up: EdgeUpstream, o: BridgeOptions, done: (r: BridgeResult) => void): void {
-  // The edge guards every stream from its start (h2-error-guard.ts); this one is for any other caller.
-  stream.on('error', ignoreH2Error);
   const headers: OutgoingHttpHeaders = {};
   for (const k in incoming) {
     const v = incoming[k];

@@ -135,8 +135,7 @@ export function streamSettings(
  * result keeps the status really sent and says what ended the exchange first (`responseFlags`).
  */
 export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.OutgoingHttpHeaders, to: H2Upstream | ExchangeRoute<H2Upstream>, grpc: boolean, t: StreamSettings, done: (r: ForwardResult) => void): void {
-  // The listeners guard every stream from its start (h2-error-guard.ts); this one is for any other caller.
-  stream.on('error', ignoreH2Error);
+  // `stream` has its 'error' listener already: the server it came from is guarded (h2-error-guard.ts).
   // A balanced service: a session that cannot be had on one endpoint is asked of another (nothing was sent yet).
   const route = to instanceof H2Upstream ? null : to;
   let finished = false;

@@ -2,10 +2,11 @@
 // of a stream (response head, stream idle with bytes either way restarting it, total), what each does before and
 // after the response head, resets propagated both ways, and the status and responseFlags the result reports.
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type ForwardResult, type StreamSettings, forwardStream } from '../../../../proxy/src/h2/h2-forward.js';
+import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
+import { type ForwardResult, forwardStream, type StreamSettings } from '../../../../proxy/src/h2/h2-forward.js';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { until } from '../../../helpers/until.js';
 
@@ -55,6 +56,7 @@ async function rig(timeouts: Partial<StreamSettings>, grpc: boolean, handler: (s
   const results: ForwardResult[] = [];
   const cuts: string[] = [];
   const front = http2.createServer();
+  guardH2Server(front); // as every listener's server is: forwardStream relies on it
   const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), onCut: (reason) => cuts.push(reason), ...timeouts };
   front.on('stream', (stream, headers) => {
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'] };
@@ -397,6 +399,7 @@ describe('forwardStream: nothing an upstream or a client does throws (an uncaugh
     closers.push(() => upstream.close());
     const results: ForwardResult[] = [];
     const front = http2.createServer();
+  guardH2Server(front); // as every listener's server is: forwardStream relies on it
     front.on('stream', (stream, headers) => forwardStream(stream, { ':method': 'GET', ':path': String(headers[':path']) }, upstream, grpc, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now() }, (r) => results.push(r)));
     const client = http2.connect(`http://127.0.0.1:${await listen(front)}`);
     client.on('error', () => undefined);
