@@ -52,16 +52,12 @@ export interface SessionMemory {
 }
 
 /**
- * What a resumed session is judged by. Node exposes no peer certificate on a resumed client session (OpenSSL keeps
- * the leaf in the session, but Node reads the peer chain, which resumption does not restore), so it is kept here
- * with the ticket: a resumed session always carries the leaf of the ticket it resumed.
+ * What a resumed session is judged by: the upstream leaf as verified in the full handshake the ticket came from.
+ * Node exposes no peer certificate on a resumed client session (OpenSSL keeps the leaf in the session, but Node
+ * reads the peer chain, which resumption does not restore), so it is kept with the ticket: these three fields
+ * only, not the whole VerifiedPeer.
  */
-export interface UpstreamLeaf {
-  readonly notBeforeMs: number;
-  readonly notAfterMs: number;
-  /** As the deny-list matches it (VerifiedPeer.serial). */
-  readonly serial: string;
-}
+export type UpstreamLeaf = Pick<VerifiedPeer, 'notBeforeMs' | 'notAfterMs' | 'serial'>;
 
 /** Read buffer of a pooled upstream connection. */
 const READ_CHUNK = 16 * 1024;
