@@ -15,20 +15,27 @@ import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 /** Whether `spiffeId` may register endpoints of `service`. */
 export type MayServe = (service: string, spiffeId: string) => boolean;
 
-/** `<namespace>/<service account>` a service name reads as (`api`, `api.ns`, `api.ns.svc…`), or null when it has none. */
-function accountOf(service: string): string | null {
+/** A Kubernetes namespace and service account. */
+type Account = { readonly ns: string; readonly sa: string };
+
+/** The namespace and service account a service name reads as (`api`, `api.ns`, `api.ns.svc…`), or null when it has none. */
+function accountOf(service: string): Account | null {
   const labels = service.split('.');
   if (labels.length > 2 && labels[2] !== 'svc') return null;
   const [sa, ns = 'default'] = labels;
-  return sa && ns ? `${ns}/${sa}` : null;
+  return sa && ns ? { ns, sa } : null;
 }
+
+/** The key of a service's spellings: its account. */
+const accountKey = (a: Account) => `${a.ns}/${a.sa}`;
+
+/** The ID the Kubernetes attestor gives the pods of an account. */
+const accountId = (trustDomain: TrustDomain, a: Account) => `spiffe://${trustDomain.name}/ns/${a.ns}/sa/${a.sa}`;
 
 /** The workload a service name points at when no list names its identities, or null when the name has no such reading. */
 export function conventionalId(trustDomain: TrustDomain, service: string): string | null {
   const account = accountOf(service);
-  if (account === null) return null;
-  const [ns, sa] = account.split('/');
-  return `spiffe://${trustDomain.name}/ns/${ns}/sa/${sa}`;
+  return account === null ? null : accountId(trustDomain, account);
 }
 
 export function serviceIdentityRule(trustDomain: TrustDomain, listed: Readonly<Record<string, readonly string[]>> = {}): MayServe {
@@ -38,13 +45,15 @@ export function serviceIdentityRule(trustDomain: TrustDomain, listed: Readonly<R
   for (const [service, patterns] of Object.entries(listed)) {
     byName.set(service, anyOf(patterns.map(idPatternSource)));
     const account = accountOf(service);
-    if (account !== null) byAccount.set(account, [...(byAccount.get(account) ?? []), ...patterns]);
+    if (account !== null) byAccount.set(accountKey(account), [...(byAccount.get(accountKey(account)) ?? []), ...patterns]);
   }
   const byAccountRe = new Map([...byAccount].map(([a, patterns]) => [a, anyOf(patterns.map(idPatternSource))] as const));
   return (service, spiffeId) => {
     if (byName.has(service)) return byName.get(service)?.test(spiffeId) ?? false;
     const account = accountOf(service);
-    if (account !== null && byAccountRe.has(account)) return byAccountRe.get(account)?.test(spiffeId) ?? false;
-    return conventionalId(trustDomain, service) === spiffeId;
+    if (account === null) return false;
+    const pinned = byAccountRe.get(accountKey(account));
+    if (pinned !== undefined) return pinned?.test(spiffeId) ?? false;
+    return accountId(trustDomain, account) === spiffeId;
   };
 }
