@@ -128,7 +128,7 @@ afterAll(async () => {
 
 describe('edge', () => {
   test('HTTP/1.1 with SNI a.example.test reaches app a through its sidecar; forwarding headers come from the connection', async () => {
-    const r = await curl(['--http1.1', '-H', 'x-forwarded-for: 6.6.6.6', '-H', 'x-forwarded-client-cert: By=forged', '-D', '-', ...as('alice', 'a.example.test', '/hello')]);
+    const r = await curl(['--http1.1', '-H', 'x-forwarded-for: 6.6.6.6', '-H', 'x-forwarded-client-cert: By=forged', '-H', 'x-real-ip: 6.6.6.6', '-H', 'True-Client-IP: 6.6.6.6', '-H', 'x_client_ip: 6.6.6.6', '-D', '-', ...as('alice', 'a.example.test', '/hello')]);
     expect(r.stderr).toBe('');
     expect(r.stdout).toMatch(/strict-transport-security: max-age=31536000/i);
     const body = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as { app: string; path: string; headers: Record<string, string> };
@@ -136,16 +136,22 @@ describe('edge', () => {
     expect(body.path).toBe('/hello');
     expect(body.headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(body.headers['x-forwarded-proto']).toBe('https');
+    // The client-address fields apps read are the connection's too: a client's claims (any spelling) are dropped.
+    expect(body.headers['x-real-ip']).toBe('127.0.0.1');
+    expect(Object.keys(body.headers).filter((k) => /client.ip/.test(k))).toEqual([]);
     // The sidecar sanitizes and sets XFCC: the app sees the edge as its caller.
     expect(body.headers['x-forwarded-client-cert']).toMatch(new RegExp(`^By=${A};Hash=[0-9a-f]{64};URI=${EDGE}$`));
   });
 
   test('HTTP/2 with SNI b.example.test gets b certificate and reaches app b', async () => {
-    const r = await curl(['--http2', '-w', '\\n%{http_version}', ...as('alice', 'b.example.test', '/x')]);
+    const r = await curl(['--http2', '-H', 'x-real-ip: 6.6.6.6', '-H', 'cf-connecting-ip: 6.6.6.6', '-w', '\\n%{http_version}', ...as('alice', 'b.example.test', '/x')]);
     expect(r.stderr).toBe('');
     const [json, version] = r.stdout.split('\n');
     expect(version).toBe('2');
-    expect((JSON.parse(json!) as { app: string }).app).toBe('b');
+    const body = JSON.parse(json!) as { app: string; headers: Record<string, string> };
+    expect(body.app).toBe('b');
+    expect(body.headers['x-real-ip']).toBe('127.0.0.1');
+    expect(body.headers['cf-connecting-ip']).toBeUndefined();
   });
 
   test('the client identity reaches the upstream in x-forwarded-client-cert; a forged one is replaced', async () => {

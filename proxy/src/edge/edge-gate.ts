@@ -18,7 +18,7 @@ import { sessionLeafHash } from '../tls/session-peer.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import type { EdgeCertificates } from './edge-certificates.js';
 import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
-import { forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
+import { clientAddressOf, forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
 import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
 
 /** A request let through: its route, the target to send (normalized) and the policy decision, if any. */
@@ -214,10 +214,11 @@ export class EdgeGate {
     return this.#trusted(socket.remoteAddress ?? '');
   }
 
-  /** x-forwarded-for/-proto/-host, Forwarded and, for a verified client, x-forwarded-client-cert. */
-  upstreamHeaders(socket: TLSSocket, host: string | undefined, client: EdgeClient | null, incoming: { xff?: string; forwarded?: string; proto?: string }): Record<string, string> {
+  /** x-forwarded-for/-proto/-host, Forwarded, x-real-ip and, for a verified client, x-forwarded-client-cert. */
+  upstreamHeaders(socket: TLSSocket, host: string | undefined, client: EdgeClient | null, incoming: { xff?: string; forwarded?: string; proto?: string; clientAddress?: (name: string) => string | undefined }): Record<string, string> {
     const remote = socket.remoteAddress ?? '';
-    const out = forwardedHeaders({ remoteAddress: remote, host: normalizeHost(host), incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted: this.#trusted(remote) });
+    const trusted = this.#trusted(remote);
+    const out = forwardedHeaders({ remoteAddress: remote, host: normalizeHost(host), incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted, ...(trusted && incoming.clientAddress ? { incomingClientAddress: clientAddressOf(incoming.clientAddress) } : {}) });
     if (client) out['x-forwarded-client-cert'] = xfccFor(this.#d.identity.current!.id.toString(), client);
     return out;
   }

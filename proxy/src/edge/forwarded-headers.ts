@@ -1,7 +1,8 @@
 // The forwarding headers the edge sets from the real connection (RFC 7239 Forwarded, X-Forwarded-For/-Proto/
-// -Host). What a client sent is replaced, unless the client is one of the configured trusted proxies, in which
-// case the chain is extended. Pure.
+// -Host, X-Real-IP). What a client sent is replaced, unless the client is one of the configured trusted proxies, in
+// which case the chain is extended and the other client-address fields it sent pass. Pure.
 import { isIP } from 'node:net';
+import { CLIENT_ADDRESS_FIELDS } from '../listeners/app-owned-fields.js';
 
 export interface ForwardedInput {
   readonly remoteAddress: string;
@@ -9,6 +10,8 @@ export interface ForwardedInput {
   readonly incomingXff: string | undefined;
   readonly incomingForwarded: string | undefined;
   readonly incomingProto: string | undefined;
+  /** The client-address fields (CLIENT_ADDRESS_FIELDS) the client sent, by name; read only from a trusted proxy. */
+  readonly incomingClientAddress?: Readonly<Record<string, string>>;
   readonly trusted: boolean;
 }
 
@@ -25,12 +28,25 @@ export function forwardedHeaders(i: ForwardedInput): Record<string, string> {
   const xff = i.trusted && i.incomingXff ? `${i.incomingXff}, ${ip}` : ip;
   const element = `for=${forwardedNode(ip)};proto=https;host=${quoteIfNeeded(i.host)}`;
   const forwarded = i.trusted && i.incomingForwarded ? `${i.incomingForwarded}, ${element}` : element;
-  return {
+  const out: Record<string, string> = {
     'x-forwarded-for': xff,
     'x-forwarded-proto': i.trusted && i.incomingProto ? i.incomingProto : 'https',
     'x-forwarded-host': i.host,
     forwarded,
   };
+  if (i.trusted && i.incomingClientAddress) Object.assign(out, i.incomingClientAddress);
+  out['x-real-ip'] ??= ip;
+  return out;
+}
+
+/** The client-address fields a trusted proxy sent, read with `get` (a header lookup), by name. */
+export function clientAddressOf(get: (name: string) => string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of CLIENT_ADDRESS_FIELDS) {
+    const v = get(name);
+    if (v !== undefined) out[name] = v;
+  }
+  return out;
 }
 
 /** A trusted-proxy list of exact IPs and IPv4 CIDRs. */

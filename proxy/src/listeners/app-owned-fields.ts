@@ -56,5 +56,12 @@ export const CALLER_REQUEST_DROP: ReadonlySet<string> = new FieldNames(['x-forwa
 /** The same, with traceparent too: a traced request gets the proxy's span context, never the caller's. */
 export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP, 'traceparent']);
 
+/**
+ * Fields that name the client's address to an app, beside X-Forwarded-For: frameworks and rate limiters read them
+ * (Rails' remote_ip reads Client-IP, many apps X-Real-IP or a CDN's field). From an outside client they are a claim
+ * anyone can make, so the edge drops them and sets x-real-ip from the connection; a trusted proxy's pass.
+ */
+export const CLIENT_ADDRESS_FIELDS: readonly string[] = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for'];
+
 /** What an edge never takes from an outside client: the above, and the forwarding fields it sets from the connection. */
-export const EDGE_CLIENT_DROP: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+export const EDGE_CLIENT_DROP: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...CLIENT_ADDRESS_FIELDS]);

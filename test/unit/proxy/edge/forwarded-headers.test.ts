@@ -1,0 +1,37 @@
+// The edge's forwarding fields: built from the connection for an outside client, extended for a trusted proxy; the
+// client-address fields (x-real-ip and its kin) follow the same rule.
+import { describe, expect, test } from 'vitest';
+import { clientAddressOf, forwardedHeaders, trustedMatcher } from '../../../../proxy/src/edge/forwarded-headers.js';
+
+const claims: Record<string, string> = { 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.7', 'x-forwarded-for': '6.6.6.8' };
+const get = (n: string) => claims[n];
+
+describe('forwardedHeaders', () => {
+  test('an outside client: every field from the connection, its client-address claims not carried', () => {
+    const h = forwardedHeaders({ remoteAddress: '::ffff:10.0.0.7', host: 'a.example', incomingXff: '6.6.6.8', incomingForwarded: 'for=6.6.6.8', incomingProto: 'http', trusted: false, incomingClientAddress: clientAddressOf(get) });
+    expect(h).toEqual({ 'x-forwarded-for': '10.0.0.7', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'a.example', forwarded: 'for=10.0.0.7;proto=https;host=a.example', 'x-real-ip': '10.0.0.7' });
+  });
+
+  test('a trusted proxy: the chain is extended and its client-address fields pass as sent', () => {
+    const h = forwardedHeaders({ remoteAddress: '10.0.0.1', host: 'a.example', incomingXff: '6.6.6.8', incomingForwarded: undefined, incomingProto: 'http', trusted: true, incomingClientAddress: clientAddressOf(get) });
+    expect(h['x-forwarded-for']).toBe('6.6.6.8, 10.0.0.1');
+    expect(h['x-forwarded-proto']).toBe('http');
+    expect(h['x-real-ip']).toBe('6.6.6.6');
+    expect(h['true-client-ip']).toBe('6.6.6.7');
+  });
+
+  test('a trusted proxy that sent no x-real-ip: the connection\'s address; IPv6 is bracketed in Forwarded only', () => {
+    const h = forwardedHeaders({ remoteAddress: '::1', host: 'a.example', incomingXff: undefined, incomingForwarded: undefined, incomingProto: undefined, trusted: true });
+    expect(h['x-real-ip']).toBe('::1');
+    expect(h.forwarded).toBe('for="[::1]";proto=https;host=a.example');
+  });
+
+  test('clientAddressOf reads only the client-address fields', () => {
+    expect(clientAddressOf(get)).toEqual({ 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.7' });
+  });
+
+  test('trustedMatcher: exact addresses and IPv4 CIDRs, IPv4-mapped IPv6 too', () => {
+    const m = trustedMatcher(['10.1.0.0/16', '192.0.2.1']);
+    expect([m('10.1.200.3'), m('::ffff:10.1.0.9'), m('192.0.2.1'), m('10.2.0.1'), m('192.0.2.2')]).toEqual([true, true, true, false, false]);
+  });
+});
