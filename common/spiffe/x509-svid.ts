@@ -26,6 +26,8 @@ export interface VerifiedSvid {
   readonly leaf: X509Certificate;
   /** Leaf first, ending with the bundle authority the chain verified to. */
   readonly path: readonly X509Certificate[];
+  /** The window in which every certificate of the path is valid: a cached result holds only within it. */
+  readonly notBeforeMs: number;
   readonly notAfterMs: number;
 }
 
@@ -211,7 +213,21 @@ export function verifyX509Svid(
   if (opts.expectedId && !opts.expectedId.equals(id)) {
     return fail('id_mismatch', 'TESSERA_ERR_SVID_ID_MISMATCH', `(got "${id}", want "${opts.expectedId}")`, id);
   }
-  return { ok: true, id, leaf, path: built.path, notAfterMs: leaf.validToDate.getTime() };
+  return { ok: true, id, leaf, path: built.path, ...pathValidity(built.path) };
+}
+
+/**
+ * When a verified path stays valid: from its latest NotBefore to its earliest NotAfter. An intermediate (or anchor)
+ * that expires before the leaf ends the chain's validity there, for a result kept past the moment it was checked.
+ */
+export function pathValidity(path: readonly X509Certificate[]): { notBeforeMs: number; notAfterMs: number } {
+  let notBeforeMs = Number.NEGATIVE_INFINITY;
+  let notAfterMs = Number.POSITIVE_INFINITY;
+  for (const c of path) {
+    notBeforeMs = Math.max(notBeforeMs, c.validFromDate.getTime());
+    notAfterMs = Math.min(notAfterMs, c.validToDate.getTime());
+  }
+  return { notBeforeMs, notAfterMs };
 }
 
 /**

@@ -9,7 +9,7 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { fingerprintOf, type TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { isWorkloadId } from '../../../common/spiffe/workload-id.js';
-import { type SvidFailure, type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { type SvidFailure, type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, pathValidity, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import { printableAscii, xfccElement } from '../tls/xfcc.js';
 
 export interface EdgeClient {
@@ -60,7 +60,8 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
     return built.badSignature ? refuse('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE') : refuse('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA');
   }
   // Node gives `undefined` (typed string) for an empty subject, which SVID-style client certificates may have.
-  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: fingerprintOf(leaf), notAfterMs: leaf.validToDate.getTime(), serial: leaf.serialNumber };
+  // Valid as long as every certificate of its path is: the cached client is used only until then.
+  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: fingerprintOf(leaf), notAfterMs: pathValidity(built.path).notAfterMs, serial: leaf.serialNumber };
   const anchor = built.path[built.path.length - 1]!;
   const meshAuthority = trust.mesh.bundles().some((b) => b.authorities.some((a) => a.fingerprint256 === anchor.fingerprint256));
   if (meshAuthority) {

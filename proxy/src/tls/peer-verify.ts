@@ -25,7 +25,7 @@ export interface VerifiedPeer {
   readonly leafHash: string;
   /** The leaf's serial, hex as node:crypto prints it (matched against the deny-list). */
   readonly serial: string;
-  /** The leaf's validity: a cached or resumed peer is used only within it. */
+  /** The verified path's validity (the leaf's, ended early by an issuer's): a cached or resumed peer is used only within it. */
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
 }
@@ -186,7 +186,7 @@ export class PeerVerifier {
       idText: r.id.toString(),
       leafHash: key,
       serial: r.leaf.serialNumber,
-      notBeforeMs: r.leaf.validFromDate.getTime(),
+      notBeforeMs: r.notBeforeMs,
       notAfterMs: r.notAfterMs,
     };
     // What a later chain with this leaf may hold: the path, and the anchors TLS stacks append (as checkPath allows).

@@ -129,8 +129,8 @@ function resumableTicket(session: SessionMemory, generation: number, nowMs: numb
 
 /** Why a resumed session's upstream leaf may not be used now (what checkPath says of it on a full handshake), or null. */
 function lapsedLeaf(leaf: UpstreamLeaf, nowMs: number): { code: 'TESSERA_ERR_SVID_EXPIRED' | 'TESSERA_ERR_SVID_NOT_YET_VALID'; detail: string } | null {
-  if (nowMs < leaf.notBeforeMs) return { code: 'TESSERA_ERR_SVID_NOT_YET_VALID', detail: `its certificate is valid from ${new Date(leaf.notBeforeMs).toISOString()}` };
-  if (nowMs > leaf.notAfterMs) return { code: 'TESSERA_ERR_SVID_EXPIRED', detail: `its certificate expired ${new Date(leaf.notAfterMs).toISOString()}` };
+  if (nowMs < leaf.notBeforeMs) return { code: 'TESSERA_ERR_SVID_NOT_YET_VALID', detail: `its certificate chain is valid from ${new Date(leaf.notBeforeMs).toISOString()}` };
+  if (nowMs > leaf.notAfterMs) return { code: 'TESSERA_ERR_SVID_EXPIRED', detail: `its certificate chain expired ${new Date(leaf.notAfterMs).toISOString()}` };
   return null;
 }
 

@@ -37,6 +37,12 @@ describe('verifyEdgeClient', () => {
     expect(r.ok && r.client.spiffeId?.toString()).toBe('spiffe://partner.example/billing');
   });
 
+  test('the client is valid (and cached by the gate) only while its whole path is: an intermediate that expires first ends it', async () => {
+    const c = await partner.mintSvid('spiffe://partner.example/billing', { notAfter: new Date(Date.now() + 20 * 3_600_000) });
+    const r = verifyEdgeClient(c.chain, trust(), Date.now());
+    expect(r.ok && r.client.notAfterMs).toBe(partner.intermediate.cert.validToDate.getTime());
+  });
+
   test('a partner certificate with an empty subject is identified (Node reads its subject as undefined), not a crash', async () => {
     const c = await partner.mintSvid('spiffe://partner.example/empty-subject', { subject: '' });
     const r = verifyEdgeClient(c.chain, trust(), Date.now());

@@ -61,6 +61,18 @@ describe('PeerVerifier', () => {
     expect(v.verify(peerCert(web.chain), snapshot(ca, 1), later)).toMatchObject({ ok: false, reason: 'expired' });
   });
 
+  test('a cached peer is served only while its whole path is valid: an intermediate that expires before the leaf ends it', async () => {
+    const ca = await TestCa.create({ trustDomain: 'example.org' });
+    const web = await ca.mintSvid(WEB, { notAfter: new Date(Date.now() + 20 * 3_600_000) });
+    const v = new PeerVerifier();
+    const first = v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now());
+    expect(first).toMatchObject({ ok: true, notAfterMs: ca.intermediate.cert.validToDate.getTime() });
+    // Past the intermediate's NotAfter, the leaf still valid: checked again (resumed or full), and refused.
+    const later = ca.intermediate.cert.validToDate.getTime() + 1_000;
+    expect(v.verify(peerCert([web.leaf]), snapshot(ca, 1), later)).toMatchObject({ ok: false, reason: 'expired' });
+    expect(v.verify(peerCert(web.chain), snapshot(ca, 1), later)).toMatchObject({ ok: false, reason: 'expired' });
+  });
+
   test('a cached peer is served only within its validity: a clock set back before NotBefore checks it again', async () => {
     const ca = await TestCa.create({ trustDomain: 'example.org' });
     const web = await ca.mintSvid(WEB);
