@@ -49,11 +49,12 @@ const MAX_DEPTH = 8;
  * purposes of an extendedKeyUsage ("When included, fields id-kp-serverAuth and id-kp-clientAuth MUST be set");
  * an edge client's certificate from a partner CA is a TLS client certificate only.
  */
-export type PeerUsage = 'svid' | 'client';
+/** What the leaf is for: an SVID (both TLS purposes), an edge client certificate, or a TPM attestation key (no TLS purpose). */
+export type PeerUsage = 'svid' | 'client' | 'attestation';
 
 const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
-const PURPOSES: Readonly<Record<PeerUsage, readonly string[]>> = { svid: [SERVER_AUTH, CLIENT_AUTH], client: [CLIENT_AUTH] };
+const PURPOSES: Readonly<Record<PeerUsage, readonly string[]>> = { svid: [SERVER_AUTH, CLIENT_AUTH], client: [CLIENT_AUTH], attestation: [] };
 const PURPOSE_NAMES: Readonly<Record<string, string>> = { [SERVER_AUTH]: 'serverAuth', [CLIENT_AUTH]: 'clientAuth' };
 
 /** The purposes `eku` lacks for `usage` ('' when none is missing or the certificate has no extendedKeyUsage). */

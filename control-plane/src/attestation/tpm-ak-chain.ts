@@ -1,11 +1,14 @@
 // The attestation key's certificate: the AK (or DevID) certificate a proxy presents must chain, through the
-// intermediates it sends, to a CA of attestors.tpm.caFile, every certificate valid now; the AK certificate itself
-// is an end-entity certificate for signing. Its public key is the key the quote must be signed by.
+// intermediates it sends, to a CA of attestors.tpm.caFile, every certificate valid now and the path held to the
+// rules peer chains meet (pathLenConstraint, SHA-2 signatures, RSA >= 2048 / P-256 / P-384 keys, nothing unrelated
+// sent; no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for signing. Its public
+// key is the key the quote must be signed by.
 import { type KeyObject, X509Certificate, createHash } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
 import { DerError } from '../../../common/pki/der.js';
 import { readCertFields } from '../../../common/spiffe/x509-fields.js';
-import { buildPath } from '../../../common/spiffe/x509-svid.js';
+import { keyWeakness, signatureWeakness } from '../../../common/spiffe/x509-strength.js';
+import { buildPath, checkPath } from '../../../common/spiffe/x509-svid.js';
 
 /** AK certificate plus intermediates: real DevID chains are 2–3 deep. */
 const MAX_CHAIN = 4;
@@ -71,6 +74,11 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
       throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED', undefined, { reason: `${which} is valid ${c.validFromDate.toISOString()} … ${c.validToDate.toISOString()}` });
     }
   }
+  const sig = signatureWeakness(fields.signature);
+  const weak = keyWeakness(fields.key) ?? (sig ? `a signature with ${sig}` : null);
+  if (weak) throw untrusted(`the AK certificate has ${weak}`);
+  const broken = checkPath(certs, built.path, nowMs, anchors, undefined, 'attestation');
+  if (broken) throw untrusted(broken.message);
   const spki = ak.publicKey.export({ format: 'der', type: 'spki' });
   return { cert: ak, publicKey: ak.publicKey, keyHash: createHash('sha256').update(spki).digest('hex'), commonName: commonNameOf(ak) };
 }

@@ -1,0 +1,51 @@
+// verifyAkChain: an AK certificate chain is held to the rules peer chains meet — pathLenConstraint, SHA-2
+// signatures, strong keys, nothing unrelated sent — with no TLS purpose asked of it, and every certificate valid now.
+import { beforeAll, describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { verifyAkChain } from '../../../../control-plane/src/attestation/tpm-ak-chain.js';
+import { type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
+
+const at = { notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 3_600_000) };
+let root: Forged;
+let issuing: Forged;
+
+beforeAll(() => {
+  root = forgeCertificate({ cn: 'TPM Root', key: forgeKey('ec-p256'), ca: true, ...at });
+  issuing = forgeCertificate({ cn: 'TPM Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, pathLen: 0, ...at });
+});
+
+const ak = (issuer: Forged, o: Partial<ForgeTemplate> = {}) => forgeCertificate({ cn: 'node-1', key: forgeKey('ec-p256'), issuer, ...at, ...o });
+
+/** The refusal's code and reason, or 'ok'. */
+function verdict(chain: readonly Forged[]): string {
+  try {
+    verifyAkChain(chain.map((c) => c.cert.raw), [root.cert], Date.now());
+    return 'ok';
+  } catch (e) {
+    if (!isTesseraError(e)) throw e;
+    return `${e.code}: ${String(e.details?.['reason'])}`;
+  }
+}
+
+describe('verifyAkChain', () => {
+  test('a sound chain is accepted, an AK with an AIK-only extendedKeyUsage included', () => {
+    expect(verdict([ak(issuing), issuing])).toBe('ok');
+    expect(verdict([ak(issuing, { extKeyUsage: ['2.23.133.8.3'] }), issuing])).toBe('ok');
+  });
+
+  test('a pathLen the chain breaks, a SHA-1 signature, weak keys and an unrelated certificate are refused', () => {
+    const sub = forgeCertificate({ cn: 'TPM Sub', key: forgeKey('ec-p256'), issuer: issuing, ca: true, ...at });
+    expect(verdict([ak(sub), sub, issuing])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: .*allows 0 intermediate/);
+    expect(verdict([ak(issuing, { signature: 'ecdsa-sha1' }), issuing])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the AK certificate has a signature with/);
+    expect(verdict([ak(issuing, { key: forgeKey('rsa-1024') }), issuing])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the AK certificate has an RSA key of 1024 bits/);
+    const weakIssuing = forgeCertificate({ cn: 'Weak Issuing', key: forgeKey('rsa-1024'), issuer: root, ca: true, ...at });
+    expect(verdict([ak(weakIssuing), weakIssuing])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: .*RSA key of 1024 bits/);
+    const stranger = forgeCertificate({ cn: 'Stranger', key: forgeKey('ec-p256'), ...at });
+    expect(verdict([ak(issuing), issuing, stranger])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: .*not on/i);
+  });
+
+  test('an intermediate past its validity is AK_EXPIRED', () => {
+    const old = forgeCertificate({ cn: 'Old Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 60_000) });
+    expect(verdict([ak(old), old])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED: the CA certificate/);
+  });
+});
