@@ -84,7 +84,12 @@ const CANNED: Readonly<Record<string, string>> = {
   'te-chunked-gzip': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n',
   'http10-te': 'HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
   'bad-cl': 'HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok',
+  // Lines ended with a bare LF: the head never ends in CRLF CRLF (the app keeps the connection open).
+  'bare-lf': 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok',
+  'bare-lf-line': 'HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 2\r\n',
 };
+/** Canned answers after which the app keeps the connection open: only the proxy's parser can end the wait. */
+const HELD = new Set(['bare-lf', 'bare-lf-line']);
 
 /** An app that claims a proxy refusal and names a caller: what only a proxy may say. */
 const FORGED: Readonly<Record<string, string>> = {
@@ -113,7 +118,8 @@ function rawUpstream(socket: net.Socket): void {
       const last = target.slice(target.lastIndexOf('/') + 1);
       const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last];
       if (canned) {
-        socket.end(canned);
+        if (HELD.has(last)) socket.write(canned);
+        else socket.end(canned);
         return;
       }
       const reply = (text: string) => socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${text.length}\r\n\r\n${text}`);
@@ -565,6 +571,8 @@ describe('upstream responses with ambiguous framing', () => {
     for (const c of cases) {
       const r = await rawHttp(target(), [`GET ${prefix}/v1/smuggle/${c} HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: oneResponse, capMs: 4_000 });
       expect(firstStatus(r.text), `${name}: ${c}\n${r.text}`).toBe(502);
+      // 502 bad_upstream_response, not the head deadline's 504 request_timeout.
+      expect(r.text.toLowerCase(), `${name}: ${c}`).toContain('x-tessera-error: bad_upstream_response');
       const head = r.text.slice(0, r.text.indexOf('\r\n\r\n')).toLowerCase();
       expect(head.includes('transfer-encoding') && head.includes('content-length'), c).toBe(false);
       expect(r.text).not.toContain('SMUGL');

@@ -106,6 +106,12 @@ const SEARCH_AS_TEXT = 2048;
 const INCOMPLETE = Object.freeze({ incomplete: true as const });
 const rejected = (r: HeadRejection): HeadResult => ({ rejected: r });
 
+/** Whether buf[from..] holds an LF not preceded by a CR (only searched while a head is incomplete). */
+function hasBareLf(buf: Buffer, from: number): boolean {
+  for (let i = buf.indexOf(10, from); i >= 0; i = buf.indexOf(10, i + 1)) if (i === from || buf[i - 1] !== 13) return true;
+  return false;
+}
+
 /** Finds and parses one head at `start`; `incomplete` means more bytes are needed (within the limit). */
 export function parseHead(buf: Buffer, start: number, kind: 'request' | 'response', limits: HeadLimits): HeadResult {
   // Tolerate empty lines before a request (RFC 9112 section 2.2).
@@ -124,7 +130,11 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     end = buf.indexOf(HEAD_END, from);
     text = end < 0 ? '' : buf.toString('latin1', from, end);
   }
-  if (end < 0) return buf.length - start > limits.maxHeaderBytes ? rejected('header_too_large') : INCOMPLETE;
+  if (end < 0) {
+    if (buf.length - start > limits.maxHeaderBytes) return rejected('header_too_large');
+    // A head whose lines end in a bare LF never gets its CRLF CRLF: refused now, not after the head deadline.
+    return hasBareLf(buf, from) ? rejected('bad_request') : INCOMPLETE;
+  }
   if (end + 4 - start > limits.maxHeaderBytes) return rejected('header_too_large');
   let eol = text.indexOf('\r\n');
   if (eol < 0) eol = text.length;

@@ -84,6 +84,15 @@ describe('incomplete heads and limits', () => {
     expect(req(text)).toEqual({ incomplete: true });
   });
 
+  test.each([
+    ['response ended with bare LFs', 'response', 'HTTP/1.1 200 OK\nContent-Length: 5\n\nhello'],
+    ['response with one bare LF, not yet ended', 'response', 'HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 5\r\n'],
+    ['request line ended with a bare LF', 'request', 'GET / HTTP/1.1\nHost: a\r\n'],
+    ['a bare LF before the request', 'request', '\nGET / HTTP/1.1\r\n'],
+  ] as const)('%s: refused at once, not held until the head deadline', (_name, kind, text) => {
+    expect((kind === 'request' ? req : res)(text)).toEqual({ rejected: 'bad_request' });
+  });
+
   test('a head exactly at maxHeaderBytes passes; one byte more is refused', () => {
     const base = 'GET / HTTP/1.1\r\nHost: a\r\nX-Pad: \r\n\r\n';
     const exact = base.replace('X-Pad: ', `X-Pad: ${'p'.repeat(LIMITS.maxHeaderBytes - base.length)}`);
