@@ -88,6 +88,11 @@ const CANNED: Readonly<Record<string, string>> = {
   'bare-lf': 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok',
   'bare-lf-line': 'HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 2\r\n',
 };
+/** More interim heads than a response may have (MAX_INTERIM_HEADS, 8), and as many as it may. */
+const INTERIM: Readonly<Record<string, string>> = {
+  'many-1xx': `${'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'.repeat(9)}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
+  'eight-1xx': `${'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'.repeat(8)}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
+};
 /** Canned answers after which the app keeps the connection open: only the proxy's parser can end the wait. */
 const HELD = new Set(['bare-lf', 'bare-lf-line']);
 
@@ -116,7 +121,7 @@ function rawUpstream(socket: net.Socket): void {
       rawSeen.push(head);
       const target = head.split(' ')[1] ?? '';
       const last = target.slice(target.lastIndexOf('/') + 1);
-      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last];
+      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last] ?? INTERIM[last];
       if (canned) {
         if (HELD.has(last)) socket.write(canned);
         else socket.end(canned);
@@ -577,6 +582,23 @@ describe('upstream responses with ambiguous framing', () => {
       expect(head.includes('transfer-encoding') && head.includes('content-length'), c).toBe(false);
       expect(r.text).not.toContain('SMUGL');
     }
+    alive(web, api, edge);
+  });
+});
+
+describe('upstream interim heads are bounded', () => {
+  test.each([
+    ['sidecar outbound → inbound', () => webOut('raw'), ''],
+    ['sidecar inbound', () => apiIn('raw'), ''],
+    ['edge', edgeIn, '/raw'],
+  ])('%s: 8 interim heads pass before the answer; a 9th is a 502 bad_upstream_response', async (name, target, prefix) => {
+    const final = (t: string) => /\r\nHTTP\/1\.1 [25]\d\d [^\r]*\r\n[\s\S]*\r\n\r\n/.test(t) && oneResponse(t.slice(t.lastIndexOf('HTTP/1.1 ')));
+    const eight = await rawHttp(target(), [`GET ${prefix}/v1/interim/eight-1xx HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: final, capMs: 4_000 });
+    expect(eight.text.match(/^HTTP\/1\.1 103 /gm)?.length, name).toBe(8);
+    expect(eight.text, name).toMatch(/HTTP\/1\.1 200 OK[\s\S]*\r\n\r\nok$/);
+    const nine = await rawHttp(target(), [`GET ${prefix}/v1/interim/many-1xx HTTP/1.1\r\nHost: app.test\r\n\r\n`], { until: final, capMs: 4_000 });
+    expect(nine.text, name).toMatch(/HTTP\/1\.1 502 [\s\S]*x-tessera-error: bad_upstream_response/i);
+    expect(nine.text, name).not.toContain('\r\n\r\nok');
     alive(web, api, edge);
   });
 });

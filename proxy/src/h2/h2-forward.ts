@@ -6,7 +6,7 @@ import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
-import { hasLowerCase } from '../http1/http1-head.js';
+import { MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
 import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
@@ -212,6 +212,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let replay: Buffer[] | null = [];
   let replayBytes = 0;
   let refusals = 0;
+  let interim = 0;
   let counting = false;
   let trailers: http2.OutgoingHttpHeaders | undefined;
   stream.on('wantTrailers', () => {
@@ -279,7 +280,18 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         return refuseHead();
       }
       if (endStream) return;
-      up.pipe(stream);
+      // Ended here, not by the pipe: a body shorter than its content-length ended by the upstream's RST_STREAM
+      // (NO_ERROR), which node:http2 reports as an end, is a reset to the client, never a complete response.
+      const bodiless = headers[':method'] === 'HEAD' || status === 204 || status === 304;
+      const length = bodiless || h['content-length'] === undefined ? -1 : Number(h['content-length']);
+      up.pipe(stream, { end: false });
+      up.once('end', () => {
+        if (stream.destroyed || stream.closed) return;
+        if (length >= 0 && bytesOut < length) {
+          flag ??= 'upstream_closed';
+          stream.close(NGHTTP2_INTERNAL_ERROR);
+        } else stream.end();
+      });
       // Counted from here, not from the request: a 'data' listener added earlier would start the upstream stream
       // flowing before this pipe exists, and Node emits 'response' a tick after the frame, so a body that came in
       // the same read as the head went to the counter alone and the client got the head and an empty end.
@@ -296,6 +308,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       if (s < 100 || s >= 200 || s === 101) return;
       moved();
       if (cut || !canRespond(stream)) return;
+      if (++interim > MAX_INTERIM_HEADS) return refuseHead();
       try {
         stream.additionalHeaders(responseHeaders(h, t.dropResponse));
       } catch {

@@ -99,6 +99,14 @@ function owsStart(s: string, a: number, b: number): number {
   return b;
 }
 
+/**
+ * Interim (1xx) heads relayed per response, HTTP/1.1 and HTTP/2; one more is a 502. HTTP/2 HEADERS frames are not
+ * flow-controlled: an app sending 103s without end to a caller that did not read grew both sidecars by hundreds of
+ * MB and took the listener's shared session to the app down for every other caller. A response has a 100 Continue
+ * and a few Early Hints at most.
+ */
+export const MAX_INTERIM_HEADS = 8;
+
 // A Buffer needle: a string one is converted to bytes again on every search.
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');
 /** Reads up to this size are searched for the head's end as text (below); larger ones as bytes, not decoded whole. */
