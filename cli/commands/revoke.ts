@@ -16,6 +16,8 @@ interface BanView {
   readonly createdAt: string;
   readonly notAfter?: string;
   readonly created?: boolean;
+  /** Serial bans: the live SVIDs renewed from it, banned with it. */
+  readonly renewals?: readonly string[];
 }
 
 const DATA_DIR: FlagSpecs = { 'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true } };
@@ -45,7 +47,7 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
     usage: `--data-dir D --${flag} ${kind === 'serial' ? 'SERIAL' : 'ID'} [--reason TEXT] [--json]`,
     details:
       kind === 'serial'
-        ? 'SERIAL in hex as `tessera certs list` or a proxy\'s /certs show it (case and ":" do not matter). Until `tessera revoke lift`.'
+        ? 'SERIAL in hex as `tessera certs list` or a proxy\'s /certs show it (case and ":" do not matter). The live SVIDs renewed from it (and from those) are banned with it: whoever held its key may have renewed. Each until `tessera revoke lift`.'
         : 'The ban holds until `tessera revoke lift`; a new SVID for the ID can be issued only after that.',
     flags: {
       ...DATA_DIR,
@@ -60,7 +62,9 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
         reason: stringFlag(args, 'reason') ?? '',
         createdBy: whoAmI(),
       });
-      return print(io, args, ban, ban.created ? `banned ${subject(ban)}` : `already banned since ${ban.createdAt}: ${subject(ban)}`);
+      const head = ban.created ? `banned ${subject(ban)}` : `already banned since ${ban.createdAt}: ${subject(ban)}`;
+      const renewals = (ban.renewals ?? []).map((s) => `\nbanned serial ${s} (renewed from it)`).join('');
+      return print(io, args, ban, head + renewals);
     },
   };
 }

@@ -14,6 +14,7 @@ import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
+import { encodePem } from '../../common/pki/pem.js';
 import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
@@ -342,6 +343,35 @@ describe('revocation', () => {
     } finally {
       oldAgent.destroy();
       freshAgent.destroy();
+    }
+  }, 60_000);
+
+  test('a serial ban reaches the SVID renewed from it before the ban (a thief who renewed): listed, refused by proxies, cannot renew', async () => {
+    const stolen = await fetchSvid(CLI, 'cli-stolen');
+    // The thief renews with the stolen SVID before anyone notices: a new serial, a key of its own.
+    const key = generateKeyPair();
+    const c = controlPlaneClients(cp.grpc, bundlePem, stolen);
+    const answer = await signSvid(c.identity, { csr: await createCsr(key, {}) }).finally(() => c.close());
+    expect(answer.err).toBeNull();
+    const thief: ClientSvid = { keyPem: key.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, chainPem: answer.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join('') };
+    const thiefAgent = directAgent(thief);
+    try {
+      expect((await direct(thiefAgent)).status).toBe(200);
+      thiefAgent.destroy();
+      const r = await cli(['revoke', 'serial', '--serial', stolen.serial]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toContain(`banned serial ${answer.res!.serial} (renewed from it)`);
+      const again = directAgent(thief);
+      try {
+        await until('api refuses the renewed SVID', () => refused(direct(again)), PROPAGATION_MS, 100);
+      } finally {
+        again.destroy();
+      }
+      expect(errorCode(await renew(thief))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
+      expect((await cli(['revoke', 'list'])).stdout).toContain(`renewed from banned serial ${stolen.serial}`);
+    } finally {
+      thiefAgent.destroy();
+      for (const serial of [stolen.serial, answer.res!.serial]) await cli(['revoke', 'lift', '--serial', serial]);
     }
   }, 60_000);
 

@@ -77,7 +77,7 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
     'GET /v1/revocations': async () => (await d.revocations.list()).map(banView),
     'POST /v1/revocations': async (body) => {
       const r = await d.revocations.ban({ kind: banKind(body['kind']), value: stringField(body, 'value'), reason: stringField(body, 'reason'), createdBy: stringField(body, 'createdBy') });
-      return { ...banView(r.ban), created: r.created };
+      return { ...banView(r.ban), created: r.created, ...(r.ban.kind === 'serial' ? { renewals: r.renewals } : {}) };
     },
     'POST /v1/revocations/lift': async (body) => banView(await d.revocations.lift(banKind(body['kind']), stringField(body, 'value'), stringField(body, 'createdBy'))),
     'POST /v1/tokens/revoke': async (body) => {

@@ -19,6 +19,7 @@ import { signLeaf } from '../ca/leaf-signer.js';
 import type { AuditEvent, AuditLog, InventoryStore } from '../store/store-contract.js';
 import { type CheckedCsr, readCsr } from './csr-reader.js';
 import type { RateLimiter } from './rate-limiter.js';
+import type { Revocations } from './revocations.js';
 import { checkCsrAgainstId, checkIssuableId, svidValidity } from './svid-policy.js';
 
 export type Evidence =
@@ -73,10 +74,10 @@ export interface IssuerOptions {
   readonly metrics?: IssuanceMetrics;
   /**
    * Operator bans: throws the ban's code when the attested ID or the presented SVID's serial is banned; check() from
-   * memory, checkStored() from the database as well (asked right before signing). Required: a composition that
-   * forgets it must not compile rather than issue to banned IDs.
+   * memory, checkStored() from the database as well (asked right before signing), checkRenewal() after a renewal
+   * was signed. Required: a composition that forgets it must not compile rather than issue to banned IDs.
    */
-  readonly revocations: { check(spiffeId: string, serial?: string): void; checkStored(spiffeId: string, serial?: string): Promise<void> };
+  readonly revocations: Pick<Revocations, 'check' | 'checkStored' | 'checkRenewal'>;
 }
 
 function attestorOf(e: Evidence): string {
@@ -113,6 +114,8 @@ export class Issuer {
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
       await identity.spend?.();
       const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
+      // A renewal whose origin was banned while it was signed is banned itself and never handed out.
+      if (identity.attestor === 'x509svid' && identity.serial) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), identity.serial, result.serial);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
       return result;
     } catch (e) {

@@ -3,15 +3,17 @@
 // check() answers from the bans held in memory (loaded at open, reloaded after each change here and when another
 // replica announces one), so the hot paths never wait for the database. Signing asks checkStored() too, which reads
 // the database: a ban committed on another replica holds here before its announcement arrives, so an SVID it bans
-// cannot renew into a new, unbanned serial in that window.
+// cannot renew into a new, unbanned serial in that window. A serial ban reaches the SVIDs renewed from it, and theirs
+// (a thief who renewed before the ban holds one); a renewal whose origin is banned while it is signed is banned too.
+
 import type { Clock } from '../../../common/clock.js';
 import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { canonicalSerial } from '../../../common/pki/serial.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { hashToken, tokenIdOf } from '../store/join-token.js';
-import type { AuditLog, Ban, BanKind, ChangeFeed, InventoryStore, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
+import type { AuditLog, Ban, BanKind, ChangeFeed, InventoryStore, IssuedSvidRow, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
 import { ReloadedList } from '../store/reloaded-list.js';
 import { controlPlaneIdString } from './svid-policy.js';
 
@@ -51,6 +53,8 @@ export interface RevocationsOptions {
 }
 
 const MAX_REASON = 1000;
+/** SVIDs a serial ban follows through renewals, at most: the lineage of one key is a renewal per half-life. */
+const MAX_LINEAGE = 10_000;
 
 function invalid(message: string, field: string): TesseraError {
   return new TesseraError('TESSERA_ERR_REVOCATION_INVALID', message, { field });
@@ -125,26 +129,79 @@ export class Revocations {
     return id;
   }
 
-  /** Adds a ban (idempotent: an existing ban is returned unchanged) and publishes the deny-list. */
-  async ban(req: BanRequest): Promise<{ ban: Ban; created: boolean }> {
+  /**
+   * Adds a ban (idempotent: an existing ban is returned unchanged) and publishes the deny-list. A serial ban also
+   * bans every live SVID renewed from it, transitively (`renewals`): whoever held the banned key may have renewed.
+   */
+  async ban(req: BanRequest): Promise<{ ban: Ban; created: boolean; renewals: string[] }> {
     const value = this.canonical(req.kind, req.value);
     const reason = checkReason(req.reason);
     const now = this.#o.clock.nowMs();
     const issued = req.kind === 'serial' ? await this.#o.inventory.find(value) : undefined;
     const ban: Ban = { kind: req.kind, value, reason, createdBy: operatorName(req.createdBy), createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
     const created = await this.#o.store.add(ban);
-    if (!created) return { ban: (await this.#o.store.find(req.kind, value)) ?? ban, created: false };
+    if (created) this.#audited(now, ban, issued);
+    // Walked after the ban is stored (also when it existed): a renewal recorded before this read is found here, one
+    // recorded after it meets the stored ban in its own check after signing (Issuer.sign).
+    const renewals = req.kind === 'serial' ? await this.#banRenewals(value, ban.createdBy, now) : [];
+    if (created || renewals.length > 0) await this.#changed();
+    return { ban: created ? ban : ((await this.#o.store.find(req.kind, value)) ?? ban), created, renewals };
+  }
+
+  /**
+   * After signing `serial` as a renewal of `origin`: refused (and `serial` banned) if `origin` or the ID was banned
+   * meanwhile. The renewal's check before signing read the bans before such a ban was stored, and the ban's walk
+   * of renewals may have read the inventory before this one was recorded: one of the two reads sees the other.
+   */
+  async checkRenewal(spiffeId: string, origin: string, serial: string): Promise<void> {
+    try {
+      await this.checkStored(spiffeId, origin);
+    } catch (e) {
+      // An ID ban covers the new serial already.
+      if (!isTesseraError(e) || e.code !== 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') throw e;
+      const now = this.#o.clock.nowMs();
+      const issued = await this.#o.inventory.find(serial);
+      const ban: Ban = { kind: 'serial', value: serial, reason: `renewed from banned serial ${canonicalSerial(origin)}`, createdBy: 'control-plane', createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
+      if (await this.#o.store.add(ban)) {
+        this.#audited(now, ban, issued);
+        await this.#changed();
+      }
+      throw e;
+    }
+  }
+
+  /** Bans the live SVIDs renewed from `root`, transitively; returns their serials. */
+  async #banRenewals(root: string, createdBy: string, now: number): Promise<string[]> {
+    const banned: string[] = [];
+    const queue = [root];
+    const seen = new Set(queue);
+    while (queue.length > 0 && seen.size <= MAX_LINEAGE) {
+      const origin = queue.shift()!;
+      for (const r of await this.#o.inventory.renewalsOf(origin)) {
+        if (seen.has(r.serial)) continue;
+        seen.add(r.serial);
+        queue.push(r.serial);
+        // An expired one renews nothing and no proxy accepts it; its own renewals are still followed.
+        if (r.notAfterMs <= now) continue;
+        const ban: Ban = { kind: 'serial', value: r.serial, reason: `renewed from banned serial ${origin}`, createdBy, createdAtMs: now, notAfterMs: r.notAfterMs };
+        if (!(await this.#o.store.add(ban))) continue;
+        this.#audited(now, ban, r);
+        banned.push(r.serial);
+      }
+    }
+    return banned;
+  }
+
+  #audited(now: number, ban: Ban, issued: IssuedSvidRow | undefined): void {
     this.#o.audit.record(now, {
       event: 'revocation.banned',
       result: 'ok',
-      caller: 'admin.sock',
-      kind: req.kind,
-      ...(req.kind === 'spiffe_id' ? { spiffeId: value } : { serial: value, ...(issued ? { spiffeId: issued.spiffeId, notAfterMs: issued.notAfterMs } : {}) }),
-      reason,
+      caller: ban.createdBy === 'control-plane' ? 'control-plane' : 'admin.sock',
+      kind: ban.kind,
+      ...(ban.kind === 'spiffe_id' ? { spiffeId: ban.value } : { serial: ban.value, ...(issued ? { spiffeId: issued.spiffeId, notAfterMs: issued.notAfterMs } : {}) }),
+      reason: ban.reason,
       createdBy: ban.createdBy,
     });
-    await this.#changed();
-    return { ban, created };
   }
 
   /** Lifts a ban and publishes the deny-list without it; TESSERA_ERR_REVOCATION_NOT_FOUND when there was none. */

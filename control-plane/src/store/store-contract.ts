@@ -49,6 +49,8 @@ export interface IssuedSvidRow {
 /** Every SVID issued: answers `tessera certs list` and "does a live SVID still chain to this authority". */
 export interface InventoryStore {
   find(serial: string): Promise<IssuedSvidRow | undefined>;
+  /** The SVIDs issued as renewals of this one (attestedAs `x509svid:<serial>`), any replica's. */
+  renewalsOf(serial: string): Promise<IssuedSvidRow[]>;
   record(r: IssuedSvidRow): Promise<void>;
   /** Unexpired SVIDs at `nowMs`, optionally only those expiring within `withinMs`, soonest first. */
   live(nowMs: number, withinMs?: number, limit?: number): Promise<IssuedSvidRow[]>;

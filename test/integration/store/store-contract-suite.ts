@@ -110,6 +110,18 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect(await inv.liveByAuthority('auth-2', 4_000)).toEqual({ count: 0, latestNotAfterMs: null });
     });
 
+    test('inventory: renewalsOf finds the SVIDs renewed from a serial, oldest first, and nothing else', async () => {
+      const inv = store().inventory;
+      await inv.record(svid('bb01'));
+      await inv.record(svid('bb03', { attestedAs: 'x509svid:bb01', kind: 'renew', issuedAtMs: 3 }));
+      await inv.record(svid('bb02', { attestedAs: 'x509svid:bb01', kind: 'renew', issuedAtMs: 2 }));
+      await inv.record(svid('bb04', { attestedAs: 'x509svid:bb02', kind: 'renew', issuedAtMs: 4 }));
+      await inv.record(svid('bb05', { attestedAs: 'x509svid:bb01x', kind: 'renew', issuedAtMs: 5 }));
+      expect((await inv.renewalsOf('bb01')).map((r) => r.serial)).toEqual(['bb02', 'bb03']);
+      expect((await inv.renewalsOf('bb02')).map((r) => r.serial)).toEqual(['bb04']);
+      expect(await inv.renewalsOf('bb04')).toEqual([]);
+    });
+
     test('grants: add, active, expiredUnaudited, markExpiryAudited once', async () => {
       const g = store().grants;
       const one = { id: 'bg-1', to: 'spiffe://example.org/ns/*/sa/db', from: ['spiffe://example.org/ns/ops/sa/*'], reason: 'incident 42', createdBy: 'admin.sock', createdAtMs: 1_000, expiresAtMs: 5_000 };

@@ -19,6 +19,10 @@ export class PgInventoryStore implements InventoryStore {
     return r && fromRow(r);
   }
 
+  async renewalsOf(serial: string): Promise<IssuedSvidRow[]> {
+    return (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM issuances WHERE attested_as = $1 ORDER BY issued_at_ms, serial`, [`x509svid:${serial}`])).rows.map(fromRow);
+  }
+
   async record(r: IssuedSvidRow): Promise<void> {
     await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
       r.serial,

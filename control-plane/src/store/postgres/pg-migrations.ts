@@ -109,6 +109,8 @@ export const PG_MIGRATIONS: readonly string[] = [
    CREATE INDEX tpm_nonces_expiry ON tpm_nonces (expires_at_ms);`,
   // 4: JWT-SVID signing keys shared by the replicas — one versioned document (key list and PEMs), compare-and-swap.
   `CREATE TABLE jwt_keys_state (id INT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL, state_json TEXT NOT NULL);`,
+  // 5: a serial ban reaches the SVIDs renewed from it (their attested_as names it).
+  `CREATE INDEX issuances_attested_as ON issuances (attested_as);`,
 ];
 
 /** Brings the database to the newest schema; returns the versions it applied (none when another replica did). */

@@ -87,6 +87,8 @@ export const MIGRATIONS: readonly string[] = [
   // 6: TPM attestation — nonces spent, each kept until it expires (a replayed quote finds its row).
   `CREATE TABLE tpm_nonces (id TEXT PRIMARY KEY, expires_at_ms INTEGER NOT NULL);
    CREATE INDEX tpm_nonces_expiry ON tpm_nonces(expires_at_ms);`,
+  // 7: a serial ban reaches the SVIDs renewed from it (their attested_as names it).
+  `CREATE INDEX issuances_attested_as ON issuances(attested_as);`,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;

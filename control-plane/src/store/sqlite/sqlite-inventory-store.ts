@@ -10,6 +10,7 @@ export class SqliteInventoryStore implements InventoryStore {
   readonly #liveByAuthority: StatementSync;
   readonly #list: StatementSync;
   readonly #bySerial: StatementSync;
+  readonly #renewals: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#insert = db.prepare(
@@ -20,12 +21,17 @@ export class SqliteInventoryStore implements InventoryStore {
     this.#liveByAuthority = db.prepare('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ?');
     this.#list = db.prepare('SELECT * FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT ?');
     this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
+    this.#renewals = db.prepare('SELECT * FROM issuances WHERE attested_as = ? ORDER BY issued_at_ms, serial');
   }
 
   /** The SVID with this serial (lower-case hex as recorded), if this control plane issued it. */
   async find(serial: string): Promise<IssuedSvidRow | undefined> {
     const r = this.#bySerial.get(serial) as Row | undefined;
     return r && fromRow(r);
+  }
+
+  async renewalsOf(serial: string): Promise<IssuedSvidRow[]> {
+    return (this.#renewals.all(`x509svid:${serial}`) as unknown as Row[]).map(fromRow);
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
