@@ -11,9 +11,10 @@ import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js
 import type { ByteSocket } from './byte-socket.js';
 import { UntilCloseFramer } from './body-framer.js';
 import { Http1Downstream } from './http1-downstream.js';
-import type { Http1Exchange } from './http1-exchange.js';
+import type { ExchangeFlag, Http1Exchange } from './http1-exchange.js';
 import { admitRequest } from './http1-request-admission.js';
 import { type ResponseStep, readResponseHead, relayResponseBody, restFitsTheVoid } from './http1-response.js';
+import { voidDeadline } from './void-deadline.js';
 import type { SessionOptions } from './http1-session-types.js';
 import { Http1Tunnel } from './http1-tunnel.js';
 
@@ -389,8 +390,7 @@ export class Http1Session implements UpstreamOwner {
 
   /** The client finished sending: a half-close on an upgraded connection, otherwise the client is gone. */
   #onDownEnd(): void {
-    if (this.#tunnel) this.#tunnel.clientEnded();
-    else this.#onDownGone();
+    return this.#tunnel ? this.#tunnel.clientEnded() : this.#onDownGone();
   }
 
   #onDownGone(): void {
@@ -407,10 +407,11 @@ export class Http1Session implements UpstreamOwner {
     if (ex) {
       ex.mark('downstream_closed');
       // The caller left mid-exchange. A request that went out whole, whose answer is small or still to come,
-      // is answered into the void so the pooled upstream connection survives (bounded by the request timeout and
-      // the void limit); otherwise, e.g. a stream that could run for hours, the upstream connection goes with it.
+      // is answered into the void so the pooled upstream connection survives (bounded by the exchange's deadlines
+      // and the void limit); otherwise, e.g. a stream that could run for hours, the upstream connection goes with it.
       if (ex.conn && ex.reqDone && restFitsTheVoid(ex)) {
         ex.conn.socket.resume(); // nobody will send 'drain' any more
+        voidDeadline(ex, this.#o.limits.streamIdleTimeoutMs, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag));
         return;
       }
       this.#giveUp(ex);
@@ -419,8 +420,9 @@ export class Http1Session implements UpstreamOwner {
     this.#close();
   }
 
-  /** The client is gone and the rest of the answer is not worth reading: record, drop the connection, close. */
-  #giveUp(ex: Http1Exchange): void {
+  /** The client is gone and the rest of the answer is not worth reading (or passed `deadline`): record, drop, close. */
+  #giveUp(ex: Http1Exchange, deadline?: ExchangeFlag): void {
+    if (deadline) this.#o.hooks.rejected(deadline);
     ex.discardConn();
     this.#finish(ex, undefined);
     this.#close();
