@@ -67,7 +67,8 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
     return out;
   }
 
-  #known = (name: string) => this.d.routing!.directory.get(name) !== undefined;
+  /** A service the directory lists, or one this listener balanced before: one that lost its endpoints is no_endpoints. */
+  #known = (name: string) => this.d.routing!.directory.get(name) !== undefined || this.#pools.has(name);
 
   #onConnection(socket: net.Socket): void {
     this.countConnection(socket);

@@ -20,6 +20,11 @@ export interface BalancedEndpoint<R> {
   rampFromMs: number;
   rampToMs: number;
   outstanding: number;
+  /**
+   * Attempts still waiting for their response head, in the order they were placed (a Set keeps insertion order):
+   * the first one's wait is a lower bound on the endpoint's latency that its estimate, fed only by answers, lacks.
+   */
+  readonly awaiting: Set<BalancerLease<R>>;
   requests: number;
   failures: number;
   /** Removed from the service: its resource is retired, it stays visible until its last attempt ends. */
@@ -40,12 +45,18 @@ export function candidateWeight(e: BalancedEndpoint<unknown>, nowMs: number): nu
   return w * (SLOW_START_FLOOR + (1 - SLOW_START_FLOOR) * progress);
 }
 
-/** Its P2C cost: latency × (attempts in flight + the one being placed). */
-export function costOf(e: BalancedEndpoint<unknown>, nowMs: number): number {
-  return e.ewma.estimate(nowMs) * (e.outstanding + 1);
+/**
+ * Its P2C cost: latency × (attempts in flight + the one being placed), where the latency is at least how long its
+ * oldest unanswered attempt has waited: an endpoint that stops answering gets no samples, and its estimate alone
+ * would fall while requests pile up on it.
+ */
+export function costOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): number {
+  let latency = e.ewma.estimate(nowMs, floorMs);
+  if (e.awaiting.size > 0) latency = Math.max(latency, nowMs - e.awaiting.values().next().value!.placedAtMs);
+  return latency * (e.outstanding + 1);
 }
 
-export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number): EndpointView {
+export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): EndpointView {
   const { spiffeId, protocol, zone, weight } = e.endpoint;
   const t = e.outlier;
   return {
@@ -55,7 +66,7 @@ export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number): EndpointVie
     zone,
     weight,
     state: stateOf(e),
-    ewmaMs: Math.round(e.ewma.estimate(nowMs) * 1000) / 1000,
+    ewmaMs: Math.round(e.ewma.estimate(nowMs, floorMs) * 1000) / 1000,
     outstanding: e.outstanding,
     requests: e.requests,
     failures: e.failures,
@@ -67,6 +78,8 @@ export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number): EndpointVie
 /** What every lease calls back into, made once per balancer so that a lease is one small allocation. */
 export interface LeaseHooks<R> {
   nowMs(): number;
+  /** Every answer's latency, for the service-wide typical latency the estimates decay toward. */
+  sample(rttMs: number): void;
   end(e: BalancedEndpoint<R>, outcome: AttemptOutcome): void;
 }
 
@@ -74,25 +87,33 @@ export class BalancerLease<R> implements Lease<R> {
   readonly address: string;
   readonly endpoint: ServiceEndpoint;
   readonly resource: R;
+  /** When the balancer placed this attempt on the endpoint. */
+  readonly placedAtMs: number;
   /** Cleared by end(): a second end() or a late observe() changes nothing. */
   #hooks: LeaseHooks<R> | undefined;
   readonly #entry: BalancedEndpoint<R>;
 
-  constructor(hooks: LeaseHooks<R>, entry: BalancedEndpoint<R>) {
+  constructor(hooks: LeaseHooks<R>, entry: BalancedEndpoint<R>, nowMs: number) {
     this.#hooks = hooks;
     this.#entry = entry;
     this.address = entry.address;
     this.endpoint = entry.endpoint;
     this.resource = entry.resource;
+    this.placedAtMs = nowMs;
+    entry.awaiting.add(this);
   }
 
   observe(rttMs: number): void {
-    if (this.#hooks) this.#entry.ewma.observe(rttMs, this.#hooks.nowMs());
+    if (!this.#hooks) return;
+    this.#entry.awaiting.delete(this);
+    this.#entry.ewma.observe(rttMs, this.#hooks.nowMs());
+    this.#hooks.sample(rttMs);
   }
 
   end(outcome: AttemptOutcome): void {
     const h = this.#hooks;
     this.#hooks = undefined;
+    this.#entry.awaiting.delete(this);
     h?.end(this.#entry, outcome);
   }
 }

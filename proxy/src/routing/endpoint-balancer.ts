@@ -41,13 +41,26 @@ export class EndpointBalancer<R> {
   readonly #weights: number[] = [];
   #lastCounts = '';
   #closed = false;
+  /**
+   * The service's typical latency: a moving average over every endpoint's answers (each weighing 1/16), what an
+   * endpoint's estimate decays toward without answers of its own. Idle endpoints so end up level, and the requests
+   * each holds decide between them.
+   */
+  #typicalMs: number;
   /** What every lease calls back into: made once, so a lease is one small allocation. */
-  readonly #hooks: LeaseHooks<R> = { nowMs: () => this.#o.nowMs(), end: (e, outcome) => this.#end(e, outcome) };
+  readonly #hooks: LeaseHooks<R> = {
+    nowMs: () => this.#o.nowMs(),
+    sample: (ms) => {
+      if (ms >= 0) this.#typicalMs += (ms - this.#typicalMs) / 16;
+    },
+    end: (e, outcome) => this.#end(e, outcome),
+  };
 
   constructor(options: EndpointBalancerOptions<R>) {
     this.#o = options;
     this.service = options.service;
     this.#outliers = new OutlierDetector(options.settings.outlier);
+    this.#typicalMs = options.settings.defaultRttMs;
   }
 
   /** Replaces the endpoint set (a discovery snapshot or update). */
@@ -65,7 +78,7 @@ export class EndpointBalancer<R> {
     // A new replica starts at the mean of what the others cost now: at the default it could look far worse than
     // warmed-up peers (and be starved) or far better (and be flooded once slow start ends).
     const known = kept.filter((e) => e.endpoint.ready);
-    const initialMs = known.length ? known.reduce((s, e) => s + e.ewma.estimate(now), 0) / known.length : this.#o.settings.defaultRttMs;
+    const initialMs = known.length ? known.reduce((s, e) => s + e.ewma.estimate(now, this.#typicalMs), 0) / known.length : this.#o.settings.defaultRttMs;
     const active: BalancedEndpoint<R>[] = [];
     for (const [address, ep] of wanted) {
       const e = this.#byAddress.get(address);
@@ -100,10 +113,10 @@ export class EndpointBalancer<R> {
       const b = this.#draw(n, a);
       const ea = this.#cand[a]!;
       const eb = this.#cand[b]!;
-      chosen = costOf(ea, now) <= costOf(eb, now) ? ea : eb;
+      chosen = costOf(ea, now, this.#typicalMs) <= costOf(eb, now, this.#typicalMs) ? ea : eb;
     }
     chosen.outstanding++;
-    return new BalancerLease(this.#hooks, chosen);
+    return new BalancerLease(this.#hooks, chosen, now);
   }
 
   /** Every endpoint's resource, draining ones included (the listener's sweep closes their idle connections). */
@@ -116,7 +129,7 @@ export class EndpointBalancer<R> {
   views(): EndpointView[] {
     const now = this.#o.nowMs();
     if (this.#outliers.releaseDue(now)) this.#emitStates();
-    return [...this.#active, ...this.#draining].map((e) => viewOf(e, now));
+    return [...this.#active, ...this.#draining].map((e) => viewOf(e, now, this.#typicalMs));
   }
 
   /** Endpoints by state, now (what onStates reports when it changes). */
@@ -154,7 +167,7 @@ export class EndpointBalancer<R> {
 
   #add(address: string, endpoint: ServiceEndpoint, initialMs: number, now: number): BalancedEndpoint<R> {
     const resource = this.#o.create(endpoint);
-    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, requests: 0, failures: 0, draining: false };
+    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, awaiting: new Set(), requests: 0, failures: 0, draining: false };
     this.#restart(e, initialMs, now);
     this.#byAddress.set(address, e);
     return e;

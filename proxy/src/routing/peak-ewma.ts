@@ -10,9 +10,11 @@
 const MIN_SAMPLE_WEIGHT = 1 / 16;
 
 /**
- * An estimate with no new sample decays toward 0 this many times faster than samples blend in: an endpoint avoided
- * after one slow answer (a cold start, a GC pause) is tried again within about a second instead of tens of seconds,
- * and one that is still slow peaks again on that answer.
+ * An estimate with no new sample decays toward a floor (the service's typical latency, given by the balancer) this
+ * many times faster than samples blend in: an endpoint avoided after one slow answer (a cold start, a GC pause) is
+ * tried again within about a second instead of tens of seconds, and one that is still slow peaks again on that
+ * answer. Toward a floor, not toward 0: an estimate near 0 made the requests in flight count for nothing in the cost,
+ * so the replica that held every long-lived stream (answered once, then quiet) won every draw.
  */
 const IDLE_DECAY_SPEEDUP = 10;
 
@@ -45,11 +47,13 @@ export class PeakEwma {
   }
 
   /**
-   * The estimate as of `nowMs`, decayed toward 0 for the time without a sample (tower does the same on every load
-   * read): an endpoint avoided after a slow spell gets no samples, and without this decay would never be tried again.
+   * The estimate as of `nowMs`, decayed toward `floorMs` for the time without a sample (tower decays on every load
+   * read too): an endpoint avoided after a slow spell gets no samples, and without this decay would never be tried
+   * again. An estimate below the floor stays (a fast endpoint is not made to look slower by idling).
    */
-  estimate(nowMs: number): number {
+  estimate(nowMs: number, floorMs = 0): number {
     const idle = nowMs - this.#atMs;
-    return idle > 0 ? this.#estimateMs * Math.exp((-idle * IDLE_DECAY_SPEEDUP) / this.#decayMs) : this.#estimateMs;
+    if (idle <= 0 || this.#estimateMs <= floorMs) return this.#estimateMs;
+    return floorMs + (this.#estimateMs - floorMs) * Math.exp((-idle * IDLE_DECAY_SPEEDUP) / this.#decayMs);
   }
 }

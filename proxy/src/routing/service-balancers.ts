@@ -43,6 +43,11 @@ export class ServiceBalancers<R> {
    * What a request to `service` routes with; undefined when discovery has never heard of the service (or the
    * listener already balances MAX_SERVICES_PER_LISTENER others).
    */
+  /** Whether `service` is balanced here (it had endpoints once: it stays known when it loses them all). */
+  has(service: string): boolean {
+    return this.#entries.has(service);
+  }
+
   route(service: string): RouteDeps<R> | undefined {
     const e = this.#entries.get(service);
     if (e) return e.route;

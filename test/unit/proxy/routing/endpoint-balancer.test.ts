@@ -133,6 +133,61 @@ describe('EndpointBalancer: load', () => {
   });
 });
 
+describe('EndpointBalancer: endpoints that stop answering, and long-lived streams (audit 9b F1)', () => {
+  test('a replica that takes requests and never answers gets few of them: its unanswered requests\' wait is its latency', () => {
+    const { b, time } = setup({}, 3);
+    b.update([ep(1), ep(2)]);
+    runLoad(b, time, 200, 10, () => 2); // both known fast
+    const hung = '127.0.0.1:8080';
+    // 20 requests a second for 20 s; the hung replica never answers (its leases stay open), the other in 2 ms.
+    const picks: string[] = [];
+    for (let i = 0; i < 400; i++) {
+      time.advance(50);
+      const l = b.pick()!;
+      picks.push(l.address);
+      if (l.address !== hung) {
+        l.observe(2);
+        l.end('success');
+      }
+    }
+    const toHung = picks.filter((a) => a === hung).length;
+    expect(toHung).toBeLessThan(20); // it was 392 of 400: its estimate decayed to 0 and its pile counted for nothing
+    expect(b.views().find((v) => v.address === hung)!.outstanding).toBe(toHung);
+  });
+
+  test('long-lived streams (answered, then held) spread by how many each replica holds, after the estimates went idle', () => {
+    const { b, time } = setup({}, 5);
+    b.update([ep(1), ep(2)]);
+    runLoad(b, time, 100, 10, () => 2);
+    time.advance(60_000); // idle: both estimates decayed
+    const held = new Map<string, number>();
+    for (let i = 0; i < 300; i++) {
+      time.advance(20);
+      const l = b.pick()!;
+      l.observe(1 + (i % 3)); // the upgrade's answer; the tunnel stays open
+      held.set(l.address, (held.get(l.address) ?? 0) + 1);
+    }
+    for (const n of held.values()) expect(n).toBeGreaterThan(100); // it was 298 of 300 on one
+  });
+
+  test('one request at a time after a pause goes to the replica not used last, more often than not', () => {
+    const { b, time } = setup({}, 11);
+    b.update([ep(1), ep(2)]);
+    runLoad(b, time, 100, 10, () => 2);
+    let last = '';
+    let moved = 0;
+    for (let i = 0; i < 40; i++) {
+      time.advance(1_000);
+      const l = b.pick()!;
+      if (l.address !== last) moved++;
+      last = l.address;
+      l.observe(2 + (i % 2) * 0.5);
+      l.end('success');
+    }
+    expect(moved).toBeGreaterThan(10);
+  });
+});
+
 describe('EndpointBalancer: slow start', () => {
   test('a new endpoint added under ~100 req/s gets traffic within 2 s, and its share ramps up', () => {
     const { b, time } = setup({}, 5);

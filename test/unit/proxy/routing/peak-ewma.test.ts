@@ -49,10 +49,13 @@ describe('PeakEwma', () => {
     expect(e.estimate(t + 20)).toBeGreaterThan(75); // 10 ms of a 1 s decay: the peak barely moves
   });
 
-  test('without samples the estimate decays toward 0, ten times faster than samples blend, so an avoided endpoint is tried again', () => {
+  test('without samples the estimate decays toward the floor given (0 by default), ten times faster than samples blend, so an avoided endpoint is tried again', () => {
     const e = new PeakEwma(1000, 100, 0);
     expect(e.estimate(100)).toBeCloseTo(100 * Math.exp(-1), 9);
     expect(e.estimate(500)).toBeLessThan(1);
+    expect(e.estimate(100, 4)).toBeCloseTo(4 + 96 * Math.exp(-1), 9);
+    expect(e.estimate(5_000, 4)).toBeCloseTo(4, 6); // the service's typical latency: its requests in flight still count
+    expect(e.estimate(5_000, 200)).toBe(100); // a floor above the estimate does not raise it
     expect(e.estimate(-10)).toBe(100); // a clock that went back: no growth
   });
 
