@@ -390,7 +390,7 @@ export class Http1Session implements UpstreamOwner {
 
   /** The client finished sending: a half-close on an upgraded connection, otherwise the client is gone. */
   #onDownEnd(): void {
-    return this.#tunnel ? this.#tunnel.clientEnded() : this.#onDownGone();
+    this.#tunnel ? this.#tunnel.clientEnded() : this.#onDownGone();
   }
 
   #onDownGone(): void {
