@@ -347,5 +347,5 @@ export interface MintedJwtSvid {
 export function signError(e: grpc.ServiceError): TesseraError {
   const status = grpc.status[e.code] ?? String(e.code);
   const code = e.metadata?.get(ERROR_CODE_METADATA)[0];
-  return new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', `${status}${code ? ` ${code}` : ''}: ${e.details}`, { grpcCode: e.code });
+  return new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', `${status}${code ? ` ${code}` : ''}: ${e.details}`, { grpcCode: e.code, ...(code ? { controlPlaneCode: String(code) } : {}) });
 }

@@ -5,7 +5,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { createCsr } from '../../../common/pki/csr.js';
 import { type KeyPair, generateKeyPair, keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -83,6 +83,8 @@ export class ControlPlaneSvidSource {
   #failures = 0;
   #retryAt: number | undefined;
   #lastError: string | undefined;
+  /** The last renewal was refused because the current serial is banned: attest again at once. */
+  #serialBanned = false;
   #busy: Promise<void> | undefined;
   #started = false;
   #timer: unknown;
@@ -133,7 +135,7 @@ export class ControlPlaneSvidSource {
 
   state(): RenewalState {
     const c = this.#current;
-    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
+    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), serialBanned: this.#serialBanned, ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
     return c ? { ...base, svid: { notBeforeMs: c.notBeforeMs, notAfterMs: c.notAfterMs, renewAtMs: this.#renewAt } } : base;
   }
 
@@ -199,8 +201,10 @@ export class ControlPlaneSvidSource {
       this.#failures = 0;
       this.#retryAt = undefined;
       this.#lastError = undefined;
+      this.#serialBanned = false;
       this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
     } catch (e) {
+      if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
       this.#failures++;
       this.#retryAt = retryAtMs(clock.nowMs(), this.#failures, this.#current?.notAfterMs, undefined, this.#random);
       this.#lastError = describeError(e);

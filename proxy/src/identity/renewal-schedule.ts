@@ -36,6 +36,8 @@ export interface RenewalState {
   readonly retryAtMs?: number;
   /** Whether fresh attestation evidence can be obtained (a token file); an inline join token is single-use. */
   readonly canReattest: boolean;
+  /** The control plane refused to renew the current SVID: its serial is banned (or was renewed from a banned one). */
+  readonly serialBanned?: boolean;
 }
 
 export type RenewalDecision =
@@ -60,6 +62,8 @@ export function renewalDecision(nowMs: number, state: RenewalState): RenewalDeci
     }
     return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'reattest' };
   }
+  // A banned serial never renews, and peers refuse it: attest afresh now (a new serial) rather than at expiry.
+  if (state.serialBanned && state.canReattest) return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'reattest' };
   if (nowMs < svid.renewAtMs) return { kind: 'wait', untilMs: svid.renewAtMs };
   return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'renew' };
 }

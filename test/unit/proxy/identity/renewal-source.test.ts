@@ -266,6 +266,34 @@ describe('ControlPlaneSvidSource', () => {
     }
   });
 
+  test('a renewal refused because the serial is banned: attests afresh at the next retry, not at expiry', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
+    try {
+      const file = join(dir, 'token');
+      await writeFile(file, 'k8s-token-1\n');
+      const s = makeSource(evidenceProvider({ kubernetesTokenFile: file }));
+      s.start();
+      await s.firstSvid();
+      const first = installed[0]!;
+      const renew = signer.renew.bind(signer);
+      signer.renew = async (csr, current) => {
+        await renew(csr, current).catch(() => undefined);
+        throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'PERMISSION_DENIED TESSERA_ERR_REVOCATION_SERIAL_BANNED: banned', { controlPlaneCode: 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' });
+      };
+      clock.t = first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) * 0.6; // past the renewal point
+      await tick(s);
+      expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'failure' });
+      clock.t += 3_000; // past the retry backoff (a quarter of the life left at most), before expiry
+      await tick(s);
+      expect(signer.calls).toEqual(['attest:kubernetes_token:k8s-token-1', `renew:${first.serial}`, 'attest:kubernetes_token:k8s-token-1']);
+      expect(events.at(-1)).toMatchObject({ kind: 'reattest', result: 'success' });
+      expect(installed.at(-1)!.serial).not.toBe(first.serial);
+      expect(clock.t).toBeLessThan(first.notAfterMs);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a bad answer is refused and counted; the old SVID stays', async () => {
     const s = makeSource();
     s.start();
