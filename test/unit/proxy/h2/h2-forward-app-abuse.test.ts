@@ -3,12 +3,13 @@
 // reports as an end: a body shorter than its content-length reaches the client as a reset, never as complete.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
 import { type ForwardResult, forwardStream } from '../../../../proxy/src/h2/h2-forward.js';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { MAX_INTERIM_HEADS } from '../../../../proxy/src/http1/http1-head.js';
+import { h2Frame, hpackBlock, rawH2App } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -92,49 +93,17 @@ const hinting = (n: number) => (stream: http2.ServerHttp2Stream) => {
   }, 100);
 };
 
-const frame = (type: number, flags: number, id: number, payload = Buffer.alloc(0)) => {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(id, 5);
-  payload.copy(b, 9);
-  return b;
-};
-/** HPACK literal field, new name, not indexed. */
-const field = (name: string, value: string) => Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
-
 /** A raw app: HEADERS 200 (with `contentLength` if given), DATA "part" without END_STREAM, then RST_STREAM(NO_ERROR). */
-async function resettingApp(contentLength?: number): Promise<number> {
-  const block = Buffer.concat([field(':status', '200'), ...(contentLength === undefined ? [] : [field('content-length', String(contentLength))])]);
-  const server = net.createServer((s) => {
-    s.on('error', () => undefined);
-    closers.push(() => s.destroy());
-    let buf = Buffer.alloc(0);
-    let preface = false;
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!preface) {
-        if (buf.length < 24) return;
-        buf = buf.subarray(24);
-        preface = true;
-        s.write(frame(4, 0, 0));
-      }
-      while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-        const len = buf.readUIntBE(0, 3);
-        const [type, flags] = [buf[3]!, buf[4]!];
-        const id = buf.readUInt32BE(5) & 0x7fffffff;
-        buf = buf.subarray(9 + len);
-        if (type === 4 && (flags & 1) === 0) s.write(frame(4, 1, 0));
-        if (type === 1) {
-          s.write(frame(1, 0x4, id, block));
-          s.write(frame(0, 0, id, Buffer.from('part')));
-          setTimeout(() => s.write(frame(3, 0, id, Buffer.alloc(4))), 30);
-        }
-      }
-    });
-  });
-  return listen(server);
+function resettingApp(contentLength?: number): Promise<number> {
+  const block = hpackBlock([[':status', '200'], ...(contentLength === undefined ? [] : [['content-length', String(contentLength)] as const])]);
+  return listen(
+    rawH2App((s, id) => {
+      closers.push(() => s.destroy());
+      s.write(h2Frame(1, 0x4, id, block));
+      s.write(h2Frame(0, 0, id, Buffer.from('part')));
+      setTimeout(() => s.write(h2Frame(3, 0, id, Buffer.alloc(4))), 30);
+    }),
+  );
 }
 
 describe('interim heads from the app', () => {

@@ -3,11 +3,11 @@
 // after the response head, resets propagated both ways, and the status and responseFlags the result reports.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
 import { type ForwardResult, forwardStream, type StreamSettings } from '../../../../proxy/src/h2/h2-forward.js';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
+import { h2Frame, hpackBlock, rawH2App } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
@@ -357,38 +357,8 @@ describe('forwardStream: fields only the proxy may say (dropResponse)', () => {
 describe('forwardStream: nothing an upstream or a client does throws (an uncaught exception exits the proxy)', () => {
   /** A raw h2c app answering every request with `:status: <status>`: valid HTTP/2 (3 digits), refused by node:http2's respond(). */
   async function rawStatusApp(status: string): Promise<number> {
-    const frame = (type: number, flags: number, id: number, payload = Buffer.alloc(0)) => {
-      const b = Buffer.alloc(9 + payload.length);
-      b.writeUIntBE(payload.length, 0, 3);
-      b[3] = type;
-      b[4] = flags;
-      b.writeUInt32BE(id, 5);
-      payload.copy(b, 9);
-      return b;
-    };
-    const head = Buffer.concat([Buffer.from([0, 7]), Buffer.from(':status'), Buffer.from([status.length]), Buffer.from(status)]); // literal, new name
-    const app = net.createServer((s) => {
-      s.on('error', () => undefined);
-      let buf = Buffer.alloc(0);
-      let preface = false;
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        if (!preface) {
-          if (buf.length < 24) return;
-          buf = buf.subarray(24);
-          preface = true;
-          s.write(frame(4, 0, 0));
-        }
-        while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-          const len = buf.readUIntBE(0, 3);
-          const [type, flags] = [buf[3]!, buf[4]!];
-          const id = buf.readUInt32BE(5) & 0x7fffffff;
-          buf = buf.subarray(9 + len);
-          if (type === 4 && (flags & 1) === 0) s.write(frame(4, 1, 0));
-          if (type === 1) s.write(frame(1, 0x4 | 0x1, id, head)); // HEADERS, END_HEADERS | END_STREAM
-        }
-      });
-    });
+    const head = hpackBlock([[':status', status]]);
+    const app = rawH2App((s, id) => s.write(h2Frame(1, 0x4 | 0x1, id, head))); // HEADERS, END_HEADERS | END_STREAM
     await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
     closers.push(() => app.close());
     return (app.address() as AddressInfo).port;
