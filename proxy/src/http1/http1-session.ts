@@ -390,7 +390,7 @@ export class Http1Session implements UpstreamOwner {
 
   /** The client finished sending: a half-close on an upgraded connection, otherwise the client is gone. */
   #onDownEnd(): void {
-    this.#tunnel ? this.#tunnel.clientEnded() : this.#onDownGone();
+    if (this.#tunnel) this.#tunnel.clientEnded(); else this.#onDownGone();
   }
 
   #onDownGone(): void {
