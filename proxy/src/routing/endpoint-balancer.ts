@@ -42,9 +42,11 @@ export class EndpointBalancer<R> {
   #lastCounts = '';
   #closed = false;
   /**
-   * The service's typical latency: a moving average over every endpoint's answers (each weighing 1/16), what an
-   * endpoint's estimate decays toward without answers of its own. Idle endpoints so end up level, and the requests
-   * each holds decide between them.
+   * The service's typical latency: a moving average over every endpoint's answers (each weighing 1/16). An
+   * endpoint's estimate decays toward half of it without answers of its own: not toward 0, where the requests each
+   * endpoint holds stopped counting (a replica holding every long-lived stream still won every draw); below the
+   * typical, so that the endpoint answering most (whose estimate sits at the typical) does not win every tie with
+   * the idle ones and sequential requests move between replicas.
    */
   #typicalMs: number;
   /** What every lease calls back into: made once, so a lease is one small allocation. */
@@ -78,7 +80,7 @@ export class EndpointBalancer<R> {
     // A new replica starts at the mean of what the others cost now: at the default it could look far worse than
     // warmed-up peers (and be starved) or far better (and be flooded once slow start ends).
     const known = kept.filter((e) => e.endpoint.ready);
-    const initialMs = known.length ? known.reduce((s, e) => s + e.ewma.estimate(now, this.#typicalMs), 0) / known.length : this.#o.settings.defaultRttMs;
+    const initialMs = known.length ? known.reduce((s, e) => s + e.ewma.estimate(now, this.#floorMs()), 0) / known.length : this.#o.settings.defaultRttMs;
     const active: BalancedEndpoint<R>[] = [];
     for (const [address, ep] of wanted) {
       const e = this.#byAddress.get(address);
@@ -113,10 +115,16 @@ export class EndpointBalancer<R> {
       const b = this.#draw(n, a);
       const ea = this.#cand[a]!;
       const eb = this.#cand[b]!;
-      chosen = costOf(ea, now, this.#typicalMs) <= costOf(eb, now, this.#typicalMs) ? ea : eb;
+      const floor = this.#floorMs();
+      chosen = costOf(ea, now, floor) <= costOf(eb, now, floor) ? ea : eb;
     }
     chosen.outstanding++;
     return new BalancerLease(this.#hooks, chosen, now);
+  }
+
+  /** What estimates without answers decay toward (see #typicalMs). */
+  #floorMs(): number {
+    return this.#typicalMs / 2;
   }
 
   /** Every endpoint's resource, draining ones included (the listener's sweep closes their idle connections). */
@@ -129,7 +137,7 @@ export class EndpointBalancer<R> {
   views(): EndpointView[] {
     const now = this.#o.nowMs();
     if (this.#outliers.releaseDue(now)) this.#emitStates();
-    return [...this.#active, ...this.#draining].map((e) => viewOf(e, now, this.#typicalMs));
+    return [...this.#active, ...this.#draining].map((e) => viewOf(e, now, this.#floorMs()));
   }
 
   /** Endpoints by state, now (what onStates reports when it changes). */
