@@ -87,11 +87,23 @@ export interface ValidatedJwtSvid {
   readonly expiresAtMs: number;
 }
 
+/**
+ * The bytes of a base64url part, which must be their one canonical spelling (no padding, no set bits past the data
+ * in its last character): otherwise one token would have other strings that validate too, and a relying party's
+ * replay cache or deny-list keyed by the token string would miss them.
+ */
+function base64urlBytes(part: string, what: string): Buffer {
+  const bytes = Buffer.from(part, 'base64url');
+  if (!/^[A-Za-z0-9_-]*$/.test(part) || bytes.toString('base64url') !== part) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not canonical base64url`);
+  return bytes;
+}
+
 function decodePart(part: string, what: string): Record<string, unknown> {
-  if (!/^[A-Za-z0-9_-]+$/.test(part)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not base64url`);
+  if (part === '') throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is empty`);
+  const bytes = base64urlBytes(part, what);
   let v: unknown;
   try {
-    v = JSON.parse(Buffer.from(part, 'base64url').toString('utf8'));
+    v = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not JSON`);
   }
@@ -106,8 +118,7 @@ export function decodeJwt(token: string): { header: Record<string, unknown>; cla
   const parts = token.split('.');
   if (parts.length !== 3) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'a JWS compact serialization has exactly three parts');
   const [h, c, s] = parts as [string, string, string];
-  if (!/^[A-Za-z0-9_-]*$/.test(s)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the signature is not base64url');
-  return { header: decodePart(h, 'header'), claims: decodePart(c, 'claims'), signingInput: `${h}.${c}`, signature: Buffer.from(s, 'base64url') };
+  return { header: decodePart(h, 'header'), claims: decodePart(c, 'claims'), signingInput: `${h}.${c}`, signature: base64urlBytes(s, 'signature') };
 }
 
 function verifySignature(alg: AlgSpec, key: KeyObject, input: string, sig: Buffer): boolean {
@@ -119,6 +130,9 @@ function verifySignature(alg: AlgSpec, key: KeyObject, input: string, sig: Buffe
   const padding = alg.pss ? { padding: constants.RSA_PKCS1_PSS_PADDING, saltLength: constants.RSA_PSS_SALTLEN_DIGEST } : {};
   return verify(alg.hash, Buffer.from(input), { key, ...padding }, sig);
 }
+
+/** Header parameters that carry or point at a key (RFC 7515 §4.1.2-4.1.6). */
+const KEY_HEADER_PARAMETERS = ['jku', 'jwk', 'x5u', 'x5c'] as const;
 
 /** The largest NumericDate (seconds) a Date can hold: ECMAScript time values reach ±8.64e15 ms. */
 const MAX_NUMERIC_DATE = 8.64e12;
@@ -138,6 +152,8 @@ export function validateJwtSvid(token: string, audience: string, bundles: JwtBun
   const typ = header['typ'];
   if (typ !== undefined && typ !== 'JWT' && typ !== 'JOSE') throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `typ ${JSON.stringify(typ)} is not JWT or JOSE`);
   if (header['crit'] !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the header has crit parameters, which are not understood');
+  // JWT-SVID §2: no header parameter beyond alg, kid, typ; these four would name a key of the token's choosing.
+  for (const p of KEY_HEADER_PARAMETERS) if (header[p] !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the header carries ${p}, which a JWT-SVID must not`);
   const sub = claims['sub'];
   if (typeof sub !== 'string') throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', 'the token has no sub claim');
   let spiffeId: SpiffeId;

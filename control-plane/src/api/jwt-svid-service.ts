@@ -4,6 +4,7 @@ import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { MintJwtSvidRequestMsg, MintJwtSvidResponseMsg } from '../../../common/contract/identity-v1.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { checkAudience } from '../../../common/spiffe/jwt-audience.js';
 import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { checkIssuableId } from '../../../common/spiffe/workload-id.js';
@@ -14,10 +15,8 @@ import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
 
 export const JWT_SVID_DEFAULT_TTL_MS = 5 * 60_000;
-/** The longest JWT-SVID issued (a bearer token: short-lived by design); retired keys stay published this long. */
+/** Retired JWT keys stay published this long (longer than any JWT-SVID issued: at most JWT_SVID_DEFAULT_TTL_MS). */
 export const JWT_SVID_MAX_TTL_MS = 60 * 60_000;
-export const MAX_AUDIENCES = 16;
-export const MAX_AUDIENCE_BYTES = 256;
 
 export interface JwtSvidServiceDeps {
   /** The control plane's trust domain: only its workload IDs get a token (the issuance rule, as for renewal). */
@@ -35,21 +34,6 @@ export interface JwtSvidServiceDeps {
   readonly clock: Clock;
   readonly onIssued: () => void;
   readonly onRefused: (code: string) => void;
-}
-
-/** The audience list, checked: 1..16 non-empty entries of at most 256 bytes. */
-/**
- * An audience as a relying party compares and logs it: no control character (NUL, CR, LF…), no U+FFFD (what the
- * protobuf decoder makes of invalid UTF-8, a lone surrogate), no space at either end.
- */
-const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\uFFFD])\S(?:[\s\S]*\S)?$/u;
-
-export function checkAudience(audience: readonly string[]): string[] {
-  const aud = [...new Set(audience)];
-  if (aud.length === 0 || aud.length > MAX_AUDIENCES || aud.some((a) => !AUDIENCE_TEXT.test(a) || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
-    throw new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', `give 1 to ${MAX_AUDIENCES} audiences of at most ${MAX_AUDIENCE_BYTES} bytes, without control characters or spaces at either end`);
-  }
-  return aud;
 }
 
 export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImplementation {
@@ -73,13 +57,15 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         // against the bundle too), the bare trust-domain ID, another trust domain's.
         checkIssuableId(peer.spiffeId, d.trustDomain);
         const audience = checkAudience(req.audience ?? []);
-        if (!d.take(`jwt:${spiffeId}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+        // Per caller SVID (one pod), not per ID: one replica asking for many audiences must not starve its siblings.
+        if (!d.take(`jwt:${spiffeId}:${peer.serial}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
         if (d.admitStored) {
           await d.admitStored(spiffeId, peer.serial);
           now = d.clock.nowMs();
         }
         const asked = Number(req.ttl_seconds ?? 0) * 1000;
-        const ttlMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, JWT_SVID_MAX_TTL_MS) : JWT_SVID_DEFAULT_TTL_MS;
+        // A shorter lifetime may be asked, never a longer one: a bearer token outlives a ban of its subject until it expires.
+        const ttlMs = Number.isFinite(asked) && asked > 0 ? Math.min(asked, JWT_SVID_DEFAULT_TTL_MS) : JWT_SVID_DEFAULT_TTL_MS;
         const key = d.signingKey();
         // Whole seconds on the wire: exp is what the token says, so the answer says the same.
         const iatMs = Math.floor(now / 1000) * 1000;

@@ -4,6 +4,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { JwtBundlesResponseMsg, JwtSvidRequestMsg, JwtSvidResponseMsg, ProtoStructMsg, ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg } from '../../../common/contract/spiffe-workload.js';
 import { describeError, isTesseraError } from '../../../common/errors.js';
+import { checkAudience } from '../../../common/spiffe/jwt-audience.js';
 import { type JwtBundleSet, jwtRefusalReason, validateJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import { jwtBundleJwks } from '../../../common/spiffe/spiffe-bundle.js';
 import type { MintedJwtSvid } from '../identity/control-plane-client.js';
@@ -15,6 +16,8 @@ export interface WorkloadJwtSource {
   /** The SPIFFE ID the proxy holds now (undefined before the first SVID). */
   readonly ownId: () => string | undefined;
   readonly nowMs: () => number;
+  /** Whether the operator banned this SPIFFE ID (the proxy's deny-list): its tokens no longer validate. */
+  readonly revoked?: (spiffeId: string) => boolean;
   readonly onCall?: (call: 'fetch' | 'validate', result: 'ok' | 'refused' | 'failed', reason: string) => void;
 }
 
@@ -37,6 +40,10 @@ export class JwtSvidCache {
       return undefined;
     }
     return e;
+  }
+
+  clear(): void {
+    this.#entries.clear();
   }
 
   set(key: string, token: MintedJwtSvid): void {
@@ -83,6 +90,8 @@ export class WorkloadJwtCalls {
   constructor(source: WorkloadJwtSource) {
     this.#s = source;
     this.#unsubscribe = source.bundles.subscribe(() => {
+      // A cached token may be signed by a key the new bundles no longer hold (an emergency key removal).
+      this.#cache.clear();
       for (const call of this.#streams) this.#write(call);
     });
   }
@@ -93,10 +102,13 @@ export class WorkloadJwtCalls {
 
   fetchJwtSvid: Unary<JwtSvidRequestMsg, JwtSvidResponseMsg> = (call, cb) => {
     const report = (result: 'ok' | 'refused' | 'failed', reason: string) => this.#s.onCall?.('fetch', result, reason);
-    const audience = (call.request.audience ?? []).filter((a) => a !== '');
-    if (audience.length === 0) {
+    let audience: string[];
+    try {
+      // Checked here as the control plane checks it: a list it would refuse is not sent (4 MB of audiences were).
+      audience = checkAudience((call.request.audience ?? []).filter((a) => a !== ''));
+    } catch (e) {
       report('refused', 'no_audience');
-      return cb(status(grpc.status.INVALID_ARGUMENT, 'audience must be specified'));
+      return cb(status(grpc.status.INVALID_ARGUMENT, (call.request.audience ?? []).some((a) => a !== '') ? describeError(e) : 'audience must be specified'));
     }
     const own = this.#s.ownId();
     if (!own) {
@@ -152,6 +164,10 @@ export class WorkloadJwtCalls {
     }
     try {
       const v = validateJwtSvid(svid, audience, this.#s.bundles.current, this.#s.nowMs());
+      if (this.#s.revoked?.(v.spiffeId.toString())) {
+        report('refused', 'revoked');
+        return cb(status(grpc.status.INVALID_ARGUMENT, `${v.spiffeId} is revoked (tessera revoke id)`));
+      }
       report('ok', 'none');
       cb(null, { spiffe_id: v.spiffeId.toString(), claims: protoStruct(v.claims) });
     } catch (e) {

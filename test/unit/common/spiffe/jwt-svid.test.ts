@@ -118,6 +118,22 @@ describe('validateJwtSvid refuses each bad-input family with its code', () => {
     ['case variant', 'SVC-A'],
   ])('wrong aud: %s', (_n, audience) => expect(refusal(good(), audience)).toBe('TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE'));
 
+  test('one token has one spelling: non-canonical base64url (set bits past the data, padding) is refused', () => {
+    const [h, c, sig] = good().split('.') as [string, string, string];
+    // The last character of a 64-byte signature carries 4 bits past the data: another character decodes alike.
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+    const last = alphabet.indexOf(sig.at(-1)!);
+    const twin = `${sig.slice(0, -1)}${alphabet[last ^ 1]}`;
+    expect(Buffer.from(twin, 'base64url').equals(Buffer.from(sig, 'base64url'))).toBe(true);
+    expect(refusal(`${h}.${c}.${twin}`)).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
+    expect(refusal(`${h}.${c}=.${sig}`)).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
+    expect(refusal(`${h}.${c}.${sig}`)).toBe('valid');
+  });
+
+  test.each(['jku', 'jwk', 'x5u', 'x5c'])('a header carrying %s is refused (JWT-SVID: no other header parameters), though signed by a bundle key', (p) => {
+    expect(refusal(forge({ alg: 'ES256', kid: 'k1', [p]: p === 'x5c' ? ['MIIB'] : p === 'jwk' ? { kty: 'EC' } : 'https://evil.example/keys' }, claims()))).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
+  });
+
   test('aud as a single string holding the audience is accepted (RFC 7519)', () => {
     expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ aud: 'svc-a' })))).toBe('valid');
   });

@@ -10,7 +10,8 @@ import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
 import { guardedService } from '../../../../control-plane/src/api/guarded-service.js';
-import { checkAudience, jwtSvidHandlers } from '../../../../control-plane/src/api/jwt-svid-service.js';
+import { jwtSvidHandlers } from '../../../../control-plane/src/api/jwt-svid-service.js';
+import { checkAudience } from '../../../../common/spiffe/jwt-audience.js';
 import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
 import { openJwtKeys } from '../../../../control-plane/src/ca/open-jwt-keys.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
@@ -29,6 +30,7 @@ describe('Identity/MintJwtSvid', () => {
   const time = new FakeTime(T0);
   const td = TrustDomain.parse('example.org');
   const refused: string[] = [];
+  const takes: string[] = [];
   let ca: TestCa;
   let store: ControlPlaneStore;
   let server: GrpcServer;
@@ -51,7 +53,10 @@ describe('Identity/MintJwtSvid', () => {
       admitStored: async (id) => {
         if (id === STORED_BAN) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId: id });
       },
-      take: () => true,
+      take: (key) => {
+        takes.push(key);
+        return true;
+      },
       signingKey: () => jwt.keys.active(),
       audit: store.audit,
       clock: time,
@@ -69,12 +74,12 @@ describe('Identity/MintJwtSvid', () => {
   });
 
   /** MintJwtSvid with the client SVID `id` minted by `by` (the test CA unless said). */
-  async function mint(id: string, by: TestCa = ca): Promise<{ err: grpc.ServiceError | null; token?: string }> {
+  async function mint(id: string, by: TestCa = ca, ttlSeconds = 0): Promise<{ err: grpc.ServiceError | null; token?: string }> {
     const svid = await by.mintSvid(id);
     const c = controlPlaneClients(server.address, ca.bundlePem(), { keyPem: svid.keyPem, chainPem: svid.chainPem });
     try {
       return await new Promise((resolve) => {
-        c.identity.MintJwtSvid!({ audience: ['payments'] }, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res?: { token: string }) => resolve({ err, ...(res ? { token: res.token } : {}) }));
+        c.identity.MintJwtSvid!({ audience: ['payments'], ttl_seconds: ttlSeconds }, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res?: { token: string }) => resolve({ err, ...(res ? { token: res.token } : {}) }));
       });
     } finally {
       c.close();
@@ -86,6 +91,24 @@ describe('Identity/MintJwtSvid', () => {
     expect(r.err?.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(errorCode(r.err)).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
     expect(refused.at(-1)).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+  });
+
+  test('a shorter lifetime may be asked, never a longer one than the default 5 minutes', async () => {
+    const span = (t: string) => {
+      const c = decodeJwt(t) as { exp: number; iat: number };
+      return c.exp - c.iat;
+    };
+    expect(span((await mint(WEB, ca, 3_600)).token!)).toBe(300);
+    expect(span((await mint(WEB, ca, 60)).token!)).toBe(60);
+  });
+
+  test('the rate limit is per caller SVID (one pod), not per ID: two replicas of one ID draw from two buckets', async () => {
+    takes.length = 0;
+    await mint(WEB);
+    await mint(WEB);
+    expect(takes).toHaveLength(2);
+    expect(takes[0]).not.toBe(takes[1]);
+    expect(takes.every((k) => k.startsWith(`jwt:${WEB}:`))).toBe(true);
   });
 
   test("a workload's SVID gets a token whose sub is its own ID", async () => {

@@ -26,6 +26,7 @@ let holder: JwtBundleHolder;
 let minted: string[][];
 let failMint: boolean;
 let calls: string[];
+let revoked: Set<string>;
 
 function mint(audience: readonly string[]): Promise<MintedJwtSvid> {
   if (failMint) return Promise.reject(new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE: down', { grpcCode: grpc.status.UNAVAILABLE }));
@@ -52,10 +53,11 @@ beforeEach(async () => {
   minted = [];
   failMint = false;
   calls = [];
+  revoked = new Set();
   server = await WorkloadApiServer.start({
     socketPath: join(tmp.dir, 'wl.sock'),
     feed: { current: () => undefined, subscribe: () => () => {} },
-    jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },
+    jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), revoked: (id) => revoked.has(id), onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },
   });
   const def = protoLoader.loadSync('spiffe/workload/workload.proto', { includeDirs: [join(REPO_ROOT, 'proto')], keepCase: true, defaults: true });
   const Ctor = (grpc.loadPackageDefinition(def) as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor }).SpiffeWorkloadAPI;
@@ -112,4 +114,30 @@ test('FetchJWTBundles pushes the new JWKS on a key rotation; validation follows 
   expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
   expect(err?.details).toContain('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY');
   expect(calls).toContain('validate/refused/unknown_key');
+});
+
+test('a valid token of a banned SPIFFE ID no longer validates (the proxy\'s deny-list)', async () => {
+  const token = await fetchToken(['x']);
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: token })).err).toBeNull();
+  revoked.add(ID);
+  const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid: token });
+  expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(err?.details).toContain('revoked');
+  expect(calls.at(-1)).toBe('validate/refused/revoked');
+});
+
+test('an audience list the control plane would refuse is refused here, never sent: too many, too long, invisible characters', async () => {
+  for (const audience of [Array.from({ length: 17 }, (_, i) => `a${i}`), ['x'.repeat(257)], ['bank\u200b'], ['\u202eknab']]) {
+    const { err } = await unary('FetchJWTSVID', { audience });
+    expect(err?.code, JSON.stringify(audience).slice(0, 40)).toBe(grpc.status.INVALID_ARGUMENT);
+  }
+  expect(minted).toEqual([]);
+});
+
+test('a new JWT bundle drops the cached tokens: one signed by a removed key is never handed out', async () => {
+  const a = await fetchToken(['x']);
+  holder.set(new Map([['example.org', new Map<string, KeyObject>([['k1', k1.publicKey], ['k2', k2.publicKey]])]]));
+  const b = await fetchToken(['x']);
+  expect(minted).toHaveLength(2);
+  expect(b).not.toBe(a);
 });

@@ -1,0 +1,23 @@
+// The audience list of a JWT-SVID request, checked the same way where a workload asks (the proxy's Workload API)
+// and where the token is signed (the control plane): 1 to 16 distinct entries, each a string a relying party can
+// compare and log as it is.
+import { TesseraError } from '../errors.js';
+
+export const MAX_AUDIENCES = 16;
+export const MAX_AUDIENCE_BYTES = 256;
+
+/**
+ * An audience as a relying party compares and logs it: no control or invisible format character (NUL, CR, LF, a
+ * zero-width space, a right-to-left override…), no U+FFFD (what the protobuf decoder makes of invalid UTF-8, a
+ * lone surrogate), no space at either end.
+ */
+const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\p{Cf}\uFFFD])\S(?:[\s\S]*\S)?$/u;
+
+/** The audience list, checked and without repeats, or TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED. */
+export function checkAudience(audience: readonly string[]): string[] {
+  const aud = [...new Set(audience)];
+  if (aud.length === 0 || aud.length > MAX_AUDIENCES || aud.some((a) => typeof a !== 'string' || !AUDIENCE_TEXT.test(a) || Buffer.byteLength(a) > MAX_AUDIENCE_BYTES)) {
+    throw new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', `give 1 to ${MAX_AUDIENCES} audiences of at most ${MAX_AUDIENCE_BYTES} bytes, without control or format characters or spaces at either end`);
+  }
+  return aud;
+}
