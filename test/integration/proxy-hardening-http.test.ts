@@ -93,6 +93,13 @@ const INTERIM: Readonly<Record<string, string>> = {
   'many-1xx': `${'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'.repeat(9)}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
   'eight-1xx': `${'HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n'.repeat(8)}HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok`,
 };
+/** Answers the app cuts off after the head: the connection closes mid-body, or a later chunk line is broken. */
+const TRUNCATED: Readonly<Record<string, string>> = {
+  'cut-length': 'HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\npart',
+  'cut-chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n',
+  'bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\nzz\r\nabc\r\n0\r\n\r\n',
+  'bare-lf-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n3\nabc\r\n0\r\n\r\n',
+};
 /** Canned answers after which the app keeps the connection open: only the proxy's parser can end the wait. */
 const HELD = new Set(['bare-lf', 'bare-lf-line']);
 
@@ -121,7 +128,7 @@ function rawUpstream(socket: net.Socket): void {
       rawSeen.push(head);
       const target = head.split(' ')[1] ?? '';
       const last = target.slice(target.lastIndexOf('/') + 1);
-      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last] ?? INTERIM[last];
+      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last] ?? INTERIM[last] ?? TRUNCATED[last];
       if (canned) {
         if (HELD.has(last)) socket.write(canned);
         else socket.end(canned);
@@ -267,6 +274,8 @@ interface H2Reply {
   readonly headers: http2.IncomingHttpHeaders;
   readonly trailers: http2.IncomingHttpHeaders;
   readonly body: string;
+  /** The RST_STREAM code the stream closed with (0: a clean end). */
+  readonly rstCode: number;
 }
 
 /** One HTTP/2 request with an exact :path (Node's client sends it as given), optional request trailers. */
@@ -299,7 +308,7 @@ function h2(where: 'web-h2' | 'web-grpc' | 'api-h2' | 'edge', path: string, opts
     });
     req.on('close', () => {
       session.close();
-      resolve({ status, headers: resHeaders, trailers, body: text });
+      resolve({ status, headers: resHeaders, trailers, body: text, rstCode: req.rstCode ?? 0 });
     });
     req.on('error', () => undefined);
     req.end(opts.grpc ? Buffer.from([0, 0, 0, 0, 0]) : 'x');
@@ -555,6 +564,15 @@ describe("an app's x-tessera-error and x-forwarded-client-cert never reach the c
     expect(up.text, name).toMatch(/^HTTP\/1\.1 101 /);
     expect(up.text.toLowerCase(), name).toMatch(/upgrade: websocket/);
     expect(up.text.toLowerCase(), name).not.toMatch(/x-tessera-error|x-forwarded-client-cert/);
+  });
+
+  test('HTTP/2 client at the edge, plain HTTP/1.1 route: an answer the app cuts off or breaks after the head is a reset, never a clean end', async () => {
+    for (const c of Object.keys(TRUNCATED)) {
+      const r = await h2('edge', `/raw/v1/cut/${c}`, { method: 'GET' });
+      expect(r.status, c).toBe(200);
+      expect(r.rstCode, `${c}: ${r.body}`).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+    alive(edge);
   });
 
   test('HTTP/2 client at the edge, plain HTTP/1.1 route', async () => {

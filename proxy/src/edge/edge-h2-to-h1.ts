@@ -132,7 +132,10 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     response.on('end', () => finish());
     response.on('error', () => {
       flag ??= 'upstream_closed';
-      if (!stream.destroyed) stream.destroy();
+      // RST_STREAM INTERNAL_ERROR (destroy with an error, as cut() does): destroyed without one the stream ended
+      // with NO_ERROR, and an HTTP/2 client took the part it got for the whole body.
+      response.unpipe();
+      if (!stream.destroyed) stream.destroy(new Error('upstream_reset'));
       finish('upstream_reset');
     });
   });
@@ -140,8 +143,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     if (finished) return;
     flag ??= 'upstream_closed';
     if (stream.headersSent) {
-      stream.destroy();
-      finish('upstream_reset');
+      upRes?.unpipe();
+      stream.destroy(new Error('upstream_reset')); // RST_STREAM INTERNAL_ERROR, never a clean end
+      finish(err.code?.startsWith('HPE_') ? 'bad_upstream_response' : 'upstream_reset');
     // Node's parser refused the upstream's answer (a malformed head, interim ones included): not a connection
     // failure, the same reason as the HTTP/1.1 paths give.
     } else local(502, err.code?.startsWith('HPE_') ? 'bad_upstream_response' : 'upstream_unavailable');
