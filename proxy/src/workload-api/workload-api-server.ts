@@ -3,6 +3,7 @@
 // calls (jwt-svid-calls.ts) when the identity comes from a control plane, else Unimplemented; every call must
 // carry the `workload.spiffe.io: true` header or gets InvalidArgument.
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
@@ -13,11 +14,40 @@ import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from
 
 export const SECURITY_HEADER = 'workload.spiffe.io';
 
+/**
+ * Bounds of the socket, as the control plane's gRPC port has them: any process that reaches the socket (0666 by
+ * design) could otherwise open streams without end (240,000 that never read took a proxy to 1.7 GB) or hold every
+ * descriptor the proxy has (its admin port and mTLS listeners then stop accepting). A pod's workloads need a
+ * handful of connections, each a stream or three.
+ */
+export interface WorkloadApiLimits {
+  readonly maxConnections: number;
+  readonly maxConcurrentStreams: number;
+  readonly idleMs: number;
+  readonly maxReceiveBytes: number;
+  readonly maxSessionMemoryMb: number;
+}
+
+export const WORKLOAD_API_LIMITS: WorkloadApiLimits = Object.freeze({
+  /** Connections at once; more are closed at accept. */
+  maxConnections: 256,
+  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
+  maxConcurrentStreams: 100,
+  /** A connection with no call in progress this long is closed (GOAWAY); also one that never makes a call. */
+  idleMs: 60_000,
+  /** The largest request read (FetchJWTSVID's 16 audiences of 256 bytes, a token to validate of 16 KiB). */
+  maxReceiveBytes: 64 * 1024,
+  /** Node's HTTP/2 session memory bound, MB (grpc-js lifts it otherwise). */
+  maxSessionMemoryMb: 10,
+});
+
 export interface WorkloadApiServerOptions {
   readonly socketPath: string;
   readonly feed: WorkloadIdentityFeed;
   /** JWT-SVIDs and JWT bundles (a control-plane identity); absent: the JWT calls answer Unimplemented. */
   readonly jwt?: WorkloadJwtSource;
+  /** WORKLOAD_API_LIMITS unless given (tests). */
+  readonly limits?: Partial<WorkloadApiLimits>;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
   readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'unavailable' | 'unimplemented' }) => void;
 }
@@ -28,7 +58,14 @@ export class WorkloadApiServer {
   readonly socketPath: string;
   readonly #feed: WorkloadIdentityFeed;
   readonly #onEvent: NonNullable<WorkloadApiServerOptions['onEvent']>;
-  readonly #server = new grpc.Server();
+  readonly #limits: WorkloadApiLimits;
+  readonly #server: grpc.Server;
+  readonly #sockets = new Set<Socket>();
+  /** Our own listener on the socket (grpc-js's has no connection cap), handing each connection to grpc-js. */
+  #listener: NetServer | undefined;
+  #injector: grpc.ConnectionInjector | undefined;
+  /** Streams whose last write was refused (the client does not read): sent the state once they drain, not before. */
+  readonly #behind = new WeakSet<Stream>();
   readonly #svidStreams = new Set<Stream>();
   readonly #bundleStreams = new Set<Stream>();
   readonly #jwt: WorkloadJwtCalls | undefined;
@@ -39,6 +76,14 @@ export class WorkloadApiServer {
     this.#feed = opts.feed;
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#jwt = opts.jwt ? new WorkloadJwtCalls(opts.jwt) : undefined;
+    const l: WorkloadApiLimits = { ...WORKLOAD_API_LIMITS, ...opts.limits };
+    this.#limits = l;
+    this.#server = new grpc.Server({
+      'grpc.max_concurrent_streams': l.maxConcurrentStreams,
+      'grpc-node.max_session_memory': l.maxSessionMemoryMb,
+      'grpc.max_connection_idle_ms': l.idleMs,
+      'grpc.max_receive_message_length': l.maxReceiveBytes,
+    });
   }
 
   /** Binds the socket (replacing a stale socket file, never another kind of file) and starts serving. */
@@ -68,12 +113,31 @@ export class WorkloadApiServer {
       FetchX509Bundles: (call: Stream) => this.#openStream('FetchX509Bundles', call, this.#bundleStreams),
       ...(this.#jwt ? this.#jwtHandlers(this.#jwt) : { FetchJWTSVID: unimplemented('FetchJWTSVID'), FetchJWTBundles: unimplemented('FetchJWTBundles'), ValidateJWTSVID: unimplemented('ValidateJWTSVID') }),
     });
-    await new Promise<void>((ok, fail) => {
-      this.#server.bindAsync(`unix://${this.socketPath}`, grpc.ServerCredentials.createInsecure(), (err) => {
-        if (err) return fail(new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${this.socketPath}: ${err.message}`, {}, { cause: err }));
-        ok();
+    const injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const listener = createServer((socket) => {
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
+      socket.on('error', () => undefined);
+      // grpc-js's idle close starts with its HTTP/2 session: a connection that never sends a byte is cut here. Its
+      // first bytes are put back for node:http2, which reads what a socket has buffered when it takes it over.
+      const silent = setTimeout(() => socket.destroy(), this.#limits.idleMs);
+      socket.once('close', () => clearTimeout(silent));
+      socket.once('data', (first: Buffer) => {
+        clearTimeout(silent);
+        socket.pause();
+        socket.unshift(first);
+        injector.injectConnection(socket);
       });
     });
+    listener.maxConnections = this.#limits.maxConnections;
+    await new Promise<void>((ok, fail) => {
+      listener.once('error', (err) => fail(new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${this.socketPath}: ${err.message}`, {}, { cause: err })));
+      listener.listen(this.socketPath, () => ok());
+    });
+    // Accept errors once listening (a descriptor limit) are not the process's end: the next accept goes on.
+    listener.on('error', () => undefined);
+    this.#listener = listener;
+    this.#injector = injector;
     // SPIFFE convention: being able to reach the socket is the authorization. App containers run as other uids
     // than the sidecar, so the socket is connectable by all (connect needs write permission on it); what limits
     // who reaches it is the directory: in a pod, a volume only the pod's containers mount.
@@ -120,6 +184,9 @@ export class WorkloadApiServer {
       return;
     }
     set.add(call);
+    call.on('drain', () => {
+      if (this.#behind.delete(call)) this.#write(call, set);
+    });
     const drop = () => set.delete(call);
     call.on('cancelled', drop);
     call.on('close', drop);
@@ -128,10 +195,11 @@ export class WorkloadApiServer {
     this.#write(call, set);
   }
 
+  /** Writes the complete current state, unless the stream is still behind: then its 'drain' sends the latest. */
   #write(call: Stream, set: Set<Stream>): void {
     const identity = this.#feed.current();
-    if (!identity || call.cancelled || call.writableEnded) return;
-    call.write(set === this.#svidStreams ? x509SvidResponse(identity) : x509BundlesResponse(identity));
+    if (!identity || call.cancelled || call.writableEnded || this.#behind.has(call)) return;
+    if (!call.write(set === this.#svidStreams ? x509SvidResponse(identity) : x509BundlesResponse(identity))) this.#behind.add(call);
   }
 
   /** Pushes the complete new state to every open stream. */
@@ -157,6 +225,9 @@ export class WorkloadApiServer {
         ok();
       });
     });
+    this.#injector?.destroy();
+    for (const socket of this.#sockets) socket.destroy();
+    await new Promise<void>((ok) => (this.#listener ? this.#listener.close(() => ok()) : ok()));
     removeStaleSocket(this.socketPath);
   }
 }
