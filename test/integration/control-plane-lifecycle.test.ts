@@ -47,6 +47,7 @@ describe('config errors', () => {
     ['an unknown key', 'listn: 127.0.0.1:0\n', 'listn', ':7'],
     ['a bad duration', 'svid: { ttl: 5x }\n', 'svid.ttl', ':7'],
     ['ttl above maxTtl', 'svid:\n  ttl: 2h\n  maxTtl: 1h\n', 'svid.ttl', ':8'],
+    ['ttl under twice the backdate (proxies would renew in a loop)', 'svid:\n  ttl: 40s\n', 'svid.ttl', ':8'],
   ])('%s: exit 1, file:line and key on stderr, no stack trace', async (_name, extra, key, line) => {
     const file = join(dir, `bad-${key}.yaml`);
     await writeFile(file, `${(await readFile(config, 'utf8')).trimEnd()}\n${extra}`);

@@ -187,6 +187,12 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     const line = lineOf(parsed, ['svid', 'ttl']);
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${svid.ttlMs} ms is longer than svid.maxTtl (${svid.maxTtlMs} ms)`, { file, line, key: 'svid.ttl' });
   }
+  // Proxies renew at half the validity, which starts `backdate` before issue: at ttl < 2 x backdate that point is
+  // under a quarter of ttl away (at ttl <= backdate, already past), and every proxy renews in a loop.
+  if (svid.ttlMs < 2 * svid.backdateMs) {
+    const line = lineOf(parsed, raw.svid?.ttl !== undefined ? ['svid', 'ttl'] : ['svid', 'backdate']);
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${svid.ttlMs} ms is less than twice svid.backdate (${svid.backdateMs} ms): proxies would renew at once, in a loop`, { file, line, key: 'svid.ttl' });
+  }
   const ca = { root: raw.ca?.root ?? 'managed', rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
   if (ca.intermediateTtlMs > ca.rootTtlMs) {
     const line = lineOf(parsed, ['ca', 'intermediateTtl']);
