@@ -50,7 +50,13 @@ beforeAll(async () => {
         const head = buf.slice(0, end);
         buf = buf.slice(end + 4);
         if (head.startsWith('GET /hang')) hanging.add(s);
-        else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
+        else if (head.startsWith('GET /trickle')) {
+          // The head at once, then its 100-byte body a byte every 300 ms: never idle, never done.
+          hanging.add(s);
+          s.write('HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n');
+          const t = setInterval(() => (s.destroyed ? clearInterval(t) : s.write('x')), 300);
+          s.on('close', () => clearInterval(t));
+        } else s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok');
       }
     });
   });
@@ -104,6 +110,14 @@ describe('callers that leave before the app answers', () => {
     await Promise.all([request('/hang', 200), request('/hang', 200)]);
     expect(hanging.size).toBe(2); // the pool is full of answers nobody is waiting for
     await until('the app connections given up at requestTimeout', () => hanging.size === 0, 10_000, 50);
+    expect(await request('/ok')).toBe('HTTP/1.1 200 OK');
+  }, 30_000);
+
+  test('an answer trickled after the head, its caller gone: read into the void for requestTimeout at most, not the stream idle timeout per byte', async () => {
+    await Promise.all([request('/trickle', 300), request('/trickle', 300)]);
+    const left = Date.now();
+    await until('the trickling app connections given up', () => hanging.size === 0, 15_000, 50);
+    expect(Date.now() - left).toBeLessThan(10_000); // streamIdleTimeout is 30 s and the body never pauses that long
     expect(await request('/ok')).toBe('HTTP/1.1 200 OK');
   }, 30_000);
 });

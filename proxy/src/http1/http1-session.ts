@@ -411,7 +411,7 @@ export class Http1Session implements UpstreamOwner {
       // and the void limit); otherwise, e.g. a stream that could run for hours, the upstream connection goes with it.
       if (ex.conn && ex.reqDone && restFitsTheVoid(ex)) {
         ex.conn.socket.resume(); // nobody will send 'drain' any more
-        voidDeadline(ex, this.#o.limits.streamIdleTimeoutMs, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag));
+        voidDeadline(ex, { streamIdleTimeoutMs: this.#o.limits.streamIdleTimeoutMs, voidMs: this.#o.limits.requestTimeoutMs }, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag));
         return;
       }
       this.#giveUp(ex);

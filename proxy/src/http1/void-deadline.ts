@@ -1,23 +1,33 @@
 // The deadlines of an answer read into the void. A session whose client has gone reads a small or pending answer
 // to the end so its pooled upstream connection survives, but the listener's sweep forgets the session once the
 // client's socket closes: without a timer of its own, an app that never answered kept that connection for ever,
-// and `upstreamPoolSize` callers that gave up wedged the endpoint for every caller (audit 9b F2).
+// and `upstreamPoolSize` callers that gave up wedged the endpoint for every caller (audit 9b F2). The read is worth
+// a bounded time only: an answer trickled a byte at a time held it for length x interval (audit 10 F3).
 import type { Http1Exchange } from './http1-exchange.js';
 
 type ExpiredFlag = NonNullable<ReturnType<Http1Exchange['expiredAt']>>;
 
+export interface VoidLimits {
+  readonly streamIdleTimeoutMs: number;
+  /** The whole read into the void gets this long from the moment the client left (limits.requestTimeout). */
+  readonly voidMs: number;
+}
+
 /**
- * Checks `ex` at its next deadline (request timeout until the head, total, stream idle) while `stillVoid()`; calls
- * `expired` once one has passed. One timer at a time, re-armed when bytes moved the idle deadline on.
+ * Checks `ex` at its next deadline (request timeout until the head, total, stream idle, and `voidMs` since now)
+ * while `stillVoid()`; calls `expired` once one has passed. One timer at a time, re-armed when bytes moved the idle
+ * deadline on.
  */
-export function voidDeadline(ex: Http1Exchange, streamIdleTimeoutMs: number, nowMs: () => number, stillVoid: () => boolean, expired: (flag: ExpiredFlag) => void): void {
+export function voidDeadline(ex: Http1Exchange, limits: VoidLimits, nowMs: () => number, stillVoid: () => boolean, expired: (flag: ExpiredFlag) => void): void {
+  const giveUpAt = nowMs() + limits.voidMs;
+  const next = () => Math.min(ex.deadlineMs(limits.streamIdleTimeoutMs), giveUpAt);
   const check = (): void => {
     if (!stillVoid()) return;
     const now = nowMs();
-    const flag = ex.expiredAt(now, streamIdleTimeoutMs);
+    const flag = ex.expiredAt(now, limits.streamIdleTimeoutMs) ?? (now >= giveUpAt ? 'request_timeout' : undefined);
     if (flag) expired(flag);
-    else arm(ex.deadlineMs(streamIdleTimeoutMs) - now);
+    else arm(next() - now);
   };
   const arm = (ms: number) => setTimeout(check, Math.max(1, Math.min(ms, 2 ** 31 - 1))).unref();
-  arm(ex.deadlineMs(streamIdleTimeoutMs) - nowMs());
+  arm(next() - nowMs());
 }
