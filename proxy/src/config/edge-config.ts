@@ -1,11 +1,24 @@
 // The `edge` section of the proxy config: TLS for outside clients (files, SNI certificates, optional client
 // certificates), HSTS, trusted proxies, and host/path routes to mesh upstreams. Schema and resolution.
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { Schema } from '../../../common/config/schema.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { Address } from './address.js';
+
+/**
+ * An entry of edge[].trustedProxies: an IP address (v4 or v6) or an IPv4 CIDR whose prefix is 0-32 bits. Anything
+ * else would be read as a wider range than written (a /33 matched half of IPv4, an IPv6 CIDR all of it).
+ */
+function trustedProxyProblem(v: string): string | null {
+  const slash = v.indexOf('/');
+  if (slash < 0) return isIP(v) ? null : 'must be an IP address or an IPv4 CIDR';
+  const bits = v.slice(slash + 1);
+  if (isIP(v.slice(0, slash)) !== 4) return 'a CIDR must be IPv4 (list IPv6 proxies by address)';
+  return /^\d{1,2}$/.test(bits) && Number(bits) <= 32 ? null : 'an IPv4 CIDR prefix is 0 to 32 bits';
+}
 
 export interface EdgeRouteConfig {
   readonly host: string;
@@ -70,7 +83,7 @@ export const edgeSchema: Schema = {
       authorize: { type: 'boolean' },
       tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.2' },
       hstsMaxAge: { type: 'number', integer: true, min: 0, default: 0 },
-      trustedProxies: { type: 'array', items: { type: 'string', check: (v) => (/^[0-9a-fA-F:.]+(\/\d{1,2})?$/.test(v) ? null : 'must be an IP address or IPv4 CIDR') } },
+      trustedProxies: { type: 'array', items: { type: 'string', check: trustedProxyProblem } },
       routes: {
         type: 'array',
         required: true,
