@@ -6,7 +6,7 @@ import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
-import { MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
+import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
 import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
@@ -213,6 +213,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let replayBytes = 0;
   let refusals = 0;
   let interim = 0;
+  let interimBytes = 0;
   let counting = false;
   let trailers: http2.OutgoingHttpHeaders | undefined;
   stream.on('wantTrailers', () => {
@@ -308,7 +309,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       if (s < 100 || s >= 200 || s === 101) return;
       moved();
       if (cut || !canRespond(stream)) return;
-      if (++interim > MAX_INTERIM_HEADS) return refuseHead();
+      for (const k in h) interimBytes += k.length + String(h[k]).length;
+      if (++interim > MAX_INTERIM_HEADS || interimBytes > MAX_INTERIM_BYTES) return refuseHead();
       try {
         stream.additionalHeaders(responseHeaders(h, t.dropResponse));
       } catch {

@@ -51,6 +51,7 @@ export class Http1Exchange {
   resFramer: BodyFramer | null = null;
   /** Interim (1xx) heads the upstream sent before its final one (bounded: MAX_INTERIM_HEADS). */
   interimHeads = 0;
+  interimBytes = 0;
   /** The final response head went to the client: the status is fixed, a failure can only cut the connection. */
   resStarted = false;
   /** The upstream connection cannot carry another exchange after this one. */

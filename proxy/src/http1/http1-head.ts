@@ -106,6 +106,8 @@ function owsStart(s: string, a: number, b: number): number {
  * and a few Early Hints at most.
  */
 export const MAX_INTERIM_HEADS = 8;
+/** Bytes of those interim heads together (names and values): eight of 16 KiB each times many streams was ~1 GB. */
+export const MAX_INTERIM_BYTES = 16 * 1024;
 
 // A Buffer needle: a string one is converted to bytes again on every search.
 const HEAD_END = Buffer.from('\r\n\r\n', 'latin1');

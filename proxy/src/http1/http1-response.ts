@@ -5,7 +5,7 @@ import { type BodyFramer, LengthFramer, framerFor } from './body-framer.js';
 import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite } from './head-rewrite.js';
 import type { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
-import { type BodyFraming, type HeadLimits, type HttpHead, MAX_INTERIM_HEADS, parseHead, responseFraming, wantsKeepAlive } from './http1-head.js';
+import { type BodyFraming, type HeadLimits, type HttpHead, MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, parseHead, responseFraming, wantsKeepAlive } from './http1-head.js';
 
 /**
  * An answer whose client has left is still read (and dropped) when at most this much of it is to come: cheaper
@@ -43,7 +43,8 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
     if (head.status! < 200) {
       // Interim responses (100 Continue, 103 Early Hints) pass through, except to an HTTP/1.0 client, which
       // cannot read them (RFC 9110 section 15.2); the final one follows. As many as on HTTP/2, no more.
-      if (++ex.interimHeads > MAX_INTERIM_HEADS) return 'bad';
+      ex.interimBytes += head.length;
+      if (++ex.interimHeads > MAX_INTERIM_HEADS || ex.interimBytes > MAX_INTERIM_BYTES) return 'bad';
       if (ex.head.minor === 1) client.send(ex, (ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse)) || raw.subarray(0, head.length));
       ex.resBuf = rest;
       if (!rest) return 'more';

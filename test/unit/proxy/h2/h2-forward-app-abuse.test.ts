@@ -121,6 +121,19 @@ describe('interim heads from the app', () => {
     expect(a.ends).toEqual([NGHTTP2_CANCEL]);
   });
 
+  test('interim heads past 16 KiB together are a 502, however few', async () => {
+    const a = await app((stream) => {
+      for (let i = 0; i < 3; i++) stream.additionalHeaders({ ':status': 103, link: `<${'x'.repeat(7_000)}>; rel=preload` });
+      setTimeout(() => {
+        if (stream.closed || stream.destroyed) return;
+        stream.respond({ ':status': 200 });
+        stream.end('ok');
+      }, 100);
+    });
+    const o = await through(a.port);
+    expect(o).toMatchObject({ status: 502, hints: 2 });
+  });
+
   test('without end: the flood is cut at the bound, not relayed', async () => {
     const a = await app((stream) => {
       const flood = setInterval(() => {

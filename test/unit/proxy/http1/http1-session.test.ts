@@ -112,6 +112,15 @@ describe('Http1Session', () => {
     expect(p.records.map((r) => r.status)).toEqual([200, 200]);
   });
 
+  test('interim heads past MAX_INTERIM_BYTES together are a 502, though fewer than MAX_INTERIM_HEADS', async () => {
+    const hint = `HTTP/1.1 103 Early Hints\r\nlink: <${'x'.repeat(6_000)}>\r\n\r\n`;
+    const app = await rawApp(cleanups, (s) => s.on('data', () => s.write(`${hint.repeat(3)}${ok('done')}`)));
+    const p = await http1Harness(app.port, cleanups);
+    const r = await rawHttp({ port: p.port }, [GET('/x')], { until: (t) => / 502 /.test(t) && t.endsWith('\n'), capMs: 5_000 });
+    expect(r.text).toMatch(/HTTP\/1\.1 502 [\s\S]*bad_upstream_response/);
+    expect(r.text).not.toContain('done');
+  });
+
   test('a client that leaves mid-response: the record says what was sent and who left, the upstream connection is dropped', async () => {
     const app = await rawApp(cleanups, (s) => s.once('data', () => s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n')));
     const p = await http1Harness(app.port, cleanups);
