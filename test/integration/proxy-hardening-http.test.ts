@@ -100,6 +100,11 @@ const TRUNCATED: Readonly<Record<string, string>> = {
   'bad-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\nzz\r\nabc\r\n0\r\n\r\n',
   'bare-lf-chunk': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\npart\r\n3\nabc\r\n0\r\n\r\n',
 };
+/** Bodiless answers that still name a length: an HTTP/2 client must get them (node:http2 refuses a 204 with one). */
+const BODILESS: Readonly<Record<string, string>> = {
+  '204-length': 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n',
+  '304-length': 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n',
+};
 /** Canned answers after which the app keeps the connection open: only the proxy's parser can end the wait. */
 const HELD = new Set(['bare-lf', 'bare-lf-line']);
 
@@ -128,7 +133,7 @@ function rawUpstream(socket: net.Socket): void {
       rawSeen.push(head);
       const target = head.split(' ')[1] ?? '';
       const last = target.slice(target.lastIndexOf('/') + 1);
-      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last] ?? INTERIM[last] ?? TRUNCATED[last];
+      const canned = CANNED[last] ?? SIZED[last] ?? FORGED[last] ?? INTERIM[last] ?? TRUNCATED[last] ?? BODILESS[last];
       if (canned) {
         if (HELD.has(last)) socket.write(canned);
         else socket.end(canned);
@@ -571,6 +576,18 @@ describe("an app's x-tessera-error and x-forwarded-client-cert never reach the c
       const r = await h2('edge', `/raw/v1/cut/${c}`, { method: 'GET' });
       expect(r.status, c).toBe(200);
       expect(r.rstCode, `${c}: ${r.body}`).toBe(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    }
+    alive(edge);
+  });
+
+  test('HTTP/2 client at the edge, plain HTTP/1.1 route: a 9th interim head is a 502; a 204 or 304 naming a length still reaches the client', async () => {
+    expect((await h2('edge', '/raw/v1/interim/eight-1xx', { method: 'GET' })).status).toBe(200);
+    const nine = await h2('edge', '/raw/v1/interim/many-1xx', { method: 'GET' });
+    expect(nine.status).toBe(502);
+    expect(nine.headers['x-tessera-error']).toBe('bad_upstream_response');
+    for (const c of Object.keys(BODILESS)) {
+      const r = await h2('edge', `/raw/v1/bodiless/${c}`, { method: 'GET' });
+      expect([r.status, r.rstCode], c).toEqual([Number(c.slice(0, 3)), 0]);
     }
     alive(edge);
   });

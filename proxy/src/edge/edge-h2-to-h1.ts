@@ -13,7 +13,7 @@ import { type RefusalReason, refusalStatus } from '../../../common/refusal-reaso
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
-import { headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
+import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
@@ -88,6 +88,16 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   const totalTimer = t.totalMs ? setTimeout(() => cut('total_timeout'), t.totalMs) : undefined;
   // Node's stream timeout restarts on every read and write of this stream, either way.
   if (t.idleMs > 0) stream.setTimeout(t.idleMs, () => cut('stream_idle_timeout'));
+  // Interim heads are not relayed on this path (Node's client reads them as 'information'), but bounded as on the
+  // others: an app sending them without end held the client until the head deadline.
+  let interim = 0;
+  let interimBytes = 0;
+  upReq.on('information', (info) => {
+    interimBytes += info.rawHeaders.reduce((n, f) => n + f.length, 0);
+    if (++interim <= MAX_INTERIM_HEADS && interimBytes <= MAX_INTERIM_BYTES) return;
+    upReq.destroy();
+    local(502, 'bad_upstream_response');
+  });
   upReq.on('response', (response) => {
     upRes = response;
     clearTimeout(headTimer);
@@ -103,6 +113,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     const connNamed = connectionNamed(head);
     const named = up.route.spiffeId ? connNamed : new FieldNames([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
     const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
+    // A 204 or 304 has no body: node:http2 sends a content-length with it and the client resets the stream
+    // (PROTOCOL_ERROR), never seeing the answer.
+    if (status === 204 || status === 304) delete out['content-length'];
     // The client left (a stream reset with NO_ERROR is closed before it is destroyed): its 'close' reports it.
     if (stream.destroyed || stream.closed) return;
     // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
