@@ -131,8 +131,8 @@ function verifySignature(alg: AlgSpec, key: KeyObject, input: string, sig: Buffe
   return verify(alg.hash, Buffer.from(input), { key, ...padding }, sig);
 }
 
-/** Header parameters that carry or point at a key (RFC 7515 §4.1.2-4.1.6). */
-const KEY_HEADER_PARAMETERS = ['jku', 'jwk', 'x5u', 'x5c'] as const;
+/** The header parameters a JWT-SVID may carry (crit is refused on its own, with its reason). */
+const HEADER_PARAMETERS: ReadonlySet<string> = new Set(['alg', 'kid', 'typ', 'crit']);
 
 /** The largest NumericDate (seconds) a Date can hold: ECMAScript time values reach ±8.64e15 ms. */
 const MAX_NUMERIC_DATE = 8.64e12;
@@ -152,8 +152,9 @@ export function validateJwtSvid(token: string, audience: string, bundles: JwtBun
   const typ = header['typ'];
   if (typ !== undefined && typ !== 'JWT' && typ !== 'JOSE') throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `typ ${JSON.stringify(typ)} is not JWT or JOSE`);
   if (header['crit'] !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the header has crit parameters, which are not understood');
-  // JWT-SVID §2: no header parameter beyond alg, kid, typ; these four would name a key of the token's choosing.
-  for (const p of KEY_HEADER_PARAMETERS) if (header[p] !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the header carries ${p}, which a JWT-SVID must not`);
+  // JWT-SVID §2: no header parameter beyond alg, kid and typ (jku, jwk, x5u, x5c would name a key of the token's
+  // own choosing; x5t, cty, zip, b64 change how it is read).
+  for (const p of Object.keys(header)) if (!HEADER_PARAMETERS.has(p)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the header carries ${p}, which a JWT-SVID must not`);
   const sub = claims['sub'];
   if (typeof sub !== 'string') throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', 'the token has no sub claim');
   let spiffeId: SpiffeId;

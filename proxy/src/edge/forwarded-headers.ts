@@ -49,6 +49,23 @@ export function clientAddressOf(get: (name: string) => string | undefined): Reco
   return out;
 }
 
+/**
+ * An address as Node reports a peer's: IPv6 in its shortest form (`0:0::1` is `::1`), an IPv4-mapped one as the
+ * IPv4 address (the matcher reads the peer so too), so an entry written either way matches.
+ */
+function canonicalIp(ip: string): string {
+  const plain = ip.toLowerCase().startsWith('::ffff:') && isIP(ip.slice(7)) === 4 ? ip.slice(7) : ip;
+  if (isIP(plain) !== 6) return plain;
+  const host = new URL(`http://[${plain}]/`).hostname.slice(1, -1);
+  return /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/.test(host) ? mappedIpv4(host.slice(7)) : host;
+}
+
+/** `::ffff:7f00:1` (how URL writes a mapped address) as 127.0.0.1. */
+function mappedIpv4(hex: string): string {
+  const [hi = 0, lo = 0] = hex.split(':').map((h) => Number.parseInt(h, 16));
+  return [hi >> 8, hi & 255, lo >> 8, lo & 255].join('.');
+}
+
 /** A trusted-proxy list of exact IPs and IPv4 CIDRs. */
 export function trustedMatcher(entries: readonly string[]): (ip: string) => boolean {
   const exact = new Set<string>();
@@ -56,7 +73,7 @@ export function trustedMatcher(entries: readonly string[]): (ip: string) => bool
   for (const e of entries) {
     const slash = e.indexOf('/');
     if (slash < 0) {
-      exact.add(e);
+      exact.add(canonicalIp(e));
       continue;
     }
     const bits = Number(e.slice(slash + 1));

@@ -130,7 +130,7 @@ describe('validateJwtSvid refuses each bad-input family with its code', () => {
     expect(refusal(`${h}.${c}.${sig}`)).toBe('valid');
   });
 
-  test.each(['jku', 'jwk', 'x5u', 'x5c'])('a header carrying %s is refused (JWT-SVID: no other header parameters), though signed by a bundle key', (p) => {
+  test.each(['jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'cty', 'zip', 'b64', 'enc', 'anything'])('a header carrying %s is refused (JWT-SVID: no other header parameters), though signed by a bundle key', (p) => {
     expect(refusal(forge({ alg: 'ES256', kid: 'k1', [p]: p === 'x5c' ? ['MIIB'] : p === 'jwk' ? { kty: 'EC' } : 'https://evil.example/keys' }, claims()))).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
   });
 

@@ -30,6 +30,11 @@ describe('forwardedHeaders', () => {
     expect(clientAddressOf(get)).toEqual({ 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.7' });
   });
 
+  test('trustedMatcher: an entry written in another spelling of the address matches the peer as Node reports it', () => {
+    const m = trustedMatcher(['::ffff:127.0.0.1', '0:0:0:0:0:0:0:1', 'FD00::0007', '::ffff:7f00:2']);
+    expect(['127.0.0.1', '::ffff:127.0.0.1', '::1', 'fd00::7', '127.0.0.2', '10.0.0.1', '::2'].map((a) => m(a))).toEqual([true, true, true, true, true, false, false]);
+  });
+
   test('trustedMatcher: exact addresses and IPv4 CIDRs, IPv4-mapped IPv6 too', () => {
     const m = trustedMatcher(['10.1.0.0/16', '192.0.2.1']);
     expect([m('10.1.200.3'), m('::ffff:10.1.0.9'), m('192.0.2.1'), m('10.2.0.1'), m('192.0.2.2')]).toEqual([true, true, true, false, false]);
