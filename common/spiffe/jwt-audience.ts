@@ -12,7 +12,7 @@ export const MAX_AUDIENCE_BYTES = 256;
  * selector, a Hangul filler, the braille blank), no U+FFFD (what the protobuf decoder makes of invalid UTF-8, a
  * lone surrogate), no space at either end.
  */
-const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\uFE00-\uFE0F\u{E0100}-\u{E01EF}\u115F\u1160\u3164\uFFA0\u2800\uFFFD])\S(?:[\s\S]*\S)?$/u;
+const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Variation_Selector}\u115F\u1160\u3164\uFFA0\u2800\uFFFD])\S(?:[\s\S]*\S)?$/u;
 
 /** The audience list, checked and without repeats, or TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED. */
 export function checkAudience(audience: readonly string[]): string[] {
