@@ -108,7 +108,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
-    const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), ...jwtSvidReports(metrics) };
+    const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), lineageOf: (serial: string) => issuer.lineageOf(serial), ...jwtSvidReports(metrics) };
     const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, admitStored: (id, serial) => revocations.checkStored(id, serial), audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };

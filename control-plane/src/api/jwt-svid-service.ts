@@ -29,6 +29,8 @@ export interface JwtSvidServiceDeps {
   readonly admitStored?: (spiffeId: string, serial: string) => Promise<void>;
   /** Rate limit per caller; false = refuse. */
   readonly take: (key: string) => boolean;
+  /** The serial a caller SVID's chain of renewals began with (Issuer.lineageOf): one pod's bucket across renewals. */
+  readonly lineageOf?: (serial: string) => Promise<string>;
   readonly signingKey: () => JwtSigningKey;
   readonly audit: AuditLog;
   readonly clock: Clock;
@@ -57,8 +59,10 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         // against the bundle too), the bare trust-domain ID, another trust domain's.
         checkIssuableId(peer.spiffeId, d.trustDomain);
         const audience = checkAudience(req.audience ?? []);
-        // Per caller SVID (one pod), not per ID: one replica asking for many audiences must not starve its siblings.
-        if (!d.take(`jwt:${spiffeId}:${peer.serial}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+        // Per pod (its SVIDs' chain of renewals), not per ID: one replica asking for many audiences must not starve
+        // its siblings, nor get a fresh bucket with each renewal.
+        const lineage = d.lineageOf ? await d.lineageOf(peer.serial) : peer.serial;
+        if (!d.take(`jwt:${spiffeId}:${lineage}`)) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
         if (d.admitStored) {
           await d.admitStored(spiffeId, peer.serial);
           now = d.clock.nowMs();

@@ -106,14 +106,17 @@ export class Issuer {
       this.#o.revocations.check(identity.spiffeId.toString(), identity.serial);
       checkIssuableId(identity.spiffeId, this.#o.trustDomain);
       checkCsrAgainstId(csr, identity.spiffeId);
-      if (!this.#o.limiter.take(identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
+      // A renewal draws from its chain's bucket (one pod's), an attestation from the ID's: a pod renewing in a loop
+      // with the key its Workload API hands out starved its siblings' renewals and new pods' attestations.
+      const lineage = identity.attestor === 'x509svid' && identity.serial ? await this.lineageOf(identity.serial) : undefined;
+      if (!this.#o.limiter.take(lineage ? `${identity.spiffeId}#${lineage}` : identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
       const weakness = rsaKeyWeakness(csr.publicKey);
       if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
       // Last, before the evidence is spent: a ban committed on another replica may not be in this one's memory yet.
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
       await identity.spend?.();
-      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs);
+      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage);
       // A renewal whose origin was banned while it was signed is banned itself and never handed out.
       if (identity.attestor === 'x509svid' && identity.serial) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), identity.serial, result.serial);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
@@ -170,7 +173,13 @@ export class Issuer {
   }
 
   /** Signs, then records the SVID in the inventory before anyone holds it (so no live SVID goes uncounted). */
-  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number): Promise<SignResult> {
+  /** The serial `serial`'s chain of renewals began with (itself when it was attested, or issued before this was kept). */
+  async lineageOf(serial: string): Promise<string> {
+    return (await this.#o.inventory.find(serial))?.lineage || serial;
+  }
+
+  /** `lineage`: the chain a renewal continues; absent, the new SVID begins one. */
+  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string): Promise<SignResult> {
     const ca = this.#o.ca();
     const signer = ca.signer;
     const now = this.#o.clock.nowMs();
@@ -184,7 +193,7 @@ export class Issuer {
     const spiffeId = id.toString();
     const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });
     const intermediateSerial = signer.intermediate.serialNumber.toLowerCase();
-    await this.#o.inventory.record({ serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller });
+    await this.#o.inventory.record({ serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller, lineage: lineage ?? leaf.serialHex });
     this.#o.audit.record(now, { event: 'svid.issued', result: 'issued', spiffeId, attestedAs, serial: leaf.serialHex, notAfterMs, caller, kind, authority: signer.authorityId });
     return { chainDer: [leaf.der, signer.intermediate.raw], bundle: ca.bundle, spiffeId, notAfterMs, serial: leaf.serialHex };
   }

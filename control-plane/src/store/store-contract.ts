@@ -42,6 +42,11 @@ export interface IssuedSvidRow {
   readonly attestedAs: string;
   /** attest | renew | self */
   readonly kind: string;
+  /**
+   * The serial that began this SVID's chain of renewals (its attestation's SVID; itself for one attested): one pod's
+   * SVIDs share it, so a rate limit keyed by it is that pod's alone. Absent on rows from before it was recorded.
+   */
+  readonly lineage?: string;
   /** Peer address of the caller. */
   readonly caller: string;
 }

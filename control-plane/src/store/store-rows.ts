@@ -25,6 +25,7 @@ export interface IssuanceRow {
   attested_as: string;
   kind: string;
   caller: string;
+  lineage?: string;
 }
 
 export const issuanceFromRow = (r: IssuanceRow): IssuedSvidRow => ({
@@ -38,6 +39,7 @@ export const issuanceFromRow = (r: IssuanceRow): IssuedSvidRow => ({
   attestedAs: r.attested_as,
   kind: r.kind,
   caller: r.caller,
+  ...(r.lineage ? { lineage: r.lineage } : {}),
 });
 
 export interface GrantRow {

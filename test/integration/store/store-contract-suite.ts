@@ -110,6 +110,15 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect(await inv.liveByAuthority('auth-2', 4_000)).toEqual({ count: 0, latestNotAfterMs: null });
     });
 
+    test('inventory: the lineage a row was recorded with is read back; a row without one has none', async () => {
+      const inv = store().inventory;
+      await inv.record(svid('cc01', { lineage: 'cc01' }));
+      await inv.record(svid('cc02', { attestedAs: 'x509svid:cc01', kind: 'renew', lineage: 'cc01' }));
+      await inv.record(svid('cc03'));
+      expect((await inv.find('cc02'))?.lineage).toBe('cc01');
+      expect(await inv.find('cc03')).toEqual(svid('cc03'));
+    });
+
     test('inventory: renewalsOf finds the SVIDs renewed from a serial, oldest first, and nothing else', async () => {
       const inv = store().inventory;
       await inv.record(svid('bb01'));

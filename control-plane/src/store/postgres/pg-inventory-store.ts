@@ -4,7 +4,7 @@ import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 import { type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
-const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller';
+const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage';
 const DEFAULT_LIMIT = 10_000;
 
 export class PgInventoryStore implements InventoryStore {
@@ -24,7 +24,7 @@ export class PgInventoryStore implements InventoryStore {
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
-    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`, [
+    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, [
       r.serial,
       r.spiffeId,
       r.authorityId,
@@ -35,6 +35,7 @@ export class PgInventoryStore implements InventoryStore {
       r.attestedAs,
       r.kind,
       r.caller,
+      r.lineage ?? '',
     ]);
   }
 

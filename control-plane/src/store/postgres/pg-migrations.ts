@@ -111,6 +111,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   `CREATE TABLE jwt_keys_state (id INT PRIMARY KEY CHECK (id = 1), version BIGINT NOT NULL, state_json TEXT NOT NULL);`,
   // 5: a serial ban reaches the SVIDs renewed from it (their attested_as names it).
   `CREATE INDEX issuances_attested_as ON issuances (attested_as);`,
+  // 6: the serial a chain of renewals began with, so a pod's renewals and tokens are rate-limited as that pod's.
+  `ALTER TABLE issuances ADD COLUMN lineage TEXT COLLATE "C" NOT NULL DEFAULT '';`,
 ];
 
 /** Brings the database to the newest schema; returns the versions it applied (none when another replica did). */

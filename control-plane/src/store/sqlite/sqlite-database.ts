@@ -89,6 +89,8 @@ export const MIGRATIONS: readonly string[] = [
    CREATE INDEX tpm_nonces_expiry ON tpm_nonces(expires_at_ms);`,
   // 7: a serial ban reaches the SVIDs renewed from it (their attested_as names it).
   `CREATE INDEX issuances_attested_as ON issuances(attested_as);`,
+  // 8: the serial a chain of renewals began with, so a pod's renewals and tokens are rate-limited as that pod's.
+  `ALTER TABLE issuances ADD COLUMN lineage TEXT NOT NULL DEFAULT '';`,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;
