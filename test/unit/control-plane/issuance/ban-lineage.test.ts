@@ -3,17 +3,14 @@
 // renewal whose origin is banned while it is being signed is banned itself and refused.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { createCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
-import { JoinTokenAttestor } from '../../../../control-plane/src/attestation/join-token-attestor.js';
-import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
-import { Issuer, type SignResult } from '../../../../control-plane/src/issuance/issuer.js';
-import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
+import type { SignResult } from '../../../../control-plane/src/issuance/issuer.js';
 import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
-import { DAY_MS, HOUR_MS, openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
+import { openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { makeTempDir } from '../../../helpers/run.js';
+import { type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
 
 const td = TrustDomain.parse(TD);
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -23,7 +20,7 @@ describe('serial bans and renewals', () => {
   let parts: TestCaParts;
   let revocations: Revocations;
   let onCheckStored: (serial: string | undefined) => Promise<void>;
-  let issuer: Issuer;
+  let t: TestIssuer;
   let changes: number;
   const clock = { nowMs: () => Date.now() };
 
@@ -31,29 +28,18 @@ describe('serial bans and renewals', () => {
     const tmp = await makeTempDir();
     cleanup = tmp.cleanup;
     parts = await openTestCa(tmp.dir, clock);
-    const { store, ca } = parts;
+    const { store } = parts;
     changes = 0;
     revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => changes++ });
     onCheckStored = async () => {};
-    issuer = new Issuer({
-      trustDomain: td,
-      ca: () => ca.current(),
-      svid: { ttlMs: HOUR_MS, maxTtlMs: DAY_MS, backdateMs: 60_000 },
-      joinTokens: new JoinTokenAttestor(store.tokens, clock),
-      svids: new SvidAttestor(() => ca.current().bundle, clock),
-      // The check before signing, with a hook to commit a ban right after it passed (the race a ban can meet).
-      revocations: {
-        check: (id, serial) => revocations.check(id, serial),
-        checkStored: async (id, serial) => {
-          await revocations.checkStored(id, serial);
-          await onCheckStored(serial);
-        },
-        checkRenewal: (id, origin, serial) => revocations.checkRenewal(id, origin, serial),
+    // The check before signing, with a hook to commit a ban right after it passed (the race a ban can meet).
+    t = testIssuer(parts, clock, {
+      check: (id, serial) => revocations.check(id, serial),
+      checkStored: async (id, serial) => {
+        await revocations.checkStored(id, serial);
+        await onCheckStored(serial);
       },
-      limiter: new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock),
-      inventory: store.inventory,
-      audit: store.audit,
-      clock,
+      checkRenewal: (id, origin, serial) => revocations.checkRenewal(id, origin, serial),
     });
   });
   afterEach(async () => {
@@ -62,12 +48,8 @@ describe('serial bans and renewals', () => {
   });
 
   const codeOf = (p: Promise<unknown>) => p.then(() => 'issued', (e: unknown) => (isTesseraError(e) ? e.code : `not coded: ${String(e)}`));
-  const attest = async (key: KeyPair) => {
-    const token = `tok-${Math.random()}`;
-    await parts.store.tokens.create(token, WEB, clock.nowMs(), HOUR_MS);
-    return issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'join_token', token }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
-  };
-  const renew = async (key: KeyPair, svid: SignResult) => issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'none' }, peerChain: svid.chainDer, caller: 'test', requestedTtlMs: 0 });
+  const attest = (key: KeyPair) => t.attest(key, WEB);
+  const renew = (key: KeyPair, svid: SignResult) => t.renew(key, svid, WEB);
   const serials = () => revocations.denyList().serials;
 
   test('banning a serial bans the live SVIDs renewed from it, transitively, and nothing else', async () => {

@@ -8,15 +8,13 @@ import { createCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { canonicalSerial } from '../../../../common/pki/serial.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
-import { JoinTokenAttestor } from '../../../../control-plane/src/attestation/join-token-attestor.js';
-import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
-import { Issuer, type SignResult } from '../../../../control-plane/src/issuance/issuer.js';
-import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
+import type { SignResult } from '../../../../control-plane/src/issuance/issuer.js';
 import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
 import { hashToken } from '../../../../control-plane/src/store/join-token.js';
-import { DAY_MS, HOUR_MS, openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
+import { HOUR_MS, openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { makeTempDir } from '../../../helpers/run.js';
+import { type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
 
 const td = TrustDomain.parse(TD);
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -26,29 +24,18 @@ describe('Issuer: bans committed elsewhere, not yet in this replica’s memory',
   let parts: TestCaParts;
   let here: Revocations;
   let there: Revocations;
-  let issuer: Issuer;
+  let t: TestIssuer;
   const clock = { nowMs: () => Date.now() };
 
   beforeEach(async () => {
     const tmp = await makeTempDir();
     cleanup = tmp.cleanup;
     parts = await openTestCa(tmp.dir, clock);
-    const { store, ca } = parts;
+    const { store } = parts;
     const open = () => Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => {} });
     here = await open();
     there = await open();
-    issuer = new Issuer({
-      trustDomain: td,
-      ca: () => ca.current(),
-      svid: { ttlMs: HOUR_MS, maxTtlMs: DAY_MS, backdateMs: 60_000 },
-      joinTokens: new JoinTokenAttestor(store.tokens, clock),
-      svids: new SvidAttestor(() => ca.current().bundle, clock),
-      revocations: here,
-      limiter: new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock),
-      inventory: store.inventory,
-      audit: store.audit,
-      clock,
-    });
+    t = testIssuer(parts, clock, here);
   });
   afterEach(async () => {
     await parts.store.close();
@@ -60,8 +47,8 @@ describe('Issuer: bans committed elsewhere, not yet in this replica’s memory',
     return t;
   };
   const codeOf = (p: Promise<unknown>) => p.then(() => 'issued', (e: unknown) => (isTesseraError(e) ? e.code : `not coded: ${String(e)}`));
-  const byToken = async (key: KeyPair, token: string) => issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'join_token', token }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
-  const renewal = async (key: KeyPair, svid: SignResult) => issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'none' }, peerChain: svid.chainDer, caller: 'test', requestedTtlMs: 0 });
+  const byToken = async (key: KeyPair, token: string) => t.issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'join_token', token }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
+  const renewal = (key: KeyPair, svid: SignResult) => t.renew(key, svid, WEB);
 
   test('a serial banned on the other replica cannot renew here, though this replica’s memory has not heard of it', async () => {
     const key = generateKeyPair();

@@ -3,17 +3,15 @@
 // from the ID's. A pod renewing in a loop with the key its Workload API hands out spends only its own bucket.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { createCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
-import { JoinTokenAttestor } from '../../../../control-plane/src/attestation/join-token-attestor.js';
-import { SvidAttestor } from '../../../../control-plane/src/attestation/svid-attestor.js';
-import { Issuer, type SignResult } from '../../../../control-plane/src/issuance/issuer.js';
+import type { SignResult } from '../../../../control-plane/src/issuance/issuer.js';
 import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
 import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
-import { DAY_MS, HOUR_MS, openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
+import { openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { makeTempDir } from '../../../helpers/run.js';
+import { type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
 
 const td = TrustDomain.parse(TD);
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -21,28 +19,17 @@ const WEB = `spiffe://${TD}/ns/default/sa/web`;
 describe('issuance rate limit per pod', () => {
   let cleanup: () => Promise<void>;
   let parts: TestCaParts;
-  let issuer: Issuer;
+  let t: TestIssuer;
   const clock = { nowMs: () => Date.now() };
 
   beforeEach(async () => {
     const tmp = await makeTempDir();
     cleanup = tmp.cleanup;
     parts = await openTestCa(tmp.dir, clock);
-    const { store, ca } = parts;
+    const { store } = parts;
     const revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => {} });
-    issuer = new Issuer({
-      trustDomain: td,
-      ca: () => ca.current(),
-      svid: { ttlMs: HOUR_MS, maxTtlMs: DAY_MS, backdateMs: 60_000 },
-      joinTokens: new JoinTokenAttestor(store.tokens, clock),
-      svids: new SvidAttestor(() => ca.current().bundle, clock),
-      revocations,
-      // 4 at once, no refill within the test.
-      limiter: new RateLimiter({ burst: 4, perMinute: 0.001 }, clock),
-      inventory: store.inventory,
-      audit: store.audit,
-      clock,
-    });
+    // 4 at once, no refill within the test.
+    t = testIssuer(parts, clock, revocations, new RateLimiter({ burst: 4, perMinute: 0.001 }, clock));
   });
   afterEach(async () => {
     await parts.store.close();
@@ -50,12 +37,8 @@ describe('issuance rate limit per pod', () => {
   });
 
   const codeOf = (p: Promise<unknown>) => p.then(() => 'issued', (e: unknown) => (isTesseraError(e) ? e.code : `not coded: ${String(e)}`));
-  const attest = async (key: KeyPair) => {
-    const token = `tok-${Math.random()}`;
-    await parts.store.tokens.create(token, WEB, clock.nowMs(), HOUR_MS);
-    return issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'join_token', token }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
-  };
-  const renew = async (key: KeyPair, svid: SignResult) => issuer.sign({ csrDer: await createCsr(key, { uriSans: [WEB] }), evidence: { kind: 'none' }, peerChain: svid.chainDer, caller: 'test', requestedTtlMs: 0 });
+  const attest = (key: KeyPair) => t.attest(key, WEB);
+  const renew = (key: KeyPair, svid: SignResult) => t.renew(key, svid, WEB);
 
   test('a pod renewing in a loop exhausts its own chain, not its sibling\'s renewals nor a new pod\'s attestation', async () => {
     const a = generateKeyPair();
@@ -78,7 +61,7 @@ describe('issuance rate limit per pod', () => {
     expect(await codeOf(renew(b, podB))).toBe('issued');
     expect(await codeOf(attest(generateKeyPair()))).toBe('issued');
     // Every SVID of A's chain names the serial the chain began with.
-    expect(await issuer.lineageOf(current.serial)).toBe(podA.serial);
-    expect(await issuer.lineageOf(podB.serial)).toBe(podB.serial);
+    expect(await t.issuer.lineageOf(current.serial)).toBe(podA.serial);
+    expect(await t.issuer.lineageOf(podB.serial)).toBe(podB.serial);
   });
 });

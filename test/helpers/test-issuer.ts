@@ -1,0 +1,47 @@
+// An Issuer over a test CA's real parts (control-plane-parts.ts), and the two ways a workload asks it to sign:
+// attesting with a fresh join token, and renewing with the SVID it holds. For the issuance tests (bans, rate limits).
+import type { Clock } from '../../common/clock.js';
+import { createCsr } from '../../common/pki/csr.js';
+import type { KeyPair } from '../../common/pki/keys.js';
+import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { JoinTokenAttestor } from '../../control-plane/src/attestation/join-token-attestor.js';
+import { SvidAttestor } from '../../control-plane/src/attestation/svid-attestor.js';
+import { Issuer, type IssuerOptions, type SignResult } from '../../control-plane/src/issuance/issuer.js';
+import { RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
+import { DAY_MS, HOUR_MS, type TestCaParts } from './control-plane-parts.js';
+import { TD } from './control-plane.js';
+
+export interface TestIssuer {
+  readonly issuer: Issuer;
+  /** Signs for `id` after attesting with a new join token (1 h). */
+  attest(key: KeyPair, id: string): Promise<SignResult>;
+  /** Renews `svid` (its chain as the peer's), for a CSR of `key`. */
+  renew(key: KeyPair, svid: SignResult, id: string): Promise<SignResult>;
+}
+
+export function testIssuer(parts: TestCaParts, clock: Clock, revocations: IssuerOptions['revocations'], limiter = new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock)): TestIssuer {
+  const { store, ca } = parts;
+  const issuer = new Issuer({
+    trustDomain: TrustDomain.parse(TD),
+    ca: () => ca.current(),
+    svid: { ttlMs: HOUR_MS, maxTtlMs: DAY_MS, backdateMs: 60_000 },
+    joinTokens: new JoinTokenAttestor(store.tokens, clock),
+    svids: new SvidAttestor(() => ca.current().bundle, clock),
+    revocations,
+    limiter,
+    inventory: store.inventory,
+    audit: store.audit,
+    clock,
+  });
+  return {
+    issuer,
+    async attest(key, id) {
+      const token = `tok-${Math.random()}`;
+      await store.tokens.create(token, id, clock.nowMs(), HOUR_MS);
+      return issuer.sign({ csrDer: await createCsr(key, { uriSans: [id] }), evidence: { kind: 'join_token', token }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
+    },
+    async renew(key, svid, id) {
+      return issuer.sign({ csrDer: await createCsr(key, { uriSans: [id] }), evidence: { kind: 'none' }, peerChain: svid.chainDer, caller: 'test', requestedTtlMs: 0 });
+    },
+  };
+}
