@@ -124,6 +124,8 @@ describe('the Workload API serves JWT-SVIDs', () => {
     expect(sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'validate', result: 'refused', reason: 'wrong_audience' })).toBe(1);
     expect(sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'validate', result: 'refused', reason: 'alg_not_allowed' })).toBe(2);
     expect(sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'fetch', result: 'refused', reason: 'foreign_id' })).toBe(1);
+    // Every call is counted as it opens, by method and outcome, the X.509 ones too.
+    expect(sumSeries(text, 'tessera_workload_api_calls_total', { method: 'FetchJWTSVID' })).toBeGreaterThan(0);
   });
 
   test('without the security header every JWT call is refused', async () => {

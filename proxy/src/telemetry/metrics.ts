@@ -54,6 +54,7 @@ export class ProxyMetrics {
   readonly #active: LabelTable<Cell>;
   readonly #upgraded: LabelTable<Cell>;
   readonly #jwtCalls: LabelTable<Cell>;
+  readonly #workloadCalls: LabelTable<Cell>;
   readonly #discoveryUpdates: LabelTable<Cell>;
   readonly #discoveryConnected: Gauge;
 
@@ -131,6 +132,13 @@ export class ProxyMetrics {
       'tessera_workload_api_jwt_calls_total',
       'Workload API JWT-SVID calls by call (fetch, validate), result (ok, refused, failed) and refusal reason (none when ok).',
       ['call', 'result', 'reason'],
+      str,
+    ).table;
+    this.#workloadCalls = cellCounter(
+      registry,
+      'tessera_workload_api_calls_total',
+      'Workload API calls by method and outcome: ok, invalid_argument (no security header), unavailable (no SVID yet), unimplemented (JWT calls without a control plane).',
+      ['method', 'outcome'],
       str,
     ).table;
     this.#plaintext = cellCounter(
@@ -227,6 +235,11 @@ export class ProxyMetrics {
 
   rejected(direction: string, reason: string): void {
     this.#rejected.get2(direction, reason).n++;
+  }
+
+  /** A Workload API call opened or refused (every method; the JWT calls' results are in jwtCall too). */
+  workloadCall(method: string, outcome: string): void {
+    this.#workloadCalls.get2(method, outcome).n++;
   }
 
   /** A Workload API JWT-SVID call answered: ok, refused (bad input, with its reason) or failed (no token to be had). */

@@ -17,6 +17,7 @@ export const PRIMARY_ONLY: ReadonlySet<string> = new Set([
   'tessera_discovery_connected',
   'tessera_discovery_updates_total',
   'tessera_workload_api_jwt_calls_total',
+  'tessera_workload_api_calls_total',
   'tessera_control_plane_current',
   'tessera_control_plane_failovers_total',
   'tessera_control_plane_failbacks_total',

@@ -136,7 +136,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   const mintJwtSvid = source.mintJwtSvid;
   const jwt = mintJwtSvid ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, revoked: (id: string) => denyList.current.spiffeIds.has(id), onCall: metrics.jwtCall.bind(metrics) } : undefined;
   const workloadApi = config.workloadApi
-    ? await (await import('../workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: (await import('../workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}) })
+    ? await (await import('../workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: (await import('../workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome) })
     : undefined;
   served.start();
   stoppables.push(served);

@@ -150,6 +150,7 @@ export class WorkloadApiServer {
     const unary = (name: string, h: (call: never, cb: never) => void) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
       const bad = this.#checkHeader(name, call.metadata);
       if (bad) return cb(bad);
+      this.#onEvent({ method: name, outcome: 'ok' });
       h(call as never, cb as never);
     };
     return {
@@ -157,8 +158,12 @@ export class WorkloadApiServer {
       ValidateJWTSVID: unary('ValidateJWTSVID', jwt.validateJwtSvid),
       FetchJWTBundles: (call: Stream) => {
         const bad = this.#checkHeader('FetchJWTBundles', call.metadata);
-        if (bad) call.emit('error', bad);
-        else jwt.fetchJwtBundles(call as never);
+        if (bad) {
+          call.emit('error', bad);
+          return;
+        }
+        this.#onEvent({ method: 'FetchJWTBundles', outcome: 'ok' });
+        jwt.fetchJwtBundles(call as never);
       },
     };
   }

@@ -49,6 +49,7 @@ const NAMES = [
   'tessera_trust_bundle_updates_total',
   'tessera_upgraded_connections',
   'tessera_upstream_connections_opened_total',
+  'tessera_workload_api_calls_total',
   'tessera_workload_api_jwt_calls_total',
 ];
 
@@ -227,6 +228,16 @@ describe('ProxyMetrics', () => {
     const text = await r.metrics();
     expect(text).toContain('tessera_workload_api_jwt_calls_total{call="validate",result="refused",reason="wrong_audience"} 2');
     expect(text).toContain('tessera_workload_api_jwt_calls_total{call="fetch",result="ok",reason="none"} 1');
+  });
+
+  test('Workload API calls by method and outcome', async () => {
+    const { m, r } = fresh();
+    m.workloadCall('FetchX509SVID', 'ok');
+    m.workloadCall('FetchX509SVID', 'invalid_argument');
+    m.workloadCall('FetchX509SVID', 'invalid_argument');
+    const text = await r.metrics();
+    expect(text).toContain('tessera_workload_api_calls_total{method="FetchX509SVID",outcome="ok"} 1');
+    expect(text).toContain('tessera_workload_api_calls_total{method="FetchX509SVID",outcome="invalid_argument"} 2');
   });
 
   test('update results start at zero and count', async () => {
