@@ -18,6 +18,8 @@ interface BanView {
   readonly created?: boolean;
   /** Serial bans: the live SVIDs renewed from it, banned with it. */
   readonly renewals?: readonly string[];
+  /** A lifted serial ban: the bans of its renewals, which stay. */
+  readonly renewalsStillBanned?: readonly string[];
 }
 
 const DATA_DIR: FlagSpecs = { 'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true } };
@@ -128,6 +130,7 @@ export const revokeLiftCommand: Command = {
       value: which.value,
       createdBy: whoAmI(),
     });
-    return print(io, args, ban, `lifted the ban on ${subject(ban)}`);
+    const kept = (ban.renewalsStillBanned ?? []).map((s) => `\nserial ${s}, renewed from it, stays banned (tessera revoke lift --serial ${s})`).join('');
+    return print(io, args, ban, `lifted the ban on ${subject(ban)}${kept}`);
   },
 };

@@ -369,6 +369,9 @@ describe('revocation', () => {
       }
       expect(errorCode(await renew(thief))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
       expect((await cli(['revoke', 'list'])).stdout).toContain(`renewed from banned serial ${stolen.serial}`);
+      // Lifting the stolen serial leaves its renewal's ban, and says so.
+      const lifted = await cli(['revoke', 'lift', '--serial', stolen.serial]);
+      expect(lifted.stdout).toContain(`serial ${answer.res!.serial}, renewed from it, stays banned`);
     } finally {
       thiefAgent.destroy();
       for (const serial of [stolen.serial, answer.res!.serial]) await cli(['revoke', 'lift', '--serial', serial]);

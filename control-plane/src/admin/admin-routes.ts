@@ -79,7 +79,12 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
       const r = await d.revocations.ban({ kind: banKind(body['kind']), value: stringField(body, 'value'), reason: stringField(body, 'reason'), createdBy: stringField(body, 'createdBy') });
       return { ...banView(r.ban), created: r.created, ...(r.ban.kind === 'serial' ? { renewals: r.renewals } : {}) };
     },
-    'POST /v1/revocations/lift': async (body) => banView(await d.revocations.lift(banKind(body['kind']), stringField(body, 'value'), stringField(body, 'createdBy'))),
+    'POST /v1/revocations/lift': async (body) => {
+      const ban = await d.revocations.lift(banKind(body['kind']), stringField(body, 'value'), stringField(body, 'createdBy'));
+      // The renewals its ban reached stay banned (each is its own ban): say which, so the operator can lift them too.
+      const renewals = ban.kind === 'serial' ? (await d.revocations.list()).filter((b) => b.kind === 'serial' && b.reason === `renewed from banned serial ${ban.value}`).map((b) => b.value) : [];
+      return { ...banView(ban), ...(ban.kind === 'serial' ? { renewalsStillBanned: renewals } : {}) };
+    },
     'POST /v1/tokens/revoke': async (body) => {
       const rec = await d.revocations.revokeToken({
         ...(body['token'] !== undefined ? { token: stringField(body, 'token') } : {}),
