@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { rawH2App } from '../helpers/raw-h2-app.js';
 import { makeTempDir } from '../helpers/run.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -86,27 +87,7 @@ function startH2App(): Promise<number> {
 
 /** A raw h2c app that answers every request with `:status: 600`, which an HTTP/2 peer may send and node:http2 will not. */
 function startStatus600App(): Promise<number> {
-  return listen(
-    net.createServer((s) => {
-      s.on('error', () => undefined);
-      let buf = Buffer.alloc(0);
-      let preface = false;
-      s.on('data', (d: Buffer) => {
-        buf = Buffer.concat([buf, d]);
-        if (!preface) {
-          if (buf.length < 24) return;
-          buf = buf.subarray(24);
-          preface = true;
-          s.write(frame(SETTINGS, 0, 0));
-        }
-        for (let f = takeFrame(buf); f; f = takeFrame(buf)) {
-          buf = buf.subarray(9 + f.payload.length);
-          if (f.type === SETTINGS && (f.flags & ACK) === 0) s.write(frame(SETTINGS, ACK, 0));
-          if (f.type === HEADERS) s.write(frame(HEADERS, END_HEADERS | END_STREAM, f.stream, block([[':status', '600']])));
-        }
-      });
-    }),
-  );
+  return listen(rawH2App((s, id) => s.write(frame(HEADERS, END_HEADERS | END_STREAM, id, block([[':status', '600']])))));
 }
 
 /** HTTP/1.1 app that reads a request's head, then stops reading (its body backs up) and answers 200 after 1.5 s. */
