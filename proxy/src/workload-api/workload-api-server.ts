@@ -14,12 +14,6 @@ import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from
 
 export const SECURITY_HEADER = 'workload.spiffe.io';
 
-/**
- * Bounds of the socket, as the control plane's gRPC port has them: any process that reaches the socket (0666 by
- * design) could otherwise open streams without end (240,000 that never read took a proxy to 1.7 GB) or hold every
- * descriptor the proxy has (its admin port and mTLS listeners then stop accepting). A pod's workloads need a
- * handful of connections, each a stream or three.
- */
 export interface WorkloadApiLimits {
   readonly maxConnections: number;
   readonly maxConcurrentStreams: number;
@@ -28,15 +22,22 @@ export interface WorkloadApiLimits {
   readonly maxSessionMemoryMb: number;
 }
 
+/**
+ * Bounds of the socket: any process that reaches it (0666 by design) could otherwise open streams without end
+ * (240,000 that never read took a proxy to 1.7 GB), hold every descriptor the proxy has (its admin port and mTLS
+ * listeners then stop accepting), or leave requests one byte short on every stream it may open (each buffered up to
+ * the request bound: 250 connections x 100 streams x 64 KiB took a proxy to 1.9 GB). A pod's workloads need a
+ * handful of connections, each a stream or three: so the product of the three bounds is ~20 MB.
+ */
 export const WORKLOAD_API_LIMITS: WorkloadApiLimits = Object.freeze({
   /** Connections at once; more are closed at accept. */
-  maxConnections: 256,
+  maxConnections: 64,
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
-  maxConcurrentStreams: 100,
+  maxConcurrentStreams: 16,
   /** A connection with no call in progress this long is closed (GOAWAY); also one that never makes a call. */
   idleMs: 60_000,
-  /** The largest request read (FetchJWTSVID's 16 audiences of 256 bytes, a token to validate of 16 KiB). */
-  maxReceiveBytes: 64 * 1024,
+  /** The largest request read (FetchJWTSVID's 16 audiences of 256 bytes; a token to validate of 16 KiB). */
+  maxReceiveBytes: 20 * 1024,
   /** Node's HTTP/2 session memory bound, MB (grpc-js lifts it otherwise). */
   maxSessionMemoryMb: 10,
 });

@@ -42,8 +42,8 @@ async function silent(): Promise<{ closed: () => boolean }> {
 }
 
 describe('Workload API socket bounds', () => {
-  test('the defaults: a connection cap, 100 streams a connection, an idle close, a request size bound', () => {
-    expect(WORKLOAD_API_LIMITS).toMatchObject({ maxConnections: 256, maxConcurrentStreams: 100, idleMs: 60_000, maxReceiveBytes: 65_536 });
+  test('the defaults: a connection cap, 16 streams a connection, an idle close, a request size bound', () => {
+    expect(WORKLOAD_API_LIMITS).toMatchObject({ maxConnections: 64, maxConcurrentStreams: 16, idleMs: 60_000, maxReceiveBytes: 20_480 });
   });
 
   test('connections past the cap are closed at accept; those within it stay until idle', async () => {
@@ -58,12 +58,12 @@ describe('Workload API socket bounds', () => {
     await until('the silent connection closed', () => c.closed(), 10_000, 50);
   });
 
-  test('a client is told it may open at most 100 streams on a connection', async () => {
+  test('a client is told it may open at most 16 streams on a connection', async () => {
     const session = http2.connect('http://localhost', { createConnection: () => connect(server.socketPath) });
     session.on('error', () => undefined);
     try {
       const settings = await new Promise<http2.Settings>((r) => session.once('remoteSettings', r));
-      expect(settings.maxConcurrentStreams).toBe(100);
+      expect(settings.maxConcurrentStreams).toBe(16);
     } finally {
       session.destroy();
     }
