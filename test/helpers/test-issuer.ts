@@ -19,7 +19,7 @@ export interface TestIssuer {
   renew(key: KeyPair, svid: SignResult, id: string): Promise<SignResult>;
 }
 
-export function testIssuer(parts: TestCaParts, clock: Clock, revocations: IssuerOptions['revocations'], limiter = new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock)): TestIssuer {
+export function testIssuer(parts: TestCaParts, clock: Clock, revocations: IssuerOptions['revocations'], limiter = new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock), more: Partial<IssuerOptions> = {}): TestIssuer {
   const { store, ca } = parts;
   const issuer = new Issuer({
     trustDomain: TrustDomain.parse(TD),
@@ -32,6 +32,7 @@ export function testIssuer(parts: TestCaParts, clock: Clock, revocations: Issuer
     inventory: store.inventory,
     audit: store.audit,
     clock,
+    ...more,
   });
   return {
     issuer,

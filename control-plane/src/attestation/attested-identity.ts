@@ -11,6 +11,11 @@ export interface AttestedIdentity {
   readonly attestedAs: string;
   /** x509svid: the serial of the SVID presented (canonical lower-case hex), so a banned serial can be refused. */
   readonly serial?: string;
+  /**
+   * The one workload instance reusable evidence proves ("pod:<uid>" from a projected service-account token,
+   * "tpm:<AK key hash>"): attesting again proves the same instance, so its rate-limit bucket stays its own.
+   */
+  readonly instance?: string;
   /** Spends single-use evidence; rejects when it was spent meanwhile. Absent for reusable evidence. */
   readonly spend?: () => Promise<void>;
 }

@@ -26,7 +26,7 @@ const SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 interface K8sClaims {
   sub?: unknown;
-  'kubernetes.io'?: { namespace?: unknown; serviceaccount?: { name?: unknown } };
+  'kubernetes.io'?: { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { uid?: unknown } };
 }
 
 export class K8sJwtAttestor {
@@ -72,7 +72,9 @@ export class K8sJwtAttestor {
     } catch {
       throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'namespace or service account is not a valid SPIFFE path segment');
     }
-    return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}` };
+    // A projected token names its pod: the instance a pod re-attesting with it proves each time.
+    const podUid = k8s?.pod?.uid;
+    return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}`, ...(typeof podUid === 'string' && podUid !== '' ? { instance: `pod:${podUid.slice(0, 64)}` } : {}) };
   }
 
   #keys(): ReturnType<typeof createLocalJWKSet> {

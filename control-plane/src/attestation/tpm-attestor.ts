@@ -45,6 +45,8 @@ export interface TpmAttestedIdentity {
   readonly attestor: 'tpm';
   /** "tpm:<first 32 hex of SHA-256 of the AK public key>": for audit and inventory. */
   readonly attestedAs: string;
+  /** The same: one TPM is one instance (its rate-limit bucket across attestations). */
+  readonly instance: string;
 }
 
 export interface TpmAttestorOptions {
@@ -102,7 +104,7 @@ export class TpmAttestor {
       if (!(await this.#o.ledger.spendOnce(nonce.id, nonce.expiresAtMs, this.#o.clock.nowMs()))) {
         throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_NONCE_REPLAYED', undefined, { reason: `nonce ${nonce.id.slice(0, 8)}… was spent already` });
       }
-      return { spiffeId, attestor: 'tpm', attestedAs };
+      return { spiffeId, attestor: 'tpm', attestedAs, instance: attestedAs };
     } catch (err) {
       return known(err);
     }

@@ -106,9 +106,10 @@ export class Issuer {
       this.#o.revocations.check(identity.spiffeId.toString(), identity.serial);
       checkIssuableId(identity.spiffeId, this.#o.trustDomain);
       checkCsrAgainstId(csr, identity.spiffeId);
-      // A renewal draws from its chain's bucket (one pod's), an attestation from the ID's: a pod renewing in a loop
-      // with the key its Workload API hands out starved its siblings' renewals and new pods' attestations.
-      const lineage = identity.attestor === 'x509svid' && identity.serial ? await this.lineageOf(identity.serial) : undefined;
+      // One bucket per workload instance: a renewal draws from its chain's (the instance its attestation proved, or
+      // the serial it began with), an attestation with reusable evidence from its instance's, other attestations from
+      // the ID's. A pod renewing, or re-attesting with its token, in a loop starved its siblings and new pods.
+      const lineage = identity.attestor === 'x509svid' && identity.serial ? await this.lineageOf(identity.serial) : identity.instance;
       if (!this.#o.limiter.take(lineage ? `${identity.spiffeId}#${lineage}` : identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
       const weakness = rsaKeyWeakness(csr.publicKey);
@@ -178,7 +179,7 @@ export class Issuer {
     return (await this.#o.inventory.find(serial))?.lineage || serial;
   }
 
-  /** `lineage`: the chain a renewal continues; absent, the new SVID begins one. */
+  /** `lineage`: the chain a renewal continues, or the instance an attestation proved; absent, the new SVID begins one. */
   async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string): Promise<SignResult> {
     const ca = this.#o.ca();
     const signer = ca.signer;

@@ -74,3 +74,13 @@ describe('K8sJwtAttestor: the SPIFFE ID it gives', () => {
     expect(() => kubernetesSpiffeId('example.org', { namespace: 'shop', serviceAccount: 'web/sa/admin' })).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR' }));
   });
 });
+
+describe('K8sJwtAttestor: the instance a projected token proves', () => {
+  test('a token naming its pod proves that pod (the rate-limit bucket it keeps across re-attestations); one without does not', async () => {
+    const withPod = await new SignJWT({ iss: ISSUER, aud: [AUDIENCE], sub: 'system:serviceaccount:shop:web', iat: NOW_S, exp: NOW_S + 600, 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'web' }, pod: { name: 'web-1', uid: '5b1f0e8e-0000-4000-8000-000000000002' } } })
+      .setProtectedHeader({ alg: 'ES256', kid: 'k', typ: 'JWT' })
+      .sign(key);
+    expect((await attestor.attest(withPod)).instance).toBe('pod:5b1f0e8e-0000-4000-8000-000000000002');
+    expect((await attestor.attest(await saToken('shop', 'web'))).instance).toBeUndefined();
+  });
+});
