@@ -7,12 +7,13 @@ export const MAX_AUDIENCES = 16;
 export const MAX_AUDIENCE_BYTES = 256;
 
 /**
- * An audience as a relying party compares and logs it: no control or invisible character (NUL, CR, LF, a format
- * character like a zero-width space or a right-to-left override, a line or paragraph separator, a variation
- * selector, a Hangul filler, the braille blank), no U+FFFD (what the protobuf decoder makes of invalid UTF-8, a
- * lone surrogate), no space at either end.
+ * An audience as a relying party compares and logs it: no control character (NUL, CR, LF…), nothing invisible or
+ * unassigned (format characters like a zero-width space or a right-to-left override, every default-ignorable code
+ * point: joiners, variation selectors, Hangul fillers; line and paragraph separators; the braille blank and the Khitan filler; code
+ * points Unicode has not assigned), no U+FFFD (what the protobuf decoder makes of invalid UTF-8, a lone surrogate),
+ * no space at either end.
  */
-const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Variation_Selector}\u115F\u1160\u3164\uFFA0\u2800\uFFFD])\S(?:[\s\S]*\S)?$/u;
+const AUDIENCE_TEXT = /^(?![\s\S]*[\p{Cc}\p{Cf}\p{Cn}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u2800\u{16FE4}\uFFFD])\S(?:[\s\S]*\S)?$/u;
 
 /** The audience list, checked and without repeats, or TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED. */
 export function checkAudience(audience: readonly string[]): string[] {

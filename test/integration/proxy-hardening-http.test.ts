@@ -87,6 +87,8 @@ const CANNED: Readonly<Record<string, string>> = {
   // Lines ended with a bare LF: the head never ends in CRLF CRLF (the app keeps the connection open).
   'bare-lf': 'HTTP/1.1 200 OK\nContent-Length: 2\n\nok',
   'bare-lf-line': 'HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 2\r\n',
+  // A 101 to a request that asked for no upgrade, the connection kept open.
+  'unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n',
 };
 /** More interim heads than a response may have (MAX_INTERIM_HEADS, 8), and as many as it may. */
 const INTERIM: Readonly<Record<string, string>> = {
@@ -104,9 +106,10 @@ const TRUNCATED: Readonly<Record<string, string>> = {
 const BODILESS: Readonly<Record<string, string>> = {
   '204-length': 'HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n',
   '304-length': 'HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n',
+  '205-length': 'HTTP/1.1 205 Reset Content\r\nContent-Length: 0\r\n\r\n',
 };
 /** Canned answers after which the app keeps the connection open: only the proxy's parser can end the wait. */
-const HELD = new Set(['bare-lf', 'bare-lf-line']);
+const HELD = new Set(['bare-lf', 'bare-lf-line', 'unasked-101']);
 
 /** An app that claims a proxy refusal and names a caller: what only a proxy may say. */
 const FORGED: Readonly<Record<string, string>> = {
@@ -585,6 +588,8 @@ describe("an app's x-tessera-error and x-forwarded-client-cert never reach the c
     const nine = await h2('edge', '/raw/v1/interim/many-1xx', { method: 'GET' });
     expect(nine.status).toBe(502);
     expect(nine.headers['x-tessera-error']).toBe('bad_upstream_response');
+    const upgraded = await h2('edge', '/raw/v1/smuggle/unasked-101', { method: 'GET' });
+    expect([upgraded.status, upgraded.headers['x-tessera-error']]).toEqual([502, 'bad_upstream_response']);
     for (const c of Object.keys(BODILESS)) {
       const r = await h2('edge', `/raw/v1/bodiless/${c}`, { method: 'GET' });
       expect([r.status, r.rstCode], c).toEqual([Number(c.slice(0, 3)), 0]);

@@ -98,6 +98,12 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     upReq.destroy();
     local(502, 'bad_upstream_response');
   });
+  // A 101 to a request that asked for no upgrade (this path forwards none): Node's client hands the socket over and
+  // waits; the app's answer is not one to forward (502, as on the HTTP/1.1 paths), not a wait for the head deadline.
+  upReq.on('upgrade', (_res, socket) => {
+    socket.destroy();
+    local(502, 'bad_upstream_response');
+  });
   upReq.on('response', (response) => {
     upRes = response;
     clearTimeout(headTimer);
@@ -113,9 +119,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     const connNamed = connectionNamed(head);
     const named = up.route.spiffeId ? connNamed : new FieldNames([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
     const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
-    // A 204 or 304 has no body: node:http2 sends a content-length with it and the client resets the stream
+    // A 204, 205 or 304 has no body: node:http2 sends a content-length with it and the client resets the stream
     // (PROTOCOL_ERROR), never seeing the answer.
-    if (status === 204 || status === 304) delete out['content-length'];
+    if (status === 204 || status === 205 || status === 304) delete out['content-length'];
     // The client left (a stream reset with NO_ERROR is closed before it is destroyed): its 'close' reports it.
     if (stream.destroyed || stream.closed) return;
     // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
