@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
-import { rawH2App } from '../helpers/raw-h2-app.js';
+import { h2Frame as frame, rawH2App } from '../helpers/raw-h2-app.js';
 import { makeTempDir } from '../helpers/run.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -177,15 +177,6 @@ interface Frame {
   readonly payload: Buffer;
 }
 
-function frame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(stream, 5);
-  payload.copy(b, 9);
-  return b;
-}
 
 function takeFrame(buf: Buffer): Frame | null {
   if (buf.length < 9) return null;

@@ -10,6 +10,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
 import { respondLocal } from '../../../../proxy/src/h2/h2-forward.js';
 import { keepAccepting } from '../../../../proxy/src/listeners/keep-accepting.js';
+import { h2Frame as frame } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
 
 const closers: (() => void)[] = [];
@@ -20,15 +21,6 @@ afterEach(() => {
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 const [HEADERS, RST_STREAM, SETTINGS, WINDOW_UPDATE] = [1, 3, 4, 8];
 
-function frame(type: number, flags: number, id: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(id, 5);
-  payload.copy(b, 9);
-  return b;
-}
 const u32 = (n: number) => {
   const b = Buffer.alloc(4);
   b.writeUInt32BE(n);
