@@ -109,7 +109,8 @@ export class Issuer {
       // One bucket per workload instance: a renewal draws from its chain's (the instance its attestation proved, or
       // the serial it began with), an attestation with reusable evidence from its instance's, other attestations from
       // the ID's. A pod renewing, or re-attesting with its token, in a loop starved its siblings and new pods.
-      const lineage = identity.attestor === 'x509svid' && identity.serial ? await this.lineageOf(identity.serial) : identity.instance;
+      const renewed = identity.attestor === 'x509svid' ? identity.serial : undefined;
+      const lineage = renewed ? await this.lineageOf(renewed) : identity.instance;
       if (!this.#o.limiter.take(lineage ? `${identity.spiffeId}#${lineage}` : identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
       const weakness = rsaKeyWeakness(csr.publicKey);
@@ -119,7 +120,7 @@ export class Issuer {
       await identity.spend?.();
       const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage);
       // A renewal whose origin was banned while it was signed is banned itself and never handed out.
-      if (identity.attestor === 'x509svid' && identity.serial) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), identity.serial, result.serial);
+      if (renewed) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), renewed, result.serial);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
       return result;
     } catch (e) {
