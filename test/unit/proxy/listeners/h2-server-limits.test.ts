@@ -7,6 +7,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
+import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
 import { H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { until } from '../../../helpers/until.js';
 
@@ -21,6 +22,9 @@ async function setup(holdMs: number, resets: 'cut' | 'drain' = 'cut') {
   const expired: string[] = [];
   let watch: H2SessionWatch | undefined;
   const server = http2.createServer();
+  // As every listener's server is: a session error (the client destroyed at the end of a test) is not an uncaught
+  // exception, which ended this file's worker in a CI run.
+  guardH2Server(server);
   server.on('session', (s) => {
     watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code), resets);
   });
