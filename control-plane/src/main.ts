@@ -2,11 +2,11 @@
 // sources, the gRPC services (Identity, Config, Discovery), the admin doors, the optional injector webhook and the
 // maintenance scheduler. Everything is created and wired here and nowhere else; what each part does lives in its
 // own module. close() drains within a deadline.
-
 import { Registry } from 'prom-client';
 import { describeError } from '../../common/errors.js';
 import { PolicyDirSource } from '../../shared-io/policy-dir-source.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
+import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { adminSocketPath } from './admin/admin-client.js';
 import { startAdminSurface } from './admin/admin-surface.js';
@@ -171,6 +171,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(() => maintenance.stop());
     federation?.start();
     undo.push(() => federation?.stop());
+    const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs: () => clock.nowMs(), log }); // last before ready, so no undo (operations.md, "Memory at idle")
 
     readiness.serving();
     log.info({ trustDomain: td.name, grpc: server.address, admin: admin.address, dataDir, ...(bundleEndpoint ? { bundleEndpoint: bundleEndpoint.endpoint.address } : {}) }, 'control plane ready');
@@ -184,7 +185,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         clock,
         timers,
         // Watchers are told to go (OK status) so they reconnect elsewhere; unary calls get the grace period.
-        quiesce: [() => readiness.closing(), unfollow, () => maintenance.stop(), () => hub.endAll(), () => discovery.quiesce()],
+        quiesce: [() => readiness.closing(), unfollow, () => maintenance.stop(), () => heapTrim?.stop(), () => hub.endAll(), () => discovery.quiesce()],
         drain: (graceMs) => server.stop(graceMs),
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
         background: [() => discovery.stop(), () => policies?.stop(), () => attestors.stop(), () => federation?.stop()],

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { BuildInfo } from '../../common/build-info.js';
 import type { Clock } from '../../common/clock.js';
 import { describeError } from '../../common/errors.js';
+import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers, type Timers } from '../../shared-io/timers.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { certsReport } from './admin/certs-report.js';
@@ -155,6 +156,9 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   reporter?.start();
   if (reporter) stoppables.push(reporter);
   mesh?.start();
+  // Last: start-up's garbage is given back before the caller says ready (docs/operations.md, "Memory at idle").
+  const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
+  if (heapTrim) stoppables.push(heapTrim);
 
   return {
     admin: admin.address,

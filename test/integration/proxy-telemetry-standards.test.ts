@@ -152,6 +152,14 @@ describe('metrics', () => {
     expect(await scrape(`http://${cp.admin}/metrics`)).toContain(line);
   });
 
+  test('start-up garbage is given back before ready: one start-up heap trim on the proxy and the control plane', async () => {
+    for (const url of [`http://127.0.0.1:${api.admin}/metrics`, `http://${cp.admin}/metrics`]) {
+      const text = await scrape(url);
+      expect(text, url).toMatch(/^tessera_heap_trims_total\{cause="startup"\} 1$/m);
+      expect(text, url).toMatch(/^tessera_heap_trim_seconds_total (?!0$)[0-9.e-]+$/m);
+    }
+  });
+
   test('requests by listener and peer workload: the caller on inbound, the destination on outbound', async () => {
     expect(await get(web.ports.get('outbound/to-api')!, '/labelled')).toBe(200);
     const apiText = await scrape(`http://127.0.0.1:${api.admin}/metrics`);

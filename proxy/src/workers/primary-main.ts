@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describeError } from '../../../common/errors.js';
+import { startProcessHeapTrim } from '../../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { startAdminServer } from '../admin/admin-server.js';
 import { certsReport } from '../admin/certs-report.js';
@@ -151,6 +152,8 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
     stoppables.push(reporter);
   }
   mesh?.start();
+  const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
+  if (heapTrim) stoppables.push(heapTrim);
 
   const listeners: StartedListener[] = (['inbound', 'outbound', 'edge'] as const).flatMap((kind) => config[kind].map((c) => ({ kind, name: c.name, port: pool.ports[`${kind}/${c.name}`] ?? c.listen.port })));
   return {

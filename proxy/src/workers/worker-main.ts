@@ -3,6 +3,7 @@
 // deny-list, ticket keys, discovery) over IPC. No identity source, policy source, discovery or admin of its own.
 import type { Logger } from 'pino';
 import { describeError, TesseraError } from '../../../common/errors.js';
+import { startProcessHeapTrim } from '../../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { PolicyHolder } from '../authz/policy-holder.js';
 import { parseProxyConfig } from '../config/proxy-config.js';
@@ -100,6 +101,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
     }
   };
   for (const m of early.splice(0)) handle(m);
+  const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
   await channel.send({ type: 'listening', ports: Object.fromEntries(started.map((l) => [`${l.kind}/${l.name}`, l.port])) });
 
   let draining = false;
@@ -108,6 +110,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
       if (draining) return;
       draining = true;
       rotation.stop();
+      heapTrim?.stop();
       await listeners.drainAndClose(config.limits.drainTimeoutMs);
       await tracer?.shutdown();
       await accessLog.close();

@@ -1,0 +1,71 @@
+// When a long-running process gives memory back: once right after start-up (the garbage of loading modules,
+// configs and the first snapshots), then whenever the event loop has been quiet for a whole check period while the
+// young generation still holds grown space (a burst of traffic that ended). Never under load: a trim is a full
+// stop-the-world collection (~10–30 ms here), and a process that stays busy would grow the space back at once.
+import type { HeapTrim } from './heap-trim.js';
+import type { Timers } from './timers.js';
+
+/** How often the quiet is checked; also the shortest gap between two idle trims. */
+export const HEAP_TRIM_CHECK_MS = 30_000;
+/** A period counts as quiet when the loop was busy for less than this share of it (1 % = 300 ms in 30 s). */
+export const HEAP_TRIM_QUIET_SHARE = 0.01;
+/** Young space below this is what V8 keeps anyway after a trim and a little traffic: not worth a collection. */
+export const HEAP_TRIM_MIN_YOUNG_BYTES = 4 * 1024 * 1024;
+
+export type HeapTrimCause = 'startup' | 'idle';
+
+export interface IdleHeapTrimDeps {
+  readonly trim: HeapTrim;
+  readonly timers: Timers;
+  readonly nowMs: () => number;
+  /** Busy share of the loop since the previous call. */
+  readonly loopBusy: () => number;
+  readonly youngBytes: () => number;
+  readonly onTrim?: (cause: HeapTrimCause, ms: number) => void;
+  readonly onError?: (err: unknown) => void;
+}
+
+export class IdleHeapTrim {
+  readonly #deps: IdleHeapTrimDeps;
+  #interval: unknown;
+  #running = false;
+
+  constructor(deps: IdleHeapTrimDeps) {
+    this.#deps = deps;
+  }
+
+  /** Trims once now (start-up), then checks every HEAP_TRIM_CHECK_MS. */
+  async start(): Promise<void> {
+    await this.#trim('startup');
+    this.#deps.loopBusy(); // the first period starts now, not at the start-up work the trim follows
+    this.#interval ??= this.#deps.timers.setInterval(() => void this.check(), HEAP_TRIM_CHECK_MS);
+  }
+
+  /** One period's decision; exported for the schedule's tests. */
+  async check(): Promise<boolean> {
+    const busy = this.#deps.loopBusy();
+    if (busy >= HEAP_TRIM_QUIET_SHARE || this.#deps.youngBytes() < HEAP_TRIM_MIN_YOUNG_BYTES) return false;
+    return this.#trim('idle');
+  }
+
+  stop(): void {
+    if (this.#interval !== undefined) this.#deps.timers.clearInterval(this.#interval);
+    this.#interval = undefined;
+  }
+
+  async #trim(cause: HeapTrimCause): Promise<boolean> {
+    if (this.#running) return false;
+    this.#running = true;
+    const t0 = this.#deps.nowMs();
+    try {
+      await this.#deps.trim();
+      this.#deps.onTrim?.(cause, this.#deps.nowMs() - t0);
+      return true;
+    } catch (e) {
+      this.#deps.onError?.(e);
+      return false;
+    } finally {
+      this.#running = false;
+    }
+  }
+}

@@ -1,0 +1,96 @@
+// When a process gives memory back: once at start-up, then only after a whole quiet period with grown young space,
+// never while the loop is busy, never two at once, and nothing after stop().
+import { describe, expect, test } from 'vitest';
+import { HEAP_TRIM_CHECK_MS, HEAP_TRIM_MIN_YOUNG_BYTES, HEAP_TRIM_QUIET_SHARE, type HeapTrimCause, IdleHeapTrim } from '../../../shared-io/idle-heap-trim.js';
+import { FakeTime } from '../../helpers/fake-time.js';
+
+function harness() {
+  const time = new FakeTime();
+  const state = { busy: 0, young: 16 * 1024 * 1024, fail: false };
+  const trims: HeapTrimCause[] = [];
+  const errors: unknown[] = [];
+  let calls = 0;
+  const trimmer = new IdleHeapTrim({
+    trim: async () => {
+      calls++;
+      if (state.fail) throw new Error('inspector gone');
+      state.young = 256 * 1024;
+    },
+    timers: time,
+    nowMs: () => time.nowMs(),
+    loopBusy: () => state.busy,
+    youngBytes: () => state.young,
+    onTrim: (cause) => trims.push(cause),
+    onError: (e) => errors.push(e),
+  });
+  const period = async () => {
+    time.advance(HEAP_TRIM_CHECK_MS);
+    await new Promise((r) => setImmediate(r));
+  };
+  return { time, state, trims, errors, trimmer, period, calls: () => calls };
+}
+
+describe('IdleHeapTrim', () => {
+  test('trims once at start-up, before start() resolves', async () => {
+    const h = harness();
+    await h.trimmer.start();
+    expect(h.trims).toEqual(['startup']);
+    h.trimmer.stop();
+  });
+
+  test('a quiet period with grown young space trims; a quiet one with little young space does not', async () => {
+    const h = harness();
+    await h.trimmer.start();
+    await h.period();
+    expect(h.trims).toEqual(['startup']); // the start-up trim left 256 KiB
+    h.state.young = HEAP_TRIM_MIN_YOUNG_BYTES;
+    await h.period();
+    expect(h.trims).toEqual(['startup', 'idle']);
+    h.trimmer.stop();
+  });
+
+  test('a busy period never trims, however much young space there is', async () => {
+    const h = harness();
+    await h.trimmer.start();
+    h.state.young = 64 * 1024 * 1024;
+    h.state.busy = HEAP_TRIM_QUIET_SHARE;
+    for (let i = 0; i < 5; i++) await h.period();
+    expect(h.trims).toEqual(['startup']);
+    h.state.busy = HEAP_TRIM_QUIET_SHARE / 2;
+    await h.period();
+    expect(h.trims).toEqual(['startup', 'idle']);
+    h.trimmer.stop();
+  });
+
+  test('a failing trim is reported, not thrown, and the schedule goes on', async () => {
+    const h = harness();
+    h.state.fail = true;
+    await h.trimmer.start();
+    expect(h.errors).toHaveLength(1);
+    h.state.fail = false;
+    await h.period();
+    expect(h.trims).toEqual(['idle']);
+    h.trimmer.stop();
+  });
+
+  test('two checks at once run one trim', async () => {
+    const h = harness();
+    await h.trimmer.start();
+    h.state.young = 64 * 1024 * 1024;
+    const before = h.calls();
+    const [a, b] = await Promise.all([h.trimmer.check(), h.trimmer.check()]);
+    expect([a, b].filter(Boolean)).toHaveLength(1);
+    expect(h.calls() - before).toBe(1);
+    h.trimmer.stop();
+  });
+
+  test('stop() leaves no timer and nothing trims after it', async () => {
+    const h = harness();
+    await h.trimmer.start();
+    h.trimmer.stop();
+    expect(h.time.pending).toBe(0);
+    h.state.young = 64 * 1024 * 1024;
+    await h.period();
+    expect(h.trims).toEqual(['startup']);
+  });
+});
