@@ -40,7 +40,7 @@ export const caSignIntermediateCommand: Command = {
   },
   async run(args, io) {
     // Loaded here, not at the top: @peculiar/x509 costs every `tessera` process (a proxy too) ~20 MB otherwise.
-    const [{ issueCertificate }, { parseCsr }] = await Promise.all([import('../../common/pki/cert-builder.js'), import('../../common/pki/csr.js')]);
+    const [{ issueCertificate }, { parseCsr }] = await Promise.all([import('../../common/pki/cert-builder.js'), import('../../common/pki/csr-parse.js')]);
     const file = (flag: string) => ({ path: resolve(io.cwd, requiredString(args, flag)), what: `--${flag}` });
     let ttlMs: number;
     try {

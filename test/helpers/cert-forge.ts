@@ -3,7 +3,7 @@
 // SHA-1), pathLenConstraints and extendedKeyUsages of any kind. Built from DER with the CA's own writer and signed
 // with node:crypto, so every one verifies under its issuer's key: only the rule under test makes it fail.
 import { type KeyObject, X509Certificate, constants, createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
-import { bitString, contextTag, extension, octetString, oid, sequence, set, smallInteger, time, tlv, unsignedInteger } from '../../control-plane/src/ca/der-writer.js';
+import { bitString, contextTag, extension, octetString, oid, sequence, set, smallInteger, time, tlv, unsignedInteger } from '../../common/pki/der-writer.js';
 import { children, readNode } from '../../common/pki/der.js';
 import { encodePem } from '../../common/pki/pem.js';
 

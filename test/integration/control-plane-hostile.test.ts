@@ -18,7 +18,7 @@ import { encodePem } from '../../common/pki/pem.js';
 import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
-import { bitString, contextTag, octetString, oid, sequence, set, smallInteger, tlv, unsignedInteger } from '../../control-plane/src/ca/der-writer.js';
+import { bitString, contextTag, octetString, oid, sequence, set, smallInteger, tlv, unsignedInteger } from '../../common/pki/der-writer.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;

@@ -129,6 +129,25 @@ describe('architecture', () => {
       }
     }
   });
+  test('the proxy never loads the X.509 library: `tessera proxy`, followed through every import, reaches neither @peculiar/x509 nor reflect-metadata', () => {
+    // Each costs an idle sidecar memory (~4 MB of heap together, docs/operations.md "Memory at idle"); the proxy
+    // writes its CSRs with common/pki/der-writer.ts. Dynamic import() is followed too: a feature would load it.
+    const seen = new Set<string>();
+    const packages = new Map<string, string>();
+    const walk = (file: string) => {
+      if (seen.has(file)) return;
+      seen.add(file);
+      for (const m of readFileSync(file, 'utf8').matchAll(/(?:^\s*(?:import|export)\s[^'"]*?from\s+|import\(\s*)['"]([^'"]+)['"]/gm)) {
+        const spec = m[1]!;
+        if (spec.startsWith('.')) walk(join(file, '..', spec.replace(/\.js$/, '.ts')));
+        else if (!spec.startsWith('node:')) packages.set(spec, relative(REPO_ROOT, file));
+      }
+    };
+    walk(join(REPO_ROOT, 'cli/commands/proxy.ts'));
+    expect(seen.size).toBeGreaterThan(100);
+    expect(packages.has('@grpc/grpc-js')).toBe(true); // the walk does reach the packages the proxy does use
+    for (const banned of ['@peculiar/x509', 'reflect-metadata']) expect(packages.get(banned), `${banned} imported`).toBeUndefined();
+  });
   test("the control plane's main.ts only wires: no mutable state, no timers of its own, no helpers declared", () => {
     const text = readFileSync(join(REPO_ROOT, 'control-plane/src/main.ts'), 'utf8');
     expect(text.match(/^\s*let\s/gm) ?? [], 'let in control-plane/src/main.ts').toEqual([]);

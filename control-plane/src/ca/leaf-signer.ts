@@ -3,7 +3,7 @@
 import { type KeyObject, type X509Certificate, createHash, randomBytes, sign } from 'node:crypto';
 import { DerError, bytesOf, children, readNode } from '../../../common/pki/der.js';
 import { decodeOid } from '../issuance/csr-reader.js';
-import { bitString, contextTag, extension, octetString, oid, sequence, set, smallInteger, time, tlv, unsignedInteger } from './der-writer.js';
+import { bitString, contextTag, extension, octetString, oid, sequence, set, smallInteger, time, tlv, unsignedInteger } from '../../../common/pki/der-writer.js';
 
 /** An intermediate ready to sign: its private key plus the bytes every leaf copies from it. */
 export interface LeafIssuer {

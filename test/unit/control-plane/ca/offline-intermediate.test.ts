@@ -4,7 +4,7 @@ import type { X509Certificate } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { TesseraError, isTesseraError } from '../../../../common/errors.js';
 import { type CertificateTemplate, issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { parseCsr } from '../../../../common/pki/csr.js';
+import { parseCsr } from '../../../../common/pki/csr-parse.js';
 import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';

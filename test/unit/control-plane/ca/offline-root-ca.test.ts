@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { parseCsr } from '../../../../common/pki/csr.js';
+import { parseCsr } from '../../../../common/pki/csr-parse.js';
 import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';

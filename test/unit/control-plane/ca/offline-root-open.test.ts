@@ -7,7 +7,7 @@ import { Counter, Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { parseCsr } from '../../../../common/pki/csr.js';
+import { parseCsr } from '../../../../common/pki/csr-parse.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { systemClock } from '../../../../common/clock.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { parseCsr } from '../../../../common/pki/csr.js';
+import { parseCsr } from '../../../../common/pki/csr-parse.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';

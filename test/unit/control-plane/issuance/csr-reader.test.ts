@@ -6,7 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
-import { contextTag, oid, sequence, set, smallInteger, tlv, unsignedInteger } from '../../../../control-plane/src/ca/der-writer.js';
+import { contextTag, oid, sequence, set, smallInteger, tlv, unsignedInteger } from '../../../../common/pki/der-writer.js';
 import { readCsr } from '../../../../control-plane/src/issuance/csr-reader.js';
 
 const ECDSA_SHA256 = sequence(oid('1.2.840.10045.4.3.2'));

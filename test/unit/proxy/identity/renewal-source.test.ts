@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { beforeEach, describe, expect, test, vi } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { parseCsr } from '../../../../common/pki/csr.js';
+import { parseCsr } from '../../../../common/pki/csr-parse.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';

@@ -1,5 +1,6 @@
-// A minimal DER writer: just the types an X.509 leaf certificate needs, so SVIDs are built from bytes and
-// signed with node:crypto instead of going through a pure-JS ASN.1 library on the issuance path.
+// A minimal DER writer: just the types an X.509 leaf certificate and a PKCS#10 request need, so SVIDs (the CA) and
+// SVID requests (the proxy) are built from bytes and signed with node:crypto, without a pure-JS ASN.1 library on
+// the issuance path or in a sidecar's memory. The reader is der.ts.
 
 function lengthBytes(n: number): Buffer {
   if (n < 0x80) return Buffer.from([n]);
@@ -20,6 +21,15 @@ export const octetString = (b: Uint8Array): Buffer => tlv(0x04, b);
 /** Context-specific tag [n]: constructed (explicit wrapping) or primitive (implicit). */
 export const contextTag = (n: number, constructed: boolean, ...content: Uint8Array[]): Buffer => tlv((constructed ? 0xa0 : 0x80) | n, ...content);
 export const booleanTrue = (): Buffer => Buffer.from([0x01, 0x01, 0xff]);
+export const nullValue = (): Buffer => Buffer.from([0x05, 0x00]);
+export const utf8String = (text: string): Buffer => tlv(0x0c, Buffer.from(text, 'utf8'));
+/** PrintableString: the caller keeps to its alphabet (a country code). */
+export const printableString = (text: string): Buffer => tlv(0x13, Buffer.from(text, 'latin1'));
+/** IA5String content, for an IMPLICIT GeneralName (URI, DNS name): ASCII only, refused otherwise. */
+export function ia5Bytes(text: string): Buffer {
+  if (!/^[\x00-\x7f]*$/.test(text)) throw new RangeError(`not IA5 (ASCII) text: ${JSON.stringify(text)}`);
+  return Buffer.from(text, 'ascii');
+}
 
 /** BIT STRING with no unused bits (signatures, keys). */
 export const bitString = (b: Uint8Array): Buffer => tlv(0x03, Buffer.from([0]), b);

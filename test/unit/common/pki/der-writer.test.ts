@@ -1,7 +1,7 @@
 // The DER writer's encodings against known bytes (X.690): short and long lengths, INTEGER sign padding and
 // minimal form, OID base-128 arcs, and RFC 5280's switch from UTCTime to GeneralizedTime in 2050.
 import { describe, expect, test } from 'vitest';
-import { bitString, contextTag, extension, oid, sequence, smallInteger, time, tlv, unsignedInteger } from '../../../../control-plane/src/ca/der-writer.js';
+import { bitString, contextTag, extension, oid, sequence, smallInteger, time, tlv, unsignedInteger } from '../../../../common/pki/der-writer.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 
