@@ -29,6 +29,7 @@ export class IdleHeapTrim {
   readonly #deps: IdleHeapTrimDeps;
   #interval: unknown;
   #running = false;
+  #failed = false;
 
   constructor(deps: IdleHeapTrimDeps) {
     this.#deps = deps;
@@ -37,6 +38,7 @@ export class IdleHeapTrim {
   /** Trims once now (start-up), then checks every HEAP_TRIM_CHECK_MS. */
   async start(): Promise<void> {
     await this.#trim('startup');
+    if (this.#failed) return;
     this.#deps.loopBusy(); // the first period starts now, not at the start-up work the trim follows
     this.#interval ??= this.#deps.timers.setInterval(() => void this.check(), HEAP_TRIM_CHECK_MS);
   }
@@ -54,7 +56,7 @@ export class IdleHeapTrim {
   }
 
   async #trim(cause: HeapTrimCause): Promise<boolean> {
-    if (this.#running) return false;
+    if (this.#running || this.#failed) return false;
     this.#running = true;
     const t0 = this.#deps.nowMs();
     try {
@@ -62,6 +64,10 @@ export class IdleHeapTrim {
       this.#deps.onTrim?.(cause, this.#deps.nowMs() - t0);
       return true;
     } catch (e) {
+      // The door is shut for this process (a permission model without --allow-inspector, say): said once, not every
+      // period.
+      this.stop();
+      this.#failed = true;
       this.#deps.onError?.(e);
       return false;
     } finally {

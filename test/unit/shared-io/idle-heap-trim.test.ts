@@ -1,5 +1,5 @@
 // When a process gives memory back: once at start-up, then only after a whole quiet period with grown young space,
-// never while the loop is busy, never two at once, and nothing after stop().
+// never while the loop is busy, never two at once, nothing after stop(), and nothing more once a trim failed.
 import { describe, expect, test } from 'vitest';
 import { HEAP_TRIM_CHECK_MS, HEAP_TRIM_MIN_YOUNG_BYTES, HEAP_TRIM_QUIET_SHARE, type HeapTrimCause, IdleHeapTrim } from '../../../shared-io/idle-heap-trim.js';
 import { FakeTime } from '../../helpers/fake-time.js';
@@ -62,15 +62,26 @@ describe('IdleHeapTrim', () => {
     h.trimmer.stop();
   });
 
-  test('a failing trim is reported, not thrown, and the schedule goes on', async () => {
+  test('a failing trim is reported once, not thrown, and no trim is tried again', async () => {
     const h = harness();
     h.state.fail = true;
     await h.trimmer.start();
     expect(h.errors).toHaveLength(1);
-    h.state.fail = false;
+    expect(h.time.pending).toBe(0);
+    expect(await h.trimmer.check()).toBe(false);
     await h.period();
-    expect(h.trims).toEqual(['idle']);
-    h.trimmer.stop();
+    expect(h.calls()).toBe(1);
+    expect(h.errors).toHaveLength(1);
+  });
+
+  test('a trim that fails later stops the schedule', async () => {
+    const h = harness();
+    await h.trimmer.start();
+    h.state.fail = true;
+    h.state.young = 64 * 1024 * 1024;
+    await h.period();
+    expect(h.errors).toHaveLength(1);
+    expect(h.time.pending).toBe(0);
   });
 
   test('two checks at once run one trim', async () => {
