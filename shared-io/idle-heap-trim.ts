@@ -1,12 +1,18 @@
 // When a long-running process gives memory back: once right after start-up (the garbage of loading modules,
-// configs and the first snapshots), then whenever the event loop has been quiet for a whole check period while the
-// young generation still holds grown space (a burst of traffic that ended). Never under load: a trim is a full
-// stop-the-world collection (~10–30 ms here), and a process that stays busy would grow the space back at once.
+// configs and the first snapshots), then whenever the event loop has been quiet for a whole check period, and is
+// still quiet a second later, while the young generation holds grown space (a burst of traffic that ended). Never
+// under load: a trim is a full stop-the-world collection (30–110 ms on the bench VM), and a busy process would grow
+// the space back at once.
 import type { HeapTrim } from './heap-trim.js';
 import type { Timers } from './timers.js';
 
 /** How often the quiet is checked; also the shortest gap between two idle trims. */
 export const HEAP_TRIM_CHECK_MS = 30_000;
+/**
+ * After a quiet period, how long the quiet must last again before the trim: traffic that came back in the period's
+ * last moments (its share still low) would otherwise meet the pause. One timer, only while a trim is due.
+ */
+export const HEAP_TRIM_CONFIRM_MS = 1_000;
 /** A period counts as quiet when the loop was busy for less than this share of it (1 % = 300 ms in 30 s). */
 export const HEAP_TRIM_QUIET_SHARE = 0.01;
 /** Young space below this is what V8 keeps anyway after a trim and a little traffic: not worth a collection. */
@@ -28,6 +34,7 @@ export interface IdleHeapTrimDeps {
 export class IdleHeapTrim {
   readonly #deps: IdleHeapTrimDeps;
   #interval: unknown;
+  #confirm: unknown;
   #running = false;
   #failed = false;
 
@@ -40,19 +47,23 @@ export class IdleHeapTrim {
     await this.#trim('startup');
     if (this.#failed) return;
     this.#deps.loopBusy(); // the first period starts now, not at the start-up work the trim follows
-    this.#interval ??= this.#deps.timers.setInterval(() => void this.check(), HEAP_TRIM_CHECK_MS);
-  }
-
-  /** One period's decision; exported for the schedule's tests. */
-  async check(): Promise<boolean> {
-    const busy = this.#deps.loopBusy();
-    if (busy >= HEAP_TRIM_QUIET_SHARE || this.#deps.youngBytes() < HEAP_TRIM_MIN_YOUNG_BYTES) return false;
-    return this.#trim('idle');
+    this.#interval ??= this.#deps.timers.setInterval(() => this.#check(), HEAP_TRIM_CHECK_MS);
   }
 
   stop(): void {
     if (this.#interval !== undefined) this.#deps.timers.clearInterval(this.#interval);
+    if (this.#confirm !== undefined) this.#deps.timers.clearTimeout(this.#confirm);
     this.#interval = undefined;
+    this.#confirm = undefined;
+  }
+
+  #check(): void {
+    const quiet = this.#deps.loopBusy() < HEAP_TRIM_QUIET_SHARE; // also starts the confirmation's window
+    if (!quiet || this.#confirm !== undefined || this.#deps.youngBytes() < HEAP_TRIM_MIN_YOUNG_BYTES) return;
+    this.#confirm = this.#deps.timers.setTimeout(() => {
+      this.#confirm = undefined;
+      if (this.#deps.loopBusy() < HEAP_TRIM_QUIET_SHARE) void this.#trim('idle');
+    }, HEAP_TRIM_CONFIRM_MS);
   }
 
   async #trim(cause: HeapTrimCause): Promise<boolean> {
