@@ -18,6 +18,7 @@ import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -105,6 +106,7 @@ async function startApp(): Promise<number> {
 
 async function startH2App(): Promise<number> {
   const server = http2.createServer();
+  guardH2Server(server); // an app's stream reset by the proxy must not become an uncaught error in this worker
   server.on('stream', (stream, headers) => {
     stream.respond({ ':status': 200, 'content-type': 'application/json' });
     stream.end(JSON.stringify({ path: headers[':path'], version: '2', xff: headers['x-forwarded-for'] ?? null }));

@@ -15,6 +15,7 @@ import { type RunningControlPlane, startControlPlaneProcess, writeControlPlaneCo
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -81,6 +82,7 @@ async function startApps(): Promise<{ h1: number; h2: number }> {
     track(req.url ?? '/', () => res.end('ok\n'));
   });
   const h2 = http2.createServer();
+  guardH2Server(h2); // an app's stream reset by the proxy must not become an uncaught error in this worker
   h2.on('stream', (stream, headers) => {
     stream.resume();
     track(String(headers[':path']), () => {
