@@ -4,15 +4,13 @@
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
-import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import type { SignResult } from '../../../../control-plane/src/issuance/issuer.js';
-import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
+import type { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
 import { openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { makeTempDir } from '../../../helpers/run.js';
-import { type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
+import { openTestRevocations, type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
 
-const td = TrustDomain.parse(TD);
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 
 describe('serial bans and renewals', () => {
@@ -28,9 +26,8 @@ describe('serial bans and renewals', () => {
     const tmp = await makeTempDir();
     cleanup = tmp.cleanup;
     parts = await openTestCa(tmp.dir, clock);
-    const { store } = parts;
     changes = 0;
-    revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => changes++ });
+    revocations = await openTestRevocations(parts, clock, () => changes++);
     onCheckStored = async () => {};
     // The check before signing, with a hook to commit a ban right after it passed (the race a ban can meet).
     t = testIssuer(parts, clock, {

@@ -7,16 +7,14 @@ import { isTesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
 import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { canonicalSerial } from '../../../../common/pki/serial.js';
-import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import type { SignResult } from '../../../../control-plane/src/issuance/issuer.js';
-import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
+import type { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
 import { hashToken } from '../../../../control-plane/src/store/join-token.js';
 import { HOUR_MS, openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { makeTempDir } from '../../../helpers/run.js';
-import { type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
+import { openTestRevocations, type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
 
-const td = TrustDomain.parse(TD);
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 
 describe('Issuer: bans committed elsewhere, not yet in this replica’s memory', () => {
@@ -31,8 +29,7 @@ describe('Issuer: bans committed elsewhere, not yet in this replica’s memory',
     const tmp = await makeTempDir();
     cleanup = tmp.cleanup;
     parts = await openTestCa(tmp.dir, clock);
-    const { store } = parts;
-    const open = () => Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => {} });
+    const open = () => openTestRevocations(parts, clock);
     here = await open();
     there = await open();
     t = testIssuer(parts, clock, here);

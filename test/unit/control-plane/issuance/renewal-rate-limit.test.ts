@@ -13,11 +13,10 @@ import { K8sAttestation } from '../../../../control-plane/src/attestation/k8s-at
 import { K8sJwtAttestor } from '../../../../control-plane/src/attestation/k8s-jwt-attestor.js';
 import type { SignResult } from '../../../../control-plane/src/issuance/issuer.js';
 import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
-import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
 import { openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
 import { makeTempDir } from '../../../helpers/run.js';
-import { type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
+import { openTestRevocations, type TestIssuer, testIssuer } from '../../../helpers/test-issuer.js';
 
 const td = TrustDomain.parse(TD);
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -34,8 +33,7 @@ describe('issuance rate limit per pod', () => {
     const tmp = await makeTempDir();
     cleanup = tmp.cleanup;
     parts = await openTestCa(tmp.dir, clock);
-    const { store } = parts;
-    const revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => {} });
+    const revocations = await openTestRevocations(parts, clock);
     // Kubernetes attestation with real projected tokens, signed against a JWKS file.
     const pair = await generateJoseKeys('ES256');
     k8sKey = pair.privateKey;
