@@ -16,6 +16,7 @@ import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
+import { h2Frame } from '../helpers/raw-h2-app.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -193,7 +194,7 @@ function open(kind: Kind, rawTcp = false): Promise<RawConn> {
         const f = { type: conn.data[3]!, flags: conn.data[4]!, stream: conn.data.readUInt32BE(5) & 0x7fffffff, payload: conn.data.subarray(9, 9 + len) };
         conn.frames.push(f);
         // Acknowledge the server's SETTINGS as real clients do: nghttp2 applies its own limits once acknowledged.
-        if (f.type === SETTINGS && (f.flags & 1) === 0 && !socket.destroyed) socket.write(frame(SETTINGS, 1, 0, Buffer.alloc(0)));
+        if (f.type === SETTINGS && (f.flags & 1) === 0 && !socket.destroyed) socket.write(h2Frame(SETTINGS, 1, 0, Buffer.alloc(0)));
         conn.data = conn.data.subarray(9 + len);
       }
     });
@@ -209,15 +210,6 @@ function open(kind: Kind, rawTcp = false): Promise<RawConn> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const b = Buffer.alloc(9 + payload.length);
-  b.writeUIntBE(payload.length, 0, 3);
-  b[3] = type;
-  b[4] = flags;
-  b.writeUInt32BE(stream, 5);
-  payload.copy(b, 9);
-  return b;
-}
 const DATA = 0;
 const HEADERS = 1;
 const RST_STREAM = 3;
@@ -260,7 +252,7 @@ function requestBlock(kind: Kind, path: string, extra: Buffer = Buffer.alloc(0))
  */
 async function h2Open(kind: Kind, early = false): Promise<RawConn> {
   const c = await open(kind);
-  c.socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
+  c.socket.write(Buffer.concat([PREFACE, h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
   for (let i = 0; !early && i < 50 && serverSetting(c, 0x3) === undefined && !c.closed; i++) await sleep(20);
   return c;
 }
@@ -325,7 +317,7 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
   test.sequential('a HEADERS frame whose payload is trickled one byte every 100 ms is cut at headersTimeout, never reaching the app', async () => {
     const path = `/v1/${tag('trickled-headers')}`;
     const c = await h2Open(kind);
-    const f = frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, path, literal('x-slow', 'v'.repeat(100))));
+    const f = h2Frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, path, literal('x-slow', 'v'.repeat(100))));
     c.socket.write(f.subarray(0, 12)); // the frame header and the first bytes of the block
     await trickle(c, f.subarray(12), 100);
     expect(await c.closedWithin(CUT_MS)).toBe(true);
@@ -339,10 +331,10 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     // Six fragments: fewer frames than nghttp2's CONTINUATION flood limit, so only a headers deadline can cut it.
     const block = requestBlock(kind, path, literal('x-slow', 'v'.repeat(60)));
     const size = Math.ceil(block.length / 6);
-    c.socket.write(frame(HEADERS, END_STREAM, 1, block.subarray(0, size)));
+    c.socket.write(h2Frame(HEADERS, END_STREAM, 1, block.subarray(0, size)));
     for (let at = size; at < block.length && !c.closed; at += size) {
       await sleep(600);
-      if (!c.closed) c.socket.write(frame(CONTINUATION, at + size >= block.length ? END_HEADERS : 0, 1, block.subarray(at, at + size)));
+      if (!c.closed) c.socket.write(h2Frame(CONTINUATION, at + size >= block.length ? END_HEADERS : 0, 1, block.subarray(at, at + size)));
     }
     expect(await c.closedWithin(CUT_MS)).toBe(true);
     expect(c.closedAtMs).toBeLessThan(CUT_MS + 500);
@@ -352,7 +344,7 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
   test.sequential('a session that sends the preface and pings but never a request is cut at headersTimeout', async () => {
     const c = await h2Open(kind);
     for (let i = 0; i < 40 && !c.closed; i++) {
-      c.socket.write(frame(PING, 0, 0, Buffer.alloc(8, i)));
+      c.socket.write(h2Frame(PING, 0, 0, Buffer.alloc(8, i)));
       await sleep(100);
     }
     expect(await c.closedWithin(CUT_MS)).toBe(true);
@@ -361,10 +353,10 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
 
   test.sequential('after a complete first request, a trickled second one still has to finish its headers in time', async () => {
     const c = await h2Open(kind);
-    c.socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, `/v1/${tag('first')}`)));
+    c.socket.write(h2Frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, `/v1/${tag('first')}`)));
     for (let i = 0; i < 50 && !c.frames.some((f) => f.type === HEADERS && f.stream === 1); i++) await sleep(50);
     const path = `/v1/${tag('second-slow')}`;
-    const f = frame(HEADERS, END_STREAM | END_HEADERS, 3, requestBlock(kind, path, literal('x-slow', 'v'.repeat(100))));
+    const f = h2Frame(HEADERS, END_STREAM | END_HEADERS, 3, requestBlock(kind, path, literal('x-slow', 'v'.repeat(100))));
     const t0 = Date.now();
     c.socket.write(f.subarray(0, 12));
     await trickle(c, f.subarray(12), 100);
@@ -376,12 +368,12 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
   test.sequential('a slow response and an idle gap longer than headersTimeout do not cut the session (only idleTimeout does)', async () => {
     const c = await h2Open(kind);
     const answered = (id: number) => c.frames.some((f) => f.stream === id && (f.flags & END_STREAM) !== 0 && (f.type === DATA || f.type === HEADERS));
-    c.socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, `/v1/slow?ms=1500&tag=${tag('long')}`)));
+    c.socket.write(h2Frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, `/v1/slow?ms=1500&tag=${tag('long')}`)));
     for (let i = 0; i < 60 && !answered(1) && !c.closed; i++) await sleep(50);
     expect(answered(1)).toBe(true);
     await sleep(1_800); // idle with no open stream: more than headersTimeout plus a sweep
     expect(c.closed).toBe(false);
-    c.socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 3, requestBlock(kind, `/v1/again?tag=${tag('long')}`)));
+    c.socket.write(h2Frame(HEADERS, END_STREAM | END_HEADERS, 3, requestBlock(kind, `/v1/again?tag=${tag('long')}`)));
     for (let i = 0; i < 60 && !answered(3) && !c.closed; i++) await sleep(50);
     expect(answered(3)).toBe(true);
     c.socket.destroy();
@@ -393,7 +385,7 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     // All at once, before the server's SETTINGS can have been acknowledged: the cap must hold from the first frame.
     const total = MAX_STREAMS + 150;
     const burst: Buffer[] = [];
-    for (let i = 0; i < total; i++) burst.push(frame(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, requestBlock(kind, `/v1/slow?ms=800&tag=${t}&i=${i}`)));
+    for (let i = 0; i < total; i++) burst.push(h2Frame(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, requestBlock(kind, `/v1/slow?ms=800&tag=${t}&i=${i}`)));
     c.socket.write(Buffer.concat(burst));
     const answered = () => new Set(c.frames.filter((f) => (f.type === HEADERS || f.type === RST_STREAM) && f.stream > 0).map((f) => f.stream)).size;
     for (let i = 0; i < 60 && answered() < total && !c.closed; i++) await sleep(100);
@@ -413,7 +405,7 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     const path = `/v1/${tag('big-headers')}`;
     const c = await h2Open(kind);
     expect(serverSetting(c, 0x6)).toBe(4096);
-    c.socket.write(frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, path, literal('x-big', 'b'.repeat(8_000)))));
+    c.socket.write(h2Frame(HEADERS, END_STREAM | END_HEADERS, 1, requestBlock(kind, path, literal('x-big', 'b'.repeat(8_000)))));
     for (let i = 0; i < 30 && !c.closed && !c.frames.some((f) => f.stream === 1 && (f.type === RST_STREAM || f.type === HEADERS)) && !c.frames.some((f) => f.type === GOAWAY); i++) await sleep(100);
     const answer = c.frames.find((f) => f.stream === 1 && (f.type === RST_STREAM || f.type === HEADERS || f.type === DATA));
     const status = answer?.type === HEADERS ? answer.payload : null;
@@ -449,7 +441,7 @@ describe('control plane gRPC server', () => {
 
   test('a first call whose headers are trickled is cut at limits.headersTimeout and counted', async () => {
     const c = await h2Open(cpKind());
-    const f = frame(HEADERS, END_HEADERS, 1, Buffer.concat([watchCall(), literal('x-slow', 'v'.repeat(60))]));
+    const f = h2Frame(HEADERS, END_HEADERS, 1, Buffer.concat([watchCall(), literal('x-slow', 'v'.repeat(60))]));
     c.socket.write(f.subarray(0, 12));
     for (let i = 12; i < f.length && !c.closed; i++) {
       c.socket.write(f.subarray(i, i + 1));
@@ -463,7 +455,7 @@ describe('control plane gRPC server', () => {
 
   test('a connection that makes its first call in time is not cut by the headers deadline', async () => {
     const c = await h2Open(cpKind());
-    c.socket.write(frame(HEADERS, END_HEADERS | END_STREAM, 1, watchCall()));
+    c.socket.write(h2Frame(HEADERS, END_HEADERS | END_STREAM, 1, watchCall()));
     // Well past the 500 ms deadline: only the 60 s idle close may end it.
     expect(await c.closedWithin(2_000)).toBe(false);
     expect(c.frames.some((fr) => fr.type === HEADERS && fr.stream === 1)).toBe(true);
