@@ -14,6 +14,8 @@ export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-opt
 
 /** Frames that carry nothing (PING, empty DATA, zero window updates, frames for closed streams) allowed per sweep. */
 const EMPTY_FRAME_BUDGET = 2_000;
+/** Stream ids are 31-bit, as HTTP/2's: the dialer stops opening below this, and a peer's SYN above it is a fault. */
+const MAX_STREAM_ID = 0x7fff_ffff;
 /** Bytes queued for the socket beyond which writers are told to wait. */
 const HIGH_WATER = 1 << 20;
 /**
@@ -27,7 +29,11 @@ export class MuxSession implements StreamPort {
   readonly socket: Socket;
   readonly #o: MuxSessionOptions;
   readonly #streams = new Map<number, MuxStream>();
-  #buf: Buffer | null = null;
+  /** The bytes of a frame not yet whole, as read (joined once it is: a frame sent a byte per record costs linear). */
+  #partial: Buffer[] = [];
+  #partialBytes = 0;
+  /** How many bytes the partial frame needs in all: its header, then header and payload once the header is in. */
+  #partialNeeds = 0;
   readonly #out = new FrameWriter();
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
@@ -92,7 +98,7 @@ export class MuxSession implements StreamPort {
 
   /** Client: may open a stream now (ready, not going away, under the server's limit). */
   get canOpen(): boolean {
-    return this.#ready && !this.#ended && !this.#goneAway && !this.#peerGoneAway && this.#streams.size < this.#peerMaxStreams && this.#nextId < 0x7fff_ffff;
+    return this.#ready && !this.#ended && !this.#goneAway && !this.#peerGoneAway && this.#streams.size < this.#peerMaxStreams && this.#nextId < MAX_STREAM_ID;
   }
 
   /**
@@ -258,9 +264,13 @@ export class MuxSession implements StreamPort {
     this.#o.onRead?.();
     this.#lastReadMs = this.#o.nowMs();
     let b = chunk;
-    if (this.#buf) {
-      b = Buffer.concat([this.#buf, chunk]);
-      this.#buf = null;
+    if (this.#partialBytes > 0) {
+      this.#partial.push(chunk);
+      this.#partialBytes += chunk.length;
+      if (this.#partialBytes < this.#partialNeeds) return;
+      b = Buffer.concat(this.#partial, this.#partialBytes);
+      this.#partial = [];
+      this.#partialBytes = 0;
     }
     let at = 0;
     while (b.length - at >= HEADER_BYTES && !this.#ended) {
@@ -280,7 +290,13 @@ export class MuxSession implements StreamPort {
       at += HEADER_BYTES + len;
       this.#frame(type, flags, code, stream, length, payload);
     }
-    if (at < b.length && !this.#ended) this.#buf = b.subarray(at);
+    if (at < b.length && !this.#ended) {
+      const rest = b.subarray(at);
+      this.#partial = [rest];
+      this.#partialBytes = rest.length;
+      // The loop above checked a whole header's DATA length against MAX_DATA_PAYLOAD already.
+      this.#partialNeeds = rest.length < HEADER_BYTES ? HEADER_BYTES : HEADER_BYTES + (rest[0] === FrameType.Data ? rest.readUInt32BE(8) : 0);
+    }
   }
 
   #frame(type: number, flags: number, code: number, id: number, length: number, payload: Buffer | null): void {
@@ -290,19 +306,23 @@ export class MuxSession implements StreamPort {
         const s = this.#streamFor(id, flags);
         if (s === undefined) return;
         if (type === FrameType.WindowUpdate) {
-          if (length === 0 && !(flags & Flag.Syn)) this.#empty();
+          if (length === 0) this.#empty();
           if (s && length > 0) s.onWindowUpdate(length);
           return;
         }
         if (!s) return;
-        if (payload) s.onData(payload);
-        else if (!(flags & (Flag.Fin | Flag.Rst | Flag.Syn))) this.#empty();
-        if (flags & Flag.Rst) {
-          // Resets count against the budget too: opening and resetting streams in a loop (HTTP/2's rapid reset)
-          // makes work for nothing.
+        // What carries nothing counts against the flood budget: a DATA frame with no payload and no flag, anything
+        // but a reset after the peer ended its side, a reset, and an end of a stream that carried no byte. Opening and
+        // closing streams in a loop, by reset (HTTP/2's rapid reset) or by FIN, makes work for nothing. The SYN
+        // that opens a stream, and the FIN that ends one that carried a request or an answer, do not count.
+        const rst = (flags & Flag.Rst) !== 0;
+        if (s.remoteEnded && !rst) {
           this.#empty();
-          s.onReset(code, `peer reset the stream (code ${code})`);
+          return;
         }
+        if (payload) s.onData(payload);
+        if (rst || (!payload && !(flags & (Flag.Fin | Flag.Syn))) || ((flags & Flag.Fin) !== 0 && !s.carried)) this.#empty();
+        if (rst) s.onReset(code, `peer reset the stream (code ${code})`);
         else if (flags & Flag.Fin) s.onFin();
         return;
       }
@@ -355,7 +375,7 @@ export class MuxSession implements StreamPort {
     }
     if (flags & Flag.Syn) {
       if (this.#o.role === 'client') return void this.#fail(MuxCode.Protocol, 'stream_id', 'the server opened a stream');
-      if (id % 2 === 0 || id <= this.#lastPeerId) return void this.#fail(MuxCode.Protocol, 'stream_id', `stream id ${id} not new and odd`);
+      if (id % 2 === 0 || id <= this.#lastPeerId || id > MAX_STREAM_ID) return void this.#fail(MuxCode.Protocol, 'stream_id', `stream id ${id} not new, odd and below 2^31`);
       this.#lastPeerId = id;
       // Refused: over the limit, or draining and the dialer has seen the GOAWAY (its drain PING came back).
       if (this.#streams.size >= this.#o.maxStreams || this.#peerGoneAway || (this.#goneAway && this.#drainPing === 0)) {
@@ -369,8 +389,9 @@ export class MuxSession implements StreamPort {
       this.#o.onStream?.(s);
       return s;
     }
-    const known = this.#o.role === 'server' ? id <= this.#lastPeerId : id < this.#nextId;
-    if (!known || id === 0) return void this.#fail(MuxCode.Protocol, 'stream_id', `frame for stream ${id}, never opened`);
+    // Only the dialer opens streams, all with odd ids: an even id was never opened, whatever its size.
+    const known = id % 2 === 1 && (this.#o.role === 'server' ? id <= this.#lastPeerId : id < this.#nextId);
+    if (!known) return void this.#fail(MuxCode.Protocol, 'stream_id', `frame for stream ${id}, never opened`);
     this.#empty();
     return null;
   }

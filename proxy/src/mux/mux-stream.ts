@@ -55,6 +55,8 @@ export class MuxStream extends EventEmitter {
   #finPending = false;
   #localEnded = false;
   #remoteEnded = false;
+  /** The peer sent at least one byte on this stream (a stream it opens and ends empty made work for nothing). */
+  #carried = false;
   #endEmitted = false;
   #destroyed = false;
 
@@ -63,6 +65,15 @@ export class MuxStream extends EventEmitter {
     super();
     this.id = id;
     this.#port = port;
+  }
+
+  /** Whether the peer has sent any byte, and whether it has ended its side: what the session's flood budget reads. */
+  get carried(): boolean {
+    return this.#carried;
+  }
+
+  get remoteEnded(): boolean {
+    return this.#remoteEnded;
   }
 
   get remoteAddress(): string | undefined {
@@ -205,6 +216,7 @@ export class MuxStream extends EventEmitter {
       return;
     }
     this.#recvWindow -= payload.length;
+    this.#carried = true;
     if (this.#paused || this.#pendingIn.length > 0) this.#pendingIn.push(payload);
     else this.#deliver(payload);
   }

@@ -2,7 +2,7 @@
 // fault of the peer ends the session with a GOAWAY carrying the right code, onEnd with the right reason, the socket
 // closed, nothing thrown; a PING flood is answered, but only up to the budget; a flood of frames that carry nothing
 // ends the session; a fresh session on the same server still works afterwards.
-import { afterEach, describe, expect, test } from 'vitest';
+import { afterEach, describe, expect, test, vi } from 'vitest';
 import { Flag, FrameType, MAX_DATA_PAYLOAD, MAX_WINDOW, MuxCode, STREAM_WINDOW } from '../../../../proxy/src/mux/mux-frame.js';
 import { type MuxEndReason, MuxSession } from '../../../../proxy/src/mux/mux-session.js';
 import type { MuxStream } from '../../../../proxy/src/mux/mux-stream.js';
@@ -91,6 +91,11 @@ describe('a peer at fault ends the session with GOAWAY, never the process', () =
     ['2,001 empty DATA frames on an open stream', () => [syn(1), empties(2_001, () => data(1, Buffer.alloc(0)))], MuxCode.Flood, 'flood'],
     ['2,001 zero WINDOW_UPDATEs', () => [syn(1), empties(2_001, () => frame(FrameType.WindowUpdate, 0, 0, 1, 0))], MuxCode.Flood, 'flood'],
     ['2,001 frames for a stream that ended', () => [syn(1), frame(FrameType.Data, Flag.Rst, MuxCode.Cancel, 1, 0), empties(2_001, () => data(1, Buffer.from('late')))], MuxCode.Flood, 'flood'],
+    ['2,001 FINs on a stream whose peer side already ended', () => [syn(1, Buffer.from('GET')), data(1, Buffer.alloc(0), Flag.Fin), empties(2_001, () => data(1, Buffer.alloc(0), Flag.Fin))], MuxCode.Flood, 'flood'],
+    ['2,001 late DATA frames with bytes on a stream whose peer side ended', () => [syn(1, Buffer.from('GET')), data(1, Buffer.alloc(0), Flag.Fin), empties(2_001, () => data(1, Buffer.from('x')))], MuxCode.Flood, 'flood'],
+    ['DATA for an even stream id below the highest opened', () => [syn(5), data(2, Buffer.from('GET / HTTP/1.1\r\n\r\n'))], MuxCode.Protocol, 'stream_id'],
+    ['a WINDOW_UPDATE for an even stream id below the highest opened', () => [syn(5), frame(FrameType.WindowUpdate, 0, 0, 4, 100)], MuxCode.Protocol, 'stream_id'],
+    ['a SYN with an id above 2^31-1', () => [frame(FrameType.Data, Flag.Syn, 0, 0xffff_ffff, 0)], MuxCode.Protocol, 'stream_id'],
   ])('%s', async (_name, frames, code, reason) => {
     const s = await served();
     s.raw.write(...frames());
@@ -221,6 +226,38 @@ describe('floods', () => {
     expect(s.ended).toEqual(['flood']);
   });
 
+  // Rapid reset by another name: streams opened and ended with nothing on them. The stream limit is high here so
+  // that no SYN is refused (refusals count on their own): only the empty streams themselves can end the session.
+  test.each<[string, (id: number) => Buffer]>([
+    ['SYN|FIN in one frame', (id) => frame(FrameType.Data, Flag.Syn | Flag.Fin, 0, id, 0)],
+    ['an empty SYN, then an empty FIN', (id) => Buffer.concat([syn(id), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
+    ['an empty WINDOW_UPDATE|SYN, then an empty FIN', (id) => Buffer.concat([frame(FrameType.WindowUpdate, Flag.Syn, 0, id, 0), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
+  ])('streams opened and ended empty, thousands in one go, end the session as a flood: %s', async (_name, openClose) => {
+    const s = await served({ maxStreams: 5_000 });
+    let id = -1;
+    s.raw.write(
+      empties(3_000, () => {
+        id += 2;
+        return openClose(id);
+      }),
+    );
+    await expectFault(s, MuxCode.Flood, 'flood');
+    expect(s.streams.length).toBeLessThan(3_000);
+  });
+
+  test('streams that carry a request and end with FIN are no flood, thousands of them', async () => {
+    const s = await served({ maxStreams: 5_000 });
+    let id = -1;
+    s.raw.write(
+      empties(3_000, () => {
+        id += 2;
+        return Buffer.concat([syn(id), data(id, Buffer.from('GET / HTTP/1.1\r\n\r\n')), frame(FrameType.Data, Flag.Fin, 0, id, 0)]);
+      }),
+    );
+    await until('every stream opened', () => s.streams.length === 3_000 || s.session.ended, 5_000);
+    expect(s.ended).toEqual([]);
+  });
+
   test('rapid reset: streams opened and reset at once, thousands in one go, end the session as a flood', async () => {
     const s = await served();
     let id = -1;
@@ -279,6 +316,48 @@ describe('drain against a raw dialer', () => {
     await until('closed', () => s.raw.closed);
     expect(s.ended).toEqual(['closed']);
   });
+});
+
+test('a client-role session ends at a frame for an even stream id it never opened, below the ids it did open', async () => {
+  for (const bad of [data(2, Buffer.from('abc')), frame(FrameType.Data, Flag.Fin, 0, 4, 0), frame(FrameType.WindowUpdate, 0, 0, 2, 100)]) {
+    const pair = await tcpPair();
+    pairs.push(pair);
+    const ended: MuxEndReason[] = [];
+    const session = new MuxSession(pair.client, { role: 'client', nowMs: () => Date.now(), maxStreams: 0, keepaliveIntervalMs: 60_000, keepaliveTimeoutMs: 60_000, onEnd: (r) => ended.push(r) });
+    const raw = new RawPeer(pair.server);
+    raw.write(frame(FrameType.Settings, 0, 0, 0, 10));
+    await until('ready', () => session.ready);
+    for (let i = 0; i < 3; i++) session.open().on('error', () => undefined); // streams 1, 3, 5
+    await raw.next('the third SYN', (f) => f.stream === 5);
+    raw.write(bad);
+    const goaway = await raw.next('GOAWAY', (f) => f.type === FrameType.GoAway);
+    expect(goaway.code).toBe(MuxCode.Protocol);
+    expect(ended).toEqual(['stream_id']);
+  }
+});
+
+test('a frame sent a byte at a time is joined once, not once per byte (linear work, not quadratic)', async () => {
+  const s = await served();
+  const bytes = syn(1, Buffer.alloc(4_096, 0x61));
+  const concat = vi.spyOn(Buffer, 'concat');
+  try {
+    for (let i = 0; i < bytes.length; i += 1) {
+      s.raw.write(bytes.subarray(i, i + 1));
+      if (i % 64 === 0) await s.nextRead();
+    }
+    await until('the stream opened', () => s.streams.length === 1);
+    // Before: one concat per read while the frame was partial (at least one per 64 bytes here). Allow a few.
+    expect(concat.mock.calls.length).toBeLessThan(16);
+  } finally {
+    concat.mockRestore();
+  }
+  let got = 0;
+  s.streams[0]!.on('data', (d: Buffer) => {
+    got += d.length;
+  });
+  s.streams[0]!.resume();
+  await until('its 4 KiB read', () => got === 4_096);
+  expect(s.ended).toEqual([]);
 });
 
 test('a client-role session refuses a stream the server tries to open, and SETTINGS allowing no stream', async () => {
