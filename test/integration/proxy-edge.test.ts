@@ -154,6 +154,18 @@ describe('edge', () => {
     expect(body.headers['cf-connecting-ip']).toBeUndefined();
   });
 
+  test('certificate identity, forwarding, Envoy and method or path override fields from a client never reach the app (HTTP/1.1 and HTTP/2)', async () => {
+    const forged = ['client-cert: :Zm9v:', 'client-cert-chain: :Zm9v:', 'x-ssl-client-verify: SUCCESS', 'ssl_client_s_dn: CN=admin', 'x-client-cert: forged', 'x-amzn-mtls-clientcert: forged', 'x-arr-clientcert: forged', 'x-forwarded-tls-client-cert: forged', 'x-forwarded-port: 1', 'x-forwarded-ssl: on', 'x-forwarded-scheme: http', 'x-forwarded-prefix: /evil', 'x-forwarded: for=6.6.6.6', 'x-original-url: /admin', 'x-rewrite-url: /admin', 'x-envoy-external-address: 6.6.6.6', 'x-http-method-override: DELETE', 'x_method_override: DELETE'];
+    for (const version of ['--http1.1', '--http2']) {
+      const r = await curl([version, ...forged.flatMap((h) => ['-H', h]), ...as('alice', 'plain.example.test', '/')]);
+      const body = JSON.parse(r.stdout) as { app: string; headers: Record<string, string> };
+      expect(body.app).toBe('plain');
+      const got = Object.keys(body.headers);
+      expect(got.filter((k) => /cert|ssl|tls|original|rewrite|envoy|override|method/.test(k) && k !== 'x-forwarded-client-cert'), version).toEqual([]);
+      expect(got.filter((k) => k.startsWith('x-forwarded')).sort(), version).toEqual(['x-forwarded-client-cert', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto']);
+    }
+  });
+
   test('the client identity reaches the upstream in x-forwarded-client-cert; a forged one is replaced', async () => {
     const r = await curl(['-H', 'x-forwarded-client-cert: URI=spiffe://evil/x', ...as('alice', 'plain.example.test', '/')]);
     const body = JSON.parse(r.stdout) as { app: string; headers: Record<string, string> };

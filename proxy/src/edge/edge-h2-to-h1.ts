@@ -19,7 +19,7 @@ import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
 
 /** Connection-specific or the edge's to set: never copied from the client request. */
-const DROP_REQUEST = new FieldNames(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings', ...EDGE_CLIENT_DROP]);
+const DROP_REQUEST = EDGE_CLIENT_DROP.with(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings']);
 
 export interface BridgeResult {
   readonly status: number;

@@ -6,14 +6,14 @@ import type { TLSSocket } from 'node:tls';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
 import { Http1Session } from '../http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
-import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
+import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { type EdgeExchange, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
 
 /** Set by the edge from the real connection, or the edge's to set: never taken from the client. */
-const STRIP: ReadonlySet<string> = new FieldNames([...EDGE_CLIENT_DROP, 'http2-settings']);
+const STRIP: ReadonlySet<string> = EDGE_CLIENT_DROP.with(['http2-settings']);
 
 export interface EdgeHttp1Deps {
   readonly d: ListenerDeps;

@@ -2,7 +2,7 @@
 // -Host, X-Real-IP). What a client sent is replaced, unless the client is one of the configured trusted proxies, in
 // which case the chain is extended and the other client-address fields it sent pass. Pure.
 import { isIP } from 'node:net';
-import { CLIENT_ADDRESS_FIELDS } from '../listeners/app-owned-fields.js';
+import { TRUSTED_PROXY_FIELDS } from '../listeners/app-owned-fields.js';
 
 export interface ForwardedInput {
   readonly remoteAddress: string;
@@ -10,7 +10,7 @@ export interface ForwardedInput {
   readonly incomingXff: string | undefined;
   readonly incomingForwarded: string | undefined;
   readonly incomingProto: string | undefined;
-  /** The client-address fields (CLIENT_ADDRESS_FIELDS) the client sent, by name; read only from a trusted proxy. */
+  /** The client-address and forwarding fields (TRUSTED_PROXY_FIELDS) the client sent, by name; read only from a trusted proxy. */
   readonly incomingClientAddress?: Readonly<Record<string, string>>;
   readonly trusted: boolean;
 }
@@ -39,10 +39,10 @@ export function forwardedHeaders(i: ForwardedInput): Record<string, string> {
   return out;
 }
 
-/** The client-address fields a trusted proxy sent, read with `get` (a header lookup), by name. */
+/** The client-address and forwarding fields a trusted proxy sent, read with `get` (a header lookup), by name. */
 export function clientAddressOf(get: (name: string) => string | undefined): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of CLIENT_ADDRESS_FIELDS) {
+  for (const name of TRUSTED_PROXY_FIELDS) {
     const v = get(name);
     if (v !== undefined) out[name] = v;
   }

@@ -16,25 +16,34 @@
 export class FieldNames extends Set<string> {
   /** The listed names with a `-` in them, by length: what a name that is not listed as such is compared with. */
   readonly #folded = new Map<number, string[]>();
+  /** Families by prefix (`x-envoy-`): every name that starts so, in any folded spelling, is in the set. */
+  readonly #prefixes: readonly string[];
 
-  constructor(names: Iterable<string>) {
+  constructor(names: Iterable<string>, prefixes: readonly string[] = []) {
     super(names);
+    this.#prefixes = prefixes;
     for (const n of this) if (n.includes('-')) this.#folded.set(n.length, [...(this.#folded.get(n.length) ?? []), n]);
+  }
+
+  /** These names and prefixes and `names`: the way to widen a set (spreading one into a new set loses its rules). */
+  with(names: Iterable<string>): FieldNames {
+    return new FieldNames([...this, ...names], this.#prefixes);
   }
 
   override has(name: string): boolean {
     if (super.has(name)) return true;
+    for (const prefix of this.#prefixes) if (name.length >= prefix.length && foldsTo(name, prefix, prefix.length)) return true;
     // Asked of every field of every message: a length lookup first, so most names cost nothing more.
     const same = this.#folded.get(name.length);
     if (same === undefined) return false;
-    for (const listed of same) if (foldsTo(name, listed)) return true;
+    for (const listed of same) if (foldsTo(name, listed, name.length)) return true;
     return false;
   }
 }
 
-/** Whether `name` is `listed` with some of its dashes written as other characters that are not letters or digits. */
-function foldsTo(name: string, listed: string): boolean {
-  for (let i = 0; i < name.length; i++) {
+/** Whether the first `n` characters of `name` are `listed`'s, some dashes written as other non-alphanumerics. */
+function foldsTo(name: string, listed: string, n: number): boolean {
+  for (let i = 0; i < n; i++) {
     const c = name.charCodeAt(i);
     const l = listed.charCodeAt(i);
     if (c === l) continue;
@@ -63,5 +72,31 @@ export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([.
  */
 export const CLIENT_ADDRESS_FIELDS: readonly string[] = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for'];
 
-/** What an edge never takes from an outside client: the above, and the forwarding fields it sets from the connection. */
-export const EDGE_CLIENT_DROP: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...CLIENT_ADDRESS_FIELDS]);
+/**
+ * How and where a request reached the front of the system, beside X-Forwarded-Proto and -Host (which the edge sets):
+ * frameworks build URLs, scheme checks and redirects from them (Rails, Spring, Django read -Port, -Ssl, -Scheme,
+ * -Prefix), and some stacks act on another path than the request's (IIS and older Symfony and Zend read
+ * X-Original-URL and X-Rewrite-URL), a path the policy never saw. Dropped from outside clients, a trusted proxy's pass.
+ */
+export const FORWARDING_FIELDS: readonly string[] = ['x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x-original-host', 'x-original-url', 'x-original-uri', 'x-rewrite-url'];
+
+/** What a trusted proxy's request keeps at the edge (forwarded-headers.ts reads them from it). */
+export const TRUSTED_PROXY_FIELDS: readonly string[] = [...CLIENT_ADDRESS_FIELDS, ...FORWARDING_FIELDS];
+
+/**
+ * Where TLS terminators hand an app the client certificate's identity: RFC 9440's Client-Cert and Client-Cert-Chain,
+ * nginx's and Apache's X-SSL-Client-* and SSL_CLIENT_*, AWS's X-Amzn-Mtls-*, IIS ARR's X-ARR-ClientCert, Traefik's
+ * X-Forwarded-Tls-Client-Cert*. At the edge Tessera is the terminator and x-forwarded-client-cert its one statement
+ * of a client's certificate, so these are dropped from every client, trusted proxies too.
+ */
+export const CLIENT_CERT_FIELD_PREFIXES: readonly string[] = ['client-cert', 'x-client-cert', 'x-client-verify', 'x-client-s-dn', 'x-client-i-dn', 'x-client-dn', 'x-ssl-', 'ssl-client-', 'x-tls-client-', 'x-client-tls-', 'x-amzn-mtls-', 'x-arr-clientcert'];
+
+/** Fields that tell an app to act on another method than the request's, the one the policy decided on. */
+export const METHOD_OVERRIDE_FIELDS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+
+/**
+ * What an edge never takes from an outside client: identity and trace fields, the forwarding fields it sets from the
+ * connection, the two lists above (a trusted proxy's forwarding fields are put back), every other X-Forwarded-*
+ * and Envoy's x-envoy-* (Envoy drops those from external clients too), certificate identity and method overrides.
+ */
+export const EDGE_CLIENT_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...TRUSTED_PROXY_FIELDS, ...METHOD_OVERRIDE_FIELDS], ['x-forwarded-', 'x-envoy-', ...CLIENT_CERT_FIELD_PREFIXES]);

@@ -26,6 +26,17 @@ describe('forwardedHeaders', () => {
     expect(h.forwarded).toBe('for="[::1]";proto=https;host=a.example');
   });
 
+  test('a trusted proxy keeps its forwarding fields (port, prefix, original URL); an outside client\'s are not read', () => {
+    const sent: Record<string, string> = { 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop', 'x-original-url': '/admin', 'x-ssl-client-verify': 'SUCCESS' };
+    const read = clientAddressOf((n) => sent[n]);
+    expect(read).toEqual({ 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop', 'x-original-url': '/admin' });
+    const trusted = forwardedHeaders({ remoteAddress: '10.0.0.1', host: 'a.example', incomingXff: undefined, incomingForwarded: undefined, incomingProto: undefined, trusted: true, incomingClientAddress: read });
+    expect(trusted['x-forwarded-prefix']).toBe('/shop');
+    const outside = forwardedHeaders({ remoteAddress: '10.0.0.1', host: 'a.example', incomingXff: undefined, incomingForwarded: undefined, incomingProto: undefined, trusted: false, incomingClientAddress: read });
+    expect(outside['x-forwarded-prefix']).toBeUndefined();
+    expect(outside['x-original-url']).toBeUndefined();
+  });
+
   test('clientAddressOf reads only the client-address fields', () => {
     expect(clientAddressOf(get)).toEqual({ 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.7' });
   });

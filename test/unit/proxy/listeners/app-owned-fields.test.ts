@@ -23,4 +23,32 @@ describe('FieldNames', () => {
     expect(s.has('http2_settings')).toBe(true);
     expect(s.has('x_forwarded_client_cert')).toBe(true);
   });
+
+  test('with() widens a set and keeps its prefixes', () => {
+    const s = EDGE_CLIENT_DROP.with(['http2-settings']);
+    expect(s.has('http2_settings')).toBe(true);
+    expect(s.has('x_envoy_internal')).toBe(true);
+    expect(s.has('x-ssl-client-verify')).toBe(true);
+  });
+});
+
+describe('the edge drops from outside clients every field a front proxy or TLS terminator owns, in any spelling', () => {
+  test.each([
+    // certificate identity (RFC 9440, nginx/Apache, AWS, IIS ARR, Traefik)
+    'client-cert', 'client-cert-chain', 'client_cert', 'x-ssl-client-verify', 'x-ssl-client-s-dn', 'x_ssl_client_cert', 'x-ssl-cert', 'ssl-client-verify', 'ssl_client_s_dn', 'x-client-cert', 'x-client-cert-dn', 'x-client-verify', 'x-client-s-dn', 'x-client-i-dn', 'x-client-dn', 'x-tls-client-cert', 'x-client-tls-cert', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert', 'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info',
+    // forwarding: the edge's own, the ones a trusted proxy keeps, any other X-Forwarded-*, Envoy's
+    'x-forwarded-for', 'forwarded', 'x-forwarded-port', 'x_forwarded_ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x.forwarded.anything', 'x-original-host', 'x-original-url', 'x_original_uri', 'x-rewrite-url', 'x-envoy-external-address', 'x_envoy_internal', 'x-envoy-original-path',
+    // a method other than the one the policy decided on
+    'x-http-method-override', 'x_http_method', 'x-method-override',
+  ])('%s', (name) => {
+    expect(EDGE_CLIENT_DROP.has(name)).toBe(true);
+  });
+
+  test('other fields pass', () => {
+    for (const n of ['accept', 'content-type', 'user-agent', 'x-request-id', 'x-forwardedx', 'x-envoy', 'x-ssl', 'client', 'x-client', 'x-original', 'x-http-methods', 'authorization', 'cookie']) expect(EDGE_CLIENT_DROP.has(n), n).toBe(false);
+  });
+
+  test('the sidecar lists keep their narrow rule: a mesh caller\'s forwarding fields pass', () => {
+    for (const n of ['x-forwarded-port', 'x-envoy-internal', 'x-ssl-client-verify']) expect(CALLER_REQUEST_DROP.has(n), n).toBe(false);
+  });
 });
