@@ -26,13 +26,23 @@ export function h2ServerOptions(limits: ProxyLimits, maxSessionMemoryMb: number)
 
 /**
  * Tracks `session` in `sessions` with its deadlines and its premature-reset budget (`resets`: what a session past it
- * gets); `onExpire` counts the cut (headers_timeout, idle_timeout, premature_reset).
+ * gets); `onExpire` counts the cut (headers_timeout, idle_timeout, premature_reset) and nghttp2's (http2_flood,
+ * http2_protocol_error).
  */
 export function watchH2Session(sessions: SessionSet, session: ServerHttp2Session, limits: ProxyLimits, nowMs: () => number, onExpire: (code: string) => void, resets: ResetAction): void {
   sessions.add(session, new H2SessionWatch(session, limits, nowMs, onExpire, resets));
 }
 
-type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset';
+type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset' | 'http2_flood' | 'http2_protocol_error';
+
+/**
+ * What a session error nghttp2 raised says about the client: a flood (its flood checks, or CONTINUATION without end)
+ * or another connection-level protocol error. Errors of the socket (a reset) and our own cuts are none of these.
+ */
+export function sessionErrorReason(err: unknown): Code | undefined {
+  if ((err as NodeJS.ErrnoException | null)?.code !== 'ERR_HTTP2_ERROR') return undefined;
+  return /flood|too many continuation/i.test((err as Error).message) ? 'http2_flood' : 'http2_protocol_error';
+}
 
 export class H2SessionWatch implements Expirable {
   readonly #session: ServerHttp2Session;
@@ -58,6 +68,11 @@ export class H2SessionWatch implements Expirable {
     this.#idleSinceMs = this.#startMs;
     this.#resets = new ResetBudget(limits.maxConcurrentStreams, resets);
     session.on('stream', (stream: ServerHttp2Stream) => this.#onStream(stream));
+    // nghttp2 closes the session itself on a flood or a protocol error; counted by reason like our own cuts.
+    session.on('error', (err) => {
+      const reason = sessionErrorReason(err);
+      if (reason) this.#onExpire(reason);
+    });
   }
 
   get closed(): boolean {

@@ -2,13 +2,16 @@
 // the first request's headers are due headersTimeout after the session starts, an open stream has no session
 // deadline, and a session without open streams is due idleTimeout after its last stream closed, PINGs or not. And
 // its premature-reset budget: a client resetting its streams before their answer is cut with GOAWAY
-// ENHANCE_YOUR_CALM past the allowance, counted once; answered streams and late cancellations are not counted.
+// ENHANCE_YOUR_CALM past the allowance, counted once; answered streams and late cancellations are not counted. A
+// session nghttp2 closes for a flood or a protocol error is counted by reason.
 import * as http2 from 'node:http2';
+import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
-import { H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { H2SessionWatch, sessionErrorReason } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { h2Frame } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
 
 const LIMITS = { headersTimeoutMs: 500, idleTimeoutMs: 5_000, maxConcurrentStreams: 100 } as Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>;
@@ -153,4 +156,35 @@ test('premature resets: streams reset after their head, or a second after they b
   }
   expect(late.expired).toEqual([]);
   expect(late.watch().closed).toBe(false);
+});
+
+// nghttp2 closes a session itself on a flood or a connection-level protocol error; the watch counts it by reason.
+test.each<[string, (frames: typeof h2Frame) => Buffer, string]>([
+  ['a SETTINGS flood', (f) => Buffer.concat(Array.from({ length: 20_000 }, () => f(4, 0, 0))), 'http2_flood'],
+  ['a PING flood', (f) => Buffer.concat(Array.from({ length: 20_000 }, () => f(6, 0, 0, Buffer.alloc(8)))), 'http2_flood'],
+  ['CONTINUATION after CONTINUATION without end', (f) => Buffer.concat([f(1, 0, 1, Buffer.from([0x82, 0x84, 0x86])), ...Array.from({ length: 20_000 }, () => f(9, 0, 1))]), 'http2_flood'],
+  ['DATA on stream 0', (f) => f(0, 0, 0, Buffer.from('x')), 'http2_protocol_error'],
+])('%s: the session is closed and counted once as %s', async (_name, make, reason) => {
+  const expired: string[] = [];
+  const server = http2.createServer();
+  guardH2Server(server);
+  server.on('session', (s) => void new H2SessionWatch(s, LIMITS, () => 0, (code) => expired.push(code)));
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
+  socket.on('error', () => undefined);
+  socket.resume();
+  closers.push(() => {
+    socket.destroy();
+    server.close();
+  });
+  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0), make(h2Frame)]));
+  await until('the session closed', () => socket.destroyed || socket.readableEnded, 5_000);
+  await until('counted', () => expired.length > 0);
+  expect(expired).toEqual([reason]);
+});
+
+test('errors that are not the client\'s protocol faults are not counted', () => {
+  expect(sessionErrorReason(Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }))).toBeUndefined();
+  expect(sessionErrorReason(new Error('premature_reset'))).toBeUndefined();
+  expect(sessionErrorReason(Object.assign(new Error('Protocol error'), { code: 'ERR_HTTP2_ERROR' }))).toBe('http2_protocol_error');
 });
