@@ -27,7 +27,7 @@ export const utf8String = (text: string): Buffer => tlv(0x0c, Buffer.from(text, 
 export const printableString = (text: string): Buffer => tlv(0x13, Buffer.from(text, 'latin1'));
 /** IA5String content, for an IMPLICIT GeneralName (URI, DNS name): ASCII only, refused otherwise. */
 export function ia5Bytes(text: string): Buffer {
-  if (!/^[\x00-\x7f]*$/.test(text)) throw new RangeError(`not IA5 (ASCII) text: ${JSON.stringify(text)}`);
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 0x7f) throw new RangeError(`not IA5 (ASCII) text: ${JSON.stringify(text)}`);
   return Buffer.from(text, 'ascii');
 }
 
