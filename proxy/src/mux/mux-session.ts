@@ -312,16 +312,17 @@ export class MuxSession implements StreamPort {
         }
         if (!s) return;
         // What carries nothing counts against the flood budget: a DATA frame with no payload and no flag, anything
-        // but a reset after the peer ended its side, a reset, and an end of a stream that carried no byte. Opening and
-        // closing streams in a loop, by reset (HTTP/2's rapid reset) or by FIN, makes work for nothing. The SYN
-        // that opens a stream, and the FIN that ends one that carried a request or an answer, do not count.
+        // but a reset after the peer ended its side, a reset, and an end before any exchange: a stream that carried
+        // no byte, or that the peer ended before we wrote anything on it (a byte or a request, then FIN, before the
+        // answer). Opening and closing streams in a loop, by reset (HTTP/2's rapid reset) or by FIN, makes work for
+        // nothing. The SYN that opens a stream, and the FIN after an exchange, do not count.
         const rst = (flags & Flag.Rst) !== 0;
         if (s.remoteEnded && !rst) {
           this.#empty();
           return;
         }
         if (payload) s.onData(payload);
-        if (rst || (!payload && !(flags & (Flag.Fin | Flag.Syn))) || ((flags & Flag.Fin) !== 0 && !s.carried)) this.#empty();
+        if (rst || (!payload && !(flags & (Flag.Fin | Flag.Syn))) || ((flags & Flag.Fin) !== 0 && !(s.carried && s.wrote))) this.#empty();
         if (rst) s.onReset(code, `peer reset the stream (code ${code})`);
         else if (flags & Flag.Fin) s.onFin();
         return;

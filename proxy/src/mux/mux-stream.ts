@@ -57,6 +57,8 @@ export class MuxStream extends EventEmitter {
   #remoteEnded = false;
   /** The peer sent at least one byte on this stream (a stream it opens and ends empty made work for nothing). */
   #carried = false;
+  /** We have written at least one byte on it (an answer, on a serving session). */
+  #wrote = false;
   #endEmitted = false;
   #destroyed = false;
 
@@ -67,9 +69,13 @@ export class MuxStream extends EventEmitter {
     this.#port = port;
   }
 
-  /** Whether the peer has sent any byte, and whether it has ended its side: what the session's flood budget reads. */
+  /** Whether either side has sent any byte, and whether the peer has ended its side: what the flood budget reads. */
   get carried(): boolean {
     return this.#carried;
+  }
+
+  get wrote(): boolean {
+    return this.#wrote;
   }
 
   get remoteEnded(): boolean {
@@ -109,6 +115,7 @@ export class MuxStream extends EventEmitter {
 
   write(chunk: Buffer): boolean {
     if (this.#destroyed || this.#localEnded) return false;
+    if (chunk.length > 0) this.#wrote = true;
     if (this.#pendingOut.length === 0 && chunk.length <= this.#sendWindow) {
       this.#send(chunk, 0);
       if (!this.#port.congested) return true;

@@ -25,7 +25,7 @@ interface Served {
 }
 
 /** A server-role session on one end of a fresh pair, the raw peer on the other, the SETTINGS already read. */
-async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number } = {}): Promise<Served> {
+async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number; answer?: boolean } = {}): Promise<Served> {
   const pair = o.transport === 'tls' ? await tlsPair() : await tcpPair();
   pairs.push(pair);
   const ended: MuxEndReason[] = [];
@@ -41,6 +41,7 @@ async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number } = {}
     onStream: (s) => {
       streams.push(s);
       s.on('error', (e: Error) => errors.push(e));
+      if (o.answer) s.write(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
       s.pause(); // nothing reads: the window is what the peer may send
     },
     onEnd: (r) => ended.push(r),
@@ -232,6 +233,8 @@ describe('floods', () => {
     ['SYN|FIN in one frame', (id) => frame(FrameType.Data, Flag.Syn | Flag.Fin, 0, id, 0)],
     ['an empty SYN, then an empty FIN', (id) => Buffer.concat([syn(id), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
     ['an empty WINDOW_UPDATE|SYN, then an empty FIN', (id) => Buffer.concat([frame(FrameType.WindowUpdate, Flag.Syn, 0, id, 0), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
+    ['a SYN with one byte, then FIN before any answer', (id) => Buffer.concat([syn(id, Buffer.from('G')), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
+    ['a whole request and FIN in one frame, before any answer', (id) => frame(FrameType.Data, Flag.Syn | Flag.Fin, 0, id, 18, Buffer.from('GET / HTTP/1.1\r\n\r\n'))],
   ])('streams opened and ended empty, thousands in one go, end the session as a flood: %s', async (_name, openClose) => {
     const s = await served({ maxStreams: 5_000 });
     let id = -1;
@@ -245,17 +248,15 @@ describe('floods', () => {
     expect(s.streams.length).toBeLessThan(3_000);
   });
 
-  test('streams that carry a request and end with FIN are no flood, thousands of them', async () => {
-    const s = await served({ maxStreams: 5_000 });
-    let id = -1;
-    s.raw.write(
-      empties(3_000, () => {
-        id += 2;
-        return Buffer.concat([syn(id), data(id, Buffer.from('GET / HTTP/1.1\r\n\r\n')), frame(FrameType.Data, Flag.Fin, 0, id, 0)]);
-      }),
-    );
-    await until('every stream opened', () => s.streams.length === 3_000 || s.session.ended, 5_000);
+  test('streams that carry a request, get their answer and then end with FIN are no flood, thousands of them', async () => {
+    const s = await served({ maxStreams: 5_000, answer: true });
+    const ids = Array.from({ length: 3_000 }, (_, i) => 2 * i + 1);
+    s.raw.write(Buffer.concat(ids.map((id) => Buffer.concat([syn(id), data(id, Buffer.from('GET / HTTP/1.1\r\n\r\n'))]))));
+    await until('every answer read', () => s.raw.count((f) => f.type === FrameType.Data && f.length > 0) >= 3_000 || s.session.ended, 10_000);
+    s.raw.write(Buffer.concat(ids.map((id) => frame(FrameType.Data, Flag.Fin, 0, id, 0))));
+    await until('every stream ended', () => s.streams.every((st) => st.remoteEnded) || s.session.ended, 5_000);
     expect(s.ended).toEqual([]);
+    expect(s.session.ended).toBe(false);
   });
 
   test('rapid reset: streams opened and reset at once, thousands in one go, end the session as a flood', async () => {
