@@ -67,18 +67,20 @@ export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([.
 
 /**
  * Fields that name the client's address to an app, beside X-Forwarded-For: frameworks and rate limiters read them
- * (Rails' remote_ip reads Client-IP, many apps X-Real-IP or a CDN's field). From an outside client they are a claim
+ * (Rails' remote_ip reads Client-IP, many apps X-Real-IP or a CDN's field, Java's classic getClientIp Proxy-Client-IP
+ * and WL-Proxy-Client-IP). From an outside client they are a claim
  * anyone can make, so the edge drops them and sets x-real-ip from the connection; a trusted proxy's pass.
  */
-export const CLIENT_ADDRESS_FIELDS: readonly string[] = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for'];
+export const CLIENT_ADDRESS_FIELDS: readonly string[] = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for', 'proxy-client-ip', 'wl-proxy-client-ip', 'x-originating-ip', 'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip'];
 
 /**
  * How and where a request reached the front of the system, beside X-Forwarded-Proto and -Host (which the edge sets):
  * frameworks build URLs, scheme checks and redirects from them (Rails, Spring, Django read -Port, -Ssl, -Scheme,
- * -Prefix), and some stacks act on another path than the request's (IIS and older Symfony and Zend read
+ * -Prefix; IIS's Front-End-Https and X-ARR-SSL, Cloudflare's CF-Visitor say the scheme; X-Host overrides the host), and
+ * some stacks act on another path than the request's (IIS and older Symfony and Zend read
  * X-Original-URL and X-Rewrite-URL), a path the policy never saw. Dropped from outside clients, a trusted proxy's pass.
  */
-export const FORWARDING_FIELDS: readonly string[] = ['x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x-original-host', 'x-original-url', 'x-original-uri', 'x-rewrite-url'];
+export const FORWARDING_FIELDS: readonly string[] = ['x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x-original-host', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'x-host', 'x-http-host-override', 'front-end-https', 'x-url-scheme', 'x-arr-ssl', 'cf-visitor'];
 
 /** What a trusted proxy's request keeps at the edge (forwarded-headers.ts reads them from it). */
 export const TRUSTED_PROXY_FIELDS: readonly string[] = [...CLIENT_ADDRESS_FIELDS, ...FORWARDING_FIELDS];

@@ -38,6 +38,8 @@ describe('the edge drops from outside clients every field a front proxy or TLS t
     'client-cert', 'client-cert-chain', 'client_cert', 'x-ssl-client-verify', 'x-ssl-client-s-dn', 'x_ssl_client_cert', 'x-ssl-cert', 'ssl-client-verify', 'ssl_client_s_dn', 'x-client-cert', 'x-client-cert-dn', 'x-client-verify', 'x-client-s-dn', 'x-client-i-dn', 'x-client-dn', 'x-tls-client-cert', 'x-client-tls-cert', 'x-amzn-mtls-clientcert', 'x-amzn-mtls-clientcert-leaf', 'x-arr-clientcert', 'x-forwarded-tls-client-cert', 'x-forwarded-tls-client-cert-info',
     // forwarding: the edge's own, the ones a trusted proxy keeps, any other X-Forwarded-*, Envoy's
     'x-forwarded-for', 'forwarded', 'x-forwarded-port', 'x_forwarded_ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x.forwarded.anything', 'x-original-host', 'x-original-url', 'x_original_uri', 'x-rewrite-url', 'x-envoy-external-address', 'x_envoy_internal', 'x-envoy-original-path',
+    // client address, scheme and host claims frameworks read
+    'proxy-client-ip', 'wl_proxy_client_ip', 'x-originating-ip', 'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip', 'x-host', 'x-http-host-override', 'front-end-https', 'x-url-scheme', 'x-arr-ssl', 'cf-visitor',
     // a method other than the one the policy decided on
     'x-http-method-override', 'x_http_method', 'x-method-override',
   ])('%s', (name) => {
