@@ -9,6 +9,7 @@ import { FrameWriter } from './frame-writer.js';
 import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode } from './mux-frame.js';
 import type { MuxEndReason, MuxSessionOptions } from './mux-session-options.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
+import { PartialFrame } from './partial-frame.js';
 
 export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
 
@@ -29,11 +30,7 @@ export class MuxSession implements StreamPort {
   readonly socket: Socket;
   readonly #o: MuxSessionOptions;
   readonly #streams = new Map<number, MuxStream>();
-  /** The bytes of a frame not yet whole, as read (joined once it is: a frame sent a byte per record costs linear). */
-  #partial: Buffer[] = [];
-  #partialBytes = 0;
-  /** How many bytes the partial frame needs in all: its header, then header and payload once the header is in. */
-  #partialNeeds = 0;
+  readonly #partial = new PartialFrame();
   readonly #out = new FrameWriter();
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
@@ -263,15 +260,8 @@ export class MuxSession implements StreamPort {
     if (this.#ended) return;
     this.#o.onRead?.();
     this.#lastReadMs = this.#o.nowMs();
-    let b = chunk;
-    if (this.#partialBytes > 0) {
-      this.#partial.push(chunk);
-      this.#partialBytes += chunk.length;
-      if (this.#partialBytes < this.#partialNeeds) return;
-      b = Buffer.concat(this.#partial, this.#partialBytes);
-      this.#partial = [];
-      this.#partialBytes = 0;
-    }
+    const b = this.#partial.take(chunk);
+    if (b === null) return;
     let at = 0;
     while (b.length - at >= HEADER_BYTES && !this.#ended) {
       // The header's fields read in place (readHeader's layout): no object per frame.
@@ -290,13 +280,7 @@ export class MuxSession implements StreamPort {
       at += HEADER_BYTES + len;
       this.#frame(type, flags, code, stream, length, payload);
     }
-    if (at < b.length && !this.#ended) {
-      const rest = b.subarray(at);
-      this.#partial = [rest];
-      this.#partialBytes = rest.length;
-      // The loop above checked a whole header's DATA length against MAX_DATA_PAYLOAD already.
-      this.#partialNeeds = rest.length < HEADER_BYTES ? HEADER_BYTES : HEADER_BYTES + (rest[0] === FrameType.Data ? rest.readUInt32BE(8) : 0);
-    }
+    if (at < b.length && !this.#ended) this.#partial.hold(b.subarray(at));
   }
 
   #frame(type: number, flags: number, code: number, id: number, length: number, payload: Buffer | null): void {
