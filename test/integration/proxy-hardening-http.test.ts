@@ -453,6 +453,36 @@ describe('underscore spellings of the fields only a proxy may set', () => {
   });
 });
 
+describe('path and method overrides: the app acts on the request the policy decided on', () => {
+  // gunicorn splits the path by a SCRIPT_NAME header from 127.0.0.1 (where the sidecar connects from); IIS, Symfony and
+  // Zend take X-Original-URL / X-Rewrite-URL for the path; method-override middleware X-HTTP-Method-Override.
+  const overrides = ['SCRIPT_NAME: /v1', 'script-name: /v1', 'X-Script-Name: /v1', 'X-Original-URL: /admin', 'x_rewrite_url: /admin', 'X-WAWS-Unencoded-URL: /admin', 'X-HTTP-Method-Override: DELETE', 'x-middleware-subrequest: middleware'];
+  const leaked = (headers: Record<string, unknown>) => Object.keys(headers).filter((k) => /script|original|rewrite|waws|override|middleware/i.test(k));
+
+  test.each(H1)('HTTP/1.1 %s: none reaches the app', async (_name, target) => {
+    const path = `/v1/overrides-${_name.replace(/ /g, '-')}`;
+    const r = await get(target(), path, `${overrides.map((h) => `${h}\r\n`).join('')}X_App_Field: kept\r\n`);
+    expect(r.status).toBe(200);
+    const seen = appSeen.find((s) => s.url === path)!;
+    expect(leaked(seen.headers)).toEqual([]);
+    expect(seen.headers['x_app_field']).toBe('kept');
+  });
+
+  test.each([
+    ['HTTP/2 via both sidecars', 'web-h2', false],
+    ['gRPC via both sidecars', 'web-grpc', true],
+    ['HTTP/2 at the edge', 'edge', false],
+  ] as const)('%s: none reaches the app', async (_name, where, grpc) => {
+    const path = grpc ? '/echo.v1.Echo/Overrides' : `/v1/h2-overrides-${where}`;
+    const headers = Object.fromEntries(overrides.map((h) => [h.slice(0, h.indexOf(':')).toLowerCase(), h.slice(h.indexOf(':') + 2)]));
+    const r = await h2(where, path, { grpc, headers });
+    expect(r.status).toBe(200);
+    const seen = where === 'edge' ? appSeen.find((s) => s.url === path) : h2Seen.find((s) => s.path === path);
+    expect(seen).toBeDefined();
+    expect(leaked(seen!.headers)).toEqual([]);
+  });
+});
+
 // ---- 3. fragments and what the app receives
 
 describe('request targets: the app receives exactly the path the policy decided on', () => {

@@ -59,8 +59,17 @@ function isAlphanumeric(c: number): boolean {
 /** Response fields (headers and HTTP/2 trailers) an app may not send on. */
 export const APP_RESPONSE_DROP: ReadonlySet<string> = new FieldNames(['x-forwarded-client-cert', 'x-tessera-error']);
 
+/**
+ * Fields that make an app act on another path or method than the request's, which the policy decided on: a WSGI
+ * server splits the path by SCRIPT_NAME (gunicorn reads it as a header from 127.0.0.1, where a sidecar connects
+ * from), IIS, Symfony, Zend and Azure take X-Original-URL, X-Rewrite-URL, X-WAWS-Unencoded-URL for the path, Next.js
+ * X-Matched-Path, method-override middleware X-HTTP-Method-Override; Next.js skips its middleware (auth included) for
+ * X-Middleware-Subrequest (CVE-2025-29927). Dropped from every caller on every listener.
+ */
+export const PATH_OVERRIDE_FIELDS: readonly string[] = ['script-name', 'x-script-name', 'path-info', 'x-original-url', 'x-original-uri', 'x-original-path', 'x-rewrite-url', 'x-request-uri', 'request-uri', 'x-original-request-uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-ingress-path', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method', 'x-middleware-subrequest'];
+
 /** Request fields a caller's request loses before the app: the proxy sets x-forwarded-client-cert itself. */
-export const CALLER_REQUEST_DROP: ReadonlySet<string> = new FieldNames(['x-forwarded-client-cert', 'x-tessera-error']);
+export const CALLER_REQUEST_DROP: ReadonlySet<string> = new FieldNames(['x-forwarded-client-cert', 'x-tessera-error', ...PATH_OVERRIDE_FIELDS]);
 
 /** The same, with traceparent too: a traced request gets the proxy's span context, never the caller's. */
 export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP, 'traceparent']);
@@ -71,34 +80,45 @@ export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([.
  * and WL-Proxy-Client-IP). From an outside client they are a claim
  * anyone can make, so the edge drops them and sets x-real-ip from the connection; a trusted proxy's pass.
  */
-export const CLIENT_ADDRESS_FIELDS: readonly string[] = ['x-real-ip', 'true-client-ip', 'x-client-ip', 'client-ip', 'x-cluster-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for', 'proxy-client-ip', 'wl-proxy-client-ip', 'x-originating-ip', 'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip'];
+export const CLIENT_ADDRESS_FIELDS: readonly string[] = [
+  ...['x-real-ip', 'true-client-ip', 'x-client-ip', 'client-ip', 'x-cluster-client-ip', 'x-original-forwarded-for', 'forwarded-for', 'proxy-client-ip', 'wl-proxy-client-ip'],
+  ...['x-originating-ip', 'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip'],
+  // CDNs' and clouds' (gin's ClientIP reads X-Appengine-Remote-Addr and Fly-Client-IP with no trust check)
+  ...['cf-connecting-ip', 'cf-connecting-ipv6', 'cf-pseudo-ipv4', 'fastly-client-ip', 'x-appengine-remote-addr', 'fly-client-ip', 'x-azure-clientip', 'x-azure-socketip'],
+  ...['x-nf-client-connection-ip', 'x-vercel-forwarded-for', 'do-connecting-ip', 'incap-client-ip', 'x-sucuri-clientip', 'cloudfront-viewer-address'],
+  // "the platform itself calls": App Engine cron and task queues, Cloud Scheduler
+  ...['x-appengine-cron', 'x-appengine-queuename', 'x-appengine-taskname', 'x-cloudscheduler'],
+];
 
 /**
  * How and where a request reached the front of the system, beside X-Forwarded-Proto and -Host (which the edge sets):
  * frameworks build URLs, scheme checks and redirects from them (Rails, Spring, Django read -Port, -Ssl, -Scheme,
- * -Prefix; IIS's Front-End-Https and X-ARR-SSL, Cloudflare's CF-Visitor say the scheme; X-Host overrides the host), and
- * some stacks act on another path than the request's (IIS and older Symfony and Zend read
- * X-Original-URL and X-Rewrite-URL), a path the policy never saw. Dropped from outside clients, a trusted proxy's pass.
+ * -Prefix; IIS's Front-End-Https and X-ARR-SSL, Cloudflare's CF-Visitor, Tornado's X-Scheme say the scheme; X-Host
+ * overrides the host). Dropped from outside clients, a trusted proxy's pass.
  */
-export const FORWARDING_FIELDS: readonly string[] = ['x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x-original-host', 'x-original-url', 'x-original-uri', 'x-rewrite-url', 'x-host', 'x-http-host-override', 'front-end-https', 'x-url-scheme', 'x-arr-ssl', 'cf-visitor'];
+export const FORWARDING_FIELDS: readonly string[] = [
+  ...['x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x-original-host', 'x-original-forwarded-host'],
+  ...['x-host', 'x-http-host-override', 'disguised-host', 'front-end-https', 'x-url-scheme', 'x-scheme', 'x-arr-ssl', 'cf-visitor', 'cloudfront-forwarded-proto', 'fastly-ssl'],
+];
 
 /** What a trusted proxy's request keeps at the edge (forwarded-headers.ts reads them from it). */
 export const TRUSTED_PROXY_FIELDS: readonly string[] = [...CLIENT_ADDRESS_FIELDS, ...FORWARDING_FIELDS];
 
 /**
  * Where TLS terminators hand an app the client certificate's identity: RFC 9440's Client-Cert and Client-Cert-Chain,
- * nginx's and Apache's X-SSL-Client-* and SSL_CLIENT_*, AWS's X-Amzn-Mtls-*, IIS ARR's X-ARR-ClientCert, Traefik's
- * X-Forwarded-Tls-Client-Cert*. At the edge Tessera is the terminator and x-forwarded-client-cert its one statement
+ * nginx's and Apache's X-SSL-Client-* and SSL_CLIENT_*, Tomcat's and Undertow's SSL_* (cipher, session), AWS's
+ * X-Amzn-Mtls-*, Cloudflare's Cf-Client-Cert-*, IIS ARR's X-ARR-ClientCert, ASP.NET Core's MS-ASPNETCORE-CLIENTCERT,
+ * Jetty's Proxy-auth-cert, Proxy-ssl-id and X-Proxied-Https, Traefik's X-Forwarded-Tls-Client-Cert*. At the edge Tessera is the terminator and x-forwarded-client-cert its one statement
  * of a client's certificate, so these are dropped from every client, trusted proxies too.
  */
-export const CLIENT_CERT_FIELD_PREFIXES: readonly string[] = ['client-cert', 'x-client-cert', 'x-client-verify', 'x-client-s-dn', 'x-client-i-dn', 'x-client-dn', 'x-ssl-', 'ssl-client-', 'x-tls-client-', 'x-client-tls-', 'x-amzn-mtls-', 'x-arr-clientcert'];
-
-/** Fields that tell an app to act on another method than the request's, the one the policy decided on. */
-export const METHOD_OVERRIDE_FIELDS: readonly string[] = ['x-http-method-override', 'x-http-method', 'x-method-override'];
+export const CLIENT_CERT_FIELD_PREFIXES: readonly string[] = [
+  ...['client-cert', 'x-client-cert', 'x-client-verify', 'x-client-s-dn', 'x-client-i-dn', 'x-client-dn', 'x-ssl-', 'ssl-', 'x-tls-client-', 'x-client-tls-'],
+  ...['x-amzn-mtls-', 'x-arr-clientcert', 'cf-client-cert-', 'ms-aspnetcore-clientcert', 'proxy-auth-cert', 'proxy-ssl-id', 'x-proxied-https'],
+];
 
 /**
  * What an edge never takes from an outside client: identity and trace fields, the forwarding fields it sets from the
  * connection, the two lists above (a trusted proxy's forwarding fields are put back), every other X-Forwarded-*
- * and Envoy's x-envoy-* (Envoy drops those from external clients too), certificate identity and method overrides.
+ * and Envoy's x-envoy-* (Envoy drops those from external clients too), certificate identity, path and method overrides.
  */
-export const EDGE_CLIENT_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...TRUSTED_PROXY_FIELDS, ...METHOD_OVERRIDE_FIELDS], ['x-forwarded-', 'x-envoy-', ...CLIENT_CERT_FIELD_PREFIXES]);
+export const EDGE_CLIENT_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...TRUSTED_PROXY_FIELDS, ...PATH_OVERRIDE_FIELDS], ['x-forwarded-', 'x-envoy-', ...CLIENT_CERT_FIELD_PREFIXES]);

@@ -26,10 +26,10 @@ describe('forwardedHeaders', () => {
     expect(h.forwarded).toBe('for="[::1]";proto=https;host=a.example');
   });
 
-  test('a trusted proxy keeps its forwarding fields (port, prefix, original URL); an outside client\'s are not read', () => {
+  test('a trusted proxy keeps its forwarding fields (port, prefix), not a path override; an outside client\'s are not read', () => {
     const sent: Record<string, string> = { 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop', 'x-original-url': '/admin', 'x-ssl-client-verify': 'SUCCESS' };
     const read = clientAddressOf((n) => sent[n]);
-    expect(read).toEqual({ 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop', 'x-original-url': '/admin' });
+    expect(read).toEqual({ 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop' });
     const trusted = forwardedHeaders({ remoteAddress: '10.0.0.1', host: 'a.example', incomingXff: undefined, incomingForwarded: undefined, incomingProto: undefined, trusted: true, incomingClientAddress: read });
     expect(trusted['x-forwarded-prefix']).toBe('/shop');
     const outside = forwardedHeaders({ remoteAddress: '10.0.0.1', host: 'a.example', incomingXff: undefined, incomingForwarded: undefined, incomingProto: undefined, trusted: false, incomingClientAddress: read });

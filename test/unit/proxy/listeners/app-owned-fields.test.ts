@@ -40,14 +40,22 @@ describe('the edge drops from outside clients every field a front proxy or TLS t
     'x-forwarded-for', 'forwarded', 'x-forwarded-port', 'x_forwarded_ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x.forwarded.anything', 'x-original-host', 'x-original-url', 'x_original_uri', 'x-rewrite-url', 'x-envoy-external-address', 'x_envoy_internal', 'x-envoy-original-path',
     // client address, scheme and host claims frameworks read
     'proxy-client-ip', 'wl_proxy_client_ip', 'x-originating-ip', 'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip', 'x-host', 'x-http-host-override', 'front-end-https', 'x-url-scheme', 'x-arr-ssl', 'cf-visitor',
-    // a method other than the one the policy decided on
-    'x-http-method-override', 'x_http_method', 'x-method-override',
+    // a method or path other than the one the policy decided on
+    'x-http-method-override', 'x_http_method', 'x-method-override', 'script_name', 'SCRIPT_NAME'.toLowerCase(), 'x-script-name', 'x-original-path', 'x-request-uri', 'request_uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-middleware-subrequest',
+    // more certificate and client-address fields
+    'cf-client-cert-der-base64', 'ms-aspnetcore-clientcert', 'proxy-auth-cert', 'proxy-ssl-id', 'x-proxied-https', 'ssl_cipher', 'ssl_session_id', 'forwarded-for', 'x-appengine-remote-addr', 'fly-client-ip', 'cf-connecting-ipv6', 'x-azure-clientip', 'x-vercel-forwarded-for', 'cloudfront-viewer-address', 'x-appengine-cron', 'x-cloudscheduler', 'x-scheme', 'disguised-host',
   ])('%s', (name) => {
     expect(EDGE_CLIENT_DROP.has(name)).toBe(true);
   });
 
   test('other fields pass', () => {
     for (const n of ['accept', 'content-type', 'user-agent', 'x-request-id', 'x-forwardedx', 'x-envoy', 'x-ssl', 'client', 'x-client', 'x-original', 'x-http-methods', 'authorization', 'cookie']) expect(EDGE_CLIENT_DROP.has(n), n).toBe(false);
+  });
+
+  test('on every listener, a caller\'s path and method overrides never reach the app (the policy decided on the request\'s)', () => {
+    for (const set of [CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, EDGE_CLIENT_DROP]) {
+      for (const n of ['script-name', 'script_name', 'x-script-name', 'x-original-url', 'x_rewrite_url', 'x-original-uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-http-method-override', 'x-method-override', 'x-middleware-subrequest']) expect(set.has(n), n).toBe(true);
+    }
   });
 
   test('the sidecar lists keep their narrow rule: a mesh caller\'s forwarding fields pass', () => {
