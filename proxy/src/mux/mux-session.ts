@@ -10,6 +10,7 @@ import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode } from './mux-
 import type { MuxEndReason, MuxSessionOptions } from './mux-session-options.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
 import { PartialFrame } from './partial-frame.js';
+import { DataRun } from './data-run.js';
 
 export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
 
@@ -31,6 +32,7 @@ export class MuxSession implements StreamPort {
   readonly #o: MuxSessionOptions;
   readonly #streams = new Map<number, MuxStream>();
   readonly #partial = new PartialFrame();
+  readonly #run = new DataRun((id, payload) => this.#frame(FrameType.Data, 0, 0, id, payload.length, payload));
   readonly #out = new FrameWriter();
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
@@ -278,8 +280,13 @@ export class MuxSession implements StreamPort {
       const code = b.readUInt16BE(at + 2);
       const stream = b.readUInt32BE(at + 4);
       at += HEADER_BYTES + len;
-      this.#frame(type, flags, code, stream, length, payload);
+      if (type === FrameType.Data && flags === 0 && payload && this.#streams.get(stream)?.remoteEnded === false) this.#run.push(stream, payload);
+      else {
+        this.#run.flush();
+        this.#frame(type, flags, code, stream, length, payload);
+      }
     }
+    if (!this.#ended) this.#run.flush();
     if (at < b.length && !this.#ended) this.#partial.hold(b.subarray(at));
   }
 
@@ -295,16 +302,11 @@ export class MuxSession implements StreamPort {
           return;
         }
         if (!s) return;
-        // What carries nothing counts against the flood budget: a DATA frame with no payload and no flag, anything
-        // but a reset after the peer ended its side, a reset, and an end before any exchange: a stream that carried
-        // no byte, or that the peer ended before we wrote anything on it (a byte or a request, then FIN, before the
-        // answer). Opening and closing streams in a loop, by reset (HTTP/2's rapid reset) or by FIN, makes work for
-        // nothing. The SYN that opens a stream, and the FIN after an exchange, do not count.
+        // Work for nothing counts against the flood budget (rapid reset, by RST or by FIN): an empty DATA frame, a
+        // frame after the peer's FIN, a reset, a FIN before any exchange (no byte either way, or no answer yet). The
+        // SYN that opens a stream and the FIN after an exchange do not.
         const rst = (flags & Flag.Rst) !== 0;
-        if (s.remoteEnded && !rst) {
-          this.#empty();
-          return;
-        }
+        if (s.remoteEnded && !rst) return void this.#empty();
         if (payload) s.onData(payload);
         if (rst || (!payload && !(flags & (Flag.Fin | Flag.Syn))) || ((flags & Flag.Fin) !== 0 && !(s.carried && s.wrote))) this.#empty();
         if (rst) s.onReset(code, `peer reset the stream (code ${code})`);

@@ -35,6 +35,11 @@ export class MuxStreamError extends Error {
   }
 }
 
+/** Whether `chunk` starts an HTTP/1.x interim (1xx) response head: "HTTP/1.1 1" or "HTTP/1.0 1". */
+function isInterimHead(chunk: Buffer): boolean {
+  return chunk.length >= 10 && chunk[9] === 0x31 && chunk[8] === 0x20 && chunk.toString('latin1', 0, 7) === 'HTTP/1.';
+}
+
 export class MuxStream extends EventEmitter {
   readonly id: number;
   readonly #port: StreamPort;
@@ -115,7 +120,9 @@ export class MuxStream extends EventEmitter {
 
   write(chunk: Buffer): boolean {
     if (this.#destroyed || this.#localEnded) return false;
-    if (chunk.length > 0) this.#wrote = true;
+    // An interim answer (`100 Continue`, written alone by the HTTP/1.1 layer) is no answer: a peer that ends the
+    // stream after it has still made work for nothing.
+    if (chunk.length > 0 && !isInterimHead(chunk)) this.#wrote = true;
     if (this.#pendingOut.length === 0 && chunk.length <= this.#sendWindow) {
       this.#send(chunk, 0);
       if (!this.#port.congested) return true;

@@ -25,7 +25,7 @@ interface Served {
 }
 
 /** A server-role session on one end of a fresh pair, the raw peer on the other, the SETTINGS already read. */
-async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number; answer?: boolean } = {}): Promise<Served> {
+async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number; answer?: boolean | 'interim' } = {}): Promise<Served> {
   const pair = o.transport === 'tls' ? await tlsPair() : await tcpPair();
   pairs.push(pair);
   const ended: MuxEndReason[] = [];
@@ -41,7 +41,7 @@ async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number; answe
     onStream: (s) => {
       streams.push(s);
       s.on('error', (e: Error) => errors.push(e));
-      if (o.answer) s.write(Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
+      if (o.answer) s.write(Buffer.from(o.answer === 'interim' ? 'HTTP/1.1 100 Continue\r\n\r\n' : 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n'));
       s.pause(); // nothing reads: the window is what the peer may send
     },
     onEnd: (r) => ended.push(r),
@@ -257,6 +257,33 @@ describe('floods', () => {
     await until('every stream ended', () => s.streams.every((st) => st.remoteEnded) || s.session.ended, 5_000);
     expect(s.ended).toEqual([]);
     expect(s.session.ended).toBe(false);
+  });
+
+  test('streams answered only with an interim 100 Continue, then ended by the peer, are a flood too (a 1xx is no answer)', async () => {
+    const s = await served({ maxStreams: 5_000, answer: 'interim' });
+    const ids = Array.from({ length: 3_000 }, (_, i) => 2 * i + 1);
+    s.raw.write(Buffer.concat(ids.map((id) => syn(id, Buffer.from('POST / HTTP/1.1\r\ncontent-length: 100\r\nexpect: 100-continue\r\n\r\n')))));
+    await until('the interim answers read', () => s.raw.count((f) => f.type === FrameType.Data && f.length > 0) >= 2_500 || s.session.ended, 10_000);
+    s.raw.write(Buffer.concat(ids.map((id) => frame(FrameType.Data, Flag.Fin, 0, id, 0))));
+    await expectFault(s, MuxCode.Flood, 'flood');
+  });
+
+  test('a body cut into 1-byte DATA frames reaches the stream as one payload per read, not one per byte', async () => {
+    const s = await served();
+    s.raw.write(syn(1));
+    await until('the stream opened', () => s.streams.length === 1);
+    const st = s.streams[0]!;
+    let deliveries = 0;
+    let bytes = 0;
+    st.on('data', (d: Buffer) => {
+      deliveries++;
+      bytes += d.length;
+    });
+    st.resume();
+    s.raw.write(Buffer.concat(Array.from({ length: 4_096 }, (_, i) => data(1, Buffer.from([0x61 + (i % 26)])))));
+    await until('every byte arrived', () => bytes === 4_096);
+    expect(deliveries).toBeLessThan(64); // one per socket read (a few); it was one per frame (4,096)
+    expect(s.ended).toEqual([]);
   });
 
   test('rapid reset: streams opened and reset at once, thousands in one go, end the session as a flood', async () => {
