@@ -40,7 +40,10 @@ type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset' | 'http2_floo
  * or another connection-level protocol error. Errors of the socket (a reset) and our own cuts are none of these.
  */
 export function sessionErrorReason(err: unknown): Code | undefined {
-  if ((err as NodeJS.ErrnoException | null)?.code !== 'ERR_HTTP2_ERROR') return undefined;
+  const code = (err as NodeJS.ErrnoException | null)?.code;
+  // Node's own bound: more than 1,000 frames it had to refuse (malformed headers, streams over the limit, ...).
+  if (code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') return 'http2_flood';
+  if (code !== 'ERR_HTTP2_ERROR') return undefined;
   return /flood|too many continuation/i.test((err as Error).message) ? 'http2_flood' : 'http2_protocol_error';
 }
 

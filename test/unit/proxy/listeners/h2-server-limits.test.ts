@@ -164,6 +164,8 @@ test.each<[string, (frames: typeof h2Frame) => Buffer, string]>([
   ['a PING flood', (f) => Buffer.concat(Array.from({ length: 20_000 }, () => f(6, 0, 0, Buffer.alloc(8)))), 'http2_flood'],
   ['CONTINUATION after CONTINUATION without end', (f) => Buffer.concat([f(1, 0, 1, Buffer.from([0x82, 0x84, 0x86])), ...Array.from({ length: 20_000 }, () => f(9, 0, 1))]), 'http2_flood'],
   ['DATA on stream 0', (f) => f(0, 0, 0, Buffer.from('x')), 'http2_protocol_error'],
+  // Node's bound on frames it refuses: 1,100 requests with an upper-case field name, each refused.
+  ['more than 1,000 refused frames (malformed headers)', (f) => Buffer.concat(Array.from({ length: 1_100 }, (_, i) => f(1, 5, 2 * i + 1, Buffer.from([0x82, 0x84, 0x86, 0x41, 0x01, 0x78, 0, 1, 0x58, 1, 0x31])))), 'http2_flood'],
 ])('%s: the session is closed and counted once as %s', async (_name, make, reason) => {
   const expired: string[] = [];
   const server = http2.createServer();
