@@ -215,10 +215,10 @@ export class EdgeGate {
   }
 
   /** x-forwarded-for/-proto/-host, Forwarded, x-real-ip and, for a verified client, x-forwarded-client-cert. */
-  upstreamHeaders(socket: TLSSocket, host: string | undefined, client: EdgeClient | null, incoming: { xff?: string; forwarded?: string; proto?: string; clientAddress?: (name: string) => string | undefined }): Record<string, string> {
+  upstreamHeaders(socket: TLSSocket, host: string | undefined, client: EdgeClient | null, incoming: { xff?: string; forwarded?: string; proto?: string; clientAddress?: () => Iterable<readonly [string, string]> }): Record<string, string> {
     const remote = socket.remoteAddress ?? '';
     const trusted = this.#trusted(remote);
-    const out = forwardedHeaders({ remoteAddress: remote, host: normalizeHost(host), incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted, ...(trusted && incoming.clientAddress ? { incomingClientAddress: clientAddressOf(incoming.clientAddress) } : {}) });
+    const out = forwardedHeaders({ remoteAddress: remote, host: normalizeHost(host), incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted, ...(trusted && incoming.clientAddress ? { incomingClientAddress: clientAddressOf(incoming.clientAddress()) } : {}) });
     if (client) out['x-forwarded-client-cert'] = xfccFor(this.#d.identity.current!.id.toString(), client);
     return out;
   }

@@ -51,7 +51,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
     return;
   }
   const up = a.upstream;
-  const add = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joined(headers['x-forwarded-for']), forwarded: joined(headers.forwarded), proto: joined(headers['x-forwarded-proto']), clientAddress: (n) => joined(headers[n]) });
+  const add = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joined(headers['x-forwarded-for']), forwarded: joined(headers.forwarded), proto: joined(headers['x-forwarded-proto']), clientAddress: () => Object.keys(headers).flatMap((n) => (n.startsWith(':') ? [] : [[n, joined(headers[n]) ?? ''] as const])) });
   if (x.span) add.traceparent = x.span.traceparent;
   // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
   // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).

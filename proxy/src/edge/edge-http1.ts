@@ -53,7 +53,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         let add: string;
         if (!trusted && memo && memo.host === host && memo.client === client) add = memo.lines;
         else {
-          const fwd = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: allValues(head, 'x-forwarded-for'), forwarded: allValues(head, 'forwarded'), proto: headerValue(head, 'x-forwarded-proto'), clientAddress: (n) => allValues(head, n) });
+          const fwd = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: allValues(head, 'x-forwarded-for'), forwarded: allValues(head, 'forwarded'), proto: headerValue(head, 'x-forwarded-proto'), clientAddress: () => head.names.map((n, i) => [n, head.values[i]!] as const) });
           add = '';
           for (const k in fwd) add += `${k}: ${fwd[k]}\r\n`;
           if (!trusted) memo = { host, client, lines: add };

@@ -2,7 +2,7 @@
 // -Host, X-Real-IP). What a client sent is replaced, unless the client is one of the configured trusted proxies, in
 // which case the chain is extended and the other client-address fields it sent pass. Pure.
 import { isIP } from 'node:net';
-import { TRUSTED_PROXY_FIELDS } from '../listeners/app-owned-fields.js';
+import { TRUSTED_PROXY_KEEP } from '../listeners/app-owned-fields.js';
 
 export interface ForwardedInput {
   readonly remoteAddress: string;
@@ -39,13 +39,10 @@ export function forwardedHeaders(i: ForwardedInput): Record<string, string> {
   return out;
 }
 
-/** The client-address and forwarding fields a trusted proxy sent, read with `get` (a header lookup), by name. */
-export function clientAddressOf(get: (name: string) => string | undefined): Record<string, string> {
+/** The client-address, forwarding and front-end user fields a trusted proxy sent (TRUSTED_PROXY_KEEP), repeats joined. */
+export function clientAddressOf(fields: Iterable<readonly [string, string]>): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const name of TRUSTED_PROXY_FIELDS) {
-    const v = get(name);
-    if (v !== undefined) out[name] = v;
-  }
+  for (const [name, value] of fields) if (TRUSTED_PROXY_KEEP.has(name)) out[name] = out[name] === undefined ? value : `${out[name]}, ${value}`;
   return out;
 }
 

@@ -101,8 +101,26 @@ export const FORWARDING_FIELDS: readonly string[] = [
   ...['x-host', 'x-http-host-override', 'disguised-host', 'front-end-https', 'x-url-scheme', 'x-scheme', 'x-arr-ssl', 'cf-visitor', 'cloudfront-forwarded-proto', 'fastly-ssl'],
 ];
 
+/**
+ * Where an authenticating front end states who the user is, for the app behind it: Authelia's and Authentik's
+ * Remote-User, the Kubernetes front proxy's X-Remote-*, Kubernetes impersonation, Grafana's X-WEBAUTH-USER,
+ * oauth2-proxy's X-Auth-Request-* and X-Forwarded-User/-Email/-Groups, Google IAP's X-Goog-*, Azure Easy Auth's
+ * X-MS-CLIENT-PRINCIPAL*, AWS ALB's X-Amzn-Oidc-*, Cloudflare Access's Cf-Access-*, Kong's X-Consumer-* and
+ * X-Authenticated-*, Pomerium's X-Pomerium-*, API Gateway's X-Apigateway-*. From an outside client they are a
+ * forged login; a trusted proxy (such a front end before the edge) keeps them. Prefixes: any name that starts so.
+ */
+export const FRONT_AUTH_FIELD_PREFIXES: readonly string[] = [
+  ...['remote-user', 'remote-group', 'remote-email', 'remote-name', 'x-remote-user', 'x-remote-group', 'x-remote-extra-', 'impersonate-', 'x-webauth-'],
+  ...['x-auth-request-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-preferred-username', 'x-forwarded-groups', 'x-forwarded-access-token'],
+  ...['x-goog-authenticated-user-', 'x-goog-iap-', 'x-ms-client-principal', 'x-ms-token-', 'x-amzn-oidc-', 'cf-access-', 'x-consumer-', 'x-authenticated-'],
+  ...['x-credential-identifier', 'x-userinfo', 'x-pomerium-', 'x-apigateway-'],
+];
+
 /** What a trusted proxy's request keeps at the edge (forwarded-headers.ts reads them from it). */
 export const TRUSTED_PROXY_FIELDS: readonly string[] = [...CLIENT_ADDRESS_FIELDS, ...FORWARDING_FIELDS];
+
+/** The same as a set, with the front ends' user fields by prefix: what clientAddressOf keeps of a trusted proxy's. */
+export const TRUSTED_PROXY_KEEP: FieldNames = new FieldNames(TRUSTED_PROXY_FIELDS, FRONT_AUTH_FIELD_PREFIXES);
 
 /**
  * Where TLS terminators hand an app the client certificate's identity: RFC 9440's Client-Cert and Client-Cert-Chain,
@@ -121,4 +139,4 @@ export const CLIENT_CERT_FIELD_PREFIXES: readonly string[] = [
  * connection, the two lists above (a trusted proxy's forwarding fields are put back), every other X-Forwarded-*
  * and Envoy's x-envoy-* (Envoy drops those from external clients too), certificate identity, path and method overrides.
  */
-export const EDGE_CLIENT_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...TRUSTED_PROXY_FIELDS, ...PATH_OVERRIDE_FIELDS], ['x-forwarded-', 'x-envoy-', ...CLIENT_CERT_FIELD_PREFIXES]);
+export const EDGE_CLIENT_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...TRUSTED_PROXY_FIELDS, ...PATH_OVERRIDE_FIELDS], ['x-forwarded-', 'x-envoy-', ...CLIENT_CERT_FIELD_PREFIXES, ...FRONT_AUTH_FIELD_PREFIXES]);

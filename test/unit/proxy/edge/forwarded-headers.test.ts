@@ -4,7 +4,7 @@ import { describe, expect, test } from 'vitest';
 import { clientAddressOf, forwardedHeaders, trustedMatcher } from '../../../../proxy/src/edge/forwarded-headers.js';
 
 const claims: Record<string, string> = { 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.7', 'x-forwarded-for': '6.6.6.8' };
-const get = (n: string) => claims[n];
+const get = Object.entries(claims);
 
 describe('forwardedHeaders', () => {
   test('an outside client: every field from the connection, its client-address claims not carried', () => {
@@ -28,7 +28,7 @@ describe('forwardedHeaders', () => {
 
   test('a trusted proxy keeps its forwarding fields (port, prefix), not a path override; an outside client\'s are not read', () => {
     const sent: Record<string, string> = { 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop', 'x-original-url': '/admin', 'x-ssl-client-verify': 'SUCCESS' };
-    const read = clientAddressOf((n) => sent[n]);
+    const read = clientAddressOf(Object.entries(sent));
     expect(read).toEqual({ 'x-forwarded-port': '8443', 'x-forwarded-prefix': '/shop' });
     const trusted = forwardedHeaders({ remoteAddress: '10.0.0.1', host: 'a.example', incomingXff: undefined, incomingForwarded: undefined, incomingProto: undefined, trusted: true, incomingClientAddress: read });
     expect(trusted['x-forwarded-prefix']).toBe('/shop');
@@ -39,6 +39,11 @@ describe('forwardedHeaders', () => {
 
   test('clientAddressOf reads only the client-address fields', () => {
     expect(clientAddressOf(get)).toEqual({ 'x-real-ip': '6.6.6.6', 'true-client-ip': '6.6.6.7' });
+  });
+
+  test('a trusted authenticating front end (oauth2-proxy, Authelia, IAP) keeps its user fields, repeats joined', () => {
+    const sent: [string, string][] = [['x-auth-request-user', 'alice'], ['x-forwarded-user', 'alice'], ['remote-user', 'alice'], ['remote-groups', 'a'], ['remote-groups', 'b'], ['x-goog-authenticated-user-email', 'a@x'], ['x-ms-client-principal-name', 'alice'], ['accept', '*/*']];
+    expect(clientAddressOf(sent)).toEqual({ 'x-auth-request-user': 'alice', 'x-forwarded-user': 'alice', 'remote-user': 'alice', 'remote-groups': 'a, b', 'x-goog-authenticated-user-email': 'a@x', 'x-ms-client-principal-name': 'alice' });
   });
 
   test('trustedMatcher: an entry written in another spelling of the address matches the peer as Node reports it', () => {
