@@ -422,46 +422,14 @@ describe('request trailers never reach the app', () => {
   });
 });
 
-describe('underscore spellings of the fields only a proxy may set', () => {
-  // CGI-style apps (WSGI, PHP) read x_forwarded_client_cert as HTTP_X_FORWARDED_CLIENT_CERT, the real field.
-  const forged = 'By=spiffe://example.org/forged;URI=spiffe://example.org/ns/ops/sa/admin;Hash=00';
-  // lighttpd's CGI, FastCGI and SCGI fold every character but a letter or digit into `_`: `.`, `*`, `~`, `|` too.
-  const spellings = ['X_Forwarded_Client_Cert', 'x-forwarded_client-cert', 'X_TESSERA_ERROR', 'x_forwarded_for', 'TraceParent_', 'x.forwarded.client.cert', 'x*forwarded~client|cert', 'x.tessera.error'];
-  /** Header names the app saw that read as a proxy-owned field once folded, with a forged value. */
-  const forgedFields = (headers: Record<string, unknown>) => Object.entries(headers).filter(([k, v]) => ['x-forwarded-client-cert', 'x-tessera-error'].includes(k.toLowerCase().replace(/[^a-z0-9]/g, '-')) && JSON.stringify(v).includes('forged'));
-
-  test.each(H1)('HTTP/1.1 %s: none reaches the app; other underscore fields do', async (_name, target) => {
-    const path = `/v1/underscore-${_name.replace(/ /g, '-')}`;
-    const r = await get(target(), path, `${spellings.map((n) => `${n}: ${forged}\r\n`).join('')}X_App_Field: kept\r\n`);
-    expect(r.status).toBe(200);
-    const seen = appSeen.find((s) => s.url === path)!;
-    expect(forgedFields(seen.headers)).toEqual([]);
-    expect(seen.headers['x_app_field']).toBe('kept');
-  });
-
-  test.each([
-    ['HTTP/2 via both sidecars', 'web-h2', false],
-    ['gRPC via both sidecars', 'web-grpc', true],
-    ['HTTP/2 at the edge', 'edge', false],
-  ] as const)('%s: none reaches the app', async (_name, where, grpc) => {
-    const path = grpc ? '/echo.v1.Echo/Underscore' : `/v1/h2-underscore-${where}`;
-    const r = await h2(where, path, { grpc, headers: { x_forwarded_client_cert: forged, 'x-forwarded_client-cert': forged, x_tessera_error: forged, 'x.forwarded.client.cert': forged, 'x*tessera~error': forged } });
-    expect(r.status).toBe(200);
-    const seen = where === 'edge' ? appSeen.find((s) => s.url === path) : h2Seen.find((s) => s.path === path);
-    expect(seen).toBeDefined();
-    expect(forgedFields(seen!.headers)).toEqual([]);
-  });
-});
-
-describe('path and method overrides: the app acts on the request the policy decided on', () => {
-  // gunicorn splits the path by a SCRIPT_NAME header from 127.0.0.1 (where the sidecar connects from); IIS, Symfony and
-  // Zend take X-Original-URL / X-Rewrite-URL for the path; method-override middleware X-HTTP-Method-Override.
-  const overrides = ['SCRIPT_NAME: /v1', 'script-name: /v1', 'X-Script-Name: /v1', 'X-Original-URL: /admin', 'x_rewrite_url: /admin', 'X-WAWS-Unencoded-URL: /admin', 'X-HTTP-Method-Override: DELETE', 'x-middleware-subrequest: middleware'];
-  const leaked = (headers: Record<string, unknown>) => Object.keys(headers).filter((k) => /script|original|rewrite|waws|override|middleware/i.test(k));
-
-  test.each(H1)('HTTP/1.1 %s: none reaches the app', async (_name, target) => {
-    const path = `/v1/overrides-${_name.replace(/ /g, '-')}`;
-    const r = await get(target(), path, `${overrides.map((h) => `${h}\r\n`).join('')}X_App_Field: kept\r\n`);
+/**
+ * Sends `h1Lines` (and an app field of the caller's own) through every HTTP/1.1 entry and `h2Headers` through the
+ * HTTP/2 and gRPC ones: `leaked` lists what the app saw that it must not have.
+ */
+function noneReachesTheApp(slug: string, h1Lines: readonly string[], h2Headers: Record<string, string>, leaked: (headers: Record<string, unknown>) => unknown[]): void {
+  test.each(H1)('HTTP/1.1 %s: none reaches the app; the caller\'s own underscore field does', async (name, target) => {
+    const path = `/v1/${slug}-${name.replace(/ /g, '-')}`;
+    const r = await get(target(), path, `${h1Lines.map((l) => `${l}\r\n`).join('')}X_App_Field: kept\r\n`);
     expect(r.status).toBe(200);
     const seen = appSeen.find((s) => s.url === path)!;
     expect(leaked(seen.headers)).toEqual([]);
@@ -473,14 +441,32 @@ describe('path and method overrides: the app acts on the request the policy deci
     ['gRPC via both sidecars', 'web-grpc', true],
     ['HTTP/2 at the edge', 'edge', false],
   ] as const)('%s: none reaches the app', async (_name, where, grpc) => {
-    const path = grpc ? '/echo.v1.Echo/Overrides' : `/v1/h2-overrides-${where}`;
-    const headers = Object.fromEntries(overrides.map((h) => [h.slice(0, h.indexOf(':')).toLowerCase(), h.slice(h.indexOf(':') + 2)]));
-    const r = await h2(where, path, { grpc, headers });
+    const path = grpc ? `/echo.v1.Echo/${slug[0]!.toUpperCase()}${slug.slice(1)}` : `/v1/h2-${slug}-${where}`;
+    const r = await h2(where, path, { grpc, headers: h2Headers });
     expect(r.status).toBe(200);
     const seen = where === 'edge' ? appSeen.find((s) => s.url === path) : h2Seen.find((s) => s.path === path);
     expect(seen).toBeDefined();
     expect(leaked(seen!.headers)).toEqual([]);
   });
+}
+
+describe('underscore spellings of the fields only a proxy may set', () => {
+  // CGI-style apps (WSGI, PHP) read x_forwarded_client_cert as HTTP_X_FORWARDED_CLIENT_CERT, the real field.
+  const forged = 'By=spiffe://example.org/forged;URI=spiffe://example.org/ns/ops/sa/admin;Hash=00';
+  // lighttpd's CGI, FastCGI and SCGI fold every character but a letter or digit into `_`: `.`, `*`, `~`, `|` too.
+  const spellings = ['X_Forwarded_Client_Cert', 'x-forwarded_client-cert', 'X_TESSERA_ERROR', 'x_forwarded_for', 'TraceParent_', 'x.forwarded.client.cert', 'x*forwarded~client|cert', 'x.tessera.error'];
+  /** Header names the app saw that read as a proxy-owned field once folded, with a forged value. */
+  const forgedFields = (headers: Record<string, unknown>) => Object.entries(headers).filter(([k, v]) => ['x-forwarded-client-cert', 'x-tessera-error'].includes(k.toLowerCase().replace(/[^a-z0-9]/g, '-')) && JSON.stringify(v).includes('forged'));
+  const h2Spellings = { x_forwarded_client_cert: forged, 'x-forwarded_client-cert': forged, x_tessera_error: forged, 'x.forwarded.client.cert': forged, 'x*tessera~error': forged };
+  noneReachesTheApp('underscore', spellings.map((n) => `${n}: ${forged}`), h2Spellings, forgedFields);
+});
+
+describe('path and method overrides: the app acts on the request the policy decided on', () => {
+  // gunicorn splits the path by a SCRIPT_NAME header from 127.0.0.1 (where the sidecar connects from); IIS, Symfony and
+  // Zend take X-Original-URL / X-Rewrite-URL for the path; method-override middleware X-HTTP-Method-Override.
+  const overrides = ['SCRIPT_NAME: /v1', 'script-name: /v1', 'X-Script-Name: /v1', 'X-Original-URL: /admin', 'x_rewrite_url: /admin', 'X-WAWS-Unencoded-URL: /admin', 'X-HTTP-Method-Override: DELETE', 'x-middleware-subrequest: middleware'];
+  const asH2 = Object.fromEntries(overrides.map((h) => [h.slice(0, h.indexOf(':')).toLowerCase(), h.slice(h.indexOf(':') + 2)]));
+  noneReachesTheApp('overrides', overrides, asH2, (headers) => Object.keys(headers).filter((k) => /script|original|rewrite|waws|override|middleware/i.test(k)));
 });
 
 // ---- 3. fragments and what the app receives
