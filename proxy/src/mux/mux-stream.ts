@@ -122,7 +122,7 @@ export class MuxStream extends EventEmitter {
     if (this.#destroyed || this.#localEnded) return false;
     // An interim answer (`100 Continue`, written alone by the HTTP/1.1 layer) is no answer: a peer that ends the
     // stream after it has still made work for nothing.
-    if (chunk.length > 0 && !isInterimHead(chunk)) this.#wrote = true;
+    if (!this.#wrote && chunk.length > 0 && !isInterimHead(chunk)) this.#wrote = true;
     if (this.#pendingOut.length === 0 && chunk.length <= this.#sendWindow) {
       this.#send(chunk, 0);
       if (!this.#port.congested) return true;
