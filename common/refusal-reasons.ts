@@ -41,7 +41,7 @@ export const REFUSAL_REASONS = {
   bad_upstream_response: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream\'s response is malformed (head, framing, or an unrequested 101).' },
   // --- The connection ---
   too_many_connections: { http: [], grpc: null, meaning: 'The listener already holds limits.maxConnections connections; the new one is closed at accept (counted only).' },
-  http2_flood: { http: [], grpc: null, meaning: 'An HTTP/2 client sent frames that make work for nothing faster than nghttp2 allows (SETTINGS, PING or empty frames, CONTINUATION after CONTINUATION), or more than 1,000 frames Node had to refuse (malformed requests, streams over the limit): its connection is closed (counted only).' },
+  http2_flood: { http: [], grpc: null, meaning: 'An HTTP/2 client sent frames that make work for nothing faster than nghttp2 allows (SETTINGS, PING or empty frames, CONTINUATION after CONTINUATION), or more than 100 frames the listener had to refuse (streams over limits.maxConcurrentStreams, malformed requests): its connection is closed (counted only).' },
   http2_protocol_error: { http: [], grpc: null, meaning: 'An HTTP/2 client broke the protocol at the connection level (a frame where none may be, a header block that does not decode, a PRIORITY storm): its connection is closed with GOAWAY (counted only).' },
   premature_reset: { http: [], grpc: null, meaning: 'An HTTP/2 client reset more of its streams before their answer than limits.maxConcurrentStreams (at least 100): at the edge and on outbound h2c listeners, once they are also more than half of its closed streams, its connection is closed with GOAWAY ENHANCE_YOUR_CALM; an inbound listener drains it (counted only).' },
 } as const satisfies Record<string, RefusalReasonEntry>;

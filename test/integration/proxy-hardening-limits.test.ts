@@ -16,6 +16,7 @@ import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { h2Frame } from '../helpers/raw-h2-app.js';
 
 const TD = 'example.org';
@@ -60,6 +61,13 @@ const KINDS: readonly Kind[] = [
 const tlsKinds = KINDS.filter((k) => k.security !== 'none');
 const h1Kinds = KINDS.filter((k) => k.proto === 'h1');
 const h2Kinds = KINDS.filter((k) => k.proto === 'h2');
+
+/** tessera_requests_rejected_total{reason} of the proxy behind `kind`, with its listener's direction. */
+async function rejected(kind: Kind, reason: string): Promise<number> {
+  const direction = kind.name.split(' ')[0]!;
+  const proxy = direction === 'inbound' ? api : web;
+  return sumSeries(await metricsText(proxy.admin), 'tessera_requests_rejected_total', { direction, reason });
+}
 
 function track(path: string, respond: () => void): void {
   seenPaths.push(path);
@@ -158,8 +166,11 @@ interface RawConn {
 
 const ALPN: Record<Proto, string[]> = { h1: ['http/1.1'], h2: ['h2'], tcp: [] };
 
-/** Opens a connection as `kind`'s clients do (TCP, TLS or mTLS with its ALPN); `rawTcp` stops before any TLS. */
-function open(kind: Kind, rawTcp = false): Promise<RawConn> {
+/**
+ * Opens a connection as `kind`'s clients do (TCP, TLS or mTLS with its ALPN); `rawTcp` stops before any TLS.
+ * `ackSettings: false` never acknowledges the server's SETTINGS (a client that keeps the server's limits pending).
+ */
+function open(kind: Kind, rawTcp = false, ackSettings = true): Promise<RawConn> {
   return new Promise((resolve, reject) => {
     const startMs = Date.now();
     const secure = kind.security !== 'none' && !rawTcp;
@@ -194,7 +205,7 @@ function open(kind: Kind, rawTcp = false): Promise<RawConn> {
         const f = { type: conn.data[3]!, flags: conn.data[4]!, stream: conn.data.readUInt32BE(5) & 0x7fffffff, payload: conn.data.subarray(9, 9 + len) };
         conn.frames.push(f);
         // Acknowledge the server's SETTINGS as real clients do: nghttp2 applies its own limits once acknowledged.
-        if (f.type === SETTINGS && (f.flags & 1) === 0 && !socket.destroyed) socket.write(h2Frame(SETTINGS, 1, 0, Buffer.alloc(0)));
+        if (ackSettings && f.type === SETTINGS && (f.flags & 1) === 0 && !socket.destroyed) socket.write(h2Frame(SETTINGS, 1, 0, Buffer.alloc(0)));
         conn.data = conn.data.subarray(9 + len);
       }
     });
@@ -250,8 +261,8 @@ function requestBlock(kind: Kind, path: string, extra: Buffer = Buffer.alloc(0))
  * Preface and SETTINGS; then (unless `early`) waits for the server's SETTINGS, so the automatic ACK cannot land
  * inside a header block the test sends next (a frame between HEADERS and CONTINUATION is a connection error).
  */
-async function h2Open(kind: Kind, early = false): Promise<RawConn> {
-  const c = await open(kind);
+async function h2Open(kind: Kind, early = false, ackSettings = true): Promise<RawConn> {
+  const c = await open(kind, false, ackSettings);
   c.socket.write(Buffer.concat([PREFACE, h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
   for (let i = 0; !early && i < 50 && serverSetting(c, 0x3) === undefined && !c.closed; i++) await sleep(20);
   return c;
@@ -383,7 +394,8 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     const t = tag('streams');
     const c = await h2Open(kind, true);
     // All at once, before the server's SETTINGS can have been acknowledged: the cap must hold from the first frame.
-    const total = MAX_STREAMS + 150;
+    // 90 over it: within the 100 a client may open before our SETTINGS reach it, so the session is kept.
+    const total = MAX_STREAMS + 90;
     const burst: Buffer[] = [];
     for (let i = 0; i < total; i++) burst.push(h2Frame(HEADERS, END_STREAM | END_HEADERS, 1 + 2 * i, requestBlock(kind, `/v1/slow?ms=800&tag=${t}&i=${i}`)));
     c.socket.write(Buffer.concat(burst));
@@ -398,6 +410,36 @@ describe.concurrent.each(h2Kinds)('HTTP/2 limits: $name', (kind) => {
     const ok = c.frames.filter((f) => f.type === HEADERS && f.payload[0] === 0x88).length;
     expect(ok).toBeGreaterThanOrEqual(Math.min(MAX_STREAMS, total - refused.length));
     expect(ok + refused.length).toBe(total);
+    c.socket.destroy();
+  });
+
+  // A client that acknowledged our SETTINGS and goes over the limit is a protocol error at once (nghttp2); one that
+  // never acknowledges them has each stream over the limit refused, and is closed after 100 refusals.
+  test.sequential('a client that never acknowledges our SETTINGS and goes on opening streams over the limit is closed after 100 refusals, counted as http2_flood', async () => {
+    const t = tag('over-limit');
+    const before = await rejected(kind, 'http2_flood');
+    const c = await h2Open(kind, false, false);
+    expect(serverSetting(c, 0x3)).toBe(MAX_STREAMS);
+    let id = 1;
+    const open = (n: number) => {
+      const burst: Buffer[] = [];
+      for (let i = 0; i < n; i++, id += 2) burst.push(h2Frame(HEADERS, END_STREAM | END_HEADERS, id, requestBlock(kind, `/v1/slow?ms=1500&tag=${t}&i=${id}`)));
+      c.socket.write(Buffer.concat(burst));
+    };
+    open(MAX_STREAMS);
+    for (let i = 0; i < 50 && (peak.get(t) ?? 0) < MAX_STREAMS; i++) await sleep(50);
+    // 300 more, in bursts, while the first ones are still in flight: every one is over the limit.
+    for (let i = 0; i < 6 && !c.closed; i++) {
+      open(50);
+      await sleep(20);
+    }
+    for (let i = 0; i < 60 && !c.closed && !c.frames.some((f) => f.type === GOAWAY); i++) await sleep(50);
+    const refused = c.frames.filter((f) => f.type === RST_STREAM && f.payload.readUInt32BE(0) === http2.constants.NGHTTP2_REFUSED_STREAM).length;
+    expect(c.frames.some((f) => f.type === GOAWAY) || c.closed).toBe(true);
+    expect(refused).toBeLessThanOrEqual(110);
+    expect(peak.get(t)).toBeLessThanOrEqual(MAX_STREAMS);
+    for (let i = 0; i < 40 && (await rejected(kind, 'http2_flood')) <= before; i++) await sleep(50);
+    expect(await rejected(kind, 'http2_flood')).toBeGreaterThan(before);
     c.socket.destroy();
   });
 

@@ -11,11 +11,19 @@ import type { Expirable, SessionSet } from './session-set.js';
 
 /**
  * Server options every h2 listener shares. Streams beyond maxConcurrentStreams are refused (RST_STREAM
- * REFUSED_STREAM) by nghttp2, and after maxSessionRejectedStreams (Node's default 100) the session is closed.
+ * REFUSED_STREAM) by nghttp2, each one a frame Node counts as invalid; after MAX_REFUSED_FRAMES of them the session
+ * is closed (Node's own bound is 1,000, and its maxSessionRejectedStreams never sees nghttp2's refusals).
  */
+/**
+ * Frames a session may have refused (streams over the limit, malformed requests) before it is closed: a client
+ * may open up to 100 streams before our SETTINGS reach it (RFC 9113 section 5.1.2), none after.
+ */
+export const MAX_REFUSED_FRAMES = 100;
+
 export function h2ServerOptions(limits: ProxyLimits, maxSessionMemoryMb: number): ServerOptions {
   return {
     maxSessionMemory: maxSessionMemoryMb,
+    maxSessionInvalidFrames: MAX_REFUSED_FRAMES,
     maxHeaderListPairs: limits.maxHeaders,
     maxSendHeaderBlockLength: limits.maxHeaderBytes * 4,
     // A TLS client that negotiates no ALPN protocol is cut as soon as a slow handshake would be.
@@ -41,7 +49,7 @@ type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset' | 'http2_floo
  */
 export function sessionErrorReason(err: unknown): Code | undefined {
   const code = (err as NodeJS.ErrnoException | null)?.code;
-  // Node's own bound: more than 1,000 frames it had to refuse (malformed headers, streams over the limit, ...).
+  // Node's bound (MAX_REFUSED_FRAMES here): frames it had to refuse (malformed headers, streams over the limit, ...).
   if (code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') return 'http2_flood';
   if (code !== 'ERR_HTTP2_ERROR') return undefined;
   return /flood|too many continuation/i.test((err as Error).message) ? 'http2_flood' : 'http2_protocol_error';
