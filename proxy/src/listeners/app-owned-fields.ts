@@ -72,7 +72,7 @@ export const APP_RESPONSE_DROP: ReadonlySet<string> = new FieldNames(['x-forward
  * X-Matched-Path, method-override middleware X-HTTP-Method-Override; Next.js skips its middleware (auth included) for
  * X-Middleware-Subrequest (CVE-2025-29927). Dropped from every caller on every listener.
  */
-export const PATH_OVERRIDE_FIELDS: readonly string[] = ['script-name', 'x-script-name', 'path-info', 'x-original-url', 'x-original-uri', 'x-original-path', 'x-rewrite-url', 'x-request-uri', 'request-uri', 'x-original-request-uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-ingress-path', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-method', 'x-middleware-subrequest'];
+export const PATH_OVERRIDE_FIELDS: readonly string[] = ['script-name', 'x-script-name', 'path-info', 'x-original-url', 'x-original-uri', 'x-original-path', 'x-rewrite-url', 'x-request-uri', 'request-uri', 'x-original-request-uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-ingress-path', 'x-http-method-override', 'x-http-method', 'x-method-override', 'x-method', 'x-original-method', 'x-middleware-subrequest'];
 
 /** Request fields a caller's request loses before the app: the proxy sets x-forwarded-client-cert itself. */
 export const CALLER_REQUEST_DROP: ReadonlySet<string> = new FieldNames(['x-forwarded-client-cert', 'x-tessera-error', ...PATH_OVERRIDE_FIELDS]);
@@ -99,12 +99,14 @@ export const CLIENT_ADDRESS_FIELDS: readonly string[] = [
 /**
  * How and where a request reached the front of the system, beside X-Forwarded-Proto and -Host (which the edge sets):
  * frameworks build URLs, scheme checks and redirects from them (Rails, Spring, Django read -Port, -Ssl, -Scheme,
- * -Prefix; IIS's Front-End-Https and X-ARR-SSL, Cloudflare's CF-Visitor, Tornado's X-Scheme say the scheme; X-Host
+ * -Prefix; IIS's Front-End-Https and X-ARR-SSL, Cloudflare's CF-Visitor, Fly's Fly-Forwarded-*, Tornado's X-Scheme say the scheme; X-Host
  * overrides the host). Dropped from outside clients, a trusted proxy's pass.
  */
 export const FORWARDING_FIELDS: readonly string[] = [
   ...['x-forwarded-port', 'x-forwarded-ssl', 'x-forwarded-scheme', 'x-forwarded-prefix', 'x-forwarded-server', 'x-forwarded-uri', 'x-forwarded', 'x-original-host', 'x-original-forwarded-host'],
   ...['x-host', 'x-http-host-override', 'disguised-host', 'front-end-https', 'x-url-scheme', 'x-scheme', 'x-arr-ssl', 'cf-visitor', 'cloudfront-forwarded-proto', 'fastly-ssl'],
+  // Fly's proxy states the scheme, port and TLS of the client's connection in its own family
+  ...['fly-forwarded-proto', 'fly-forwarded-port', 'fly-forwarded-ssl'],
 ];
 
 /**

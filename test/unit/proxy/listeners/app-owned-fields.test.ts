@@ -41,11 +41,11 @@ describe('the edge drops from outside clients every field a front proxy or TLS t
     // client address, scheme and host claims frameworks read
     'proxy-client-ip', 'wl_proxy_client_ip', 'x-originating-ip', 'x-remote-ip', 'x-remote-addr', 'x-proxyuser-ip', 'x-host', 'x-http-host-override', 'front-end-https', 'x-url-scheme', 'x-arr-ssl', 'cf-visitor',
     // a method or path other than the one the policy decided on
-    'x-http-method-override', 'x_http_method', 'x-method-override', 'script_name', 'SCRIPT_NAME'.toLowerCase(), 'x-script-name', 'x-original-path', 'x-request-uri', 'request_uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-middleware-subrequest',
+    'x-http-method-override', 'x_http_method', 'x-method-override', 'x_method', 'script_name', 'SCRIPT_NAME'.toLowerCase(), 'x-script-name', 'x-original-path', 'x-request-uri', 'request_uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-middleware-subrequest',
     // an authenticating front end's statement of the user
     'remote-user', 'remote_groups', 'x-remote-user', 'x-remote-extra-scopes', 'impersonate-user', 'x-webauth-user', 'x-auth-request-email', 'x-forwarded-user', 'x-goog-authenticated-user-id', 'x-goog-iap-jwt-assertion', 'x-ms-client-principal', 'x-ms-token-aad-id-token', 'x-amzn-oidc-identity', 'cf-access-jwt-assertion', 'x-consumer-username', 'x-authenticated-userid', 'x-credential-identifier', 'x-userinfo', 'x-pomerium-jwt-assertion', 'x-apigateway-event',
     // more certificate and client-address fields
-    'cf-client-cert-der-base64', 'ms-aspnetcore-clientcert', 'proxy-auth-cert', 'proxy-ssl-id', 'x-proxied-https', 'ssl_cipher', 'ssl_session_id', 'forwarded-for', 'x-appengine-remote-addr', 'fly-client-ip', 'cf-connecting-ipv6', 'x-azure-clientip', 'x-vercel-forwarded-for', 'cloudfront-viewer-address', 'x-appengine-cron', 'x-cloudscheduler', 'x-scheme', 'disguised-host',
+    'cf-client-cert-der-base64', 'ms-aspnetcore-clientcert', 'proxy-auth-cert', 'proxy-ssl-id', 'x-proxied-https', 'ssl_cipher', 'ssl_session_id', 'forwarded-for', 'x-appengine-remote-addr', 'fly-client-ip', 'cf-connecting-ipv6', 'x-azure-clientip', 'x-vercel-forwarded-for', 'cloudfront-viewer-address', 'x-appengine-cron', 'x-cloudscheduler', 'x-scheme', 'disguised-host', 'fly-forwarded-proto', 'fly_forwarded_port', 'Fly-Forwarded-SSL'.toLowerCase(),
   ])('%s', (name) => {
     expect(EDGE_CLIENT_DROP.has(name)).toBe(true);
   });
@@ -56,7 +56,7 @@ describe('the edge drops from outside clients every field a front proxy or TLS t
 
   test('on every listener, a caller\'s path and method overrides never reach the app (the policy decided on the request\'s)', () => {
     for (const set of [CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, EDGE_CLIENT_DROP]) {
-      for (const n of ['script-name', 'script_name', 'x-script-name', 'x-original-url', 'x_rewrite_url', 'x-original-uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-http-method-override', 'x-method-override', 'x-middleware-subrequest']) expect(set.has(n), n).toBe(true);
+      for (const n of ['script-name', 'script_name', 'x-script-name', 'x-original-url', 'x_rewrite_url', 'x-original-uri', 'x-waws-unencoded-url', 'x-matched-path', 'x-http-method-override', 'x-method-override', 'x-method', 'x-middleware-subrequest']) expect(set.has(n), n).toBe(true);
     }
   });
 
