@@ -11,11 +11,10 @@ import type { MuxEndReason, MuxSessionOptions } from './mux-session-options.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
 import { PartialFrame } from './partial-frame.js';
 import { DataRun } from './data-run.js';
+import { FloodBudget } from './flood-budget.js';
 
 export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
 
-/** Frames that carry nothing (PING, empty DATA, zero window updates, frames for closed streams) allowed per sweep. */
-const EMPTY_FRAME_BUDGET = 2_000;
 /** Stream ids are 31-bit, as HTTP/2's: the dialer stops opening below this, and a peer's SYN above it is a fault. */
 const MAX_STREAM_ID = 0x7fff_ffff;
 /** Bytes queued for the socket beyond which writers are told to wait. */
@@ -50,7 +49,7 @@ export class MuxSession implements StreamPort {
   #peerGoneAway = false;
   #ended = false;
   #reported = false;
-  #emptyFrames = 0;
+  readonly #flood = new FloodBudget();
   #lastReadMs: number;
   #lastBusyMs: number;
   #pingSentMs = 0;
@@ -227,12 +226,11 @@ export class MuxSession implements StreamPort {
   }
 
   /**
-   * Periodic check (the listener's sweep): the flood budget renews, a quiet peer gets a PING, an unanswered PING
+   * Periodic check (the listener's sweep): a quiet peer gets a PING, an unanswered PING
    * ends the session, an idle session (no stream for `idleMs`) closes. Returns the next time it wants a check.
    */
   tick(idleMs: number): number {
     const now = this.#o.nowMs();
-    this.#emptyFrames = 0;
     if (this.#ended) return Number.POSITIVE_INFINITY;
     // An idle peer's session (a sidecar may keep one per service it calls) holds no write slab between ticks.
     if (!this.#wroteSinceTick) this.#out.release();
@@ -384,7 +382,7 @@ export class MuxSession implements StreamPort {
   }
 
   #empty(): void {
-    if (++this.#emptyFrames > EMPTY_FRAME_BUDGET) this.#fail(MuxCode.Flood, 'flood', 'too many frames that carry nothing');
+    if (!this.#flood.spend(this.#o.nowMs())) this.#fail(MuxCode.Flood, 'flood', 'too many frames that carry nothing');
   }
 
   // ---- writing

@@ -22,6 +22,8 @@ interface Served {
   readonly errors: Error[];
   /** Resolves at the session's next socket read. */
   nextRead(): Promise<void>;
+  /** The session's clock (ms), moved only by the test: a slow machine never spreads a burst over two seconds. */
+  readonly clock: { now: number };
 }
 
 /** A server-role session on one end of a fresh pair, the raw peer on the other, the SETTINGS already read. */
@@ -32,9 +34,10 @@ async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number; answe
   const streams: MuxStream[] = [];
   const errors: Error[] = [];
   const readWaiters: (() => void)[] = [];
+  const clock = { now: 1_000_000 };
   const session = new MuxSession(pair.server, {
     role: 'server',
-    nowMs: () => Date.now(),
+    nowMs: () => clock.now,
     maxStreams: o.maxStreams ?? 8,
     keepaliveIntervalMs: 60_000,
     keepaliveTimeoutMs: 60_000,
@@ -52,7 +55,7 @@ async function served(o: { transport?: 'tcp' | 'tls'; maxStreams?: number; answe
   const raw = new RawPeer(pair.client);
   const settings = await raw.next('SETTINGS', (f) => f.type === FrameType.Settings);
   expect(settings.length).toBe(o.maxStreams ?? 8);
-  return { raw, session, ended, streams, errors, nextRead: () => new Promise((r) => readWaiters.push(r)) };
+  return { raw, session, ended, streams, errors, nextRead: () => new Promise((r) => readWaiters.push(r)), clock };
 }
 
 /** The session ended for the peer's fault: GOAWAY with `code` read by the peer, `reason` reported once, socket closed. */
@@ -152,7 +155,7 @@ describe('a peer at fault ends the session with GOAWAY, never the process', () =
 });
 
 describe('floods', () => {
-  test('PINGs are answered, up to the budget of empty frames per sweep; past it the session ends (FLOOD)', async () => {
+  test('PINGs are answered, up to the budget of empty frames per second; past it the session ends (FLOOD)', async () => {
     const s = await served();
     // 1,500 PINGs in batches, each batch answered before the next.
     for (let batch = 0; batch < 10; batch++) {
@@ -167,24 +170,34 @@ describe('floods', () => {
     expect(acks).toBeLessThanOrEqual(2_000);
   });
 
-  test('the budget renews with each sweep (tick): a steady trickle of PINGs is no flood', async () => {
+  test('the budget renews each second: 1,500 PINGs a second, for four seconds, is no flood', async () => {
     const s = await served();
     for (let round = 0; round < 4; round++) {
       s.raw.write(empties(1_500, () => frame(FrameType.Ping, 0, 0, 0, round)));
       await until(`round ${round} answered`, () => s.raw.count((f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) !== 0) === 1_500 * (round + 1));
-      s.session.tick(60_000);
+      s.clock.now += 1_000;
     }
     expect(s.ended).toEqual([]);
+  });
+
+  test('a sweep does not renew it: 1,500 PINGs between each of two sweeps within one second are a flood', async () => {
+    const s = await served();
+    s.raw.write(empties(1_500, () => frame(FrameType.Ping, 0, 0, 0, 1)));
+    await until('answered', () => s.raw.count((f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) !== 0) === 1_500);
+    s.session.tick(60_000);
+    s.clock.now += 500;
+    s.raw.write(empties(1_500, () => frame(FrameType.Ping, 0, 0, 0, 2)));
+    await expectFault(s, MuxCode.Flood, 'flood');
   });
 
   test('a peer that reads nothing while its PINGs are answered ends at the write backlog, and its connection is let go', async () => {
     const s = await served();
     s.raw.socket.pause(); // the peer never reads our answers
-    // 1,000 PINGs per sweep (within the budget), answers piling up unread until more than 16 MiB wait.
+    // 1,000 PINGs a second (within the budget), answers piling up unread until more than 16 MiB wait.
     const batch = empties(1_000, () => frame(FrameType.Ping, 0, 0, 0, 1));
     const socket = s.session.socket;
     for (let i = 0; i < 5_000 && !s.session.ended && socket.writableLength < 18 * 2 ** 20; i++) {
-      s.session.tick(60_000); // the budget renews: only the write backlog can stop it
+      s.clock.now += 1_000; // the budget renews: only the write backlog can stop it
       const read = s.nextRead();
       s.raw.write(batch);
       await read;
