@@ -1,7 +1,8 @@
 // Drift test of the one TypeScript copy of the gRPC contract (common/contract/): every message of every file in
 // proto/ must have a FIELDS table (tied to its interface by the compiler) naming the same fields with the same
-// kinds (scalar type, repeated, map, message type, oneof) as the descriptor @grpc/proto-loader reads; the method
-// paths and the error-metadata key must be the ones the files define.
+// kinds (scalar type, repeated, map, message type, oneof) as the descriptor @grpc/proto-loader reads (an independent
+// reader: the product loads the files with protobufjs itself, shared-io/proto-loader.ts); the method paths and the
+// error-metadata key must be the ones the files define.
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,8 @@ import { ERROR_CODE_METADATA } from '../../../../common/contract/error-metadata.
 import type { ContractFile } from '../../../../common/contract/field-spec.js';
 import { IDENTITY_PROTO, MINT_JWT_SVID_PATH, SIGN_SVID_PATH, TPM_CHALLENGE_PATH } from '../../../../common/contract/identity-v1.js';
 import { WORKLOAD_API_PATHS, WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../../common/contract/spiffe-workload.js';
-import { PROTO_LOADER_OPTIONS, loadProtoDefinition } from '../../../../shared-io/proto-loader.js';
+import type * as grpc from '@grpc/grpc-js';
+import { CODEC_OPTIONS, loadProtoDefinition } from '../../../../shared-io/proto-loader.js';
 import { REPO_ROOT } from '../../../helpers/run.js';
 
 interface FieldDescriptor {
@@ -27,6 +29,9 @@ interface MessageDescriptor {
   readonly nestedType: readonly (MessageDescriptor & { readonly name: string; readonly options: { readonly mapEntry?: boolean } | null })[];
   readonly oneofDecl: readonly { readonly name: string }[];
 }
+
+/** The descriptors @grpc/proto-loader reads from `dir` (proto/ by default). */
+const descriptors = (file: string, dir = join(REPO_ROOT, 'proto')) => protoLoader.loadSync(file, { ...CODEC_OPTIONS, keepCase: true, includeDirs: [dir] });
 
 const scalar = (f: FieldDescriptor): string => f.type.replace(/^TYPE_/, '').toLowerCase();
 
@@ -97,13 +102,13 @@ describe('common/contract matches proto/', () => {
 
   for (const contract of CONTRACT_FILES) {
     test(`every message of ${contract.file} is declared with the same fields and kinds`, () => {
-      expect(drift(loadProtoDefinition(contract.file), contract)).toEqual([]);
+      expect(drift(descriptors(contract.file), contract)).toEqual([]);
     });
   }
 
   test('the method paths are the ones the services define', () => {
-    const paths = (def: protoLoader.PackageDefinition, service: string) =>
-      Object.fromEntries(Object.entries(def[service] as protoLoader.ServiceDefinition).map(([m, d]) => [m, d.path]));
+    const paths = (def: ReturnType<typeof loadProtoDefinition>, service: string) =>
+      Object.fromEntries(Object.entries(def[service] as grpc.ServiceDefinition).map(([m, d]) => [m, d.path]));
     expect(paths(loadProtoDefinition(IDENTITY_PROTO), 'tessera.identity.v1.Identity')).toEqual({ SignSvid: SIGN_SVID_PATH, MintJwtSvid: MINT_JWT_SVID_PATH, TpmChallenge: TPM_CHALLENGE_PATH });
     expect(paths(loadProtoDefinition(CONFIG_PROTO), 'tessera.config.v1.Config')).toEqual({ Watch: WATCH_PATH, Report: REPORT_PATH });
     expect(paths(loadProtoDefinition(WORKLOAD_API_PROTO), WORKLOAD_API_SERVICE)).toEqual(WORKLOAD_API_PATHS);
@@ -121,7 +126,7 @@ describe('common/contract matches proto/', () => {
       .replace('string reason = 5;', 'repeated string reason = 5;')
       .concat('\nmessage Added { string x = 1; }\n');
     writeFileSync(path, text);
-    const def = protoLoader.loadSync(CONFIG_PROTO, { ...PROTO_LOADER_OPTIONS, includeDirs: [tmp] });
+    const def = descriptors(CONFIG_PROTO, tmp);
     expect(drift(def, CONTRACT_FILES.find((c) => c.file === CONFIG_PROTO)!).sort()).toEqual([
       'tessera.config.v1.Added: not declared in common/contract',
       'tessera.config.v1.BreakGlassGrant.reason: proto repeated string, TypeScript string',
