@@ -63,6 +63,8 @@ export interface ProxyLimits {
   readonly maxConnections: number;
   readonly upstreamPoolSize: number;
   readonly upstreamIdleTimeoutMs: number;
+  /** Exchanges a pooled HTTP/1.1 upstream connection carries before it is closed (connection-pool.ts). */
+  readonly upstreamMaxRequests: number;
   readonly drainTimeoutMs: number;
   readonly ticketKeyRotationMs: number;
 }
@@ -242,6 +244,7 @@ export const proxySchema: ObjectSchema = {
         maxConnections: { type: 'number', integer: true, min: 1, default: 10_000 },
         upstreamPoolSize: { type: 'number', integer: true, min: 1, max: 10_000, default: 256 },
         upstreamIdleTimeout: { type: 'duration', min: 100, default: '60s' },
+        upstreamMaxRequests: { type: 'number', integer: true, min: 1, max: 1_000_000, default: 1_000, description: 'Exchanges a pooled HTTP/1.1 upstream connection carries before it is closed; 1: a connection per exchange' },
         drainTimeout: { type: 'duration', min: 0, default: '20s' },
         ticketKeyRotation: { type: 'duration', min: 1_000, default: '1h', description: 'How often inbound session-ticket keys are replaced' },
       },
@@ -289,7 +292,7 @@ interface Raw {
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
   transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number; tlsGroups?: TlsGroup[]; sessionsPerPeer?: number };
-  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'drainTimeout' | 'ticketKeyRotation', number>>;
+  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'upstreamMaxRequests' | 'drainTimeout' | 'ticketKeyRotation', number>>;
   routing?: RawRouting;
   logLevel?: ProxyConfig['logLevel'];
   workers?: number;
@@ -410,6 +413,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       maxConnections: l.maxConnections ?? 10_000,
       upstreamPoolSize: l.upstreamPoolSize ?? 256,
       upstreamIdleTimeoutMs: l.upstreamIdleTimeout ?? 60_000,
+      upstreamMaxRequests: l.upstreamMaxRequests ?? 1_000,
       drainTimeoutMs: l.drainTimeout ?? 20_000,
       ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
     },

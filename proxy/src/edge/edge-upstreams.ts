@@ -44,6 +44,7 @@ export class EdgeUpstream {
             maxConnections: deps.limits.upstreamPoolSize,
             maxQueue: deps.limits.maxConnections,
             idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
+            maxRequests: deps.limits.upstreamMaxRequests,
             nowMs: deps.nowMs,
           });
     } else {

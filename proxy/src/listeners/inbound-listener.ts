@@ -51,6 +51,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
       maxConnections: deps.limits.upstreamPoolSize,
       maxQueue: deps.limits.maxConnections,
       idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
+      maxRequests: deps.limits.upstreamMaxRequests,
       nowMs: deps.nowMs,
     });
     super('inbound', config, deps, front ?? server, () => pool.sweep());

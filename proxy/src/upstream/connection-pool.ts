@@ -20,6 +20,8 @@ export interface UpstreamConn {
   owner: UpstreamOwner | null;
   /** True once it has carried a complete exchange (a failure on it may be a stale keep-alive). */
   reused: boolean;
+  /** Complete exchanges it has carried. */
+  exchanges: number;
   idleSinceMs: number;
   /** True after a clean TLS resumption (for the access log). */
   readonly resumed: boolean;
@@ -37,6 +39,12 @@ export interface PoolOptions {
   readonly maxConnections: number;
   readonly maxQueue: number;
   readonly idleTimeoutMs: number;
+  /**
+   * Exchanges one connection carries before it is closed (absent: no bound). Bounds how long a connection whose
+   * answers an app shifted by one (an unsolicited response while a request was in flight) goes on handing each
+   * caller the previous caller's answer: HTTP/1.1 has no way to tell; 1 never reuses a connection.
+   */
+  readonly maxRequests?: number;
   readonly nowMs: () => number;
   readonly onOpened?: () => void;
   /**
@@ -106,7 +114,7 @@ export class ConnectionPool {
 
   /** Returns a connection after a complete exchange. */
   release(conn: UpstreamConn): void {
-    if (conn.detached || conn.retired?.()) {
+    if (conn.detached || conn.retired?.() || ++conn.exchanges >= (this.#o.maxRequests ?? Number.POSITIVE_INFINITY)) {
       this.discard(conn);
       return;
     }
@@ -180,7 +188,7 @@ export class ConnectionPool {
       }
       this.#open++;
       this.#o.onOpened?.();
-      const conn: UpstreamConn = { socket, retired, owner: null, reused: false, idleSinceMs: 0, resumed: resumed ?? false, gone: false, detached: false };
+      const conn: UpstreamConn = { socket, retired, owner: null, reused: false, exchanges: 0, idleSinceMs: 0, resumed: resumed ?? false, gone: false, detached: false };
       const gone = (error?: Error) => {
         if (conn.gone) return;
         conn.gone = true;

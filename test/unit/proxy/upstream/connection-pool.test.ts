@@ -147,6 +147,39 @@ describe('reuse', () => {
     expect(srv.sockets.length).toBe(1);
   });
 
+  test('maxRequests: a connection that carried that many exchanges is closed, and the next exchange (queued too) gets a fresh one', async () => {
+    const srv = await echoServer();
+    const { pool } = makePool(srv.port, { maxRequests: 3, maxConnections: 1 });
+    for (let i = 0; i < 7; i++) {
+      const o = new Owner();
+      const c = await acquire(pool, o);
+      await exchange(c, o, `n${i}`);
+      // The third exchange's release hands the connection to no one, queued waiters included.
+      const waiting = i === 2 ? acquire(pool, new Owner()) : null;
+      pool.release(c);
+      if (waiting) pool.release(await waiting);
+    }
+    // 7 exchanges and the extra lease on the third connection's slot: 3 + 3 + 1 exchanges, one connection each 3.
+    await until('three server connections', () => srv.sockets.length === 3, 3_000, 5);
+    expect(srv.sockets.length).toBe(3);
+  });
+
+  test('maxRequests 1: no connection is ever reused', async () => {
+    const srv = await echoServer();
+    const { pool } = makePool(srv.port, { maxRequests: 1 });
+    const seen = new Set<UpstreamConn>();
+    for (let i = 0; i < 5; i++) {
+      const o = new Owner();
+      const c = await acquire(pool, o);
+      expect(seen.has(c)).toBe(false);
+      seen.add(c);
+      await exchange(c, o, `n${i}`);
+      pool.release(c);
+      expect(c.socket.destroyed).toBe(true);
+    }
+    expect(srv.sockets.length).toBe(5);
+  });
+
   test('a connection released while paused (downstream backpressure) is flowing again for its next owner', async () => {
     const srv = await echoServer();
     const { pool } = makePool(srv.port);
