@@ -218,7 +218,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_JWT_ISSUER: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token names another issuer.'),
   TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is not for the configured audience.'),
   TESSERA_ERR_ATTESTATION_JWT_EXPIRED: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token has expired or is not valid yet.'),
-  TESSERA_ERR_ATTESTATION_JWT_CLAIMS: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token lacks a valid namespace and service-account claim.'),
+  TESSERA_ERR_ATTESTATION_JWT_CLAIMS: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token lacks a valid namespace and service-account claim, has a claim of the wrong JSON type, or was issued in the future.'),
   TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE: entry(UNAVAILABLE, 503, 'The configured JWKS file cannot be read or is not a JWK set.'),
   TESSERA_ERR_ATTESTATION_SVID_INVALID: entry(UNAUTHENTICATED, 403, 'The client SVID presented for renewal or Config/Watch does not verify (expired, unknown authority, other trust domain).'),
   TESSERA_ERR_ATTESTATION_TPM_QUOTE_MALFORMED: entry(UNAUTHENTICATED, 403, 'The TPM evidence does not parse: the quote is not a TPM-generated TPMS_ATTEST of type quote, or it or the TPMT_SIGNATURE is truncated, oversized, has trailing bytes or an unsupported algorithm (the field is named in the audit line).'),

@@ -1,5 +1,7 @@
 // Kubernetes attestation: a projected service-account token (JWT) verified with jose against the configured
-// JWKS file, issuer and audience; the SPIFFE ID is spiffe://<td>/ns/<ns>/sa/<sa> from its claims only.
+// JWKS file, issuer and audience; the SPIFFE ID is spiffe://<td>/ns/<ns>/sa/<sa> from its claims only. Every
+// claim read is checked for its JSON shape first (a signed token is still input), so any malformed one is refused
+// with TESSERA_ERR_ATTESTATION_JWT_CLAIMS, never a TypeError.
 import { readFileSync, statSync } from 'node:fs';
 import { type JSONWebKeySet, createLocalJWKSet, errors, jwtVerify } from 'jose';
 import type { Clock } from '../../../common/clock.js';
@@ -19,6 +21,8 @@ export interface K8sAttestorOptions {
   readonly clockToleranceMs?: number;
 }
 
+const DEFAULT_CLOCK_TOLERANCE_MS = 5_000;
+
 /** Asymmetric algorithms only: never "none" or an HMAC a public JWKS could be abused for. */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384'];
 const MAX_TOKEN_LENGTH = 16_384;
@@ -26,7 +30,26 @@ const SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 interface K8sClaims {
   sub?: unknown;
-  'kubernetes.io'?: { namespace?: unknown; serviceaccount?: { name?: unknown }; pod?: { uid?: unknown } };
+  iat?: unknown;
+  'kubernetes.io'?: unknown;
+}
+
+const claimsError = (what: string) => new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', what);
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * The pod UID of a "kubernetes.io" claim that names `ns` and `sa` (undefined: absent, or no pod named). The claim
+ * is optional (older tokens lack it), but when present it must be the object Kubernetes writes, agreeing with sub.
+ */
+function podUidOf(k8s: unknown, ns: string, sa: string): string | undefined {
+  if (k8s === undefined) return undefined;
+  if (!isObject(k8s)) throw claimsError('kubernetes.io is not an object');
+  const account = k8s['serviceaccount'];
+  if (k8s['namespace'] !== ns || !isObject(account) || account['name'] !== sa) throw claimsError('kubernetes.io namespace/serviceaccount disagree with sub');
+  const pod = k8s['pod'];
+  if (pod === undefined) return undefined;
+  if (!isObject(pod) || (pod['uid'] !== undefined && typeof pod['uid'] !== 'string')) throw claimsError('kubernetes.io pod is not an object with a string uid');
+  return pod['uid'] === '' ? undefined : (pod['uid'] as string | undefined);
 }
 
 export class K8sJwtAttestor {
@@ -45,27 +68,29 @@ export class K8sJwtAttestor {
   async attest(token: string): Promise<AttestedIdentity> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', 'the token is empty or too long');
     const keys = this.#keys();
+    const toleranceMs = this.#o.clockToleranceMs ?? DEFAULT_CLOCK_TOLERANCE_MS;
+    const nowMs = this.#o.clock.nowMs();
     let claims: K8sClaims;
     try {
       const verified = await jwtVerify(token, keys, {
         issuer: this.#o.issuer,
         audience: this.#o.audience,
         algorithms: ALGORITHMS,
-        currentDate: new Date(this.#o.clock.nowMs()),
-        clockTolerance: Math.round((this.#o.clockToleranceMs ?? 5_000) / 1000),
+        currentDate: new Date(nowMs),
+        clockTolerance: Math.round(toleranceMs / 1000),
         requiredClaims: ['exp', 'sub'],
       });
       claims = verified.payload as K8sClaims;
     } catch (e) {
       throw new TesseraError(joseErrorCode(e));
     }
+    // jose checks iat only with maxTokenAge: a token issued in the future (beyond the skew allowed on exp and nbf)
+    // was minted by a clock, or for a purpose, we do not trust. jose has checked that iat, if present, is a number.
+    if (typeof claims.iat === 'number' && claims.iat * 1000 > nowMs + toleranceMs) throw claimsError('iat is in the future');
     const sub = typeof claims.sub === 'string' ? SUBJECT.exec(claims.sub) : null;
-    if (!sub) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'sub is not system:serviceaccount:<ns>:<sa>');
+    if (!sub) throw claimsError('sub is not system:serviceaccount:<ns>:<sa>');
     const [, ns, sa] = sub as unknown as [string, string, string];
-    const k8s = claims['kubernetes.io'];
-    if (k8s !== undefined && (k8s.namespace !== ns || k8s.serviceaccount?.name !== sa)) {
-      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'kubernetes.io namespace/serviceaccount disagree with sub');
-    }
+    const podUid = podUidOf(claims['kubernetes.io'], ns, sa);
     let spiffeId: SpiffeId;
     try {
       spiffeId = SpiffeId.fromSegments(this.#o.trustDomain, 'ns', ns, 'sa', sa);
@@ -73,8 +98,7 @@ export class K8sJwtAttestor {
       throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'namespace or service account is not a valid SPIFFE path segment');
     }
     // A projected token names its pod: the instance a pod re-attesting with it proves each time.
-    const podUid = k8s?.pod?.uid;
-    return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}`, ...(typeof podUid === 'string' && podUid !== '' ? { instance: `pod:${podUid.slice(0, 64)}` } : {}) };
+    return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}`, ...(podUid !== undefined ? { instance: `pod:${podUid.slice(0, 64)}` } : {}) };
   }
 
   #keys(): ReturnType<typeof createLocalJWKSet> {
@@ -95,6 +119,8 @@ export class K8sJwtAttestor {
 function joseErrorCode(e: unknown): ErrorCode {
   if (e instanceof errors.JWTExpired) return 'TESSERA_ERR_ATTESTATION_JWT_EXPIRED';
   if (e instanceof errors.JWTClaimValidationFailed) {
+    // A claim of the wrong JSON type (a string nbf, a null iat) is malformed, not early or late.
+    if (e.reason === 'invalid') return 'TESSERA_ERR_ATTESTATION_JWT_CLAIMS';
     if (e.claim === 'iss') return 'TESSERA_ERR_ATTESTATION_JWT_ISSUER';
     if (e.claim === 'aud') return 'TESSERA_ERR_ATTESTATION_JWT_AUDIENCE';
     if (e.claim === 'nbf' || e.claim === 'iat') return 'TESSERA_ERR_ATTESTATION_JWT_EXPIRED';

@@ -1,6 +1,8 @@
 // Kubernetes projected-token attestation (K8sJwtAttestor) with real tokens signed by jose against a JWKS file:
 // the SPIFFE ID built from the token's namespace and service account obeys every rule SpiffeId.parse has (the
-// 2048-byte limit, one segment per value), so nothing is issued that renewal or Config/Watch would then refuse.
+// 2048-byte limit, one segment per value), so nothing is issued that renewal or Config/Watch would then refuse;
+// every claim it reads, in any JSON shape a signed token may carry, is refused with a stable code (never a
+// TypeError that surfaces as INTERNAL), and a token issued in the future is refused.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -82,5 +84,66 @@ describe('K8sJwtAttestor: the instance a projected token proves', () => {
       .sign(key);
     expect((await attestor.attest(withPod)).instance).toBe('pod:5b1f0e8e-0000-4000-8000-000000000002');
     expect((await attestor.attest(await saToken('shop', 'web'))).instance).toBeUndefined();
+  });
+});
+
+/** A token with the good claims, `over` replacing (or, with undefined, removing) some of them. */
+function tokenWith(over: Record<string, unknown>): Promise<string> {
+  const claims: Record<string, unknown> = { iss: ISSUER, aud: [AUDIENCE], sub: 'system:serviceaccount:shop:web', iat: NOW_S, exp: NOW_S + 600, 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'web' }, pod: { name: 'web-1', uid: 'u-1' } } };
+  for (const [k, v] of Object.entries(over)) {
+    if (v === undefined) delete claims[k];
+    else claims[k] = v;
+  }
+  return new SignJWT(claims).setProtectedHeader({ alg: 'ES256', kid: 'k', typ: 'JWT' }).sign(key);
+}
+
+const k8s = (over: Record<string, unknown>) => ({ 'kubernetes.io': { namespace: 'shop', serviceaccount: { name: 'web' }, pod: { name: 'web-1', uid: 'u-1' }, ...over } });
+
+describe('K8sJwtAttestor: every claim it reads, in every JSON shape', () => {
+  test('the good token and its optional parts absent are attested', async () => {
+    expect((await attestor.attest(await tokenWith({}))).instance).toBe('pod:u-1');
+    expect((await attestor.attest(await tokenWith({ 'kubernetes.io': undefined }))).instance).toBeUndefined();
+    expect((await attestor.attest(await tokenWith(k8s({ pod: undefined })))).instance).toBeUndefined();
+    expect((await attestor.attest(await tokenWith(k8s({ pod: { name: 'web-1' } })))).instance).toBeUndefined();
+    expect((await attestor.attest(await tokenWith({ iat: undefined }))).spiffeId.toString()).toBe('spiffe://example.org/ns/shop/sa/web');
+  });
+
+  test.each([
+    ['kubernetes.io null (the audit case)', { 'kubernetes.io': null }],
+    ['kubernetes.io a string', { 'kubernetes.io': 'x' }],
+    ['kubernetes.io a number', { 'kubernetes.io': 0 }],
+    ['kubernetes.io false', { 'kubernetes.io': false }],
+    ['kubernetes.io an array', { 'kubernetes.io': [] }],
+    ['kubernetes.io an array holding the object', { 'kubernetes.io': [{ namespace: 'shop', serviceaccount: { name: 'web' } }] }],
+    ['namespace null', k8s({ namespace: null })],
+    ['namespace an array', k8s({ namespace: ['shop'] })],
+    ['serviceaccount null', k8s({ serviceaccount: null })],
+    ['serviceaccount a string', k8s({ serviceaccount: 'web' })],
+    ['serviceaccount an array', k8s({ serviceaccount: [{ name: 'web' }] })],
+    ['serviceaccount.name null', k8s({ serviceaccount: { name: null } })],
+    ['serviceaccount.name an array', k8s({ serviceaccount: { name: ['web'] } })],
+    ['pod null', k8s({ pod: null })],
+    ['pod a string', k8s({ pod: 'web-1' })],
+    ['pod an array', k8s({ pod: [{ uid: 'u-1' }] })],
+    ['pod.uid null', k8s({ pod: { uid: null } })],
+    ['pod.uid a number', k8s({ pod: { uid: 5 } })],
+    ['pod.uid an object', k8s({ pod: { uid: { toString: 'u-1' } } })],
+    ['sub null', { sub: null }],
+    ['sub a number', { sub: 5 }],
+    ['sub an array', { sub: ['system:serviceaccount:shop:web'] }],
+    ['sub an object', { sub: {} }],
+    ['iat null', { iat: null }],
+    ['iat a string', { iat: String(NOW_S) }],
+    ['nbf a string', { nbf: String(NOW_S) }],
+    ['exp null', { exp: null }],
+    ['exp an array', { exp: [NOW_S + 600] }],
+    ['iat one hour in the future (the audit case)', { iat: NOW_S + 3600 }],
+    ['iat just past the 5 s skew allowance', { iat: NOW_S + 6 }],
+  ])('UNAUTHENTICATED with JWT_CLAIMS: %s', async (_what, over) => {
+    expect(await codeOf(attestor.attest(await tokenWith(over)))).toBe('TESSERA_ERR_ATTESTATION_JWT_CLAIMS');
+  });
+
+  test('iat within the skew allowance is attested (clocks differ a little)', async () => {
+    expect(await codeOf(attestor.attest(await tokenWith({ iat: NOW_S + 5 })))).toBe('attested');
   });
 });
