@@ -14,6 +14,7 @@ import { certsView, updateCaGauges } from './admin/certs-view.js';
 import { configHubReports, federationReports, identityRejections, issuanceReports, jwtSvidReports, policyDirReports } from './admin/component-reports.js';
 import { createMetrics } from './admin/metrics.js';
 import { ownSvidLive, Readiness, storeWritable } from './admin/readiness.js';
+import { budgetedRefusals } from './admin/refusal-audit.js';
 import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
 import { guardedService } from './api/guarded-service.js';
@@ -57,9 +58,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   return undo.guard(async () => {
     const { store, leads, sharedCa, sharedJwt, replica, health } = await openStore(config, { clock, timers, log });
     undo.push(() => store.close());
-    const { audit, inventory, tokens, changes } = store;
     const registry = new Registry();
     const metrics = createMetrics(registry, deps.build);
+    const { inventory, tokens, changes } = store, audit = budgetedRefusals(store.audit, clock, (event) => metrics.auditSuppressed.inc({ event }));
     const caChanged = new Relay(); // → bundle file, own SVID, gauges, config push (wired below)
     const configChanged = new Relay(); // → config push
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
@@ -152,10 +153,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(() => injector?.close());
 
     const maintenance = controlPlaneMaintenance({
-      clock,
-      timers,
       tickMs: deps.tickMs ?? 1_000,
-      ...{ breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads },
+      ...{ clock, timers, breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads },
       hub: {
         tick: () => {
           hub.tick();

@@ -1,7 +1,8 @@
 // The control plane's Discovery service end to end: the real `tessera control-plane` process, two SVIDs fetched
 // from it, Register and Watch over grpc-js with mTLS — snapshot then incremental updates, a registration for
 // another ID refused and audited, removal after the call ends plus the grace, the static file source, and a
-// restart that serves the previous registrations (unconfirmed) until the grace after start.
+// restart that serves the previous registrations (unconfirmed) until the grace after start; a request bounded as a
+// whole, its refusals audited as one row, and each SPIFFE ID's requests rate-limited.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -15,6 +16,7 @@ import { until } from '../helpers/until.js';
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const DB = `spiffe://${TD}/ns/data/sa/db`;
+const FLOOD = `spiffe://${TD}/ns/default/sa/flood`;
 const GRACE_MS = 4_000;
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -51,15 +53,21 @@ function register(svid: ClientSvid) {
   const c = controlPlaneClients(cp.grpc, bundlePem, svid);
   const call = c.discovery.Register!() as grpc.ClientDuplexStream<unknown, RegisterResponseMsg>;
   const answers: RegisterResponseMsg[] = [];
+  let error: grpc.ServiceError | undefined;
   call.on('data', (m: RegisterResponseMsg) => answers.push(m));
-  call.on('error', () => {});
+  call.on('error', (e: grpc.ServiceError) => {
+    error = e;
+  });
   return {
     async send(registrations: { service: string; endpoint: Partial<EndpointMsg> }[]): Promise<RegisterResponseMsg> {
       const n = answers.length;
       call.write({ registrations });
-      await until('a RegisterResponse', () => answers.length > n, 10_000, 20);
+      await until('a RegisterResponse', () => answers.length > n || error !== undefined, 10_000, 20);
+      if (answers.length <= n) throw error;
       return answers[n]!;
     },
+    /** The status the call ended with, once it did. */
+    error: () => error,
     /** Half-closes (the proxy withdraws). */
     end() {
       call.end();
@@ -71,6 +79,8 @@ function register(svid: ClientSvid) {
 const ep = (address: string, spiffe_id: string, extra: Partial<EndpointMsg> = {}): Partial<EndpointMsg> => ({ address, spiffe_id, protocol: 'http', ready: true, ...extra });
 const addressesOf = (m: DiscoveryUpdateMsg, service: string) => m.services.find((s) => s.service === service)?.endpoints.map((e) => `${e.address} ${e.source}`);
 const metrics = async () => (await fetch(`http://${cp.admin}/metrics`)).text();
+const auditLines = async () => (await readFile(join(cp.dataDir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+const counter = (text: string, series: string) => Number(text.split('\n').find((l) => l.startsWith(`${series} `))?.split(' ')[1] ?? 0);
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
@@ -168,11 +178,12 @@ describe('Discovery/Watch and Register', () => {
       expect((await asWeb.send([{ service: 'api.default', endpoint: ep('127.0.0.6:15016', WEB) }])).refused.map((r) => r.code)).toEqual(['TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED']);
       const audit = (await readFile(join(cp.dataDir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
       const lines = audit.filter((a) => a['event'] === 'registration.refused' && a['code'] === 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED');
-      expect(lines.map((l) => [l['spiffeId'], l['service']])).toEqual([
-        [API, 'web.default'],
-        [API, 'web.many'],
-        [WEB, 'api.default'],
+      // One row per request: its first refusal, the counts by code, and the first few entries.
+      expect(lines.map((l) => [l['spiffeId'], l['service'], l['counts']])).toEqual([
+        [API, 'web.default', { TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED: 2 }],
+        [WEB, 'api.default', { TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED: 1 }],
       ]);
+      expect(lines[0]!['examples']).toEqual(['TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED web.default 127.0.0.5:15017', 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED web.many 127.0.0.5:15018']);
       expect(await metrics()).toMatch(/tessera_cp_registrations_refused_total\{code="TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED"\} 3/);
       const endpoints = async () => (await (await fetch(`http://${cp.admin}/endpoints`)).json()) as Record<string, { address: string; spiffeId: string; source: string }[]>;
       await until('api.default registered', async () => (await endpoints())['api.default']?.length === 1, 10_000, 50);
@@ -211,6 +222,53 @@ describe('Discovery/Watch and Register', () => {
       expect(answers.flatMap((a) => a.refused.map((r) => r.code))).toEqual(Array(64).fill('TESSERA_ERR_DISCOVERY_TOO_MANY'));
     } finally {
       for (const c of calls) c.end();
+    }
+  });
+
+  test("refused entries count toward a request's bound; a request's refusals are one audit row; a SPIFFE ID's requests are rate-limited", async () => {
+    const flood = await fetchSvid(FLOOD, 'flood');
+    const notMine = (n: number) => Array.from({ length: n }, (_, i) => ({ service: 'a', endpoint: ep(`127.0.2.${(i % 250) + 1}:${1000 + i}`, WEB) }));
+    const series = 'tessera_cp_registrations_refused_total{code="TESSERA_ERR_DISCOVERY_NOT_YOUR_ID"}';
+    const before = counter(await metrics(), series);
+    const reg = register(flood);
+    try {
+      // 256 refused entries (the audit's repro sent ~6,000 a request): all answered and counted, one audit row.
+      const answer = await reg.send(notMine(256));
+      expect(answer.accepted).toEqual([]);
+      expect(answer.refused).toHaveLength(256);
+      expect(new Set(answer.refused.map((r) => r.code))).toEqual(new Set(['TESSERA_ERR_DISCOVERY_NOT_YOUR_ID']));
+      expect(counter(await metrics(), series) - before).toBe(256);
+      const rows = (await auditLines()).filter((a) => a['event'] === 'registration.refused' && a['spiffeId'] === FLOOD);
+      expect(rows).toHaveLength(1);
+      expect(rows[0]).toMatchObject({ code: 'TESSERA_ERR_DISCOVERY_NOT_YOUR_ID', claimed: WEB, service: 'a', address: '127.0.2.1:1000', counts: { TESSERA_ERR_DISCOVERY_NOT_YOUR_ID: 256 } });
+      expect(rows[0]!['examples']).toHaveLength(3);
+      // One entry more and the request is refused whole: the call ends with TOO_MANY, nothing more audited per entry.
+      await expect(reg.send(notMine(257))).rejects.toBeDefined();
+      expect(errorCode(reg.error()!)).toBe('TESSERA_ERR_DISCOVERY_TOO_MANY');
+      expect(reg.error()!.code).toBe(8); // RESOURCE_EXHAUSTED
+      expect((await auditLines()).filter((a) => a['event'] === 'registration.refused' && a['spiffeId'] === FLOOD)).toHaveLength(1);
+    } finally {
+      reg.end();
+    }
+    // The ID's requests, over all its calls, are rate-limited (120 at once, 4 a second after): a bounded loop of
+    // empty sets ends with the call refused.
+    const again = register(flood);
+    try {
+      let answered = 0;
+      for (let i = 0; i < 1000 && again.error() === undefined; i++) {
+        try {
+          await again.send([]);
+          answered++;
+        } catch {
+          break;
+        }
+      }
+      expect(errorCode(again.error()!)).toBe('TESSERA_ERR_DISCOVERY_RATE_LIMITED');
+      expect(answered).toBeGreaterThan(100);
+      expect(answered).toBeLessThan(1000);
+      expect(await metrics()).toMatch(/tessera_cp_registrations_refused_total\{code="TESSERA_ERR_DISCOVERY_RATE_LIMITED"\} 1/);
+    } finally {
+      again.end();
     }
   });
 

@@ -1,10 +1,11 @@
 // Where the service registry and the Discovery service report to: registry gauges (service labels capped), watcher
-// count, refused watches and registrations (counted; a registration for another ID and any refused caller audited),
-// failing sources (counted and logged). main.ts only wires these.
+// count, refused watches and registrations (counted; a request's registrations for another ID or a service it may
+// not serve audited as one row, and any refused caller audited), failing sources (counted and logged). main.ts only
+// wires these.
 import type { Clock } from '../../../common/clock.js';
 import type { TesseraError } from '../../../common/errors.js';
 import type { DiscoveryHubOptions } from '../discovery/discovery-watch.js';
-import type { RegistrationHubOptions, RegistrationRefused } from '../discovery/registration-service.js';
+import type { RegistrationHubOptions, RegistrationRefusals } from '../discovery/registration-service.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { AuditLog } from '../store/store-contract.js';
@@ -37,21 +38,26 @@ export function discoveryWatchReports(metrics: ControlPlaneMetrics, audit: Audit
   return { onWatchers: (n) => metrics.discoveryWatchers.set(n), onRefused: refusedCall('discovery.watch_refused', metrics, audit, clock, 'discovery') };
 }
 
-export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<RegistrationHubOptions, 'onRefused' | 'onRegistrationRefused'> {
+/** Refusals that are an attempt to draw traffic that is not the caller's own: always on the record. */
+const AUDITED = new Set<string>(['TESSERA_ERR_DISCOVERY_NOT_YOUR_ID', 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED']);
+
+export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<RegistrationHubOptions, 'onRefused' | 'onRegistrationsRefused'> {
   const refused = refusedCall('discovery.register_refused', metrics, audit, clock);
   return {
-    // A request the call could not take (too large, malformed) is a refused registration too: counted by its code.
-    onRefused: (code, caller, detail) => {
-      if (code.startsWith('TESSERA_ERR_ISSUANCE_')) metrics.registrationsRefused.inc({ code });
-      refused(code, caller, detail);
+    // A request the call could not take (too large, malformed, too many, too often) is a refused registration
+    // too: counted by its code.
+    onRefused: (code, caller, detail, spiffeId) => {
+      if (code.startsWith('TESSERA_ERR_ISSUANCE_') || code.startsWith('TESSERA_ERR_DISCOVERY_')) metrics.registrationsRefused.inc({ code });
+      refused(code, caller, detail, spiffeId);
     },
-    onRegistrationRefused: (r: RegistrationRefused) => {
-      metrics.registrationsRefused.inc({ code: r.code });
-      // Naming another workload's ID, or a service this one may not serve, is an attempt to draw traffic that is
-      // not its own: always on the record.
-      if (r.code === 'TESSERA_ERR_DISCOVERY_NOT_YOUR_ID' || r.code === 'TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED') {
-        audit.record(clock.nowMs(), { event: 'registration.refused', result: 'refused', code: r.code, spiffeId: r.caller, caller: r.peer, claimed: r.claimed, service: r.service, address: r.address });
-      }
+    onRegistrationsRefused: (r: RegistrationRefusals) => {
+      for (const [code, n] of Object.entries(r.counts)) metrics.registrationsRefused.inc({ code }, n);
+      // One row per request, however many entries it holds: the counts by code, and the first audited entries.
+      const examples = r.examples.filter((e) => AUDITED.has(e.code));
+      const first = examples[0];
+      if (!first) return;
+      const counts = Object.fromEntries(Object.entries(r.counts).filter(([code]) => AUDITED.has(code)));
+      audit.record(clock.nowMs(), { event: 'registration.refused', result: 'refused', code: first.code, spiffeId: r.caller, caller: r.peer, claimed: first.claimed, service: first.service, address: first.address, counts, examples: examples.map((e) => `${e.code} ${e.service} ${e.address}${e.claimed !== undefined ? ` ${e.claimed.slice(0, 256)}` : ''}`) });
     },
   };
 }

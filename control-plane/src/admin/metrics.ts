@@ -31,6 +31,7 @@ export interface ControlPlaneMetrics {
   readonly registrationsRefused: Counter<'code'>;
   readonly watchRefusals: Counter<'service' | 'code'>;
   readonly discoverySourceErrors: Counter<'source'>;
+  readonly auditSuppressed: Counter<'event'>;
 }
 
 export function createMetrics(registry: Registry, build: BuildInfo): ControlPlaneMetrics {
@@ -73,6 +74,7 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     // code: the stable codes a stream can be refused with (errors.ts), a fixed set.
     watchRefusals: new Counter({ name: 'tessera_watch_refusals_total', help: 'Config/Watch and Discovery/Watch streams refused before they started, by service (config|discovery) and stable error code', labelNames: ['service', 'code'], registers }),
     registrationsRefused: new Counter({ name: 'tessera_cp_registrations_refused_total', help: 'Self-registrations refused, by stable error code', labelNames: ['code'], registers }),
+    auditSuppressed: new Counter({ name: 'tessera_cp_audit_rows_suppressed_total', help: 'Refusal audit rows not written because their subject (or all callers without a proven ID) was over its audit budget, by event', labelNames: ['event'], registers }),
     discoverySourceErrors: new Counter({ name: 'tessera_cp_discovery_source_errors_total', help: 'Endpoint source reads that failed (its last view kept), by source', labelNames: ['source'], registers }),
   };
 }

@@ -35,7 +35,7 @@ export interface ConfigHubOptions {
   readonly onWatchers?: (count: number) => void;
   readonly onVersion?: (version: number) => void;
   readonly onSent?: () => void;
-  readonly onRefused?: (code: string, caller: string, detail: string | undefined) => void;
+  readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
   /** A publish failed (no new version from the store): the watchers keep what they have. */
   readonly onPublishError?: (e: unknown) => void;
 }
@@ -140,7 +140,7 @@ export class ConfigHub {
         if (!peer) return;
         // The request carries nothing, but an oversized or undecodable one is refused as on every other method.
         if (call.request instanceof RejectedMessage) {
-          this.#o.onRefused?.(call.request.code, call.getPeer(), call.request.size === undefined ? 'malformed request' : `request of ${call.request.size} bytes`);
+          this.#o.onRefused?.(call.request.code, call.getPeer(), call.request.size === undefined ? 'malformed request' : `request of ${call.request.size} bytes`, peer.spiffeId.toString());
           call.emit('error', toGrpcError(new TesseraError(call.request.code)));
           return;
         }

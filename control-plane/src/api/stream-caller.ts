@@ -11,7 +11,8 @@ export interface StreamCallerDeps {
   readonly peerChain: (call: { getPeer(): string }) => Buffer[];
   /** Operator bans: throws TESSERA_ERR_REVOCATION_* when the caller's ID or SVID serial is banned. */
   readonly admit: (spiffeId: string, serial: string) => void;
-  readonly onRefused?: (code: string, caller: string, detail: string | undefined) => void;
+  /** A refused call: its code, the peer address, a detail, and the caller's proven ID once it is known. */
+  readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
 }
 
 /** The verified caller, or undefined after the call was answered with UNAUTHENTICATED (or the ban's status). */

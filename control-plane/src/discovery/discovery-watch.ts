@@ -20,7 +20,7 @@ export interface DiscoveryHubOptions extends StreamCallerDeps {
   readonly maxServices?: number;
   readonly onWatchers?: (count: number) => void;
   /** A Watch refused: bad SVID (audited like Config/Watch), bad names, too many. */
-  readonly onRefused?: (code: string, caller: string, detail: string | undefined) => void;
+  readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
 }
 
 interface Watcher extends OpenStream {
@@ -71,7 +71,7 @@ export class DiscoveryHub {
       services = this.#asked(call.request);
     } catch (e) {
       const err = isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_BAD_REQUEST');
-      this.#o.onRefused?.(err.code, peer.spiffeId.toString(), err.message);
+      this.#o.onRefused?.(err.code, call.getPeer(), err.message, peer.spiffeId.toString());
       call.emit('error', toGrpcError(err));
       return;
     }

@@ -1,7 +1,8 @@
 // tessera.discovery.v1.Discovery/Register: a proxy registers its own inbound listeners for as long as the call is
 // open. Each request is the caller's complete set; an endpoint naming any SPIFFE ID but the caller's proven one, or
 // a service that ID may not serve, is refused (and audited), a malformed one refused; the registry keeps them for a
-// grace after the call ends.
+// grace after the call ends. A request is bounded as a whole (refused entries count), its refusals are reported
+// once per request, and each SPIFFE ID's requests are rate-limited: a caller cannot turn refusals into disk writes.
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
@@ -11,6 +12,7 @@ import { endpointAddress, endpointFromWire, endpointToWire, isServiceName, type 
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { RejectedMessage } from '../api/guarded-service.js';
 import { authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import type { MayServe } from './service-identities.js';
 import type { Registration, RegistrationSession, ServiceRegistry } from './service-registry.js';
 
@@ -21,16 +23,39 @@ export const MAX_REGISTRATIONS_PER_CALL = 64;
  * workload that opens call after call cannot grow the registry (and the store) without bound.
  */
 export const MAX_REGISTRATIONS_PER_ID = 1024;
+/**
+ * Most entries one request may hold, accepted or refused: 4 x the accepted bound leaves room for a proxy's
+ * mistakes; more ends the call with TESSERA_ERR_DISCOVERY_TOO_MANY (the 64 KiB request cap alone let ~6,000 in).
+ */
+export const MAX_ENTRIES_PER_REQUEST = 4 * MAX_REGISTRATIONS_PER_CALL;
+/**
+ * Requests per SPIFFE ID (every call of its replicas together): a proxy sends its set when a call opens and when
+ * its readiness changes, so this covers a rollout of dozens of replicas; past it the call ends with
+ * TESSERA_ERR_DISCOVERY_RATE_LIMITED and the proxy reconnects with backoff, its endpoints in their grace meanwhile.
+ */
+export const DEFAULT_REGISTER_RATE_LIMIT: RateLimit = Object.freeze({ burst: 120, perMinute: 240 });
+/** Refused entries a request's report carries in full (the rest only counted by code). */
+export const REFUSAL_EXAMPLES = 3;
+/** Rate-limit buckets kept before full ones are swept. */
+const SWEEP_ABOVE = 1024;
 
-export interface RegistrationRefused {
+export interface RefusedEntry {
   readonly code: ErrorCode;
-  /** The caller's proven SPIFFE ID. */
-  readonly caller: string;
-  readonly peer: string;
   readonly service: string;
   readonly address: string;
   /** The SPIFFE ID the registration named (for NOT_YOUR_ID). */
   readonly claimed?: string;
+}
+
+/** The refusals of one request, reported once. */
+export interface RegistrationRefusals {
+  /** The caller's proven SPIFFE ID. */
+  readonly caller: string;
+  readonly peer: string;
+  /** Refused entries by code. */
+  readonly counts: Readonly<Partial<Record<ErrorCode, number>>>;
+  /** The first few refused entries, in request order. */
+  readonly examples: readonly RefusedEntry[];
 }
 
 export interface RegistrationHubOptions extends StreamCallerDeps {
@@ -38,10 +63,13 @@ export interface RegistrationHubOptions extends StreamCallerDeps {
   readonly clock: Clock;
   readonly maxRegistrations?: number;
   readonly maxRegistrationsPerId?: number;
+  readonly maxEntriesPerRequest?: number;
+  /** Requests per SPIFFE ID (default DEFAULT_REGISTER_RATE_LIMIT). */
+  readonly rateLimit?: RateLimit;
   /** Which services the caller may serve (service-identities.ts). */
   readonly mayServe: MayServe;
-  /** Each refused registration (counted; NOT_YOUR_ID and SERVICE_NOT_ALLOWED audited). */
-  readonly onRegistrationRefused?: (r: RegistrationRefused) => void;
+  /** A request's refused registrations, once per request that has any (counted; NOT_YOUR_ID and SERVICE_NOT_ALLOWED audited). */
+  readonly onRegistrationsRefused?: (r: RegistrationRefusals) => void;
 }
 
 interface Caller extends OpenStream {
@@ -52,11 +80,13 @@ interface Caller extends OpenStream {
 
 export class RegistrationHub {
   readonly #o: RegistrationHubOptions;
+  readonly #limiter: RateLimiter;
   // A call that leaves the set, however it ended, starts its registrations' grace.
   readonly #callers = new OpenStreams<Caller>({ onRemoved: (c) => c.session.close() });
 
   constructor(opts: RegistrationHubOptions) {
     this.#o = opts;
+    this.#limiter = new RateLimiter(opts.rateLimit ?? DEFAULT_REGISTER_RATE_LIMIT, opts.clock);
   }
 
   get callers(): number {
@@ -89,14 +119,25 @@ export class RegistrationHub {
     });
     call.on('data', (req: RegisterRequestMsg | RejectedMessage) => {
       if (!this.#callers.has(c)) return;
-      if (req instanceof RejectedMessage) {
-        // Refused like a Watch's bad request: on the record and counted, then the call ends with the code.
-        this.#o.onRefused?.(req.code, call.getPeer(), req.size === undefined ? 'malformed request' : `request of ${req.size} bytes`);
-        this.#callers.drop(c, new TesseraError(req.code));
+      const refused = req instanceof RejectedMessage ? { code: req.code, detail: req.size === undefined ? 'malformed request' : `request of ${req.size} bytes` } : this.#admitRequest(c, req);
+      if (refused) {
+        // Refused like a Watch's bad request: on the record and counted, then the call ends with the code (a
+        // proxy reconnects with backoff and sends its set again).
+        this.#o.onRefused?.(refused.code, call.getPeer(), refused.detail, c.spiffeId);
+        this.#callers.drop(c, new TesseraError(refused.code));
         return;
       }
-      call.write(this.#apply(c, req));
+      call.write(this.#apply(c, req as RegisterRequestMsg));
     });
+  }
+
+  /** Why a decoded request is refused whole, if it is: its ID over its rate, or more entries than any set holds. */
+  #admitRequest(c: Caller, req: RegisterRequestMsg): { code: ErrorCode; detail: string } | undefined {
+    if (this.#limiter.size > SWEEP_ABOVE) this.#limiter.sweep();
+    if (!this.#limiter.take(c.spiffeId)) return { code: 'TESSERA_ERR_DISCOVERY_RATE_LIMITED', detail: `Register requests of ${c.spiffeId}`.slice(0, 200) };
+    const n = req.registrations?.length ?? 0;
+    const max = this.#o.maxEntriesPerRequest ?? MAX_ENTRIES_PER_REQUEST;
+    return n > max ? { code: 'TESSERA_ERR_DISCOVERY_TOO_MANY', detail: `request of ${n} registrations (at most ${max})` } : undefined;
   }
 
   /** Checks each registration, hands the accepted set to the registry, and says what was accepted and refused. */
@@ -106,13 +147,16 @@ export class RegistrationHub {
     const from = peerHost(c.call.getPeer());
     const accepted: Registration[] = [];
     const refused: RegistrationRefusalMsg[] = [];
+    const counts: Partial<Record<ErrorCode, number>> = {};
+    const examples: RefusedEntry[] = [];
     const seen = new Set<string>();
     for (const r of req.registrations ?? []) {
       const service = String(r?.service ?? '');
       const address = String(r?.endpoint?.address ?? '');
       const refuse = (code: ErrorCode, claimed?: string) => {
         refused.push({ service: service.slice(0, 253), address: address.slice(0, 100), code });
-        this.#o.onRegistrationRefused?.({ code, caller: c.spiffeId, peer: c.call.getPeer(), service: service.slice(0, 253), address: address.slice(0, 100), ...(claimed !== undefined ? { claimed: claimed.slice(0, 2048) } : {}) });
+        counts[code] = (counts[code] ?? 0) + 1;
+        if (examples.length < REFUSAL_EXAMPLES) examples.push({ code, service: service.slice(0, 253), address: address.slice(0, 100), ...(claimed !== undefined ? { claimed: claimed.slice(0, 2048) } : {}) });
       };
       if (!isServiceName(service)) {
         refuse('TESSERA_ERR_DISCOVERY_BAD_SERVICE_NAME');
@@ -149,6 +193,7 @@ export class RegistrationHub {
       accepted.push({ service, endpoint });
     }
     c.session.replace(accepted);
+    if (refused.length > 0) this.#o.onRegistrationsRefused?.({ caller: c.spiffeId, peer: c.call.getPeer(), counts, examples });
     return { accepted: accepted.map((a): RegistrationMsg => ({ service: a.service, endpoint: endpointToWire(a.endpoint) })), refused };
   }
 
