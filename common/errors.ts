@@ -239,7 +239,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_REVOCATION_NOT_FOUND: entry(NOT_FOUND, 404, 'Nothing to revoke or lift: no such ban, or no join token with that value or id.'),
   TESSERA_ERR_REVOCATION_TOKEN_USED: entry(FAILED_PRECONDITION, 409, 'The join token was already used, so revoking it changes nothing; ban the SPIFFE ID it attested instead.'),
   TESSERA_ERR_REPORT_INVALID: entry(INVALID_ARGUMENT, 400, 'A proxy report (Config/Report) is malformed or over its bounds: more than 256 listeners or denial rows, a duplicate, a bad listener name, serial, policy, outcome, caller, instance or time (the field is named); refused whole.'),
-  TESSERA_ERR_REPORT_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many reports from one proxy instance; the report was dropped (the proxy sends the next on its interval).'),
+  TESSERA_ERR_REPORT_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many reports from one SPIFFE ID (all its proxy instances together); the report was dropped (the proxy sends the next on its interval).'),
   TESSERA_ERR_REPORT_NOT_STORED: entry(UNAVAILABLE, 503, 'The control plane could not store a proxy report (its store failed); the proxy sends the next on its interval.'),
 
   // --- Proxy observability: access log and admin listener (proxy/src/telemetry, proxy/src/admin) ---

@@ -2,6 +2,8 @@
 // was checked; denials per policy). The reporting SPIFFE ID is the caller's client SVID's (mTLS, bans applied),
 // never a field of the message. A malformed or oversized report is refused whole with a code and counted; an
 // accepted one is stamped with this replica's clock and name and replaces that proxy instance's previous report.
+// The instance is the caller's choice, so the rate limit is per SPIFFE ID and an ID keeps at most
+// MAX_INSTANCES_PER_ID reports: a new instance past it replaces that ID's oldest.
 import type * as grpc from '@grpc/grpc-js';
 import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../../../common/clock.js';
@@ -28,9 +30,14 @@ import type { ProxyReport, ReportStore } from '../store/store-contract.js';
 import { toGrpcError } from './grpc-status.js';
 import { RejectedMessage } from './guarded-service.js';
 
-/** Per proxy instance (SPIFFE ID + instance): a proxy reports every 30 s and after each rotation. */
-export const DEFAULT_REPORT_RATE_LIMIT: RateLimit = Object.freeze({ burst: 10, perMinute: 30 });
-/** Buckets kept before full ones are swept (instances are named by the caller). */
+/** Reports one SPIFFE ID keeps (its replicas, each a proxy instance); a new instance past it replaces the oldest. */
+export const MAX_INSTANCES_PER_ID = 64;
+/**
+ * Per SPIFFE ID, all its instances together: a proxy reports every 30 s and after each rotation, so this covers
+ * MAX_INSTANCES_PER_ID replicas at 3 a minute each (a per-instance key gave each made-up instance a fresh bucket).
+ */
+export const DEFAULT_REPORT_RATE_LIMIT: RateLimit = Object.freeze({ burst: MAX_INSTANCES_PER_ID, perMinute: 3 * MAX_INSTANCES_PER_ID });
+/** Buckets kept before full ones are swept. */
 const SWEEP_ABOVE = 1024;
 /** 9999-12-31T23:59:59.999Z: later times are not times. */
 const MAX_TIME_MS = 253_402_300_799_999;
@@ -48,6 +55,8 @@ export interface ReportServiceDeps {
   /** Names this replica in stored reports: a configured name, or its gRPC address (read per call: known after start). */
   readonly replica: () => string;
   readonly rateLimit?: RateLimit;
+  /** Reports kept per SPIFFE ID (default MAX_INSTANCES_PER_ID). */
+  readonly maxInstancesPerId?: number;
   readonly log?: ControlPlaneLogger;
   readonly onStored?: () => void;
   /** A report refused (bad caller, malformed, over bounds, rate-limited) or not stored, by code. */
@@ -163,9 +172,8 @@ export function reportHandlers(d: ReportServiceDeps): grpc.UntypedServiceImpleme
       let report: ProxyReport;
       try {
         // The bucket is taken before the rest is checked: malformed reports are held to the same rate.
-        const instance = instanceOf(req);
         if (limiter.size > SWEEP_ABOVE) limiter.sweep();
-        if (!limiter.take(`${spiffeId} ${instance}`)) throw new TesseraError('TESSERA_ERR_REPORT_RATE_LIMITED');
+        if (!limiter.take(spiffeId)) throw new TesseraError('TESSERA_ERR_REPORT_RATE_LIMITED');
         report = validateReport(req, spiffeId, now, replica);
       } catch (e) {
         // Only an older or broken proxy sends a malformed report: say which field, here only (never to the peer).
@@ -173,7 +181,7 @@ export function reportHandlers(d: ReportServiceDeps): grpc.UntypedServiceImpleme
         refuse(e, callback);
         return;
       }
-      d.reports.put(report).then(
+      d.reports.put(report, d.maxInstancesPerId ?? MAX_INSTANCES_PER_ID).then(
         () => {
           d.onStored?.();
           callback(null, { received_at_unix_ms: String(now), replica });

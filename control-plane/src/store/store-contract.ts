@@ -173,7 +173,11 @@ export interface ProxyReport {
 
 /** The latest report of every proxy (one row per spiffeId + instance, replaced on each report). */
 export interface ReportStore {
-  put(r: ProxyReport): Promise<void>;
+  /**
+   * Stores `r`; with `keepPerId`, the SPIFFE ID's other instances beyond its `keepPerId - 1` newest go (a new
+   * instance replaces the oldest), so one workload holds at most that many rows however it names its instances.
+   */
+  put(r: ProxyReport, keepPerId?: number): Promise<void>;
   /** Reports received at or after `sinceMs`, newest first. */
   list(sinceMs: number, limit?: number): Promise<ProxyReport[]>;
   /** Forgets reports older than `beforeMs`. */

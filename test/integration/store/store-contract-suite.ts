@@ -268,6 +268,22 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect((await r.list(0)).map((x) => x.instance)).toEqual(['web-1']);
     });
 
+    test('reports: put with keepPerId keeps that many instances of the ID, the new one and the newest others; other IDs untouched', async () => {
+      const rep = (spiffeId: string, instance: string, receivedAtMs: number): ProxyReport => ({ spiffeId, instance, served: [], checkedAtMs: receivedAtMs, receivedAtMs, replica: 'cp-1', denials: [] });
+      const r = store().reports;
+      const web = 'spiffe://example.org/ns/default/sa/kept';
+      const api = 'spiffe://example.org/ns/default/sa/other';
+      await r.put(rep(api, 'api-1', 500), 3);
+      for (let i = 1; i <= 5; i++) await r.put(rep(web, `w-${i}`, 1_000 * i), 3);
+      expect((await r.list(0)).filter((x) => x.spiffeId === web).map((x) => x.instance)).toEqual(['w-5', 'w-4', 'w-3']);
+      // The new instance stays even when older rows share its time; a known instance replaces its own row.
+      await r.put(rep(web, 'a-new', 5_000), 3);
+      expect((await r.list(0)).filter((x) => x.spiffeId === web).map((x) => x.instance)).toEqual(['a-new', 'w-5', 'w-4']);
+      await r.put(rep(web, 'w-4', 6_000), 3);
+      expect((await r.list(0)).filter((x) => x.spiffeId === web).map((x) => x.instance)).toEqual(['w-4', 'a-new', 'w-5']);
+      expect((await r.list(0)).filter((x) => x.spiffeId === api).map((x) => x.instance)).toEqual(['api-1']);
+    });
+
     test('audit: the local line at once (0600), the row after flush, recent by prefix newest first', async () => {
       const audit = store().audit;
       audit.record(1_000, { event: 'token.created', result: 'ok', spiffeId: 'spiffe://example.org/a', caller: 'admin.sock' });

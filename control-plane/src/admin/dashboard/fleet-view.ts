@@ -6,7 +6,7 @@ import type { Clock } from '../../../../common/clock.js';
 import { isTesseraError } from '../../../../common/errors.js';
 import type { AuditLog, GrantStore, InventoryStore, IssuedSvidRow, ReportStore, RevocationStore } from '../../store/store-contract.js';
 import { type CaPanel, type CaView, caPanel, type LiveCount } from './ca-panel.js';
-import { type DenialRow, denialRows, latestReports, type ProxyRow, proxyRows } from './proxy-panel.js';
+import { type DenialRow, denialRows, fairRows, latestReports, type ProxyRow, proxyRows } from './proxy-panel.js';
 import { SvidChains, type WorkloadRow, workloadRows } from './workload-panel.js';
 
 export interface FleetSources {
@@ -26,7 +26,7 @@ export interface FleetLimits {
   /** Live SVIDs read from the inventory at most. */
   readonly maxSvids: number;
   readonly maxWorkloadRows: number;
-  /** Proxy rows (mismatches first, so they are the ones kept). */
+  /** Proxy rows (taken in turn from each SPIFFE ID, each ID's mismatches first). */
   readonly maxProxyRows: number;
   /** Reports older than this are not read (a proxy gone for longer is gone from the page). */
   readonly reportWindowMs: number;
@@ -163,7 +163,7 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
     generatedAtMs: now,
     ca: caView,
     workloads: allWorkloads.slice(0, limits.maxWorkloadRows),
-    proxies: proxies.slice(0, limits.maxProxyRows),
+    proxies: fairRows(proxies, limits.maxProxyRows),
     denials: denialRows(latest),
     grants: grantRows,
     bans: bans.ok ? bans.value.map((b): BanRow => ({ kind: b.kind, value: b.value, reason: b.reason, createdBy: b.createdBy, createdAtMs: b.createdAtMs, notAfterMs: b.notAfterMs })) : [],

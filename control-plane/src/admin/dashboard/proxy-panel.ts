@@ -1,6 +1,8 @@
 // The dashboard's proxy panels, from the proxies' own reports: the serial each listener really serves, compared
 // with the newest SVID the inventory holds for that chain (a proxy still serving a renewed SVID is highlighted),
-// and the authorization denials and audit-mode would-denies per policy, summed over every proxy.
+// and the authorization denials and audit-mode would-denies per policy, summed over every proxy (a sum past 2^53 is
+// shown as Number.MAX_SAFE_INTEGER, marked saturated: beyond it a JS number is no longer exact). Rows kept when the
+// panel is cut are taken in turn from each SPIFFE ID, so one workload's many instances cannot push the others out.
 import { canonicalSerial } from '../../../../common/pki/serial.js';
 import type { ProxyReport } from '../../store/store-contract.js';
 import type { SvidChains } from './workload-panel.js';
@@ -51,8 +53,10 @@ export interface DenialRow {
   readonly policy: string;
   /** deny: refused; audit: an audit-mode policy would have refused (the request went through). */
   readonly outcome: 'deny' | 'audit';
-  /** Summed over the reporting proxies (each counts since it started). */
+  /** Summed over the reporting proxies (each counts since it started), at most Number.MAX_SAFE_INTEGER. */
   readonly count: number;
+  /** The sum reached Number.MAX_SAFE_INTEGER and stopped there (the real sum is at least that). */
+  readonly saturated: boolean;
   readonly lastAtMs: number;
   readonly lastCaller: string;
   /** "<spiffeId> <instance>" of each proxy that reported it. */
@@ -116,14 +120,33 @@ export function proxyRows(reports: readonly ProxyReport[], chains: SvidChains | 
   return rows.sort((a, b) => Number(b.mismatch) - Number(a.mismatch) || compare(a.spiffeId, b.spiffeId) || compare(a.instance, b.instance));
 }
 
+/**
+ * At most `max` of `rows` (in their order): each SPIFFE ID's first row, then each one's second, and so on, so the
+ * rows kept are spread over the IDs; the kept rows stay in their order.
+ */
+export function fairRows(rows: readonly ProxyRow[], max: number): ProxyRow[] {
+  if (rows.length <= max) return [...rows];
+  const seen = new Map<string, number>();
+  const ranked = rows.map((row, i) => {
+    const rank = seen.get(row.spiffeId) ?? 0;
+    seen.set(row.spiffeId, rank + 1);
+    return { row, i, rank };
+  });
+  const kept = ranked.sort((a, b) => a.rank - b.rank || a.i - b.i).slice(0, max);
+  return kept.sort((a, b) => a.i - b.i).map((k) => k.row);
+}
+
 /** Denials per policy and outcome over the reports (give the latest of each proxy), most recent first. */
 export function denialRows(reports: readonly ProxyReport[]): DenialRow[] {
-  const rows = new Map<string, { policy: string; outcome: 'deny' | 'audit'; count: number; lastAtMs: number; lastCaller: string; reportedBy: Set<string> }>();
+  const rows = new Map<string, { policy: string; outcome: 'deny' | 'audit'; count: number; saturated: boolean; lastAtMs: number; lastCaller: string; reportedBy: Set<string> }>();
   for (const r of reports) {
     for (const d of r.denials) {
       const key = `${d.policy}\n${d.outcome}`;
-      const row = rows.get(key) ?? { policy: d.policy, outcome: d.outcome, count: 0, lastAtMs: 0, lastCaller: '', reportedBy: new Set<string>() };
-      row.count += d.count;
+      const row = rows.get(key) ?? { policy: d.policy, outcome: d.outcome, count: 0, saturated: false, lastAtMs: 0, lastCaller: '', reportedBy: new Set<string>() };
+      // Each count is a safe integer (report-service.ts); their sum need not be.
+      const sum = row.count + d.count;
+      row.saturated ||= sum > Number.MAX_SAFE_INTEGER;
+      row.count = Math.min(sum, Number.MAX_SAFE_INTEGER);
       if (d.lastAtMs >= row.lastAtMs) {
         row.lastAtMs = d.lastAtMs;
         row.lastCaller = d.lastCaller;

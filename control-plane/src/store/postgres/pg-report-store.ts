@@ -1,5 +1,6 @@
 // What each proxy last reported (the serial each listener serves, its denials), one row per proxy instance in
-// PostgreSQL, whichever replica received it: the fleet view is the same from every replica.
+// PostgreSQL, whichever replica received it: the fleet view is the same from every replica. An ID's oldest instances
+// go past its bound (two replicas trimming at once may leave one extra row until the next report).
 import type { ProxyReport, ReportStore } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 
@@ -33,12 +34,18 @@ export class PgReportStore implements ReportStore {
     this.#db = db;
   }
 
-  async put(r: ProxyReport): Promise<void> {
+  async put(r: ProxyReport, keepPerId?: number): Promise<void> {
     await this.#db.query(
       `INSERT INTO proxy_reports (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)
        ON CONFLICT (spiffe_id, instance) DO UPDATE SET served_json = EXCLUDED.served_json, checked_at_ms = EXCLUDED.checked_at_ms,
          received_at_ms = EXCLUDED.received_at_ms, replica = EXCLUDED.replica, denials_json = EXCLUDED.denials_json`,
       [r.spiffeId, r.instance, JSON.stringify(r.served), r.checkedAtMs, r.receivedAtMs, r.replica, JSON.stringify(r.denials)],
+    );
+    if (keepPerId === undefined) return;
+    await this.#db.query(
+      `DELETE FROM proxy_reports WHERE spiffe_id = $1 AND instance <> $2 AND instance NOT IN
+         (SELECT instance FROM proxy_reports WHERE spiffe_id = $1 AND instance <> $2 ORDER BY received_at_ms DESC, instance LIMIT $3)`,
+      [r.spiffeId, r.instance, Math.max(0, keepPerId - 1)],
     );
   }
 

@@ -1,5 +1,5 @@
 // What each proxy last reported, in SQLite: one row per (SPIFFE ID, proxy instance), replaced on every report,
-// listed newest first for the fleet view and pruned once stale.
+// listed newest first for the fleet view and pruned once stale; an ID's oldest instances go past its bound.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { ProxyReport, ReportStore } from '../store-contract.js';
 
@@ -7,15 +7,22 @@ export class SqliteReportStore implements ReportStore {
   readonly #put: StatementSync;
   readonly #list: StatementSync;
   readonly #prune: StatementSync;
+  readonly #trim: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#put = db.prepare('INSERT OR REPLACE INTO proxy_reports (spiffe_id, instance, received_at_ms, json) VALUES (?, ?, ?, ?)');
     this.#list = db.prepare('SELECT json FROM proxy_reports WHERE received_at_ms >= ? ORDER BY received_at_ms DESC, spiffe_id, instance LIMIT ?');
     this.#prune = db.prepare('DELETE FROM proxy_reports WHERE received_at_ms < ?');
+    // The primary key (spiffe_id, instance) serves both lookups by ID.
+    this.#trim = db.prepare(
+      `DELETE FROM proxy_reports WHERE spiffe_id = ? AND instance <> ? AND instance NOT IN
+         (SELECT instance FROM proxy_reports WHERE spiffe_id = ? AND instance <> ? ORDER BY received_at_ms DESC, instance LIMIT ?)`,
+    );
   }
 
-  async put(r: ProxyReport): Promise<void> {
+  async put(r: ProxyReport, keepPerId?: number): Promise<void> {
     this.#put.run(r.spiffeId, r.instance, r.receivedAtMs, JSON.stringify(r));
+    if (keepPerId !== undefined) this.#trim.run(r.spiffeId, r.instance, r.spiffeId, r.instance, Math.max(0, keepPerId - 1));
   }
 
   async list(sinceMs: number, limit = 1_000): Promise<ProxyReport[]> {

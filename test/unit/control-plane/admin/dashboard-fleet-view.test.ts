@@ -2,7 +2,8 @@
 // proxy's served serial is compared with the newest SVID of its chain (a proxy that did not switch is a mismatch, a
 // renewal after its check is not), denials are summed per policy and outcome, the rotation step follows from the
 // authority states, a failing source empties only its panels (with a code, never a raw message), the timeline holds
-// everything that expires, and "changed" ignores the moment the view was built.
+// everything that expires, and "changed" ignores the moment the view was built; one SPIFFE ID's many instances
+// cannot push other proxies out of the cut proxy panel, and summed denials stop at Number.MAX_SAFE_INTEGER.
 import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import type { BreakGlassGrant } from '../../../../common/policy/policy-types.js';
@@ -158,9 +159,41 @@ describe('fleet view: proxies', () => {
     ];
     const view = await buildFleetView(sources(time, i));
     expect(view.denials).toEqual([
-      { policy: 'api-allow-web', outcome: 'deny', count: 5, lastAtMs: now - 1000, lastCaller: 'unauthenticated', reportedBy: [`${API} api-host/21`, `${API} api-host/22`] },
-      { policy: 'api-audit', outcome: 'audit', count: 7, lastAtMs: now - 9000, lastCaller: WEB, reportedBy: [`${API} api-host/21`] },
+      { policy: 'api-allow-web', outcome: 'deny', count: 5, saturated: false, lastAtMs: now - 1000, lastCaller: 'unauthenticated', reportedBy: [`${API} api-host/21`, `${API} api-host/22`] },
+      { policy: 'api-audit', outcome: 'audit', count: 7, saturated: false, lastAtMs: now - 9000, lastCaller: WEB, reportedBy: [`${API} api-host/21`] },
     ]);
+  });
+
+  test('one SPIFFE ID reporting from hundreds of instances (with mismatches) does not push the other proxies out of the cut panel', async () => {
+    const time = new FakeTime();
+    const now = time.nowMs();
+    const i = mesh(time);
+    // Real proxies serving their current SVIDs (no mismatch), reporting before the flood.
+    i.reports = [report(WEB, 'web-host/1', '0a03', now - 5000), report(API, 'api-host/21', '0b02', now - 5000), report(API, 'api-host/22', '0c01', now - 5000)];
+    const legit = i.reports.map((r) => `${r.spiffeId} ${r.instance}`);
+    const FLOOD = `spiffe://${TD}/ns/default/sa/flood`;
+    // Newer than every real report, each serving an unknown serial (a mismatch, sorted first before).
+    for (let n = 0; n < 600; n++) i.reports.push(report(FLOOD, `fake-${n}`, 'ffff', now - 1000));
+    const view = await buildFleetView(sources(time, i));
+    expect(view.proxies).toHaveLength(DEFAULT_FLEET_LIMITS.maxProxyRows);
+    const shown = new Set(view.proxies.map((p) => `${p.spiffeId} ${p.instance}`));
+    for (const l of legit) expect(shown.has(l), l).toBe(true);
+    expect(view.truncated.proxies).toBe(600 + legit.length - DEFAULT_FLEET_LIMITS.maxProxyRows);
+  });
+
+  test('denial counts summed past 2^53 stop at Number.MAX_SAFE_INTEGER, marked saturated (the audit saw 6178938688752319000)', async () => {
+    const time = new FakeTime();
+    const now = time.nowMs();
+    const i = mesh(time);
+    const big = { policy: 'api-allow-web', outcome: 'deny' as const, count: Number.MAX_SAFE_INTEGER - 1, lastAtMs: now - 5000, lastCaller: WEB };
+    i.reports = Array.from({ length: 3 }, (_, n) => report(API, `api-host/${n}`, '0b02', now - 2000, [big]));
+    i.reports.push(report(WEB, 'web-host/1', '0a03', now - 2000, [{ ...big, policy: 'api-audit', count: 4 }]));
+    const view = await buildFleetView(sources(time, i));
+    expect(view.denials.map((d) => [d.policy, d.count, d.saturated])).toEqual([
+      ['api-allow-web', Number.MAX_SAFE_INTEGER, true],
+      ['api-audit', 4, false],
+    ]);
+    expect(view.denials.every((d) => Number.isSafeInteger(d.count))).toBe(true);
   });
 });
 

@@ -202,14 +202,33 @@ describe('Config/Report over gRPC', () => {
     expect(await counted('TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE')).toBe(1);
   });
 
-  test('an instance that reports too often gets RESOURCE_EXHAUSTED until its bucket refills; others are not held back', async () => {
+  const outcome = (p: Promise<unknown>) => p.then(() => 'ok', (e: TesseraError) => String(e.message.match(/TESSERA_ERR_\w+/)?.[0]));
+
+  test('a SPIFFE ID that reports too often gets RESOURCE_EXHAUSTED until its bucket refills, whatever instance it names; other IDs are not held back', async () => {
     const me = await asWeb('spiffe://example.org/ns/default/sa/chatty');
     const results: string[] = [];
-    for (let i = 0; i < 7; i++) results.push(await proxy.report(me, report({ instance: 'chatty/1' })).then(() => 'ok', (e: TesseraError) => String(e.message.match(/TESSERA_ERR_\w+/)?.[0])));
+    for (let i = 0; i < 7; i++) results.push(await outcome(proxy.report(me, report({ instance: 'chatty/1' }))));
     expect(results).toEqual(['ok', 'ok', 'ok', 'ok', 'ok', 'TESSERA_ERR_REPORT_RATE_LIMITED', 'TESSERA_ERR_REPORT_RATE_LIMITED']);
-    expect(await proxy.report(me, report({ instance: 'chatty/2' })).then(() => 'ok')).toBe('ok');
+    // A made-up instance is no fresh bucket (the audit's flood named a new one each time).
+    expect(await outcome(proxy.report(me, report({ instance: 'chatty/2' })))).toBe('TESSERA_ERR_REPORT_RATE_LIMITED');
+    expect(await outcome(proxy.report(me, report({ instance: `fresh-${'x'.repeat(40)}` })))).toBe('TESSERA_ERR_REPORT_RATE_LIMITED');
+    expect(await outcome(proxy.report(await asWeb('spiffe://example.org/ns/default/sa/quiet'), report({ instance: 'quiet/1' })))).toBe('ok');
     time.advance(10_000); // one token back at 6 per minute
-    expect(await proxy.report(me, report({ instance: 'chatty/1' })).then(() => 'ok')).toBe('ok');
-    expect(await counted('TESSERA_ERR_REPORT_RATE_LIMITED')).toBe(2);
+    expect(await outcome(proxy.report(me, report({ instance: 'chatty/1' })))).toBe('ok');
+    expect(await counted('TESSERA_ERR_REPORT_RATE_LIMITED')).toBe(4);
+  });
+
+  test('a SPIFFE ID keeps at most 64 instances: a new one past it replaces that ID\'s oldest, other IDs untouched', async () => {
+    const id = 'spiffe://example.org/ns/default/sa/many';
+    const me = await asWeb(id);
+    const others = (await store.reports.list(0)).filter((r) => r.spiffeId !== id).length;
+    for (let i = 0; i < 70; i++) {
+      time.advance(10_000); // within the test's rate (6 a minute)
+      expect(await outcome(proxy.report(me, report({ instance: `many/${i}`, checked_at_unix_ms: String(time.nowMs()) })))).toBe('ok');
+    }
+    const mine = (await store.reports.list(0)).filter((r) => r.spiffeId === id).map((r) => r.instance);
+    expect(mine).toHaveLength(64);
+    expect(new Set(mine)).toEqual(new Set(Array.from({ length: 64 }, (_, i) => `many/${i + 6}`)));
+    expect((await store.reports.list(0)).filter((r) => r.spiffeId !== id)).toHaveLength(others);
   });
 });

@@ -124,9 +124,9 @@ export function renderFleet(view, now) {
   svids.textContent = view.truncated.svids ? 'The inventory holds more live SVIDs than the ' + view.truncated.svids + ' read (the soonest to expire): some workloads may be missing.' : '';
   truncatedNote('timeline-more', view.truncated.timeline, 'SVIDs');
   renderProxies(view.proxies, now);
-  truncatedNote('proxies-more', view.truncated.proxies, 'proxies (all with a mismatch are shown first)');
+  truncatedNote('proxies-more', view.truncated.proxies, 'proxies (taken in turn from each SPIFFE ID, its mismatches first)');
   fill('denials', view.denials.map(function (d) {
-    return [policyName(d.policy), d.outcome === 'audit' ? badge('warn', 'audit: would deny') : badge('bad', '✕ denied'), String(d.count), when(d.lastAtMs, now), d.lastCaller, d.reportedBy.join(', ')];
+    return [policyName(d.policy), d.outcome === 'audit' ? badge('warn', 'audit: would deny') : badge('bad', '✕ denied'), (d.saturated ? '≥ ' : '') + String(d.count), when(d.lastAtMs, now), d.lastCaller, d.reportedBy.join(', ')];
   }), 6, 'No denial reported.');
   fill('grants', view.grants.map(function (g) {
     return [g.id, g.to, g.from.join(', '), g.reason, g.createdBy || '—', when(g.expiresAtMs, now)];
