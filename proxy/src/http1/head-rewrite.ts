@@ -38,7 +38,7 @@ export function connectionNamed(head: HttpHead): ReadonlySet<string> | null {
   return named.length === 0 ? null : new Set(named);
 }
 
-function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> | undefined, strip2: ReadonlySet<string> | null = null): string {
+function appendHeaders(out: string, head: HttpHead, strip: ReadonlySet<string> | undefined, strip2: FieldSet | null = null): string {
   const named = connectionNamed(head);
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
@@ -106,7 +106,7 @@ const isKeepAlive = (v: string) => v.length === 10 && lowerEquals(v, 0, 'keep-al
  * Whether a response head can be forwarded byte for byte (`http10`: it answers an HTTP/1.0 client; `drop`: fields
  * that may not go on).
  */
-export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: ReadonlySet<string> | null = null): boolean {
+export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: FieldSet | null = null): boolean {
   if (closing || http10 || added) return true;
   for (let i = 0; i < head.names.length; i++) {
     const n = head.names[i]!;
@@ -115,6 +115,18 @@ export function responseNeedsRewrite(head: HttpHead, closing: boolean, http10: b
     if (isHopByHop(n) && !(n === 'connection' && isKeepAlive(head.values[i]!))) return true;
   }
   return false;
+}
+
+/** Field names a head loses: all a rewrite asks of them is whether a name is one. */
+export type FieldSet = Pick<ReadonlySet<string>, 'has'>;
+
+/**
+ * `drop` and the fields that frame a body: what a 204's head loses. A 204 has no body whatever its head says, and
+ * may not say otherwise (RFC 9112 section 6.1): a client that took its Transfer-Encoding or Content-Length for
+ * framing would read the next answer on its connection as this one's body.
+ */
+export function withoutBodyFraming(drop: FieldSet | null): FieldSet {
+  return { has: (n) => n === 'transfer-encoding' || n === 'content-length' || (drop?.has(n) ?? false) };
 }
 
 /**
@@ -129,7 +141,7 @@ export function interimHeadWithout(raw: Buffer, head: HttpHead, drop: ReadonlySe
 }
 
 /** An HTTP/1.0 client assumes the connection closes unless the response says keep-alive. */
-export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: ReadonlySet<string> | null = null): Buffer {
+export function downstreamResponseHead(raw: Buffer, head: HttpHead, closing: boolean, http10: boolean, added: AddedResponseHeaders | null = null, drop: FieldSet | null = null): Buffer {
   const statusLine = raw.toString('latin1', 0, raw.indexOf('\r\n'));
   const out = appendHeaders(`HTTP/1.1${statusLine.slice(8)}\r\n`, head, added?.names, drop);
   return Buffer.from(`${out}${added?.lines ?? ''}${closing ? 'connection: close\r\n' : http10 ? 'connection: keep-alive\r\n' : ''}\r\n`, 'latin1');

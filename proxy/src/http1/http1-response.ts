@@ -2,7 +2,7 @@
 // apart, the final head checked, rewritten and framed, the body relayed. Apart from the session, which only acts
 // on the step returned here; the response's own state stays in the Http1Exchange.
 import { type BodyFramer, LengthFramer, framerFor } from './body-framer.js';
-import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite } from './head-rewrite.js';
+import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite, withoutBodyFraming } from './head-rewrite.js';
 import type { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
 import { type BodyFraming, type HeadLimits, type HttpHead, MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, parseHead, responseFraming, wantsKeepAlive } from './http1-head.js';
@@ -71,10 +71,10 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const http10 = ex.head.minor === 0;
   const added = client.added;
   // Forwarded byte for byte (the common case): the head is the start of `raw`, and the body's first bytes follow it there.
-  const drop = ex.dropResponse;
+  const drop = head.status === 204 && (head.names.includes('transfer-encoding') || head.names.includes('content-length')) ? withoutBodyFraming(ex.dropResponse) : ex.dropResponse;
   const rewritten = responseNeedsRewrite(head, closing, http10, added, drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, drop) : null;
   // From an app, the fields only the proxy says are dropped from its trailers too.
-  ex.resFramer = framerFor(framing, drop ?? 'keep');
+  ex.resFramer = framerFor(framing, ex.dropResponse ?? 'keep');
   if (!ex.resFramer) {
     client.started(ex, head.status!);
     client.send(ex, rewritten ?? raw.subarray(0, head.length));

@@ -195,6 +195,26 @@ describe('Http1Session', () => {
     expect(n.text.endsWith('late')).toBe(true);
   });
 
+  test('a 204 reaches the client without the Transfer-Encoding or Content-Length an app gave it (it has no body), and the next answer is whole', async () => {
+    const app = await rawApp(cleanups, (s) =>
+      s.on('data', (d: Buffer) => {
+        const t = d.toString('latin1');
+        if (t.includes('/te')) s.write('HTTP/1.1 204 No Content\r\ntransfer-encoding: chunked\r\nx-a: 1\r\n\r\n');
+        else if (t.includes('/cl')) s.write('HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n');
+        else s.write(ok('next'));
+      }),
+    );
+    const p = await http1Harness(app.port, cleanups);
+    const c = await client(p.port, cleanups);
+    c.socket.write(GET('/te'));
+    await until('the first answer', () => c.text().includes('\r\n\r\n'), 5_000, 10);
+    c.socket.write(GET('/cl'));
+    await until('the second answer', () => (c.text().match(/\r\n\r\n/g) ?? []).length === 2, 5_000, 10);
+    c.socket.write(GET('/next'));
+    await until('the third answer', () => c.text().endsWith('next'), 5_000, 10);
+    expect(c.text()).toBe(`HTTP/1.1 204 No Content\r\nx-a: 1\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n${ok('next')}`);
+  });
+
   test('nothing of one exchange reaches the next: bytes, status and flags are per request', async () => {
     const app = await rawApp(cleanups, (s) =>
       s.on('data', (d: Buffer) => {
