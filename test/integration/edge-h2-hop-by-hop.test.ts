@@ -59,6 +59,14 @@ function startUpstream(): Promise<number> {
         current = { bytes: `${head}\r\n\r\n${buf}`, ended: false };
         received.set(path, current);
         if (answers[path] !== undefined) s.write(`HTTP/1.1 200 OK\r\n${answers[path]}`);
+        if (path === '/endless') {
+          // An event stream the app never ends: a chunk every 5 ms while the connection lasts (30 s at most).
+          s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
+          const chunk = `2000\r\n${'x'.repeat(0x2000)}\r\n`;
+          const tick = setInterval(() => (s.destroyed ? clearInterval(tick) : s.write(chunk)), 5);
+          setTimeout(() => clearInterval(tick), 30_000).unref();
+          s.once('close', () => clearInterval(tick));
+        }
         if (malformed[path] !== undefined) s.write(malformed[path]);
       }
     });
@@ -220,6 +228,24 @@ test('a malformed head from the upstream, interim or final, is 502 bad_upstream_
     const r = await h2Get(path);
     expect([r.headers[':status'], r.headers['x-tessera-error']], path).toEqual([502, 'bad_upstream_response']);
   }
+});
+
+test('a client that leaves an answer the app never ends: the edge stops reading it (VOID_LIMIT bytes at most), the upstream connection goes', async () => {
+  const session = http2.connect(`https://127.0.0.1:${port}`, { ca: web.bundlePem(), checkServerIdentity: () => undefined });
+  session.on('error', () => {});
+  const req = session.request({ ':path': '/endless', ':authority': 'edge.example.test' });
+  req.on('error', () => {});
+  let got = 0;
+  await new Promise<void>((resolve) => {
+    req.on('data', (c: Buffer) => {
+      got += c.length;
+      if (got > 100_000) resolve();
+    });
+  });
+  req.close(http2.constants.NGHTTP2_CANCEL); // the client leaves mid-stream
+  session.close();
+  for (let i = 0; i < 100 && !received.get('/endless')?.ended; i++) await new Promise((r) => setTimeout(r, 50));
+  expect(received.get('/endless')?.ended).toBe(true);
 });
 
 test('the edge is still serving after all of that', async () => {

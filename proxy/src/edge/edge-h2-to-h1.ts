@@ -2,11 +2,12 @@
 // (mTLS with secure naming, or plaintext), bodies piped both ways, the response refused when its framing is
 // ambiguous (the sidecars' RFC 9112 section 6.3 rules) and stripped of its connection-specific fields, those its
 // Connection header names included (h2-response-fields.ts), the upstream request dropped when the client leaves
-// before its request went out whole (a whole one drains so its pooled connection survives), response trailers
+// before its request went out whole (a whole one drains so its pooled connection survives, up to VOID_LIMIT bytes
+// and requestMs: a stream the app never ends is cut, not read on for ever), response trailers
 // relayed as HTTP/2 trailers. Deadlines as on every
 // HTTP/2 stream (h2/h2-forward.ts StreamSettings): the response head within requestMs, no byte either way for
 // idleMs, the whole exchange within totalMs when set.
-import { type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
+import { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
@@ -14,6 +15,7 @@ import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.
 import { connectionNamed } from '../http1/head-rewrite.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
+import { VOID_LIMIT } from '../http1/http1-response.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
@@ -183,10 +185,34 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       upReq.destroy();
       return;
     }
-    if (upRes) {
-      upRes.unpipe();
-      upRes.resume();
-    } else upReq.once('response', (r) => r.resume());
+    drainIntoVoid(upReq, upRes, t.requestMs);
   });
   stream.pipe(upReq);
+}
+
+/**
+ * Reads a left client's answer to its end so its pooled connection survives, as the HTTP/1.1 paths do, but no more
+ * than VOID_LIMIT bytes of it and within `waitMs` from now: past either (an endless download, an event stream, a
+ * large file) the upstream request and its connection go. Unbounded, one anonymous client's abandoned downloads
+ * kept the edge and the sidecar moving bytes for nobody for as long as the app sent them.
+ */
+function drainIntoVoid(upReq: ClientRequest, upRes: IncomingMessage | undefined, waitMs: number): void {
+  let read = 0;
+  const drop = () => {
+    clearTimeout(timer);
+    upReq.destroy();
+  };
+  const timer = setTimeout(drop, waitMs);
+  upReq.once('close', () => clearTimeout(timer));
+  const drain = (res: IncomingMessage) => {
+    res.unpipe();
+    res.on('data', (c: Buffer) => {
+      read += c.length;
+      if (read > VOID_LIMIT) drop();
+    });
+    res.once('end', () => clearTimeout(timer));
+    res.resume(); // unpiped, it may have been paused
+  };
+  if (upRes) drain(upRes);
+  else upReq.once('response', drain);
 }

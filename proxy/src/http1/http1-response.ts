@@ -11,7 +11,7 @@ import { type BodyFraming, type HeadLimits, type HttpHead, MAX_INTERIM_BYTES, MA
  * An answer whose client has left is still read (and dropped) when at most this much of it is to come: cheaper
  * than a new upstream (mTLS) connection. A stream or a larger body is cut with its connection instead.
  */
-const VOID_LIMIT = 256 * 1024;
+export const VOID_LIMIT = 256 * 1024;
 
 /**
  * What the session does after upstream bytes were read: `more`, wait for more of the head or body; `done`, the
