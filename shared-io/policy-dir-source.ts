@@ -2,11 +2,12 @@
 // every *.yaml / *.yml file of a directory as one set through common/policy parsing, watches it with the one file
 // watcher (ConfigMap `..data` swaps included), and swaps in a new numbered set only when every file is valid. A
 // bad file keeps the whole previous set in force and is reported as file:line with its code.
-import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync, realpathSync } from 'node:fs';
+import { closeSync, readdirSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
 import { parsePolicyFiles } from '../common/policy/parse-policy.js';
 import type { AuthorizationPolicy } from '../common/policy/policy-types.js';
+import { openNonBlocking, readAtMost } from './bounded-read.js';
 import { type PathWatch, watchPaths } from './file-watch.js';
 import { errnoReason } from './read-named-file.js';
 import type { Timers } from './timers.js';
@@ -158,14 +159,6 @@ function openedPath(fd: number, path: string): string {
   }
 }
 
-/** The whole text of `fd`, or null when it is over `max` bytes (at most max + 1 bytes are read). */
-function readAtMost(fd: number, max: number): string | null {
-  const buf = Buffer.allocUnsafe(max + 1);
-  let n = 0;
-  for (let got = -1; got !== 0 && n <= max; n += got) got = readSync(fd, buf, n, max + 1 - n, null);
-  return n > max ? null : buf.toString('utf8', 0, n);
-}
-
 /**
  * Reads the policy files of `dir` once, exactly as the watched source does (so `tessera policy check` judges the set
  * a proxy would load). `unreadableCode` is the code of a directory or file that cannot be read.
@@ -196,13 +189,13 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
       // open follows links: ConfigMap volumes present each file as a link into `..data/`. What it reaches must be
       // inside the directory (a policy file is read whole and its keys are quoted in errors): a link out, to a file,
       // a directory or a device, is an error. Non-blocking, so a FIFO cannot hang the open.
-      fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+      let stat: Stats;
+      ({ fd, stat } = openNonBlocking(path));
       const real = openedPath(fd, path);
       if (!real.startsWith(`${root}${sep}`)) {
         errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} links out of the policies directory (to ${real}); not read` });
         continue;
       }
-      const stat = fstatSync(fd);
       if (!stat.isFile()) continue;
       const text = readAtMost(fd, MAX_POLICY_FILE_BYTES);
       if (text === null) {

@@ -1,11 +1,11 @@
 // The edge's server certificates: a default one plus more chosen by SNI (exact names, then "*.suffix"), loaded
 // from files and reloaded all-or-nothing when any file changes (as ACME clients and cert-manager write them).
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
 import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 import { watchPaths } from '../../../shared-io/file-watch.js';
 import { CIPHERS, type TlsVersionSetting, minVersion } from '../tls/tls-contexts.js';
 
@@ -32,9 +32,17 @@ interface Loaded {
   readonly clientAuthorities: readonly X509Certificate[];
 }
 
+/** The most a certificate, key or client CA file may hold (a public CA bundle is ~200 KiB). */
+const MAX_FILE_BYTES = 4 << 20;
+
+/**
+ * A file's text, only from a regular file of at most MAX_FILE_BYTES, opened without blocking: these files are read
+ * again whenever they change, on the event loop, and a FIFO or a link to /dev/zero put in their place must be a
+ * refused reload, not a frozen or exhausted proxy.
+ */
 function read(file: string): string {
   try {
-    return readFileSync(file, 'utf8');
+    return readSmallFile(file, MAX_FILE_BYTES);
   } catch (e) {
     throw new TesseraError('TESSERA_ERR_EDGE_CERT_INVALID', `${file}: ${(e as Error).message}`, { file });
   }

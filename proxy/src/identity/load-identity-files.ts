@@ -1,7 +1,9 @@
 // Reads an identity from files (identity.files: SVID chain, private key, trust bundle) into an IdentityInput.
-// Every failure names the file; a private key that group or others can read is refused, like ssh does.
+// Every failure names the file; a private key that group or others can read is refused, like ssh does. Each file is
+// read through one non-blocking descriptor, only if it is a regular file and no larger than a bound: a FIFO renamed
+// into place froze the whole proxy (SIGTERM included), a link to /dev/zero grew it until it aborted.
 import { X509Certificate } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
 import { TesseraError } from '../../../common/errors.js';
 import { type KeyPair, keyPairFromPem } from '../../../common/pki/keys.js';
 import { decodePem } from '../../../common/pki/pem.js';
@@ -21,6 +23,9 @@ export interface IdentityFiles {
 export const FILES_SOURCE = 'files';
 
 type Role = 'certificate chain' | 'private key' | 'trust bundle';
+
+/** The most an identity file may hold: a chain or a key is a few KiB; a bundle may list many authorities. */
+const MAX_BYTES: Readonly<Record<Role, number>> = { 'certificate chain': 1 << 20, 'private key': 1 << 20, 'trust bundle': 4 << 20 };
 
 function unreadable(file: string, role: Role, e: unknown): TesseraError {
   const cause = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
@@ -67,22 +72,25 @@ function readCertificates(text: string, file: string, role: Role): X509Certifica
   });
 }
 
-/** Reads the key through one open file descriptor, so the mode checked is the mode of the bytes read. */
-function readKey(file: string): KeyPair {
-  const role: Role = 'private key';
-  let text: string;
-  let fd: number | undefined;
+/**
+ * The text of one identity file, read through one descriptor: a regular file of at most MAX_BYTES[role]. `check`
+ * judges the descriptor's mode first (the key's), so the mode checked is the mode of the bytes read.
+ */
+function readFile(file: string, role: Role, check?: (mode: number) => void): string {
   try {
-    fd = openSync(file, 'r');
-    const st = fstatSync(fd);
-    if (process.platform !== 'win32') checkKeyFileMode(file, st.mode);
-    text = readFileSync(fd, 'utf8');
+    return readSmallFile(file, MAX_BYTES[role], check && ((stat) => check(stat.mode)));
   } catch (e) {
     if (e instanceof TesseraError) throw e;
+    if (e instanceof FileRefused && e.why === 'too_large') throw malformed(file, role, `is ${e.message}`, e);
     throw unreadable(file, role, e);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
+}
+
+function readKey(file: string): KeyPair {
+  const role: Role = 'private key';
+  const text = readFile(file, role, (mode) => {
+    if (process.platform !== 'win32') checkKeyFileMode(file, mode);
+  });
   const blocks = pemBlocks(text, file, role).filter((b) => b.label.endsWith('PRIVATE KEY'));
   if (blocks.length !== 1) throw malformed(file, role, `must hold exactly one PRIVATE KEY block (found ${blocks.length})`);
   try {
@@ -93,23 +101,15 @@ function readKey(file: string): KeyPair {
   }
 }
 
-function readText(file: string, role: Role): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch (e) {
-    throw unreadable(file, role, e);
-  }
-}
-
 /**
  * Loads the three files. Checks what each file alone can tell (readable, well-formed PEM, key permissions, the
  * leaf carries a SPIFFE ID); whether they belong together (key ↔ leaf, chain ↔ bundle, validity) is checked by
  * buildIdentitySnapshot when the input is installed.
  */
 export function loadIdentityFiles(files: IdentityFiles): IdentityInput {
-  const chain = readCertificates(readText(files.certFile, 'certificate chain'), files.certFile, 'certificate chain');
+  const chain = readCertificates(readFile(files.certFile, 'certificate chain'), files.certFile, 'certificate chain');
   const key = readKey(files.keyFile);
-  const bundleText = readText(files.bundleFile, 'trust bundle');
+  const bundleText = readFile(files.bundleFile, 'trust bundle');
   const leafId = leafSpiffeId(chain[0]!);
   if (!leafId.ok) {
     throw new TesseraError('TESSERA_ERR_IDENTITY_INVALID', `the certificate chain file ${files.certFile} does not start with an X.509-SVID: ${leafId.message}`, {

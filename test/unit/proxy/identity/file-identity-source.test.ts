@@ -1,5 +1,6 @@
 // FileIdentitySource against real files in a temp dir and real fs.watch: initial load, rotation by rewrite and by
 // a Kubernetes `..data` symlink swap, half-written files settling, and every refusal keeping the old snapshot.
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +96,42 @@ describe('loadIdentityFiles and the key-file mode check', () => {
     writeFileSync(files.certFile, svid1.chainPem);
     writeFileSync(files.keyFile, 'not a key\n');
     expectCode('TESSERA_ERR_IDENTITY_FILE_MALFORMED', files.keyFile);
+  });
+
+  test("a FIFO, a device or a directory in a file's place is refused at once, never read; an oversized file is refused unread", () => {
+    const files = writeIdentity(dir, svid1);
+    const refused = (file: string, code: string) => {
+      const t0 = Date.now();
+      try {
+        loadIdentityFiles(files);
+        expect.unreachable(`loaded with ${file}`);
+      } catch (e) {
+        expect((e as TesseraError).code, file).toBe(code);
+        expect((e as Error).message).toContain(file);
+      }
+      expect(Date.now() - t0).toBeLessThan(2_000); // not blocked on a FIFO, not reading a device to its end
+    };
+    for (const which of ['certFile', 'keyFile', 'bundleFile'] as const) {
+      const path = files[which];
+      const keep = `${path}.keep`;
+      renameSync(path, keep);
+      execFileSync('mkfifo', ['-m', '600', path]); // renamed into place, as a rotation would
+      refused(path, 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE');
+      rmSync(path);
+      symlinkSync('/dev/zero', path);
+      refused(path, 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE');
+      rmSync(path);
+      mkdirSync(path);
+      refused(path, 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE');
+      rmSync(path, { recursive: true });
+      renameSync(keep, path);
+    }
+    // A valid bundle, repeated past 4 MiB: read whole before, though no bundle needs that much.
+    const pem = ca.bundlePem();
+    writeFileSync(files.bundleFile, pem.repeat(Math.ceil((4 << 20) / pem.length) + 1));
+    refused(files.bundleFile, 'TESSERA_ERR_IDENTITY_FILE_MALFORMED');
+    writeFileSync(files.bundleFile, pem);
+    expect(loadIdentityFiles(files).chain[0]!.serialNumber).toBe(svid1.leaf.serialNumber);
   });
 });
 
