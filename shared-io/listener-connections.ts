@@ -70,7 +70,8 @@ export function guardListenerConnections(server: Server, o: ListenerConnectionsO
     const entry = byPeer.get(peerOf(req.socket));
     if (!entry) return;
     if (entry.tracked.state === 'busy' && !o.allowPipelining) {
-      o.onRefused?.('pipelined', {});
+      // The requests parsed from the same read still arrive here after the cut: one refusal per connection.
+      if (!req.socket.destroyed) o.onRefused?.('pipelined', {});
       req.socket.destroy();
       return;
     }
