@@ -100,7 +100,8 @@ test('the dashboard shows a running mesh and follows a CA rotation live, without
   const workloads = await waitRows(page, 'workloads', (rs) => rs.filter((r) => r.startsWith(`${API} |`)).length === 2, 'both api replicas');
   expect(workloads.filter((r) => r.startsWith(`${WEB} |`))).toHaveLength(1);
   expect(workloads.some((r) => r.startsWith(`spiffe://${TD}/tessera/control-plane |`))).toBe(true);
-  expect(workloads.filter((r) => r.startsWith(`${WEB} |`))[0]).toContain('join_token:');
+  // Attested with a join token; with 40 s SVIDs a slow machine may already show its first renewal.
+  expect(workloads.filter((r) => r.startsWith(`${WEB} |`))[0]).toMatch(/join_token:|renewal of /);
 
   // Proxies: each of the three sidecars reports the SVID it serves, and it is the latest issued to it.
   const proxies = await waitRows(page, 'proxies', (rs) => rs.length === 3 && rs.every((r) => r.includes('✓ current')), 'three proxies serving their latest SVID');
