@@ -14,7 +14,7 @@
 // Why these numbers. Envoy (overload.premature_reset_*): a stream reset by the client within 1 s without a
 // response is premature; a connection is closed once 500 of its streams have closed and at least half were
 // premature, or as soon as 250 were. nghttp2 only rate-limits RST_STREAM frames (a token bucket of 1,000, refilled
-// 33 a second; Node's streamResetBurst/streamResetRate), and a session is closed after 100 streams refused at the
+// 33 a second; Node's streamResetBurst/streamResetRate), and a session is closed after 1,000 streams refused at the
 // concurrency cap (MAX_REFUSED_FRAMES, h2-server-limits.ts), which a client that resets its own streams never reaches: 400 to
 // 1,000 streams a connection reached the app (audit 7b). The allowance is a full window of streams
 // (limits.maxConcurrentStreams, at least MIN_ALLOWANCE): a client may cancel everything it has in flight at once (a

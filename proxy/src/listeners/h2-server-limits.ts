@@ -12,13 +12,16 @@ import type { Expirable, SessionSet } from './session-set.js';
 /**
  * Server options every h2 listener shares. Streams beyond maxConcurrentStreams are refused (RST_STREAM
  * REFUSED_STREAM) by nghttp2, each one a frame Node counts as invalid; after MAX_REFUSED_FRAMES of them the session
- * is closed (Node's own bound is 1,000, and its maxSessionRejectedStreams never sees nghttp2's refusals).
+ * is closed (Node's maxSessionRejectedStreams never sees nghttp2's refusals).
  */
 /**
- * Frames a session may have refused (streams over the limit, malformed requests) before it is closed: a client
- * may open up to 100 streams before our SETTINGS reach it (RFC 9113 section 5.1.2), none after.
+ * Frames a session may have refused (streams over the limit, malformed requests) before it is closed. Not 100: until
+ * our SETTINGS reach it a client may assume no stream limit at all (RFC 9113 section 6.5.2), and one that opened
+ * 250 streams in its first flight lost the whole session, the 100 already accepted and sent to the app included.
+ * A client that acknowledged the SETTINGS and goes over them is a protocol error at once (nghttp2); each refusal is
+ * one RST_STREAM, cheap for us. Node's own default.
  */
-export const MAX_REFUSED_FRAMES = 100;
+export const MAX_REFUSED_FRAMES = 1_000;
 
 export function h2ServerOptions(limits: ProxyLimits, maxSessionMemoryMb: number): ServerOptions {
   return {
