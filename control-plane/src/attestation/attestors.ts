@@ -3,7 +3,6 @@
 // TokenReview), TPM quotes (nonces shared by the replicas through the store) and SVID renewal (a caller presenting
 // a live SVID of this trust domain).
 
-import { readFileSync } from 'node:fs';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, describeError } from '../../../common/errors.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
@@ -19,6 +18,7 @@ import { K8sJwtAttestor } from './k8s-jwt-attestor.js';
 import { SvidAttestor } from './svid-attestor.js';
 import type { TpmAttestor } from './tpm-attestor.js';
 import { openTpmAttestor } from './tpm-shared-nonces.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 
 export interface AttestorDeps {
   readonly clock: Clock;
@@ -68,13 +68,16 @@ function tpmAttestor(tpm: NonNullable<ControlPlaneConfig['attestors']['tpm']>, t
 
 type K8sConfig = NonNullable<ControlPlaneConfig['attestors']['kubernetes']>;
 
+/** The most the control plane's own token file may hold (a projected token is a few KiB). */
+const MAX_TOKEN_FILE_BYTES = 64 << 10;
+
 async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustDomain'], { clock, log }: AttestorDeps): Promise<{ attestor: KubernetesAttestor; stop(): void }> {
   const jwt = new K8sJwtAttestor({ trustDomain: td, issuer: k8s.issuer, audience: k8s.audience, jwksFile: k8s.jwksFile, clock });
   const api = k8s.apiServer;
   if (!api) return { attestor: new K8sAttestation(jwt), stop: () => {} };
   // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
   const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED' });
-  const callerToken = () => readFileSync(api.tokenFile, 'utf8').trim();
+  const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
   const refresher = new JwksRefresher({
     apiServer: api.url,
     fetch,

@@ -2,13 +2,14 @@
 // JWKS file, issuer and audience; the SPIFFE ID is spiffe://<td>/ns/<ns>/sa/<sa> from its claims only. Every
 // claim read is checked for its JSON shape first (a signed token is still input), so any malformed one is refused
 // with TESSERA_ERR_ATTESTATION_JWT_CLAIMS, never a TypeError.
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { type JSONWebKeySet, createLocalJWKSet, errors, jwtVerify } from 'jose';
 import type { Clock } from '../../../common/clock.js';
 import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { AttestedIdentity } from './attested-identity.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 
 export interface K8sAttestorOptions {
   readonly trustDomain: TrustDomain;
@@ -26,6 +27,8 @@ const DEFAULT_CLOCK_TOLERANCE_MS = 5_000;
 /** Asymmetric algorithms only: never "none" or an HMAC a public JWKS could be abused for. */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384'];
 const MAX_TOKEN_LENGTH = 16_384;
+/** The most the JWKS file may hold (re-read when it changes: a FIFO or a device in its place is refused). */
+const MAX_JWKS_BYTES = 1 << 20;
 const SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 interface K8sClaims {
@@ -106,7 +109,7 @@ export class K8sJwtAttestor {
     try {
       const st = statSync(file);
       if (this.#cache && this.#cache.mtimeMs === st.mtimeMs && this.#cache.size === st.size) return this.#cache.keys;
-      const jwks = JSON.parse(readFileSync(file, 'utf8')) as JSONWebKeySet;
+      const jwks = JSON.parse(readSmallFile(file, MAX_JWKS_BYTES)) as JSONWebKeySet;
       if (!Array.isArray(jwks.keys)) throw new Error('no "keys" array');
       this.#cache = { mtimeMs: st.mtimeMs, size: st.size, keys: createLocalJWKSet(jwks) };
       return this.#cache.keys;

@@ -1,12 +1,14 @@
 // The two Kubernetes API calls discovery makes: a paginated list and a streamed watch (newline-delimited JSON
 // events). The bearer token and CA are read from their files on every call — projected tokens rotate — and the
 // token is never put in an error or a log line. Every failure is TESSERA_ERR_DISCOVERY_SOURCE_FAILED.
-import { readFile } from 'node:fs/promises';
 import { request } from 'node:https';
 import { TesseraError } from '../../../common/errors.js';
 import { createHttpsFetch, failedWith } from '../../../shared-io/https-fetch.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 
 const CODE = 'TESSERA_ERR_DISCOVERY_SOURCE_FAILED';
+/** The most a mounted token or CA file may hold (read before every call: a FIFO or a device there is refused). */
+const MAX_CREDENTIAL_BYTES = 1 << 20;
 const failed = failedWith(CODE);
 
 export interface KubernetesApiOptions {
@@ -51,9 +53,9 @@ export class KubernetesApiClient {
   private async credentials(): Promise<{ token: string; caPem: string }> {
     const read = async (path: string, what: string): Promise<string> => {
       try {
-        return (await readFile(path, 'utf8')).trim();
+        return readSmallFile(path, MAX_CREDENTIAL_BYTES).trim();
       } catch (e) {
-        throw new TesseraError(CODE, `cannot read the Kubernetes ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? 'error'}`);
+        throw new TesseraError(CODE, `cannot read the Kubernetes ${what} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
       }
     };
     const [token, caPem] = await Promise.all([read(this.opts.tokenFile, 'token file'), read(this.opts.caFile, 'CA file')]);

@@ -1,7 +1,6 @@
 // The static endpoint source: a YAML file `services: { NAME: [ { address, spiffeId, protocol, ... } ] }` for
 // endpoints outside the mesh's reach, watched with the one file watcher. A bad file keeps the last good view and
 // is reported as file:line: key with TESSERA_ERR_DISCOVERY_SOURCE_FAILED.
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { isMap, isScalar } from 'yaml';
@@ -13,6 +12,7 @@ import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { EndpointSource, SourceView } from './endpoint-source.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 
 /** Bounds of one file: a typo cannot make the registry (and every proxy) hold an unbounded list. */
 const MAX_SERVICES = 1000;
@@ -53,11 +53,15 @@ interface RawEntry {
   weight: number;
 }
 
+/** The most the static endpoints file may hold. */
+const MAX_STATIC_FILE_BYTES = 4 << 20;
+
 /** Reads and checks the file once: its whole view, or a TesseraError naming file:line: key. */
 export function readStaticEndpoints(file: string): SourceView {
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    // Re-read whenever it changes, on the event loop: a FIFO or a device in its place is refused, not read.
+    text = readSmallFile(file, MAX_STATIC_FILE_BYTES);
   } catch (e) {
     throw new TesseraError('TESSERA_ERR_DISCOVERY_SOURCE_FAILED', `${file}: cannot read the static endpoints file: ${errnoReason(e)}`, { file, line: 0 });
   }

@@ -2,7 +2,7 @@
 // CA files for https_web endpoints) and the bundle endpoint (https_web with its configured certificate, else
 // https_spiffe with the control plane's own SVID). Files are read here, once, with coded errors naming them; the
 // last good document of each domain is kept in <dataDir>/federation/<trust domain>.json (public, like the bundle).
-import { mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
@@ -15,8 +15,12 @@ import type { FederationConfig } from '../config/federation-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import { BundleEndpoint, type BundleEndpointOptions } from './bundle-endpoint.js';
 import { Federation, type FederationOptions, type LastGoodStore } from './federation.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 
 /** <dir>/<td>.json; a trust domain name is [a-z0-9._-], so it is a safe file name ("." and ".." aside, refused). */
+/** The most a bundle document file may hold (read on every request to the bundle endpoint). */
+const MAX_BUNDLE_DOCUMENT_BYTES = 1 << 20;
+
 function lastGoodFiles(dir: string): LastGoodStore {
   const path = (td: string) => {
     if (td === '.' || td === '..') throw new Error(`"${td}" cannot name a file`);
@@ -25,7 +29,7 @@ function lastGoodFiles(dir: string): LastGoodStore {
   return {
     load: (td) => {
       try {
-        return readFileSync(path(td), 'utf8');
+        return readSmallFile(path(td), MAX_BUNDLE_DOCUMENT_BYTES);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw e;
@@ -64,6 +68,6 @@ export async function startBundleEndpoint(
   const path = join(deps.dataDir, SPIFFE_BUNDLE_FILE);
   const web = ep.certFile && ep.keyFile ? { certChainPem: readText(ep.certFile, 'bundle endpoint certificate'), keyPem: readText(ep.keyFile, 'bundle endpoint key') } : undefined;
   const { handshakeTimeoutMs, maxConnections } = deps.limits;
-  const endpoint = await BundleEndpoint.start({ listen: ep.listen, document: () => readFileSync(path, 'utf8'), identity: web ?? deps.ownIdentity(), log: deps.log, clock: deps.clock, handshakeTimeoutMs, maxConnections, ...(deps.onRefused ? { onRefused: deps.onRefused } : {}) });
+  const endpoint = await BundleEndpoint.start({ listen: ep.listen, document: () => readSmallFile(path, MAX_BUNDLE_DOCUMENT_BYTES), identity: web ?? deps.ownIdentity(), log: deps.log, clock: deps.clock, handshakeTimeoutMs, maxConnections, ...(deps.onRefused ? { onRefused: deps.onRefused } : {}) });
   return { endpoint, followsOwnSvid: web === undefined };
 }

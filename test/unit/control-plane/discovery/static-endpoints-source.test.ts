@@ -1,6 +1,7 @@
 // The static endpoints file: read whole into a view, each fault named as file:line: key with
 // TESSERA_ERR_DISCOVERY_SOURCE_FAILED, and a bad edit keeps the last good view of the watched source.
-import { writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { type TesseraError, isTesseraError } from '../../../../common/errors.js';
@@ -53,6 +54,20 @@ describe('readStaticEndpoints', () => {
     expect(e.code).toBe('TESSERA_ERR_DISCOVERY_SOURCE_FAILED');
     expect(e.message).toContain(`${f}:${line}`);
     if (key) expect(e.message).toContain(key);
+  });
+
+  test("a FIFO or a device in the file's place is a source failure at once, never read (a FIFO froze the control plane)", () => {
+    const fifo = join(tmp.dir, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    const zero = join(tmp.dir, 'zero.yaml');
+    symlinkSync('/dev/zero', zero);
+    for (const f of [fifo, zero]) {
+      const t0 = Date.now();
+      const e = failure(() => readStaticEndpoints(f));
+      expect(e.code).toBe('TESSERA_ERR_DISCOVERY_SOURCE_FAILED');
+      expect(e.message).toContain('not a regular file');
+      expect(Date.now() - t0).toBeLessThan(2_000);
+    }
   });
 
   test('a missing file is a source failure, not a crash', () => {
