@@ -4,6 +4,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
 import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
+import { chainSizeFault } from '../../../common/pki/chain-size.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
 import { watchPaths } from '../../../shared-io/file-watch.js';
@@ -53,6 +54,8 @@ function pair(files: EdgeCertFiles): { cert: string; key: string; leaf: X509Cert
   const key = read(files.keyFile);
   let leaf: X509Certificate;
   try {
+    const fault = chainSizeFault(decodeCertificates(cert));
+    if (fault) throw new Error(`the chain ${fault}`);
     leaf = new X509Certificate(cert);
     if (!keyMatchesPublicKey(createPrivateKey(key), leaf.publicKey)) throw new Error('the key does not match the certificate');
   } catch (e) {

@@ -6,6 +6,7 @@ import { X509Certificate } from 'node:crypto';
 import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
 import { TesseraError } from '../../../common/errors.js';
 import { type KeyPair, keyPairFromPem } from '../../../common/pki/keys.js';
+import { chainSizeFault } from '../../../common/pki/chain-size.js';
 import { decodePem } from '../../../common/pki/pem.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { leafSpiffeId } from '../../../common/spiffe/x509-svid.js';
@@ -63,6 +64,9 @@ function pemBlocks(text: string, file: string, role: Role) {
 function readCertificates(text: string, file: string, role: Role): X509Certificate[] {
   const blocks = pemBlocks(text, file, role).filter((b) => b.label === 'CERTIFICATE');
   if (blocks.length === 0) throw malformed(file, role, 'holds no CERTIFICATE block');
+  // The chain is served in every handshake; a bundle is not, and may be large.
+  const fault = role === 'certificate chain' ? chainSizeFault(blocks.map((b) => b.der)) : null;
+  if (fault) throw malformed(file, role, fault);
   return blocks.map((b, i) => {
     try {
       return new X509Certificate(b.der);

@@ -23,6 +23,16 @@ function load(files: { certFile: string; keyFile: string }): EdgeCertificates {
   return new EdgeCertificates({ defaultCert: { serverNames: [], ...files }, sni: [], tlsMinVersion: '1.3', onReload: () => undefined });
 }
 
+test('a chain repeated to ~150 KB (the same certificates twice) is refused: served, every TLS client refused the handshake', () => {
+  dir = mkdtempSync(join(tmpdir(), 'tessera-edge-certs-'));
+  const files = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') };
+  writeFileSync(files.keyFile, cert.keyPem, { mode: 0o600 });
+  writeFileSync(files.certFile, cert.chainPem.repeat(Math.ceil(150_000 / cert.chainPem.length)));
+  expect(() => load(files)).toThrow(/twice/);
+  writeFileSync(files.certFile, cert.chainPem);
+  expect(load(files).notAfter).toBeTruthy();
+});
+
 test('a FIFO, a device, a directory or an oversized file in place of the certificate or key is refused at once, never read', () => {
   dir = mkdtempSync(join(tmpdir(), 'tessera-edge-certs-'));
   const files = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') };

@@ -126,6 +126,10 @@ describe('loadIdentityFiles and the key-file mode check', () => {
       rmSync(path, { recursive: true });
       renameSync(keep, path);
     }
+    // A chain repeated to ~150 KB: installed before, then every peer refused the handshake (OpenSSL's 100 KiB).
+    writeFileSync(files.certFile, svid1.chainPem.repeat(Math.ceil(150_000 / svid1.chainPem.length)));
+    refused(files.certFile, 'TESSERA_ERR_IDENTITY_FILE_MALFORMED');
+    writeFileSync(files.certFile, svid1.chainPem);
     // A valid bundle, repeated past 4 MiB: read whole before, though no bundle needs that much.
     const pem = ca.bundlePem();
     writeFileSync(files.bundleFile, pem.repeat(Math.ceil((4 << 20) / pem.length) + 1));
