@@ -206,6 +206,9 @@ function drainIntoVoid(upReq: ClientRequest, upRes: IncomingMessage | undefined,
   upReq.once('close', () => clearTimeout(timer));
   const drain = (res: IncomingMessage) => {
     res.unpipe();
+    if (res.complete) return clearTimeout(timer); // read whole already: the connection went back to the pool
+    // A chunked answer is read too (unlike the HTTP/1.1 paths, which cut it): Node apps answer small ones chunked,
+    // and the connection saved is an mTLS handshake; the byte and time bounds hold it.
     res.on('data', (c: Buffer) => {
       read += c.length;
       if (read > VOID_LIMIT) drop();
