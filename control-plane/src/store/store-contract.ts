@@ -178,8 +178,14 @@ export interface ReportStore {
    * instance replaces the oldest), so one workload holds at most that many rows however it names its instances.
    */
   put(r: ProxyReport, keepPerId?: number): Promise<void>;
-  /** Reports received at or after `sinceMs`, newest first. */
-  list(sinceMs: number, limit?: number): Promise<ProxyReport[]>;
+  /**
+   * Reports received at or after `sinceMs`, fair per SPIFFE ID: every ID's newest report, then every ID's second
+   * newest, and so on (within one rank the smaller stored reports first, then the newest), so many IDs' many
+   * instances cannot push a proxy's latest report out of the cut. At most `limit` rows, and no row once
+   * `maxBytes` bytes of stored report text have been read (the first row is always read): the reader's cost is
+   * bounded in bytes, not only in rows.
+   */
+  list(sinceMs: number, limit?: number, maxBytes?: number): Promise<ProxyReport[]>;
   /** Forgets reports older than `beforeMs`. */
   prune(beforeMs: number): Promise<number>;
 }

@@ -284,6 +284,37 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect((await r.list(0)).filter((x) => x.spiffeId === api).map((x) => x.instance)).toEqual(['api-1']);
     });
 
+    test('reports: list is fair per SPIFFE ID (rank by rank) and stops at its byte budget', async () => {
+      const rep = (spiffeId: string, instance: string, receivedAtMs: number, pad = 0): ProxyReport => ({
+        spiffeId,
+        instance,
+        served: [],
+        checkedAtMs: receivedAtMs,
+        receivedAtMs,
+        replica: 'cp-1',
+        denials: pad ? [{ policy: 'p', outcome: 'deny', count: 1, lastAtMs: 1, lastCaller: 'x'.repeat(pad) }] : [],
+      });
+      const r = store().reports;
+      await r.prune(Number.MAX_SAFE_INTEGER);
+      const legit = 'spiffe://example.org/ns/default/sa/legit';
+      await r.put(rep(legit, 'legit-1', 1_000));
+      // 4 IDs x 8 instances, all newer than the real proxy's report (audit 16b F2: 16 IDs x 64 against LIMIT 1,000).
+      for (let id = 0; id < 4; id++) for (let i = 0; i < 8; i++) await r.put(rep(`spiffe://example.org/ns/t/sa/a${id}`, `i${i}`, 2_000 + id * 10 + i));
+      const cut = await r.list(0, 5);
+      expect(cut.map((x) => x.spiffeId).sort()).toEqual([legit, ...[0, 1, 2, 3].map((id) => `spiffe://example.org/ns/t/sa/a${id}`)].sort());
+      // Each ID's newest first: rank 1 is the newest instance of each attacker ID.
+      expect(cut.filter((x) => x.spiffeId !== legit).every((x) => x.instance === 'i7')).toBe(true);
+      expect((await r.list(0, 10)).filter((x) => x.spiffeId.endsWith('/a0')).map((x) => x.instance)).toEqual(['i7', 'i6']);
+      // A character budget: large reports cost their size; the first row is always read, none once it is spent.
+      await r.prune(Number.MAX_SAFE_INTEGER);
+      for (let i = 0; i < 6; i++) await r.put(rep('spiffe://example.org/ns/t/sa/big', `b${i}`, 3_000 + i, 10_000));
+      await r.put(rep(legit, 'legit-1', 1_000));
+      const budgeted = await r.list(0, 100, 15_000);
+      // The legitimate small report comes first at its rank, then big reports until 15,000 bytes are read.
+      expect(budgeted.map((x) => x.instance)).toEqual(['legit-1', 'b5', 'b4']);
+      expect((await r.list(0, 100, 1)).map((x) => x.instance)).toEqual(['legit-1']);
+    });
+
     test('audit: the local line at once (0600), the row after flush, recent by prefix newest first', async () => {
       const audit = store().audit;
       audit.record(1_000, { event: 'token.created', result: 'ok', spiffeId: 'spiffe://example.org/a', caller: 'admin.sock' });
@@ -341,7 +372,8 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       }
       const grants = (await st.grants.expiredUnaudited(2)).filter((g) => g.id.startsWith('hostile-'));
       expect(grants.map((g) => [g.to, g.from[0], g.reason])).toEqual(HOSTILE_STRINGS.map((h) => [h, h, h]));
-      expect((await st.reports.list(999_999_000)).map((r) => r.spiffeId).reverse()).toEqual(HOSTILE_STRINGS);
+      // Listed fair per ID, smaller first (fair-report-list.ts): the order is not what is checked here.
+      expect((await st.reports.list(999_999_000)).map((r) => r.spiffeId).sort()).toEqual([...HOSTILE_STRINGS].sort());
       await st.audit.flush();
       expect((await st.audit.recent('hostile.', 100)).map((e) => e.spiffeId).reverse()).toEqual(HOSTILE_STRINGS);
       // The tables are all still there, and what was stored before is untouched.

@@ -1,12 +1,15 @@
 // The fleet dashboard's data (GET /api/fleet): one read-only view of the fleet — workloads and their SVIDs, what
 // each proxy really serves, the CA and its rotation step, denials per policy, break-glass grants, bans, recent
 // audit events and the expiry timeline — built from injected sources. Each source is read on its own: one that
-// fails marks its panels unavailable (with a code) and the others still show. Times are ms since the epoch.
+// fails marks its panels unavailable (with a code) and the others still show. Times are ms since the epoch. Every
+// panel is cut, and the build reads a bounded number of reports and bytes (audit 16b F1: it parsed every
+// listed report in full, tens of MB, blocking the control plane for seconds).
 import type { Clock } from '../../../../common/clock.js';
 import { isTesseraError } from '../../../../common/errors.js';
 import type { AuditLog, GrantStore, InventoryStore, IssuedSvidRow, ReportStore, RevocationStore } from '../../store/store-contract.js';
 import { type CaPanel, type CaView, caPanel, type LiveCount } from './ca-panel.js';
-import { type DenialRow, denialRows, fairRows, latestReports, type ProxyRow, proxyRows } from './proxy-panel.js';
+import { type DenialRow, denialRows } from './denial-panel.js';
+import { fairRows, latestReports, type ProxyRow, proxyRows } from './proxy-panel.js';
 import { SvidChains, type WorkloadRow, workloadRows } from './workload-panel.js';
 
 export interface FleetSources {
@@ -18,6 +21,8 @@ export interface FleetSources {
   readonly grants: Pick<GrantStore, 'active'>;
   readonly audit: Pick<AuditLog, 'recent'>;
   readonly revocations: Pick<RevocationStore, 'live'>;
+  /** The policies this control plane distributes: denials under any other name are folded per reporting ID. */
+  readonly policies: () => readonly { readonly name: string }[];
   /** A source failed: its error and the panels it leaves unavailable (the page says "see the control plane log"). */
   readonly onSourceError?: (e: unknown, panels: readonly PanelName[]) => void;
 }
@@ -28,6 +33,11 @@ export interface FleetLimits {
   readonly maxWorkloadRows: number;
   /** Proxy rows (taken in turn from each SPIFFE ID, each ID's mismatches first). */
   readonly maxProxyRows: number;
+  /** Denial rows (known policies kept first). */
+  readonly maxDenialRows: number;
+  /** Reports read at most (fair per SPIFFE ID), and bytes of stored report text read at most. */
+  readonly maxReports: number;
+  readonly maxReportBytes: number;
   /** Reports older than this are not read (a proxy gone for longer is gone from the page). */
   readonly reportWindowMs: number;
   /** A proxy whose last report is older than this is marked silent. */
@@ -38,7 +48,7 @@ export interface FleetLimits {
   readonly timelineSvids: number;
 }
 
-export const DEFAULT_FLEET_LIMITS: FleetLimits = { maxSvids: 10_000, maxWorkloadRows: 500, maxProxyRows: 500, reportWindowMs: 15 * 60_000, silentAfterMs: 90_000, eventsPerKind: 25, maxEvents: 50, timelineSvids: 40 };
+export const DEFAULT_FLEET_LIMITS: FleetLimits = { maxSvids: 10_000, maxWorkloadRows: 500, maxProxyRows: 500, maxDenialRows: 500, maxReports: 1_000, maxReportBytes: 2_000_000, reportWindowMs: 15 * 60_000, silentAfterMs: 90_000, eventsPerKind: 25, maxEvents: 50, timelineSvids: 40 };
 
 /** Audit events the page lists: refused SVIDs, CA changes, break-glass grants, bans. */
 export const EVENT_PREFIXES = ['svid.refused', 'ca.', 'break_glass.', 'revocation.'] as const;
@@ -85,7 +95,7 @@ export interface TimelineItem {
 }
 
 /** Panels whose rows are bounded. */
-export type Truncated = 'svids' | 'workloads' | 'proxies' | 'timeline';
+export type Truncated = 'svids' | 'workloads' | 'proxies' | 'denials' | 'timeline';
 
 export type PanelName = 'ca' | 'workloads' | 'proxies' | 'denials' | 'grants' | 'bans' | 'events';
 
@@ -124,7 +134,7 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
   };
   const [live, reports, grants, bans, events, ca] = await Promise.all([
     settle(['workloads'], () => s.inventory.live(now, undefined, limits.maxSvids)),
-    settle(['proxies', 'denials'], () => s.reports.list(now - limits.reportWindowMs)),
+    settle(['proxies', 'denials'], () => s.reports.list(now - limits.reportWindowMs, limits.maxReports, limits.maxReportBytes)),
     settle(['grants'], () => s.grants.active(now)),
     settle(['bans'], () => s.revocations.live(now)),
     settle(['events'], () => recentEvents(s.audit, limits)),
@@ -153,6 +163,8 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
   const caView = ca.ok ? caPanel(ca.value, live.ok ? liveByAuthority(live.value) : undefined) : null;
   const proxies = proxyRows(latest, chains, now, limits.silentAfterMs);
   if (proxies.length > limits.maxProxyRows) truncated.proxies = proxies.length - limits.maxProxyRows;
+  const denials = denialRows(latest, new Set(s.policies().map((p) => p.name)), limits.maxDenialRows);
+  if (denials.left > 0) truncated.denials = denials.left;
   const grantRows = grants.ok ? grants.value.map((g): GrantRow => ({ id: g.id, to: g.to, from: [...g.from], reason: g.reason, createdBy: g.createdBy ?? null, createdAtMs: g.createdAtMs ?? null, expiresAtMs: g.expiresAtMs })).sort((a, b) => a.expiresAtMs - b.expiresAtMs) : [];
   const timeline = timelineItems(s.trustDomain, caView, grantRows, allWorkloads, proxies);
   const svidItems = timeline.filter((t) => t.kind === 'svid').length;
@@ -164,7 +176,7 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
     ca: caView,
     workloads: allWorkloads.slice(0, limits.maxWorkloadRows),
     proxies: fairRows(proxies, limits.maxProxyRows),
-    denials: denialRows(latest),
+    denials: denials.rows,
     grants: grantRows,
     bans: bans.ok ? bans.value.map((b): BanRow => ({ kind: b.kind, value: b.value, reason: b.reason, createdBy: b.createdBy, createdAtMs: b.createdAtMs, notAfterMs: b.notAfterMs })) : [],
     events: events.ok ? events.value : [],

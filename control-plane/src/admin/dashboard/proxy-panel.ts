@@ -1,8 +1,7 @@
 // The dashboard's proxy panels, from the proxies' own reports: the serial each listener really serves, compared
-// with the newest SVID the inventory holds for that chain (a proxy still serving a renewed SVID is highlighted),
-// and the authorization denials and audit-mode would-denies per policy, summed over every proxy (a sum past 2^53 is
-// shown as Number.MAX_SAFE_INTEGER, marked saturated: beyond it a JS number is no longer exact). Rows kept when the
-// panel is cut are taken in turn from each SPIFFE ID, so one workload's many instances cannot push the others out.
+// with the newest SVID the inventory holds for that chain (a proxy still serving a renewed SVID is highlighted).
+// Rows kept when the panel is cut are taken in turn from each SPIFFE ID, so one workload's many instances cannot
+// push the others out. The denials panel is denial-panel.ts.
 import { canonicalSerial } from '../../../../common/pki/serial.js';
 import type { ProxyReport } from '../../store/store-contract.js';
 import type { SvidChains } from './workload-panel.js';
@@ -49,22 +48,8 @@ export interface ProxyRow {
   readonly served: readonly ServedRow[];
 }
 
-export interface DenialRow {
-  readonly policy: string;
-  /** deny: refused; audit: an audit-mode policy would have refused (the request went through). */
-  readonly outcome: 'deny' | 'audit';
-  /** Summed over the reporting proxies (each counts since it started), at most Number.MAX_SAFE_INTEGER. */
-  readonly count: number;
-  /** The sum reached Number.MAX_SAFE_INTEGER and stopped there (the real sum is at least that). */
-  readonly saturated: boolean;
-  readonly lastAtMs: number;
-  readonly lastCaller: string;
-  /** "<spiffeId> <instance>" of each proxy that reported it. */
-  readonly reportedBy: readonly string[];
-}
-
 /** Code-point order: stable across locales, and cheap for thousands of rows. */
-const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+export const compare = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 export function servedStatus(chains: SvidChains | undefined, serialText: string, notAfterMs: number, checkedAtMs: number, nowMs: number): Omit<ServedRow, 'listeners'> {
   const serial = canonicalSerial(serialText) ?? serialText;
@@ -134,26 +119,4 @@ export function fairRows(rows: readonly ProxyRow[], max: number): ProxyRow[] {
   });
   const kept = ranked.sort((a, b) => a.rank - b.rank || a.i - b.i).slice(0, max);
   return kept.sort((a, b) => a.i - b.i).map((k) => k.row);
-}
-
-/** Denials per policy and outcome over the reports (give the latest of each proxy), most recent first. */
-export function denialRows(reports: readonly ProxyReport[]): DenialRow[] {
-  const rows = new Map<string, { policy: string; outcome: 'deny' | 'audit'; count: number; saturated: boolean; lastAtMs: number; lastCaller: string; reportedBy: Set<string> }>();
-  for (const r of reports) {
-    for (const d of r.denials) {
-      const key = `${d.policy}\n${d.outcome}`;
-      const row = rows.get(key) ?? { policy: d.policy, outcome: d.outcome, count: 0, saturated: false, lastAtMs: 0, lastCaller: '', reportedBy: new Set<string>() };
-      // Each count is a safe integer (report-service.ts); their sum need not be.
-      const sum = row.count + d.count;
-      row.saturated ||= sum > Number.MAX_SAFE_INTEGER;
-      row.count = Math.min(sum, Number.MAX_SAFE_INTEGER);
-      if (d.lastAtMs >= row.lastAtMs) {
-        row.lastAtMs = d.lastAtMs;
-        row.lastCaller = d.lastCaller;
-      }
-      row.reportedBy.add(`${r.spiffeId} ${r.instance}`);
-      rows.set(key, row);
-    }
-  }
-  return [...rows.values()].map((r) => ({ ...r, reportedBy: [...r.reportedBy].sort() })).sort((a, b) => b.lastAtMs - a.lastAtMs || compare(a.policy, b.policy));
 }

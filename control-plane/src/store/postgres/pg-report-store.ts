@@ -1,6 +1,8 @@
 // What each proxy last reported (the serial each listener serves, its denials), one row per proxy instance in
-// PostgreSQL, whichever replica received it: the fleet view is the same from every replica. An ID's oldest instances
-// go past its bound (two replicas trimming at once may leave one extra row until the next report).
+// PostgreSQL, whichever replica received it: the fleet view is the same from every replica, listed as the SQLite
+// store lists it (fair-report-list.ts). An ID's oldest instances go past its bound (two replicas trimming at once
+// may leave one extra row until the next report).
+import { DEFAULT_LIST_LIMIT, fairListSql } from '../fair-report-list.js';
 import type { ProxyReport, ReportStore } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 
@@ -25,7 +27,6 @@ const fromRow = (r: Row): ProxyReport => ({
 });
 
 const COLUMNS = 'spiffe_id, instance, served_json, checked_at_ms, received_at_ms, replica, denials_json';
-const DEFAULT_LIMIT = 10_000;
 
 export class PgReportStore implements ReportStore {
   readonly #db: PgQueryable;
@@ -49,9 +50,9 @@ export class PgReportStore implements ReportStore {
     );
   }
 
-  async list(sinceMs: number, limit = DEFAULT_LIMIT): Promise<ProxyReport[]> {
-    const sql = `SELECT ${COLUMNS} FROM proxy_reports WHERE received_at_ms >= $1 ORDER BY received_at_ms DESC, spiffe_id, instance LIMIT $2`;
-    return (await this.#db.query<Row>(sql, [sinceMs, limit])).rows.map(fromRow);
+  async list(sinceMs: number, limit = DEFAULT_LIST_LIMIT, maxBytes = Number.MAX_SAFE_INTEGER): Promise<ProxyReport[]> {
+    const sql = fairListSql(COLUMNS.split(', '), 'octet_length(served_json) + octet_length(denials_json)', '$1', '$2', '$3');
+    return (await this.#db.query<Row>(sql, [sinceMs, maxBytes, limit])).rows.map(fromRow);
   }
 
   async prune(beforeMs: number): Promise<number> {

@@ -20,6 +20,8 @@ const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const CP = `spiffe://${TD}/tessera/control-plane`;
 const MIN = 60_000;
+/** The policies this control plane distributes in these tests. */
+const KNOWN_POLICIES = ['api-allow-web', 'api-audit'];
 
 function svid(serial: string, spiffeId: string, issuedAtMs: number, attestedAs: string, kind = 'renew', authorityId = 'aaaa1111'): IssuedSvidRow {
   return { serial, spiffeId, authorityId, intermediateSerial: '0a', notBeforeMs: issuedAtMs - 10_000, notAfterMs: issuedAtMs + 10 * MIN, issuedAtMs, attestedAs, kind, caller: '127.0.0.1:5000' };
@@ -54,6 +56,7 @@ function sources(time: FakeTime, i: Inputs, fail: Partial<Record<'inventory' | '
     reports: { list: (since) => maybeFail('reports', i.reports.filter((r) => r.receivedAtMs >= since)) },
     grants: { active: async (now) => i.grants.filter((g) => g.expiresAtMs > now) },
     revocations: { live: async () => i.bans },
+    policies: () => KNOWN_POLICIES.map((name) => ({ name })),
     audit: { recent: (prefix, limit) => maybeFail('audit', i.audit.filter((e) => String(e['event']).startsWith(prefix)).slice(0, limit)) },
   };
 }
@@ -155,12 +158,12 @@ describe('fleet view: proxies', () => {
         { policy: 'api-allow-web', outcome: 'deny', count: 3, lastAtMs: now - 5000, lastCaller: `spiffe://${TD}/ns/default/sa/batch` },
         { policy: 'api-audit', outcome: 'audit', count: 7, lastAtMs: now - 9000, lastCaller: WEB },
       ]),
-      report(API, 'api-host/22', '0c01', now - 2000, [{ policy: 'api-allow-web', outcome: 'deny', count: 2, lastAtMs: now - 1000, lastCaller: 'unauthenticated' }]),
+      report(API, 'api-host/22', '0c01', now - 2000, [{ policy: 'api-allow-web', outcome: 'deny', count: 2, lastAtMs: now - 3000, lastCaller: 'unauthenticated' }]),
     ];
     const view = await buildFleetView(sources(time, i));
     expect(view.denials).toEqual([
-      { policy: 'api-allow-web', outcome: 'deny', count: 5, saturated: false, lastAtMs: now - 1000, lastCaller: 'unauthenticated', reportedBy: [`${API} api-host/21`, `${API} api-host/22`] },
-      { policy: 'api-audit', outcome: 'audit', count: 7, saturated: false, lastAtMs: now - 9000, lastCaller: WEB, reportedBy: [`${API} api-host/21`] },
+      { policy: 'api-allow-web', outcome: 'deny', count: 5, saturated: false, lastAtMs: now - 3000, lastCaller: 'unauthenticated', reportedBy: [`${API} api-host/21`, `${API} api-host/22`], unknownFrom: null },
+      { policy: 'api-audit', outcome: 'audit', count: 7, saturated: false, lastAtMs: now - 9000, lastCaller: WEB, reportedBy: [`${API} api-host/21`], unknownFrom: null },
     ]);
   });
 

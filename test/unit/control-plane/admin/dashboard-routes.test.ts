@@ -89,6 +89,7 @@ async function start(opts: { maxClients?: number } = {}) {
     clock: time,
     timers: time,
     ca: () => ({ authorities: [], signer: { authorityId: 'aaaa1111', notAfterMs: signerNotAfterMs, intermediate: { serialNumber: '0A' } } }),
+    policies: () => [],
     inventory: {
       live: async () => {
         builds++;

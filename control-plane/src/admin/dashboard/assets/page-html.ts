@@ -82,6 +82,7 @@ export const PAGE_HTML = `<!doctype html>
     <thead><tr><th scope="col">Policy</th><th scope="col">Outcome</th><th scope="col">Count</th><th scope="col">Last</th><th scope="col">Last caller</th><th scope="col">Reported by</th></tr></thead>
     <tbody></tbody>
   </table>
+  <p id="denials-more" class="note" hidden></p>
 </section>
 <section id="grants-panel" data-panels="grants" aria-labelledby="grants-h">
   <h2 id="grants-h">Break-glass grants</h2>

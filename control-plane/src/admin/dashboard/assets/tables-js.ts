@@ -126,8 +126,9 @@ export function renderFleet(view, now) {
   renderProxies(view.proxies, now);
   truncatedNote('proxies-more', view.truncated.proxies, 'proxies (taken in turn from each SPIFFE ID, its mismatches first)');
   fill('denials', view.denials.map(function (d) {
-    return [policyName(d.policy), d.outcome === 'audit' ? badge('warn', 'audit: would deny') : badge('bad', '✕ denied'), (d.saturated ? '≥ ' : '') + String(d.count), when(d.lastAtMs, now), d.lastCaller, d.reportedBy.join(', ')];
+    return [d.unknownFrom === null ? policyName(d.policy) : '(policies not distributed here, from ' + d.unknownFrom + ')', d.outcome === 'audit' ? badge('warn', 'audit: would deny') : badge('bad', '✕ denied'), (d.saturated ? '≥ ' : '') + String(d.count), when(d.lastAtMs, now), d.lastCaller, d.reportedBy.join(', ')];
   }), 6, 'No denial reported.');
+  truncatedNote('denials-more', view.truncated.denials, 'denial rows (those of the policies distributed here kept first)');
   fill('grants', view.grants.map(function (g) {
     return [g.id, g.to, g.from.join(', '), g.reason, g.createdBy || '—', when(g.expiresAtMs, now)];
   }), 6, 'No active break-glass grant.');
