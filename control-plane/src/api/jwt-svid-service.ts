@@ -10,6 +10,7 @@ import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { checkIssuableId } from '../../../common/spiffe/workload-id.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { JwtSigningKey } from '../ca/jwt-keys.js';
+import { audienceSummary } from './audience-summary.js';
 import type { AuditLog } from '../store/store-contract.js';
 import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
@@ -75,7 +76,7 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         const iatMs = Math.floor(now / 1000) * 1000;
         const expMs = Math.floor((now + ttlMs) / 1000) * 1000;
         const token = signJwtSvid({ privateKey: key.privateKey, keyId: key.keyId, spiffeId, audience, issuedAtMs: iatMs, expiresAtMs: expMs });
-        d.audit.record(now, { event: 'jwt_svid.issued', result: 'issued', caller, spiffeId, audience, kid: key.keyId, notAfterMs: expMs });
+        d.audit.record(now, { event: 'jwt_svid.issued', result: 'issued', caller, spiffeId, ...audienceSummary(audience), kid: key.keyId, notAfterMs: expMs });
         d.onIssued();
         callback(null, { token, spiffe_id: spiffeId, issued_at_unix_ms: String(iatMs), expires_at_unix_ms: String(expMs) });
       } catch (e) {

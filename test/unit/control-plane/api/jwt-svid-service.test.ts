@@ -74,12 +74,12 @@ describe('Identity/MintJwtSvid', () => {
   });
 
   /** MintJwtSvid with the client SVID `id` minted by `by` (the test CA unless said). */
-  async function mint(id: string, by: TestCa = ca, ttlSeconds = 0): Promise<{ err: grpc.ServiceError | null; token?: string }> {
+  async function mint(id: string, by: TestCa = ca, ttlSeconds = 0, audience: readonly string[] = ['payments']): Promise<{ err: grpc.ServiceError | null; token?: string }> {
     const svid = await by.mintSvid(id);
     const c = controlPlaneClients(server.address, ca.bundlePem(), { keyPem: svid.keyPem, chainPem: svid.chainPem });
     try {
       return await new Promise((resolve) => {
-        c.identity.MintJwtSvid!({ audience: ['payments'], ttl_seconds: ttlSeconds }, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res?: { token: string }) => resolve({ err, ...(res ? { token: res.token } : {}) }));
+        c.identity.MintJwtSvid!({ audience, ttl_seconds: ttlSeconds }, { deadline: Date.now() + 5_000 }, (err: grpc.ServiceError | null, res?: { token: string }) => resolve({ err, ...(res ? { token: res.token } : {}) }));
       });
     } finally {
       c.close();
@@ -109,6 +109,18 @@ describe('Identity/MintJwtSvid', () => {
     expect(takes).toHaveLength(2);
     expect(takes[0]).not.toBe(takes[1]);
     expect(takes.every((k) => k.startsWith(`jwt:${WEB}:`))).toBe(true);
+  });
+
+  test('the jwt_svid.issued row keeps the audience count and the first 4 audiences cut to 64 characters, not the whole list', async () => {
+    // The largest list allowed: 16 audiences of 256 bytes (a 4.4 KB row each before).
+    const audience = Array.from({ length: 16 }, (_, i) => `aud-${i}-${'a'.repeat(245)}`);
+    const r = await mint(WEB, ca, 0, audience);
+    expect(decodeJwt(r.token!).aud).toEqual(audience);
+    await store.audit.flush();
+    const row = (await store.audit.recent('jwt_svid.issued', 1))[0]!;
+    expect(row['audienceCount']).toBe(16);
+    expect(row['audience']).toEqual(audience.slice(0, 4).map((a) => `${a.slice(0, 63)}…`));
+    expect(JSON.stringify(row).length).toBeLessThan(1_000);
   });
 
   test("a workload's SVID gets a token whose sub is its own ID", async () => {
