@@ -1,7 +1,8 @@
 // Reading a small file whole without trusting what is at its path: opened non-blocking (a FIFO put in a file's place
 // must not stall the event loop, where every read of a proxy's files runs), judged by its descriptor (a FIFO, a
 // device such as /dev/zero or a directory is not a file to read), and read no further than a bound (a file of any
-// size was read whole into memory). Used for policy files and identity files.
+// size was read whole into memory). Used for every file read at run time: policy files, a proxy's identity files and
+// edge certificates, the control plane's static endpoints, JWKS, tokens and bundle documents.
 import { closeSync, constants, fstatSync, openSync, readSync, type Stats } from 'node:fs';
 
 /** A file opened for a bounded read: its descriptor and what fstat says of it. Close it with closeSync. */
@@ -37,7 +38,7 @@ export function readSmallFile(path: string, max: number, check?: (stat: Stats) =
   try {
     if (!stat.isFile()) throw new FileRefused('not_regular', max);
     check?.(stat);
-    const text = readAtMost(fd, max);
+    const text = readAtMost(fd, max, stat.size);
     if (text === null) throw new FileRefused('too_large', max);
     return text;
   } finally {
@@ -45,10 +46,23 @@ export function readSmallFile(path: string, max: number, check?: (stat: Stats) =
   }
 }
 
-/** The file's text (UTF-8), or null when it holds more than `max` bytes (the rest is never read). */
-export function readAtMost(fd: number, max: number): string | null {
-  const buf = Buffer.allocUnsafe(max + 1);
+/**
+ * The file's text (UTF-8), or null when it holds more than `max` bytes (the rest is never read). `sizeHint` (its
+ * fstat size) sizes the buffer, grown only if the file grows while read: a bound of MiBs is not allocated for a file
+ * of a few KiB on every read (a bundle document is read on every request).
+ */
+export function readAtMost(fd: number, max: number, sizeHint = max): string | null {
+  let buf = Buffer.allocUnsafe(Math.min(max, Math.max(0, sizeHint)) + 1);
   let n = 0;
-  for (let got = -1; got !== 0 && n <= max; n += got) got = readSync(fd, buf, n, max + 1 - n, null);
+  for (;;) {
+    const got = readSync(fd, buf, n, buf.length - n, null);
+    n += got;
+    if (got === 0 || n > max) break;
+    if (n === buf.length) {
+      const grown = Buffer.allocUnsafe(Math.min(max + 1, buf.length * 2));
+      buf.copy(grown, 0, 0, n);
+      buf = grown;
+    }
+  }
   return n > max ? null : buf.toString('utf8', 0, n);
 }

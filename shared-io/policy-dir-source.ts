@@ -197,7 +197,7 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
         continue;
       }
       if (!stat.isFile()) continue;
-      const text = readAtMost(fd, MAX_POLICY_FILE_BYTES);
+      const text = readAtMost(fd, MAX_POLICY_FILE_BYTES, stat.size);
       if (text === null) {
         errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is over ${MAX_POLICY_FILE_BYTES} bytes, the most a policy file may be` });
         continue;
