@@ -154,7 +154,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const maintenance = controlPlaneMaintenance({
       tickMs: deps.tickMs ?? 1_000,
-      ...{ clock, timers, breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads },
+      ...{ clock, timers, breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads, audit: store.audit, auditKeepMs: config.audit.keepMs },
+      onAuditPruned: (rows) => log.info({ rows, keepMs: config.audit.keepMs }, 'audit rows older than audit.keep deleted from the store'),
       hub: {
         tick: () => {
           hub.tick();

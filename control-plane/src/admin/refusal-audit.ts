@@ -47,5 +47,5 @@ export function budgetedRefusals(audit: AuditLog, clock: Clock, onSuppressed: (e
     // Bounded too: past MAX_SUBJECTS a new subject's rows left out are only counted in metrics.
     if (suppressed.has(key) || suppressed.size < MAX_SUBJECTS) suppressed.set(key, (suppressed.get(key) ?? 0) + 1);
   };
-  return { record, recent: (prefix, limit) => audit.recent(prefix, limit), flush: () => audit.flush() };
+  return { record, recent: (prefix, limit) => audit.recent(prefix, limit), flush: () => audit.flush(), prune: (before, max) => audit.prune(before, max) };
 }

@@ -24,6 +24,12 @@ export const controlPlaneSchema: ObjectSchema = {
     listen: { type: 'string', format: 'address', default: '127.0.0.1:8443', description: 'gRPC over TLS (Identity, Config); port 0 = any' },
     adminListen: { type: 'string', format: 'address', default: '127.0.0.1:8444', description: 'HTTP /healthz /ready /metrics; port 0 = any' },
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
+    audit: {
+      type: 'object',
+      properties: {
+        keep: { type: 'duration', default: '400d', min: 24 * HOUR, max: 100 * YEAR, description: 'How long audit rows stay in the store; older ones are deleted hourly (audit.log is rotated by you)' },
+      },
+    },
     svid: {
       type: 'object',
       properties: {
@@ -121,6 +127,8 @@ export interface ControlPlaneConfig {
   readonly listen: string;
   readonly adminListen: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
+  /** Audit rows older than keepMs are deleted from the store. */
+  readonly audit: { readonly keepMs: number };
   readonly svid: { readonly ttlMs: number; readonly maxTtlMs: number; readonly backdateMs: number; readonly rateLimit: { readonly burst: number; readonly perMinute: number } };
   readonly ca: { readonly root: 'managed' | 'offline'; readonly rootTtlMs: number; readonly intermediateTtlMs: number };
   readonly attestors: {
@@ -157,6 +165,7 @@ interface Raw {
   listen: string;
   adminListen: string;
   logLevel: ControlPlaneConfig['logLevel'];
+  audit?: { keep?: number };
   svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
   ca?: { root?: 'managed' | 'offline'; rootTtl?: number; intermediateTtl?: number };
   attestors?: {
@@ -242,6 +251,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     listen: raw.listen,
     adminListen: raw.adminListen,
     logLevel: raw.logLevel,
+    audit: { keepMs: raw.audit?.keep ?? 400 * 24 * HOUR },
     svid,
     ca,
     attestors: {

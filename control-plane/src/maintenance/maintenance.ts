@@ -1,7 +1,7 @@
 // The control plane's upkeep as scheduled tasks: every tick, expired Watch callers and the gauges that are
 // sampled, break-glass expiry and self-SVID renewal (each its own task: they wait for the store, and a slow store
 // must not hold up the Watch sweep); every 5 s CA maintenance (rotation, pruning); every minute the rate
-// limiter's idle buckets; every hour join tokens past their keep time.
+// limiter's idle buckets; every hour join tokens past their keep time, silent proxies' reports and old audit rows.
 
 import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
@@ -15,6 +15,10 @@ export const TOKEN_PRUNE_EVERY_MS = 3_600_000;
 export const TOKEN_KEEP_MS = 24 * 3_600_000;
 /** A proxy silent for this long is gone from the fleet view (it reports every 30 s while it runs). */
 export const REPORT_KEEP_MS = 24 * 3_600_000;
+/** Audit rows deleted per statement: a first prune of years of rows never holds the database (or SQLite's event loop) long. */
+export const AUDIT_PRUNE_BATCH = 5_000;
+/** Batches per hourly run at most (a million rows an hour); the rest waits for the next hour. */
+export const AUDIT_PRUNE_MAX_BATCHES = 200;
 
 export interface MaintenanceParts {
   readonly clock: Clock;
@@ -30,6 +34,11 @@ export interface MaintenanceParts {
   readonly tokens: { prune(nowMs: number, keepMs: number): Promise<unknown> };
   /** Proxy reports (the dashboard's "what each proxy serves"): forgotten a day after the last one. */
   readonly reports?: { prune(beforeMs: number): Promise<unknown> };
+  /** The audit trail's shared rows, kept `auditKeepMs` (absent: never pruned). */
+  readonly audit?: { prune(beforeMs: number, maxRows: number): Promise<number> };
+  readonly auditKeepMs?: number;
+  /** Told how many audit rows one run deleted, when any. */
+  readonly onAuditPruned?: (rows: number) => void;
   /** Replicas on one database: whether this one does the sweeps that must run once (absent: always). */
   readonly leads?: () => boolean;
   readonly ca: { maintain(): Promise<unknown> };
@@ -55,7 +64,21 @@ export function controlPlaneMaintenance(p: MaintenanceParts): MaintenanceSchedul
     { name: 'limiter-sweep', everyMs: LIMITER_SWEEP_EVERY_MS, failure: tick, run: () => p.limiter.sweep() },
     { name: 'token-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.tokens.prune(p.clock.nowMs(), TOKEN_KEEP_MS) },
     { name: 'report-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.reports?.prune(p.clock.nowMs() - REPORT_KEEP_MS) },
+    { name: 'audit-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && pruneAudit(p) },
     { name: 'ca-maintenance', everyMs: CA_MAINTENANCE_EVERY_MS, failure: 'CA maintenance failed', run: () => p.ca.maintain() },
   ];
   return new MaintenanceScheduler({ clock: p.clock, timers: p.timers, checkEveryMs: p.tickMs, tasks, onFailure: (t, e) => p.onFailure(t.failure, e) });
+}
+
+/** Deletes audit rows past their keep time in batches, each its own statement, until none is left or the cap. */
+async function pruneAudit(p: MaintenanceParts): Promise<void> {
+  if (!p.audit || p.auditKeepMs === undefined) return;
+  const before = p.clock.nowMs() - p.auditKeepMs;
+  let total = 0;
+  for (let i = 0; i < AUDIT_PRUNE_MAX_BATCHES; i++) {
+    const n = await p.audit.prune(before, AUDIT_PRUNE_BATCH);
+    total += n;
+    if (n < AUDIT_PRUNE_BATCH) break;
+  }
+  if (total > 0) p.onAuditPruned?.(total);
 }

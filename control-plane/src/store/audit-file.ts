@@ -1,7 +1,8 @@
 // The local audit.log every store keeps beside its database: one JSON line per event, appended synchronously (once
 // append() returns, the line survives a kill -9), owner-only. A line cut short by a crash is ended at open, so the
-// next event starts a whole line of its own.
-import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+// next event starts a whole line of its own. Rotation is the operator's (logrotate): a file renamed or removed away
+// is let go and audit.log made again at the next event; copytruncate works too (O_APPEND writes at the new end).
+import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { TesseraError } from '../../../common/errors.js';
 import type { AuditEvent } from './store-contract.js';
 import { fileFault } from './store-faults.js';
@@ -16,7 +17,10 @@ export function auditLine(atMs: number, e: AuditEvent): string {
 }
 
 export class AuditFile {
-  readonly #fd: number;
+  #fd: number;
+  /** The open file's identity, to notice when the path names another file (or none) after a rotation. */
+  #ino: number;
+  #dev: number;
   readonly #path: string;
   /** The last append was cut short: the next one starts a line of its own. */
   #torn = false;
@@ -24,6 +28,9 @@ export class AuditFile {
   constructor(path: string) {
     this.#path = path;
     this.#fd = openSync(path, 'a+', 0o600);
+    const st = fstatSync(this.#fd);
+    this.#ino = st.ino;
+    this.#dev = st.dev;
     endTornLine(this.#fd);
   }
 
@@ -33,9 +40,11 @@ export class AuditFile {
    */
   append(atMs: number, e: AuditEvent): string {
     const json = auditLine(atMs, e);
-    const bytes = Buffer.from(`${this.#torn ? '\n' : ''}${json}\n`);
     let written: number;
+    let bytes: Buffer;
     try {
+      this.#followRotation();
+      bytes = Buffer.from(`${this.#torn ? '\n' : ''}${json}\n`);
       written = writeSync(this.#fd, bytes);
     } catch (err) {
       throw fileFault(err, this.#path);
@@ -47,6 +56,20 @@ export class AuditFile {
 
   close(): void {
     closeSync(this.#fd);
+  }
+
+  /** One stat per event (events are issuances and refusals, not requests): reopens the path if it moved away. */
+  #followRotation(): void {
+    const now = statSync(this.#path, { throwIfNoEntry: false });
+    if (now && now.ino === this.#ino && now.dev === this.#dev) return;
+    const fd = openSync(this.#path, 'a+', 0o600);
+    closeSync(this.#fd);
+    this.#fd = fd;
+    const st = fstatSync(fd);
+    this.#ino = st.ino;
+    this.#dev = st.dev;
+    this.#torn = false;
+    endTornLine(fd);
   }
 }
 

@@ -87,6 +87,11 @@ export interface AuditLog {
   /** The latest events whose name starts with `prefix`, newest first (from every replica). */
   recent(prefix: string, limit?: number): Promise<Record<string, unknown>[]>;
   flush(): Promise<void>;
+  /**
+   * Deletes at most `maxRows` of the oldest shared rows recorded before `beforeMs`; returns how many went. The local
+   * audit.log is the operator's to rotate (it is reopened when renamed away).
+   */
+  prune(beforeMs: number, maxRows: number): Promise<number>;
 }
 
 /** Break-glass grants. */

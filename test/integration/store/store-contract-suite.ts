@@ -341,6 +341,17 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect(got.map((e) => e.n)).toEqual(Array.from({ length: 350 }, (_, i) => 349 - i));
     });
 
+    test('audit: prune deletes the oldest rows recorded before a time, at most maxRows per call', async () => {
+      const audit = store().audit;
+      for (let i = 0; i < 8; i++) audit.record(100 + i, { event: 'prune.check', n: i });
+      await audit.flush();
+      expect(await audit.prune(105, 2)).toBe(2);
+      expect((await audit.recent('prune.check')).map((e) => e.n)).toEqual([7, 6, 5, 4, 3, 2]);
+      expect(await audit.prune(105, 100)).toBe(3);
+      expect(await audit.prune(105, 100)).toBe(0);
+      expect((await audit.recent('prune.check')).map((e) => e.n)).toEqual([7, 6, 5]);
+    });
+
     test('changes: a subscriber fires on an announcement of its topic only; unsubscribe stops it', async () => {
       const seen: string[] = [];
       const off = [store().changes.subscribe('grants', () => seen.push('grants')), store().changes.subscribe('ca', () => seen.push('ca'))];

@@ -88,6 +88,11 @@ export class PgAuditLog implements AuditLog {
     return rows.map((r) => JSON.parse(r.json) as Record<string, unknown>);
   }
 
+  async prune(beforeMs: number, maxRows: number): Promise<number> {
+    const sql = 'DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE at_ms < $1 ORDER BY at_ms LIMIT $2)';
+    return (await this.#db.query(sql, [beforeMs, maxRows])).rowCount;
+  }
+
   /** Resolves once every row recorded before the call is written, refused or given up on. */
   flush(): Promise<void> {
     const target = this.#enqueued;

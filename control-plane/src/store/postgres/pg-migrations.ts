@@ -113,6 +113,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   `CREATE INDEX issuances_attested_as ON issuances (attested_as);`,
   // 6: the serial a chain of renewals began with, so a pod's renewals and tokens are rate-limited as that pod's.
   `ALTER TABLE issuances ADD COLUMN lineage TEXT COLLATE "C" NOT NULL DEFAULT '';`,
+  // 7: audit rows older than `audit.keep` are deleted oldest first, in batches.
+  `CREATE INDEX audit_at ON audit (at_ms);`,
 ];
 
 /** Brings the database to the newest schema; returns the versions it applied (none when another replica did). */

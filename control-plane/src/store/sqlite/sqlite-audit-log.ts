@@ -9,11 +9,13 @@ export class SqliteAuditLog implements AuditLog {
   readonly #file: AuditFile;
   readonly #insert: StatementSync;
   readonly #recent: StatementSync;
+  readonly #prune: StatementSync;
 
   constructor(db: DatabaseSync, file: string) {
     this.#file = new AuditFile(file);
     this.#insert = db.prepare('INSERT INTO audit (at_ms, event, result, code, spiffe_id, attested_as, serial, not_after_ms, caller, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.#recent = db.prepare('SELECT json FROM audit WHERE event LIKE ? ORDER BY seq DESC LIMIT ?');
+    this.#prune = db.prepare('DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE at_ms < ? ORDER BY at_ms LIMIT ?)');
   }
 
   record(atMs: number, e: AuditEvent): void {
@@ -24,6 +26,10 @@ export class SqliteAuditLog implements AuditLog {
 
   async recent(prefix: string, limit = 100): Promise<Record<string, unknown>[]> {
     return (this.#recent.all(`${prefix}%`, limit) as { json: string }[]).map((r) => JSON.parse(r.json) as Record<string, unknown>);
+  }
+
+  async prune(beforeMs: number, maxRows: number): Promise<number> {
+    return Number(this.#prune.run(beforeMs, maxRows).changes);
   }
 
   /** Nothing is queued: every row was inserted by record(). */

@@ -91,6 +91,8 @@ export const MIGRATIONS: readonly string[] = [
   `CREATE INDEX issuances_attested_as ON issuances(attested_as);`,
   // 8: the serial a chain of renewals began with, so a pod's renewals and tokens are rate-limited as that pod's.
   `ALTER TABLE issuances ADD COLUMN lineage TEXT NOT NULL DEFAULT '';`,
+  // 9: audit rows older than `audit.keep` are deleted oldest first, in batches.
+  `CREATE INDEX audit_at ON audit(at_ms);`,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;

@@ -44,6 +44,10 @@ test('control-plane lifetimes are not timers: an SVID ttl of 30 days and a root 
   expect(refusal(() => cp('svid:\n  ttl: 9000h\n')).key).toBe('svid.ttl');
   // A timer of the control plane is bounded like the proxy's.
   expect(refusal(() => cp('federation:\n  refreshMax: 30d\n')).key).toBe('federation.refreshMax');
+  // audit.keep is a retention, not a timer: 400 days by default, ten years taken, under a day refused.
+  expect(cp('').audit.keepMs).toBe(400 * 86_400_000);
+  expect(cp('audit:\n  keep: 3650d\n').audit.keepMs).toBe(3650 * 86_400_000);
+  expect(refusal(() => cp('audit:\n  keep: 12h\n'))).toMatchObject({ key: 'audit.keep', line: 4 });
 });
 
 test('a config file past 1 MiB is refused before it is parsed', () => {

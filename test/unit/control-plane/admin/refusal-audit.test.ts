@@ -10,7 +10,7 @@ import { FakeTime } from '../../../helpers/fake-time.js';
 function setup() {
   const time = new FakeTime();
   const rows: AuditEvent[] = [];
-  const inner: AuditLog = { record: (_at, e) => rows.push(e), recent: async () => [], flush: async () => {} };
+  const inner: AuditLog = { record: (_at, e) => rows.push(e), recent: async () => [], flush: async () => {}, prune: async () => 0 };
   const left: string[] = [];
   const audit = budgetedRefusals(inner, time, (event) => left.push(event), { perSubject: { burst: 3, perMinute: 60 }, anonymous: { burst: 5, perMinute: 60 } });
   return { time, rows, left, audit };

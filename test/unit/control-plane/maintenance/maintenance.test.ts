@@ -7,7 +7,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createMetrics } from '../../../../control-plane/src/admin/metrics.js';
 import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
-import { controlPlaneMaintenance, TOKEN_KEEP_MS } from '../../../../control-plane/src/maintenance/maintenance.js';
+import { AUDIT_PRUNE_BATCH, controlPlaneMaintenance, TOKEN_KEEP_MS } from '../../../../control-plane/src/maintenance/maintenance.js';
 import { BreakGlass } from '../../../../control-plane/src/policy/break-glass.js';
 import { hashToken } from '../../../../control-plane/src/store/join-token.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
@@ -15,6 +15,7 @@ import type { ControlPlaneStore } from '../../../../control-plane/src/store/stor
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
+const AUDIT_KEEP_MS = 30 * 24 * 3_600_000;
 const BUILD = { version: '0.0.0-test', node: process.version, openssl: process.versions.openssl };
 
 describe('controlPlaneMaintenance', () => {
@@ -29,12 +30,13 @@ describe('controlPlaneMaintenance', () => {
     await tmp.cleanup();
   });
 
-  async function setup(over: { hubTick?: () => void; maintain?: () => Promise<unknown>; renewSelf?: () => Promise<unknown> } = {}) {
+  async function setup(over: { hubTick?: () => void; maintain?: () => Promise<unknown>; renewSelf?: () => Promise<unknown>; leads?: () => boolean } = {}) {
     const time = new FakeTime();
     const registry = new Registry();
     const metrics = createMetrics(registry, BUILD);
     const calls = { hubTicks: 0, renewals: 0, maintains: 0 };
     const logged: string[] = [];
+    const pruned: number[] = [];
     const limiter = new RateLimiter({ burst: 2, perMinute: 60 }, time);
     const breakGlass = await BreakGlass.open({ store: store.grants, audit: store.audit, clock: time, onChange: () => {} });
     const scheduler = controlPlaneMaintenance({
@@ -52,6 +54,10 @@ describe('controlPlaneMaintenance', () => {
         }),
       limiter,
       tokens: store.tokens,
+      audit: store.audit,
+      auditKeepMs: AUDIT_KEEP_MS,
+      onAuditPruned: (rows) => pruned.push(rows),
+      ...(over.leads ? { leads: over.leads } : {}),
       ca: {
         maintain: over.maintain ?? (async () => {
           calls.maintains++;
@@ -60,7 +66,7 @@ describe('controlPlaneMaintenance', () => {
       },
       onFailure: (message, e) => logged.push(`${message}: ${(e as Error).message}`),
     });
-    return { time, registry, calls, logged, limiter, breakGlass, scheduler };
+    return { time, registry, calls, logged, pruned, limiter, breakGlass, scheduler };
   }
 
   const gauge = async (registry: Registry, name: string) => (await registry.getSingleMetric(name)!.get()).values[0]?.value;
@@ -106,6 +112,36 @@ describe('controlPlaneMaintenance', () => {
     time.advance(1_000);
     await scheduler.settled();
     expect(await store.tokens.find(hashToken(old))).toBeUndefined();
+    scheduler.stop();
+  });
+
+  test('every hour the leader deletes audit rows older than audit.keep, in batches, and says how many', async () => {
+    const { time, pruned, scheduler } = await setup();
+    const old = AUDIT_PRUNE_BATCH + 7;
+    for (let i = 0; i < old; i++) store.audit.record(time.nowMs() - AUDIT_KEEP_MS - 1_000, { event: 'svid.issued', n: i });
+    store.audit.record(time.nowMs() - AUDIT_KEEP_MS + 7_200_000 + 5_000, { event: 'svid.issued', n: 'kept' });
+    scheduler.start();
+    time.advance(3_599_000);
+    await scheduler.settled();
+    expect(pruned).toEqual([]);
+    time.advance(1_000);
+    await scheduler.settled();
+    expect(pruned).toEqual([old]);
+    expect((await store.audit.recent('svid.', 10)).map((e) => e['n'])).toEqual(['kept']);
+    time.advance(3_600_000);
+    await scheduler.settled();
+    expect(pruned).toEqual([old]); // nothing left to delete: nothing said
+    scheduler.stop();
+  });
+
+  test('a replica that does not lead never prunes the audit rows', async () => {
+    const { time, pruned, scheduler } = await setup({ leads: () => false });
+    store.audit.record(time.nowMs() - AUDIT_KEEP_MS - 1_000, { event: 'svid.issued' });
+    scheduler.start();
+    time.advance(3_600_000);
+    await scheduler.settled();
+    expect(pruned).toEqual([]);
+    expect(await store.audit.recent('svid.')).toHaveLength(1);
     scheduler.stop();
   });
 

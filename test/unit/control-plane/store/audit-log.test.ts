@@ -1,6 +1,6 @@
 // The audit trail: each record is one JSON line in audit.log (0600, appended synchronously, so it is on disk when
 // record() returns) and one row the admin views read back newest first, filtered by event prefix.
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { SqliteAuditLog } from '../../../../control-plane/src/store/sqlite/sqlite-audit-log.js';
@@ -71,5 +71,42 @@ describe('SqliteAuditLog', () => {
     const lines = readFileSync(file, 'utf8').split('\n');
     expect(lines).toEqual(['{"event":"whole"}', '{"event":"cut sho', expect.any(String), '']);
     expect(JSON.parse(lines[2]!).event).toBe('ca.created');
+  });
+
+  const events = (file: string) => readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).event as string);
+
+  test('rotation: a trail renamed or removed away is let go and audit.log made again (0600); copytruncate keeps appending', () => {
+    const file = join(tmp.dir, 'audit.log');
+    const db = openDatabase(join(tmp.dir, 'tessera.db'));
+    const log = new SqliteAuditLog(db, file);
+    log.record(0, { event: 'one' });
+    renameSync(file, `${file}.1`); // logrotate's default: rename, then the writer makes a new file
+    log.record(1, { event: 'two' });
+    expect(events(`${file}.1`)).toEqual(['one']);
+    expect(events(file)).toEqual(['two']);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    unlinkSync(file);
+    log.record(2, { event: 'three' });
+    expect(events(file)).toEqual(['three']);
+    truncateSync(file, 0); // copytruncate: the same file, emptied
+    log.record(3, { event: 'four' });
+    expect(readFileSync(file, 'utf8')).toBe(`${JSON.stringify({ ts: new Date(3).toISOString(), event: 'four' })}\n`);
+    log.close();
+    db.close();
+  });
+
+  test('prune deletes the oldest rows before a time, at most maxRows per call; the file keeps every line', async () => {
+    const file = join(tmp.dir, 'audit.log');
+    const db = openDatabase(join(tmp.dir, 'tessera.db'));
+    const log = new SqliteAuditLog(db, file);
+    for (let i = 0; i < 10; i++) log.record(1_000 * i, { event: 'svid.issued', n: i });
+    expect(await log.prune(5_000, 3)).toBe(3);
+    expect((await log.recent('svid.')).map((e) => e['n'])).toEqual([9, 8, 7, 6, 5, 4, 3]);
+    expect(await log.prune(5_000, 100)).toBe(2);
+    expect(await log.prune(5_000, 100)).toBe(0);
+    expect((await log.recent('svid.')).map((e) => e['n'])).toEqual([9, 8, 7, 6, 5]);
+    expect(events(file)).toHaveLength(10);
+    log.close();
+    db.close();
   });
 });

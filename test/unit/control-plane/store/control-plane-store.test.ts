@@ -25,7 +25,7 @@ describe('openSqliteStore', () => {
     expect(statSync(join(tmp.dir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
     const db = openDatabase(join(tmp.dir, DATABASE_FILE));
     expect((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(MIGRATIONS.length);
-    expect(MIGRATIONS.length).toBe(8);
+    expect(MIGRATIONS.length).toBe(9);
     db.close();
   });
 
