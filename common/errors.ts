@@ -140,7 +140,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED: entry(INTERNAL, 500, 'The local TPM could not make the quote for TPM attestation: tpm2_quote is missing, failed or timed out (its output is quoted), or the AK certificate file is unusable.'),
   TESSERA_ERR_IDENTITY_FILE_UNREADABLE: entry(INTERNAL, 500, 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).'),
   TESSERA_ERR_IDENTITY_FILE_MALFORMED: entry(INVALID_ARGUMENT, 400, 'An identity file holds no usable PEM of the expected kind, or a truncated one (the file and the fault are named).'),
-  TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: entry(FAILED_PRECONDITION, 500, 'The private-key file is readable by group or others; like ssh, Tessera refuses it until it is owner-only (chmod 600, or defaultMode 0400 on a Kubernetes secret volume).'),
+  TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: entry(FAILED_PRECONDITION, 500, 'The private-key file is readable by others, or by a group this process is not in; like ssh, Tessera refuses it until it is owner-only (chmod 600) or group-readable only by a group of this process (a Kubernetes Secret volume in a pod with fsGroup: root:<fsGroup> 0440).'),
   // --- Discovery and routing (control-plane/src/discovery, proxy/src/routing) ---
   TESSERA_ERR_DISCOVERY_BAD_ENDPOINT: entry(INVALID_ARGUMENT, 400, 'An endpoint in a registration, a static endpoints file or a discovery update is malformed (the field is named).'),
   TESSERA_ERR_DISCOVERY_BAD_SERVICE_NAME: entry(INVALID_ARGUMENT, 400, 'A service name is not [a-z0-9.-]+ starting and ending with a letter or digit.'),

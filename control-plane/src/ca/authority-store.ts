@@ -4,10 +4,11 @@
 // A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept;
 // there, the plug-in CA shape (root-cert.pem, ca-cert.pem, ca-key.pem: an offline root's intermediate) stands in
 // for ca-state.json.
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, type Stats, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
+import { type ProcessIdentity, keyExposure, processIdentity } from '../../../shared-io/key-file-exposure.js';
 import type { KeyPair } from '../../../common/pki/keys.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
@@ -43,29 +44,6 @@ export interface LoadedCa {
   readonly authorities: readonly LoadedAuthority[];
   /** The key of a pending intermediate request (`tessera ca intermediate-csr`), null when none is pending. */
   readonly pendingKey: KeyPair | null;
-}
-
-/** The process's uid and groups, for judging who else can read a key file. */
-export interface ProcessIdentity {
-  readonly uid: number;
-  readonly groups: readonly number[];
-}
-
-function processIdentity(): ProcessIdentity {
-  return { uid: process.getuid?.() ?? -1, groups: [process.getgid?.() ?? -1, ...(process.getgroups?.() ?? [])] };
-}
-
-/**
- * Why a private key file is readable by someone it should not be, or null. Refused: any permission for others
- * (o+r/w), and group permission for a group the process is not in (its members are unknown users). Accepted:
- * group permission for the process's own group or supplementary group (a Kubernetes Secret with `fsGroup` and
- * `defaultMode: 0440` is root:<fsGroup> 0440 — the group is how the process reads it) and for gid 0 (root).
- */
-export function keyExposure(st: Pick<Stats, 'mode' | 'gid'>, me: ProcessIdentity): string | null {
-  const mode = (st.mode & 0o777).toString(8).padStart(4, '0');
-  if ((st.mode & 0o006) !== 0) return `mode ${mode} lets every user ${st.mode & 0o004 ? 'read' : 'write'} it`;
-  if ((st.mode & 0o060) !== 0 && st.gid !== 0 && !me.groups.includes(st.gid)) return `mode ${mode} lets group ${st.gid}, which this process (uid ${me.uid}) is not in, ${st.mode & 0o040 ? 'read' : 'write'} it`;
-  return null;
 }
 
 /** Whether this process may write `dir`: false on a read-only mount (EROFS) or without permission (EACCES). */

@@ -1,9 +1,12 @@
 // Reads an identity from files (identity.files: SVID chain, private key, trust bundle) into an IdentityInput.
-// Every failure names the file; a private key that group or others can read is refused, like ssh does. Each file is
-// read through one non-blocking descriptor, only if it is a regular file and no larger than a bound: a FIFO renamed
-// into place froze the whole proxy (SIGTERM included), a link to /dev/zero grew it until it aborted.
+// Every failure names the file; a private key that others (or a group this process is not in) can read is refused,
+// like ssh does. Each file is read through one non-blocking descriptor, only if it is a regular file and no larger
+// than a bound: a FIFO renamed into place froze the whole proxy (SIGTERM included), a link to /dev/zero grew it
+// until it aborted.
 import { X509Certificate } from 'node:crypto';
+import type { Stats } from 'node:fs';
 import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
+import { type ProcessIdentity, keyExposure, processIdentity } from '../../../shared-io/key-file-exposure.js';
 import { TesseraError } from '../../../common/errors.js';
 import { type KeyPair, keyPairFromPem } from '../../../common/pki/keys.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
@@ -37,13 +40,17 @@ function malformed(file: string, role: Role, what: string, cause?: unknown): Tes
   return new TesseraError('TESSERA_ERR_IDENTITY_FILE_MALFORMED', `the ${role} file ${file} ${what}`, { file, role }, cause ? { cause } : undefined);
 }
 
-/** Throws TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS when the mode lets group or others read or write the key. */
-export function checkKeyFileMode(file: string, mode: number): void {
-  if ((mode & 0o077) === 0) return;
-  const octal = (mode & 0o777).toString(8).padStart(4, '0');
+/**
+ * Throws TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS when others, or a group this process is not in, may read or write
+ * the key. Group access for the process's own groups is how a Kubernetes Secret volume is read (root:<fsGroup> 0440).
+ */
+export function checkKeyFileMode(file: string, st: Pick<Stats, 'mode' | 'gid'>, me: ProcessIdentity = processIdentity()): void {
+  const exposure = keyExposure(st, me);
+  if (exposure === null) return;
+  const octal = (st.mode & 0o777).toString(8).padStart(4, '0');
   throw new TesseraError(
     'TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS',
-    `the private key file ${file} has mode ${octal}: it must not be accessible by group or others (chmod 600 it; on a Kubernetes secret volume set defaultMode: 0400)`,
+    `the private key file ${file} has mode ${octal}: ${exposure} (chmod 600 it; a Kubernetes Secret volume needs the pod's fsGroup, which makes it root:<fsGroup> 0440)`,
     { file, mode: octal },
   );
 }
@@ -80,9 +87,9 @@ function readCertificates(text: string, file: string, role: Role): X509Certifica
  * The text of one identity file, read through one descriptor: a regular file of at most MAX_BYTES[role]. `check`
  * judges the descriptor's mode first (the key's), so the mode checked is the mode of the bytes read.
  */
-function readFile(file: string, role: Role, check?: (mode: number) => void): string {
+function readFile(file: string, role: Role, check?: (st: Stats) => void): string {
   try {
-    return readSmallFile(file, MAX_BYTES[role], check && ((stat) => check(stat.mode)));
+    return readSmallFile(file, MAX_BYTES[role], check);
   } catch (e) {
     if (e instanceof TesseraError) throw e;
     if (e instanceof FileRefused && e.why === 'too_large') throw malformed(file, role, `is ${e.message}`, e);
@@ -92,8 +99,8 @@ function readFile(file: string, role: Role, check?: (mode: number) => void): str
 
 function readKey(file: string): KeyPair {
   const role: Role = 'private key';
-  const text = readFile(file, role, (mode) => {
-    if (process.platform !== 'win32') checkKeyFileMode(file, mode);
+  const text = readFile(file, role, (st) => {
+    if (process.platform !== 'win32') checkKeyFileMode(file, st);
   });
   const blocks = pemBlocks(text, file, role).filter((b) => b.label.endsWith('PRIVATE KEY'));
   if (blocks.length !== 1) throw malformed(file, role, `must hold exactly one PRIVATE KEY block (found ${blocks.length})`);

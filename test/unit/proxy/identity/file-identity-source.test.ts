@@ -59,12 +59,16 @@ function makeSource(files: IdentityFiles, settleMs = 1_000, timing: { pollMs: nu
 }
 
 describe('loadIdentityFiles and the key-file mode check', () => {
-  test('refuses a key readable or writable by group or others, accepts owner-only', () => {
-    expect(() => checkKeyFileMode('/k', 0o100600)).not.toThrow();
-    expect(() => checkKeyFileMode('/k', 0o100400)).not.toThrow();
-    for (const mode of [0o100644, 0o100640, 0o100604, 0o100620, 0o100601]) {
+  test("refuses a key others or another group may read or write; accepts owner-only, and the process's own group (a Secret with fsGroup)", () => {
+    const me = { uid: 65532, groups: [65532] };
+    expect(() => checkKeyFileMode('/k', { mode: 0o100600, gid: 1234 }, me)).not.toThrow();
+    expect(() => checkKeyFileMode('/k', { mode: 0o100400, gid: 1234 }, me)).not.toThrow();
+    // What the kubelet makes of a Secret volume in a pod with fsGroup 65532, whatever defaultMode says.
+    expect(() => checkKeyFileMode('/k', { mode: 0o100440, gid: 65532 }, me)).not.toThrow();
+    expect(() => checkKeyFileMode('/k', { mode: 0o100640, gid: 65532 }, me)).not.toThrow();
+    for (const [mode, gid] of [[0o100644, 65532], [0o100640, 1234], [0o100440, 1234], [0o100604, 65532], [0o100620, 1234], [0o100602, 65532]] as const) {
       try {
-        checkKeyFileMode('/k', mode);
+        checkKeyFileMode('/k', { mode, gid }, me);
         expect.unreachable(`mode ${mode.toString(8)} accepted`);
       } catch (e) {
         expect((e as TesseraError).code).toBe('TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS');

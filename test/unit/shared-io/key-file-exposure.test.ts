@@ -1,7 +1,7 @@
 // Which CA key file modes the control plane refuses: others' access always; group access only for a group the
 // process is not in (the Kubernetes Secret with fsGroup, root:<fsGroup> 0440, is how a replica reads its key).
 import { describe, expect, test } from 'vitest';
-import { keyExposure } from '../../../../control-plane/src/ca/authority-store.js';
+import { keyExposure } from '../../../shared-io/key-file-exposure.js';
 
 const me = { uid: 65532, groups: [65532, 65533] };
 const file = (mode: number, gid: number) => ({ mode: 0o100000 | mode, gid });
