@@ -1,6 +1,7 @@
 // The file identity source (identity.files): loads SVID chain, key and bundle from files, watches them, and
 // installs a new snapshot when all three are consistent. Writers such as cert-manager replace the files one at
 // a time, so an inconsistent state is retried for a settle window before it is refused; the old snapshot stays.
+// A chain refused because it is not valid yet is read again when it becomes valid.
 import { createHash } from 'node:crypto';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError, describeError } from '../../../common/errors.js';
@@ -36,6 +37,11 @@ export interface FileIdentitySourceOptions {
 
 /** Attempts within one settle window: the first at once, then this many more spread over the window. */
 const SETTLE_RETRIES = 5;
+/**
+ * Files refused only for a certificate not valid yet are read again when it becomes valid, and at least this often
+ * until then (a clock stepped forward by NTP comes sooner than a timer set on the old time): no file event may come.
+ */
+const NOT_YET_VALID_RECHECK_MS = 60_000;
 
 /** Content identity of an input: DER of the chain, the key and the bundle authorities (PEM layout ignored). */
 function contentHash(input: IdentityInput): string {
@@ -119,7 +125,7 @@ export class FileIdentitySource implements IdentitySource {
   #attempt(): void {
     this.#cancelRetry();
     const before = this.#o.store.current;
-    let input: IdentityInput;
+    let input: IdentityInput | undefined;
     let hash: string | undefined;
     try {
       input = loadIdentityFiles(this.#o.files);
@@ -141,11 +147,11 @@ export class FileIdentitySource implements IdentitySource {
         this.#emit({ result: 'failure', error: `installed, but a subscriber failed: ${describeError(e)}` });
         return;
       }
-      this.#failed(e);
+      this.#failed(e, input);
     }
   }
 
-  #failed(e: unknown): void {
+  #failed(e: unknown, input: IdentityInput | undefined): void {
     const now = this.#clock.nowMs();
     this.#settleDeadlineMs ??= now + this.#settleMs;
     const left = this.#settleDeadlineMs - now;
@@ -163,6 +169,18 @@ export class FileIdentitySource implements IdentitySource {
     // Unreadable files and faults are failures; files read but not forming a valid identity are refused.
     const result = code === undefined || code === 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE' ? 'failure' : 'refused';
     this.#emit({ result, error: describeError(e), ...(code ? { code } : {}) });
+    this.#recheckWhenValid(input, now);
+  }
+
+  /** A chain refused while one of its certificates is not valid yet (skew, an early renewal) is tried again then. */
+  #recheckWhenValid(input: IdentityInput | undefined, now: number): void {
+    if (!input || !this.#watch) return;
+    const validFrom = Math.max(...input.chain.map((c) => c.validFromDate.getTime()));
+    if (!(validFrom > now)) return;
+    this.#retry = this.#timers.setTimeout(() => {
+      this.#retry = undefined;
+      this.#attempt();
+    }, Math.min(validFrom - now + 1, NOT_YET_VALID_RECHECK_MS));
   }
 
   #cancelRetry(): void {

@@ -245,6 +245,22 @@ describe('FileIdentitySource', () => {
     expect(store.current?.serial).toBe(serialOf(svid1));
   });
 
+  test('a certificate not valid yet is refused, then installed when it becomes valid, with no file event in between', async () => {
+    const files = writeIdentity(dir, svid1);
+    const { store, events, source } = makeSource(files, 200);
+    source.loadInitial();
+    source.start();
+    // X.509 times are whole seconds: valid from the start of the second after next.
+    const early = await ca.mintSvid(ID, { notBefore: new Date(Math.ceil(Date.now() / 1_000) * 1_000 + 2_000), notAfter: new Date(Date.now() + 3_600_000) });
+    writeIdentity(dir, early);
+    await until('the refusal', () => events.length > 0, 5_000, 10);
+    expect(events[0]).toMatchObject({ result: 'refused', code: 'TESSERA_ERR_IDENTITY_INVALID' });
+    expect(events[0]!.error).toMatch(/not_yet_valid/);
+    expect(store.current?.serial).toBe(serialOf(svid1));
+    await until('the early SVID installed once valid', () => store.current?.serial === serialOf(early), 8_000, 20);
+    expect(events.at(-1)).toMatchObject({ result: 'success', serial: serialOf(early) });
+  });
+
   test('a key file of mode 0644 is refused with its own code, at start and on reload', async () => {
     const files = writeIdentity(dir, svid1);
     const { store, events, source } = makeSource(files, 300);
