@@ -83,7 +83,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, changes });
     const dir = config.policiesDir;
     const policies = dir ? new PolicyDirSource({ dir, ...policyDirReports(dir, metrics, log, configChanged.fire) }) : undefined;
-    const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes } = config.limits;
+    const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes, maxStreamsPerId } = config.limits;
     // What grpc-js buffers of one message; a larger one gets our coded answer too (read-refusal.ts).
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
@@ -94,8 +94,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       inputs: { bundles: () => [ca.current().bundle, ...(federation?.bundles() ?? [])], jwtAuthorities: () => new Map([...(federation?.jwtAuthorities() ?? []), [td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
       admit,
-      peerChain,
-      clock,
+      ...{ peerChain, clock, maxStreamsPerId },
       nextVersion: () => store.meta.increment('config.snapshot_version'),
       ...configHubReports(metrics, audit, clock, log),
     });
@@ -115,7 +114,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
     server.grpc.addService(guardedService(services.config.service, maxRequestBytes), { ...hub.handlers(), ...reportHandlers(reportDeps) });
     // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
-    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, changes, svids, admit, peerChain });
+    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, changes, svids, admit, peerChain, maxStreamsPerId });
     undo.push(() => discovery.stop());
     server.grpc.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
     await server.start();

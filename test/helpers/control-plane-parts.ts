@@ -67,6 +67,7 @@ export interface ApiOptions {
   readonly headersTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
   readonly onTlsFailure?: (reason: string) => void;
+  readonly maxStreamsPerId?: number;
 }
 
 /** Identity and Config served by the real GrpcServer, wired as control-plane/src/main.ts wires them. */
@@ -107,6 +108,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     peerChain: (call) => server.chainOf(call),
     clock,
     nextVersion: () => store.meta.increment('config.snapshot_version'),
+    ...(o.maxStreamsPerId !== undefined ? { maxStreamsPerId: o.maxStreamsPerId } : {}),
   });
   const rejected: { code: string; size: number | undefined }[] = [];
   const services = loadTesseraServices();

@@ -11,7 +11,7 @@ import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import { type SnapshotInputs, buildSnapshot } from '../policy/config-snapshot.js';
 import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
-import { authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
+import { admitStream, authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface ConfigInputs {
@@ -36,6 +36,8 @@ export interface ConfigHubOptions {
   readonly onVersion?: (version: number) => void;
   readonly onSent?: () => void;
   readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
+  /** Open Watch streams one SPIFFE ID may hold (stream-caller.ts). */
+  readonly maxStreamsPerId?: number;
   /** A publish failed (no new version from the store): the watchers keep what they have. */
   readonly onPublishError?: (e: unknown) => void;
 }
@@ -144,6 +146,7 @@ export class ConfigHub {
           call.emit('error', toGrpcError(new TesseraError(call.request.code)));
           return;
         }
+        if (!admitStream(call, peer, this.#watchers, this.#o)) return;
         const w: Watcher = { peer, call, lastKey: '' };
         this.#watchers.add(w);
         this.#send(w);

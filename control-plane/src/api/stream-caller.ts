@@ -1,6 +1,6 @@
 // Who is calling a streaming method (Config/Watch, Discovery/Watch and Register): the client SVID presented over
 // mTLS, verified now and checked against operator bans; and the set of open streams so authenticated, each ended
-// when its SVID expires or its caller is banned, all ended with OK at shutdown.
+// when its SVID expires or its caller is banned, all ended with OK at shutdown, and bounded per SPIFFE ID.
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor, VerifiedPeer } from '../attestation/svid-attestor.js';
@@ -13,7 +13,15 @@ export interface StreamCallerDeps {
   readonly admit: (spiffeId: string, serial: string) => void;
   /** A refused call: its code, the peer address, a detail, and the caller's proven ID once it is known. */
   readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
+  /**
+   * Open streams of one method one SPIFFE ID may hold at once (default DEFAULT_MAX_STREAMS_PER_ID): every replica of
+   * a Deployment shares its ID, so this is per ID, not per proxy, and large; a compromised workload's SVID opened
+   * thousands of Watch streams at ~20 KB each before it.
+   */
+  readonly maxStreamsPerId?: number;
 }
+
+export const DEFAULT_MAX_STREAMS_PER_ID = 1024;
 
 /** The verified caller, or undefined after the call was answered with UNAUTHENTICATED (or the ban's status). */
 export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'getPeer' | 'emit'>, deps: StreamCallerDeps): VerifiedPeer | undefined {
@@ -29,6 +37,19 @@ export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown,
     call.emit('error', toGrpcError(told));
     return undefined;
   }
+}
+
+/**
+ * Whether `peer` may open one more stream in `streams`; if not, the call is refused with RESOURCE_EXHAUSTED
+ * (TESSERA_ERR_STREAMS_PER_ID_LIMIT), on the record and counted as the method's other refusals.
+ */
+export function admitStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'getPeer' | 'emit'>, peer: VerifiedPeer, streams: Pick<OpenStreams<OpenStream>, 'openBy'>, deps: StreamCallerDeps): boolean {
+  const id = peer.spiffeId.toString();
+  const max = deps.maxStreamsPerId ?? DEFAULT_MAX_STREAMS_PER_ID;
+  if (streams.openBy(id) < max) return true;
+  deps.onRefused?.('TESSERA_ERR_STREAMS_PER_ID_LIMIT', call.getPeer(), `${max} streams of this method open already`, id);
+  call.emit('error', toGrpcError(new TesseraError('TESSERA_ERR_STREAMS_PER_ID_LIMIT')));
+  return false;
 }
 
 /** One open authenticated stream. */
@@ -48,6 +69,8 @@ export interface OpenStreamsOptions<S> {
 /** The open streams of one method; a stream leaves the set when its call ends, whoever ends it. */
 export class OpenStreams<S extends OpenStream> implements Iterable<S> {
   readonly #set = new Set<S>();
+  /** Open streams per SPIFFE ID (an ID with none has no entry). */
+  readonly #byId = new Map<string, number>();
   readonly #o: OpenStreamsOptions<S>;
 
   constructor(opts: OpenStreamsOptions<S> = {}) {
@@ -66,8 +89,16 @@ export class OpenStreams<S extends OpenStream> implements Iterable<S> {
     return this.#set[Symbol.iterator]();
   }
 
+  /** Streams open under this SPIFFE ID. */
+  openBy(spiffeId: string): number {
+    return this.#byId.get(spiffeId) ?? 0;
+  }
+
   add(s: S): void {
+    if (this.#set.has(s)) return;
     this.#set.add(s);
+    const id = s.peer.spiffeId.toString();
+    this.#byId.set(id, (this.#byId.get(id) ?? 0) + 1);
     this.#o.onCount?.(this.#set.size);
     const remove = () => this.remove(s);
     s.call.on('cancelled', remove);
@@ -78,6 +109,10 @@ export class OpenStreams<S extends OpenStream> implements Iterable<S> {
   /** Takes the stream out of the set (its call is left as it is); false when it was not in it. */
   remove(s: S): boolean {
     if (!this.#set.delete(s)) return false;
+    const id = s.peer.spiffeId.toString();
+    const left = (this.#byId.get(id) ?? 1) - 1;
+    if (left > 0) this.#byId.set(id, left);
+    else this.#byId.delete(id);
     this.#o.onCount?.(this.#set.size);
     this.#o.onRemoved?.(s);
     return true;

@@ -88,6 +88,7 @@ export const controlPlaneSchema: ObjectSchema = {
         handshakeTimeout: { type: 'duration', default: '10s', min: 100 },
         headersTimeout: { type: 'duration', default: '10s', min: 100 },
         maxConnections: { type: 'number', integer: true, min: 1, default: 4096 },
+        maxStreamsPerId: { type: 'number', integer: true, min: 1, max: 1_000_000, default: 1024, description: 'Open Config/Watch, Discovery/Watch and Register streams one SPIFFE ID may hold, each method apart' },
       },
     },
     injector: INJECTOR_CONFIG_SCHEMA,
@@ -142,7 +143,7 @@ export interface ControlPlaneConfig {
     readonly tpm?: TpmAttestorConfig;
   };
   readonly policiesDir?: string;
-  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number };
+  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number; readonly maxStreamsPerId: number };
   readonly injector?: InjectorSettings;
   readonly federation?: FederationConfig;
   readonly discovery: DiscoverySettings;
@@ -174,7 +175,7 @@ interface Raw {
     tpm?: TpmAttestorInput;
   };
   policies?: { dir: string };
-  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number };
+  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number; maxStreamsPerId?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
   federation?: FederationInput;
   discovery?: { staticFile?: string; registrationGrace?: number; serviceIdentities?: Record<string, string[]>; kubernetes?: KubernetesDiscoveryInput };
@@ -284,6 +285,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
       handshakeTimeoutMs: raw.limits?.handshakeTimeout ?? 10_000,
       headersTimeoutMs: raw.limits?.headersTimeout ?? 10_000,
       maxConnections: raw.limits?.maxConnections ?? 4096,
+      maxStreamsPerId: raw.limits?.maxStreamsPerId ?? 1024,
     },
     ...(injector ? { injector } : {}),
     ...(federation ? { federation } : {}),

@@ -8,7 +8,7 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { endpointToWire, isServiceName } from '../../../common/routing/service-endpoint.js';
 import { toGrpcError } from '../api/grpc-status.js';
 import { RejectedMessage } from '../api/guarded-service.js';
-import { authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { admitStream, authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
 import type { ServiceRegistry } from './service-registry.js';
 
 /** Most services one Watch may name (a forward proxy that needs more asks for `all`). */
@@ -75,6 +75,7 @@ export class DiscoveryHub {
       call.emit('error', toGrpcError(err));
       return;
     }
+    if (!admitStream(call, peer, this.#watchers, this.#o)) return;
     const w: Watcher = { peer, call, services, pending: undefined };
     this.#watchers.add(w);
     call.on('drain', () => this.#flush(w));

@@ -11,7 +11,7 @@ import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { endpointAddress, endpointFromWire, endpointToWire, isServiceName, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { RejectedMessage } from '../api/guarded-service.js';
-import { authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { admitStream, authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
 import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import type { MayServe } from './service-identities.js';
 import type { Registration, RegistrationSession, ServiceRegistry } from './service-registry.js';
@@ -109,7 +109,7 @@ export class RegistrationHub {
 
   #register(call: grpc.ServerDuplexStream<RegisterRequestMsg | RejectedMessage, RegisterResponseMsg>): void {
     const peer = authenticateStream(call, this.#o);
-    if (!peer) return;
+    if (!peer || !admitStream(call, peer, this.#callers, this.#o)) return;
     const c: Caller = { peer, spiffeId: peer.spiffeId.toString(), call, session: this.#o.registry.openSession(peer.spiffeId.toString()) };
     this.#callers.add(c);
     call.on('end', () => {

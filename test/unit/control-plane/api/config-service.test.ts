@@ -132,3 +132,29 @@ describe('Config/Watch', () => {
     expect(failures.map((e) => (e as Error).message)).toEqual(['database down']);
   });
 });
+
+describe('Config/Watch streams per SPIFFE ID', () => {
+  const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
+  const t = apiPerFile(time, { maxStreamsPerId: 2 });
+
+  test('one more than limits.maxStreamsPerId under one ID is refused with RESOURCE_EXHAUSTED; other IDs and a freed slot are not', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/many');
+    // Two SVIDs of the same ID (two pods of one Deployment) count together.
+    const { svid: sibling } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/many');
+    const a = watch(t.api, svid);
+    const b = watch(t.api, sibling);
+    await until('two streams open', () => a.snapshots.length === 1 && b.snapshots.length === 1);
+    const c = watch(t.api, svid);
+    await until('the third refused', () => c.ended() !== undefined);
+    expect(c.ended()).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, tesseraCode: 'TESSERA_ERR_STREAMS_PER_ID_LIMIT' });
+    expect(c.snapshots).toEqual([]);
+    const other = watch(t.api, (await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/other')).svid);
+    await until('another ID is served', () => other.snapshots.length === 1);
+    a.cancel();
+    await until('the slot is free', () => t.api.hub.watchers === 2);
+    const d = watch(t.api, svid);
+    await until('a stream in the freed slot', () => d.snapshots.length === 1);
+    expect(d.ended()).toBeUndefined();
+    for (const w of [b, d, other]) w.cancel();
+  });
+});
