@@ -2,6 +2,9 @@
 // attestation (join token or Kubernetes token), later ones from renewal over mTLS with the current SVID. Each look
 // re-reads the wall clock and asks renewal-schedule.ts what to do; the next look is due when that answer says, and
 // never more than `tickMs` later, so no long timer can be missed and an idle proxy is not woken every second.
+// An answer refused only because it is not valid yet by this host's clock (skew beyond the CA's backdate) is held
+// and installed once it is: asking again would spend nothing better, and a first attestation's token is already
+// spent.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
@@ -72,6 +75,14 @@ export interface ControlPlaneSvidSourceOptions {
   readonly onEvent?: (e: SvidSourceEvent) => void;
 }
 
+/** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
+interface Held {
+  readonly svid: IssuedSvid;
+  readonly kind: 'attest' | 'reattest' | 'renew';
+  /** When every certificate of its chain is valid. */
+  readonly validFromMs: number;
+}
+
 /** Default `tickMs`: how long the wall clock may go unread while nothing is due. */
 const MAX_CHECK_MS = 10_000;
 
@@ -85,6 +96,8 @@ export class ControlPlaneSvidSource {
   #lastError: string | undefined;
   /** The last renewal was refused because the current serial is banned: attest again at once. */
   #serialBanned = false;
+  /** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
+  #held: Held | undefined;
   #busy: Promise<void> | undefined;
   #started = false;
   #timer: unknown;
@@ -148,6 +161,12 @@ export class ControlPlaneSvidSource {
   tick(): Promise<void> {
     if (this.#busy) return this.#busy;
     const now = this.#o.clock.nowMs();
+    const held = this.#held;
+    if (held && now >= held.svid.notAfterMs) this.#held = undefined;
+    else if (held && now < held.validFromMs) {
+      this.#schedule(now, held.validFromMs);
+      return Promise.resolve();
+    } else if (held) return this.#run(() => this.#installHeld(held));
     const decision = renewalDecision(now, this.state());
     switch (decision.kind) {
       case 'wait':
@@ -157,17 +176,36 @@ export class ControlPlaneSvidSource {
         this.#lastError = decision.reason;
         this.#schedule(now, undefined);
         return Promise.resolve();
-      default:
-        this.#busy = this.#attempt(decision.kind).finally(() => {
-          this.#busy = undefined;
-          if (this.#current) for (const l of this.#firstListeners.splice(0)) l();
-          // Normally a wait now (until the renewal point or the retry); anything else is due at once and looked at
-          // after nextCheckInMs's floor, so an SVID due again on arrival cannot make a tight loop.
-          const at = this.#o.clock.nowMs();
-          const next = renewalDecision(at, this.state());
-          this.#schedule(at, next.kind === 'wait' ? next.untilMs : at);
-        });
-        return this.#busy;
+      default: {
+        const kind = decision.kind;
+        return this.#run(() => this.#attempt(kind));
+      }
+    }
+  }
+
+  /** Runs one attempt as the look in flight, then schedules the next look. */
+  #run(attempt: () => Promise<void>): Promise<void> {
+    this.#busy = attempt().finally(() => {
+      this.#busy = undefined;
+      if (this.#current) for (const l of this.#firstListeners.splice(0)) l();
+      // Normally a wait now (until the renewal point, the retry or a held answer's start); anything else is due at
+      // once and looked at after nextCheckInMs's floor, so an SVID due again on arrival cannot make a tight loop.
+      const at = this.#o.clock.nowMs();
+      const held = this.#held;
+      const next = renewalDecision(at, this.state());
+      this.#schedule(at, held ? held.validFromMs : next.kind === 'wait' ? next.untilMs : at);
+    });
+    return this.#busy;
+  }
+
+  /** A held answer's time has come: installed as when it arrived; refused for good if it still fails. */
+  async #installHeld(held: Held): Promise<void> {
+    this.#held = undefined;
+    try {
+      await this.#o.install(held.svid);
+      this.#installed(held.kind, held.svid);
+    } catch (e) {
+      this.#failed(held.kind, 'refused', e);
     }
   }
 
@@ -194,22 +232,39 @@ export class ControlPlaneSvidSource {
       stage = 'validate';
       const svid = validateSignedSvid(raw, key, clock.nowMs(), { trustDomain: this.#o.trustDomain, sameIdAs: kind === 'renew' ? current?.id : undefined });
       stage = 'install';
-      await this.#o.install(svid);
+      try {
+        await this.#o.install(svid);
+      } catch (e) {
+        if (kind !== 'renew') this.#o.evidence.consumed(); // the control plane spent it, whatever we make of the answer
+        const validFromMs = Math.max(...svid.chain.map((c) => c.validFromDate.getTime()));
+        if (validFromMs > clock.nowMs() && clock.nowMs() < svid.notAfterMs) this.#held = { svid, kind, validFromMs };
+        throw e;
+      }
       if (kind !== 'renew') this.#o.evidence.consumed();
-      this.#current = svid;
-      this.#renewAt = renewAtMs(svid.notBeforeMs, svid.notAfterMs, this.#random);
-      this.#failures = 0;
-      this.#retryAt = undefined;
-      this.#lastError = undefined;
-      this.#serialBanned = false;
-      this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
+      this.#installed(kind, svid);
     } catch (e) {
       if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
-      this.#failures++;
-      this.#retryAt = retryAtMs(clock.nowMs(), this.#failures, this.#current?.notAfterMs, undefined, this.#random);
-      this.#lastError = describeError(e);
-      this.#o.onEvent?.({ kind, result: stage === 'sign' ? 'failure' : 'refused', error: this.#lastError });
+      this.#failed(kind, stage === 'sign' ? 'failure' : 'refused', e);
     }
+  }
+
+  #installed(kind: 'attest' | 'reattest' | 'renew', svid: IssuedSvid): void {
+    this.#current = svid;
+    this.#renewAt = renewAtMs(svid.notBeforeMs, svid.notAfterMs, this.#random);
+    this.#failures = 0;
+    this.#retryAt = undefined;
+    this.#lastError = undefined;
+    this.#serialBanned = false;
+    this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
+  }
+
+  #failed(kind: 'attest' | 'reattest' | 'renew', result: 'failure' | 'refused', e: unknown): void {
+    const now = this.#o.clock.nowMs();
+    this.#failures++;
+    this.#retryAt = retryAtMs(now, this.#failures, this.#current?.notAfterMs, undefined, this.#random);
+    const held = this.#held;
+    this.#lastError = describeError(e) + (held ? `; held, installed at ${new Date(held.validFromMs).toISOString()} by this host's clock (behind the control plane's?)` : '');
+    this.#o.onEvent?.({ kind, result, error: this.#lastError });
   }
 }
 

@@ -66,6 +66,8 @@ class CaSigner implements SvidSigner {
   bundleFrom: TestCa | undefined;
   /** Lifetime of the SVIDs signed from now on (NotBefore is 5 s in the past). */
   ttlMs = TTL;
+  /** NotBefore relative to the signer's clock (a control plane whose clock is ahead of the proxy's signs later). */
+  notBeforeOffsetMs = -5_000;
   constructor(public ca: TestCa, readonly clock: FakeClock) {}
   async attest(csr: Buffer, ev: AttestationEvidence) {
     this.calls.push(`attest:${ev.kind}:${'token' in ev ? ev.token : ''}`);
@@ -84,7 +86,7 @@ class CaSigner implements SvidSigner {
       publicKey: this.wrongKey ? generateKeyPair().publicKey : publicKey,
       issuer: this.ca.intermediate.cert,
       signer: this.ca.intermediate.key,
-      notBefore: new Date(this.clock.t - 5_000),
+      notBefore: new Date(this.clock.t + this.notBeforeOffsetMs),
       notAfter: new Date(this.clock.t + this.ttlMs),
       basicConstraints: { ca: false },
       keyUsage: ['digitalSignature'],
@@ -364,5 +366,29 @@ describe('ControlPlaneSvidSource', () => {
     expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'refused' });
     expect(s.lastError).toMatch(/TESSERA_ERR_IDENTITY_INVALID: the SVID does not verify/);
     expect(store.current!.serial).toBe(first);
+  });
+
+  test('an answer not valid yet by this clock (skew past the backdate) is held and installed once valid; the spent token is not asked again', async () => {
+    const store = new IdentityStore(clock);
+    const bundles = new TrustBundleSet([TrustBundle.parse('example.org', ca.bundlePem())]);
+    const s = makeSource(undefined, (svid) => installIdentity(store, svid, bundles, bundles));
+    signer.notBeforeOffsetMs = 10_000; // this proxy's clock is 10 s behind the control plane's (past its backdate)
+    s.start();
+    await s.tick();
+    expect(store.current).toBeUndefined();
+    expect(events).toEqual([{ kind: 'attest', result: 'refused', error: expect.stringMatching(/not_yet_valid.*held, installed at 2030-01-01T00:00:10\.000Z/) }]);
+    expect(s.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining('held, installed at') });
+    // Looks before then ask nothing (the inline token is spent: asking again would be TOKEN_USED).
+    clock.t = T0 + 5_000;
+    await tick(s);
+    expect(signer.calls).toEqual(['attest:join_token:tok-1']);
+    expect(store.current).toBeUndefined();
+    clock.t = T0 + 10_000;
+    await tick(s);
+    expect(signer.calls).toHaveLength(1);
+    expect(store.current?.serial).toBe(s.current?.serial);
+    expect(events.at(-1)).toMatchObject({ kind: 'attest', result: 'success', serial: s.current!.serial });
+    expect(s.readiness()).toEqual({ ready: true });
+    expect(s.consecutiveFailures).toBe(0);
   });
 });
