@@ -239,10 +239,15 @@ describe('HTTP/1.1 through two sidecars', () => {
     expect(after - before).toBeLessThanOrEqual(1);
   });
 
-  test('secure naming: an upstream presenting another SPIFFE ID is refused (502), the reason counted', async () => {
+  test('secure naming: an upstream presenting another SPIFFE ID is refused (502), the reason counted and logged once a minute', async () => {
     const r = await httpCall(wrongName);
     expect(r.status).toBe(502);
-    expect(metricValue(await metrics(webProxy), 'tessera_tls_handshakes_total', { direction: 'outbound', result: 'failure', reason: 'id_mismatch' })).toBeGreaterThanOrEqual(1);
+    expect((await httpCall(wrongName)).status).toBe(502);
+    expect(metricValue(await metrics(webProxy), 'tessera_tls_handshakes_total', { direction: 'outbound', result: 'failure', reason: 'id_mismatch' })).toBeGreaterThanOrEqual(2);
+    // The calling side's log says which upstream and why (its access log only says upstream_unavailable), once.
+    const lines = webProxy.stderr().split('\n').filter((l) => l.includes('"msg":"upstream handshake failed"') && l.includes('"reason":"id_mismatch"'));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', direction: 'outbound', reason: 'id_mismatch', upstream: expect.stringMatching(/^127\.0\.0\.1:\d+$/), expected: expect.stringMatching(/^spiffe:\/\//) });
   });
 
   test('the access log has one JSON line per request with peer, decision and status', async () => {

@@ -2,6 +2,7 @@
 // plaintext (unsafePlaintext). `http` routes: a keep-alive pool of HTTP/1.1 connections for the lean forwarder
 // (HTTP/1.1 clients) and, made on first use, a node:http agent for HTTP/2 clients; `http2`/`grpc` routes: long-lived
 // multiplexed HTTP/2 sessions shared by every stream.
+import { UpstreamRefusalLog } from '../upstream/upstream-refusal-log.js';
 import { Agent as HttpAgent } from 'node:http';
 import type { EdgeRouteConfig } from '../config/edge-config.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
@@ -82,5 +83,7 @@ export class EdgeUpstream {
 
 /** One verifier and handshake metrics (direction "edge") for every route of a listener. */
 export function edgeMtlsDeps(deps: ListenerDeps): MtlsDeps {
-  return { identity: deps.identity, contexts: deps.clientContexts, verifier: new PeerVerifier(), denyList: deps.denyList, metrics: deps.metrics, nowMs: deps.nowMs, handshakeTimeoutMs: deps.limits.handshakeTimeoutMs, direction: 'edge' };
+  const failures = new UpstreamRefusalLog(deps.log, deps.nowMs, 'edge');
+  const onFailed = (upstream: string, expected: string, reason: string, err: Error) => failures.note(upstream, expected, reason, err);
+  return { identity: deps.identity, contexts: deps.clientContexts, verifier: new PeerVerifier(), denyList: deps.denyList, metrics: deps.metrics, nowMs: deps.nowMs, handshakeTimeoutMs: deps.limits.handshakeTimeoutMs, direction: 'edge', onFailed };
 }

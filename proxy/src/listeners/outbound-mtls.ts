@@ -4,6 +4,7 @@
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
 import type { MtlsDeps, MtlsTarget } from '../upstream/connectors.js';
+import { UpstreamRefusalLog } from '../upstream/upstream-refusal-log.js';
 import type { ListenerDeps } from './listener-deps.js';
 
 /** The dial settings of a static route's upstream, offering `alpn`. */
@@ -20,6 +21,7 @@ export function staticRoute(config: OutboundConfig): Extract<OutboundConfig['rou
 
 /** What the mTLS connector needs, from the listener's deps. */
 export function outboundMtls(deps: ListenerDeps): MtlsDeps {
+  const failures = new UpstreamRefusalLog(deps.log, deps.nowMs, 'outbound');
   return {
     identity: deps.identity,
     contexts: deps.clientContexts,
@@ -29,5 +31,6 @@ export function outboundMtls(deps: ListenerDeps): MtlsDeps {
     nowMs: deps.nowMs,
     handshakeTimeoutMs: deps.limits.handshakeTimeoutMs,
     direction: 'outbound',
+    onFailed: (upstream, expected, reason, err) => failures.note(upstream, expected, reason, err),
   };
 }

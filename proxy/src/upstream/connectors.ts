@@ -34,6 +34,8 @@ export interface MtlsDeps {
   readonly handshakeTimeoutMs: number;
   /** Metric label: outbound or edge. */
   readonly direction: string;
+  /** A failed handshake (or dial), with its metric reason: logged, within a budget (upstream-refusal-log.ts). */
+  readonly onFailed?: (upstream: string, expected: string, reason: string, err: Error) => void;
 }
 
 /**
@@ -172,7 +174,9 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     if (settled) return;
     settled = true;
     socket.destroy();
-    deps.metrics.handshake(deps.direction, false, classifyTlsError(err), false);
+    const reason = classifyTlsError(err);
+    deps.metrics.handshake(deps.direction, false, reason, false);
+    deps.onFailed?.(`${target.host}:${target.port}`, target.expectedId.toString(), reason, err);
     done(err);
   };
   socket.setTimeout(deps.handshakeTimeoutMs, () => fail(Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })));
