@@ -5,6 +5,7 @@ import { TesseraError } from '../../../common/errors.js';
 import { MAX_CONTAINERS, tooLarge } from './admission-limits.js';
 import { type Pod, isObject } from './k8s-types.js';
 import { PROBE_KINDS, PROBE_TIMING_FIELDS } from './probe-rewrite.js';
+import { SIDECAR_NAME } from './sidecar.js';
 
 export function notAPod(message: string): TesseraError {
   return new TesseraError('TESSERA_ERR_INJECT_NOT_A_POD', `not a pod: ${message}`);
@@ -98,9 +99,14 @@ export function asPod(value: unknown): Pod {
   const spec = value.spec;
   if (!isObject(spec)) throw notAPod('spec is missing');
   if (!Array.isArray(spec.containers) || spec.containers.length === 0) throw notAPod('spec.containers is missing or empty');
-  const total = spec.containers.length + list(spec.initContainers, 'spec.initContainers').length;
-  // Checked before any element is looked at: the bound is what keeps the work per review small.
-  if (total > MAX_CONTAINERS) throw tooLarge(`the pod has ${total} containers and init containers; the injector handles at most ${MAX_CONTAINERS}`);
+  const inits = list(spec.initContainers, 'spec.initContainers');
+  const total = spec.containers.length + inits.length;
+  // Checked before any element is looked at (but the one the injector adds): the bound is what keeps the work per
+  // review small. It is on the pod's own containers: the injector's sidecar, in a pod injected already (a
+  // reinvocation, a manifest from `tessera inject`), is not counted, or a pod it injected would be denied when
+  // reviewed again (audit 17b, F3). Only a pod one over is searched for it, so the search is bounded too.
+  const ours = total === MAX_CONTAINERS + 1 && inits.some((c) => isObject(c) && c.name === SIDECAR_NAME) ? 1 : 0;
+  if (total - ours > MAX_CONTAINERS) throw tooLarge(`the pod has ${total} containers and init containers; the injector handles at most ${MAX_CONTAINERS} besides its own ${SIDECAR_NAME}`);
   const names = new Set<string>();
   for (const key of ['containers', 'initContainers'] as const) {
     objects(spec[key], `spec.${key}`, (c, at) => {

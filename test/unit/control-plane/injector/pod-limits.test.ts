@@ -38,6 +38,36 @@ describe('the container bound', () => {
     }
   });
 
+  test(`the bound is on the pod's own containers: ${MAX_CONTAINERS} injected are allowed again, and so is one added later up to the bound (audit 17b, F3)`, async () => {
+    // What the API server sends again (reinvocationPolicy: IfNeeded) after a later webhook changed the pod.
+    const laterWebhook = (pod: AnyPod, add?: Record<string, unknown>) => {
+      const next = structuredClone(pod) as AnyPod & { metadata: { labels?: Record<string, string> } };
+      next.metadata.labels = { ...next.metadata.labels, 'other-webhook': 'touched' };
+      if (add) next.spec.containers.push(add);
+      return next;
+    };
+    const full = withContainers(MAX_CONTAINERS);
+    const injectedFull = patched(full, await admit(full));
+    expect(injectedFull.spec.containers.length + injectedFull.spec.initContainers!.length).toBe(MAX_CONTAINERS + 1);
+    const again = await admit(laterWebhook(injectedFull));
+    expect(again, JSON.stringify(again.response.status)).toMatchObject({ decision: 'skipped', reason: 'already-injected', response: { allowed: true } });
+    expect(again.response.patch).toBeUndefined();
+    // One under the bound, and a later webhook adds the pod's 256th: it gets the socket like the others.
+    const one = withContainers(MAX_CONTAINERS - 1);
+    const grown = laterWebhook(patched(one, await admit(one)), { name: 'added', image: 'added:1' });
+    const done = patched(grown, await admit(grown));
+    expect((done.spec.containers.at(-1)!.volumeMounts as { name: string }[]).map((m) => m.name)).toContain('tessera-workload-api');
+    // Beyond the bound it still holds, sidecar or not: 257 of the pod's own containers next to tessera-proxy.
+    const over = laterWebhook(injectedFull, { name: 'one-too-many', image: 'x:1' });
+    const denied = await admit(over);
+    expect(denied).toMatchObject({ decision: 'denied', reason: 'TESSERA_ERR_INJECT_TOO_LARGE', response: { status: { code: 413 } } });
+    expect(denied.response.status!.message).toContain(`at most ${MAX_CONTAINERS} besides its own tessera-proxy`);
+    // A name alone is not a pass for more: a container called tessera-proxy among 257 regular ones is counted.
+    const impostor = withContainers(MAX_CONTAINERS + 1);
+    impostor.spec.containers[0]!.name = 'tessera-proxy';
+    expect(await admit(impostor)).toMatchObject({ decision: 'denied', reason: 'TESSERA_ERR_INJECT_TOO_LARGE' });
+  });
+
   test('64 containers with three rewritten probes each inject, well under the patch bound', async () => {
     const probe = (kind: string) => ({ httpGet: { path: `/${kind}`, port: 8080, httpHeaders: [{ name: 'X-Probe', value: 'k8s' }] }, periodSeconds: 5 });
     const pod = withContainers(63, 1, () => ({ livenessProbe: probe('live'), readinessProbe: probe('ready'), startupProbe: { tcpSocket: { port: 8080 } } }));
