@@ -175,7 +175,7 @@ describe('injection webhook over HTTPS', () => {
     expect(validateK8sObject(mutated).errors).toEqual([]);
   });
 
-  test('opt-out, hostNetwork (warning) and non-pod operations are allowed without a patch', async () => {
+  test('opt-out, hostNetwork and Windows pods (warning) and non-pod operations are allowed without a patch', async () => {
     const optOut = await review('optout', admissionReview(appPod({ annotations: { 'tessera.dev/inject': 'false' } })));
     expect(optOut.response.allowed).toBe(true);
     expect(optOut.response.patch).toBeUndefined();
@@ -184,6 +184,12 @@ describe('injection webhook over HTTPS', () => {
     const host = await review('hostnet', admissionReview(hn));
     expect(host.response.patch).toBeUndefined();
     expect(host.response.warnings?.[0]).toContain('hostNetwork');
+    const win = appPod();
+    Object.assign(win.spec as Record<string, unknown>, { os: { name: 'windows' }, nodeSelector: { 'kubernetes.io/os': 'windows' } });
+    const windows = await review('windows', admissionReview(win));
+    expect(windows.response.allowed).toBe(true);
+    expect(windows.response.patch).toBeUndefined();
+    expect(windows.response.warnings?.[0]).toContain('runs on Windows');
     const update = await review('update', admissionReview(appPod(), { operation: 'UPDATE' }));
     expect(update.response).toMatchObject({ allowed: true });
     expect(update.response.patch).toBeUndefined();

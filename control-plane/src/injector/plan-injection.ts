@@ -19,7 +19,7 @@ import {
 } from './annotations.js';
 import { type AppContainerRef, type ContainerList, appContainers, hasWorkloadMount, isNativeSidecar } from './app-containers.js';
 import type { InjectorConfig } from './injector-config.js';
-import type { Container, EnvVar, Json, Pod, Volume, VolumeMount } from './k8s-types.js';
+import { type Container, type EnvVar, type Json, type Pod, type Volume, type VolumeMount, isObject } from './k8s-types.js';
 import { asPod } from './pod-shape.js';
 import { type AppProbeTarget, type ProbeField, type RewrittenProbes, rewriteProbes } from './probe-rewrite.js';
 import { addAppProbesToYaml, buildProxyConfig, HTTP_PROXY_URL, renderProxyConfigYaml, SIDECAR_PATHS } from './proxy-config.js';
@@ -39,7 +39,7 @@ export interface InjectionInput {
   readonly namespace?: string;
 }
 
-export type SkipReason = 'namespace-not-enabled' | 'namespace-excluded' | 'opted-out' | 'already-injected' | 'host-network';
+export type SkipReason = 'namespace-not-enabled' | 'namespace-excluded' | 'opted-out' | 'already-injected' | 'host-network' | 'windows';
 
 export interface AppContainerAdditions {
   readonly list: ContainerList;
@@ -73,6 +73,18 @@ function conflict(message: string): TesseraError {
 export function isInjected(pod: Pod): boolean {
   const all = [...(pod.spec.initContainers ?? []), ...pod.spec.containers];
   return all.some((c) => c.name === SIDECAR_NAME);
+}
+
+/**
+ * What says the pod runs on Windows, or null. The sidecar is a Linux image, and its securityContext (runAsUser,
+ * seccompProfile, capabilities, readOnlyRootFilesystem…) is what the API server forbids in a pod with spec.os.name
+ * windows; without spec.os, a nodeSelector on kubernetes.io/os: windows still puts it where it cannot run (audit 17b, F4).
+ */
+function windowsBy(pod: Pod): string | null {
+  const { os, nodeSelector } = pod.spec;
+  if (isObject(os) && os.name === 'windows') return 'spec.os.name: windows';
+  if (isObject(nodeSelector) && nodeSelector['kubernetes.io/os'] === 'windows') return 'nodeSelector kubernetes.io/os: windows';
+  return null;
 }
 
 function checkBundle(pem: string): void {
@@ -162,6 +174,14 @@ export function planInjection(input: InjectionInput, ctx: InjectionContext): Inj
       action: 'skip',
       reason: 'host-network',
       warning: 'tessera: pod uses hostNetwork and was not injected; its traffic is not protected by mTLS',
+    };
+  }
+  const windows = windowsBy(pod);
+  if (windows !== null) {
+    return {
+      action: 'skip',
+      reason: 'windows',
+      warning: `tessera: pod runs on Windows (${windows}) and was not injected: the sidecar is Linux-only; its traffic is not protected by mTLS`,
     };
   }
   const inbound = parseInboundPorts(annotations);

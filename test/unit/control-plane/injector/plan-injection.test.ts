@@ -221,6 +221,26 @@ describe('skips and idempotency', () => {
     expect(plan).toMatchObject({ action: 'skip', reason: 'host-network' });
     expect(plan.action === 'skip' && plan.warning).toContain('hostNetwork');
   });
+  test('Windows pods are skipped with a warning, like hostNetwork: the sidecar is Linux-only, and its securityContext is forbidden there (audit 17b, F4)', async () => {
+    const ctx = await testContext();
+    const windows = (spec: Record<string, unknown>) => {
+      const pod = appPod();
+      Object.assign(pod.spec as Record<string, unknown>, spec);
+      return planInjection({ pod }, ctx);
+    };
+    // The audit's pod: spec.os.name windows, as Kubernetes asks Windows pods to say, with its node selector.
+    const byOs = windows({ os: { name: 'windows' }, securityContext: { windowsOptions: { runAsUserName: 'ContainerUser' } }, nodeSelector: { 'kubernetes.io/os': 'windows' } });
+    expect(byOs).toMatchObject({ action: 'skip', reason: 'windows' });
+    expect(byOs.action === 'skip' && byOs.warning).toBe('tessera: pod runs on Windows (spec.os.name: windows) and was not injected: the sidecar is Linux-only; its traffic is not protected by mTLS');
+    // Without spec.os, the node selector alone puts it on Windows nodes, where the Linux sidecar cannot start.
+    const bySelector = windows({ nodeSelector: { 'kubernetes.io/os': 'windows' } });
+    expect(bySelector).toMatchObject({ action: 'skip', reason: 'windows' });
+    expect(bySelector.action === 'skip' && bySelector.warning).toContain('nodeSelector kubernetes.io/os: windows');
+    // Linux pods, said so or not, and odd shapes of those fields are injected as before.
+    for (const spec of [{ os: { name: 'linux' } }, { nodeSelector: { 'kubernetes.io/os': 'linux' } }, { os: 'windows' }, { os: null, nodeSelector: null }]) {
+      expect(windows(spec).action, JSON.stringify(spec)).toBe('inject');
+    }
+  });
 });
 
 describe('refusals', () => {
