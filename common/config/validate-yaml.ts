@@ -1,11 +1,12 @@
 // Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument } from 'yaml';
+import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from 'yaml';
 import { parseDuration } from '../duration.js';
 import { TesseraError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import type { ObjectSchema, Schema } from './schema.js';
+import { unclosedOpener } from './yaml-unclosed.js';
 
 export interface ConfigProblem {
   readonly file: string;
@@ -200,14 +201,7 @@ export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSch
   if (text.length > MAX_CONFIG_BYTES) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:1: the file is ${text.length} bytes, a config is at most ${MAX_CONFIG_BYTES}`, { file, line: 1 });
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) {
-    const e = document.errors[0]!;
-    const pos = lineCounter.linePos(e.pos[0]);
-    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${pos.line}:${pos.col}: YAML: ${e.message.split('\n')[0]}`, {
-      file,
-      line: pos.line,
-    });
-  }
+  if (document.errors.length > 0) throw syntaxError(text, file, lineCounter, document.errors[0]!);
   const walker = new Walker(file, lineCounter);
   const value = walker.object(document.contents as Node, schema, '');
   if (walker.problems.length > 0) {
@@ -238,4 +232,25 @@ export function validateYamlNode<T>(node: Node | null | undefined, schema: Objec
 export function lineOf(parsed: ParsedYaml<unknown>, path: readonly (string | number)[]): number {
   const node = parsed.document.getIn(path, true) as Node | undefined;
   return parsed.lineCounter.linePos(node?.range?.[0] ?? 0).line;
+}
+
+/**
+ * A YAML syntax error as TESSERA_ERR_CONFIG_UNREADABLE at file:line:col: for a collection or quote never closed,
+ * where it was opened (the parser notices it a line later); for a repeated key, the key.
+ */
+function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLError): TesseraError {
+  const at = lines.linePos(e.pos[0]);
+  const first = e.message.split('\n')[0];
+  const unclosed = e.code === 'MISSING_CHAR' || (e.code === 'BAD_INDENT' && /^Flow (sequence|map)/.test(first ?? '')) ? unclosedOpener(text, e.pos[0]) : undefined;
+  if (unclosed !== undefined) {
+    const from = lines.linePos(unclosed);
+    const what = text[unclosed] === '[' ? 'a flow sequence ([)' : text[unclosed] === '{' ? 'a flow map ({)' : `a quoted value (${text[unclosed]})`;
+    return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${from.line}:${from.col}: YAML: ${what} opened here is never closed (noticed at line ${at.line})`, { file, line: from.line });
+  }
+  if (e.code === 'DUPLICATE_KEY') {
+    const eol = text.indexOf('\n', e.pos[0]);
+    const key = /^\s*("[^"]*"|'[^']*'|[^:#]*?)\s*:/.exec(text.slice(e.pos[0], eol < 0 ? undefined : eol))?.[1] ?? text.slice(e.pos[0], e.pos[1]);
+    return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: the key ${key} appears twice in the same map`, { file, line: at.line, key });
+  }
+  return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: ${first}`, { file, line: at.line });
 }

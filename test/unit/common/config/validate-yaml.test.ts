@@ -55,6 +55,31 @@ describe('parseYamlConfig', () => {
     expect(() => parseYamlConfig('trustDomain: [x\n', 'cp.yaml', schema)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' }));
     expect(() => parseYamlConfig('trustDomain: x\ntrustDomain: y\n', 'cp.yaml', schema)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' }));
   });
+  test('a collection or quote never closed is reported where it was opened, a repeated key by name', () => {
+    const refusal = (text: string) => {
+      try {
+        parseYamlConfig(text, 'p.yaml', schema);
+      } catch (e) {
+        return { code: (e as { code: string }).code, message: (e as Error).message, line: (e as { details: { line: number } }).details.line };
+      }
+      throw new Error('accepted');
+    };
+    const unclosed = [
+      ['trustDomain: x\ninbound:\n  - name: app\n    forwardTo: [127.0.0.1:22080\nlimits: {}\n', 4, 16, 'a flow sequence ([)'],
+      ['trustDomain: x\nlimits: {maxConnections: 4\nlisten: 127.0.0.1:1\n', 2, 9, 'a flow map ({)'],
+      ['trustDomain: x\nlimits: {a: [1, 2], b: {c: 3}, d: [4\nlisten: 127.0.0.1:1\n', 2, 35, 'a flow sequence ([)'],
+      ['trustDomain: "x # not a comment\nlisten: 127.0.0.1:1\n', 1, 14, 'a quoted value (")'],
+      ["# it's a comment\ntrustDomain: 'it''s\nlisten: 127.0.0.1:1\n", 2, 14, "a quoted value (')"],
+    ] as const;
+    for (const [text, line, col, what] of unclosed) {
+      const r = refusal(text);
+      expect(r, text).toMatchObject({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line });
+      expect(r.message, text).toContain(`p.yaml:${line}:${col}: YAML: ${what} opened here is never closed (noticed at line `);
+    }
+    const dup = refusal('trustDomain: x\nlimits:\n  maxConnections: 1\n  maxConnections: 2\n');
+    expect(dup).toMatchObject({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line: 4 });
+    expect(dup.message).toContain('p.yaml:4:3: YAML: the key maxConnections appears twice in the same map');
+  });
   test('parseAddress', () => {
     expect(parseAddress('127.0.0.1:8443')).toEqual({ host: '127.0.0.1', port: 8443 });
     expect(parseAddress('[::1]:0')).toEqual({ host: '::1', port: 0 });
