@@ -4,6 +4,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
+import { parsePgUrl } from '../store/postgres/pg-connection-config.js';
 
 export const STORE_SCHEMA: ObjectSchema = {
   type: 'object',
@@ -46,6 +47,13 @@ export function resolveStoreConfig(raw: StoreInput | undefined, base: string, pr
   }
   const { url, urlFile } = raw ?? {};
   if ((url === undefined) === (urlFile === undefined)) throw problem('store', 'kind: postgres needs exactly one of url or urlFile');
+  if (url !== undefined) {
+    try {
+      parsePgUrl(url.trim());
+    } catch (e) {
+      throw problem('store.url', (e as Error).message.replace(/^store\.url /, ''));
+    }
+  }
   return {
     kind,
     source: url !== undefined ? { url } : { urlFile: resolve(base, urlFile!) },

@@ -53,6 +53,21 @@ export async function resolvePgUrl(src: PgUrlSource): Promise<string> {
 
 /** Parses and checks the URL, reading sslrootcert/sslcert/sslkey files it names. */
 export async function pgConnectionConfig(raw: string): Promise<PgConnectionConfig> {
+  const { q, sslmode, redacted, ...fields } = parsePgUrl(raw);
+  const file = async (param: string) => {
+    const path = q.get(param);
+    if (path === null || path === '' || path === 'system') return undefined;
+    return (await readNamedFile({ path, what: `store.url ${param}`, code: 'TESSERA_ERR_CONFIG_UNREADABLE' })).toString('utf8');
+  };
+  const [ca, cert, key] = [await file('sslrootcert'), await file('sslcert'), await file('sslkey')];
+  return { ...fields, sslmode, ssl: tlsOptions(sslmode, ca, cert, key), redacted };
+}
+
+/**
+ * What the URL says, checked without reading the files it names: at config load for an inline `store.url` (so its
+ * faults name the file and line), and again when the store opens. Throws TESSERA_ERR_CONFIG_INVALID.
+ */
+export function parsePgUrl(raw: string): Omit<PgConnectionConfig, 'ssl'> & { readonly q: URLSearchParams } {
   const redacted = redactPgUrl(raw);
   let u: URL;
   try {
@@ -76,15 +91,9 @@ export async function pgConnectionConfig(raw: string): Promise<PgConnectionConfi
   const database = q.get('dbname') ?? (decodeURIComponent(u.pathname.replace(/^\//, '')) || undefined);
   const user = q.get('user') ?? (u.username ? decodeURIComponent(u.username) : undefined);
   const password = q.get('password') ?? (u.password ? decodeURIComponent(u.password) : undefined);
-  const file = async (param: string) => {
-    const path = q.get(param);
-    if (path === null || path === '' || path === 'system') return undefined;
-    return (await readNamedFile({ path, what: `store.url ${param}`, code: 'TESSERA_ERR_CONFIG_UNREADABLE' })).toString('utf8');
-  };
   if (!q.get('sslcert') !== !q.get('sslkey')) throw invalid('sslcert and sslkey go together', redacted);
   if (sslmode === 'disable' && (q.get('sslrootcert') || q.get('sslcert'))) throw invalid('sslrootcert/sslcert given with sslmode=disable', redacted);
-  const [ca, cert, key] = [await file('sslrootcert'), await file('sslcert'), await file('sslkey')];
-  return { host, port, user, password, database, sslmode, ssl: tlsOptions(sslmode, ca, cert, key), redacted };
+  return { host, port, user, password, database, sslmode, redacted, q };
 }
 
 function tlsOptions(mode: SslMode, ca: string | undefined, cert: string | undefined, key: string | undefined): PgTls {

@@ -4,6 +4,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseControlPlaneConfig } from '../../../../control-plane/src/config/cp-config.js';
 import { pgConnectionConfig, redactPgUrl, resolvePgUrl } from '../../../../control-plane/src/store/postgres/pg-connection-config.js';
 
 let dir: string;
@@ -61,6 +62,16 @@ describe('pgConnectionConfig', () => {
       await expect(pgConnectionConfig(url), url).rejects.toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID' });
     }
     await expect(pgConnectionConfig('postgres://u@h/d?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem')).rejects.toMatchObject({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' });
+  });
+
+  test('an inline store.url that would be refused at open is refused at config load, naming file, line and key', () => {
+    const cp = (url: string) => () => parseControlPlaneConfig(`trustDomain: a.test\ndataDir: ./d\nstore:\n  kind: postgres\n  url: "${url}"\n`, '/etc/tessera/cp.yaml');
+    for (const url of ['postgres://u:secret@h/d?sslmode=prefer', 'postgres://u@h/d?application_name=x', 'http://u@h/d', 'postgres://u@h:99999/d']) {
+      expect(cp(url), url).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_INVALID', details: expect.objectContaining({ line: 5, key: 'store.url' }) }));
+    }
+    expect(cp('postgres://u:secret@h/d?sslmode=prefer')).toThrowError(/^\/etc\/tessera\/cp\.yaml:5: store\.url: postgres:\/\/u:\*+@h\/d\?sslmode=prefer: sslmode=prefer is not supported/);
+    expect(cp('postgres://u:secret@h/d?sslmode=prefer')).not.toThrowError(/secret/);
+    expect(cp('postgres://u@h/d?sslmode=verify-full&sslrootcert=/not/read/yet.pem')).not.toThrow();
   });
 
   test('resolvePgUrl trims a url and the content of a urlFile', async () => {
