@@ -17,7 +17,7 @@ export const controlPlaneCommand: Command = {
   details: [
     'Stdout: one line with the bound addresses, then `tessera control-plane: ready`. Logs are JSON lines on stderr.',
     'SIGTERM or SIGINT: stop accepting, end Config/Watch streams, finish calls within --drain, exit 0.',
-    'Config reference: docs/control-plane.md.',
+    'Config reference: docs/configuration.md (control-plane config); what it does: docs/control-plane.md.',
   ].join('\n'),
   flags: {
     config: { type: 'string', value: 'FILE', description: 'Control-plane YAML config', required: true },

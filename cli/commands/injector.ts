@@ -11,7 +11,7 @@ export const injectorCommand: Command = {
   usage: '--config FILE',
   details: [
     'Serves POST /inject (AdmissionReview v1), GET /healthz and GET /ready over HTTPS. It reads only its serving',
-    'certificate (re-read every 10 s) and the trust bundle file (re-read at every admission; the last good one',
+    'certificate (watched, a Secret\'s ..data swap included; checked every 10 s as a fallback) and the trust bundle file (re-read at every admission; the last good one',
     'is kept): no control plane has to be running. Logs are JSON lines on stderr.',
     'SIGTERM or SIGINT: /ready turns 503, open requests finish, exit 0. Config reference: docs/kubernetes.md.',
   ].join('\n'),

@@ -53,7 +53,7 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
         : 'The ban holds until `tessera revoke lift`; a new SVID for the ID can be issued only after that.',
     flags: {
       ...DATA_DIR,
-      [flag]: { type: 'string', value: kind === 'serial' ? 'SERIAL' : 'ID', description: kind === 'serial' ? 'The SVID serial (hex)' : 'The SPIFFE ID to ban (exact, no pattern)', required: true },
+      [flag]: { type: 'string', value: kind === 'serial' ? 'SERIAL' : 'ID', description: kind === 'serial' ? 'The SVID serial (hex, as certs list prints it; case, leading zeros and ":" do not matter)' : 'The SPIFFE ID to ban (exact, no pattern)', required: true },
       ...REASON,
       ...JSON_FLAG,
     },

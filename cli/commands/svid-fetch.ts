@@ -40,7 +40,7 @@ export const svidFetchCommand: Command = {
   summary: 'Attest with a join token and fetch an X.509-SVID (key generated locally)',
   usage: '--control-plane HOST:PORT --bundle F --join-token T (--out DIR | --jwt --audience A) [--trust-domain TD]',
   details:
-    'Writes DIR/svid.pem (chain, leaf first), DIR/key.pem (0600) and DIR/bundle.pem; prints {"spiffeId","serial","notAfter"} as JSON. With --jwt: prints the JWT-SVID for the audience(s) alone (and still writes DIR when --out is given).',
+    'Writes DIR/svid.pem (chain, leaf first), DIR/key.pem (0600) and DIR/bundle.pem; prints {"spiffeId","serial","notAfter","dir"} as JSON. With --jwt: prints the JWT-SVID for the audience(s) alone (and still writes DIR when --out is given).',
   flags: {
     'control-plane': { type: 'string', value: 'HOST:PORT', description: 'The control plane gRPC address', required: true },
     bundle: { type: 'string', value: 'FILE', description: 'Trust anchor for the control plane (its <dataDir>/bundle.pem)', required: true },

@@ -1,5 +1,6 @@
 // `tessera token create`: asks the running control plane (over <data-dir>/admin.sock) for a single-use join
 // token bound to one SPIFFE ID; prints the token alone on stdout.
+import { MAX_JOIN_TOKEN_TTL_MS } from '../../common/join-token-ttl.js';
 import { TesseraError } from '../../common/errors.js';
 import { parseDuration } from '../../common/duration.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
@@ -30,6 +31,7 @@ export const tokenCreateCommand: Command = {
         throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--ttl: ${(e as Error).message}`);
       }
       if (ttlMs <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--ttl must be positive');
+      if (ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--ttl ${ttl}: at most 30d (a join token is for a first attestation, not a credential)`);
     }
     const res = await adminRequest<{ token: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/tokens', { spiffeId: parsed.id.toString(), ...(ttlMs ? { ttlMs } : {}) });
     io.stdout(`${res.token}\n`);

@@ -218,6 +218,11 @@ describe('operator commands without a running control plane', () => {
       expect(out.join('')).toContain(`Usage: tessera ${cmd.join(' ')}`);
       expect(await runCli([...cmd, '--no-such-flag'], COMMANDS, io), cmd.join(' ')).toBe(2);
     }
+    // A value out of the command's range is a usage error too, naming the flag (it was exit 1, the server naming ttlMs).
+    const err: string[] = [];
+    const io = { stdout: () => {}, stderr: (t: string) => err.push(t), env: {}, cwd: dir, clock: { nowMs: () => Date.now() }, stopSignal: new Promise<NodeJS.Signals>(() => {}) };
+    expect(await runCli(['token', 'create', '--data-dir', join(dir, 'nowhere'), '--spiffe-id', WEB, '--ttl', '31d'], COMMANDS, io)).toBe(2);
+    expect(err.join('')).toContain('--ttl 31d: at most 30d');
     const [help, usage] = await Promise.all([tessera(['token', 'create', '--help']), tessera(['certs', 'list'])]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: tessera token create');

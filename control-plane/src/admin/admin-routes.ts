@@ -1,5 +1,6 @@
 // The operator API behind admin.sock: the CA's routes (ca-routes.ts), join tokens, the SVID inventory, break-glass
 // grants, revocation (bans and token revocation) and policy-load status. Thin: each route validates its input and calls one part.
+import { MAX_JOIN_TOKEN_TTL_MS } from '../../../common/join-token-ttl.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { PolicyDirSource } from '../../../shared-io/policy-dir-source.js';
@@ -21,7 +22,7 @@ export interface AdminRouteDeps extends CaRouteDeps {
 }
 
 export const DEFAULT_TOKEN_TTL_MS = 3_600_000;
-export const MAX_TOKEN_TTL_MS = 30 * 24 * 3_600_000;
+export const MAX_TOKEN_TTL_MS = MAX_JOIN_TOKEN_TTL_MS;
 
 function banKind(v: unknown): Ban['kind'] {
   if (v === 'spiffe_id' || v === 'serial') return v;
