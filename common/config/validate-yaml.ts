@@ -1,7 +1,7 @@
 // Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from 'yaml';
-import { parseDuration } from '../duration.js';
+import { formatDuration, parseDuration } from '../duration.js';
 import { TesseraError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
@@ -134,9 +134,9 @@ class Walker {
         }
         // YAML's .nan and .inf are numbers too: neither is a duration (NaN passes every comparison below).
         if (!Number.isFinite(ms)) return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
-        if (schema.min !== undefined && ms < schema.min) return this.problem(node, key, `must be at least ${schema.min} ms`);
+        if (schema.min !== undefined && ms < schema.min) return this.problem(node, key, `must be at least ${exactDuration(schema.min)} (got ${exactDuration(ms)})`);
         const max = schema.max ?? MAX_TIMER_MS;
-        if (ms > max) return this.problem(node, key, max === MAX_TIMER_MS ? 'must be at most 24 days (2147483647 ms, the longest timer Node runs)' : `must be at most ${max} ms`);
+        if (ms > max) return this.problem(node, key, max === MAX_TIMER_MS ? 'must be at most 24 days (2147483647 ms, the longest timer Node runs)' : `must be at most ${exactDuration(max)} (got ${exactDuration(ms)})`);
         return ms;
       }
       case 'string': {
@@ -253,4 +253,9 @@ function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLErro
     return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: the key ${key} appears twice in the same map`, { file, line: at.line, key });
   }
   return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: ${first}`, { file, line: at.line });
+}
+
+/** A duration as written in a config (1h, 90s, 1500ms), never rounded: a bound and the value it refuses stay apart. */
+function exactDuration(ms: number): string {
+  return ms >= 1_000 && ms % 1_000 === 0 ? formatDuration(ms) : `${ms}ms`;
 }

@@ -47,7 +47,7 @@ describe('readStaticEndpoints', () => {
     ['a weight out of range', 'services:\n  api:\n    - { address: 127.0.0.2:1, spiffeId: spiffe://example.org/a, weight: 0 }\n', 3, 'services.api[0].weight'],
     ['an unknown key', 'services:\n  api:\n    - { address: 127.0.0.2:1, spiffeId: spiffe://example.org/a, prot: tcp }\n', 3, 'services.api[0].prot'],
     ['the same address twice', 'services:\n  api:\n    - { address: 127.0.0.2:1, spiffeId: spiffe://example.org/a }\n    - { address: 127.0.0.2:1, spiffeId: spiffe://example.org/b }\n', 4, 'services.api[1].address'],
-    ['YAML that does not parse', 'services: [\n', 2, undefined],
+    ['YAML that does not parse (the [ never closed, on line 1)', 'services: [\n', 1, undefined],
   ])('%s is refused naming file:line and key', (_what, text, line, key) => {
     const f = write(text);
     const e = failure(() => readStaticEndpoints(f));

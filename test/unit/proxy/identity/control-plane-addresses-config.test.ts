@@ -45,7 +45,7 @@ describe('control-plane addresses in the proxy config', () => {
     const twice = problem('    addresses:\n      - 10.0.0.5:8443\n      - 10.0.0.6:8443\n      - 10.0.0.5:8443\n');
     expect(twice).toMatchObject({ line: 6, key: 'identity.controlPlane.addresses.2' });
     expect(twice.message).toContain('"10.0.0.5:8443" is listed twice');
-    expect(problem('    address: 10.0.0.5:8443\n    failbackInterval: 100ms\n').message).toContain('identity.controlPlane.failbackInterval: must be at least 1000 ms');
+    expect(problem('    address: 10.0.0.5:8443\n    failbackInterval: 100ms\n').message).toContain('identity.controlPlane.failbackInterval: must be at least 1s (got 100ms)');
     const many = Array.from({ length: 17 }, (_, i) => `10.0.0.${i + 1}:8443`).join(', ');
     expect(problem(`    addresses: [${many}]\n`).message).toContain('takes at most 16 item(s)');
   });
