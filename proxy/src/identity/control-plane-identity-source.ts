@@ -70,7 +70,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       trustDomain: td,
       clock,
       onEvent: (e) => {
-        metrics.svidRotation(e.result);
+        metrics.svidRotation(e.result, e.code);
         if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
         else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
       },

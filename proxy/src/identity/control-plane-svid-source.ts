@@ -57,6 +57,8 @@ export interface SvidSourceEvent {
   readonly serial?: string;
   readonly notAfterMs?: number;
   readonly error?: string;
+  /** The failure's stable code, when it has one. */
+  readonly code?: string;
 }
 
 export interface ControlPlaneSvidSourceOptions {
@@ -264,7 +266,7 @@ export class ControlPlaneSvidSource {
     this.#retryAt = retryAtMs(now, this.#failures, this.#current?.notAfterMs, undefined, this.#random);
     const held = this.#held;
     this.#lastError = describeError(e) + (held ? `; held, installed at ${new Date(held.validFromMs).toISOString()} by this host's clock (behind the control plane's?)` : '');
-    this.#o.onEvent?.({ kind, result, error: this.#lastError });
+    this.#o.onEvent?.({ kind, result, error: this.#lastError, ...(isTesseraError(e) ? { code: e.code } : {}) });
   }
 }
 

@@ -13,7 +13,7 @@ export async function openIdentitySource(config: ProxyConfig, deps: IdentitySour
       store: deps.store,
       clock: deps.clock,
       onEvent: (e) => {
-        metrics.svidRotation(e.result);
+        metrics.svidRotation(e.result, e.code);
         if (e.result === 'success') log.info({ serial: e.serial }, 'SVID reloaded from files');
         else log.warn({ code: e.code, err: e.error }, 'SVID files refused; the previous identity stays');
       },

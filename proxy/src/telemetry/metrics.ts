@@ -2,6 +2,7 @@
 // recording that costs a few map lookups: counters and gauges live in plain cells flushed at scrape time.
 import { Gauge, Registry } from 'prom-client';
 import type { BuildInfo } from '../../../common/build-info.js';
+import { ERROR_CATALOGUE } from '../../../common/errors.js';
 import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
 import { MuxMetrics } from './mux-metrics.js';
@@ -45,6 +46,7 @@ export class ProxyMetrics {
   readonly #peerLabels = new CappedLabels(MAX_PEER_LABELS);
   readonly #svidExpiry: Gauge;
   readonly #svidRotations: LabelTable<Cell>;
+  readonly #svidRotationFailures: LabelTable<Cell>;
   readonly #bundleUpdates: LabelTable<Cell>;
   readonly #policyUpdates: LabelTable<Cell>;
   readonly #servedChecks: LabelTable<Cell>;
@@ -117,6 +119,7 @@ export class ProxyMetrics {
       return table;
     };
     this.#svidRotations = results('tessera_svid_rotations_total', 'SVID rotations by result.', ['success', 'failure', 'refused']);
+    this.#svidRotationFailures = cellCounter(registry, 'tessera_svid_rotation_failures_total', 'SVID rotations that failed or were refused, by stable error code (other: none).', ['code'], str).table;
     this.#bundleUpdates = results('tessera_trust_bundle_updates_total', 'Trust bundle updates by result.', ['success', 'refused']);
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
     this.#discoveryUpdates = results('tessera_discovery_updates_total', 'Discovery/Watch updates by result: applied, or refused (malformed or older; the last endpoints stay).', ['applied', 'refused']);
@@ -191,8 +194,10 @@ export class ProxyMetrics {
     if (Number.isFinite(notAfterMs)) this.#svidExpiry.set(notAfterMs / 1000);
   }
 
-  svidRotation(result: 'success' | 'failure' | 'refused'): void {
+  /** `code`: the failure's stable code when it has one; anything else (and any string not in the catalogue) is `other`. */
+  svidRotation(result: 'success' | 'failure' | 'refused', code?: string): void {
     this.#svidRotations.get1(result).n++;
+    if (result !== 'success') this.#svidRotationFailures.get1(code !== undefined && Object.hasOwn(ERROR_CATALOGUE, code) ? code : 'other').n++;
   }
 
   trustBundleUpdate(result: 'success' | 'refused'): void {

@@ -324,7 +324,7 @@ describe('ControlPlaneSvidSource', () => {
     s.start();
     await s.tick();
     expect(s.current).toBeUndefined();
-    expect(events).toEqual([{ kind: 'attest', result: 'refused', error: 'TESSERA_ERR_IDENTITY_BAD_RESPONSE: store said no' }]);
+    expect(events).toEqual([{ kind: 'attest', result: 'refused', error: 'TESSERA_ERR_IDENTITY_BAD_RESPONSE: store said no', code: 'TESSERA_ERR_IDENTITY_BAD_RESPONSE' }]);
     expect(s.readiness()).toEqual({ ready: false, reason: 'no svid yet: TESSERA_ERR_IDENTITY_BAD_RESPONSE: store said no' });
     s.stop();
     expect(timers.fn).toBeUndefined();
@@ -376,7 +376,7 @@ describe('ControlPlaneSvidSource', () => {
     s.start();
     await s.tick();
     expect(store.current).toBeUndefined();
-    expect(events).toEqual([{ kind: 'attest', result: 'refused', error: expect.stringMatching(/not_yet_valid.*held, installed at 2030-01-01T00:00:10\.000Z/) }]);
+    expect(events).toEqual([{ kind: 'attest', result: 'refused', error: expect.stringMatching(/not_yet_valid.*held, installed at 2030-01-01T00:00:10\.000Z/), code: 'TESSERA_ERR_IDENTITY_INVALID' }]);
     expect(s.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining('held, installed at') });
     // Looks before then ask nothing (the inline token is spent: asking again would be TOKEN_USED).
     clock.t = T0 + 5_000;

@@ -42,6 +42,7 @@ const NAMES = [
   'tessera_requests_rejected_total',
   'tessera_requests_total',
   'tessera_svid_expiry_timestamp_seconds',
+  'tessera_svid_rotation_failures_total',
   'tessera_svid_rotations_total',
   'tessera_svid_served_checks_total',
   'tessera_tls_handshake_duration_seconds',
@@ -62,6 +63,21 @@ describe('ProxyMetrics', () => {
     new ProxyMetrics(r2);
     expect(r2.getSingleMetric('process_cpu_user_seconds_total')).toBeDefined();
     expect(r.getSingleMetric('process_cpu_user_seconds_total')).toBeUndefined();
+  });
+
+  test('SVID rotations that fail or are refused are counted by their stable code; anything else is other', async () => {
+    const { m, r } = fresh();
+    m.svidRotation('success');
+    m.svidRotation('refused', 'TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS');
+    m.svidRotation('refused', 'TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS');
+    m.svidRotation('failure', 'TESSERA_ERR_IDENTITY_SIGN_FAILED');
+    m.svidRotation('failure');
+    m.svidRotation('failure', 'constructor');
+    m.svidRotation('refused', 'made up by a peer');
+    expect(await value(r, 'tessera_svid_rotation_failures_total', { code: 'TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS' })).toBe(2);
+    expect(await value(r, 'tessera_svid_rotation_failures_total', { code: 'TESSERA_ERR_IDENTITY_SIGN_FAILED' })).toBe(1);
+    expect(await value(r, 'tessera_svid_rotation_failures_total', { code: 'other' })).toBe(3);
+    expect((await samples(r, 'tessera_svid_rotation_failures_total')).length).toBe(3);
   });
 
   test('upgraded connections open now, by direction', async () => {
