@@ -2,6 +2,9 @@
 // removed, bodies both ways with backpressure (pipe), response trailers (grpc-status) relayed, cancellation
 // (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its deadlines: response head, stream idle, total. Request trailers are never forwarded (only the
 // body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
+// An upstream stream is only ever reset with CANCEL, and no upstream session is closed from a stream's callbacks:
+// Node 24.20's nghttp2 frees streams twice when a client session sends (any other reset, a close or destroy) from
+// inside its own GOAWAY handling, an abort a hostile app could then set off (Node 24.21 defers those sends).
 import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';

@@ -44,10 +44,14 @@ async function setup(holdMs: number, resets: 'cut' | 'drain' = 'cut') {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const client = http2.connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
   client.on('error', () => undefined);
-  closers.push(() => {
-    client.destroy();
-    server.close();
-  });
+  // Destroyed on a later turn: a client session destroyed from a microtask that its own GOAWAY handling runs
+  // (the drain case's NO_ERROR GOAWAY) made nghttp2 free streams twice on Node 24.20 and aborted this worker.
+  closers.push(() =>
+    setImmediate(() => {
+      client.destroy();
+      server.close();
+    }),
+  );
   await until('the session', () => watch !== undefined);
   return { client, watch: () => watch!, expired, advance: (ms: number) => (now += ms), now: () => now, streams: () => streams };
 }
