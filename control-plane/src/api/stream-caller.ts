@@ -56,7 +56,7 @@ export function admitStream(call: Pick<grpc.ServerWritableStream<unknown, unknow
 export interface OpenStream {
   readonly peer: VerifiedPeer;
   /** What the set uses of a server-streaming or bidirectional call. */
-  readonly call: { on(event: 'cancelled' | 'close' | 'error', fn: () => void): unknown; emit(event: 'error', e: unknown): boolean; end(): unknown };
+  readonly call: { readonly cancelled?: boolean; on(event: 'cancelled' | 'close' | 'error', fn: () => void): unknown; emit(event: 'error', e: unknown): boolean; end(): unknown };
 }
 
 export interface OpenStreamsOptions<S> {
@@ -104,6 +104,9 @@ export class OpenStreams<S extends OpenStream> implements Iterable<S> {
     s.call.on('cancelled', remove);
     s.call.on('close', remove);
     s.call.on('error', remove);
+    // A call the client cancelled before its handler ran has already emitted 'cancelled': it would hold its ID's
+    // slot (limits.maxStreamsPerId) until the connection closed, so a caller cancelling fast was refused for good.
+    if (s.call.cancelled) this.remove(s);
   }
 
   /** Takes the stream out of the set (its call is left as it is); false when it was not in it. */

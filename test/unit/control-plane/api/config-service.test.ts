@@ -157,4 +157,18 @@ describe('Config/Watch streams per SPIFFE ID', () => {
     expect(d.ended()).toBeUndefined();
     for (const w of [b, d, other]) w.cancel();
   });
+
+  test('streams cancelled as soon as they are opened give their slots back (a fast canceller is not refused for good)', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/churn');
+    for (let i = 0; i < 40; i++) {
+      const w = watch(t.api, svid);
+      if (i % 2) w.cancel();
+      else setImmediate(() => w.cancel());
+    }
+    await until('every churned stream gone', () => t.api.hub.watchers === 0, 5_000);
+    const [x, y] = [watch(t.api, svid), watch(t.api, svid)];
+    await until('two new streams admitted', () => x.snapshots.length === 1 && y.snapshots.length === 1);
+    x.cancel();
+    y.cancel();
+  });
 });
