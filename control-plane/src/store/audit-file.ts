@@ -2,7 +2,8 @@
 // append() returns, the line survives a kill -9), owner-only. A line cut short by a crash is ended at open, so the
 // next event starts a whole line of its own. Rotation is the operator's (logrotate): a file renamed or removed away
 // is let go and audit.log made again at the next event; copytruncate works too (O_APPEND writes at the new end).
-import { closeSync, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
+// Only a regular file is written, never through a symbolic link.
+import { closeSync, constants, fstatSync, openSync, readSync, statSync, writeSync } from 'node:fs';
 import { TesseraError } from '../../../common/errors.js';
 import type { AuditEvent } from './store-contract.js';
 import { fileFault } from './store-faults.js';
@@ -16,6 +17,30 @@ export function auditLine(atMs: number, e: AuditEvent): string {
   });
 }
 
+/**
+ * Appending, created 0600, never through a symbolic link, and without waiting: a FIFO in the file's place would
+ * block the event loop (every API) in the first write it cannot take.
+ */
+const OPEN_FLAGS = constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK;
+
+/** Opens the trail at `path`; anything but a regular file (a FIFO, a device, a directory) is refused, coded. */
+function openTrail(path: string): { fd: number; ino: number; dev: number } {
+  let fd: number;
+  try {
+    fd = openSync(path, OPEN_FLAGS, 0o600);
+  } catch (e) {
+    const errno = (e as NodeJS.ErrnoException).code;
+    if (errno === 'ELOOP' || errno === 'EISDIR') throw new TesseraError('TESSERA_ERR_STORE_IO', `${path} is ${errno === 'ELOOP' ? 'a symbolic link' : 'a directory'}: the audit trail is written only to a regular file`, { file: path });
+    throw fileFault(e, path);
+  }
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
+    closeSync(fd);
+    throw new TesseraError('TESSERA_ERR_STORE_IO', `${path} is not a regular file`, { file: path });
+  }
+  return { fd, ino: st.ino, dev: st.dev };
+}
+
 export class AuditFile {
   #fd: number;
   /** The open file's identity, to notice when the path names another file (or none) after a rotation. */
@@ -27,10 +52,7 @@ export class AuditFile {
 
   constructor(path: string) {
     this.#path = path;
-    this.#fd = openSync(path, 'a+', 0o600);
-    const st = fstatSync(this.#fd);
-    this.#ino = st.ino;
-    this.#dev = st.dev;
+    ({ fd: this.#fd, ino: this.#ino, dev: this.#dev } = openTrail(path));
     endTornLine(this.#fd);
   }
 
@@ -62,14 +84,12 @@ export class AuditFile {
   #followRotation(): void {
     const now = statSync(this.#path, { throwIfNoEntry: false });
     if (now && now.ino === this.#ino && now.dev === this.#dev) return;
-    const fd = openSync(this.#path, 'a+', 0o600);
+    // Refused (symlink, FIFO, directory): this event fails, coded, and the old descriptor stays for the next try.
+    const next = openTrail(this.#path);
     closeSync(this.#fd);
-    this.#fd = fd;
-    const st = fstatSync(fd);
-    this.#ino = st.ino;
-    this.#dev = st.dev;
+    ({ fd: this.#fd, ino: this.#ino, dev: this.#dev } = next);
     this.#torn = false;
-    endTornLine(fd);
+    endTornLine(this.#fd);
   }
 }
 

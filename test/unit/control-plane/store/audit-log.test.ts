@@ -1,6 +1,7 @@
 // The audit trail: each record is one JSON line in audit.log (0600, appended synchronously, so it is on disk when
 // record() returns) and one row the admin views read back newest first, filtered by event prefix.
-import { readFileSync, renameSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { SqliteAuditLog } from '../../../../control-plane/src/store/sqlite/sqlite-audit-log.js';
@@ -91,6 +92,30 @@ describe('SqliteAuditLog', () => {
     truncateSync(file, 0); // copytruncate: the same file, emptied
     log.record(3, { event: 'four' });
     expect(readFileSync(file, 'utf8')).toBe(`${JSON.stringify({ ts: new Date(3).toISOString(), event: 'four' })}\n`);
+    log.close();
+    db.close();
+  });
+
+  test('rotation: a FIFO, a directory or a symbolic link in the file\'s place fails that event, coded and at once; a regular file again is used', () => {
+    const file = join(tmp.dir, 'audit.log');
+    const db = openDatabase(join(tmp.dir, 'tessera.db'));
+    const log = new SqliteAuditLog(db, file);
+    log.record(0, { event: 'one' });
+    const elsewhere = join(tmp.dir, 'elsewhere.log');
+    const planted: [string, () => void][] = [
+      ['a FIFO nobody reads (a write would block every API)', () => execFileSync('mkfifo', [file])],
+      ['a directory', () => mkdirSync(file)],
+      ['a symbolic link out of the data dir', () => symlinkSync(elsewhere, file)],
+    ];
+    renameSync(file, `${file}.1`);
+    for (const [what, plant] of planted) {
+      plant();
+      expect(() => log.record(1, { event: 'refused' }), what).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_STORE_IO' }));
+      rmSync(file, { recursive: true });
+    }
+    expect(() => readFileSync(elsewhere)).toThrow();
+    log.record(2, { event: 'two' });
+    expect(events(file)).toEqual(['two']);
     log.close();
     db.close();
   });
