@@ -7,6 +7,7 @@ import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import type { ObjectSchema, Schema } from './schema.js';
 import { unclosedOpener } from './yaml-unclosed.js';
+import { escapeControlCharacters } from '../text/control-characters.js';
 
 export interface ConfigProblem {
   readonly file: string;
@@ -16,8 +17,9 @@ export interface ConfigProblem {
   readonly message: string;
 }
 
+/** One problem as a line; text from the file (keys, values) with its control characters escaped. */
 export function formatProblem(p: ConfigProblem): string {
-  return `${p.file}:${p.line}:${p.column}: ${p.key || '(top level)'}: ${p.message}`;
+  return escapeControlCharacters(`${p.file}:${p.line}:${p.column}: ${p.key || '(top level)'}: ${p.message}`);
 }
 
 const ADDRESS = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
@@ -250,9 +252,9 @@ function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLErro
   if (e.code === 'DUPLICATE_KEY') {
     const eol = text.indexOf('\n', e.pos[0]);
     const key = /^\s*("[^"]*"|'[^']*'|[^:#]*?)\s*:/.exec(text.slice(e.pos[0], eol < 0 ? undefined : eol))?.[1] ?? text.slice(e.pos[0], e.pos[1]);
-    return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: the key ${key} appears twice in the same map`, { file, line: at.line, key });
+    return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', escapeControlCharacters(`${file}:${at.line}:${at.col}: YAML: the key ${key} appears twice in the same map`), { file, line: at.line, key });
   }
-  return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: ${first}`, { file, line: at.line });
+  return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', escapeControlCharacters(`${file}:${at.line}:${at.col}: YAML: ${first}`), { file, line: at.line });
 }
 
 /** A duration as written in a config (1h, 90s, 1500ms), never rounded: a bound and the value it refuses stay apart. */

@@ -17,3 +17,17 @@ export function withoutControlCharacters(s: string): string {
   for (let i = 0; i < s.length; i++) if (!isControl(s.charCodeAt(i))) out += s[i];
   return out;
 }
+
+/**
+ * Control characters written as `\xNN` (`\u….` above 0xff), so text from a file or a peer printed to a terminal or
+ * a log cannot move the cursor, retitle the window or forge a line (an ESC sequence in a YAML key did).
+ */
+export function escapeControlCharacters(s: string): string {
+  if (!hasControlCharacters(s)) return s;
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    out += isControl(c) ? `\\x${c.toString(16).padStart(2, '0')}` : s[i];
+  }
+  return out;
+}

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { ObjectSchema } from '../../../../common/config/schema.js';
 import { lineOf, parseAddress, parseYamlConfig } from '../../../../common/config/validate-yaml.js';
+import { hasControlCharacters } from '../../../../common/text/control-characters.js';
 
 const schema: ObjectSchema = {
   type: 'object',
@@ -79,6 +80,23 @@ describe('parseYamlConfig', () => {
     const dup = refusal('trustDomain: x\nlimits:\n  maxConnections: 1\n  maxConnections: 2\n');
     expect(dup).toMatchObject({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line: 4 });
     expect(dup.message).toContain('p.yaml:4:3: YAML: the key maxConnections appears twice in the same map');
+  });
+  test('control characters from the file are escaped in every message (an ESC sequence in a key retitled the terminal)', () => {
+    const texts = [
+      'trustDomain: x\n"evil\\e]0;pwned\\a\\x1b[2J": 1\n', // an unknown key
+      'trustDomain: x\nlisten: "\\x1b[2Jnot an address"\n', // a bad value
+      'trustDomain: x\n"a\\x1b[31m": 1\n"a\\x1b[31m": 2\n', // a repeated key
+    ];
+    for (const text of texts) {
+      let message = '';
+      try {
+        parseYamlConfig(text, 'p.yaml', schema);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      expect(message, text).toContain('\\x1b');
+      expect(hasControlCharacters(message.replaceAll('\n', ' ')), text).toBe(false);
+    }
   });
   test('parseAddress', () => {
     expect(parseAddress('127.0.0.1:8443')).toEqual({ host: '127.0.0.1', port: 8443 });
