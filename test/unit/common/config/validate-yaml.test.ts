@@ -71,6 +71,10 @@ describe('parseYamlConfig', () => {
       ['trustDomain: x\nlimits: {a: [1, 2], b: {c: 3}, d: [4\nlisten: 127.0.0.1:1\n', 2, 35, 'a flow sequence ([)'],
       ['trustDomain: "x # not a comment\nlisten: 127.0.0.1:1\n', 1, 14, 'a quoted value (")'],
       ["# it's a comment\ntrustDomain: 'it''s\nlisten: 127.0.0.1:1\n", 2, 14, "a quoted value (')"],
+      // Block scalars are text: their brackets and quotes open nothing.
+      ['trustDomain: x\nnote: >\n  "unterminated [ {\nlisten: [\n', 4, 9, 'a flow sequence ([)'],
+      ["trustDomain: x\nnote: |-\n  a [ { \" '\n\n  more ]\nlisten: [127.0.0.1:1\n", 6, 9, 'a flow sequence ([)'],
+      ['trustDomain: x\nlist:\n  - |\n    "q\n  - [1\nlisten: 127.0.0.1:1\n', 5, 5, 'a flow sequence ([)'],
     ] as const;
     for (const [text, line, col, what] of unclosed) {
       const r = refusal(text);
