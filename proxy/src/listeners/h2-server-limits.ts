@@ -4,6 +4,10 @@
 // CONTINUATION trickling included), and a session with no open stream for idleTimeout is closed. Node's own
 // session timeout counts every frame as activity, so a client trickling bytes would never reach it. And a session
 // whose client resets many of its streams before their answer is cut, or, a mesh peer's, drained (h2-reset-budget.ts).
+// A cut session's socket is held open CUT_LINGER_MS after its GOAWAY (Envoy's delayed_close_timeout, for the same
+// race): closed at once, it had unread frames of a client still writing, the kernel answered with a TCP reset, and a
+// client whose next write met that reset lost the GOAWAY unread (EPIPE, never ENHANCE_YOUR_CALM). Held, the client's
+// writes land in the socket's receive buffer (nghttp2 stops reading once nothing is open) and it reads the GOAWAY.
 import { constants, type ServerHttp2Session, type ServerHttp2Stream, type ServerOptions } from 'node:http2';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import { type ResetAction, ResetBudget } from './h2-reset-budget.js';
@@ -44,6 +48,9 @@ export function watchH2Session(sessions: SessionSet, session: ServerHttp2Session
   sessions.add(session, new H2SessionWatch(session, limits, nowMs, onExpire, resets));
 }
 
+/** How long a cut session's socket is held open after its GOAWAY before it is destroyed (the sweep's, so up to 1 s more). */
+export const CUT_LINGER_MS = 1_000;
+
 type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset' | 'http2_flood' | 'http2_protocol_error';
 
 /**
@@ -71,6 +78,10 @@ export class H2SessionWatch implements Expirable {
   #pendingId = 0;
   #pendingSinceMs = 0;
   #code: Code = 'headers_timeout';
+  /** The open streams, each reset when the session is cut. */
+  readonly #streams = new Set<ServerHttp2Stream>();
+  /** When the session was cut (GOAWAY sent, lingering until the sweep destroys it), or -1. */
+  #cutAtMs = -1;
 
   /** `resets`: what the session gets past its premature-reset budget (h2-reset-budget.ts). */
   constructor(session: ServerHttp2Session, limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>, nowMs: () => number, onExpire: (code: Code) => void, resets: ResetAction = 'cut') {
@@ -101,6 +112,7 @@ export class H2SessionWatch implements Expirable {
    */
   get deadlineMs(): number {
     if (this.closed) return Number.POSITIVE_INFINITY;
+    if (this.#cutAtMs >= 0) return this.#cutAtMs + CUT_LINGER_MS;
     this.#code = 'headers_timeout';
     if (this.#lastStreamId === 0) return this.#startMs + this.#limits.headersTimeoutMs;
     const inProgress = this.#session.state.lastProcStreamID ?? 0;
@@ -118,30 +130,42 @@ export class H2SessionWatch implements Expirable {
 
   expire(): void {
     if (this.closed) return;
+    if (this.#cutAtMs >= 0) return void this.#session.destroy(new Error('premature_reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
     this.#onExpire(this.#code);
     this.#session.destroy();
   }
 
   /** GOAWAY: open streams finish, new ones are refused. */
   drain(): void {
-    if (!this.closed) this.#session.close();
+    if (!this.closed && this.#cutAtMs < 0) this.#session.close();
   }
 
   #onStream(stream: ServerHttp2Stream): void {
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
     this.#open++;
+    this.#streams.add(stream);
     const startMs = this.#nowMs();
     stream.once('close', () => {
       const now = this.#nowMs();
+      this.#streams.delete(stream);
       if (--this.#open === 0) this.#idleSinceMs = now;
       // Streams closed by the session's own end (a TCP reset, our cut, a drain) are not the client's choice.
-      if (this.closed || !this.#resets.closed(stream.headersSent, now - startMs)) return;
+      if (this.closed || this.#cutAtMs >= 0 || !this.#resets.closed(stream.headersSent, now - startMs)) return;
       this.#onExpire('premature_reset');
-      // GOAWAY ENHANCE_YOUR_CALM and the connection closes, its open streams ending with that error (guarded); or
-      // GOAWAY NO_ERROR, its open streams running to their end.
-      if (this.#resets.action === 'cut') this.#session.destroy(new Error('premature_reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      // Cut (GOAWAY ENHANCE_YOUR_CALM, open streams reset), or drained (GOAWAY NO_ERROR, open streams run to their end).
+      if (this.#resets.action === 'cut') this.#cut(now);
       else this.#session.close();
     });
+  }
+
+  /**
+   * GOAWAY ENHANCE_YOUR_CALM naming the last stream processed, every open stream reset with that code; nghttp2 takes
+   * no new stream after a GOAWAY. The sweep destroys the session CUT_LINGER_MS later.
+   */
+  #cut(now: number): void {
+    this.#cutAtMs = now;
+    this.#session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM, this.#session.state.lastProcStreamID ?? this.#lastStreamId);
+    for (const s of [...this.#streams]) s.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
 }

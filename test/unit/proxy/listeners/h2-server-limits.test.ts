@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
-import { H2SessionWatch, sessionErrorReason } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { CUT_LINGER_MS, H2SessionWatch, sessionErrorReason } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
 
@@ -118,7 +118,71 @@ test('premature resets: past the allowance (100), GOAWAY ENHANCE_YOUR_CALM and p
   await until('the GOAWAY', () => goaway !== undefined, 2_000, 10);
   expect(goaway).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   expect(t.expired).toEqual(['premature_reset']);
+  // Held open for the linger, then destroyed by the sweep (here by hand) without being counted again.
+  expect(t.watch().closed).toBe(false);
+  expect(t.watch().deadlineMs).toBe(t.now() + CUT_LINGER_MS);
+  t.advance(CUT_LINGER_MS + 1);
+  expect(t.watch().deadlineMs).toBeLessThan(t.now());
+  t.watch().expire();
   await until('the session closed', () => t.watch().closed);
+  expect(t.expired).toEqual(['premature_reset']);
+});
+
+test('a cut session lingers: a client still writing after the cut, reading only later, gets the GOAWAY (no TCP reset first); destroyed CUT_LINGER_MS on', async () => {
+  let watch: H2SessionWatch | undefined;
+  const expired: string[] = [];
+  const now = 1_000_000;
+  const h2 = http2.createServer();
+  guardH2Server(h2);
+  h2.on('session', (s) => {
+    watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code), 'cut');
+  });
+  h2.on('stream', (stream) => stream.on('error', () => undefined));
+  await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r));
+  const socket = net.connect((h2.address() as AddressInfo).port, '127.0.0.1');
+  let error = '';
+  socket.on('error', (e: NodeJS.ErrnoException) => {
+    error = e.code ?? e.message;
+  });
+  closers.push(() => {
+    socket.destroy();
+    h2.close();
+  });
+  await new Promise<void>((r) => socket.once('connect', () => r()));
+  socket.pause(); // reads nothing until the end
+  const pairs = (from: number, n: number) =>
+    Buffer.concat(Array.from({ length: n }, (_, k) => [h2Frame(1, 5, 2 * (from + k) + 1, Buffer.from([0x82, 0x84, 0x86, 0x41, 0x01, 0x78])), h2Frame(3, 0, 2 * (from + k) + 1, Buffer.from([0, 0, 0, 8]))]).flat());
+  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0)]));
+  for (let i = 0; i < 150 && expired.length === 0; i += 5) {
+    socket.write(pairs(i, 5));
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await until('the cut', () => expired.length > 0, 5_000, 5);
+  expect(expired).toEqual(['premature_reset']);
+  // Still writing after the cut, as a rapid-reset client does: the server reads on, so no reset meets these writes.
+  for (let i = 0; i < 10; i++) {
+    socket.write(pairs(200 + 5 * i, 5));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  expect(error).toBe('');
+  expect(watch!.closed).toBe(false);
+  expect(watch!.deadlineMs).toBe(now + CUT_LINGER_MS);
+  let buf = Buffer.alloc(0);
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+  });
+  socket.resume();
+  const goaway = (): Buffer | undefined => {
+    for (let at = 0; at + 9 <= buf.length; at += 9 + buf.readUIntBE(at, 3)) if (buf[at + 3] === 7 && at + 17 <= buf.length) return buf.subarray(at + 9, at + 17);
+    return undefined;
+  };
+  await until('the GOAWAY read', () => goaway() !== undefined, 5_000, 5);
+  expect(goaway()!.readUInt32BE(4)).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  expect(goaway()!.readUInt32BE(0)).toBeLessThan(2 * 200 + 1); // no stream after the cut was taken
+  // The sweep past the linger destroys it, without counting it again.
+  watch!.expire();
+  await until('the session closed', () => watch!.closed);
+  expect(expired).toEqual(['premature_reset']);
 });
 
 test('premature resets on a drained session (an inbound peer\'s): GOAWAY NO_ERROR past the allowance, a stream in flight runs to its end', async () => {
