@@ -4,6 +4,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor, VerifiedPeer } from '../attestation/svid-attestor.js';
+import { DEFAULT_MAX_STREAMS_PER_ID } from '../config/cp-config.js';
 import { toGrpcError } from './grpc-status.js';
 
 export interface StreamCallerDeps {
@@ -20,8 +21,6 @@ export interface StreamCallerDeps {
    */
   readonly maxStreamsPerId?: number;
 }
-
-export const DEFAULT_MAX_STREAMS_PER_ID = 1024;
 
 /** The verified caller, or undefined after the call was answered with UNAUTHENTICATED (or the ban's status). */
 export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'getPeer' | 'emit'>, deps: StreamCallerDeps): VerifiedPeer | undefined {

@@ -15,6 +15,8 @@ import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, 
 
 const HOUR = 3_600_000;
 const YEAR = 366 * 24 * HOUR;
+/** limits.maxStreamsPerId when unset (stream-caller.ts: why per ID, and why large). */
+export const DEFAULT_MAX_STREAMS_PER_ID = 1024;
 
 export const controlPlaneSchema: ObjectSchema = {
   type: 'object',
@@ -88,7 +90,7 @@ export const controlPlaneSchema: ObjectSchema = {
         handshakeTimeout: { type: 'duration', default: '10s', min: 100 },
         headersTimeout: { type: 'duration', default: '10s', min: 100 },
         maxConnections: { type: 'number', integer: true, min: 1, default: 4096 },
-        maxStreamsPerId: { type: 'number', integer: true, min: 1, max: 1_000_000, default: 1024, description: 'Open Config/Watch, Discovery/Watch and Register streams one SPIFFE ID may hold, each method apart' },
+        maxStreamsPerId: { type: 'number', integer: true, min: 1, max: 1_000_000, default: DEFAULT_MAX_STREAMS_PER_ID, description: 'Open Config/Watch, Discovery/Watch and Register streams one SPIFFE ID may hold, each method apart' },
       },
     },
     injector: INJECTOR_CONFIG_SCHEMA,
@@ -285,7 +287,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
       handshakeTimeoutMs: raw.limits?.handshakeTimeout ?? 10_000,
       headersTimeoutMs: raw.limits?.headersTimeout ?? 10_000,
       maxConnections: raw.limits?.maxConnections ?? 4096,
-      maxStreamsPerId: raw.limits?.maxStreamsPerId ?? 1024,
+      maxStreamsPerId: raw.limits?.maxStreamsPerId ?? DEFAULT_MAX_STREAMS_PER_ID,
     },
     ...(injector ? { injector } : {}),
     ...(federation ? { federation } : {}),
