@@ -18,15 +18,19 @@ export class Cell {
 
 /**
  * Values looked up by a fixed number of raw label values through nested Maps (no key string is built per
- * call). Raw values are normalised into label values once, when the entry is created; past `max` entries,
- * new combinations share one overflow entry so memory and series stay bounded.
+ * call). Raw values are normalised into label values once, when first seen; raw combinations that normalise to
+ * the same labels (the callers past a cap, all `other`) share one entry, since a scrape may hold each series once.
+ * Past `max` raw combinations, new ones share one overflow entry so memory and series stay bounded.
  */
-export class LabelTable<T> {
+export class LabelTable<T extends { readonly labels: Labels }> {
   readonly #root = new Map<Key, unknown>();
   readonly #make: (raw: readonly Key[]) => T;
   readonly #overflow: () => T;
   readonly #max: number;
   readonly entries: T[] = [];
+  /** The entries by their label values (in label order), joined. */
+  readonly #byLabels = new Map<string, T>();
+  #raw = 0;
   #overflowEntry: T | undefined;
 
   constructor(make: (raw: readonly Key[]) => T, overflow: () => T, max = MAX_SERIES_PER_METRIC) {
@@ -61,10 +65,11 @@ export class LabelTable<T> {
   }
 
   #insert(raw: readonly Key[]): T {
-    if (this.entries.length >= this.#max) {
-      this.#overflowEntry ??= this.#overflow();
+    if (this.#raw >= this.#max) {
+      this.#overflowEntry ??= this.#entry(this.#overflow());
       return this.#overflowEntry;
     }
+    this.#raw++;
     let m = this.#root;
     for (let i = 0; i < raw.length - 1; i++) {
       let next = m.get(raw[i]!) as Map<Key, unknown> | undefined;
@@ -74,14 +79,23 @@ export class LabelTable<T> {
       }
       m = next;
     }
-    const v = this.#make(raw);
+    const v = this.#entry(this.#make(raw));
     m.set(raw[raw.length - 1]!, v);
-    this.entries.push(v);
     return v;
   }
 
+  /** `made`, or the entry that already has its labels. */
+  #entry(made: T): T {
+    const key = Object.values(made.labels).join('\u0000');
+    const known = this.#byLabels.get(key);
+    if (known) return known;
+    this.#byLabels.set(key, made);
+    this.entries.push(made);
+    return made;
+  }
+
   all(): T[] {
-    return this.#overflowEntry === undefined ? this.entries : [...this.entries, this.#overflowEntry];
+    return this.entries;
   }
 }
 

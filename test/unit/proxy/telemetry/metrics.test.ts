@@ -181,6 +181,11 @@ describe('ProxyMetrics', () => {
     const hist = (await samples(r, 'tessera_request_duration_seconds')).filter((s) => s.metricName === 'tessera_request_duration_seconds_count');
     expect(new Set(hist.map((s) => s.labels.peer)).size).toBe(MAX_PEER_LABELS + 1);
     expect(hist.reduce((a, s) => a + s.value, 0)).toBe(MAX_PEER_LABELS + 31);
+    // One series for all of them: a scrape that holds a series twice is invalid (Prometheus drops the repeats).
+    expect(hist.filter((s) => s.labels.peer === 'other').map((s) => s.value)).toEqual([30]);
+    const lines = (await r.metrics()).split('\n').filter((l) => l !== '' && !l.startsWith('#'));
+    const series = lines.map((l) => l.slice(0, l.lastIndexOf(' ')));
+    expect(series.filter((x, i) => series.indexOf(x) !== i)).toEqual([]);
   });
 
   test('tessera_build_info: 1 with the version, Node and OpenSSL labels', async () => {
