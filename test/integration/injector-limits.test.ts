@@ -6,7 +6,7 @@ import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type InjectorWebhook, type WebhookLimits, WEBHOOK_LIMITS, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
+import { type InjectorWebhook, MAX_REVIEW_BYTES, type WebhookLimits, WEBHOOK_LIMITS, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
 import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
 import { until } from '../helpers/until.js';
 
@@ -189,7 +189,7 @@ describe('refusals are logged, not only answered', () => {
     const port = await start({});
     expect((await post(port, '{"apiVersion": ')).status).toBe(400);
     expect((await post(port, '{}', { 'content-type': 'text/plain' })).status).toBe(415);
-    expect((await post(port, Buffer.alloc((1 << 20) + 1, 0x20)).catch(() => ({ status: 413 }))).status).toBe(413);
+    expect((await post(port, Buffer.alloc(MAX_REVIEW_BYTES + 1, 0x20)).catch(() => ({ status: 413 }))).status).toBe(413);
     const big = await tls(port);
     const closed = closedAfter(big);
     big.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);

@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type InjectorWebhook, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
+import { type InjectorWebhook, MAX_REVIEW_BYTES, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
 import { applyJsonPatch } from '../helpers/json-patch.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { validateK8sObject } from '../unit/deploy/k8s-schema.js';
@@ -225,6 +225,24 @@ describe('injection webhook over HTTPS', () => {
     }
   });
 
+  test('a pod of more than 1 MiB is injected, and its injected form reviewed again (reinvocation) is answered too', async () => {
+    // 1.2 MiB of environment: Kubernetes stores objects of up to 1.5 MiB, and the JSON of a review is larger still.
+    const pod = appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }) as { spec: { containers: { env: { name: string; value: string }[] }[] } };
+    pod.spec.containers[0]!.env.push(...Array.from({ length: 12 }, (_, i) => ({ name: `BLOB_${i}`, value: 'x'.repeat(100 * 1024) })));
+    const first = admissionReview(pod, { uid: 'aa3f7d1c-0001-4c3e-9a55-00000000b16a' });
+    expect(JSON.stringify(first).length).toBeGreaterThan(1.1 * 2 ** 20);
+    const res = await review('big-create', first);
+    expect(res.response.allowed).toBe(true);
+    const injected = applyJsonPatch((first.request as { object: object }).object, JSON.parse(Buffer.from(res.response.patch!, 'base64').toString('utf8'))) as unknown as MutatedPod;
+    expect([...injected.spec.initContainers, ...injected.spec.containers].filter((c) => c.name === 'tessera-proxy')).toHaveLength(1);
+    const again = await review('big-reinvocation', admissionReview(injected as unknown as Record<string, unknown>, { uid: 'aa3f7d1c-0001-4c3e-9a55-00000000b16b' }));
+    expect(again.response).toMatchObject({ uid: 'aa3f7d1c-0001-4c3e-9a55-00000000b16b', allowed: true });
+    // Nothing to add the second time: the sidecar is not added twice.
+    const ops = again.response.patch ? JSON.parse(Buffer.from(again.response.patch, 'base64').toString('utf8')) : [];
+    const twice = applyJsonPatch(injected, ops) as unknown as MutatedPod;
+    expect([...twice.spec.initContainers, ...twice.spec.containers].filter((c) => c.name === 'tessera-proxy')).toHaveLength(1);
+  });
+
   test('HTTP misuse: wrong path, method, content type, non-JSON, non-review, oversized body', async () => {
     const file = join(dir, 'plain.json');
     await writeFile(file, JSON.stringify(admissionReview(appPod())));
@@ -238,7 +256,7 @@ describe('injection webhook over HTTPS', () => {
     const noUid = admissionReview(appPod());
     delete (noUid.request as Record<string, unknown>).uid;
     expect((await nodeRequest({ body: JSON.stringify(noUid) })).status).toBe(400);
-    const big = Buffer.alloc(2 << 20, 0x20);
+    const big = Buffer.alloc(MAX_REVIEW_BYTES + 1, 0x20);
     expect((await nodeRequest({ body: big }).catch(() => ({ status: -1, body: '' }))).status).toBe(413);
     // Chunked (no content-length) oversized body: cut off while streaming.
     const chunked = await new Promise<number>((resolve) => {
@@ -250,7 +268,7 @@ describe('injection webhook over HTTPS', () => {
         },
       );
       req.on('error', () => resolve(-1));
-      for (let i = 0; i < 40; i++) req.write(Buffer.alloc(64 * 1024, 0x20));
+      for (let i = 0; i <= MAX_REVIEW_BYTES / (64 * 1024); i++) req.write(Buffer.alloc(64 * 1024, 0x20));
       req.end();
     });
     expect(chunked).toBe(413);

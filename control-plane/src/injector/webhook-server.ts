@@ -24,6 +24,13 @@ export interface InjectorLogger {
 }
 
 const MIB = 1 << 20;
+/**
+ * A review's body, at most. The API server takes writes of up to 3 MiB and etcd stores objects of up to 1.5 MiB in
+ * protobuf, which is larger again as the review's JSON; and on reinvocation the review holds our own injection too
+ * (up to MAX_PATCH_BYTES and the bundle). At 1 MiB, a pod near it was refused its second review (413) after the
+ * first injected it. Istio's injector reads 6 MiB. The gate's byte budget lets one such body in at a time.
+ */
+export const MAX_REVIEW_BYTES = 6 * MIB;
 
 /**
  * The server's bounds. One admission takes about a millisecond and the API server sends one review per connection
@@ -48,7 +55,7 @@ export const WEBHOOK_LIMITS = Object.freeze({
   maxActiveReviews: 128,
   /** Bytes per review bounded by the count above; the API server's reviews are a few KiB. */
   freeBodyBytes: 64 * 1024,
-  /** Request-body bytes beyond those held at once across all reviews (each body is at most maxBodyBytes, 1 MiB). */
+  /** Request-body bytes beyond those held at once across all reviews (each body is at most maxBodyBytes, MAX_REVIEW_BYTES). */
   maxBufferedBytes: 8 * MIB,
   /** Pace of those bytes (bodies beyond 64 KiB): their buffers must not pile up faster than they are collected. */
   bodyBytesPerSecond: 32 * MIB,
@@ -76,7 +83,7 @@ export interface InjectorWebhookOptions {
   readonly logger?: InjectorLogger;
   /** Default /inject. The API server appends ?timeout=…, which is ignored. */
   readonly path?: string;
-  /** Default 1 MiB; larger bodies get 413. The API server caps objects at about 1.5 MiB in etcd. */
+  /** Default MAX_REVIEW_BYTES; larger bodies get 413. */
   readonly maxBodyBytes?: number;
   /** Whole-request deadline (headers and body), default 10 s: the API server gives up after 5. */
   readonly requestTimeoutMs?: number;
@@ -155,7 +162,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   const addr = parseAddress(opts.listen);
   if (!addr) throw new TesseraError('TESSERA_ERR_INJECT_BAD_CONFIG', `injector.listen: "${opts.listen}" is not host:port`, { key: 'injector.listen' });
   const path = opts.path ?? '/inject';
-  const limit = opts.maxBodyBytes ?? MIB;
+  const limit = opts.maxBodyBytes ?? MAX_REVIEW_BYTES;
   const limits: WebhookLimits = { ...WEBHOOK_LIMITS, ...(opts.limits ?? {}) };
   const timers = opts.timers ?? realTimers;
   const log = opts.logger;
