@@ -1,7 +1,20 @@
 // "Verify in use": a fresh TLS handshake to the proxy's own inbound listener, at the address it is bound to,
 // reads the serial actually served, so a swap that did not take effect is seen (readiness, /certs, a metric).
+// The listener knows these handshakes by their server name and by the client certificate, the proxy's own SVID,
+// and neither counts them as peers' handshakes nor serves them: they have their own counter.
 import * as tls from 'node:tls';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
+
+/** The server name of the check's handshakes (.invalid: never a real name, RFC 6761). */
+export const SERVED_CHECK_SERVERNAME = 'tessera-served-check.invalid';
+
+/**
+ * Whether a verified inbound handshake is the proxy's own check: its server name, and the proxy's current SVID as
+ * the client certificate (only this proxy holds its key). Anything else is a peer, counted as one.
+ */
+export function isServedCheck(servername: string | false | null | undefined, peerSerial: string, current: IdentitySnapshot): boolean {
+  return servername === SERVED_CHECK_SERVERNAME && peerSerial.toLowerCase() === current.serial;
+}
 
 /** Where to dial the inbound listener: its bound host (a wildcard bind is reached on loopback) and port. */
 export interface ServedTarget {
@@ -36,6 +49,7 @@ export function probeServedLeaf(snapshot: IdentitySnapshot, target: ServedTarget
       cert: snapshot.chainPem,
       key: snapshot.keyPem,
       ca: snapshot.caPem,
+      servername: SERVED_CHECK_SERVERNAME,
       rejectUnauthorized: false,
       ALPNProtocols: ['h2', 'http/1.1'],
     });

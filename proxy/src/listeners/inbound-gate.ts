@@ -6,6 +6,7 @@
 import type { Server } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Decision } from '../../../common/policy/policy-types.js';
+import { isServedCheck } from '../admin/served-check.js';
 import { authorize } from '../authz/authorize.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
@@ -45,6 +46,11 @@ export class InboundGate {
       d.metrics.handshake('inbound', false, peer.reason, false);
       d.log.info({ listener: this.#name, reason: peer.reason, detail: peer.message }, 'inbound peer refused');
       socket.destroy();
+      return null;
+    }
+    // The served-serial check of this proxy: ended, neither counted nor served (svid_served_checks_total has it).
+    if (isServedCheck(socket.servername, peer.serial, snapshot)) {
+      socket.end();
       return null;
     }
     const banned = deniedBy(d.denyList.current, peer);
