@@ -16,11 +16,14 @@ export async function runCli(argv: readonly string[], commands: readonly Command
   if (!match) {
     const prefix = argv.filter((a, i) => !a.startsWith('-') && commands.some((c) => c.path[i] === a));
     const known = commands.some((c) => prefix.every((p, i) => c.path[i] === p)) ? prefix : [];
-    if (argv.length === 0 || wantsHelp || argv[0] === 'help' || known.length > 0) {
-      (wantsHelp || argv.length === 0 || argv[0] === 'help' ? io.stdout : io.stderr)(treeHelp(commands, known));
-      return wantsHelp || argv.length === 0 || argv[0] === 'help' ? EXIT_OK : EXIT_USAGE;
+    if (argv.length === 0 || wantsHelp || argv[0] === 'help') {
+      io.stdout(treeHelp(commands, known));
+      return EXIT_OK;
     }
-    io.stderr(`tessera: unknown command "${words.join(' ')}"\n\n${treeHelp(commands)}`);
+    // A group named without its command (`tessera ca`), or with one it does not have (`tessera ca bogus`).
+    const rest = words.slice(known.length).join(' ');
+    const problem = rest === '' ? 'a command is needed' : `unknown command "${rest}"`;
+    io.stderr(`${['tessera', ...known].join(' ')}: ${describeError(new TesseraError('TESSERA_ERR_CLI_USAGE', problem))}\n\n${treeHelp(commands, known)}`);
     return EXIT_USAGE;
   }
   if (wantsHelp) {
@@ -36,7 +39,7 @@ export async function runCli(argv: readonly string[], commands: readonly Command
     return await match.run(args, io);
   } catch (e) {
     if (e instanceof TesseraError && e.code === 'TESSERA_ERR_CLI_USAGE') {
-      io.stderr(`tessera ${match.path.join(' ')}: ${e.message}\n\n${commandHelp(match)}`);
+      io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n\n${commandHelp(match)}`);
       return EXIT_USAGE;
     }
     io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n`);

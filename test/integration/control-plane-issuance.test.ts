@@ -227,6 +227,18 @@ describe('operator commands without a running control plane', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('Usage: tessera token create');
     expect(usage.code).toBe(2);
-    expect(usage.stderr).toContain('--data-dir is required');
+    expect(usage.stderr).toContain('tessera certs list: TESSERA_ERR_CLI_USAGE: --data-dir is required');
+    // A group with a command it does not have, or none: said so, with the code and the group's commands.
+    for (const [argv, said] of [
+      [['ca', 'bogus'], 'tessera ca: TESSERA_ERR_CLI_USAGE: unknown command "bogus"'],
+      [['ca'], 'tessera ca: TESSERA_ERR_CLI_USAGE: a command is needed'],
+      [['nosuchcmd'], 'tessera: TESSERA_ERR_CLI_USAGE: unknown command "nosuchcmd"'],
+    ] as const) {
+      const e: string[] = [];
+      const quiet = { ...io, stderr: (t: string) => e.push(t) };
+      expect(await runCli([...argv], COMMANDS, quiet), argv.join(' ')).toBe(2);
+      expect(e.join('')).toContain(said);
+      if (argv[0] === 'ca') expect(e.join('')).toContain('  ca status ');
+    }
   });
 });
