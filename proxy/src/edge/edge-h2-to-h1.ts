@@ -19,6 +19,7 @@ import { VOID_LIMIT } from '../http1/http1-response.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
+import { isDrainCut } from '../listeners/drain-cut.js';
 
 /** Connection-specific or the edge's to set: never copied from the client request. */
 const DROP_REQUEST = EDGE_CLIENT_DROP.with(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings']);
@@ -49,6 +50,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   Object.assign(headers, o.add);
   const method = String(incoming[':method'] ?? 'GET');
   const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path: o.target, headers, setHost: false });
+  // Captured now: a destroyed stream no longer names its session.
+  const downSession = stream.session;
   let finished = false;
   let flag: ExchangeFlag | undefined;
   let status = 0;
@@ -177,8 +180,10 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   stream.on('close', () => {
     if (finished) return;
     if (status === 0) status = 499; // nginx's "client closed request": nothing was sent
-    flag ??= 'downstream_closed';
-    finish('downstream_reset');
+    // Its session cut at the drain deadline: this proxy ended it, not the client.
+    const drained = isDrainCut(downSession);
+    flag ??= drained ? 'drain_timeout' : 'downstream_closed';
+    finish(drained ? undefined : 'downstream_reset');
     // A request that went out whole lets its response drain so the pooled mTLS connection survives (clients
     // abort all the time); a half-sent one cannot be reused.
     if (!upReq.writableFinished) {

@@ -137,9 +137,10 @@ export class EdgeListener implements Listener {
     this.#sessions.drain();
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.#certs.stop();
-    this.#sessions.destroyAll();
+    const closed = this.#sessions.destroyAll();
     this.#gate.close();
+    return closed;
   }
 }

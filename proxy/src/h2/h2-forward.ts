@@ -11,6 +11,7 @@ import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
+import { isDrainCut } from '../listeners/drain-cut.js';
 import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
 
@@ -160,12 +161,18 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     clearTimeout(idleTimer);
     done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
   };
-  /** The client reset or left first: nginx's 499 when nothing was sent yet; CANCELLED for a gRPC call. */
+  // Captured now: a destroyed stream no longer names its session.
+  const downSession = stream.session;
+  /**
+   * The client reset or left first, or the drain deadline cut its session (drain_timeout): nginx's 499 when nothing
+   * was sent yet; CANCELLED for a gRPC call.
+   */
   const clientLeft = () => {
-    flag = 'downstream_closed';
+    const drained = isDrainCut(downSession);
+    flag = drained ? 'drain_timeout' : 'downstream_closed';
     if (status === 0) status = CLIENT_CLOSED_REQUEST;
     if (grpc) grpcStatus ??= GRPC_CANCELLED;
-    finish(status === CLIENT_CLOSED_REQUEST ? 'downstream_reset' : undefined);
+    finish(status === CLIENT_CLOSED_REQUEST && !drained ? 'downstream_reset' : undefined);
   };
   /** A deadline passed: answered locally before the head, both streams reset after it. */
   const cutBy = (reason: DeadlineFlag) => {
@@ -232,8 +239,9 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (req && !req.closed) req.close(NGHTTP2_CANCEL);
     if (cut) return;
     if (flag) return finish();
-    // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole.
-    if ((stream.rstCode ?? 0) !== 0 || stream.aborted) return clientLeft();
+    // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole;
+    // or its session cut at the drain deadline.
+    if ((stream.rstCode ?? 0) !== 0 || stream.aborted || isDrainCut(downSession)) return clientLeft();
     finish();
   });
   /** Nothing was answered yet and the upstream cannot answer: 502 `reason` (gRPC: UNAVAILABLE), the exchange ends. */

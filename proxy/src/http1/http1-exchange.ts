@@ -11,8 +11,11 @@ import type { ExchangeRecord } from './http1-session-types.js';
 const CLIENT_CLOSED = 499;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-/** Why an exchange ended early, Envoy `response_flags` style (the access log's `responseFlags`). */
-export type ExchangeFlag = 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'downstream_closed' | 'upstream_closed';
+/**
+ * Why an exchange ended early, Envoy `response_flags` style (the access log's `responseFlags`); `drain_timeout`:
+ * still in flight when the proxy's drain deadline (limits.drainTimeout) passed, and cut there.
+ */
+export type ExchangeFlag = 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'drain_timeout' | 'downstream_closed' | 'upstream_closed';
 
 export class Http1Exchange {
   readonly head: HttpHead;

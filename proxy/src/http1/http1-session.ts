@@ -16,20 +16,8 @@ import { admitRequest } from './http1-request-admission.js';
 import { type ResponseStep, readResponseHead, relayResponseBody, restFitsTheVoid } from './http1-response.js';
 import { voidDeadline } from './void-deadline.js';
 import type { SessionOptions } from './http1-session-types.js';
+import { St } from './http1-session-state.js';
 import { Http1Tunnel } from './http1-tunnel.js';
-
-enum St {
-  /** Between requests, or reading the next head. */
-  Head = 0,
-  /** Reading the request body. */
-  Body = 1,
-  /** The request is complete; the response is awaited or streaming. */
-  Await = 2,
-  /** After a 101: bytes both ways (the Http1Tunnel), no more HTTP on this connection. */
-  Tunnel = 3,
-  Closed = 4,
-}
-
 
 export class Http1Session implements UpstreamOwner {
   readonly #client: Http1Downstream;
@@ -107,6 +95,18 @@ export class Http1Session implements UpstreamOwner {
   drain(): void {
     this.#client.keepAlive = false;
     if (this.#st === St.Head && !this.#buf) this.#close();
+  }
+
+  /** The drain deadline passed: the exchange in flight (a tunnel too) is recorded now as cut (drain_timeout), then destroyed. */
+  cut(): void {
+    const ex = this.#ex;
+    if (ex && this.#st !== St.Closed) {
+      ex.mark('drain_timeout');
+      if (this.#tunnel) return void this.#tunnel.end(false);
+      ex.discardConn();
+      this.#finish(ex, undefined);
+    }
+    this.#close();
   }
 
   /** Closed, and not waiting for a client to take its last answer (#lingerUntilMs). */

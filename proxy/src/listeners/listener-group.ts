@@ -7,6 +7,9 @@ import type { EndpointView } from '../routing/lease.js';
 import type { Listener, ListenerKind } from './listener.js';
 import { settledWithin } from '../../../shared-io/bounded-wait.js';
 
+/** How long the cut connections are given to close (and record their exchanges) after the drain deadline. */
+const CUT_SETTLE_MS = 1_000;
+
 export interface StartedListener {
   readonly kind: ListenerKind;
   readonly name: string;
@@ -33,7 +36,7 @@ export class ListenerGroup {
       // close() cuts connections only: drain() first so the ports already bound are released too.
       for (const l of listeners) {
         l.drain();
-        l.close();
+        void l.close();
       }
       const err = e as NodeJS.ErrnoException;
       if (err.code === 'EADDRINUSE') throw new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `a listener port is already in use: ${err.message}`);
@@ -81,10 +84,15 @@ export class ListenerGroup {
     return { stop: () => this.#timers.clearInterval(handle) };
   }
 
-  /** Stops accepting, waits until all are idle or `drainTimeoutMs` has passed, then cuts what is left. */
+  /**
+   * Stops accepting, waits until all are idle or `drainTimeoutMs` has passed, then cuts what is left and waits (at
+   * most CUT_SETTLE_MS) for the cut connections to close: their exchanges are recorded from their 'close' events,
+   * and the access log is closed right after this.
+   */
   async drainAndClose(drainTimeoutMs: number): Promise<void> {
     for (const l of this.#listeners) l.drain();
     await settledWithin(Promise.all(this.#listeners.map((l) => l.idle())), drainTimeoutMs, this.#timers);
-    for (const l of this.#listeners) l.close();
+    const closed = this.#listeners.map((l) => l.close());
+    await settledWithin(Promise.all(closed), CUT_SETTLE_MS, this.#timers);
   }
 }

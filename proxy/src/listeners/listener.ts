@@ -17,8 +17,11 @@ export interface Listener {
   drain(): void;
   /** Resolves once no connection is open (at once when none is). */
   idle(): Promise<void>;
-  /** Everything still open is cut. */
-  close(): void;
+  /**
+   * Everything still open is cut (its exchanges recorded as cut by the drain deadline). Resolves once the cut
+   * connections have closed, i.e. their exchanges are recorded.
+   */
+  close(): Promise<void>;
   /** New session-ticket keys (listeners that issue tickets: the mTLS inbound ones). */
   rotateTicketKeys?(): void;
   /** The endpoints of the services it balances, by service (listeners routed to services). */

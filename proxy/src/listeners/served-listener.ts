@@ -74,9 +74,10 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
   }
 
   /** Everything still open is cut (after the drain deadline), then what the listener registered is undone. */
-  close(): void {
-    this.sessions.destroyAll();
+  close(): Promise<void> {
+    const closed = this.sessions.destroyAll();
     for (const undo of this.#undo.splice(0)) undo();
+    return closed;
   }
 
   /** Registers `undo` (an unsubscribe, a pool to close) to run at close(). */
@@ -100,6 +101,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
             },
             expire: () => session.expire(),
             drain: () => drainVia(() => session.drain()),
+            cut: () => session.cut(),
           }
         : session,
     );

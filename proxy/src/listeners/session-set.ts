@@ -6,6 +6,7 @@
 // promoted to old space (3-6 MB per scavenge; RSS grew by ~100 MB until a full GC). A WeakMap finds an entry by its
 // connection (setPeer, a second add): it shows no such effect.
 import type { DenyCandidate } from '../tls/deny-list.js';
+import { markDrainCut } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
 
 /** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed and destroyed the same way. */
@@ -19,6 +20,8 @@ export interface Expirable {
   readonly closed: boolean;
   expire(): void;
   drain(): void;
+  /** The drain deadline passed: record the exchange in flight as cut (drain_timeout), then destroy (HTTP/1.1). */
+  cut?(): void;
 }
 
 interface Entry {
@@ -143,17 +146,28 @@ export class SessionSet {
     for (const e of this.#entries.slice()) e.session?.drain();
   }
 
-  destroyAll(): void {
+  /**
+   * Cuts every tracked connection (the drain deadline passed). Sessions that can record their exchange as cut do so
+   * first, before any connection goes (a mux session's socket would end its streams as if their clients had left).
+   * Resolves once each has emitted 'close': exchanges recorded from there are in the access log before it closes.
+   */
+  destroyAll(): Promise<void> {
     this.#started = false;
     if (this.#timer) clearInterval(this.#timer);
     this.#timer = undefined;
-    for (const e of this.#entries.splice(0)) {
+    const all = this.#entries.splice(0);
+    for (const e of all) {
       e.index = -1;
       this.#byConn.delete(e.conn);
-      if (e.tracked) e.conn.destroy();
     }
+    const entries = all.filter((e) => e.tracked);
+    const closed = entries.map((e) => new Promise<void>((resolve) => e.conn.once('close', () => resolve())));
+    for (const e of entries) markDrainCut(e.conn);
+    for (const e of entries) e.session?.cut?.();
+    for (const e of entries) e.conn.destroy();
     this.#size = 0;
     this.#idle.changed(0);
+    return Promise.all(closed).then(() => undefined);
   }
 
   /** Remembers the verified peer of a connection (tracked, or about to be). */

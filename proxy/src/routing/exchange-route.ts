@@ -163,10 +163,10 @@ function outcomeOf(reason: RetryReason): AttemptOutcome {
 
 /**
  * How a finished exchange ends its last attempt: a local error or a 5xx is the endpoint's failure (a response head
- * that never came is one too), the client leaving or a total timeout says nothing about the endpoint.
+ * that never came is one too), the client leaving, a total timeout or this proxy's drain deadline says nothing about it.
  */
 export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined): AttemptOutcome {
-  if (flag === 'downstream_closed' || flag === 'total_timeout' || error === 'downstream_reset') return 'cancelled';
+  if (flag === 'downstream_closed' || flag === 'total_timeout' || flag === 'drain_timeout' || error === 'downstream_reset') return 'cancelled';
   if (error === 'upstream_reset' || flag === 'upstream_closed') return 'reset';
   if (error === 'upstream_unavailable') return 'connect_failed';
   if (status >= 500 || error === 'bad_upstream_response' || flag === 'request_timeout') return 'status_5xx';
