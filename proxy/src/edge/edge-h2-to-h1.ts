@@ -19,7 +19,6 @@ import { VOID_LIMIT } from '../http1/http1-response.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
-import { isDrainCut } from '../listeners/drain-cut.js';
 
 /** Connection-specific or the edge's to set: never copied from the client request. */
 const DROP_REQUEST = EDGE_CLIENT_DROP.with(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings']);
@@ -181,7 +180,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     if (finished) return;
     if (status === 0) status = 499; // nginx's "client closed request": nothing was sent
     // Its session cut at the drain deadline: this proxy ended it, not the client.
-    const drained = isDrainCut(downSession);
+    const drained = t.drainCut?.(downSession) ?? false;
     flag ??= drained ? 'drain_timeout' : 'downstream_closed';
     finish(drained ? undefined : 'downstream_reset');
     // A request that went out whole lets its response drain so the pooled mTLS connection survives (clients

@@ -3,6 +3,7 @@
 // re-made as HTTP/1.1 for an `http` route. Timeouts (StreamSettings): limits.requestTimeout until the response
 // head (not for gRPC, whose deadline is the client's), limits.streamIdleTimeout with no bytes either way, and the
 // route's `timeout` in total when set; a stream that makes progress is never cut.
+import type { DrainCuts } from '../listeners/drain-cut.js';
 import type * as http2 from 'node:http2';
 import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
@@ -20,6 +21,8 @@ export interface EdgeH2Deps {
   readonly gate: EdgeGate;
   readonly recorder: ExchangeRecorder;
   readonly listener: string;
+  /** The listener's connections cut at the drain deadline. */
+  readonly drainCuts: DrainCuts;
 }
 
 export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
@@ -55,7 +58,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   if (x.span) add.traceparent = x.span.traceparent;
   // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
   // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
-  const timeouts = { ...streamSettings(d, up.route), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };
+  const timeouts = { ...streamSettings(d, up.route, undefined, o.drainCuts), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };
   if (up.h2) {
     const out = requestHeaders(headers, EDGE_CLIENT_DROP, add);
     out[':scheme'] = up.route.spiffeId ? 'https' : 'http';

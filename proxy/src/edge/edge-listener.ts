@@ -50,7 +50,8 @@ export class EdgeListener implements Listener {
     });
     this.#gate = new EdgeGate(config, deps, this.#certs);
     const recorder = new ExchangeRecorder(deps.metrics, deps.accessLog);
-    const perRequest = { d: deps, gate: this.#gate, recorder, listener: config.name };
+    this.#sessions = new SessionSet(deps.nowMs, () => this.#gate.sweep());
+    const perRequest = { d: deps, gate: this.#gate, recorder, listener: config.name, drainCuts: this.#sessions.drainCuts };
     const required = config.clientCa !== undefined && config.clientCert === 'required';
     this.#server = tls.createServer({
       ...this.#certs.defaultOptions,
@@ -66,7 +67,6 @@ export class EdgeListener implements Listener {
     // Every session and stream an 'error' listener first: a client's reset or protocol error never exits the process.
     guardH2Server(this.#h2);
     keepAccepting(this.#server, deps.nowMs, (err, failures) => deps.log.warn({ listener: config.name, err, failures }, 'edge accept failed'));
-    this.#sessions = new SessionSet(deps.nowMs, () => this.#gate.sweep());
     this.#h2.on('session', (session) => {
       // The session's socket is a guarded view of the TLS socket being handed over: the client's chain can be
       // read only once per connection (tls/sent-chain.ts), so the view shares what the gate read of the socket.

@@ -11,7 +11,7 @@ import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
-import { isDrainCut } from '../listeners/drain-cut.js';
+import type { DrainCuts } from '../listeners/drain-cut.js';
 import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
 
@@ -118,6 +118,8 @@ export interface StreamSettings {
   readonly replayBytes: number;
   /** Response fields (headers and trailers) the upstream may not send on: an app's, where the proxy owns them. */
   readonly dropResponse?: ReadonlySet<string> | undefined;
+  /** Whether the drain deadline cut this downstream session (its listener's SessionSet.drainCuts). */
+  readonly drainCut?: ((session: object | undefined) => boolean) | undefined;
 }
 
 type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
@@ -127,8 +129,9 @@ export function streamSettings(
   d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number },
   listener: { readonly timeoutMs?: number | undefined },
   onCut?: (reason: DeadlineFlag) => void,
+  drainCuts?: DrainCuts,
 ): StreamSettings {
-  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, onCut, replayBytes: d.retryBufferBytes };
+  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, onCut, replayBytes: d.retryBufferBytes, drainCut: drainCuts ? (s) => drainCuts.has(s) : undefined };
 }
 
 /**
@@ -168,7 +171,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
    * was sent yet; CANCELLED for a gRPC call.
    */
   const clientLeft = () => {
-    const drained = isDrainCut(downSession);
+    const drained = t.drainCut?.(downSession) ?? false;
     flag = drained ? 'drain_timeout' : 'downstream_closed';
     if (status === 0) status = CLIENT_CLOSED_REQUEST;
     if (grpc) grpcStatus ??= GRPC_CANCELLED;
@@ -241,7 +244,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (flag) return finish();
     // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole;
     // or its session cut at the drain deadline.
-    if ((stream.rstCode ?? 0) !== 0 || stream.aborted || isDrainCut(downSession)) return clientLeft();
+    if ((stream.rstCode ?? 0) !== 0 || stream.aborted || t.drainCut?.(downSession)) return clientLeft();
     finish();
   });
   /** Nothing was answered yet and the upstream cannot answer: 502 `reason` (gRPC: UNAVAILABLE), the exchange ends. */

@@ -19,7 +19,6 @@ import { outboundMtls } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
 import { relay } from './tcp-relay.js';
-import { drainCutFlag } from './drain-cut.js';
 
 interface ProxyContext {
   readonly requestId: string;
@@ -144,7 +143,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
     const deps = service === null ? undefined : this.#tunnels.route(service);
     const route = deps ? ExchangeRoute.open(deps) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: route?.lease.endpoint.spiffeId ?? '-', method: 'CONNECT', path: authority, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? '-', resumed, ...(error ? { error } : {}), ...drainCutFlag(socket) });
+      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: route?.lease.endpoint.spiffeId ?? '-', method: 'CONNECT', path: authority, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? '-', resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     const refuse = (status: number, code: 'not_ready' | 'unknown_service' | 'no_endpoints' | 'upstream_unavailable') => {
       d.metrics.rejected('outbound', code);

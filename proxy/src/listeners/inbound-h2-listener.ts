@@ -84,6 +84,6 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     const out = requestHeaders(headers, span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, add);
     out[':scheme'] = 'http';
     out[':path'] = normalizeRequestTarget(path) ?? path; // the path the policy decided on
-    forwardStream(stream, out, this.#upstream, grpc, { ...streamSettings(d, this.config, (reason) => d.metrics.rejected('inbound', reason)), dropResponse: APP_RESPONSE_DROP }, (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
+    forwardStream(stream, out, this.#upstream, grpc, { ...streamSettings(d, this.config, (reason) => d.metrics.rejected('inbound', reason), this.sessions.drainCuts), dropResponse: APP_RESPONSE_DROP }, (r) => log(r.status, grpc ? (r.grpcStatus ?? 'none') : undefined, r.bytesIn, r.bytesOut, r.error, r.responseFlags));
   }
 }

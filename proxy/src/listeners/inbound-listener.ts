@@ -25,7 +25,6 @@ import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
-import { drainCutFlag } from './drain-cut.js';
 
 
 interface InboundContext {
@@ -144,7 +143,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
     const who = peer?.idText ?? UNAUTHENTICATED;
     const conn = connectionFields(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
-      this.exchanges.record({ direction: 'inbound', protocol: 'tcp', listener: this.config.name, requestId, peer: who, status, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: this.#upstream, ...conn, ...(error ? { error } : {}), ...drainCutFlag(socket) });
+      this.exchanges.record({ direction: 'inbound', protocol: 'tcp', listener: this.config.name, requestId, peer: who, status, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: this.#upstream, ...conn, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     if (!decision.allowed) {
       socket.destroy(); // closed before any byte reaches the app

@@ -89,7 +89,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? { traceparent: span.traceparent } : {});
     out[':scheme'] = 'https';
-    forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason)), (r) => {
+    forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason), this.sessions.drainCuts), (r) => {
       route?.end(exchangeOutcome(grpc && r.grpcStatus === String(GRPC_UNAVAILABLE) && r.status === 200 ? 503 : r.status, r.error, r.responseFlags));
       record(r, span);
     });

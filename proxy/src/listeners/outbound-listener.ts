@@ -18,7 +18,6 @@ import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
 import { relay } from './tcp-relay.js';
-import { drainCutFlag } from './drain-cut.js';
 
 interface OutboundContext {
   readonly requestId: string;
@@ -146,7 +145,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const route = this.#tcp ? ExchangeRoute.open(this.#tcp) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
       const peer = route ? route.lease.endpoint.spiffeId : (fixed?.peer ?? '-');
-      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address ?? '-', resumed, ...(error ? { error } : {}), ...drainCutFlag(socket) });
+      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address ?? '-', resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     socket.once('error', () => socket.destroy());
     if (this.#tcp && !route) {

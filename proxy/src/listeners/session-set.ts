@@ -6,7 +6,7 @@
 // promoted to old space (3-6 MB per scavenge; RSS grew by ~100 MB until a full GC). A WeakMap finds an entry by its
 // connection (setPeer, a second add): it shows no such effect.
 import type { DenyCandidate } from '../tls/deny-list.js';
-import { markDrainCut } from './drain-cut.js';
+import { DrainCuts } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
 
 /** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed and destroyed the same way. */
@@ -39,6 +39,8 @@ interface Entry {
 const SWEEP_MS = 1_000;
 
 export class SessionSet {
+  /** The connections destroyAll() cut: their exchanges say drain_timeout. */
+  readonly drainCuts = new DrainCuts();
   readonly #entries: Entry[] = [];
   readonly #byConn = new WeakMap<Connection, Entry>();
   #size = 0;
@@ -162,7 +164,7 @@ export class SessionSet {
     }
     const entries = all.filter((e) => e.tracked);
     const closed = entries.map((e) => new Promise<void>((resolve) => e.conn.once('close', () => resolve())));
-    for (const e of entries) markDrainCut(e.conn);
+    for (const e of entries) this.drainCuts.mark(e.conn);
     for (const e of entries) e.session?.cut?.();
     for (const e of entries) e.conn.destroy();
     this.#size = 0;
