@@ -1,6 +1,9 @@
 // The SPIFFE bundle document (SPIFFE Trust Domain and Bundle spec): a JWKS whose keys carry `use: x509-svid`
 // (an X.509 authority, `x5c` holding its one DER certificate) or `use: jwt-svid` (a JWT authority with `kid`),
-// plus `spiffe_sequence` and `spiffe_refresh_hint`. Building and strict parsing, both pure.
+// plus `spiffe_sequence` and `spiffe_refresh_hint`. Building and strict parsing, both pure. What the spec has
+// consumers skip is skipped, not refused, so one entry a peer adds (an Ed25519 key, an x5c chain) does not make us
+// stop following its bundle: entries of another use, of a key type we do not take (only EC and RSA), x509-svid
+// entries without x5c; of several x5c values only the first counts (X509-SVID section 6.2).
 import { type KeyObject, X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { TesseraError } from '../errors.js';
 import { rsaKeyWeakness } from '../pki/rsa-key-strength.js';
@@ -14,8 +17,11 @@ export interface JwtAuthority {
 export interface SpiffeBundle {
   readonly x509Authorities: readonly X509Certificate[];
   readonly jwtAuthorities: JwtBundle;
-  readonly sequence: number | undefined;
+  /** Exact to 64 bits and beyond (the spec asks for at least 64), hence a bigint. */
+  readonly sequence: bigint | undefined;
   readonly refreshHintSeconds: number | undefined;
+  /** The entries skipped as the spec says, each with why (`keys[2]: kty "OKP" is not EC or RSA`). */
+  readonly ignored: readonly string[];
 }
 
 /** A bundle document with at most this many keys is accepted (a JWKS is small; bound the work). */
@@ -53,8 +59,12 @@ export function spiffeBundleDocument(b: {
   return { keys: [...x509, ...b.jwtAuthorities.map(jwtAuthorityJwk)], spiffe_sequence: b.sequence, spiffe_refresh_hint: b.refreshHintSeconds };
 }
 
+/** Why an entry of a SPIFFE use is skipped: a key type this bundle does not take (the spec: ignored). */
+function unusableKeyType(jwk: Record<string, unknown>, where: string): string | undefined {
+  return jwk['kty'] === 'EC' || jwk['kty'] === 'RSA' ? undefined : `${where}: kty ${JSON.stringify(jwk['kty'] ?? null)} is not EC or RSA`;
+}
+
 function importJwk(jwk: Record<string, unknown>, where: string): KeyObject {
-  if (jwk['kty'] !== 'EC' && jwk['kty'] !== 'RSA') throw bad(`${where}: kty ${JSON.stringify(jwk['kty'] ?? null)} is not EC or RSA`);
   if (jwk['d'] !== undefined) throw bad(`${where}: holds a private key`);
   let key: KeyObject;
   try {
@@ -87,11 +97,22 @@ export function checkBundleKey(key: KeyObject, where: string): void {
 
 const isNonNegInt = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** `spiffe_sequence` from its source text: JSON numbers past 2^53 lose digits as numbers. */
+function sequenceOf(source: string | undefined): bigint | undefined {
+  if (source === undefined || !/^(0|[1-9][0-9]{0,30})$/.test(source)) throw bad('"spiffe_sequence" is not a non-negative integer');
+  return BigInt(source);
+}
+
 /** Parses a bundle document (text); throws TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED naming the fault. */
 export function parseSpiffeBundle(text: string): SpiffeBundle {
   let doc: unknown;
+  // Each number's source text reaches the reviver (JSON.parse source access): the sequence, exactly, by its holder.
+  const sequenceSources = new Map<unknown, string | undefined>();
   try {
-    doc = JSON.parse(text);
+    doc = JSON.parse(text, function (this: unknown, key: string, value: unknown, context?: { source?: string }) {
+      if (key === 'spiffe_sequence' && typeof value === 'number') sequenceSources.set(this, context?.source);
+      return value;
+    } as (key: string, value: unknown) => unknown);
   } catch {
     throw bad('not JSON');
   }
@@ -102,18 +123,31 @@ export function parseSpiffeBundle(text: string): SpiffeBundle {
   if (keys.length > MAX_BUNDLE_KEYS) throw bad(`more than ${MAX_BUNDLE_KEYS} keys`);
   const seq = d['spiffe_sequence'];
   const hint = d['spiffe_refresh_hint'];
-  if (seq !== undefined && !isNonNegInt(seq)) throw bad('"spiffe_sequence" is not a non-negative integer');
+  if (seq !== undefined && typeof seq !== 'number') throw bad('"spiffe_sequence" is not a non-negative integer');
+  const sequence = seq === undefined ? undefined : sequenceOf(sequenceSources.get(doc));
   if (hint !== undefined && !isNonNegInt(hint)) throw bad('"spiffe_refresh_hint" is not a non-negative integer');
   const x509: X509Certificate[] = [];
   const jwt = new Map<string, KeyObject>();
-  keys.forEach((k: unknown, i) => {
+  const ignored: string[] = [];
+  for (const [i, k] of (keys as unknown[]).entries()) {
     const where = `keys[${i}]`;
     if (typeof k !== 'object' || k === null || Array.isArray(k)) throw bad(`${where} is not an object`);
     const jwk = k as Record<string, unknown>;
     const use = jwk['use'];
+    // Any other (or no) `use`: not for SPIFFE; the spec has consumers ignore it, and keys of a type we do not take.
+    if (use !== 'x509-svid' && use !== 'jwt-svid') continue;
+    const unusable = unusableKeyType(jwk, where);
+    if (unusable) {
+      ignored.push(unusable);
+      continue;
+    }
     if (use === 'x509-svid') {
       const x5c = jwk['x5c'];
-      if (!Array.isArray(x5c) || x5c.length !== 1 || typeof x5c[0] !== 'string') throw bad(`${where}: an x509-svid key needs exactly one x5c certificate`);
+      if (x5c === undefined || (Array.isArray(x5c) && x5c.length === 0)) {
+        ignored.push(`${where}: an x509-svid entry without x5c`);
+        continue;
+      }
+      if (!Array.isArray(x5c) || typeof x5c[0] !== 'string') throw bad(`${where}: x5c is not an array of base64 certificates`);
       let cert: X509Certificate;
       try {
         cert = new X509Certificate(Buffer.from(x5c[0], 'base64'));
@@ -128,9 +162,8 @@ export function parseSpiffeBundle(text: string): SpiffeBundle {
       if (jwt.has(kid)) throw bad(`${where}: kid ${JSON.stringify(kid)} appears twice`);
       jwt.set(kid, importJwk(jwk, where));
     }
-    // Any other (or no) `use`: not for SPIFFE; the spec has consumers ignore it.
-  });
-  return { x509Authorities: x509, jwtAuthorities: jwt, sequence: seq as number | undefined, refreshHintSeconds: hint as number | undefined };
+  }
+  return { x509Authorities: x509, jwtAuthorities: jwt, sequence, refreshHintSeconds: hint as number | undefined, ignored };
 }
 
 /** Parses a Workload API JWKS (FetchJWTBundles value): jwt-svid keys only, by kid. */

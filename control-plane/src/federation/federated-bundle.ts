@@ -11,8 +11,10 @@ import { readCertFields } from '../../../common/spiffe/x509-fields.js';
 export interface FederatedBundle {
   readonly bundle: TrustBundle;
   readonly jwtAuthorities: readonly JwtAuthority[];
-  readonly sequence: number | undefined;
+  readonly sequence: bigint | undefined;
   readonly refreshHintSeconds: number | undefined;
+  /** Entries of the document skipped as the spec says (another key type, no x5c), each with why. */
+  readonly ignored: readonly string[];
 }
 
 /** The trust domains an authority names in its SPIFFE URI SANs (SPIFFE CAs carry `spiffe://<td>`). */
@@ -57,5 +59,5 @@ export function acceptFederatedBundle(text: string, td: TrustDomain, nowMs: numb
   const doc = parseSpiffeBundle(text); // TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED
   const bundle = federatedTrustBundle(doc.x509Authorities, td, nowMs);
   const jwtAuthorities = [...doc.jwtAuthorities].map(([keyId, publicKey]) => ({ keyId, publicKey }));
-  return { bundle, jwtAuthorities, sequence: doc.sequence, refreshHintSeconds: doc.refreshHintSeconds };
+  return { bundle, jwtAuthorities, sequence: doc.sequence, refreshHintSeconds: doc.refreshHintSeconds, ignored: doc.ignored };
 }

@@ -53,7 +53,7 @@ export interface LastGoodStore {
 /** Parses a bootstrap bundle: a SPIFFE bundle document (JSON), else PEM roots. */
 export function parseBootstrapBundle(text: string, td: TrustDomain, nowMs: number): FederatedBundle {
   if (text.trimStart().startsWith('{')) return acceptFederatedBundle(text, td, nowMs);
-  return { bundle: federatedTrustBundle(TrustBundle.parse(td, text).authorities, td, nowMs), jwtAuthorities: [], sequence: undefined, refreshHintSeconds: undefined };
+  return { bundle: federatedTrustBundle(TrustBundle.parse(td, text).authorities, td, nowMs), jwtAuthorities: [], sequence: undefined, refreshHintSeconds: undefined, ignored: [] };
 }
 
 const keyOf = (b: FederatedBundle) => JSON.stringify([b.bundle.fingerprints().sort(), jwtAuthoritiesKey(b.jwtAuthorities).sort()]);
@@ -120,13 +120,14 @@ export class Federation {
       // (the next lower sequence would pass). The same number with other keys is taken: a peer that never bumps its
       // number still rotates, and one that does never serves an older document under its current number.
       if (before?.sequence !== undefined && (got.sequence === undefined || got.sequence < before.sequence)) {
-        throw new TesseraError('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK', `sequence ${got.sequence ?? 'missing'} after the held bundle's ${before.sequence}`, { trustDomain: td, held: before.sequence, got: got.sequence ?? null });
+        throw new TesseraError('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK', `sequence ${got.sequence ?? 'missing'} after the held bundle's ${before.sequence}`, { trustDomain: td, held: String(before.sequence), got: got.sequence === undefined ? null : String(got.sequence) });
       }
       this.#held.set(td, got);
       this.#o.onAccepted(td);
       if (!before || keyOf(before) !== keyOf(got)) {
         this.#keep(td, text);
-        this.#o.log.info({ trustDomain: td, sequence: got.sequence, authorities: got.bundle.fingerprints() }, 'federated bundle updated');
+        // The sequence as text: past 2^53 a number would print another one. Skipped entries are said, not refused.
+        this.#o.log.info({ trustDomain: td, sequence: got.sequence === undefined ? undefined : String(got.sequence), authorities: got.bundle.fingerprints(), ...(got.ignored.length > 0 ? { ignored: got.ignored } : {}) }, 'federated bundle updated');
         this.#o.onChange();
       }
       return nextRefreshMs(got.refreshHintSeconds, min, max);

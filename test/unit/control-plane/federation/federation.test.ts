@@ -94,6 +94,12 @@ describe('acceptFederatedBundle', () => {
     expect(code(docOf([old]))).toBe('TESSERA_ERR_FEDERATION_BUNDLE_EXPIRED');
     expect(code(docOf([old, b]))).toBe('accepted'); // one live authority is enough
     expect(code('{"keys": [')).toBe('TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED');
+    // A peer that adds what the spec has consumers skip (an Ed25519 key, an entry without x5c) is still followed.
+    const withSkipped = JSON.parse(docOf([b])) as { keys: object[] };
+    withSkipped.keys.push({ ...(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }) as object), kid: 'ed', use: 'jwt-svid' }, { kty: 'EC', crv: 'P-256', use: 'x509-svid' });
+    const taken = acceptFederatedBundle(JSON.stringify(withSkipped), B, Date.now());
+    expect(taken.bundle.fingerprints()).toHaveLength(1);
+    expect(taken.ignored).toHaveLength(2);
   });
 });
 
