@@ -2,7 +2,7 @@
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
 import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from 'yaml';
 import { formatDuration, parseDuration } from '../duration.js';
-import { TesseraError } from '../errors.js';
+import { TesseraError, describeError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import type { ObjectSchema, Schema } from './schema.js';
@@ -166,7 +166,7 @@ function checkFormat(format: string | undefined, v: string): string | null {
         compileIdPattern(v);
         return null;
       } catch (e) {
-        return `"${v}" is not a SPIFFE ID pattern (${(e as Error).message})`;
+        return `"${v}" is not a SPIFFE ID pattern (${describeError(e)})`;
       }
     case 'url':
       return URL.canParse(v) ? null : `"${v}" is not a URL`;

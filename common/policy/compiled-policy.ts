@@ -1,6 +1,6 @@
 // Policies and break-glass grants compiled for matching: ID patterns as an exact set plus one regex of the
 // wildcards, ports and methods as sets, path patterns as one regex. Values built by hand are re-checked here.
-import { TesseraError } from '../errors.js';
+import { TesseraError, describeError } from '../errors.js';
 import { type IdPattern, compileIdPattern } from '../spiffe/match.js';
 import { anyOf, idPatternSource, pathPatternSource } from './pattern-regex.js';
 import { checkPathPattern } from './policy-schema.js';
@@ -56,7 +56,7 @@ function idPattern(text: unknown, what: string, key: string): IdPattern {
   try {
     return compileIdPattern(text);
   } catch (e) {
-    return fail(what, key, `"${text}" is not a SPIFFE ID pattern (${(e as Error).message})`);
+    return fail(what, key, `"${text}" is not a SPIFFE ID pattern (${describeError(e)})`);
   }
 }
 

@@ -1,5 +1,6 @@
 // The schema of an AuthorizationPolicy document (YAML, or JSON over gRPC), checked by common/config/validate-yaml.ts.
 import type { ObjectSchema, Schema } from '../config/schema.js';
+import { describeError } from '../errors.js';
 import { compileIdPattern, compilePathPattern } from '../spiffe/match.js';
 import { normalizeHttpPath } from './normalize-path.js';
 import { UNAUTHENTICATED } from './policy-types.js';
@@ -40,7 +41,7 @@ export function checkCallerPattern(v: string): string | null {
     compileIdPattern(v);
     return null;
   } catch (e) {
-    return `"${v}" is not a SPIFFE ID pattern or "${UNAUTHENTICATED}" (${(e as Error).message})`;
+    return `"${v}" is not a SPIFFE ID pattern or "${UNAUTHENTICATED}" (${describeError(e)})`;
   }
 }
 

@@ -1,7 +1,7 @@
 // Segment-wildcard matching shared by SPIFFE ID patterns and HTTP path patterns:
 // "*" is exactly one segment, a final "**" is one or more segments; nothing else is special.
-import { TesseraError } from '../errors.js';
-import { type SpiffeId, validatePath } from './spiffe-id.js';
+import { TesseraError, errorMessage } from '../errors.js';
+import { MAX_SPIFFE_ID_BYTES, type SpiffeId, validatePath } from './spiffe-id.js';
 import { validateTrustDomainName } from './trust-domain.js';
 
 type Segment = { kind: 'literal'; value: string } | { kind: 'one' } | { kind: 'rest' };
@@ -54,6 +54,12 @@ export function compileIdPattern(source: string): IdPattern {
   // Literal segments must themselves be valid SPIFFE path segments.
   const literalPath = segments.flatMap((s) => (s.kind === 'literal' ? [`/${s.value}`] : [])).join('');
   validatePath(literalPath);
+  // SPIFFE-ID §2.3: no valid ID is over 2048 bytes, so a pattern whose shortest match is longer could never match.
+  // "*" stands for at least one byte (same length); a final "**" for at least one segment (one byte shorter).
+  const shortest = Buffer.byteLength(source, 'utf8') - (segments.at(-1)?.kind === 'rest' ? 1 : 0);
+  if (shortest > MAX_SPIFFE_ID_BYTES) {
+    throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG', `${errorMessage('TESSERA_ERR_SPIFFE_ID_TOO_LONG')} The pattern matches only IDs of ${shortest} bytes or more, so it can never match.`);
+  }
   const exact = segments.every((s) => s.kind === 'literal');
   return Object.freeze({
     source,

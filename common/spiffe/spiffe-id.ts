@@ -3,7 +3,8 @@ import { TesseraError, errorMessage } from '../errors.js';
 import { TrustDomain, validateTrustDomainName } from './trust-domain.js';
 
 const SCHEME = 'spiffe://';
-const MAX_BYTES = 2048;
+/** SPIFFE-ID §2.3: the longest ID that must be supported and that may be generated. */
+export const MAX_SPIFFE_ID_BYTES = 2048;
 const PATH_CHAR = /^[A-Za-z0-9._-]$/;
 
 export class SpiffeId {
@@ -20,7 +21,7 @@ export class SpiffeId {
 
   static parse(text: string): SpiffeId {
     if (text === '') throw new TesseraError('TESSERA_ERR_SPIFFE_ID_EMPTY');
-    if (Buffer.byteLength(text, 'utf8') > MAX_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
+    if (Buffer.byteLength(text, 'utf8') > MAX_SPIFFE_ID_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
     if (!text.startsWith(SCHEME)) {
       throw new TesseraError('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME', `${errorMessage('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME')} Got ${JSON.stringify(text.slice(0, 40))}.`);
     }
@@ -53,7 +54,7 @@ export class SpiffeId {
    */
   static fromSegments(td: TrustDomain, ...segments: string[]): SpiffeId {
     const path = segments.map((s) => `/${s}`).join('');
-    if (Buffer.byteLength(`${SCHEME}${td.name}${path}`, 'utf8') > MAX_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
+    if (Buffer.byteLength(`${SCHEME}${td.name}${path}`, 'utf8') > MAX_SPIFFE_ID_BYTES) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
     validatePath(path);
     // "a/b" would pass as two segments and let one value (a namespace, a service account) add path levels.
     const joined = segments.find((s) => s.includes('/'));

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
 import type { Clock } from '../../../common/clock.js';
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, describeError } from '../../../common/errors.js';
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
 import { compileIdPattern } from '../../../common/spiffe/match.js';
 import type { AuditLog, ChangeFeed, GrantStore } from '../store/store-contract.js';
@@ -31,7 +31,7 @@ function checkPattern(p: unknown, field: string): string {
   try {
     compileIdPattern(p);
   } catch (e) {
-    throw invalid(`${field} "${p}" is not a SPIFFE ID pattern: ${(e as Error).message}`, field);
+    throw invalid(`${field} "${p}" is not a SPIFFE ID pattern: ${describeError(e)}`, field);
   }
   return p;
 }

@@ -4,7 +4,7 @@
 import { policiesSelecting, } from '../../../common/policy/policy-snapshot.js';
 import { policyToJson } from '../../../common/policy/parse-policy.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
-import { compileIdPattern } from '../../../common/spiffe/match.js';
+import { type IdPattern, compileIdPattern } from '../../../common/spiffe/match.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
@@ -28,12 +28,35 @@ export interface BuiltSnapshot {
   readonly contentKey: string;
 }
 
+function compiles(pattern: string): IdPattern | undefined {
+  try {
+    return compileIdPattern(pattern);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A stored grant as proxies will compile it. A pattern no SPIFFE ID can match (over 2048 bytes, in a grant opened
+ * before BreakGlass refused those) is left out, so such a grant cannot make proxies refuse the whole snapshot;
+ * leaving it out allows nobody less.
+ */
+function usableGrant(g: BreakGlassGrant): { grant: BreakGlassGrant; to: IdPattern } | undefined {
+  const to = compiles(g.to);
+  const from = g.from.filter((f) => compiles(f) !== undefined);
+  if (!to || from.length === 0) return undefined;
+  return { grant: from.length === g.from.length ? g : { ...g, from }, to };
+}
+
 export function buildSnapshot(inputs: SnapshotInputs, id: SpiffeId, nowMs: number): BuiltSnapshot {
   const jwtOf = (b: TrustBundle) => inputs.jwtAuthorities?.get(b.trustDomain.name) ?? [];
   const bundles = inputs.bundles.map((b) => trustBundleMsg(b, jwtOf(b)));
   const policies = policiesSelecting(inputs.policies, id).map((p) => ({ name: p.name, json: policyToJson(p) }));
   const grants = inputs.grants
-    .filter((g) => g.expiresAtMs > nowMs && compileIdPattern(g.to).matches(id))
+    .flatMap((g) => {
+      const u = g.expiresAtMs > nowMs ? usableGrant(g) : undefined;
+      return u?.to.matches(id) ? [u.grant] : [];
+    })
     .map((g) => ({
       id: g.id,
       to: g.to,

@@ -3,7 +3,8 @@
 // ValidateJWTSVID (pure validation against the JWT bundle of the subject's own trust domain).
 import * as grpc from '@grpc/grpc-js';
 import type { JwtBundlesResponseMsg, JwtSvidRequestMsg, JwtSvidResponseMsg, ProtoStructMsg, ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg } from '../../../common/contract/spiffe-workload.js';
-import { describeError, isTesseraError } from '../../../common/errors.js';
+import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
+import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
 import { checkAudience } from '../../../common/spiffe/jwt-audience.js';
 import { type JwtBundleSet, jwtRefusalReason, validateJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import { jwtBundleJwks } from '../../../common/spiffe/spiffe-bundle.js';
@@ -77,6 +78,16 @@ export function jwtBundlesResponse(set: JwtBundleSet): JwtBundlesResponseMsg {
 }
 
 const status = (code: grpc.status, details: string): Partial<grpc.StatusObject> => ({ code, details, metadata: new grpc.Metadata() });
+/**
+ * A refusal with its stable code: the message starts with it (docs/identity-lifecycle.md) and, as on the control
+ * plane's API, it also travels in the tessera-error-code metadata. The gRPC status is the Workload API spec's,
+ * not the catalogue's (a banned subject is InvalidArgument here, as any token that does not validate).
+ */
+function refusal(code: grpc.status, e: unknown): Partial<grpc.StatusObject> {
+  const metadata = new grpc.Metadata();
+  if (isTesseraError(e)) metadata.set(ERROR_CODE_METADATA, e.code);
+  return { code, details: describeError(e), metadata };
+}
 
 type Unary<Req, Res> = (call: grpc.ServerUnaryCall<Req, Res>, cb: grpc.sendUnaryData<Res>) => void;
 type Stream = grpc.ServerWritableStream<unknown, JwtBundlesResponseMsg>;
@@ -108,7 +119,8 @@ export class WorkloadJwtCalls {
       audience = checkAudience((call.request.audience ?? []).filter((a) => a !== ''));
     } catch (e) {
       report('refused', 'no_audience');
-      return cb(status(grpc.status.INVALID_ARGUMENT, (call.request.audience ?? []).some((a) => a !== '') ? describeError(e) : 'audience must be specified'));
+      const none = !(call.request.audience ?? []).some((a) => a !== '');
+      return cb(refusal(grpc.status.INVALID_ARGUMENT, none ? new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', 'audience must be specified') : e));
     }
     const own = this.#s.ownId();
     if (!own) {
@@ -156,23 +168,23 @@ export class WorkloadJwtCalls {
     const { audience, svid } = call.request;
     if (!audience) {
       report('refused', 'no_audience');
-      return cb(status(grpc.status.INVALID_ARGUMENT, 'audience must be specified'));
+      return cb(refusal(grpc.status.INVALID_ARGUMENT, new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', 'audience must be specified')));
     }
     if (!svid) {
       report('refused', 'malformed');
-      return cb(status(grpc.status.INVALID_ARGUMENT, 'svid must be specified'));
+      return cb(refusal(grpc.status.INVALID_ARGUMENT, new TesseraError('TESSERA_ERR_JWT_SVID_MALFORMED', 'svid must be specified')));
     }
     try {
       const v = validateJwtSvid(svid, audience, this.#s.bundles.current, this.#s.nowMs());
       if (this.#s.revoked?.(v.spiffeId.toString())) {
         report('refused', 'revoked');
-        return cb(status(grpc.status.INVALID_ARGUMENT, `${v.spiffeId} is revoked (tessera revoke id)`));
+        return cb(refusal(grpc.status.INVALID_ARGUMENT, new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', `${v.spiffeId} is revoked (tessera revoke id)`)));
       }
       report('ok', 'none');
       cb(null, { spiffe_id: v.spiffeId.toString(), claims: protoStruct(v.claims) });
     } catch (e) {
       report('refused', jwtRefusalReason(e));
-      cb(status(grpc.status.INVALID_ARGUMENT, describeError(e)));
+      cb(refusal(grpc.status.INVALID_ARGUMENT, e));
     }
   };
 

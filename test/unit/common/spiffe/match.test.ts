@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { compileIdPattern, compilePathPattern } from '../../../../common/spiffe/match.js';
@@ -35,6 +36,27 @@ describe('ID patterns', () => {
     'rejects malformed pattern %s',
     (p) => expect(() => compileIdPattern(p)).toThrow(),
   );
+
+  test('the 2048-byte limit of SPIFFE-ID §2.3 applies to patterns: one no valid ID can match is TESSERA_ERR_SPIFFE_ID_TOO_LONG', () => {
+    const code = (p: string) => {
+      try {
+        compileIdPattern(p);
+        return 'ok';
+      } catch (e) {
+        return isTesseraError(e) ? e.code : String(e);
+      }
+    };
+    const pad = (prefix: string, bytes: number, suffix = '') => `${prefix}${'a'.repeat(bytes - prefix.length - suffix.length)}${suffix}`;
+    expect(code(pad('spiffe://td/', 2048))).toBe('ok');
+    expect(compileIdPattern(pad('spiffe://td/', 2048)).matches(id(pad('spiffe://td/', 2048)))).toBe(true);
+    expect(code(pad('spiffe://td/', 2049))).toBe('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
+    expect(code(pad('spiffe://td/', 2049, '/*'))).toBe('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
+    // A final "**" stands for one segment at least ("/x" for "/**"): 2049 bytes still match a 2048-byte ID.
+    const rest = pad('spiffe://td/', 2049, '/**');
+    expect(code(rest)).toBe('ok');
+    expect(compileIdPattern(rest).matches(id(`${rest.slice(0, -2)}b`))).toBe(true);
+    expect(code(pad('spiffe://td/', 2050, '/**'))).toBe('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
+  });
 
   test('exact flag', () => {
     expect(compileIdPattern('spiffe://td/a').exact).toBe(true);

@@ -47,6 +47,18 @@ describe('BreakGlass', () => {
     await store.close();
   });
 
+  test('a pattern over 2048 bytes (SPIFFE-ID §2.3; no SVID carries it, so the grant could never apply) is refused naming its code', async () => {
+    const long = `spiffe://example.org/${'a'.repeat(2049 - 21)}`;
+    const { store, bg } = await open(new FakeTime());
+    for (const [bad, field] of [[{ to: long }, 'to'], [{ from: [REQ.from[0]!, long] }, 'from']] as const) {
+      const e = await bg.open({ ...REQ, ...bad }).then(() => undefined, (x: unknown) => x);
+      expect(isTesseraError(e) && [e.code, e.details['field']]).toEqual(['TESSERA_ERR_BREAK_GLASS_INVALID', field]);
+      expect((e as Error).message).toContain('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
+    }
+    expect(await store.grants.active(0)).toEqual([]);
+    await store.close();
+  });
+
   test('an opened grant is active, audited, published and announced; its expiry is audited and published once', async () => {
     const time = new FakeTime(Date.UTC(2026, 0, 1));
     const t0 = time.nowMs();

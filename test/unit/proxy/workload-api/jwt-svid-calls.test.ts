@@ -122,8 +122,30 @@ test('a valid token of a banned SPIFFE ID no longer validates (the proxy\'s deny
   revoked.add(ID);
   const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid: token });
   expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
-  expect(err?.details).toContain('revoked');
+  expect(err?.details).toMatch(/^TESSERA_ERR_REVOCATION_ID_BANNED: .* is revoked/);
+  expect(err?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_REVOCATION_ID_BANNED']);
   expect(calls.at(-1)).toBe('validate/refused/revoked');
+});
+
+test('every refusal decided before the validator carries its stable code, first in the message and in the metadata', async () => {
+  const token = await fetchToken(['x']);
+  const cases: [string, object, string][] = [
+    ['ValidateJWTSVID', { audience: '', svid: token }, 'TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED'],
+    ['ValidateJWTSVID', { audience: 'x', svid: '' }, 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+    ['FetchJWTSVID', { audience: [] }, 'TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED'],
+    ['FetchJWTSVID', { audience: [''] }, 'TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED'],
+    ['FetchJWTSVID', { audience: [' a'] }, 'TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED'],
+    ['FetchJWTSVID', { audience: Array.from({ length: 17 }, (_, i) => `a${i}`) }, 'TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED'],
+    ['ValidateJWTSVID', { audience: 'y', svid: token }, 'TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE'],
+  ];
+  for (const [method, req, code] of cases) {
+    const { err } = await unary(method, req);
+    const what = `${method} ${JSON.stringify(req).slice(0, 60)}`;
+    expect(err?.code, what).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err?.details.startsWith(`${code}: `), `${what}: ${err?.details}`).toBe(true);
+    expect(err?.metadata.get('tessera-error-code'), what).toEqual([code]);
+  }
+  expect(minted).toEqual([['x']]);
 });
 
 test('an audience list the control plane would refuse is refused here, never sent: too many, too long, invisible characters', async () => {
