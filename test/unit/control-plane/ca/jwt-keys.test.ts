@@ -92,7 +92,7 @@ describe('bundle.spiffe.json', () => {
     await keys.rotate();
     expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(2);
     const parsed = parseSpiffeBundle(readFileSync(file.path, 'utf8'));
-    expect(parsed.sequence).toBe(2);
+    expect(parsed.sequence).toBe(2n);
     expect([...parsed.jwtAuthorities.keys()]).toEqual(keys.published().map((k) => k.keyId));
     expect(statSync(file.path).mode & 0o777).toBe(0o644);
   });
