@@ -181,6 +181,9 @@ export class Http1Exchange {
     this.resFramer = null;
     this.resClosing = false;
     this.upstreamResumed = false;
+    // Each endpoint's answer has its own allowance of interim heads (a flood from one ends in a retry).
+    this.interimHeads = 0;
+    this.interimBytes = 0;
     // Never leased: everything is still in `pending`. Otherwise the head and the held body go again.
     if (this.#wrote) this.pending = this.#held && this.#held.length > 0 ? [this.upstreamHead, ...this.#held] : [this.upstreamHead];
     this.#wrote = false;

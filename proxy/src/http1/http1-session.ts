@@ -263,7 +263,7 @@ export class Http1Session implements UpstreamOwner {
 
   #step(ex: Http1Exchange, step: ResponseStep): void {
     if (step === 'done') this.#exchangeDone(ex);
-    else if (step === 'bad') this.#abort(ex, 502, 'bad_upstream_response');
+    else if (step === 'bad') this.#badResponse(ex);
     else if (step === 'switch') this.#startTunnel(ex);
     else if (step === 'give_up') this.#giveUp(ex);
     else if (step === 'retry') {
@@ -319,6 +319,19 @@ export class Http1Session implements UpstreamOwner {
     }
     ex.mark('upstream_closed');
     this.#abort(ex, 502, 'upstream_reset');
+  }
+
+  /**
+   * The endpoint's answer is not valid HTTP. Before anything of a final response went to the client, a balanced
+   * request that may go twice goes to another endpoint, as after a reset (tryRetry refuses once resStarted).
+   */
+  #badResponse(ex: Http1Exchange): void {
+    if (ex.tryRetry('bad_response')) {
+      ex.discardConn();
+      this.#nextAttempt(ex);
+      return;
+    }
+    this.#abort(ex, 502, 'bad_upstream_response');
   }
 
   /** The app switched protocols: the connection becomes bytes both ways until either side ends it. */

@@ -21,11 +21,11 @@ export interface EndpointBalancerOptions<R> {
   /** Drains a resource: its in-flight exchanges finish, it takes no new ones. */
   retire(resource: R): void;
   onEjected?(address: string, reason: EjectionReason): void;
-  /** The endpoints by state, after every change (for tessera_endpoints{service,state}). */
+  /** The endpoints by state, after every change (tessera_endpoints reads states() at scrape time instead). */
   onStates?(counts: EndpointStateCounts): void;
 }
 
-const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'connect_failed', 'identity_mismatch']);
+const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'bad_response', 'timeout', 'connect_failed', 'identity_mismatch']);
 
 export class EndpointBalancer<R> {
   readonly service: string;
@@ -145,6 +145,14 @@ export class EndpointBalancer<R> {
     const c = { ready: 0, ejected: 0, draining: this.#draining.size, not_ready: 0 };
     for (const e of this.#active) c[stateOf(e)]++;
     return c;
+  }
+
+  /** Each endpoint's address and state, now (tessera_endpoints counts every endpoint once over listeners). */
+  states(): [address: string, state: EndpointState][] {
+    const out: [string, EndpointState][] = [];
+    for (const e of this.#active) out.push([e.address, stateOf(e)]);
+    for (const e of this.#draining) out.push([e.address, 'draining']);
+    return out;
   }
 
   /** Retires every endpoint; later picks return undefined. */

@@ -8,7 +8,7 @@ import type { RetrySettings } from '../config/routing-config.js';
 import type { AttemptOutcome, Lease } from './lease.js';
 
 /** Why an attempt is retried: tessera_retries_total{reason}. */
-export type RetryReason = 'connect_failed' | 'identity_mismatch' | 'pool_closed' | 'queue_full' | 'reset' | 'status_5xx';
+export type RetryReason = 'bad_response' | 'connect_failed' | 'identity_mismatch' | 'pool_closed' | 'queue_full' | 'reset' | 'status_5xx';
 
 /** Failures where nothing reached the endpoint: safe to send elsewhere for any method. */
 const BEFORE_ANY_BYTE: ReadonlySet<RetryReason> = new Set(['connect_failed', 'identity_mismatch', 'pool_closed', 'queue_full']);
@@ -151,6 +151,8 @@ function outcomeOf(reason: RetryReason): AttemptOutcome {
       return 'status_5xx';
     case 'reset':
       return 'reset';
+    case 'bad_response':
+      return 'bad_response';
     case 'identity_mismatch':
       return 'identity_mismatch';
     case 'queue_full':
@@ -162,14 +164,17 @@ function outcomeOf(reason: RetryReason): AttemptOutcome {
 }
 
 /**
- * How a finished exchange ends its last attempt: a local error or a 5xx is the endpoint's failure (a response head
- * that never came is one too), the client leaving, a total timeout or this proxy's drain deadline says nothing about it.
+ * How a finished exchange ends its last attempt: a 5xx, a malformed answer (`bad_response`, as when it is retried)
+ * or a response head that never came (`timeout`) is the endpoint's failure; the client leaving, a total timeout or
+ * this proxy's drain deadline says nothing about it.
  */
 export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined): AttemptOutcome {
   if (flag === 'downstream_closed' || flag === 'total_timeout' || flag === 'drain_timeout' || error === 'downstream_reset') return 'cancelled';
   if (error === 'upstream_reset' || flag === 'upstream_closed') return 'reset';
   if (error === 'upstream_unavailable') return 'connect_failed';
-  if (status >= 500 || error === 'bad_upstream_response' || flag === 'request_timeout') return 'status_5xx';
+  if (error === 'bad_upstream_response') return 'bad_response';
+  if (flag === 'request_timeout') return 'timeout';
+  if (status >= 500) return 'status_5xx';
   return 'success';
 }
 

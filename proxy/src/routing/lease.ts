@@ -11,6 +11,10 @@ export type AttemptOutcome =
   | 'status_5xx'
   /** The connection was reset or closed before the answer was complete. */
   | 'reset'
+  /** The endpoint answered something that is not a valid HTTP response (502 bad_upstream_response). */
+  | 'bad_response'
+  /** No response head within the request timeout (504 request_timeout). */
+  | 'timeout'
   /** Connect refused, timed out, or the TLS handshake failed. */
   | 'connect_failed'
   /** The endpoint presented another SPIFFE ID than the registry gave (secure naming): ejected at once. */

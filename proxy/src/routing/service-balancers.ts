@@ -92,8 +92,8 @@ export class ServiceBalancers<R> {
       create: o.create,
       retire: o.retire,
       onEjected: (_address, reason) => m.ejected(service, reason),
-      onStates: (counts) => m.endpointStates(this, service, counts),
     });
+    m.endpointStates(this, service, () => balancer.states());
     const feed = () => balancer.update(o.directory.get(service) ?? []);
     const unsubscribe = o.directory.subscribe(service, feed);
     feed();

@@ -1,5 +1,6 @@
 // Http1Session over a balanced service (test/helpers/http1-session-harness.ts): a real ExchangeRoute over a real
-// EndpointBalancer whose resources are real ConnectionPools to raw apps on loopback. A 5xx or a reset goes to
+// EndpointBalancer whose resources are real ConnectionPools to raw apps on loopback. A 5xx, a reset or a malformed
+// answer (before any of it reached the client) goes to
 // another endpoint only when the request may be sent twice (its body held whole), a refused connection for any
 // method, never past maxRetries, and the client gets the last failure when every endpoint fails.
 import * as net from 'node:net';
@@ -328,6 +329,107 @@ describe('retry on a reset', () => {
     expect(res.closedByPeer).toBe(true);
     expect(b.bytes()).toBe('');
     expect(r.retries).toEqual([]);
+  });
+});
+
+/** oneResponse after any interim (1xx) heads the client was sent first. */
+const finalResponse = (text: string) => oneResponse(text.replace(/^(HTTP\/1\.1 1\d\d [^\r]*\r\n(?:[^\r]+\r\n)*\r\n)+/, ''));
+const sendPastInterim = (port: number, request: string) => rawHttp({ port }, [request], { until: finalResponse, capMs: 8_000 });
+
+describe('retry on a malformed answer', () => {
+  // What a broken or hostile endpoint (a valid SVID, bad HTTP) sends instead of a response head.
+  const MALFORMED: [string, string][] = [
+    ['garbage', 'this is not http at all\r\n\r\n'],
+    ['an endless header block', `HTTP/1.1 200 OK\r\n${'x-filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(200)}`],
+    ['a 100 Continue flood', 'HTTP/1.1 100 Continue\r\n\r\n'.repeat(20)],
+    ['an unsolicited 101', 'HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: websocket\r\n\r\n'],
+    ['content-length with transfer-encoding', 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n'],
+  ];
+
+  test.each(MALFORMED)('a GET answered with %s goes to the other endpoint: the client sees its 200, one retry counted', async (_, bad) => {
+    const a = await app((s) => s.write(bad));
+    const b = await app(answers('200 OK', 'from b'));
+    const r = await routed([a.port, b.port]);
+    const res = await sendPastInterim(r.h.port, GET('/m'));
+    // Interim heads of the first endpoint may have gone ahead (as before a retried 5xx); the final answer is b's.
+    expect(res.text.endsWith(reply('200 OK', 'from b'))).toBe(true);
+    expect(res.text).not.toContain('bad_upstream_response');
+    expect(a.requests).toEqual([GET('/m')]);
+    expect(b.requests).toEqual([GET('/m')]);
+    expect(r.retries).toEqual([[SERVICE, 'bad_response']]);
+    await until('the exchange is recorded', () => r.h.records.length === 1, 3_000, 10);
+    expect(r.h.records[0]).toMatchObject({ status: 200, error: undefined });
+    expect(r.attempts).toEqual([
+      [SERVICE, r.addresses[0], 'bad_response'],
+      [SERVICE, r.addresses[1], 'success'],
+    ]);
+    // The connection that spoke bad HTTP is never reused.
+    await until('the bad connection ended', () => a.sockets[0]!.readableEnded || a.sockets[0]!.destroyed, 3_000, 10);
+    expect(r.pools()[0]!.stats).toEqual({ open: 0, idle: 0, queued: 0 });
+  });
+
+  test('after a 100 Continue flood, the next endpoint may still send its own interim head', async () => {
+    const a = await app((s) => s.write('HTTP/1.1 100 Continue\r\n\r\n'.repeat(20)));
+    const b = await app((s) => s.write(`HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n${reply('200 OK', 'from b')}`));
+    const r = await routed([a.port, b.port]);
+    const res = await sendPastInterim(r.h.port, GET('/hints'));
+    expect(res.text.endsWith(`HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n${reply('200 OK', 'from b')}`)).toBe(true);
+    expect(r.retries).toEqual([[SERVICE, 'bad_response']]);
+  });
+
+  test.each(MALFORMED)('a POST (not retryable) answered with %s gets 502 bad_upstream_response and was sent once', async (_, bad) => {
+    const a = await app((s) => s.write(bad));
+    const b = await app(answers('200 OK', 'from b'));
+    const r = await routed([a.port, b.port]);
+    const res = await sendPastInterim(r.h.port, POST('/pay', 'amount=10'));
+    expect(res.text).toMatch(/HTTP\/1\.1 502 /);
+    expect(res.text).toContain('bad_upstream_response');
+    expect(a.requests).toEqual([POST('/pay', 'amount=10')]);
+    expect(b.bytes()).toBe('');
+    expect(r.retries).toEqual([]);
+    await until('the exchange is recorded', () => r.attempts.length === 1, 3_000, 10);
+    expect(r.h.records[0]).toMatchObject({ status: 502, error: 'bad_upstream_response' });
+    expect(r.attempts).toEqual([[SERVICE, r.addresses[0], 'bad_response']]);
+  });
+
+  test('a POST on a retryable route answered with garbage is replayed whole on the other endpoint', async () => {
+    const a = await app((s) => s.write('garbage\r\n\r\n'));
+    const b = await app(answers('200 OK', 'from b'));
+    const r = await routed([a.port, b.port], { retryable: true });
+    const res = await sendPastInterim(r.h.port, POST('/p', 'k=v'));
+    expect(res.text).toBe(reply('200 OK', 'from b'));
+    expect(b.requests).toEqual([POST('/p', 'k=v')]);
+    expect(r.retries).toEqual([[SERVICE, 'bad_response']]);
+  });
+
+  test('a malformed body after part of the answer went to the client is never retried, even for a GET', async () => {
+    const a = await app((s) => {
+      s.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n');
+      setTimeout(() => s.write('zz-not-a-chunk-size\r\n'), 30);
+    });
+    const b = await app(answers('200 OK', 'from b'));
+    const r = await routed([a.port, b.port]);
+    const res = await rawHttp({ port: r.h.port }, [GET('/partial')], { capMs: 8_000 });
+    expect(res.text.startsWith('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n')).toBe(true);
+    expect(res.text).not.toContain('from b');
+    expect(res.closedByPeer).toBe(true);
+    expect(b.bytes()).toBe('');
+    expect(r.retries).toEqual([]);
+    await until('the exchange is recorded', () => r.attempts.length === 1, 3_000, 10);
+    expect(r.attempts).toEqual([[SERVICE, r.addresses[0], 'bad_response']]);
+  });
+
+  test('every endpoint answering garbage: the client gets 502 bad_upstream_response after maxRetries', async () => {
+    const apps = [await app((s) => s.write('junk\r\n\r\n')), await app((s) => s.write('junk\r\n\r\n')), await app((s) => s.write('junk\r\n\r\n'))];
+    const r = await routed(apps.map((x) => x.port));
+    const res = await sendPastInterim(r.h.port, GET('/junk'));
+    expect(res.text).toMatch(/^HTTP\/1\.1 502 /);
+    expect(res.text).toContain('bad_upstream_response');
+    expect(apps.map((x) => x.requests.length)).toEqual([1, 1, 1]);
+    expect(r.retries).toEqual([
+      [SERVICE, 'bad_response'],
+      [SERVICE, 'bad_response'],
+    ]);
   });
 });
 

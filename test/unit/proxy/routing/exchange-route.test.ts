@@ -102,7 +102,7 @@ describe('failures before any byte', () => {
 });
 
 describe('failures after bytes were sent', () => {
-  test.each<RetryReason>(['status_5xx', 'reset'])('%s is not retried when the request cannot be replayed', (reason) => {
+  test.each<RetryReason>(['status_5xx', 'reset', 'bad_response'])('%s is not retried when the request cannot be replayed', (reason) => {
     const s = setup({ endpoints: 3, retry: { minRetriesPerSecond: 1000 } });
     const route = open(s.deps);
     const first = route.address;
@@ -117,7 +117,7 @@ describe('failures after bytes were sent', () => {
     expect(outstanding(s.balancer)).toBe(0);
   });
 
-  test.each<RetryReason>(['status_5xx', 'reset'])('%s is retried on another endpoint when replayable, after a backoff', (reason) => {
+  test.each<RetryReason>(['status_5xx', 'reset', 'bad_response'])('%s is retried on another endpoint when replayable, after a backoff', (reason) => {
     const s = setup({ endpoints: 3, retry: { minRetriesPerSecond: 1000, backoffBaseMs: 40, backoffMaxMs: 1000 } });
     const route = open(s.deps);
     const first = route.address;
@@ -333,8 +333,11 @@ describe('exchangeOutcome', () => {
     [500, undefined, undefined, 'status_5xx'],
     [503, undefined, undefined, 'status_5xx'],
     [599, undefined, undefined, 'status_5xx'],
-    [502, 'bad_upstream_response', undefined, 'status_5xx'],
-    [504, undefined, 'request_timeout', 'status_5xx'],
+    // A malformed answer and a head that never came are the endpoint's failures, each under its own outcome.
+    [502, 'bad_upstream_response', undefined, 'bad_response'],
+    [200, 'bad_upstream_response', undefined, 'bad_response'],
+    [504, undefined, 'request_timeout', 'timeout'],
+    [504, 'request_timeout', 'request_timeout', 'timeout'],
     [502, 'upstream_reset', 'upstream_closed', 'reset'],
     [200, undefined, 'upstream_closed', 'reset'],
     [502, 'upstream_unavailable', undefined, 'connect_failed'],

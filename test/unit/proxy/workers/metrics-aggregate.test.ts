@@ -50,8 +50,8 @@ test('counters and histograms are summed; the identity side is the primary’s; 
 test('endpoint gauges take the largest worker view instead of multiplying by the worker count', async () => {
   const primary = proc();
   const views = [proc(), proc()].map((w) => ({ ...w, routing: new RoutingMetrics(w.registry) }));
-  for (const v of views) v.routing.endpointStates(v, 'api', { ready: 2, ejected: 0, draining: 0, not_ready: 1 });
-  views[1]!.routing.endpointStates(views[1]!, 'api', { ready: 1, ejected: 1, draining: 0, not_ready: 1 });
+  for (const v of views) v.routing.endpointStates(v, 'api', () => [['10.0.0.1:1', 'ready'], ['10.0.0.2:1', 'ready'], ['10.0.0.3:1', 'not_ready']]);
+  views[1]!.routing.endpointStates(views[1]!, 'api', () => [['10.0.0.1:1', 'ready'], ['10.0.0.2:1', 'ejected'], ['10.0.0.3:1', 'not_ready']]);
   const regs = [await json(views[0]!.registry), await json(views[1]!.registry)];
   const text = await aggregateMetrics(await json(primary.registry), regs.map((metrics, slot) => ({ slot, metrics }))).metrics();
   expect(sumSeries(text, 'tessera_endpoints', { service: 'api', state: 'ready' })).toBe(2);
