@@ -132,7 +132,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     routed && source.discovery
       ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
       : undefined;
-  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, log }, mesh ? { directory: mesh.directory, registry, timers } : undefined);
+  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, mesh ? { directory: mesh.directory, registry, timers } : undefined);
   const made = await makeListeners(config, deps);
   const started = await listeners.start(made).catch(async (e: unknown) => {
       stopAll();

@@ -7,6 +7,7 @@ import type { ExchangeRecord, RequestPlan, SessionLimits } from '../../proxy/src
 import type { HttpHead } from '../../proxy/src/http1/http1-head.js';
 import { ConnectionPool } from '../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../proxy/src/upstream/connectors.js';
+import type { ExchangeTimers } from '../../proxy/src/http1/total-timer.js';
 
 export const HARNESS_LIMITS: SessionLimits = { maxHeaderBytes: 8_192, maxHeaders: 50, headersTimeoutMs: 5_000, idleTimeoutMs: 5_000, requestTimeoutMs: 1_000, streamIdleTimeoutMs: 3_000 };
 
@@ -45,6 +46,8 @@ export interface HarnessOptions {
   readonly defaultPool?: boolean;
   /** Also called with every record and its plan's context (e.g. to end a balanced route, as a listener does). */
   readonly done?: (record: ExchangeRecord, context: unknown) => void;
+  /** SessionOptions.timers: where an exchange's total-deadline timer runs (absent: real timers). */
+  readonly timers?: ExchangeTimers;
   /** The session's scheduler for a retry's backoff; absent: none (a retry starts at once). */
   readonly schedule?: (ms: number, fn: () => void) => void;
   /** SessionOptions.plainTcpClient (the outbound listener's app clients). */
@@ -87,6 +90,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
         ...(o.responseHeaders ? { responseHeaders: o.responseHeaders } : {}),
         ...(o.firstHeadTimeout ? { firstHeadTimeout: true } : {}),
         ...(o.schedule ? { schedule: o.schedule } : {}),
+        ...(o.timers ? { timers: o.timers } : {}),
         ...(o.plainTcpClient ? { plainTcpClient: true } : {}),
         hooks: {
           plan: o.plan ?? (() => ({ forward: true, add: '', upgrade: true })),

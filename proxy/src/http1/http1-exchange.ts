@@ -6,6 +6,7 @@ import type { ConnectionPool, UpstreamConn } from '../upstream/connection-pool.j
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
+import { type ExchangeTimers, TotalTimer } from './total-timer.js';
 
 /** nginx's "client closed request": the status logged when the client left before any response was sent. */
 const CLIENT_CLOSED = 499;
@@ -41,6 +42,8 @@ export class Http1Exchange {
   readonly dropResponse: ReadonlySet<string> | null;
   /** The listener's or route's total time (`timeout`); Infinity: none. */
   readonly totalDeadlineMs: number;
+  /** The timer at totalDeadlineMs while the exchange runs; only an exchange with a total has one. */
+  #totalTimer: TotalTimer | null = null;
   /** Until the response head: limits.requestTimeout from the moment the request is complete. */
   headDeadlineMs = Number.POSITIVE_INFINITY;
   lastActivityMs: number;
@@ -120,6 +123,27 @@ export class Http1Exchange {
     if (now >= this.totalDeadlineMs) return 'total_timeout';
     if (now >= this.lastActivityMs + streamIdleTimeoutMs) return 'stream_idle_timeout';
     return undefined;
+  }
+
+  /** With a total: `due` runs at its deadline, not at the listener's next sweep, unless clearTotal() came first. */
+  armTotal(timers: ExchangeTimers | undefined, nowMs: () => number, due: () => void): void {
+    if (this.totalDeadlineMs === Number.POSITIVE_INFINITY) return;
+    this.#totalTimer ??= new TotalTimer(timers, nowMs);
+    this.#totalTimer.arm(this.totalDeadlineMs, due);
+  }
+
+  clearTotal(): void {
+    this.#totalTimer?.clear();
+  }
+
+  /**
+   * Whether the attempt a retry chose (`next`) may start: the total bounds every attempt, so one whose backoff ends
+   * at or past the deadline is dropped (the exchange then ends as total_timeout at the deadline).
+   */
+  nextFits(now: number): boolean {
+    if (now + this.next!.delayMs < this.totalDeadlineMs) return true;
+    this.next = null;
+    return false;
   }
 
   /** Body bytes for the app: written to the leased connection, or held until one is leased. False: back off. */

@@ -13,8 +13,8 @@ import { UntilCloseFramer } from './body-framer.js';
 import { Http1Downstream } from './http1-downstream.js';
 import type { ExchangeFlag, Http1Exchange } from './http1-exchange.js';
 import { admitRequest } from './http1-request-admission.js';
-import { type ResponseStep, readResponseHead, relayResponseBody, restFitsTheVoid } from './http1-response.js';
-import { voidDeadline } from './void-deadline.js';
+import { type ResponseStep, readResponseHead, relayResponseBody } from './http1-response.js';
+import { intoTheVoid } from './void-deadline.js';
 import type { SessionOptions } from './http1-session-types.js';
 import { St } from './http1-session-state.js';
 import { Http1Tunnel } from './http1-tunnel.js';
@@ -191,6 +191,7 @@ export class Http1Session implements UpstreamOwner {
   /** The admitted request goes upstream: its body (what of it followed the head) too, a connection leased. */
   #forward(ex: Http1Exchange, rest: Buffer | null): void {
     const client = this.#client;
+    ex.armTotal(this.#o.timers, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed && this.expire());
     this.#buf = null;
     if (ex.reqDone) this.#requestComplete(ex, ex.startMs);
     else this.#st = St.Body;
@@ -257,7 +258,10 @@ export class Http1Session implements UpstreamOwner {
   onUpstreamData(conn: UpstreamConn, chunk: Buffer): void {
     const ex = this.#ex;
     if (!ex || conn !== ex.conn) return;
-    ex.lastActivityMs = this.#o.nowMs();
+    const now = this.#o.nowMs();
+    ex.lastActivityMs = now;
+    // Past the total nothing more of the answer goes on, even if its timer has not run yet in this turn of the loop.
+    if (now >= ex.totalDeadlineMs) return void this.expire();
     this.#step(ex, ex.resFramer ? relayResponseBody(ex, chunk, this.#client) : readResponseHead(ex, chunk, this.#client, this.#o.responseLimits));
   }
 
@@ -272,8 +276,9 @@ export class Http1Session implements UpstreamOwner {
     }
   }
 
-  /** Starts the attempt a retry chose (ex.next), after its backoff; the exchange's deadlines keep running. */
+  /** Starts the attempt a retry chose (ex.next), after its backoff; none past the total (expire() or its timer end it). */
   #nextAttempt(ex: Http1Exchange): void {
+    if (!ex.nextFits(this.#o.nowMs())) return void this.expire();
     const { delayMs } = ex.startNext();
     const go = () => {
       if (this.#ex !== ex || this.#st === St.Closed) return;
@@ -381,6 +386,7 @@ export class Http1Session implements UpstreamOwner {
   #finish(ex: Http1Exchange, error: RefusalReason | undefined, now = this.#o.nowMs()): void {
     if (this.#ex !== ex) return;
     this.#ex = null;
+    ex.clearTotal();
     this.#o.hooks.done(ex.record(now, error), ex.context);
   }
 
@@ -419,15 +425,9 @@ export class Http1Session implements UpstreamOwner {
     const ex = this.#ex;
     if (ex) {
       ex.mark('downstream_closed');
-      // The caller left mid-exchange. A request that went out whole, whose answer is small or still to come,
-      // is answered into the void so the pooled upstream connection survives (bounded by the exchange's deadlines
-      // and the void limit); otherwise, e.g. a stream that could run for hours, the upstream connection goes with it.
-      if (ex.conn && ex.reqDone && restFitsTheVoid(ex)) {
-        ex.conn.socket.resume(); // nobody will send 'drain' any more
-        voidDeadline(ex, { streamIdleTimeoutMs: this.#o.limits.streamIdleTimeoutMs, voidMs: this.#o.limits.requestTimeoutMs }, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag));
-        return;
-      }
-      this.#giveUp(ex);
+      // The caller left mid-exchange: a small or pending answer is read into the void (intoTheVoid), or given up.
+      const limits = { streamIdleTimeoutMs: this.#o.limits.streamIdleTimeoutMs, voidMs: this.#o.limits.requestTimeoutMs };
+      if (!intoTheVoid(ex, limits, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag))) this.#giveUp(ex);
       return;
     }
     this.#close();
@@ -448,6 +448,7 @@ export class Http1Session implements UpstreamOwner {
     this.#buf = null;
     // Still leased: its exchange did not complete, so a late answer belongs to no one.
     this.#ex?.discardConn();
+    this.#ex?.clearTotal();
     const client = this.#client;
     if (!graceful || client.gone) client.socket.destroy();
     else if (clientDone && this.#o.plainTcpClient && client.flushed) client.socket.destroy();

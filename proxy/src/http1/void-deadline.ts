@@ -4,6 +4,7 @@
 // and `upstreamPoolSize` callers that gave up wedged the endpoint for every caller (audit 9b F2). The read is worth
 // a bounded time only: an answer trickled a byte at a time held it for length x interval (audit 10 F3).
 import type { Http1Exchange } from './http1-exchange.js';
+import { restFitsTheVoid } from './http1-response.js';
 
 type ExpiredFlag = NonNullable<ReturnType<Http1Exchange['expiredAt']>>;
 
@@ -30,4 +31,16 @@ export function voidDeadline(ex: Http1Exchange, limits: VoidLimits, nowMs: () =>
   };
   const arm = (ms: number) => setTimeout(check, Math.max(1, Math.min(ms, 2 ** 31 - 1))).unref();
   arm(next() - nowMs());
+}
+
+/**
+ * The client left mid-exchange. A request that went out whole, whose answer is small or still to come, is answered
+ * into the void (under voidDeadline) so the pooled upstream connection survives; false: not worth it (e.g. a stream
+ * that could run for hours), the caller gives the exchange up and the upstream connection goes with it.
+ */
+export function intoTheVoid(ex: Http1Exchange, limits: VoidLimits, nowMs: () => number, stillVoid: () => boolean, expired: (flag: ExpiredFlag) => void): boolean {
+  if (!ex.conn || !ex.reqDone || !restFitsTheVoid(ex)) return false;
+  ex.conn.socket.resume(); // nobody will send 'drain' any more
+  voidDeadline(ex, limits, nowMs, stillVoid, expired);
+  return true;
 }

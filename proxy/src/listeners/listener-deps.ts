@@ -33,6 +33,8 @@ export interface ListenerDeps {
   readonly ticketKeys: TicketKeys;
   readonly clientContexts: ClientContexts;
   readonly nowMs: () => number;
+  /** Per-exchange timers (an HTTP/1.1 exchange's total timeout); absent: the real ones, unref'd. */
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly requestId: () => string;
   readonly log: Logger;
   /** Routing to services (present with a control plane): endpoints from discovery, balancer settings. */
@@ -49,7 +51,7 @@ export interface RoutingDeps {
 }
 
 /** The holders a composition root made and keeps (it feeds them: identity, policies, deny-list, ticket keys). */
-export type ListenerHolders = Pick<ListenerDeps, 'identity' | 'policies' | 'denyList' | 'metrics' | 'accessLog' | 'tracer' | 'ticketKeys' | 'nowMs' | 'log'>;
+export type ListenerHolders = Pick<ListenerDeps, 'identity' | 'policies' | 'denyList' | 'metrics' | 'accessLog' | 'tracer' | 'ticketKeys' | 'nowMs' | 'timers' | 'log'>;
 
 /**
  * The rest of ListenerDeps, made alike by every composition root: the client TLS contexts (with the configured

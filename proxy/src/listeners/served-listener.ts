@@ -118,6 +118,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
       responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
       ...(pool ? { pool } : {}),
       nowMs: d.nowMs,
+      ...(d.timers ? { timers: d.timers } : {}),
       ...(d.routing ? { schedule: d.routing.schedule } : {}),
       ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
       ...(this.plainTcpClients ? { plainTcpClient: true } : {}),

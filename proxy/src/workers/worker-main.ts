@@ -87,7 +87,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true });
   countAccessLogDrops(registry, accessLog);
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log);
-  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, log }, directory ? { directory, registry, timers } : undefined);
+  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
   const all = await makeListeners(config, deps);
   const started = await listeners.start(all);
   const rotation = listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs);
