@@ -1,13 +1,13 @@
 // A loopback harness for Http1Session: a real listening socket with one session per connection, a real pool of
 // real upstream connections to an app the test writes (raw bytes on a net.Server), and the clock and the deadline
 // sweep in the test's hands. Nothing is mocked: only time is stepped instead of waited for.
+import type { Timers } from '../../shared-io/timers.js';
 import * as net from 'node:net';
 import { Http1Session } from '../../proxy/src/http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan, SessionLimits } from '../../proxy/src/http1/http1-session-types.js';
 import type { HttpHead } from '../../proxy/src/http1/http1-head.js';
 import { ConnectionPool } from '../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../proxy/src/upstream/connectors.js';
-import type { ExchangeTimers } from '../../proxy/src/http1/total-timer.js';
 
 export const HARNESS_LIMITS: SessionLimits = { maxHeaderBytes: 8_192, maxHeaders: 50, headersTimeoutMs: 5_000, idleTimeoutMs: 5_000, requestTimeoutMs: 1_000, streamIdleTimeoutMs: 3_000 };
 
@@ -47,7 +47,7 @@ export interface HarnessOptions {
   /** Also called with every record and its plan's context (e.g. to end a balanced route, as a listener does). */
   readonly done?: (record: ExchangeRecord, context: unknown) => void;
   /** SessionOptions.timers: where an exchange's total-deadline timer runs (absent: real timers). */
-  readonly timers?: ExchangeTimers;
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** The session's scheduler for a retry's backoff; absent: none (a retry starts at once). */
   readonly schedule?: (ms: number, fn: () => void) => void;
   /** SessionOptions.plainTcpClient (the outbound listener's app clients). */

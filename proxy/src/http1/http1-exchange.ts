@@ -1,12 +1,13 @@
 // One request and its response through an Http1Session: everything that lives exactly as long as one exchange,
 // in an object created per request, so nothing of one exchange can leak into the next (no fields to reset), with
 // what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
+import type { Timers } from '../../../shared-io/timers.js';
 import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
 import type { ConnectionPool, UpstreamConn } from '../upstream/connection-pool.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
-import { type ExchangeTimers, TotalTimer } from './total-timer.js';
+import { TotalTimer } from './total-timer.js';
 
 /** nginx's "client closed request": the status logged when the client left before any response was sent. */
 const CLIENT_CLOSED = 499;
@@ -126,7 +127,7 @@ export class Http1Exchange {
   }
 
   /** With a total: `due` runs at its deadline, not at the listener's next sweep, unless clearTotal() came first. */
-  armTotal(timers: ExchangeTimers | undefined, nowMs: () => number, due: () => void): void {
+  armTotal(timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> | undefined, nowMs: () => number, due: () => void): void {
     if (this.totalDeadlineMs === Number.POSITIVE_INFINITY) return;
     this.#totalTimer ??= new TotalTimer(timers, nowMs);
     this.#totalTimer.arm(this.totalDeadlineMs, due);

@@ -1,9 +1,9 @@
 // The contract between the HTTP/1.1 session and the listener that owns it: limits, per-request plan, hooks.
+import type { Timers } from '../../../shared-io/timers.js';
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import type { ExchangeRoute } from '../routing/exchange-route.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import type { HeadLimits, HttpHead } from './http1-head.js';
-import type { ExchangeTimers } from './total-timer.js';
 
 export interface SessionLimits extends HeadLimits {
   readonly headersTimeoutMs: number;
@@ -100,7 +100,7 @@ export interface SessionOptions {
   readonly plainTcpClient?: boolean;
   readonly nowMs: () => number;
   /** The timer at an exchange's total deadline runs here (armed only for an exchange with a total); absent: real ones. */
-  readonly timers?: ExchangeTimers;
+  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** Runs `fn` after `ms` (a retry's backoff); absent: at once. */
   readonly schedule?: (ms: number, fn: () => void) => void;
 }

@@ -82,10 +82,7 @@ export class Http1Session implements UpstreamOwner {
     if (!flag) return;
     this.#o.hooks.rejected(flag);
     ex.mark(flag);
-    if (this.#tunnel) {
-      this.#tunnel.end(false);
-      return;
-    }
+    if (this.#tunnel) return void this.#tunnel.end(false);
     // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one. Destroyed
     // after the answer, as above.
     this.#abort(ex, flag === 'stream_idle_timeout' && !ex.reqDone ? 408 : 504, flag, true);
@@ -119,10 +116,7 @@ export class Http1Session implements UpstreamOwner {
   #onDownData(chunk: Buffer): void {
     const ex = this.#ex;
     if (ex) ex.lastActivityMs = this.#o.nowMs();
-    if (this.#tunnel) {
-      this.#tunnel.fromClient(chunk);
-      return;
-    }
+    if (this.#tunnel) return void this.#tunnel.fromClient(chunk);
     if (this.#st === St.Body) {
       this.#feedRequestBody(ex!, chunk, 0);
       return;
@@ -191,7 +185,8 @@ export class Http1Session implements UpstreamOwner {
   /** The admitted request goes upstream: its body (what of it followed the head) too, a connection leased. */
   #forward(ex: Http1Exchange, rest: Buffer | null): void {
     const client = this.#client;
-    ex.armTotal(this.#o.timers, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed && this.expire());
+    // Only an exchange with a total gets a timer (and this closure): none on the plain hot path.
+    if (ex.totalDeadlineMs !== Number.POSITIVE_INFINITY) ex.armTotal(this.#o.timers, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed && this.expire());
     this.#buf = null;
     if (ex.reqDone) this.#requestComplete(ex, ex.startMs);
     else this.#st = St.Body;
@@ -310,33 +305,20 @@ export class Http1Session implements UpstreamOwner {
     ex.conn = null;
     if (ex.resFramer instanceof UntilCloseFramer) {
       ex.resClosing = true;
-      this.#exchangeDone(ex);
-      return;
+      return void this.#exchangeDone(ex);
     }
-    if (ex.replayAfter(conn)) {
-      ex.pool!.acquire(this, (err, c) => this.#onLeased(ex, err, c));
-      return;
-    }
+    if (ex.replayAfter(conn)) return void ex.pool!.acquire(this, (err, c) => this.#onLeased(ex, err, c));
     // Nothing of the answer arrived: a balanced request that may go twice goes to another endpoint.
-    if (!ex.resBuf && ex.tryRetry('reset')) {
-      this.#nextAttempt(ex);
-      return;
-    }
+    if (!ex.resBuf && ex.tryRetry('reset')) return void this.#nextAttempt(ex);
     ex.mark('upstream_closed');
     this.#abort(ex, 502, 'upstream_reset');
   }
 
-  /**
-   * The endpoint's answer is not valid HTTP. Before anything of a final response went to the client, a balanced
-   * request that may go twice goes to another endpoint, as after a reset (tryRetry refuses once resStarted).
-   */
+  /** Not valid HTTP: before anything final went out, a request that may go twice goes elsewhere, as after a reset. */
   #badResponse(ex: Http1Exchange): void {
-    if (ex.tryRetry('bad_response')) {
-      ex.discardConn();
-      this.#nextAttempt(ex);
-      return;
-    }
-    this.#abort(ex, 502, 'bad_upstream_response');
+    if (!ex.tryRetry('bad_response')) return void this.#abort(ex, 502, 'bad_upstream_response');
+    ex.discardConn();
+    this.#nextAttempt(ex);
   }
 
   /** The app switched protocols: the connection becomes bytes both ways until either side ends it. */

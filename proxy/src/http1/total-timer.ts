@@ -4,16 +4,14 @@
 // the hot path pays nothing for it.
 import { type Timers, realTimers } from '../../../shared-io/timers.js';
 
-export type ExchangeTimers = Pick<Timers, 'setTimeout' | 'clearTimeout'>;
-
 /** One exchange's timer at a time; `due` runs once its deadline has passed by `nowMs()`. */
 export class TotalTimer {
-  readonly #timers: ExchangeTimers;
+  readonly #timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly #nowMs: () => number;
   #handle: unknown = undefined;
 
   /** `timers` absent: the real ones, unref'd. */
-  constructor(timers: ExchangeTimers | undefined, nowMs: () => number) {
+  constructor(timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> | undefined, nowMs: () => number) {
     this.#timers = timers ?? realTimers;
     this.#nowMs = nowMs;
   }

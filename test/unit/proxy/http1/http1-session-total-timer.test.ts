@@ -2,12 +2,12 @@
 // hands (audit 19a F1). The sweep alone let a late answer through and its 504 come up to a second late, and a retry
 // started past the total: the exchange now has a timer at its deadline (only when a total is set), nothing of an
 // answer that arrives past it is relayed, and no retry attempt starts at or past it.
+import type { Timers } from '../../../../shared-io/timers.js';
 import type * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
 import { DEFAULT_ROUTING, type RetrySettings } from '../../../../proxy/src/config/routing-config.js';
 import type { RequestPlan } from '../../../../proxy/src/http1/http1-session-types.js';
-import type { ExchangeTimers } from '../../../../proxy/src/http1/total-timer.js';
 import { EndpointBalancer } from '../../../../proxy/src/routing/endpoint-balancer.js';
 import { ExchangeRoute, exchangeOutcome } from '../../../../proxy/src/routing/exchange-route.js';
 import { RetryBudget } from '../../../../proxy/src/routing/retry-budget.js';
@@ -22,7 +22,7 @@ afterEach(async () => {
 });
 
 /** Timers on the harness clock: they fire only when the test runs them (fire), never by themselves. */
-function fakeTimers(nowMs: () => number): ExchangeTimers & { pending: () => number; fire: () => void } {
+function fakeTimers(nowMs: () => number): Pick<Timers, 'setTimeout' | 'clearTimeout'> & { pending: () => number; fire: () => void } {
   const timers = new Map<number, { at: number; fn: () => void }>();
   let next = 0;
   return {
