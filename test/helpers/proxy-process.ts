@@ -1,7 +1,7 @@
 // Starts real `tessera proxy` child processes for integration tests: writes SVID files minted by the test CA,
 // waits for the ready line, reads the bound ports from the (JSON) listening line, and stops with SIGTERM.
 import type { ChildProcess } from 'node:child_process';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createJoinToken } from './control-plane.js';
 import { startReadyProcess } from './ready-process.js';
@@ -31,6 +31,12 @@ export async function writeSvidFiles(ca: TestCa, id: string, dir: string, opts: 
 }
 
 /** The proxy's stdout holds JSON lines only (lifecycle and access log); this is its "listening" line. */
+/** The PEM texts of SVID files, as a TLS client (or server) takes them: cert, key and the bundle as `ca`. */
+export async function tlsOptionsOf(f: { readonly certFile: string; readonly keyFile: string; readonly bundleFile: string }): Promise<{ cert: string; key: string; ca: string }> {
+  const [cert, key, ca] = await Promise.all([readFile(f.certFile, 'utf8'), readFile(f.keyFile, 'utf8'), readFile(f.bundleFile, 'utf8')]);
+  return { cert, key, ca };
+}
+
 export function readListeningLine(stdout: string): { admin: string; listeners: Record<string, number> } {
   for (const line of stdout.split('\n')) {
     if (!line.startsWith('{')) continue;

@@ -4,10 +4,10 @@
 // answer; the default reuses connections (fewer app connections than exchanges).
 import * as https from 'node:https';
 import * as net from 'node:net';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startProxyProcess, writeSvidFiles, tlsOptionsOf } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 
@@ -95,7 +95,7 @@ beforeAll(async () => {
   const ca = await TestCa.create({ trustDomain: TD });
   await writeSvidFiles(ca, API, join(dir, 'api'));
   const w = await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  client = { cert: await readFile(w.certFile, 'utf8'), key: await readFile(w.keyFile, 'utf8'), ca: await readFile(w.bundleFile, 'utf8') };
+  client = await tlsOptionsOf(w);
   await startApp();
 }, 30_000);
 

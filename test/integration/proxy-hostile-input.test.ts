@@ -10,7 +10,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startProxyProcess, writeSvidFiles, tlsOptionsOf } from '../helpers/proxy-process.js';
 import { rawHttp } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -162,7 +162,7 @@ beforeAll(async () => {
   appPort = (app.address() as net.AddressInfo).port;
   await writeSvidFiles(ca, API, join(dir, 'api'));
   const web = await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  webTls = { cert: await readFile(web.certFile, 'utf8'), key: await readFile(web.keyFile, 'utf8'), ca: await readFile(web.bundleFile, 'utf8') };
+  webTls = await tlsOptionsOf(web);
   await mkdir(join(dir, 'policies'));
   await writeFile(
     join(dir, 'policies', 'api.yaml'),

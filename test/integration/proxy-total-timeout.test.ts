@@ -2,13 +2,13 @@
 // listener's 1 s sweep: with `timeout: 1s` and an app answering after 1.9 s, about every other request got the late
 // 200 at 1.9 s and the 504s came up to 780 ms late. Each request must now get 504 total_timeout at the deadline,
 // on new connections and on reused keep-alive ones alike.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startProxyProcess, writeSvidFiles, tlsOptionsOf } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { allowPolicy } from '../helpers/sidecar-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -31,7 +31,7 @@ beforeAll(async () => {
   const ca = await TestCa.create({ trustDomain: TD });
   await writeSvidFiles(ca, API, join(dir, 'api'));
   const w = await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  tlsOpts = { cert: await readFile(w.certFile, 'utf8'), key: await readFile(w.keyFile, 'utf8'), ca: await readFile(w.bundleFile, 'utf8') };
+  tlsOpts = await tlsOptionsOf(w);
   await mkdir(join(dir, 'policies'));
   await writeFile(join(dir, 'policies', 'allow.yaml'), allowPolicy(API, WEB));
   app = http.createServer((req, res) => {

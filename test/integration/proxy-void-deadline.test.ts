@@ -3,13 +3,13 @@
 // the sweep forgets a session once its client's socket closes, so an app path that never answered kept every such
 // connection for ever, and once `upstreamPoolSize` callers had given up the endpoint hung for every caller.
 // Real proxy process, real mTLS callers, a raw app that never answers /hang.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { allowPolicy } from '../helpers/sidecar-pair.js';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type ProxyProcess, startProxyProcess, writeSvidFiles, tlsOptionsOf } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
@@ -33,7 +33,7 @@ beforeAll(async () => {
   const ca = await TestCa.create({ trustDomain: TD });
   await writeSvidFiles(ca, API, join(dir, 'api'));
   const w = await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  web = { cert: await readFile(w.certFile, 'utf8'), key: await readFile(w.keyFile, 'utf8'), ca: await readFile(w.bundleFile, 'utf8') };
+  web = await tlsOptionsOf(w);
   await mkdir(join(dir, 'policies'));
   await writeFile(join(dir, 'policies', 'allow.yaml'), allowPolicy(API, WEB));
   app = createServer((s) => {

@@ -137,16 +137,6 @@ export class Http1Exchange {
     this.#totalTimer?.clear();
   }
 
-  /**
-   * Whether the attempt a retry chose (`next`) may start: the total bounds every attempt, so one whose backoff ends
-   * at or past the deadline is dropped (the exchange then ends as total_timeout at the deadline).
-   */
-  nextFits(now: number): boolean {
-    if (now + this.next!.delayMs < this.totalDeadlineMs) return true;
-    this.next = null;
-    return false;
-  }
-
   /** Body bytes for the app: written to the leased connection, or held until one is leased. False: back off. */
   toUpstream(part: Buffer): boolean {
     if (this.#held) {
@@ -191,7 +181,7 @@ export class Http1Exchange {
   tryRetry(reason: RetryReason): boolean {
     if (!this.route || this.resStarted || this.flag !== undefined) return false;
     const replayable = this.#held !== null && this.reqDone;
-    const next = this.route.retry(reason, replayable);
+    const next = this.route.retry(reason, replayable, this.totalDeadlineMs);
     if (!next) return false;
     this.next = next;
     return true;

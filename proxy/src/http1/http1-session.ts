@@ -271,9 +271,8 @@ export class Http1Session implements UpstreamOwner {
     }
   }
 
-  /** Starts the attempt a retry chose (ex.next), after its backoff; none past the total (expire() or its timer end it). */
+  /** Starts the attempt a retry chose (ex.next), after its backoff (the route chose none that would end past the total). */
   #nextAttempt(ex: Http1Exchange): void {
-    if (!ex.nextFits(this.#o.nowMs())) return void this.expire();
     const { delayMs } = ex.startNext();
     const go = () => {
       if (this.#ex !== ex || this.#st === St.Closed) return;

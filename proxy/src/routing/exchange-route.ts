@@ -98,11 +98,14 @@ export class ExchangeRoute<R> {
    * retryable, body held); ignored for failures before any byte. Returns the next attempt, or null: the failure
    * stands (its outcome is recorded either way).
    */
-  retry(reason: RetryReason, replayable: boolean): NextAttempt<R> | null {
+  retry(reason: RetryReason, replayable: boolean, deadlineMs = Number.POSITIVE_INFINITY): NextAttempt<R> | null {
     const d = this.#d;
     this.#endAttempt(outcomeOf(reason));
     const beforeAnyByte = BEFORE_ANY_BYTE.has(reason);
     if (this.#retries >= d.retry.maxRetries || (!beforeAnyByte && !replayable)) return null;
+    const delayMs = beforeAnyByte ? 0 : this.#backoffMs(this.#retries + 1);
+    // The listener's total bounds every attempt: one that could only start at or past it is neither made nor counted.
+    if (d.nowMs() + delayMs >= deadlineMs) return null;
     // Connection failures cost the endpoint nothing and the request nothing yet: outside the budget.
     if (!beforeAnyByte && !d.budget.tryWithdraw()) return null;
     this.#tried ??= new Set();
@@ -119,7 +122,7 @@ export class ExchangeRoute<R> {
     this.#attemptEnded = false;
     this.#sent = false;
     this.#attemptStartMs = d.nowMs();
-    return { lease: next, delayMs: beforeAnyByte ? 0 : this.#backoffMs() };
+    return { lease: next, delayMs };
   }
 
   /** The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). */
@@ -138,9 +141,10 @@ export class ExchangeRoute<R> {
   }
 
   /** Exponential with full jitter between half and all of it (gRPC's and Envoy's shape). */
-  #backoffMs(): number {
+  /** The backoff before retry number `n` (1 for the first). */
+  #backoffMs(n: number): number {
     const r = this.#d.retry;
-    const ceiling = Math.min(r.backoffMaxMs, r.backoffBaseMs * 2 ** (this.#retries - 1));
+    const ceiling = Math.min(r.backoffMaxMs, r.backoffBaseMs * 2 ** (n - 1));
     return Math.round(ceiling * (0.5 + this.#d.random() / 2));
   }
 }

@@ -131,6 +131,23 @@ describe('failures after bytes were sent', () => {
     expect(s.attempts).toEqual([[SERVICE, first, reason]]);
   });
 
+  test('a retry whose backoff would end at or past the total deadline is not made, not counted, and takes no budget', () => {
+    const s = setup({ endpoints: 3, retry: { minRetriesPerSecond: 1, backoffBaseMs: 40, backoffMaxMs: 40 }, backoffRandom: () => 1 });
+    const route = open(s.deps);
+    route.dispatched();
+    // The backoff is 40 ms: a deadline 40 ms away is too near, 41 ms is not.
+    expect(route.retry('status_5xx', true, s.time.nowMs() + 40)).toBeNull();
+    expect(s.retries).toEqual([]);
+    const again = open(s.deps);
+    again.dispatched();
+    const next = again.retry('status_5xx', true, s.time.nowMs() + 41);
+    expect(next?.delayMs).toBe(40);
+    expect(s.retries).toEqual([[SERVICE, 'status_5xx']]);
+    // A connection failure has no backoff: it fits any deadline still ahead.
+    const third = open(s.deps);
+    expect(third.retry('connect_failed', false, s.time.nowMs() + 1)).not.toBeNull();
+  });
+
   test('the ratio counts every opened request: 10 requests at 20 % allow 2 retries, the third is refused', () => {
     const s = setup({ endpoints: 3, retry: { budgetRatio: 0.2, minRetriesPerSecond: 0, budgetTtlMs: 10_000 } });
     const routes = Array.from({ length: 10 }, () => open(s.deps));
