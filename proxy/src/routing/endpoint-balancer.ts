@@ -21,8 +21,6 @@ export interface EndpointBalancerOptions<R> {
   /** Drains a resource: its in-flight exchanges finish, it takes no new ones. */
   retire(resource: R): void;
   onEjected?(address: string, reason: EjectionReason): void;
-  /** The endpoints by state, after every change (tessera_endpoints reads states() at scrape time instead). */
-  onStates?(counts: EndpointStateCounts): void;
 }
 
 const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'bad_response', 'timeout', 'connect_failed', 'identity_mismatch']);
@@ -39,7 +37,6 @@ export class EndpointBalancer<R> {
   /** Scratch for pick(), reused so a pick allocates only its lease. */
   readonly #cand: BalancedEndpoint<R>[] = [];
   readonly #weights: number[] = [];
-  #lastCounts = '';
   #closed = false;
   /**
    * The service's typical latency: a moving average over every endpoint's answers (each weighing 1/16). An
@@ -94,7 +91,6 @@ export class EndpointBalancer<R> {
     }
     this.#active = active;
     this.#cand.length = 0; // no reference to a removed endpoint (and its resource) may outlive it here
-    this.#emitStates();
   }
 
   /**
@@ -105,7 +101,7 @@ export class EndpointBalancer<R> {
   pick(exclude?: ReadonlySet<string>): Lease<R> | undefined {
     if (this.#closed) return undefined;
     const now = this.#o.nowMs();
-    if (this.#outliers.releaseDue(now)) this.#emitStates();
+    this.#outliers.releaseDue(now);
     let n = this.#candidates(now, exclude, false);
     if (n === 0) n = this.#candidates(now, exclude, true);
     if (n === 0) return undefined;
@@ -136,11 +132,11 @@ export class EndpointBalancer<R> {
   /** Every endpoint for the /endpoints admin view, draining ones included. */
   views(): EndpointView[] {
     const now = this.#o.nowMs();
-    if (this.#outliers.releaseDue(now)) this.#emitStates();
+    this.#outliers.releaseDue(now);
     return [...this.#active, ...this.#draining].map((e) => viewOf(e, now, this.#floorMs()));
   }
 
-  /** Endpoints by state, now (what onStates reports when it changes). */
+  /** Endpoints by state, now. */
   counts(): EndpointStateCounts {
     const c = { ready: 0, ejected: 0, draining: this.#draining.size, not_ready: 0 };
     for (const e of this.#active) c[stateOf(e)]++;
@@ -162,7 +158,6 @@ export class EndpointBalancer<R> {
     for (const e of this.#active) this.#remove(e);
     this.#active = [];
     this.#cand.length = 0;
-    this.#emitStates();
   }
 
   /** Ends an attempt (BalancerLease calls it once): load, counts, and outlier detection unless removed. */
@@ -171,14 +166,13 @@ export class EndpointBalancer<R> {
     e.requests++;
     if (FAILURES.has(outcome)) e.failures++;
     if (e.draining) {
-      if (e.outstanding <= 0 && this.#draining.delete(e)) this.#emitStates();
+      if (e.outstanding <= 0) this.#draining.delete(e);
       return;
     }
     const now = this.#o.nowMs();
-    const released = this.#outliers.releaseDue(now);
+    this.#outliers.releaseDue(now);
     const reason = this.#outliers.record(e.outlier, outcome, now);
     if (reason) this.#o.onEjected?.(e.address, reason);
-    if (reason || released) this.#emitStates();
   }
 
   #add(address: string, endpoint: ServiceEndpoint, initialMs: number, now: number): BalancedEndpoint<R> {
@@ -229,14 +223,5 @@ export class EndpointBalancer<R> {
       if (r < 0) return i;
     }
     return last; // rounding left r at 0: the last one
-  }
-
-  #emitStates(): void {
-    if (!this.#o.onStates) return;
-    const c = this.counts();
-    const key = `${c.ready},${c.ejected},${c.draining},${c.not_ready}`;
-    if (key === this.#lastCounts) return;
-    this.#lastCounts = key;
-    this.#o.onStates(c);
   }
 }
