@@ -180,7 +180,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     if (finished) return;
     if (status === 0) status = 499; // nginx's "client closed request": nothing was sent
     // Its session cut at the drain deadline: this proxy ended it, not the client.
-    const drained = t.drainCut?.(downSession) ?? false;
+    const drained = t.drainCuts?.has(downSession) ?? false;
     flag ??= drained ? 'drain_timeout' : 'downstream_closed';
     finish(drained ? undefined : 'downstream_reset');
     // A request that went out whole lets its response drain so the pooled mTLS connection survives (clients

@@ -118,8 +118,8 @@ export interface StreamSettings {
   readonly replayBytes: number;
   /** Response fields (headers and trailers) the upstream may not send on: an app's, where the proxy owns them. */
   readonly dropResponse?: ReadonlySet<string> | undefined;
-  /** Whether the drain deadline cut this downstream session (its listener's SessionSet.drainCuts). */
-  readonly drainCut?: ((session: object | undefined) => boolean) | undefined;
+  /** The connections the drain deadline cut (its listener's SessionSet.drainCuts): is this stream's session one? */
+  readonly drainCuts?: DrainCuts | undefined;
 }
 
 type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
@@ -131,7 +131,7 @@ export function streamSettings(
   onCut?: (reason: DeadlineFlag) => void,
   drainCuts?: DrainCuts,
 ): StreamSettings {
-  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, onCut, replayBytes: d.retryBufferBytes, drainCut: drainCuts ? (s) => drainCuts.has(s) : undefined };
+  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, onCut, replayBytes: d.retryBufferBytes, drainCuts };
 }
 
 /**
@@ -171,7 +171,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
    * was sent yet; CANCELLED for a gRPC call.
    */
   const clientLeft = () => {
-    const drained = t.drainCut?.(downSession) ?? false;
+    const drained = t.drainCuts?.has(downSession) ?? false;
     flag = drained ? 'drain_timeout' : 'downstream_closed';
     if (status === 0) status = CLIENT_CLOSED_REQUEST;
     if (grpc) grpcStatus ??= GRPC_CANCELLED;
@@ -244,7 +244,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (flag) return finish();
     // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole;
     // or its session cut at the drain deadline.
-    if ((stream.rstCode ?? 0) !== 0 || stream.aborted || t.drainCut?.(downSession)) return clientLeft();
+    if ((stream.rstCode ?? 0) !== 0 || stream.aborted || t.drainCuts?.has(downSession)) return clientLeft();
     finish();
   });
   /** Nothing was answered yet and the upstream cannot answer: 502 `reason` (gRPC: UNAVAILABLE), the exchange ends. */
