@@ -187,6 +187,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CA_INTERMEDIATE_NOT_SIGNED: entry(INVALID_ARGUMENT, 400, 'The intermediate is not signed by the given root (its issuer or signature does not match).'),
   TESSERA_ERR_CA_INTERMEDIATE_KEY_MISMATCH: entry(FAILED_PRECONDITION, 409, 'The intermediate certifies another public key than the pending request\'s (a certificate made from another CSR, or the request was replaced since).'),
   TESSERA_ERR_CA_INTERMEDIATE_NOT_CA: entry(INVALID_ARGUMENT, 400, 'The intermediate cannot sign SVIDs: not a CA (basicConstraints CA:TRUE), no keyUsage keyCertSign, no subjectKeyIdentifier, or an unknown critical extension.'),
+  TESSERA_ERR_CA_INTERMEDIATE_WEAK: entry(INVALID_ARGUMENT, 400, 'The intermediate or its root would be refused on every SVID\'s path by Tessera\'s verifier and OpenSSL: the intermediate signed with an algorithm outside ECDSA or RSA with SHA-256, SHA-384 or SHA-512 (SHA-1, MD5), or either one with a key other than RSA of 2048 bits or more or EC P-256/P-384.'),
+  TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU: entry(INVALID_ARGUMENT, 400, 'The intermediate or its root restricts extendedKeyUsage without both serverAuth and clientAuth (codeSigning only, say): every SVID it certifies would be refused.'),
   TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME: entry(INVALID_ARGUMENT, 400, 'The intermediate\'s URI SAN is not exactly spiffe://<trust domain> of this control plane, or the root names another trust domain.'),
   TESSERA_ERR_CA_INTERMEDIATE_EXPIRED: entry(INVALID_ARGUMENT, 400, 'The intermediate (or the root) has expired.'),
   TESSERA_ERR_CA_INTERMEDIATE_NOT_YET_VALID: entry(INVALID_ARGUMENT, 400, 'The intermediate (or the root) is not valid yet (its NotBefore is in the future: a clock, or a certificate dated ahead).'),

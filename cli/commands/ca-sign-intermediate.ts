@@ -2,13 +2,14 @@
 // (and no openssl recipe at hand): signs an intermediate CSR from `tessera ca intermediate-csr` with the root's key,
 // as the control plane will check it (basicConstraints CA pathlen 0, keyUsage keyCertSign+cRLSign, both critical;
 // the URI SAN spiffe://<trust domain> the CSR asks for; never outliving the root). Nothing is sent anywhere.
-import { writeFile } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
 import { keyMatchesPublicKey, keyPairFromPem } from '../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../common/pki/pem.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { keyExposure, processIdentity } from '../../shared-io/key-file-exposure.js';
 import { certificatesOf, errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -40,7 +41,11 @@ export const caSignIntermediateCommand: Command = {
   },
   async run(args, io) {
     // Loaded here, not at the top: @peculiar/x509 costs every `tessera` process (a proxy too) ~20 MB otherwise.
-    const [{ issueCertificate }, { parseCsr }] = await Promise.all([import('../../common/pki/cert-builder.js'), import('../../common/pki/csr-parse.js')]);
+    const [{ issueCertificate }, { parseCsr }, { checkOfflineRoot }] = await Promise.all([
+      import('../../common/pki/cert-builder.js'),
+      import('../../common/pki/csr-parse.js'),
+      import('../../control-plane/src/ca/offline-intermediate.js'),
+    ]);
     const file = (flag: string) => ({ path: resolve(io.cwd, requiredString(args, flag)), what: `--${flag}` });
     let ttlMs: number;
     try {
@@ -55,8 +60,12 @@ export const caSignIntermediateCommand: Command = {
     const root = roots[0]!;
     const keyFile = file('root-key');
     let rootKey: ReturnType<typeof keyPairFromPem>;
+    const keyPem = await readNamedFile(keyFile);
+    // The root's key is the whole trust domain: held to the rule the control plane holds its own CA keys to.
+    const exposure = keyExposure(await stat(keyFile.path), processIdentity());
+    if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `--root-key ${keyFile.path}: ${exposure}; a root key must be 0600 or 0400 (chmod 600 it)`, { file: keyFile.path });
     try {
-      rootKey = keyPairFromPem(await readNamedFile(keyFile));
+      rootKey = keyPairFromPem(keyPem);
     } catch (e) {
       if (e instanceof TesseraError) throw e;
       throw usage(`--root-key ${keyFile.path} is not a private key: ${(e as Error).message}`);
@@ -69,6 +78,9 @@ export const caSignIntermediateCommand: Command = {
     if (!td) throw usage(`the CSR asks for ${csr.sans.join(', ') || 'no SAN'}; an intermediate request names exactly spiffe://<trust domain>`);
     const want = stringFlag(args, 'trust-domain');
     if (want !== undefined && TrustDomain.tryParse(want)?.name !== td.name) throw usage(`the CSR is for trust domain ${td.name}, not ${want}`);
+    // Nothing is signed that install-intermediate would refuse for the root's sake (pathlen 0, another trust
+    // domain, a weak key, an extendedKeyUsage without the TLS purposes…): the same check, here.
+    checkOfflineRoot(root, td);
     const now = io.clock.nowMs();
     const cert = await issueCertificate({
       subject: `CN=Tessera intermediate ${td.name} ${now}, O=Tessera`,

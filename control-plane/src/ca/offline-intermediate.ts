@@ -1,7 +1,7 @@
 // The offline-root flow's two ends on this side: the CSR for an intermediate whose key is made here (the root holder
 // signs it elsewhere), and the checks a certificate that comes back must pass before anything is signed with it.
 // Each fault has its own stable code and a reason (the metric label); the first fault found is the one reported,
-// in the order: parse, root, signature, key, CA rights, names, validity.
+// in the order: parse, root, signature, key, CA rights, what the SVID verifier asks of a CA, names, validity.
 import { X509Certificate } from 'node:crypto';
 import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { createCsr } from '../../../common/pki/csr.js';
@@ -10,6 +10,7 @@ import { decodeCertificates, encodePem } from '../../../common/pki/pem.js';
 import { x509 } from '../../../common/pki/x509-lib.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { type CertFields, readCertFields } from '../../../common/spiffe/x509-fields.js';
+import { caRuleFailure } from '../../../common/spiffe/x509-svid.js';
 
 /** Why an intermediate was refused: the `reason` label of tessera_ca_intermediate_installs_total. */
 export const INTERMEDIATE_REFUSAL_CODES = {
@@ -18,6 +19,8 @@ export const INTERMEDIATE_REFUSAL_CODES = {
   not_signed_by_root: 'TESSERA_ERR_CA_INTERMEDIATE_NOT_SIGNED',
   key_mismatch: 'TESSERA_ERR_CA_INTERMEDIATE_KEY_MISMATCH',
   not_ca: 'TESSERA_ERR_CA_INTERMEDIATE_NOT_CA',
+  weak: 'TESSERA_ERR_CA_INTERMEDIATE_WEAK',
+  bad_eku: 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU',
   wrong_name: 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME',
   expired: 'TESSERA_ERR_CA_INTERMEDIATE_EXPIRED',
   not_yet_valid: 'TESSERA_ERR_CA_INTERMEDIATE_NOT_YET_VALID',
@@ -88,6 +91,26 @@ function hasKeyId(cert: X509Certificate): boolean {
   return new x509.X509Certificate(cert.raw).getExtension(x509.SubjectKeyIdentifierExtension) !== null;
 }
 
+/**
+ * What every proxy's verifier (and OpenSSL) will ask of this CA certificate on each SVID's path: an accepted key
+ * and, below the root, signature algorithm; an extendedKeyUsage, if any, with serverAuth and clientAuth. Refused
+ * here, not found out when the first SVID it signs is refused everywhere.
+ */
+function checkVerifiable(f: CertFields, isRoot: boolean, what: string): void {
+  const broken = caRuleFailure(f, isRoot, () => what);
+  if (broken?.code === 'TESSERA_ERR_SVID_BAD_EKU') throw refuse('bad_eku', `${broken.message}: every SVID it certifies would be refused`);
+  if (broken) throw refuse('weak', `${broken.message}: every SVID it certifies would be refused`);
+}
+
+/**
+ * The root's own checks, as install-intermediate makes them: also run where the root signs (`tessera ca
+ * sign-intermediate`), so that nothing is signed that the control plane would refuse.
+ */
+export function checkOfflineRoot(root: X509Certificate, td: TrustDomain): void {
+  checkRoot(root, fieldsOf(root, 'root'), td);
+}
+
+/** A self-signed CA that may certify an intermediate, for no other trust domain, that verifiers will take. */
 function checkRoot(root: X509Certificate, f: CertFields, td: TrustDomain): void {
   if (!root.ca) throw refuse('root_invalid', `the root ${root.subject.replaceAll('\n', ', ')} is not a CA certificate (basicConstraints cA is not true)`);
   if (!root.checkIssued(root) || !root.verify(root.publicKey)) throw refuse('root_invalid', 'the root is not self-signed (give the top of the chain, the certificate that signs itself)');
@@ -97,6 +120,7 @@ function checkRoot(root: X509Certificate, f: CertFields, td: TrustDomain): void 
   if (len !== undefined && len < 1) throw refuse('root_invalid', `the root's pathlen is ${len}: it may not certify an intermediate CA (needs pathlen >= 1 or none)`);
   // A root without a URI SAN (a company root) is fine; one that names a trust domain must name this one.
   if (f.uriSans.length > 0 && (f.uriSans.length !== 1 || f.uriSans[0] !== td.idString())) throw refuse('wrong_name', `the root names ${f.uriSans.join(', ')}, not ${td.idString()}`);
+  checkVerifiable(f, true, 'the root');
 }
 
 /** Everything an intermediate must be before it signs SVIDs of `trustDomain` here; throws the first fault. */
@@ -117,6 +141,7 @@ export function checkSignedIntermediate(i: IntermediateToCheck): CheckedIntermed
   if (!f.keyUsage?.keyCertSign) throw refuse('not_ca', 'the intermediate lacks keyUsage keyCertSign (needs keyUsage critical, keyCertSign, cRLSign)');
   if (f.unknownCritical.length > 0) throw refuse('not_ca', `the intermediate carries critical extensions Tessera does not process: ${f.unknownCritical.join(', ')}`);
   if (!hasKeyId(intermediate)) throw refuse('not_ca', 'the intermediate has no subjectKeyIdentifier (add subjectKeyIdentifier=hash)');
+  checkVerifiable(f, false, 'the intermediate');
   if (f.uriSans.length !== 1 || f.uriSans[0] !== i.trustDomain.idString()) throw refuse('wrong_name', `the intermediate's URI SAN is ${f.uriSans.length === 0 ? 'missing' : f.uriSans.join(', ')}; it must be exactly ${i.trustDomain.idString()}`);
   for (const [cert, what] of [[root, 'root'], [intermediate, 'intermediate']] as const) {
     if (i.nowMs < cert.validFromDate.getTime()) throw refuse('not_yet_valid', `the ${what} is not valid before ${cert.validFromDate.toISOString()}`);

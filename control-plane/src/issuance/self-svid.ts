@@ -45,12 +45,18 @@ export class SelfSvidSource {
     return c.authorityId !== activeAuthorityId || this.#clock.nowMs() >= c.notBeforeMs + (c.notAfterMs - c.notBeforeMs) / 2;
   }
 
-  async issue(authorityId: string): Promise<SelfSvid> {
+  /** Makes it current: only once it is served, so that what is reported (/certs, readiness) is what is served. */
+  adopt(svid: SelfSvid): void {
+    this.#current = svid;
+  }
+
+  /** A new SVID from `authorityId`, not yet current (adopt). */
+  async mint(authorityId: string): Promise<SelfSvid> {
     const key = generateKeyPair('ec-p256');
     const spkiDer = key.publicKey.export({ type: 'spki', format: 'der' });
     const r = await this.#issuer.issueSelf({ publicKey: key.publicKey, spkiDer, algorithm: 'ec-p256', sans: [], requestsCa: false }, this.#id, this.#ttlMs);
     const leaf = r.chainDer[0]!;
-    this.#current = {
+    return {
       spiffeId: r.spiffeId,
       certChainPem: r.chainDer.map((d) => encodePem('CERTIFICATE', d)).join(''),
       keyPem: privateKeyPem(key),
@@ -59,6 +65,5 @@ export class SelfSvidSource {
       notBeforeMs: new X509Certificate(leaf).validFromDate.getTime(),
       notAfterMs: r.notAfterMs,
     };
-    return this.#current;
   }
 }

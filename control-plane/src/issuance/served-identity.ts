@@ -22,7 +22,7 @@ export class ServedIdentity {
   /** Issues the first SVID at once: the gRPC listener cannot start without one. */
   static async open(issuer: Issuer, td: TrustDomain, ttlMs: number, ca: () => CaSnapshot, clock: Clock): Promise<ServedIdentity> {
     const self = new SelfSvidSource(issuer, td, ttlMs, clock);
-    await self.issue(ca().signer.authorityId);
+    self.adopt(await self.mint(ca().signer.authorityId));
     return new ServedIdentity(self, ca);
   }
 
@@ -30,21 +30,22 @@ export class ServedIdentity {
     return this.#self.current;
   }
 
-  credentials(): ServerIdentity {
-    const s = this.#self.current!;
-    return { certChainPem: s.certChainPem, keyPem: s.keyPem, clientCasPem: this.#ca().bundle.toPem() };
+  credentials(svid: SelfSvid = this.#self.current!): ServerIdentity {
+    return { certChainPem: svid.certChainPem, keyPem: svid.keyPem, clientCasPem: this.#ca().bundle.toPem() };
   }
 
   /**
    * Renews the SVID when due and hands the credentials to `serve` when they changed; `force` hands them over
-   * anyway (the bundle changed).
+   * anyway (the bundle changed). A new SVID becomes current only once `serve` took it: one the TLS stack refuses
+   * (it throws) leaves the served one current, so /certs and readiness never describe an SVID nobody is served.
    */
   refresh(force: boolean, serve: (identity: ServerIdentity) => void): Promise<void> {
     const next = this.#refreshing.then(async () => {
       const signer = this.#ca().signer.authorityId;
-      if (this.#self.due(signer)) await this.#self.issue(signer);
-      else if (!force) return;
-      serve(this.credentials());
+      const fresh = this.#self.due(signer) ? await this.#self.mint(signer) : undefined;
+      if (!fresh && !force) return;
+      serve(this.credentials(fresh));
+      if (fresh) this.#self.adopt(fresh);
     });
     this.#refreshing = next.catch(() => {});
     return next;

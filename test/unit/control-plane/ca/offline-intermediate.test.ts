@@ -8,6 +8,7 @@ import { parseCsr } from '../../../../common/pki/csr-parse.js';
 import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { EKU, type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
 import { type IntermediateToCheck, checkSignedIntermediate, installRefusalReason, intermediateCsrPem } from '../../../../control-plane/src/ca/offline-intermediate.js';
 
 const TD = TrustDomain.parse('example.org');
@@ -101,6 +102,30 @@ describe('checkSignedIntermediate', () => {
       ['a deeper chain', { ...base, intermediatePem: pem(good) + pem(other.cert) }, 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
     ];
     for (const [what, input, code, reason] of cases) expect(refusal(input), what).toMatchObject({ code, reason });
+  });
+
+  // What every proxy's verifier (and OpenSSL) asks of a CA on an SVID's path, asked at install: a CA that would make
+  // every SVID it signs unverifiable is refused here rather than activated (an outside audit activated both).
+  test('an intermediate or root the SVID verifier would refuse: weak signature or key, or an extendedKeyUsage without the TLS purposes', async () => {
+    const r = await root();
+    const signer: Forged = { cert: r.cert, privateKey: r.key.privateKey };
+    const key = generateKeyPair();
+    const at = { notBefore: new Date(NOW - 60_000), notAfter: new Date(NOW + 30 * DAY) };
+    const forgedInt = (o: Partial<ForgeTemplate> = {}, issuer = signer) => pem(forgeCertificate({ cn: 'Tessera intermediate', key, issuer, ca: true, pathLen: 0, uriSans: [TD.idString()], ...at, ...o }).cert);
+    const base = { rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW };
+    // The forged base passes: each case below changes one thing of it.
+    expect(() => checkSignedIntermediate({ ...base, intermediatePem: forgedInt() })).not.toThrow();
+    expect(() => checkSignedIntermediate({ ...base, intermediatePem: forgedInt({ extKeyUsage: [EKU.serverAuth, EKU.clientAuth] }) })).not.toThrow();
+    const weakRoot = forgeCertificate({ cn: 'Weak Root', key: forgeKey('rsa-1024'), ca: true, ...at });
+    const ekuRoot = forgeCertificate({ cn: 'Code Root', key: forgeKey('ec-p256'), ca: true, extKeyUsage: [EKU.codeSigning], ...at });
+    const cases: [string, IntermediateToCheck, string, string, string][] = [
+      ['signed with ecdsa-with-SHA1', { ...base, intermediatePem: forgedInt({ signature: 'ecdsa-sha1' }) }, 'TESSERA_ERR_CA_INTERMEDIATE_WEAK', 'weak', 'ecdsa-with-SHA1'],
+      ['codeSigning only', { ...base, intermediatePem: forgedInt({ extKeyUsage: [EKU.codeSigning] }) }, 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU', 'bad_eku', 'serverAuth and clientAuth'],
+      ['serverAuth only', { ...base, intermediatePem: forgedInt({ extKeyUsage: [EKU.serverAuth] }) }, 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU', 'bad_eku', 'clientAuth'],
+      ['a root with an RSA-1024 key', { ...base, rootPem: pem(weakRoot.cert), intermediatePem: forgedInt({}, weakRoot) }, 'TESSERA_ERR_CA_INTERMEDIATE_WEAK', 'weak', 'the root'],
+      ['a root for code signing only', { ...base, rootPem: pem(ekuRoot.cert), intermediatePem: forgedInt({}, ekuRoot) }, 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU', 'bad_eku', 'the root'],
+    ];
+    for (const [what, input, code, reason, text] of cases) expect(refusal(input), what).toMatchObject({ code, reason, message: expect.stringContaining(text) });
   });
 
   test('a root naming this trust domain is accepted; an expired root is refused as expired, naming the root', async () => {
