@@ -31,6 +31,15 @@ export function createLogger(opts: LoggerOptions): Logger {
   );
 }
 
+/**
+ * Node's process warnings (a library's negative timer, a deprecation) as lines of `log`, not Node's own plain-text
+ * lines on stderr: stderr holds JSON only. Node prints them through one 'warning' listener it adds itself; it goes.
+ */
+export function logProcessWarnings(proc: Pick<NodeJS.Process, 'removeAllListeners' | 'on'>, log: Pick<Logger, 'warn'>): void {
+  proc.removeAllListeners('warning');
+  proc.on('warning', (w: Error & { code?: string }) => log.warn({ warning: w.name, ...(w.code ? { code: w.code } : {}), detail: w.message }, 'Node.js warning'));
+}
+
 /** The destination a logger of createLogger() writes to. */
 export function logDestination(log: Logger): LogDestination {
   return (log as unknown as Record<symbol, LogDestination>)[pino.symbols.streamSym]!;

@@ -28,8 +28,9 @@ export const controlPlaneCommand: Command = {
     const drain = args.flags['drain'] === undefined ? 10_000 : Number(args.flags['drain']);
     if (!Number.isInteger(drain) || drain < 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--drain must be a whole number of milliseconds');
     // Loaded on use: every other `tessera` command starts faster without the control plane's dependencies.
-    const [{ createLogger, flushLogger }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
+    const [{ createLogger, flushLogger, logProcessWarnings }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
     const log = createLogger({ level: config.logLevel, component: 'control-plane' });
+    logProcessWarnings(process, log);
     const crash = io.env['TESSERA_TEST_CRASH_AT'];
     const handle = await startControlPlane(config, {
       clock: io.clock,

@@ -23,9 +23,10 @@ export const proxyCommand: Command = {
   },
   async run(args, io) {
     // Loaded here, not at the top: every `tessera` command would otherwise pay for the proxy's modules.
-    const [{ createLogger, flushLogger, lifecycleLine }, { loadProxyConfig }, { startProxy }] = await Promise.all([import('../logger.js'), import('../../proxy/src/config/proxy-config.js'), import('../../proxy/src/main.js')]);
+    const [{ createLogger, flushLogger, lifecycleLine, logProcessWarnings }, { loadProxyConfig }, { startProxy }] = await Promise.all([import('../logger.js'), import('../../proxy/src/config/proxy-config.js'), import('../../proxy/src/main.js')]);
     const config = loadProxyConfig(requiredString(args, 'config'));
     const log = createLogger({ level: config.logLevel, component: COMPONENT });
+    logProcessWarnings(process, log);
     // A listener worker of a `workers: N` primary (docs/workers.md): it prints nothing on stdout but its access log.
     if (io.env[WORKER_ENV] !== undefined) {
       const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);

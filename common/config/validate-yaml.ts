@@ -8,6 +8,7 @@ import { SpiffeId } from '../spiffe/spiffe-id.js';
 import type { ObjectSchema, Schema } from './schema.js';
 import { unclosedOpener } from './yaml-unclosed.js';
 import { escapeControlCharacters } from '../text/control-characters.js';
+import { withoutUrlCredentials } from '../text/url-credentials.js';
 
 export interface ConfigProblem {
   readonly file: string;
@@ -168,8 +169,13 @@ function checkFormat(format: string | undefined, v: string): string | null {
       } catch (e) {
         return `"${v}" is not a SPIFFE ID pattern (${describeError(e)})`;
       }
-    case 'url':
-      return URL.canParse(v) ? null : `"${v}" is not a URL`;
+    case 'url': {
+      // Every URL key is an HTTP endpoint (OTLP, the Kubernetes API, a bundle endpoint): ftp:, file: and the like
+      // parse as URLs and would fail later, silently.
+      const u = URL.parse(v);
+      if (u === null) return `"${withoutUrlCredentials(v)}" is not a URL`;
+      return u.protocol === 'http:' || u.protocol === 'https:' ? null : `"${withoutUrlCredentials(v)}" is not an http(s) URL`;
+    }
     default:
       return null;
   }

@@ -123,7 +123,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
 
   // ---- listeners, once identity and policy are in place (no mTLS is served before)
   await source.ready();
-  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current!.id, log);
+  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current!.id, log, registry);
   const ticketKeys = new TicketKeys();
   stoppables.push(listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs));
   // Discovery (endpoints of the services outbound listeners route to) and self-registration of inbound listeners.

@@ -29,17 +29,17 @@ test('off without an endpoint', () => {
 test('a span per request, exported over OTLP/HTTP, child of the caller', async () => {
   const tracer = createRequestTracer({ endpoint: url, sampler: { name: 'parentbased_traceidratio', ratio: 1 }, resource: { 'service.name': 'tessera-proxy', 'spiffe.id': 'spiffe://example.org/api' } })!;
   const caller = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
-  const span = tracer.start('inbound GET', 'inbound', caller, { 'http.method': 'GET', 'tessera.peer': 'spiffe://example.org/web' });
+  const span = tracer.start('GET', 'inbound', { traceparent: caller }, { 'http.method': 'GET', 'tessera.peer': 'spiffe://example.org/web' });
   const out = parseTraceparent(span.traceparent)!;
   expect(out.traceId).toBe('4bf92f3577b34da6a3ce929d0e0e4736');
   expect(out.parentId).not.toBe('00f067aa0ba902b7');
   expect(out.flags & 1).toBe(1);
   span.end({ 'http.status_code': 200, 'tessera.decision': 'allow' });
-  const unsampled = tracer.start('inbound GET', 'inbound', '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00', {});
+  const unsampled = tracer.start('GET', 'inbound', { traceparent: '00-5bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00' }, {});
   expect(parseTraceparent(unsampled.traceparent)!.flags & 1).toBe(0);
   unsampled.end({});
   // A new trace (no caller's traceparent): the ids sent upstream are the exported span's own.
-  const root = tracer.start('outbound GET', 'outbound', undefined, {});
+  const root = tracer.start('GET', 'outbound', { traceparent: undefined }, {});
   const rootOut = parseTraceparent(root.traceparent)!;
   expect(rootOut.flags & 1).toBe(1);
   root.end({ 'http.status_code': 200 });
@@ -51,7 +51,7 @@ test('a span per request, exported over OTLP/HTTP, child of the caller', async (
   type OtlpSpan = { traceId: string; spanId: string; parentSpanId?: string; name: string };
   const spans = bodies.flatMap((b) => (JSON.parse(b) as { resourceSpans: { scopeSpans: { spans: OtlpSpan[] }[] }[] }).resourceSpans.flatMap((r) => r.scopeSpans.flatMap((x) => x.spans)));
   expect(spans.map((x) => ({ traceId: x.traceId, spanId: x.spanId, parentSpanId: x.parentSpanId || undefined, name: x.name }))).toEqual([
-    { traceId: out.traceId, spanId: out.parentId, parentSpanId: '00f067aa0ba902b7', name: 'inbound GET' },
-    { traceId: rootOut.traceId, spanId: rootOut.parentId, parentSpanId: undefined, name: 'outbound GET' },
+    { traceId: out.traceId, spanId: out.parentId, parentSpanId: '00f067aa0ba902b7', name: 'GET inbound' },
+    { traceId: rootOut.traceId, spanId: rootOut.parentId, parentSpanId: undefined, name: 'GET outbound' },
   ]);
 });

@@ -2,7 +2,7 @@
 // request ID and span begun when the request arrives, what routing and policy said, then the outcome.
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
-import type { RequestSpan } from '../telemetry/tracing.js';
+import type { IncomingTrace, RequestSpan } from '../telemetry/tracing.js';
 import type { EdgeClient } from './client-identity.js';
 import type { Admitted, Refused } from './edge-gate.js';
 import { normalizeHost } from './route-table.js';
@@ -32,10 +32,10 @@ export interface EdgeOutcome {
   readonly responseFlags?: string;
 }
 
-/** Starts an exchange: request ID, span (continuing the client's traceparent) and the clock. `host` as sent. */
-export function beginExchange(d: ListenerDeps, base: Omit<EdgeExchange, 'requestId' | 'startMs' | 'span'>, host: string | undefined, traceparent: string | undefined): EdgeExchange {
+/** Starts an exchange: request ID, span (continuing the client's trace context) and the clock. `host` as sent. */
+export function beginExchange(d: ListenerDeps, base: Omit<EdgeExchange, 'requestId' | 'startMs' | 'span'>, host: string | undefined, trace: IncomingTrace): EdgeExchange {
   const requestId = d.requestId();
-  const span = d.tracer?.start(`${base.method} edge`, 'edge', traceparent, { 'tessera.request_id': requestId, 'http.host': normalizeHost(host) });
+  const span = d.tracer?.start(base.method, 'edge', trace, { 'tessera.request_id': requestId, 'http.host': normalizeHost(host) });
   // Every field set here, the later ones undefined: one object shape per request, no spread.
   return { protocol: base.protocol, client: base.client, method: base.method, path: base.path, resumed: base.resumed, requestId, startMs: d.nowMs(), span, upstream: undefined, decision: undefined, policy: undefined };
 }

@@ -11,6 +11,7 @@ import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSet
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
+import { traceFields } from '../telemetry/trace-headers.js';
 import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
 import { type EdgeOutcome, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
@@ -37,7 +38,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const method = String(headers[':method'] ?? 'GET');
   const path = String(headers[':path'] ?? '/');
   const host = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined);
-  const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, headers.traceparent as string | undefined);
+  const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, { traceparent: headers.traceparent as string | undefined, tracestate: joined(headers.tracestate) });
   const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
   if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
   // A lower-case method (or a fragment) is refused before routing, as on the sidecars' streams.
@@ -55,7 +56,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   }
   const up = a.upstream;
   const add = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joined(headers['x-forwarded-for']), forwarded: joined(headers.forwarded), proto: joined(headers['x-forwarded-proto']), clientAddress: () => Object.keys(headers).flatMap((n) => (n.startsWith(':') ? [] : [[n, joined(headers[n]) ?? ''] as const])) });
-  if (x.span) add.traceparent = x.span.traceparent;
+  if (x.span) Object.assign(add, traceFields(x.span));
   // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
   // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
   const timeouts = { ...streamSettings(d, up.route, undefined, o.drainCuts), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };

@@ -9,6 +9,7 @@ import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.j
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
+import { incomingTraceOf, traceLines } from '../telemetry/trace-headers.js';
 import { type EdgeExchange, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
 
@@ -43,7 +44,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         const method = head.method!;
         const path = head.target!;
         const host = headerValue(head, 'host');
-        const x = beginExchange(d, { protocol: 'http', client, method, path, resumed }, host, headerValue(head, 'traceparent'));
+        const x = beginExchange(d, { protocol: 'http', client, method, path, resumed }, host, incomingTraceOf(head));
         const a = gate.admit({ client, method, host, path, grpc: false });
         noteAdmission(x, a);
         if (!a.ok) return { forward: false, status: a.status, code: a.code, context: x };
@@ -61,7 +62,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         }
         // HTTP/1.0 may come without Host; strict apps want one.
         if (host === undefined) add += `host: ${up.authority}\r\n`;
-        if (x.span) add += `traceparent: ${x.span.traceparent}\r\n`;
+        if (x.span) add += traceLines(x.span);
         // Upgrades (WebSocket) were authorized above like any request; after the app's 101 bytes flow both ways.
         // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
         const dropResponse = up.route.spiffeId ? undefined : APP_RESPONSE_DROP;

@@ -225,6 +225,19 @@ export function headerValue(head: HttpHead, name: string): string | undefined {
   return i < 0 ? undefined : head.values[i];
 }
 
+/**
+ * All of a field's lines as one value, joined by ", " (RFC 9110 section 5.3), as HTTP/2 hands them over: a field
+ * that must appear once (traceparent) then fails to parse whole on every protocol alike, instead of one line of it
+ * being taken.
+ */
+export function joinedHeaderValue(head: HttpHead, name: string): string | undefined {
+  const i = head.names.indexOf(name);
+  if (i < 0) return undefined;
+  let v = head.values[i]!;
+  for (let j = head.names.indexOf(name, i + 1); j >= 0; j = head.names.indexOf(name, j + 1)) v += `, ${head.values[j]}`;
+  return v;
+}
+
 /** Every value of a header that may be repeated or comma-joined, lower-cased and split. */
 export function headerTokens(head: HttpHead, name: string): string[] {
   const out: string[] = [];

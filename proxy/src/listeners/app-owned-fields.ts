@@ -77,8 +77,8 @@ export const PATH_OVERRIDE_FIELDS: readonly string[] = ['script-name', 'x-script
 /** Request fields a caller's request loses before the app: the proxy sets x-forwarded-client-cert itself. */
 export const CALLER_REQUEST_DROP: ReadonlySet<string> = new FieldNames(['x-forwarded-client-cert', 'x-tessera-error', ...PATH_OVERRIDE_FIELDS]);
 
-/** The same, with traceparent too: a traced request gets the proxy's span context, never the caller's. */
-export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP, 'traceparent']);
+/** The same, with the trace context too: a traced request gets the proxy's span context, never the caller's. */
+export const CALLER_REQUEST_DROP_TRACED: ReadonlySet<string> = new FieldNames([...CALLER_REQUEST_DROP, 'traceparent', 'tracestate']);
 
 /**
  * Fields that name the client's address to an app, beside X-Forwarded-For: frameworks and rate limiters read them

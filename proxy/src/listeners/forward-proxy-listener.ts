@@ -11,6 +11,7 @@ import { ExchangeRoute, exchangeOutcome, retryableMethod } from '../routing/exch
 import type { EndpointView } from '../routing/lease.js';
 import { serviceOfHost, splitAbsoluteTarget } from '../routing/service-host.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
+import { incomingTraceOf, TRACE_FIELDS, traceLines } from '../telemetry/trace-headers.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import { readFirstRequest } from './connect-sniff.js';
 import { dialRoute } from './endpoint-dial.js';
@@ -28,7 +29,7 @@ interface ProxyContext {
 }
 
 /** Sent upstream neither: they are for this proxy (RFC 9110 section 7.6.1 lists Proxy-Connection's kin). */
-const STRIP: ReadonlySet<string> = new Set(['proxy-connection', 'proxy-authorization', 'traceparent']);
+const STRIP: ReadonlySet<string> = new Set(['proxy-connection', 'proxy-authorization', ...TRACE_FIELDS]);
 const ESTABLISHED = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n', 'latin1');
 
 function refusal(status: number, code: string): Buffer {
@@ -100,7 +101,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
         const requestId = d.requestId();
         const absolute = splitAbsoluteTarget(head.target!);
         const path = absolute?.path ?? head.target!;
-        const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.request_id': requestId });
+        const span = d.tracer?.start(head.method!, 'outbound', incomingTraceOf(head), { 'tessera.request_id': requestId });
         const refuse = (status: number, code: 'not_ready' | 'unknown_service' | 'no_endpoints' | 'upstream_unavailable') => ({ forward: false as const, status, code, context: { requestId, span, path, route: null } });
         if (!d.identity.current) return refuse(503, 'not_ready');
         const service = serviceOfHost(absolute?.authority ?? headerValue(head, 'host') ?? '', this.#known);
@@ -120,7 +121,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
           route,
           ...(retryableMethod(head.method!, this.config.retryable) ? { replayBodyBytes: d.routing!.settings.retry.bufferBytes } : {}),
           strip: STRIP,
-          add: span ? `traceparent: ${span.traceparent}\r\n` : '',
+          add: span ? traceLines(span) : '',
           ...(absolute ? { target: absolute.path } : {}),
           context,
         };

@@ -8,6 +8,7 @@ import type { InboundConfig } from '../config/proxy-config.js';
 import { type ForwardResult, forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { verdictOf } from '../telemetry/exchange-recorder.js';
+import { traceFields } from '../telemetry/trace-headers.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
 import { type AdmittedPeer, InboundTls } from './inbound-tls.js';
@@ -71,7 +72,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     if (!head) return;
     const { grpc, method, path, requestId } = head;
     const decision = this.#tls.gate.decide(known.peer, this.port, grpc ? 'grpc' : 'http', method, path);
-    const span = d.tracer?.start(`${method} inbound`, 'inbound', headers.traceparent as string | undefined, { 'tessera.peer': known.peer.idText, 'tessera.request_id': requestId });
+    const span = d.tracer?.start(method, 'inbound', { traceparent: headers.traceparent as string | undefined, tracestate: headers.tracestate as string | undefined }, { 'tessera.peer': known.peer.idText, 'tessera.request_id': requestId });
     const log = (status: number, grpcStatus: string | undefined, bytesIn: number, bytesOut: number, error?: string, responseFlags?: ForwardResult['responseFlags']) => {
       this.exchanges.record({ direction: 'inbound', protocol: head.protocol, listener: this.config.name, requestId, peer: known.peer.idText, status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), method, path, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - head.startMs, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, ...(error ? { error } : {}), ...(responseFlags ? { responseFlags } : {}), span });
     };
@@ -80,7 +81,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
       log(grpc ? 200 : 403, grpc ? String(GRPC_PERMISSION_DENIED) : undefined, 0, 0, 'authz_denied');
       return;
     }
-    const add: Record<string, string> = { 'x-forwarded-client-cert': known.xfcc, ...(span ? { traceparent: span.traceparent } : {}) };
+    const add: Record<string, string> = { 'x-forwarded-client-cert': known.xfcc, ...(span ? traceFields(span) : {}) };
     const out = requestHeaders(headers, span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, add);
     out[':scheme'] = 'http';
     out[':path'] = normalizeRequestTarget(path) ?? path; // the path the policy decided on

@@ -8,9 +8,10 @@ import * as tls from 'node:tls';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import { type Decision, UNAUTHENTICATED } from '../../../common/policy/policy-types.js';
 import type { InboundConfig } from '../config/proxy-config.js';
-import { type HttpHead, headerValue } from '../http1/http1-head.js';
+import type { HttpHead } from '../http1/http1-head.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
 import { verdictOf } from '../telemetry/exchange-recorder.js';
+import { incomingTraceOf, traceLines } from '../telemetry/trace-headers.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
@@ -188,10 +189,10 @@ export class InboundListener extends ServedListener<InboundConfig> {
         const requestId = d.requestId();
         const path = head.target!;
         const decision = this.#tls.gate.decide(peer, this.port, 'http', head.method, path);
-        const span = d.tracer?.start(`${head.method} inbound`, 'inbound', headerValue(head, 'traceparent'), { 'tessera.peer': who, 'tessera.request_id': requestId });
+        const span = d.tracer?.start(head.method!, 'inbound', incomingTraceOf(head), { 'tessera.peer': who, 'tessera.request_id': requestId });
         const context = { requestId, decision, span, path };
         if (!decision.allowed) return { forward: false, status: 403, code: 'authz_denied', context };
-        const add = span ? `${xfcc}traceparent: ${span.traceparent}\r\n` : xfcc;
+        const add = span ? xfcc + traceLines(span) : xfcc;
         // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
         const target = normalizeRequestTarget(path) ?? path;
         // An upgrade (WebSocket) is allowed like any request: it was authorized above, XFCC included.

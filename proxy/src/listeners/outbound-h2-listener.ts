@@ -17,8 +17,9 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { serviceBalancers } from './service-routing.js';
+import { TRACE_FIELDS, traceFields } from '../telemetry/trace-headers.js';
 
-const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
+const STRIP_TRACE: ReadonlySet<string> = new Set(TRACE_FIELDS);
 const NONE: ReadonlySet<string> = new Set();
 const GRPC_UNAVAILABLE = 14;
 
@@ -86,8 +87,8 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
       record({ status: grpc ? 200 : 503, ...(grpc ? { grpcStatus: String(GRPC_UNAVAILABLE) } : {}), bytesIn: 0, bytesOut: 0, error: 'no_endpoints' });
       return;
     }
-    const span = d.tracer?.start(`${method} outbound`, 'outbound', headers.traceparent as string | undefined, { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
-    const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? { traceparent: span.traceparent } : {});
+    const span = d.tracer?.start(method, 'outbound', { traceparent: headers.traceparent as string | undefined, tracestate: headers.tracestate as string | undefined }, { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
+    const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? traceFields(span) : {});
     out[':scheme'] = 'https';
     forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason), this.sessions.drainCuts), (r) => {
       route?.end(exchangeOutcome(grpc && r.grpcStatus === String(GRPC_UNAVAILABLE) && r.status === 200 ? 503 : r.status, r.error, r.responseFlags));

@@ -5,11 +5,12 @@
 // connection, balanced per connection.
 import * as net from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
-import { type HttpHead, headerValue } from '../http1/http1-head.js';
+import type { HttpHead } from '../http1/http1-head.js';
 import type { ExchangeRecord, RequestPlan, SessionHooks } from '../http1/http1-session-types.js';
 import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
+import { incomingTraceOf, TRACE_FIELDS, traceLines } from '../telemetry/trace-headers.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, type SessionMemory } from '../upstream/connectors.js';
 import { dialRoute, meshPool, type TunnelEndpoint } from './endpoint-dial.js';
@@ -26,7 +27,7 @@ interface OutboundContext {
   readonly route: ExchangeRoute<ConnectionPool> | null;
 }
 
-const STRIP_TRACE: ReadonlySet<string> = new Set(['traceparent']);
+const STRIP_TRACE: ReadonlySet<string> = new Set(TRACE_FIELDS);
 
 /** A fixed upstream: one pool (HTTP/1.1) or one dial target (TCP). */
 interface StaticUpstream {
@@ -116,7 +117,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     return {
       plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
         const requestId = d.requestId();
-        const span = d.tracer?.start(`${head.method} outbound`, 'outbound', headerValue(head, 'traceparent'), { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
+        const span = d.tracer?.start(head.method!, 'outbound', incomingTraceOf(head), { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
         if (!d.identity.current) return { forward: false, status: 503, code: 'not_ready', context: { requestId, span, path: head.target!, route: null } };
         const route = service ? ExchangeRoute.open(service) : null;
         const context = { requestId, span, path: head.target!, route };
@@ -124,7 +125,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
         // Literals without spreads (per request); a fixed upstream leaves route and replayBodyBytes undefined.
         const replayBodyBytes = route && retryableMethod(head.method!, this.config.retryable) ? retry!.bufferBytes : undefined;
         return span
-          ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: `traceparent: ${span.traceparent}\r\n`, context, route: route ?? undefined, replayBodyBytes }
+          ? { forward: true, upgrade: true, strip: STRIP_TRACE, add: traceLines(span), context, route: route ?? undefined, replayBodyBytes }
           : { forward: true, upgrade: true, add: '', context, route: route ?? undefined, replayBodyBytes };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {

@@ -83,6 +83,11 @@ export function grpcCodeLabel(status: string): string {
   return status === 'none' || /^(?:\d|1[0-6])$/.test(status) ? status : 'invalid';
 }
 
+/** A span's rpc.grpc.status_code: OpenTelemetry's integer, for one of gRPC's codes only (the label's rule). */
+function spanGrpcCode(status: string | undefined): number | undefined {
+  return status !== undefined && /^(?:\d|1[0-6])$/.test(status) ? Number(status) : undefined;
+}
+
 export class ExchangeRecorder {
   readonly #metrics: Pick<ProxyMetrics, 'request'>;
   readonly #accessLog: AccessLog;
@@ -94,7 +99,7 @@ export class ExchangeRecorder {
 
   record(e: Exchange): void {
     this.#metrics.request(e.direction, e.protocol, e.grpcStatus === undefined ? e.status : grpcCodeLabel(e.grpcStatus), e.durationMs / 1000, e.listener, e.peerLabel ?? e.peer ?? '');
-    e.span?.end({ 'http.status_code': e.status, 'rpc.grpc.status_code': e.grpcStatus, 'tessera.decision': e.decision, 'tessera.upstream': e.upstream }, e.error);
+    e.span?.end({ 'http.status_code': e.status, 'rpc.grpc.status_code': spanGrpcCode(e.grpcStatus), 'tessera.decision': e.decision, 'tessera.upstream': e.upstream }, e.error);
     // Built only when the log is on: the hot path pays nothing for an 'off' log.
     if (this.#accessLog.enabled) this.#accessLog.write(accessEntryOf(e));
   }

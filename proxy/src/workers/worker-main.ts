@@ -86,7 +86,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   // The workers share the primary's stdout.
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true });
   countAccessLogDrops(registry, accessLog);
-  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log);
+  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log, registry);
   const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
   const all = await makeListeners(config, deps);
   const started = await listeners.start(all);

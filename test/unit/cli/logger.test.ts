@@ -11,7 +11,7 @@ import { createLogger, flushLogger, logDestination, MAX_BUFFERED_LOG_BYTES } fro
 import { FakeTime } from '../../helpers/fake-time.js';
 import { fifoWithReader, readAll } from '../../helpers/fifo-read.js';
 import { startTestProcess } from '../../helpers/ready-process.js';
-import { REPO_ROOT } from '../../helpers/run.js';
+import { REPO_ROOT, run } from '../../helpers/run.js';
 
 let dir: string;
 beforeEach(async () => {
@@ -139,5 +139,25 @@ describe('operational logger', () => {
     } finally {
       closeSync(readFd);
     }
+  });
+});
+
+describe('logProcessWarnings', () => {
+  // A collector answering 503 with Retry-After: 0 made the OTLP exporter set a -1 ms timer: Node printed its
+  // TimeoutNegativeWarning as plain text on a stderr that holds JSON only (an outside audit).
+  test("a real process: Node's warning comes out as one JSON line of the log, and nothing else is on stderr", async () => {
+    const script = [
+      `const { createLogger, flushLogger, logProcessWarnings } = await import(${JSON.stringify(pathToFileURL(join(REPO_ROOT, 'dist/cli/logger.js')).href)});`,
+      "const log = createLogger({ level: 'info', component: 't' });",
+      'logProcessWarnings(process, log);',
+      'setTimeout(() => {}, -1);',
+      'await new Promise((r) => setTimeout(r, 50));',
+      'await flushLogger(log);',
+    ].join('\n');
+    const r = await run(process.execPath, ['--input-type=module', '-e', script], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', msg: 'Node.js warning', warning: 'TimeoutNegativeWarning' });
   });
 });

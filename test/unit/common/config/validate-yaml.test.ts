@@ -11,6 +11,7 @@ const schema: ObjectSchema = {
     svid: { type: 'object', properties: { ttl: { type: 'duration', default: '1h' }, backdate: { type: 'duration' } } },
     mode: { type: 'string', enum: ['enforce', 'audit'] },
     id: { type: 'string', format: 'spiffe-id' },
+    endpoint: { type: 'string', format: 'url' },
     ports: { type: 'array', items: { type: 'number', integer: true, min: 1, max: 65535 } },
     identity: {
       type: 'object',
@@ -38,6 +39,11 @@ describe('parseYamlConfig', () => {
     ['mode: block\n', /mode: must be one of enforce, audit/],
     ['id: spiffe://Bad/x\n', /id: "spiffe:\/\/Bad\/x" is not a SPIFFE ID/],
     ['ports: [0]\n', /ports\[0\]: must be >= 1/],
+    // A URL key is an HTTP endpoint: another scheme is refused at start, not found silent later (an outside audit).
+    ['endpoint: ftp://127.0.0.1/v1/traces\n', /cp\.yaml:2:\d+: endpoint: "ftp:\/\/127\.0\.0\.1\/v1\/traces" is not an http\(s\) URL/],
+    ['endpoint: file:///tmp/x\n', /endpoint: "file:\/\/\/tmp\/x" is not an http\(s\) URL/],
+    ['endpoint: "ftp://user:s3cret@h/"\n', /endpoint: "ftp:\/\/(?!.*s3cret).*" is not an http\(s\) URL/],
+    ['endpoint: not a url\n', /endpoint: "not a url" is not a URL/],
     ['identity: { files: {}, controlPlane: {} }\n', /identity: exactly one of files \/ controlPlane must be set \(found files and controlPlane\)/],
     ['identity: {}\n', /identity: exactly one of files \/ controlPlane must be set/],
   ])('%j is refused', (extra, msg) => {

@@ -123,11 +123,11 @@ describe('ExchangeRecorder', () => {
       shutdown: () => Promise.resolve(),
     };
     const tracer = createRequestTracer({ exporter, sampler: { name: 'always_on', ratio: 1 }, resource: { 'service.name': 't', 'spiffe.id': API } })!;
-    const span = tracer.start('POST inbound', 'inbound', undefined, { 'tessera.peer': WEB, 'tessera.request_id': 'r-9' });
+    const span = tracer.start('POST', 'inbound', { traceparent: undefined }, { 'tessera.peer': WEB, 'tessera.request_id': 'r-9' });
     new ExchangeRecorder(f.metrics, f.log).record({ ...inboundHttp, protocol: 'grpc', requestId: 'r-9', status: 200, grpcStatus: '14', error: 'upstream_unavailable', span });
     await tracer.shutdown();
     const [exported] = finished;
-    expect(exported!.attributes).toMatchObject({ 'http.status_code': 200, 'rpc.grpc.status_code': '14', 'tessera.decision': 'allow', 'tessera.upstream': '127.0.0.1:8080' });
+    expect(exported!.attributes).toMatchObject({ 'http.status_code': 200, 'rpc.grpc.status_code': 14, 'tessera.decision': 'allow', 'tessera.upstream': '127.0.0.1:8080' });
     expect(exported!.status).toMatchObject({ code: 2, message: 'upstream_unavailable' });
     const [line] = (await lines()).map((l) => JSON.parse(l) as Record<string, unknown>);
     expect(line!.traceId).toBe(exported!.spanContext().traceId);

@@ -2,6 +2,7 @@
 // query values, from the config and from OTEL_EXPORTER_OTLP_ENDPOINT alike.
 import { Writable } from 'node:stream';
 import pino from 'pino';
+import { Registry } from 'prom-client';
 import { expect, test } from 'vitest';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { startTracing } from '../../../../proxy/src/telemetry/start-tracing.js';
@@ -26,7 +27,7 @@ test('the endpoint is logged without its credentials, from the config or the env
     [{}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'ftp://user:s3cret@otel.example/' }],
   ] as const) {
     const c = capture();
-    const tracer = await startTracing(config, env, ID, c.log);
+    const tracer = await startTracing(config, env, ID, c.log, new Registry());
     await tracer?.shutdown();
     expect(c.text()).toMatch(/tracing on|tracing environment variable ignored/);
     expect(c.text()).not.toContain('s3cret');

@@ -21,7 +21,7 @@ describe('tracer shutdown', () => {
       shutdown: () => new Promise<void>(() => undefined),
     };
     const tracer = createRequestTracer({ ...settings, exporter, timers: time, shutdownTimeoutMs: 2_000 })!;
-    tracer.start('GET outbound', 'outbound', undefined, {}).end({ 'http.status_code': 200 });
+    tracer.start('GET', 'outbound', { traceparent: undefined }, {}).end({ 'http.status_code': 200 });
     let done = false;
     void tracer.shutdown().then(() => {
       done = true;
@@ -47,7 +47,7 @@ describe('tracer shutdown', () => {
       shutdown: () => Promise.resolve(),
     };
     const tracer = createRequestTracer({ ...settings, exporter, timers: time })!;
-    tracer.start('GET inbound', 'inbound', undefined, {}).end({ 'http.status_code': 200 });
+    tracer.start('GET', 'inbound', { traceparent: undefined }, {}).end({ 'http.status_code': 200 });
     await tracer.shutdown();
     expect(exported.map((s) => s.name)).toEqual(['GET inbound']);
   });
