@@ -6,7 +6,7 @@
 // session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
 import type { Socket } from 'node:net';
 import { FrameWriter } from './frame-writer.js';
-import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode } from './mux-frame.js';
+import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode, STREAM_WINDOW } from './mux-frame.js';
 import type { MuxEndReason, MuxSessionOptions } from './mux-session-options.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
 import { PartialFrame } from './partial-frame.js';
@@ -295,7 +295,8 @@ export class MuxSession implements StreamPort {
         const s = this.#streamFor(id, flags);
         if (s === undefined) return;
         if (type === FrameType.WindowUpdate) {
-          if (length === 0) this.#empty();
+          // A reader credits back in halves of the window (MuxStream): a smaller credit is work for next to nothing.
+          if (length < STREAM_WINDOW / 2) this.#empty();
           if (s && length > 0) s.onWindowUpdate(length);
           return;
         }
@@ -317,8 +318,9 @@ export class MuxSession implements StreamPort {
           return;
         }
         if (flags & Flag.Ack) {
-          if (length === this.#pingValue) this.#pingSentMs = 0;
-          if (length === this.#drainPing && this.#drainPing !== 0) {
+          if (length === this.#pingValue && this.#pingSentMs !== 0) this.#pingSentMs = 0;
+          else if (length !== this.#drainPing || this.#drainPing === 0) return void this.#empty(); // no PING of ours
+          else {
             this.#drainPing = 0;
             for (const fn of this.#afterGoAwaySeen.splice(0)) fn();
             if (this.#streams.size === 0) this.close();
@@ -329,6 +331,8 @@ export class MuxSession implements StreamPort {
         this.#frameOut(FrameType.Ping, Flag.Ack, 0, 0, length);
         return;
       case FrameType.GoAway:
+        // One GOAWAY says it all; each one after it carries nothing.
+        if (this.#peerGoneAway) return void this.#empty();
         this.#peerGoneAway = true;
         if (this.#streams.size === 0 && this.#drainPing === 0) this.close();
         return;
