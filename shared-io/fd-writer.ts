@@ -14,6 +14,8 @@ export interface FdWriterOptions {
   readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** A write failed (EAGAIN aside): what was queued is lost (`lostCount`) and every later write is refused. */
   readonly onError: (err: NodeJS.ErrnoException, lostCount: number) => void;
+  /** A buffer was written whole (the access log learns from it that a destination that had failed works again). */
+  readonly onWritten?: () => void;
 }
 
 interface Queued {
@@ -119,7 +121,10 @@ export class FdWriter {
     this.#queuedBytes -= n;
     // A pipe may take part of a write: the rest goes next, before anything queued behind it.
     if (n < head.buf.length) head.buf = head.buf.subarray(n);
-    else this.#queue.shift();
+    else {
+      this.#queue.shift();
+      this.#o.onWritten?.();
+    }
     this.#next();
   }
 

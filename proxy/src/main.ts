@@ -21,7 +21,7 @@ import type { Listener } from './listeners/listener.js';
 import { type ListenerDeps, listenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
 import type { MeshDiscovery } from './routing/mesh-discovery.js';
-import { createAccessLog } from './telemetry/access-log.js';
+import { accessLogReports, createAccessLog } from './telemetry/access-log.js';
 import { countAccessLogDrops } from './telemetry/access-log-metrics.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
 import { startTracing } from './telemetry/start-tracing.js';
@@ -83,7 +83,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   // Bans come only over Config/Watch: a files-identity proxy keeps the empty list.
   const denyList = new DenyListHolder();
   const jwtBundles = new JwtBundleHolder();
-  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock });
+  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, ...accessLogReports(log) });
   countAccessLogDrops(registry, accessLog);
   const listeners = new ListenerGroup(timers);
   const served = new ServedVerifier({ identity, target: () => listeners.servedTarget(), metrics, log, nowMs, timers });

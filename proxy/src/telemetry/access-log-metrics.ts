@@ -8,7 +8,7 @@ export function countAccessLogDrops(registry: Registry, log: Pick<AccessLog, 'dr
   scrapedCounter(
     registry,
     'tessera_access_log_lines_dropped_total',
-    'Access-log lines not written: the destination fell more than its buffer behind, failed, or had not taken them when the proxy stopped.',
+    'Access-log lines not written: the destination fell more than its buffer behind, failed or had no reader (until it took lines again), or had not taken them when the proxy stopped.',
     () => log.dropped(),
   );
 }

@@ -1,11 +1,11 @@
 // The access log: one JSON line per proxied HTTP request or TCP connection, batched and written off the event
-// loop (shared-io/fd-writer.ts). Only the fields below are written (never headers); paths lose their query.
+// loop (shared-io/fd-writer.ts) to a destination that survives its outages (access-log-destination.ts). Only the
+// fields below are written (never headers); paths lose their query.
 import { randomBytes, randomUUID } from 'node:crypto';
-import { fstatSync, openSync } from 'node:fs';
+import type { Logger } from 'pino';
 import type { Clock } from '../../../common/clock.js';
-import { TesseraError } from '../../../common/errors.js';
-import { FdWriter } from '../../../shared-io/fd-writer.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
+import { AccessLogDestination, type AccessLogProblem, type AccessLogResumed } from './access-log-destination.js';
 
 export interface AccessEntry {
   /** Epoch milliseconds; the injected clock's time when absent. */
@@ -44,16 +44,23 @@ export interface AccessLog {
    * lines the destination has not taken within `closeTimeoutMs` are counted as dropped and the close resolves.
    */
   close(): Promise<void>;
-  /** Lines dropped because the destination could not keep up (buffer full) or failed. */
+  /** Lines dropped because the destination could not keep up (buffer full), failed, or had no reader. */
   dropped(): number;
 }
 
 export interface AccessLogOptions {
-  /** 'stdout', 'off', or a file path (opened for append; the directory must exist). */
+  /**
+   * 'stdout', 'off', or a file path (opened for append; the directory must exist). A FIFO is opened non-blocking:
+   * without a reader the log starts in an outage and waits for one.
+   */
   readonly destination: 'stdout' | 'off' | string;
   readonly clock: Clock;
-  /** A destination write error (the log keeps dropping lines after it); default: ignored. */
-  readonly onError?: (err: Error) => void;
+  /** An outage began (a write failed, or a FIFO has no reader): lines are dropped until it ends. Once per outage. */
+  readonly onProblem?: (p: AccessLogProblem) => void;
+  /** The outage ended: a batch was written whole again. */
+  readonly onResume?: (r: AccessLogResumed) => void;
+  /** How often the destination is reopened during an outage (default 1000 ms). */
+  readonly reopenMs?: number;
   /** Bytes buffered while the destination is slow before lines are dropped (default 16 MiB). */
   readonly maxBufferBytes?: number;
   /** Longest time a line waits in the batch before it is written (default 1000 ms). */
@@ -66,7 +73,7 @@ export interface AccessLogOptions {
    * different processes never interleave mid-line; a regular file opened for append needs no such limit.
    */
   readonly sharedDestination?: boolean;
-  /** The flush timer runs here (default: the real timers, unref'd). */
+  /** The flush, retry and reopen timers run here (default: the real timers, unref'd). */
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /**
    * How long close() waits for the destination to take what is queued (default 2000 ms). A stdout pipe that
@@ -110,32 +117,18 @@ const OFF: AccessLog = Object.freeze({
 
 export function createAccessLog(opts: AccessLogOptions): AccessLog {
   if (opts.destination === 'off') return OFF;
-  let fd = 1;
-  if (opts.destination !== 'stdout') {
-    // Opened here, synchronously, so a bad path fails start-up with a clear error instead of a later event.
-    try {
-      fd = openSync(opts.destination, 'a', 0o640);
-    } catch (e) {
-      throw new TesseraError('TESSERA_ERR_ACCESS_LOG_UNWRITABLE', `Cannot open access log ${opts.destination}: ${(e as Error).message}`, { path: opts.destination }, { cause: e });
-    }
-  }
-  const batchBytes = opts.batchBytes ?? (opts.sharedDestination === true && !fstatSync(fd).isFile() ? PIPE_BUF : BATCH_BYTES);
-  let dropped = 0;
-  let failed = false;
-  let closed = false;
   const timers = opts.timers ?? realTimers;
-  const writer = new FdWriter({
-    fd,
-    ownsFd: fd !== 1,
+  // Opened here, synchronously, so a bad path fails start-up with a clear error instead of a later event.
+  const dest = new AccessLogDestination({
+    destination: opts.destination,
     maxQueuedBytes: opts.maxBufferBytes ?? 16 * 1024 * 1024,
     timers,
-    // The proxy keeps serving; the log drops what it could not write, and every later line.
-    onError: (err, lost) => {
-      failed = true;
-      dropped += lost;
-      opts.onError?.(err);
-    },
+    reopenMs: opts.reopenMs ?? 1_000,
+    ...(opts.onProblem ? { onProblem: opts.onProblem } : {}),
+    ...(opts.onResume ? { onResume: opts.onResume } : {}),
   });
+  const batchBytes = opts.batchBytes ?? (opts.sharedDestination === true && !dest.isFile ? PIPE_BUF : BATCH_BYTES);
+  let closed = false;
   // Lines are batched here and handed to the writer per `batchBytes` or per flush interval. A crash can lose the
   // unflushed tail (at most one interval), as with Envoy's access-log flush interval. Each line is encoded into the
   // batch's buffer as it comes: a batch kept as one long string cost more to flatten and encode at hand-off than
@@ -145,7 +138,7 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
   let batchLines = 0;
   const handOff = () => {
     if (batch === undefined) return;
-    if (!writer.write(batch.subarray(0, used), batchLines)) dropped += batchLines;
+    dest.write(batch.subarray(0, used), batchLines);
     batch = undefined;
     used = 0;
     batchLines = 0;
@@ -162,8 +155,9 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
   return {
     enabled: true,
     write(e) {
-      if (closed || failed) {
-        dropped++;
+      // During an outage the line is not even built: it could only be dropped.
+      if (closed || !dest.open) {
+        dest.drop(1);
         return;
       }
       // Fields are copied one by one: an object with extra properties (headers, bodies) cannot leak through.
@@ -178,7 +172,7 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
     },
     flush() {
       handOff();
-      return writer.idle();
+      return dest.idle();
     },
     async close() {
       if (closed) return;
@@ -186,11 +180,27 @@ export function createAccessLog(opts: AccessLogOptions): AccessLog {
       closed = true;
       if (timer !== undefined) timers.clearTimeout(timer);
       timer = undefined;
-      // Counted as dropped: every batch not written whole by the bound. A write still blocked may have put part of
-      // its batch in a pipe already, so a few of these lines can have arrived after all.
-      dropped += await writer.close(opts.closeTimeoutMs ?? 2_000);
+      // Counted as dropped: every batch not written whole by the bound. A pipe may have taken part of one already,
+      // so a few of these lines can have arrived after all.
+      await dest.close(opts.closeTimeoutMs ?? 2_000);
     },
-    dropped: () => dropped,
+    dropped: () => dest.dropped,
+  };
+}
+
+/**
+ * The access log's outages in the operational log: a warning when one begins (the errno code and the destination,
+ * never a line's contents), a line when it ends with how many lines it cost.
+ */
+export function accessLogReports(log: Pick<Logger, 'warn' | 'info'>): Pick<AccessLogOptions, 'onProblem' | 'onResume'> {
+  return {
+    onProblem: (p) => {
+      const why = p.code === 'ENXIO' ? 'waiting for a reader (a FIFO nobody has open)' : 'cannot be written';
+      log.warn(p, `access log ${why}: lines are dropped until it takes them again (reopened every second)`);
+    },
+    onResume: (r) => {
+      log.info(r, 'access log resumed');
+    },
   };
 }
 

@@ -12,7 +12,7 @@ import { listenerDeps } from '../listeners/listener-deps.js';
 import { ListenerGroup } from '../listeners/listener-group.js';
 import { makeListeners, type ProxyRuntime } from '../main.js';
 import { ServiceDirectory } from '../routing/service-directory.js';
-import { createAccessLog } from '../telemetry/access-log.js';
+import { accessLogReports, createAccessLog } from '../telemetry/access-log.js';
 import { countAccessLogDrops } from '../telemetry/access-log-metrics.js';
 import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
 import { startTracing } from '../telemetry/start-tracing.js';
@@ -84,7 +84,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   if (!identity.current) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary sent no identity');
 
   // The workers share the primary's stdout.
-  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true });
+  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true, ...accessLogReports(log) });
   countAccessLogDrops(registry, accessLog);
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log, registry);
   const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);

@@ -226,8 +226,8 @@ describe('access logs of several processes on one pipe', () => {
 
 describe('access log whose destination takes nothing', () => {
   // A FIFO with a reader that never reads: the kernel takes one pipe's worth (64 KiB), then the destination's
-  // write blocks, as on a stdout pipe whose reader stalled. close() must still end (the proxy's shutdown awaits
-  // it), counting what did not arrive as dropped.
+  // writes find it full (EAGAIN: a FIFO is opened non-blocking), as on a stdout pipe whose reader stalled. close()
+  // must still end (the proxy's shutdown awaits it), counting what did not arrive as dropped.
   test('close() resolves after closeTimeoutMs; lines not written whole are counted as dropped, the rest arrived', async () => {
     const { path: fifo, reader } = fifoWithReader(dir, 'stalled.fifo');
     try {
@@ -238,8 +238,8 @@ describe('access log whose destination takes nothing', () => {
       const dropped = log.dropped();
       expect(dropped).toBeGreaterThan(0);
       // What the pipe holds: whole lines, in order. With the dropped ones every line is accounted for, some twice:
-      // the write that blocked had put part of its batch (at most BATCH_BYTES) in the pipe without returning, so its
-      // lines count as dropped though some arrived.
+      // the pipe may have taken part of the last batch (at most BATCH_BYTES) before it filled, so its lines count as
+      // dropped though some arrived.
       const got = readAll(reader).toString('latin1').split('\n');
       const whole = got.slice(0, -1).map((l) => JSON.parse(l) as Record<string, unknown>);
       expect(whole.map((l) => Number(l['requestId']))).toEqual(whole.map((_, i) => i));
