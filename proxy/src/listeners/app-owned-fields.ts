@@ -148,3 +148,14 @@ export const CLIENT_CERT_FIELD_PREFIXES: readonly string[] = [
  * and Envoy's x-envoy-* (Envoy drops those from external clients too), certificate identity, path and method overrides.
  */
 export const EDGE_CLIENT_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP_TRACED, 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded', ...TRUSTED_PROXY_FIELDS, ...PATH_OVERRIDE_FIELDS], ['x-forwarded-', 'x-envoy-', ...CLIENT_CERT_FIELD_PREFIXES, ...FRONT_AUTH_FIELD_PREFIXES]);
+
+/**
+ * What a plaintext caller on a permissive inbound listener loses beside CALLER_REQUEST_DROP: the client-certificate
+ * and front-end user fields the edge drops from its clients. The sidecar is its app's TLS terminator and this caller
+ * proved no identity, so such a field is forged (an app written for the edge's guarantee would trust it). A mesh
+ * peer's pass: it is authenticated, and a front end's user fields reach the app through the edge and its sidecar.
+ */
+export const UNAUTHENTICATED_CALLER_DROP: FieldNames = new FieldNames([...CALLER_REQUEST_DROP], [...CLIENT_CERT_FIELD_PREFIXES, ...FRONT_AUTH_FIELD_PREFIXES]);
+
+/** The same, with the trace context (a traced request). */
+export const UNAUTHENTICATED_CALLER_DROP_TRACED: FieldNames = UNAUTHENTICATED_CALLER_DROP.with(['traceparent', 'tracestate']);

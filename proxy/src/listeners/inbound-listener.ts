@@ -21,7 +21,7 @@ import { MUX_ALPN } from '../mux/mux-frame.js';
 import { MuxSession } from '../mux/mux-session.js';
 import { sessionUpkeep } from '../mux/session-upkeep.js';
 import type { ByteSocket } from '../http1/byte-socket.js';
-import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED } from './app-owned-fields.js';
+import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, UNAUTHENTICATED_CALLER_DROP, UNAUTHENTICATED_CALLER_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
 import { relay } from './tcp-relay.js';
@@ -196,7 +196,8 @@ export class InboundListener extends ServedListener<InboundConfig> {
         // The app gets the path the policy decided on (allowed implies it normalizes), not the raw one.
         const target = normalizeRequestTarget(path) ?? path;
         // An upgrade (WebSocket) is allowed like any request: it was authorized above, XFCC included.
-        return { forward: true, upgrade: true, strip: span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP, dropResponse: APP_RESPONSE_DROP, add, context, target: target !== path ? target : undefined };
+        const strip = peer ? (span ? CALLER_REQUEST_DROP_TRACED : CALLER_REQUEST_DROP) : span ? UNAUTHENTICATED_CALLER_DROP_TRACED : UNAUTHENTICATED_CALLER_DROP;
+        return { forward: true, upgrade: true, strip, dropResponse: APP_RESPONSE_DROP, add, context, target: target !== path ? target : undefined };
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as InboundContext;
