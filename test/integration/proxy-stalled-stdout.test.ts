@@ -1,8 +1,10 @@
-// A sidecar whose stdout nobody reads any more (a stalled log collector, a parent that stopped reading its pipe)
-// still stops on SIGTERM: its access log, written to stdout, cannot take the last lines, and the shutdown must
-// not wait for them forever. Real process, real pipe: the test stops reading the child's stdout, fills the pipe
-// with access-log lines, then asks the proxy to stop.
-import { writeFile } from 'node:fs/promises';
+// Access-log destinations that take nothing, with real processes: a sidecar whose stdout nobody reads any more (a
+// stalled log collector, a parent that stopped reading its pipe) still stops on SIGTERM, its last lines given up
+// (the test stops reading the child's stdout and fills the pipe); and one whose telemetry.accessLog is a FIFO
+// nobody has opened for reading (a log shipper not started yet, or gone) starts, serves and stops all the same:
+// open(2) of such a FIFO would block the process before it listened, and SIGTERM with it.
+import { execFileSync } from 'node:child_process';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
@@ -28,6 +30,8 @@ beforeAll(async () => {
       `outbound:\n  - { name: up, listen: 127.0.0.1:0, upstream: 127.0.0.1:9, spiffeId: ${API} }\n` +
       'admin: { listen: 127.0.0.1:0 }\nlimits: { drainTimeout: 1s }\n',
   );
+  execFileSync('mkfifo', [join(dir, 'access.fifo')]);
+  await writeFile(join(dir, 'api-fifo.yaml'), `${await readFile(join(dir, 'api.yaml'), 'utf8')}telemetry: { accessLog: access.fifo }\n`);
 }, 30_000);
 
 afterAll(async () => {
@@ -53,6 +57,22 @@ test('SIGTERM ends a proxy whose stdout pipe is full: exit 0, not stuck on the a
   expect(answered).toBe(3_000);
   // Lines wait at most a second in the batch before they are handed to the destination (and block there).
   await new Promise((r) => setTimeout(r, 1_500));
+  // Bounded by the helper: SIGTERM, then SIGKILL after 15 s, which would give null instead of 0.
+  expect(await proxy.stop()).toBe(0);
+  proxy = undefined;
+}, 60_000);
+
+test('an access-log FIFO without a reader: the proxy becomes ready, serves, warns once, and SIGTERM ends it with exit 0', async () => {
+  proxy = await startProxyProcess(join(dir, 'api-fifo.yaml'));
+  const res = await fetch(`http://127.0.0.1:${proxy.ports.get('outbound/up')!}/hello`);
+  await res.arrayBuffer();
+  expect(res.status).toBe(502);
+  const warnings = proxy
+    .stderr()
+    .split('\n')
+    .filter((l) => l.includes('access log waiting for a reader'));
+  expect(warnings).toHaveLength(1);
+  expect(JSON.parse(warnings[0]!)).toMatchObject({ code: 'ENXIO', destination: join(dir, 'access.fifo') });
   // Bounded by the helper: SIGTERM, then SIGKILL after 15 s, which would give null instead of 0.
   expect(await proxy.stop()).toBe(0);
   proxy = undefined;
