@@ -295,8 +295,7 @@ export class MuxSession implements StreamPort {
         const s = this.#streamFor(id, flags);
         if (s === undefined) return;
         if (type === FrameType.WindowUpdate) {
-          // A reader credits back in halves of the window (MuxStream): a smaller credit is work for next to nothing.
-          if (length < STREAM_WINDOW / 2) this.#empty();
+          if (length < STREAM_WINDOW / 2) this.#empty(); // readers credit in halves of the window: less is a trickle
           if (s && length > 0) s.onWindowUpdate(length);
           return;
         }
