@@ -32,10 +32,13 @@ export interface EdgeOutcome {
   readonly responseFlags?: string;
 }
 
-/** Starts an exchange: request ID, span (continuing the client's trace context) and the clock. `host` as sent. */
-export function beginExchange(d: ListenerDeps, base: Omit<EdgeExchange, 'requestId' | 'startMs' | 'span'>, host: string | undefined, trace: IncomingTrace): EdgeExchange {
+/**
+ * Starts an exchange: request ID, span (continuing the client's trace context) and the clock. `host` as sent;
+ * `trace` read only when tracing is on (undefined otherwise: nothing read per request for it).
+ */
+export function beginExchange(d: ListenerDeps, base: Omit<EdgeExchange, 'requestId' | 'startMs' | 'span'>, host: string | undefined, trace: IncomingTrace | undefined): EdgeExchange {
   const requestId = d.requestId();
-  const span = d.tracer?.start(base.method, 'edge', trace, { 'tessera.request_id': requestId, 'http.host': normalizeHost(host) });
+  const span = trace && d.tracer?.start(base.method, 'edge', trace, { 'tessera.request_id': requestId, 'http.host': normalizeHost(host) });
   // Every field set here, the later ones undefined: one object shape per request, no spread.
   return { protocol: base.protocol, client: base.client, method: base.method, path: base.path, resumed: base.resumed, requestId, startMs: d.nowMs(), span, upstream: undefined, decision: undefined, policy: undefined };
 }

@@ -38,7 +38,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const method = String(headers[':method'] ?? 'GET');
   const path = String(headers[':path'] ?? '/');
   const host = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined);
-  const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, { traceparent: headers.traceparent as string | undefined, tracestate: joined(headers.tracestate) });
+  const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, d.tracer ? { traceparent: headers.traceparent as string | undefined, tracestate: joined(headers.tracestate) } : undefined);
   const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
   if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
   // A lower-case method (or a fragment) is refused before routing, as on the sidecars' streams.

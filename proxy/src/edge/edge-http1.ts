@@ -44,7 +44,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         const method = head.method!;
         const path = head.target!;
         const host = headerValue(head, 'host');
-        const x = beginExchange(d, { protocol: 'http', client, method, path, resumed }, host, incomingTraceOf(head));
+        const x = beginExchange(d, { protocol: 'http', client, method, path, resumed }, host, d.tracer ? incomingTraceOf(head) : undefined);
         const a = gate.admit({ client, method, host, path, grpc: false });
         noteAdmission(x, a);
         if (!a.ok) return { forward: false, status: a.status, code: a.code, context: x };

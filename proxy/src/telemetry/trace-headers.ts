@@ -1,8 +1,7 @@
 // The trace-context fields a traced request is sent on with: the span's traceparent and, when the caller's trace
 // is continued, its checked tracestate. Kept apart from tracing.ts, which loads the OpenTelemetry SDK: every
 // listener imports this, tracing or not.
-import type { HttpHead } from '../http1/http1-head.js';
-import { joinedHeaderValue } from '../http1/http1-head.js';
+import { type HttpHead, joinedHeaderValue } from '../http1/http1-head.js';
 import type { IncomingTrace, RequestSpan } from './tracing.js';
 
 /** The caller's fields a traced request never passes on as sent: the span's replace them. */
