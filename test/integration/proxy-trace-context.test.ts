@@ -5,6 +5,7 @@
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { connect } from 'node:net';
+import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -27,6 +28,7 @@ let app: ReturnType<typeof createServer>;
 let sink: ReturnType<typeof createServer>;
 let api: ProxyProcess;
 let web: ProxyProcess;
+let edge: ProxyProcess;
 const seen = new Map<string, IncomingHttpHeaders>();
 let sinkPosts = 0;
 
@@ -71,9 +73,21 @@ beforeAll(async () => {
   api = await startProxyProcess(join(dir, 'api.yaml'));
   await writeFile(join(dir, 'web.yaml'), `identity:\n  files: { certFile: web/svid.pem, keyFile: web/key.pem, bundleFile: web/bundle.pem }\noutbound:\n  - { name: to-api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${join(dir, 'web-access.log')}, ${tracing} }\n`);
   web = await startProxyProcess(join(dir, 'web.yaml'));
+  // An edge (HTTPS from outside, no client certificate) in front of api, traced too.
+  const site = await TestCa.create({ trustDomain: 'web.test', rootName: 'CN=Public Web CA, O=Test' });
+  const cert = await site.mintSvid('spiffe://web.test/edge', { dnsSans: ['edge.test'] });
+  await writeFile(join(dir, 'site-ca.pem'), site.bundlePem());
+  await writeFile(join(dir, 'edge-site.pem'), cert.chainPem);
+  await writeFile(join(dir, 'edge-site.key'), cert.keyPem, { mode: 0o600 });
+  await writeFile(
+    join(dir, 'edge.yaml'),
+    `identity:\n  files: { certFile: web/svid.pem, keyFile: web/key.pem, bundleFile: web/bundle.pem }\nedge:\n  - name: public\n    listen: 127.0.0.1:0\n    certFile: edge-site.pem\n    keyFile: edge-site.key\n    routes:\n      - { host: "*", pathPrefix: /, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: "off", ${tracing} }\n`,
+  );
+  edge = await startProxyProcess(join(dir, 'edge.yaml'));
 }, 60_000);
 
 afterAll(async () => {
+  await edge?.stop();
   await web?.stop();
   await api?.stop();
   app?.close();
@@ -109,6 +123,31 @@ describe('the trace context the app gets through a traced pair (HTTP/1.1 over th
     }
     expect(parseTraceparent(seen.get('/long')!.traceparent as string)!.traceId).toBe(TRACE);
     expect(seen.get('/long')!.tracestate).toBeUndefined();
+  });
+});
+
+describe('at the edge (HTTPS from an outside client)', () => {
+  /** A request over TLS written by hand, as rawGet. */
+  function tlsGet(path: string, lines: string[], ca: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const s = tls.connect({ host: '127.0.0.1', port: edge.ports.get('edge/public')!, servername: 'edge.test', ca }, () => s.write(`GET ${path} HTTP/1.1\r\nhost: edge.test\r\n${lines.map((l) => `${l}\r\n`).join('')}connection: close\r\n\r\n`));
+      let got = '';
+      s.on('data', (d) => {
+        got += d;
+      });
+      s.on('end', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(got)?.[1] ?? 0)));
+      s.on('error', reject);
+    });
+  }
+
+  test("the client's trace continues with its checked tracestate; two traceparent lines start a new trace without it", async () => {
+    const ca = await readFile(join(dir, 'site-ca.pem'), 'utf8');
+    expect(await tlsGet('/edge-continued', [`traceparent: ${CALLER}`, 'tracestate: congo=t61rcWkgMzE'], ca)).toBe(200);
+    expect(parseTraceparent(seen.get('/edge-continued')!.traceparent as string)!.traceId).toBe(TRACE);
+    expect(seen.get('/edge-continued')!.tracestate).toBe('congo=t61rcWkgMzE');
+    expect(await tlsGet('/edge-dup', [`traceparent: ${CALLER}`, `traceparent: ${CALLER}`, 'tracestate: congo=t61rcWkgMzE'], ca)).toBe(200);
+    expect(parseTraceparent(seen.get('/edge-dup')!.traceparent as string)!.traceId).not.toBe(TRACE);
+    expect(seen.get('/edge-dup')!.tracestate).toBeUndefined();
   });
 });
 
