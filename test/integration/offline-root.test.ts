@@ -239,6 +239,9 @@ describe('an offline root', () => {
     await rootWith('root-codesigning.pem', 'basicConstraints=critical,CA:TRUE', 'extendedKeyUsage=codeSigning');
     await copyFile(join(holder, 'root.key'), join(holder, 'open.key'));
     await chmod(join(holder, 'open.key'), 0o644);
+    // Group access too: a root key is owner-only even for the holder's own group (no Secret mount here).
+    await copyFile(join(holder, 'root.key'), join(holder, 'group.key'));
+    await chmod(join(holder, 'group.key'), 0o640);
     await openssl(['req', '-new', '-key', 'stranger.key', '-subj', '/CN=x', '-addext', `subjectAltName=URI:spiffe://${TD}/ns/default/sa/web`, '-out', 'workload.csr']);
     await openssl(['req', '-new', '-key', 'stranger.key', '-subj', '/CN=x', '-addext', `subjectAltName=URI:spiffe://${TD}`, '-out', 'td.csr']);
     for (const [what, a, text] of [
@@ -250,6 +253,7 @@ describe('an offline root', () => {
       ['a root naming another trust domain', args('td.csr', 'root.key', [], 'root-other.pem'), 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME'],
       ['a root for code signing only', args('td.csr', 'root.key', [], 'root-codesigning.pem'), 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU'],
       ['a root key every user can read', args('td.csr', 'open.key'), 'TESSERA_ERR_CA_KEY_EXPOSED'],
+      ['a root key its group can read', args('td.csr', 'group.key'), 'TESSERA_ERR_CA_KEY_EXPOSED'],
     ] as const) {
       const r = await tessera(a);
       expect(r.code, what).not.toBe(0);

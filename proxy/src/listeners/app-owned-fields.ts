@@ -139,6 +139,8 @@ export const TRUSTED_PROXY_KEEP: FieldNames = new FieldNames(TRUSTED_PROXY_FIELD
  */
 export const CLIENT_CERT_FIELD_PREFIXES: readonly string[] = [
   ...['client-cert', 'x-client-cert', 'x-client-verify', 'x-client-s-dn', 'x-client-i-dn', 'x-client-dn', 'x-ssl-', 'ssl-', 'x-tls-client-', 'x-client-tls-'],
+  // Traefik's passTLSClientCert and its kin, under X-Forwarded-: the edge drops them with every x-forwarded-*
+  ...['x-forwarded-tls-client-', 'x-forwarded-ssl-client-', 'x-forwarded-client-cert-'],
   ...['x-amzn-mtls-', 'x-arr-clientcert', 'cf-client-cert-', 'ms-aspnetcore-clientcert', 'proxy-auth-cert', 'proxy-ssl-id', 'x-proxied-https'],
 ];
 
