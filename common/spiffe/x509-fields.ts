@@ -8,12 +8,14 @@ const OID_BASIC_CONSTRAINTS = Uint8Array.of(0x55, 0x1d, 0x13);
 const OID_KEY_USAGE = Uint8Array.of(0x55, 0x1d, 0x0f);
 const OID_SUBJECT_ALT_NAME = Uint8Array.of(0x55, 0x1d, 0x11);
 const OID_EXT_KEY_USAGE = Uint8Array.of(0x55, 0x1d, 0x25);
+const OID_NAME_CONSTRAINTS = Uint8Array.of(0x55, 0x1d, 0x1e);
 /** Extensions whose meaning is checked here or by the path builder (EKU, key identifiers): critical is fine. */
 const UNDERSTOOD = [
   OID_BASIC_CONSTRAINTS,
   OID_KEY_USAGE,
   OID_SUBJECT_ALT_NAME,
   OID_EXT_KEY_USAGE,
+  OID_NAME_CONSTRAINTS,
   Uint8Array.of(0x55, 0x1d, 0x0e), // subjectKeyIdentifier
   Uint8Array.of(0x55, 0x1d, 0x23), // authorityKeyIdentifier
 ];
@@ -44,6 +46,15 @@ export interface SignatureAlgorithm {
   readonly pssHash?: string;
 }
 
+/** One GeneralSubtree's base: a URI or DNS constraint, or a kind the path check does not evaluate (its tag). */
+export type NameSubtree = { readonly type: 'uri' | 'dns'; readonly value: string } | { readonly type: 'other'; readonly tag: number };
+
+/** A CA's nameConstraints (RFC 5280 §4.2.1.10). */
+export interface NameConstraints {
+  readonly permitted: readonly NameSubtree[];
+  readonly excluded: readonly NameSubtree[];
+}
+
 export interface CertFields {
   readonly uriSans: readonly string[];
   readonly dnsSans: readonly string[];
@@ -54,6 +65,8 @@ export interface CertFields {
   readonly keyUsage: KeyUsage | null;
   /** extendedKeyUsage KeyPurposeIds as dotted OIDs; null when the certificate has no such extension. */
   readonly extKeyUsage: readonly string[] | null;
+  /** Null when the certificate has no nameConstraints extension. */
+  readonly nameConstraints: NameConstraints | null;
   /** Dotted OIDs of critical extensions not in UNDERSTOOD (RFC 5280 §4.2: the certificate must be rejected). */
   readonly unknownCritical: readonly string[];
   /** What the issuer signed this certificate with (the outer field: X509_verify refuses one unlike the TBS's). */
@@ -82,6 +95,7 @@ export function readCertFields(der: Uint8Array): CertFields {
   let basic: { isCa: boolean; pathLen: number | null } = { isCa: false, pathLen: null };
   let keyUsage: KeyUsage | null = null;
   let extKeyUsage: string[] | null = null;
+  let nameConstraints: NameConstraints | null = null;
   const unknownCritical: string[] = [];
   if (extsWrapper) {
     const [extSeq] = children(der, extsWrapper);
@@ -103,6 +117,7 @@ export function readCertFields(der: Uint8Array): CertFields {
       else if (equalBytes(oidBytes, OID_BASIC_CONSTRAINTS)) basic = readBasicConstraints(der, inner);
       else if (equalBytes(oidBytes, OID_KEY_USAGE)) keyUsage = readKeyUsage(der, inner);
       else if (equalBytes(oidBytes, OID_EXT_KEY_USAGE)) extKeyUsage = readExtKeyUsage(der, inner);
+      else if (equalBytes(oidBytes, OID_NAME_CONSTRAINTS)) nameConstraints = readNameConstraints(der, inner);
       if (critical && !UNDERSTOOD.some((u) => equalBytes(u, oidBytes))) unknownCritical.push(oidText(oidBytes));
     }
   }
@@ -113,6 +128,7 @@ export function readCertFields(der: Uint8Array): CertFields {
     pathLen: basic.pathLen,
     keyUsage,
     extKeyUsage,
+    nameConstraints,
     unknownCritical,
     signature: readSignatureAlgorithm(der, sigAlg),
     key: readKeyInfo(der, spki),
@@ -126,6 +142,25 @@ function readSans(der: Uint8Array, seq: DerNode): { uriSans: string[]; dnsSans: 
   const names = children(der, seq);
   const text = (n: DerNode) => Buffer.from(bytesOf(der, n)).toString('latin1');
   return { uriSans: names.filter((n) => n.tag === 0x86).map(text), dnsSans: names.filter((n) => n.tag === 0x82).map(text) };
+}
+
+/**
+ * NameConstraints ::= SEQUENCE { permittedSubtrees [0] GeneralSubtrees OPTIONAL, excludedSubtrees [1] … }, each a
+ * SEQUENCE OF GeneralSubtree ::= SEQUENCE { base GeneralName, minimum [0], maximum [1] }.
+ */
+function readNameConstraints(der: Uint8Array, seq: DerNode): NameConstraints {
+  if (seq.tag !== 0x30) throw new DerError('nameConstraints is not a SEQUENCE');
+  const subtrees = (tag: number): NameSubtree[] => {
+    const list = children(der, seq).find((n) => n.tag === tag);
+    return (list ? children(der, list) : []).map((sub) => {
+      const base = sub.tag === 0x30 ? children(der, sub)[0] : undefined;
+      if (!base) throw new DerError('malformed GeneralSubtree');
+      const text = () => Buffer.from(bytesOf(der, base)).toString('latin1');
+      // uniformResourceIdentifier [6] and dNSName [2], IMPLICIT IA5String.
+      return base.tag === 0x86 ? { type: 'uri', value: text() } : base.tag === 0x82 ? { type: 'dns', value: text() } : { type: 'other', tag: base.tag };
+    });
+  };
+  return { permitted: subtrees(0xa0), excluded: subtrees(0xa1) };
 }
 
 /** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }. */

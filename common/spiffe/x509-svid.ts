@@ -5,7 +5,8 @@ import { type ErrorCode, errorMessage } from '../errors.js';
 import { DerError } from '../pki/der.js';
 import { SpiffeId } from './spiffe-id.js';
 import type { TrustBundleSet } from './trust-bundle.js';
-import { type CertFields, readCertFields } from './x509-fields.js';
+import { nameConstraintViolation } from './name-constraints.js';
+import { type CertFields, type NameConstraints, readCertFields } from './x509-fields.js';
 import { keyWeakness, signatureWeakness } from './x509-strength.js';
 import { isWorkloadId } from './workload-id.js';
 
@@ -254,10 +255,32 @@ export function caRuleFailure(f: CertFields, isAnchor: boolean, which: () => str
 }
 
 /**
+ * A CA's name constraints hold for every certificate below it on the path: the leaf, and intermediates that are not
+ * self-issued (RFC 5280 §6.1.3 (b)). Read only when some CA has constraints: most paths pay nothing.
+ */
+function nameConstraintFailure(path: readonly X509Certificate[], constrained: readonly { at: number; nc: NameConstraints; which: () => string }[], id?: SpiffeId): SvidFailure | null {
+  const fields: CertFields[] = [];
+  for (const c of constrained) {
+    for (let j = 0; j < c.at; j++) {
+      if (fields[j] === undefined) {
+        const read = certFieldsOf(path[j]!);
+        if (!read.ok) return read;
+        fields[j] = read.fields;
+      }
+      const f = fields[j]!;
+      if (j > 0 && f.selfIssued) continue;
+      const why = nameConstraintViolation(c.nc, { uris: f.uriSans, dns: f.dnsSans });
+      if (why) return fail('bad_svid', 'TESSERA_ERR_SVID_NAME_CONSTRAINTS', `(${c.which()}: ${why})`, id);
+    }
+  }
+  return null;
+}
+
+/**
  * What holds for a built path, SVID or edge client (the leaf's own rules were checked with the leaf rules): every
  * certificate valid now; on each intermediate no unknown critical extension, an accepted key and signature
  * algorithm; on every CA certificate, trust anchor included, an accepted key, an extendedKeyUsage (if any) that
- * allows what the leaf is used for, and a pathLenConstraint (if any) the path keeps to; and nothing sent that is
+ * allows what the leaf is used for, and a pathLenConstraint and name constraints (if any) the path keeps to; and nothing sent that is
  * not on the path — an unrelated extra certificate is refused rather than ignored (trust anchors of `anchors`
  * excepted: TLS stacks append them). The anchor's own signature is not checked: RFC 5280 trusts an anchor for its
  * name and key, not for how it signed itself. OpenSSL holds the outbound side to the same (pathlen and purpose on
@@ -275,6 +298,7 @@ export function checkPath(sent: readonly X509Certificate[], path: readonly X509C
   }
   // Non-self-issued intermediates between the CA being checked and the leaf (RFC 5280 §6.1.4 (l), (m)).
   let below = 0;
+  const constrained: { at: number; nc: NameConstraints; which: () => string }[] = [];
   for (let i = 1; i < path.length; i++) {
     const cert = path[i]!;
     const isAnchor = i === path.length - 1;
@@ -289,7 +313,10 @@ export function checkPath(sent: readonly X509Certificate[], path: readonly X509C
       return fail('bad_svid', 'TESSERA_ERR_SVID_PATH_LENGTH', `(${which()} allows ${f.pathLen} intermediate CA(s) below it, the path has ${below})`, id);
     }
     if (!isAnchor && !f.selfIssued) below++;
+    if (f.nameConstraints) constrained.push({ at: i, nc: f.nameConstraints, which });
   }
+  const broken = constrained.length > 0 ? nameConstraintFailure(path, constrained, id) : null;
+  if (broken) return broken;
   const onPath = new Set(path.map((c) => c.fingerprint256));
   const anchorList = Array.isArray(anchors) ? (anchors as readonly X509Certificate[]) : (anchors as TrustBundleSet).bundles().flatMap((b) => b.authorities);
   for (const a of anchorList) onPath.add(a.fingerprint256);

@@ -39,11 +39,19 @@ export interface ForgeTemplate {
   /** extendedKeyUsage purposes (dotted OIDs); absent: no such extension. */
   readonly extKeyUsage?: readonly string[];
   readonly extKeyUsageCritical?: boolean;
+  /** nameConstraints (RFC 5280 §4.2.1.10): subtrees of URI hosts, DNS names or IP addresses (raw bytes), critical. */
+  readonly nameConstraints?: { readonly permitted?: readonly ForgeSubtree[]; readonly excluded?: readonly ForgeSubtree[] };
   /** Default: SHA-256 with the signer's key type. */
   readonly signature?: ForgeSignature;
   readonly notBefore: Date;
   readonly notAfter: Date;
 }
+
+export type ForgeSubtree = { readonly uri: string } | { readonly dns: string } | { readonly ip: Uint8Array };
+
+/** GeneralSubtrees [n] of GeneralSubtree ::= SEQUENCE { base GeneralName } (URI [6], dNSName [2], iPAddress [7]). */
+const subtrees = (n: number, list: readonly ForgeSubtree[]) =>
+  contextTag(n, true, ...list.map((s) => sequence('uri' in s ? contextTag(6, false, Buffer.from(s.uri, 'ascii')) : 'dns' in s ? contextTag(2, false, Buffer.from(s.dns, 'ascii')) : contextTag(7, false, s.ip))));
 
 const CURVES: Readonly<Record<string, string>> = { 'ec-p256': 'prime256v1', 'ec-p384': 'secp384r1', 'ec-p521': 'secp521r1', 'ec-secp256k1': 'secp256k1' };
 
@@ -110,6 +118,10 @@ export function forgeCertificate(t: ForgeTemplate): Forged {
     extension('2.5.29.14', false, octetString(createHash('sha1').update(spki).digest())),
   ];
   if (t.uriSans?.length) exts.push(extension('2.5.29.17', false, sequence(...t.uriSans.map((u) => contextTag(6, false, Buffer.from(u, 'ascii'))))));
+  if (t.nameConstraints) {
+    const { permitted = [], excluded = [] } = t.nameConstraints;
+    exts.push(extension('2.5.29.30', true, sequence(...(permitted.length ? [subtrees(0, permitted)] : []), ...(excluded.length ? [subtrees(1, excluded)] : []))));
+  }
   if (t.extKeyUsage) exts.push(extension('2.5.29.37', t.extKeyUsageCritical ?? false, sequence(...t.extKeyUsage.map((o) => oid(o)))));
   const tbs = sequence(
     contextTag(0, true, smallInteger(2)),

@@ -10,6 +10,7 @@ import { decodeCertificates, encodePem } from '../../../common/pki/pem.js';
 import { x509 } from '../../../common/pki/x509-lib.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { type CertFields, readCertFields } from '../../../common/spiffe/x509-fields.js';
+import { nameConstraintViolation } from '../../../common/spiffe/name-constraints.js';
 import { caRuleFailure } from '../../../common/spiffe/x509-svid.js';
 
 /** Why an intermediate was refused: the `reason` label of tessera_ca_intermediate_installs_total. */
@@ -21,6 +22,7 @@ export const INTERMEDIATE_REFUSAL_CODES = {
   not_ca: 'TESSERA_ERR_CA_INTERMEDIATE_NOT_CA',
   weak: 'TESSERA_ERR_CA_INTERMEDIATE_WEAK',
   bad_eku: 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU',
+  name_constraints: 'TESSERA_ERR_CA_INTERMEDIATE_NAME_CONSTRAINTS',
   wrong_name: 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME',
   expired: 'TESSERA_ERR_CA_INTERMEDIATE_EXPIRED',
   not_yet_valid: 'TESSERA_ERR_CA_INTERMEDIATE_NOT_YET_VALID',
@@ -96,10 +98,13 @@ function hasKeyId(cert: X509Certificate): boolean {
  * and, below the root, signature algorithm; an extendedKeyUsage, if any, with serverAuth and clientAuth. Refused
  * here, not found out when the first SVID it signs is refused everywhere.
  */
-function checkVerifiable(f: CertFields, isRoot: boolean, what: string): void {
+function checkVerifiable(f: CertFields, isRoot: boolean, what: string, td: TrustDomain): void {
   const broken = caRuleFailure(f, isRoot, () => what);
   if (broken?.code === 'TESSERA_ERR_SVID_BAD_EKU') throw refuse('bad_eku', `${broken.message}: every SVID it certifies would be refused`);
   if (broken) throw refuse('weak', `${broken.message}: every SVID it certifies would be refused`);
+  // Every SVID below names this trust domain (and the intermediate does itself): its constraints must allow it.
+  const why = f.nameConstraints ? nameConstraintViolation(f.nameConstraints, { uris: [td.idString()], dns: [] }) : null;
+  if (why) throw refuse('name_constraints', `${what}'s name constraints refuse spiffe://${td.name}: ${why}; every SVID it certifies would be refused`);
 }
 
 /**
@@ -120,7 +125,7 @@ function checkRoot(root: X509Certificate, f: CertFields, td: TrustDomain): void 
   if (len !== undefined && len < 1) throw refuse('root_invalid', `the root's pathlen is ${len}: it may not certify an intermediate CA (needs pathlen >= 1 or none)`);
   // A root without a URI SAN (a company root) is fine; one that names a trust domain must name this one.
   if (f.uriSans.length > 0 && (f.uriSans.length !== 1 || f.uriSans[0] !== td.idString())) throw refuse('wrong_name', `the root names ${f.uriSans.join(', ')}, not ${td.idString()}`);
-  checkVerifiable(f, true, 'the root');
+  checkVerifiable(f, true, 'the root', td);
 }
 
 /** Everything an intermediate must be before it signs SVIDs of `trustDomain` here; throws the first fault. */
@@ -141,7 +146,7 @@ export function checkSignedIntermediate(i: IntermediateToCheck): CheckedIntermed
   if (!f.keyUsage?.keyCertSign) throw refuse('not_ca', 'the intermediate lacks keyUsage keyCertSign (needs keyUsage critical, keyCertSign, cRLSign)');
   if (f.unknownCritical.length > 0) throw refuse('not_ca', `the intermediate carries critical extensions Tessera does not process: ${f.unknownCritical.join(', ')}`);
   if (!hasKeyId(intermediate)) throw refuse('not_ca', 'the intermediate has no subjectKeyIdentifier (add subjectKeyIdentifier=hash)');
-  checkVerifiable(f, false, 'the intermediate');
+  checkVerifiable(f, false, 'the intermediate', i.trustDomain);
   if (f.uriSans.length !== 1 || f.uriSans[0] !== i.trustDomain.idString()) throw refuse('wrong_name', `the intermediate's URI SAN is ${f.uriSans.length === 0 ? 'missing' : f.uriSans.join(', ')}; it must be exactly ${i.trustDomain.idString()}`);
   for (const [cert, what] of [[root, 'root'], [intermediate, 'intermediate']] as const) {
     if (i.nowMs < cert.validFromDate.getTime()) throw refuse('not_yet_valid', `the ${what} is not valid before ${cert.validFromDate.toISOString()}`);

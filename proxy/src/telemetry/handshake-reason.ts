@@ -116,6 +116,7 @@ const BY_CODE: ReadonlyMap<string, HandshakeReason> = new Map<string, HandshakeR
   ['TESSERA_ERR_SVID_UNRELATED_CERT', 'bad_svid'],
   // RFC 5280 / X509-SVID path rules OpenSSL enforces outbound (PATH_LENGTH_EXCEEDED, INVALID_PURPOSE,
   // CA_MD_TOO_WEAK, EE_KEY_TOO_SMALL above): the same reason whichever side refuses the certificate.
+  ['TESSERA_ERR_SVID_NAME_CONSTRAINTS', 'bad_svid'],
   ['TESSERA_ERR_SVID_PATH_LENGTH', 'bad_svid'],
   ['TESSERA_ERR_SVID_BAD_EKU', 'bad_svid'],
   ['TESSERA_ERR_SVID_WEAK_SIGNATURE', 'bad_svid'],

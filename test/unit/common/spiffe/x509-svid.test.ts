@@ -344,6 +344,33 @@ describe('path rules: pathLen, extendedKeyUsage, signature algorithm, key streng
     });
   });
 
+  // OpenSSL refused such paths outbound while the inbound verifier took them (an outside audit): one answer now.
+  describe('nameConstraints (RFC 5280 §4.2.1.10): URI hosts (the trust domain) and DNS names', () => {
+    test('a CA whose constraints permit or do not exclude the trust domain: the path verifies', () => {
+      for (const nc of [{ permitted: [{ uri: 'example.org' }] }, { permitted: [{ uri: 'example.org' }, { dns: 'svc.internal' }] }, { excluded: [{ uri: 'other.org' }] }, { excluded: [{ uri: '.example.org' }] }, { permitted: [{ dns: 'svc.internal' }] }]) {
+        const ca = caUnder(root, 'Constrained', { pathLen: 0, nameConstraints: nc });
+        expect(verify([leafUnder(ca), ca]), JSON.stringify(nc)).toMatchObject({ ok: true });
+      }
+    });
+
+    test('an intermediate or a trust anchor whose constraints exclude the trust domain or do not permit it: refused', () => {
+      for (const nc of [{ permitted: [{ uri: 'other.org' }] }, { excluded: [{ uri: 'example.org' }] }, { permitted: [{ uri: '.example.org' }] }, { excluded: [{ uri: 'EXAMPLE.ORG' }] }]) {
+        const ca = caUnder(root, 'Constrained', { pathLen: 0, nameConstraints: nc });
+        const r = verify([leafUnder(ca), ca]);
+        expect(r, JSON.stringify(nc)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_NAME_CONSTRAINTS' });
+        if (!r.ok) expect(r.message).toContain('Constrained');
+      }
+      const anchor = rootOf({ cn: 'Constrained Root', nameConstraints: { permitted: [{ uri: 'other.org' }] } });
+      const under = caUnder(anchor, 'Under Constrained', { pathLen: 0 });
+      expect(verify([leafUnder(under), under], forgedBundle(anchor))).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NAME_CONSTRAINTS' });
+    });
+
+    test('a constraint of a kind not evaluated (an IP address) refuses the path: fail closed', () => {
+      const ca = caUnder(root, 'IP Constrained', { pathLen: 0, nameConstraints: { permitted: [{ ip: Uint8Array.of(10, 0, 0, 0, 255, 0, 0, 0) }] } });
+      expect(verify([leafUnder(ca), ca])).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NAME_CONSTRAINTS' });
+    });
+  });
+
   describe('extendedKeyUsage (X509-SVID §4.4: when included, serverAuth and clientAuth MUST be set)', () => {
     test.each([
       ['codeSigning only, critical', [EKU.codeSigning], true],

@@ -118,12 +118,18 @@ describe('checkSignedIntermediate', () => {
     expect(() => checkSignedIntermediate({ ...base, intermediatePem: forgedInt({ extKeyUsage: [EKU.serverAuth, EKU.clientAuth] }) })).not.toThrow();
     const weakRoot = forgeCertificate({ cn: 'Weak Root', key: forgeKey('rsa-1024'), ca: true, ...at });
     const ekuRoot = forgeCertificate({ cn: 'Code Root', key: forgeKey('ec-p256'), ca: true, extKeyUsage: [EKU.codeSigning], ...at });
+    const ncRoot = forgeCertificate({ cn: 'Other Root', key: forgeKey('ec-p256'), ca: true, nameConstraints: { permitted: [{ uri: 'other.org' }] }, ...at });
+    // Constraints that allow the trust domain are fine (RFC 5280 asks CAs to mark them critical: understood here).
+    expect(() => checkSignedIntermediate({ ...base, intermediatePem: forgedInt({ nameConstraints: { permitted: [{ uri: 'example.org' }] } }) })).not.toThrow();
     const cases: [string, IntermediateToCheck, string, string, string][] = [
       ['signed with ecdsa-with-SHA1', { ...base, intermediatePem: forgedInt({ signature: 'ecdsa-sha1' }) }, 'TESSERA_ERR_CA_INTERMEDIATE_WEAK', 'weak', 'ecdsa-with-SHA1'],
       ['codeSigning only', { ...base, intermediatePem: forgedInt({ extKeyUsage: [EKU.codeSigning] }) }, 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU', 'bad_eku', 'serverAuth and clientAuth'],
       ['serverAuth only', { ...base, intermediatePem: forgedInt({ extKeyUsage: [EKU.serverAuth] }) }, 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU', 'bad_eku', 'clientAuth'],
       ['a root with an RSA-1024 key', { ...base, rootPem: pem(weakRoot.cert), intermediatePem: forgedInt({}, weakRoot) }, 'TESSERA_ERR_CA_INTERMEDIATE_WEAK', 'weak', 'the root'],
       ['a root for code signing only', { ...base, rootPem: pem(ekuRoot.cert), intermediatePem: forgedInt({}, ekuRoot) }, 'TESSERA_ERR_CA_INTERMEDIATE_BAD_EKU', 'bad_eku', 'the root'],
+      ['name constraints that exclude the trust domain', { ...base, intermediatePem: forgedInt({ nameConstraints: { excluded: [{ uri: 'example.org' }] } }) }, 'TESSERA_ERR_CA_INTERMEDIATE_NAME_CONSTRAINTS', 'name_constraints', 'excluded subtree'],
+      ['name constraints that permit another trust domain only', { ...base, intermediatePem: forgedInt({ nameConstraints: { permitted: [{ uri: 'other.org' }] } }) }, 'TESSERA_ERR_CA_INTERMEDIATE_NAME_CONSTRAINTS', 'name_constraints', 'permitted'],
+      ['a root whose name constraints permit another trust domain only', { ...base, rootPem: pem(ncRoot.cert), intermediatePem: forgedInt({}, ncRoot) }, 'TESSERA_ERR_CA_INTERMEDIATE_NAME_CONSTRAINTS', 'name_constraints', 'the root'],
     ];
     for (const [what, input, code, reason, text] of cases) expect(refusal(input), what).toMatchObject({ code, reason, message: expect.stringContaining(text) });
   });
