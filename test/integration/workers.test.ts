@@ -1,7 +1,7 @@
 // `workers: 2` with real processes (dist/cli/tessera.js): a web → api pair, each proxy a primary with two listener
 // workers on shared ports (SO_REUSEPORT). Requests succeed through both workers of each side, the aggregated
-// /metrics counts every request once, a rotated identity reaches every worker with no failed request, a killed
-// worker is restarted and counted, and SIGTERM drains in-flight requests before the primary exits 0.
+// /metrics counts every request once, a rotated identity reaches every worker with no failed request, a stopped or
+// killed worker does not make the summed counters go back, a killed worker is restarted and counted, and SIGTERM drains in-flight requests before the primary exits 0.
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import { type AddressInfo, createServer as createTcpServer } from 'node:net';
@@ -212,9 +212,42 @@ test('a rotated identity reaches every worker with no failed request', async () 
   expect(new Set(served)).toEqual(new Set([next.serial]));
 }, 60_000);
 
-test('a killed worker is restarted and counted, and traffic continues', async () => {
+/** api's summed traffic counters: they must never go down (Prometheus would read a reset). */
+type Totals = { requests: number; count: number; inf: number; up: number };
+async function apiTotals(): Promise<Totals> {
+  const text = await metricsText(api.admin);
+  return {
+    requests: sumSeries(text, 'tessera_requests_total', { direction: 'inbound' }),
+    count: sumSeries(text, 'tessera_request_duration_seconds_count', { direction: 'inbound' }),
+    inf: sumSeries(text, 'tessera_request_duration_seconds_bucket', { direction: 'inbound', le: '+Inf' }),
+    up: sumSeries(text, 'tessera_worker_up'),
+  };
+}
+
+/** The counters of `now` that are below `then` (a request of an earlier test may be counted a moment late). */
+const noLower = (now: Totals, then: Totals) => (['requests', 'count', 'inf'] as const).filter((k) => now[k] < then[k]).map((k) => `${k}: ${now[k]} < ${then[k]}`);
+
+test('a stopped worker (SIGSTOP) misses the scrape, and the summed counters keep what it had counted', async () => {
+  const before = await apiTotals();
+  const [, stalled] = await workers(api);
+  expect(sumSeries(await metricsText(api.admin), 'tessera_worker_requests_total', { worker: '1' })).toBeGreaterThan(0);
+  process.kill(stalled!.pid!, 'SIGSTOP');
+  try {
+    const during = await apiTotals();
+    expect(during.up).toBe(1);
+    expect(noLower(during, before)).toEqual([]);
+  } finally {
+    process.kill(stalled!.pid!, 'SIGCONT');
+  }
+  await until('worker 1 answers again', async () => (await apiTotals()).up === 2, 10_000);
+  expect(noLower(await apiTotals(), before)).toEqual([]);
+}, 30_000);
+
+test('a killed worker is restarted and counted, traffic continues, and the summed counters do not go back', async () => {
   const [, victim] = await workers(api);
   expect(victim!.pid).toBeGreaterThan(0);
+  expect(sumSeries(await metricsText(api.admin), 'tessera_worker_requests_total', { worker: '1' })).toBeGreaterThan(0);
+  const counted = await apiTotals();
   process.kill(victim!.pid!, 'SIGKILL');
   await until('worker 1 restarted', async () => {
     const w = (await workers(api))[1]!;
@@ -222,6 +255,9 @@ test('a killed worker is restarted and counted, and traffic continues', async ()
   }, 20_000);
   await until('api ready again', () => ready(api), 20_000);
   expect(sumSeries(await metricsText(api.admin), 'tessera_worker_restarts_total', { worker: '1' })).toBe(1);
+  const after = await apiTotals();
+  expect(after.up).toBe(2);
+  expect(noLower(after, counted)).toEqual([]);
   // Fresh mTLS connections straight to api.
   const answers = await Promise.all(Array.from({ length: 40 }, () => direct('/x')));
   expect(answers.filter((a) => !a.startsWith('HTTP/1.1 200'))).toEqual([]);

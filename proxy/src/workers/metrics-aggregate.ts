@@ -1,8 +1,10 @@
 // One /metrics for a proxy with workers (docs/workers.md): the primary's own registry and each worker's
 // `getMetricsAsJSON()` merged with prom-client's AggregatorRegistry. Traffic metrics (counters, histograms and
 // connection gauges) are summed over the workers; the identity, policy and discovery side lives only in the
-// primary, so those series are taken from it alone; per-worker series say which worker served what.
+// primary, so those series are taken from it alone; per-worker series say which worker served what. The summed
+// counters and histograms go through a CounterCarry so that a dead or slow worker does not make them go backwards.
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, Registry } from 'prom-client';
+import { CounterCarry } from './counter-carry.js';
 
 type MetricJson = MetricObjectWithValues<MetricValue<string>>;
 
@@ -32,6 +34,8 @@ export const MAX_OVER_WORKERS: ReadonlySet<string> = new Set(['tessera_endpoints
 export interface WorkerMetrics {
   readonly slot: number;
   readonly metrics: readonly unknown[] | undefined;
+  /** The answering process: a new pid in a slot means its process was replaced (restarted). */
+  readonly pid?: number | undefined;
 }
 
 const REQUESTS = 'tessera_requests_total';
@@ -51,11 +55,17 @@ function perWorker(workers: readonly WorkerMetrics[]): MetricJson[] {
   ] as unknown as MetricJson[];
 }
 
-/** The merged registry: render it with `.metrics()`. `primary` is the primary's own `getMetricsAsJSON()`. */
-export function aggregateMetrics(primary: readonly unknown[], workers: readonly WorkerMetrics[]): Registry {
+/**
+ * The merged registry: render it with `.metrics()`. `primary` is the primary's own `getMetricsAsJSON()`; `carry`
+ * lives as long as the primary (one scrape after another), so that the summed counters never decrease.
+ */
+export function aggregateMetrics(primary: readonly unknown[], workers: readonly WorkerMetrics[], carry = new CounterCarry()): Registry {
   const retag = (m: MetricJson): MetricJson => (MAX_OVER_WORKERS.has(m.name) ? { ...m, aggregator: 'max' } : m);
   const own = (primary as MetricJson[]).map(retag);
-  const fromWorkers = workers.filter((w) => w.metrics).map((w) => (w.metrics as MetricJson[]).filter((m) => !PRIMARY_ONLY.has(m.name)).map(retag));
+  const fromWorkers = workers.flatMap((w) => {
+    const metrics = w.metrics && (w.metrics as MetricJson[]).filter((m) => !PRIMARY_ONLY.has(m.name)).map(retag);
+    return carry.update(w.slot, w.pid, metrics);
+  });
   return AggregatorRegistry.aggregate([[...own, ...perWorker(workers)], ...fromWorkers]);
 }
 

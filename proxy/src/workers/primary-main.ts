@@ -21,6 +21,7 @@ import type { ProxyRuntime, RunningProxy } from '../main.js';
 import type { MeshDiscovery } from '../routing/mesh-discovery.js';
 import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
 import { DenyListHolder } from '../tls/deny-list-holder.js';
+import { CounterCarry } from './counter-carry.js';
 import { AggregatingRegistry, aggregateMetrics } from './metrics-aggregate.js';
 import { ObservedPolicyHolder } from './observed-policy-holder.js';
 import { encodeDenyList, encodeDirectory, encodeIdentity, encodePolicies } from './worker-messages.js';
@@ -87,9 +88,11 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
     for (const s of stoppables) s.stop();
   };
   const stats = async (): Promise<SlotStats[]> => pool.stats();
+  // What each worker slot last counted (and its earlier processes): the summed counters never go backwards.
+  const carry = new CounterCarry();
   const render = async () => {
     const [own, all] = await Promise.all([registry.getMetricsAsJSON(), stats()]);
-    return aggregateMetrics(own, all.map((s) => ({ slot: s.slot, metrics: s.stats?.metrics }))).metrics();
+    return aggregateMetrics(own, all.map((s) => ({ slot: s.slot, pid: s.stats?.pid, metrics: s.stats?.metrics })), carry).metrics();
   };
   const admin = await startAdminServer({
     listen: config.admin.listen,
