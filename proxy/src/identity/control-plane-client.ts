@@ -301,7 +301,7 @@ export class ControlPlaneClient implements SvidSigner {
     });
     call.on('error', (e: grpc.ServiceError) => {
       if (!closed && !ours && replicaUnreachable(e)) this.#failed(address, describeGrpc(e));
-      close(signError(e));
+      close(signError(e, 'TESSERA_ERR_IDENTITY_STREAM_FAILED'));
     });
     // A clean end not asked for: the replica is shutting down and tells its callers to go elsewhere.
     call.on('end', () => {
@@ -343,9 +343,13 @@ export interface MintedJwtSvid {
   readonly expiresAtMs: number;
 }
 
-/** A gRPC failure as a TesseraError naming the status and the control plane's stable code, if it sent one. */
-export function signError(e: grpc.ServiceError): TesseraError {
+/**
+ * A gRPC failure as a TesseraError naming the status and the control plane's stable code, if it sent one (once:
+ * its details often begin with it). `as`: a request's failure (SIGN_FAILED) or a stream's (STREAM_FAILED).
+ */
+export function signError(e: grpc.ServiceError, as: 'TESSERA_ERR_IDENTITY_SIGN_FAILED' | 'TESSERA_ERR_IDENTITY_STREAM_FAILED' = 'TESSERA_ERR_IDENTITY_SIGN_FAILED'): TesseraError {
   const status = grpc.status[e.code] ?? String(e.code);
   const code = e.metadata?.get(ERROR_CODE_METADATA)[0];
-  return new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', `${status}${code ? ` ${code}` : ''}: ${e.details}`, { grpcCode: e.code, ...(code ? { controlPlaneCode: String(code) } : {}) });
+  const details = code !== undefined && e.details.startsWith(`${String(code)}: `) ? e.details.slice(String(code).length + 2) : e.details;
+  return new TesseraError(as, `${status}${code ? ` ${code}` : ''}: ${details}`, { grpcCode: e.code, ...(code ? { controlPlaneCode: String(code) } : {}) });
 }
