@@ -1,5 +1,7 @@
 // The edge's server certificates: a default one plus more chosen by SNI (exact names, then "*.suffix"), loaded
 // from files and reloaded all-or-nothing when any file changes (as ACME clients and cert-manager write them).
+// With `workers: N` a worker starting while the files on disk are refused starts from the last good texts its
+// siblings loaded (kept by the primary), so a restart never serves, or fails on, a set the others refused.
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
@@ -21,7 +23,18 @@ export interface EdgeCertificatesOptions {
   readonly sni: readonly EdgeCertFiles[];
   readonly clientCaFile?: string;
   readonly tlsMinVersion: TlsVersionSetting;
-  readonly onReload: (result: 'success' | 'refused', error?: string) => void;
+  /** `last-good`: at start the files were refused and `lastGood` is served instead (until the files change). */
+  readonly onReload: (result: 'success' | 'refused' | 'last-good', error?: string) => void;
+  /** The texts of the last set the listener's siblings loaded (workers: N); validated again whole before use. */
+  readonly lastGood?: EdgeCertTexts;
+  /** Every set loaded (at start and on each successful reload), for the primary to hand to a restarted worker. */
+  readonly onLoaded?: (texts: EdgeCertTexts) => void;
+}
+
+/** A whole set as PEM texts: the default pair first, then the SNI pairs in config order, and the client CAs. */
+export interface EdgeCertTexts {
+  readonly pairs: readonly { readonly cert: string; readonly key: string }[];
+  readonly clientCa?: string;
 }
 
 interface Loaded {
@@ -49,9 +62,7 @@ function read(file: string): string {
   }
 }
 
-function pair(files: EdgeCertFiles): { cert: string; key: string; leaf: X509Certificate } {
-  const cert = read(files.certFile);
-  const key = read(files.keyFile);
+function pair(files: EdgeCertFiles, cert: string, key: string): { cert: string; key: string; leaf: X509Certificate } {
   let leaf: X509Certificate;
   try {
     const fault = chainSizeFault(decodeCertificates(cert));
@@ -82,7 +93,7 @@ export class EdgeCertificates {
 
   constructor(opts: EdgeCertificatesOptions) {
     this.#o = opts;
-    this.#loaded = this.#load();
+    this.#loaded = this.#start();
   }
 
   /** Server options for the default certificate (setSecureContext takes the same). */
@@ -126,7 +137,7 @@ export class EdgeCertificates {
       paths: files,
       onChange: () => {
         try {
-          this.#loaded = this.#load();
+          this.#loaded = this.#load(this.#read());
           this.#generation++;
           onDefault(this.#loaded.defaultOptions);
           this.#o.onReload('success');
@@ -141,15 +152,33 @@ export class EdgeCertificates {
     this.#watch?.close();
   }
 
-  #load(): Loaded {
-    const ca = this.#o.clientCaFile ? read(this.#o.clientCaFile) : undefined;
+  /** The files' set; refused, the last good one when given (checked again whole), else the files' refusal. */
+  #start(): Loaded {
+    try {
+      return this.#load(this.#read());
+    } catch (e) {
+      const last = this.#o.lastGood;
+      if (!last || last.pairs.length !== 1 + this.#o.sni.length || (last.clientCa === undefined) !== (this.#o.clientCaFile === undefined)) throw e;
+      const loaded = this.#load(last);
+      this.#o.onReload('last-good', (e as Error).message);
+      return loaded;
+    }
+  }
+
+  #read(): EdgeCertTexts {
+    const pairs = [this.#o.defaultCert, ...this.#o.sni].map((f) => ({ cert: read(f.certFile), key: read(f.keyFile) }));
+    return { pairs, ...(this.#o.clientCaFile ? { clientCa: read(this.#o.clientCaFile) } : {}) };
+  }
+
+  #load(texts: EdgeCertTexts): Loaded {
+    const ca = texts.clientCa;
     const clientAuthorities = ca ? clientCas(ca, this.#o.clientCaFile!) : [];
     const base = { minVersion: minVersion(this.#o.tlsMinVersion), ciphers: CIPHERS, ...(ca ? { ca } : {}) };
-    const d = pair(this.#o.defaultCert);
+    const d = pair(this.#o.defaultCert, texts.pairs[0]!.cert, texts.pairs[0]!.key);
     const exact = new Map<string, SecureContext>();
     const wildcard: { suffix: string; ctx: SecureContext }[] = [];
-    for (const files of this.#o.sni) {
-      const p = pair(files);
+    for (const [i, files] of this.#o.sni.entries()) {
+      const p = pair(files, texts.pairs[i + 1]!.cert, texts.pairs[i + 1]!.key);
       const ctx = createSecureContext({ ...base, cert: p.cert, key: p.key });
       for (const n of files.serverNames) {
         if (n.startsWith('*.')) wildcard.push({ suffix: n.slice(1).toLowerCase(), ctx });
@@ -157,6 +186,8 @@ export class EdgeCertificates {
       }
     }
     wildcard.sort((a, b) => b.suffix.length - a.suffix.length);
+    // Only a whole set that loaded is reported (the primary keeps it for a worker that starts later).
+    this.#o.onLoaded?.(texts);
     return { defaultOptions: { ...base, cert: d.cert, key: d.key }, exact, wildcard, notAfter: new Date(d.leaf.validTo).toISOString(), clientAuthorities };
   }
 }

@@ -47,6 +47,7 @@ export class EdgeListener implements Listener {
       ...(config.clientCa ? { clientCaFile: config.clientCa } : {}),
       tlsMinVersion: config.tlsMinVersion,
       onReload: (result, error) => deps.log[result === 'success' ? 'info' : 'warn']({ listener: config.name, result, err: error }, 'edge certificates reload'),
+      ...deps.edgeCertificates?.(config.name),
     });
     this.#gate = new EdgeGate(config, deps, this.#certs);
     const recorder = new ExchangeRecorder(deps.metrics, deps.accessLog);

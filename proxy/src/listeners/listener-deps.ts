@@ -6,6 +6,7 @@ import type { Timers } from '../../../shared-io/timers.js';
 import { DenialTally } from '../authz/denial-tally.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
 import type { ProxyConfig, ProxyLimits, RoutingSettings, TransportSettings } from '../config/proxy-config.js';
+import type { EdgeCertificatesOptions } from '../edge/edge-certificates.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { ServiceDirectory } from '../routing/service-directory.js';
 import { type AccessLog, createRequestIds } from '../telemetry/access-log.js';
@@ -39,6 +40,8 @@ export interface ListenerDeps {
   readonly log: Logger;
   /** Routing to services (present with a control plane): endpoints from discovery, balancer settings. */
   readonly routing?: RoutingDeps;
+  /** A listener worker's link to the primary per edge listener: the siblings' last good set, and its own loads. */
+  readonly edgeCertificates?: (listener: string) => Pick<EdgeCertificatesOptions, 'lastGood' | 'onLoaded'>;
 }
 
 export interface RoutingDeps {

@@ -26,7 +26,7 @@ import { AggregatingRegistry, aggregateMetrics } from './metrics-aggregate.js';
 import { ObservedPolicyHolder } from './observed-policy-holder.js';
 import { encodeDenyList, encodeDirectory, encodeIdentity, encodePolicies } from './worker-messages.js';
 import { WorkerPool } from './worker-pool.js';
-import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, workerRestartCounter } from './worker-views.js';
+import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, workerRestartCounter, workerRestartFailureCounter } from './worker-views.js';
 
 const DEREGISTER_PROPAGATION_MS = 500;
 /** Beyond the listeners' drain deadline, before a worker that has not exited is killed. */
@@ -60,6 +60,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
     nowMs,
     log,
     onRestart: workerRestartCounter(registry, config.workers),
+    onRestartFailed: workerRestartFailureCounter(registry, config.workers),
   });
   identity.subscribe((s) => {
     metrics.svidExpiry(s.notAfterMs);

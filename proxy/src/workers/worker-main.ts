@@ -1,12 +1,14 @@
 // The composition root of one listener worker (`workers: N`, docs/workers.md): the listeners of the config,
 // bound with SO_REUSEPORT on the ports the primary names, fed by the primary's snapshots (identity, policies,
 // deny-list, ticket keys, discovery) over IPC. No identity source, policy source, discovery or admin of its own.
+// Edge certificates it reads from files itself, falling back at start to the last set its siblings loaded.
 import type { Logger } from 'pino';
 import { describeError, TesseraError } from '../../../common/errors.js';
 import { startProcessHeapTrim } from '../../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { PolicyHolder } from '../authz/policy-holder.js';
 import { parseProxyConfig } from '../config/proxy-config.js';
+import type { EdgeCertTexts } from '../edge/edge-certificates.js';
 import { IdentityStore } from '../identity/identity-store.js';
 import { listenerDeps } from '../listeners/listener-deps.js';
 import { ListenerGroup } from '../listeners/listener-group.js';
@@ -87,7 +89,15 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true, ...accessLogReports(log) });
   countAccessLogDrops(registry, accessLog);
   const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log, registry);
-  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
+  const common = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
+  // Each edge set loaded goes to the primary; a set refused on disk at start gives way to the siblings' last good one.
+  const deps = {
+    ...common,
+    edgeCertificates: (listener: string) => {
+      const lastGood = init.edgeCertificates[listener];
+      return { ...(lastGood ? { lastGood } : {}), onLoaded: (texts: EdgeCertTexts) => void channel.send({ type: 'edge-certificates', listener, texts }) };
+    },
+  };
   const all = await makeListeners(config, deps);
   const started = await listeners.start(all);
   const rotation = listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs);

@@ -1,6 +1,7 @@
 // The IPC protocol between the primary and its listener workers (docs/workers.md), and the whole-snapshot
 // encodings it carries: identity (chain, key and bundles as PEM), policies, deny-list, ticket keys and the
-// discovery directory. Only structured-clone-safe values travel; the private key travels here and nowhere else.
+// discovery directory; and the edge certificate sets the workers loaded, kept by the primary for a restarted worker.
+// Only structured-clone-safe values travel; private keys travel here and nowhere else.
 import { X509Certificate } from 'node:crypto';
 import type { EndpointMsg } from '../../../common/contract/discovery-v1.js';
 import { TesseraError } from '../../../common/errors.js';
@@ -10,6 +11,7 @@ import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/polic
 import { endpointToWire } from '../../../common/routing/service-endpoint.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
+import type { EdgeCertTexts } from '../edge/edge-certificates.js';
 import type { DenialRow } from '../authz/denial-tally.js';
 import type { IdentityInput, IdentitySnapshot } from '../identity/identity-snapshot.js';
 import type { ServiceDirectory } from '../routing/service-directory.js';
@@ -54,7 +56,15 @@ export interface SnapshotParts {
 export type PortMap = Readonly<Record<string, number>>;
 
 export type ToWorker =
-  | { readonly type: 'init'; readonly configFile: string; readonly configText: string; readonly ports: PortMap; readonly parts: SnapshotParts }
+  | {
+      readonly type: 'init';
+      readonly configFile: string;
+      readonly configText: string;
+      readonly ports: PortMap;
+      readonly parts: SnapshotParts;
+      /** By edge listener name: the last set a worker loaded, served when the files on disk are refused at start. */
+      readonly edgeCertificates: Readonly<Record<string, EdgeCertTexts>>;
+    }
   | { readonly type: 'update'; readonly parts: SnapshotParts }
   | { readonly type: 'stats'; readonly id: number };
 
@@ -71,6 +81,7 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly ports: PortMap }
   | { readonly type: 'installed'; readonly identityGeneration: number }
   | { readonly type: 'failed'; readonly code: string; readonly message: string }
+  | { readonly type: 'edge-certificates'; readonly listener: string; readonly texts: EdgeCertTexts }
   | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats };
 
 export function encodeIdentity(s: IdentitySnapshot): IdentityWire {

@@ -1,12 +1,14 @@
 // The primary's side of `workers: N` (docs/workers.md): spawns the listener workers through the one process
 // supervisor, gives each the config and the latest snapshots, pushes every later snapshot to all of them, asks
-// them for their stats, restarts one that dies (bounded backoff, counted) and drains them all together.
+// them for their stats, restarts one that dies (bounded backoff, counted, each failed attempt too) and drains them
+// all together. It keeps the last edge certificate set the workers loaded, for a worker started later.
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../../common/backoff.js';
 import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { ProcessSupervisor, type SupervisedProcess } from '../../../shared-io/process-supervisor.js';
 import type { Timers } from '../../../shared-io/timers.js';
+import type { EdgeCertTexts } from '../edge/edge-certificates.js';
 import type { FromWorker, PortMap, SnapshotParts, ToWorker, WorkerStats } from './worker-messages.js';
 import { WORKER_ENV } from './worker-env.js';
 
@@ -26,6 +28,8 @@ export interface WorkerPoolOptions {
   readonly log: Logger;
   /** A worker died without being asked to: counted (tessera_worker_restarts_total). */
   readonly onRestart: (slot: number) => void;
+  /** A restart attempt failed (the worker did not listen); another follows after the backoff. */
+  readonly onRestartFailed: (slot: number) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
 }
 
@@ -36,6 +40,9 @@ export interface WorkerView {
   readonly listening: boolean;
   readonly identityGeneration: number;
   readonly restarts: number;
+  /** Restart attempts that failed, and the last one's error (null once a restart succeeds). */
+  readonly failedRestarts: number;
+  readonly lastRestartError: string | null;
 }
 
 /** A run lasting this long resets a slot's backoff: a worker that crashes now and then restarts at once. */
@@ -47,6 +54,8 @@ class Slot {
   listening = false;
   identityGeneration = 0;
   restarts = 0;
+  failedRestarts = 0;
+  lastRestartError: string | null = null;
   attempt = 0;
   startedAtMs = 0;
   failure: TesseraError | null = null;
@@ -61,6 +70,8 @@ export class WorkerPool {
   /** The latest of every snapshot part: what a (re)started worker is given first. */
   #latest: SnapshotParts = {};
   #ports: PortMap = {};
+  /** By edge listener: the last set any worker loaded (whole and validated there), given to every later start. */
+  #edgeCertificates: Record<string, EdgeCertTexts> = {};
   #stopping = false;
   #nextStatsId = 1;
   readonly #pendingStats = new Map<number, (s: WorkerStats) => void>();
@@ -107,7 +118,7 @@ export class WorkerPool {
   }
 
   describe(): WorkerView[] {
-    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts }));
+    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts, failedRestarts: s.failedRestarts, lastRestartError: s.lastRestartError }));
   }
 
   /** Every slot's stats; undefined for a worker that is down or did not answer within the deadline. */
@@ -154,7 +165,7 @@ export class WorkerPool {
     });
     slot.proc = proc;
     proc.child.on('message', (m: FromWorker) => this.#onMessage(slot, m));
-    this.#send(slot, { type: 'init', configFile: this.#o.configFile, configText: this.#o.configText, ports: this.#ports, parts: this.#latest });
+    this.#send(slot, { type: 'init', configFile: this.#o.configFile, configText: this.#o.configText, ports: this.#ports, parts: this.#latest, edgeCertificates: this.#edgeCertificates });
     await this.#until(() => slot.listening || slot.failure !== null || !proc.running);
     if (!slot.listening) {
       throw slot.failure ?? new TesseraError('TESSERA_ERR_PROXY_START_FAILED', `proxy worker ${slot.index} exited before it listened`);
@@ -171,6 +182,9 @@ export class WorkerPool {
         break;
       case 'installed':
         slot.identityGeneration = m.identityGeneration;
+        break;
+      case 'edge-certificates':
+        this.#edgeCertificates = { ...this.#edgeCertificates, [m.listener]: m.texts };
         break;
       case 'failed':
         slot.failure = new TesseraError(m.code as ErrorCode, `proxy worker ${slot.index}: ${m.message}`);
@@ -198,15 +212,26 @@ export class WorkerPool {
     this.#scheduleRestart(slot);
   }
 
-  #scheduleRestart(slot: Slot): void {
+  /** Launches `slot` again after its backoff, and again after every failed attempt (counted); returns the delay. */
+  #scheduleRestart(slot: Slot): number {
     const delay = backoffDelay(slot.attempt++, this.#o.backoff ?? { initialMs: 100, maxMs: 10_000 });
     slot.restartTimer = this.#o.timers.setTimeout(() => {
       if (this.#stopping) return;
-      this.#launch(slot).catch((e: unknown) => {
-        this.#o.log.error({ worker: slot.index, err: (e as Error).message, retryInMs: delay }, 'proxy worker restart failed');
-        if (!this.#stopping) this.#scheduleRestart(slot);
-      });
+      this.#launch(slot).then(
+        () => {
+          slot.lastRestartError = null;
+        },
+        (e: unknown) => {
+          if (this.#stopping) return;
+          slot.failedRestarts++;
+          slot.lastRestartError = (e as Error).message;
+          this.#o.onRestartFailed(slot.index);
+          const retryInMs = this.#scheduleRestart(slot);
+          this.#o.log.error({ worker: slot.index, code: (e as TesseraError).code, err: (e as Error).message, failedRestarts: slot.failedRestarts, retryInMs }, 'proxy worker restart failed');
+        },
+      );
     }, delay);
+    return delay;
   }
 
   #send(slot: Slot, m: ToWorker): void {

@@ -1,6 +1,7 @@
 // The edge's certificate files, which it reads again whenever they change: a FIFO, a device or a directory put in a
 // file's place, or a file past the bound, is refused at once with the edge's code (the previous certificates stay),
-// never read: a FIFO froze the event loop, a link to /dev/zero grew the process until it aborted.
+// never read: a FIFO froze the event loop, a link to /dev/zero grew the process until it aborted. Refused files at a
+// worker's start give way to the siblings' last good set.
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -66,4 +67,31 @@ test('a FIFO, a device, a directory or an oversized file in place of the certifi
       expect(Date.now() - t0, kind).toBeLessThan(2_000);
     }
   }
+});
+
+test('refused files at start give way to the last good set (checked again whole); a bad last good set does not', async () => {
+  dir = mkdtempSync(join(tmpdir(), 'tessera-edge-certs-'));
+  const files = { certFile: join(dir, 'cert.pem'), keyFile: join(dir, 'key.pem') };
+  const other = await ca.mintSvid('spiffe://web.test/other', { dnsSans: ['edge.example.test'] });
+  writeFileSync(files.certFile, cert.chainPem);
+  writeFileSync(files.keyFile, cert.keyPem, { mode: 0o600 });
+  const loaded: unknown[] = [];
+  const results: string[] = [];
+  const make = (lastGood?: { pairs: { cert: string; key: string }[] }) =>
+    new EdgeCertificates({ defaultCert: { serverNames: [], ...files }, sni: [], tlsMinVersion: '1.3', onReload: (r) => void results.push(r), onLoaded: (t) => void loaded.push(t), ...(lastGood ? { lastGood } : {}) });
+  const good = { pairs: [{ cert: cert.chainPem, key: cert.keyPem }] };
+  make();
+  expect(loaded).toEqual([good]);
+  // A key that does not match the certificate on disk: the last good set is served, and reported loaded again.
+  writeFileSync(files.keyFile, other.keyPem, { mode: 0o600 });
+  expect(() => make()).toThrow(/the key does not match the certificate/);
+  const fallback = make(good);
+  expect(fallback.defaultOptions.cert).toBe(cert.chainPem);
+  expect(results).toEqual(['last-good']);
+  expect(loaded).toEqual([good, good]);
+  // The last good set is validated whole like files: a mismatched one never becomes the served set.
+  expect(() => make({ pairs: [{ cert: cert.chainPem, key: other.keyPem }] })).toThrow(/the key does not match the certificate/);
+  // Good files win over the last good set.
+  writeFileSync(files.certFile, other.chainPem);
+  expect(make(good).defaultOptions.cert).toBe(other.chainPem);
 });

@@ -1,0 +1,84 @@
+// WorkerPool's restarts with real child processes (a stand-in worker speaking the IPC protocol): a worker killed
+// while every start fails is retried after the backoff, each failed attempt counted, shown in /config's view and
+// logged with its reason, until a start succeeds; the edge certificate set a worker reported is in the next init.
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterEach, expect, test } from 'vitest';
+import { realTimers } from '../../../../shared-io/timers.js';
+import { WorkerPool } from '../../../../proxy/src/workers/worker-pool.js';
+import { makeTempDir } from '../../../helpers/run.js';
+import { until } from '../../../helpers/until.js';
+
+// Fails its start while FAIL_FILE exists; else reports an edge set (its slot in the PEM text) and listens. It
+// writes the init's edge sets to INIT_FILE.<slot> so the test can see what a restarted worker was given.
+const WORKER = `
+const fs = require('node:fs');
+process.on('message', (m) => {
+  if (m.type !== 'init') return;
+  const slot = process.env.TESSERA_PROXY_WORKER;
+  fs.writeFileSync(process.env.INIT_FILE + '.' + slot, JSON.stringify(m.edgeCertificates ?? null));
+  if (fs.existsSync(process.env.FAIL_FILE)) {
+    process.send({ type: 'failed', code: 'TESSERA_ERR_EDGE_CERT_INVALID', message: 'the key does not match the certificate' }, () => process.exit(1));
+    return;
+  }
+  process.send({ type: 'edge-certificates', listener: 'public', texts: { pairs: [{ cert: 'cert-from-' + slot, key: 'k' }] } });
+  process.send({ type: 'listening', ports: {} });
+});
+`;
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+test('failed restart attempts are retried after the backoff, counted and reported, until one succeeds', async () => {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const failFile = join(dir, 'fail');
+  const initFile = join(dir, 'init');
+  const failed: number[] = [];
+  const restarted: number[] = [];
+  const logged: { err?: string; retryInMs?: number; msg?: string }[] = [];
+  const log = pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line)) });
+  const pool = new WorkerPool({
+    count: 2,
+    command: process.execPath,
+    args: ['-e', WORKER],
+    env: { ...process.env, FAIL_FILE: failFile, INIT_FILE: initFile },
+    configText: '',
+    configFile: 'none.yaml',
+    drainGraceMs: 2_000,
+    timers: realTimers,
+    nowMs: () => Date.now(),
+    log,
+    onRestart: (slot) => void restarted.push(slot),
+    onRestartFailed: (slot) => void failed.push(slot),
+    backoff: { initialMs: 10, maxMs: 40 },
+  });
+  cleanups.push(() => pool.drain());
+  await pool.start({});
+  expect(pool.notReadyReason()).toBeUndefined();
+
+  await writeFile(failFile, '');
+  process.kill(pool.describe()[1]!.pid!, 'SIGKILL');
+  await until('two failed restart attempts', () => pool.describe()[1]!.failedRestarts >= 2, 20_000, 10);
+  expect(restarted).toEqual([1]);
+  expect(failed.length).toBeGreaterThanOrEqual(2);
+  expect(new Set(failed)).toEqual(new Set([1]));
+  expect(pool.notReadyReason()).toBe('worker 1 is not listening');
+  expect(pool.describe()[1]!.lastRestartError).toBe('proxy worker 1: the key does not match the certificate');
+  const failure = logged.find((l) => l.msg === 'proxy worker restart failed');
+  expect(failure?.err).toBe('proxy worker 1: the key does not match the certificate');
+  expect(failure?.retryInMs).toBeGreaterThan(0);
+  // The restarted worker was given the last set a worker reported.
+  expect(JSON.parse(await readFile(`${initFile}.1`, 'utf8'))).toEqual({ public: { pairs: [{ cert: 'cert-from-1', key: 'k' }] } });
+
+  await rm(failFile);
+  await until('worker 1 back', () => pool.describe()[1]!.listening, 20_000, 10);
+  expect(pool.notReadyReason()).toBeUndefined();
+  const view = pool.describe()[1]!;
+  expect(view.restarts).toBe(1);
+  expect(view.lastRestartError).toBeNull();
+  expect(view.failedRestarts).toBe(failed.length);
+}, 30_000);
