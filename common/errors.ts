@@ -243,6 +243,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_REVOCATION_SERIAL_BANNED: entry(PERMISSION_DENIED, 409, 'The SVID with this serial is banned by the operator (`tessera revoke serial`): it cannot renew itself and proxies refuse it.'),
   TESSERA_ERR_REVOCATION_INVALID: entry(INVALID_ARGUMENT, 400, 'A revocation request is invalid (the field is named: SPIFFE ID, serial, token or reason; the control plane\'s own ID cannot be banned).'),
   TESSERA_ERR_REVOCATION_NOT_FOUND: entry(NOT_FOUND, 404, 'Nothing to revoke or lift: no such ban, or no join token with that value or id.'),
+  TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL: entry(NOT_FOUND, 404, 'No SVID in the inventory has this serial (cut or mistyped?), so nothing is banned: give the whole serial as `tessera certs list` or a proxy\'s /certs print it, or `--force` for a certificate this control plane did not issue.'),
   TESSERA_ERR_REVOCATION_TOKEN_USED: entry(FAILED_PRECONDITION, 409, 'The join token was already used, so revoking it changes nothing; ban the SPIFFE ID it attested instead.'),
   TESSERA_ERR_REPORT_INVALID: entry(INVALID_ARGUMENT, 400, 'A proxy report (Config/Report) is malformed or over its bounds: more than 256 listeners or denial rows, a duplicate, a bad listener name, serial, policy, outcome, caller, instance or time (the field is named); refused whole.'),
   TESSERA_ERR_REPORT_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many reports from one SPIFFE ID (all its proxy instances together); the report was dropped (the proxy sends the next on its interval).'),

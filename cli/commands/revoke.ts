@@ -46,14 +46,15 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
   return {
     path: ['revoke', kind === 'serial' ? 'serial' : 'id'],
     summary: kind === 'serial' ? 'Ban one SVID by its serial: no renewal, refused by every proxy' : 'Ban a SPIFFE ID: no SVID issued or renewed, refused by every proxy',
-    usage: `--data-dir D --${flag} ${kind === 'serial' ? 'SERIAL' : 'ID'} [--reason TEXT] [--json]`,
+    usage: `--data-dir D --${flag} ${kind === 'serial' ? 'SERIAL [--force]' : 'ID'} [--reason TEXT] [--json]`,
     details:
       kind === 'serial'
-        ? 'SERIAL in hex as `tessera certs list` or a proxy\'s /certs show it (case and ":" do not matter). The live SVIDs renewed from it (and from those) are banned with it: whoever held its key may have renewed. Each until `tessera revoke lift`.'
+        ? 'SERIAL in hex, whole, as `tessera certs list` or a proxy\'s /certs show it (case and ":" do not matter). A serial no SVID in the inventory has is refused (TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL): a cut or mistyped one would ban nothing; --force bans it anyway (an SVID issued from a data dir this control plane no longer holds). The live SVIDs renewed from it (and from those) are banned with it: whoever held its key may have renewed. Each until `tessera revoke lift`.'
         : 'The ban holds until `tessera revoke lift`; a new SVID for the ID can be issued only after that.',
     flags: {
       ...DATA_DIR,
       [flag]: { type: 'string', value: kind === 'serial' ? 'SERIAL' : 'ID', description: kind === 'serial' ? 'The SVID serial (hex, as certs list prints it; case, leading zeros and ":" do not matter)' : 'The SPIFFE ID to ban (exact, no pattern)', required: true },
+      ...(kind === 'serial' ? { force: { type: 'boolean', description: 'Ban it even if no SVID in the inventory has this serial' } } : {}),
       ...REASON,
       ...JSON_FLAG,
     },
@@ -63,6 +64,7 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
         value: requiredString(args, flag),
         reason: stringFlag(args, 'reason') ?? '',
         createdBy: whoAmI(),
+        ...(kind === 'serial' && boolFlag(args, 'force') ? { force: true } : {}),
       });
       const head = ban.created ? `banned ${subject(ban)}` : `already banned since ${ban.createdAt}: ${subject(ban)}`;
       const renewals = (ban.renewals ?? []).map((s) => `\nbanned serial ${s} (renewed from it)`).join('');

@@ -87,7 +87,7 @@ export function renderSummary(spec: MeshSpec, state: UpState, cwd: string): stri
       const expiry = r.svidNotAfter ? new Date(r.svidNotAfter).toISOString().slice(11, 19) + 'Z' : 'unknown';
       // One replica: its lines as before replicas existed; several: each under its own name.
       const head = count > 1 ? `${r.replica}: ` : '';
-      out.push(`         ${head}SVID expires ${expiry}${r.svidSerial ? ` (serial ${r.svidSerial.slice(0, 12)}…)` : ''}; app ${r.appUrl}, inbound ${r.inbound}, admin ${r.adminUrl}`);
+      out.push(`         ${head}SVID expires ${expiry}${r.svidSerial ? ` (serial ${r.svidSerial})` : ''}; app ${r.appUrl}, inbound ${r.inbound}, admin ${r.adminUrl}`);
       for (const o of r.outbound) out.push(`         ${head}outbound to ${o.to}: ${o.url}`);
     }
   }

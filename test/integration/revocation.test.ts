@@ -330,6 +330,13 @@ describe('revocation', () => {
     const freshAgent = directAgent(fresh);
     try {
       expect((await direct(oldAgent)).status).toBe(200);
+      // A serial cut short (as `tessera up` once printed them) matches no SVID: refused, nothing banned.
+      const cut = await cli(['revoke', 'serial', '--serial', old.serial.slice(0, 12)]);
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toContain('TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL');
+      expect(cut.stderr).toContain('tessera certs list');
+      const listed = JSON.parse((await cli(['revoke', 'list', '--json'])).stdout) as { value: string }[];
+      expect(listed.map((b) => b.value)).not.toContain(old.serial.slice(0, 12).replace(/^0+/, ''));
       // The operator types the serial as tools print it: upper case, with colons.
       const colons = old.serial.toUpperCase().match(/../g)!.join(':');
       const r = await cli(['revoke', 'serial', '--serial', colons, '--json']);

@@ -77,7 +77,8 @@ export function adminRoutes(d: AdminRouteDeps): AdminRoutes {
     'GET /v1/break-glass': () => d.breakGlass.active().map((g) => ({ ...g, expiresAt: iso(g.expiresAtMs) })),
     'GET /v1/revocations': async () => (await d.revocations.list()).map(banView),
     'POST /v1/revocations': async (body) => {
-      const r = await d.revocations.ban({ kind: banKind(body['kind']), value: stringField(body, 'value'), reason: stringField(body, 'reason'), createdBy: stringField(body, 'createdBy') });
+      if (body['force'] !== undefined && typeof body['force'] !== 'boolean') throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_REQUEST', 'force must be true or false');
+      const r = await d.revocations.ban({ kind: banKind(body['kind']), value: stringField(body, 'value'), reason: stringField(body, 'reason'), createdBy: stringField(body, 'createdBy'), force: body['force'] === true });
       return { ...banView(r.ban), created: r.created, ...(r.ban.kind === 'serial' ? { renewals: r.renewals } : {}) };
     },
     'POST /v1/revocations/lift': async (body) => {

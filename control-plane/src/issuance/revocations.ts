@@ -23,6 +23,12 @@ export interface BanRequest {
   readonly value: string;
   readonly reason: string;
   readonly createdBy: string;
+  /**
+   * Ban a serial no SVID in the inventory has (an edge client's certificate from another clientCa, or an SVID issued
+   * from a data dir this control plane no longer holds). Without it such a serial is refused: a cut or mistyped one
+   * would ban nothing and look done.
+   */
+  readonly force?: boolean;
 }
 
 /** Exactly one of: the token itself, or its id (the hash prefix audit lines show as join_token:<id>). */
@@ -73,6 +79,12 @@ function operatorName(createdBy: unknown): string {
 }
 
 const idBanned = (spiffeId: string) => new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', undefined, { spiffeId });
+const unknownSerial = (serial: string) =>
+  new TesseraError(
+    'TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL',
+    `no SVID in the inventory has serial ${serial}: give the whole serial as \`tessera certs list\` or a proxy's /certs print it (nothing was banned); --force bans a certificate this control plane did not issue (e.g. an edge client's from another clientCa)`,
+    { serial },
+  );
 const serialBanned = (serial: string) => new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial });
 
 export class Revocations {
@@ -138,6 +150,7 @@ export class Revocations {
     const reason = checkReason(req.reason);
     const now = this.#o.clock.nowMs();
     const issued = req.kind === 'serial' ? await this.#o.inventory.find(value) : undefined;
+    if (req.kind === 'serial' && !issued && req.force !== true && !(await this.#o.store.find('serial', value))) throw unknownSerial(value);
     const ban: Ban = { kind: req.kind, value, reason, createdBy: operatorName(req.createdBy), createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
     const created = await this.#o.store.add(ban);
     if (created) this.#audited(now, ban, issued);

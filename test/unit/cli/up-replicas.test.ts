@@ -113,11 +113,11 @@ describe('summary', () => {
     const lines = [
       'web    spiffe://tessera.local/ns/default/sa/web  service web, 1 replica\n',
       'api    spiffe://tessera.local/ns/default/sa/api  service api, 2 replicas\n',
-      'api-1: SVID expires 14:21:42Z (serial 111111111111…); app http://127.0.0.1:18081, inbound 127.0.0.1:15116, admin http://127.0.0.1:15110',
-      'api-2: SVID expires 14:21:42Z (serial 222222222222…); app http://127.0.0.1:18082, inbound 127.0.0.1:15126, admin http://127.0.0.1:15120',
+      'api-1: SVID expires 14:21:42Z (serial 11111111111111111111111111111111); app http://127.0.0.1:18081, inbound 127.0.0.1:15116, admin http://127.0.0.1:15110',
+      'api-2: SVID expires 14:21:42Z (serial 22222222222222222222222222222222); app http://127.0.0.1:18082, inbound 127.0.0.1:15126, admin http://127.0.0.1:15120',
       'api-2: outbound to web: http://127.0.0.1:15121',
       // One replica: no replica name in its lines.
-      '         SVID expires 14:21:42Z (serial 000000000000…); app http://127.0.0.1:18080',
+      '         SVID expires 14:21:42Z (serial 00000000000000000000000000000000); app http://127.0.0.1:18080',
     ];
     for (const line of lines) expect(text).toContain(line);
     const balance = state.commands.find((c) => c.name === 'balance-web-to-api');

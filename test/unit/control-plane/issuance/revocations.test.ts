@@ -103,6 +103,27 @@ describe('Revocations', () => {
     expect(revocations.denyList().serials).toEqual([]);
   });
 
+  test('a serial no SVID in the inventory has (a cut one, as tessera up printed them) is refused, nothing banned; --force bans it', async () => {
+    const full = '11e3fe9d31c2a4b5c6d7e8f90a1b2c3d';
+    await store.inventory.record({ serial: full, spiffeId: WEB, authorityId: 'a', intermediateSerial: 'i', notBeforeMs: 0, notAfterMs: now + 60_000, issuedAtMs: 0, attestedAs: 'x', kind: 'attest', caller: 'c' });
+    for (const cut of [full.slice(0, 12), '11:e3:fe']) {
+      const err = await revocations.ban({ kind: 'serial', value: cut, reason: 'truncated', createdBy: 'ops' }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(TesseraError);
+      expect((err as TesseraError).code).toBe('TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL');
+      expect((err as TesseraError).message).toContain('tessera certs list');
+    }
+    expect(await store.revocations.all()).toEqual([]);
+    expect(published).toBe(0);
+    // Forced (a certificate this control plane did not issue): banned, without a NotAfter to drop it by.
+    const forced = await revocations.ban({ kind: 'serial', value: 'ab:cd', reason: 'edge client of another CA', createdBy: 'ops', force: true });
+    expect(forced).toMatchObject({ created: true, ban: { value: 'abcd', notAfterMs: null } });
+    expect(await codeOf(() => revocations.check(WEB, 'abcd'))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
+    // Asking again without --force finds the ban already there (idempotent, as for any ban).
+    expect((await revocations.ban({ kind: 'serial', value: 'abcd', reason: '', createdBy: 'ops' })).created).toBe(false);
+    // The whole serial needs no --force.
+    expect((await revocations.ban({ kind: 'serial', value: full, reason: '', createdBy: 'ops' })).created).toBe(true);
+  });
+
   test.each([
     ['spiffe_id', 'not-an-id'],
     ['spiffe_id', 'spiffe://example.org/ns/../sa/x'],
