@@ -3,7 +3,7 @@
 // reverse start order, and SIGKILL whatever is still running when the parent exits.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, createWriteStream, openSync, type WriteStream } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
@@ -105,6 +105,12 @@ function portOpen(port: number, host: string): Promise<boolean> {
 function excerpt(text: string): string {
   const lines = text.trimEnd().split('\n');
   return (lines.length > 24 ? [...lines.slice(0, 2), '…', ...lines.slice(-20)] : lines).join('\n');
+}
+
+/** A spawn error in words: ENOENT here is the command (a missing cwd is checked before spawning). */
+function spawnFailure(e: NodeJS.ErrnoException): string {
+  if (e.code !== 'ENOENT' || typeof e.path !== 'string') return e.message;
+  return e.path.includes('/') ? `${e.message}: no such file ${e.path}` : `${e.message}: command "${e.path}" not found on PATH`;
 }
 
 /** One started child: its output, its exit, and a stop that escalates. */
@@ -244,7 +250,7 @@ export class SupervisedProcess {
         else resolve(line);
       };
       const fail = (why: string) => void output().then((o) => finish(new TesseraError(failureCode, `${name} ${why}${where}${o}`), null));
-      const onError = (e: Error) => finish(new TesseraError(failureCode, `${name} could not start: ${e.message}`), null);
+      const onError = (e: NodeJS.ErrnoException) => finish(new TesseraError(failureCode, `${name} could not start: ${spawnFailure(e)}${where}`), null);
       const deadline = t.setTimeout(() => fail(`did not become ready within ${timeoutMs} ms`), timeoutMs);
       this.child.once('error', onError);
       void this.exited.then((s) => fail(`exited before it was ready (code ${s.code}, signal ${s.signal})`));
@@ -319,6 +325,10 @@ export class ProcessSupervisor {
     if (this.#o.signal?.aborted) throw new TesseraError(this.#o.abortedCode ?? failureCode, `${spec.name} not started: aborted`);
     const logFile = this.#o.logDir ? join(this.#o.logDir, `${spec.name.replace(/[^\w.-]+/g, '-')}.log`) : null;
     const toFile = spec.output === 'file';
+    // spawn reports a missing cwd as ENOENT of the command ("spawn node ENOENT"): say which is missing.
+    if (spec.cwd !== undefined && !(await stat(spec.cwd).then((st) => st.isDirectory(), () => false))) {
+      throw new TesseraError(failureCode, `${spec.name} could not start: its working directory ${spec.cwd} does not exist (or is not a directory)`);
+    }
     if (toFile && !logFile) throw new TesseraError(failureCode, `${spec.name}: output 'file' needs a log directory`);
     const fd = toFile ? openSync(logFile!, 'a', 0o600) : null;
     const log = !toFile && logFile ? createWriteStream(logFile, { flags: 'a', mode: 0o600 }) : null;

@@ -1,8 +1,8 @@
 // What `tessera up` runs: the embedded default mesh (web → api demo) or a user's mesh.yaml, as one MeshSpec.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../common/config/schema.js';
-import { parseYamlConfig } from '../../common/config/validate-yaml.js';
+import { lineOf, parseYamlConfig } from '../../common/config/validate-yaml.js';
 import { TesseraError } from '../../common/errors.js';
 
 export interface MeshWorkload {
@@ -129,13 +129,28 @@ export async function loadMeshFile(path: string, readPolicies: (dir: string) => 
   const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
     throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `cannot read ${path}: ${e.code ?? e.message}`);
   });
-  const { value } = parseYamlConfig<MeshFile>(text, path, MESH_SCHEMA);
+  const parsed = parseYamlConfig<MeshFile>(text, path, MESH_SCHEMA);
+  const { value } = parsed;
   const base = dirname(resolve(path));
   const names = new Set(value.workloads.map((w) => w.name));
   if (names.size < value.workloads.length) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: two workloads have the same name (use replicas: N for copies of one)`);
   for (const w of value.workloads) {
     for (const o of w.outbound ?? []) {
       if (!names.has(o.to)) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: workload "${w.name}" has an outbound to unknown workload "${o.to}"`);
+    }
+  }
+  // Checked here, not left to spawn: a missing cwd fails there as "spawn <command> ENOENT", which names the command.
+  for (const [i, w] of value.workloads.entries()) {
+    if (!w.cwd) continue;
+    const dir = resolve(base, w.cwd);
+    const isDir = await stat(dir).then(
+      (st) => st.isDirectory(),
+      () => false,
+    );
+    if (!isDir) {
+      const line = lineOf(parsed, ['workloads', i, 'cwd']);
+      const key = `workloads[${i}].cwd`;
+      throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}:${line}: ${key}: ${dir} is not a directory (relative to the mesh file's directory)`, { file: path, line, key });
     }
   }
   return {

@@ -1,6 +1,6 @@
 // `tessera up`'s replicas, in the parts that need no process: mesh.yaml's replicas key, the ports each replica
 // asks for, the sidecar's /endpoints view read for the ready wait, and the summary that shows every replica.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -37,6 +37,15 @@ describe('mesh.yaml replicas', () => {
     ['two workloads of one name', '  - { name: back, appPort: 19002 }\n  - { name: back, appPort: 19003 }\n'],
   ])('refuses %s', async (_what, workloads) => {
     await expect(loadMeshFile(await meshFile(`workloads:\n${workloads}`), async () => ({}))).rejects.toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID' });
+  });
+
+  test('a workload cwd that does not exist is refused at load, naming file, line and key (not "spawn node ENOENT" at start)', async () => {
+    const file = await meshFile('workloads:\n  - { name: front, appPort: 19001 }\n  - name: back\n    command: [node, server.js]\n    cwd: ./backend-missing\n    appPort: 19002\n');
+    const err = (await loadMeshFile(file, async () => ({})).catch((e: unknown) => e)) as { code: string; message: string };
+    expect(err.code).toBe('TESSERA_ERR_CONFIG_INVALID');
+    expect(err.message).toBe(`${file}:5: workloads[1].cwd: ${join(dir, 'backend-missing')} is not a directory (relative to the mesh file's directory)`);
+    await mkdir(join(dir, 'backend-missing'));
+    expect((await loadMeshFile(file, async () => ({}))).workloads[1]!.cwd).toBe(join(dir, 'backend-missing'));
   });
 
   test('the embedded default runs two replicas of api and one of web', () => {

@@ -1,7 +1,7 @@
 // docs/configuration.md against the config schemas: every key path of the proxy, control-plane and mesh schemas
 // is documented with its type, default and required flag; no documented key is unknown; every complete example
 // on the page parses with the real loaders.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, test } from 'vitest';
@@ -148,6 +148,8 @@ describe('docs/configuration.md', () => {
       for (const [i, text] of list.entries()) {
         const file = join(dir, `mesh-${i}.yaml`);
         writeFileSync(file, text);
+        // The loader refuses a cwd that does not exist: make the ones the example names, as its reader would have.
+        for (const m of text.matchAll(/^\s*cwd: (\S+)/gm)) mkdirSync(join(dir, m[1]!), { recursive: true });
         const spec = await loadMeshFile(file, async () => ({}));
         expect(spec.workloads.length).toBeGreaterThan(0);
       }

@@ -64,6 +64,18 @@ describe('ProcessSupervisor', () => {
     await sup.stopAll();
   });
 
+  test('a missing working directory is named as such, and a command not on PATH says so with its log file', async () => {
+    const sup = new ProcessSupervisor({ failureCode: 'TESSERA_ERR_UP_START_FAILED', logDir: dir });
+    // spawn itself reports a missing cwd as "spawn <command> ENOENT", blaming the command.
+    const noDir = (await sup.start({ name: 'app-x', ...node('0'), cwd: join(dir, 'nowhere'), ready: { port: 1 } }).catch((e) => e)) as TesseraError;
+    expect(noDir.code).toBe('TESSERA_ERR_UP_START_FAILED');
+    expect(noDir.message).toBe(`app-x could not start: its working directory ${join(dir, 'nowhere')} does not exist (or is not a directory)`);
+    const noCmd = (await sup.start({ name: 'app-y', command: 'tessera-no-such-command', args: [], ready: { port: 1 } }).catch((e) => e)) as TesseraError;
+    expect(noCmd.code).toBe('TESSERA_ERR_UP_START_FAILED');
+    expect(noCmd.message).toBe(`app-y could not start: spawn tessera-no-such-command ENOENT: command "tessera-no-such-command" not found on PATH (log: ${join(dir, 'app-y.log')})`);
+    expect(sup.pids()).toEqual([]);
+  });
+
   test('the deadline fails the start with the output quoted, and the child is stopped', async () => {
     const sup = new ProcessSupervisor({ failureCode: 'TESSERA_ERR_UP_START_FAILED' });
     const started = Date.now();
