@@ -143,7 +143,8 @@ class Walker {
         return ms;
       }
       case 'string': {
-        if (typeof v !== 'string') return this.problem(node, key, 'must be a string');
+        // A YAML number or boolean where text is wanted (tlsMinVersion: 1.2, a version, "on"): say how to write it.
+        if (typeof v !== 'string') return this.problem(node, key, typeof v === 'number' || typeof v === 'boolean' ? `must be a string: write it in quotes, "${String(isScalar(node) ? (node.source ?? v) : v)}"` : 'must be a string');
         if (schema.minLength !== undefined && v.length < schema.minLength) return this.problem(node, key, 'must not be empty');
         if (schema.enum && !schema.enum.includes(v)) return this.problem(node, key, `must be one of ${schema.enum.join(', ')} (got "${v}")`);
         const bad = checkFormat(schema.format, v) ?? schema.check?.(v) ?? null;
@@ -179,6 +180,13 @@ function checkFormat(format: string | undefined, v: string): string | null {
     default:
       return null;
   }
+}
+
+/** A key path as the schema's messages write it: `inbound[0].mtls`, so one key reads the same in every message. */
+export function keyText(path: readonly (string | number)[]): string {
+  let out = '';
+  for (const p of path) out += typeof p === 'number' ? `[${p}]` : out === '' ? p : `.${p}`;
+  return out;
 }
 
 function deepFreeze<T>(v: T): T {

@@ -296,7 +296,7 @@ describe('config', () => {
       );
       const r = await tessera(['proxy', '--config', file]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/TESSERA_ERR_CONFIG_INVALID.*inbound\.0\.mtls/);
+      expect(r.stderr).toMatch(/TESSERA_ERR_CONFIG_INVALID.*inbound\[0\]\.mtls/);
     }
   });
 });

@@ -3,7 +3,7 @@
 // file:line and key.
 import { dirname, resolve } from 'node:path';
 import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
-import { lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { keyText, lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
@@ -311,7 +311,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   const path = (p: string) => resolve(base, p);
   const problem = (keyPath: (string | number)[], message: string): never => {
     const line = lineOf(parsed, keyPath);
-    const key = keyPath.join('.');
+    const key = keyText(keyPath);
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   };
 

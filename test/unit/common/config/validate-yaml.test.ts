@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'vitest';
 import type { ObjectSchema } from '../../../../common/config/schema.js';
-import { lineOf, parseAddress, parseYamlConfig } from '../../../../common/config/validate-yaml.js';
+import { keyText, lineOf, parseAddress, parseYamlConfig } from '../../../../common/config/validate-yaml.js';
 import { hasControlCharacters } from '../../../../common/text/control-characters.js';
 
 const schema: ObjectSchema = {
@@ -44,6 +44,9 @@ describe('parseYamlConfig', () => {
     ['endpoint: file:///tmp/x\n', /endpoint: "file:\/\/\/tmp\/x" is not an http\(s\) URL/],
     ['endpoint: "ftp://user:s3cret@h/"\n', /endpoint: "ftp:\/\/(?!.*s3cret).*" is not an http\(s\) URL/],
     ['endpoint: not a url\n', /endpoint: "not a url" is not a URL/],
+    // A number or boolean where text is wanted says how to write it, as typed (1.20, not 1.2).
+    ['mode: 1.20\n', /mode: must be a string: write it in quotes, "1\.20"/],
+    ['mode: true\n', /mode: must be a string: write it in quotes, "true"/],
     ['identity: { files: {}, controlPlane: {} }\n', /identity: exactly one of files \/ controlPlane must be set \(found files and controlPlane\)/],
     ['identity: {}\n', /identity: exactly one of files \/ controlPlane must be set/],
   ])('%j is refused', (extra, msg) => {
@@ -114,4 +117,10 @@ describe('parseYamlConfig', () => {
     expect(parseAddress('localhost:99999')).toBeNull();
     expect(parseAddress('::1:80')).toBeNull();
   });
+});
+
+test('keyText writes a key path as the schema messages do: inbound[0].mtls', () => {
+  expect(keyText(['inbound', 0, 'mtls'])).toBe('inbound[0].mtls');
+  expect(keyText(['limits', 'drainTimeout'])).toBe('limits.drainTimeout');
+  expect(keyText(['edge', 1, 'routes', 2, 'spiffeId'])).toBe('edge[1].routes[2].spiffeId');
 });

@@ -43,7 +43,7 @@ describe('control-plane addresses in the proxy config', () => {
     expect(bad.message).toMatch(/proxy\.yaml:5:\d+: identity\.controlPlane\.addresses\[1\]: "10\.0\.0\.6" is not a host:port address/);
     expect(problem('    addresses: []\n').message).toContain('identity.controlPlane.addresses: needs at least 1 item(s)');
     const twice = problem('    addresses:\n      - 10.0.0.5:8443\n      - 10.0.0.6:8443\n      - 10.0.0.5:8443\n');
-    expect(twice).toMatchObject({ line: 6, key: 'identity.controlPlane.addresses.2' });
+    expect(twice).toMatchObject({ line: 6, key: 'identity.controlPlane.addresses[2]' });
     expect(twice.message).toContain('"10.0.0.5:8443" is listed twice');
     expect(problem('    address: 10.0.0.5:8443\n    failbackInterval: 100ms\n').message).toContain('identity.controlPlane.failbackInterval: must be at least 1s (got 100ms)');
     const many = Array.from({ length: 17 }, (_, i) => `10.0.0.${i + 1}:8443`).join(', ');

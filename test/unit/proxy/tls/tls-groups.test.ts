@@ -25,7 +25,7 @@ describe('transport.tlsGroups', () => {
   test.each([
     ['an unknown group', 'transport: { tlsGroups: [X25519, ffdhe2048] }', /tlsGroups/],
     ['an empty list', 'transport: { tlsGroups: [] }', /tlsGroups/],
-    ['a group twice', 'transport: { tlsGroups: [X25519, X25519MLKEM768, X25519] }', /tlsGroups\.2: "X25519" is listed twice/],
+    ['a group twice', 'transport: { tlsGroups: [X25519, X25519MLKEM768, X25519] }', /tlsGroups\[2\]: "X25519" is listed twice/],
   ])('%s is refused', (_what, yaml, message) => {
     const err = transportConfigError(yaml);
     expect(err.code).toBe('TESSERA_ERR_CONFIG_INVALID');
