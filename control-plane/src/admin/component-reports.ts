@@ -59,15 +59,19 @@ export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, 
 
 /** A new policy set is counted, logged and handed to `loaded`; refused files are counted and logged. */
 export function policyDirReports(dir: string, metrics: ControlPlaneMetrics, log: Pick<ControlPlaneLogger, 'info' | 'warn'>, loaded: () => void): Pick<PolicyDirSourceOptions, 'onPolicies' | 'onErrors'> {
+  // Before any set loaded there is no previous one to keep (a directory missing at the first start, say).
+  let anyLoaded = false;
   return {
     onPolicies: (p: readonly AuthorizationPolicy[]) => {
+      anyLoaded = true;
       metrics.policiesLoaded.set(p.length);
       log.info({ dir, policies: p.map((x) => x.name) }, 'policies loaded');
       loaded();
     },
     onErrors: (errors: readonly PolicyFileError[]) => {
       metrics.policyLoadErrors.inc(errors.length);
-      for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code, err: e.message }, 'policy file refused; the previous set stays');
+      const msg = anyLoaded ? 'policy file refused; the previous set stays' : "policy file refused; no policy is loaded yet: the proxies decide by their authorization.defaultAction (deny unless set) until one is";
+      for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code, err: e.message }, msg);
     },
   };
 }
