@@ -12,7 +12,7 @@ test('a refused file before any set loaded says no policy is loaded; after one, 
   const r = policyDirReports('/etc/policies', createMetrics(new Registry(), { version: 't', node: 'v24' } as never), log as never, () => {});
   const refused = [{ file: '/etc/policies', line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: 'no such directory' }] as never;
   r.onErrors!(refused);
-  r.onPolicies!([]);
+  r.onPolicies!([], {} as never);
   r.onErrors!(refused);
   expect(lines[0]).toContain('no policy is loaded yet');
   expect(lines[1]).toBe('policy file refused; the previous set stays');
