@@ -8,15 +8,25 @@ import type { NameConstraints } from './x509-fields.js';
 export interface ConstrainedNames {
   readonly uris: readonly string[];
   readonly dns: readonly string[];
+  /** The subject's CN: taken as a DNS name, as OpenSSL does, when there is no DNS SAN and it looks like one. */
+  readonly cn?: string | undefined;
 }
 
-/** The host of a URI (`spiffe://example.org/ns/x` → `example.org`), without userinfo or port; null without one. */
+/**
+ * The host of a URI as OpenSSL reads it for name constraints: after `scheme://`, up to the first `:` or `/`
+ * (`spiffe://a.test:1@b.test` is host `a.test`); null without `://` or with an empty host.
+ */
 function uriHost(uri: string): string | null {
-  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)/.exec(uri);
-  if (!m) return null;
-  const host = m[1]!.slice(m[1]!.lastIndexOf('@') + 1).replace(/:\d*$/, '');
+  const at = uri.indexOf('://');
+  if (at < 0) return null;
+  const rest = uri.slice(at + 3);
+  const end = rest.search(/[:/]/);
+  const host = end < 0 ? rest : rest.slice(0, end);
   return host === '' ? null : host.toLowerCase();
 }
+
+/** A CN that reads as a host name (labels of letters, digits, `-` and `_`, two or more): OpenSSL's test. */
+const HOSTNAME_CN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)+$/;
 
 /**
  * Whether `name` is in the subtree `base`. URI: the host itself, or with a leading "." any host below it. DNS: the
@@ -33,10 +43,13 @@ function within(type: 'uri' | 'dns', base: string, name: string): boolean {
 /** Why `names` break the constraints `nc`, or null when they keep to them. */
 export function nameConstraintViolation(nc: NameConstraints, names: ConstrainedNames): string | null {
   const other = [...nc.permitted, ...nc.excluded].find((s) => s.type === 'other');
-  if (other?.type === 'other') return `it has a name constraint of a kind Tessera does not evaluate (GeneralName tag 0x${other.tag.toString(16)})`;
-  const hosts = names.uris.map(uriHost);
-  if (hosts.includes(null)) return 'a URI name without a host cannot be checked against its name constraints';
-  for (const [type, values] of [['uri', hosts as string[]], ['dns', names.dns]] as const) {
+  if (other?.type === 'other') return `it has a name constraint Tessera does not evaluate (${other.what})`;
+  const uriConstrained = [...nc.permitted, ...nc.excluded].some((s) => s.type === 'uri');
+  // URI names meet URI constraints only (a host-less URN under DNS-only constraints is unconstrained, as in OpenSSL).
+  const hosts = uriConstrained ? names.uris.map(uriHost) : [];
+  if (hosts.includes(null)) return 'a URI name without a host cannot be checked against its URI constraints';
+  const dnsNames = names.dns.length === 0 && names.cn !== undefined && HOSTNAME_CN.test(names.cn) ? [names.cn] : names.dns;
+  for (const [type, values] of [['uri', hosts as string[]], ['dns', dnsNames]] as const) {
     const permitted = nc.permitted.flatMap((s) => (s.type === type ? [s.value] : []));
     const excluded = nc.excluded.flatMap((s) => (s.type === type ? [s.value] : []));
     for (const v of values) {

@@ -46,8 +46,8 @@ export interface SignatureAlgorithm {
   readonly pssHash?: string;
 }
 
-/** One GeneralSubtree's base: a URI or DNS constraint, or a kind the path check does not evaluate (its tag). */
-export type NameSubtree = { readonly type: 'uri' | 'dns'; readonly value: string } | { readonly type: 'other'; readonly tag: number };
+/** One GeneralSubtree: a URI or DNS constraint, or one the path check does not evaluate (`what`: why, for a refusal). */
+export type NameSubtree = { readonly type: 'uri' | 'dns'; readonly value: string } | { readonly type: 'other'; readonly what: string };
 
 /** A CA's nameConstraints (RFC 5280 §4.2.1.10). */
 export interface NameConstraints {
@@ -150,17 +150,23 @@ function readSans(der: Uint8Array, seq: DerNode): { uriSans: string[]; dnsSans: 
  */
 function readNameConstraints(der: Uint8Array, seq: DerNode): NameConstraints {
   if (seq.tag !== 0x30) throw new DerError('nameConstraints is not a SEQUENCE');
-  const subtrees = (tag: number): NameSubtree[] => {
-    const list = children(der, seq).find((n) => n.tag === tag);
-    return (list ? children(der, list) : []).map((sub) => {
-      const base = sub.tag === 0x30 ? children(der, sub)[0] : undefined;
+  // Exactly [0] then [1], each at most once, constructed: any other child is refused, never skipped (a skipped
+  // subtree is a constraint OpenSSL enforces and this check would not).
+  const parts = children(der, seq);
+  const permitted = parts[0]?.tag === 0xa0 ? parts[0] : undefined;
+  const excluded = parts[permitted ? 1 : 0]?.tag === 0xa1 ? parts[permitted ? 1 : 0] : undefined;
+  if (parts.length !== (permitted ? 1 : 0) + (excluded ? 1 : 0)) throw new DerError('nameConstraints holds something other than [0] permittedSubtrees and [1] excludedSubtrees');
+  const subtrees = (list: DerNode | undefined): NameSubtree[] =>
+    (list ? children(der, list) : []).map((sub) => {
+      const [base, ...bounds] = sub.tag === 0x30 ? children(der, sub) : [];
       if (!base) throw new DerError('malformed GeneralSubtree');
+      // RFC 5280: minimum 0 (DEFAULT, so absent in DER) and no maximum; OpenSSL refuses any other (error 49).
+      if (bounds.length > 0) return { type: 'other', what: 'a GeneralSubtree with a minimum or maximum' };
       const text = () => Buffer.from(bytesOf(der, base)).toString('latin1');
       // uniformResourceIdentifier [6] and dNSName [2], IMPLICIT IA5String.
-      return base.tag === 0x86 ? { type: 'uri', value: text() } : base.tag === 0x82 ? { type: 'dns', value: text() } : { type: 'other', tag: base.tag };
+      return base.tag === 0x86 ? { type: 'uri', value: text() } : base.tag === 0x82 ? { type: 'dns', value: text() } : { type: 'other', what: `GeneralName tag 0x${base.tag.toString(16)}` };
     });
-  };
-  return { permitted: subtrees(0xa0), excluded: subtrees(0xa1) };
+  return { permitted: subtrees(permitted), excluded: subtrees(excluded) };
 }
 
 /** BasicConstraints ::= SEQUENCE { cA BOOLEAN DEFAULT FALSE, pathLenConstraint INTEGER (0..MAX) OPTIONAL }. */

@@ -41,6 +41,8 @@ export interface ForgeTemplate {
   readonly extKeyUsageCritical?: boolean;
   /** nameConstraints (RFC 5280 §4.2.1.10): subtrees of URI hosts, DNS names or IP addresses (raw bytes), critical. */
   readonly nameConstraints?: { readonly permitted?: readonly ForgeSubtree[]; readonly excluded?: readonly ForgeSubtree[] };
+  /** A nameConstraints extension value given as raw DER (odd encodings), critical; instead of `nameConstraints`. */
+  readonly rawNameConstraints?: Uint8Array;
   /** Default: SHA-256 with the signer's key type. */
   readonly signature?: ForgeSignature;
   readonly notBefore: Date;
@@ -118,6 +120,7 @@ export function forgeCertificate(t: ForgeTemplate): Forged {
     extension('2.5.29.14', false, octetString(createHash('sha1').update(spki).digest())),
   ];
   if (t.uriSans?.length) exts.push(extension('2.5.29.17', false, sequence(...t.uriSans.map((u) => contextTag(6, false, Buffer.from(u, 'ascii'))))));
+  if (t.rawNameConstraints) exts.push(extension('2.5.29.30', true, t.rawNameConstraints));
   if (t.nameConstraints) {
     const { permitted = [], excluded = [] } = t.nameConstraints;
     exts.push(extension('2.5.29.30', true, sequence(...(permitted.length ? [subtrees(0, permitted)] : []), ...(excluded.length ? [subtrees(1, excluded)] : []))));

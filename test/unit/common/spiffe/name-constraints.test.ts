@@ -16,7 +16,9 @@ describe('nameConstraintViolation', () => {
     expect(nameConstraintViolation(nc([uri('.example.org')]), names(['spiffe://eu.example.org/x']))).toBeNull();
     expect(nameConstraintViolation(nc([uri('.example.org')]), names(['spiffe://example.org/x']))).toContain('outside its permitted subtrees');
     expect(nameConstraintViolation(nc([uri('example.org')]), names(['spiffe://evil.example.org/x']))).toContain('outside');
-    expect(nameConstraintViolation(nc([uri('example.org')]), names(['https://u@example.org:8443/x']))).toBeNull();
+    // The host as OpenSSL reads it: up to the first ":" or "/" (userinfo is not skipped).
+    expect(nameConstraintViolation(nc([], [uri('evil.test')]), names(['spiffe://evil.test:1@good.test']))).toContain('excluded subtree evil.test');
+    expect(nameConstraintViolation(nc([uri('good.test')]), names(['spiffe://evil.test:1@good.test']))).toContain('outside');
     expect(nameConstraintViolation(nc([], [uri('example.org')]), names(['spiffe://example.org/x']))).toContain('excluded subtree example.org');
     expect(nameConstraintViolation(nc([uri('example.org')]), names(['urn:x:y']))).toContain('without a host');
   });
@@ -27,9 +29,16 @@ describe('nameConstraintViolation', () => {
     expect(nameConstraintViolation(nc([dns('partner.test')]), names([], ['evilpartner.test']))).toContain('outside');
     expect(nameConstraintViolation(nc([], [dns('internal.test')]), names([], ['db.internal.test']))).toContain('excluded');
     expect(nameConstraintViolation(nc([dns('partner.test')]), names(['spiffe://example.org/x']))).toBeNull();
+    // A host-less URI (a URN) under DNS-only constraints: unconstrained, as in OpenSSL.
+    expect(nameConstraintViolation(nc([dns('partner.test')]), names(['urn:example:partner:api'], ['api.partner.test']))).toBeNull();
+    // No DNS SAN: a CN that reads as a host name is held to the DNS constraints (OpenSSL's CN check); others are not.
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cn: 'evil.test' })).toContain('DNS name evil.test');
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cn: 'api.good.test' })).toBeNull();
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cn: 'Workload API' })).toBeNull();
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: ['api.good.test'], cn: 'evil.test' })).toBeNull();
   });
 
   test('a constraint of another kind is refused whole, whatever the names', () => {
-    expect(nameConstraintViolation(nc([{ type: 'other', tag: 0xa4 }]), names(['spiffe://example.org/x']))).toContain('tag 0xa4');
+    expect(nameConstraintViolation(nc([{ type: 'other', what: 'GeneralName tag 0xa4' }]), names(['spiffe://example.org/x']))).toContain('tag 0xa4');
   });
 });

@@ -365,6 +365,25 @@ describe('path rules: pathLen, extendedKeyUsage, signature algorithm, key streng
       expect(verify([leafUnder(under), under], forgedBundle(anchor))).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NAME_CONSTRAINTS' });
     });
 
+    // An outside audit: [0]/[1] written with primitive tags (0x80/0x81), which OpenSSL reads and enforces, were skipped;
+    // a minimum or maximum (OpenSSL: error 49) was ignored. Both refuse now.
+    test('odd encodings: other tags for the subtree lists refuse the certificate; a minimum or maximum refuses the path', () => {
+      const uriBase = (host: string) => Buffer.concat([Buffer.from([0x86, host.length]), Buffer.from(host, 'ascii')]);
+      const seq = (...parts: Buffer[]) => { const body = Buffer.concat(parts); return Buffer.concat([Buffer.from([0x30, body.length]), body]); };
+      const tagged = (tag: number, ...parts: Buffer[]) => { const body = Buffer.concat(parts); return Buffer.concat([Buffer.from([tag, body.length]), body]); };
+      const primitiveExcluded = seq(tagged(0x81, seq(uriBase('example.org'))));
+      const ca = caUnder(root, 'Odd Tags', { pathLen: 0, rawNameConstraints: primitiveExcluded });
+      expect(verify([leafUnder(ca), ca]).ok).toBe(false);
+      const withMinimum = seq(tagged(0xa0, seq(uriBase('example.org'), tagged(0x80, Buffer.from([1])))));
+      const ca2 = caUnder(root, 'With Minimum', { pathLen: 0, rawNameConstraints: withMinimum });
+      const r = verify([leafUnder(ca2), ca2]);
+      expect(r).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NAME_CONSTRAINTS' });
+      if (!r.ok) expect(r.message).toContain('minimum or maximum');
+      // The same permitted subtree without the minimum verifies.
+      const plain = caUnder(root, 'Plain', { pathLen: 0, rawNameConstraints: seq(tagged(0xa0, seq(uriBase('example.org')))) });
+      expect(verify([leafUnder(plain), plain]).ok).toBe(true);
+    });
+
     test('a constraint of a kind not evaluated (an IP address) refuses the path: fail closed', () => {
       const ca = caUnder(root, 'IP Constrained', { pathLen: 0, nameConstraints: { permitted: [{ ip: Uint8Array.of(10, 0, 0, 0, 255, 0, 0, 0) }] } });
       expect(verify([leafUnder(ca), ca])).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_NAME_CONSTRAINTS' });
