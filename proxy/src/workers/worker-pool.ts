@@ -31,7 +31,12 @@ export interface WorkerPoolOptions {
   /** A restart attempt failed (the worker did not listen); another follows after the backoff. */
   readonly onRestartFailed: (slot: number) => void;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** How long a starting worker may take to listen before it is killed and the start counted failed. */
+  readonly startTimeoutMs?: number;
 }
+
+/** A worker listens within a second or two; one still silent after this is hung (or starved for good). */
+export const START_TIMEOUT_MS = 30_000;
 
 /** What /config shows per worker slot. */
 export interface WorkerView {
@@ -166,7 +171,16 @@ export class WorkerPool {
     slot.proc = proc;
     proc.child.on('message', (m: FromWorker) => this.#onMessage(slot, m));
     this.#send(slot, { type: 'init', configFile: this.#o.configFile, configText: this.#o.configText, ports: this.#ports, parts: this.#latest, edgeCertificates: this.#edgeCertificates });
+    // A start that neither listens nor fails (a hung or starved process) is given up on: killed and failed, so the
+    // restart loop counts it and tries again rather than wait for ever.
+    const deadline = this.#o.timers.setTimeout(() => {
+      if (slot.listening || slot.failure !== null || !proc.running) return;
+      slot.failure = new TesseraError('TESSERA_ERR_PROXY_START_FAILED', `proxy worker ${slot.index} did not listen within ${this.#o.startTimeoutMs ?? START_TIMEOUT_MS} ms`);
+      void proc.stop({ signal: 'SIGKILL' });
+      for (const w of this.#waiters) w();
+    }, this.#o.startTimeoutMs ?? START_TIMEOUT_MS);
     await this.#until(() => slot.listening || slot.failure !== null || !proc.running);
+    this.#o.timers.clearTimeout(deadline);
     if (!slot.listening) {
       throw slot.failure ?? new TesseraError('TESSERA_ERR_PROXY_START_FAILED', `proxy worker ${slot.index} exited before it listened`);
     }

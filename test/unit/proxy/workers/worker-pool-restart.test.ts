@@ -82,3 +82,39 @@ test('failed restart attempts are retried after the backoff, counted and reporte
   expect(view.lastRestartError).toBeNull();
   expect(view.failedRestarts).toBe(failed.length);
 }, 30_000);
+
+// An outside audit: a restarted worker stopped (SIGSTOP) before it listened left the slot not listening for good,
+// uncounted and never retried. A start that stays silent past startTimeoutMs is killed and counted as failed.
+test('a restart attempt that never listens is killed at startTimeoutMs, counted, and tried again', async () => {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const hangFile = join(dir, 'hang');
+  // Listens unless HANG_FILE exists; then it stays silent (alive, never listening).
+  const hanging = `process.on('message', (m) => { if (m.type !== 'init') return; if (require('node:fs').existsSync(process.env.HANG_FILE)) return; process.send({ type: 'listening', ports: {} }); }); setInterval(() => {}, 1000);`;
+  const failed: number[] = [];
+  const pool = new WorkerPool({
+    count: 2,
+    command: process.execPath,
+    args: ['-e', hanging],
+    env: { ...process.env, HANG_FILE: hangFile },
+    configText: '',
+    configFile: 'none.yaml',
+    drainGraceMs: 2_000,
+    timers: realTimers,
+    nowMs: () => Date.now(),
+    log: pino({ level: 'silent' }),
+    onRestart: () => {},
+    onRestartFailed: (slot) => void failed.push(slot),
+    backoff: { initialMs: 10, maxMs: 40 },
+    startTimeoutMs: 300,
+  });
+  cleanups.push(() => pool.drain());
+  await pool.start({});
+  await writeFile(hangFile, '');
+  process.kill(pool.describe()[1]!.pid!, 'SIGKILL');
+  await until('a hung start counted as failed', () => pool.describe()[1]!.failedRestarts >= 1, 20_000, 10);
+  expect(pool.describe()[1]!.lastRestartError).toContain('did not listen within 300 ms');
+  await rm(hangFile);
+  await until('worker 1 back', () => pool.describe()[1]!.listening, 20_000, 10);
+  expect(pool.notReadyReason()).toBeUndefined();
+}, 30_000);
