@@ -3,7 +3,7 @@
 // headers from the real connection, XFCC for a verified client and the span's traceparent, and what the client
 // sent under those names removed.
 import type { TLSSocket } from 'node:tls';
-import { type HttpHead, headerValue } from '../http1/http1-head.js';
+import { type HttpHead, headerValue, joinedHeaderValue } from '../http1/http1-head.js';
 import { Http1Session } from '../http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
@@ -55,7 +55,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         let add: string;
         if (!trusted && memo && memo.host === host && memo.client === client) add = memo.lines;
         else {
-          const fwd = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: allValues(head, 'x-forwarded-for'), forwarded: allValues(head, 'forwarded'), proto: headerValue(head, 'x-forwarded-proto'), clientAddress: () => head.names.map((n, i) => [n, head.values[i]!] as const) });
+          const fwd = gate.upstreamHeaders(socket, host, client === 'invalid' ? null : client, { xff: joinedHeaderValue(head, 'x-forwarded-for'), forwarded: joinedHeaderValue(head, 'forwarded'), proto: headerValue(head, 'x-forwarded-proto'), clientAddress: () => head.names.map((n, i) => [n, head.values[i]!] as const) });
           add = '';
           for (const k in fwd) add += `${k}: ${fwd[k]}\r\n`;
           if (!trusted) memo = { host, client, lines: add };
@@ -74,11 +74,4 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
       upgraded: (delta: 1 | -1) => d.metrics.upgradedConnection('edge', delta),
     },
   });
-}
-
-/** Every value of a list header, in order, comma-joined (a trusted proxy's chain may come as several lines). */
-function allValues(head: HttpHead, name: string): string | undefined {
-  let out: string | undefined;
-  for (let i = 0; i < head.names.length; i++) if (head.names[i] === name) out = out === undefined ? head.values[i] : `${out}, ${head.values[i]}`;
-  return out;
 }
