@@ -27,3 +27,11 @@ export function keyExposure(st: Pick<Stats, 'mode' | 'gid'>, me: ProcessIdentity
   if ((st.mode & 0o060) !== 0 && !me.groups.includes(st.gid)) return `mode ${mode} lets group ${st.gid}, which this process (uid ${me.uid}) is not in, ${st.mode & 0o040 ? 'read' : 'write'} it`;
   return null;
 }
+
+/**
+ * The stricter rule for a key only its owner may touch, group included (a key Tessera writes itself, an offline
+ * root on its holder's machine): `mode NNNN` when any group or other bit is set, else null.
+ */
+export function beyondOwner(mode: number): string | null {
+  return (mode & 0o077) === 0 ? null : `mode ${(mode & 0o777).toString(8).padStart(4, '0')}`;
+}

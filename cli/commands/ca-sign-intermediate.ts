@@ -9,6 +9,7 @@ import { TesseraError } from '../../common/errors.js';
 import { keyMatchesPublicKey, keyPairFromPem } from '../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../common/pki/pem.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import { beyondOwner } from '../../shared-io/key-file-exposure.js';
 import { certificatesOf, errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -62,8 +63,8 @@ export const caSignIntermediateCommand: Command = {
     const keyPem = await readNamedFile(keyFile);
     // The root's key is the whole trust domain, on the holder's own machine (no Secret mount to read it through a
     // group): owner-only, as the control plane holds its JWT signing keys.
-    const mode = (await stat(keyFile.path)).mode & 0o777;
-    if ((mode & 0o077) !== 0) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `--root-key ${keyFile.path}: mode ${mode.toString(8).padStart(4, '0')} lets other users than its owner at it; a root key must be 0600 or 0400 (chmod 600 it)`, { file: keyFile.path });
+    const exposed = beyondOwner((await stat(keyFile.path)).mode);
+    if (exposed) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `--root-key ${keyFile.path}: ${exposed} lets other users than its owner at it; a root key must be 0600 or 0400 (chmod 600 it)`, { file: keyFile.path });
     try {
       rootKey = keyPairFromPem(keyPem);
     } catch (e) {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { TMP_MARKER, writeFileAtomicSync } from './atomic-file.js';
 import { type JwtKeyBackend, type JwtKeyRecord, jwkThumbprint } from './jwt-key-backend.js';
+import { beyondOwner } from '../../../shared-io/key-file-exposure.js';
 
 const LIST_FILE = 'keys.json';
 const keyFile = (dir: string, kid: string) => join(dir, `${kid}.key.pem`);
@@ -47,8 +48,8 @@ export function jwtKeyFiles(dir: string): JwtKeyBackend {
 function loadKey(dir: string, kid: string): KeyObject {
   const path = keyFile(dir, kid);
   // Tessera writes these itself, always 0600: anything wider means someone else changed or can read it.
-  const mode = existsSync(path) ? statSync(path).mode & 0o777 : 0o600;
-  if ((mode & 0o077) !== 0) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${path}: mode ${mode.toString(8).padStart(4, '0')}; a JWT signing key must be 0600`, { file: path });
+  const exposed = beyondOwner(existsSync(path) ? statSync(path).mode : 0o600);
+  if (exposed) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${path}: ${exposed}; a JWT signing key must be 0600`, { file: path });
   try {
     const key = createPrivateKey(readFileSync(path));
     if (jwkThumbprint(createPublicKey(key)) !== kid) throw new Error('the key is not the one its kid names');
