@@ -8,8 +8,8 @@ import type { NameConstraints } from './x509-fields.js';
 export interface ConstrainedNames {
   readonly uris: readonly string[];
   readonly dns: readonly string[];
-  /** The subject's CN: taken as a DNS name, as OpenSSL does, when there is no DNS SAN and it looks like one. */
-  readonly cn?: string | undefined;
+  /** The subject's CNs: each taken as a DNS name, as OpenSSL does, when there is no DNS SAN and it looks like one. */
+  readonly cns?: readonly string[];
 }
 
 /**
@@ -48,7 +48,7 @@ export function nameConstraintViolation(nc: NameConstraints, names: ConstrainedN
   // URI names meet URI constraints only (a host-less URN under DNS-only constraints is unconstrained, as in OpenSSL).
   const hosts = uriConstrained ? names.uris.map(uriHost) : [];
   if (hosts.includes(null)) return 'a URI name without a host cannot be checked against its URI constraints';
-  const dnsNames = names.dns.length === 0 && names.cn !== undefined && HOSTNAME_CN.test(names.cn) ? [names.cn] : names.dns;
+  const dnsNames = names.dns.length === 0 ? (names.cns ?? []).filter((cn) => HOSTNAME_CN.test(cn)) : names.dns;
   for (const [type, values] of [['uri', hosts as string[]], ['dns', dnsNames]] as const) {
     const permitted = nc.permitted.flatMap((s) => (s.type === type ? [s.value] : []));
     const excluded = nc.excluded.flatMap((s) => (s.type === type ? [s.value] : []));

@@ -5,6 +5,7 @@ import { type ErrorCode, errorMessage } from '../errors.js';
 import { DerError } from '../pki/der.js';
 import { SpiffeId } from './spiffe-id.js';
 import type { TrustBundleSet } from './trust-bundle.js';
+import { commonNamesOf } from '../pki/subject-names.js';
 import { nameConstraintViolation } from './name-constraints.js';
 import { type CertFields, type NameConstraints, readCertFields } from './x509-fields.js';
 import { keyWeakness, signatureWeakness } from './x509-strength.js';
@@ -254,12 +255,6 @@ export function caRuleFailure(f: CertFields, isAnchor: boolean, which: () => str
   return null;
 }
 
-/** The leaf subject's (last) CN, as node:crypto prints the subject: one `CN=` line. */
-function commonNameOf(cert: X509Certificate): string | undefined {
-  const cns = cert.subject.split('\n').filter((l) => l.startsWith('CN='));
-  return cns.length > 0 ? cns[cns.length - 1]!.slice(3) : undefined;
-}
-
 /**
  * A CA's name constraints hold for every certificate below it on the path: the leaf, and intermediates that are not
  * self-issued (RFC 5280 §6.1.3 (b)). Read only when some CA has constraints: most paths pay nothing.
@@ -275,7 +270,7 @@ function nameConstraintFailure(path: readonly X509Certificate[], constrained: re
       }
       const f = fields[j]!;
       if (j > 0 && f.selfIssued) continue;
-      const why = nameConstraintViolation(c.nc, { uris: f.uriSans, dns: f.dnsSans, cn: j === 0 ? commonNameOf(path[0]!) : undefined });
+      const why = nameConstraintViolation(c.nc, { uris: f.uriSans, dns: f.dnsSans, cns: j === 0 ? commonNamesOf(path[0]!) : [] });
       if (why) return fail('bad_svid', 'TESSERA_ERR_SVID_NAME_CONSTRAINTS', `(${c.which()}: ${why})`, id);
     }
   }

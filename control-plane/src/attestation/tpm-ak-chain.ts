@@ -6,6 +6,7 @@
 import { type KeyObject, X509Certificate, createHash } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
 import { DerError } from '../../../common/pki/der.js';
+import { commonNamesOf } from '../../../common/pki/subject-names.js';
 import { readCertFields } from '../../../common/spiffe/x509-fields.js';
 import { keyWeakness, signatureWeakness } from '../../../common/spiffe/x509-strength.js';
 import { buildPath, checkPath } from '../../../common/spiffe/x509-svid.js';
@@ -27,12 +28,9 @@ function untrusted(reason: string): TesseraError {
   return new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED', undefined, { reason });
 }
 
-/** Node prints a subject one attribute per line ("CN=node-1\nO=Example"). */
+/** The subject's one CN; undefined without one or with several. */
 function commonNameOf(cert: X509Certificate): string | undefined {
-  const cns = cert.subject
-    .split('\n')
-    .filter((l) => l.startsWith('CN='))
-    .map((l) => l.slice(3));
+  const cns = commonNamesOf(cert);
   return cns.length === 1 ? cns[0] : undefined;
 }
 

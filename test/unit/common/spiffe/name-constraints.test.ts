@@ -32,10 +32,12 @@ describe('nameConstraintViolation', () => {
     // A host-less URI (a URN) under DNS-only constraints: unconstrained, as in OpenSSL.
     expect(nameConstraintViolation(nc([dns('partner.test')]), names(['urn:example:partner:api'], ['api.partner.test']))).toBeNull();
     // No DNS SAN: a CN that reads as a host name is held to the DNS constraints (OpenSSL's CN check); others are not.
-    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cn: 'evil.test' })).toContain('DNS name evil.test');
-    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cn: 'api.good.test' })).toBeNull();
-    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cn: 'Workload API' })).toBeNull();
-    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: ['api.good.test'], cn: 'evil.test' })).toBeNull();
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cns: ['evil.test'] })).toContain('DNS name evil.test');
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cns: ['api.good.test'] })).toBeNull();
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cns: ['Workload API'] })).toBeNull();
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: ['api.good.test'], cns: ['evil.test'] })).toBeNull();
+    // Every CN counts, as OpenSSL checks each of them.
+    expect(nameConstraintViolation(nc([dns('good.test')]), { uris: [], dns: [], cns: ['api.good.test', 'evil.test'] })).toContain('DNS name evil.test');
   });
 
   test('a constraint of another kind is refused whole, whatever the names', () => {
