@@ -25,6 +25,7 @@ interface WorkerView {
   listening: boolean;
   identityGeneration: number;
   restarts: number;
+  answering: boolean;
 }
 
 let dir: string;
@@ -236,12 +237,19 @@ test('a stopped worker (SIGSTOP) misses the scrape, and the summed counters keep
     const during = await apiTotals();
     expect(during.up).toBe(1);
     expect(noLower(during, before)).toEqual([]);
+    // Its share of new connections would hang: the primary's ping goes unanswered and /ready says so (within two
+    // 5 s heartbeat periods; killed and restarted only after 30 s, see the unit test).
+    await until('api not ready', async () => !(await ready(api)), 15_000);
+    expect(await (await fetch(`http://127.0.0.1:${api.admin}/ready`)).text()).toMatch(/worker 1 has not answered for \d+ s/);
+    expect((await workers(api))[1]!.answering).toBe(false);
   } finally {
     process.kill(stalled!.pid!, 'SIGCONT');
   }
   await until('worker 1 answers again', async () => (await apiTotals()).up === 2, 10_000);
+  await until('api ready again', () => ready(api), 10_000);
+  expect((await workers(api))[1]!.pid).toBe(stalled!.pid);
   expect(noLower(await apiTotals(), before)).toEqual([]);
-}, 30_000);
+}, 40_000);
 
 test('a killed worker is restarted and counted, traffic continues, and the summed counters do not go back', async () => {
   const [, victim] = await workers(api);

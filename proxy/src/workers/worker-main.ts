@@ -104,6 +104,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
 
   handle = (m) => {
     if (m.type === 'update') install(m.parts, log);
+    else if (m.type === 'ping') void channel.send({ type: 'pong' });
     else if (m.type === 'stats') {
       void registry.getMetricsAsJSON().then((metricsJson) =>
         channel.send({ type: 'stats', id: m.id, stats: { pid: process.pid, metrics: metricsJson, listeners: listeners.describe(), endpoints: listeners.endpoints(), denials: deps.denials.rows() } }),

@@ -66,7 +66,9 @@ export type ToWorker =
       readonly edgeCertificates: Readonly<Record<string, EdgeCertTexts>>;
     }
   | { readonly type: 'update'; readonly parts: SnapshotParts }
-  | { readonly type: 'stats'; readonly id: number };
+  | { readonly type: 'stats'; readonly id: number }
+  /** The liveness check (worker-heartbeat.ts): answered with a pong from the worker's event loop. */
+  | { readonly type: 'ping' };
 
 export interface WorkerStats {
   readonly pid: number;
@@ -82,7 +84,8 @@ export type FromWorker =
   | { readonly type: 'installed'; readonly identityGeneration: number }
   | { readonly type: 'failed'; readonly code: string; readonly message: string }
   | { readonly type: 'edge-certificates'; readonly listener: string; readonly texts: EdgeCertTexts }
-  | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats };
+  | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats }
+  | { readonly type: 'pong' };
 
 export function encodeIdentity(s: IdentitySnapshot): IdentityWire {
   return { generation: s.generation, chainPem: s.chainPem, keyPem: s.keyPem, bundles: s.bundles.bundles().map((b) => ({ trustDomain: b.trustDomain.name, pem: b.toPem() })), source: s.source };

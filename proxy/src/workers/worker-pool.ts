@@ -1,7 +1,8 @@
 // The primary's side of `workers: N` (docs/workers.md): spawns the listener workers through the one process
 // supervisor, gives each the config and the latest snapshots, pushes every later snapshot to all of them, asks
 // them for their stats, restarts one that dies (bounded backoff, counted, each failed attempt too) and drains them
-// all together. It keeps the last edge certificate set the workers loaded, for a worker started later.
+// all together. It keeps the last edge certificate set the workers loaded, for a worker started later, and pings
+// every serving worker: one that stops answering is reported not ready, then killed and restarted.
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../../common/backoff.js';
@@ -11,6 +12,7 @@ import type { Timers } from '../../../shared-io/timers.js';
 import type { EdgeCertTexts } from '../edge/edge-certificates.js';
 import type { FromWorker, PortMap, SnapshotParts, ToWorker, WorkerStats } from './worker-messages.js';
 import { WORKER_ENV } from './worker-env.js';
+import { DEFAULT_HEARTBEAT, type HeartbeatTimes, WorkerHeartbeat } from './worker-heartbeat.js';
 
 export interface WorkerPoolOptions {
   readonly count: number;
@@ -33,6 +35,9 @@ export interface WorkerPoolOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** How long a starting worker may take to listen before it is killed and the start counted failed. */
   readonly startTimeoutMs?: number;
+  /** A serving worker that stopped answering pings was killed (then restarted like one that died). */
+  readonly onHung: (slot: number) => void;
+  readonly heartbeat?: HeartbeatTimes;
 }
 
 /** A worker listens within a second or two; one still silent after this is hung (or starved for good). */
@@ -48,6 +53,8 @@ export interface WorkerView {
   /** Restart attempts that failed, and the last one's error (null once a restart succeeds). */
   readonly failedRestarts: number;
   readonly lastRestartError: string | null;
+  /** False while a serving worker's ping has gone unanswered for a heartbeat period or more. */
+  readonly answering: boolean;
 }
 
 /** A run lasting this long resets a slot's backoff: a worker that crashes now and then restarts at once. */
@@ -65,7 +72,10 @@ class Slot {
   startedAtMs = 0;
   failure: TesseraError | null = null;
   restartTimer: unknown = null;
-  constructor(readonly index: number) {}
+  constructor(
+    readonly index: number,
+    readonly heartbeat: WorkerHeartbeat,
+  ) {}
 }
 
 export class WorkerPool {
@@ -78,6 +88,7 @@ export class WorkerPool {
   /** By edge listener: the last set any worker loaded (whole and validated there), given to every later start. */
   #edgeCertificates: Record<string, EdgeCertTexts> = {};
   #stopping = false;
+  #heartbeatTimer: unknown = null;
   #nextStatsId = 1;
   readonly #pendingStats = new Map<number, (s: WorkerStats) => void>();
   readonly #waiters = new Set<() => void>();
@@ -85,7 +96,7 @@ export class WorkerPool {
   constructor(opts: WorkerPoolOptions) {
     this.#o = opts;
     this.#supervisor = new ProcessSupervisor({ timers: opts.timers, graceMs: opts.drainGraceMs, failureCode: 'TESSERA_ERR_PROXY_START_FAILED' });
-    this.#slots = Array.from({ length: opts.count }, (_, i) => new Slot(i));
+    this.#slots = Array.from({ length: opts.count }, (_, i) => new Slot(i, new WorkerHeartbeat(opts.heartbeat ?? DEFAULT_HEARTBEAT)));
     this.#supervisor.onUnexpectedExit((name, code, signal) => this.#onExit(Number(name.slice('worker-'.length)), code, signal));
   }
 
@@ -103,6 +114,8 @@ export class WorkerPool {
     const [first, ...rest] = this.#slots;
     await this.#launch(first!);
     await Promise.all(rest.map((s) => this.#launch(s)));
+    const { periodMs } = this.#o.heartbeat ?? DEFAULT_HEARTBEAT;
+    if (!this.#stopping) this.#heartbeatTimer = this.#o.timers.setInterval(() => this.#heartbeatRound(), periodMs);
     return this.#ports;
   }
 
@@ -115,15 +128,19 @@ export class WorkerPool {
   /** Undefined when every worker listens and has installed the latest identity; else why not. */
   notReadyReason(): string | undefined {
     const generation = this.#latest.identity?.generation ?? 0;
+    const now = this.#o.nowMs();
     for (const s of this.#slots) {
       if (!s.listening) return `worker ${s.index} is not listening`;
+      const beat = s.heartbeat.verdict(now);
+      if (beat.kind !== 'answering') return `worker ${s.index} has not answered for ${Math.floor(beat.forMs / 1000)} s`;
       if (s.identityGeneration < generation) return `worker ${s.index} has not installed identity generation ${generation}`;
     }
     return undefined;
   }
 
   describe(): WorkerView[] {
-    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts, failedRestarts: s.failedRestarts, lastRestartError: s.lastRestartError }));
+    const now = this.#o.nowMs();
+    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts, failedRestarts: s.failedRestarts, lastRestartError: s.lastRestartError, answering: s.heartbeat.verdict(now).kind === 'answering' }));
   }
 
   /** Every slot's stats; undefined for a worker that is down or did not answer within the deadline. */
@@ -151,6 +168,7 @@ export class WorkerPool {
   /** SIGTERM to every worker at once (each drains its listeners), SIGKILL after the grace; resolves when all exited. */
   async drain(): Promise<void> {
     this.#stopping = true;
+    this.#o.timers.clearInterval(this.#heartbeatTimer);
     for (const s of this.#slots) this.#o.timers.clearTimeout(s.restartTimer);
     await Promise.all(this.#slots.map((s) => s.proc?.stop()));
   }
@@ -159,6 +177,7 @@ export class WorkerPool {
     slot.listening = false;
     slot.failure = null;
     slot.identityGeneration = 0;
+    slot.heartbeat.reset();
     slot.startedAtMs = this.#o.nowMs();
     const proc = await this.#supervisor.start({
       name: `worker-${slot.index}`,
@@ -203,6 +222,9 @@ export class WorkerPool {
       case 'failed':
         slot.failure = new TesseraError(m.code as ErrorCode, `proxy worker ${slot.index}: ${m.message}`);
         break;
+      case 'pong':
+        slot.heartbeat.answered();
+        break;
       case 'stats': {
         const done = this.#pendingStats.get(m.id);
         this.#pendingStats.delete(m.id);
@@ -224,6 +246,23 @@ export class WorkerPool {
     if (this.#o.nowMs() - slot.startedAtMs >= STABLE_RUN_MS) slot.attempt = 0;
     this.#o.log.warn({ worker: index, code, signal }, 'proxy worker exited; restarting');
     this.#scheduleRestart(slot);
+  }
+
+  /** Pings every serving worker that has none outstanding; kills one that missed the kill's rounds (#onExit restarts it). */
+  #heartbeatRound(): void {
+    const now = this.#o.nowMs();
+    for (const s of this.#slots) {
+      const proc = s.proc;
+      if (!s.listening || !proc?.running) continue;
+      const action = s.heartbeat.round(now);
+      if (action === 'ping') this.#send(s, { type: 'ping' });
+      else if (action === 'kill') {
+        this.#o.log.error({ worker: s.index, pid: proc.pid, silentMs: s.heartbeat.silentForMs(now) }, 'proxy worker not answering; killing it');
+        this.#o.onHung(s.index);
+        // kill, not stop(): the exit is then unasked, so #onExit restarts the slot as it would after a crash.
+        proc.kill('SIGKILL');
+      }
+    }
   }
 
   /** Launches `slot` again after its backoff, and again after every failed attempt (counted); returns the delay. */

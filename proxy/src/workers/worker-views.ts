@@ -1,6 +1,6 @@
 // The primary's admin views over its workers' stats: listeners with their open connections summed, each
 // balanced service's endpoints as every worker sees them, the denials merged for the fleet report, and the
-// restart counters (tessera_worker_restarts_total, tessera_worker_restart_failures_total).
+// counters by worker slot (restarts, failed restart attempts, workers killed for not answering).
 import { Counter, type Registry } from 'prom-client';
 import type { DenialRow } from '../authz/denial-tally.js';
 import type { WorkerStats } from './worker-messages.js';
@@ -42,16 +42,9 @@ export function mergeDenials(all: readonly SlotStats[]): DenialRow[] {
   return [...rows.values()];
 }
 
-/** tessera_worker_restarts_total{worker}: a worker that died and was started again. */
-export function workerRestartCounter(registry: Registry, workers: number): (slot: number) => void {
-  const counter = new Counter({ name: 'tessera_worker_restarts_total', help: 'Listener workers that exited unasked and were restarted by the primary, by worker slot.', labelNames: ['worker'], registers: [registry] });
-  for (let i = 0; i < workers; i++) counter.inc({ worker: String(i) }, 0);
-  return (slot) => counter.inc({ worker: String(slot) });
-}
-
-/** tessera_worker_restart_failures_total{worker}: a restart attempt whose worker exited (or failed) before it listened. */
-export function workerRestartFailureCounter(registry: Registry, workers: number): (slot: number) => void {
-  const counter = new Counter({ name: 'tessera_worker_restart_failures_total', help: 'Restart attempts of a listener worker that failed before it listened (retried after the backoff), by worker slot.', labelNames: ['worker'], registers: [registry] });
+/** A counter by worker slot, every slot shown from 0: tessera_worker_restarts_total, …_restart_failures_total, …_hangs_total. */
+export function workerSlotCounter(registry: Registry, workers: number, name: string, help: string): (slot: number) => void {
+  const counter = new Counter({ name, help, labelNames: ['worker'], registers: [registry] });
   for (let i = 0; i < workers; i++) counter.inc({ worker: String(i) }, 0);
   return (slot) => counter.inc({ worker: String(slot) });
 }

@@ -15,6 +15,7 @@ import { until } from '../../../helpers/until.js';
 const WORKER = `
 const fs = require('node:fs');
 process.on('message', (m) => {
+  if (m.type === 'ping') return void process.send({ type: 'pong' });
   if (m.type !== 'init') return;
   const slot = process.env.TESSERA_PROXY_WORKER;
   fs.writeFileSync(process.env.INIT_FILE + '.' + slot, JSON.stringify(m.edgeCertificates ?? null));
@@ -54,6 +55,7 @@ test('failed restart attempts are retried after the backoff, counted and reporte
     log,
     onRestart: (slot) => void restarted.push(slot),
     onRestartFailed: (slot) => void failed.push(slot),
+    onHung: () => {},
     backoff: { initialMs: 10, maxMs: 40 },
   });
   cleanups.push(() => pool.drain());
@@ -90,7 +92,7 @@ test('a restart attempt that never listens is killed at startTimeoutMs, counted,
   cleanups.push(cleanup);
   const hangFile = join(dir, 'hang');
   // Listens unless HANG_FILE exists; then it stays silent (alive, never listening).
-  const hanging = `process.on('message', (m) => { if (m.type !== 'init') return; if (require('node:fs').existsSync(process.env.HANG_FILE)) return; process.send({ type: 'listening', ports: {} }); }); setInterval(() => {}, 1000);`;
+  const hanging = `process.on('message', (m) => { if (m.type === 'ping') return void process.send({ type: 'pong' }); if (m.type !== 'init') return; if (require('node:fs').existsSync(process.env.HANG_FILE)) return; process.send({ type: 'listening', ports: {} }); }); setInterval(() => {}, 1000);`;
   const failed: number[] = [];
   const pool = new WorkerPool({
     count: 2,
@@ -105,6 +107,7 @@ test('a restart attempt that never listens is killed at startTimeoutMs, counted,
     log: pino({ level: 'silent' }),
     onRestart: () => {},
     onRestartFailed: (slot) => void failed.push(slot),
+    onHung: () => {},
     backoff: { initialMs: 10, maxMs: 40 },
     startTimeoutMs: 300,
   });
@@ -117,4 +120,52 @@ test('a restart attempt that never listens is killed at startTimeoutMs, counted,
   await rm(hangFile);
   await until('worker 1 back', () => pool.describe()[1]!.listening, 20_000, 10);
   expect(pool.notReadyReason()).toBeUndefined();
+}, 30_000);
+
+// An outside audit: a serving worker stopped with SIGSTOP kept /ready 200 while its share of new connections hung.
+// The primary pings every serving worker; silence for a period is not ready, silence for the kill time a restart.
+test('a serving worker that stops answering is reported not ready, then killed, counted and restarted', async () => {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const hung: number[] = [];
+  const restarted: number[] = [];
+  const logged: { msg?: string; worker?: number }[] = [];
+  const pool = new WorkerPool({
+    count: 2,
+    command: process.execPath,
+    args: ['-e', WORKER],
+    env: { ...process.env, FAIL_FILE: join(dir, 'fail'), INIT_FILE: join(dir, 'init') },
+    configText: '',
+    configFile: 'none.yaml',
+    drainGraceMs: 2_000,
+    timers: realTimers,
+    nowMs: () => Date.now(),
+    log: pino({ level: 'error' }, { write: (line: string) => void logged.push(JSON.parse(line)) }),
+    onRestart: (slot) => void restarted.push(slot),
+    onRestartFailed: () => {},
+    onHung: (slot) => void hung.push(slot),
+    backoff: { initialMs: 10, maxMs: 40 },
+    heartbeat: { periodMs: 150, killAfterMs: 1_500 },
+  });
+  cleanups.push(() => pool.drain());
+  await pool.start({});
+  // Several periods with both answering: pings alone never make a worker not ready.
+  await new Promise((r) => setTimeout(r, 600));
+  expect(pool.notReadyReason()).toBeUndefined();
+  expect(pool.describe().map((w) => w.answering)).toEqual([true, true]);
+
+  const stopped = pool.describe()[1]!.pid!;
+  process.kill(stopped, 'SIGSTOP');
+  await until('worker 1 reported silent', () => pool.notReadyReason() !== undefined, 10_000, 10);
+  expect(pool.notReadyReason()).toMatch(/^worker 1 has not answered for \d+ s$/);
+  expect(pool.describe()[1]!.answering).toBe(false);
+  expect(hung).toEqual([]);
+
+  await until('worker 1 replaced', () => pool.describe()[1]!.listening && pool.describe()[1]!.pid !== stopped, 20_000, 10);
+  expect(hung).toEqual([1]);
+  expect(restarted).toEqual([1]);
+  expect(logged.some((l) => l.msg === 'proxy worker not answering; killing it' && l.worker === 1)).toBe(true);
+  expect(() => process.kill(stopped, 0)).toThrow();
+  await until('ready again', () => pool.notReadyReason() === undefined, 10_000, 10);
+  expect(pool.describe()[0]!.restarts).toBe(0);
 }, 30_000);
