@@ -2,6 +2,7 @@
 // --jwt, a JWT-SVID against a SPIFFE bundle (svid-verify-jwt.ts).
 import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../common/errors.js';
+import { soleNamedTrustDomain } from '../../common/spiffe/named-trust-domains.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
@@ -26,7 +27,7 @@ function parseAt(text: string | undefined, nowMs: number): number {
 function bundlesFor(bundleCerts: X509Certificate[], leafTd: string | undefined, pinned: string | undefined): TrustBundleSet {
   const byTd = new Map<string, X509Certificate[]>();
   for (const ca of bundleCerts) {
-    const uri = /URI:spiffe:\/\/([^,/\s]+)/.exec(ca.subjectAltName ?? '')?.[1];
+    const uri = soleNamedTrustDomain(ca);
     const td = pinned ?? uri ?? leafTd;
     if (!td) continue;
     byTd.set(td, [...(byTd.get(td) ?? []), ca]);

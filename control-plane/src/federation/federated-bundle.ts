@@ -6,7 +6,7 @@ import { TesseraError } from '../../../common/errors.js';
 import { checkBundleKey, type JwtAuthority, parseSpiffeBundle } from '../../../common/spiffe/spiffe-bundle.js';
 import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import { readCertFields } from '../../../common/spiffe/x509-fields.js';
+import { namedTrustDomains } from '../../../common/spiffe/named-trust-domains.js';
 
 export interface FederatedBundle {
   readonly bundle: TrustBundle;
@@ -17,15 +17,13 @@ export interface FederatedBundle {
   readonly ignored: readonly string[];
 }
 
-/** The trust domains an authority names in its SPIFFE URI SANs (SPIFFE CAs carry `spiffe://<td>`). */
-function namedTrustDomains(cert: X509Certificate): string[] {
-  let uris: readonly string[];
+/** The trust domains an authority names in its SPIFFE URI SANs; unreadable extensions refuse the document. */
+function authorityTrustDomains(cert: X509Certificate): string[] {
   try {
-    uris = readCertFields(cert.raw).uriSans;
+    return namedTrustDomains(cert);
   } catch {
     throw new TesseraError('TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED', `x509-svid authority ${cert.subject}: unreadable extensions`);
   }
-  return uris.filter((u) => u.startsWith('spiffe://')).map((u) => u.slice('spiffe://'.length).split('/')[0]!);
 }
 
 /**
@@ -37,7 +35,7 @@ export function federatedTrustBundle(authorities: readonly X509Certificate[], td
   for (const cert of authorities) {
     // A bootstrap bundle in PEM did not come through the JWK import that checks this too.
     checkBundleKey(cert.publicKey, `x509-svid authority ${cert.subject}`);
-    const other = namedTrustDomains(cert).find((name) => name !== td.name);
+    const other = authorityTrustDomains(cert).find((name) => name !== td.name);
     if (other !== undefined) {
       throw new TesseraError('TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN', `bundle for "${td.name}" holds an authority of "${other}" (${cert.subject})`, { trustDomain: td.name, found: other });
     }
