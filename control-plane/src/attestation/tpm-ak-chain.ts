@@ -1,10 +1,11 @@
 // The attestation key's certificate: the AK (or DevID) certificate a proxy presents must chain, through the
 // intermediates it sends, to a CA of attestors.tpm.caFile, every certificate valid now and the path held to the
 // rules peer chains meet (pathLenConstraint, SHA-2 signatures, RSA >= 2048 / P-256 / P-384 keys, nothing unrelated
-// sent; no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for signing. Its public
+// or repeated sent; no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for signing. Its public
 // key is the key the quote must be signed by.
 import { type KeyObject, X509Certificate, createHash } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
+import { chainSizeFault } from '../../../common/pki/chain-size.js';
 import { DerError } from '../../../common/pki/der.js';
 import { commonNamesOf } from '../../../common/pki/subject-names.js';
 import { readCertFields } from '../../../common/spiffe/x509-fields.js';
@@ -51,6 +52,9 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
       throw untrusted(`certificate ${i} does not parse`);
     }
   }
+  // As for peer chains: each certificate once (a repeated one is at best a mistake, and grows what is parsed).
+  const repeated = chainSizeFault(chainDer);
+  if (repeated) throw untrusted(`the chain ${repeated}`);
   const ak = certs[0]!;
   let fields: ReturnType<typeof readCertFields>;
   try {

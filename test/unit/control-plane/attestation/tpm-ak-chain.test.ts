@@ -44,6 +44,15 @@ describe('verifyAkChain', () => {
     expect(verdict([ak(issuing), issuing, stranger])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: .*not on/i);
   });
 
+  // An outside audit: the AK sent twice (or four times) was accepted, where peer chains refuse a repeat.
+  test('a certificate sent twice is refused, the AK or an intermediate', () => {
+    const leaf = ak(issuing);
+    expect(verdict([leaf, leaf])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the chain holds certificate #2 twice');
+    expect(verdict([leaf, leaf, leaf, leaf])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the chain holds certificate #2 twice/);
+    expect(verdict([leaf, issuing, issuing])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the chain holds certificate #3 twice');
+    expect(verdict([leaf])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: not certified by a CA of attestors.tpm.caFile');
+  });
+
   test('an intermediate past its validity is AK_EXPIRED', () => {
     const old = forgeCertificate({ cn: 'Old Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 60_000) });
     expect(verdict([ak(old), old])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED: the CA certificate/);
