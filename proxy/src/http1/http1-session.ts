@@ -438,6 +438,10 @@ export class Http1Session implements UpstreamOwner {
       // end() waits for the client to read what is queued; one that never does would keep its connection (and
       // its place under maxConnections) for ever: the sweep cuts it at the idle timeout (expire()).
       this.#lingerUntilMs = this.#o.nowMs() + this.#o.limits.idleTimeoutMs;
+      // A lingering close: what the client still sends (the rest of a body answered early, a 502 or a 403 before
+      // it was read) is read and dropped. Left paused, a client blocked writing that body would never read the
+      // close, and its next request, queued behind it on its connection, would wait until the idle timeout.
+      if (client.socket.isPaused()) client.socket.resume();
     }
   }
 }
