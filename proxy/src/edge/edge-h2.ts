@@ -41,8 +41,8 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, d.tracer ? { traceparent: headers.traceparent as string | undefined, tracestate: joined(headers.tracestate) } : undefined);
   const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
   if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
-  // A lower-case method (or a fragment) is refused before routing, as on the sidecars' streams.
-  if (refuseAmbiguous(stream, method, path, grpc)) {
+  // A lower-case method, a fragment or a malformed authority is refused before routing, as on the sidecars' streams.
+  if (refuseAmbiguous(stream, headers, method, path, grpc)) {
     d.metrics.rejected('edge', 'bad_request');
     record({ status: grpc ? 200 : 400, ...(grpc ? { grpcStatus: '13' } : {}), bytesIn: 0, bytesOut: 0, error: 'bad_request' }); // 13: INTERNAL, as refuseAmbiguous answers gRPC
     return;

@@ -10,6 +10,7 @@ import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../c
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
+import { isValidHostValue } from '../http1/host-value.js';
 import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
 import type { DrainCuts } from '../listeners/drain-cut.js';
 import { ignoreH2Error } from './h2-error-guard.js';
@@ -81,22 +82,27 @@ export function respondLocal(stream: http2.ServerHttp2Stream, grpc: boolean, sta
   if (grpc) {
     stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': code }, { endStream: true });
   } else {
+    // To a HEAD request node:http2 ends the stream with the head, and a body written after it is a stream error
+    // (ERR_STREAM_WRITE_AFTER_END). `headRequest` is node:http2's own flag for it, not in its typings.
+    if ((stream as { readonly headRequest?: boolean }).headRequest === true) return void stream.respond({ ':status': status, 'content-type': 'text/plain', 'x-tessera-error': code }, { endStream: true });
     stream.respond({ ':status': status, 'content-type': 'text/plain', 'x-tessera-error': code });
     stream.end(`${code}\n`);
   }
 }
 
+/** An absent field, or one value in the Host grammar. */
+function authorityValid(v: string | string[] | undefined): boolean {
+  return v === undefined || (typeof v === 'string' && isValidHostValue(v.trim()));
+}
+
 /**
- * Refuses a `:path` with a fragment (400 bad_request, gRPC INTERNAL as a gRPC client maps HTTP 400): RFC 9112
- * section 3.2 and RFC 9113 section 8.3.1 leave no place for one, and an app that parses it would route on a
- * path the policy never saw. Returns true when the stream was answered.
+ * Answers 400 (gRPC INTERNAL, as a gRPC client maps HTTP 400) to a stream the proxy will not read two ways: a
+ * fragment in `:path` (RFC 9113 section 8.3.1 leaves no place for one, and an app that parses it would route on a
+ * path the policy never saw), a method with a lower-case letter (http1-head.ts hasLowerCase), or an `:authority`
+ * or `host` outside the Host grammar (host-value.ts). True when it did.
  */
-/**
- * Answers 400 to a stream the proxy will not read two ways: a fragment in `:path`, or a method with a lower-case
- * letter (http1-head.ts hasLowerCase). True when it did.
- */
-export function refuseAmbiguous(stream: http2.ServerHttp2Stream, method: string, path: string, grpc: boolean): boolean {
-  if (!path.includes('#') && !hasLowerCase(method)) return false;
+export function refuseAmbiguous(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, method: string, path: string, grpc: boolean): boolean {
+  if (!path.includes('#') && !hasLowerCase(method) && authorityValid(headers[':authority']) && authorityValid(headers.host)) return false;
   respondLocal(stream, grpc, 400, 'bad_request', GRPC_INTERNAL);
   return true;
 }

@@ -7,6 +7,7 @@ import { upstreamRequestHead } from './head-rewrite.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { headerValue, parseHead, requestFraming, upgradeRequested, wantsKeepAlive } from './http1-head.js';
 import type { SessionOptions } from './http1-session-types.js';
+import { isValidHostValue } from './host-value.js';
 
 const NOTHING = Buffer.alloc(0);
 
@@ -44,9 +45,12 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
   if (framing === 'bad_request') return { status: 400, rejected: 'bad_request' };
   if (framing === 'not_implemented') return { status: 501, rejected: 'unsupported_transfer_coding' };
   // RFC 9112 section 3.2: exactly one Host in HTTP/1.1 (two could route differently at two hops).
-  if ((head.minor === 1 && headerValue(head, 'host') === undefined) || head.names.indexOf('host') !== head.names.lastIndexOf('host')) {
+  const host = headerValue(head, 'host');
+  if ((head.minor === 1 && host === undefined) || head.names.indexOf('host') !== head.names.lastIndexOf('host')) {
     return { status: 400, rejected: 'bad_request' };
   }
+  // And only uri-host [":" port]: no path, userinfo, second host or stray bytes for an app to build a URL from.
+  if (host !== undefined && !isValidHostValue(host)) return { status: 400, rejected: 'bad_request' };
 
   const now = o.nowMs();
   const upgrade = upgradeRequested(head);

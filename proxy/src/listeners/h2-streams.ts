@@ -44,14 +44,14 @@ export interface H2StreamHead {
   readonly path: string;
 }
 
-/** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method: 400, counted as bad_request). */
+/** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method, an `:authority` or `host` outside the Host grammar: 400, counted as bad_request). */
 export function readH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, configured: string, d: ListenerDeps, direction: 'inbound' | 'outbound'): H2StreamHead | null {
   const grpc = configured === 'grpc' || String(headers['content-type'] ?? '').startsWith('application/grpc');
   const startMs = d.nowMs();
   const requestId = d.requestId();
   const method = String(headers[':method'] ?? '');
   const path = String(headers[':path'] ?? '');
-  if (refuseAmbiguous(stream, method, path, grpc)) {
+  if (refuseAmbiguous(stream, headers, method, path, grpc)) {
     d.metrics.rejected(direction, 'bad_request');
     return null;
   }
