@@ -161,11 +161,15 @@ const REASONS: Readonly<Record<number, string>> = {
   505: 'HTTP Version Not Supported',
 };
 
-/** A response the proxy makes itself: a short reason from the one list (common/refusal-reasons.ts), nothing internal. */
-export function localResponse(status: number, code: RefusalReason, close: boolean, added: AddedResponseHeaders | null = null): Buffer {
+/**
+ * A response the proxy makes itself: a short reason from the one list (common/refusal-reasons.ts), nothing internal.
+ * To a HEAD request without its body (RFC 9110 section 9.3.2), the length a GET would get kept: a client reads no
+ * body after a HEAD answer, so the bytes would be read as the start of the next answer on the connection.
+ */
+export function localResponse(status: number, code: RefusalReason, close: boolean, added: AddedResponseHeaders | null = null, headRequest = false): Buffer {
   const body = `${code}\n`;
   return Buffer.from(
-    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-tessera-error: ${code}\r\n${added?.lines ?? ''}${close ? 'connection: close\r\n' : ''}\r\n${body}`,
+    `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\nx-tessera-error: ${code}\r\n${added?.lines ?? ''}${close ? 'connection: close\r\n' : ''}\r\n${headRequest ? '' : body}`,
     'latin1',
   );
 }

@@ -86,8 +86,8 @@ export class Http1Downstream {
     ex.resStarted = true;
   }
 
-  /** A response the proxy answers itself, with this connection's added headers. */
-  local(status: number, code: RefusalReason, close: boolean): Buffer {
-    return localResponse(status, code, close, this.added);
+  /** A response the proxy answers itself, with this connection's added headers; bodiless to a HEAD request. */
+  local(status: number, code: RefusalReason, close: boolean, method?: string): Buffer {
+    return localResponse(status, code, close, this.added, method === 'HEAD');
   }
 }

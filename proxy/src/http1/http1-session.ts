@@ -169,7 +169,7 @@ export class Http1Session implements UpstreamOwner {
       if (answer.code === 'upgrade_unsupported') this.#o.hooks.rejected(answer.code);
       const close = !client.keepAlive || answer.close;
       this.#buf = rest;
-      client.send(ex, client.local(answer.status, answer.code, close));
+      client.send(ex, client.local(answer.status, answer.code, close, ex.head.method));
       ex.status = answer.status;
       const now = this.#o.nowMs();
       this.#finish(ex, answer.code, now);
@@ -381,7 +381,7 @@ export class Http1Session implements UpstreamOwner {
   #abort(ex: Http1Exchange, status: number, code: RefusalReason, cut = false): void {
     ex.discardConn();
     if (!ex.resStarted && !this.#client.gone) {
-      this.#client.send(ex, this.#client.local(status, code, true));
+      this.#client.send(ex, this.#client.local(status, code, true, ex.head.method));
       ex.status = status;
     }
     this.#finish(ex, code);
