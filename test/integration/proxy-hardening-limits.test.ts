@@ -264,7 +264,8 @@ function requestBlock(kind: Kind, path: string, extra: Buffer = Buffer.alloc(0))
 async function h2Open(kind: Kind, early = false, ackSettings = true): Promise<RawConn> {
   const c = await open(kind, false, ackSettings);
   c.socket.write(Buffer.concat([PREFACE, h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
-  for (let i = 0; !early && i < 50 && serverSetting(c, 0x3) === undefined && !c.closed; i++) await sleep(20);
+  // Up to 5 s for the server's SETTINGS (it comes within milliseconds; a loaded CI machine once took over 1 s).
+  for (let i = 0; !early && i < 250 && serverSetting(c, 0x3) === undefined && !c.closed; i++) await sleep(20);
   return c;
 }
 
