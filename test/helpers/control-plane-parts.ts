@@ -57,6 +57,8 @@ export interface RunningApi extends TestCaParts {
   readonly served: ServedIdentity;
   /** Refusals before the issuer (oversized, undecodable), as the handler reported them. */
   readonly rejected: { code: string; size: number | undefined }[];
+  /** Config/Watch snapshots written so far (ConfigHub's onSent). */
+  readonly snapshotsSent: () => number;
   /** PEM bundle a client trusts the server with. */
   bundlePem(): string;
   close(): Promise<void>;
@@ -101,6 +103,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     maxReceiveBytes: maxRequestBytes * 4,
     ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
   });
+  let sent = 0;
   hub = await ConfigHub.open({
     inputs: { bundles: () => [ca.current().bundle], policies: () => [], grants: () => [], denyList: () => revocations.denyList() },
     svids,
@@ -108,6 +111,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     peerChain: (call) => server.chainOf(call),
     clock,
     nextVersion: () => store.meta.increment('config.snapshot_version'),
+    onSent: () => void sent++,
     ...(o.maxStreamsPerId !== undefined ? { maxStreamsPerId: o.maxStreamsPerId } : {}),
   });
   const rejected: { code: string; size: number | undefined }[] = [];
@@ -123,6 +127,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     revocations,
     served,
     rejected,
+    snapshotsSent: () => sent,
     bundlePem: () => ca.current().bundle.toPem(),
     close: async () => {
       h.endAll();

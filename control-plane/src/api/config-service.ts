@@ -1,7 +1,8 @@
 // tessera.config.v1.Config/Watch: authenticates the caller by its client SVID, sends its snapshot at once and
 // again whenever its content changes; ends the stream when the caller's SVID expires (it reconnects renewed) or
 // when the caller's ID or SVID serial is banned. Versions come from the store's counter: the first is taken before
-// serving, and publishes run one at a time so the versions a stream sees only grow.
+// serving, and publishes run one at a time so the versions a stream sees only grow. A stream has at most one snapshot
+// on its way: one that does not read (a zero window, a stalled proxy) gets only the newest once it reads again.
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
@@ -45,6 +46,10 @@ export interface ConfigHubOptions {
 interface Watcher extends OpenStream {
   readonly call: grpc.ServerWritableStream<unknown, ConfigSnapshotMsg>;
   lastKey: string;
+  /** A snapshot is written and not yet taken by the HTTP/2 stream (the caller has not read it). */
+  sending: boolean;
+  /** Content changed while one was on its way: the newest goes once it has been taken. */
+  owed: boolean;
 }
 
 export class ConfigHub {
@@ -147,7 +152,7 @@ export class ConfigHub {
           return;
         }
         if (!admitStream(call, peer, this.#watchers, this.#o)) return;
-        const w: Watcher = { peer, call, lastKey: '' };
+        const w: Watcher = { peer, call, lastKey: '', sending: false, owed: false };
         this.#watchers.add(w);
         this.#send(w);
       },
@@ -160,12 +165,27 @@ export class ConfigHub {
     return { version: this.#version, bundles: i.bundles(), ...(jwt ? { jwtAuthorities: jwt } : {}), policies: i.policies(), grants: i.grants(), denyList: i.denyList() };
   }
 
-  #send(w: Watcher, inputs: SnapshotInputs = this.#inputs()): void {
-    const built = buildSnapshot(inputs, w.peer.spiffeId, this.#o.clock.nowMs());
+  #send(w: Watcher, inputs?: SnapshotInputs): void {
+    // Snapshots are whole, so only the newest matters: without this wait, a caller that never reads kept one more
+    // per change on the heap (an outside audit: 1,000 such streams grew the heap by 1.8 MB a change, unbounded).
+    if (w.sending) {
+      w.owed = true;
+      return;
+    }
+    const built = buildSnapshot(inputs ?? this.#inputs(), w.peer.spiffeId, this.#o.clock.nowMs());
     if (built.contentKey === w.lastKey) return;
     w.lastKey = built.contentKey;
-    w.call.write(built.message);
+    w.sending = true;
+    // The callback runs once the message has gone into the HTTP/2 stream (it waits for the caller's window).
+    w.call.write(built.message, () => this.#taken(w));
     this.#o.onSent?.();
+  }
+
+  #taken(w: Watcher): void {
+    w.sending = false;
+    if (!w.owed || !this.#watchers.has(w)) return;
+    w.owed = false;
+    this.#send(w);
   }
 
   /** The ban's error when this watcher may no longer watch, else undefined. */
