@@ -10,7 +10,7 @@ import { TesseraError } from '../../common/errors.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair, keyMatchesPublicKey, privateKeyPem } from '../../common/pki/keys.js';
 import { encodePem } from '../../common/pki/pem.js';
-import { soleNamedTrustDomain } from '../../common/spiffe/named-trust-domains.js';
+import { claimedTrustDomains } from '../../common/spiffe/named-trust-domains.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
@@ -21,12 +21,10 @@ import { type Command, EXIT_OK } from '../command.js';
 /** The trust domain the bundle's authorities name in their SPIFFE URI SAN (Tessera's roots carry one). */
 export function trustDomainOf(bundle: readonly X509Certificate[], file: string): TrustDomain {
   const tds = new Set<string>();
-  for (const ca of bundle) {
-    const td = soleNamedTrustDomain(ca);
-    if (td !== undefined) tds.add(td);
-  }
-  if (tds.size !== 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `cannot tell the trust domain from ${file} (found ${tds.size}); pass --trust-domain`);
-  return TrustDomain.parse([...tds][0]!);
+  for (const ca of bundle) for (const td of claimedTrustDomains(ca)) tds.add(td);
+  const only = tds.size === 1 ? TrustDomain.tryParse([...tds][0]!) : null;
+  if (!only) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `cannot tell the trust domain from ${file} (found ${tds.size}); pass --trust-domain`);
+  return only;
 }
 
 async function writeAtomic(path: string, text: string, mode: number): Promise<void> {

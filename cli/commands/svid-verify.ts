@@ -2,7 +2,7 @@
 // --jwt, a JWT-SVID against a SPIFFE bundle (svid-verify-jwt.ts).
 import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../common/errors.js';
-import { soleNamedTrustDomain } from '../../common/spiffe/named-trust-domains.js';
+import { claimedTrustDomains } from '../../common/spiffe/named-trust-domains.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
@@ -20,17 +20,16 @@ function parseAt(text: string | undefined, nowMs: number): number {
 }
 
 /**
- * The bundle file holds CAs without saying which trust domain each serves. A CA that carries a SPIFFE URI SAN
- * names its own domain; otherwise it is trusted for the domain of the SVID being judged (like `openssl verify
- * -CAfile`), unless --trust-domain pins the file to one domain.
+ * The bundle file holds CAs without saying which trust domain each serves. A CA that carries SPIFFE URI SANs serves
+ * the domains they name and no other (one naming only malformed names serves none); a CA with none is trusted for
+ * the domain of the SVID being judged (like `openssl verify -CAfile`), unless --trust-domain pins the file to one.
  */
 function bundlesFor(bundleCerts: X509Certificate[], leafTd: string | undefined, pinned: string | undefined): TrustBundleSet {
   const byTd = new Map<string, X509Certificate[]>();
   for (const ca of bundleCerts) {
-    const uri = soleNamedTrustDomain(ca);
-    const td = pinned ?? uri ?? leafTd;
-    if (!td) continue;
-    byTd.set(td, [...(byTd.get(td) ?? []), ca]);
+    const claimed = claimedTrustDomains(ca);
+    const tds = pinned ? [pinned] : claimed.length > 0 ? claimed.filter((td) => TrustDomain.tryParse(td) !== null) : leafTd ? [leafTd] : [];
+    for (const td of tds) byTd.set(td, [...(byTd.get(td) ?? []), ca]);
   }
   return new TrustBundleSet([...byTd].map(([td, certs]) => new TrustBundle(TrustDomain.parse(td), certs)));
 }

@@ -87,6 +87,25 @@ describe.concurrent('tessera svid verify judges certificates made with the opens
     expect(r.code).toBe(1);
     expect(r.out).toMatchObject({ valid: false, reason: 'bad_svid', code });
   });
+  // An outside audit: a root naming two foreign trust domains (or one with an upper-case scheme) counted as naming
+  // none, so it anchored whatever domain the leaf claimed.
+  test.each([
+    ['two foreign domains', 'subjectAltName=URI:spiffe://evil.org,URI:spiffe://other.org'],
+    ['an upper-case scheme', 'subjectAltName=URI:SPIFFE://evil.org'],
+    ['the leaf domain and another', 'subjectAltName=URI:spiffe://evil.org,URI:spiffe://example.org'],
+  ])('a root whose SPIFFE SANs name %s serves only those: not a leaf of another domain', async (name, san) => {
+    const root = `named-${name.replaceAll(' ', '-')}`;
+    await o(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${root}.key`, '-out', `${root}.pem`, '-days', '2', '-subj', '/CN=Partner Root',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', san]);
+    const other = await leaf(`${root}-leaf`, ['basicConstraints=critical,CA:FALSE', 'keyUsage=critical,digitalSignature', 'subjectAltName=URI:spiffe://unnamed.test/ns/default/sa/admin'], root);
+    const r = await tessera(['svid', 'verify', '--bundle', join(dir, `${root}.pem`), other]);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.stdout)).toMatchObject({ valid: false });
+    if (name === 'the leaf domain and another') {
+      const own = await leaf(`${root}-own`, good, root);
+      expect((await tessera(['svid', 'verify', '--bundle', join(dir, `${root}.pem`), own])).code).toBe(0);
+    }
+  });
   test('signed by a same-named but different root: unknown CA', async () => {
     const r = await verify(await leaf('evil', good, 'evil-root'));
     expect(r.out).toMatchObject({ valid: false, reason: 'unknown_ca' });

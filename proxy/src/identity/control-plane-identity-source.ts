@@ -4,7 +4,7 @@
 // Loaded only for identity.controlPlane, so a proxy on file identities does not load gRPC.
 import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
 import { TesseraError } from '../../../common/errors.js';
-import { soleNamedTrustDomain } from '../../../common/spiffe/named-trust-domains.js';
+import { claimedTrustDomains } from '../../../common/spiffe/named-trust-domains.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { certificatesOf, readNamedFileSync } from '../../../shared-io/read-named-file.js';
@@ -24,8 +24,9 @@ type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPla
 function trustDomainOfBundle(pem: string, file: string): TrustDomain {
   // Parsed as a named file: a malformed block is a coded error naming it, not a bare parser message.
   for (const cert of certificatesOf({ path: file, what: 'identity.controlPlane.bundleFile' }, Buffer.from(pem))) {
-    const td = soleNamedTrustDomain(cert);
-    if (td !== undefined) return TrustDomain.parse(td);
+    const claimed = claimedTrustDomains(cert);
+    const td = claimed.length === 1 ? TrustDomain.tryParse(claimed[0]!) : null;
+    if (td) return td;
   }
   throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: no CA certificate names its trust domain (URI SAN spiffe://<td>)`, { file });
 }
