@@ -46,11 +46,16 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
   const certs: X509Certificate[] = [];
   for (const [i, der] of chainDer.entries()) {
     if (der.length > MAX_CERT_BYTES) throw untrusted(`certificate ${i} is ${der.length} bytes, more than ${MAX_CERT_BYTES}`);
+    let cert: X509Certificate;
     try {
-      certs.push(new X509Certificate(Buffer.from(der)));
+      cert = new X509Certificate(Buffer.from(der));
     } catch {
       throw untrusted(`certificate ${i} does not parse`);
     }
+    // OpenSSL also reads BER lengths and ignores trailing bytes; only DER is a certificate's one encoding, so a
+    // copy re-encoded cannot pass for another certificate below.
+    if (!cert.raw.equals(der)) throw untrusted(`certificate ${i} is not DER-encoded (or has trailing bytes)`);
+    certs.push(cert);
   }
   // As for peer chains: each certificate once (a repeated one is at best a mistake, and grows what is parsed).
   const repeated = chainSizeFault(chainDer);

@@ -53,6 +53,27 @@ describe('verifyAkChain', () => {
     expect(verdict([leaf])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: not certified by a CA of attestors.tpm.caFile');
   });
 
+  // The same audit's next round: a copy re-encoded (a non-minimal length, a trailing byte) passed the byte-exact check.
+  test('a certificate not in DER (a non-minimal length, trailing bytes) is refused, so a re-encoded copy is no escape', () => {
+    const leaf = ak(issuing);
+    const der = Buffer.from(issuing.cert.raw);
+    expect(der[1]).toBe(0x82); // a two-byte length: re-encoded with three
+    const longForm = Buffer.concat([Buffer.from([0x30, 0x83, 0x00, der[2]!, der[3]!]), der.subarray(4)]);
+    const trailing = Buffer.concat([der, Buffer.from([0])]);
+    const refusal = (chain: Uint8Array[]) => {
+      try {
+        verifyAkChain(chain, [root.cert], Date.now());
+        return 'ok';
+      } catch (e) {
+        return `${(e as { code?: string }).code}: ${String((e as { details?: Record<string, unknown> }).details?.['reason'])}`;
+      }
+    };
+    expect(refusal([leaf.cert.raw, der, longForm])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: certificate 2 is not DER-encoded (or has trailing bytes)');
+    expect(refusal([leaf.cert.raw, der, trailing])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: certificate 2 is not DER-encoded (or has trailing bytes)');
+    expect(refusal([leaf.cert.raw, longForm])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: certificate 1 is not DER-encoded (or has trailing bytes)');
+    expect(refusal([leaf.cert.raw, der])).toBe('ok');
+  });
+
   test('an intermediate past its validity is AK_EXPIRED', () => {
     const old = forgeCertificate({ cn: 'Old Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 60_000) });
     expect(verdict([ak(old), old])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED: the CA certificate/);
