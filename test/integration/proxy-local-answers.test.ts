@@ -6,7 +6,8 @@
 //   same family for a 403 before the body.
 // - 23b: a Host (or :authority) outside its grammar went to the app untouched ("a:443/admin?", "a:1@evil.test"), so
 //   an app building its URL from Host served a path the policy never saw; now a 400.
-// - 23b: Tessera's own answers to HEAD carried a body, read by the client as the start of the next answer.
+// - 23b, 24a: Tessera's own answers to HEAD carried a body (also those refusing the head itself), read by the client
+//   as the start of the next answer.
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as http2 from 'node:http2';
@@ -174,6 +175,11 @@ test('HTTP/1.1: Tessera answers HEAD without a body, and the next answer on the 
   const [first, second] = answer.split(/(?=HTTP\/1\.1 )/);
   expect(first).toMatch(/^HTTP\/1\.1 403 [\s\S]*content-length: 13\r\n[\s\S]*\r\n\r\n$/);
   expect(second).toMatch(/^HTTP\/1\.1 200 [\s\S]*\r\n\r\nok$/);
+  // Refused at the head (a bad Host, an unsupported coding, a head too large): head only, then the close.
+  for (const bad of ['Host: a/x\r\n', 'Host: a\r\nTransfer-Encoding: chunked, identity\r\n', `Host: a\r\nX-Big: ${'x'.repeat(20_000)}\r\n`]) {
+    const refused = await raw(`HEAD /ok HTTP/1.1\r\n${bad}\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n`);
+    expect(refused, bad.slice(0, 40)).toMatch(/^HTTP\/1\.1 4\d\d [^\r]*\r\n(?:[^\r]+\r\n)*connection: close\r\n\r\n$/);
+  }
   // A 502 from the outbound whose upstream is gone: a head only.
   const res = await new Promise<{ status: number; bytes: number }>((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port: proxy.ports.get('outbound/gone')!, method: 'HEAD', path: '/x', agent: false }, (r) => {

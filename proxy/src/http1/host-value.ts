@@ -4,8 +4,12 @@
 // Fetch-API adapters do) serve a path or a host the policy and the edge's routing never saw.
 import { isIPv6 } from 'node:net';
 
-/** reg-name without pct-encoded: no client writes a host in %-escapes, and a decoded "%2F" is a path separator. */
-const REG_NAME = /^[A-Za-z0-9\-._~!$&'()*+,;=]+$/;
+/**
+ * reg-name narrowed to what host names are made of: no pct-encoded (no client writes a host in %-escapes, and a
+ * decoded "%2F" is a path separator) and no sub-delims (`,` made "a.example,b.example" a list once copied into
+ * X-Forwarded-Host, whose first element named a host the edge had not routed by; `;` `=` read as parameters).
+ */
+const REG_NAME = /^[A-Za-z0-9\-._~]+$/;
 const PORT = /^[0-9]{0,5}$/;
 
 /** Whether `value` (already trimmed of surrounding whitespace) is a valid Host field value. */

@@ -155,7 +155,8 @@ export class Http1Session implements UpstreamOwner {
         return;
       }
       if ('rejected' in a) {
-        this.#refuse(a.status, a.rejected);
+        // The head may not have parsed, but a request line starting "HEAD " asked for no body either way.
+        this.#refuse(a.status, a.rejected, buf.length >= 5 && buf.toString('latin1', 0, 5) === 'HEAD ' ? 'HEAD' : undefined);
         return;
       }
       const { ex, rest, answer } = a;
@@ -371,9 +372,9 @@ export class Http1Session implements UpstreamOwner {
     this.#o.hooks.done(ex.record(now, error), ex.context);
   }
 
-  #refuse(status: number, code: RefusalReason): void {
+  #refuse(status: number, code: RefusalReason, method?: string): void {
     this.#o.hooks.rejected(code);
-    this.#client.write(this.#client.local(status, code, true));
+    this.#client.write(this.#client.local(status, code, true, method));
     this.#close(true);
   }
 
