@@ -3,7 +3,8 @@
 // operator command says the same, the log says it once, /ready answers 503 naming it, and once there is space again
 // the control plane is ready and issues by itself. A tessera.db damaged under it: the dashboard's panels name
 // TESSERA_ERR_STORE_CORRUPT, the log has the failures (panel by panel), /ready says the store is damaged. Before:
-// TESSERA_ERR_ISSUANCE_INTERNAL, no log line at any level, /ready 200.
+// TESSERA_ERR_ISSUANCE_INTERNAL, no log line at any level, /ready 200. The disk kept full with no traffic stays not
+// ready through the write probes (audit 24b F3: they fitted a small write into pages already allocated).
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -76,13 +77,18 @@ describe('a full disk under the data dir', () => {
     const cp = await start(fsDir);
     expect((await attest(cp, 'before')).err).toBeNull();
     const token = await createJoinToken(cp.dataDir, `spiffe://${TD}/ns/faults/sa/full`);
-    // Fill what is left, 1 MiB at a time, until the file system says no.
+    // Fill what is left, 1 MiB, then 4 KiB, then 512 bytes at a time, until the file system says no to each: not a
+    // byte left for the probe to find.
     const filler = openSync(join(fsDir, 'filler'), 'w');
-    const chunk = Buffer.alloc(1 << 20, 1);
     try {
-      for (;;) writeSync(filler, chunk);
-    } catch {
-      // ENOSPC: full
+      for (const size of [1 << 20, 4096, 512]) {
+        const chunk = Buffer.alloc(size, 1);
+        try {
+          for (;;) writeSync(filler, chunk);
+        } catch {
+          // ENOSPC: full at this size
+        }
+      }
     } finally {
       closeSync(filler);
     }
@@ -102,6 +108,15 @@ describe('a full disk under the data dir', () => {
       // Four refusals, one line (rate-limited per code), plus the one saying readiness went.
       expect(logged(cp, 'a store operation failed').filter((l) => l['code'] === 'TESSERA_ERR_STORE_FULL')).toHaveLength(1);
       expect(logged(cp, 'the store cannot take writes: not ready until a write succeeds again')).toHaveLength(1);
+      // Still full, no traffic, two probes later (every 5 s): still not ready, and never said to take writes (audit
+      // 24b F3: a one-counter probe fitted in pages already allocated and /ready flapped to 200 every 5 s).
+      for (let i = 0; i < 12; i++) {
+        expect((await ready(cp)).status, `second ${i}`).toBe(503);
+        await new Promise((r) => setTimeout(r, 1_000));
+      }
+      expect(logged(cp, 'the store takes writes again: ready')).toHaveLength(0);
+      const still = await signSvid(c.identity, { csr: await createCsr(generateKeyPair(), {}), join_token: token });
+      expect(errorCode(still.err)).toBe('TESSERA_ERR_STORE_FULL');
 
       await rm(join(fsDir, 'filler'));
       await until('ready again once there is space', async () => (await ready(cp)).status === 200, 15_000, 200);
@@ -112,7 +127,7 @@ describe('a full disk under the data dir', () => {
     } finally {
       c.close();
     }
-  }, 60_000);
+  }, 90_000);
 });
 
 describe('tessera.db damaged under the running control plane', () => {

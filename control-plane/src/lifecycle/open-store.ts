@@ -12,6 +12,7 @@ import { sharedPersistence } from '../ca/shared-authority-store.js';
 import { sharedJwtKeys } from '../ca/shared-jwt-keys.js';
 import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
+import { probeHeadroom } from '../store/headroom-probe.js';
 import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
 import { redactPgUrl } from '../store/postgres/pg-connection-config.js';
 import { openSqliteStore } from '../store/sqlite/open-sqlite-store.js';
@@ -32,15 +33,23 @@ export interface OpenedStore {
   readonly health: StoreHealth;
 }
 
-/** The meta counter the health probe increments: one small write, as cheap as a write gets. */
-const PROBE_KEY = 'store.write_probe';
-
 export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'dataDir'>, deps: { clock: Clock; timers: Timers; log: ControlPlaneLogger }): Promise<OpenedStore> {
   const s = config.store;
   const onFeedError = (e: unknown) => deps.log.error({ err: describeError(e) }, 'a change subscriber failed');
-  // The probe writes through the observed view: a failed probe is told to the health like any failure.
+  // The probe needs what an issuance needs (audit 24b F3): room in the data dir for audit.log and the WAL, and an
+  // issuance-sized row in the inventory's table (written through the observed view, so its failure is told to the
+  // health like any other). A failed headroom write is told here.
   let opened: ControlPlaneStore | undefined;
-  const health = new StoreHealth({ ...deps, probe: async () => opened?.meta.increment(PROBE_KEY) });
+  const probe = async (): Promise<void> => {
+    try {
+      probeHeadroom(config.dataDir);
+    } catch (e) {
+      health.failed('data-dir', 'probeHeadroom', e);
+      throw e;
+    }
+    await opened?.inventory.probeWrite();
+  };
+  const health = new StoreHealth({ ...deps, probe });
   const onFailure = health.failed;
   if (s.kind === 'sqlite') {
     opened = await openSqliteStore(config.dataDir, { onFeedError, onFailure });

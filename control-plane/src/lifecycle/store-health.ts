@@ -2,7 +2,8 @@
 // once per interval, with how many were left out). A fault after which the store cannot be counted on to take
 // writes (full, read-only, an I/O fault, damaged, unreachable) makes the control plane not ready; a write probe then
 // retries on an interval, and once one succeeds with no failure since it started, the control plane is ready
-// again. Without the probe a replica taken out of its Service would never see the write that brings it back.
+// again. Without the probe a replica taken out of its Service would never see the write that brings it back. The
+// probe must need what an issuance needs (open-store.ts): a small write succeeds on a disk that is still full.
 // A damaged store stays not ready until the control plane restarts: damage does not heal.
 import type { Clock } from '../../../common/clock.js';
 import { isTesseraError } from '../../../common/errors.js';
@@ -19,7 +20,7 @@ export interface StoreHealthOptions {
   readonly clock: Clock;
   readonly timers: Timers;
   readonly log: ControlPlaneLogger;
-  /** One small write to the store, through its observed views (so a failed probe is told to failed()). */
+  /** A write of the size and kind issuance makes, through the observed views (a failed probe is told to failed()). */
   readonly probe: () => Promise<unknown>;
   readonly probeMs?: number;
   readonly logEveryMs?: number;

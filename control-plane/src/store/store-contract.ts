@@ -62,6 +62,11 @@ export interface InventoryStore {
   /** Every SVID ever issued (newest first). */
   all(limit?: number): Promise<IssuedSvidRow[]>;
   liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }>;
+  /**
+   * Writes a row the size of an issuance's (PROBE_ROW) into the inventory's table and deletes it again: the write
+   * the store's health probes with, so the table, its indexes and the journal need the room a real issuance needs.
+   */
+  probeWrite(): Promise<void>;
 }
 
 export interface AuditEvent {

@@ -72,3 +72,23 @@ export interface BanRow {
 }
 
 export const banFromRow = (r: BanRow): Ban => ({ kind: r.kind, value: r.value, reason: r.reason, createdBy: r.created_by, createdAtMs: r.created_at_ms, notAfterMs: r.not_after_ms });
+
+/**
+ * The row the store's health writes and deletes (InventoryStore.probeWrite), as both implementations insert it:
+ * a real issuance's columns at a generous size (about 1 KiB, long text in every indexed column), so the probe needs
+ * the pages and journal room an issuance needs. Its serial is no hex serial, and it expired at 0: nothing reads it
+ * as an SVID in the moment it exists.
+ */
+export const PROBE_ROW: IssuedSvidRow = Object.freeze({
+  serial: 'store-write-probe',
+  spiffeId: `spiffe://write-probe.invalid/${'p'.repeat(480)}`,
+  authorityId: 'write-probe'.padEnd(64, '0'),
+  intermediateSerial: 'write-probe'.padEnd(40, '0'),
+  notBeforeMs: 0,
+  notAfterMs: 0,
+  issuedAtMs: 0,
+  attestedAs: `write-probe:${'p'.repeat(244)}`,
+  kind: 'probe',
+  lineage: 'write-probe'.padEnd(40, '0'),
+  caller: 'control-plane',
+});

@@ -2,7 +2,7 @@
 // SVID still chain to this authority" see what all of them issued.
 import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
-import { type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
+import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage';
 const DEFAULT_LIMIT = 10_000;
@@ -37,6 +37,16 @@ export class PgInventoryStore implements InventoryStore {
       r.caller,
       r.lineage ?? '',
     ]);
+  }
+
+  /**
+   * Two statements on the pool (a store view has no transaction of its own): the row another replica could list for
+   * that moment has expired at 0 and a serial no SVID has. One left by a failed DELETE is replaced by the next probe.
+   */
+  async probeWrite(): Promise<void> {
+    await this.#db.query('DELETE FROM issuances WHERE serial = $1', [PROBE_ROW.serial]);
+    await this.record(PROBE_ROW);
+    await this.#db.query('DELETE FROM issuances WHERE serial = $1', [PROBE_ROW.serial]);
   }
 
   async live(nowMs: number, withinMs?: number, limit = DEFAULT_LIMIT): Promise<IssuedSvidRow[]> {

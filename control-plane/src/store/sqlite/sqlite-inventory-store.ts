@@ -2,9 +2,11 @@
 // `tessera certs list` and "does any live SVID still chain to this authority".
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
-import { type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
+import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteInventoryStore implements InventoryStore {
+  readonly #db: DatabaseSync;
+  readonly #delete: StatementSync;
   readonly #insert: StatementSync;
   readonly #live: StatementSync;
   readonly #liveByAuthority: StatementSync;
@@ -13,6 +15,8 @@ export class SqliteInventoryStore implements InventoryStore {
   readonly #renewals: StatementSync;
 
   constructor(db: DatabaseSync) {
+    this.#db = db;
+    this.#delete = db.prepare('DELETE FROM issuances WHERE serial = ?');
     this.#insert = db.prepare(
       `INSERT INTO issuances (serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -36,6 +40,20 @@ export class SqliteInventoryStore implements InventoryStore {
 
   async record(r: IssuedSvidRow): Promise<void> {
     this.#insert.run(r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? '');
+  }
+
+  /** One transaction: the insert's pages (table and indexes) go to the WAL at COMMIT like an issuance's. */
+  async probeWrite(): Promise<void> {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      this.#delete.run(PROBE_ROW.serial);
+      await this.record(PROBE_ROW);
+      this.#delete.run(PROBE_ROW.serial);
+      this.#db.exec('COMMIT');
+    } catch (e) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw e;
+    }
   }
 
   async live(nowMs: number, withinMs?: number, limit = 10_000): Promise<IssuedSvidRow[]> {
