@@ -39,21 +39,28 @@ export class SqliteInventoryStore implements InventoryStore {
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
-    this.#insert.run(r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? '');
+    this.#insertRow(r);
   }
 
-  /** One transaction: the insert's pages (table and indexes) go to the WAL at COMMIT like an issuance's. */
+  /**
+   * One transaction: the insert's pages (table and indexes) go to the WAL at COMMIT like an issuance's. Synchronous
+   * from BEGIN to COMMIT: no other caller's statement can run inside it (an await would let one in).
+   */
   async probeWrite(): Promise<void> {
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       this.#delete.run(PROBE_ROW.serial);
-      await this.record(PROBE_ROW);
+      this.#insertRow(PROBE_ROW);
       this.#delete.run(PROBE_ROW.serial);
       this.#db.exec('COMMIT');
     } catch (e) {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw e;
     }
+  }
+
+  #insertRow(r: IssuedSvidRow): void {
+    this.#insert.run(r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? '');
   }
 
   async live(nowMs: number, withinMs?: number, limit = 10_000): Promise<IssuedSvidRow[]> {
