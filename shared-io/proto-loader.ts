@@ -13,6 +13,7 @@ import { CONFIG_PROTO, CONFIG_SERVICE } from '../common/contract/config-v1.js';
 import { DISCOVERY_PROTO, DISCOVERY_SERVICE } from '../common/contract/discovery-v1.js';
 import { IDENTITY_SERVICE } from '../common/contract/identity-v1.js';
 import { TesseraError } from '../common/errors.js';
+import { wireChecker } from './proto-wire-check.js';
 
 /**
  * Finds the directory holding `<folder>/<file>` by walking up from this module (works under dist/ too). `folder`
@@ -69,7 +70,12 @@ function encoder(type: protobuf.Type): (msg: unknown) => Buffer {
 }
 
 function decoder(type: protobuf.Type): (bytes: Buffer) => unknown {
-  return (bytes) => type.toObject(type.decode(bytes), CODEC_OPTIONS);
+  // protobufjs alone accepts truncated fields and field number 0 (proto-wire-check.ts): the walk comes first.
+  const check = wireChecker(type);
+  return (bytes) => {
+    check(bytes);
+    return type.toObject(type.decode(bytes), CODEC_OPTIONS);
+  };
 }
 
 /** Loads one contract file as a grpc-js package object. */

@@ -163,3 +163,15 @@ test('a new JWT bundle drops the cached tokens: one signed by a removed key is n
   expect(minted).toHaveLength(2);
   expect(b).not.toBe(a);
 });
+
+test('a FetchJWTSVID request whose audience runs past the end of the message is refused, nothing minted (audit 24b F6)', async () => {
+  const raw = (body: Buffer) =>
+    new Promise<grpc.ServiceError | null>((ok) => client.makeUnaryRequest('/SpiffeWorkloadAPI/FetchJWTSVID', (b: Buffer) => b, (b: Buffer) => b, body, md(), (err) => ok(err)));
+  // audience "partner" declaring 40 bytes more than the message holds (protobufjs alone read "partner").
+  const err = await raw(Buffer.concat([Buffer.from([0x0a, 7 + 40]), Buffer.from('partner')]));
+  expect(err?.code).toBe(grpc.status.INTERNAL); // grpc-js's answer to a request its deserializer refuses
+  expect((await raw(Buffer.from([0x02, 0x01, 0x00, 0x0a, 0x01, 0x78])))?.code).toBe(grpc.status.INTERNAL); // field 0
+  expect(minted).toEqual([]);
+  expect(await raw(Buffer.from([0x0a, 0x01, 0x78]))).toBeNull(); // well-formed: ["x"]
+  expect(minted).toEqual([['x']]);
+});
