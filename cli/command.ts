@@ -15,6 +15,8 @@ export interface CommandIo {
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
+/** As a shell reports a process a signal ended: 128 + the signal's number. */
+export const exitCodeOfSignal = (signal: NodeJS.Signals): number => (signal === 'SIGINT' ? 130 : 143);
 
 export interface Command {
   /** Words after `tessera`, e.g. ["svid", "verify"]. */
@@ -27,5 +29,10 @@ export interface Command {
   readonly details?: string;
   /** Exact number of positionals, or a [min, max] range. Default: none allowed. */
   readonly positionals?: number | readonly [number, number];
+  /**
+   * The command waits on io.stopSignal itself (long-running ones drain, bench and load abort their own work).
+   * Any other command is ended by the first SIGINT/SIGTERM: TESSERA_ERR_CLI_INTERRUPTED, exit 130 or 143.
+   */
+  readonly ownsStop?: boolean;
   run(args: ParsedArgs, io: CommandIo): Promise<number>;
 }

@@ -1,7 +1,7 @@
 // Dispatches argv to the longest matching command path; maps errors to exit codes (usage 2, failure 1).
 import { TesseraError, describeError } from '../common/errors.js';
 import { parseArgs } from './args.js';
-import { type Command, type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE } from './command.js';
+import { type Command, type CommandIo, EXIT_FAILURE, EXIT_OK, EXIT_USAGE, exitCodeOfSignal } from './command.js';
 import { commandHelp, treeHelp } from './help.js';
 
 export async function runCli(argv: readonly string[], commands: readonly Command[], io: CommandIo): Promise<number> {
@@ -36,7 +36,16 @@ export async function runCli(argv: readonly string[], commands: readonly Command
     if (args.positionals.length < min || args.positionals.length > max) {
       throw new TesseraError('TESSERA_ERR_CLI_USAGE', `expected ${min === max ? min : `${min}-${max}`} argument(s), got ${args.positionals.length}`);
     }
-    return await match.run(args, io);
+    const running = match.run(args, io);
+    if (match.ownsStop) return await running;
+    // A one-shot command stops at the first signal: nothing of it is worth waiting for (a request stuck on a
+    // control plane, say), and `timeout 60 tessera …` must end it. The abandoned run ends with the process.
+    running.catch(() => undefined);
+    const outcome = await Promise.race([running.then((code) => ({ code })), io.stopSignal.then((signal) => ({ signal }))]);
+    if ('code' in outcome) return outcome.code;
+    const e = new TesseraError('TESSERA_ERR_CLI_INTERRUPTED', `stopped by ${outcome.signal} before it finished`);
+    io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n`);
+    return exitCodeOfSignal(outcome.signal);
   } catch (e) {
     if (e instanceof TesseraError && e.code === 'TESSERA_ERR_CLI_USAGE') {
       io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n\n${commandHelp(match)}`);

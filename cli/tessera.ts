@@ -16,7 +16,8 @@ const [{ systemClock }, commands, { runCli }] = await Promise.all([
   import('./run-cli.js'),
 ]);
 
-// The first SIGINT/SIGTERM asks the command to stop (drain). The same signal again while that runs (an impatient
+// The first SIGINT/SIGTERM asks the command to stop: a long-running one drains, a one-shot one ends at once with
+// TESSERA_ERR_CLI_INTERRUPTED (run-cli.ts). The same signal again while that runs (an impatient
 // second Ctrl-C, a wrapper that forwards what it got) ends the process at once, as Node's default action did, but
 // through process.exit: the default action skips the 'exit' hooks, and `tessera up`'s children, killed in its
 // supervisor's hook, would live on. The other signal is ignored during the stop (before, only its first arrival

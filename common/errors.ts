@@ -103,6 +103,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CLI_USAGE: entry(INVALID_ARGUMENT, 400, 'The command line is malformed (unknown command or flag, missing argument).'),
   TESSERA_ERR_CLI_FILE_UNREADABLE: entry(INTERNAL, 500, 'A file named on the command line could not be read.'),
   TESSERA_ERR_CLI_FILE_UNWRITABLE: entry(INTERNAL, 500, 'A file named on the command line could not be written (the path and cause are named).'),
+  TESSERA_ERR_CLI_INTERRUPTED: entry(CANCELLED, 499, 'A one-shot command was asked to stop (SIGTERM, SIGINT) before it finished; it exits 130 (SIGINT) or 143 (SIGTERM). A change it asked the control plane for may or may not have been made: check before retrying.'),
   TESSERA_ERR_CLI_HARNESS_MISSING: entry(UNIMPLEMENTED, 501, '`tessera load` or `tessera bench` was run where the load harness is not installed (the container image leaves it and autocannon out).'),
   TESSERA_ERR_FILE_EMPTY: entry(INVALID_ARGUMENT, 400, 'A file named on the command line or in a configuration is empty (the file is named).'),
 
@@ -208,6 +209,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_STORE_IO: entry(UNAVAILABLE, 503, 'Reading or writing the control plane\'s store failed in the disk or file system (SQLITE_IOERR, SQLITE_CANTOPEN, EIO, PostgreSQL io_error). /ready answers 503 until a write succeeds again.'),
   TESSERA_ERR_STORE_CORRUPT: entry(INTERNAL, 500, 'The control plane\'s store is damaged: SQLite finds tessera.db malformed (SQLITE_CORRUPT, SQLITE_NOTADB) or PostgreSQL reports corrupted data. What needs the damaged part is refused and /ready answers 503 until the control plane is restarted; restore the data dir from a backup.'),
   TESSERA_ERR_STORE_FAILED: entry(INTERNAL, 500, 'The control plane\'s store refused an operation for another reason (the SQLite result is named: busy past its 2 s timeout, out of memory, a constraint); nothing was changed.'),
+  TESSERA_ERR_CP_ADMIN_BAD_ANSWER: entry(INTERNAL, 502, 'The control plane admin socket answered something the CLI cannot use: more than 64 MiB, not JSON, an error code this CLI does not know, or a result of the wrong shape (what was wrong is named).'),
   TESSERA_ERR_CP_ADMIN_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'An operator request to the control plane is malformed (the field is named).'),
   TESSERA_ERR_ISSUANCE_BAD_REQUEST: entry(INVALID_ARGUMENT, 400, 'The request is malformed: not a valid message of the method\'s type (a SignSvid request without a CSR, for one), a compressed message that does not inflate or uses an unsupported encoding, or a second message, or none, on a single-request method.'),
   TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'The request is larger than the control plane accepts.'),

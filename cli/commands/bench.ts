@@ -101,6 +101,7 @@ function textSummary(r: ScenarioResult, markdownTable: Harness['markdownTable'])
 
 export const benchCommand: Command = {
   path: ['bench'],
+  ownsStop: true,
   summary: 'Run a benchmark scenario (mesh, reuse, handshake, rotation, ...) against nginx/HAProxy peers in the same run',
   usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--load autocannon|wrk] [--baseline-cli F] [--json F]',
   details:

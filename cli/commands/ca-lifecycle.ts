@@ -1,9 +1,10 @@
 // `tessera ca prepare|activate|retire`: the CA rotation steps, carried out by the running control plane over
 // <data-dir>/admin.sock. Each prints what it did, then the new status (or JSON with --json).
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { checkAnswer, list, optional, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
-import { type CaStatusView, formatCaStatus } from './ca-status.js';
+import { CA_STATUS_SHAPE, type CaStatusView, formatCaStatus } from './ca-status.js';
 
 type Step = 'prepare' | 'activate' | 'retire';
 
@@ -32,12 +33,9 @@ function lifecycleCommand(step: Step): Command {
     },
     async run(args, io) {
       const authority = stringFlag(args, 'authority');
-      const res = await adminRequest<{ prepared?: string; activated?: string; removed?: string[]; status: CaStatusView }>(
-        requiredString(args, 'data-dir'),
-        'POST',
-        `/v1/ca/${step}`,
-        authority === undefined ? {} : { authority },
-      );
+      const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', `/v1/ca/${step}`, authority === undefined ? {} : { authority });
+      const shape = record({ prepared: optional(str), activated: optional(str), removed: optional(list(str)), status: CA_STATUS_SHAPE });
+      const res = checkAnswer<{ prepared?: string; activated?: string; removed?: string[]; status: CaStatusView }>(answer, shape, `POST /v1/ca/${step}`);
       if (boolFlag(args, 'json')) {
         io.stdout(`${JSON.stringify(res, null, 2)}\n`);
         return EXIT_OK;

@@ -7,9 +7,10 @@ import { resolve } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
+import { bool, checkAnswer, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
-import { type CaStatusView, formatCaStatus } from './ca-status.js';
+import { CA_STATUS_SHAPE, type CaStatusView, formatCaStatus } from './ca-status.js';
 
 const DATA_DIR = { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true } as const;
 
@@ -30,7 +31,8 @@ export const caIntermediateCsrCommand: Command = {
     json: { type: 'boolean', description: 'Print {csrPem, requestedAt, newKey} as JSON' },
   },
   async run(args, io) {
-    const res = await adminRequest<{ csrPem: string; requestedAt: string; newKey: boolean }>(requiredString(args, 'data-dir'), 'POST', '/v1/ca/intermediate-csr', { newKey: boolFlag(args, 'new-key') });
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/ca/intermediate-csr', { newKey: boolFlag(args, 'new-key') });
+    const res = checkAnswer<{ csrPem: string; requestedAt: string; newKey: boolean }>(answer, record({ csrPem: str, requestedAt: str, newKey: bool }), 'POST /v1/ca/intermediate-csr');
     const out = stringFlag(args, 'out');
     if (out !== undefined) {
       const path = resolve(io.cwd, out);
@@ -65,7 +67,9 @@ export const caInstallIntermediateCommand: Command = {
   async run(args, io) {
     const read = async (flag: string) => (await readNamedFile({ path: resolve(io.cwd, requiredString(args, flag)), what: `--${flag}` })).toString('utf8');
     const body = { certPem: await read('cert'), rootPem: await read('root'), activate: boolFlag(args, 'activate') };
-    const res = await adminRequest<{ authority: string; serial: string; notAfter: string; newAuthority: boolean; state: string; status: CaStatusView }>(requiredString(args, 'data-dir'), 'POST', '/v1/ca/install-intermediate', body);
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/ca/install-intermediate', body);
+    const shape = record({ authority: str, serial: str, notAfter: str, newAuthority: bool, state: str, status: CA_STATUS_SHAPE });
+    const res = checkAnswer<{ authority: string; serial: string; notAfter: string; newAuthority: boolean; state: string; status: CaStatusView }>(answer, shape, 'POST /v1/ca/install-intermediate');
     if (boolFlag(args, 'json')) {
       io.stdout(`${JSON.stringify(res, null, 2)}\n`);
       return EXIT_OK;

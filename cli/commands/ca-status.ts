@@ -1,6 +1,7 @@
 // `tessera ca status`: the CA's authorities with their states (prepared, active, retired), whose root is offline,
 // expiries and how many live SVIDs chain to each, read from the running control plane over <data-dir>/admin.sock.
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { bool, checkAnswer, list, nullable, num, optional, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
@@ -24,6 +25,18 @@ export interface CaStatusView {
   readonly pendingRequest?: { readonly requestedAt: string } | null;
   readonly removed: readonly { readonly id: string; readonly removedAt: string }[];
 }
+
+/** What formatCaStatus reads, checked before it does (the rest of the status passes through to --json). */
+export const CA_STATUS_SHAPE = record({
+  trustDomain: str,
+  waiting: optional(bool),
+  signingAuthority: nullable(str),
+  authorities: list(
+    record({ id: str, state: str, root: optional(str), rootFingerprint: str, rootNotAfter: str, intermediateNotAfter: str, liveSvids: num, lastSvidNotAfter: optional(nullable(str)) }),
+  ),
+  pendingRequest: optional(nullable(record({ requestedAt: str }))),
+  removed: list(record({ id: str, removedAt: str })),
+});
 
 /** Human-readable status, one authority per line; an offline root's intermediate expiry is spelled out below. */
 export function formatCaStatus(s: CaStatusView): string {
@@ -55,7 +68,7 @@ export const caStatusCommand: Command = {
     json: { type: 'boolean', description: 'Print the status as JSON' },
   },
   async run(args, io) {
-    const status = await adminRequest<CaStatusView>(requiredString(args, 'data-dir'), 'GET', '/v1/ca');
+    const status = checkAnswer<CaStatusView>(await adminRequest(requiredString(args, 'data-dir'), 'GET', '/v1/ca'), CA_STATUS_SHAPE, 'GET /v1/ca');
     io.stdout(boolFlag(args, 'json') ? `${JSON.stringify(status, null, 2)}\n` : formatCaStatus(status));
     return EXIT_OK;
   },

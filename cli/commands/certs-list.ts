@@ -3,6 +3,7 @@
 import { TesseraError } from '../../common/errors.js';
 import { parseDuration } from '../../common/duration.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { checkAnswer, list, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
@@ -39,7 +40,9 @@ export const certsListCommand: Command = {
       if (ms <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--expiring-within must be positive');
       query = `?expiringWithinMs=${ms}`;
     }
-    const rows = await adminRequest<CertRow[]>(requiredString(args, 'data-dir'), 'GET', `/v1/certs${query}`);
+    // The fields the table prints; --json passes the rest through as the control plane sent it.
+    const rowShape = record({ serial: str, spiffeId: str, notAfter: str, kind: str });
+    const rows = checkAnswer<CertRow[]>(await adminRequest(requiredString(args, 'data-dir'), 'GET', `/v1/certs${query}`), list(rowShape), 'GET /v1/certs');
     if (boolFlag(args, 'json')) {
       io.stdout(`${JSON.stringify(rows, null, 2)}\n`);
       return EXIT_OK;

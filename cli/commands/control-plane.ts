@@ -12,6 +12,7 @@ const CRASH_POINTS: readonly string[] = ['ca-after-material', 'ca-after-state'];
 
 export const controlPlaneCommand: Command = {
   path: ['control-plane'],
+  ownsStop: true,
   summary: 'Run the control plane (CA, SVID issuance, Config/Watch, admin API)',
   usage: '--config FILE',
   details: [

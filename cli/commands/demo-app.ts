@@ -10,6 +10,7 @@ import { durationFlag } from './bench.js';
 
 export const demoAppCommand: Command = {
   path: ['demo-app'],
+  ownsStop: true,
   summary: 'Run a small HTTP echo app (used by `tessera up`)',
   usage: '--name NAME --listen HOST:PORT [--instance ID] [--delay D]',
   details: 'Answers every request with JSON: app name, instance, method, path, and the request headers it received.',

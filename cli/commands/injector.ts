@@ -7,6 +7,7 @@ import { readBuildInfo } from '../read-build-info.js';
 
 export const injectorCommand: Command = {
   path: ['injector'],
+  ownsStop: true,
   summary: 'Run the Kubernetes sidecar-injection webhook alone (no CA: it stays up when issuance is not)',
   usage: '--config FILE',
   details: [

@@ -53,6 +53,7 @@ function maxErrorRate(args: ParsedArgs): number {
 
 export const loadCommand: Command = {
   path: ['load'],
+  ownsStop: true,
   summary: 'Load-test any HTTP or HTTPS endpoint (mTLS client certificates supported): req/s, latency percentiles, errors',
   usage: '--url URL [--cert F --key F] [--ca F] [--connections N] [--duration D] [--rate R] [--timeout D] [--max-error-rate R] [--json F]',
   details:

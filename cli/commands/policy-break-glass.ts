@@ -3,6 +3,7 @@
 import { TesseraError } from '../../common/errors.js';
 import { parseDuration } from '../../common/duration.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { checkAnswer, list, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 import { whoAmI } from '../who-am-i.js';
@@ -28,13 +29,14 @@ export const policyBreakGlassCommand: Command = {
       throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--for: ${(e as Error).message}`);
     }
     const from = args.flags['from'] as string[];
-    const grant = await adminRequest<{ id: string; to: string; from: string[]; expiresAt: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/break-glass', {
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/break-glass', {
       to: requiredString(args, 'to'),
       from,
       forMs,
       reason: requiredString(args, 'reason'),
       createdBy: whoAmI(),
     });
+    const grant = checkAnswer<{ id: string; to: string; from: string[]; expiresAt: string }>(answer, record({ id: str, to: str, from: list(str), expiresAt: str }), 'POST /v1/break-glass');
     io.stdout(boolFlag(args, 'json') ? `${JSON.stringify(grant, null, 2)}\n` : `break-glass ${grant.id}: ${grant.from.join(', ')} -> ${grant.to} until ${grant.expiresAt}\n`);
     return EXIT_OK;
   },

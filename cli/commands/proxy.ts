@@ -10,6 +10,7 @@ const COMPONENT = 'tessera-proxy';
 
 export const proxyCommand: Command = {
   path: ['proxy'],
+  ownsStop: true,
   summary: 'Run a sidecar or edge proxy',
   usage: '--config F',
   details:

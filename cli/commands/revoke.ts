@@ -3,6 +3,7 @@
 // <data-dir>/admin.sock, audited there and pushed to every proxy as the deny-list.
 import { TesseraError } from '../../common/errors.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { bool, checkAnswer, list, optional, record, str } from '../admin-answer.js';
 import { type ParsedArgs, boolFlag, requiredString, stringFlag } from '../args.js';
 import type { FlagSpecs } from '../args.js';
 import { type Command, type CommandIo, EXIT_OK } from '../command.js';
@@ -21,6 +22,18 @@ interface BanView {
   /** A lifted serial ban: the bans of its renewals, which stay. */
   readonly renewalsStillBanned?: readonly string[];
 }
+
+const BAN_SHAPE = record({
+  kind: str,
+  value: str,
+  reason: str,
+  createdBy: str,
+  createdAt: str,
+  notAfter: optional(str),
+  created: optional(bool),
+  renewals: optional(list(str)),
+  renewalsStillBanned: optional(list(str)),
+});
 
 const DATA_DIR: FlagSpecs = { 'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true } };
 const REASON: FlagSpecs = { reason: { type: 'string', value: 'TEXT', description: 'Why (recorded in the audit log)' } };
@@ -59,13 +72,14 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
       ...JSON_FLAG,
     },
     async run(args, io) {
-      const ban = await adminRequest<BanView>(requiredString(args, 'data-dir'), 'POST', '/v1/revocations', {
+      const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/revocations', {
         kind,
         value: requiredString(args, flag),
         reason: stringFlag(args, 'reason') ?? '',
         createdBy: whoAmI(),
         ...(kind === 'serial' && boolFlag(args, 'force') ? { force: true } : {}),
       });
+      const ban = checkAnswer<BanView>(answer, BAN_SHAPE, 'POST /v1/revocations');
       const head = ban.created ? `banned ${subject(ban)}` : `already banned since ${ban.createdAt}: ${subject(ban)}`;
       const renewals = (ban.renewals ?? []).map((s) => `\nbanned serial ${s} (renewed from it)`).join('');
       return print(io, args, ban, head + renewals);
@@ -90,11 +104,12 @@ export const revokeTokenCommand: Command = {
   },
   async run(args, io) {
     const which = oneOf(args, 'token', 'token-id');
-    const res = await adminRequest<{ tokenId: string; spiffeId: string; revokedAt: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/tokens/revoke', {
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/tokens/revoke', {
       [which.flag === 'token' ? 'token' : 'tokenId']: which.value,
       reason: stringFlag(args, 'reason') ?? '',
       createdBy: whoAmI(),
     });
+    const res = checkAnswer<{ tokenId: string; spiffeId: string; revokedAt: string }>(answer, record({ tokenId: str, spiffeId: str, revokedAt: str }), 'POST /v1/tokens/revoke');
     return print(io, args, res, `revoked join token ${res.tokenId} (for ${res.spiffeId}) at ${res.revokedAt}`);
   },
 };
@@ -106,7 +121,7 @@ export const revokeListCommand: Command = {
   details: '--json prints an array of {kind, value, reason, createdBy, createdAt, notAfter?}.',
   flags: { ...DATA_DIR, ...JSON_FLAG },
   async run(args, io) {
-    const bans = await adminRequest<BanView[]>(requiredString(args, 'data-dir'), 'GET', '/v1/revocations');
+    const bans = checkAnswer<BanView[]>(await adminRequest(requiredString(args, 'data-dir'), 'GET', '/v1/revocations'), list(BAN_SHAPE), 'GET /v1/revocations');
     const lines = [`${'BANNED AT'.padEnd(26)}${'KIND'.padEnd(11)}VALUE`];
     for (const b of bans) lines.push(`${b.createdAt.padEnd(26)}${b.kind.padEnd(11)}${b.value}${b.reason ? `  (${b.reason})` : ''}`);
     lines.push(`${bans.length} ban(s)`);
@@ -127,11 +142,12 @@ export const revokeLiftCommand: Command = {
   },
   async run(args, io) {
     const which = oneOf(args, 'spiffe-id', 'serial');
-    const ban = await adminRequest<BanView>(requiredString(args, 'data-dir'), 'POST', '/v1/revocations/lift', {
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/revocations/lift', {
       kind: which.flag === 'serial' ? 'serial' : 'spiffe_id',
       value: which.value,
       createdBy: whoAmI(),
     });
+    const ban = checkAnswer<BanView>(answer, BAN_SHAPE, 'POST /v1/revocations/lift');
     const kept = (ban.renewalsStillBanned ?? []).map((s) => `\nserial ${s}, renewed from it, stays banned (tessera revoke lift --serial ${s})`).join('');
     return print(io, args, ban, `lifted the ban on ${subject(ban)}${kept}`);
   },

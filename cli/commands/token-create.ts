@@ -5,6 +5,7 @@ import { TesseraError } from '../../common/errors.js';
 import { parseDuration } from '../../common/duration.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { checkAnswer, record, str } from '../admin-answer.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
@@ -33,7 +34,8 @@ export const tokenCreateCommand: Command = {
       if (ttlMs <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--ttl must be positive');
       if (ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--ttl ${ttl}: at most 30d (a join token is for a first attestation, not a credential)`);
     }
-    const res = await adminRequest<{ token: string }>(requiredString(args, 'data-dir'), 'POST', '/v1/tokens', { spiffeId: parsed.id.toString(), ...(ttlMs ? { ttlMs } : {}) });
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/tokens', { spiffeId: parsed.id.toString(), ...(ttlMs ? { ttlMs } : {}) });
+    const res = checkAnswer<{ token: string }>(answer, record({ token: str }), 'POST /v1/tokens');
     io.stdout(`${res.token}\n`);
     return EXIT_OK;
   },

@@ -17,6 +17,7 @@ async function readPolicyDir(dir: string): Promise<Record<string, string>> {
 
 export const upCommand: Command = {
   path: ['up'],
+  ownsStop: true,
   summary: 'Run a local mesh on loopback: control plane, demo apps and their sidecars',
   usage: '[--config mesh.yaml] [--state-dir DIR]',
   details: 'Prints the SPIFFE IDs, ports and commands to try, then `tessera up: ready`, and writes <state dir>/up.json. Ctrl-C stops everything.',

@@ -1,47 +1,105 @@
 // The operator side of <dataDir>/admin.sock: one JSON request, errors re-raised with their stable code.
+// Whatever answers on the socket is held to a size bound and an overall deadline, and every way it can fail
+// becomes a coded error: a stuck or hostile socket must not hang the CLI, eat its memory or crash it uncoded.
 import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { ERROR_CATALOGUE, type ErrorCode, TesseraError } from '../../../common/errors.js';
+import { type Timers, realTimers } from '../../../shared-io/timers.js';
 
 export const ADMIN_SOCKET = 'admin.sock';
+/**
+ * Far above any real answer (the largest, a certs list, is about 400 bytes a live SVID: 64 MiB is some 160,000),
+ * far below what hurts the CLI (the audit's 600 MB answer took 2 GB of memory, then crashed it uncoded).
+ */
+export const ADMIN_ANSWER_MAX_BYTES = 64 * 1024 * 1024;
+/** The whole exchange, connect to last byte: a socket trickling bytes is cut as surely as a silent one. */
+export const ADMIN_REQUEST_DEADLINE_MS = 30_000;
 
 export function adminSocketPath(dataDir: string): string {
   return join(dataDir, ADMIN_SOCKET);
 }
 
-export async function adminRequest<T = unknown>(dataDir: string, method: 'GET' | 'POST', path: string, body?: unknown, timeoutMs = 30_000): Promise<T> {
+interface RawAnswer {
+  readonly status: number;
+  readonly text: string;
+}
+
+/** One HTTP exchange over the socket, settled once: the body in full, or a coded failure. */
+function exchange(socketPath: string, method: string, path: string, payload: Buffer | undefined, deadlineMs: number, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>): Promise<RawAnswer> {
+  const unreachable = (why: string) => new TesseraError('TESSERA_ERR_CP_UNREACHABLE', `${socketPath}: ${why} (is the control plane running with this data dir?)`);
+  const tooLarge = () => new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_ANSWER', `${socketPath}: the answer is larger than ${ADMIN_ANSWER_MAX_BYTES} bytes`);
+  return new Promise<RawAnswer>((resolve, reject) => {
+    let settled = false;
+    const settle = (outcome: { answer: RawAnswer } | { error: TesseraError }) => {
+      if (settled) return;
+      settled = true;
+      timers.clearTimeout(deadline);
+      if ('answer' in outcome) resolve(outcome.answer);
+      else {
+        req.destroy();
+        reject(outcome.error);
+      }
+    };
+    const deadline = timers.setTimeout(() => settle({ error: unreachable(`no whole answer within ${deadlineMs} ms`) }), deadlineMs);
+    const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
+      const status = res.statusCode ?? 0;
+      if (Number(res.headers['content-length']) > ADMIN_ANSWER_MAX_BYTES) return void settle({ error: tooLarge() });
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > ADMIN_ANSWER_MAX_BYTES) settle({ error: tooLarge() });
+        else chunks.push(c);
+      });
+      res.on('end', () => settle({ answer: { status, text: Buffer.concat(chunks).toString('utf8') } }));
+      // A cut mid-body: 'error' (aborted) on some paths, a bare 'close' before 'end' on others.
+      res.on('error', (e: NodeJS.ErrnoException) => settle({ error: unreachable(`the connection broke before the whole answer (${e.code ?? e.message})`) }));
+      res.on('close', () => settle({ error: unreachable('the connection closed before the whole answer') }));
+    });
+    req.on('error', (e: NodeJS.ErrnoException) => settle({ error: unreachable(e.code ?? e.message) }));
+    req.end(payload);
+  });
+}
+
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The code of an error answer, if it is one of ours: an own key of the catalogue, so `__proto__` or `toString` are not. */
+function knownCode(code: unknown): ErrorCode | undefined {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CATALOGUE, code) ? (code as ErrorCode) : undefined;
+}
+
+/**
+ * The parsed JSON of a 200 answer, as T unchecked: callers that print it check its shape (cli/admin-answer.ts).
+ * timeoutMs bounds the whole exchange, not the socket's idle time.
+ */
+export async function adminRequest<T = unknown>(
+  dataDir: string,
+  method: 'GET' | 'POST',
+  path: string,
+  body?: unknown,
+  timeoutMs = ADMIN_REQUEST_DEADLINE_MS,
+  timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> = realTimers,
+): Promise<T> {
   const socketPath = adminSocketPath(dataDir);
   if (!existsSync(socketPath)) {
     throw new TesseraError('TESSERA_ERR_CP_UNREACHABLE', `no admin socket at ${socketPath}: is \`tessera control-plane\` running with dataDir ${dataDir}?`);
   }
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
-    const req = request(
-      { socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}, timeout: timeoutMs },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      },
-    );
-    req.on('timeout', () => req.destroy(new Error('timed out')));
-    req.on('error', (e: NodeJS.ErrnoException) =>
-      reject(new TesseraError('TESSERA_ERR_CP_UNREACHABLE', `${socketPath}: ${e.code ?? e.message} (is the control plane running with this data dir?)`)),
-    );
-    req.end(payload);
-  });
+  const { status, text } = await exchange(socketPath, method, path, payload, timeoutMs, timers);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
-    throw new TesseraError('TESSERA_ERR_CP_UNREACHABLE', `${socketPath} answered HTTP ${status} with something that is not JSON`);
+    throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_ANSWER', `${socketPath} answered HTTP ${status} with something that is not JSON`);
   }
   if (status !== 200) {
-    const err = (value as { error?: { code?: string; message?: string } }).error;
-    const code = err?.code && err.code in ERROR_CATALOGUE ? (err.code as ErrorCode) : 'TESSERA_ERR_CP_UNREACHABLE';
-    throw new TesseraError(code, err?.message ?? `HTTP ${status}`);
+    const err = isRecord(value) && isRecord(value['error']) ? value['error'] : {};
+    const message = typeof err['message'] === 'string' ? err['message'] : `HTTP ${status}`;
+    const code = knownCode(err['code']);
+    if (code) throw new TesseraError(code, message);
+    const said = err['code'] === undefined ? 'no error code' : `the error code ${JSON.stringify(err['code'])?.slice(0, 80)}, not one this CLI knows`;
+    throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_ANSWER', `${socketPath} answered HTTP ${status} with ${said}: ${message}`);
   }
   return value as T;
 }

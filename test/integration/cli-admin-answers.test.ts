@@ -1,0 +1,80 @@
+// The built `tessera` CLI against a fake admin.sock that answers badly or not at all (audit 24b F4, F5), run as
+// a real child process: wrong-shape answers and odd error codes exit 1 with a coded line (never a TypeError,
+// "[object Object]" with exit 0, or a stack trace), and the first SIGTERM/SIGINT ends a one-shot command stuck on
+// a silent socket at once, coded, with exit 143/130.
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, test } from 'vitest';
+import { type FakeAdminSocket, fakeAdminSocket } from '../helpers/fake-admin-socket.js';
+import { startTestProcess } from '../helpers/ready-process.js';
+import { TESSERA_BIN, makeTempDir, tessera } from '../helpers/run.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function serve(answer: (res: ServerResponse) => void): Promise<{ dir: string; sock: FakeAdminSocket }> {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const sock = await fakeAdminSocket(dir, (_req, res) => answer(res));
+  cleanups.push(() => sock.close());
+  return { dir, sock };
+}
+
+const answering = (status: number, body: unknown) => (res: ServerResponse) => {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify(body));
+};
+
+const ID = 'spiffe://example.org/ns/a/sa/b';
+const CODED = /^tessera [a-z -]+: TESSERA_ERR_CP_ADMIN_BAD_ANSWER: [^\n]+\n$/;
+
+describe('operator commands and a bad admin.sock', () => {
+  test.each([
+    ['token create', ['token', 'create', '--spiffe-id', ID], { token: { a: 1 } }],
+    ['token create', ['token', 'create', '--spiffe-id', ID], { tokenId: 'x' }],
+    ['revoke list', ['revoke', 'list'], [{ kind: 'spiffe_id', value: ID }]],
+    ['revoke list', ['revoke', 'list'], { bans: [] }],
+    ['revoke id', ['revoke', 'id', '--spiffe-id', ID], { value: ID }],
+    ['revoke token', ['revoke', 'token', '--token-id', 'abc'], null],
+    ['revoke lift', ['revoke', 'lift', '--serial', 'ab'], { kind: 'serial', value: 'ab', reason: '', createdBy: 'x', createdAt: 'y', renewalsStillBanned: 'ab' }],
+    ['certs list', ['certs', 'list'], [{ serial: 'ab' }]],
+    ['ca status', ['ca', 'status'], { trustDomain: 'example.org', signingAuthority: 'a1', authorities: [{ id: 'a1' }], removed: [] }],
+    ['ca prepare', ['ca', 'prepare'], { prepared: 'a2' }],
+    ['policy break-glass', ['policy', 'break-glass', '--to', ID, '--from', ID, '--for', '1h', '--reason', 'r'], { id: 'g', to: ID, from: ID, expiresAt: 'z' }],
+  ])('%s: answer of the wrong shape #%#, exit 1 and TESSERA_ERR_CP_ADMIN_BAD_ANSWER', async (_name, argv, body) => {
+    const { dir } = await serve(answering(200, body));
+    const r = await tessera([...argv, '--data-dir', dir]);
+    expect(r.stderr).toMatch(CODED);
+    expect(r).toMatchObject({ code: 1, stdout: '' });
+  });
+
+  test.each(['__proto__', 'toString', 'constructor'])('revoke id: error code %s is not taken for a catalogue code', async (code) => {
+    const { dir } = await serve(answering(400, { error: { code, message: 'x' } }));
+    const r = await tessera(['revoke', 'id', '--spiffe-id', ID, '--data-dir', dir]);
+    expect(r.stderr).toMatch(CODED);
+    expect(r.code).toBe(1);
+  });
+
+  test('a well-formed answer still prints as before', async () => {
+    const { dir } = await serve(answering(200, { token: 'tok-123', tokenId: 'i', spiffeId: ID, expiresAt: 'z' }));
+    expect(await tessera(['token', 'create', '--spiffe-id', ID, '--data-dir', dir])).toEqual({ code: 0, stdout: 'tok-123\n', stderr: '' });
+  });
+});
+
+describe('the first signal ends a one-shot command', () => {
+  test.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('%s to `token create` waiting on a silent admin.sock: exit %i at once, TESSERA_ERR_CLI_INTERRUPTED', async (signal, exitCode) => {
+    const { dir, sock } = await serve(() => undefined);
+    const child = await startTestProcess({ name: 'tessera token create', command: process.execPath, args: [TESSERA_BIN, 'token', 'create', '--spiffe-id', ID, '--data-dir', dir] });
+    cleanups.push(async () => void (await child.stop({ graceMs: 1_000, signal: 'SIGKILL' })));
+    await sock.firstRequest;
+    const sent = Date.now();
+    child.kill(signal);
+    expect((await child.exited).code).toBe(exitCode);
+    expect(Date.now() - sent).toBeLessThan(5_000);
+    expect(child.stderr()).toBe(`tessera token create: TESSERA_ERR_CLI_INTERRUPTED: stopped by ${signal} before it finished\n`);
+  }, 20_000);
+});

@@ -1,0 +1,100 @@
+// adminRequest against a real socket that answers badly (audit 24b F4, F5): a trickling answer is cut at the
+// overall deadline, an oversized one at 64 MiB, a cut one and every odd error code come back coded, never as an
+// uncaught error, a hang or a prototype key taken for a code.
+import type { ServerResponse } from 'node:http';
+import { afterEach, describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { ADMIN_ANSWER_MAX_BYTES, adminRequest } from '../../../../control-plane/src/admin/admin-client.js';
+import { type FakeAdminSocket, fakeAdminSocket } from '../../../helpers/fake-admin-socket.js';
+import { makeTempDir } from '../../../helpers/run.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c();
+});
+
+async function serve(answer: (res: ServerResponse) => void): Promise<{ dir: string; sock: FakeAdminSocket }> {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const sock = await fakeAdminSocket(dir, (_req, res) => answer(res));
+  cleanups.push(() => sock.close());
+  return { dir, sock };
+}
+
+const outcome = (p: Promise<unknown>) =>
+  p.then(
+    () => ({ code: 'ok', message: '' }),
+    (e: unknown) => (isTesseraError(e) ? { code: e.code, message: e.message } : { code: 'uncoded', message: String(e) }),
+  );
+
+describe('adminRequest bounds', () => {
+  test('an answer trickling a byte at a time is cut at the overall deadline, not kept alive by each byte', async () => {
+    const { dir } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write('{"token":"');
+      const t = setInterval(() => (res.destroyed ? clearInterval(t) : res.write('a')), 50);
+    });
+    const started = Date.now();
+    const got = await outcome(adminRequest(dir, 'POST', '/v1/tokens', {}, 600));
+    expect(got.code).toBe('TESSERA_ERR_CP_UNREACHABLE');
+    expect(got.message).toContain('no whole answer within 600 ms');
+    expect(Date.now() - started).toBeLessThan(3_000);
+  }, 10_000);
+
+  test('an answer over 64 MiB is refused as it arrives (chunked) or from its Content-Length', async () => {
+    const chunk = Buffer.alloc(1 << 20, 0x20);
+    const chunked = await serve((res) => {
+      res.writeHead(200);
+      let n = 0;
+      const w = () => {
+        while (n++ < 80) if (!res.write(chunk)) return void res.once('drain', w);
+        res.end();
+      };
+      w();
+    });
+    const got = await outcome(adminRequest(chunked.dir, 'GET', '/v1/revocations'));
+    expect(got).toEqual({ code: 'TESSERA_ERR_CP_ADMIN_BAD_ANSWER', message: expect.stringContaining(`larger than ${ADMIN_ANSWER_MAX_BYTES} bytes`) });
+    const declared = await serve((res) => {
+      res.writeHead(200, { 'content-length': String(ADMIN_ANSWER_MAX_BYTES + 1) });
+      res.write('[');
+    });
+    expect((await outcome(adminRequest(declared.dir, 'GET', '/v1/revocations'))).code).toBe('TESSERA_ERR_CP_ADMIN_BAD_ANSWER');
+  }, 20_000);
+
+  test('a connection cut mid-body is TESSERA_ERR_CP_UNREACHABLE, not an uncoded "aborted"', async () => {
+    const { dir } = await serve((res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '100' });
+      res.write('{"token":"abc');
+      setTimeout(() => res.socket?.destroy(), 50);
+    });
+    const got = await outcome(adminRequest(dir, 'POST', '/v1/tokens', {}));
+    expect(got.code).toBe('TESSERA_ERR_CP_UNREACHABLE');
+    expect(got.message).toContain('before the whole answer');
+  });
+
+  test.each(['__proto__', 'toString', 'constructor', 'hasOwnProperty', 'valueOf', 'TESSERA_ERR_NOT_A_CODE'])('error code %s, not an own key of the catalogue, is a bad answer', async (code) => {
+    const { dir } = await serve((res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code, message: 'x' } }));
+    });
+    const got = await outcome(adminRequest(dir, 'POST', '/v1/revocations', {}));
+    expect(got.code).toBe('TESSERA_ERR_CP_ADMIN_BAD_ANSWER');
+    expect(got.message).toContain(JSON.stringify(code));
+  });
+
+  test.each([['null'], ['[]'], ['{"error":"x"}'], ['{"error":{"code":7,"message":{}}}'], ['not json']])('an error answer %s of the wrong shape is a bad answer', async (body) => {
+    const { dir } = await serve((res) => {
+      res.writeHead(500);
+      res.end(body);
+    });
+    expect((await outcome(adminRequest(dir, 'GET', '/v1/ca'))).code).toBe('TESSERA_ERR_CP_ADMIN_BAD_ANSWER');
+  });
+
+  test("a catalogue code is the control plane's own refusal and is kept, with its message", async () => {
+    const { dir } = await serve((res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'TESSERA_ERR_REVOCATION_INVALID', message: 'bad value' } }));
+    });
+    expect(await outcome(adminRequest(dir, 'POST', '/v1/revocations', {}))).toEqual({ code: 'TESSERA_ERR_REVOCATION_INVALID', message: 'bad value' });
+  });
+});
