@@ -2,6 +2,7 @@
 // stuck, hostile or broken, so the CLI's side of admin.sock is tested against real socket behaviour.
 import { type IncomingMessage, type Server, type ServerResponse, createServer } from 'node:http';
 import { join } from 'node:path';
+import { makeTempDir } from './run.js';
 
 export interface FakeAdminSocket {
   /** Every request received so far. */
@@ -33,4 +34,13 @@ export async function fakeAdminSocket(dataDir: string, answer: (req: IncomingMes
         server.close(() => resolve());
       }),
   };
+}
+
+/** A fake admin.sock in a fresh temp data dir answering with `answer`; its close and the dir's removal go to `cleanups`. */
+export async function servedAdminSocket(cleanups: (() => Promise<void>)[], answer: (res: ServerResponse) => void): Promise<{ dir: string; sock: FakeAdminSocket }> {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const sock = await fakeAdminSocket(dir, (_req, res) => answer(res));
+  cleanups.push(() => sock.close());
+  return { dir, sock };
 }

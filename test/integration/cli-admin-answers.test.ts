@@ -4,22 +4,16 @@
 // a silent socket at once, coded, with exit 143/130.
 import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type FakeAdminSocket, fakeAdminSocket } from '../helpers/fake-admin-socket.js';
+import { servedAdminSocket } from '../helpers/fake-admin-socket.js';
 import { startTestProcess } from '../helpers/ready-process.js';
-import { TESSERA_BIN, makeTempDir, tessera } from '../helpers/run.js';
+import { TESSERA_BIN, tessera } from '../helpers/run.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(answer: (res: ServerResponse) => void): Promise<{ dir: string; sock: FakeAdminSocket }> {
-  const { dir, cleanup } = await makeTempDir();
-  cleanups.push(cleanup);
-  const sock = await fakeAdminSocket(dir, (_req, res) => answer(res));
-  cleanups.push(() => sock.close());
-  return { dir, sock };
-}
+const serve = (answer: (res: ServerResponse) => void) => servedAdminSocket(cleanups, answer);
 
 const answering = (status: number, body: unknown) => (res: ServerResponse) => {
   res.writeHead(status, { 'content-type': 'application/json' });

@@ -5,21 +5,14 @@ import type { ServerResponse } from 'node:http';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { ADMIN_ANSWER_MAX_BYTES, adminRequest } from '../../../../control-plane/src/admin/admin-client.js';
-import { type FakeAdminSocket, fakeAdminSocket } from '../../../helpers/fake-admin-socket.js';
-import { makeTempDir } from '../../../helpers/run.js';
+import { servedAdminSocket } from '../../../helpers/fake-admin-socket.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-async function serve(answer: (res: ServerResponse) => void): Promise<{ dir: string; sock: FakeAdminSocket }> {
-  const { dir, cleanup } = await makeTempDir();
-  cleanups.push(cleanup);
-  const sock = await fakeAdminSocket(dir, (_req, res) => answer(res));
-  cleanups.push(() => sock.close());
-  return { dir, sock };
-}
+const serve = (answer: (res: ServerResponse) => void) => servedAdminSocket(cleanups, answer);
 
 const outcome = (p: Promise<unknown>) =>
   p.then(
