@@ -9,15 +9,18 @@ import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { fileFault } from './store-faults.js';
 
-export const HEADROOM_FILE = '.write-probe';
+/** The scratch file's name: `.write-probe-<random>`, new each time (see probeHeadroom). */
+export const HEADROOM_PREFIX = '.write-probe-';
 /** Several issuances' worth: an audit line and an inventory row's WAL frames are a few KiB each. */
 export const HEADROOM_BYTES = 64 * 1024;
 
-const FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW;
+// O_EXCL on a fresh name: whatever else sits in the data dir (a FIFO, a directory, a link planted under a fixed
+// name) is never opened, so an open cannot block the event loop (a FIFO's open waits for a reader) or fail for good.
+const FLAGS = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW | constants.O_NONBLOCK;
 
 /** Throws the data dir's fault coded (TESSERA_ERR_STORE_FULL, _READ_ONLY, _IO) when the bytes cannot be written. */
 export function probeHeadroom(dataDir: string, bytes = HEADROOM_BYTES): void {
-  const path = join(dataDir, HEADROOM_FILE);
+  const path = join(dataDir, `${HEADROOM_PREFIX}${randomBytes(6).toString('hex')}`);
   let fd: number | undefined;
   try {
     fd = openSync(path, FLAGS, 0o600);
@@ -29,9 +32,15 @@ export function probeHeadroom(dataDir: string, bytes = HEADROOM_BYTES): void {
     }
     fsyncSync(fd);
   } catch (e) {
-    throw fileFault(e, path);
+    const fault = fileFault(e, path);
+    // Every failure coded: an errno the store has no name for is an I/O fault of the data dir.
+    throw fault instanceof TesseraError ? fault : new TesseraError('TESSERA_ERR_STORE_IO', `${path}: ${(e as Error).message}`, { file: path }, { cause: e });
   } finally {
     if (fd !== undefined) closeSync(fd);
-    rmSync(path, { force: true });
+    try {
+      rmSync(path, { force: true });
+    } catch {
+      // The probe's own verdict stands; a file it could not remove is retried under a new name next time.
+    }
   }
 }

@@ -2,12 +2,12 @@
 // old probe (one meta counter) still succeeds, in pages a failed write left allocated, while issuance's writes fail.
 // The data dir headroom write and the inventory's issuance-sized probeWrite fail, coded TESSERA_ERR_STORE_FULL,
 // until there is room again; neither leaves anything behind. Needs root to mount: skipped cleanly otherwise.
-import { closeSync, existsSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readdirSync, rmSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { HEADROOM_FILE, probeHeadroom } from '../../../../control-plane/src/store/headroom-probe.js';
+import { HEADROOM_PREFIX, probeHeadroom } from '../../../../control-plane/src/store/headroom-probe.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
 import { run } from '../../../helpers/run.js';
@@ -32,6 +32,9 @@ function fill(path: string): void {
   }
 }
 
+/** The probe's scratch files left in `dir`. */
+const leftovers = (dir: string) => readdirSync(dir).filter((n) => n.startsWith(HEADROOM_PREFIX));
+
 const fullCode = async (p: Promise<unknown>): Promise<string | undefined> => p.then(() => undefined, (e: unknown) => (isTesseraError(e) ? e.code : String(e)));
 
 describe('the store write probe', () => {
@@ -44,7 +47,20 @@ describe('the store write probe', () => {
 
   test('the headroom write leaves no file behind', () => {
     probeHeadroom(tmp.dir);
-    expect(existsSync(join(tmp.dir, HEADROOM_FILE))).toBe(false);
+    expect(leftovers(tmp.dir)).toEqual([]);
+  });
+
+  // An outside audit: a FIFO named as the probe's file froze the whole control plane in open(2) (waiting for a
+  // reader), and a directory of that name kept it not ready for good with an uncoded error. The probe writes a new
+  // name each time, never opening what is already there.
+  test('a FIFO, a directory or a link with a probe-like name is never opened, and the probe still passes', async () => {
+    const planted = join(tmp.dir, `${HEADROOM_PREFIX}fifo`);
+    expect((await run('mkfifo', [planted])).code).toBe(0);
+    mkdirSync(join(tmp.dir, '.write-probe'));
+    writeFileSync(join(tmp.dir, 'target'), 'keep');
+    symlinkSync(join(tmp.dir, 'target'), join(tmp.dir, `${HEADROOM_PREFIX}link`));
+    for (let i = 0; i < 3; i++) probeHeadroom(tmp.dir);
+    expect(leftovers(tmp.dir).sort()).toEqual([`${HEADROOM_PREFIX}fifo`, `${HEADROOM_PREFIX}link`]);
   });
 
   test('on a full tmpfs: the headroom write and probeWrite fail coded (the old counter write does not), then pass once there is room', async (ctx) => {
@@ -65,12 +81,12 @@ describe('the store write probe', () => {
     await store.meta.increment('store.write_probe');
     expect(await fullCode(Promise.resolve().then(() => probeHeadroom(mnt)))).toBe('TESSERA_ERR_STORE_FULL');
     expect(await fullCode(store.inventory.probeWrite())).toBe('TESSERA_ERR_STORE_FULL');
-    expect(existsSync(join(mnt, HEADROOM_FILE))).toBe(false);
+    expect(leftovers(mnt)).toEqual([]);
 
     rmSync(join(mnt, 'filler'));
     probeHeadroom(mnt);
     await store.inventory.probeWrite();
-    expect(existsSync(join(mnt, HEADROOM_FILE))).toBe(false);
+    expect(leftovers(mnt)).toEqual([]);
     await store.inventory.record(svid('f'.repeat(40)));
   });
 });
