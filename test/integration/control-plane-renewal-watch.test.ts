@@ -152,6 +152,31 @@ describe('Config/Watch', () => {
     }
   });
 
+  // An outside audit: a replica started while the policy directory held a bad file loaded no policy at all and still
+  // said ready, while a replica started before it served the last good set: the mesh's answers depended on which
+  // replica a proxy's stream reached. Such a replica is not ready until the directory loads.
+  test('a replica that starts while a policy file is bad is not ready until the directory loads', async () => {
+    const { dir: other, cleanup: drop } = await makeTempDir();
+    const file = await writeControlPlaneConfig(other);
+    await writeFile(join(other, 'policies', 'web.yaml'), POLICY('web-allow-api', WEB, API));
+    await writeFile(join(other, 'policies', 'broken.yaml'), 'kind: AuthorizationPolicy\nspec: { nope: 1 }\n');
+    const second = await startControlPlaneProcess(other, file);
+    try {
+      const ready = async () => {
+        const r = await fetch(`http://${second.admin}/ready`);
+        return { status: r.status, body: await r.text() };
+      };
+      const before = await ready();
+      expect(before.status).toBe(503);
+      expect(before.body).toContain('no policy set loaded from');
+      await rm(join(other, 'policies', 'broken.yaml'));
+      await until('ready once the directory loads', async () => (await ready()).status === 200, 15_000, 100);
+    } finally {
+      await second.stop();
+      await drop();
+    }
+  });
+
   test('a break-glass grant reaches the destination\'s snapshot', async () => {
     const c = controlPlaneClients(cp.grpc, bundlePem, web);
     const w = watch(c);

@@ -70,7 +70,7 @@ export function policyDirReports(dir: string, metrics: ControlPlaneMetrics, log:
     },
     onErrors: (errors: readonly PolicyFileError[]) => {
       metrics.policyLoadErrors.inc(errors.length);
-      const msg = anyLoaded ? 'policy file refused; the previous set stays' : "policy file refused; no policy is loaded yet: the proxies decide by their authorization.defaultAction (deny unless set) until one is";
+      const msg = anyLoaded ? 'policy file refused; the previous set stays' : "policy file refused; no policy is loaded yet: /ready is 503 until the directory loads (proxies keep deciding by what they have)";
       for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code, err: e.message }, msg);
     },
   };

@@ -1,6 +1,6 @@
 // Readiness as named conditions: /ready answers with the reason of the first condition that does not hold. The
 // life-cycle phase comes first (starting, shutting down), then what must stay true while serving (own SVID live, a
-// store that takes writes).
+// store that takes writes, a policy set loaded from the policy directory).
 
 import type { Clock } from '../../../common/clock.js';
 
@@ -57,4 +57,13 @@ export function ownSvidLive(current: () => { readonly notAfterMs: number } | und
 /** The store takes writes: not after a fault that says it cannot (full, read-only, I/O, damaged, unreachable). */
 export function storeWritable(health: { notReadyReason(): string | null }): ReadinessCondition {
   return { name: 'store-writable', check: () => health.notReadyReason() };
+}
+
+/**
+ * The policy directory has given a whole set (policies.dir configured). Until it has (a file refused at start),
+ * this replica would send proxies no policy while another, started before the bad file, sends the last good set:
+ * not ready, so a rollout stops and the replica takes no traffic until the directory loads.
+ */
+export function policySetLoaded(source: { readonly policies: readonly unknown[] | undefined }, dir: string): ReadinessCondition {
+  return { name: 'policies-loaded', check: () => (source.policies === undefined ? `no policy set loaded from ${dir} yet (a file is refused: see the log)` : null) };
 }
