@@ -227,8 +227,11 @@ function completeInjection(pod: Pod, annotations: Readonly<Record<string, string
   // them); a container of that name alone is someone else's sidecar, left as it is.
   const ours =
     (pod.spec.initContainers ?? []).some((c) => c.name === SIDECAR_NAME && isNativeSidecar(c)) && (pod.spec.volumes ?? []).some((v) => v.name === VOLUME.workload);
+  // Someone else's container of that name: the pod is not injected, and the user is told so (an outside audit: it
+  // ran outside the mesh with no word, where hostNetwork and Windows pods get a warning).
+  if (!ours) return { ...already, warning: `tessera: the pod has a container named "${SIDECAR_NAME}" that is not the injector's sidecar (a native sidecar with the ${VOLUME.workload} volume), so it was not injected; unless that container is Tessera, its traffic is not protected by mTLS` };
   const pending = appContainers(pod).filter((r) => !hasWorkloadMount(r.container));
-  if (!ours || pending.length === 0) return already;
+  if (pending.length === 0) return already;
   const names = pending.map((r) => `"${r.container.name}"`).join(', ');
   const unreadable = { ...already, warning: `tessera: container(s) ${names} were added after injection, but the pod's ${ANNOTATION.proxyConfig} annotation is missing or not as the injector writes it: they get no Workload API socket and their probes are not rewritten` };
   checkPorts(pending.map((r) => r.container));

@@ -203,7 +203,10 @@ describe('skips and idempotency', () => {
   test('a pod that already has a tessera-proxy container (e.g. from tessera inject) is left alone', async () => {
     const pod = barePod();
     (pod.spec as AnyPod['spec']).containers.push({ name: 'tessera-proxy', image: 'x' });
-    expect(planInjection({ pod }, await testContext())).toMatchObject({ action: 'skip', reason: 'already-injected' });
+    const plan = planInjection({ pod }, await testContext());
+    expect(plan).toMatchObject({ action: 'skip', reason: 'already-injected' });
+    // Not the injector's own sidecar: left alone, but the user is told (an outside audit: it said nothing).
+    expect(plan.action === 'skip' && plan.warning).toContain('a container named "tessera-proxy" that is not the injector\'s sidecar');
   });
   test('a copied tessera.dev/injected annotation without the container does not stop injection', async () => {
     const pod = inject(appPod({ annotations: { 'tessera.dev/injected': '0.0.1' } }), await testContext());
