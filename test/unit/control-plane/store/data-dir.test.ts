@@ -1,6 +1,7 @@
 // The data dir at start: created 0700 when missing, a file in its place refused with TESSERA_ERR_CP_DATA_DIR, and
-// one others can read kept as it is with a warning (never chmod-ed behind the operator's back).
-import { chmodSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+// one others can read kept as it is with a warning (never chmod-ed behind the operator's back), given only to the
+// directory's owner: a Kubernetes emptyDir (0777, root's) got it at every start with nothing anyone could do.
+import { chmodSync, chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
@@ -28,6 +29,18 @@ describe('prepareDataDir', () => {
     prepareDataDir(dir, log);
     expect(statSync(dir).mode & 0o777).toBe(0o755);
     expect(warnings).toEqual([{ dataDir: dir, mode: '755' }]);
+  });
+
+  test('a dir others can read that this process does not own (an emptyDir) gets no warning', (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip(); // making a directory someone else's needs root
+    warnings.length = 0;
+    const dir = join(tmp.dir, 'empty-dir');
+    mkdirSync(dir);
+    chmodSync(dir, 0o777);
+    // Another uid's, as the kubelet's emptyDir is for the pod's non-root user.
+    chownSync(dir, 65534, 65534);
+    prepareDataDir(dir, log);
+    expect(warnings).toEqual([]);
   });
 
   test('a file in its place is refused, naming it', () => {
