@@ -159,7 +159,9 @@ export class AuthorityStore {
     try {
       return readFileSync(path);
     } catch (e) {
-      throw corrupt(`${path}: ${errnoReason(e)}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}`, e, path);
+      // Unreadable is not damaged: say whose read failed and the usual cause (a Secret file root:root 0400).
+      const denied = (e as NodeJS.ErrnoException).code === 'EACCES' ? `; this process (uid ${this.#me.uid}, groups ${[...new Set(this.#me.groups)].join(',')}) cannot read it: on Kubernetes mount the CA Secret with defaultMode 0440 and the pod's fsGroup` : '';
+      throw corrupt(`${path}: ${errnoReason(e)}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}${denied}`, e, path);
     }
   }
 
