@@ -1,7 +1,9 @@
 // Shape checks for what admin.sock answers, before a command prints it: an answer of the wrong shape (a missing
 // field, an object where a string belongs) is a coded TESSERA_ERR_CP_ADMIN_BAD_ANSWER naming the field, never a
-// TypeError from deep in the formatting, nor "[object Object]" printed with exit 0.
+// TypeError from deep in the formatting, nor "[object Object]" printed with exit 0. Strings are what a terminal
+// prints: no control characters (an ESC sequence cleared the screen and forged a ban row) and a bound on length.
 import { TesseraError } from '../common/errors.js';
+import { hasControlCharacters } from '../common/text/control-characters.js';
 
 /** Throws a message naming what is wrong at `at`; returns nothing. */
 export type Shape = (value: unknown, at: string) => void;
@@ -17,7 +19,22 @@ const primitive =
     if (typeof value !== type || (type === 'number' && !Number.isFinite(value))) throw wrong(at, `a ${type}`, value);
   };
 
-export const str = primitive('string');
+/** Far above any field of a real answer (an ID, a reason, a PEM), far below what floods a terminal. */
+const MAX_TEXT = 64 * 1024;
+
+const text =
+  (lines: 'one' | 'many'): Shape =>
+  (value, at) => {
+    primitive('string')(value, at);
+    const s = value as string;
+    if (s.length > MAX_TEXT) throw new Error(`${at} is ${s.length} characters, more than ${MAX_TEXT}`);
+    if (hasControlCharacters(lines === 'many' ? s.replace(/\r?\n/g, '') : s)) throw new Error(`${at} holds control characters`);
+  };
+
+/** One line of printable text. */
+export const str = text('one');
+/** Printable text over several lines (a PEM). */
+export const lines = text('many');
 export const num = primitive('number');
 export const bool = primitive('boolean');
 

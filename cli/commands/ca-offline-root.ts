@@ -2,12 +2,12 @@
 // (docs/offline-root.md). The first has the control plane make an intermediate key (kept in its CA store, never
 // printed) and writes the CSR for it; the second hands back the certificate the root's holder signed, with that
 // root, for the control plane to check and install. Both go through the running control plane's admin.sock.
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
-import { bool, checkAnswer, record, str } from '../admin-answer.js';
+import { writeAtomic } from '../../shared-io/write-atomic.js';
+import { bool, checkAnswer, lines, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 import { CA_STATUS_SHAPE, type CaStatusView, formatCaStatus } from './ca-status.js';
@@ -32,11 +32,15 @@ export const caIntermediateCsrCommand: Command = {
   },
   async run(args, io) {
     const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/ca/intermediate-csr', { newKey: boolFlag(args, 'new-key') });
-    const res = checkAnswer<{ csrPem: string; requestedAt: string; newKey: boolean }>(answer, record({ csrPem: str, requestedAt: str, newKey: bool }), 'POST /v1/ca/intermediate-csr');
+    const res = checkAnswer<{ csrPem: string; requestedAt: string; newKey: boolean }>(answer, record({ csrPem: lines, requestedAt: str, newKey: bool }), 'POST /v1/ca/intermediate-csr');
+    // Only a CSR goes to the operator's file (it is signed offline next): not whatever text the socket sent.
+    if (!/^-----BEGIN CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE REQUEST-----\r?\n?$/.test(res.csrPem)) {
+      throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_ANSWER', 'POST /v1/ca/intermediate-csr: csrPem is not one PEM certificate request');
+    }
     const out = stringFlag(args, 'out');
     if (out !== undefined) {
       const path = resolve(io.cwd, out);
-      await writeFile(path, res.csrPem, { mode: 0o644 }).catch((e: unknown) => {
+      await writeAtomic(path, res.csrPem, 0o644).catch((e: unknown) => {
         throw new TesseraError('TESSERA_ERR_CLI_FILE_UNWRITABLE', `--out ${path}: ${errnoReason(e, 'cannot be written')}`, { file: path });
       });
     }

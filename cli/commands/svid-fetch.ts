@@ -3,7 +3,7 @@
 // svid.pem (chain, leaf first), key.pem (0600) and bundle.pem are written to --out. With --jwt, the fresh SVID
 // then authenticates (mTLS) a JWT-SVID request for --audience, and the JWT alone is printed.
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAddress } from '../../common/config/validate-yaml.js';
 import { TesseraError } from '../../common/errors.js';
@@ -15,6 +15,7 @@ import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
 import { readCertificatesFile } from '../../shared-io/read-named-file.js';
+import { writeAtomic } from '../../shared-io/write-atomic.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
 
@@ -25,13 +26,6 @@ export function trustDomainOf(bundle: readonly X509Certificate[], file: string):
   const only = tds.size === 1 ? TrustDomain.tryParse([...tds][0]!) : null;
   if (!only) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `cannot tell the trust domain from ${file} (found ${tds.size}); pass --trust-domain`);
   return only;
-}
-
-async function writeAtomic(path: string, text: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, text, { mode });
-  await chmod(tmp, mode);
-  await rename(tmp, path);
 }
 
 export const svidFetchCommand: Command = {

@@ -2,7 +2,9 @@
 // a real child process: wrong-shape answers and odd error codes exit 1 with a coded line (never a TypeError,
 // "[object Object]" with exit 0, or a stack trace), and the first SIGTERM/SIGINT ends a one-shot command stuck on
 // a silent socket at once, coded, with exit 143/130.
+import { readdirSync, readFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { servedAdminSocket } from '../helpers/fake-admin-socket.js';
 import { startTestProcess } from '../helpers/ready-process.js';
@@ -29,6 +31,8 @@ describe('operator commands and a bad admin.sock', () => {
     ['token create', ['token', 'create', '--spiffe-id', ID], { tokenId: 'x' }],
     ['revoke list', ['revoke', 'list'], [{ kind: 'spiffe_id', value: ID }]],
     ['revoke list', ['revoke', 'list'], { bans: [] }],
+    // A value a terminal would act on (clear the screen, forge a row): refused, not printed.
+    ['revoke list', ['revoke', 'list'], { bans: [{ kind: 'spiffe_id', value: '\u001b[2Jspiffe://example.org/x\r\n2026-01-01 spiffe_id spiffe://example.org/fake', reason: 'r', createdBy: 'x', createdAt: 'y' }] }],
     ['revoke id', ['revoke', 'id', '--spiffe-id', ID], { value: ID }],
     ['revoke token', ['revoke', 'token', '--token-id', 'abc'], null],
     ['revoke lift', ['revoke', 'lift', '--serial', 'ab'], { kind: 'serial', value: 'ab', reason: '', createdBy: 'x', createdAt: 'y', renewalsStillBanned: 'ab' }],
@@ -48,6 +52,22 @@ describe('operator commands and a bad admin.sock', () => {
     const r = await tessera(['revoke', 'id', '--spiffe-id', ID, '--data-dir', dir]);
     expect(r.stderr).toMatch(CODED);
     expect(r.code).toBe(1);
+  });
+
+  // An outside audit: `ca intermediate-csr --out` wrote whatever text came (60 MB), in place, so a signal mid-write
+  // left half a file. Only one PEM CSR is written, and whole (a temporary name, then a rename).
+  test('ca intermediate-csr --out: an answer that is not one PEM CSR is refused and nothing is written', async () => {
+    const { dir } = await serve(answering(200, { csrPem: 'x'.repeat(4096), requestedAt: 'z', newKey: false }));
+    const out = join(dir, 'out.csr');
+    const r = await tessera(['ca', 'intermediate-csr', '--out', out, '--data-dir', dir]);
+    expect(r.stderr).toMatch(CODED);
+    expect(r.code).toBe(1);
+    expect(readdirSync(dir).filter((n) => n.startsWith('out.csr'))).toEqual([]);
+    const pem = '-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n';
+    const good = await serve(answering(200, { csrPem: pem, requestedAt: 'z', newKey: false }));
+    const wrote = await tessera(['ca', 'intermediate-csr', '--out', join(good.dir, 'out.csr'), '--data-dir', good.dir]);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    expect(readFileSync(join(good.dir, 'out.csr'), 'utf8')).toBe(pem);
   });
 
   test('a well-formed answer still prints as before', async () => {

@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { ERROR_CATALOGUE, type ErrorCode, TesseraError } from '../../../common/errors.js';
+import { escapeControlCharacters } from '../../../common/text/control-characters.js';
 import { type Timers, realTimers } from '../../../shared-io/timers.js';
 
 export const ADMIN_SOCKET = 'admin.sock';
@@ -13,6 +14,8 @@ export const ADMIN_SOCKET = 'admin.sock';
  * far below what hurts the CLI (the audit's 600 MB answer took 2 GB of memory, then crashed it uncoded).
  */
 export const ADMIN_ANSWER_MAX_BYTES = 64 * 1024 * 1024;
+/** The most of an error answer's message the CLI prints: a real one is a sentence or two. */
+const MAX_MESSAGE = 2_000;
 /** The whole exchange, connect to last byte: a socket trickling bytes is cut as surely as a silent one. */
 export const ADMIN_REQUEST_DEADLINE_MS = 30_000;
 
@@ -95,7 +98,8 @@ export async function adminRequest<T = unknown>(
   }
   if (status !== 200) {
     const err = isRecord(value) && isRecord(value['error']) ? value['error'] : {};
-    const message = typeof err['message'] === 'string' ? err['message'] : `HTTP ${status}`;
+    // Printed to a terminal: escaped (an ESC sequence cleared the screen and forged an "OK" line) and bounded.
+    const message = typeof err['message'] === 'string' ? escapeControlCharacters(err['message'].slice(0, MAX_MESSAGE)) : `HTTP ${status}`;
     const code = knownCode(err['code']);
     if (code) throw new TesseraError(code, message);
     const said = err['code'] === undefined ? 'no error code' : `the error code ${JSON.stringify(err['code'])?.slice(0, 80)}, not one this CLI knows`;

@@ -90,4 +90,19 @@ describe('adminRequest bounds', () => {
     });
     expect(await outcome(adminRequest(dir, 'POST', '/v1/revocations', {}))).toEqual({ code: 'TESSERA_ERR_REVOCATION_INVALID', message: 'bad value' });
   });
+
+  // The next audit: the message went to the terminal raw (an ESC sequence cleared the screen and printed a forged
+  // "OK" line; 60 MB of it were printed whole).
+  test('an error message is printed with its control characters escaped, and bounded', async () => {
+    const forged = '\u001b[2J\u001b[HOK: all bans lifted\r\u0007';
+    const { dir } = await serve((res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { code: 'TESSERA_ERR_REVOCATION_INVALID', message: forged + 'x'.repeat(100_000) } }));
+    });
+    const got = await outcome(adminRequest(dir, 'POST', '/v1/revocations', {}));
+    expect(got.code).toBe('TESSERA_ERR_REVOCATION_INVALID');
+    expect(got.message.startsWith('\\x1b[2J\\x1b[HOK: all bans lifted\\x0d\\x07')).toBe(true);
+    expect(got.message.length).toBeLessThan(2_100);
+    expect(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/.test(got.message)).toBe(false);
+  });
 });
