@@ -6,6 +6,7 @@ import { TesseraError } from '../../common/errors.js';
 import { ProcessSupervisor, type ProcessSpec, type SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { type MeshSpec, type MeshWorkload, replicaName, replicaPort, workloadId } from './mesh-spec.js';
 import { PortPicker } from './ports.js';
+import { writeStatePolicies } from './state-policies.js';
 
 /** One copy of a workload: its app and its sidecar. */
 export interface LaunchedReplica {
@@ -181,7 +182,7 @@ export async function launchMesh(spec: MeshSpec, opts: LaunchOptions): Promise<L
   const logDir = join(stateDir, 'logs');
   const configDir = join(stateDir, 'config');
   for (const d of [dataDir, policiesDir, logDir, configDir]) await mkdir(d, { recursive: true, mode: 0o700 });
-  for (const [name, text] of Object.entries(spec.policies)) await writeFile(join(policiesDir, name), text);
+  await writeStatePolicies(policiesDir, spec.policies);
 
   const { ports, picker } = await pickPorts(spec);
   const supervisor = new ProcessSupervisor({ logDir, failureCode: 'TESSERA_ERR_UP_START_FAILED' });
