@@ -65,5 +65,5 @@ export function storeWritable(health: { notReadyReason(): string | null }): Read
  * not ready, so a rollout stops and the replica takes no traffic until the directory loads.
  */
 export function policySetLoaded(source: { readonly policies: readonly unknown[] | undefined }, dir: string): ReadinessCondition {
-  return { name: 'policies-loaded', check: () => (source.policies === undefined ? `no policy set loaded from ${dir} yet (a file is refused: see the log)` : null) };
+  return { name: 'policies-loaded', check: () => (source.policies === undefined ? `no policy set loaded from ${dir} yet (a file refused, or the directory missing or unreadable: see the log)` : null) };
 }

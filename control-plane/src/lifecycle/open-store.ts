@@ -12,7 +12,7 @@ import { sharedPersistence } from '../ca/shared-authority-store.js';
 import { sharedJwtKeys } from '../ca/shared-jwt-keys.js';
 import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import { probeHeadroom } from '../store/headroom-probe.js';
+import { probeHeadroom, removeProbeLeftovers } from '../store/headroom-probe.js';
 import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
 import { redactPgUrl } from '../store/postgres/pg-connection-config.js';
 import { openSqliteStore } from '../store/sqlite/open-sqlite-store.js';
@@ -40,6 +40,7 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
   // issuance-sized row in the inventory's table (written through the observed view, so its failure is told to the
   // health like any other). A failed headroom write is told here.
   let opened: ControlPlaneStore | undefined;
+  removeProbeLeftovers(config.dataDir);
   const probe = async (): Promise<void> => {
     try {
       probeHeadroom(config.dataDir);

@@ -4,7 +4,7 @@
 // proves nothing there: it fits into blocks a failed write left allocated (audit 24b F3). Random bytes, so a
 // compressing file system (ZFS, btrfs) needs the room too.
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fsyncSync, openSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, lstatSync, openSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { fileFault } from './store-faults.js';
@@ -41,6 +41,28 @@ export function probeHeadroom(dataDir: string, bytes = HEADROOM_BYTES): void {
       rmSync(path, { force: true });
     } catch {
       // The probe's own verdict stands; a file it could not remove is retried under a new name next time.
+    }
+  }
+}
+
+/**
+ * Removes scratch files a probe left when the process died mid-probe (each probe has its own name, so none is ever
+ * reused): the regular files of that prefix only, at start. Best effort: what cannot be removed is left.
+ */
+export function removeProbeLeftovers(dataDir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dataDir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(HEADROOM_PREFIX)) continue;
+    const path = join(dataDir, name);
+    try {
+      if (lstatSync(path).isFile()) rmSync(path);
+    } catch {
+      // someone else's, or gone already
     }
   }
 }

@@ -7,7 +7,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { HEADROOM_PREFIX, probeHeadroom } from '../../../../control-plane/src/store/headroom-probe.js';
+import { HEADROOM_PREFIX, probeHeadroom, removeProbeLeftovers } from '../../../../control-plane/src/store/headroom-probe.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
 import { run } from '../../../helpers/run.js';
@@ -61,6 +61,18 @@ describe('the store write probe', () => {
     symlinkSync(join(tmp.dir, 'target'), join(tmp.dir, `${HEADROOM_PREFIX}link`));
     for (let i = 0; i < 3; i++) probeHeadroom(tmp.dir);
     expect(leftovers(tmp.dir).sort()).toEqual([`${HEADROOM_PREFIX}fifo`, `${HEADROOM_PREFIX}link`]);
+  });
+
+  // The next round: a process killed mid-probe left its file, a new one each time, and nothing removed them.
+  test('leftover scratch files are removed at start; what is not a regular file is left alone', async () => {
+    for (const n of ['aaaaaaaaaaaa', 'bbbbbbbbbbbb']) writeFileSync(join(tmp.dir, `${HEADROOM_PREFIX}${n}`), Buffer.alloc(65_536));
+    expect((await run('mkfifo', [join(tmp.dir, `${HEADROOM_PREFIX}fifo`)])).code).toBe(0);
+    mkdirSync(join(tmp.dir, `${HEADROOM_PREFIX}dir`));
+    writeFileSync(join(tmp.dir, 'tessera.db'), 'kept');
+    removeProbeLeftovers(tmp.dir);
+    expect(leftovers(tmp.dir).sort()).toEqual([`${HEADROOM_PREFIX}dir`, `${HEADROOM_PREFIX}fifo`]);
+    expect(readdirSync(tmp.dir)).toContain('tessera.db');
+    removeProbeLeftovers(join(tmp.dir, 'missing'));
   });
 
   test('on a full tmpfs: the headroom write and probeWrite fail coded (the old counter write does not), then pass once there is room', async (ctx) => {
