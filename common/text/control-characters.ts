@@ -1,9 +1,24 @@
 // Operator free text (reasons, names) is shown in logs, audit lines and the dashboard, and stored in databases that
 // cannot hold every code point (PostgreSQL text refuses NUL): control characters are refused or dropped at the door.
 
-/** C0 controls except tab, DEL, and C1 controls. */
+/**
+ * C0 controls except tab, DEL, C1 controls, and the format characters that change how a line reads without being
+ * controls in the C0/C1 sense: the bidi embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069, the
+ * marks U+200E, U+200F, U+061C: a reason "\u202egnp.exe" prints reversed) and the line and paragraph separators
+ * U+2028, U+2029 (line breaks to some renderers).
+ */
 function isControl(code: number): boolean {
-  return (code < 0x20 && code !== 0x09) || (code >= 0x7f && code <= 0x9f);
+  return (
+    (code < 0x20 && code !== 0x09) ||
+    (code >= 0x7f && code <= 0x9f) ||
+    (code >= 0x202a && code <= 0x202e) ||
+    (code >= 0x2066 && code <= 0x2069) ||
+    code === 0x200e ||
+    code === 0x200f ||
+    code === 0x061c ||
+    code === 0x2028 ||
+    code === 0x2029
+  );
 }
 
 export function hasControlCharacters(s: string): boolean {

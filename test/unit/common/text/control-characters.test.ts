@@ -8,6 +8,15 @@ describe('control characters', () => {
     for (const s of ['plain', 'tab\there', "quote ' ; DROP TABLE x; --", 'été 🚀', '']) expect(hasControlCharacters(s), JSON.stringify(s)).toBe(false);
   });
 
+  // An outside audit: a ban reason "bidi \u202egnp.exe" printed reversed in `tessera revoke list`.
+  test('bidi overrides, embeddings, isolates and marks, and the line and paragraph separators, count too', () => {
+    for (const c of ['\u202a', '\u202b', '\u202c', '\u202d', '\u202e', '\u2066', '\u2067', '\u2068', '\u2069', '\u200e', '\u200f', '\u061c', '\u2028', '\u2029']) {
+      expect(hasControlCharacters(`a${c}b`), JSON.stringify(c)).toBe(true);
+    }
+    // Joiners stay: emoji sequences and scripts need them.
+    for (const s of ['👨\u200d👩\u200d👧', 'क्\u200dष', 'العربية', 'עברית']) expect(hasControlCharacters(s), JSON.stringify(s)).toBe(false);
+  });
+
   test('dropping keeps everything else in order', () => {
     expect(withoutControlCharacters('al\u0000ice\n')).toBe('alice');
     expect(withoutControlCharacters('bob\tsmith')).toBe('bob\tsmith');
