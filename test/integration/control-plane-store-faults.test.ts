@@ -120,6 +120,8 @@ describe('a full disk under the data dir', () => {
 
       await rm(join(fsDir, 'filler'));
       await until('ready again once there is space', async () => (await ready(cp)).status === 200, 15_000, 200);
+      // The child's stderr is read as it comes: the line may follow the readiness it reports by a moment.
+      await until('the recovery logged', () => logged(cp, 'the store takes writes again: ready').length > 0, 5_000, 50);
       expect(logged(cp, 'the store takes writes again: ready')).toHaveLength(1);
       // The refused calls had not spent the token.
       const again = await signSvid(c.identity, { csr: await createCsr(generateKeyPair(), {}), join_token: token });

@@ -131,7 +131,9 @@ describe('access log', () => {
 
   test('a batched line reaches the file within the flush interval without flush()', async () => {
     const file = join(dir, 'access.log');
-    const log = createAccessLog({ destination: file, clock, flushIntervalMs: 50 });
+    // 500 ms: long enough that the file is surely still empty just after the write on a loaded CI machine (with 50 ms
+    // the interval once passed before the first read).
+    const log = createAccessLog({ destination: file, clock, flushIntervalMs: 500 });
     log.write(base);
     expect(await readFile(file, 'utf8')).toBe('');
     const deadline = Date.now() + 3_000;
