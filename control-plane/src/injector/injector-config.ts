@@ -40,7 +40,7 @@ export const INJECTOR_DEFAULTS = Object.freeze({
   tokenExpirationSeconds: 3600,
   podBindAddress: '0.0.0.0',
   // Measured (deploy/k8s/measure-idle-rss.sh, docs/kubernetes.md "Resources"): an attested sidecar with one inbound
-  // and one outbound listener idles at ~101 MiB VmRSS and stays near it at 300 req/s; saturating load peaks ~160 MiB.
+  // and one outbound listener idles at ~82 MiB VmRSS (~101 before the idle diet), ~95–99 MiB at 300 req/s; saturating load peaks ~160 MiB.
   resources: Object.freeze({ requests: Object.freeze({ cpu: '50m', memory: '128Mi' }), limits: Object.freeze({ memory: '256Mi' }) }),
 });
 
