@@ -7,7 +7,7 @@
 // `gc()` (--expose-gc) and `v8.setFlagsFromString` collect without reducing; the inspector's collectGarbage is a
 // memory-reducing collection (LowMemoryNotification). An in-process inspector session opens no port.
 import { performance } from 'node:perf_hooks';
-import { getHeapSpaceStatistics } from 'node:v8';
+import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
 
 /** One memory-reducing full collection; resolves when it is done. */
 export type HeapTrim = () => Promise<void>;
@@ -43,6 +43,11 @@ export async function openHeapTrim(): Promise<HeapTrim | undefined> {
 /** Bytes the young generation holds from the OS now (both semi-spaces' committed pages). */
 export function youngGenerationBytes(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
+}
+
+/** Bytes the whole V8 heap holds from the OS now (every space's committed pages). */
+export function heapPhysicalBytes(): number {
+  return getHeapStatistics().total_physical_size;
 }
 
 /** A reader of the event loop's busy share (0–1) since its previous call (the first call: since it was made). */

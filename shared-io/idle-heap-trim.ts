@@ -1,7 +1,9 @@
 // When a long-running process gives memory back: once right after start-up (the garbage of loading modules,
 // configs and the first snapshots), then whenever the event loop has been quiet for a whole check period, and is
-// still quiet a second later, while the young generation holds grown space (a burst of traffic that ended). Never
-// under load: a trim is a full stop-the-world collection (30–110 ms on the bench VM), and a busy process would grow
+// still quiet a second later, while the heap holds grown space a burst of traffic left: a grown young generation,
+// or a whole heap grown well past its size after the last trim (V8 shrinks the young space by itself after a burst
+// but keeps the old generation's garbage: a sidecar idled at 124 MB after a connection-per-request burst, 96 MB
+// after one trim; docs/operations.md, "Memory at idle"). Never under load: a trim is a full stop-the-world collection (30–110 ms on the bench VM), and a busy process would grow
 // the space back at once.
 import type { HeapTrim } from './heap-trim.js';
 import type { Timers } from './timers.js';
@@ -17,6 +19,8 @@ export const HEAP_TRIM_CONFIRM_MS = 1_000;
 export const HEAP_TRIM_QUIET_SHARE = 0.01;
 /** Young space below this is what V8 keeps anyway after a trim and a little traffic: not worth a collection. */
 export const HEAP_TRIM_MIN_YOUNG_BYTES = 4 * 1024 * 1024;
+/** Growth of the whole heap since the last trim that is worth a collection (old-generation garbage of a burst). */
+export const HEAP_TRIM_MIN_GROWTH_BYTES = 8 * 1024 * 1024;
 
 export type HeapTrimCause = 'startup' | 'idle';
 
@@ -27,6 +31,8 @@ export interface IdleHeapTrimDeps {
   /** Busy share of the loop since the previous call. */
   readonly loopBusy: () => number;
   readonly youngBytes: () => number;
+  /** Bytes the whole heap holds from the OS now. */
+  readonly heapBytes: () => number;
   readonly onTrim?: (cause: HeapTrimCause, ms: number) => void;
   readonly onError?: (err: unknown) => void;
 }
@@ -37,6 +43,8 @@ export class IdleHeapTrim {
   #confirm: unknown;
   #running = false;
   #failed = false;
+  /** The heap's size right after the last trim: growth is measured from it. */
+  #afterTrimBytes = 0;
 
   constructor(deps: IdleHeapTrimDeps) {
     this.#deps = deps;
@@ -59,11 +67,15 @@ export class IdleHeapTrim {
 
   #check(): void {
     const quiet = this.#deps.loopBusy() < HEAP_TRIM_QUIET_SHARE; // also starts the confirmation's window
-    if (!quiet || this.#confirm !== undefined || this.#deps.youngBytes() < HEAP_TRIM_MIN_YOUNG_BYTES) return;
+    if (!quiet || this.#confirm !== undefined || !this.#grown()) return;
     this.#confirm = this.#deps.timers.setTimeout(() => {
       this.#confirm = undefined;
       if (this.#deps.loopBusy() < HEAP_TRIM_QUIET_SHARE) void this.#trim('idle');
     }, HEAP_TRIM_CONFIRM_MS);
+  }
+
+  #grown(): boolean {
+    return this.#deps.youngBytes() >= HEAP_TRIM_MIN_YOUNG_BYTES || this.#deps.heapBytes() - this.#afterTrimBytes >= HEAP_TRIM_MIN_GROWTH_BYTES;
   }
 
   async #trim(cause: HeapTrimCause): Promise<boolean> {
@@ -72,6 +84,7 @@ export class IdleHeapTrim {
     const t0 = this.#deps.nowMs();
     try {
       await this.#deps.trim();
+      this.#afterTrimBytes = this.#deps.heapBytes();
       this.#deps.onTrim?.(cause, this.#deps.nowMs() - t0);
       return true;
     } catch (e) {

@@ -1,7 +1,7 @@
 // Starts a long-running process's heap trims (idle-heap-trim.ts) with their counters on the process's registry:
 // the proxy, each listener worker and the control plane start it the same way once they are up.
 import { Counter, type Registry } from 'prom-client';
-import { loopBusyReader, openHeapTrim, youngGenerationBytes } from './heap-trim.js';
+import { heapPhysicalBytes, loopBusyReader, openHeapTrim, youngGenerationBytes } from './heap-trim.js';
 import { IdleHeapTrim } from './idle-heap-trim.js';
 import type { Timers } from './timers.js';
 
@@ -25,6 +25,7 @@ export async function startProcessHeapTrim(deps: ProcessHeapTrimDeps): Promise<{
     nowMs: deps.nowMs,
     loopBusy: loopBusyReader(),
     youngBytes: youngGenerationBytes,
+    heapBytes: heapPhysicalBytes,
     onTrim: (cause, ms) => {
       trims.inc({ cause });
       paused.inc(ms / 1000);
