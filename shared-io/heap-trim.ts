@@ -6,8 +6,7 @@
 // ever (`--trace-memory-reducer`: "high alloc" every 8 s), so an idle proxy holds ~15 MB of empty young space.
 // `gc()` (--expose-gc) and `v8.setFlagsFromString` collect without reducing; the inspector's collectGarbage is a
 // memory-reducing collection (LowMemoryNotification). An in-process inspector session opens no port.
-import { performance } from 'node:perf_hooks';
-import { getHeapSpaceStatistics, getHeapStatistics } from 'node:v8';
+import { getHeapSpaceStatistics } from 'node:v8';
 
 /** One memory-reducing full collection; resolves when it is done. */
 export type HeapTrim = () => Promise<void>;
@@ -45,18 +44,32 @@ export function youngGenerationBytes(): number {
   return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
 }
 
-/** Bytes the whole V8 heap holds from the OS now (every space's committed pages). */
-export function heapPhysicalBytes(): number {
-  return getHeapStatistics().total_physical_size;
+/**
+ * The process's resident memory now. Not V8's heap size: after a burst V8 collects the old generation by itself and
+ * its heap figures fall, but the freed pages stay resident (pooled by V8, kept by malloc) until a memory-reducing
+ * collection; RSS is what the kubelet and the OOM killer count.
+ */
+export function residentBytes(): number {
+  return process.memoryUsage.rss();
 }
 
-/** A reader of the event loop's busy share (0–1) since its previous call (the first call: since it was made). */
-export function loopBusyReader(): () => number {
-  let last = performance.eventLoopUtilization();
+/**
+ * A reader of the CPU this process used (all its threads, user and system) as a share (0–1) of one CPU over the wall
+ * time since its previous call (the first call: since it was made). CPU time, not the event loop's utilisation:
+ * on a contended machine a waiting-to-run loop counts as busy, so a sidecar idling at 0.6 % of a CPU read 1–3 %
+ * and was never quiet enough to trim.
+ */
+export function cpuShareReader(nowMs: () => number): () => number {
+  let lastCpu = process.cpuUsage();
+  let lastMs = nowMs();
   return () => {
-    const now = performance.eventLoopUtilization();
-    const share = performance.eventLoopUtilization(now, last).utilization;
-    last = now;
-    return share;
+    const cpu = process.cpuUsage();
+    const ms = nowMs();
+    const usedMs = (cpu.user - lastCpu.user + cpu.system - lastCpu.system) / 1000;
+    const wallMs = ms - lastMs;
+    lastCpu = cpu;
+    lastMs = ms;
+    // No time passed (or the clock stepped back): no reading to trust, so not quiet.
+    return wallMs > 0 ? usedMs / wallMs : 1;
   };
 }

@@ -1,7 +1,7 @@
 // Starts a long-running process's heap trims (idle-heap-trim.ts) with their counters on the process's registry:
 // the proxy, each listener worker and the control plane start it the same way once they are up.
 import { Counter, type Registry } from 'prom-client';
-import { heapPhysicalBytes, loopBusyReader, openHeapTrim, youngGenerationBytes } from './heap-trim.js';
+import { cpuShareReader, openHeapTrim, residentBytes, youngGenerationBytes } from './heap-trim.js';
 import { IdleHeapTrim } from './idle-heap-trim.js';
 import type { Timers } from './timers.js';
 
@@ -23,9 +23,9 @@ export async function startProcessHeapTrim(deps: ProcessHeapTrimDeps): Promise<{
     trim,
     timers: deps.timers,
     nowMs: deps.nowMs,
-    loopBusy: loopBusyReader(),
+    busyShare: cpuShareReader(deps.nowMs),
     youngBytes: youngGenerationBytes,
-    heapBytes: heapPhysicalBytes,
+    residentBytes,
     onTrim: (cause, ms) => {
       trims.inc({ cause });
       paused.inc(ms / 1000);

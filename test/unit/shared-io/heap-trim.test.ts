@@ -1,8 +1,9 @@
 // The door to V8's memory-reducing collection, on this process's real heap: young space grown by garbage is given
 // back, the door can be used again, and the readings are sane.
+import { readFileSync } from 'node:fs';
 import { getHeapSpaceStatistics } from 'node:v8';
 import { expect, test } from 'vitest';
-import { loopBusyReader, openHeapTrim, youngGenerationBytes } from '../../../shared-io/heap-trim.js';
+import { cpuShareReader, openHeapTrim, residentBytes, youngGenerationBytes } from '../../../shared-io/heap-trim.js';
 
 function makeGarbage(): number {
   // Objects that live a little while (kept by `hold` across several young collections), so V8 grows the young
@@ -30,14 +31,21 @@ test('a trim gives the young generation back to the OS; the door works more than
   expect(youngGenerationBytes()).toBe(getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.physical_space_size);
 });
 
-test('the loop reading is a share between 0 and 1 of the time since the previous reading', async () => {
-  const busy = loopBusyReader();
-  const spinUntil = performance.now() + 30;
+test('the CPU reading is the share of a CPU the process used since the previous reading; the memory reading is the RSS /proc shows', async () => {
+  const busy = cpuShareReader(() => performance.now());
+  const spinUntil = performance.now() + 50;
   while (performance.now() < spinUntil) {
     // busy on purpose: the reading must see it
   }
-  await new Promise((r) => setTimeout(r, 5));
   const share = busy();
-  expect(share).toBeGreaterThan(0);
-  expect(share).toBeLessThanOrEqual(1);
+  expect(share).toBeGreaterThan(0.2); // 50 ms of spinning in ~50 ms, on however loaded a machine
+  await new Promise((r) => setTimeout(r, 200));
+  expect(busy()).toBeLessThan(share); // waiting costs (almost) nothing
+  const statusKb = Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]);
+  expect(Math.abs(residentBytes() / 1024 - statusKb)).toBeLessThan(4096);
+});
+
+test('the CPU reading without elapsed time is not quiet', () => {
+  const busy = cpuShareReader(() => 1_000);
+  expect(busy()).toBe(1);
 });

@@ -1,5 +1,5 @@
 // When a process gives memory back: once at start-up, then only after a whole quiet period with grown young space
-// or a heap grown past its size after the last trim, that is still quiet a second later; never while the loop is busy or traffic has just come back, nothing after
+// or resident memory grown past its size after the last trim, that is still quiet a second later; never while the loop is busy or traffic has just come back, nothing after
 // stop(), and nothing more once a trim failed.
 import { describe, expect, test } from 'vitest';
 import { HEAP_TRIM_CHECK_MS, HEAP_TRIM_CONFIRM_MS, HEAP_TRIM_MIN_GROWTH_BYTES, HEAP_TRIM_MIN_YOUNG_BYTES, HEAP_TRIM_QUIET_SHARE, type HeapTrimCause, IdleHeapTrim } from '../../../shared-io/idle-heap-trim.js';
@@ -7,7 +7,7 @@ import { FakeTime } from '../../helpers/fake-time.js';
 
 function harness() {
   const time = new FakeTime();
-  const state = { busy: 0, young: 16 * 1024 * 1024, heap: 40 * 1024 * 1024, fail: false };
+  const state = { busy: 0, young: 16 * 1024 * 1024, rss: 110 * 1024 * 1024, fail: false };
   const trims: HeapTrimCause[] = [];
   const errors: unknown[] = [];
   let calls = 0;
@@ -16,13 +16,13 @@ function harness() {
       calls++;
       if (state.fail) throw new Error('inspector gone');
       state.young = 256 * 1024;
-      state.heap = 20 * 1024 * 1024;
+      state.rss = 85 * 1024 * 1024;
     },
     timers: time,
     nowMs: () => time.nowMs(),
-    loopBusy: () => state.busy,
+    busyShare: () => state.busy,
     youngBytes: () => state.young,
-    heapBytes: () => state.heap,
+    residentBytes: () => state.rss,
     onTrim: (cause) => trims.push(cause),
     onError: (e) => errors.push(e),
   });
@@ -60,22 +60,22 @@ describe('IdleHeapTrim', () => {
     h.trimmer.stop();
   });
 
-  test('a quiet period after the old generation grew (young space already shrunk) trims once the heap is 8 MB past its size after the last trim', async () => {
+  test('a quiet period after the old generation grew (young space already shrunk) trims once resident memory is 8 MB past its size after the last trim', async () => {
     const h = harness();
-    await h.trimmer.start(); // heap 20 MB after it
-    h.state.heap += HEAP_TRIM_MIN_GROWTH_BYTES - 1;
+    await h.trimmer.start(); // 85 MB resident after it
+    h.state.rss += HEAP_TRIM_MIN_GROWTH_BYTES - 1;
     await h.period();
     expect(h.trims).toEqual(['startup']);
-    h.state.heap += 1;
+    h.state.rss += 1;
     await h.period();
     expect(h.trims).toEqual(['startup', 'idle']);
-    // Measured from the size after that trim (the fake trim leaves 20 MB): growth below the bar is left alone.
-    h.state.heap = 20 * 1024 * 1024 + HEAP_TRIM_MIN_GROWTH_BYTES / 2;
+    // Measured from the size after that trim (the fake trim leaves 85 MB): growth below the bar is left alone.
+    h.state.rss = 85 * 1024 * 1024 + HEAP_TRIM_MIN_GROWTH_BYTES / 2;
     await h.period();
     await h.period();
     expect(h.trims).toEqual(['startup', 'idle']);
     h.state.busy = HEAP_TRIM_QUIET_SHARE;
-    h.state.heap = 20 * 1024 * 1024 + HEAP_TRIM_MIN_GROWTH_BYTES;
+    h.state.rss = 85 * 1024 * 1024 + HEAP_TRIM_MIN_GROWTH_BYTES;
     await h.period();
     expect(h.trims).toEqual(['startup', 'idle']); // busy: never
     h.trimmer.stop();
