@@ -1,6 +1,7 @@
 // Truncated and malformed protobuf against the real `tessera control-plane` process (audit 24b F6): raw SignSvid
 // bytes as the audit sent them (a join_token whose declared length runs 40 bytes past the end with the whole valid
-// token inside, an int64 ttl_seconds varint cut short, field number 0, a group) are refused INVALID_ARGUMENT /
+// token inside, an int64 ttl_seconds varint cut short, field number 0, a group; audit 27: a join_token whose last
+// byte is not UTF-8, which protobufjs read as the token + U+FFFD where Go refuses) are refused INVALID_ARGUMENT /
 // TESSERA_ERR_ISSUANCE_BAD_REQUEST; no SVID is issued, the token is not spent, and a well-formed request with it
 // still gets its SVID.
 import { readFile } from 'node:fs/promises';
@@ -77,6 +78,7 @@ test("the audit's truncated SignSvid messages are refused INVALID_ARGUMENT / BAD
     'a group': Buffer.concat([ld(1, csr), ld(2, tok), Buffer.from([0x33, 0x34])]),
     'wire type 7': Buffer.concat([ld(1, csr), ld(2, tok), Buffer.from([0x3f, 0x00])]),
     'join_token sent as a varint': Buffer.concat([ld(1, csr), Buffer.from([0x10, 0x05]), ld(2, tok)]),
+    'join_token not UTF-8': Buffer.concat([ld(1, csr), ld(2, Buffer.concat([tok, Buffer.from([0xff])]))]),
   };
   const issued = await metric('tessera_issuances_total', { result: 'issued' });
   for (const [name, body] of Object.entries(variants)) {

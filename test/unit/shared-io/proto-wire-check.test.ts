@@ -1,7 +1,8 @@
 // The strict wire-format walker run before protobufjs decodes a gRPC message (audit 24b F6), on hand-made bytes:
 // each kind of truncation (string, bytes, varint, fixed, tag, length), inside a nested message and at the top,
 // packed repeated numbers, maps, field number 0, groups and wire types 6/7, known fields in another wire type,
-// 32-bit varints protobufjs would misread; well-formed messages (unknown fields too) pass. Also its cost per message.
+// 32-bit varints protobufjs would misread, strings that are not valid UTF-8 (bytes fields stay free-form);
+// well-formed messages (unknown fields too) pass. Also its cost per message.
 import protobuf from 'protobufjs';
 import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../common/errors.js';
@@ -23,7 +24,8 @@ const root = protobuf.parse(
     Kind kind = 8;
     double d = 9;
     repeated Inner inners = 10;
-  }`,
+  }
+  message Strings { map<string, string> names = 1; }`,
   { keepCase: true },
 ).root;
 root.resolveAll();
@@ -87,6 +89,28 @@ describe('wireChecker accepts', () => {
   test('an empty message, and a negative int32-kind value in its 10-byte form', () => {
     expect(fault(Buffer.alloc(0))).toBeUndefined();
     expect(fault(cat(key(8, 0), varint((1n << 64n) - 1n)))).toBeUndefined();
+  });
+});
+
+describe('wireChecker and UTF-8 (audit 27: protobufjs put U+FFFD where Go refuses the message)', () => {
+  const bad = [Buffer.from([0xff]), Buffer.from('ab\xc3', 'latin1'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xc0, 0xaf])]; // stray, cut short, a surrogate, overlong
+  test('a string field, a nested message\'s string, a map key and a string map value that are not valid UTF-8 are refused', () => {
+    for (const b of bad) {
+      expect(Outer.toObject(Outer.decode(ld(2, b))).token).toContain('\ufffd'); // what protobufjs alone did
+      expect(fault(ld(2, b))).toMatch(/field 2 at byte 0 is a string that is not valid UTF-8/);
+      expect(fault(cat(ld(1, csr), ld(4, cat(str(1, 'ok'), ld(1, b)))))).toMatch(/field 1 at byte \d+ is a string that is not valid UTF-8/);
+      expect(fault(ld(10, ld(1, b)))).toMatch(/not valid UTF-8/);
+      expect(fault(ld(7, ld(1, b)))).toMatch(/not valid UTF-8/);
+    }
+    const strings = root.lookupType('t.Strings');
+    expect(() => wireChecker(strings)(ld(1, ld(2, Buffer.from([0xff]))))).toThrow(/not valid UTF-8/);
+    expect(() => wireChecker(strings)(ld(1, cat(str(1, 'k'), str(2, 'v'))))).not.toThrow();
+  });
+  test('valid UTF-8 of every length passes, and bytes fields and unknown fields stay free-form', () => {
+    expect(fault(cat(str(2, 'é€𝄞 plain'), ld(4, str(1, '日本')), ld(7, str(1, 'ü'))))).toBeUndefined();
+    for (const b of bad) {
+      expect(fault(cat(ld(1, b), ld(7, cat(str(1, 'k'), ld(2, b))), ld(99, b)))).toBeUndefined();
+    }
   });
 });
 
