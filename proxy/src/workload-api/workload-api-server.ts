@@ -1,13 +1,17 @@
 // The SPIFFE Workload API (service SpiffeWorkloadAPI) on a Unix socket any uid may connect to (its directory
 // decides who reaches it): X.509 SVID and bundle streams that push the complete state on every rotation; the JWT
 // calls (jwt-svid-calls.ts) when the identity comes from a control plane, else Unimplemented; every call must
-// carry the `workload.spiffe.io: true` header or gets InvalidArgument.
+// carry the `workload.spiffe.io: true` header or gets InvalidArgument. A request that does not decode (malformed
+// protobuf, a string that is not UTF-8) gets InvalidArgument too, as the spec and go-spiffe answer, not grpc-js's
+// INTERNAL; one over maxReceiveBytes gets grpc-js's ResourceExhausted, the control plane's answer for its own cap.
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
-import { TesseraError } from '../../../common/errors.js';
+import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
+import { TesseraError, describeError } from '../../../common/errors.js';
+import { RejectedMessage, guardedService } from '../../../shared-io/guarded-service.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
 import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
@@ -50,7 +54,7 @@ export interface WorkloadApiServerOptions {
   /** WORKLOAD_API_LIMITS unless given (tests). */
   readonly limits?: Partial<WorkloadApiLimits>;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
-  readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'unavailable' | 'unimplemented' }) => void;
+  readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'malformed' | 'unavailable' | 'unimplemented' }) => void;
 }
 
 type Stream = grpc.ServerWritableStream<unknown, unknown>;
@@ -102,9 +106,10 @@ export class WorkloadApiServer {
   async #listen(): Promise<void> {
     ensureSocketDir(dirname(this.socketPath));
     removeStaleSocket(this.socketPath);
-    const service = serviceAt(loadProtoFile(WORKLOAD_API_PROTO), WORKLOAD_API_SERVICE).service;
+    // A request that does not decode reaches its handler as a RejectedMessage (#checkRequest), not grpc-js's INTERNAL.
+    const service = guardedService(serviceAt(loadProtoFile(WORKLOAD_API_PROTO), WORKLOAD_API_SERVICE).service, { malformed: 'TESSERA_ERR_PROTO_MALFORMED' });
     const unimplemented = (name: string) => (call: grpc.ServerUnaryCall<unknown, unknown> | Stream, cb?: grpc.sendUnaryData<unknown>) => {
-      const status = this.#checkHeader(name, call.metadata) ?? { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented: JWT-SVIDs need an identity from a control plane (identity.controlPlane)` };
+      const status = this.#checkRequest(name, call) ?? { code: grpc.status.UNIMPLEMENTED, details: `${name} is not implemented: JWT-SVIDs need an identity from a control plane (identity.controlPlane)` };
       if (status.code === grpc.status.UNIMPLEMENTED) this.#onEvent({ method: name, outcome: 'unimplemented' });
       if (cb) cb(status);
       else (call as Stream).emit('error', status);
@@ -149,7 +154,7 @@ export class WorkloadApiServer {
   /** The JWT calls behind the security-header check. */
   #jwtHandlers(jwt: WorkloadJwtCalls): grpc.UntypedServiceImplementation {
     const unary = (name: string, h: (call: never, cb: never) => void) => (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
-      const bad = this.#checkHeader(name, call.metadata);
+      const bad = this.#checkRequest(name, call);
       if (bad) return cb(bad);
       this.#onEvent({ method: name, outcome: 'ok' });
       h(call as never, cb as never);
@@ -158,7 +163,7 @@ export class WorkloadApiServer {
       FetchJWTSVID: unary('FetchJWTSVID', jwt.fetchJwtSvid),
       ValidateJWTSVID: unary('ValidateJWTSVID', jwt.validateJwtSvid),
       FetchJWTBundles: (call: Stream) => {
-        const bad = this.#checkHeader('FetchJWTBundles', call.metadata);
+        const bad = this.#checkRequest('FetchJWTBundles', call);
         if (bad) {
           call.emit('error', bad);
           return;
@@ -169,15 +174,23 @@ export class WorkloadApiServer {
     };
   }
 
-  #checkHeader(method: string, md: grpc.Metadata): grpc.StatusObject | undefined {
-    const values = md.get(SECURITY_HEADER);
+  /** A refusal of a request that did not decode, or lacks the security header; undefined for one to answer. */
+  #checkRequest(method: string, call: { readonly request: unknown; readonly metadata: grpc.Metadata }): grpc.StatusObject | undefined {
+    if (call.request instanceof RejectedMessage) {
+      this.#onEvent({ method, outcome: 'malformed' });
+      // As the JWT calls' refusals: the code starts the message and travels in the metadata.
+      const metadata = new grpc.Metadata();
+      metadata.set(ERROR_CODE_METADATA, call.request.code);
+      return { code: grpc.status.INVALID_ARGUMENT, details: describeError(new TesseraError(call.request.code, `${method}: the request is not a well-formed message of its type`)), metadata };
+    }
+    const values = call.metadata.get(SECURITY_HEADER);
     if (values.length === 1 && values[0] === 'true') return undefined;
     this.#onEvent({ method, outcome: 'invalid_argument' });
     return { code: grpc.status.INVALID_ARGUMENT, details: `security header missing from request: ${SECURITY_HEADER}: true`, metadata: new grpc.Metadata() };
   }
 
   #openStream(method: string, call: Stream, set: Set<Stream>): void {
-    const bad = this.#checkHeader(method, call.metadata);
+    const bad = this.#checkRequest(method, call);
     if (bad) {
       call.emit('error', bad);
       return;

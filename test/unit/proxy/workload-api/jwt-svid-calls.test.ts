@@ -164,13 +164,16 @@ test('a new JWT bundle drops the cached tokens: one signed by a removed key is n
   expect(b).not.toBe(a);
 });
 
-test('a FetchJWTSVID request whose audience runs past the end of the message is refused, nothing minted (audit 24b F6)', async () => {
+test('a FetchJWTSVID request whose audience runs past the end of the message, or is not UTF-8, is refused InvalidArgument, nothing minted (audit 24b F6, 27)', async () => {
   const raw = (body: Buffer) =>
     new Promise<grpc.ServiceError | null>((ok) => client.makeUnaryRequest('/SpiffeWorkloadAPI/FetchJWTSVID', (b: Buffer) => b, (b: Buffer) => b, body, md(), (err) => ok(err)));
-  // audience "partner" declaring 40 bytes more than the message holds (protobufjs alone read "partner").
-  const err = await raw(Buffer.concat([Buffer.from([0x0a, 7 + 40]), Buffer.from('partner')]));
-  expect(err?.code).toBe(grpc.status.INTERNAL); // grpc-js's answer to a request its deserializer refuses
-  expect((await raw(Buffer.from([0x02, 0x01, 0x00, 0x0a, 0x01, 0x78])))?.code).toBe(grpc.status.INTERNAL); // field 0
+  // audience "partner" declaring 40 bytes more than the message holds (protobufjs alone read "partner"); field 0;
+  // "partner\xff" (protobufjs alone read "partner\ufffd").
+  for (const body of [Buffer.concat([Buffer.from([0x0a, 7 + 40]), Buffer.from('partner')]), Buffer.from([0x02, 0x01, 0x00, 0x0a, 0x01, 0x78]), Buffer.concat([Buffer.from([0x0a, 8]), Buffer.from('partner'), Buffer.from([0xff])])]) {
+    const err = await raw(body);
+    expect(err?.code, body.toString('hex')).toBe(grpc.status.INVALID_ARGUMENT); // grpc-js alone answered INTERNAL
+    expect(err?.details).toMatch(/^TESSERA_ERR_PROTO_MALFORMED: FetchJWTSVID: /);
+  }
   expect(minted).toEqual([]);
   expect(await raw(Buffer.from([0x0a, 0x01, 0x78]))).toBeNull(); // well-formed: ["x"]
   expect(minted).toEqual([['x']]);

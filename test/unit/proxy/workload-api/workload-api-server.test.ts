@@ -1,6 +1,7 @@
 // Workload API server on a real Unix socket, driven by a plain proto-loader client (no Tessera client code):
-// header enforcement, complete-state streams pushed on rotation, Unimplemented JWT calls, and a socket that an app
-// running as another uid can use (SPIFFE convention), also through a read-only mount of its directory (a pod's).
+// header enforcement, complete-state streams pushed on rotation, Unimplemented JWT calls, malformed and oversized
+// requests (hand-made bytes from a raw grpc-js client), and a socket that an app running as another uid can use
+// (SPIFFE convention), also through a read-only mount of its directory (a pod's).
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
@@ -185,6 +186,55 @@ describe('SPIFFE Workload API server', () => {
     await jwtBundles.until(() => jwtBundles.status() !== undefined);
     expect(jwtBundles.status()!.code).toBe(grpc.status.UNIMPLEMENTED);
     expect(events).toContain('FetchX509SVID:invalid_argument');
+  });
+
+  // Audit 27: a request that did not decode got grpc-js's INTERNAL ("Failed to parse server request" style), and a
+  // string that is not UTF-8 was read with U+FFFD in its place; the spec and go-spiffe answer InvalidArgument.
+  test('a malformed request gets InvalidArgument (PROTO_MALFORMED), is counted, and the server goes on answering', async () => {
+    feed.set(identityOf(await ca.mintSvid(ID), ca));
+    const events: string[] = [];
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
+    const raw = new grpc.Client(`unix://${socket()}`, grpc.credentials.createInsecure());
+    const bytes = (b: Buffer) => b;
+    const unary = (method: string, body: Buffer) =>
+      new Promise<grpc.ServiceError | null>((ok) => raw.makeUnaryRequest(`/SpiffeWorkloadAPI/${method}`, bytes, bytes, body, header(), { deadline: Date.now() + 5_000 }, (e) => ok(e)));
+    const stream = async (method: string, body: Buffer) => {
+      const s = collect(raw.makeServerStreamRequest(`/SpiffeWorkloadAPI/${method}`, bytes, bytes, body, header(), { deadline: Date.now() + 5_000 }) as never);
+      await s.until(() => s.status() !== undefined || s.messages.length > 0);
+      return s;
+    };
+    try {
+      const malformed: [string, Buffer, 'unary' | 'stream'][] = [
+        ['FetchX509SVID', Buffer.from([0x08, 0xff]), 'stream'], // an (unknown) varint cut short
+        ['FetchX509Bundles', Buffer.from([0x0b]), 'stream'], // a group
+        ['FetchJWTSVID', Buffer.from([0x0a, 0x05, 0x61]), 'unary'], // audience declares 5 bytes, 1 follows
+        ['FetchJWTSVID', Buffer.from([0x0a, 0x02, 0x61, 0xff]), 'unary'], // audience "a\xff": not UTF-8
+        ['ValidateJWTSVID', Buffer.from([0x12, 0x03, 0xed, 0xa0, 0x80]), 'unary'], // svid: a UTF-16 surrogate
+        ['FetchJWTBundles', Buffer.from([0x00, 0x00]), 'stream'], // field number 0
+      ];
+      for (const [method, body, kind] of malformed) {
+        const status = kind === 'unary' ? await unary(method, body) : (await stream(method, body)).status();
+        expect(status?.code, `${method} ${body.toString('hex')}`).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(status?.details).toMatch(new RegExp(`^TESSERA_ERR_PROTO_MALFORMED: ${method}: the request is not a well-formed message`));
+        expect(status?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_PROTO_MALFORMED']);
+      }
+      expect(events.filter((e) => e.endsWith(':malformed')).sort()).toEqual(
+        ['FetchJWTBundles', 'FetchJWTSVID', 'FetchJWTSVID', 'FetchX509Bundles', 'FetchX509SVID', 'ValidateJWTSVID'].map((m) => `${m}:malformed`),
+      );
+      // bytes are free-form: the same non-UTF-8 bytes in an unknown field are no fault (the call is just unimplemented).
+      expect((await unary('FetchJWTSVID', Buffer.from([0x1a, 0x01, 0xff])))?.code).toBe(grpc.status.UNIMPLEMENTED);
+      // Over the 20 KiB request bound: grpc-js's RESOURCE_EXHAUSTED, as the control plane answers one over its cap.
+      expect((await unary('FetchJWTSVID', Buffer.concat([Buffer.from([0x0a, 0x80, 0xb0, 0x01]), Buffer.alloc(22_528, 0x61)])))?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      // The same connection, and a new client, still get their SVIDs.
+      const again = await stream('FetchX509SVID', Buffer.alloc(0));
+      expect(again.messages).toHaveLength(1);
+      client = genericClient(socket());
+      const s = collect(client.FetchX509SVID({}, header()) as never);
+      await s.until(() => s.messages.length === 1);
+      expect(events.at(-1)).toBe('FetchX509SVID:ok');
+    } finally {
+      raw.close();
+    }
   });
 
   test('answers Unavailable (retryable) before the first SVID', async () => {
