@@ -20,6 +20,8 @@ export interface AccessEntry {
   method?: string;
   path?: string;
   status?: number;
+  /** gRPC exchanges: the grpc-status sent to the client (0–16); absent without one (docs/metrics.md). */
+  grpcStatus?: number;
   decision?: string;
   policy?: string | null;
   bytesIn?: number;
@@ -222,6 +224,7 @@ export function formatAccessLine(e: AccessEntry, time: number): string {
   if (e.method !== undefined) s += `,"method":${jsonString(cap(e.method, MAX_SHORT_CHARS))}`;
   if (e.path !== undefined) s += `,"path":${jsonString(sanitizePath(e.path))}`;
   if (e.status !== undefined) s += `,"status":${e.status}`;
+  if (e.grpcStatus !== undefined) s += `,"grpcStatus":${e.grpcStatus}`;
   if (e.decision !== undefined) s += `,"decision":${jsonString(e.decision)}`;
   if (e.policy !== undefined) s += `,"policy":${e.policy === null ? 'null' : jsonString(e.policy)}`;
   if (e.bytesIn !== undefined) s += `,"bytesIn":${e.bytesIn}`;

@@ -62,6 +62,12 @@ export function accessEntryOf(e: Exchange): AccessEntry {
   if (e.method !== undefined) entry.method = e.method;
   if (e.path !== undefined) entry.path = e.path;
   if (e.protocol !== 'tcp') entry.status = e.status;
+  // The value the metrics' `code` label and the span are made from: the three never disagree. Only gRPC's codes,
+  // as the span's rule: 'none' (no status came) and a non-code an app sent (the label's 'invalid') leave it out.
+  if (e.grpcStatus !== undefined) {
+    const code = grpcCodeNumber(e.grpcStatus);
+    if (code !== undefined) entry.grpcStatus = code;
+  }
   if (e.decision !== undefined) {
     entry.decision = e.decision;
     entry.policy = e.policy ?? null;
@@ -83,8 +89,8 @@ export function grpcCodeLabel(status: string): string {
   return status === 'none' || /^(?:\d|1[0-6])$/.test(status) ? status : 'invalid';
 }
 
-/** A span's rpc.grpc.status_code: OpenTelemetry's integer, for one of gRPC's codes only (the label's rule). */
-function spanGrpcCode(status: string | undefined): number | undefined {
+/** The access log's grpcStatus and a span's rpc.grpc.status_code: an integer, for one of gRPC's codes only (the label's rule). */
+function grpcCodeNumber(status: string | undefined): number | undefined {
   return status !== undefined && /^(?:\d|1[0-6])$/.test(status) ? Number(status) : undefined;
 }
 
@@ -99,7 +105,7 @@ export class ExchangeRecorder {
 
   record(e: Exchange): void {
     this.#metrics.request(e.direction, e.protocol, e.grpcStatus === undefined ? e.status : grpcCodeLabel(e.grpcStatus), e.durationMs / 1000, e.listener, e.peerLabel ?? e.peer ?? '');
-    e.span?.end({ 'http.status_code': e.status, 'rpc.grpc.status_code': spanGrpcCode(e.grpcStatus), 'tessera.decision': e.decision, 'tessera.upstream': e.upstream }, e.error);
+    e.span?.end({ 'http.status_code': e.status, 'rpc.grpc.status_code': grpcCodeNumber(e.grpcStatus), 'tessera.decision': e.decision, 'tessera.upstream': e.upstream }, e.error);
     // Built only when the log is on: the hot path pays nothing for an 'off' log.
     if (this.#accessLog.enabled) this.#accessLog.write(accessEntryOf(e));
   }

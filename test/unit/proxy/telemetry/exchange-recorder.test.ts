@@ -154,3 +154,16 @@ test('recorded: 2,000 made-up grpc-status values from a peer are one `invalid` s
   const codes = (await requests()).filter((v) => v.labels['protocol'] === 'grpc').map((v) => [v.labels['code'], v.value]);
   expect(codes.sort()).toEqual([['14', 1], ['invalid', 2_000]]);
 });
+
+test("a gRPC exchange's line carries grpcStatus, the same value its `code` label has; none, invalid and non-gRPC have none", async () => {
+  const r = new ExchangeRecorder(f.metrics, f.log);
+  const grpc: Exchange = { ...inboundHttp, protocol: 'grpc', status: 200 };
+  for (const [id, grpcStatus] of [['ok', '0'], ['app', '9'], ['denied', '7'], ['max', '16'], ['cut', 'none'], ['made', '99'], ['text', 'OK']] as const) r.record({ ...grpc, requestId: id, grpcStatus });
+  r.record({ ...inboundHttp, requestId: 'h1' });
+  const logged = (await lines()).map((l) => JSON.parse(l) as Record<string, unknown>).map((l) => [l['requestId'], l['grpcStatus']]);
+  expect(logged).toEqual([['ok', 0], ['app', 9], ['denied', 7], ['max', 16], ['cut', undefined], ['made', undefined], ['text', undefined], ['h1', undefined]]);
+  // Right after status in the line, as the table in docs/metrics.md lists it.
+  expect((await lines())[1]).toContain('"status":200,"grpcStatus":9,"decision":"allow"');
+  const codes = Object.fromEntries((await requests()).filter((v) => v.labels['protocol'] === 'grpc').map((v) => [v.labels['code'], v.value]));
+  expect(codes).toEqual({ '0': 1, '9': 1, '7': 1, '16': 1, none: 1, invalid: 2 });
+});
