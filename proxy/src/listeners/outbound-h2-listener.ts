@@ -91,7 +91,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? traceFields(span) : {});
     out[':scheme'] = 'https';
     forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason), this.sessions.drainCuts), (r) => {
-      route?.end(exchangeOutcome(grpc && r.grpcStatus === String(GRPC_UNAVAILABLE) && r.status === 200 ? 503 : r.status, r.error, r.responseFlags));
+      route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, grpc ? r.grpcStatus : undefined));
       record(r, span);
     });
   }

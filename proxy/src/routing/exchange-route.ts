@@ -170,17 +170,21 @@ function outcomeOf(reason: RetryReason): AttemptOutcome {
 /**
  * How a finished exchange ends its last attempt: a 5xx, a malformed answer (`bad_response`, as when it is retried)
  * or a response head that never came (`timeout`) is the endpoint's failure; the client leaving, a total timeout or
- * this proxy's drain deadline says nothing about it.
+ * this proxy's drain deadline says nothing about it. A gRPC call (`grpcStatus` given) that ended HTTP 200 with
+ * UNAVAILABLE is a 5xx, as Envoy maps it to 503; any other grpc-status is what the call did, not the endpoint's health.
  */
-export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined): AttemptOutcome {
+export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined, grpcStatus?: string): AttemptOutcome {
   if (flag === 'downstream_closed' || flag === 'total_timeout' || flag === 'drain_timeout' || error === 'downstream_reset') return 'cancelled';
   if (error === 'upstream_reset' || flag === 'upstream_closed') return 'reset';
   if (error === 'upstream_unavailable') return 'connect_failed';
   if (error === 'bad_upstream_response') return 'bad_response';
   if (flag === 'request_timeout') return 'timeout';
-  if (status >= 500) return 'status_5xx';
+  if (status >= 500 || (status === 200 && grpcStatus === GRPC_UNAVAILABLE)) return 'status_5xx';
   return 'success';
 }
+
+/** grpc-status UNAVAILABLE, as the trailers carry it. */
+const GRPC_UNAVAILABLE = '14';
 
 /** What a failed connection attempt says about the endpoint. */
 export function connectFailureReason(err: unknown): RetryReason {

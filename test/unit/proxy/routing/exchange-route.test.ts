@@ -368,6 +368,27 @@ describe('exchangeOutcome', () => {
   ])('status %i, error %s, flag %s → %s', (status, error, flag, outcome) => {
     expect(exchangeOutcome(status, error, flag)).toBe(outcome);
   });
+
+  test.each<[number, string | undefined, string | undefined, string | undefined, AttemptOutcome]>([
+    // A gRPC call that failed as HTTP 200: only UNAVAILABLE is the endpoint's failure (Envoy: 503), from the app or
+    // from the endpoint's sidecar (its app down); what the call itself did is a success for ejection.
+    [200, undefined, undefined, '14', 'status_5xx'],
+    [200, undefined, undefined, '0', 'success'],
+    [200, undefined, undefined, '2', 'success'],
+    [200, undefined, undefined, '4', 'success'],
+    [200, undefined, undefined, '7', 'success'],
+    [200, undefined, undefined, '9', 'success'],
+    [200, undefined, undefined, '13', 'success'],
+    [200, undefined, undefined, 'none', 'success'],
+    [200, undefined, undefined, undefined, 'success'],
+    // Who ended it first still decides, as for HTTP.
+    [200, undefined, 'downstream_closed', '14', 'cancelled'],
+    [200, 'upstream_unavailable', undefined, '14', 'connect_failed'],
+    [200, undefined, 'upstream_closed', '14', 'reset'],
+    [503, undefined, undefined, '14', 'status_5xx'],
+  ])('gRPC: status %i, error %s, flag %s, grpc-status %s → %s', (status, error, flag, grpcStatus, outcome) => {
+    expect(exchangeOutcome(status, error, flag, grpcStatus)).toBe(outcome);
+  });
 });
 
 describe('connectFailureReason', () => {
