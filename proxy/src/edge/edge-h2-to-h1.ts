@@ -12,6 +12,7 @@ import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
+import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
@@ -21,7 +22,7 @@ import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
 
 /** Connection-specific or the edge's to set: never copied from the client request. */
-const DROP_REQUEST = EDGE_CLIENT_DROP.with(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade', 'transfer-encoding', 'host', 'http2-settings']);
+const DROP_REQUEST = EDGE_CLIENT_DROP.with(H2_TO_H1_REQUEST_DROP);
 
 export interface BridgeResult {
   readonly status: number;

@@ -2,10 +2,9 @@
 // dropped (RFC 9110 section 7.6.1, RFC 9113 section 8.2.2) — the fixed ones, and those the response's own
 // Connection header names, in its head and its trailers, as the HTTP/1.1 paths drop them (http1/head-rewrite.ts).
 // TE and HTTP2-Settings are connection-specific too, and Node's respond() throws on them: one left in killed the
-// process from an upstream's answer.
+// process from an upstream's answer. The list: http1/connection-fields.ts H2_RESPONSE_DROP.
 import type { OutgoingHttpHeaders } from 'node:http';
-
-const DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'http2-settings']);
+import { H2_RESPONSE_DROP } from '../http1/connection-fields.js';
 
 /**
  * `h` (Node's parsed head or trailers, lower-case names) without the connection-specific fields; `named`: those the
@@ -15,7 +14,7 @@ export function h2ResponseFields(h: NodeJS.Dict<string | string[]>, named: Reado
   const out: OutgoingHttpHeaders = {};
   for (const k in h) {
     const v = h[k];
-    if (v !== undefined && !DROP.has(k) && !named?.has(k)) out[k] = v;
+    if (v !== undefined && !H2_RESPONSE_DROP.has(k) && !named?.has(k)) out[k] = v;
   }
   return out;
 }

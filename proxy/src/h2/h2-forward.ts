@@ -1,6 +1,7 @@
 // Forwards one HTTP/2 stream (HTTP/2 or gRPC) to an upstream session: headers with connection-specific ones
-// removed, bodies both ways with backpressure (pipe), response trailers (grpc-status) relayed, cancellation
-// (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its deadlines: response head, stream idle, total. Request trailers are never forwarded (only the
+// removed (http1/connection-fields.ts), bodies both ways with backpressure (pipe), response trailers (grpc-status)
+// relayed, cancellation (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its
+// deadlines: response head, stream idle, total. Request trailers are never forwarded (only the
 // body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
 // An upstream stream is only ever reset with CANCEL, and no upstream session is closed from a stream's callbacks:
 // Node 24.20's nghttp2 frees streams twice when a client session sends (any other reset, a close or destroy) from
@@ -8,6 +9,7 @@
 import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
+import { H2_REQUEST_DROP, H2_RESPONSE_DROP } from '../http1/connection-fields.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
 import { isValidHostValue } from '../http1/host-value.js';
@@ -31,8 +33,6 @@ const CLIENT_CLOSED_REQUEST = 499;
  */
 const REFUSED_RETRIES = 2;
 
-/** Connection-specific headers (RFC 9113 section 8.2.2) and our own identity header, never forwarded. */
-const DROP: ReadonlySet<string> = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
 const KEEP_PSEUDO: ReadonlySet<string> = new Set([':method', ':path', ':authority']);
 
 export interface ForwardResult {
@@ -51,8 +51,12 @@ export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: Reado
   const out: http2.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(incoming)) {
     if (v === undefined) continue;
-    if (k.startsWith(':') ? !KEEP_PSEUDO.has(k) : DROP.has(k) || strip.has(k)) continue;
-    if (k === 'te' && v !== 'trailers') continue;
+    if (k.startsWith(':') ? !KEEP_PSEUDO.has(k) : H2_REQUEST_DROP.has(k) || strip.has(k)) continue;
+    // `te: trailers` in any case (nghttp2 compares it so, node:http2's client throws on anything but lower case).
+    if (k === 'te') {
+      if (typeof v === 'string' && v.toLowerCase() === 'trailers') out.te = 'trailers';
+      continue;
+    }
     out[k] = v;
   }
   return Object.assign(out, add);
@@ -61,7 +65,7 @@ export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: Reado
 function responseHeaders(h: http2.IncomingHttpHeaders, drop: ReadonlySet<string> | undefined): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || (k.startsWith(':') && k !== ':status') || DROP.has(k) || drop?.has(k)) continue;
+    if (v === undefined || (k.startsWith(':') && k !== ':status') || H2_RESPONSE_DROP.has(k) || drop?.has(k)) continue;
     out[k] = v;
   }
   return out;

@@ -5,10 +5,11 @@ import { type HttpHead, headerTokens, lowerEquals } from './http1-head.js';
 import type { ForwardPlan } from './http1-session-types.js';
 
 /**
- * Always connection-specific. Transfer-Encoding is kept: bodies pass through with their framing intact. A switch,
- * not a Set: asked of every header of every head, whose names are new strings, and a Set would hash each one.
+ * Always connection-specific: connection-fields.ts HTTP1_HOP_BY_HOP, the list this switch must match (a unit test
+ * compares them). Transfer-Encoding is kept: bodies pass through with their framing intact. A switch, not a Set:
+ * asked of every header of every head, whose names are new strings, and a Set would hash each one.
  */
-function isHopByHop(n: string): boolean {
+export function isHopByHop(n: string): boolean {
   switch (n) {
     case 'connection':
     case 'keep-alive':
