@@ -8,14 +8,34 @@ import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
-import { DEFAULT_TLS_GROUPS, TLS_GROUPS, type TlsGroup } from '../tls/tls-contexts.js';
-import { TPM_EVIDENCE_SCHEMA, type TpmEvidenceConfig, type TpmEvidenceInput, resolveTpmEvidenceConfig } from '../identity/tpm/tpm-evidence-config.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
-import { inboundRoutingKeys, type OutboundRoute, outboundRoutingKeys, type RawRouting, type Registration, type RoutingSettings, resolveRouting, routingSchema } from './routing-config.js';
+import { type IdentityConfig, identitySchema, type RawIdentity, resolveIdentity } from './identity-config.js';
+import {
+  limitsSchema,
+  type ProxyLimits,
+  type RawLimits,
+  type RawTransport,
+  resolveLimits,
+  resolveTransport,
+  transportSchema,
+  type TransportSettings,
+} from './limits-config.js';
+import {
+  inboundRoutingKeys,
+  type OutboundRoute,
+  outboundRoutingKeys,
+  type RawRouting,
+  type Registration,
+  type RoutingSettings,
+  resolveRouting,
+  routingSchema,
+} from './routing-config.js';
 
 export type Protocol = 'http' | 'http2' | 'grpc' | 'tcp';
 export type { Address } from './address.js';
+export type { IdentityConfig } from './identity-config.js';
+export type { ProxyLimits, TransportSettings } from './limits-config.js';
 export type { OutboundRoute, Registration, RoutingSettings } from './routing-config.js';
 
 export interface InboundConfig {
@@ -44,62 +64,9 @@ export interface OutboundConfig {
   readonly retryable: boolean;
 }
 
-export interface ProxyLimits {
-  readonly maxHeaderBytes: number;
-  readonly maxHeaders: number;
-  /** Largest response head an HTTP/1.1 upstream (the app, the upstream proxy) may send; larger: 502. */
-  readonly maxResponseHeaderBytes: number;
-  /** Most header lines in an HTTP/1.1 upstream's response head; more: 502. */
-  readonly maxResponseHeaders: number;
-  /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS advertised by every h2 listener; streams beyond it are refused. */
-  readonly maxConcurrentStreams: number;
-  readonly handshakeTimeoutMs: number;
-  readonly headersTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  /** Until the response head arrives; a response that has begun is governed by streamIdleTimeoutMs. */
-  readonly requestTimeoutMs: number;
-  /** No bytes in either direction for this long ends an exchange, a stream or an upgraded connection. */
-  readonly streamIdleTimeoutMs: number;
-  readonly maxConnections: number;
-  readonly upstreamPoolSize: number;
-  readonly upstreamIdleTimeoutMs: number;
-  /** Exchanges a pooled HTTP/1.1 upstream connection carries before it is closed (connection-pool.ts). */
-  readonly upstreamMaxRequests: number;
-  readonly drainTimeoutMs: number;
-  readonly ticketKeyRotationMs: number;
-}
-
-/** The multiplexed proxy-to-proxy transport (docs/transport.md). */
-export interface TransportSettings {
-  /** Offer and accept `tessera-mux/1` between Tessera proxies (HTTP/1.1 listeners); off: a connection per exchange. */
-  readonly multiplex: boolean;
-  /** A PING after this long with nothing read on a session; no answer within keepaliveTimeoutMs ends the session. */
-  readonly keepaliveIntervalMs: number;
-  readonly keepaliveTimeoutMs: number;
-  /** Key-exchange groups of inbound listeners and upstream mTLS, in preference order (docs/transport.md). */
-  readonly tlsGroups: readonly TlsGroup[];
-  /** Multiplexed sessions kept to each peer endpoint, streams on the least loaded (to reach a peer's workers). */
-  readonly sessionsPerPeer: number;
-}
-
 export interface ProxyConfig {
   readonly file: string;
-  readonly identity:
-    | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly bundleFile: string }
-    | {
-        readonly kind: 'controlPlane';
-        /** host:port of each replica, in preference order (`address` gives one; a DNS name may stand for several). */
-        readonly addresses: readonly string[];
-        /** How often the preferred address is probed while another one serves. */
-        readonly failbackIntervalMs: number;
-        readonly bundleFile: string;
-        readonly trustDomain?: string;
-        readonly joinToken?: string;
-        readonly joinTokenFile?: string;
-        readonly kubernetesTokenFile?: string;
-        /** TPM attestation: a quote by the local TPM's attestation key (docs/tpm-attestation.md). */
-        readonly tpm?: TpmEvidenceConfig;
-      };
+  readonly identity: IdentityConfig;
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
   readonly edge: readonly EdgeConfig[];
@@ -108,7 +75,10 @@ export interface ProxyConfig {
   readonly admin: { readonly listen: Address; readonly appProbes: Readonly<Record<string, AppProbe>> };
   readonly workloadApi?: { readonly socket: string };
   /** tracing: only the keys the file sets (unset ones come from OTEL_* variables or defaults, telemetry/tracing-settings.ts). */
-  readonly telemetry: { readonly accessLog: string; readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio?: number; readonly serviceName?: string } };
+  readonly telemetry: {
+    readonly accessLog: string;
+    readonly tracing: { readonly otlpEndpoint?: string; readonly samplerRatio?: number; readonly serviceName?: string };
+  };
   readonly limits: ProxyLimits;
   readonly transport: TransportSettings;
   /** Balancing, retries, outlier ejection and slow start of outbound listeners routed to services. */
@@ -119,8 +89,17 @@ export interface ProxyConfig {
 }
 
 const protocol: Schema = { type: 'string', enum: ['http', 'http2', 'grpc', 'tcp'], default: 'http' };
-const timeout: Schema = { type: 'duration', min: 100, description: 'Total time for one request and its whole response; unset: no total, a stream runs while it makes progress' };
-const name: Schema = { type: 'string', required: true, minLength: 1, check: (v) => (/^[a-z0-9][a-z0-9-]{0,62}$/.test(v) ? null : 'must be lower-case letters, digits and "-"') };
+const timeout: Schema = {
+  type: 'duration',
+  min: 100,
+  description: 'Total time for one request and its whole response; unset: no total, a stream runs while it makes progress',
+};
+const name: Schema = {
+  type: 'string',
+  required: true,
+  minLength: 1,
+  check: (v) => (/^[a-z0-9][a-z0-9-]{0,62}$/.test(v) ? null : 'must be lower-case letters, digits and "-"'),
+};
 
 /** Keys every sidecar listener has. */
 const listenerKeys: Record<string, Schema> = { name, listen: { type: 'string', format: 'address', required: true }, protocol, timeout };
@@ -128,39 +107,7 @@ const listenerKeys: Record<string, Schema> = { name, listen: { type: 'string', f
 export const proxySchema: ObjectSchema = {
   type: 'object',
   properties: {
-    identity: {
-      type: 'object',
-      required: true,
-      exactlyOneOf: [['controlPlane', 'files']],
-      properties: {
-        controlPlane: {
-          type: 'object',
-          exactlyOneOf: [
-            ['address', 'addresses'],
-            ['joinToken', 'joinTokenFile', 'kubernetesTokenFile', 'tpm'],
-          ],
-          properties: {
-            address: { type: 'string', format: 'address', description: 'One control plane; a DNS name with several records counts each record as a replica' },
-            addresses: { type: 'array', items: { type: 'string', format: 'address' }, minItems: 1, maxItems: 16, description: 'Control-plane replicas in preference order; the proxy fails over and back among them' },
-            failbackInterval: { type: 'duration', min: 1_000, max: 3_600_000, default: '30s', description: 'How often the preferred control-plane address is probed while another one serves' },
-            bundleFile: { type: 'string', required: true, minLength: 1 },
-            trustDomain: { type: 'string', minLength: 1, description: 'Refuse SVIDs of any other trust domain; default: the one the bootstrap bundle names' },
-            joinToken: { type: 'string', minLength: 1 },
-            joinTokenFile: { type: 'string', minLength: 1 },
-            kubernetesTokenFile: { type: 'string', minLength: 1 },
-            tpm: TPM_EVIDENCE_SCHEMA,
-          },
-        },
-        files: {
-          type: 'object',
-          properties: {
-            certFile: { type: 'string', required: true, minLength: 1 },
-            keyFile: { type: 'string', required: true, minLength: 1 },
-            bundleFile: { type: 'string', required: true, minLength: 1 },
-          },
-        },
-      },
-    },
+    identity: identitySchema,
     inbound: {
       type: 'array',
       items: {
@@ -169,7 +116,12 @@ export const proxySchema: ObjectSchema = {
           ...listenerKeys,
           forwardTo: { type: 'string', format: 'address', required: true },
           tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.3' },
-          mtls: { type: 'string', enum: ['strict', 'permissive'], default: 'strict', description: 'permissive: also accept plaintext callers (as unauthenticated) on the same port, for a migration' },
+          mtls: {
+            type: 'string',
+            enum: ['strict', 'permissive'],
+            default: 'strict',
+            description: 'permissive: also accept plaintext callers (as unauthenticated) on the same port, for a migration',
+          },
           ...inboundRoutingKeys,
         },
       },
@@ -228,40 +180,18 @@ export const proxySchema: ObjectSchema = {
         },
       },
     },
-    limits: {
-      type: 'object',
-      properties: {
-        maxHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 16_384 },
-        maxHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 100 },
-        maxResponseHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 65_536, description: 'Largest HTTP/1.1 response head from an upstream (502 bad_upstream_response beyond)' },
-        maxResponseHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 200, description: 'Most header lines in an HTTP/1.1 response head from an upstream' },
-        maxConcurrentStreams: { type: 'number', integer: true, min: 1, max: 10_000, default: 100, description: 'HTTP/2 streams open at once per connection (SETTINGS_MAX_CONCURRENT_STREAMS); more are refused' },
-        handshakeTimeout: { type: 'duration', min: 100, default: '10s' },
-        headersTimeout: { type: 'duration', min: 100, default: '10s' },
-        idleTimeout: { type: 'duration', min: 100, default: '120s' },
-        requestTimeout: { type: 'duration', min: 100, default: '60s', description: 'Until the response head arrives (504 request_timeout); a response that has begun is not cut by it' },
-        streamIdleTimeout: { type: 'duration', min: 100, default: '300s', description: 'No bytes in either direction for this long ends an exchange, stream or upgraded (WebSocket) connection' },
-        maxConnections: { type: 'number', integer: true, min: 1, default: 10_000 },
-        upstreamPoolSize: { type: 'number', integer: true, min: 1, max: 10_000, default: 256 },
-        upstreamIdleTimeout: { type: 'duration', min: 100, default: '60s' },
-        upstreamMaxRequests: { type: 'number', integer: true, min: 1, max: 1_000_000, default: 1_000, description: 'Exchanges a pooled HTTP/1.1 upstream connection carries before it is closed; 1: a connection per exchange' },
-        drainTimeout: { type: 'duration', min: 0, default: '20s' },
-        ticketKeyRotation: { type: 'duration', min: 1_000, default: '1h', description: 'How often inbound session-ticket keys are replaced' },
-      },
-    },
-    transport: {
-      type: 'object',
-      properties: {
-        multiplex: { type: 'boolean', default: true, description: 'Carry the HTTP/1.1 exchanges between two Tessera proxies as streams of one mTLS connection (ALPN tessera-mux/1); peers without it get HTTP/1.1' },
-        keepaliveInterval: { type: 'duration', min: 1_000, default: '15s', description: 'A keepalive PING on a multiplexed session after this long with nothing read' },
-        keepaliveTimeout: { type: 'duration', min: 1_000, default: '20s', description: 'A multiplexed session whose PING is not answered within this ends (its streams fail)' },
-        sessionsPerPeer: { type: 'number', integer: true, min: 1, max: 16, default: 1, description: "Multiplexed sessions to each peer endpoint, each new stream on the least loaded; more than 1 lets one caller reach a peer's listener workers (SO_REUSEPORT spreads connections)" },
-        tlsGroups: { type: 'array', minItems: 1, maxItems: TLS_GROUPS.length, items: { type: 'string', enum: TLS_GROUPS }, description: `TLS key-exchange groups between proxies, preferred first (default ${DEFAULT_TLS_GROUPS.join(', ')})` },
-      },
-    },
+    limits: limitsSchema,
+    transport: transportSchema,
     routing: routingSchema,
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
-    workers: { type: 'number', integer: true, min: 1, max: 64, default: 1, description: 'Listener processes sharing the listen ports (SO_REUSEPORT, Linux) under one primary that owns identity and admin' },
+    workers: {
+      type: 'number',
+      integer: true,
+      min: 1,
+      max: 64,
+      default: 1,
+      description: 'Listener processes sharing the listen ports (SO_REUSEPORT, Linux) under one primary that owns identity and admin',
+    },
   },
 };
 
@@ -283,16 +213,19 @@ interface RawListener {
   retryable?: boolean;
 }
 interface Raw {
-  identity: { controlPlane?: { address?: string; addresses?: string[]; failbackInterval?: number; bundleFile: string; trustDomain?: string; joinToken?: string; joinTokenFile?: string; kubernetesTokenFile?: string; tpm?: TpmEvidenceInput }; files?: { certFile: string; keyFile: string; bundleFile: string } };
+  identity: RawIdentity;
   inbound?: RawListener[];
   outbound?: RawListener[];
   edge?: RawEdge[];
   authorization?: { policiesDir?: string; defaultAction?: 'deny' | 'allow' };
-  admin?: { listen?: string; appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }> };
+  admin?: {
+    listen?: string;
+    appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }>;
+  };
   workloadApi?: { socket: string };
   telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  transport?: { multiplex?: boolean; keepaliveInterval?: number; keepaliveTimeout?: number; tlsGroups?: TlsGroup[]; sessionsPerPeer?: number };
-  limits?: Partial<Record<'maxHeaderBytes' | 'maxHeaders' | 'maxResponseHeaderBytes' | 'maxResponseHeaders' | 'maxConcurrentStreams' | 'handshakeTimeout' | 'headersTimeout' | 'idleTimeout' | 'requestTimeout' | 'streamIdleTimeout' | 'maxConnections' | 'upstreamPoolSize' | 'upstreamIdleTimeout' | 'upstreamMaxRequests' | 'drainTimeout' | 'ticketKeyRotation', number>>;
+  transport?: RawTransport;
+  limits?: RawLimits;
   routing?: RawRouting;
   logLevel?: ProxyConfig['logLevel'];
   workers?: number;
@@ -316,23 +249,48 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   };
 
   const inbound: InboundConfig[] = (raw.inbound ?? []).map((l, i) => {
-    if (!l.service && (l.advertise || l.zone || l.weight !== undefined)) problem(['inbound', i, l.advertise ? 'advertise' : l.zone ? 'zone' : 'weight'], 'only meaningful with service:');
-    const registration = l.service ? { service: l.service, ...(l.advertise ? { advertise: addr(l.advertise) } : {}), zone: l.zone ?? '', weight: l.weight ?? 100 } : undefined;
-    return { name: l.name, listen: addr(l.listen), forwardTo: addr(l.forwardTo!), protocol: l.protocol ?? 'http', tlsMinVersion: l.tlsMinVersion ?? '1.3', mtls: l.mtls ?? 'strict', ...(l.timeout ? { timeoutMs: l.timeout } : {}), ...(registration ? { registration } : {}) };
+    if (!l.service && (l.advertise || l.zone || l.weight !== undefined))
+      problem(['inbound', i, l.advertise ? 'advertise' : l.zone ? 'zone' : 'weight'], 'only meaningful with service:');
+    const registration = l.service
+      ? { service: l.service, ...(l.advertise ? { advertise: addr(l.advertise) } : {}), zone: l.zone ?? '', weight: l.weight ?? 100 }
+      : undefined;
+    return {
+      name: l.name,
+      listen: addr(l.listen),
+      forwardTo: addr(l.forwardTo!),
+      protocol: l.protocol ?? 'http',
+      tlsMinVersion: l.tlsMinVersion ?? '1.3',
+      mtls: l.mtls ?? 'strict',
+      ...(l.timeout ? { timeoutMs: l.timeout } : {}),
+      ...(registration ? { registration } : {}),
+    };
   });
-  const outbound: OutboundConfig[] = (raw.outbound ?? []).map((l, i) => ({ name: l.name, listen: addr(l.listen), route: outboundRoute(l, i, problem), protocol: l.protocol ?? 'http', ...(l.timeout ? { timeoutMs: l.timeout } : {}), retryable: l.retryable ?? false }));
+  const outbound: OutboundConfig[] = (raw.outbound ?? []).map((l, i) => ({
+    name: l.name,
+    listen: addr(l.listen),
+    route: outboundRoute(l, i, problem),
+    protocol: l.protocol ?? 'http',
+    ...(l.timeout ? { timeoutMs: l.timeout } : {}),
+    retryable: l.retryable ?? false,
+  }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);
   // A sidecar that only hands its SVID to the app (the Workload API) needs no listener: an injected pod that
   // declares no ports gets one.
-  if (inbound.length + outbound.length + edge.length === 0 && !raw.workloadApi) problem(['inbound'], 'at least one inbound, outbound or edge listener is required, or workloadApi (a sidecar that only serves the SVID)');
+  if (inbound.length + outbound.length + edge.length === 0 && !raw.workloadApi)
+    problem(['inbound'], 'at least one inbound, outbound or edge listener is required, or workloadApi (a sidecar that only serves the SVID)');
 
   const names = new Set<string>();
   const ports = new Map<number, string>();
-  for (const [section, list] of [['inbound', inbound], ['outbound', outbound], ['edge', edge]] as const) {
+  for (const [section, list] of [
+    ['inbound', inbound],
+    ['outbound', outbound],
+    ['edge', edge],
+  ] as const) {
     list.forEach((l, i) => {
       if (names.has(`${section}/${l.name}`)) problem([section, i, 'name'], `"${l.name}" is used twice`);
       names.add(`${section}/${l.name}`);
-      if (l.listen.port !== 0 && ports.has(l.listen.port)) problem([section, i, 'listen'], `port ${l.listen.port} is already used by ${ports.get(l.listen.port)}`);
+      if (l.listen.port !== 0 && ports.has(l.listen.port))
+        problem([section, i, 'listen'], `port ${l.listen.port} is already used by ${ports.get(l.listen.port)}`);
       ports.set(l.listen.port, `${section} "${l.name}"`);
     });
   }
@@ -352,33 +310,19 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   if (!id.controlPlane) {
     // Endpoints come from the control plane's registry, and registrations go to it.
     const i = outbound.findIndex((o) => o.route.kind !== 'static');
-    if (i >= 0) problem(['outbound', i, outbound[i]!.route.kind === 'service' ? 'service' : 'mode'], 'routing to services needs identity.controlPlane (discovery comes from it)');
+    if (i >= 0)
+      problem(
+        ['outbound', i, outbound[i]!.route.kind === 'service' ? 'service' : 'mode'],
+        'routing to services needs identity.controlPlane (discovery comes from it)',
+      );
     const j = inbound.findIndex((l) => l.registration);
     if (j >= 0) problem(['inbound', j, 'service'], 'registering a service needs identity.controlPlane');
   }
-  const replicas = id.controlPlane?.addresses ?? [];
-  const twice = replicas.findIndex((a, i) => replicas.indexOf(a) !== i);
-  if (twice >= 0) problem(['identity', 'controlPlane', 'addresses', twice], `"${replicas[twice]}" is listed twice`);
+  const identity = resolveIdentity(id, base, problem);
   if (id.controlPlane && raw.authorization?.policiesDir) {
     problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
   }
-  const identity: ProxyConfig['identity'] = id.files
-    ? { kind: 'files', certFile: path(id.files.certFile), keyFile: path(id.files.keyFile), bundleFile: path(id.files.bundleFile) }
-    : {
-        kind: 'controlPlane',
-        addresses: id.controlPlane!.addresses ?? [id.controlPlane!.address!],
-        failbackIntervalMs: id.controlPlane!.failbackInterval ?? 30_000,
-        bundleFile: path(id.controlPlane!.bundleFile),
-        ...(id.controlPlane!.trustDomain ? { trustDomain: id.controlPlane!.trustDomain } : {}),
-        ...(id.controlPlane!.joinToken ? { joinToken: id.controlPlane!.joinToken } : {}),
-        ...(id.controlPlane!.joinTokenFile ? { joinTokenFile: path(id.controlPlane!.joinTokenFile) } : {}),
-        ...(id.controlPlane!.kubernetesTokenFile ? { kubernetesTokenFile: path(id.controlPlane!.kubernetesTokenFile) } : {}),
-        ...(id.controlPlane!.tpm ? { tpm: resolveTpmEvidenceConfig(id.controlPlane!.tpm, base) } : {}),
-      };
-  const groups = raw.transport?.tlsGroups ?? [];
-  const dup = groups.findIndex((g, i) => groups.indexOf(g) !== i);
-  if (dup >= 0) problem(['transport', 'tlsGroups', dup], `"${groups[dup]}" is listed twice`);
-  const l = raw.limits ?? {};
+  const transport = resolveTransport(raw.transport, problem);
   const tracing = raw.telemetry?.tracing;
   const accessLog = raw.telemetry?.accessLog ?? 'stdout';
   return Object.freeze({
@@ -387,37 +331,30 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     inbound,
     outbound,
     edge,
-    authorization: { ...(raw.authorization?.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}), defaultAction: raw.authorization?.defaultAction ?? 'deny' },
+    authorization: {
+      ...(raw.authorization?.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}),
+      defaultAction: raw.authorization?.defaultAction ?? 'deny',
+    },
     admin: {
       listen: addr(raw.admin?.listen ?? '127.0.0.1:15000'),
       appProbes: Object.fromEntries(
-        Object.entries(raw.admin?.appProbes ?? {}).map(([name, p]) => [name, { port: p.port, tcp: p.tcp ?? false, path: p.path ?? '/', scheme: p.scheme ?? 'HTTP', timeoutMs: p.timeout ?? 1_000, headers: p.headers ?? {} }]),
+        Object.entries(raw.admin?.appProbes ?? {}).map(([name, p]) => [
+          name,
+          { port: p.port, tcp: p.tcp ?? false, path: p.path ?? '/', scheme: p.scheme ?? 'HTTP', timeoutMs: p.timeout ?? 1_000, headers: p.headers ?? {} },
+        ]),
       ),
     },
     ...(raw.workloadApi ? { workloadApi: { socket: path(raw.workloadApi.socket) } } : {}),
     telemetry: {
       accessLog: accessLog === 'stdout' || accessLog === 'off' ? accessLog : path(accessLog),
-      tracing: { ...(tracing?.otlpEndpoint ? { otlpEndpoint: tracing.otlpEndpoint } : {}), ...(tracing?.samplerRatio !== undefined ? { samplerRatio: tracing.samplerRatio } : {}), ...(tracing?.serviceName ? { serviceName: tracing.serviceName } : {}) },
+      tracing: {
+        ...(tracing?.otlpEndpoint ? { otlpEndpoint: tracing.otlpEndpoint } : {}),
+        ...(tracing?.samplerRatio !== undefined ? { samplerRatio: tracing.samplerRatio } : {}),
+        ...(tracing?.serviceName ? { serviceName: tracing.serviceName } : {}),
+      },
     },
-    limits: {
-      maxHeaderBytes: l.maxHeaderBytes ?? 16_384,
-      maxHeaders: l.maxHeaders ?? 100,
-      maxResponseHeaderBytes: l.maxResponseHeaderBytes ?? 65_536,
-      maxResponseHeaders: l.maxResponseHeaders ?? 200,
-      maxConcurrentStreams: l.maxConcurrentStreams ?? 100,
-      handshakeTimeoutMs: l.handshakeTimeout ?? 10_000,
-      headersTimeoutMs: l.headersTimeout ?? 10_000,
-      idleTimeoutMs: l.idleTimeout ?? 120_000,
-      requestTimeoutMs: l.requestTimeout ?? 60_000,
-      streamIdleTimeoutMs: l.streamIdleTimeout ?? 300_000,
-      maxConnections: l.maxConnections ?? 10_000,
-      upstreamPoolSize: l.upstreamPoolSize ?? 256,
-      upstreamIdleTimeoutMs: l.upstreamIdleTimeout ?? 60_000,
-      upstreamMaxRequests: l.upstreamMaxRequests ?? 1_000,
-      drainTimeoutMs: l.drainTimeout ?? 20_000,
-      ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
-    },
-    transport: { multiplex: raw.transport?.multiplex ?? true, keepaliveIntervalMs: raw.transport?.keepaliveInterval ?? 15_000, keepaliveTimeoutMs: raw.transport?.keepaliveTimeout ?? 20_000, tlsGroups: raw.transport?.tlsGroups ?? DEFAULT_TLS_GROUPS, sessionsPerPeer: raw.transport?.sessionsPerPeer ?? 1 },
+    limits: resolveLimits(raw.limits),
+    transport,
     routing: resolveRouting(raw.routing),
     logLevel: raw.logLevel ?? 'info',
     workers: raw.workers ?? 1,
@@ -428,14 +365,19 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
 function outboundRoute(l: RawListener, i: number, problem: (keyPath: (string | number)[], message: string) => never): OutboundRoute {
   const proxyMode = l.mode === 'http-proxy';
   const set = [l.upstream !== undefined, l.service !== undefined, proxyMode].filter(Boolean).length;
-  if (set !== 1) problem(['outbound', i, set === 0 ? 'upstream' : proxyMode ? 'mode' : 'service'], 'set exactly one of upstream (with spiffeId), service, or mode: http-proxy');
+  if (set !== 1)
+    problem(
+      ['outbound', i, set === 0 ? 'upstream' : proxyMode ? 'mode' : 'service'],
+      'set exactly one of upstream (with spiffeId), service, or mode: http-proxy',
+    );
   if (l.upstream !== undefined) {
     if (!l.spiffeId) problem(['outbound', i, 'spiffeId'], 'required with upstream: the SPIFFE ID the upstream must present');
     return { kind: 'static', upstream: addr(l.upstream), spiffeId: SpiffeId.parse(l.spiffeId!) };
   }
-  if (l.spiffeId) problem(['outbound', i, 'spiffeId'], 'only with upstream: a service\'s endpoints each bring their SPIFFE ID from discovery');
+  if (l.spiffeId) problem(['outbound', i, 'spiffeId'], "only with upstream: a service's endpoints each bring their SPIFFE ID from discovery");
   if (proxyMode) {
-    if ((l.protocol ?? 'http') !== 'http') problem(['outbound', i, 'protocol'], 'mode: http-proxy speaks HTTP/1.1 to the app (CONNECT carries any other protocol): protocol must be http');
+    if ((l.protocol ?? 'http') !== 'http')
+      problem(['outbound', i, 'protocol'], 'mode: http-proxy speaks HTTP/1.1 to the app (CONNECT carries any other protocol): protocol must be http');
     return { kind: 'http-proxy' };
   }
   return { kind: 'service', service: l.service! };
