@@ -37,7 +37,7 @@ import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { claimDataDir } from './lifecycle/claim-data-dir.js';
-import { followChanges } from './lifecycle/follow-changes.js';
+import { announcer, followChanges } from './lifecycle/follow-changes.js';
 import { openStore, redactedConfig } from './lifecycle/open-store.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
@@ -64,7 +64,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const caChanged = new Relay(); // → bundle file, own SVID, gauges, config push (wired below)
     const configChanged = new Relay(); // → config push
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
-    const announce = (topic: Parameters<typeof changes.announce>[0]) => () => void changes.announce(topic).catch((e: unknown) => log.error({ topic, err: describeError(e) }, 'announcing a change failed'));
+    const announce = announcer(changes, (topic, e) => health.failures.report('announcing a change failed', e, { topic }, topic));
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, rootMode: config.ca.root, clock, timers, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announce('ca'), onChange: caChanged.fire, installs: metrics.caIntermediateInstalls, stop: deps.stop });
     const jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
@@ -74,13 +74,13 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
 
     const attestors = await createAttestors(config, { clock, log, tokens, nonces: store.nonces, bundle: () => ca.current().bundle });
     undo.push(() => attestors.stop());
-    const revocations = await Revocations.open({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire, changes });
+    const revocations = await Revocations.open({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire, announce: announce('revocations'), onReloadFailed: (e) => health.failures.report('reloading the bans failed', e) });
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
     const admit = (id: string, serial: string) => revocations.check(id, serial);
     const { joinTokens, kubernetes, svids } = attestors;
     const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), ...(attestors.tpm ? { tpm: attestors.tpm } : {}), svids, revocations, limiter, inventory, audit, clock, metrics: issuanceReports(metrics) });
     const served = await ServedIdentity.open(issuer, td, config.svid.ttlMs, () => ca.current(), clock);
-    const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, changes });
+    const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, announce: announce('grants') });
     const dir = config.policiesDir;
     const policies = dir ? new PolicyDirSource({ dir, ...policyDirReports(dir, metrics, log, configChanged.fire) }) : undefined;
     const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes, maxStreamsPerId } = config.limits;
@@ -114,7 +114,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
     server.grpc.addService(guardedService(services.config.service, maxRequestBytes), { ...hub.handlers(), ...reportHandlers(reportDeps) });
     // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
-    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, changes, svids, admit, peerChain, maxStreamsPerId });
+    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, announce: announce('registrations'), svids, admit, peerChain, maxStreamsPerId });
     undo.push(() => discovery.stop());
     server.grpc.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
     await server.start();

@@ -24,6 +24,11 @@ import type { ControlPlaneStore } from '../../control-plane/src/store/store-cont
 import { TD } from './control-plane.js';
 import { makeTempDir } from './run.js';
 
+/** For a failure no test expects (a background reload): thrown again, so the run reports it as unhandled. */
+export const loud = (e: unknown): void => {
+  throw e;
+};
+
 export const HOUR_MS = 3_600_000;
 export const DAY_MS = 24 * HOUR_MS;
 export const TEST_LIFETIMES: CaLifetimes = { rootTtlMs: 365 * DAY_MS, intermediateTtlMs: 30 * DAY_MS };
@@ -79,7 +84,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
   const td = TrustDomain.parse(TD);
   const svids = new SvidAttestor(() => ca.current().bundle, clock);
   let hub: ConfigHub | undefined;
-  const revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => void hub?.publish(), changes: store.changes });
+  const revocations = await Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: td, clock, onChange: () => void hub?.publish(), announce: () => void store.changes.announce('revocations'), onReloadFailed: loud });
   const issuer = new Issuer({
     trustDomain: td,
     ca: () => ca.current(),

@@ -9,7 +9,7 @@ import { SvidAttestor } from '../../control-plane/src/attestation/svid-attestor.
 import { Issuer, type IssuerOptions, type SignResult } from '../../control-plane/src/issuance/issuer.js';
 import { RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
 import { Revocations } from '../../control-plane/src/issuance/revocations.js';
-import { DAY_MS, HOUR_MS, type TestCaParts } from './control-plane-parts.js';
+import { DAY_MS, HOUR_MS, loud, type TestCaParts } from './control-plane-parts.js';
 import { TD } from './control-plane.js';
 
 export interface TestIssuer {
@@ -51,5 +51,5 @@ export function testIssuer(parts: TestCaParts, clock: Clock, revocations: Issuer
 /** The deny-list over a test CA's store, as the control plane opens it; `onChange` hears each ban and lift. */
 export function openTestRevocations(parts: TestCaParts, clock: Clock, onChange: () => void = () => {}): Promise<Revocations> {
   const { store } = parts;
-  return Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: TrustDomain.parse(TD), clock, onChange });
+  return Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: TrustDomain.parse(TD), clock, onChange, onReloadFailed: loud });
 }

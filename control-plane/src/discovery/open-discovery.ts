@@ -12,7 +12,7 @@ import type { ControlPlaneMetrics } from '../admin/metrics.js';
 import type { StreamCallerDeps } from '../api/stream-caller.js';
 import type { DiscoverySettings } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
-import type { AuditLog, ChangeFeed, MetaStore, RegistrationStore } from '../store/store-contract.js';
+import type { AuditLog, MetaStore, RegistrationStore } from '../store/store-contract.js';
 import { DiscoveryHub } from './discovery-watch.js';
 import type { EndpointSource } from './endpoint-source.js';
 import { KubernetesEndpointsSource } from './kubernetes-endpoints-source.js';
@@ -30,8 +30,8 @@ export interface DiscoveryDeps extends Pick<StreamCallerDeps, 'svids' | 'peerCha
   readonly audit: AuditLog;
   readonly meta: MetaStore;
   readonly registrations: RegistrationStore;
-  /** Told after each registration write, so other replicas reload theirs. */
-  readonly changes?: Pick<ChangeFeed, 'announce'>;
+  /** Called after each registration write, so other replicas reload theirs. */
+  readonly announce?: () => void;
   /** This replica's name, owner of the sessions it stores (default `<host name>/<pid>`). */
   readonly replica?: string;
 }
@@ -60,7 +60,7 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
     owner: deps.replica ?? `${hostname()}/${process.pid}`,
     persistence: deps.registrations,
     onPersistError: (e) => log.error({ err: describeError(e) }, 'persisting a registration failed; kept in memory'),
-    onPersisted: () => void deps.changes?.announce('registrations').catch(() => {}),
+    onPersisted: () => void deps.announce?.(),
     onVersionError: (e) => log.error({ err: describeError(e) }, 'no new discovery version from the store; the change goes out under the current one'),
   });
   const updateGauge = registryGauge(metrics);

@@ -13,7 +13,7 @@ import { canonicalSerial } from '../../../common/pki/serial.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { hashToken, tokenIdOf } from '../store/join-token.js';
-import type { AuditLog, Ban, BanKind, ChangeFeed, InventoryStore, IssuedSvidRow, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
+import type { AuditLog, Ban, BanKind, InventoryStore, IssuedSvidRow, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
 import { ReloadedList } from '../store/reloaded-list.js';
 import { controlPlaneIdString } from './svid-policy.js';
 
@@ -54,8 +54,10 @@ export interface RevocationsOptions {
   readonly clock: Clock;
   /** The deny-list changed (here or on another replica): publish a new snapshot. */
   readonly onChange: () => void;
-  /** Told after a ban or lift here, so other replicas reload (absent: nobody else to tell). */
-  readonly changes?: Pick<ChangeFeed, 'announce'>;
+  /** Called after a ban or lift here, so other replicas reload (absent: nobody else to tell). */
+  readonly announce?: () => void;
+  /** A reload that checkStored() started without waiting failed (the ban is still refused by its answer). */
+  readonly onReloadFailed: (e: unknown) => void;
 }
 
 const MAX_REASON = 1000;
@@ -122,7 +124,7 @@ export class Revocations {
     try {
       await this.reload();
     } finally {
-      void this.#o.changes?.announce('revocations').catch(() => {});
+      this.#o.announce?.();
     }
   }
 
@@ -285,7 +287,7 @@ export class Revocations {
     const s = serial === undefined ? undefined : canonicalSerial(serial);
     const bans = await this.#o.store.matching(spiffeId, s);
     if (bans.length === 0) return;
-    void this.reload().catch(() => {});
+    this.reload().catch(this.#o.onReloadFailed);
     if (bans.some((b) => b.kind === 'spiffe_id' && b.value === spiffeId)) throw idBanned(spiffeId);
     if (s && bans.some((b) => b.kind === 'serial' && b.value === s)) throw serialBanned(s);
   }

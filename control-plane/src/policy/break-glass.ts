@@ -8,7 +8,7 @@ import type { Clock } from '../../../common/clock.js';
 import { TesseraError, describeError } from '../../../common/errors.js';
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
 import { compileIdPattern } from '../../../common/spiffe/match.js';
-import type { AuditLog, ChangeFeed, GrantStore } from '../store/store-contract.js';
+import type { AuditLog, GrantStore } from '../store/store-contract.js';
 import { ReloadedList } from '../store/reloaded-list.js';
 
 export interface BreakGlassRequest {
@@ -42,8 +42,8 @@ export interface BreakGlassOptions {
   readonly clock: Clock;
   /** The active grants changed (opened, expired, or changed by another replica): publish a new snapshot. */
   readonly onChange: () => void;
-  /** Told after a grant opened here, so other replicas reload (absent: nobody else to tell). */
-  readonly changes?: Pick<ChangeFeed, 'announce'>;
+  /** Called after a grant opened here, so other replicas reload (absent: nobody else to tell). */
+  readonly announce?: () => void;
 }
 
 export class BreakGlass {
@@ -98,7 +98,7 @@ export class BreakGlass {
     try {
       await this.reload();
     } finally {
-      void this.#o.changes?.announce('grants').catch(() => {});
+      this.#o.announce?.();
     }
     return grant;
   }

@@ -1,16 +1,20 @@
 // The revocation service over a real SQLite store: bans are validated, canonical, audited, published and
 // announced; check() refuses a banned ID or serial with its code from memory; a ban made elsewhere (another replica
-// on the same store) is enforced after a reload; join tokens are revoked only while unused; lifts are audited.
+// on the same store) is enforced after a reload; join tokens are revoked only while unused; lifts are audited. A failed
+// announcement or background reload is reported (logged through the FailureLog main.ts uses), never dropped.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { JoinTokenAttestor } from '../../../../control-plane/src/attestation/join-token-attestor.js';
-import { Revocations } from '../../../../control-plane/src/issuance/revocations.js';
+import { Revocations, type RevocationsOptions } from '../../../../control-plane/src/issuance/revocations.js';
+import { announcer } from '../../../../control-plane/src/lifecycle/follow-changes.js';
+import { FailureLog } from '../../../../control-plane/src/lifecycle/failure-log.js';
 import { tokenIdOf } from '../../../../control-plane/src/store/join-token.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import type { ChangeTopic, ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
+import { loud } from '../../../helpers/control-plane-parts.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
 const TD = TrustDomain.parse('example.org');
@@ -41,6 +45,7 @@ describe('Revocations', () => {
     store = await openSqliteStore(dir);
     published = 0;
     announced = [];
+    reloadFailures = [];
     now = 1_000_000;
     store.changes.subscribe('revocations', () => announced.push('revocations'));
     revocations = await open();
@@ -49,7 +54,9 @@ describe('Revocations', () => {
     await store.close();
     await cleanup();
   });
-  const open = () => Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: TD, clock, onChange: () => published++, changes: store.changes });
+  let reloadFailures: unknown[];
+  const open = (o: Partial<RevocationsOptions> = {}) =>
+    Revocations.open({ store: store.revocations, tokens: store.tokens, inventory: store.inventory, audit: store.audit, trustDomain: TD, clock, onChange: () => published++, announce: announcer(store.changes, loud)('revocations'), onReloadFailed: (e) => reloadFailures.push(e), ...o });
 
   test('banning an ID refuses it in check(), publishes once, announces and writes one audit line; lifting undoes it', async () => {
     expect(await codeOf(() => revocations.check(WEB))).toBeUndefined();
@@ -88,6 +95,34 @@ describe('Revocations', () => {
     expect(revocations.denyList().spiffeIds).toEqual([WEB]);
     // elsewhere's own ban published once (its onChange shares the counter), the reload here once more.
     expect(published).toBe(before + 1);
+  });
+
+  test('a ban whose announcement fails is held and published here, and the failure is logged with its topic (not dropped)', async () => {
+    const lines: { msg: string; obj: Record<string, unknown> }[] = [];
+    const rec = (obj: Record<string, unknown>, msg: string) => lines.push({ msg, obj });
+    const failures = new FailureLog({ info: rec, warn: rec, error: rec }, clock);
+    // main.ts's rule: announcer(changes, (topic, e) => health.failures.report('announcing a change failed', e, { topic }, topic)).
+    const down = { announce: () => Promise.reject(new TesseraError('TESSERA_ERR_STORE_UNAVAILABLE', 'pg_notify: connection lost')) };
+    const announce = announcer(down, (topic, e) => failures.report('announcing a change failed', e, { topic }, topic))('revocations');
+    const here = await open({ announce });
+    await here.ban({ kind: 'spiffe_id', value: WEB, reason: 'key leaked', createdBy: 'alice' });
+    expect(await codeOf(() => here.check(WEB))).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+    expect(published).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    expect(lines).toEqual([{ msg: 'announcing a change failed', obj: expect.objectContaining({ topic: 'revocations', code: 'TESSERA_ERR_STORE_UNAVAILABLE' }) }]);
+  });
+
+  test('a ban checkStored() finds is refused even when the reload it starts fails; that failure is reported', async () => {
+    let failReads = false;
+    const real = store.revocations;
+    const readFails = () => Promise.reject(new TesseraError('TESSERA_ERR_STORE_IO', 'read failed'));
+    const flaky = new Proxy(real, { get: (t, k) => (k === 'all' && failReads ? readFails : Reflect.get(t, k, t).bind(t)) });
+    const here = await open({ store: flaky });
+    await (await open()).ban({ kind: 'spiffe_id', value: WEB, reason: 'seen on replica 2', createdBy: 'bob' });
+    failReads = true;
+    expect(await codeOf(() => here.checkStored(WEB))).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+    await new Promise((r) => setImmediate(r));
+    expect(reloadFailures.map((e) => (e as TesseraError).code)).toEqual(['TESSERA_ERR_STORE_IO']);
   });
 
   test('a serial is stored canonically, refused in any spelling, and carries the SVID\'s NotAfter when known', async () => {

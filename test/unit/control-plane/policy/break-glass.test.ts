@@ -4,9 +4,11 @@
 // and across replicas too (whichever marks it audits it); a grant opened on another replica is served after a reload.
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
+import { announcer } from '../../../../control-plane/src/lifecycle/follow-changes.js';
 import { BreakGlass, type BreakGlassRequest, MAX_BREAK_GLASS_MS } from '../../../../control-plane/src/policy/break-glass.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
+import { loud } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
@@ -18,7 +20,7 @@ describe('BreakGlass', () => {
   async function open(time: FakeTime, on?: ControlPlaneStore) {
     const store = on ?? (await openSqliteStore(tmp.dir));
     const published: number[] = [];
-    const bg = await BreakGlass.open({ store: store.grants, audit: store.audit, clock: time, onChange: () => published.push(time.nowMs()), changes: store.changes });
+    const bg = await BreakGlass.open({ store: store.grants, audit: store.audit, clock: time, onChange: () => published.push(time.nowMs()), announce: announcer(store.changes, loud)('grants') });
     return { store, bg, published };
   }
 
