@@ -7,6 +7,7 @@ import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
 import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryConfig, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../discovery/kubernetes-config.js';
 import { TPM_ATTESTOR_SCHEMA, type TpmAttestorConfig, type TpmAttestorInput, resolveTpmAttestorConfig } from './tpm-config.js';
@@ -70,9 +71,9 @@ export const controlPlaneSchema: ObjectSchema = {
               type: 'object',
               description: 'Ask the Kubernetes API: keys by OIDC discovery, and a TokenReview per attestation (the bound pod must still exist)',
               properties: {
-                url: { type: 'string', format: 'url', default: 'https://kubernetes.default.svc' },
-                caFile: { type: 'string', minLength: 1, default: '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt' },
-                tokenFile: { type: 'string', minLength: 1, default: '/var/run/secrets/kubernetes.io/serviceaccount/token' },
+                url: { type: 'string', format: 'url', check: httpsOnly, description: `Default: ${IN_CLUSTER_API_SERVER_TEXT}` },
+                caFile: { type: 'string', minLength: 1, default: `${SERVICE_ACCOUNT_DIR}/ca.crt` },
+                tokenFile: { type: 'string', minLength: 1, default: `${SERVICE_ACCOUNT_DIR}/token` },
                 jwksRefresh: { type: 'duration', min: 1_000, default: '10m' },
                 tokenReview: { type: 'boolean', default: true },
               },
@@ -221,6 +222,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   });
   const k8sApi = k8s?.apiServer;
+  const inCluster = inClusterDefaults(env);
   const tpm = raw.attestors?.tpm
     ? resolveTpmAttestorConfig(raw.attestors.tpm, base, (path, message) => {
         const line = lineOf(parsed, path);
@@ -268,9 +270,9 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
               ...(k8sApi
                 ? {
                     apiServer: {
-                      url: k8sApi.url ?? 'https://kubernetes.default.svc',
-                      caFile: resolve(base, k8sApi.caFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/ca.crt'),
-                      tokenFile: resolve(base, k8sApi.tokenFile ?? '/var/run/secrets/kubernetes.io/serviceaccount/token'),
+                      url: apiServerUrl(k8sApi.url, env),
+                      caFile: resolve(base, k8sApi.caFile ?? inCluster.caFile),
+                      tokenFile: resolve(base, k8sApi.tokenFile ?? inCluster.tokenFile),
                       jwksRefreshMs: k8sApi.jwksRefresh ?? 600_000,
                       tokenReview: k8sApi.tokenReview ?? true,
                     },

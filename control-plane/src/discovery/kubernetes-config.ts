@@ -2,8 +2,8 @@
 // namespaces to watch, and the sidecar's inbound port the EndpointSlice source puts in each endpoint.
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
+import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 
-const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 /** The sidecar's inbound listener port the injector configures (tessera.dev/inbound-port overrides it per pod). */
 export const DEFAULT_INBOUND_PORT = 15006;
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -16,8 +16,8 @@ export const KUBERNETES_DISCOVERY_SCHEMA: ObjectSchema = {
     apiServer: {
       type: 'string',
       format: 'url',
-      check: (v) => (v.startsWith('https://') ? null : `"${v}" is not an https:// URL`),
-      description: 'Default: https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT in a pod, else https://kubernetes.default.svc',
+      check: httpsOnly,
+      description: `Default: ${IN_CLUSTER_API_SERVER_TEXT}`,
     },
     tokenFile: { type: 'string', minLength: 1, default: `${SERVICE_ACCOUNT_DIR}/token`, description: 'Bearer token, re-read on every (re)connect (projected tokens rotate)' },
     caFile: { type: 'string', minLength: 1, default: `${SERVICE_ACCOUNT_DIR}/ca.crt`, description: 'The API server\'s CA (PEM)' },
@@ -52,21 +52,14 @@ export interface KubernetesDiscoveryConfig {
   readonly debounceMs: number;
 }
 
-/** The in-cluster API server address from the variables the kubelet sets in every pod. */
-function inClusterApiServer(env: Readonly<Record<string, string | undefined>>): string {
-  const host = env['KUBERNETES_SERVICE_HOST'];
-  if (!host) return 'https://kubernetes.default.svc';
-  const port = env['KUBERNETES_SERVICE_PORT'] || '443';
-  return `https://${host.includes(':') ? `[${host}]` : host}:${port}`;
-}
-
 /** Undefined unless `enabled: true`; file paths relative to `base` (the config file's directory). */
 export function resolveKubernetesDiscovery(raw: KubernetesDiscoveryInput | undefined, base: string, env: Readonly<Record<string, string | undefined>>): KubernetesDiscoveryConfig | undefined {
   if (!raw?.enabled) return undefined;
+  const inCluster = inClusterDefaults(env);
   return Object.freeze({
-    apiServer: (raw.apiServer ?? inClusterApiServer(env)).replace(/\/+$/, ''),
-    tokenFile: resolve(base, raw.tokenFile ?? `${SERVICE_ACCOUNT_DIR}/token`),
-    caFile: resolve(base, raw.caFile ?? `${SERVICE_ACCOUNT_DIR}/ca.crt`),
+    apiServer: apiServerUrl(raw.apiServer, env),
+    tokenFile: resolve(base, raw.tokenFile ?? inCluster.tokenFile),
+    caFile: resolve(base, raw.caFile ?? inCluster.caFile),
     namespaces: Object.freeze([...new Set(raw.namespaces ?? [])]),
     inboundPort: raw.inboundPort ?? DEFAULT_INBOUND_PORT,
     debounceMs: raw.debounce ?? 100,
