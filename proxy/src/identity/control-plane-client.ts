@@ -102,6 +102,7 @@ export class ControlPlaneClient implements SvidSigner {
   /** A JWT-SVID for `current`'s own SPIFFE ID (mTLS with it), for these audiences; ttlSeconds 0 = the default. */
   mintJwtSvid(current: IssuedSvid, audience: readonly string[], ttlSeconds = 0): Promise<MintedJwtSvid> {
     return this.#unary(
+      'TESSERA_ERR_JWT_SVID_UNAVAILABLE',
       current,
       (ch, deadline) =>
         new Promise((ok, fail) => {
@@ -115,7 +116,9 @@ export class ControlPlaneClient implements SvidSigner {
 
   /** Identity/TpmChallenge (anonymous, like attestation): a fresh nonce and the PCRs to quote. */
   #tpmChallenge(): Promise<TpmChallengeResponseMsg> {
+    // Part of attestation: its failure is the SVID request's.
     return this.#unary(
+      'TESSERA_ERR_IDENTITY_SIGN_FAILED',
       undefined,
       (ch, deadline) =>
         new Promise((ok, fail) => {
@@ -127,6 +130,7 @@ export class ControlPlaneClient implements SvidSigner {
   /** Config/Report over mTLS with `current` (the control plane takes the reporting ID from it); resolves with the ack. */
   report(current: IssuedSvid, msg: ProxyReportMsg): Promise<ReportAckMsg> {
     return this.#unary(
+      'TESSERA_ERR_REPORT_FAILED',
       current,
       (ch, deadline) =>
         new Promise((ok, fail) => {
@@ -235,6 +239,7 @@ export class ControlPlaneClient implements SvidSigner {
 
   #sign(svid: IssuedSvid | undefined, req: SignSvidRequestMsg): Promise<SignedSvidRaw> {
     return this.#unary(
+      'TESSERA_ERR_IDENTITY_SIGN_FAILED',
       svid,
       (ch, deadline) =>
         new Promise((ok, fail) => {
@@ -252,9 +257,9 @@ export class ControlPlaneClient implements SvidSigner {
   /**
    * One unary call: on the current address, then, while replicas are unreachable, on the next ones in order, all
    * within one deadline (each attempt gets an equal share of what is left, so a black-holed replica cannot eat it
-   * all). An answer from a replica, a refusal included, ends it.
+   * all). An answer from a replica, a refusal included, ends it. A failure carries the call's own `code`.
    */
-  async #unary<T>(svid: IssuedSvid | undefined, invoke: (ch: Channel, deadline: number) => Promise<T>): Promise<T> {
+  async #unary<T>(code: UnaryCallCode, svid: IssuedSvid | undefined, invoke: (ch: Channel, deadline: number) => Promise<T>): Promise<T> {
     // A network deadline: real elapsed time, not the injected (possibly fake) wall clock.
     const deadline = Date.now() + (this.#o.callTimeoutMs ?? 10_000);
     const order = this.#endpoints.order();
@@ -267,12 +272,12 @@ export class ControlPlaneClient implements SvidSigner {
         return await invoke(this.#channel(svid, address), now + Math.max(1, (deadline - now) / (order.length - i)));
       } catch (e) {
         const err = e as grpc.ServiceError;
-        if (typeof err.code !== 'number' || !replicaUnreachable(err)) throw typeof err.code === 'number' ? signError(err) : e;
+        if (typeof err.code !== 'number' || !replicaUnreachable(err)) throw typeof err.code === 'number' ? grpcCallError(err, code) : e;
         last = err;
         this.#failed(address, describeGrpc(err));
       }
     }
-    throw signError(last!);
+    throw grpcCallError(last!, code);
   }
 
   /** Hands a call's messages to `cb` and its end or failure once; tells the endpoints when the replica failed. */
@@ -301,7 +306,7 @@ export class ControlPlaneClient implements SvidSigner {
     });
     call.on('error', (e: grpc.ServiceError) => {
       if (!closed && !ours && replicaUnreachable(e)) this.#failed(address, describeGrpc(e));
-      close(signError(e, 'TESSERA_ERR_IDENTITY_STREAM_FAILED'));
+      close(grpcCallError(e, 'TESSERA_ERR_IDENTITY_STREAM_FAILED'));
     });
     // A clean end not asked for: the replica is shutting down and tells its callers to go elsewhere.
     call.on('end', () => {
@@ -343,13 +348,16 @@ export interface MintedJwtSvid {
   readonly expiresAtMs: number;
 }
 
+/** What a unary call's failure is, per call: an operator reads the code to know which part failed. */
+type UnaryCallCode = 'TESSERA_ERR_IDENTITY_SIGN_FAILED' | 'TESSERA_ERR_JWT_SVID_UNAVAILABLE' | 'TESSERA_ERR_REPORT_FAILED';
+
 /**
  * A gRPC failure as a TesseraError naming the status and the control plane's stable code, if it sent one (once:
- * its details often begin with it). `as`: a request's failure (SIGN_FAILED) or a stream's (STREAM_FAILED).
+ * its details often begin with it). `code`: the call's own (SignSvid's, MintJwtSvid's, Report's) or a stream's.
  */
-export function signError(e: grpc.ServiceError, as: 'TESSERA_ERR_IDENTITY_SIGN_FAILED' | 'TESSERA_ERR_IDENTITY_STREAM_FAILED' = 'TESSERA_ERR_IDENTITY_SIGN_FAILED'): TesseraError {
+export function grpcCallError(e: grpc.ServiceError, code: UnaryCallCode | 'TESSERA_ERR_IDENTITY_STREAM_FAILED'): TesseraError {
   const status = grpc.status[e.code] ?? String(e.code);
-  const code = e.metadata?.get(ERROR_CODE_METADATA)[0];
-  const details = code !== undefined && e.details.startsWith(`${String(code)}: `) ? e.details.slice(String(code).length + 2) : e.details;
-  return new TesseraError(as, `${status}${code ? ` ${code}` : ''}: ${details}`, { grpcCode: e.code, ...(code ? { controlPlaneCode: String(code) } : {}) });
+  const theirs = e.metadata?.get(ERROR_CODE_METADATA)[0];
+  const details = theirs !== undefined && e.details.startsWith(`${String(theirs)}: `) ? e.details.slice(String(theirs).length + 2) : e.details;
+  return new TesseraError(code, `${status}${theirs ? ` ${theirs}` : ''}: ${details}`, { grpcCode: e.code, ...(theirs ? { controlPlaneCode: String(theirs) } : {}) });
 }

@@ -140,7 +140,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   /** Over mTLS with the current SVID: the control plane files the report under that SVID's ID. */
   report = (msg: ProxyReportMsg): Promise<ReportAckMsg> => {
     const svid = this.#svids.current;
-    if (!svid) return Promise.reject(new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'no SVID yet to authenticate a report with'));
+    if (!svid) return Promise.reject(new TesseraError('TESSERA_ERR_REPORT_FAILED', 'no SVID yet to authenticate a report with'));
     return this.#client.report(svid, msg);
   };
 

@@ -2,7 +2,8 @@
 // times), then over the control plane's real TLS gRPC front with the proxy's own client and the real SQLite store:
 // the stored report carries the SPIFFE ID of the caller's SVID (never anything from the message), this replica's
 // clock and name; callers without a valid SVID, banned callers, malformed, oversized and too frequent reports are
-// refused with their codes, counted, and store nothing.
+// refused with their codes, counted, and store nothing. The proxy's client names a failed report
+// TESSERA_ERR_REPORT_FAILED and a failed mint TESSERA_ERR_JWT_SVID_UNAVAILABLE, not an SVID request's failure.
 import * as grpc from '@grpc/grpc-js';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -178,11 +179,23 @@ describe('Config/Report over gRPC', () => {
     banned.add(id);
     const refused = await proxy.report(await asWeb(id), report({ instance: 'stolen/1' })).catch((e: TesseraError) => e);
     expect(refused).toBeInstanceOf(TesseraError);
+    // The report's own code, not an SVID request's.
+    expect((refused as TesseraError).code).toBe('TESSERA_ERR_REPORT_FAILED');
     expect((refused as TesseraError).details['grpcCode']).toBe(grpc.status.PERMISSION_DENIED);
     expect((refused as TesseraError).message).toContain('TESSERA_ERR_REVOCATION_ID_BANNED');
     expect((await store.reports.list(0)).length).toBe(before);
     expect(await counted('TESSERA_ERR_ATTESTATION_SVID_INVALID')).toBe(1);
     expect(await counted('TESSERA_ERR_REVOCATION_ID_BANNED')).toBe(1);
+  });
+
+  test('each call fails under its own code: a JWT mint, an SVID renewal (this server has no Identity service: UNIMPLEMENTED)', async () => {
+    const me = await asWeb('spiffe://example.org/ns/default/sa/codes');
+    const mint = (await proxy.mintJwtSvid(me, ['aud']).catch((e: TesseraError) => e)) as TesseraError;
+    expect(mint.code).toBe('TESSERA_ERR_JWT_SVID_UNAVAILABLE');
+    expect(mint.details['grpcCode']).toBe(grpc.status.UNIMPLEMENTED);
+    const renew = (await proxy.renew(Buffer.from('not a csr'), me).catch((e: TesseraError) => e)) as TesseraError;
+    expect(renew.code).toBe('TESSERA_ERR_IDENTITY_SIGN_FAILED');
+    expect(renew.details['grpcCode']).toBe(grpc.status.UNIMPLEMENTED);
   });
 
   test('over its bounds: INVALID_ARGUMENT with TESSERA_ERR_REPORT_INVALID; over the request cap: RESOURCE_EXHAUSTED; counted', async () => {
