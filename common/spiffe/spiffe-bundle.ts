@@ -165,8 +165,3 @@ export function parseSpiffeBundle(text: string): SpiffeBundle {
   }
   return { x509Authorities: x509, jwtAuthorities: jwt, sequence, refreshHintSeconds: hint as number | undefined, ignored };
 }
-
-/** Parses a Workload API JWKS (FetchJWTBundles value): jwt-svid keys only, by kid. */
-export function parseJwtBundleJwks(text: string): JwtBundle {
-  return parseSpiffeBundle(text).jwtAuthorities;
-}

@@ -84,10 +84,6 @@ export function offlineAuthorityId(root: X509Certificate): string {
   return root.fingerprint256.replaceAll(':', '').slice(0, 8).toLowerCase();
 }
 
-export function rootIsOffline(r: AuthorityRecord): boolean {
-  return r.rootKeyFile === undefined;
-}
-
 export async function createRoot(td: TrustDomain, id: string, nowMs: number, ttlMs: number): Promise<CertWithKey> {
   const key = generateKeyPair('ec-p256');
   const cert = await issueCertificate({

@@ -33,7 +33,6 @@ export interface AuthorityRow {
 
 /** The four steps of docs/control-plane.md "CA rotation"; `current` is the one under way (null: none). */
 export type RotationStepName = 'prepare' | 'propagate' | 'activate' | 'retire';
-export const ROTATION_STEPS: readonly RotationStepName[] = ['prepare', 'propagate', 'activate', 'retire'];
 
 export interface RotationStep {
   /** idle: one active authority and nothing else; propagating: a prepared one waits; draining: a retired one waits. */

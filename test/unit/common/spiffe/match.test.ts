@@ -1,15 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
-import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { compileIdPattern, compilePathPattern } from '../../../../common/spiffe/match.js';
-import {
-  authorizeAny,
-  authorizeId,
-  authorizeMatching,
-  authorizeMemberOf,
-  authorizeOneOf,
-} from '../../../../common/spiffe/authorizer.js';
 
 const id = (s: string) => SpiffeId.parse(s);
 
@@ -79,31 +71,5 @@ describe('path patterns', () => {
   test('rejects relative or mid-wildcards', () => {
     expect(() => compilePathPattern('v1/*')).toThrow();
     expect(() => compilePathPattern('/v1/x*')).toThrow();
-  });
-});
-
-describe('authorizers return reasons', () => {
-  const web = id('spiffe://example.org/ns/default/sa/web');
-  const api = id('spiffe://example.org/ns/default/sa/api');
-  test('authorizeAny', () => expect(authorizeAny()(web)).toEqual({ ok: true }));
-  test('authorizeId', () => {
-    expect(authorizeId(web)(web).ok).toBe(true);
-    const r = authorizeId(web)(api);
-    expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.reason).toContain('unexpected ID');
-  });
-  test('authorizeOneOf', () => {
-    expect(authorizeOneOf(web, api)(api).ok).toBe(true);
-    expect(authorizeOneOf(web)(api).ok).toBe(false);
-  });
-  test('authorizeMemberOf', () => {
-    expect(authorizeMemberOf(TrustDomain.parse('example.org'))(web).ok).toBe(true);
-    const r = authorizeMemberOf(TrustDomain.parse('other.org'))(web);
-    expect(r.ok).toBe(false);
-    if (!r.ok) expect(r.reason).toContain('not a member');
-  });
-  test('authorizeMatching', () => {
-    expect(authorizeMatching('spiffe://example.org/ns/*/sa/web')(web).ok).toBe(true);
-    expect(authorizeMatching('spiffe://example.org/ns/*/sa/web')(api).ok).toBe(false);
   });
 });

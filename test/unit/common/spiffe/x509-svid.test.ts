@@ -144,10 +144,13 @@ describe('verifyX509Svid', () => {
     expect(verifyX509Svid([Buffer.from('garbage')], bundles, { nowMs: NOW })).toMatchObject({ ok: false, code: 'TESSERA_ERR_SVID_MALFORMED' });
   });
 
-  test('expected ID mismatch', async () => {
+  test('expected ID (secure naming): the same ID passes; another is refused with a reason naming both', async () => {
     const s = await ca.mintSvid(ID);
-    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW, expectedId: SpiffeId.parse('spiffe://example.org/ns/default/sa/api') });
-    expect(r).toMatchObject({ ok: false, reason: 'id_mismatch', code: 'TESSERA_ERR_SVID_ID_MISMATCH' });
+    expect(verifyX509Svid(s.chain, bundles, { nowMs: NOW, expectedId: SpiffeId.parse(ID) }).ok).toBe(true);
+    const api = 'spiffe://example.org/ns/default/sa/api';
+    const r = verifyX509Svid(s.chain, bundles, { nowMs: NOW, expectedId: SpiffeId.parse(api) });
+    expect(r).toMatchObject({ ok: false, reason: 'id_mismatch', code: 'TESSERA_ERR_SVID_ID_MISMATCH', claimedId: SpiffeId.parse(ID) });
+    expect(!r.ok && r.message).toContain(`(got "${ID}", want "${api}")`);
   });
 
   test('a bundle holding old and new roots with the same name verifies SVIDs from both (CA rotation)', async () => {
