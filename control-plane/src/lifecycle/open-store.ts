@@ -1,7 +1,6 @@
 // Opens the store the config names: the embedded SQLite file (one process: it leads, the CA lives in <dataDir>/ca),
 // or the PostgreSQL database the replicas share (the CA and JWT keys in the database, periodic work by the leader,
 // which starts campaigning here). Every failed store operation is told to the store's health (logged, readiness).
-// Also the config as the admin API may show it: a database password never leaves.
 import { hostname } from 'node:os';
 import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
@@ -14,7 +13,6 @@ import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import { probeHeadroom, removeProbeLeftovers } from '../store/headroom-probe.js';
 import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
-import { redactPgUrl } from '../store/postgres/pg-connection-config.js';
 import { openSqliteStore } from '../store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../store/store-contract.js';
 import { StoreHealth } from './store-health.js';
@@ -83,11 +81,4 @@ function stoppingHealth(store: ControlPlaneStore, health: StoreHealth): ControlP
       return store.close();
     },
   };
-}
-
-/** The config the admin API shows: the database URL without its password. */
-export function redactedConfig<C extends Pick<ControlPlaneConfig, 'store'>>(config: C): C {
-  const s = config.store;
-  if (s.kind !== 'postgres' || !('url' in s.source)) return config;
-  return { ...config, store: { ...s, source: { url: redactPgUrl(s.source.url) } } };
 }

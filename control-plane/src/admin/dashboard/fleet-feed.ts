@@ -26,7 +26,7 @@ export const DEFAULT_HEARTBEAT_MS = 15_000;
 export const DEFAULT_MAX_CLIENTS = 16;
 
 /** What decides "changed": the view without the moment it was built. */
-export function fingerprintOf(view: FleetView): string {
+export function viewKey(view: FleetView): string {
   return createHash('sha256')
     .update(JSON.stringify({ ...view, generatedAtMs: 0 }))
     .digest('hex');
@@ -38,7 +38,7 @@ export class FleetFeed {
   #inflight: Promise<FleetView> | undefined;
   #refreshing = false;
   #again = false;
-  #last: { view: FleetView; fingerprint: string } | undefined;
+  #last: { view: FleetView; key: string } | undefined;
   #seq = 0;
   #poll: unknown;
   #heartbeat: unknown;
@@ -90,9 +90,9 @@ export class FleetFeed {
     this.current()
       .then(
         (view) => {
-          const fingerprint = fingerprintOf(view);
-          if (fingerprint === this.#last?.fingerprint) return;
-          this.#last = { view, fingerprint };
+          const key = viewKey(view);
+          if (key === this.#last?.key) return;
+          this.#last = { view, key };
           for (const c of this.#clients) this.#send(c, view);
         },
         (e: unknown) => this.#o.onError?.(e),
