@@ -1,25 +1,23 @@
 // The proxy's composition root: builds the identity source, policy source, telemetry, admin listener and the
 // inbound/outbound/edge listeners from a validated config, and owns start-up order and graceful drain.
-import type { Logger } from 'pino';
-import type { BuildInfo } from '../../common/build-info.js';
-import type { Clock } from '../../common/clock.js';
 import { describeError } from '../../common/errors.js';
 import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
-import { realTimers, type Timers } from '../../shared-io/timers.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { certsReport } from './admin/certs-report.js';
 import { Latch, Readiness } from './admin/readiness.js';
 import { probeServedLeaf } from './admin/served-check.js';
 import { ServedVerifier } from './admin/served-verifier.js';
 import { PolicyHolder } from './authz/policy-holder.js';
-import type { InboundConfig, OutboundConfig, ProxyConfig } from './config/proxy-config.js';
+import type { ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
 import { openSources } from './identity/open-sources.js';
-import type { Listener } from './listeners/listener.js';
-import { type ListenerDeps, listenerDeps } from './listeners/listener-deps.js';
-import { ListenerGroup, type StartedListener } from './listeners/listener-group.js';
+import { listenerDeps } from './listeners/listener-deps.js';
+import { ListenerGroup } from './listeners/listener-group.js';
+import { makeListeners } from './listeners/make-listeners.js';
+import type { ProxyRuntime, RunningProxy } from './proxy-runtime.js';
 import type { MeshDiscovery } from './routing/mesh-discovery.js';
 import { accessLogReports, createAccessLog } from './telemetry/access-log.js';
 import { countAccessLogDrops } from './telemetry/access-log-metrics.js';
@@ -28,47 +26,8 @@ import { startTracing } from './telemetry/start-tracing.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
 import { TicketKeys } from './tls/tls-contexts.js';
 
-export interface ProxyRuntime {
-  readonly clock: Clock;
-  readonly log: Logger;
-  /** The process environment: standard OTEL_* variables configure tracing where the config does not. */
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** Version, Node and OpenSSL, for tessera_build_info. */
-  readonly build: BuildInfo;
-  /** Scheduling (ticket rotation, served-serial recheck, drain deadline); real, unref'd timers by default. */
-  readonly timers?: Timers;
-}
-
-export interface RunningProxy {
-  readonly admin: { host: string; port: number };
-  readonly listeners: readonly StartedListener[];
-  readiness(): { ready: boolean; reason?: string };
-  /** Stop accepting, let in-flight exchanges finish up to the drain deadline, then close everything. */
-  shutdown(): Promise<void>;
-}
-
-const isH2 = (c: InboundConfig | OutboundConfig) => c.protocol === 'http2' || c.protocol === 'grpc';
 /** Between telling the registry this proxy drains and closing its listeners: callers learn of it and pick others. */
 const DEREGISTER_PROPAGATION_MS = 500;
-
-const isProxy = (c: OutboundConfig) => c.route.kind === 'http-proxy';
-
-/** The listeners of `config`, each kind's module loaded only when the config has one (an idle sidecar's memory). */
-export async function makeListeners(config: ProxyConfig, deps: ListenerDeps): Promise<Listener[]> {
-  const [inH1, inH2, edge, outH1, outH2, fwd] = await Promise.all([
-    config.inbound.some((c) => !isH2(c)) ? import('./listeners/inbound-listener.js') : null,
-    config.inbound.some(isH2) ? import('./listeners/inbound-h2-listener.js') : null,
-    config.edge.length > 0 ? import('./edge/edge-listener.js') : null,
-    config.outbound.some((c) => !isProxy(c) && !isH2(c)) ? import('./listeners/outbound-listener.js') : null,
-    config.outbound.some((c) => !isProxy(c) && isH2(c)) ? import('./listeners/outbound-h2-listener.js') : null,
-    config.outbound.some(isProxy) ? import('./listeners/forward-proxy-listener.js') : null,
-  ]);
-  return [
-    ...config.inbound.map((c) => (isH2(c) ? new inH2!.InboundH2Listener(c, deps) : new inH1!.InboundListener(c, deps))),
-    ...config.edge.map((c) => new edge!.EdgeListener(c, deps)),
-    ...config.outbound.map((c) => (isProxy(c) ? new fwd!.ForwardProxyListener(c, deps) : isH2(c) ? new outH2!.OutboundH2Listener(c, deps) : new outH1!.OutboundListener(c, deps))),
-  ];
-}
 
 export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
   // workers > 1: this process is the primary (identity, admin) and the listeners run in worker processes.

@@ -1,10 +1,10 @@
 // `workers: 2` with real processes (dist/cli/tessera.js): a web → api pair, each proxy a primary with two listener
 // workers on shared ports (SO_REUSEPORT). Requests succeed through both workers of each side, the aggregated
-// /metrics counts every request once, a rotated identity reaches every worker with no failed request, a stopped or
+// /metrics counts every request once, a refusal on the primary's admin listener is counted, a rotated identity reaches every worker with no failed request, a stopped or
 // killed worker does not make the summed counters go back, a killed worker is restarted and counted, and SIGTERM drains in-flight requests before the primary exits 0.
 import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
-import { type AddressInfo, createServer as createTcpServer } from 'node:net';
+import { type AddressInfo, connect, createServer as createTcpServer } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -153,6 +153,21 @@ test('requests succeed through both workers of each side, and the aggregated /me
   const cfg = await admin<{ listeners: { name: string; port: number }[] }>(api, '/config');
   expect(cfg.listeners).toEqual([expect.objectContaining({ name: 'app', port: api.ports.get('inbound/app') })]);
 }, 60_000);
+
+test("a refusal on the primary's admin listener is counted in tessera_requests_rejected_total{direction=\"admin\"}", async () => {
+  const reasons = async () => sumSeries(await metricsText(api.admin), 'tessera_requests_rejected_total', { direction: 'admin', reason: 'bad_request' });
+  const before = await reasons();
+  // Not HTTP: the admin server answers 400 and counts the refusal as bad_request.
+  const answer = await new Promise<string>((resolve, reject) => {
+    const s = connect({ host: '127.0.0.1', port: api.admin }, () => s.write('NOT HTTP\r\n\r\n'));
+    let got = '';
+    s.on('data', (d) => (got += d.toString()));
+    s.on('close', () => resolve(got));
+    s.on('error', reject);
+  });
+  expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+  await until('the refusal counted', async () => (await reasons()) === before + 1, 5_000);
+}, 20_000);
 
 test('transport.sessionsPerPeer: 4: one multiplexing caller keeps four sessions to api, its streams spread over them', async () => {
   await writeFile(

@@ -17,7 +17,7 @@ import { IdentityStore } from '../identity/identity-store.js';
 import { JwtBundleHolder } from '../identity/jwt-bundle-holder.js';
 import { openSources } from '../identity/open-sources.js';
 import type { StartedListener } from '../listeners/listener-group.js';
-import type { ProxyRuntime, RunningProxy } from '../main.js';
+import type { ProxyRuntime, RunningProxy } from '../proxy-runtime.js';
 import type { MeshDiscovery } from '../routing/mesh-discovery.js';
 import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
 import { DenyListHolder } from '../tls/deny-list-holder.js';
@@ -99,6 +99,9 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   const admin = await startAdminServer({
     listen: config.admin.listen,
     registry: new AggregatingRegistry(render),
+    // The primary's own counter: refusals happen on its admin listener, not in a worker.
+    onRefused: (reason) => metrics.rejected('admin', reason),
+    clock,
     readiness: () => readiness.state(),
     certs: () => certsReport(identity.current, servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
     endpoints: async () => mergeEndpoints(await stats()),

@@ -2,7 +2,7 @@
 // a start-up failure to it before exiting, then serve until SIGTERM/SIGINT or until the primary is gone, and drain.
 import { describeError, TesseraError } from '../../../common/errors.js';
 import { startupError } from '../../../shared-io/startup-error.js';
-import type { ProxyRuntime } from '../main.js';
+import type { ProxyRuntime } from '../proxy-runtime.js';
 import { parentChannel } from './worker-channel.js';
 import { startWorker } from './worker-main.js';
 

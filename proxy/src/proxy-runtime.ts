@@ -1,0 +1,27 @@
+// What a proxy process is given by its caller (the CLI, or a test) and what a started proxy hands back: the contract
+// of every proxy composition root (main.ts in one process, workers/primary-main.ts and workers/worker-main.ts with
+// `workers: N`), in a file of its own so that none of them imports another.
+import type { Logger } from 'pino';
+import type { BuildInfo } from '../../common/build-info.js';
+import type { Clock } from '../../common/clock.js';
+import type { Timers } from '../../shared-io/timers.js';
+import type { StartedListener } from './listeners/listener-group.js';
+
+export interface ProxyRuntime {
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** The process environment: standard OTEL_* variables configure tracing where the config does not. */
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Version, Node and OpenSSL, for tessera_build_info. */
+  readonly build: BuildInfo;
+  /** Scheduling (ticket rotation, served-serial recheck, drain deadline); real, unref'd timers by default. */
+  readonly timers?: Timers;
+}
+
+export interface RunningProxy {
+  readonly admin: { host: string; port: number };
+  readonly listeners: readonly StartedListener[];
+  readiness(): { ready: boolean; reason?: string };
+  /** Stop accepting, let in-flight exchanges finish up to the drain deadline, then close everything. */
+  shutdown(): Promise<void>;
+}
