@@ -26,7 +26,7 @@ import { AggregatingRegistry, aggregateMetrics } from './metrics-aggregate.js';
 import { ObservedPolicyHolder } from './observed-policy-holder.js';
 import { encodeDenyList, encodeDirectory, encodeIdentity, encodePolicies } from './worker-messages.js';
 import { WorkerPool } from './worker-pool.js';
-import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, workerSlotCounter } from './worker-views.js';
+import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, snapshotRefusalCounter, workerSlotCounter } from './worker-views.js';
 
 const DEREGISTER_PROPAGATION_MS = 500;
 /** Beyond the listeners' drain deadline, before a worker that has not exited is killed. */
@@ -47,6 +47,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   const denyList = new DenyListHolder();
   const jwtBundles = new JwtBundleHolder();
   const draining = new Latch();
+  const countRefusal = snapshotRefusalCounter(registry);
   const pool = new WorkerPool({
     count: config.workers,
     command: process.execPath,
@@ -62,6 +63,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
     onRestart: workerSlotCounter(registry, config.workers, 'tessera_worker_restarts_total', 'Listener workers that exited unasked and were restarted by the primary, by worker slot.'),
     onRestartFailed: workerSlotCounter(registry, config.workers, 'tessera_worker_restart_failures_total', 'Restart attempts of a listener worker that failed before it listened (retried after the backoff), by worker slot.'),
     onHung: workerSlotCounter(registry, config.workers, 'tessera_worker_hangs_total', 'Listener workers killed (then restarted) because they stopped answering the primary, by worker slot.'),
+    onRefused: (_slot, part) => countRefusal(part),
   });
   identity.subscribe((s) => {
     metrics.svidExpiry(s.notAfterMs);

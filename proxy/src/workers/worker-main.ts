@@ -23,7 +23,7 @@ import { DenyListHolder } from '../tls/deny-list-holder.js';
 import { TicketKeys } from '../tls/tls-contexts.js';
 import type { WorkerChannel } from './worker-channel.js';
 import { sharedPortsConfig } from './worker-config.js';
-import { applyDirectory, applyPolicies, decodeDenyList, decodeIdentity, type SnapshotParts, type ToWorker } from './worker-messages.js';
+import { applyDirectory, applyPolicies, decodeDenyList, decodeIdentity, type SnapshotPart, type SnapshotParts, type ToWorker } from './worker-messages.js';
 
 export interface RunningWorker {
   /** Stop accepting, let in-flight exchanges finish up to the drain deadline, then close everything. */
@@ -69,19 +69,31 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   const routed = config.outbound.some((c) => c.route.kind !== 'static');
   const directory = routed ? new ServiceDirectory({ onListenerError: (err, service) => log.error({ service, err: describeError(err) }, 'directory listener failed') }) : undefined;
   const listeners = new ListenerGroup(timers);
-  const install = (parts: SnapshotParts, logTo: Logger) => {
+  // Parts this worker refused and still runs an older copy of; each part is taken or refused on its own.
+  const refused = new Set<SnapshotPart>();
+  const take = (part: SnapshotPart, apply: () => void, logTo: Logger) => {
     try {
-      if (parts.identity) {
-        identity.update(decodeIdentity(parts.identity));
-        void channel.send({ type: 'installed', identityGeneration: parts.identity.generation });
-      }
-      if (parts.policies) applyPolicies(policies, parts.policies);
-      if (parts.denyList) denyList.set(decodeDenyList(parts.denyList));
-      if (parts.directory && directory) applyDirectory(directory, parts.directory);
+      apply();
+      if (refused.delete(part)) void channel.send({ type: 'recovered', part });
     } catch (e) {
-      // The snapshot in force stays (as in one process when an update is refused); the primary's /ready shows it.
-      logTo.error({ err: describeError(e) }, 'snapshot from the primary refused');
+      // The part in force stays (as in one process when an update is refused); the primary counts the refusal
+      // (tessera_worker_snapshot_refusals_total) and its /ready names this worker until a later one is taken.
+      refused.add(part);
+      logTo.error({ part, err: describeError(e) }, 'snapshot part from the primary refused');
+      void channel.send({ type: 'refused', part, code: e instanceof TesseraError ? e.code : 'uncoded' });
     }
+  };
+  const install = (parts: SnapshotParts, logTo: Logger) => {
+    const { identity: id, policies: pol, denyList: deny, directory: dir } = parts;
+    if (id) {
+      take('identity', () => {
+        identity.update(decodeIdentity(id));
+        void channel.send({ type: 'installed', identityGeneration: id.generation });
+      }, logTo);
+    }
+    if (pol) take('policies', () => applyPolicies(policies, pol), logTo);
+    if (deny) take('denyList', () => denyList.set(decodeDenyList(deny)), logTo);
+    if (dir && directory) take('directory', () => applyDirectory(directory, dir), logTo);
   };
   install(init.parts, log);
   if (!identity.current) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary sent no identity');

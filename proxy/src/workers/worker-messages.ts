@@ -52,6 +52,10 @@ export interface SnapshotParts {
   readonly directory?: DirectoryWire;
 }
 
+/** A snapshot part by name: what a worker names when it refuses one, and the `part` label of the refusal counter. */
+export type SnapshotPart = keyof SnapshotParts;
+export const SNAPSHOT_PARTS: readonly SnapshotPart[] = ['identity', 'policies', 'denyList', 'directory'];
+
 /** Bound ports by `kind/name` (port 0 in the config: the first worker's pick, which the others then share). */
 export type PortMap = Readonly<Record<string, number>>;
 
@@ -82,6 +86,10 @@ export interface WorkerStats {
 export type FromWorker =
   | { readonly type: 'listening'; readonly ports: PortMap }
   | { readonly type: 'installed'; readonly identityGeneration: number }
+  /** The worker kept its previous `part` (the new one did not validate there): counted, and /ready says so. */
+  | { readonly type: 'refused'; readonly part: SnapshotPart; readonly code: string }
+  /** A later snapshot of a part it had refused is in force: the worker is no longer behind on it. */
+  | { readonly type: 'recovered'; readonly part: SnapshotPart }
   | { readonly type: 'failed'; readonly code: string; readonly message: string }
   | { readonly type: 'edge-certificates'; readonly listener: string; readonly texts: EdgeCertTexts }
   | { readonly type: 'stats'; readonly id: number; readonly stats: WorkerStats }

@@ -2,7 +2,8 @@
 // supervisor, gives each the config and the latest snapshots, pushes every later snapshot to all of them, asks
 // them for their stats, restarts one that dies (bounded backoff, counted, each failed attempt too) and drains them
 // all together. It keeps the last edge certificate set the workers loaded, for a worker started later, and pings
-// every serving worker: one that stops answering is reported not ready, then killed and restarted.
+// every serving worker: one that stops answering is reported not ready, then killed and restarted. A worker that
+// refused a snapshot part (and so enforces an older one) is counted and reported not ready until it takes a later one.
 import type { ChildProcess } from 'node:child_process';
 import type { Logger } from 'pino';
 import { backoffDelay } from '../../../common/backoff.js';
@@ -10,7 +11,7 @@ import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { ProcessSupervisor, type SupervisedProcess } from '../../../shared-io/process-supervisor.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { EdgeCertTexts } from '../edge/edge-certificates.js';
-import type { FromWorker, PortMap, SnapshotParts, ToWorker, WorkerStats } from './worker-messages.js';
+import type { FromWorker, PortMap, SnapshotPart, SnapshotParts, ToWorker, WorkerStats } from './worker-messages.js';
 import { WORKER_ENV } from './worker-env.js';
 import { DEFAULT_HEARTBEAT, type HeartbeatTimes, WorkerHeartbeat } from './worker-heartbeat.js';
 
@@ -37,6 +38,8 @@ export interface WorkerPoolOptions {
   readonly startTimeoutMs?: number;
   /** A serving worker that stopped answering pings was killed (then restarted like one that died). */
   readonly onHung: (slot: number) => void;
+  /** A worker refused a snapshot part and keeps its older copy (tessera_worker_snapshot_refusals_total{part}). */
+  readonly onRefused: (slot: number, part: SnapshotPart, code: string) => void;
   readonly heartbeat?: HeartbeatTimes;
 }
 
@@ -55,6 +58,8 @@ export interface WorkerView {
   readonly lastRestartError: string | null;
   /** False while a serving worker's ping has gone unanswered for a heartbeat period or more. */
   readonly answering: boolean;
+  /** The snapshot parts this worker refused and runs an older copy of, with the refusal's error code. */
+  readonly refused: Readonly<Partial<Record<SnapshotPart, string>>>;
 }
 
 /** A run lasting this long resets a slot's backoff: a worker that crashes now and then restarts at once. */
@@ -65,6 +70,8 @@ class Slot {
   proc: SupervisedProcess | null = null;
   listening = false;
   identityGeneration = 0;
+  /** Part → error code, while the worker runs an older copy of that part than the primary sent. */
+  refused = new Map<SnapshotPart, string>();
   restarts = 0;
   failedRestarts = 0;
   lastRestartError: string | null = null;
@@ -125,7 +132,7 @@ export class WorkerPool {
     for (const s of this.#slots) if (s.listening) this.#send(s, { type: 'update', parts });
   }
 
-  /** Undefined when every worker listens and has installed the latest identity; else why not. */
+  /** Undefined when every worker listens, answers, has refused no snapshot part still in force and has installed the latest identity; else why not. */
   notReadyReason(): string | undefined {
     const generation = this.#latest.identity?.generation ?? 0;
     const now = this.#o.nowMs();
@@ -133,6 +140,8 @@ export class WorkerPool {
       if (!s.listening) return `worker ${s.index} is not listening`;
       const beat = s.heartbeat.verdict(now);
       if (beat.kind !== 'answering') return `worker ${s.index} has not answered for ${Math.floor(beat.forMs / 1000)} s`;
+      const refusal = s.refused.entries().next().value;
+      if (refusal) return `worker ${s.index} refused the ${refusal[0]} snapshot (${refusal[1]})`;
       if (s.identityGeneration < generation) return `worker ${s.index} has not installed identity generation ${generation}`;
     }
     return undefined;
@@ -140,7 +149,7 @@ export class WorkerPool {
 
   describe(): WorkerView[] {
     const now = this.#o.nowMs();
-    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts, failedRestarts: s.failedRestarts, lastRestartError: s.lastRestartError, answering: s.heartbeat.verdict(now).kind === 'answering' }));
+    return this.#slots.map((s) => ({ slot: s.index, pid: s.proc?.running ? s.proc.pid : null, listening: s.listening, identityGeneration: s.identityGeneration, restarts: s.restarts, failedRestarts: s.failedRestarts, lastRestartError: s.lastRestartError, answering: s.heartbeat.verdict(now).kind === 'answering', refused: Object.fromEntries(s.refused) }));
   }
 
   /** Every slot's stats; undefined for a worker that is down or did not answer within the deadline. */
@@ -177,6 +186,7 @@ export class WorkerPool {
     slot.listening = false;
     slot.failure = null;
     slot.identityGeneration = 0;
+    slot.refused.clear();
     slot.heartbeat.reset();
     slot.startedAtMs = this.#o.nowMs();
     const proc = await this.#supervisor.start({
@@ -215,6 +225,14 @@ export class WorkerPool {
         break;
       case 'installed':
         slot.identityGeneration = m.identityGeneration;
+        break;
+      case 'refused':
+        slot.refused.set(m.part, m.code);
+        this.#o.onRefused(slot.index, m.part, m.code);
+        this.#o.log.error({ worker: slot.index, part: m.part, code: m.code }, 'proxy worker refused a snapshot part; it keeps the older one');
+        break;
+      case 'recovered':
+        slot.refused.delete(m.part);
         break;
       case 'edge-certificates':
         this.#edgeCertificates = { ...this.#edgeCertificates, [m.listener]: m.texts };

@@ -1,9 +1,10 @@
 // The primary's admin views over its workers' stats: listeners with their open connections summed, each
 // balanced service's endpoints as every worker sees them, the denials merged for the fleet report, and the
-// counters by worker slot (restarts, failed restart attempts, workers killed for not answering).
+// counters by worker slot (restarts, failed restart attempts, workers killed for not answering) and by snapshot part
+// (refusals).
 import { Counter, type Registry } from 'prom-client';
 import type { DenialRow } from '../authz/denial-tally.js';
-import type { WorkerStats } from './worker-messages.js';
+import { SNAPSHOT_PARTS, type SnapshotPart, type WorkerStats } from './worker-messages.js';
 
 export type SlotStats = { readonly slot: number; readonly stats: WorkerStats | undefined };
 
@@ -47,4 +48,11 @@ export function workerSlotCounter(registry: Registry, workers: number, name: str
   const counter = new Counter({ name, help, labelNames: ['worker'], registers: [registry] });
   for (let i = 0; i < workers; i++) counter.inc({ worker: String(i) }, 0);
   return (slot) => counter.inc({ worker: String(slot) });
+}
+
+/** tessera_worker_snapshot_refusals_total{part}, every part shown from 0: a worker kept an older snapshot part. */
+export function snapshotRefusalCounter(registry: Registry): (part: SnapshotPart) => void {
+  const counter = new Counter({ name: 'tessera_worker_snapshot_refusals_total', help: 'Snapshot parts from the primary that a listener worker refused (it keeps the older one), by part.', labelNames: ['part'], registers: [registry] });
+  for (const part of SNAPSHOT_PARTS) counter.inc({ part }, 0);
+  return (part) => counter.inc({ part });
 }

@@ -56,6 +56,7 @@ test('failed restart attempts are retried after the backoff, counted and reporte
     onRestart: (slot) => void restarted.push(slot),
     onRestartFailed: (slot) => void failed.push(slot),
     onHung: () => {},
+    onRefused: () => {},
     backoff: { initialMs: 10, maxMs: 40 },
   });
   cleanups.push(() => pool.drain());
@@ -108,6 +109,7 @@ test('a restart attempt that never listens is killed at startTimeoutMs, counted,
     onRestart: () => {},
     onRestartFailed: (slot) => void failed.push(slot),
     onHung: () => {},
+    onRefused: () => {},
     backoff: { initialMs: 10, maxMs: 40 },
     startTimeoutMs: 300,
   });
@@ -144,6 +146,7 @@ test('a serving worker that stops answering is reported not ready, then killed, 
     onRestart: (slot) => void restarted.push(slot),
     onRestartFailed: () => {},
     onHung: (slot) => void hung.push(slot),
+    onRefused: () => {},
     backoff: { initialMs: 10, maxMs: 40 },
     // Short rounds for the test; a kill after 20 of them, so that a machine loaded by parallel suites (a worker slow
     // to answer a round or two) does not kill a worker that answers.
