@@ -1,4 +1,5 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
+import { fileURLToPath } from 'node:url';
 import { WORKER_ENV } from '../../proxy/src/workers/worker-env.js';
 import { missingNodeFlags } from '../../shared-io/node-flags.js';
 import { startupError } from '../../shared-io/startup-error.js';
@@ -7,6 +8,8 @@ import { type Command, EXIT_OK } from '../command.js';
 import { readBuildInfo } from '../read-build-info.js';
 
 const COMPONENT = 'tessera-proxy';
+/** This CLI's entry (dist/cli/tessera.js): a `workers: N` primary runs it again as each listener worker. */
+const CLI = fileURLToPath(new URL('../tessera.js', import.meta.url));
 
 export const proxyCommand: Command = {
   path: ['proxy'],
@@ -38,7 +41,9 @@ export const proxyCommand: Command = {
     if (missing.length > 0) {
       log.warn({ missing }, 'started without the V8 flags Tessera runs with (the bin, image and `tessera up` pass them): RSS can grow 2-3x under connection churn, see docs/operations.md');
     }
-    const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo() }).catch((e: unknown) => {
+    // A listener worker is `tessera proxy --config F` again, with the same V8 flags (it finds its role in WORKER_ENV).
+    const workerCommand = { command: process.execPath, args: [...process.execArgv, CLI, 'proxy', '--config', config.file] };
+    const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo(), workerCommand }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');
     });
     const proxy = await Promise.race([started, io.stopSignal.then(() => null)]);

@@ -16,6 +16,11 @@ export interface ProxyRuntime {
   readonly build: BuildInfo;
   /** Scheduling (ticket rotation, served-serial recheck, drain deadline); real, unref'd timers by default. */
   readonly timers?: Timers;
+  /**
+   * How a primary (`workers` > 1) starts each listener worker: the CLI knows its own path and syntax, the proxy
+   * does not (the worker finds its role in WORKER_ENV). Needed only with workers > 1.
+   */
+  readonly workerCommand?: { readonly command: string; readonly args: readonly string[] };
 }
 
 export interface RunningProxy {

@@ -35,6 +35,12 @@ describe('architecture', () => {
       for (const f of tsFiles(from)) for (const i of imports(f)) expect(i.includes(forbidden), `${relative(REPO_ROOT, f)} imports ${i}`).toBe(false);
     }
   });
+  test('proxy/ and control-plane/ never name a file of cli/ (a path built at run time escapes the import checks)', () => {
+    // cli/ is the top layer that calls into the parts (DESIGN section 1): the proxy's workers get their command from it.
+    for (const from of ['proxy', 'control-plane'].filter(exists)) {
+      for (const f of tsFiles(from)) expect(/['"`][^'"`]*\bcli\/[\w-]+\.js/.test(readFileSync(f, 'utf8')), `${relative(REPO_ROOT, f)} names a file of cli/`).toBe(false);
+    }
+  });
   test('common/ does no I/O and imports neither side', () => {
     const io = /^node:(fs|net|tls|http|http2|dgram|child_process|worker_threads|cluster)(\/|$)/;
     for (const f of tsFiles('common')) {

@@ -2,8 +2,7 @@
 // source (one attestation, one SVID), the policy and deny-list sources, discovery, the Workload API, the admin
 // listener and readiness; N worker processes run the listeners on shared ports and get every snapshot over IPC.
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { describeError } from '../../../common/errors.js';
+import { describeError, TesseraError } from '../../../common/errors.js';
 import { startProcessHeapTrim } from '../../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { startAdminServer } from '../admin/admin-server.js';
@@ -33,11 +32,10 @@ const DEREGISTER_PROPAGATION_MS = 500;
 const DRAIN_MARGIN_MS = 5_000;
 /** How often the denials of the workers are gathered for the fleet report. */
 const DENIALS_REFRESH_MS = 10_000;
-/** The CLI a worker runs (`tessera proxy` again, with WORKER_ENV set), next to this file in dist/. */
-const CLI = fileURLToPath(new URL('../../../cli/tessera.js', import.meta.url));
 
 export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
-  const { clock, log } = rt;
+  const { clock, log, workerCommand } = rt;
+  if (!workerCommand) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'workers > 1 needs the command that starts a listener worker (given by `tessera proxy`)');
   const timers = rt.timers ?? realTimers;
   const nowMs = () => clock.nowMs();
   const registry = createProxyRegistry();
@@ -50,8 +48,8 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   const countRefusal = snapshotRefusalCounter(registry);
   const pool = new WorkerPool({
     count: config.workers,
-    command: process.execPath,
-    args: [...process.execArgv, CLI, 'proxy', '--config', config.file],
+    command: workerCommand.command,
+    args: workerCommand.args,
     env: rt.env,
     configFile: config.file,
     // The listener sections the workers run, read once here so that every worker and restart runs the same ones.

@@ -17,7 +17,7 @@ import { DEFAULT_HEARTBEAT, type HeartbeatTimes, WorkerHeartbeat } from './worke
 
 export interface WorkerPoolOptions {
   readonly count: number;
-  /** How a worker is started: `node <cli> proxy --config F` (the worker finds its role in WORKER_ENV). */
+  /** How a worker is started: the runtime's workerCommand, `node <cli> proxy --config F` (the worker finds its role in WORKER_ENV). */
   readonly command: string;
   readonly args: readonly string[];
   readonly env: NodeJS.ProcessEnv;
