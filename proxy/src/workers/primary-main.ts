@@ -10,6 +10,7 @@ import { certsReport } from '../admin/certs-report.js';
 import { Latch, Readiness } from '../admin/readiness.js';
 import { probeServedLeaf } from '../admin/served-check.js';
 import { ServedVerifier } from '../admin/served-verifier.js';
+import { PolicyHolder } from '../authz/policy-holder.js';
 import type { ProxyConfig } from '../config/proxy-config.js';
 import { redactedConfig } from '../config/redact-config.js';
 import { IdentityStore } from '../identity/identity-store.js';
@@ -22,7 +23,6 @@ import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
 import { DenyListHolder } from '../tls/deny-list-holder.js';
 import { CounterCarry } from './counter-carry.js';
 import { AggregatingRegistry, aggregateMetrics } from './metrics-aggregate.js';
-import { ObservedPolicyHolder } from './observed-policy-holder.js';
 import { encodeDenyList, encodeDirectory, encodeIdentity, encodePolicies } from './worker-messages.js';
 import { WorkerPool } from './worker-pool.js';
 import { mergeDenials, mergeEndpoints, mergeListeners, type SlotStats, snapshotRefusalCounter, workerSlotCounter } from './worker-views.js';
@@ -41,7 +41,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   const registry = createProxyRegistry();
   const metrics = new ProxyMetrics(registry, { build: rt.build });
   const identity = new IdentityStore(clock);
-  const policies = new ObservedPolicyHolder(config.authorization.defaultAction);
+  const policies = new PolicyHolder(config.authorization.defaultAction);
   const denyList = new DenyListHolder();
   const jwtBundles = new JwtBundleHolder();
   const draining = new Latch();
@@ -67,7 +67,7 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
     metrics.svidExpiry(s.notAfterMs);
     pool.publish({ identity: encodeIdentity(s) });
   });
-  policies.observe(() => pool.publish({ policies: encodePolicies(policies)! }));
+  policies.subscribe(() => pool.publish({ policies: encodePolicies(policies)! }));
   denyList.subscribe((list) => pool.publish({ denyList: encodeDenyList(list) }));
 
   const { source, stoppables } = await openSources(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
