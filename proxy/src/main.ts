@@ -8,12 +8,13 @@ import { certsReport } from './admin/certs-report.js';
 import { Latch, Readiness } from './admin/readiness.js';
 import { probeServedLeaf } from './admin/served-check.js';
 import { ServedVerifier } from './admin/served-verifier.js';
+import { openPolicySource } from './authz/open-policy-source.js';
 import { PolicyHolder } from './authz/policy-holder.js';
 import type { ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
-import { openSources } from './identity/open-sources.js';
+import { openIdentitySource } from './identity/open-identity-source.js';
 import { listenerDeps } from './listeners/listener-deps.js';
 import { ListenerGroup } from './listeners/listener-group.js';
 import { makeListeners } from './listeners/make-listeners.js';
@@ -50,7 +51,9 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const { source, stoppables } = await openSources(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
+  const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
+  const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
 
   // Made once identity is in (below); the readiness check and shutdown read it.
   let mesh: MeshDiscovery | undefined;

@@ -10,12 +10,13 @@ import { certsReport } from '../admin/certs-report.js';
 import { Latch, Readiness } from '../admin/readiness.js';
 import { probeServedLeaf } from '../admin/served-check.js';
 import { ServedVerifier } from '../admin/served-verifier.js';
+import { openPolicySource } from '../authz/open-policy-source.js';
 import { PolicyHolder } from '../authz/policy-holder.js';
 import type { ProxyConfig } from '../config/proxy-config.js';
 import { redactedConfig } from '../config/redact-config.js';
 import { IdentityStore } from '../identity/identity-store.js';
 import { JwtBundleHolder } from '../identity/jwt-bundle-holder.js';
-import { openSources } from '../identity/open-sources.js';
+import { openIdentitySource } from '../identity/open-identity-source.js';
 import type { StartedListener } from '../listeners/listener-group.js';
 import type { ProxyRuntime, RunningProxy } from '../proxy-runtime.js';
 import type { MeshDiscovery } from '../routing/mesh-discovery.js';
@@ -70,7 +71,9 @@ export async function startPrimary(config: ProxyConfig, rt: ProxyRuntime): Promi
   policies.subscribe(() => pool.publish({ policies: encodePolicies(policies)! }));
   denyList.subscribe((list) => pool.publish({ denyList: encodeDenyList(list) }));
 
-  const { source, stoppables } = await openSources(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
+  const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
+  const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
 
   const servedTarget = () => {
     const first = config.inbound[0];
