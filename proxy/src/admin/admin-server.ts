@@ -1,5 +1,5 @@
-// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, /endpoints, POST /drain, and
-// the app's relayed kubelet probes (/app-health/<name>). Provider errors answer 500 without detail; every read
+// The proxy's admin listener (loopback by default): /healthz, /ready, /metrics, /certs, /config, /endpoints, and the
+// app's relayed kubelet probes (/app-health/<name>). Provider errors answer 500 without detail; every read
 // from a client is bounded in size and time.
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,8 +22,6 @@ export interface AdminServerOptions {
   readonly config: () => unknown;
   /** The balanced services' endpoints (service → endpoints with state, EWMA, outstanding). */
   readonly endpoints?: () => unknown;
-  /** Enables POST /drain (start draining as on SIGTERM). */
-  readonly onDrain?: () => void;
   /** A provider threw while serving `path` (the client only sees {"error":"internal"}). */
   readonly onError?: (err: unknown, path: string) => void;
   /** A connection refused or cut before its request was served (counted as tessera_requests_rejected_total{direction="admin"}). */
@@ -109,16 +107,9 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     const method = req.method ?? 'GET';
     try {
       // Nothing here is authenticated: only requests addressed to an IP or localhost, not from other sites' pages,
-      // are answered (DNS rebinding would read /config, /certs and /endpoints; a page could POST /drain).
+      // are answered (DNS rebinding would read /config, /certs and /endpoints).
       const refusal = adminRequestRefusal(req);
       if (refusal !== null) return sendJson(res, 403, { error: 'forbidden', reason: refusal });
-      if (path === '/drain' && opts.onDrain) {
-        if (method !== 'POST') return sendJson(res, 405, { error: 'method_not_allowed' }, false, { allow: 'POST' });
-        // A browser page on this host could POST here; browsers always send Origin on such requests.
-        if (req.headers.origin !== undefined) return sendJson(res, 403, { error: 'forbidden' });
-        opts.onDrain();
-        return sendJson(res, 202, { draining: true });
-      }
       if (method !== 'GET' && method !== 'HEAD') return sendJson(res, 405, { error: 'method_not_allowed' }, false, { allow: 'GET, HEAD' });
       if (path === '/ready') {
         const r = opts.readiness();

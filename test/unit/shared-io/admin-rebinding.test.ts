@@ -34,7 +34,7 @@ beforeAll(async () => {
   cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => null, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera', federation: { trustDomains: [{ bundleEndpointUrl: 'https://fed:pa55w0rd@cp.b.example:8445/' }] } }), endpoints: () => ({}) });
   await cp.start();
   ports['control plane'] = Number(cp.address.split(':').pop());
-  proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}), onDrain: () => {} });
+  proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}) });
   ports['proxy'] = proxy.address.port;
 });
 

@@ -117,7 +117,7 @@ describe('admin server', () => {
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
     expect((await request(server, 'DELETE', '/healthz')).status).toBe(405);
-    // Without onDrain there is no /drain endpoint.
+    // There is no /drain endpoint: SIGTERM drains.
     expect((await request(server, 'POST', '/drain')).status).toBe(405);
   });
 
@@ -139,17 +139,6 @@ describe('admin server', () => {
       expect(JSON.parse(r.body)).toEqual({ error: 'internal' });
     }
     expect(errors).toEqual(['/certs', '/config', '/ready']);
-  });
-
-  test('POST /drain calls onDrain, refuses browser-origin requests', async () => {
-    let drained = 0;
-    const { server } = await start({ onDrain: () => drained++ });
-    expect((await request(server, 'GET', '/drain')).status).toBe(405);
-    expect((await request(server, 'POST', '/drain', { origin: 'http://evil.example' })).status).toBe(403);
-    expect(drained).toBe(0);
-    const r = await request(server, 'POST', '/drain');
-    expect(r.status).toBe(202);
-    expect(drained).toBe(1);
   });
 
   test('headers over 16 KiB are refused with 431', async () => {
