@@ -111,14 +111,15 @@ test('a restart attempt that never listens is killed at startTimeoutMs, counted,
     onHung: () => {},
     onRefused: () => {},
     backoff: { initialMs: 10, maxMs: 40 },
-    startTimeoutMs: 300,
+    // Long enough for a node process to start on a loaded machine (the first start is timed too), short enough to wait.
+    startTimeoutMs: 2_000,
   });
   cleanups.push(() => pool.drain());
   await pool.start({});
   await writeFile(hangFile, '');
   process.kill(pool.describe()[1]!.pid!, 'SIGKILL');
   await until('a hung start counted as failed', () => pool.describe()[1]!.failedRestarts >= 1, 20_000, 10);
-  expect(pool.describe()[1]!.lastRestartError).toContain('did not listen within 300 ms');
+  expect(pool.describe()[1]!.lastRestartError).toContain('did not listen within 2000 ms');
   await rm(hangFile);
   await until('worker 1 back', () => pool.describe()[1]!.listening, 20_000, 10);
   expect(pool.notReadyReason()).toBeUndefined();
