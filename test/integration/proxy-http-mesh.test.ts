@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -244,8 +245,12 @@ describe('HTTP/1.1 through two sidecars', () => {
     expect(r.status).toBe(502);
     expect((await httpCall(wrongName)).status).toBe(502);
     expect(metricValue(await metrics(webProxy), 'tessera_tls_handshakes_total', { direction: 'outbound', result: 'failure', reason: 'id_mismatch' })).toBeGreaterThanOrEqual(2);
-    // The calling side's log says which upstream and why (its access log only says upstream_unavailable), once.
-    const lines = webProxy.stderr().split('\n').filter((l) => l.includes('"msg":"upstream handshake failed"') && l.includes('"reason":"id_mismatch"'));
+    // The calling side's log says which upstream and why (its access log only says upstream_unavailable), once. The
+    // line reaches this process through a pipe a moment after the metric: wait for it, then check there is one.
+    const logged = () => webProxy.stderr().split('\n').filter((l) => l.includes('"msg":"upstream handshake failed"') && l.includes('"reason":"id_mismatch"'));
+    await until('the upstream handshake failure logged', () => logged().length > 0, 5_000, 20);
+    await new Promise((r) => setTimeout(r, 200)); // a second line, were one written, would have come by now
+    const lines = logged();
     expect(lines).toHaveLength(1);
     expect(JSON.parse(lines[0]!)).toMatchObject({ level: 'warn', direction: 'outbound', reason: 'id_mismatch', upstream: expect.stringMatching(/^127\.0\.0\.1:\d+$/), expected: expect.stringMatching(/^spiffe:\/\//) });
   });
