@@ -12,6 +12,7 @@ import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
+import { relayRequestBody } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
@@ -192,7 +193,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     }
     drainIntoVoid(upReq, upRes, t.requestMs);
   });
-  stream.pipe(upReq);
+  // Ended only when the client ended its body: a stream it reset, or nghttp2 refused (a content-length its DATA did
+  // not meet), leaves the request unfinished, and 'close' above destroys it (the app sees an aborted connection).
+  relayRequestBody(stream, upReq);
 }
 
 /**

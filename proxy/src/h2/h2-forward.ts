@@ -3,7 +3,8 @@
 // relayed, cancellation (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its
 // deadlines: response head, stream idle, total. Request trailers are never forwarded (only the
 // body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
-// An upstream stream is only ever reset with CANCEL, and no upstream session is closed from a stream's callbacks:
+// An upstream stream is only ever reset with CANCEL (cancelUpstream, request-end.ts: never after an END_STREAM the
+// client did not send; the request body's end is relayed only when the client really ended it), and no upstream session is closed from a stream's callbacks:
 // Node 24.20's nghttp2 frees streams twice when a client session sends (any other reset, a close or destroy) from
 // inside its own GOAWAY handling, an abort a hostile app could then set off (Node 24.21 defers those sends).
 import * as http2 from 'node:http2';
@@ -17,6 +18,7 @@ import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-ro
 import type { DrainCuts } from '../listeners/drain-cut.js';
 import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
+import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
@@ -201,7 +203,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       if (grpc) grpcStatus ??= GRPC_CANCELLED; // what the client's library reports for RST_STREAM CANCEL
       if (!stream.destroyed) stream.close(NGHTTP2_CANCEL);
     }
-    if (req && !req.closed) req.close(NGHTTP2_CANCEL);
+    if (req) cancelUpstream(req);
     finish(reason);
   };
   // The head deadline runs from the request being complete (its body included): an upload that moves is not cut.
@@ -239,6 +241,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let interimBytes = 0;
   let counting = false;
   let trailers: http2.OutgoingHttpHeaders | undefined;
+  let unrelay = () => {};
   stream.on('wantTrailers', () => {
     try {
       stream.sendTrailers(trailers ?? {});
@@ -249,7 +252,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     }
   });
   stream.on('close', () => {
-    if (req && !req.closed) req.close(NGHTTP2_CANCEL);
+    if (req) cancelUpstream(req);
     if (cut) return;
     if (flag) return finish();
     // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole;
@@ -271,7 +274,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       if (route?.retry(connectFailureReason(err), false)) return open(route.resource);
       return answerUnavailable('upstream_unavailable');
     }
-    if (stream.destroyed) return clientLeft();
+    // A client that reset its stream (NO_ERROR included: node:http2 ends its body then) left.
+    if (stream.destroyed || stream.aborted) return clientLeft();
     const again = refusals > 0;
     if (again && replay === null) {
       // The body went on flowing while a session was had, past what is held.
@@ -360,14 +364,14 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
           else replay.push(d);
         });
       }
-      stream.pipe(up);
-    } else if (bodyAhead) up.end();
+      unrelay = relayRequestBody(stream, up);
+    } else if (bodyAhead && endedCleanly(stream)) up.end();
     up.on('close', () => {
       if (cut) return; // answered (or reset) by a deadline already
       if (canRespond(stream)) {
         if (up.rstCode === NGHTTP2_REFUSED_STREAM && replay !== null && refusals < REFUSED_RETRIES) {
           refusals++;
-          stream.unpipe(up);
+          unrelay();
           return open(upstreamOf());
         }
         flag ??= 'upstream_closed';
@@ -385,7 +389,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     status = grpc ? 200 : 502;
     if (grpc) grpcStatus = String(GRPC_UNAVAILABLE);
     respondLocal(stream, grpc, 502, 'bad_upstream_response', GRPC_UNAVAILABLE);
-    if (req && !req.closed) req.close(NGHTTP2_CANCEL);
+    if (req) cancelUpstream(req);
     finish('bad_upstream_response');
   };
   open(upstreamOf());

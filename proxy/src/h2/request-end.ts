@@ -1,0 +1,41 @@
+// A client's HTTP/2 request body relayed to an upstream (an h2 stream, or an HTTP/1.1 request) whose end goes on only
+// when the client really ended it, and an upstream h2 stream cancelled without ending it first. The upstream must
+// never take a request the proxy refused for a whole one (audit 27a F2): node:http2 ends the writable side of a stream
+// it closes (close(CANCEL) sent DATA END_STREAM, then RST_STREAM CANCEL), and it ends the readable side of a stream
+// the client reset with NO_ERROR (its 'end', which a plain pipe relayed as the request's end). A client stream that
+// errors (a content-length its DATA did not meet, a pseudo-header in its trailers: nghttp2 resets it) never ends.
+import type * as http2 from 'node:http2';
+import { constants } from 'node:http2';
+import { addAbortSignal, type Writable } from 'node:stream';
+
+/** True once `stream`'s request body came to its END_STREAM, not to a reset. */
+export function endedCleanly(stream: http2.ServerHttp2Stream): boolean {
+  return stream.readableEnded && !stream.aborted;
+}
+
+/**
+ * Pipes `stream`'s body into `to` with backpressure and ends `to` only on a clean end (endedCleanly): a reset leaves
+ * it open for the caller to cancel (cancelUpstream) or destroy. Returns the undoing of it (a refused stream's body
+ * is sent again on another).
+ */
+export function relayRequestBody(stream: http2.ServerHttp2Stream, to: Writable): () => void {
+  const onEnd = () => {
+    if (!stream.aborted && !to.destroyed && !to.writableEnded) to.end();
+  };
+  stream.pipe(to, { end: false });
+  stream.once('end', onEnd);
+  return () => {
+    stream.unpipe(to);
+    stream.off('end', onEnd);
+  };
+}
+
+/**
+ * Resets `req` with CANCEL. One whose request is not ended yet is destroyed with an AbortError, which node:http2
+ * resets with CANCEL without the END_STREAM close() would send first; an ended one is closed as before.
+ */
+export function cancelUpstream(req: http2.ClientHttp2Stream): void {
+  if (req.closed || req.destroyed) return;
+  if (req.writableEnded) return void req.close(constants.NGHTTP2_CANCEL);
+  addAbortSignal(AbortSignal.abort(), req);
+}
