@@ -3,13 +3,15 @@
 // complete within headersTimeout (the first request after the preface, and any HEADERS block once begun,
 // CONTINUATION trickling included), and a session with no open stream for idleTimeout is closed. Node's own
 // session timeout counts every frame as activity, so a client trickling bytes would never reach it. And a session
-// whose client resets many of its streams before their answer is cut, or, a mesh peer's, drained (h2-reset-budget.ts).
+// whose client resets many of its streams before their answer is cut, or, a mesh peer's, drained (h2-reset-budget.ts);
+// one whose control frames (WINDOW_UPDATE, PRIORITY) outgrow what it was sent is cut (h2-frame-budget.ts).
 // A cut session's socket is held open CUT_LINGER_MS after its GOAWAY (Envoy's delayed_close_timeout, for the same
 // race): closed at once, it had unread frames of a client still writing, the kernel answered with a TCP reset, and a
 // client whose next write met that reset lost the GOAWAY unread (EPIPE, never ENHANCE_YOUR_CALM). Held, the client's
 // writes land in the socket's receive buffer (nghttp2 stops reading once nothing is open) and it reads the GOAWAY.
 import { constants, type ServerHttp2Session, type ServerHttp2Stream, type ServerOptions } from 'node:http2';
 import type { ProxyLimits } from '../config/proxy-config.js';
+import { FrameBudget } from './h2-frame-budget.js';
 import { type ResetAction, ResetBudget } from './h2-reset-budget.js';
 import type { Expirable, SessionSet } from './session-set.js';
 
@@ -72,6 +74,7 @@ export class H2SessionWatch implements Expirable {
   readonly #onExpire: (code: Code) => void;
   readonly #startMs: number;
   readonly #resets: ResetBudget;
+  readonly #frames: FrameBudget;
   #lastStreamId = 0;
   #open = 0;
   #idleSinceMs: number;
@@ -92,7 +95,8 @@ export class H2SessionWatch implements Expirable {
     this.#startMs = nowMs();
     this.#idleSinceMs = this.#startMs;
     this.#resets = new ResetBudget(limits.maxConcurrentStreams, resets);
-    session.on('stream', (stream: ServerHttp2Stream) => this.#onStream(stream));
+    this.#frames = new FrameBudget(session);
+    session.on('stream', (stream: ServerHttp2Stream, _h: unknown, _f: unknown, raw: string[] | undefined) => this.#onStream(stream, raw));
     // nghttp2 closes the session itself on a flood or a protocol error; counted by reason like our own cuts.
     session.on('error', (err) => {
       const reason = sessionErrorReason(err);
@@ -113,6 +117,11 @@ export class H2SessionWatch implements Expirable {
   get deadlineMs(): number {
     if (this.closed) return Number.POSITIVE_INFINITY;
     if (this.#cutAtMs >= 0) return this.#cutAtMs + CUT_LINGER_MS;
+    // A control-frame flood (h2-frame-budget.ts): due now, whatever else is open.
+    if (this.#frames.exceeded) {
+      this.#code = 'http2_flood';
+      return 0;
+    }
     this.#code = 'headers_timeout';
     if (this.#lastStreamId === 0) return this.#startMs + this.#limits.headersTimeoutMs;
     const inProgress = this.#session.state.lastProcStreamID ?? 0;
@@ -132,6 +141,8 @@ export class H2SessionWatch implements Expirable {
     if (this.closed) return;
     if (this.#cutAtMs >= 0) return void this.#session.destroy(new Error('premature_reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
     this.#onExpire(this.#code);
+    // A flood is cut as a rapid reset is, whatever the listener (a mesh peer's proxy sends no such flood for its clients).
+    if (this.#code === 'http2_flood') return void this.#cut(this.#nowMs());
     this.#session.destroy();
   }
 
@@ -140,7 +151,8 @@ export class H2SessionWatch implements Expirable {
     if (!this.closed && this.#cutAtMs < 0) this.#session.close();
   }
 
-  #onStream(stream: ServerHttp2Stream): void {
+  #onStream(stream: ServerHttp2Stream, rawHeaders: string[] | undefined): void {
+    this.#frames.stream(stream, rawHeaders);
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
     this.#open++;

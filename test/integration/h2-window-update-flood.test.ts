@@ -1,0 +1,205 @@
+// A client flooding WINDOW_UPDATE frames is cut on every HTTP/2 listener kind (audit 27a F3): connection-level
+// WINDOW_UPDATE +1 frames, which nghttp2 takes without answer or limit, cost the edge 15 % of a core for as long
+// as the client kept on, and the connection stayed. Now the client's control traffic is bounded by what it was sent
+// (h2-frame-budget.ts): the edge (anonymous TLS), the outbound h2c listener (the local app) and the inbound listener
+// (a mesh peer) send GOAWAY ENHANCE_YOUR_CALM within seconds and count tessera_requests_rejected_total{reason=
+// "http2_flood"}. The same with the frames on an open request stream. Well-behaved clients moving megabytes both ways, whose
+// WINDOW_UPDATEs answer the proxy's DATA, are not cut. Real proxy processes, raw frames over real sockets, on loopback.
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import * as tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
+import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
+import { makeTempDir } from '../helpers/run.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
+
+const TD = 'example.org';
+const API = `spiffe://${TD}/ns/default/sa/api`;
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+const [HEADERS, SETTINGS, GOAWAY, WINDOW_UPDATE] = [1, 4, 7, 8];
+const [END_HEADERS, ACK] = [0x4, 0x1];
+const ENHANCE_YOUR_CALM = 0xb;
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let api: ProxyProcess;
+let web: ProxyProcess;
+let webCred = { cert: '', key: '' };
+const servers: http2.Http2Server[] = [];
+
+/** h2c app: reads a request's body, answers 200 with `x-size` bytes (0 when absent). */
+function startApp(): Promise<number> {
+  const app = http2.createServer();
+  app.on('stream', (stream, headers) => {
+    stream.on('error', () => undefined);
+    stream.resume();
+    stream.on('end', () => {
+      if (stream.destroyed || stream.closed) return;
+      stream.respond({ ':status': 200 });
+      stream.end(Buffer.alloc(Number(headers['x-size'] ?? 0), 0x61));
+    });
+  });
+  servers.push(app);
+  return new Promise((r) => app.listen(0, '127.0.0.1', () => r((app.address() as net.AddressInfo).port)));
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  const ca = await TestCa.create({ trustDomain: TD });
+  const app = await startApp();
+  await writeSvidFiles(ca, API, join(dir, 'api'));
+  await writeSvidFiles(ca, WEB, join(dir, 'web'));
+  webCred = { cert: await readFile(join(dir, 'web', 'svid.pem'), 'utf8'), key: await readFile(join(dir, 'web', 'key.pem'), 'utf8') };
+  await mkdir(join(dir, 'policies'));
+  const allow = (name: string, selector: string, from: string) =>
+    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${selector}\n  action: ALLOW\n  rules:\n    - from: ["${from}"]\n      to: { paths: ["/public/**"] }\n---\n`;
+  await writeFile(join(dir, 'policies', 'all.yaml'), allow('api-allow-web', API, WEB) + allow('edge-allow-anyone', WEB, 'unauthenticated'));
+  const common = (name: string) =>
+    `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\nauthorization: { policiesDir: policies, defaultAction: deny }\n`;
+  await writeFile(join(dir, 'api.yaml'), `${common('api')}inbound:\n  - { name: app-h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${app}, protocol: http2 }\n`);
+  api = await startProxyProcess(join(dir, 'api.yaml'));
+  const inbound = api.ports.get('inbound/app-h2');
+  await writeFile(
+    join(dir, 'web.yaml'),
+    `${common('web')}outbound:\n  - { name: api-h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${inbound}, spiffeId: ${API}, protocol: http2 }\n` +
+      'edge:\n  - name: public\n    listen: 127.0.0.1:0\n    certFile: web/svid.pem\n    keyFile: web/key.pem\n    authorize: true\n    routes:\n' +
+      `      - { host: "*", pathPrefix: /, upstream: 127.0.0.1:${app}, unsafePlaintext: true, protocol: http2 }\n`,
+  );
+  web = await startProxyProcess(join(dir, 'web.yaml'));
+}, 60_000);
+
+afterAll(async () => {
+  await web?.stop();
+  await api?.stop();
+  for (const s of servers) s.close();
+  await cleanup?.();
+});
+
+const SURFACES = [
+  { name: 'edge', direction: 'edge', proc: () => web, port: () => web.ports.get('edge/public')!, security: 'tls' as const, authority: 'a.example.test' },
+  { name: 'outbound h2c', direction: 'outbound', proc: () => web, port: () => web.ports.get('outbound/api-h2')!, security: 'none' as const, authority: 'api' },
+  { name: 'inbound', direction: 'inbound', proc: () => api, port: () => api.ports.get('inbound/app-h2')!, security: 'web' as const, authority: 'api' },
+];
+type Surface = (typeof SURFACES)[number];
+
+interface RawConn {
+  readonly socket: net.Socket;
+  goaway: number | undefined;
+  closed: boolean;
+}
+
+async function rawOpen(s: Surface): Promise<RawConn> {
+  const tcp = net.connect(s.port(), '127.0.0.1');
+  tcp.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('connect', resolve);
+    tcp.once('error', reject);
+  });
+  let socket: net.Socket = tcp;
+  if (s.security !== 'none') {
+    const t = tls.connect({ socket: tcp, ALPNProtocols: ['h2'], rejectUnauthorized: false, servername: s.authority, ...(s.security === 'web' ? webCred : {}) });
+    await new Promise<void>((resolve, reject) => {
+      t.once('secureConnect', resolve);
+      t.once('error', reject);
+    });
+    socket = t;
+  }
+  const c: RawConn = { socket, goaway: undefined, closed: false };
+  let buf = Buffer.alloc(0);
+  socket.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      const len = buf.readUIntBE(0, 3);
+      const [type, flags] = [buf[3]!, buf[4]!];
+      if (type === GOAWAY) c.goaway = buf.readUInt32BE(13);
+      buf = buf.subarray(9 + len);
+      if (type === SETTINGS && (flags & ACK) === 0 && !socket.destroyed) socket.write(frame(SETTINGS, ACK, 0));
+    }
+  });
+  socket.on('error', () => undefined);
+  socket.once('close', () => {
+    c.closed = true;
+  });
+  socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0)]));
+  return c;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const floods = async (p: ProxyProcess, direction: string) => sumSeries(await metricsText(p.admin), 'tessera_requests_rejected_total', { direction, reason: 'http2_flood' });
+
+/** Sends `batch` (500 times over) every 20 ms for up to 6 s, until the proxy sends GOAWAY or closes. */
+async function flood(c: RawConn, batch: Buffer): Promise<void> {
+  const many = Buffer.concat(Array.from({ length: 500 }, () => batch));
+  const until = Date.now() + 6_000;
+  while (Date.now() < until && c.goaway === undefined && !c.closed) {
+    c.socket.write(many);
+    await sleep(20);
+  }
+}
+
+const increment = Buffer.from([0, 0, 0, 1]);
+
+describe.each(SURFACES)('$name', (s) => {
+  test('connection-level WINDOW_UPDATE +1 frames without end: GOAWAY ENHANCE_YOUR_CALM, counted as http2_flood', async () => {
+    const before = await floods(s.proc(), s.direction);
+    const c = await rawOpen(s);
+    await flood(c, frame(WINDOW_UPDATE, 0, 0, increment));
+    expect(c.goaway).toBe(ENHANCE_YOUR_CALM);
+    await until('the flood counted', async () => (await floods(s.proc(), s.direction)) === before + 1, 5_000);
+    await until('the connection closed', () => c.closed, 5_000, 20);
+    c.socket.destroy();
+  }, 20_000);
+
+  test('WINDOW_UPDATE +1 frames on an open stream: cut the same', async () => {
+    const c = await rawOpen(s);
+    const head = [[':method', 'POST'], [':scheme', s.security === 'none' ? 'http' : 'https'], [':path', '/public/slow'], [':authority', s.authority]] as const;
+    c.socket.write(frame(HEADERS, END_HEADERS, 1, block(head)));
+    await flood(c, frame(WINDOW_UPDATE, 0, 1, increment));
+    expect(c.goaway).toBe(ENHANCE_YOUR_CALM);
+    c.socket.destroy();
+  }, 20_000);
+});
+
+/** A well-behaved client: `n` requests one after another, each uploading and downloading `bytes`. */
+async function exchange(s: Surface, n: number, bytes: number): Promise<number[]> {
+  const session = http2.connect(`${s.security === 'none' ? 'http' : 'https'}://127.0.0.1:${s.port()}`, { rejectUnauthorized: false, servername: s.authority, ...(s.security === 'web' ? webCred : {}) });
+  session.on('error', () => undefined);
+  const statuses: number[] = [];
+  for (let i = 0; i < n; i++) {
+    statuses.push(
+      await new Promise<number>((resolve) => {
+        const req = session.request({ ':method': 'POST', ':path': `/public/big/${i}`, ':authority': s.authority, 'x-size': String(bytes) });
+        let status = 0;
+        let got = 0;
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.on('data', (d: Buffer) => {
+          got += d.length;
+        });
+        req.on('end', () => resolve(got === bytes ? status : -got));
+        req.on('error', () => resolve(0));
+        // Written in 1 KiB pieces: many small DATA frames.
+        const piece = Buffer.alloc(1024, 0x62);
+        for (let k = 0; k < bytes / 1024; k++) req.write(piece);
+        req.end();
+      }),
+    );
+  }
+  session.close();
+  return statuses;
+}
+
+test.each(SURFACES)('$name: well-behaved clients moving 4 MiB each way on one connection are not cut', async (s) => {
+  const before = await floods(s.proc(), s.direction);
+  expect(await exchange(s, 4, 1024 * 1024)).toEqual([200, 200, 200, 200]);
+  // Idle with PINGs for a while: the sweep looks every second.
+  await sleep(1_500);
+  expect(await floods(s.proc(), s.direction)).toBe(before);
+}, 30_000);
