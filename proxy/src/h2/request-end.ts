@@ -32,10 +32,16 @@ export function relayRequestBody(stream: http2.ServerHttp2Stream, to: Writable):
 
 /**
  * Resets `req` with CANCEL. One whose request is not ended yet is destroyed with an AbortError, which node:http2
- * resets with CANCEL without the END_STREAM close() would send first; an ended one is closed as before.
+ * resets with CANCEL without the END_STREAM close() would send first; an ended one is closed as before. The destroy
+ * waits for the next turn: this may run inside the upstream session's own frame handling (a head refused in the same
+ * read as the app's GOAWAY), where Node 24.20 frees a stream destroyed from a client session's GOAWAY handling twice,
+ * a microtask included (h2-forward.ts). Meanwhile nothing ends it: relayRequestBody ends it only on the client's
+ * clean end, which makes it a whole request anyway.
  */
 export function cancelUpstream(req: http2.ClientHttp2Stream): void {
   if (req.closed || req.destroyed) return;
   if (req.writableEnded) return void req.close(constants.NGHTTP2_CANCEL);
-  addAbortSignal(AbortSignal.abort(), req);
+  setImmediate(() => {
+    if (!req.closed && !req.destroyed) addAbortSignal(AbortSignal.abort(), req);
+  });
 }
