@@ -7,6 +7,8 @@
 // client did not send; the request body's end is relayed only when the client really ended it), and no upstream session is closed from a stream's callbacks:
 // Node 24.20's nghttp2 frees streams twice when a client session sends (any other reset, a close or destroy) from
 // inside its own GOAWAY handling, an abort a hostile app could then set off (Node 24.21 defers those sends).
+// A stream the upstream refused with ENHANCE_YOUR_CALM retires its session (a Node app refuses every stream of a
+// session whose memory a slow reader's unread answers fill) and an idempotent request is sent again on another.
 import * as http2 from 'node:http2';
 import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
@@ -20,7 +22,7 @@ import { ignoreH2Error } from './h2-error-guard.js';
 import { H2Upstream } from './h2-upstream.js';
 import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_INTERNAL = 13;
 const GRPC_UNAVAILABLE = 14;
 /** grpc-status a client reports for a stream reset with CANCEL. */
@@ -34,6 +36,12 @@ const CLIENT_CLOSED_REQUEST = 499;
  * if its body so far is held: up to StreamSettings.replayBytes, until the response head.
  */
 const REFUSED_RETRIES = 2;
+/**
+ * Idempotent methods (RFC 9110 section 9.2.2): also sent again after ENHANCE_YOUR_CALM before any answer, which a
+ * Node app's server sends for every new stream while its session's memory is full (another caller's unread answers),
+ * before its handler sees the stream; an RFC-conforming peer might have processed it, so only these are repeated.
+ */
+const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 const KEEP_PSEUDO: ReadonlySet<string> = new Set([':method', ':path', ':authority']);
 
@@ -367,9 +375,13 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       unrelay = relayRequestBody(stream, up);
     } else if (bodyAhead && endedCleanly(stream)) up.end();
     up.on('close', () => {
+      // The app is over its limits on this session: new streams go to another (h2-upstream.ts refused).
+      const calm = up.rstCode === NGHTTP2_ENHANCE_YOUR_CALM;
+      if (calm) upstream.refused(session);
       if (cut) return; // answered (or reset) by a deadline already
       if (canRespond(stream)) {
-        if (up.rstCode === NGHTTP2_REFUSED_STREAM && replay !== null && refusals < REFUSED_RETRIES) {
+        const repeat = up.rstCode === NGHTTP2_REFUSED_STREAM || (calm && IDEMPOTENT.has(String(headers[':method'])));
+        if (repeat && replay !== null && refusals < REFUSED_RETRIES) {
           refusals++;
           unrelay();
           return open(upstreamOf());

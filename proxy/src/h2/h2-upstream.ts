@@ -1,10 +1,12 @@
 // Long-lived, multiplexed HTTP/2 client sessions to an upstream (a peer proxy over mTLS, or the local app over
 // h2c), opened lazily and shared by every stream; another is opened when each has as many streams as the peer's
-// SETTINGS_MAX_CONCURRENT_STREAMS allows (so long-lived streams past the cap do not wait), and a session is
+// SETTINGS_MAX_CONCURRENT_STREAMS allows, or 100 (so long-lived streams past the cap do not wait), and a session is
 // forgotten when it closes or receives GOAWAY. After our identity changes (a new SVID or trust bundle) or once the
 // peer's certificate has expired, a session takes no new stream: it is closed gracefully (GOAWAY, its open streams
 // run to their end) and new streams go to a session handshaken with the identity in force. A session with no
-// stream for idleMs is closed from this side, before the peer's idle timeout could race a new stream.
+// stream for idleMs is closed from this side, before the peer's idle timeout could race a new stream. A session whose
+// peer refused a stream with ENHANCE_YOUR_CALM (a Node app past its session memory, held by answers a slow reader
+// has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered.
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -20,6 +22,7 @@ export interface H2UpstreamOptions {
   readonly authority: string;
   /** Opens the transport (already TLS-handshaken for mTLS); absent = plain TCP by http2.connect itself. */
   readonly open?: SocketOpener;
+  /** Streams per session at most, below the peer's own cap (default STREAMS_PER_SESSION). */
   readonly maxConcurrentStreams?: number;
   /** The identity generation in force (mTLS upstreams); a session opened under another takes no new stream. */
   readonly generation?: () => number;
@@ -48,6 +51,13 @@ type Waiter = (err: Error | null, session?: http2.ClientHttp2Session) => void;
 
 /** Sessions per upstream at most; past it, streams queue in the least busy session (nghttp2 holds them). */
 const MAX_SESSIONS = 32;
+/**
+ * Streams per session at most when the peer allows more (a Node app's server allows 2^32-1): its limits are per
+ * session, so one caller's unread streams fill one session, not the only one. Node's server also ends a session,
+ * every stream on it, once it has refused 100 streams in a row (over its memory, ENHANCE_YOUR_CALM); a session
+ * that never carries more than 100 cannot get there.
+ */
+export const STREAMS_PER_SESSION = 100;
 
 export class H2Upstream {
   readonly #o: H2UpstreamOptions;
@@ -79,7 +89,13 @@ export class H2Upstream {
     const finish = (err: Error | null, session?: http2.ClientHttp2Session) => {
       const waiters = this.#waiters ?? [];
       this.#waiters = undefined;
-      for (const w of waiters) w(err, session);
+      // Each picks again (a caller opens its stream in the callback): the new session takes streams up to its cap
+      // and the rest of a burst that came while it connected go to the next one. All of them here, nghttp2 held
+      // those past the peer's cap until a slot freed, for ever behind a caller that never reads (a 504 to others).
+      for (const w of waiters) {
+        if (err || !session) w(err, session);
+        else this.session(w);
+      }
     };
     const generation = this.#generation();
     const connect = (socket?: Socket, peerExpired?: () => boolean) => {
@@ -143,6 +159,22 @@ export class H2Upstream {
     });
   }
 
+  /**
+   * The peer refused a stream on `session` as over its limits (ENHANCE_YOUR_CALM): Node's server does so for every
+   * new stream while the session's memory is past maxSessionMemory, the answers its unread streams hold counted.
+   * Like a retired session, it takes no new stream and closes once its open streams end; the next stream gets a
+   * fresh session. Closed on the next turn, not from inside the stream's callbacks (h2-forward.ts).
+   */
+  refused(session: http2.ClientHttp2Session): void {
+    const state = this.#sessions.get(session);
+    if (!state) return;
+    clearTimeout(state.idleTimer);
+    this.#sessions.delete(session);
+    setImmediate(() => {
+      if (!session.closed && !session.destroyed) session.close();
+    }).unref();
+  }
+
   /** Open sessions (for tests and diagnostics). */
   get sessions(): number {
     return this.#sessions.size;
@@ -154,11 +186,12 @@ export class H2Upstream {
   }
 
   /**
-   * The first open session below the peer's stream cap; when none and no more may open, the least busy one.
+   * The first open session below the stream cap (the peer's, at most `cap`); when none and no more may open, the least busy one.
    * Sessions of an older identity generation, or whose peer certificate has expired, are retired on the way.
    */
   #pick(): http2.ClientHttp2Session | undefined {
     const generation = this.#generation();
+    const cap = this.#o.maxConcurrentStreams ?? STREAMS_PER_SESSION;
     let least: http2.ClientHttp2Session | undefined;
     let leastStreams = 0;
     for (const [s, state] of this.#sessions) {
@@ -167,7 +200,7 @@ export class H2Upstream {
         this.#retire(s);
         continue;
       }
-      if (state.streams < (s.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY)) return s;
+      if (state.streams < Math.min(s.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY, cap)) return s;
       if (!least || state.streams < leastStreams) {
         least = s;
         leastStreams = state.streams;
