@@ -1,7 +1,8 @@
 // H2Upstream against a real HTTP/2 server on loopback that advertises a small SETTINGS_MAX_CONCURRENT_STREAMS:
 // long-lived streams past the peer's cap get a new session instead of waiting behind the open ones; after an
 // identity change or the peer certificate's expiry new streams get a new session while the old one drains; an
-// idle session is closed from the client side.
+// idle session is closed from the client side. A burst that waited for a session spreads over sessions at the cap
+// (ours when the peer allows more), and a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new one.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
@@ -73,6 +74,44 @@ describe('H2Upstream', () => {
     expect(upstream.sessions).toBe(Math.ceil((2 * CAP + 1) / CAP));
     expect(srv.sessions()).toBe(upstream.sessions);
     for (const r of [first, ...rest]) r.close();
+  });
+
+  test('a burst that waits for the first session spreads over sessions at the peer cap, none held past it', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    // All asked before any session exists: each picks again once one is ready (before, all went to the first,
+    // and nghttp2 held those past the cap until a stream there ended).
+    const all = await Promise.all(Array.from({ length: 3 * CAP }, () => request(upstream!)));
+    await until('srv.open() === 3 * CAP', () => srv.open() === 3 * CAP, 5_000);
+    expect(upstream.sessions).toBe(3);
+    for (const r of all) r.close();
+  });
+
+  test('at most maxConcurrentStreams streams a session when the peer allows more', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, maxConcurrentStreams: 1 });
+    const all = await Promise.all(Array.from({ length: 3 }, () => request(upstream!)));
+    await until('srv.open() === 3', () => srv.open() === 3, 5_000);
+    expect(upstream.sessions).toBe(3);
+    for (const r of all) r.close();
+  });
+
+  test('a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new stream, and closes once its streams end', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    const a = await request(upstream);
+    await new Promise((r) => a.once('response', r));
+    const first = a.session!;
+    upstream.refused(first);
+    expect(upstream.sessions).toBe(0);
+    const b = await request(upstream);
+    expect(b.session).not.toBe(first);
+    await until('srv.open() === 2', () => srv.open() === 2, 5_000);
+    expect(srv.sessions()).toBe(2);
+    a.close();
+    await until('the refused session closed', () => first.closed || first.destroyed, 5_000);
+    await until('srv.closedSessions() === 1', () => srv.closedSessions() === 1, 5_000);
+    b.close();
   });
 
   test('a closed stream frees room: the next request reuses an open session', async () => {
