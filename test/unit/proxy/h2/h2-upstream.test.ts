@@ -101,7 +101,7 @@ describe('H2Upstream', () => {
     upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
     const a = await request(upstream);
     await new Promise((r) => a.once('response', r));
-    const first = a.session!;
+    const first = a.session as http2.ClientHttp2Session;
     upstream.refused(first);
     expect(upstream.sessions).toBe(0);
     const b = await request(upstream);
