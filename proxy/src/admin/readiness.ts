@@ -1,5 +1,7 @@
-// Readiness as named conditions, registered in order by main.ts: the proxy is ready when every condition is met,
-// and the reason it is not is the first unmet condition's.
+// Readiness as named conditions, registered in order by the composition root (main.ts, or workers/primary-main.ts
+// with `workers: N`): the proxy is ready when every condition is met, and the reason it is not is the first unmet
+// condition's. (The control plane's admin/readiness.ts adds a life-cycle phase, and its conditions answer null, not
+// undefined, when met.)
 
 /** A condition: undefined when met, else the reason it is not. */
 export type Condition = () => string | undefined;
