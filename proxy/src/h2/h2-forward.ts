@@ -7,7 +7,8 @@
 // client did not send; the request body's end is relayed only when the client really ended it), and no upstream
 // session is closed from a stream's callbacks: Node 24.20's nghttp2 frees streams twice when a client session sends
 // (any other reset, a close or destroy) from inside its own GOAWAY handling, an abort a hostile app could then set
-// off (Node 24.21 defers those sends).
+// off (Node 24.21 defers those sends); test/integration/h2-upstream-goaway-refused-head.test.ts is the guard (an
+// app's GOAWAY and a refused head in one read).
 // A stream the upstream refused with ENHANCE_YOUR_CALM retires its session (a Node app refuses every stream of a
 // session whose memory a slow reader's unread answers fill) and an idempotent request is sent again on another.
 import * as http2 from 'node:http2';
