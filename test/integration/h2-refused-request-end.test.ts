@@ -7,26 +7,19 @@
 // the next hop took it for the request's end); on the edge's HTTP/1.1 route the app must see its connection
 // aborted, never a request whose body is whole (content-length met, or the last chunk). Real proxy processes, raw
 // frames over real sockets, on loopback; each case 4 times (the old code lost the race in about half of them).
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
-import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type H2Stage, STAGE_API, startH2Stage } from '../helpers/h2-stage.js';
+import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
-import { makeTempDir } from '../helpers/run.js';
-import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
 
-const TD = 'example.org';
-const API = `spiffe://${TD}/ns/default/sa/api`;
-const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const [DATA, HEADERS, RST_STREAM, SETTINGS] = [0, 1, 3, 4];
 const [END_STREAM, END_HEADERS, ACK] = [0x1, 0x4, 0x1];
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-let dir: string;
-let cleanup: () => Promise<void>;
+let stage: H2Stage;
 let api: ProxyProcess;
 let web: ProxyProcess;
 let webCred = { cert: '', key: '' };
@@ -88,38 +81,22 @@ function listen(server: net.Server): Promise<number> {
 }
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await makeTempDir());
-  const ca = await TestCa.create({ trustDomain: TD });
   const h2App = await listen(rawRecordingApp());
   const h1App = await listen(rawH1App());
-  await writeSvidFiles(ca, API, join(dir, 'api'));
-  await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  webCred = { cert: await readFile(join(dir, 'web', 'svid.pem'), 'utf8'), key: await readFile(join(dir, 'web', 'key.pem'), 'utf8') };
-  await mkdir(join(dir, 'policies'));
-  const allow = (name: string, selector: string, from: string) =>
-    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${selector}\n  action: ALLOW\n  rules:\n    - from: ["${from}"]\n      to: { paths: ["/public/**"] }\n---\n`;
-  await writeFile(join(dir, 'policies', 'all.yaml'), allow('api-allow-web', API, WEB) + allow('edge-allow-anyone', WEB, 'unauthenticated'));
-  const common = (name: string) =>
-    `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\nauthorization: { policiesDir: policies, defaultAction: deny }\n`;
-  await writeFile(join(dir, 'api.yaml'), `${common('api')}inbound:\n  - { name: app-raw, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${h2App}, protocol: http2 }\n`);
-  api = await startProxyProcess(join(dir, 'api.yaml'));
-  const inbound = api.ports.get('inbound/app-raw');
-  await writeFile(
-    join(dir, 'web.yaml'),
-    `${common('web')}outbound:\n` +
-      `  - { name: raw-h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${inbound}, spiffeId: ${API}, protocol: http2 }\n` +
-      'edge:\n  - name: public\n    listen: 127.0.0.1:0\n    certFile: web/svid.pem\n    keyFile: web/key.pem\n    authorize: true\n    routes:\n' +
-      `      - { host: h1.example.test, pathPrefix: /, upstream: 127.0.0.1:${h1App}, unsafePlaintext: true, protocol: http }\n` +
-      `      - { host: "*", pathPrefix: /, upstream: 127.0.0.1:${inbound}, spiffeId: ${API}, protocol: http2 }\n`,
-  );
-  web = await startProxyProcess(join(dir, 'web.yaml'));
+  stage = await startH2Stage({
+    inbound: { 'app-raw': h2App },
+    outbound: (inbound) => [`{ name: raw-h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${inbound('app-raw')}, spiffeId: ${STAGE_API}, protocol: http2 }`],
+    edgeRoutes: (inbound) => [
+      `{ host: h1.example.test, pathPrefix: /, upstream: 127.0.0.1:${h1App}, unsafePlaintext: true, protocol: http }`,
+      `{ host: "*", pathPrefix: /, upstream: 127.0.0.1:${inbound('app-raw')}, spiffeId: ${STAGE_API}, protocol: http2 }`,
+    ],
+  });
+  ({ api, web, webCred } = stage);
 }, 60_000);
 
 afterAll(async () => {
-  await web?.stop();
-  await api?.stop();
+  await stage?.stop();
   for (const s of servers) s.close();
-  await cleanup?.();
 });
 
 /** Opens a raw HTTP/2 connection (TLS when `security` says so) that acknowledges SETTINGS. */

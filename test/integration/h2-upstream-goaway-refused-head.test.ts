@@ -11,27 +11,20 @@
 // answered. Edge h2 route (anonymous TLS client) and the inbound http2 listener (mTLS peer). Real processes, raw
 // frames over loopback. A guard: no crash was reproduced on 24.20 with the deferred cancel, the synchronous destroy
 // (00f44fc) or close(CANCEL) (before it), 25 rounds of each case, twice; a proxy that dies fails every case.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type H2Stage, startH2Stage } from '../helpers/h2-stage.js';
+import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
-import { makeTempDir } from '../helpers/run.js';
-import { TestCa } from '../helpers/test-ca.js';
 
-const TD = 'example.org';
-const API = `spiffe://${TD}/ns/default/sa/api`;
-const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const [HEADERS, SETTINGS, GOAWAY] = [1, 4, 7];
 const [END_STREAM, ACK, END_HEADERS] = [0x1, 0x1, 0x4];
 const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 /** Each case this many times in a row (one crash ends the process, so every round after it fails too). */
 const ROUNDS = 3;
 
-let dir: string;
-let cleanup: () => Promise<void>;
+let stage: H2Stage;
 let api: ProxyProcess;
 let web: ProxyProcess;
 let webCred = { cert: '', key: '' };
@@ -115,32 +108,17 @@ function listen(server: net.Server): Promise<number> {
 }
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await makeTempDir());
-  const ca = await TestCa.create({ trustDomain: TD });
   const app = await listen(hostileApp());
-  await writeSvidFiles(ca, API, join(dir, 'api'));
-  await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  webCred = { cert: await readFile(join(dir, 'web', 'svid.pem'), 'utf8'), key: await readFile(join(dir, 'web', 'key.pem'), 'utf8') };
-  await mkdir(join(dir, 'policies'));
-  const allow = (name: string, selector: string, from: string) =>
-    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${selector}\n  action: ALLOW\n  rules:\n    - from: ["${from}"]\n      to: { paths: ["/public/**"] }\n---\n`;
-  await writeFile(join(dir, 'policies', 'all.yaml'), allow('api-allow-web', API, WEB) + allow('edge-allow-anyone', WEB, 'unauthenticated'));
-  const common = (name: string) =>
-    `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\nauthorization: { policiesDir: policies, defaultAction: deny }\n`;
-  await writeFile(join(dir, 'api.yaml'), `${common('api')}inbound:\n  - { name: app-raw, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${app}, protocol: http2 }\n`);
-  await writeFile(
-    join(dir, 'web.yaml'),
-    `${common('web')}edge:\n  - name: public\n    listen: 127.0.0.1:0\n    certFile: web/svid.pem\n    keyFile: web/key.pem\n    authorize: true\n    routes:\n` +
-      `      - { host: "*", pathPrefix: /, upstream: 127.0.0.1:${app}, unsafePlaintext: true, protocol: http2 }\n`,
-  );
-  [api, web] = await Promise.all([startProxyProcess(join(dir, 'api.yaml')), startProxyProcess(join(dir, 'web.yaml'))]);
+  stage = await startH2Stage({
+    inbound: { 'app-raw': app },
+    edgeRoutes: () => [`{ host: "*", pathPrefix: /, upstream: 127.0.0.1:${app}, unsafePlaintext: true, protocol: http2 }`],
+  });
+  ({ api, web, webCred } = stage);
 }, 60_000);
 
 afterAll(async () => {
-  await web?.stop();
-  await api?.stop();
+  await stage?.stop();
   for (const s of servers) s.close();
-  await cleanup?.();
 });
 
 const SURFACES = [

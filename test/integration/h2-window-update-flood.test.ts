@@ -5,29 +5,22 @@
 // (a mesh peer) send GOAWAY ENHANCE_YOUR_CALM within seconds and count tessera_requests_rejected_total{reason=
 // "http2_flood"}. The same with the frames on an open request stream. Well-behaved clients moving megabytes both ways, whose
 // WINDOW_UPDATEs answer the proxy's DATA, are not cut. Real proxy processes, raw frames over real sockets, on loopback.
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
-import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type H2Stage, STAGE_API, startH2Stage } from '../helpers/h2-stage.js';
+import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
-import { makeTempDir } from '../helpers/run.js';
-import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
 
-const TD = 'example.org';
-const API = `spiffe://${TD}/ns/default/sa/api`;
-const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const [HEADERS, SETTINGS, GOAWAY, WINDOW_UPDATE] = [1, 4, 7, 8];
 const [END_HEADERS, ACK] = [0x4, 0x1];
 const ENHANCE_YOUR_CALM = 0xb;
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
-let dir: string;
-let cleanup: () => Promise<void>;
+let stage: H2Stage;
 let api: ProxyProcess;
 let web: ProxyProcess;
 let webCred = { cert: '', key: '' };
@@ -50,35 +43,18 @@ function startApp(): Promise<number> {
 }
 
 beforeAll(async () => {
-  ({ dir, cleanup } = await makeTempDir());
-  const ca = await TestCa.create({ trustDomain: TD });
   const app = await startApp();
-  await writeSvidFiles(ca, API, join(dir, 'api'));
-  await writeSvidFiles(ca, WEB, join(dir, 'web'));
-  webCred = { cert: await readFile(join(dir, 'web', 'svid.pem'), 'utf8'), key: await readFile(join(dir, 'web', 'key.pem'), 'utf8') };
-  await mkdir(join(dir, 'policies'));
-  const allow = (name: string, selector: string, from: string) =>
-    `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: ${name} }\nspec:\n  selector: ${selector}\n  action: ALLOW\n  rules:\n    - from: ["${from}"]\n      to: { paths: ["/public/**"] }\n---\n`;
-  await writeFile(join(dir, 'policies', 'all.yaml'), allow('api-allow-web', API, WEB) + allow('edge-allow-anyone', WEB, 'unauthenticated'));
-  const common = (name: string) =>
-    `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\nauthorization: { policiesDir: policies, defaultAction: deny }\n`;
-  await writeFile(join(dir, 'api.yaml'), `${common('api')}inbound:\n  - { name: app-h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${app}, protocol: http2 }\n`);
-  api = await startProxyProcess(join(dir, 'api.yaml'));
-  const inbound = api.ports.get('inbound/app-h2');
-  await writeFile(
-    join(dir, 'web.yaml'),
-    `${common('web')}outbound:\n  - { name: api-h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${inbound}, spiffeId: ${API}, protocol: http2 }\n` +
-      'edge:\n  - name: public\n    listen: 127.0.0.1:0\n    certFile: web/svid.pem\n    keyFile: web/key.pem\n    authorize: true\n    routes:\n' +
-      `      - { host: "*", pathPrefix: /, upstream: 127.0.0.1:${app}, unsafePlaintext: true, protocol: http2 }\n`,
-  );
-  web = await startProxyProcess(join(dir, 'web.yaml'));
+  stage = await startH2Stage({
+    inbound: { 'app-h2': app },
+    outbound: (inbound) => [`{ name: api-h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${inbound('app-h2')}, spiffeId: ${STAGE_API}, protocol: http2 }`],
+    edgeRoutes: () => [`{ host: "*", pathPrefix: /, upstream: 127.0.0.1:${app}, unsafePlaintext: true, protocol: http2 }`],
+  });
+  ({ api, web, webCred } = stage);
 }, 60_000);
 
 afterAll(async () => {
-  await web?.stop();
-  await api?.stop();
+  await stage?.stop();
   for (const s of servers) s.close();
-  await cleanup?.();
 });
 
 const SURFACES = [
