@@ -278,7 +278,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     finish(reason);
   };
   const upstreamOf = () => (route ? route.resource : (to as H2Upstream));
-  const open = (upstream: H2Upstream) => upstream.session((err, session) => {
+  const open = (upstream: H2Upstream, fresh = false) => upstream.session((err, session) => {
     if (finished) return;
     if (err || !session) {
       if (route?.retry(connectFailureReason(err), false)) return open(route.resource);
@@ -386,7 +386,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         if (repeat && replay !== null && refusals < REFUSED_RETRIES) {
           refusals++;
           unrelay();
-          return open(upstreamOf());
+          return open(upstreamOf(), calm); // after ENHANCE_YOUR_CALM, a new session: the others may be as full
         }
         flag ??= 'upstream_closed';
         return answerUnavailable('upstream_reset');
@@ -396,7 +396,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         stream.close(up.rstCode);
       }
     });
-  });
+  }, fresh);
   /** The upstream's head cannot be relayed: 502 bad_upstream_response (gRPC: UNAVAILABLE), its stream cancelled. */
   const refuseHead = () => {
     cut = true;

@@ -63,16 +63,21 @@ export class H2Upstream {
   readonly #o: H2UpstreamOptions;
   /** Open sessions that may take new streams, and what each carries now. */
   readonly #sessions = new Map<http2.ClientHttp2Session, SessionState>();
-  #waiters: Waiter[] | undefined;
+  #waiters: { readonly cb: Waiter; readonly fresh: boolean }[] | undefined;
   #closed = false;
 
   constructor(opts: H2UpstreamOptions) {
     this.#o = opts;
   }
 
-  /** A session with room for one more stream: an open one, or a new one once it is connected. */
-  session(cb: Waiter): void {
-    const s = this.#pick();
+  /**
+   * A session with room for one more stream: an open one, or a new one once it is connected. `fresh`: a new one
+   * while fewer than MAX_SESSIONS are open, for a stream the peer refused as over its limits (ENHANCE_YOUR_CALM):
+   * an open session that looks free may be just as full on the peer's side (a Node app counts the unsent answers of
+   * streams another caller left unread against each session's memory), a new one is not.
+   */
+  session(cb: Waiter, fresh = false): void {
+    const s = fresh && this.#sessions.size < MAX_SESSIONS ? undefined : this.#pick();
     if (s) {
       cb(null, s);
       return;
@@ -82,19 +87,21 @@ export class H2Upstream {
       return;
     }
     if (this.#waiters) {
-      this.#waiters.push(cb);
+      this.#waiters.push({ cb, fresh });
       return;
     }
-    this.#waiters = [cb];
+    this.#waiters = [{ cb, fresh }];
     const finish = (err: Error | null, session?: http2.ClientHttp2Session) => {
       const waiters = this.#waiters ?? [];
       this.#waiters = undefined;
       // Each picks again (a caller opens its stream in the callback): the new session takes streams up to its cap
       // and the rest of a burst that came while it connected go to the next one. All of them here, nghttp2 held
       // those past the peer's cap until a slot freed, for ever behind a caller that never reads (a 504 to others).
+      // A caller that asked for a fresh session gets this one.
       for (const w of waiters) {
-        if (err || !session) w(err, session);
-        else this.session(w);
+        if (err || !session) w.cb(err, session);
+        else if (w.fresh) w.cb(null, session);
+        else this.session(w.cb);
       }
     };
     const generation = this.#generation();

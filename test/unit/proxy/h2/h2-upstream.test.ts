@@ -2,7 +2,8 @@
 // long-lived streams past the peer's cap get a new session instead of waiting behind the open ones; after an
 // identity change or the peer certificate's expiry new streams get a new session while the old one drains; an
 // idle session is closed from the client side. A burst that waited for a session spreads over sessions at the cap
-// (ours when the peer allows more), and a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new one.
+// (ours when the peer allows more), and a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new one;
+// the retry of such a stream asks for a fresh session.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
@@ -47,7 +48,7 @@ async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port
   return { port: (server.address() as AddressInfo).port, open: () => open, sessions: () => sessions, closedSessions: () => closedSessions };
 }
 
-function request(up: H2Upstream): Promise<http2.ClientHttp2Stream> {
+function request(up: H2Upstream, fresh = false): Promise<http2.ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     up.session((err, session) => {
       if (err || !session) return reject(err ?? new Error('no session'));
@@ -56,7 +57,7 @@ function request(up: H2Upstream): Promise<http2.ClientHttp2Stream> {
       req.on('error', () => undefined);
       req.resume(); // as h2-forward pipes it: a stream whose data nobody reads never emits 'close'
       resolve(req);
-    });
+    }, fresh);
   });
 }
 
@@ -112,6 +113,22 @@ describe('H2Upstream', () => {
     await until('the refused session closed', () => first.closed || first.destroyed, 5_000);
     await until('srv.closedSessions() === 1', () => srv.closedSessions() === 1, 5_000);
     b.close();
+  });
+
+  test('a fresh session is asked for (a retry after ENHANCE_YOUR_CALM): a new one though an open one has room, also when one is connecting', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    const a = await request(upstream);
+    await new Promise((r) => a.once('response', r));
+    const b = await request(upstream, true);
+    expect(b.session).not.toBe(a.session);
+    // Two at once: the second waits for the connect the first started and is handed that new session.
+    const [c, d] = await Promise.all([request(upstream, true), request(upstream, true)]);
+    expect(c.session).toBe(d.session);
+    expect(new Set([a.session, b.session, c.session]).size).toBe(3);
+    await until('srv.open() === 4', () => srv.open() === 4, 5_000);
+    expect(srv.sessions()).toBe(3);
+    for (const r of [a, b, c, d]) r.close();
   });
 
   test('a closed stream frees room: the next request reuses an open session', async () => {
