@@ -17,10 +17,14 @@ export function hpackBlock(fields: readonly (readonly [string, string])[]): Buff
   return Buffer.concat(fields.flatMap(([name, value]) => [Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]));
 }
 
-/** A server speaking h2c by hand; `onRequest(socket, streamId)` for every HEADERS frame a client sends. */
-export function rawH2App(onRequest: (socket: net.Socket, streamId: number) => void): net.Server {
+/**
+ * A server speaking h2c by hand: answers the preface with its SETTINGS and acknowledges the client's, and hands
+ * every frame of a connection (type, flags, stream id) to the handler `perConnection` made for that connection.
+ */
+export function rawH2Server(perConnection: (socket: net.Socket) => (type: number, flags: number, id: number) => void): net.Server {
   return net.createServer((s) => {
     s.on('error', () => undefined);
+    const onFrame = perConnection(s);
     let buf = Buffer.alloc(0);
     let preface = false;
     s.on('data', (d: Buffer) => {
@@ -37,8 +41,15 @@ export function rawH2App(onRequest: (socket: net.Socket, streamId: number) => vo
         const id = buf.readUInt32BE(5) & 0x7fffffff;
         buf = buf.subarray(9 + len);
         if (type === 4 && (flags & 1) === 0) s.write(h2Frame(4, 1, 0));
-        if (type === 1) onRequest(s, id);
+        onFrame(type, flags, id);
       }
     });
+  });
+}
+
+/** A raw h2c server; `onRequest(socket, streamId)` for every HEADERS frame a client sends. */
+export function rawH2App(onRequest: (socket: net.Socket, streamId: number) => void): net.Server {
+  return rawH2Server((s) => (type, _flags, id) => {
+    if (type === 1) onRequest(s, id);
   });
 }

@@ -12,7 +12,7 @@ import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type H2Stage, STAGE_API, startH2Stage } from '../helpers/h2-stage.js';
 import type { ProxyProcess } from '../helpers/proxy-process.js';
-import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
+import { h2Frame as frame, hpackBlock as block, rawH2Server } from '../helpers/raw-h2-app.js';
 import { until } from '../helpers/until.js';
 
 const [DATA, HEADERS, RST_STREAM, SETTINGS] = [0, 1, 3, 4];
@@ -37,27 +37,8 @@ const h1Seen: { data: string; closed: boolean }[] = [];
 
 /** A raw h2c app that records frames and never answers: a request the proxy refused gets a reset, not an answer. */
 function rawRecordingApp(): net.Server {
-  return net.createServer((s) => {
-    s.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    let preface = false;
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!preface) {
-        if (buf.length < 24) return;
-        buf = buf.subarray(24);
-        preface = true;
-        s.write(frame(SETTINGS, 0, 0));
-      }
-      while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-        const len = buf.readUIntBE(0, 3);
-        const [type, flags] = [buf[3]!, buf[4]!];
-        const id = buf.readUInt32BE(5) & 0x7fffffff;
-        buf = buf.subarray(9 + len);
-        if (type === SETTINGS && (flags & ACK) === 0) s.write(frame(SETTINGS, ACK, 0));
-        if (type === DATA || type === HEADERS || type === RST_STREAM) h2Seen.push({ type, flags, stream: id });
-      }
-    });
+  return rawH2Server(() => (type, flags, id) => {
+    if (type === DATA || type === HEADERS || type === RST_STREAM) h2Seen.push({ type, flags, stream: id });
   });
 }
 

@@ -12,14 +12,14 @@
 // frames over loopback. A guard: no crash was reproduced on 24.20 with the deferred cancel, the synchronous destroy
 // (00f44fc) or close(CANCEL) (before it), 25 rounds of each case, twice; a proxy that dies fails every case.
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
+import type * as net from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type H2Stage, startH2Stage } from '../helpers/h2-stage.js';
 import type { ProxyProcess } from '../helpers/proxy-process.js';
-import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
+import { h2Frame as frame, hpackBlock as block, rawH2Server } from '../helpers/raw-h2-app.js';
 
-const [HEADERS, SETTINGS, GOAWAY] = [1, 4, 7];
-const [END_STREAM, ACK, END_HEADERS] = [0x1, 0x1, 0x4];
+const [HEADERS, GOAWAY] = [1, 7];
+const [END_STREAM, END_HEADERS] = [0x1, 0x4];
 const { NGHTTP2_NO_ERROR, NGHTTP2_INTERNAL_ERROR, NGHTTP2_ENHANCE_YOUR_CALM } = http2.constants;
 /** Each case this many times in a row (one crash ends the process, so every round after it fails too). */
 const ROUNDS = 3;
@@ -73,32 +73,15 @@ let appMode: string = 'ok';
 
 /** A raw h2c app answering every request's HEADERS as appMode says, in one write. */
 function hostileApp(): net.Server {
-  return net.createServer((s) => {
-    s.on('error', () => undefined);
-    let buf = Buffer.alloc(0);
-    let preface = false;
+  return rawH2Server((s) => {
     /** The request streams held until the case's write. */
     const ids: number[] = [];
-    s.on('data', (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (!preface) {
-        if (buf.length < 24) return;
-        buf = buf.subarray(24);
-        preface = true;
-        s.write(frame(SETTINGS, 0, 0));
-      }
-      while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-        const len = buf.readUIntBE(0, 3);
-        const [type, flags] = [buf[3]!, buf[4]!];
-        const id = buf.readUInt32BE(5) & 0x7fffffff;
-        buf = buf.subarray(9 + len);
-        if (type === SETTINGS && (flags & ACK) === 0) s.write(frame(SETTINGS, ACK, 0));
-        if (type !== HEADERS) continue;
-        const hostile = CASES[appMode];
-        if (!hostile) s.write(frame(HEADERS, END_HEADERS | END_STREAM, id, block([[':status', '200']])));
-        else if (ids.push(id) === (hostile.uploads ?? 1)) s.write(hostile.bytes(ids.splice(0)));
-      }
-    });
+    return (type, _flags, id) => {
+      if (type !== HEADERS) return;
+      const hostile = CASES[appMode];
+      if (!hostile) s.write(frame(HEADERS, END_HEADERS | END_STREAM, id, block([[':status', '200']])));
+      else if (ids.push(id) === (hostile.uploads ?? 1)) s.write(hostile.bytes(ids.splice(0)));
+    };
   });
 }
 
