@@ -85,7 +85,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const dir = config.policiesDir;
     const policies = dir ? new PolicyDirSource({ dir, ...policyDirReports(dir, metrics, log, configChanged.fire) }) : undefined;
     const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes, maxStreamsPerId } = config.limits;
-    // What grpc-js buffers of one message; a larger one gets our coded answer too (read-refusal.ts).
+    // What grpc-js buffers of one message; a larger one gets our coded answer too (shared-io/read-refusal.ts).
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });

@@ -9,7 +9,11 @@ import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
-import { ReadRefusalCall } from './read-refusal.js';
+import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
+import { toGrpcError } from './grpc-status.js';
+
+/** The control plane's codes for a request grpc-js will not read (shared-io/read-refusal.ts). */
+const ISSUANCE_READ_REFUSALS = { tooLarge: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE', malformed: 'TESSERA_ERR_ISSUANCE_BAD_REQUEST' } as const;
 
 export interface ServerIdentity {
   /** PEM chain, leaf first. */
@@ -65,7 +69,7 @@ export class GrpcServer {
       interceptors: [
         (method, call) => {
           this.#callStarted(call.getPeer());
-          return new ReadRefusalCall(method, call);
+          return new ReadRefusalCall(method, call, ISSUANCE_READ_REFUSALS, (code) => toGrpcError(new TesseraError(code)));
         },
       ],
     });

@@ -2,7 +2,7 @@
 // the proxy's Workload API uses too): a message over maxRequestBytes is refused TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE
 // and one that does not decode TESSERA_ERR_ISSUANCE_BAD_REQUEST, each handed to the handler as a RejectedMessage it
 // answers (and audits) like any other refusal. A request grpc-js refuses to read at all (too large, not inflating,
-// two messages on a single-request method) reaches the handler the same way (read-refusal.ts).
+// two messages on a single-request method) reaches the handler the same way (shared-io/read-refusal.ts).
 import type * as grpc from '@grpc/grpc-js';
 import { guardedService as guarded } from '../../../shared-io/guarded-service.js';
 

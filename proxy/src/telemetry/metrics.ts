@@ -140,7 +140,7 @@ export class ProxyMetrics {
     this.#workloadCalls = cellCounter(
       registry,
       'tessera_workload_api_calls_total',
-      'Workload API calls by method and outcome: ok, invalid_argument (no security header), malformed (a request that does not decode), unavailable (no SVID yet), unimplemented (JWT calls without a control plane).',
+      'Workload API calls by method and outcome: ok, invalid_argument (no security header), malformed (a request that does not decode or cannot be read), too_large (over the request bound), unavailable (no SVID yet), unimplemented (JWT calls without a control plane).',
       ['method', 'outcome'],
       str,
     ).table;

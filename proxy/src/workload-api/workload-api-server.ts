@@ -2,16 +2,18 @@
 // decides who reaches it): X.509 SVID and bundle streams that push the complete state on every rotation; the JWT
 // calls (jwt-svid-calls.ts) when the identity comes from a control plane, else Unimplemented; every call must
 // carry the `workload.spiffe.io: true` header or gets InvalidArgument. A request that does not decode (malformed
-// protobuf, a string that is not UTF-8) gets InvalidArgument too, as the spec and go-spiffe answer, not grpc-js's
-// INTERNAL; one over maxReceiveBytes gets grpc-js's ResourceExhausted, the control plane's answer for its own cap.
+// protobuf, a string that is not UTF-8, not inflating, two messages or none on a single-request method) gets
+// InvalidArgument too, as the spec and go-spiffe answer, not grpc-js's INTERNAL; one over maxReceiveBytes gets
+// ResourceExhausted (TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE), as the control plane answers one over its cap.
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
 import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
-import { TesseraError, describeError } from '../../../common/errors.js';
+import { type ErrorCode, TesseraError, describeError } from '../../../common/errors.js';
 import { RejectedMessage, guardedService } from '../../../shared-io/guarded-service.js';
+import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
 import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
@@ -33,6 +35,9 @@ export interface WorkloadApiLimits {
  * the request bound: 250 connections x 100 streams x 64 KiB took a proxy to 1.9 GB). A pod's workloads need a
  * handful of connections, each a stream or three: so the product of the three bounds is ~20 MB.
  */
+/** Codes of a request that could not be read: over maxReceiveBytes, and any other (shared-io/read-refusal.ts). */
+const READ_REFUSALS = { tooLarge: 'TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE', malformed: 'TESSERA_ERR_PROTO_MALFORMED' } as const;
+
 export const WORKLOAD_API_LIMITS: WorkloadApiLimits = Object.freeze({
   /** Connections at once; more are closed at accept. */
   maxConnections: 64,
@@ -54,7 +59,7 @@ export interface WorkloadApiServerOptions {
   /** WORKLOAD_API_LIMITS unless given (tests). */
   readonly limits?: Partial<WorkloadApiLimits>;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
-  readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'malformed' | 'unavailable' | 'unimplemented' }) => void;
+  readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'malformed' | 'too_large' | 'unavailable' | 'unimplemented' }) => void;
 }
 
 type Stream = grpc.ServerWritableStream<unknown, unknown>;
@@ -88,6 +93,9 @@ export class WorkloadApiServer {
       'grpc-node.max_session_memory': l.maxSessionMemoryMb,
       'grpc.max_connection_idle_ms': l.idleMs,
       'grpc.max_receive_message_length': l.maxReceiveBytes,
+      // A request grpc-js will not read (over maxReceiveBytes, not inflating, a second or no message on a
+      // single-request method) reaches the handler as a RejectedMessage too, not grpc-js's own answer.
+      interceptors: [(method, call) => new ReadRefusalCall(method, call, READ_REFUSALS, (code) => this.#refusal(method.path.slice(method.path.lastIndexOf('/') + 1), code))],
     });
   }
 
@@ -176,17 +184,22 @@ export class WorkloadApiServer {
 
   /** A refusal of a request that did not decode, or lacks the security header; undefined for one to answer. */
   #checkRequest(method: string, call: { readonly request: unknown; readonly metadata: grpc.Metadata }): grpc.StatusObject | undefined {
-    if (call.request instanceof RejectedMessage) {
-      this.#onEvent({ method, outcome: 'malformed' });
-      // As the JWT calls' refusals: the code starts the message and travels in the metadata.
-      const metadata = new grpc.Metadata();
-      metadata.set(ERROR_CODE_METADATA, call.request.code);
-      return { code: grpc.status.INVALID_ARGUMENT, details: describeError(new TesseraError(call.request.code, `${method}: the request is not a well-formed message of its type`)), metadata };
-    }
+    if (call.request instanceof RejectedMessage) return this.#refusal(method, call.request.code);
     const values = call.metadata.get(SECURITY_HEADER);
     if (values.length === 1 && values[0] === 'true') return undefined;
     this.#onEvent({ method, outcome: 'invalid_argument' });
     return { code: grpc.status.INVALID_ARGUMENT, details: `security header missing from request: ${SECURITY_HEADER}: true`, metadata: new grpc.Metadata() };
+  }
+
+  /** The answer to a request that could not be read (RejectedMessage), counted. */
+  #refusal(method: string, code: ErrorCode): grpc.StatusObject {
+    const tooLarge = code === READ_REFUSALS.tooLarge;
+    this.#onEvent({ method, outcome: tooLarge ? 'too_large' : 'malformed' });
+    // As the JWT calls' refusals: the code starts the message and travels in the metadata.
+    const metadata = new grpc.Metadata();
+    metadata.set(ERROR_CODE_METADATA, code);
+    const why = tooLarge ? `the request is larger than ${this.#limits.maxReceiveBytes} bytes` : 'the request is not a well-formed message of its type';
+    return { code: tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, details: describeError(new TesseraError(code, `${method}: ${why}`)), metadata };
   }
 
   #openStream(method: string, call: Stream, set: Set<Stream>): void {

@@ -5,6 +5,8 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { execFile } from 'node:child_process';
 import { chmodSync, lstatSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
+import * as http2 from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -223,8 +225,12 @@ describe('SPIFFE Workload API server', () => {
       );
       // bytes are free-form: the same non-UTF-8 bytes in an unknown field are no fault (the call is just unimplemented).
       expect((await unary('FetchJWTSVID', Buffer.from([0x1a, 0x01, 0xff])))?.code).toBe(grpc.status.UNIMPLEMENTED);
-      // Over the 20 KiB request bound: grpc-js's RESOURCE_EXHAUSTED, as the control plane answers one over its cap.
-      expect((await unary('FetchJWTSVID', Buffer.concat([Buffer.from([0x0a, 0x80, 0xb0, 0x01]), Buffer.alloc(22_528, 0x61)])))?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      // Over the 20 KiB request bound: RESOURCE_EXHAUSTED with its own code, as the control plane answers one over its cap.
+      const large = await unary('FetchJWTSVID', Buffer.concat([Buffer.from([0x0a, 0x80, 0xb0, 0x01]), Buffer.alloc(22_528, 0x61)]));
+      expect(large?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(large?.details).toMatch(/^TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE: FetchJWTSVID: the request is larger than 20480 bytes/);
+      expect(large?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE']);
+      expect(events).toContain('FetchJWTSVID:too_large');
       // The same connection, and a new client, still get their SVIDs.
       const again = await stream('FetchX509SVID', Buffer.alloc(0));
       expect(again.messages).toHaveLength(1);
@@ -234,6 +240,57 @@ describe('SPIFFE Workload API server', () => {
       expect(events.at(-1)).toBe('FetchX509SVID:ok');
     } finally {
       raw.close();
+    }
+  });
+
+  // Requests grpc-js itself will not read got its own answers (INTERNAL, UNIMPLEMENTED), uncounted: a compressed
+  // message that does not inflate, two messages on a single-request method, none before the half-close.
+  test('a request grpc-js will not read gets InvalidArgument (PROTO_MALFORMED) too, counted', async () => {
+    feed.set(identityOf(await ca.mintSvid(ID), ca));
+    const events: string[] = [];
+    server = await WorkloadApiServer.start({ socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
+    const session = http2.connect('http://localhost', { createConnection: () => netConnect(socket()) });
+    session.on('error', () => undefined);
+    const frame = (compressed: boolean, body: Buffer) => Buffer.concat([Buffer.from([compressed ? 1 : 0]), Buffer.from([0, 0, 0, body.length]), body]);
+    const call = (method: string, frames: Buffer[], extra: Record<string, string> = {}) =>
+      new Promise<{ status: string | undefined; message: string | undefined; code: string | undefined }>((ok) => {
+        const req = session.request({ ':method': 'POST', ':path': `/SpiffeWorkloadAPI/${method}`, 'content-type': 'application/grpc', te: 'trailers', 'workload.spiffe.io': 'true', ...extra });
+        const seen: http2.IncomingHttpHeaders = {};
+        req.on('response', (h) => Object.assign(seen, h));
+        req.on('trailers', (h) => Object.assign(seen, h));
+        req.on('error', () => undefined);
+        req.resume();
+        req.on('close', () => ok({ status: seen['grpc-status'] as string | undefined, message: seen['grpc-message'] as string | undefined, code: seen['tessera-error-code'] as string | undefined }));
+        for (const f of frames) req.write(f);
+        req.end();
+      });
+    try {
+      const audience = Buffer.from([0x0a, 0x01, 0x61]);
+      const cases: [string, Buffer[], Record<string, string>][] = [
+        ['FetchJWTSVID', [frame(true, Buffer.from('not gzip at all'))], { 'grpc-encoding': 'gzip' }], // does not inflate
+        ['FetchJWTSVID', [frame(false, audience), frame(false, audience)], {}], // two messages on a unary method
+        ['FetchX509SVID', [frame(false, Buffer.alloc(0)), frame(false, Buffer.alloc(0))], {}], // two on a server stream
+        ['FetchJWTSVID', [], {}], // none before the half-close
+      ];
+      for (const [method, frames, extra] of cases) {
+        const r = await call(method, frames, extra);
+        expect(r.status, `${method} ${frames.length} frames ${JSON.stringify(extra)}`).toBe(String(grpc.status.INVALID_ARGUMENT));
+        expect(r.code).toBe('TESSERA_ERR_PROTO_MALFORMED');
+      }
+      expect(events.filter((e) => e.endsWith(':malformed')).sort()).toEqual(['FetchJWTSVID:malformed', 'FetchJWTSVID:malformed', 'FetchJWTSVID:malformed', 'FetchX509SVID:malformed']);
+      // The same connection still gets an SVID (the stream's first message; the test then cancels it).
+      const got = await new Promise<number>((ok) => {
+        const req = session.request({ ':method': 'POST', ':path': '/SpiffeWorkloadAPI/FetchX509SVID', 'content-type': 'application/grpc', te: 'trailers', 'workload.spiffe.io': 'true' });
+        req.on('error', () => undefined);
+        req.once('data', (d: Buffer) => {
+          ok(d.length);
+          req.close(http2.constants.NGHTTP2_CANCEL);
+        });
+        req.end(frame(false, Buffer.alloc(0)));
+      });
+      expect(got).toBeGreaterThan(100);
+    } finally {
+      session.destroy();
     }
   });
 
