@@ -173,10 +173,8 @@ export class H2Upstream {
    * fresh session. Closed on the next turn, not from inside the stream's callbacks (h2-forward.ts).
    */
   refused(session: http2.ClientHttp2Session): void {
-    const state = this.#sessions.get(session);
-    if (!state) return;
-    clearTimeout(state.idleTimer);
-    this.#sessions.delete(session);
+    if (!this.#sessions.has(session)) return;
+    this.#forget(session);
     setImmediate(() => {
       if (!session.closed && !session.destroyed) session.close();
     }).unref();
@@ -226,9 +224,14 @@ export class H2Upstream {
 
   /** No new streams on `session`; GOAWAY, and it closes by itself once its open streams have ended. */
   #retire(session: http2.ClientHttp2Session): void {
+    this.#forget(session);
+    session.close();
+  }
+
+  /** Takes `session` out of use (no new stream, no idle timer); closing it is the caller's. */
+  #forget(session: http2.ClientHttp2Session): void {
     clearTimeout(this.#sessions.get(session)?.idleTimer);
     this.#sessions.delete(session);
-    session.close();
   }
 
   /** Closes `session` when it still has no stream idleMs from now (a timer per idle period, not per stream). */
