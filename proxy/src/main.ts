@@ -1,11 +1,12 @@
-// The proxy's composition root: builds the identity source, policy source, telemetry, admin listener and the
-// inbound/outbound/edge listeners from a validated config, and owns start-up order and graceful drain.
+// The proxy's composition root: builds the identity source, policy source, telemetry, admin listener, discovery,
+// the Workload API and the fleet report from a validated config, around the plane that runs the listeners (this
+// process, or N listener workers with `workers: N`), and owns start-up order and graceful drain.
 import { describeError } from '../../common/errors.js';
 import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { certsReport } from './admin/certs-report.js';
-import { Latch, Readiness } from './admin/readiness.js';
+import { Latch, Readiness } from '../../common/readiness.js';
 import { probeServedLeaf } from './admin/served-check.js';
 import { ServedVerifier } from './admin/served-verifier.js';
 import { openPolicySource } from './authz/open-policy-source.js';
@@ -15,24 +16,17 @@ import { redactedConfig } from './config/redact-config.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
 import { openIdentitySource } from './identity/open-identity-source.js';
-import { listenerDeps } from './listeners/listener-deps.js';
-import { ListenerGroup } from './listeners/listener-group.js';
-import { makeListeners } from './listeners/make-listeners.js';
+import type { ListenerPlane } from './listeners/listener-plane.js';
+import { LocalPlane } from './listeners/local-plane.js';
 import type { ProxyRuntime, RunningProxy } from './proxy-runtime.js';
 import type { MeshDiscovery } from './routing/mesh-discovery.js';
-import { accessLogReports, createAccessLog } from './telemetry/access-log.js';
-import { countAccessLogDrops } from './telemetry/access-log-metrics.js';
 import { createProxyRegistry, ProxyMetrics } from './telemetry/metrics.js';
-import { startTracing } from './telemetry/start-tracing.js';
 import { DenyListHolder } from './tls/deny-list-holder.js';
-import { TicketKeys } from './tls/tls-contexts.js';
 
 /** Between telling the registry this proxy drains and closing its listeners: callers learn of it and pick others. */
 const DEREGISTER_PROPAGATION_MS = 500;
 
 export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise<RunningProxy> {
-  // workers > 1: this process is the primary (identity, admin) and the listeners run in worker processes.
-  if (config.workers > 1) return (await import('./workers/primary-main.js')).startPrimary(config, rt);
   const { clock, log } = rt;
   const timers = rt.timers ?? realTimers;
   const nowMs = () => clock.nowMs();
@@ -43,11 +37,13 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   // Bans come only over Config/Watch: a files-identity proxy keeps the empty list.
   const denyList = new DenyListHolder();
   const jwtBundles = new JwtBundleHolder();
-  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, ...accessLogReports(log) });
-  countAccessLogDrops(registry, accessLog);
-  const listeners = new ListenerGroup(timers);
-  const served = new ServedVerifier({ identity, target: () => listeners.servedTarget(), metrics, log, nowMs, timers });
-  const listenersUp = new Latch();
+  const held = { identity, policies, denyList };
+  // workers > 1: this process is the primary (identity, admin) and the listeners run in worker processes.
+  const plane: ListenerPlane =
+    config.workers > 1
+      ? new (await import('./workers/worker-plane.js')).WorkerPlane({ config, held, registry, workerCommand: rt.workerCommand, env: rt.env, timers, nowMs, log })
+      : new LocalPlane({ config, held: { ...held, metrics }, registry, clock, timers, log, env: rt.env });
+  const served = new ServedVerifier({ identity, target: () => plane.servedTarget(), metrics, log, nowMs, timers });
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
@@ -61,7 +57,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     .add('draining', () => (draining.isSet ? 'draining' : undefined))
     .add('identity', () => source.notReadyReason())
     .add('policies', () => (policies.loaded ? undefined : 'waiting for the first policy snapshot'))
-    .add('listeners', () => (listenersUp.isSet ? undefined : 'listeners starting'))
+    .add(plane.readinessName, () => plane.notReadyReason())
     .add('served-serial', () => served.notReadyReason())
     .add('discovery', () => (mesh?.watch && mesh.directory.version === undefined ? 'waiting for the first endpoints from discovery' : undefined));
   const stopAll = () => {
@@ -69,13 +65,14 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   };
   const admin = await startAdminServer({
     listen: config.admin.listen,
-    registry,
+    registry: plane.metrics,
+    // Refusals happen on this process's admin listener, never in a worker.
     onRefused: (reason) => metrics.rejected('admin', reason),
     clock,
     readiness: () => readiness.state(),
-    certs: () => certsReport(identity.current, listeners.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
-    endpoints: () => listeners.endpoints(),
-    config: () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, listeners: listeners.describe() }),
+    certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
+    endpoints: () => plane.endpoints(),
+    config: async () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, ...(await plane.describe()) }),
     onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
     appProbes: config.admin.appProbes,
   }).catch((e: unknown) => {
@@ -85,22 +82,18 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
 
   // ---- listeners, once identity and policy are in place (no mTLS is served before)
   await source.ready();
-  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current!.id, log, registry);
-  const ticketKeys = new TicketKeys();
-  stoppables.push(listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs));
   // Discovery (endpoints of the services outbound listeners route to) and self-registration of inbound listeners.
   const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
   mesh =
     routed && source.discovery
-      ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => listeners.portOf('inbound', name), ready: () => readiness.state().ready, metrics, log, timers })
+      ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => plane.inboundPort(name), ready: () => readiness.state().ready, metrics, log, timers })
       : undefined;
-  const deps = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, mesh ? { directory: mesh.directory, registry, timers } : undefined);
-  const made = await makeListeners(config, deps);
-  const started = await listeners.start(made).catch(async (e: unknown) => {
-      stopAll();
-      await admin.close();
-      throw e;
-    });
+  const started = await plane.start(mesh?.directory).catch(async (e: unknown) => {
+    stopAll();
+    await plane.close();
+    await admin.close();
+    throw e;
+  });
   const mintJwtSvid = source.mintJwtSvid;
   const jwt = mintJwtSvid
     ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, revoked: (id: string) => denyList.current.spiffeIds.has(id), onCall: metrics.jwtCall.bind(metrics) }
@@ -108,13 +101,12 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const workloadApi = config.workloadApi
     ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome) })
     : undefined;
-  listenersUp.set();
   served.start();
   stoppables.push(served);
   // The fleet view: what each inbound listener serves and the denials, reported to the control plane (if any).
-  const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: listeners.portOf('inbound', c.name) }));
+  const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: plane.inboundPort(c.name) }));
   const fleet = source.report ? await import('./telemetry/fleet-reporter.js') : undefined;
-  const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials: deps.denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
+  const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials: plane.denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
   reporter?.start();
   if (reporter) stoppables.push(reporter);
   mesh?.start();
@@ -134,12 +126,11 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
         await mesh.setDraining();
         await new Promise<void>((resolve) => timers.setTimeout(resolve, DEREGISTER_PROPAGATION_MS));
       }
-      await listeners.drainAndClose(config.limits.drainTimeoutMs);
+      await plane.drain();
       await mesh?.stop();
       stopAll();
       await workloadApi?.close();
-      await tracer?.shutdown();
-      await accessLog.close();
+      await plane.close();
       await admin.close();
     },
   };

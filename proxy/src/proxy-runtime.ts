@@ -1,6 +1,6 @@
 // What a proxy process is given by its caller (the CLI, or a test) and what a started proxy hands back: the contract
-// of every proxy composition root (main.ts in one process, workers/primary-main.ts and workers/worker-main.ts with
-// `workers: N`), in a file of its own so that none of them imports another.
+// of the proxy's composition roots (main.ts, and workers/worker-main.ts in each listener worker with `workers: N`),
+// in a file of its own so that neither imports the other.
 import type { Logger } from 'pino';
 import type { BuildInfo } from '../../common/build-info.js';
 import type { Clock } from '../../common/clock.js';

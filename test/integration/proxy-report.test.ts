@@ -2,7 +2,8 @@
 // reports right after start what its inbound listener serves; after a denied request, an audit-mode would-deny and
 // an SVID rotation (TTL 12 s), the next report carries the new serial and the denials per policy with the caller.
 // Reports are read back from the control plane's store (the SQLite file in its data dir, read-only), under the
-// SPIFFE ID the proxy's SVID proves.
+// SPIFFE ID the proxy's SVID proves. A second api proxy runs `workers: 2`: its denials are counted in the listener
+// workers and gathered by the primary, which alone reports.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,6 +25,7 @@ let cleanup: () => Promise<void>;
 let cp: RunningControlPlane;
 let app: ReturnType<typeof createServer>;
 let api: ProxyProcess;
+let api2: ProxyProcess;
 let web: ProxyProcess;
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 
@@ -49,9 +51,9 @@ spec:
       to: { paths: ["/legacy/**"] }
 `;
 
-function call(method: string, path: string): Promise<number> {
+function call(method: string, path: string, to = 'api'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port: web.ports.get('outbound/api')!, method, path, agent }, (res) => {
+    const req = request({ host: '127.0.0.1', port: web.ports.get(`outbound/${to}`)!, method, path, agent }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode!));
     });
@@ -86,13 +88,16 @@ beforeAll(async () => {
   await writeFile(join(cpDir, 'policies', 'api.yaml'), POLICIES);
   cp = await startControlPlaneProcess(cpDir, cfg);
   api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
-  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
+  api2 = await startAttestedProxy(cp, dir, 'api2', API, `workers: 2\ninbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
+  const outbound = (name: string, p: ProxyProcess) => `  - { name: ${name}, listen: 127.0.0.1:0, upstream: 127.0.0.1:${p.ports.get('inbound/app')}, spiffeId: ${API} }\n`;
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n${outbound('api', api)}${outbound('api2', api2)}`);
 }, 90_000);
 
 afterAll(async () => {
   agent.destroy();
   await web?.stop();
   await api?.stop();
+  await api2?.stop();
   await cp?.stop();
   app?.close();
   await cleanup?.();
@@ -134,4 +139,17 @@ describe('proxy fleet report', () => {
     const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
     expect(m).toMatch(/tessera_fleet_reports_total\{result="sent"\} [2-9]/);
   }, 45_000);
+
+  test('with workers: 2 the denials counted in the listener workers reach the control plane from the primary', async () => {
+    expect(await call('POST', '/y', 'api2')).toBe(403);
+    expect(await call('GET', '/legacy/b', 'api2')).toBe(200);
+    // The primary gathers its workers' denials every 10 s from the first report on; rotations (TTL 12 s) report.
+    await until('a report of the workers: 2 proxy with its denials', () => (reportOf(API, api2)?.denials.length ?? 0) === 2, 40_000);
+    const r = reportOf(API, api2)!;
+    const rows = Object.fromEntries(r.denials.map((d) => [`${d.outcome} ${d.policy}`, d]));
+    expect(rows['deny ']).toMatchObject({ count: 1, lastCaller: WEB });
+    expect(rows['audit api-audit-no-legacy']).toMatchObject({ count: 1, lastCaller: WEB });
+    // What the workers' shared port serves, checked by the primary (the serial itself may have rotated since).
+    expect(r.served.map((s) => s.listener)).toEqual(['app']);
+  }, 50_000);
 });

@@ -17,7 +17,7 @@ export interface AdminHttpOptions {
   readonly listen: string;
   readonly registry: Registry;
   /** null = ready; otherwise the reason it is not. */
-  readonly notReadyReason: () => string | null;
+  readonly notReadyReason: () => string | undefined;
   /** What /certs answers as JSON: public certificate facts only (never a key). */
   readonly certs: () => unknown;
   /** The effective config as /config answers it. */
@@ -65,7 +65,7 @@ export class AdminHttp {
       if (path === '/healthz') return send(200, 'text/plain', 'ok\n');
       if (path === '/ready') {
         const reason = this.#o.notReadyReason();
-        return reason === null ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${reason}\n`);
+        return reason === undefined ? send(200, 'text/plain', 'ready\n') : send(503, 'text/plain', `not ready: ${reason}\n`);
       }
       if (path === '/certs') return send(200, 'application/json', `${JSON.stringify(this.#o.certs(), null, 2)}\n`);
       // A URL's user:password (a federated bundle endpoint's, an API server's) is not shown.

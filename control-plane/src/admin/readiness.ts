@@ -1,25 +1,27 @@
-// Readiness as named conditions: /ready answers with the reason of the first condition that does not hold. The
-// life-cycle phase comes first (starting, shutting down), then what must stay true while serving (own SVID live, a
-// store that takes writes, a policy set loaded from the policy directory).
-
+// The control plane's readiness: its life-cycle phase comes first (starting, shutting down), then what must stay true
+// while serving (own SVID live, a store that takes writes, a policy set loaded from the policy directory), as named
+// conditions of the shared Readiness (common/readiness.ts: undefined when met).
 import type { Clock } from '../../../common/clock.js';
+import { type Condition, Readiness } from '../../../common/readiness.js';
 
 export interface ReadinessCondition {
   readonly name: string;
-  /** null while the condition holds, otherwise why the control plane is not ready. */
-  check(): string | null;
+  /** undefined while the condition holds, otherwise why the control plane is not ready. */
+  readonly check: Condition;
 }
 
 type Phase = 'starting' | 'serving' | 'closing';
 
-const PHASE_REASON: Readonly<Record<Phase, string | null>> = { starting: 'starting', serving: null, closing: 'shutting down' };
+const PHASE_REASON: Readonly<Record<Phase, string | undefined>> = { starting: 'starting', serving: undefined, closing: 'shutting down' };
 
-export class Readiness {
-  readonly #conditions: readonly ReadinessCondition[];
+/** Not ready while starting and while shutting down, whatever the conditions say; between, the conditions decide. */
+export class PhasedReadiness {
+  readonly #readiness = new Readiness();
   #phase: Phase = 'starting';
 
   constructor(conditions: readonly ReadinessCondition[]) {
-    this.#conditions = conditions;
+    this.#readiness.add('phase', () => PHASE_REASON[this.#phase]);
+    for (const c of conditions) this.#readiness.add(c.name, c.check);
   }
 
   /** Everything is started: the conditions decide from now on. */
@@ -32,15 +34,7 @@ export class Readiness {
     this.#phase = 'closing';
   }
 
-  readonly notReadyReason = (): string | null => {
-    const phase = PHASE_REASON[this.#phase];
-    if (phase !== null) return phase;
-    for (const c of this.#conditions) {
-      const reason = c.check();
-      if (reason !== null) return reason;
-    }
-    return null;
-  };
+  readonly notReadyReason = (): string | undefined => this.#readiness.notReadyReason();
 }
 
 /** The control plane's own SVID is present and not expired (it serves gRPC with it). */
@@ -49,13 +43,13 @@ export function ownSvidLive(current: () => { readonly notAfterMs: number } | und
     name: 'own-svid-live',
     check: () => {
       const s = current();
-      return s && s.notAfterMs > clock.nowMs() ? null : 'the control plane SVID has expired';
+      return s && s.notAfterMs > clock.nowMs() ? undefined : 'the control plane SVID has expired';
     },
   };
 }
 
 /** The store takes writes: not after a fault that says it cannot (full, read-only, I/O, damaged, unreachable). */
-export function storeWritable(health: { notReadyReason(): string | null }): ReadinessCondition {
+export function storeWritable(health: { notReadyReason(): string | undefined }): ReadinessCondition {
   return { name: 'store-writable', check: () => health.notReadyReason() };
 }
 
@@ -65,5 +59,5 @@ export function storeWritable(health: { notReadyReason(): string | null }): Read
  * not ready, so a rollout stops and the replica takes no traffic until the directory loads.
  */
 export function policySetLoaded(source: { readonly policies: readonly unknown[] | undefined }, dir: string): ReadinessCondition {
-  return { name: 'policies-loaded', check: () => (source.policies === undefined ? `no policy set loaded from ${dir} yet (a file refused, or the directory missing or unreadable: see the log)` : null) };
+  return { name: 'policies-loaded', check: () => (source.policies === undefined ? `no policy set loaded from ${dir} yet (a file refused, or the directory missing or unreadable: see the log)` : undefined) };
 }

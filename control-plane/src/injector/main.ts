@@ -86,7 +86,7 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
     config: config.settings,
     bundlePem,
     logger: log,
-    notReadyReason: () => (closing ? 'shutting down' : null),
+    notReadyReason: () => (closing ? 'shutting down' : undefined),
   });
 
   const reload = async () => {

@@ -88,10 +88,10 @@ export interface InjectorWebhookOptions {
   /** Whole-request deadline (headers and body), default 10 s: the API server gives up after 5. */
   readonly requestTimeoutMs?: number;
   /**
-   * Why `GET /ready` should answer 503 now (e.g. shutting down), or null when ready; absent: always ready. While it
-   * is not null every answer also carries `Connection: close`, so clients move to another replica.
+   * Why `GET /ready` should answer 503 now (e.g. shutting down), or undefined when ready; absent: always ready. While
+   * there is a reason every answer also carries `Connection: close`, so clients move to another replica.
    */
-  readonly notReadyReason?: () => string | null;
+  readonly notReadyReason?: () => string | undefined;
   /** Defaults: WEBHOOK_LIMITS. */
   readonly limits?: Partial<WebhookLimits>;
   readonly timers?: Timers;
@@ -180,7 +180,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     clock,
   });
   const refusals = new RefusalLog({ warn: (o, m) => log?.warn(o, m), clock, timers });
-  const draining = () => (opts.notReadyReason?.() ?? null) !== null;
+  const draining = () => opts.notReadyReason?.() !== undefined;
   const closeIfDraining = (): Record<string, string> => (draining() ? { connection: 'close' } : {});
 
   /**
@@ -279,8 +279,8 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
       return;
     }
     if (pathname === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const reason = opts.notReadyReason?.() ?? null;
-      sendText(res, reason === null ? 200 : 503, reason ?? 'ready');
+      const reason = opts.notReadyReason?.();
+      sendText(res, reason === undefined ? 200 : 503, reason ?? 'ready');
       return;
     }
     if (pathname !== path) {

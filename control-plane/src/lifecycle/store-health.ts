@@ -62,10 +62,10 @@ export class StoreHealth {
     this.#schedule();
   };
 
-  /** Why the control plane is not ready because of its store, or null. */
-  readonly notReadyReason = (): string | null => {
+  /** Why the control plane is not ready because of its store; undefined when it takes writes. */
+  readonly notReadyReason = (): string | undefined => {
     const f = this.#fault;
-    if (!f) return null;
+    if (!f) return undefined;
     const since = new Date(f.sinceMs).toISOString();
     if (f.code === CORRUPT) return `the store is damaged (${f.code}, since ${since}): restore it and restart`;
     return `the store cannot take writes (${f.code}, since ${since})`;

@@ -1,5 +1,5 @@
-// What every listener needs from the proxy around it, injected by a composition root (main.ts, or a listener
-// worker's), and the part of it both roots complete the same way (listenerDeps).
+// What every listener needs from the proxy around it, injected by the plane that runs them (local-plane.ts, in the
+// proxy's process or in each listener worker), and the part of it that is made the same way everywhere (listenerDeps).
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Timers } from '../../../shared-io/timers.js';
@@ -53,11 +53,11 @@ export interface RoutingDeps {
   readonly schedule: (ms: number, fn: () => void) => void;
 }
 
-/** The holders a composition root made and keeps (it feeds them: identity, policies, deny-list, ticket keys). */
+/** The holders made and fed outside the listeners (identity, policies, deny-list, ticket keys). */
 export type ListenerHolders = Pick<ListenerDeps, 'identity' | 'policies' | 'denyList' | 'metrics' | 'accessLog' | 'tracer' | 'ticketKeys' | 'nowMs' | 'timers' | 'log'>;
 
 /**
- * The rest of ListenerDeps, made alike by every composition root: the client TLS contexts (with the configured
+ * The rest of ListenerDeps, made alike in every process: the client TLS contexts (with the configured
  * key-exchange groups), request IDs, the denial tally, and routing when a directory feeds `service:` routes.
  */
 export async function listenerDeps(config: ProxyConfig, held: ListenerHolders, routed?: { readonly directory: ServiceDirectory; readonly registry: Registry; readonly timers: Timers }): Promise<ListenerDeps & { readonly denials: DenialTally }> {

@@ -10,17 +10,11 @@ import { PolicyHolder } from '../authz/policy-holder.js';
 import { parseProxyConfig } from '../config/proxy-config.js';
 import type { EdgeCertTexts } from '../edge/edge-certificates.js';
 import { IdentityStore } from '../identity/identity-store.js';
-import { listenerDeps } from '../listeners/listener-deps.js';
-import { ListenerGroup } from '../listeners/listener-group.js';
-import { makeListeners } from '../listeners/make-listeners.js';
+import { LocalPlane } from '../listeners/local-plane.js';
 import type { ProxyRuntime } from '../proxy-runtime.js';
 import { ServiceDirectory } from '../routing/service-directory.js';
-import { accessLogReports, createAccessLog } from '../telemetry/access-log.js';
-import { countAccessLogDrops } from '../telemetry/access-log-metrics.js';
 import { createProxyRegistry, ProxyMetrics } from '../telemetry/metrics.js';
-import { startTracing } from '../telemetry/start-tracing.js';
 import { DenyListHolder } from '../tls/deny-list-holder.js';
-import { TicketKeys } from '../tls/tls-contexts.js';
 import type { WorkerChannel } from './worker-channel.js';
 import { sharedPortsConfig } from './worker-config.js';
 import { applyDirectory, applyPolicies, decodeDenyList, decodeIdentity, type SnapshotPart, type SnapshotParts, type ToWorker } from './worker-messages.js';
@@ -62,13 +56,8 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   const identity = new IdentityStore(clock);
   const policies = new PolicyHolder(config.authorization.defaultAction);
   const denyList = new DenyListHolder();
-  // Each worker issues and rotates its own tickets: a resumed session carries only the peer's leaf, and its chain
-  // is completed from intermediates this worker saw in a full handshake. A ticket from another worker fails to
-  // decrypt here and the peer falls back to a full handshake, instead of being refused for an incomplete chain.
-  const ticketKeys = new TicketKeys();
   const routed = config.outbound.some((c) => c.route.kind !== 'static');
   const directory = routed ? new ServiceDirectory({ onListenerError: (err, service) => log.error({ service, err: describeError(err) }, 'directory listener failed') }) : undefined;
-  const listeners = new ListenerGroup(timers);
   // Parts this worker refused and still runs an older copy of; each part is taken or refused on its own.
   const refused = new Set<SnapshotPart>();
   const take = (part: SnapshotPart, apply: () => void, logTo: Logger) => {
@@ -98,29 +87,30 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
   install(init.parts, log);
   if (!identity.current) throw new TesseraError('TESSERA_ERR_PROXY_START_FAILED', 'the primary sent no identity');
 
-  // The workers share the primary's stdout.
-  const accessLog = createAccessLog({ destination: config.telemetry.accessLog, clock, sharedDestination: true, ...accessLogReports(log) });
-  countAccessLogDrops(registry, accessLog);
-  const tracer = await startTracing(config.telemetry.tracing, rt.env, identity.current.id, log, registry);
-  const common = await listenerDeps(config, { identity, policies, denyList, metrics, accessLog, tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
-  // Each edge set loaded goes to the primary; a set refused on disk at start gives way to the siblings' last good one.
-  const deps = {
-    ...common,
+  // The workers share the primary's stdout; each edge set loaded goes to the primary, and a set refused on disk at
+  // start gives way to the siblings' last good one.
+  const plane = new LocalPlane({
+    config,
+    held: { identity, policies, denyList, metrics },
+    registry,
+    clock,
+    timers,
+    log,
+    env: rt.env,
+    sharedAccessLog: true,
     edgeCertificates: (listener: string) => {
       const lastGood = init.edgeCertificates[listener];
       return { ...(lastGood ? { lastGood } : {}), onLoaded: (texts: EdgeCertTexts) => void channel.send({ type: 'edge-certificates', listener, texts }) };
     },
-  };
-  const all = await makeListeners(config, deps);
-  const started = await listeners.start(all);
-  const rotation = listeners.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs);
+  });
+  const started = await plane.start(directory);
 
   handle = (m) => {
     if (m.type === 'update') install(m.parts, log);
     else if (m.type === 'ping') void channel.send({ type: 'pong' });
     else if (m.type === 'stats') {
       void registry.getMetricsAsJSON().then((metricsJson) =>
-        channel.send({ type: 'stats', id: m.id, stats: { pid: process.pid, metrics: metricsJson, listeners: listeners.describe(), endpoints: listeners.endpoints(), denials: deps.denials.rows() } }),
+        channel.send({ type: 'stats', id: m.id, stats: { pid: process.pid, metrics: metricsJson, listeners: plane.listeners(), endpoints: plane.endpoints(), denials: plane.denials.rows() } }),
       );
     }
   };
@@ -133,11 +123,9 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
     async shutdown() {
       if (draining) return;
       draining = true;
-      rotation.stop();
       heapTrim?.stop();
-      await listeners.drainAndClose(config.limits.drainTimeoutMs);
-      await tracer?.shutdown();
-      await accessLog.close();
+      await plane.drain();
+      await plane.close();
     },
   };
 }

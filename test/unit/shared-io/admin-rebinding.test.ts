@@ -31,7 +31,7 @@ let proxy: AdminServer;
 const ports: Record<string, number> = {};
 
 beforeAll(async () => {
-  cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => null, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera', federation: { trustDomains: [{ bundleEndpointUrl: 'https://fed:pa55w0rd@cp.b.example:8445/' }] } }), endpoints: () => ({}) });
+  cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => undefined, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera', federation: { trustDomains: [{ bundleEndpointUrl: 'https://fed:pa55w0rd@cp.b.example:8445/' }] } }), endpoints: () => ({}) });
   await cp.start();
   ports['control plane'] = Number(cp.address.split(':').pop());
   proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}) });

@@ -110,7 +110,7 @@ async function start(opts: { maxClients?: number } = {}) {
     heartbeatMs: 15_000,
     ...(opts.maxClients ? { maxClients: opts.maxClients } : {}),
   });
-  const http = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => null, certs: () => ({}), config: () => ({}), routes: routes.handle });
+  const http = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => undefined, certs: () => ({}), config: () => ({}), routes: routes.handle });
   await http.start();
   stops.push(async () => {
     routes.close();

@@ -2,17 +2,17 @@
 // while serving, the first failing condition's reason (an expired own SVID), else ready.
 
 import { describe, expect, test } from 'vitest';
-import { ownSvidLive, Readiness } from '../../../../control-plane/src/admin/readiness.js';
+import { ownSvidLive, PhasedReadiness } from '../../../../control-plane/src/admin/readiness.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 
 describe('Readiness', () => {
   test('starting → serving (conditions decide) → shutting down', () => {
     const time = new FakeTime();
     const svid = { notAfterMs: time.nowMs() + 60_000 };
-    const r = new Readiness([ownSvidLive(() => svid, time)]);
+    const r = new PhasedReadiness([ownSvidLive(() => svid, time)]);
     expect(r.notReadyReason()).toBe('starting');
     r.serving();
-    expect(r.notReadyReason()).toBeNull();
+    expect(r.notReadyReason()).toBeUndefined();
     time.advance(60_000);
     expect(r.notReadyReason()).toBe('the control plane SVID has expired');
     r.closing();
@@ -23,7 +23,7 @@ describe('Readiness', () => {
 
   test('no SVID at all is not ready; the first failing condition names the reason', () => {
     const time = new FakeTime();
-    const r = new Readiness([{ name: 'store', check: () => null }, ownSvidLive(() => undefined, time), { name: 'later', check: () => 'later' }]);
+    const r = new PhasedReadiness([{ name: 'store', check: () => undefined }, ownSvidLive(() => undefined, time), { name: 'later', check: () => 'later' }]);
     r.serving();
     expect(r.notReadyReason()).toBe('the control plane SVID has expired');
   });

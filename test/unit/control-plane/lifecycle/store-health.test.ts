@@ -4,7 +4,7 @@
 // a refusal that is not a store fault changes nothing; close() stops the probe.
 import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
-import { Readiness, storeWritable } from '../../../../control-plane/src/admin/readiness.js';
+import { PhasedReadiness, storeWritable } from '../../../../control-plane/src/admin/readiness.js';
 import { FAILURE_LOG_EVERY_MS } from '../../../../control-plane/src/lifecycle/failure-log.js';
 import { STORE_PROBE_MS, StoreHealth } from '../../../../control-plane/src/lifecycle/store-health.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -24,7 +24,7 @@ function setup(probe: () => Promise<unknown> = async () => 1) {
       return probe();
     },
   });
-  const readiness = new Readiness([storeWritable(health)]);
+  const readiness = new PhasedReadiness([storeWritable(health)]);
   readiness.serving();
   return { time, lines, health, readiness, probes: () => probes };
 }
@@ -45,7 +45,7 @@ describe('StoreHealth', () => {
     t.time.advance(STORE_PROBE_MS);
     await flush();
     expect(t.probes()).toBe(1);
-    expect(t.readiness.notReadyReason()).toBeNull();
+    expect(t.readiness.notReadyReason()).toBeUndefined();
     expect(t.lines.at(-1)).toMatchObject({ level: 'info', msg: 'the store takes writes again: ready' });
     expect(t.time.pending).toBe(0);
     // Full again a log interval later: logged again, saying how many were left out; not ready again until a probe.
@@ -54,11 +54,11 @@ describe('StoreHealth', () => {
     const again = t.lines.filter((l) => l.msg === 'a store operation failed');
     expect(again).toHaveLength(2);
     expect(again[1]!.obj).toMatchObject({ leftOut: 4 });
-    expect(t.readiness.notReadyReason()).not.toBeNull();
+    expect(t.readiness.notReadyReason()).not.toBeUndefined();
     t.time.advance(STORE_PROBE_MS);
     await flush();
     expect(t.probes()).toBe(2);
-    expect(t.readiness.notReadyReason()).toBeNull();
+    expect(t.readiness.notReadyReason()).toBeUndefined();
   });
 
   test('a probe that fails, or a failure while it runs, keeps it not ready; the probe keeps trying', async () => {
@@ -68,7 +68,7 @@ describe('StoreHealth', () => {
     t.health.failed('meta', 'increment', full());
     t.time.advance(STORE_PROBE_MS);
     await flush();
-    expect(t.readiness.notReadyReason()).not.toBeNull();
+    expect(t.readiness.notReadyReason()).not.toBeUndefined();
     fail = false;
     t.time.advance(STORE_PROBE_MS);
     await flush();
@@ -77,12 +77,12 @@ describe('StoreHealth', () => {
     t.health.failed('audit', 'record', full());
     release();
     await flush();
-    expect(t.readiness.notReadyReason()).not.toBeNull();
+    expect(t.readiness.notReadyReason()).not.toBeUndefined();
     t.time.advance(STORE_PROBE_MS);
     await flush();
     release();
     await flush();
-    expect(t.readiness.notReadyReason()).toBeNull();
+    expect(t.readiness.notReadyReason()).toBeUndefined();
   });
 
   test('a damaged store stays not ready (no probe: damage does not heal); a refusal that is no store fault changes nothing', async () => {
@@ -91,7 +91,7 @@ describe('StoreHealth', () => {
     t.health.failed('x', 'y', new TesseraError('TESSERA_ERR_STORE_UNAVAILABLE', 'deadlock', { sqlstate: '40P01' }));
     // Another replica won a compare-and-swap: an outcome its caller handles, not logged as a store failure.
     t.health.failed('ca', 'commit', new TesseraError('TESSERA_ERR_CA_CONFLICT'));
-    expect(t.readiness.notReadyReason()).toBeNull();
+    expect(t.readiness.notReadyReason()).toBeUndefined();
     expect(t.lines.filter((l) => l.msg === 'a store operation failed').map((l) => l.obj['code'])).toEqual(['TESSERA_ERR_STORE_FAILED', 'TESSERA_ERR_STORE_UNAVAILABLE']);
     t.health.failed('revocations', 'all', new TesseraError('TESSERA_ERR_STORE_CORRUPT'));
     t.health.failed('inventory', 'record', full());
@@ -109,11 +109,11 @@ describe('StoreHealth', () => {
     expect(t.readiness.notReadyReason()).toContain('TESSERA_ERR_STORE_UNAVAILABLE');
     t.time.advance(STORE_PROBE_MS);
     await flush();
-    expect(t.readiness.notReadyReason()).not.toBeNull();
+    expect(t.readiness.notReadyReason()).not.toBeUndefined();
     up = true;
     t.time.advance(STORE_PROBE_MS);
     await flush();
-    expect(t.readiness.notReadyReason()).toBeNull();
+    expect(t.readiness.notReadyReason()).toBeUndefined();
     t.health.failed('tokens', 'spend', new TesseraError('TESSERA_ERR_STORE_UNAVAILABLE'));
     t.health.close();
     expect(t.time.pending).toBe(0);

@@ -1,7 +1,6 @@
-// Readiness as named conditions, registered in order by the composition root (main.ts, or workers/primary-main.ts
-// with `workers: N`): the proxy is ready when every condition is met, and the reason it is not is the first unmet
-// condition's. (The control plane's admin/readiness.ts adds a life-cycle phase, and its conditions answer null, not
-// undefined, when met.)
+// Readiness as named conditions, registered in order by a composition root (the proxy's, the control plane's): ready
+// when every condition is met, and the reason it is not is the first unmet condition's. One convention for "met"
+// everywhere a reason is asked for: undefined.
 
 /** A condition: undefined when met, else the reason it is not. */
 export type Condition = () => string | undefined;
@@ -19,12 +18,18 @@ export class Readiness {
     return this.#conditions.map((c) => c.name);
   }
 
-  state(): { ready: boolean; reason?: string } {
+  /** The first unmet condition's reason; undefined when all are met. */
+  readonly notReadyReason = (): string | undefined => {
     for (const c of this.#conditions) {
       const reason = c.check();
-      if (reason) return { ready: false, reason };
+      if (reason !== undefined) return reason;
     }
-    return { ready: true };
+    return undefined;
+  };
+
+  state(): { ready: boolean; reason?: string } {
+    const reason = this.notReadyReason();
+    return reason === undefined ? { ready: true } : { ready: false, reason };
   }
 }
 
