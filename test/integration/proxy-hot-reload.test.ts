@@ -10,7 +10,6 @@ import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
-import { tlsGet } from '../helpers/tls-get.js';
 import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
@@ -77,20 +76,6 @@ test('a new SVID from the same CA is served to fresh handshakes while the open c
   const again = await get(port);
   expect(again.status).toBe(200);
   expect(again.socketId).toBe(first.socketId); // the same client connection, never dropped
-});
-
-test('a TLS session resumed across the server rotation is still accepted', async () => {
-  const web = await caA.mintSvid(WEB);
-  const port = apiProxy.ports.get('inbound/app')!;
-  const get = (session?: Buffer) => tlsGet({ port, certPem: web.chainPem, keyPem: web.keyPem, caPem: caA.bundlePem(), path: '/resumed', session });
-  const first = await get();
-  expect(first.answer).toMatch(/^HTTP\/1\.1 200 /);
-  expect(first.ticket).toBeDefined();
-  const next = await writeSvidFiles(caA, API, join(dir, 'api'));
-  await until('the new SVID served', async () => (await certs(apiProxy)).servedSerial === next.serial);
-  const again = await get(first.ticket);
-  expect(again.resumed).toBe(true);
-  expect(again.answer).toMatch(/^HTTP\/1\.1 200 /);
 });
 
 test('CA rotation: bundles with old + new authorities, then SVIDs from the new CA, no restart, no failed request', async () => {

@@ -89,6 +89,6 @@ export class InboundTls {
   }
 
   #secureOptions(snapshot: IdentitySnapshot): tls.TlsOptions {
-    return serverSecureOptions(snapshot, this.#d.ticketKeys.current, this.#config.tlsMinVersion, this.#alpn, this.#d.transport.tlsGroups);
+    return serverSecureOptions(snapshot, this.#d.ticketKeys.forGeneration(snapshot.generation), this.#config.tlsMinVersion, this.#alpn, this.#d.transport.tlsGroups);
   }
 }

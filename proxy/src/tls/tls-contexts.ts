@@ -43,14 +43,26 @@ export function clientGroupList(groups: readonly TlsGroup[]): string {
 }
 
 /**
- * Session-ticket key material (48 bytes), the same for every identity generation so resumption survives SVID
- * rotations, and itself replaced on a schedule: a ticket key that never changes would let one stolen key decrypt
- * every session resumed with it, forever.
+ * Session-ticket key material (48 bytes), replaced on a schedule (a ticket key that never changes would let one
+ * stolen key decrypt every session resumed with it, forever) and with every identity generation: a resumed session
+ * skips the server's certificate, so one made under an earlier SVID or bundle would go on vouching for a certificate
+ * no longer served (one that lives longer than its successor, a CA since removed). After a swap each client makes
+ * one full handshake, which checks what is served now, and resumes from its new ticket.
  */
 export class TicketKeys {
   #keys = randomBytes(48);
+  #generation: number | undefined;
 
   get current(): Buffer {
+    return this.#keys;
+  }
+
+  /** The keys for a server context of identity `generation`: new ones the first time a later generation asks. */
+  forGeneration(generation: number): Buffer {
+    if (this.#generation === undefined || generation > this.#generation) {
+      if (this.#generation !== undefined) this.rotate();
+      this.#generation = generation;
+    }
     return this.#keys;
   }
 

@@ -112,10 +112,12 @@ export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: n
 }
 
 /**
- * What mtlsConnect hands over: the connection, whether it resumed, and `retired`, true once the upstream's leaf has
- * expired by our clock. It fits the keep-alive pool's Connector, which then drops such a connection at its next
- * lease or sweep, as HTTP/2 and multiplexed sessions stop at the peer's NotAfter: a kept-alive connection must not
- * outlive the certificate it was trusted for.
+ * What mtlsConnect hands over: the connection, whether it resumed, and `retired`, true once the upstream's leaf or
+ * this proxy's own, the two the connection was authenticated with, has expired by our clock. It fits the keep-alive
+ * pool's Connector, which then drops such a connection at its next lease or sweep, as HTTP/2 and multiplexed
+ * sessions take no new stream then: a kept-alive connection must not outlive the certificates it was trusted for
+ * (an own SVID that expired unrenewed would otherwise go on sending requests the upstream would refuse to a new
+ * handshake).
  */
 export type MtlsDone = (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean, retired?: () => boolean) => void;
 
@@ -220,7 +222,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     deps.metrics.handshake(deps.direction, true, 'none', resumed, (deps.nowMs() - started) / 1000);
     deps.metrics.upstreamConnectionOpened(deps.direction);
     closeWhenBanned(socket, served, deps);
-    const notAfterMs = leaf?.notAfterMs ?? Number.NEGATIVE_INFINITY;
+    const notAfterMs = Math.min(leaf?.notAfterMs ?? Number.NEGATIVE_INFINITY, snapshot.notAfterMs);
     done(null, socket, resumed, () => deps.nowMs() > notAfterMs);
   });
 }

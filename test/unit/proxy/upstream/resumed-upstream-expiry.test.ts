@@ -218,3 +218,18 @@ describe('every dialer that keeps tickets', () => {
     mux.close();
   });
 });
+
+test("a kept-alive connection is retired at this proxy's own NotAfter too, when it comes before the upstream's", async () => {
+  // An own SVID that expired unrenewed: the connection made with it takes no new request (a new handshake
+  // would present the expired certificate and be refused), while the upstream's leaf is still valid.
+  const web = await ca.mintSvid(WEB, { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(api.leaf.validToDate.getTime() - 120_000) });
+  const own = new IdentityStore(systemClock);
+  own.update({ chain: web.chain, key: web.key, bundles: new TrustBundleSet([TrustBundle.parse(TD, ca.bundlePem())]), source: 'files' });
+  const h = harness(await upstream('TLSv1.3'));
+  const connect = mtlsConnector(h.target, { ...h.deps, identity: own });
+  const first = await dial(connect);
+  expect(first).toMatchObject({ err: null });
+  expect(first.retired?.()).toBe(false);
+  h.skewMs = web.leaf.validToDate.getTime() + 1_000 - Date.now();
+  expect(first.retired?.()).toBe(true);
+});
