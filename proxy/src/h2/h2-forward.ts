@@ -11,21 +11,22 @@
 // app's GOAWAY and a refused head in one read).
 // A stream the upstream refused with ENHANCE_YOUR_CALM retires its session (a Node app refuses every stream of a
 // session whose memory a slow reader's unread answers fill) and an idempotent request is sent again on another.
+// To a balanced service, a request that may be sent twice (StreamSettings.replayable) whose attempt was answered
+// with a 5xx head (discarded, its stream cancelled) or reset before its head goes to another endpoint, as over
+// HTTP/1.1: the route (routing/exchange-route.ts) decides and counts, with the body the refusals already hold.
 import * as http2 from 'node:http2';
-import { type RefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
+import { refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
-import { H2_REQUEST_DROP, H2_RESPONSE_DROP } from '../http1/connection-fields.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
-import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, hasLowerCase } from '../http1/http1-head.js';
-import { isValidHostValue } from '../http1/host-value.js';
-import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-route.js';
+import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS } from '../http1/http1-head.js';
+import { connectFailureReason, type ExchangeRoute, type RetryReason } from '../routing/exchange-route.js';
 import type { DrainCuts } from '../listeners/drain-cut.js';
 import { ignoreH2Error } from './h2-error-guard.js';
+import { canRespond, respondLocal, responseHeaders } from './h2-heads.js';
 import { H2Upstream } from './h2-upstream.js';
 import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
-const GRPC_INTERNAL = 13;
 const GRPC_UNAVAILABLE = 14;
 /** grpc-status a client reports for a stream reset with CANCEL. */
 const GRPC_CANCELLED = '1';
@@ -45,7 +46,8 @@ const REFUSED_RETRIES = 2;
  */
 const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
-const KEEP_PSEUDO: ReadonlySet<string> = new Set([':method', ':path', ':authority']);
+// Where the listeners and the edge have always taken them from.
+export { canRespond, refuseAmbiguous, requestHeaders, respondLocal } from './h2-heads.js';
 
 export interface ForwardResult {
   /** HTTP status sent to the client (499 when the client left before a response). */
@@ -57,70 +59,6 @@ export interface ForwardResult {
   readonly error?: string;
   /** What ended the exchange early, first cause only (the access log's `responseFlags`). */
   readonly responseFlags?: ExchangeFlag;
-}
-
-export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: ReadonlySet<string>, add: Readonly<Record<string, string>>): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(incoming)) {
-    if (v === undefined) continue;
-    if (k.startsWith(':') ? !KEEP_PSEUDO.has(k) : H2_REQUEST_DROP.has(k) || strip.has(k)) continue;
-    // `te: trailers` in any case (nghttp2 compares it so, node:http2's client throws on anything but lower case).
-    if (k === 'te') {
-      if (typeof v === 'string' && v.toLowerCase() === 'trailers') out.te = 'trailers';
-      continue;
-    }
-    out[k] = v;
-  }
-  return Object.assign(out, add);
-}
-
-function responseHeaders(h: http2.IncomingHttpHeaders, drop: ReadonlySet<string> | undefined): http2.OutgoingHttpHeaders {
-  const out: http2.OutgoingHttpHeaders = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (v === undefined || (k.startsWith(':') && k !== ':status') || H2_RESPONSE_DROP.has(k) || drop?.has(k)) continue;
-    out[k] = v;
-  }
-  return out;
-}
-
-/**
- * True while `stream` can still take a response head: node:http2 throws from respond() on a stream that is closed
- * (the client reset it) even before it is destroyed, and a throw there, from a timer or an upstream's event, would
- * be an uncaught exception.
- */
-export function canRespond(stream: http2.ServerHttp2Stream): boolean {
-  return !stream.destroyed && !stream.closed && !stream.headersSent;
-}
-
-/** Answers locally: gRPC errors as trailers-only responses, HTTP/2 with a status and a short code. */
-export function respondLocal(stream: http2.ServerHttp2Stream, grpc: boolean, status: number, code: RefusalReason, grpcStatus: number): void {
-  if (!canRespond(stream)) return;
-  if (grpc) {
-    stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': String(grpcStatus), 'grpc-message': code }, { endStream: true });
-  } else {
-    // To a HEAD request node:http2 ends the stream with the head, and a body written after it is a stream error
-    // (ERR_STREAM_WRITE_AFTER_END). `headRequest` is node:http2's own flag for it, not in its typings.
-    if ((stream as { readonly headRequest?: boolean }).headRequest === true) return void stream.respond({ ':status': status, 'content-type': 'text/plain', 'x-tessera-error': code }, { endStream: true });
-    stream.respond({ ':status': status, 'content-type': 'text/plain', 'x-tessera-error': code });
-    stream.end(`${code}\n`);
-  }
-}
-
-/** An absent field, or one value in the Host grammar. */
-function authorityValid(v: string | string[] | undefined): boolean {
-  return v === undefined || (typeof v === 'string' && isValidHostValue(v.trim()));
-}
-
-/**
- * Answers 400 (gRPC INTERNAL, as a gRPC client maps HTTP 400) to a stream the proxy will not read two ways: a
- * fragment in `:path` (RFC 9113 section 8.3.1 leaves no place for one, and an app that parses it would route on a
- * path the policy never saw), a method with a lower-case letter (http1-head.ts hasLowerCase), or an `:authority`
- * or `host` outside the Host grammar (host-value.ts). True when it did.
- */
-export function refuseAmbiguous(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, method: string, path: string, grpc: boolean): boolean {
-  if (!path.includes('#') && !hasLowerCase(method) && authorityValid(headers[':authority']) && authorityValid(headers.host)) return false;
-  respondLocal(stream, grpc, 400, 'bad_request', GRPC_INTERNAL);
-  return true;
 }
 
 /**
@@ -142,6 +80,11 @@ export interface StreamSettings {
   readonly dropResponse?: ReadonlySet<string> | undefined;
   /** The connections the drain deadline cut (its listener's SessionSet.drainCuts): is this stream's session one? */
   readonly drainCuts?: DrainCuts | undefined;
+  /**
+   * With a balanced route: the request may be sent twice (retryableMethod, never a gRPC call), so an attempt answered
+   * with a 5xx head or reset before its head goes to another endpoint when its whole body is held (ExchangeRoute.retry).
+   */
+  readonly replayable?: boolean | undefined;
 }
 
 type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
@@ -184,6 +127,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     clearTimeout(headTimer);
     clearTimeout(totalTimer);
     clearTimeout(idleTimer);
+    clearTimeout(backoffTimer);
     done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
   };
   // Captured now: a destroyed stream no longer names its session.
@@ -228,6 +172,9 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     else stream.once('end', armHead);
   }
   const totalTimer = t.totalMs ? setTimeout(() => cutBy('total_timeout'), t.totalMs) : undefined;
+  const totalDeadlineMs = t.totalMs ? t.nowMs() + t.totalMs : Number.POSITIVE_INFINITY;
+  /** A retry's backoff before its attempt. */
+  let backoffTimer: NodeJS.Timeout | undefined;
   totalTimer?.unref();
   // One timer per stream, re-armed lazily: bytes moving only note the time, the timer looks when it fires.
   let idleTimer: NodeJS.Timeout | undefined;
@@ -247,6 +194,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let replay: Buffer[] | null = [];
   let replayBytes = 0;
   let refusals = 0;
+  /** The next stream sends the held body again (a refused stream, or a retry on another endpoint). */
+  let again = false;
   let interim = 0;
   let interimBytes = 0;
   let counting = false;
@@ -286,7 +235,6 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     }
     // A client that reset its stream (NO_ERROR included: node:http2 ends its body then) left.
     if (stream.destroyed || stream.aborted) return clientLeft();
-    const again = refusals > 0;
     if (again && replay === null) {
       // The body went on flowing while a session was had, past what is held.
       return answerUnavailable('upstream_reset');
@@ -302,10 +250,12 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     }
     const up = req;
     up.on('response', (h, flags) => {
-      if (cut) return;
-      replay = null;
+      if (cut || req !== up) return;
       route?.responded();
       moved();
+      // A 5xx head of a balanced attempt: nothing of it reaches the client when another endpoint is tried.
+      if (Number(h[':status']) >= 500 && retried(up, 'status_5xx')) return;
+      replay = null;
       clearTimeout(headTimer);
       status = Number(h[':status']) || 0;
       const out = responseHeaders(h, t.dropResponse);
@@ -344,6 +294,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     // 'continue', which relayed too sent each hop's client two 100s).
     up.on('headers', (h) => {
       const s = Number(h[':status']);
+      if (req !== up) return;
       if (s < 100 || s >= 200 || s === 101) return;
       moved();
       if (cut || !canRespond(stream)) return;
@@ -356,6 +307,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       }
     });
     up.on('trailers', (h) => {
+      if (req !== up) return;
       moved();
       trailers = responseHeaders(h, t.dropResponse);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
@@ -380,14 +332,17 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       // The app is over its limits on this session: new streams go to another (h2-upstream.ts refused).
       const calm = up.rstCode === NGHTTP2_ENHANCE_YOUR_CALM;
       if (calm) upstream.refused(session);
-      if (cut) return; // answered (or reset) by a deadline already
+      if (cut || req !== up) return; // answered (or reset) by a deadline already, or left for another attempt
       if (canRespond(stream)) {
         const repeat = up.rstCode === NGHTTP2_REFUSED_STREAM || (calm && IDEMPOTENT.has(String(headers[':method'])));
         if (repeat && replay !== null && refusals < REFUSED_RETRIES) {
           refusals++;
+          again = true;
           unrelay();
           return open(upstreamOf(), calm); // after ENHANCE_YOUR_CALM, a new session: the others may be as full
         }
+        // Reset, or its session gone, before any head: a request that may go twice goes to another endpoint.
+        if (retried(up, 'reset')) return;
         flag ??= 'upstream_closed';
         return answerUnavailable('upstream_reset');
       }
@@ -397,6 +352,32 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       }
     });
   }, fresh);
+  /**
+   * The attempt on `up` failed with `reason` before anything final reached the client: whether the route sends the
+   * request to another endpoint (as HTTP/1.1's Http1Exchange.tryRetry: only a request that may go twice, whose whole
+   * body is held; the route applies max retries, the budget, the backoff within the total, and records the outcome).
+   * True: `up` is cancelled and the next attempt starts after its backoff.
+   */
+  const retried = (up: http2.ClientHttp2Stream, reason: RetryReason): boolean => {
+    if (!route || finished || cut || !canRespond(stream)) return false;
+    const next = route.retry(reason, t.replayable === true && replay !== null && endedCleanly(stream), totalDeadlineMs);
+    if (!next) return false;
+    req = undefined;
+    cancelUpstream(up);
+    unrelay();
+    again = true;
+    // Each endpoint's answer has its own allowance of interim heads.
+    interim = 0;
+    interimBytes = 0;
+    const go = () => {
+      if (!finished && !cut) open(next.lease.resource);
+    };
+    if (next.delayMs > 0) {
+      backoffTimer = setTimeout(go, next.delayMs);
+      backoffTimer.unref();
+    } else go();
+    return true;
+  };
   /** The upstream's head cannot be relayed: 502 bad_upstream_response (gRPC: UNAVAILABLE), its stream cancelled. */
   const refuseHead = () => {
     cut = true;

@@ -1,13 +1,14 @@
 // The outbound listener for HTTP/2 and gRPC: the app speaks h2c (prior knowledge, as gRPC clients do) to a
 // loopback port; every stream is multiplexed over long-lived mTLS HTTP/2 sessions either to one fixed upstream
 // proxy (`upstream:`) or, balanced per stream, to the endpoints of a service (`service:`), each endpoint with its
-// own sessions and the SPIFFE ID discovery gave it.
+// own sessions and the SPIFFE ID discovery gave it. A balanced stream that may be sent twice is retried on another
+// endpoint after a 5xx head or a reset, under the same rules as HTTP/1.1 (h2-forward.ts, routing/exchange-route.ts).
 import * as http2 from 'node:http2';
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
-import { ExchangeRoute, exchangeOutcome, type RouteDeps } from '../routing/exchange-route.js';
+import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { MtlsDeps, MtlsTarget } from '../upstream/connectors.js';
 import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
@@ -90,7 +91,11 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const span = d.tracer?.start(method, 'outbound', { traceparent: headers.traceparent as string | undefined, tracestate: headers.tracestate as string | undefined }, { 'tessera.peer': fixed?.peer ?? this.config.name, 'tessera.request_id': requestId });
     const out = requestHeaders(headers, span ? STRIP_TRACE : NONE, span ? traceFields(span) : {});
     out[':scheme'] = 'https';
-    forwardStream(stream, out, route ?? fixed!.upstream, grpc, streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason), this.sessions.drainCuts), (r) => {
+    const settings = streamSettings(d, this.config, (reason) => d.metrics.rejected('outbound', reason), this.sessions.drainCuts);
+    // As over HTTP/1.1, a request that may be sent twice goes to another endpoint after a 5xx or a reset; a gRPC call
+    // never (its stream may have been processed, and its client owns the retry policy).
+    const replayable = route !== null && !grpc && retryableMethod(method, this.config.retryable);
+    forwardStream(stream, out, route ?? fixed!.upstream, grpc, { ...settings, replayable }, (r) => {
       route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, grpc ? r.grpcStatus : undefined));
       record(r, span);
     });
