@@ -156,7 +156,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_DISCOVERY_SOURCE_FAILED: entry(UNAVAILABLE, 503, 'An endpoint source (Kubernetes API, static file) could not be read; the registry keeps what it last had from it.'),
   TESSERA_ERR_DISCOVERY_NO_SVID: entry(UNAVAILABLE, 503, 'A proxy cannot open Discovery/Watch or Discovery/Register before it holds an SVID to authenticate with; it retries with backoff.'),
   TESSERA_ERR_DISCOVERY_SERVICE_NOT_ALLOWED: entry(PERMISSION_DENIED, 403, 'The caller\'s SPIFFE ID may not serve this service (discovery.serviceIdentities, or by default the service named after its service account); refused and audited.'),
-  TESSERA_ERR_ROUTING_NO_ENDPOINTS: entry(UNAVAILABLE, 503, 'The service has no ready endpoint (none registered, all ejected or draining): answered 503 no_endpoints.'),
+  TESSERA_ERR_ROUTING_NO_ENDPOINTS: entry(UNAVAILABLE, 503, 'The service has no ready endpoint (none registered, or none the registry marks ready; with every ready one ejected, requests go to those instead): answered 503 no_endpoints.'),
   TESSERA_ERR_CONFIG_WATCH_BAD_SNAPSHOT: entry(INTERNAL, 502, 'A Config/Watch snapshot from the control plane failed validation and was refused; the previous one stays.'),
   TESSERA_ERR_PROTO_MALFORMED: entry(INVALID_ARGUMENT, 400, 'A gRPC message is not a well-formed protobuf message of its type (a field or number running past the end of the message or of the message holding it, field number 0, a group or an undefined wire type, a known field in another wire type, a string field that is not valid UTF-8); refused before it is decoded.'),
   TESSERA_ERR_PROTO_NOT_FOUND: entry(INTERNAL, 500, 'A gRPC contract (.proto) or a service in it was not found next to the installed code.'),

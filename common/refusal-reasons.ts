@@ -33,10 +33,10 @@ export const REFUSAL_REASONS = {
   client_cert_invalid: { http: [403], grpc: PERMISSION_DENIED, meaning: 'The edge client certificate does not verify or names an identity its CA may not assert.' },
   no_route: { http: [404], grpc: UNIMPLEMENTED, meaning: 'No edge route matches the request\'s host and path.' },
   // --- The upstream ---
-  no_endpoints: { http: [503], grpc: UNAVAILABLE, meaning: 'The service routed to has no ready endpoint (none registered, all ejected or draining).' },
+  no_endpoints: { http: [503], grpc: UNAVAILABLE, meaning: 'The service routed to has no ready endpoint: none registered (a removed one draining does not count) or none the registry marks ready. Ejected endpoints are not this: when every ready endpoint is ejected, requests go to them (panic mode).' },
   unknown_service: { http: [503], grpc: UNAVAILABLE, meaning: 'A forward-proxy (http-proxy) request names a host that is no known service.' },
   not_ready: { http: [503], grpc: UNAVAILABLE, meaning: 'The proxy has no SVID yet, so it cannot open mTLS connections.' },
-  upstream_unavailable: { http: [502, 503], grpc: UNAVAILABLE, meaning: 'No upstream connection could be had: connecting failed or the pool is closing (502), or every connection is busy and the wait queue is full (503).' },
+  upstream_unavailable: { http: [502, 503], grpc: UNAVAILABLE, meaning: 'No upstream connection could be had: connecting failed (refused, timed out, or the TLS handshake refused, e.g. the upstream presented another SPIFFE ID or an expired certificate: see tessera_tls_handshakes_total) or the pool is closing (502), or every connection is busy and the wait queue is full (503).' },
   upstream_reset: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream closed or reset the connection before its response was complete.' },
   bad_upstream_response: { http: [502], grpc: UNAVAILABLE, meaning: 'The upstream\'s response is malformed (head, framing, or an unrequested 101).' },
   // --- The connection ---

@@ -151,11 +151,17 @@ describe('mesh routing: TCP', () => {
 });
 
 describe('mesh routing: bad input', () => {
-  test('a service with no endpoints: 503 with x-tessera-error: no_endpoints', async () => {
+  test('a service with no endpoints: 503 with x-tessera-error: no_endpoints; its log line has no peer and no upstream', async () => {
     const out = await startLoad({ port: mesh.port('none'), concurrency: 1, total: 3, path: '/none' }).done;
     for (const o of out) {
       expect(o.status).toBe(503);
       expect(o.tesseraError).toBe('no_endpoints');
+    }
+    // Nothing was dialed: `peer` null and `upstream` left out (metrics.md, Access log), never a placeholder.
+    await until('3 access-log lines of /none', async () => (await mesh.accessLog('/none')).length >= 3, 10_000);
+    for (const line of await mesh.accessLog('/none')) {
+      expect(line).toMatchObject({ status: 503, error: 'no_endpoints', peer: null });
+      expect(line).not.toHaveProperty('upstream');
     }
   });
 

@@ -112,7 +112,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const d = this.d;
     const fixed = this.#static;
     const service = this.#http;
-    const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : (fixed?.peer ?? '-'));
+    const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : (fixed?.peer ?? null));
     const retry = d.routing?.settings.retry;
     return {
       plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
@@ -131,7 +131,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as OutboundContext;
         c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
-        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: peerOf(c), method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address ?? fixed?.address ?? '-', resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
+        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: peerOf(c), method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address ?? fixed?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     };
   }
@@ -145,8 +145,8 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const fixed = this.#static;
     const route = this.#tcp ? ExchangeRoute.open(this.#tcp) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      const peer = route ? route.lease.endpoint.spiffeId : (fixed?.peer ?? '-');
-      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address ?? '-', resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
+      const peer = route ? route.lease.endpoint.spiffeId : (fixed?.peer ?? null);
+      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     socket.once('error', () => socket.destroy());
     if (this.#tcp && !route) {
