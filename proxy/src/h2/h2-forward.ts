@@ -255,7 +255,6 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       moved();
       // A 5xx head of a balanced attempt: nothing of it reaches the client when another endpoint is tried.
       if (Number(h[':status']) >= 500 && retried(up, 'status_5xx')) return;
-      replay = null;
       clearTimeout(headTimer);
       status = Number(h[':status']) || 0;
       const out = responseHeaders(h, t.dropResponse);
@@ -265,9 +264,12 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       try {
         stream.respond(out, endStream ? { endStream: true } : { waitForTrailers: true });
       } catch {
-        // A head node:http2 will not send (a :status outside 200-599, which an HTTP/2 peer may send): 502, never a crash.
-        return refuseHead();
+        // A head node:http2 will not send (a :status outside 200-599, which an HTTP/2 peer may send): nothing went
+        // to the client, so another endpoint, or 502; never a crash.
+        return refuseHead(up);
       }
+      // The head is the client's: no other attempt from here on, the body is no longer held.
+      replay = null;
       if (endStream) return;
       // Ended here, not by the pipe: a body shorter than its content-length ended by the upstream's RST_STREAM
       // (NO_ERROR), which node:http2 reports as an end, is a reset to the client, never a complete response.
@@ -299,7 +301,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       moved();
       if (cut || !canRespond(stream)) return;
       for (const k in h) interimBytes += k.length + String(h[k]).length;
-      if (++interim > MAX_INTERIM_HEADS || interimBytes > MAX_INTERIM_BYTES) return refuseHead();
+      if (++interim > MAX_INTERIM_HEADS || interimBytes > MAX_INTERIM_BYTES) return refuseHead(up);
       try {
         stream.additionalHeaders(responseHeaders(h, t.dropResponse));
       } catch {
@@ -378,8 +380,12 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     } else go();
     return true;
   };
-  /** The upstream's head cannot be relayed: 502 bad_upstream_response (gRPC: UNAVAILABLE), its stream cancelled. */
-  const refuseHead = () => {
+  /**
+   * The upstream's head cannot be relayed: another endpoint for a request that may go twice (as HTTP/1.1 retries a
+   * malformed response, `bad_response`), else 502 bad_upstream_response (gRPC: UNAVAILABLE), its stream cancelled.
+   */
+  const refuseHead = (up: http2.ClientHttp2Stream) => {
+    if (retried(up, 'bad_response')) return;
     cut = true;
     status = grpc ? 200 : 502;
     if (grpc) grpcStatus = String(GRPC_UNAVAILABLE);

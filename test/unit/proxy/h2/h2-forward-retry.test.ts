@@ -201,6 +201,24 @@ describe('forwardStream to a balanced service: retries after bytes were sent', (
     expect(r.retries).toEqual(['status_5xx']);
   });
 
+  test('a malformed answer (more interim heads than allowed) goes to the other endpoint as bad_response, as over HTTP/1.1', async () => {
+    const r = await rig((stream) => {
+      for (let i = 0; i < 12; i++) stream.additionalHeaders({ ':status': 103, link: `</${i}.css>; rel=preload` });
+      stream.respond({ ':status': 200 });
+      stream.end('after a flood of hints');
+    }, true);
+    const res = await r.request('GET');
+    expect(res).toMatchObject({ status: 200, data: 'good:' });
+    expect(r.retries).toEqual(['bad_response']);
+    await until('attempts ended', () => r.attempts.length === 2);
+    expect(r.attempts).toEqual([
+      ['bad', 'bad_response'],
+      ['good', 'success'],
+    ]);
+    // What the first endpoint sent within the allowance reached the client, as HTTP allows any number of them.
+    expect(res.interim.length).toBeLessThanOrEqual(8);
+  });
+
   test('a request that may not be sent twice gets the first answer: its 502 as the app sent it, or 502 upstream_reset', async () => {
     const five = await rig(answer502, false);
     expect(await five.request('POST', 'once')).toMatchObject({ status: 502, data: 'bad gateway from the app' });
