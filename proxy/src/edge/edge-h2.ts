@@ -8,6 +8,7 @@ import type * as http2 from 'node:http2';
 import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
 import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
+import { isGrpcContentType } from '../h2/h2-heads.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
@@ -34,7 +35,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   if (!session) return;
   const socket = session.socket as TLSSocket;
   const client = gate.client(socket);
-  const grpc = String(headers['content-type'] ?? '').startsWith('application/grpc');
+  const grpc = isGrpcContentType(headers['content-type']);
   const method = String(headers[':method'] ?? 'GET');
   const path = String(headers[':path'] ?? '/');
   const host = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined);

@@ -8,6 +8,16 @@ import { hasLowerCase } from '../http1/http1-head.js';
 import { isValidHostValue } from '../http1/host-value.js';
 
 const GRPC_INTERNAL = 13;
+const GRPC_TYPE = 'application/grpc';
+
+/**
+ * A gRPC call, by its content-type (`application/grpc`, `…+proto`, `…+json`) in any case: media types are
+ * case-insensitive (RFC 9110 §8.3.1), and a spelling that escaped this would escape the gRPC rules too (never
+ * replayed, errors as trailers).
+ */
+export function isGrpcContentType(value: string | string[] | undefined): boolean {
+  return typeof value === 'string' && value.length >= GRPC_TYPE.length && value.slice(0, GRPC_TYPE.length).toLowerCase() === GRPC_TYPE;
+}
 
 const KEEP_PSEUDO: ReadonlySet<string> = new Set([':method', ':path', ':authority']);
 

@@ -129,7 +129,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as ProxyContext;
         c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
-        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: c.route?.lease.endpoint.spiffeId ?? null, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
+        this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: c.route?.logged.endpoint.spiffeId ?? null, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     };
   }
@@ -144,7 +144,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
     const deps = service === null ? undefined : this.#tunnels.route(service);
     const route = deps ? ExchangeRoute.open(deps) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: route?.lease.endpoint.spiffeId ?? null, method: 'CONNECT', path: authority, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
+      this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: route?.logged.endpoint.spiffeId ?? null, method: 'CONNECT', path: authority, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     const refuse = (status: number, code: 'not_ready' | 'unknown_service' | 'no_endpoints' | 'upstream_unavailable') => {
       d.metrics.rejected('outbound', code);

@@ -4,6 +4,7 @@
 import type * as http2 from 'node:http2';
 import { guardH2Server } from '../h2/h2-error-guard.js';
 import { refuseAmbiguous } from '../h2/h2-forward.js';
+import { isGrpcContentType } from '../h2/h2-heads.js';
 import { h2ServerOptions, watchH2Session } from './h2-server-limits.js';
 import { keepAccepting } from './keep-accepting.js';
 import type { ListenerDeps } from './listener-deps.js';
@@ -46,7 +47,7 @@ export interface H2StreamHead {
 
 /** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method, an `:authority` or `host` outside the Host grammar: 400, counted as bad_request). */
 export function readH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, configured: string, d: ListenerDeps, direction: 'inbound' | 'outbound'): H2StreamHead | null {
-  const grpc = configured === 'grpc' || String(headers['content-type'] ?? '').startsWith('application/grpc');
+  const grpc = configured === 'grpc' || isGrpcContentType(headers['content-type']);
   const startMs = d.nowMs();
   const requestId = d.requestId();
   const method = String(headers[':method'] ?? '');

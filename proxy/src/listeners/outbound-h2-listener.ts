@@ -78,7 +78,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     const { grpc, method, path, requestId } = head;
     const fixed = this.#fixed;
     const route = this.#service ? ExchangeRoute.open(this.#service) : null;
-    const peer = () => (route ? route.lease.endpoint.spiffeId : (fixed?.peer ?? null));
+    const peer = () => (route ? route.logged.endpoint.spiffeId : (fixed?.peer ?? null));
     const record = (r: { status: number; grpcStatus?: string | undefined; bytesIn: number; bytesOut: number; error?: string | undefined; responseFlags?: string | undefined }, span?: ReturnType<NonNullable<typeof d.tracer>['start']>) => {
       this.exchanges.record({ direction: 'outbound', protocol: head.protocol, listener: this.config.name, requestId, peer: peer(), status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), method, path, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: d.nowMs() - head.startMs, upstream: route?.address ?? fixed?.address, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span });
     };

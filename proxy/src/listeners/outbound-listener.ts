@@ -112,7 +112,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const d = this.d;
     const fixed = this.#static;
     const service = this.#http;
-    const peerOf = (c: OutboundContext) => (c.route ? c.route.lease.endpoint.spiffeId : (fixed?.peer ?? null));
+    const peerOf = (c: OutboundContext) => (c.route ? c.route.logged.endpoint.spiffeId : (fixed?.peer ?? null));
     const retry = d.routing?.settings.retry;
     return {
       plan: (head: HttpHead): RequestPlan & { context: OutboundContext } => {
@@ -145,7 +145,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const fixed = this.#static;
     const route = this.#tcp ? ExchangeRoute.open(this.#tcp) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
-      const peer = route ? route.lease.endpoint.spiffeId : (fixed?.peer ?? null);
+      const peer = route ? route.logged.endpoint.spiffeId : (fixed?.peer ?? null);
       this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     socket.once('error', () => socket.destroy());

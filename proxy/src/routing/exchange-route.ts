@@ -44,6 +44,9 @@ export class ExchangeRoute<R> {
   #sent = false;
   /** Endpoints already tried (only allocated on a first retry). */
   #tried: Set<string> | null = null;
+  /** The attempt that failed, named by the log until the next one's backoff ends (until then nothing was sent to it). */
+  #failed: Lease<R> | null = null;
+  #backoffEndsMs = 0;
 
   /** The first attempt, or null when the service has no endpoint to try (503 no_endpoints). */
   static open<R>(deps: RouteDeps<R>): ExchangeRoute<R> | null {
@@ -67,9 +70,17 @@ export class ExchangeRoute<R> {
     return this.#lease.resource;
   }
 
-  /** The access log's `upstream`: the endpoint of the last attempt. */
+  /**
+   * The attempt the access log names (`upstream`, `peer`): the current one, or while a retry's backoff runs, the one
+   * that failed. A client that leaves during the backoff left an exchange whose next endpoint was never contacted.
+   */
+  get logged(): Lease<R> {
+    return this.#failed !== null && this.#d.nowMs() < this.#backoffEndsMs ? this.#failed : this.#lease;
+  }
+
+  /** The access log's `upstream`: the endpoint of the last attempt begun. */
   get address(): string {
-    return this.#lease.address;
+    return this.logged.address;
   }
 
   get retries(): number {
@@ -118,6 +129,8 @@ export class ExchangeRoute<R> {
     }
     this.#retries++;
     d.onRetry(d.service, reason);
+    this.#failed = this.#lease;
+    this.#backoffEndsMs = d.nowMs() + delayMs;
     this.#lease = next;
     this.#attemptEnded = false;
     this.#sent = false;

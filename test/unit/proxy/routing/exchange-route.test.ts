@@ -267,6 +267,31 @@ describe('backoff', () => {
   });
 });
 
+describe('what the access log names', () => {
+  test('during a retry backoff the failed attempt, the next endpoint only once its backoff ended', () => {
+    const s = setup({ endpoints: 3, retry: { minRetriesPerSecond: 1000, backoffBaseMs: 100, backoffMaxMs: 100 } });
+    const route = open(s.deps);
+    const first = route.address;
+    route.dispatched();
+    const next = route.retry('status_5xx', true)!;
+    expect(next.delayMs).toBeGreaterThan(0);
+    // A client that leaves now left an exchange whose next endpoint was never contacted.
+    expect(route.address).toBe(first);
+    expect(route.logged.address).toBe(first);
+    expect(route.resource.label).toBe(next.lease.address);
+    s.time.advance(next.delayMs);
+    expect(route.address).toBe(next.lease.address);
+  });
+
+  test('an at-once retry (a failure before any byte) names the new endpoint at once', () => {
+    const s = setup({ endpoints: 3 });
+    const route = open(s.deps);
+    const next = route.retry('connect_failed', false)!;
+    expect(next.delayMs).toBe(0);
+    expect(route.address).toBe(next.lease.address);
+  });
+});
+
 describe('reports', () => {
   test('one onAttempt per attempt, with that attempt’s address and outcome; the balancer’s load returns to zero', () => {
     const s = setup({ endpoints: 3, retry: { maxRetries: 2, minRetriesPerSecond: 1000 } });
