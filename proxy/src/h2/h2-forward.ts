@@ -12,9 +12,11 @@
 // A stream the upstream refused with ENHANCE_YOUR_CALM retires its session (a Node app refuses every stream of a
 // session whose memory a slow reader's unread answers fill) and an idempotent request is sent again on another.
 // To a balanced service, a request that may be sent twice (StreamSettings.replayable) whose attempt was answered
-// with a 5xx head (discarded, its stream cancelled) or reset before its head goes to another endpoint, as over
-// HTTP/1.1: the route (routing/exchange-route.ts) decides and counts, with the body the refusals already hold.
+// with a 5xx head or a head that cannot be relayed (discarded, its stream cancelled), or reset before its head, goes
+// to another endpoint, as over HTTP/1.1: the route (routing/exchange-route.ts) decides and counts, with the body
+// the refusals already hold.
 import * as http2 from 'node:http2';
+import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
@@ -27,7 +29,7 @@ import { H2Upstream } from './h2-upstream.js';
 import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
-const GRPC_UNAVAILABLE = 14;
+const GRPC_UNAVAILABLE = GRPC_STATUS.UNAVAILABLE;
 /** grpc-status a client reports for a stream reset with CANCEL. */
 const GRPC_CANCELLED = '1';
 /** The access log's status when the client left before any response was sent (nginx's 499). */
@@ -40,11 +42,13 @@ const CLIENT_CLOSED_REQUEST = 499;
  */
 const REFUSED_RETRIES = 2;
 /**
- * Idempotent methods (RFC 9110 section 9.2.2): also sent again after ENHANCE_YOUR_CALM before any answer, which a
- * Node app's server sends for every new stream while its session's memory is full (another caller's unread answers),
- * before its handler sees the stream; an RFC-conforming peer might have processed it, so only these are repeated.
+ * Sent again after ENHANCE_YOUR_CALM before any answer, which a Node app's server sends for every new stream while
+ * its session's memory is full (another caller's unread answers), before its handler sees the stream: all the
+ * idempotent methods of RFC 9110 section 9.2.2, PUT and DELETE too (sending one twice changes nothing more), unlike
+ * a retry after an endpoint answered (exchange-route.ts retryableMethod). An RFC-conforming peer might have
+ * processed the stream, so no other method is repeated.
  */
-const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+const REPEAT_AFTER_CALM: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 // Where the listeners and the edge have always taken them from.
 export { canRespond, refuseAmbiguous, requestHeaders, respondLocal } from './h2-heads.js';
@@ -82,7 +86,8 @@ export interface StreamSettings {
   readonly drainCuts?: DrainCuts | undefined;
   /**
    * With a balanced route: the request may be sent twice (retryableMethod, never a gRPC call), so an attempt answered
-   * with a 5xx head or reset before its head goes to another endpoint when its whole body is held (ExchangeRoute.retry).
+   * with a 5xx head or one that cannot be relayed, or reset before its head, goes to another endpoint when its whole
+   * body is held (ExchangeRoute.retry).
    */
   readonly replayable?: boolean | undefined;
 }
@@ -111,7 +116,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   // A balanced service: a session that cannot be had on one endpoint is asked of another (nothing was sent yet).
   const route = to instanceof H2Upstream ? null : to;
   let finished = false;
-  /** The proxy ended the exchange itself: a deadline, or an upstream head it would not relay. */
+  /** The proxy ended the exchange itself: a deadline, or an upstream head it would not relay and no retry followed. */
   let cut = false;
   let flag: ExchangeFlag | undefined;
   let status = 0;
@@ -194,7 +199,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let replay: Buffer[] | null = [];
   let replayBytes = 0;
   let refusals = 0;
-  /** The next stream sends the held body again (a refused stream, or a retry on another endpoint). */
+  /** Not the exchange's first upstream stream (a refused one, or a retry on another endpoint): the held body goes again. */
   let again = false;
   let interim = 0;
   let interimBytes = 0;
@@ -230,7 +235,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   const open = (upstream: H2Upstream, fresh = false) => upstream.session((err, session) => {
     if (finished) return;
     if (err || !session) {
-      if (route?.retry(connectFailureReason(err), false)) return open(route.resource);
+      if (route?.retry(connectFailureReason(err), false, totalDeadlineMs)) return open(route.resource);
       return answerUnavailable('upstream_unavailable');
     }
     // A client that reset its stream (NO_ERROR included: node:http2 ends its body then) left.
@@ -255,21 +260,20 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       moved();
       // A 5xx head of a balanced attempt: nothing of it reaches the client when another endpoint is tried.
       if (Number(h[':status']) >= 500 && retried(up, 'status_5xx')) return;
-      clearTimeout(headTimer);
-      status = Number(h[':status']) || 0;
-      const out = responseHeaders(h, t.dropResponse);
-      if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
-      if (stream.destroyed || stream.closed) return; // the client left: its 'close' reports it
+      if (stream.destroyed || stream.closed) return; // the client left: its 'close' reports it (499)
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
       try {
-        stream.respond(out, endStream ? { endStream: true } : { waitForTrailers: true });
+        stream.respond(responseHeaders(h, t.dropResponse), endStream ? { endStream: true } : { waitForTrailers: true });
       } catch {
         // A head node:http2 will not send (a :status outside 200-599, which an HTTP/2 peer may send): nothing went
-        // to the client, so another endpoint, or 502; never a crash.
+        // to the client, so another endpoint (its head deadline still running), or 502; never a crash.
         return refuseHead(up);
       }
-      // The head is the client's: no other attempt from here on, the body is no longer held.
+      // The head is the client's: its status is the one logged, no other attempt from here on, the body no longer held.
+      clearTimeout(headTimer);
       replay = null;
+      status = Number(h[':status']) || 0;
+      if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
       if (endStream) return;
       // Ended here, not by the pipe: a body shorter than its content-length ended by the upstream's RST_STREAM
       // (NO_ERROR), which node:http2 reports as an end, is a reset to the client, never a complete response.
@@ -336,7 +340,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       if (calm) upstream.refused(session);
       if (cut || req !== up) return; // answered (or reset) by a deadline already, or left for another attempt
       if (canRespond(stream)) {
-        const repeat = up.rstCode === NGHTTP2_REFUSED_STREAM || (calm && IDEMPOTENT.has(String(headers[':method'])));
+        const repeat = up.rstCode === NGHTTP2_REFUSED_STREAM || (calm && REPEAT_AFTER_CALM.has(String(headers[':method'])));
         if (repeat && replay !== null && refusals < REFUSED_RETRIES) {
           refusals++;
           again = true;

@@ -10,6 +10,7 @@
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { TesseraError } from '../../../common/errors.js';
 
 /**
  * Opens the transport. `peerExpired`, when given, says whether the peer's certificate has expired by now: an mTLS
@@ -77,13 +78,14 @@ export class H2Upstream {
    * streams another caller left unread against each session's memory), a new one is not.
    */
   session(cb: Waiter, fresh = false): void {
+    // Closed (its endpoint removed, the listener stopping): the pool's own error, so a retry says pool_closed.
+    if (this.#closed) {
+      cb(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
+      return;
+    }
     const s = fresh && this.#sessions.size < MAX_SESSIONS ? undefined : this.#pick();
     if (s) {
       cb(null, s);
-      return;
-    }
-    if (this.#closed) {
-      cb(new Error('upstream closed'));
       return;
     }
     if (this.#waiters) {
@@ -126,6 +128,12 @@ export class H2Upstream {
       const ready = () => {
         if (!pending || !connected || !settings || session.closed || session.destroyed) return;
         pending = false;
+        if (this.#closed) {
+          // Closed while this one connected: never handed out or kept (close() retired only the open ones).
+          session.close();
+          finish(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
+          return;
+        }
         this.#sessions.set(session, state);
         this.#armIdle(session, state);
         finish(null, session);

@@ -4,6 +4,7 @@
 // own sessions and the SPIFFE ID discovery gave it. A balanced stream that may be sent twice is retried on another
 // endpoint after a 5xx head or a reset, under the same rules as HTTP/1.1 (h2-forward.ts, routing/exchange-route.ts).
 import * as http2 from 'node:http2';
+import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
@@ -22,7 +23,7 @@ import { TRACE_FIELDS, traceFields } from '../telemetry/trace-headers.js';
 
 const STRIP_TRACE: ReadonlySet<string> = new Set(TRACE_FIELDS);
 const NONE: ReadonlySet<string> = new Set();
-const GRPC_UNAVAILABLE = 14;
+const GRPC_UNAVAILABLE = GRPC_STATUS.UNAVAILABLE;
 
 /** Sessions to one upstream proxy or endpoint: new streams after an SVID or bundle change go to a session handshaken with it. */
 function h2Upstream(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): H2Upstream {

@@ -88,6 +88,18 @@ describe('H2Upstream', () => {
     for (const r of all) r.close();
   });
 
+  test('closed (its endpoint removed): asked for a session, it answers with the pool-closed error; one connecting at the close is never handed out', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    const asked = new Promise<unknown>((resolve) => upstream!.session((err) => resolve(err)));
+    upstream.close(); // while the first session is still connecting
+    expect(await asked).toMatchObject({ code: 'TESSERA_ERR_UPSTREAM_POOL_CLOSED' });
+    expect(upstream.sessions).toBe(0);
+    await until('the connecting session closed', () => srv.closedSessions() === srv.sessions(), 5_000);
+    const later = await new Promise<unknown>((resolve) => upstream!.session((err) => resolve(err)));
+    expect(later).toMatchObject({ code: 'TESSERA_ERR_UPSTREAM_POOL_CLOSED' });
+  });
+
   test('at most maxConcurrentStreams streams a session when the peer allows more', async () => {
     const srv = await holdingServer();
     upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, maxConcurrentStreams: 1 });
