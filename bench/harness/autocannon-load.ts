@@ -139,12 +139,14 @@ export async function runAutocannon(o: LoadOptions): Promise<LoadResult> {
 interface LoadClient {
   readonly conn: NodeJS.EventEmitter | undefined;
   readonly destroyed: boolean;
+  /** autocannon's queue of requests sent and not yet answered, each with its start time. */
+  readonly pipelinedRequests?: { clear(): void };
   on(event: 'request' | 'response' | 'timeout', fn: () => void): void;
   on(event: 'connError', fn: (e: Error) => void): void;
 }
 
 /**
- * Counts each connection failure once. autocannon counts socket errors and timeouts, but when the server closes
+ * Counts each connection failure once, and keeps the latencies honest across reconnects (below). autocannon counts socket errors and timeouts, but when the server closes
  * the connection without an error (a TLS 1.3 server refusing the client certificate does: the client saw its
  * handshake finish, then only an end) it silently reconnects: that close, with a request unanswered, is a failure too.
  */
@@ -153,6 +155,10 @@ function watchClient(client: LoadClient, on: { connError(e: Error): void; silent
   let current: { socket: NodeJS.EventEmitter | undefined; unanswered: number } = { socket: undefined, unanswered: 0 };
   client.on('request', () => {
     if (client.conn !== current.socket) {
+      // A new socket: what the old one left unanswered will never be answered. autocannon keeps those requests in
+      // its queue when the server closed the socket (its own reconnects clear it), and would time each later answer
+      // against the oldest of them: latencies 100× too long. Emitted before the new request joins the queue.
+      if (current.socket !== undefined) client.pipelinedRequests?.clear();
       const state = { socket: client.conn, unanswered: 0 };
       current = state;
       // 'end' comes only from the peer: autocannon's own destroy (timeout, stop) emits none.

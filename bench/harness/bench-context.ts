@@ -92,7 +92,8 @@ export function scenarioResult(
     options: {
       rounds: o.rounds,
       warmupMs: o.warmupMs,
-      ...(o.primeMs ? { primeMs: o.primeMs } : {}),
+      // 0 too: an unprimed run is recorded as one (its rerun command says --prime 0ms), never as the default.
+      ...(o.primeMs !== undefined ? { primeMs: o.primeMs } : {}),
       durationMs: o.durationMs,
       connections: o.connections,
       ...(o.rateRps ? { rateRps: o.rateRps } : {}),

@@ -42,12 +42,15 @@ function verifyServer(url: URL, tls: { cert?: Buffer; key?: Buffer; ca: Buffer }
 }
 
 /** --max-error-rate: a fraction 0..1 or a percentage ("1%"); default 0, any failure fails the run. */
-function maxErrorRate(args: ParsedArgs): number {
+export function maxErrorRate(args: ParsedArgs): number {
   const v = stringFlag(args, 'max-error-rate');
   if (v === undefined) return 0;
-  const pct = v.trim().endsWith('%');
-  const n = Number(pct ? v.trim().slice(0, -1) : v) / (pct ? 100 : 1);
-  if (v.trim() === '' || !Number.isFinite(n) || n < 0 || n > 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--max-error-rate must be a fraction from 0 to 1 or a percentage, got "${v}"`);
+  const t = v.trim();
+  const pct = t.endsWith('%');
+  const digits = pct ? t.slice(0, -1).trim() : t;
+  // Decimal only: Number() would read '' (a bare '%') as 0 and '0x1' as 1.
+  const n = /^\d+(\.\d+)?$|^\.\d+$/.test(digits) ? Number(digits) / (pct ? 100 : 1) : Number.NaN;
+  if (!Number.isFinite(n) || n < 0 || n > 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--max-error-rate must be a fraction from 0 to 1 or a percentage, got "${v}"`);
   return n;
 }
 
