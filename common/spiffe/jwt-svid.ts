@@ -35,6 +35,8 @@ function refuse(code: JwtSvidRefusalCode, message: string): TesseraError {
   return new TesseraError(code, message, { reason: JWT_SVID_REFUSALS[code] });
 }
 
+const NO_DOMAINS: ReadonlySet<string> = new Set();
+
 /** Tokens larger than this are refused before any parsing (a workload sends them; bound the work). */
 export const MAX_JWT_BYTES = 16 * 1024;
 /** Clock skew tolerated on exp and nbf. */
@@ -61,6 +63,31 @@ const ALGS: Readonly<Record<string, AlgSpec>> = {
 
 const b64url = (b: Buffer | string): string => Buffer.from(b).toString('base64url');
 
+/**
+ * Each allowed curve's order n. An ECDSA signature (r, s) verifies as (r, n − s) too, so anyone who sees a token can
+ * write a second string for it; the canonical one has s ≤ n/2 ("low S"). Tessera signs only that one.
+ */
+const CURVE_ORDER: Readonly<Record<string, bigint>> = {
+  prime256v1: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n,
+  secp384r1: 0xffffffffffffffffffffffffffffffffffffffffffffffffc7634d81f4372ddf581a0db248b0a77aecec196accc52973n,
+  secp521r1: 0x01ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffa51868783bf2f966b7fcc0148f709a5d03bb5c9b8899c47aebb6fb71e91386409n,
+};
+
+/** The s half of an IEEE P1363 signature (r ‖ s, each half the length) as a number. */
+function sOf(sig: Buffer): bigint {
+  return BigInt(`0x${sig.subarray(sig.length / 2).toString('hex') || '0'}`);
+}
+
+/** The same signature with s ≤ n/2: (r, n − s) when s is in the upper half. */
+function lowS(sig: Buffer, curve: string): Buffer {
+  const n = CURVE_ORDER[curve]!;
+  const s = sOf(sig);
+  if (s <= n >> 1n) return sig;
+  const half = sig.length / 2;
+  const flipped = Buffer.from((n - s).toString(16).padStart(half * 2, '0'), 'hex');
+  return Buffer.concat([sig.subarray(0, half), flipped]);
+}
+
 export interface JwtSvidToSign {
   /** ECDSA P-256 private key. */
   readonly privateKey: KeyObject;
@@ -76,7 +103,7 @@ export function signJwtSvid(t: JwtSvidToSign): string {
   const header = { alg: 'ES256', kid: t.keyId, typ: 'JWT' };
   const claims = { sub: t.spiffeId, aud: [...t.audience], exp: Math.floor(t.expiresAtMs / 1000), iat: Math.floor(t.issuedAtMs / 1000) };
   const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
-  const sig = sign('sha256', Buffer.from(input), { key: t.privateKey, dsaEncoding: 'ieee-p1363' });
+  const sig = lowS(sign('sha256', Buffer.from(input), { key: t.privateKey, dsaEncoding: 'ieee-p1363' }), 'prime256v1');
   return `${input}.${b64url(sig)}`;
 }
 
@@ -143,8 +170,10 @@ const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Numb
  * Validates a JWT-SVID for `audience` at `nowMs`, per the JWT-SVID spec: allowed asymmetric alg only, `sub` a
  * SPIFFE ID, the key (by `kid`) from the JWT bundle of **the subject's own trust domain**, signature, `aud`
  * holding the audience, `exp` in the future (skew tolerated), `nbf` if present not in the future.
+ * `lowSDomains`: trust domains whose issuer signs ECDSA tokens with a low S only (Tessera's own): a high-S token of
+ * one of them is the second spelling of a real token, refused. Other issuers (a federated SPIRE) sign either.
  */
-export function validateJwtSvid(token: string, audience: string, bundles: JwtBundleSet, nowMs: number, skewMs = JWT_SKEW_MS): ValidatedJwtSvid {
+export function validateJwtSvid(token: string, audience: string, bundles: JwtBundleSet, nowMs: number, skewMs = JWT_SKEW_MS, lowSDomains: ReadonlySet<string> = NO_DOMAINS): ValidatedJwtSvid {
   const { header, claims, signingInput, signature } = decodeJwt(token);
   const algName = header['alg'];
   const alg = typeof algName === 'string' && Object.hasOwn(ALGS, algName) ? ALGS[algName]! : undefined;
@@ -171,6 +200,9 @@ export function validateJwtSvid(token: string, audience: string, bundles: JwtBun
   const key = bundle.get(kid);
   if (!key) throw refuse('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY', `kid ${JSON.stringify(kid)} is not in the JWT bundle of ${spiffeId.trustDomain.name}`);
   if (!verifySignature(alg, key, signingInput, signature)) throw refuse('TESSERA_ERR_JWT_SVID_BAD_SIGNATURE', 'the signature does not verify with that key');
+  if (alg.curve !== undefined && lowSDomains.has(spiffeId.trustDomain.name) && sOf(signature) > CURVE_ORDER[alg.curve]! >> 1n) {
+    throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the signature is not in its canonical low-S form (a second spelling of a token)');
+  }
   // Claims are judged only once the signature says they are the issuer's.
   const aud = claims['aud'];
   const auds = typeof aud === 'string' ? [aud] : Array.isArray(aud) && aud.every((a) => typeof a === 'string') ? (aud as string[]) : undefined;

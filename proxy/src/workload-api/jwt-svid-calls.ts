@@ -8,6 +8,7 @@ import { TesseraError, describeError, isTesseraError } from '../../../common/err
 import { checkAudience } from '../../../common/spiffe/jwt-audience.js';
 import { type JwtBundleSet, jwtRefusalReason, validateJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import { jwtBundleJwks } from '../../../common/spiffe/spiffe-bundle.js';
+import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { MintedJwtSvid } from '../identity/control-plane-client.js';
 
 export interface WorkloadJwtSource {
@@ -107,6 +108,12 @@ export class WorkloadJwtCalls {
     });
   }
 
+  /** The proxy's own trust domain, whose issuer (Tessera's control plane) signs low-S tokens only. */
+  #ownDomain(): ReadonlySet<string> {
+    const own = this.#s.ownId();
+    return new Set(own ? [SpiffeId.parse(own).trustDomain.name] : []);
+  }
+
   get openStreams(): number {
     return this.#streams.size;
   }
@@ -131,6 +138,13 @@ export class WorkloadJwtCalls {
     if (call.request.spiffe_id && call.request.spiffe_id !== own) {
       report('refused', 'foreign_id');
       return cb(status(grpc.status.PERMISSION_DENIED, `no identity issued for ${call.request.spiffe_id}`));
+    }
+    // Banned (tessera revoke id): no token from the cache either, though it was signed before the ban (a relying
+    // party outside the mesh would accept it until exp).
+    if (this.#s.revoked?.(own)) {
+      this.#cache.clear();
+      report('refused', 'revoked');
+      return cb(refusal(grpc.status.PERMISSION_DENIED, new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', `${own} is revoked (tessera revoke id)`)));
     }
     const key = JwtSvidCache.key(own, audience);
     const cached = this.#cache.get(key, this.#s.nowMs());
@@ -175,7 +189,7 @@ export class WorkloadJwtCalls {
       return cb(refusal(grpc.status.INVALID_ARGUMENT, new TesseraError('TESSERA_ERR_JWT_SVID_MALFORMED', 'svid must be specified')));
     }
     try {
-      const v = validateJwtSvid(svid, audience, this.#s.bundles.current, this.#s.nowMs());
+      const v = validateJwtSvid(svid, audience, this.#s.bundles.current, this.#s.nowMs(), undefined, this.#ownDomain());
       if (this.#s.revoked?.(v.spiffeId.toString())) {
         report('refused', 'revoked');
         return cb(refusal(grpc.status.INVALID_ARGUMENT, new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', `${v.spiffeId} is revoked (tessera revoke id)`)));

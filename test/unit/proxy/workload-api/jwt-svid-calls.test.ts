@@ -127,6 +127,33 @@ test('a valid token of a banned SPIFFE ID no longer validates (the proxy\'s deny
   expect(calls.at(-1)).toBe('validate/refused/revoked');
 });
 
+test("once the proxy's own ID is banned, FetchJWTSVID hands out no token, not even one cached from before the ban", async () => {
+  await fetchToken(['x']);
+  revoked.add(ID);
+  const { err } = await unary('FetchJWTSVID', { audience: ['x'] });
+  expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+  expect(err?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_REVOCATION_ID_BANNED']);
+  expect(calls.at(-1)).toBe('fetch/refused/revoked');
+  expect(minted).toHaveLength(1);
+  // Lifted: a fresh token, the cache having been dropped.
+  revoked.clear();
+  await fetchToken(['x']);
+  expect(minted).toHaveLength(2);
+});
+
+test("a token of the proxy's own trust domain validates in its low-S spelling only; its high-S twin is malformed", async () => {
+  const token = await fetchToken(['x']);
+  const [h, c, sig] = token.split('.') as [string, string, string];
+  const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  const raw = Buffer.from(sig, 'base64url');
+  const sVal = BigInt(`0x${raw.subarray(32).toString('hex')}`);
+  const twin = Buffer.concat([raw.subarray(0, 32), Buffer.from((N - sVal).toString(16).padStart(64, '0'), 'hex')]).toString('base64url');
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: token })).err).toBeNull();
+  const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid: `${h}.${c}.${twin}` });
+  expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(err?.details).toMatch(/^TESSERA_ERR_JWT_SVID_MALFORMED: .*low-S/);
+});
+
 test('every refusal decided before the validator carries its stable code, first in the message and in the metadata', async () => {
   const token = await fetchToken(['x']);
   const cases: [string, object, string][] = [
