@@ -59,6 +59,23 @@ export function refusalStatus(reason: RefusalReason): number {
   return REFUSAL_REASONS[reason].http[0] ?? 500;
 }
 
+/**
+ * Whether a stream_idle_timeout is the client's own doing: nothing moved either way while its request body was still
+ * incomplete, so the client is the one that stalled (an upload that stopped), not the upstream. One rule for the
+ * answer (cutStatus) and for what the cut says about the endpoint (exchangeOutcome: nothing, `cancelled`).
+ */
+export function stalledByClient(flag: string | undefined, requestComplete: boolean): boolean {
+  return flag === 'stream_idle_timeout' && !requestComplete;
+}
+
+/**
+ * The HTTP status of a deadline cut answered before the response head, on HTTP/1.1 and HTTP/2 alike: 408 for a
+ * client that stalled its own request body (stalledByClient), else the reason's usual status (504).
+ */
+export function cutStatus(reason: RefusalReason, requestComplete: boolean): number {
+  return stalledByClient(reason, requestComplete) ? 408 : refusalStatus(reason);
+}
+
 /** The grpc-status for a reason on a gRPC stream (UNKNOWN for one never sent on a stream). */
 export function refusalGrpcStatus(reason: RefusalReason): GrpcStatus {
   return REFUSAL_REASONS[reason].grpc ?? GRPC_STATUS.UNKNOWN;

@@ -102,7 +102,7 @@ export interface TcpReplicaApp {
   close(): Promise<void>;
 }
 
-export async function startTcpApp(name: string): Promise<TcpReplicaApp> {
+export async function startTcpApp(name: string, hold = false): Promise<TcpReplicaApp> {
   const sockets = new Set<Socket>();
   let received = 0;
   const server = createTcpServer((socket) => {
@@ -110,7 +110,9 @@ export async function startTcpApp(name: string): Promise<TcpReplicaApp> {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => undefined);
-    socket.end(name);
+    // `hold`: the app answers and then keeps the connection open, silent (a pooled database connection at rest).
+    if (hold) socket.write(name);
+    else socket.end(name);
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   return {
@@ -188,6 +190,8 @@ export interface MeshOptions {
   readonly h2?: boolean;
   /** Each replica also serves TCP in SERVICE_TCP; the caller has an outbound `api-tcp` listener. */
   readonly tcp?: boolean;
+  /** The TCP apps write their name and keep the connection open without a byte more (they end it by default). */
+  readonly tcpHold?: boolean;
 }
 
 /** The caller's listeners: `api` routed to the service, `none` to a service nobody registers, `mesh` a forward proxy. */
@@ -261,7 +265,7 @@ export class Mesh {
       this.apps.push(h2app);
       body += `  - { name: h2, listen: ${host}:${await freePort(host)}, forwardTo: 127.0.0.1:${h2app.port}, protocol: http2, service: ${SERVICE_H2} }\n`;
     }
-    const tcpApp = this.opts.tcp ? await startTcpApp(name) : undefined;
+    const tcpApp = this.opts.tcp ? await startTcpApp(name, this.opts.tcpHold) : undefined;
     if (tcpApp) {
       this.tcpApps.push(tcpApp);
       body += `  - { name: tcp, listen: ${host}:${await freePort(host)}, forwardTo: 127.0.0.1:${tcpApp.port}, protocol: tcp, service: ${SERVICE_TCP} }\n`;

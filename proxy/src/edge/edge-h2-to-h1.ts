@@ -10,9 +10,9 @@
 import { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
-import { type RefusalReason, refusalStatus } from '../../../common/refusal-reasons.js';
+import { cutStatus, type RefusalReason } from '../../../common/refusal-reasons.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
-import { relayRequestBody } from '../h2/request-end.js';
+import { endedCleanly, relayRequestBody } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
@@ -81,7 +81,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     // The client's stream first: once the upstream request is destroyed its response may end, and a pipe
     // would then end the client's stream cleanly (a cut must look like one).
     upRes?.unpipe();
-    if (canRespond(stream)) local(refusalStatus(reason), reason);
+    if (canRespond(stream)) local(cutStatus(reason, endedCleanly(stream)), reason); // 408: the client's body stalled
     else {
       // RST_STREAM INTERNAL_ERROR. Not close(CANCEL): on a stream whose request has ended, Node sends END_STREAM
       // before the RST and the client would take the cut for a complete response.

@@ -17,7 +17,7 @@
 // the refusals already hold.
 import * as http2 from 'node:http2';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
-import { refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
+import { cutStatus, refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS } from '../http1/http1-head.js';
@@ -63,6 +63,8 @@ export interface ForwardResult {
   readonly error?: string;
   /** What ended the exchange early, first cause only (the access log's `responseFlags`). */
   readonly responseFlags?: ExchangeFlag;
+  /** The client's request body had ended cleanly (a stream_idle_timeout before that is the client's stall). */
+  readonly requestComplete: boolean;
 }
 
 /**
@@ -133,7 +135,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     clearTimeout(totalTimer);
     clearTimeout(idleTimer);
     clearTimeout(backoffTimer);
-    done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
+    done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}), requestComplete: endedCleanly(stream) });
   };
   // Captured now: a destroyed stream no longer names its session.
   const downSession = stream.session;
@@ -155,7 +157,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     flag = reason;
     t.onCut?.(reason);
     if (canRespond(stream)) {
-      status = grpc ? 200 : refusalStatus(reason);
+      // 408 for a client that stalled its own body, as HTTP/1.1 answers it (cutStatus).
+      status = grpc ? 200 : cutStatus(reason, endedCleanly(stream));
       if (grpc) grpcStatus = String(refusalGrpcStatus(reason));
       respondLocal(stream, grpc, status, reason, refusalGrpcStatus(reason));
     } else {

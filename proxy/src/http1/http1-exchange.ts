@@ -236,6 +236,7 @@ export class Http1Exchange {
       error,
       upstreamResumed: this.upstreamResumed,
       responseFlags: this.flag,
+      requestComplete: this.reqDone,
     };
   }
 }

@@ -59,6 +59,8 @@ export interface ExchangeRecord {
   readonly upstreamResumed?: boolean;
   /** Why it ended early: request_timeout, total_timeout, stream_idle_timeout, downstream_closed, upstream_closed. */
   readonly responseFlags?: string;
+  /** The client's whole request body was read (a stream_idle_timeout before it is the client's stall: 408). */
+  readonly requestComplete: boolean;
   readonly plan?: unknown;
 }
 

@@ -6,7 +6,7 @@
 // http1-response.ts, an upgraded connection is relayed by http1-tunnel.ts, the client socket is Http1Downstream.
 import { isTesseraError } from '../../../common/errors.js';
 import { connectFailureReason } from '../routing/exchange-route.js';
-import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import { cutStatus, type RefusalReason } from '../../../common/refusal-reasons.js';
 import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import type { ByteSocket } from './byte-socket.js';
 import { UntilCloseFramer } from './body-framer.js';
@@ -83,9 +83,9 @@ export class Http1Session implements UpstreamOwner {
     this.#o.hooks.rejected(flag);
     ex.mark(flag);
     if (this.#tunnel) return void this.#tunnel.end(false);
-    // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one. Destroyed
-    // after the answer, as above.
-    this.#abort(ex, flag === 'stream_idle_timeout' && !ex.reqDone ? 408 : 504, flag, true);
+    // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one (cutStatus, as
+    // HTTP/2 decides it). Destroyed after the answer, as above.
+    this.#abort(ex, cutStatus(flag, ex.reqDone), flag, true);
   }
 
   /** Graceful drain: close now if idle between requests, otherwise after the exchange in flight. */

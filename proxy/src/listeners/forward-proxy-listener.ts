@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { type HttpHead, headerValue } from '../http1/http1-head.js';
 import type { ExchangeRecord, RequestPlan, SessionHooks } from '../http1/http1-session-types.js';
-import { ExchangeRoute, exchangeOutcome, retryableMethod } from '../routing/exchange-route.js';
+import { ExchangeRoute, exchangeOutcome, retryableMethod, tunnelOutcome } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import { serviceOfHost, splitAbsoluteTarget } from '../routing/service-host.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
@@ -19,7 +19,7 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
-import { relay } from './tcp-relay.js';
+import { relay, tunnelStatus } from './tcp-relay.js';
 
 interface ProxyContext {
   readonly requestId: string;
@@ -128,7 +128,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as ProxyContext;
-        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
+        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete));
         this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: c.route?.logged.endpoint.spiffeId ?? null, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     };
@@ -170,8 +170,8 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       if (early) up.write(early);
       socket.resume();
       relay(socket, up, d.limits.streamIdleTimeoutMs, (r) => {
-        route.end(r.error === 'upstream_reset' ? 'reset' : 'success');
-        log(200, r.bytesIn, r.bytesOut, resumed ?? false, r.error);
+        route.end(tunnelOutcome(r.error));
+        log(tunnelStatus(r.error), r.bytesIn, r.bytesOut, resumed ?? false, r.error);
       });
     });
   }

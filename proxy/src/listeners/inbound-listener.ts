@@ -24,7 +24,7 @@ import type { ByteSocket } from '../http1/byte-socket.js';
 import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, UNAUTHENTICATED_CALLER_DROP, UNAUTHENTICATED_CALLER_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
-import { relay } from './tcp-relay.js';
+import { relay, tunnelStatus } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
 
 
@@ -165,7 +165,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
         return;
       }
       socket.resume();
-      relay(socket, app, d.limits.idleTimeoutMs, (r) => log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, r.error));
+      relay(socket, app, d.limits.idleTimeoutMs, (r) => log(tunnelStatus(r.error), r.bytesIn, r.bytesOut, r.error));
     });
     app.once('error', (e) => {
       if (app.connecting) {

@@ -7,7 +7,7 @@ import * as net from 'node:net';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import type { HttpHead } from '../http1/http1-head.js';
 import type { ExchangeRecord, RequestPlan, SessionHooks } from '../http1/http1-session-types.js';
-import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
+import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod, tunnelOutcome } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import { incomingTraceOf, TRACE_FIELDS, traceLines } from '../telemetry/trace-headers.js';
@@ -18,7 +18,7 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
-import { relay } from './tcp-relay.js';
+import { relay, tunnelStatus } from './tcp-relay.js';
 
 interface OutboundContext {
   readonly requestId: string;
@@ -130,7 +130,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as OutboundContext;
-        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags));
+        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete));
         this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: peerOf(c), method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address ?? fixed?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     };
@@ -166,8 +166,8 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       }
       socket.resume();
       relay(socket, up, d.limits.idleTimeoutMs, (r) => {
-        route?.end(r.error ? 'reset' : 'success');
-        log(r.error ? 502 : 200, r.bytesIn, r.bytesOut, resumed ?? false, r.error);
+        route?.end(tunnelOutcome(r.error));
+        log(tunnelStatus(r.error), r.bytesIn, r.bytesOut, resumed ?? false, r.error);
       });
     };
     if (route) dialRoute(route, this.#mtls, connected);

@@ -12,7 +12,7 @@ export function serviceBalancers<R>(deps: ListenerDeps, create: (ep: ServiceEndp
   const routing = deps.routing;
   // The config check refuses service routing without a control plane, and main.ts passes routing deps with one.
   if (!routing) throw new Error('routing to services needs the discovery of a control plane');
-  return new ServiceBalancers<R>({ directory: routing.directory, routing: routing.settings, create, retire, metrics: routing.metrics, nowMs: deps.nowMs, random: routing.random });
+  return new ServiceBalancers<R>({ directory: routing.directory, routing: routing.settings, headTimeoutMs: deps.limits.requestTimeoutMs, create, retire, metrics: routing.metrics, nowMs: deps.nowMs, random: routing.random });
 }
 
 /**

@@ -9,6 +9,18 @@ export interface RelayResult {
   readonly error?: string;
 }
 
+/**
+ * The status that labels a finished tunnel (tessera_requests_total{code} for TCP, the connection's outcome; not logged):
+ * 200 closed by either side, 408 closed by the proxy after limits.idleTimeout (streamIdleTimeout for CONNECT) with no
+ * byte either way (as an idle HTTP connection, `idle_timeout`), 499 the client reset it (nginx's client closed
+ * request), 502 the upstream reset it. Only the last is a failure: an idle or abandoned tunnel worked.
+ */
+export function tunnelStatus(error: string | undefined): number {
+  if (error === undefined) return 200;
+  if (error === 'idle_timeout') return 408;
+  return error === 'downstream_reset' ? 499 : 502;
+}
+
 export function relay(a: Socket, b: Socket, idleTimeoutMs: number, done: (r: RelayResult) => void): void {
   let finished = false;
   let error: string | undefined;

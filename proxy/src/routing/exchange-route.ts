@@ -4,6 +4,7 @@
 // be sent twice (idempotent, or a route marked retryable, with its body still held), under the retry budget and
 // after a backoff. Every attempt's end is reported to the balancer (latency, load, outlier detection).
 import { isTesseraError } from '../../../common/errors.js';
+import { stalledByClient } from '../../../common/refusal-reasons.js';
 import type { RetrySettings } from '../config/routing-config.js';
 import type { AttemptOutcome, Lease } from './lease.js';
 
@@ -20,6 +21,8 @@ export interface RouteDeps<R> {
   /** The service's retry budget: one deposit per request, one withdrawal per retry after bytes were sent. */
   readonly budget: { deposit(): void; tryWithdraw(): boolean; refund(): void };
   readonly retry: RetrySettings;
+  /** limits.requestTimeout: an attempt given less than half of it is not charged its `timeout` (attemptTimeout). */
+  readonly headTimeoutMs: number;
   readonly nowMs: () => number;
   readonly random: () => number;
   readonly onRetry: (service: string, reason: RetryReason) => void;
@@ -147,14 +150,14 @@ export class ExchangeRoute<R> {
     if (this.#attemptEnded) return;
     // An attempt that never reached its endpoint (ended during a retry's backoff or while its connection was being
     // had) can only have failed to connect; anything else that ended it says nothing about the endpoint.
-    const outcome = this.#sent || given === 'connect_failed' || given === 'identity_mismatch' ? given : 'cancelled';
+    let outcome = this.#sent || given === 'connect_failed' || given === 'identity_mismatch' ? given : 'cancelled';
+    if (outcome === 'timeout') outcome = attemptTimeout(this.#d.nowMs() - this.#attemptStartMs, this.#d.headTimeoutMs);
     this.#attemptEnded = true;
     this.#lease.end(outcome);
     this.#d.onAttempt(this.#d.service, this.#lease.address, outcome);
   }
 
-  /** Exponential with full jitter between half and all of it (gRPC's and Envoy's shape). */
-  /** The backoff before retry number `n` (1 for the first). */
+  /** The backoff before retry number `n` (1 for the first): exponential, jittered between half and all of it. */
   #backoffMs(n: number): number {
     const r = this.#d.retry;
     const ceiling = Math.min(r.backoffMaxMs, r.backoffBaseMs * 2 ** (n - 1));
@@ -181,19 +184,42 @@ function outcomeOf(reason: RetryReason): AttemptOutcome {
 }
 
 /**
- * How a finished exchange ends its last attempt: a 5xx, a malformed answer (`bad_response`, as when it is retried)
- * or a response head that never came (`timeout`) is the endpoint's failure; the client leaving, a total timeout or
- * this proxy's drain deadline says nothing about it. A gRPC call (`grpcStatus` given) that ended HTTP 200 with
- * UNAVAILABLE is a 5xx, as Envoy maps it to 503; any other grpc-status is what the call did, not the endpoint's health.
+ * What a `timeout` (no response head within limits.requestTimeout) says about the attempt it ended, `attemptMs` after
+ * its request went out. The head deadline is the exchange's, armed once: an attempt that a retry started with less
+ * than half of it left was cut by time its predecessors used, so it is `cancelled`, not charged (Envoy keeps the
+ * two apart with a per-try timeout; here the try's share of the deadline decides).
  */
-export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined, grpcStatus?: string): AttemptOutcome {
+export function attemptTimeout(attemptMs: number, headTimeoutMs: number): 'timeout' | 'cancelled' {
+  return attemptMs * 2 < headTimeoutMs ? 'cancelled' : 'timeout';
+}
+
+/**
+ * How a finished exchange ends its last attempt: a 5xx, a malformed answer (`bad_response`, as when it is retried)
+ * or a response head that never came (`timeout`) is the endpoint's failure; the client leaving or stalling its own
+ * request body (stalledByClient, answered 408), a total timeout or this proxy's drain deadline says nothing about it.
+ * A gRPC call (`grpcStatus` given) that ended HTTP 200 with UNAVAILABLE is a 5xx, as Envoy maps it to 503; any other
+ * grpc-status is what the call did, not the endpoint's health. `requestComplete`: the client's request body had ended.
+ */
+export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined, grpcStatus: string | undefined, requestComplete: boolean): AttemptOutcome {
   if (flag === 'downstream_closed' || flag === 'total_timeout' || flag === 'drain_timeout' || error === 'downstream_reset') return 'cancelled';
+  if (stalledByClient(flag, requestComplete)) return 'cancelled';
   if (error === 'upstream_reset' || flag === 'upstream_closed') return 'reset';
   if (error === 'upstream_unavailable') return 'connect_failed';
   if (error === 'bad_upstream_response') return 'bad_response';
   if (flag === 'request_timeout') return 'timeout';
   if (status >= 500 || (status === 200 && grpcStatus === GRPC_UNAVAILABLE)) return 'status_5xx';
   return 'success';
+}
+
+/**
+ * How a TCP tunnel (an outbound TCP connection, a CONNECT tunnel) ends its attempt, by relay()'s error: only the
+ * endpoint's own reset is its failure; an idle tunnel the proxy closed (idle_timeout) or the client's reset
+ * (downstream_reset) says nothing about it (`cancelled`, which neither counts toward ejection nor resets the count);
+ * a tunnel both sides closed is a `success`.
+ */
+export function tunnelOutcome(error: string | undefined): AttemptOutcome {
+  if (error === undefined) return 'success';
+  return error === 'upstream_reset' ? 'reset' : 'cancelled';
 }
 
 /** grpc-status UNAVAILABLE, as the trailers carry it. */

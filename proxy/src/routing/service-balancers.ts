@@ -17,6 +17,8 @@ export const MAX_SERVICES_PER_LISTENER = 256;
 export interface ServiceBalancersOptions<R> {
   readonly directory: ServiceDirectory;
   readonly routing: RoutingSettings;
+  /** limits.requestTimeout: the head deadline every route's attempts share (RouteDeps.headTimeoutMs). */
+  readonly headTimeoutMs: number;
   /** The resource of one endpoint (its pool); `retire` drains it once the endpoint is gone. */
   readonly create: (endpoint: ServiceEndpoint) => R;
   readonly retire: (resource: R) => void;
@@ -102,6 +104,7 @@ export class ServiceBalancers<R> {
       pick: (exclude) => balancer.pick(exclude),
       budget: new RetryBudget(o.routing.retry, o.nowMs),
       retry: o.routing.retry,
+      headTimeoutMs: o.headTimeoutMs,
       nowMs: o.nowMs,
       random: o.random,
       onRetry: (s, reason) => m.retried(s, reason),

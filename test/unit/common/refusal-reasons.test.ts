@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { grpcStatusName } from '../../../common/grpc-status-codes.js';
-import { REFUSAL_REASONS, REFUSAL_REASON_NAMES, isRefusalReason, refusalGrpcStatus, refusalStatus } from '../../../common/refusal-reasons.js';
+import { cutStatus, REFUSAL_REASONS, REFUSAL_REASON_NAMES, isRefusalReason, type RefusalReason, refusalGrpcStatus, refusalStatus, stalledByClient } from '../../../common/refusal-reasons.js';
 
 const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
 
@@ -36,5 +36,31 @@ describe('refusal reasons', () => {
     expect(refusalStatus('authz_denied')).toBe(403);
     expect(refusalGrpcStatus('authz_denied')).toBe(7);
     expect(refusalGrpcStatus('header_too_large')).toBe(2);
+  });
+});
+
+describe('a deadline cut before the head: one status for HTTP/1.1 and HTTP/2 (audit 30c F1)', () => {
+  test.each<[RefusalReason, boolean, number]>([
+    // The client stalled its own request body: 408, never the upstream's 504.
+    ['stream_idle_timeout', false, 408],
+    ['stream_idle_timeout', true, 504],
+    ['request_timeout', true, 504],
+    ['total_timeout', false, 504],
+    ['total_timeout', true, 504],
+  ])('%s, request complete %s → %i', (reason, complete, status) => {
+    expect(cutStatus(reason, complete)).toBe(status);
+    // Always one of the statuses docs/errors.md lists for the reason.
+    expect(REFUSAL_REASONS[reason].http).toContain(status);
+  });
+
+  test.each<[string | undefined, boolean, boolean]>([
+    ['stream_idle_timeout', false, true],
+    ['stream_idle_timeout', true, false],
+    ['request_timeout', false, false],
+    ['total_timeout', false, false],
+    ['downstream_closed', false, false],
+    [undefined, false, false],
+  ])('stalled by the client: flag %s, request complete %s → %s', (flag, complete, stalled) => {
+    expect(stalledByClient(flag, complete)).toBe(stalled);
   });
 });

@@ -73,6 +73,8 @@ interface Rig {
   readonly attempts: [string, AttemptOutcome][];
   readonly results: ForwardResult[];
   request(method: string, body?: string): Promise<{ status: number; interim: number[]; data: string }>;
+  /** A request whose body stops after `part` and never ends: resolves with the status the client saw. */
+  stall(method: string, part: string): Promise<number>;
 }
 
 /**
@@ -97,6 +99,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
     },
     budget: { deposit: () => undefined, tryWithdraw: () => true, refund: () => undefined },
     retry: { ...DEFAULT_ROUTING.retry, backoffBaseMs: 1, backoffMaxMs: 1 },
+    headTimeoutMs: 60_000,
     nowMs: () => performance.now(),
     random: () => 0.5,
     onRetry: (_s, r) => retries.push(r),
@@ -111,7 +114,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
     const route = ExchangeRoute.open(deps)!;
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'] };
     forwardStream(stream, out, route, false, t, (r) => {
-      route.end(exchangeOutcome(r.status, r.error, r.responseFlags));
+      route.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete));
       results.push(r);
     });
   });
@@ -144,6 +147,25 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
         req.on('error', () => undefined);
         req.on('close', () => resolve({ status, interim, data }));
         if (body !== undefined) req.end(body);
+      });
+    },
+    stall(method, part) {
+      return new Promise((resolve) => {
+        const req = client.request({ ':method': method, ':path': '/x' }, { endStream: false });
+        let status = 0;
+        req.on('response', (h) => {
+          status = Number(h[':status']);
+        });
+        req.on('error', () => undefined);
+        // The answer ends the response while the client's side stays open (it never ended its body).
+        const over = () => {
+          resolve(status);
+          req.close();
+        };
+        req.on('end', over);
+        req.on('close', over);
+        req.resume();
+        req.write(part);
       });
     },
   };
@@ -235,5 +257,24 @@ describe('forwardStream to a balanced service: retries after bytes were sent', (
     const r = await rig(answer502, true, { replayBytes: 4 });
     expect(await r.request('POST', 'longer than four')).toMatchObject({ status: 502 });
     expect(r.good.bodies).toEqual([]);
+  });
+});
+
+describe('forwardStream to a balanced service: a client that stalls its own upload (audit 30c F1)', () => {
+  test('is answered 408, as over HTTP/1.1, and its attempt is cancelled: the endpoint is not charged a 5xx', async () => {
+    // The app would answer once the body ended; the cut cancels its stream first (node:http2 then ends its body).
+    const r = await rig((stream, body) => void (stream.destroyed || stream.closed || ok(stream, body)), false, { idleMs: 150 });
+    expect(await r.stall('PUT', 'half of a body')).toBe(408);
+    await until('attempt ended', () => r.attempts.length === 1);
+    expect(r.attempts).toEqual([['bad', 'cancelled']]);
+    expect(r.results[0]).toMatchObject({ status: 408, error: 'stream_idle_timeout', responseFlags: 'stream_idle_timeout', requestComplete: false });
+  });
+
+  test('an upstream that stalls after the whole request is still 504 and the endpoint\'s 5xx', async () => {
+    const r = await rig(() => undefined, false, { idleMs: 150 });
+    const res = await r.request('PUT', 'whole body');
+    expect(res.status).toBe(504);
+    await until('attempt ended', () => r.attempts.length === 1);
+    expect(r.attempts).toEqual([['bad', 'status_5xx']]);
   });
 });

@@ -14,7 +14,7 @@ import type { AttemptOutcome } from '../../../../proxy/src/routing/lease.js';
 import { RetryBudget } from '../../../../proxy/src/routing/retry-budget.js';
 import { ConnectionPool } from '../../../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
-import { type Cleanup, type Harness, http1Harness, listenLoopback, rawApp } from '../../../helpers/http1-session-harness.js';
+import { type Cleanup, type Harness, HARNESS_LIMITS, http1Harness, listenLoopback, rawApp } from '../../../helpers/http1-session-harness.js';
 import { oneResponse, rawHttp } from '../../../helpers/raw-http.js';
 import { until } from '../../../helpers/until.js';
 
@@ -124,6 +124,7 @@ async function routed(ports: number[], o: { retry?: Partial<RetrySettings>; retr
       pick: (exclude) => balancer.pick(exclude),
       budget,
       retry,
+      headTimeoutMs: 60_000,
       nowMs: () => clock.now,
       random: () => 0.5,
       onRetry: (s, r) => retries.push([s, r]),
@@ -137,7 +138,7 @@ async function routed(ports: number[], o: { retry?: Partial<RetrySettings>; retr
     defaultPool: false,
     plan,
     // As the listeners do: the exchange's end is its last attempt's outcome.
-    done: (r, ctx) => (ctx as ExchangeRoute<ConnectionPool> | null)?.end(exchangeOutcome(r.status, r.error, r.responseFlags)),
+    done: (r, ctx) => (ctx as ExchangeRoute<ConnectionPool> | null)?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete)),
     ...(o.manualBackoff ? { schedule: (ms: number, run: () => void) => backoffs.push({ ms, run }) } : {}),
   });
   return { h, retries, attempts, backoffs, addresses: ports.map((p) => `127.0.0.1:${p}`), pools: () => [...balancer.resources()] };
@@ -532,5 +533,26 @@ describe('stale keep-alive with a route', () => {
     expect(r.retries).toEqual([]);
     await until('both exchanges recorded', () => r.attempts.length === 2, 3_000, 10);
     expect(r.attempts.map((x) => x[2])).toEqual(['success', 'success']);
+  });
+});
+
+describe('a client that stalls its own upload (audit 30c F1)', () => {
+  test('is answered 408 stream_idle_timeout, and its attempt is cancelled: no failure, and no success either', async () => {
+    const a = await app(answers('200 OK', 'from a'));
+    const r = await routed([a.port]);
+    const c = net.connect(r.h.port, '127.0.0.1');
+    cleanups.push(() => c.destroy());
+    let text = '';
+    c.on('data', (d: Buffer) => {
+      text += d.toString('latin1');
+    });
+    c.on('error', () => undefined);
+    c.write('POST /upload HTTP/1.1\r\nhost: api\r\ncontent-length: 10\r\n\r\n012');
+    await until('the request reached the endpoint', () => a.bytes().endsWith('012'), 3_000, 10);
+    r.h.advance(HARNESS_LIMITS.streamIdleTimeoutMs + 1);
+    await until('408', () => text.startsWith('HTTP/1.1 408 '), 3_000, 10);
+    await until('the exchange is recorded', () => r.attempts.length === 1, 3_000, 10);
+    expect(r.h.records[0]).toMatchObject({ status: 408, responseFlags: 'stream_idle_timeout', requestComplete: false });
+    expect(r.attempts).toEqual([[SERVICE, r.addresses[0], 'cancelled']]);
   });
 });

@@ -6,7 +6,7 @@ import { TesseraError } from '../../../../common/errors.js';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
 import { DEFAULT_ROUTING, type RetrySettings, type RoutingSettings } from '../../../../proxy/src/config/routing-config.js';
 import { EndpointBalancer } from '../../../../proxy/src/routing/endpoint-balancer.js';
-import { ExchangeRoute, connectFailureReason, exchangeOutcome, type RetryReason, type RouteDeps, retryableMethod } from '../../../../proxy/src/routing/exchange-route.js';
+import { attemptTimeout, ExchangeRoute, connectFailureReason, exchangeOutcome, type RetryReason, type RouteDeps, retryableMethod, tunnelOutcome } from '../../../../proxy/src/routing/exchange-route.js';
 import type { AttemptOutcome } from '../../../../proxy/src/routing/lease.js';
 import { RetryBudget } from '../../../../proxy/src/routing/retry-budget.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -29,7 +29,7 @@ interface Setup {
 }
 
 /** `endpoints` replicas (plain objects as resources), the real budget; slow start off and no ejection so picks stay plain. */
-function setup(o: { endpoints?: number; retry?: Partial<RetrySettings>; seed?: number; backoffRandom?: () => number } = {}): Setup {
+function setup(o: { endpoints?: number; retry?: Partial<RetrySettings>; seed?: number; backoffRandom?: () => number; headTimeoutMs?: number } = {}): Setup {
   const time = new FakeTime(0);
   const settings: RoutingSettings = { ...DEFAULT_ROUTING, slowStartMs: 0, outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } };
   const retry: RetrySettings = { ...DEFAULT_ROUTING.retry, ...o.retry };
@@ -51,6 +51,7 @@ function setup(o: { endpoints?: number; retry?: Partial<RetrySettings>; seed?: n
     pick: (exclude) => balancer.pick(exclude),
     budget,
     retry,
+    headTimeoutMs: o.headTimeoutMs ?? 60_000,
     nowMs: () => time.nowMs(),
     random: o.backoffRandom ?? seededRandom((o.seed ?? 1) + 100),
     onRetry: (s, r) => retries.push([s, r]),
@@ -368,6 +369,23 @@ describe('reports', () => {
 });
 
 describe('exchangeOutcome', () => {
+  // A stream_idle_timeout while the client's own request body was incomplete (HTTP 408, gRPC DEADLINE_EXCEEDED) is
+  // the client's stall: cancelled, neither the endpoint's failure nor a success that resets its count (audit 30c F1).
+  test.each<[number, string | undefined, string | undefined, string | undefined, boolean, AttemptOutcome]>([
+    [408, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, 'cancelled'],
+    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, 'cancelled'],
+    [200, 'stream_idle_timeout', 'stream_idle_timeout', '4', false, 'cancelled'],
+    [200, undefined, 'stream_idle_timeout', undefined, false, 'cancelled'],
+    // The whole request was sent and the upstream went quiet: as before.
+    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, true, 'status_5xx'],
+    [200, undefined, 'stream_idle_timeout', undefined, true, 'success'],
+    // An incomplete request says nothing by itself: a 5xx or a reset while the body was still coming is the endpoint's.
+    [503, undefined, undefined, undefined, false, 'status_5xx'],
+    [502, 'upstream_reset', 'upstream_closed', undefined, false, 'reset'],
+  ])('status %i, error %s, flag %s, grpc-status %s, request complete %s → %s', (status, error, flag, grpcStatus, complete, outcome) => {
+    expect(exchangeOutcome(status, error, flag, grpcStatus, complete)).toBe(outcome);
+  });
+
   test.each<[number, string | undefined, string | undefined, AttemptOutcome]>([
     [200, undefined, undefined, 'success'],
     [404, undefined, undefined, 'success'],
@@ -391,7 +409,7 @@ describe('exchangeOutcome', () => {
     // The client leaving wins over what the upstream did meanwhile.
     [502, 'upstream_reset', 'downstream_closed', 'cancelled'],
   ])('status %i, error %s, flag %s → %s', (status, error, flag, outcome) => {
-    expect(exchangeOutcome(status, error, flag)).toBe(outcome);
+    expect(exchangeOutcome(status, error, flag, undefined, true)).toBe(outcome);
   });
 
   test.each<[number, string | undefined, string | undefined, string | undefined, AttemptOutcome]>([
@@ -412,7 +430,7 @@ describe('exchangeOutcome', () => {
     [200, undefined, 'upstream_closed', '14', 'reset'],
     [503, undefined, undefined, '14', 'status_5xx'],
   ])('gRPC: status %i, error %s, flag %s, grpc-status %s → %s', (status, error, flag, grpcStatus, outcome) => {
-    expect(exchangeOutcome(status, error, flag, grpcStatus)).toBe(outcome);
+    expect(exchangeOutcome(status, error, flag, grpcStatus, true)).toBe(outcome);
   });
 });
 
@@ -439,5 +457,52 @@ describe('retryableMethod', () => {
   test.each(['POST', 'PUT', 'DELETE', 'PATCH', 'CONNECT', 'get', 'PROPFIND'])('%s only on a route marked retryable', (m) => {
     expect(retryableMethod(m, false)).toBe(false);
     expect(retryableMethod(m, true)).toBe(true);
+  });
+});
+
+describe('tunnelOutcome: what a TCP tunnel says about its endpoint (audit 30c F2)', () => {
+  test.each<[string | undefined, AttemptOutcome]>([
+    [undefined, 'success'],
+    ['upstream_reset', 'reset'],
+    // An idle tunnel the proxy closed, or the client's own reset: the endpoint did nothing wrong.
+    ['idle_timeout', 'cancelled'],
+    ['downstream_reset', 'cancelled'],
+  ])('relay error %s → %s', (error, outcome) => {
+    expect(tunnelOutcome(error)).toBe(outcome);
+  });
+});
+
+describe('a head deadline shared by the exchange: charged only to an attempt that had its share (audit 30c F3)', () => {
+  test.each<[number, number, 'timeout' | 'cancelled']>([
+    [0, 1000, 'cancelled'],
+    [5, 15_000, 'cancelled'],
+    [499, 1000, 'cancelled'],
+    [500, 1000, 'timeout'],
+    [1000, 1000, 'timeout'],
+    [20_000, 15_000, 'timeout'],
+  ])('an attempt of %i ms under a head deadline of %i ms → %s', (attemptMs, headMs, outcome) => {
+    expect(attemptTimeout(attemptMs, headMs)).toBe(outcome);
+  });
+
+  test('a retry dispatched 5 ms before the deadline is not charged its timeout; the first attempt, which had it all, is', () => {
+    const s = setup({ endpoints: 3, headTimeoutMs: 1000, retry: { minRetriesPerSecond: 1000, backoffBaseMs: 10, backoffMaxMs: 10 } });
+    const route = open(s.deps);
+    const first = route.address;
+    route.dispatched();
+    s.time.advance(985);
+    const next = route.retry('status_5xx', true)!;
+    s.time.advance(next.delayMs);
+    route.dispatched();
+    s.time.advance(1000 - 985 - next.delayMs);
+    route.end(exchangeOutcome(504, 'request_timeout', 'request_timeout', undefined, true));
+    expect(s.attempts).toEqual([
+      [SERVICE, first, 'status_5xx'],
+      [SERVICE, next.lease.address, 'cancelled'],
+    ]);
+    const one = open(s.deps);
+    one.dispatched();
+    s.time.advance(1000);
+    one.end('timeout');
+    expect(s.attempts.at(-1)).toEqual([SERVICE, one.address, 'timeout']);
   });
 });

@@ -20,7 +20,7 @@ const update = (version: number, endpoints: string[]): DiscoveryUpdateMsg => ({
 describe('ServiceBalancers', () => {
   test('a service that lost its last endpoint is still known (no_endpoints); one never heard of is not', () => {
     const directory = new ServiceDirectory();
-    const pools = new ServiceBalancers<string>({ directory, routing: DEFAULT_ROUTING, create: (e) => `${e.host}:${e.port}`, retire: () => undefined, metrics: new RoutingMetrics(new Registry()), nowMs: () => 0, random: () => 0.5 });
+    const pools = new ServiceBalancers<string>({ directory, routing: DEFAULT_ROUTING, headTimeoutMs: 60_000, create: (e) => `${e.host}:${e.port}`, retire: () => undefined, metrics: new RoutingMetrics(new Registry()), nowMs: () => 0, random: () => 0.5 });
     // As the forward-proxy listener asks: the directory, or a service it balanced before.
     const known = (name: string) => directory.get(name) !== undefined || pools.has(name);
     directory.apply(update(1, ['127.0.0.2:15006']), { all: true });

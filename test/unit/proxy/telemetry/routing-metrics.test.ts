@@ -58,7 +58,7 @@ test('three replicas routed by two service listeners and a forward proxy: ready 
   };
   directory.apply(update, { all: true });
   // One ServiceBalancers per listener, as the service: listeners and the http-proxy listener each keep their own.
-  const listeners = [0, 1, 2].map(() => new ServiceBalancers<string>({ directory, routing: DEFAULT_ROUTING, create: (e) => `${e.host}:${e.port}`, retire: () => undefined, metrics, nowMs: () => 0, random: () => 0.5 }));
+  const listeners = [0, 1, 2].map(() => new ServiceBalancers<string>({ directory, routing: DEFAULT_ROUTING, headTimeoutMs: 60_000, create: (e) => `${e.host}:${e.port}`, retire: () => undefined, metrics, nowMs: () => 0, random: () => 0.5 }));
   for (const l of listeners) expect(l.route('api')).toBeDefined();
   expect(await gauge(registry, 'ready')).toBe(3);
   listeners[0]!.close();
