@@ -69,6 +69,12 @@ async function startApp(): Promise<number> {
       res.end('part two');
       return;
     }
+    if (req.url?.endsWith('/upload')) {
+      // Answers only once the whole body is in: a client that stalls its upload is the edge's to cut.
+      req.resume();
+      req.on('end', () => res.end('stored'));
+      return;
+    }
     if (req.url?.endsWith('/stall')) {
       // One event, then silence: only the edge's streamIdleTimeout may end it.
       res.writeHead(200, { 'content-type': 'text/event-stream' });
@@ -108,6 +114,11 @@ async function startH2App(): Promise<number> {
   const server = http2.createServer();
   guardH2Server(server); // an app's stream reset by the proxy must not become an uncaught error in this worker
   server.on('stream', (stream, headers) => {
+    if (String(headers[':path']).endsWith('/upload')) {
+      stream.resume();
+      stream.on('end', () => stream.destroyed || stream.closed || stream.respond({ ':status': 200 }, { endStream: true }));
+      return;
+    }
     stream.respond({ ':status': 200, 'content-type': 'application/json' });
     stream.end(JSON.stringify({ path: headers[':path'], version: '2', xff: headers['x-forwarded-for'] ?? null }));
   });
@@ -207,6 +218,28 @@ describe('streams past limits.requestTimeout', () => {
     expect(events).toEqual(Array.from({ length: SSE_EVENTS }, (_v, i) => `data: tick ${i}`));
     expect(r.stdout.trim().split('\n').pop()).toBe(`200 ${flag === '--http2' ? '2' : '1.1'}`);
     expect(took).toBeGreaterThan(3 * REQUEST_TIMEOUT_MS);
+  });
+});
+
+describe('a client that stalls its own upload at the edge (audit 30c F1)', () => {
+  test.concurrent.each([
+    ['an http route (re-made as HTTP/1.1)', '/allowed/stalled/upload'],
+    ['an http2 route', '/h2/stalled/upload'],
+  ])('%s: 408 stream_idle_timeout after limits.streamIdleTimeout (not requestTimeout\'s or the upstream\'s 504)', async (_name, path) => {
+    const client = http2.connect(url(''), { ca: siteCa });
+    client.on('error', () => undefined);
+    const started = Date.now();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = client.request({ ':method': 'PUT', ':path': path }, { endStream: false });
+      req.on('response', (h) => resolve(Number(h[':status'])));
+      req.on('error', reject);
+      req.write('the first half of a body');
+    });
+    client.destroy();
+    expect(status).toBe(408);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(STREAM_IDLE_MS - 100);
+    const line = await accessLine(path);
+    expect(line).toMatchObject({ status: 408, responseFlags: 'stream_idle_timeout', error: 'stream_idle_timeout' });
   });
 });
 

@@ -90,7 +90,14 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     }
     upReq.destroy();
   };
-  const headTimer = setTimeout(() => cut('request_timeout'), t.requestMs);
+  // The head deadline runs from the request being complete (its body included), as in forwardStream and on HTTP/1.1:
+  // an upload that moves is not cut, and one that stalls is the idle timeout's 408, not the upstream's 504.
+  let headTimer: NodeJS.Timeout | undefined;
+  const armHead = () => {
+    if (!finished && !upRes) headTimer = setTimeout(() => cut('request_timeout'), t.requestMs);
+  };
+  if (stream.readableEnded) armHead();
+  else stream.once('end', armHead);
   const totalTimer = t.totalMs ? setTimeout(() => cut('total_timeout'), t.totalMs) : undefined;
   // Node's stream timeout restarts on every read and write of this stream, either way.
   if (t.idleMs > 0) stream.setTimeout(t.idleMs, () => cut('stream_idle_timeout'));
