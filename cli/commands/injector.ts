@@ -14,6 +14,8 @@ export const injectorCommand: Command = {
     'Serves POST /inject (AdmissionReview v1), GET /healthz and GET /ready over HTTPS. It reads only its serving',
     'certificate (watched, a Secret\'s ..data swap included; checked every 10 s as a fallback) and the trust bundle file (re-read at every admission; the last good one',
     'is kept): no control plane has to be running. Logs are JSON lines on stderr.',
+    'Its config file is watched too: a valid edit applies to the next admission (all keys but listen, certFile and keyFile,',
+    'which need a restart and are logged as such); a file that does not validate is logged and the previous settings stay.',
     'SIGTERM or SIGINT: /ready turns 503, open requests finish, exit 0. Config reference: docs/kubernetes.md.',
   ].join('\n'),
   flags: {
@@ -27,7 +29,11 @@ export const injectorCommand: Command = {
     ]);
     const config = loadInjectorFileConfig(requiredString(args, 'config'), { version: readBuildInfo().version });
     const log = createLogger({ level: config.logLevel, component: 'injector' });
-    const handle = await startInjector(config, { log }).catch((e: unknown) => {
+    // pino's level can be set while it runs: a logLevel edit in the ConfigMap takes effect without a restart.
+    const setLogLevel = (level: string) => {
+      log.level = level;
+    };
+    const handle = await startInjector(config, { log, setLogLevel }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
     });
     io.stdout(`tessera injector: listening ${handle.address}\n`);

@@ -38,6 +38,7 @@ import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { claimDataDir } from './lifecycle/claim-data-dir.js';
+import { warnOnConfigEdit } from './lifecycle/config-file-watch.js';
 import { announcer, followChanges } from './lifecycle/follow-changes.js';
 import { openStore } from './lifecycle/open-store.js';
 import { UndoStack } from './lifecycle/undo-stack.js';
@@ -106,6 +107,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     });
     policies?.start();
     undo.push(() => policies?.stop());
+    // Read once at start: an edit of the file is logged as needing a restart (policies have their own watcher, above).
+    const configWatch = warnOnConfigEdit(config, { log, timers });
+    undo.push(() => configWatch.close());
 
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
@@ -156,12 +160,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       tickMs: deps.tickMs ?? 1_000,
       ...{ clock, timers, breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads, audit: store.audit, auditKeepMs: config.audit.keepMs },
       onAuditPruned: (rows) => log.info({ rows, keepMs: config.audit.keepMs }, 'audit rows older than audit.keep deleted from the store'),
-      hub: {
-        tick: () => {
-          hub.tick();
-          discovery.tick();
-        },
-      },
+      hub: { tick: () => { hub.tick(); discovery.tick(); } },
       // JWT keys rotate on the CA's upkeep period: a key past its day is replaced, a retired one dropped after its overlap.
       ca: { maintain: () => ca.maintain().finally(() => jwt.maintain()) },
       renewSelf: () => refreshSelf(false),
@@ -188,7 +187,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         quiesce: [() => readiness.closing(), unfollow, () => maintenance.stop(), () => heapTrim?.stop(), () => hub.endAll(), () => discovery.quiesce()],
         drain: (graceMs) => server.stop(graceMs),
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
-        background: [() => discovery.stop(), () => policies?.stop(), () => attestors.stop(), () => federation?.stop()],
+        background: [() => discovery.stop(), () => policies?.stop(), () => configWatch.close(), () => attestors.stop(), () => federation?.stop()],
         settled: () => Promise.all([maintenance.settled(), hub.settled()]),
         release: [() => store.close(), () => lock.release()],
         onClosed: () => log.info({}, 'control plane stopped'),

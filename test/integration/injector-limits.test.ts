@@ -30,7 +30,7 @@ async function start(limits: Partial<WebhookLimits>, requestTimeoutMs?: number):
     listen: '127.0.0.1:0',
     certPem: pki.certPem,
     keyPem: pki.keyPem,
-    config: TEST_CONFIG,
+    config: () => TEST_CONFIG,
     bundlePem: () => bundle,
     logger: { info: push, warn: push, error: push },
     limits,

@@ -1,10 +1,12 @@
 // The standalone injector's composition root (`tessera injector`): the webhook, its serving certificate (re-read
-// when the Secret changes, seen by the one file watcher) and the trust bundle file. No CA, no store, no control plane: it stays up when they are not.
+// when the Secret changes, seen by the one file watcher), its own config file (watched the same way: the sidecar
+// settings follow a ConfigMap edit, config-reload.ts) and the trust bundle file. No CA, no store, no control plane: it stays up when they are not.
 import { createSecureContext } from 'node:tls';
 import { describeError, TesseraError } from '../../../common/errors.js';
 import { watchPaths } from '../../../shared-io/file-watch.js';
 import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../../shared-io/read-named-file.js';
 import { type Timers, realTimers } from '../../../shared-io/timers.js';
+import { INJECTOR_RESTART_COMMAND, rereadInjectorConfig } from './config-reload.js';
 import type { InjectorFileConfig } from './injector-file-config.js';
 import { type InjectorLogger, startInjectorWebhook } from './webhook-server.js';
 
@@ -19,6 +21,8 @@ export interface InjectorDeps {
    */
   readonly drainMs?: number;
   readonly timers?: Timers;
+  /** Sets the logger's level when the config file's logLevel changes; absent, a logLevel change needs a restart. */
+  readonly setLogLevel?: (level: InjectorFileConfig['logLevel']) => void;
 }
 
 export const DEFAULT_DRAIN_MS = 2_000;
@@ -50,6 +54,26 @@ async function readServingPair(config: InjectorFileConfig): Promise<ServingPair>
   return pair;
 }
 
+/** Runs `task` one at a time; a call during a run runs it once more after (the watcher's signature is already taken). */
+function coalesced(task: () => Promise<void>, stopped: () => boolean): { soon(): void; settled(): Promise<void> | undefined } {
+  let running: Promise<void> | undefined;
+  let again = false;
+  const soon = (): void => {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = task().finally(() => {
+      running = undefined;
+      if (again && !stopped()) {
+        again = false;
+        soon();
+      }
+    });
+  };
+  return { soon, settled: () => running };
+}
+
 /** The bundle file as clean PEM certificates only (nothing else in the file ever reaches a pod annotation). */
 async function readBundle(file: string): Promise<string> {
   const named = { path: file, what: 'bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' } as const;
@@ -67,12 +91,14 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
   let serving = await readServingPair(config);
   let lastBundle = await readBundle(config.bundleFile);
   let closing = false;
+  // The config in force: replaced whole by a valid edit of the file; the webhook reads its settings per admission.
+  let running = config;
 
   // Read at every admission, so a bundle change (CA prepare) reaches new pods at once; a file that goes bad
   // keeps the last good bundle in use: a stale anchor still verifies the control plane until the next activate.
   const bundlePem = async () => {
     try {
-      lastBundle = await readBundle(config.bundleFile);
+      lastBundle = await readBundle(running.bundleFile);
     } catch (e) {
       log.warn({ err: describeError(e) }, 'injector: trust bundle file unusable; the last good bundle stays in use');
     }
@@ -83,13 +109,13 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
     listen: config.listen,
     certPem: serving.certPem,
     keyPem: serving.keyPem,
-    config: config.settings,
+    config: () => running.settings,
     bundlePem,
     logger: log,
     notReadyReason: () => (closing ? 'shutting down' : undefined),
   });
 
-  const reload = async () => {
+  const reloadServing = async () => {
     try {
       const next = await readServingPair(config);
       if (next.certPem === serving.certPem && next.keyPem === serving.keyPem) return;
@@ -101,23 +127,32 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
       log.warn({ err: describeError(e) }, 'injector: serving certificate not reloaded; the previous one stays');
     }
   };
-  // One reload at a time; a change seen during one is read again after it (its signature is already taken).
-  let reloading: Promise<void> | undefined;
-  let again = false;
-  const reloadSoon = (): void => {
-    if (reloading) {
-      again = true;
-      return;
-    }
-    reloading = reload().finally(() => {
-      reloading = undefined;
-      if (again && !closing) {
-        again = false;
-        reloadSoon();
+  // All or nothing: a file that does not parse or validate, or names a bundle that cannot be read, changes nothing.
+  const reloadConfig = async () => {
+    try {
+      const { next, applied, needRestart } = rereadInjectorConfig(running, deps.setLogLevel !== undefined);
+      const bundle = next.bundleFile === running.bundleFile ? lastBundle : await readBundle(next.bundleFile);
+      if (needRestart.length > 0) {
+        const kept = Object.fromEntries(needRestart.map((k) => [k, running[k]]));
+        log.warn({ file: config.file, keys: needRestart, kept, restart: INJECTOR_RESTART_COMMAND }, `injector: ${needRestart.join(', ')} changed in the config file but cannot change while running; the running values stay until a restart (${INJECTOR_RESTART_COMMAND})`);
       }
-    });
+      if (applied.length === 0) {
+        if (needRestart.length === 0) log.info({ file: config.file }, 'injector: config file re-read; no setting changed');
+        return;
+      }
+      if (next.logLevel !== running.logLevel) deps.setLogLevel?.(next.logLevel);
+      running = next;
+      lastBundle = bundle;
+      log.info({ file: config.file, changed: applied, proxyImage: next.settings.proxyImage }, `injector: config reloaded (${applied.join(', ')}); new pods get it at their next admission`);
+    } catch (e) {
+      log.warn({ file: config.file, err: describeError(e) }, 'injector: config file not reloaded; the previous settings stay in force');
+    }
   };
-  const watch = watchPaths({ paths: [config.certFile, config.keyFile], onChange: reloadSoon, pollMs: deps.certReloadMs ?? 10_000, ...(deps.timers ? { timers: deps.timers } : {}) });
+  const servingReload = coalesced(reloadServing, () => closing);
+  const configReload = coalesced(reloadConfig, () => closing);
+  const timers = deps.timers ? { timers: deps.timers } : {};
+  const watch = watchPaths({ paths: [config.certFile, config.keyFile], onChange: servingReload.soon, pollMs: deps.certReloadMs ?? 10_000, ...timers });
+  const configWatch = watchPaths({ paths: [config.file], onChange: configReload.soon, pollMs: deps.certReloadMs ?? 10_000, ...timers });
 
   log.info({ listen: webhook.address, bundleFile: config.bundleFile, proxyImage: config.settings.proxyImage }, 'injector ready');
   let closed: Promise<void> | undefined;
@@ -127,7 +162,8 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
       closed ??= (async () => {
         closing = true;
         watch.close();
-        await reloading;
+        configWatch.close();
+        await Promise.all([servingReload.settled(), configReload.settled()]);
         const drainMs = deps.drainMs ?? DEFAULT_DRAIN_MS;
         if (drainMs > 0) await new Promise<void>((resolve) => (deps.timers ?? realTimers).setTimeout(resolve, drainMs));
         await webhook.close();

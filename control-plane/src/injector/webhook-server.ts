@@ -77,7 +77,8 @@ export interface InjectorWebhookOptions {
   readonly listen: string;
   readonly certPem: string;
   readonly keyPem: string;
-  readonly config: InjectorConfig;
+  /** The sidecar settings, read at every admission: the standalone injector swaps them when its config file changes. */
+  readonly config: () => InjectorConfig;
   /** The current trust bundle (PEM); read per request so a CA rotation reaches new pods at once. */
   readonly bundlePem: () => string | Promise<string>;
   readonly logger?: InjectorLogger;
@@ -249,7 +250,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
         log?.error({ uid: request.uid, err: describeError(bundleError) }, 'injector: trust bundle unavailable');
         outcome = { response: deny(request.uid, 500, 'tessera injector: no trust bundle available', 'InternalError'), decision: 'denied', reason: 'no-bundle' };
       } else {
-        outcome = admitPod(request, { config: opts.config, bundlePem });
+        outcome = admitPod(request, { config: opts.config(), bundlePem });
       }
       const entry = {
         uid: request.uid,

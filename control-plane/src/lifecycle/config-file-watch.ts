@@ -1,0 +1,69 @@
+// The control plane's own config file, watched (audit 31b N1): the running process keeps the config it started with
+// (listeners, store, CA and attestors are built from it once), so an edit, such as a ConfigMap update swapped in by
+// the kubelet, is said out loud rather than silently ignored: which top-level keys differ, or that the file no
+// longer validates (the next start would fail), and the command that applies it. Policies have their own watcher.
+import { readFileSync } from 'node:fs';
+import { describeError } from '../../../common/errors.js';
+import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import { type ControlPlaneConfig, parseControlPlaneConfig } from '../config/cp-config.js';
+import type { ControlPlaneLogger } from '../logger.js';
+
+export const CONTROL_PLANE_RESTART_COMMAND = 'kubectl -n tessera-system rollout restart deployment/tessera-control-plane';
+
+export interface ConfigFileWatchDeps {
+  readonly log: ControlPlaneLogger;
+  readonly timers?: Timers;
+  /** Poll fallback of the watcher (default 10 s); file-system events are seen at once anyway. */
+  readonly pollMs?: number;
+}
+
+function readText(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
+
+/** Top-level keys whose value differs between two configs (by their JSON). */
+export function changedConfigKeys(running: ControlPlaneConfig, edited: ControlPlaneConfig): string[] {
+  const a = running as unknown as Record<string, unknown>;
+  const b = edited as unknown as Record<string, unknown>;
+  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'file' && json(a[k]) !== json(b[k])).sort();
+}
+
+/** Starts watching config.file; logs a warning each time its content changes from what was last seen. */
+export function warnOnConfigEdit(config: ControlPlaneConfig, deps: ConfigFileWatchDeps): PathWatch {
+  const { log } = deps;
+  const file = config.file;
+  const started = readText(file);
+  let seen = started;
+  const onChange = () => {
+    const text = readText(file);
+    // A touch, a chmod or a swap to identical content (a ConfigMap re-applied unchanged) says nothing.
+    if (text === seen) return;
+    seen = text;
+    if (text === started) {
+      log.info({ file }, 'control plane: config file is back to the content this process started with');
+      return;
+    }
+    const restart = `${CONTROL_PLANE_RESTART_COMMAND}, or restart the process`;
+    if (text === undefined) {
+      log.warn({ file, restart }, 'control plane: config file is gone; the running process keeps the config it started with, and a restart would fail');
+      return;
+    }
+    try {
+      const keys = changedConfigKeys(config, parseControlPlaneConfig(text, file));
+      log.warn(
+        { file, keys, restart },
+        `control plane: config file changed${keys.length ? ` (${keys.join(', ')})` : ''}; the running process keeps the config it started with: restart to apply it (${restart}). Policies are re-read on their own`,
+      );
+    } catch (e) {
+      log.warn({ file, err: describeError(e), restart }, 'control plane: config file changed and no longer validates; the running process keeps the config it started with, and a restart would fail until it is fixed');
+    }
+  };
+  return watchPaths({ paths: [file], onChange, onError: (e) => log.warn({ err: describeError(e) }, 'control plane: config file watch failed'), pollMs: deps.pollMs ?? 10_000, ...(deps.timers ? { timers: deps.timers } : {}) });
+}
