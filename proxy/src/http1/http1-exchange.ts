@@ -3,7 +3,7 @@
 // what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
-import type { ConnectionPool, UpstreamConn } from '../upstream/connection-pool.js';
+import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
@@ -52,6 +52,8 @@ export class Http1Exchange {
   reqFramer: BodyFramer | null;
   reqDone: boolean;
   conn: UpstreamConn | null = null;
+  /** The pool's wait while a lease is to come; withdrawn if the exchange ends first (discardConn). */
+  #wait: PoolWait | null = null;
   /** Bytes for upstream while no connection is leased yet. */
   pending: Buffer[];
   resBuf: Buffer | null = null;
@@ -205,8 +207,23 @@ export class Http1Exchange {
     return next;
   }
 
-  /** Drops the leased upstream connection, if any: the exchange did not end cleanly on it. */
+  /**
+   * Asks this attempt's pool for a connection. A wait that ends without a lease frees its place in the queue
+   * (discardConn), so requests whose clients left do not fill it and refuse live ones (queue_full).
+   */
+  lease(owner: UpstreamOwner, cb: (err: Error | null, conn?: UpstreamConn) => void): void {
+    // Null when cb already ran: a retry it started may have put its own wait here.
+    const wait = this.pool!.acquire(owner, cb);
+    if (wait) this.#wait = wait;
+  }
+
+  /** Drops the leased upstream connection, if any (the exchange did not end cleanly on it), or stops waiting for one. */
   discardConn(): void {
+    const wait = this.#wait;
+    if (wait) {
+      this.#wait = null;
+      this.pool!.withdraw(wait); // a no-op once it was answered
+    }
     const conn = this.conn;
     this.conn = null;
     if (conn) this.pool!.discard(conn);

@@ -198,7 +198,7 @@ export class Http1Session implements UpstreamOwner {
     if (this.#st === St.Closed) return;
     const idle = ex.pool!.takeIdle(this);
     if (idle) this.#onLeased(ex, null, idle);
-    else ex.pool!.acquire(this, (err, conn) => this.#onLeased(ex, err, conn));
+    else ex.lease(this, (err, conn) => this.#onLeased(ex, err, conn));
     // Only while a body has nowhere to go: the common case never pauses.
     if (!ex.conn && this.#st === St.Body) client.pause();
   }
@@ -233,7 +233,7 @@ export class Http1Session implements UpstreamOwner {
 
   #onLeased(ex: Http1Exchange, err: Error | null, conn?: UpstreamConn): void {
     if (this.#ex !== ex || this.#st === St.Closed) {
-      // The exchange ended while the lease was pending (client gone, timeout): the connection was never used.
+      // Not expected (an ended exchange withdraws its wait: discardConn); kept so a stray lease is never lost.
       if (conn) ex.pool!.release(conn);
       return;
     }
@@ -277,7 +277,7 @@ export class Http1Session implements UpstreamOwner {
     const { delayMs } = ex.startNext();
     const go = () => {
       if (this.#ex !== ex || this.#st === St.Closed) return;
-      ex.pool!.acquire(this, (err, c) => this.#onLeased(ex, err, c));
+      ex.lease(this, (err, c) => this.#onLeased(ex, err, c));
     };
     if (delayMs > 0 && this.#o.schedule) this.#o.schedule(delayMs, go);
     else go();
@@ -307,7 +307,7 @@ export class Http1Session implements UpstreamOwner {
       ex.resClosing = true;
       return void this.#exchangeDone(ex);
     }
-    if (ex.replayAfter(conn)) return void ex.pool!.acquire(this, (err, c) => this.#onLeased(ex, err, c));
+    if (ex.replayAfter(conn)) return void ex.lease(this, (err, c) => this.#onLeased(ex, err, c));
     // Nothing of the answer arrived: a balanced request that may go twice goes to another endpoint.
     if (!ex.resBuf && ex.tryRetry('reset')) return void this.#nextAttempt(ex);
     ex.mark('upstream_closed');

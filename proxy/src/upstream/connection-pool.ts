@@ -1,5 +1,6 @@
 // Keep-alive pool of upstream connections for one upstream. Each socket gets one permanent set of listeners
 // that dispatch to its current owner, so leasing a connection per request adds and removes no listeners.
+// Requests beyond maxConnections wait in a bounded queue; one that stops waiting withdraws, freeing its place.
 import type { ByteSocket } from '../http1/byte-socket.js';
 import { TesseraError } from '../../../common/errors.js';
 
@@ -18,7 +19,7 @@ export interface UpstreamConn {
   /** The connection may not carry another exchange (a stream of a multiplexed session that is going away). */
   readonly retired?: (() => boolean) | undefined;
   owner: UpstreamOwner | null;
-  /** True once it has carried a complete exchange (a failure on it may be a stale keep-alive). */
+  /** True once it has carried a complete exchange or sat idle (a failure on it may be a stale keep-alive). */
   reused: boolean;
   /** Complete exchanges it has carried. */
   exchanges: number;
@@ -57,12 +58,28 @@ export interface PoolOptions {
 
 type Waiter = (err: Error | null, conn?: UpstreamConn) => void;
 
+/**
+ * A lease not yet given: queued, or a connection being dialed for it. What acquire returns so its caller can
+ * withdraw (an object per waiting request, in place of a closure: no allocation the old waiter did not have).
+ */
+export class PoolWait {
+  readonly owner: UpstreamOwner;
+  /** Null once called back or withdrawn: it is called at most once, and never after withdraw. */
+  cb: Waiter | null;
+
+  constructor(owner: UpstreamOwner, cb: Waiter) {
+    this.owner = owner;
+    this.cb = cb;
+  }
+}
+
 export class ConnectionPool {
   readonly #o: PoolOptions;
   readonly #idle: UpstreamConn[] = [];
   #open = 0;
   #connecting = 0;
-  readonly #queue: Waiter[] = [];
+  /** Live waiters only (withdraw takes a waiter out), oldest first. */
+  readonly #queue: PoolWait[] = [];
   #closed = false;
 
   constructor(opts: PoolOptions) {
@@ -85,31 +102,44 @@ export class ConnectionPool {
     return idle;
   }
 
-  /** Leases a connection to `owner` (an idle one, most recently used first, or a new one). */
-  acquire(owner: UpstreamOwner, cb: Waiter): void {
+  /**
+   * Leases a connection to `owner` (an idle one, most recently used first, or a new one). Returns the wait while
+   * `cb` is still to come (a dial or a place in the queue), for withdraw; null when `cb` has already run.
+   */
+  acquire(owner: UpstreamOwner, cb: Waiter): PoolWait | null {
     const idle = this.takeIdle(owner);
     if (idle) {
       cb(null, idle);
-      return;
+      return null;
     }
-    const wrapped: Waiter = (err, conn) => {
-      if (conn) conn.owner = owner;
-      cb(err, conn);
-    };
     if (this.#closed) {
       cb(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
-      return;
+      return null;
     }
+    const wait = new PoolWait(owner, cb);
     if (this.#open + this.#connecting < this.#o.maxConnections) {
-      this.#dial(wrapped);
-      return;
+      this.#dial(wait);
+      return wait.cb ? wait : null; // a connector may answer at once
     }
     if (this.#queue.length >= this.#o.maxQueue) {
       // Matched by code (the session answers 503, not 502): the upstream is healthy, just saturated.
       cb(new TesseraError('TESSERA_ERR_UPSTREAM_QUEUE_FULL'));
-      return;
+      return null;
     }
-    this.#queue.push(wrapped);
+    this.#queue.push(wait);
+    return wait;
+  }
+
+  /**
+   * The caller stopped waiting (its client left, a deadline passed): it is never called back, its place in the
+   * queue is free for a live request at once, and a connection being dialed for it goes to the next waiter or idle.
+   * A no-op once called back. The queue is at most maxQueue long; only a request that ends while waiting pays this.
+   */
+  withdraw(wait: PoolWait): void {
+    if (!wait.cb) return;
+    wait.cb = null;
+    const i = this.#queue.indexOf(wait);
+    if (i >= 0) this.#queue.splice(i, 1);
   }
 
   /** Returns a connection after a complete exchange. */
@@ -124,14 +154,25 @@ export class ConnectionPool {
     // The last owner may have paused it for its client's backpressure and will never resume it now; an idle
     // socket must also flow to notice the server closing it.
     if (conn.socket.isPaused()) conn.socket.resume();
-    const waiter = this.#queue.shift();
-    if (waiter) {
-      waiter(null, conn);
-      return;
-    }
+    this.#handOn(conn);
+  }
+
+  /** A free connection goes to the oldest live waiter, or idle. */
+  #handOn(conn: UpstreamConn): void {
+    const wait = this.#queue.shift();
+    if (wait) return void this.#give(wait, null, conn);
     if (this.#closed) return void conn.socket.destroy();
+    // Once it has sat idle the upstream may close it under a later request: a failure on it may be stale.
+    conn.reused = true;
     conn.idleSinceMs = this.#o.nowMs();
     this.#idle.push(conn);
+  }
+
+  #give(wait: PoolWait, err: Error | null, conn?: UpstreamConn): void {
+    const cb = wait.cb!;
+    wait.cb = null;
+    if (conn) conn.owner = wait.owner;
+    cb(err, conn);
   }
 
   /**
@@ -173,16 +214,16 @@ export class ConnectionPool {
   close(): void {
     this.#closed = true;
     for (const c of this.#idle.splice(0)) c.socket.destroy();
-    for (const w of this.#queue.splice(0)) w(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
+    for (const w of this.#queue.splice(0)) this.#give(w, new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
     this.#o.onClose?.();
   }
 
-  #dial(cb: Waiter): void {
+  #dial(wait: PoolWait): void {
     this.#connecting++;
     this.#o.connect((err, socket, resumed, retired) => {
       this.#connecting--;
       if (err || !socket) {
-        cb(err ?? new Error('connect failed'));
+        if (wait.cb) this.#give(wait, err ?? new Error('connect failed'));
         this.#serveQueue();
         return;
       }
@@ -214,7 +255,9 @@ export class ConnectionPool {
       });
       socket.on('close', () => gone());
       socket.on('error', (e) => gone(e));
-      cb(null, conn);
+      // Withdrawn while dialing: the new connection serves the next live waiter instead.
+      if (wait.cb) this.#give(wait, null, conn);
+      else this.#handOn(conn);
     });
   }
 

@@ -272,6 +272,97 @@ describe('connection cap and queue', () => {
   });
 });
 
+describe('withdrawing a wait', () => {
+  /** Acquires for a fresh owner and records every callback it gets (a withdrawn one must get none). */
+  function waiter(pool: ConnectionPool, name: string, calls: string[]) {
+    const owner = new Owner();
+    const wait = pool.acquire(owner, (err, conn) => calls.push(`${name}:${err ? 'error' : conn ? 'conn' : 'none'}`));
+    return { owner, wait };
+  }
+
+  test('withdrawn waiters free their queue slots at once: live requests queue instead of queue_full', async () => {
+    const srv = await echoServer();
+    const { pool } = makePool(srv.port, { maxConnections: 1, maxQueue: 2 });
+    const c1 = await acquire(pool, new Owner());
+    const calls: string[] = [];
+    const a = waiter(pool, 'a', calls);
+    const b = waiter(pool, 'b', calls);
+    expect(pool.stats.queued).toBe(2);
+    // Both clients left while queued.
+    pool.withdraw(a.wait!);
+    pool.withdraw(b.wait!);
+    expect(pool.stats.queued).toBe(0);
+    const c = waiter(pool, 'c', calls);
+    const d = waiter(pool, 'd', calls);
+    expect(c.wait).not.toBeNull();
+    expect(d.wait).not.toBeNull();
+    expect(pool.stats.queued).toBe(2);
+    expect(calls).toEqual([]); // none refused
+    pool.release(c1);
+    expect(calls).toEqual(['c:conn']);
+    expect(c1.owner).toBe(c.owner);
+    pool.release(c1);
+    expect(calls).toEqual(['c:conn', 'd:conn']);
+    expect(c1.owner).toBe(d.owner);
+    pool.release(c1);
+    expect(pool.stats).toEqual({ open: 1, idle: 1, queued: 0 });
+    expect(calls).toEqual(['c:conn', 'd:conn']); // a and b never
+  });
+
+  test('a withdrawn waiter is never handed a connection; the others keep their order', async () => {
+    const srv = await echoServer();
+    const { pool } = makePool(srv.port, { maxConnections: 1, maxQueue: 4 });
+    const c1 = await acquire(pool, new Owner());
+    const calls: string[] = [];
+    const [w1, w2, w3, w4] = ['1', '2', '3', '4'].map((n) => waiter(pool, n, calls));
+    pool.withdraw(w2!.wait!);
+    pool.withdraw(w4!.wait!);
+    pool.withdraw(w4!.wait!); // twice: still a no-op
+    expect(pool.stats.queued).toBe(2);
+    pool.release(c1);
+    expect(c1.owner).toBe(w1!.owner);
+    pool.release(c1);
+    expect(c1.owner).toBe(w3!.owner);
+    pool.release(c1);
+    expect(calls).toEqual(['1:conn', '3:conn']);
+    expect(pool.stats).toEqual({ open: 1, idle: 1, queued: 0 });
+    // Withdrawing a wait that was already answered changes nothing.
+    pool.withdraw(w1!.wait!);
+    expect(pool.stats).toEqual({ open: 1, idle: 1, queued: 0 });
+    // Closing the pool refuses only live waiters: the withdrawn ones still hear nothing.
+    const held = await acquire(pool, new Owner());
+    const w5 = waiter(pool, '5', calls);
+    const w6 = waiter(pool, '6', calls);
+    pool.withdraw(w5.wait!);
+    pool.close();
+    expect(calls).toEqual(['1:conn', '3:conn', '6:error']);
+    expect(w6.wait).not.toBeNull();
+    pool.release(held);
+  });
+
+  test('a wait withdrawn while its connection is dialed: the new connection goes to the next waiter, or idle', async () => {
+    const srv = await echoServer();
+    const { pool, opened } = makePool(srv.port, { maxConnections: 1, maxQueue: 2 });
+    const calls: string[] = [];
+    const a = waiter(pool, 'a', calls); // dials
+    const b = waiter(pool, 'b', calls); // queued behind the dial
+    expect(a.wait).not.toBeNull();
+    pool.withdraw(a.wait!);
+    await until('b gets the connection dialed for a', () => calls.length === 1, 3_000, 5);
+    expect(calls).toEqual(['b:conn']);
+    expect(opened()).toBe(1);
+    expect(pool.stats).toEqual({ open: 1, idle: 0, queued: 0 });
+    // Alone: a connection dialed for a withdrawn wait is kept idle for the next request.
+    const { pool: pool2 } = makePool(srv.port, { maxConnections: 1, maxQueue: 1 });
+    const c = waiter(pool2, 'c', calls);
+    pool2.withdraw(c.wait!);
+    await until('pooled idle', () => pool2.stats.idle === 1, 3_000, 5);
+    expect(pool2.stats).toEqual({ open: 1, idle: 1, queued: 0 });
+    expect(calls).toEqual(['b:conn']);
+    expect(b.wait).not.toBeNull();
+  });
+});
+
 describe('idle connections', () => {
   test('the sweep closes connections idle longer than idleTimeout, and only those', async () => {
     const srv = await echoServer();
