@@ -26,7 +26,9 @@ import type { DrainCuts } from '../listeners/drain-cut.js';
 import { ignoreH2Error } from './h2-error-guard.js';
 import { canRespond, respondLocal, responseHeaders } from './h2-heads.js';
 import { H2Upstream } from './h2-upstream.js';
+import { ReplayBuffer } from './replay-buffer.js';
 import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
+import { type DeadlineFlag, StreamDeadlines } from './stream-deadlines.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_UNAVAILABLE = GRPC_STATUS.UNAVAILABLE;
@@ -94,8 +96,6 @@ export interface StreamSettings {
   readonly replayable?: boolean | undefined;
 }
 
-type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
-
 /** A listener's stream settings: the proxy limits, the retry buffer and the listener's own `timeout`. */
 export function streamSettings(
   d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number },
@@ -126,15 +126,10 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let bytesIn = 0;
   let bytesOut = 0;
   let req: http2.ClientHttp2Stream | undefined;
-  let lastMoveMs = t.idleMs > 0 ? t.nowMs() : 0;
-  const moved = t.idleMs > 0 ? () => (lastMoveMs = t.nowMs()) : () => 0;
   const finish = (error?: string) => {
     if (finished) return;
     finished = true;
-    clearTimeout(headTimer);
-    clearTimeout(totalTimer);
-    clearTimeout(idleTimer);
-    clearTimeout(backoffTimer);
+    deadlines.clear();
     done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}), requestComplete: endedCleanly(stream) });
   };
   // Captured now: a destroyed stream no longer names its session.
@@ -169,38 +164,15 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     finish(reason);
   };
   // The head deadline runs from the request being complete (its body included): an upload that moves is not cut.
-  let headTimer: NodeJS.Timeout | undefined;
-  const armHead = () => {
-    if (finished || stream.headersSent) return;
-    headTimer = setTimeout(() => cutBy('request_timeout'), t.requestMs);
-    headTimer.unref();
-  };
-  if (!grpc) {
-    if (stream.readableEnded) armHead();
-    else stream.once('end', armHead);
+  const deadlines = new StreamDeadlines(t, cutBy, !grpc && stream.readableEnded && !stream.headersSent);
+  if (!grpc && !stream.readableEnded) {
+    stream.once('end', () => {
+      if (!finished && !stream.headersSent) deadlines.armHead();
+    });
   }
-  const totalTimer = t.totalMs ? setTimeout(() => cutBy('total_timeout'), t.totalMs) : undefined;
-  const totalDeadlineMs = t.totalMs ? t.nowMs() + t.totalMs : Number.POSITIVE_INFINITY;
-  /** A retry's backoff before its attempt. */
-  let backoffTimer: NodeJS.Timeout | undefined;
-  totalTimer?.unref();
-  // One timer per stream, re-armed lazily: bytes moving only note the time, the timer looks when it fires.
-  let idleTimer: NodeJS.Timeout | undefined;
-  const idleCheck = () => {
-    const left = lastMoveMs + t.idleMs - t.nowMs();
-    if (left > 0) {
-      idleTimer = setTimeout(idleCheck, left);
-      idleTimer.unref();
-    } else cutBy('stream_idle_timeout');
-  };
-  if (t.idleMs > 0) {
-    idleTimer = setTimeout(idleCheck, t.idleMs);
-    idleTimer.unref();
-  }
-  // The request body as sent so far, while a refused stream could still be sent again; null once it outgrew
+  // The request body as sent so far, while a refused stream could still be sent again; let go once it outgrew
   // t.replayBytes or the response head arrived.
-  let replay: Buffer[] | null = [];
-  let replayBytes = 0;
+  const replay = new ReplayBuffer(t.replayBytes);
   let refusals = 0;
   /** Not the exchange's first upstream stream (a refused one, or a retry on another endpoint): the held body goes again. */
   let again = false;
@@ -238,16 +210,16 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   const open = (upstream: H2Upstream, fresh = false) => upstream.session((err, session) => {
     if (finished) return;
     if (err || !session) {
-      if (route?.retry(connectFailureReason(err), false, totalDeadlineMs)) return open(route.resource);
+      if (route?.retry(connectFailureReason(err), false, deadlines.totalDeadlineMs)) return open(route.resource);
       return answerUnavailable('upstream_unavailable');
     }
     // A client that reset its stream (NO_ERROR included: node:http2 ends its body then) left.
     if (stream.destroyed || stream.aborted) return clientLeft();
-    if (again && replay === null) {
+    if (again && !replay.held) {
       // The body went on flowing while a session was had, past what is held.
       return answerUnavailable('upstream_reset');
     }
-    const bodyAhead = !stream.readableEnded || (again && replayBytes > 0);
+    const bodyAhead = !stream.readableEnded || (again && replay.bytes > 0);
     try {
       req = session.request(headers, { endStream: !bodyAhead });
       req.on('error', ignoreH2Error); // reported through 'close'
@@ -260,7 +232,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     up.on('response', (h, flags) => {
       if (cut || req !== up) return;
       route?.responded();
-      moved();
+      deadlines.moved();
       // A 5xx head of a balanced attempt: nothing of it reaches the client when another endpoint is tried.
       if (Number(h[':status']) >= 500 && retried(up, 'status_5xx')) return;
       if (stream.destroyed || stream.closed) return; // the client left: its 'close' reports it (499)
@@ -273,8 +245,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         return refuseHead(up);
       }
       // The head is the client's: its status is the one logged, no other attempt from here on, the body no longer held.
-      clearTimeout(headTimer);
-      replay = null;
+      deadlines.headSent();
+      replay.release();
       status = Number(h[':status']) || 0;
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
       if (endStream) return;
@@ -295,7 +267,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       // the same read as the head went to the counter alone and the client got the head and an empty end.
       up.on('data', (d: Buffer) => {
         bytesOut += d.length;
-        moved();
+        deadlines.moved();
       });
     });
     // 1xx informational heads (100 Continue for a client that sent `expect: 100-continue`, 103 Early Hints) go on
@@ -305,7 +277,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       const s = Number(h[':status']);
       if (req !== up) return;
       if (s < 100 || s >= 200 || s === 101) return;
-      moved();
+      deadlines.moved();
       if (cut || !canRespond(stream)) return;
       for (const k in h) interimBytes += k.length + String(h[k]).length;
       if (++interim > MAX_INTERIM_HEADS || interimBytes > MAX_INTERIM_BYTES) return refuseHead(up);
@@ -317,22 +289,19 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     });
     up.on('trailers', (h) => {
       if (req !== up) return;
-      moved();
+      deadlines.moved();
       trailers = responseHeaders(h, t.dropResponse);
       if (h['grpc-status'] !== undefined) grpcStatus = String(h['grpc-status']);
     });
-    if (again) for (const chunk of replay ?? []) up.write(chunk);
+    if (again) replay.replayOnto(up);
     if (!stream.readableEnded) {
       // Once per exchange, in the same tick as the first pipe (both see every chunk from the first on).
       if (!counting) {
         counting = true;
         stream.on('data', (d: Buffer) => {
           bytesIn += d.length;
-          moved();
-          if (replay === null) return;
-          replayBytes += d.length;
-          if (replayBytes > t.replayBytes) replay = null;
-          else replay.push(d);
+          deadlines.moved();
+          replay.push(d);
         });
       }
       unrelay = relayRequestBody(stream, up);
@@ -344,7 +313,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       if (cut || req !== up) return; // answered (or reset) by a deadline already, or left for another attempt
       if (canRespond(stream)) {
         const repeat = up.rstCode === NGHTTP2_REFUSED_STREAM || (calm && REPEAT_AFTER_CALM.has(String(headers[':method'])));
-        if (repeat && replay !== null && refusals < REFUSED_RETRIES) {
+        if (repeat && replay.held && refusals < REFUSED_RETRIES) {
           refusals++;
           again = true;
           unrelay();
@@ -369,7 +338,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
    */
   const retried = (up: http2.ClientHttp2Stream, reason: RetryReason): boolean => {
     if (!route || finished || cut || !canRespond(stream)) return false;
-    const next = route.retry(reason, t.replayable === true && replay !== null && endedCleanly(stream), totalDeadlineMs);
+    const next = route.retry(reason, t.replayable === true && replay.held && endedCleanly(stream), deadlines.totalDeadlineMs);
     if (!next) return false;
     req = undefined;
     cancelUpstream(up);
@@ -381,10 +350,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     const go = () => {
       if (!finished && !cut) open(next.lease.resource);
     };
-    if (next.delayMs > 0) {
-      backoffTimer = setTimeout(go, next.delayMs);
-      backoffTimer.unref();
-    } else go();
+    if (next.delayMs > 0) deadlines.backoff(go, next.delayMs);
+    else go();
     return true;
   };
   /**
