@@ -1,8 +1,8 @@
 // Forwards one HTTP/2 stream (HTTP/2 or gRPC) to an upstream session: headers with connection-specific ones
 // removed (http1/connection-fields.ts), bodies both ways with backpressure (pipe), response trailers (grpc-status)
 // relayed, cancellation (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its
-// deadlines: response head, stream idle, total. Request trailers are never forwarded (only the
-// body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
+// deadlines: response head, stream idle, total (their timers: stream-deadlines.ts). Request trailers are never
+// forwarded (only the body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
 // An upstream stream is only ever reset with CANCEL (cancelUpstream, request-end.ts: never after an END_STREAM the
 // client did not send; the request body's end is relayed only when the client really ended it), and no upstream
 // session is closed from a stream's callbacks: Node 24.20's nghttp2 frees streams twice when a client session sends
@@ -14,7 +14,7 @@
 // To a balanced service, a request that may be sent twice (StreamSettings.replayable) whose attempt was answered
 // with a 5xx head or a head that cannot be relayed (discarded, its stream cancelled), or reset before its head, goes
 // to another endpoint, as over HTTP/1.1: the route (routing/exchange-route.ts) decides and counts, with the body
-// the refusals already hold.
+// the refusals already hold (replay-buffer.ts).
 import * as http2 from 'node:http2';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { cutStatus, refusalGrpcStatus } from '../../../common/refusal-reasons.js';
