@@ -5,7 +5,7 @@ import { decodeJwt, jwtRefusalReason, validateJwtSvid } from '../../common/spiff
 import { parseSpiffeBundle } from '../../common/spiffe/spiffe-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { readNamedFile } from '../../shared-io/read-named-file.js';
-import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
+import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
 import { trustDomainOf } from './svid-fetch.js';
 
@@ -31,7 +31,10 @@ export async function verifyJwtSvid(args: ParsedArgs, io: CommandIo, nowMs: numb
   const expected = stringFlag(args, 'id');
   let out: Record<string, unknown>;
   try {
-    const v = validateJwtSvid(token, audience, new Map([[td.name, bundle.jwtAuthorities]]), nowMs);
+    // As ValidateJWTSVID judges its own trust domain's tokens: Tessera signs a low S only, so a high-S token is the
+    // second spelling of one (refused), unless the issuer is another (a SPIRE server signs either: --any-s).
+    const lowS = boolFlag(args, 'any-s') ? new Set<string>() : new Set([td.name]);
+    const v = validateJwtSvid(token, audience, new Map([[td.name, bundle.jwtAuthorities]]), nowMs, undefined, lowS);
     if (expected !== undefined && v.spiffeId.toString() !== expected) {
       out = { valid: false, spiffeId: v.spiffeId.toString(), reason: 'id_mismatch', code: null, message: `the token is for ${v.spiffeId}, not ${expected}` };
     } else {

@@ -37,7 +37,7 @@ function bundlesFor(bundleCerts: X509Certificate[], leafTd: string | undefined, 
 export const svidVerifyCommand: Command = {
   path: ['svid', 'verify'],
   summary: 'Check a certificate (chain, leaf first) as an X.509-SVID, or a JWT-SVID (--jwt), against a trust bundle',
-  usage: '--bundle F [--id ID] [--at TIME] [--trust-domain TD] [--jwt --audience A] CERT|TOKEN',
+  usage: '--bundle F [--id ID] [--at TIME] [--trust-domain TD] [--jwt --audience A [--any-s]] CERT|TOKEN',
   details: 'Prints {"valid","spiffeId","reason","code",...} as JSON. Exit 0 when valid, 1 when not, 2 on usage errors.',
   positionals: 1,
   flags: {
@@ -47,6 +47,7 @@ export const svidVerifyCommand: Command = {
     'trust-domain': { type: 'string', value: 'TD', description: 'Treat every CA in the bundle file as this trust domain' },
     jwt: { type: 'boolean', description: 'The argument is a JWT-SVID (TOKEN) and --bundle a SPIFFE bundle (JWKS)' },
     audience: { type: 'string', value: 'A', description: 'With --jwt: the audience the token must be for' },
+    'any-s': { type: 'boolean', description: 'With --jwt: take an ECDSA signature with a high S too (a token of another issuer, e.g. SPIRE; Tessera signs low S only)' },
   },
   async run(args, io) {
     const expected = stringFlag(args, 'id');

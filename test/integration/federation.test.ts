@@ -17,6 +17,7 @@ import * as grpc from '@grpc/grpc-js';
 import { SignJWT } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeCertificates } from '../../common/pki/pem.js';
+import { signJwtSvid } from '../../common/spiffe/jwt-svid.js';
 import { spiffeBundleDocument } from '../../common/spiffe/spiffe-bundle.js';
 import { fingerprintOf } from '../../common/spiffe/trust-bundle.js';
 import { type RunningControlPlane, startControlPlaneProcess } from '../helpers/control-plane.js';
@@ -289,8 +290,10 @@ describe('JWT-SVIDs across the federation', () => {
     const before = await metricsText(web.admin);
     const refused = (text: string, reason: string) => sumSeries(text, 'tessera_workload_api_jwt_calls_total', { call: 'validate', result: 'refused', reason });
 
-    // Control: a's key file is a's real signing key, so a token of an a.test subject it signs is accepted.
-    const own = await wlWeb.validate('orders', await forge(aKey, aKid!, `spiffe://a.test/ns/default/sa/forged`, 'orders'));
+    // Control: a's key file is a's real signing key, so a token of an a.test subject it signs is accepted — signed as
+    // Tessera signs (a low S): a.test is web's own trust domain, whose high-S spellings are refused.
+    const ownToken = signJwtSvid({ privateKey: aKey, keyId: aKid!, spiffeId: 'spiffe://a.test/ns/default/sa/forged', audience: ['orders'], issuedAtMs: Date.now(), expiresAtMs: Date.now() + 300_000 });
+    const own = await wlWeb.validate('orders', ownToken);
     expect(own.err).toBeNull();
     expect(own.res.spiffe_id).toBe('spiffe://a.test/ns/default/sa/forged');
 

@@ -182,6 +182,19 @@ describe('the CLI', () => {
     const late = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--at', String(Math.floor(Date.now() / 1000) + 3600), token]);
     expect(JSON.parse(late.stdout)).toMatchObject({ valid: false, reason: 'expired' });
 
+    // The high-S twin (r, n − s) of the token: the second spelling of it, refused as ValidateJWTSVID refuses it;
+    // --any-s takes it (a token of an issuer that signs either S).
+    const [h, c, sig] = token.split('.') as [string, string, string];
+    const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+    const raw = Buffer.from(sig, 'base64url');
+    const s = BigInt(`0x${raw.subarray(32).toString('hex')}`);
+    const twin = `${h}.${c}.${Buffer.concat([raw.subarray(0, 32), Buffer.from((N - s).toString(16).padStart(64, '0'), 'hex')]).toString('base64url')}`;
+    const highS = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', twin]);
+    expect(highS.code).toBe(1);
+    expect(JSON.parse(highS.stdout)).toMatchObject({ valid: false, reason: 'malformed', code: 'TESSERA_ERR_JWT_SVID_MALFORMED' });
+    const anyS = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--any-s', twin]);
+    expect(JSON.parse(anyS.stdout)).toMatchObject({ valid: true, spiffeId: id });
+
     const usage = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, token]);
     expect(usage.code).toBe(2);
   });
