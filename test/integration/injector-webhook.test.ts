@@ -52,11 +52,13 @@ beforeAll(async () => {
     listen: '127.0.0.1:0',
     certPem: pki.certPem,
     keyPem: pki.keyPem,
-    config: () => TEST_CONFIG,
-    bundlePem: () => {
-      if (bundleFails) throw new Error('bundle.pem: ENOENT');
-      return bundle;
-    },
+    snapshot: () => ({
+      config: TEST_CONFIG,
+      bundlePem: () => {
+        if (bundleFails) throw new Error('bundle.pem: ENOENT');
+        return bundle;
+      },
+    }),
   });
 });
 

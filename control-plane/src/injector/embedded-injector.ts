@@ -14,5 +14,5 @@ export async function startEmbeddedInjector(settings: InjectorSettings, bundlePe
       throw new TesseraError('TESSERA_ERR_INJECT_BAD_CONFIG', `injector: cannot read ${f}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   };
-  return startInjectorWebhook({ listen: settings.listen, certPem: read(settings.certFile), keyPem: read(settings.keyFile), config: () => settings.settings, bundlePem, logger });
+  return startInjectorWebhook({ listen: settings.listen, certPem: read(settings.certFile), keyPem: read(settings.keyFile), snapshot: () => ({ config: settings.settings, bundlePem }), logger });
 }

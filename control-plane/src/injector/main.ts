@@ -86,31 +86,46 @@ async function readBundle(file: string): Promise<string> {
   }
 }
 
+/**
+ * One config version in force and the last good copy of its bundle. An admission works from one version throughout
+ * (audit 32a F3) and updates only that version's copy: an admission of a replaced version cannot overwrite the
+ * bundle the reload set, and a read that started earlier cannot overwrite one that started later (`seq`).
+ */
+interface ConfigVersion {
+  readonly config: InjectorFileConfig;
+  good: { readonly pem: string; readonly seq: number };
+}
+
 export async function startInjector(config: InjectorFileConfig, deps: InjectorDeps): Promise<InjectorHandle> {
   const { log } = deps;
   let serving = await readServingPair(config);
-  let lastBundle = await readBundle(config.bundleFile);
+  let reads = 0;
   let closing = false;
-  // The config in force: replaced whole by a valid edit of the file; the webhook reads its settings per admission.
-  let running = config;
+  // The version in force: replaced whole by a valid edit of the file; each admission takes it once (snapshot below).
+  let running: ConfigVersion = { config, good: { pem: await readBundle(config.bundleFile), seq: ++reads } };
 
   // Read at every admission, so a bundle change (CA prepare) reaches new pods at once; a file that goes bad
-  // keeps the last good bundle in use: a stale anchor still verifies the control plane until the next activate.
-  const bundlePem = async () => {
+  // keeps the version's last good bundle in use: a stale anchor still verifies the control plane until the next activate.
+  const bundleOf = async (version: ConfigVersion): Promise<string> => {
+    const seq = ++reads;
     try {
-      lastBundle = await readBundle(running.bundleFile);
+      const pem = await readBundle(version.config.bundleFile);
+      if (seq > version.good.seq) version.good = { pem, seq };
+      return pem;
     } catch (e) {
       log.warn({ err: describeError(e) }, 'injector: trust bundle file unusable; the last good bundle stays in use');
+      return version.good.pem;
     }
-    return lastBundle;
   };
 
   const webhook = await startInjectorWebhook({
     listen: config.listen,
     certPem: serving.certPem,
     keyPem: serving.keyPem,
-    config: () => running.settings,
-    bundlePem,
+    snapshot: () => {
+      const version = running;
+      return { config: version.config.settings, bundlePem: () => bundleOf(version) };
+    },
     logger: log,
     notReadyReason: () => (closing ? 'shutting down' : undefined),
   });
@@ -130,19 +145,20 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
   // All or nothing: a file that does not parse or validate, or names a bundle that cannot be read, changes nothing.
   const reloadConfig = async () => {
     try {
-      const { next, applied, needRestart } = rereadInjectorConfig(running, deps.setLogLevel !== undefined);
-      const bundle = next.bundleFile === running.bundleFile ? lastBundle : await readBundle(next.bundleFile);
+      const current = running.config;
+      const { next, applied, needRestart } = rereadInjectorConfig(current, deps.setLogLevel !== undefined);
+      const seq = ++reads;
+      const bundle = next.bundleFile === current.bundleFile ? running.good : { pem: await readBundle(next.bundleFile), seq };
       if (needRestart.length > 0) {
-        const kept = Object.fromEntries(needRestart.map((k) => [k, running[k]]));
+        const kept = Object.fromEntries(needRestart.map((k) => [k, current[k]]));
         log.warn({ file: config.file, keys: needRestart, kept, restart: INJECTOR_RESTART_COMMAND }, `injector: ${needRestart.join(', ')} changed in the config file but cannot change while running; the running values stay until a restart (${INJECTOR_RESTART_COMMAND})`);
       }
       if (applied.length === 0) {
         if (needRestart.length === 0) log.info({ file: config.file }, 'injector: config file re-read; no setting changed');
         return;
       }
-      if (next.logLevel !== running.logLevel) deps.setLogLevel?.(next.logLevel);
-      running = next;
-      lastBundle = bundle;
+      if (next.logLevel !== current.logLevel) deps.setLogLevel?.(next.logLevel);
+      running = { config: next, good: bundle };
       log.info({ file: config.file, changed: applied, proxyImage: next.settings.proxyImage }, `injector: config reloaded (${applied.join(', ')}); new pods get it at their next admission`);
     } catch (e) {
       log.warn({ file: config.file, err: describeError(e) }, 'injector: config file not reloaded; the previous settings stay in force');

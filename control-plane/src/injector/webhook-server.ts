@@ -72,15 +72,24 @@ export const WEBHOOK_LIMITS = Object.freeze({
 });
 export type WebhookLimits = { -readonly [K in keyof typeof WEBHOOK_LIMITS]: number };
 
+/** One config version's inputs to an admission. */
+export interface AdmissionSnapshot {
+  readonly config: InjectorConfig;
+  /** That version's trust bundle (PEM); read per admission so a CA rotation reaches new pods at once. */
+  bundlePem(): string | Promise<string>;
+}
+
 export interface InjectorWebhookOptions {
   /** host:port; "0.0.0.0:9443" in a pod (the API server dials the Service), port 0 in tests. */
   readonly listen: string;
   readonly certPem: string;
   readonly keyPem: string;
-  /** The sidecar settings, read at every admission: the standalone injector swaps them when its config file changes. */
-  readonly config: () => InjectorConfig;
-  /** The current trust bundle (PEM); read per request so a CA rotation reaches new pods at once. */
-  readonly bundlePem: () => string | Promise<string>;
+  /**
+   * What one admission is made from, taken ONCE per admission: the sidecar settings and the source of the trust
+   * bundle of the same config version. The standalone injector swaps its config when the file changes; reading the
+   * settings and the bundle apart let a reload in between mix two versions in one pod (audit 32a F3).
+   */
+  readonly snapshot: () => AdmissionSnapshot;
   readonly logger?: InjectorLogger;
   /** Default /inject. The API server appends ?timeout=…, which is ignored. */
   readonly path?: string;
@@ -224,11 +233,12 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     {
       const body = await readBody(req, limit, pass);
       // The bundle is read before the body is parsed, so that no parsed review is ever held across an await: at
-      // most one exists at a time, however many reviews are in flight.
+      // most one exists at a time, however many reviews are in flight. The settings come from the same snapshot.
+      const snapshot = opts.snapshot();
       let bundlePem: string | undefined;
       let bundleError: unknown;
       try {
-        bundlePem = await opts.bundlePem();
+        bundlePem = await snapshot.bundlePem();
       } catch (e) {
         bundleError = e;
       }
@@ -250,7 +260,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
         log?.error({ uid: request.uid, err: describeError(bundleError) }, 'injector: trust bundle unavailable');
         outcome = { response: deny(request.uid, 500, 'tessera injector: no trust bundle available', 'InternalError'), decision: 'denied', reason: 'no-bundle' };
       } else {
-        outcome = admitPod(request, { config: opts.config(), bundlePem });
+        outcome = admitPod(request, { config: snapshot.config, bundlePem });
       }
       const entry = {
         uid: request.uid,
