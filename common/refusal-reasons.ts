@@ -61,19 +61,30 @@ export function refusalStatus(reason: RefusalReason): number {
 
 /**
  * Whether a stream_idle_timeout is the client's own doing: nothing moved either way while its request body was still
- * incomplete, so the client is the one that stalled (an upload that stopped), not the upstream. One rule for the
- * answer (cutStatus) and for what the cut says about the endpoint (exchangeOutcome: nothing, `cancelled`).
+ * incomplete AND nothing of it was waiting to go upstream (`heldUpstream`: request bytes unflushed toward the
+ * upstream, the client paused by the upstream's backpressure). A client that stopped sending while the upstream
+ * would take more stalled (408, the attempt `cancelled`); an upstream that stopped reading the body is the
+ * endpoint's stall (504, charged `timeout`), not the client's. One rule for the answer (cutStatus) and for what the
+ * cut says about the endpoint (exchangeOutcome).
  */
-export function stalledByClient(flag: string | undefined, requestComplete: boolean): boolean {
-  return flag === 'stream_idle_timeout' && !requestComplete;
+export function stalledByClient(flag: string | undefined, requestComplete: boolean, heldUpstream: boolean): boolean {
+  return flag === 'stream_idle_timeout' && !requestComplete && !heldUpstream;
 }
 
 /**
  * The HTTP status of a deadline cut answered before the response head, on HTTP/1.1 and HTTP/2 alike: 408 for a
  * client that stalled its own request body (stalledByClient), else the reason's usual status (504).
  */
-export function cutStatus(reason: RefusalReason, requestComplete: boolean): number {
-  return stalledByClient(reason, requestComplete) ? 408 : refusalStatus(reason);
+export function cutStatus(reason: RefusalReason, requestComplete: boolean, heldUpstream: boolean): number {
+  return stalledByClient(reason, requestComplete, heldUpstream) ? 408 : refusalStatus(reason);
+}
+
+/**
+ * Whether request bytes are waiting to go to the upstream on `w` (a socket, an HTTP/2 stream, a ClientRequest):
+ * written and not yet flushed, or past its high-water mark (the client is held back until it drains).
+ */
+export function unflushed(w: { readonly writableLength?: number; readonly writableNeedDrain?: boolean } | null | undefined): boolean {
+  return !!w && ((w.writableLength ?? 0) > 0 || w.writableNeedDrain === true);
 }
 
 /** The grpc-status for a reason on a gRPC stream (UNKNOWN for one never sent on a stream). */

@@ -10,7 +10,7 @@
 import { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
-import { cutStatus, type RefusalReason } from '../../../common/refusal-reasons.js';
+import { cutStatus, type RefusalReason, unflushed } from '../../../common/refusal-reasons.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
 import { endedCleanly, relayRequestBody } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
@@ -81,7 +81,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     // The client's stream first: once the upstream request is destroyed its response may end, and a pipe
     // would then end the client's stream cleanly (a cut must look like one).
     upRes?.unpipe();
-    if (canRespond(stream)) local(cutStatus(reason, endedCleanly(stream)), reason); // 408: the client's body stalled
+    // 408: the client's body stalled; 504: the app stopped reading it (bytes unflushed on the upstream request).
+    if (canRespond(stream)) local(cutStatus(reason, endedCleanly(stream), unflushed(upReq)), reason);
     else {
       // RST_STREAM INTERNAL_ERROR. Not close(CANCEL): on a stream whose request has ended, Node sends END_STREAM
       // before the RST and the client would take the cut for a complete response.

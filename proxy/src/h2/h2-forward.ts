@@ -17,7 +17,7 @@
 // the refusals already hold (replay-buffer.ts).
 import * as http2 from 'node:http2';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
-import { cutStatus, refusalGrpcStatus } from '../../../common/refusal-reasons.js';
+import { cutStatus, refusalGrpcStatus, unflushed } from '../../../common/refusal-reasons.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS } from '../http1/http1-head.js';
@@ -67,6 +67,8 @@ export interface ForwardResult {
   readonly responseFlags?: ExchangeFlag;
   /** The client's request body had ended cleanly (a stream_idle_timeout before that is the client's stall). */
   readonly requestComplete: boolean;
+  /** At a deadline cut, request bytes waited to go upstream (unflushed): the upstream's stall, not the client's. */
+  readonly heldUpstream?: boolean;
 }
 
 /**
@@ -125,12 +127,13 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let grpcStatus: string | undefined;
   let bytesIn = 0;
   let bytesOut = 0;
+  let heldUpstream = false;
   let req: http2.ClientHttp2Stream | undefined;
   const finish = (error?: string) => {
     if (finished) return;
     finished = true;
     deadlines.clear();
-    done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}), requestComplete: endedCleanly(stream) });
+    done({ status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}), requestComplete: endedCleanly(stream), heldUpstream });
   };
   // Captured now: a destroyed stream no longer names its session.
   const downSession = stream.session;
@@ -150,10 +153,12 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (finished) return;
     cut = true;
     flag = reason;
+    // The upstream stream still holds body bytes (it stopped reading; the pipe paused the client): its stall.
+    heldUpstream = unflushed(req);
     t.onCut?.(reason);
     if (canRespond(stream)) {
-      // 408 for a client that stalled its own body, as HTTP/1.1 answers it (cutStatus).
-      status = grpc ? 200 : cutStatus(reason, endedCleanly(stream));
+      // 408 for a client that stalled its own body, as HTTP/1.1 answers it (cutStatus); 504 if the upstream held it.
+      status = grpc ? 200 : cutStatus(reason, endedCleanly(stream), heldUpstream);
       if (grpc) grpcStatus = String(refusalGrpcStatus(reason));
       respondLocal(stream, grpc, status, reason, refusalGrpcStatus(reason));
     } else {

@@ -4,6 +4,7 @@
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
 import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
+import { unflushed } from '../../../common/refusal-reasons.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
@@ -73,6 +74,8 @@ export class Http1Exchange {
   /** The upstream connection was a resumed TLS session (for the access log). */
   upstreamResumed = false;
   flag: ExchangeFlag | undefined;
+  /** Set at a deadline cut: request bytes were waiting to go upstream then (unflushed, or not yet leased). */
+  heldUpstream = false;
 
   constructor(init: {
     head: HttpHead;
@@ -108,7 +111,10 @@ export class Http1Exchange {
 
   /** The first flag set wins: it says who or what ended the exchange first. */
   mark(flag: ExchangeFlag): void {
-    this.flag ??= flag;
+    if (this.flag) return;
+    this.flag = flag;
+    // Who stalled, as the first cause found it (stalledByClient): the upstream, when request bytes wait for it.
+    this.heldUpstream = this.requestHeld();
   }
 
   /**
@@ -137,6 +143,11 @@ export class Http1Exchange {
 
   clearTotal(): void {
     this.#totalTimer?.clear();
+  }
+
+  /** Whether request bytes wait to go upstream now: unflushed on the leased connection, or held for one. */
+  requestHeld(): boolean {
+    return this.conn ? unflushed(this.conn.socket) : this.pending.length > 0;
   }
 
   /** Body bytes for the app: written to the leased connection, or held until one is leased. False: back off. */
@@ -254,6 +265,7 @@ export class Http1Exchange {
       upstreamResumed: this.upstreamResumed,
       responseFlags: this.flag,
       requestComplete: this.reqDone,
+      heldUpstream: this.heldUpstream,
     };
   }
 }

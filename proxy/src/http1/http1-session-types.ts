@@ -61,6 +61,8 @@ export interface ExchangeRecord {
   readonly responseFlags?: string;
   /** The client's whole request body was read (a stream_idle_timeout before it is the client's stall: 408). */
   readonly requestComplete: boolean;
+  /** A stream idle cut came while request bytes waited to go upstream: the upstream's stall (504), not the client's. */
+  readonly heldUpstream?: boolean;
   readonly plan?: unknown;
 }
 

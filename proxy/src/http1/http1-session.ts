@@ -83,9 +83,9 @@ export class Http1Session implements UpstreamOwner {
     this.#o.hooks.rejected(flag);
     ex.mark(flag);
     if (this.#tunnel) return void this.#tunnel.end(false);
-    // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one (cutStatus, as
-    // HTTP/2 decides it). Destroyed after the answer, as above.
-    this.#abort(ex, cutStatus(flag, ex.reqDone), flag, true);
+    // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one or holds the
+    // body back (mark: heldUpstream; cutStatus, as HTTP/2 decides it). Destroyed after the answer, as above.
+    this.#abort(ex, cutStatus(flag, ex.reqDone, ex.heldUpstream), flag, true);
   }
 
   /** Graceful drain: close now if idle between requests, otherwise after the exchange in flight. */

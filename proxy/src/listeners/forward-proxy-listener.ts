@@ -128,7 +128,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as ProxyContext;
-        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete));
+        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete, r.heldUpstream === true));
         this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: c.route?.logged.endpoint.spiffeId ?? null, method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     };

@@ -97,7 +97,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     // never (its stream may have been processed, and its client owns the retry policy).
     const replayable = route !== null && !grpc && retryableMethod(method, this.config.retryable);
     forwardStream(stream, out, route ?? fixed!.upstream, grpc, { ...settings, replayable }, (r) => {
-      route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, grpc ? r.grpcStatus : undefined, r.requestComplete));
+      route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, grpc ? r.grpcStatus : undefined, r.requestComplete, r.heldUpstream === true));
       record(r, span);
     });
   }

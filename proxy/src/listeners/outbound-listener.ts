@@ -130,7 +130,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       },
       done: (r: ExchangeRecord, ctx: unknown) => {
         const c = ctx as OutboundContext;
-        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete));
+        c.route?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete, r.heldUpstream === true));
         this.exchanges.record({ direction: 'outbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: peerOf(c), method: r.method, path: c.path, status: r.status, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.route?.address ?? fixed?.address, resumed: r.upstreamResumed ?? false, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
     };

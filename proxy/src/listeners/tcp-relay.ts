@@ -1,5 +1,7 @@
 // Bytes both ways between two sockets with backpressure and half-close: when one side finishes sending, the
-// other side's write half is ended and the reverse direction keeps flowing until it finishes too.
+// other side's write half is ended and the reverse direction keeps flowing until it finishes too. A side that ends
+// with a reset (an error) resets the other, never a clean close: across a mesh hop the caller's proxy must see the
+// app's reset to charge its endpoint (`upstream_reset`), where a clean FIN would read as a tunnel that worked.
 import type { Socket } from 'node:net';
 
 export interface RelayResult {
@@ -35,20 +37,48 @@ export function relay(a: Socket, b: Socket, idleTimeoutMs: number, done: (r: Rel
   };
   const fail = (code: string) => () => {
     error ??= code;
-    a.destroy();
-    b.destroy();
+    // The idle cut is the proxy's own close; a reset (either side's error) goes on to the other side as a reset.
+    if (code === 'idle_timeout') {
+      a.destroy();
+      b.destroy();
+    } else resetSocket(code === 'upstream_reset' ? a : b);
   };
   a.pipe(b);
   b.pipe(a);
   a.on('error', fail('downstream_reset'));
   b.on('error', fail('upstream_reset'));
   a.setTimeout(idleTimeoutMs, fail('idle_timeout'));
-  a.once('close', () => {
-    b.destroy();
+  // A close after an error was handled by fail (error listeners run before 'close'); a clean close stays clean.
+  a.once('close', (hadError: boolean) => {
+    if (hadError) resetSocket(b);
+    else b.destroy();
     onClose();
   });
-  b.once('close', () => {
-    a.destroy();
+  b.once('close', (hadError: boolean) => {
+    if (hadError) resetSocket(a);
+    else a.destroy();
     onClose();
   });
+}
+
+/** Internals of a TLS socket (node:_tls_wrap) reaching its TCP connection: the net.Socket it wraps, on a server. */
+interface TlsInternals {
+  readonly _handle?: { readonly _parentWrap?: unknown } | null;
+}
+
+/**
+ * Closes `s` with a TCP reset (RST), so its peer sees a reset, not an orderly end: resetAndDestroy() on a TCP socket;
+ * on a TLS socket that wraps a net.Socket (an accepted connection), that socket's. A TLS socket that dialled its own
+ * TCP connection has none to reach: it is destroyed (a close without close_notify, as before).
+ */
+export function resetSocket(s: Socket): void {
+  if (s.destroyed) return;
+  const inner = (s as Socket & TlsInternals)._handle?._parentWrap;
+  const tcp = inner instanceof Object && 'resetAndDestroy' in inner ? (inner as Socket) : s;
+  try {
+    tcp.resetAndDestroy();
+    if (tcp !== s) s.destroy();
+  } catch {
+    s.destroy(); // not a TCP handle (a TLS socket of its own, a pipe): destroyed
+  }
 }

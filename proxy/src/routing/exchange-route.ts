@@ -31,6 +31,12 @@ export interface RouteDeps<R> {
   readonly onLatency: (service: string, address: string, seconds: number) => void;
 }
 
+/**
+ * How an exchange ends its last attempt (ExchangeRoute.end): an AttemptOutcome, or `upstream_stalled`, a stream idle
+ * cut while the request body waited for the endpoint (exchangeOutcome), which is its `timeout` in full.
+ */
+export type ExchangeEnd = AttemptOutcome | 'upstream_stalled';
+
 /** The next attempt: its endpoint, and how long to wait before it starts (0: at once). */
 export interface NextAttempt<R> {
   readonly lease: Lease<R>;
@@ -142,16 +148,18 @@ export class ExchangeRoute<R> {
   }
 
   /** The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). */
-  end(outcome: AttemptOutcome): void {
+  end(outcome: ExchangeEnd): void {
     this.#endAttempt(outcome);
   }
 
-  #endAttempt(given: AttemptOutcome): void {
+  #endAttempt(given: ExchangeEnd): void {
     if (this.#attemptEnded) return;
     // An attempt that never reached its endpoint (ended during a retry's backoff or while its connection was being
     // had) can only have failed to connect; anything else that ended it says nothing about the endpoint.
-    let outcome = this.#sent || given === 'connect_failed' || given === 'identity_mismatch' ? given : 'cancelled';
-    if (outcome === 'timeout') outcome = attemptTimeout(this.#d.nowMs() - this.#attemptStartMs, this.#d.headTimeoutMs);
+    let outcome: AttemptOutcome = given === 'upstream_stalled' ? 'timeout' : given;
+    if (!this.#sent && given !== 'connect_failed' && given !== 'identity_mismatch') outcome = 'cancelled';
+    // The head deadline is shared by the attempts (attemptTimeout); the stream idle one is each stall's own.
+    else if (given === 'timeout') outcome = attemptTimeout(this.#d.nowMs() - this.#attemptStartMs, this.#d.headTimeoutMs);
     this.#attemptEnded = true;
     this.#lease.end(outcome);
     this.#d.onAttempt(this.#d.service, this.#lease.address, outcome);
@@ -195,14 +203,18 @@ export function attemptTimeout(attemptMs: number, headTimeoutMs: number): 'timeo
 
 /**
  * How a finished exchange ends its last attempt: a 5xx, a malformed answer (`bad_response`, as when it is retried)
- * or a response head that never came (`timeout`) is the endpoint's failure; the client leaving or stalling its own
- * request body (stalledByClient, answered 408), a total timeout or this proxy's drain deadline says nothing about it.
+ * or a response head that never came (`timeout`) is the endpoint's failure, as is a stream idle cut while request
+ * bytes waited for it (`heldUpstream`: it stopped reading the body, answered 504; `upstream_stalled`, charged as a
+ * `timeout` whatever the attempt's share of the head deadline); the client leaving or
+ * stalling its own request body (stalledByClient, answered 408), a total timeout or this proxy's drain deadline says
+ * nothing about it.
  * A gRPC call (`grpcStatus` given) that ended HTTP 200 with UNAVAILABLE is a 5xx, as Envoy maps it to 503; any other
  * grpc-status is what the call did, not the endpoint's health. `requestComplete`: the client's request body had ended.
  */
-export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined, grpcStatus: string | undefined, requestComplete: boolean): AttemptOutcome {
+export function exchangeOutcome(status: number, error: string | undefined, flag: string | undefined, grpcStatus: string | undefined, requestComplete: boolean, heldUpstream: boolean): ExchangeEnd {
   if (flag === 'downstream_closed' || flag === 'total_timeout' || flag === 'drain_timeout' || error === 'downstream_reset') return 'cancelled';
-  if (stalledByClient(flag, requestComplete)) return 'cancelled';
+  if (stalledByClient(flag, requestComplete, heldUpstream)) return 'cancelled';
+  if (flag === 'stream_idle_timeout' && !requestComplete) return 'upstream_stalled';
   if (error === 'upstream_reset' || flag === 'upstream_closed') return 'reset';
   if (error === 'upstream_unavailable') return 'connect_failed';
   if (error === 'bad_upstream_response') return 'bad_response';

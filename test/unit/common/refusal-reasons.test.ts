@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
 import { grpcStatusName } from '../../../common/grpc-status-codes.js';
-import { cutStatus, REFUSAL_REASONS, REFUSAL_REASON_NAMES, isRefusalReason, type RefusalReason, refusalGrpcStatus, refusalStatus, stalledByClient } from '../../../common/refusal-reasons.js';
+import { cutStatus, REFUSAL_REASONS, REFUSAL_REASON_NAMES, isRefusalReason, type RefusalReason, refusalGrpcStatus, refusalStatus, stalledByClient, unflushed } from '../../../common/refusal-reasons.js';
 
 const doc = readFileSync(new URL('../../../docs/errors.md', import.meta.url), 'utf8');
 
@@ -40,27 +40,43 @@ describe('refusal reasons', () => {
 });
 
 describe('a deadline cut before the head: one status for HTTP/1.1 and HTTP/2 (audit 30c F1)', () => {
-  test.each<[RefusalReason, boolean, number]>([
-    // The client stalled its own request body: 408, never the upstream's 504.
-    ['stream_idle_timeout', false, 408],
-    ['stream_idle_timeout', true, 504],
-    ['request_timeout', true, 504],
-    ['total_timeout', false, 504],
-    ['total_timeout', true, 504],
-  ])('%s, request complete %s → %i', (reason, complete, status) => {
-    expect(cutStatus(reason, complete)).toBe(status);
+  test.each<[RefusalReason, boolean, boolean, number]>([
+    // The client stalled its own request body (the upstream would take more): 408, never the upstream's 504.
+    ['stream_idle_timeout', false, false, 408],
+    // The upstream stopped reading the body (bytes wait for it, the client is held back): its stall, 504 (audit 32a F1).
+    ['stream_idle_timeout', false, true, 504],
+    ['stream_idle_timeout', true, false, 504],
+    ['stream_idle_timeout', true, true, 504],
+    ['request_timeout', true, false, 504],
+    ['total_timeout', false, false, 504],
+    ['total_timeout', false, true, 504],
+    ['total_timeout', true, false, 504],
+  ])('%s, request complete %s, held upstream %s → %i', (reason, complete, held, status) => {
+    expect(cutStatus(reason, complete, held)).toBe(status);
     // Always one of the statuses docs/errors.md lists for the reason.
     expect(REFUSAL_REASONS[reason].http).toContain(status);
   });
 
-  test.each<[string | undefined, boolean, boolean]>([
-    ['stream_idle_timeout', false, true],
-    ['stream_idle_timeout', true, false],
-    ['request_timeout', false, false],
-    ['total_timeout', false, false],
-    ['downstream_closed', false, false],
-    [undefined, false, false],
-  ])('stalled by the client: flag %s, request complete %s → %s', (flag, complete, stalled) => {
-    expect(stalledByClient(flag, complete)).toBe(stalled);
+  test.each<[string | undefined, boolean, boolean, boolean]>([
+    ['stream_idle_timeout', false, false, true],
+    ['stream_idle_timeout', false, true, false],
+    ['stream_idle_timeout', true, false, false],
+    ['stream_idle_timeout', true, true, false],
+    ['request_timeout', false, false, false],
+    ['total_timeout', false, false, false],
+    ['downstream_closed', false, false, false],
+    [undefined, false, false, false],
+  ])('stalled by the client: flag %s, request complete %s, held upstream %s → %s', (flag, complete, held, stalled) => {
+    expect(stalledByClient(flag, complete, held)).toBe(stalled);
+  });
+
+  test.each<[{ writableLength?: number; writableNeedDrain?: boolean } | undefined, boolean]>([
+    [undefined, false],
+    [{}, false],
+    [{ writableLength: 0, writableNeedDrain: false }, false],
+    [{ writableLength: 1 }, true],
+    [{ writableLength: 0, writableNeedDrain: true }, true],
+  ])('unflushed(%o) → %s', (w, held) => {
+    expect(unflushed(w)).toBe(held);
   });
 });

@@ -114,7 +114,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
     const route = ExchangeRoute.open(deps)!;
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'] };
     forwardStream(stream, out, route, false, t, (r) => {
-      route.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete));
+      route.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete, r.heldUpstream === true));
       results.push(r);
     });
   });

@@ -138,7 +138,7 @@ async function routed(ports: number[], o: { retry?: Partial<RetrySettings>; retr
     defaultPool: false,
     plan,
     // As the listeners do: the exchange's end is its last attempt's outcome.
-    done: (r, ctx) => (ctx as ExchangeRoute<ConnectionPool> | null)?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete)),
+    done: (r, ctx) => (ctx as ExchangeRoute<ConnectionPool> | null)?.end(exchangeOutcome(r.status, r.error, r.responseFlags, undefined, r.requestComplete, r.heldUpstream === true)),
     ...(o.manualBackoff ? { schedule: (ms: number, run: () => void) => backoffs.push({ ms, run }) } : {}),
   });
   return { h, retries, attempts, backoffs, addresses: ports.map((p) => `127.0.0.1:${p}`), pools: () => [...balancer.resources()] };

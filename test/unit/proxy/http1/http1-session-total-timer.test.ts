@@ -157,7 +157,7 @@ describe('retries within the total', () => {
       const route = ExchangeRoute.open({ service: 'api', pick: (x) => balancer.pick(x), budget, retry, headTimeoutMs: 60_000, nowMs: () => h().clock.now, random: () => 0.5, onRetry: (_s, reason) => retried.push(reason), onAttempt: () => undefined, onLatency: () => undefined })!;
       return { forward: true, add: '', route, replayBodyBytes: retry.bufferBytes, totalTimeoutMs, context: route };
     };
-    const r = await withTimers(0, { defaultPool: false, plan, done: (rec, ctx) => (ctx as ExchangeRoute<ConnectionPool>).end(exchangeOutcome(rec.status, rec.error, rec.responseFlags, undefined, rec.requestComplete)), schedule: (ms, run) => backoffs.push({ ms, run }) });
+    const r = await withTimers(0, { defaultPool: false, plan, done: (rec, ctx) => (ctx as ExchangeRoute<ConnectionPool>).end(exchangeOutcome(rec.status, rec.error, rec.responseFlags, undefined, rec.requestComplete, rec.heldUpstream === true)), schedule: (ms, run) => backoffs.push({ ms, run }) });
     const h = () => r.h;
     return { ...r, backoffs, retried };
   }

@@ -6,7 +6,7 @@ import { TesseraError } from '../../../../common/errors.js';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
 import { DEFAULT_ROUTING, type RetrySettings, type RoutingSettings } from '../../../../proxy/src/config/routing-config.js';
 import { EndpointBalancer } from '../../../../proxy/src/routing/endpoint-balancer.js';
-import { attemptTimeout, ExchangeRoute, connectFailureReason, exchangeOutcome, type RetryReason, type RouteDeps, retryableMethod, tunnelOutcome } from '../../../../proxy/src/routing/exchange-route.js';
+import { attemptTimeout, type ExchangeEnd, ExchangeRoute, connectFailureReason, exchangeOutcome, type RetryReason, type RouteDeps, retryableMethod, tunnelOutcome } from '../../../../proxy/src/routing/exchange-route.js';
 import type { AttemptOutcome } from '../../../../proxy/src/routing/lease.js';
 import { RetryBudget } from '../../../../proxy/src/routing/retry-budget.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -371,19 +371,24 @@ describe('reports', () => {
 describe('exchangeOutcome', () => {
   // A stream_idle_timeout while the client's own request body was incomplete (HTTP 408, gRPC DEADLINE_EXCEEDED) is
   // the client's stall: cancelled, neither the endpoint's failure nor a success that resets its count (audit 30c F1).
-  test.each<[number, string | undefined, string | undefined, string | undefined, boolean, AttemptOutcome]>([
-    [408, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, 'cancelled'],
-    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, 'cancelled'],
-    [200, 'stream_idle_timeout', 'stream_idle_timeout', '4', false, 'cancelled'],
-    [200, undefined, 'stream_idle_timeout', undefined, false, 'cancelled'],
+  test.each<[number, string | undefined, string | undefined, string | undefined, boolean, boolean, ExchangeEnd]>([
+    [408, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, false, 'cancelled'],
+    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, false, 'cancelled'],
+    [200, 'stream_idle_timeout', 'stream_idle_timeout', '4', false, false, 'cancelled'],
+    [200, undefined, 'stream_idle_timeout', undefined, false, false, 'cancelled'],
+    // The body was held back by the upstream (it stopped reading it): the endpoint's stall, `timeout` (audit 32a F1).
+    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, true, 'upstream_stalled'],
+    [200, 'stream_idle_timeout', 'stream_idle_timeout', '4', false, true, 'upstream_stalled'],
     // The whole request was sent and the upstream went quiet: as before.
-    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, true, 'status_5xx'],
-    [200, undefined, 'stream_idle_timeout', undefined, true, 'success'],
+    [504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, true, false, 'status_5xx'],
+    [200, undefined, 'stream_idle_timeout', undefined, true, false, 'success'],
     // An incomplete request says nothing by itself: a 5xx or a reset while the body was still coming is the endpoint's.
-    [503, undefined, undefined, undefined, false, 'status_5xx'],
-    [502, 'upstream_reset', 'upstream_closed', undefined, false, 'reset'],
-  ])('status %i, error %s, flag %s, grpc-status %s, request complete %s → %s', (status, error, flag, grpcStatus, complete, outcome) => {
-    expect(exchangeOutcome(status, error, flag, grpcStatus, complete)).toBe(outcome);
+    [503, undefined, undefined, undefined, false, false, 'status_5xx'],
+    [502, 'upstream_reset', 'upstream_closed', undefined, false, false, 'reset'],
+    // The client leaving while bytes waited upstream is still the client's.
+    [499, 'downstream_reset', 'downstream_closed', undefined, false, true, 'cancelled'],
+  ])('status %i, error %s, flag %s, grpc-status %s, request complete %s, held upstream %s → %s', (status, error, flag, grpcStatus, complete, held, outcome) => {
+    expect(exchangeOutcome(status, error, flag, grpcStatus, complete, held)).toBe(outcome);
   });
 
   test.each<[number, string | undefined, string | undefined, AttemptOutcome]>([
@@ -409,7 +414,7 @@ describe('exchangeOutcome', () => {
     // The client leaving wins over what the upstream did meanwhile.
     [502, 'upstream_reset', 'downstream_closed', 'cancelled'],
   ])('status %i, error %s, flag %s → %s', (status, error, flag, outcome) => {
-    expect(exchangeOutcome(status, error, flag, undefined, true)).toBe(outcome);
+    expect(exchangeOutcome(status, error, flag, undefined, true, false)).toBe(outcome);
   });
 
   test.each<[number, string | undefined, string | undefined, string | undefined, AttemptOutcome]>([
@@ -430,7 +435,7 @@ describe('exchangeOutcome', () => {
     [200, undefined, 'upstream_closed', '14', 'reset'],
     [503, undefined, undefined, '14', 'status_5xx'],
   ])('gRPC: status %i, error %s, flag %s, grpc-status %s → %s', (status, error, flag, grpcStatus, outcome) => {
-    expect(exchangeOutcome(status, error, flag, grpcStatus, true)).toBe(outcome);
+    expect(exchangeOutcome(status, error, flag, grpcStatus, true, false)).toBe(outcome);
   });
 });
 
@@ -494,7 +499,7 @@ describe('a head deadline shared by the exchange: charged only to an attempt tha
     s.time.advance(next.delayMs);
     route.dispatched();
     s.time.advance(1000 - 985 - next.delayMs);
-    route.end(exchangeOutcome(504, 'request_timeout', 'request_timeout', undefined, true));
+    route.end(exchangeOutcome(504, 'request_timeout', 'request_timeout', undefined, true, false));
     expect(s.attempts).toEqual([
       [SERVICE, first, 'status_5xx'],
       [SERVICE, next.lease.address, 'cancelled'],
@@ -504,5 +509,20 @@ describe('a head deadline shared by the exchange: charged only to an attempt tha
     s.time.advance(1000);
     one.end('timeout');
     expect(s.attempts.at(-1)).toEqual([SERVICE, one.address, 'timeout']);
+  });
+
+  test('an endpoint that stopped reading the body is charged `timeout` however little of the head deadline passed (audit 32a F1)', () => {
+    const s = setup({ endpoints: 1, headTimeoutMs: 15_000 });
+    const route = open(s.deps);
+    route.dispatched();
+    s.time.advance(1000);
+    route.end(exchangeOutcome(504, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, true));
+    expect(s.attempts.at(-1)).toEqual([SERVICE, route.address, 'timeout']);
+    // The client's own stall, at the same moment: nothing charged.
+    const mine = open(s.deps);
+    mine.dispatched();
+    s.time.advance(1000);
+    mine.end(exchangeOutcome(408, 'stream_idle_timeout', 'stream_idle_timeout', undefined, false, false));
+    expect(s.attempts.at(-1)).toEqual([SERVICE, mine.address, 'cancelled']);
   });
 });

@@ -1,0 +1,140 @@
+// Outlier attribution across a mesh hop (real processes: control plane, a healthy replica r0, a broken replica
+// "bad" on 127.0.0.9, the caller; audit 32a F1 and F2). An app that stops reading request bodies holds the client
+// back (backpressure): the caller's stream idle cut is that endpoint's stall, 504 and `timeout`, so it is ejected;
+// a client that stalls its own upload is still answered 408 and charges nothing. And an app that resets every TCP
+// connection: its replica's proxy resets the mesh tunnel in turn, so the caller counts 502 `reset` and ejects it.
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import { afterAll, describe, expect, test } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { API_ID, Mesh, SERVICE, SERVICE_TCP, tcpRead } from '../helpers/mesh-replicas.js';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
+import { makeTempDir } from '../helpers/run.js';
+import { until } from '../helpers/until.js';
+
+const BAD_HOST = '127.0.0.9';
+const OUTLIER = 'routing: { outlier: { consecutiveFailures: 3, baseEjectionTime: 60s } }\n';
+const cleanups: (() => Promise<void>)[] = [];
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+/** A TCP app on 127.0.0.1 whose connections `onConn` handles; closed (its connections destroyed) after the file. */
+async function badApp(onConn: (s: Socket) => void): Promise<number> {
+  const socks = new Set<Socket>();
+  const server: Server = createServer((s) => {
+    socks.add(s);
+    s.on('error', () => undefined);
+    onConn(s);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(async () => {
+    for (const s of socks) s.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as { port: number }).port;
+}
+
+async function meshWithBad(clientTail: string, tcp: boolean, inbound: (appPort: number, port: number) => string, app: (s: Socket) => void): Promise<Mesh> {
+  const { dir, cleanup } = await makeTempDir();
+  cleanups.push(cleanup);
+  const mesh = await Mesh.start(dir, { replicas: 1, tcp, clientTail });
+  cleanups.push(() => mesh.close());
+  const appPort = await badApp(app);
+  await mesh.startProxy('bad', API_ID, `inbound:\n${inbound(appPort, await freePort(BAD_HOST))}`);
+  const listener = tcp ? 'api-tcp' : 'api';
+  await until('the caller knows both endpoints', async () => (await mesh.endpoints(listener)).length === 2, 30_000, 100);
+  return mesh;
+}
+
+/** A POST of `total` body bytes of which the client sends `send` as fast as it is let, then waits: the answer's status line and replica. */
+function post(port: number, total: number, send: number): Promise<string> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    let over = false;
+    const end = () => {
+      if (over) return;
+      over = true;
+      sock.destroy();
+      resolve(`${got.split('\r\n')[0]?.slice(9, 12) || 'none'} ${/x-replica: (\w+)/i.exec(got)?.[1] ?? '-'}`);
+    };
+    sock.on('data', (d: Buffer) => {
+      got += d;
+      if (got.includes('\r\n\r\n')) setTimeout(end, 20);
+    });
+    sock.on('error', end);
+    sock.on('close', end);
+    setTimeout(end, 15_000);
+    sock.write(`POST /up HTTP/1.1\r\nHost: api\r\ncontent-length: ${total}\r\n\r\n`);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    const pump = () => {
+      while (!over && !got && sent < send) {
+        const n = Math.min(chunk.length, send - sent);
+        sent += n;
+        if (!sock.write(chunk.subarray(0, n))) return void sock.once('drain', pump);
+      }
+    };
+    pump();
+  });
+}
+
+describe('HTTP/1.1: an app that stops reading request bodies (audit 32a F1)', () => {
+  let mesh: Mesh;
+
+  test('its stall is the endpoint\'s: 504, charged `timeout`, ejected; the healthy replica then takes every request', async () => {
+    mesh = await meshWithBad(`${OUTLIER}limits: { streamIdleTimeout: 1s }\n`, false, (app, port) => `  - { name: app, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, service: ${SERVICE} }\n`, (s) => s.once('data', () => s.pause()));
+    const port = mesh.port('api');
+    const seen: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      seen.push(...(await Promise.all(Array.from({ length: 4 }, () => post(port, 64 << 20, 64 << 20)))));
+      if ((await mesh.endpoints('api')).some((e) => e.address.startsWith(BAD_HOST) && e.state === 'ejected')) break;
+    }
+    const bad = (await mesh.endpoints('api')).find((e) => e.address.startsWith(BAD_HOST));
+    expect(bad?.state, seen.join(',')).toBe('ejected');
+    // The bad endpoint's requests were answered 504 (its stall), never 408 (the client's).
+    expect(seen.filter((s) => s.startsWith('408'))).toEqual([]);
+    expect(seen.filter((s) => s.startsWith('504')).length).toBeGreaterThanOrEqual(3);
+    const m = await metricsText(mesh.client.admin);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { service: SERVICE, outcome: 'timeout' })).toBeGreaterThanOrEqual(3);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { service: SERVICE, outcome: 'cancelled' })).toBe(0);
+    // Ejected: the next requests (small, whole) all go to r0.
+    const after = await Promise.all(Array.from({ length: 4 }, () => post(port, 1000, 1000)));
+    expect(after).toEqual(['200 r0', '200 r0', '200 r0', '200 r0']);
+  }, 120_000);
+
+  test('a client that really stalls its upload (the upstream would take more) is still answered 408 and charges nothing', async () => {
+    const port = mesh.port('api');
+    const before = sumSeries(await metricsText(mesh.client.admin), 'tessera_endpoint_requests_total', { service: SERVICE, outcome: 'timeout' });
+    const answers = await Promise.all(Array.from({ length: 4 }, () => post(port, 1 << 20, 1024)));
+    expect(answers).toEqual(['408 -', '408 -', '408 -', '408 -']);
+    const m = await metricsText(mesh.client.admin);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { service: SERVICE, outcome: 'timeout' })).toBe(before);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { service: SERVICE, outcome: 'cancelled' })).toBe(4);
+    const r0 = (await mesh.endpoints('api')).find((e) => !e.address.startsWith(BAD_HOST));
+    expect(r0?.state).toBe('ready');
+  }, 60_000);
+});
+
+describe('TCP: an app that resets every connection (audit 32a F2)', () => {
+  test('the reset crosses the mesh hop: the caller counts 502 `reset` and ejects the endpoint; clean ends stay 200', async () => {
+    const mesh = await meshWithBad(OUTLIER, true, (app, port) => `  - { name: tcp, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, protocol: tcp, service: ${SERVICE_TCP} }\n`, (s) => s.once('data', () => s.resetAndDestroy()));
+    const port = mesh.port('api-tcp');
+    const seen: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      seen.push(await tcpRead(port, 'hello\n', 5_000).catch((e: NodeJS.ErrnoException) => `[${e.code}]`));
+      if ((await mesh.endpoints('api-tcp')).some((e) => e.address.startsWith(BAD_HOST) && e.state === 'ejected')) break;
+    }
+    const bad = (await mesh.endpoints('api-tcp')).find((e) => e.address.startsWith(BAD_HOST));
+    expect(bad?.state, seen.join(',')).toBe('ejected');
+    // The caller's client saw the reset too, never a clean empty end.
+    expect(seen.filter((s) => s !== 'r0').every((s) => s === '[ECONNRESET]'), seen.join(',')).toBe(true);
+    const m = await metricsText(mesh.client.admin);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { service: SERVICE_TCP, outcome: 'reset' })).toBeGreaterThanOrEqual(3);
+    expect(sumSeries(m, 'tessera_requests_total', { protocol: 'tcp', code: '502' })).toBeGreaterThanOrEqual(3);
+    // r0's tunnels, ended cleanly by its app, stay successes; and once bad is ejected every tunnel is r0's.
+    expect(sumSeries(m, 'tessera_requests_total', { protocol: 'tcp', code: '200' })).toBe(seen.filter((s) => s === 'r0').length);
+    for (let i = 0; i < 4; i++) expect(await tcpRead(port, 'hello\n')).toBe('r0');
+  }, 120_000);
+});
