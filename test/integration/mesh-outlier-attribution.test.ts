@@ -1,12 +1,14 @@
 // Outlier attribution across a mesh hop (real processes: control plane, a healthy replica r0, a broken replica
 // "bad" on 127.0.0.9, the caller; audit 32a F1 and F2). An app that stops reading request bodies holds the client
 // back (backpressure): the caller's stream idle cut is that endpoint's stall, 504 and `timeout`, so it is ejected;
-// a client that stalls its own upload is still answered 408 and charges nothing. And an app that resets every TCP
+// a client that stalls its own upload is still answered 408 and charges nothing; over HTTP/1.1 and HTTP/2 (flow
+// control is the backpressure there). And an app that resets every TCP
 // connection: its replica's proxy resets the mesh tunnel in turn, so the caller counts 502 `reset` and ejects it.
+import { connect as h2connect, createServer as createH2Server, type ServerHttp2Stream } from 'node:http2';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, test } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
-import { API_ID, Mesh, SERVICE, SERVICE_TCP, tcpRead } from '../helpers/mesh-replicas.js';
+import { API_ID, Mesh, SERVICE, SERVICE_H2, SERVICE_TCP, tcpRead } from '../helpers/mesh-replicas.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
@@ -35,14 +37,13 @@ async function badApp(onConn: (s: Socket) => void): Promise<number> {
   return (server.address() as { port: number }).port;
 }
 
-async function meshWithBad(clientTail: string, tcp: boolean, inbound: (appPort: number, port: number) => string, app: (s: Socket) => void): Promise<Mesh> {
+async function meshWithBad(clientTail: string, listener: 'api' | 'api-h2' | 'api-tcp', inbound: (appPort: number, port: number) => string, app: ((s: Socket) => void) | number): Promise<Mesh> {
   const { dir, cleanup } = await makeTempDir();
   cleanups.push(cleanup);
-  const mesh = await Mesh.start(dir, { replicas: 1, tcp, clientTail });
+  const mesh = await Mesh.start(dir, { replicas: 1, tcp: listener === 'api-tcp', h2: listener === 'api-h2', clientTail });
   cleanups.push(() => mesh.close());
-  const appPort = await badApp(app);
+  const appPort = typeof app === 'number' ? app : await badApp(app);
   await mesh.startProxy('bad', API_ID, `inbound:\n${inbound(appPort, await freePort(BAD_HOST))}`);
-  const listener = tcp ? 'api-tcp' : 'api';
   await until('the caller knows both endpoints', async () => (await mesh.endpoints(listener)).length === 2, 30_000, 100);
   return mesh;
 }
@@ -84,7 +85,7 @@ describe('HTTP/1.1: an app that stops reading request bodies (audit 32a F1)', ()
   let mesh: Mesh;
 
   test('its stall is the endpoint\'s: 504, charged `timeout`, ejected; the healthy replica then takes every request', async () => {
-    mesh = await meshWithBad(`${OUTLIER}limits: { streamIdleTimeout: 1s }\n`, false, (app, port) => `  - { name: app, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, service: ${SERVICE} }\n`, (s) => s.once('data', () => s.pause()));
+    mesh = await meshWithBad(`${OUTLIER}limits: { streamIdleTimeout: 1s }\n`, 'api', (app, port) => `  - { name: app, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, service: ${SERVICE} }\n`, (s) => s.once('data', () => s.pause()));
     const port = mesh.port('api');
     const seen: string[] = [];
     for (let round = 0; round < 6; round++) {
@@ -119,7 +120,7 @@ describe('HTTP/1.1: an app that stops reading request bodies (audit 32a F1)', ()
 
 describe('TCP: an app that resets every connection (audit 32a F2)', () => {
   test('the reset crosses the mesh hop: the caller counts 502 `reset` and ejects the endpoint; clean ends stay 200', async () => {
-    const mesh = await meshWithBad(OUTLIER, true, (app, port) => `  - { name: tcp, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, protocol: tcp, service: ${SERVICE_TCP} }\n`, (s) => s.once('data', () => s.resetAndDestroy()));
+    const mesh = await meshWithBad(OUTLIER, 'api-tcp', (app, port) => `  - { name: tcp, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, protocol: tcp, service: ${SERVICE_TCP} }\n`, (s) => s.once('data', () => s.resetAndDestroy()));
     const port = mesh.port('api-tcp');
     const seen: string[] = [];
     for (let i = 0; i < 30; i++) {
@@ -136,5 +137,81 @@ describe('TCP: an app that resets every connection (audit 32a F2)', () => {
     // r0's tunnels, ended cleanly by its app, stay successes; and once bad is ejected every tunnel is r0's.
     expect(sumSeries(m, 'tessera_requests_total', { protocol: 'tcp', code: '200' })).toBe(seen.filter((s) => s === 'r0').length);
     for (let i = 0; i < 4; i++) expect(await tcpRead(port, 'hello\n')).toBe('r0');
+  }, 120_000);
+});
+
+/** An h2c app that takes each stream's head and never reads its body (flow control holds the caller back). */
+async function noReadH2App(): Promise<number> {
+  const streams = new Set<ServerHttp2Stream>();
+  const server = createH2Server();
+  server.on('stream', (stream) => {
+    streams.add(stream);
+    stream.on('error', () => undefined);
+    stream.pause();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  cleanups.push(async () => {
+    for (const st of streams) st.destroy();
+    await new Promise<void>((r) => server.close(() => r()));
+  });
+  return (server.address() as { port: number }).port;
+}
+
+/** An HTTP/2 POST of `total` bytes, of which `send` are written as fast as flow control lets: the answer's status and replica. */
+function h2post(port: number, total: number, send: number): Promise<string> {
+  return new Promise((resolve) => {
+    const session = h2connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => undefined);
+    const stream = session.request({ ':method': 'POST', ':path': '/up', 'content-length': String(total) });
+    let over = false;
+    const end = (r: string) => {
+      if (over) return;
+      over = true;
+      session.destroy();
+      resolve(r);
+    };
+    stream.on('response', (h) => end(`${h[':status']} ${h['x-replica'] ?? '-'}`));
+    stream.on('error', () => end('error'));
+    stream.on('close', () => end('closed'));
+    setTimeout(() => end('none'), 15_000);
+    const chunk = Buffer.alloc(64 * 1024, 0x61);
+    let sent = 0;
+    const pump = () => {
+      while (!over && sent < send) {
+        const n = Math.min(chunk.length, send - sent);
+        sent += n;
+        if (!stream.write(chunk.subarray(0, n))) return void stream.once('drain', pump);
+      }
+      if (!over && sent === total) stream.end();
+    };
+    pump();
+  });
+}
+
+describe('HTTP/2 (forwardStream): an app that stops reading request bodies (audit 32a F1)', () => {
+  test('504, charged `timeout`, ejected; a client that stalls its own upload is still 408 and charges nothing', async () => {
+    const mesh = await meshWithBad(`${OUTLIER}limits: { streamIdleTimeout: 1s }\n`, 'api-h2', (app, port) => `  - { name: h2, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${app}, protocol: http2, service: ${SERVICE_H2} }\n`, await noReadH2App());
+    const port = mesh.port('api-h2');
+    const seen: string[] = [];
+    for (let round = 0; round < 6; round++) {
+      seen.push(...(await Promise.all(Array.from({ length: 4 }, () => h2post(port, 32 << 20, 32 << 20)))));
+      if ((await mesh.endpoints('api-h2')).some((e) => e.address.startsWith(BAD_HOST) && e.state === 'ejected')) break;
+    }
+    const bad = (await mesh.endpoints('api-h2')).find((e) => e.address.startsWith(BAD_HOST));
+    expect(bad?.state, seen.join(',')).toBe('ejected');
+    // The bad endpoint's streams were answered 504 (its stall), never 408 (the client's); r0's whole uploads 200.
+    expect(seen.filter((s) => !['504 -', '200 r0'].includes(s)), seen.join(',')).toEqual([]);
+    let m = await metricsText(mesh.client.admin);
+    const badSeries = { service: SERVICE_H2, endpoint: bad!.address };
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { ...badSeries, outcome: 'timeout' })).toBeGreaterThanOrEqual(3);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { ...badSeries, outcome: 'cancelled' })).toBe(0);
+    // Now every stream goes to r0, whose app reads: a client that sends 1 KiB of 1 MiB and stops is the one that stalled.
+    const r0Series = { service: SERVICE_H2, endpoint: (await mesh.endpoints('api-h2')).find((e) => !e.address.startsWith(BAD_HOST))!.address };
+    const before = sumSeries(m, 'tessera_endpoint_requests_total', { ...r0Series, outcome: 'cancelled' });
+    expect(await Promise.all([h2post(port, 1 << 20, 1024), h2post(port, 1 << 20, 1024)])).toEqual(['408 -', '408 -']);
+    m = await metricsText(mesh.client.admin);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { ...r0Series, outcome: 'cancelled' })).toBe(before + 2);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { ...r0Series, outcome: 'timeout' })).toBe(0);
+    expect((await mesh.endpoints('api-h2')).find((e) => !e.address.startsWith(BAD_HOST))?.state).toBe('ready');
   }, 120_000);
 });
