@@ -5,6 +5,7 @@
 // control is the backpressure there). And an app that resets every TCP
 // connection: its replica's proxy resets the mesh tunnel in turn, so the caller counts 502 `reset` and ejects it.
 import { connect as h2connect, createServer as createH2Server, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { afterAll, describe, expect, test } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
@@ -214,4 +215,46 @@ describe('HTTP/2 (forwardStream): an app that stops reading request bodies (audi
     expect(sumSeries(m, 'tessera_endpoint_requests_total', { ...r0Series, outcome: 'timeout' })).toBe(0);
     expect((await mesh.endpoints('api-h2')).find((e) => !e.address.startsWith(BAD_HOST))?.state).toBe('ready');
   }, 120_000);
+});
+
+describe('HTTP/1.1: a client that uploads to an echo app and never reads the echo (audit 33a F1)', () => {
+  test('its own stall, though body bytes wait for the app: nothing waits there but for the client; not charged, never ejected', async () => {
+    // A healthy app that streams the body back as it reads it: once the client stops reading, the echo fills the
+    // path back, the app stops reading, and body bytes wait for it too. The client holds everything back.
+    const echo = createHttpServer((req, res) => {
+      res.writeHead(200, { 'x-replica': 'echo' });
+      req.pipe(res);
+    });
+    await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
+    cleanups.push(async () => {
+      echo.closeAllConnections();
+      await new Promise<void>((r) => echo.close(() => r()));
+    });
+    const mesh = await meshWithBad(`${OUTLIER}limits: { streamIdleTimeout: 2s }\n`, 'api', (appPort, port) => `  - { name: app, listen: ${BAD_HOST}:${port}, forwardTo: 127.0.0.1:${appPort}, service: ${SERVICE} }\n`, (echo.address() as { port: number }).port);
+    const port = mesh.port('api');
+    const hostile = () =>
+      new Promise<void>((resolve) => {
+        const sock = connect(port, '127.0.0.1');
+        sock.pause(); // never reads the echo
+        const chunk = Buffer.alloc(256 * 1024, 0x61);
+        let over = false;
+        const end = () => {
+          over = true;
+          sock.destroy();
+          resolve();
+        };
+        sock.on('error', end);
+        sock.on('close', end);
+        setTimeout(end, 8_000);
+        sock.write(`POST /up HTTP/1.1\r\nHost: api\r\ncontent-length: ${256 << 20}\r\n\r\n`);
+        const pump = () => {
+          while (!over) if (!sock.write(chunk)) return void sock.once('drain', pump);
+        };
+        pump();
+      });
+    for (let round = 0; round < 2; round++) await Promise.all(Array.from({ length: 4 }, hostile));
+    const m = await metricsText(mesh.client.admin);
+    expect(sumSeries(m, 'tessera_endpoint_requests_total', { service: SERVICE, outcome: 'timeout' })).toBe(0);
+    expect((await mesh.endpoints('api')).every((e) => e.state !== 'ejected')).toBe(true);
+  }, 90_000);
 });

@@ -81,8 +81,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     // The client's stream first: once the upstream request is destroyed its response may end, and a pipe
     // would then end the client's stream cleanly (a cut must look like one).
     upRes?.unpipe();
-    // 408: the client's body stalled; 504: the app stopped reading it (bytes unflushed on the upstream request).
-    if (canRespond(stream)) local(cutStatus(reason, endedCleanly(stream), unflushed(upReq)), reason);
+    // 408: the client's body stalled; 504: the app stopped reading it (bytes unflushed on the upstream request while
+    // nothing waits for the client).
+    if (canRespond(stream)) local(cutStatus(reason, endedCleanly(stream), unflushed(upReq) && !unflushed(stream)), reason);
     else {
       // RST_STREAM INTERNAL_ERROR. Not close(CANCEL): on a stream whose request has ended, Node sends END_STREAM
       // before the RST and the client would take the cut for a complete response.

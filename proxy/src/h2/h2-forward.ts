@@ -153,8 +153,9 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     if (finished) return;
     cut = true;
     flag = reason;
-    // The upstream stream still holds body bytes (it stopped reading; the pipe paused the client): its stall.
-    heldUpstream = unflushed(req);
+    // The upstream stream still holds body bytes (it stopped reading; the pipe paused the client): its stall —
+    // unless answers wait for the client (a full window, an unread stream): then the client held everything back.
+    heldUpstream = unflushed(req) && !unflushed(stream);
     t.onCut?.(reason);
     if (canRespond(stream)) {
       // 408 for a client that stalled its own body, as HTTP/1.1 answers it (cutStatus); 504 if the upstream held it.

@@ -109,12 +109,16 @@ export class Http1Exchange {
     this.bytesIn = init.head.length;
   }
 
-  /** The first flag set wins: it says who or what ended the exchange first. */
-  mark(flag: ExchangeFlag): void {
+  /**
+   * The first flag set wins: it says who or what ended the exchange first. `clientBehind`: the client is not reading
+   * what it was sent, which is what holds the upstream back then (an echo the client stopped reading).
+   */
+  mark(flag: ExchangeFlag, clientBehind = false): void {
     if (this.flag) return;
     this.flag = flag;
-    // Who stalled, as the first cause found it (stalledByClient): the upstream, when request bytes wait for it.
-    this.heldUpstream = this.requestHeld();
+    // Who stalled, as the first cause found it (stalledByClient): the upstream, when request bytes wait for it and
+    // nothing waits for the client.
+    this.heldUpstream = !clientBehind && this.requestHeld();
   }
 
   /**

@@ -81,7 +81,7 @@ export class Http1Session implements UpstreamOwner {
     const flag = ex.expiredAt(now, this.#o.limits.streamIdleTimeoutMs);
     if (!flag) return;
     this.#o.hooks.rejected(flag);
-    ex.mark(flag);
+    ex.mark(flag, this.#client.full);
     if (this.#tunnel) return void this.#tunnel.end(false);
     // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one or holds the
     // body back (mark: heldUpstream; cutStatus, as HTTP/2 decides it). Destroyed after the answer, as above.
