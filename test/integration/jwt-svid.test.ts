@@ -13,6 +13,7 @@ import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { type JwtSvidsMsg, type WorkloadApi, connectWorkloadApi, unaryCall, workloadMetadata } from '../helpers/workload-api-client.js';
+import { highSTwin } from '../helpers/jwt-high-s.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 let cleanup: () => Promise<void>;
@@ -184,11 +185,7 @@ describe('the CLI', () => {
 
     // The high-S twin (r, n − s) of the token: the second spelling of it, refused as ValidateJWTSVID refuses it;
     // --any-s takes it (a token of an issuer that signs either S).
-    const [h, c, sig] = token.split('.') as [string, string, string];
-    const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
-    const raw = Buffer.from(sig, 'base64url');
-    const s = BigInt(`0x${raw.subarray(32).toString('hex')}`);
-    const twin = `${h}.${c}.${Buffer.concat([raw.subarray(0, 32), Buffer.from((N - s).toString(16).padStart(64, '0'), 'hex')]).toString('base64url')}`;
+    const twin = highSTwin(token);
     const highS = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', twin]);
     expect(highS.code).toBe(1);
     expect(JSON.parse(highS.stdout)).toMatchObject({ valid: false, reason: 'malformed', code: 'TESSERA_ERR_JWT_SVID_MALFORMED' });

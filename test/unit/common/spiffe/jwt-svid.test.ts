@@ -6,6 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { type JwtBundleSet, jwtRefusalReason, signJwtSvid, validateJwtSvid } from '../../../../common/spiffe/jwt-svid.js';
 import { jwtAuthorityJwk } from '../../../../common/spiffe/spiffe-bundle.js';
+import { highSTwin, isLowS } from '../../../helpers/jwt-high-s.js';
 
 const NOW = Date.parse('2026-06-01T12:00:00Z');
 const ID = 'spiffe://example.org/ns/default/sa/api';
@@ -131,27 +132,23 @@ describe('validateJwtSvid refuses each bad-input family with its code', () => {
   });
 
   test('one token has one spelling: a high-S twin (r, n − s) of a token of a low-S trust domain is refused; of another domain, taken', () => {
-    const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
     const lowS = new Set(['example.org']);
     // Every token Tessera signs has a low S (16 tries: a random S is high half the time, so an unnormalized signer
     // would show one here with near certainty).
     for (let i = 0; i < 16; i++) {
-      const [h, c, sig] = good({ issuedAtMs: NOW + i * 1000 }).split('.') as [string, string, string];
-      const raw = Buffer.from(sig, 'base64url');
-      const sVal = BigInt(`0x${raw.subarray(32).toString('hex')}`);
-      expect(sVal <= N >> 1n).toBe(true);
-      const twin = Buffer.concat([raw.subarray(0, 32), Buffer.from((N - sVal).toString(16).padStart(64, '0'), 'hex')]).toString('base64url');
-      const token = `${h}.${c}.${twin}`;
+      const token = good({ issuedAtMs: NOW + i * 1000 });
+      expect(isLowS(token)).toBe(true);
+      const twin = highSTwin(token);
       // The twin verifies (ECDSA's malleability): only the low-S rule tells it apart.
-      expect(refusal(token)).toBe('valid');
+      expect(refusal(twin)).toBe('valid');
       let code = 'valid';
       try {
-        validateJwtSvid(token, 'svc-a', bundles, NOW, undefined, lowS);
+        validateJwtSvid(twin, 'svc-a', bundles, NOW, undefined, lowS);
       } catch (e) {
         code = isTesseraError(e) ? e.code : 'thrown';
       }
       expect(code).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
-      expect(validateJwtSvid(`${h}.${c}.${sig}`, 'svc-a', bundles, NOW, undefined, lowS).spiffeId.toString()).toBe(ID);
+      expect(validateJwtSvid(token, 'svc-a', bundles, NOW, undefined, lowS).spiffeId.toString()).toBe(ID);
     }
   });
 

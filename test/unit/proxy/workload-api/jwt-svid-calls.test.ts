@@ -13,6 +13,7 @@ import { JwtBundleHolder } from '../../../../proxy/src/identity/jwt-bundle-holde
 import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { REPO_ROOT, makeTempDir } from '../../../helpers/run.js';
+import { highSTwin } from '../../../helpers/jwt-high-s.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/api';
 const k1 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -143,13 +144,8 @@ test("once the proxy's own ID is banned, FetchJWTSVID hands out no token, not ev
 
 test("a token of the proxy's own trust domain validates in its low-S spelling only; its high-S twin is malformed", async () => {
   const token = await fetchToken(['x']);
-  const [h, c, sig] = token.split('.') as [string, string, string];
-  const N = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
-  const raw = Buffer.from(sig, 'base64url');
-  const sVal = BigInt(`0x${raw.subarray(32).toString('hex')}`);
-  const twin = Buffer.concat([raw.subarray(0, 32), Buffer.from((N - sVal).toString(16).padStart(64, '0'), 'hex')]).toString('base64url');
   expect((await unary('ValidateJWTSVID', { audience: 'x', svid: token })).err).toBeNull();
-  const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid: `${h}.${c}.${twin}` });
+  const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid: highSTwin(token) });
   expect(err?.code).toBe(grpc.status.INVALID_ARGUMENT);
   expect(err?.details).toMatch(/^TESSERA_ERR_JWT_SVID_MALFORMED: .*low-S/);
 });
