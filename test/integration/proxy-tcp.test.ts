@@ -153,6 +153,38 @@ describe('TCP through two sidecars', () => {
   });
 });
 
+describe('every connection is counted', () => {
+  test('clients that reset at once, while the upstream is still being had, are each counted (499), none lost', async () => {
+    const outbound = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${webProxy.admin}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('tessera_requests_total{') && l.includes('direction="outbound"') && l.includes('protocol="tcp"'))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    };
+    const before = await outbound();
+    const N = 20;
+    await Promise.all(
+      Array.from(
+        { length: N },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = net.connect(webOutbound, '127.0.0.1', () => {
+              s.write('hello\n');
+              s.resetAndDestroy();
+            });
+            s.on('error', () => undefined);
+            s.on('close', () => resolve());
+          }),
+      ),
+    );
+    // Before 2026-12-06 one that left before the mTLS connection upstream was up was not counted at all (0 of 20).
+    const deadline = Date.now() + 10_000;
+    while ((await outbound()) < before + N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(await outbound()).toBe(before + N);
+  });
+});
+
 describe('authorization at L4', () => {
   test('a caller the policy does not allow is closed before the app accepts a connection or a byte', async () => {
     const other = await ca.mintSvid(OTHER);

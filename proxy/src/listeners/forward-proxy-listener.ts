@@ -162,9 +162,10 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
         return;
       }
       if (socket.destroyed) {
+        // The client left while the upstream was being had: counted as its reset (499), as once the tunnel is up.
         route.end('cancelled');
         up.destroy();
-        return;
+        return log(tunnelStatus('downstream_reset'), 0, 0, resumed ?? false, 'downstream_reset');
       }
       socket.write(ESTABLISHED);
       if (early) up.write(early);

@@ -160,9 +160,10 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
         return log(502, 0, 0, false, 'upstream_unavailable');
       }
       if (socket.destroyed) {
+        // The client left while the upstream was being had: its exchange ends here, counted as its reset (499).
         route?.end('cancelled');
         up.destroy();
-        return;
+        return log(tunnelStatus('downstream_reset'), 0, 0, resumed ?? false, 'downstream_reset');
       }
       socket.resume();
       relay(socket, up, d.limits.idleTimeoutMs, (r) => {
