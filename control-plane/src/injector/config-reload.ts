@@ -1,7 +1,7 @@
 // What a changed `tessera injector` config file means for the running injector (audit 31b N1): the file is read and
 // validated whole, then split into what takes effect at the next admission (the sidecar settings, bundleFile,
 // logLevel) and what the process cannot change without a restart (the bound socket, the watched serving pair).
-import type { InjectorConfig } from './injector-config.js';
+import { changedKeys } from '../../../common/config/changed-keys.js';
 import { type InjectorFileConfig, loadInjectorFileConfig } from './injector-file-config.js';
 
 /** Keys a running injector keeps as it started with: `listen` is a bound socket, the serving pair's paths its TLS context and watcher. */
@@ -20,23 +20,6 @@ export interface InjectorConfigChange {
   readonly needRestart: readonly RestartOnlyKey[];
 }
 
-/** The leaves of a settings object as dotted keys with JSON values, for a key-by-key compare. */
-function leaves(value: unknown, prefix = ''): Map<string, string> {
-  const out = new Map<string, string>();
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    for (const [k, v] of Object.entries(value)) for (const [lk, lv] of leaves(v, prefix ? `${prefix}.${k}` : k)) out.set(lk, lv);
-  } else {
-    out.set(prefix, JSON.stringify(value));
-  }
-  return out;
-}
-
-function changedSettings(before: InjectorConfig, after: InjectorConfig): string[] {
-  const a = leaves(before);
-  const b = leaves(after);
-  return [...new Set([...a.keys(), ...b.keys()])].filter((k) => a.get(k) !== b.get(k)).sort();
-}
-
 /**
  * Compares a freshly parsed file config with the running one. Pure: nothing is applied here. `liveLogLevel`: the
  * logger's level can be set while running (the CLI's pino logger can); otherwise logLevel is restart-only too.
@@ -45,7 +28,7 @@ export function compareInjectorConfig(running: InjectorFileConfig, file: Injecto
   const restartOnly: readonly RestartOnlyKey[] = liveLogLevel ? RESTART_ONLY_KEYS : [...RESTART_ONLY_KEYS, 'logLevel'];
   const needRestart = restartOnly.filter((k) => running[k] !== file[k]);
   const live = (['bundleFile', 'logLevel'] as const).filter((k) => !restartOnly.includes(k as RestartOnlyKey) && running[k] !== file[k]);
-  const applied = [...changedSettings(running.settings, file.settings), ...live];
+  const applied = [...changedKeys(running.settings, file.settings, { nested: true }), ...live];
   const kept = Object.fromEntries(restartOnly.map((k) => [k, running[k]]));
   const next: InjectorFileConfig = Object.freeze({ ...file, ...kept });
   return { next, applied, needRestart };

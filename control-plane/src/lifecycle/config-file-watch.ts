@@ -3,6 +3,7 @@
 // the kubelet, is said out loud rather than silently ignored: which top-level keys differ, or that the file no
 // longer validates (the next start would fail), and the command that applies it. Policies have their own watcher.
 import { readFileSync } from 'node:fs';
+import { changedKeys } from '../../../common/config/changed-keys.js';
 import { describeError } from '../../../common/errors.js';
 import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
 import type { Timers } from '../../../shared-io/timers.js';
@@ -26,13 +27,9 @@ function readText(file: string): string | undefined {
   }
 }
 
-const json = (v: unknown) => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x));
-
 /** Top-level keys whose value differs between two configs (by their JSON). */
 export function changedConfigKeys(running: ControlPlaneConfig, edited: ControlPlaneConfig): string[] {
-  const a = running as unknown as Record<string, unknown>;
-  const b = edited as unknown as Record<string, unknown>;
-  return [...new Set([...Object.keys(a), ...Object.keys(b)])].filter((k) => k !== 'file' && json(a[k]) !== json(b[k])).sort();
+  return changedKeys(running, edited, { nested: false, ignore: ['file'] });
 }
 
 /** Starts watching config.file; logs a warning each time its content changes from what was last seen. */
