@@ -22,6 +22,8 @@ let ca: TestCa;
 let echo: net.Server;
 /** Connections the echo app accepted, and the bytes it received in total. */
 const appStats = { connections: 0, bytes: 0 };
+/** How each app connection ended, by the first word of its payload: 'reset' or 'end'. */
+const appEnds = new Map<string, string>();
 let apiProxy: ProxyProcess;
 let webProxy: ProxyProcess;
 let apiInbound: number;
@@ -33,14 +35,19 @@ function startEcho(): Promise<net.Server> {
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
     appStats.connections++;
     let n = 0;
+    let tag = '';
     s.on('data', (d: Buffer) => {
+      tag ||= d.toString().split(' ')[0]!;
       n += d.length;
       appStats.bytes += d.length;
       s.write(d);
       if (d.includes('quit\n')) s.end();
     });
-    s.on('end', () => setTimeout(() => (s.writableEnded ? s.end() : s.end(`bye:${n}`)), 50));
-    s.on('error', () => undefined);
+    s.on('end', () => {
+      appEnds.set(tag, 'end');
+      setTimeout(() => (s.writableEnded ? s.end() : s.end(`bye:${n}`)), 50);
+    });
+    s.on('error', (e: NodeJS.ErrnoException) => appEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
 }
@@ -182,6 +189,27 @@ describe('every connection is counted', () => {
     const deadline = Date.now() + 10_000;
     while ((await outbound()) < before + N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await outbound()).toBe(before + N);
+  });
+});
+
+describe('a reset crosses both hops', () => {
+  test("a client's reset of an open tunnel reaches the app as a reset, not a clean end, and both sides count it 499", async () => {
+    const inbound499 = async () => Number((await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text()).match(/tessera_requests_total\{[^}]*direction="inbound"[^}]*protocol="tcp"[^}]*code="499"[^}]*\} (\d+)/)?.[1] ?? 0);
+    const before = await inbound499();
+    for (const tag of ['rst-1', 'rst-2', 'rst-3']) {
+      await new Promise<void>((resolve) => {
+        const s = net.connect(webOutbound, '127.0.0.1', () => s.write(`${tag} hello\n`));
+        // The echo proves the tunnel is open end to end; then the client resets it.
+        s.once('data', () => s.resetAndDestroy());
+        s.on('error', () => undefined);
+        s.on('close', () => resolve());
+      });
+      const deadline = Date.now() + 5_000;
+      while (!appEnds.has(tag) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 25));
+      // Before 2026-12-06 the caller's proxy closed its dialled mTLS connection without a reset: the app saw 'end'.
+      expect(appEnds.get(tag)).toBe('reset');
+    }
+    expect(await inbound499()).toBe(before + 3);
   });
 });
 
