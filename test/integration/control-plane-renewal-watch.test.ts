@@ -206,7 +206,8 @@ describe('Config/Watch', () => {
     try {
       await until('the refusal', () => w.ended() !== undefined, 10_000, 25);
       expect(w.ended()?.error?.code).toBe(16);
-      expect(errorCode(w.ended()!.error!)).toBe('TESSERA_ERR_ATTESTATION_SVID_INVALID');
+      // The code the audit log and metrics record, as renewal tells it (before 2026-12-06: SVID_INVALID).
+      expect(errorCode(w.ended()!.error!)).toBe('TESSERA_ERR_ATTESTATION_NO_EVIDENCE');
       expect(w.seen).toEqual([]);
     } finally {
       c.close();

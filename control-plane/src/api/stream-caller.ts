@@ -31,8 +31,9 @@ export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown,
   } catch (e) {
     const err = e as TesseraError;
     deps.onRefused?.(err.code, call.getPeer(), typeof err.details?.['reason'] === 'string' ? err.details['reason'] : undefined);
-    // A ban is told as such (the operator's decision, not a fault of the SVID); other failures stay generic.
-    const told = err.code?.startsWith('TESSERA_ERR_REVOCATION_') ? err : new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID');
+    // The caller is told the code that is recorded (a ban, no certificate, an SVID that does not verify), never the
+    // detail: toGrpcError sends the catalogue text only. Anything unexpected is told as an SVID that does not verify.
+    const told = err.code?.startsWith('TESSERA_ERR_REVOCATION_') || err.code?.startsWith('TESSERA_ERR_ATTESTATION_') ? err : new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID');
     call.emit('error', toGrpcError(told));
     return undefined;
   }

@@ -123,7 +123,9 @@ export function readCsr(der: Uint8Array): CheckedCsr {
   const exponent = publicKey.asymmetricKeyDetails?.publicExponent;
   if (exponent !== undefined && exponent > MAX_RSA_EXPONENT) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', "the CSR's RSA key has a public exponent over 2^256-1");
   const signedWith = SIGNATURE_ALGORITHMS[sigAlg];
-  if (!signedWith) throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `unsupported CSR signature algorithm ${sigAlg}`);
+  // An algorithm outside the accepted ones (ecdsa-with-SHA1, ...) is malformed even when correctly self-signed, as
+  // docs/control-plane.md says; one that names another key type than the CSR's cannot be its signature.
+  if (!signedWith) throw malformed(`unsupported CSR signature algorithm ${sigAlg}`);
   if (signedWith.keyType !== publicKey.asymmetricKeyType) {
     throw new TesseraError('TESSERA_ERR_CSR_BAD_SIGNATURE', `CSR signature algorithm ${sigAlg} does not fit its ${publicKey.asymmetricKeyType} key`);
   }

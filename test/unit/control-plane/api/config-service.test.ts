@@ -37,10 +37,11 @@ describe('Config/Watch', () => {
     await until('watcher forgotten', () => t.api.hub.watchers === 0);
   });
 
-  test('a caller without a client SVID is refused with UNAUTHENTICATED and the SVID code', async () => {
+  test('a caller without a client SVID is refused with UNAUTHENTICATED and the code that is recorded (no evidence)', async () => {
     const w = watch(t.api);
     await until('refusal', () => w.ended() !== undefined);
-    expect(w.ended()).toEqual({ code: grpc.status.UNAUTHENTICATED, tesseraCode: 'TESSERA_ERR_ATTESTATION_SVID_INVALID' });
+    // Before 2026-12-06 it was told SVID_INVALID while the audit log and metrics said NO_EVIDENCE (audit 34b F1).
+    expect(w.ended()).toEqual({ code: grpc.status.UNAUTHENTICATED, tesseraCode: 'TESSERA_ERR_ATTESTATION_NO_EVIDENCE' });
     expect(w.snapshots).toEqual([]);
   });
 

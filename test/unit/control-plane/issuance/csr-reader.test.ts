@@ -49,6 +49,18 @@ describe('readCsr', () => {
     expect(codeOf(() => readCsr(csrWith(sequence(), sequence())))).toBe('TESSERA_ERR_CSR_MALFORMED');
   });
 
+  test('a correctly self-signed CSR with an algorithm outside the accepted ones is malformed, not a bad signature (audit 34b F2)', () => {
+    for (const [label, digest] of [
+      ['1.2.840.10045.4.1', 'sha1'], // ecdsa-with-SHA1, as `openssl req -sha1` writes it
+      ['1.2.840.10045.4.3.1', 'sha224'], // ecdsa-with-SHA224
+    ] as const) {
+      const key = generateKeyPair();
+      const info = sequence(smallInteger(0), sequence(), key.publicKey.export({ type: 'spki', format: 'der' }), contextTag(0, true));
+      const csr = sequence(info, sequence(oid(label)), tlv(0x03, Buffer.from([0]), sign(digest, info, key.privateKey)));
+      expect(codeOf(() => readCsr(csr)), label).toBe('TESSERA_ERR_CSR_MALFORMED');
+    }
+  });
+
   test('a signature algorithm naming another key type than the CSR key is a bad signature, both ways', () => {
     // An EC key labelled sha256WithRSAEncryption: the signature is the EC key's own, the label is not.
     const rsaLabel = sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05));
