@@ -126,3 +126,21 @@ test('a bad update (key of another certificate) is refused and counted; the old 
   expect(after.servedSerial).toBe(before.serial);
   expect((await get(webProxy.ports.get('outbound/api')!)).status).toBe(200);
 });
+
+test('a new trust bundle alone counts as a trust-bundle update, not an SVID rotation (audit 34c F3)', async () => {
+  const metric = async (name: string) => Number((await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text()).match(new RegExp(`^${name}\\{result="success"\\} (\\d+)`, 'm'))?.[1] ?? 0);
+  // Valid files again after the bad update above (an SVID rotation), then the bundle alone changes.
+  const fixed = await writeSvidFiles(caB, API, join(dir, 'api'));
+  await writeFile(join(dir, 'api', 'bundle.pem'), caA.bundlePem() + caB.bundlePem());
+  await until('valid files served again', async () => (await certs(apiProxy)).servedSerial === fixed.serial);
+  const rotations = await metric('tessera_svid_rotations_total');
+  const bundles = await metric('tessera_trust_bundle_updates_total');
+  const caC = await TestCa.create({ trustDomain: TD, rootName: 'CN=Third Root, O=Tessera Test' });
+  const before = (await certs(apiProxy)).bundles[0]!.fingerprints.length;
+  await writeFile(join(dir, 'api', 'bundle.pem'), caA.bundlePem() + caB.bundlePem() + caC.bundlePem());
+  await until('the third root trusted', async () => (await certs(apiProxy)).bundles[0]!.fingerprints.length === before + 1);
+  // Before 2026-12-06 this was counted as an SVID rotation and the bundle counter never moved for file identities.
+  expect(await metric('tessera_trust_bundle_updates_total')).toBe(bundles + 1);
+  expect(await metric('tessera_svid_rotations_total')).toBe(rotations);
+  expect((await get(webProxy.ports.get('outbound/api')!)).status).toBe(200);
+});

@@ -19,7 +19,15 @@ export interface FileIdentityEvent {
   readonly code?: string;
   /** Serial of the installed SVID (success only). */
   readonly serial?: string;
+  /**
+   * What the files changed: the SVID (chain or key), the trust bundle, or both. A success installs that change; a
+   * refusal or failure names what was being changed (`svid` when the files could not be read far enough to tell).
+   * Absent on a failure of the file watch itself.
+   */
+  readonly changed?: FileChange;
 }
+
+export type FileChange = 'svid' | 'bundle' | 'both';
 
 export interface FileIdentitySourceOptions {
   readonly files: IdentityFiles;
@@ -43,16 +51,30 @@ const SETTLE_RETRIES = 5;
  */
 const NOT_YET_VALID_RECHECK_MS = 60_000;
 
-/** Content identity of an input: DER of the chain, the key and the bundle authorities (PEM layout ignored). */
-function contentHash(input: IdentityInput): string {
-  const h = createHash('sha256');
-  for (const c of input.chain) h.update(c.raw);
-  h.update(input.key.privateKey.export({ type: 'pkcs8', format: 'der' }));
+/** Content identity of an input's two parts (PEM layout ignored): the SVID (DER of the chain and the key), the bundle. */
+interface ContentHash {
+  readonly svid: string;
+  readonly bundle: string;
+}
+
+function contentHash(input: IdentityInput): ContentHash {
+  const svid = createHash('sha256');
+  for (const c of input.chain) svid.update(c.raw);
+  svid.update(input.key.privateKey.export({ type: 'pkcs8', format: 'der' }));
+  const bundle = createHash('sha256');
   for (const b of input.bundles.bundles()) {
-    h.update(b.trustDomain.name);
-    for (const a of b.authorities) h.update(a.raw);
+    bundle.update(b.trustDomain.name);
+    for (const a of b.authorities) bundle.update(a.raw);
   }
-  return h.digest('hex');
+  return { svid: svid.digest('hex'), bundle: bundle.digest('hex') };
+}
+
+/** What `next` changes against what is installed; undefined when nothing (or nothing is known yet: the SVID). */
+function changeOf(applied: ContentHash | undefined, next: ContentHash | undefined): FileChange | undefined {
+  if (!applied || !next) return 'svid';
+  const svid = next.svid !== applied.svid;
+  const bundle = next.bundle !== applied.bundle;
+  return svid && bundle ? 'both' : svid ? 'svid' : bundle ? 'bundle' : undefined;
 }
 
 export class FileIdentitySource implements IdentitySource {
@@ -64,7 +86,7 @@ export class FileIdentitySource implements IdentitySource {
   readonly #clock: Clock;
   readonly #timers: Timers;
   readonly #settleMs: number;
-  #appliedHash: string | undefined;
+  #appliedHash: ContentHash | undefined;
   #watch: PathWatch | undefined;
   /** End of the current settle window, while files are inconsistent. */
   #settleDeadlineMs: number | undefined;
@@ -126,11 +148,12 @@ export class FileIdentitySource implements IdentitySource {
     this.#cancelRetry();
     const before = this.#o.store.current;
     let input: IdentityInput | undefined;
-    let hash: string | undefined;
+    let hash: ContentHash | undefined;
     try {
       input = loadIdentityFiles(this.#o.files);
       hash = contentHash(input);
-      if (hash === this.#appliedHash) {
+      const changed = changeOf(this.#appliedHash, hash);
+      if (changed === undefined) {
         // Back to what is installed (a touch, or a half-write that was undone): nothing to do.
         this.#settleDeadlineMs = undefined;
         return;
@@ -138,20 +161,21 @@ export class FileIdentitySource implements IdentitySource {
       const snapshot = this.#o.store.update(input);
       this.#appliedHash = hash;
       this.#settleDeadlineMs = undefined;
-      this.#emit({ result: 'success', serial: snapshot.serial });
+      this.#emit({ result: 'success', serial: snapshot.serial, changed });
     } catch (e) {
+      const changed = changeOf(this.#appliedHash, hash) ?? 'svid';
       if (hash !== undefined && this.#o.store.current !== before) {
         // Installed, but a store subscriber threw: the swap happened, so do not install it again.
         this.#appliedHash = hash;
         this.#settleDeadlineMs = undefined;
-        this.#emit({ result: 'failure', error: `installed, but a subscriber failed: ${describeError(e)}` });
+        this.#emit({ result: 'failure', error: `installed, but a subscriber failed: ${describeError(e)}`, changed });
         return;
       }
-      this.#failed(e, input);
+      this.#failed(e, input, changed);
     }
   }
 
-  #failed(e: unknown, input: IdentityInput | undefined): void {
+  #failed(e: unknown, input: IdentityInput | undefined, changed: FileChange): void {
     const now = this.#clock.nowMs();
     this.#settleDeadlineMs ??= now + this.#settleMs;
     const left = this.#settleDeadlineMs - now;
@@ -168,7 +192,7 @@ export class FileIdentitySource implements IdentitySource {
     const code = e instanceof TesseraError ? e.code : undefined;
     // Unreadable files and faults are failures; files read but not forming a valid identity are refused.
     const result = code === undefined || code === 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE' ? 'failure' : 'refused';
-    this.#emit({ result, error: describeError(e), ...(code ? { code } : {}) });
+    this.#emit({ result, error: describeError(e), ...(code ? { code } : {}), changed });
     this.#recheckWhenValid(input, now);
   }
 

@@ -15,9 +15,13 @@ export async function openIdentitySource(config: ProxyConfig, deps: Omit<Identit
       store: deps.store,
       clock: deps.clock,
       onEvent: (e) => {
-        metrics.svidRotation(e.result, e.code);
-        if (e.result === 'success') log.info({ serial: e.serial }, 'SVID reloaded from files');
-        else log.warn({ code: e.code, err: e.error }, 'SVID files refused; the previous identity stays');
+        // A new bundle file alone is a trust-bundle update, not an SVID rotation (as from the control plane).
+        const svid = e.changed !== 'bundle';
+        const bundle = e.changed === 'bundle' || e.changed === 'both';
+        if (svid) metrics.svidRotation(e.result, e.code);
+        if (bundle) metrics.trustBundleUpdate(e.result === 'success' ? 'success' : 'refused');
+        if (e.result === 'success') log.info({ serial: e.serial, changed: e.changed }, svid ? 'SVID reloaded from files' : 'trust bundle reloaded from files');
+        else log.warn({ code: e.code, err: e.error, changed: e.changed }, 'identity files refused; the previous identity stays');
       },
     });
     source.loadInitial();

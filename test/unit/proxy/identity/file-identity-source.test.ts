@@ -171,7 +171,23 @@ describe('FileIdentitySource', () => {
     await until('the new serial in the store', () => store.current?.serial === serialOf(svid2), 5_000, 10);
     expect(store.current?.generation).toBe(2);
     expect(events.filter((e) => e.result !== 'success')).toEqual([]);
-    expect(events.at(-1)).toMatchObject({ result: 'success', serial: serialOf(svid2) });
+    expect(events.at(-1)).toMatchObject({ result: 'success', serial: serialOf(svid2), changed: 'svid' });
+  });
+
+  test('each event says what the files changed: the SVID, the trust bundle alone, or both', async () => {
+    const other = await TestCa.create({ trustDomain: 'example.org', rootName: 'CN=Other Root, O=Tessera Test' });
+    const files = writeIdentity(dir, svid1);
+    const { store, events, source } = makeSource(files);
+    source.loadInitial();
+    source.start();
+    writeFileSync(files.bundleFile, ca.bundlePem() + other.bundlePem());
+    await until('the new bundle installed', () => store.current?.generation === 2, 5_000, 10);
+    writeIdentity(dir, svid2, { bundlePem: ca.bundlePem() });
+    await until('the new SVID and bundle installed', () => store.current?.generation === 3, 5_000, 10);
+    expect(events.map((e) => [e.result, e.changed])).toEqual([
+      ['success', 'bundle'],
+      ['success', 'both'],
+    ]);
   });
 
   test('rotation by an atomic `..data` symlink swap (Kubernetes secret volume layout)', async () => {
