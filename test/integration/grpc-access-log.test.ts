@@ -142,7 +142,11 @@ describe('grpcStatus on every hop', () => {
     for (const l of [await line('web', method), await line('api', method, WEB)]) {
       expect(l).toMatchObject({ protocol: 'grpc', status: 200, grpcStatus: code });
     }
-    if (method === 'Forbidden') expect(await line('api', method, WEB)).toMatchObject({ decision: 'deny', error: 'authz_denied' });
+    // `upstream` names where the call went: absent for one refused before it (before 2026-12-06 the app's address).
+    if (method === 'Forbidden') {
+      expect(await line('api', method, WEB)).toMatchObject({ decision: 'deny', error: 'authz_denied' });
+      expect(await line('api', method, WEB)).not.toHaveProperty('upstream');
+    } else expect((await line('api', method, WEB))['upstream']).toMatch(/^127\.0\.0\.1:\d+$/);
   });
 
   test.each([
@@ -160,6 +164,7 @@ describe('grpcStatus on every hop', () => {
   test("the edge's own PERMISSION_DENIED by policy: logged at the edge, never reaching api", async () => {
     expect(await call(viaEdge, 'Hidden')).toBe(grpc.status.PERMISSION_DENIED);
     expect(await line('edge', 'Hidden')).toMatchObject({ protocol: 'grpc', status: 200, grpcStatus: grpc.status.PERMISSION_DENIED, error: 'authz_denied' });
+    expect(await line('edge', 'Hidden')).not.toHaveProperty('upstream');
     const api = await readFile(join(dir, 'api-access.log'), 'utf8');
     expect(api).not.toContain('/echo.v1.Echo/Hidden');
   });

@@ -171,10 +171,15 @@ describe('permissive HTTP listener', () => {
 
   test('plaintext elsewhere is refused with 403 and never reaches the app', async () => {
     const before = seen.length;
-    const r = await curl(`http://127.0.0.1:${permissive}/private`);
+    const r = await curl(`http://127.0.0.1:${permissive}/private-denied-line`);
     expect(r.status).toBe(403);
     expect(r.body).toContain('authz_denied');
     expect(seen.length).toBe(before);
+    // Its access-log line names no upstream: it went to none (before 2026-12-06 it named the app's address).
+    await until('the denied line', () => proxy.stdout().includes('"path":"/private-denied-line"'));
+    const line = JSON.parse(proxy.stdout().split('\n').find((l) => l.includes('"path":"/private-denied-line"'))!);
+    expect(line).toMatchObject({ status: 403, error: 'authz_denied' });
+    expect(line).not.toHaveProperty('upstream');
   });
 
   test('an mTLS caller on the same port is verified, authorized by its SPIFFE ID and gets the XFCC', async () => {
@@ -272,6 +277,10 @@ describe('permissive TCP listener', () => {
     const before = tcpAppConnections;
     expect(await refusedBeforeEcho(permissiveTcp)).toBe(true);
     expect(tcpAppConnections).toBe(before);
+    const deniedLines = () => proxy.stdout().split('\n').filter((l) => l.includes('"protocol":"tcp"') && l.includes('"error":"authz_denied"'));
+    await until('the denied TCP lines', () => deniedLines().length > 0);
+    const denied = deniedLines();
+    for (const l of denied) expect(JSON.parse(l)).not.toHaveProperty('upstream');
     // mTLS from web is still allowed on it.
     const [cert, key] = await Promise.all([readFile(web.certFile), readFile(web.keyFile)]);
     const s = tls.connect({ host: '127.0.0.1', port: permissiveTcp, cert, key, rejectUnauthorized: false });

@@ -43,9 +43,9 @@ export function beginExchange(d: ListenerDeps, base: Omit<EdgeExchange, 'request
   return { protocol: base.protocol, client: base.client, method: base.method, path: base.path, resumed: base.resumed, requestId, startMs: d.nowMs(), span, upstream: undefined, decision: undefined, policy: undefined };
 }
 
-/** Notes the route and the policy decision the gate gave. */
+/** Notes the route and the policy decision the gate gave; the upstream only when the request goes to it. */
 export function noteAdmission(x: EdgeExchange, a: Admitted | Refused): void {
-  if (a.upstream) x.upstream = a.upstream.label;
+  if (a.ok) x.upstream = a.upstream.label;
   if (a.decision) {
     x.decision = a.decision;
     x.policy = a.policy;

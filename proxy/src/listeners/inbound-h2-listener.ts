@@ -21,6 +21,8 @@ const GRPC_PERMISSION_DENIED = 7;
 export class InboundH2Listener extends ServedListener<InboundConfig> {
   readonly #tls: InboundTls;
   readonly #upstream: H2Upstream;
+  /** The app's address, as the access log names it (`upstream`) for a stream that went to it. */
+  readonly #appAddress: string;
   readonly #peers = new WeakMap<http2.ServerHttp2Session, { peer: VerifiedPeer; xfcc: string }>();
   /** The admission of the TLS socket node:http2 is taking over: its session is created right after, synchronously. */
   #handing: AdmittedPeer | null | undefined;
@@ -31,6 +33,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     super('inbound', config, deps, server);
     this.#tls = inboundTls;
     this.onClose(inboundTls.attach(server, server, this.sessions));
+    this.#appAddress = `${config.forwardTo.host}:${config.forwardTo.port}`;
     this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}`, idleMs: deps.limits.upstreamIdleTimeoutMs });
     this.onClose(() => this.#upstream.close());
     // The peer is admitted on the TLS socket before node:http2 takes it and writes its SETTINGS: a refused peer's
@@ -74,7 +77,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     const decision = this.#tls.gate.decide(known.peer, this.port, grpc ? 'grpc' : 'http', method, path);
     const span = d.tracer?.start(method, 'inbound', { traceparent: headers.traceparent as string | undefined, tracestate: headers.tracestate as string | undefined }, { 'tessera.peer': known.peer.idText, 'tessera.request_id': requestId });
     const log = (status: number, grpcStatus: string | undefined, bytesIn: number, bytesOut: number, error?: string, responseFlags?: ForwardResult['responseFlags']) => {
-      this.exchanges.record({ direction: 'inbound', protocol: head.protocol, listener: this.config.name, requestId, peer: known.peer.idText, status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), method, path, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - head.startMs, upstream: `${this.config.forwardTo.host}:${this.config.forwardTo.port}`, ...(error ? { error } : {}), ...(responseFlags ? { responseFlags } : {}), span });
+      this.exchanges.record({ direction: 'inbound', protocol: head.protocol, listener: this.config.name, requestId, peer: known.peer.idText, status, ...(grpcStatus !== undefined ? { grpcStatus } : {}), method, path, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - head.startMs, upstream: decision.allowed ? this.#appAddress : undefined, ...(error ? { error } : {}), ...(responseFlags ? { responseFlags } : {}), span });
     };
     if (!decision.allowed) {
       respondLocal(stream, grpc, 403, 'authz_denied', GRPC_PERMISSION_DENIED);

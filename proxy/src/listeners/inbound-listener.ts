@@ -144,7 +144,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
     const who = peer?.idText ?? UNAUTHENTICATED;
     const conn = connectionFields(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
-      this.exchanges.record({ direction: 'inbound', protocol: 'tcp', listener: this.config.name, requestId, peer: who, status, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: this.#upstream, ...conn, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
+      this.exchanges.record({ direction: 'inbound', protocol: 'tcp', listener: this.config.name, requestId, peer: who, status, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: decision.allowed ? this.#upstream : undefined, ...conn, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
     if (!decision.allowed) {
       socket.destroy(); // closed before any byte reaches the app
@@ -203,7 +203,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
         const c = ctx as InboundContext;
         const v = verdictOf(c.decision);
         // One literal, no spreads (per request); undefined fields are absent from the record.
-        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: this.#upstream, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
+        this.exchanges.record({ direction: 'inbound', protocol: 'http', listener: this.config.name, requestId: c.requestId, peer: who, method: r.method, path: c.path, status: r.status, decision: v.decision, policy: v.policy, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: r.endMs - r.startMs, endMs: r.endMs, upstream: c.decision.allowed ? this.#upstream : undefined, resumed, clientIp, error: r.error, responseFlags: r.responseFlags, span: c.span });
       },
       },
       drainVia,
