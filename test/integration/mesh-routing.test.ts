@@ -126,6 +126,20 @@ describe('mesh routing: forward proxy (mode: http-proxy)', () => {
     expect(unknown.stdout.trim()).toBe('503  unknown_service');
   });
 
+  test('an unknown service is counted alike by plain HTTP and CONNECT: a 503 in tessera_requests_total, not a broken limit', async () => {
+    const proxy = `http://127.0.0.1:${mesh.port('mesh')}`;
+    const count = async () => {
+      const m = await metricsText(mesh.client.admin);
+      return { served: sumSeries(m, 'tessera_requests_total', { direction: 'outbound', listener: 'mesh', code: '503' }), rejected: sumSeries(m, 'tessera_requests_rejected_total', { direction: 'outbound', reason: 'unknown_service' }) };
+    };
+    const before = await count();
+    await curl(['-x', proxy], ['http://no-such-service-a/x']);
+    await curl(['-p', '-x', proxy], ['http://no-such-service-b/x']);
+    await until('both counted', async () => (await count()).served === before.served + 2);
+    // Before 2026-12-06 the CONNECT form also counted a rejection (the plain form did not).
+    expect((await count()).rejected).toBe(0);
+  });
+
   test('curl -p: a CONNECT tunnel to the service carries the app protocol to one of its replicas', async () => {
     const proxy = `http://127.0.0.1:${mesh.port('mesh')}`;
     const r = await curl(['-v', '-p', '-x', proxy], [`http://${SERVICE}/tunnel`]);

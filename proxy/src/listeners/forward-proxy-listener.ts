@@ -146,8 +146,8 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
       this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: route?.logged.endpoint.spiffeId ?? null, method: 'CONNECT', path: authority, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
     };
+    // Counted in tessera_requests_total (503 and the code), as the plain-HTTP form is; not a broken limit.
     const refuse = (status: number, code: 'not_ready' | 'unknown_service' | 'no_endpoints' | 'upstream_unavailable') => {
-      d.metrics.rejected('outbound', code);
       socket.end(refusal(status, code));
       log(status, 0, 0, false, code);
     };

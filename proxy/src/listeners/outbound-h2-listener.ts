@@ -84,7 +84,6 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
       this.exchanges.record({ direction: 'outbound', protocol: head.protocol, listener: this.config.name, requestId, peer: peer(), status: r.status, ...(grpc ? { grpcStatus: r.grpcStatus ?? 'none' } : {}), method, path, bytesIn: r.bytesIn, bytesOut: r.bytesOut, durationMs: d.nowMs() - head.startMs, upstream: route?.address ?? fixed?.address, ...(r.error ? { error: r.error } : {}), ...(r.responseFlags ? { responseFlags: r.responseFlags } : {}), span });
     };
     if (this.#service && !route) {
-      d.metrics.rejected('outbound', 'no_endpoints');
       respondLocal(stream, grpc, 503, 'no_endpoints', GRPC_UNAVAILABLE);
       record({ status: grpc ? 200 : 503, ...(grpc ? { grpcStatus: String(GRPC_UNAVAILABLE) } : {}), bytesIn: 0, bytesOut: 0, error: 'no_endpoints' });
       return;
