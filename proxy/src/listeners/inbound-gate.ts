@@ -43,7 +43,7 @@ export class InboundGate {
     const snapshot = d.identity.current!;
     const peer = this.#verifier.verifySocket(socket, snapshot, d.nowMs());
     if (!peer.ok) {
-      d.metrics.handshake('inbound', false, peer.reason, false);
+      d.metrics.handshake('inbound', false, peer.reason, socket.isSessionReused());
       d.log.info({ listener: this.#name, reason: peer.reason, detail: peer.message }, 'inbound peer refused');
       socket.destroy();
       return null;
@@ -55,7 +55,7 @@ export class InboundGate {
     }
     const banned = deniedBy(d.denyList.current, peer);
     if (banned) {
-      d.metrics.handshake('inbound', false, 'revoked', false);
+      d.metrics.handshake('inbound', false, 'revoked', socket.isSessionReused());
       d.log.warn({ listener: this.#name, peer: peer.idText, serial: peer.serial, banned }, 'inbound peer refused: revoked');
       socket.destroy();
       return null;

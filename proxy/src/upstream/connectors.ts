@@ -13,6 +13,7 @@ import { type DenyCandidate, deniedBy } from '../tls/deny-list.js';
 import type { PeerVerifier, VerifiedPeer } from '../tls/peer-verify.js';
 import type { ClientContexts } from '../tls/tls-contexts.js';
 import type { Connector } from './connection-pool.js';
+import { awaitPeerVerdict, type FirstRead } from './peer-verdict.js';
 
 export interface MtlsTarget {
   readonly host: string;
@@ -73,8 +74,10 @@ const COPY_BELOW = 4 * 1024;
  * the next read gets a new one. Pause and resume still stop and restart reading. Only for the pool, whose one
  * 'data' listener is attached as soon as the connection is ready; bytes before that are a broken upstream.
  */
-export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: net.Socket): void } {
+export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: net.Socket): void } & FirstRead {
   let socket: net.Socket | null = null;
+  // Told of the first read (the TLS 1.3 handshake verdict waits for the peer to speak, peer-verdict.ts).
+  let firstRead: (() => void) | undefined;
   let buf = Buffer.allocUnsafe(READ_CHUNK);
   // Held with the buffer: `.buffer` is a call into V8's C++ on every read (~0.5 % of a side's CPU under load).
   let memory = buf.buffer;
@@ -96,6 +99,7 @@ export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: n
           s.destroy(new Error('upstream sent bytes before the connection was ready'));
           return false;
         }
+        if (firstRead !== undefined) firstRead();
         const chunk = Buffer.from(memory, b.byteOffset, n);
         if (n < COPY_BELOW) s.emit('data', Buffer.from(chunk));
         else {
@@ -107,6 +111,9 @@ export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: n
     },
     bind(s: net.Socket): void {
       socket = s;
+    },
+    onFirstRead(fn: (() => void) | undefined): void {
+      firstRead = fn;
     },
   };
 }
@@ -219,8 +226,19 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     socket.removeListener('error', fail);
     socket.setNoDelay(true);
     const resumed = socket.isSessionReused();
-    deps.metrics.handshake(deps.direction, true, 'none', resumed, (deps.nowMs() - started) / 1000);
-    deps.metrics.upstreamConnectionOpened(deps.direction);
+    const seconds = (deps.nowMs() - started) / 1000;
+    // Handed out now; counted once the upstream has judged this proxy's certificate (TLS 1.3: after this event).
+    awaitPeerVerdict(socket, deps.nowMs, deps.handshakeTimeoutMs, reads, (refusal) => {
+      if (refusal === null) {
+        deps.metrics.handshake(deps.direction, true, 'none', resumed, seconds);
+        deps.metrics.upstreamConnectionOpened(deps.direction);
+        return;
+      }
+      // A resumed session it refused was made with this SVID generation's ticket: the next one is a full handshake.
+      if (resumed) session.ticket = undefined;
+      deps.metrics.handshake(deps.direction, false, refusal.reason, resumed);
+      deps.onFailed?.(`${target.host}:${target.port}`, target.expectedId.toString(), refusal.reason, refusal.err);
+    });
     closeWhenBanned(socket, served, deps);
     const notAfterMs = Math.min(leaf?.notAfterMs ?? Number.NEGATIVE_INFINITY, snapshot.notAfterMs);
     done(null, socket, resumed, () => deps.nowMs() > notAfterMs);
