@@ -8,11 +8,12 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { freePort } from '../helpers/free-port.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { startTestProcess } from '../helpers/ready-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type MintedSvid, TestCa } from '../helpers/test-ca.js';
 
@@ -25,7 +26,7 @@ let cleanup: () => Promise<void>;
 let ca: TestCa;
 let app: ReturnType<typeof createServer>;
 let api: ProxyProcess;
-let strict: ChildProcess;
+let strict: SupervisedProcess;
 let strictPort = 0;
 const callers: ProxyProcess[] = [];
 let expiresAtMs = 0;
@@ -103,9 +104,13 @@ beforeAll(async () => {
   await writeFile(join(dir, 'strict', 'bundle.pem'), ca.bundlePem());
   strictPort = await freePort();
   const f = (n: string) => join(dir, 'strict', n);
-  strict = spawn('openssl', ['s_server', '-quiet', '-www', '-tls1_3', '-accept', `127.0.0.1:${strictPort}`, '-cert', f('leaf.pem'), '-cert_chain', f('chain.pem'), '-key', f('key.pem'), '-CAfile', f('bundle.pem'), '-Verify', '1', '-verify_return_error', '-alpn', 'http/1.1'], { stdio: 'ignore' });
-  const up = Date.now() + 10_000;
-  while (!(await fetch(`http://127.0.0.1:${strictPort}/`).then(() => true, (e: Error) => !String(e.cause).includes('ECONNREFUSED'))) && Date.now() < up) await new Promise((r) => setTimeout(r, 50));
+  strict = await startTestProcess({
+    name: 'openssl-s_server',
+    command: 'openssl',
+    args: ['s_server', '-quiet', '-www', '-tls1_3', '-accept', `127.0.0.1:${strictPort}`, '-cert', f('leaf.pem'), '-cert_chain', f('chain.pem'), '-key', f('key.pem'), '-CAfile', f('bundle.pem'), '-Verify', '1', '-verify_return_error', '-alpn', 'http/1.1'],
+    ready: { port: strictPort },
+    readyTimeoutMs: 10_000,
+  });
   // X.509 times are whole seconds: the short-lived caller's SVID expires 3 to 4 s from now.
   expiresAtMs = Math.ceil(Date.now() / 1000) * 1000 + 3_000;
   const short = await startCaller('short', await ca.mintSvid(WEB, { notAfter: new Date(expiresAtMs) }));
@@ -120,7 +125,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([api, ...callers].map((p) => p?.stop()));
   app?.close();
-  strict?.kill();
+  await strict?.stop();
   await cleanup?.();
 });
 
