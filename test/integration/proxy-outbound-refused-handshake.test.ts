@@ -28,6 +28,8 @@ let app: ReturnType<typeof createServer>;
 let api: ProxyProcess;
 let strict: SupervisedProcess;
 let strictPort = 0;
+/** A loopback port nothing listens on. */
+let deadPort = 0;
 const callers: ProxyProcess[] = [];
 let expiresAtMs = 0;
 
@@ -45,6 +47,7 @@ async function startCaller(name: string, svid: MintedSvid, alsoTrusted = ''): Pr
       'outbound:',
       `  - { name: tessera, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }`,
       `  - { name: strict, listen: 127.0.0.1:0, upstream: 127.0.0.1:${strictPort}, spiffeId: ${API} }`,
+      `  - { name: dead, listen: 127.0.0.1:0, upstream: 127.0.0.1:${deadPort}, spiffeId: ${API} }`,
       'admin: { listen: 127.0.0.1:0 }',
       'telemetry: { accessLog: off }',
       '',
@@ -103,6 +106,7 @@ beforeAll(async () => {
   await writeFile(join(dir, 'strict', 'key.pem'), served.keyPem, { mode: 0o600 });
   await writeFile(join(dir, 'strict', 'bundle.pem'), ca.bundlePem());
   strictPort = await freePort();
+  deadPort = await freePort();
   const f = (n: string) => join(dir, 'strict', n);
   strict = await startTestProcess({
     name: 'openssl-s_server',
@@ -181,4 +185,18 @@ test('the refused resumption is resumed="true" on both sides', async () => {
   expect(sumSeries(upstream, 'tessera_tls_handshakes_total', { direction: 'inbound', result: 'failure', reason: 'expired', resumed: 'true' })).toBeGreaterThan(0);
   const caller = await metricsText(short.admin);
   expect(sumSeries(caller, 'tessera_tls_handshakes_total', { direction: 'outbound', result: 'failure', reason: 'protocol', resumed: 'true' })).toBeGreaterThan(0);
+});
+
+test('an upstream that refuses the TCP connect is no TLS handshake: not counted among them, logged as a connect failure', async () => {
+  const good = callers[2]!;
+  const before = sumSeries(await metricsText(good.admin), 'tessera_tls_handshakes_total', { direction: 'outbound' });
+  expect(await get(good, 'dead')).toEqual({ status: 502, error: 'upstream_unavailable' });
+  // Before 2026-12-06 it was a handshake failure with reason `other` and an "upstream handshake failed" line.
+  expect(sumSeries(await metricsText(good.admin), 'tessera_tls_handshakes_total', { direction: 'outbound' })).toBe(before);
+  const line = good
+    .stderr()
+    .split('\n')
+    .find((l) => l.includes('"upstream connect failed"'));
+  expect(JSON.parse(line ?? '{}')).toMatchObject({ reason: 'connect_failed', upstream: `127.0.0.1:${deadPort}` });
+  expect(warnLines(good)).toEqual([]);
 });

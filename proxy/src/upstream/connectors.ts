@@ -182,10 +182,16 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   const fail = (err: Error) => {
     if (settled) return;
     settled = true;
+    // The TCP connect failed (refused, unreachable: Node clears `connecting` before it reports the error) or the
+    // timeout hit it: no TLS handshake began, so it is logged as a connect failure and not counted among handshakes.
+    const connecting = socket.connecting || (err as NodeJS.ErrnoException).syscall === 'connect';
     socket.destroy();
-    const reason = classifyTlsError(err);
-    deps.metrics.handshake(deps.direction, false, reason, false);
-    deps.onFailed?.(`${target.host}:${target.port}`, target.expectedId.toString(), reason, err);
+    if (connecting) deps.onFailed?.(`${target.host}:${target.port}`, target.expectedId.toString(), 'connect_failed', err);
+    else {
+      const reason = classifyTlsError(err);
+      deps.metrics.handshake(deps.direction, false, reason, false);
+      deps.onFailed?.(`${target.host}:${target.port}`, target.expectedId.toString(), reason, err);
+    }
     done(err);
   };
   socket.setTimeout(deps.handshakeTimeoutMs, () => fail(Object.assign(new Error('TLS handshake timed out'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' })));

@@ -1,4 +1,4 @@
-// Why an upstream handshake failed, in the log: the calling side's access log only says upstream_unavailable, and
+// Why an upstream handshake (or the TCP connect before it) failed, in the log: the calling side's access log only says upstream_unavailable, and
 // the metric label has no upstream. One line per upstream and reason at most once a minute (a dead or misconfigured
 // upstream is dialled per request), saying how many were left out since; the table of keys is bounded, and when it is
 // full of keys still within their minute a new key waits, counted (common/once-per-interval.ts).
@@ -23,6 +23,8 @@ export class UpstreamRefusalLog {
     if (!told) return;
     const others = this.#gate.takeOverflow();
     const suppressed = told.leftOut;
-    this.#log.warn({ direction: this.#direction, upstream, expected, reason, detail: err.message, ...(suppressed > 0 ? { suppressed } : {}), ...(others > 0 ? { suppressedOtherUpstreams: others } : {}) }, 'upstream handshake failed');
+    // A TCP connect that failed never reached TLS: said as such, not as a handshake (reason `connect_failed`).
+    const what = reason === 'connect_failed' ? 'upstream connect failed' : 'upstream handshake failed';
+    this.#log.warn({ direction: this.#direction, upstream, expected, reason, detail: err.message, ...(suppressed > 0 ? { suppressed } : {}), ...(others > 0 ? { suppressedOtherUpstreams: others } : {}) }, what);
   }
 }
