@@ -40,11 +40,15 @@ export function awaitPeerVerdict(socket: TLSSocket, nowMs: () => number, windowM
   };
   const accepted = () => settle(null);
   const onError = (err: Error) => {
+    if (spoke()) return settle(null);
     const detail = `the upstream refused this proxy's certificate after the handshake: ${err.message}`;
     settle({ reason: classifyTlsError(err), err: Object.assign(new Error(detail, { cause: err }), { code: (err as { code?: unknown }).code }) });
   };
+  // Bytes the owner read through 'data' (or that wait in the buffer) are the peer speaking too: a resumed session
+  // gets no new ticket, and an upstream may answer and close at once (no reads hook on tunnels).
+  const spoke = () => socket.readableDidRead || socket.readableLength > 0;
   const onEnd = () => {
-    if (nowMs() - secureAt > windowMs) return settle(null);
+    if (spoke() || nowMs() - secureAt > windowMs) return settle(null);
     const detail = "the upstream closed the connection right after the handshake, before any session ticket or byte: it refused this proxy's certificate (its own log and inbound metrics say why)";
     settle({ reason: 'protocol', err: new Error(detail) });
   };
