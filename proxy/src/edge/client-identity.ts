@@ -61,7 +61,7 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
   }
   // Node gives `undefined` (typed string) for an empty subject, which SVID-style client certificates may have.
   // Valid as long as every certificate of its path is: the cached client is used only until then.
-  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: fingerprintOf(leaf), notAfterMs: pathValidity(built.path).notAfterMs, serial: leaf.serialNumber };
+  const base = { subject: printableAscii((leaf.subject ?? '').split('\n').join(',')), hash: fingerprintOf(leaf), notAfterMs: pathValidity(built.path).notAfterMs, serial: leaf.serialNumber.toLowerCase() };
   const anchor = built.path[built.path.length - 1]!;
   const meshAuthority = trust.mesh.bundles().some((b) => b.authorities.some((a) => a.fingerprint256 === anchor.fingerprint256));
   if (meshAuthority) {

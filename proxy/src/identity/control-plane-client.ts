@@ -358,6 +358,8 @@ type UnaryCallCode = 'TESSERA_ERR_IDENTITY_SIGN_FAILED' | 'TESSERA_ERR_JWT_SVID_
 export function grpcCallError(e: grpc.ServiceError, code: UnaryCallCode | 'TESSERA_ERR_IDENTITY_STREAM_FAILED'): TesseraError {
   const status = grpc.status[e.code] ?? String(e.code);
   const theirs = e.metadata?.get(ERROR_CODE_METADATA)[0];
-  const details = theirs !== undefined && e.details.startsWith(`${String(theirs)}: `) ? e.details.slice(String(theirs).length + 2) : e.details;
+  // grpc-js ends a failed connect's text with "Resolution note: " and whatever its resolver noted, often nothing.
+  const text = e.details.replace(/\.? Resolution note: $/, '.');
+  const details = theirs !== undefined && text.startsWith(`${String(theirs)}: `) ? text.slice(String(theirs).length + 2) : text;
   return new TesseraError(code, `${status}${theirs ? ` ${theirs}` : ''}: ${details}`, { grpcCode: e.code, ...(theirs ? { controlPlaneCode: String(theirs) } : {}) });
 }

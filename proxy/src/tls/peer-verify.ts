@@ -185,7 +185,7 @@ export class PeerVerifier {
       id: r.id,
       idText: r.id.toString(),
       leafHash: key,
-      serial: r.leaf.serialNumber,
+      serial: r.leaf.serialNumber.toLowerCase(), // as /certs, `certs list` and the deny-list print it
       notBeforeMs: r.notBeforeMs,
       notAfterMs: r.notAfterMs,
     };

@@ -27,4 +27,11 @@ describe('grpcCallError', () => {
     expect(grpcCallError(refusal(status.UNAUTHENTICATED, 'bad token', 'TESSERA_ERR_ATTESTATION_TOKEN_USED'), 'TESSERA_ERR_IDENTITY_SIGN_FAILED').message).toContain('UNAUTHENTICATED TESSERA_ERR_ATTESTATION_TOKEN_USED: bad token');
     expect(grpcCallError(refusal(status.UNAVAILABLE, 'connect ECONNREFUSED'), 'TESSERA_ERR_REPORT_FAILED').message).toContain('UNAVAILABLE: connect ECONNREFUSED');
   });
+
+  test("grpc-js' empty resolution note is not left dangling at the end (audit 34c); a note with text is kept", () => {
+    const empty = 'No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note: ';
+    expect(grpcCallError(refusal(status.UNAVAILABLE, empty), 'TESSERA_ERR_IDENTITY_STREAM_FAILED').message).toMatch(/connect ECONNREFUSED 127\.0\.0\.1:1\.$/);
+    const noted = 'No addresses resolved. Resolution note: DNS lookup failed';
+    expect(grpcCallError(refusal(status.UNAVAILABLE, noted), 'TESSERA_ERR_IDENTITY_STREAM_FAILED').message).toContain('Resolution note: DNS lookup failed');
+  });
 });

@@ -29,6 +29,8 @@ describe('PeerVerifier', () => {
     const v = new PeerVerifier();
     const full = v.verify(peerCert(web.chain), snapshot(ca, 1), Date.now());
     expect(full.ok && full.idText).toBe(WEB);
+    // Lower-case hex, as /certs, `tessera certs list` and the deny-list print serials (audit 34c: logs had upper case).
+    expect(full.ok && full.serial).toBe(web.leaf.serialNumber.toLowerCase());
     const resumed = v.verify(peerCert([web.leaf]), snapshot(ca, 2), Date.now());
     expect(resumed.ok).toBe(true);
   });
