@@ -124,13 +124,12 @@ export class Http1Session implements UpstreamOwner {
     if (this.#st === St.Closed) return;
     this.#buf = this.#buf ? Buffer.concat([this.#buf, chunk]) : chunk;
     if (this.#st === St.Head) this.#nextRequest();
-    else if (this.#buf.length > this.#o.limits.maxHeaderBytes) this.#client.pause(); // pipelined: wait our turn
+    if (this.#holdsTooMuch()) this.#client.pause(); // pipelined: wait our turn
   }
 
   /**
-   * Parses and starts the next request in #buf. A loop rather than recursion through #afterExchange: a run of
-   * pipelined requests answered here (403, 404, …) is read in one pass, whatever its length, without deepening the
-   * stack by a frame per request.
+   * Parses and starts the next request in #buf. A loop rather than recursion through #exchangeDone: a run of pipelined
+   * requests answered here (403, 404, …) is read in one pass, whatever its length, the stack no deeper per request.
    */
   #nextRequest(): void {
     const client = this.#client;
@@ -294,7 +293,7 @@ export class Http1Session implements UpstreamOwner {
     const ex = this.#ex;
     if (ex) ex.conn?.socket.resume();
     else if (this.#st === St.Head) {
-      client.resume();
+      if (!this.#holdsTooMuch()) client.resume();
       this.#nextRequest();
     }
   }
@@ -349,10 +348,6 @@ export class Http1Session implements UpstreamOwner {
       this.#close(true, this.#clientClosing && ex.reqDone && !this.#buf);
       return;
     }
-    this.#afterExchange(now);
-  }
-
-  #afterExchange(now: number): void {
     this.#betweenExchanges(now);
     if (this.#buf) this.#nextRequest();
   }
@@ -362,7 +357,12 @@ export class Http1Session implements UpstreamOwner {
     this.#st = St.Head;
     this.#waitCode = 'idle_timeout';
     this.#waitDeadlineMs = now + this.#o.limits.idleTimeoutMs;
-    if (!this.#client.full) this.#client.resume();
+    if (!this.#client.full && !this.#holdsTooMuch()) this.#client.resume();
+  }
+
+  /** Pipelined bytes held past maxHeaderBytes: not read on (a read, ≤ 64 KiB, per answer grew #buf: audit 34a F1). */
+  #holdsTooMuch(): boolean {
+    return this.#buf !== null && this.#buf.length > this.#o.limits.maxHeaderBytes;
   }
 
   #finish(ex: Http1Exchange, error: RefusalReason | undefined, now = this.#o.nowMs()): void {
