@@ -190,6 +190,60 @@ describe('every connection is counted', () => {
     while ((await outbound()) < before + N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
     expect(await outbound()).toBe(before + N);
   });
+
+  test('a client that leaves while its tunnel is being had costs the upstream no handshake failure (audit 35a F1)', async () => {
+    const failures = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text();
+      return text
+        .split('\n')
+        .filter((l) => l.startsWith('tessera_tls_handshakes_total{') && l.includes('direction="inbound"') && l.includes('result="failure"'))
+        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    };
+    const before = await failures();
+    await Promise.all(
+      Array.from(
+        { length: 20 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = net.connect(webOutbound, '127.0.0.1', () => {
+              s.write('hello\n');
+              s.resetAndDestroy();
+            });
+            s.on('error', () => undefined);
+            s.on('close', () => resolve());
+          }),
+      ),
+    );
+    // Past the handshake timeout (2 s here): before 2026-12-06 the caller's proxy dropped its unsent Finished and most
+    // of these were counted `timeout` by api when it ran out, while web counted each a success.
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await failures()).toBe(before);
+  });
+
+  test('a peer that leaves mid-handshake is counted at once, not at the handshake timeout', async () => {
+    const [cert, key] = await Promise.all([readFile(webFiles.certFile), readFile(webFiles.keyFile)]);
+    const reasons = async () => (await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tessera_tls_handshakes_total{') && l.includes('direction="inbound"') && l.includes('result="failure"'));
+    const count = (lines: string[], reason: string) => lines.filter((l) => l.includes(`reason="${reason}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const before = await reasons();
+    // A client that abandons its handshake the moment its own side is done: its Finished never leaves.
+    await Promise.all(
+      Array.from(
+        { length: 5 },
+        () =>
+          new Promise<void>((resolve) => {
+            const s = tls.connect({ host: '127.0.0.1', port: apiInbound, cert, key, rejectUnauthorized: false }, () => s.destroy());
+            s.on('error', () => undefined);
+            s.on('close', () => resolve());
+          }),
+      ),
+    );
+    const deadline = Date.now() + 1_500; // well inside the 2 s handshake timeout
+    let after = await reasons();
+    while (count(after, 'protocol') < count(before, 'protocol') + 5 && Date.now() < deadline) after = await reasons();
+    // Before 2026-12-06 a TCP listener (half-open) waited for the timeout and counted `timeout`.
+    expect(count(after, 'protocol') - count(before, 'protocol')).toBe(5);
+    expect(count(after, 'timeout')).toBe(count(before, 'timeout'));
+  });
 });
 
 describe('a reset crosses both hops', () => {

@@ -19,7 +19,7 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
-import { relay, tunnelStatus } from './tcp-relay.js';
+import { closeUnused, relay, tunnelStatus } from './tcp-relay.js';
 
 interface ProxyContext {
   readonly requestId: string;
@@ -164,7 +164,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       if (socket.destroyed) {
         // The client left while the upstream was being had: counted as its reset (499), as once the tunnel is up.
         route.end('cancelled');
-        up.destroy();
+        closeUnused(up);
         return log(tunnelStatus('downstream_reset'), 0, 0, resumed ?? false, 'downstream_reset');
       }
       socket.write(ESTABLISHED);

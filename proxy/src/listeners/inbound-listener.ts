@@ -44,7 +44,9 @@ export class InboundListener extends ServedListener<InboundConfig> {
   constructor(config: InboundConfig, deps: ListenerDeps) {
     const tcp = config.protocol === 'tcp';
     const inboundTls = new InboundTls(config, deps, tcp ? [] : deps.transport.multiplex ? [MUX_ALPN, 'http/1.1'] : ['http/1.1']);
-    const server = tls.createServer({ ...inboundTls.serverOptions(), allowHalfOpen: tcp });
+    // Half-open only after the handshake (#tcp): a half-open TLS server takes a peer's FIN mid-handshake for a
+    // half-close and waits out the handshake timeout, counted `timeout`, instead of seeing it leave (audit 35a F1).
+    const server = tls.createServer({ ...inboundTls.serverOptions(), allowHalfOpen: false });
     // Permissive: a front accepts, reads the first bytes, then hands TLS to the TLS server and plaintext to us.
     const front = config.mtls === 'permissive' ? net.createServer({ allowHalfOpen: tcp }) : null;
     const pool = new ConnectionPool({
@@ -100,6 +102,8 @@ export class InboundListener extends ServedListener<InboundConfig> {
   }
 
   #onConnection(socket: tls.TLSSocket): void {
+    // A TCP tunnel carries half-closes from here on (set in the handshake's own event, before any later read).
+    if (this.config.protocol === 'tcp') socket.allowHalfOpen = true;
     const admitted = this.#tls.admit(socket);
     if (!admitted) return;
     const xfcc = `x-forwarded-client-cert: ${admitted.xfcc}\r\n`;

@@ -18,7 +18,7 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
-import { relay, tunnelStatus } from './tcp-relay.js';
+import { closeUnused, relay, tunnelStatus } from './tcp-relay.js';
 
 interface OutboundContext {
   readonly requestId: string;
@@ -162,7 +162,7 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       if (socket.destroyed) {
         // The client left while the upstream was being had: its exchange ends here, counted as its reset (499).
         route?.end('cancelled');
-        up.destroy();
+        closeUnused(up);
         return log(tunnelStatus('downstream_reset'), 0, 0, resumed ?? false, 'downstream_reset');
       }
       socket.resume();

@@ -62,6 +62,20 @@ export function relay(a: Socket, b: Socket, idleTimeoutMs: number, done: (r: Rel
 }
 
 /**
+ * Closes an upstream connection that will carry nothing (its client left while it was being connected) with an
+ * orderly end, not destroy(): the last flight of a TLS 1.3 handshake (the client's Finished) may still be queued,
+ * and without it the upstream counted a handshake its peer abandoned, after its handshake timeout (audit 35a F1).
+ */
+export function closeUnused(up: Socket): void {
+  up.on('error', () => up.destroy());
+  up.setTimeout(UNUSED_LINGER_MS, () => up.destroy());
+  up.end();
+}
+
+/** How long an unused upstream connection may wait for its peer's end before it is destroyed. */
+const UNUSED_LINGER_MS = 5_000;
+
+/**
  * Internals of a TLS socket (node:_tls_wrap) reaching its TCP connection: on a server, the net.Socket it wraps
  * (`_parentWrap`); on a client that dialled its own connection, only the native TCP handle (`_parent`).
  */

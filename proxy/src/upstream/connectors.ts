@@ -159,9 +159,9 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   let settled = false;
   let peer: VerifiedPeer | undefined;
   const offered = resumableTicket(session, snapshot.generation, started);
-  // allowHalfOpen is honoured by tls.connect at runtime but missing from its option types.
-  const options: tls.ConnectionOptions & { allowHalfOpen: boolean } = {
-    allowHalfOpen: target.allowHalfOpen ?? false,
+  // Half-open only once the handshake is done (below): before it, a peer's FIN must end the attempt at once, not
+  // read as a half-close that waits for the handshake timeout.
+  const options: tls.ConnectionOptions = {
     host: target.host,
     port: target.port,
     secureContext: deps.contexts.get(snapshot),
@@ -230,6 +230,7 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     settled = true;
     socket.setTimeout(0);
     socket.removeListener('error', fail);
+    if (target.allowHalfOpen) socket.allowHalfOpen = true;
     socket.setNoDelay(true);
     const resumed = socket.isSessionReused();
     const seconds = (deps.nowMs() - started) / 1000;
