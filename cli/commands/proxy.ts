@@ -1,5 +1,7 @@
 // `tessera proxy --config F`: runs a sidecar (or edge) proxy until SIGTERM/SIGINT, then drains and exits 0.
 import { fileURLToPath } from 'node:url';
+import { systemClock } from '../../common/clock.js';
+import { preciseSystemClock } from '../../common/precise-clock.js';
 import { WORKER_ENV } from '../../proxy/src/workers/worker-env.js';
 import { missingNodeFlags } from '../../shared-io/node-flags.js';
 import { startupError } from '../../shared-io/startup-error.js';
@@ -31,9 +33,11 @@ export const proxyCommand: Command = {
     const config = loadProxyConfig(requiredString(args, 'config'));
     const log = createLogger({ level: config.logLevel, component: COMPONENT });
     logProcessWarnings(process, log);
+    // Exchanges are timed below a millisecond (a loopback request takes ~0.3 ms); an injected test clock stays as is.
+    const exchangeClock = io.clock === systemClock ? preciseSystemClock() : io.clock;
     // A listener worker of a `workers: N` primary (docs/workers.md): it prints nothing on stdout but its access log.
     if (io.env[WORKER_ENV] !== undefined) {
-      const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
+      const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, exchangeClock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
       await flushLogger(log);
       return code;
     }
@@ -43,7 +47,7 @@ export const proxyCommand: Command = {
     }
     // A listener worker is `tessera proxy --config F` again, with the same V8 flags (it finds its role in WORKER_ENV).
     const workerCommand = { command: process.execPath, args: [...process.execArgv, CLI, 'proxy', '--config', config.file] };
-    const started = startProxy(config, { clock: io.clock, log, env: io.env, build: readBuildInfo(), workerCommand }).catch((e: unknown) => {
+    const started = startProxy(config, { clock: io.clock, exchangeClock, log, env: io.env, build: readBuildInfo(), workerCommand }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');
     });
     const proxy = await Promise.race([started, io.stopSignal.then(() => null)]);

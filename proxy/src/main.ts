@@ -42,7 +42,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const plane: ListenerPlane =
     config.workers > 1
       ? new (await import('./workers/worker-plane.js')).WorkerPlane({ config, held, registry, workerCommand: rt.workerCommand, env: rt.env, timers, nowMs, log })
-      : new LocalPlane({ config, held: { ...held, metrics }, registry, clock, timers, log, env: rt.env });
+      : new LocalPlane({ config, held: { ...held, metrics }, registry, clock, exchangeClock: rt.exchangeClock, timers, log, env: rt.env });
   const served = new ServedVerifier({ identity, target: () => plane.servedTarget(), metrics, log, nowMs, timers });
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));

@@ -9,6 +9,11 @@ import type { StartedListener } from './listeners/listener-group.js';
 
 export interface ProxyRuntime {
   readonly clock: Clock;
+  /**
+   * The listeners' clock, which times exchanges and handshakes (access-log durationMs, the duration histograms): the
+   * CLI gives a sub-millisecond reading of the system clock (common/precise-clock.ts). Absent: `clock`.
+   */
+  readonly exchangeClock?: Clock;
   readonly log: Logger;
   /** The process environment: standard OTEL_* variables configure tracing where the config does not. */
   readonly env: Readonly<Record<string, string | undefined>>;

@@ -3,7 +3,8 @@
 // an SVID rotation (TTL 12 s), the next report carries the new serial and the denials per policy with the caller.
 // Reports are read back from the control plane's store (the SQLite file in its data dir, read-only), under the
 // SPIFFE ID the proxy's SVID proves. A second api proxy runs `workers: 2`: its denials are counted in the listener
-// workers and gathered by the primary, which alone reports.
+// workers and gathered by the primary, which alone reports. Exchanges are timed below a millisecond (access log),
+// while the report's times stay whole milliseconds.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -87,10 +88,12 @@ beforeAll(async () => {
   const cfg = await writeControlPlaneConfig(cpDir, 'svid: { ttl: 12s, backdate: 5s }');
   await writeFile(join(cpDir, 'policies', 'api.yaml'), POLICIES);
   cp = await startControlPlaneProcess(cpDir, cfg);
-  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
+  // api and web log their exchanges (the timing test reads them).
+  const logged = 'telemetry: { accessLog: stdout }\n';
+  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`, logged);
   api2 = await startAttestedProxy(cp, dir, 'api2', API, `workers: 2\ninbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
   const outbound = (name: string, p: ProxyProcess) => `  - { name: ${name}, listen: 127.0.0.1:0, upstream: 127.0.0.1:${p.ports.get('inbound/app')}, spiffeId: ${API} }\n`;
-  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n${outbound('api', api)}${outbound('api2', api2)}`);
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n${outbound('api', api)}${outbound('api2', api2)}`, logged);
 }, 90_000);
 
 afterAll(async () => {
@@ -136,6 +139,9 @@ describe('proxy fleet report', () => {
     expect(rows['deny ']).toMatchObject({ count: 2, lastCaller: WEB });
     expect(rows['audit api-audit-no-legacy']).toMatchObject({ count: 1, lastCaller: WEB });
     expect(r.denials).toHaveLength(2);
+    // The listeners' clock reads below a millisecond: what reaches uint64 fields is whole milliseconds.
+    for (const d of r.denials) expect(Number.isInteger(d.lastAtMs), `lastAtMs ${d.lastAtMs}`).toBe(true);
+    expect(Number.isInteger(r.checkedAtMs)).toBe(true);
     const m = await (await fetch(`http://127.0.0.1:${api.admin}/metrics`)).text();
     expect(m).toMatch(/tessera_fleet_reports_total\{result="sent"\} [2-9]/);
   }, 45_000);
@@ -152,4 +158,25 @@ describe('proxy fleet report', () => {
     // What the workers' shared port serves, checked by the primary (the serial itself may have rotated since).
     expect(r.served.map((s) => s.listener)).toEqual(['app']);
   }, 50_000);
+
+  test('exchanges are timed below a millisecond: access-log durationMs has fractions, time stays whole milliseconds', async () => {
+    for (let i = 0; i < 20; i++) expect(await call('GET', `/timed/${i}`)).toBe(200);
+    const lines = (p: ProxyProcess) =>
+      p
+        .stdout()
+        .split('\n')
+        .filter((l) => l.includes('"log":"access"') && l.includes('/timed/'))
+        .map((l) => JSON.parse(l) as { time: number; durationMs: number });
+    // The access log flushes about once a second.
+    await until('both sides logged the 20 requests', () => lines(api).length === 20 && lines(web).length === 20, 10_000);
+    for (const p of [api, web]) {
+      const entries = lines(p);
+      for (const e of entries) {
+        expect(Number.isInteger(e.time), `time ${e.time}`).toBe(true);
+        expect(e.durationMs).toBeGreaterThanOrEqual(0);
+      }
+      // With a whole-millisecond clock every duration was an integer (a loopback request logged 0 or 1).
+      expect(entries.filter((e) => !Number.isInteger(e.durationMs)).length).toBeGreaterThan(0);
+    }
+  }, 30_000);
 });

@@ -59,7 +59,8 @@ export class DenialTally {
       }
     }
     row.count++;
-    row.lastAtMs = nowMs;
+    // Whole milliseconds: the listeners' clock reads finer, and this goes out as a uint64 (fleet report) and JSON.
+    row.lastAtMs = Math.floor(nowMs);
     row.lastCaller = caller;
   }
 

@@ -24,6 +24,8 @@ export interface LocalPlaneOptions {
   readonly held: Pick<ListenerHolders, 'identity' | 'policies' | 'denyList' | 'metrics'>;
   readonly registry: Registry;
   readonly clock: Clock;
+  /** The listeners' clock (ListenerDeps' nowMs): a sub-millisecond one times exchanges finely. Absent: `clock`. */
+  readonly exchangeClock?: Clock;
   readonly timers: Timers;
   readonly log: Logger;
   /** The process environment: standard OTEL_* variables configure tracing where the config does not. */
@@ -91,7 +93,8 @@ export class LocalPlane implements ListenerPlane {
     // peer's leaf, its chain completed from intermediates this worker saw in a full handshake: a ticket from another
     // worker fails to decrypt here and the peer makes a full handshake, instead of being refused for a short chain.
     const ticketKeys = new TicketKeys();
-    const nowMs = () => this.#o.clock.nowMs();
+    const listenerClock = this.#o.exchangeClock ?? this.#o.clock;
+    const nowMs = () => listenerClock.nowMs();
     const common = await listenerDeps(config, { ...held, accessLog: this.#accessLog, tracer: this.#tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
     this.#tally = common.denials;
     const deps = this.#o.edgeCertificates ? { ...common, edgeCertificates: this.#o.edgeCertificates } : common;

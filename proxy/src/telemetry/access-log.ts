@@ -8,7 +8,7 @@ import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import { AccessLogDestination, type AccessLogProblem, type AccessLogResumed } from './access-log-destination.js';
 
 export interface AccessEntry {
-  /** Epoch milliseconds; the injected clock's time when absent. */
+  /** Epoch milliseconds (a fractional reading is floored: the field is whole milliseconds); the injected clock's time when absent. */
   time?: number;
   requestId: string;
   direction: string;
@@ -218,7 +218,7 @@ export const jsonString = (v: string) => (NEEDS_ESCAPE.test(v) ? JSON.stringify(
  * this is a handful of string appends. Absent fields are left out; strings are JSON-escaped.
  */
 export function formatAccessLine(e: AccessEntry, time: number): string {
-  let s = `{"log":"access","time":${time},"requestId":${jsonString(e.requestId)},"direction":${jsonString(e.direction)},"protocol":${jsonString(e.protocol)}`;
+  let s = `{"log":"access","time":${Math.floor(time)},"requestId":${jsonString(e.requestId)},"direction":${jsonString(e.direction)},"protocol":${jsonString(e.protocol)}`;
   if (e.peer !== undefined) s += `,"peer":${e.peer === null ? 'null' : jsonString(e.peer)}`;
   if (e.clientIp !== undefined) s += `,"clientIp":${jsonString(e.clientIp)}`;
   if (e.method !== undefined) s += `,"method":${jsonString(cap(e.method, MAX_SHORT_CHARS))}`;

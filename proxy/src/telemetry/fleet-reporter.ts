@@ -85,8 +85,8 @@ export class FleetReporter {
     const denials: DenialCountMsg[] = this.#o.denials
       .rows()
       .slice(0, REPORT_LIMITS.denials)
-      .map((r) => ({ policy: r.policy, outcome: r.outcome, count: String(r.count), last_at_unix_ms: String(r.lastAtMs), last_caller: r.lastCaller }));
-    const msg: ProxyReportMsg = { instance: this.#o.instance, checked_at_unix_ms: String(this.#checkedAtMs), served: this.#served, denials };
+      .map((r) => ({ policy: r.policy, outcome: r.outcome, count: String(r.count), last_at_unix_ms: String(Math.floor(r.lastAtMs)), last_caller: r.lastCaller }));
+    const msg: ProxyReportMsg = { instance: this.#o.instance, checked_at_unix_ms: String(Math.floor(this.#checkedAtMs)), served: this.#served, denials };
     return withinBudget(msg);
   }
 

@@ -94,6 +94,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
     held: { identity, policies, denyList, metrics },
     registry,
     clock,
+    exchangeClock: rt.exchangeClock,
     timers,
     log,
     env: rt.env,

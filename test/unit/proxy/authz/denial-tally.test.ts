@@ -104,4 +104,10 @@ describe('DenialTally bounds', () => {
     expect(rows.filter((r) => r.policy === '*').map((r) => r.outcome)).toEqual(['deny', 'audit']);
     expect(rows.reduce((n, r) => n + r.count, 0)).toBe(400);
   });
+
+  test('the last time is kept in whole milliseconds (the listeners read a finer clock; the report field is a uint64)', () => {
+    const t = new DenialTally();
+    t.record('a', 'deny', WEB, 1_767_225_600_123.789);
+    expect(t.rows()[0]!.lastAtMs).toBe(1_767_225_600_123);
+  });
 });

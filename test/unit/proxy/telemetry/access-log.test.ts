@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { type AccessEntry, BATCH_BYTES, MAX_PATH_CHARS, createAccessLog, createRequestIds, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
+import { type AccessEntry, BATCH_BYTES, MAX_PATH_CHARS, createAccessLog, createRequestIds, formatAccessLine, newRequestId, sanitizePath } from '../../../../proxy/src/telemetry/access-log.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { fifoWithReader, readAll, readNow } from '../../../helpers/fifo-read.js';
 
@@ -85,6 +85,13 @@ describe('access log', () => {
     const [entry] = await lines(file);
     expect((entry!.path as string).length).toBe(MAX_PATH_CHARS);
     expect((entry!.error as string).length).toBe(256);
+  });
+
+  test('time is whole epoch milliseconds and durationMs keeps three decimals (the listeners time exchanges finely)', () => {
+    const e: AccessEntry = { requestId: 'r', direction: 'inbound', protocol: 'http', durationMs: 0.31249 };
+    const line = JSON.parse(formatAccessLine(e, 1_767_225_600_123.789)) as { time: number; durationMs: number };
+    expect(line.time).toBe(1_767_225_600_123);
+    expect(line.durationMs).toBe(0.312);
   });
 
   test('sanitizePath strips query and fragment and caps the length', () => {
