@@ -141,7 +141,8 @@ describe('the control plane signs only for a caller proven by its client SVID', 
     try {
       const r = await unaryCall<unknown>((cb) => clients.identity.MintJwtSvid!({ audience: ['x'] }, { deadline: Date.now() + 10_000 }, cb));
       expect(r.err?.code).toBe(grpc.status.UNAUTHENTICATED);
-      expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_SVID_INVALID');
+      // No certificate at all, as renewal and the streams tell it (before 2026-12-06 SVID_INVALID; audit 35a F3).
+      expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_NO_EVIDENCE');
     } finally {
       clients.close();
     }
@@ -156,7 +157,7 @@ describe('the control plane signs only for a caller proven by its client SVID', 
     expect(audit).not.toContain(token.split('.')[1]);
     const cpMetrics = await (await fetch(`http://${cp.admin}/metrics`)).text();
     expect(sumSeries(cpMetrics, 'tessera_jwt_svids_issued_total')).toBeGreaterThanOrEqual(3);
-    expect(sumSeries(cpMetrics, 'tessera_jwt_svid_refusals_total', { code: 'TESSERA_ERR_ATTESTATION_SVID_INVALID' })).toBeGreaterThanOrEqual(1);
+    expect(sumSeries(cpMetrics, 'tessera_jwt_svid_refusals_total', { code: 'TESSERA_ERR_ATTESTATION_NO_EVIDENCE' })).toBeGreaterThanOrEqual(1);
   });
 });
 

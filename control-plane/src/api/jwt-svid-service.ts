@@ -51,7 +51,9 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         let peer: ReturnType<SvidAttestor['attest']>;
         try {
           peer = d.svids.attest(d.peerChain(call));
-        } catch {
+        } catch (e) {
+          // No certificate at all is told as such (NO_EVIDENCE), as renewal and the streams tell it.
+          if (isTesseraError(e, 'TESSERA_ERR_ATTESTATION_NO_EVIDENCE')) throw e;
           throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'a JWT-SVID needs a valid client SVID of this trust domain (mTLS)');
         }
         spiffeId = peer.spiffeId.toString();

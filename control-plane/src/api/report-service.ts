@@ -28,6 +28,7 @@ import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { ProxyReport, ReportStore } from '../store/store-contract.js';
 import { toGrpcError } from './grpc-status.js';
+import { svidRefusal } from './svid-refusal.js';
 import { RejectedMessage } from './guarded-service.js';
 
 /** Reports one SPIFFE ID keeps (its replicas, each a proxy instance); a new instance past it replaces the oldest. */
@@ -156,9 +157,8 @@ export function reportHandlers(d: ReportServiceDeps): grpc.UntypedServiceImpleme
         spiffeId = peer.spiffeId.toString();
         d.admit(spiffeId, peer.serial);
       } catch (e) {
-        // A ban is told as such (the operator's decision); other failures stay generic, as for Config/Watch.
-        const banned = isTesseraError(e) && e.code.startsWith('TESSERA_ERR_REVOCATION_');
-        refuse(banned ? e : new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID'), callback);
+        // As for Config/Watch: the recorded code (a ban, no certificate, an SVID that does not verify), no detail.
+        refuse(svidRefusal(e), callback);
         return;
       }
       const req = call.request;

@@ -6,6 +6,7 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor, VerifiedPeer } from '../attestation/svid-attestor.js';
 import { DEFAULT_MAX_STREAMS_PER_ID } from '../config/cp-config.js';
 import { toGrpcError } from './grpc-status.js';
+import { svidRefusal } from './svid-refusal.js';
 
 export interface StreamCallerDeps {
   readonly svids: SvidAttestor;
@@ -31,10 +32,7 @@ export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown,
   } catch (e) {
     const err = e as TesseraError;
     deps.onRefused?.(err.code, call.getPeer(), typeof err.details?.['reason'] === 'string' ? err.details['reason'] : undefined);
-    // The caller is told the code that is recorded (a ban, no certificate, an SVID that does not verify), never the
-    // detail: toGrpcError sends the catalogue text only. Anything unexpected is told as an SVID that does not verify.
-    const told = err.code?.startsWith('TESSERA_ERR_REVOCATION_') || err.code?.startsWith('TESSERA_ERR_ATTESTATION_') ? err : new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID');
-    call.emit('error', toGrpcError(told));
+    call.emit('error', toGrpcError(svidRefusal(err)));
     return undefined;
   }
 }

@@ -77,6 +77,11 @@ function changeOf(applied: ContentHash | undefined, next: ContentHash | undefine
   return svid && bundle ? 'both' : svid ? 'svid' : bundle ? 'bundle' : undefined;
 }
 
+/** The part a load failure names (its error's `role`): the trust bundle file, or else the SVID's. */
+function failedPart(e: unknown): FileChange {
+  return e instanceof TesseraError && e.details?.['role'] === 'trust bundle' ? 'bundle' : 'svid';
+}
+
 export class FileIdentitySource implements IdentitySource {
   /** Files carry no policies: a local directory or the default action decides. */
   readonly deliversPolicies = false;
@@ -163,7 +168,8 @@ export class FileIdentitySource implements IdentitySource {
       this.#settleDeadlineMs = undefined;
       this.#emit({ result: 'success', serial: snapshot.serial, changed });
     } catch (e) {
-      const changed = changeOf(this.#appliedHash, hash) ?? 'svid';
+      // Files that did not load say which one failed: a bad bundle file alone is the bundle's refusal (audit 35a F2).
+      const changed = hash ? (changeOf(this.#appliedHash, hash) ?? 'svid') : failedPart(e);
       if (hash !== undefined && this.#o.store.current !== before) {
         // Installed, but a store subscriber threw: the swap happened, so do not install it again.
         this.#appliedHash = hash;

@@ -173,7 +173,8 @@ describe('Config/Report over gRPC', () => {
     const err = await new Promise<grpc.ServiceError | null>((ok) => c.config.Report!(report({ instance: 'anon/1' }), { deadline: Date.now() + 5_000 }, (e: grpc.ServiceError | null) => ok(e)));
     c.close();
     expect(err?.code).toBe(grpc.status.UNAUTHENTICATED);
-    expect(errorCode(err)).toBe('TESSERA_ERR_ATTESTATION_SVID_INVALID');
+    // Told what is recorded: no certificate at all (before 2026-12-06 SVID_INVALID; audit 35a F3).
+    expect(errorCode(err)).toBe('TESSERA_ERR_ATTESTATION_NO_EVIDENCE');
 
     const id = 'spiffe://example.org/ns/default/sa/stolen';
     banned.add(id);
@@ -184,7 +185,7 @@ describe('Config/Report over gRPC', () => {
     expect((refused as TesseraError).details['grpcCode']).toBe(grpc.status.PERMISSION_DENIED);
     expect((refused as TesseraError).message).toContain('TESSERA_ERR_REVOCATION_ID_BANNED');
     expect((await store.reports.list(0)).length).toBe(before);
-    expect(await counted('TESSERA_ERR_ATTESTATION_SVID_INVALID')).toBe(1);
+    expect(await counted('TESSERA_ERR_ATTESTATION_NO_EVIDENCE')).toBe(1);
     expect(await counted('TESSERA_ERR_REVOCATION_ID_BANNED')).toBe(1);
   });
 

@@ -190,6 +190,23 @@ describe('FileIdentitySource', () => {
     ]);
   });
 
+  test("a bundle file that does not load names the bundle as what was refused, a certificate file the SVID's (audit 35a F2)", async () => {
+    const files = writeIdentity(dir, svid1);
+    const { events, source } = makeSource(files, 200);
+    source.loadInitial();
+    source.start();
+    writeFileSync(files.bundleFile, 'garbage');
+    await until('the bundle refused', () => events.length === 1, 5_000, 10);
+    writeFileSync(files.bundleFile, ca.bundlePem());
+    await new Promise((r) => setTimeout(r, 3 * FAST.pollMs));
+    writeFileSync(files.certFile, 'garbage');
+    await until('the certificate refused', () => events.length === 2, 5_000, 10);
+    expect(events.map((e) => [e.result, e.code, e.changed])).toEqual([
+      ['refused', 'TESSERA_ERR_IDENTITY_FILE_MALFORMED', 'bundle'],
+      ['refused', 'TESSERA_ERR_IDENTITY_FILE_MALFORMED', 'svid'],
+    ]);
+  });
+
   test('rotation by an atomic `..data` symlink swap (Kubernetes secret volume layout)', async () => {
     // dir/cert.pem -> ..data/cert.pem, dir/..data -> ..2026_01_01_00_00_00.1, as the kubelet lays it out.
     const gen1 = join(dir, '..2026_01_01_00_00_00.1');
