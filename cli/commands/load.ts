@@ -37,8 +37,18 @@ function verifyServer(url: URL, tls: { cert?: Buffer; key?: Buffer; ca: Buffer }
       sock.destroy();
       resolve(/URI:(spiffe:\/\/[^,\s]+)/.exec(san)?.[1] ?? (san || 'no SAN'));
     });
-    sock.once('error', (e) => reject(new TesseraError('TESSERA_ERR_BENCH_LOAD_UNTRUSTED', `${url.host}: ${e.message}`)));
+    sock.once('error', (e) => reject(new TesseraError(untrusted(e) ? 'TESSERA_ERR_BENCH_LOAD_UNTRUSTED' : 'TESSERA_ERR_BENCH_LOAD_FAILED', `${url.host}: ${e.message}`)));
   });
+}
+
+/**
+ * Whether a TLS connection failed because the chain did not verify: OpenSSL's verify codes (UNABLE_TO_VERIFY_LEAF_
+ * SIGNATURE, CERT_HAS_EXPIRED, ...) carry no syscall, unlike a refused or unreachable connect, and are not Node's
+ * own ERR_* codes (a protocol failure, a timeout). Audit 36b: a refused connect was told as an untrusted chain.
+ */
+function untrusted(e: Error): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return typeof code === 'string' && !('syscall' in e) && !code.startsWith('ERR_');
 }
 
 /** --max-error-rate: a fraction 0..1 or a percentage ("1%"); default 0, any failure fails the run. */

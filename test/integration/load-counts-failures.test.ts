@@ -1,11 +1,14 @@
 // `tessera load` counts what did not succeed (TLS/connection failures, non-2xx answers, timeouts) and fails past --max-error-rate.
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
 import { startRefusingTlsServer } from '../helpers/refusing-tls-server.js';
 import { tessera, withTempDir } from '../helpers/run.js';
+import { TestCa } from '../helpers/test-ca.js';
 
 const closers: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -40,6 +43,28 @@ async function load(dir: string, url: string, extra: string[] = [], duration = '
   const json = JSON.parse(await readFile(out, 'utf8')) as LoadJson;
   return { ...r, json };
 }
+
+describe('tessera load --ca: the pre-flight check says what failed', () => {
+  it('a refused connection is LOAD_FAILED, not an untrusted chain; a chain the --ca does not anchor is LOAD_UNTRUSTED (audit 36b)', async () => {
+    await withTempDir(async (dir) => {
+      const other = await TestCa.create({ trustDomain: 'example.org' });
+      await writeFile(join(dir, 'other.pem'), other.bundlePem());
+      const closed = await freePort();
+      const refused = await tessera(['load', '--url', `https://127.0.0.1:${closed}/`, '--duration', '1s', '--connections', '1', '--ca', join(dir, 'other.pem')]);
+      expect(refused.code).toBe(1);
+      // Before 2026-12-06 this was TESSERA_ERR_BENCH_LOAD_UNTRUSTED: a newcomer debugged the CA, not the port.
+      expect(refused.stderr).toMatch(/TESSERA_ERR_BENCH_LOAD_FAILED.*ECONNREFUSED/);
+      const site = await TestCa.create({ trustDomain: 'example.org' });
+      const served = await site.mintSvid('spiffe://example.org/ns/default/sa/site');
+      const server = createTlsServer({ cert: served.chainPem, key: served.keyPem }, (s) => s.end());
+      const port = await new Promise<number>((r) => server.listen(0, '127.0.0.1', () => r((server.address() as AddressInfo).port)));
+      closers.push(() => new Promise((r) => server.close(() => r())));
+      const untrusted = await tessera(['load', '--url', `https://127.0.0.1:${port}/`, '--duration', '1s', '--connections', '1', '--ca', join(dir, 'other.pem')]);
+      expect(untrusted.code).toBe(1);
+      expect(untrusted.stderr).toContain('TESSERA_ERR_BENCH_LOAD_UNTRUSTED');
+    });
+  });
+});
 
 describe('tessera load counts what failed', () => {
   it('a server that refuses every client certificate: TLS/connection failures counted and printed, exit 1', async () => {

@@ -3,6 +3,7 @@
 import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { formatDuration } from '../../../common/duration.js';
 import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -198,13 +199,13 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
   };
   if (svid.ttlMs > svid.maxTtlMs) {
     const line = lineOf(parsed, ['svid', 'ttl']);
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${svid.ttlMs} ms is longer than svid.maxTtl (${svid.maxTtlMs} ms)`, { file, line, key: 'svid.ttl' });
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${formatDuration(svid.ttlMs)} is longer than svid.maxTtl (${formatDuration(svid.maxTtlMs)})`, { file, line, key: 'svid.ttl' });
   }
   // Proxies renew at half the validity, which starts `backdate` before issue: at ttl < 2 x backdate that point is
   // under a quarter of ttl away (at ttl <= backdate, already past), and every proxy renews in a loop.
   if (svid.ttlMs < 2 * svid.backdateMs) {
     const line = lineOf(parsed, raw.svid?.ttl !== undefined ? ['svid', 'ttl'] : ['svid', 'backdate']);
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${svid.ttlMs} ms is less than twice svid.backdate (${svid.backdateMs} ms): proxies would renew at once, in a loop`, { file, line, key: 'svid.ttl' });
+    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${formatDuration(svid.ttlMs)} is less than twice svid.backdate (${formatDuration(svid.backdateMs)}): proxies would renew at once, in a loop`, { file, line, key: 'svid.ttl' });
   }
   const ca = { root: raw.ca?.root ?? 'managed', rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
   if (ca.intermediateTtlMs > ca.rootTtlMs) {
