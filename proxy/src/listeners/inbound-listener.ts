@@ -24,7 +24,7 @@ import type { ByteSocket } from '../http1/byte-socket.js';
 import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, UNAUTHENTICATED_CALLER_DROP, UNAUTHENTICATED_CALLER_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
-import { relay, tunnelStatus } from './tcp-relay.js';
+import { relay, resetSocket, tunnelStatus } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
 
 
@@ -157,15 +157,23 @@ export class InboundListener extends ServedListener<InboundConfig> {
     }
     // As on the outbound twin: a plaintext socket (permissive) has no other 'error' listener until relay() runs,
     // and a reset while the app connection is pending would otherwise be an uncaught exception.
-    socket.once('error', () => socket.destroy());
+    let reset = false;
+    socket.once('error', () => {
+      reset = true;
+      socket.destroy();
+    });
     socket.pause();
     const app = net.connect({ host: this.config.forwardTo.host, port: this.config.forwardTo.port, allowHalfOpen: true, noDelay: true });
     this.sessions.addSocket(socket);
     if (peer) this.sessions.setPeer(socket, peer);
     app.once('connect', () => {
-      // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted.
+      // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted. Its
+      // reset goes on to the app as a reset, and the tunnel is counted and logged (499), as its caller's proxy does.
       if (socket.destroyed) {
-        app.destroy();
+        const error = reset ? 'downstream_reset' : undefined;
+        if (reset) resetSocket(app);
+        else app.destroy();
+        log(tunnelStatus(error), 0, 0, error);
         return;
       }
       socket.resume();
