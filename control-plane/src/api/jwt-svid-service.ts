@@ -54,7 +54,8 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         } catch (e) {
           // No certificate at all is told as such (NO_EVIDENCE), as renewal and the streams tell it.
           if (isTesseraError(e, 'TESSERA_ERR_ATTESTATION_NO_EVIDENCE')) throw e;
-          throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'a JWT-SVID needs a valid client SVID of this trust domain (mTLS)');
+          // The failure's reason and SVID rule stay with it for the audit row, as renewal's refusals keep them.
+          throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'a JWT-SVID needs a valid client SVID of this trust domain (mTLS)', isTesseraError(e) ? { ...e.details } : {});
         }
         spiffeId = peer.spiffeId.toString();
         d.admit(spiffeId, peer.serial);
@@ -83,7 +84,8 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         callback(null, { token, spiffe_id: spiffeId, issued_at_unix_ms: String(iatMs), expires_at_unix_ms: String(expMs) });
       } catch (e) {
         const err = isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL');
-        d.audit.record(now, { event: 'jwt_svid.refused', result: 'refused', caller, code: err.code, ...(spiffeId ? { spiffeId } : {}) });
+        const why = { ...(typeof err.details['reason'] === 'string' ? { reason: err.details['reason'] } : {}), ...(typeof err.details['svidCode'] === 'string' ? { svidCode: err.details['svidCode'] } : {}) };
+        d.audit.record(now, { event: 'jwt_svid.refused', result: 'refused', caller, code: err.code, ...(spiffeId ? { spiffeId } : {}), ...why });
         d.onRefused(err.code);
         callback(toGrpcError(err));
       }

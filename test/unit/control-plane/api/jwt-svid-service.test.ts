@@ -148,6 +148,11 @@ describe('Identity/MintJwtSvid', () => {
     const other = await mint('spiffe://other.org/ns/default/sa/web', await TestCa.create({ trustDomain: 'other.org', nowMs: T0 }));
     expect(other.token).toBeUndefined();
     expect([other.err?.code, errorCode(other.err)]).toEqual([grpc.status.UNAUTHENTICATED, 'TESSERA_ERR_ATTESTATION_SVID_INVALID']);
+    // The audit row keeps why, as renewal's does (audit 36a F2: it had the code only).
+    await store.audit.flush();
+    const rows = (await store.audit.recent('jwt_svid.refused', 10)).filter((l) => l['code'] === 'TESSERA_ERR_ATTESTATION_SVID_INVALID');
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.every((l) => typeof l['reason'] === 'string')).toBe(true);
   });
 });
 
