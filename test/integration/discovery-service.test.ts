@@ -322,6 +322,24 @@ describe('Discovery/Watch and Register', () => {
     }
   });
 
+  test("a banned caller's Register is refused with the ban's code, audited and counted (audit 36a: counted nowhere)", async () => {
+    const id = `spiffe://${TD}/ns/default/sa/banned-registrant`;
+    const svid = await fetchSvid(id, 'banned-registrant');
+    const ban = await tessera(['revoke', 'id', '--data-dir', cp.dataDir, '--spiffe-id', id, '--reason', 'test']);
+    expect(ban.code, ban.stderr).toBe(0);
+    const series = 'tessera_cp_registrations_refused_total{code="TESSERA_ERR_REVOCATION_ID_BANNED"}';
+    const before = counter(await metrics(), series);
+    const reg = register(svid);
+    try {
+      await expect(reg.send([{ service: 'api', endpoint: ep('127.0.0.5:15090', id) }])).rejects.toBeDefined();
+      expect(errorCode(reg.error()!)).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
+      await until('the refusal counted', async () => counter(await metrics(), series) === before + 1, 10_000, 50);
+      expect((await auditLines()).some((a) => a['event'] === 'discovery.register_refused' && a['code'] === 'TESSERA_ERR_REVOCATION_ID_BANNED')).toBe(true);
+    } finally {
+      reg.end();
+    }
+  });
+
   test('a restarted control plane serves the previous registrations, unconfirmed, until the grace after start', async () => {
     const reg = register(api);
     await reg.send([{ service: 'api.kept', endpoint: ep('127.0.0.7:15006', API) }, { service: 'api.kept', endpoint: ep('127.0.0.8:15006', API) }]);

@@ -44,10 +44,10 @@ const AUDITED = new Set<string>(['TESSERA_ERR_DISCOVERY_NOT_YOUR_ID', 'TESSERA_E
 export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock): Pick<RegistrationHubOptions, 'onRefused' | 'onRegistrationsRefused'> {
   const refused = refusedCall('discovery.register_refused', metrics, audit, clock);
   return {
-    // A request the call could not take (too large, malformed, too many, too often) is a refused registration
-    // too: counted by its code.
+    // A request the call could not take (too large, malformed, too many, too often) or a banned caller's is a
+    // refused registration too: counted by its code (a caller whose SVID does not verify is an attestation failure).
     onRefused: (code, caller, detail, spiffeId) => {
-      if (code.startsWith('TESSERA_ERR_ISSUANCE_') || code.startsWith('TESSERA_ERR_DISCOVERY_')) metrics.registrationsRefused.inc({ code });
+      if (code.startsWith('TESSERA_ERR_ISSUANCE_') || code.startsWith('TESSERA_ERR_DISCOVERY_') || code.startsWith('TESSERA_ERR_REVOCATION_')) metrics.registrationsRefused.inc({ code });
       refused(code, caller, detail, spiffeId);
     },
     onRegistrationsRefused: (r: RegistrationRefusals) => {
