@@ -7,12 +7,14 @@
 // hundreds of MiB (384 and 488 MiB here; 26 and 28 MiB after). Now a connection holding more than maxHeaderBytes of
 // pipelined requests is not read on until they are parsed: RSS must stay within a bound, another caller is served.
 // Raw sockets, loopback.
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { peakRssBytes, rssBytes } from '../helpers/process-rss.js';
+import { drainedWithin } from '../helpers/socket-drain.js';
 import { firstStatus, oneResponse, rawHttp } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -70,29 +72,10 @@ afterAll(async () => {
 });
 
 /** Resident memory of a proxy process, from /proc. */
-async function rss(p: ProxyProcess): Promise<number> {
-  const status = await readFile(`/proc/${p.child.pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) * 1024;
-}
+const rss = (p: ProxyProcess) => rssBytes(p.child.pid!);
 
 /** The largest RSS seen while `during` runs (sampled every 100 ms) and just after it. */
-async function peakRss(p: ProxyProcess, during: () => Promise<void>): Promise<number> {
-  let peak = await rss(p);
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rss(p));
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  try {
-    await during();
-  } finally {
-    running = false;
-    await sampler;
-  }
-  return Math.max(peak, await rss(p));
-}
+const peakRss = (p: ProxyProcess, during: () => Promise<void>) => peakRssBytes(p.child.pid!, during);
 
 /**
  * Writes BATCH again and again, reading nothing, until SEND_CAP is sent, the socket closes, or `untilMs` passed (a
@@ -103,19 +86,7 @@ async function flood(socket: net.Socket, untilMs: number): Promise<void> {
   while (sent < SEND_CAP && !socket.destroyed && Date.now() < untilMs) {
     sent += BATCH.length;
     if (socket.write(BATCH)) continue;
-    const drained = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), Math.max(0, untilMs - Date.now()));
-      const done = (ok: boolean) => {
-        clearTimeout(t);
-        socket.off('drain', onDrain);
-        socket.off('close', onClose);
-        resolve(ok);
-      };
-      const onDrain = () => done(true);
-      const onClose = () => done(false);
-      socket.once('drain', onDrain);
-      socket.once('close', onClose);
-    });
+    const drained = await drainedWithin(socket, untilMs - Date.now());
     if (!drained) break;
   }
 }

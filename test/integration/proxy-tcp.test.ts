@@ -6,6 +6,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir, run } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -50,6 +51,24 @@ function startEcho(): Promise<net.Server> {
     s.on('error', (e: NodeJS.ErrnoException) => appEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+/** `n` clients of `port` that each write a line and reset their connection at once; resolves when all are closed. */
+async function resetAtOnce(port: number, n: number): Promise<void> {
+  await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<void>((resolve) => {
+          const s = net.connect(port, '127.0.0.1', () => {
+            s.write('hello\n');
+            s.resetAndDestroy();
+          });
+          s.on('error', () => undefined);
+          s.on('close', () => resolve());
+        }),
+    ),
+  );
 }
 
 function seeded(n: number, seed: number): Buffer {
@@ -162,29 +181,10 @@ describe('TCP through two sidecars', () => {
 
 describe('every connection is counted', () => {
   test('clients that reset at once, while the upstream is still being had, are each counted (499), none lost', async () => {
-    const outbound = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${webProxy.admin}/metrics`)).text();
-      return text
-        .split('\n')
-        .filter((l) => l.startsWith('tessera_requests_total{') && l.includes('direction="outbound"') && l.includes('protocol="tcp"'))
-        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-    };
+    const outbound = async () => sumSeries(await metricsText(webProxy.admin), 'tessera_requests_total', { direction: 'outbound', protocol: 'tcp' });
     const before = await outbound();
     const N = 20;
-    await Promise.all(
-      Array.from(
-        { length: N },
-        () =>
-          new Promise<void>((resolve) => {
-            const s = net.connect(webOutbound, '127.0.0.1', () => {
-              s.write('hello\n');
-              s.resetAndDestroy();
-            });
-            s.on('error', () => undefined);
-            s.on('close', () => resolve());
-          }),
-      ),
-    );
+    await resetAtOnce(webOutbound, N);
     // Before 2026-12-06 one that left before the mTLS connection upstream was up was not counted at all (0 of 20).
     const deadline = Date.now() + 10_000;
     while ((await outbound()) < before + N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
@@ -192,28 +192,9 @@ describe('every connection is counted', () => {
   });
 
   test('a client that leaves while its tunnel is being had costs the upstream no handshake failure (audit 35a F1)', async () => {
-    const failures = async () => {
-      const text = await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text();
-      return text
-        .split('\n')
-        .filter((l) => l.startsWith('tessera_tls_handshakes_total{') && l.includes('direction="inbound"') && l.includes('result="failure"'))
-        .reduce((n, l) => n + Number(l.split(' ').pop()), 0);
-    };
+    const failures = async () => sumSeries(await metricsText(apiProxy.admin), 'tessera_tls_handshakes_total', { direction: 'inbound', result: 'failure' });
     const before = await failures();
-    await Promise.all(
-      Array.from(
-        { length: 20 },
-        () =>
-          new Promise<void>((resolve) => {
-            const s = net.connect(webOutbound, '127.0.0.1', () => {
-              s.write('hello\n');
-              s.resetAndDestroy();
-            });
-            s.on('error', () => undefined);
-            s.on('close', () => resolve());
-          }),
-      ),
-    );
+    await resetAtOnce(webOutbound, 20);
     // Past the handshake timeout (2 s here): before 2026-12-06 the caller's proxy dropped its unsent Finished and most
     // of these were counted `timeout` by api when it ran out, while web counted each a success.
     await new Promise((r) => setTimeout(r, 3_000));
@@ -222,8 +203,8 @@ describe('every connection is counted', () => {
 
   test('a peer that leaves mid-handshake is counted at once, not at the handshake timeout', async () => {
     const [cert, key] = await Promise.all([readFile(webFiles.certFile), readFile(webFiles.keyFile)]);
-    const reasons = async () => (await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text()).split('\n').filter((l) => l.startsWith('tessera_tls_handshakes_total{') && l.includes('direction="inbound"') && l.includes('result="failure"'));
-    const count = (lines: string[], reason: string) => lines.filter((l) => l.includes(`reason="${reason}"`)).reduce((n, l) => n + Number(l.split(' ').pop()), 0);
+    const reasons = () => metricsText(apiProxy.admin);
+    const count = (text: string, reason: string) => sumSeries(text, 'tessera_tls_handshakes_total', { direction: 'inbound', result: 'failure', reason });
     const before = await reasons();
     // A client that abandons its handshake the moment its own side is done: its Finished never leaves.
     await Promise.all(
@@ -248,7 +229,7 @@ describe('every connection is counted', () => {
 
 describe('a reset crosses both hops', () => {
   test("a client's reset of an open tunnel reaches the app as a reset, not a clean end, and both sides count it 499", async () => {
-    const inbound499 = async () => Number((await (await fetch(`http://127.0.0.1:${apiProxy.admin}/metrics`)).text()).match(/tessera_requests_total\{[^}]*direction="inbound"[^}]*protocol="tcp"[^}]*code="499"[^}]*\} (\d+)/)?.[1] ?? 0);
+    const inbound499 = async () => sumSeries(await metricsText(apiProxy.admin), 'tessera_requests_total', { direction: 'inbound', protocol: 'tcp', code: '499' });
     const before = await inbound499();
     for (const tag of ['rst-1', 'rst-2', 'rst-3']) {
       await new Promise<void>((resolve) => {

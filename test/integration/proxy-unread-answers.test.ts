@@ -13,6 +13,8 @@ import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Flag, FrameType, MUX_ALPN } from '../../proxy/src/mux/mux-frame.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { peakRssBytes, rssBytes } from '../helpers/process-rss.js';
+import { drainedWithin } from '../helpers/socket-drain.js';
 import { firstStatus, oneResponse, rawHttp } from '../helpers/raw-http.js';
 import { frame } from '../helpers/mux-wire.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -95,29 +97,10 @@ afterAll(async () => {
 });
 
 /** Resident memory of a proxy process, from /proc. */
-async function rss(p: ProxyProcess): Promise<number> {
-  const status = await readFile(`/proc/${p.child.pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)![1]) * 1024;
-}
+const rss = (p: ProxyProcess) => rssBytes(p.child.pid!);
 
 /** The largest RSS seen while `during` runs (sampled every 100 ms) and just after it. */
-async function peakRss(p: ProxyProcess, during: () => Promise<void>): Promise<number> {
-  let peak = await rss(p);
-  let running = true;
-  const sampler = (async () => {
-    while (running) {
-      peak = Math.max(peak, await rss(p));
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  try {
-    await during();
-  } finally {
-    running = false;
-    await sampler;
-  }
-  return Math.max(peak, await rss(p));
-}
+const peakRss = (p: ProxyProcess, during: () => Promise<void>) => peakRssBytes(p.child.pid!, during);
 
 /** Opens a connection and stops reading it at once. */
 async function unreading(connect: () => net.Socket, ready: 'connect' | 'secureConnect'): Promise<net.Socket> {
@@ -138,19 +121,7 @@ async function flood(socket: net.Socket, blob: () => Buffer): Promise<number> {
     const b = blob();
     sent += b.length;
     if (socket.write(b)) continue;
-    const drained = await new Promise<boolean>((resolve) => {
-      const t = setTimeout(() => resolve(false), STALLED_MS);
-      const done = (ok: boolean) => {
-        clearTimeout(t);
-        socket.off('drain', onDrain);
-        socket.off('close', onClose);
-        resolve(ok);
-      };
-      const onDrain = () => done(true);
-      const onClose = () => done(false);
-      socket.once('drain', onDrain);
-      socket.once('close', onClose);
-    });
+    const drained = await drainedWithin(socket, STALLED_MS);
     if (!drained) break;
   }
   return sent;
