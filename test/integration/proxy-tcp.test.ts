@@ -301,3 +301,24 @@ describe('interop', () => {
     expect(r.code).toBe(0);
   });
 });
+
+// Last: it stops api.
+describe('drain', () => {
+  test("a tunnel the upstream's proxy cuts at its drain deadline reaches the client as a reset, not a half-close (audit 37a F1)", async () => {
+    const s = net.connect({ host: '127.0.0.1', port: webOutbound, allowHalfOpen: true });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    s.write('drain-cut hello\n');
+    await new Promise((r) => s.once('data', r)); // the echo: the tunnel is up end to end
+    const outcome = new Promise<string>((resolve) => {
+      s.once('end', () => resolve('end'));
+      s.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+    });
+    const stopped = apiProxy.stop(); // SIGTERM: api drains, and cuts what is still open at limits.drainTimeout (1 s)
+    // Before 2026-12-06 api closed it with a FIN: web passed that on as a half-close, kept the tunnel open and took
+    // the client's further bytes for nothing.
+    expect(await outcome).toBe('error ECONNRESET');
+    s.destroy();
+    await stopped;
+  }, 20_000);
+});

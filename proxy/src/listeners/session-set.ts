@@ -5,9 +5,11 @@
 // the next scavenges: measured on Node 24 with a connection per request, nearly every connection's objects were
 // promoted to old space (3-6 MB per scavenge; RSS grew by ~100 MB until a full GC). A WeakMap finds an entry by its
 // connection (setPeer, a second add): it shows no such effect.
+import { Socket } from 'node:net';
 import type { DenyCandidate } from '../tls/deny-list.js';
 import { DrainCuts } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
+import { resetSocket } from './tcp-relay.js';
 
 /** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed and destroyed the same way. */
 export interface Connection {
@@ -166,7 +168,12 @@ export class SessionSet {
     const closed = entries.map((e) => new Promise<void>((resolve) => e.conn.once('close', () => resolve())));
     for (const e of entries) this.drainCuts.mark(e.conn);
     for (const e of entries) e.session?.cut?.();
-    for (const e of entries) e.conn.destroy();
+    // A TCP tunnel cut here is aborted with a reset, not closed: a FIN would read as the far side's half-close, and
+    // the caller's proxy kept the tunnel open and took its client's bytes for nothing (audit 37a F1).
+    for (const e of entries) {
+      if (e.session === null && e.conn instanceof Socket) resetSocket(e.conn);
+      else e.conn.destroy();
+    }
     this.#size = 0;
     this.#idle.changed(0);
     return Promise.all(closed).then(() => undefined);
