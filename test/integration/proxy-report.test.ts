@@ -130,7 +130,9 @@ describe('proxy fleet report', () => {
       'a report with the renewed serial',
       async () => {
         const r = reportOf(API, api);
-        return r !== undefined && r.served[0]?.serial !== before.serial && r.served[0]?.serial === (await certs(api)).serial;
+        // A renewal can land between `before` and the requests (TTL 12 s, a loaded machine): wait for a report that
+        // carries both the renewed serial and the denials, not the first one after a renewal.
+        return r !== undefined && r.served[0]?.serial !== before.serial && r.served[0]?.serial === (await certs(api)).serial && r.denials.length >= 2;
       },
       30_000,
     );
