@@ -28,7 +28,12 @@ test('a trim gives the young generation back to the OS; the door works more than
     expect(after).toBeLessThan(grown);
     expect(after).toBeLessThanOrEqual(1024 * 1024);
   }
-  expect(youngGenerationBytes()).toBe(getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.physical_space_size);
+  // The reading is V8's new-space figure; read it on both sides, as reading allocates and a scavenge in between
+  // may resize the space (CI flake under load: 274432 against 532480).
+  const v8New = () => getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.physical_space_size;
+  const before = v8New();
+  const reading = youngGenerationBytes();
+  expect([before, v8New()]).toContain(reading);
 });
 
 test('the CPU reading is the share of a CPU the process used since the previous reading; the memory reading is the RSS /proc shows', async () => {
