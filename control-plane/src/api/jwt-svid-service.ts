@@ -8,12 +8,14 @@ import { checkAudience } from '../../../common/spiffe/jwt-audience.js';
 import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { checkIssuableId } from '../../../common/spiffe/workload-id.js';
+import { refusalAuditFields } from '../attestation/attested-identity.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { JwtSigningKey } from '../ca/jwt-keys.js';
 import { audienceSummary } from './audience-summary.js';
 import type { AuditLog } from '../store/store-contract.js';
 import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
+import { svidRefusal } from './svid-refusal.js';
 
 export const JWT_SVID_DEFAULT_TTL_MS = 5 * 60_000;
 /** Retired JWT keys stay published this long (longer than any JWT-SVID issued: at most JWT_SVID_DEFAULT_TTL_MS). */
@@ -52,10 +54,8 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         try {
           peer = d.svids.attest(d.peerChain(call));
         } catch (e) {
-          // No certificate at all is told as such (NO_EVIDENCE), as renewal and the streams tell it.
-          if (isTesseraError(e, 'TESSERA_ERR_ATTESTATION_NO_EVIDENCE')) throw e;
-          // The failure's reason and SVID rule stay with it for the audit row, as renewal's refusals keep them.
-          throw new TesseraError('TESSERA_ERR_ATTESTATION_SVID_INVALID', 'a JWT-SVID needs a valid client SVID of this trust domain (mTLS)', isTesseraError(e) ? { ...e.details } : {});
+          // Told as renewal and the streams tell it (NO_EVIDENCE, SVID_INVALID); its reason stays for the audit row.
+          throw svidRefusal(e);
         }
         spiffeId = peer.spiffeId.toString();
         d.admit(spiffeId, peer.serial);
@@ -84,8 +84,7 @@ export function jwtSvidHandlers(d: JwtSvidServiceDeps): grpc.UntypedServiceImple
         callback(null, { token, spiffe_id: spiffeId, issued_at_unix_ms: String(iatMs), expires_at_unix_ms: String(expMs) });
       } catch (e) {
         const err = isTesseraError(e) ? e : new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL');
-        const why = { ...(typeof err.details['reason'] === 'string' ? { reason: err.details['reason'] } : {}), ...(typeof err.details['svidCode'] === 'string' ? { svidCode: err.details['svidCode'] } : {}) };
-        d.audit.record(now, { event: 'jwt_svid.refused', result: 'refused', caller, code: err.code, ...(spiffeId ? { spiffeId } : {}), ...why });
+        d.audit.record(now, { event: 'jwt_svid.refused', result: 'refused', caller, code: err.code, ...(spiffeId ? { spiffeId } : {}), ...refusalAuditFields(err.details) });
         d.onRefused(err.code);
         callback(toGrpcError(err));
       }

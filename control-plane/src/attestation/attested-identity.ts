@@ -24,3 +24,14 @@ export interface AttestedIdentity {
 export function attestationFailureReason(code: string): string {
   return code.startsWith('TESSERA_ERR_ATTESTATION_') ? code.slice('TESSERA_ERR_ATTESTATION_'.length).toLowerCase() : 'other';
 }
+
+/**
+ * What an audit row says of a refused attestation beyond its code: the failure's `reason` and, for a client SVID, the
+ * SVID rule it broke (`svidCode`, e.g. TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION), when the error carries them.
+ */
+export function refusalAuditFields(details: Readonly<Record<string, unknown>>): { reason?: string; svidCode?: string } {
+  return {
+    ...(typeof details['reason'] === 'string' ? { reason: details['reason'] } : {}),
+    ...(typeof details['svidCode'] === 'string' ? { svidCode: details['svidCode'] } : {}),
+  };
+}

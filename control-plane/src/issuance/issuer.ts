@@ -9,7 +9,7 @@ import { rsaKeyWeakness } from '../../../common/pki/rsa-key-strength.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import type { AttestedIdentity } from '../attestation/attested-identity.js';
+import { type AttestedIdentity, refusalAuditFields } from '../attestation/attested-identity.js';
 import type { JoinTokenAttestor } from '../attestation/join-token-attestor.js';
 import type { KubernetesAttestor } from '../attestation/k8s-attestation.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
@@ -134,9 +134,8 @@ export class Issuer {
         attestor: identity?.attestor ?? attestorOf(req.evidence),
         ...(identity ? { spiffeId: identity.spiffeId.toString() } : {}),
         ...(attestedAs ? { attestedAs } : {}),
-        ...(typeof err.details['reason'] === 'string' ? { reason: err.details['reason'] } : {}),
-        // Which SVID rule a refused renewal broke (e.g. TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION).
-        ...(typeof err.details['svidCode'] === 'string' ? { svidCode: err.details['svidCode'] } : {}),
+        // Why, and which SVID rule a refused renewal broke (e.g. TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION).
+        ...refusalAuditFields(err.details),
       });
       this.#o.metrics?.refused(err.code, identity?.attestor ?? attestorOf(req.evidence));
       throw err;
