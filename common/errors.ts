@@ -227,6 +227,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED: entry(UNAUTHENTICATED, 403, 'The join token has expired.'),
   TESSERA_ERR_ATTESTATION_TOKEN_REVOKED: entry(UNAUTHENTICATED, 403, 'The join token was revoked by the operator (`tessera revoke token`).'),
   TESSERA_ERR_ATTESTATION_JWT_INVALID: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is malformed or its signature does not verify against the JWKS.'),
+  TESSERA_ERR_ATTESTATION_JWT_UNKNOWN_KEY: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token names a signing key (`kid` and `alg`) the JWKS does not hold; with `attestors.kubernetes.apiServer`, not even after the keys were fetched again (at most one such fetch per 5 s): a token of another cluster or issuer, or a key the API server does not publish. Keys that could not be fetched give the fetch\'s code instead (`TESSERA_ERR_K8S_FETCH_FAILED`, UNAVAILABLE).'),
   TESSERA_ERR_ATTESTATION_JWT_ISSUER: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token names another issuer.'),
   TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is not for the configured audience.'),
   TESSERA_ERR_ATTESTATION_JWT_EXPIRED: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token has expired or is not valid yet.'),

@@ -38,6 +38,7 @@ import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
 import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { claimDataDir } from './lifecycle/claim-data-dir.js';
+import { warnOnCaDirChange } from './lifecycle/ca-dir-watch.js';
 import { warnOnConfigEdit } from './lifecycle/config-file-watch.js';
 import { announcer, followChanges } from './lifecycle/follow-changes.js';
 import { openStore } from './lifecycle/open-store.js';
@@ -74,7 +75,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     // A federated domain's bundle change is pushed like a CA change.
     const federation = config.federation ? openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, ...federationReports(metrics) }) : undefined;
 
-    const attestors = await createAttestors(config, { clock, log, tokens, nonces: store.nonces, bundle: () => ca.current().bundle });
+    const attestors = await createAttestors(config, { clock, timers, log, tokens, nonces: store.nonces, bundle: () => ca.current().bundle });
     undo.push(() => attestors.stop());
     const revocations = await Revocations.open({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire, announce: announce('revocations'), onReloadFailed: (e) => health.failures.report('reloading the bans failed', e) });
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
@@ -107,9 +108,10 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     });
     policies?.start();
     undo.push(() => policies?.stop());
-    // Read once at start: an edit of the file is logged as needing a restart (policies have their own watcher, above).
+    // Read once at start: an edit of the file, or of a read-only CA dir (a Secret), is logged as needing a restart.
     const configWatch = warnOnConfigEdit(config, { log, timers });
-    undo.push(() => configWatch.close());
+    const caWatch = warnOnCaDirChange(ca.persistence, { dataDir, trustDomain: td, clock, log, timers });
+    undo.push(() => [configWatch.close(), caWatch?.close()]);
 
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
@@ -181,13 +183,12 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       bundleFile: bundleFiles.pemPath,
       injectorAddress: injector?.address,
       close: shutdown({
-        clock,
-        timers,
+        clock, timers,
         // Watchers are told to go (OK status) so they reconnect elsewhere; unary calls get the grace period.
         quiesce: [() => readiness.closing(), unfollow, () => maintenance.stop(), () => heapTrim?.stop(), () => hub.endAll(), () => discovery.quiesce()],
         drain: (graceMs) => server.stop(graceMs),
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
-        background: [() => discovery.stop(), () => policies?.stop(), () => configWatch.close(), () => attestors.stop(), () => federation?.stop()],
+        background: [() => discovery.stop(), () => policies?.stop(), () => configWatch.close(), () => caWatch?.close(), () => attestors.stop(), () => federation?.stop()],
         settled: () => Promise.all([maintenance.settled(), hub.settled()]),
         release: [() => store.close(), () => lock.release()],
         onClosed: () => log.info({}, 'control plane stopped'),

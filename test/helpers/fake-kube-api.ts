@@ -1,6 +1,8 @@
-// A small kube-apiserver on loopback for discovery tests (no cluster is reachable here): two collections (Pods,
-// EndpointSlices) answered over real HTTPS with the cluster CA and a bearer check, paginated lists, watches streamed
-// as chunked JSON lines from a resourceVersion, bookmarks, and history compaction (410 Gone), as the real one does.
+// A small kube-apiserver on loopback for discovery and attestation tests (no cluster is reachable here): two
+// collections (Pods, EndpointSlices) answered over real HTTPS with the cluster CA and a bearer check, paginated lists,
+// watches streamed as chunked JSON lines from a resourceVersion, bookmarks, and history compaction (410 Gone), as the
+// real one does; the service-account issuer's OIDC discovery document and JWKS; and a server that can go away (its
+// port refuses connections) and come back on the same port.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -21,6 +23,10 @@ export class FakeApiServer {
   readonly requests: { path: string; query: URLSearchParams; auth: string | undefined }[] = [];
   goneAs: 'event' | 'status' = 'event';
   token: string;
+  /** The service-account issuer, named by /.well-known/openid-configuration. */
+  issuer = 'https://kubernetes.default.svc.cluster.local';
+  /** The public keys served at /openid/v1/jwks (each with its kid): push one to rotate the cluster's signing key. */
+  readonly jwks: Record<string, unknown>[] = [];
 
   constructor(token: string) {
     this.token = token;
@@ -64,6 +70,10 @@ export class FakeApiServer {
     this.requests.push({ path: url.pathname, query: url.searchParams, auth: req.headers.authorization });
     const json = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     if (req.headers.authorization !== `Bearer ${this.token}`) return void json(401, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
+    if (req.method === 'GET' && url.pathname === '/.well-known/openid-configuration') {
+      return void json(200, { issuer: this.issuer, jwks_uri: `https://${req.headers.host}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256', 'ES256'] });
+    }
+    if (req.method === 'GET' && url.pathname === '/openid/v1/jwks') return void json(200, { keys: this.jwks });
     const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([a-z0-9-]+))?\/(pods|endpointslices)$/.exec(url.pathname);
     if (!m || req.method !== 'GET') return void json(404, { kind: 'Status', code: 404, message: 'not found' });
     const ns = m[1];
@@ -98,6 +108,11 @@ export class FakeApiServer {
   lists(kind: Kind): number {
     return this.requests.filter((r) => r.path.endsWith(`/${kind}`) && !r.query.has('watch') && !r.query.has('continue')).length;
   }
+
+  /** How many times the JWKS was read. */
+  jwksReads(): number {
+    return this.requests.filter((r) => r.path === '/openid/v1/jwks').length;
+  }
 }
 
 export function pod(ns: string, name: string, sa: string, annotations: Record<string, string> = { 'tessera.dev/injected': '0.1.0' }): Obj {
@@ -115,19 +130,39 @@ export function slice(ns: string, name: string, svc: string, endpoints: { ip: st
   };
 }
 
-/** The server on 127.0.0.1 (certificate for "localhost"), its CA written to `<dir>/ca.crt`; `api` may be swapped per test. */
-export async function startFakeKubeApi(dir: string, first: FakeApiServer): Promise<{ base: string; use(api: FakeApiServer): void; close(): void }> {
+export interface FakeKubeApi {
+  readonly base: string;
+  use(api: FakeApiServer): void;
+  /** The API server goes away: open connections are cut and the port refuses new ones. */
+  down(): Promise<void>;
+  /** It comes back on the same port. */
+  up(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * The server on 127.0.0.1 (certificate for "localhost"), its CA written to `<dir>/ca.crt`; `api` may be swapped per
+ * test. `port`: a fixed one (test/helpers/free-port.ts) for a server that goes down and comes back.
+ */
+export async function startFakeKubeApi(dir: string, first: FakeApiServer, opts: { readonly port?: number } = {}): Promise<FakeKubeApi> {
   const clusterCa = await TestCa.create({ trustDomain: 'cluster.test', rootName: 'CN=Test cluster CA' });
   const serving = await clusterCa.mintSvid('spiffe://cluster.test/apiserver', { dnsSans: ['localhost'] });
   await writeFile(join(dir, 'ca.crt'), clusterCa.bundlePem());
   let api = first;
   const server = createServer({ cert: serving.chainPem, key: serving.keyPem }, (req, res) => api.handle(req, res));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const listen = (port: number) => new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
+  await listen(opts.port ?? 0);
+  const port = (server.address() as AddressInfo).port;
   return {
-    base: `https://localhost:${(server.address() as AddressInfo).port}`,
+    base: `https://localhost:${port}`,
     use(next) {
       api = next;
     },
+    async down() {
+      server.closeAllConnections();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+    up: () => listen(port),
     close() {
       server.closeAllConnections();
       server.close();

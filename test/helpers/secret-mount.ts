@@ -1,13 +1,16 @@
 // A Kubernetes Secret volume on this machine: the kubelet's layout (each key a symlink through `..data` to a
-// timestamped directory, files in `defaultMode`) bind-mounted READ-ONLY at the target, as a cluster mounts it.
-// Needs root (mount); `canMount()` says whether this machine allows it, so callers can skip otherwise.
+// timestamped directory, files in `defaultMode`) bind-mounted READ-ONLY at the target, as a cluster mounts it, and
+// updated as the kubelet updates it (a new timestamped directory, `..data` swapped in one rename). Mounting needs root;
+// `canMount()` says whether this machine allows it, so callers can skip otherwise (layOutSecret alone needs nothing).
 import { execFileSync } from 'node:child_process';
-import { chmod, chown, mkdir, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from './run.js';
 
 export interface SecretMount {
   readonly target: string;
+  /** Replaces the Secret's files as the kubelet does when the Secret is updated: a new timestamped dir, `..data` swapped. */
+  update(files: Readonly<Record<string, string | Buffer>>): Promise<void>;
   unmount(): Promise<void>;
 }
 
@@ -36,24 +39,58 @@ export function canMount(scratch: string): boolean {
   return mountable;
 }
 
-/** Lays out `files` as the kubelet does under `source`, then mounts `source` read-only on `target`. */
-export async function mountSecret(source: string, target: string, files: Readonly<Record<string, string | Buffer>>, opts: SecretOptions): Promise<SecretMount> {
-  const stamp = '..2026_12_03_09_00_00.123456789';
+/** Writes `files` into a new timestamped dir of `source`, as the kubelet's AtomicWriter does. */
+async function writeStamp(source: string, stamp: string, files: Readonly<Record<string, string | Buffer>>, opts: SecretOptions): Promise<void> {
   await mkdir(join(source, stamp), { recursive: true });
-  await mkdir(target, { recursive: true });
   for (const [name, data] of Object.entries(files)) {
     const file = join(source, stamp, name);
     await writeFile(file, data);
     await chmod(file, opts.mode);
     if (opts.gid !== undefined) await chown(file, 0, opts.gid);
-    await symlink(join('..data', name), join(source, name));
   }
+}
+
+export interface SecretLayout {
+  readonly dir: string;
+  /** Replaces the files as the kubelet does when the Secret is updated: a new timestamped dir, one rename of `..data`. */
+  update(files: Readonly<Record<string, string | Buffer>>): Promise<void>;
+}
+
+/** Lays out `files` in `source` as the kubelet does (no mount: any user may, and it stays writable). */
+export async function layOutSecret(source: string, files: Readonly<Record<string, string | Buffer>>, opts: SecretOptions): Promise<SecretLayout> {
+  let stamp = '..2026_12_03_09_00_00.123456789';
+  let names = Object.keys(files);
+  let updates = 0;
+  await writeStamp(source, stamp, files, opts);
+  for (const name of names) await symlink(join('..data', name), join(source, name));
   await symlink(stamp, join(source, '..data'));
+  return {
+    dir: source,
+    async update(next) {
+      const old = stamp;
+      stamp = `..2026_12_03_09_00_00.${123456789 + ++updates}`;
+      await writeStamp(source, stamp, next, opts);
+      await symlink(stamp, join(source, '..data_tmp'));
+      await rename(join(source, '..data_tmp'), join(source, '..data'));
+      for (const name of Object.keys(next)) if (!names.includes(name)) await symlink(join('..data', name), join(source, name));
+      for (const name of names) if (!Object.hasOwn(next, name)) await unlink(join(source, name));
+      names = Object.keys(next);
+      await rm(join(source, old), { recursive: true });
+    },
+  };
+}
+
+/** Lays out `files` as the kubelet does under `source`, then mounts `source` read-only on `target`. */
+export async function mountSecret(source: string, target: string, files: Readonly<Record<string, string | Buffer>>, opts: SecretOptions): Promise<SecretMount> {
+  const layout = await layOutSecret(source, files, opts);
+  await mkdir(target, { recursive: true });
   const m = await run('mount', ['--bind', '-o', 'ro', source, target]);
   if (m.code !== 0) throw new Error(`mount failed: ${m.stderr}`);
   let mounted = true;
   return {
     target,
+    // Behind the read-only mount, in the source, as the kubelet writes.
+    update: (next) => layout.update(next),
     async unmount() {
       if (!mounted) return;
       mounted = false;

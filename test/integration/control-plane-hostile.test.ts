@@ -394,7 +394,7 @@ describe('Kubernetes projected service-account tokens over gRPC', () => {
       ['wrong issuer', saToken(keys.es, 'es', 'ES256', { iss: 'https://evil.example' }), 'TESSERA_ERR_ATTESTATION_JWT_ISSUER'],
       ['signed by another key under a trusted kid', saToken(keys.stranger, 'es', 'ES256'), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
       ['expired', saToken(keys.es, 'es', 'ES256', { iat: now - 7200, nbf: now - 7200, exp: now - 3600 }), 'TESSERA_ERR_ATTESTATION_JWT_EXPIRED'],
-      ['unknown kid', saToken(keys.stranger, 'nobody', 'ES256'), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
+      ['unknown kid', saToken(keys.stranger, 'nobody', 'ES256'), 'TESSERA_ERR_ATTESTATION_JWT_UNKNOWN_KEY'],
       ['sub is not a service account', saToken(keys.es, 'es', 'ES256', { sub: 'admin', 'kubernetes.io': undefined }), 'TESSERA_ERR_ATTESTATION_JWT_CLAIMS'],
       ['not a JWT', Promise.resolve('not.a.jwt'), 'TESSERA_ERR_ATTESTATION_JWT_INVALID'],
       // alg "none" with the valid claims of the first case: never accepted.

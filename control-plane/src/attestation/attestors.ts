@@ -1,6 +1,6 @@
 // The attestor factory: which ways of proving identity this control plane accepts, built from the config — join
-// tokens, Kubernetes service-account JWTs (local JWKS file, refreshed from the API server, optionally checked by
-// TokenReview), TPM quotes (nonces shared by the replicas through the store) and SVID renewal (a caller presenting
+// tokens, Kubernetes service-account JWTs (local JWKS file, refreshed from the API server — retried on its backoff
+// after a failure, fetched again for a token naming an unknown key — optionally checked by TokenReview), TPM quotes (nonces shared by the replicas through the store) and SVID renewal (a caller presenting
 // a live SVID of this trust domain).
 
 import type { Clock } from '../../../common/clock.js';
@@ -19,9 +19,12 @@ import { SvidAttestor } from './svid-attestor.js';
 import type { TpmAttestor } from './tpm-attestor.js';
 import { openTpmAttestor } from './tpm-shared-nonces.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface AttestorDeps {
   readonly clock: Clock;
+  /** Where the JWKS refresh is scheduled (default the real timers). */
+  readonly timers?: Timers;
   readonly log: Pick<ControlPlaneLogger, 'info' | 'warn'>;
   readonly tokens: TokenStore;
   /** TPM nonces (seal key, spent record) in the shared store; required with attestors.tpm. main.ts: store.nonces. */
@@ -71,10 +74,10 @@ type K8sConfig = NonNullable<ControlPlaneConfig['attestors']['kubernetes']>;
 /** The most the control plane's own token file may hold (a projected token is a few KiB). */
 const MAX_TOKEN_FILE_BYTES = 64 << 10;
 
-async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustDomain'], { clock, log }: AttestorDeps): Promise<{ attestor: KubernetesAttestor; stop(): void }> {
-  const jwt = new K8sJwtAttestor({ trustDomain: td, issuer: k8s.issuer, audience: k8s.audience, jwksFile: k8s.jwksFile, clock });
+async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustDomain'], { clock, timers, log }: AttestorDeps): Promise<{ attestor: KubernetesAttestor; stop(): void }> {
+  const jwtOptions = { trustDomain: td, issuer: k8s.issuer, audience: k8s.audience, jwksFile: k8s.jwksFile, clock };
   const api = k8s.apiServer;
-  if (!api) return { attestor: new K8sAttestation(jwt), stop: () => {} };
+  if (!api) return { attestor: new K8sAttestation(new K8sJwtAttestor(jwtOptions)), stop: () => {} };
   // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
   const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED' });
   const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
@@ -92,10 +95,13 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
     file: k8s.jwksFile,
     intervalMs: api.jwksRefreshMs,
     clock,
-    onResult: (ok, detail) => (ok ? log.info({ detail }, 'kubernetes JWKS refreshed') : log.warn({ err: detail }, 'kubernetes JWKS refresh failed; the last keys stay')),
+    timers: timers ?? realTimers,
+    onResult: ({ ok, cause, detail, retryInMs }) =>
+      ok ? log.info({ detail, cause }, 'kubernetes JWKS refreshed') : log.warn({ err: detail, cause, ...(retryInMs !== undefined ? { retryInMs } : {}) }, 'kubernetes JWKS refresh failed; the last keys stay, retrying'),
   });
-  await refresher.refresh();
-  refresher.start();
+  const jwt = new K8sJwtAttestor({ ...jwtOptions, refetchKeys: () => refresher.refetch() });
+  // A failed first fetch does not hold the start: it is logged and retried on the backoff.
+  await refresher.start();
   const review = api.tokenReview ? { apiServer: api.url, fetch, callerToken, audience: k8s.audience } : undefined;
   return { attestor: new K8sAttestation(jwt, review), stop: () => refresher.stop() };
 }

@@ -1,9 +1,18 @@
 // The Kubernetes side of the control plane's HTTPS client (shared-io/https-fetch.ts): where a pod finds its API
-// server (one rule for attestation and discovery), and JSON answers checked by status with errors that name the URL path, never the bearer token.
+// server and how soon a failed call is tried again (one rule for attestation and discovery), and JSON answers
+// checked by status with errors that name the URL path, never the bearer token.
+import type { BackoffOptions } from '../../../common/backoff.js';
 import { failedWith, type HttpFetch, type HttpRequest } from '../../../shared-io/https-fetch.js';
 
 /** Where the kubelet mounts a pod's service-account token and the cluster CA. */
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
+
+/**
+ * The wait before trying the API server again after a failure (common/backoff.ts: 0.5 s doubling to 30 s, ±20 %):
+ * the discovery watches and the attestor's key fetch alike, so an API server that comes back is seen within
+ * seconds, and replicas that lost it together do not come back in step.
+ */
+export const API_SERVER_RETRY: BackoffOptions = Object.freeze({ initialMs: 500, maxMs: 30_000, jitter: 0.2 });
 
 /** The default API server, as the config schemas describe it. */
 export const IN_CLUSTER_API_SERVER_TEXT = 'https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT in a pod, else https://kubernetes.default.svc';

@@ -1,11 +1,13 @@
 // Kubernetes attestation: a projected service-account token (JWT) verified with jose against the configured
 // JWKS file, issuer and audience; the SPIFFE ID is spiffe://<td>/ns/<ns>/sa/<sa> from its claims only. Every
 // claim read is checked for its JSON shape first (a signed token is still input), so any malformed one is refused
-// with TESSERA_ERR_ATTESTATION_JWT_CLAIMS, never a TypeError.
+// with TESSERA_ERR_ATTESTATION_JWT_CLAIMS, never a TypeError. A token whose key the file lacks (a cluster that
+// rotated its signing key), or no usable file at all, asks refetchKeys (the API-server refresher) for the keys
+// again and is verified against what that gives before it is refused (audit 38b F2).
 import { statSync } from 'node:fs';
-import { type JSONWebKeySet, createLocalJWKSet, errors, jwtVerify } from 'jose';
+import { type JSONWebKeySet, type JWTVerifyOptions, createLocalJWKSet, errors, jwtVerify } from 'jose';
 import type { Clock } from '../../../common/clock.js';
-import { type ErrorCode, TesseraError } from '../../../common/errors.js';
+import { type ErrorCode, TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { AttestedIdentity } from './attested-identity.js';
@@ -20,6 +22,11 @@ export interface K8sAttestorOptions {
   readonly clock: Clock;
   /** Allowed clock skew on exp/nbf/iat, ms (default 5 s). */
   readonly clockToleranceMs?: number;
+  /**
+   * Fetches the keys into jwksFile again (rate-limited by its owner, k8s-jwks-refresher.ts); rejects when they could
+   * not be fetched. Without it (a JWKS file kept by someone else) an unknown key is refused at once.
+   */
+  readonly refetchKeys?: () => Promise<void>;
 }
 
 const DEFAULT_CLOCK_TOLERANCE_MS = 5_000;
@@ -57,7 +64,7 @@ function podUidOf(k8s: unknown, ns: string, sa: string): string | undefined {
 
 export class K8sJwtAttestor {
   readonly #o: K8sAttestorOptions;
-  #cache: { mtimeMs: number; size: number; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
+  #cache: { mtimeMs: number; size: number; ino: number; keys: ReturnType<typeof createLocalJWKSet> } | undefined;
 
   constructor(opts: K8sAttestorOptions) {
     this.#o = opts;
@@ -70,23 +77,16 @@ export class K8sJwtAttestor {
 
   async attest(token: string): Promise<AttestedIdentity> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', 'the token is empty or too long');
-    const keys = this.#keys();
     const toleranceMs = this.#o.clockToleranceMs ?? DEFAULT_CLOCK_TOLERANCE_MS;
     const nowMs = this.#o.clock.nowMs();
-    let claims: K8sClaims;
-    try {
-      const verified = await jwtVerify(token, keys, {
-        issuer: this.#o.issuer,
-        audience: this.#o.audience,
-        algorithms: ALGORITHMS,
-        currentDate: new Date(nowMs),
-        clockTolerance: Math.round(toleranceMs / 1000),
-        requiredClaims: ['exp', 'sub'],
-      });
-      claims = verified.payload as K8sClaims;
-    } catch (e) {
-      throw new TesseraError(joseErrorCode(e));
-    }
+    const claims = await this.#verified(token, {
+      issuer: this.#o.issuer,
+      audience: this.#o.audience,
+      algorithms: ALGORITHMS,
+      currentDate: new Date(nowMs),
+      clockTolerance: Math.round(toleranceMs / 1000),
+      requiredClaims: ['exp', 'sub'],
+    });
     // jose checks iat only with maxTokenAge: a token issued in the future (beyond the skew allowed on exp and nbf)
     // was minted by a clock, or for a purpose, we do not trust. jose has checked that iat, if present, is a number.
     if (typeof claims.iat === 'number' && claims.iat * 1000 > nowMs + toleranceMs) throw claimsError('iat is in the future');
@@ -104,19 +104,59 @@ export class K8sJwtAttestor {
     return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}`, ...(podUid !== undefined ? { instance: `pod:${podUid.slice(0, 64)}` } : {}) };
   }
 
+  /**
+   * The verified claims. A key the file lacks, or no usable file, is looked for again once through refetchKeys:
+   * still missing then is JWT_UNKNOWN_KEY (the API server does not publish it); keys that could not be fetched
+   * are the fetch's own code (UNAVAILABLE: not known right now, try again), never a verdict on the token.
+   */
+  async #verified(token: string, options: JWTVerifyOptions): Promise<K8sClaims> {
+    let first: unknown;
+    try {
+      return await verify(token, this.#keys(), options);
+    } catch (e) {
+      first = e;
+    }
+    const refetch = this.#o.refetchKeys;
+    const keyMissing = first instanceof errors.JWKSNoMatchingKey;
+    if (!refetch || !(keyMissing || isTesseraError(first, 'TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE'))) throw coded(first);
+    const why = keyMissing ? 'the token\'s signing key is not in the JWKS' : describeError(first);
+    try {
+      await refetch();
+    } catch (e) {
+      throw new TesseraError(isTesseraError(e) ? e.code : 'TESSERA_ERR_K8S_FETCH_FAILED', `${why}, and the keys could not be fetched again: ${isTesseraError(e) ? e.message : describeError(e)}`);
+    }
+    try {
+      return await verify(token, this.#keys(), options);
+    } catch (e) {
+      throw coded(e);
+    }
+  }
+
   #keys(): ReturnType<typeof createLocalJWKSet> {
     const file = this.#o.jwksFile;
     try {
       const st = statSync(file);
-      if (this.#cache && this.#cache.mtimeMs === st.mtimeMs && this.#cache.size === st.size) return this.#cache.keys;
+      // The inode too: a refetch renames a new file in, possibly of the same size within the file system's mtime tick.
+      if (this.#cache && this.#cache.mtimeMs === st.mtimeMs && this.#cache.size === st.size && this.#cache.ino === st.ino) return this.#cache.keys;
       const jwks = JSON.parse(readSmallFile(file, MAX_JWKS_BYTES)) as JSONWebKeySet;
       if (!Array.isArray(jwks.keys)) throw new Error('no "keys" array');
-      this.#cache = { mtimeMs: st.mtimeMs, size: st.size, keys: createLocalJWKSet(jwks) };
+      this.#cache = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino, keys: createLocalJWKSet(jwks) };
       return this.#cache.keys;
     } catch (e) {
       throw new TesseraError('TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
   }
+}
+
+async function verify(token: string, keys: ReturnType<typeof createLocalJWKSet>, options: JWTVerifyOptions): Promise<K8sClaims> {
+  return (await jwtVerify(token, keys, options)).payload as K8sClaims;
+}
+
+/** A refusal as thrown to the caller: our own coded errors as they are, jose's mapped to a code. */
+function coded(e: unknown): TesseraError {
+  if (isTesseraError(e)) return e;
+  if (e instanceof errors.JWKSNoMatchingKey) return new TesseraError('TESSERA_ERR_ATTESTATION_JWT_UNKNOWN_KEY', 'no key of the JWKS matches the token\'s kid and alg');
+  return new TesseraError(joseErrorCode(e));
 }
 
 function joseErrorCode(e: unknown): ErrorCode {

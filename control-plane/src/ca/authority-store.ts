@@ -37,6 +37,11 @@ export interface AuthorityStoreOptions {
   readonly clock?: Clock;
   /** The trust domain a plug-in CA Secret must be for (default: the one its intermediate names). */
   readonly trustDomain?: TrustDomain;
+  /**
+   * Only look, as a read-only store does, whatever this process may do there: the directory is never created,
+   * chmod-ed, swept or written (a running control plane checking whether CA files changed under it would load).
+   */
+  readonly inspectOnly?: boolean;
 }
 
 export interface LoadedCa {
@@ -71,10 +76,11 @@ export class AuthorityStore {
     this.#td = opts.trustDomain;
     this.#me = processIdentity();
     try {
+      if (opts.inspectOnly && !existsSync(this.#dir)) throw corrupt(`${this.#dir} is missing`, undefined, this.#dir);
       if (!existsSync(this.#dir)) mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
       else if (!statSync(this.#dir).isDirectory()) throw corrupt(`${this.#dir} is not a directory`, undefined, this.#dir);
       // Decided by asking, never by trying: a write attempt on a Secret mount is exactly what must not happen.
-      this.#readOnly = !writable(this.#dir);
+      this.#readOnly = opts.inspectOnly === true || !writable(this.#dir);
       if (!this.#readOnly && (statSync(this.#dir).mode & 0o777) !== 0o700) chmodSync(this.#dir, 0o700);
     } catch (e) {
       if (e instanceof TesseraError) throw e;

@@ -29,7 +29,7 @@ import {
   newAuthorityId,
   serialOf,
 } from './authority.js';
-import type { AuthorityPersistence, LoadedAuthorities } from './authority-persistence.js';
+import type { AuthorityPersistence, LoadedAuthorities, PersistenceMode } from './authority-persistence.js';
 import type { MaterialFile } from './authority-store.js';
 import { type CaEvent, type Plan, intermediateMaterial, intermediateRecord, isConflict, unchanged } from './ca-plan.js';
 import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
@@ -116,6 +116,11 @@ export class CaManager {
       return { records: [fresh.record], material: fresh.material, newAuthorities: [fresh.loaded], events: [{ event: 'ca.created', authority: fresh.record.id }], result: undefined };
     });
     return m;
+  }
+
+  /** Where the authorities are kept: owner (a writable dir), fixed (a read-only dir: a Secret) or shared (the database). */
+  get persistence(): PersistenceMode {
+    return this.#o.store.mode;
   }
 
   /** False while an offline-root CA waits for its first intermediate. */

@@ -4,6 +4,7 @@
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
 import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
+import { API_SERVER_RETRY } from '../attestation/k8s-api-fetch.js';
 import { type KubernetesApiClient, type WatchEvent, httpStatusOf } from './kubernetes-api-client.js';
 
 export interface ListWatchOptions<T> {
@@ -23,7 +24,6 @@ export interface ListWatchOptions<T> {
   readonly random?: () => number;
 }
 
-const DEFAULT_BACKOFF: BackoffOptions = { initialMs: 500, maxMs: 30_000, jitter: 0.2 };
 /** A watch that ends sooner than this without an event counts as a failure (no tight reconnect loop). */
 const SHORT_WATCH_MS = 1_000;
 
@@ -79,7 +79,7 @@ export class ListWatch<T> {
         }
         const began = this.opts.clock.nowMs();
         const events = await this.watch();
-        if (events === 0 && this.opts.clock.nowMs() - began < SHORT_WATCH_MS) await this.sleep(backoffDelay(failures++, this.opts.backoff ?? DEFAULT_BACKOFF, this.opts.random));
+        if (events === 0 && this.opts.clock.nowMs() - began < SHORT_WATCH_MS) await this.sleep(backoffDelay(failures++, this.opts.backoff ?? API_SERVER_RETRY, this.opts.random));
         else failures = 0;
       } catch (e) {
         if (this.stopped) break;
@@ -89,7 +89,7 @@ export class ListWatch<T> {
           continue;
         }
         this.opts.onError(e as Error);
-        await this.sleep(backoffDelay(failures++, this.opts.backoff ?? DEFAULT_BACKOFF, this.opts.random));
+        await this.sleep(backoffDelay(failures++, this.opts.backoff ?? API_SERVER_RETRY, this.opts.random));
       }
     }
   }

@@ -1,0 +1,99 @@
+// The control plane's read-only CA directory (a Kubernetes Secret), watched (audit 38b F9): the running process keeps
+// the CA it loaded at start (documented: the Secret is replaced, then the Deployment restarted), so a change under it,
+// such as the kubelet's `..data` swap to a replaced Secret, is said out loud rather than silently ignored: the CA files
+// changed, whether a restart would load them (or fail on them, and why), and the command that applies them. The same
+// shape as the config file's warning (config-file-watch.ts). Nothing is reloaded: that stays a restart.
+import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Clock } from '../../../common/clock.js';
+import { describeError } from '../../../common/errors.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
+import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { PersistenceMode } from '../ca/authority-persistence.js';
+import { AuthorityStore } from '../ca/authority-store.js';
+import type { ControlPlaneLogger } from '../logger.js';
+import { CONTROL_PLANE_RESTART_COMMAND } from './config-file-watch.js';
+
+export interface CaDirWatchDeps {
+  /** The data dir: the CA was loaded from its `ca` directory. */
+  readonly dataDir: string;
+  readonly trustDomain: TrustDomain;
+  readonly clock: Clock;
+  readonly log: Pick<ControlPlaneLogger, 'info' | 'warn'>;
+  readonly timers?: Timers;
+  /** Poll fallback of the watcher (default 10 s); file-system events are seen at once anyway. */
+  readonly pollMs?: number;
+}
+
+/** The most one CA file may hold (certificates, keys and ca-state.json are a few KiB). */
+const MAX_CA_FILE_BYTES = 1 << 20;
+
+/** What the directory holds, by content: `text` to compare, and the entries that could not be read and why. */
+export interface CaDirContent {
+  readonly text: string;
+  readonly unreadable: readonly string[];
+}
+
+/**
+ * Each visible entry's name and a digest of its bytes, read bounded and without blocking (symlinks followed; the
+ * kubelet's `..data` and timestamped entries are how, not what). Undefined: the directory cannot be listed.
+ */
+export function caDirContent(dir: string): CaDirContent | undefined {
+  let names: string[];
+  try {
+    names = readdirSync(dir)
+      .filter((n) => !n.startsWith('.'))
+      .sort();
+  } catch {
+    return undefined;
+  }
+  const unreadable: string[] = [];
+  const lines = names.map((name) => {
+    try {
+      return `${name}=${createHash('sha256').update(readSmallFile(join(dir, name), MAX_CA_FILE_BYTES)).digest('hex')}`;
+    } catch (e) {
+      const why = `${name}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`;
+      unreadable.push(why);
+      return `!${why}`;
+    }
+  });
+  return { text: lines.join('\n'), unreadable };
+}
+
+/**
+ * Starts watching the CA directory when the CA was loaded read-only from it (`fixed`; an owner dir is changed by this
+ * process itself, a shared CA is followed through the store); logs a warning each time its content changes from
+ * what was last seen. Undefined: nothing to watch.
+ */
+export function warnOnCaDirChange(persistence: PersistenceMode, deps: CaDirWatchDeps): PathWatch | undefined {
+  if (persistence !== 'fixed') return undefined;
+  const { log } = deps;
+  const dir = join(deps.dataDir, 'ca');
+  const started = caDirContent(dir)?.text;
+  let seen = started;
+  const onChange = () => {
+    const content = caDirContent(dir);
+    // A swap to identical files (a Secret re-applied unchanged), a chmod or a touch says nothing.
+    if (content?.text === seen) return;
+    seen = content?.text;
+    if (seen === started) {
+      log.info({ dir }, 'control plane: CA files are back to the content this process started with');
+      return;
+    }
+    const restart = `${CONTROL_PLANE_RESTART_COMMAND}, or restart the process`;
+    try {
+      if (!content) throw new Error(`${dir} cannot be listed`);
+      // What the restart would load, read only once every file was read bounded (never a FIFO or a device).
+      if (content.unreadable.length > 0) throw new Error(`unreadable: ${content.unreadable.join(', ')}`);
+      const loaded = new AuthorityStore({ dir, clock: deps.clock, trustDomain: deps.trustDomain, inspectOnly: true }).load();
+      const authorities = (loaded?.state.authorities ?? []).map((a) => `${a.id} (${a.state})`);
+      log.warn({ dir, authorities, restart }, `control plane: CA files changed (${dir}); the running process keeps the CA it started with: restart to apply them (${restart})`);
+    } catch (e) {
+      log.warn({ dir, err: describeError(e), restart }, `control plane: CA files changed (${dir}) and would not load; the running process keeps the CA it started with, and a restart would fail until they are fixed`);
+    }
+  };
+  return watchPaths({ paths: [], dirs: [dir], onChange, onError: (e) => log.warn({ err: describeError(e) }, 'control plane: CA directory watch failed'), pollMs: deps.pollMs ?? 10_000, ...(deps.timers ? { timers: deps.timers } : {}) });
+}
