@@ -1,5 +1,5 @@
-// What an attestor concludes: the SPIFFE ID the evidence proves, how (for audit), and for single-use evidence
-// the step that spends it once the rest of the request has been checked.
+// What an attestor concludes: the SPIFFE ID the evidence proves, how (for audit), and for a join token (the one
+// single-use credential) the token the issuance must spend in the commit that records the SVID.
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 
 export type AttestorName = 'join_token' | 'k8s_psat' | 'x509svid' | 'tpm';
@@ -16,8 +16,12 @@ export interface AttestedIdentity {
    * "tpm:<AK key hash>"): attesting again proves the same instance, so its rate-limit bucket stays its own.
    */
   readonly instance?: string;
-  /** Spends single-use evidence; rejects when it was spent meanwhile. Absent for reusable evidence. */
-  readonly spend?: () => Promise<void>;
+  /**
+   * A join token's hash: spent by the same store commit that records the signed SVID (InventoryStore.recordWithToken),
+   * never before, so a replica killed mid-issuance leaves the token usable. Absent for reusable evidence (a TPM nonce
+   * is spent while attesting: it is a free challenge, asked again at every attestation).
+   */
+  readonly joinTokenHash?: string;
 }
 
 /** The metric label for an attestation failure: the code's tail in lower case (a fixed set). */

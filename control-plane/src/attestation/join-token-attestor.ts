@@ -1,6 +1,6 @@
 // Join-token attestation: the token (looked up by its hash) names the SPIFFE ID; it must be unexpired, unused
-// and not revoked, and is spent only after the CSR has been accepted, by one conditional update in the store (so
-// two uses racing, on one replica or two, cannot both win).
+// and not revoked. It is not spent here: the issuer spends it in the commit that records the SVID it signed, by one
+// conditional update (so two uses racing, on one replica or two, cannot both win, and a crash strands none).
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -34,9 +34,7 @@ export class JoinTokenAttestor {
       spiffeId: SpiffeId.parse(rec.spiffeId),
       attestor: 'join_token',
       attestedAs,
-      spend: async () => {
-        if (!(await this.#tokens.spend(hash, this.#clock.nowMs()))) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
-      },
+      joinTokenHash: hash,
     };
   }
 }

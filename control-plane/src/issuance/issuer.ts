@@ -1,8 +1,8 @@
 // Issuance: CSR checked → identity attested from the evidence alone → operator bans → CSR judged against it → rate
-// limit → bans read from the database → single-use evidence spent → SVID signed by the active authority → inventory
-// + audit. Every refusal is audited with its stable code before it is thrown. TPM evidence is attested against the
-// CSR's key (the quote binds it) and spends its nonce while attesting, so a replay is refused before it costs the
-// ID's rate limit.
+// limit → bans read from the database → SVID signed by the active authority → inventory (spending a join token in
+// the same commit) → audit. Every refusal is audited with its stable code before it is thrown. TPM evidence is
+// attested against the CSR's key (the quote binds it) and spends its nonce while attesting, so a replay is refused
+// before it costs the ID's rate limit (a nonce is free: the next attempt asks a new challenge).
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { rsaKeyWeakness } from '../../../common/pki/rsa-key-strength.js';
@@ -115,10 +115,9 @@ export class Issuer {
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
       const weakness = rsaKeyWeakness(csr.publicKey);
       if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
-      // Last, before the evidence is spent: a ban committed on another replica may not be in this one's memory yet.
+      // Last, before signing: a ban committed on another replica may not be in this one's memory yet.
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
-      await identity.spend?.();
-      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage);
+      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage, identity.joinTokenHash);
       // A renewal whose origin was banned while it was signed is banned itself and never handed out.
       if (renewed) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), renewed, result.serial);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
@@ -173,14 +172,18 @@ export class Issuer {
     return this.#o.svids.attest(req.peerChain);
   }
 
-  /** Signs, then records the SVID in the inventory before anyone holds it (so no live SVID goes uncounted). */
   /** The serial `serial`'s chain of renewals began with (itself when it was attested, or issued before this was kept). */
   async lineageOf(serial: string): Promise<string> {
     return (await this.#o.inventory.find(serial))?.lineage || serial;
   }
 
-  /** `lineage`: the chain a renewal continues, or the instance an attestation proved; absent, the new SVID begins one. */
-  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string): Promise<SignResult> {
+  /**
+   * Signs, then records the SVID in the inventory before anyone holds it (so no live SVID goes uncounted).
+   * `lineage`: the chain a renewal continues, or the instance an attestation proved; absent, the new SVID begins one.
+   * `joinTokenHash`: the token is spent by the commit that records the SVID (signing first is local and cheap), so a
+   * process killed before that commit leaves it usable; a token spent meanwhile discards the signed SVID.
+   */
+  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string, joinTokenHash?: string): Promise<SignResult> {
     const ca = this.#o.ca();
     const signer = ca.signer;
     const now = this.#o.clock.nowMs();
@@ -194,7 +197,9 @@ export class Issuer {
     const spiffeId = id.toString();
     const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });
     const intermediateSerial = signer.intermediate.serialNumber.toLowerCase();
-    await this.#o.inventory.record({ serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller, lineage: lineage ?? leaf.serialHex });
+    const row = { serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller, lineage: lineage ?? leaf.serialHex };
+    if (joinTokenHash === undefined) await this.#o.inventory.record(row);
+    else if (!(await this.#o.inventory.recordWithToken(row, joinTokenHash, now))) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
     this.#o.audit.record(now, { event: 'svid.issued', result: 'issued', spiffeId, attestedAs, serial: leaf.serialHex, notAfterMs, caller, kind, authority: signer.authorityId });
     return { chainDer: [leaf.der, signer.intermediate.raw], bundle: ca.bundle, spiffeId, notAfterMs, serial: leaf.serialHex };
   }

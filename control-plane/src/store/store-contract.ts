@@ -16,7 +16,7 @@ export interface TokenRecord {
   readonly revokedAtMs: number | null;
 }
 
-/** Join tokens, stored only as SHA-256 hashes. */
+/** Join tokens, stored only as SHA-256 hashes; one is spent only with the SVID it pays for (InventoryStore.recordWithToken). */
 export interface TokenStore {
   create(token: string, spiffeId: string, nowMs: number, ttlMs: number): Promise<TokenRecord>;
   find(hash: string): Promise<TokenRecord | undefined>;
@@ -24,8 +24,6 @@ export interface TokenStore {
   findByPrefix(prefix: string): Promise<TokenRecord[]>;
   /** Marks an unused token revoked; false when it was used or revoked already. */
   revoke(hash: string, nowMs: number): Promise<boolean>;
-  /** Marks the token used in one conditional update; false when used, revoked or expired (by anyone, anywhere). */
-  spend(hash: string, nowMs: number): Promise<boolean>;
   /** Forgets tokens expired for longer than `keepMs`. */
   prune(nowMs: number, keepMs: number): Promise<number>;
 }
@@ -57,6 +55,12 @@ export interface InventoryStore {
   /** The SVIDs issued as renewals of this one (attestedAs `x509svid:<serial>`), any replica's. */
   renewalsOf(serial: string): Promise<IssuedSvidRow[]>;
   record(r: IssuedSvidRow): Promise<void>;
+  /**
+   * Records `r` and spends the join token `tokenHash` in one commit: both or neither, so a process killed at any
+   * point leaves either a spent token with its SVID recorded or an unspent token. False, with nothing written, when
+   * the token is used, revoked or expired at `nowMs` (by anyone, anywhere: one conditional update decides).
+   */
+  recordWithToken(r: IssuedSvidRow, tokenHash: string, nowMs: number): Promise<boolean>;
   /** Unexpired SVIDs at `nowMs`, optionally only those expiring within `withinMs`, soonest first. */
   live(nowMs: number, withinMs?: number, limit?: number): Promise<IssuedSvidRow[]>;
   /** Every SVID ever issued (newest first). */

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../common/errors.js';
 import { pgConnectionConfig } from '../../../control-plane/src/store/postgres/pg-connection-config.js';
 import { DEFAULT_POOL_SETTINGS, PgDatabase } from '../../../control-plane/src/store/postgres/pg-database.js';
+import type { IssuedSvidRow } from '../../../control-plane/src/store/store-contract.js';
 import { freePort } from '../../helpers/free-port.js';
 import { type PostgresServer, startPostgres } from '../../helpers/postgres-server.js';
 import { openTestPgStore } from '../../helpers/postgres-store.js';
@@ -19,6 +20,9 @@ import { until } from '../../helpers/until.js';
 
 let server: PostgresServer;
 let password: string;
+
+/** The SVID a token is spent for (a token is spent only with one: InventoryStore.recordWithToken). */
+const svid = (serial: string): IssuedSvidRow => ({ serial, spiffeId: 'spiffe://example.org/lost', authorityId: 'A', intermediateSerial: 'i1', notBeforeMs: 0, notAfterMs: 1, issuedAtMs: 0, attestedAs: 'join_token:x', kind: 'attest', caller: 'test' });
 
 beforeAll(async () => {
   server = await startPostgres();
@@ -113,7 +117,7 @@ describe('postgres store: the database lost while running', () => {
       await until('listening', () => s.store.changes.listening);
       const tok = await s.store.tokens.create('lost-1', 'spiffe://example.org/lost', Date.now(), 600_000);
       await server.stop();
-      for (const call of [s.store.tokens.find(tok.hash), s.store.tokens.spend(tok.hash, Date.now()), s.store.meta.increment('lost'), s.store.changes.announce('ca')]) {
+      for (const call of [s.store.tokens.find(tok.hash), s.store.inventory.recordWithToken(svid('lost-1'), tok.hash, Date.now()), s.store.meta.increment('lost'), s.store.changes.announce('ca')]) {
         const e = await call.then(
           () => null,
           (err) => err,
@@ -128,7 +132,7 @@ describe('postgres store: the database lost while running', () => {
       seen.clear();
       await server.restart();
       await until('calls work again', async () => (await s.store.tokens.find(tok.hash).catch(() => undefined)) !== undefined, 15_000, 100);
-      expect(await s.store.tokens.spend(tok.hash, Date.now())).toBe(true);
+      expect(await s.store.inventory.recordWithToken(svid('lost-1'), tok.hash, Date.now())).toBe(true);
       await s.store.audit.flush();
       expect((await s.store.audit.recent('while.down')).length).toBe(1);
       await until('the feed reconnected and fired every topic', () => s.store.changes.listening && seen.size === 5, 15_000, 50);
@@ -206,11 +210,12 @@ describe('postgres store: timeouts and session settings', () => {
       const tok = await s.store.tokens.create('locked', 'spiffe://example.org/locked', Date.now(), 600_000);
       await holder.query('BEGIN');
       await holder.query('SELECT * FROM join_tokens WHERE hash = $1 FOR UPDATE', [tok.hash]);
-      const e = await s.store.tokens.spend(tok.hash, Date.now()).catch((err) => err);
+      const e = await s.store.inventory.recordWithToken(svid('locked'), tok.hash, Date.now()).catch((err) => err);
       expect(isTesseraError(e, 'TESSERA_ERR_STORE_UNAVAILABLE')).toBe(true);
       expect(e.details.sqlstate).toBe('57014');
       await holder.query('ROLLBACK');
-      expect(await s.store.tokens.spend(tok.hash, Date.now())).toBe(true);
+      expect(await s.store.inventory.find('locked')).toBeUndefined();
+      expect(await s.store.inventory.recordWithToken(svid('locked'), tok.hash, Date.now())).toBe(true);
     } finally {
       await holder.end();
       await s.dispose();

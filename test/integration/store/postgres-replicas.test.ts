@@ -1,4 +1,5 @@
-// Several control-plane replicas on one real PostgreSQL server, each with its own pool: single-use tokens, counters
+// Several control-plane replicas on one real PostgreSQL server, each with its own pool: single-use tokens (each spent
+// with the one SVID it paid for), counters
 // and "audit the expiry once" hold under races; a change announced by one replica reaches the others; the advisory
 // lock elects one leader, hands over on close and on a killed connection with a higher fencing term; the shared CA
 // records are compare-and-swap and refuse a stale leader.
@@ -6,6 +7,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../common/errors.js';
 import { LEADER_LOCK_KEY } from '../../../control-plane/src/store/postgres/pg-leader-lock.js';
+import type { IssuedSvidRow } from '../../../control-plane/src/store/store-contract.js';
 import { openPostgresDatabase, type PostgresDatabase } from '../../helpers/postgres-database.js';
 import { openTestPgStore, type TestPgStore } from '../../helpers/postgres-store.js';
 import { until } from '../../helpers/until.js';
@@ -26,6 +28,9 @@ afterAll(async () => {
   await server?.destroy();
 });
 
+/** The SVID a token is spent for (a token is spent only with one: InventoryStore.recordWithToken). */
+const svid = (serial: string): IssuedSvidRow => ({ serial, spiffeId: 'spiffe://example.org/race', authorityId: 'A', intermediateSerial: 'i1', notBeforeMs: 0, notAfterMs: 1, issuedAtMs: 0, attestedAs: 'join_token:x', kind: 'attest', caller: 'test' });
+
 const codeOf = (p: Promise<unknown>) =>
   p.then(
     () => 'ok',
@@ -33,20 +38,23 @@ const codeOf = (p: Promise<unknown>) =>
   );
 
 describe('postgres replicas: races decided by the database', () => {
-  test('one token spent concurrently 60 times from two replicas: exactly one spend wins', async () => {
+  test('one token spent concurrently 60 times from two replicas: exactly one spend wins, and only its SVID is recorded', async () => {
     for (let round = 0; round < 5; round++) {
       const rec = await a.store.tokens.create(`race-${round}`, 'spiffe://example.org/race', Date.now(), 60_000);
-      const spends = Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).store.tokens.spend(rec.hash, Date.now()));
+      const spends = Array.from({ length: 60 }, (_, i) => (i % 2 ? a : b).store.inventory.recordWithToken(svid(`race-${round}-${i}`), rec.hash, Date.now()));
       const results = await Promise.all(spends);
       expect(results.filter(Boolean).length, `round ${round}`).toBe(1);
+      const rows = (await a.store.inventory.all()).filter((r) => r.serial.startsWith(`race-${round}-`));
+      expect(rows.map((r) => r.serial)).toEqual([`race-${round}-${results.indexOf(true)}`]);
     }
   });
 
   test('spend racing revoke on one token: exactly one of them wins', async () => {
     for (let round = 0; round < 10; round++) {
       const rec = await a.store.tokens.create(`spend-revoke-${round}`, 'spiffe://example.org/race', Date.now(), 60_000);
-      const [spent, revoked] = await Promise.all([a.store.tokens.spend(rec.hash, Date.now()), b.store.tokens.revoke(rec.hash, Date.now())]);
+      const [spent, revoked] = await Promise.all([a.store.inventory.recordWithToken(svid(`spend-revoke-${round}`), rec.hash, Date.now()), b.store.tokens.revoke(rec.hash, Date.now())]);
       expect(Number(spent) + Number(revoked), `round ${round}`).toBe(1);
+      expect((await b.store.inventory.find(`spend-revoke-${round}`)) !== undefined, `round ${round}`).toBe(spent);
     }
   });
 

@@ -57,42 +57,6 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect(store().kind).toBe(kind);
     });
 
-    test('tokens: create, find, findByPrefix, spend once, revoke, prune', async () => {
-      const t = store().tokens;
-      const rec = await t.create('token-one', 'spiffe://example.org/a', 1_000, 60_000);
-      expect(rec).toMatchObject({ spiffeId: 'spiffe://example.org/a', createdAtMs: 1_000, expiresAtMs: 61_000, usedAtMs: null, revokedAtMs: null });
-      expect(rec.hash).toMatch(/^[0-9a-f]{64}$/);
-      expect(await t.find(rec.hash)).toEqual(rec);
-      expect(await t.find('0'.repeat(64))).toBeUndefined();
-      expect((await t.findByPrefix(rec.hash.slice(0, 8))).map((r) => r.hash)).toEqual([rec.hash]);
-      expect(await t.findByPrefix('zz')).toEqual([]);
-      expect(await t.spend(rec.hash, 2_000)).toBe(true);
-      expect(await t.spend(rec.hash, 2_001)).toBe(false);
-      expect((await t.find(rec.hash))?.usedAtMs).toBe(2_000);
-      expect(await t.revoke(rec.hash, 3_000)).toBe(false);
-
-      const two = await t.create('token-two', 'spiffe://example.org/b', 1_000, 60_000);
-      expect(await t.revoke(two.hash, 3_000)).toBe(true);
-      expect(await t.revoke(two.hash, 3_001)).toBe(false);
-      expect(await t.spend(two.hash, 3_002)).toBe(false);
-      expect((await t.find(two.hash))?.revokedAtMs).toBe(3_000);
-
-      const old = await t.create('token-expired', 'spiffe://example.org/c', 1_000, 1_000);
-      expect(await t.spend(old.hash, 2_000)).toBe(false);
-      expect(await t.spend(old.hash, 1_999)).toBe(true);
-      // token-expired ran out at 2 000, the others at 61 000: kept 10 s past expiry.
-      expect(await t.prune(11_999, 10_000)).toBe(0);
-      expect(await t.prune(12_001, 10_000)).toBe(1);
-      expect(await t.find(old.hash)).toBeUndefined();
-      expect(await t.find(two.hash)).toBeDefined();
-    });
-
-    test('tokens: 40 concurrent spends of one token, exactly one wins', async () => {
-      const rec = await store().tokens.create('token-race', 'spiffe://example.org/race', 1_000, 60_000);
-      const results = await Promise.all(Array.from({ length: 40 }, () => store().tokens.spend(rec.hash, 2_000)));
-      expect(results.filter(Boolean).length).toBe(1);
-    });
-
     test('inventory: record, find, live (window, order, limit), all, liveByAuthority', async () => {
       const inv = store().inventory;
       await inv.record(svid('aa01', { notAfterMs: 5_000, issuedAtMs: 1 }));
@@ -109,6 +73,53 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect((await inv.all(1)).map((r) => r.serial)).toEqual(['aa04']);
       expect(await inv.liveByAuthority('auth-1', 1_000)).toEqual({ count: 2, latestNotAfterMs: 9_000_000_000_000 });
       expect(await inv.liveByAuthority('auth-2', 4_000)).toEqual({ count: 0, latestNotAfterMs: null });
+    });
+
+    // After the inventory's first test, which reads every row: these add SVIDs of their own.
+    test('tokens: create, find, findByPrefix, spend once (with the SVID it pays for), revoke, prune', async () => {
+      const t = store().tokens;
+      const inv = store().inventory;
+      const spend = (hash: string, nowMs: number, serial: string) => inv.recordWithToken(svid(serial), hash, nowMs);
+      const rec = await t.create('token-one', 'spiffe://example.org/a', 1_000, 60_000);
+      expect(rec).toMatchObject({ spiffeId: 'spiffe://example.org/a', createdAtMs: 1_000, expiresAtMs: 61_000, usedAtMs: null, revokedAtMs: null });
+      expect(rec.hash).toMatch(/^[0-9a-f]{64}$/);
+      expect(await t.find(rec.hash)).toEqual(rec);
+      expect(await t.find('0'.repeat(64))).toBeUndefined();
+      expect((await t.findByPrefix(rec.hash.slice(0, 8))).map((r) => r.hash)).toEqual([rec.hash]);
+      expect(await t.findByPrefix('zz')).toEqual([]);
+      expect(await spend(rec.hash, 2_000, 'tk01')).toBe(true);
+      expect(await inv.find('tk01')).toEqual(svid('tk01'));
+      expect(await spend(rec.hash, 2_001, 'tk02')).toBe(false);
+      expect(await inv.find('tk02')).toBeUndefined();
+      expect((await t.find(rec.hash))?.usedAtMs).toBe(2_000);
+      expect(await t.revoke(rec.hash, 3_000)).toBe(false);
+
+      const two = await t.create('token-two', 'spiffe://example.org/b', 1_000, 60_000);
+      expect(await t.revoke(two.hash, 3_000)).toBe(true);
+      expect(await t.revoke(two.hash, 3_001)).toBe(false);
+      expect(await spend(two.hash, 3_002, 'tk03')).toBe(false);
+      expect(await inv.find('tk03')).toBeUndefined();
+      expect((await t.find(two.hash))?.revokedAtMs).toBe(3_000);
+
+      const old = await t.create('token-expired', 'spiffe://example.org/c', 1_000, 1_000);
+      expect(await spend(old.hash, 2_000, 'tk04')).toBe(false);
+      // A record that fails (its serial taken) spends nothing: spend and record are one commit.
+      await expect(spend(old.hash, 1_999, 'tk01')).rejects.toThrow();
+      expect((await t.find(old.hash))?.usedAtMs).toBeNull();
+      expect(await spend(old.hash, 1_999, 'tk05')).toBe(true);
+      // token-expired ran out at 2 000, the others at 61 000: kept 10 s past expiry.
+      expect(await t.prune(11_999, 10_000)).toBe(0);
+      expect(await t.prune(12_001, 10_000)).toBe(1);
+      expect(await t.find(old.hash)).toBeUndefined();
+      expect(await t.find(two.hash)).toBeDefined();
+      expect((await inv.all()).filter((r) => r.serial.startsWith('tk')).map((r) => r.serial).sort()).toEqual(['tk01', 'tk05']);
+    });
+
+    test('tokens: 40 concurrent spends of one token, exactly one wins and only its SVID is recorded', async () => {
+      const rec = await store().tokens.create('token-race', 'spiffe://example.org/race', 1_000, 60_000);
+      const results = await Promise.all(Array.from({ length: 40 }, (_, i) => store().inventory.recordWithToken(svid(`race${i}`), rec.hash, 2_000)));
+      expect(results.filter(Boolean).length).toBe(1);
+      expect((await store().inventory.all()).filter((r) => r.serial.startsWith('race')).map((r) => r.serial)).toEqual([`race${results.indexOf(true)}`]);
     });
 
     test('inventory: the lineage a row was recorded with is read back; a row without one has none', async () => {

@@ -1,11 +1,15 @@
 // The inventory of issued SVIDs in PostgreSQL, shared by every replica: `tessera certs list` and "does any live
-// SVID still chain to this authority" see what all of them issued.
+// SVID still chain to this authority" see what all of them issued. An SVID paid for with a join token is recorded by
+// the statement that spends the token, so no replica, killed anywhere, leaves a token spent without its SVID.
 import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage';
 const DEFAULT_LIMIT = 10_000;
+
+/** The row's values in COLUMNS order ($1…$11). */
+const values = (r: IssuedSvidRow): unknown[] => [r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? ''];
 
 export class PgInventoryStore implements InventoryStore {
   readonly #db: PgQueryable;
@@ -24,19 +28,20 @@ export class PgInventoryStore implements InventoryStore {
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
-    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, [
-      r.serial,
-      r.spiffeId,
-      r.authorityId,
-      r.intermediateSerial,
-      r.notBeforeMs,
-      r.notAfterMs,
-      r.issuedAtMs,
-      r.attestedAs,
-      r.kind,
-      r.caller,
-      r.lineage ?? '',
-    ]);
+    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, values(r));
+  }
+
+  /**
+   * One statement, so one transaction: the token's conditional UPDATE, and the insert only for the row it
+   * returned. A concurrent redemption of the token (any replica) waits on the row lock and, once this one commits,
+   * re-checks `used_at_ms` and inserts nothing; a failed insert (a serial taken) rolls the spend back with it.
+   */
+  async recordWithToken(r: IssuedSvidRow, tokenHash: string, nowMs: number): Promise<boolean> {
+    const sql = `WITH spent AS (
+        UPDATE join_tokens SET used_at_ms = $12 WHERE hash = $13 AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $12 RETURNING hash
+      )
+      INSERT INTO issuances (${COLUMNS}) SELECT $1, $2, $3, $4, $5::bigint, $6::bigint, $7::bigint, $8, $9, $10, $11 FROM spent`;
+    return (await this.#db.query(sql, [...values(r), nowMs, tokenHash])).rowCount === 1;
   }
 
   /**

@@ -1,6 +1,6 @@
-// Join tokens in PostgreSQL, stored only as SHA-256 hashes. Spending is one conditional UPDATE: under concurrent
-// spends (on any replica) the row lock makes the others re-check the condition after the winner commits, so exactly
-// one caller sees a row changed. The same holds for a spend racing a revoke.
+// Join tokens in PostgreSQL, stored only as SHA-256 hashes. A token is spent only together with the SVID it pays
+// for (PgInventoryStore.recordWithToken: one conditional UPDATE and the insert, one statement); revoking is one
+// conditional UPDATE too, and the row lock makes a revoke racing a spend re-check after the winner commits.
 import { hashToken } from '../join-token.js';
 import type { TokenRecord, TokenStore } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
@@ -34,11 +34,6 @@ export class PgTokenStore implements TokenStore {
 
   async revoke(hash: string, nowMs: number): Promise<boolean> {
     const r = await this.#db.query('UPDATE join_tokens SET revoked_at_ms = $1 WHERE hash = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL', [nowMs, hash]);
-    return r.rowCount === 1;
-  }
-
-  async spend(hash: string, nowMs: number): Promise<boolean> {
-    const r = await this.#db.query('UPDATE join_tokens SET used_at_ms = $1 WHERE hash = $2 AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $1', [nowMs, hash]);
     return r.rowCount === 1;
   }
 

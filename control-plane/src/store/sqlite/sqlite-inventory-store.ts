@@ -1,5 +1,6 @@
 // The inventory of issued SVIDs in SQLite: who got which serial, from which authority, valid until when. Answers
-// `tessera certs list` and "does any live SVID still chain to this authority".
+// `tessera certs list` and "does any live SVID still chain to this authority". An SVID paid for with a join token is
+// recorded in the transaction that spends the token, so a kill leaves no token spent without its SVID.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
@@ -13,6 +14,7 @@ export class SqliteInventoryStore implements InventoryStore {
   readonly #list: StatementSync;
   readonly #bySerial: StatementSync;
   readonly #renewals: StatementSync;
+  readonly #spendToken: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -26,6 +28,7 @@ export class SqliteInventoryStore implements InventoryStore {
     this.#list = db.prepare('SELECT * FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT ?');
     this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
     this.#renewals = db.prepare('SELECT * FROM issuances WHERE attested_as = ? ORDER BY issued_at_ms, serial');
+    this.#spendToken = db.prepare('UPDATE join_tokens SET used_at_ms = ? WHERE hash = ? AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > ?');
   }
 
   /** The SVID with this serial (lower-case hex as recorded), if this control plane issued it. */
@@ -40,6 +43,24 @@ export class SqliteInventoryStore implements InventoryStore {
 
   async record(r: IssuedSvidRow): Promise<void> {
     this.#insertRow(r);
+  }
+
+  /**
+   * One transaction, synchronous from BEGIN to COMMIT (no other caller's statement runs inside it): the conditional
+   * update, so of two redemptions of one token only the first changes the row, then the insert; a failed insert
+   * rolls the spend back.
+   */
+  async recordWithToken(r: IssuedSvidRow, tokenHash: string, nowMs: number): Promise<boolean> {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const spent = Number(this.#spendToken.run(nowMs, tokenHash, nowMs).changes) === 1;
+      if (spent) this.#insertRow(r);
+      this.#db.exec(spent ? 'COMMIT' : 'ROLLBACK');
+      return spent;
+    } catch (e) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw e;
+    }
   }
 
   /**

@@ -187,7 +187,7 @@ describe('Revocations', () => {
 
   test('a used token cannot be revoked; unknown, ambiguous and malformed token names are refused', async () => {
     const rec = await store.tokens.create('used', WEB, now, 60_000);
-    await store.tokens.spend(rec.hash, now);
+    expect(await store.inventory.recordWithToken({ serial: '0a', spiffeId: WEB, authorityId: 'A', intermediateSerial: 'i1', notBeforeMs: now, notAfterMs: now + 1, issuedAtMs: now, attestedAs: `join_token:${tokenIdOf(rec.hash)}`, kind: 'attest', caller: 'test' }, rec.hash, now)).toBe(true);
     const revoke = (req: Parameters<Revocations['revokeToken']>[0]) => codeOf(() => revocations.revokeToken(req));
     expect(await revoke({ token: 'used', reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_TOKEN_USED');
     expect(await revoke({ token: 'never-created', reason: '', createdBy: 'ops' })).toBe('TESSERA_ERR_REVOCATION_NOT_FOUND');

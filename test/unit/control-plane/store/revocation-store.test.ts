@@ -5,12 +5,15 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { hashToken } from '../../../../control-plane/src/store/join-token.js';
 import { MIGRATIONS, openDatabase } from '../../../../control-plane/src/store/sqlite/sqlite-database.js';
+import { SqliteInventoryStore } from '../../../../control-plane/src/store/sqlite/sqlite-inventory-store.js';
 import { SqliteRevocationStore } from '../../../../control-plane/src/store/sqlite/sqlite-revocation-store.js';
 import { SqliteTokenStore } from '../../../../control-plane/src/store/sqlite/sqlite-token-store.js';
-import type { Ban } from '../../../../control-plane/src/store/store-contract.js';
+import type { Ban, IssuedSvidRow } from '../../../../control-plane/src/store/store-contract.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/web';
+/** The SVID a token is spent for (a token is spent only with one: SqliteInventoryStore.recordWithToken). */
+const usedSvid: IssuedSvidRow = { serial: '0a', spiffeId: ID, authorityId: 'A', intermediateSerial: 'i1', notBeforeMs: 0, notAfterMs: 9_000, issuedAtMs: 1, attestedAs: 'join_token:x', kind: 'attest', caller: 'test' };
 const ban = (kind: Ban['kind'], value: string, extra: Partial<Ban> = {}): Ban => ({ kind, value, reason: 'stolen key', createdBy: 'ops', createdAtMs: 1_000, notAfterMs: null, ...extra });
 
 describe('SqliteRevocationStore', () => {
@@ -78,7 +81,7 @@ describe('SqliteRevocationStore', () => {
     expect(await tokens.revoke(hashToken('tok'), 2_000)).toBe(true);
     expect(await tokens.revoke(hashToken('tok'), 3_000)).toBe(false);
     // A revoked token can no longer be spent, however the race goes.
-    expect(await tokens.spend(hashToken('tok'), 2_500)).toBe(false);
+    expect(await new SqliteInventoryStore(db).recordWithToken(usedSvid, hashToken('tok'), 2_500)).toBe(false);
     expect(await new SqliteRevocationStore(db).all()).toEqual([]);
     db.close();
   });
@@ -87,7 +90,7 @@ describe('SqliteRevocationStore', () => {
     const db = openDatabase(join(dir, 'tessera.db'));
     const tokens = new SqliteTokenStore(db);
     const rec = await tokens.create('used-token', ID, 0, 10_000);
-    expect(await tokens.spend(rec.hash, 1)).toBe(true);
+    expect(await new SqliteInventoryStore(db).recordWithToken(usedSvid, rec.hash, 1)).toBe(true);
     expect(await tokens.revoke(rec.hash, 2)).toBe(false);
     expect((await tokens.findByPrefix(rec.hash.slice(0, 12))).map((t) => t.hash)).toEqual([rec.hash]);
     expect(await tokens.findByPrefix('')).toHaveLength(1);
