@@ -64,13 +64,13 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SVID_WEAK_KEY: entry(UNAUTHENTICATED, 403, 'A certificate on the path carries a key outside the accepted set: RSA of 2048 bits or more, or EC on P-256 or P-384 (a trust anchor also P-521); smaller RSA keys, other curves and other key types are refused.'),
 
   // --- JWT-SVIDs and the SPIFFE bundle document (common/spiffe/jwt-svid.ts, spiffe-bundle.ts) ---
-  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB), or lacks an exp that is a date (a number of seconds within ±8.64e12, what a JavaScript Date holds), or has an unknown typ or crit header.'),
+  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB, nothing around them: no whitespace), or lacks an exp that is a date (a number of seconds within ±8.64e12, what a JavaScript Date holds), or has an nbf or iat that is not one, or has an unknown typ or crit header.'),
   TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID alg is not one of RS/ES/PS 256/384/512 (none and HMAC are never accepted).'),
   TESSERA_ERR_JWT_SVID_NO_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID has no aud claim.'),
   TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID aud claim does not hold the audience it is validated for.'),
   TESSERA_ERR_JWT_SVID_EXPIRED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is past its exp (beyond the tolerated clock skew).'),
-  TESSERA_ERR_JWT_SVID_NOT_YET_VALID: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID nbf is in the future (beyond the tolerated clock skew).'),
-  TESSERA_ERR_JWT_SVID_BAD_SUBJECT: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID sub claim is missing or is not a SPIFFE ID of a workload.'),
+  TESSERA_ERR_JWT_SVID_NOT_YET_VALID: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID nbf or iat is in the future (beyond the tolerated clock skew).'),
+  TESSERA_ERR_JWT_SVID_BAD_SUBJECT: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID sub claim is missing, is not a SPIFFE ID of a workload, or is a reserved ID of its trust domain (the bare trust-domain ID, the control plane\'s own).'),
   TESSERA_ERR_JWT_SVID_NO_BUNDLE: entry(INVALID_ARGUMENT, 400, 'There is no JWT bundle for the trust domain of the JWT-SVID subject.'),
   TESSERA_ERR_JWT_SVID_UNKNOWN_KEY: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID kid is missing or is not in the JWT bundle of the subject\'s own trust domain.'),
   TESSERA_ERR_JWT_SVID_BAD_SIGNATURE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID signature does not verify with the key its kid names (or the alg does not fit that key).'),

@@ -27,7 +27,8 @@ export async function verifyJwtSvid(args: ParsedArgs, io: CommandIo, nowMs: numb
   const pinned = stringFlag(args, 'trust-domain');
   // The document does not name its trust domain: the X.509 authorities do (Tessera's roots carry spiffe://<td>).
   const td = pinned !== undefined ? TrustDomain.parse(pinned) : trustDomainOf(bundle.x509Authorities, file);
-  const token = args.positionals[0]!.trim();
+  // As given, not trimmed: the Workload API judges the string it is sent, and so does this (one verdict for both).
+  const token = args.positionals[0]!;
   const expected = stringFlag(args, 'id');
   let out: Record<string, unknown>;
   try {

@@ -3,6 +3,7 @@
 import { type KeyObject, constants, sign, verify } from 'node:crypto';
 import { type ErrorCode, TesseraError } from '../errors.js';
 import { SpiffeId } from './spiffe-id.js';
+import { reservedIdReason } from './workload-id.js';
 
 /** The JWT authorities of one trust domain: key id → public key. */
 export type JwtBundle = ReadonlyMap<string, KeyObject>;
@@ -39,7 +40,7 @@ const NO_DOMAINS: ReadonlySet<string> = new Set();
 
 /** Tokens larger than this are refused before any parsing (a workload sends them; bound the work). */
 export const MAX_JWT_BYTES = 16 * 1024;
-/** Clock skew tolerated on exp and nbf. */
+/** Clock skew tolerated on exp, nbf and iat. */
 export const JWT_SKEW_MS = 30_000;
 
 interface AlgSpec {
@@ -141,6 +142,9 @@ function decodePart(part: string, what: string): Record<string, unknown> {
 /** Header and claims, decoded without any check of signature or meaning (for diagnostics and the CLI). */
 export function decodeJwt(token: string): { header: Record<string, unknown>; claims: Record<string, unknown>; signingInput: string; signature: Buffer } {
   if (typeof token !== 'string' || token.length === 0) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token is empty');
+  // Taken as given, never trimmed, wherever it is judged (ValidateJWTSVID, `svid verify --jwt`): a trimmed token would
+  // be a second string that validates, which a replay cache keyed by the string would miss (as non-canonical base64url).
+  if (token.trim() !== token) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token has whitespace around it (a JWS compact serialization has none): pass it exactly as issued');
   if (Buffer.byteLength(token) > MAX_JWT_BYTES) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the token is larger than ${MAX_JWT_BYTES} bytes`);
   const parts = token.split('.');
   if (parts.length !== 3) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'a JWS compact serialization has exactly three parts');
@@ -169,7 +173,8 @@ const isNumericDate = (v: unknown): v is number => typeof v === 'number' && Numb
 /**
  * Validates a JWT-SVID for `audience` at `nowMs`, per the JWT-SVID spec: allowed asymmetric alg only, `sub` a
  * SPIFFE ID, the key (by `kid`) from the JWT bundle of **the subject's own trust domain**, signature, `aud`
- * holding the audience, `exp` in the future (skew tolerated), `nbf` if present not in the future.
+ * holding the audience, `exp` in the future (skew tolerated), `nbf` and `iat` if present dates not in the future, `sub`
+ * not a reserved ID (workload-id.ts), the token exactly as given (no whitespace around it).
  * `lowSDomains`: trust domains whose issuer signs ECDSA tokens with a low S only (Tessera's own): a high-S token of
  * one of them is the second spelling of a real token, refused. Other issuers (a federated SPIRE) sign either.
  */
@@ -192,7 +197,10 @@ export function validateJwtSvid(token: string, audience: string, bundles: JwtBun
   } catch (e) {
     throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', `sub is not a SPIFFE ID: ${(e as Error).message}`);
   }
-  if (spiffeId.path === '') throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', 'sub is a bare trust-domain ID, not a workload');
+  // The issuance rule's reserved IDs (the bare trust-domain ID, the control plane's own), in the subject's own trust
+  // domain: never issued as a JWT-SVID here, so never accepted as one, nor from a federated issuer.
+  const reserved = reservedIdReason(spiffeId);
+  if (reserved !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_BAD_SUBJECT', `sub is reserved: ${reserved}`);
   const kid = header['kid'];
   if (typeof kid !== 'string' || kid === '') throw refuse('TESSERA_ERR_JWT_SVID_UNKNOWN_KEY', 'the header has no kid');
   const bundle = bundles.get(spiffeId.trustDomain.name);
@@ -211,7 +219,13 @@ export function validateJwtSvid(token: string, audience: string, bundles: JwtBun
   const exp = claims['exp'];
   if (!isNumericDate(exp)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', 'the token has no exp claim that is a date (seconds, within ±8.64e12)');
   if (exp * 1000 + skewMs <= nowMs) throw refuse('TESSERA_ERR_JWT_SVID_EXPIRED', `the token expired at ${new Date(exp * 1000).toISOString()}`);
-  const nbf = claims['nbf'];
-  if (nbf !== undefined && (!isNumericDate(nbf) || nbf * 1000 - skewMs > nowMs)) throw refuse('TESSERA_ERR_JWT_SVID_NOT_YET_VALID', 'the token is not valid yet (nbf)');
+  // nbf and iat are optional; when present each is a date (as exp: malformed otherwise) not ahead of now by more
+  // than the skew tolerated on exp. A token dated ahead comes from a clock that is off or from no honest issuer.
+  for (const claim of ['nbf', 'iat'] as const) {
+    const v = claims[claim];
+    if (v === undefined) continue;
+    if (!isNumericDate(v)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${claim} claim is not a date (seconds, within ±8.64e12)`);
+    if (v * 1000 - skewMs > nowMs) throw refuse('TESSERA_ERR_JWT_SVID_NOT_YET_VALID', claim === 'nbf' ? 'the token is not valid yet (nbf)' : `the token was issued in the future (iat ${new Date(v * 1000).toISOString()})`);
+  }
   return { spiffeId, claims, keyId: kid, expiresAtMs: exp * 1000 };
 }

@@ -313,4 +313,24 @@ describe('JWT-SVIDs across the federation', () => {
     expect(refused(after, 'unknown_key') - refused(before, 'unknown_key')).toBe(2);
     expect(refused(after, 'no_bundle') - refused(before, 'no_bundle')).toBe(1);
   }, 60_000);
+
+  // Audit 38c F4 and I1, for a federated issuer: b's real key vouches for b's workloads, never for a reserved ID of
+  // b.test (its control plane's own, its bare trust-domain ID), and never for a token issued in the future.
+  test("b's real key: a b.test workload validates in a.test; b's reserved IDs and an iat ahead are refused", async () => {
+    const [bKid] = await publishedKids(cpB);
+    await until("web's JWT bundles hold b's key", async () => (await jwtKidsAt(wlWeb, 'b.test')).includes(bKid!), 20_000);
+    const bKey = createPrivateKey(await readFile(join(cpB.dataDir, 'jwt', `${bKid}.key.pem`), 'utf8'));
+    const token = (sub: string, issuedAtMs = Date.now()) => signJwtSvid({ privateKey: bKey, keyId: bKid!, spiffeId: sub, audience: ['orders'], issuedAtMs, expiresAtMs: Date.now() + 300_000 });
+    expect((await wlWeb.validate('orders', token(API))).err).toBeNull();
+    const cases: [string, string][] = [
+      ['BAD_SUBJECT', token('spiffe://b.test/tessera/control-plane')],
+      ['BAD_SUBJECT', token('spiffe://b.test')],
+      ['NOT_YET_VALID', token(API, Date.now() + 3_600_000)],
+    ];
+    for (const [code, svid] of cases) {
+      const r = await wlWeb.validate('orders', svid);
+      expect(r.err?.code, code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(r.err?.details, code).toContain(`TESSERA_ERR_JWT_SVID_${code}`);
+    }
+  }, 60_000);
 });

@@ -2,8 +2,10 @@
 // nothing else: no listener, the SVID-only sidecar); a
 // generic Workload API client (the public proto + grpc-js, nothing of Tessera's) fetches a JWT-SVID, validates it
 // through ValidateJWTSVID, reads the JWT bundle; `jose` verifies it independently against bundle.spiffe.json; the
-// CLI fetches and verifies one; refusals carry their code and are counted; no token text reaches the audit log.
-import { readFile, stat } from 'node:fs/promises';
+// CLI fetches and verifies one; refusals carry their code and are counted; no token text reaches the audit log; the
+// Workload API and the CLI give one verdict for hostile tokens signed with the domain's real key.
+import { createPrivateKey, sign } from 'node:crypto';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type JWK, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
@@ -13,7 +15,7 @@ import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { type JwtSvidsMsg, type WorkloadApi, connectWorkloadApi, unaryCall, workloadMetadata } from '../helpers/workload-api-client.js';
-import { highSTwin } from '../helpers/jwt-high-s.js';
+import { highSTwin, isLowS } from '../helpers/jwt-high-s.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 let cleanup: () => Promise<void>;
@@ -195,5 +197,64 @@ describe('the CLI', () => {
 
     const usage = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, token]);
     expect(usage.code).toBe(2);
+  });
+});
+
+/** A token signed with the trust domain's real JWT key (read from the data dir): only its claims make it bad. */
+async function signedByDomain(claims: Record<string, unknown>): Promise<string> {
+  const kid = (await readdir(join(cp.dataDir, 'jwt'))).find((f) => f.endsWith('.key.pem'))!.replace('.key.pem', '');
+  const key = createPrivateKey(await readFile(join(cp.dataDir, 'jwt', `${kid}.key.pem`), 'utf8'));
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const input = `${b64({ alg: 'ES256', kid, typ: 'JWT' })}.${b64(claims)}`;
+  const token = `${input}.${sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  // Signed as Tessera signs (a low S): this trust domain's high-S spellings are refused on their own account.
+  return isLowS(token) ? token : highSTwin(token);
+}
+
+// Audit 38c F4, I1, I2: the Workload API (over its socket, on a real proxy) and `tessera svid verify --jwt` (a
+// child process) give one verdict, with one code, for the same string.
+describe('ValidateJWTSVID and svid verify --jwt judge a token alike', () => {
+  test('a reserved subject, an iat ahead or not a date, whitespace around the token: refused by both with the same code; the control token valid in both', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const claims = { sub: API, aud: ['q'], exp: now + 240, iat: now };
+    const good = await signedByDomain(claims);
+    const cases: [string, string, string | null][] = [
+      ['control', good, null],
+      ['sub the control plane ID', await signedByDomain({ ...claims, sub: `spiffe://${TD}/tessera/control-plane` }), 'TESSERA_ERR_JWT_SVID_BAD_SUBJECT'],
+      ['sub the bare trust domain', await signedByDomain({ ...claims, sub: `spiffe://${TD}` }), 'TESSERA_ERR_JWT_SVID_BAD_SUBJECT'],
+      ['iat a year ahead', await signedByDomain({ ...claims, iat: now + 365 * 86_400 }), 'TESSERA_ERR_JWT_SVID_NOT_YET_VALID'],
+      ['iat a string', await signedByDomain({ ...claims, iat: 'yesterday' }), 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+      ['nbf a string', await signedByDomain({ ...claims, nbf: 'x' }), 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+      ['a space before, a newline after', ` ${good}\n`, 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+      ['a trailing newline', `${good}\n`, 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+    ];
+    const bundle = join(cp.dataDir, 'bundle.spiffe.json');
+    for (const [what, svid, code] of cases) {
+      const wlAnswer = await validate('q', svid);
+      const cli = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'q', svid]);
+      const verdict = JSON.parse(cli.stdout) as { valid: boolean; code: string | null };
+      if (code === null) {
+        expect(wlAnswer.err, what).toBeNull();
+        expect(verdict, what).toMatchObject({ valid: true });
+        expect(cli.code, what).toBe(0);
+      } else {
+        expect(wlAnswer.err?.code, what).toBe(grpc.status.INVALID_ARGUMENT);
+        expect(wlAnswer.err?.metadata.get('tessera-error-code'), what).toEqual([code]);
+        expect(verdict, what).toMatchObject({ valid: false, code });
+        expect(cli.code, what).toBe(1);
+      }
+    }
+  });
+
+  // Audit 38c I3: ["", "a"] got a token for ["a"]; the control plane refuses an empty entry, so the proxy does.
+  test('FetchJWTSVID with an empty audience among others is refused, as the control plane refuses it', async () => {
+    const before = sumSeries(await metricsText(api.admin), 'tessera_workload_api_jwt_calls_total', { call: 'fetch', result: 'refused', reason: 'no_audience' });
+    for (const audience of [['', 'a'], ['a', '']]) {
+      const r = await fetchJwt({ audience });
+      expect(r.err?.code, JSON.stringify(audience)).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(r.err?.metadata.get('tessera-error-code'), JSON.stringify(audience)).toEqual(['TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED']);
+    }
+    const after = sumSeries(await metricsText(api.admin), 'tessera_workload_api_jwt_calls_total', { call: 'fetch', result: 'refused', reason: 'no_audience' });
+    expect(after - before).toBe(2);
   });
 });

@@ -122,11 +122,12 @@ export class WorkloadJwtCalls {
     const report = (result: 'ok' | 'refused' | 'failed', reason: string) => this.#s.onCall?.('fetch', result, reason);
     let audience: string[];
     try {
-      // Checked here as the control plane checks it: a list it would refuse is not sent (4 MB of audiences were).
-      audience = checkAudience((call.request.audience ?? []).filter((a) => a !== ''));
+      // Checked here as the control plane checks it, the list as sent (an empty entry refused there is refused here,
+      // not dropped): a list it would refuse is not sent (4 MB of audiences were).
+      audience = checkAudience(call.request.audience ?? []);
     } catch (e) {
       report('refused', 'no_audience');
-      const none = !(call.request.audience ?? []).some((a) => a !== '');
+      const none = (call.request.audience ?? []).length === 0;
       return cb(refusal(grpc.status.INVALID_ARGUMENT, none ? new TesseraError('TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED', 'audience must be specified') : e));
     }
     const own = this.#s.ownId();

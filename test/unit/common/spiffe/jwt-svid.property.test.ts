@@ -44,6 +44,15 @@ function expectLawful(v: ReturnType<typeof validateJwtSvid>, header: Record<stri
   const aud = claims['aud'];
   expect(typeof aud === 'string' ? aud === AUDIENCE : Array.isArray(aud) && aud.includes(AUDIENCE)).toBe(true);
   expect(v.expiresAtMs + JWT_SKEW_MS).toBeGreaterThan(NOW);
+  // nbf and iat, when present, are dates not ahead of now beyond the skew (audit 38c I1: iat was never judged).
+  for (const claim of ['nbf', 'iat']) {
+    const d = claims[claim];
+    if (d === undefined) continue;
+    expect(typeof d === 'number' && Number.isFinite(d) && Math.abs(d) <= 8.64e12, claim).toBe(true);
+    expect((d as number) * 1000 - JWT_SKEW_MS, claim).toBeLessThanOrEqual(NOW);
+  }
+  // Never a reserved subject (audit 38c F4): the bare trust-domain ID or the control plane's own.
+  expect(v.spiffeId.path === '' || v.spiffeId.path === '/tessera/control-plane').toBe(false);
   // A date a caller can print and compare.
   expect(() => new Date(v.expiresAtMs).toISOString()).not.toThrow();
 }
@@ -68,7 +77,7 @@ const header = fc.record(
 );
 const claims = fc.record(
   {
-    sub: fc.oneof({ weight: 6, arbitrary: fc.constant(ID) }, { weight: 1, arbitrary: fc.constantFrom('spiffe://example.org', 'spiffe://other.org/w', 'spiffe://EXAMPLE.org/w', 'spiffe://example.org/a/../b', 'spiffe://example.org/w?q', `${ID}/`, '') }, { weight: 1, arbitrary: anyJson }),
+    sub: fc.oneof({ weight: 6, arbitrary: fc.constant(ID) }, { weight: 1, arbitrary: fc.constantFrom('spiffe://example.org', 'spiffe://other.org/w', 'spiffe://EXAMPLE.org/w', 'spiffe://example.org/a/../b', 'spiffe://example.org/w?q', `${ID}/`, 'spiffe://example.org/tessera/control-plane', '') }, { weight: 1, arbitrary: anyJson }),
     aud: fc.oneof({ weight: 4, arbitrary: fc.constantFrom(AUDIENCE, [AUDIENCE], ['x', AUDIENCE]) }, { weight: 1, arbitrary: fc.constantFrom([], 'svc-b', [AUDIENCE, 1], `${AUDIENCE} `) }, { weight: 1, arbitrary: anyJson }),
     exp: dateLike,
     nbf: dateLike,

@@ -171,6 +171,45 @@ describe('validateJwtSvid refuses each bad-input family with its code', () => {
     expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ nbf: NOW / 1000 + 120 })))).toBe('TESSERA_ERR_JWT_SVID_NOT_YET_VALID');
   });
 
+  // Audit 38c I1: iat was never judged (a year ahead, or "yesterday", validated). It takes the skew nbf takes.
+  test.each([
+    ['a year ahead', NOW / 1000 + 365 * 86_400],
+    ['just past the skew', NOW / 1000 + 31],
+    ['beyond a Date, ahead', 1e300],
+  ])('iat in the future: %s', (_n, iat) => {
+    const code = Number.isFinite(iat) && Math.abs(iat) <= 8.64e12 ? 'TESSERA_ERR_JWT_SVID_NOT_YET_VALID' : 'TESSERA_ERR_JWT_SVID_MALFORMED';
+    expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ iat })))).toBe(code);
+  });
+
+  test('iat within the skew ahead, in the past, or absent is fine (the JWT-SVID spec does not require it)', () => {
+    for (const iat of [NOW / 1000 + 30, NOW / 1000 + 29.5, NOW / 1000 - 86_400, undefined]) expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ iat }))), String(iat)).toBe('valid');
+  });
+
+  // nbf and iat that are not dates are malformed, as exp is (nbf "x" used to be not_yet_valid, exp "x" malformed).
+  test.each([
+    ['iat a string', { iat: 'yesterday' }],
+    ['iat a numeric string', { iat: String(NOW / 1000) }],
+    ['iat null', { iat: null }],
+    ['iat an array', { iat: [NOW / 1000] }],
+    ['iat a boolean', { iat: true }],
+    ['nbf a string', { nbf: 'x' }],
+    ['nbf null', { nbf: null }],
+    ['nbf beyond a Date', { nbf: -1e20 }],
+  ])('a claim that is not a date: %s', (_n, over) => expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims(over)))).toBe('TESSERA_ERR_JWT_SVID_MALFORMED'));
+
+  // Audit 38c I2: the token is judged as given; whitespace around it is refused, wherever it is judged.
+  test.each([
+    ['leading space', (t: string) => ` ${t}`],
+    ['trailing newline', (t: string) => `${t}\n`],
+    ['CRLF', (t: string) => `${t}\r\n`],
+    ['tab', (t: string) => `\t${t}`],
+    ['byte-order mark', (t: string) => `\uFEFF${t}`],
+    ['no-break space', (t: string) => `${t}\u00A0`],
+  ])('whitespace around the token: %s', (_n, wrap) => {
+    expect(refusal(wrap(good()))).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
+    expect(() => validateJwtSvid(wrap(good()), 'svc-a', bundles, NOW)).toThrow(/whitespace around it/);
+  });
+
   test.each([
     ['no kid', { alg: 'ES256' }],
     ['empty kid', { alg: 'ES256', kid: '' }],
@@ -199,7 +238,33 @@ describe('validateJwtSvid refuses each bad-input family with its code', () => {
     ['missing', claims({ sub: undefined })],
     ['not a SPIFFE ID', claims({ sub: 'https://example.org/x' })],
     ['bare trust domain', claims({ sub: 'spiffe://example.org' })],
+    // Audit 38c F4: the control plane's own ID is reserved (never issued as a JWT-SVID, so never taken as one).
+    ['the control plane\'s own ID', claims({ sub: 'spiffe://example.org/tessera/control-plane' })],
     ['dot segment', claims({ sub: 'spiffe://example.org/a/../b' })],
     ['a number', claims({ sub: 42 })],
   ])('bad subject: %s', (_n, c) => expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, c))).toBe('TESSERA_ERR_JWT_SVID_BAD_SUBJECT'));
+});
+
+describe('reserved subjects, in every trust domain the bundles hold (one rule with issuance: workload-id.ts)', () => {
+  test.each([
+    ['own domain, control plane', 'example.org', 'spiffe://example.org/tessera/control-plane'],
+    ['own domain, bare', 'example.org', 'spiffe://example.org'],
+    ['federated domain, control plane', 'other.org', 'spiffe://other.org/tessera/control-plane'],
+    ['federated domain, bare', 'other.org', 'spiffe://other.org'],
+  ])('%s: refused though signed by that domain\'s key', (_n, td, sub) => {
+    const [kid, key] = td === 'example.org' ? ['k1', ec.privateKey] : ['k2', other.privateKey];
+    let e: unknown;
+    try {
+      validateJwtSvid(forge({ alg: 'ES256', kid }, claims({ sub }), key), 'svc-a', bundles, NOW);
+    } catch (x) {
+      e = x;
+    }
+    expect(e).toMatchObject({ code: 'TESSERA_ERR_JWT_SVID_BAD_SUBJECT', details: { reason: 'bad_subject' }, message: expect.stringContaining('reserved') });
+  });
+
+  test('a path that only starts like the control plane\'s, or sits below it, is a workload ID', () => {
+    for (const sub of ['spiffe://example.org/tessera/control-plane-x', 'spiffe://example.org/tessera/control-plane/x', 'spiffe://example.org/tessera']) {
+      expect(refusal(forge({ alg: 'ES256', kid: 'k1' }, claims({ sub }))), sub).toBe('valid');
+    }
+  });
 });

@@ -4,7 +4,7 @@ import type { ErrorCode } from '../../../../common/errors.js';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
-import { checkIssuableId } from '../../../../common/spiffe/workload-id.js';
+import { checkIssuableId, reservedIdReason } from '../../../../common/spiffe/workload-id.js';
 import { readCertFields } from '../../../../common/spiffe/x509-fields.js';
 import { type SvidFailureReason, leafSpiffeId, verifyX509Svid } from '../../../../common/spiffe/x509-svid.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
@@ -277,6 +277,19 @@ describe('reserved and meaningless IDs', () => {
 
   test('checkIssuableId accepts a workload ID of its trust domain', () => {
     expect(() => checkIssuableId(SpiffeId.parse(ID), td)).not.toThrow();
+  });
+
+  // One rule: what issuance refuses as reserved in its own trust domain is what a JWT-SVID's subject may not be
+  // (reservedIdReason, jwt-svid.ts), whichever trust domain it names.
+  test.each(['spiffe://example.org', 'spiffe://example.org/tessera/control-plane', 'spiffe://example.org/tessera/control-plane/x', 'spiffe://example.org/tessera', ID])('reservedIdReason and checkIssuableId agree on %s', (id) => {
+    const parsed = SpiffeId.parse(id);
+    let refused = false;
+    try {
+      checkIssuableId(parsed, td);
+    } catch {
+      refused = true;
+    }
+    expect(reservedIdReason(parsed) !== undefined).toBe(refused);
   });
 });
 

@@ -1,7 +1,8 @@
 // The Workload API's JWT calls on a real Unix socket with a plain proto-loader client: tokens cached per audience
 // set until half their lifetime (then asked for again), a bundle stream that pushes a rotated key, validation
-// that follows the bundle in force, and a control plane that cannot answer reported as UNAVAILABLE.
-import { type KeyObject, generateKeyPairSync } from 'node:crypto';
+// that follows the bundle in force, and a control plane that cannot answer reported as UNAVAILABLE; audiences and
+// tokens judged by the rules the control plane and the CLI apply.
+import { type KeyObject, generateKeyPairSync, sign } from 'node:crypto';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -200,4 +201,40 @@ test('a FetchJWTSVID request whose audience runs past the end of the message, or
   expect(minted).toEqual([]);
   expect(await raw(Buffer.from([0x0a, 0x01, 0x78]))).toBeNull(); // well-formed: ["x"]
   expect(minted).toEqual([['x']]);
+});
+
+// Audit 38c I3: empty entries were dropped (["", "a"] got a token for ["a"]) where the control plane refuses them.
+test('an empty audience among others is refused as the control plane refuses it, never dropped and sent', async () => {
+  for (const audience of [['', 'a'], ['a', ''], ['', ''], ['a', '', 'b']]) {
+    const { err } = await unary('FetchJWTSVID', { audience });
+    expect(err?.code, JSON.stringify(audience)).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err?.metadata.get('tessera-error-code'), JSON.stringify(audience)).toEqual(['TESSERA_ERR_JWT_SVID_AUDIENCE_REQUIRED']);
+  }
+  expect(minted).toEqual([]);
+  expect(calls.every((c) => c === 'fetch/refused/no_audience')).toBe(true);
+});
+
+// Audit 38c F4 and I1 through ValidateJWTSVID: tokens the trust domain's own key signed, refused for what they say.
+test('ValidateJWTSVID refuses a reserved subject, an iat in the future or not a date, and whitespace around the token', async () => {
+  const now = time.nowMs();
+  const signed = (spiffeId: string, issuedAtMs = now) => signJwtSvid({ privateKey: k1.privateKey, keyId: 'k1', spiffeId, audience: ['x'], issuedAtMs, expiresAtMs: now + 300_000 });
+  const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  // signJwtSvid writes a number; a string iat needs its own claims, signed with the same key.
+  const stringIat = (() => {
+    const input = `${b64({ alg: 'ES256', kid: 'k1', typ: 'JWT' })}.${b64({ sub: ID, aud: ['x'], exp: Math.floor(now / 1000) + 300, iat: 'yesterday' })}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key: k1.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  })();
+  const good = signed(ID);
+  const cases: [string, string, string][] = [
+    ['control plane ID', signed('spiffe://example.org/tessera/control-plane'), 'TESSERA_ERR_JWT_SVID_BAD_SUBJECT'],
+    ['iat a year ahead', signed(ID, now + 365 * 86_400_000), 'TESSERA_ERR_JWT_SVID_NOT_YET_VALID'],
+    ['iat a string', stringIat, 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+    ['leading space and trailing newline', ` ${good}\n`, 'TESSERA_ERR_JWT_SVID_MALFORMED'],
+  ];
+  for (const [what, svid, code] of cases) {
+    const { err } = await unary('ValidateJWTSVID', { audience: 'x', svid });
+    expect(err?.code, what).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(err?.metadata.get('tessera-error-code'), what).toEqual([code]);
+  }
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: good })).err).toBeNull();
 });
