@@ -8,6 +8,7 @@ import { isTesseraError } from '../../../common/errors.js';
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CaManager } from '../ca/ca-manager.js';
+import { chainValidity } from '../ca/chain-end.js';
 import { installRefusalReason } from '../ca/offline-intermediate.js';
 import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
@@ -43,6 +44,7 @@ export async function caStatus(d: CaRouteDeps) {
     authorities: snap.authorities.map((a, i) => {
       const { count, latestNotAfterMs } = live[i]!;
       const inter = a.intermediates.at(-1)!.cert;
+      const chain = chainValidity(inter, a.root.cert);
       return {
         id: a.record.id,
         state: a.record.state,
@@ -53,7 +55,9 @@ export async function caStatus(d: CaRouteDeps) {
         rootFingerprint: fingerprintOf(a.root.cert),
         rootNotAfter: iso(a.record.rootNotAfterMs),
         intermediateSerial: inter.serialNumber.toLowerCase(),
-        intermediateNotAfter: iso(inter.validToDate.getTime()),
+        // Where its chain ends (the root's NotAfter when that comes first), as issuance, /certs and the gauge say.
+        intermediateNotAfter: iso(chain.notAfterMs),
+        chainEndsWith: chain.endsWith,
         liveSvids: count,
         lastSvidNotAfter: iso(latestNotAfterMs),
       };

@@ -3,6 +3,7 @@
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CaSnapshot } from '../ca/ca-manager.js';
+import { chainValidity } from '../ca/chain-end.js';
 import type { SelfSvid } from '../issuance/self-svid.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
@@ -16,7 +17,9 @@ export function certsView(td: TrustDomain, self: SelfSvid | undefined, ca: CaSna
     notBefore: self ? iso(self.notBeforeMs) : null,
     notAfter: self ? iso(self.notAfterMs) : null,
     signingAuthority: ca.signer.authorityId,
+    // Where the signing chain ends: the intermediate's NotAfter, or its root's when that comes first.
     intermediateNotAfter: iso(ca.signer.notAfterMs),
+    chainEndsWith: ca.signer.endsWith,
     bundleFingerprints: ca.bundle.fingerprints(),
     authorities: ca.authorities.map((a) => ({ id: a.record.id, state: a.record.state, root: a.root.key === null ? 'offline' : 'managed', rootFingerprint: fingerprintOf(a.root.cert), rootNotAfter: iso(a.record.rootNotAfterMs) })),
   };
@@ -31,7 +34,8 @@ export function updateCaGauges(m: ControlPlaneMetrics, ca: CaSnapshot): void {
     const state = a.record.state;
     byState.set(state, (byState.get(state) ?? 0) + 1);
     m.caExpiry.set({ authority: a.record.id, cert: 'root', state }, a.record.rootNotAfterMs / 1000);
-    m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, a.intermediates.at(-1)!.cert.validToDate.getTime() / 1000);
+    // The chain's end (an alert on the intermediate must fire before the root ends it too).
+    m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, chainValidity(a.intermediates.at(-1)!.cert, a.root.cert).notAfterMs / 1000);
     m.caRootOffline.set({ authority: a.record.id }, a.root.key === null ? 1 : 0);
   }
   for (const [state, n] of byState) m.caAuthorities.set({ state }, n);

@@ -49,7 +49,7 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
       buckets: [0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25],
       registers,
     }),
-    caExpiry: new Gauge({ name: 'tessera_ca_expiry_timestamp_seconds', help: 'NotAfter of each authority root and current intermediate', labelNames: ['authority', 'cert', 'state'], registers }),
+    caExpiry: new Gauge({ name: 'tessera_ca_expiry_timestamp_seconds', help: 'NotAfter of each authority root, and where the chain of its current intermediate ends (the earlier of its NotAfter and its root NotAfter)', labelNames: ['authority', 'cert', 'state'], registers }),
     caAuthorities: new Gauge({ name: 'tessera_ca_authorities', help: 'Authorities by state', labelNames: ['state'], registers }),
     caRootOffline: new Gauge({ name: 'tessera_ca_root_offline', help: 'Per authority: 1 when its root is offline (its intermediates are installed by the operator, never rotated here), 0 when managed', labelNames: ['authority'], registers }),
     // reason: "none" when installed, else a fixed set (offline-intermediate.ts and the lifecycle codes).

@@ -1,6 +1,6 @@
 // The control plane's readiness: its life-cycle phase comes first (starting, shutting down), then what must stay true
-// while serving (own SVID live, a store that takes writes, a policy set loaded from the policy directory), as named
-// conditions of the shared Readiness (common/readiness.ts: undefined when met).
+// while serving (a signing chain that has not ended, own SVID live, a store that takes writes, a policy set loaded
+// from the policy directory), as named conditions of the shared Readiness (common/readiness.ts: undefined when met).
 import type { Clock } from '../../../common/clock.js';
 import { type Condition, Readiness } from '../../../common/readiness.js';
 
@@ -35,6 +35,20 @@ export class PhasedReadiness {
   }
 
   readonly notReadyReason = (): string | undefined => this.#readiness.notReadyReason();
+}
+
+/**
+ * The CA's signing chain has not ended: once its intermediate or its root expired nothing is issued and nothing new
+ * verifies (the own SVID, capped at the chain's end, expires with it; this names the cause).
+ */
+export function signingChainLive(signer: () => { readonly notAfterMs: number; readonly endsWith: 'intermediate' | 'root' }, clock: Clock): ReadinessCondition {
+  return {
+    name: 'signing-chain-live',
+    check: () => {
+      const s = signer();
+      return s.notAfterMs > clock.nowMs() ? undefined : `the CA's signing chain ended at ${new Date(s.notAfterMs).toISOString()} (its ${s.endsWith} expired): nothing is issued`;
+    },
+  };
 }
 
 /** The control plane's own SVID is present and not expired (it serves gRPC with it). */

@@ -30,6 +30,7 @@ import {
   serialOf,
 } from './authority.js';
 import type { AuthorityPersistence, LoadedAuthorities, PersistenceMode } from './authority-persistence.js';
+import { type ChainEndsWith, type ChainValidity, chainPastHalfLife, chainValidity, rootWarningFromMs } from './chain-end.js';
 import type { MaterialFile } from './authority-store.js';
 import { type CaEvent, type Plan, intermediateMaterial, intermediateRecord, isConflict, unchanged } from './ca-plan.js';
 import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
@@ -47,7 +48,11 @@ export interface SigningAuthority {
   readonly authorityId: string;
   readonly issuer: LeafIssuer;
   readonly intermediate: X509Certificate;
+  /** The chain's validity (intermediate and root, chain-end.ts): nothing is issued outside it. */
+  readonly notBeforeMs: number;
   readonly notAfterMs: number;
+  /** Whose NotAfter notAfterMs is: the root's when it ends before the intermediate. */
+  readonly endsWith: ChainEndsWith;
 }
 
 /** Immutable view of the CA, replaced whole on every change. */
@@ -72,7 +77,9 @@ export interface CaManagerOptions {
   /** Called after each committed change with the events it made. */
   readonly onChange?: (snapshot: CaSnapshot | undefined, events: readonly CaEvent[]) => void;
   /** Maintenance found an offline root's signing intermediate past half-life (a managed one would rotate now). */
-  readonly onIntermediateDue?: (authorityId: string, intermediate: X509Certificate) => void;
+  readonly onIntermediateDue?: (authorityId: string, intermediate: X509Certificate, chain: ChainValidity) => void;
+  /** Maintenance found the signing authority's root near its end (chain-end.ts), or ending its chain past half-life; with the prepared successor if any. */
+  readonly onRootDue?: (authorityId: string, root: X509Certificate, managed: boolean, prepared: string | null) => void;
 }
 
 const MAX_REMOVED_HISTORY = 20;
@@ -223,11 +230,20 @@ export class CaManager {
   /** The periodic work: rotate intermediates at half-life, prune expired ones, remove unused retired authorities. */
   maintain(): Promise<readonly CaEvent[]> {
     const now = this.#o.clock.nowMs();
+    const prepared = this.#authorities.find((a) => a.record.state === 'prepared');
     for (const a of this.#authorities) {
+      if (a.record.state === 'retired') continue;
       const cur = a.intermediates.at(-1)!.cert;
-      const [from, to] = [cur.validFromDate.getTime(), cur.validToDate.getTime()];
-      // An offline root's intermediate cannot rotate here: say so from the point a managed one would have.
-      if (a.root.key === null && a.record.state !== 'retired' && now >= from + (to - from) / 2) this.#o.onIntermediateDue?.(a.record.id, cur);
+      const chain = chainValidity(cur, a.root.cert);
+      const halfGone = chainPastHalfLife(cur, chain, now);
+      // An offline root's intermediate cannot rotate here: say so from the point a managed one would have — unless
+      // its root ends the chain first, which no intermediate of that root can help (a new root can: below).
+      if (a.root.key === null && chain.endsWith === 'intermediate' && halfGone) this.#o.onIntermediateDue?.(a.record.id, cur, chain);
+      // No root is replaced by itself, managed or offline: the signing one is warned about before it ends, and from
+      // half the chain's life when it is the root that ends the chain.
+      if (a.record.state === 'active' && (now >= rootWarningFromMs(a.root.cert) || (chain.endsWith === 'root' && halfGone))) {
+        this.#o.onRootDue?.(a.record.id, a.root.cert, a.root.key !== null, prepared?.record.id ?? null);
+      }
     }
     return this.#mutate((now) => this.#rotationPlan(now, false));
   }
@@ -398,10 +414,12 @@ export class CaManager {
     if (authorities.filter((a) => a.record.state === 'prepared').length > 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', 'the CA has more than one prepared authority');
     const a = active[0]!;
     const inter = a.intermediates.at(-1)!;
+    // The chain's end, not the intermediate's own: an intermediate installed before it was refused may outlive its root.
+    const chain = chainValidity(inter.cert, a.root.cert);
     this.#snapshot = Object.freeze({
       generation,
       authorities: this.#authorities,
-      signer: { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, notAfterMs: inter.cert.validToDate.getTime() },
+      signer: { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, ...chain },
       bundle: new TrustBundle(this.#o.trustDomain, authorities.map((x) => x.root.cert)),
     });
   }

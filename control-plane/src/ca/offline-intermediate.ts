@@ -1,7 +1,8 @@
 // The offline-root flow's two ends on this side: the CSR for an intermediate whose key is made here (the root holder
 // signs it elsewhere), and the checks a certificate that comes back must pass before anything is signed with it.
 // Each fault has its own stable code and a reason (the metric label); the first fault found is the one reported,
-// in the order: parse, root, signature, key, CA rights, what the SVID verifier asks of a CA, names, validity.
+// in the order: parse, root, signature, key, CA rights, what the SVID verifier asks of a CA, names, validity (an
+// intermediate that outlives its root last: its chain would end at the root's date while it still looked valid).
 import { X509Certificate } from 'node:crypto';
 import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { createCsr } from '../../../common/pki/csr.js';
@@ -26,6 +27,7 @@ export const INTERMEDIATE_REFUSAL_CODES = {
   wrong_name: 'TESSERA_ERR_CA_INTERMEDIATE_WRONG_NAME',
   expired: 'TESSERA_ERR_CA_INTERMEDIATE_EXPIRED',
   not_yet_valid: 'TESSERA_ERR_CA_INTERMEDIATE_NOT_YET_VALID',
+  outlives_root: 'TESSERA_ERR_CA_INTERMEDIATE_OUTLIVES_ROOT',
   no_pending_request: 'TESSERA_ERR_CA_NO_PENDING_REQUEST',
 } as const satisfies Record<string, ErrorCode>;
 
@@ -151,6 +153,15 @@ export function checkSignedIntermediate(i: IntermediateToCheck): CheckedIntermed
   for (const [cert, what] of [[root, 'root'], [intermediate, 'intermediate']] as const) {
     if (i.nowMs < cert.validFromDate.getTime()) throw refuse('not_yet_valid', `the ${what} is not valid before ${cert.validFromDate.toISOString()}`);
     if (i.nowMs >= cert.validToDate.getTime()) throw refuse('expired', `the ${what} expired at ${cert.validToDate.toISOString()}`);
+  }
+  // Refused, not taken with its chain's end as the date (audit 38c F3: the mesh failed at the root's date while every
+  // expiry surface showed the intermediate's): managed intermediates never outlive their root either, `tessera ca
+  // sign-intermediate` caps at the root, and the root's holder can sign again to a date that is the truth.
+  if (intermediate.validToDate.getTime() > root.validToDate.getTime()) {
+    throw refuse(
+      'outlives_root',
+      `the intermediate is valid until ${intermediate.validToDate.toISOString()}, past its root's NotAfter ${root.validToDate.toISOString()}: every SVID it signs would stop verifying at the root's date while it still looked valid; have the root sign it again to end no later than the root (openssl -enddate, or \`tessera ca sign-intermediate\`, which caps it)`,
+    );
   }
   return { intermediate, root };
 }

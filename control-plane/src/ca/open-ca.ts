@@ -2,7 +2,8 @@
 // (bundle file, own SVID, config push); an interrupted commit found at start is audited as recovered. The
 // crash point is the test seam that kills the process mid-commit (docs/control-plane.md). With `ca.root: offline`
 // and no authority yet, it serves the CA's operator routes and waits for the first installed intermediate
-// (offline-root-wait.ts); an offline root's intermediate past half-life is a warning (at most hourly per intermediate).
+// (offline-root-wait.ts); an offline root's intermediate past half its chain's life, and the signing authority's root
+// near its end (chain-end.ts), are warnings (at most hourly per certificate).
 
 import { join } from 'node:path';
 import type { Counter } from 'prom-client';
@@ -43,10 +44,18 @@ export interface OpenCaOptions {
 }
 
 const WARN_EVERY_MS = 3_600_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+const secondsLeft = (notAfterMs: number, now: number) => Math.max(0, Math.round((notAfterMs - now) / 1000));
 
 export async function openCa(o: OpenCaOptions): Promise<CaManager> {
   const { clock, audit, crashAt } = o;
   const warned = new Map<string, number>();
+  /** At most one warning an hour per certificate. */
+  const due = (key: string, now: number): boolean => {
+    if (now - (warned.get(key) ?? Number.NEGATIVE_INFINITY) < WARN_EVERY_MS) return false;
+    warned.set(key, now);
+    return true;
+  };
   const ca = await CaManager.open({
     store:
       o.shared?.persistence ??
@@ -72,15 +81,25 @@ export async function openCa(o: OpenCaOptions): Promise<CaManager> {
       if (events.length > 0) o.announce?.();
       o.onChange();
     },
-    onIntermediateDue: (authority, cert) => {
+    onIntermediateDue: (authority, cert, chain) => {
       const now = clock.nowMs();
-      const serial = serialOf(cert);
-      if (now - (warned.get(serial) ?? Number.NEGATIVE_INFINITY) < WARN_EVERY_MS) return;
-      warned.set(serial, now);
-      const notAfterMs = cert.validToDate.getTime();
+      if (!due(`int:${serialOf(cert)}`, now)) return;
       o.log.warn?.(
-        { authority, serial, notAfter: new Date(notAfterMs).toISOString(), secondsLeft: Math.max(0, Math.round((notAfterMs - now) / 1000)) },
+        { authority, serial: serialOf(cert), notAfter: iso(chain.notAfterMs), secondsLeft: secondsLeft(chain.notAfterMs, now) },
         "the offline root's signing intermediate is past half its lifetime and cannot be renewed here: have the root sign a new one (`tessera ca intermediate-csr`, then `tessera ca install-intermediate`); issuance stops when it expires",
+      );
+    },
+    onRootDue: (authority, root, managed, prepared) => {
+      const now = clock.nowMs();
+      if (!due(`root:${root.fingerprint256}`, now)) return;
+      const next = prepared
+        ? `authority ${prepared} is prepared: once every proxy has its root, \`tessera ca activate\``
+        : managed
+          ? 'prepare a successor (`tessera ca prepare`), let it reach every proxy, then `tessera ca activate`'
+          : 'install an intermediate of a new root (a new authority, prepared), let it reach every proxy, then `tessera ca activate`';
+      o.log.warn?.(
+        { authority, root: managed ? 'managed' : 'offline', notAfter: iso(root.validToDate.getTime()), secondsLeft: secondsLeft(root.validToDate.getTime(), now), prepared, next },
+        "the signing authority's root is near its end and is not replaced by itself: once it expires nothing chaining to it verifies and nothing is issued (what to do: next)",
       );
     },
   });

@@ -191,8 +191,10 @@ export class Issuer {
       nowMs: now,
       ...this.#o.svid,
       requestedTtlMs,
-      issuerNotBeforeMs: signer.intermediate.validFromDate.getTime(),
+      // The chain's validity (intermediate and root), not the intermediate's alone: no SVID outlives its root.
+      issuerNotBeforeMs: signer.notBeforeMs,
       issuerNotAfterMs: signer.notAfterMs,
+      issuerEndsWith: signer.endsWith,
     });
     const spiffeId = id.toString();
     const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });

@@ -1,5 +1,5 @@
 // The pure rules of issuance: what a CSR may ask for given the attested ID, which IDs may be issued at all,
-// and the validity window (TTL from config, capped by maxTtl and by the intermediate; NotBefore backdated).
+// and the validity window (TTL from config, capped by maxTtl and by the signing chain; NotBefore backdated).
 // A caller may ask for a shorter lifetime than svid.ttl, never a longer one: a workload cannot extend its own
 // credential past what the operator set (svid.maxTtl bounds svid.ttl itself and the retire window).
 import { TesseraError } from '../../../common/errors.js';
@@ -27,17 +27,28 @@ export interface ValidityInput {
   readonly backdateMs: number;
   /** A lifetime the caller asked for (0 = the configured ttl); capped at the configured ttl. */
   readonly requestedTtlMs: number;
+  /** The signing chain's validity: the intermediate's, narrowed by its root's (ca/chain-end.ts). */
   readonly issuerNotBeforeMs: number;
   readonly issuerNotAfterMs: number;
+  /** Whose NotAfter issuerNotAfterMs is, for the refusal's message (default: the intermediate's). */
+  readonly issuerEndsWith?: 'intermediate' | 'root';
 }
 
-/** Whole seconds (X.509 times have no fractions); NotAfter never past the intermediate, NotBefore never before it. */
+/** Whole seconds (X.509 times have no fractions); NotAfter never past the chain's end, NotBefore never before its start. */
 export function svidValidity(v: ValidityInput): { notBeforeMs: number; notAfterMs: number } {
   const ttl = Math.min(v.requestedTtlMs > 0 ? Math.min(v.requestedTtlMs, v.ttlMs) : v.ttlMs, v.maxTtlMs);
   const notBeforeMs = Math.ceil(Math.max(v.nowMs - v.backdateMs, v.issuerNotBeforeMs) / 1000) * 1000;
   const notAfterMs = Math.floor(Math.min(v.nowMs + ttl, v.issuerNotAfterMs) / 1000) * 1000;
-  // An expired signer (an offline root's intermediate nobody renewed) fails closed with its own code.
-  if (v.issuerNotAfterMs <= v.nowMs) throw new TesseraError('TESSERA_ERR_CA_NO_INTERMEDIATE', `the signing intermediate expired at ${new Date(v.issuerNotAfterMs).toISOString()}; nothing is issued until a new one is installed`);
+  // An expired signer (an offline root's intermediate nobody renewed, or a root nobody replaced) fails closed with its own code.
+  if (v.issuerNotAfterMs <= v.nowMs) {
+    const at = new Date(v.issuerNotAfterMs).toISOString();
+    throw new TesseraError(
+      'TESSERA_ERR_CA_NO_INTERMEDIATE',
+      v.issuerEndsWith === 'root'
+        ? `the signing authority's root expired at ${at}: nothing chains to it any more, and nothing is issued until an authority with a live root is active (docs/offline-root.md#a-new-root)`
+        : `the signing intermediate expired at ${at}; nothing is issued until a new one is installed`,
+    );
+  }
   if (notAfterMs <= v.nowMs) throw new TesseraError('TESSERA_ERR_ISSUANCE_INTERNAL', 'the signing intermediate expires too soon to issue anything');
   return { notBeforeMs, notAfterMs };
 }

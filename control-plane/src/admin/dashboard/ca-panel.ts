@@ -3,6 +3,7 @@
 // the page tells the operator the next step without remembering what was done before.
 import { canonicalSerial } from '../../../../common/pki/serial.js';
 import type { AuthorityRecord, AuthorityState } from '../../ca/authority.js';
+import { chainNotAfterMs } from '../../ca/chain-end.js';
 
 /** What the panel reads of the CA (a CaSnapshot is one). */
 export interface CaView {
@@ -73,7 +74,8 @@ export function caPanel(ca: CaView, live: ReadonlyMap<string, LiveCount> | undef
         activatedAtMs: r.activatedAtMs ?? null,
         retiredAtMs: r.retiredAtMs ?? null,
         rootNotAfterMs: r.rootNotAfterMs,
-        intermediates: r.intermediates.map((i) => ({ serial: i.serial, notAfterMs: i.notAfterMs, signing: r.id === ca.signer.authorityId && i.serial === signingSerial })),
+        // Each intermediate until its chain ends (its root's NotAfter when that comes first).
+        intermediates: r.intermediates.map((i) => ({ serial: i.serial, notAfterMs: chainNotAfterMs(i.notAfterMs, r.rootNotAfterMs), signing: r.id === ca.signer.authorityId && i.serial === signingSerial })),
         liveSvids: l ? l.count : null,
         lastSvidNotAfterMs: l ? l.latestNotAfterMs : null,
       };

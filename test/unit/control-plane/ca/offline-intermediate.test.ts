@@ -144,6 +144,25 @@ describe('checkSignedIntermediate', () => {
     expect(refusal({ intermediatePem: pem(await intermediate(late, key)), rootPem: pem(late.cert), key, trustDomain: TD, nowMs: NOW })).toMatchObject({ code: 'TESSERA_ERR_CA_INTERMEDIATE_EXPIRED', message: expect.stringContaining('root') });
   });
 
+  // Audit 38c F3: a 30-day intermediate of a root with minutes left was installed; the mesh died at the root's date.
+  test("an intermediate that outlives its root is refused (outlives_root), by a second or by years; one that ends with it is accepted", async () => {
+    const r = await root({ notAfter: new Date(NOW + 10 * DAY) });
+    const key = generateKeyPair();
+    const rootEnd = r.cert.validToDate.getTime();
+    for (const notAfter of [rootEnd + 1000, rootEnd + DAY, rootEnd + 20 * 365 * DAY]) {
+      const int = await intermediate(r, key, { notAfter: new Date(notAfter) });
+      expect(refusal({ intermediatePem: pem(int), rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW }), new Date(notAfter).toISOString()).toMatchObject({
+        code: 'TESSERA_ERR_CA_INTERMEDIATE_OUTLIVES_ROOT',
+        reason: 'outlives_root',
+        message: expect.stringContaining(r.cert.validToDate.toISOString()),
+      });
+    }
+    for (const notAfter of [rootEnd, rootEnd - DAY]) {
+      const int = await intermediate(r, key, { notAfter: new Date(notAfter) });
+      expect(() => checkSignedIntermediate({ intermediatePem: pem(int), rootPem: pem(r.cert), key, trustDomain: TD, nowMs: NOW })).not.toThrow();
+    }
+  });
+
   test('the reason label of a lifecycle refusal is its code, shortened; anything else is "internal"', () => {
     expect(installRefusalReason(new TesseraError('TESSERA_ERR_CA_ALREADY_PREPARED'))).toBe('already_prepared');
     expect(installRefusalReason(new TesseraError('TESSERA_ERR_CA_READ_ONLY'))).toBe('read_only');

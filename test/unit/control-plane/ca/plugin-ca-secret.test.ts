@@ -31,9 +31,9 @@ interface Pair {
   readonly key: KeyPair;
 }
 
-async function rootPair(): Promise<Pair> {
+async function rootPair(days = 3650): Promise<Pair> {
   const key = generateKeyPair();
-  return { key, cert: await issueCertificate({ subject: 'CN=Example Root, O=Example', publicKey: key.publicKey, signer: key, notBefore: new Date(T0 - DAY_MS), notAfter: new Date(T0 + 3650 * DAY_MS), basicConstraints: { ca: true }, keyUsage: ['keyCertSign', 'cRLSign'] }) };
+  return { key, cert: await issueCertificate({ subject: 'CN=Example Root, O=Example', publicKey: key.publicKey, signer: key, notBefore: new Date(T0 - DAY_MS), notAfter: new Date(T0 + days * DAY_MS), basicConstraints: { ca: true }, keyUsage: ['keyCertSign', 'cRLSign'] }) };
 }
 
 async function intermediatePair(root: Pair, uri = TD.idString()): Promise<Pair> {
@@ -106,6 +106,8 @@ describe.skipIf(!MOUNTABLE)('a plug-in CA Secret (offline root)', () => {
       ['a key of another intermediate', cacerts(root, int, generateKeyPair()), /^TESSERA_ERR_CA_INTERMEDIATE_KEY_MISMATCH: .*\/ca\/ca-key\.pem does not match .*\/ca\/ca-cert\.pem/],
       ['an intermediate of another root', { ...cacerts(root, int), 'root-cert.pem': pem((await rootPair()).cert) }, /^TESSERA_ERR_CA_INTERMEDIATE_NOT_SIGNED: /],
       ['a world-readable key', cacerts(root, int), /^TESSERA_ERR_CA_KEY_EXPOSED: .*\/ca\/ca-key\.pem: mode 0644/, 0o644],
+      // Audit 38c F3: a 10-day intermediate of a 5-day root (the chain would end at the root's date).
+      ['an intermediate that outlives its root', await (async () => { const short = await rootPair(5); return cacerts(short, await intermediatePair(short)); })(), /^TESSERA_ERR_CA_INTERMEDIATE_OUTLIVES_ROOT: /],
     ];
     for (const [what, files, want, mode] of cases) {
       const mount = await mounted(files, mode);
