@@ -4,6 +4,7 @@
 // request's nesting is copied (a probe nested 100 000 deep was a 500 from a recursive copy).
 import { describe, expect, test } from 'vitest';
 import { type AdmissionOutcome, admitPod, readAdmissionReview } from '../../../../control-plane/src/injector/admission-review.js';
+import { errorMessage } from '../../../../common/errors.js';
 import { MAX_ANNOTATION_BYTES, MAX_CONTAINERS, MAX_PATCH_BYTES } from '../../../../control-plane/src/injector/admission-limits.js';
 import { applyJsonPatch } from '../../../helpers/json-patch.js';
 import { validateK8sObject } from '../../deploy/k8s-schema.js';
@@ -105,6 +106,15 @@ describe('the answer is bounded, not a multiple of the request (audit 5, N2)', (
     const out = await admit(pod);
     expect(out).toMatchObject({ decision: 'denied', reason: 'TESSERA_ERR_INJECT_TOO_LARGE', response: { allowed: false, status: { code: 413 } } });
     expect(out.response.status!.message).toMatch(/the injector returns at most \d+ \(262144 and the trust bundle\)/);
+  });
+  // The catalogue (and docs/errors.md, which must say the same) said "a patch over 1 MiB" after the bound became
+  // 256 KiB plus the bundle (audit 38b, F7): each bound the code enforces is the one it names.
+  test('the error catalogue names the bounds the code enforces', () => {
+    const meaning = errorMessage('TESSERA_ERR_INJECT_TOO_LARGE');
+    expect(meaning).toContain(`more than ${MAX_CONTAINERS} containers`);
+    expect(meaning).toContain(`annotations over the ${MAX_ANNOTATION_BYTES / 1024} KiB Kubernetes limit`);
+    expect(meaning).toContain(`a patch over ${MAX_PATCH_BYTES / 1024} KiB plus the size of the trust bundle`);
+    expect(meaning).not.toMatch(/MiB/);
   });
 });
 
