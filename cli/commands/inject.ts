@@ -30,7 +30,7 @@ export const injectCommand: Command = {
   details:
     'Does what the injection webhook does, without a cluster: every Pod, and the pod template of every Deployment, ' +
     'StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (also inside a List), gets the native-sidecar proxy (unless annotated ' +
-    'tessera.dev/inject: "false" or already injected); other objects pass through. The result goes to stdout as ' +
+    'tessera.dev/inject: "false", already injected, or a pod the webhook skips: hostNetwork, Windows, a mirror pod); other objects pass through. The result goes to stdout as ' +
     'YAML (pipe it to kubectl apply -f -), one line per object to stderr. Namespace labels are not consulted. ' +
     'Exit 1 on a malformed tessera.dev annotation (the message names it), as the webhook would deny the pod.',
   positionals: [0, 2],

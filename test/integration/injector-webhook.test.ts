@@ -177,7 +177,7 @@ describe('injection webhook over HTTPS', () => {
     expect(validateK8sObject(mutated).errors).toEqual([]);
   });
 
-  test('opt-out, hostNetwork and Windows pods (warning) and non-pod operations are allowed without a patch', async () => {
+  test('opt-out, hostNetwork, Windows and mirror pods (warning) and non-pod operations are allowed without a patch', async () => {
     const optOut = await review('optout', admissionReview(appPod({ annotations: { 'tessera.dev/inject': 'false' } })));
     expect(optOut.response.allowed).toBe(true);
     expect(optOut.response.patch).toBeUndefined();
@@ -192,6 +192,13 @@ describe('injection webhook over HTTPS', () => {
     expect(windows.response.allowed).toBe(true);
     expect(windows.response.patch).toBeUndefined();
     expect(windows.response.warnings?.[0]).toContain('runs on Windows');
+    // A static pod's mirror, as the kubelet creates it (audit 38b, F3): the API server would refuse it injected.
+    const mirrorPod = appPod({ annotations: { 'kubernetes.io/config.mirror': 'abc123', 'kubernetes.io/config.source': 'file' } });
+    (mirrorPod.metadata as Record<string, unknown>).ownerReferences = [{ apiVersion: 'v1', kind: 'Node', name: 'node-1', uid: 'n1', controller: true }];
+    const mirror = await review('mirror', admissionReview(mirrorPod));
+    expect(mirror.response.allowed).toBe(true);
+    expect(mirror.response.patch).toBeUndefined();
+    expect(mirror.response.warnings?.[0]).toContain('is a static pod or its mirror (annotation kubernetes.io/config.mirror) and was not injected');
     const update = await review('update', admissionReview(appPod(), { operation: 'UPDATE' }));
     expect(update.response).toMatchObject({ allowed: true });
     expect(update.response.patch).toBeUndefined();

@@ -39,7 +39,7 @@ export interface InjectionInput {
   readonly namespace?: string;
 }
 
-export type SkipReason = 'namespace-not-enabled' | 'namespace-excluded' | 'opted-out' | 'already-injected' | 'host-network' | 'windows';
+export type SkipReason = 'namespace-not-enabled' | 'namespace-excluded' | 'opted-out' | 'mirror-pod' | 'already-injected' | 'host-network' | 'windows';
 
 export interface AppContainerAdditions {
   readonly list: ContainerList;
@@ -84,6 +84,26 @@ function windowsBy(pod: Pod): string | null {
   const { os, nodeSelector } = pod.spec;
   if (isObject(os) && os.name === 'windows') return 'spec.os.name: windows';
   if (isObject(nodeSelector) && nodeSelector['kubernetes.io/os'] === 'windows') return 'nodeSelector kubernetes.io/os: windows';
+  return null;
+}
+
+/** The kubelet's marks of a static pod (its source) and of the mirror pod it creates for one in the API. */
+const MIRROR_ANNOTATION = 'kubernetes.io/config.mirror';
+const SOURCE_ANNOTATION = 'kubernetes.io/config.source';
+
+/**
+ * What says the pod is a static pod or its mirror, or null. The API server's serviceaccount admission refuses a
+ * mirror pod that projects a service-account token, as the sidecar must, so an injected mirror pod could never be
+ * created, and the kubelet runs the static pod's own manifest anyway (audit 38b, F3). Any value of the mirror
+ * annotation counts (the API server checks the key alone), and so does a Node owner, which only mirror pods have.
+ */
+function staticPodBy(pod: Pod): string | null {
+  const annotations = pod.metadata?.annotations ?? {};
+  if (Object.hasOwn(annotations, MIRROR_ANNOTATION)) return `annotation ${MIRROR_ANNOTATION}`;
+  const source = annotations[SOURCE_ANNOTATION];
+  if (source === 'file' || source === 'http') return `annotation ${SOURCE_ANNOTATION}: ${source}`;
+  const owners = pod.metadata?.ownerReferences;
+  if (Array.isArray(owners) && owners.some((o) => isObject(o) && o.kind === 'Node' && o.apiVersion === 'v1')) return 'owned by its Node';
   return null;
 }
 
@@ -168,6 +188,15 @@ export function planInjection(input: InjectionInput, ctx: InjectionContext): Inj
   }
   const annotations = pod.metadata?.annotations ?? {};
   if (podOptsOut(annotations, pod.metadata?.labels ?? {})) return { action: 'skip', reason: 'opted-out' };
+  // Before the reinvocation path too: nothing may be added to a mirror pod.
+  const staticPod = staticPodBy(pod);
+  if (staticPod !== null) {
+    return {
+      action: 'skip',
+      reason: 'mirror-pod',
+      warning: `tessera: pod is a static pod or its mirror (${staticPod}) and was not injected: the API server refuses a mirror pod with a service-account token volume; its traffic is not protected by mTLS`,
+    };
+  }
   if (isInjected(pod)) return completeInjection(pod, annotations);
   if (pod.spec.hostNetwork === true) {
     return {

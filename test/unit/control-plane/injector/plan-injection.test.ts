@@ -244,6 +244,48 @@ describe('skips and idempotency', () => {
       expect(windows(spec).action, JSON.stringify(spec)).toBe('inject');
     }
   });
+  // Audit 38b, F3: the API server's serviceaccount admission refuses a mirror pod with a projected service-account
+  // token, which the sidecar needs: injected, the mirror pod of a static pod could never be created.
+  test('mirror pods of static pods, by any of the kubelet\'s marks, are skipped with a warning', async () => {
+    const ctx = await testContext();
+    const plan = (annotations: Record<string, string>, owners?: unknown) => {
+      const pod = appPod({ annotations });
+      if (owners !== undefined) (pod.metadata as Record<string, unknown>).ownerReferences = owners;
+      return planInjection({ pod }, ctx);
+    };
+    const node = { apiVersion: 'v1', kind: 'Node', name: 'node-1', uid: 'n1', controller: true };
+    // The audit's pod: as the kubelet creates it for a static pod, owned by its Node.
+    const mirror = plan({ 'kubernetes.io/config.mirror': 'abc123', 'kubernetes.io/config.source': 'file', 'kubernetes.io/config.hash': 'abc123' }, [node]);
+    expect(mirror).toMatchObject({ action: 'skip', reason: 'mirror-pod' });
+    expect(mirror.action === 'skip' && mirror.warning).toBe(
+      'tessera: pod is a static pod or its mirror (annotation kubernetes.io/config.mirror) and was not injected: the API server refuses a mirror pod with a service-account token volume; its traffic is not protected by mTLS',
+    );
+    for (const [annotations, owners] of [
+      [{ 'kubernetes.io/config.mirror': '' }, undefined], // the key alone, as the API server checks it
+      [{ 'kubernetes.io/config.source': 'file' }, undefined],
+      [{ 'kubernetes.io/config.source': 'http' }, undefined],
+      [{}, [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'r', uid: 'r1' }, { ...node, controller: false }]],
+    ] as const) {
+      expect(plan(annotations, owners), JSON.stringify([annotations, owners])).toMatchObject({ action: 'skip', reason: 'mirror-pod' });
+    }
+    // Already carrying the sidecar (a static manifest run through tessera inject) with a container added since:
+    // still nothing is added.
+    const injected = inject(appPod(), ctx) as unknown as Record<string, unknown> & AnyPod;
+    injected.metadata.annotations['kubernetes.io/config.mirror'] = 'x';
+    injected.spec.containers.push({ name: 'late', image: 'late:1' });
+    expect(planInjection({ pod: injected }, ctx)).toMatchObject({ action: 'skip', reason: 'mirror-pod' });
+    // An opt-out still reads as one; pods from the API, or owned by anything but a Node, are injected as before.
+    expect(plan({ 'kubernetes.io/config.mirror': 'x', 'tessera.dev/inject': 'false' })).toEqual({ action: 'skip', reason: 'opted-out' });
+    for (const [annotations, owners] of [
+      [{ 'kubernetes.io/config.source': 'api' }, undefined],
+      [{ 'example.com/config.mirror': 'x' }, undefined],
+      [{}, [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'r', uid: 'r1' }]],
+      [{}, [{ apiVersion: 'example.com/v1', kind: 'Node', name: 'n', uid: 'n2' }]],
+      [{}, 'not a list'],
+    ] as const) {
+      expect(plan(annotations, owners).action, JSON.stringify([annotations, owners])).toBe('inject');
+    }
+  });
 });
 
 describe('refusals', () => {

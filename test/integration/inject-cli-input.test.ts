@@ -1,0 +1,45 @@
+// `tessera inject` (the built CLI, a real child process) on the inputs of audit 38b: mirror pods are skipped with a
+// warning, as the webhook skips them.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { makeTempDir, tessera } from '../helpers/run.js';
+import { TEST_CONFIG, testBundlePem } from '../helpers/injector-fixtures.js';
+
+let dir: string;
+let cleanup: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  await writeFile(join(dir, 'bundle.pem'), await testBundlePem());
+});
+afterAll(async () => cleanup?.());
+
+/** Writes `text` (or bytes) as a manifest and runs `tessera inject -f` on it. */
+async function inject(name: string, text: string | Buffer) {
+  const file = join(dir, name);
+  await writeFile(file, text);
+  const r = await tessera(['inject', '-f', file, '--bundle', join(dir, 'bundle.pem'), '--image', TEST_CONFIG.proxyImage]);
+  return { ...r, sidecars: r.stdout.split('\n').filter((l) => /name: tessera-proxy$/.test(l.trim())).length };
+}
+
+const pod = (name: string, extra = '') => `apiVersion: v1\nkind: Pod\nmetadata:\n  name: ${name}\n${extra}spec:\n  containers:\n    - name: app\n      image: app:1\n`;
+
+describe('mirror pods (audit 38b, F3)', () => {
+  test('a mirror pod, as kubectl get -o yaml shows one, is skipped with a warning; the pod beside it is injected', async () => {
+    const mirror = pod(
+      'etcd-node-1',
+      '  annotations:\n    kubernetes.io/config.mirror: abc123\n    kubernetes.io/config.source: file\n  ownerReferences:\n    - {apiVersion: v1, kind: Node, name: node-1, uid: n1, controller: true}\n',
+    );
+    const r = await inject('mirror.yaml', `${mirror}---\n${pod('web')}`);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain('document 1 Pod etcd-node-1: skipped: mirror-pod');
+    expect(r.stderr).toContain('warning: tessera: pod is a static pod or its mirror (annotation kubernetes.io/config.mirror) and was not injected');
+    expect(r.stderr).toContain('document 2 Pod web: injected');
+    const [first, second] = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    expect(first.spec.initContainers).toBeUndefined();
+    expect(second.spec.initContainers[0].name).toBe('tessera-proxy');
+    expect(r.sidecars).toBe(1);
+  });
+});
