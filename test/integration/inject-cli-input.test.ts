@@ -1,5 +1,5 @@
 // `tessera inject` (the built CLI, a real child process) on the inputs of audit 38b: mirror pods are skipped with a
-// warning, as the webhook skips them.
+// warning, as the webhook skips them; an outbound local port a container declares exits 1 with the webhook's code.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -41,5 +41,34 @@ describe('mirror pods (audit 38b, F3)', () => {
     expect(first.spec.initContainers).toBeUndefined();
     expect(second.spec.initContainers[0].name).toBe('tessera-proxy');
     expect(r.sidecars).toBe(1);
+  });
+});
+
+describe('outbound local ports (audit 38b, F5)', () => {
+  test('a local port the pod template of a Deployment declares exits 1 naming the annotation and the container', async () => {
+    const deployment = [
+      'apiVersion: apps/v1',
+      'kind: Deployment',
+      'metadata: {name: web}',
+      'spec:',
+      '  selector: {matchLabels: {app: web}}',
+      '  template:',
+      '    metadata:',
+      '      labels: {app: web}',
+      '      annotations: {tessera.dev/outbound: "api=spiffe://cluster.local/ns/a/sa/api@api.a.svc:15006;local=8080"}',
+      '    spec:',
+      '      initContainers: [{name: metrics, image: m:1, restartPolicy: Always, ports: [{containerPort: 9102}]}]',
+      '      containers: [{name: app, image: app:1, ports: [{containerPort: 8080}]}]',
+      '',
+    ].join('\n');
+    const r = await inject('local-port.yaml', deployment);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('TESSERA_ERR_INJECT_BAD_ANNOTATION: document 1 (Deployment web): annotation tessera.dev/outbound: upstream "api": local port 8080 is already used by container "app"');
+    expect(r.stdout).toBe('');
+    // The native sidecar's port too; another local port is injected.
+    expect((await inject('local-port-2.yaml', deployment.replace('local=8080', 'local=9102'))).stderr).toContain('local port 9102 is already used by container "metrics"');
+    const ok = await inject('local-port-3.yaml', deployment.replace('local=8080', 'local=9000'));
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(ok.sidecars).toBe(1);
   });
 });

@@ -210,6 +210,10 @@ describe('injection webhook over HTTPS', () => {
     expect(bad.response.allowed).toBe(false);
     expect(bad.response.status?.code).toBe(400);
     expect(bad.response.status?.message).toContain('tessera.dev/inbound-ports');
+    // Audit 38b, F5: an outbound local port the app container declares (appPod's "web" declares 8080).
+    const local = await review('local-port', admissionReview(appPod({ annotations: { 'tessera.dev/outbound': 'api=spiffe://cluster.local/ns/a/sa/api@api.a.svc:15006;local=8080' } })));
+    expect(local.response).toMatchObject({ allowed: false, status: { code: 400 } });
+    expect(local.response.status?.message).toBe('tessera: annotation tessera.dev/outbound: upstream "api": local port 8080 is already used by container "web", which declares it (containerPort 8080)');
     const clash = appPod();
     ((clash.spec as { volumes: object[] }).volumes).push({ name: 'tessera-tmp', emptyDir: {} });
     const conflict = await review('conflict', admissionReview(clash));

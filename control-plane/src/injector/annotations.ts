@@ -208,9 +208,11 @@ function parseHostPort(text: string): { host: string; port: number } | null {
  *   option = "local=" port       the loopback port the app dials (default 15101, 15102, … in entry order)
  *          | "protocol=" proto   http | http2 | grpc | tcp (default http)
  *
- * A SPIFFE ID can never hold "@", "=", ";" or ",", so the separators are unambiguous.
+ * A SPIFFE ID can never hold "@", "=", ";" or ",", so the separators are unambiguous. A local port may not be the
+ * proxy's own, another entry's, an inbound app port, or a port in `declaredPorts` (a container's TCP containerPort,
+ * mapped to that container's name): the sidecar starts first, holds it, and the app's own bind would fail.
  */
-export function parseOutbound(annotations: Annotations, inboundAppPorts: readonly number[]): OutboundUpstream[] {
+export function parseOutbound(annotations: Annotations, inboundAppPorts: readonly number[], declaredPorts: ReadonlyMap<number, string> = new Map()): OutboundUpstream[] {
   const oa = ANNOTATION.outbound;
   const text = annotations[oa];
   if (text === undefined) return [];
@@ -253,12 +255,13 @@ export function parseOutbound(annotations: Annotations, inboundAppPorts: readonl
     }
     parsed.push({ name, spiffeId: id.id.toString(), upstream: `${hp.host}:${hp.port}`, ...(local === undefined ? {} : { local }), protocol });
   });
-  return assignLocalPorts(parsed, inboundAppPorts);
+  return assignLocalPorts(parsed, inboundAppPorts, declaredPorts);
 }
 
 function assignLocalPorts(
   parsed: readonly { name: string; spiffeId: string; upstream: string; local?: number; protocol: Protocol }[],
   inboundAppPorts: readonly number[],
+  declaredPorts: ReadonlyMap<number, string>,
 ): OutboundUpstream[] {
   const oa = ANNOTATION.outbound;
   const taken = new Set<number>(inboundAppPorts);
@@ -269,6 +272,8 @@ function assignLocalPorts(
       throw bad(oa, `upstream "${p.name}": local port ${p.local} is used by the proxy itself (${RESERVED_PORTS.first}-${FIRST_OUTBOUND_PORT - 1})`);
     }
     if (taken.has(p.local)) throw bad(oa, `upstream "${p.name}": local port ${p.local} is already used by another upstream or an inbound app port`);
+    const owner = declaredPorts.get(p.local);
+    if (owner !== undefined) throw bad(oa, `upstream "${p.name}": local port ${p.local} is already used by container "${owner}", which declares it (containerPort ${p.local})`);
     taken.add(p.local);
   }
   let next = FIRST_OUTBOUND_PORT;

@@ -135,6 +135,20 @@ function checkPorts(containers: readonly Container[]): void {
   }
 }
 
+/**
+ * The TCP ports the pod's containers declare (containerPort), each with the first container that declares it: every
+ * container but the sidecar, init containers too, since the sidecar starts before all of them. UDP and SCTP ports
+ * cannot collide with the sidecar's TCP listeners; a hostPort is bound on the node, not in the pod.
+ */
+function declaredTcpPorts(pod: Pod): Map<number, string> {
+  const out = new Map<number, string>();
+  for (const c of [...(pod.spec.initContainers ?? []), ...pod.spec.containers]) {
+    if (c.name === SIDECAR_NAME) continue;
+    for (const p of c.ports ?? []) if (p.protocol !== 'UDP' && p.protocol !== 'SCTP' && !out.has(p.containerPort)) out.set(p.containerPort, c.name);
+  }
+  return out;
+}
+
 /** The path a runtime mounts at: "//", "." and ".." resolved, no trailing "/" (the API server compares strings only). */
 function effectivePath(mountPath: string): string {
   const p = posix.normalize(`/${mountPath}`);
@@ -217,6 +231,7 @@ export function planInjection(input: InjectionInput, ctx: InjectionContext): Inj
   const outbound = parseOutbound(
     annotations,
     inbound.map((p) => p.appPort),
+    declaredTcpPorts(pod),
   );
   const httpProxy = parseHttpProxy(annotations, outbound);
   const refs = appContainers(pod);
@@ -265,6 +280,12 @@ function completeInjection(pod: Pod, annotations: Readonly<Record<string, string
   const unreadable = { ...already, warning: `tessera: container(s) ${names} were added after injection, but the pod's ${ANNOTATION.proxyConfig} annotation is missing or not as the injector writes it: they get no Workload API socket and their probes are not rewritten` };
   checkPorts(pending.map((r) => r.container));
   checkMounts(pending);
+  // Nor a port an outbound listener of the sidecar holds (audit 38b, F5): the same check as the first pass.
+  parseOutbound(
+    annotations,
+    parseInboundPorts(annotations).map((p) => p.appPort),
+    declaredTcpPorts(pod),
+  );
   const rewritten = pending.map((r) => rewriteProbes(r.container));
   const targets = targetsOf(rewritten);
   const current = annotations[ANNOTATION.proxyConfig];

@@ -70,7 +70,7 @@ describe('tessera.dev/inbound-ports', () => {
 });
 
 describe('tessera.dev/outbound', () => {
-  const out = (v: string, inbound: number[] = []) => parseOutbound({ 'tessera.dev/outbound': v }, inbound);
+  const out = (v: string, inbound: number[] = [], declared: [number, string][] = []) => parseOutbound({ 'tessera.dev/outbound': v }, inbound, new Map(declared));
   test('entries with defaults and options; local ports skip explicit ones', () => {
     expect(
       out(
@@ -117,5 +117,12 @@ describe('tessera.dev/outbound', () => {
   });
   test('a local port equal to an inbound app port is refused', () => {
     expect(errorOf(() => out('api=spiffe://td/a@h:1;local=8080', [8080])).message).toContain('already used');
+  });
+  // Audit 38b, F5: the sidecar starts first and holds the port, so the app's own bind fails.
+  test('a local port a container declares is refused alike, naming the container', () => {
+    const e = errorOf(() => out('db=spiffe://td/b@h:1;local=9000,api=spiffe://td/a@h:1;local=8080', [], [[8080, 'web']]));
+    expect(e).toMatchObject({ code: 'TESSERA_ERR_INJECT_BAD_ANNOTATION', annotation: 'tessera.dev/outbound' });
+    expect(e.message).toBe('annotation tessera.dev/outbound: upstream "api": local port 8080 is already used by container "web", which declares it (containerPort 8080)');
+    expect(out('api=spiffe://td/a@h:1;local=8081', [], [[8080, 'web']])[0]!.localPort).toBe(8081);
   });
 });

@@ -320,6 +320,46 @@ describe('refusals', () => {
     (pod.spec as AnyPod['spec']).containers[0]!.volumeMounts!.push({ name: 'data', mountPath: '/var/run/tessera' }, { name: 'data', mountPath: '/var/run/tessera/workload2' });
     expect(inject(pod, await testContext()).spec.initContainers[0]!.name).toBe('tessera-proxy');
   });
+  // Audit 38b, F5: an outbound local port a container declares. The sidecar is a native sidecar inserted first, so
+  // it holds the port before any other container starts, init containers included.
+  test('an outbound local port that a container of the pod declares is refused, naming it', async () => {
+    const ctx = await testContext();
+    const withPort = (local: number, at: 'containers' | 'native' | 'init', port: Record<string, unknown>) => {
+      const pod = appPod({ annotations: { 'tessera.dev/outbound': `api=spiffe://cluster.local/ns/a/sa/api@api.a.svc:15006;local=${local}` } }) as unknown as AnyPod;
+      if (at === 'containers') pod.spec.containers.push({ name: 'side', image: 'x', ports: [port as { containerPort: number }] });
+      else pod.spec.initContainers.push({ name: 'side', image: 'x', ...(at === 'native' ? { restartPolicy: 'Always' } : {}), ports: [port as { containerPort: number }] });
+      return pod;
+    };
+    // The audit's pod: the app's own declared port (8080, appPod's container "web").
+    expect(refusal(withPort(8080, 'containers', { containerPort: 7000 }), ctx)).toEqual({
+      code: 'TESSERA_ERR_INJECT_BAD_ANNOTATION',
+      message: 'annotation tessera.dev/outbound: upstream "api": local port 8080 is already used by container "web", which declares it (containerPort 8080)',
+    });
+    for (const [at, port] of [
+      ['containers', { containerPort: 9000 }],
+      ['containers', { containerPort: 9000, protocol: 'TCP' }],
+      ['containers', { containerPort: 9000, hostPort: 30000 }],
+      ['native', { containerPort: 9000 }],
+      ['init', { containerPort: 9000 }],
+    ] as const) {
+      expect(refusal(withPort(9000, at, port), ctx).message, `${at} ${JSON.stringify(port)}`).toContain('local port 9000 is already used by container "side"');
+    }
+    // A UDP or SCTP port does not collide with the sidecar's TCP listener, nor does a hostPort (bound on the node).
+    for (const port of [{ containerPort: 9000, protocol: 'UDP' }, { containerPort: 9000, protocol: 'SCTP' }, { containerPort: 7000, hostPort: 9000 }]) {
+      expect(planInjection({ pod: withPort(9000, 'containers', port) }, ctx).action, JSON.stringify(port)).toBe('inject');
+    }
+  });
+  test('a container added after injection (reinvocation) may not declare an outbound local port either', async () => {
+    const ctx = await testContext();
+    const first = inject(appPod({ annotations: { 'tessera.dev/outbound': 'api=spiffe://cluster.local/ns/a/sa/api@api.a.svc:15006;local=9000' } }), ctx);
+    const late = (containerPort: number) => {
+      const pod = structuredClone(first);
+      pod.spec.containers.push({ name: 'late', image: 'late:1', ports: [{ containerPort }] });
+      return pod;
+    };
+    expect(refusal(late(9000), ctx).message).toContain('local port 9000 is already used by container "late"');
+    expect(planInjection({ pod: late(9001) }, ctx).action).toBe('inject');
+  });
   test('not a pod, and no usable bundle', async () => {
     const ctx = await testContext();
     for (const bad of [null, [], { spec: {} }, { spec: { containers: [] } }, { spec: { containers: [{}] } }, { metadata: { annotations: { a: 1 } }, spec: { containers: [{ name: 'a' }] } }]) {
