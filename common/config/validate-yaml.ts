@@ -8,6 +8,7 @@ import { SpiffeId } from '../spiffe/spiffe-id.js';
 import type { ObjectSchema, Schema } from './schema.js';
 import { unclosedOpener } from './yaml-unclosed.js';
 import { escapeControlCharacters } from '../text/control-characters.js';
+import { httpUrlProblem } from '../text/http-url.js';
 import { withoutUrlCredentials } from '../text/url-credentials.js';
 
 export interface ConfigProblem {
@@ -172,10 +173,9 @@ function checkFormat(format: string | undefined, v: string): string | null {
       }
     case 'url': {
       // Every URL key is an HTTP endpoint (OTLP, the Kubernetes API, a bundle endpoint): ftp:, file: and the like
-      // parse as URLs and would fail later, silently.
-      const u = URL.parse(v);
-      if (u === null) return `"${withoutUrlCredentials(v)}" is not a URL`;
-      return u.protocol === 'http:' || u.protocol === 'https:' ? null : `"${withoutUrlCredentials(v)}" is not an http(s) URL`;
+      // parse as URLs and would fail later, silently; so would a URL the parser repairs (a newline, port 0).
+      const problem = httpUrlProblem(v);
+      return problem === null ? null : `"${escapeControlCharacters(withoutUrlCredentials(v))}" ${problem}`;
     }
     default:
       return null;

@@ -1,5 +1,6 @@
 // `tessera inject` (the built CLI, a real child process) on the inputs of audit 38b: mirror pods are skipped with a
-// warning, as the webhook skips them; an outbound local port a container declares exits 1 with the webhook's code.
+// warning, as the webhook skips them; an outbound local port a container declares, or a tracing endpoint that is not
+// an http(s) URL usable as written, exits 1 with the webhook's code.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -70,5 +71,20 @@ describe('outbound local ports (audit 38b, F5)', () => {
     const ok = await inject('local-port-3.yaml', deployment.replace('local=8080', 'local=9000'));
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.sidecars).toBe(1);
+  });
+});
+
+describe('tracing endpoints (audit 38b, F8)', () => {
+  test.each([
+    ['a newline', '"http://x:4318/v1/traces\\nadmin:\\n  listen: 0.0.0.0:1"', 'holds U+000A'],
+    ['a tab', '"http://x:4318/v1/\\ttraces"', 'holds U+0009'],
+    ['a space', '"http://x:4318/v1/ traces"', 'holds U+0020'],
+    ['port 0', 'http://x:0/v1/traces', 'has port 0'],
+  ])('%s in tessera.dev/tracing-endpoint exits 1 with TESSERA_ERR_INJECT_BAD_ANNOTATION', async (_what, value, problem) => {
+    const r = await inject('tracing.yaml', pod('traced', `  annotations:\n    tessera.dev/tracing-endpoint: ${value}\n`));
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toContain('TESSERA_ERR_INJECT_BAD_ANNOTATION: document 1 (Pod traced): annotation tessera.dev/tracing-endpoint: "http://x:');
+    expect(r.stderr).toContain(problem);
+    expect(r.stdout).toBe('');
   });
 });

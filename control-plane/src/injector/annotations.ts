@@ -1,6 +1,8 @@
 // The tessera.dev/* pod annotations the injector reads, and their exact grammars with errors that name them.
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
+import { escapeControlCharacters } from '../../../common/text/control-characters.js';
+import { httpUrlProblem } from '../../../common/text/http-url.js';
 
 /**
  * Namespace label that opts a namespace in; the webhook's namespaceSelector matches it. The same key as a pod
@@ -306,14 +308,12 @@ export function parseTelemetry(annotations: Annotations): TelemetryAnnotations {
   const endpoint = annotations[ANNOTATION.tracingEndpoint]?.trim();
   const ratioText = annotations[ANNOTATION.tracingSamplerRatio];
   if (endpoint !== undefined) {
-    let url: URL | null = null;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      // reported below
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username || url.password) {
-      throw bad(ANNOTATION.tracingEndpoint, `"${endpoint}" is not an http(s) URL such as http://otel-collector.observability:4318/v1/traces`);
+    // The proxy's config parser applies the same rule to telemetry.tracing.otlpEndpoint; credentials are refused
+    // here besides, since anyone who can read the pod reads its annotations.
+    const url = URL.parse(endpoint);
+    const problem = httpUrlProblem(endpoint) ?? (url?.username || url?.password ? 'carries credentials (user:password@), which anyone who can read the pod would see' : null);
+    if (problem !== null) {
+      throw bad(ANNOTATION.tracingEndpoint, `"${escapeControlCharacters(endpoint)}" ${problem}: give an http(s) URL such as http://otel-collector.observability:4318/v1/traces`);
     }
     out.tracing = { otlpEndpoint: endpoint };
   }

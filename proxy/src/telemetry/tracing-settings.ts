@@ -2,6 +2,8 @@
 // (OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT, OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER[_ARG],
 // OTEL_TRACES_EXPORTER, OTEL_SDK_DISABLED). A key set in the config wins over its variable. As the OpenTelemetry
 // spec asks, a variable with a value Tessera does not support is reported and ignored, never fatal.
+import { escapeControlCharacters } from '../../../common/text/control-characters.js';
+import { httpUrlProblem } from '../../../common/text/http-url.js';
 import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 
 export const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
@@ -42,13 +44,10 @@ function envValue(env: Env, name: string): string | undefined {
   return v ? v : undefined;
 }
 
-function httpUrl(v: string): boolean {
-  try {
-    const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
+/** The variable's value refused, as a warning: why it is not an http(s) URL usable as written (the config's rule). */
+function urlWarning(name: string, v: string): string | null {
+  const problem = httpUrlProblem(v);
+  return problem === null ? null : `${name} "${escapeControlCharacters(withoutUrlCredentials(v))}" ${problem}; ignored`;
 }
 
 /** OTEL_RESOURCE_ATTRIBUTES: `key=value` pairs separated by commas, values percent-encoded. */
@@ -74,14 +73,16 @@ export function parseResourceAttributes(text: string, warnings: string[]): Recor
 function endpointFromEnv(env: Env, warnings: string[]): string | undefined {
   const traces = envValue(env, 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT');
   if (traces !== undefined) {
-    if (httpUrl(traces)) return traces; // the signal-specific URL is used as given
-    warnings.push(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT "${withoutUrlCredentials(traces)}" is not an http(s) URL; ignored`);
+    const refused = urlWarning('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', traces);
+    if (refused === null) return traces; // the signal-specific URL is used as given
+    warnings.push(refused);
   }
   const base = envValue(env, 'OTEL_EXPORTER_OTLP_ENDPOINT');
   if (base !== undefined) {
+    const refused = urlWarning('OTEL_EXPORTER_OTLP_ENDPOINT', base);
     // The base URL gets the signal path appended, as every OpenTelemetry SDK does.
-    if (httpUrl(base)) return `${base.replace(/\/+$/, '')}/v1/traces`;
-    warnings.push(`OTEL_EXPORTER_OTLP_ENDPOINT "${withoutUrlCredentials(base)}" is not an http(s) URL; ignored`);
+    if (refused === null) return `${base.replace(/\/+$/, '')}/v1/traces`;
+    warnings.push(refused);
   }
   return undefined;
 }

@@ -44,6 +44,13 @@ describe('parseYamlConfig', () => {
     ['endpoint: file:///tmp/x\n', /endpoint: "file:\/\/\/tmp\/x" is not an http\(s\) URL/],
     ['endpoint: "ftp://user:s3cret@h/"\n', /endpoint: "ftp:\/\/(?!.*s3cret).*" is not an http\(s\) URL/],
     ['endpoint: not a url\n', /endpoint: "not a url" is not a URL/],
+    // Nor one the parser would repair into another URL, or port 0 (audit 38b, F8): the same rule as the annotation.
+    ['endpoint: "http://x:4318/v1/traces\\nadmin: 1"\n', /endpoint: "http:\/\/x:4318\/v1\/traces\\x0aadmin: 1" holds U\+000A .* at offset 23/],
+    ['endpoint: "http://x:4318/v1/ traces"\n', /endpoint: ".*" holds U\+0020/],
+    ['endpoint: "http://x:4318/v1/\\ttraces"\n', /endpoint: ".*" holds U\+0009/],
+    ['endpoint: http://x:0/v1/traces\n', /endpoint: "http:\/\/x:0\/v1\/traces" has port 0/],
+    ['endpoint: "http://user:s3cret@x:0/"\n', /endpoint: "http:\/\/<redacted>@x:0\/" has port 0/],
+    ['endpoint: http:x:4318/v1/traces\n', /endpoint: "http:x:4318\/v1\/traces" does not start with http:\/\/ or https:\/\//],
     // A number or boolean where text is wanted says how to write it, as typed (1.20, not 1.2).
     ['mode: 1.20\n', /mode: must be a string: write it in quotes, "1\.20"/],
     ['mode: true\n', /mode: must be a string: write it in quotes, "true"/],

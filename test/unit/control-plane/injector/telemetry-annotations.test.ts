@@ -64,4 +64,35 @@ describe('telemetry annotations', () => {
     expect(r.code).toBe('TESSERA_ERR_INJECT_BAD_ANNOTATION');
     expect(r.message).toContain(`annotation ${name}:`);
   });
+
+  // Audit 38b, F8: a URL the parser repairs into another one (a newline, a tab, a space) or one nothing can be
+  // reached at (port 0) was written into the config. The proxy's config parser applies the same rule (one check,
+  // common/text/http-url.ts), so what the injector writes is what the proxy takes.
+  const unusable = [
+    'http://x:4318/v1/traces\nadmin:\n  listen: 0.0.0.0:1',
+    'http://x:4318/v1/\ttraces',
+    'http://x:4318/v1/ traces',
+    'http://x:0/v1/traces',
+    'http://x\u200b:4318/v1/traces',
+    'http://x:4318\\v1\\traces',
+    'http:x:4318/v1/traces',
+  ];
+  test.each(unusable)('tracing endpoint %j is refused at admission, and by the proxy config parser', async (endpoint) => {
+    const r = await refusal({ 'tessera.dev/tracing-endpoint': endpoint });
+    expect(r.code).toBe('TESSERA_ERR_INJECT_BAD_ANNOTATION');
+    expect(r.message).toMatch(/^annotation tessera\.dev\/tracing-endpoint: ".*" (holds|has port 0|does not start)/);
+    expect(r.message).not.toMatch(/[\n\r]/);
+    const { yaml } = await injectedConfig({ 'tessera.dev/tracing-endpoint': 'http://placeholder:4318/v1/traces' });
+    const dir = mkdtempSync(join(tmpdir(), 'tessera-inject-'));
+    const edited = yaml.replace('http://placeholder:4318/v1/traces', JSON.stringify(endpoint));
+    expect(() => parseProxyConfig(edited, join(dir, 'proxy.yaml'))).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_INVALID', message: expect.stringContaining('telemetry.tracing.otlpEndpoint') }));
+  });
+
+  test('the audit\'s newline case names the character, and a value only padded with blanks is taken trimmed', async () => {
+    expect((await refusal({ 'tessera.dev/tracing-endpoint': unusable[0]! })).message).toBe(
+      'annotation tessera.dev/tracing-endpoint: "http://x:4318/v1/traces\\x0aadmin:\\x0a  listen: 0.0.0.0:1" holds U+000A (a control, invisible or space character) at offset 23; a URL parser would drop or encode it: give an http(s) URL such as http://otel-collector.observability:4318/v1/traces',
+    );
+    const { config } = await injectedConfig({ 'tessera.dev/tracing-endpoint': ' http://otel:4318/v1/traces\n' });
+    expect(config.telemetry.tracing).toEqual({ otlpEndpoint: 'http://otel:4318/v1/traces' });
+  });
 });

@@ -69,6 +69,18 @@ describe('resolveTracing', () => {
     expect(ratio.warnings).toHaveLength(1);
   });
 
+  // Audit 38b, F8: the config's rule for URLs (common/text/http-url.ts) holds for the variables too.
+  test('an endpoint variable the URL parser would repair, or with port 0, is warned about and ignored', () => {
+    for (const bad of ['http://c:4318/v1/ traces', 'http://c:4318/v1/\ttraces', 'http://c:0/v1/traces', 'http:c:4318/v1/traces', 'http://c:4318\\v1\\traces']) {
+      const r = resolveTracing({}, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: bad, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' }, defaults);
+      expect(r.settings!.endpoint, bad).toBe('http://c:4318/v1/traces');
+      expect(r.warnings, bad).toEqual([expect.stringMatching(/^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ".*" (holds|has port 0|does not start).*; ignored$/)]);
+      const base = resolveTracing({}, { OTEL_EXPORTER_OTLP_ENDPOINT: bad }, defaults);
+      expect(base.settings, bad).toBeNull();
+      expect(base.warnings, bad).toEqual([expect.stringMatching(/^OTEL_EXPORTER_OTLP_ENDPOINT ".*"/)]);
+    }
+  });
+
   test('OTEL_SDK_DISABLED=true and OTEL_TRACES_EXPORTER=none turn env-configured tracing off; blank values count as unset', () => {
     expect(resolveTracing({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_SDK_DISABLED: 'TRUE' }, defaults).settings).toBeNull();
     expect(resolveTracing({}, { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318', OTEL_TRACES_EXPORTER: 'none' }, defaults).settings).toBeNull();
