@@ -29,10 +29,11 @@ export const injectCommand: Command = {
   usage: '-f FILE|- --bundle F [--image IMG] [--control-plane HOST:PORT]',
   details:
     'Does what the injection webhook does, without a cluster: every Pod, and the pod template of every Deployment, ' +
-    'StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (also inside a List), gets the native-sidecar proxy (unless annotated ' +
+    'StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (also inside a List or any *List), gets the native-sidecar proxy (unless annotated ' +
     'tessera.dev/inject: "false", already injected, or a pod the webhook skips: hostNetwork, Windows, a mirror pod); other objects pass through. The result goes to stdout as ' +
     'YAML (pipe it to kubectl apply -f -), one line per object to stderr. Namespace labels are not consulted. ' +
-    'Exit 1 on a malformed tessera.dev annotation (the message names it), as the webhook would deny the pod.',
+    'Exit 1 on a malformed tessera.dev annotation (the message names it), as the webhook would deny the pod, and on YAML ' +
+    'kubectl would not read (not UTF-8, a recursive alias, aliases past the bound), each with its error code.',
   positionals: [0, 2],
   flags: {
     file: { type: 'string', value: 'FILE', description: 'Manifest to inject (YAML, several documents allowed); - reads stdin' },
@@ -59,8 +60,9 @@ export const injectCommand: Command = {
     const bundleData = await readNamedFile(bundleFile);
     certificatesOf(bundleFile, bundleData);
     const bundlePem = bundleData.toString('utf8');
-    const text = (await readInput(path, path === '-' ? 'stdin' : 'manifest', io.cwd)).toString('utf8');
-    const { output, reports } = injectManifests(text, { config, bundlePem });
+    // Bytes, not text: injectManifests refuses what is not UTF-8 rather than reading it as U+FFFD.
+    const bytes = await readInput(path, path === '-' ? 'stdin' : 'manifest', io.cwd);
+    const { output, reports } = injectManifests(bytes, { config, bundlePem });
     io.stdout(output);
     for (const r of reports) {
       io.stderr(`tessera inject: document ${r.document} ${r.kind || '(no kind)'} ${r.name || '(no name)'}: ${r.result}\n`);

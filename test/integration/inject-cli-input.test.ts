@@ -1,6 +1,7 @@
 // `tessera inject` (the built CLI, a real child process) on the inputs of audit 38b: mirror pods are skipped with a
 // warning, as the webhook skips them; an outbound local port a container declares, or a tracing endpoint that is not
-// an http(s) URL usable as written, exits 1 with the webhook's code.
+// an http(s) URL usable as written, exits 1 with the webhook's code; YAML is read as kubectl reads it (any *List,
+// merge keys, UTF-8 only) and every refusal of it (aliases, encoding) carries a TESSERA_ERR_ code.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -86,5 +87,67 @@ describe('tracing endpoints (audit 38b, F8)', () => {
     expect(r.stderr).toContain('TESSERA_ERR_INJECT_BAD_ANNOTATION: document 1 (Pod traced): annotation tessera.dev/tracing-endpoint: "http://x:');
     expect(r.stderr).toContain(problem);
     expect(r.stdout).toBe('');
+  });
+});
+
+describe('YAML kubectl reads, and refusals with a code (audit 38b, F4, F6)', () => {
+  const labelled = 'apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: &v y}}\nspec:\n  containers: [{name: app, image: x}]\n';
+
+  test('aliases: 101 uses of one anchor are injected; a recursive alias and a billion laughs exit 1 with a code', async () => {
+    const many = await inject('alias101.yaml', `${labelled}  z: [${Array(101).fill('*v').join(',')}]\n`);
+    expect(many.code, many.stderr).toBe(0);
+    expect(many.sidecars).toBe(1);
+    const rec = await inject('rec.yaml', `${labelled}  x: &a [1, *a]\n`);
+    expect(rec.code).toBe(1);
+    expect(rec.stderr).toBe('tessera inject: TESSERA_ERR_INJECT_NOT_A_POD: document 1: alias *a is inside its own anchor (a recursive alias): the document has no finite value\n');
+    const levels = 'abcdefghij'.split('');
+    const lol = levels.map((l, i) => `    ${l}: &${l} [${Array(10).fill(i === 0 ? 'x' : `*${levels[i - 1]}`).join(',')}]`).join('\n');
+    const laughs = await inject('lol.yaml', `${labelled}  extra:\n${lol}\n`);
+    expect(laughs.code).toBe(1);
+    expect(laughs.stderr).toMatch(/^tessera inject: TESSERA_ERR_INJECT_NOT_A_POD: document 1: its aliases expand to more than \d+ nodes/);
+    expect(laughs.stdout).toBe('');
+  });
+
+  test('a PodList holding a Deployment and a nested List: both pods injected', async () => {
+    const list = [
+      'apiVersion: v1',
+      'kind: PodList',
+      'items:',
+      '  - apiVersion: apps/v1',
+      '    kind: Deployment',
+      '    metadata: {name: d}',
+      '    spec: {selector: {matchLabels: {a: b}}, template: {metadata: {labels: {a: b}}, spec: {containers: [{name: app, image: x}]}}}',
+      '  - apiVersion: v1',
+      '    kind: List',
+      '    items:',
+      '      - apiVersion: v1',
+      '        kind: Pod',
+      '        metadata: {name: nested}',
+      '        spec: {containers: [{name: app, image: x}]}',
+      '',
+    ].join('\n');
+    const r = await inject('podlist.yaml', list);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toBe('tessera inject: document 1 Deployment d: injected\ntessera inject: document 1 Pod nested: injected\n');
+    expect(r.sidecars).toBe(2);
+  });
+
+  test('a merge key (<<) is resolved: the container keeps its name and is injected', async () => {
+    const r = await inject('merge.yaml', 'apiVersion: v1\nkind: Pod\nmetadata: {name: mk}\nspec:\n  containers:\n    - <<: {name: app, image: x}\n      ports: [{containerPort: 8080}]\n');
+    expect(r.code, r.stderr).toBe(0);
+    const [pod] = parseAllDocuments(r.stdout).map((d) => d.toJS());
+    expect(pod.spec.containers[0]).toMatchObject({ name: 'app', image: 'x', ports: [{ containerPort: 8080 }] });
+    expect(r.sidecars).toBe(1);
+  });
+
+  test('a Latin-1 byte exits 1 naming the line (it became U+FFFD); UTF-16 is named as such', async () => {
+    const latin1 = Buffer.concat([Buffer.from('apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {x: "caf'), Buffer.from([0xe9]), Buffer.from('"}}\nspec:\n  containers: [{name: app, image: nginx}]\n')]);
+    const r = await inject('latin1.yaml', latin1);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('tessera inject: TESSERA_ERR_INJECT_NOT_A_POD: the manifest is not UTF-8 text: line 3 holds bytes that are not UTF-8 (Latin-1? convert it with iconv -t UTF-8)\n');
+    expect(r.stdout).not.toContain('\ufffd');
+    const utf16 = await inject('utf16.yaml', Buffer.from(`\ufeff${pod('p')}`, 'utf16le'));
+    expect(utf16.code).toBe(1);
+    expect(utf16.stderr).toContain('TESSERA_ERR_INJECT_NOT_A_POD: the manifest is not UTF-8 text: it starts with a UTF-16 byte-order mark');
   });
 });

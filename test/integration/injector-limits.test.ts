@@ -196,6 +196,9 @@ describe('refusals are logged, not only answered', () => {
     await until('four refusals to be logged', () => refused().length >= 4, 2_000, 20);
     expect(refused().map((r) => r.status).sort()).toEqual([400, 413, 415, 431]);
     expect(refused().every((r) => r.remote === '127.0.0.1')).toBe(true);
+    // The refusals of a request's content name its code (audit 38b, F4); 431 is Node's, before any request.
+    const codes = Object.fromEntries(refused().map((r) => [r.status, r.code]));
+    expect(codes).toEqual({ 400: 'TESSERA_ERR_INJECT_BAD_REVIEW', 413: 'TESSERA_ERR_INJECT_TOO_LARGE', 415: 'TESSERA_ERR_INJECT_BAD_REVIEW', 431: undefined });
   });
 });
 

@@ -256,21 +256,27 @@ describe('injection webhook over HTTPS', () => {
     expect([...twice.spec.initContainers, ...twice.spec.containers].filter((c) => c.name === 'tessera-proxy')).toHaveLength(1);
   });
 
-  test('HTTP misuse: wrong path, method, content type, non-JSON, non-review, oversized body', async () => {
+  test('HTTP misuse: wrong path, method, content type, non-JSON, non-UTF-8, non-review, oversized body', async () => {
     const file = join(dir, 'plain.json');
     await writeFile(file, JSON.stringify(admissionReview(appPod())));
     expect((await curlPost(file, { path: '/mutate' })).status).toBe(404);
-    expect((await curlPost(file, { contentType: 'text/plain' })).status).toBe(415);
+    // Each refusal of the request names its code first (audit 38b, F4: they had none).
+    expect(await curlPost(file, { contentType: 'text/plain' })).toEqual({ status: 415, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: content-type must be application/json\n' });
     expect((await nodeRequest({ method: 'GET' })).status).toBe(405);
-    expect((await nodeRequest({ body: '{"apiVersion": "admission.k8s.io/v1", "kind": ' })).status).toBe(400);
+    expect(await nodeRequest({ body: '{"apiVersion": "admission.k8s.io/v1", "kind": ' })).toEqual({ status: 400, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: body is not JSON\n' });
     const v1beta1 = await nodeRequest({ body: JSON.stringify({ ...admissionReview(appPod()), apiVersion: 'admission.k8s.io/v1beta1' }) });
     expect(v1beta1.status).toBe(400);
-    expect(v1beta1.body).toContain('admission.k8s.io/v1');
+    expect(v1beta1.body).toMatch(/^TESSERA_ERR_INJECT_BAD_REVIEW: expected apiVersion admission\.k8s\.io\/v1/);
     const noUid = admissionReview(appPod());
     delete (noUid.request as Record<string, unknown>).uid;
-    expect((await nodeRequest({ body: JSON.stringify(noUid) })).status).toBe(400);
+    expect(await nodeRequest({ body: JSON.stringify(noUid) })).toEqual({ status: 400, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: request.uid is missing or malformed\n' });
+    // JSON is UTF-8: a Latin-1 byte in a value was read as U+FFFD; now the body is refused.
+    const latin1 = Buffer.from(JSON.stringify(admissionReview(appPod({ annotations: { x: 'caf\u00e9' } }))), 'latin1');
+    expect(await nodeRequest({ body: latin1 })).toEqual({ status: 400, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: body is not UTF-8\n' });
     const big = Buffer.alloc(MAX_REVIEW_BYTES + 1, 0x20);
-    expect((await nodeRequest({ body: big }).catch(() => ({ status: -1, body: '' }))).status).toBe(413);
+    const tooBig = await nodeRequest({ body: big }).catch(() => ({ status: -1, body: '' }));
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.body).toBe(`TESSERA_ERR_INJECT_TOO_LARGE: body larger than ${MAX_REVIEW_BYTES} bytes\n`);
     // Chunked (no content-length) oversized body: cut off while streaming.
     const chunked = await new Promise<number>((resolve) => {
       const req = httpsRequest(

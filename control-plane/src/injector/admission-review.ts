@@ -91,12 +91,13 @@ export function admitPod(request: AdmissionRequest, ctx: InjectionContext): Admi
     request.resource.group === '' && request.resource.resource === 'pods' && request.subResource === undefined && request.operation === 'CREATE';
   // The webhook's rules only send pod CREATE; anything else is let through untouched rather than blocked.
   if (!isPodCreate) return { response: { uid, allowed: true }, decision: 'ignored', reason: 'not-a-pod-create' };
+  // Coded like every other denial (the reason logged), though the API server never sends either (audit 38b, F4).
   if (request.object === undefined) {
-    return { response: deny(uid, 400, 'tessera injector: the review carries no object', 'BadRequest'), decision: 'denied', reason: 'no-object' };
+    return { response: deny(uid, 400, 'tessera injector: the review carries no object', 'BadRequest'), decision: 'denied', reason: 'TESSERA_ERR_INJECT_BAD_REVIEW' };
   }
   // The API server always names the namespace of a pod CREATE: without one, the excluded namespaces cannot be told.
   if (!request.namespace) {
-    return { response: deny(uid, 400, 'tessera injector: the review names no namespace', 'BadRequest'), decision: 'denied', reason: 'no-namespace' };
+    return { response: deny(uid, 400, 'tessera injector: the review names no namespace', 'BadRequest'), decision: 'denied', reason: 'TESSERA_ERR_INJECT_BAD_REVIEW' };
   }
   try {
     const plan = planInjection({ pod: request.object, namespace: request.namespace }, ctx);

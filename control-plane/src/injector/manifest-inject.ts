@@ -1,7 +1,8 @@
-// Offline injection over a YAML stream: Pods and the pod templates of workload kinds; other objects pass through.
-import { parseAllDocuments, stringify } from 'yaml';
+// Offline injection over a YAML stream: Pods and the pod templates of workload kinds, inside lists too; other objects
+// pass through.
 import { TesseraError } from '../../../common/errors.js';
 import { type Pod, isObject } from './k8s-types.js';
+import { manifestYaml, readManifest } from './manifest-yaml.js';
 import { type InjectionContext, planInjection } from './plan-injection.js';
 import { applyAdditions } from './pod-patch.js';
 
@@ -36,15 +37,26 @@ function setIn(obj: Record<string, unknown>, path: readonly string[], value: unk
   cur[path[path.length - 1]!] = value;
 }
 
-/** One object: a Pod, a workload with a pod template, a List of those (kubectl get -o yaml), or anything else. */
-function injectObject(obj: Record<string, unknown>, document: number, ctx: InjectionContext, reports: ManifestReport[]): unknown {
-  const kind = typeof obj.kind === 'string' ? obj.kind : '';
-  if (kind === 'List' && Array.isArray(obj.items)) {
-    return { ...obj, items: obj.items.map((item) => (isObject(item) ? injectObject(item, document, ctx, reports) : item)) };
+/** Lists inside lists, at most: kubectl flattens any depth, a real stream has one or two. */
+export const MAX_LIST_DEPTH = 32;
+
+/**
+ * One object: a Pod, a workload with a pod template, a list of those, or anything else. A list is what kubectl
+ * flattens: `kind: List` (kubectl get -o yaml of several kinds) or a typed one (PodList, DeploymentList…) with items.
+ * As kubectl does, an item of a typed list with neither kind nor apiVersion (the API server leaves them out) is of
+ * the list's kind without "List"; it is written back as it came.
+ */
+function injectObject(obj: Record<string, unknown>, document: number, ctx: InjectionContext, reports: ManifestReport[], depth = 0, itemKind = ''): unknown {
+  const kind = typeof obj.kind === 'string' ? obj.kind : obj.kind === undefined && obj.apiVersion === undefined ? itemKind : '';
+  if (kind.endsWith('List') && Array.isArray(obj.items)) {
+    if (depth >= MAX_LIST_DEPTH) throw new TesseraError('TESSERA_ERR_INJECT_NOT_A_POD', `document ${document}: lists nested more than ${MAX_LIST_DEPTH} deep`);
+    const inner = kind.slice(0, -'List'.length);
+    return { ...obj, items: obj.items.map((item) => (isObject(item) ? injectObject(item, document, ctx, reports, depth + 1, inner) : item)) };
   }
   const meta = isObject(obj.metadata) ? obj.metadata : {};
   const name = typeof meta.name === 'string' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '';
-  const path = kind === 'Pod' ? [] : TEMPLATE_PATH[kind];
+  // Own keys only: `kind: constructor` found Object's constructor there, and failed uncoded ("path is not iterable").
+  const path = kind === 'Pod' ? [] : Object.hasOwn(TEMPLATE_PATH, kind) ? TEMPLATE_PATH[kind] : undefined;
   if (!path) {
     reports.push({ document, kind, name, result: 'passed-through' });
     return obj;
@@ -68,20 +80,14 @@ function injectObject(obj: Record<string, unknown>, document: number, ctx: Injec
   return next;
 }
 
-/** Injects every Pod and pod template in a multi-document YAML text; the result is YAML again. */
-export function injectManifests(text: string, ctx: InjectionContext): { output: string; reports: ManifestReport[] } {
-  const docs = parseAllDocuments(text, { uniqueKeys: true });
-  if (!Array.isArray(docs)) throw new TesseraError('TESSERA_ERR_INJECT_NOT_A_POD', 'the input is not a YAML document stream');
+/** Injects every Pod and pod template in a multi-document YAML stream (text, or bytes that must be UTF-8); the result is YAML again. */
+export function injectManifests(input: string | Uint8Array, ctx: InjectionContext): { output: string; reports: ManifestReport[] } {
   const out: string[] = [];
   const reports: ManifestReport[] = [];
-  docs.forEach((doc, i) => {
-    if (doc.errors.length > 0) {
-      throw new TesseraError('TESSERA_ERR_INJECT_NOT_A_POD', `document ${i + 1} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
-    }
-    const obj: unknown = doc.toJS();
+  readManifest(input).forEach((obj, i) => {
     if (obj === null || obj === undefined) return;
     if (!isObject(obj)) throw new TesseraError('TESSERA_ERR_INJECT_NOT_A_POD', `document ${i + 1} is not a Kubernetes object`);
-    out.push(stringify(injectObject(obj, i + 1, ctx, reports), { lineWidth: 0 }));
+    out.push(manifestYaml(injectObject(obj, i + 1, ctx, reports)));
   });
   return { output: out.join('---\n'), reports };
 }

@@ -8,6 +8,8 @@ export interface Refusal {
   /** HTTP status answered, or 0 when the connection was closed without an answer (TLS failure, connection cap). */
   readonly status: number;
   readonly reason: string;
+  /** The error code of a refused request (400, 413, 415); absent for load shedding and connection-level refusals. */
+  readonly code?: string;
   readonly remote?: string;
 }
 
@@ -46,7 +48,7 @@ export class RefusalLog {
     }
     if (this.#logged < this.#burst) {
       this.#logged++;
-      this.#o.warn({ status: r.status, reason: r.reason.slice(0, 200), ...(r.remote ? { remote: r.remote } : {}) }, 'injector: request refused');
+      this.#o.warn({ status: r.status, ...(r.code ? { code: r.code } : {}), reason: r.reason.slice(0, 200), ...(r.remote ? { remote: r.remote } : {}) }, 'injector: request refused');
       return;
     }
     const key = String(r.status);

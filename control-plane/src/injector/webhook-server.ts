@@ -4,10 +4,9 @@ import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:ht
 import { type Server, createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
-import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
+import { type ErrorCode, TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
 import { type Timers, realTimers } from '../../../shared-io/timers.js';
@@ -124,10 +123,15 @@ class HttpError extends Error {
     readonly headers: Record<string, string> = {},
     /** The body was not read to its end: answer, then close the connection rather than drain it. */
     readonly close = false,
+    /** A refusal of the request itself carries its code, first in the answer and in the log (audit 38b, F4). */
+    readonly code?: ErrorCode,
   ) {
     super(message);
   }
 }
+
+const badReview = (message: string) => new HttpError(400, message, {}, false, 'TESSERA_ERR_INJECT_BAD_REVIEW');
+const bodyTooLarge = (limit: number) => new HttpError(413, `body larger than ${limit} bytes`, {}, true, 'TESSERA_ERR_INJECT_TOO_LARGE');
 
 /** The client closed the connection before its body ended: nothing to answer (the parser's refusal is logged). */
 class ClientGone extends Error {}
@@ -137,11 +141,11 @@ const retryLater = { 'retry-after': '1' };
 /**
  * The body as text. Each chunk is decoded as it arrives and dropped, rather than kept and concatenated: the chunks'
  * buffers live outside the JavaScript heap and are freed only by a later collection, so holding and copying them
- * doubled what a burst of large bodies left behind.
+ * doubled what a burst of large bodies left behind. JSON is UTF-8: other bytes are refused, not read as U+FFFD.
  */
 function readBody(req: IncomingMessage, limit: number, pass: GatePass): Promise<string> {
   return new Promise((resolve, reject) => {
-    const decoder = new StringDecoder('utf8');
+    const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
     const parts: string[] = [];
     let size = 0;
     const stop = (e: HttpError) => {
@@ -149,13 +153,24 @@ function readBody(req: IncomingMessage, limit: number, pass: GatePass): Promise<
       req.pause();
       reject(e);
     };
+    const notUtf8 = () => new HttpError(400, 'body is not UTF-8', {}, true, 'TESSERA_ERR_INJECT_BAD_REVIEW');
     req.on('data', (c: Buffer) => {
       size += c.length;
-      if (size > limit) return stop(new HttpError(413, `body larger than ${limit} bytes`, {}, true));
+      if (size > limit) return stop(bodyTooLarge(limit));
       if (!pass.take(c.length)) return stop(new HttpError(503, 'the injector holds too many request bodies now; retry', retryLater, true));
-      parts.push(decoder.write(c));
+      try {
+        parts.push(decoder.decode(c, { stream: true }));
+      } catch {
+        stop(notUtf8());
+      }
     });
-    req.on('end', () => resolve(parts.join('') + decoder.end()));
+    req.on('end', () => {
+      try {
+        resolve(parts.join('') + decoder.decode());
+      } catch {
+        reject(notUtf8());
+      }
+    });
     req.on('error', (e) => reject(new ClientGone(e.message)));
     // Gone while it waited for a place: its 'error' has been emitted already.
     if (req.destroyed) reject(new ClientGone('closed while waiting'));
@@ -221,9 +236,9 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   async function review(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = process.hrtime.bigint();
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'content-type must be application/json');
+    if (type !== 'application/json') throw new HttpError(415, 'content-type must be application/json', {}, false, 'TESSERA_ERR_INJECT_BAD_REVIEW');
     const declared = declaredLength(req);
-    if (declared > limit) throw new HttpError(413, `body larger than ${limit} bytes`, {}, true);
+    if (declared > limit) throw bodyTooLarge(limit);
     const pass = await gate.acquire(declared);
     if (!pass) throw new HttpError(429, 'the injector is busy with other reviews; retry', retryLater, true);
     // The place and its bytes (body, then answer) are held until the answer has been written out or the connection
@@ -246,13 +261,13 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
       try {
         parsed = JSON.parse(body);
       } catch {
-        throw new HttpError(400, 'body is not JSON');
+        throw badReview('body is not JSON');
       }
       let request: AdmissionRequest;
       try {
         request = readAdmissionReview(parsed);
       } catch (e) {
-        throw new HttpError(400, isTesseraError(e) ? e.message : 'malformed AdmissionReview');
+        throw badReview(isTesseraError(e) ? e.message : 'malformed AdmissionReview');
       }
       let outcome: AdmissionOutcome;
       if (bundlePem === undefined) {
@@ -304,8 +319,8 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
     }
     review(req, res).catch((e: unknown) => {
       if (e instanceof HttpError) {
-        refusals.record({ status: e.status, reason: e.message, ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
-        sendText(res, e.status, e.message, { ...e.headers, ...(e.close ? { connection: 'close' } : {}) });
+        refusals.record({ status: e.status, reason: e.message, ...(e.code ? { code: e.code } : {}), ...(req.socket.remoteAddress ? { remote: req.socket.remoteAddress } : {}) });
+        sendText(res, e.status, e.code ? `${e.code}: ${e.message}` : e.message, { ...e.headers, ...(e.close ? { connection: 'close' } : {}) });
         if (e.close) res.on('finish', () => req.socket.destroy());
         return;
       }

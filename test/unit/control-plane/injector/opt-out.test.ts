@@ -58,7 +58,7 @@ describe('excluded namespaces', () => {
       expect(admitPod(readAdmissionReview(admissionReview(appPod(), { namespace })), ctx).decision).toBe('injected');
     }
     const { namespace: _n, ...noNamespace } = readAdmissionReview(admissionReview(appPod()));
-    expect(admitPod(noNamespace, ctx)).toMatchObject({ decision: 'denied', reason: 'no-namespace', response: { allowed: false, status: { code: 400 } } });
+    expect(admitPod(noNamespace, ctx)).toMatchObject({ decision: 'denied', reason: 'TESSERA_ERR_INJECT_BAD_REVIEW', response: { allowed: false, status: { code: 400 } } });
   });
 });
 

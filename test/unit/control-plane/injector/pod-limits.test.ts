@@ -6,6 +6,7 @@ import { describe, expect, test } from 'vitest';
 import { type AdmissionOutcome, admitPod, readAdmissionReview } from '../../../../control-plane/src/injector/admission-review.js';
 import { errorMessage } from '../../../../common/errors.js';
 import { MAX_ANNOTATION_BYTES, MAX_CONTAINERS, MAX_PATCH_BYTES } from '../../../../control-plane/src/injector/admission-limits.js';
+import { MAX_REVIEW_BYTES } from '../../../../control-plane/src/injector/webhook-server.js';
 import { applyJsonPatch } from '../../../helpers/json-patch.js';
 import { validateK8sObject } from '../../deploy/k8s-schema.js';
 import { admissionReview, appPod, testContext } from '../../../helpers/injector-fixtures.js';
@@ -114,7 +115,8 @@ describe('the answer is bounded, not a multiple of the request (audit 5, N2)', (
     expect(meaning).toContain(`more than ${MAX_CONTAINERS} containers`);
     expect(meaning).toContain(`annotations over the ${MAX_ANNOTATION_BYTES / 1024} KiB Kubernetes limit`);
     expect(meaning).toContain(`a patch over ${MAX_PATCH_BYTES / 1024} KiB plus the size of the trust bundle`);
-    expect(meaning).not.toMatch(/MiB/);
+    expect(meaning).toContain(`a review body over ${MAX_REVIEW_BYTES / 2 ** 20} MiB`);
+    expect(meaning).not.toMatch(/patch over \d+ MiB/);
   });
 });
 
