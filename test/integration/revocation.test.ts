@@ -7,7 +7,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { Agent, createServer, request } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import * as http2 from 'node:http2';
-import { type AddressInfo, type Socket, createServer as createTcpServer } from 'node:net';
+import { type AddressInfo, type Socket, connect, createServer as createTcpServer } from 'node:net';
 import * as tls from 'node:tls';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
@@ -34,6 +34,8 @@ let bundlePem: string;
 let app: ReturnType<typeof createServer>;
 let h2app: http2.Http2Server;
 let echo: ReturnType<typeof createTcpServer>;
+/** How each echo connection ended, by the first word it received: 'end' or 'reset'. */
+const echoEnds = new Map<string, string>();
 let api: ProxyProcess;
 let web: ProxyProcess;
 const webAgent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -129,7 +131,15 @@ beforeAll(async () => {
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   h2app = http2.createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
-  echo = createTcpServer((s) => s.pipe(s));
+  echo = createTcpServer((s) => {
+    let tag = '';
+    s.on('data', (d: Buffer) => {
+      tag ||= d.toString('latin1').split(' ')[0]!;
+    });
+    s.pipe(s);
+    s.on('end', () => echoEnds.set(tag, 'end'));
+    s.on('error', (e: NodeJS.ErrnoException) => echoEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
+  });
   await new Promise<void>((r) => echo.listen(0, '127.0.0.1', r));
   cp = await startControlPlaneProcess(dir, await writeControlPlaneConfig(dir));
   bundlePem = await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8');
@@ -148,7 +158,13 @@ beforeAll(async () => {
     API,
     `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(app)} }\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(h2app)}, protocol: http2 }\n  - { name: tcp, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${port(echo)}, protocol: tcp }\n${edge}`,
   );
-  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n`);
+  web = await startAttestedProxy(
+    cp,
+    dir,
+    'web',
+    WEB,
+    `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n  - { name: tcp, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/tcp')}, spiffeId: ${API}, protocol: tcp }\n`,
+  );
   await until('the policy reached api', async () => (await viaWeb()) === 200, 15_000);
 }, 90_000);
 
@@ -255,9 +271,9 @@ describe('revocation', () => {
       return session;
     };
     /** A TCP connection through api's tcp listener; resolves once the echo came back (or rejects if closed first). */
-    const tcpOpen = () =>
+    const tcpOpen = (tag = 'ping') =>
       new Promise<tls.TLSSocket>((resolve, reject) => {
-        const s = tls.connect({ ...tlsOpts, port: api.ports.get('inbound/tcp')! }, () => s.write('ping'));
+        const s = tls.connect({ ...tlsOpts, port: api.ports.get('inbound/tcp')! }, () => s.write(`${tag} upload`));
         s.once('data', () => resolve(s));
         s.once('close', () => reject(new Error('closed before the echo')));
         s.on('error', () => undefined);
@@ -268,15 +284,24 @@ describe('revocation', () => {
       const h1 = await direct(agent);
       expect(h1.status).toBe(200);
       expect(await h2Get(h2)).toBe(200);
-      const tcp = await tcpOpen();
+      const tcp = await tcpOpen('banned-tunnel');
       const closed = { h1: false, h2: false, tcp: false };
       h1.socket.once('close', () => (closed.h1 = true));
       h2.once('close', () => (closed.h2 = true));
       tcp.once('close', () => (closed.tcp = true));
+      const tcpEnd = new Promise<string>((resolve) => {
+        tcp.once('end', () => resolve('end'));
+        tcp.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+      });
       const before = sumSeries(await metricsText(api.admin), 'tessera_connections_revoked_total', { direction: 'inbound' });
 
       expect((await cli(['revoke', 'id', '--spiffe-id', MULTI])).code).toBe(0);
       await until('all three connections are closed', () => closed.h1 && closed.h2 && closed.tcp, PROPAGATION_MS, 50);
+      // The tunnel is cut on both legs, not ended: before 2026-12-06 each got a FIN (the app took the banned peer's
+      // half-sent upload as complete) — the app's leg because relay() read the cut leg's close as orderly.
+      expect(await tcpEnd).toBe('error ECONNRESET');
+      await until('the app saw how the tunnel ended', () => echoEnds.has('banned-tunnel'), 5_000, 20);
+      expect(echoEnds.get('banned-tunnel')).toBe('reset');
       expect(sumSeries(await metricsText(api.admin), 'tessera_connections_revoked_total', { direction: 'inbound' }) - before).toBe(3);
       expect(await refused(direct(agent))).toBe(true);
       expect(await refused(tcpOpen())).toBe(true);
@@ -385,11 +410,26 @@ describe('revocation', () => {
     }
   }, 60_000);
 
-  test('banning an upstream ID makes the client side refuse it and close its pooled connection', async () => {
+  test('banning an upstream ID makes the client side refuse it and close its pooled connection and cut its tunnel (a reset both ways)', async () => {
     expect(await viaWeb()).toBe(200);
+    // A TCP tunnel through web's tcp listener to api, its upload under way.
+    const tunnel = connect(web.ports.get('outbound/tcp')!, '127.0.0.1');
+    tunnel.on('error', () => undefined);
+    const tunnelEnd = new Promise<string>((resolve) => {
+      tunnel.once('end', () => resolve('end'));
+      tunnel.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+    });
+    tunnel.write('upstream-banned upload');
+    await new Promise((r) => tunnel.once('data', r));
     const m0 = await metricsText(web.admin);
     expect((await cli(['revoke', 'id', '--spiffe-id', API])).code).toBe(0);
     await until('web closed its pooled connection to api', async () => sumSeries(await metricsText(web.admin), 'tessera_connections_revoked_total', { direction: 'outbound' }) > sumSeries(m0, 'tessera_connections_revoked_total', { direction: 'outbound' }), PROPAGATION_MS, 100);
+    // Before 2026-12-06 web closed the tunnel's mTLS connection with a FIN (the app behind api read the end of the
+    // upload) and passed that close on to its client as a FIN too.
+    expect(await tunnelEnd).toBe('error ECONNRESET');
+    await until('the app saw how the tunnel ended', () => echoEnds.has('upstream-banned'), 5_000, 20);
+    expect(echoEnds.get('upstream-banned')).toBe('reset');
+    tunnel.destroy();
     expect(await viaWeb()).toBeGreaterThanOrEqual(500);
     const m1 = await metricsText(web.admin);
     expect(sumSeries(m1, 'tessera_tls_handshakes_total', { direction: 'outbound', result: 'failure', reason: 'revoked' })).toBeGreaterThan(sumSeries(m0, 'tessera_tls_handshakes_total', { direction: 'outbound', result: 'failure', reason: 'revoked' }));

@@ -232,8 +232,11 @@ export class Http1Exchange {
     if (wait) this.#wait = wait;
   }
 
-  /** Drops the leased upstream connection, if any (the exchange did not end cleanly on it), or stops waiting for one. */
-  discardConn(): void {
+  /**
+   * Drops the leased upstream connection, if any (the exchange did not end cleanly on it), or stops waiting for one.
+   * `reset`: with a reset, not a close (an upgraded connection cut short: its app must not read an orderly end).
+   */
+  discardConn(reset = false): void {
     const wait = this.#wait;
     if (wait) {
       this.#wait = null;
@@ -241,7 +244,7 @@ export class Http1Exchange {
     }
     const conn = this.conn;
     this.conn = null;
-    if (conn) this.pool!.discard(conn);
+    if (conn) this.pool!.discard(conn, reset);
   }
 
   /** After a complete exchange: back to the pool if it can carry another one, otherwise dropped. */

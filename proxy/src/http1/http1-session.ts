@@ -82,7 +82,7 @@ export class Http1Session implements UpstreamOwner {
     if (!flag) return;
     this.#o.hooks.rejected(flag);
     ex.mark(flag, this.#client.full);
-    if (this.#tunnel) return void this.#tunnel.end(false);
+    if (this.#tunnel) return void (flag === 'total_timeout' ? this.#tunnel.abort() : this.#tunnel.end(false));
     // Before the head: 408 while the client's own body stalls, 504 when the upstream is the slow one or holds the
     // body back (mark: heldUpstream; cutStatus, as HTTP/2 decides it). Destroyed after the answer, as above.
     this.#abort(ex, cutStatus(flag, ex.reqDone, ex.heldUpstream), flag, true);
@@ -99,7 +99,7 @@ export class Http1Session implements UpstreamOwner {
     const ex = this.#ex;
     if (ex && this.#st !== St.Closed) {
       ex.mark('drain_timeout');
-      if (this.#tunnel) return void this.#tunnel.end(false);
+      if (this.#tunnel) return void this.#tunnel.abort();
       ex.discardConn();
       this.#finish(ex, undefined);
     }

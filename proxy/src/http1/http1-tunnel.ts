@@ -1,6 +1,10 @@
 // An upgraded connection after the app's 101: bytes both ways between the client and the detached upstream
-// connection, back-pressure each way, an end of stream carried across as a half-close. Apart from the session
-// because no HTTP is read from here on; the session keeps only the timeouts and the end of the record.
+// connection, back-pressure each way, an end of stream carried across as a half-close. A leg that breaks off (a
+// reset, or gone before it finished both ways) and a tunnel this proxy cuts short (the drain deadline, the total
+// timeout) end with a reset on both legs, as a TCP tunnel does (tcp-relay.ts): never a FIN that the far side would
+// read as the end of what it was sent. Apart from the session because no HTTP is read from here on; the session
+// keeps only the timeouts and the end of the record.
+import { resetByteSocket } from '../listeners/socket-reset.js';
 import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import type { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
@@ -60,12 +64,22 @@ export class Http1Tunnel implements UpstreamOwner {
     const up = this.#ex.conn?.socket;
     // Both sides finished sending: the upstream flushes what it still holds and closes by itself.
     if (up?.readableEnded && up.writableEnded) return;
-    this.end(false);
+    // Otherwise the client's leg broke off (reset, its session gone, cut by this proxy): the app's leg is reset too.
+    // Before 2026-12-06 it got a FIN, so a client's reset reached the app as the end of its upload (audit 38a F1).
+    this.abort();
   }
 
+  /** Both directions are over, or cut with a close (the stream idle timeout: nothing was moving). */
   end(graceful: boolean): void {
     this.#ex.discardConn();
     this.#ended(graceful);
+  }
+
+  /** Cut short (the drain deadline, the total timeout) or broken off: both legs are reset, neither is closed. */
+  abort(): void {
+    this.#ex.discardConn(true);
+    resetByteSocket(this.#client.socket);
+    this.#ended(false);
   }
 
   onUpstreamData(conn: UpstreamConn, chunk: Buffer): void {
@@ -85,10 +99,13 @@ export class Http1Tunnel implements UpstreamOwner {
     if (!this.#client.gone) this.#client.socket.end();
   }
 
-  onUpstreamGone(conn: UpstreamConn, _error: Error | undefined): void {
+  onUpstreamGone(conn: UpstreamConn, error: Error | undefined): void {
     if (conn !== this.#ex.conn) return;
     this.#ex.conn = null;
     this.#ex.mark('upstream_closed');
-    this.end(this.#client.socket.readableEnded);
+    // A reset, or gone before it finished both ways (its session gone, a ban): the client's leg is reset, not ended.
+    const s = conn.socket;
+    if (error || !s.readableEnded || !s.writableEnded) this.abort();
+    else this.end(this.#client.socket.readableEnded);
   }
 }

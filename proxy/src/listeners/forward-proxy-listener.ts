@@ -143,8 +143,10 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
     const service = serviceOfHost(authority, this.#known);
     const deps = service === null ? undefined : this.#tunnels.route(service);
     const route = deps ? ExchangeRoute.open(deps) : null;
+    const recorded = this.sessions.tunnel(socket);
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
       this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer: route?.logged.endpoint.spiffeId ?? null, method: 'CONNECT', path: authority, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
+      recorded();
     };
     // Counted in tessera_requests_total (503 and the code), as the plain-HTTP form is; not a broken limit.
     const refuse = (status: number, code: 'not_ready' | 'unknown_service' | 'no_endpoints' | 'upstream_unavailable') => {

@@ -24,7 +24,8 @@ import type { ByteSocket } from '../http1/byte-socket.js';
 import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, UNAUTHENTICATED_CALLER_DROP, UNAUTHENTICATED_CALLER_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
-import { relay, resetSocket, tunnelStatus } from './tcp-relay.js';
+import { resetSocket } from './socket-reset.js';
+import { relay, tunnelStatus } from './tcp-relay.js';
 import { sniffFirstBytes } from './tls-sniff.js';
 
 
@@ -147,8 +148,10 @@ export class InboundListener extends ServedListener<InboundConfig> {
     const decision = this.#tls.gate.decide(peer, this.port, 'tcp');
     const who = peer?.idText ?? UNAUTHENTICATED;
     const conn = connectionFields(socket);
+    let recorded = () => {};
     const log = (status: number, bytesIn: number, bytesOut: number, error?: string) => {
       this.exchanges.record({ direction: 'inbound', protocol: 'tcp', listener: this.config.name, requestId, peer: who, status, ...verdictOf(decision), bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: decision.allowed ? this.#upstream : undefined, ...conn, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
+      recorded();
     };
     if (!decision.allowed) {
       socket.destroy(); // closed before any byte reaches the app
@@ -165,14 +168,16 @@ export class InboundListener extends ServedListener<InboundConfig> {
     socket.pause();
     const app = net.connect({ host: this.config.forwardTo.host, port: this.config.forwardTo.port, allowHalfOpen: true, noDelay: true });
     this.sessions.addSocket(socket);
+    recorded = this.sessions.tunnel(socket);
     if (peer) this.sessions.setPeer(socket, peer);
     app.once('connect', () => {
       // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted. Its
       // reset goes on to the app as a reset, and the tunnel is counted and logged (499), as its caller's proxy does.
+      // Destroyed otherwise, it was cut here (the drain deadline, a ban: allowHalfOpen keeps a caller's FIN from
+      // destroying it): a reset too, not a FIN the app would read as an empty upload.
       if (socket.destroyed) {
         const error = reset ? 'downstream_reset' : undefined;
-        if (reset) resetSocket(app);
-        else app.destroy();
+        resetSocket(app);
         log(tunnelStatus(error), 0, 0, error);
         return;
       }

@@ -86,8 +86,8 @@ export class ListenerGroup {
 
   /**
    * Stops accepting, waits until all are idle or `drainTimeoutMs` has passed, then cuts what is left and waits (at
-   * most CUT_SETTLE_MS) for the cut connections to close: their exchanges are recorded from their 'close' events,
-   * and the access log is closed right after this.
+   * most CUT_SETTLE_MS) for the cut connections to close and their exchanges to be recorded (a TCP tunnel's once
+   * both of its legs have): the access log is closed right after this.
    */
   async drainAndClose(drainTimeoutMs: number): Promise<void> {
     for (const l of this.#listeners) l.drain();

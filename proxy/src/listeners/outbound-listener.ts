@@ -142,11 +142,13 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
     const requestId = d.requestId();
     socket.pause();
     this.sessions.addSocket(socket);
+    const recorded = this.sessions.tunnel(socket);
     const fixed = this.#static;
     const route = this.#tcp ? ExchangeRoute.open(this.#tcp) : null;
     const log = (status: number, bytesIn: number, bytesOut: number, resumed: boolean, error?: string) => {
       const peer = route ? route.logged.endpoint.spiffeId : (fixed?.peer ?? null);
       this.exchanges.record({ direction: 'outbound', protocol: 'tcp', listener: this.config.name, requestId, peer, status, bytesIn, bytesOut, durationMs: d.nowMs() - start, upstream: route?.address ?? fixed?.address, resumed, ...(error ? { error } : {}), ...this.sessions.drainCuts.flag(socket) });
+      recorded();
     };
     socket.once('error', () => socket.destroy());
     if (this.#tcp && !route) {

@@ -9,7 +9,7 @@ import { Socket } from 'node:net';
 import type { DenyCandidate } from '../tls/deny-list.js';
 import { DrainCuts } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
-import { resetSocket } from './tcp-relay.js';
+import { resetSocket } from './socket-reset.js';
 
 /** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed and destroyed the same way. */
 export interface Connection {
@@ -34,8 +34,14 @@ interface Entry {
   tracked: boolean;
   /** Who is on the other end (mTLS listeners), so a revocation can find a banned peer's connections. */
   peer: DenyCandidate | undefined;
-  /** Where it is in #entries; -1 once its connection has closed. */
+  /** Where it is in #entries; -1 once it has left (closed, and recorded if a tunnel) or destroyAll took it. */
   index: number;
+  /** Its connection emitted 'close'. */
+  closed: boolean;
+  /** A TCP tunnel whose record is not written yet (tunnel()): it stays in the set, and destroyAll waits for it. */
+  recordPending: boolean;
+  /** Set by destroyAll while it waits for that record. */
+  onRecorded: (() => void) | null;
 }
 
 const SWEEP_MS = 1_000;
@@ -92,6 +98,26 @@ export class SessionSet {
     this.#track(socket, null);
   }
 
+  /**
+   * `conn` (tracked by addSocket) carries a TCP tunnel, whose exchange is recorded only once both of its legs have
+   * closed, some ticks after `conn` itself: it counts as open (idle() waits) and destroyAll waits for it (the access
+   * log is closed right after) until the returned function is called, once its record is written. Without this the
+   * draining proxy lost the line and count of a tunnel it cut (audit 38a F2).
+   */
+  tunnel(conn: Connection): () => void {
+    const e = this.#entryOf(conn);
+    e.recordPending = true;
+    return () => {
+      if (!e.recordPending) return;
+      e.recordPending = false;
+      // Its connection closed before: it leaves now (a no-op once destroyAll took it).
+      if (e.closed) this.#remove(e);
+      const waiting = e.onRecorded;
+      e.onRecorded = null;
+      waiting?.();
+    };
+  }
+
   /** Resolves once no connection is tracked. */
   idle(): Promise<void> {
     return this.#idle.wait(this.#size);
@@ -110,10 +136,13 @@ export class SessionSet {
   #entryOf(conn: Connection): Entry {
     const known = this.#byConn.get(conn);
     if (known) return known;
-    const e: Entry = { conn, session: null, tracked: false, peer: undefined, index: this.#entries.length };
+    const e: Entry = { conn, session: null, tracked: false, peer: undefined, index: this.#entries.length, closed: false, recordPending: false, onRecorded: null };
     this.#entries.push(e);
     this.#byConn.set(conn, e);
-    conn.once('close', () => this.#remove(e));
+    conn.once('close', () => {
+      e.closed = true;
+      if (!e.recordPending) this.#remove(e);
+    });
     return e;
   }
 
@@ -153,7 +182,8 @@ export class SessionSet {
   /**
    * Cuts every tracked connection (the drain deadline passed). Sessions that can record their exchange as cut do so
    * first, before any connection goes (a mux session's socket would end its streams as if their clients had left).
-   * Resolves once each has emitted 'close': exchanges recorded from there are in the access log before it closes.
+   * Resolves once each has emitted 'close' and each TCP tunnel's record is written (tunnel()): exchanges recorded
+   * from there are in the access log before it closes (the caller bounds the wait).
    */
   destroyAll(): Promise<void> {
     this.#started = false;
@@ -165,18 +195,24 @@ export class SessionSet {
       this.#byConn.delete(e.conn);
     }
     const entries = all.filter((e) => e.tracked);
-    const closed = entries.map((e) => new Promise<void>((resolve) => e.conn.once('close', () => resolve())));
-    for (const e of entries) this.drainCuts.mark(e.conn);
-    for (const e of entries) e.session?.cut?.();
-    // A TCP tunnel cut here is aborted with a reset, not closed: a FIN would read as the far side's half-close, and
-    // the caller's proxy kept the tunnel open and took its client's bytes for nothing (audit 37a F1).
-    for (const e of entries) {
-      if (e.session === null && e.conn instanceof Socket) resetSocket(e.conn);
-      else e.conn.destroy();
-    }
+    const settled = entries.map(
+      (e) =>
+        new Promise<void>((resolve) => {
+          const closed = () => {
+            if (e.recordPending) e.onRecorded = resolve;
+            else resolve();
+          };
+          if (e.closed) closed();
+          else e.conn.once('close', closed);
+        }),
+    );
+    const open = entries.filter((e) => !e.closed);
+    for (const e of open) this.drainCuts.mark(e.conn);
+    for (const e of open) e.session?.cut?.();
+    for (const e of open) cut(e);
     this.#size = 0;
     this.#idle.changed(0);
-    return Promise.all(closed).then(() => undefined);
+    return Promise.all(settled).then(() => undefined);
   }
 
   /** Remembers the verified peer of a connection (tracked, or about to be). */
@@ -184,15 +220,26 @@ export class SessionSet {
     this.#entryOf(conn).peer = peer;
   }
 
-  /** Destroys every connection whose peer matches (e.g. a newly banned one); returns how many. */
+  /** Cuts every connection whose peer matches (e.g. a newly banned one), as destroyAll does; returns how many. */
   closePeers(match: (peer: DenyCandidate) => boolean): number {
     let n = 0;
     for (const e of this.#entries.slice()) {
-      if (!e.peer || !match(e.peer)) continue;
+      if (!e.peer || e.closed || !match(e.peer)) continue;
       e.peer = undefined;
-      e.conn.destroy();
+      cut(e);
       n++;
     }
     return n;
   }
+}
+
+/**
+ * Cuts one connection. A TCP tunnel is aborted with a reset, not closed: a FIN would read as its client's orderly end
+ * (the caller's proxy kept the tunnel open and took its client's bytes for nothing: audit 37a F1); relay() passes the
+ * cut on to the tunnel's other leg as a reset too (audit 38a F1). Anything else is destroyed: its protocol frames
+ * its own end.
+ */
+function cut(e: Entry): void {
+  if (e.session === null && e.conn instanceof Socket) resetSocket(e.conn);
+  else e.conn.destroy();
 }

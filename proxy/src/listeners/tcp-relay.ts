@@ -1,8 +1,10 @@
 // Bytes both ways between two sockets with backpressure and half-close: when one side finishes sending, the
 // other side's write half is ended and the reverse direction keeps flowing until it finishes too. A side that ends
 // with a reset (an error) resets the other, never a clean close: across a mesh hop the caller's proxy must see the
-// app's reset to charge its endpoint (`upstream_reset`), where a clean FIN would read as a tunnel that worked.
+// app's reset to charge its endpoint (`upstream_reset`), where a clean FIN would read as a tunnel that worked. So
+// does a side this proxy cut (the drain deadline, a revoked peer): the other leg must not read an orderly end.
 import type { Socket } from 'node:net';
+import { resetSocket } from './socket-reset.js';
 
 export interface RelayResult {
   /** Bytes from `a` to `b`, and back. */
@@ -48,17 +50,26 @@ export function relay(a: Socket, b: Socket, idleTimeoutMs: number, done: (r: Rel
   a.on('error', fail('downstream_reset'));
   b.on('error', fail('upstream_reset'));
   a.setTimeout(idleTimeoutMs, fail('idle_timeout'));
-  // A close after an error was handled by fail (error listeners run before 'close'); a clean close stays clean.
+  // A close after an error was handled by fail (error listeners run before 'close'); a clean close stays clean. A
+  // side that closed without an error before it finished both ways was destroyed here, by this proxy (its drain
+  // deadline or a ban, SessionSet cut(); a banned upstream): an abort, passed on as a reset. Before, the other leg got
+  // a FIN, and an app behind it took the half-sent upload of a tunnel cut at the drain deadline as complete (audit
+  // 38a F1). The idle cut (fail) destroys both sides first: a close, as documented.
   a.once('close', (hadError: boolean) => {
-    if (hadError) resetSocket(b);
+    if (hadError || !finishedBothWays(a)) resetSocket(b);
     else b.destroy();
     onClose();
   });
   b.once('close', (hadError: boolean) => {
-    if (hadError) resetSocket(a);
+    if (hadError || !finishedBothWays(b)) resetSocket(a);
     else a.destroy();
     onClose();
   });
+}
+
+/** The peer's end was read and our own end was sent: an orderly close, not one this proxy cut short. */
+function finishedBothWays(s: Socket): boolean {
+  return s.readableEnded && s.writableFinished;
 }
 
 /**
@@ -74,43 +85,3 @@ export function closeUnused(up: Socket): void {
 
 /** How long an unused upstream connection may wait for its peer's end before it is destroyed. */
 const UNUSED_LINGER_MS = 5_000;
-
-/**
- * Internals of a TLS socket (node:_tls_wrap) reaching its TCP connection: on a server, the net.Socket it wraps
- * (`_parentWrap`); on a client that dialled its own connection, only the native TCP handle (`_parent`).
- */
-interface TlsInternals {
-  readonly _handle?: { readonly _parentWrap?: unknown; readonly _parent?: TcpHandle } | null;
-}
-
-/** The native TCP handle's two ways to close: uv_close, and uv_tcp_close_reset (SO_LINGER 0, so an RST). */
-interface TcpHandle {
-  close?: (cb?: () => void) => void;
-  reset?: (cb?: () => void) => number;
-}
-
-/**
- * Closes `s` with a TCP reset (RST), so its peer sees a reset, not an orderly end: resetAndDestroy() on a TCP socket;
- * on a TLS socket that wraps a net.Socket (an accepted connection), that socket's. A TLS socket that dialled its own
- * TCP connection closes its native handle when destroyed; that one close is made a reset (same callback, so the
- * socket's 'close' still comes), which is how a caller's reset reaches the app behind the next proxy.
- */
-export function resetSocket(s: Socket): void {
-  if (s.destroyed) return;
-  const handle = (s as Socket & TlsInternals)._handle;
-  const inner = handle?._parentWrap;
-  if (!inner && typeof handle?._parent?.reset === 'function') {
-    const tcp = handle._parent;
-    const reset = tcp.reset!;
-    tcp.close = (cb) => void reset.call(tcp, cb);
-    s.destroy();
-    return;
-  }
-  const tcp = inner instanceof Object && 'resetAndDestroy' in inner ? (inner as Socket) : s;
-  try {
-    tcp.resetAndDestroy();
-    if (tcp !== s) s.destroy();
-  } catch {
-    s.destroy(); // not a TCP handle (a pipe): destroyed
-  }
-}

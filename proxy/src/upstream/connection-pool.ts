@@ -3,6 +3,7 @@
 // Requests beyond maxConnections wait in a bounded queue; one that stops waiting withdraws, freeing its place.
 import type { ByteSocket } from '../http1/byte-socket.js';
 import { TesseraError } from '../../../common/errors.js';
+import { resetByteSocket } from '../listeners/socket-reset.js';
 
 /** The party a leased connection reports to. */
 export interface UpstreamOwner {
@@ -187,10 +188,11 @@ export class ConnectionPool {
     this.#serveQueue();
   }
 
-  /** Drops a connection that cannot carry another exchange. */
-  discard(conn: UpstreamConn): void {
+  /** Drops a connection that cannot carry another exchange; `reset`: with a reset (an upgraded tunnel cut short). */
+  discard(conn: UpstreamConn, reset = false): void {
     conn.owner = null;
-    conn.socket.destroy();
+    if (reset) resetByteSocket(conn.socket);
+    else conn.socket.destroy();
   }
 
   /**

@@ -6,6 +6,7 @@ import * as tls from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { IdentityStore } from '../identity/identity-store.js';
+import { resetSocket } from '../listeners/socket-reset.js';
 import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
 import type { DenyListHolder } from '../tls/deny-list-holder.js';
@@ -252,13 +253,17 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
   });
 }
 
-/** A pooled connection to an upstream that a later deny-list bans is closed (its owner sees it go). */
+/**
+ * A connection to an upstream that a later deny-list bans is cut (its owner sees it go): with a reset, as the
+ * inbound side cuts a banned peer's, so that a TCP tunnel on it reaches the app behind that upstream as an abort,
+ * not as its client's orderly end (audit 38a F1).
+ */
 function closeWhenBanned(socket: tls.TLSSocket, peer: DenyCandidate, deps: MtlsDeps): void {
   const off = deps.denyList.subscribe((list) => {
     if (!deniedBy(list, peer)) return;
     off();
     deps.metrics.connectionsRevoked(deps.direction, 1);
-    socket.destroy();
+    resetSocket(socket);
   });
   socket.once('close', off);
 }

@@ -1,6 +1,7 @@
 // SessionSet on real loopback sockets: connections counted until they close in any order (the array's swap
 // removal), idle() once all are gone, the sweep expiring sessions past their deadline even when one closes another
-// while it runs, the drain, peers named before or after a connection is tracked, and closePeers cutting each once.
+// while it runs, the drain, peers named before or after a connection is tracked, and closePeers cutting each once; a
+// TCP tunnel counted until its record is written.
 import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Expirable, SessionSet } from '../../../../proxy/src/listeners/session-set.js';
@@ -181,6 +182,37 @@ describe('SessionSet', () => {
     const before = upstreamSweeps;
     await until('the timer stopped itself', () => !set.sweeping, 5_000, 50);
     expect(upstreamSweeps).toBeGreaterThan(before);
+  });
+
+  test('a TCP tunnel counts until its record is written, after its connection closed; destroyAll waits for those records (audit 38a F2)', async () => {
+    const set = new SessionSet(() => 0, () => false);
+    const { accepted } = await pairs(3);
+    const closed = accepted.map((s) => new Promise<void>((r) => s.once('close', () => r())));
+    const recorded = accepted.slice(0, 2).map((s) => {
+      set.addSocket(s);
+      return set.tunnel(s);
+    });
+    set.addSocket(accepted[2]!); // a connection that is no tunnel: gone at its close
+    // Closed, not yet recorded (relay() records once both legs have closed): still open for the drain.
+    accepted[0]!.destroy();
+    await closed[0];
+    expect(set.size).toBe(3);
+    recorded[0]!();
+    recorded[0]!(); // once only
+    expect(set.size).toBe(2);
+    // One closed just before the drain deadline, its record still to come (its upstream leg not closed yet), and one
+    // open: destroyAll resolves only once both have closed and the tunnel's record is written.
+    accepted[1]!.destroy();
+    await closed[1];
+    let settled = false;
+    const all = set.destroyAll().then(() => (settled = true));
+    await closed[2];
+    await new Promise((r) => setImmediate(r)); // whatever the closes set off has run
+    expect(settled).toBe(false);
+    recorded[1]!();
+    await all;
+    expect(set.size).toBe(0);
+    await set.idle();
   });
 
   test('destroyAll cuts every tracked connection', async () => {

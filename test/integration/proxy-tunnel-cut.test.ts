@@ -1,0 +1,203 @@
+// A tunnel this proxy cuts short is reset on BOTH legs, never closed with a FIN that the far side would read as the
+// end of what it was sent (audit 38a F1), and the proxy that cut it at its drain deadline logs it (F2). Real
+// processes: a client → web's outbound listeners → mTLS → api's inbound listeners → apps that read to their end of
+// input and would then commit what they read (an upload, a bulk load). Two kinds of tunnel: a TCP connection
+// (`protocol: tcp`, one mTLS connection each) and an upgraded HTTP/1.1 connection (after the app's 101: a stream of
+// the multiplexed transport, or a connection of its own with `transport.multiplex: false`). SIGTERM goes to api
+// (inbound) or to web (outbound); resets of either peer, and the total timeout, cross an upgraded connection too.
+import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { makeTempDir } from '../helpers/run.js';
+import { TestCa } from '../helpers/test-ca.js';
+import { until } from '../helpers/until.js';
+
+const TD = 'example.org';
+const API = `spiffe://${TD}/ns/default/sa/api`;
+const WEB = `spiffe://${TD}/ns/default/sa/web`;
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let ca: TestCa;
+let tcpApp: net.Server;
+let httpApp: ReturnType<typeof createServer>;
+/** How each app connection ended, by its tag: 'end' (it would commit the upload) or 'reset'. */
+const appEnds = new Map<string, string>();
+/** Bytes each app connection received, by its tag. */
+const appBytes = new Map<string, number>();
+/** The apps' upgraded sockets, by tag. */
+const appSockets = new Map<string, net.Socket>();
+const started: ProxyProcess[] = [];
+
+/** Reads `s` to its end of input, as a "read to EOF, then commit" server does; records how the input ended. */
+function sink(s: net.Socket, tagOf: (d: Buffer) => string): void {
+  let tag = '';
+  let n = 0;
+  s.on('data', (d: Buffer) => {
+    tag ||= tagOf(d);
+    n += d.length;
+    appBytes.set(tag, n);
+  });
+  s.on('end', () => {
+    appEnds.set(tag, 'end');
+    s.end(`committed ${n}\n`);
+  });
+  s.on('error', (e: NodeJS.ErrnoException) => appEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
+}
+
+beforeAll(async () => {
+  ({ dir, cleanup } = await makeTempDir());
+  ca = await TestCa.create({ trustDomain: TD });
+  tcpApp = net.createServer({ allowHalfOpen: true }, (s) => sink(s, (d) => d.toString('latin1').split('\n')[0]!));
+  await new Promise<void>((r) => tcpApp.listen(0, '127.0.0.1', r));
+  // Upgrades every request to a raw byte stream, tagged by its path.
+  httpApp = createServer();
+  httpApp.on('upgrade', (req, s: net.Socket) => {
+    const tag = req.url!.slice(1);
+    s.allowHalfOpen = true;
+    appSockets.set(tag, s);
+    s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n');
+    sink(s, () => tag);
+  });
+  await new Promise<void>((r) => httpApp.listen(0, '127.0.0.1', r));
+  await mkdir(join(dir, 'policies'));
+  await writeFile(join(dir, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
+}, 30_000);
+
+afterAll(async () => {
+  for (const p of started) if (p.child.exitCode === null && p.child.signalCode === null) await p.stop(2_000);
+  for (const s of appSockets.values()) s.destroy();
+  await new Promise<void>((r) => (tcpApp ? tcpApp.close(() => r()) : r()));
+  await new Promise<void>((r) => (httpApp ? httpApp.close(() => r()) : r()));
+  await cleanup?.();
+});
+
+const portOf = (s: net.Server | ReturnType<typeof createServer>) => (s.address() as net.AddressInfo).port;
+
+/**
+ * A fresh pair (its own files, named after `name`): api's inbound `sink` (tcp) and `app` (HTTP) listeners in front of
+ * the apps; web's outbound `sink` and `app`, and `timed` (`app` with a total timeout of 1 s).
+ */
+async function startPair(name: string, transport: string): Promise<{ api: ProxyProcess; web: ProxyProcess }> {
+  const tail = (who: string) => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s }\n${transport}`;
+  await writeSvidFiles(ca, API, join(dir, `${name}-api`));
+  await writeSvidFiles(ca, WEB, join(dir, `${name}-web`));
+  const files = (who: string) => `identity:\n  files: { certFile: ${who}/svid.pem, keyFile: ${who}/key.pem, bundleFile: ${who}/bundle.pem }\n`;
+  await writeFile(
+    join(dir, `${name}-api.yaml`),
+    `${files(`${name}-api`)}inbound:\n  - { name: sink, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(tcpApp)}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(httpApp)} }\nauthorization: { policiesDir: policies }\n${tail(`${name}-api`)}`,
+  );
+  const api = await startProxyProcess(join(dir, `${name}-api.yaml`));
+  started.push(api);
+  const to = (listener: string) => `upstream: 127.0.0.1:${api.ports.get(`inbound/${listener}`)}, spiffeId: ${API}`;
+  await writeFile(
+    join(dir, `${name}-web.yaml`),
+    `${files(`${name}-web`)}outbound:\n  - { name: sink, listen: 127.0.0.1:0, ${to('sink')}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, ${to('app')} }\n  - { name: timed, listen: 127.0.0.1:0, ${to('app')}, timeout: 1s }\n${tail(`${name}-web`)}`,
+  );
+  const web = await startProxyProcess(join(dir, `${name}-web.yaml`));
+  started.push(web);
+  return { api, web };
+}
+
+/** An upload in progress: the client's socket, and how its side ends (`error <code>` or `end`). */
+interface Upload {
+  readonly socket: net.Socket;
+  readonly outcome: Promise<string>;
+}
+
+/**
+ * An upload through `port` that never finishes: its tag line, then 4 KiB; `upgrade`: after an upgrade request to
+ * `/<tag>` and its 101. Resolves once the app has it all (the tunnel is up end to end).
+ */
+async function openUpload(port: number, tag: string, upgrade: boolean): Promise<Upload> {
+  const socket = net.connect({ host: '127.0.0.1', port, allowHalfOpen: true });
+  const outcome = new Promise<string>((resolve) => {
+    socket.once('end', () => resolve('end'));
+    socket.once('error', (e: NodeJS.ErrnoException) => resolve(`error ${e.code}`));
+  });
+  await new Promise((r) => socket.once('connect', r));
+  if (upgrade) {
+    socket.write(`GET /${tag} HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n`);
+    const head = await new Promise<Buffer>((r) => socket.once('data', r));
+    expect(head.toString('latin1')).toMatch(/^HTTP\/1\.1 101 /);
+  }
+  socket.on('data', () => undefined);
+  const body = Buffer.concat([Buffer.from(`${tag}\n`), Buffer.alloc(4096, 0x61)]);
+  socket.write(body);
+  await until(`the app has ${tag}'s bytes`, () => appBytes.get(tag) === body.length, 10_000, 20);
+  return { outcome, socket };
+}
+
+/** How the app's side of `tag` ended, once it has. */
+async function appEnd(tag: string): Promise<string> {
+  await until(`the app saw how ${tag} ended`, () => appEnds.has(tag), 10_000, 20);
+  return appEnds.get(tag)!;
+}
+
+interface AccessLine {
+  readonly protocol: string;
+  readonly direction: string;
+  readonly path?: string;
+  readonly status?: number;
+  readonly responseFlags?: string;
+}
+
+async function accessLines(name: string): Promise<AccessLine[]> {
+  const text = await readFile(join(dir, `${name}-access.log`), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as AccessLine);
+}
+
+describe.each([
+  ['the multiplexed transport (default)', 'mux', ''],
+  ['multiplex: false', 'plain', 'transport: { multiplex: false }\n'],
+])('over %s', (_title, short, transport) => {
+  test.each([
+    ['api', 'inbound'],
+    ['web', 'outbound'],
+  ] as const)('%s drains (%s): a TCP tunnel and an upgraded connection cut at its drain deadline reach both the client and the app as a reset, and it logs both drain_timeout', async (victim, direction) => {
+    const name = `${short}-${victim}`;
+    const pair = await startPair(name, transport);
+    const tcp = await openUpload(pair.web.ports.get('outbound/sink')!, `tcp-${name}`, false);
+    const upgraded = await openUpload(pair.web.ports.get('outbound/app')!, `upgraded-${name}`, true);
+    // SIGTERM: the victim drains and cuts what is still open at limits.drainTimeout (1 s); exits 0 once it has.
+    expect(await pair[victim].stop()).toBe(0);
+    // Before 2026-12-06 only the leg the draining proxy had accepted was reset (TCP), or neither (upgraded): the
+    // other got a FIN, which reached the app as the end of the upload ("committed 4105" for a half-sent one).
+    expect(await appEnd(`tcp-${name}`)).toBe('reset');
+    expect(await appEnd(`upgraded-${name}`)).toBe('reset');
+    expect(await tcp.outcome).toBe('error ECONNRESET');
+    expect(await upgraded.outcome).toBe('error ECONNRESET');
+    tcp.socket.destroy();
+    upgraded.socket.destroy();
+    // Before 2026-12-06 the draining proxy closed its access log before the TCP tunnel's record was written (it
+    // waited for the accepted leg's close only): no line, no count.
+    const lines = await accessLines(`${name}-${victim}`);
+    expect(lines.filter((l) => l.protocol === 'tcp')).toEqual([expect.objectContaining({ direction, responseFlags: 'drain_timeout' })]);
+    expect(lines.find((l) => l.path === `/upgraded-${name}`)).toMatchObject({ direction, status: 101, responseFlags: 'drain_timeout' });
+  }, 40_000);
+
+  test("an upgraded connection: the client's reset reaches the app as a reset, the app's reaches the client, and the total timeout resets both legs", async () => {
+    const pair = await startPair(`${short}-resets`, transport);
+    const out = pair.web.ports.get('outbound/app')!;
+    // Before 2026-12-06 each of these reached the other side as a FIN: the end of an upload, or of a download.
+    const byClient = await openUpload(out, `client-resets-${short}`, true);
+    byClient.socket.resetAndDestroy();
+    expect(await appEnd(`client-resets-${short}`)).toBe('reset');
+
+    const byApp = await openUpload(out, `app-resets-${short}`, true);
+    appSockets.get(`app-resets-${short}`)!.resetAndDestroy();
+    expect(await byApp.outcome).toBe('error ECONNRESET');
+    byApp.socket.destroy();
+
+    const timed = await openUpload(pair.web.ports.get('outbound/timed')!, `total-timeout-${short}`, true);
+    expect(await timed.outcome).toBe('error ECONNRESET'); // at the listener's timeout (1 s)
+    expect(await appEnd(`total-timeout-${short}`)).toBe('reset');
+    timed.socket.destroy();
+  }, 40_000);
+});
