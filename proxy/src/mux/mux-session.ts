@@ -31,7 +31,7 @@ export class MuxSession implements StreamPort {
   readonly #o: MuxSessionOptions;
   readonly #streams = new Map<number, MuxStream>();
   readonly #partial = new PartialFrame();
-  readonly #run = new DataRun((id, payload) => this.#frame(FrameType.Data, 0, 0, id, payload.length, payload));
+  readonly #run = new DataRun((id, payload) => this.#streams.get(id)?.onData(payload));
   readonly #out = new FrameWriter();
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
@@ -278,13 +278,13 @@ export class MuxSession implements StreamPort {
       const code = b.readUInt16BE(at + 2);
       const stream = b.readUInt32BE(at + 4);
       at += HEADER_BYTES + len;
-      if (type === FrameType.Data && flags === 0 && payload && this.#streams.get(stream)?.remoteEnded === false) this.#run.push(stream, payload);
+      const plain = type === FrameType.Data && (flags & (Flag.Syn | Flag.Fin | Flag.Rst)) === 0;
+      if (plain && payload && this.#streams.get(stream)?.remoteEnded === false) this.#run.push(stream, payload);
       else {
-        this.#run.flush();
+        if (type === FrameType.Data) this.#run.flush(stream); // its bytes before its FIN or RST; other flags mean nothing on DATA
         this.#frame(type, flags, code, stream, length, payload);
       }
     }
-    if (!this.#ended) this.#run.flush();
     if (at < b.length && !this.#ended) this.#partial.hold(b.subarray(at));
   }
 
