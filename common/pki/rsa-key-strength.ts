@@ -2,9 +2,10 @@
 // from the public one is not a credential. The rules are the CA/Browser Forum Baseline Requirements' (6.1.6:
 // an odd exponent, and a modulus that is odd, not a prime power and has no factor below 752) with the exponent
 // range they recommend (2^16+1 to 2^256-1), plus Fermat's method for moduli whose two primes are too close, as
-// Let's Encrypt's key checks do. Run once per CSR of an attested caller, never per connection, and bounded whatever
-// the key: one Miller-Rabin round in JavaScript dominates, ~15 ms for a 2048-bit modulus and ~110 ms for 4096
-// (OpenSSL's own prime check runs 64 rounds on a prime: 1.8 s a CSR, which stalled the CA).
+// Let's Encrypt's key checks do. Bounded whatever the key: one Miller-Rabin round in JavaScript dominates, ~12 ms
+// of CPU for a 2048-bit modulus and ~60 ms for 4096 (OpenSSL's own prime check runs 64 to 128 rounds on a prime:
+// 1.8 to 2.4 s a key). Still too much for an event loop that serves the mesh: the control plane runs these rules on
+// a worker thread, once per distinct key (rsa-key-verdicts.ts; control-plane/src/issuance/rsa-key-worker.ts).
 import type { KeyObject } from 'node:crypto';
 
 /** RSA moduli accepted, in bits: below, too weak; above, these checks and every peer's signature checks cost too much. */
@@ -32,21 +33,21 @@ export function rsaKeyWeakness(key: KeyObject): string | null {
   for (const p of SMALL_PRIMES) if (n % p === 0n) return `a modulus with the small factor ${p}`;
   // A prime modulus has a private exponent anyone can compute (d = e^-1 mod n-1). One round is enough to refuse:
   // a prime always passes it; a composite that passes too (a crafted strong pseudoprime) is refused, which is safe.
-  if (strongProbablePrime(n, 2n)) return 'a prime modulus';
+  if (strongProbablePrimeBase2(n)) return 'a prime modulus';
   if (fermatFactor(n)) return 'a modulus whose two factors are too close (Fermat)';
   if (perfectPower(n, bits)) return 'a modulus that is a power of a prime';
   return null;
 }
 
-/** Miller-Rabin with one base: false proves n composite. */
-function strongProbablePrime(n: bigint, base: bigint): boolean {
+/** Miller-Rabin with base 2: false proves n composite. */
+function strongProbablePrimeBase2(n: bigint): boolean {
   let d = n - 1n;
   let s = 0;
   while ((d & 1n) === 0n) {
     d >>= 1n;
     s++;
   }
-  let x = modPow(base, d, n);
+  let x = powerOfTwo(d, n);
   if (x === 1n || x === n - 1n) return true;
   for (let i = 1; i < s; i++) {
     x = (x * x) % n;
@@ -55,11 +56,16 @@ function strongProbablePrime(n: bigint, base: bigint): boolean {
   return false;
 }
 
-function modPow(b: bigint, e: bigint, m: bigint): bigint {
+/** 2^e mod m, left to right: a multiplication by 2 is a shift and one subtraction, so only the squarings cost (half
+ * the time of a general square-and-multiply). */
+function powerOfTwo(e: bigint, m: bigint): bigint {
   let r = 1n;
-  for (b %= m; e > 0n; e >>= 1n) {
-    if (e & 1n) r = (r * b) % m;
-    b = (b * b) % m;
+  for (const bit of e.toString(2)) {
+    r = (r * r) % m;
+    if (bit === '1') {
+      r <<= 1n;
+      if (r >= m) r -= m;
+    }
   }
   return r;
 }

@@ -33,6 +33,7 @@ import { startEmbeddedInjector } from './injector/embedded-injector.js';
 import { Issuer } from './issuance/issuer.js';
 import { RateLimiter } from './issuance/rate-limiter.js';
 import { Revocations } from './issuance/revocations.js';
+import { openRsaKeyChecks } from './issuance/rsa-key-checks.js';
 import { ServedIdentity } from './issuance/served-identity.js';
 import { Relay } from './lifecycle/relay.js';
 import { shutdown } from './lifecycle/shutdown.js';
@@ -72,16 +73,15 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
     await bundleFiles.write();
-    // A federated domain's bundle change is pushed like a CA change.
-    const federation = config.federation ? openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, ...federationReports(metrics) }) : undefined;
-
+    // A federated domain's bundle change is pushed like a CA change; RSA keys (CSRs', bundles') are judged on a thread.
+    const rsaKeys = openRsaKeyChecks(timers, undo), federation = config.federation ? await openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, keyWeakness: rsaKeys.bundleKey, ...federationReports(metrics) }) : undefined;
     const attestors = await createAttestors(config, { clock, timers, log, tokens, nonces: store.nonces, bundle: () => ca.current().bundle });
     undo.push(() => attestors.stop());
     const revocations = await Revocations.open({ store: store.revocations, tokens, inventory, audit, trustDomain: td, clock, onChange: configChanged.fire, announce: announce('revocations'), onReloadFailed: (e) => health.failures.report('reloading the bans failed', e) });
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
     const admit = (id: string, serial: string) => revocations.check(id, serial);
     const { joinTokens, kubernetes, svids } = attestors;
-    const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), ...(attestors.tpm ? { tpm: attestors.tpm } : {}), svids, revocations, limiter, inventory, audit, clock, metrics: issuanceReports(metrics) });
+    const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), ...(attestors.tpm ? { tpm: attestors.tpm } : {}), svids, revocations, limiter, inventory, audit, clock, keyWeakness: rsaKeys.csrKey, metrics: issuanceReports(metrics) });
     const served = await ServedIdentity.open(issuer, td, config.svid.ttlMs, () => ca.current(), clock);
     const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, announce: announce('grants') });
     const dir = config.policiesDir;
@@ -188,7 +188,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
         quiesce: [() => readiness.closing(), unfollow, () => maintenance.stop(), () => heapTrim?.stop(), () => hub.endAll(), () => discovery.quiesce()],
         drain: (graceMs) => server.stop(graceMs),
         listeners: [() => injector?.close(), () => admin.stop(), () => bundleEndpoint?.endpoint.stop()],
-        background: [() => discovery.stop(), () => policies?.stop(), () => configWatch.close(), () => caWatch?.close(), () => attestors.stop(), () => federation?.stop()],
+        background: [() => discovery.stop(), () => policies?.stop(), () => configWatch.close(), () => caWatch?.close(), () => attestors.stop(), () => federation?.stop(), () => rsaKeys.close()],
         settled: () => Promise.all([maintenance.settled(), hub.settled()]),
         release: [() => store.close(), () => lock.release()],
         onClosed: () => log.info({}, 'control plane stopped'),

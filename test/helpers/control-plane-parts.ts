@@ -4,6 +4,7 @@ import { filePersistence } from '../../control-plane/src/ca/authority-persistenc
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import type { Clock } from '../../common/clock.js';
+import { rsaKeyWeakness } from '../../common/pki/rsa-key-strength.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { ConfigHub } from '../../control-plane/src/api/config-service.js';
@@ -96,6 +97,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     inventory: store.inventory,
     audit: store.audit,
     clock,
+    keyWeakness: async (key) => rsaKeyWeakness(key),
   });
   const served = await ServedIdentity.open(issuer, td, HOUR_MS, () => ca.current(), clock);
   const maxRequestBytes = o.maxRequestBytes ?? 64 * 1024;

@@ -2,6 +2,7 @@
 // attesting with a fresh join token, and renewing with the SVID it holds. For the issuance tests (bans, rate limits).
 import type { Clock } from '../../common/clock.js';
 import { createCsr } from '../../common/pki/csr.js';
+import { rsaKeyWeakness } from '../../common/pki/rsa-key-strength.js';
 import type { KeyPair } from '../../common/pki/keys.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { JoinTokenAttestor } from '../../control-plane/src/attestation/join-token-attestor.js';
@@ -33,6 +34,7 @@ export function testIssuer(parts: TestCaParts, clock: Clock, revocations: Issuer
     inventory: store.inventory,
     audit: store.audit,
     clock,
+    keyWeakness: async (key) => rsaKeyWeakness(key),
     ...more,
   });
   return {

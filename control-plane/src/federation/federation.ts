@@ -3,6 +3,9 @@
 // refreshed from its bundle endpoint on the `spiffe_refresh_hint` it publishes (bounded min/max; a failure
 // retries after the minimum). A refused or failed fetch keeps the last good bundle and is counted by code; a
 // changed bundle calls onChange (→ a Config/Watch push). Each bundle is kept under the configured trust domain only.
+// What a peer's document costs is bounded: a fetch whose bytes are the held document's is not judged again, and the
+// RSA keys of a new one are judged off the event loop, each distinct key once (federated-bundle.ts, spiffe-bundle.ts).
+import { createHash } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
 import { type JwtAuthority, jwtAuthoritiesKey } from '../../../common/spiffe/spiffe-bundle.js';
@@ -12,7 +15,7 @@ import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import { type EndpointTrust, fetchBundleDocument } from './bundle-fetch.js';
-import { type FederatedBundle, acceptFederatedBundle, federatedTrustBundle } from './federated-bundle.js';
+import { type FederatedBundle, type KeyWeakness, acceptFederatedBundle, checkNotExpired, federatedTrustBundle, judgeAuthorities } from './federated-bundle.js';
 
 export interface FederatedDomain {
   readonly trustDomain: TrustDomain;
@@ -42,6 +45,8 @@ export interface FederationOptions {
   readonly onAccepted: (trustDomain: string) => void;
   /** Where the last good document of each domain survives a restart (absent: memory only). */
   readonly store?: LastGoodStore;
+  /** The RSA key rules, off the event loop and once per distinct key (the control plane's RsaKeyVerdicts). */
+  readonly keyWeakness: KeyWeakness;
 }
 
 export interface LastGoodStore {
@@ -51,12 +56,20 @@ export interface LastGoodStore {
 }
 
 /** Parses a bootstrap bundle: a SPIFFE bundle document (JSON), else PEM roots. */
-export function parseBootstrapBundle(text: string, td: TrustDomain, nowMs: number): FederatedBundle {
-  if (text.trimStart().startsWith('{')) return acceptFederatedBundle(text, td, nowMs);
-  return { bundle: federatedTrustBundle(TrustBundle.parse(td, text).authorities, td, nowMs), jwtAuthorities: [], sequence: undefined, refreshHintSeconds: undefined, ignored: [] };
+export async function parseBootstrapBundle(text: string, td: TrustDomain, nowMs: number, weakness: KeyWeakness): Promise<FederatedBundle> {
+  if (text.trimStart().startsWith('{')) return acceptFederatedBundle(text, td, nowMs, weakness);
+  const bundle = await federatedTrustBundle(TrustBundle.parse(td, text).authorities, td, nowMs);
+  await judgeAuthorities(bundle.authorities, weakness);
+  return { bundle, jwtAuthorities: [], sequence: undefined, refreshHintSeconds: undefined, ignored: [] };
 }
 
 const keyOf = (b: FederatedBundle) => JSON.stringify([b.bundle.fingerprints().sort(), jwtAuthoritiesKey(b.jwtAuthorities).sort()]);
+const digestOf = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** A held bundle and the digest of the document it was read from (none for a PEM bootstrap). */
+interface Held extends FederatedBundle {
+  readonly document?: string;
+}
 
 /** The delay before the next fetch: the published hint, clamped; the maximum when there is none. */
 export function nextRefreshMs(hintSeconds: number | undefined, minMs: number, maxMs: number): number {
@@ -66,7 +79,7 @@ export function nextRefreshMs(hintSeconds: number | undefined, minMs: number, ma
 
 export class Federation {
   readonly #o: FederationOptions;
-  readonly #held = new Map<string, FederatedBundle>();
+  readonly #held = new Map<string, Held>();
   readonly #timers = new Map<string, unknown>();
   #stopped = false;
 
@@ -78,21 +91,28 @@ export class Federation {
     const names = o.domains.map((d) => d.trustDomain.name);
     const wrong = names.find((n, i) => n === own || names.indexOf(n) !== i);
     if (wrong !== undefined) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `federation: "${wrong}" is ${wrong === own ? "this control plane's own trust domain" : 'listed twice'}`);
-    for (const d of o.domains) {
-      const kept = this.#loadKept(d);
+  }
+
+  /** Takes up each domain's kept document, else its bootstrap bundle (whose refusal stops the start); before start(). */
+  async load(): Promise<void> {
+    for (const d of this.#o.domains) {
+      const kept = await this.#loadKept(d);
       if (kept) this.#held.set(d.trustDomain.name, kept);
-      else if (d.bootstrap !== undefined) this.#held.set(d.trustDomain.name, parseBootstrapBundle(d.bootstrap, d.trustDomain, o.clock.nowMs()));
+      else if (d.bootstrap !== undefined) {
+        const bundle = await parseBootstrapBundle(d.bootstrap, d.trustDomain, this.#o.clock.nowMs(), this.#o.keyWeakness);
+        this.#held.set(d.trustDomain.name, { ...bundle, ...(d.bootstrap.trimStart().startsWith('{') ? { document: digestOf(d.bootstrap) } : {}) });
+      }
     }
   }
 
   /** The bundles held now, one per federated domain that has one. */
   bundles(): TrustBundle[] {
-    return [...this.#held.values()].map((b) => b.bundle);
+    return [...this.#held.values()].map((h) => h.bundle);
   }
 
   /** JWT-SVID keys by federated trust domain. */
   jwtAuthorities(): Map<string, readonly JwtAuthority[]> {
-    return new Map([...this.#held].map(([td, b]) => [td, b.jwtAuthorities]));
+    return new Map([...this.#held].map(([td, h]) => [td, h.jwtAuthorities]));
   }
 
   /** Fetches every domain now, then keeps each on its own schedule. */
@@ -112,8 +132,15 @@ export class Federation {
     const { refreshMinMs: min, refreshMaxMs: max } = this.#o;
     try {
       const text = await fetchBundleDocument(d.bundleEndpointUrl, this.#trust(d), this.#o.fetchTimeoutMs);
-      const got = acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs());
+      const document = digestOf(text);
       const before = this.#held.get(td);
+      if (before?.document === document) {
+        // The very document in force, judged when it was taken: only what time changes is checked again.
+        checkNotExpired(before.bundle.authorities, d.trustDomain, this.#o.clock.nowMs());
+        this.#o.onAccepted(td);
+        return nextRefreshMs(before.refreshHintSeconds, min, max);
+      }
+      const got = await acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs(), this.#o.keyWeakness);
       // An older document replayed (a cache in front of an https_web endpoint, say) would bring back authorities the
       // peer rotated away. A peer that really restarted its sequence needs its kept document removed (docs).
       // Once a peer numbers its documents, one without a number is no newer either: taken, it would reset the guard
@@ -122,7 +149,7 @@ export class Federation {
       if (before?.sequence !== undefined && (got.sequence === undefined || got.sequence < before.sequence)) {
         throw new TesseraError('TESSERA_ERR_FEDERATION_BUNDLE_ROLLBACK', `sequence ${got.sequence ?? 'missing'} after the held bundle's ${before.sequence}`, { trustDomain: td, held: String(before.sequence), got: got.sequence === undefined ? null : String(got.sequence) });
       }
-      this.#held.set(td, got);
+      this.#held.set(td, { ...got, document });
       this.#o.onAccepted(td);
       if (!before || keyOf(before) !== keyOf(got)) {
         this.#keep(td, text);
@@ -140,11 +167,12 @@ export class Federation {
   }
 
   /** The last good document kept by an earlier run, when it still passes every check; else undefined. */
-  #loadKept(d: FederatedDomain): FederatedBundle | undefined {
+  async #loadKept(d: FederatedDomain): Promise<Held | undefined> {
     const td = d.trustDomain.name;
     try {
       const text = this.#o.store?.load(td);
-      return text === undefined ? undefined : acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs());
+      if (text === undefined) return undefined;
+      return { ...(await acceptFederatedBundle(text, d.trustDomain, this.#o.clock.nowMs(), this.#o.keyWeakness)), document: digestOf(text) };
     } catch (e) {
       this.#o.log.warn({ trustDomain: td, err: describeError(e) }, 'the kept federated bundle is unusable; starting from the bootstrap bundle');
       return undefined;

@@ -44,10 +44,11 @@ function lastGoodFiles(dir: string): LastGoodStore {
 
 const readText = (path: string, what: string) => readNamedFileSync({ path, what, code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
 
-export function openFederation(
+/** The Federation with each domain's kept or bootstrap bundle taken up (a refused bootstrap bundle stops the start). */
+export async function openFederation(
   cfg: FederationConfig,
-  deps: { dataDir: string; ownBundle: () => TrustBundle; clock: Clock; timers: Timers; log: ControlPlaneLogger } & Pick<FederationOptions, 'onChange' | 'onRefused' | 'onAccepted'>,
-): Federation {
+  deps: { dataDir: string; ownBundle: () => TrustBundle; clock: Clock; timers: Timers; log: ControlPlaneLogger } & Pick<FederationOptions, 'onChange' | 'onRefused' | 'onAccepted' | 'keyWeakness'>,
+): Promise<Federation> {
   const domains = cfg.trustDomains.map((d) => ({
     trustDomain: d.trustDomain,
     bundleEndpointUrl: d.bundleEndpointUrl,
@@ -57,7 +58,9 @@ export function openFederation(
     ...(d.caFile ? { caPem: readText(d.caFile, `bundle endpoint CA of ${d.trustDomain.name}`) } : {}),
   }));
   const { dataDir, ...rest } = deps;
-  return new Federation({ ...rest, store: lastGoodFiles(join(dataDir, 'federation')), domains, refreshMinMs: cfg.refreshMinMs, refreshMaxMs: cfg.refreshMaxMs, fetchTimeoutMs: cfg.fetchTimeoutMs });
+  const federation = new Federation({ ...rest, store: lastGoodFiles(join(dataDir, 'federation')), domains, refreshMinMs: cfg.refreshMinMs, refreshMaxMs: cfg.refreshMaxMs, fetchTimeoutMs: cfg.fetchTimeoutMs });
+  await federation.load();
+  return federation;
 }
 
 /** The served endpoint and whether it follows the control plane's own SVID (https_spiffe). */

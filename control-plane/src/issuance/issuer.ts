@@ -3,9 +3,9 @@
 // the same commit) → audit. Every refusal is audited with its stable code before it is thrown. TPM evidence is
 // attested against the CSR's key (the quote binds it) and spends its nonce while attesting, so a replay is refused
 // before it costs the ID's rate limit (a nonce is free: the next attempt asks a new challenge).
+import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
-import { rsaKeyWeakness } from '../../../common/pki/rsa-key-strength.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -78,6 +78,12 @@ export interface IssuerOptions {
    * was signed. Required: a composition that forgets it must not compile rather than issue to banned IDs.
    */
   readonly revocations: Pick<Revocations, 'check' | 'checkStored' | 'checkRenewal'>;
+  /**
+   * The RSA key rules (common/pki/rsa-key-strength.ts): why the CSR's key must not be certified, or null. Tens of
+   * milliseconds of CPU a key, so the control plane's runs on a worker thread (RsaKeyVerdicts, urgent), never on the
+   * event loop every caller shares. Required, like revocations: a composition must not forget the rules.
+   */
+  readonly keyWeakness: (key: KeyObject) => Promise<string | null>;
 }
 
 function attestorOf(e: Evidence): string {
@@ -113,7 +119,7 @@ export class Issuer {
       const lineage = renewed ? await this.lineageOf(renewed) : identity.instance;
       if (!this.#o.limiter.take(lineage ? `${identity.spiffeId}#${lineage}` : identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
-      const weakness = rsaKeyWeakness(csr.publicKey);
+      const weakness = await this.#o.keyWeakness(csr.publicKey);
       if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
       // Last, before signing: a ban committed on another replica may not be in this one's memory yet.
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);

@@ -2,11 +2,12 @@
 // presents the configured SPIFFE ID under the bundle we hold for it; a document for another trust domain, with no
 // X.509 authority, or malformed is refused by code while the last good bundle stays; a rotation is taken up and
 // reported once; https_web checks the server by the configured CA and host name.
-import { generateKeyPairSync, generatePrimeSync } from 'node:crypto';
+import { type KeyObject, generateKeyPairSync, generatePrimeSync } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { systemClock } from '../../../../common/clock.js';
+import { rsaKeyWeakness } from '../../../../common/pki/rsa-key-strength.js';
 import { spiffeBundleDocument } from '../../../../common/spiffe/spiffe-bundle.js';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
@@ -19,6 +20,9 @@ const B = TrustDomain.parse('b.test');
 const ENDPOINT_ID = 'spiffe://b.test/tessera/control-plane';
 const docOf = (cas: TestCa[], hint = 300) => JSON.stringify(spiffeBundleDocument({ x509Authorities: cas.map((c) => c.root.cert), jwtAuthorities: [], sequence: 1, refreshHintSeconds: hint }));
 const silent = { info: () => {}, warn: () => {}, error: () => {} };
+/** The RSA key rules in this thread (the control plane's run on a worker thread: issuance/rsa-key-worker.ts). */
+const inThread = async (key: KeyObject) => rsaKeyWeakness(key);
+const accept = (text: string, td = B) => acceptFederatedBundle(text, td, Date.now(), inThread);
 
 let a: TestCa;
 let b: TestCa;
@@ -35,13 +39,14 @@ async function endpoint(ca: TestCa, id: string, opts: { dnsSans?: string[] } = {
   return (s.address() as AddressInfo).port;
 }
 
-function federation(domain: Partial<FederatedDomain> & { bundleEndpointUrl: string }, store?: LastGoodStore) {
+async function federation(domain: Partial<FederatedDomain> & { bundleEndpointUrl: string }, store?: LastGoodStore) {
   const events = { changes: 0, accepted: 0, refused: [] as string[] };
   const warnings: string[] = [];
   const d: FederatedDomain = { trustDomain: B, profile: 'https_spiffe', endpointSpiffeId: SpiffeId.parse(ENDPOINT_ID), ...domain };
+  const own = (await accept(docOf([a]), TrustDomain.parse('a.test'))).bundle;
   const f = new Federation({
     domains: [d],
-    ownBundle: () => acceptFederatedBundle(docOf([a]), TrustDomain.parse('a.test'), Date.now()).bundle,
+    ownBundle: () => own,
     clock: systemClock,
     timers: realTimers,
     refreshMinMs: 1_000,
@@ -52,7 +57,9 @@ function federation(domain: Partial<FederatedDomain> & { bundleEndpointUrl: stri
     onChange: () => events.changes++,
     onAccepted: () => events.accepted++,
     onRefused: (_td, code) => events.refused.push(code),
+    keyWeakness: inThread,
   });
+  await f.load();
   return { f, d, events, warnings };
 }
 
@@ -76,28 +83,28 @@ describe('nextRefreshMs', () => {
 describe('acceptFederatedBundle', () => {
   test('refuses another domain, no x509 key, a non-CA key, an expired bundle and malformed JSON, by code', async () => {
     const leaf = (await b.mintSvid('spiffe://b.test/w')).leaf;
-    expect(acceptFederatedBundle(docOf([b, b2]), B, Date.now()).bundle.authorities).toHaveLength(2);
-    const code = (text: string) => {
+    expect((await accept(docOf([b, b2]))).bundle.authorities).toHaveLength(2);
+    const code = async (text: string) => {
       try {
-        acceptFederatedBundle(text, B, Date.now());
+        await accept(text);
         return 'accepted';
       } catch (e) {
         return (e as { code: string }).code;
       }
     };
-    expect(code(docOf([c]))).toBe('TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN');
-    expect(code(docOf([b, c]))).toBe('TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN');
-    expect(code(JSON.stringify({ keys: [] }))).toBe('TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES');
-    expect(code(JSON.stringify(spiffeBundleDocument({ x509Authorities: [b.intermediate.cert], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 1 })))).toBe('accepted');
-    expect(code(JSON.stringify(spiffeBundleDocument({ x509Authorities: [leaf], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 1 })))).toBe('TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES');
+    expect(await code(docOf([c]))).toBe('TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN');
+    expect(await code(docOf([b, c]))).toBe('TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN');
+    expect(await code(JSON.stringify({ keys: [] }))).toBe('TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES');
+    expect(await code(JSON.stringify(spiffeBundleDocument({ x509Authorities: [b.intermediate.cert], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 1 })))).toBe('accepted');
+    expect(await code(JSON.stringify(spiffeBundleDocument({ x509Authorities: [leaf], jwtAuthorities: [], sequence: 1, refreshHintSeconds: 1 })))).toBe('TESSERA_ERR_FEDERATION_NO_X509_AUTHORITIES');
     const old = await TestCa.create({ trustDomain: 'b.test', nowMs: Date.now() - 48 * 3_600_000 });
-    expect(code(docOf([old]))).toBe('TESSERA_ERR_FEDERATION_BUNDLE_EXPIRED');
-    expect(code(docOf([old, b]))).toBe('accepted'); // one live authority is enough
-    expect(code('{"keys": [')).toBe('TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED');
+    expect(await code(docOf([old]))).toBe('TESSERA_ERR_FEDERATION_BUNDLE_EXPIRED');
+    expect(await code(docOf([old, b]))).toBe('accepted'); // one live authority is enough
+    expect(await code('{"keys": [')).toBe('TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED');
     // A peer that adds what the spec has consumers skip (an Ed25519 key, an entry without x5c) is still followed.
     const withSkipped = JSON.parse(docOf([b])) as { keys: object[] };
     withSkipped.keys.push({ ...(generateKeyPairSync('ed25519').publicKey.export({ format: 'jwk' }) as object), kid: 'ed', use: 'jwt-svid' }, { kty: 'EC', crv: 'P-256', use: 'x509-svid' });
-    const taken = acceptFederatedBundle(JSON.stringify(withSkipped), B, Date.now());
+    const taken = await accept(JSON.stringify(withSkipped));
     expect(taken.bundle.fingerprints()).toHaveLength(1);
     expect(taken.ignored).toHaveLength(2);
   });
@@ -106,7 +113,7 @@ describe('acceptFederatedBundle', () => {
 describe('Federation.refresh against an https_spiffe endpoint', () => {
   test('accepts, keeps the last good bundle through refusals, takes up a rotation and reports each change once', async () => {
     const port = await endpoint(b, ENDPOINT_ID);
-    const { f: g, d, events } = federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
+    const { f: g, d, events } = await federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
     // The bootstrap bundle (what authenticates the endpoint) is held before any fetch.
     expect(g.bundles().map((x) => x.trustDomain.name)).toEqual(['b.test']);
     served = docOf([b], 5);
@@ -121,7 +128,7 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
       served = doc;
       expect(await g.refresh(d)).toBe(1_000); // retried after the minimum
       expect(events.refused.at(-1)).toBe(want);
-      expect(g.bundles()[0]!.fingerprints()).toEqual(acceptFederatedBundle(docOf([b]), B, Date.now()).bundle.fingerprints());
+      expect(g.bundles()[0]!.fingerprints()).toEqual((await accept(docOf([b]))).bundle.fingerprints());
     }
     expect(events.changes).toBe(0);
 
@@ -135,7 +142,7 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
 
   test('a document with a lower spiffe_sequence (an old one replayed) is refused; the newer bundle stays', async () => {
     const port = await endpoint(b, ENDPOINT_ID);
-    const { f: g, d, events } = federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
+    const { f: g, d, events } = await federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
     const doc = (cas: TestCa[], sequence: number) => JSON.stringify(spiffeBundleDocument({ x509Authorities: cas.map((x) => x.root.cert), jwtAuthorities: [], sequence, refreshHintSeconds: 300 }));
     // Sequence 7 adds b2 (the endpoint's own CA, b, stays so it can still prove its ID).
     served = doc([b, b2], 7);
@@ -158,7 +165,7 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
 
   test('a weak key in a fetched document (an X.509 authority or a JWT key) is refused by code', async () => {
     const port = await endpoint(b, ENDPOINT_ID);
-    const { f: g, d, events } = federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
+    const { f: g, d, events } = await federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
     const rsa512 = generateKeyPairSync('rsa', { modulusLength: 512 }).publicKey.export({ format: 'jwk' });
     const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' }).publicKey.export({ format: 'jwk' });
     const withJwt = (jwk: object) => JSON.stringify({ ...JSON.parse(docOf([b])), keys: [...JSON.parse(docOf([b])).keys, { ...jwk, use: 'jwt-svid', kid: 'weak' }] });
@@ -187,8 +194,8 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
     expect(g.jwtAuthorities().get('b.test')!.map((k) => k.keyId)).toEqual(['weak']);
   });
 
-  test('a federated domain equal to our own is refused at construction (the config refuses it too)', () => {
-    expect(() => federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', trustDomain: TrustDomain.parse('a.test') })).toThrowError(/own trust domain/);
+  test('a federated domain equal to our own is refused at construction (the config refuses it too)', async () => {
+    await expect(federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', trustDomain: TrustDomain.parse('a.test') })).rejects.toThrowError(/own trust domain/);
   });
 
   test('the last good document is kept in the store and preferred to the bootstrap bundle at the next start', async () => {
@@ -196,7 +203,7 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
     const kept = new Map<string, string>();
     const store: LastGoodStore = { load: (td) => kept.get(td), save: (td, text) => kept.set(td, text) };
     const url = `https://127.0.0.1:${port}/`;
-    const first = federation({ bundleEndpointUrl: url, bootstrap: b.bundlePem() }, store);
+    const first = await federation({ bundleEndpointUrl: url, bootstrap: b.bundlePem() }, store);
     served = docOf([b, b2]);
     await first.f.refresh(first.d);
     expect(kept.get('b.test')).toBe(served);
@@ -204,18 +211,18 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
     await first.f.refresh(first.d);
     expect(kept.get('b.test')).toBe(docOf([b, b2]));
     // A restart: the kept bundle (two roots), not the bootstrap (one).
-    expect(federation({ bundleEndpointUrl: url, bootstrap: b.bundlePem() }, store).f.bundles()[0]!.authorities).toHaveLength(2);
+    expect((await federation({ bundleEndpointUrl: url, bootstrap: b.bundlePem() }, store)).f.bundles()[0]!.authorities).toHaveLength(2);
     // A kept document that no longer passes (here: another domain's) is ignored, with a warning.
     kept.set('b.test', docOf([c]));
-    const again = federation({ bundleEndpointUrl: url, bootstrap: b.bundlePem() }, store);
+    const again = await federation({ bundleEndpointUrl: url, bootstrap: b.bundlePem() }, store);
     expect(again.f.bundles()[0]!.authorities).toHaveLength(1);
     expect(again.warnings.join()).toMatch(/TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN/);
   });
 
-  test("a bootstrap bundle of another domain stops the start (a config error, not a silent trust)", () => {
-    expect(() => federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', bootstrap: docOf([c]) })).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN' }));
-    expect(() => federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', bootstrap: c.bundlePem() })).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN' }));
-    expect(() => federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', bootstrap: 'not a bundle' })).toThrow(expect.objectContaining({ code: 'TESSERA_ERR_PEM_MALFORMED' }));
+  test("a bootstrap bundle of another domain stops the start (a config error, not a silent trust)", async () => {
+    await expect(federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', bootstrap: docOf([c]) })).rejects.toThrow(expect.objectContaining({ code: 'TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN' }));
+    await expect(federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', bootstrap: c.bundlePem() })).rejects.toThrow(expect.objectContaining({ code: 'TESSERA_ERR_FEDERATION_WRONG_TRUST_DOMAIN' }));
+    await expect(federation({ bundleEndpointUrl: 'https://127.0.0.1:1/', bootstrap: 'not a bundle' })).rejects.toThrow(expect.objectContaining({ code: 'TESSERA_ERR_PEM_MALFORMED' }));
   });
 
   test('an endpoint presenting another ID, or an ID it cannot prove under the held bundle, is refused', async () => {
@@ -228,7 +235,7 @@ describe('Federation.refresh against an https_spiffe endpoint', () => {
       [forged, /certificate/i],
       [foreignCa, /certificate/i],
     ] as const) {
-      const { f: g, d, events, warnings } = federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
+      const { f: g, d, events, warnings } = await federation({ bundleEndpointUrl: `https://127.0.0.1:${port}/`, bootstrap: b.bundlePem() });
       await g.refresh(d);
       expect(events, `port ${port}`).toEqual({ changes: 0, accepted: 0, refused: ['TESSERA_ERR_FEDERATION_FETCH_FAILED'] });
       expect(warnings.join('\n')).toMatch(why);
@@ -241,14 +248,14 @@ describe('Federation.refresh against an https_web endpoint', () => {
     const port = await endpoint(c, 'spiffe://c.test/web', { dnsSans: ['localhost'] });
     served = docOf([b]);
     const web = (url: string, caPem?: string) => federation({ bundleEndpointUrl: url, profile: 'https_web', ...(caPem ? { caPem } : {}) });
-    const ok = web(`https://localhost:${port}/`, c.bundlePem());
+    const ok = await web(`https://localhost:${port}/`, c.bundlePem());
     await ok.f.refresh(ok.d);
     expect(ok.events).toEqual({ changes: 1, accepted: 1, refused: [] });
     expect(ok.f.bundles().map((x) => x.trustDomain.name)).toEqual(['b.test']);
-    const untrusted = web(`https://localhost:${port}/`);
+    const untrusted = await web(`https://localhost:${port}/`);
     await untrusted.f.refresh(untrusted.d);
     expect(untrusted.events.refused).toEqual(['TESSERA_ERR_FEDERATION_FETCH_FAILED']);
-    const wrongHost = web(`https://127.0.0.1:${port}/`, c.bundlePem());
+    const wrongHost = await web(`https://127.0.0.1:${port}/`, c.bundlePem());
     await wrongHost.f.refresh(wrongHost.d);
     expect(wrongHost.events.refused).toEqual(['TESSERA_ERR_FEDERATION_FETCH_FAILED']);
   });
