@@ -91,7 +91,8 @@ describe('tracing endpoints (audit 38b, F8)', () => {
 });
 
 describe('YAML kubectl reads, and refusals with a code (audit 38b, F4, F6)', () => {
-  const labelled = 'apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: &v y}}\nspec:\n  containers: [{name: app, image: x}]\n';
+  // w, not the audit's y: kubectl reads a plain y as true and refuses the label (so does tessera inject now).
+  const labelled = 'apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: &v w}}\nspec:\n  containers: [{name: app, image: x}]\n';
 
   test('aliases: 101 uses of one anchor are injected; a recursive alias and a billion laughs exit 1 with a code', async () => {
     const many = await inject('alias101.yaml', `${labelled}  z: [${Array(101).fill('*v').join(',')}]\n`);

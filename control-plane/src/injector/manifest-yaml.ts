@@ -1,12 +1,13 @@
-// The YAML of `tessera inject`, read as kubectl reads it and within bounds: UTF-8 only, merge keys (<<) resolved,
-// aliases expanded and duplicate keys found by one linear walk that refuses cycles and "billion laughs" documents;
-// every refusal is coded (audit 38b, F4, F6). The library's own alias handling refused a 101st use of one anchor
-// without a code, passed a recursive alias on as a circular object and looked each alias up in a scan of the
-// document; its duplicate-key check compares each key with all before it: both quadratic (20 000 anchors and
-// aliases took 21 s, a ConfigMap of 40 000 keys 20 s).
+// The YAML of `tessera inject`, read as kubectl reads it and within bounds: UTF-8 only, plain scalars typed by
+// kubectl's rules (kubectl-yaml-schema.ts), merge keys (<<) resolved, aliases expanded and duplicate keys found by
+// one linear walk that refuses cycles and "billion laughs" documents; every refusal is coded (audit 38b, F4, F6).
+// The library's own alias handling refused a 101st use of one anchor without a code, passed a recursive alias on as
+// a circular object and looked each alias up in a scan of the document; its duplicate-key check compares each key
+// with all before it: both quadratic (20 000 anchors and aliases took 21 s, a ConfigMap of 40 000 keys 20 s).
 import { isUtf8 } from 'node:buffer';
 import { Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, Scalar, visit } from 'yaml';
 import { TesseraError } from '../../../common/errors.js';
+import { kubectlCompatTags, kubectlReadTags } from './kubectl-yaml-schema.js';
 
 /**
  * Nodes one document's aliases may add, expanded, in all: a real manifest shares a few small blocks (an env list,
@@ -117,8 +118,9 @@ function expandAliases(doc: Document, document: number, lines: LineCounter): voi
 /** Each document's value (null for an empty one), in order. */
 export function readManifest(input: string | Uint8Array): unknown[] {
   const lines = new LineCounter();
-  // Duplicate keys are found by the walk below, in linear time.
-  const docs = parseAllDocuments(manifestText(input), { uniqueKeys: false, merge: true, lineCounter: lines });
+  // Duplicate keys are found by the walk below, in linear time. Plain scalars are typed as kubectl types them
+  // (yes is a boolean, 017 is 15), or a value would change its type, or the injector misread it (hostNetwork: yes).
+  const docs = parseAllDocuments(manifestText(input), { uniqueKeys: false, merge: true, customTags: kubectlReadTags, lineCounter: lines });
   if (!Array.isArray(docs)) throw refuse('the input is not a YAML document stream');
   return docs.map((doc, i) => {
     if (doc.errors.length > 0) throw refuse(`document ${i + 1} is not valid YAML: ${doc.errors[0]!.message.split('\n')[0]}`);
@@ -134,9 +136,13 @@ export function readManifest(input: string | Uint8Array): unknown[] {
   });
 }
 
-/** One object as YAML again: a key that is the text "<<" is quoted, or a reader with merge keys would merge it. */
+/**
+ * One object as YAML again. A string kubectl, a YAML 1.1 or a YAML 1.2 reader would read as anything else ("yes",
+ * "0X1F", "1:20", "true") is quoted, or `value: yes` came out a boolean (audit 38g); a key that is the text "<<"
+ * too, or a reader with merge keys would merge it.
+ */
 export function manifestYaml(value: unknown): string {
-  const doc = new Document(value, { aliasDuplicateObjects: false });
+  const doc = new Document(value, { aliasDuplicateObjects: false, compat: kubectlCompatTags() });
   visit(doc, {
     Pair(_key, pair) {
       if (isScalar(pair.key) && pair.key.value === '<<') pair.key.type = Scalar.QUOTE_DOUBLE;

@@ -31,9 +31,10 @@ const sidecars = (output: string) => parseAllDocuments(output).map((d) => JSON.s
 
 describe('aliases (audit 38b, F4)', () => {
   test('the audit\'s 101 uses of one anchor are read (kubectl reads them); each use is its own copy', () => {
-    const alias101 = `apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: &v y}}\nspec:\n  containers: [{name: app, image: x}]\n  z: [${Array(101).fill('*v').join(',')}]\n`;
+    // The label is w, not the audit's y: kubectl reads a plain y as true, and refuses a label that is not text.
+    const alias101 = `apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: &v w}}\nspec:\n  containers: [{name: app, image: x}]\n  z: [${Array(101).fill('*v').join(',')}]\n`;
     const [pod] = readManifest(alias101) as { spec: { z: string[] } }[];
-    expect(pod!.spec.z).toEqual(Array(101).fill('y'));
+    expect(pod!.spec.z).toEqual(Array(101).fill('w'));
     // Written out in full: no anchor or alias of the input (nor of shared objects) reaches the output.
     expect(output('a: &m {k: [1]}\nb: *m\nc: [*m]\n')).toBe('a:\n  k:\n    - 1\nb:\n  k:\n    - 1\nc:\n  - k:\n      - 1\n');
   });
@@ -79,9 +80,10 @@ describe('merge keys (audit 38b, F6)', () => {
   test('<< is resolved as kubectl resolves it: explicit keys win, a list merges in order', () => {
     const [pod] = readManifest('spec:\n  containers:\n    - <<: {name: app, image: x}\n      ports: [{containerPort: 8080}]\n') as { spec: { containers: unknown[] } }[];
     expect(pod!.spec.containers[0]).toEqual({ name: 'app', image: 'x', ports: [{ containerPort: 8080 }] });
-    const [doc] = readManifest('a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc: {<<: [*a, *b], x: 0}\nd: {x: 0, <<: *a}\n') as Record<string, unknown>[];
-    expect(doc!.c).toEqual({ x: 0, y: 1, z: 2 });
-    expect(doc!.d).toEqual({ x: 0, y: 1 });
+    // Not y as a key: kubectl reads it as true (the key "true").
+    const [doc] = readManifest('a: &a {x: 1, w: 1}\nb: &b {w: 2, z: 2}\nc: {<<: [*a, *b], x: 0}\nd: {x: 0, <<: *a}\n') as Record<string, unknown>[];
+    expect(doc!.c).toEqual({ x: 0, w: 1, z: 2 });
+    expect(doc!.d).toEqual({ x: 0, w: 1 });
     expect(refusal('a: {<<: [1, 2]}\n')).toEqual({ code: 'TESSERA_ERR_INJECT_NOT_A_POD', message: 'document 1 cannot be read: Merge sources must be maps or map aliases' });
   });
 
