@@ -17,7 +17,7 @@ import { ownSvidLive, PhasedReadiness, policySetLoaded, signingChainLive, storeW
 import { budgetedRefusals } from './admin/refusal-audit.js';
 import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
-import { guardedService } from './api/guarded-service.js';
+import { guardedService, sharedResponseEncoding } from './api/guarded-service.js';
 import { identityHandlers } from './api/identity-service.js';
 import { jwtSvidHandlers } from './api/jwt-svid-service.js';
 import { reportHandlers, reportMetrics } from './api/report-service.js';
@@ -119,7 +119,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, admitStored: (id, serial) => revocations.checkStored(id, serial), audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
-    server.grpc.addService(guardedService(services.config.service, maxRequestBytes), { ...hub.handlers(), ...reportHandlers(reportDeps) });
+    server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), { ...hub.handlers(), ...reportHandlers(reportDeps) });
     // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
     const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, announce: announce('registrations'), svids, admit, peerChain, maxStreamsPerId });
     undo.push(() => discovery.stop());

@@ -38,7 +38,7 @@ export async function enroll(api: RunningApi, nowMs: number, id = WEB_ID): Promi
 
 export interface WatchedStream {
   /** Snapshots received so far. */
-  readonly snapshots: { version: string; bundles: { x509_authorities: Buffer[] }[]; deny_list: { spiffe_ids: string[] } }[];
+  readonly snapshots: { version: string; bundles: { x509_authorities: Buffer[] }[]; deny_list: { spiffe_ids: string[] }; policies: { name: string; json: string }[]; break_glass: { id: string }[] }[];
   /** Set when the stream ended: the status code and the tessera code it carried (undefined for OK). */
   ended(): { code: grpc.status; tesseraCode: string | undefined } | undefined;
   cancel(): void;

@@ -10,6 +10,7 @@ import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { ConfigHub } from '../../control-plane/src/api/config-service.js';
 import { GrpcServer } from '../../control-plane/src/api/grpc-server.js';
 import { guardedService } from '../../control-plane/src/api/guarded-service.js';
+import { sharedResponseEncoding } from '../../control-plane/src/api/shared-encoding.js';
 import { identityHandlers } from '../../control-plane/src/api/identity-service.js';
 import { JoinTokenAttestor } from '../../control-plane/src/attestation/join-token-attestor.js';
 import { SvidAttestor } from '../../control-plane/src/attestation/svid-attestor.js';
@@ -17,7 +18,8 @@ import { AuthorityStore } from '../../control-plane/src/ca/authority-store.js';
 import type { CaLifetimes } from '../../control-plane/src/ca/authority.js';
 import { type CaEvent, CaManager } from '../../control-plane/src/ca/ca-manager.js';
 import { Issuer } from '../../control-plane/src/issuance/issuer.js';
-import { RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
+import { type RateLimit, RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
+import type { AuthorizationPolicy, BreakGlassGrant } from '../../common/policy/policy-types.js';
 import { Revocations } from '../../control-plane/src/issuance/revocations.js';
 import { ServedIdentity } from '../../control-plane/src/issuance/served-identity.js';
 import { openSqliteStore } from '../../control-plane/src/store/sqlite/open-sqlite-store.js';
@@ -76,6 +78,12 @@ export interface ApiOptions {
   readonly handshakeTimeoutMs?: number;
   readonly onTlsFailure?: (reason: string) => void;
   readonly maxStreamsPerId?: number;
+  /** The policies Config/Watch serves (default none). */
+  readonly policies?: () => readonly AuthorizationPolicy[];
+  /** The break-glass grants Config/Watch serves (default none). */
+  readonly grants?: () => readonly BreakGlassGrant[];
+  /** Config/Watch opens per SPIFFE ID (default DEFAULT_STREAM_OPEN_RATE). */
+  readonly openRate?: RateLimit;
 }
 
 /** Identity and Config served by the real GrpcServer, wired as control-plane/src/main.ts wires them. */
@@ -112,7 +120,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
   });
   let sent = 0;
   hub = await ConfigHub.open({
-    inputs: { bundles: () => [ca.current().bundle], policies: () => [], grants: () => [], denyList: () => revocations.denyList() },
+    inputs: { bundles: () => [ca.current().bundle], policies: o.policies ?? (() => []), grants: o.grants ?? (() => []), denyList: () => revocations.denyList() },
     svids,
     admit: (id, serial) => revocations.check(id, serial),
     peerChain: (call) => server.chainOf(call),
@@ -120,11 +128,12 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     nextVersion: () => store.meta.increment('config.snapshot_version'),
     onSent: () => void sent++,
     ...(o.maxStreamsPerId !== undefined ? { maxStreamsPerId: o.maxStreamsPerId } : {}),
+    ...(o.openRate ? { openRate: o.openRate } : {}),
   });
   const rejected: { code: string; size: number | undefined }[] = [];
   const services = loadTesseraServices();
   server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }) }));
-  server.grpc.addService(guardedService(services.config.service, maxRequestBytes), hub.handlers());
+  server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), hub.handlers());
   await server.start();
   const h = hub;
   return {

@@ -3,16 +3,20 @@
 // when the caller's ID or SVID serial is banned. Versions come from the store's counter: the first is taken before
 // serving, and publishes run one at a time so the versions a stream sees only grow. A stream has at most one snapshot
 // on its way: one that does not read (a zero window, a stalled proxy) gets only the newest once it reads again.
+// Snapshots are built once per SPIFFE ID and version and shared by that ID's streams (snapshot-cache.ts); opens are
+// rate-limited per ID (stream-caller.ts), and a publish yields to the event loop between IDs.
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../common/policy/policy-types.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
-import { type SnapshotInputs, buildSnapshot } from '../policy/config-snapshot.js';
+import type { SnapshotInputs } from '../policy/config-snapshot.js';
+import { SnapshotCache } from '../policy/snapshot-cache.js';
+import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
-import { admitStream, authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
+import { DEFAULT_STREAM_OPEN_RATE, admitStream, authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface ConfigInputs {
@@ -39,6 +43,8 @@ export interface ConfigHubOptions {
   readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
   /** Open Watch streams one SPIFFE ID may hold (stream-caller.ts). */
   readonly maxStreamsPerId?: number;
+  /** Watch opens one SPIFFE ID may make (default DEFAULT_STREAM_OPEN_RATE, stream-caller.ts). */
+  readonly openRate?: RateLimit;
   /** A publish failed (no new version from the store): the watchers keep what they have. */
   readonly onPublishError?: (e: unknown) => void;
 }
@@ -56,6 +62,8 @@ export class ConfigHub {
   readonly #o: ConfigHubOptions;
   readonly #watchers: OpenStreams<Watcher>;
   #version: number;
+  /** This version's snapshots, replaced whole at each publish. */
+  #snapshots: SnapshotCache;
   #publishing: Promise<void> = Promise.resolve();
   /** A publish failed (no version: the store is down) and is owed to the watchers; retried from tick(). */
   #owed = false;
@@ -64,8 +72,16 @@ export class ConfigHub {
 
   private constructor(opts: ConfigHubOptions, version: number) {
     this.#o = opts;
-    this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}) });
+    this.#watchers = new OpenStreams<Watcher>({
+      ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}),
+      onRemoved: (w) => {
+        const id = w.peer.spiffeId.toString();
+        if (this.#watchers.openBy(id) === 0) this.#snapshots.forget(id);
+      },
+      opens: new RateLimiter(opts.openRate ?? DEFAULT_STREAM_OPEN_RATE, opts.clock),
+    });
     this.#version = version;
+    this.#snapshots = new SnapshotCache(() => this.#inputs());
     opts.onVersion?.(version);
   }
 
@@ -105,13 +121,26 @@ export class ConfigHub {
     } catch (error) {
       failure = { error };
     }
-    // The inputs are the same for every caller: read once, not once per watcher.
-    const inputs = this.#inputs();
-    for (const w of [...this.#watchers]) {
-      const banned = this.#banned(w.peer.spiffeId.toString(), w.peer.serial);
-      // A ban ends its streams even when no new version could be had; content waits for one.
-      if (banned) this.#watchers.drop(w, banned);
-      else if (!failure) this.#send(w, inputs);
+    // The inputs are the same for every caller: read once (at the first build), and each ID's snapshot built once
+    // for all its streams. Even a failed publish starts a new cache: an open then sees the inputs of now, as before.
+    this.#snapshots = new SnapshotCache(() => this.#inputs());
+    const byId = new Map<string, Watcher[]>();
+    for (const w of this.#watchers) {
+      const id = w.peer.spiffeId.toString();
+      byId.set(id, [...(byId.get(id) ?? []), w]);
+    }
+    let first = true;
+    for (const ws of byId.values()) {
+      // One ID's build at a time: a publish to many IDs does not hold the event loop in one piece.
+      if (!first) await new Promise<void>((resolve) => setImmediate(resolve));
+      first = false;
+      for (const w of ws) {
+        if (!this.#watchers.has(w)) continue;
+        const banned = this.#banned(w.peer.spiffeId.toString(), w.peer.serial);
+        // A ban ends its streams even when no new version could be had; content waits for one.
+        if (banned) this.#watchers.drop(w, banned);
+        else if (!failure) this.#send(w);
+      }
     }
     if (failure) {
       // Keep the change owed: the tick publishes it again once a version can be had (the store is back).
@@ -165,14 +194,14 @@ export class ConfigHub {
     return { version: this.#version, bundles: i.bundles(), ...(jwt ? { jwtAuthorities: jwt } : {}), policies: i.policies(), grants: i.grants(), denyList: i.denyList() };
   }
 
-  #send(w: Watcher, inputs?: SnapshotInputs): void {
+  #send(w: Watcher): void {
     // Snapshots are whole, so only the newest matters: without this wait, a caller that never reads kept one more
     // per change on the heap (an outside audit: 1,000 such streams grew the heap by 1.8 MB a change, unbounded).
     if (w.sending) {
       w.owed = true;
       return;
     }
-    const built = buildSnapshot(inputs ?? this.#inputs(), w.peer.spiffeId, this.#o.clock.nowMs());
+    const built = this.#snapshots.get(w.peer.spiffeId, this.#o.clock.nowMs());
     if (built.contentKey === w.lastKey) return;
     w.lastKey = built.contentKey;
     w.sending = true;

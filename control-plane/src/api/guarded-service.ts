@@ -7,6 +7,8 @@ import type * as grpc from '@grpc/grpc-js';
 import { guardedService as guarded } from '../../../shared-io/guarded-service.js';
 
 export { RejectedMessage } from '../../../shared-io/guarded-service.js';
+// Config/Watch is registered through it too (main.ts).
+export { sharedResponseEncoding } from './shared-encoding.js';
 
 /** A copy of `def` whose request decoders hand the handler a RejectedMessage for a message over `maxBytes` or not decoding. */
 export function guardedService(def: grpc.ServiceDefinition, maxBytes: number): grpc.ServiceDefinition {

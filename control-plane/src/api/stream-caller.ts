@@ -1,10 +1,12 @@
 // Who is calling a streaming method (Config/Watch, Discovery/Watch and Register): the client SVID presented over
 // mTLS, verified now and checked against operator bans; and the set of open streams so authenticated, each ended
-// when its SVID expires or its caller is banned, all ended with OK at shutdown, and bounded per SPIFFE ID.
+// when its SVID expires or its caller is banned, all ended with OK at shutdown, and bounded per SPIFFE ID: in how
+// many are open at once and in how fast new ones are opened.
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor, VerifiedPeer } from '../attestation/svid-attestor.js';
 import { DEFAULT_MAX_STREAMS_PER_ID } from '../config/cp-config.js';
+import type { RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import { toGrpcError } from './grpc-status.js';
 import { svidRefusal } from './svid-refusal.js';
 
@@ -21,7 +23,19 @@ export interface StreamCallerDeps {
    * thousands of Watch streams at ~20 KB each before it.
    */
   readonly maxStreamsPerId?: number;
+  /** Opens of the method one SPIFFE ID may make (default DEFAULT_STREAM_OPEN_RATE). */
+  readonly openRate?: RateLimit;
 }
+
+/**
+ * Opens of one method one SPIFFE ID may make: a burst (a Deployment's replicas starting together), then a steady
+ * rate. Every open costs an SVID chain check and a first message; an outside audit opened and cancelled Watch streams
+ * in a loop from one workload and held the control plane's event loop for seconds at a time.
+ */
+export const DEFAULT_STREAM_OPEN_RATE: RateLimit = Object.freeze({ burst: 256, perMinute: 600 });
+
+/** Rate buckets kept before the full ones are dropped. */
+const SWEEP_ABOVE = 1024;
 
 /** The verified caller, or undefined after the call was answered with UNAUTHENTICATED (or the ban's status). */
 export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'getPeer' | 'emit'>, deps: StreamCallerDeps): VerifiedPeer | undefined {
@@ -39,14 +53,16 @@ export function authenticateStream(call: Pick<grpc.ServerWritableStream<unknown,
 
 /**
  * Whether `peer` may open one more stream in `streams`; if not, the call is refused with RESOURCE_EXHAUSTED
- * (TESSERA_ERR_STREAMS_PER_ID_LIMIT), on the record and counted as the method's other refusals.
+ * (TESSERA_ERR_STREAMS_PER_ID_LIMIT: too many open; TESSERA_ERR_STREAM_OPEN_RATE_LIMITED: opened too fast), on the
+ * record and counted as the method's other refusals.
  */
-export function admitStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'getPeer' | 'emit'>, peer: VerifiedPeer, streams: Pick<OpenStreams<OpenStream>, 'openBy'>, deps: StreamCallerDeps): boolean {
+export function admitStream(call: Pick<grpc.ServerWritableStream<unknown, unknown>, 'getPeer' | 'emit'>, peer: VerifiedPeer, streams: Pick<OpenStreams<OpenStream>, 'openBy' | 'takeOpen'>, deps: StreamCallerDeps): boolean {
   const id = peer.spiffeId.toString();
   const max = deps.maxStreamsPerId ?? DEFAULT_MAX_STREAMS_PER_ID;
-  if (streams.openBy(id) < max) return true;
-  deps.onRefused?.('TESSERA_ERR_STREAMS_PER_ID_LIMIT', call.getPeer(), `${max} streams of this method open already`, id);
-  call.emit('error', toGrpcError(new TesseraError('TESSERA_ERR_STREAMS_PER_ID_LIMIT')));
+  const refused = streams.openBy(id) >= max ? { code: 'TESSERA_ERR_STREAMS_PER_ID_LIMIT' as const, detail: `${max} streams of this method open already` } : streams.takeOpen(id) ? undefined : { code: 'TESSERA_ERR_STREAM_OPEN_RATE_LIMITED' as const, detail: 'streams of this method opened too fast' };
+  if (!refused) return true;
+  deps.onRefused?.(refused.code, call.getPeer(), refused.detail, id);
+  call.emit('error', toGrpcError(new TesseraError(refused.code)));
   return false;
 }
 
@@ -62,6 +78,8 @@ export interface OpenStreamsOptions<S> {
   readonly onCount?: (n: number) => void;
   /** A stream left the set (ended by either side, dropped, or at shutdown). */
   readonly onRemoved?: (s: S) => void;
+  /** How fast one SPIFFE ID may open streams (a bucket per ID; see DEFAULT_STREAM_OPEN_RATE). */
+  readonly opens?: RateLimiter;
 }
 
 /** The open streams of one method; a stream leaves the set when its call ends, whoever ends it. */
@@ -85,6 +103,14 @@ export class OpenStreams<S extends OpenStream> implements Iterable<S> {
 
   [Symbol.iterator](): Iterator<S> {
     return this.#set[Symbol.iterator]();
+  }
+
+  /** Takes one open from this SPIFFE ID's rate; false when it has opened too many too fast. */
+  takeOpen(spiffeId: string): boolean {
+    const opens = this.#o.opens;
+    if (!opens) return true;
+    if (opens.size > SWEEP_ABOVE) opens.sweep();
+    return opens.take(spiffeId);
   }
 
   /** Streams open under this SPIFFE ID. */

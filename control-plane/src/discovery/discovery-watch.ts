@@ -8,7 +8,8 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { endpointToWire, isServiceName } from '../../../common/routing/service-endpoint.js';
 import { toGrpcError } from '../api/grpc-status.js';
 import { RejectedMessage } from '../api/guarded-service.js';
-import { admitStream, authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { DEFAULT_STREAM_OPEN_RATE, admitStream, authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { RateLimiter } from '../issuance/rate-limiter.js';
 import type { ServiceRegistry } from './service-registry.js';
 
 /** Most services one Watch may name (a forward proxy that needs more asks for `all`). */
@@ -38,7 +39,7 @@ export class DiscoveryHub {
 
   constructor(opts: DiscoveryHubOptions) {
     this.#o = opts;
-    this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}) });
+    this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}), opens: new RateLimiter(opts.openRate ?? DEFAULT_STREAM_OPEN_RATE, opts.clock) });
     this.#unsubscribe = opts.registry.subscribe((changed) => this.#changed(changed));
   }
 
