@@ -15,6 +15,8 @@ describe('httpUrlProblem', () => {
     'https://user:pw@collector/v1/traces',
     'http://x:65535/',
     'http://x/v1/%20traces',
+    'http://127.0.0.1:4318/v1/traces',
+    'http://[::ffff:7f00:1]:4318/v1/traces',
   ])('%j is usable as written', (url) => {
     expect(httpUrlProblem(url)).toBeNull();
   });
@@ -45,6 +47,15 @@ describe('httpUrlProblem', () => {
     ['grpc://otel:4317', 'is not an http(s) URL'],
     ['file:///tmp/traces', 'is not an http(s) URL'],
     ['', 'is not a URL'],
+    // Hosts the parser rewrites into another (audit 40b, F5): IPv4 in hex, octal, short or integer form; %-encoding.
+    ['http://0x7f.1:4318/v1/traces', 'writes the address 127.0.0.1 as "0x7f.1"'],
+    ['http://0177.0.0.1:4318/v1/traces', 'writes the address 127.0.0.1 as "0177.0.0.1"'],
+    ['http://127.1:4318/v1/traces', 'writes the address 127.0.0.1 as "127.1"'],
+    ['http://2130706433/v1/traces', 'writes the address 127.0.0.1 as "2130706433"'],
+    ['http://10.0.0.07:4318/v1/traces', 'writes the address 10.0.0.7 as "10.0.0.07"'],
+    ['http://u@0x0a.0.0.7/v1/traces', 'writes the address 10.0.0.7 as "0x0a.0.0.7"'],
+    ['http://%68:4318/v1/traces', 'has a percent-encoded host ("%68"), which a URL parser decodes into "h"'],
+    ['http://collector%2eexample/v1/traces', 'has a percent-encoded host'],
   ])('%j is refused: %s', (url, problem) => {
     expect(httpUrlProblem(url)).toContain(problem);
   });
