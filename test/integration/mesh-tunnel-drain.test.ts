@@ -10,6 +10,7 @@ import { freePort } from '../helpers/free-port.js';
 import { API_ID, Mesh, SERVICE_TCP } from '../helpers/mesh-replicas.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
+import { sinkUpload } from '../helpers/upload-sink.js';
 
 let mesh: Mesh;
 let cleanup: () => Promise<void>;
@@ -23,20 +24,7 @@ beforeAll(async () => {
   let dir: string;
   ({ dir, cleanup } = await makeTempDir());
   // Reads to its end of input, as a "read to EOF, then commit" server does.
-  app = net.createServer({ allowHalfOpen: true }, (s) => {
-    let tag = '';
-    let n = 0;
-    s.on('data', (d: Buffer) => {
-      tag ||= d.toString('latin1').split('\n')[0]!;
-      n += d.length;
-      appBytes.set(tag, n);
-    });
-    s.on('end', () => {
-      appEnds.set(tag, 'end');
-      s.end(`committed ${n}\n`);
-    });
-    s.on('error', (e: NodeJS.ErrnoException) => appEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
-  });
+  app = net.createServer({ allowHalfOpen: true }, (s) => sinkUpload(s, (d) => d.toString('latin1').split('\n')[0]!, appEnds, appBytes));
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   mesh = await Mesh.start(dir, { replicas: 0, tcp: true, clientTail: 'limits: { drainTimeout: 1s }\n' });
   // The replica: its tcp listener registers itself in SERVICE_TCP and forwards to the sink.

@@ -14,10 +14,10 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodePem } from '../../common/pki/pem.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { controlPlaneAddresses, startControlPlaneUntil } from '../helpers/control-plane-supervised.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
-import { startTestProcess } from '../helpers/ready-process.js';
-import { TESSERA_BIN, makeTempDir, run, tessera } from '../helpers/run.js';
+import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -57,16 +57,12 @@ async function signAhead(csr: string, out: string): Promise<string> {
 }
 
 async function startControlPlane(cfg: string, readyLine: string): Promise<SupervisedProcess> {
-  const p = await startTestProcess({ name: 'tessera control-plane', command: process.execPath, args: [TESSERA_BIN, 'control-plane', '--config', cfg], ready: { line: readyLine }, readyTimeoutMs: 30_000 });
+  const p = await startControlPlaneUntil(cfg, readyLine);
   processes.push(p);
   return p;
 }
 
-function addresses(p: SupervisedProcess): { grpc: string; admin: string } {
-  const m = /tessera control-plane: grpc (\S+) admin (\S+)/.exec(p.stdout());
-  if (!m) throw new Error(`no address line in ${p.stdout()}`);
-  return { grpc: m[1]!, admin: m[2]! };
-}
+const addresses = controlPlaneAddresses;
 
 async function csr(dataDir: string, name: string, newKey = false): Promise<string> {
   const out = join(holder, `${name}.csr`);

@@ -5,7 +5,7 @@
 // (`protocol: tcp`, one mTLS connection each) and an upgraded HTTP/1.1 connection (after the app's 101: a stream of
 // the multiplexed transport, or a connection of its own with `transport.multiplex: false`). SIGTERM goes to api
 // (inbound) or to web (outbound); resets of either peer, and the total timeout, cross an upgraded connection too.
-import { readFile, writeFile, mkdir } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
+import { sinkUpload } from '../helpers/upload-sink.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -34,18 +35,7 @@ const started: ProxyProcess[] = [];
 
 /** Reads `s` to its end of input, as a "read to EOF, then commit" server does; records how the input ended. */
 function sink(s: net.Socket, tagOf: (d: Buffer) => string): void {
-  let tag = '';
-  let n = 0;
-  s.on('data', (d: Buffer) => {
-    tag ||= tagOf(d);
-    n += d.length;
-    appBytes.set(tag, n);
-  });
-  s.on('end', () => {
-    appEnds.set(tag, 'end');
-    s.end(`committed ${n}\n`);
-  });
-  s.on('error', (e: NodeJS.ErrnoException) => appEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
+  sinkUpload(s, tagOf, appEnds, appBytes);
 }
 
 beforeAll(async () => {
