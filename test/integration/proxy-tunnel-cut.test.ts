@@ -32,6 +32,8 @@ const appBytes = new Map<string, number>();
 /** The apps' upgraded sockets, by tag. */
 const appSockets = new Map<string, net.Socket>();
 const started: ProxyProcess[] = [];
+/** The tags of held-back upgrades (`late-*`) whose app socket has closed. */
+const appClosed = new Set<string>();
 
 /** Reads `s` to its end of input, as a "read to EOF, then commit" server does; records how the input ended. */
 function sink(s: net.Socket, tagOf: (d: Buffer) => string): void {
@@ -49,8 +51,14 @@ beforeAll(async () => {
     const tag = req.url!.slice(1);
     s.allowHalfOpen = true;
     appSockets.set(tag, s);
-    s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n');
+    // `late-*`: the 101 is held back (the client is to leave before it); the test sees when and how the app's socket closes.
+    if (tag.startsWith('late-')) {
+      s.on('end', () => appEnds.set(tag, 'end'));
+      s.on('error', (e: NodeJS.ErrnoException) => appEnds.set(tag, e.code === 'ECONNRESET' ? 'reset' : `error ${e.code}`));
+      return void s.once('close', () => appClosed.add(tag));
+    }
     sink(s, () => tag);
+    s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n');
   });
   await new Promise<void>((r) => httpApp.listen(0, '127.0.0.1', r));
   await mkdir(join(dir, 'policies'));
@@ -71,21 +79,21 @@ const portOf = (s: net.Server | ReturnType<typeof createServer>) => (s.address()
  * A fresh pair (its own files, named after `name`): api's inbound `sink` (tcp) and `app` (HTTP) listeners in front of
  * the apps; web's outbound `sink` and `app`, and `timed` (`app` with a total timeout of 1 s).
  */
-async function startPair(name: string, transport: string): Promise<{ api: ProxyProcess; web: ProxyProcess }> {
-  const tail = (who: string) => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s }\n${transport}`;
+async function startPair(name: string, transport: string, webLimits = '', apiLimits = ''): Promise<{ api: ProxyProcess; web: ProxyProcess }> {
+  const tail = (who: string, more = '') => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s${more} }\n${transport}`;
   await writeSvidFiles(ca, API, join(dir, `${name}-api`));
   await writeSvidFiles(ca, WEB, join(dir, `${name}-web`));
   const files = (who: string) => `identity:\n  files: { certFile: ${who}/svid.pem, keyFile: ${who}/key.pem, bundleFile: ${who}/bundle.pem }\n`;
   await writeFile(
     join(dir, `${name}-api.yaml`),
-    `${files(`${name}-api`)}inbound:\n  - { name: sink, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(tcpApp)}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(httpApp)} }\nauthorization: { policiesDir: policies }\n${tail(`${name}-api`)}`,
+    `${files(`${name}-api`)}inbound:\n  - { name: sink, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(tcpApp)}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(httpApp)} }\nauthorization: { policiesDir: policies }\n${tail(`${name}-api`, apiLimits)}`,
   );
   const api = await startProxyProcess(join(dir, `${name}-api.yaml`));
   started.push(api);
   const to = (listener: string) => `upstream: 127.0.0.1:${api.ports.get(`inbound/${listener}`)}, spiffeId: ${API}`;
   await writeFile(
     join(dir, `${name}-web.yaml`),
-    `${files(`${name}-web`)}outbound:\n  - { name: sink, listen: 127.0.0.1:0, ${to('sink')}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, ${to('app')} }\n  - { name: timed, listen: 127.0.0.1:0, ${to('app')}, timeout: 1s }\n${tail(`${name}-web`)}`,
+    `${files(`${name}-web`)}outbound:\n  - { name: sink, listen: 127.0.0.1:0, ${to('sink')}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, ${to('app')} }\n  - { name: timed, listen: 127.0.0.1:0, ${to('app')}, timeout: 1s }\n${tail(`${name}-web`, webLimits)}`,
   );
   const web = await startProxyProcess(join(dir, `${name}-web.yaml`));
   started.push(web);
@@ -189,5 +197,40 @@ describe.each([
     expect(await timed.outcome).toBe('error ECONNRESET'); // at the listener's timeout (1 s)
     expect(await appEnd(`total-timeout-${short}`)).toBe('reset');
     timed.socket.destroy();
+  }, 40_000);
+
+  test('an upgraded connection cut at the stream idle timeout reaches both the client and the app as an orderly end', async () => {
+    // Only web (outbound) has the short stream idle timeout: it makes the cut, api passes it on.
+    const pair = await startPair(`${short}-idle`, transport, ', streamIdleTimeout: 1s');
+    const idle = await openUpload(pair.web.ports.get('outbound/app')!, `idle-${short}`, true);
+    // Before 2026-12-06 (audit 40b F4) web destroyed its mux stream: a stream reset, which api passed on to the app
+    // as an RST, while the client (and, with multiplex: false, the app) read a FIN.
+    expect(await idle.outcome).toBe('end');
+    expect(await appEnd(`idle-${short}`)).toBe('end');
+    idle.socket.destroy();
+  }, 40_000);
+
+  test("an upgrade request whose client leaves before the app's 101 (half-close or reset) closes the app's connection at once, with a reset", async () => {
+    // requestTimeout 20 s: before 2026-12-06 (audit 40b F1) the answer was read into the void for that long, and
+    // the app's connection stayed open (its 101 opening a tunnel nobody was on); 5 s is well short of it.
+    const limits = ', requestTimeout: 20s';
+    const pair = await startPair(`${short}-early`, transport, limits, limits);
+    const port = pair.web.ports.get('outbound/app')!;
+    for (const how of ['fin', 'rst'] as const) {
+      const tag = `late-${how}-${short}`;
+      const socket = net.connect({ host: '127.0.0.1', port });
+      socket.on('error', () => undefined);
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(`GET /${tag} HTTP/1.1\r\nHost: app\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n`);
+      await until(`the app has ${tag}'s upgrade request`, () => appSockets.has(tag), 10_000, 20);
+      if (how === 'fin') socket.end();
+      else socket.resetAndDestroy();
+      await until(`the app's connection of ${tag} closed`, () => appClosed.has(tag), 5_000, 20);
+      expect(appEnds.get(tag)).toBe('reset');
+      socket.destroy();
+    }
+    const late = async () => (await accessLines(`${short}-early-web`)).filter((l) => l.path?.startsWith('/late-'));
+    await until('web logged both', async () => (await late()).length === 2, 10_000, 50);
+    expect(await late()).toEqual([expect.objectContaining({ status: 499 }), expect.objectContaining({ status: 499 })]);
   }, 40_000);
 });

@@ -247,6 +247,13 @@ export class Http1Exchange {
     if (conn) this.pool!.discard(conn, reset);
   }
 
+  /** An upgraded connection cut at the stream idle timeout: its upstream leg is closed in order (a FIN), not reset. */
+  closeConn(): void {
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) this.pool!.closeDetached(conn);
+  }
+
   /** After a complete exchange: back to the pool if it can carry another one, otherwise dropped. */
   releaseConn(): void {
     const conn = this.conn;

@@ -418,7 +418,7 @@ export class Http1Session implements UpstreamOwner {
   /** The client is gone and the rest of the answer is not worth reading (or passed `deadline`): record, drop, close. */
   #giveUp(ex: Http1Exchange, deadline?: ExchangeFlag): void {
     if (deadline) this.#o.hooks.rejected(deadline);
-    ex.discardConn();
+    ex.discardConn(ex.upgrade !== null); // an upgrade's app leg is reset: its client left mid-exchange (intoTheVoid)
     this.#finish(ex, undefined);
     this.#close();
   }

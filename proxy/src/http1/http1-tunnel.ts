@@ -71,7 +71,7 @@ export class Http1Tunnel implements UpstreamOwner {
 
   /** Both directions are over, or cut with a close (the stream idle timeout: nothing was moving). */
   end(graceful: boolean): void {
-    this.#ex.discardConn();
+    this.#ex.closeConn();
     this.#ended(graceful);
   }
 

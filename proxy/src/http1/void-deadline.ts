@@ -39,7 +39,10 @@ export function voidDeadline(ex: Http1Exchange, limits: VoidLimits, nowMs: () =>
  * that could run for hours), the caller gives the exchange up and the upstream connection goes with it.
  */
 export function intoTheVoid(ex: Http1Exchange, limits: VoidLimits, nowMs: () => number, stillVoid: () => boolean, expired: (flag: ExpiredFlag) => void): boolean {
-  if (!ex.conn || !ex.reqDone || !restFitsTheVoid(ex)) return false;
+  // An upgrade request: its answer is a 101 and a tunnel nobody is on, and its connection is never reused. Read into
+  // the void, the app's upgraded connection (and, without mux, the mesh connection) stayed open for voidMs
+  // (limits.requestTimeout) per abandoned attempt (audit 40b F1); given up, its upstream leg is reset.
+  if (!ex.conn || !ex.reqDone || ex.upgrade !== null || !restFitsTheVoid(ex)) return false;
   ex.conn.socket.resume(); // nobody will send 'drain' any more
   voidDeadline(ex, limits, nowMs, stillVoid, expired);
   return true;

@@ -2,6 +2,7 @@
 // that dispatch to its current owner, so leasing a connection per request adds and removes no listeners.
 // Requests beyond maxConnections wait in a bounded queue; one that stops waiting withdraws, freeing its place.
 import type { ByteSocket } from '../http1/byte-socket.js';
+import { Socket } from 'node:net';
 import { TesseraError } from '../../../common/errors.js';
 import { resetByteSocket } from '../listeners/socket-reset.js';
 
@@ -188,6 +189,21 @@ export class ConnectionPool {
     this.#serveQueue();
   }
 
+  /**
+   * Closes a detached connection in order (an upgraded tunnel cut at the stream idle timeout): a socket is destroyed
+   * (a FIN), a stream of a multiplexed session is ended (FIN) and what still arrives is dropped until the peer's FIN,
+   * within ORDERLY_LINGER_MS. destroy() would reset the stream, which the far proxy passes on as an RST to its app
+   * (audit 40b F4): the same cut would then reach the app as a FIN without mux and as a reset with it.
+   */
+  closeDetached(conn: UpstreamConn): void {
+    const s = conn.socket;
+    if (s instanceof Socket || s.destroyed) return void this.discard(conn);
+    conn.owner = LINGERING;
+    s.end();
+    s.resume();
+    setTimeout(() => s.destroy(), ORDERLY_LINGER_MS).unref();
+  }
+
   /** Drops a connection that cannot carry another exchange; `reset`: with a reset (an upgraded tunnel cut short). */
   discard(conn: UpstreamConn, reset = false): void {
     conn.owner = null;
@@ -268,3 +284,14 @@ export class ConnectionPool {
     if (this.#open + this.#connecting < this.#o.maxConnections) this.#dial(this.#queue.shift()!);
   }
 }
+
+/** How long a stream closed in order (closeDetached) waits for its peer's FIN before it is reset. */
+const ORDERLY_LINGER_MS = 5_000;
+
+/** The owner of a stream closed in order: its last bytes are dropped, its peer's FIN completes the close. */
+const LINGERING: UpstreamOwner = {
+  onUpstreamData: () => undefined,
+  onUpstreamGone: () => undefined,
+  onUpstreamDrain: () => undefined,
+  onUpstreamEnd: (conn) => void conn.socket.destroy(),
+};
