@@ -221,6 +221,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ISSUANCE_CSR_REQUESTS_CA: entry(INVALID_ARGUMENT, 400, 'The CSR asks for CA rights (basicConstraints cA or keyUsage keyCertSign/cRLSign).'),
   TESSERA_ERR_ISSUANCE_RESERVED_ID: entry(PERMISSION_DENIED, 403, 'The SPIFFE ID cannot name a workload here: the bare trust-domain ID, an ID outside the control plane\'s trust domain, or the control plane\'s own ID.'),
   TESSERA_ERR_ISSUANCE_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many SVID requests for this identity; retry later.'),
+  TESSERA_ERR_ISSUANCE_CALLER_GONE: entry(CANCELLED, 499, 'The caller gave up on its SVID request (cancelled, or its deadline passed) before the SVID was committed: nothing was recorded and a join token it sent is still usable for its retry.'),
+  TESSERA_ERR_ISSUANCE_BUSY: entry(UNAVAILABLE, 503, 'Too many CSRs with RSA keys are waiting for the key check (more than 256 queued); the request is refused before it is judged, nothing is recorded, and the proxy retries with backoff.'),
   TESSERA_ERR_ISSUANCE_INTERNAL: entry(INTERNAL, 500, 'The control plane could not sign (an internal fault; nothing was issued).'),
   TESSERA_ERR_ATTESTATION_NO_EVIDENCE: entry(UNAUTHENTICATED, 403, 'The request carries no attestation evidence and no valid client SVID.'),
   TESSERA_ERR_ATTESTATION_DISABLED: entry(UNAUTHENTICATED, 403, 'The attestor for this kind of evidence is not enabled on the control plane.'),

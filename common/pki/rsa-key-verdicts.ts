@@ -3,11 +3,11 @@
 // The judging itself is injected (the control plane's runs on a worker thread:
 // control-plane/src/issuance/rsa-key-worker.ts); what is remembered is bounded (the least recently used verdict goes
 // first), so a peer that rotates fresh keys only costs the checks of its own keys. Two askers of one key while it is
-// judged share the one check.
+// judged share the one check; a queued check is dropped only once every one of its askers has left.
 import { type KeyObject, createHash } from 'node:crypto';
 
 /** Why this RSA key (SubjectPublicKeyInfo DER) must not be certified, or null; `urgent` checks go before the others. */
-export type RsaJudge = (spkiDer: Buffer, urgent: boolean) => Promise<string | null>;
+export type RsaJudge = (spkiDer: Buffer, urgent: boolean, gone?: () => boolean) => Promise<string | null>;
 
 /** How many verdicts are remembered: ~200 bytes each; far more keys than any mesh's CSRs and peers hold at once. */
 export const RSA_VERDICTS_KEPT = 1024;
@@ -17,7 +17,7 @@ export class RsaKeyVerdicts {
   readonly #max: number;
   /** Insertion order is recency: a hit is moved to the end, the first entry is the one evicted. */
   readonly #known = new Map<string, string | null>();
-  readonly #pending = new Map<string, Promise<string | null>>();
+  readonly #pending = new Map<string, { readonly judged: Promise<string | null>; readonly askers: (() => boolean)[] }>();
 
   constructor(o: { readonly judge: RsaJudge; readonly maxEntries?: number }) {
     this.#judge = o.judge;
@@ -28,7 +28,7 @@ export class RsaKeyVerdicts {
    * Why this key must not be certified, or null; non-RSA keys are not judged here. `urgent`: a caller is waiting
    * (a CSR), so its check goes before the background ones (federated bundles). Rejects when the judge fails.
    */
-  weakness(key: KeyObject, urgent = false): Promise<string | null> {
+  weakness(key: KeyObject, urgent = false, gone?: () => boolean): Promise<string | null> {
     if (key.asymmetricKeyType !== 'rsa') return Promise.resolve(null);
     const spki = key.export({ type: 'spki', format: 'der' });
     const id = createHash('sha256').update(spki).digest('hex');
@@ -39,14 +39,19 @@ export class RsaKeyVerdicts {
       return Promise.resolve(verdict);
     }
     const pending = this.#pending.get(id);
-    if (pending) return pending;
-    const judged = this.#judge(spki, urgent)
+    // An asker that cannot leave keeps the shared check wanted for good.
+    if (pending) {
+      pending.askers.push(gone ?? (() => false));
+      return pending.judged;
+    }
+    const askers = [gone ?? (() => false)];
+    const judged = this.#judge(spki, urgent, () => askers.every((left) => left()))
       .then((verdict) => {
         this.#remember(id, verdict);
         return verdict;
       })
       .finally(() => this.#pending.delete(id));
-    this.#pending.set(id, judged);
+    this.#pending.set(id, { judged, askers });
     return judged;
   }
 

@@ -39,9 +39,15 @@ export function identityHandlers(deps: IdentityServiceDeps): grpc.UntypedService
         : req.evidence === 'k8s_sa_token' ? { kind: 'k8s_sa_token', token: req.k8s_sa_token ?? '' }
         : req.evidence === 'tpm' ? { kind: 'tpm', evidence: tpmEvidenceFromMessage(req.tpm) }
         : { kind: 'none' };
+      // The caller gave up: cancelled, or its deadline passed (grpc-js answers DEADLINE_EXCEEDED then without
+      // cancelling the call; its deadline is on Date.now()'s clock).
+      let cancelled = false;
+      call.on('cancelled', () => (cancelled = true));
+      const deadline = Number(call.getDeadline());
+      const gone = () => cancelled || call.cancelled || deadline <= Date.now();
       const ttlSeconds = Math.max(0, Math.min(Number(req.ttl_seconds ?? 0) || 0, MAX_TTL_SECONDS));
       deps.issuer
-        .sign({ csrDer: req.csr ?? Buffer.alloc(0), evidence, peerChain: deps.peerChain(call), caller, requestedTtlMs: ttlSeconds * 1000 })
+        .sign({ csrDer: req.csr ?? Buffer.alloc(0), evidence, peerChain: deps.peerChain(call), caller, requestedTtlMs: ttlSeconds * 1000, gone })
         .then(
           (r) =>
             callback(null, {

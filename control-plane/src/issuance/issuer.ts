@@ -37,6 +37,11 @@ export interface SignRequest {
   readonly caller: string;
   /** 0 = the configured ttl. */
   readonly requestedTtlMs: number;
+  /**
+   * True once the caller gave up (cancelled, or its deadline passed): nothing is committed for it then, so a join
+   * token it sent stays usable for its retry (audit 40a F3). Absent: the caller never leaves.
+   */
+  readonly gone?: () => boolean;
 }
 
 export interface SignResult {
@@ -83,7 +88,7 @@ export interface IssuerOptions {
    * milliseconds of CPU a key, so the control plane's runs on a worker thread (RsaKeyVerdicts, urgent), never on the
    * event loop every caller shares. Required, like revocations: a composition must not forget the rules.
    */
-  readonly keyWeakness: (key: KeyObject) => Promise<string | null>;
+  readonly keyWeakness: (key: KeyObject, gone?: () => boolean) => Promise<string | null>;
 }
 
 function attestorOf(e: Evidence): string {
@@ -119,11 +124,11 @@ export class Issuer {
       const lineage = renewed ? await this.lineageOf(renewed) : identity.instance;
       if (!this.#o.limiter.take(lineage ? `${identity.spiffeId}#${lineage}` : identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
-      const weakness = await this.#o.keyWeakness(csr.publicKey);
+      const weakness = await this.#o.keyWeakness(csr.publicKey, req.gone);
       if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
       // Last, before signing: a ban committed on another replica may not be in this one's memory yet.
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
-      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage, identity.joinTokenHash);
+      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage, identity.joinTokenHash, req.gone);
       // A renewal whose origin was banned while it was signed is banned itself and never handed out.
       if (renewed) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), renewed, result.serial);
       this.#o.metrics?.issued(identity.attestor, (performance.now() - started) / 1000);
@@ -189,7 +194,7 @@ export class Issuer {
    * `joinTokenHash`: the token is spent by the commit that records the SVID (signing first is local and cheap), so a
    * process killed before that commit leaves it usable; a token spent meanwhile discards the signed SVID.
    */
-  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string, joinTokenHash?: string): Promise<SignResult> {
+  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string, joinTokenHash?: string, gone?: () => boolean): Promise<SignResult> {
     const ca = this.#o.ca();
     const signer = ca.signer;
     const now = this.#o.clock.nowMs();
@@ -206,6 +211,8 @@ export class Issuer {
     const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });
     const intermediateSerial = signer.intermediate.serialNumber.toLowerCase();
     const row = { serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller, lineage: lineage ?? leaf.serialHex };
+    // Asked right before the commit: a caller that left would never get this SVID, and its token would be spent on it.
+    if (gone?.()) throw new TesseraError('TESSERA_ERR_ISSUANCE_CALLER_GONE');
     if (joinTokenHash === undefined) await this.#o.inventory.record(row);
     else if (!(await this.#o.inventory.recordWithToken(row, joinTokenHash, now))) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
     this.#o.audit.record(now, { event: 'svid.issued', result: 'issued', spiffeId, attestedAs, serial: leaf.serialHex, notAfterMs, caller, kind, authority: signer.authorityId });

@@ -10,7 +10,7 @@ import { RsaKeyWorker } from './rsa-key-worker.js';
 
 export interface RsaKeyChecks {
   /** Why a CSR's key must not be certified, or null (judged before the bundles' keys). */
-  readonly csrKey: (key: KeyObject) => Promise<string | null>;
+  readonly csrKey: (key: KeyObject, gone?: () => boolean) => Promise<string | null>;
   /** Why a federated bundle's key must not be trusted, or null. */
   readonly bundleKey: (key: KeyObject) => Promise<string | null>;
   /** Stops the thread; what is queued is refused. */
@@ -22,5 +22,5 @@ export function openRsaKeyChecks(timers: Timers, undo: Pick<UndoStack, 'push'>):
   const worker = new RsaKeyWorker({ timers });
   undo.push(() => worker.close());
   const verdicts = new RsaKeyVerdicts({ judge: worker.judge });
-  return { csrKey: (key) => verdicts.weakness(key, true), bundleKey: (key) => verdicts.weakness(key), close: () => worker.close() };
+  return { csrKey: (key, gone) => verdicts.weakness(key, true, gone), bundleKey: (key) => verdicts.weakness(key), close: () => worker.close() };
 }

@@ -3,15 +3,22 @@
 // /healthz. One key at a time, so a peer's keys take one core at most; urgent keys (a CSR a caller waits on) go before
 // background ones (federated bundles), so a CSR waits for at most the one key being judged. The thread starts with
 // the first key, stops after idleMs without one (it holds ~12 MB) and starts again if it died; while it judges it
-// keeps the process alive, idle it does not.
+// keeps the process alive, idle it does not. The urgent queue is bounded (URGENT_QUEUE_MAX; beyond it a CSR is refused
+// TESSERA_ERR_ISSUANCE_BUSY at once), and a queued key whose caller left is dropped, not judged (audit 40a F3).
 import { Worker } from 'node:worker_threads';
+import { TesseraError } from '../../../common/errors.js';
 import type { Timers } from '../../../shared-io/timers.js';
 
 interface Job {
   readonly spki: Buffer;
   readonly resolve: (weakness: string | null) => void;
   readonly reject: (e: Error) => void;
+  /** True once the caller left: the job is dropped instead of judged. */
+  readonly gone: (() => boolean) | undefined;
 }
+
+/** Urgent keys (CSRs) that may wait at once: 256 × ~60 ms ≈ 15 s, past the proxy's 10 s SignSvid deadline already. */
+export const URGENT_QUEUE_MAX = 256;
 
 export interface RsaKeyWorkerOptions {
   readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
@@ -45,12 +52,21 @@ export class RsaKeyWorker {
   }
 
   /** Why this RSA key (SPKI DER) must not be certified, or null (common/pki/rsa-key-verdicts.ts's RsaJudge). */
-  readonly judge = (spkiDer: Buffer, urgent: boolean): Promise<string | null> =>
+  readonly judge = (spkiDer: Buffer, urgent: boolean, gone?: () => boolean): Promise<string | null> =>
     new Promise((resolve, reject) => {
       if (this.#closed) return reject(new Error('the RSA key check thread is closed'));
-      (urgent ? this.#urgent : this.#background).push({ spki: spkiDer, resolve, reject });
+      if (urgent && this.#urgent.length >= URGENT_QUEUE_MAX) this.#dropGone(this.#urgent);
+      if (urgent && this.#urgent.length >= URGENT_QUEUE_MAX) return reject(new TesseraError('TESSERA_ERR_ISSUANCE_BUSY'));
+      (urgent ? this.#urgent : this.#background).push({ spki: spkiDer, resolve, reject, gone });
       this.#next();
     });
+
+  /** Refuses the queued jobs whose caller left. */
+  #dropGone(queue: Job[]): void {
+    const kept = queue.filter((job) => !job.gone?.());
+    for (const job of queue) if (job.gone?.()) job.reject(new TesseraError('TESSERA_ERR_ISSUANCE_CALLER_GONE'));
+    queue.splice(0, queue.length, ...kept);
+  }
 
   /** Refuses what is queued and stops the thread. */
   async close(): Promise<void> {
@@ -64,7 +80,11 @@ export class RsaKeyWorker {
 
   #next(): void {
     if (this.#busy || this.#closed) return;
-    const job = this.#urgent.shift() ?? this.#background.shift();
+    let job = this.#urgent.shift() ?? this.#background.shift();
+    while (job?.gone?.()) {
+      job.reject(new TesseraError('TESSERA_ERR_ISSUANCE_CALLER_GONE'));
+      job = this.#urgent.shift() ?? this.#background.shift();
+    }
     this.#o.timers.clearTimeout(this.#idle);
     if (!job) {
       this.#idle = this.#o.timers.setTimeout(() => void this.#stop(), this.#o.idleMs ?? IDLE_MS);

@@ -1,7 +1,8 @@
 // Audit 38c F2: a join token is spent by the commit that records the SVID it pays for, never before. An inventory
 // write that fails leaves the token unspent (the next attempt is issued); a token spent by someone else between
 // attestation and that commit discards the signed SVID (TESSERA_ERR_ATTESTATION_TOKEN_USED, nothing recorded, the
-// refusal audited and counted), so one token still buys exactly one SVID.
+// refusal audited and counted), so one token still buys exactly one SVID. Audit 40a F3: a caller that gave up
+// (cancelled, deadline passed) before the commit gets nothing committed: its token stays usable for its retry.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError, isTesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
@@ -84,5 +85,27 @@ describe('Issuer: a join token is spent with the SVID it pays for', () => {
     expect(await recorded()).toEqual(issued);
     expect((await events()).sort()).toEqual(['svid.issued', 'svid.refused TESSERA_ERR_ATTESTATION_TOKEN_USED']);
     expect(counted.sort()).toEqual(['issued join_token', 'refused TESSERA_ERR_ATTESTATION_TOKEN_USED join_token']);
+  });
+
+  test('a caller that gave up before the commit: refused CALLER_GONE, no inventory row, the token unspent and issued to the retry', async () => {
+    const revocations = await openTestRevocations(parts, clock);
+    let left = false;
+    // The caller leaves while its key is judged (what a deadline passing in the RSA key-check queue looks like).
+    const t = testIssuer(parts, clock, revocations, undefined, {
+      keyWeakness: async () => {
+        left = true;
+        return null;
+      },
+    });
+    await parts.store.tokens.create('tok-gone', WEB, clock.nowMs(), HOUR_MS);
+    const csrDer = await createCsr(generateKeyPair(), { uriSans: [WEB] });
+    const sign = (gone?: () => boolean) => t.issuer.sign({ csrDer, evidence: { kind: 'join_token', token: 'tok-gone' }, peerChain: [], caller: 'test', requestedTtlMs: 0, ...(gone ? { gone } : {}) });
+    expect(await codeOf(sign(() => left))).toBe('TESSERA_ERR_ISSUANCE_CALLER_GONE');
+    expect(await used('tok-gone')).toBeNull();
+    expect(await recorded()).toEqual([]);
+    expect(await events()).toEqual(['svid.refused TESSERA_ERR_ISSUANCE_CALLER_GONE']);
+    const svid = await sign();
+    expect(await recorded()).toEqual([svid.serial]);
+    expect(await used('tok-gone')).not.toBeNull();
   });
 });

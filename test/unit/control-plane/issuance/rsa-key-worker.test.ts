@@ -1,12 +1,13 @@
 // RsaKeyWorker with its real thread (the built script in dist/, as the control plane runs it): the verdicts are the
 // rules' own; the event loop keeps turning while a 4096-bit key is judged; an urgent key goes before queued background
-// ones; the thread stops when idle and starts again; a thread that dies fails its key only; close refuses the rest.
+// ones; the thread stops when idle and starts again; a thread that dies fails its key only; close refuses the rest;
+// the urgent queue is bounded and a queued key whose caller left is dropped (audit 40a F3).
 import { type KeyObject, createPublicKey, generateKeyPairSync, generatePrimeSync } from 'node:crypto';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { rsaKeyWeakness } from '../../../../common/pki/rsa-key-strength.js';
-import { RsaKeyWorker } from '../../../../control-plane/src/issuance/rsa-key-worker.js';
+import { RsaKeyWorker, URGENT_QUEUE_MAX } from '../../../../control-plane/src/issuance/rsa-key-worker.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { REPO_ROOT } from '../../../helpers/run.js';
@@ -83,5 +84,20 @@ describe('RsaKeyWorker', () => {
     await real.close();
     expect(await Promise.all(queued)).toEqual(['the RSA key check thread is closed', 'the RSA key check thread is closed']);
     await expect(real.judge(spki(good4096), true)).rejects.toThrow(/closed/);
+  });
+
+  test('the urgent queue holds URGENT_QUEUE_MAX keys: the next is refused ISSUANCE_BUSY; queued keys whose caller left are dropped, not judged, and make room', async () => {
+    const w = open();
+    const codeOf = (p: Promise<unknown>) => p.then(() => 'judged', (e: unknown) => (e as { code?: string }).code ?? String(e));
+    let left = false;
+    // The first goes to the thread at once; the next URGENT_QUEUE_MAX wait, half of them for callers that will leave.
+    const first = codeOf(w.judge(spki(good4096), true));
+    const queued = Array.from({ length: URGENT_QUEUE_MAX }, (_, i) => codeOf(w.judge(spki(samples[1]!), true, i % 2 === 0 ? () => left : undefined)));
+    expect(await codeOf(w.judge(spki(samples[1]!), true))).toBe('TESSERA_ERR_ISSUANCE_BUSY');
+    left = true;
+    const after = codeOf(w.judge(spki(samples[1]!), true));
+    const results = await Promise.all([first, ...queued, after]);
+    expect(results.filter((r) => r === 'TESSERA_ERR_ISSUANCE_CALLER_GONE')).toHaveLength(URGENT_QUEUE_MAX / 2);
+    expect(results.filter((r) => r === 'judged')).toHaveLength(URGENT_QUEUE_MAX / 2 + 2);
   });
 });
