@@ -151,7 +151,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_DISCOVERY_NOT_YOUR_ID: entry(PERMISSION_DENIED, 403, 'A registration names a SPIFFE ID other than the one the caller proved with its SVID; refused and audited.'),
   TESSERA_ERR_DISCOVERY_TOO_MANY: entry(RESOURCE_EXHAUSTED, 429, 'A discovery request names more services or registrations than the control plane accepts from one caller.'),
   TESSERA_ERR_DISCOVERY_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'Too many Discovery/Register requests from one SPIFFE ID; the call is ended and the proxy reconnects with backoff.'),
-  TESSERA_ERR_STREAM_OPEN_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'One SPIFFE ID opened streams of this method (Config/Watch, Discovery/Watch or Register) faster than 256 at once, then 10 a second; the new one is refused and the proxy retries with backoff.'),
+  TESSERA_ERR_STREAM_OPEN_RATE_LIMITED: entry(RESOURCE_EXHAUSTED, 429, 'One SPIFFE ID opened streams of this method (Config/Watch, Discovery/Watch or Register) faster than `limits.maxStreamsPerId` at once, then `limits.streamOpensPerSecond`; the new one is refused and the proxy retries with backoff.'),
   TESSERA_ERR_STREAMS_PER_ID_LIMIT: entry(RESOURCE_EXHAUSTED, 429, 'One SPIFFE ID already holds `limits.maxStreamsPerId` open streams of this method (Config/Watch, Discovery/Watch or Register); the new one is refused and the proxy retries with backoff.'),
   TESSERA_ERR_DISCOVERY_BAD_UPDATE: entry(INTERNAL, 502, 'A Discovery/Watch update from the control plane failed validation (or went back in version) and was refused; the last endpoints stay.'),
   TESSERA_ERR_DISCOVERY_SOURCE_FAILED: entry(UNAVAILABLE, 503, 'An endpoint source (Kubernetes API, static file) could not be read; the registry keeps what it last had from it.'),

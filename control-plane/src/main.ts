@@ -86,7 +86,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, announce: announce('grants') });
     const dir = config.policiesDir;
     const policies = dir ? new PolicyDirSource({ dir, ...policyDirReports(dir, metrics, log, configChanged.fire) }) : undefined;
-    const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes, maxStreamsPerId } = config.limits;
+    const { handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxRequestBytes, maxStreamsPerId, streamOpensPerSecond } = config.limits;
     // What grpc-js buffers of one message; a larger one gets our coded answer too (shared-io/read-refusal.ts).
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
@@ -97,7 +97,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       inputs: { bundles: () => [ca.current().bundle, ...(federation?.bundles() ?? [])], jwtAuthorities: () => new Map([...(federation?.jwtAuthorities() ?? []), [td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
       admit,
-      ...{ peerChain, clock, maxStreamsPerId },
+      ...{ peerChain, clock, maxStreamsPerId, streamOpensPerSecond },
       nextVersion: () => store.meta.increment('config.snapshot_version'),
       ...configHubReports(metrics, audit, clock, log),
     });
@@ -121,7 +121,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
     server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), { ...hub.handlers(), ...reportHandlers(reportDeps) });
     // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
-    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, announce: announce('registrations'), svids, admit, peerChain, maxStreamsPerId });
+    const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, announce: announce('registrations'), svids, admit, peerChain, maxStreamsPerId, streamOpensPerSecond });
     undo.push(() => discovery.stop());
     server.grpc.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
     await server.start();

@@ -78,11 +78,13 @@ export interface ApiOptions {
   readonly handshakeTimeoutMs?: number;
   readonly onTlsFailure?: (reason: string) => void;
   readonly maxStreamsPerId?: number;
+  /** Config/Watch opens per SPIFFE ID a second once the burst is spent (limits.streamOpensPerSecond). */
+  readonly streamOpensPerSecond?: number;
   /** The policies Config/Watch serves (default none). */
   readonly policies?: () => readonly AuthorizationPolicy[];
   /** The break-glass grants Config/Watch serves (default none). */
   readonly grants?: () => readonly BreakGlassGrant[];
-  /** Config/Watch opens per SPIFFE ID (default DEFAULT_STREAM_OPEN_RATE). */
+  /** Config/Watch opens per SPIFFE ID (default streamOpenRate(), stream-caller.ts). */
   readonly openRate?: RateLimit;
 }
 
@@ -128,6 +130,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     nextVersion: () => store.meta.increment('config.snapshot_version'),
     onSent: () => void sent++,
     ...(o.maxStreamsPerId !== undefined ? { maxStreamsPerId: o.maxStreamsPerId } : {}),
+    ...(o.streamOpensPerSecond !== undefined ? { streamOpensPerSecond: o.streamOpensPerSecond } : {}),
     ...(o.openRate ? { openRate: o.openRate } : {}),
   });
   const rejected: { code: string; size: number | undefined }[] = [];

@@ -16,7 +16,7 @@ import { SnapshotCache } from '../policy/snapshot-cache.js';
 import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import { RejectedMessage } from './guarded-service.js';
 import { toGrpcError } from './grpc-status.js';
-import { DEFAULT_STREAM_OPEN_RATE, admitStream, authenticateStream, type OpenStream, OpenStreams } from './stream-caller.js';
+import { admitStream, authenticateStream, type OpenStream, OpenStreams, streamOpenRate } from './stream-caller.js';
 import type { ConfigSnapshotMsg } from '../../../common/contract/config-v1.js';
 
 export interface ConfigInputs {
@@ -43,7 +43,9 @@ export interface ConfigHubOptions {
   readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
   /** Open Watch streams one SPIFFE ID may hold (stream-caller.ts). */
   readonly maxStreamsPerId?: number;
-  /** Watch opens one SPIFFE ID may make (default DEFAULT_STREAM_OPEN_RATE, stream-caller.ts). */
+  /** Watch opens one SPIFFE ID may make a second once its burst (maxStreamsPerId) is spent (stream-caller.ts). */
+  readonly streamOpensPerSecond?: number;
+  /** Watch opens one SPIFFE ID may make (default streamOpenRate(), stream-caller.ts). */
   readonly openRate?: RateLimit;
   /** A publish failed (no new version from the store): the watchers keep what they have. */
   readonly onPublishError?: (e: unknown) => void;
@@ -78,7 +80,7 @@ export class ConfigHub {
         const id = w.peer.spiffeId.toString();
         if (this.#watchers.openBy(id) === 0) this.#snapshots.forget(id);
       },
-      opens: new RateLimiter(opts.openRate ?? DEFAULT_STREAM_OPEN_RATE, opts.clock),
+      opens: new RateLimiter(opts.openRate ?? streamOpenRate(opts), opts.clock),
     });
     this.#version = version;
     this.#snapshots = new SnapshotCache(() => this.#inputs());

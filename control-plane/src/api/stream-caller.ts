@@ -5,7 +5,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import type { SvidAttestor, VerifiedPeer } from '../attestation/svid-attestor.js';
-import { DEFAULT_MAX_STREAMS_PER_ID } from '../config/cp-config.js';
+import { DEFAULT_MAX_STREAMS_PER_ID, DEFAULT_STREAM_OPENS_PER_SECOND } from '../config/cp-config.js';
 import type { RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import { toGrpcError } from './grpc-status.js';
 import { svidRefusal } from './svid-refusal.js';
@@ -23,16 +23,22 @@ export interface StreamCallerDeps {
    * thousands of Watch streams at ~20 KB each before it.
    */
   readonly maxStreamsPerId?: number;
-  /** Opens of the method one SPIFFE ID may make (default DEFAULT_STREAM_OPEN_RATE). */
+  /** Opens of the method one SPIFFE ID may make a second once its burst is spent (limits.streamOpensPerSecond). */
+  readonly streamOpensPerSecond?: number;
+  /** Opens of the method one SPIFFE ID may make (default streamOpenRate(this)); tests give a small one. */
   readonly openRate?: RateLimit;
 }
 
 /**
- * Opens of one method one SPIFFE ID may make: a burst (a Deployment's replicas starting together), then a steady
- * rate. Every open costs an SVID chain check and a first message; an outside audit opened and cancelled Watch streams
- * in a loop from one workload and held the control plane's event loop for seconds at a time.
+ * Opens of one method one SPIFFE ID may make: a burst of maxStreamsPerId (every replica of a Deployment reconnecting
+ * at once after a restart or failover), then limits.streamOpensPerSecond. Every open costs an SVID chain check and a
+ * first message; an outside audit opened and cancelled Watch streams in a loop from one workload and held the control
+ * plane's event loop for seconds at a time. A fixed 256 then 10 a second made 1,024 proxies of one ID wait ~75 s after
+ * a failover (audit 40a F4); opens of one ID share a cached snapshot, so the burst is cheap now.
  */
-export const DEFAULT_STREAM_OPEN_RATE: RateLimit = Object.freeze({ burst: 256, perMinute: 600 });
+export function streamOpenRate(o: Pick<StreamCallerDeps, 'maxStreamsPerId' | 'streamOpensPerSecond'>): RateLimit {
+  return { burst: o.maxStreamsPerId ?? DEFAULT_MAX_STREAMS_PER_ID, perMinute: (o.streamOpensPerSecond ?? DEFAULT_STREAM_OPENS_PER_SECOND) * 60 };
+}
 
 /** Rate buckets kept before the full ones are dropped. */
 const SWEEP_ABOVE = 1024;

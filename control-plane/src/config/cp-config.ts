@@ -19,6 +19,8 @@ const HOUR = 3_600_000;
 const YEAR = 366 * 24 * HOUR;
 /** limits.maxStreamsPerId when unset (stream-caller.ts: why per ID, and why large). */
 export const DEFAULT_MAX_STREAMS_PER_ID = 1024;
+/** limits.streamOpensPerSecond when unset: serves a default maxStreamsPerId of opens again in ~5 s (stream-caller.ts). */
+export const DEFAULT_STREAM_OPENS_PER_SECOND = 200;
 
 export const controlPlaneSchema: ObjectSchema = {
   type: 'object',
@@ -93,6 +95,7 @@ export const controlPlaneSchema: ObjectSchema = {
         headersTimeout: { type: 'duration', default: '10s', min: 100 },
         maxConnections: { type: 'number', integer: true, min: 1, default: 4096 },
         maxStreamsPerId: { type: 'number', integer: true, min: 1, max: 1_000_000, default: DEFAULT_MAX_STREAMS_PER_ID, description: 'Open Config/Watch, Discovery/Watch and Register streams one SPIFFE ID may hold, each method apart' },
+        streamOpensPerSecond: { type: 'number', integer: true, min: 1, max: 1_000_000, default: DEFAULT_STREAM_OPENS_PER_SECOND, description: 'Streams of one method one SPIFFE ID may open a second once its burst (maxStreamsPerId at once) is spent' },
       },
     },
     injector: INJECTOR_CONFIG_SCHEMA,
@@ -147,7 +150,7 @@ export interface ControlPlaneConfig {
     readonly tpm?: TpmAttestorConfig;
   };
   readonly policiesDir?: string;
-  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number; readonly maxStreamsPerId: number };
+  readonly limits: { readonly maxRequestBytes: number; readonly handshakeTimeoutMs: number; readonly headersTimeoutMs: number; readonly maxConnections: number; readonly maxStreamsPerId: number; readonly streamOpensPerSecond: number };
   readonly injector?: InjectorSettings;
   readonly federation?: FederationConfig;
   readonly discovery: DiscoverySettings;
@@ -179,7 +182,7 @@ interface Raw {
     tpm?: TpmAttestorInput;
   };
   policies?: { dir: string };
-  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number; maxStreamsPerId?: number };
+  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number; maxStreamsPerId?: number; streamOpensPerSecond?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
   federation?: FederationInput;
   discovery?: { staticFile?: string; registrationGrace?: number; serviceIdentities?: Record<string, string[]>; kubernetes?: KubernetesDiscoveryInput };
@@ -291,6 +294,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
       headersTimeoutMs: raw.limits?.headersTimeout ?? 10_000,
       maxConnections: raw.limits?.maxConnections ?? 4096,
       maxStreamsPerId: raw.limits?.maxStreamsPerId ?? DEFAULT_MAX_STREAMS_PER_ID,
+      streamOpensPerSecond: raw.limits?.streamOpensPerSecond ?? DEFAULT_STREAM_OPENS_PER_SECOND,
     },
     ...(injector ? { injector } : {}),
     ...(federation ? { federation } : {}),

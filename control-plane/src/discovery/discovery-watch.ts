@@ -8,7 +8,7 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { endpointToWire, isServiceName } from '../../../common/routing/service-endpoint.js';
 import { toGrpcError } from '../api/grpc-status.js';
 import { RejectedMessage } from '../api/guarded-service.js';
-import { DEFAULT_STREAM_OPEN_RATE, admitStream, authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { admitStream, authenticateStream, type OpenStream, OpenStreams, streamOpenRate, type StreamCallerDeps } from '../api/stream-caller.js';
 import { RateLimiter } from '../issuance/rate-limiter.js';
 import type { ServiceRegistry } from './service-registry.js';
 
@@ -39,7 +39,7 @@ export class DiscoveryHub {
 
   constructor(opts: DiscoveryHubOptions) {
     this.#o = opts;
-    this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}), opens: new RateLimiter(opts.openRate ?? DEFAULT_STREAM_OPEN_RATE, opts.clock) });
+    this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}), opens: new RateLimiter(opts.openRate ?? streamOpenRate(opts), opts.clock) });
     this.#unsubscribe = opts.registry.subscribe((changed) => this.#changed(changed));
   }
 

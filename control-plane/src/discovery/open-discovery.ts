@@ -21,7 +21,7 @@ import { serviceIdentityRule } from './service-identities.js';
 import { ServiceRegistry } from './service-registry.js';
 import { StaticEndpointsSource } from './static-endpoints-source.js';
 
-export interface DiscoveryDeps extends Pick<StreamCallerDeps, 'svids' | 'peerChain' | 'admit' | 'maxStreamsPerId'> {
+export interface DiscoveryDeps extends Pick<StreamCallerDeps, 'svids' | 'peerChain' | 'admit' | 'maxStreamsPerId' | 'streamOpensPerSecond'> {
   readonly trustDomain: TrustDomain;
   readonly clock: Clock;
   readonly timers: Timers;
@@ -69,7 +69,7 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
   const sources: EndpointSource[] = [];
   if (config.staticFile) sources.push(new StaticEndpointsSource({ file: config.staticFile, timers, onError: sourceErrorReport('static', metrics, log) }));
   if (config.kubernetes) sources.push(new KubernetesEndpointsSource({ config: config.kubernetes, trustDomain: deps.trustDomain, log, timers, clock }));
-  const caller = { svids: deps.svids, peerChain: deps.peerChain, admit: deps.admit, ...(deps.maxStreamsPerId !== undefined ? { maxStreamsPerId: deps.maxStreamsPerId } : {}) };
+  const caller = { svids: deps.svids, peerChain: deps.peerChain, admit: deps.admit, ...(deps.maxStreamsPerId !== undefined ? { maxStreamsPerId: deps.maxStreamsPerId } : {}), ...(deps.streamOpensPerSecond !== undefined ? { streamOpensPerSecond: deps.streamOpensPerSecond } : {}) };
   const watch = new DiscoveryHub({ registry, clock, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
   const register = new RegistrationHub({ registry, clock, mayServe, ...caller, ...registrationReports(metrics, audit, clock) });
   for (const s of sources) s.start((view) => registry.setSourceView(s.name, view));

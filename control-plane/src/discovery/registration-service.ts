@@ -11,7 +11,7 @@ import { type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { endpointAddress, endpointFromWire, endpointToWire, isServiceName, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { RejectedMessage } from '../api/guarded-service.js';
-import { DEFAULT_STREAM_OPEN_RATE, admitStream, authenticateStream, type OpenStream, OpenStreams, type StreamCallerDeps } from '../api/stream-caller.js';
+import { admitStream, authenticateStream, type OpenStream, OpenStreams, streamOpenRate, type StreamCallerDeps } from '../api/stream-caller.js';
 import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import type { MayServe } from './service-identities.js';
 import type { Registration, RegistrationSession, ServiceRegistry } from './service-registry.js';
@@ -87,7 +87,7 @@ export class RegistrationHub {
   constructor(opts: RegistrationHubOptions) {
     this.#o = opts;
     this.#limiter = new RateLimiter(opts.rateLimit ?? DEFAULT_REGISTER_RATE_LIMIT, opts.clock);
-    this.#callers = new OpenStreams<Caller>({ onRemoved: (c) => c.session.close(), opens: new RateLimiter(opts.openRate ?? DEFAULT_STREAM_OPEN_RATE, opts.clock) });
+    this.#callers = new OpenStreams<Caller>({ onRemoved: (c) => c.session.close(), opens: new RateLimiter(opts.openRate ?? streamOpenRate(opts), opts.clock) });
   }
 
   get callers(): number {

@@ -137,7 +137,8 @@ describe('Config/Watch', () => {
 
 describe('Config/Watch streams per SPIFFE ID', () => {
   const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
-  const t = apiPerFile(time, { maxStreamsPerId: 2 });
+  // The open rate's burst is maxStreamsPerId by default; these tests are about the count, so opens are not limited.
+  const t = apiPerFile(time, { maxStreamsPerId: 2, openRate: { burst: 1_000, perMinute: 60_000 } });
 
   test('one more than limits.maxStreamsPerId under one ID is refused with RESOURCE_EXHAUSTED; other IDs and a freed slot are not', async () => {
     const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/many');

@@ -2,6 +2,8 @@
 // (an outside audit, 39b F1: every open and every publish to every stream rebuilt it, so 100 opens under a
 // 2,000-rule policy held the event loop 3.3 s). Builds are counted by the reads of the rules of a policy selecting
 // every caller, which a build reads once. Opens are rate-limited per ID; a grant that expires is still left out of new opens.
+// Audit 40a F4: by default one ID may open maxStreamsPerId at once (a Deployment reconnecting after a failover), then
+// limits.streamOpensPerSecond; a fixed 256 then 10 a second made 1,024 proxies of one ID wait ~75 s.
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, test } from 'vitest';
 import type { AuthorizationPolicy, BreakGlassGrant } from '../../../../common/policy/policy-types.js';
@@ -9,6 +11,7 @@ import { sharedResponseEncoding } from '../../../../control-plane/src/api/shared
 import { enroll, watch } from '../../../helpers/api-client.js';
 import { apiPerFile } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { controlPlaneClients, errorCode } from '../../../helpers/control-plane.js';
 import { until } from '../../../helpers/until.js';
 
 const SA = 'spiffe://example.org/ns/default/sa';
@@ -91,6 +94,37 @@ describe('Config/Watch opens per SPIFFE ID are rate-limited', () => {
     const later = watch(t.api, svid);
     await until('served again', () => later.snapshots.length === 1);
     for (const w of [other, later]) w.cancel();
+  });
+});
+
+describe('Config/Watch open rate by default: a burst of maxStreamsPerId, then streamOpensPerSecond', () => {
+  const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
+  const t = apiPerFile(time, { maxStreamsPerId: 300, streamOpensPerSecond: 50 });
+
+  test('300 proxies of one ID reconnecting at once are all served; then one open per 20 ms', async () => {
+    const { svid } = await enroll(t.api, time.nowMs(), `${SA}/fleet`);
+    // Six connections carry them (300 TLS handshakes at once are not what this test is about; 50 streams each).
+    const clients = Array.from({ length: 6 }, () => controlPlaneClients(t.api.server.address, t.api.bundlePem(), svid));
+    const fleet = Array.from({ length: 300 }, (_, i) => {
+      const client = clients[i % clients.length]!;
+      const call = client.config.Watch!({}) as grpc.ClientReadableStream<unknown>;
+      const w = { call, served: false, refused: undefined as string | undefined };
+      call.on('data', () => (w.served = true));
+      call.on('error', (e: grpc.ServiceError) => (w.refused ??= errorCode(e) ?? String(e.code)));
+      return w;
+    });
+    await until('every one served or refused', () => fleet.every((w) => w.served || w.refused !== undefined), 20_000);
+    expect(fleet.filter((w) => !w.served).map((w) => w.refused)).toEqual([]);
+    for (const w of fleet) w.call.cancel();
+    await until('all gone', () => t.api.hub.watchers === 0);
+    for (const c of clients) c.close();
+    const refused = watch(t.api, svid);
+    await until('refused', () => refused.ended() !== undefined);
+    expect(refused.ended()).toEqual({ code: grpc.status.RESOURCE_EXHAUSTED, tesseraCode: 'TESSERA_ERR_STREAM_OPEN_RATE_LIMITED' });
+    time.advance(20); // one open's worth at 50 a second
+    const later = watch(t.api, svid);
+    await until('served again', () => later.snapshots.length === 1);
+    later.cancel();
   });
 });
 
