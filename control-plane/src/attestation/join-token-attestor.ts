@@ -5,7 +5,7 @@ import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { hashToken, tokenIdOf } from '../store/join-token.js';
-import type { TokenStore } from '../store/store-contract.js';
+import type { TokenRecord, TokenStore } from '../store/store-contract.js';
 import type { AttestedIdentity } from './attested-identity.js';
 
 /** Tokens longer than this are refused before hashing (a real one is 43 characters). */
@@ -27,9 +27,8 @@ export class JoinTokenAttestor {
     const now = this.#clock.nowMs();
     if (!rec) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_UNKNOWN');
     const attestedAs = `join_token:${tokenIdOf(hash)}`;
-    if (rec.revokedAtMs !== null) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED', undefined, { attestedAs });
-    if (rec.usedAtMs !== null) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED', undefined, { attestedAs });
-    if (rec.expiresAtMs <= now) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED', undefined, { attestedAs });
+    const refused = refusalOf(rec, now);
+    if (refused) throw new TesseraError(refused, undefined, { attestedAs });
     return {
       spiffeId: SpiffeId.parse(rec.spiffeId),
       attestor: 'join_token',
@@ -37,4 +36,23 @@ export class JoinTokenAttestor {
       joinTokenHash: hash,
     };
   }
+
+  /**
+   * Why the token `hash` could not be spent by the commit at `nowMs` (its conditional update matched nothing): it was
+   * revoked, used or expired meanwhile; each is final, so the row read now says which (audit 40a F1: all were USED).
+   */
+  async whyUnspent(hash: string, nowMs: number): Promise<TokenRefusal> {
+    const rec = await this.#tokens.find(hash);
+    return (rec && refusalOf(rec, nowMs)) ?? 'TESSERA_ERR_ATTESTATION_TOKEN_USED';
+  }
+}
+
+type TokenRefusal = 'TESSERA_ERR_ATTESTATION_TOKEN_REVOKED' | 'TESSERA_ERR_ATTESTATION_TOKEN_USED' | 'TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED';
+
+/** Why a token cannot be spent at `nowMs`, or undefined when it can. */
+function refusalOf(rec: Pick<TokenRecord, 'revokedAtMs' | 'usedAtMs' | 'expiresAtMs'>, nowMs: number): TokenRefusal | undefined {
+  if (rec.revokedAtMs !== null) return 'TESSERA_ERR_ATTESTATION_TOKEN_REVOKED';
+  if (rec.usedAtMs !== null) return 'TESSERA_ERR_ATTESTATION_TOKEN_USED';
+  if (rec.expiresAtMs <= nowMs) return 'TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED';
+  return undefined;
 }

@@ -214,7 +214,10 @@ export class Issuer {
     // Asked right before the commit: a caller that left would never get this SVID, and its token would be spent on it.
     if (gone?.()) throw new TesseraError('TESSERA_ERR_ISSUANCE_CALLER_GONE');
     if (joinTokenHash === undefined) await this.#o.inventory.record(row);
-    else if (!(await this.#o.inventory.recordWithToken(row, joinTokenHash, now))) throw new TesseraError('TESSERA_ERR_ATTESTATION_TOKEN_USED');
+    else if (!(await this.#o.inventory.recordWithToken(row, joinTokenHash, now))) {
+      // Not spendable at the commit: used by another request, or revoked or expired while this one was in flight.
+      throw new TesseraError((await this.#o.joinTokens?.whyUnspent(joinTokenHash, now)) ?? 'TESSERA_ERR_ATTESTATION_TOKEN_USED');
+    }
     this.#o.audit.record(now, { event: 'svid.issued', result: 'issued', spiffeId, attestedAs, serial: leaf.serialHex, notAfterMs, caller, kind, authority: signer.authorityId });
     return { chainDer: [leaf.der, signer.intermediate.raw], bundle: ca.bundle, spiffeId, notAfterMs, serial: leaf.serialHex };
   }

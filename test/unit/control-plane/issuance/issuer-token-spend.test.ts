@@ -3,6 +3,7 @@
 // attestation and that commit discards the signed SVID (TESSERA_ERR_ATTESTATION_TOKEN_USED, nothing recorded, the
 // refusal audited and counted), so one token still buys exactly one SVID. Audit 40a F3: a caller that gave up
 // (cancelled, deadline passed) before the commit gets nothing committed: its token stays usable for its retry.
+// Audit 40a F1: a token revoked or expired while its request was in flight is refused as REVOKED / EXPIRED, not USED.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TesseraError, isTesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
@@ -107,5 +108,27 @@ describe('Issuer: a join token is spent with the SVID it pays for', () => {
     const svid = await sign();
     expect(await recorded()).toEqual([svid.serial]);
     expect(await used('tok-gone')).not.toBeNull();
+  });
+
+  test.each([
+    ['revoked', 'TESSERA_ERR_ATTESTATION_TOKEN_REVOKED'],
+    ['expired', 'TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED'],
+  ])('a token %s while its request is in flight: refused and audited with that code, not USED; nothing recorded', async (what, code) => {
+    let skewMs = 0;
+    const moving = { nowMs: () => Date.now() + skewMs };
+    const revocations = await openTestRevocations(parts, moving);
+    const rec = await parts.store.tokens.create(`tok-${what}`, WEB, moving.nowMs(), 60_000);
+    // Between attestation and the commit (while the key is judged): the operator revokes it, or its time runs out.
+    const keyWeakness = async () => {
+      if (what === 'revoked') expect(await parts.store.tokens.revoke(rec.hash, moving.nowMs())).toBe(true);
+      else skewMs = 61_000;
+      return null;
+    };
+    const t = testIssuer(parts, moving, revocations, undefined, { keyWeakness });
+    const sign = t.issuer.sign({ csrDer: await createCsr(generateKeyPair(), { uriSans: [WEB] }), evidence: { kind: 'join_token', token: `tok-${what}` }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
+    expect(await codeOf(sign)).toBe(code);
+    expect(await used(`tok-${what}`)).toBeNull();
+    expect(await recorded()).toEqual([]);
+    expect(await events()).toEqual([`svid.refused ${code}`]);
   });
 });
