@@ -173,7 +173,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_INJECT_BAD_REVIEW: entry(INVALID_ARGUMENT, 400, 'The webhook request is not a well-formed admission.k8s.io/v1 AdmissionReview: not application/json, not UTF-8 JSON, another version or kind, no request.uid, or a pod CREATE without its object or namespace.'),
   TESSERA_ERR_INJECT_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'The review or the pod is beyond what the injector handles, or injecting it would make it so: a review body over 6 MiB, more than 256 containers and init containers, annotations over the 256 KiB Kubernetes limit, or a patch over 256 KiB plus the size of the trust bundle, which every patch carries (the message names the limit).'),
   TESSERA_ERR_K8S_FETCH_FAILED: entry(UNAVAILABLE, 503, 'A request to the Kubernetes API server failed (transport, timeout, HTTP status or oversized answer).'),
-  TESSERA_ERR_K8S_DISCOVERY_INVALID: entry(UNAVAILABLE, 503, 'The API server OIDC discovery document or JWKS is malformed or names another issuer.'),
+  TESSERA_ERR_K8S_DISCOVERY_INVALID: entry(UNAVAILABLE, 503, 'The API server OIDC discovery document or JWKS is malformed, names another issuer, or holds keys whose file would be over the 1 MiB the attestor reads (the last good file is kept).'),
   TESSERA_ERR_K8S_TOKEN_REJECTED: entry(UNAUTHENTICATED, 403, 'Kubernetes did not authenticate the token for the tessera audience, or it is not bound to a live pod.'),
 
   // --- Control plane: CA, issuance, attestation, config stream, admin (control-plane/src) ---

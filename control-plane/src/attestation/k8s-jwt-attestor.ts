@@ -12,6 +12,7 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { AttestedIdentity } from './attested-identity.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
+import { MAX_JWKS_FILE_BYTES } from './k8s-oidc-discovery.js';
 
 export interface K8sAttestorOptions {
   readonly trustDomain: TrustDomain;
@@ -34,8 +35,6 @@ const DEFAULT_CLOCK_TOLERANCE_MS = 5_000;
 /** Asymmetric algorithms only: never "none" or an HMAC a public JWKS could be abused for. */
 const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'ES256', 'ES384'];
 const MAX_TOKEN_LENGTH = 16_384;
-/** The most the JWKS file may hold (re-read when it changes: a FIFO or a device in its place is refused). */
-const MAX_JWKS_BYTES = 1 << 20;
 const SUBJECT = /^system:serviceaccount:([^:]+):([^:]+)$/;
 
 interface K8sClaims {
@@ -138,7 +137,7 @@ export class K8sJwtAttestor {
       const st = statSync(file);
       // The inode too: a refetch renames a new file in, possibly of the same size within the file system's mtime tick.
       if (this.#cache && this.#cache.mtimeMs === st.mtimeMs && this.#cache.size === st.size && this.#cache.ino === st.ino) return this.#cache.keys;
-      const jwks = JSON.parse(readSmallFile(file, MAX_JWKS_BYTES)) as JSONWebKeySet;
+      const jwks = JSON.parse(readSmallFile(file, MAX_JWKS_FILE_BYTES)) as JSONWebKeySet;
       if (!Array.isArray(jwks.keys)) throw new Error('no "keys" array');
       this.#cache = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino, keys: createLocalJWKSet(jwks) };
       return this.#cache.keys;

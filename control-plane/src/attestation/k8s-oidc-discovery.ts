@@ -113,7 +113,17 @@ export async function fetchK8sJwks(opts: DiscoveryOptions): Promise<K8sJwks> {
   return { issuer, jwksUri, keys, fetchedAtMs: opts.clock.nowMs() };
 }
 
-/** The JWKS as the attestor's `jwksFile` holds it. */
+/** The most the attestor's `jwksFile` may hold: what it reads (k8s-jwt-attestor.ts) and what is written here. */
+export const MAX_JWKS_FILE_BYTES = 1 << 20;
+
+/**
+ * The JWKS as the attestor's `jwksFile` holds it; TESSERA_ERR_K8S_DISCOVERY_INVALID when that document would be over
+ * MAX_JWKS_FILE_BYTES (a key set just under the fetch cap, pretty-printed, was written and then refused by every
+ * attestation, the last good file gone: audit 40a F2), so the refresher keeps the last good file.
+ */
 export function jwksDocument(jwks: K8sJwks): string {
-  return `${JSON.stringify({ keys: jwks.keys }, null, 2)}\n`;
+  const text = `${JSON.stringify({ keys: jwks.keys }, null, 2)}\n`;
+  const size = Buffer.byteLength(text);
+  if (size > MAX_JWKS_FILE_BYTES) throw invalid(`jwks: ${jwks.keys.length} key(s) make a ${size}-byte file, over the ${MAX_JWKS_FILE_BYTES} the attestor reads`);
+  return text;
 }

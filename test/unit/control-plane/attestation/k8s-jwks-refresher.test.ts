@@ -3,7 +3,8 @@
 // one succeeds, then every jwksRefresh (audit 38b F1); a token naming a key the file lacks fetches the keys now, the
 // callers meanwhile sharing one fetch and no refetch made within minRefetchMs of the last, so a flood of made-up key
 // ids is a bounded number of requests (audit 38b F2); and the attestor, wired to it, accepts a token of a key the
-// API server has just published, and tells "not published" (UNKNOWN_KEY) from "could not be fetched" (FETCH_FAILED).
+// API server has just published, and tells "not published" (UNKNOWN_KEY) from "could not be fetched" (FETCH_FAILED);
+// a key set whose written file would be over what the attestor reads is refused, the last good file kept (audit 40a F2).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -286,6 +287,21 @@ describe('K8sJwtAttestor with the refresher: a rotated cluster key, and keys tha
     time.advance(60_000);
     api.up = false;
     expect(await outcome(attestor.attest(await token(time, 'k2')))).toBe('TESSERA_ERR_K8S_FETCH_FAILED');
+    r.stop();
+  });
+
+  test('a key set whose file would be over what the attestor reads (1 MiB) is refused: the last good file is kept and valid tokens still attest', async () => {
+    const api = new FakeApi();
+    const time = new FakeTime();
+    const { r, attestor } = wired(api, time);
+    await r.start();
+    // Compact, a little under 1 MiB; written pretty-printed, over it.
+    const kid = 'x'.repeat((1 << 20) - 400);
+    api.published = [keys[0]!.jwk, { ...keys[1]!.jwk, kid }];
+    expect(JSON.stringify({ keys: api.published }).length).toBeLessThan(1 << 20);
+    time.advance(60_000);
+    expect(await rejection(r.refetch())).toBe('TESSERA_ERR_K8S_DISCOVERY_INVALID');
+    expect(await outcome(attestor.attest(await token(time, 'k1')))).toBe('spiffe://example.org/ns/shop/sa/web');
     r.stop();
   });
 });
