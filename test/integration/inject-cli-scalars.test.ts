@@ -3,13 +3,13 @@
 // so `kubectl apply` refused an env value or turned a label's type. Read back by YAML 1.1 and 1.2, and by kubectl
 // itself where it is installed (`kubectl label --local`, the reader of `kubectl apply -f`), they are the same
 // strings; and a plain scalar means to kubectl in the output what it meant in the input.
-import { execFileSync } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { makeTempDir, run, tessera } from '../helpers/run.js';
+import { parseAllDocuments } from 'yaml';
 import { TEST_CONFIG, testBundlePem } from '../helpers/injector-fixtures.js';
+import { hasKubectl } from '../helpers/kubectl.js';
+import { makeTempDir, run, tessera } from '../helpers/run.js';
 
 /** One of each class: YAML 1.1 booleans, booleans and nulls in other cases, numbers in YAML 1.1 and Go forms, timestamps. */
 const STRINGS = ['yes', 'no', 'on', 'off', 'y', 'N', 'True', 'FALSE', 'null', '~', '0x1F', '0X1F', '0o17', '+0o17', '017', '1_000', '1:20', '.inf', '1e3', '2001-12-14'];
@@ -77,15 +77,6 @@ describe('tessera inject output: quoted strings stay strings (audit 38g)', () =>
     for (const s of STRINGS) expect(output).toContain(`value: ${q(s)}\n`);
   });
 });
-
-function hasKubectl(): boolean {
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The objects of a file as `kubectl apply -f` decodes them (sigs.k8s.io/yaml over go-yaml v2), without a cluster. */
 async function kubectlReads(file: string): Promise<Objects> {

@@ -1,23 +1,25 @@
 // deploy/k8s, rendered without a cluster: every object validates against the Kubernetes 1.36 OpenAPI schemas
 // (kubernetes-models) with no unknown field, references resolve, the webhook's CA bundle matches its serving
 // certificate, the demo pods inject cleanly, and (where kubectl exists) kustomize itself renders the same.
-import { X509Certificate } from 'node:crypto';
+
 import { execFileSync } from 'node:child_process';
-import { cpSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { X509Certificate } from 'node:crypto';
+import { cpSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { parse as parseYaml, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { compileIdPattern } from '../../../common/spiffe/match.js';
+import { parseControlPlaneConfig } from '../../../control-plane/src/config/cp-config.js';
 import { ANNOTATION, parseOutbound } from '../../../control-plane/src/injector/annotations.js';
 import { INJECTOR_DEFAULTS, resolveInjectorConfig } from '../../../control-plane/src/injector/injector-config.js';
 import { parseInjectorFileConfig } from '../../../control-plane/src/injector/injector-file-config.js';
 import { planInjection } from '../../../control-plane/src/injector/plan-injection.js';
-import { parseControlPlaneConfig } from '../../../control-plane/src/config/cp-config.js';
-import { applyJsonPatch } from '../../helpers/json-patch.js';
 import { jsonPatchFor } from '../../../control-plane/src/injector/pod-patch.js';
 import { mutatingWebhookConfiguration } from '../../../control-plane/src/injector/webhook-configuration.js';
-import { REPO_ROOT, makeTempDir, run } from '../../helpers/run.js';
 import { testBundlePem } from '../../helpers/injector-fixtures.js';
+import { applyJsonPatch } from '../../helpers/json-patch.js';
+import { hasKubectl } from '../../helpers/kubectl.js';
+import { makeTempDir, REPO_ROOT, run } from '../../helpers/run.js';
 import { validateK8sObject } from './k8s-schema.js';
 import { type K8sObject, renderKustomization } from './kustomize-render.js';
 
@@ -304,15 +306,6 @@ describe('gen-webhook-tls.sh', () => {
     expect((await sh('--bogus')).code).toBe(2);
   });
 });
-
-function hasKubectl(): boolean {
-  try {
-    execFileSync('kubectl', ['version', '--client'], { stdio: 'ignore', timeout: 10_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Secret data and caBundle are base64 that kustomize wraps at 70 columns; the API server ignores the breaks. */
 function normalise(o: unknown): unknown {
