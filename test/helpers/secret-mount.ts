@@ -3,7 +3,9 @@
 // updated as the kubelet updates it (a new timestamped directory, `..data` swapped in one rename). Mounting needs root;
 // `canMount()` says whether this machine allows it, so callers can skip otherwise (layOutSecret alone needs nothing).
 import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { chmod, chown, mkdir, rename, rm, symlink, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from './run.js';
 
@@ -23,18 +25,36 @@ export interface SecretOptions {
 
 let mountable: boolean | undefined;
 
-/** True when this process may bind-mount (root in a namespace that allows it); probed once. */
-export function canMount(scratch: string): boolean {
+/**
+ * True when this process may bind-mount (root in a namespace that allows it); probed once, in a scratch dir of its
+ * own that it unmounts and removes before returning (a probe dir left per test file filled /tmp).
+ */
+export function canMount(): boolean {
   if (mountable !== undefined) return mountable;
   mountable = false;
   if (process.getuid?.() !== 0) return mountable;
+  const scratch = mkdtempSync(join(tmpdir(), 'tessera-mount-probe-'));
+  const src = join(scratch, 'src');
+  const dst = join(scratch, 'dst');
+  let mounted = false;
   try {
-    execFileSync('mkdir', ['-p', join(scratch, 'probe-src'), join(scratch, 'probe-dst')]);
-    execFileSync('mount', ['--bind', '-o', 'ro', join(scratch, 'probe-src'), join(scratch, 'probe-dst')], { stdio: 'ignore' });
-    execFileSync('umount', [join(scratch, 'probe-dst')]);
+    mkdirSync(src);
+    mkdirSync(dst);
+    execFileSync('mount', ['--bind', '-o', 'ro', src, dst], { stdio: 'ignore' });
+    mounted = true;
+    execFileSync('umount', [dst], { stdio: 'ignore' });
+    mounted = false;
     mountable = true;
   } catch {
     mountable = false;
+  } finally {
+    // Removing through a live mount point fails (EBUSY): detach it first if the umount above did not happen.
+    try {
+      if (mounted) execFileSync('umount', ['-l', dst], { stdio: 'ignore' });
+      rmSync(scratch, { recursive: true, force: true });
+    } catch {
+      // Still mounted: the answer above stands; the dir is left rather than the probe throwing.
+    }
   }
   return mountable;
 }

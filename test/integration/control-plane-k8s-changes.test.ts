@@ -5,8 +5,6 @@
 // and made-up key ids are refused as unknown without a fetch each. The CA Secret, mounted read-only as the kubelet
 // does, is replaced under the running replica: a warning says the CA files changed and a restart applies them.
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -16,13 +14,12 @@ import { generateKeyPair as generatePkiKey } from '../../common/pki/keys.js';
 import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { FakeApiServer, type FakeKubeApi, startFakeKubeApi } from '../helpers/fake-kube-api.js';
 import { freePort } from '../helpers/free-port.js';
-import { makeTempDir, run, tessera } from '../helpers/run.js';
+import { makeTempDir, tessera } from '../helpers/run.js';
 import { type SecretMount, canMount, mountSecret } from '../helpers/secret-mount.js';
 import { until } from '../helpers/until.js';
 
 const CP_TOKEN = 'control-plane-own-sa-token';
-const scratch = mkdtempSync(join(tmpdir(), 'tessera-mount-probe-'));
-const MOUNTABLE = canMount(scratch);
+const MOUNTABLE = canMount();
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -74,7 +71,6 @@ afterAll(async () => {
   for (const m of mounts) await m.unmount();
   kube?.close();
   await cleanup?.();
-  await run('rm', ['-rf', scratch]);
 });
 
 /** A replica (its own data dir) with Kubernetes attestation through the API server, as the base install has it. */

@@ -17,8 +17,7 @@ import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { type SecretMount, canMount, mountSecret } from '../helpers/secret-mount.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'tessera-mount-probe-'));
-const MOUNTABLE = canMount(scratch);
+const MOUNTABLE = canMount();
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -49,7 +48,6 @@ afterAll(async () => {
   for (const c of running) await c.stop();
   for (const m of mounts) await m.unmount();
   await cleanup?.();
-  await run('rm', ['-rf', scratch]);
 });
 
 /** A fresh replica dir whose data/ca is the given Secret, mounted read-only. */

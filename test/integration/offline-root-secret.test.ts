@@ -2,9 +2,8 @@
 // cert-chain.pem — made entirely by the openssl CLI where the root lives) bind-mounted READ-ONLY as the kubelet
 // does. The control plane signs with that intermediate (it mints none, writes nothing there, holds no root key),
 // and its SVIDs verify to the root; a Secret for another trust domain stops the start with one coded line.
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { adminSocketPath } from '../../control-plane/src/admin/admin-client.js';
@@ -14,8 +13,7 @@ import { sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { type SecretMount, canMount, mountSecret } from '../helpers/secret-mount.js';
 
-const scratch = mkdtempSync(join(tmpdir(), 'tessera-mount-probe-'));
-const MOUNTABLE = canMount(scratch);
+const MOUNTABLE = canMount();
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -57,7 +55,6 @@ afterAll(async () => {
   for (const c of running) await c.stop();
   for (const m of mounts) await m.unmount();
   await cleanup?.();
-  await run('rm', ['-rf', scratch]);
 });
 
 describe.skipIf(!MOUNTABLE)('a plug-in CA Secret with an offline root', () => {

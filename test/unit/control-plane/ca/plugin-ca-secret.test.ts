@@ -4,8 +4,7 @@
 // refused at open with the code `tessera ca install-intermediate` would give, naming the directory. Needs root for
 // the bind mount (skipped otherwise).
 import type { X509Certificate } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
@@ -22,7 +21,7 @@ import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { type SecretMount, canMount, mountSecret } from '../../../helpers/secret-mount.js';
 
-const MOUNTABLE = canMount(mkdtempSync(join(tmpdir(), 'tessera-mount-probe-')));
+const MOUNTABLE = canMount();
 const TD = TrustDomain.parse('example.org');
 const T0 = Date.UTC(2026, 0, 1);
 

@@ -3,8 +3,7 @@
 // stay the Secret's; nothing is ever written there and authority changes are refused. Needs root for the bind
 // mount (skipped otherwise); the integration test runs the same with real processes and proxies.
 import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
@@ -18,7 +17,7 @@ import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { type SecretMount, canMount, mountSecret } from '../../../helpers/secret-mount.js';
 
-const MOUNTABLE = canMount(mkdtempSync(join(tmpdir(), 'tessera-mount-probe-')));
+const MOUNTABLE = canMount();
 const LIFETIMES = { rootTtlMs: 365 * DAY_MS, intermediateTtlMs: 2 * DAY_MS };
 
 describe.skipIf(!MOUNTABLE)('CaManager on a read-only store', () => {

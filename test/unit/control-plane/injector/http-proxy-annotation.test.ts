@@ -2,12 +2,10 @@
 // 15080) to the injected proxy config, which the real proxy config parser accepts, and HTTP_PROXY/http_proxy and
 // NO_PROXY/no_proxy to every app container that does not set them itself; the patch and direct paths agree and
 // the pod stays schema-valid; malformed values and a clashing listener name are refused with the annotation.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { describe, expect, test } from 'vitest';
 import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
+import { SIDECAR_PATHS } from '../../../../control-plane/src/injector/proxy-config.js';
 import { applyAdditions, jsonPatchFor } from '../../../../control-plane/src/injector/pod-patch.js';
 import { NO_PROXY_HOSTS } from '../../../../control-plane/src/injector/sidecar.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
@@ -47,9 +45,7 @@ function withAnnotations(annotations: Record<string, string>, edit: (pod: Inject
 
 function parsed(pod: InjectedPod) {
   const yaml = pod.metadata.annotations['tessera.dev/proxy-config']!;
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-inject-'));
-  writeFileSync(join(dir, 'proxy.yaml'), yaml);
-  return { doc: parseYaml(yaml) as { outbound?: Record<string, unknown>[] }, config: parseProxyConfig(yaml, join(dir, 'proxy.yaml')) };
+  return { doc: parseYaml(yaml) as { outbound?: Record<string, unknown>[] }, config: parseProxyConfig(yaml, SIDECAR_PATHS.configFile) };
 }
 
 describe('tessera.dev/http-proxy', () => {

@@ -1,12 +1,10 @@
 // tessera.dev/inbound-mtls: an injected sidecar's inbound listeners in permissive mode (migration to mTLS) by pod
 // annotation; the injected config parses with the real proxy config parser; strict stays the default; values the
 // proxy would refuse (other words, permissive on HTTP/2 or gRPC ports) are refused at admission, naming the annotation.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
+import { SIDECAR_PATHS } from '../../../../control-plane/src/injector/proxy-config.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
 import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
@@ -14,9 +12,7 @@ async function injected(annotations: Record<string, string>) {
   const plan = planInjection({ pod: appPod({ annotations }) }, await testContext());
   if (plan.action !== 'inject') throw new Error(`expected inject, got ${plan.action}`);
   const yaml = plan.additions.annotations['tessera.dev/proxy-config']!;
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-inject-'));
-  writeFileSync(join(dir, 'proxy.yaml'), yaml);
-  return { yaml, config: parseProxyConfig(yaml, join(dir, 'proxy.yaml')) };
+  return { yaml, config: parseProxyConfig(yaml, SIDECAR_PATHS.configFile) };
 }
 
 describe('tessera.dev/inbound-mtls', () => {

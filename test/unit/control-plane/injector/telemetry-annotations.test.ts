@@ -1,12 +1,10 @@
 // The sidecar's access log and tracing by pod annotation: tessera.dev/access-log, tessera.dev/tracing-endpoint and
 // tessera.dev/tracing-sampler-ratio end up in the injected proxy config, which the real proxy config parser
 // accepts with exactly those settings; malformed values are refused with the annotation's name.
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
+import { SIDECAR_PATHS } from '../../../../control-plane/src/injector/proxy-config.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
 import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
@@ -14,10 +12,8 @@ async function injectedConfig(annotations: Record<string, string>) {
   const plan = planInjection({ pod: appPod({ annotations: { 'tessera.dev/inbound-ports': '8080', ...annotations } }) }, await testContext());
   if (plan.action !== 'inject') throw new Error(`expected inject, got ${plan.action}`);
   const yaml = plan.additions.annotations['tessera.dev/proxy-config']!;
-  // The config names files the parser does not open; a directory for relative paths is enough.
-  const dir = mkdtempSync(join(tmpdir(), 'tessera-inject-'));
-  writeFileSync(join(dir, 'proxy.yaml'), yaml);
-  return { yaml, config: parseProxyConfig(yaml, join(dir, 'proxy.yaml')) };
+  // Parsed at the path the sidecar reads it from: the parser opens no file, so no temp copy is needed.
+  return { yaml, config: parseProxyConfig(yaml, SIDECAR_PATHS.configFile) };
 }
 
 async function refusal(annotations: Record<string, string>): Promise<{ code: string; message: string }> {
@@ -83,9 +79,8 @@ describe('telemetry annotations', () => {
     expect(r.message).toMatch(/^annotation tessera\.dev\/tracing-endpoint: ".*" (holds|has port 0|does not start)/);
     expect(r.message).not.toMatch(/[\n\r]/);
     const { yaml } = await injectedConfig({ 'tessera.dev/tracing-endpoint': 'http://placeholder:4318/v1/traces' });
-    const dir = mkdtempSync(join(tmpdir(), 'tessera-inject-'));
     const edited = yaml.replace('http://placeholder:4318/v1/traces', JSON.stringify(endpoint));
-    expect(() => parseProxyConfig(edited, join(dir, 'proxy.yaml'))).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_INVALID', message: expect.stringContaining('telemetry.tracing.otlpEndpoint') }));
+    expect(() => parseProxyConfig(edited, SIDECAR_PATHS.configFile)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_INVALID', message: expect.stringContaining('telemetry.tracing.otlpEndpoint') }));
   });
 
   test('the audit\'s newline case names the character, and a value only padded with blanks is taken trimmed', async () => {
