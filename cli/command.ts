@@ -1,5 +1,6 @@
 // The shape of a `tessera` sub-command: declared flags, help text, and a run function over injected I/O.
 import type { Clock } from '../common/clock.js';
+import type { Timers } from '../shared-io/timers.js';
 import type { FlagSpecs, ParsedArgs } from './args.js';
 
 export interface CommandIo {
@@ -8,6 +9,8 @@ export interface CommandIo {
   readonly env: Readonly<Record<string, string | undefined>>;
   readonly cwd: string;
   readonly clock: Clock;
+  /** A command's own waits (a poll's pause, a slow demo answer, an abort's grace) run here. */
+  readonly timers: Timers;
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands wait on it. */
   readonly stopSignal: Promise<NodeJS.Signals>;
 }

@@ -10,8 +10,9 @@ if (major < 24) {
 // `tessera proxy`, the long-running sidecar, loads its own command only: the other commands' modules (the CA
 // tooling with its X.509 library, the mesh launcher, the control-plane configs) would cost every sidecar memory.
 // No other command's path starts with `proxy`, so it dispatches exactly as with the whole table.
-const [{ systemClock }, commands, { runCli }] = await Promise.all([
+const [{ systemClock }, { realTimers }, commands, { runCli }] = await Promise.all([
   import('../common/clock.js'),
+  import('../shared-io/timers.js'),
   process.argv[2] === 'proxy' ? import('./commands/proxy.js').then((m) => [m.proxyCommand]) : import('./commands/index.js').then((m) => m.COMMANDS),
   import('./run-cli.js'),
 ]);
@@ -43,6 +44,7 @@ const code = await runCli(process.argv.slice(2), commands, {
   env: process.env,
   cwd: process.cwd(),
   clock: systemClock,
+  timers: realTimers,
   stopSignal,
 });
 // Long-running commands resolve only once stopped and drained, so exiting here never cuts work short.

@@ -3,6 +3,7 @@
 // injected `HttpFetch`, so tests can point them at a local server.
 import { request } from 'node:https';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
+import type { Timers } from './timers.js';
 
 export interface HttpRequest {
   readonly method: 'GET' | 'POST';
@@ -29,6 +30,8 @@ export interface HttpsFetchOptions {
   readonly tlsOptions?: Readonly<Record<string, unknown>>;
   /** The code of every failure (the caller's area: Kubernetes API, federation bundle endpoint). */
   readonly code: ErrorCode;
+  /** The whole-exchange deadline runs here; it holds the process while it waits, as it always has. */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
 /** A coded failure naming the URL's origin and path only (never a query or a bearer token). */
@@ -77,11 +80,15 @@ export function createHttpsFetch(opts: HttpsFetchOptions): HttpFetch {
           res.on('error', (e) => reject(failed(url, e.message)));
         },
       );
-      const deadline = setTimeout(() => {
-        req.destroy();
-        reject(failed(url, `no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      req.on('close', () => clearTimeout(deadline));
+      const deadline = opts.timers.setTimeout(
+        () => {
+          req.destroy();
+          reject(failed(url, `no answer within ${timeoutMs} ms`));
+        },
+        timeoutMs,
+        'keep-alive',
+      );
+      req.on('close', () => opts.timers.clearTimeout(deadline));
       req.on('timeout', () => {
         req.destroy();
         reject(failed(url, `idle for ${timeoutMs} ms`));

@@ -155,7 +155,7 @@ export const benchCommand: Command = {
       const running = runScenario(s!, overrides, sink, abort.signal);
       running.catch(() => undefined); // a rejection after an abort is already reported below
       // On Ctrl-C the scenario stops its processes and throws; give it a few seconds, then leave anyway.
-      const aborted = new Promise<'aborted'>((resolve) => abort.signal.addEventListener('abort', () => setTimeout(() => resolve('aborted'), 5_000), { once: true }));
+      const aborted = new Promise<'aborted'>((resolve) => abort.signal.addEventListener('abort', () => io.timers.setTimeout(() => resolve('aborted'), 5_000, 'keep-alive'), { once: true }));
       const outcome = await Promise.race([running, aborted]).catch((e: unknown) => {
         if (abort.signal.aborted) return 'aborted' as const;
         throw e;

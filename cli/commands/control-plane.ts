@@ -1,6 +1,8 @@
 // `tessera control-plane --config F`: runs the control plane until SIGTERM/SIGINT, then drains and exits 0.
 // Prints the bound addresses, then exactly `tessera control-plane: ready` once it serves (harnesses wait for it).
+import { systemClock } from '../../common/clock.js';
 import { isTesseraError, TesseraError } from '../../common/errors.js';
+import { preciseSystemClock } from '../../common/precise-clock.js';
 import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
 import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
 import { startupError } from '../../shared-io/startup-error.js';
@@ -35,6 +37,9 @@ export const controlPlaneCommand: Command = {
     const crash = io.env['TESSERA_TEST_CRASH_AT'];
     const handle = await startControlPlane(config, {
       clock: io.clock,
+      // grpc-js sets call deadlines by Date.now(): the caller-gone check reads them on that clock, whatever io.clock is.
+      deadlineClock: systemClock,
+      preciseClock: preciseSystemClock(),
       log,
       build: readBuildInfo(),
       // Ends a start that waits (an offline root's first intermediate) when the process is asked to stop.

@@ -34,7 +34,7 @@ export const demoAppCommand: Command = {
           res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-demo-instance': instance });
           res.end(body);
         };
-        if (delayMs > 0) setTimeout(answer, delayMs);
+        if (delayMs > 0) io.timers.setTimeout(answer, delayMs, 'keep-alive');
         else answer();
       });
     });

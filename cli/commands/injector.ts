@@ -1,5 +1,6 @@
 // `tessera injector --config F`: runs the sidecar-injection webhook alone (no CA, no store) until SIGTERM/SIGINT.
 // Prints `tessera injector: listening <host:port>`, then exactly `tessera injector: ready` once it serves.
+import { preciseSystemClock } from '../../common/precise-clock.js';
 import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
@@ -33,7 +34,7 @@ export const injectorCommand: Command = {
     const setLogLevel = (level: string) => {
       log.level = level;
     };
-    const handle = await startInjector(config, { log, setLogLevel }).catch((e: unknown) => {
+    const handle = await startInjector(config, { log, setLogLevel, preciseClock: preciseSystemClock() }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
     });
     io.stdout(`tessera injector: listening ${handle.address}\n`);

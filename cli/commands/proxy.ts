@@ -37,7 +37,7 @@ export const proxyCommand: Command = {
     const exchangeClock = io.clock === systemClock ? preciseSystemClock() : io.clock;
     // A listener worker of a `workers: N` primary (docs/workers.md): it prints nothing on stdout but its access log.
     if (io.env[WORKER_ENV] !== undefined) {
-      const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, exchangeClock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
+      const code = await (await import('../../proxy/src/workers/worker-process.js')).runWorkerProcess(Number(io.env[WORKER_ENV]), { clock: io.clock, exchangeClock, deadlineClock: systemClock, log, env: io.env, build: readBuildInfo() }, io.stopSignal);
       await flushLogger(log);
       return code;
     }
@@ -47,7 +47,7 @@ export const proxyCommand: Command = {
     }
     // A listener worker is `tessera proxy --config F` again, with the same V8 flags (it finds its role in WORKER_ENV).
     const workerCommand = { command: process.execPath, args: [...process.execArgv, CLI, 'proxy', '--config', config.file] };
-    const started = startProxy(config, { clock: io.clock, exchangeClock, log, env: io.env, build: readBuildInfo(), workerCommand }).catch((e: unknown) => {
+    const started = startProxy(config, { clock: io.clock, exchangeClock, deadlineClock: systemClock, log, env: io.env, build: readBuildInfo(), workerCommand }).catch((e: unknown) => {
       throw startupError(e, 'TESSERA_ERR_PROXY_START_FAILED');
     });
     const proxy = await Promise.race([started, io.stopSignal.then(() => null)]);

@@ -5,6 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { systemClock } from '../../common/clock.js';
 import { parseAddress } from '../../common/config/validate-yaml.js';
 import { TesseraError } from '../../common/errors.js';
 import { createCsr } from '../../common/pki/csr.js';
@@ -61,7 +62,8 @@ export const svidFetchCommand: Command = {
     const csr = await createCsr(key, {});
     // Loaded on use (grpc-js and the contracts), so other `tessera` commands start faster.
     const { ControlPlaneClient } = await import('../../proxy/src/identity/control-plane-client.js');
-    const client = new ControlPlaneClient({ address, trustDomain: td, bundles: () => bootstrap, clock: io.clock });
+    // The call's deadline is on grpc-js's clock, Date.now (systemClock), whatever io.clock is.
+    const client = new ControlPlaneClient({ address, trustDomain: td, bundles: () => bootstrap, clock: io.clock, deadlineClock: systemClock });
     try {
       const raw = await client.attest(csr, { kind: 'join_token', token: requiredString(args, 'join-token') });
       const own = raw.bundles.find((b) => b.trustDomain === td.name);

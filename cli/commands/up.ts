@@ -35,7 +35,7 @@ export const upCommand: Command = {
       if (!quiet) io.stderr(`tessera up: ${line}\n`);
     };
     const self = [process.execPath, ...NODE_FLAGS, process.argv[1]!];
-    const mesh = await launchMesh(spec, { stateDir, tessera: self, log });
+    const mesh = await launchMesh(spec, { stateDir, tessera: self, log, timers: io.timers, clock: io.clock });
     let failed: string | null = null;
     const died = new Promise<void>((resolveDied) => {
       mesh.supervisor.onUnexpectedExit((name, code, signal) => {

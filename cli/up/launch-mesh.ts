@@ -2,8 +2,10 @@
 // reads each sidecar's /certs. Everything is a real child process under one ProcessSupervisor.
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { Clock } from '../../common/clock.js';
 import { TesseraError } from '../../common/errors.js';
 import { ProcessSupervisor, type ProcessSpec, type SupervisedProcess } from '../../shared-io/process-supervisor.js';
+import type { Timers } from '../../shared-io/timers.js';
 import { type MeshSpec, type MeshWorkload, replicaName, replicaPort, workloadId } from './mesh-spec.js';
 import { PortPicker } from './ports.js';
 import { writeStatePolicies } from './state-policies.js';
@@ -47,6 +49,9 @@ export interface LaunchOptions {
   /** argv prefix that runs this very `tessera` (node + script). */
   readonly tessera: readonly string[];
   readonly log: (line: string) => void;
+  /** The discovery wait's pauses (they hold the process, as a start in progress must) and its deadline. */
+  readonly timers: Pick<Timers, 'setTimeout'>;
+  readonly clock: Clock;
 }
 
 interface ReplicaPorts {
@@ -159,16 +164,16 @@ export function discoveredCount(view: unknown, service: string): number | null {
  * Waits (bounded) until each caller's sidecar lists every replica of each service it calls, so the first request
  * after `tessera up: ready` is balanced over all of them. A sidecar without the view is not waited for.
  */
-async function awaitDiscovery(spec: MeshSpec, workloads: readonly LaunchedWorkload[]): Promise<void> {
-  const deadline = Date.now() + DISCOVERY_WAIT_MS;
+async function awaitDiscovery(spec: MeshSpec, workloads: readonly LaunchedWorkload[], { timers, clock }: Pick<LaunchOptions, 'timers' | 'clock'>): Promise<void> {
+  const deadline = clock.nowMs() + DISCOVERY_WAIT_MS;
   const want = new Map(spec.workloads.map((w) => [w.name, w.replicas]));
   for (const w of workloads) {
     for (const r of w.replicas) {
       for (const o of r.outbound) {
-        while (Date.now() < deadline) {
+        while (clock.nowMs() < deadline) {
           const n = await fetch(`${r.adminUrl}/endpoints`).then((res) => (res.ok ? res.json().then((v) => discoveredCount(v, o.to)) : -1), () => -1);
           if (n === -1 || (n ?? 0) >= want.get(o.to)!) break;
-          await new Promise((resolve) => setTimeout(resolve, 100));
+          await new Promise<void>((resolve) => timers.setTimeout(resolve, 100, 'keep-alive'));
         }
       }
     }
@@ -241,7 +246,7 @@ export async function launchMesh(spec: MeshSpec, opts: LaunchOptions): Promise<L
       workloads.push({ name: w.name, spiffeId: workloadId(spec, w.name), service: w.name, ...first, replicas });
     }
     log('waiting until every sidecar has discovered the replicas it calls');
-    await awaitDiscovery(spec, workloads);
+    await awaitDiscovery(spec, workloads, opts);
     return {
       stateDir,
       dataDir,

@@ -56,7 +56,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   const { trustDomain: td, dataDir } = config;
   const socketPath = adminSocketPath(dataDir);
   // Two control planes on one data dir would fork the CA: the dir is locked before anything in it is touched.
-  const lock = await claimDataDir(dataDir, socketPath, log);
+  const lock = await claimDataDir(dataDir, socketPath, log, timers);
   const undo = new UndoStack();
   undo.push(() => lock.release());
   return undo.guard(async () => {
@@ -81,7 +81,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const limiter = new RateLimiter(config.svid.rateLimit, clock);
     const admit = (id: string, serial: string) => revocations.check(id, serial);
     const { joinTokens, kubernetes, svids } = attestors;
-    const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), ...(attestors.tpm ? { tpm: attestors.tpm } : {}), svids, revocations, limiter, inventory, audit, clock, keyWeakness: rsaKeys.csrKey, metrics: issuanceReports(metrics) });
+    const issuer = new Issuer({ trustDomain: td, ca: () => ca.current(), svid: config.svid, ...(joinTokens ? { joinTokens } : {}), ...(kubernetes ? { kubernetes } : {}), ...(attestors.tpm ? { tpm: attestors.tpm } : {}), svids, revocations, limiter, inventory, audit, clock, keyWeakness: rsaKeys.csrKey, metrics: issuanceReports(metrics, deps.preciseClock) });
     const served = await ServedIdentity.open(issuer, td, config.svid.ttlMs, () => ca.current(), clock);
     const breakGlass = await BreakGlass.open({ store: store.grants, audit, clock, onChange: configChanged.fire, announce: announce('grants') });
     const dir = config.policiesDir;
@@ -90,7 +90,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     // What grpc-js buffers of one message; a larger one gets our coded answer too (shared-io/read-refusal.ts).
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
-    const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure });
+    const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure, timers });
     const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
     const hub = await ConfigHub.open({
       // Federated domains' bundles and JWT keys ride along, each under its own trust domain only.
@@ -116,7 +116,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
     const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), lineageOf: (serial: string) => issuer.lineageOf(serial), ...jwtSvidReports(metrics) };
-    const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published() }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, admitStored: (id, serial) => revocations.checkStored(id, serial), audit, clock, ...jwtSigner }) };
+    const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published(), deadlineClock: deps.deadlineClock }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, admitStored: (id, serial) => revocations.checkStored(id, serial), audit, clock, ...jwtSigner }) };
     server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
     server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), { ...hub.handlers(), ...reportHandlers(reportDeps) });
@@ -155,7 +155,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, policies: () => policies?.policies ?? [], changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()) },
     });
     undo.push(() => admin.stop());
-    const injector = config.injector ? await startEmbeddedInjector(config.injector, () => ca.current().bundle.toPem(), log) : undefined;
+    const injector = config.injector ? await startEmbeddedInjector(config.injector, () => ca.current().bundle.toPem(), { log, timers, clock, preciseClock: deps.preciseClock }) : undefined;
     undo.push(() => injector?.close());
 
     const maintenance = controlPlaneMaintenance({

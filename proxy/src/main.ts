@@ -47,7 +47,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock });
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock });
   const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
   const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
 
@@ -68,7 +68,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     registry: plane.metrics,
     // Refusals happen on this process's admin listener, never in a worker.
     onRefused: (reason) => metrics.rejected('admin', reason),
-    clock,
+    ...{ clock, timers },
     readiness: () => readiness.state(),
     certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
     endpoints: () => plane.endpoints(),
@@ -99,7 +99,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, revoked: (id: string) => denyList.current.spiffeIds.has(id), onCall: metrics.jwtCall.bind(metrics) }
     : undefined;
   const workloadApi = config.workloadApi
-    ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome) })
+    ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, timers, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome) })
     : undefined;
   served.start();
   stoppables.push(served);

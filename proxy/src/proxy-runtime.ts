@@ -14,6 +14,8 @@ export interface ProxyRuntime {
    * CLI gives a sub-millisecond reading of the system clock (common/precise-clock.ts). Absent: `clock`.
    */
   readonly exchangeClock?: Clock;
+  /** The clock of gRPC deadlines to the control plane: grpc-js reads Date.now(), so this is systemClock. */
+  readonly deadlineClock: Clock;
   readonly log: Logger;
   /** The process environment: standard OTEL_* variables configure tracing where the config does not. */
   readonly env: Readonly<Record<string, string | undefined>>;

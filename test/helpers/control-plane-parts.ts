@@ -3,10 +3,11 @@
 import { filePersistence } from '../../control-plane/src/ca/authority-persistence.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
-import type { Clock } from '../../common/clock.js';
+import { type Clock, systemClock } from '../../common/clock.js';
 import { rsaKeyWeakness } from '../../common/pki/rsa-key-strength.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { ConfigHub } from '../../control-plane/src/api/config-service.js';
 import { GrpcServer } from '../../control-plane/src/api/grpc-server.js';
 import { guardedService } from '../../control-plane/src/api/guarded-service.js';
@@ -86,6 +87,8 @@ export interface ApiOptions {
   readonly grants?: () => readonly BreakGlassGrant[];
   /** Config/Watch opens per SPIFFE ID (default streamOpenRate(), stream-caller.ts). */
   readonly openRate?: RateLimit;
+  /** The clock SignSvid's caller-gone check reads deadlines on (default systemClock, grpc-js's). */
+  readonly deadlineClock?: Clock;
 }
 
 /** Identity and Config served by the real GrpcServer, wired as control-plane/src/main.ts wires them. */
@@ -118,6 +121,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     headersTimeoutMs: o.headersTimeoutMs ?? 10_000,
     maxConnections: 64,
     maxReceiveBytes: maxRequestBytes * 4,
+    timers: realTimers,
     ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
   });
   let sent = 0;
@@ -135,7 +139,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
   });
   const rejected: { code: string; size: number | undefined }[] = [];
   const services = loadTesseraServices();
-  server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }) }));
+  server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }), deadlineClock: o.deadlineClock ?? systemClock }));
   server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), hub.handlers());
   await server.start();
   const h = hub;

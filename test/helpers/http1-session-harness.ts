@@ -1,7 +1,7 @@
 // A loopback harness for Http1Session: a real listening socket with one session per connection, a real pool of
 // real upstream connections to an app the test writes (raw bytes on a net.Server), and the clock and the deadline
 // sweep in the test's hands. Nothing is mocked: only time is stepped instead of waited for.
-import type { Timers } from '../../shared-io/timers.js';
+import { realTimers, type Timers } from '../../shared-io/timers.js';
 import * as net from 'node:net';
 import { Http1Session } from '../../proxy/src/http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan, SessionLimits } from '../../proxy/src/http1/http1-session-types.js';
@@ -46,7 +46,7 @@ export interface HarnessOptions {
   readonly defaultPool?: boolean;
   /** Also called with every record and its plan's context (e.g. to end a balanced route, as a listener does). */
   readonly done?: (record: ExchangeRecord, context: unknown) => void;
-  /** SessionOptions.timers: where an exchange's total-deadline timer runs (absent: real timers). */
+  /** SessionOptions.timers: where an exchange's total deadline and a read into the void run (absent: real timers). */
   readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** The session's scheduler for a retry's backoff; absent: none (a retry starts at once). */
   readonly schedule?: (ms: number, fn: () => void) => void;
@@ -76,7 +76,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
   const sessions: Http1Session[] = [];
   let upgraded = 0;
   const limits = { ...HARNESS_LIMITS, ...o.limits };
-  const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', appPort, 2_000), ...(o.pool ?? { maxConnections: 8, maxQueue: 8 }), idleTimeoutMs: 60_000, nowMs: () => clock.now });
+  const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', appPort, 2_000), ...(o.pool ?? { maxConnections: 8, maxQueue: 8 }), idleTimeoutMs: 60_000, nowMs: () => clock.now, timers: realTimers });
   cleanups.push(() => pool.close());
   const server = net.createServer((socket) => {
     o.onDownstream?.(socket);
@@ -90,7 +90,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
         ...(o.responseHeaders ? { responseHeaders: o.responseHeaders } : {}),
         ...(o.firstHeadTimeout ? { firstHeadTimeout: true } : {}),
         ...(o.schedule ? { schedule: o.schedule } : {}),
-        ...(o.timers ? { timers: o.timers } : {}),
+        timers: o.timers ?? realTimers,
         ...(o.plainTcpClient ? { plainTcpClient: true } : {}),
         hooks: {
           plan: o.plan ?? (() => ({ forward: true, add: '', upgrade: true })),

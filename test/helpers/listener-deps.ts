@@ -2,6 +2,7 @@
 // fresh registry, the access log off, and one outbound HTTP listener's config on loopback.
 import pino from 'pino';
 import { systemClock } from '../../common/clock.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { PolicyHolder } from '../../proxy/src/authz/policy-holder.js';
 import { type ProxyConfig, parseProxyConfig } from '../../proxy/src/config/proxy-config.js';
 import { IdentityStore } from '../../proxy/src/identity/identity-store.js';
@@ -37,6 +38,7 @@ export function listenerDeps(limits: ProxyConfig['limits'] = outboundConfig().li
     ticketKeys: new TicketKeys(),
     clientContexts: new ClientContexts(),
     nowMs: () => Date.now(),
+    timers: realTimers,
     requestId: createRequestIds(),
     log: pino({ level: 'silent' }),
   };

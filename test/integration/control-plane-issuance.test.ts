@@ -10,6 +10,7 @@ import { COMMANDS } from '../../cli/commands/index.js';
 import { runCli } from '../../cli/run-cli.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
@@ -213,14 +214,14 @@ describe('operator commands without a running control plane', () => {
     // In process (the dispatcher the binary runs), then once through the real binary.
     for (const cmd of cmds) {
       const out: string[] = [];
-      const io = { stdout: (t: string) => out.push(t), stderr: () => {}, env: {}, cwd: dir, clock: { nowMs: () => Date.now() }, stopSignal: new Promise<NodeJS.Signals>(() => {}) };
+      const io = { stdout: (t: string) => out.push(t), stderr: () => {}, env: {}, cwd: dir, clock: { nowMs: () => Date.now() }, timers: realTimers, stopSignal: new Promise<NodeJS.Signals>(() => {}) };
       expect(await runCli([...cmd, '--help'], COMMANDS, io), cmd.join(' ')).toBe(0);
       expect(out.join('')).toContain(`Usage: tessera ${cmd.join(' ')}`);
       expect(await runCli([...cmd, '--no-such-flag'], COMMANDS, io), cmd.join(' ')).toBe(2);
     }
     // A value out of the command's range is a usage error too, naming the flag (it was exit 1, the server naming ttlMs).
     const err: string[] = [];
-    const io = { stdout: () => {}, stderr: (t: string) => err.push(t), env: {}, cwd: dir, clock: { nowMs: () => Date.now() }, stopSignal: new Promise<NodeJS.Signals>(() => {}) };
+    const io = { stdout: () => {}, stderr: (t: string) => err.push(t), env: {}, cwd: dir, clock: { nowMs: () => Date.now() }, timers: realTimers, stopSignal: new Promise<NodeJS.Signals>(() => {}) };
     expect(await runCli(['token', 'create', '--data-dir', join(dir, 'nowhere'), '--spiffe-id', WEB, '--ttl', '31d'], COMMANDS, io)).toBe(2);
     expect(err.join('')).toContain('--ttl 31d: at most 30d');
     const [help, usage] = await Promise.all([tessera(['token', 'create', '--help']), tessera(['certs', 'list'])]);

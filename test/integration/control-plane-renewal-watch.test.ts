@@ -17,6 +17,7 @@ import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, err
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { collectStream } from '../helpers/stream-collector.js';
 import { until } from '../helpers/until.js';
+import { systemClock } from '../../common/clock.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -219,7 +220,7 @@ describe('the proxy\'s own client (proxy/src/identity/control-plane-client.ts)',
   test('attests with a join token, renews over mTLS with what it got, and watches', async () => {
     const td = TrustDomain.parse(TD);
     const bootstrap = new TrustBundleSet([TrustBundle.parse(td, bundlePem)]);
-    const client = new ControlPlaneClient({ address: cp.grpc, trustDomain: td, bundles: () => bootstrap, clock: { nowMs: () => Date.now() } });
+    const client = new ControlPlaneClient({ address: cp.grpc, trustDomain: td, bundles: () => bootstrap, clock: { nowMs: () => Date.now() }, deadlineClock: systemClock });
     try {
       const tok = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', API]);
       const key = generateKeyPair();

@@ -25,6 +25,7 @@ import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { ControlPlaneClient } from '../../proxy/src/identity/control-plane-client.js';
 import { ControlPlaneEndpoints } from '../../proxy/src/identity/control-plane-endpoints.js';
+import { systemClock } from '../../common/clock.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -251,7 +252,7 @@ describe('two control-plane replicas, proxies with addresses: [cp1, cp2]', () =>
     const td = TrustDomain.parse(TD);
     const bundles = new TrustBundleSet([TrustBundle.parse(td, await readFile(join(cp2.dataDir, 'bundle.pem'), 'utf8'))]);
     const endpoints = new ControlPlaneEndpoints({ addresses: [`127.0.0.1:${refusedPort}`, holeAddress, cp2Address], clock: { nowMs: () => Date.now() } });
-    const client = new ControlPlaneClient({ endpoints, trustDomain: td, bundles: () => bundles, clock: { nowMs: () => Date.now() }, callTimeoutMs: 8_000 });
+    const client = new ControlPlaneClient({ endpoints, trustDomain: td, bundles: () => bundles, clock: { nowMs: () => Date.now() }, deadlineClock: systemClock, callTimeoutMs: 8_000 });
     try {
       const token = await createJoinToken(cp2.dataDir, `spiffe://${TD}/ns/default/sa/probe`);
       const signed = await client.attest(await createCsr(generateKeyPair(), {}), { kind: 'join_token', token });

@@ -58,7 +58,7 @@ async function rig(services: Record<string, EndpointMsg[]>): Promise<Rig> {
   const ca = await TestCa.create();
   const server = await DiscoveryTestServer.start(ca, { version: 100n, services: new Map(Object.entries(services)) });
   const bundles = new TrustBundleSet([TrustBundle.parse(TD, ca.bundlePem())]);
-  const client = new ControlPlaneClient({ address: `127.0.0.1:${server.port}`, trustDomain: TD, bundles: () => bundles, clock: systemClock });
+  const client = new ControlPlaneClient({ address: `127.0.0.1:${server.port}`, trustDomain: TD, bundles: () => bundles, clock: systemClock, deadlineClock: systemClock });
   const minted = await ca.mintSvid(MY_ID);
   const store = new IdentityStore(systemClock);
   store.update({ chain: minted.chain, key: minted.key, bundles, source: 'control-plane' });

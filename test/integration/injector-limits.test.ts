@@ -9,6 +9,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { type InjectorWebhook, MAX_REVIEW_BYTES, type WebhookLimits, WEBHOOK_LIMITS, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
 import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
 import { until } from '../helpers/until.js';
+import { systemClock } from '../../common/clock.js';
 
 let webhook: InjectorWebhook | undefined;
 let pki: ServingPki;
@@ -32,6 +33,7 @@ async function start(limits: Partial<WebhookLimits>, requestTimeoutMs?: number):
     keyPem: pki.keyPem,
     snapshot: () => ({ config: TEST_CONFIG, bundlePem: () => bundle }),
     logger: { info: push, warn: push, error: push },
+    preciseClock: systemClock,
     limits,
     ...(requestTimeoutMs ? { requestTimeoutMs } : {}),
   });

@@ -12,6 +12,7 @@ import { applyJsonPatch } from '../helpers/json-patch.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { validateK8sObject } from '../unit/deploy/k8s-schema.js';
 import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
+import { systemClock } from '../../common/clock.js';
 
 interface Review {
   apiVersion: string;
@@ -50,6 +51,7 @@ beforeAll(async () => {
   const bundle = await testBundlePem();
   webhook = await startInjectorWebhook({
     listen: '127.0.0.1:0',
+    preciseClock: systemClock,
     certPem: pki.certPem,
     keyPem: pki.keyPem,
     snapshot: () => ({

@@ -110,6 +110,47 @@ describe('architecture', () => {
       }
     }
   });
+  test('time is injected: no source file outside the real Timers and Clocks reads a clock or starts a timer itself', () => {
+    // Every module takes Timers (shared-io/timers.ts) and a Clock (common/clock.ts) from its options, wired by the
+    // composition roots (main.ts, the CLI's commands), so a unit test drives them with test/helpers/fake-time.ts.
+    // setImmediate and node:timers/promises' setImmediate are not time (the next turn of the event loop), and
+    // Node's own per-object timeouts (socket.setTimeout, stream.setTimeout) are the library's, so neither is banned.
+    const shims: Record<string, string> = {
+      'shared-io/timers.ts': 'realTimers, the one real Timers',
+      'common/clock.ts': 'systemClock, the real Clock (Date.now, the clock grpc-js deadlines are on)',
+      'common/precise-clock.ts': 'preciseSystemClock, the real sub-millisecond Clock (performance.now anchored to Date.now)',
+      'control-plane/src/admin/dashboard/assets/app-js.ts': "the dashboard's browser script, shipped as a string: the browser's timers and clock",
+    };
+    const raw: readonly (readonly [RegExp, string])[] = [
+      [/(?<![.\w$])setTimeout\s*\(/, 'setTimeout('],
+      [/(?<![.\w$])setInterval\s*\(/, 'setInterval('],
+      [/\bglobalThis\s*\.\s*(setTimeout|setInterval)\b/, 'globalThis timers'],
+      [/import\s*\{[^}]*\b(setTimeout|setInterval|scheduler)\b[^}]*\}\s*from\s*['"](node:)?timers(\/promises)?['"]/, 'a timer from node:timers'],
+      [/\bAbortSignal\s*\.\s*timeout\b/, 'AbortSignal.timeout'],
+      [/\bDate\s*\.\s*now\b/, 'Date.now'],
+      [/\bnew\s+Date\s*\(\s*\)/, 'new Date()'],
+      [/(?<![.\w$]|new\s+)Date\s*\(/, 'Date() called as a function'],
+      [/\bperformance\s*\.\s*(now|timeOrigin)\b/, 'performance.now'],
+      [/\bprocess\s*\.\s*(hrtime|uptime)\b/, 'process.hrtime'],
+      [/import\s*\{[^}]*\b(hrtime|uptime)\b[^}]*\}\s*from\s*['"](node:)?process['"]/, 'process.hrtime'],
+    ];
+    // Comments may name what they avoid: JSDoc and line comments are dropped first (a `//` after a quote or a colon
+    // is part of a string or a URL and stays).
+    const code = (text: string) => text.replace(/^\s*\/\*[\s\S]*?\*\//gm, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1');
+    const found: string[] = [];
+    // bench/ is left out: its harness measures real elapsed time by design (figures, never assertions).
+    for (const dir of ['common', 'shared-io', 'control-plane', 'proxy', 'cli'].filter(exists)) {
+      for (const f of tsFiles(dir)) {
+        const rel = relative(REPO_ROOT, f);
+        if (Object.hasOwn(shims, rel)) continue;
+        const text = code(readFileSync(f, 'utf8'));
+        for (const [re, what] of raw) if (re.test(text)) found.push(`${rel}: ${what}`);
+      }
+    }
+    expect(found, 'raw timers or clock reads: take Timers / a Clock from the options instead').toEqual([]);
+    // The allow-list stays true: each entry exists and still is a real implementation.
+    for (const rel of Object.keys(shims)) expect(raw.some(([re]) => re.test(code(readFileSync(join(REPO_ROOT, rel), 'utf8')))), `${rel} is allow-listed but reads no clock`).toBe(true);
+  });
   test('long-running children are spawned in one place: shared-io/process-supervisor.ts (tessera up, bench, tests)', () => {
     const home = join('shared-io', 'process-supervisor.ts');
     const spawnImport = /import\s*\{[^}]*\b(spawn|fork)\b[^}]*\}\s*from\s*['"](node:)?child_process['"]/;

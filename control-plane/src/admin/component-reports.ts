@@ -24,8 +24,10 @@ export function jwtSvidReports(metrics: ControlPlaneMetrics): { onIssued: () => 
   return { onIssued: () => metrics.jwtSvidsIssued.inc(), onRefused: (code) => metrics.jwtSvidRefusals.inc({ code }) };
 }
 
-export function issuanceReports(metrics: ControlPlaneMetrics): IssuanceMetrics {
+/** `clock` times each issuance (ControlPlaneDeps.preciseClock). */
+export function issuanceReports(metrics: ControlPlaneMetrics, clock: Clock): IssuanceMetrics {
   return {
+    clock,
     issued: (attestor, seconds) => {
       metrics.issuances.inc({ result: 'issued', attestor });
       metrics.issuanceDuration.observe({ attestor }, seconds);

@@ -10,6 +10,7 @@ import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import { toGrpcError } from './grpc-status.js';
 
 /** The control plane's codes for a request grpc-js will not read (shared-io/read-refusal.ts). */
@@ -36,6 +37,8 @@ export interface GrpcServerOptions {
    */
   readonly maxReceiveBytes: number;
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
+  /** A connection's headers deadline runs here (unref'd), and stop()'s wait for the sockets (holding the process). */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
 export class GrpcServer {
@@ -44,7 +47,7 @@ export class GrpcServer {
   readonly #peers = new Map<string, Buffer[]>();
   readonly #sockets = new Set<TLSSocket>();
   /** Connections whose first call has not started yet, by peer address: cut when their headers deadline passes. */
-  readonly #awaitingCall = new Map<string, NodeJS.Timeout>();
+  readonly #awaitingCall = new Map<string, unknown>();
   #tls: TlsServer | undefined;
   #injector: grpc.ConnectionInjector | undefined;
   #port = 0;
@@ -141,11 +144,11 @@ export class GrpcServer {
     if (open.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       let left = open.length;
-      const t = setTimeout(resolve, ms);
+      const t = this.#o.timers.setTimeout(resolve, ms, 'keep-alive');
       for (const s of open) {
         s.once('close', () => {
           if (--left > 0) return;
-          clearTimeout(t);
+          this.#o.timers.clearTimeout(t);
           resolve();
         });
       }
@@ -171,7 +174,7 @@ export class GrpcServer {
   #callStarted(peer: string): void {
     const t = this.#awaitingCall.get(peer);
     if (t === undefined) return;
-    clearTimeout(t);
+    this.#o.timers.clearTimeout(t);
     this.#awaitingCall.delete(peer);
   }
 
@@ -190,12 +193,11 @@ export class GrpcServer {
     this.#sockets.add(socket);
     // A client that trickles its first call's headers (or never sends one) would hold the connection until the
     // 60 s idle close, or forever while it keeps a header block open: cut it at the headers deadline.
-    const deadline = setTimeout(() => {
+    const deadline = this.#o.timers.setTimeout(() => {
       this.#awaitingCall.delete(key);
       this.#o.onTlsFailure?.('headers_timeout', key);
       socket.destroy();
     }, this.#o.headersTimeoutMs);
-    deadline.unref();
     this.#awaitingCall.set(key, deadline);
     socket.once('close', () => {
       this.#callStarted(key);

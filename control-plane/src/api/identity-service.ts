@@ -2,6 +2,7 @@
 // proper status instead of a transport error), hands it to the Issuer, maps the outcome to the wire. Also
 // Identity/TpmChallenge, the nonce a TPM quote for SignSvid must bind (the Issuer's TPM attestor makes it).
 import type * as grpc from '@grpc/grpc-js';
+import type { Clock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
 import type { Evidence, Issuer } from '../issuance/issuer.js';
 import { toGrpcError } from './grpc-status.js';
@@ -20,6 +21,8 @@ export interface IdentityServiceDeps {
   readonly onRejected: (code: string, caller: string, size: number | undefined) => void;
   /** The JWT-SVID keys published with the bundle (the answer carries the whole bundle). */
   readonly jwtAuthorities?: () => readonly JwtAuthority[];
+  /** The clock a call's deadline is read on: grpc-js sets deadlines by Date.now(), so the real one is systemClock. */
+  readonly deadlineClock: Clock;
 }
 
 const MAX_TTL_SECONDS = 366 * 24 * 3600;
@@ -40,11 +43,11 @@ export function identityHandlers(deps: IdentityServiceDeps): grpc.UntypedService
         : req.evidence === 'tpm' ? { kind: 'tpm', evidence: tpmEvidenceFromMessage(req.tpm) }
         : { kind: 'none' };
       // The caller gave up: cancelled, or its deadline passed (grpc-js answers DEADLINE_EXCEEDED then without
-      // cancelling the call; its deadline is on Date.now()'s clock).
+      // cancelling the call; its deadline is on grpc-js's clock, deadlineClock).
       let cancelled = false;
       call.on('cancelled', () => (cancelled = true));
       const deadline = Number(call.getDeadline());
-      const gone = () => cancelled || call.cancelled || deadline <= Date.now();
+      const gone = () => cancelled || call.cancelled || deadline <= deps.deadlineClock.nowMs();
       const ttlSeconds = Math.max(0, Math.min(Number(req.ttl_seconds ?? 0) || 0, MAX_TTL_SECONDS));
       deps.issuer
         .sign({ csrDer: req.csr ?? Buffer.alloc(0), evidence, peerChain: deps.peerChain(call), caller, requestedTtlMs: ttlSeconds * 1000, gone })

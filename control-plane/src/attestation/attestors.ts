@@ -79,7 +79,7 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
   const api = k8s.apiServer;
   if (!api) return { attestor: new K8sAttestation(new K8sJwtAttestor(jwtOptions)), stop: () => {} };
   // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
-  const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED' });
+  const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED', timers: timers ?? realTimers });
   const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
   const refresher = new JwksRefresher({
     apiServer: api.url,

@@ -5,6 +5,7 @@ import { request } from 'node:https';
 import { TesseraError } from '../../../common/errors.js';
 import { createHttpsFetch, failedWith } from '../../../shared-io/https-fetch.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
+import type { Timers } from '../../../shared-io/timers.js';
 
 const CODE = 'TESSERA_ERR_DISCOVERY_SOURCE_FAILED';
 /** The most a mounted token or CA file may hold (read before every call: a FIFO or a device there is refused). */
@@ -21,6 +22,8 @@ export interface KubernetesApiOptions {
   readonly watchTimeoutSeconds?: number;
   /** Items per list page (limit/continue); default 500. */
   readonly pageSize?: number;
+  /** A list page's deadline runs here. */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
 export interface WatchEvent {
@@ -65,7 +68,7 @@ export class KubernetesApiClient {
   /** Every item of a collection and the collection's resourceVersion, page by page. */
   async list(path: string, query: Readonly<Record<string, string>> = {}): Promise<{ items: unknown[]; resourceVersion: string }> {
     const { token, caPem } = await this.credentials();
-    const fetch = createHttpsFetch({ caPem, timeoutMs: this.opts.listTimeoutMs ?? 30_000, maxBodyBytes: MAX_LIST_PAGE_BYTES, code: CODE });
+    const fetch = createHttpsFetch({ caPem, timeoutMs: this.opts.listTimeoutMs ?? 30_000, maxBodyBytes: MAX_LIST_PAGE_BYTES, code: CODE, timers: this.opts.timers });
     const items: unknown[] = [];
     let cont = '';
     for (let page = 0; page < MAX_LISTED_PAGES; page++) {

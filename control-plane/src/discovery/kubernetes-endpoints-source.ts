@@ -70,7 +70,7 @@ export class KubernetesEndpointsSource implements EndpointSource {
     if (this.onView) return;
     this.onView = onView;
     const { config } = this.deps;
-    const api = new KubernetesApiClient({ apiServer: config.apiServer, tokenFile: config.tokenFile, caFile: config.caFile, ...this.deps.api });
+    const api = new KubernetesApiClient({ apiServer: config.apiServer, tokenFile: config.tokenFile, caFile: config.caFile, timers: this.timers, ...this.deps.api });
     const common = {
       api,
       onChange: () => this.changed(),

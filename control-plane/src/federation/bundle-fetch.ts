@@ -10,6 +10,7 @@ import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import { createHttpsFetch } from '../../../shared-io/https-fetch.js';
+import type { Timers } from '../../../shared-io/timers.js';
 
 /** A bundle is a few kB; anything far larger is not one. */
 export const MAX_BUNDLE_BYTES = 1 << 20;
@@ -34,8 +35,8 @@ function tlsOf(trust: EndpointTrust): { caPem: string | undefined; tlsOptions?: 
 }
 
 /** The document's text; throws TESSERA_ERR_FEDERATION_FETCH_FAILED with what went wrong. */
-export async function fetchBundleDocument(url: string, trust: EndpointTrust, timeoutMs: number): Promise<string> {
-  const fetch = createHttpsFetch({ ...tlsOf(trust), timeoutMs, maxBodyBytes: MAX_BUNDLE_BYTES, code: 'TESSERA_ERR_FEDERATION_FETCH_FAILED' });
+export async function fetchBundleDocument(url: string, trust: EndpointTrust, timeoutMs: number, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>): Promise<string> {
+  const fetch = createHttpsFetch({ ...tlsOf(trust), timeoutMs, maxBodyBytes: MAX_BUNDLE_BYTES, code: 'TESSERA_ERR_FEDERATION_FETCH_FAILED', timers });
   const res = await fetch(url, { method: 'GET' });
   if (res.status !== 200) throw new TesseraError('TESSERA_ERR_FEDERATION_FETCH_FAILED', `${url}: HTTP ${res.status}`);
   return res.body;

@@ -131,7 +131,7 @@ export class Federation {
     const td = d.trustDomain.name;
     const { refreshMinMs: min, refreshMaxMs: max } = this.#o;
     try {
-      const text = await fetchBundleDocument(d.bundleEndpointUrl, this.#trust(d), this.#o.fetchTimeoutMs);
+      const text = await fetchBundleDocument(d.bundleEndpointUrl, this.#trust(d), this.#o.fetchTimeoutMs, this.#o.timers);
       const document = digestOf(text);
       const before = this.#held.get(td);
       if (before?.document === document) {

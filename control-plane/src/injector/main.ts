@@ -8,9 +8,9 @@ import { certificatesOf, readNamedFile, readPrivateKeyFile } from '../../../shar
 import { type Timers, realTimers } from '../../../shared-io/timers.js';
 import { INJECTOR_RESTART_COMMAND, rereadInjectorConfig } from './config-reload.js';
 import type { InjectorFileConfig } from './injector-file-config.js';
-import { type InjectorLogger, startInjectorWebhook } from './webhook-server.js';
+import { type InjectorLogger, type InjectorWebhookOptions, startInjectorWebhook } from './webhook-server.js';
 
-export interface InjectorDeps {
+export interface InjectorDeps extends Pick<InjectorWebhookOptions, 'preciseClock'> {
   readonly log: InjectorLogger;
   /** Poll fallback of the serving certificate files' watcher (default 10 s); changes are seen at once anyway. */
   readonly certReloadMs?: number;
@@ -126,7 +126,7 @@ export async function startInjector(config: InjectorFileConfig, deps: InjectorDe
       const version = running;
       return { config: version.config.settings, bundlePem: () => bundleOf(version) };
     },
-    logger: log,
+    ...{ logger: log, preciseClock: deps.preciseClock },
     notReadyReason: () => (closing ? 'shutting down' : undefined),
   });
 

@@ -105,6 +105,8 @@ export interface InjectorWebhookOptions {
   readonly limits?: Partial<WebhookLimits>;
   readonly timers?: Timers;
   readonly clock?: Clock;
+  /** Times each review for its log line (`ms`): a sub-millisecond clock (common/precise-clock.ts) in production. */
+  readonly preciseClock: Clock;
 }
 
 export interface InjectorWebhook {
@@ -234,7 +236,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   }
 
   async function review(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const started = process.hrtime.bigint();
+    const started = opts.preciseClock.nowMs();
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (type !== 'application/json') throw new HttpError(415, 'content-type must be application/json', {}, false, 'TESSERA_ERR_INJECT_BAD_REVIEW');
     const declared = declaredLength(req);
@@ -284,7 +286,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
         decision: outcome.decision,
         reason: outcome.reason,
         dryRun: request.dryRun === true,
-        ms: Number(process.hrtime.bigint() - started) / 1e6,
+        ms: opts.preciseClock.nowMs() - started,
       };
       if (outcome.internalError !== undefined) log?.error({ ...entry, err: describeError(outcome.internalError) }, 'injector: admission failed');
       else if (outcome.decision === 'denied') log?.warn(entry, 'injector: admission denied');

@@ -8,6 +8,10 @@ import type { ControlPlaneLogger } from '../logger.js';
 
 export interface ControlPlaneDeps {
   readonly clock: Clock;
+  /** The clock of gRPC deadlines (a SignSvid caller gone): grpc-js sets them by Date.now(), so this is systemClock. */
+  readonly deadlineClock: Clock;
+  /** Times short work for the duration histograms and logs (an issuance, an admission review): sub-millisecond. */
+  readonly preciseClock: Clock;
   readonly log: ControlPlaneLogger;
   readonly build: BuildInfo; // tessera_build_info's labels
   /** Test seam: kill this process at a named point of a CA commit (docs/control-plane.md). */

@@ -10,6 +10,7 @@ import { withoutUrlCredentials } from '../../../common/text/url-credentials.js';
 import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
 import { adminRequestRefusal } from '../../../shared-io/local-request.js';
 import { http } from '../../../shared-io/node-http.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import { keepAccepting } from '../listeners/keep-accepting.js';
 import { type AppProbe, runAppProbe } from './app-probe.js';
 
@@ -32,6 +33,8 @@ export interface AdminServerOptions {
   readonly limits?: Partial<AdminLimits>;
   /** The app's probes the kubelet reaches through GET /app-health/<name> (admin.appProbes of the config). */
   readonly appProbes?: Readonly<Record<string, AppProbe>>;
+  /** An app probe's timeout runs here. */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
 export interface AdminServer {
@@ -119,7 +122,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
         const name = path.slice(APP_HEALTH.length);
         const probe = opts.appProbes && Object.hasOwn(opts.appProbes, name) ? opts.appProbes[name] : undefined;
         if (!probe) return sendJson(res, 404, { error: 'not_found' });
-        const status = await runAppProbe(probe);
+        const status = await runAppProbe(probe, opts.timers);
         return send(res, status, 'text/plain; charset=utf-8', `${status}\n`);
       }
       const route = Object.hasOwn(routes, path) ? routes[path] : undefined;

@@ -5,6 +5,7 @@
 import { request as httpsRequest } from 'node:https';
 import { connect } from 'node:net';
 import { http } from '../../../shared-io/node-http.js';
+import type { Timers } from '../../../shared-io/timers.js';
 
 export interface AppProbe {
   readonly port: number;
@@ -23,21 +24,26 @@ const LOOPBACK = '127.0.0.1';
 
 /**
  * The HTTP status for the kubelet: the app's own status for an HTTP probe (the kubelet counts 200-399 as
- * success, like for a direct probe), 200 for a TCP probe that connected, 503 when the app did not answer.
+ * success, like for a direct probe), 200 for a TCP probe that connected, 503 when the app did not answer. The
+ * probe's timeout runs on `timers` and holds the process while it waits, as it always has.
  */
-export function runAppProbe(p: AppProbe): Promise<number> {
+export function runAppProbe(p: AppProbe, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>): Promise<number> {
   return new Promise((resolve) => {
     let settled = false;
     const done = (status: number) => {
       if (settled) return;
       settled = true;
-      clearTimeout(timer);
+      timers.clearTimeout(timer);
       resolve(status);
     };
-    const timer = setTimeout(() => {
-      abort();
-      done(APP_PROBE_FAILED);
-    }, p.timeoutMs);
+    const timer = timers.setTimeout(
+      () => {
+        abort();
+        done(APP_PROBE_FAILED);
+      },
+      p.timeoutMs,
+      'keep-alive',
+    );
     let abort = () => {};
     if (p.tcp) {
       const socket = connect(p.port, LOOPBACK);

@@ -60,11 +60,12 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   let bytesOut = 0;
   let upRes: IncomingMessage | undefined;
   const t = o.timeouts;
+  const { timers } = t;
   const finish = (error?: string) => {
     if (finished) return;
     finished = true;
-    clearTimeout(headTimer);
-    clearTimeout(totalTimer);
+    timers.clearTimeout(headTimer);
+    timers.clearTimeout(totalTimer);
     stream.setTimeout(0);
     done({ status, bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
   };
@@ -94,13 +95,14 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   };
   // The head deadline runs from the request being complete (its body included), as in forwardStream and on HTTP/1.1:
   // an upload that moves is not cut, and one that stalls is the idle timeout's 408, not the upstream's 504.
-  let headTimer: NodeJS.Timeout | undefined;
+  // These timers hold the process (not unref'd), as they always have on this path.
+  let headTimer: unknown;
   const armHead = () => {
-    if (!finished && !upRes) headTimer = setTimeout(() => cut('request_timeout'), t.requestMs);
+    if (!finished && !upRes) headTimer = timers.setTimeout(() => cut('request_timeout'), t.requestMs, 'keep-alive');
   };
   if (stream.readableEnded) armHead();
   else stream.once('end', armHead);
-  const totalTimer = t.totalMs ? setTimeout(() => cut('total_timeout'), t.totalMs) : undefined;
+  const totalTimer = t.totalMs ? timers.setTimeout(() => cut('total_timeout'), t.totalMs, 'keep-alive') : undefined;
   // Node's stream timeout restarts on every read and write of this stream, either way.
   if (t.idleMs > 0) stream.setTimeout(t.idleMs, () => cut('stream_idle_timeout'));
   // Interim heads are not relayed on this path (Node's client reads them as 'information'), but bounded as on the
@@ -121,7 +123,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   });
   upReq.on('response', (response) => {
     upRes = response;
-    clearTimeout(headTimer);
+    timers.clearTimeout(headTimer);
     const head = headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders);
     if (responseFraming(head, method) === 'bad_request') {
       response.destroy();
@@ -200,7 +202,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       upReq.destroy();
       return;
     }
-    drainIntoVoid(upReq, upRes, t.requestMs);
+    drainIntoVoid(upReq, upRes, t.requestMs, timers);
   });
   // Ended only when the client ended its body: a stream it reset, or nghttp2 refused (a content-length its DATA did
   // not meet), leaves the request unfinished, and 'close' above destroys it (the app sees an aborted connection).
@@ -213,24 +215,24 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
  * large file) the upstream request and its connection go. Unbounded, one anonymous client's abandoned downloads
  * kept the edge and the sidecar moving bytes for nobody for as long as the app sent them.
  */
-function drainIntoVoid(upReq: ClientRequest, upRes: IncomingMessage | undefined, waitMs: number): void {
+function drainIntoVoid(upReq: ClientRequest, upRes: IncomingMessage | undefined, waitMs: number, timers: StreamSettings['timers']): void {
   let read = 0;
   const drop = () => {
-    clearTimeout(timer);
+    timers.clearTimeout(timer);
     upReq.destroy();
   };
-  const timer = setTimeout(drop, waitMs);
-  upReq.once('close', () => clearTimeout(timer));
+  const timer = timers.setTimeout(drop, waitMs, 'keep-alive');
+  upReq.once('close', () => timers.clearTimeout(timer));
   const drain = (res: IncomingMessage) => {
     res.unpipe();
-    if (res.complete) return clearTimeout(timer); // read whole already: the connection went back to the pool
+    if (res.complete) return timers.clearTimeout(timer); // read whole already: the connection went back to the pool
     // A chunked answer is read too (unlike the HTTP/1.1 paths, which cut it): Node apps answer small ones chunked,
     // and the connection saved is an mTLS handshake; the byte and time bounds hold it.
     res.on('data', (c: Buffer) => {
       read += c.length;
       if (read > VOID_LIMIT) drop();
     });
-    res.once('end', () => clearTimeout(timer));
+    res.once('end', () => timers.clearTimeout(timer));
     res.resume(); // unpiped, it may have been paused
   };
   if (upRes) drain(upRes);

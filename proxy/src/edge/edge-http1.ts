@@ -37,7 +37,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
     // A connection that sends nothing at all is cut at headersTimeout, as one that starts a head and stalls.
     firstHeadTimeout: true,
     nowMs: d.nowMs,
-    ...(d.timers ? { timers: d.timers } : {}),
+    timers: d.timers,
     hooks: {
       plan: (head: HttpHead): RequestPlan & { context: EdgeExchange } => {
         const client = gate.client(socket);

@@ -51,7 +51,7 @@ export class EdgeListener implements Listener {
     });
     this.#gate = new EdgeGate(config, deps, this.#certs);
     const recorder = new ExchangeRecorder(deps.metrics, deps.accessLog);
-    this.#sessions = new SessionSet(deps.nowMs, () => this.#gate.sweep());
+    this.#sessions = new SessionSet(deps, () => this.#gate.sweep());
     const perRequest = { d: deps, gate: this.#gate, recorder, listener: config.name, drainCuts: this.#sessions.drainCuts };
     const required = config.clientCa !== undefined && config.clientCert === 'required';
     this.#server = tls.createServer({

@@ -47,10 +47,11 @@ export class EdgeUpstream {
             idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
             maxRequests: deps.limits.upstreamMaxRequests,
             nowMs: deps.nowMs,
+            timers: deps.timers,
           });
     } else {
       this.pool = null;
-      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs };
+      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs, timers: deps.timers };
       this.h2 = new H2Upstream(
         target
           ? // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.

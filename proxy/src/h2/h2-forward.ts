@@ -18,6 +18,7 @@
 import * as http2 from 'node:http2';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { cutStatus, refusalGrpcStatus, unflushed } from '../../../common/refusal-reasons.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS } from '../http1/http1-head.js';
@@ -82,6 +83,8 @@ export interface StreamSettings {
   readonly idleMs: number;
   readonly totalMs?: number | undefined;
   readonly nowMs: () => number;
+  /** The deadlines' timers (the listener's: one object for all its streams). */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** Counts a cut by a deadline (tessera_requests_rejected_total{reason}, as HTTP/1.1 exchanges are counted). */
   readonly onCut?: ((reason: DeadlineFlag) => void) | undefined;
   /** routing.retry.bufferBytes: a refused stream whose request body went past this is answered, not sent again. */
@@ -100,12 +103,12 @@ export interface StreamSettings {
 
 /** A listener's stream settings: the proxy limits, the retry buffer and the listener's own `timeout`. */
 export function streamSettings(
-  d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number },
+  d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number; readonly timers: StreamSettings['timers'] },
   listener: { readonly timeoutMs?: number | undefined },
   onCut?: (reason: DeadlineFlag) => void,
   drainCuts?: DrainCuts,
 ): StreamSettings {
-  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, onCut, replayBytes: d.retryBufferBytes, drainCuts };
+  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts };
 }
 
 /**

@@ -11,6 +11,7 @@ import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
+import type { Timers } from '../../../shared-io/timers.js';
 
 /**
  * Opens the transport. `peerExpired`, when given, says whether the peer's certificate has expired by now: an mTLS
@@ -29,7 +30,10 @@ export interface H2UpstreamOptions {
   readonly generation?: () => number;
   /** Close a session that carried no stream for this long (0 or absent: never). */
   readonly idleMs?: number;
-  readonly nowMs?: () => number;
+  /** The clock a peer certificate's expiry is judged by. */
+  readonly nowMs: () => number;
+  /** The idle timers run here (the listener's). */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
 }
 
 interface SessionState {
@@ -39,7 +43,7 @@ interface SessionState {
   /** The peer certificate has expired (never for plaintext). */
   readonly peerExpired: () => boolean;
   /** Armed while no stream is open (idleMs). */
-  idleTimer?: NodeJS.Timeout | undefined;
+  idleTimer?: unknown;
 }
 
 /** When the certificate a TLS socket's peer presented expires; Infinity for plaintext or none. */
@@ -109,7 +113,7 @@ export class H2Upstream {
     const generation = this.#generation();
     const connect = (socket?: Socket, peerExpired?: () => boolean) => {
       const notAfterMs = peerExpired ? 0 : peerNotAfterMs(socket);
-      const state: SessionState = { streams: 0, generation, peerExpired: peerExpired ?? (() => this.#nowMs() >= notAfterMs) };
+      const state: SessionState = { streams: 0, generation, peerExpired: peerExpired ?? (() => this.#o.nowMs() >= notAfterMs) };
       const session = http2.connect(this.#o.authority, {
         ...(socket ? { createConnection: () => socket } : {}),
         settings: { enablePush: false },
@@ -168,7 +172,7 @@ export class H2Upstream {
     const state = this.#sessions.get(session);
     if (!state) return;
     state.streams++;
-    clearTimeout(state.idleTimer);
+    this.#o.timers.clearTimeout(state.idleTimer);
     stream.once('close', () => {
       if (--state.streams === 0) this.#armIdle(session, state);
     });
@@ -222,10 +226,6 @@ export class H2Upstream {
     return this.#sessions.size >= MAX_SESSIONS ? least : undefined;
   }
 
-  #nowMs(): number {
-    return this.#o.nowMs?.() ?? Date.now();
-  }
-
   #generation(): number {
     return this.#o.generation?.() ?? 0;
   }
@@ -238,7 +238,7 @@ export class H2Upstream {
 
   /** Takes `session` out of use (no new stream, no idle timer); closing it is the caller's. */
   #forget(session: http2.ClientHttp2Session): void {
-    clearTimeout(this.#sessions.get(session)?.idleTimer);
+    this.#o.timers.clearTimeout(this.#sessions.get(session)?.idleTimer);
     this.#sessions.delete(session);
   }
 
@@ -246,10 +246,9 @@ export class H2Upstream {
   #armIdle(session: http2.ClientHttp2Session, state: SessionState): void {
     const idleMs = this.#o.idleMs ?? 0;
     if (idleMs <= 0 || this.#sessions.get(session) !== state) return;
-    clearTimeout(state.idleTimer);
-    state.idleTimer = setTimeout(() => {
+    this.#o.timers.clearTimeout(state.idleTimer);
+    state.idleTimer = this.#o.timers.setTimeout(() => {
       if (state.streams === 0 && this.#sessions.get(session) === state) this.#retire(session);
     }, idleMs);
-    state.idleTimer.unref();
   }
 }

@@ -11,43 +11,39 @@ export type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_time
 export class StreamDeadlines {
   /** When the total deadline passes (nowMs clock), for the route's backoff within it; +Infinity without one. */
   readonly totalDeadlineMs: number;
-  readonly #t: Pick<StreamSettings, 'requestMs' | 'idleMs' | 'totalMs' | 'nowMs'>;
+  readonly #t: Pick<StreamSettings, 'requestMs' | 'idleMs' | 'totalMs' | 'nowMs' | 'timers'>;
   readonly #cut: (reason: DeadlineFlag) => void;
-  #headTimer: NodeJS.Timeout | undefined;
-  readonly #totalTimer: NodeJS.Timeout | undefined;
+  // Handles of the listener's timers (t.timers: real ones are unref'd, as these always were).
+  #headTimer: unknown;
+  readonly #totalTimer: unknown;
   /** A retry's backoff before its attempt. */
-  #backoffTimer: NodeJS.Timeout | undefined;
+  #backoffTimer: unknown;
   // One timer per stream, re-armed lazily: bytes moving only note the time, the timer looks when it fires.
-  #idleTimer: NodeJS.Timeout | undefined;
+  #idleTimer: unknown;
   #lastMoveMs: number;
 
   /**
    * Starts the total and idle deadlines; the head deadline too when `headNow` (the request is already complete),
    * else on armHead. `cut` is called once per passing deadline (the owner ignores a cut after its end).
    */
-  constructor(t: Pick<StreamSettings, 'requestMs' | 'idleMs' | 'totalMs' | 'nowMs'>, cut: (reason: DeadlineFlag) => void, headNow: boolean) {
+  constructor(t: Pick<StreamSettings, 'requestMs' | 'idleMs' | 'totalMs' | 'nowMs' | 'timers'>, cut: (reason: DeadlineFlag) => void, headNow: boolean) {
     this.#t = t;
     this.#cut = cut;
     this.#lastMoveMs = t.idleMs > 0 ? t.nowMs() : 0;
     if (headNow) this.armHead();
-    this.#totalTimer = t.totalMs ? setTimeout(() => cut('total_timeout'), t.totalMs) : undefined;
+    this.#totalTimer = t.totalMs ? t.timers.setTimeout(() => cut('total_timeout'), t.totalMs) : undefined;
     this.totalDeadlineMs = t.totalMs ? t.nowMs() + t.totalMs : Number.POSITIVE_INFINITY;
-    this.#totalTimer?.unref();
-    if (t.idleMs > 0) {
-      this.#idleTimer = setTimeout(this.#idleCheck, t.idleMs);
-      this.#idleTimer.unref();
-    }
+    if (t.idleMs > 0) this.#idleTimer = t.timers.setTimeout(this.#idleCheck, t.idleMs);
   }
 
   /** The head deadline starts (the request is complete, its body included: an upload that moves is not cut). */
   armHead(): void {
-    this.#headTimer = setTimeout(() => this.#cut('request_timeout'), this.#t.requestMs);
-    this.#headTimer.unref();
+    this.#headTimer = this.#t.timers.setTimeout(() => this.#cut('request_timeout'), this.#t.requestMs);
   }
 
   /** The response head went to the client: no head deadline any more. */
   headSent(): void {
-    clearTimeout(this.#headTimer);
+    this.#t.timers.clearTimeout(this.#headTimer);
   }
 
   /** HEADERS or DATA moved in either direction: the idle deadline starts again (lazily, when its timer looks). */
@@ -57,23 +53,21 @@ export class StreamDeadlines {
 
   /** Runs `go` after `delayMs` (a retry's backoff), unless the exchange ends first (clear). */
   backoff(go: () => void, delayMs: number): void {
-    this.#backoffTimer = setTimeout(go, delayMs);
-    this.#backoffTimer.unref();
+    this.#backoffTimer = this.#t.timers.setTimeout(go, delayMs);
   }
 
   /** The exchange ended: every timer stops. */
   clear(): void {
-    clearTimeout(this.#headTimer);
-    clearTimeout(this.#totalTimer);
-    clearTimeout(this.#idleTimer);
-    clearTimeout(this.#backoffTimer);
+    const { timers } = this.#t;
+    timers.clearTimeout(this.#headTimer);
+    timers.clearTimeout(this.#totalTimer);
+    timers.clearTimeout(this.#idleTimer);
+    timers.clearTimeout(this.#backoffTimer);
   }
 
   readonly #idleCheck = (): void => {
     const left = this.#lastMoveMs + this.#t.idleMs - this.#t.nowMs();
-    if (left > 0) {
-      this.#idleTimer = setTimeout(this.#idleCheck, left);
-      this.#idleTimer.unref();
-    } else this.#cut('stream_idle_timeout');
+    if (left > 0) this.#idleTimer = this.#t.timers.setTimeout(this.#idleCheck, left);
+    else this.#cut('stream_idle_timeout');
   };
 }

@@ -139,7 +139,7 @@ export class Http1Exchange {
   }
 
   /** With a total: `due` runs at its deadline, not at the listener's next sweep, unless clearTotal() came first. */
-  armTotal(timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> | undefined, nowMs: () => number, due: () => void): void {
+  armTotal(timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>, nowMs: () => number, due: () => void): void {
     if (this.totalDeadlineMs === Number.POSITIVE_INFINITY) return;
     this.#totalTimer ??= new TotalTimer(timers, nowMs);
     this.#totalTimer.arm(this.totalDeadlineMs, due);

@@ -103,8 +103,8 @@ export interface SessionOptions {
    */
   readonly plainTcpClient?: boolean;
   readonly nowMs: () => number;
-  /** The timer at an exchange's total deadline runs here (armed only for an exchange with a total); absent: real ones. */
-  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /** The timers of an exchange's total deadline (armed only for one with a total) and of an answer read into the void. */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** Runs `fn` after `ms` (a retry's backoff); absent: at once. */
   readonly schedule?: (ms: number, fn: () => void) => void;
 }

@@ -409,7 +409,7 @@ export class Http1Session implements UpstreamOwner {
       ex.mark('downstream_closed');
       // The caller left mid-exchange: a small or pending answer is read into the void (intoTheVoid), or given up.
       const limits = { streamIdleTimeoutMs: this.#o.limits.streamIdleTimeoutMs, voidMs: this.#o.limits.requestTimeoutMs };
-      if (!intoTheVoid(ex, limits, this.#o.nowMs, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag))) this.#giveUp(ex);
+      if (!intoTheVoid(ex, limits, this.#o, () => this.#ex === ex && this.#st !== St.Closed, (flag) => this.#giveUp(ex, flag))) this.#giveUp(ex);
       return;
     }
     this.#close();

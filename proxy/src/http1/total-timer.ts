@@ -2,7 +2,7 @@
 // a late answer through and its 504 come up to a second late (audit 19a F1): an exchange with a total gets a timer
 // at its deadline, as an HTTP/2 stream does (h2-forward.ts). Opt-in: an exchange without a total gets none, so
 // the hot path pays nothing for it.
-import { type Timers, realTimers } from '../../../shared-io/timers.js';
+import type { Timers } from '../../../shared-io/timers.js';
 
 /** One exchange's timer at a time; `due` runs once its deadline has passed by `nowMs()`. */
 export class TotalTimer {
@@ -10,9 +10,8 @@ export class TotalTimer {
   readonly #nowMs: () => number;
   #handle: unknown = undefined;
 
-  /** `timers` absent: the real ones, unref'd. */
-  constructor(timers: Pick<Timers, 'setTimeout' | 'clearTimeout'> | undefined, nowMs: () => number) {
-    this.#timers = timers ?? realTimers;
+  constructor(timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>, nowMs: () => number) {
+    this.#timers = timers;
     this.#nowMs = nowMs;
   }
 

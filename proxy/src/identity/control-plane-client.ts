@@ -30,6 +30,11 @@ export interface ControlPlaneClientOptions {
   /** The authorities to verify the control plane with, read at each new channel (bootstrap, then live). */
   readonly bundles: () => TrustBundleSet;
   readonly clock: Clock;
+  /**
+   * The clock of the calls' deadlines: grpc-js measures a deadline against Date.now(), so in production this is
+   * systemClock (Date.now), apart from `clock`, the wall clock a test may move.
+   */
+  readonly deadlineClock: Clock;
   /** Deadline of a SignSvid call (all the replicas it tries share it). */
   readonly callTimeoutMs?: number;
 }
@@ -180,7 +185,7 @@ export class ControlPlaneClient implements SvidSigner {
     const creds = controlPlaneCredentials({ bundles: this.#o.bundles(), trustDomain: this.#o.trustDomain, clock: this.#o.clock });
     const client = new this.#Identity(address, creds, channelOptions());
     return new Promise((ok) => {
-      client.waitForReady(Date.now() + timeoutMs, (err) => {
+      client.waitForReady(this.#o.deadlineClock.nowMs() + timeoutMs, (err) => {
         client.close();
         ok(!err);
       });
@@ -260,13 +265,14 @@ export class ControlPlaneClient implements SvidSigner {
    * all). An answer from a replica, a refusal included, ends it. A failure carries the call's own `code`.
    */
   async #unary<T>(code: UnaryCallCode, svid: IssuedSvid | undefined, invoke: (ch: Channel, deadline: number) => Promise<T>): Promise<T> {
-    // A network deadline: real elapsed time, not the injected (possibly fake) wall clock.
-    const deadline = Date.now() + (this.#o.callTimeoutMs ?? 10_000);
+    // A network deadline: on grpc-js's clock (deadlineClock), not the injected (possibly fake) wall clock.
+    const clock = this.#o.deadlineClock;
+    const deadline = clock.nowMs() + (this.#o.callTimeoutMs ?? 10_000);
     const order = this.#endpoints.order();
     let last: grpc.ServiceError | undefined;
     for (let i = 0; i < order.length; i++) {
       const address = order[i]!;
-      const now = Date.now();
+      const now = clock.nowMs();
       if (i > 0 && now >= deadline) break;
       try {
         return await invoke(this.#channel(svid, address), now + Math.max(1, (deadline - now) / (order.length - i)));

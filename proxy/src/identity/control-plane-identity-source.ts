@@ -47,7 +47,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
 
   constructor(cp: ControlPlaneIdentity, defaultAction: 'deny' | 'allow', deps: IdentitySourceDeps) {
     this.#d = deps;
-    const { store, metrics, log, clock } = deps;
+    const { store, metrics, log, clock, deadlineClock } = deps;
     const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
     const td = cp.trustDomain ? TrustDomain.parse(cp.trustDomain) : trustDomainOfBundle(bootstrapPem, cp.bundleFile);
     this.#bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
@@ -63,7 +63,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       onResolveError: (host, err) => log.warn({ host, err: String((err as Error).message ?? err) }, 'control-plane host name did not resolve; the known addresses stay'),
     });
     deps.controlPlaneMetrics?.observe(() => this.#endpoints.state());
-    this.#client = new ControlPlaneClient({ endpoints: this.#endpoints, trustDomain: td, bundles: () => store.current?.bundles ?? this.#watched ?? this.#bootstrap, clock });
+    this.#client = new ControlPlaneClient({ endpoints: this.#endpoints, trustDomain: td, bundles: () => store.current?.bundles ?? this.#watched ?? this.#bootstrap, clock, deadlineClock });
     this.#svids = new ControlPlaneSvidSource({
       signer: this.#client,
       evidence: evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}), ...(cp.tpm ? { tpm: cp.tpm } : {}) }),

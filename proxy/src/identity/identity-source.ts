@@ -49,4 +49,6 @@ export interface IdentitySourceDeps {
   readonly controlPlaneMetrics?: ControlPlaneMetrics;
   readonly log: Logger;
   readonly clock: Clock;
+  /** The clock of gRPC deadlines (a control-plane source): Date.now in production, as grpc-js reads it. */
+  readonly deadlineClock: Clock;
 }

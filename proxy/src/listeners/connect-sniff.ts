@@ -2,6 +2,7 @@
 // belong to the tunnel) or anything else (put back untouched for the HTTP/1.1 session). Bounded by the headers
 // timeout and the header size limit, like any request head.
 import type { Socket } from 'node:net';
+import type { Timers } from '../../../shared-io/timers.js';
 import { mayBeConnect, parseConnectHead } from '../http1/connect-head.js';
 import { readFirstBytes } from './first-bytes.js';
 
@@ -11,10 +12,11 @@ export type FirstRequest =
   | { readonly kind: 'rejected'; readonly status: 400 | 431; readonly reason: 'bad_request' | 'header_too_large' }
   | { readonly kind: 'timeout' | 'closed' };
 
-export function readFirstRequest(socket: Socket, limits: { readonly headersTimeoutMs: number; readonly maxHeaderBytes: number }, done: (r: FirstRequest) => void): void {
+export function readFirstRequest(socket: Socket, limits: { readonly headersTimeoutMs: number; readonly maxHeaderBytes: number }, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>, done: (r: FirstRequest) => void): void {
   readFirstBytes<FirstRequest>(
     socket,
     limits.headersTimeoutMs,
+    timers,
     (head) => {
       if (!mayBeConnect(head)) return { result: { kind: 'http' }, putBack: true };
       const r = parseConnectHead(head, limits.maxHeaderBytes);

@@ -38,6 +38,7 @@ export function meshPool(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps)
     maxQueue: deps.limits.maxConnections,
     idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
     nowMs: deps.nowMs,
+    timers: deps.timers,
     // A peer proxy frames its answers: the bound is for HTTP/1.1 connections, not a session's pooled streams.
     ...(mux ? { onSweep: () => mux.sweep(), onClose: () => mux.close() } : { maxRequests: deps.limits.upstreamMaxRequests }),
   });

@@ -75,7 +75,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
     this.countConnection(socket);
     this.sessions.addSocket(socket);
     socket.once('error', () => socket.destroy());
-    readFirstRequest(socket, this.d.limits, (r) => {
+    readFirstRequest(socket, this.d.limits, this.d.timers, (r) => {
       if (r.kind === 'http') {
         this.#http(socket);
         socket.resume();

@@ -57,6 +57,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
       idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
       maxRequests: deps.limits.upstreamMaxRequests,
       nowMs: deps.nowMs,
+      timers: deps.timers,
     });
     super('inbound', config, deps, front ?? server, () => pool.sweep());
     this.#tls = inboundTls;
@@ -82,7 +83,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
     front.on('connection', (socket: net.Socket) => {
       sniffing.add(socket);
       // Bounded by the handshake timeout: a peer that sends nothing costs no more here than in a stalled handshake.
-      sniffFirstBytes(socket, this.d.limits.handshakeTimeoutMs, (r) => {
+      sniffFirstBytes(socket, this.d.limits.handshakeTimeoutMs, this.d.timers, (r) => {
         sniffing.delete(socket);
         if (r === 'tls') this.#server.emit('connection', socket);
         else if (r === 'plaintext') this.#onPlaintext(socket);

@@ -34,8 +34,11 @@ export interface ListenerDeps {
   readonly ticketKeys: TicketKeys;
   readonly clientContexts: ClientContexts;
   readonly nowMs: () => number;
-  /** Per-exchange timers (an HTTP/1.1 exchange's total timeout); absent: the real ones, unref'd. */
-  readonly timers?: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /**
+   * Every timer of the listeners (sweeps, deadlines of exchanges and streams, first bytes, lingers): one object,
+   * handed to each connection and stream as is, so a request pays for no closure of its own.
+   */
+  readonly timers: Timers;
   readonly requestId: () => string;
   readonly log: Logger;
   /** Routing to services (present with a control plane): endpoints from discovery, balancer settings. */

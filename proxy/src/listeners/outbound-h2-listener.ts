@@ -32,6 +32,7 @@ function h2Upstream(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): H2U
     generation: () => deps.identity.current?.generation ?? 0,
     idleMs: deps.limits.upstreamIdleTimeoutMs,
     nowMs: deps.nowMs,
+    timers: deps.timers,
     open: mtlsH2Opener(target, mtls),
   });
 }

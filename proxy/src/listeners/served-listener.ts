@@ -43,7 +43,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
     this.d = deps;
     this.#accepting = accepting;
     accepting.maxConnections = deps.limits.maxConnections;
-    this.sessions = new SessionSet(deps.nowMs, onSweep);
+    this.sessions = new SessionSet(deps, onSweep);
     this.exchanges = new ExchangeRecorder(deps.metrics, deps.accessLog);
   }
 
@@ -118,7 +118,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
       responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
       ...(pool ? { pool } : {}),
       nowMs: d.nowMs,
-      ...(d.timers ? { timers: d.timers } : {}),
+      timers: d.timers,
       ...(d.routing ? { schedule: d.routing.schedule } : {}),
       ...(this.config.timeoutMs ? { totalTimeoutMs: this.config.timeoutMs } : {}),
       ...(this.plainTcpClients ? { plainTcpClient: true } : {}),

@@ -6,6 +6,7 @@
 // promoted to old space (3-6 MB per scavenge; RSS grew by ~100 MB until a full GC). A WeakMap finds an entry by its
 // connection (setPeer, a second add): it shows no such effect.
 import { Socket } from 'node:net';
+import type { Timers } from '../../../shared-io/timers.js';
 import type { DenyCandidate } from '../tls/deny-list.js';
 import { DrainCuts } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
@@ -53,15 +54,20 @@ export class SessionSet {
   readonly #byConn = new WeakMap<Connection, Entry>();
   #size = 0;
   readonly #nowMs: () => number;
+  readonly #timers: Pick<Timers, 'setInterval' | 'clearInterval'>;
   readonly #onSweep: () => boolean;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: unknown;
   #started = false;
   #draining = false;
   readonly #idle = new IdleSignal();
 
-  /** `onSweep` runs with every sweep (the upstream pools' upkeep) and says whether they still hold connections. */
-  constructor(nowMs: () => number, onSweep: () => boolean) {
-    this.#nowMs = nowMs;
+  /**
+   * `time`: the listener's clock and timers (the sweep's interval is unref'd, as real Timers make it). `onSweep` runs
+   * with every sweep (the upstream pools' upkeep) and says whether they still hold connections.
+   */
+  constructor(time: { readonly nowMs: () => number; readonly timers: Pick<Timers, 'setInterval' | 'clearInterval'> }, onSweep: () => boolean) {
+    this.#nowMs = time.nowMs;
+    this.#timers = time.timers;
     this.#onSweep = onSweep;
   }
 
@@ -79,8 +85,7 @@ export class SessionSet {
   // (four 1 s timers and the lag sampler were ~9 ms a second, about 1 % of a core, with nothing open).
   #arm(): void {
     if (this.#timer !== undefined || !this.#started) return;
-    this.#timer = setInterval(() => this.sweep(), SWEEP_MS);
-    this.#timer.unref();
+    this.#timer = this.#timers.setInterval(() => this.sweep(), SWEEP_MS);
   }
 
   get size(): number {
@@ -169,7 +174,7 @@ export class SessionSet {
     }
     const upstreamHolds = this.#onSweep();
     if (this.#size === 0 && !upstreamHolds && this.#timer !== undefined) {
-      clearInterval(this.#timer);
+      this.#timers.clearInterval(this.#timer);
       this.#timer = undefined;
     }
   }
@@ -187,7 +192,7 @@ export class SessionSet {
    */
   destroyAll(): Promise<void> {
     this.#started = false;
-    if (this.#timer) clearInterval(this.#timer);
+    if (this.#timer !== undefined) this.#timers.clearInterval(this.#timer);
     this.#timer = undefined;
     const all = this.#entries.splice(0);
     for (const e of all) {

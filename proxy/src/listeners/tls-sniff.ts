@@ -1,6 +1,7 @@
 // Tells a TLS ClientHello from plaintext by the first bytes of an accepted connection (permissive inbound
 // listeners), without consuming them: what was read is put back for whoever handles the connection next.
 import type { Socket } from 'node:net';
+import type { Timers } from '../../../shared-io/timers.js';
 import { readFirstBytes } from './first-bytes.js';
 
 export type FirstBytes = 'tls' | 'plaintext';
@@ -23,10 +24,11 @@ export function classifyFirstBytes(head: Uint8Array): FirstBytes | null {
  * back with unshift), or until `timeoutMs` has passed since the call, which bounds a peer that connects and
  * sends nothing (server-speaks-first protocols included: they cannot be detected). `done` is called once.
  */
-export function sniffFirstBytes(socket: Socket, timeoutMs: number, done: (r: SniffResult) => void): void {
+export function sniffFirstBytes(socket: Socket, timeoutMs: number, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>, done: (r: SniffResult) => void): void {
   readFirstBytes<FirstBytes>(
     socket,
     timeoutMs,
+    timers,
     (head) => {
       const kind = classifyFirstBytes(head);
       return kind ? { result: kind, putBack: true } : null;

@@ -4,6 +4,7 @@
 import type { ByteSocket } from '../http1/byte-socket.js';
 import { Socket } from 'node:net';
 import { TesseraError } from '../../../common/errors.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import { resetByteSocket } from '../listeners/socket-reset.js';
 
 /** The party a leased connection reports to. */
@@ -49,6 +50,8 @@ export interface PoolOptions {
    */
   readonly maxRequests?: number;
   readonly nowMs: () => number;
+  /** The linger of closeDetached runs here (the listener's, one object for every pool). */
+  readonly timers: Pick<Timers, 'setTimeout'>;
   readonly onOpened?: () => void;
   /**
    * Runs with every sweep (the connector's own upkeep: a multiplexed session's keepalive); says whether the
@@ -201,7 +204,7 @@ export class ConnectionPool {
     conn.owner = LINGERING;
     s.end();
     s.resume();
-    setTimeout(() => s.destroy(), ORDERLY_LINGER_MS).unref();
+    this.#o.timers.setTimeout(() => s.destroy(), ORDERLY_LINGER_MS);
   }
 
   /** Drops a connection that cannot carry another exchange; `reset`: with a reset (an upgraded tunnel cut short). */

@@ -15,6 +15,7 @@ import { type ErrorCode, TesseraError, describeError } from '../../../common/err
 import { RejectedMessage, guardedService } from '../../../shared-io/guarded-service.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
 
@@ -58,6 +59,8 @@ export interface WorkloadApiServerOptions {
   readonly jwt?: WorkloadJwtSource;
   /** WORKLOAD_API_LIMITS unless given (tests). */
   readonly limits?: Partial<WorkloadApiLimits>;
+  /** The silent-connection cut and close()'s deadline run here; both hold the process while they wait. */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
   readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'malformed' | 'too_large' | 'unavailable' | 'unimplemented' }) => void;
 }
@@ -69,6 +72,7 @@ export class WorkloadApiServer {
   readonly #feed: WorkloadIdentityFeed;
   readonly #onEvent: NonNullable<WorkloadApiServerOptions['onEvent']>;
   readonly #limits: WorkloadApiLimits;
+  readonly #timers: WorkloadApiServerOptions['timers'];
   readonly #server: grpc.Server;
   readonly #sockets = new Set<Socket>();
   /** Our own listener on the socket (grpc-js's has no connection cap), handing each connection to grpc-js. */
@@ -88,6 +92,7 @@ export class WorkloadApiServer {
     this.#jwt = opts.jwt ? new WorkloadJwtCalls(opts.jwt) : undefined;
     const l: WorkloadApiLimits = { ...WORKLOAD_API_LIMITS, ...opts.limits };
     this.#limits = l;
+    this.#timers = opts.timers;
     this.#server = new grpc.Server({
       'grpc.max_concurrent_streams': l.maxConcurrentStreams,
       'grpc-node.max_session_memory': l.maxSessionMemoryMb,
@@ -134,10 +139,10 @@ export class WorkloadApiServer {
       socket.on('error', () => undefined);
       // grpc-js's idle close starts with its HTTP/2 session: a connection that never sends a byte is cut here. Its
       // first bytes are put back for node:http2, which reads what a socket has buffered when it takes it over.
-      const silent = setTimeout(() => socket.destroy(), this.#limits.idleMs);
-      socket.once('close', () => clearTimeout(silent));
+      const silent = this.#timers.setTimeout(() => socket.destroy(), this.#limits.idleMs, 'keep-alive');
+      socket.once('close', () => this.#timers.clearTimeout(silent));
       socket.once('data', (first: Buffer) => {
-        clearTimeout(silent);
+        this.#timers.clearTimeout(silent);
         socket.pause();
         socket.unshift(first);
         injector.injectConnection(socket);
@@ -248,12 +253,16 @@ export class WorkloadApiServer {
     this.#svidStreams.clear();
     this.#bundleStreams.clear();
     await new Promise<void>((ok) => {
-      const force = setTimeout(() => {
-        this.#server.forceShutdown();
-        ok();
-      }, 2_000);
+      const force = this.#timers.setTimeout(
+        () => {
+          this.#server.forceShutdown();
+          ok();
+        },
+        2_000,
+        'keep-alive',
+      );
       this.#server.tryShutdown(() => {
-        clearTimeout(force);
+        this.#timers.clearTimeout(force);
         ok();
       });
     });

@@ -7,6 +7,7 @@ import type { CommandIo } from '../../../cli/command.js';
 import { COMMANDS } from '../../../cli/commands/index.js';
 import { proxyCommand } from '../../../cli/commands/proxy.js';
 import { runCli } from '../../../cli/run-cli.js';
+import { realTimers } from '../../../shared-io/timers.js';
 
 async function run(argv: string[], commands: typeof COMMANDS): Promise<{ code: number; out: string; err: string }> {
   let out = '';
@@ -21,6 +22,7 @@ async function run(argv: string[], commands: typeof COMMANDS): Promise<{ code: n
     env: {},
     cwd: process.cwd(),
     clock: systemClock,
+    timers: realTimers,
     stopSignal: new Promise(() => undefined),
   };
   const code = await runCli(argv, commands, io);

@@ -4,10 +4,11 @@ import { describe, expect, test } from 'vitest';
 import { systemClock } from '../../../common/clock.js';
 import type { Command, CommandIo } from '../../../cli/command.js';
 import { runCli } from '../../../cli/run-cli.js';
+import { realTimers } from '../../../shared-io/timers.js';
 
 function io(stopSignal: Promise<NodeJS.Signals>): CommandIo & { err: string[] } {
   const err: string[] = [];
-  return { err, stdout: () => undefined, stderr: (t) => err.push(t), env: {}, cwd: '/', clock: systemClock, stopSignal };
+  return { err, stdout: () => undefined, stderr: (t) => err.push(t), env: {}, cwd: '/', clock: systemClock, timers: realTimers, stopSignal };
 }
 
 const stuck: Command = { path: ['stuck'], summary: 's', usage: '', flags: {}, run: () => new Promise(() => undefined) };

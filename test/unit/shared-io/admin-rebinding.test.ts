@@ -9,6 +9,7 @@ import { ADMIN_MAX_CONNECTIONS, AdminHttp } from '../../../control-plane/src/adm
 import { type AdminServer, startAdminServer } from '../../../proxy/src/admin/admin-server.js';
 import { createProxyRegistry } from '../../../proxy/src/telemetry/metrics.js';
 import { isLocalHost } from '../../../shared-io/local-request.js';
+import { realTimers } from '../../../shared-io/timers.js';
 
 /** The status line's code for `head` (a whole request head, CRLFs included) sent raw to `port`. */
 function status(port: number, head: string): Promise<number> {
@@ -34,7 +35,7 @@ beforeAll(async () => {
   cp = new AdminHttp({ listen: '127.0.0.1:0', registry: new Registry(), notReadyReason: () => undefined, certs: () => ({}), config: () => ({ dataDir: '/var/lib/tessera', federation: { trustDomains: [{ bundleEndpointUrl: 'https://fed:pa55w0rd@cp.b.example:8445/' }] } }), endpoints: () => ({}) });
   await cp.start();
   ports['control plane'] = Number(cp.address.split(':').pop());
-  proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}) });
+  proxy = await startAdminServer({ listen: { host: '127.0.0.1', port: 0 }, registry: createProxyRegistry(), readiness: () => ({ ready: true }), certs: async () => ({}), config: () => ({}), timers: realTimers });
   ports['proxy'] = proxy.address.port;
 });
 

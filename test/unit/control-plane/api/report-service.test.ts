@@ -25,6 +25,8 @@ import { issuedSvid } from '../../../helpers/issued-svid.js';
 import { sumSeries } from '../../../helpers/prom-metrics.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { TestCa } from '../../../helpers/test-ca.js';
+import { systemClock } from '../../../../common/clock.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
 const T0 = Math.floor(Date.now() / 1000) * 1000;
@@ -123,7 +125,7 @@ describe('Config/Report over gRPC', () => {
     ca = await TestCa.create({ nowMs: time.nowMs() });
     store = await openSqliteStore(tmp.dir);
     const own = await ca.mintSvid(CONTROL_PLANE_ID);
-    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: maxRequestBytes * 4 });
+    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: maxRequestBytes * 4, timers: realTimers });
     const svids = new SvidAttestor(() => TrustBundle.parse(td, ca.bundlePem()), time);
     const admit = (id: string) => {
       if (banned.has(id)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED');
@@ -131,7 +133,7 @@ describe('Config/Report over gRPC', () => {
     const handlers = reportHandlers({ svids, peerChain: (call) => server.chainOf(call), admit, reports: store.reports, clock: time, replica: () => `cp-a ${server.address}`, rateLimit: { burst: 5, perMinute: 6 }, log, ...reportMetrics(registry) });
     server.grpc.addService(guardedService(loadTesseraServices().config.service, maxRequestBytes), handlers);
     await server.start();
-    proxy = new ControlPlaneClient({ address: server.address, trustDomain: td, bundles: () => new TrustBundleSet([TrustBundle.parse(td, ca.bundlePem())]), clock: time });
+    proxy = new ControlPlaneClient({ address: server.address, trustDomain: td, bundles: () => new TrustBundleSet([TrustBundle.parse(td, ca.bundlePem())]), clock: time, deadlineClock: systemClock });
   });
   afterAll(async () => {
     proxy.close();
@@ -158,7 +160,7 @@ describe('Config/Report over gRPC', () => {
   test('the SPIFFE ID comes from the SVID: two workloads reporting the same instance name stay apart', async () => {
     const api = 'spiffe://example.org/ns/default/sa/api';
     await proxy.report(await asWeb(api), report({ instance: 'shared/1' }));
-    const other = new ControlPlaneClient({ address: server.address, trustDomain: td, bundles: () => new TrustBundleSet([TrustBundle.parse(td, ca.bundlePem())]), clock: time });
+    const other = new ControlPlaneClient({ address: server.address, trustDomain: td, bundles: () => new TrustBundleSet([TrustBundle.parse(td, ca.bundlePem())]), clock: time, deadlineClock: systemClock });
     try {
       await other.report(await asWeb(), report({ instance: 'shared/1' }));
     } finally {

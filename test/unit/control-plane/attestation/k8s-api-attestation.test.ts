@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { type HttpFetch, createHttpsFetch } from '../../../../shared-io/https-fetch.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 import { fetchK8sJwks, jwksDocument, parseJwks } from '../../../../control-plane/src/attestation/k8s-oidc-discovery.js';
 import { kubernetesSpiffeId, reviewToken } from '../../../../control-plane/src/attestation/k8s-token-review.js';
 import { type ServingPki, servingPki } from '../../../helpers/injector-fixtures.js';
@@ -96,7 +97,7 @@ beforeAll(async () => {
   pki = await servingPki(['localhost']);
   api = await listen();
   external = await listen();
-  fetch = createHttpsFetch({ caPem: pki.caPem, timeoutMs: 2_000, code: K8S });
+  fetch = createHttpsFetch({ caPem: pki.caPem, timeoutMs: 2_000, code: K8S, timers: realTimers });
 });
 afterAll(async () => {
   for (const s of servers) {
@@ -216,7 +217,7 @@ describe('TokenReview', () => {
     expect(msg).not.toContain('wrong');
     expect(await codeOf(review('good-token', { apiServer: 'https://localhost:1' }))).toMatch(/K8S_FETCH_FAILED/);
     const other = await servingPki(['localhost'], 'Some Other CA');
-    expect(await codeOf(review('good-token', { fetch: createHttpsFetch({ caPem: other.caPem, code: K8S }) }))).toMatch(/K8S_FETCH_FAILED: .*(certificate|self.signed|issuer)/i);
+    expect(await codeOf(review('good-token', { fetch: createHttpsFetch({ caPem: other.caPem, code: K8S, timers: realTimers }) }))).toMatch(/K8S_FETCH_FAILED: .*(certificate|self.signed|issuer)/i);
   });
 });
 
@@ -224,8 +225,8 @@ describe('https fetch limits', () => {
   test('http refused, slow answers time out, large answers are cut', async () => {
     expect(await codeOf(fetch('http://localhost/x', { method: 'GET' }))).toMatch(/only https/);
     const started = Date.now();
-    expect(await codeOf(createHttpsFetch({ caPem: pki.caPem, timeoutMs: 200, code: K8S })(`${api}/slow`, { method: 'GET' }))).toMatch(/K8S_FETCH_FAILED: .*(200 ms)/);
+    expect(await codeOf(createHttpsFetch({ caPem: pki.caPem, timeoutMs: 200, code: K8S, timers: realTimers })(`${api}/slow`, { method: 'GET' }))).toMatch(/K8S_FETCH_FAILED: .*(200 ms)/);
     expect(Date.now() - started).toBeLessThan(5_000);
-    expect(await codeOf(createHttpsFetch({ caPem: pki.caPem, maxBodyBytes: 1000, code: K8S })(`${api}/big`, { method: 'GET' }))).toMatch(/larger than 1000 bytes/);
+    expect(await codeOf(createHttpsFetch({ caPem: pki.caPem, maxBodyBytes: 1000, code: K8S, timers: realTimers })(`${api}/big`, { method: 'GET' }))).toMatch(/larger than 1000 bytes/);
   });
 });

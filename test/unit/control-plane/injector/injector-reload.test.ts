@@ -11,6 +11,7 @@ import { type InjectorHandle, startInjector } from '../../../../control-plane/sr
 import { until } from '../../../helpers/until.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { INJECTOR_HOST, servingPki, testBundlePem } from '../../../helpers/injector-fixtures.js';
+import { systemClock } from '../../../../common/clock.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -46,7 +47,7 @@ async function startOnFiles(certReloadMs: number): Promise<number> {
   await writeFile(join(dir, 'bundle.pem'), await testBundlePem());
   const yaml = ['listen: 127.0.0.1:0', 'certFile: tls.crt', 'keyFile: tls.key', 'bundleFile: bundle.pem', 'proxyImage: tessera:0.1.0', 'controlPlaneAddress: cp.example:8443'].join('\n');
   const config = parseInjectorFileConfig(yaml, join(dir, 'injector.yaml'), { version: '0.1.0' });
-  injector = await startInjector(config, { log, certReloadMs, drainMs: 0 });
+  injector = await startInjector(config, { log, certReloadMs, drainMs: 0, preciseClock: systemClock });
   return Number(injector.address.split(':').pop());
 }
 

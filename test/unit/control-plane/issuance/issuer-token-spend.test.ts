@@ -73,7 +73,7 @@ describe('Issuer: a join token is spent with the SVID it pays for', () => {
   test('two requests with one token signed at once: one SVID issued and recorded, the other discarded as TOKEN_USED, audited and counted', async () => {
     const revocations = await openTestRevocations(parts, clock);
     const counted: string[] = [];
-    const metrics: IssuanceMetrics = { issued: (a) => counted.push(`issued ${a}`), refused: (code, a) => counted.push(`refused ${code} ${a}`) };
+    const metrics: IssuanceMetrics = { clock, issued: (a) => counted.push(`issued ${a}`), refused: (code, a) => counted.push(`refused ${code} ${a}`) };
     const t = testIssuer(parts, clock, revocations, undefined, { metrics });
     await parts.store.tokens.create('tok-race', WEB, clock.nowMs(), HOUR_MS);
     const [csrA, csrB] = await Promise.all([createCsr(generateKeyPair(), { uriSans: [WEB] }), createCsr(generateKeyPair(), { uriSans: [WEB] })]);

@@ -7,6 +7,7 @@ import { isTesseraError } from '../../../../common/errors.js';
 import { type AdminServer, type AdminServerOptions, startAdminServer } from '../../../../proxy/src/admin/admin-server.js';
 import { ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 interface Reply {
   status: number;
@@ -45,6 +46,7 @@ async function start(over: Partial<AdminServerOptions> = {}): Promise<{ server: 
     certs: async () => ({ spiffeId: 'spiffe://example.org/ns/default/sa/api', serial: 0x0abcn, notAfter: new Date(0) }),
     config: () => ({ listeners: { inbound: { port: 15006 } }, keyPem: '-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n' }),
     onError: (_e, path) => errors.push(path),
+    timers: realTimers,
     ...over,
   });
   servers.push(server);
@@ -280,6 +282,7 @@ describe('admin server', () => {
       readiness: () => ({ ready: true }),
       certs: () => ({}),
       config: () => ({}),
+      timers: realTimers,
     });
     servers.push(again);
     expect(again.address.port).toBe(server.address.port);

@@ -11,6 +11,7 @@ import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { MAX_INTERIM_HEADS } from '../../../../proxy/src/http1/http1-head.js';
 import { h2Frame, hpackBlock, rawH2App } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const closers: (() => void)[] = [];
@@ -34,7 +35,7 @@ interface Outcome {
 
 /** client → front (forwardStream) → H2Upstream → the app on `appPort`; one request, what the client saw. */
 async function through(appPort: number, method = 'GET'): Promise<Outcome> {
-  const upstream = new H2Upstream({ authority: `http://127.0.0.1:${appPort}` });
+  const upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${appPort}` });
   closers.push(() => upstream.close());
   const results: ForwardResult[] = [];
   const front = http2.createServer();
@@ -44,7 +45,7 @@ async function through(appPort: number, method = 'GET'): Promise<Outcome> {
   closers.push(() => {
     for (const s of sessions) s.destroy();
   });
-  front.on('stream', (stream, headers) => forwardStream(stream, { ':method': headers[':method'], ':path': headers[':path'] }, upstream, false, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now() }, (r) => results.push(r)));
+  front.on('stream', (stream, headers) => forwardStream(stream, { ':method': headers[':method'], ':path': headers[':path'] }, upstream, false, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now(), timers: realTimers }, (r) => results.push(r)));
   const client = http2.connect(`http://127.0.0.1:${await listen(front as unknown as net.Server)}`);
   client.on('error', () => undefined);
   closers.push(() => client.destroy());

@@ -13,6 +13,7 @@ import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { ExchangeRoute, exchangeOutcome, type RetryReason, type RouteDeps } from '../../../../proxy/src/routing/exchange-route.js';
 import type { AttemptOutcome, Lease } from '../../../../proxy/src/routing/lease.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const closers: (() => void)[] = [];
@@ -51,7 +52,7 @@ async function app(handler: App): Promise<{ upstream: H2Upstream; rec: AppRecord
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const upstream = new H2Upstream({ authority: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  const upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
   closers.push(() => {
     upstream.close();
     for (const s of sessions) s.destroy();
@@ -109,7 +110,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
   const results: ForwardResult[] = [];
   const front = http2.createServer();
   guardH2Server(front);
-  const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), replayable, ...settings };
+  const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), timers: realTimers, replayable, ...settings };
   front.on('stream', (stream, headers) => {
     const route = ExchangeRoute.open(deps)!;
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'] };

@@ -9,6 +9,7 @@ import { type ForwardResult, forwardStream, type StreamSettings } from '../../..
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { h2Frame, hpackBlock, rawH2App } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_INTERNAL_ERROR } = http2.constants;
 const closers: (() => void)[] = [];
@@ -51,13 +52,13 @@ async function rig(timeouts: Partial<StreamSettings>, grpc: boolean, handler: (s
     handler(stream);
   });
   const appPort = await listen(app);
-  const upstream = new H2Upstream({ authority: `http://127.0.0.1:${appPort}` });
+  const upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${appPort}` });
   closers.push(() => upstream.close());
   const results: ForwardResult[] = [];
   const cuts: string[] = [];
   const front = http2.createServer();
   guardH2Server(front); // as every listener's server is: forwardStream relies on it
-  const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), onCut: (reason) => cuts.push(reason), ...timeouts };
+  const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), timers: realTimers, onCut: (reason) => cuts.push(reason), ...timeouts };
   front.on('stream', (stream, headers) => {
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'] };
     forwardStream(stream, out, upstream, grpc, t, (r) => results.push(r));
@@ -365,12 +366,12 @@ describe('forwardStream: nothing an upstream or a client does throws (an uncaugh
   }
 
   test.each([false, true])('an app answering `:status: 600` (grpc: %s): 502 bad_upstream_response (gRPC: UNAVAILABLE), never a throw', async (grpc) => {
-    const upstream = new H2Upstream({ authority: `http://127.0.0.1:${await rawStatusApp('600')}` });
+    const upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${await rawStatusApp('600')}` });
     closers.push(() => upstream.close());
     const results: ForwardResult[] = [];
     const front = http2.createServer();
   guardH2Server(front); // as every listener's server is: forwardStream relies on it
-    front.on('stream', (stream, headers) => forwardStream(stream, { ':method': 'GET', ':path': String(headers[':path']) }, upstream, grpc, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now() }, (r) => results.push(r)));
+    front.on('stream', (stream, headers) => forwardStream(stream, { ':method': 'GET', ':path': String(headers[':path']) }, upstream, grpc, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now(), timers: realTimers }, (r) => results.push(r)));
     const client = http2.connect(`http://127.0.0.1:${await listen(front)}`);
     client.on('error', () => undefined);
     closers.push(() => client.destroy());

@@ -11,6 +11,7 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const CAP = 2;
 let server: http2.Http2Server | http2.Http2SecureServer | undefined;
@@ -64,7 +65,7 @@ function request(up: H2Upstream, fresh = false): Promise<http2.ClientHttp2Stream
 describe('H2Upstream', () => {
   test('streams past the peer stream cap open another session, and all are served at once', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
     const first = await request(upstream);
     // The peer's SETTINGS must have arrived before the cap can be known: wait for the first response.
     await new Promise((r) => first.once('response', r));
@@ -79,7 +80,7 @@ describe('H2Upstream', () => {
 
   test('a burst that waits for the first session spreads over sessions at the peer cap, none held past it', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
     // All asked before any session exists: each picks again once one is ready (before, all went to the first,
     // and nghttp2 held those past the cap until a stream there ended).
     const all = await Promise.all(Array.from({ length: 3 * CAP }, () => request(upstream!)));
@@ -90,7 +91,7 @@ describe('H2Upstream', () => {
 
   test('closed (its endpoint removed): asked for a session, it answers with the pool-closed error; one connecting at the close is never handed out', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
     const asked = new Promise<unknown>((resolve) => upstream!.session((err) => resolve(err)));
     upstream.close(); // while the first session is still connecting
     expect(await asked).toMatchObject({ code: 'TESSERA_ERR_UPSTREAM_POOL_CLOSED' });
@@ -102,7 +103,7 @@ describe('H2Upstream', () => {
 
   test('at most maxConcurrentStreams streams a session when the peer allows more', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, maxConcurrentStreams: 1 });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxConcurrentStreams: 1 });
     const all = await Promise.all(Array.from({ length: 3 }, () => request(upstream!)));
     await until('srv.open() === 3', () => srv.open() === 3, 5_000);
     expect(upstream.sessions).toBe(3);
@@ -111,7 +112,7 @@ describe('H2Upstream', () => {
 
   test('a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new stream, and closes once its streams end', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
     const a = await request(upstream);
     await new Promise((r) => a.once('response', r));
     const first = a.session as http2.ClientHttp2Session;
@@ -129,7 +130,7 @@ describe('H2Upstream', () => {
 
   test('a fresh session is asked for (a retry after ENHANCE_YOUR_CALM): a new one though an open one has room, also when one is connecting', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
     const a = await request(upstream);
     await new Promise((r) => a.once('response', r));
     const b = await request(upstream, true);
@@ -145,7 +146,7 @@ describe('H2Upstream', () => {
 
   test('a closed stream frees room: the next request reuses an open session', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}` });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
     const a = await request(upstream);
     await new Promise((r) => a.once('response', r));
     const b = await request(upstream);
@@ -162,7 +163,7 @@ describe('H2Upstream', () => {
   test('after an identity change new streams go to a new session; the old one drains its open stream, then closes', async () => {
     const srv = await holdingServer();
     let generation = 1;
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, generation: () => generation });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, generation: () => generation });
     const old = await request(upstream);
     await new Promise((r) => old.once('response', r));
     generation = 2;
@@ -182,7 +183,7 @@ describe('H2Upstream', () => {
 
   test('a session with no stream for idleMs is closed from the client side; a stream keeps it open', async () => {
     const srv = await holdingServer();
-    upstream = new H2Upstream({ authority: `http://127.0.0.1:${srv.port}`, idleMs: 300 });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, idleMs: 300 });
     const a = await request(upstream);
     await new Promise((r) => a.once('response', r));
     await new Promise((r) => setTimeout(r, 700)); // a quiet but open stream: the session stays
@@ -202,7 +203,7 @@ describe('H2Upstream', () => {
       s.once('secureConnect', () => done(null, s));
       s.once('error', (e) => done(e));
     };
-    upstream = new H2Upstream({ authority: `https://127.0.0.1:${srv.port}`, open });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `https://127.0.0.1:${srv.port}`, open });
     const first = await request(upstream);
     await new Promise((r) => first.once('response', r));
     svid = await ca.mintSvid('spiffe://example.org/ns/default/sa/api');

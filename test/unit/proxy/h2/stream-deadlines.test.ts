@@ -3,9 +3,10 @@
 // total one, a backoff, and clear stopping all of them.
 import { describe, expect, test } from 'vitest';
 import { type DeadlineFlag, StreamDeadlines } from '../../../../proxy/src/h2/stream-deadlines.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const settings = (s: { requestMs?: number; idleMs?: number; totalMs?: number }) => ({ requestMs: s.requestMs ?? 10_000, idleMs: s.idleMs ?? 0, totalMs: s.totalMs, nowMs: () => performance.now() });
+const settings = (s: { requestMs?: number; idleMs?: number; totalMs?: number }) => ({ requestMs: s.requestMs ?? 10_000, idleMs: s.idleMs ?? 0, totalMs: s.totalMs, nowMs: () => performance.now(), timers: realTimers });
 
 describe('StreamDeadlines', () => {
   test('the head deadline runs only once armed, and stops at the head', async () => {

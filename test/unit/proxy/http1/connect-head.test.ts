@@ -8,6 +8,7 @@ import { type ConnectHead, mayBeConnect, parseConnectHead } from '../../../../pr
 import { type FirstRequest, readFirstRequest } from '../../../../proxy/src/listeners/connect-sniff.js';
 import { type Cleanup, listenLoopback } from '../../../helpers/http1-session-harness.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const MAX = 8_192;
 const parse = (text: string, max = MAX): ConnectHead => parseConnectHead(Buffer.from(text, 'latin1'), max);
@@ -129,7 +130,7 @@ describe('readFirstRequest on a real socket', () => {
     const server = net.createServer((s) => {
       s.on('error', () => undefined);
       cleanups.push(() => s.destroy());
-      readFirstRequest(s, limits, (r) => {
+      readFirstRequest(s, limits, realTimers, (r) => {
         results.push(r);
         if (r.kind === 'http') {
           s.on('data', (d: Buffer) => {

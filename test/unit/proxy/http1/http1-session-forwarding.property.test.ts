@@ -14,6 +14,7 @@ import { requestStream } from '../../../helpers/http1-arbitraries.js';
 import { type ParsedMessage, RequestOracle } from '../../../helpers/llhttp-oracle.js';
 import { type TesseraMessage, VIEW_LIMITS, tesseraRequests } from '../../../helpers/tessera-http1-view.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const LIMITS: SessionLimits = { ...VIEW_LIMITS, headersTimeoutMs: 10_000, idleTimeoutMs: 10_000, requestTimeoutMs: 10_000, streamIdleTimeoutMs: 10_000 };
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade']);
@@ -52,6 +53,7 @@ describe('HTTP/1.1 forwarding end to end: the app behind a real session reads wh
         limits: LIMITS,
         responseLimits: VIEW_LIMITS,
         pool,
+        timers: realTimers,
         nowMs: Date.now,
         hooks: { plan: () => ({ forward: true, add: '' }), done: () => done++, rejected: () => undefined },
       });
@@ -67,7 +69,7 @@ describe('HTTP/1.1 forwarding end to end: the app behind a real session reads wh
     const expected = tesseraRequests(input).messages;
     const complete = expected.filter((m) => m.complete).length;
     // A pool per case, closed at its end: every byte of this case has reached the app before the next case starts.
-    pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 100, idleTimeoutMs: 60_000, nowMs: Date.now });
+    pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 100, idleTimeoutMs: 60_000, nowMs: Date.now, timers: realTimers });
     app.takeAll();
     done = 0;
     const client = net.connect({ host: '127.0.0.1', port: (proxy.address() as AddressInfo).port });

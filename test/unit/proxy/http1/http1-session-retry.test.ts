@@ -17,6 +17,7 @@ import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
 import { type Cleanup, type Harness, HARNESS_LIMITS, http1Harness, listenLoopback, rawApp } from '../../../helpers/http1-session-harness.js';
 import { oneResponse, rawHttp } from '../../../helpers/raw-http.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const cleanups: Cleanup[] = [];
 afterEach(async () => {
@@ -108,7 +109,7 @@ async function routed(ports: number[], o: { retry?: Partial<RetrySettings>; retr
     settings: { ...DEFAULT_ROUTING, slowStartMs: 0, outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } },
     nowMs: () => clock.now,
     random: () => 0,
-    create: (e) => new ConnectionPool({ connect: plainConnector(e.host, e.port, 2_000), maxConnections: 8, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => clock.now }),
+    create: (e) => new ConnectionPool({ connect: plainConnector(e.host, e.port, 2_000), maxConnections: 8, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => clock.now, timers: realTimers }),
     retire: (pool) => pool.close(),
   });
   cleanups.push(() => balancer.close());

@@ -2,7 +2,7 @@
 // hands (audit 19a F1). The sweep alone let a late answer through and its 504 come up to a second late, and a retry
 // started past the total: the exchange now has a timer at its deadline (only when a total is set), nothing of an
 // answer that arrives past it is relayed, and no retry attempt starts at or past it.
-import type { Timers } from '../../../../shared-io/timers.js';
+import { realTimers, type Timers } from '../../../../shared-io/timers.js';
 import type * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
@@ -144,7 +144,7 @@ describe('retries within the total', () => {
       settings: { ...DEFAULT_ROUTING, slowStartMs: 0, outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } },
       nowMs: () => now.t,
       random: () => 0,
-      create: (e) => new ConnectionPool({ connect: plainConnector(e.host, e.port, 2_000), maxConnections: 8, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => now.t }),
+      create: (e) => new ConnectionPool({ connect: plainConnector(e.host, e.port, 2_000), maxConnections: 8, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => now.t, timers: realTimers }),
       retire: (pool) => pool.close(),
     });
     cleanups.push(() => balancer.close());

@@ -7,6 +7,8 @@ import { afterEach, describe, expect, test } from 'vitest';
 import { type Expirable, SessionSet } from '../../../../proxy/src/listeners/session-set.js';
 import type { DenyCandidate } from '../../../../proxy/src/tls/deny-list.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
 
 const cleanups: (() => void)[] = [];
 afterEach(() => {
@@ -61,7 +63,7 @@ const peer = (id: string): DenyCandidate => ({ idText: id, serial: '01' });
 describe('SessionSet', () => {
   test('counts connections until each closes, in any order, and idle() resolves once none is left', async () => {
     let now = 0;
-    const set = new SessionSet(() => now, () => false);
+    const set = new SessionSet({ nowMs: () => now, timers: realTimers }, () => false);
     const { accepted } = await pairs(7);
     const sessions = accepted.slice(0, 6).map((s, i) => {
       const session = new Session(1_000 + i);
@@ -88,7 +90,7 @@ describe('SessionSet', () => {
 
   test('the sweep expires every session past its deadline, also when expiring one closes another meanwhile', async () => {
     let now = 0;
-    const set = new SessionSet(() => now, () => false);
+    const set = new SessionSet({ nowMs: () => now, timers: realTimers }, () => false);
     const { accepted } = await pairs(4);
     const sessions: Session[] = [];
     for (const [i, s] of accepted.entries()) {
@@ -104,7 +106,7 @@ describe('SessionSet', () => {
   });
 
   test('drain drains every tracked session, and one added while draining at once', async () => {
-    const set = new SessionSet(() => 0, () => false);
+    const set = new SessionSet({ nowMs: () => 0, timers: realTimers }, () => false);
     const { accepted } = await pairs(3);
     const a = new Session(0);
     const b = new Session(0);
@@ -117,7 +119,7 @@ describe('SessionSet', () => {
   });
 
   test('a peer named before its connection is tracked (HTTP/2 admits first) or after; closePeers cuts each match once', async () => {
-    const set = new SessionSet(() => 0, () => false);
+    const set = new SessionSet({ nowMs: () => 0, timers: realTimers }, () => false);
     const { accepted, clients } = await pairs(3);
     set.setPeer(accepted[0]!, peer('banned'));
     set.add(accepted[0]!, new Session(0)); // the same connection: one entry, counted once
@@ -136,7 +138,7 @@ describe('SessionSet', () => {
   });
 
   test('a connection named only by its peer is not counted, and closes out of the set', async () => {
-    const set = new SessionSet(() => 0, () => false);
+    const set = new SessionSet({ nowMs: () => 0, timers: realTimers }, () => false);
     const { accepted } = await pairs(2);
     set.setPeer(accepted[0]!, peer('a'));
     set.addSocket(accepted[1]!);
@@ -152,8 +154,9 @@ describe('SessionSet', () => {
   test('the sweep runs only while a connection is open on either side, and starts again with the next one', async () => {
     let upstreamHolds = false;
     let upstreamSweeps = 0;
+    const time = new FakeTime();
     const set = new SessionSet(
-      () => 0,
+      { nowMs: () => time.nowMs(), timers: time },
       () => {
         upstreamSweeps++;
         return upstreamHolds;
@@ -177,15 +180,20 @@ describe('SessionSet', () => {
     await until('the connection is gone', () => set.size === 0, 5_000, 10);
     set.sweep();
     expect(set.sweeping).toBe(true);
-    // The pool let its last connection go: the real 1 s timer's next sweep stops itself.
+    // The pool let its last connection go: the 1 s interval's next sweep stops it (injected timers: nothing waits).
     upstreamHolds = false;
     const before = upstreamSweeps;
-    await until('the timer stopped itself', () => !set.sweeping, 5_000, 50);
-    expect(upstreamSweeps).toBeGreaterThan(before);
+    expect(time.pending).toBe(1);
+    time.advance(999);
+    expect(upstreamSweeps).toBe(before);
+    time.advance(1);
+    expect(upstreamSweeps).toBe(before + 1);
+    expect(set.sweeping).toBe(false);
+    expect(time.pending).toBe(0);
   });
 
   test('a TCP tunnel counts until its record is written, after its connection closed; destroyAll waits for those records (audit 38a F2)', async () => {
-    const set = new SessionSet(() => 0, () => false);
+    const set = new SessionSet({ nowMs: () => 0, timers: realTimers }, () => false);
     const { accepted } = await pairs(3);
     const closed = accepted.map((s) => new Promise<void>((r) => s.once('close', () => r())));
     const recorded = accepted.slice(0, 2).map((s) => {
@@ -216,7 +224,7 @@ describe('SessionSet', () => {
   });
 
   test('destroyAll cuts every tracked connection', async () => {
-    const set = new SessionSet(() => 0, () => false);
+    const set = new SessionSet({ nowMs: () => 0, timers: realTimers }, () => false);
     const { accepted, clients } = await pairs(3);
     for (const s of accepted) set.addSocket(s);
     const closed = clients.map((c) => new Promise<void>((r) => c.once('close', () => r())));

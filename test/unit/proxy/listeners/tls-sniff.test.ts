@@ -5,6 +5,7 @@ import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { type SniffResult, classifyFirstBytes, sniffFirstBytes } from '../../../../proxy/src/listeners/tls-sniff.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 describe('classifyFirstBytes', () => {
   test.each<[string, number[], string | null]>([
@@ -33,7 +34,7 @@ async function sniffingServer(timeoutMs: number): Promise<{ port: number; next: 
   const server = net.createServer((socket) => {
     const start = Date.now();
     socket.on('error', () => undefined);
-    sniffFirstBytes(socket, timeoutMs, (result) => {
+    sniffFirstBytes(socket, timeoutMs, realTimers, (result) => {
       const ms = Date.now() - start;
       const deliver = (rest: Buffer) => {
         const r = { result, rest, ms };
@@ -93,7 +94,7 @@ describe('sniffFirstBytes', () => {
     const tlsServer = tls.createServer({ pskCallback: () => psk, ciphers: 'PSK-AES128-GCM-SHA256', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.2' }, (s) => {
       s.end('secure hello');
     });
-    const front = net.createServer((socket) => sniffFirstBytes(socket, 2_000, (r) => (r === 'tls' ? tlsServer.emit('connection', socket) : socket.destroy())));
+    const front = net.createServer((socket) => sniffFirstBytes(socket, 2_000, realTimers, (r) => (r === 'tls' ? tlsServer.emit('connection', socket) : socket.destroy())));
     servers.push(front);
     await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
     const port = (front.address() as net.AddressInfo).port;

@@ -17,6 +17,7 @@ import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
 import { type Cleanup, HARNESS_LIMITS, rawApp } from '../../../helpers/http1-session-harness.js';
 import { RawPeer, type SocketPair, frame, tcpPair } from '../../../helpers/mux-wire.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const pairs: SocketPair[] = [];
 const cleanups: Cleanup[] = [];
@@ -117,6 +118,7 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         void new Http1Session(stream, {
           limits: HARNESS_LIMITS,
           responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+          timers: realTimers,
           nowMs: () => Date.now(),
           hooks: { plan: () => ({ forward: false, status: 403, code: 'authz_denied' }), done: (r) => records.push(r.status), rejected: () => undefined },
         }),
@@ -178,7 +180,7 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         }
       });
     });
-    const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => Date.now() });
+    const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => Date.now(), timers: realTimers });
     cleanups.push(() => pool.close());
     const targets: string[] = [];
     const s = await served(
@@ -186,6 +188,7 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         void new Http1Session(stream, {
           limits: { ...HARNESS_LIMITS, maxHeaderBytes: 1_024 },
           responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+          timers: realTimers,
           pool,
           nowMs: () => Date.now(),
           hooks: { plan: () => ({ forward: true, add: '' }), done: (r) => targets.push(r.target), rejected: () => undefined },
@@ -223,13 +226,14 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         switched = () => sock.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n');
       });
     });
-    const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => Date.now() });
+    const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', app.port, 2_000), maxConnections: 4, maxQueue: 8, idleTimeoutMs: 60_000, nowMs: () => Date.now(), timers: realTimers });
     cleanups.push(() => pool.close());
     const s = await served(
       (stream) =>
         void new Http1Session(stream, {
           limits: { ...HARNESS_LIMITS, maxHeaderBytes: 1_024 },
           responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+          timers: realTimers,
           pool,
           nowMs: () => Date.now(),
           hooks: { plan: () => ({ forward: true, add: '', upgrade: true }), done: () => undefined, rejected: () => undefined },

@@ -6,6 +6,7 @@ import { isTesseraError } from '../../../../common/errors.js';
 import { ConnectionPool, type PoolOptions, type UpstreamConn, type UpstreamOwner } from '../../../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 interface TestServer {
   readonly port: number;
@@ -63,6 +64,7 @@ function makePool(port: number, opts: Partial<PoolOptions> = {}): { pool: Connec
     maxQueue: 4,
     idleTimeoutMs: 5_000,
     nowMs: () => clock.now,
+    timers: realTimers,
     onOpened: () => {
       opened++;
     },

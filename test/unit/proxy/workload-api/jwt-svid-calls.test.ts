@@ -15,6 +15,7 @@ import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-a
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { REPO_ROOT, makeTempDir } from '../../../helpers/run.js';
 import { highSTwin } from '../../../helpers/jwt-high-s.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/api';
 const k1 = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -57,6 +58,7 @@ beforeEach(async () => {
   calls = [];
   revoked = new Set();
   server = await WorkloadApiServer.start({
+    timers: realTimers,
     socketPath: join(tmp.dir, 'wl.sock'),
     feed: { current: () => undefined, subscribe: () => () => {} },
     jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), revoked: (id) => revoked.has(id), onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },
