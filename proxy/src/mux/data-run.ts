@@ -3,6 +3,8 @@
 // its own TLS record, costs at most one delivery (an HTTP/1.1 parse, a write to the app) per stream per turn, not
 // one per frame. A run of RUN_BYTES or more goes on at once: bulk data waits for nothing and is not copied. A run
 // handed on later in the turn goes only to a stream still open: one reset meanwhile (the session too) takes no more.
+// A run's parts are views of this turn's reads and live only until its end; a stream that holds what it is handed
+// (its reader paused) copies small pieces and views of larger reads itself (byte-queue.ts).
 
 /** A stream's run is handed on as soon as it holds this much (a delivery that carries this much is no waste). */
 export const RUN_BYTES = 16 * 1024;

@@ -30,7 +30,7 @@ export class FrameWriter {
     this.#length += b.length;
   }
 
-  /** This turn's bytes (null: none); the next turn starts after them. */
+  /** The bytes since the last take (null: none): one turn's, or those of the turns a full socket held back. */
   take(): Buffer | null {
     if (this.#length === 0 || this.#slab === null) return null;
     const out = this.#slab.subarray(this.#start, this.#start + this.#length);

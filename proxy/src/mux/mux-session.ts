@@ -1,7 +1,8 @@
 // One multiplexed session over an mTLS connection between two Tessera proxies (ALPN `tessera-mux/1`): the frames
 // of every stream are parsed from the socket's reads (several requests per read under load) and the frames written
-// in one event-loop turn go out in one TLS write, from setImmediate after the poll phase. The dialing side opens
-// streams (odd ids, increasing); the serving side announces how many it serves at once. Faults of the peer
+// in one event-loop turn go out in one TLS write, from setImmediate after the poll phase (while the socket is full,
+// later turns wait and go together at 'drain'). The dialing side opens streams (odd ids, increasing); the serving
+// side announces how many it serves at once. Faults of the peer
 // (oversized or unknown frames, a reused stream id, a window overrun, a flood of frames that carry nothing) end the
 // session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
 import type { Socket } from 'node:net';
@@ -68,7 +69,8 @@ export class MuxSession implements StreamPort {
     socket.on('data', (chunk: Buffer) => this.#onRead(chunk));
     socket.on('drain', () => {
       this.#socketFull = false;
-      this.#wakeWriters();
+      if (this.#out.length > 0) this.#flush(); // what the turns wrote meanwhile, in one write
+      else this.#wakeWriters();
     });
     socket.on('close', () => this.#onSocketGone());
     socket.on('error', () => this.#onSocketGone());
@@ -163,9 +165,9 @@ export class MuxSession implements StreamPort {
     if (delta > 0 && !this.#ended && this.#backlog() > MAX_BACKLOG) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
   }
 
-  /** What waits for the peer: the socket's backlog and the streams' queues. */
+  /** What waits for the peer: the socket's backlog, the frames held while it is full and the streams' queues. */
   #backlog(): number {
-    return this.socket.writableLength + this.#queued;
+    return this.socket.writableLength + this.#out.length + this.#queued;
   }
 
   forget(stream: MuxStream): void {
@@ -190,11 +192,8 @@ export class MuxSession implements StreamPort {
 
   // ---- lifecycle
 
-  /**
-   * Graceful drain: GOAWAY, no new streams from this side; the session closes once its streams are done. The
-   * server keeps serving streams the client opened before it saw the GOAWAY: a PING sent after it, once answered,
-   * proves the client has read it.
-   */
+  /** Graceful drain: GOAWAY, no new streams from this side; the session closes once its streams are done. The server
+   * serves streams the client opened before it saw the GOAWAY: a PING sent after it, once answered, proves it read it. */
   drain(): void {
     if (this.#goneAway || this.#ended) return;
     this.#goneAway = true;
@@ -206,10 +205,8 @@ export class MuxSession implements StreamPort {
     this.#lastBusyMs = this.#o.nowMs();
   }
 
-  /**
-   * Server: runs `fn` once the dialer has read this side's GOAWAY (now if it has). From then on it sends no new
-   * exchange on any stream of this session, so an idle stream may close without a request crossing its close.
-   */
+  /** Server: runs `fn` once the dialer has read this side's GOAWAY (now if it has). From then on it sends no new
+   * exchange on any stream of this session, so an idle stream may close without a request crossing its close. */
   whenGoAwaySeen(fn: () => void): void {
     if (this.#goneAway && this.#drainPing === 0) fn();
     else this.#afterGoAwaySeen.push(fn);
@@ -218,17 +215,15 @@ export class MuxSession implements StreamPort {
   /** Ends the session now: what was queued is written, then the socket is closed. */
   close(): void {
     if (this.#ended) return;
-    this.#flush();
+    this.#flush(true);
     this.#ended = true;
     this.socket.destroySoon();
     this.#endStreams(MuxCode.Cancel, 'session closed');
     this.#report('closed');
   }
 
-  /**
-   * Periodic check (the listener's sweep): a quiet peer gets a PING, an unanswered PING
-   * ends the session, an idle session (no stream for `idleMs`) closes. Returns the next time it wants a check.
-   */
+  /** The listener's sweep: a quiet peer gets a PING, an unanswered PING ends the session, an idle session (no stream
+   * for `idleMs`) closes. Returns the next time it wants a check. */
   tick(idleMs: number): number {
     const now = this.#o.nowMs();
     if (this.#ended) return Number.POSITIVE_INFINITY;
@@ -289,6 +284,8 @@ export class MuxSession implements StreamPort {
   }
 
   #frame(type: number, flags: number, code: number, id: number, length: number, payload: Buffer | null): void {
+    // Only a DATA frame opens a stream: SYN on any other frame is a fault, never a second way to open one.
+    if (flags & Flag.Syn && type !== FrameType.Data) return void this.#fail(MuxCode.Protocol, 'protocol', `SYN on a frame of type ${type}`);
     switch (type) {
       case FrameType.Data:
       case FrameType.WindowUpdate: {
@@ -397,19 +394,22 @@ export class MuxSession implements StreamPort {
     setImmediate(() => this.#flush());
   }
 
-  #flush(): void {
+  // While the socket is full the turns' frames wait in the writer (one buffer, doubling) for 'drain', unless `now`: a
+  // write per turn would cost the socket a queued entry (~200 bytes) for a 12-byte PING answer, unseen by the backlog.
+  #flush(now = false): void {
     this.#flushing = false;
-    const out = this.#out.take();
-    if (out === null || this.socket.destroyed) return;
-    this.#wroteSinceTick = true;
-    this.#o.onWrite?.();
-    if (this.socket.write(out)) {
-      if (this.#writersWait && !this.#ended) this.#wakeWriters();
-      return;
+    const out = this.#socketFull && !now && !this.#ended ? null : this.#out.take();
+    if (out !== null && !this.socket.destroyed) {
+      this.#wroteSinceTick = true;
+      this.#o.onWrite?.();
+      if (this.socket.write(out)) {
+        if (this.#writersWait && !this.#ended) this.#wakeWriters();
+        return;
+      }
+      this.#socketFull = true;
     }
-    this.#socketFull = true;
     // A peer that stops reading while we keep answering it (PINGs, window updates) must not grow our memory.
-    if (!this.#ended && this.#backlog() > MAX_BACKLOG) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
+    if (this.#socketFull && !this.#ended && this.#backlog() > MAX_BACKLOG) this.#fail(MuxCode.Internal, 'write_backlog', 'peer reads nothing');
   }
 
   #fail(code: MuxCode, reason: MuxEndReason, detail: string): void {

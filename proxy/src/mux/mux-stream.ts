@@ -4,9 +4,11 @@
 // credit is returned only for bytes handed on, so a stream whose reader is paused holds at most one window and never
 // stalls its siblings. Writing is the mirror: what the peer has no window for waits in the stream's queue, and a
 // write that queues anything tells its writer to wait for 'drain' (as a full socket does); the queued bytes are
-// reported to the session, which bounds their sum with its own backlog. Events after a local destroy are not
-// emitted; 'close' comes on the next tick, as a socket's.
+// reported to the session, which bounds their sum with its own backlog. Both queues hold their bytes in about
+// their own size however finely the peer or the writer cut them (byte-queue.ts). Events after a local destroy are
+// not emitted; 'close' comes on the next tick, as a socket's.
 import { EventEmitter } from 'node:events';
+import { ByteQueue } from './byte-queue.js';
 import { Flag, MAX_WINDOW, MuxCode, STREAM_WINDOW } from './mux-frame.js';
 
 /** What a stream needs from its session. */
@@ -51,10 +53,10 @@ export class MuxStream extends EventEmitter {
   #recvWindow = STREAM_WINDOW;
   /** Bytes handed on and not yet credited back. */
   #consumed = 0;
-  #pendingOut: Buffer[] = [];
-  /** The bytes in #pendingOut (counted in the session's backlog). */
-  #pendingBytes = 0;
-  #pendingIn: Buffer[] = [];
+  /** What waits for the peer's window (its bytes are counted in the session's backlog). */
+  readonly #pendingOut = new ByteQueue();
+  /** What the peer sent while the reader was paused: at most the window, in about its own size. */
+  readonly #pendingIn = new ByteQueue();
   #needDrain = false;
   #paused = false;
   #finPending = false;
@@ -109,7 +111,7 @@ export class MuxStream extends EventEmitter {
 
   /** Bytes written and not yet sent for want of window. */
   get writableLength(): number {
-    return this.#pendingBytes;
+    return this.#pendingOut.bytes;
   }
 
   isPaused(): boolean {
@@ -139,7 +141,6 @@ export class MuxStream extends EventEmitter {
 
   #queue(b: Buffer): void {
     this.#pendingOut.push(b);
-    this.#pendingBytes += b.length;
     this.#port.queued(b.length);
   }
 
@@ -181,17 +182,11 @@ export class MuxStream extends EventEmitter {
     this.#sendWindow += increment;
     let sent = 0;
     while (this.#pendingOut.length > 0 && this.#sendWindow > 0) {
-      const head = this.#pendingOut[0]!;
-      const n = Math.min(head.length, this.#sendWindow);
-      if (n === head.length) this.#pendingOut.shift();
-      else this.#pendingOut[0] = head.subarray(n);
-      sent += n;
-      this.#send(n === head.length ? head : head.subarray(0, n), 0);
+      const part = this.#pendingOut.shift(this.#sendWindow)!;
+      sent += part.length;
+      this.#send(part, 0);
     }
-    if (sent > 0) {
-      this.#pendingBytes -= sent;
-      this.#port.queued(-sent);
-    }
+    if (sent > 0) this.#port.queued(-sent);
     if (this.#pendingOut.length > 0) return;
     if (this.#finPending) {
       this.#finPending = false;
@@ -231,7 +226,8 @@ export class MuxStream extends EventEmitter {
     }
     this.#recvWindow -= payload.length;
     this.#carried = true;
-    if (this.#paused || this.#pendingIn.length > 0) this.#pendingIn.push(payload);
+    // Held while paused, in memory close to the window it counts against (no more than the peer may still send).
+    if (this.#paused || this.#pendingIn.length > 0) this.#pendingIn.push(payload, this.#recvWindow);
     else this.#deliver(payload);
   }
 
@@ -274,10 +270,9 @@ export class MuxStream extends EventEmitter {
 
   #teardown(error?: Error): void {
     this.#destroyed = true;
-    if (this.#pendingBytes > 0) this.#port.queued(-this.#pendingBytes);
-    this.#pendingBytes = 0;
-    this.#pendingOut = [];
-    this.#pendingIn = [];
+    if (this.#pendingOut.bytes > 0) this.#port.queued(-this.#pendingOut.bytes);
+    this.#pendingOut.clear();
+    this.#pendingIn.clear();
     this.#port.forget(this);
     process.nextTick(() => {
       if (error && this.listenerCount('error') > 0) this.emit('error', error);

@@ -105,12 +105,24 @@ describe('a peer at fault ends the session with GOAWAY, never the process', () =
     ['DATA for an even stream id below the highest opened', () => [syn(5), data(2, Buffer.from('GET / HTTP/1.1\r\n\r\n'))], MuxCode.Protocol, 'stream_id'],
     ['a WINDOW_UPDATE for an even stream id below the highest opened', () => [syn(5), frame(FrameType.WindowUpdate, 0, 0, 4, 100)], MuxCode.Protocol, 'stream_id'],
     ['a SYN with an id above 2^31-1', () => [frame(FrameType.Data, Flag.Syn, 0, 0xffff_ffff, 0)], MuxCode.Protocol, 'stream_id'],
+    // Only DATA opens a stream (audit 51c I1: a WINDOW_UPDATE flagged SYN opened one and its request was served).
+    ['a WINDOW_UPDATE flagged SYN for a new stream', () => [frame(FrameType.WindowUpdate, Flag.Syn, 0, 1, 40_000), data(1, Buffer.from('GET / HTTP/1.1\r\n\r\n'))], MuxCode.Protocol, 'protocol'],
+    ['a WINDOW_UPDATE flagged SYN for a stream already open', () => [syn(1), frame(FrameType.WindowUpdate, Flag.Syn, 0, 1, 40_000)], MuxCode.Protocol, 'protocol'],
+    ['a PING flagged SYN', () => [frame(FrameType.Ping, Flag.Syn, 0, 0, 7)], MuxCode.Protocol, 'protocol'],
+    ['a GOAWAY flagged SYN', () => [syn(1), frame(FrameType.GoAway, Flag.Syn, 0, 1, 0)], MuxCode.Protocol, 'protocol'],
   ])('%s', async (_name, frames, code, reason) => {
     const s = await served();
     s.raw.write(...frames());
     await expectFault(s, code, reason);
     // Streams it had are failed, not left hanging.
     for (const st of s.streams) expect(st.destroyed).toBe(true);
+  });
+
+  test('a WINDOW_UPDATE flagged SYN opens no stream: its request reaches nothing, the session ends (protocol)', async () => {
+    const s = await served();
+    s.raw.write(frame(FrameType.WindowUpdate, Flag.Syn, 0, 1, 40_000), data(1, Buffer.from('GET / HTTP/1.1\r\n\r\n')));
+    await expectFault(s, MuxCode.Protocol, 'protocol');
+    expect(s.streams).toEqual([]);
   });
 
   test('the same over mTLS: DATA beyond the window ends the session with GOAWAY FLOW_CONTROL', async () => {
@@ -257,7 +269,6 @@ describe('floods', () => {
   test.each<[string, (id: number) => Buffer]>([
     ['SYN|FIN in one frame', (id) => frame(FrameType.Data, Flag.Syn | Flag.Fin, 0, id, 0)],
     ['an empty SYN, then an empty FIN', (id) => Buffer.concat([syn(id), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
-    ['an empty WINDOW_UPDATE|SYN, then an empty FIN', (id) => Buffer.concat([frame(FrameType.WindowUpdate, Flag.Syn, 0, id, 0), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
     ['a SYN with one byte, then FIN before any answer', (id) => Buffer.concat([syn(id, Buffer.from('G')), frame(FrameType.Data, Flag.Fin, 0, id, 0)])],
     ['a whole request and FIN in one frame, before any answer', (id) => frame(FrameType.Data, Flag.Syn | Flag.Fin, 0, id, 18, Buffer.from('GET / HTTP/1.1\r\n\r\n'))],
   ])('streams opened and ended empty, thousands in one go, end the session as a flood: %s', async (_name, openClose) => {
@@ -414,7 +425,7 @@ test('a frame sent a byte at a time is joined once, not once per byte (linear wo
 });
 
 test('a client-role session refuses a stream the server tries to open, and SETTINGS allowing no stream', async () => {
-  for (const bad of [frame(FrameType.Data, Flag.Syn, 0, 2, 0), frame(FrameType.Settings, 0, 0, 0, 0)]) {
+  for (const bad of [frame(FrameType.Data, Flag.Syn, 0, 2, 0), frame(FrameType.Settings, 0, 0, 0, 0), frame(FrameType.WindowUpdate, Flag.Syn, 0, 2, 100)]) {
     const pair = await tcpPair();
     pairs.push(pair);
     const ended: MuxEndReason[] = [];

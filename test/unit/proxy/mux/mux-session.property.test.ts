@@ -60,14 +60,15 @@ const DIALER_STREAMS = 3;
 /**
  * Half the time the frames are made to follow the framing rules, so runs get past the first checks into what open
  * streams do: windows, half-closes, resets, refusals. Known types only, PING, GOAWAY and SETTINGS on stream 0; a
- * dialer sends no SETTINGS, and each of its SYNs takes the next odd id, its other frames a stream already opened;
+ * dialer sends no SETTINGS and SYN only on DATA, each SYN taking the next odd id, its other frames a stream opened;
  * a server opens no stream and names one of the dialer's, and its SETTINGS allow at least one.
  */
 function lawful(frames: readonly FrameSpec[], peerOf: Role): FrameSpec[] {
   let next = 1;
   return frames.map((g) => {
     const type = g.type > FrameType.Settings || (g.type === FrameType.Settings && peerOf === 'server') ? FrameType.Ping : g.type;
-    const f = { ...g, type, length: type === FrameType.Settings ? Math.max(1, g.length % 1_000) : g.length };
+    // Only DATA opens a stream: SYN on any other frame is a fault (protocol), so a lawful one carries none.
+    const f = { ...g, type, flags: type === FrameType.Data ? g.flags : g.flags & ~Flag.Syn, length: type === FrameType.Settings ? Math.max(1, g.length % 1_000) : g.length };
     if (type !== FrameType.Data && type !== FrameType.WindowUpdate) return { ...f, stream: 0 };
     if (peerOf === 'client') return { ...f, flags: f.flags & ~Flag.Syn, stream: 1 + 2 * (f.stream % DIALER_STREAMS) };
     if (f.flags & Flag.Syn) {
