@@ -29,6 +29,8 @@ export interface IssuingServer {
   readonly grpc: string;
   readonly dataDir: string;
   readonly bundlePem: string;
+  /** The admin HTTP listener (/ready, /metrics). */
+  readonly admin: string;
 }
 
 /**
@@ -40,26 +42,28 @@ export async function startIssuingServer(group: ProcessSupervisor, dir: string, 
   await writeFile(join(dir, 'cp.yaml'), config.join('\n'));
   const cli = process.env['TESSERA_BENCH_CLI'] ?? TESSERA_CLI;
   const started = await group.start({ name, command: process.execPath, args: [cli, 'control-plane', '--config', join(dir, 'cp.yaml')], cwd: dir, ready: { line: /tessera control-plane: ready/ } });
-  const m = /tessera control-plane: grpc (\S+)/.exec(await readFile(started.logFile!, 'utf8'));
+  const m = /tessera control-plane: grpc (\S+) admin (\S+)/.exec(await readFile(started.logFile!, 'utf8'));
   if (!m) throw new Error(`no address line in ${started.logFile}`);
   const dataDir = join(dir, 'data');
-  return { pid: started.pid, grpc: m[1]!, dataDir, bundlePem: await readFile(join(dataDir, 'bundle.pem'), 'utf8') };
+  return { pid: started.pid, grpc: m[1]!, admin: m[2]!, dataDir, bundlePem: await readFile(join(dataDir, 'bundle.pem'), 'utf8') };
 }
 
-/** One channel per lane (its own connection: a local subchannel pool), server checked by SPIFFE ID. */
-export function identityClient(server: IssuingServer, svid?: { keyPem: string; chainPem: string }): IdentityClient {
+/** TLS to the control plane, checked by its SPIFFE ID (mTLS with `svid`), on a connection of its own. */
+export function controlPlaneChannel(server: Pick<IssuingServer, 'bundlePem'>, svid?: { keyPem: string; chainPem: string }): { creds: grpc.ChannelCredentials; options: grpc.ChannelOptions } {
   const creds = grpc.credentials.createSsl(Buffer.from(server.bundlePem), svid ? Buffer.from(svid.keyPem) : null, svid ? Buffer.from(svid.chainPem) : null, {
     checkServerIdentity: (_host, cert) => {
       const san = cert.raw ? new X509Certificate(cert.raw).subjectAltName : undefined;
       return san === `URI:${CONTROL_PLANE_ID}` ? undefined : new Error(`unexpected control plane identity ${san}`);
     },
   });
+  return { creds, options: { 'grpc.ssl_target_name_override': 'tessera-control-plane', 'grpc.default_authority': 'tessera-control-plane', 'grpc.use_local_subchannel_pool': 1 } };
+}
+
+/** One channel per lane (its own connection: a local subchannel pool), server checked by SPIFFE ID. */
+export function identityClient(server: IssuingServer, svid?: { keyPem: string; chainPem: string }): IdentityClient {
+  const { creds, options } = controlPlaneChannel(server, svid);
   const Identity = loadTesseraServices().identity;
-  return new Identity(server.grpc, creds, {
-    'grpc.ssl_target_name_override': 'tessera-control-plane',
-    'grpc.default_authority': 'tessera-control-plane',
-    'grpc.use_local_subchannel_pool': 1,
-  }) as IdentityClient;
+  return new Identity(server.grpc, creds, options) as IdentityClient;
 }
 
 export function signSvid(client: IdentityClient, req: Record<string, unknown>): Promise<SignResponse> {

@@ -92,12 +92,13 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
     const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure, timers });
     const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
+    const services = loadTesseraServices();
     const hub = await ConfigHub.open({
       // Federated domains' bundles and JWT keys ride along, each under its own trust domain only.
       inputs: { bundles: () => [ca.current().bundle, ...(federation?.bundles() ?? [])], jwtAuthorities: () => new Map([...(federation?.jwtAuthorities() ?? []), [td.name, jwt.keys.published()]]), policies: () => policies?.policies ?? [], grants: () => breakGlass.active(), denyList: () => revocations.denyList() },
       svids,
       admit,
-      ...{ peerChain, clock, maxStreamsPerId, streamOpensPerSecond },
+      ...{ peerChain, clock, maxStreamsPerId, streamOpensPerSecond, encode: services.config.service['Watch']!.responseSerialize },
       nextVersion: () => store.meta.increment('config.snapshot_version'),
       ...configHubReports(metrics, audit, clock, log),
     });
@@ -113,7 +114,6 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const caWatch = warnOnCaDirChange(ca.persistence, { dataDir, trustDomain: td, clock, log, timers });
     undo.push(() => [configWatch.close(), caWatch?.close()]);
 
-    const services = loadTesseraServices();
     const onRejected = identityRejections(metrics, audit, clock);
     const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), lineageOf: (serial: string) => issuer.lineageOf(serial), ...jwtSvidReports(metrics) };
     const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published(), deadlineClock: deps.deadlineClock }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, admitStored: (id, serial) => revocations.checkStored(id, serial), audit, clock, ...jwtSigner }) };

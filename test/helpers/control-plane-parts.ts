@@ -68,6 +68,8 @@ export interface RunningApi extends TestCaParts {
   readonly rejected: { code: string; size: number | undefined }[];
   /** Config/Watch snapshots written so far (ConfigHub's onSent). */
   readonly snapshotsSent: () => number;
+  /** Config/Watch snapshots built so far (one per SPIFFE ID and version), and the policies and grants they looked at (ConfigHub's onBuild). */
+  readonly snapshotBuilds: () => { builds: number; examined: number };
   /** PEM bundle a client trusts the server with. */
   bundlePem(): string;
   close(): Promise<void>;
@@ -125,6 +127,8 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
   });
   let sent = 0;
+  const builds = { builds: 0, examined: 0 };
+  const services = loadTesseraServices();
   hub = await ConfigHub.open({
     inputs: { bundles: () => [ca.current().bundle], policies: o.policies ?? (() => []), grants: o.grants ?? (() => []), denyList: () => revocations.denyList() },
     svids,
@@ -133,12 +137,16 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     clock,
     nextVersion: () => store.meta.increment('config.snapshot_version'),
     onSent: () => void sent++,
+    onBuild: (examined) => {
+      builds.builds++;
+      builds.examined += examined;
+    },
+    encode: services.config.service['Watch']!.responseSerialize,
     ...(o.maxStreamsPerId !== undefined ? { maxStreamsPerId: o.maxStreamsPerId } : {}),
     ...(o.streamOpensPerSecond !== undefined ? { streamOpensPerSecond: o.streamOpensPerSecond } : {}),
     ...(o.openRate ? { openRate: o.openRate } : {}),
   });
   const rejected: { code: string; size: number | undefined }[] = [];
-  const services = loadTesseraServices();
   server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }), deadlineClock: o.deadlineClock ?? systemClock }));
   server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), hub.handlers());
   await server.start();
@@ -151,6 +159,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     served,
     rejected,
     snapshotsSent: () => sent,
+    snapshotBuilds: () => ({ ...builds }),
     bundlePem: () => ca.current().bundle.toPem(),
     close: async () => {
       h.endAll();

@@ -49,12 +49,16 @@ export function identityRejections(metrics: ControlPlaneMetrics, audit: AuditLog
   };
 }
 
-export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock, log: Pick<ControlPlaneLogger, 'error'>): Pick<ConfigHubOptions, 'onWatchers' | 'onVersion' | 'onSent' | 'onRefused' | 'onPublishError'> {
+export function configHubReports(metrics: ControlPlaneMetrics, audit: AuditLog, clock: Clock, log: Pick<ControlPlaneLogger, 'error'>): Pick<ConfigHubOptions, 'onWatchers' | 'onVersion' | 'onSent' | 'onRefused' | 'onPublishError' | 'onBuild'> {
   return {
     onPublishError: (e) => log.error({ err: describeError(e) }, 'publishing a config snapshot failed; watchers keep the previous one'),
     onWatchers: (n) => metrics.configWatchers.set(n),
     onVersion: (v) => metrics.snapshotVersion.set(v),
     onSent: () => metrics.snapshotsSent.inc(),
+    onBuild: (examined) => {
+      metrics.snapshotBuilds.inc();
+      metrics.snapshotExamined.inc(examined);
+    },
     onRefused: refusedCall('config.watch_refused', metrics, audit, clock, 'config'),
   };
 }

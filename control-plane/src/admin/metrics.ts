@@ -16,6 +16,8 @@ export interface ControlPlaneMetrics {
   readonly configWatchers: Gauge;
   readonly snapshotVersion: Gauge;
   readonly snapshotsSent: Counter;
+  readonly snapshotBuilds: Counter;
+  readonly snapshotExamined: Counter;
   readonly policyLoadErrors: Counter;
   readonly policiesLoaded: Gauge;
   readonly breakGlassActive: Gauge;
@@ -57,6 +59,8 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     configWatchers: new Gauge({ name: 'tessera_config_watchers', help: 'Connected Config/Watch streams (proxies)', registers }),
     snapshotVersion: new Gauge({ name: 'tessera_config_snapshot_version', help: 'Current config snapshot version', registers }),
     snapshotsSent: new Counter({ name: 'tessera_config_snapshots_sent_total', help: 'Config snapshots sent to proxies', registers }),
+    snapshotBuilds: new Counter({ name: 'tessera_config_snapshot_builds_total', help: 'Config snapshots built, one per SPIFFE ID with open Watch streams and version', registers }),
+    snapshotExamined: new Counter({ name: 'tessera_config_snapshot_entries_examined_total', help: 'Policies and break-glass grants the snapshot builds looked at (those whose selector can match the ID)', registers }),
     policyLoadErrors: new Counter({ name: 'tessera_policy_load_errors_total', help: 'Policy files that failed validation (the last good set stayed)', registers }),
     policiesLoaded: new Gauge({ name: 'tessera_policies_loaded', help: 'Authorization policies in the set in force', registers }),
     breakGlassActive: new Gauge({ name: 'tessera_break_glass_grants_active', help: 'Unexpired break-glass grants', registers }),

@@ -1,7 +1,9 @@
 // Config/Watch builds each SPIFFE ID's snapshot once per published version and shares it among that ID's streams
 // (an outside audit, 39b F1: every open and every publish to every stream rebuilt it, so 100 opens under a
-// 2,000-rule policy held the event loop 3.3 s). Builds are counted by the reads of the rules of a policy selecting
-// every caller, which a build reads once. Opens are rate-limited per ID; a grant that expires is still left out of new opens.
+// 2,000-rule policy held the event loop 3.3 s), and what every ID shares (each policy's JSON and encoding) once per
+// version for all IDs (audit 51a: each distinct ID's first open re-read the whole policy set). Builds are counted by
+// the hub's onBuild; the reads of the rules of a policy selecting every caller count how often it was prepared.
+// Opens are rate-limited per ID; a grant that expires is still left out of new opens.
 // Audit 40a F4: by default one ID may open maxStreamsPerId at once (a Deployment reconnecting after a failover), then
 // limits.streamOpensPerSecond; a fixed 256 then 10 a second made 1,024 proxies of one ID wait ~75 s.
 import * as grpc from '@grpc/grpc-js';
@@ -33,22 +35,26 @@ describe('Config/Watch snapshots shared per SPIFFE ID', () => {
   const grants: BreakGlassGrant[] = [];
   const t = apiPerFile(time, { policies: () => [counted], grants: () => grants });
 
-  test('N streams of one ID cost one build per publish, M distinct IDs cost M', async () => {
+  test('N streams of one ID cost one build per publish, M distinct IDs cost M; the policy is read once per version for all', async () => {
     const { svid } = await enroll(t.api, time.nowMs(), `${SA}/many`);
     const others = await Promise.all(['b', 'c', 'd'].map(async (n) => (await enroll(t.api, time.nowMs(), `${SA}/${n}`)).svid));
-    const before = builds;
+    const before = { reads: builds, ...t.api.snapshotBuilds() };
     const many = Array.from({ length: 6 }, () => watch(t.api, svid));
     await until('six streams of one ID served', () => many.every((w) => w.snapshots.length === 1));
-    expect(builds - before).toBe(1);
+    expect(builds - before.reads).toBe(1);
+    const one = t.api.snapshotBuilds().builds - before.builds;
     const rest = others.map((s) => watch(t.api, s));
     await until('three more IDs served', () => rest.every((w) => w.snapshots.length === 1));
-    expect(builds - before).toBe(4);
+    // Before 51a each ID's build wrote the policy's JSON again (4 reads here).
+    expect(builds - before.reads).toBe(1);
+    expect([one, t.api.snapshotBuilds().builds - before.builds]).toEqual([1, 4]);
 
     paths = ['/v2']; // a content change every stream sees
-    const atPublish = builds;
+    const atPublish = { reads: builds, ...t.api.snapshotBuilds() };
     await t.api.hub.publish();
     await until('every stream has the new snapshot', () => [...many, ...rest].every((w) => w.snapshots.length === 2));
-    expect(builds - atPublish).toBe(4);
+    expect(builds - atPublish.reads).toBe(1);
+    expect(t.api.snapshotBuilds().builds - atPublish.builds).toBe(4);
     const second = many.map((w) => w.snapshots[1]!);
     expect(new Set(second.map((s) => s.version)).size).toBe(1);
     expect(second.every((s) => s.policies[0]!.json.includes('/v2'))).toBe(true);
