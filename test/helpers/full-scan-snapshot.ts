@@ -1,4 +1,4 @@
-// The config snapshot as the control plane built it before audit 51a, one caller at a time over the whole input:
+// The config snapshot as the control plane built it before audit 40a, one caller at a time over the whole input:
 // every policy's selector compiled and matched against the ID, every grant's patterns compiled, the JSON of each
 // selecting policy written again. Kept as the reference the indexed build (config-snapshot.ts) must equal.
 import type { ConfigSnapshotMsg } from '../../common/contract/config-v1.js';
@@ -27,7 +27,7 @@ function usableGrant(g: BreakGlassGrant): { grant: BreakGlassGrant; to: IdPatter
   return { grant: from.length === g.from.length ? g : { ...g, from }, to };
 }
 
-/** The pre-51a buildSnapshot: its message, and its content key (the whole content as JSON). */
+/** The pre-stop-51 buildSnapshot: its message, and its content key (the whole content as JSON). */
 export function fullScanSnapshot(inputs: SnapshotInputs, id: SpiffeId, nowMs: number): { message: ConfigSnapshotMsg; contentKey: string } {
   const jwtOf = (b: TrustBundle) => inputs.jwtAuthorities?.get(b.trustDomain.name) ?? [];
   const bundles = inputs.bundles.map((b) => trustBundleMsg(b, jwtOf(b)));

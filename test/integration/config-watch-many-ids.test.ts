@@ -1,5 +1,5 @@
 // Many distinct workloads opening Config/Watch at once against the real `tessera control-plane` process, under a
-// policy set of exact, wildcard, trust-domain-wide and DENY selectors plus one large policy (an outside audit, 51a:
+// policy set of exact, wildcard, trust-domain-wide and DENY selectors plus one large policy (an outside audit, 40a:
 // 100 IDs x 10 streams under a 2,000-rule policy held /ready for 3-4 s, each ID's first open preparing the whole
 // set). Every stream is answered with exactly the policies selecting its ID, whole; /ready answers meanwhile; each
 // build looks only at the entries selecting its ID (tessera_config_snapshot_entries_examined_total, 13 per build

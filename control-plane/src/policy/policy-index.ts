@@ -1,7 +1,7 @@
 // The policies of one policy set as Config/Watch serves them, prepared once for all callers: each policy's JSON
 // document, a digest of it (for content keys) and, given the wire encoder, its encoded snapshot field; indexed by
 // selector (exact IDs in a Map, wildcards in a per-trust-domain trie: common/policy/selector-index.ts). A caller's
-// snapshot then touches only the policies selecting it. An outside audit (51a) saw every build compile every
+// snapshot then touches only the policies selecting it. An outside audit (40a) saw every build compile every
 // selector and re-write the JSON of each selected policy: ~10-40 ms per SPIFFE ID under a 2,000-rule policy.
 import { createHash } from 'node:crypto';
 import type { ConfigSnapshotMsg, PolicyDocumentMsg } from '../../../common/contract/config-v1.js';

@@ -2,7 +2,7 @@
 // same content, so it is built once and shared (message object and encoding included). A publish replaces the whole
 // cache (whole-or-nothing, as snapshots are). What all IDs share is prepared once per version (SnapshotParts, and
 // the policy index carried over while the policy set is the same), so an ID's first build costs what selects it:
-// outside audits saw each open rebuild everything (39b), then each distinct ID rebuild the whole policy set (51a:
+// outside audits saw each open rebuild everything (39b), then each distinct ID rebuild the whole policy set (40a:
 // 100 IDs under a 2,000-rule policy held /ready for 3-4 s).
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { type BuiltSnapshot, type SnapshotEncoder, type SnapshotInputs, SnapshotParts } from './config-snapshot.js';

@@ -1,4 +1,4 @@
-// Config/Watch with many distinct SPIFFE IDs under a large policy set (an outside audit, 51a: 100 IDs x 10 streams
+// Config/Watch with many distinct SPIFFE IDs under a large policy set (an outside audit, 40a: 100 IDs x 10 streams
 // under a 2,000-rule policy held the control plane's /ready for 3-4 s). Each ID's build looks only at the policies
 // selecting it: the selectors of the set are read once per set, not once per ID (counted by a getter). Snapshots
 // are written a bounded slice per turn of the event loop: a publish to many streams of a large snapshot is many
@@ -46,7 +46,7 @@ describe('Config/Watch for many distinct SPIFFE IDs', () => {
     const before = selectorReads;
     const streams = svids.map((s) => watch(t.api, s));
     await until('every ID served', () => streams.every((w) => w.snapshots.length === 1));
-    // Preparing the set reads each selector twice (its index entry, its JSON); before 51a every ID's build read
+    // Preparing the set reads each selector twice (its index entry, its JSON); before stop 51 every ID's build read
     // every selector again (here 20 x 203).
     expect(selectorReads - before).toBeLessThanOrEqual(2 * policies.length);
     expect(t.api.snapshotBuilds()).toEqual({ builds: IDS, examined: IDS * 12 });

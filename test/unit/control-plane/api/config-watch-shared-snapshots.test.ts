@@ -1,7 +1,7 @@
 // Config/Watch builds each SPIFFE ID's snapshot once per published version and shares it among that ID's streams
 // (an outside audit, 39b F1: every open and every publish to every stream rebuilt it, so 100 opens under a
 // 2,000-rule policy held the event loop 3.3 s), and what every ID shares (each policy's JSON and encoding) once per
-// version for all IDs (audit 51a: each distinct ID's first open re-read the whole policy set). Builds are counted by
+// version for all IDs (audit 40a: each distinct ID's first open re-read the whole policy set). Builds are counted by
 // the hub's onBuild; the reads of the rules of a policy selecting every caller count how often it was prepared.
 // Opens are rate-limited per ID; a grant that expires is still left out of new opens.
 // Audit 40a F4: by default one ID may open maxStreamsPerId at once (a Deployment reconnecting after a failover), then
@@ -45,7 +45,7 @@ describe('Config/Watch snapshots shared per SPIFFE ID', () => {
     const one = t.api.snapshotBuilds().builds - before.builds;
     const rest = others.map((s) => watch(t.api, s));
     await until('three more IDs served', () => rest.every((w) => w.snapshots.length === 1));
-    // Before 51a each ID's build wrote the policy's JSON again (4 reads here).
+    // Before stop 51 each ID's build wrote the policy's JSON again (4 reads here).
     expect(builds - before.reads).toBe(1);
     expect([one, t.api.snapshotBuilds().builds - before.builds]).toEqual([1, 4]);
 

@@ -1,4 +1,4 @@
-// The indexed snapshot build (audit 51a: policies prepared once per version and looked up by selector, grants by
+// The indexed snapshot build (audit 40a: policies prepared once per version and looked up by selector, grants by
 // `to`) gives every caller exactly what the full scan of every policy and grant gave it before: the same policies in
 // the same order (exact IDs, "*" segments, "**" tails, trust-domain-wide and bare-domain selectors, ALLOW and DENY,
 // enforce and audit, repeated names), the same grants (expired and unusable ones left out), the same deny-list and
