@@ -1,5 +1,6 @@
 // Who is calling a streaming method (Config/Watch, Discovery/Watch and Register): the client SVID presented over
-// mTLS, verified now and checked against operator bans; and the set of open streams so authenticated, each ended
+// mTLS, verified (a chain verified a moment ago against the same bundle, inside its validity, reuses its verdict:
+// svid-verdicts.ts) and checked against operator bans on every open; and the set of open streams so authenticated, each ended
 // when its SVID expires or its caller is banned, all ended with OK at shutdown, and bounded per SPIFFE ID: in how
 // many are open at once and in how fast new ones are opened.
 import type * as grpc from '@grpc/grpc-js';
@@ -31,8 +32,8 @@ export interface StreamCallerDeps {
 
 /**
  * Opens of one method one SPIFFE ID may make: a burst of maxStreamsPerId (every replica of a Deployment reconnecting
- * at once after a restart or failover), then limits.streamOpensPerSecond. Every open costs an SVID chain check and a
- * first message; an outside audit opened and cancelled Watch streams in a loop from one workload and held the control
+ * at once after a restart or failover), then limits.streamOpensPerSecond. Every open costs a first message (and the
+ * first open of a chain an SVID chain check); an outside audit opened and cancelled Watch streams in a loop from one workload and held the control
  * plane's event loop for seconds at a time. A fixed 256 then 10 a second made 1,024 proxies of one ID wait ~75 s after
  * a failover (audit 40a F4); opens of one ID share a cached snapshot, so the burst is cheap now.
  */
