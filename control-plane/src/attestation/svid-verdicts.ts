@@ -1,6 +1,6 @@
 // Verdicts of peer SVID chains verified a moment ago: a workload opening Config/Watch, Discovery/Watch or Register
 // stream after stream on one connection sent the same chain each time, and each open paid a full X.509 path check
-// (~1–1.5 ms); 100 IDs × 10 Watch streams held the event loop ~1.5 s (audit 51g). A verdict is reused only for the
+// (~1–1.5 ms); 100 IDs × 10 Watch streams held the event loop ~1.5 s (left from audit 40a). A verdict is reused only for the
 // exact chain bytes, against the same trust anchors, inside the path's validity window; bans are not judged here.
 import { createHash } from 'node:crypto';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
