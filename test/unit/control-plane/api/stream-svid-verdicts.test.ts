@@ -1,5 +1,5 @@
 // A stream open verifies the caller's SVID chain once: the same chain opening again against the same bundle, inside
-// its validity, reuses the verdict (audit 51g: 100 IDs × 10 Watch streams spent ~1.5 s of event loop re-verifying).
+// its validity, reuses the verdict (left from audit 40a: 100 IDs × 10 Watch streams spent ~1.5 s of event loop re-verifying).
 // What can change the answer still does on the next open: a rotated bundle, the certificate's expiry, a ban.
 import { expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
