@@ -7,6 +7,12 @@ interface Base {
   readonly description?: string;
   /** A required key must be present in its parent object. */
   readonly required?: boolean;
+  /**
+   * The key belongs only when a sibling key has this value (its own or its default): `store.url` only with `kind:
+   * postgres`. Written otherwise, it is refused at its own line; its default is filled in only where it belongs,
+   * so a default is never mistaken for something the user wrote.
+   */
+  readonly onlyWhen?: { readonly key: string; readonly is: string };
 }
 
 export interface StringSchema extends Base {

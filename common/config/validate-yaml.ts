@@ -88,7 +88,8 @@ class Walker {
       return undefined;
     }
     const out: Record<string, unknown> = {};
-    const seen = new Set<string>();
+    /** The keys written, each with its node (where a problem with it is reported). */
+    const seen = new Map<string, Node>();
     for (const pair of node.items) {
       const k = isScalar(pair.key) ? String(pair.key.value) : '';
       const path = key ? `${key}.${k}` : k;
@@ -99,13 +100,26 @@ class Walker {
         this.problem(pair.key as Node, path, `unknown key "${k}" (known: ${known})`);
         continue;
       }
-      seen.add(k);
+      seen.set(k, pair.key as Node);
       out[k] = this.value(pair.value as Node, sub, path);
     }
+    const conditional: [string, Schema][] = [];
     for (const [k, sub] of Object.entries(schema.properties)) {
-      if (seen.has(k)) continue;
-      if (sub.required) this.problem(node, key ? `${key}.${k}` : k, 'is required');
-      else if ('default' in sub && sub.default !== undefined) out[k] = sub.type === 'duration' ? parseDuration(sub.default) : sub.default;
+      if (sub.onlyWhen) conditional.push([k, sub]);
+      else if (!seen.has(k)) this.absent(node, out, k, sub, key);
+    }
+    // After the other defaults: a condition may rest on a sibling's default (`kind` unset is `sqlite`).
+    for (const [k, sub] of conditional) {
+      const when = sub.onlyWhen!;
+      const value = out[when.key];
+      // A sibling refused already (`kind: mysql`) says nothing about which keys belong.
+      if (value === undefined && seen.has(when.key)) continue;
+      const at = seen.get(k);
+      if (at === undefined) {
+        if (value === when.is) this.absent(node, out, k, sub, key);
+      } else if (value !== when.is) {
+        this.problem(at, key ? `${key}.${k}` : k, `only for ${when.key}: ${when.is}`);
+      }
     }
     for (const group of schema.exactlyOneOf ?? []) {
       const present = group.filter((g) => seen.has(g));
@@ -114,6 +128,12 @@ class Walker {
       }
     }
     return out;
+  }
+
+  /** A key not written: a problem when it is required, otherwise its default (if any) in `out`. */
+  absent(node: Node, out: Record<string, unknown>, k: string, sub: Schema, key: string): void {
+    if (sub.required) this.problem(node, key ? `${key}.${k}` : k, 'is required');
+    else if ('default' in sub && sub.default !== undefined) out[k] = sub.type === 'duration' ? parseDuration(sub.default) : sub.default;
   }
 
   scalar(node: Node | null | undefined, schema: Exclude<Schema, { type: 'object' | 'map' | 'array' }>, key: string): unknown {
@@ -244,10 +264,30 @@ export function validateYamlNode<T>(node: Node | null | undefined, schema: Objec
   return { value: walker.problems.length === 0 ? deepFreeze(value as T) : undefined, problems: walker.problems };
 }
 
-/** Line of a key path ("inbound.0.listen") in a parsed document, for errors found after schema validation. */
+/**
+ * Line of a key path ("inbound.0.listen") in a parsed document, for errors found after schema validation. A key
+ * not in the file (a default) is at the line of its nearest written parent, never line 1 of a file it is not in.
+ */
 export function lineOf(parsed: ParsedYaml<unknown>, path: readonly (string | number)[]): number {
+  const line = (n: Node | null | undefined) => parsed.lineCounter.linePos(n?.range?.[0] ?? 0).line;
   const node = parsed.document.getIn(path, true) as Node | undefined;
-  return parsed.lineCounter.linePos(node?.range?.[0] ?? 0).line;
+  if (node?.range) return line(node);
+  for (let n = path.length - 1; n > 0; n--) {
+    const parent = parsed.document.getIn(path.slice(0, n - 1), true);
+    const step = path[n - 1];
+    if (isMap(parent)) {
+      const pair = parent.items.find((p) => isScalar(p.key) && String(p.key.value) === String(step));
+      if (pair) return line(pair.key as Node);
+    } else if (isSeq(parent) && typeof step === 'number' && parent.items[step]) {
+      return line(parent.items[step] as Node);
+    }
+  }
+  return 1;
+}
+
+/** Whether the file itself sets a key path: a value the schema filled in as a default is not written. */
+export function isWritten(parsed: ParsedYaml<unknown>, path: readonly (string | number)[]): boolean {
+  return parsed.document.hasIn(path);
 }
 
 /**

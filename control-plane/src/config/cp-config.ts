@@ -2,7 +2,7 @@
 // resolved against the file's directory. Unknown keys are errors naming file, line and key.
 import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
-import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { isWritten, lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { formatDuration } from '../../../common/duration.js';
 import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
@@ -200,20 +200,33 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     backdateMs: raw.svid?.backdate ?? 60_000,
     rateLimit: { burst: raw.svid?.rateLimit?.burst ?? 20, perMinute: raw.svid?.rateLimit?.perMinute ?? 60 },
   };
+  // Two keys that must agree, one of them perhaps a default: the error names the one the file sets (a default is
+  // nowhere in the file), and says which value is the default.
+  const written = (...path: string[]) => isWritten(parsed, path);
+  const invalid = (path: string[], message: string) => {
+    const line = lineOf(parsed, path);
+    const key = path.join('.');
+    return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
+  };
+  const shown = (ms: number, path: string[]) => `${formatDuration(ms)}${written(...path) ? '' : ', the default'}`;
   if (svid.ttlMs > svid.maxTtlMs) {
-    const line = lineOf(parsed, ['svid', 'ttl']);
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${formatDuration(svid.ttlMs)} is longer than svid.maxTtl (${formatDuration(svid.maxTtlMs)})`, { file, line, key: 'svid.ttl' });
+    throw written('svid', 'ttl')
+      ? invalid(['svid', 'ttl'], `${formatDuration(svid.ttlMs)} is longer than svid.maxTtl (${shown(svid.maxTtlMs, ['svid', 'maxTtl'])})`)
+      : invalid(['svid', 'maxTtl'], `${formatDuration(svid.maxTtlMs)} is shorter than svid.ttl (${shown(svid.ttlMs, ['svid', 'ttl'])})`);
   }
   // Proxies renew at half the validity, which starts `backdate` before issue: at ttl < 2 x backdate that point is
   // under a quarter of ttl away (at ttl <= backdate, already past), and every proxy renews in a loop.
   if (svid.ttlMs < 2 * svid.backdateMs) {
-    const line = lineOf(parsed, raw.svid?.ttl !== undefined ? ['svid', 'ttl'] : ['svid', 'backdate']);
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: svid.ttl: ${formatDuration(svid.ttlMs)} is less than twice svid.backdate (${formatDuration(svid.backdateMs)}): proxies would renew at once, in a loop`, { file, line, key: 'svid.ttl' });
+    const loop = 'proxies would renew at once, in a loop';
+    throw written('svid', 'ttl')
+      ? invalid(['svid', 'ttl'], `${formatDuration(svid.ttlMs)} is less than twice svid.backdate (${shown(svid.backdateMs, ['svid', 'backdate'])}): ${loop}`)
+      : invalid(['svid', 'backdate'], `${formatDuration(svid.backdateMs)} is more than half of svid.ttl (${shown(svid.ttlMs, ['svid', 'ttl'])}): ${loop}`);
   }
   const ca = { root: raw.ca?.root ?? 'managed', rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
   if (ca.intermediateTtlMs > ca.rootTtlMs) {
-    const line = lineOf(parsed, ['ca', 'intermediateTtl']);
-    throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ca.intermediateTtl: longer than ca.rootTtl`, { file, line, key: 'ca.intermediateTtl' });
+    throw written('ca', 'intermediateTtl')
+      ? invalid(['ca', 'intermediateTtl'], `longer than ca.rootTtl (${shown(ca.rootTtlMs, ['ca', 'rootTtl'])})`)
+      : invalid(['ca', 'rootTtl'], `${formatDuration(ca.rootTtlMs)} is shorter than ca.intermediateTtl (${shown(ca.intermediateTtlMs, ['ca', 'intermediateTtl'])})`);
   }
   const k8s = raw.attestors?.kubernetes;
   if (k8s && !k8s.jwksFile && !k8s.apiServer) {
@@ -221,10 +234,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: attestors.kubernetes: needs jwksFile or apiServer (where the service-account keys come from)`, { file, line, key: 'attestors.kubernetes' });
   }
   const dataDir = resolve(base, raw.dataDir);
-  const store = resolveStoreConfig(raw.store, base, (key, message) => {
-    const line = lineOf(parsed, key.split('.'));
-    return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
-  });
+  const store = resolveStoreConfig(raw.store, base, (key, message) => invalid(key.split('.'), message));
   const k8sApi = k8s?.apiServer;
   const inCluster = inClusterDefaults(env);
   const tpm = raw.attestors?.tpm
@@ -247,7 +257,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
       throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${e.message.replace(/^injector\.[^:]*: /, '')}`, { file, line, key });
     }
   }
-  const federation = raw.federation ? resolveFederationConfig(raw.federation, raw.trustDomain, base, (path, message, linePath = path) => {
+  const federation = raw.federation ? resolveFederationConfig(raw.federation, raw.trustDomain, base, (path) => isWritten(parsed, path), (path, message, linePath = path) => {
     const line = lineOf(parsed, linePath);
     const key = path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').slice(1);
     return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });

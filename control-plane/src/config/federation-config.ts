@@ -3,6 +3,7 @@
 // the endpoint's SPIFFE ID and bootstrap bundle for https_spiffe). Schema and resolution with cross-key checks.
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
+import { formatDuration } from '../../../common/duration.js';
 import type { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -81,12 +82,19 @@ export interface FederationConfig {
 /** The error for `path`; `linePath` is where its line is looked up (the parent when the key is missing). */
 type Invalid = (path: (string | number)[], message: string, linePath?: (string | number)[]) => TesseraError;
 
-export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: string, base: string, invalid: Invalid): FederationConfig {
+/** `written(path)`: the file sets that key (a value the schema filled in as a default is not written). */
+export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: string, base: string, written: (path: string[]) => boolean, invalid: Invalid): FederationConfig {
   const ep = raw.bundleEndpoint;
   if (ep && (ep.certFile === undefined) !== (ep.keyFile === undefined)) throw invalid(['federation', 'bundleEndpoint'], 'certFile and keyFile go together (https_web); leave both out for https_spiffe');
   const refreshMinMs = raw.refreshMin ?? 30_000;
   const refreshMaxMs = raw.refreshMax ?? 3_600_000;
-  if (refreshMinMs > refreshMaxMs) throw invalid(['federation', 'refreshMin'], 'longer than federation.refreshMax');
+  if (refreshMinMs > refreshMaxMs) {
+    // The key the file sets is the one named: the other may be a default, which is nowhere in the file.
+    const dflt = (k: string) => (written(['federation', k]) ? '' : ', the default');
+    throw written(['federation', 'refreshMin'])
+      ? invalid(['federation', 'refreshMin'], `longer than federation.refreshMax (${formatDuration(refreshMaxMs)}${dflt('refreshMax')})`)
+      : invalid(['federation', 'refreshMax'], `shorter than federation.refreshMin (${formatDuration(refreshMinMs)}${dflt('refreshMin')})`);
+  }
   const seen = new Set<string>();
   // Compared as parsed names: "spiffe://example.org" is example.org, our own domain if that is ours.
   const own = TrustDomain.parse(ownTrustDomain).name;

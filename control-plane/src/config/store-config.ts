@@ -6,16 +6,19 @@ import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { parsePgUrl } from '../store/postgres/pg-connection-config.js';
 
+/** The keys of a shared database: with `kind: sqlite` (the default) they are refused where written, never filled in. */
+const POSTGRES = { key: 'kind', is: 'postgres' } as const;
+
 export const STORE_SCHEMA: ObjectSchema = {
   type: 'object',
   description: 'Where the control plane keeps its state (DESIGN.md section 12)',
   properties: {
     kind: { type: 'string', enum: ['sqlite', 'postgres'], default: 'sqlite', description: 'sqlite: <dataDir>/tessera.db, one process; postgres: shared by every replica' },
-    url: { type: 'string', minLength: 1, description: 'postgres only: postgres://user:password@host:port/db?sslmode=verify-full&sslrootcert=FILE (no sslmode = plaintext)' },
-    urlFile: { type: 'string', minLength: 1, description: 'postgres only: a file holding the URL (a Secret), read once at start' },
+    url: { type: 'string', minLength: 1, onlyWhen: POSTGRES, description: 'postgres only: postgres://user:password@host:port/db?sslmode=verify-full&sslrootcert=FILE (no sslmode = plaintext)' },
+    urlFile: { type: 'string', minLength: 1, onlyWhen: POSTGRES, description: 'postgres only: a file holding the URL (a Secret), read once at start' },
     replica: { type: 'string', minLength: 1, description: 'This replica\'s name in the database (leader, audit, registrations); default <hostname>/<pid>' },
-    maxConnections: { type: 'number', integer: true, min: 1, max: 100, default: 10, description: 'postgres only: pooled connections (plus one for change notifications and one for the leader lock)' },
-    statementTimeout: { type: 'duration', min: 100, max: 300_000, default: '10s', description: 'postgres only: a statement running longer is cancelled and the call fails UNAVAILABLE' },
+    maxConnections: { type: 'number', integer: true, min: 1, max: 100, default: 10, onlyWhen: POSTGRES, description: 'postgres only: pooled connections (plus one for change notifications and one for the leader lock)' },
+    statementTimeout: { type: 'duration', min: 100, max: 300_000, default: '10s', onlyWhen: POSTGRES, description: 'postgres only: a statement running longer is cancelled and the call fails UNAVAILABLE' },
   },
 };
 
@@ -41,10 +44,8 @@ export interface StoreInput {
 /** Resolves the section; `problem` builds the coded config error for a key. */
 export function resolveStoreConfig(raw: StoreInput | undefined, base: string, problem: (key: string, message: string) => Error): StoreSettings {
   const kind = raw?.kind ?? 'sqlite';
-  if (kind === 'sqlite') {
-    for (const k of ['url', 'urlFile', 'maxConnections', 'statementTimeout'] as const) if (raw?.[k] !== undefined) throw problem(`store.${k}`, 'only for kind: postgres');
-    return { kind };
-  }
+  // The postgres-only keys were refused by the schema where written for sqlite (onlyWhen).
+  if (kind === 'sqlite') return { kind };
   const { url, urlFile } = raw ?? {};
   if ((url === undefined) === (urlFile === undefined)) throw problem('store', 'kind: postgres needs exactly one of url or urlFile');
   if (url !== undefined) {

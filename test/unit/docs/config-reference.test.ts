@@ -1,6 +1,6 @@
 // docs/configuration.md against the config schemas: every key path of the proxy, control-plane and mesh schemas
 // is documented with its type, default and required flag; no documented key is unknown; every complete example
-// on the page parses with the real loaders.
+// on the page, and every YAML block of control-plane.md, parses with the real loaders.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,8 @@ import { controlPlaneSchema, parseControlPlaneConfig } from '../../../control-pl
 import { parseProxyConfig, proxySchema } from '../../../proxy/src/config/proxy-config.js';
 
 const doc = readFileSync(new URL('../../../docs/configuration.md', import.meta.url), 'utf8');
+/** The pages whose YAML blocks are configs: each block is marked with the loader it must pass, and passes it. */
+const EXAMPLE_PAGES = ['configuration.md', 'control-plane.md'].map((f) => ({ file: f, text: readFileSync(new URL(`../../../docs/${f}`, import.meta.url), 'utf8') }));
 
 /** Every dotted key path of a schema ("limits.headersTimeout", "edge[].routes[].spiffeId") with its schema. */
 function keyPaths(schema: Schema, prefix = ''): { path: string; schema: Schema }[] {
@@ -81,7 +83,7 @@ function rows(text: string): Map<string, Row> {
 
 function examples(kind: string): string[] {
   const re = new RegExp(`<!-- example: ${kind} -->\\n\`\`\`yaml\\n([\\s\\S]*?)\`\`\``, 'g');
-  return [...doc.matchAll(re)].map((m) => m[1]!);
+  return EXAMPLE_PAGES.flatMap((p) => [...p.text.matchAll(re)].map((m) => m[1]!));
 }
 
 const SCHEMAS: readonly { title: string; schema: Schema }[] = [
@@ -123,6 +125,14 @@ describe('docs/configuration.md', () => {
     });
   }
 
+  test('every YAML block of configuration.md and control-plane.md is a marked example (none escapes the loaders below)', () => {
+    for (const p of EXAMPLE_PAGES) {
+      const blocks = [...p.text.matchAll(/^```ya?ml\n/gm)].length;
+      const marked = [...p.text.matchAll(/^<!-- example: (proxy|control-plane|mesh) -->\n```yaml\n/gm)].length;
+      expect(marked, `${p.file}: ${blocks - marked} YAML block(s) without <!-- example: proxy|control-plane|mesh -->`).toBe(blocks);
+    }
+  });
+
   describe('complete examples parse with the real loaders', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tessera-doc-config-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -138,7 +148,7 @@ describe('docs/configuration.md', () => {
 
     test('control-plane examples', () => {
       const list = examples('control-plane');
-      expect(list.length).toBeGreaterThanOrEqual(1);
+      expect(list.length).toBeGreaterThanOrEqual(4);
       for (const text of list) expect(parseControlPlaneConfig(text, join(dir, 'control-plane.yaml')).trustDomain.name).toBe('example.org');
     });
 
