@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../common/config/validate-yaml.js';
 import { TesseraError } from '../../common/errors.js';
+import { checkTrustDomain } from '../../control-plane/src/config/federation-config.js';
 
 export interface MeshWorkload {
   readonly name: string;
@@ -82,7 +83,8 @@ export function allowPolicy(spec: MeshSpec, to: string, from: readonly string[])
 export const MESH_SCHEMA: ObjectSchema = {
   type: 'object',
   properties: {
-    trustDomain: { type: 'string', default: 'tessera.local' },
+    // The control plane's rules: the trust domain of the mesh is the one its control plane issues in.
+    trustDomain: { type: 'string', format: 'trust-domain', check: checkTrustDomain, default: 'tessera.local' },
     svidTtl: { type: 'duration', default: '10m', min: 20_000 },
     controlPlane: {
       type: 'object',

@@ -18,8 +18,12 @@ interface Base {
 export interface StringSchema extends Base {
   readonly type: 'string';
   readonly enum?: readonly string[];
-  /** address = host:port (IPv6 in brackets), spiffe-id = a valid SPIFFE ID, id-pattern = ID with wildcards. */
-  readonly format?: 'address' | 'spiffe-id' | 'id-pattern' | 'url' | 'path';
+  /**
+   * address = host:port (IPv6 in brackets), spiffe-id = a valid SPIFFE ID, id-pattern = ID with wildcards,
+   * trust-domain = a trust domain name ("example.org", or "spiffe://example.org"). A SPIFFE-typed value that is
+   * refused names the specific TESSERA_ERR_SPIFFE_ID_* code, at the key's line.
+   */
+  readonly format?: 'address' | 'spiffe-id' | 'id-pattern' | 'trust-domain' | 'url' | 'path';
   readonly minLength?: number;
   readonly default?: string;
   /** A further check of the value: returns what is wrong with it, or null when it is fine. */

@@ -5,6 +5,7 @@ import { formatDuration, parseDuration } from '../duration.js';
 import { TesseraError, describeError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
+import { TrustDomain } from '../spiffe/trust-domain.js';
 import type { ObjectSchema, Schema } from './schema.js';
 import { unclosedOpener } from './yaml-unclosed.js';
 import { escapeControlCharacters } from '../text/control-characters.js';
@@ -190,6 +191,13 @@ function checkFormat(format: string | undefined, v: string): string | null {
         return null;
       } catch (e) {
         return `"${v}" is not a SPIFFE ID pattern (${describeError(e)})`;
+      }
+    case 'trust-domain':
+      try {
+        TrustDomain.parse(v);
+        return null;
+      } catch (e) {
+        return `"${v}" is not a trust domain (${describeError(e)})`;
       }
     case 'url': {
       // Every URL key is an HTTP endpoint (OTLP, the Kubernetes API, a bundle endpoint): ftp:, file: and the like

@@ -1,7 +1,7 @@
 // The SPIFFE ID a TPM-attested proxy gets, from its certified attestation key: by default
 // spiffe://<td>/tpm/<first 32 hex of SHA-256 of the AK public key>, or attestors.tpm.idTemplate, a path whose
 // {akHash} and {cn} (the AK certificate's subject common name) are filled in. Never from anything the caller says.
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, describeError } from '../../../common/errors.js';
 import { SpiffeId, validatePath } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 
@@ -22,7 +22,7 @@ export function checkIdTemplate(template: string): string | null {
   try {
     validatePath(sample);
   } catch (e) {
-    return `"${template}" does not make a valid SPIFFE ID path (${(e as TesseraError).code})`;
+    return `"${template}" does not make a valid SPIFFE ID path (${describeError(e)})`;
   }
   return null;
 }

@@ -25,7 +25,7 @@ export const DEFAULT_STREAM_OPENS_PER_SECOND = 200;
 export const controlPlaneSchema: ObjectSchema = {
   type: 'object',
   properties: {
-    trustDomain: { type: 'string', required: true, check: checkTrustDomain, description: 'The trust domain this CA issues SPIFFE IDs in' },
+    trustDomain: { type: 'string', format: 'trust-domain', required: true, check: checkTrustDomain, description: 'The trust domain this CA issues SPIFFE IDs in' },
     dataDir: { type: 'string', required: true, minLength: 1, description: 'CA keys, SQLite store, audit log, bundle.pem, admin.sock' },
     listen: { type: 'string', format: 'address', default: '127.0.0.1:8443', description: 'gRPC over TLS (Identity, Config); port 0 = any' },
     adminListen: { type: 'string', format: 'address', default: '127.0.0.1:8444', description: 'HTTP /healthz /ready /metrics; port 0 = any' },

@@ -8,18 +8,13 @@ import type { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 
-/** A schema check: null when `v` is a valid trust domain name (also used by cp-config.ts). */
-export const checkTrustDomain = (v: string): string | null => {
-  let name: string;
-  try {
-    name = TrustDomain.parse(v).name;
-  } catch (e) {
-    return `"${v}" is not a trust domain (${(e as TesseraError).code})`;
-  }
-  // The SPIFFE grammar allows any run of these characters; a configured one is a name its owner holds, so DNS-like:
-  // no empty label (".." or a leading or trailing dot), which also names no file.
-  return name.split('.').includes('') ? `"${v}" is not a trust domain (an empty label: a leading, trailing or doubled dot)` : null;
-};
+/**
+ * A schema check after `format: 'trust-domain'` (the SPIFFE grammar, with its codes), also used by cp-config.ts:
+ * the SPIFFE grammar allows any run of its characters; a trust domain a control plane issues in or federates with is
+ * a name its owner holds, so DNS-like: no empty label (".." or a leading or trailing dot), which also names no file.
+ */
+export const checkTrustDomain = (v: string): string | null =>
+  TrustDomain.tryParse(v)?.name.split('.').includes('') ? `"${v}" is not a trust domain (an empty label: a leading, trailing or doubled dot)` : null;
 
 export const FEDERATION_SCHEMA: ObjectSchema = {
   type: 'object',
@@ -41,7 +36,7 @@ export const FEDERATION_SCHEMA: ObjectSchema = {
       items: {
         type: 'object',
         properties: {
-          trustDomain: { type: 'string', required: true, check: checkTrustDomain },
+          trustDomain: { type: 'string', format: 'trust-domain', required: true, check: checkTrustDomain },
           bundleEndpointUrl: { type: 'string', format: 'url', required: true },
           profile: { type: 'string', enum: ['https_spiffe', 'https_web'], required: true },
           endpointSpiffeId: { type: 'string', format: 'spiffe-id' },

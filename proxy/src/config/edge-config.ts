@@ -78,7 +78,7 @@ export const edgeSchema: Schema = {
         },
       },
       clientCa: { type: 'string', minLength: 1 },
-      clientTrustDomain: { type: 'string', minLength: 1, check: (v) => (TrustDomain.tryParse(v) ? null : 'must be a trust domain name such as partner.example') },
+      clientTrustDomain: { type: 'string', format: 'trust-domain', description: 'The one trust domain whose SPIFFE IDs clients of clientCa may assert, e.g. partner.example' },
       clientCert: { type: 'string', enum: ['required', 'optional'], default: 'required' },
       authorize: { type: 'boolean' },
       tlsMinVersion: { type: 'string', enum: ['1.2', '1.3'], default: '1.2' },

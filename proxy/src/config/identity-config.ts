@@ -50,7 +50,7 @@ export const identitySchema: ObjectSchema = {
           description: 'How often the preferred control-plane address is probed while another one serves',
         },
         bundleFile: { type: 'string', required: true, minLength: 1 },
-        trustDomain: { type: 'string', minLength: 1, description: 'Refuse SVIDs of any other trust domain; default: the one the bootstrap bundle names' },
+        trustDomain: { type: 'string', format: 'trust-domain', description: 'Refuse SVIDs of any other trust domain; default: the one the bootstrap bundle names' },
         joinToken: { type: 'string', minLength: 1 },
         joinTokenFile: { type: 'string', minLength: 1 },
         kubernetesTokenFile: { type: 'string', minLength: 1 },

@@ -30,10 +30,11 @@ function keyPaths(schema: Schema, prefix = ''): { path: string; schema: Schema }
   return out;
 }
 
-const FORMAT_WORDS: Readonly<Record<'address' | 'spiffe-id' | 'id-pattern' | 'url' | 'path', string>> = {
+const FORMAT_WORDS: Readonly<Record<'address' | 'spiffe-id' | 'id-pattern' | 'trust-domain' | 'url' | 'path', string>> = {
   address: 'address',
   'spiffe-id': 'SPIFFE ID',
   'id-pattern': 'SPIFFE ID pattern',
+  'trust-domain': 'trust domain',
   url: 'URL',
   path: 'path',
 };
