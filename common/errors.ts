@@ -100,7 +100,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CONFIG_UNREADABLE: entry(INTERNAL, 500, 'A configuration file could not be read or parsed as YAML.'),
 
   // --- Command line (cli/) ---
-  TESSERA_ERR_CLI_USAGE: entry(INVALID_ARGUMENT, 400, 'The command line is malformed (unknown command or flag, missing argument).'),
+  TESSERA_ERR_CLI_USAGE: entry(INVALID_ARGUMENT, 400, 'The command line is malformed (unknown command or flag, missing argument, a bad value; a malformed SPIFFE ID, pattern or trust domain names its TESSERA_ERR_SPIFFE_ID_* code).'),
   TESSERA_ERR_CLI_FILE_UNREADABLE: entry(INTERNAL, 500, 'A file named on the command line could not be read.'),
   TESSERA_ERR_CLI_FILE_UNWRITABLE: entry(INTERNAL, 500, 'A file named on the command line could not be written (the path and cause are named).'),
   TESSERA_ERR_CLI_INTERRUPTED: entry(CANCELLED, 499, 'A one-shot command was asked to stop (SIGTERM, SIGINT) before it finished; it exits 130 (SIGINT) or 143 (SIGTERM). A change it asked the control plane for may or may not have been made: check before retrying.'),

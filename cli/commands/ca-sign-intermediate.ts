@@ -13,6 +13,7 @@ import { beyondOwner } from '../../shared-io/key-file-exposure.js';
 import { certificatesOf, errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { trustDomainFlag } from '../spiffe-flags.js';
 
 const DEFAULT_TTL = '720h';
 /** Valid from a minute before it is made: the clocks of the two machines differ. */
@@ -46,6 +47,7 @@ export const caSignIntermediateCommand: Command = {
       import('../../common/pki/csr-parse.js'),
       import('../../control-plane/src/ca/offline-intermediate.js'),
     ]);
+    const want = trustDomainFlag(args, 'trust-domain');
     const file = (flag: string) => ({ path: resolve(io.cwd, requiredString(args, flag)), what: `--${flag}` });
     let ttlMs: number;
     try {
@@ -77,8 +79,7 @@ export const caSignIntermediateCommand: Command = {
     const csr = await parseCsr(csrBlock.der);
     const td = csr.uriSans.length === 1 && csr.sans.length === 1 && /^spiffe:\/\/[^/]+$/.test(csr.uriSans[0]!) ? TrustDomain.tryParse(csr.uriSans[0]!) : null;
     if (!td) throw usage(`the CSR asks for ${csr.sans.join(', ') || 'no SAN'}; an intermediate request names exactly spiffe://<trust domain>`);
-    const want = stringFlag(args, 'trust-domain');
-    if (want !== undefined && TrustDomain.tryParse(want)?.name !== td.name) throw usage(`the CSR is for trust domain ${td.name}, not ${want}`);
+    if (want !== undefined && !want.equals(td)) throw usage(`the CSR is for trust domain ${td.name}, not ${want.name}`);
     // Nothing is signed that install-intermediate would refuse for the root's sake (pathlen 0, another trust
     // domain, a weak key, an extendedKeyUsage without the TLS purposes…): the same check, here.
     checkOfflineRoot(root, td);

@@ -6,6 +6,7 @@ import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { checkAnswer, list, record, str } from '../admin-answer.js';
 import { boolFlag, requiredString } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { idPatternFlags } from '../spiffe-flags.js';
 import { whoAmI } from '../who-am-i.js';
 
 export const policyBreakGlassCommand: Command = {
@@ -22,15 +23,16 @@ export const policyBreakGlassCommand: Command = {
     json: { type: 'boolean', description: 'Print the grant as JSON' },
   },
   async run(args, io) {
+    const to = idPatternFlags(args, 'to')[0]!;
+    const from = idPatternFlags(args, 'from');
     let forMs: number;
     try {
       forMs = parseDuration(requiredString(args, 'for'));
     } catch (e) {
       throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--for: ${(e as Error).message}`);
     }
-    const from = args.flags['from'] as string[];
     const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/break-glass', {
-      to: requiredString(args, 'to'),
+      to,
       from,
       forMs,
       reason: requiredString(args, 'reason'),

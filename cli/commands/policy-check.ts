@@ -4,28 +4,20 @@ import { evaluate } from '../../common/policy/evaluate.js';
 import { checkMethod } from '../../common/policy/policy-schema.js';
 import { compilePolicies } from '../../common/policy/policy-snapshot.js';
 import type { AuthorizationPolicy, AuthzRequest, Decision } from '../../common/policy/policy-types.js';
-import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { readPolicyDir } from '../../shared-io/policy-dir-source.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { spiffeIdFlag } from '../spiffe-flags.js';
 
 function usage(message: string): TesseraError {
   return new TesseraError('TESSERA_ERR_CLI_USAGE', message);
 }
 
-function idFlag(args: ParsedArgs, name: string): SpiffeId | undefined {
-  const text = stringFlag(args, name);
-  if (text === undefined) return undefined;
-  const r = SpiffeId.tryParse(text);
-  if (!r.ok) throw usage(`--${name} "${text}" is not a SPIFFE ID (${r.error.code}: ${r.error.message})`);
-  return r.id;
-}
-
 function buildRequest(args: ParsedArgs, nowMs: number): AuthzRequest {
   const unauthenticated = boolFlag(args, 'unauthenticated');
-  const source = idFlag(args, 'from');
+  const source = spiffeIdFlag(args, 'from');
   if (unauthenticated === (source !== undefined)) throw usage('give exactly one of --from ID and --unauthenticated');
-  const destination = idFlag(args, 'to');
+  const destination = spiffeIdFlag(args, 'to');
   if (!destination) throw usage('--to is required');
   const protocol = stringFlag(args, 'protocol') ?? 'http';
   if (protocol !== 'http' && protocol !== 'grpc' && protocol !== 'tcp') throw usage(`--protocol must be http, grpc or tcp (got "${protocol}")`);

@@ -7,6 +7,7 @@ import { bool, checkAnswer, list, optional, record, str } from '../admin-answer.
 import { type ParsedArgs, boolFlag, requiredString, stringFlag } from '../args.js';
 import type { FlagSpecs } from '../args.js';
 import { type Command, type CommandIo, EXIT_OK } from '../command.js';
+import { spiffeIdFlag } from '../spiffe-flags.js';
 import { whoAmI } from '../who-am-i.js';
 
 interface BanView {
@@ -72,9 +73,10 @@ function banCommand(kind: 'spiffe_id' | 'serial'): Command {
       ...JSON_FLAG,
     },
     async run(args, io) {
+      const value = kind === 'serial' ? requiredString(args, flag) : spiffeIdFlag(args, flag)!.toString();
       const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/revocations', {
         kind,
-        value: requiredString(args, flag),
+        value,
         reason: stringFlag(args, 'reason') ?? '',
         createdBy: whoAmI(),
         ...(kind === 'serial' && boolFlag(args, 'force') ? { force: true } : {}),
@@ -142,6 +144,7 @@ export const revokeLiftCommand: Command = {
   },
   async run(args, io) {
     const which = oneOf(args, 'spiffe-id', 'serial');
+    if (which.flag === 'spiffe-id') spiffeIdFlag(args, 'spiffe-id');
     const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/revocations/lift', {
       kind: which.flag === 'serial' ? 'serial' : 'spiffe_id',
       value: which.value,

@@ -19,6 +19,7 @@ import { readCertificatesFile } from '../../shared-io/read-named-file.js';
 import { writeAtomic } from '../../shared-io/write-atomic.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { trustDomainFlag } from '../spiffe-flags.js';
 
 /** The trust domain the bundle's authorities name in their SPIFFE URI SAN (Tessera's roots carry one). */
 export function trustDomainOf(bundle: readonly X509Certificate[], file: string): TrustDomain {
@@ -51,12 +52,12 @@ export const svidFetchCommand: Command = {
     if (!jwt && out === undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--out is required (or --jwt --audience A)');
     if (jwt && audience.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--jwt needs --audience');
     if (!jwt && audience.length > 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
+    const pinnedTd = trustDomainFlag(args, 'trust-domain');
     const address = requiredString(args, 'control-plane');
     if (!parseAddress(address)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" is not HOST:PORT`);
     const bundleFile = requiredString(args, 'bundle');
     const bundleCerts = await readCertificatesFile({ path: bundleFile, what: '--bundle' });
-    const tdFlag = stringFlag(args, 'trust-domain');
-    const td = tdFlag !== undefined ? TrustDomain.parse(tdFlag) : trustDomainOf(bundleCerts, bundleFile);
+    const td = pinnedTd ?? trustDomainOf(bundleCerts, bundleFile);
     const bootstrap = new TrustBundleSet([new TrustBundle(td, bundleCerts)]);
     const key = generateKeyPair('ec-p256');
     const csr = await createCsr(key, {});

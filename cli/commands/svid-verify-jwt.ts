@@ -1,9 +1,10 @@
 // `tessera svid verify --jwt`: judge a JWT-SVID against a SPIFFE bundle file (bundle.spiffe.json, a JWKS) for an
 // audience, with the rules the Workload API's ValidateJWTSVID applies. Prints {valid, spiffeId, reason, ...}.
-import { TesseraError, isTesseraError } from '../../common/errors.js';
+import { TesseraError, errorMessage, isTesseraError } from '../../common/errors.js';
 import { decodeJwt, jwtRefusalReason, validateJwtSvid } from '../../common/spiffe/jwt-svid.js';
 import { parseSpiffeBundle } from '../../common/spiffe/spiffe-bundle.js';
-import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import type { SpiffeId } from '../../common/spiffe/spiffe-id.js';
+import type { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { readNamedFile } from '../../shared-io/read-named-file.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
@@ -19,25 +20,27 @@ function claimedSubject(token: string): string | null {
   }
 }
 
-export async function verifyJwtSvid(args: ParsedArgs, io: CommandIo, nowMs: number): Promise<number> {
+/** `expectedId` (--id) and `pinnedTd` (--trust-domain) come checked from the command (spiffe-flags.ts). */
+export async function verifyJwtSvid(args: ParsedArgs, io: CommandIo, nowMs: number, o: { readonly expectedId?: SpiffeId; readonly pinnedTd?: TrustDomain } = {}): Promise<number> {
   const audience = stringFlag(args, 'audience');
   if (audience === undefined || audience === '') throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--jwt needs --audience');
   const file = requiredString(args, 'bundle');
   const bundle = parseSpiffeBundle((await readNamedFile({ path: file, what: '--bundle' })).toString('utf8'));
-  const pinned = stringFlag(args, 'trust-domain');
   // The document does not name its trust domain: the X.509 authorities do (Tessera's roots carry spiffe://<td>).
-  const td = pinned !== undefined ? TrustDomain.parse(pinned) : trustDomainOf(bundle.x509Authorities, file);
+  const td = o.pinnedTd ?? trustDomainOf(bundle.x509Authorities, file);
   // As given, not trimmed: the Workload API judges the string it is sent, and so does this (one verdict for both).
   const token = args.positionals[0]!;
-  const expected = stringFlag(args, 'id');
+  const expected = o.expectedId;
   let out: Record<string, unknown>;
   try {
     // As ValidateJWTSVID judges its own trust domain's tokens: Tessera signs a low S only, so a high-S token is the
     // second spelling of one (refused), unless the issuer is another (a SPIRE server signs either: --any-s).
     const lowS = boolFlag(args, 'any-s') ? new Set<string>() : new Set([td.name]);
     const v = validateJwtSvid(token, audience, new Map([[td.name, bundle.jwtAuthorities]]), nowMs, undefined, lowS);
-    if (expected !== undefined && v.spiffeId.toString() !== expected) {
-      out = { valid: false, spiffeId: v.spiffeId.toString(), reason: 'id_mismatch', code: null, message: `the token is for ${v.spiffeId}, not ${expected}` };
+    if (expected !== undefined && !expected.equals(v.spiffeId)) {
+      // The X.509 form's code and wording: one outcome, one code, whichever kind of SVID was judged.
+      const code = 'TESSERA_ERR_SVID_ID_MISMATCH';
+      out = { valid: false, spiffeId: v.spiffeId.toString(), reason: 'id_mismatch', code, message: `${errorMessage(code)} (got "${v.spiffeId}", want "${expected}")` };
     } else {
       out = { valid: true, spiffeId: v.spiffeId.toString(), reason: null, code: null, keyId: v.keyId, expiresAt: new Date(v.expiresAtMs).toISOString() };
     }

@@ -3,13 +3,13 @@
 import type { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../common/errors.js';
 import { claimedTrustDomains } from '../../common/spiffe/named-trust-domains.js';
-import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { leafSpiffeId, verifyX509Svid } from '../../common/spiffe/x509-svid.js';
 import { readCertificatesFile } from '../../shared-io/read-named-file.js';
 import { boolFlag, requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { spiffeIdFlag, trustDomainFlag } from '../spiffe-flags.js';
 import { verifyJwtSvid } from './svid-verify-jwt.js';
 
 function parseAt(text: string | undefined, nowMs: number): number {
@@ -50,13 +50,12 @@ export const svidVerifyCommand: Command = {
     'any-s': { type: 'boolean', description: 'With --jwt: take an ECDSA signature with a high S too (a token of another issuer, e.g. SPIRE; Tessera signs low S only)' },
   },
   async run(args, io) {
-    const expected = stringFlag(args, 'id');
-    const expectedId = expected === undefined ? undefined : SpiffeId.parse(expected);
+    const expectedId = spiffeIdFlag(args, 'id');
+    const pinnedTd = trustDomainFlag(args, 'trust-domain');
     const nowMs = parseAt(stringFlag(args, 'at'), io.clock.nowMs());
-    if (boolFlag(args, 'jwt')) return verifyJwtSvid(args, io, nowMs);
+    if (boolFlag(args, 'jwt')) return verifyJwtSvid(args, io, nowMs, { ...(expectedId ? { expectedId } : {}), ...(pinnedTd ? { pinnedTd } : {}) });
     if (stringFlag(args, 'audience') !== undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
-    const pinned = stringFlag(args, 'trust-domain');
-    if (pinned !== undefined) TrustDomain.parse(pinned);
+    const pinned = pinnedTd?.name;
     const bundleCerts = await readCertificatesFile({ path: requiredString(args, 'bundle'), what: '--bundle' });
     const chain = await readCertificatesFile({ path: args.positionals[0]!, what: 'certificate' });
     const leafId = chain[0] ? leafSpiffeId(chain[0]) : undefined;

@@ -3,11 +3,11 @@
 import { MAX_JOIN_TOKEN_TTL_MS } from '../../common/join-token-ttl.js';
 import { TesseraError } from '../../common/errors.js';
 import { parseDuration } from '../../common/duration.js';
-import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { checkAnswer, record, str } from '../admin-answer.js';
 import { requiredString, stringFlag } from '../args.js';
 import { type Command, EXIT_OK } from '../command.js';
+import { spiffeIdFlag } from '../spiffe-flags.js';
 
 export const tokenCreateCommand: Command = {
   path: ['token', 'create'],
@@ -20,9 +20,7 @@ export const tokenCreateCommand: Command = {
     ttl: { type: 'string', value: 'DURATION', description: 'How long the token stays usable (default 1h, at most 30d)' },
   },
   async run(args, io) {
-    const idText = requiredString(args, 'spiffe-id');
-    const parsed = SpiffeId.tryParse(idText);
-    if (!parsed.ok) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--spiffe-id "${idText}" is not a SPIFFE ID (${parsed.error.message})`);
+    const id = spiffeIdFlag(args, 'spiffe-id')!; // required: the parser refused its absence
     const ttl = stringFlag(args, 'ttl');
     let ttlMs: number | undefined;
     if (ttl !== undefined) {
@@ -34,7 +32,7 @@ export const tokenCreateCommand: Command = {
       if (ttlMs <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--ttl must be positive');
       if (ttlMs > MAX_JOIN_TOKEN_TTL_MS) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--ttl ${ttl}: at most 30d (a join token is for a first attestation, not a credential)`);
     }
-    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/tokens', { spiffeId: parsed.id.toString(), ...(ttlMs ? { ttlMs } : {}) });
+    const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/tokens', { spiffeId: id.toString(), ...(ttlMs ? { ttlMs } : {}) });
     const res = checkAnswer<{ token: string }>(answer, record({ token: str }), 'POST /v1/tokens');
     io.stdout(`${res.token}\n`);
     return EXIT_OK;

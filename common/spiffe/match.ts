@@ -40,12 +40,22 @@ export interface IdPattern {
   matches(id: SpiffeId): boolean;
 }
 
-/** Compiles "spiffe://td/ns/*\/sa/web" or "spiffe://td/**". */
+/**
+ * Compiles "spiffe://td/ns/*\/sa/web" or "spiffe://td/**". What is wrong with a pattern that an ID could have wrong
+ * too is refused with the code SpiffeId.parse gives (an empty one, a scheme, a query or fragment, the trust domain,
+ * a path segment); TESSERA_ERR_SPIFFE_ID_PATTERN is for the wildcards only.
+ */
 export function compileIdPattern(source: string): IdPattern {
+  if (source === '') throw new TesseraError('TESSERA_ERR_SPIFFE_ID_EMPTY');
   if (!source.startsWith('spiffe://')) {
-    throw new TesseraError('TESSERA_ERR_SPIFFE_ID_PATTERN', `pattern "${source}" must start with spiffe://`);
+    throw new TesseraError('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME', `${errorMessage('TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME')} Got pattern ${JSON.stringify(source.slice(0, 40))}.`);
   }
   const rest = source.slice('spiffe://'.length);
+  // As SpiffeId.parse: "?" and "#" would end the path in a URI, so they are named as what they are, not as characters.
+  const q = rest.indexOf('?');
+  const f = rest.indexOf('#');
+  if (q !== -1 && (f === -1 || q < f)) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_QUERY');
+  if (f !== -1) throw new TesseraError('TESSERA_ERR_SPIFFE_ID_FRAGMENT');
   const slash = rest.indexOf('/');
   const td = slash === -1 ? rest : rest.slice(0, slash);
   validateTrustDomainName(td);

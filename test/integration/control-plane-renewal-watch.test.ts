@@ -192,9 +192,14 @@ describe('Config/Watch', () => {
       expect(s.break_glass[0]!.reason).toBe('incident 42');
       const audit = await readFile(join(cp.dataDir, 'audit.log'), 'utf8');
       expect(audit).toContain(`"grant":"${grant.id}"`);
+      // A malformed pattern is a usage error before anything is asked; what only the control plane judges (a grant
+      // longer than 24h) is its refusal.
       const bad = await tessera(['policy', 'break-glass', '--data-dir', cp.dataDir, '--to', WEB, '--from', 'not-an-id', '--for', '15m', '--reason', 'x']);
-      expect(bad.code).toBe(1);
-      expect(bad.stderr).toContain('TESSERA_ERR_BREAK_GLASS_INVALID');
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toContain('TESSERA_ERR_CLI_USAGE: --from "not-an-id" is not a SPIFFE ID pattern (TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME: ');
+      const long = await tessera(['policy', 'break-glass', '--data-dir', cp.dataDir, '--to', WEB, '--from', `spiffe://${TD}/ns/ops/sa/*`, '--for', '25h', '--reason', 'x']);
+      expect(long.code).toBe(1);
+      expect(long.stderr).toContain('TESSERA_ERR_BREAK_GLASS_INVALID');
     } finally {
       w.cancel();
       c.close();

@@ -155,12 +155,14 @@ describe('HA: SQL injection through every operator input', () => {
       expect(out.stderr, args.join(' ')).toMatch(code);
       refusals.push(out.stderr.trim());
     };
-    // token create checks the ID before it calls: a usage error naming the offending character.
-    await cli(['token', 'create', '--data-dir', r2.dataDir, '--spiffe-id', `spiffe://${TD}/ns/${EVIL[0]}`], /is not a SPIFFE ID \(path segment .* holds "'"/);
-    await cli(['revoke', 'id', '--data-dir', r3.dataDir, '--spiffe-id', `spiffe://${TD}/${EVIL[1]}`], /TESSERA_ERR_REVOCATION_INVALID/);
+    // Every command checks a SPIFFE ID or pattern before it calls: a usage error naming the flag and the SPIFFE code
+    // (the control plane's own refusal of them is the adminRequest calls above).
+    await cli(['token', 'create', '--data-dir', r2.dataDir, '--spiffe-id', `spiffe://${TD}/ns/${EVIL[0]}`], /is not a SPIFFE ID \(TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR: path segment .* holds "'"/);
+    await cli(['revoke', 'id', '--data-dir', r3.dataDir, '--spiffe-id', `spiffe://${TD}/${EVIL[1]}`], /TESSERA_ERR_CLI_USAGE: --spiffe-id .* is not a SPIFFE ID \(TESSERA_ERR_SPIFFE_ID_BAD_PATH_CHAR: /);
     await cli(['revoke', 'serial', '--data-dir', r1.dataDir, '--serial', EVIL[2]], /TESSERA_ERR_REVOCATION_INVALID/);
     await cli(['revoke', 'token', '--data-dir', r2.dataDir, '--token-id', EVIL[3]], /TESSERA_ERR_REVOCATION_INVALID/);
-    await cli(['policy', 'break-glass', '--data-dir', r3.dataDir, '--to', EVIL[4], '--from', `spiffe://${TD}/ns/c/sa/d`, '--for', '1m', '--reason', 'r'], /TESSERA_ERR_BREAK_GLASS_INVALID/);
+    await cli(['policy', 'break-glass', '--data-dir', r3.dataDir, '--to', EVIL[4], '--from', `spiffe://${TD}/ns/c/sa/d`, '--for', '1m', '--reason', 'r'], /TESSERA_ERR_CLI_USAGE: --to .* is not a SPIFFE ID pattern \(TESSERA_ERR_SPIFFE_ID_WRONG_SCHEME: /);
+    await cli(['policy', 'break-glass', '--data-dir', r3.dataDir, '--to', `spiffe://${TD}/ns/c/sa/d`, '--from', `spiffe://${TD}/ns/c/sa/d`, '--for', '1m', '--reason', EVIL[4]!.repeat(40)], /TESSERA_ERR_BREAK_GLASS_INVALID/);
     await cli(['ca', 'activate', '--data-dir', r1.dataDir, '--authority', EVIL[5]], /TESSERA_ERR_CA_UNKNOWN_AUTHORITY/);
     await cli(['ca', 'retire', '--data-dir', r2.dataDir, '--authority', EVIL[6]], /TESSERA_ERR_CA_UNKNOWN_AUTHORITY/);
 

@@ -1,5 +1,5 @@
 // The tessera.dev/* pod annotations the injector reads, and their exact grammars with errors that name them.
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, describeError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { escapeControlCharacters } from '../../../common/text/control-characters.js';
 import { httpUrlProblem } from '../../../common/text/http-url.js';
@@ -236,7 +236,7 @@ export function parseOutbound(annotations: Annotations, inboundAppPorts: readonl
     if (at <= 0) throw bad(oa, `${where}expected spiffe-id@host:port after "${name}="`);
     const idText = rest.slice(0, at);
     const id = SpiffeId.tryParse(idText);
-    if (!id.ok) throw bad(oa, `${where}"${idText}" is not a SPIFFE ID: ${id.error.message}`);
+    if (!id.ok) throw bad(oa, `${where}"${idText}" is not a SPIFFE ID (${describeError(id.error)})`);
     const address = rest.slice(at + 1);
     const hp = parseHostPort(address);
     if (!hp) throw bad(oa, `${where}"${address}" is not host:port (lower-case DNS name, IPv4, or [IPv6])`);

@@ -8,7 +8,7 @@
 
 import type { Clock } from '../../../common/clock.js';
 import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
-import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
 import { canonicalSerial } from '../../../common/pki/serial.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -136,7 +136,7 @@ export class Revocations {
       return serial;
     }
     const parsed = SpiffeId.tryParse(String(value));
-    if (!parsed.ok) throw invalid(`"${String(value).slice(0, 80)}" is not a SPIFFE ID: ${parsed.error.message}`, 'spiffeId');
+    if (!parsed.ok) throw invalid(`"${String(value).slice(0, 80)}" is not a SPIFFE ID (${describeError(parsed.error)})`, 'spiffeId');
     const id = parsed.id.toString();
     // Banning the control plane's own ID would cut every proxy off the only place a ban can be lifted from.
     if (id === controlPlaneIdString(this.#o.trustDomain)) throw invalid(`${id} is the control plane's own ID and cannot be banned`, 'spiffeId');

@@ -50,6 +50,47 @@ describe('ID patterns', () => {
     expect(code(pad('spiffe://td/', 2050, '/**'))).toBe('TESSERA_ERR_SPIFFE_ID_TOO_LONG');
   });
 
+  test('a pattern is refused with the code an ID gets for the same fault; PATTERN is for the wildcards only (audit 51a F7)', () => {
+    const code = (f: () => unknown) => {
+      try {
+        f();
+        return 'ok';
+      } catch (e) {
+        return isTesseraError(e) ? e.code : String(e);
+      }
+    };
+    const faults = [
+      '',
+      'spiffe:/example.org/x',
+      'SPIFFE://example.org/x',
+      'spiffe://',
+      'spiffe:///path',
+      'spiffe://Example.org/x',
+      'spiffe://user@example.org/x',
+      'spiffe://example.org:8443/x',
+      'spiffe://example.org/x?y=1',
+      'spiffe://example.org?y',
+      'spiffe://example.org/x#frag',
+      'spiffe://example.org/x#a?b',
+      'spiffe://example.org/x?a#b',
+      'spiffe://example.org/',
+      'spiffe://example.org//x',
+      'spiffe://example.org/./x',
+      'spiffe://example.org/x%20y',
+      'spiffe://example.org/caf\u00e9',
+      `spiffe://example.org/${'a'.repeat(2040)}`,
+    ];
+    for (const text of faults) {
+      const want = code(() => SpiffeId.parse(text));
+      expect(want, text).toMatch(/^TESSERA_ERR_SPIFFE_ID_/);
+      expect(code(() => compileIdPattern(text)), text).toBe(want);
+      // The same fault next to a wildcard is still that fault.
+      if (text.startsWith('spiffe://example.org/')) expect(code(() => compileIdPattern(text.replace('example.org/', 'example.org/*/'))), text).toBe(want);
+    }
+    expect(code(() => compileIdPattern('spiffe://example.org/a*b'))).toBe('TESSERA_ERR_SPIFFE_ID_PATTERN');
+    expect(code(() => compileIdPattern('spiffe://example.org/**/x'))).toBe('TESSERA_ERR_SPIFFE_ID_PATTERN');
+  });
+
   test('exact flag', () => {
     expect(compileIdPattern('spiffe://td/a').exact).toBe(true);
     expect(compileIdPattern('spiffe://td/*').exact).toBe(false);
