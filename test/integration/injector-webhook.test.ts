@@ -263,7 +263,10 @@ describe('injection webhook over HTTPS', () => {
     await writeFile(file, JSON.stringify(admissionReview(appPod())));
     expect((await curlPost(file, { path: '/mutate' })).status).toBe(404);
     // Each refusal of the request names its code first (audit 38b, F4: they had none).
-    expect(await curlPost(file, { contentType: 'text/plain' })).toEqual({ status: 415, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: content-type must be application/json\n' });
+    // 400, the status errors.md gives INJECT_BAD_REVIEW for each of its causes (audit 51a F4: it was 415).
+    for (const contentType of ['text/plain', 'application/jsonx', 'application/x-www-form-urlencoded']) {
+      expect(await curlPost(file, { contentType }), contentType).toEqual({ status: 400, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: content-type must be application/json\n' });
+    }
     expect((await nodeRequest({ method: 'GET' })).status).toBe(405);
     expect(await nodeRequest({ body: '{"apiVersion": "admission.k8s.io/v1", "kind": ' })).toEqual({ status: 400, body: 'TESSERA_ERR_INJECT_BAD_REVIEW: body is not JSON\n' });
     const v1beta1 = await nodeRequest({ body: JSON.stringify({ ...admissionReview(appPod()), apiVersion: 'admission.k8s.io/v1beta1' }) });

@@ -1,4 +1,4 @@
-// Requests the webhook refuses before any admission (HTTP 400/408/413/415/429/431/503, failed TLS handshakes,
+// Requests the webhook refuses before any admission (HTTP 400/408/413/429/431/503, failed TLS handshakes,
 // connections over the cap) are logged, so misuse of the webhook and attacks on it leave a trace (audit 4, C2), but
 // at a bounded rate: the first few of each minute one line each, the rest as one summary line with counts.
 import type { Clock } from '../../../common/clock.js';
@@ -8,7 +8,7 @@ export interface Refusal {
   /** HTTP status answered, or 0 when the connection was closed without an answer (TLS failure, connection cap). */
   readonly status: number;
   readonly reason: string;
-  /** The error code of a refused request (400, 413, 415); absent for load shedding and connection-level refusals. */
+  /** The error code of a refused request (400, 413); absent for load shedding and connection-level refusals. */
   readonly code?: string;
   readonly remote?: string;
 }

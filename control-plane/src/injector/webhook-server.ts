@@ -238,7 +238,9 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   async function review(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const started = opts.preciseClock.nowMs();
     const type = String(req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-    if (type !== 'application/json') throw new HttpError(415, 'content-type must be application/json', {}, false, 'TESSERA_ERR_INJECT_BAD_REVIEW');
+    // 400, as errors.md catalogues INJECT_BAD_REVIEW for every one of its causes (controller-runtime's webhooks answer
+    // this one 400 too); the API server, the only client, always sends JSON and reads any non-2xx as a call failure.
+    if (type !== 'application/json') throw new HttpError(400, 'content-type must be application/json', {}, false, 'TESSERA_ERR_INJECT_BAD_REVIEW');
     const declared = declaredLength(req);
     if (declared > limit) throw bodyTooLarge(limit);
     const pass = await gate.acquire(declared);
