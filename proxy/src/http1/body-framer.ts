@@ -35,6 +35,11 @@ export interface FeedResult {
   readonly kept?: number;
   /** With `kept` and `done`: the trailer section to send in place of the one read. */
   readonly tail?: Buffer;
+  /**
+   * Content bytes among the consumed ones: for a chunked body, without the chunk sizes, CRLFs and trailers (what
+   * HTTP/2 carries as DATA, and what bytesIn/bytesOut count); absent, all consumed bytes are content.
+   */
+  readonly data?: number;
 }
 
 const CRLF = Buffer.from('\r\n', 'latin1');
@@ -111,6 +116,7 @@ export class ChunkedFramer implements BodyFramer {
 
   feed(buf: Buffer, start: number): FeedResult {
     let keepEnd = this.#dropping ? start : -1;
+    let data = 0;
     let i = start;
     const n = buf.length;
     while (i < n) {
@@ -156,6 +162,7 @@ export class ChunkedFramer implements BodyFramer {
         case S.Data: {
           const take = Math.min(this.#left, n - i);
           this.#left -= take;
+          data += take;
           i += take;
           if (this.#left === 0) this.#s = S.DataCr;
           break;
@@ -207,18 +214,18 @@ export class ChunkedFramer implements BodyFramer {
         case S.EndLf:
           if (c !== 10) return bad(i - start);
           this.#s = S.Done;
-          if (keepEnd >= 0) return { consumed: i + 1 - start, done: true, kept: keepEnd - start, tail: this.#keptLines === '' ? CRLF : Buffer.from(`${this.#keptLines}\r\n`, 'latin1') };
-          return result(i + 1 - start, true, keepEnd, start);
+          if (keepEnd >= 0) return { consumed: i + 1 - start, done: true, kept: keepEnd - start, tail: this.#keptLines === '' ? CRLF : Buffer.from(`${this.#keptLines}\r\n`, 'latin1'), data };
+          return result(i + 1 - start, true, keepEnd, start, data);
         default:
-          return result(i - start, true, keepEnd, start);
+          return result(i - start, true, keepEnd, start, data);
       }
     }
-    return result(i - start, false, keepEnd, start);
+    return result(i - start, false, keepEnd, start, data);
   }
 }
 
-function result(consumed: number, done: boolean, keepEnd: number, start: number): FeedResult {
-  return keepEnd < 0 ? { consumed, done } : { consumed, done, kept: keepEnd - start };
+function result(consumed: number, done: boolean, keepEnd: number, start: number, data: number): FeedResult {
+  return keepEnd < 0 ? { consumed, done, data } : { consumed, done, kept: keepEnd - start, data };
 }
 
 function hex(c: number): number {

@@ -47,12 +47,13 @@ export class Http1Downstream {
   }
 
   /**
-   * Bytes of the exchange to the client, counted as sent. A full socket pauses the upstream, if any, until 'drain',
-   * and (`full`) the session's reading of the next request: a local answer has no upstream to pause.
+   * Bytes of the exchange to the client, `counted` of them content (bytesOut: not a head, chunk framing or
+   * trailers). A full socket pauses the upstream, if any, until 'drain', and (`full`) the session's reading of the
+   * next request: a local answer has no upstream to pause.
    */
-  send(ex: Http1Exchange, b: Buffer): void {
+  send(ex: Http1Exchange, b: Buffer, counted = b.length): void {
     if (this.gone) return;
-    ex.bytesOut += b.length;
+    ex.bytesOut += counted;
     if (this.#noDelayDue) this.#beforeWrite(b.length);
     if (this.socket.write(b)) return;
     this.full = true;
@@ -89,5 +90,10 @@ export class Http1Downstream {
   /** A response the proxy answers itself, with this connection's added headers; bodiless to a HEAD request. */
   local(status: number, code: RefusalReason, close: boolean, method?: string): Buffer {
     return localResponse(status, code, close, this.added, method === 'HEAD');
+  }
+
+  /** The proxy's own answer to the exchange: sent, not counted (bytesOut is what the upstream sent, as on HTTP/2). */
+  sendLocal(ex: Http1Exchange, status: number, code: RefusalReason, close: boolean, method?: string): void {
+    this.send(ex, this.local(status, code, close, method), 0);
   }
 }

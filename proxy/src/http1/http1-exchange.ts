@@ -66,8 +66,15 @@ export class Http1Exchange {
   resStarted = false;
   /** The upstream connection cannot carry another exchange after this one. */
   resClosing = false;
-  bytesIn: number;
+  /**
+   * Content only, as HTTP/2 counts DATA: the request body the client sent, the response body it was sent (a chunked
+   * body without its sizes, CRLFs and trailers); after an upgrade, every byte either way. Heads (the request's,
+   * interim and final responses', a 101's) and the proxy's own answers are not counted (docs/metrics.md).
+   */
+  bytesIn = 0;
   bytesOut = 0;
+  /** The length of the 101 head at the start of resBuf when the upgrade is switched (not counted as bytesOut). */
+  switchHeadBytes = 0;
   /** The status sent to the client (0: none yet). */
   status = 0;
   retried = false;
@@ -106,7 +113,6 @@ export class Http1Exchange {
     this.reqFramer = init.reqFramer;
     this.reqDone = init.reqFramer === null;
     this.pending = [init.upstreamHead];
-    this.bytesIn = init.head.length;
   }
 
   /**

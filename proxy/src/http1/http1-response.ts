@@ -38,6 +38,7 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
       // What the tunnel sends first: the 101 without what only a proxy says, then what followed it.
       const clean = ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse);
       if (clean) ex.resBuf = rest ? Buffer.concat([clean, rest]) : clean;
+      ex.switchHeadBytes = clean ? clean.length : head.length;
       return 'switch';
     }
     if (head.status! < 200) {
@@ -45,7 +46,7 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
       // cannot read them (RFC 9110 section 15.2); the final one follows. As many as on HTTP/2, no more.
       ex.interimBytes += head.length;
       if (++ex.interimHeads > MAX_INTERIM_HEADS || ex.interimBytes > MAX_INTERIM_BYTES) return 'bad';
-      if (ex.head.minor === 1) client.send(ex, (ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse)) || raw.subarray(0, head.length));
+      if (ex.head.minor === 1) sendHead(client, ex, (ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse)) || raw.subarray(0, head.length));
       ex.resBuf = rest;
       if (!rest) return 'more';
       raw = rest;
@@ -77,13 +78,13 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   ex.resFramer = framerFor(framing, ex.dropResponse ?? 'keep');
   if (!ex.resFramer) {
     client.started(ex, head.status!);
-    client.send(ex, rewritten ?? raw.subarray(0, head.length));
+    sendHead(client, ex, rewritten ?? raw.subarray(0, head.length));
     if (rest) ex.resClosing = true; // bytes after a bodiless response: do not trust this connection again
     return 'done';
   }
   if (!rest) {
     client.started(ex, head.status!);
-    client.send(ex, rewritten ?? raw); // nothing follows the head in raw
+    sendHead(client, ex, rewritten ?? raw); // nothing follows the head in raw
     return 'more';
   }
   // Head and (part of) the body in one write: one TLS record, one syscall; without a rewrite, no copy either.
@@ -92,12 +93,18 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   client.started(ex, head.status!);
   const sent = r2.kept ?? r2.consumed;
   const body = sent === rest.length ? rest : rest.subarray(0, sent);
-  if (rewritten === null) client.send(ex, body === rest ? raw : raw.subarray(0, head.length + sent));
-  else client.send(ex, body.length === 0 ? rewritten : Buffer.concat([rewritten, body]));
+  const content = r2.data ?? sent;
+  if (rewritten === null) client.send(ex, body === rest ? raw : raw.subarray(0, head.length + sent), content);
+  else client.send(ex, body.length === 0 ? rewritten : Buffer.concat([rewritten, body]), content);
   if (!r2.done) return 'more';
-  if (r2.tail) client.send(ex, r2.tail);
+  if (r2.tail) client.send(ex, r2.tail, 0); // the trailer section: not content
   if (r2.consumed < rest.length) ex.resClosing = true;
   return 'done';
+}
+
+/** A response head to the client: sent, not counted (bytesOut counts content, as HTTP/2 counts DATA). */
+function sendHead(client: Http1Downstream, ex: Http1Exchange, head: Buffer): void {
+  client.send(ex, head, 0);
 }
 
 /** Upstream bytes of the response body (ex.resFramer is set). */
@@ -105,9 +112,9 @@ export function relayResponseBody(ex: Http1Exchange, chunk: Buffer, client: Http
   const r = ex.resFramer!.feed(chunk, 0);
   if (r.error) return 'bad';
   const sent = r.kept ?? r.consumed;
-  if (sent > 0) client.send(ex, sent === chunk.length ? chunk : chunk.subarray(0, sent));
+  if (sent > 0) client.send(ex, sent === chunk.length ? chunk : chunk.subarray(0, sent), r.data ?? sent);
   if (!r.done) return 'more';
-  if (r.tail) client.send(ex, r.tail);
+  if (r.tail) client.send(ex, r.tail, 0); // the trailer section: not content
   if (r.consumed < chunk.length) ex.resClosing = true;
   return 'done';
 }

@@ -169,7 +169,7 @@ export class Http1Session implements UpstreamOwner {
       if (answer.code === 'upgrade_unsupported') this.#o.hooks.rejected(answer.code);
       const close = !client.keepAlive || answer.close;
       this.#buf = rest;
-      client.send(ex, client.local(answer.status, answer.code, close, ex.head.method));
+      client.sendLocal(ex, answer.status, answer.code, close, ex.head.method);
       ex.status = answer.status;
       const now = this.#o.nowMs();
       this.#finish(ex, answer.code, now);
@@ -215,7 +215,7 @@ export class Http1Session implements UpstreamOwner {
       this.#abort(ex, 400, 'bad_request');
       return;
     }
-    ex.bytesIn += r.consumed;
+    ex.bytesIn += r.data ?? r.consumed; // content: a chunked body's sizes and trailers are not counted
     const kept = r.kept ?? r.consumed;
     if (kept > 0) this.#toUpstream(ex, start === 0 && kept === buf.length ? buf : buf.subarray(start, start + kept));
     if (r.done) {
@@ -382,7 +382,7 @@ export class Http1Session implements UpstreamOwner {
   #abort(ex: Http1Exchange, status: number, code: RefusalReason, cut = false): void {
     ex.discardConn();
     if (!ex.resStarted && !this.#client.gone) {
-      this.#client.send(ex, this.#client.local(status, code, true, ex.head.method));
+      this.#client.sendLocal(ex, status, code, true, ex.head.method);
       ex.status = status;
     }
     this.#finish(ex, code);

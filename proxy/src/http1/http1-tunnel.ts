@@ -30,7 +30,8 @@ export class Http1Tunnel implements UpstreamOwner {
     // From here an end of stream from either side is a half-close: the other direction keeps flowing.
     client.socket.allowHalfOpen = true;
     conn.socket.allowHalfOpen = true;
-    client.send(ex, ex.resBuf!);
+    // The 101 head is not counted; what followed it is the upgraded protocol's first bytes.
+    client.send(ex, ex.resBuf!, ex.resBuf!.length - ex.switchHeadBytes);
     ex.resBuf = null;
   }
 

@@ -103,13 +103,33 @@ describe('chunked: bytes after the end are not body', () => {
   test('feeding from an offset counts from that offset', () => {
     const buf = B(`junk${body}tail`);
     const r = new ChunkedFramer().feed(buf, 4);
-    expect(r).toEqual({ consumed: body.length, done: true });
+    expect(r).toEqual({ consumed: body.length, done: true, data: 5 });
   });
 
   test('a finished framer takes no more bytes', () => {
     const f = new ChunkedFramer();
-    expect(f.feed(B(body), 0)).toEqual({ consumed: body.length, done: true });
-    expect(f.feed(B('more'), 0)).toEqual({ consumed: 0, done: true });
+    expect(f.feed(B(body), 0)).toEqual({ consumed: body.length, done: true, data: 5 });
+    expect(f.feed(B('more'), 0)).toEqual({ consumed: 0, done: true, data: 0 });
+  });
+});
+
+describe('chunked: the content counted is the chunks\' data, however split (bytesIn/bytesOut, as HTTP/2 DATA)', () => {
+  test.each([
+    ['5\r\nhello\r\n0\r\n\r\n', 5],
+    ['5;ext=1\r\nhello\r\n1\r\n \r\n6\r\nworld!\r\n0\r\nX-Trailer: abc\r\n\r\n', 12],
+    ['0\r\n\r\n', 0],
+    ['4\r\n\r\n\r\n\r\n0\r\n\r\n', 4],
+  ])('%j has %i bytes of content', (text, content) => {
+    const msg = B(text);
+    for (const pieces of [[msg], byteByByte(msg), ...SEEDS.map((s) => randomSplit(msg, s))]) {
+      for (const trailers of ['keep', 'drop'] as const) {
+        const f = new ChunkedFramer(trailers);
+        expect(pieces.reduce((sum, p) => sum + (f.feed(p, 0).data ?? Number.NaN), 0)).toBe(content);
+      }
+    }
+    // A length-framed or until-close body is all content: no count apart.
+    expect(new LengthFramer(5).feed(B('hello'), 0).data).toBeUndefined();
+    expect(new UntilCloseFramer().feed(B('hello'), 0).data).toBeUndefined();
   });
 });
 
@@ -230,7 +250,7 @@ describe('request trailers dropped', () => {
 
   test('bytes after the body are neither consumed nor kept', () => {
     const r = new ChunkedFramer('drop').feed(B('0\r\nX: 1\r\n\r\nGET / HTTP/1.1\r\n'), 0);
-    expect(r).toEqual({ consumed: 11, done: true, kept: 3, tail: B('\r\n') });
+    expect(r).toEqual({ consumed: 11, done: true, kept: 3, tail: B('\r\n'), data: 0 });
   });
 
   test.each([
@@ -249,6 +269,6 @@ describe('request trailers dropped', () => {
 
   test('response framers (the default) keep trailers', () => {
     const r = new ChunkedFramer().feed(B('0\r\nX: 1\r\n\r\n'), 0);
-    expect(r).toEqual({ consumed: 11, done: true });
+    expect(r).toEqual({ consumed: 11, done: true, data: 0 });
   });
 });

@@ -56,7 +56,9 @@ describe('Http1Session upgrades', () => {
     await until('bytes after the half-close', () => c.text().endsWith('after your end'), 3_000, 10);
     up.end();
     await until('recorded', () => p.records.length === 1, 3_000, 10);
-    expect(p.records[0]).toMatchObject({ status: 101, target: '/chat', responseFlags: 'downstream_closed', bytesIn: UPGRADE.length + 4, bytesOut: c.text().length });
+    // What went through the upgraded connection, both ways; neither the upgrade request nor the 101 head is counted.
+    expect(p.records[0]).toMatchObject({ status: 101, target: '/chat', responseFlags: 'downstream_closed', bytesIn: 'ping'.length, bytesOut: 'helloPINGafter your end'.length });
+    expect(c.text()).toBe(`${SWITCH}helloPINGafter your end`);
     expect(p.upgraded()).toBe(0);
     await until('the client connection closes', () => c.ended(), 3_000, 10);
   });
