@@ -13,6 +13,7 @@ import type { CommandIo } from '../../../cli/command.js';
 import { COMMANDS } from '../../../cli/commands/index.js';
 import { runCli } from '../../../cli/run-cli.js';
 import { systemClock } from '../../../common/clock.js';
+import { realTimers } from '../../../shared-io/timers.js';
 import { signJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import { spiffeBundleDocument } from '../../../common/spiffe/spiffe-bundle.js';
 import { TestCa } from '../../helpers/test-ca.js';
@@ -24,7 +25,7 @@ const NONE = join(dir, 'missing'); // never created: a command that read it firs
 async function run(argv: string[]): Promise<{ code: number; out: string; err: string }> {
   const out: string[] = [];
   const err: string[] = [];
-  const io: CommandIo = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), env: {}, cwd: dir, clock: systemClock, stopSignal: new Promise(() => undefined) };
+  const io: CommandIo = { stdout: (t) => out.push(t), stderr: (t) => err.push(t), env: {}, cwd: dir, clock: systemClock, timers: realTimers, stopSignal: new Promise(() => undefined) };
   const code = await runCli(argv, COMMANDS, io);
   return { code, out: out.join(''), err: err.join('') };
 }
