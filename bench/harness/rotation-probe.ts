@@ -1,5 +1,6 @@
 // For the rotation scenario: atomic SVID file swaps, and a probe that opens fresh mTLS connections to see which
 // server certificate a new handshake gets (and whether the request through it succeeds).
+import { X509Certificate } from 'node:crypto';
 import { rename, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { type SecureContext, connect } from 'node:tls';
@@ -31,7 +32,9 @@ export function probeOnce(port: number, secureContext: SecureContext, servername
     let serial: string | null = null;
     let data = '';
     const sock = connect({ host: '127.0.0.1', port, secureContext, servername, rejectUnauthorized: false }, () => {
-      serial = sock.getPeerX509Certificate()?.serialNumber.toLowerCase() ?? null;
+      // The leaf alone: Node's X509 reader leaks the chain after it (proxy/src/tls/sent-chain.ts).
+      const raw = sock.getPeerCertificate().raw;
+      serial = raw ? new X509Certificate(raw).serialNumber.toLowerCase() : null;
       sock.write(`GET / HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
     });
     sock.setEncoding('latin1');

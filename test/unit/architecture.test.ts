@@ -151,6 +151,17 @@ describe('architecture', () => {
     // The allow-list stays true: each entry exists and still is a real implementation.
     for (const rel of Object.keys(shims)) expect(raw.some(([re]) => re.test(code(readFileSync(join(REPO_ROOT, rel), 'utf8')))), `${rel} is allow-listed but reads no clock`).toBe(true);
   });
+  test("no source file reads a TLS peer with getPeerX509Certificate (Node 24 leaks every certificate after the leaf)", () => {
+    // Node's X509 reader duplicates each certificate the peer sent after its leaf out of the TLS session and never
+    // frees the original: a peer's chain leaked on every full handshake, ~250 KB for 31 junk certificates sent by a
+    // client with no credential (audit 51b F1). getPeerCertificate(true) (proxy/src/tls/sent-chain.ts) does not.
+    const code = (text: string) => text.replace(/^\s*\/\*[\s\S]*?\*\//gm, '').replace(/(^|[^:'"`\\])\/\/.*$/gm, '$1');
+    const found: string[] = [];
+    for (const dir of ['common', 'shared-io', 'control-plane', 'proxy', 'cli', 'bench'].filter(exists)) {
+      for (const f of tsFiles(dir)) if (/\bgetPeerX509Certificate\b/.test(code(readFileSync(f, 'utf8')))) found.push(relative(REPO_ROOT, f));
+    }
+    expect(found).toEqual([]);
+  });
   test('long-running children are spawned in one place: shared-io/process-supervisor.ts (tessera up, bench, tests)', () => {
     const home = join('shared-io', 'process-supervisor.ts');
     const spawnImport = /import\s*\{[^}]*\b(spawn|fork)\b[^}]*\}\s*from\s*['"](node:)?child_process['"]/;

@@ -2,6 +2,7 @@
 // reads the serial actually served, so a swap that did not take effect is seen (readiness, /certs, a metric).
 // The listener knows these handshakes by their server name and by the client certificate, the proxy's own SVID,
 // and neither counts them as peers' handshakes nor serves them: they have their own counter.
+import { X509Certificate } from 'node:crypto';
 import * as tls from 'node:tls';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 
@@ -60,8 +61,10 @@ export function probeServedLeaf(snapshot: IdentitySnapshot, target: ServedTarget
     socket.setTimeout(timeoutMs, () => done(null));
     // End politely (close_notify) rather than reset: an abrupt close counts as a failed handshake on the server.
     socket.once('secureConnect', () => {
-      const leaf = socket.getPeerX509Certificate();
-      const served = leaf ? { serial: leaf.serialNumber.toLowerCase(), notAfterMs: Date.parse(leaf.validTo) } : null;
+      // The leaf alone (Node's X509 reader leaks the chain after it: sent-chain.ts).
+      const raw = socket.getPeerCertificate().raw;
+      const leaf = raw ? new X509Certificate(raw) : null;
+      const served = leaf ? { serial: leaf.serialNumber.toLowerCase(), notAfterMs: leaf.validToDate.getTime() } : null;
       socket.once('close', () => resolve(served));
       socket.end();
     });

@@ -2,7 +2,7 @@
 // leaf and identity generation, bans checked per request), a request target that normalizes, a route for its host
 // and path, and the edge's authorization; then the headers the upstream gets from the real connection
 // (forwarding headers, XFCC for a verified client).
-import type { X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { errorMessage } from '../../../common/errors.js';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
@@ -13,7 +13,7 @@ import type { EdgeConfig } from '../config/edge-config.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { deniedBy } from '../tls/deny-list.js';
 import { IntermediateMemory } from '../tls/peer-verify.js';
-import { SENT_MAX, sentCertificates } from '../tls/sent-chain.js';
+import { SENT_MAX, peerChainHead, sentCertificates } from '../tls/sent-chain.js';
 import { sessionLeafHash } from '../tls/session-peer.js';
 import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } from './client-identity.js';
 import type { EdgeCertificates } from './edge-certificates.js';
@@ -147,7 +147,7 @@ export class EdgeGate {
       // A resumed session sends no chain (its leaf is the one verified when it began); a full handshake's is read here.
       if (socket.isSessionReused()) conn.sent = [fp];
       else {
-        chain = sentCertificates(socket.getPeerX509Certificate());
+        chain = clientChain(socket);
         conn.sent = chain === null ? null : chain.map(fingerprintOf);
       }
     }
@@ -156,8 +156,8 @@ export class EdgeGate {
     // A known leaf is a hit only if everything this connection sent is on the path verified before.
     const hit = this.#clients.get(fp);
     if (hit && hit.client.notAfterMs > now && onPath(sent, hit.path)) return hit.client;
-    // Read again, the chain is the leaf alone, completed from remembered intermediates.
-    chain ??= sentCertificates(socket.getPeerX509Certificate()) ?? [];
+    // Read again (a later request, or the leaf alone of a resumed session), completed from remembered intermediates.
+    chain ??= clientChain(socket) ?? [];
     const trust = { authorities: this.#certs.clientAuthorities, clientTrustDomain: this.#config.clientTrustDomain ?? null, mesh: snapshot.bundles, ownTrustDomain: snapshot.id.trustDomain };
     this.#clientIntermediates.complete(chain);
     const r = verifyEdgeClient(chain, trust, now);
@@ -234,4 +234,10 @@ export class EdgeGate {
   close(): void {
     for (const r of this.routes) r.upstream.close();
   }
+}
+
+/** The client's chain as it linked (sent-chain.ts: never Node's leaking reader), null past SENT_MAX. */
+function clientChain(socket: TLSSocket): X509Certificate[] | null {
+  const sent = sentCertificates(peerChainHead(socket));
+  return sent === null ? null : sent.map((c) => new X509Certificate(c.raw));
 }

@@ -7,6 +7,7 @@
 // stream for idleMs is closed from this side, before the peer's idle timeout could race a new stream. A session whose
 // peer refused a stream with ENHANCE_YOUR_CALM (a Node app past its session memory, held by answers a slow reader
 // has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered.
+import { X509Certificate } from 'node:crypto';
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
@@ -48,8 +49,9 @@ interface SessionState {
 
 /** When the certificate a TLS socket's peer presented expires; Infinity for plaintext or none. */
 function peerNotAfterMs(socket: Socket | undefined): number {
-  const cert = (socket as TLSSocket | undefined)?.getPeerX509Certificate?.();
-  return cert ? Date.parse(cert.validTo) : Number.POSITIVE_INFINITY;
+  // The leaf alone, not getPeerX509Certificate(): Node's X509 reader leaks the chain after the leaf (sent-chain.ts).
+  const raw = (socket as TLSSocket | undefined)?.getPeerCertificate?.()?.raw;
+  return raw ? new X509Certificate(raw).validToDate.getTime() : Number.POSITIVE_INFINITY;
 }
 
 type Waiter = (err: Error | null, session?: http2.ClientHttp2Session) => void;

@@ -2,7 +2,8 @@
 // trust domains stay confined and every failure has a reason. Results are cached per leaf (SHA-256 of its DER)
 // and identity generation, at most `maxEntries` of them: a resumed session from the same peer costs a map lookup
 // plus a validity check; a full handshake with a known leaf also checks that every certificate it sent is on the
-// path verified before (a chain may change between handshakes; an unrelated extra is refused every time); a
+// path verified before (a chain may change between handshakes; the chain is read without Node's leaking reader,
+// sent-chain.ts); a
 // rotation (new generation) checks every peer again, and the deny-list is checked by the callers on every
 // connection, cached or not. Cached peers are keyed by their leafHash.
 import type { X509Certificate } from 'node:crypto';
@@ -14,7 +15,7 @@ import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
-import { SENT_MAX, type SentCertificate, sentCertificates } from './sent-chain.js';
+import { type ChainSocket, SENT_MAX, type SentCertificate, peerChainHead, sentCertificates } from './sent-chain.js';
 import { sessionLeafHash } from './session-peer.js';
 
 export interface VerifiedPeer {
@@ -47,20 +48,12 @@ interface CachedPeer {
 }
 
 
-/** What verifySocket reads of a server-side peer certificate (node:crypto's X509Certificate from the socket). */
-export interface PeerX509 {
-  readonly raw: Buffer;
-  readonly fingerprint256: string;
-  readonly issuerCertificate?: PeerX509 | undefined;
-}
-
 /** The socket of a finished server-side handshake, as verifySocket reads it (a node:tls TLSSocket). */
-export interface PeerSocket {
+export interface PeerSocket extends ChainSocket {
   /** The serialized TLS session (it records the peer's leaf). */
   getSession(): Buffer | undefined;
   /** True for a resumed session: the peer sent no chain, its leaf is the one verified when the session began. */
   isSessionReused(): boolean;
-  getPeerX509Certificate(): PeerX509 | undefined;
 }
 
 const NO_CERT: PeerFailure = { ok: false, reason: 'no_client_cert', code: 'TESSERA_ERR_SVID_EMPTY_CHAIN', message: 'the peer presented no certificate' };
@@ -129,10 +122,8 @@ export class PeerVerifier {
 
   /**
    * The inbound path. A known peer is found by its leaf as the TLS session records it (session-peer.ts), without
-   * reading the chain; otherwise `socket.getPeerX509Certificate()` — the leaf with the chain the peer sent linked
-   * through `issuerCertificate` — is verified (getPeerCertificate() would build a JS object of every field). Node
-   * moves the sent chain out of the TLS session into that object, so this must be the socket's only chain read
-   * (later reads see the leaf alone).
+   * reading the chain; otherwise the leaf with its issuers linked (`getPeerCertificate(true)`, sent-chain.ts) is
+   * verified.
    */
   verifySocket(socket: PeerSocket, snapshot: IdentitySnapshot, nowMs: number): VerifiedPeer | PeerFailure {
     this.#sync(snapshot);
@@ -141,7 +132,7 @@ export class PeerVerifier {
       const hit = known === undefined ? undefined : this.#lookup(known, nowMs);
       if (hit) return hit.peer;
     }
-    const leaf = socket.getPeerX509Certificate();
+    const leaf = peerChainHead(socket);
     if (!leaf) return NO_CERT;
     return this.#verifySent(fingerprintOf(leaf), leaf, snapshot, nowMs);
   }

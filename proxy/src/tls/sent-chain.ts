@@ -1,8 +1,11 @@
-// The certificates a TLS peer sent, leaf first, every one in order, as node:crypto's X509Certificate links them
-// through issuerCertificate (getPeerX509Certificate). getPeerCertificate(true) links issuers only (and appends a
-// trusted root), so an unrelated extra certificate, which the SVID rules refuse (checkPath), would never reach them.
-// Node moves the chain out of the TLS session at its first read (a second read gives the leaf alone): read it once
-// per connection. One walk for the sidecars' PeerVerifier and the edge's client check.
+// The certificates a TLS peer sent, leaf first, as Node links them through issuerCertificate, read with
+// getPeerCertificate(true). Never socket.getPeerX509Certificate(): Node 24 builds its issuer chain by duplicating
+// each certificate after the leaf out of the TLS session and never frees the original, so every full handshake
+// leaked what the peer sent (a self-signed leaf and 31 junk certificates, no credential needed: ~250 KB a handshake,
+// audit 51b F1). getPeerCertificate(true) links issuers only (and may append a trusted root from the context's store),
+// so an unrelated extra certificate is dropped by Node before the SVID rules see it, as on the control plane's port.
+// One walk for the sidecars' PeerVerifier and the edge's client check.
+import type { DetailedPeerCertificate } from 'node:tls';
 
 /** Certificates a peer may send (an honest chain is two to four); a longer one is refused. */
 export const SENT_MAX = 10;
@@ -11,6 +14,17 @@ export const SENT_MAX = 10;
 export interface SentCertificate {
   readonly fingerprint256?: string;
   readonly issuerCertificate?: SentCertificate | undefined;
+}
+
+/** A socket whose peer's chain can be read without the leak above (a node:tls TLSSocket). */
+export interface ChainSocket {
+  getPeerCertificate(detailed: true): DetailedPeerCertificate;
+}
+
+/** The peer's leaf with its issuers linked, undefined when it sent none (Node answers an empty object then). */
+export function peerChainHead(socket: ChainSocket): DetailedPeerCertificate | undefined {
+  const leaf = socket.getPeerCertificate(true);
+  return leaf?.raw && leaf.fingerprint256 ? leaf : undefined;
 }
 
 /**

@@ -1,8 +1,8 @@
 // The peer's leaf certificate as the TLS session itself records it (OpenSSL's serialized SSL_SESSION, whose
 // `peer [3] EXPLICIT Certificate` holds the leaf the peer presented or, resumed, the one it presented then), hashed
-// to the key PeerVerifier caches verified peers by. Why not socket.getPeerX509Certificate(): on a server Node
-// copies every other certificate the peer sent into that object (an ASN.1 decode each, freed later by the GC),
-// ~175 µs all in of a ~1 ms full handshake here, where this read costs ~35 µs (docs/transport.md). It is only a
+// to the key PeerVerifier caches verified peers by. Why not read the peer certificate from the socket: Node builds
+// a JS object of every field of every certificate the peer sent (getPeerCertificate(true); its X509 reader leaks
+// them, sent-chain.ts), ~130 µs of a ~1 ms full handshake here, where this read costs ~35 µs (docs/transport.md). It is only a
 // cache key, and only for resumed sessions (a full handshake's sent chain must be read to be checked): a miss, or a
 // session this cannot read, takes the full path through the certificates.
 import { hash } from 'node:crypto';

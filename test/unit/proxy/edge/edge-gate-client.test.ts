@@ -1,7 +1,8 @@
 // EdgeGate.client over a real mTLS connection (loopback): every request of a connection asks who the client is,
 // and the answer is built from the connection's certificate once — the leaf read once per connection, the chain
-// once per leaf — while a ban is still checked on every request; and what the client sent is checked whole (an
-// unrelated extra certificate is refused, on every read of the connection).
+// once per leaf — while a ban is still checked on every request; the chain is read with getPeerCertificate(true),
+// never Node's X509 reader, which leaks the certificates after the leaf (audit 51b F1): an unrelated extra
+// certificate is dropped by Node before the check.
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -66,13 +67,14 @@ describe('EdgeGate.client', () => {
           };
         if (prop === 'getPeerCertificate')
           return (detailed?: boolean) => {
-            reads.certificate++;
+            if (detailed) reads.chain++;
+            else reads.certificate++;
             return target.getPeerCertificate(detailed as true);
           };
+        // Node 24's X509 reader leaks every certificate after the leaf (sent-chain.ts): never called.
         if (prop === 'getPeerX509Certificate')
           return () => {
-            reads.chain++;
-            return target.getPeerX509Certificate();
+            throw new Error('getPeerX509Certificate leaks the sent chain');
           };
         const v = Reflect.get(target, prop, target);
         return typeof v === 'function' ? v.bind(target) : v;
@@ -109,7 +111,7 @@ async function connectionOf(client: MintedSvid): Promise<{ socket: tls.TLSSocket
 }
 
 describe('EdgeGate.verifyClient: the chain the client sent', () => {
-  test('an unrelated extra certificate is refused, on every read of the connection, though its leaf verified before', async () => {
+  test('an unrelated extra certificate is dropped before the check, on every read of the connection', async () => {
     const { gate: g } = await gate();
     const leaf = await partner.mintSvid(PARTNER_ID);
     const clean = await connectionOf(leaf);
@@ -118,30 +120,29 @@ describe('EdgeGate.verifyClient: the chain the client sent', () => {
     try {
       const ok = g.verifyClient(clean.socket);
       expect(ok !== null && !isFailure(ok) && ok.spiffeId?.toString()).toBe(PARTNER_ID);
-      // The same leaf, now cached, with a certificate that is on no path: refused, and again on the next request
-      // (Node hands the chain out once; later reads see the leaf alone).
+      // The same leaf, now cached, with a certificate that is on no path: the same client, on every request.
       for (let i = 0; i < 2; i++) {
         const v = g.verifyClient(extra.socket);
-        expect(v !== null && isFailure(v) && [v.reason, v.code]).toEqual(['bad_svid', 'TESSERA_ERR_SVID_UNRELATED_CERT']);
+        expect(v !== null && !isFailure(v) && v.spiffeId?.toString()).toBe(PARTNER_ID);
       }
-      expect(g.client(extra.socket)).toBe('invalid');
       // An HTTP/2 session's socket view of that connection gets the same answer.
       const view = new Proxy(extra.socket, { get: (t, p) => (typeof Reflect.get(t, p) === 'function' ? (Reflect.get(t, p) as (...a: unknown[]) => unknown).bind(t) : Reflect.get(t, p)) });
       g.sameConnection(view, extra.socket);
-      expect(g.client(view)).toBe('invalid');
+      const viewed = g.client(view);
+      expect(viewed !== null && viewed !== 'invalid' && viewed.spiffeId?.toString()).toBe(PARTNER_ID);
     } finally {
       await clean.close();
       await extra.close();
     }
   });
 
-  test('more than ten certificates are refused', async () => {
+  test('certificates off the path are dropped however many were sent (a linked path past ten is refused: sent-chain.test.ts)', async () => {
     const { gate: g } = await gate();
     const leaf = await partner.mintSvid(PARTNER_ID);
     const many = await connectionOf({ ...leaf, chainPem: leaf.chainPem + (await Promise.all(Array.from({ length: 9 }, async () => encodePem('CERTIFICATE', (await TestCa.create({ trustDomain: 'x.example' })).root.cert.raw)))).join('') });
     try {
       const v = g.verifyClient(many.socket);
-      expect(v !== null && isFailure(v) && v.code).toBe('TESSERA_ERR_SVID_UNRELATED_CERT');
+      expect(v !== null && !isFailure(v) && v.spiffeId?.toString()).toBe(PARTNER_ID);
     } finally {
       await many.close();
     }

@@ -92,8 +92,8 @@ describe('PeerVerifier', () => {
     const socket = {
       getSession: () => undefined,
       isSessionReused: () => false,
-      // node:crypto's X509Certificate of the peer: the sent chain hangs off issuerCertificate.
-      getPeerX509Certificate: () => ({ raw: web.leaf.raw, fingerprint256: web.leaf.fingerprint256, issuerCertificate: intermediate }),
+      // getPeerCertificate(true): the sent chain hangs off issuerCertificate.
+      getPeerCertificate: () => ({ raw: web.leaf.raw, fingerprint256: web.leaf.fingerprint256, issuerCertificate: intermediate }) as unknown as DetailedPeerCertificate,
     };
     const v = new PeerVerifier();
     const first = v.verifySocket(socket, snapshot(ca, 1), Date.now());
