@@ -1,5 +1,23 @@
 // Test runner configuration: sources only (never dist/), forked processes so child-process tests are isolated.
+import { relative } from 'node:path';
 import { defineConfig } from 'vitest/config';
+import { BaseSequencer, type TestSpecification } from 'vitest/node';
+
+/**
+ * Vitest starts the files it has timed before longest first, and with no timings (a clean clone, as on CI) largest
+ * first: there a small but slow integration file (a few seconds to start its processes and wait on them) could
+ * start last and run alone while the other workers sit idle. With no timings, the files that start processes
+ * (everything outside test/unit/) go first; the many short unit files then fill the workers to the end.
+ */
+class ProcessFilesFirst extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const sorted = await super.sort(files);
+    const timed = (f: TestSpecification) => this.ctx.cache.getFileTestResults(`${f.project.name}:${relative(this.ctx.config.root, f.moduleId)}`) !== undefined;
+    if (sorted.some(timed)) return sorted;
+    const unit = (f: TestSpecification) => relative(this.ctx.config.root, f.moduleId).startsWith('test/unit/');
+    return [...sorted.filter((f) => !unit(f)), ...sorted.filter(unit)];
+  }
+}
 
 export default defineConfig({
   test: {
@@ -12,6 +30,7 @@ export default defineConfig({
     // Files that run in one worker share its module cache: the source keeps no module-level state (the
     // architecture test), and re-importing the proxy for each of ~360 files cost ~75 s of the run (import 113 s → 37 s).
     isolate: false,
+    sequence: { sequencer: ProcessFilesFirst },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     setupFiles: [],
