@@ -1,6 +1,5 @@
 // Scenario `authz`: cost of one authorization decision (evaluate()) with 10 and 10,000 policies loaded, allow and
 // deny paths, a memo-miss worst case, and the time to parse and compile 10,000 policies. Pure CPU, one thread.
-import { tmpdir } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { evaluate } from '../../common/policy/evaluate.js';
@@ -11,6 +10,7 @@ import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { type RoundVariant, runRounds, scenarioResult } from '../harness/bench-context.js';
 import { machineInfo } from '../harness/machine.js';
 import { clockTicksPerSecond } from '../harness/proc-stat.js';
+import { runStandalone } from '../harness/standalone.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { formatRatio, formatSpread, perRoundRatios, spread, valuesOf } from '../harness/stats.js';
 
@@ -216,14 +216,5 @@ export const authzScenario: BenchScenario = {
 
 // Standalone: `npx node dist/bench/scenarios/authz.js` prints the result JSON on stdout, progress on stderr.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const result = await authzScenario.run({
-    durationMs: 1_000,
-    warmupMs: 300,
-    rounds: 5,
-    connections: 1,
-    workDir: tmpdir(),
-    log: (line) => process.stderr.write(`${line}\n`),
-    progress: () => {},
-  });
-  process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  await runStandalone(authzScenario, { durationMs: 1_000, warmupMs: 300, rounds: 5, connections: 1 });
 }

@@ -2,8 +2,7 @@
 // 1 replica, PostgreSQL with 1 and with 3 replicas (one private PostgreSQL server, a database per deployment) —
 // for mTLS renewal and join-token attestation, N lanes spread over the replicas: SVIDs per second, p50/p99
 // latency, and CPU per SVID of the replicas and of PostgreSQL from /proc (the load generator is this process).
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createCsr } from '../../common/pki/csr.js';
@@ -15,6 +14,7 @@ import { createJoinTokens, driveSignSvid, type IdentityClient, type IssuingServe
 import { machineInfo } from '../harness/machine.js';
 import { type BenchPostgres, postgresBinDir, startBenchPostgres } from '../harness/postgres-server.js';
 import { clockTicksPerSecond, cpuShares, readCpuTimes, sampleTree } from '../harness/proc-stat.js';
+import { runStandalone } from '../harness/standalone.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { STORE_DEPLOYMENTS, STORE_VARIANTS, type StoreDeployment, type StoreVariantSpec, storeHeadlines, storeMeasurement, storeSummary } from './issuance-store-summary.js';
 
@@ -187,20 +187,5 @@ export const issuanceStoreScenario: BenchScenario = {
 
 // Standalone: `node dist/bench/scenarios/issuance-store.js` prints the result JSON on stdout, progress on stderr.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  // Its scratch (CA, database, logs) goes when the run ends, as `tessera bench` removes its work dir.
-  const workDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
-  try {
-    const result = await issuanceStoreScenario.run({
-      durationMs: 3_000,
-      warmupMs: 500,
-      rounds: 3,
-      connections: 12,
-      workDir,
-      log: (line) => process.stderr.write(`${line}\n`),
-      progress: () => {},
-    });
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
+  await runStandalone(issuanceStoreScenario, { durationMs: 3_000, warmupMs: 500, rounds: 3, connections: 12 });
 }

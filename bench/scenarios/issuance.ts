@@ -1,8 +1,7 @@
 // Scenario `issuance`: the real `tessera control-plane` process signing SVIDs over gRPC — join-token attestation
 // (tokens made through admin.sock before each window) and renewal over mTLS — at concurrency 1 and 8: SVIDs per
 // second, p50/p99 latency, and the control plane's CPU per SVID from /proc (the load generator is this process).
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createCsr } from '../../common/pki/csr.js';
@@ -21,6 +20,7 @@ import {
 } from '../harness/issuance-client.js';
 import { machineInfo } from '../harness/machine.js';
 import { clockTicksPerSecond, sampleTree } from '../harness/proc-stat.js';
+import { runStandalone } from '../harness/standalone.js';
 import type { BenchScenario, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { ISSUANCE_VARIANTS, type IssuanceVariantSpec, issuanceHeadlines, issuanceMeasurement, issuanceSummary } from './issuance-summary.js';
 
@@ -136,20 +136,5 @@ export const issuanceScenario: BenchScenario = {
 
 // Standalone: `node dist/bench/scenarios/issuance.js` prints the result JSON on stdout, progress on stderr.
 if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  // Its scratch (CA, database, logs) goes when the run ends, as `tessera bench` removes its work dir.
-  const workDir = await mkdtemp(join(tmpdir(), 'tessera-bench-'));
-  try {
-    const result = await issuanceScenario.run({
-      durationMs: 3_000,
-      warmupMs: 500,
-      rounds: 3,
-      connections: 8,
-      workDir,
-      log: (line) => process.stderr.write(`${line}\n`),
-      progress: () => {},
-    });
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
-  } finally {
-    await rm(workDir, { recursive: true, force: true });
-  }
+  await runStandalone(issuanceScenario, { durationMs: 3_000, warmupMs: 500, rounds: 3, connections: 8 });
 }

@@ -6,6 +6,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { ERROR_CODE_METADATA } from '../../common/contract/error-metadata.js';
+import { createCsr } from '../../common/pki/csr.js';
+import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
+import { encodePem } from '../../common/pki/pem.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { startReadyProcess } from './ready-process.js';
@@ -108,4 +111,17 @@ export function signSvid(identity: Untyped, req: Record<string, unknown>): Promi
 /** The stable code a refusal carries in the "tessera-error-code" metadata. */
 export function errorCode(err: grpc.ServiceError | null): string | undefined {
   return err?.metadata?.get(ERROR_CODE_METADATA)[0]?.toString();
+}
+
+/** An SVID for `spiffeId` from `cp` through SignSvid with a fresh join token (its key made here, never sent). */
+export async function joinTokenSvid(cp: Pick<RunningControlPlane, 'grpc' | 'dataDir'>, bundlePem: string, spiffeId: string): Promise<ClientSvid> {
+  const c = controlPlaneClients(cp.grpc, bundlePem);
+  try {
+    const key = generateKeyPair();
+    const r = await signSvid(c.identity, { csr: await createCsr(key, {}), join_token: await createJoinToken(cp.dataDir, spiffeId) });
+    if (r.err) throw r.err;
+    return { chainPem: r.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join(''), keyPem: privateKeyPem(key) };
+  } finally {
+    c.close();
+  }
 }

@@ -9,13 +9,10 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { ConfigSnapshotMsg } from '../../common/contract/config-v1.js';
-import { createCsr } from '../../common/pki/csr.js';
-import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
-import { encodePem } from '../../common/pki/pem.js';
 import { compileIdPattern } from '../../common/spiffe/match.js';
 import { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
-import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, joinTokenSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type CollectedStream, collectStream } from '../helpers/stream-collector.js';
@@ -49,17 +46,7 @@ let cleanup: () => Promise<void>;
 let cp: RunningControlPlane;
 let bundlePem: string;
 
-async function svidOf(id: string): Promise<ClientSvid> {
-  const c = controlPlaneClients(cp.grpc, bundlePem);
-  try {
-    const key = generateKeyPair();
-    const r = await signSvid(c.identity, { csr: await createCsr(key, {}), join_token: await createJoinToken(cp.dataDir, id) });
-    expect(r.err).toBeNull();
-    return { chainPem: r.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join(''), keyPem: privateKeyPem(key) };
-  } finally {
-    c.close();
-  }
-}
+const svidOf = (id: string): Promise<ClientSvid> => joinTokenSvid(cp, bundlePem, id);
 
 const metric = async (name: string) => sumSeries(await (await fetch(`http://${cp.admin}/metrics`)).text(), name);
 

@@ -6,10 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { createCsr } from '../../common/pki/csr.js';
-import { generateKeyPair, privateKeyPem } from '../../common/pki/keys.js';
-import { encodePem } from '../../common/pki/pem.js';
-import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, joinTokenSvid, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type CollectedStream, collectStream } from '../helpers/stream-collector.js';
@@ -26,17 +23,7 @@ let cleanup: () => Promise<void>;
 let cp: RunningControlPlane;
 let bundlePem: string;
 
-async function svidOf(id: string): Promise<ClientSvid> {
-  const c = controlPlaneClients(cp.grpc, bundlePem);
-  try {
-    const key = generateKeyPair();
-    const r = await signSvid(c.identity, { csr: await createCsr(key, {}), join_token: await createJoinToken(cp.dataDir, id) });
-    expect(r.err).toBeNull();
-    return { chainPem: r.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join(''), keyPem: privateKeyPem(key) };
-  } finally {
-    c.close();
-  }
-}
+const svidOf = (id: string): Promise<ClientSvid> => joinTokenSvid(cp, bundlePem, id);
 
 function watch(client: ReturnType<typeof controlPlaneClients>): CollectedStream<{ version: string }> {
   return collectStream(client.config.Watch!({}) as grpc.ClientReadableStream<{ version: string }>);
