@@ -164,8 +164,17 @@ describe('drain', () => {
     const failures = outcomes.filter((o) => o.status !== 200);
     expect(failures.filter((o) => o.status !== 502 && o.status !== 503)).toEqual([]);
     expect(failures.filter((o) => app.received.has(o.id))).toEqual([]);
-    // 4. A request the client had sent before the signal did not fail.
-    expect(failures.filter((o) => o.startedMs < sigtermAt)).toEqual([]);
+    // 4. Nothing the outbound sidecar had put on the draining session failed: each failure is, in its access log, a
+    // request it could not lease an upstream for (`upstream_unavailable`: the session had said GOAWAY and the dial
+    // after it was refused), never one reset or refused on the session (`upstream_reset`). The client's start time
+    // cannot tell this: a request it started a moment before the signal may reach the outbound sidecar after the
+    // inbound one has sent GOAWAY (seen on a loaded CI machine), and then there is no other endpoint to send it to.
+    // (The access log is written in batches: wait for its lines.)
+    const outboundFailed = () => jsonLines(webOn.stdout()).filter((l) => l['log'] === 'access' && l['path'] === '/v1/drain' && l['status'] !== 200);
+    await until('the outbound access log has every failure', () => outboundFailed().length >= failures.length, 5_000, 20);
+    const outboundFailures = outboundFailed();
+    expect(outboundFailures.length).toBe(failures.length);
+    expect(outboundFailures.filter((l) => l['error'] !== 'upstream_unavailable')).toEqual([]);
     // The inbound sidecar's access log has one line per request its app answered.
     const logged = jsonLines(apiOn.stdout()).filter((l) => l['path'] === '/v1/drain' && l['status'] === 200);
     expect(logged.length).toBe([...app.answered].filter((id) => id.includes('-') && byId.has(id)).length);
