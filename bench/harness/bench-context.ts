@@ -1,6 +1,7 @@
 // What every process-starting scenario shares: work dir, PKI, peer binaries, process group, rounds loop, result shape.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { TesseraError } from '../../common/errors.js';
 import type { ProcessSupervisor } from '../../shared-io/process-supervisor.js';
 import { TESSERA_CLI, type TopologyEnv } from '../peers/topology.js';
@@ -62,6 +63,9 @@ export async function runRounds(opts: ScenarioOptions, variants: readonly RoundV
   for (let round = 0; round < opts.rounds; round++) {
     const order = rotatedOrder(variants, round);
     for (let i = 0; i < order.length; i++) {
+      // A variant that measures in-process CPU runs without giving the event loop a turn: yield one here, so that a
+      // Ctrl-C arrived meanwhile reaches its handler (and the signal) before the next variant starts.
+      await nextTurn();
       if (opts.signal?.aborted) throw new TesseraError('TESSERA_ERR_BENCH_ABORTED');
       const v = order[i]!;
       const label = `round ${round + 1}/${opts.rounds} ${v.name}`;

@@ -1,5 +1,5 @@
 // Runs one scenario under the harness: options from defaults + flags, a scratch work dir, progress, abort, JSON.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
@@ -70,7 +70,9 @@ export async function runScenario(s: BenchScenario, o: RunOverrides, sink: Progr
     return { result, workDir: o.keepWorkDir ? workDir : null };
   } finally {
     sink.done();
-    if (!o.keepWorkDir && ok) await rm(workDir, { recursive: true, force: true });
+    // A run that failed keeps what it wrote for inspection; one that wrote nothing (an in-process scenario) leaves nothing.
+    const empty = (await readdir(workDir).catch(() => [])).length === 0;
+    if ((!o.keepWorkDir && ok) || (!ok && empty)) await rm(workDir, { recursive: true, force: true });
     else if (!ok) sink.log(`logs and configs kept in ${workDir}`);
   }
 }

@@ -1,7 +1,9 @@
 // Scenario `authz`: cost of one authorization decision (evaluate()) with 10 and 10,000 policies loaded, allow and
 // deny paths, a memo-miss worst case, and the time to parse and compile 10,000 policies. Pure CPU, one thread.
 import { performance } from 'node:perf_hooks';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { TesseraError } from '../../common/errors.js';
 import { evaluate } from '../../common/policy/evaluate.js';
 import { parsePolicyYaml } from '../../common/policy/parse-policy.js';
 import { type PolicySnapshot, PLAN_CACHE_SIZE, compilePolicies } from '../../common/policy/policy-snapshot.js';
@@ -92,8 +94,17 @@ const DECISION_VARIANTS: readonly DecisionVariant[] = [
   { name: '10k policies, memo miss every decision', policies: 10_000, requests: COLD_REQ, expect: { allowed: false, reason: 'no_matching_rule' } },
 ];
 
+/** A turn of the event loop at most this often, so a Ctrl-C is heard within it (its cost is far below the spread). */
+const YIELD_EVERY_MS = 100;
+
+/** A turn of the event loop, then BENCH_ABORTED if the run was interrupted meanwhile. */
+async function checkpoint(signal: AbortSignal | undefined): Promise<void> {
+  await nextTurn();
+  if (signal?.aborted) throw new TesseraError('TESSERA_ERR_BENCH_ABORTED');
+}
+
 /** Evaluates in batches until the deadline; returns decisions made and wall/CPU time. */
-function loop(snapshot: PolicySnapshot, reqs: readonly AuthzRequest[], ms: number): { n: number; wallNs: number; cpuNs: number; allowed: number } {
+async function loop(snapshot: PolicySnapshot, reqs: readonly AuthzRequest[], ms: number, signal: AbortSignal | undefined): Promise<{ n: number; wallNs: number; cpuNs: number; allowed: number }> {
   const batch = 2_000;
   let n = 0;
   let allowed = 0;
@@ -101,10 +112,15 @@ function loop(snapshot: PolicySnapshot, reqs: readonly AuthzRequest[], ms: numbe
   const t0 = performance.now();
   const deadline = t0 + ms;
   let now = t0;
+  let yieldAt = t0 + YIELD_EVERY_MS;
   while (now < deadline) {
     for (let i = 0; i < batch; i++) if (evaluate(snapshot, reqs[(n + i) % reqs.length]!).allowed) allowed++;
     n += batch;
     now = performance.now();
+    if (now >= yieldAt && now < deadline) {
+      await checkpoint(signal);
+      yieldAt = performance.now() + YIELD_EVERY_MS;
+    }
   }
   const cpu = process.cpuUsage(cpu0);
   return { n, wallNs: (now - t0) * 1e6, cpuNs: (cpu.user + cpu.system) * 1e3, allowed };
@@ -118,8 +134,8 @@ function decisionVariant(v: DecisionVariant, snapshots: Map<number, PolicySnapsh
       const reqs = v.requests();
       const probe = evaluate(snapshot, reqs[0]!);
       if (probe.allowed !== v.expect.allowed || probe.reason !== v.expect.reason) throw new Error(`${v.name}: expected ${v.expect.reason}, got ${JSON.stringify(probe)}`);
-      loop(snapshot, reqs, opts.warmupMs);
-      const r = loop(snapshot, reqs, opts.durationMs);
+      await loop(snapshot, reqs, opts.warmupMs, opts.signal);
+      const r = await loop(snapshot, reqs, opts.durationMs, opts.signal);
       return {
         decisionsPerSec: Math.round(r.n / (r.wallNs / 1e9)),
         nsPerDecision: Number((r.wallNs / r.n).toFixed(1)),
@@ -133,16 +149,18 @@ function decisionVariant(v: DecisionVariant, snapshots: Map<number, PolicySnapsh
   };
 }
 
-function loadVariant(yaml10k: string): RoundVariant {
+function loadVariant(yaml10k: string, signal: AbortSignal | undefined): RoundVariant {
   return {
     name: 'load 10k policies',
     async run() {
       const t0 = performance.now();
       const parsed = parsePolicyYaml(yaml10k, 'bench.yaml');
       const t1 = performance.now();
+      await checkpoint(signal);
+      const t1b = performance.now();
       const snapshot = compilePolicies(parsed);
       const t2 = performance.now();
-      return { parseMs: Number((t1 - t0).toFixed(1)), compileMs: Number((t2 - t1).toFixed(1)), policies: snapshot.policies.length };
+      return { parseMs: Number((t1 - t0).toFixed(1)), compileMs: Number((t2 - t1b).toFixed(1)), policies: snapshot.policies.length };
     },
   };
 }
@@ -188,9 +206,15 @@ function headlines(ms: readonly Measurement[]): string[] {
 async function run(opts: ScenarioOptions): Promise<ScenarioResult> {
   const startedAt = new Date().toISOString();
   const machine = await machineInfo(clockTicksPerSecond());
-  const snapshots = new Map([10, 10_000].map((n) => [n, compilePolicies(benchPolicies(n))]));
+  // Seconds of CPU before the first round: a Ctrl-C is heard between the steps.
+  const snapshots = new Map<number, PolicySnapshot>();
+  for (const n of [10, 10_000]) {
+    snapshots.set(n, compilePolicies(benchPolicies(n)));
+    await checkpoint(opts.signal);
+  }
   const yaml10k = toYaml(benchPolicies(10_000));
-  const variants = [...DECISION_VARIANTS.map((v) => decisionVariant(v, snapshots, opts)), loadVariant(yaml10k)];
+  await checkpoint(opts.signal);
+  const variants = [...DECISION_VARIANTS.map((v) => decisionVariant(v, snapshots, opts)), loadVariant(yaml10k, opts.signal)];
   const measurements = await runRounds(opts, variants, (m) =>
     m['nsPerDecision'] !== undefined ? `${m['nsPerDecision']} ns/decision, ${m['decisionsPerSec']} decisions/s` : `parse ${m['parseMs']} ms, compile ${m['compileMs']} ms`,
   );
