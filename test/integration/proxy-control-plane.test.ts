@@ -102,6 +102,18 @@ describe('proxy with a control-plane identity', () => {
     expect(m).not.toMatch(/tessera_tls_handshakes_total\{direction="inbound",result="failure",reason="expired"/);
   }, 40_000);
 
+  test('the config stream follows the SVID: reopened with each new one, never cut by the expiry of the one it was opened with', async () => {
+    // By now both proxies renewed at least twice and their first SVIDs expired (the tests above). The control plane
+    // ends a Watch stream when its SVID expires; a stream reopened at each rotation never meets that end.
+    const before = await certs(web);
+    await until('web renewed and its previous SVID expired', async () => (await certs(web)).serial !== before.serial && Date.now() > Date.parse(before.notAfter) + 1_500, 30_000);
+    for (const p of [api, web]) expect(p.stderr().split('\n').filter((l) => l.includes('config stream disconnected'))).toEqual([]);
+    // And the reopened stream carries updates: a policy change still applies.
+    expect(await call('PUT')).toBe(403);
+    await writeFile(join(cp.policiesDir, 'api.yaml'), allow('api-allow-web', ['GET', 'POST', 'PUT']));
+    await until('PUT allowed by the new policy', async () => (await call('PUT')) === 200, 15_000);
+  }, 40_000);
+
   test('the control plane restarts: proxies keep serving, then reconnect the watch and renew again', async () => {
     expect(await cp.stop()).toBe(0);
     expect(await call('GET')).toBe(200);

@@ -72,8 +72,13 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       clock,
       onEvent: (e) => {
         metrics.svidRotation(e.result, e.code);
-        if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
-        else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
+        if (e.result === 'success') {
+          log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
+          // The control plane ends a Config/Watch stream when the SVID it was opened with expires: reopen it with the
+          // new one now (it is current by this event), rather than lose it at that expiry, with a warning per
+          // rotation and updates missed until the retry. A no-op before the first stream opens.
+          this.#watch.restart();
+        } else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
       },
     });
     this.#watch = new ConfigWatch({
