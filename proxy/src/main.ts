@@ -47,7 +47,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock });
+  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock, timers });
   const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
   const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
 

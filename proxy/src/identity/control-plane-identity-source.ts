@@ -47,13 +47,14 @@ export class ControlPlaneIdentitySource implements IdentitySource {
 
   constructor(cp: ControlPlaneIdentity, defaultAction: 'deny' | 'allow', deps: IdentitySourceDeps) {
     this.#d = deps;
-    const { store, metrics, log, clock, deadlineClock } = deps;
+    const { store, metrics, log, clock, deadlineClock, timers } = deps;
     const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
     const td = cp.trustDomain ? TrustDomain.parse(cp.trustDomain) : trustDomainOfBundle(bootstrapPem, cp.bundleFile);
     this.#bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
     this.#endpoints = new ControlPlaneEndpoints({
       addresses: cp.addresses,
       clock,
+      timers,
       resolve: (host) => resolveHost(host),
       probe: (address) => this.#client.probe(address),
       failbackIntervalMs: cp.failbackIntervalMs,
@@ -70,6 +71,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       install: (s) => this.#accept(s, this.#watched),
       trustDomain: td,
       clock,
+      timers,
       onEvent: (e) => {
         metrics.svidRotation(e.result, e.code);
         if (e.result === 'success') {
@@ -85,6 +87,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       open: (current, cb) => this.#client.watch(current, cb),
       currentSvid: () => this.#svids.current,
       retryDelayMs: (attempt) => this.#endpoints.retryDelayMs(attempt),
+      timers,
       defaultAction,
       apply: (u) => {
         try {

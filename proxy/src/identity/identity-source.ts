@@ -2,6 +2,7 @@
 // main.ts opens one (open-identity-source.ts), waits until it is ready, asks why it is not ready and when it renews, and stops it.
 import type { Logger } from 'pino';
 import type { Clock } from '../../../common/clock.js';
+import type { Timers } from '../../../shared-io/timers.js';
 import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
 import type { ControlPlaneMetrics } from '../telemetry/control-plane-metrics.js';
@@ -51,4 +52,6 @@ export interface IdentitySourceDeps {
   readonly clock: Clock;
   /** The clock of gRPC deadlines (a control-plane source): Date.now in production, as grpc-js reads it. */
   readonly deadlineClock: Clock;
+  /** Retries, renewals, probes and reconnects are scheduled here (the process's timers, unref'd). */
+  readonly timers: Timers;
 }

@@ -14,6 +14,7 @@ export async function openIdentitySource(config: ProxyConfig, deps: Omit<Identit
       files: config.identity,
       store: deps.store,
       clock: deps.clock,
+      timers: deps.timers,
       onEvent: (e) => {
         // A new bundle file alone is a trust-bundle update, not an SVID rotation (as from the control plane).
         const svid = e.changed !== 'bundle';
