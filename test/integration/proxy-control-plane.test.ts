@@ -54,8 +54,8 @@ beforeAll(async () => {
   await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, backdate: 5s }', ''].join('\n'));
   await writeFile(join(cpDir, 'policies', 'api.yaml'), allow('api-allow-web', ['GET']));
   cp = await startControlPlaneProcess(cpDir, cfg);
-  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\n`);
-  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\nlimits: { upstreamIdleTimeout: 1s }\n`);
+  api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port}, service: api }\n`);
+  web = await startAttestedProxy(cp, dir, 'web', WEB, `outbound:\n  - { name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${api.ports.get('inbound/app')}, spiffeId: ${API} }\n  - { name: svc, listen: 127.0.0.1:0, service: api }\nlimits: { upstreamIdleTimeout: 1s }\n`);
 }, 90_000);
 
 afterAll(async () => {
@@ -102,12 +102,17 @@ describe('proxy with a control-plane identity', () => {
     expect(m).not.toMatch(/tessera_tls_handshakes_total\{direction="inbound",result="failure",reason="expired"/);
   }, 40_000);
 
-  test('the config stream follows the SVID: reopened with each new one, never cut by the expiry of the one it was opened with', async () => {
+  test('the config, registration and discovery streams follow the SVID: reopened with each new one, none cut', async () => {
     // By now both proxies renewed at least twice and their first SVIDs expired (the tests above). The control plane
-    // ends a Watch stream when its SVID expires; a stream reopened at each rotation never meets that end.
+    // ends a stream when the SVID it was opened with expires; streams reopened with the new SVID at each rotation
+    // never meet that end, nor the close of the old SVID's gRPC channel (api registers a service, web watches it).
     const before = await certs(web);
     await until('web renewed and its previous SVID expired', async () => (await certs(web)).serial !== before.serial && Date.now() > Date.parse(before.notAfter) + 1_500, 30_000);
-    for (const p of [api, web]) expect(p.stderr().split('\n').filter((l) => l.includes('config stream disconnected'))).toEqual([]);
+    for (const p of [api, web]) expect(p.stderr().split('\n').filter((l) => l.includes('stream disconnected'))).toEqual([]);
+    // The streams are there: api's endpoint registered, web's discovery watching it.
+    const cpm = await (await fetch(`http://${cp.admin}/metrics`)).text();
+    expect(cpm).toMatch(/tessera_cp_discovery_watchers 1\b/);
+    expect(cpm).toMatch(/tessera_cp_registry_endpoints\{[^}]*service="api"[^}]*\} 1\b/);
     // And the reopened stream carries updates: a policy change still applies.
     expect(await call('PUT')).toBe(403);
     await writeFile(join(cp.policiesDir, 'api.yaml'), allow('api-allow-web', ['GET', 'POST', 'PUT']));

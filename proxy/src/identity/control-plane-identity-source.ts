@@ -68,24 +68,26 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#svids = new ControlPlaneSvidSource({
       signer: this.#client,
       evidence: evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}), ...(cp.tpm ? { tpm: cp.tpm } : {}) }),
-      install: (s) => this.#accept(s, this.#watched),
+      install: (s) => {
+        const before = this.#svid?.serial;
+        this.#accept(s, this.#watched);
+        // The control plane ends a Config/Watch stream when the SVID it was opened with expires: reopen it with the
+        // new one now, in the same turn as the discovery streams (identity-store subscribers, mesh-discovery.ts),
+        // before the old SVID's gRPC channel, closed once the first of them dials with the new one, fails it.
+        if (before !== undefined && s.serial !== before) this.#watch.restart();
+      },
       trustDomain: td,
       clock,
       timers,
       onEvent: (e) => {
         metrics.svidRotation(e.result, e.code);
-        if (e.result === 'success') {
-          log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
-          // The control plane ends a Config/Watch stream when the SVID it was opened with expires: reopen it with the
-          // new one now (it is current by this event), rather than lose it at that expiry, with a warning per
-          // rotation and updates missed until the retry. A no-op before the first stream opens.
-          this.#watch.restart();
-        } else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
+        if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
+        else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
       },
     });
     this.#watch = new ConfigWatch({
       open: (current, cb) => this.#client.watch(current, cb),
-      currentSvid: () => this.#svids.current,
+      currentSvid: () => this.#svid,
       retryDelayMs: (attempt) => this.#endpoints.retryDelayMs(attempt),
       timers,
       defaultAction,
@@ -153,7 +155,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   };
 
   get discovery(): NonNullable<IdentitySource['discovery']> {
-    return { client: this.#client, currentSvid: () => this.#svids.current, endpoints: this.#endpoints };
+    return { client: this.#client, currentSvid: () => this.#svid, endpoints: this.#endpoints };
   }
 
   stop(): void {
@@ -166,8 +168,16 @@ export class ControlPlaneIdentitySource implements IdentitySource {
 
   /** Installs the identity made of this SVID and these watched bundles; on a refusal neither is taken. */
   #accept(svid: IssuedSvid | undefined, watched: TrustBundleSet | undefined): void {
-    installIdentity(this.#d.store, svid, watched, this.#bootstrap);
+    // Taken before the store's subscribers run: the streams they reopen on a rotation open with this SVID.
+    const before = this.#svid;
     this.#svid = svid;
+    try {
+      installIdentity(this.#d.store, svid, watched, this.#bootstrap);
+    } catch (e) {
+      // Refused (the store kept its identity): so does this. Installed, but a subscriber threw: keep the new one.
+      if (this.#d.store.current?.serial !== svid?.serial) this.#svid = before;
+      throw e;
+    }
     this.#watched = watched;
   }
 }
