@@ -1,4 +1,6 @@
-// The shape of a `tessera` sub-command: declared flags, help text, and a run function over injected I/O.
+// The shape of a `tessera` sub-command: declared flags, help text, and a run function over injected I/O. A command's
+// file (cli/commands/) holds only what help, flag parsing and usage errors need; what it does (cli/run/) is loaded
+// when it runs, so that `tessera version` or `tessera token create` does not load the proxy or the control plane.
 import type { Clock } from '../common/clock.js';
 import type { Timers } from '../shared-io/timers.js';
 import type { FlagSpecs, ParsedArgs } from './args.js';
@@ -38,4 +40,12 @@ export interface Command {
    */
   readonly ownsStop?: boolean;
   run(args: ParsedArgs, io: CommandIo): Promise<number>;
+}
+
+/**
+ * A command's run, loaded when the command runs: `load` is the dynamic import() of its module under cli/run/, `pick`
+ * names the function in it. A static import there would load that module (and all it imports) for every command.
+ */
+export function runOnDemand<M>(load: () => Promise<M>, pick: (module: M) => Command['run']): Command['run'] {
+  return async (args, io) => pick(await load())(args, io);
 }

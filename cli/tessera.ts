@@ -7,9 +7,10 @@ if (major < 24) {
 }
 
 // Everything else is imported only after the version check, so an old Node gets this message, not a SyntaxError.
-// `tessera proxy`, the long-running sidecar, loads its own command only: the other commands' modules (the CA
-// tooling with its X.509 library, the mesh launcher, the control-plane configs) would cost every sidecar memory.
-// No other command's path starts with `proxy`, so it dispatches exactly as with the whole table.
+// The command table holds each command's flags and help only; what a command does is loaded when it runs
+// (cli/run/), so a one-shot command loads its own code, not the proxy's, the control plane's or the CA tooling's.
+// `tessera proxy`, the long-running sidecar, skips even the table: no other command's path starts with `proxy`, so
+// it dispatches exactly as with the whole table.
 const [{ systemClock }, { realTimers }, commands, { runCli }] = await Promise.all([
   import('../common/clock.js'),
   import('../shared-io/timers.js'),

@@ -1,10 +1,5 @@
 // `tessera bench report`: renders `tessera bench --json` results to Markdown with SVG charts (bench/RESULTS.md).
-import { mkdir, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve } from 'node:path';
-import { TesseraError } from '../../common/errors.js';
-import { stringFlag } from '../args.js';
-import { type Command, EXIT_OK } from '../command.js';
-import { loadHarness } from '../load-harness.js';
+import { type Command, runOnDemand } from '../command.js';
 
 export const benchReportCommand: Command = {
   path: ['bench', 'report'],
@@ -17,27 +12,5 @@ export const benchReportCommand: Command = {
     out: { type: 'string', value: 'FILE', description: 'Markdown file to write (default bench/RESULTS.md)' },
     charts: { type: 'string', value: 'DIR', description: 'Directory for the SVG charts (default: charts/ beside --out)' },
   },
-  async run(args, io) {
-    const inputs = [...((args.flags['in'] as string[] | undefined) ?? []), ...args.positionals].map((p) => resolve(io.cwd, p));
-    if (inputs.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', 'give at least one --in DIR|FILE');
-    const out = resolve(io.cwd, stringFlag(args, 'out') ?? 'bench/RESULTS.md');
-    const chartsDir = resolve(io.cwd, stringFlag(args, 'charts') ?? join(dirname(out), 'charts'));
-    // The report code is bench code: loaded when this command runs, never by the sidecar.
-    const [{ loadResults, resultKey }, { renderReport }, { rerunCommands }] = await loadHarness('tessera bench report', () =>
-      Promise.all([import('../../bench/report/load-results.js'), import('../../bench/report/render-markdown.js'), import('../../bench/report/rerun-commands.js')]),
-    );
-    const results = await loadResults(inputs);
-    const resultsDir = relative(io.cwd, inputs[0]!) || basename(inputs[0]!);
-    const { markdown, charts } = renderReport(results, {
-      chartsDir: relative(dirname(out), chartsDir) || '.',
-      generatedAt: new Date(io.clock.nowMs()).toISOString(),
-      commands: rerunCommands(results, resultsDir.endsWith('.json') ? dirname(resultsDir) : resultsDir, relative(io.cwd, out)),
-    });
-    await mkdir(dirname(out), { recursive: true });
-    await mkdir(chartsDir, { recursive: true });
-    for (const c of charts) await writeFile(join(chartsDir, c.file), c.svg);
-    await writeFile(out, markdown);
-    io.stdout(`wrote ${relative(io.cwd, out)} (${results.length} results: ${results.map(resultKey).join(', ')}) and ${charts.length} charts in ${relative(io.cwd, chartsDir)}\n`);
-    return EXIT_OK;
-  },
+  run: runOnDemand(() => import('../run/bench-report.js'), (m) => m.runBenchReport),
 };

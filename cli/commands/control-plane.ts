@@ -1,16 +1,6 @@
 // `tessera control-plane --config F`: runs the control plane until SIGTERM/SIGINT, then drains and exits 0.
 // Prints the bound addresses, then exactly `tessera control-plane: ready` once it serves (harnesses wait for it).
-import { systemClock } from '../../common/clock.js';
-import { isTesseraError, TesseraError } from '../../common/errors.js';
-import { preciseSystemClock } from '../../common/precise-clock.js';
-import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
-import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
-import { startupError } from '../../shared-io/startup-error.js';
-import { requiredString } from '../args.js';
-import { type Command, EXIT_OK } from '../command.js';
-import { readBuildInfo } from '../read-build-info.js';
-
-const CRASH_POINTS: readonly string[] = ['ca-after-material', 'ca-after-state'];
+import { type Command, runOnDemand } from '../command.js';
 
 export const controlPlaneCommand: Command = {
   path: ['control-plane'],
@@ -26,40 +16,5 @@ export const controlPlaneCommand: Command = {
     config: { type: 'string', value: 'FILE', description: 'Control-plane YAML config', required: true },
     drain: { type: 'string', value: 'MS', description: 'Deadline for a graceful stop, in milliseconds (default 10000)' },
   },
-  async run(args, io) {
-    const config = loadControlPlaneConfig(requiredString(args, 'config'));
-    const drain = args.flags['drain'] === undefined ? 10_000 : Number(args.flags['drain']);
-    if (!Number.isInteger(drain) || drain < 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--drain must be a whole number of milliseconds');
-    // Loaded on use: every other `tessera` command starts faster without the control plane's dependencies.
-    const [{ createLogger, flushLogger, logProcessWarnings }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
-    const log = createLogger({ level: config.logLevel, component: 'control-plane' });
-    logProcessWarnings(process, log);
-    const crash = io.env['TESSERA_TEST_CRASH_AT'];
-    const handle = await startControlPlane(config, {
-      clock: io.clock,
-      // grpc-js sets call deadlines by Date.now(): the caller-gone check reads them on that clock, whatever io.clock is.
-      deadlineClock: systemClock,
-      preciseClock: preciseSystemClock(),
-      log,
-      build: readBuildInfo(),
-      // Ends a start that waits (an offline root's first intermediate) when the process is asked to stop.
-      stop: io.stopSignal,
-      ...(crash !== undefined && CRASH_POINTS.includes(crash) ? { crashAt: crash as CrashPoint } : {}),
-    }).catch((e: unknown) => {
-      if (isTesseraError(e, 'TESSERA_ERR_CP_STOPPED')) return null;
-      throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
-    });
-    if (handle === null) {
-      log.info({}, 'stopped before the start completed');
-      await flushLogger(log);
-      return EXIT_OK;
-    }
-    io.stdout(`tessera control-plane: grpc ${handle.grpcAddress} admin ${handle.adminAddress} socket ${handle.adminSocket} bundle ${handle.bundleFile}${handle.injectorAddress ? ` injector ${handle.injectorAddress}` : ''}\n`);
-    io.stdout('tessera control-plane: ready\n');
-    const signal = await io.stopSignal;
-    log.info({ signal }, 'stopping');
-    await handle.close(drain);
-    await flushLogger(log);
-    return EXIT_OK;
-  },
+  run: runOnDemand(() => import('../run/control-plane.js'), (m) => m.runControlPlane),
 };

@@ -1,4 +1,7 @@
-// The list of `tessera` sub-commands, in help order. Each lives in its own file.
+// The list of `tessera` sub-commands, in help order. Each lives in its own file, which declares only what help, flag
+// parsing and usage errors need; what the command does is in cli/run/, loaded when it runs (cli/command.ts
+// runOnDemand). Every `tessera` process loads this table, so a file here imports nothing but cli/command.ts and
+// types (test/unit/cli/command-table-imports.test.ts).
 import type { Command } from '../command.js';
 import { benchCommand } from './bench.js';
 import { benchReportCommand } from './bench-report.js';

@@ -2,33 +2,7 @@
 // goes to the control plane (verified by its SPIFFE ID against --bundle); the answer is verified before
 // svid.pem (chain, leaf first), key.pem (0600) and bundle.pem are written to --out. With --jwt, the fresh SVID
 // then authenticates (mTLS) a JWT-SVID request for --audience, and the JWT alone is printed.
-import { X509Certificate } from 'node:crypto';
-import { mkdir } from 'node:fs/promises';
-import { join } from 'node:path';
-import { systemClock } from '../../common/clock.js';
-import { parseAddress } from '../../common/config/validate-yaml.js';
-import { TesseraError } from '../../common/errors.js';
-import { createCsr } from '../../common/pki/csr.js';
-import { generateKeyPair, keyMatchesPublicKey, privateKeyPem } from '../../common/pki/keys.js';
-import { encodePem } from '../../common/pki/pem.js';
-import { claimedTrustDomains } from '../../common/spiffe/named-trust-domains.js';
-import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
-import { TrustDomain } from '../../common/spiffe/trust-domain.js';
-import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
-import { readCertificatesFile } from '../../shared-io/read-named-file.js';
-import { writeAtomic } from '../../shared-io/write-atomic.js';
-import { boolFlag, requiredString, stringFlag } from '../args.js';
-import { type Command, EXIT_OK } from '../command.js';
-import { trustDomainFlag } from '../spiffe-flags.js';
-
-/** The trust domain the bundle's authorities name in their SPIFFE URI SAN (Tessera's roots carry one). */
-export function trustDomainOf(bundle: readonly X509Certificate[], file: string): TrustDomain {
-  const tds = new Set<string>();
-  for (const ca of bundle) for (const td of claimedTrustDomains(ca)) tds.add(td);
-  const only = tds.size === 1 ? TrustDomain.tryParse([...tds][0]!) : null;
-  if (!only) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `cannot tell the trust domain from ${file} (found ${tds.size}); pass --trust-domain`);
-  return only;
-}
+import { type Command, runOnDemand } from '../command.js';
 
 export const svidFetchCommand: Command = {
   path: ['svid', 'fetch'],
@@ -45,51 +19,5 @@ export const svidFetchCommand: Command = {
     audience: { type: 'string', value: 'A', description: 'With --jwt: an audience of the JWT-SVID (repeat for several)', multiple: true },
     'trust-domain': { type: 'string', value: 'TD', description: 'Trust domain of the control plane (default: from the bundle)' },
   },
-  async run(args, io) {
-    const jwt = boolFlag(args, 'jwt');
-    const audience = (args.flags['audience'] as string[] | undefined) ?? [];
-    const out = stringFlag(args, 'out');
-    if (!jwt && out === undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--out is required (or --jwt --audience A)');
-    if (jwt && audience.length === 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--jwt needs --audience');
-    if (!jwt && audience.length > 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
-    const pinnedTd = trustDomainFlag(args, 'trust-domain');
-    const address = requiredString(args, 'control-plane');
-    if (!parseAddress(address)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" is not HOST:PORT`);
-    const bundleFile = requiredString(args, 'bundle');
-    const bundleCerts = await readCertificatesFile({ path: bundleFile, what: '--bundle' });
-    const td = pinnedTd ?? trustDomainOf(bundleCerts, bundleFile);
-    const bootstrap = new TrustBundleSet([new TrustBundle(td, bundleCerts)]);
-    const key = generateKeyPair('ec-p256');
-    const csr = await createCsr(key, {});
-    // Loaded on use (grpc-js and the contracts), so other `tessera` commands start faster.
-    const { ControlPlaneClient } = await import('../../proxy/src/identity/control-plane-client.js');
-    // The call's deadline is on grpc-js's clock, Date.now (systemClock), whatever io.clock is.
-    const client = new ControlPlaneClient({ address, trustDomain: td, bundles: () => bootstrap, clock: io.clock, deadlineClock: systemClock });
-    try {
-      const raw = await client.attest(csr, { kind: 'join_token', token: requiredString(args, 'join-token') });
-      const own = raw.bundles.find((b) => b.trustDomain === td.name);
-      if (!own) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the answer carries no bundle for ${td.name}`);
-      const bundle = new TrustBundle(td, own.authoritiesDer.map((d) => new X509Certificate(d)));
-      const chain = raw.chainDer.map((d) => new X509Certificate(d));
-      const verified = verifyX509Svid(chain, new TrustBundleSet([bundle]), { nowMs: io.clock.nowMs() });
-      if (!verified.ok) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', `the SVID does not verify: ${verified.code}: ${verified.message}`);
-      if (!keyMatchesPublicKey(key.privateKey, chain[0]!.publicKey)) throw new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', 'the SVID is not for the key this command generated');
-      const serial = chain[0]!.serialNumber.toLowerCase();
-      if (out !== undefined) {
-        await mkdir(out, { recursive: true, mode: 0o700 });
-        await writeAtomic(join(out, 'key.pem'), privateKeyPem(key), 0o600);
-        await writeAtomic(join(out, 'svid.pem'), chain.map((c) => encodePem('CERTIFICATE', c.raw)).join(''), 0o644);
-        await writeAtomic(join(out, 'bundle.pem'), bundle.toPem(), 0o644);
-      }
-      if (jwt) {
-        const svid = { id: verified.id, chain, key, bundle, notBeforeMs: chain[0]!.validFromDate.getTime(), notAfterMs: verified.notAfterMs, issuedAtMs: io.clock.nowMs(), serial };
-        io.stdout(`${(await client.mintJwtSvid(svid, audience)).token}\n`);
-        return EXIT_OK;
-      }
-      io.stdout(`${JSON.stringify({ spiffeId: verified.id.toString(), serial, notAfter: new Date(verified.notAfterMs).toISOString(), dir: out })}\n`);
-      return EXIT_OK;
-    } finally {
-      client.close();
-    }
-  },
+  run: runOnDemand(() => import('../run/svid-fetch.js'), (m) => m.runSvidFetch),
 };

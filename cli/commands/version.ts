@@ -1,7 +1,5 @@
 // `tessera version` (also `tessera --version`): the build's version and the Node.js and OpenSSL it runs on.
-import { versionLine } from '../../common/build-info.js';
-import { readBuildInfo } from '../read-build-info.js';
-import { type Command, EXIT_OK } from '../command.js';
+import { type Command, runOnDemand } from '../command.js';
 
 export const versionCommand: Command = {
   path: ['version'],
@@ -9,8 +7,5 @@ export const versionCommand: Command = {
   usage: '',
   details: '`tessera --version` prints the same line.',
   flags: {},
-  async run(_args, io) {
-    io.stdout(`${versionLine(readBuildInfo())}\n`);
-    return EXIT_OK;
-  },
+  run: runOnDemand(() => import('../run/version.js'), (m) => m.runVersion),
 };

@@ -7,6 +7,7 @@ import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import { TrustDomain } from '../spiffe/trust-domain.js';
 import type { ObjectSchema, Schema } from './schema.js';
+import { parseAddress } from './address.js';
 import { unclosedOpener } from './yaml-unclosed.js';
 import { escapeControlCharacters } from '../text/control-characters.js';
 import { httpUrlProblem } from '../text/http-url.js';
@@ -25,15 +26,7 @@ export function formatProblem(p: ConfigProblem): string {
   return escapeControlCharacters(`${p.file}:${p.line}:${p.column}: ${p.key || '(top level)'}: ${p.message}`);
 }
 
-const ADDRESS = /^(?:\[([0-9a-fA-F:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/;
-
-export function parseAddress(text: string): { host: string; port: number } | null {
-  const m = ADDRESS.exec(text);
-  if (!m) return null;
-  const port = Number(m[3]);
-  if (port > 65535) return null;
-  return { host: m[1] ?? m[2]!, port };
-}
+export { parseAddress } from './address.js';
 
 class Walker {
   readonly problems: ConfigProblem[] = [];

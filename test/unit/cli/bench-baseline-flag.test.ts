@@ -8,7 +8,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { Measurement } from '../../../bench/harness/scenario.js';
 import { DIRECT, NGINX, TESSERA, TESSERA_BASELINE, TESSERA_H1, baselineHeadlines, baselineNote, meshRows } from '../../../bench/scenarios/mesh.js';
 import { parseArgs } from '../../../cli/args.js';
-import { baselineCliFlag, benchCommand } from '../../../cli/commands/bench.js';
+import { benchCommand } from '../../../cli/commands/bench.js';
+import { baselineCliFlag } from '../../../cli/run/bench.js';
 
 let dir: string;
 let cli: string;

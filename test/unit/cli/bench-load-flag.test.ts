@@ -2,7 +2,8 @@
 // paced generator drives), is a usage error naming the flag.
 import { describe, expect, test } from 'vitest';
 import { parseArgs } from '../../../cli/args.js';
-import { benchCommand, loadFlag } from '../../../cli/commands/bench.js';
+import { benchCommand } from '../../../cli/commands/bench.js';
+import { loadFlag } from '../../../cli/run/bench.js';
 
 const parse = (...argv: string[]) => parseArgs(['mesh', ...argv], benchCommand.flags ?? {});
 

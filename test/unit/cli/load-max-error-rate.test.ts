@@ -2,7 +2,8 @@
 // error naming the flag (an outside audit saw a bare `%` read as 0 % and `0x1` as 100 %).
 import { describe, expect, test } from 'vitest';
 import { parseArgs } from '../../../cli/args.js';
-import { loadCommand, maxErrorRate } from '../../../cli/commands/load.js';
+import { loadCommand } from '../../../cli/commands/load.js';
+import { maxErrorRate } from '../../../cli/run/load.js';
 
 const parse = (...argv: string[]) => parseArgs(['--url', 'http://127.0.0.1:1/', ...argv], loadCommand.flags ?? {});
 

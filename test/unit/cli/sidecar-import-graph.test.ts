@@ -1,5 +1,5 @@
 // What `tessera proxy` and `tessera control-plane` load: the modules statically reachable from the CLI entry and
-// the two commands' lazy imports. The load harness and the benchmarks (bench/, autocannon) must not be among them
+// the two commands' lazy imports (the command's module under cli/run/, and that module's own). The load harness and the benchmarks (bench/, autocannon) must not be among them
 // (they load only when `tessera bench`/`tessera load` run), so the sidecar pays neither their RSS nor their start-up.
 import { readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -46,13 +46,19 @@ function reachable(roots: readonly string[]): Set<string> {
 }
 
 const cli = (p: string) => join(REPO_ROOT, 'cli', p);
+const relativeImports = (file: string) => dynamicImports(file).filter((s) => s.startsWith('.')).map((s) => toSource(file, s));
+/** What a command loads when it runs: its cli/run/ module (the import() of its command file) and that module's import()s. */
+const runRoots = (command: string) => {
+  const runs = relativeImports(cli(`commands/${command}.ts`));
+  return [...runs, ...runs.flatMap(relativeImports)];
+};
 
 describe('modules a sidecar loads', () => {
   // The entry's own imports are dynamic (after the Node version check); follow exactly those.
   const entry = cli('tessera.ts');
   const startup = dynamicImports(entry).map((s) => toSource(entry, s));
-  const proxyRun = dynamicImports(cli('commands/proxy.ts')).filter((s) => s.startsWith('.')).map((s) => toSource(cli('commands/proxy.ts'), s));
-  const cpRun = dynamicImports(cli('commands/control-plane.ts')).filter((s) => s.startsWith('.')).map((s) => toSource(cli('commands/control-plane.ts'), s));
+  const proxyRun = runRoots('proxy');
+  const cpRun = runRoots('control-plane');
 
   test('the entry loads the command table, which reaches the proxy command', () => {
     expect(startup.map((f) => relative(REPO_ROOT, f))).toContain('cli/commands/index.ts');
@@ -75,6 +81,7 @@ describe('modules a sidecar loads', () => {
   ])('%s loads nothing from bench/ and not autocannon', (_name, roots) => {
     const mods = reachable(roots());
     expect(mods.size).toBeGreaterThan(20);
+    expect([...mods].filter((m) => m === 'proxy/src/main.ts' || m === 'control-plane/src/main.ts')).toHaveLength(1);
     expect([...mods].filter((m) => m.startsWith('bench/') || m === 'autocannon')).toEqual([]);
   });
 });

@@ -5,7 +5,7 @@
 // foreign domains, or one with an upper-case scheme, counted as naming none and anchored the leaf's domain (24a).
 import type { X509Certificate } from 'node:crypto';
 import { expect, test } from 'vitest';
-import { trustDomainOf } from '../../../../cli/commands/svid-fetch.js';
+import { trustDomainOf } from '../../../../cli/bundle-trust-domain.js';
 import { type CertificateTemplate, issueCertificate } from '../../../../common/pki/cert-builder.js';
 import { generateKeyPair } from '../../../../common/pki/keys.js';
 import { claimedTrustDomains, namedTrustDomains } from '../../../../common/spiffe/named-trust-domains.js';

@@ -20,7 +20,7 @@ import { CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
 import { ROOT_WARNING_LEAD_MS, chainValidity, rootWarningFromMs } from '../../../../control-plane/src/ca/chain-end.js';
 import { svidValidity } from '../../../../control-plane/src/issuance/svid-policy.js';
 import type { AuditLog, InventoryStore } from '../../../../control-plane/src/store/store-contract.js';
-import { type CaStatusView, formatCaStatus } from '../../../../cli/commands/ca-status.js';
+import { type CaStatusView, formatCaStatus } from '../../../../cli/ca-status-view.js';
 import { DAY_MS } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 

@@ -7,8 +7,8 @@ import type { SpiffeId } from '../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { readNamedFile } from '../../shared-io/read-named-file.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
+import { trustDomainOf } from '../bundle-trust-domain.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
-import { trustDomainOf } from './svid-fetch.js';
 
 /** The claimed subject of a token that did not validate (for the report only; never trusted). */
 function claimedSubject(token: string): string | null {

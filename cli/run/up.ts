@@ -1,0 +1,44 @@
+// `tessera up`: the whole mesh on loopback in one command (embedded demo, or --config mesh.yaml).
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { boolFlag, stringFlag, type ParsedArgs } from '../args.js';
+import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { NODE_FLAGS } from '../../shared-io/node-flags.js';
+import { selfCommand } from '../self-command.js';
+import { launchMesh } from '../up/launch-mesh.js';
+import { defaultMesh, loadMeshFile } from '../up/mesh-spec.js';
+import { buildState, renderSummary } from '../up/summary.js';
+
+async function readPolicyDir(dir: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  for (const name of (await readdir(dir)).filter((n) => /\.ya?ml$/.test(n)).sort()) out[name] = await readFile(join(dir, name), 'utf8');
+  return out;
+}
+
+export async function runUp(args: ParsedArgs, io: CommandIo): Promise<number> {
+  const stateDir = resolve(io.cwd, stringFlag(args, 'state-dir') ?? '.tessera');
+  const configPath = stringFlag(args, 'config');
+  const spec = configPath ? await loadMeshFile(resolve(io.cwd, configPath), readPolicyDir) : defaultMesh();
+  const quiet = boolFlag(args, 'quiet');
+  const log = (line: string) => {
+    if (!quiet) io.stderr(`tessera up: ${line}\n`);
+  };
+  const self = [process.execPath, ...NODE_FLAGS, process.argv[1]!];
+  const mesh = await launchMesh(spec, { stateDir, tessera: self, log, timers: io.timers, clock: io.clock });
+  let failed: string | null = null;
+  const died = new Promise<void>((resolveDied) => {
+    mesh.supervisor.onUnexpectedExit((name, code, signal) => {
+      failed = `${name} exited unexpectedly (code ${code}, signal ${signal}); see ${join(stateDir, 'logs', `${name}.log`)}`;
+      resolveDied();
+    });
+  });
+  const state = buildState(spec, mesh, io.cwd, selfCommand(process.execPath, process.argv[1]!, io.env['PATH']));
+  await writeFile(join(stateDir, 'up.json'), `${JSON.stringify(state, null, 2)}\n`);
+  if (!quiet) io.stdout(renderSummary(spec, state, io.cwd));
+  io.stdout('tessera up: ready\n');
+  await Promise.race([io.stopSignal, died]);
+  log(failed ?? 'stopping (draining sidecars first)…');
+  await mesh.supervisor.stopAll();
+  log('stopped');
+  return failed ? EXIT_FAILURE : EXIT_OK;
+}
