@@ -35,6 +35,23 @@ describe('selfCommand', () => {
     expect(selfCommand('/opt/node-24/bin/node', script, `${join(dir, 'other')}:${join(dir, 'bin')}`)).toBe(explicit);
   });
 
+  test("under npx / npm run: the PATH entries npm adds for that one command are not the user's, so not counted", () => {
+    // `npx tessera up` links the bin into ~/.npm/_npx/<hash>/node_modules/.bin, first on the command's PATH only: a
+    // second terminal has no `tessera` there (audit 52a F5: the printed hints failed with "command not found").
+    for (const transient of ['.npm/_npx/0a1b2c/node_modules/.bin', 'repo/node_modules/.bin', 'repo/node_modules/.bin/', 'npm/node_modules/@npmcli/run-script/lib/node-gyp-bin']) {
+      const d = join(dir, transient);
+      mkdirSync(d, { recursive: true });
+      try {
+        symlinkSync(script, join(d, 'tessera'));
+      } catch {
+        // made by an earlier entry of this loop (the trailing-slash spelling)
+      }
+      expect(selfCommand('/opt/node-24/bin/node', script, `${d}:/usr/bin`)).toBe(`/opt/node-24/bin/node '${script}'`);
+      // What the user's own PATH says still counts: a global install after npm's entries.
+      expect(selfCommand('/opt/node-24/bin/node', script, `${d}:${join(dir, 'bin')}`)).toBe('tessera');
+    }
+  });
+
   test('shellQuote leaves plain words alone and single-quotes the rest', () => {
     expect(shellQuote('/usr/bin/node')).toBe('/usr/bin/node');
     expect(shellQuote("/a b/it's")).toBe(`'/a b/it'\\''s'`);
