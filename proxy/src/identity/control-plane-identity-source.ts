@@ -4,12 +4,11 @@
 // Loaded only for identity.controlPlane, so a proxy on file identities does not load gRPC.
 import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
 import { TesseraError } from '../../../common/errors.js';
-import { claimedTrustDomains } from '../../../common/spiffe/named-trust-domains.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
-import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import { certificatesOf, readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { ProxyConfig } from '../config/proxy-config.js';
 import { evidenceProvider } from './attestation-evidence.js';
+import { bootstrapTrustDomain } from './bootstrap-trust-domain.js';
 import { installIdentity } from './bundle-merge.js';
 import { ConfigWatch } from './config-watch-client.js';
 import { ControlPlaneClient, type MintedJwtSvid } from './control-plane-client.js';
@@ -19,17 +18,6 @@ import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
 import { resolveHost } from './resolve-host.js';
 
 type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPlane' }>;
-
-/** The trust domain of the control plane: from its bundle's CA certificates (they carry spiffe://<td> as URI SAN). */
-function trustDomainOfBundle(pem: string, file: string): TrustDomain {
-  // Parsed as a named file: a malformed block is a coded error naming it, not a bare parser message.
-  for (const cert of certificatesOf({ path: file, what: 'identity.controlPlane.bundleFile' }, Buffer.from(pem))) {
-    const claimed = claimedTrustDomains(cert);
-    const td = claimed.length === 1 ? TrustDomain.tryParse(claimed[0]!) : null;
-    if (td) return td;
-  }
-  throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}: no CA certificate names its trust domain (URI SAN spiffe://<td>)`, { file });
-}
 
 export class ControlPlaneIdentitySource implements IdentitySource {
   readonly deliversPolicies = true;
@@ -49,7 +37,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#d = deps;
     const { store, metrics, log, clock, deadlineClock, timers } = deps;
     const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
-    const td = cp.trustDomain ? TrustDomain.parse(cp.trustDomain) : trustDomainOfBundle(bootstrapPem, cp.bundleFile);
+    const td = bootstrapTrustDomain(bootstrapPem, cp.bundleFile, cp.trustDomain);
     this.#bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
     this.#endpoints = new ControlPlaneEndpoints({
       addresses: cp.addresses,
