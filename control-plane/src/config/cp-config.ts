@@ -36,6 +36,13 @@ export const controlPlaneSchema: ObjectSchema = {
         keep: { type: 'duration', default: '400d', min: 24 * HOUR, max: 100 * YEAR, description: 'How long audit rows stay in the store; older ones are deleted hourly (audit.log is rotated by you)' },
       },
     },
+    inventory: {
+      type: 'object',
+      properties: {
+        // A retention, not a timer; under a minute only for tests (replicas' clocks must agree within it).
+        keep: { type: 'duration', default: '24h', min: 1_000, max: 100 * YEAR, description: 'How long an expired SVID stays in the inventory; longer while a serial ban could still reach a live SVID renewed from it' },
+      },
+    },
     svid: {
       type: 'object',
       properties: {
@@ -137,6 +144,8 @@ export interface ControlPlaneConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Audit rows older than keepMs are deleted from the store. */
   readonly audit: { readonly keepMs: number };
+  /** Inventory rows expired more than keepMs ago are deleted unless a renewal chain still needs them. */
+  readonly inventory: { readonly keepMs: number };
   readonly svid: { readonly ttlMs: number; readonly maxTtlMs: number; readonly backdateMs: number; readonly rateLimit: { readonly burst: number; readonly perMinute: number } };
   readonly ca: { readonly root: 'managed' | 'offline'; readonly rootTtlMs: number; readonly intermediateTtlMs: number };
   readonly attestors: {
@@ -174,6 +183,7 @@ interface Raw {
   adminListen: string;
   logLevel: ControlPlaneConfig['logLevel'];
   audit?: { keep?: number };
+  inventory?: { keep?: number };
   svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
   ca?: { root?: 'managed' | 'offline'; rootTtl?: number; intermediateTtl?: number };
   attestors?: {
@@ -271,6 +281,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     adminListen: raw.adminListen,
     logLevel: raw.logLevel,
     audit: { keepMs: raw.audit?.keep ?? 400 * 24 * HOUR },
+    inventory: { keepMs: raw.inventory?.keep ?? 24 * HOUR },
     svid,
     ca,
     attestors: {

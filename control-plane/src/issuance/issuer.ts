@@ -16,7 +16,7 @@ import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { TpmAttestor, TpmEvidence } from '../attestation/tpm-attestor.js';
 import type { CaSnapshot } from '../ca/ca-manager.js';
 import { signLeaf } from '../ca/leaf-signer.js';
-import type { AuditEvent, AuditLog, InventoryStore } from '../store/store-contract.js';
+import type { AuditEvent, AuditLog, InventoryStore, IssuedSvidRow } from '../store/store-contract.js';
 import { type CheckedCsr, readCsr } from './csr-reader.js';
 import type { RateLimiter } from './rate-limiter.js';
 import type { Revocations } from './revocations.js';
@@ -93,6 +93,21 @@ export interface IssuerOptions {
   readonly keyWeakness: (key: KeyObject, gone?: () => boolean) => Promise<string | null>;
 }
 
+/** Where a new SVID sits among the inventory's renewal trees (IssuedSvidRow.chain, depth). */
+interface ChainPlace {
+  readonly chain: string;
+  readonly depth: number;
+}
+
+/**
+ * A renewal of `serial` (its row `parent`): one renewal deeper in the parent's tree. A parent recorded before trees
+ * were, or not here, names a new tree one renewal above it (the prune keeps the old rows while such a tree may lead
+ * a serial ban's walk from them to a live SVID).
+ */
+function renewalPlace(serial: string, parent: IssuedSvidRow | undefined): ChainPlace {
+  return parent?.chain !== undefined && parent.depth !== undefined ? { chain: parent.chain, depth: parent.depth + 1 } : { chain: serial, depth: 1 };
+}
+
 function attestorOf(e: Evidence): string {
   return e.kind === 'join_token' ? 'join_token' : e.kind === 'k8s_sa_token' ? 'k8s_psat' : e.kind === 'tpm' ? 'tpm' : 'x509svid';
 }
@@ -124,14 +139,17 @@ export class Issuer {
       // the serial it began with), an attestation with reusable evidence from its instance's, other attestations from
       // the ID's. A pod renewing, or re-attesting with its token, in a loop starved its siblings and new pods.
       const renewed = identity.attestor === 'x509svid' ? identity.serial : undefined;
-      const lineage = renewed ? await this.lineageOf(renewed) : identity.instance;
+      // The renewed SVID's row (live, so never pruned): its lineage and its renewal tree carry on to the new one.
+      const parent = renewed ? await this.#o.inventory.find(renewed) : undefined;
+      const lineage = renewed ? parent?.lineage || renewed : identity.instance;
       if (!this.#o.limiter.take(lineage ? `${identity.spiffeId}#${lineage}` : identity.spiffeId.toString())) throw new TesseraError('TESSERA_ERR_ISSUANCE_RATE_LIMITED');
       // After attestation and the rate limit: these checks cost milliseconds, so only a known caller can ask for them.
       const weakness = await this.#o.keyWeakness(csr.publicKey, req.gone);
       if (weakness) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${weakness}`);
       // Last, before signing: a ban committed on another replica may not be in this one's memory yet.
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
-      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage, identity.joinTokenHash, req.gone);
+      const place = renewed ? renewalPlace(renewed, parent) : undefined;
+      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage, identity.joinTokenHash, req.gone, place);
       // A renewal whose origin was banned while it was signed is banned itself and never handed out.
       if (renewed) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), renewed, result.serial);
       if (metrics) metrics.issued(identity.attestor, (metrics.clock.nowMs() - started) / 1000);
@@ -196,8 +214,9 @@ export class Issuer {
    * `lineage`: the chain a renewal continues, or the instance an attestation proved; absent, the new SVID begins one.
    * `joinTokenHash`: the token is spent by the commit that records the SVID (signing first is local and cheap), so a
    * process killed before that commit leaves it usable; a token spent meanwhile discards the signed SVID.
+   * `place`: a renewal's place in its renewal tree; absent, the new SVID begins a tree of its own.
    */
-  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string, joinTokenHash?: string, gone?: () => boolean): Promise<SignResult> {
+  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string, joinTokenHash?: string, gone?: () => boolean, place?: ChainPlace): Promise<SignResult> {
     const ca = this.#o.ca();
     const signer = ca.signer;
     const now = this.#o.clock.nowMs();
@@ -213,7 +232,7 @@ export class Issuer {
     const spiffeId = id.toString();
     const leaf = signLeaf(signer.issuer, { spiffeId, spkiDer: csr.spkiDer, keyAlgorithm: csr.algorithm, notBeforeMs, notAfterMs });
     const intermediateSerial = signer.intermediate.serialNumber.toLowerCase();
-    const row = { serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller, lineage: lineage ?? leaf.serialHex };
+    const row = { serial: leaf.serialHex, spiffeId, authorityId: signer.authorityId, intermediateSerial, notBeforeMs, notAfterMs, issuedAtMs: now, attestedAs, kind, caller, lineage: lineage ?? leaf.serialHex, chain: place?.chain ?? leaf.serialHex, depth: place?.depth ?? 0 };
     // Asked right before the commit: a caller that left would never get this SVID, and its token would be spent on it.
     if (gone?.()) throw new TesseraError('TESSERA_ERR_ISSUANCE_CALLER_GONE');
     if (joinTokenHash === undefined) await this.#o.inventory.record(row);

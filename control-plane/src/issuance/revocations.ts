@@ -61,8 +61,12 @@ export interface RevocationsOptions {
 }
 
 const MAX_REASON = 1000;
-/** SVIDs a serial ban follows through renewals, at most: the lineage of one key is a renewal per half-life. */
-const MAX_LINEAGE = 10_000;
+/**
+ * SVIDs a serial ban follows through renewals, at most: the lineage of one key is a renewal per half-life. The
+ * inventory's prune keeps the rows up to this many renewals above an SVID not yet past `inventory.keep`
+ * (inventory-prune.ts), and no further.
+ */
+export const MAX_LINEAGE = 10_000;
 
 function invalid(message: string, field: string): TesseraError {
   return new TesseraError('TESSERA_ERR_REVOCATION_INVALID', message, { field });
@@ -84,7 +88,7 @@ const idBanned = (spiffeId: string) => new TesseraError('TESSERA_ERR_REVOCATION_
 const unknownSerial = (serial: string) =>
   new TesseraError(
     'TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL',
-    `no SVID in the inventory has serial ${serial}: give the whole serial as \`tessera certs list\` or a proxy's /certs print it (nothing was banned); --force bans a certificate this control plane did not issue (e.g. an edge client's from another clientCa)`,
+    `no SVID in the inventory has serial ${serial}: give the whole serial as \`tessera certs list\` or a proxy's /certs print it (nothing was banned; an SVID expired longer than inventory.keep ago is forgotten unless a live SVID renewed from it needs it); --force bans a certificate this control plane did not issue (e.g. an edge client's from another clientCa)`,
     { serial },
   );
 const serialBanned = (serial: string) => new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial });

@@ -1,11 +1,14 @@
 // The control plane's upkeep as scheduled tasks: every tick, expired Watch callers and the gauges that are
 // sampled, break-glass expiry and self-SVID renewal (each its own task: they wait for the store, and a slow store
 // must not hold up the Watch sweep); every 5 s CA maintenance (rotation, pruning); every minute the rate
-// limiter's idle buckets; every hour join tokens past their keep time, silent proxies' reports and old audit rows.
+// limiter's idle buckets; every hour join tokens past their keep time, silent proxies' reports, old audit rows and
+// the inventory's rows past `inventory.keep` that no renewal chain needs (every `inventory.keep`, when shorter).
 
 import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ControlPlaneMetrics } from '../admin/metrics.js';
+import { MAX_LINEAGE } from '../issuance/revocations.js';
+import type { InventoryStore } from '../store/store-contract.js';
 import { MaintenanceScheduler, type MaintenanceTask } from './maintenance-scheduler.js';
 
 export const CA_MAINTENANCE_EVERY_MS = 5_000;
@@ -39,6 +42,11 @@ export interface MaintenanceParts {
   readonly auditKeepMs?: number;
   /** Told how many audit rows one run deleted, when any. */
   readonly onAuditPruned?: (rows: number) => void;
+  /** The SVID inventory: rows expired `inventoryKeepMs` ago that no renewal chain needs go (absent: never pruned). */
+  readonly inventory?: Pick<InventoryStore, 'prune'>;
+  readonly inventoryKeepMs?: number;
+  /** Told how many inventory rows one run deleted, when any. */
+  readonly onInventoryPruned?: (rows: number) => void;
   /** Replicas on one database: whether this one does the sweeps that must run once (absent: always). */
   readonly leads?: () => boolean;
   readonly ca: { maintain(): Promise<unknown> };
@@ -65,6 +73,8 @@ export function controlPlaneMaintenance(p: MaintenanceParts): MaintenanceSchedul
     { name: 'token-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.tokens.prune(p.clock.nowMs(), TOKEN_KEEP_MS) },
     { name: 'report-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.reports?.prune(p.clock.nowMs() - REPORT_KEEP_MS) },
     { name: 'audit-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && pruneAudit(p) },
+    // A keep shorter than the hour is kept to (a test's seconds) rather than overshot by up to an hour.
+    { name: 'inventory-prune', everyMs: Math.min(TOKEN_PRUNE_EVERY_MS, p.inventoryKeepMs ?? TOKEN_PRUNE_EVERY_MS), failure: tick, run: () => leads() && pruneInventory(p) },
     { name: 'ca-maintenance', everyMs: CA_MAINTENANCE_EVERY_MS, failure: 'CA maintenance failed', run: () => p.ca.maintain() },
   ];
   return new MaintenanceScheduler({ clock: p.clock, timers: p.timers, checkEveryMs: p.tickMs, tasks, onFailure: (t, e) => p.onFailure(t.failure, e) });
@@ -81,4 +91,12 @@ async function pruneAudit(p: MaintenanceParts): Promise<void> {
     if (n < AUDIT_PRUNE_BATCH) break;
   }
   if (total > 0) p.onAuditPruned?.(total);
+}
+
+/** One prune of the inventory, at most as many rows as an audit run, 5,000 per statement. */
+async function pruneInventory(p: MaintenanceParts): Promise<void> {
+  if (!p.inventory || p.inventoryKeepMs === undefined) return;
+  const cutoffMs = p.clock.nowMs() - p.inventoryKeepMs;
+  const rows = await p.inventory.prune({ cutoffMs, reach: MAX_LINEAGE, batch: AUDIT_PRUNE_BATCH, maxRows: AUDIT_PRUNE_BATCH * AUDIT_PRUNE_MAX_BATCHES });
+  if (rows > 0) p.onInventoryPruned?.(rows);
 }

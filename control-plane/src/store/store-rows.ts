@@ -26,6 +26,9 @@ export interface IssuanceRow {
   kind: string;
   caller: string;
   lineage?: string;
+  /** '' and null on rows from before they were recorded. */
+  chain?: string;
+  depth?: number | null;
 }
 
 export const issuanceFromRow = (r: IssuanceRow): IssuedSvidRow => ({
@@ -40,6 +43,7 @@ export const issuanceFromRow = (r: IssuanceRow): IssuedSvidRow => ({
   kind: r.kind,
   caller: r.caller,
   ...(r.lineage ? { lineage: r.lineage } : {}),
+  ...(r.chain && r.depth !== null && r.depth !== undefined ? { chain: r.chain, depth: r.depth } : {}),
 });
 
 export interface GrantRow {
@@ -90,5 +94,8 @@ export const PROBE_ROW: IssuedSvidRow = Object.freeze({
   attestedAs: `write-probe:${'p'.repeat(244)}`,
   kind: 'probe',
   lineage: 'write-probe'.padEnd(40, '0'),
+  // A chain of its own: one left behind (a failed DELETE) is a dead chain the prune removes.
+  chain: 'write-probe'.padEnd(40, '0'),
+  depth: 0,
   caller: 'control-plane',
 });

@@ -1,15 +1,16 @@
 // The inventory of issued SVIDs in PostgreSQL, shared by every replica: `tessera certs list` and "does any live
 // SVID still chain to this authority" see what all of them issued. An SVID paid for with a join token is recorded by
 // the statement that spends the token, so no replica, killed anywhere, leaves a token spent without its SVID.
-import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
+import { type InventoryPruneStatements, type KeptChain, pruneInventory } from '../inventory-prune.js';
+import type { InventoryPrune, InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
-const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage';
+const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage, chain, depth';
 const DEFAULT_LIMIT = 10_000;
 
-/** The row's values in COLUMNS order ($1…$11). */
-const values = (r: IssuedSvidRow): unknown[] => [r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? ''];
+/** The row's values in COLUMNS order ($1…$13). */
+const values = (r: IssuedSvidRow): unknown[] => [r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? '', r.chain ?? '', r.depth ?? null];
 
 export class PgInventoryStore implements InventoryStore {
   readonly #db: PgQueryable;
@@ -28,7 +29,7 @@ export class PgInventoryStore implements InventoryStore {
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
-    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`, values(r));
+    await this.#db.query(`INSERT INTO issuances (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::int)`, values(r));
   }
 
   /**
@@ -38,9 +39,9 @@ export class PgInventoryStore implements InventoryStore {
    */
   async recordWithToken(r: IssuedSvidRow, tokenHash: string, nowMs: number): Promise<boolean> {
     const sql = `WITH spent AS (
-        UPDATE join_tokens SET used_at_ms = $12 WHERE hash = $13 AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $12 RETURNING hash
+        UPDATE join_tokens SET used_at_ms = $14 WHERE hash = $15 AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > $14 RETURNING hash
       )
-      INSERT INTO issuances (${COLUMNS}) SELECT $1, $2, $3, $4, $5::bigint, $6::bigint, $7::bigint, $8, $9, $10, $11 FROM spent`;
+      INSERT INTO issuances (${COLUMNS}) SELECT $1, $2, $3, $4, $5::bigint, $6::bigint, $7::bigint, $8, $9, $10, $11, $12, $13::int FROM spent`;
     return (await this.#db.query(sql, [...values(r), nowMs, tokenHash])).rowCount === 1;
   }
 
@@ -68,4 +69,27 @@ export class PgInventoryStore implements InventoryStore {
     const r = (await this.#db.query<{ n: number; latest: number | null }>('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = $1 AND not_after_ms > $2', [authorityId, nowMs])).rows[0];
     return { count: r?.n ?? 0, latestNotAfterMs: r?.latest ?? null };
   }
+
+  /** Run by one replica (the leader); each statement its own transaction, so none holds the table for long. */
+  async prune(p: InventoryPrune): Promise<number> {
+    return pruneInventory(pruneStatements(this.#db), p);
+  }
+}
+
+/** The prune's statements (inventory-prune.ts); the chain column is COLLATE "C", so its order is bytewise, as in SQLite. */
+function pruneStatements(db: PgQueryable): InventoryPruneStatements {
+  /** Deletes at most the last parameter's rows matching `where` and expired at the one before it. */
+  const del = async (where: string, params: unknown[]): Promise<number> => {
+    const n = params.length;
+    return (await db.query(`DELETE FROM issuances WHERE serial IN (SELECT serial FROM issuances WHERE ${where} AND not_after_ms <= $${n - 1} LIMIT $${n})`, params)).rowCount;
+  };
+  const one = async (sql: string, params: unknown[] = []) => (await db.query(sql, params)).rows.length > 0;
+  return {
+    keptChains: async (cutoffMs) => (await db.query<KeptChain>('SELECT chain, min(depth) AS "minDepth" FROM issuances WHERE not_after_ms > $1 GROUP BY chain ORDER BY chain', [cutoffMs])).rows,
+    deleteBetween: (after, before, cutoffMs, limit) => (before === undefined ? del('chain > $1', [after, cutoffMs, limit]) : del('chain > $1 AND chain < $2', [after, before, cutoffMs, limit])),
+    deleteShallow: (chain, belowDepth, cutoffMs, limit) => del('chain = $1 AND depth < $2', [chain, belowDepth, cutoffMs, limit]),
+    anyWithoutChain: () => one("SELECT 1 FROM issuances WHERE chain = '' LIMIT 1"),
+    withoutChain: (serial) => one("SELECT 1 FROM issuances WHERE serial = $1 AND chain = ''", [serial]),
+    deleteWithoutChain: (cutoffMs, limit) => del("chain = ''", [cutoffMs, limit]),
+  };
 }

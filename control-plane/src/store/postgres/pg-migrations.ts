@@ -115,6 +115,11 @@ export const PG_MIGRATIONS: readonly string[] = [
   `ALTER TABLE issuances ADD COLUMN lineage TEXT COLLATE "C" NOT NULL DEFAULT '';`,
   // 7: audit rows older than `audit.keep` are deleted oldest first, in batches.
   `CREATE INDEX audit_at ON audit (at_ms);`,
+  // 8: each SVID's renewal tree and depth in it, so the upkeep can delete expired rows no serial ban's walk needs.
+  // Rows from before keep '' and NULL (inventory-prune.ts says what becomes of them).
+  `ALTER TABLE issuances ADD COLUMN chain TEXT COLLATE "C" NOT NULL DEFAULT '';
+   ALTER TABLE issuances ADD COLUMN depth INT;
+   CREATE INDEX issuances_chain ON issuances (chain, depth);`,
 ];
 
 /** Brings the database to the newest schema; returns the versions it applied (none when another replica did). */

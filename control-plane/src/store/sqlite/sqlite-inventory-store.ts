@@ -1,8 +1,11 @@
 // The inventory of issued SVIDs in SQLite: who got which serial, from which authority, valid until when. Answers
-// `tessera certs list` and "does any live SVID still chain to this authority". An SVID paid for with a join token is
-// recorded in the transaction that spends the token, so a kill leaves no token spent without its SVID.
+// `tessera certs list`, "does any live SVID still chain to this authority" and the renewal lineage. An SVID paid for
+// with a join token is recorded in the transaction that spends the token, so a kill leaves no token spent without its
+// SVID. The prune's statements name their index: its deletes reach only rows they may delete through the (chain, depth)
+// index, never the old rows a long-lived chain keeps, which the index on expiry would walk first.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
+import { type InventoryPruneStatements, type KeptChain, pruneInventory } from '../inventory-prune.js';
+import type { InventoryPrune, InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteInventoryStore implements InventoryStore {
@@ -15,13 +18,14 @@ export class SqliteInventoryStore implements InventoryStore {
   readonly #bySerial: StatementSync;
   readonly #renewals: StatementSync;
   readonly #spendToken: StatementSync;
+  readonly #prune: InventoryPruneStatements;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
     this.#delete = db.prepare('DELETE FROM issuances WHERE serial = ?');
     this.#insert = db.prepare(
-      `INSERT INTO issuances (serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO issuances (serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage, chain, depth)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#live = db.prepare('SELECT * FROM issuances WHERE not_after_ms > ? AND not_after_ms <= ? ORDER BY not_after_ms, serial LIMIT ?');
     this.#liveByAuthority = db.prepare('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ?');
@@ -29,6 +33,7 @@ export class SqliteInventoryStore implements InventoryStore {
     this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
     this.#renewals = db.prepare('SELECT * FROM issuances WHERE attested_as = ? ORDER BY issued_at_ms, serial');
     this.#spendToken = db.prepare('UPDATE join_tokens SET used_at_ms = ? WHERE hash = ? AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > ?');
+    this.#prune = pruneStatements(db);
   }
 
   /** The SVID with this serial (lower-case hex as recorded), if this control plane issued it. */
@@ -81,7 +86,7 @@ export class SqliteInventoryStore implements InventoryStore {
   }
 
   #insertRow(r: IssuedSvidRow): void {
-    this.#insert.run(r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? '');
+    this.#insert.run(r.serial, r.spiffeId, r.authorityId, r.intermediateSerial, r.notBeforeMs, r.notAfterMs, r.issuedAtMs, r.attestedAs, r.kind, r.caller, r.lineage ?? '', r.chain ?? '', r.depth ?? null);
   }
 
   async live(nowMs: number, withinMs?: number, limit = 10_000): Promise<IssuedSvidRow[]> {
@@ -97,4 +102,30 @@ export class SqliteInventoryStore implements InventoryStore {
     const r = this.#liveByAuthority.get(authorityId, nowMs) as { n: number; latest: number | null };
     return { count: r.n, latestNotAfterMs: r.latest };
   }
+
+  async prune(p: InventoryPrune): Promise<number> {
+    return pruneInventory(this.#prune, p);
+  }
+}
+
+/** The prune's statements (inventory-prune.ts), each a single synchronous statement of at most `limit` rows. */
+function pruneStatements(db: DatabaseSync): InventoryPruneStatements {
+  const del = (where: string) => db.prepare(`DELETE FROM issuances WHERE serial IN (SELECT serial FROM issuances INDEXED BY issuances_chain WHERE ${where} AND not_after_ms <= ? LIMIT ?)`);
+  // By expiry: only the rows kept are read (the planner would walk the whole chain index for the GROUP BY).
+  const kept = db.prepare('SELECT chain, min(depth) AS minDepth FROM issuances INDEXED BY issuances_not_after WHERE not_after_ms > ? GROUP BY chain ORDER BY chain');
+  const between = del('chain > ? AND chain < ?');
+  const beyond = del('chain > ?');
+  const shallow = del('chain = ? AND depth < ?');
+  const old = del("chain = ''");
+  const anyOld = db.prepare("SELECT 1 AS x FROM issuances INDEXED BY issuances_chain WHERE chain = '' LIMIT 1");
+  const isOld = db.prepare("SELECT 1 AS x FROM issuances WHERE serial = ? AND chain = ''");
+  const changes = (r: { changes: number | bigint }) => Number(r.changes);
+  return {
+    keptChains: async (cutoffMs) => kept.all(cutoffMs) as unknown as KeptChain[],
+    deleteBetween: async (after, before, cutoffMs, limit) => changes(before === undefined ? beyond.run(after, cutoffMs, limit) : between.run(after, before, cutoffMs, limit)),
+    deleteShallow: async (chain, belowDepth, cutoffMs, limit) => changes(shallow.run(chain, belowDepth, cutoffMs, limit)),
+    anyWithoutChain: async () => anyOld.get() !== undefined,
+    withoutChain: async (serial) => isOld.get(serial) !== undefined,
+    deleteWithoutChain: async (cutoffMs, limit) => changes(old.run(cutoffMs, limit)),
+  };
 }

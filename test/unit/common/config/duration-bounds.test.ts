@@ -48,6 +48,11 @@ test('control-plane lifetimes are not timers: an SVID ttl of 30 days and a root 
   expect(cp('').audit.keepMs).toBe(400 * 86_400_000);
   expect(cp('audit:\n  keep: 3650d\n').audit.keepMs).toBe(3650 * 86_400_000);
   expect(refusal(() => cp('audit:\n  keep: 12h\n'))).toMatchObject({ key: 'audit.keep', line: 4 });
+  // inventory.keep too: a day by default (as a join token's), a year taken, down to a test's second.
+  expect(cp('').inventory.keepMs).toBe(86_400_000);
+  expect(cp('inventory:\n  keep: 365d\n').inventory.keepMs).toBe(365 * 86_400_000);
+  expect(cp('inventory:\n  keep: 1s\n').inventory.keepMs).toBe(1_000);
+  expect(refusal(() => cp('inventory:\n  keep: 0s\n'))).toMatchObject({ key: 'inventory.keep', line: 4 });
   // The lifetimes' own rules say durations as they are typed, not in raw milliseconds (audit 36b).
   expect(refusal(() => cp('svid:\n  ttl: 48h\n  maxTtl: 24h\n')).message).toContain('svid.ttl: 2d is longer than svid.maxTtl (1d)');
   expect(refusal(() => cp('svid:\n  ttl: 90s\n  backdate: 60s\n')).message).toContain('svid.ttl: 1m30s is less than twice svid.backdate (1m)');

@@ -1,7 +1,8 @@
 // The control plane's upkeep schedule on a fake clock, over the real store, rate limiter and break-glass list:
 // what main.ts's one-second tick did — Watch expiry and gauges, break-glass expiry and self-SVID renewal (tasks of
 // their own, since they wait for the store) every second; CA maintenance every 5 s, one at a time; idle limiter
-// buckets every minute; spent join tokens every hour — with the same failure log messages.
+// buckets every minute; spent join tokens every hour, and the inventory's rows past inventory.keep (every keep, when
+// shorter) — with the same failure log messages.
 
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
@@ -11,11 +12,12 @@ import { AUDIT_PRUNE_BATCH, controlPlaneMaintenance, TOKEN_KEEP_MS } from '../..
 import { BreakGlass } from '../../../../control-plane/src/policy/break-glass.js';
 import { hashToken } from '../../../../control-plane/src/store/join-token.js';
 import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
-import type { ControlPlaneStore } from '../../../../control-plane/src/store/store-contract.js';
+import type { ControlPlaneStore, IssuedSvidRow } from '../../../../control-plane/src/store/store-contract.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
 const AUDIT_KEEP_MS = 30 * 24 * 3_600_000;
+const INVENTORY_KEEP_MS = 24 * 3_600_000;
 const BUILD = { version: '0.0.0-test', node: process.version, openssl: process.versions.openssl };
 
 describe('controlPlaneMaintenance', () => {
@@ -30,13 +32,14 @@ describe('controlPlaneMaintenance', () => {
     await tmp.cleanup();
   });
 
-  async function setup(over: { hubTick?: () => void; maintain?: () => Promise<unknown>; renewSelf?: () => Promise<unknown>; leads?: () => boolean } = {}) {
+  async function setup(over: { hubTick?: () => void; maintain?: () => Promise<unknown>; renewSelf?: () => Promise<unknown>; leads?: () => boolean; inventoryKeepMs?: number } = {}) {
     const time = new FakeTime();
     const registry = new Registry();
     const metrics = createMetrics(registry, BUILD);
     const calls = { hubTicks: 0, renewals: 0, maintains: 0 };
     const logged: string[] = [];
     const pruned: number[] = [];
+    const inventoryPruned: number[] = [];
     const limiter = new RateLimiter({ burst: 2, perMinute: 60 }, time);
     const breakGlass = await BreakGlass.open({ store: store.grants, audit: store.audit, clock: time, onChange: () => {} });
     const scheduler = controlPlaneMaintenance({
@@ -57,6 +60,9 @@ describe('controlPlaneMaintenance', () => {
       audit: store.audit,
       auditKeepMs: AUDIT_KEEP_MS,
       onAuditPruned: (rows) => pruned.push(rows),
+      inventory: store.inventory,
+      inventoryKeepMs: over.inventoryKeepMs ?? INVENTORY_KEEP_MS,
+      onInventoryPruned: (rows) => inventoryPruned.push(rows),
       ...(over.leads ? { leads: over.leads } : {}),
       ca: {
         maintain: over.maintain ?? (async () => {
@@ -66,7 +72,7 @@ describe('controlPlaneMaintenance', () => {
       },
       onFailure: (message, e) => logged.push(`${message}: ${(e as Error).message}`),
     });
-    return { time, registry, calls, logged, pruned, limiter, breakGlass, scheduler };
+    return { time, registry, calls, logged, pruned, inventoryPruned, limiter, breakGlass, scheduler };
   }
 
   const gauge = async (registry: Registry, name: string) => (await registry.getSingleMetric(name)!.get()).values[0]?.value;
@@ -143,6 +149,62 @@ describe('controlPlaneMaintenance', () => {
     expect(pruned).toEqual([]);
     expect(await store.audit.recent('svid.')).toHaveLength(1);
     scheduler.stop();
+  });
+
+  /** An attested SVID (its own renewal tree) expiring at `notAfterMs`. */
+  const svid = (serial: string, notAfterMs: number): IssuedSvidRow => ({
+    serial,
+    spiffeId: 'spiffe://example.org/ns/a/sa/b',
+    authorityId: 'auth-1',
+    intermediateSerial: 'i-1',
+    notBeforeMs: notAfterMs - 3_600_000,
+    notAfterMs,
+    issuedAtMs: notAfterMs - 3_600_000,
+    attestedAs: 'join_token:abcd1234',
+    kind: 'attest',
+    caller: '127.0.0.1:1',
+    lineage: serial,
+    chain: serial,
+    depth: 0,
+  });
+
+  test('every hour the leader deletes inventory rows past inventory.keep that no chain needs, and says how many', async () => {
+    const { time, inventoryPruned, scheduler } = await setup();
+    await store.inventory.record(svid('aa01', time.nowMs() - INVENTORY_KEEP_MS - 1_000));
+    await store.inventory.record(svid('aa02', time.nowMs() - INVENTORY_KEEP_MS + 7_200_000 + 5_000));
+    scheduler.start();
+    time.advance(3_599_000);
+    await scheduler.settled();
+    expect(inventoryPruned).toEqual([]);
+    time.advance(1_000);
+    await scheduler.settled();
+    expect(inventoryPruned).toEqual([1]);
+    expect((await store.inventory.all()).map((r) => r.serial)).toEqual(['aa02']);
+    time.advance(3_600_000);
+    await scheduler.settled();
+    expect(inventoryPruned).toEqual([1]); // aa02 is still within its keep: nothing deleted, nothing said
+    scheduler.stop();
+  });
+
+  test('an inventory.keep shorter than an hour is pruned to on its own period; a replica that does not lead never prunes it', async () => {
+    const { time, inventoryPruned, scheduler } = await setup({ inventoryKeepMs: 2_000 });
+    await store.inventory.record(svid('bb01', time.nowMs() + 1_000));
+    scheduler.start();
+    time.advance(2_000);
+    await scheduler.settled();
+    expect(inventoryPruned).toEqual([]);
+    time.advance(2_000);
+    await scheduler.settled();
+    expect(inventoryPruned).toEqual([1]);
+    scheduler.stop();
+    const follower = await setup({ inventoryKeepMs: 2_000, leads: () => false });
+    await store.inventory.record(svid('bb02', follower.time.nowMs() - 10_000));
+    follower.scheduler.start();
+    follower.time.advance(4_000);
+    await follower.scheduler.settled();
+    expect(follower.inventoryPruned).toEqual([]);
+    expect(await store.inventory.find('bb02')).toBeDefined();
+    follower.scheduler.stop();
   });
 
   test('failures are logged as before, and a slow CA maintenance is not started twice', async () => {

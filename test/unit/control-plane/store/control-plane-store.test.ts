@@ -1,6 +1,6 @@
 // The SQLite store opened as one: the database file and its WAL side files owner-only, the schema at its current
 // version (a reopen migrates nothing twice, a schema-3 file gains the reports table, a schema-4 file's registrations
-// an empty owner), the counters growing across
+// an empty owner, a schema-9 file's SVIDs no chain), the counters growing across
 // restarts and atomic, and a database path that cannot be opened refused with a startup code.
 import { chmodSync, mkdirSync, statSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
@@ -25,7 +25,7 @@ describe('openSqliteStore', () => {
     expect(statSync(join(tmp.dir, DATABASE_FILE)).mode & 0o777).toBe(0o600);
     const db = openDatabase(join(tmp.dir, DATABASE_FILE));
     expect((db.prepare('PRAGMA user_version').get() as { user_version: number }).user_version).toBe(MIGRATIONS.length);
-    expect(MIGRATIONS.length).toBe(9);
+    expect(MIGRATIONS.length).toBe(10);
     db.close();
   });
 
@@ -52,6 +52,28 @@ describe('openSqliteStore', () => {
     v4.close();
     const s = await openSqliteStore(tmp.dir);
     expect((await s.registrations.loadAll()).map((x) => [x.id, x.owner, x.heartbeatAtMs, x.registrations.length])).toEqual([['s1', '', 1234, 1]]);
+    await s.close();
+  });
+
+  test('a schema-9 inventory is upgraded in place: its rows stay, without a chain, and the prune keeps them while one is live', async () => {
+    const file = join(tmp.dir, DATABASE_FILE);
+    const v9 = new DatabaseSync(file);
+    for (const m of MIGRATIONS.slice(0, 9)) v9.exec(m);
+    v9.exec('PRAGMA user_version = 9');
+    // One from before lineage (schema 7), its renewal from after (schema 8), still live at 5,000.
+    const insert = v9.prepare("INSERT INTO issuances VALUES (?, 'spiffe://example.org/web', 'auth-1', 'i-1', 0, ?, 0, ?, ?, '127.0.0.1:1', ?)");
+    insert.run('aa01', 1_000, 'join_token:abcd', 'attest', '');
+    insert.run('aa02', 9_000, 'x509svid:aa01', 'renew', 'aa01');
+    v9.close();
+    const s = await openSqliteStore(tmp.dir);
+    const row = await s.inventory.find('aa02');
+    expect(row).toMatchObject({ serial: 'aa02', lineage: 'aa01' });
+    expect(row).not.toHaveProperty('chain');
+    expect(row).not.toHaveProperty('depth');
+    const prune = (cutoffMs: number) => s.inventory.prune({ cutoffMs, reach: 10_000, batch: 100, maxRows: 1_000 });
+    expect(await prune(5_000)).toBe(0);
+    expect((await s.inventory.all()).map((r) => r.serial).sort()).toEqual(['aa01', 'aa02']);
+    expect(await prune(9_000)).toBe(2);
     await s.close();
   });
 
