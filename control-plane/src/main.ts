@@ -161,7 +161,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const maintenance = controlPlaneMaintenance({
       tickMs: deps.tickMs ?? 1_000,
       ...{ clock, timers, breakGlass, server, metrics, limiter, tokens, reports: store.reports, leads, audit: store.audit, auditKeepMs: config.audit.keepMs, inventory, inventoryKeepMs: config.inventory.keepMs },
-      onAuditPruned: (rows) => log.info({ rows, keepMs: config.audit.keepMs }, 'audit rows older than audit.keep deleted from the store'), onInventoryPruned: (rows) => log.info({ rows, keepMs: config.inventory.keepMs }, 'inventory rows past inventory.keep that no renewal chain needs deleted from the store'),
+      onAuditPruned: (rows) => log.info({ rows, keepMs: config.audit.keepMs }, 'audit rows older than audit.keep deleted from the store'), onInventoryPruned: (rows) => log.info({ rows, keepMs: config.inventory.keepMs }, 'inventory rows expired more than inventory.keep ago deleted from the store'),
       hub: { tick: () => { hub.tick(); discovery.tick(); } },
       // JWT keys rotate on the CA's upkeep period: a key past its day is replaced, a retired one dropped after its overlap.
       ca: { maintain: () => ca.maintain().finally(() => jwt.maintain()) },

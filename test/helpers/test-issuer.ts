@@ -17,8 +17,8 @@ export interface TestIssuer {
   readonly issuer: Issuer;
   /** Signs for `id` after attesting with a new join token (1 h). */
   attest(key: KeyPair, id: string): Promise<SignResult>;
-  /** Renews `svid` (its chain as the peer's), for a CSR of `key`. */
-  renew(key: KeyPair, svid: SignResult, id: string): Promise<SignResult>;
+  /** Renews `svid` (its chain as the peer's), for a CSR of `key`; `ttlMs` asks for a shorter lifetime. */
+  renew(key: KeyPair, svid: SignResult, id: string, ttlMs?: number): Promise<SignResult>;
 }
 
 export function testIssuer(parts: TestCaParts, clock: Clock, revocations: IssuerOptions['revocations'], limiter = new RateLimiter({ burst: 1_000, perMinute: 1_000 }, clock), more: Partial<IssuerOptions> = {}): TestIssuer {
@@ -44,8 +44,8 @@ export function testIssuer(parts: TestCaParts, clock: Clock, revocations: Issuer
       await store.tokens.create(token, id, clock.nowMs(), HOUR_MS);
       return issuer.sign({ csrDer: await createCsr(key, { uriSans: [id] }), evidence: { kind: 'join_token', token }, peerChain: [], caller: 'test', requestedTtlMs: 0 });
     },
-    async renew(key, svid, id) {
-      return issuer.sign({ csrDer: await createCsr(key, { uriSans: [id] }), evidence: { kind: 'none' }, peerChain: svid.chainDer, caller: 'test', requestedTtlMs: 0 });
+    async renew(key, svid, id, ttlMs = 0) {
+      return issuer.sign({ csrDer: await createCsr(key, { uriSans: [id] }), evidence: { kind: 'none' }, peerChain: svid.chainDer, caller: 'test', requestedTtlMs: ttlMs });
     },
   };
 }

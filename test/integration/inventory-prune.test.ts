@@ -1,8 +1,8 @@
-// The inventory's upkeep with a real control plane process (SQLite store, 6 s SVIDs, `inventory.keep: 1s`, so it
-// prunes every second): SVIDs nobody renewed, and the control plane's own, leave the `issuances` table soon after
-// their keep, so the table holds the live chain and little else; the chain a workload keeps renewing keeps its
-// first SVIDs, expired long before, and `tessera revoke serial` of the first one still bans the live one renewed
-// from it, which can renew no more.
+// The inventory's upkeep with a real control plane process (SQLite store, 30 s SVIDs, `inventory.keep: 1s`, so it
+// prunes every second): every SVID leaves the `issuances` table soon after its keep, those of a live chain too, so
+// the table holds the live SVIDs and little else. A workload renews its SVID for 3 s, five times over, then for
+// the full 30 s: the short ones go while the first is still live, and `tessera revoke serial` of the first still bans
+// the live one renewed from them, which can renew no more; one of the short ones, gone, is an unknown serial.
 import { DatabaseSync } from 'node:sqlite';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,6 +17,8 @@ import { until } from '../helpers/until.js';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const GONE = `spiffe://${TD}/ns/default/sa/gone`;
 const KEEP_MS = 1_000;
+/** The lifetime the chain's middle SVIDs ask for (SignSvid ttl_seconds). */
+const SHORT_S = 3;
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -28,12 +30,12 @@ interface Svid extends ClientSvid {
   readonly notAfterMs: number;
 }
 
-/** SignSvid: with a join token for `id` (attestation), or over mTLS with `current` (renewal). */
-async function sign(id: string, current?: Svid): Promise<{ svid?: Svid; code?: string }> {
+/** SignSvid: with a join token for `id` (attestation), or over mTLS with `current` (renewal); `ttlS` asks for less. */
+async function sign(id: string, current?: Svid, ttlS?: number): Promise<{ svid?: Svid; code?: string }> {
   const c = controlPlaneClients(cp.grpc, bundlePem, current);
   try {
     const key = generateKeyPair();
-    const r = await signSvid(c.identity, { csr: await createCsr(key, {}), ...(current ? {} : { join_token: await createJoinToken(cp.dataDir, id) }) });
+    const r = await signSvid(c.identity, { csr: await createCsr(key, {}), ...(current ? {} : { join_token: await createJoinToken(cp.dataDir, id) }), ...(ttlS ? { ttl_seconds: ttlS } : {}) });
     if (r.err) return { code: errorCode(r.err) ?? r.err.message };
     const res = r.res!;
     return { svid: { chainPem: res.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join(''), keyPem: privateKeyPem(key), serial: res.serial, notAfterMs: Number(res.not_after_unix_ms) } };
@@ -42,8 +44,8 @@ async function sign(id: string, current?: Svid): Promise<{ svid?: Svid; code?: s
   }
 }
 
-async function issued(id: string, current?: Svid): Promise<Svid> {
-  const r = await sign(id, current);
+async function issued(id: string, current?: Svid, ttlS?: number): Promise<Svid> {
+  const r = await sign(id, current, ttlS);
   if (!r.svid) throw new Error(`SignSvid refused: ${r.code}`);
   return r.svid;
 }
@@ -60,7 +62,7 @@ function rows(): { serial: string; notAfterMs: number }[] {
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
-  const cfg = await writeControlPlaneConfig(dir, `svid: { ttl: 6s, backdate: 1s, rateLimit: { burst: 1000, perMinute: 60000 } }\ninventory: { keep: 1s }`);
+  const cfg = await writeControlPlaneConfig(dir, `svid: { ttl: 30s, backdate: 1s, rateLimit: { burst: 1000, perMinute: 60000 } }\ninventory: { keep: 1s }`);
   cp = await startControlPlaneProcess(dir, cfg);
   bundlePem = await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8');
 }, 30_000);
@@ -70,31 +72,31 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-test('dead SVIDs leave the table; a live chain keeps its long-expired first SVID, whose ban still reaches the live one', async () => {
-  const chain = [await issued(WEB)];
-  const gone = await Promise.all(Array.from({ length: 5 }, () => issued(GONE)));
-  const goneSerials = new Set(gone.map((s) => s.serial));
-  // Renewed about every second (bounded), until the first SVID expired well past the keep and the dead ones went.
-  const settled = () => {
-    const now = Date.now();
-    const held = rows();
-    return chain[0]!.notAfterMs < now - 4 * KEEP_MS && !held.some((r) => goneSerials.has(r.serial));
-  };
-  for (let i = 0; i < 40 && !settled(); i++) {
-    await new Promise((r) => setTimeout(r, 1_000));
-    chain.push(await issued(WEB, chain.at(-1)));
+test('expired SVIDs leave the table, the middle ones of a live chain too; the ban of its first serial still reaches its live tip, a gone serial is unknown', async () => {
+  const first = await issued(WEB);
+  const gone = await Promise.all(Array.from({ length: 5 }, () => issued(GONE, undefined, SHORT_S)));
+  const middle: Svid[] = [];
+  for (let i = 0; i < 5; i++) {
+    middle.push(await issued(WEB, middle.at(-1) ?? first, SHORT_S));
+    await new Promise((r) => setTimeout(r, 500));
   }
-  expect(settled()).toBe(true);
+  const tip = await issued(WEB, middle.at(-1));
+  expect(middle.every((s) => s.notAfterMs < first.notAfterMs)).toBe(true);
+  const shortLived = new Set([...gone, ...middle].map((s) => s.serial));
+  await until('the short-lived SVIDs left the table', () => !rows().some((r) => shortLived.has(r.serial)), 20_000);
+  // Bounded: only rows within a few prunes of their keep (and the live ones).
+  await until('every row is at most a few seconds past its keep', () => rows().every((r) => r.notAfterMs > Date.now() - 4 * KEEP_MS), 20_000);
   const held = new Set(rows().map((r) => r.serial));
-  expect(chain.filter((s) => !held.has(s.serial)).map((s) => s.serial)).toEqual([]);
-  // Bounded: besides the chain, only rows within a few prunes of their keep (the control plane's own SVIDs).
-  const chainSerials = new Set(chain.map((s) => s.serial));
-  await until('every row outside the chain is at most a few seconds past its keep', () => rows().every((r) => chainSerials.has(r.serial) || r.notAfterMs > Date.now() - 4 * KEEP_MS), 20_000);
+  expect(held.has(first.serial) && held.has(tip.serial)).toBe(true);
+  expect(Date.now()).toBeLessThan(first.notAfterMs);
 
-  // The ban of the first serial, expired seconds ago past its keep, finds it and walks to the live tip.
-  const tip = chain.at(-1)!;
-  const r = await tessera(['revoke', 'serial', '--data-dir', cp.dataDir, '--serial', chain[0]!.serial, '--reason', 'leaked', '--json']);
+  // The ban of the first serial, every row between it and the tip gone, reaches the tip by its renewal tree.
+  const r = await tessera(['revoke', 'serial', '--data-dir', cp.dataDir, '--serial', first.serial, '--reason', 'leaked', '--json']);
   expect(r.code, r.stderr).toBe(0);
-  expect((JSON.parse(r.stdout) as { renewals: string[] }).renewals).toContain(tip.serial);
+  expect((JSON.parse(r.stdout) as { renewals: string[] }).renewals).toEqual([tip.serial]);
   expect((await sign(WEB, tip)).code).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
+  // A serial whose row went is not known any more: nothing is banned.
+  const unknown = await tessera(['revoke', 'serial', '--data-dir', cp.dataDir, '--serial', middle[0]!.serial, '--reason', 'leaked']);
+  expect(unknown.code).toBe(1);
+  expect(unknown.stderr).toContain('TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL');
 }, 90_000);

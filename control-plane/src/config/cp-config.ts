@@ -40,7 +40,7 @@ export const controlPlaneSchema: ObjectSchema = {
       type: 'object',
       properties: {
         // A retention, not a timer; under a minute only for tests (replicas' clocks must agree within it).
-        keep: { type: 'duration', default: '24h', min: 1_000, max: 100 * YEAR, description: 'How long an expired SVID stays in the inventory; longer while a serial ban could still reach a live SVID renewed from it' },
+        keep: { type: 'duration', default: '24h', min: 1_000, max: 100 * YEAR, description: 'How long an expired SVID stays in the inventory (`tessera revoke serial` finds it that long)' },
       },
     },
     svid: {
@@ -144,7 +144,7 @@ export interface ControlPlaneConfig {
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Audit rows older than keepMs are deleted from the store. */
   readonly audit: { readonly keepMs: number };
-  /** Inventory rows expired more than keepMs ago are deleted unless a renewal chain still needs them. */
+  /** Inventory rows expired more than keepMs ago are deleted. */
   readonly inventory: { readonly keepMs: number };
   readonly svid: { readonly ttlMs: number; readonly maxTtlMs: number; readonly backdateMs: number; readonly rateLimit: { readonly burst: number; readonly perMinute: number } };
   readonly ca: { readonly root: 'managed' | 'offline'; readonly rootTtlMs: number; readonly intermediateTtlMs: number };

@@ -101,8 +101,7 @@ interface ChainPlace {
 
 /**
  * A renewal of `serial` (its row `parent`): one renewal deeper in the parent's tree. A parent recorded before trees
- * were, or not here, names a new tree one renewal above it (the prune keeps the old rows while such a tree may lead
- * a serial ban's walk from them to a live SVID).
+ * were, or not here, names a new tree one renewal below it (a ban of an old serial walks its renewal links into it).
  */
 function renewalPlace(serial: string, parent: IssuedSvidRow | undefined): ChainPlace {
   return parent?.chain !== undefined && parent.depth !== undefined ? { chain: parent.chain, depth: parent.depth + 1 } : { chain: serial, depth: 1 };

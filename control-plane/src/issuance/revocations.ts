@@ -3,8 +3,9 @@
 // check() answers from the bans held in memory (loaded at open, reloaded after each change here and when another
 // replica announces one), so the hot paths never wait for the database. Signing asks checkStored() too, which reads
 // the database: a ban committed on another replica holds here before its announcement arrives, so an SVID it bans
-// cannot renew into a new, unbanned serial in that window. A serial ban reaches the SVIDs renewed from it, and theirs
-// (a thief who renewed before the ban holds one); a renewal whose origin is banned while it is signed is banned too.
+// cannot renew into a new, unbanned serial in that window. A serial ban reaches the live SVIDs renewed from it, and
+// theirs (a thief who renewed before the ban holds one; renewal-reach.ts); a renewal whose origin is banned while it is
+// signed is banned too.
 
 import type { Clock } from '../../../common/clock.js';
 import { hasControlCharacters, withoutControlCharacters } from '../../../common/text/control-characters.js';
@@ -15,6 +16,7 @@ import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { hashToken, tokenIdOf } from '../store/join-token.js';
 import type { AuditLog, Ban, BanKind, InventoryStore, IssuedSvidRow, RevocationStore, TokenRecord, TokenStore } from '../store/store-contract.js';
 import { ReloadedList } from '../store/reloaded-list.js';
+import { reachRenewals } from './renewal-reach.js';
 import { controlPlaneIdString } from './svid-policy.js';
 
 export interface BanRequest {
@@ -61,12 +63,6 @@ export interface RevocationsOptions {
 }
 
 const MAX_REASON = 1000;
-/**
- * SVIDs a serial ban follows through renewals, at most: the lineage of one key is a renewal per half-life. The
- * inventory's prune keeps the rows up to this many renewals above an SVID not yet past `inventory.keep`
- * (inventory-prune.ts), and no further.
- */
-export const MAX_LINEAGE = 10_000;
 
 function invalid(message: string, field: string): TesseraError {
   return new TesseraError('TESSERA_ERR_REVOCATION_INVALID', message, { field });
@@ -88,7 +84,7 @@ const idBanned = (spiffeId: string) => new TesseraError('TESSERA_ERR_REVOCATION_
 const unknownSerial = (serial: string) =>
   new TesseraError(
     'TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL',
-    `no SVID in the inventory has serial ${serial}: give the whole serial as \`tessera certs list\` or a proxy's /certs print it (nothing was banned; an SVID expired longer than inventory.keep ago is forgotten unless a live SVID renewed from it needs it); --force bans a certificate this control plane did not issue (e.g. an edge client's from another clientCa)`,
+    `no SVID in the inventory has serial ${serial}: give the whole serial as \`tessera certs list\` or a proxy's /certs print it (nothing was banned; an SVID expired longer than inventory.keep ago is forgotten: to cut off a workload whose old key may be compromised, ban its SPIFFE ID); --force bans a certificate this control plane did not issue (e.g. an edge client's from another clientCa)`,
     { serial },
   );
 const serialBanned = (serial: string) => new TesseraError('TESSERA_ERR_REVOCATION_SERIAL_BANNED', undefined, { serial });
@@ -160,9 +156,9 @@ export class Revocations {
     const ban: Ban = { kind: req.kind, value, reason, createdBy: operatorName(req.createdBy), createdAtMs: now, notAfterMs: issued?.notAfterMs ?? null };
     const created = await this.#o.store.add(ban);
     if (created) this.#audited(now, ban, issued);
-    // Walked after the ban is stored (also when it existed): a renewal recorded before this read is found here, one
+    // Read after the ban is stored (also when it existed): a renewal recorded before the read is found here, one
     // recorded after it meets the stored ban in its own check after signing (Issuer.sign).
-    const renewals = req.kind === 'serial' ? await this.#banRenewals(value, ban.createdBy, now) : [];
+    const renewals = req.kind === 'serial' ? await this.#banRenewals(value, issued, ban.createdBy, now) : [];
     if (created || renewals.length > 0) await this.#changed();
     return { ban: created ? ban : ((await this.#o.store.find(req.kind, value)) ?? ban), created, renewals };
   }
@@ -189,25 +185,18 @@ export class Revocations {
     }
   }
 
-  /** Bans the live SVIDs renewed from `root`, transitively; returns their serials. */
-  async #banRenewals(root: string, createdBy: string, now: number): Promise<string[]> {
+  /**
+   * Bans the live SVIDs renewed from `root`, transitively (renewal-reach.ts; `rootRow`: its inventory row, if any);
+   * returns the serials newly banned. Each ban's reason names `root`, so lifting it names them.
+   */
+  async #banRenewals(root: string, rootRow: IssuedSvidRow | undefined, createdBy: string, now: number): Promise<string[]> {
     const banned: string[] = [];
-    const queue = [root];
-    const seen = new Set(queue);
-    while (queue.length > 0 && seen.size <= MAX_LINEAGE) {
-      const origin = queue.shift()!;
-      for (const r of await this.#o.inventory.renewalsOf(origin)) {
-        if (seen.has(r.serial)) continue;
-        seen.add(r.serial);
-        queue.push(r.serial);
-        // An expired one renews nothing and no proxy accepts it; its own renewals are still followed.
-        if (r.notAfterMs <= now) continue;
-        const ban: Ban = { kind: 'serial', value: r.serial, reason: `renewed from banned serial ${origin}`, createdBy, createdAtMs: now, notAfterMs: r.notAfterMs };
-        if (!(await this.#o.store.add(ban))) continue;
-        this.#audited(now, ban, r);
-        banned.push(r.serial);
-      }
-    }
+    await reachRenewals(this.#o.inventory, root, rootRow, now, async (r) => {
+      const ban: Ban = { kind: 'serial', value: r.serial, reason: `renewed from banned serial ${root}`, createdBy, createdAtMs: now, notAfterMs: r.notAfterMs };
+      if (!(await this.#o.store.add(ban))) return;
+      this.#audited(now, ban, r);
+      banned.push(r.serial);
+    });
     return banned;
   }
 

@@ -2,12 +2,11 @@
 // sampled, break-glass expiry and self-SVID renewal (each its own task: they wait for the store, and a slow store
 // must not hold up the Watch sweep); every 5 s CA maintenance (rotation, pruning); every minute the rate
 // limiter's idle buckets; every hour join tokens past their keep time, silent proxies' reports, old audit rows and
-// the inventory's rows past `inventory.keep` that no renewal chain needs (every `inventory.keep`, when shorter).
+// the inventory's rows expired more than `inventory.keep` ago (every `inventory.keep`, when shorter).
 
 import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ControlPlaneMetrics } from '../admin/metrics.js';
-import { MAX_LINEAGE } from '../issuance/revocations.js';
 import type { InventoryStore } from '../store/store-contract.js';
 import { MaintenanceScheduler, type MaintenanceTask } from './maintenance-scheduler.js';
 
@@ -42,7 +41,7 @@ export interface MaintenanceParts {
   readonly auditKeepMs?: number;
   /** Told how many audit rows one run deleted, when any. */
   readonly onAuditPruned?: (rows: number) => void;
-  /** The SVID inventory: rows expired `inventoryKeepMs` ago that no renewal chain needs go (absent: never pruned). */
+  /** The SVID inventory: rows expired more than `inventoryKeepMs` ago go (absent: never pruned). */
   readonly inventory?: Pick<InventoryStore, 'prune'>;
   readonly inventoryKeepMs?: number;
   /** Told how many inventory rows one run deleted, when any. */
@@ -93,10 +92,15 @@ async function pruneAudit(p: MaintenanceParts): Promise<void> {
   if (total > 0) p.onAuditPruned?.(total);
 }
 
-/** One prune of the inventory, at most as many rows as an audit run, 5,000 per statement. */
+/** Deletes inventory rows past `inventory.keep` in batches like the audit rows' (pruneAudit), oldest first. */
 async function pruneInventory(p: MaintenanceParts): Promise<void> {
   if (!p.inventory || p.inventoryKeepMs === undefined) return;
   const cutoffMs = p.clock.nowMs() - p.inventoryKeepMs;
-  const rows = await p.inventory.prune({ cutoffMs, reach: MAX_LINEAGE, batch: AUDIT_PRUNE_BATCH, maxRows: AUDIT_PRUNE_BATCH * AUDIT_PRUNE_MAX_BATCHES });
-  if (rows > 0) p.onInventoryPruned?.(rows);
+  let total = 0;
+  for (let i = 0; i < AUDIT_PRUNE_MAX_BATCHES; i++) {
+    const n = await p.inventory.prune(cutoffMs, AUDIT_PRUNE_BATCH);
+    total += n;
+    if (n < AUDIT_PRUNE_BATCH) break;
+  }
+  if (total > 0) p.onInventoryPruned?.(total);
 }

@@ -48,9 +48,9 @@ export interface IssuedSvidRow {
   /**
    * The renewal tree this SVID belongs to, named by the serial it grew from (the attested SVID's own; for a renewal of
    * an SVID recorded without one, or not recorded here, that SVID's serial), and how many renewals it is below that
-   * serial: every SVID renewed from this one, transitively, has the same chain and a depth that many renewals
-   * greater. What the prune keeps the revocation walk's links by (InventoryStore.prune). Absent on rows from before
-   * they were recorded.
+   * serial: every SVID renewed from this one, transitively, has the same chain and a greater depth. A serial ban reads
+   * the live SVIDs renewed from a serial by them (InventoryStore.liveInChain), in one read with no row between needed.
+   * Absent on rows from before they were recorded.
    */
   readonly chain?: string;
   readonly depth?: number;
@@ -58,29 +58,22 @@ export interface IssuedSvidRow {
   readonly caller: string;
 }
 
-/** What one inventory prune may delete: rows expired at `cutoffMs` or before that no answer needs any more. */
-export interface InventoryPrune {
-  /** Rows whose NotAfter is later are kept, with what they need (`nowMs` − `inventory.keep`). */
-  readonly cutoffMs: number;
-  /**
-   * Renewals a serial ban's walk follows at most (revocations.ts MAX_LINEAGE): an SVID more renewals than this above
-   * every kept one of its chain is out of every walk's reach.
-   */
-  readonly reach: number;
-  /** Rows one DELETE removes at most. */
-  readonly batch: number;
-  /** Rows this prune deletes at most (the rest waits for the next one). */
-  readonly maxRows: number;
-}
-
 /**
- * Every SVID issued, until pruned: answers `tessera certs list`, "does a live SVID still chain to this authority",
- * a renewal's lineage and a serial ban's walk through the SVIDs renewed from a serial.
+ * Every SVID issued, until `inventory.keep` after it expired: answers `tessera certs list`, "does a live SVID still
+ * chain to this authority", a renewal's lineage and which live SVIDs were renewed from a banned serial.
  */
 export interface InventoryStore {
   find(serial: string): Promise<IssuedSvidRow | undefined>;
-  /** The SVIDs issued as renewals of this one (attestedAs `x509svid:<serial>`), any replica's. */
+  /**
+   * The SVIDs issued as renewals of this one (attestedAs `x509svid:<serial>`), any replica's: the links a serial ban
+   * follows from a row recorded without a chain.
+   */
   renewalsOf(serial: string): Promise<IssuedSvidRow[]>;
+  /**
+   * The SVIDs of renewal tree `chain` deeper than `depth` and unexpired at `nowMs`, shallowest first, at most `limit`:
+   * every live SVID renewed, transitively, from the one at `depth` (and any of a second branch of the tree below it).
+   */
+  liveInChain(chain: string, depth: number, nowMs: number, limit: number): Promise<IssuedSvidRow[]>;
   record(r: IssuedSvidRow): Promise<void>;
   /**
    * Records `r` and spends the join token `tokenHash` in one commit: both or neither, so a process killed at any
@@ -93,13 +86,8 @@ export interface InventoryStore {
   /** Every SVID the inventory holds (newest first). */
   all(limit?: number): Promise<IssuedSvidRow[]>;
   liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }>;
-  /**
-   * Deletes rows expired at `p.cutoffMs` or before, in statements of at most `p.batch` rows, except those a renewal
-   * or a serial ban's walk may still need: a row stays while its chain holds an SVID not expired by the cutoff whose
-   * depth is at most `p.reach` greater than its own; rows recorded without a chain stay, all of them, while one of
-   * them could still be needed (inventory-prune.ts). Returns how many went.
-   */
-  prune(p: InventoryPrune): Promise<number>;
+  /** Deletes at most `maxRows` rows expired at `cutoffMs` or before (one statement); returns how many went. */
+  prune(cutoffMs: number, maxRows: number): Promise<number>;
   /**
    * Writes a row the size of an issuance's (PROBE_ROW) into the inventory's table and deletes it again: the write
    * the store's health probes with, so the table, its indexes and the journal need the room a real issuance needs.

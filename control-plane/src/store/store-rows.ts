@@ -94,7 +94,7 @@ export const PROBE_ROW: IssuedSvidRow = Object.freeze({
   attestedAs: `write-probe:${'p'.repeat(244)}`,
   kind: 'probe',
   lineage: 'write-probe'.padEnd(40, '0'),
-  // A chain of its own: one left behind (a failed DELETE) is a dead chain the prune removes.
+  // A chain of its own, no SVID's; one left behind (a failed DELETE) expired at 0, and the prune removes it.
   chain: 'write-probe'.padEnd(40, '0'),
   depth: 0,
   caller: 'control-plane',

@@ -1,14 +1,13 @@
-// The inventory's prune against both stores (a fresh SQLite file, a fresh PostgreSQL database, per test): expired
-// rows no answer needs go, in bounded statements; what a renewal (find, lineage) or a serial ban's walk
-// (renewalsOf, through expired rows, by the real Revocations) answers for every SVID that is still live does not
-// change: a chain whose middle expired long ago and whose tip is live keeps its links, a long-lived chain keeps
-// `reach` renewals above its kept rows, and rows recorded before chains (and before lineage) stay while a chain
-// grown from them could lead a ban to a live SVID.
+// The inventory's prune and what a serial ban reaches, against both stores (a fresh SQLite file, a fresh PostgreSQL
+// database, per test; the real Revocations): a prune leaves exactly the rows unexpired at its cutoff, whatever chain
+// they are in, so a workload that keeps renewing keeps only its last SVIDs; a ban of a serial still held reaches the
+// live SVIDs renewed from it by their renewal tree, with every row between them gone (a renewal shorter-lived than
+// its parent); a serial whose row went is unknown; rows recorded before chains are followed by their links.
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { Revocations } from '../../../control-plane/src/issuance/revocations.js';
 import { openSqliteStore } from '../../../control-plane/src/store/sqlite/open-sqlite-store.js';
-import type { ControlPlaneStore, InventoryPrune, IssuedSvidRow } from '../../../control-plane/src/store/store-contract.js';
+import type { ControlPlaneStore, InventoryStore, IssuedSvidRow } from '../../../control-plane/src/store/store-contract.js';
 import { PROBE_ROW } from '../../../control-plane/src/store/store-rows.js';
 import { loud } from '../../helpers/control-plane-parts.js';
 import { TD } from '../../helpers/control-plane.js';
@@ -25,7 +24,7 @@ const LONG_AGO = NOW - 3 * DAY;
 /** Expired an hour ago: within the keep. */
 const RECENTLY = NOW - HOUR;
 const LIVE = NOW + HOUR;
-const prune = (over: Partial<InventoryPrune> = {}): InventoryPrune => ({ cutoffMs: NOW - KEEP, reach: 10_000, batch: 5_000, maxRows: 1_000_000, ...over });
+const CUTOFF = NOW - KEEP;
 
 /** An attested SVID: its own chain at depth 0 (legacy: recorded without chain and depth, and, old enough, lineage). */
 const attested = (serial: string, notAfterMs: number, legacy: '' | 'no-chain' | 'no-lineage' = ''): IssuedSvidRow => ({
@@ -89,7 +88,7 @@ const STORES: Record<'sqlite' | 'postgres', () => Promise<Opened>> = {
   },
 };
 
-describe.each(['sqlite', 'postgres'] as const)('inventory prune (%s)', (kind) => {
+describe.each(['sqlite', 'postgres'] as const)('inventory prune and serial bans (%s)', (kind) => {
   let opened: Opened;
   const inv = () => opened.store.inventory;
   beforeEach(async () => {
@@ -103,92 +102,135 @@ describe.each(['sqlite', 'postgres'] as const)('inventory prune (%s)', (kind) =>
     for (const r of rows) await inv().record(r);
   };
   const serials = async () => (await inv().all()).map((r) => r.serial).sort();
-  const revocations = () =>
-    Revocations.open({ store: opened.store.revocations, tokens: opened.store.tokens, inventory: inv(), audit: opened.store.audit, trustDomain: TrustDomain.parse(TD), clock: { nowMs: () => NOW }, onChange: () => {}, onReloadFailed: loud });
-  const banSerial = async (serial: string) => (await revocations()).ban({ kind: 'serial', value: serial, reason: 'leaked', createdBy: 'test' });
+  const sorted = (rows: IssuedSvidRow[]) => rows.map((r) => r.serial).sort();
+  /** What the upkeep runs: statements of `batch` rows until one deletes fewer. */
+  const pruneAll = async (cutoffMs = CUTOFF, batch = 5_000) => {
+    let total = 0;
+    for (let i = 0; i < 1_000; i++) {
+      const n = await inv().prune(cutoffMs, batch);
+      total += n;
+      if (n < batch) break;
+    }
+    return total;
+  };
+  const revocations = (inventory: InventoryStore = inv()) =>
+    Revocations.open({ store: opened.store.revocations, tokens: opened.store.tokens, inventory, audit: opened.store.audit, trustDomain: TrustDomain.parse(TD), clock: { nowMs: () => NOW }, onChange: () => {}, onReloadFailed: loud });
+  const banSerial = async (serial: string, force = false, inventory?: InventoryStore) => {
+    const r = await (await revocations(inventory)).ban({ kind: 'serial', value: serial, reason: 'leaked', createdBy: 'test', force });
+    return { ...r, renewals: [...r.renewals].sort() };
+  };
 
-  test('dead chains go; a chain whose middle expired long ago and whose tip is live keeps every link: find, lineage and a ban of its old serial answer as before', async () => {
-    // a00 → a01 → a02 → a03 (live): the middle expired days ago.
-    const live = chainFrom(attested('a000', LONG_AGO), 'a0', [LONG_AGO, LONG_AGO, LIVE]);
-    // A thief's branch from a01, renewed twice, dead for days: off every path to a live SVID, but within reach.
-    const thief = chainFrom(live[1]!, 'af', [LONG_AGO, LONG_AGO]).slice(1);
+  test('a prune leaves only the rows unexpired at its cutoff: a chain renewed 50 times whose SVIDs but the last 2 expired past the keep keeps 2 rows', async () => {
+    // a000 → a001 → … → a032 (50 renewals): a031 expired within the keep, a032 live.
+    const long = chainFrom(attested('a000', LONG_AGO), 'a0', [...Array<number>(48).fill(LONG_AGO), RECENTLY, LIVE]);
     const dead = chainFrom(attested('b000', LONG_AGO), 'b0', [LONG_AGO, LONG_AGO]);
-    const lone = attested('c000', LONG_AGO);
-    const recent = chainFrom(attested('d000', LONG_AGO), 'd0', [RECENTLY]);
-    await record(...live, ...thief, ...dead, lone, ...recent);
-    const before = await Promise.all(live.map(async (r) => ({ row: await inv().find(r.serial), renewals: await inv().renewalsOf(r.serial) })));
-
-    expect(await inv().prune(prune())).toBe(dead.length + 1);
-    expect(await serials()).toEqual([...live, ...thief, ...recent].map((r) => r.serial).sort());
-    // Each link, as a renewal (find, lineage) and the walk (renewalsOf) read it, is the one recorded.
-    expect(await Promise.all(live.map(async (r) => ({ row: await inv().find(r.serial), renewals: await inv().renewalsOf(r.serial) })))).toEqual(before);
-    expect((await inv().find('a003'))?.lineage).toBe('a000');
-    expect(await inv().find('a003')).toMatchObject({ chain: 'a000', depth: 3 });
-    // A second prune finds nothing more; the live and recently expired rows were never candidates.
-    expect(await inv().prune(prune())).toBe(0);
-    // The oldest serial of the chain, expired three days ago, is still known, and its ban reaches the live tip.
-    const ban = await banSerial('a000');
-    expect(ban).toMatchObject({ created: true, renewals: ['a003'] });
-    expect((await revocations()).denyList().serials).toContain('a003');
-    // What went is forgotten: its serial is unknown now (it had no live SVID renewed from it).
-    await expect(banSerial('b001')).rejects.toMatchObject({ code: 'TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL' });
+    const atCutoff = attested('c000', CUTOFF);
+    const justAfter = attested('c001', CUTOFF + 1);
+    await record(...long, ...dead, atCutoff, justAfter);
+    expect(await pruneAll()).toBe(49 + dead.length + 1);
+    expect(await serials()).toEqual(sorted([long[49]!, long[50]!, justAfter]));
+    expect(await inv().find('a032')).toMatchObject({ lineage: 'a000', chain: 'a000', depth: 50 });
+    expect(await pruneAll()).toBe(0);
   });
 
-  test('a long-lived chain keeps the rows `reach` renewals above its kept ones; further up they go, a dead side branch within reach stays', async () => {
-    const rows = chainFrom(attested('e000', LONG_AGO), 'e0', [LONG_AGO, LONG_AGO, LONG_AGO, LONG_AGO, LONG_AGO, RECENTLY, LIVE]);
-    const side = renewal('ef01', rows[5]!, LONG_AGO);
-    await record(...rows, side);
-    // Kept: depth 6 (recently expired) and 7 (live); reach 2: depth 4 and deeper stay.
-    expect(await inv().prune(prune({ reach: 2 }))).toBe(4);
-    expect(await serials()).toEqual(['e004', 'e005', 'e006', 'e007', 'ef01']);
-    expect((await inv().renewalsOf('e004')).map((r) => r.serial)).toEqual(['e005']);
-    // The shallowest row left, `reach` above the shallowest kept one, still leads a ban to the live tip.
-    expect(await banSerial('e004')).toMatchObject({ renewals: ['e007'] });
+  test('a ban of a serial still held reaches the live SVIDs renewed from it though every row between them went (renewals shorter-lived than their parent)', async () => {
+    // e000, a live SVID, renewed for a short TTL: e001 and e002 expired days ago, e003 and e004 are live.
+    const e = chainFrom(attested('e000', LIVE), 'e0', [LONG_AGO, LONG_AGO, LIVE, LIVE]);
+    // f000 expired within the keep (kept); its renewals f001, f002 expired days ago, f003 is live.
+    const f = chainFrom(attested('f000', RECENTLY), 'f0', [LONG_AGO, LONG_AGO, LIVE]);
+    await record(...e, ...f);
+    expect(await pruneAll()).toBe(4);
+    expect(await serials()).toEqual(['e000', 'e003', 'e004', 'f000', 'f003']);
+    expect(await banSerial('f000')).toMatchObject({ created: true, renewals: ['f003'] });
+    expect(await banSerial('e000')).toMatchObject({ created: true, renewals: ['e003', 'e004'] });
+    const r = await revocations();
+    expect([...r.denyList().serials].sort()).toEqual(['e000', 'e003', 'e004', 'f003']);
+    // Each names the serial whose ban reached it, so lifting that one names them.
+    expect((await r.list()).find((b) => b.value === 'e004')).toMatchObject({ reason: 'renewed from banned serial e000', createdBy: 'test' });
   });
 
-  test('rows recorded before chains (and before lineage) stay while a chain grown from one of them keeps a live row; then they all go', async () => {
-    // 1000 → 1001 → 1002 from before lineage; 1002 renewed after the upgrade: 2001 (chain 1002, depth 1) → 2002 (live).
-    const old = chainFrom(attested('1000', LONG_AGO, 'no-lineage'), '10', [LONG_AGO, LONG_AGO], 'no-lineage');
-    const grown = chainFrom(old[2]!, '20', [LONG_AGO, LIVE]).slice(1);
-    // A dead chain from before chains (lineage recorded), and a dead one grown from an old SVID.
-    const oldDead = chainFrom(attested('3000', LONG_AGO, 'no-chain'), '30', [LONG_AGO], 'no-chain');
-    const deadGrown = renewal('4001', oldDead[1]!, LONG_AGO);
-    await record(...old, ...grown, ...oldDead, deadGrown);
+  test('within one chain a ban also reaches a second branch deeper than the banned SVID (a cloned key renewing); shallower rows and other chains stay', async () => {
+    // aa00 renewed twice: aa01 (renewed again: aa02) and ab01 (a second holder, renewed again: ab02), all live.
+    const g = chainFrom(attested('aa00', LIVE), 'aa', [LIVE, LIVE]);
+    const h = chainFrom(g[0]!, 'ab', [LIVE, LIVE]).slice(1);
+    const other = chainFrom(attested('ac00', LIVE), 'ac', [LIVE]);
+    await record(...g, ...h, ...other);
+    expect(await banSerial('aa01')).toMatchObject({ created: true, renewals: ['aa02', 'ab02'] });
+    expect([...(await revocations()).denyList().serials].sort()).toEqual(['aa01', 'aa02', 'ab02']);
+  });
+
+  test('a serial whose row went is unknown and nothing is banned; --force bans it and what is still held of its renewals', async () => {
+    const j = chainFrom(attested('ad00', LONG_AGO), 'ad', [LIVE, LIVE]);
+    await record(...j);
+    expect(await pruneAll()).toBe(1);
+    await expect(banSerial('ad00')).rejects.toMatchObject({ code: 'TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL' });
+    expect(await (await revocations()).list()).toEqual([]);
+    expect(await banSerial('ad00', true)).toMatchObject({ created: true, renewals: ['ad01', 'ad02'] });
+  });
+
+  test('rows recorded before chains: a ban follows their renewal links into the chain grown from them; they go by expiry like any row, and a walk through one that went stops there', async () => {
+    // 1000 → 1001 from before lineage, both expired within the keep; 1001 renewed after the upgrade: 2001 (chain
+    // 1001, depth 1), expired days ago, → 2002 (live). With 2001 gone the walk still reaches 2002: a renewal of an
+    // SVID recorded without a chain begins the chain named by that SVID's serial.
+    const old = chainFrom(attested('1000', RECENTLY, 'no-lineage'), '10', [RECENTLY], 'no-lineage');
+    const grown = chainFrom(old[1]!, '20', [LONG_AGO, LIVE]).slice(1);
+    // 3000 → 3001 (expired days ago) → 3002 (live), all from before chains.
+    const cut = chainFrom(attested('3000', RECENTLY, 'no-chain'), '30', [LONG_AGO, LIVE], 'no-chain');
+    await record(...old, ...grown, ...cut);
     expect(await inv().find('1001')).not.toHaveProperty('chain');
-
-    // Only the dead chain grown from an old row goes: the old rows' links are not measured, so they all stay.
-    expect(await inv().prune(prune())).toBe(1);
-    expect(await serials()).toEqual([...old, ...grown, ...oldDead].map((r) => r.serial).sort());
+    expect(await inv().find('2002')).toMatchObject({ chain: '1001', depth: 2 });
+    expect(await pruneAll()).toBe(2);
+    expect(await serials()).toEqual(['1000', '1001', '2002', '3000', '3002']);
     expect(await banSerial('1000')).toMatchObject({ created: true, renewals: ['2002'] });
-
-    // Once nothing grown from them is kept (2002 expired past the keep), the old rows go with that chain.
-    expect(await inv().prune(prune({ cutoffMs: LIVE + 1 }))).toBe(old.length + grown.length + oldDead.length);
+    // 3001 went: the walk from 3000 ends there (such rows all expire within a TTL and the keep of the upgrade).
+    expect(await banSerial('3000')).toMatchObject({ created: true, renewals: [] });
+    expect(await pruneAll(LIVE)).toBe(5);
     expect(await serials()).toEqual([]);
   });
 
-  test('an old row itself unexpired at the cutoff keeps all the old rows', async () => {
-    const old = chainFrom(attested('5000', LONG_AGO, 'no-chain'), '50', [RECENTLY], 'no-chain');
-    const oldDead = attested('6000', LONG_AGO, 'no-lineage');
-    await record(...old, oldDead);
-    expect(await inv().prune(prune())).toBe(0);
-    expect(await inv().prune(prune({ cutoffMs: NOW }))).toBe(3);
+  test('a renewal recorded between the read of a chain and the ban of its origin is found by the next read', async () => {
+    const m = chainFrom(attested('ba00', LIVE), 'ba', [LIVE]);
+    await record(...m);
+    let reads = 0;
+    // The store as the ban sees it: right after its first read, ba01 renews (its check found no ban on ba01 yet).
+    const racing = new Proxy(inv(), {
+      get: (target, key) => {
+        if (key === 'liveInChain') {
+          return async (...args: Parameters<InventoryStore['liveInChain']>) => {
+            const rows = await target.liveInChain(...args);
+            if (reads++ === 0) await target.record(renewal('ba02', m[1]!, LIVE));
+            return rows;
+          };
+        }
+        const value = Reflect.get(target, key, target) as unknown;
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    expect(await banSerial('ba00', false, racing)).toMatchObject({ created: true, renewals: ['ba01', 'ba02'] });
+    expect(reads).toBeGreaterThanOrEqual(2);
   });
 
-  test('a chain grown from an old row keeps them only while its kept rows are within reach of it', async () => {
-    const old = chainFrom(attested('7000', LONG_AGO, 'no-chain'), '70', [LONG_AGO], 'no-chain');
-    const grown = chainFrom(old[1]!, '80', [LONG_AGO, LONG_AGO, LIVE]).slice(1);
-    await record(...old, ...grown);
-    // The live 8003 is 3 renewals below the old 7001: with reach 2 no ban of an old row reaches it.
-    expect(await inv().prune(prune({ reach: 2 }))).toBe(old.length);
-    expect(await serials()).toEqual(['8001', '8002', '8003']);
+  test('liveInChain: the rows of one chain unexpired at a time and deeper than a depth, shallowest first, at most the limit', async () => {
+    const k = chainFrom(attested('ae00', LIVE), 'ae', [RECENTLY, LIVE, LIVE + 1]);
+    const other = chainFrom(attested('af00', LIVE), 'af', [LIVE]);
+    await record(...k, ...other);
+    const found = async (depth: number, nowMs = NOW, limit = 10) => (await inv().liveInChain('ae00', depth, nowMs, limit)).map((r) => r.serial);
+    expect(await found(0)).toEqual(['ae02', 'ae03']);
+    expect(await found(2)).toEqual(['ae03']);
+    expect(await found(0, NOW, 1)).toEqual(['ae02']);
+    expect(await found(0, LIVE)).toEqual(['ae03']);
+    expect(await inv().liveInChain('ae00', 0, NOW, 10)).toEqual([k[2], k[3]]);
   });
 
-  test('at most `batch` rows a statement and `maxRows` a prune; a probe row left behind is a dead chain', async () => {
-    const lone = Array.from({ length: 25 }, (_, i) => attested(`${(0xd100 + i).toString(16)}`, LONG_AGO));
-    await record(...lone, PROBE_ROW);
-    expect(await inv().prune(prune({ batch: 4, maxRows: 10 }))).toBe(10);
-    expect(await inv().prune(prune({ batch: 4, maxRows: 10 }))).toBe(10);
-    expect(await inv().prune(prune({ batch: 4, maxRows: 10 }))).toBe(6);
-    expect(await serials()).toEqual([]);
+  test('at most `maxRows` rows a statement, oldest first; a probe row left behind goes', async () => {
+    const lone = Array.from({ length: 25 }, (_, i) => attested(`${(0xd100 + i).toString(16)}`, LONG_AGO + i));
+    await record(...lone, PROBE_ROW, attested('d200', LIVE));
+    expect(await inv().prune(CUTOFF, 10)).toBe(10);
+    expect(await inv().find(PROBE_ROW.serial)).toBeUndefined();
+    expect(await inv().find('d108')).toBeUndefined();
+    expect(await inv().find('d109')).toBeDefined();
+    expect(await inv().prune(CUTOFF, 10)).toBe(10);
+    expect(await inv().prune(CUTOFF, 10)).toBe(6);
+    expect(await serials()).toEqual(['d200']);
   });
 });

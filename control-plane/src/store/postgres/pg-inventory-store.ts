@@ -1,8 +1,8 @@
-// The inventory of issued SVIDs in PostgreSQL, shared by every replica: `tessera certs list` and "does any live
-// SVID still chain to this authority" see what all of them issued. An SVID paid for with a join token is recorded by
-// the statement that spends the token, so no replica, killed anywhere, leaves a token spent without its SVID.
-import { type InventoryPruneStatements, type KeptChain, pruneInventory } from '../inventory-prune.js';
-import type { InventoryPrune, InventoryStore, IssuedSvidRow } from '../store-contract.js';
+// The inventory of issued SVIDs in PostgreSQL, shared by every replica: `tessera certs list`, "does any live SVID
+// still chain to this authority" and a serial ban's read of the live SVIDs renewed from a serial see what all of them
+// issued. An SVID paid for with a join token is recorded by the statement that spends the token, so no replica,
+// killed anywhere, leaves a token spent without its SVID. Rows go `inventory.keep` after they expired (prune).
+import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
 import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
@@ -26,6 +26,12 @@ export class PgInventoryStore implements InventoryStore {
 
   async renewalsOf(serial: string): Promise<IssuedSvidRow[]> {
     return (await this.#db.query<Row>(`SELECT ${COLUMNS} FROM issuances WHERE attested_as = $1 ORDER BY issued_at_ms, serial`, [`x509svid:${serial}`])).rows.map(fromRow);
+  }
+
+  /** By the (chain, not_after_ms) index: only the chain's live rows are read. */
+  async liveInChain(chain: string, depth: number, nowMs: number, limit: number): Promise<IssuedSvidRow[]> {
+    const sql = `SELECT ${COLUMNS} FROM issuances WHERE chain = $1 AND not_after_ms > $2 AND depth > $3 ORDER BY depth, serial LIMIT $4`;
+    return (await this.#db.query<Row>(sql, [chain, nowMs, depth, limit])).rows.map(fromRow);
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
@@ -70,26 +76,9 @@ export class PgInventoryStore implements InventoryStore {
     return { count: r?.n ?? 0, latestNotAfterMs: r?.latest ?? null };
   }
 
-  /** Run by one replica (the leader); each statement its own transaction, so none holds the table for long. */
-  async prune(p: InventoryPrune): Promise<number> {
-    return pruneInventory(pruneStatements(this.#db), p);
+  /** Run by one replica (the leader), oldest first; each call its own statement, so none holds the table for long. */
+  async prune(cutoffMs: number, maxRows: number): Promise<number> {
+    const sql = 'DELETE FROM issuances WHERE serial IN (SELECT serial FROM issuances WHERE not_after_ms <= $1 ORDER BY not_after_ms LIMIT $2)';
+    return (await this.#db.query(sql, [cutoffMs, maxRows])).rowCount;
   }
-}
-
-/** The prune's statements (inventory-prune.ts); the chain column is COLLATE "C", so its order is bytewise, as in SQLite. */
-function pruneStatements(db: PgQueryable): InventoryPruneStatements {
-  /** Deletes at most the last parameter's rows matching `where` and expired at the one before it. */
-  const del = async (where: string, params: unknown[]): Promise<number> => {
-    const n = params.length;
-    return (await db.query(`DELETE FROM issuances WHERE serial IN (SELECT serial FROM issuances WHERE ${where} AND not_after_ms <= $${n - 1} LIMIT $${n})`, params)).rowCount;
-  };
-  const one = async (sql: string, params: unknown[] = []) => (await db.query(sql, params)).rows.length > 0;
-  return {
-    keptChains: async (cutoffMs) => (await db.query<KeptChain>('SELECT chain, min(depth) AS "minDepth" FROM issuances WHERE not_after_ms > $1 GROUP BY chain ORDER BY chain', [cutoffMs])).rows,
-    deleteBetween: (after, before, cutoffMs, limit) => (before === undefined ? del('chain > $1', [after, cutoffMs, limit]) : del('chain > $1 AND chain < $2', [after, before, cutoffMs, limit])),
-    deleteShallow: (chain, belowDepth, cutoffMs, limit) => del('chain = $1 AND depth < $2', [chain, belowDepth, cutoffMs, limit]),
-    anyWithoutChain: () => one("SELECT 1 FROM issuances WHERE chain = '' LIMIT 1"),
-    withoutChain: (serial) => one("SELECT 1 FROM issuances WHERE serial = $1 AND chain = ''", [serial]),
-    deleteWithoutChain: (cutoffMs, limit) => del("chain = ''", [cutoffMs, limit]),
-  };
 }

@@ -93,11 +93,12 @@ export const MIGRATIONS: readonly string[] = [
   `ALTER TABLE issuances ADD COLUMN lineage TEXT NOT NULL DEFAULT '';`,
   // 9: audit rows older than `audit.keep` are deleted oldest first, in batches.
   `CREATE INDEX audit_at ON audit(at_ms);`,
-  // 10: each SVID's renewal tree and depth in it, so the upkeep can delete expired rows no serial ban's walk needs.
-  // Rows from before keep '' and NULL (inventory-prune.ts says what becomes of them).
+  // 10: each SVID's renewal tree and depth in it: a serial ban reads the live SVIDs renewed from a serial by the
+  // index (a chain's live rows only), with no row between them needed, so expired rows can go. Rows from before keep
+  // '' and NULL (revocations follow their renewal links, renewal-reach.ts).
   `ALTER TABLE issuances ADD COLUMN chain TEXT NOT NULL DEFAULT '';
    ALTER TABLE issuances ADD COLUMN depth INTEGER;
-   CREATE INDEX issuances_chain ON issuances(chain, depth);`,
+   CREATE INDEX issuances_chain ON issuances(chain, not_after_ms);`,
 ];
 
 const SCHEMA_VERSION = MIGRATIONS.length;

@@ -1,11 +1,9 @@
 // The inventory of issued SVIDs in SQLite: who got which serial, from which authority, valid until when. Answers
-// `tessera certs list`, "does any live SVID still chain to this authority" and the renewal lineage. An SVID paid for
-// with a join token is recorded in the transaction that spends the token, so a kill leaves no token spent without its
-// SVID. The prune's statements name their index: its deletes reach only rows they may delete through the (chain, depth)
-// index, never the old rows a long-lived chain keeps, which the index on expiry would walk first.
+// `tessera certs list`, "does any live SVID still chain to this authority", the renewal lineage and the live SVIDs
+// renewed from a serial. An SVID paid for with a join token is recorded in the transaction that spends the token, so
+// a kill leaves no token spent without its SVID. Rows go `inventory.keep` after they expired (prune).
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import { type InventoryPruneStatements, type KeptChain, pruneInventory } from '../inventory-prune.js';
-import type { InventoryPrune, InventoryStore, IssuedSvidRow } from '../store-contract.js';
+import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
 import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteInventoryStore implements InventoryStore {
@@ -18,7 +16,8 @@ export class SqliteInventoryStore implements InventoryStore {
   readonly #bySerial: StatementSync;
   readonly #renewals: StatementSync;
   readonly #spendToken: StatementSync;
-  readonly #prune: InventoryPruneStatements;
+  readonly #liveInChain: StatementSync;
+  readonly #prune: StatementSync;
 
   constructor(db: DatabaseSync) {
     this.#db = db;
@@ -33,7 +32,9 @@ export class SqliteInventoryStore implements InventoryStore {
     this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
     this.#renewals = db.prepare('SELECT * FROM issuances WHERE attested_as = ? ORDER BY issued_at_ms, serial');
     this.#spendToken = db.prepare('UPDATE join_tokens SET used_at_ms = ? WHERE hash = ? AND used_at_ms IS NULL AND revoked_at_ms IS NULL AND expires_at_ms > ?');
-    this.#prune = pruneStatements(db);
+    // By (chain, not_after_ms): only the chain's live rows are read, however many expired ones it still holds.
+    this.#liveInChain = db.prepare('SELECT * FROM issuances INDEXED BY issuances_chain WHERE chain = ? AND not_after_ms > ? AND depth > ? ORDER BY depth, serial LIMIT ?');
+    this.#prune = db.prepare('DELETE FROM issuances WHERE serial IN (SELECT serial FROM issuances WHERE not_after_ms <= ? ORDER BY not_after_ms LIMIT ?)');
   }
 
   /** The SVID with this serial (lower-case hex as recorded), if this control plane issued it. */
@@ -44,6 +45,10 @@ export class SqliteInventoryStore implements InventoryStore {
 
   async renewalsOf(serial: string): Promise<IssuedSvidRow[]> {
     return (this.#renewals.all(`x509svid:${serial}`) as unknown as Row[]).map(fromRow);
+  }
+
+  async liveInChain(chain: string, depth: number, nowMs: number, limit: number): Promise<IssuedSvidRow[]> {
+    return (this.#liveInChain.all(chain, nowMs, depth, limit) as unknown as Row[]).map(fromRow);
   }
 
   async record(r: IssuedSvidRow): Promise<void> {
@@ -103,29 +108,8 @@ export class SqliteInventoryStore implements InventoryStore {
     return { count: r.n, latestNotAfterMs: r.latest };
   }
 
-  async prune(p: InventoryPrune): Promise<number> {
-    return pruneInventory(this.#prune, p);
+  /** Oldest first, by the index on expiry; one statement, so SQLite's single writer is held for one batch only. */
+  async prune(cutoffMs: number, maxRows: number): Promise<number> {
+    return Number(this.#prune.run(cutoffMs, maxRows).changes);
   }
-}
-
-/** The prune's statements (inventory-prune.ts), each a single synchronous statement of at most `limit` rows. */
-function pruneStatements(db: DatabaseSync): InventoryPruneStatements {
-  const del = (where: string) => db.prepare(`DELETE FROM issuances WHERE serial IN (SELECT serial FROM issuances INDEXED BY issuances_chain WHERE ${where} AND not_after_ms <= ? LIMIT ?)`);
-  // By expiry: only the rows kept are read (the planner would walk the whole chain index for the GROUP BY).
-  const kept = db.prepare('SELECT chain, min(depth) AS minDepth FROM issuances INDEXED BY issuances_not_after WHERE not_after_ms > ? GROUP BY chain ORDER BY chain');
-  const between = del('chain > ? AND chain < ?');
-  const beyond = del('chain > ?');
-  const shallow = del('chain = ? AND depth < ?');
-  const old = del("chain = ''");
-  const anyOld = db.prepare("SELECT 1 AS x FROM issuances INDEXED BY issuances_chain WHERE chain = '' LIMIT 1");
-  const isOld = db.prepare("SELECT 1 AS x FROM issuances WHERE serial = ? AND chain = ''");
-  const changes = (r: { changes: number | bigint }) => Number(r.changes);
-  return {
-    keptChains: async (cutoffMs) => kept.all(cutoffMs) as unknown as KeptChain[],
-    deleteBetween: async (after, before, cutoffMs, limit) => changes(before === undefined ? beyond.run(after, cutoffMs, limit) : between.run(after, before, cutoffMs, limit)),
-    deleteShallow: async (chain, belowDepth, cutoffMs, limit) => changes(shallow.run(chain, belowDepth, cutoffMs, limit)),
-    anyWithoutChain: async () => anyOld.get() !== undefined,
-    withoutChain: async (serial) => isOld.get(serial) !== undefined,
-    deleteWithoutChain: async (cutoffMs, limit) => changes(old.run(cutoffMs, limit)),
-  };
 }

@@ -64,7 +64,8 @@ describe('serial bans and renewals', () => {
     expect(await codeOf(renew(key, grandchild))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
     // Listed with their reason and the operator, audited like any ban.
     const listed = await revocations.list();
-    expect(listed.find((b) => b.value === grandchild.serial)).toMatchObject({ reason: `renewed from banned serial ${legit.serial}`, createdBy: 'alice' });
+    // Each names the serial banned (whose lift then lists it), not its own origin: the ban reached it by its chain.
+    expect(listed.find((b) => b.value === grandchild.serial)).toMatchObject({ reason: `renewed from banned serial ${root.serial}`, createdBy: 'alice' });
     // The same ban again adds nothing and says so.
     expect(await revocations.ban({ kind: 'serial', value: root.serial, reason: 'again', createdBy: 'bob' })).toMatchObject({ created: false, renewals: [] });
   });

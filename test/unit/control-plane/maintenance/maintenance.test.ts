@@ -168,21 +168,22 @@ describe('controlPlaneMaintenance', () => {
     depth: 0,
   });
 
-  test('every hour the leader deletes inventory rows past inventory.keep that no chain needs, and says how many', async () => {
+  test('every hour the leader deletes inventory rows expired more than inventory.keep ago, in batches, and says how many', async () => {
     const { time, inventoryPruned, scheduler } = await setup();
-    await store.inventory.record(svid('aa01', time.nowMs() - INVENTORY_KEEP_MS - 1_000));
-    await store.inventory.record(svid('aa02', time.nowMs() - INVENTORY_KEEP_MS + 7_200_000 + 5_000));
+    const old = AUDIT_PRUNE_BATCH + 7;
+    for (let i = 0; i < old; i++) await store.inventory.record(svid(`aa${i.toString(16).padStart(4, '0')}`, time.nowMs() - INVENTORY_KEEP_MS - 1_000));
+    await store.inventory.record(svid('bb02', time.nowMs() - INVENTORY_KEEP_MS + 7_200_000 + 5_000));
     scheduler.start();
     time.advance(3_599_000);
     await scheduler.settled();
     expect(inventoryPruned).toEqual([]);
     time.advance(1_000);
     await scheduler.settled();
-    expect(inventoryPruned).toEqual([1]);
-    expect((await store.inventory.all()).map((r) => r.serial)).toEqual(['aa02']);
+    expect(inventoryPruned).toEqual([old]);
+    expect((await store.inventory.all()).map((r) => r.serial)).toEqual(['bb02']);
     time.advance(3_600_000);
     await scheduler.settled();
-    expect(inventoryPruned).toEqual([1]); // aa02 is still within its keep: nothing deleted, nothing said
+    expect(inventoryPruned).toEqual([old]); // bb02 is still within its keep: nothing deleted, nothing said
     scheduler.stop();
   });
 

@@ -55,7 +55,7 @@ describe('openSqliteStore', () => {
     await s.close();
   });
 
-  test('a schema-9 inventory is upgraded in place: its rows stay, without a chain, and the prune keeps them while one is live', async () => {
+  test('a schema-9 inventory is upgraded in place: its rows stay, without a chain, and are pruned by expiry like any', async () => {
     const file = join(tmp.dir, DATABASE_FILE);
     const v9 = new DatabaseSync(file);
     for (const m of MIGRATIONS.slice(0, 9)) v9.exec(m);
@@ -70,10 +70,10 @@ describe('openSqliteStore', () => {
     expect(row).toMatchObject({ serial: 'aa02', lineage: 'aa01' });
     expect(row).not.toHaveProperty('chain');
     expect(row).not.toHaveProperty('depth');
-    const prune = (cutoffMs: number) => s.inventory.prune({ cutoffMs, reach: 10_000, batch: 100, maxRows: 1_000 });
-    expect(await prune(5_000)).toBe(0);
-    expect((await s.inventory.all()).map((r) => r.serial).sort()).toEqual(['aa01', 'aa02']);
-    expect(await prune(9_000)).toBe(2);
+    expect((await s.inventory.renewalsOf('aa01')).map((r) => r.serial)).toEqual(['aa02']);
+    expect(await s.inventory.prune(5_000, 100)).toBe(1);
+    expect((await s.inventory.all()).map((r) => r.serial)).toEqual(['aa02']);
+    expect(await s.inventory.prune(9_000, 100)).toBe(1);
     await s.close();
   });
 
