@@ -71,36 +71,27 @@ export function controlPlaneMaintenance(p: MaintenanceParts): MaintenanceSchedul
     { name: 'limiter-sweep', everyMs: LIMITER_SWEEP_EVERY_MS, failure: tick, run: () => p.limiter.sweep() },
     { name: 'token-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.tokens.prune(p.clock.nowMs(), TOKEN_KEEP_MS) },
     { name: 'report-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && p.reports?.prune(p.clock.nowMs() - REPORT_KEEP_MS) },
-    { name: 'audit-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && pruneAudit(p) },
+    { name: 'audit-prune', everyMs: TOKEN_PRUNE_EVERY_MS, failure: tick, run: () => leads() && pruneInBatches(p.audit, p.auditKeepMs, p, p.onAuditPruned) },
     // A keep shorter than the hour is kept to (a test's seconds) rather than overshot by up to an hour.
-    { name: 'inventory-prune', everyMs: Math.min(TOKEN_PRUNE_EVERY_MS, p.inventoryKeepMs ?? TOKEN_PRUNE_EVERY_MS), failure: tick, run: () => leads() && pruneInventory(p) },
+    { name: 'inventory-prune', everyMs: Math.min(TOKEN_PRUNE_EVERY_MS, p.inventoryKeepMs ?? TOKEN_PRUNE_EVERY_MS), failure: tick, run: () => leads() && pruneInBatches(p.inventory, p.inventoryKeepMs, p, p.onInventoryPruned) },
     { name: 'ca-maintenance', everyMs: CA_MAINTENANCE_EVERY_MS, failure: 'CA maintenance failed', run: () => p.ca.maintain() },
   ];
   return new MaintenanceScheduler({ clock: p.clock, timers: p.timers, checkEveryMs: p.tickMs, tasks, onFailure: (t, e) => p.onFailure(t.failure, e) });
 }
 
-/** Deletes audit rows past their keep time in batches, each its own statement, until none is left or the cap. */
-async function pruneAudit(p: MaintenanceParts): Promise<void> {
-  if (!p.audit || p.auditKeepMs === undefined) return;
-  const before = p.clock.nowMs() - p.auditKeepMs;
+/**
+ * Deletes rows recorded (or expired) more than `keepMs` ago, in batches, each its own statement, until none is left
+ * or the cap: a first prune of years of rows never holds the database (or SQLite's event loop) long. The audit trail
+ * and the SVID inventory are pruned this way.
+ */
+async function pruneInBatches(table: { prune(beforeMs: number, maxRows: number): Promise<number> } | undefined, keepMs: number | undefined, p: MaintenanceParts, onPruned?: (rows: number) => void): Promise<void> {
+  if (!table || keepMs === undefined) return;
+  const before = p.clock.nowMs() - keepMs;
   let total = 0;
   for (let i = 0; i < AUDIT_PRUNE_MAX_BATCHES; i++) {
-    const n = await p.audit.prune(before, AUDIT_PRUNE_BATCH);
+    const n = await table.prune(before, AUDIT_PRUNE_BATCH);
     total += n;
     if (n < AUDIT_PRUNE_BATCH) break;
   }
-  if (total > 0) p.onAuditPruned?.(total);
-}
-
-/** Deletes inventory rows past `inventory.keep` in batches like the audit rows' (pruneAudit), oldest first. */
-async function pruneInventory(p: MaintenanceParts): Promise<void> {
-  if (!p.inventory || p.inventoryKeepMs === undefined) return;
-  const cutoffMs = p.clock.nowMs() - p.inventoryKeepMs;
-  let total = 0;
-  for (let i = 0; i < AUDIT_PRUNE_MAX_BATCHES; i++) {
-    const n = await p.inventory.prune(cutoffMs, AUDIT_PRUNE_BATCH);
-    total += n;
-    if (n < AUDIT_PRUNE_BATCH) break;
-  }
-  if (total > 0) p.onInventoryPruned?.(total);
+  if (total > 0) onPruned?.(total);
 }
