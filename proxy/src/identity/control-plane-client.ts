@@ -15,6 +15,7 @@ import type { TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { loadTesseraServices } from '../../../shared-io/proto-loader.js';
 import type { AttestationEvidence } from './attestation-evidence.js';
+import { parseHttpDate } from './clock-offset.js';
 import { channelOptions, controlPlaneCredentials } from './control-plane-credentials.js';
 import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
 import type { IssuedSvid, SignedSvidRaw, SvidSigner } from './control-plane-svid-source.js';
@@ -248,12 +249,19 @@ export class ControlPlaneClient implements SvidSigner {
       svid,
       (ch, deadline) =>
         new Promise((ok, fail) => {
-          ch.identity.SignSvid!(req, { deadline }, (err: grpc.ServiceError | null, res: SignSvidResponseMsg) => {
+          // The answer's timing and its `date` header (the control plane's clock) place the SVID's times on ours.
+          const sentAtMs = this.#o.clock.nowMs();
+          let controlPlaneDateMs: number | undefined;
+          const call = ch.identity.SignSvid!(req, { deadline }, (err: grpc.ServiceError | null, res: SignSvidResponseMsg) => {
             if (err) return fail(err);
             ok({
               chainDer: res.svid_chain,
               bundles: res.bundles.map((b) => ({ trustDomain: b.trust_domain, authoritiesDer: b.x509_authorities })),
+              timing: { sentAtMs, receivedAtMs: this.#o.clock.nowMs(), controlPlaneDateMs },
             });
+          }) as grpc.ClientUnaryCall;
+          call.on('metadata', (md: grpc.Metadata) => {
+            controlPlaneDateMs = parseHttpDate(md.get('date')[0]);
           });
         }),
     );

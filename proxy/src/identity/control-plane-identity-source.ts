@@ -10,6 +10,7 @@ import type { ProxyConfig } from '../config/proxy-config.js';
 import { evidenceProvider } from './attestation-evidence.js';
 import { bootstrapTrustDomain } from './bootstrap-trust-domain.js';
 import { installIdentity } from './bundle-merge.js';
+import { CLOCK_OFFSET_WARN_MS } from './clock-offset.js';
 import { ConfigWatch } from './config-watch-client.js';
 import { ControlPlaneClient, type MintedJwtSvid } from './control-plane-client.js';
 import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
@@ -32,6 +33,8 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   #watched: TrustBundleSet | undefined;
   #ready: Promise<void> | undefined;
   #stopped = false;
+  /** The clock offset was last told as too large: told again only once it is back within the bound. */
+  #offsetTold = false;
 
   constructor(cp: ControlPlaneIdentity, defaultAction: 'deny' | 'allow', deps: IdentitySourceDeps) {
     this.#d = deps;
@@ -67,6 +70,10 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       trustDomain: td,
       clock,
       timers,
+      onClockOffset: (ms) => {
+        deps.controlPlaneMetrics?.clockOffset(ms);
+        this.#tellClockOffset(ms);
+      },
       onEvent: (e) => {
         metrics.svidRotation(e.result, e.code);
         if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
@@ -152,6 +159,23 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#svids.stop();
     this.#watch.stop();
     this.#client.close();
+  }
+
+  /** A host clock found off is told once (and once when it is right again), not at every renewal. */
+  #tellClockOffset(ms: number): void {
+    const off = Math.abs(ms) >= CLOCK_OFFSET_WARN_MS;
+    if (off === this.#offsetTold) return;
+    this.#offsetTold = off;
+    const seconds = Math.round(ms / 100) / 10;
+    if (!off) {
+      this.#d.log.info({ clockOffsetSeconds: seconds }, "this host's clock agrees with the control plane's again");
+      return;
+    }
+    const effect = ms > 0 ? 'a certificate looks expired here that long before its NotAfter' : "a certificate looks not valid yet here for that long after its NotBefore (a fresh one, when that is longer than the control plane's svid.backdate)";
+    this.#d.log.warn(
+      { clockOffsetSeconds: seconds },
+      `this host's clock is ${Math.abs(seconds)} s ${ms > 0 ? 'ahead of' : 'behind'} the control plane's (from its SignSvid answer): SVID renewal follows the control plane's time, but ${effect} (docs/runbooks/clock-skew.md)`,
+    );
   }
 
   /** Installs the identity made of this SVID and these watched bundles; on a refusal neither is taken. */

@@ -3,8 +3,11 @@
 // re-reads the wall clock and asks renewal-schedule.ts what to do; the next look is due when that answer says, and
 // never more than `tickMs` later, so no long timer can be missed and an idle proxy is not woken every second.
 // An answer refused only because it is not valid yet by this host's clock (skew beyond the CA's backdate) is held
-// and installed once it is: asking again would spend nothing better, and a first attestation's token is already
-// spent.
+// and installed once it is, unless it has expired for everyone else by then: asking again would spend nothing
+// better, and a first attestation's token is already spent. The SVID's times are the control plane's clock: each
+// answer also says how far this host's clock is from it (clock-offset.ts), and the schedule runs on the SVID's times
+// moved by that offset, so a skewed host renews when a synchronized one would (audit 52a F1: one ahead by over half
+// the lifetime renewed every second).
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
@@ -17,7 +20,8 @@ import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { leafSpiffeId } from '../../../common/spiffe/x509-svid.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { AttestationEvidence, EvidenceProvider } from './attestation-evidence.js';
-import { type Readiness, type RenewalState, identityReadiness, nextCheckInMs, renewAtMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
+import { type AnswerTiming, clockOffsetMs } from './clock-offset.js';
+import { type LocalValidity, type Readiness, type RenewalState, identityReadiness, localValidity, nextCheckInMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
 
 /** What SignSvid returns, straight off the wire; validated whole before anything uses it. */
 export interface SignedSvidRaw {
@@ -25,6 +29,8 @@ export interface SignedSvidRaw {
   readonly chainDer: readonly Uint8Array[];
   /** Trust bundles returned with it; the one of the SVID's trust domain is required. */
   readonly bundles: readonly { readonly trustDomain: string; readonly authoritiesDer: readonly Uint8Array[] }[];
+  /** When it was asked for and came (this host's clock), with the control plane's clock; absent: the source times it. */
+  readonly timing?: AnswerTiming;
 }
 
 /** A validated SVID with its key, as installed. */
@@ -36,8 +42,10 @@ export interface IssuedSvid {
   readonly bundle: TrustBundle;
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
-  /** Wall-clock time the SignSvid answer arrived. */
+  /** Wall-clock time the SignSvid answer arrived (this host's clock). */
   readonly issuedAtMs: number;
+  /** This host's clock minus the control plane's, estimated from the answer (clock-offset.ts); absent or 0: they agree. */
+  readonly clockOffsetMs?: number;
   readonly serial: string;
 }
 
@@ -75,14 +83,18 @@ export interface ControlPlaneSvidSourceOptions {
   readonly tickMs?: number;
   readonly random?: () => number;
   readonly onEvent?: (e: SvidSourceEvent) => void;
+  /** Each valid answer's estimated clock offset (ms, local minus control plane), installed or not. */
+  readonly onClockOffset?: (offsetMs: number) => void;
 }
 
 /** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
 interface Held {
   readonly svid: IssuedSvid;
   readonly kind: 'attest' | 'reattest' | 'renew';
-  /** When every certificate of its chain is valid. */
+  /** When every certificate of its chain is valid by this host's clock (what the identity store checks). */
   readonly validFromMs: number;
+  /** When it expires for peers with the control plane's time, on this host's clock: then it is not worth installing. */
+  readonly expiresAtMs: number;
 }
 
 /** Default `tickMs`: how long the wall clock may go unread while nothing is due. */
@@ -92,7 +104,8 @@ export class ControlPlaneSvidSource {
   readonly #o: ControlPlaneSvidSourceOptions;
   readonly #random: () => number;
   #current: IssuedSvid | undefined;
-  #renewAt = 0;
+  /** The current SVID's validity and renewal point on this host's clock. */
+  #local: LocalValidity | undefined;
   #failures = 0;
   #retryAt: number | undefined;
   #lastError: string | undefined;
@@ -134,10 +147,10 @@ export class ControlPlaneSvidSource {
     return this.#current;
   }
 
-  /** The planned renewal instant of the current SVID (wall clock, ms). */
+  /** The planned renewal instant of the current SVID (this host's wall clock, ms). */
   get nextRenewalMs(): number | undefined {
-    if (!this.#current) return undefined;
-    return Math.max(this.#renewAt, this.#retryAt ?? 0);
+    if (!this.#local) return undefined;
+    return Math.max(this.#local.renewAtMs, this.#retryAt ?? 0);
   }
 
   get lastError(): string | undefined {
@@ -148,13 +161,16 @@ export class ControlPlaneSvidSource {
     return this.#failures;
   }
 
+  /** What the schedule decides on: the SVID's validity as moved onto this host's clock, not as printed in it. */
   state(): RenewalState {
-    const c = this.#current;
     const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), serialBanned: this.#serialBanned, ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
-    return c ? { ...base, svid: { notBeforeMs: c.notBeforeMs, notAfterMs: c.notAfterMs, renewAtMs: this.#renewAt } } : base;
+    return this.#local ? { ...base, svid: this.#local } : base;
   }
 
-  /** Identity readiness now: not ready before the first SVID, after expiry, or in the last 10 % while failing. */
+  /**
+   * Identity readiness now: not ready before the first SVID, after expiry, or in the last 10 % while failing. Expiry
+   * as peers with the control plane's time see it (they judge our SVID by their clocks), not by this host's clock.
+   */
   readiness(): Readiness {
     return identityReadiness(this.#o.clock.nowMs(), this.state(), this.#lastError);
   }
@@ -164,7 +180,7 @@ export class ControlPlaneSvidSource {
     if (this.#busy) return this.#busy;
     const now = this.#o.clock.nowMs();
     const held = this.#held;
-    if (held && now >= held.svid.notAfterMs) this.#held = undefined;
+    if (held && now >= held.expiresAtMs) this.#held = undefined;
     else if (held && now < held.validFromMs) {
       this.#schedule(now, held.validFromMs);
       return Promise.resolve();
@@ -230,16 +246,22 @@ export class ControlPlaneSvidSource {
       // A fresh key per SVID: the old key stays only with connections already made with it.
       const key = generateKeyPair('ec-p256');
       const csr = await createCsr(key, kind === 'renew' && current ? { uriSans: [current.id.toString()] } : {});
-      const raw = kind === 'renew' && current ? await signer.renew(csr, current) : await signer.attest(csr, await this.#o.evidence.read());
+      const renewWith = kind === 'renew' ? current : undefined;
+      const evidence = renewWith ? undefined : await this.#o.evidence.read();
+      const sentAtMs = clock.nowMs();
+      const raw = renewWith ? await signer.renew(csr, renewWith) : await signer.attest(csr, evidence!);
       stage = 'validate';
-      const svid = validateSignedSvid(raw, key, clock.nowMs(), { trustDomain: this.#o.trustDomain, sameIdAs: kind === 'renew' ? current?.id : undefined });
+      const timing = raw.timing ?? { sentAtMs, receivedAtMs: clock.nowMs() };
+      const svid = validateSignedSvid(raw, key, timing, { trustDomain: this.#o.trustDomain, sameIdAs: kind === 'renew' ? current?.id : undefined });
+      this.#o.onClockOffset?.(svid.clockOffsetMs ?? 0);
       stage = 'install';
       try {
         await this.#o.install(svid);
       } catch (e) {
         if (kind !== 'renew') this.#o.evidence.consumed(); // the control plane spent it, whatever we make of the answer
         const validFromMs = Math.max(...svid.chain.map((c) => c.validFromDate.getTime()));
-        if (validFromMs > clock.nowMs() && clock.nowMs() < svid.notAfterMs) this.#held = { svid, kind, validFromMs };
+        const expiresAtMs = svid.notAfterMs + (svid.clockOffsetMs ?? 0);
+        if (validFromMs > clock.nowMs() && validFromMs < expiresAtMs) this.#held = { svid, kind, validFromMs, expiresAtMs };
         throw e;
       }
       if (kind !== 'renew') this.#o.evidence.consumed();
@@ -252,7 +274,7 @@ export class ControlPlaneSvidSource {
 
   #installed(kind: 'attest' | 'reattest' | 'renew', svid: IssuedSvid): void {
     this.#current = svid;
-    this.#renewAt = renewAtMs(svid.notBeforeMs, svid.notAfterMs, this.#random);
+    this.#local = localValidity(svid, this.#random);
     this.#failures = 0;
     this.#retryAt = undefined;
     this.#lastError = undefined;
@@ -263,7 +285,7 @@ export class ControlPlaneSvidSource {
   #failed(kind: 'attest' | 'reattest' | 'renew', result: 'failure' | 'refused', e: unknown): void {
     const now = this.#o.clock.nowMs();
     this.#failures++;
-    this.#retryAt = retryAtMs(now, this.#failures, this.#current?.notAfterMs, undefined, this.#random);
+    this.#retryAt = retryAtMs(now, this.#failures, this.#local?.notAfterMs, undefined, this.#random);
     const held = this.#held;
     this.#lastError = describeError(e) + (held ? `; held, installed at ${new Date(held.validFromMs).toISOString()} by this host's clock (behind the control plane's?)` : '');
     this.#o.onEvent?.({ kind, result, error: this.#lastError, ...(isTesseraError(e) ? { code: e.code } : {}) });
@@ -278,7 +300,7 @@ export class ControlPlaneSvidSource {
 export function validateSignedSvid(
   raw: SignedSvidRaw,
   key: KeyPair,
-  nowMs: number,
+  timing: AnswerTiming,
   expect: { trustDomain?: TrustDomain | undefined; sameIdAs?: SpiffeId | undefined } = {},
 ): IssuedSvid {
   const bad = (msg: string) => new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', msg);
@@ -306,14 +328,17 @@ export function validateSignedSvid(
     throw bad(`the SVID is in trust domain "${verified.id.trustDomain}", expected "${expect.trustDomain}"`);
   }
   if (expect.sameIdAs && !expect.sameIdAs.equals(verified.id)) throw bad(`renewal changed the SPIFFE ID from ${expect.sameIdAs} to ${verified.id}`);
+  const notBeforeMs = leaf.validFromDate.getTime();
+  const notAfterMs = leaf.validToDate.getTime();
   return {
     id: verified.id,
     chain,
     key,
     bundle,
-    notBeforeMs: leaf.validFromDate.getTime(),
-    notAfterMs: leaf.validToDate.getTime(),
-    issuedAtMs: nowMs,
+    notBeforeMs,
+    notAfterMs,
+    issuedAtMs: timing.receivedAtMs,
+    clockOffsetMs: clockOffsetMs(timing, notBeforeMs, notAfterMs),
     serial: leaf.serialNumber.toLowerCase(),
   };
 }

@@ -1,7 +1,8 @@
 // When to renew the SVID, as pure functions of wall-clock time: renewal point with jitter, retry backoff, the
 // last-10 % readiness rule, when to look again. The caller re-asks at least every few seconds, so a suspended host
 // or a stopped timer cannot skip a renewal: every answer is derived from "now" and the SVID's own validity, never
-// from elapsed timers.
+// from elapsed timers. That validity is on this host's clock: the control plane's NotBefore/NotAfter moved by the
+// offset the answer showed (localValidity), so a host whose clock is off renews when a synchronized one would.
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
 
 /** Renewal happens at this fraction of the lifetime (NotBefore → NotAfter) ... */
@@ -10,6 +11,12 @@ export const RENEW_FRACTION = 0.5;
 export const RENEW_JITTER = 0.1;
 /** The share of the lifetime, at its end, in which a non-renewed SVID makes the proxy not ready. */
 export const LAST_FRACTION = 0.1;
+/**
+ * The soonest a renewal point may be after its SVID arrived, as a share of the lifetime: a synchronized host's is
+ * at least 0.45 - 1/3 of it later (the control plane backdates at most a third of the lifetime), so this only ever
+ * holds a renewal back when the clock-offset estimate is wrong, and then a proxy renews at most 10 times a lifetime.
+ */
+export const MIN_RENEW_AFTER_FRACTION = 0.1;
 
 export const DEFAULT_RETRY_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 500, maxMs: 30_000, multiplier: 2, jitter: 0.2 });
 
@@ -20,6 +27,34 @@ export function renewAtMs(notBeforeMs: number, notAfterMs: number, random: () =>
   return Math.round(notBeforeMs + lifetime * fraction);
 }
 
+/** An SVID's validity and renewal point on this host's clock (ms). */
+export interface LocalValidity {
+  readonly notBeforeMs: number;
+  readonly notAfterMs: number;
+  readonly renewAtMs: number;
+}
+
+/**
+ * Where the schedule places an SVID on this host's clock. Its NotBefore/NotAfter are the control plane's clock,
+ * moved by `clockOffsetMs` (local minus control plane, clock-offset.ts): the renewal point is then the instant a
+ * host whose clock agrees with the control plane's renews at, whichever way this one is off, and expiry is the
+ * instant peers with that time (and the control plane, which judges a renewal's client certificate) see it expire.
+ * The same as anchoring the point to the local arrival time, `issuedAtMs + (renewAt - NotBefore)`, minus the SVID's
+ * age on arrival by the control plane's clock (its backdate, which the answer's date shows): anchored without that
+ * subtraction, a proxy would renew a backdate later than intended, for every clock. Never sooner than a tenth of
+ * the lifetime after arrival (MIN_RENEW_AFTER_FRACTION), so no estimate can make a fresh SVID due at once.
+ */
+export function localValidity(
+  svid: { readonly notBeforeMs: number; readonly notAfterMs: number; readonly issuedAtMs: number; readonly clockOffsetMs?: number | undefined },
+  random: () => number = Math.random,
+): LocalValidity {
+  const offset = svid.clockOffsetMs ?? 0;
+  const notBeforeMs = svid.notBeforeMs + offset;
+  const notAfterMs = svid.notAfterMs + offset;
+  const soonest = Math.round(svid.issuedAtMs + Math.max(0, notAfterMs - notBeforeMs) * MIN_RENEW_AFTER_FRACTION);
+  return { notBeforeMs, notAfterMs, renewAtMs: Math.max(renewAtMs(notBeforeMs, notAfterMs, random), soonest) };
+}
+
 /** True once `nowMs` is within the last 10 % of the validity period (or past it). */
 export function inLastTenth(nowMs: number, notBeforeMs: number, notAfterMs: number): boolean {
   const lifetime = Math.max(0, notAfterMs - notBeforeMs);
@@ -28,7 +63,7 @@ export function inLastTenth(nowMs: number, notBeforeMs: number, notAfterMs: numb
 
 /** What the identity source knows; the schedule needs nothing else. */
 export interface RenewalState {
-  /** The current SVID's validity, absent before the first one. */
+  /** The current SVID's validity on this host's clock (localValidity), absent before the first one. */
   readonly svid?: { readonly notBeforeMs: number; readonly notAfterMs: number; readonly renewAtMs: number };
   /** Consecutive failed attempts since the last success. */
   readonly failures: number;

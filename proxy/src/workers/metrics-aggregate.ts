@@ -21,6 +21,7 @@ export const PRIMARY_ONLY: ReadonlySet<string> = new Set([
   'tessera_workload_api_jwt_calls_total',
   'tessera_workload_api_calls_total',
   'tessera_control_plane_current',
+  'tessera_control_plane_clock_offset_seconds',
   'tessera_control_plane_failovers_total',
   'tessera_control_plane_failbacks_total',
   'tessera_fleet_reports_total',

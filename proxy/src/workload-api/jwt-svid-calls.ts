@@ -26,9 +26,13 @@ export interface WorkloadJwtSource {
 /** Cached tokens at most (distinct audience sets a pod asks for are few; bound them anyway). */
 export const MAX_CACHED_JWT_SVIDS = 256;
 
-/** Tokens per (ID, audience set), reused until half their lifetime has passed. */
+/**
+ * Tokens per (ID, audience set), reused until half their lifetime has passed, counted on this host's clock from
+ * when the token arrived: its iat/exp are the control plane's clock, and compared with this one a host behind by
+ * over half the lifetime handed out tokens already expired, one ahead by as much fetched a new one at every call.
+ */
 export class JwtSvidCache {
-  readonly #entries = new Map<string, MintedJwtSvid>();
+  readonly #entries = new Map<string, { readonly token: MintedJwtSvid; readonly reuseUntilMs: number }>();
 
   static key(spiffeId: string, audience: readonly string[]): string {
     return JSON.stringify([spiffeId, [...new Set(audience)].sort()]);
@@ -37,21 +41,22 @@ export class JwtSvidCache {
   get(key: string, nowMs: number): MintedJwtSvid | undefined {
     const e = this.#entries.get(key);
     if (!e) return undefined;
-    if (nowMs >= e.issuedAtMs + (e.expiresAtMs - e.issuedAtMs) / 2) {
+    if (nowMs >= e.reuseUntilMs) {
       this.#entries.delete(key);
       return undefined;
     }
-    return e;
+    return e.token;
   }
 
   clear(): void {
     this.#entries.clear();
   }
 
-  set(key: string, token: MintedJwtSvid): void {
+  /** `receivedAtMs`: this host's clock when the token came from the control plane. */
+  set(key: string, token: MintedJwtSvid, receivedAtMs: number): void {
     this.#entries.delete(key);
     if (this.#entries.size >= MAX_CACHED_JWT_SVIDS) this.#entries.delete(this.#entries.keys().next().value!);
-    this.#entries.set(key, token);
+    this.#entries.set(key, { token, reuseUntilMs: receivedAtMs + Math.max(0, token.expiresAtMs - token.issuedAtMs) / 2 });
   }
 }
 
@@ -156,7 +161,7 @@ export class WorkloadJwtCalls {
     }
     this.#s.mint(audience).then(
       (t) => {
-        this.#cache.set(key, t);
+        this.#cache.set(key, t, this.#s.nowMs());
         report('ok', 'none');
         reply(t);
       },

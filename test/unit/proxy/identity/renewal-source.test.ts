@@ -372,7 +372,9 @@ describe('ControlPlaneSvidSource', () => {
     const store = new IdentityStore(clock);
     const bundles = new TrustBundleSet([TrustBundle.parse('example.org', ca.bundlePem())]);
     const s = makeSource(undefined, (svid) => installIdentity(store, svid, bundles, bundles));
-    signer.notBeforeOffsetMs = 10_000; // this proxy's clock is 10 s behind the control plane's (past its backdate)
+    // This proxy's clock is 15 s behind the control plane's, 10 s past its 5 s backdate: NotAfter is its now + 20 s.
+    signer.notBeforeOffsetMs = 10_000;
+    signer.ttlMs = 35_000;
     s.start();
     await s.tick();
     expect(store.current).toBeUndefined();

@@ -30,11 +30,13 @@ let minted: string[][];
 let failMint: boolean;
 let calls: string[];
 let revoked: Set<string>;
+/** The control plane's clock minus this host's: its iat/exp are on its clock. */
+let controlPlaneAheadMs: number;
 
 function mint(audience: readonly string[]): Promise<MintedJwtSvid> {
   if (failMint) return Promise.reject(new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE: down', { grpcCode: grpc.status.UNAVAILABLE }));
   minted.push([...audience]);
-  const now = time.nowMs();
+  const now = time.nowMs() + controlPlaneAheadMs;
   const token = signJwtSvid({ privateKey: k1.privateKey, keyId: 'k1', spiffeId: ID, audience, issuedAtMs: now, expiresAtMs: now + 300_000 });
   return Promise.resolve({ token, spiffeId: ID, issuedAtMs: now, expiresAtMs: now + 300_000 });
 }
@@ -57,6 +59,7 @@ beforeEach(async () => {
   failMint = false;
   calls = [];
   revoked = new Set();
+  controlPlaneAheadMs = 0;
   server = await WorkloadApiServer.start({
     timers: realTimers,
     socketPath: join(tmp.dir, 'wl.sock'),
@@ -86,6 +89,22 @@ test('a token is reused per audience set until half its lifetime, then fetched a
   expect(minted).toHaveLength(3);
   expect(b).not.toBe(a);
   expect(calls.filter((c) => c === 'fetch/ok/none')).toHaveLength(5);
+});
+
+test('a clock off the control plane\'s: a token is reused for half its lifetime from its arrival, by this clock', async () => {
+  // Behind by 200 s (of a 300 s token): compared with iat/exp, it was handed out until 50 s past its exp.
+  controlPlaneAheadMs = 200_000;
+  const a = await fetchToken(['x']);
+  time.set(time.nowMs() + 149_000);
+  expect(await fetchToken(['x'])).toBe(a);
+  time.set(time.nowMs() + 1_000);
+  expect(await fetchToken(['x'])).not.toBe(a);
+  // Ahead by 200 s: compared with iat/exp, every call asked the control plane for a new one.
+  controlPlaneAheadMs = -200_000;
+  const b = await fetchToken(['y']);
+  time.set(time.nowMs() + 149_000);
+  expect(await fetchToken(['y'])).toBe(b);
+  expect(minted).toEqual([['x'], ['x'], ['y']]);
 });
 
 test('a control plane that cannot answer is UNAVAILABLE and counted as failed', async () => {
