@@ -127,7 +127,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_UP_START_FAILED: entry(INTERNAL, 500, 'A part of the local mesh did not start or did not become ready (its log file is named).'),
 
   // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
-  TESSERA_ERR_PROXY_LISTEN_FAILED: entry(INTERNAL, 500, 'A proxy listener could not bind its address (in use, or not permitted).'),
+  TESSERA_ERR_PROXY_LISTEN_FAILED: entry(INTERNAL, 500, 'A proxy listener could not bind its address (in use, or not permitted). Every listener is bound before the proxy attests, so such a start has spent no join token.'),
   TESSERA_ERR_PROXY_START_FAILED: entry(INTERNAL, 500, 'The proxy could not start: a file or directory it needs cannot be used (the path and cause are named).'),
   TESSERA_ERR_UPSTREAM_QUEUE_FULL: entry(UNAVAILABLE, 503, 'Every upstream connection of a listener is busy and its wait queue is full; the request is answered 503 (upstream_unavailable).'),
   TESSERA_ERR_UPSTREAM_POOL_CLOSED: entry(UNAVAILABLE, 502, 'The listener is shutting down and its upstream pool takes no more requests; the request is answered 502 (upstream_unavailable).'),
@@ -145,6 +145,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_IDENTITY_FILE_UNREADABLE: entry(INTERNAL, 500, 'An identity file (SVID chain, private key or trust bundle) could not be read (the file and the cause are named).'),
   TESSERA_ERR_IDENTITY_FILE_MALFORMED: entry(INVALID_ARGUMENT, 400, 'An identity file holds no usable PEM of the expected kind, or a truncated one (the file and the fault are named).'),
   TESSERA_ERR_IDENTITY_KEY_FILE_PERMISSIONS: entry(FAILED_PRECONDITION, 500, 'The private-key file is readable by others, or by a group this process is not in; like ssh, Tessera refuses it until it is owner-only (chmod 600) or group-readable only by a group of this process (a Kubernetes Secret volume in a pod with fsGroup: root:<fsGroup> 0440).'),
+  TESSERA_ERR_IDENTITY_STATE_INVALID: entry(INVALID_ARGUMENT, 400, 'The SVID kept in identity.controlPlane.stateDir cannot be used: unreadable, not owner-only, truncated or malformed, its key does not match, or it is of another trust domain or does not verify under the bootstrap bundle (the file and the fault are named). The proxy attests with its configured evidence instead.'),
+  TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED: entry(INTERNAL, 500, 'The proxy could not write its SVID and key to identity.controlPlane.stateDir (the path and cause are named); it keeps serving, but a restart before the next successful write attests again.'),
   // --- Discovery and routing (control-plane/src/discovery, proxy/src/routing) ---
   TESSERA_ERR_DISCOVERY_BAD_ENDPOINT: entry(INVALID_ARGUMENT, 400, 'An endpoint in a registration, a static endpoints file or a discovery update is malformed (the field is named).'),
   TESSERA_ERR_DISCOVERY_BAD_SERVICE_NAME: entry(INVALID_ARGUMENT, 400, 'A service name is not [a-z0-9.-]+ starting and ending with a letter or digit.'),

@@ -1,6 +1,7 @@
 // The proxy's composition root: builds the identity source, policy source, telemetry, admin listener, discovery,
 // the Workload API and the fleet report from a validated config, around the plane that runs the listeners (this
-// process, or N listener workers with `workers: N`), and owns start-up order and graceful drain.
+// process, or N listener workers with `workers: N`), and owns start-up order (every port bound before the identity
+// source attests) and graceful drain.
 import { describeError } from '../../common/errors.js';
 import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../shared-io/timers.js';
@@ -15,6 +16,7 @@ import type { ProxyConfig } from './config/proxy-config.js';
 import { redactedConfig } from './config/redact-config.js';
 import { IdentityStore } from './identity/identity-store.js';
 import { JwtBundleHolder } from './identity/jwt-bundle-holder.js';
+import type { IdentitySource } from './identity/identity-source.js';
 import { openIdentitySource } from './identity/open-identity-source.js';
 import type { ListenerPlane } from './listeners/listener-plane.js';
 import { LocalPlane } from './listeners/local-plane.js';
@@ -47,22 +49,24 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
   const draining = new Latch();
   identity.subscribe((s) => metrics.svidExpiry(s.notAfterMs));
 
-  const source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock, timers });
-  const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
-  const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
-
   // Made once identity is in (below); the readiness check and shutdown read it.
   let mesh: MeshDiscovery | undefined;
+  // Opened after the ports and the admin listener are bound (below); until then the identity is "starting".
+  let source: IdentitySource | undefined;
   const readiness = new Readiness()
     .add('draining', () => (draining.isSet ? 'draining' : undefined))
-    .add('identity', () => source.notReadyReason())
+    .add('identity', () => (source ? source.notReadyReason() : 'identity source starting'))
     .add('policies', () => (policies.loaded ? undefined : 'waiting for the first policy snapshot'))
     .add(plane.readinessName, () => plane.notReadyReason())
     .add('served-serial', () => served.notReadyReason())
     .add('discovery', () => (mesh?.watch && mesh.directory.version === undefined ? 'waiting for the first endpoints from discovery' : undefined));
-  const stopAll = () => {
-    for (const s of stoppables) s.stop();
-  };
+
+  // Every port is bound before the identity source starts: a port in use fails the start before a join token is
+  // spent (audit 52a F3). The listeners' sockets reset every connection until the listeners serve on them.
+  await plane.reserve().catch(async (e: unknown) => {
+    await plane.close();
+    throw e;
+  });
   const admin = await startAdminServer({
     listen: config.admin.listen,
     registry: plane.metrics,
@@ -70,15 +74,27 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     onRefused: (reason) => metrics.rejected('admin', reason),
     ...{ clock, timers },
     readiness: () => readiness.state(),
-    certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source.nextRenewalMs, lastServedCheck: served.last }),
+    certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source?.nextRenewalMs, lastServedCheck: served.last }),
     endpoints: () => plane.endpoints(),
     config: async () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, ...(await plane.describe()) }),
     onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
     appProbes: config.admin.appProbes,
-  }).catch((e: unknown) => {
-    stopAll();
+  }).catch(async (e: unknown) => {
+    await plane.close();
     throw e;
   });
+
+  // Attestation starts here, once nothing else of the start can fail on a port.
+  source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock, timers }).catch(async (e: unknown) => {
+    await plane.close();
+    await admin.close();
+    throw e;
+  });
+  const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
+  const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
+  const stopAll = () => {
+    for (const s of stoppables) s.stop();
+  };
 
   // ---- listeners, once identity and policy are in place (no mTLS is served before)
   await source.ready();

@@ -306,7 +306,7 @@ test('SIGTERM on the primary drains every worker: in-flight requests finish, the
   for (const pid of pids) expect(() => process.kill(pid, 0), `worker ${pid} still running`).toThrow();
 }, 60_000);
 
-test('a listen port another process holds fails the start with a coded error from the worker', async () => {
+test('a listen port another process holds fails the start with a coded error, from the primary before any worker starts', async () => {
   const holder = createTcpServer();
   await new Promise<void>((r) => holder.listen(0, '127.0.0.1', r));
   const port = (holder.address() as AddressInfo).port;
@@ -314,5 +314,7 @@ test('a listen port another process holds fails the start with a coded error fro
   const r = await tessera(['proxy', '--config', join(dir, 'taken.yaml')], { timeoutMs: 20_000 });
   holder.close();
   expect(r.code).toBe(1);
-  expect(r.stderr).toContain('TESSERA_ERR_PROXY_LISTEN_FAILED: proxy worker 0: a listener port is already in use');
+  // The primary binds every port (SO_REUSEPORT, as the workers do) before it attests (audit 52a F3).
+  expect(r.stderr).toContain(`TESSERA_ERR_PROXY_LISTEN_FAILED: a listener port is already in use: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+  expect(r.stderr).not.toContain('proxy worker');
 }, 30_000);

@@ -20,6 +20,8 @@ export type IdentityConfig =
       readonly kubernetesTokenFile?: string;
       /** TPM attestation: a quote by the local TPM's attestation key (docs/tpm-attestation.md). */
       readonly tpm?: TpmEvidenceConfig;
+      /** Where the SVID and its key are kept across restarts (proxy/src/identity/svid-state-dir.ts); absent: nowhere. */
+      readonly stateDir?: string;
     };
 
 export const identitySchema: ObjectSchema = {
@@ -55,6 +57,7 @@ export const identitySchema: ObjectSchema = {
         joinTokenFile: { type: 'string', minLength: 1 },
         kubernetesTokenFile: { type: 'string', minLength: 1 },
         tpm: TPM_EVIDENCE_SCHEMA,
+        stateDir: { type: 'string', minLength: 1, description: 'Directory (0700) where the proxy keeps its SVID and key (0600) across restarts; a restart starts from them instead of attesting' },
       },
     },
     files: {
@@ -79,6 +82,7 @@ export interface RawIdentity {
     joinTokenFile?: string;
     kubernetesTokenFile?: string;
     tpm?: TpmEvidenceInput;
+    stateDir?: string;
   };
   files?: { certFile: string; keyFile: string; bundleFile: string };
 }
@@ -101,5 +105,6 @@ export function resolveIdentity(id: RawIdentity, base: string, problem: (keyPath
     ...(cp.joinTokenFile ? { joinTokenFile: path(cp.joinTokenFile) } : {}),
     ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: path(cp.kubernetesTokenFile) } : {}),
     ...(cp.tpm ? { tpm: resolveTpmEvidenceConfig(cp.tpm, base) } : {}),
+    ...(cp.stateDir ? { stateDir: path(cp.stateDir) } : {}),
   };
 }

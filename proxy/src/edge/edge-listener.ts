@@ -3,6 +3,7 @@
 // mTLS with secure naming (HTTP/1.1, HTTP/2 or gRPC per route), forwarding headers from the real connection,
 // optional HSTS, the same metrics, access log, tracing and drain as sidecars.
 import * as http2 from 'node:http2';
+import type * as net from 'node:net';
 import * as tls from 'node:tls';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import type { EdgeConfig } from '../config/edge-config.js';
@@ -112,8 +113,8 @@ export class EdgeListener implements Listener {
     });
   }
 
-  async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#server, this.config.listen, () => this.#d.metrics.rejected('edge', 'too_many_connections'));
+  async start(bound?: net.Server): Promise<{ host: string; port: number }> {
+    this.#port = await listenOn(this.#server, bound ?? this.config.listen, () => this.#d.metrics.rejected('edge', 'too_many_connections'));
     this.#gate.port = this.#port;
     this.#sessions.start();
     this.#certs.start((opts) => this.#server.setSecureContext(opts));

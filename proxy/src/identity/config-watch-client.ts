@@ -56,7 +56,8 @@ export function parseConfigSnapshot(msg: ConfigSnapshotMsg, opts: { defaultActio
 export type ConfigWatchEvent =
   | { readonly kind: 'applied'; readonly version: string }
   | { readonly kind: 'refused'; readonly version: string; readonly error: string }
-  | { readonly kind: 'disconnected'; readonly error: string; readonly retryInMs: number };
+  /** `cause`: the error the stream ended with (undefined for a clean end), for a caller that judges the refusal. */
+  | { readonly kind: 'disconnected'; readonly error: string; readonly retryInMs: number; readonly cause?: unknown };
 
 export interface ConfigWatchOptions {
   /** Opens the stream with this SVID as client certificate (ControlPlaneClient.watch). */
@@ -94,7 +95,7 @@ export class ConfigWatch {
         return handle;
       },
       onMessage: (msg) => this.#onSnapshot(msg),
-      onDisconnect: (error, retryInMs) => opts.onEvent?.({ kind: 'disconnected', error: errorText(error), retryInMs }),
+      onDisconnect: (error, retryInMs) => opts.onEvent?.({ kind: 'disconnected', error: errorText(error), retryInMs, cause: error }),
       ...(opts.timers ? { timers: opts.timers } : {}),
       ...(opts.random ? { random: opts.random } : {}),
       ...(opts.backoff ? { backoff: opts.backoff } : {}),

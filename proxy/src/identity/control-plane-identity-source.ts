@@ -1,29 +1,37 @@
 // The control-plane identity source: attestation and renewal (control-plane-svid-source.ts) and the Config/Watch
 // stream (bundles, policies, bans) over one client, assembled into the identity store. The client's calls, and the
 // discovery streams that share it, go to the replica the one ControlPlaneEndpoints names (failover and failback).
+// With a state dir (svid-state-dir.ts) every installed SVID is written there and a restart starts from it.
 // Loaded only for identity.controlPlane, so a proxy on file identities does not load gRPC.
 import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import type { ProxyConfig } from '../config/proxy-config.js';
-import { evidenceProvider } from './attestation-evidence.js';
+import { type EvidenceProvider, evidenceProvider } from './attestation-evidence.js';
 import { bootstrapTrustDomain } from './bootstrap-trust-domain.js';
 import { installIdentity } from './bundle-merge.js';
 import { CLOCK_OFFSET_WARN_MS } from './clock-offset.js';
 import { ConfigWatch } from './config-watch-client.js';
 import { ControlPlaneClient, type MintedJwtSvid } from './control-plane-client.js';
 import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
-import { ControlPlaneSvidSource, type IssuedSvid } from './control-plane-svid-source.js';
+import { ControlPlaneSvidSource, type IssuedSvid, refusedByControlPlane } from './control-plane-svid-source.js';
 import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
 import { resolveHost } from './resolve-host.js';
+import { SvidStateDir } from './svid-state-dir.js';
 
 type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPlane' }>;
 
 export class ControlPlaneIdentitySource implements IdentitySource {
   readonly deliversPolicies = true;
   readonly #d: IdentitySourceDeps;
+  readonly #td: TrustDomain;
+  readonly #bootstrapBundle: TrustBundle;
   readonly #bootstrap: TrustBundleSet;
+  readonly #evidence: EvidenceProvider;
+  /** Where the SVID is kept across restarts (identity.controlPlane.stateDir), if anywhere. */
+  readonly #state: SvidStateDir | undefined;
   readonly #endpoints: ControlPlaneEndpoints;
   readonly #client: ControlPlaneClient;
   readonly #svids: ControlPlaneSvidSource;
@@ -41,7 +49,11 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     const { store, metrics, log, clock, deadlineClock, timers } = deps;
     const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
     const td = bootstrapTrustDomain(bootstrapPem, cp.bundleFile, cp.trustDomain);
-    this.#bootstrap = new TrustBundleSet([TrustBundle.parse(td, bootstrapPem)]);
+    this.#td = td;
+    this.#bootstrapBundle = TrustBundle.parse(td, bootstrapPem);
+    this.#bootstrap = new TrustBundleSet([this.#bootstrapBundle]);
+    this.#state = cp.stateDir ? new SvidStateDir(cp.stateDir) : undefined;
+    this.#evidence = evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}), ...(cp.tpm ? { tpm: cp.tpm } : {}) });
     this.#endpoints = new ControlPlaneEndpoints({
       addresses: cp.addresses,
       clock,
@@ -58,10 +70,12 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#client = new ControlPlaneClient({ endpoints: this.#endpoints, trustDomain: td, bundles: () => store.current?.bundles ?? this.#watched ?? this.#bootstrap, clock, deadlineClock });
     this.#svids = new ControlPlaneSvidSource({
       signer: this.#client,
-      evidence: evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}), ...(cp.tpm ? { tpm: cp.tpm } : {}) }),
+      evidence: this.#evidence,
       install: (s) => {
         const before = this.#svid?.serial;
         this.#accept(s, this.#watched);
+        // Kept for the next start (off the install's path: a slow disk delays no handshake); a failure is logged.
+        this.#state?.save(s).catch((e: unknown) => log.warn({ code: isTesseraError(e) ? e.code : undefined, err: String((e as Error).message ?? e) }, 'SVID not written to the state dir; a restart attests again'));
         // The control plane ends a Config/Watch stream when the SVID it was opened with expires: reopen it with the
         // new one now, in the same turn as the discovery streams (identity-store subscribers, mesh-discovery.ts),
         // before the old SVID's gRPC channel, closed once the first of them dials with the new one, fails it.
@@ -76,7 +90,9 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       },
       onEvent: (e) => {
         metrics.svidRotation(e.result, e.code);
-        if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter: e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined }, 'SVID installed');
+        const notAfter = e.notAfterMs ? new Date(e.notAfterMs).toISOString() : undefined;
+        if (e.result === 'success') log.info({ kind: e.kind, serial: e.serial, notAfter, ...(e.kind === 'restore' ? { file: this.#state?.file } : {}) }, e.kind === 'restore' ? 'SVID restored from the state dir (no attestation)' : 'SVID installed');
+        else if (e.fallback) log.warn({ kind: e.kind, result: e.result, code: e.code, err: e.error, evidence: this.#evidence.description }, 'the control plane refused to renew the restored SVID: dropped, attesting instead');
         else log.warn({ kind: e.kind, result: e.result, err: e.error }, 'SVID request failed');
       },
     });
@@ -103,23 +119,31 @@ export class ControlPlaneIdentitySource implements IdentitySource {
         if (e.kind === 'refused') {
           metrics.policyUpdate('refused');
           log.warn({ version: e.version, err: e.error }, 'config snapshot refused; the previous one stays');
-        } else if (e.kind === 'disconnected') log.warn({ err: e.error, retryInMs: e.retryInMs }, 'config stream disconnected');
-        else log.info({ version: e.version }, 'config snapshot applied');
+        } else if (e.kind === 'disconnected') {
+          log.warn({ err: e.error, retryInMs: e.retryInMs }, 'config stream disconnected');
+          // Refused with a restored SVID (banned meanwhile, say): renew it now, and attest if that is refused too.
+          if (refusedByControlPlane(e.cause)) this.#svids.renewRestoredNow();
+        } else log.info({ version: e.version }, 'config snapshot applied');
       },
     });
   }
 
-  /** DNS names resolve first (bounded); then attestation starts and the config stream opens with the first SVID. */
+  /**
+   * The SVID kept in the state dir, if usable, is installed first; DNS names resolve (bounded); then attestation (or
+   * the restored SVID's renewal schedule) starts and the config stream opens with the first SVID.
+   */
   start(): void {
     this.#endpoints.start();
-    const firstIdentity = this.#endpoints
-      .refresh()
+    const firstIdentity = this.#restore()
+      .then(() => this.#endpoints.refresh())
       .then(() => {
         if (!this.#stopped) this.#svids.start();
         return this.#svids.firstSvid();
       })
       .then(() => this.#watch.start());
-    this.#ready = firstIdentity.then(() => this.#watch.firstSnapshot());
+    // Ready once the first SVID is also on disk (a write that failed was logged): a start that fails after this
+    // point (an edge certificate, the Workload API socket) has lost nothing, the next one starts from it.
+    this.#ready = firstIdentity.then(() => this.#watch.firstSnapshot()).then(() => this.#state?.settled());
   }
 
   ready(): Promise<void> {
@@ -176,6 +200,21 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       { clockOffsetSeconds: seconds },
       `this host's clock is ${Math.abs(seconds)} s ${ms > 0 ? 'ahead of' : 'behind'} the control plane's (from its SignSvid answer): SVID renewal follows the control plane's time, but ${effect} (docs/runbooks/clock-skew.md)`,
     );
+  }
+
+  /** Starts from the SVID of the state dir when there is a usable one; otherwise says why not, and attestation follows. */
+  async #restore(): Promise<void> {
+    const state = this.#state;
+    if (!state) return;
+    const { log, clock } = this.#d;
+    const evidence = this.#evidence.description;
+    try {
+      const kept = state.load({ trustDomain: this.#td, bootstrap: this.#bootstrapBundle, nowMs: clock.nowMs() });
+      if (kept.kind === 'stale') log.info({ file: state.file, reason: kept.why, evidence }, 'the persisted SVID is not valid now; attesting');
+      if (kept.kind === 'svid') await this.#svids.restore(kept.svid);
+    } catch (e) {
+      log.warn({ code: isTesseraError(e) ? e.code : undefined, err: String((e as Error).message ?? e), evidence }, 'the persisted SVID cannot be used; attesting');
+    }
   }
 
   /** Installs the identity made of this SVID and these watched bundles; on a refusal neither is taken. */

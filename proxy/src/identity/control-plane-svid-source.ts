@@ -7,11 +7,14 @@
 // better, and a first attestation's token is already spent. The SVID's times are the control plane's clock: each
 // answer also says how far this host's clock is from it (clock-offset.ts), and the schedule runs on the SVID's times
 // moved by that offset, so a skewed host renews when a synchronized one would (audit 52a F1: one ahead by over half
-// the lifetime renewed every second).
+// the lifetime renewed every second). A proxy may also start from an SVID it kept across a restart (restore(),
+// identity.controlPlane.stateDir): renewed like any other, but if the control plane refuses to renew it, it is
+// dropped and the proxy attests.
 import type { X509Certificate } from 'node:crypto';
 import { X509Certificate as X509 } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
+import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { createCsr } from '../../../common/pki/csr.js';
 import { type KeyPair, generateKeyPair, keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -59,14 +62,19 @@ export interface SvidSigner {
 
 export type RotationResult = 'success' | 'failure' | 'refused';
 
+/** How an SVID came: attested, re-attested after expiry, renewed, or restored from the state dir at start. */
+export type SvidKind = 'attest' | 'reattest' | 'renew' | 'restore';
+
 export interface SvidSourceEvent {
-  readonly kind: 'attest' | 'reattest' | 'renew';
+  readonly kind: SvidKind;
   readonly result: RotationResult;
   readonly serial?: string;
   readonly notAfterMs?: number;
   readonly error?: string;
   /** The failure's stable code, when it has one. */
   readonly code?: string;
+  /** The control plane refused to renew the restored SVID: it was dropped, and the proxy attests next. */
+  readonly fallback?: true;
 }
 
 export interface ControlPlaneSvidSourceOptions {
@@ -111,6 +119,8 @@ export class ControlPlaneSvidSource {
   #lastError: string | undefined;
   /** The last renewal was refused because the current serial is banned: attest again at once. */
   #serialBanned = false;
+  /** The current SVID was restored from the state dir and the control plane has not renewed it yet. */
+  #restored = false;
   /** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
   #held: Held | undefined;
   #busy: Promise<void> | undefined;
@@ -135,6 +145,27 @@ export class ControlPlaneSvidSource {
     if (this.#timer === undefined) return;
     (this.#o.timers ?? realTimers).clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+
+  /**
+   * Starts from an SVID kept across a restart instead of attesting (before start()): installed as any answer is,
+   * renewed at its renewal point (at once if that is past). Throws, keeping nothing, if the install refuses it.
+   */
+  async restore(svid: IssuedSvid): Promise<void> {
+    await this.#o.install(svid);
+    this.#installed('restore', svid);
+    this.#restored = true;
+  }
+
+  /**
+   * The control plane refused a stream opened with the restored SVID (banned, or no longer verifying there): renew
+   * it now rather than at its renewal point, so that a refusal drops it at once. Nothing for an SVID it issued here.
+   */
+  renewRestoredNow(): void {
+    const now = this.#o.clock.nowMs();
+    if (!this.#restored || !this.#current || !this.#local || this.#local.renewAtMs <= now) return;
+    this.#local = { ...this.#local, renewAtMs: now };
+    void this.tick();
   }
 
   /** Resolves once the first SVID is installed. */
@@ -239,6 +270,7 @@ export class ControlPlaneSvidSource {
   }
 
   async #attempt(kind: 'attest' | 'reattest' | 'renew'): Promise<void> {
+    const restored = kind === 'renew' && this.#restored;
     const { clock, signer } = this.#o;
     let stage: 'sign' | 'validate' | 'install' = 'sign';
     try {
@@ -267,18 +299,36 @@ export class ControlPlaneSvidSource {
       if (kind !== 'renew') this.#o.evidence.consumed();
       this.#installed(kind, svid);
     } catch (e) {
+      if (restored && stage === 'sign' && refusedByControlPlane(e)) return this.#dropRestored(e);
       if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
       this.#failed(kind, stage === 'sign' ? 'failure' : 'refused', e);
     }
   }
 
-  #installed(kind: 'attest' | 'reattest' | 'renew', svid: IssuedSvid): void {
+  /**
+   * The control plane refused to renew the restored SVID (its serial or ID banned, expired by its clock, of an
+   * authority it no longer trusts): it is not this proxy's identity any more. Dropped, so the proxy is not ready and
+   * the next look attests with the configured evidence, as at a start without a state dir.
+   */
+  #dropRestored(e: unknown): void {
+    this.#restored = false;
+    this.#current = undefined;
+    this.#local = undefined;
+    this.#failures = 0;
+    this.#retryAt = undefined;
+    this.#serialBanned = false;
+    this.#lastError = describeError(e);
+    this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
+  }
+
+  #installed(kind: SvidKind, svid: IssuedSvid): void {
     this.#current = svid;
     this.#local = localValidity(svid, this.#random);
     this.#failures = 0;
     this.#retryAt = undefined;
     this.#lastError = undefined;
     this.#serialBanned = false;
+    this.#restored = false;
     this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
   }
 
@@ -352,6 +402,16 @@ export function bundleFromDer(trustDomain: string, ders: readonly Uint8Array[]):
     throw new TesseraError('TESSERA_ERR_PEM_MALFORMED', `bundle for "${trustDomain}": ${(e as Error).message}`);
   }
   return new TrustBundle(TrustDomain.parse(trustDomain), certs);
+}
+
+/**
+ * Whether a failed call is the control plane's refusal of the SVID it was authenticated with (UNAUTHENTICATED or
+ * PERMISSION_DENIED, with the control plane's own code): not a replica that could not be reached or a rate limit.
+ */
+export function refusedByControlPlane(e: unknown): boolean {
+  if (!isTesseraError(e) || e.details['controlPlaneCode'] === undefined) return false;
+  const status = e.details['grpcCode'];
+  return status === GRPC_STATUS.UNAUTHENTICATED || status === GRPC_STATUS.PERMISSION_DENIED;
 }
 
 function describeError(e: unknown): string {

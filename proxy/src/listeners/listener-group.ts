@@ -1,10 +1,10 @@
 // The proxy's listeners as one group: started in order, ticket keys rotated on a schedule, drained until every
 // listener is idle or the drain deadline passes, then closed. Knows listeners only through the Listener interface.
-import { TesseraError } from '../../../common/errors.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { TicketKeys } from '../tls/tls-contexts.js';
 import type { EndpointView } from '../routing/lease.js';
 import type { Listener, ListenerKind } from './listener.js';
+import { listenFailure, type PortReservations } from './port-reservations.js';
 import { settledWithin } from '../../../shared-io/bounded-wait.js';
 
 /** How long the cut connections are given to close (and record their exchanges) after the drain deadline. */
@@ -24,13 +24,16 @@ export class ListenerGroup {
     this.#timers = timers;
   }
 
-  /** Starts each in turn; on a failure all are closed and the error is thrown (a port in use as a coded error). */
-  async start(listeners: readonly Listener[]): Promise<StartedListener[]> {
+  /**
+   * Starts each in turn, on the socket `reserved` holds for it if any; on a failure all are closed and the error is
+   * thrown (a port in use as a coded error).
+   */
+  async start(listeners: readonly Listener[], reserved?: PortReservations): Promise<StartedListener[]> {
     const started: StartedListener[] = [];
     try {
       for (const l of listeners) {
         this.#listeners.push(l);
-        started.push({ kind: l.kind, name: l.config.name, port: (await l.start()).port });
+        started.push({ kind: l.kind, name: l.config.name, port: (await l.start(reserved?.take(l.kind, l.config.name))).port });
       }
     } catch (e) {
       // close() cuts connections only: drain() first so the ports already bound are released too.
@@ -38,9 +41,7 @@ export class ListenerGroup {
         l.drain();
         void l.close();
       }
-      const err = e as NodeJS.ErrnoException;
-      if (err.code === 'EADDRINUSE') throw new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `a listener port is already in use: ${err.message}`);
-      throw e;
+      throw listenFailure(e, 'after the identity was in');
     }
     return started;
   }

@@ -23,10 +23,15 @@ export interface ListenerPlane {
   describe(): Promise<Record<string, unknown>>;
   /** Denials per policy, for the fleet report. */
   readonly denials: Pick<DenialTally, 'rows'>;
+  /**
+   * Binds every listener's address now, before the identity source attests, and holds it (resetting connections)
+   * until start() serves on it. Throws TESSERA_ERR_PROXY_LISTEN_FAILED, holding nothing, when one cannot be bound.
+   */
+  reserve(): Promise<void>;
   /** Binds and serves; the identity is in. `directory` feeds `service:` routes. Closes what it bound if it fails. */
   start(directory: ServiceDirectory | undefined): Promise<StartedListener[]>;
   /** Stops accepting, lets in-flight exchanges finish up to the drain deadline, then closes the listeners. */
   drain(): Promise<void>;
-  /** After drain: what the listeners shared (tracing, the access log, timers). */
+  /** After drain: what the listeners shared (tracing, the access log, timers), and reserved ports not served. */
   close(): Promise<void>;
 }

@@ -1,6 +1,7 @@
 // What every listener kind (inbound HTTP/1 and HTTP/2, outbound HTTP/1 and HTTP/2, edge) offers the proxy around
 // it, so start-up, ticket rotation, the served-serial check and graceful drain treat them alike.
 
+import type { Server } from 'node:net';
 import type { EndpointView } from '../routing/lease.js';
 
 export type ListenerKind = 'inbound' | 'outbound' | 'edge';
@@ -12,7 +13,8 @@ export interface Listener {
   readonly port: number;
   /** Open connections (sessions) right now. */
   readonly openConnections: number;
-  start(): Promise<{ host: string; port: number }>;
+  /** Binds its address, or takes over `bound`, the socket held for it since before the proxy attested. */
+  start(bound?: Server): Promise<{ host: string; port: number }>;
   /** Stop accepting; open connections finish their exchange and close. */
   drain(): void;
   /** Resolves once no connection is open (at once when none is). */

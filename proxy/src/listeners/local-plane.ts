@@ -17,6 +17,7 @@ import { type ListenerDeps, type ListenerHolders, listenerDeps } from './listene
 import { ListenerGroup, type StartedListener } from './listener-group.js';
 import type { ListenerPlane } from './listener-plane.js';
 import { makeListeners } from './make-listeners.js';
+import { PortReservations } from './port-reservations.js';
 
 export interface LocalPlaneOptions {
   readonly config: ProxyConfig;
@@ -44,6 +45,8 @@ export class LocalPlane implements ListenerPlane {
   #tally: DenialTally | undefined;
   #tracer: RequestTracer | null = null;
   #rotation: { stop(): void } | undefined;
+  /** The listeners' sockets, bound by reserve() before the proxy attested; each listener takes its own at start. */
+  #reserved: PortReservations | undefined;
   #up = false;
 
   constructor(o: LocalPlaneOptions) {
@@ -85,6 +88,10 @@ export class LocalPlane implements ListenerPlane {
     return { listeners: this.#group.describe() };
   }
 
+  async reserve(): Promise<void> {
+    this.#reserved = await PortReservations.bind(this.#o.config);
+  }
+
   async start(directory: ServiceDirectory | undefined): Promise<StartedListener[]> {
     const { config, held, registry, timers, log } = this.#o;
     const id = held.identity.current!.id;
@@ -98,7 +105,7 @@ export class LocalPlane implements ListenerPlane {
     const common = await listenerDeps(config, { ...held, accessLog: this.#accessLog, tracer: this.#tracer, ticketKeys, nowMs, timers, log }, directory ? { directory, registry, timers } : undefined);
     this.#tally = common.denials;
     const deps = this.#o.edgeCertificates ? { ...common, edgeCertificates: this.#o.edgeCertificates } : common;
-    const started = await this.#group.start(await makeListeners(config, deps));
+    const started = await this.#group.start(await makeListeners(config, deps), this.#reserved);
     this.#rotation = this.#group.rotateTicketKeysEvery(ticketKeys, config.limits.ticketKeyRotationMs);
     this.#up = true;
     return started;
@@ -110,6 +117,7 @@ export class LocalPlane implements ListenerPlane {
   }
 
   async close(): Promise<void> {
+    await this.#reserved?.close();
     await this.#tracer?.shutdown();
     await this.#accessLog.close();
   }

@@ -47,8 +47,8 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
     this.exchanges = new ExchangeRecorder(deps.metrics, deps.accessLog);
   }
 
-  async start(): Promise<{ host: string; port: number }> {
-    this.#port = await listenOn(this.#accepting, this.config.listen, () => this.d.metrics.rejected(this.kind, 'too_many_connections'));
+  async start(bound?: net.Server): Promise<{ host: string; port: number }> {
+    this.#port = await listenOn(this.#accepting, bound ?? this.config.listen, () => this.d.metrics.rejected(this.kind, 'too_many_connections'));
     keepAccepting(this.#accepting, this.d.nowMs, (err, failures) => this.d.log.warn({ listener: this.config.name, err, failures }, `${this.kind} accept failed`));
     this.sessions.start();
     return { host: this.config.listen.host, port: this.#port };

@@ -13,6 +13,7 @@ import type { ProxyConfig } from '../config/proxy-config.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import type { StartedListener } from '../listeners/listener-group.js';
 import type { ListenerPlane } from '../listeners/listener-plane.js';
+import { PortReservations } from '../listeners/port-reservations.js';
 import type { ProxyRuntime } from '../proxy-runtime.js';
 import type { ServiceDirectory } from '../routing/service-directory.js';
 import type { DenyListHolder } from '../tls/deny-list-holder.js';
@@ -47,6 +48,8 @@ export class WorkerPlane implements ListenerPlane {
   readonly #pool: WorkerPool;
   #denials: DenialRow[] = [];
   #denialsRefresh: unknown = null;
+  /** The ports, bound (SO_REUSEPORT) by this primary before it attested, until the workers bind them too. */
+  #reserved: PortReservations | undefined;
 
   constructor(o: WorkerPlaneOptions) {
     const { config, held, registry, workerCommand, timers } = o;
@@ -111,6 +114,10 @@ export class WorkerPlane implements ListenerPlane {
     return { listeners: mergeListeners(await this.#pool.stats()), workers: this.#pool.describe() };
   }
 
+  async reserve(): Promise<void> {
+    this.#reserved = await PortReservations.bind(this.#o.config, { reusePort: true });
+  }
+
   async start(directory: ServiceDirectory | undefined): Promise<StartedListener[]> {
     const { config, held } = this.#o;
     // Every change of any service is sent as the directory's whole state, at most once per turn.
@@ -126,12 +133,15 @@ export class WorkerPlane implements ListenerPlane {
     });
     const directoryNow = directory ? encodeDirectory(directory) : undefined;
     const policiesNow = encodePolicies(held.policies);
+    // The workers bind the reserved ports (a port 0 of the config as the reservation picked it); once they all
+    // listen the primary lets its own sockets go (a connection the kernel gave one of them meanwhile was reset).
     await this.#pool
-      .start({ identity: encodeIdentity(held.identity.current!), denyList: encodeDenyList(held.denyList.current), ...(policiesNow ? { policies: policiesNow } : {}), ...(directoryNow ? { directory: directoryNow } : {}) })
+      .start({ identity: encodeIdentity(held.identity.current!), denyList: encodeDenyList(held.denyList.current), ...(policiesNow ? { policies: policiesNow } : {}), ...(directoryNow ? { directory: directoryNow } : {}) }, this.#reserved?.ports())
       .catch(async (e: unknown) => {
         await this.#pool.drain();
         throw e;
-      });
+      })
+      .finally(() => this.#releaseReserved());
     const ports = this.#pool.ports;
     return (['inbound', 'outbound', 'edge'] as const).flatMap((kind) => config[kind].map((c) => ({ kind, name: c.name, port: ports[`${kind}/${c.name}`] ?? c.listen.port })));
   }
@@ -142,5 +152,12 @@ export class WorkerPlane implements ListenerPlane {
 
   async close(): Promise<void> {
     if (this.#denialsRefresh !== null) this.#o.timers.clearInterval(this.#denialsRefresh);
+    await this.#releaseReserved();
+  }
+
+  async #releaseReserved(): Promise<void> {
+    const r = this.#reserved;
+    this.#reserved = undefined;
+    await r?.close();
   }
 }

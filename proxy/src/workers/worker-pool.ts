@@ -113,11 +113,13 @@ export class WorkerPool {
   }
 
   /**
-   * Starts worker 0 (which picks any port 0 of the config), then the others on the same ports; resolves once every
-   * worker listens. A worker that fails to start fails the whole start with its error code.
+   * Starts worker 0 (which picks any port 0 of the config, unless `ports` names it: the primary's reserved ports),
+   * then the others on the same ports; resolves once every worker listens. A worker that fails to start fails the
+   * whole start with its error code.
    */
-  async start(parts: SnapshotParts): Promise<PortMap> {
+  async start(parts: SnapshotParts, ports?: PortMap): Promise<PortMap> {
     this.#latest = parts;
+    if (ports) this.#ports = ports;
     const [first, ...rest] = this.#slots;
     await this.#launch(first!);
     await Promise.all(rest.map((s) => this.#launch(s)));

@@ -1,0 +1,181 @@
+// The proxy's SVID kept across restarts (identity.controlPlane.stateDir), as a SPIRE agent keeps its SVID and key in
+// its data dir: without it every restart is a new attestation, and a spent join token leaves a restarted sidecar
+// never ready (audit 52a F2). One file, <stateDir>/svid.key.pem, holds the private key and the chain (leaf first), so
+// the two are replaced together: written whole on every install (0600, created exclusively, flushed, renamed over
+// the old one, the directory flushed; the directory itself 0700). At start the file is used only if it is owner-only
+// and this process's, parses whole, its key matches its leaf, and the chain is an SVID of the proxy's trust domain
+// that verifies under the bootstrap bundle now; anything else is a coded error and the proxy attests instead.
+import { X509Certificate } from 'node:crypto';
+import { chmod, mkdir } from 'node:fs/promises';
+import { readdirSync, rmSync, type Stats } from 'node:fs';
+import { join } from 'node:path';
+import { TesseraError } from '../../../common/errors.js';
+import { chainSizeFault } from '../../../common/pki/chain-size.js';
+import { type KeyPair, keyMatchesPublicKey, keyPairFromPem, privateKeyPem } from '../../../common/pki/keys.js';
+import { decodePem, encodePem } from '../../../common/pki/pem.js';
+import { TrustBundleSet, type TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { leafSpiffeId, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
+import { beyondOwner, processIdentity } from '../../../shared-io/key-file-exposure.js';
+import { errnoReason } from '../../../shared-io/read-named-file.js';
+import { writeAtomic } from '../../../shared-io/write-atomic.js';
+import type { IssuedSvid } from './control-plane-svid-source.js';
+
+/** The file in the state dir: the key first, then the chain. */
+export const STATE_FILE = 'svid.key.pem';
+/** A key and a chain are a few KiB; anything far larger is not a file this proxy wrote. */
+const MAX_BYTES = 1 << 20;
+
+/** What the state dir holds at start. */
+export type Persisted =
+  /** Nothing yet (a first start, or a dir never written). */
+  | { readonly kind: 'none' }
+  /** An SVID that was this proxy's, but is not valid now by this host's clock (expired, or not valid yet). */
+  | { readonly kind: 'stale'; readonly why: string }
+  | { readonly kind: 'svid'; readonly svid: IssuedSvid };
+
+/** What a persisted SVID must be to be used: of this trust domain, verifying under this bundle now. */
+export interface PersistedExpect {
+  readonly trustDomain: TrustDomain;
+  readonly bootstrap: TrustBundle;
+  readonly nowMs: number;
+}
+
+export class SvidStateDir {
+  readonly dir: string;
+  readonly file: string;
+  /** The serial the file holds (read at start or last written): writing it again is skipped. */
+  #stored: string | undefined;
+  /** Writes run one after another; each install's write waits for the one before. */
+  #writing: Promise<void> = Promise.resolve();
+
+  constructor(dir: string) {
+    this.dir = dir;
+    this.file = join(dir, STATE_FILE);
+  }
+
+  /**
+   * The SVID the dir holds, checked whole. Throws TESSERA_ERR_IDENTITY_STATE_INVALID naming the file and the fault
+   * (unreadable, not owner-only or not this process's, truncated, malformed, key not matching, another trust domain,
+   * not verifying under the bootstrap bundle). Temporary files a crash left mid-write are removed first.
+   */
+  load(expect: PersistedExpect): Persisted {
+    this.#sweep();
+    let text: string;
+    try {
+      text = readSmallFile(this.file, MAX_BYTES, (st) => ownerOnly(this.file, st));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
+      if (e instanceof TesseraError) throw e;
+      throw invalid(this.file, e instanceof FileRefused ? `is ${e.message}` : `cannot be read: ${errnoReason(e)}`, e);
+    }
+    const { key, chain } = parseState(this.file, text);
+    const leaf = chain[0]!;
+    const claimed = leafSpiffeId(leaf);
+    if (!claimed.ok) throw invalid(this.file, `does not hold an X.509-SVID: ${claimed.message}`);
+    if (!claimed.id.trustDomain.equals(expect.trustDomain)) {
+      throw invalid(this.file, `holds an SVID of trust domain "${claimed.id.trustDomain}", not "${expect.trustDomain}" (the proxy's)`);
+    }
+    const v = verifyX509Svid(chain, new TrustBundleSet([expect.bootstrap]), { nowMs: expect.nowMs });
+    if (!v.ok) {
+      // Expiry is a normal end for a kept SVID (the proxy was down longer than its lifetime), not a fault of the file.
+      if (v.reason === 'expired' || v.reason === 'not_yet_valid') return { kind: 'stale', why: `${v.message} (valid ${leaf.validFromDate.toISOString()} to ${leaf.validToDate.toISOString()})` };
+      throw invalid(this.file, `holds an SVID that does not verify under the bootstrap bundle (${v.reason}): ${v.message}`);
+    }
+    const serial = leaf.serialNumber.toLowerCase();
+    this.#stored = serial;
+    // Taken as arrived at its NotBefore (the file cannot say when it did): its renewal point is the usual one, and one
+    // already past is due now, not a tenth of the lifetime after this restart (localValidity's floor).
+    return {
+      kind: 'svid',
+      svid: { id: v.id, chain, key, bundle: expect.bootstrap, notBeforeMs: leaf.validFromDate.getTime(), notAfterMs: leaf.validToDate.getTime(), issuedAtMs: leaf.validFromDate.getTime(), serial },
+    };
+  }
+
+  /**
+   * Writes `svid` (after the writes before it); resolves once it is on disk. The serial the file already holds is
+   * not written again. Rejects with TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED naming the path and the cause.
+   */
+  save(svid: Pick<IssuedSvid, 'chain' | 'key' | 'serial'>): Promise<void> {
+    const text = stateText(svid.key, svid.chain);
+    const run = this.#writing
+      .catch(() => {})
+      .then(async () => {
+        if (this.#stored === svid.serial) return;
+        try {
+          await mkdir(this.dir, { recursive: true, mode: 0o700 });
+          // An existing dir too: the key file's name is known, its listing need not be.
+          await chmod(this.dir, 0o700);
+          await writeAtomic(this.file, text, 0o600);
+        } catch (e) {
+          throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${this.file}: ${errnoReason(e, 'failed')}`, { file: this.file }, { cause: e });
+        }
+        this.#stored = svid.serial;
+      });
+    this.#writing = run;
+    return run;
+  }
+
+  /** Resolves once the writes asked for so far are done (written or failed: a failure was reported to its caller). */
+  settled(): Promise<void> {
+    return this.#writing.catch(() => {});
+  }
+
+  /** Removes what an interrupted write left (writeAtomic's `.<name>.tmp-*`): each may hold a key. */
+  #sweep(): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir);
+    } catch {
+      return; // no dir yet, or unreadable: load() names the fault
+    }
+    for (const n of names) if (n.startsWith(`.${STATE_FILE}.tmp-`)) rmSync(join(this.dir, n), { force: true });
+  }
+}
+
+/** The file's text: the key (PKCS#8), then the chain, leaf first. */
+export function stateText(key: KeyPair, chain: readonly X509Certificate[]): string {
+  return privateKeyPem(key) + chain.map((c) => encodePem('CERTIFICATE', c.raw)).join('');
+}
+
+function invalid(file: string, what: string, cause?: unknown): TesseraError {
+  return new TesseraError('TESSERA_ERR_IDENTITY_STATE_INVALID', `the persisted SVID ${file} ${what}`, { file }, cause ? { cause } : undefined);
+}
+
+/** The proxy wrote it 0600 as itself: any other mode or owner means someone else did, or could read the key. */
+function ownerOnly(file: string, st: Stats): void {
+  if (process.platform === 'win32') return;
+  const wide = beyondOwner(st.mode);
+  if (wide) throw invalid(file, `has ${wide}: the proxy writes it 0600, and does not use a key others may read or write`);
+  const me = processIdentity();
+  if (me.uid >= 0 && st.uid !== me.uid) throw invalid(file, `is owned by uid ${st.uid}, not this process's (${me.uid})`);
+}
+
+/** The key and the chain of the file's text; a truncated block (a write cut short) or a missing part is refused. */
+function parseState(file: string, text: string): { key: KeyPair; chain: X509Certificate[] } {
+  let blocks: ReturnType<typeof decodePem>;
+  try {
+    blocks = decodePem(text);
+  } catch (e) {
+    throw invalid(file, `is not valid PEM: ${(e as Error).message}`, e);
+  }
+  const begins = text.match(/-----BEGIN [A-Z0-9 ]+-----/g)?.length ?? 0;
+  if (begins !== blocks.length) throw invalid(file, 'holds a truncated PEM block');
+  const keys = blocks.filter((b) => b.label.endsWith('PRIVATE KEY'));
+  const certs = blocks.filter((b) => b.label === 'CERTIFICATE');
+  if (keys.length !== 1) throw invalid(file, `must hold exactly one PRIVATE KEY block (found ${keys.length})`);
+  if (certs.length === 0) throw invalid(file, 'holds no CERTIFICATE block');
+  const fault = chainSizeFault(certs.map((b) => b.der));
+  if (fault) throw invalid(file, fault);
+  let key: KeyPair;
+  let chain: X509Certificate[];
+  try {
+    key = keyPairFromPem(encodePem(keys[0]!.label, keys[0]!.der));
+    chain = certs.map((b) => new X509Certificate(b.der));
+  } catch (e) {
+    throw invalid(file, `holds a key or certificate that cannot be loaded: ${(e as Error).message}`, e);
+  }
+  if (!keyMatchesPublicKey(key.privateKey, chain[0]!.publicKey)) throw invalid(file, 'holds a key that does not match its SVID');
+  return { key, chain };
+}

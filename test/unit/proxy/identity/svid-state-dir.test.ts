@@ -1,0 +1,133 @@
+// The SVID a proxy keeps across restarts (identity.controlPlane.stateDir, audit 52a F2): written whole (the dir
+// 0700, the file 0600, key and chain together), read back only when owner-only, whole, matching, of the proxy's trust
+// domain and verifying under the bootstrap bundle now; an expired one is "stale", anything else a coded error.
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, test } from 'vitest';
+import { isTesseraError } from '../../../../common/errors.js';
+import { generateKeyPair } from '../../../../common/pki/keys.js';
+import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
+import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { STATE_FILE, type Persisted, SvidStateDir, stateText } from '../../../../proxy/src/identity/svid-state-dir.js';
+import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
+import { tempDirPerTest } from '../../../helpers/temp-dir.js';
+
+const ID = 'spiffe://example.org/ns/default/sa/api';
+const T0 = Date.UTC(2030, 0, 1);
+const TD = TrustDomain.parse('example.org');
+const tmp = tempDirPerTest();
+
+let ca: TestCa;
+let bootstrap: TrustBundle;
+let svid: MintedSvid;
+const serialOf = (m: MintedSvid) => m.leaf.serialNumber.toLowerCase();
+const expectAt = (nowMs = T0) => ({ trustDomain: TD, bootstrap, nowMs });
+
+/** The code a load fails with (undefined when it does not fail). */
+function loadCode(dir: SvidStateDir, nowMs = T0): string | undefined {
+  try {
+    dir.load(expectAt(nowMs));
+    return undefined;
+  } catch (e) {
+    return isTesseraError(e) ? e.code : String(e);
+  }
+}
+
+beforeEach(async () => {
+  ca = await TestCa.create({ nowMs: T0 });
+  bootstrap = TrustBundle.parse(TD, ca.bundlePem());
+  svid = await ca.mintSvid(ID);
+});
+
+describe('SvidStateDir', () => {
+  test('a write makes the dir 0700 and the file 0600, and a load gives back the same SVID and key', async () => {
+    const state = new SvidStateDir(join(tmp.dir, 'state', 'api'));
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    expect((await stat(state.dir)).mode & 0o777).toBe(0o700);
+    expect((await stat(state.file)).mode & 0o777).toBe(0o600);
+    expect(await readdir(state.dir)).toEqual([STATE_FILE]);
+    const back = new SvidStateDir(state.dir).load(expectAt()) as Extract<Persisted, { kind: 'svid' }>;
+    expect(back.kind).toBe('svid');
+    expect(back.svid.serial).toBe(serialOf(svid));
+    expect(back.svid.id.toString()).toBe(ID);
+    expect(back.svid.chain.map((c) => c.fingerprint256)).toEqual(svid.chain.map((c) => c.fingerprint256));
+    expect(back.svid.key.privateKey.export({ type: 'pkcs8', format: 'pem' })).toBe(svid.keyPem);
+    expect(back.svid.bundle).toBe(bootstrap);
+  });
+
+  test('an existing dir with a wider mode is narrowed to 0700; each install replaces the file whole', async () => {
+    const dir = join(tmp.dir, 'wide');
+    await mkdir(dir, { mode: 0o755 });
+    await chmod(dir, 0o755);
+    const state = new SvidStateDir(dir);
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    const next = await ca.mintSvid(ID);
+    await Promise.all([state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) }), state.save({ chain: next.chain, key: next.key, serial: serialOf(next) })]);
+    expect(await readFile(state.file, 'utf8')).toBe(stateText(next.key, next.chain));
+    expect(await readdir(dir)).toEqual([STATE_FILE]);
+  });
+
+  test('nothing there is "none"; an expired or not yet valid SVID is "stale", not an error', async () => {
+    const state = new SvidStateDir(join(tmp.dir, 'never-written'));
+    expect(state.load(expectAt())).toEqual({ kind: 'none' });
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    expect(state.load(expectAt(svid.leaf.validToDate.getTime() + 1)).kind).toBe('stale');
+    expect(state.load(expectAt(svid.leaf.validFromDate.getTime() - 1)).kind).toBe('stale');
+  });
+
+  test('a file cut short, empty, without its key or chain, or with a key of another SVID: TESSERA_ERR_IDENTITY_STATE_INVALID', async () => {
+    const state = new SvidStateDir(tmp.dir);
+    const whole = stateText(svid.key, svid.chain);
+    const other = generateKeyPair();
+    const variants: Record<string, string> = {
+      'cut in the chain': whole.slice(0, whole.length - 200),
+      'cut in the key': whole.slice(0, 100),
+      empty: '',
+      'no key': svid.chainPem,
+      'no chain': svid.keyPem,
+      'another key': stateText(other, svid.chain),
+      'two keys': svid.keyPem + whole,
+      garbage: '-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n',
+    };
+    for (const [name, text] of Object.entries(variants)) {
+      await writeFile(state.file, text, { mode: 0o600 });
+      expect(loadCode(state), name).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+    }
+  });
+
+  test('a file others may read, or not verifying under the bootstrap bundle, or of another trust domain: refused', async () => {
+    const state = new SvidStateDir(tmp.dir);
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    await chmod(state.file, 0o644);
+    expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+    // Another CA of the same trust domain (a data dir started afresh): does not chain to the bootstrap bundle.
+    const stranger = await (await TestCa.create({ nowMs: T0 })).mintSvid(ID);
+    await writeFile(state.file, stateText(stranger.key, stranger.chain), { mode: 0o600 });
+    await chmod(state.file, 0o600);
+    expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+    const foreign = await (await TestCa.create({ nowMs: T0, trustDomain: 'other.example' })).mintSvid('spiffe://other.example/ns/default/sa/api');
+    await writeFile(state.file, stateText(foreign.key, foreign.chain), { mode: 0o600 });
+    expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+  });
+
+  test('a write a crash left half-done is removed at load; the file itself is unchanged', async () => {
+    const state = new SvidStateDir(tmp.dir);
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    const left = join(tmp.dir, `.${STATE_FILE}.tmp-123-abcd`);
+    await writeFile(left, svid.keyPem, { mode: 0o600 });
+    expect(state.load(expectAt()).kind).toBe('svid');
+    expect(await readdir(tmp.dir)).toEqual([STATE_FILE]);
+  });
+
+  test('a write that cannot be made is TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED naming the path', async () => {
+    const blocker = join(tmp.dir, 'a-file');
+    await writeFile(blocker, 'x');
+    const state = new SvidStateDir(join(blocker, 'state'));
+    const err = await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) }).catch((e: unknown) => e);
+    expect(isTesseraError(err, 'TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED')).toBe(true);
+    expect((err as Error).message).toContain(blocker);
+    // The key is never in the message.
+    expect((err as Error).message).not.toContain('PRIVATE KEY');
+  });
+});
