@@ -216,8 +216,12 @@ export class MuxDialer {
     this.#draining = this.#draining.filter((x) => x !== d);
     if (this.#waiting.length === 0 || this.#pending() > 0) return;
     // Ended before its SETTINGS: a broken peer; its waiters fail (the route may retry elsewhere) rather than redial
-    // it in a loop, unless another session of the round serves them. A session that had served is simply replaced.
-    if (!d.session.ready) this.#roundFailed(new Error(`multiplexed session ended before it was ready (${reason})`));
+    // it in a loop, unless another session of the round serves them. A session that had served is simply replaced,
+    // and so is one made with an SVID this proxy has replaced since: the sweep or the next connect retires it (and
+    // it closes at once, having no stream), which says nothing of the peer; its waiters go to a session dialed with
+    // the SVID in force (they failed with a 502 before). Without a rotation, no redial loop: the rule above holds.
+    const rotated = d.generation !== (this.#mtls.identity.current?.generation ?? -1);
+    if (!d.session.ready && !rotated) this.#roundFailed(new Error(`multiplexed session ended before it was ready (${reason})`));
     else this.#serveWaiters();
   }
 

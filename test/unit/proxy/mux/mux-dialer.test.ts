@@ -1,6 +1,7 @@
 // The dialing side against a real mTLS server on loopback: connects that arrive while the session waits for its
 // SETTINGS share it (one connection); a server without tessera-mux/1 gets HTTP/1.1 and is remembered; after this
-// proxy's SVID changes new streams use a new session while the old one drains; and, through the real keep-alive
+// proxy's SVID changes new streams use a new session while the old one drains (one still awaiting its SETTINGS too,
+// its waiting connects served by the new one, not failed); and, through the real keep-alive
 // pool, a stream whose lease was abandoned before it was written does not break its session for the others.
 import type * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -252,6 +253,47 @@ describe('MuxDialer', () => {
     expect(srv.sessions[1]!.ended).toBe(false);
     expect(await web.metric('tessera_mux_sessions_ended_total', { direction: 'outbound', reason: 'closed' })).toBe(1);
   });
+  // The SVID rotates while a session is on its way (connected, its SETTINGS not read yet): the session is stale and
+  // is let go, and the connects waiting for it are served by a session dialed with the new SVID. Before, the sweep
+  // (or any next connect) retired it, it ended before it was ready, and that read as a broken peer: every waiting
+  // connect failed, a 502 to its client (seen as one 502 in a rotation test on a loaded machine).
+  for (const by of ['the sweep', 'the next connect'] as const) {
+    test(`the SVID rotates while a session awaits its SETTINGS: ${by} lets it go, the waiting connects get a session of the new SVID`, async () => {
+      const srv = await apiServer({ mux: true, holdSettings: true });
+      const web = await webSide(srv.port);
+      const d = dialer(web);
+      const settled: string[] = [];
+      // Settles with the stream or null (its failure is in `settled`): no rejection is left unhandled.
+      const track = (name: string) =>
+        connect(d).then(
+          (s) => {
+            settled.push(`${name} ok`);
+            return s;
+          },
+          (e: Error) => {
+            settled.push(`${name} failed: ${e.message}`);
+            return null;
+          },
+        );
+      const first = track('first');
+      await until('the TLS connection accepted', () => srv.connections() === 1 && d.sessions === 1);
+      await web.install(); // a new SVID: generation 2
+      let next: ReturnType<typeof track> | null = null;
+      if (by === 'the sweep') d.sweep();
+      else next = track('next');
+      await until('a second session dialed with the new SVID, or a connect settled', () => srv.connections() === 2 || settled.length > 0);
+      expect(settled).toEqual([]);
+      srv.release();
+      const streams = await Promise.all([first, ...(next ? [next] : [])]);
+      expect(settled.filter((x) => !x.endsWith(' ok'))).toEqual([]);
+      for (const s of streams) s!.write(Buffer.from('hello'));
+      await until('every stream served', () => srv.texts().length === streams.length);
+      // All of them on the one session of the new SVID: the stale one never served a stream.
+      expect(srv.sessions.filter((x) => x.streamCount > 0)).toHaveLength(1);
+      expect(srv.sessions.at(-1)!.streamCount).toBe(streams.length);
+    });
+  }
+
   test("a session whose server certificate has expired takes no new stream (the rule of HTTP/2 upstreams)", async () => {
     const notAfter = new Date(Date.now() + 2_500);
     const srv = await apiServer({ mux: true, notAfter });
