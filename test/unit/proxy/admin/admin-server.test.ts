@@ -7,6 +7,7 @@ import { isTesseraError } from '../../../../common/errors.js';
 import { type AdminServer, type AdminServerOptions, startAdminServer } from '../../../../proxy/src/admin/admin-server.js';
 import { ProxyMetrics, createProxyRegistry } from '../../../../proxy/src/telemetry/metrics.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { until } from '../../../helpers/until.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
 interface Reply {
@@ -199,8 +200,11 @@ describe('admin server', () => {
   });
 
   test('slots held busy by requests that hang (an /app-health probe of a hung app) make room past a grace: /ready still answers', async () => {
-    // An app that accepts and never answers.
-    const hung = net.createServer(() => {});
+    // An app that accepts and never answers (each probe a connection of its own: counted).
+    let probing = 0;
+    const hung = net.createServer(() => {
+      probing++;
+    });
     await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
     const time = new FakeTime();
     const refused: string[] = [];
@@ -213,8 +217,10 @@ describe('admin server', () => {
         s.on('error', () => {});
         return s;
       });
-      await new Promise((r) => setTimeout(r, 200));
       try {
+        // The fillers' requests are in (each probe is at the hung app): a fixed wait could end, on a loaded machine,
+        // before they were read, and idle connections would make room for the newcomer.
+        await until('the three probes at the hung app', () => probing === 3, 5_000, 10);
         // Within the grace the busy fillers keep their slots: the newcomer is closed.
         expect(await request(server, 'GET', '/ready', { host: '127.0.0.1' }).then((r) => r.status, () => 0)).toBe(0);
         // Past it, the oldest busy one makes room.
