@@ -123,7 +123,8 @@ describe('forwardStream deadlines', () => {
   });
 
   test('an upload that keeps moving outlives requestTimeout and streamIdleTimeout (the head deadline starts once the request is complete)', async () => {
-    const r = await rig({ requestMs: 300, idleMs: 300 }, false, (stream) => {
+    // Writes 100 ms apart against 1 s limits: a loaded machine may stall a tick for several hundred ms (it did at 300).
+    const r = await rig({ requestMs: 1_000, idleMs: 1_000 }, false, (stream) => {
       let body = '';
       stream.on('data', (d: Buffer) => {
         body += d;
@@ -136,12 +137,12 @@ describe('forwardStream deadlines', () => {
     const res = await r.request({}, (req) => {
       let n = 0;
       const t = setInterval(() => {
-        if (++n < 8) return void req.write('.');
+        if (++n < 25) return void req.write('.');
         clearInterval(t);
         req.end('.');
       }, 100);
     });
-    expect(res).toMatchObject({ status: 200, data: '........', rstCode: 0 });
+    expect(res).toMatchObject({ status: 200, data: '.'.repeat(25), rstCode: 0 });
   });
 
   test('no bytes either way for idleMs after the head: RST_STREAM CANCEL to the client and the app, status 200 and stream_idle_timeout reported', async () => {
