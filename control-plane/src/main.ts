@@ -43,7 +43,7 @@ import { warnOnCaDirChange } from './lifecycle/ca-dir-watch.js';
 import { warnOnConfigEdit } from './lifecycle/config-file-watch.js';
 import { announcer, followChanges } from './lifecycle/follow-changes.js';
 import { openStore } from './lifecycle/open-store.js';
-import { UndoStack } from './lifecycle/undo-stack.js';
+import { UndoStack } from '../../common/undo-stack.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
 

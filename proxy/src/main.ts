@@ -3,6 +3,7 @@
 // process, or N listener workers with `workers: N`), and owns start-up order (every port bound before the identity
 // source attests) and graceful drain.
 import { describeError } from '../../common/errors.js';
+import { UndoStack } from '../../common/undo-stack.js';
 import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { startAdminServer } from './admin/admin-server.js';
@@ -61,74 +62,71 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     .add('served-serial', () => served.notReadyReason())
     .add('discovery', () => (mesh?.watch && mesh.directory.version === undefined ? 'waiting for the first endpoints from discovery' : undefined));
 
-  // Every port is bound before the identity source starts: a port in use fails the start before a join token is
-  // spent (audit 52a F3). The listeners' sockets reset every connection until the listeners serve on them.
-  await plane.reserve().catch(async (e: unknown) => {
-    await plane.close();
-    throw e;
-  });
-  const admin = await startAdminServer({
-    listen: config.admin.listen,
-    registry: plane.metrics,
-    // Refusals happen on this process's admin listener, never in a worker.
-    onRefused: (reason) => metrics.rejected('admin', reason),
-    ...{ clock, timers },
-    readiness: () => readiness.state(),
-    certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source?.nextRenewalMs, lastServedCheck: served.last }),
-    endpoints: () => plane.endpoints(),
-    config: async () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, ...(await plane.describe()) }),
-    onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
-    appProbes: config.admin.appProbes,
-  }).catch(async (e: unknown) => {
-    await plane.close();
-    throw e;
-  });
+  // A failing step closes what the steps before it opened (newest first) and rethrows: a refused start leaves no
+  // port bound and no stream open.
+  const undo = new UndoStack();
+  undo.push(() => plane.close());
+  const { admin, started, stopAll, workloadApi } = await undo.guard(async () => {
+    // Every port is bound before the identity source starts: a port in use fails the start before a join token is
+    // spent (audit 52a F3). The listeners' sockets reset every connection until the listeners serve on them.
+    await plane.reserve();
+    const admin = await startAdminServer({
+      listen: config.admin.listen,
+      registry: plane.metrics,
+      // Refusals happen on this process's admin listener, never in a worker.
+      onRefused: (reason) => metrics.rejected('admin', reason),
+      ...{ clock, timers },
+      readiness: () => readiness.state(),
+      certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source?.nextRenewalMs, lastServedCheck: served.last }),
+      endpoints: () => plane.endpoints(),
+      config: async () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, ...(await plane.describe()) }),
+      onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),
+      appProbes: config.admin.appProbes,
+    });
+    undo.push(() => admin.close());
 
-  // Attestation starts here, once nothing else of the start can fail on a port.
-  source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock, timers }).catch(async (e: unknown) => {
-    await plane.close();
-    await admin.close();
-    throw e;
-  });
-  const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
-  const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
-  const stopAll = () => {
-    for (const s of stoppables) s.stop();
-  };
+    // Attestation starts here, once nothing else of the start can fail on a port.
+    source = await openIdentitySource(config, { store: identity, policies, denyList, jwtBundles, metrics, registry, log, clock, deadlineClock: rt.deadlineClock, timers });
+    const policySource = openPolicySource(config.authorization, source, policies, metrics, log);
+    const stoppables: { stop(): void }[] = policySource ? [source, policySource] : [source];
+    const stopAll = () => {
+      for (const s of stoppables) s.stop();
+    };
+    undo.push(stopAll);
 
-  // ---- listeners, once identity and policy are in place (no mTLS is served before)
-  await source.ready();
-  // Discovery (endpoints of the services outbound listeners route to) and self-registration of inbound listeners.
-  const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
-  mesh =
-    routed && source.discovery
-      ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => plane.inboundPort(name), ready: () => readiness.state().ready, metrics, log, timers })
+    // ---- listeners, once identity and policy are in place (no mTLS is served before)
+    await source.ready();
+    // Discovery (endpoints of the services outbound listeners route to) and self-registration of inbound listeners.
+    const routed = config.outbound.some((c) => c.route.kind !== 'static') || config.inbound.some((c) => c.registration);
+    mesh =
+      routed && source.discovery
+        ? (await import('./routing/mesh-discovery.js')).createMeshDiscovery({ inbound: config.inbound, outbound: config.outbound, ...source.discovery, identity, boundPort: (name) => plane.inboundPort(name), ready: () => readiness.state().ready, metrics, log, timers })
+        : undefined;
+    undo.push(() => mesh?.stop());
+    const started = await plane.start(mesh?.directory);
+    undo.push(() => plane.drain());
+    const mintJwtSvid = source.mintJwtSvid;
+    const jwt = mintJwtSvid
+      ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, revoked: (id: string) => denyList.current.spiffeIds.has(id), onCall: metrics.jwtCall.bind(metrics) }
       : undefined;
-  const started = await plane.start(mesh?.directory).catch(async (e: unknown) => {
-    stopAll();
-    await plane.close();
-    await admin.close();
-    throw e;
+    const workloadApi = config.workloadApi
+      ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, timers, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome) })
+      : undefined;
+    undo.push(() => workloadApi?.close());
+    served.start();
+    stoppables.push(served);
+    // The fleet view: what each inbound listener serves and the denials, reported to the control plane (if any).
+    const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: plane.inboundPort(c.name) }));
+    const fleet = source.report ? await import('./telemetry/fleet-reporter.js') : undefined;
+    const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials: plane.denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
+    reporter?.start();
+    if (reporter) stoppables.push(reporter);
+    mesh?.start();
+    // Last: start-up's garbage is given back before the caller says ready (docs/operations.md, "Memory at idle").
+    const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
+    if (heapTrim) stoppables.push(heapTrim);
+    return { admin, started, stopAll, workloadApi };
   });
-  const mintJwtSvid = source.mintJwtSvid;
-  const jwt = mintJwtSvid
-    ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, revoked: (id: string) => denyList.current.spiffeIds.has(id), onCall: metrics.jwtCall.bind(metrics) }
-    : undefined;
-  const workloadApi = config.workloadApi
-    ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, timers, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome) })
-    : undefined;
-  served.start();
-  stoppables.push(served);
-  // The fleet view: what each inbound listener serves and the denials, reported to the control plane (if any).
-  const inbound = () => config.inbound.map((c) => ({ name: c.name, host: c.listen.host, port: plane.inboundPort(c.name) }));
-  const fleet = source.report ? await import('./telemetry/fleet-reporter.js') : undefined;
-  const reporter = source.report && fleet ? new fleet.FleetReporter({ send: source.report, identity, listeners: inbound, probe: probeServedLeaf, denials: plane.denials, instance: fleet.processInstance(), nowMs, timers, log, onResult: fleet.fleetReportCounter(registry) }) : undefined;
-  reporter?.start();
-  if (reporter) stoppables.push(reporter);
-  mesh?.start();
-  // Last: start-up's garbage is given back before the caller says ready (docs/operations.md, "Memory at idle").
-  const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
-  if (heapTrim) stoppables.push(heapTrim);
 
   return {
     admin: admin.address,

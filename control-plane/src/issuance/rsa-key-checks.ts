@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { RsaKeyVerdicts } from '../../../common/pki/rsa-key-verdicts.js';
 import type { Timers } from '../../../shared-io/timers.js';
-import type { UndoStack } from '../lifecycle/undo-stack.js';
+import type { UndoStack } from '../../../common/undo-stack.js';
 import { RsaKeyWorker } from './rsa-key-worker.js';
 
 export interface RsaKeyChecks {

@@ -5,7 +5,7 @@
 import { describe, expect, test } from 'vitest';
 import { Relay } from '../../../../control-plane/src/lifecycle/relay.js';
 import { shutdown } from '../../../../control-plane/src/lifecycle/shutdown.js';
-import { UndoStack } from '../../../../control-plane/src/lifecycle/undo-stack.js';
+import { UndoStack } from '../../../../common/undo-stack.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 
 describe('UndoStack', () => {

@@ -1,5 +1,5 @@
 // Start-up undo: whatever a failing start opened is closed again, newest first, so a refused start leaves no
-// listener, timer or open database behind.
+// listener, timer or open database behind (the control plane's and the proxy's composition roots).
 
 export class UndoStack {
   readonly #steps: (() => unknown)[] = [];
