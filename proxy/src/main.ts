@@ -77,7 +77,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       onRefused: (reason) => metrics.rejected('admin', reason),
       ...{ clock, timers },
       readiness: () => readiness.state(),
-      certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source?.nextRenewalMs, lastServedCheck: served.last }),
+      certs: () => certsReport(identity.current, plane.servedTarget(), { nextRenewalMs: source?.nextRenewalMs, clockOffsetMs: source?.clockOffsetMs, lastServedCheck: served.last }),
       endpoints: () => plane.endpoints(),
       config: async () => ({ ...redactedConfig(config), policiesVersion: policies.current.version, denyList: { spiffeIds: [...denyList.current.spiffeIds], serials: [...denyList.current.serials] }, ...(await plane.describe()) }),
       onError: (err, path) => log.error({ path, err: describeError(err) }, 'admin provider failed'),

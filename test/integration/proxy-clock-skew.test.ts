@@ -59,6 +59,7 @@ describe('a proxy whose clock is off the control plane', () => {
   test('in step with it: offset 0, nothing told', async () => {
     const p = await skewedProxy('synced', `spiffe://${TD}/ns/default/sa/synced`, 0);
     expect(sumSeries(await metricsText(p.admin), 'tessera_control_plane_clock_offset_seconds')).toBe(0);
+    expect(((await (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json()) as { controlPlaneClockOffsetSeconds: number | null }).controlPlaneClockOffsetSeconds).toBe(0);
     expect(p.stdout() + p.stderr()).not.toContain("this host's clock");
   });
 
@@ -89,8 +90,11 @@ describe('a proxy whose clock is off the control plane', () => {
     const offset = sumSeries(await metricsText(p.admin), 'tessera_control_plane_clock_offset_seconds');
     expect(offset).toBeGreaterThanOrEqual(-8);
     expect(offset).toBeLessThan(-6);
+    // /certs shows the same estimate beside the renewal it moved.
+    const certs = (await (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json()) as { controlPlaneClockOffsetSeconds: number | null };
+    expect(certs.controlPlaneClockOffsetSeconds).toBeCloseTo(offset, 1);
     expect(p.stdout() + p.stderr()).toMatch(/"msg":"this host's clock is [678](\.\d)? s behind the control plane's/);
-    expect(p.stdout() + p.stderr()).toContain('held, installed at');
+    expect(p.stdout() + p.stderr()).toMatch(/held, installed at [^"]* by this host's clock \(about [678] s behind the control plane's\)/);
     expect((await issued(id)).length).toBe(1);
   }, 30_000);
 });

@@ -17,6 +17,8 @@ export interface CertsReport {
   readonly servedSerial: string | null;
   /** The planned renewal (control-plane identity only). */
   readonly nextRenewal: string | null;
+  /** This host's clock minus the control plane's (s, from the last SignSvid answer); null with no control plane yet. */
+  readonly controlPlaneClockOffsetSeconds: number | null;
   /** The check made right after the last swap: did a fresh handshake serve the new serial, and how soon. */
   readonly lastServedCheck: ServedCheck | null;
 }
@@ -32,12 +34,14 @@ export interface ServedCheck {
 
 export interface CertsExtras {
   readonly nextRenewalMs?: number | undefined;
+  readonly clockOffsetMs?: number | undefined;
   readonly lastServedCheck: ServedCheck | null;
 }
 
 export async function certsReport(snapshot: IdentitySnapshot | undefined, probe: ServedTarget | undefined, extras: CertsExtras): Promise<CertsReport> {
   const nextRenewal = extras.nextRenewalMs ? new Date(extras.nextRenewalMs).toISOString() : null;
-  if (!snapshot) return { spiffeId: null, serial: null, notBefore: null, notAfter: null, source: null, lastRotation: null, generation: 0, bundles: [], servedSerial: null, nextRenewal, lastServedCheck: null };
+  const controlPlaneClockOffsetSeconds = extras.clockOffsetMs === undefined ? null : Math.round(extras.clockOffsetMs / 100) / 10;
+  if (!snapshot) return { spiffeId: null, serial: null, notBefore: null, notAfter: null, source: null, lastRotation: null, generation: 0, bundles: [], servedSerial: null, nextRenewal, controlPlaneClockOffsetSeconds, lastServedCheck: null };
   return {
     spiffeId: snapshot.id.toString(),
     serial: snapshot.serial,
@@ -49,6 +53,7 @@ export async function certsReport(snapshot: IdentitySnapshot | undefined, probe:
     bundles: snapshot.bundles.bundles().map((b) => ({ trustDomain: b.trustDomain.name, fingerprints: b.authorities.map(fingerprintOf) })),
     servedSerial: probe ? await probeServedSerial(snapshot, probe) : null,
     nextRenewal,
+    controlPlaneClockOffsetSeconds,
     lastServedCheck: extras.lastServedCheck,
   };
 }

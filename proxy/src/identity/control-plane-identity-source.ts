@@ -43,6 +43,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   #stopped = false;
   /** The clock offset was last told as too large: told again only once it is back within the bound. */
   #offsetTold = false;
+  #clockOffsetMs: number | undefined;
 
   constructor(cp: ControlPlaneIdentity, defaultAction: 'deny' | 'allow', deps: IdentitySourceDeps) {
     this.#d = deps;
@@ -85,6 +86,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
       clock,
       timers,
       onClockOffset: (ms) => {
+        this.#clockOffsetMs = ms;
         deps.controlPlaneMetrics?.clockOffset(ms);
         this.#tellClockOffset(ms);
       },
@@ -157,6 +159,10 @@ export class ControlPlaneIdentitySource implements IdentitySource {
 
   get nextRenewalMs(): number | undefined {
     return this.#svids.nextRenewalMs;
+  }
+
+  get clockOffsetMs(): number | undefined {
+    return this.#clockOffsetMs;
   }
 
   /** Over mTLS with the current SVID: the control plane signs for that SVID's ID and no other. */

@@ -337,9 +337,14 @@ export class ControlPlaneSvidSource {
     this.#failures++;
     this.#retryAt = retryAtMs(now, this.#failures, this.#local?.notAfterMs, undefined, this.#random);
     const held = this.#held;
-    this.#lastError = describeError(e) + (held ? `; held, installed at ${new Date(held.validFromMs).toISOString()} by this host's clock (behind the control plane's?)` : '');
+    this.#lastError = describeError(e) + (held ? `; held, installed at ${new Date(held.validFromMs).toISOString()} by this host's clock (${behindBy(held.svid.clockOffsetMs)})` : '');
     this.#o.onEvent?.({ kind, result, error: this.#lastError, ...(isTesseraError(e) ? { code: e.code } : {}) });
   }
+}
+
+/** What a held answer says of this host's clock: the answer's own estimate when it has one (clock-offset.ts). */
+function behindBy(offsetMs: number | undefined): string {
+  return offsetMs !== undefined && offsetMs <= -1_000 ? `about ${Math.round(-offsetMs / 1_000)} s behind the control plane's` : "behind the control plane's?";
 }
 
 /**

@@ -87,6 +87,7 @@ export class FileIdentitySource implements IdentitySource {
   readonly deliversPolicies = false;
   /** Files are renewed by someone else (cert-manager, a script). */
   readonly nextRenewalMs = undefined;
+  readonly clockOffsetMs = undefined;
   readonly #o: FileIdentitySourceOptions;
   readonly #clock: Clock;
   readonly #timers: Timers;

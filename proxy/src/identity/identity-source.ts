@@ -24,6 +24,8 @@ export interface IdentitySource {
   notReadyReason(): string | undefined;
   /** The planned renewal (wall clock), for a source that renews by itself. */
   readonly nextRenewalMs: number | undefined;
+  /** This host's clock minus the control plane's, from the last SignSvid answer; undefined with no control plane. */
+  readonly clockOffsetMs: number | undefined;
   /** Signs JWT-SVIDs of the current identity (only a control-plane source can; absent otherwise). */
   readonly mintJwtSvid?: (audience: readonly string[]) => Promise<MintedJwtSvid>;
   /** The control plane's Discovery calls and the SVID to authenticate them (only a control-plane source). */
