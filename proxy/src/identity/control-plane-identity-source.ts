@@ -1,8 +1,10 @@
 // The control-plane identity source: attestation and renewal (control-plane-svid-source.ts) and the Config/Watch
 // stream (bundles, policies, bans) over one client, assembled into the identity store. The client's calls, and the
 // discovery streams that share it, go to the replica the one ControlPlaneEndpoints names (failover and failback).
-// With a state dir (svid-state-dir.ts) every installed SVID is written there and a restart starts from it.
+// With a state dir (svid-state-dir.ts) every installed SVID and every pushed trust bundle of its own trust domain is
+// written there, and a restart starts from them.
 // Loaded only for identity.controlPlane, so a proxy on file identities does not load gRPC.
+import { join } from 'node:path';
 import type { ProxyReportMsg, ReportAckMsg } from '../../../common/contract/config-v1.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
@@ -19,7 +21,7 @@ import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
 import { ControlPlaneSvidSource, type IssuedSvid, refusedByControlPlane } from './control-plane-svid-source.js';
 import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
 import { resolveHost } from './resolve-host.js';
-import { SvidStateDir } from './svid-state-dir.js';
+import { bundleFileName, SvidStateDir } from './svid-state-dir.js';
 
 type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPlane' }>;
 
@@ -28,7 +30,8 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   readonly #d: IdentitySourceDeps;
   readonly #td: TrustDomain;
   readonly #bootstrapBundle: TrustBundle;
-  readonly #bootstrap: TrustBundleSet;
+  /** The bootstrap file's authorities, with those the state dir kept from the last run (#restore). */
+  #bootstrap: TrustBundleSet;
   readonly #evidence: EvidenceProvider;
   /** Where the SVID is kept across restarts (identity.controlPlane.stateDir), if anywhere. */
   readonly #state: SvidStateDir | undefined;
@@ -112,6 +115,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
           throw e;
         }
         metrics.trustBundleUpdate('success');
+        this.#keepBundle(u.bundles);
         deps.policies.setSnapshot(u.policies);
         metrics.policyUpdate('success');
         deps.denyList.set(u.denyList);
@@ -208,19 +212,40 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     );
   }
 
-  /** Starts from the SVID of the state dir when there is a usable one; otherwise says why not, and attestation follows. */
+  /**
+   * Starts from the SVID of the state dir when there is a usable one; otherwise says why not, and attestation follows.
+   * The bundle it kept joins the bootstrap file's first: the control plane and the kept SVID may chain only to it.
+   */
   async #restore(): Promise<void> {
     const state = this.#state;
     if (!state) return;
     const { log, clock } = this.#d;
     const evidence = this.#evidence.description;
+    let bootstrap = this.#bootstrapBundle;
     try {
-      const kept = state.load({ trustDomain: this.#td, bootstrap: this.#bootstrapBundle, nowMs: clock.nowMs() });
+      const keptBundle = state.loadBundle(this.#td);
+      if (keptBundle) {
+        bootstrap = new TrustBundle(this.#td, [...bootstrap.authorities, ...keptBundle.authorities]);
+        this.#bootstrap = new TrustBundleSet([bootstrap]);
+        log.info({ file: join(state.dir, bundleFileName(this.#td)), authorities: keptBundle.fingerprints() }, 'trust bundle restored from the state dir (beside the bootstrap bundle)');
+      }
+    } catch (e) {
+      log.warn({ code: isTesseraError(e) ? e.code : undefined, err: String((e as Error).message ?? e) }, 'the persisted trust bundle cannot be used; the bootstrap bundle alone is trusted');
+    }
+    try {
+      const kept = state.load({ trustDomain: this.#td, bootstrap, nowMs: clock.nowMs() });
       if (kept.kind === 'stale') log.info({ file: state.file, reason: kept.why, evidence }, 'the persisted SVID is not valid now; attesting');
       if (kept.kind === 'svid') await this.#svids.restore(kept.svid);
     } catch (e) {
       log.warn({ code: isTesseraError(e) ? e.code : undefined, err: String((e as Error).message ?? e), evidence }, 'the persisted SVID cannot be used; attesting');
     }
+  }
+
+  /** The own trust domain's authorities as just pushed, kept for the next start (off the update's path; a failure is logged). */
+  #keepBundle(bundles: TrustBundleSet): void {
+    const own = bundles.get(this.#td);
+    if (!own || !this.#state) return;
+    this.#state.saveBundle(own).catch((e: unknown) => this.#d.log.warn({ code: isTesseraError(e) ? e.code : undefined, err: String((e as Error).message ?? e) }, 'trust bundle not written to the state dir; a restart trusts the bootstrap bundle alone'));
   }
 
   /** Installs the identity made of this SVID and these watched bundles; on a refusal neither is taken. */

@@ -4,7 +4,11 @@
 // the two are replaced together: written whole on every install (0600, created exclusively, flushed, renamed over
 // the old one, the directory flushed; the directory itself 0700). At start the file is used only if it is owner-only
 // and this process's, parses whole, its key matches its leaf, and the chain is an SVID of the proxy's trust domain
-// that verifies under the bootstrap bundle now; anything else is a coded error and the proxy attests instead.
+// that verifies under the bootstrap bundle (with the kept one, below) now; anything else is a coded error and the
+// proxy attests instead. Beside it, as a SPIRE agent keeps its bundle, bundle.<trust domain>.pem holds the trust
+// domain's authorities as the control plane last pushed them (written the same way on each change): after a CA
+// rotation the bootstrap file names only the retired root, and without the kept one a restart could verify neither
+// its own SVID nor the control plane.
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { readdirSync, rmSync, type Stats } from 'node:fs';
@@ -13,7 +17,7 @@ import { TesseraError } from '../../../common/errors.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
 import { type KeyPair, keyMatchesPublicKey, keyPairFromPem, privateKeyPem } from '../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../common/pki/pem.js';
-import { TrustBundleSet, type TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { leafSpiffeId, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
@@ -24,6 +28,8 @@ import type { IssuedSvid } from './control-plane-svid-source.js';
 
 /** The file in the state dir: the key first, then the chain. */
 export const STATE_FILE = 'svid.key.pem';
+/** The kept trust bundle of trust domain `td`: named by it, so a proxy moved to another domain never reads it. */
+export const bundleFileName = (td: TrustDomain): string => `bundle.${td.name}.pem`;
 /** A key and a chain are a few KiB; anything far larger is not a file this proxy wrote. */
 const MAX_BYTES = 1 << 20;
 
@@ -47,6 +53,8 @@ export class SvidStateDir {
   readonly file: string;
   /** The serial the file holds (read at start or last written): writing it again is skipped. */
   #stored: string | undefined;
+  /** The fingerprints the kept bundle file holds (read or last written): the same set is not written again. */
+  #storedBundle: string | undefined;
   /** Writes run one after another; each install's write waits for the one before. */
   #writing: Promise<void> = Promise.resolve();
 
@@ -81,7 +89,7 @@ export class SvidStateDir {
     if (!v.ok) {
       // Expiry is a normal end for a kept SVID (the proxy was down longer than its lifetime), not a fault of the file.
       if (v.reason === 'expired' || v.reason === 'not_yet_valid') return { kind: 'stale', why: `${v.message} (valid ${leaf.validFromDate.toISOString()} to ${leaf.validToDate.toISOString()})` };
-      throw invalid(this.file, `holds an SVID that does not verify under the bootstrap bundle (${v.reason}): ${v.message}`);
+      throw invalid(this.file, `holds an SVID that does not verify under the bootstrap and kept bundles (${v.reason}): ${v.message}`);
     }
     const serial = leaf.serialNumber.toLowerCase();
     this.#stored = serial;
@@ -98,20 +106,58 @@ export class SvidStateDir {
    * not written again. Rejects with TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED naming the path and the cause.
    */
   save(svid: Pick<IssuedSvid, 'chain' | 'key' | 'serial'>): Promise<void> {
-    const text = stateText(svid.key, svid.chain);
+    return this.#write(this.file, stateText(svid.key, svid.chain), () => this.#stored === svid.serial, () => {
+      this.#stored = svid.serial;
+    });
+  }
+
+  /**
+   * The trust domain's bundle kept by an earlier run, undefined when there is none. Throws
+   * TESSERA_ERR_IDENTITY_STATE_INVALID naming the file and the fault (not owner-only or not this process's,
+   * unreadable, not a bundle of CA certificates); the caller then goes on with the bootstrap bundle alone.
+   */
+  loadBundle(td: TrustDomain): TrustBundle | undefined {
+    const file = join(this.dir, bundleFileName(td));
+    let text: string;
+    try {
+      text = readSmallFile(file, MAX_BYTES, (st) => ownerOnly(file, st, 'trust bundle'));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      if (e instanceof TesseraError) throw e;
+      throw invalid(file, e instanceof FileRefused ? `is ${e.message}` : `cannot be read: ${errnoReason(e)}`, e, 'trust bundle');
+    }
+    try {
+      const bundle = TrustBundle.parse(td, text);
+      this.#storedBundle = bundle.fingerprints().join(',');
+      return bundle;
+    } catch (e) {
+      throw invalid(file, `is not a bundle of CA certificates: ${(e as Error).message}`, e, 'trust bundle');
+    }
+  }
+
+  /** Writes the trust domain's bundle as the control plane pushed it (after the writes before it); the same set is skipped. */
+  saveBundle(bundle: TrustBundle): Promise<void> {
+    const prints = bundle.fingerprints().join(',');
+    return this.#write(join(this.dir, bundleFileName(bundle.trustDomain)), bundle.toPem(), () => this.#storedBundle === prints, () => {
+      this.#storedBundle = prints;
+    });
+  }
+
+  /** One file written whole (0600 in the 0700 dir), after the writes before it; `current()` true skips it. */
+  #write(file: string, text: string, current: () => boolean, written: () => void): Promise<void> {
     const run = this.#writing
       .catch(() => {})
       .then(async () => {
-        if (this.#stored === svid.serial) return;
+        if (current()) return;
         try {
           await mkdir(this.dir, { recursive: true, mode: 0o700 });
           // An existing dir too: the key file's name is known, its listing need not be.
           await chmod(this.dir, 0o700);
-          await writeAtomic(this.file, text, 0o600);
+          await writeAtomic(file, text, 0o600);
         } catch (e) {
-          throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${this.file}: ${errnoReason(e, 'failed')}`, { file: this.file }, { cause: e });
+          throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${file}: ${errnoReason(e, 'failed')}`, { file }, { cause: e });
         }
-        this.#stored = svid.serial;
+        written();
       });
     this.#writing = run;
     return run;
@@ -130,7 +176,7 @@ export class SvidStateDir {
     } catch {
       return; // no dir yet, or unreadable: load() names the fault
     }
-    for (const n of names) if (n.startsWith(`.${STATE_FILE}.tmp-`)) rmSync(join(this.dir, n), { force: true });
+    for (const n of names) if (/^\.(svid\.key|bundle\..+)\.pem\.tmp-/.test(n)) rmSync(join(this.dir, n), { force: true });
   }
 }
 
@@ -139,17 +185,20 @@ export function stateText(key: KeyPair, chain: readonly X509Certificate[]): stri
   return privateKeyPem(key) + chain.map((c) => encodePem('CERTIFICATE', c.raw)).join('');
 }
 
-function invalid(file: string, what: string, cause?: unknown): TesseraError {
-  return new TesseraError('TESSERA_ERR_IDENTITY_STATE_INVALID', `the persisted SVID ${file} ${what}`, { file }, cause ? { cause } : undefined);
+function invalid(file: string, what: string, cause?: unknown, kind: 'SVID' | 'trust bundle' = 'SVID'): TesseraError {
+  return new TesseraError('TESSERA_ERR_IDENTITY_STATE_INVALID', `the persisted ${kind} ${file} ${what}`, { file }, cause ? { cause } : undefined);
 }
 
-/** The proxy wrote it 0600 as itself: any other mode or owner means someone else did, or could read the key. */
-function ownerOnly(file: string, st: Stats): void {
+/**
+ * The proxy wrote it 0600 as itself: any other mode or owner means someone else did, or could read the key (the
+ * SVID) or plant an authority (the bundle).
+ */
+function ownerOnly(file: string, st: Stats, kind: 'SVID' | 'trust bundle' = 'SVID'): void {
   if (process.platform === 'win32') return;
   const wide = beyondOwner(st.mode);
-  if (wide) throw invalid(file, `has ${wide}: the proxy writes it 0600, and does not use a key others may read or write`);
+  if (wide) throw invalid(file, `has ${wide}: the proxy writes it 0600, and does not use a ${kind === 'SVID' ? 'key' : 'bundle'} others may read or write`, undefined, kind);
   const me = processIdentity();
-  if (me.uid >= 0 && st.uid !== me.uid) throw invalid(file, `is owned by uid ${st.uid}, not this process's (${me.uid})`);
+  if (me.uid >= 0 && st.uid !== me.uid) throw invalid(file, `is owned by uid ${st.uid}, not this process's (${me.uid})`, undefined, kind);
 }
 
 /** The key and the chain of the file's text; a truncated block (a write cut short) or a missing part is refused. */

@@ -130,4 +130,59 @@ describe('SvidStateDir', () => {
     // The key is never in the message.
     expect((err as Error).message).not.toContain('PRIVATE KEY');
   });
+
+  describe('the kept trust bundle', () => {
+    const bundleFile = (dir: string) => join(dir, 'bundle.example.org.pem');
+
+    test('written 0600 beside the SVID, named by its trust domain, read back with the same authorities; the same set is not written again', async () => {
+      const state = new SvidStateDir(join(tmp.dir, 'kept'));
+      expect(state.loadBundle(TD)).toBeUndefined();
+      const next = await TestCa.create({ nowMs: T0 });
+      const both = new TrustBundle(TD, [...bootstrap.authorities, ...TrustBundle.parse(TD, next.bundlePem()).authorities]);
+      await state.saveBundle(both);
+      expect((await stat(state.dir)).mode & 0o777).toBe(0o700);
+      expect((await stat(bundleFile(state.dir))).mode & 0o777).toBe(0o600);
+      const first = await stat(bundleFile(state.dir));
+      await state.saveBundle(TrustBundle.parse(TD, both.toPem()));
+      expect((await stat(bundleFile(state.dir))).mtimeMs).toBe(first.mtimeMs);
+      expect(new SvidStateDir(state.dir).loadBundle(TD)!.fingerprints()).toEqual(both.fingerprints());
+      // Another trust domain's proxy in the same dir reads nothing of it.
+      expect(new SvidStateDir(state.dir).loadBundle(TrustDomain.parse('other.example'))).toBeUndefined();
+    });
+
+    test('an SVID of a CA only the kept bundle names verifies once the kept bundle joins the bootstrap one (a CA rotated while the proxy ran)', async () => {
+      const state = new SvidStateDir(tmp.dir);
+      const rotated = await TestCa.create({ nowMs: T0 });
+      const later = await rotated.mintSvid(ID);
+      await state.save({ chain: later.chain, key: later.key, serial: serialOf(later) });
+      expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+      await state.saveBundle(TrustBundle.parse(TD, rotated.bundlePem()));
+      const kept = state.loadBundle(TD)!;
+      const joined = new TrustBundle(TD, [...bootstrap.authorities, ...kept.authorities]);
+      expect(state.load({ trustDomain: TD, bootstrap: joined, nowMs: T0 }).kind).toBe('svid');
+    });
+
+    test('a kept bundle others could write, or that is not a bundle, is TESSERA_ERR_IDENTITY_STATE_INVALID naming the file', async () => {
+      const state = new SvidStateDir(tmp.dir);
+      await state.saveBundle(bootstrap);
+      await chmod(bundleFile(tmp.dir), 0o666);
+      const codeOf = () => {
+        try {
+          state.loadBundle(TD);
+          return undefined;
+        } catch (e) {
+          expect((e as Error).message).toContain(bundleFile(tmp.dir));
+          return isTesseraError(e) ? e.code : String(e);
+        }
+      };
+      expect(codeOf()).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+      await chmod(bundleFile(tmp.dir), 0o600);
+      expect(codeOf()).toBeUndefined();
+      // A leaf (not a CA) where authorities belong, and text that is no PEM at all.
+      await writeFile(bundleFile(tmp.dir), svid.chain.map((c) => c.toString()).join(''), { mode: 0o600 });
+      expect(codeOf()).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+      await writeFile(bundleFile(tmp.dir), 'not a bundle', { mode: 0o600 });
+      expect(codeOf()).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+    });
+  });
 });
