@@ -247,9 +247,18 @@ describe('revocation', () => {
     expect((await cli(['revoke', 'id', '--spiffe-id', WEB])).code).toBe(0);
     await until('api closed the pooled connection from web', async () => sumSeries(await metricsText(api.admin), 'tessera_connections_revoked_total', { direction: 'inbound' }) > before, PROPAGATION_MS, 100);
     expect(await viaWeb()).toBeGreaterThanOrEqual(500);
+    // Every peer refuses web now: its stream's refusal makes it renew at once, that renewal is refused, and it says
+    // so in /ready (audit 53b F5: it stayed ready until its SVID expired, up to svid.ttl).
+    const ready = async () => {
+      const res = await fetch(`http://127.0.0.1:${web.admin}/ready`);
+      return { status: res.status, reason: ((await res.json()) as { reason?: string }).reason ?? '' };
+    };
+    await until('web is not ready, its SVID revoked', async () => (await ready()).reason.includes('svid revoked by the control plane'), PROPAGATION_MS, 100);
+    expect((await ready()).status).toBe(503);
     expect((await cli(['revoke', 'lift', '--spiffe-id', WEB])).code).toBe(0);
     await until('traffic through the pair flows again', async () => (await viaWeb()) === 200, PROPAGATION_MS, 100);
-  }, 40_000);
+    await until('web is ready again (renewed after the lift)', async () => (await ready()).status === 200, 30_000, 200);
+  }, 60_000);
 
   test('a ban closes the banned peer\'s open connections on every inbound protocol (HTTP/1.1, HTTP/2, TCP) and refuses new ones', async () => {
     const MULTI = `spiffe://${TD}/ns/default/sa/multi`;

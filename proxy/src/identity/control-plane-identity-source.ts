@@ -127,8 +127,9 @@ export class ControlPlaneIdentitySource implements IdentitySource {
           log.warn({ version: e.version, err: e.error }, 'config snapshot refused; the previous one stays');
         } else if (e.kind === 'disconnected') {
           log.warn({ err: e.error, retryInMs: e.retryInMs }, 'config stream disconnected');
-          // Refused with a restored SVID (banned meanwhile, say): renew it now, and attest if that is refused too.
-          if (refusedByControlPlane(e.cause)) this.#svids.renewRestoredNow();
+          // Refused: a restored SVID (banned meanwhile, say) or a ban of the current one: renew it now; that renewal's
+          // refusal drops a restored SVID (then attests) and makes a revoked one not ready.
+          if (refusedByControlPlane(e.cause)) this.#svids.renewNowRefused(e.cause);
         } else log.info({ version: e.version }, 'config snapshot applied');
       },
     });

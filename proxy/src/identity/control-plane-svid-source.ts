@@ -119,6 +119,8 @@ export class ControlPlaneSvidSource {
   #lastError: string | undefined;
   /** The last renewal was refused because the current serial is banned: attest again at once. */
   #serialBanned = false;
+  /** The control plane refused the current SVID as revoked (serial or ID banned): not ready until another is installed. */
+  #revoked = false;
   /** The current SVID was restored from the state dir and the control plane has not renewed it yet. */
   #restored = false;
   /** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
@@ -158,12 +160,14 @@ export class ControlPlaneSvidSource {
   }
 
   /**
-   * The control plane refused a stream opened with the restored SVID (banned, or no longer verifying there): renew
-   * it now rather than at its renewal point, so that a refusal drops it at once. Nothing for an SVID it issued here.
+   * The control plane refused a stream opened with the current SVID: renew it now rather than at its renewal point,
+   * so that the renewal's refusal says so at once — a restored SVID (banned, or no longer verifying there) is
+   * dropped, a revoked one makes the proxy not ready. For an SVID issued in this run only a revocation does: any
+   * other refusal of its stream is not news about the SVID.
    */
-  renewRestoredNow(): void {
+  renewNowRefused(refusal: unknown): void {
     const now = this.#o.clock.nowMs();
-    if (!this.#restored || !this.#current || !this.#local || this.#local.renewAtMs <= now) return;
+    if (!(this.#restored || revokedByControlPlane(refusal)) || !this.#current || !this.#local || this.#local.renewAtMs <= now) return;
     this.#local = { ...this.#local, renewAtMs: now };
     void this.tick();
   }
@@ -194,7 +198,7 @@ export class ControlPlaneSvidSource {
 
   /** What the schedule decides on: the SVID's validity as moved onto this host's clock, not as printed in it. */
   state(): RenewalState {
-    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), serialBanned: this.#serialBanned, ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
+    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), serialBanned: this.#serialBanned, revoked: this.#revoked, ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
     return this.#local ? { ...base, svid: this.#local } : base;
   }
 
@@ -301,6 +305,7 @@ export class ControlPlaneSvidSource {
     } catch (e) {
       if (restored && stage === 'sign' && refusedByControlPlane(e)) return this.#dropRestored(e);
       if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
+      if (this.#current && revokedByControlPlane(e)) this.#revoked = true;
       this.#failed(kind, stage === 'sign' ? 'failure' : 'refused', e);
     }
   }
@@ -317,6 +322,7 @@ export class ControlPlaneSvidSource {
     this.#failures = 0;
     this.#retryAt = undefined;
     this.#serialBanned = false;
+    this.#revoked = false;
     this.#lastError = describeError(e);
     this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
   }
@@ -328,6 +334,7 @@ export class ControlPlaneSvidSource {
     this.#retryAt = undefined;
     this.#lastError = undefined;
     this.#serialBanned = false;
+    this.#revoked = false;
     this.#restored = false;
     this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
   }
@@ -413,6 +420,13 @@ export function bundleFromDer(trustDomain: string, ders: readonly Uint8Array[]):
  * Whether a failed call is the control plane's refusal of the SVID it was authenticated with (UNAUTHENTICATED or
  * PERMISSION_DENIED, with the control plane's own code): not a replica that could not be reached or a rate limit.
  */
+/** The control plane's refusal names a ban of the SVID's serial or ID (`tessera revoke`). */
+export function revokedByControlPlane(e: unknown): boolean {
+  if (!isTesseraError(e)) return false;
+  const code = e.details['controlPlaneCode'];
+  return code === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' || code === 'TESSERA_ERR_REVOCATION_ID_BANNED';
+}
+
 export function refusedByControlPlane(e: unknown): boolean {
   if (!isTesseraError(e) || e.details['controlPlaneCode'] === undefined) return false;
   const status = e.details['grpcCode'];

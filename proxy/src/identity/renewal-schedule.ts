@@ -73,6 +73,8 @@ export interface RenewalState {
   readonly canReattest: boolean;
   /** The control plane refused to renew the current SVID: its serial is banned (or was renewed from a banned one). */
   readonly serialBanned?: boolean;
+  /** The control plane refused the current SVID as revoked (its serial or its ID banned): peers refuse it too. */
+  readonly revoked?: boolean;
 }
 
 export type RenewalDecision =
@@ -130,10 +132,14 @@ export function nextCheckInMs(nowMs: number, untilMs: number | undefined, maxMs:
 
 export type Readiness = { readonly ready: true } | { readonly ready: false; readonly reason: string };
 
-/** Readiness of the identity: false without an SVID, once expired, or in the last 10 % with renewal failing. */
+/**
+ * Readiness of the identity: false without an SVID, once expired, once the control plane refused it as revoked
+ * (every peer refuses it then: audit 53b F5), or in the last 10 % with renewal failing.
+ */
 export function identityReadiness(nowMs: number, state: RenewalState, lastError?: string): Readiness {
   const svid = state.svid;
   if (!svid) return { ready: false, reason: `no svid yet${lastError ? `: ${lastError}` : ''}` };
+  if (state.revoked) return { ready: false, reason: `svid revoked by the control plane${lastError ? `: ${lastError}` : ''}` };
   if (nowMs >= svid.notAfterMs) return { ready: false, reason: `svid expired${lastError ? `: ${lastError}` : ''}` };
   if (inLastTenth(nowMs, svid.notBeforeMs, svid.notAfterMs)) {
     return { ready: false, reason: `svid in last 10% of lifetime and renewal failing${lastError ? `: ${lastError}` : ''}` };

@@ -171,13 +171,17 @@ describe('a restored SVID', () => {
     await s.restore(kept);
     s.start();
     await s.tick();
-    s.renewRestoredNow();
+    s.renewNowRefused(refusal('UNAUTHENTICATED', 'TESSERA_ERR_ATTESTATION_SVID_INVALID'));
     await s.tick();
     expect(signer.calls).toEqual([`renew:${kept.serial}`]);
-    // The renewed one is the control plane's own answer: a stream refusal no longer moves its renewal.
-    s.renewRestoredNow();
+    // The renewed one is the control plane's own answer: a stream refusal no longer moves its renewal, unless it
+    // names a ban of it.
+    s.renewNowRefused(refusal('UNAUTHENTICATED', 'TESSERA_ERR_ATTESTATION_SVID_INVALID'));
     await s.tick();
     expect(signer.calls).toHaveLength(1);
+    s.renewNowRefused(refusal('PERMISSION_DENIED', 'TESSERA_ERR_REVOCATION_SERIAL_BANNED'));
+    await s.tick();
+    expect(signer.calls).toHaveLength(2);
   });
 
   test('what counts as the control plane refusing the SVID', () => {

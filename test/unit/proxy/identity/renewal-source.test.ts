@@ -285,15 +285,35 @@ describe('ControlPlaneSvidSource', () => {
       clock.t = first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) * 0.6; // past the renewal point
       await tick(s);
       expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'failure' });
+      // Every peer refuses a banned serial: not ready, though the SVID has life left (audit 53b F5).
+      expect(s.readiness()).toEqual({ ready: false, reason: expect.stringMatching(/^svid revoked by the control plane: .*SERIAL_BANNED/) });
       clock.t += 3_000; // past the retry backoff (a quarter of the life left at most), before expiry
       await tick(s);
       expect(signer.calls).toEqual(['attest:kubernetes_token:k8s-token-1', `renew:${first.serial}`, 'attest:kubernetes_token:k8s-token-1']);
       expect(events.at(-1)).toMatchObject({ kind: 'reattest', result: 'success' });
+      expect(s.readiness()).toEqual({ ready: true });
       expect(installed.at(-1)!.serial).not.toBe(first.serial);
       expect(clock.t).toBeLessThan(first.notAfterMs);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  test('a renewal refused because the ID is banned: not ready at once, and stays so while re-attestation is refused too', async () => {
+    const s = makeSource();
+    s.start();
+    await s.firstSvid();
+    const first = installed[0]!;
+    signer.renew = async () => {
+      throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'PERMISSION_DENIED TESSERA_ERR_REVOCATION_ID_BANNED: banned', { controlPlaneCode: 'TESSERA_ERR_REVOCATION_ID_BANNED' });
+    };
+    expect(s.readiness()).toEqual({ ready: true });
+    clock.t = first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) * 0.6;
+    await tick(s);
+    expect(s.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining('svid revoked by the control plane') });
+    clock.t += 3_000;
+    await tick(s);
+    expect(s.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining('svid revoked by the control plane') });
   });
 
   test('a bad answer is refused and counted; the old SVID stays', async () => {
