@@ -11,9 +11,12 @@ export interface OpenedFile {
   readonly stat: Stats;
 }
 
-/** Opens `path` read-only without blocking (a FIFO without a writer opens at once); errno errors are thrown. */
-export function openNonBlocking(path: string): OpenedFile {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+/**
+ * Opens `path` read-only without blocking (a FIFO without a writer opens at once); errno errors are thrown.
+ * `noFollow`: a symbolic link at `path` is refused (ELOOP) instead of followed, for files only this process writes.
+ */
+export function openNonBlocking(path: string, noFollow = false): OpenedFile {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | (noFollow ? constants.O_NOFOLLOW : 0));
   try {
     return { fd, stat: fstatSync(fd) };
   } catch (e) {
@@ -32,9 +35,10 @@ export class FileRefused extends Error {
 /**
  * The text of the regular file at `path`, of at most `max` bytes, through one descriptor (`check` judges its stat
  * first: a key's mode is the mode of the bytes read). Throws FileRefused, errno errors, or what `check` throws.
+ * `noFollow` as for openNonBlocking.
  */
-export function readSmallFile(path: string, max: number, check?: (stat: Stats) => void): string {
-  const { fd, stat } = openNonBlocking(path);
+export function readSmallFile(path: string, max: number, check?: (stat: Stats) => void, noFollow = false): string {
+  const { fd, stat } = openNonBlocking(path, noFollow);
   try {
     if (!stat.isFile()) throw new FileRefused('not_regular', max);
     check?.(stat);

@@ -2,8 +2,8 @@
 // its data dir: without it every restart is a new attestation, and a spent join token leaves a restarted sidecar
 // never ready (audit 52a F2). One file, <stateDir>/svid.key.pem, holds the private key and the chain (leaf first), so
 // the two are replaced together: written whole on every install (0600, created exclusively, flushed, renamed over
-// the old one, the directory flushed; the directory itself 0700). At start the file is used only if it is owner-only
-// and this process's, parses whole, its key matches its leaf, and the chain is an SVID of the proxy's trust domain
+// the old one, the directory flushed; the directory itself 0700, and never one others can write to). At start the
+// file is used only if it is no link, owner-only and this process's, in a directory only this user can write, parses whole, its key matches its leaf, and the chain is an SVID of the proxy's trust domain
 // that verifies under the bootstrap bundle (with the kept one, below) now; anything else is a coded error and the
 // proxy attests instead. Beside it, as a SPIRE agent keeps its bundle, bundle.<trust domain>.pem holds the trust
 // domain's authorities as the control plane last pushed them (written the same way on each change): after a CA
@@ -11,7 +11,7 @@
 // its own SVID nor the control plane.
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
-import { readdirSync, rmSync, type Stats } from 'node:fs';
+import { readdirSync, rmSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
@@ -72,11 +72,11 @@ export class SvidStateDir {
     this.#sweep();
     let text: string;
     try {
-      text = readSmallFile(this.file, MAX_BYTES, (st) => ownerOnly(this.file, st));
+      this.#trustedDir(this.file, 'SVID');
+      text = readSmallFile(this.file, MAX_BYTES, (st) => ownerOnly(this.file, st), true);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'none' };
-      if (e instanceof TesseraError) throw e;
-      throw invalid(this.file, e instanceof FileRefused ? `is ${e.message}` : `cannot be read: ${errnoReason(e)}`, e);
+      throw refused(this.file, e, 'SVID');
     }
     const { key, chain } = parseState(this.file, text);
     const leaf = chain[0]!;
@@ -120,11 +120,11 @@ export class SvidStateDir {
     const file = join(this.dir, bundleFileName(td));
     let text: string;
     try {
-      text = readSmallFile(file, MAX_BYTES, (st) => ownerOnly(file, st, 'trust bundle'));
+      this.#trustedDir(file, 'trust bundle');
+      text = readSmallFile(file, MAX_BYTES, (st) => ownerOnly(file, st, 'trust bundle'), true);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      if (e instanceof TesseraError) throw e;
-      throw invalid(file, e instanceof FileRefused ? `is ${e.message}` : `cannot be read: ${errnoReason(e)}`, e, 'trust bundle');
+      throw refused(file, e, 'trust bundle');
     }
     try {
       const bundle = TrustBundle.parse(td, text);
@@ -151,10 +151,14 @@ export class SvidStateDir {
         if (current()) return;
         try {
           await mkdir(this.dir, { recursive: true, mode: 0o700 });
-          // An existing dir too: the key file's name is known, its listing need not be.
+          // A dir others can write to (a shared one such as /tmp) or another user's is not narrowed under them: refused.
+          const shared = othersCanWrite(statSync(this.dir));
+          if (shared) throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${file}: ${this.dir} ${shared}: give the proxy a directory of its own`, { file });
+          // An existing dir of its own too: the key file's name is known, its listing need not be.
           await chmod(this.dir, 0o700);
           await writeAtomic(file, text, 0o600);
         } catch (e) {
+          if (e instanceof TesseraError) throw e;
           throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${file}: ${errnoReason(e, 'failed')}`, { file }, { cause: e });
         }
         written();
@@ -176,7 +180,21 @@ export class SvidStateDir {
     } catch {
       return; // no dir yet, or unreadable: load() names the fault
     }
-    for (const n of names) if (/^\.(svid\.key|bundle\..+)\.pem\.tmp-/.test(n)) rmSync(join(this.dir, n), { force: true });
+    for (const n of names) {
+      if (!/^\.(svid\.key|bundle\..+)\.pem\.tmp-/.test(n)) continue;
+      try {
+        rmSync(join(this.dir, n), { force: true });
+      } catch {
+        // Not removable (a read-only mount, a directory by that name): harmless beside the file, which is read anyway
+        // (audit 53b F3: the throw discarded a good SVID).
+      }
+    }
+  }
+
+  /** The dir the file is read from: only this user may write there, or the file may not be what the proxy wrote. */
+  #trustedDir(file: string, kind: Kind): void {
+    const shared = othersCanWrite(statSync(this.dir));
+    if (shared) throw invalid(file, `is in ${this.dir}, which ${shared}: the proxy keeps its state dir 0700, and does not trust a file others could have put there`, undefined, kind);
   }
 }
 
@@ -185,7 +203,24 @@ export function stateText(key: KeyPair, chain: readonly X509Certificate[]): stri
   return privateKeyPem(key) + chain.map((c) => encodePem('CERTIFICATE', c.raw)).join('');
 }
 
-function invalid(file: string, what: string, cause?: unknown, kind: 'SVID' | 'trust bundle' = 'SVID'): TesseraError {
+type Kind = 'SVID' | 'trust bundle';
+
+/** A read that failed as the coded error load() throws: a symbolic link, an unreadable or irregular file. */
+function refused(file: string, e: unknown, kind: Kind): TesseraError {
+  if (e instanceof TesseraError) return e;
+  if ((e as NodeJS.ErrnoException).code === 'ELOOP') return invalid(file, 'is a symbolic link: the proxy writes the file itself, never a link to another', e, kind);
+  return invalid(file, e instanceof FileRefused ? `is ${e.message}` : `cannot be read: ${errnoReason(e)}`, e, kind);
+}
+
+/** Why others could write in a directory (group or other write bits, another owner), or null. */
+function othersCanWrite(st: Stats): string | null {
+  if (process.platform === 'win32') return null;
+  const me = processIdentity();
+  if (me.uid >= 0 && st.uid !== me.uid) return `is owned by uid ${st.uid}, not this process's (${me.uid})`;
+  return (st.mode & 0o022) === 0 ? null : `is writable by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+}
+
+function invalid(file: string, what: string, cause?: unknown, kind: Kind = 'SVID'): TesseraError {
   return new TesseraError('TESSERA_ERR_IDENTITY_STATE_INVALID', `the persisted ${kind} ${file} ${what}`, { file }, cause ? { cause } : undefined);
 }
 
@@ -193,7 +228,7 @@ function invalid(file: string, what: string, cause?: unknown, kind: 'SVID' | 'tr
  * The proxy wrote it 0600 as itself: any other mode or owner means someone else did, or could read the key (the
  * SVID) or plant an authority (the bundle).
  */
-function ownerOnly(file: string, st: Stats, kind: 'SVID' | 'trust bundle' = 'SVID'): void {
+function ownerOnly(file: string, st: Stats, kind: Kind = 'SVID'): void {
   if (process.platform === 'win32') return;
   const wide = beyondOwner(st.mode);
   if (wide) throw invalid(file, `has ${wide}: the proxy writes it 0600, and does not use a ${kind === 'SVID' ? 'key' : 'bundle'} others may read or write`, undefined, kind);

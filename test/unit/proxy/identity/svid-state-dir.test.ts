@@ -1,7 +1,7 @@
 // The SVID a proxy keeps across restarts (identity.controlPlane.stateDir, audit 52a F2): written whole (the dir
 // 0700, the file 0600, key and chain together), read back only when owner-only, whole, matching, of the proxy's trust
 // domain and verifying under the bootstrap bundle now; an expired one is "stale", anything else a coded error.
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
@@ -118,6 +118,41 @@ describe('SvidStateDir', () => {
     await writeFile(left, svid.keyPem, { mode: 0o600 });
     expect(state.load(expectAt()).kind).toBe('svid');
     expect(await readdir(tmp.dir)).toEqual([STATE_FILE]);
+  });
+
+  test('a leftover temporary name that cannot be removed (a directory) does not cost the kept SVID (audit 53b F3)', async () => {
+    const state = new SvidStateDir(tmp.dir);
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    const stuck = join(tmp.dir, `.${STATE_FILE}.tmp-1-dead`);
+    await mkdir(stuck);
+    await writeFile(join(stuck, 'x'), 'x');
+    expect(state.load(expectAt()).kind).toBe('svid');
+  });
+
+  test('a state file that is a symbolic link (to another proxy\'s kept SVID, say) is refused, not followed (audit 53b F4)', async () => {
+    const other = new SvidStateDir(join(tmp.dir, 'other'));
+    await other.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    const mine = join(tmp.dir, 'mine');
+    await mkdir(mine, { mode: 0o700 });
+    await symlink(other.file, join(mine, STATE_FILE));
+    const state = new SvidStateDir(mine);
+    expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+    expect(() => state.load(expectAt())).toThrow(/symbolic link/);
+  });
+
+  test('a state dir others can write to is refused at load, and never narrowed or written into (audit 53b F4)', async () => {
+    const state = new SvidStateDir(join(tmp.dir, 'kept'));
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    for (const mode of [0o777, 0o1777, 0o770]) {
+      await chmod(state.dir, mode);
+      expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+      expect(() => state.load(expectAt())).toThrow(/writable by/);
+      const next = await ca.mintSvid(ID);
+      const err = await state.save({ chain: next.chain, key: next.key, serial: serialOf(next) }).catch((e: unknown) => e);
+      expect(isTesseraError(err, 'TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED')).toBe(true);
+      expect((err as Error).message).toMatch(/writable by .*give the proxy a directory of its own/);
+      expect((await stat(state.dir)).mode & 0o7777).toBe(mode);
+    }
   });
 
   test('a write that cannot be made is TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED naming the path', async () => {
