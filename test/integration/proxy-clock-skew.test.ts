@@ -3,6 +3,8 @@
 // backdate 5 s). Ahead by 0.6 of the lifetime, the proxy renewed at its first look after every answer, once a second
 // (the audit: 29 renewals in 30 s, 30 live SVIDs); now it renews once, at half the lifetime by the control plane's
 // clock, and says how far its clock is off (tessera_control_plane_clock_offset_seconds, a warn log line).
+import { X509Certificate } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -97,4 +99,32 @@ describe('a proxy whose clock is off the control plane', () => {
     expect(p.stdout() + p.stderr()).toMatch(/held, installed at [^"]* by this host's clock \(about [678] s behind the control plane's\)/);
     expect((await issued(id)).length).toBe(1);
   }, 30_000);
+
+  test('restarted from its state dir with a clock ahead: the kept SVID, expired only by this clock, is renewed, not thrown away (audit 53b F2)', async () => {
+    const id = `spiffe://${TD}/ns/default/sa/restarted-ahead`;
+    const { configFile } = await writeAttestedConfig(cp, dir, 'restarted', id, LISTENER);
+    // The same config with a state dir (writeAttestedConfig gives none).
+    const text = (await readFile(configFile, 'utf8')).replace('joinTokenFile: restarted.token }', 'joinTokenFile: restarted.token, stateDir: ./restarted-state }');
+    expect(text).toContain('stateDir');
+    await writeFile(configFile, text);
+    const first = await startProxyProcess(configFile, 25_000);
+    expect(await first.stop()).toBe(0);
+    const kept = new X509Certificate(await readFile(join(dir, 'restarted-state', 'svid.key.pem')));
+    // Ahead by 12 s: restarted once the kept SVID has expired by that clock, while the control plane still takes it
+    // (less than the control plane's own serving SVID's renewal margin, which this proxy's clock must not outrun).
+    const skewMs = 12_000;
+    const restartAt = kept.validToDate.getTime() - skewMs + 1_000;
+    await until('the kept SVID has expired by the skewed clock', () => Date.now() >= restartAt, 40_000, 100);
+    expect(Date.now()).toBeLessThan(kept.validToDate.getTime() - 3_000);
+    const env = { ...process.env, NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import=${PRELOAD}`.trim(), TESSERA_TEST_CLOCK_SKEW_MS: String(skewMs) };
+    const second = await startProxyProcess(configFile, 25_000, env);
+    proxies.push(second);
+    expect(second.stdout() + second.stderr()).toContain('the persisted SVID has expired by this clock; asking the control plane to renew it before attesting');
+    const lines = (await readFile(join(cp.dataDir, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { event: string; spiffeId?: string; attestedAs?: string });
+    const mine = lines.filter((e) => e.event === 'svid.issued' && e.spiffeId === id);
+    // One attestation (the first start's), then a renewal of the kept serial: the spent token was never asked again.
+    expect(mine.filter((e) => e.attestedAs?.startsWith('join_token:'))).toHaveLength(1);
+    expect(mine.map((e) => e.attestedAs)).toContain(`x509svid:${kept.serialNumber.toLowerCase()}`);
+    expect((await fetch(`http://127.0.0.1:${second.admin}/ready`)).status).toBe(200);
+  }, 60_000);
 });

@@ -14,7 +14,8 @@ import { jwtBundleFromWire } from './jwt-bundle-holder.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import { policySnapshotFromWatch } from '../authz/control-plane-policy-source.js';
 import { type DenyList, createDenyList } from '../tls/deny-list.js';
-import { type IssuedSvid, bundleFromDer } from './control-plane-svid-source.js';
+import type { IssuedSvid } from './control-plane-svid-source.js';
+import { bundleFromDer } from './signed-svid.js';
 import { ReconnectingStream, type StreamCallbacks, type StreamHandle } from './reconnecting-stream.js';
 
 export interface ConfigUpdate {

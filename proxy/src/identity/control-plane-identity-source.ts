@@ -235,8 +235,15 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     }
     try {
       const kept = state.load({ trustDomain: this.#td, bootstrap, nowMs: clock.nowMs() });
-      if (kept.kind === 'stale') log.info({ file: state.file, reason: kept.why, evidence }, 'the persisted SVID is not valid now; attesting');
       if (kept.kind === 'svid') await this.#svids.restore(kept.svid);
+      // Out of its life by this host's clock, which may be what is wrong (audit 53b F2): the control plane's decides.
+      else if (kept.kind === 'stale' && kept.reason === 'not_yet_valid') {
+        log.warn({ file: state.file, reason: kept.why }, "the persisted SVID is not valid yet by this host's clock (behind the control plane's?): held until it is, then restored");
+        this.#svids.restoreWhenValid(kept.svid);
+      } else if (kept.kind === 'stale') {
+        log.info({ file: state.file, reason: kept.why, evidence }, 'the persisted SVID has expired by this clock; asking the control plane to renew it before attesting');
+        this.#svids.renewExpiredFirst(kept.svid);
+      }
     } catch (e) {
       log.warn({ code: isTesseraError(e) ? e.code : undefined, err: String((e as Error).message ?? e), evidence }, 'the persisted SVID cannot be used; attesting');
     }

@@ -9,21 +9,21 @@
 // moved by that offset, so a skewed host renews when a synchronized one would (audit 52a F1: one ahead by over half
 // the lifetime renewed every second). A proxy may also start from an SVID it kept across a restart (restore(),
 // identity.controlPlane.stateDir): renewed like any other, but if the control plane refuses to renew it, it is
-// dropped and the proxy attests.
+// dropped and the proxy attests. A kept SVID out of its life by this host's clock only is held until valid here
+// (restoreWhenValid) or offered to the control plane for renewal first (renewExpiredFirst): its clock decides.
 import type { X509Certificate } from 'node:crypto';
-import { X509Certificate as X509 } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { createCsr } from '../../../common/pki/csr.js';
-import { type KeyPair, generateKeyPair, keyMatchesPublicKey } from '../../../common/pki/keys.js';
+import { type KeyPair, generateKeyPair } from '../../../common/pki/keys.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
-import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import { leafSpiffeId } from '../../../common/spiffe/x509-svid.js';
+import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
+import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { AttestationEvidence, EvidenceProvider } from './attestation-evidence.js';
-import { type AnswerTiming, clockOffsetMs } from './clock-offset.js';
+import type { AnswerTiming } from './clock-offset.js';
+import { validateSignedSvid } from './signed-svid.js';
 import { type LocalValidity, type Readiness, type RenewalState, identityReadiness, localValidity, nextCheckInMs, renewalDecision, retryAtMs } from './renewal-schedule.js';
 
 /** What SignSvid returns, straight off the wire; validated whole before anything uses it. */
@@ -98,7 +98,7 @@ export interface ControlPlaneSvidSourceOptions {
 /** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
 interface Held {
   readonly svid: IssuedSvid;
-  readonly kind: 'attest' | 'reattest' | 'renew';
+  readonly kind: 'attest' | 'reattest' | 'renew' | 'restore';
   /** When every certificate of its chain is valid by this host's clock (what the identity store checks). */
   readonly validFromMs: number;
   /** When it expires for peers with the control plane's time, on this host's clock: then it is not worth installing. */
@@ -123,6 +123,11 @@ export class ControlPlaneSvidSource {
   #revoked = false;
   /** The current SVID was restored from the state dir and the control plane has not renewed it yet. */
   #restored = false;
+  /**
+   * The kept SVID, expired by this host's clock at the restart: the first attempt renews with it instead of
+   * attesting, and the control plane's clock decides (a host ahead of it: audit 53b F2). Gone after its answer.
+   */
+  #expiredKept: IssuedSvid | undefined;
   /** A signed answer refused as not valid yet by this host's clock, with the kind of attempt that got it. */
   #held: Held | undefined;
   #busy: Promise<void> | undefined;
@@ -157,6 +162,22 @@ export class ControlPlaneSvidSource {
     await this.#o.install(svid);
     this.#installed('restore', svid);
     this.#restored = true;
+  }
+
+  /**
+   * The kept SVID is not valid yet by this host's clock (one behind the control plane's by more than the backdate,
+   * restarted soon after a renewal): held as a fresh answer would be, and restored once valid here; nothing is
+   * asked of the control plane meanwhile (a spent join token would be refused).
+   */
+  restoreWhenValid(svid: IssuedSvid): void {
+    const validFromMs = Math.max(...svid.chain.map((c) => c.validFromDate.getTime()));
+    this.#held = { svid, kind: 'restore', validFromMs, expiresAtMs: svid.notAfterMs };
+    this.#lastError = `the persisted SVID is held until ${new Date(validFromMs).toISOString()} (not valid yet by this host's clock)`;
+  }
+
+  /** The kept SVID has expired by this host's clock: the control plane is asked to renew it before any attestation. */
+  renewExpiredFirst(svid: IssuedSvid): void {
+    this.#expiredKept = svid;
   }
 
   /**
@@ -257,6 +278,7 @@ export class ControlPlaneSvidSource {
     try {
       await this.#o.install(held.svid);
       this.#installed(held.kind, held.svid);
+      if (held.kind === 'restore') this.#restored = true;
     } catch (e) {
       this.#failed(held.kind, 'refused', e);
     }
@@ -275,38 +297,44 @@ export class ControlPlaneSvidSource {
 
   async #attempt(kind: 'attest' | 'reattest' | 'renew'): Promise<void> {
     const restored = kind === 'renew' && this.#restored;
+    // No SVID yet, and the kept one expired by this clock: a renewal with it comes first (renewExpiredFirst).
+    const kept = kind === 'attest' ? this.#expiredKept : undefined;
+    const reported = kept ? 'renew' : kind;
     const { clock, signer } = this.#o;
     let stage: 'sign' | 'validate' | 'install' = 'sign';
     try {
       const current = this.#current;
+      const renewWith = kind === 'renew' ? current : kept;
       // A fresh key per SVID: the old key stays only with connections already made with it.
       const key = generateKeyPair('ec-p256');
-      const csr = await createCsr(key, kind === 'renew' && current ? { uriSans: [current.id.toString()] } : {});
-      const renewWith = kind === 'renew' ? current : undefined;
+      const csr = await createCsr(key, renewWith ? { uriSans: [renewWith.id.toString()] } : {});
       const evidence = renewWith ? undefined : await this.#o.evidence.read();
       const sentAtMs = clock.nowMs();
       const raw = renewWith ? await signer.renew(csr, renewWith) : await signer.attest(csr, evidence!);
       stage = 'validate';
       const timing = raw.timing ?? { sentAtMs, receivedAtMs: clock.nowMs() };
-      const svid = validateSignedSvid(raw, key, timing, { trustDomain: this.#o.trustDomain, sameIdAs: kind === 'renew' ? current?.id : undefined });
+      const svid = validateSignedSvid(raw, key, timing, { trustDomain: this.#o.trustDomain, sameIdAs: renewWith?.id });
+      this.#expiredKept = undefined;
       this.#o.onClockOffset?.(svid.clockOffsetMs ?? 0);
       stage = 'install';
       try {
         await this.#o.install(svid);
       } catch (e) {
-        if (kind !== 'renew') this.#o.evidence.consumed(); // the control plane spent it, whatever we make of the answer
+        if (!renewWith) this.#o.evidence.consumed(); // the control plane spent it, whatever we make of the answer
         const validFromMs = Math.max(...svid.chain.map((c) => c.validFromDate.getTime()));
         const expiresAtMs = svid.notAfterMs + (svid.clockOffsetMs ?? 0);
-        if (validFromMs > clock.nowMs() && validFromMs < expiresAtMs) this.#held = { svid, kind, validFromMs, expiresAtMs };
+        if (validFromMs > clock.nowMs() && validFromMs < expiresAtMs) this.#held = { svid, kind: reported, validFromMs, expiresAtMs };
         throw e;
       }
-      if (kind !== 'renew') this.#o.evidence.consumed();
-      this.#installed(kind, svid);
+      if (!renewWith) this.#o.evidence.consumed();
+      this.#installed(reported, svid);
     } catch (e) {
       if (restored && stage === 'sign' && refusedByControlPlane(e)) return this.#dropRestored(e);
+      // Refused by the control plane too (expired by its clock as well, banned…): attest at once, as without it.
+      if (kept && stage === 'sign' && refusedByControlPlane(e)) return this.#dropExpiredKept(e);
       if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
       if (this.#current && revokedByControlPlane(e)) this.#revoked = true;
-      this.#failed(kind, stage === 'sign' ? 'failure' : 'refused', e);
+      this.#failed(reported, stage === 'sign' ? 'failure' : 'refused', e);
     }
   }
 
@@ -327,6 +355,12 @@ export class ControlPlaneSvidSource {
     this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
   }
 
+  #dropExpiredKept(e: unknown): void {
+    this.#expiredKept = undefined;
+    this.#lastError = describeError(e);
+    this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
+  }
+
   #installed(kind: SvidKind, svid: IssuedSvid): void {
     this.#current = svid;
     this.#local = localValidity(svid, this.#random);
@@ -339,7 +373,7 @@ export class ControlPlaneSvidSource {
     this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
   }
 
-  #failed(kind: 'attest' | 'reattest' | 'renew', result: 'failure' | 'refused', e: unknown): void {
+  #failed(kind: 'attest' | 'reattest' | 'renew' | 'restore', result: 'failure' | 'refused', e: unknown): void {
     const now = this.#o.clock.nowMs();
     this.#failures++;
     this.#retryAt = retryAtMs(now, this.#failures, this.#local?.notAfterMs, undefined, this.#random);
@@ -352,68 +386,6 @@ export class ControlPlaneSvidSource {
 /** What a held answer says of this host's clock: the answer's own estimate when it has one (clock-offset.ts). */
 function behindBy(offsetMs: number | undefined): string {
   return offsetMs !== undefined && offsetMs <= -1_000 ? `about ${Math.round(-offsetMs / 1_000)} s behind the control plane's` : "behind the control plane's?";
-}
-
-/**
- * Checks a SignSvid answer before it is installed: parses, the key matches ours, the leaf carries a workload SPIFFE
- * ID and the answer a bundle for its trust domain. The chain itself is verified once, by the identity store on
- * install (identity-snapshot.ts), under the bundles the proxy will use: not here as well.
- */
-export function validateSignedSvid(
-  raw: SignedSvidRaw,
-  key: KeyPair,
-  timing: AnswerTiming,
-  expect: { trustDomain?: TrustDomain | undefined; sameIdAs?: SpiffeId | undefined } = {},
-): IssuedSvid {
-  const bad = (msg: string) => new TesseraError('TESSERA_ERR_IDENTITY_BAD_RESPONSE', msg);
-  if (raw.chainDer.length === 0) throw bad('empty SVID chain');
-  let chain: X509Certificate[];
-  try {
-    chain = raw.chainDer.map((d) => new X509(Buffer.from(d)));
-  } catch (e) {
-    throw bad(`unparsable certificate in SVID chain: ${(e as Error).message}`);
-  }
-  const leaf = chain[0]!;
-  if (!keyMatchesPublicKey(key.privateKey, leaf.publicKey)) throw bad('the SVID does not carry the public key of the CSR');
-  const verified = leafSpiffeId(leaf);
-  if (!verified.ok) throw bad(`the SVID is not a workload X.509-SVID: ${verified.message}`);
-  const td = verified.id.trustDomain;
-  const own = raw.bundles.find((b) => b.trustDomain === td.name);
-  if (!own) throw bad(`no bundle for trust domain "${td}" in the answer`);
-  let bundle: TrustBundle;
-  try {
-    bundle = bundleFromDer(td.name, own.authoritiesDer);
-  } catch (e) {
-    throw bad(`bundle in the answer is invalid: ${(e as Error).message}`);
-  }
-  if (expect.trustDomain && !verified.id.trustDomain.equals(expect.trustDomain)) {
-    throw bad(`the SVID is in trust domain "${verified.id.trustDomain}", expected "${expect.trustDomain}"`);
-  }
-  if (expect.sameIdAs && !expect.sameIdAs.equals(verified.id)) throw bad(`renewal changed the SPIFFE ID from ${expect.sameIdAs} to ${verified.id}`);
-  const notBeforeMs = leaf.validFromDate.getTime();
-  const notAfterMs = leaf.validToDate.getTime();
-  return {
-    id: verified.id,
-    chain,
-    key,
-    bundle,
-    notBeforeMs,
-    notAfterMs,
-    issuedAtMs: timing.receivedAtMs,
-    clockOffsetMs: clockOffsetMs(timing, notBeforeMs, notAfterMs),
-    serial: leaf.serialNumber.toLowerCase(),
-  };
-}
-
-/** A bundle from separate DER certificates (one per wire element; DER is not concatenated here). */
-export function bundleFromDer(trustDomain: string, ders: readonly Uint8Array[]): TrustBundle {
-  let certs: X509Certificate[];
-  try {
-    certs = ders.map((d) => new X509(Buffer.from(d)));
-  } catch (e) {
-    throw new TesseraError('TESSERA_ERR_PEM_MALFORMED', `bundle for "${trustDomain}": ${(e as Error).message}`);
-  }
-  return new TrustBundle(TrustDomain.parse(trustDomain), certs);
 }
 
 /**

@@ -37,8 +37,11 @@ const MAX_BYTES = 1 << 20;
 export type Persisted =
   /** Nothing yet (a first start, or a dir never written). */
   | { readonly kind: 'none' }
-  /** An SVID that was this proxy's, but is not valid now by this host's clock (expired, or not valid yet). */
-  | { readonly kind: 'stale'; readonly why: string }
+  /**
+   * An SVID that was this proxy's, whole and verifying at a time within its life, but not valid now by this host's
+   * clock (expired, or not valid yet): a clock off from the control plane's may be the cause (audit 53b F2).
+   */
+  | { readonly kind: 'stale'; readonly why: string; readonly reason: 'expired' | 'not_yet_valid'; readonly svid: IssuedSvid }
   | { readonly kind: 'svid'; readonly svid: IssuedSvid };
 
 /** What a persisted SVID must be to be used: of this trust domain, verifying under this bundle now. */
@@ -85,20 +88,21 @@ export class SvidStateDir {
     if (!claimed.id.trustDomain.equals(expect.trustDomain)) {
       throw invalid(this.file, `holds an SVID of trust domain "${claimed.id.trustDomain}", not "${expect.trustDomain}" (the proxy's)`);
     }
-    const v = verifyX509Svid(chain, new TrustBundleSet([expect.bootstrap]), { nowMs: expect.nowMs });
-    if (!v.ok) {
-      // Expiry is a normal end for a kept SVID (the proxy was down longer than its lifetime), not a fault of the file.
-      if (v.reason === 'expired' || v.reason === 'not_yet_valid') return { kind: 'stale', why: `${v.message} (valid ${leaf.validFromDate.toISOString()} to ${leaf.validToDate.toISOString()})` };
-      throw invalid(this.file, `holds an SVID that does not verify under the bootstrap and kept bundles (${v.reason}): ${v.message}`);
-    }
+    const bundles = new TrustBundleSet([expect.bootstrap]);
+    const [fromMs, toMs] = [leaf.validFromDate.getTime(), leaf.validToDate.getTime()];
+    const now = verifyX509Svid(chain, bundles, { nowMs: expect.nowMs });
+    // Out of its life by this clock: checked whole at a time within it, and if sound, "stale" (the caller decides).
+    const timely = now.ok || (now.reason !== 'expired' && now.reason !== 'not_yet_valid');
+    const v = timely ? now : verifyX509Svid(chain, bundles, { nowMs: Math.min(Math.max(expect.nowMs, fromMs), toMs) });
+    if (!v.ok) throw invalid(this.file, `holds an SVID that does not verify under the bootstrap and kept bundles (${v.reason}): ${v.message}`);
     const serial = leaf.serialNumber.toLowerCase();
     this.#stored = serial;
     // Taken as arrived at its NotBefore (the file cannot say when it did): its renewal point is the usual one, and one
     // already past is due now, not a tenth of the lifetime after this restart (localValidity's floor).
-    return {
-      kind: 'svid',
-      svid: { id: v.id, chain, key, bundle: expect.bootstrap, notBeforeMs: leaf.validFromDate.getTime(), notAfterMs: leaf.validToDate.getTime(), issuedAtMs: leaf.validFromDate.getTime(), serial },
-    };
+    const svid = { id: v.id, chain, key, bundle: expect.bootstrap, notBeforeMs: fromMs, notAfterMs: toMs, issuedAtMs: fromMs, serial };
+    // Expiry is a normal end for a kept SVID (the proxy was down longer than its lifetime), not a fault of the file.
+    if (!now.ok) return { kind: 'stale', why: `${now.message} (valid ${leaf.validFromDate.toISOString()} to ${leaf.validToDate.toISOString()})`, reason: now.reason as 'expired' | 'not_yet_valid', svid };
+    return { kind: 'svid', svid };
   }
 
   /**

@@ -194,3 +194,104 @@ describe('a restored SVID', () => {
     expect(refusedByControlPlane(undefined)).toBe(false);
   });
 });
+
+describe('a kept SVID out of its life by this host\'s clock (audit 53b F2: the clock may be what is wrong)', () => {
+  let ca: TestCa;
+  let t: number;
+  let signer: Signer;
+  let events: SvidSourceEvent[];
+  const installedSerials: string[] = [];
+
+  beforeEach(async () => {
+    ca = await TestCa.create({ nowMs: T0 });
+    t = T0;
+    signer = new Signer(ca, () => t);
+    events = [];
+    installedSerials.length = 0;
+  });
+
+  /** What the state dir gives back at `nowMs` for an SVID valid from `fromMs` to `toMs`. */
+  async function keptAt(nowMs: number, fromMs: number, toMs: number) {
+    const minted = await ca.mintSvid(ID, { notBefore: new Date(fromMs), notAfter: new Date(toMs) });
+    const state = new SvidStateDir(tmp.dir);
+    await state.save({ chain: minted.chain, key: minted.key, serial: minted.leaf.serialNumber.toLowerCase() });
+    const loaded = state.load({ trustDomain: TD, bootstrap: TrustBundle.parse(TD, ca.bundlePem()), nowMs });
+    if (loaded.kind !== 'stale') throw new Error(`expected stale, got ${loaded.kind}`);
+    return loaded;
+  }
+
+  // The identity store checks validity with this host's clock, as installIdentity does.
+  const source = () =>
+    new ControlPlaneSvidSource({
+      signer,
+      evidence: evidenceProvider({ joinToken: 'spent-token' }),
+      install: (s) => {
+        if (t < s.notBeforeMs || t >= s.notAfterMs) throw new Error('not valid by this clock');
+        installedSerials.push(s.serial);
+      },
+      trustDomain: TD,
+      clock: { nowMs: () => t },
+      timers: new ManualTimers(),
+      random: () => 0.5,
+      onEvent: (e) => events.push(e),
+    });
+
+  test('not valid yet here (this host behind): held, nothing asked of the control plane, restored once valid', async () => {
+    const kept = await keptAt(T0, T0 + 10_000, T0 + 40_000);
+    expect(kept.reason).toBe('not_yet_valid');
+    const s = source();
+    s.restoreWhenValid(kept.svid);
+    s.start();
+    await s.tick();
+    expect(signer.calls).toEqual([]);
+    expect(s.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining('the persisted SVID is held until') });
+    t = T0 + 10_001;
+    await s.tick();
+    expect(signer.calls).toEqual([]);
+    expect(installedSerials).toEqual([kept.svid.serial]);
+    expect(events.at(-1)).toMatchObject({ kind: 'restore', result: 'success', serial: kept.svid.serial });
+    expect(s.readiness()).toEqual({ ready: true });
+  });
+
+  test('expired here (this host ahead): renewed with it first; the control plane decides, no token spent', async () => {
+    const kept = await keptAt(T0 + 25_000, T0 - 5_000, T0 + 20_000);
+    expect(kept.reason).toBe('expired');
+    t = T0 + 25_000;
+    const s = source();
+    s.renewExpiredFirst(kept.svid);
+    s.start();
+    await s.tick();
+    expect(signer.calls).toEqual([`renew:${kept.svid.serial}`]);
+    expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'success' });
+    expect(s.readiness()).toEqual({ ready: true });
+  });
+
+  test('expired here and refused by the control plane too: dropped, then the configured evidence is used', async () => {
+    const kept = await keptAt(T0 + 25_000, T0 - 5_000, T0 + 20_000);
+    t = T0 + 25_000;
+    signer.renewFails = refusal('UNAUTHENTICATED', 'TESSERA_ERR_ATTESTATION_SVID_INVALID');
+    const s = source();
+    s.renewExpiredFirst(kept.svid);
+    s.start();
+    await s.tick();
+    expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'refused', fallback: true });
+    t += 1_000;
+    await s.tick();
+    expect(signer.calls).toEqual([`renew:${kept.svid.serial}`, 'attest:spent-token']);
+  });
+
+  test('expired here and the control plane unreachable: kept, and the renewal is tried again after the backoff', async () => {
+    const kept = await keptAt(T0 + 25_000, T0 - 5_000, T0 + 20_000);
+    t = T0 + 25_000;
+    signer.renewFails = new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE', { grpcCode: GRPC_STATUS.UNAVAILABLE });
+    const s = source();
+    s.renewExpiredFirst(kept.svid);
+    s.start();
+    await s.tick();
+    signer.renewFails = undefined;
+    t += 60_000;
+    await s.tick();
+    expect(signer.calls).toEqual([`renew:${kept.svid.serial}`, `renew:${kept.svid.serial}`]);
+    expect(s.readiness()).toEqual({ ready: true });
+  });
+});
