@@ -1,9 +1,10 @@
 // Every listener's port, bound before the proxy attests: a port in use (or not permitted) fails the start while a
 // join token is still unspent (audit 52a F3: the listeners bound only after attestation, so such a start spent it).
-// A bound socket is held, not probed and released (another process could take the port in between): in one process
-// each listener takes over its socket when it starts (server.listen(handle)); a `workers: N` primary holds its own
-// (SO_REUSEPORT, as the workers bind) until the workers listen. Until then a reserved socket serves nothing: a
-// connection is reset at once, so a proxy that is not ready answers no plaintext and serves no identity.
+// A bound socket is held, not released before its listener serves (another process could take the port in between):
+// in one process each listener takes over its socket when it starts (server.listen(handle)); a `workers: N` primary
+// holds its own (SO_REUSEPORT, as the workers bind; first checked to be alone on the address: listenAlone) until the
+// workers listen. Until then a reserved socket serves nothing: a connection is reset at once, so a proxy that is not
+// ready answers no plaintext and serves no identity.
 import * as net from 'node:net';
 import { TesseraError } from '../../../common/errors.js';
 import type { ProxyConfig } from '../config/proxy-config.js';
@@ -21,6 +22,24 @@ export function listenFailure(e: unknown, when: string): unknown {
   return new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `${what}: ${err.message} (${when})`, {}, { cause: e });
 }
 
+/**
+ * Binds `server` with SO_REUSEPORT (the workers then join it) where no socket listens yet. SO_REUSEPORT alone would
+ * join a same-uid reuseport group already there (another `workers` proxy; nginx or Envoy with `reuseport`) and the
+ * kernel would split new connections between the two (audit 53b F1). A bind without it fails on any listener, with
+ * SO_REUSEPORT or not: that probe is closed and the address it bound (a port 0 pick, a host name resolved) bound
+ * again with SO_REUSEPORT before any other I/O is handled. A same-uid reuseport bind landing in that gap (microseconds)
+ * would still be joined; holding the probe instead is not possible, as Linux then refuses the workers' own binds.
+ */
+async function listenAlone(server: net.Server, address: ListenAddress): Promise<number> {
+  const probe = net.createServer({ pauseOnConnect: true }, (socket) => socket.resetAndDestroy());
+  const port = await listenOn(probe, { host: address.host, port: address.port });
+  // An IP as configured (an IPv6 zone kept); a name as the probe resolved it, so no lookup falls in the gap.
+  const host = net.isIP(address.host) ? address.host : (probe.address() as net.AddressInfo).address;
+  // No await from here to the bind: close() lets the fd go at once, listenOn binds an IP on the next tick.
+  probe.close();
+  return listenOn(server, { host, port, reusePort: true });
+}
+
 export class PortReservations {
   /** By `kind/name`: the bound socket, until its listener takes it. */
   readonly #held = new Map<string, net.Server>();
@@ -28,7 +47,8 @@ export class PortReservations {
 
   /**
    * Binds every inbound, edge and outbound address of `config`, in that order; on a failure closes what it bound
-   * and throws TESSERA_ERR_PROXY_LISTEN_FAILED. `reusePort`: the workers will bind the same ports.
+   * and throws TESSERA_ERR_PROXY_LISTEN_FAILED. `reusePort`: the workers will bind the same ports, so each is bound
+   * with SO_REUSEPORT, and only where no other socket listens (listenAlone).
    */
   static async bind(config: Pick<ProxyConfig, 'inbound' | 'edge' | 'outbound'>, opts: { readonly reusePort?: boolean } = {}): Promise<PortReservations> {
     const r = new PortReservations();
@@ -43,7 +63,7 @@ export class PortReservations {
         const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.resetAndDestroy());
         const key = `${kind}/${c.name}`;
         r.#held.set(key, server);
-        r.#ports.set(key, await listenOn(server, { ...c.listen, ...(opts.reusePort ? { reusePort: true } : {}) }));
+        r.#ports.set(key, await (opts.reusePort ? listenAlone(server, c.listen) : listenOn(server, c.listen)));
       }
     } catch (e) {
       await r.close();

@@ -1,7 +1,9 @@
 // The listeners' ports bound before the proxy attests (audit 52a F3), with real sockets on loopback: a port in use
 // fails the whole reservation as TESSERA_ERR_PROXY_LISTEN_FAILED saying no token was spent, and releases what it
 // bound; a held port is really held (no one else binds it), resets every connection while held (fail closed: not
-// one byte is answered), and the listener that takes it over serves on the same port, a port 0 pick included.
+// one byte is answered), and the listener that takes it over serves on the same port, a port 0 pick included. For
+// listener workers (`reusePort`, audit 53b F1) a port any socket listens on fails too, one with SO_REUSEPORT (whose
+// group the reservation would otherwise join) included, while the workers' own reuseport binds still join it.
 import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
 import { ListenerGroup } from '../../../../proxy/src/listeners/listener-group.js';
@@ -15,14 +17,25 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
 });
 
-async function listening(port = 0): Promise<net.Server> {
+async function listening(port = 0, opts: { host?: string; reusePort?: boolean } = {}): Promise<net.Server> {
   const s = net.createServer();
   servers.push(s);
   await new Promise<void>((resolve, reject) => {
     s.once('error', reject);
-    s.listen(port, '127.0.0.1', () => resolve());
+    s.listen({ port, host: opts.host ?? '127.0.0.1', ...(opts.reusePort ? { reusePort: true } : {}) }, () => resolve());
   });
   return s;
+}
+
+/** What PortReservations.bind threw (an Error saying "bound" when it did not). */
+async function bindFailure(...args: Parameters<typeof PortReservations.bind>): Promise<Error & { code?: string }> {
+  return PortReservations.bind(...args).then(
+    async (r) => {
+      await r.close();
+      return new Error('bound');
+    },
+    (e: unknown) => e as Error,
+  );
 }
 
 /** Connects, sends a request and reports what came back: an answer's head, or the error that ended the connection. */
@@ -83,5 +96,29 @@ describe('PortReservations', () => {
     expect((await exchange(port)).bytes).toMatch(/^HTTP\/1\.1 50[23] /);
     await group.drainAndClose(1_000);
     await listening(port);
+  });
+
+  test('reusePort: a port another socket listens on fails, whether that socket set SO_REUSEPORT or not', async () => {
+    for (const reusePort of [true, false]) {
+      const port = ((await listening(0, { reusePort })).address() as net.AddressInfo).port;
+      const err = await bindFailure(config(`127.0.0.1:${port}`), { reusePort: true });
+      expect(err, `holder with reusePort ${reusePort}`).toMatchObject({ code: 'TESSERA_ERR_PROXY_LISTEN_FAILED' });
+      expect(err.message).toContain(`a listener port is already in use: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      expect(err.message).toContain('a join token is not spent');
+    }
+  });
+
+  test('reusePort: held (a port 0 pick, a host name), the workers join it with SO_REUSEPORT and no one else binds it', async () => {
+    for (const host of ['127.0.0.1', 'localhost']) {
+      const r = await PortReservations.bind(config(`${host}:0`), { reusePort: true });
+      const port = r.ports()['outbound/out']!;
+      expect(port).toBeGreaterThan(0);
+      await expect(listening(port, { host })).rejects.toMatchObject({ code: 'EADDRINUSE' });
+      // A worker's bind, as worker-config.ts gives it: joins the reservation's group.
+      const worker = await listening(port, { host, reusePort: true });
+      await r.close();
+      await new Promise<void>((done) => worker.close(() => done()));
+      await listening(port, { host });
+    }
   });
 });
