@@ -11,9 +11,9 @@ const MIN_SAMPLE_WEIGHT = 1 / 16;
 
 /**
  * An estimate with no new sample decays toward a floor (the service's typical latency, given by the balancer) this
- * many times faster than samples blend in: an endpoint avoided after one slow answer (a cold start, a GC pause) is
- * tried again within about a second instead of tens of seconds, and one that is still slow peaks again on that
- * answer. Toward a floor, not toward 0: an estimate near 0 made the requests in flight count for nothing in the cost,
+ * many times faster than samples blend in (a time constant of decayMs / 10, 1 s by default): an endpoint avoided
+ * after one slow answer (a cold start, a GC pause) is tried again within seconds (about ln(spike / typical) time
+ * constants) instead of tens of seconds, and one that is still slow peaks again on that answer. Toward a floor, not toward 0: an estimate near 0 made the requests in flight count for nothing in the cost,
  * so the replica that held every long-lived stream (answered once, then quiet) won every draw.
  */
 const IDLE_DECAY_SPEEDUP = 10;
