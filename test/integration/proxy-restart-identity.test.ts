@@ -119,6 +119,14 @@ describe('a join-token sidecar with identity.controlPlane.stateDir', () => {
       expect((await stat(join(dir, 'api-state'))).mode & 0o777).toBe(0o700);
       expect((await stat(stateFile())).mode & 0o777).toBe(0o600);
       expect(await call()).toBe(200);
+      // A second proxy given the same state dir (its own ports) is refused before it attests: it would restore api's
+      // SVID and fork its renewals.
+      await writeFile(join(dir, 'twin.yaml'), (await readFile(apiConfig(), 'utf8')).replace(`listen: 127.0.0.1:${apiIn}`, 'listen: 127.0.0.1:0').replace(`listen: 127.0.0.1:${apiAdmin}`, 'listen: 127.0.0.1:0'));
+      const twin = await tessera(['proxy', '--config', join(dir, 'twin.yaml')], { timeoutMs: 30_000 });
+      expect(twin.code, twin.stderr).toBe(1);
+      expect(twin.stderr).toContain('TESSERA_ERR_IDENTITY_STATE_IN_USE');
+      expect(twin.stderr).toContain(join(dir, 'api-state', 'proxy.lock'));
+      expect(await call()).toBe(200);
     } finally {
       expect(await first.stop()).toBe(0);
     }

@@ -21,6 +21,7 @@ import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
 import { ControlPlaneSvidSource, type IssuedSvid, refusedByControlPlane } from './control-plane-svid-source.js';
 import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
 import { resolveHost } from './resolve-host.js';
+import type { FileLock } from '../../../shared-io/process-file-lock.js';
 import { bundleFileName, SvidStateDir } from './svid-state-dir.js';
 
 type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPlane' }>;
@@ -35,6 +36,8 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   readonly #evidence: EvidenceProvider;
   /** Where the SVID is kept across restarts (identity.controlPlane.stateDir), if anywhere. */
   readonly #state: SvidStateDir | undefined;
+  /** The state dir's lock, held until stop(). */
+  #stateLock: FileLock | undefined;
   readonly #endpoints: ControlPlaneEndpoints;
   readonly #client: ControlPlaneClient;
   readonly #svids: ControlPlaneSvidSource;
@@ -56,7 +59,8 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#td = td;
     this.#bootstrapBundle = TrustBundle.parse(td, bootstrapPem);
     this.#bootstrap = new TrustBundleSet([this.#bootstrapBundle]);
-    this.#state = cp.stateDir ? new SvidStateDir(cp.stateDir) : undefined;
+    const state = cp.stateDir ? new SvidStateDir(cp.stateDir) : undefined;
+    this.#state = state;
     this.#evidence = evidenceProvider({ ...(cp.joinToken ? { joinToken: cp.joinToken } : {}), ...(cp.joinTokenFile ? { joinTokenFile: cp.joinTokenFile } : {}), ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: cp.kubernetesTokenFile } : {}), ...(cp.tpm ? { tpm: cp.tpm } : {}) });
     this.#endpoints = new ControlPlaneEndpoints({
       addresses: cp.addresses,
@@ -133,6 +137,10 @@ export class ControlPlaneIdentitySource implements IdentitySource {
         } else log.info({ version: e.version }, 'config snapshot applied');
       },
     });
+    // Last, so a failure above cannot leave it held: another proxy on this dir fails the start here, before attesting.
+    const taken = state?.lock();
+    this.#stateLock = taken?.lock;
+    if (taken?.unlockable) log.warn({ dir: state?.dir, err: taken.unlockable }, 'the state dir cannot be locked (read-only?): another proxy given the same dir would not be refused');
   }
 
   /**
@@ -190,6 +198,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
 
   stop(): void {
     this.#stopped = true;
+    this.#stateLock?.release();
     this.#endpoints.stop();
     this.#svids.stop();
     this.#watch.stop();

@@ -11,7 +11,7 @@
 // its own SVID nor the control plane.
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
-import { readdirSync, rmSync, statSync, type Stats } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
@@ -21,6 +21,7 @@ import { TrustBundle, TrustBundleSet } from '../../../common/spiffe/trust-bundle
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { leafSpiffeId, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
+import { type FileLock, FileLockRefused, lockFile } from '../../../shared-io/process-file-lock.js';
 import { beyondOwner, processIdentity } from '../../../shared-io/key-file-exposure.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 import { writeAtomic } from '../../../shared-io/write-atomic.js';
@@ -28,6 +29,8 @@ import type { IssuedSvid } from './control-plane-svid-source.js';
 
 /** The file in the state dir: the key first, then the chain. */
 export const STATE_FILE = 'svid.key.pem';
+/** Held by the running proxy (a kernel lock, process-file-lock.ts): a second proxy on the same dir fails its start. */
+export const LOCK_FILE = 'proxy.lock';
 /** The kept trust bundle of trust domain `td`: named by it, so a proxy moved to another domain never reads it. */
 export const bundleFileName = (td: TrustDomain): string => `bundle.${td.name}.pem`;
 /** A key and a chain are a few KiB; anything far larger is not a file this proxy wrote. */
@@ -64,6 +67,24 @@ export class SvidStateDir {
   constructor(dir: string) {
     this.dir = dir;
     this.file = join(dir, STATE_FILE);
+  }
+
+  /**
+   * Takes the dir's lock for the life of the process (the dir made 0700 when missing), before anything in it is read:
+   * two proxies on one dir would restore each other's SVID and fork its renewals. Throws
+   * TESSERA_ERR_IDENTITY_STATE_IN_USE when another process holds it; undefined when the lock file cannot be made (a
+   * read-only mount: nothing can be written there either), which the caller reports.
+   */
+  lock(): { readonly lock?: FileLock; readonly unlockable?: string } {
+    try {
+      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      return { lock: lockFile(join(this.dir, LOCK_FILE)) };
+    } catch (e) {
+      if (e instanceof FileLockRefused && e.why === 'held') {
+        throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_IN_USE', `${e.file} is locked: another proxy runs with stateDir ${this.dir}; give each proxy a directory of its own`, { file: e.file }, { cause: e });
+      }
+      return { unlockable: e instanceof FileLockRefused ? e.message : errnoReason(e, 'failed') };
+    }
   }
 
   /**

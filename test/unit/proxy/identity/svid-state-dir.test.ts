@@ -155,6 +155,27 @@ describe('SvidStateDir', () => {
     }
   });
 
+  test('the dir is locked for one proxy at a time: a second taker is TESSERA_ERR_IDENTITY_STATE_IN_USE until the first lets go', async () => {
+    const dir = join(tmp.dir, 'locked');
+    const first = new SvidStateDir(dir).lock();
+    expect(first.lock).toBeDefined();
+    expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    let err: unknown;
+    try {
+      new SvidStateDir(dir).lock();
+    } catch (e) {
+      err = e;
+    }
+    expect(isTesseraError(err, 'TESSERA_ERR_IDENTITY_STATE_IN_USE')).toBe(true);
+    first.lock!.release();
+    const again = new SvidStateDir(dir).lock();
+    expect(again.lock).toBeDefined();
+    again.lock!.release();
+    // No lock can be made (here: a file where the dir should be): said, not thrown; the caller warns.
+    await writeFile(join(tmp.dir, 'plain-file'), 'x');
+    expect(new SvidStateDir(join(tmp.dir, 'plain-file')).lock().unlockable).toBeTruthy();
+  });
+
   test('a write that cannot be made is TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED naming the path', async () => {
     const blocker = join(tmp.dir, 'a-file');
     await writeFile(blocker, 'x');
