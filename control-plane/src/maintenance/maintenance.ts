@@ -81,8 +81,9 @@ export function controlPlaneMaintenance(p: MaintenanceParts): MaintenanceSchedul
 
 /**
  * Deletes rows recorded (or expired) more than `keepMs` ago, in batches, each its own statement, until none is left
- * or the cap: a first prune of years of rows never holds the database (or SQLite's event loop) long. The audit trail
- * and the SVID inventory are pruned this way.
+ * or the cap: a first prune of years of rows never holds the database (or SQLite's event loop) long. Between two
+ * batches the event loop gets a turn (SQLite's statements are synchronous: back to back, the whole run held every
+ * call and connection until it ended). The audit trail and the SVID inventory are pruned this way.
  */
 async function pruneInBatches(table: { prune(beforeMs: number, maxRows: number): Promise<number> } | undefined, keepMs: number | undefined, p: MaintenanceParts, onPruned?: (rows: number) => void): Promise<void> {
   if (!table || keepMs === undefined) return;
@@ -92,6 +93,7 @@ async function pruneInBatches(table: { prune(beforeMs: number, maxRows: number):
     const n = await table.prune(before, AUDIT_PRUNE_BATCH);
     total += n;
     if (n < AUDIT_PRUNE_BATCH) break;
+    await new Promise<void>((resolve) => p.timers.setTimeout(resolve, 0, 'keep-alive'));
   }
   if (total > 0) onPruned?.(total);
 }

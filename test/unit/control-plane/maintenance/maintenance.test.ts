@@ -8,6 +8,7 @@ import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { createMetrics } from '../../../../control-plane/src/admin/metrics.js';
 import { RateLimiter } from '../../../../control-plane/src/issuance/rate-limiter.js';
+import { until } from '../../../helpers/until.js';
 import { AUDIT_PRUNE_BATCH, controlPlaneMaintenance, TOKEN_KEEP_MS } from '../../../../control-plane/src/maintenance/maintenance.js';
 import { BreakGlass } from '../../../../control-plane/src/policy/break-glass.js';
 import { hashToken } from '../../../../control-plane/src/store/join-token.js';
@@ -131,6 +132,10 @@ describe('controlPlaneMaintenance', () => {
     await scheduler.settled();
     expect(pruned).toEqual([]);
     time.advance(1_000);
+    // One batch, then the event loop's turn before the next (SQLite holds it for a statement): here a timer.
+    await until('the first batch ran', async () => (await store.audit.recent('svid.', 10)).length === 8);
+    expect(pruned).toEqual([]);
+    time.advance(0);
     await scheduler.settled();
     expect(pruned).toEqual([old]);
     expect((await store.audit.recent('svid.', 10)).map((e) => e['n'])).toEqual(['kept']);
@@ -178,6 +183,9 @@ describe('controlPlaneMaintenance', () => {
     await scheduler.settled();
     expect(inventoryPruned).toEqual([]);
     time.advance(1_000);
+    await until('the first batch ran', async () => (await store.inventory.all()).length === 8);
+    expect(inventoryPruned).toEqual([]);
+    time.advance(0);
     await scheduler.settled();
     expect(inventoryPruned).toEqual([old]);
     expect((await store.inventory.all()).map((r) => r.serial)).toEqual(['bb02']);
