@@ -41,8 +41,10 @@ export interface IssuedSvidRow {
   /** attest | renew | self */
   readonly kind: string;
   /**
-   * The serial that began this SVID's chain of renewals (its attestation's SVID; itself for one attested): one pod's
-   * SVIDs share it, so a rate limit keyed by it is that pod's alone. Absent on rows from before it was recorded.
+   * Who this SVID's chain of renewals belongs to: the instance its attestation proved when the attestor names one
+   * (`pod:<uid>` for a Kubernetes token, `tpm:<hash>` for a TPM), else the serial that began the chain (the
+   * attested SVID's own; itself for one attested). One pod's SVIDs share it, so a rate limit keyed by it is that
+   * pod's alone. Absent on rows from before it was recorded.
    */
   readonly lineage?: string;
   /**
