@@ -12,7 +12,6 @@ import { sharedJwtKeys } from '../ca/shared-jwt-keys.js';
 import type { ControlPlaneConfig } from '../config/cp-config.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import { probeHeadroom, removeProbeLeftovers } from '../store/headroom-probe.js';
-import { openPostgresStore } from '../store/postgres/open-postgres-store.js';
 import { openSqliteStore } from '../store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../store/store-contract.js';
 import { StoreHealth } from './store-health.js';
@@ -54,6 +53,8 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
     opened = await openSqliteStore(config.dataDir, { onFeedError, onFailure });
     return { store: stoppingHealth(opened, health), leads: () => true, replica: `${hostname()}/${process.pid}`, health };
   }
+  // Loaded only here: the PostgreSQL driver (pg) is code and memory a SQLite control plane never needs.
+  const { openPostgresStore } = await import('../store/postgres/open-postgres-store.js');
   const store = await openPostgresStore(s.source, {
     ...deps,
     dataDir: config.dataDir,
