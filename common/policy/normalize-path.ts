@@ -1,7 +1,7 @@
 // HTTP path normalization before policy matching, so "/v1/../admin" or "/%61dmin" cannot slip past a rule on "/admin",
 // and the target forwarded in its place, so the app receives exactly the path the policy decided on.
 // Refuses (null) what could be read two ways: a fragment, encoded "/" or "\", raw "\", ".." above the root, dot
-// segments with ";" parameters, encoded control characters, bad escapes.
+// segments with ";" parameters (raw or escaped), encoded control characters, bad escapes.
 
 // Already normal: non-empty segments of plain characters, none "." or ".." (with or without ";" parameters) nor
 // starting with ";", optional trailing "/". Checked first so the common case costs one regex test.
@@ -73,12 +73,15 @@ function normalizeSegment(seg: string): string | null {
 
 /**
  * Servlet containers read "..;x" as ".." and ";x" as an empty segment (they strip ";" parameters before resolving
- * dot segments and merging "//").
+ * dot segments and merging "//"). An escaped ";" ("..%3B", "%2e%2e%3b", ".%3B", "%3Bx"; normalizeSegment has
+ * decoded the dots and upper-cased the escape) is the same segment to an app that percent-decodes before it strips.
  */
 function isDotWithParams(seg: string): boolean {
   const semi = seg.indexOf(';');
-  if (semi < 0) return false;
-  const name = seg.slice(0, semi);
+  const escaped = seg.indexOf('%3B');
+  const cut = semi < 0 ? escaped : escaped < 0 ? semi : Math.min(semi, escaped);
+  if (cut < 0) return false;
+  const name = seg.slice(0, cut);
   return name === '' || name === '.' || name === '..';
 }
 
@@ -87,7 +90,7 @@ function isDotWithParams(seg: string): boolean {
  * resolved (RFC 3986 section 5.2.4; a trailing "/" is kept). Returns null to refuse the request (reason
  * invalid_path): a fragment ("#"), no leading "/" (absolute-form, "*", empty), "%2F"/"%5C" or raw "\", a bad "%"
  * escape, an encoded or raw control character, space or raw non-ASCII anywhere in the target, ".." that climbs
- * above the root, or a dot or empty segment with parameters ("..;x", ";x").
+ * above the root, or a dot or empty segment with parameters ("..;x", ";x", "..%3Bx", "%3Bx").
  */
 export function normalizeHttpPath(raw: string): string | null {
   if (!TARGET_CHARS.test(raw)) return null;

@@ -1,9 +1,9 @@
 // Request and response semantics under hostile input, on every HTTP listener kind with real processes: web's
 // sidecar (outbound HTTP/1.1, HTTP/2, gRPC) → mTLS → api's sidecar (inbound) → apps, and an edge in front of api.
 // Families: a late answer after the request timeout must not kill the proxy; request trailers never reach the
-// app; a "#" in the target is refused and the app gets exactly the path the policy decided on; responses framed
-// two ways (CL + TE, repeated CL, TE not ending in chunked) are refused; HTTP/1.0 without Host reaches a strict
-// server (nginx) and HTTP/1.0 keep-alive is kept.
+// app; a "#" in the target (or a dot segment with a ";" parameter, raw or escaped) is refused and the app gets
+// exactly the path the policy decided on; responses framed two ways (CL + TE, repeated CL, TE not ending in
+// chunked) are refused; HTTP/1.0 without Host reaches a strict server (nginx) and HTTP/1.0 keep-alive is kept.
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, type ServerResponse, createServer } from 'node:http';
@@ -563,6 +563,49 @@ describe('request targets: the app receives exactly the path the policy decided 
       expect([400, 403], `${name} ${path}`).toContain(r.status);
     }
     expect(appSeen.filter((s) => s.url.includes(';') || s.url.includes('%00') || s.url === '*' || s.url.startsWith('http:'))).toEqual([]);
+  });
+
+  // The same segments with the ";" escaped, in every case mix (audit 53a F4): "/public/../admin" to an app that
+  // percent-decodes before it strips parameters. Were forwarded as "/public/..%3B/admin"; now refused as "..;" is.
+  const escapedParams = ['/public/..%3B/admin', '/public/..%3b/admin', '/public/%2e%2e%3b/admin', '/public/%2E.%3B/admin', '/public/.%2e%3Bx=1/admin', '/public/.%3B/v1', '/public/%2E%3b/v1', '/public/%3Bx/../admin'];
+  const tesseraError = (text: string) => /^x-tessera-error: (.*)$/im.exec(text.slice(0, text.indexOf('\r\n\r\n')))?.[1]?.trim();
+
+  test.each(H1)('HTTP/1.1 %s: a dot or empty segment with an escaped ";" is refused as "..;" is', async (name, target) => {
+    const plain = await get(target(), '/public/..;/admin');
+    expect([400, 403], name).toContain(plain.status);
+    for (const path of escapedParams) {
+      const r = await get(target(), path);
+      expect({ status: r.status, error: tesseraError(r.text) }, `${name} ${path}`).toEqual({ status: plain.status, error: tesseraError(plain.text) });
+    }
+    expect(appSeen.filter((s) => /%3b/i.test(s.url))).toEqual([]);
+  });
+
+  test.each([
+    ['HTTP/2 sidecar outbound → inbound', 'web-h2'],
+    ['HTTP/2 sidecar inbound', 'api-h2'],
+    ['HTTP/2 edge', 'edge'],
+  ] as const)('%s: a dot or empty segment with an escaped ";" is refused as "..;" is', async (name, where) => {
+    const plain = await h2(where, '/public/..;/admin');
+    expect([400, 403], name).toContain(plain.status);
+    for (const path of escapedParams) {
+      const r = await h2(where, path);
+      expect({ status: r.status, error: r.headers['x-tessera-error'] }, `${name} ${path}`).toEqual({ status: plain.status, error: plain.headers['x-tessera-error'] });
+    }
+    expect(h2Seen.filter((s) => /%3b/i.test(s.path))).toEqual([]);
+    expect(appSeen.filter((s) => /%3b/i.test(s.url))).toEqual([]);
+  });
+
+  test('curl --path-as-is (HTTP/1.1, HTTP/2) at the edge: "..%3B" is a 400, as "..;" is', async () => {
+    await writeFile(join(dir, 'site-ca.pem'), edgeCa);
+    const status = (version: string, path: string) =>
+      new Promise<string>((resolve, reject) =>
+        execFile('curl', ['-sS', '--path-as-is', version, '-o', '/dev/null', '-w', '%{http_code}', '--cacert', join(dir, 'site-ca.pem'), `https://localhost:${edge.ports.get('edge/public')}${path}`], { timeout: 10_000 }, (e, out, err) => (e ? reject(new Error(`curl: ${e.message}\n${err}`)) : resolve(out))),
+      );
+    for (const version of ['--http1.1', '--http2']) {
+      expect(await status(version, '/public/..;/admin'), version).toBe('400');
+      expect(await status(version, '/public/..%3B/admin'), version).toBe('400');
+      expect(await status(version, '/public/%2e%2e%3b/admin'), version).toBe('400');
+    }
   });
 });
 

@@ -19,7 +19,7 @@ import { type EdgeClient, type EdgeClientFailure, verifyEdgeClient, xfccFor } fr
 import type { EdgeCertificates } from './edge-certificates.js';
 import { EdgeUpstream, edgeMtlsDeps } from './edge-upstreams.js';
 import { clientAddressOf, forwardedHeaders, trustedMatcher } from './forwarded-headers.js';
-import { type EdgeRoute, normalizeHost, selectRoute } from './route-table.js';
+import { type EdgeRoute, selectRoute } from './route-table.js';
 
 /** A request let through: its route, the target to send (normalized) and the policy decision, if any. */
 export interface Admitted {
@@ -214,11 +214,16 @@ export class EdgeGate {
     return this.#trusted(socket.remoteAddress ?? '');
   }
 
-  /** x-forwarded-for/-proto/-host, Forwarded, x-real-ip and, for a verified client, x-forwarded-client-cert. */
+  /**
+   * x-forwarded-for/-proto/-host, Forwarded, x-real-ip and, for a verified client, x-forwarded-client-cert. The
+   * host fields carry the client's Host (or `:authority`) as it came, port included (RFC 7239 section 5.3, as
+   * Envoy): an app building absolute URLs behind an edge on a non-default port needs it. It was checked to be
+   * `uri-host [":" port]` before routing.
+   */
   upstreamHeaders(socket: TLSSocket, host: string | undefined, client: EdgeClient | null, incoming: { xff?: string; forwarded?: string; proto?: string; clientAddress?: () => Iterable<readonly [string, string]> }): Record<string, string> {
     const remote = socket.remoteAddress ?? '';
     const trusted = this.#trusted(remote);
-    const out = forwardedHeaders({ remoteAddress: remote, host: normalizeHost(host), incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted, ...(trusted && incoming.clientAddress ? { incomingClientAddress: clientAddressOf(incoming.clientAddress()) } : {}) });
+    const out = forwardedHeaders({ remoteAddress: remote, host: host?.trim() ?? '', incomingXff: incoming.xff, incomingForwarded: incoming.forwarded, incomingProto: incoming.proto, trusted, ...(trusted && incoming.clientAddress ? { incomingClientAddress: clientAddressOf(incoming.clientAddress()) } : {}) });
     if (client) out['x-forwarded-client-cert'] = xfccFor(this.#d.identity.current!.id.toString(), client);
     return out;
   }

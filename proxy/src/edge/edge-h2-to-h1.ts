@@ -12,6 +12,7 @@ import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { cutStatus, type RefusalReason, unflushed } from '../../../common/refusal-reasons.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
+import { requestAuthority } from '../h2/h2-heads.js';
 import { endedCleanly, relayRequestBody } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
@@ -47,7 +48,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     if (v === undefined || k.startsWith(':') || DROP_REQUEST.has(k)) continue;
     headers[k] = v;
   }
-  headers.host = (incoming[':authority'] as string | undefined) || up.authority;
+  // The authority the edge routed by (`:authority`, else the client's `host`, dropped above with the other fields).
+  headers.host = requestAuthority(incoming) || up.authority;
   Object.assign(headers, o.add);
   const method = String(incoming[':method'] ?? 'GET');
   const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path: o.target, headers, setHost: false });

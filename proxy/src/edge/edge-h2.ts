@@ -8,7 +8,7 @@ import type * as http2 from 'node:http2';
 import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
 import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
-import { isGrpcContentType } from '../h2/h2-heads.js';
+import { isGrpcContentType, requestAuthority } from '../h2/h2-heads.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
@@ -38,7 +38,8 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const grpc = isGrpcContentType(headers['content-type']);
   const method = String(headers[':method'] ?? 'GET');
   const path = String(headers[':path'] ?? '/');
-  const host = (headers[':authority'] as string | undefined) ?? (headers.host as string | undefined);
+  // Routed by, and told to the upstream (requestHeaders, forwardStreamToHttp1), as the same value.
+  const host = requestAuthority(headers);
   const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, d.tracer ? { traceparent: headers.traceparent as string | undefined, tracestate: joined(headers.tracestate) } : undefined);
   const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
   if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);

@@ -6,6 +6,7 @@ import { TRUSTED_PROXY_KEEP } from '../listeners/app-owned-fields.js';
 
 export interface ForwardedInput {
   readonly remoteAddress: string;
+  /** The client's Host (or `:authority`) as received, port included: RFC 7239 section 5.3's `host` is that field's value. */
   readonly host: string;
   readonly incomingXff: string | undefined;
   readonly incomingForwarded: string | undefined;

@@ -21,6 +21,21 @@ export function isGrpcContentType(value: string | string[] | undefined): boolean
 
 const KEEP_PSEUDO: ReadonlySet<string> = new Set([':method', ':path', ':authority']);
 
+/**
+ * The request's own authority: `:authority`, else `host` (RFC 9113 section 8.3.1 lets a client send either; Node's
+ * client sends only `host` when given one). What the edge routes by and what every next hop is told: nghttp2 refuses
+ * a request with neither or with an empty one, so a forwarded request always has one.
+ */
+export function requestAuthority(h: http2.IncomingHttpHeaders): string | undefined {
+  const a = h[':authority'] ?? h.host;
+  return typeof a === 'string' ? a : undefined;
+}
+
+/**
+ * The fields of a request forwarded over HTTP/2. `host` is dropped (H2_REQUEST_DROP), so a request that carried
+ * only `host` gets it as `:authority`: without one node:http2's client names its session's, the next hop's address.
+ * When both came, `:authority` is the one routed by and kept.
+ */
 export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: ReadonlySet<string>, add: Readonly<Record<string, string>>): http2.OutgoingHttpHeaders {
   const out: http2.OutgoingHttpHeaders = {};
   for (const [k, v] of Object.entries(incoming)) {
@@ -33,6 +48,8 @@ export function requestHeaders(incoming: http2.IncomingHttpHeaders, strip: Reado
     }
     out[k] = v;
   }
+  const authority = requestAuthority(incoming);
+  if (authority !== undefined) out[':authority'] = authority;
   return Object.assign(out, add);
 }
 

@@ -21,7 +21,7 @@ export const HTTP1_HOP_BY_HOP: readonly string[] = CONNECTION_SPECIFIC.filter((n
  * `te: trailers` (RFC 9113 section 8.2.2; gRPC servers expect it), which requestHeaders writes in lower case; a TE
  * of any other value makes the request malformed, and Node's HTTP/2 layer resets such a stream with PROTOCOL_ERROR
  * before the proxy sees it. Host is here: the upstream request carries `:authority`, and a Host beside it could
- * name another authority.
+ * name another authority (a request that came with `host` only gets that value as `:authority`: requestHeaders).
  */
 export const H2_REQUEST_DROP: ReadonlySet<string> = new Set([...CONNECTION_SPECIFIC.filter((n) => n !== 'te'), 'host']);
 
@@ -34,6 +34,7 @@ export const H2_RESPONSE_DROP: ReadonlySet<string> = new Set(CONNECTION_SPECIFIC
 
 /**
  * An HTTP/2 request re-made as HTTP/1.1 (edge/edge-h2-to-h1.ts): the whole base list, TE included (hop-by-hop in
- * HTTP/1.1, and the HTTP/1.1 client frames the request itself), and Host, which the edge sets from `:authority`.
+ * HTTP/1.1, and the HTTP/1.1 client frames the request itself), and Host, which the edge sets from `:authority`,
+ * else from the client's `host` (h2-heads.ts requestAuthority).
  */
 export const H2_TO_H1_REQUEST_DROP: readonly string[] = [...CONNECTION_SPECIFIC, 'host'];

@@ -1,8 +1,9 @@
 // Property of the policy path normalizer: for every generated request target, either the request is refused, or
 // what the forwarder sends to the app is read by the app's router as exactly the path the policy decided on.
 // Routers modelled independently of normalize-path.ts: Go net/http (ParseRequestURI, unescape, path cleaning),
-// a Node router (decodeURIComponent + path.posix.normalize), WHATWG URL parsing, and a servlet container (";"
-// parameters stripped per segment before dot segments are resolved).
+// a Node router (decodeURIComponent + path.posix.normalize), WHATWG URL parsing, a servlet container (";"
+// parameters stripped per segment before dot segments are resolved), and one that percent-decodes first, so an
+// escaped ";" is a parameter to it too ("..%3B" is "..").
 import { posix } from 'node:path';
 import fc from 'fast-check';
 import { describe, expect, test } from 'vitest';
@@ -33,6 +34,13 @@ function goClean(p: string): string {
   return n !== '/' && p.endsWith('/') && !n.endsWith('/') ? `${n}/` : n;
 }
 
+/** Each segment without its ";" parameters, as a servlet container reads it. */
+const stripParams = (p: string) =>
+  p
+    .split('/')
+    .map((s) => s.split(';')[0])
+    .join('/');
+
 /** What each app router serves for a request target; null = the app refuses it (never a different path). */
 const ROUTERS: Readonly<Record<string, (target: string) => string | null>> = {
   // ParseRequestURI keeps "#" in the path; ServeMux cleans the unescaped path.
@@ -55,25 +63,24 @@ const ROUTERS: Readonly<Record<string, (target: string) => string | null>> = {
     }
   },
   servlet: (t) => {
-    const p = unescapeBytes(
-      beforeQuery(t)
-        .split('/')
-        .map((s) => s.split(';')[0])
-        .join('/'),
-    );
+    const p = unescapeBytes(stripParams(beforeQuery(t)));
     return p === null ? null : goClean(p);
+  },
+  decodingServlet: (t) => {
+    const p = unescapeBytes(beforeQuery(t));
+    return p === null ? null : goClean(stripParams(p));
   },
 };
 
 /**
  * The path the policy decided on, as the bytes a router compares (its escapes decoded). For a servlet container,
- * with the ";" parameters it ignores stripped but the segments otherwise as the policy saw them: stripping must
+ * with the ";" parameters it ignores stripped (before or after decoding, as that container does) but the segments otherwise as the policy saw them: stripping must
  * not turn a segment into "", "." or ".." that the container then merges or resolves. (That "/admin;x" is served
  * as "/admin" while a policy sees "/admin;x" is a known limit, noted in docs/testing.md.)
  */
 function decided(policyPath: string, router: string): string {
-  const p = router === 'servlet' ? policyPath.split('/').map((s) => s.split(';')[0]).join('/') : policyPath;
-  return unescapeBytes(p)!;
+  if (router === 'decodingServlet') return stripParams(unescapeBytes(policyPath)!);
+  return unescapeBytes(router === 'servlet' ? stripParams(policyPath) : policyPath)!;
 }
 
 /** Why the app could serve another path than the policy judged, or null. */
@@ -129,6 +136,9 @@ describe('policy path normalizer: the app receives the path the policy decided o
     ['encoded separator', '/public%2F..%2Fadmin'],
     ['empty segment with parameters (found: a servlet merges it away)', '/;aa/'],
     ['empty segment with parameters inside a path', '/admin/;x/secret'],
+    ['parent segment with an escaped ";" (audit 53a F4: "/public/../admin" to a decoding servlet)', '/public/..%3B/admin'],
+    ['escaped parent segment with an escaped ";"', '/public/%2e%2e%3b/admin'],
+    ['empty segment with an escaped ";"', '/admin/%3Bx/secret'],
   ])('regression: %s', (_name, raw) => {
     expect(pathDisagreement(raw)).toBeNull();
   });

@@ -26,6 +26,10 @@ describe('normalizeHttpPath', () => {
     ['/a;b=c/d', '/a;b=c/d'],
     ['/a/..b;c/d', '/a/..b;c/d'],
     ['/a/...;x', '/a/...;x'],
+    ['/a/...%3bx', '/a/...%3Bx'],
+    ['/a/x%3B/..%2e%3Bb', '/a/x%3B/...%3Bb'],
+    ['/a%3Bb/c', '/a%3Bb/c'],
+    ['/a/..%253B/b', '/a/..%253B/b'],
     ['/a%41b', '/aAb'],
     ['/caf%c3%a9/%E2%82%AC', '/caf%C3%A9/%E2%82%AC'],
   ])('%j → %j', (raw, want) => {
@@ -63,6 +67,17 @@ describe('normalizeHttpPath', () => {
     ['/public/.;/admin', 'current segment with parameters'],
     ['/public/%2e%2e;/admin', 'encoded parent segment with parameters'],
     ['/public/..;', 'trailing parent segment with parameters'],
+    // The same with the ";" escaped: "/public/../admin" to an app that percent-decodes before it strips parameters.
+    ['/public/..%3B/admin', 'parent segment with an escaped ";"'],
+    ['/public/..%3b/admin', 'parent segment with an escaped ";", lower case'],
+    ['/public/%2e%2e%3b/admin', 'escaped parent segment with an escaped ";"'],
+    ['/public/%2E.%3Bx=1/admin', 'mixed escapes, a parameter value'],
+    ['/public/.%3B/admin', 'current segment with an escaped ";"'],
+    ['/public/%2e%3b/admin', 'escaped current segment with an escaped ";"'],
+    ['/public/%3Bx/../admin', 'empty segment with an escaped ";"'],
+    ['/public/..%3B', 'trailing parent segment with an escaped ";"'],
+    ['/public/..;x%3B/admin', 'raw ";" before an escaped one'],
+    ['/public/..%3Bx;y/admin', 'escaped ";" before a raw one'],
     // An encoded control character: NUL ends the path in C strings, CR/LF split logs and headers.
     ['/admin%00/public', 'encoded NUL'],
     ['/a%0d%0aX: y', 'encoded CR LF'],
