@@ -237,12 +237,19 @@ function refused(file: string, e: unknown, kind: Kind): TesseraError {
   return invalid(file, e instanceof FileRefused ? `is ${e.message}` : `cannot be read: ${errnoReason(e)}`, e, kind);
 }
 
-/** Why others could write in a directory (group or other write bits, another owner), or null. */
+/**
+ * Why others could write in a directory, or null: another owner, write for every user, or group write for a group
+ * this process is not in (as keyExposure judges a key's group: a user's own group, as `mkdir` under umask 002 makes
+ * it, is no one else's).
+ */
 function othersCanWrite(st: Stats): string | null {
   if (process.platform === 'win32') return null;
   const me = processIdentity();
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
   if (me.uid >= 0 && st.uid !== me.uid) return `is owned by uid ${st.uid}, not this process's (${me.uid})`;
-  return (st.mode & 0o022) === 0 ? null : `is writable by ${st.mode & 0o002 ? 'every user' : 'its group'} (mode ${(st.mode & 0o7777).toString(8).padStart(4, '0')})`;
+  if (st.mode & 0o002) return `is writable by every user (mode ${mode})`;
+  if (st.mode & 0o020 && !me.groups.includes(st.gid)) return `is writable by group ${st.gid}, which this process is not in (mode ${mode})`;
+  return null;
 }
 
 function invalid(file: string, what: string, cause?: unknown, kind: Kind = 'SVID'): TesseraError {

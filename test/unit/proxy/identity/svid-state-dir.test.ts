@@ -57,8 +57,8 @@ describe('SvidStateDir', () => {
 
   test('an existing dir with a wider mode is narrowed to 0700; each install replaces the file whole', async () => {
     const dir = join(tmp.dir, 'wide');
-    await mkdir(dir, { mode: 0o755 });
-    await chmod(dir, 0o755);
+    await mkdir(dir, { mode: 0o775 });
+    await chmod(dir, 0o775);
     const state = new SvidStateDir(dir);
     await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
@@ -143,7 +143,8 @@ describe('SvidStateDir', () => {
   test('a state dir others can write to is refused at load, and never narrowed or written into (audit 53b F4)', async () => {
     const state = new SvidStateDir(join(tmp.dir, 'kept'));
     await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
-    for (const mode of [0o777, 0o1777, 0o770]) {
+    // (0770 with the process's own group is its own, as `mkdir` under umask 002 makes it: narrowed, below.)
+    for (const mode of [0o777, 0o1777, 0o703]) {
       await chmod(state.dir, mode);
       expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
       expect(() => state.load(expectAt())).toThrow(/writable by/);
