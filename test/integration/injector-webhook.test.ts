@@ -154,6 +154,7 @@ describe('injection webhook over HTTPS', () => {
     expect(mutated.spec.volumes.map((v) => v.name)).toEqual(expect.arrayContaining(['tessera-config', 'tessera-workload-api', 'tessera-tmp']));
     const config = parseYaml(mutated.metadata.annotations['tessera.dev/proxy-config']!);
     expect(config.identity.controlPlane.kubernetesTokenFile).toBe('/var/run/secrets/tessera/token');
+    expect(config.identity.controlPlane.stateDir).toBe('/tmp/tessera-state');
     expect(config.inbound).toEqual([{ name: 'app-8080', listen: '0.0.0.0:15006', forwardTo: '127.0.0.1:8080', protocol: 'http' }]);
     expect(config.outbound[0]).toMatchObject({ name: 'api', upstream: 'api.default.svc:15006', spiffeId: 'spiffe://cluster.local/ns/default/sa/api' });
     expect(mutated.metadata.annotations['tessera.dev/bootstrap-bundle']).toBe(await testBundlePem());

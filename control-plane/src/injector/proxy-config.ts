@@ -14,10 +14,16 @@ export const SIDECAR_PATHS = Object.freeze({
   workloadDir: '/var/run/tessera/workload',
   workloadSocket: '/var/run/tessera/workload/workload.sock',
   tmpDir: '/tmp',
+  /**
+   * identity.controlPlane.stateDir, on the sidecar's own Memory emptyDir (tmpDir): it outlives a container restart,
+   * not the pod. The bootstrap bundle is an annotation frozen at admission; after a CA rotation only the bundle kept
+   * here lets a restarted sidecar verify the control plane again (audit 53c F1). The proxy makes it 0700 itself.
+   */
+  stateDir: '/tmp/tessera-state',
 });
 
 export interface ProxyConfigDocument {
-  readonly identity: { readonly controlPlane: { readonly address: string; readonly bundleFile: string; readonly kubernetesTokenFile: string } };
+  readonly identity: { readonly controlPlane: { readonly address: string; readonly bundleFile: string; readonly kubernetesTokenFile: string; readonly stateDir: string } };
   readonly inbound?: readonly { name: string; listen: string; forwardTo: string; protocol: string; mtls?: string }[];
   readonly outbound?: readonly ({ name: string; listen: string; upstream: string; spiffeId: string; protocol: string } | { name: string; listen: string; mode: 'http-proxy' })[];
   readonly admin: { readonly listen: string; readonly appProbes?: Readonly<Record<string, AppProbeTarget>> };
@@ -55,6 +61,7 @@ export function buildProxyConfig(
         address: config.controlPlaneAddress,
         bundleFile: SIDECAR_PATHS.bundleFile,
         kubernetesTokenFile: SIDECAR_PATHS.tokenFile,
+        stateDir: SIDECAR_PATHS.stateDir,
       },
     },
     ...(inbound.length > 0

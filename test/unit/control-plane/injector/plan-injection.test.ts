@@ -33,7 +33,7 @@ interface V {
   name: string;
   projected?: { sources: unknown[] };
   downwardAPI?: { items: unknown[] };
-  emptyDir?: { medium?: string };
+  emptyDir?: { medium?: string; sizeLimit?: string };
 }
 interface AnyPod {
   metadata: { annotations: Record<string, string> };
@@ -132,6 +132,7 @@ describe('planInjection + JSON Patch', () => {
           address: 'tessera-control-plane.tessera-system.svc:8443',
           bundleFile: '/var/run/tessera/config/bundle.pem',
           kubernetesTokenFile: '/var/run/secrets/tessera/token',
+          stateDir: '/tmp/tessera-state',
         },
       },
       inbound: [
@@ -145,6 +146,19 @@ describe('planInjection + JSON Patch', () => {
       workloadApi: { socket: '/var/run/tessera/workload/workload.sock' },
     });
     expect(pod.spec.initContainers[0]!.ports!.map((p) => p.containerPort)).toEqual([15000, 15006, 15007]);
+  });
+
+  test('the state dir is on the sidecar\'s own memory emptyDir: it outlives a container restart, not the pod, and no app container mounts it', async () => {
+    // Audit 53c F1: the bootstrap bundle is an annotation frozen at admission; after a CA rotation a restarted sidecar
+    // verifies the control plane only with the bundle it kept here.
+    const pod = inject(appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }), await testContext());
+    const stateDir = (parseYaml(pod.metadata.annotations['tessera.dev/proxy-config']!) as { identity: { controlPlane: { stateDir: string } } }).identity.controlPlane.stateDir;
+    const sidecar = pod.spec.initContainers[0]!;
+    const holding = sidecar.volumeMounts!.filter((m) => stateDir.startsWith(`${m.mountPath}/`));
+    expect(holding).toEqual([{ name: 'tessera-tmp', mountPath: '/tmp' }]);
+    expect(pod.spec.volumes.find((v) => v.name === 'tessera-tmp')!.emptyDir).toEqual({ medium: 'Memory', sizeLimit: '16Mi' });
+    const others = [...pod.spec.initContainers, ...pod.spec.containers].filter((c) => c.name !== 'tessera-proxy');
+    expect(others.flatMap((c) => c.volumeMounts ?? []).filter((m) => m.name === 'tessera-tmp')).toEqual([]);
   });
 
   test('a bare pod (no annotations, no lists) gets every list created; annotation keys are ~1-escaped', async () => {
