@@ -8,6 +8,7 @@ import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { DEFAULT_AUDIT_LOG_MAX_BYTES, MIN_AUDIT_LOG_MAX_BYTES } from '../store/audit-file.js';
 import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
 import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryConfig, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../discovery/kubernetes-config.js';
@@ -33,7 +34,8 @@ export const controlPlaneSchema: ObjectSchema = {
     audit: {
       type: 'object',
       properties: {
-        keep: { type: 'duration', default: '400d', min: 24 * HOUR, max: 100 * YEAR, description: 'How long audit rows stay in the store; older ones are deleted hourly (audit.log is rotated by you)' },
+        keep: { type: 'duration', default: '400d', min: 24 * HOUR, max: 100 * YEAR, description: 'How long audit rows stay in the store; older ones are deleted hourly (audit.log is cut by size: logMaxBytes)' },
+        logMaxBytes: { type: 'number', integer: true, min: 0, max: 2 ** 40, default: DEFAULT_AUDIT_LOG_MAX_BYTES, description: 'audit.log is renamed to audit.log.1 (the previous one dropped) before it would pass this size; 0 = never (rotated by you), else at least 65536' },
       },
     },
     inventory: {
@@ -143,7 +145,7 @@ export interface ControlPlaneConfig {
   readonly adminListen: string;
   readonly logLevel: 'debug' | 'info' | 'warn' | 'error';
   /** Audit rows older than keepMs are deleted from the store. */
-  readonly audit: { readonly keepMs: number };
+  readonly audit: { readonly keepMs: number; readonly logMaxBytes: number };
   /** Inventory rows expired more than keepMs ago are deleted. */
   readonly inventory: { readonly keepMs: number };
   readonly svid: { readonly ttlMs: number; readonly maxTtlMs: number; readonly backdateMs: number; readonly rateLimit: { readonly burst: number; readonly perMinute: number } };
@@ -182,7 +184,7 @@ interface Raw {
   listen: string;
   adminListen: string;
   logLevel: ControlPlaneConfig['logLevel'];
-  audit?: { keep?: number };
+  audit?: { keep?: number; logMaxBytes?: number };
   inventory?: { keep?: number };
   svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
   ca?: { root?: 'managed' | 'offline'; rootTtl?: number; intermediateTtl?: number };
@@ -238,6 +240,11 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
       ? invalid(['ca', 'intermediateTtl'], `longer than ca.rootTtl (${shown(ca.rootTtlMs, ['ca', 'rootTtl'])})`)
       : invalid(['ca', 'rootTtl'], `${formatDuration(ca.rootTtlMs)} is shorter than ca.intermediateTtl (${shown(ca.intermediateTtlMs, ['ca', 'intermediateTtl'])})`);
   }
+  // Tiny limits would keep a handful of lines in two files: refused rather than quietly losing the trail.
+  const auditLogMaxBytes = raw.audit?.logMaxBytes ?? DEFAULT_AUDIT_LOG_MAX_BYTES;
+  if (auditLogMaxBytes > 0 && auditLogMaxBytes < MIN_AUDIT_LOG_MAX_BYTES) {
+    throw invalid(['audit', 'logMaxBytes'], `${auditLogMaxBytes} is under ${MIN_AUDIT_LOG_MAX_BYTES} (64 KiB); 0 turns the size limit off`);
+  }
   const k8s = raw.attestors?.kubernetes;
   if (k8s && !k8s.jwksFile && !k8s.apiServer) {
     const line = lineOf(parsed, ['attestors', 'kubernetes']);
@@ -280,7 +287,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     listen: raw.listen,
     adminListen: raw.adminListen,
     logLevel: raw.logLevel,
-    audit: { keepMs: raw.audit?.keep ?? 400 * 24 * HOUR },
+    audit: { keepMs: raw.audit?.keep ?? 400 * 24 * HOUR, logMaxBytes: auditLogMaxBytes },
     inventory: { keepMs: raw.inventory?.keep ?? 24 * HOUR },
     svid,
     ca,

@@ -30,7 +30,7 @@ export interface OpenedStore {
   readonly health: StoreHealth;
 }
 
-export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'dataDir'>, deps: { clock: Clock; timers: Timers; log: ControlPlaneLogger }): Promise<OpenedStore> {
+export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'dataDir'> & { readonly audit?: Pick<ControlPlaneConfig['audit'], 'logMaxBytes'> }, deps: { clock: Clock; timers: Timers; log: ControlPlaneLogger }): Promise<OpenedStore> {
   const s = config.store;
   const onFeedError = (e: unknown) => deps.log.error({ err: describeError(e) }, 'a change subscriber failed');
   // The probe needs what an issuance needs (audit 24b F3): room in the data dir for audit.log and the WAL, and an
@@ -50,7 +50,7 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
   const health = new StoreHealth({ ...deps, probe });
   const onFailure = health.failed;
   if (s.kind === 'sqlite') {
-    opened = await openSqliteStore(config.dataDir, { onFeedError, onFailure });
+    opened = await openSqliteStore(config.dataDir, { onFeedError, onFailure, auditLogMaxBytes: config.audit?.logMaxBytes });
     return { store: stoppingHealth(opened, health), leads: () => true, replica: `${hostname()}/${process.pid}`, health };
   }
   // Loaded only here: the PostgreSQL driver (pg) is code and memory a SQLite control plane never needs.
@@ -61,6 +61,7 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
     replica: s.replica,
     pool: { maxConnections: s.maxConnections, statementTimeoutMs: s.statementTimeoutMs },
     onFailure,
+    auditLogMaxBytes: config.audit?.logMaxBytes,
   });
   opened = store;
   const leads = () => store.leader.isLeader();

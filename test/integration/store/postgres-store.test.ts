@@ -1,7 +1,10 @@
 // What only the PostgreSQL store does, against a real server (the contract itself is checked by
 // store-contract-postgres.test.ts): the schema migration (recorded, applied once, once only even when several replicas
 // open a fresh database together), LIKE wildcards in an audit prefix taken literally, a NUL in an audited value,
-// a stored registration that no longer parses, and the change feed's own notification coming back through LISTEN.
+// a stored registration that no longer parses, the change feed's own notification coming back through LISTEN, and
+// the replica's local audit.log cut at audit.logMaxBytes while every row still reaches the shared table.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { PG_MIGRATIONS } from '../../../control-plane/src/store/postgres/pg-migrations.js';
@@ -128,6 +131,30 @@ describe('postgres store: change feed', () => {
       expect(fired).toBe(0);
     } finally {
       for (const f of offs) f();
+    }
+  });
+});
+
+describe('postgres store: the local audit.log', () => {
+  test('cut into audit.log.1 at auditLogMaxBytes (whole lines, 0600, none lost between the files); every row reaches the table', async () => {
+    const max = 65_536;
+    const b = await openTestPgStore(server.url, { auditLogMaxBytes: max });
+    try {
+      const pad = 'x'.repeat(250);
+      for (let n = 0; n < 300; n++) b.store.audit.record(n, { event: 'size.check', n, pad });
+      await b.store.audit.flush();
+      const file = join(b.dataDir, 'audit.log');
+      expect(readdirSync(b.dataDir).filter((f) => f.startsWith('audit.log')).sort()).toEqual(['audit.log', 'audit.log.1']);
+      const numbers = (f: string) => readFileSync(f, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l).n as number);
+      for (const f of [file, `${file}.1`]) {
+        expect(statSync(f).mode & 0o777, f).toBe(0o600);
+        expect(statSync(f).size, f).toBeLessThanOrEqual(max);
+      }
+      const kept = [...numbers(`${file}.1`), ...numbers(file)];
+      expect(kept).toEqual(Array.from({ length: kept.length }, (_, i) => 300 - kept.length + i));
+      expect((await b.store.audit.recent('size.check', 1_000)).length).toBe(300);
+    } finally {
+      await b.dispose();
     }
   });
 });

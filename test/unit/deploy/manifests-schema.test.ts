@@ -55,7 +55,7 @@ interface PodSpecView {
   securityContext: unknown;
   serviceAccountName?: string;
   containers: ContainerView[];
-  volumes: { name: string; configMap?: { name: string; optional?: boolean }; secret?: { secretName: string } }[];
+  volumes: { name: string; configMap?: { name: string; optional?: boolean }; secret?: { secretName: string }; emptyDir?: { sizeLimit?: string } }[];
 }
 interface Views {
   Deployment: { spec: { replicas: unknown; template: { metadata: { labels: Record<string, string>; annotations: Record<string, string> }; spec: PodSpecView } } };
@@ -178,10 +178,24 @@ describe('install: control plane, injector, RBAC, webhook', () => {
     const text = find('ha-postgres', 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml'] as string;
     const cfg = parseControlPlaneConfig(text, '/etc/tessera/config/control-plane.yaml', {});
     expect(cfg.store).toMatchObject({ kind: 'postgres', source: { urlFile: '/etc/tessera/db/url' } });
-    // Everything else is the install's config.
-    const base = parseYaml(find('install', 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml'] as string);
+    // Everything else is the install's config, but audit: the shared table keeps its 400 days (the database is the
+    // trail's home), and the emptyDir holds only audit.log, cut at the default 64 MiB (128 MiB at most, of 256Mi).
+    const { audit: baseAudit, ...base } = parseYaml(find('install', 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml'] as string) as Record<string, unknown>;
     const { store: _s, ...rest } = parseYaml(text) as Record<string, unknown>;
     expect(rest).toEqual(base);
+    expect(baseAudit).toEqual({ keep: '2d', logMaxBytes: 33_554_432 });
+    expect(cfg.audit).toEqual({ keepMs: 400 * 86_400_000, logMaxBytes: 64 * 1024 * 1024 });
+  });
+
+  test('the data emptyDir outlasts what the shipped configs write to it: audit.log and audit.log.1 take at most half its sizeLimit (audit 53c F4)', () => {
+    const mib = (q: string) => Number(/^(\d+)Mi$/.exec(q)?.[1] ?? Number.NaN) * 1024 * 1024;
+    for (const k of ['install', 'ha-postgres']) {
+      const spec = find(k, 'Deployment', 'tessera-control-plane').spec.template.spec;
+      const limit = mib(spec.volumes.find((v) => v.name === 'data')?.emptyDir?.sizeLimit ?? '');
+      const cfg = parseControlPlaneConfig(find(k, 'ConfigMap', 'tessera-control-plane').data['control-plane.yaml'] as string, '/etc/tessera/config/control-plane.yaml', {});
+      expect(cfg.audit.logMaxBytes, k).toBeGreaterThan(0);
+      expect(2 * cfg.audit.logMaxBytes, k).toBeLessThanOrEqual(limit / 2);
+    }
   });
 
   test('RBAC is least privilege: create tokenreviews, read the issuer discovery, list/watch slices and pods, nothing else', () => {

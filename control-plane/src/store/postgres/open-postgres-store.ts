@@ -44,6 +44,8 @@ export interface PostgresStoreDeps {
   readonly leaderRetryMs?: number;
   /** Audit rows waiting for the database at most (default 10,000). */
   readonly auditMaxQueued?: number;
+  /** audit.logMaxBytes: the local audit.log is cut to audit.log.1 before it would pass it (0: never; default 64 MiB). */
+  readonly auditLogMaxBytes?: number;
   /** A store operation failed (the error coded as its caller gets it). */
   readonly onFailure?: StoreFailureObserver;
 }
@@ -77,7 +79,7 @@ export async function openPostgresStore(source: PgUrlSource, deps: PostgresStore
     if (applied.length > 0) deps.log.info({ database: db.name, versions: applied }, 'PostgreSQL schema migrated');
     const file = join(deps.dataDir, PG_AUDIT_FILE);
     try {
-      audit = new PgAuditLog(db, { file, clock: deps.clock, timers: deps.timers, log: deps.log, maxQueued: deps.auditMaxQueued });
+      audit = new PgAuditLog(db, { file, clock: deps.clock, timers: deps.timers, log: deps.log, maxQueued: deps.auditMaxQueued, fileMaxBytes: deps.auditLogMaxBytes });
     } catch (e) {
       throw startupError(e, 'TESSERA_ERR_CP_START_FAILED', file);
     }

@@ -15,6 +15,8 @@ import { settledWithin } from '../../../../shared-io/bounded-wait.js';
 export interface PgAuditOptions {
   /** This replica's local audit.log. */
   readonly file: string;
+  /** audit.log is renamed to audit.log.1 before it would pass this size (0: never; default 64 MiB). */
+  readonly fileMaxBytes?: number;
   readonly clock: Clock;
   readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
   readonly log: ControlPlaneLogger;
@@ -65,7 +67,7 @@ export class PgAuditLog implements AuditLog {
     this.#opts = opts;
     this.#maxQueued = opts.maxQueued ?? 10_000;
     this.#retryForMs = opts.retryForMs ?? 300_000;
-    this.#file = new AuditFile(opts.file);
+    this.#file = new AuditFile(opts.file, opts.fileMaxBytes);
   }
 
   record(atMs: number, e: AuditEvent): void {

@@ -28,6 +28,8 @@ export interface SqliteStoreOptions {
   readonly onFeedError?: (e: unknown) => void;
   /** A store operation failed (the error coded as its caller gets it). */
   readonly onFailure?: StoreFailureObserver;
+  /** audit.logMaxBytes: audit.log is cut to audit.log.1 before it would pass it (0: never; default 64 MiB). */
+  readonly auditLogMaxBytes?: number;
 }
 
 /** Opens (creating and migrating) <dataDir>/tessera.db; TESSERA_ERR_CP_START_FAILED when it cannot be used. */
@@ -42,7 +44,7 @@ export async function openSqliteStore(dataDir: string, o: SqliteStoreOptions = {
   let audit: SqliteAuditLog | undefined;
   try {
     for (const f of [dbFile, `${dbFile}-wal`, `${dbFile}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
-    const log = new SqliteAuditLog(db, join(dataDir, AUDIT_FILE));
+    const log = new SqliteAuditLog(db, join(dataDir, AUDIT_FILE), o.auditLogMaxBytes);
     audit = log;
     let closed: Promise<void> | undefined;
     const view = <T extends object>(v: T, area: string): T => observedView(v, area, { map: (e) => sqliteFault(e, dbFile), ...(o.onFailure ? { onFailure: o.onFailure } : {}) });

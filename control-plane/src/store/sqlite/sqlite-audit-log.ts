@@ -1,6 +1,7 @@
 // The audit trail beside SQLite: every decision (SVID issued or refused, token created, CA change, break-glass
 // opened or expired) is one JSON line appended to <dataDir>/audit.log and one row in the database, both written
-// before record() returns (a local file needs no queue). Never holds a key or token.
+// before record() returns (a local file needs no queue); the file is cut at `maxBytes` (audit-file.ts). Never holds a
+// key or token.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { AuditFile } from '../audit-file.js';
 import type { AuditEvent, AuditLog } from '../store-contract.js';
@@ -11,8 +12,9 @@ export class SqliteAuditLog implements AuditLog {
   readonly #recent: StatementSync;
   readonly #prune: StatementSync;
 
-  constructor(db: DatabaseSync, file: string) {
-    this.#file = new AuditFile(file);
+  /** `maxBytes`: audit.log is renamed to audit.log.1 before it would pass it (0: never; default 64 MiB). */
+  constructor(db: DatabaseSync, file: string, maxBytes?: number) {
+    this.#file = new AuditFile(file, maxBytes);
     this.#insert = db.prepare('INSERT INTO audit (at_ms, event, result, code, spiffe_id, attested_as, serial, not_after_ms, caller, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     this.#recent = db.prepare('SELECT json FROM audit WHERE event LIKE ? ORDER BY seq DESC LIMIT ?');
     this.#prune = db.prepare('DELETE FROM audit WHERE seq IN (SELECT seq FROM audit WHERE at_ms < ? ORDER BY at_ms LIMIT ?)');
