@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
+import type { SkippedCounts } from '../../control-plane/src/discovery/endpoint-slice-view.js';
 import type { SourceView } from '../../control-plane/src/discovery/endpoint-source.js';
 import { resolveKubernetesDiscovery } from '../../control-plane/src/discovery/kubernetes-config.js';
 import { KubernetesEndpointsSource } from '../../control-plane/src/discovery/kubernetes-endpoints-source.js';
@@ -48,12 +49,12 @@ interface Started {
   last: () => SourceView | undefined;
 }
 
-async function startSource(token = TOKEN, extra: { namespaces?: string[]; inboundPort?: number } = {}): Promise<Started> {
+async function startSource(token = TOKEN, extra: { namespaces?: string[]; inboundPort?: number } = {}, onSkipped?: (skipped: SkippedCounts) => void): Promise<Started> {
   await writeFile(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
   const config = resolveKubernetesDiscovery({ enabled: true, apiServer: base, tokenFile: 'token', caFile: 'ca.crt', debounce: 20, ...extra }, dir, {})!;
   const logs: Started['logs'] = [];
   const log = (level: string) => (obj: Record<string, unknown>, msg: string) => void logs.push({ level, obj, msg });
-  const source = new KubernetesEndpointsSource({ config, trustDomain: TD, log: { info: log('info'), warn: log('warn'), error: log('error') }, api: { pageSize: 2 }, backoff: { initialMs: 50, maxMs: 300 } });
+  const source = new KubernetesEndpointsSource({ config, trustDomain: TD, log: { info: log('info'), warn: log('warn'), error: log('error') }, api: { pageSize: 2 }, backoff: { initialMs: 50, maxMs: 300 }, ...(onSkipped ? { onSkipped } : {}) });
   sources.push(source);
   const views: SourceView[] = [];
   source.start((v) => views.push(v));
@@ -98,6 +99,39 @@ test('initial list (paginated, cluster CA, bearer from the token file) gives one
   expect(api.requests.find((r) => r.path.endsWith('/endpointslices'))!.query.get('labelSelector')).toBe('kubernetes.io/service-name');
   expect(s.source.status()).toMatchObject({ synced: true, skipped: { unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, notMeshed: 1 } });
   expect(s.logs.filter((l) => l.level === 'warn')).toEqual([]); // a pod without a sidecar is no fault
+});
+
+// Audit 53c F3: the slice's port (the Service's target port) was dropped and every Service of a pod went to 15006.
+test('a pod with tessera.dev/inbound-ports "8080,9090/grpc": each Service reaches the listener of its target port; an unmeshed port is left out, counted, logged once', async () => {
+  const a = new FakeApiServer(TOKEN);
+  server.use(a);
+  api = a;
+  const multi = { 'tessera.dev/injected': '0.1.0', 'tessera.dev/inbound-ports': '8080,9090/grpc' };
+  a.put('pods', pod('shop', 'mp-1', 'api', multi));
+  a.put('pods', pod('shop', 'mp-2', 'api', multi));
+  const both = [{ ip: '10.1.0.1', pod: 'mp-1' }, { ip: '10.1.0.2', pod: 'mp-2' }];
+  a.put('endpointslices', slice('shop', 'api-x', 'api', both, { name: 'http', port: 8080, protocol: 'TCP' }));
+  a.put('endpointslices', slice('shop', 'admin-x', 'api-admin', both, { name: 'http-admin', port: 9090, protocol: 'TCP' }));
+  a.put('endpointslices', slice('shop', 'grpc-x', 'b-grpc', both, { name: 'rpc', port: 9090, protocol: 'TCP', appProtocol: 'grpc' }));
+  a.put('endpointslices', slice('shop', 'metrics-x', 'metrics', both, { name: 'http-metrics', port: 9100, protocol: 'TCP' }));
+  const reported: SkippedCounts[] = [];
+  const s = await startSource(TOKEN, {}, (k) => reported.push(k));
+  await until('the first view', () => s.views.length > 0);
+  expect(summary(s.last())).toEqual({
+    'api-admin.shop': ['10.1.0.1:15007 /ns/shop/sa/api http ready', '10.1.0.2:15007 /ns/shop/sa/api http ready'],
+    'api.shop': ['10.1.0.1:15006 /ns/shop/sa/api http ready', '10.1.0.2:15006 /ns/shop/sa/api http ready'],
+    'b-grpc.shop': ['10.1.0.1:15007 /ns/shop/sa/api grpc ready', '10.1.0.2:15007 /ns/shop/sa/api grpc ready'],
+    'metrics.shop': [],
+  });
+  expect(s.source.status().skipped).toEqual({ unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, portNotMeshed: 2, notMeshed: 0 });
+  expect(reported.at(-1)).toEqual(s.source.status().skipped);
+  const named = () => s.logs.filter((l) => l.level === 'warn' && l.msg.includes('tessera.dev/inbound-ports'));
+  expect(named().map((l) => l.obj['servicePorts'])).toEqual([['metrics.shop:9100']]);
+  // A third replica: the view is computed again, the same unmeshed port is counted again but not logged again.
+  a.put('pods', pod('shop', 'mp-3', 'api', multi));
+  a.put('endpointslices', slice('shop', 'metrics-x', 'metrics', [...both, { ip: '10.1.0.3', pod: 'mp-3' }], { name: 'http-metrics', port: 9100, protocol: 'TCP' }));
+  await until('the third is counted', () => s.source.status().skipped.portNotMeshed === 3);
+  expect(named()).toHaveLength(1);
 });
 
 test('watch events ADDED, MODIFIED and DELETED change the view; changes that do not alter it report nothing', async () => {

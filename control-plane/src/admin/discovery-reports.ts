@@ -5,6 +5,7 @@
 import type { Clock } from '../../../common/clock.js';
 import type { TesseraError } from '../../../common/errors.js';
 import type { DiscoveryHubOptions } from '../discovery/discovery-watch.js';
+import type { SkippedCounts } from '../discovery/endpoint-slice-view.js';
 import type { RegistrationHubOptions, RegistrationRefusals } from '../discovery/registration-service.js';
 import type { ServiceRegistry } from '../discovery/service-registry.js';
 import type { ControlPlaneLogger } from '../logger.js';
@@ -59,6 +60,21 @@ export function registrationReports(metrics: ControlPlaneMetrics, audit: AuditLo
       const counts = Object.fromEntries(Object.entries(r.counts).filter(([code]) => AUDITED.has(code)));
       audit.record(clock.nowMs(), { event: 'registration.refused', result: 'refused', code: first.code, spiffeId: r.caller, caller: r.peer, claimed: first.claimed, service: first.service, address: first.address, counts, examples: examples.map((e) => `${e.code} ${e.service} ${e.address}${e.claimed !== undefined ? ` ${e.claimed.slice(0, 256)}` : ''}`) });
     },
+  };
+}
+
+const SKIP_REASONS: Readonly<Record<keyof SkippedCounts, string>> = {
+  unknownPod: 'unknown_pod',
+  noServiceAccount: 'no_service_account',
+  badInboundPort: 'bad_inbound_port',
+  portNotMeshed: 'port_not_meshed',
+  notMeshed: 'not_meshed',
+};
+
+/** Keeps tessera_cp_discovery_endpoints_skipped at what the Kubernetes source's current view leaves out. */
+export function skippedGauge(metrics: ControlPlaneMetrics): (skipped: SkippedCounts) => void {
+  return (skipped) => {
+    for (const [key, reason] of Object.entries(SKIP_REASONS)) metrics.discoveryEndpointsSkipped.set({ reason }, skipped[key as keyof SkippedCounts]);
   };
 }
 

@@ -33,6 +33,7 @@ export interface ControlPlaneMetrics {
   readonly registrationsRefused: Counter<'code'>;
   readonly watchRefusals: Counter<'service' | 'code'>;
   readonly discoverySourceErrors: Counter<'source'>;
+  readonly discoveryEndpointsSkipped: Gauge<'reason'>;
   readonly auditSuppressed: Counter<'event'>;
 }
 
@@ -80,5 +81,7 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     registrationsRefused: new Counter({ name: 'tessera_cp_registrations_refused_total', help: 'Self-registrations refused, by stable error code', labelNames: ['code'], registers }),
     auditSuppressed: new Counter({ name: 'tessera_cp_audit_rows_suppressed_total', help: 'Refusal audit rows not written because their subject (or all callers without a proven ID) was over its audit budget, by event', labelNames: ['event'], registers }),
     discoverySourceErrors: new Counter({ name: 'tessera_cp_discovery_source_errors_total', help: 'Endpoint source reads that failed (its last view kept), by source', labelNames: ['source'], registers }),
+    // A gauge: each Kubernetes view is computed whole, so what it leaves out is a state, not a stream of events.
+    discoveryEndpointsSkipped: new Gauge({ name: 'tessera_cp_discovery_endpoints_skipped', help: 'Endpoints of Kubernetes EndpointSlices left out of the current view, by reason', labelNames: ['reason'], registers }),
   };
 }

@@ -1,9 +1,12 @@
 // The pure mapping from Kubernetes EndpointSlices (discovery.k8s.io/v1) and the Pods they point at to a source view:
 // service `<service>.<namespace>`, one endpoint per meshed pod at its sidecar's inbound port, SPIFFE ID from the
 // pod's namespace and service account, readiness from the endpoint's conditions, protocol from the slice's port.
+// The slice's port (the Service's target port) picks the sidecar listener through the pod's tessera.dev/inbound-ports,
+// numbered as the injector numbers them, so a Service on the app's second port reaches that port's listener.
 import { type EndpointProtocol, DEFAULT_ENDPOINT_WEIGHT, type ServiceEndpoint, endpointAddress } from '../../../common/routing/service-endpoint.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { ANNOTATION, FIRST_INBOUND_PORT, parseInboundPorts } from '../injector/annotations.js';
 import type { SourceView } from './endpoint-source.js';
 
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
@@ -33,6 +36,11 @@ export interface PodFacts {
   readonly serviceAccountName: string;
   /** The tessera.dev/inbound-port annotation, unparsed; undefined when absent. */
   readonly inboundPort?: string;
+  /**
+   * The app ports of tessera.dev/inbound-ports in order (the injector's listener for the i-th is 15006 + i);
+   * undefined when absent, null when the annotation does not parse (the injector would have refused it).
+   */
+  readonly inboundPorts?: readonly number[] | null;
   /** The pod has a Tessera sidecar: injected (tessera.dev/injected), or one of its own (tessera.dev/inbound-port). */
   readonly meshed: boolean;
 }
@@ -42,7 +50,24 @@ export function podFacts(pod: { metadata?: { name?: string; namespace?: string; 
   const annotations = pod.metadata?.annotations ?? {};
   const port = annotations[INBOUND_PORT_ANNOTATION];
   const meshed = port !== undefined || annotations[INJECTED_ANNOTATION] !== undefined;
-  return { namespace: pod.metadata?.namespace ?? '', name: pod.metadata?.name ?? '', serviceAccountName: pod.spec?.serviceAccountName ?? '', ...(port !== undefined ? { inboundPort: port } : {}), meshed };
+  const list = annotations[ANNOTATION.inboundPorts];
+  return {
+    namespace: pod.metadata?.namespace ?? '',
+    name: pod.metadata?.name ?? '',
+    serviceAccountName: pod.spec?.serviceAccountName ?? '',
+    ...(port !== undefined ? { inboundPort: port } : {}),
+    ...(list !== undefined ? { inboundPorts: appPortsOf(list) } : {}),
+    meshed,
+  };
+}
+
+/** The injector's own parser, fed the port list alone: only the ports and their order decide the listeners. */
+function appPortsOf(list: string): readonly number[] | null {
+  try {
+    return Object.freeze(parseInboundPorts({ [ANNOTATION.inboundPorts]: list }).map((p) => p.appPort));
+  } catch {
+    return null;
+  }
 }
 
 /** Why endpoints were left out; the counts are per endpoint of the slices. */
@@ -51,8 +76,10 @@ export interface SkippedCounts {
   unknownPod: number;
   /** The pod has no serviceAccountName, or it cannot form a SPIFFE ID. */
   noServiceAccount: number;
-  /** The pod's tessera.dev/inbound-port annotation is not a port number. */
+  /** The pod's tessera.dev/inbound-port annotation is not a port number, or its tessera.dev/inbound-ports does not parse. */
   badInboundPort: number;
+  /** The Service's target port is not among the pod's tessera.dev/inbound-ports: no sidecar listener fronts it. */
+  portNotMeshed: number;
   /** The pod has no Tessera sidecar (nothing listens on its inbound port): not an error, services outside the mesh. */
   notMeshed: number;
 }
@@ -60,11 +87,13 @@ export interface SkippedCounts {
 export interface EndpointSliceViewResult {
   readonly view: SourceView;
   readonly skipped: SkippedCounts;
+  /** `<service>:<port>` of each Service port left out as not meshed by some pod, sorted, each once. */
+  readonly unmeshedPorts: readonly string[];
 }
 
 export interface EndpointSliceViewOptions {
   readonly trustDomain: TrustDomain;
-  /** Used unless the pod's tessera.dev/inbound-port annotation says otherwise. */
+  /** Used for a pod with neither tessera.dev/inbound-port nor tessera.dev/inbound-ports. */
   readonly inboundPort: number;
 }
 
@@ -84,7 +113,13 @@ const NAME_PREFIXES: Readonly<Record<string, EndpointProtocol>> = { http: 'http'
  * A slice with several ports: the first TCP port decides (an endpoint has one inbound listener, one protocol).
  */
 export function portProtocol(ports: EndpointSliceObject['ports']): EndpointProtocol {
-  const port = (ports ?? []).find((p) => (p.protocol ?? 'TCP') === 'TCP');
+  return protocolOf(tcpPorts(ports)[0]);
+}
+
+type SlicePort = NonNullable<EndpointSliceObject['ports']>[number];
+const tcpPorts = (ports: EndpointSliceObject['ports']): SlicePort[] => (ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP');
+
+function protocolOf(port: SlicePort | undefined): EndpointProtocol {
   if (!port) return 'http';
   if (port.appProtocol) return APP_PROTOCOLS[port.appProtocol.toLowerCase()] ?? 'tcp';
   const prefix = (port.name ?? '').toLowerCase().split('-')[0]!;
@@ -95,6 +130,31 @@ function parsePort(text: string): number | null {
   if (!/^\d{1,5}$/.test(text.trim())) return null;
   const n = Number(text);
   return n >= 1 && n <= 65_535 ? n : null;
+}
+
+type Target = { readonly port: number; readonly protocol: EndpointProtocol } | 'bad' | { readonly unmeshed: number };
+
+/**
+ * The sidecar listener (and protocol) a pod serves the slice's Service on. tessera.dev/inbound-port: the pod's own
+ * sidecar, one listener. tessera.dev/inbound-ports: the first of the slice's TCP ports the pod meshes, at 15006 + its
+ * index in the list (a slice without port numbers: the first listener); none meshed: the Service's target port,
+ * which no listener fronts. Neither annotation: the configured inbound port.
+ */
+function targetOf(pod: PodFacts, ports: EndpointSliceObject['ports'], opts: EndpointSliceViewOptions): Target {
+  if (pod.inboundPort !== undefined) {
+    const port = parsePort(pod.inboundPort);
+    return port === null ? 'bad' : { port, protocol: portProtocol(ports) };
+  }
+  if (pod.inboundPorts === null) return 'bad';
+  if (pod.inboundPorts === undefined || pod.inboundPorts.length === 0) return { port: opts.inboundPort, protocol: portProtocol(ports) };
+  const tcp = tcpPorts(ports);
+  const numbered = tcp.filter((p) => p.port !== undefined);
+  if (numbered.length === 0) return { port: FIRST_INBOUND_PORT, protocol: protocolOf(tcp[0]) };
+  for (const p of numbered) {
+    const i = pod.inboundPorts.indexOf(p.port!);
+    if (i >= 0) return { port: FIRST_INBOUND_PORT + i, protocol: protocolOf(p) };
+  }
+  return { unmeshed: numbered[0]!.port! };
 }
 
 /** Kubernetes object names (DNS subdomains): anything else could add path segments to the SPIFFE ID. */
@@ -120,7 +180,8 @@ function isReady(c: { ready?: boolean | null; terminating?: boolean | null } | u
  * slices of a service (slices being rebalanced) appears once, ready if either says so.
  */
 export function endpointSliceView(slices: Iterable<EndpointSliceObject>, pods: ReadonlyMap<string, PodFacts>, opts: EndpointSliceViewOptions): EndpointSliceViewResult {
-  const skipped: SkippedCounts = { unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, notMeshed: 0 };
+  const skipped: SkippedCounts = { unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, portNotMeshed: 0, notMeshed: 0 };
+  const unmeshedPorts = new Set<string>();
   const services = new Map<string, Map<string, ServiceEndpoint>>();
   for (const slice of slices) {
     const svc = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
@@ -129,7 +190,6 @@ export function endpointSliceView(slices: Iterable<EndpointSliceObject>, pods: R
     const name = `${svc}.${ns}`;
     const endpoints = services.get(name) ?? new Map<string, ServiceEndpoint>();
     services.set(name, endpoints);
-    const protocol = portProtocol(slice.ports);
     for (const e of slice.endpoints ?? []) {
       const host = e.addresses?.[0];
       if (!host) continue;
@@ -148,11 +208,17 @@ export function endpointSliceView(slices: Iterable<EndpointSliceObject>, pods: R
         skipped.noServiceAccount++;
         continue;
       }
-      const port = pod.inboundPort === undefined ? opts.inboundPort : parsePort(pod.inboundPort);
-      if (port === null) {
+      const target = targetOf(pod, slice.ports, opts);
+      if (target === 'bad') {
         skipped.badInboundPort++;
         continue;
       }
+      if ('unmeshed' in target) {
+        skipped.portNotMeshed++;
+        unmeshedPorts.add(`${name}:${target.unmeshed}`);
+        continue;
+      }
+      const { port, protocol } = target;
       const zone = e.zone && e.zone.length <= 63 ? e.zone : '';
       const endpoint: ServiceEndpoint = { host, port, spiffeId, protocol, ready: isReady(e.conditions), zone, weight: DEFAULT_ENDPOINT_WEIGHT, source: 'kubernetes' };
       const key = endpointAddress(endpoint);
@@ -164,5 +230,5 @@ export function endpointSliceView(slices: Iterable<EndpointSliceObject>, pods: R
     const byAddress = services.get(name)!;
     view.set(name, Object.freeze([...byAddress.keys()].sort().map((k) => byAddress.get(k)!)));
   }
-  return { view, skipped };
+  return { view, skipped, unmeshedPorts: [...unmeshedPorts].sort() };
 }

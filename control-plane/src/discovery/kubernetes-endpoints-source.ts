@@ -20,7 +20,12 @@ export interface KubernetesEndpointsSourceDeps {
   /** Test hooks: watch timeout, page size, retry backoff. */
   readonly api?: Pick<KubernetesApiOptions, 'watchTimeoutSeconds' | 'pageSize' | 'listTimeoutMs'>;
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
+  /** What each view leaves out, by reason (the metrics). */
+  readonly onSkipped?: (skipped: SkippedCounts) => void;
 }
+
+/** Service ports logged as not meshed, each once; past this many the rest are only counted (the set stays bounded). */
+const MAX_LOGGED_UNMESHED = 1000;
 
 export interface KubernetesSourceStatus {
   readonly synced: boolean;
@@ -36,7 +41,7 @@ function projectSlice(o: Record<string, unknown>): EndpointSliceObject {
   return {
     metadata: { ...(s.metadata?.name !== undefined ? { name: s.metadata.name } : {}), ...(s.metadata?.namespace !== undefined ? { namespace: s.metadata.namespace } : {}), labels: svc !== undefined ? { [SERVICE_NAME_LABEL]: svc } : {} },
     ...(s.addressType !== undefined ? { addressType: s.addressType } : {}),
-    ports: (s.ports ?? []).map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), ...(p.protocol !== undefined ? { protocol: p.protocol } : {}), ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}) })),
+    ports: (s.ports ?? []).map((p) => ({ ...(p.name !== undefined ? { name: p.name } : {}), ...(typeof p.port === 'number' ? { port: p.port } : {}), ...(p.protocol !== undefined ? { protocol: p.protocol } : {}), ...(p.appProtocol !== undefined ? { appProtocol: p.appProtocol } : {}) })),
     endpoints: (s.endpoints ?? []).map((e) => ({
       addresses: (e.addresses ?? []).slice(0, 1),
       ...(e.conditions ? { conditions: { ready: e.conditions.ready ?? null, terminating: e.conditions.terminating ?? null } } : {}),
@@ -59,7 +64,8 @@ export class KubernetesEndpointsSource implements EndpointSource {
   private onView: ((view: SourceView) => void) | undefined;
   private pending: unknown;
   private lastText: string | undefined;
-  private skipped: SkippedCounts = { unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, notMeshed: 0 };
+  private skipped: SkippedCounts = { unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, portNotMeshed: 0, notMeshed: 0 };
+  private readonly loggedUnmeshed = new Set<string>();
   private lastError: string | undefined;
 
   constructor(private readonly deps: KubernetesEndpointsSourceDeps) {
@@ -111,7 +117,7 @@ export class KubernetesEndpointsSource implements EndpointSource {
     if (!onView) return;
     const pods = new Map<string, PodFacts>();
     for (const w of this.pods) for (const [k, p] of w.items) pods.set(k, p);
-    const { view, skipped } = endpointSliceView(
+    const { view, skipped, unmeshedPorts } = endpointSliceView(
       this.slices.flatMap((w) => [...w.items.values()]),
       pods,
       { trustDomain: this.deps.trustDomain, inboundPort: this.deps.config.inboundPort },
@@ -119,9 +125,17 @@ export class KubernetesEndpointsSource implements EndpointSource {
     // Pods without a sidecar are services outside the mesh, not a fault: counted, not warned about.
     const faults = (c: SkippedCounts) => c.unknownPod + c.noServiceAccount + c.badInboundPort;
     if (faults(skipped) > 0 && faults(skipped) !== faults(this.skipped)) {
-      this.deps.log.warn({ skipped }, 'kubernetes discovery: endpoints left out (pod unknown, no service account, or a bad tessera.dev/inbound-port)');
+      this.deps.log.warn({ skipped }, 'kubernetes discovery: endpoints left out (pod unknown, no service account, or a bad tessera.dev/inbound-port or inbound-ports)');
+    }
+    // A Service port no listener of the pod fronts: the pod stays out of that Service rather than get another port's
+    // traffic; said once per port, as the view is recomputed on every change.
+    const fresh = unmeshedPorts.filter((p) => !this.loggedUnmeshed.has(p));
+    if (fresh.length > 0 && this.loggedUnmeshed.size < MAX_LOGGED_UNMESHED) {
+      for (const p of fresh) this.loggedUnmeshed.add(p);
+      this.deps.log.warn({ servicePorts: fresh.slice(0, 20), more: Math.max(0, fresh.length - 20) }, 'kubernetes discovery: Service port not in the pod\'s tessera.dev/inbound-ports; those endpoints are left out');
     }
     this.skipped = skipped;
+    this.deps.onSkipped?.(skipped);
     const text = viewText(view);
     if (text === this.lastText) return;
     const first = this.lastText === undefined;

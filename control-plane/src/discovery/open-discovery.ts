@@ -7,7 +7,7 @@ import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { Timers } from '../../../shared-io/timers.js';
-import { discoveryWatchReports, registrationReports, registryGauge, sourceErrorReport } from '../admin/discovery-reports.js';
+import { discoveryWatchReports, registrationReports, registryGauge, skippedGauge, sourceErrorReport } from '../admin/discovery-reports.js';
 import type { ControlPlaneMetrics } from '../admin/metrics.js';
 import type { StreamCallerDeps } from '../api/stream-caller.js';
 import type { DiscoverySettings } from '../config/cp-config.js';
@@ -68,7 +68,7 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
   updateGauge(registry);
   const sources: EndpointSource[] = [];
   if (config.staticFile) sources.push(new StaticEndpointsSource({ file: config.staticFile, timers, onError: sourceErrorReport('static', metrics, log) }));
-  if (config.kubernetes) sources.push(new KubernetesEndpointsSource({ config: config.kubernetes, trustDomain: deps.trustDomain, log, timers, clock }));
+  if (config.kubernetes) sources.push(new KubernetesEndpointsSource({ config: config.kubernetes, trustDomain: deps.trustDomain, log, timers, clock, onSkipped: skippedGauge(metrics) }));
   const caller = { svids: deps.svids, peerChain: deps.peerChain, admit: deps.admit, ...(deps.maxStreamsPerId !== undefined ? { maxStreamsPerId: deps.maxStreamsPerId } : {}), ...(deps.streamOpensPerSecond !== undefined ? { streamOpensPerSecond: deps.streamOpensPerSecond } : {}) };
   const watch = new DiscoveryHub({ registry, clock, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
   const register = new RegistrationHub({ registry, clock, mayServe, ...caller, ...registrationReports(metrics, audit, clock) });

@@ -30,7 +30,7 @@ describe('endpointSliceView', () => {
       { host: '10.0.0.2', port: 15006, spiffeId: 'spiffe://example.org/ns/shop/sa/api-sa', protocol: 'http', ready: true, zone: 'zone-a', weight: 100, source: 'kubernetes' },
       { host: '10.0.0.3', port: 15006, spiffeId: 'spiffe://example.org/ns/shop/sa/api-sa', protocol: 'http', ready: true, zone: '', weight: 100, source: 'kubernetes' },
     ]);
-    expect(skipped).toEqual({ unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, notMeshed: 0 });
+    expect(skipped).toEqual({ unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, portNotMeshed: 0, notMeshed: 0 });
   });
 
   test('only pods with a sidecar (injected, or annotated with their inbound port) are endpoints; the others are counted', () => {
@@ -91,7 +91,7 @@ describe('endpointSliceView', () => {
       OPTS,
     );
     expect(view.get('svc.n')!.map((e) => e.host)).toEqual(['10.0.0.1']);
-    expect(skipped).toEqual({ unknownPod: 3, noServiceAccount: 2, badInboundPort: 2, notMeshed: 0 });
+    expect(skipped).toEqual({ unknownPod: 3, noServiceAccount: 2, badInboundPort: 2, portNotMeshed: 0, notMeshed: 0 });
   });
 
   test('the pod annotation tessera.dev/inbound-port overrides the configured inbound port', () => {
@@ -101,6 +101,69 @@ describe('endpointSliceView', () => {
     expect(view.get('svc.n')!.map((e) => `${e.host}:${e.port}`)).toEqual(['10.0.0.1:16000', '10.0.0.2:15999']);
   });
 
+  // Audit 53c F3: every Service of a pod went to its first listener (15006), whatever port the Service targets.
+  describe('tessera.dev/inbound-ports: the Service target port picks the listener the injector gave that port', () => {
+    const injected = (name: string, ports: string, extra: Record<string, string> = {}) =>
+      podFacts({ metadata: { namespace: 'shop', name, annotations: { 'tessera.dev/injected': '0.1.0', 'tessera.dev/inbound-ports': ports, ...extra } }, spec: { serviceAccountName: 'api' } });
+    const on = (svc: string, ports: NonNullable<EndpointSliceObject['ports']>, ...names: string[]) =>
+      slice(`${svc}-x`, 'shop', svc, names.map((n, i) => ep(`10.1.0.${i + 1}`, n)), { ports });
+    const at = (view: ReadonlyMap<string, readonly { host: string; port: number; protocol: string }[]>, svc: string) => view.get(svc)!.map((e) => `${e.host}:${e.port} ${e.protocol}`);
+
+    test('podFacts keeps the app ports in order (the injector parser: blanks, protocols); a bad list is null', () => {
+      expect(injected('p', ' 8080 , 9090/grpc,7000').inboundPorts).toEqual([8080, 9090, 7000]);
+      for (const bad of ['', '8080,', 'x', '8080,8080', '15006', '70000', '8080/quic']) expect(injected('p', bad).inboundPorts, bad).toBeNull();
+      // The other annotations the injector reads do not change the listener numbering.
+      expect(injected('p', '8080,9090', { 'tessera.dev/inbound-protocol': 'nope', 'tessera.dev/inbound-mtls': 'odd' }).inboundPorts).toEqual([8080, 9090]);
+      expect(podFacts({ metadata: { namespace: 'n', name: 'q', annotations: {} }, spec: {} }).inboundPorts).toBeUndefined();
+    });
+
+    test('two Services over one Deployment: 8080 → 15006, 9090 → 15007; the protocol is that port\'s', () => {
+      const a = injected('a', '8080,9090');
+      const b = injected('b', '8080,9090/grpc');
+      const { view, skipped, unmeshedPorts } = endpointSliceView(
+        [on('api', [{ name: 'http', port: 8080, protocol: 'TCP' }], 'a', 'b'), on('api-admin', [{ name: 'http-admin', port: 9090, protocol: 'TCP' }], 'a'), on('b-grpc', [{ name: 'x', port: 9090, appProtocol: 'grpc' }], 'b')],
+        pods(a, b),
+        OPTS,
+      );
+      expect(at(view, 'api.shop')).toEqual(['10.1.0.1:15006 http', '10.1.0.2:15006 http']);
+      expect(at(view, 'api-admin.shop')).toEqual(['10.1.0.1:15007 http']);
+      expect(at(view, 'b-grpc.shop')).toEqual(['10.1.0.1:15007 grpc']);
+      expect(skipped.portNotMeshed).toBe(0);
+      expect(unmeshedPorts).toEqual([]);
+    });
+
+    test('a multi-port Service: the first of its TCP ports the pod meshes, with that port\'s protocol', () => {
+      const p = injected('p', '8080,9090,9091');
+      const ports = [{ name: 'dns', port: 9091, protocol: 'UDP' }, { name: 'metrics', port: 9100 }, { name: 'grpc-api', port: 9090 }, { name: 'http', port: 8080 }];
+      const { view } = endpointSliceView([on('multi', ports, 'p')], pods(p), OPTS);
+      expect(at(view, 'multi.shop')).toEqual(['10.1.0.1:15007 grpc']);
+    });
+
+    test('a Service port the pod does not mesh: the endpoint is left out, counted and named once per Service port', () => {
+      const a = injected('a', '8080,9090');
+      const b = injected('b', '8080');
+      const { view, skipped, unmeshedPorts } = endpointSliceView(
+        [on('metrics', [{ name: 'http-m', port: 9100 }], 'a', 'b'), on('api-admin', [{ name: 'http', port: 9090 }], 'a', 'b')],
+        pods(a, b),
+        OPTS,
+      );
+      expect(at(view, 'metrics.shop')).toEqual([]);
+      expect(at(view, 'api-admin.shop')).toEqual(['10.1.0.1:15007 http']);
+      expect(skipped).toEqual({ unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, portNotMeshed: 3, notMeshed: 0 });
+      expect(unmeshedPorts).toEqual(['api-admin.shop:9090', 'metrics.shop:9100']);
+    });
+
+    test('a bad list is a bad inbound port; tessera.dev/inbound-port still wins; a slice without port numbers gets the first listener', () => {
+      const bad = injected('bad', '8080,,9090');
+      const own = injected('own', '8080,9090', { 'tessera.dev/inbound-port': '16000' });
+      const noNumbers = injected('nn', '8080,9090');
+      const { view, skipped } = endpointSliceView([on('s', [{ name: 'http', port: 9090 }], 'bad', 'own'), on('h', [], 'nn')], pods(bad, own, noNumbers), OPTS);
+      expect(at(view, 's.shop')).toEqual(['10.1.0.2:16000 http']);
+      expect(at(view, 'h.shop')).toEqual(['10.1.0.1:15006 http']);
+      expect(skipped.badInboundPort).toBe(1);
+    });
+  });
+
   test('slices without the service-name label, FQDN slices, and endpoints without an address are ignored', () => {
     const { view, skipped } = endpointSliceView(
       [slice('x', 'n', undefined, [ep('10.0.0.1', 'p')]), slice('f', 'n', 'ext', [{ addresses: ['db.example.com'] }], { addressType: 'FQDN' }), slice('e', 'n', 'svc', [{ addresses: [], targetRef: { kind: 'Pod', name: 'p' } }])],
@@ -108,7 +171,7 @@ describe('endpointSliceView', () => {
       OPTS,
     );
     expect([...view]).toEqual([['svc.n', []]]);
-    expect(skipped).toEqual({ unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, notMeshed: 0 });
+    expect(skipped).toEqual({ unknownPod: 0, noServiceAccount: 0, badInboundPort: 0, portNotMeshed: 0, notMeshed: 0 });
   });
 
   test('IPv6 endpoints; an address in two slices of a service (rebalancing) appears once, ready if either says so', () => {
