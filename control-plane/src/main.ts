@@ -13,7 +13,7 @@ import { startAdminSurface } from './admin/admin-surface.js';
 import { certsView, updateCaGauges } from './admin/certs-view.js';
 import { configHubReports, federationReports, identityRejections, issuanceReports, jwtSvidReports, policyDirReports } from './admin/component-reports.js';
 import { createMetrics } from './admin/metrics.js';
-import { ownSvidLive, PhasedReadiness, policySetLoaded, signingChainLive, storeWritable } from './admin/readiness.js';
+import { discoverySynced, ownSvidLive, PhasedReadiness, policySetLoaded, signingChainLive, storeWritable } from './admin/readiness.js';
 import { budgetedRefusals } from './admin/refusal-audit.js';
 import { ConfigHub } from './api/config-service.js';
 import { GrpcServer } from './api/grpc-server.js';
@@ -147,7 +147,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(unfollow);
     updateCaGauges(metrics, ca.current());
 
-    const readiness = new PhasedReadiness([signingChainLive(() => ca.current().signer, clock), ownSvidLive(() => served.svid, clock), storeWritable(health), ...(policies && dir ? [policySetLoaded(policies, dir)] : [])]);
+    const readiness = new PhasedReadiness([signingChainLive(() => ca.current().signer, clock), ownSvidLive(() => served.svid, clock), storeWritable(health), ...(policies && dir ? [policySetLoaded(policies, dir)] : []), discoverySynced(discovery.notSyncedReason)]);
     const admin = await startAdminSurface({
       http: { listen: config.adminListen, clock, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,

@@ -1,8 +1,9 @@
 // A small kube-apiserver on loopback for discovery and attestation tests (no cluster is reachable here): two
 // collections (Pods, EndpointSlices) answered over real HTTPS with the cluster CA and a bearer check, paginated lists,
 // watches streamed as chunked JSON lines from a resourceVersion, bookmarks, and history compaction (410 Gone), as the
-// real one does; the service-account issuer's OIDC discovery document and JWKS; and a server that can go away (its
-// port refuses connections) and come back on the same port.
+// real one does; the service-account issuer's OIDC discovery document and JWKS; list and watch calls that fail with
+// 503 (an API server unwell, or a cluster-wide list timing out) while the rest answers; and a server that can go
+// away (its port refuses connections) and come back on the same port.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -22,6 +23,8 @@ export class FakeApiServer {
   readonly watchers = new Set<{ kind: Kind; ns: string | undefined; res: ServerResponse }>();
   readonly requests: { path: string; query: URLSearchParams; auth: string | undefined }[] = [];
   goneAs: 'event' | 'status' = 'event';
+  /** While true, list and watch calls of the two collections answer 503 (the server is up, its lists fail). */
+  listsDown = false;
   token: string;
   /** The service-account issuer, named by /.well-known/openid-configuration. */
   issuer = 'https://kubernetes.default.svc.cluster.local';
@@ -76,6 +79,7 @@ export class FakeApiServer {
     if (req.method === 'GET' && url.pathname === '/openid/v1/jwks') return void json(200, { keys: this.jwks });
     const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([a-z0-9-]+))?\/(pods|endpointslices)$/.exec(url.pathname);
     if (!m || req.method !== 'GET') return void json(404, { kind: 'Status', code: 404, message: 'not found' });
+    if (this.listsDown) return void json(503, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'the server is currently unable to handle the request', reason: 'ServiceUnavailable', code: 503 });
     const ns = m[1];
     const kind = m[2] as Kind;
     const selector = url.searchParams.get('labelSelector');

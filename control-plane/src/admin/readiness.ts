@@ -1,6 +1,6 @@
 // The control plane's readiness: its life-cycle phase comes first (starting, shutting down), then what must stay true
 // while serving (a signing chain that has not ended, own SVID live, a store that takes writes, a policy set loaded
-// from the policy directory), as named conditions of the shared Readiness (common/readiness.ts: undefined when met).
+// from the policy directory, the endpoint sources synced once), as named conditions of the shared Readiness (common/readiness.ts: undefined when met).
 import type { Clock } from '../../../common/clock.js';
 import { type Condition, Readiness } from '../../../common/readiness.js';
 
@@ -74,4 +74,12 @@ export function storeWritable(health: { notReadyReason(): string | undefined }):
  */
 export function policySetLoaded(source: { readonly policies: readonly unknown[] | undefined }, dir: string): ReadinessCondition {
   return { name: 'policies-loaded', check: () => (source.policies === undefined ? `no policy set loaded from ${dir} yet (a file refused, or the directory missing or unreadable: see the log)` : undefined) };
+}
+
+/**
+ * The endpoint sources have given their first view (or the wait for it timed out): until then this replica would
+ * hand proxies services it has not listed yet, so a rollout waits for it as for istiod's caches.
+ */
+export function discoverySynced(notSyncedReason: () => string | undefined): ReadinessCondition {
+  return { name: 'discovery-synced', check: notSyncedReason };
 }

@@ -1,6 +1,7 @@
 // tessera.discovery.v1.Discovery/Watch: authenticates the caller by its client SVID (as Config/Watch does), sends a
-// full snapshot of the services it asks for at once, then, on each registry change, only the changed ones among
-// them (each complete); coalesces updates for a slow reader; ends the stream when the caller's SVID expires.
+// full snapshot of the services it asks for (once the endpoint sources have synced: a replica just started does not
+// hand out services it has not listed yet), then, on each registry change, only the changed ones among them (each
+// complete); coalesces updates for a slow reader; ends the stream when the caller's SVID expires.
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import type { DiscoveryUpdateMsg, DiscoveryWatchRequestMsg, ServiceEndpointsMsg } from '../../../common/contract/discovery-v1.js';
@@ -22,6 +23,8 @@ export interface DiscoveryHubOptions extends StreamCallerDeps {
   readonly onWatchers?: (count: number) => void;
   /** A Watch refused: bad SVID (audited like Config/Watch), bad names, too many. */
   readonly onRefused?: (code: string, caller: string, detail: string | undefined, spiffeId?: string) => void;
+  /** The sources' first sync: a stream's first (full) snapshot waits for it. Absent: sent at once. */
+  readonly sync?: { readonly synced: boolean; whenSynced(fn: () => void): void };
 }
 
 interface Watcher extends OpenStream {
@@ -30,6 +33,8 @@ interface Watcher extends OpenStream {
   readonly services: ReadonlySet<string> | undefined;
   /** Changes not yet written because the stream's buffer is full; flushed on 'drain'. */
   pending: Set<string> | undefined;
+  /** Opened before the sources synced: nothing written yet; its first write is the full snapshot. */
+  waiting: boolean;
 }
 
 export class DiscoveryHub {
@@ -41,6 +46,7 @@ export class DiscoveryHub {
     this.#o = opts;
     this.#watchers = new OpenStreams<Watcher>({ ...(opts.onWatchers ? { onCount: opts.onWatchers } : {}), opens: new RateLimiter(opts.openRate ?? streamOpenRate(opts), opts.clock) });
     this.#unsubscribe = opts.registry.subscribe((changed) => this.#changed(changed));
+    opts.sync?.whenSynced(() => this.#synced());
   }
 
   get watchers(): number {
@@ -77,11 +83,20 @@ export class DiscoveryHub {
       return;
     }
     if (!admitStream(call, peer, this.#watchers, this.#o)) return;
-    const w: Watcher = { peer, call, services, pending: undefined };
+    const w: Watcher = { peer, call, services, pending: undefined, waiting: this.#o.sync?.synced === false };
     this.#watchers.add(w);
     call.on('drain', () => this.#flush(w));
-    const names = services ? [...services].sort() : this.#o.registry.services();
-    this.#write(w, true, names);
+    if (!w.waiting) this.#first(w);
+  }
+
+  #first(w: Watcher): void {
+    w.waiting = false;
+    this.#write(w, true, w.services ? [...w.services].sort() : this.#o.registry.services());
+  }
+
+  /** The sources synced (or their deadline passed): the streams that waited get their full snapshot now. */
+  #synced(): void {
+    for (const w of this.#watchers) if (w.waiting) this.#first(w);
   }
 
   /** The services a request watches (undefined: all); throws the refusal for a bad request. */
@@ -99,6 +114,7 @@ export class DiscoveryHub {
 
   #changed(changed: ReadonlySet<string>): void {
     for (const w of this.#watchers) {
+      if (w.waiting) continue; // its full snapshot, still to come, will hold the change
       const mine = w.services ? [...changed].filter((s) => w.services!.has(s)) : [...changed];
       if (mine.length === 0) continue;
       if (w.pending) for (const s of mine) w.pending.add(s);

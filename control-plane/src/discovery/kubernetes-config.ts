@@ -6,6 +6,8 @@ import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults,
 
 /** The sidecar's inbound listener port the injector configures (tessera.dev/inbound-port overrides it per pod). */
 export const DEFAULT_INBOUND_PORT = 15006;
+/** client-go and istiod wait for caches without end; a bound keeps a replica useful while the API server is down. */
+export const DEFAULT_SYNC_TIMEOUT_MS = 30_000;
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const KUBERNETES_DISCOVERY_SCHEMA: ObjectSchema = {
@@ -28,6 +30,7 @@ export const KUBERNETES_DISCOVERY_SCHEMA: ObjectSchema = {
     },
     inboundPort: { type: 'number', integer: true, min: 1, max: 65_535, default: DEFAULT_INBOUND_PORT, description: 'The sidecar inbound port of each endpoint (pod annotation tessera.dev/inbound-port overrides)' },
     debounce: { type: 'duration', min: 0, max: 60_000, default: '100ms', description: 'Changes within this window make one view' },
+    syncTimeout: { type: 'duration', min: 0, max: 600_000, default: '30s', description: 'How long a replica that just started holds back Discovery/Watch snapshots (and /ready) for the first list; 0: not at all' },
   },
 };
 
@@ -40,6 +43,7 @@ export interface KubernetesDiscoveryInput {
   namespaces?: string[];
   inboundPort?: number;
   debounce?: number;
+  syncTimeout?: number;
 }
 
 export interface KubernetesDiscoveryConfig {
@@ -50,6 +54,8 @@ export interface KubernetesDiscoveryConfig {
   readonly namespaces: readonly string[];
   readonly inboundPort: number;
   readonly debounceMs: number;
+  /** How long streams' first snapshots and /ready wait for the first view (0: not at all). */
+  readonly syncTimeoutMs: number;
 }
 
 /** Undefined unless `enabled: true`; file paths relative to `base` (the config file's directory). */
@@ -63,5 +69,6 @@ export function resolveKubernetesDiscovery(raw: KubernetesDiscoveryInput | undef
     namespaces: Object.freeze([...new Set(raw.namespaces ?? [])]),
     inboundPort: raw.inboundPort ?? DEFAULT_INBOUND_PORT,
     debounceMs: raw.debounce ?? 100,
+    syncTimeoutMs: raw.syncTimeout ?? DEFAULT_SYNC_TIMEOUT_MS,
   });
 }

@@ -18,6 +18,7 @@ import type { EndpointSource } from './endpoint-source.js';
 import { KubernetesEndpointsSource } from './kubernetes-endpoints-source.js';
 import { RegistrationHub } from './registration-service.js';
 import { serviceIdentityRule } from './service-identities.js';
+import { SourceSync } from './source-sync.js';
 import { ServiceRegistry } from './service-registry.js';
 import { StaticEndpointsSource } from './static-endpoints-source.js';
 
@@ -40,6 +41,8 @@ export interface RunningDiscovery {
   readonly registry: ServiceRegistry;
   /** Watch and Register, for server.addService. */
   readonly handlers: grpc.UntypedServiceImplementation;
+  /** Undefined once the endpoint sources have synced (or their deadline passed): why /ready is not, until then. */
+  readonly notSyncedReason: () => string | undefined;
   /** The short tick: streams whose SVID expired or whose caller was banned end. */
   tick(): void;
   /** Shutdown: watchers told to go; the registry stops before the Register calls end, so they stay persisted. */
@@ -70,11 +73,19 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
   if (config.staticFile) sources.push(new StaticEndpointsSource({ file: config.staticFile, timers, onError: sourceErrorReport('static', metrics, log) }));
   if (config.kubernetes) sources.push(new KubernetesEndpointsSource({ config: config.kubernetes, trustDomain: deps.trustDomain, log, timers, clock, onSkipped: skippedGauge(metrics) }));
   const caller = { svids: deps.svids, peerChain: deps.peerChain, admit: deps.admit, ...(deps.maxStreamsPerId !== undefined ? { maxStreamsPerId: deps.maxStreamsPerId } : {}), ...(deps.streamOpensPerSecond !== undefined ? { streamOpensPerSecond: deps.streamOpensPerSecond } : {}) };
-  const watch = new DiscoveryHub({ registry, clock, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
+  // The static source reads its file inside start(), before any stream can open: only the Kubernetes one is awaited.
+  const sync = new SourceSync({ pending: config.kubernetes ? ['kubernetes'] : [], deadlineMs: config.kubernetes?.syncTimeoutMs ?? 0, timers, log });
+  const watch = new DiscoveryHub({ registry, clock, sync, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
   const register = new RegistrationHub({ registry, clock, mayServe, ...caller, ...registrationReports(metrics, audit, clock) });
-  for (const s of sources) s.start((view) => registry.setSourceView(s.name, view));
+  for (const s of sources) {
+    s.start((view) => {
+      registry.setSourceView(s.name, view);
+      sync.reported(s.name);
+    });
+  }
   return {
     registry,
+    notSyncedReason: sync.notReadyReason,
     handlers: { ...watch.handlers(), ...register.handlers() },
     tick: () => {
       watch.tick();
@@ -86,6 +97,7 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
       register.endAll();
     },
     stop: async () => {
+      sync.stop();
       for (const s of sources) s.stop();
       registry.stop();
       await registry.settled();

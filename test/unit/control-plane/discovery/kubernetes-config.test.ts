@@ -22,6 +22,7 @@ describe('resolveKubernetesDiscovery', () => {
       namespaces: [],
       inboundPort: 15006,
       debounceMs: 100,
+      syncTimeoutMs: 30_000,
     });
     expect(resolveKubernetesDiscovery({ enabled: true }, '/', { KUBERNETES_SERVICE_HOST: 'fd00:10:96::1', KUBERNETES_SERVICE_PORT: '6443' })!.apiServer).toBe('https://[fd00:10:96::1]:6443');
     expect(resolveKubernetesDiscovery({ enabled: true }, '/', { KUBERNETES_SERVICE_HOST: '10.96.0.1' })!.apiServer).toBe('https://10.96.0.1:443');
@@ -30,11 +31,11 @@ describe('resolveKubernetesDiscovery', () => {
 
   test('configured values win; relative files are resolved against the config directory; namespaces deduplicated', () => {
     const c = resolveKubernetesDiscovery(
-      { enabled: true, apiServer: 'https://api.example:6443/', tokenFile: 'token', caFile: '../ca.crt', namespaces: ['a', 'b', 'a'], inboundPort: 16000, debounce: 0 },
+      { enabled: true, apiServer: 'https://api.example:6443/', tokenFile: 'token', caFile: '../ca.crt', namespaces: ['a', 'b', 'a'], inboundPort: 16000, debounce: 0, syncTimeout: 5_000 },
       '/etc/tessera',
       { KUBERNETES_SERVICE_HOST: '10.96.0.1' },
     );
-    expect(c).toEqual({ apiServer: 'https://api.example:6443', tokenFile: '/etc/tessera/token', caFile: '/etc/ca.crt', namespaces: ['a', 'b'], inboundPort: 16000, debounceMs: 0 });
+    expect(c).toEqual({ apiServer: 'https://api.example:6443', tokenFile: '/etc/tessera/token', caFile: '/etc/ca.crt', namespaces: ['a', 'b'], inboundPort: 16000, debounceMs: 0, syncTimeoutMs: 5_000 });
   });
 });
 
@@ -44,7 +45,7 @@ describe('discovery.kubernetes in the control-plane config', () => {
 
   test('parsed and resolved with the loader\'s environment', () => {
     const c = parse('enabled: true', 'namespaces: [shop, other]', 'debounce: 250ms');
-    expect((c as unknown as { discovery: { kubernetes?: unknown } }).discovery.kubernetes).toEqual({ apiServer: 'https://10.0.0.1:443', tokenFile: `${SA}/token`, caFile: `${SA}/ca.crt`, namespaces: ['shop', 'other'], inboundPort: 15006, debounceMs: 250 });
+    expect((c as unknown as { discovery: { kubernetes?: unknown } }).discovery.kubernetes).toEqual({ apiServer: 'https://10.0.0.1:443', tokenFile: `${SA}/token`, caFile: `${SA}/ca.crt`, namespaces: ['shop', 'other'], inboundPort: 15006, debounceMs: 250, syncTimeoutMs: 30_000 });
   });
 
   test.each([
