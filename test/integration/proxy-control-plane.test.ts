@@ -109,8 +109,14 @@ describe('proxy with a control-plane identity', () => {
     const before = await certs(web);
     await until('web renewed and its previous SVID expired', async () => (await certs(web)).serial !== before.serial && Date.now() > Date.parse(before.notAfter) + 1_500, 30_000);
     for (const p of [api, web]) expect(p.stderr().split('\n').filter((l) => l.includes('stream disconnected'))).toEqual([]);
-    // The streams are there: api's endpoint registered, web's discovery watching it.
-    const cpm = await (await fetch(`http://${cp.admin}/metrics`)).text();
+    // The streams are there: api's endpoint registered, web's discovery watching it. Polled: a rotation may fall
+    // right here (renewals every ~6 s), and for a moment the reopened stream and the one it replaces both count.
+    let cpm = '';
+    const streamsThere = async () => {
+      cpm = await (await fetch(`http://${cp.admin}/metrics`)).text();
+      return /tessera_cp_discovery_watchers 1\b/.test(cpm) && /tessera_cp_registry_endpoints\{[^}]*service="api"[^}]*\} 1\b/.test(cpm);
+    };
+    await until('one discovery watcher and api\'s one endpoint at the control plane', streamsThere, 10_000).catch(() => undefined);
     expect(cpm).toMatch(/tessera_cp_discovery_watchers 1\b/);
     expect(cpm).toMatch(/tessera_cp_registry_endpoints\{[^}]*service="api"[^}]*\} 1\b/);
     // And the reopened stream carries updates: a policy change still applies.
