@@ -165,6 +165,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_PROTO_MALFORMED: entry(INVALID_ARGUMENT, 400, 'A gRPC message is not a well-formed protobuf message of its type (a field or number running past the end of the message or of the message holding it, field number 0, a group or an undefined wire type, a known field in another wire type, a string field that is not valid UTF-8); refused before it is decoded.'),
   TESSERA_ERR_PROTO_NOT_FOUND: entry(INTERNAL, 500, 'A gRPC contract (.proto) or a service in it was not found next to the installed code.'),
   TESSERA_ERR_WORKLOAD_API_SOCKET: entry(INTERNAL, 500, 'The SPIFFE Workload API socket could not be bound (the path and cause are named).'),
+  TESSERA_ERR_GRPC_SESSIONS_UNREACHABLE: entry(INTERNAL, 500, 'The HTTP/2 server behind a grpc-js connection injector (the control plane\'s gRPC port, the Workload API socket) could not be found, so its connections\' control traffic could not be bounded; the server does not start (a grpc-js other than the pinned version).'),
   TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE: entry(RESOURCE_EXHAUSTED, 413, 'A Workload API request is larger than the socket reads (20 KiB, or more once decompressed); refused before it is decoded.'),
 
   // --- Kubernetes: sidecar injection and API-server attestation (control-plane/src/injector, attestation/k8s-*) ---

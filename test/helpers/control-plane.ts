@@ -72,8 +72,11 @@ export interface ClientSvid {
 
 type Untyped = grpc.Client & Record<string, (...a: unknown[]) => unknown>;
 
-/** grpc-js clients of Identity and Config; the server must present the control plane's SPIFFE ID. */
-export function controlPlaneClients(address: string, bundlePem: string, svid?: ClientSvid): { identity: Untyped; config: Untyped; discovery: Untyped; close(): void } {
+/**
+ * grpc-js clients of Identity and Config; the server must present the control plane's SPIFFE ID. `channel`: more
+ * grpc-js channel options (keepalive PINGs).
+ */
+export function controlPlaneClients(address: string, bundlePem: string, svid?: ClientSvid, channel: grpc.ChannelOptions = {}): { identity: Untyped; config: Untyped; discovery: Untyped; close(): void } {
   const services = loadTesseraServices();
   const creds = grpc.credentials.createSsl(Buffer.from(bundlePem), svid ? Buffer.from(svid.keyPem) : null, svid ? Buffer.from(svid.chainPem) : null, {
     checkServerIdentity: (_host, cert) => {
@@ -81,7 +84,7 @@ export function controlPlaneClients(address: string, bundlePem: string, svid?: C
       return san === `URI:${CONTROL_PLANE_ID}` ? undefined : new Error(`unexpected control plane identity ${san}`);
     },
   });
-  const options = { 'grpc.ssl_target_name_override': 'tessera-control-plane', 'grpc.default_authority': 'tessera-control-plane' };
+  const options = { 'grpc.ssl_target_name_override': 'tessera-control-plane', 'grpc.default_authority': 'tessera-control-plane', ...channel };
   const identity = new services.identity(address, creds, options) as Untyped;
   const config = new services.config(address, creds, options) as Untyped;
   const discovery = new services.discovery(address, creds, options) as Untyped;

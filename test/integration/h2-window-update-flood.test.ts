@@ -4,7 +4,10 @@
 // (h2-frame-budget.ts): the edge (anonymous TLS), the outbound h2c listener (the local app) and the inbound listener
 // (a mesh peer) send GOAWAY ENHANCE_YOUR_CALM within seconds and count tessera_requests_rejected_total{reason=
 // "http2_flood"}. The same with the frames on an open request stream. Well-behaved clients moving megabytes both ways, whose
-// WINDOW_UPDATEs answer the proxy's DATA, are not cut. Real proxy processes, raw frames over real sockets, on loopback.
+// WINDOW_UPDATEs answer the proxy's DATA, are not cut. A client cannot pay for the flood with requests whose header
+// fields it names by an HPACK index either (audit 53a F3: a 3.9 KB table entry named three times a request bought
+// ~1,000 WINDOW_UPDATEs per request, never cut): header fields earn what they took on the wire (h2-header-credit.ts).
+// Real proxy processes, raw frames over real sockets, on loopback.
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
@@ -15,8 +18,8 @@ import type { ProxyProcess } from '../helpers/proxy-process.js';
 import { h2Frame as frame, hpackBlock as block } from '../helpers/raw-h2-app.js';
 import { until } from '../helpers/until.js';
 
-const [HEADERS, SETTINGS, GOAWAY, WINDOW_UPDATE] = [1, 4, 7, 8];
-const [END_HEADERS, ACK] = [0x4, 0x1];
+const [DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY, WINDOW_UPDATE] = [0, 1, 3, 4, 7, 8];
+const [END_STREAM, END_HEADERS, ACK] = [0x1, 0x4, 0x1];
 const ENHANCE_YOUR_CALM = 0xb;
 const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
@@ -68,6 +71,8 @@ interface RawConn {
   readonly socket: net.Socket;
   goaway: number | undefined;
   closed: boolean;
+  /** Streams the proxy ended (END_STREAM or RST_STREAM). */
+  readonly ended: Set<number>;
 }
 
 async function rawOpen(s: Surface): Promise<RawConn> {
@@ -86,7 +91,7 @@ async function rawOpen(s: Surface): Promise<RawConn> {
     });
     socket = t;
   }
-  const c: RawConn = { socket, goaway: undefined, closed: false };
+  const c: RawConn = { socket, goaway: undefined, closed: false, ended: new Set() };
   let buf = Buffer.alloc(0);
   socket.on('data', (d: Buffer) => {
     buf = Buffer.concat([buf, d]);
@@ -94,6 +99,7 @@ async function rawOpen(s: Surface): Promise<RawConn> {
       const len = buf.readUIntBE(0, 3);
       const [type, flags] = [buf[3]!, buf[4]!];
       if (type === GOAWAY) c.goaway = buf.readUInt32BE(13);
+      if (((type === HEADERS || type === DATA) && (flags & END_STREAM) !== 0) || type === RST_STREAM) c.ended.add(buf.readUInt32BE(5) & 0x7fffffff);
       buf = buf.subarray(9 + len);
       if (type === SETTINGS && (flags & ACK) === 0 && !socket.destroyed) socket.write(frame(SETTINGS, ACK, 0));
     }
@@ -140,6 +146,41 @@ describe.each(SURFACES)('$name', (s) => {
     expect(c.goaway).toBe(ENHANCE_YOUR_CALM);
     c.socket.destroy();
   }, 20_000);
+});
+
+/** An HPACK integer with a `bits`-bit prefix (RFC 7541 section 5.1), `flags` in the first byte's other bits. */
+function hpackInt(v: number, bits: number, flags: number): Buffer {
+  const max = (1 << bits) - 1;
+  if (v < max) return Buffer.from([flags | v]);
+  const out = [flags | max];
+  for (v -= max; v >= 128; v >>= 7) out.push((v & 127) | 128);
+  out.push(v);
+  return Buffer.from(out);
+}
+const hpackString = (s: string) => Buffer.concat([hpackInt(s.length, 7, 0), Buffer.from(s)]);
+/** A literal field with a new name, added to the connection's dynamic table (its newest entry, index 62). */
+const indexedLiteral = (name: string, value: string) => Buffer.concat([Buffer.from([0x40]), hpackString(name), hpackString(value)]);
+/** The dynamic table's newest entry: one byte on the wire. */
+const NEWEST = hpackInt(62, 7, 0x80);
+
+describe.each(SURFACES)('$name', (s) => {
+  test('requests naming a 3.9 KB HPACK table entry three times do not pay for 900 WINDOW_UPDATEs each: cut, counted as http2_flood', async () => {
+    const before = await floods(s.proc(), s.direction);
+    const c = await rawOpen(s);
+    const big = 'v'.repeat(3_900);
+    const wus = Buffer.concat(Array.from({ length: 900 }, () => frame(WINDOW_UPDATE, 0, 0, increment)));
+    const end = Date.now() + 10_000;
+    // One request at a time, each answered by the app before the next: no stream is refused or reset.
+    for (let id = 1; id < 10_000 && Date.now() < end && c.goaway === undefined && !c.closed; id += 2) {
+      const head = block([[':method', 'GET'], [':scheme', s.security === 'none' ? 'http' : 'https'], [':path', `/public/amp/${id}`], [':authority', s.authority]]);
+      const named = id === 1 ? [indexedLiteral('x-big', big), NEWEST, NEWEST] : [NEWEST, NEWEST, NEWEST];
+      c.socket.write(Buffer.concat([frame(HEADERS, END_HEADERS | END_STREAM, id, Buffer.concat([head, ...named])), wus]));
+      await until(`request ${id} answered`, () => c.ended.has(id) || c.goaway !== undefined || c.closed, 5_000, 1);
+    }
+    expect(c.goaway).toBe(ENHANCE_YOUR_CALM);
+    await until('the flood counted', async () => (await floods(s.proc(), s.direction)) === before + 1, 5_000);
+    c.socket.destroy();
+  }, 30_000);
 });
 
 /** A well-behaved client: `n` requests one after another, each uploading and downloading `bytes`. */

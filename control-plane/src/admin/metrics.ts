@@ -22,6 +22,7 @@ export interface ControlPlaneMetrics {
   readonly policiesLoaded: Gauge;
   readonly breakGlassActive: Gauge;
   readonly tlsFailures: Counter<'reason'>;
+  readonly grpcRejected: Counter<'reason'>;
   readonly bundleEndpointRefused: Counter<'reason'>;
   readonly grpcConnections: Gauge;
   readonly jwtSvidsIssued: Counter;
@@ -66,6 +67,8 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     policiesLoaded: new Gauge({ name: 'tessera_policies_loaded', help: 'Authorization policies in the set in force', registers }),
     breakGlassActive: new Gauge({ name: 'tessera_break_glass_grants_active', help: 'Unexpired break-glass grants', registers }),
     tlsFailures: new Counter({ name: 'tessera_grpc_tls_failures_total', help: 'Connections to the gRPC port that failed before gRPC (garbage, plaintext, timeout)', labelNames: ['reason'], registers }),
+    // reason: http2_flood or http2_protocol_error (shared-io/h2-session-error.ts), the proxies' names for the same cuts.
+    grpcRejected: new Counter({ name: 'tessera_grpc_requests_rejected_total', help: 'HTTP/2 connections to the gRPC port cut for a flood of frames (WINDOW_UPDATE, PING, SETTINGS, ...) or closed for a protocol error, by reason', labelNames: ['reason'], registers }),
     bundleEndpointRefused: new Counter({ name: 'tessera_bundle_endpoint_refused_total', help: 'Connections to the SPIFFE bundle endpoint refused before HTTP (handshake timeout or failure, over limits.maxConnections)', labelNames: ['reason'], registers }),
     grpcConnections: new Gauge({ name: 'tessera_grpc_connections', help: 'Open TLS connections on the gRPC port', registers }),
     jwtSvidsIssued: new Counter({ name: 'tessera_jwt_svids_issued_total', help: 'JWT-SVIDs signed (MintJwtSvid)', registers }),

@@ -1,6 +1,7 @@
 // The gRPC listener: our own node:tls server terminates TLS (the control plane's SVID, client certificates
 // optional but captured, h2 only, handshake timeout, connection cap) and hands each connection to grpc-js
-// through a connection injector. Handlers look the caller's certificate chain up by peer address.
+// through a connection injector, whose HTTP/2 sessions have their control traffic bounded (a WINDOW_UPDATE flood
+// is cut: shared-io/grpc-session-guard.ts). Handlers look the caller's certificate chain up by peer address.
 import { constants as cryptoConstants } from 'node:crypto';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
@@ -8,6 +9,8 @@ import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
+import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import type { Timers } from '../../../shared-io/timers.js';
@@ -37,8 +40,13 @@ export interface GrpcServerOptions {
    */
   readonly maxReceiveBytes: number;
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
-  /** A connection's headers deadline runs here (unref'd), and stop()'s wait for the sockets (holding the process). */
-  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /** An HTTP/2 session cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for a protocol error. */
+  readonly onRejected?: (reason: H2SessionFault) => void;
+  /**
+   * A connection's headers deadline runs here (unref'd), the sessions' flood sweep (unref'd), and stop()'s wait for
+   * the sockets (holding the process).
+   */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval'>;
 }
 
 export class GrpcServer {
@@ -50,6 +58,7 @@ export class GrpcServer {
   readonly #awaitingCall = new Map<string, unknown>();
   #tls: TlsServer | undefined;
   #injector: grpc.ConnectionInjector | undefined;
+  #guard: GrpcSessionGuard | undefined;
   #port = 0;
 
   constructor(opts: GrpcServerOptions) {
@@ -99,7 +108,9 @@ export class GrpcServer {
   async start(): Promise<void> {
     const addr = parseAddress(this.#o.listen);
     if (!addr) throw new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `bad listen address ${this.#o.listen}`);
-    this.#injector = this.grpc.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const { injector, guard } = GrpcSessionGuard.injector(this.grpc, grpc.ServerCredentials.createInsecure(), { timers: this.#o.timers, onRejected: (reason) => this.#o.onRejected?.(reason) });
+    this.#injector = injector;
+    this.#guard = guard;
     const tls = createServer({ ...this.#contextOptions(this.#o.identity), handshakeTimeout: this.#o.handshakeTimeoutMs });
     tls.maxConnections = this.#o.maxConnections;
     tls.on('secureConnection', (socket: TLSSocket) => this.#accept(socket));
@@ -134,6 +145,7 @@ export class GrpcServer {
     await this.#socketsClosed(graceMs);
     this.grpc.forceShutdown();
     this.#injector?.destroy();
+    this.#guard?.stop();
     for (const s of this.#sockets) s.destroy();
     await closed;
   }

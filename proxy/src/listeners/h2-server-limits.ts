@@ -4,14 +4,15 @@
 // CONTINUATION trickling included), and a session with no open stream for idleTimeout is closed. Node's own
 // session timeout counts every frame as activity, so a client trickling bytes would never reach it. And a session
 // whose client resets many of its streams before their answer is cut, or, a mesh peer's, drained (h2-reset-budget.ts);
-// one whose control frames (WINDOW_UPDATE, PRIORITY) outgrow what it was sent is cut (h2-frame-budget.ts).
+// one whose control frames (WINDOW_UPDATE, PRIORITY) outgrow what it was sent is cut (shared-io/h2-frame-budget.ts).
 // A cut session's socket is held open CUT_LINGER_MS after its GOAWAY (Envoy's delayed_close_timeout, for the same
 // race): closed at once, it had unread frames of a client still writing, the kernel answered with a TCP reset, and a
 // client whose next write met that reset lost the GOAWAY unread (EPIPE, never ENHANCE_YOUR_CALM). Held, the client's
 // writes land in the socket's receive buffer (nghttp2 stops reading once nothing is open) and it reads the GOAWAY.
-import { constants, type ServerHttp2Session, type ServerHttp2Stream, type ServerOptions } from 'node:http2';
+import { constants, type ServerHttp2Session, type ServerHttp2Stream, type ServerOptions, sensitiveHeaders } from 'node:http2';
+import { FrameBudget } from '../../../shared-io/h2-frame-budget.js';
+import { sessionErrorReason } from '../../../shared-io/h2-session-error.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
-import { FrameBudget } from './h2-frame-budget.js';
 import { type ResetAction, ResetBudget } from './h2-reset-budget.js';
 import type { Expirable, SessionSet } from './session-set.js';
 
@@ -55,18 +56,6 @@ export const CUT_LINGER_MS = 1_000;
 
 type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset' | 'http2_flood' | 'http2_protocol_error';
 
-/**
- * What a session error nghttp2 raised says about the client: a flood (its flood checks, or CONTINUATION without end)
- * or another connection-level protocol error. Errors of the socket (a reset) and our own cuts are none of these.
- */
-export function sessionErrorReason(err: unknown): Code | undefined {
-  const code = (err as NodeJS.ErrnoException | null)?.code;
-  // Node's bound (MAX_REFUSED_FRAMES here): frames it had to refuse (malformed headers, streams over the limit, ...).
-  if (code === 'ERR_HTTP2_TOO_MANY_INVALID_FRAMES') return 'http2_flood';
-  if (code !== 'ERR_HTTP2_ERROR') return undefined;
-  return /flood|too many continuation/i.test((err as Error).message) ? 'http2_flood' : 'http2_protocol_error';
-}
-
 export class H2SessionWatch implements Expirable {
   readonly #session: ServerHttp2Session;
   readonly #limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs'>;
@@ -96,7 +85,7 @@ export class H2SessionWatch implements Expirable {
     this.#idleSinceMs = this.#startMs;
     this.#resets = new ResetBudget(limits.maxConcurrentStreams, resets);
     this.#frames = new FrameBudget(session);
-    session.on('stream', (stream: ServerHttp2Stream, _h: unknown, _f: unknown, raw: string[] | undefined) => this.#onStream(stream, raw));
+    session.on('stream', (stream: ServerHttp2Stream, headers: Record<string | symbol, unknown>, _f: unknown, raw: string[] | undefined) => this.#onStream(stream, raw, headers[sensitiveHeaders] as string[] | undefined));
     // nghttp2 closes the session itself on a flood or a protocol error; counted by reason like our own cuts.
     session.on('error', (err) => {
       const reason = sessionErrorReason(err);
@@ -117,7 +106,7 @@ export class H2SessionWatch implements Expirable {
   get deadlineMs(): number {
     if (this.closed) return Number.POSITIVE_INFINITY;
     if (this.#cutAtMs >= 0) return this.#cutAtMs + CUT_LINGER_MS;
-    // A control-frame flood (h2-frame-budget.ts): due now, whatever else is open.
+    // A control-frame flood (shared-io/h2-frame-budget.ts): due now, whatever else is open.
     if (this.#frames.exceeded) {
       this.#code = 'http2_flood';
       return 0;
@@ -151,8 +140,8 @@ export class H2SessionWatch implements Expirable {
     if (!this.closed && this.#cutAtMs < 0) this.#session.close();
   }
 
-  #onStream(stream: ServerHttp2Stream, rawHeaders: string[] | undefined): void {
-    this.#frames.stream(stream, rawHeaders);
+  #onStream(stream: ServerHttp2Stream, rawHeaders: string[] | undefined, sensitive: string[] | undefined): void {
+    this.#frames.stream(stream, rawHeaders, sensitive);
     const id = stream.id ?? 0;
     if (id > this.#lastStreamId) this.#lastStreamId = id;
     this.#open++;

@@ -5,6 +5,7 @@
 // protobuf, a string that is not UTF-8, not inflating, two messages or none on a single-request method) gets
 // InvalidArgument too, as the spec and go-spiffe answer, not grpc-js's INTERNAL; one over maxReceiveBytes gets
 // ResourceExhausted (TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE), as the control plane answers one over its cap.
+// A connection's control traffic is bounded as on every HTTP/2 server of Tessera (shared-io/grpc-session-guard.ts).
 import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
@@ -12,7 +13,9 @@ import * as grpc from '@grpc/grpc-js';
 import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
 import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
 import { type ErrorCode, TesseraError, describeError } from '../../../common/errors.js';
+import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
 import { RejectedMessage, guardedService } from '../../../shared-io/guarded-service.js';
+import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
 import type { Timers } from '../../../shared-io/timers.js';
@@ -59,10 +62,15 @@ export interface WorkloadApiServerOptions {
   readonly jwt?: WorkloadJwtSource;
   /** WORKLOAD_API_LIMITS unless given (tests). */
   readonly limits?: Partial<WorkloadApiLimits>;
-  /** The silent-connection cut and close()'s deadline run here; both hold the process while they wait. */
-  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /**
+   * The silent-connection cut and close()'s deadline run here, both holding the process while they wait; and the
+   * sessions' flood sweep (unref'd).
+   */
+  readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval'>;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
   readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'malformed' | 'too_large' | 'unavailable' | 'unimplemented' }) => void;
+  /** A connection cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for an HTTP/2 protocol error. */
+  readonly onRejected?: (reason: H2SessionFault) => void;
 }
 
 type Stream = grpc.ServerWritableStream<unknown, unknown>;
@@ -78,6 +86,8 @@ export class WorkloadApiServer {
   /** Our own listener on the socket (grpc-js's has no connection cap), handing each connection to grpc-js. */
   #listener: NetServer | undefined;
   #injector: grpc.ConnectionInjector | undefined;
+  #guard: GrpcSessionGuard | undefined;
+  readonly #onRejected: NonNullable<WorkloadApiServerOptions['onRejected']>;
   /** Streams whose last write was refused (the client does not read): sent the state once they drain, not before. */
   readonly #behind = new WeakSet<Stream>();
   readonly #svidStreams = new Set<Stream>();
@@ -89,6 +99,7 @@ export class WorkloadApiServer {
     this.socketPath = resolve(opts.socketPath);
     this.#feed = opts.feed;
     this.#onEvent = opts.onEvent ?? (() => {});
+    this.#onRejected = opts.onRejected ?? (() => {});
     this.#jwt = opts.jwt ? new WorkloadJwtCalls(opts.jwt) : undefined;
     const l: WorkloadApiLimits = { ...WORKLOAD_API_LIMITS, ...opts.limits };
     this.#limits = l;
@@ -132,7 +143,8 @@ export class WorkloadApiServer {
       FetchX509Bundles: (call: Stream) => this.#openStream('FetchX509Bundles', call, this.#bundleStreams),
       ...(this.#jwt ? this.#jwtHandlers(this.#jwt) : { FetchJWTSVID: unimplemented('FetchJWTSVID'), FetchJWTBundles: unimplemented('FetchJWTBundles'), ValidateJWTSVID: unimplemented('ValidateJWTSVID') }),
     });
-    const injector = this.#server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
+    const { injector, guard } = GrpcSessionGuard.injector(this.#server, grpc.ServerCredentials.createInsecure(), { timers: this.#timers, onRejected: (reason) => this.#onRejected(reason) });
+    this.#guard = guard;
     const listener = createServer((socket) => {
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
@@ -267,6 +279,7 @@ export class WorkloadApiServer {
       });
     });
     this.#injector?.destroy();
+    this.#guard?.stop();
     for (const socket of this.#sockets) socket.destroy();
     await new Promise<void>((ok) => (this.#listener ? this.#listener.close(() => ok()) : ok()));
     removeStaleSocket(this.socketPath);

@@ -1,4 +1,4 @@
-// The control-traffic bound of an HTTP/2 server session (h2-frame-budget.ts, through H2SessionWatch) on a real
+// The control-traffic bound of an HTTP/2 server session (shared-io/h2-frame-budget.ts, through H2SessionWatch) on a real
 // loopback h2c session: WINDOW_UPDATE frames past BASE_BYTES make the session due at once, and expiring it sends
 // GOAWAY ENHANCE_YOUR_CALM and counts http2_flood once; fewer do not; a request body of 1 MiB in 100-byte DATA
 // frames is the client's request, not control traffic, however little the server wrote back.
@@ -8,7 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
-import { BASE_BYTES } from '../../../../proxy/src/listeners/h2-frame-budget.js';
+import { BASE_BYTES } from '../../../../shared-io/h2-frame-budget.js';
 import { H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { h2Frame, hpackBlock } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';

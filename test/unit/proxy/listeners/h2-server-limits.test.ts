@@ -10,7 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
-import { CUT_LINGER_MS, H2SessionWatch, sessionErrorReason } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { CUT_LINGER_MS, H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { sessionErrorReason } from '../../../../shared-io/h2-session-error.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
 

@@ -1,0 +1,135 @@
+// The control-traffic bound on a grpc-js server fed by a connection injector (shared-io/grpc-session-guard.ts, audit
+// 53a F2), on a real grpc-js server over loopback TCP with real timers: a raw client's WINDOW_UPDATE flood is cut
+// with GOAWAY ENHANCE_YOUR_CALM and reported once; a grpc-js client uploading megabytes in requests answered with
+// two bytes, reading a long server stream and sending keepalive PINGs all along is not; a grpc-js whose injector
+// hides its HTTP/2 server fails the start with a code.
+import * as http2 from 'node:http2';
+import * as net from 'node:net';
+import * as grpc from '@grpc/grpc-js';
+import { afterEach, expect, test } from 'vitest';
+import { isTesseraError } from '../../../common/errors.js';
+import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
+import { realTimers } from '../../../shared-io/timers.js';
+import { h2Frame } from '../../helpers/raw-h2-app.js';
+import { until } from '../../helpers/until.js';
+
+const pass = (b: Buffer) => b;
+const SERVICE: grpc.ServiceDefinition = {
+  Up: { path: '/t.T/Up', requestStream: false, responseStream: false, requestSerialize: pass, requestDeserialize: pass, responseSerialize: pass, responseDeserialize: pass, originalName: 'Up' },
+  Down: { path: '/t.T/Down', requestStream: false, responseStream: true, requestSerialize: pass, requestDeserialize: pass, responseSerialize: pass, responseDeserialize: pass, originalName: 'Down' },
+};
+const Client = grpc.makeGenericClientConstructor(SERVICE, 't.T');
+type TestClient = grpc.Client & {
+  Up(req: Buffer, cb: (err: grpc.ServiceError | null, res: Buffer) => void): void;
+  Down(req: Buffer): grpc.ClientReadableStream<Buffer>;
+};
+
+const closers: (() => void)[] = [];
+afterEach(() => {
+  for (const c of closers.splice(0)) c();
+});
+
+/** A grpc-js server behind our own TCP listener and the guard's injector; what the guard reported. */
+async function start(): Promise<{ port: number; rejected: H2SessionFault[]; guard: GrpcSessionGuard }> {
+  const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100, 'grpc-node.max_session_memory': 10 });
+  server.addService(SERVICE, {
+    Up: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('ok')),
+    // `n` messages of 16 KiB (the request's first byte, in hundreds).
+    Down: (call: grpc.ServerWritableStream<Buffer, Buffer>) => {
+      for (let i = 0; i < (call.request[0] ?? 0) * 100; i++) call.write(Buffer.alloc(16 * 1024, i));
+      call.end();
+    },
+  });
+  const rejected: H2SessionFault[] = [];
+  const { injector, guard } = GrpcSessionGuard.injector(server, grpc.ServerCredentials.createInsecure(), { timers: realTimers, onRejected: (r) => rejected.push(r) });
+  const sockets = new Set<net.Socket>();
+  const listener = net.createServer((s) => {
+    sockets.add(s);
+    s.on('error', () => undefined);
+    injector.injectConnection(s);
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  closers.push(() => {
+    server.forceShutdown();
+    injector.destroy();
+    guard.stop();
+    for (const s of sockets) s.destroy();
+    listener.close();
+  });
+  return { port: (listener.address() as net.AddressInfo).port, rejected, guard };
+}
+
+test('a grpc-js that hides the HTTP/2 server behind its injector: the start fails with a code, not an unguarded server', () => {
+  let destroyed = false;
+  const destroy = () => {
+    destroyed = true;
+  };
+  const hidden = { createConnectionInjector: () => ({ injectConnection: () => undefined, drain: () => undefined, destroy }) } as unknown as grpc.Server;
+  let thrown: unknown;
+  try {
+    GrpcSessionGuard.injector(hidden, grpc.ServerCredentials.createInsecure(), { timers: realTimers, onRejected: () => undefined });
+  } catch (e) {
+    thrown = e;
+  }
+  expect(isTesseraError(thrown) && thrown.code).toBe('TESSERA_ERR_GRPC_SESSIONS_UNREACHABLE');
+  expect(destroyed).toBe(true);
+});
+
+test('a WINDOW_UPDATE flood: GOAWAY ENHANCE_YOUR_CALM within a sweep or two, reported once as http2_flood, then closed', async () => {
+  const s = await start();
+  const c = net.connect(s.port, '127.0.0.1');
+  c.on('error', () => undefined);
+  const goaways: number[] = [];
+  let closed = false;
+  let buf = Buffer.alloc(0);
+  c.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
+      if (buf[3] === 7) goaways.push(buf.readUInt32BE(13));
+      if (buf[3] === 4 && (buf[4]! & 1) === 0) c.write(h2Frame(4, 1, 0));
+      buf = buf.subarray(9 + buf.readUIntBE(0, 3));
+    }
+  });
+  c.on('close', () => {
+    closed = true;
+  });
+  await new Promise<void>((r) => c.once('connect', () => r()));
+  c.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0)]));
+  const many = Buffer.concat(Array.from({ length: 500 }, () => h2Frame(8, 0, 0, Buffer.from([0, 0, 0, 1]))));
+  const end = Date.now() + 6_000;
+  while (Date.now() < end && goaways.length === 0 && !closed) {
+    c.write(many);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  expect(goaways[0]).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  await until('the connection closed', () => closed, 5_000, 20);
+  expect(s.rejected).toEqual(['http2_flood']);
+  await until('the session forgotten', () => s.guard.size === 0, 5_000, 20);
+}, 20_000);
+
+test('a well-behaved grpc-js client: 6 MiB uploaded for 2-byte answers, 6 MiB read from a stream, PINGs every 100 ms: never cut', async () => {
+  const s = await start();
+  const client = new Client(`127.0.0.1:${s.port}`, grpc.credentials.createInsecure(), { 'grpc.keepalive_time_ms': 100, 'grpc.keepalive_permit_without_calls': 1 }) as unknown as TestClient;
+  closers.push(() => client.close());
+  const up = () => new Promise<string>((resolve) => client.Up(Buffer.alloc(48 * 1024, 0x61), (err, res) => resolve(err ? err.message : res.toString())));
+  for (let i = 0; i < 128; i++) expect(await up()).toBe('ok');
+  // A sweep reads the budget before anything large was written back: the uploads are the client's requests.
+  await new Promise((r) => setTimeout(r, 1_500));
+  expect(await up()).toBe('ok');
+  expect(s.rejected).toEqual([]);
+  const got = await new Promise<number>((resolve) => {
+    let n = 0;
+    const call = client.Down(Buffer.from([4]));
+    call.on('data', (m: Buffer) => {
+      n += m.length;
+    });
+    call.on('end', () => resolve(n));
+    call.on('error', () => resolve(-n));
+  });
+  expect(got).toBe(400 * 16 * 1024);
+  // Idle with PINGs across a few sweeps, then a last call on the same connection.
+  await new Promise((r) => setTimeout(r, 2_500));
+  expect(await up()).toBe('ok');
+  expect(s.rejected).toEqual([]);
+}, 30_000);
