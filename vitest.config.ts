@@ -31,6 +31,10 @@ export default defineConfig({
     // architecture test), and re-importing the proxy for each of ~360 files cost ~75 s of the run (import 113 s → 37 s).
     isolate: false,
     sequence: { sequencer: ProcessFilesFirst },
+    // The processes tests start skip the heap trims (~0.16 s of CPU at each of several hundred starts; operations.md,
+    // "Memory at idle"): test/integration/proxy-telemetry-standards.test.ts starts its proxy and control plane with
+    // them, as a deployment runs.
+    env: { TESSERA_HEAP_TRIM: 'off' },
     testTimeout: 30_000,
     hookTimeout: 30_000,
     setupFiles: [],

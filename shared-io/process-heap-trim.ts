@@ -13,6 +13,15 @@ export interface ProcessHeapTrimDeps {
   readonly log: { warn(obj: Record<string, unknown>, msg: string): void };
 }
 
+/**
+ * Whether this process trims at all: `TESSERA_HEAP_TRIM=off` turns the start-up and idle trims off (operations.md,
+ * "Memory at idle"), for a host that cares for start-up CPU more than idle RSS (the test suite's hundreds of process
+ * starts: ~0.16 s of CPU each).
+ */
+export function heapTrimWanted(env: Readonly<Record<string, string | undefined>>): boolean {
+  return env['TESSERA_HEAP_TRIM'] !== 'off';
+}
+
 /** Trims once (start-up) before it resolves; undefined where this Node has no inspector to ask V8 through. */
 export async function startProcessHeapTrim(deps: ProcessHeapTrimDeps): Promise<{ stop(): void } | undefined> {
   const trim = await openHeapTrim();

@@ -30,6 +30,7 @@ export async function runControlPlane(args: ParsedArgs, io: CommandIo): Promise<
     build: readBuildInfo(),
     // Ends a start that waits (an offline root's first intermediate) when the process is asked to stop.
     stop: io.stopSignal,
+    env: io.env,
     ...(crash !== undefined && CRASH_POINTS.includes(crash) ? { crashAt: crash as CrashPoint } : {}),
   }).catch((e: unknown) => {
     if (isTesseraError(e, 'TESSERA_ERR_CP_STOPPED')) return null;

@@ -6,7 +6,7 @@ import { Registry } from 'prom-client';
 import { describeError } from '../../common/errors.js';
 import { PolicyDirSource } from '../../shared-io/policy-dir-source.js';
 import { loadTesseraServices } from '../../shared-io/proto-loader.js';
-import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
+import { heapTrimWanted, startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { adminSocketPath } from './admin/admin-client.js';
 import { startAdminSurface } from './admin/admin-surface.js';
@@ -172,7 +172,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(() => maintenance.stop());
     federation?.start();
     undo.push(() => federation?.stop());
-    const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs: () => clock.nowMs(), log }); // last before ready, so no undo (operations.md, "Memory at idle")
+    const heapTrim = heapTrimWanted(deps.env ?? {}) ? await startProcessHeapTrim({ registry, timers, nowMs: () => clock.nowMs(), log }) : undefined; // last before ready, so no undo (operations.md, "Memory at idle")
 
     readiness.serving();
     log.info({ trustDomain: td.name, grpc: server.address, admin: admin.address, dataDir, ...(bundleEndpoint ? { bundleEndpoint: bundleEndpoint.endpoint.address } : {}) }, 'control plane ready');

@@ -4,7 +4,7 @@
 // source attests) and graceful drain.
 import { describeError } from '../../common/errors.js';
 import { UndoStack } from '../../common/undo-stack.js';
-import { startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
+import { heapTrimWanted, startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { startAdminServer } from './admin/admin-server.js';
 import { certsReport } from './admin/certs-report.js';
@@ -123,7 +123,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     if (reporter) stoppables.push(reporter);
     mesh?.start();
     // Last: start-up's garbage is given back before the caller says ready (docs/operations.md, "Memory at idle").
-    const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
+    const heapTrim = heapTrimWanted(rt.env) ? await startProcessHeapTrim({ registry, timers, nowMs, log }) : undefined;
     if (heapTrim) stoppables.push(heapTrim);
     return { admin, started, stopAll, workloadApi };
   });

@@ -84,6 +84,8 @@ beforeAll(async () => {
   );
   api = await startProxyProcess(join(dir, 'api.yaml'), 20_000, {
     ...process.env,
+    // Trimmed as a deployment runs (vitest.config.ts turns the trims off for the other tests' processes).
+    TESSERA_HEAP_TRIM: 'on',
     OTEL_EXPORTER_OTLP_ENDPOINT: sinkBase,
     OTEL_SERVICE_NAME: 'api-from-env',
     OTEL_RESOURCE_ATTRIBUTES: 'k8s.pod.name=api-7f9,deployment.environment=test%20env',
@@ -102,7 +104,7 @@ beforeAll(async () => {
     OTEL_TRACES_SAMPLER: 'always_off',
   });
   await mkdir(join(dir, 'cp'));
-  cp = await startControlPlaneProcess(join(dir, 'cp'), await writeControlPlaneConfig(join(dir, 'cp')));
+  cp = await startControlPlaneProcess(join(dir, 'cp'), await writeControlPlaneConfig(join(dir, 'cp')), { ...process.env, TESSERA_HEAP_TRIM: 'on' });
 }, 90_000);
 
 afterAll(async () => {

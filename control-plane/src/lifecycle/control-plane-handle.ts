@@ -22,6 +22,8 @@ export interface ControlPlaneDeps {
   readonly timers?: Timers;
   /** Resolves when the process is asked to stop: ends a start that waits (an offline root's first intermediate). */
   readonly stop?: Promise<unknown>;
+  /** The process's environment, for the few switches read there (TESSERA_HEAP_TRIM). */
+  readonly env?: Readonly<Record<string, string | undefined>>;
 }
 
 export interface ControlPlaneHandle {

@@ -4,7 +4,7 @@
 // Edge certificates it reads from files itself, falling back at start to the last set its siblings loaded.
 import type { Logger } from 'pino';
 import { describeError, TesseraError } from '../../../common/errors.js';
-import { startProcessHeapTrim } from '../../../shared-io/process-heap-trim.js';
+import { heapTrimWanted, startProcessHeapTrim } from '../../../shared-io/process-heap-trim.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { PolicyHolder } from '../authz/policy-holder.js';
 import { parseProxyConfig } from '../config/proxy-config.js';
@@ -116,7 +116,7 @@ export async function startWorker(channel: WorkerChannel, rt: ProxyRuntime): Pro
     }
   };
   for (const m of early.splice(0)) handle(m);
-  const heapTrim = await startProcessHeapTrim({ registry, timers, nowMs, log });
+  const heapTrim = heapTrimWanted(rt.env) ? await startProcessHeapTrim({ registry, timers, nowMs, log }) : undefined;
   await channel.send({ type: 'listening', ports: Object.fromEntries(started.map((l) => [`${l.kind}/${l.name}`, l.port])) });
 
   let draining = false;
