@@ -124,10 +124,12 @@ async function load(port: number, total: number, body?: string): Promise<LoadRes
   return { whole, broken: Object.fromEntries(broken) };
 }
 
-test('30,000 requests on 4 sessions × 8 streams: every answer arrives whole, none reset', async () => {
-  const r = await load(pair!.web.ports.get('outbound/h2')!, 30_000);
+// 12,000: the lost body came about once in 1,500 answers, so the old code fails here with all but ~0.03 % certainty
+// (e^-8), and nginx's GOAWAY after 1,000 requests a connection falls a dozen times; 30,000 cost ~12 s more CPU.
+test('12,000 requests on 4 sessions × 8 streams: every answer arrives whole, none reset', async () => {
+  const r = await load(pair!.web.ports.get('outbound/h2')!, 12_000);
   expect(r.broken).toEqual({});
-  expect(r.whole).toBe(30_000);
+  expect(r.whole).toBe(12_000);
 }, 90_000);
 
 test('an app that ends its connection every 100 requests: the streams it refused are sent again, GETs and POSTs with their body', async () => {
