@@ -3,12 +3,13 @@
 // never ready (audit 52a F2). One file, <stateDir>/svid.key.pem, holds the private key and the chain (leaf first), so
 // the two are replaced together: written whole on every install (0600, created exclusively, flushed, renamed over
 // the old one, the directory flushed; the directory itself 0700, and never one others can write to). At start the
-// file is used only if it is no link, owner-only and this process's, in a directory only this user can write, parses whole, its key matches its leaf, and the chain is an SVID of the proxy's trust domain
-// that verifies under the bootstrap bundle (with the kept one, below) now; anything else is a coded error and the
-// proxy attests instead. Beside it, as a SPIRE agent keeps its bundle, bundle.<trust domain>.pem holds the trust
-// domain's authorities as the control plane last pushed them (written the same way on each change): after a CA
-// rotation the bootstrap file names only the retired root, and without the kept one a restart could verify neither
-// its own SVID nor the control plane.
+// file is used only if it is no link, owner-only and this process's, in a directory only this user can write,
+// parses whole, its key matches its leaf, and the chain is an SVID of the proxy's trust domain that verifies under
+// the bootstrap bundle (with the kept one, below) now; anything else is a coded error and the proxy attests instead.
+// Beside it, as a SPIRE agent keeps its bundle, bundle.<trust domain>.pem holds the trust domain's authorities as the
+// control plane last pushed them (written the same way on each change): after a CA rotation the bootstrap file names
+// only the retired root, and without the kept one a restart could verify neither its own SVID nor the control plane.
+// proxy.lock is held while the proxy runs: one proxy per state dir.
 import { X509Certificate } from 'node:crypto';
 import { chmod, mkdir } from 'node:fs/promises';
 import { mkdirSync, readdirSync, rmSync, statSync, type Stats } from 'node:fs';
@@ -72,8 +73,8 @@ export class SvidStateDir {
   /**
    * Takes the dir's lock for the life of the process (the dir made 0700 when missing), before anything in it is read:
    * two proxies on one dir would restore each other's SVID and fork its renewals. Throws
-   * TESSERA_ERR_IDENTITY_STATE_IN_USE when another process holds it; undefined when the lock file cannot be made (a
-   * read-only mount: nothing can be written there either), which the caller reports.
+   * TESSERA_ERR_IDENTITY_STATE_IN_USE when another process holds it; says why in `unlockable` when the lock file
+   * cannot be made (a read-only mount: nothing can be written there either), which the caller reports.
    */
   lock(): { readonly lock?: FileLock; readonly unlockable?: string } {
     try {
