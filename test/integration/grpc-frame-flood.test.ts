@@ -20,7 +20,8 @@ import { generateKeyPair } from '../../common/pki/keys.js';
 import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, joinTokenSvid, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
-import { h2Frame as frame } from '../helpers/raw-h2-app.js';
+import { h2Frame as frame, hpackBlock } from '../helpers/raw-h2-app.js';
+import { floodUntilCut, type RawH2Conn, rawH2Client } from '../helpers/raw-h2-client.js';
 import { makeTempDir } from '../helpers/run.js';
 import { collectStream } from '../helpers/stream-collector.js';
 import { until } from '../helpers/until.js';
@@ -28,10 +29,9 @@ import { connectWorkloadApi } from '../helpers/workload-api-client.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const API = `spiffe://${TD}/ns/default/sa/api`;
-const [DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION] = [0, 1, 2, 3, 4, 6, 7, 8, 9];
-const [END_STREAM, END_HEADERS, ACK] = [0x1, 0x4, 0x1];
+const [DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE, CONTINUATION] = [0, 1, 2, 3, 4, 6, 8, 9];
+const [END_STREAM, END_HEADERS] = [0x1, 0x4];
 const ENHANCE_YOUR_CALM = 0xb;
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -71,43 +71,18 @@ const SURFACES = [
 ];
 type Surface = (typeof SURFACES)[number];
 
-interface RawConn {
-  readonly socket: net.Socket;
-  readonly goaways: number[];
-  closed: boolean;
-}
-
-/** A raw HTTP/2 client: the preface and SETTINGS sent, the server's SETTINGS acknowledged, its GOAWAY codes kept. */
-async function rawOpen(s: Surface): Promise<RawConn> {
+/** A raw HTTP/2 client on `s` (rawH2Client), once connected. */
+async function rawOpen(s: Surface): Promise<RawH2Conn> {
   const socket = s.connect();
   socket.on('error', () => undefined);
   await new Promise<void>((resolve, reject) => {
     socket.once(s.ready, () => resolve());
     socket.once('error', reject);
   });
-  const c: RawConn = { socket, goaways: [], closed: false };
-  let buf = Buffer.alloc(0);
-  socket.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-      const [type, flags] = [buf[3]!, buf[4]!];
-      if (type === GOAWAY) c.goaways.push(buf.readUInt32BE(13));
-      if (type === SETTINGS && (flags & ACK) === 0 && !socket.destroyed) socket.write(frame(SETTINGS, ACK, 0));
-      buf = buf.subarray(9 + buf.readUIntBE(0, 3));
-    }
-  });
-  socket.once('close', () => {
-    c.closed = true;
-  });
-  socket.write(Buffer.concat([PREFACE, frame(SETTINGS, 0, 0)]));
-  return c;
+  return rawH2Client(socket);
 }
 
-/** HPACK literal fields with new names, not indexed (names and values under 127 bytes). */
-function block(fields: readonly (readonly [string, string])[]): Buffer {
-  return Buffer.concat(fields.flatMap(([n, v]) => [Buffer.from([0, n.length]), Buffer.from(n), Buffer.from([v.length]), Buffer.from(v)]));
-}
-const callHead = (s: Surface) => block([[':method', 'POST'], [':scheme', 'http'], [':path', s.path], [':authority', 'x'], ['content-type', 'application/grpc'], ['te', 'trailers']]);
+const callHead = (s: Surface) => hpackBlock([[':method', 'POST'], [':scheme', 'http'], [':path', s.path], [':authority', 'x'], ['content-type', 'application/grpc'], ['te', 'trailers']]);
 
 const increment = Buffer.from([0, 0, 0, 1]);
 /** Each kind: what opens the flood (a call left open, a finished call, a header block begun) and the frame repeated. */
@@ -121,25 +96,15 @@ const FAMILY = [
   { kind: 'PING', reason: 'http2_flood', calm: false, open: () => Buffer.alloc(0), unit: frame(PING, 0, 0, Buffer.alloc(8)), per: 2_000 },
   { kind: 'SETTINGS', reason: 'http2_flood', calm: false, open: () => Buffer.alloc(0), unit: frame(SETTINGS, 0, 0), per: 2_000 },
   { kind: 'PRIORITY', reason: 'http2_protocol_error', calm: false, open: () => Buffer.alloc(0), unit: frame(PRIORITY, 0, 3, Buffer.from([0, 0, 0, 1, 16])) },
-  { kind: 'empty CONTINUATION', reason: 'http2_flood', calm: false, open: () => frame(HEADERS, 0, 1, block([[':method', 'POST']])), unit: frame(CONTINUATION, 0, 1) },
+  { kind: 'empty CONTINUATION', reason: 'http2_flood', calm: false, open: () => frame(HEADERS, 0, 1, hpackBlock([[':method', 'POST']])), unit: frame(CONTINUATION, 0, 1) },
 ];
-
-/** Writes `unit` `per` times over every 10 ms for up to 8 s, until the server sends GOAWAY or closes. */
-async function flood(c: RawConn, unit: Buffer, per = 500): Promise<void> {
-  const many = Buffer.concat(Array.from({ length: per }, () => unit));
-  const end = Date.now() + 8_000;
-  while (Date.now() < end && c.goaways.length === 0 && !c.closed) {
-    if (c.socket.writableLength < 4 << 20) c.socket.write(many);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
 
 describe.each(SURFACES)('$name', (s) => {
   test.each(FAMILY)('$kind: the connection is closed and counted as $reason', async (f) => {
     const before = await s.rejected(f.reason);
     const c = await rawOpen(s);
     c.socket.write(f.open(s));
-    await flood(c, f.unit, f.per);
+    await floodUntilCut(c, f.unit, f.per);
     await until('the connection closed', () => c.closed, 10_000, 20);
     // Those cut by the budget hear why first; nghttp2's own closes end with whatever Node sends.
     if (f.calm) expect(c.goaways[0]).toBe(ENHANCE_YOUR_CALM);
@@ -150,7 +115,7 @@ describe.each(SURFACES)('$name', (s) => {
 
 test('control plane: a SignSvid is answered while a client without a certificate floods WINDOW_UPDATE', async () => {
   const c = await rawOpen(SURFACES[0]!);
-  const flooding = flood(c, frame(WINDOW_UPDATE, 0, 0, increment));
+  const flooding = floodUntilCut(c, frame(WINDOW_UPDATE, 0, 0, increment));
   const client = controlPlaneClients(cp.grpc, bundlePem);
   try {
     const r = await signSvid(client.identity, { csr: await createCsr(generateKeyPair(), {}), join_token: await createJoinToken(cp.dataDir, WEB) });
@@ -166,7 +131,7 @@ test('control plane: a SignSvid is answered while a client without a certificate
 
 test('Workload API: a workload is answered while another local process floods WINDOW_UPDATE', async () => {
   const c = await rawOpen(SURFACES[1]!);
-  const flooding = flood(c, frame(WINDOW_UPDATE, 0, 0, increment));
+  const flooding = floodUntilCut(c, frame(WINDOW_UPDATE, 0, 0, increment));
   const wl = connectWorkloadApi(join(dir, 'api.sock'));
   try {
     const { err, res } = await wl.fetchJwt({ audience: ['svc'] });

@@ -12,6 +12,7 @@ import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { h2Frame } from '../../helpers/raw-h2-app.js';
+import { floodUntilCut, rawH2Client } from '../../helpers/raw-h2-client.js';
 import { until } from '../../helpers/until.js';
 
 const pass = (b: Buffer) => b;
@@ -80,30 +81,11 @@ test('a WINDOW_UPDATE flood: GOAWAY ENHANCE_YOUR_CALM within a sweep or two, rep
   const s = await start();
   const c = net.connect(s.port, '127.0.0.1');
   c.on('error', () => undefined);
-  const goaways: number[] = [];
-  let closed = false;
-  let buf = Buffer.alloc(0);
-  c.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-      if (buf[3] === 7) goaways.push(buf.readUInt32BE(13));
-      if (buf[3] === 4 && (buf[4]! & 1) === 0) c.write(h2Frame(4, 1, 0));
-      buf = buf.subarray(9 + buf.readUIntBE(0, 3));
-    }
-  });
-  c.on('close', () => {
-    closed = true;
-  });
   await new Promise<void>((r) => c.once('connect', () => r()));
-  c.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0)]));
-  const many = Buffer.concat(Array.from({ length: 500 }, () => h2Frame(8, 0, 0, Buffer.from([0, 0, 0, 1]))));
-  const end = Date.now() + 6_000;
-  while (Date.now() < end && goaways.length === 0 && !closed) {
-    c.write(many);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  expect(goaways[0]).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-  await until('the connection closed', () => closed, 5_000, 20);
+  const raw = rawH2Client(c);
+  await floodUntilCut(raw, h2Frame(8, 0, 0, Buffer.from([0, 0, 0, 1])), 500, 6_000);
+  expect(raw.goaways[0]).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  await until('the connection closed', () => raw.closed, 5_000, 20);
   expect(s.rejected).toEqual(['http2_flood']);
   await until('the session forgotten', () => s.guard.size === 0, 5_000, 20);
 }, 20_000);

@@ -12,6 +12,7 @@ import type { WorkloadIdentity, WorkloadIdentityFeed } from '../../../../proxy/s
 import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
+import { floodUntilCut, rawH2Client } from '../../../helpers/raw-h2-client.js';
 import { REPO_ROOT, makeTempDir } from '../../../helpers/run.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
@@ -54,30 +55,11 @@ afterEach(async () => {
 test('a WINDOW_UPDATE flood on the socket: GOAWAY ENHANCE_YOUR_CALM, reported once as http2_flood, the connection closed', async () => {
   const s = connect(server.socketPath);
   s.on('error', () => undefined);
-  const goaways: number[] = [];
-  let closed = false;
-  let buf = Buffer.alloc(0);
-  s.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
-      if (buf[3] === 7) goaways.push(buf.readUInt32BE(13));
-      if (buf[3] === 4 && (buf[4]! & 1) === 0) s.write(h2Frame(4, 1, 0));
-      buf = buf.subarray(9 + buf.readUIntBE(0, 3));
-    }
-  });
-  s.on('close', () => {
-    closed = true;
-  });
   await new Promise<void>((r) => s.once('connect', () => r()));
-  s.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0)]));
-  const many = Buffer.concat(Array.from({ length: 500 }, () => h2Frame(8, 0, 0, Buffer.from([0, 0, 0, 1]))));
-  const end = Date.now() + 6_000;
-  while (Date.now() < end && goaways.length === 0 && !closed) {
-    s.write(many);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  expect(goaways[0]).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
-  await until('the connection closed', () => closed, 5_000, 20);
+  const raw = rawH2Client(s);
+  await floodUntilCut(raw, h2Frame(8, 0, 0, Buffer.from([0, 0, 0, 1])), 500, 6_000);
+  expect(raw.goaways[0]).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+  await until('the connection closed', () => raw.closed, 5_000, 20);
   expect(rejected).toEqual(['http2_flood']);
 }, 20_000);
 
