@@ -351,12 +351,17 @@ export class ControlPlaneSvidSource {
     this.#retryAt = undefined;
     this.#serialBanned = false;
     this.#revoked = false;
-    this.#lastError = describeError(e);
-    this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
+    this.#fellBack(e);
   }
 
+  /** The kept SVID expired here was refused by the control plane too: the next look attests. */
   #dropExpiredKept(e: unknown): void {
     this.#expiredKept = undefined;
+    this.#fellBack(e);
+  }
+
+  /** A kept SVID the control plane refused to renew is given up: said once, as a refused renewal that falls back. */
+  #fellBack(e: unknown): void {
     this.#lastError = describeError(e);
     this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
   }
