@@ -3,6 +3,8 @@
 // relayed, cancellation (RST_STREAM) propagated in both directions, 1xx informational heads relayed, and its
 // deadlines: response head, stream idle, total (their timers: stream-deadlines.ts). Request trailers are never
 // forwarded (only the body is piped): like HTTP/1.1 trailers they would reach the app past the header checks.
+// An upstream reset (or session gone) after the response head is never a clean end for the client: RST_STREAM,
+// or for a gRPC call UNAVAILABLE trailers (upstreamCut), as for an answer ended without its grpc-status (audit 54c).
 // An upstream stream is only ever reset with CANCEL (cancelUpstream, request-end.ts: never after an END_STREAM the
 // client did not send; the request body's end is relayed only when the client really ended it), and no upstream
 // session is closed from a stream's callbacks: Node 24.20's nghttp2 frees streams twice when a client session sends
@@ -131,6 +133,8 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let bytesIn = 0;
   let bytesOut = 0;
   let heldUpstream = false;
+  /** What cut the exchange after its head went out (upstreamCut): logged with the flag when the client's stream closes. */
+  let lateError: string | undefined;
   let req: http2.ClientHttp2Stream | undefined;
   const finish = (error?: string) => {
     if (finished) return;
@@ -202,7 +206,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   stream.on('close', () => {
     if (req) cancelUpstream(req);
     if (cut) return;
-    if (flag) return finish();
+    if (flag) return finish(lateError);
     // Reset by the client (RST_STREAM of any code, NO_ERROR included), or closed before our response was whole;
     // or its session cut at the drain deadline.
     if ((stream.rstCode ?? 0) !== 0 || stream.aborted || t.drainCuts?.has(downSession)) return clientLeft();
@@ -266,10 +270,14 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       up.pipe(stream, { end: false });
       up.once('end', () => {
         if (stream.destroyed || stream.closed) return;
+        // node:http2 emits 'end' for a stream the upstream reset (any code) as for one it ended: only END_STREAM is whole.
+        if ((up.rstCode ?? 0) !== 0) return upstreamCut(up.rstCode ?? NGHTTP2_CANCEL);
         if (length >= 0 && bytesOut < length) {
           flag ??= 'upstream_closed';
           stream.close(NGHTTP2_INTERNAL_ERROR);
-        } else stream.end();
+          // A gRPC answer ends with its grpc-status (trailers): without one its hop was cut (a reset with NO_ERROR).
+        } else if (grpc && grpcStatus === undefined) upstreamCut(NGHTTP2_CANCEL);
+        else stream.end();
       });
       // Counted from here, not from the request: a 'data' listener added earlier would start the upstream stream
       // flowing before this pipe exists, and Node emits 'response' a tick after the frame, so a body that came in
@@ -333,12 +341,28 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         flag ??= 'upstream_closed';
         return answerUnavailable('upstream_reset');
       }
-      if (up.rstCode && up.rstCode !== 0 && !stream.destroyed) {
-        flag ??= 'upstream_closed';
-        stream.close(up.rstCode);
-      }
+      if (up.rstCode && up.rstCode !== 0) upstreamCut(up.rstCode);
     });
   }, fresh);
+  /**
+   * The upstream stream was reset (or its session went) after the head reached the client: never a clean end for the
+   * client. A gRPC call ends with UNAVAILABLE trailers while the stream can still take them, Envoy's status for an
+   * upstream reset and the one retry policies act on (CANCELLED reads as the client's own cancel); any other stream,
+   * or a call whose trailers cannot go, is reset with the upstream's code (CANCEL if it had none).
+   */
+  const upstreamCut = (code: number) => {
+    if (finished || cut || lateError !== undefined) return; // once: its 'end' and its 'close' both report a reset
+    flag ??= 'upstream_closed';
+    lateError = 'upstream_reset';
+    if (stream.destroyed || stream.closed) return;
+    if (grpc && !stream.writableEnded) {
+      grpcStatus = String(GRPC_UNAVAILABLE);
+      trailers = { 'grpc-status': grpcStatus, 'grpc-message': 'upstream reset' };
+      stream.end();
+      return;
+    }
+    stream.close(code || NGHTTP2_CANCEL);
+  };
   /**
    * The attempt on `up` failed with `reason` before anything final reached the client: whether the route sends the
    * request to another endpoint (as HTTP/1.1's Http1Exchange.tryRetry: only a request that may go twice, whose whole

@@ -13,6 +13,7 @@ import { constants, type ServerHttp2Session, type ServerHttp2Stream, type Server
 import { FrameBudget } from '../../../shared-io/h2-frame-budget.js';
 import { sessionErrorReason } from '../../../shared-io/h2-session-error.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
+import { cancelStream } from '../h2/stream-cancel.js';
 import { type ResetAction, ResetBudget } from './h2-reset-budget.js';
 import type { Expirable, SessionSet } from './session-set.js';
 
@@ -132,6 +133,18 @@ export class H2SessionWatch implements Expirable {
     this.#onExpire(this.#code);
     // A flood is cut as a rapid reset is, whatever the listener (a mesh peer's proxy sends no such flood for its clients).
     if (this.#code === 'http2_flood') return void this.#cut(this.#nowMs());
+    this.abort(); // a header block overdue while other streams are open: those are reset too
+  }
+
+  /**
+   * Cut on purpose (the drain deadline, a ban of its peer, a deadline): every open stream reset with CANCEL, then the
+   * session destroyed. Destroyed alone, node:http2 resets the open streams with NO_ERROR, and a client (the caller's
+   * proxy too) read one of them as the end of a whole response: a truncated body, a gRPC call without status
+   * (audit 54c F1).
+   */
+  abort(): void {
+    if (this.#session.destroyed) return; // a drained session is closed (GOAWAY sent) but its streams still run
+    for (const s of [...this.#streams]) cancelStream(s);
     this.#session.destroy();
   }
 

@@ -12,7 +12,7 @@ import { DrainCuts } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
 import { resetSocket } from './socket-reset.js';
 
-/** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed and destroyed the same way. */
+/** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed the same way (cut: see cut()). */
 export interface Connection {
   once(event: 'close', listener: () => void): unknown;
   destroy(): unknown;
@@ -25,6 +25,8 @@ export interface Expirable {
   drain(): void;
   /** The drain deadline passed: record the exchange in flight as cut (drain_timeout), then destroy (HTTP/1.1). */
   cut?(): void;
+  /** Cut on purpose (drain deadline, ban), each open exchange reset in its protocol's way (HTTP/2: RST_STREAM CANCEL). */
+  abort?(): void;
 }
 
 interface Entry {
@@ -241,10 +243,12 @@ export class SessionSet {
 /**
  * Cuts one connection. A TCP tunnel is aborted with a reset, not closed: a FIN would read as its client's orderly end
  * (the caller's proxy kept the tunnel open and took its client's bytes for nothing: audit 37a F1); relay() passes the
- * cut on to the tunnel's other leg as a reset too (audit 38a F1). Anything else is destroyed: its protocol frames
- * its own end.
+ * cut on to the tunnel's other leg as a reset too (audit 38a F1). An HTTP/2 session resets each open stream with
+ * CANCEL (abort()): destroyed alone it reset them with NO_ERROR, a clean end to its client (audit 54c F1). Anything
+ * else is destroyed: its protocol frames its own end.
  */
 function cut(e: Entry): void {
-  if (e.session === null && e.conn instanceof Socket) resetSocket(e.conn);
+  if (e.session?.abort) e.session.abort();
+  else if (e.session === null && e.conn instanceof Socket) resetSocket(e.conn);
   else e.conn.destroy();
 }
