@@ -116,15 +116,32 @@ export function errorCode(err: grpc.ServiceError | null): string | undefined {
   return err?.metadata?.get(ERROR_CODE_METADATA)[0]?.toString();
 }
 
-/** An SVID for `spiffeId` from `cp` through SignSvid with a fresh join token (its key made here, never sent). */
-export async function joinTokenSvid(cp: Pick<RunningControlPlane, 'grpc' | 'dataDir'>, bundlePem: string, spiffeId: string): Promise<ClientSvid> {
+/** SignSvid with a join token and a fresh key (made here, never sent): the request `svid fetch --join-token` makes. */
+export async function joinTokenSign(cp: Pick<RunningControlPlane, 'grpc'>, bundlePem: string, token: string): Promise<SignAnswer & { readonly keyPem: string }> {
   const c = controlPlaneClients(cp.grpc, bundlePem);
   try {
     const key = generateKeyPair();
-    const r = await signSvid(c.identity, { csr: await createCsr(key, {}), join_token: await createJoinToken(cp.dataDir, spiffeId) });
-    if (r.err) throw r.err;
-    return { chainPem: r.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join(''), keyPem: privateKeyPem(key) };
+    return { ...(await signSvid(c.identity, { csr: await createCsr(key, {}), join_token: token })), keyPem: privateKeyPem(key) };
   } finally {
     c.close();
   }
+}
+
+/**
+ * An SVID for `spiffeId` from `cp` through SignSvid with a fresh join token, without a `token create` and an
+ * `svid fetch` start; `serial` as `svid fetch` prints it (lower-case hex).
+ */
+export async function joinTokenSvid(cp: Pick<RunningControlPlane, 'grpc' | 'dataDir'>, bundlePem: string, spiffeId: string): Promise<ClientSvid & { readonly serial: string }> {
+  const r = await joinTokenSign(cp, bundlePem, await createJoinToken(cp.dataDir, spiffeId));
+  if (r.err) throw r.err;
+  const chainPem = r.res!.svid_chain.map((d) => encodePem('CERTIFICATE', d)).join('');
+  return { chainPem, keyPem: r.keyPem, serial: new X509Certificate(chainPem).serialNumber.toLowerCase() };
+}
+
+/**
+ * A ban or its lift over admin.sock, the request `tessera revoke id|serial` / `revoke lift` makes: for tests about
+ * how a ban is enforced rather than about the command.
+ */
+export async function setBan(dataDir: string, action: 'ban' | 'lift', kind: 'spiffe_id' | 'serial', value: string): Promise<void> {
+  await adminRequest(dataDir, 'POST', action === 'ban' ? '/v1/revocations' : '/v1/revocations/lift', { kind, value, reason: '', createdBy: 'test' });
 }
