@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DiscoveryUpdateMsg, EndpointMsg, RegisterResponseMsg } from '../../common/contract/discovery-v1.js';
-import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
-import { makeTempDir, tessera } from '../helpers/run.js';
+import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, errorCode, joinTokenSvid, setBan, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { makeTempDir } from '../helpers/run.js';
 import { collectStream } from '../helpers/stream-collector.js';
 import { until } from '../helpers/until.js';
 
@@ -26,13 +26,8 @@ let api: ClientSvid;
 let web: ClientSvid;
 let staticFile: string;
 
-async function fetchSvid(id: string, name: string): Promise<ClientSvid> {
-  const tok = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
-  const out = join(dir, name);
-  const f = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', tok.stdout.trim(), '--out', out]);
-  expect(f.code, f.stderr).toBe(0);
-  return { keyPem: await readFile(join(out, 'key.pem'), 'utf8'), chainPem: await readFile(join(out, 'svid.pem'), 'utf8') };
-}
+/** An SVID over SignSvid in-process: `token create` and `svid fetch` are not what this file is about. */
+const fetchSvid = (id: string) => joinTokenSvid(cp, bundlePem, id);
 
 /** A Watch stream as `svid` (none: no client certificate), collected; close() cancels it. */
 function watch(svid: ClientSvid | undefined, req: { services?: string[]; all?: boolean }) {
@@ -92,8 +87,8 @@ beforeAll(async () => {
   const config = await writeControlPlaneConfig(dir, `discovery: { staticFile: ./endpoints.yaml, registrationGrace: ${GRACE_MS / 1000}s, serviceIdentities: ${identities} }`);
   cp = await startControlPlaneProcess(dir, config);
   bundlePem = await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8');
-  api = await fetchSvid(API, 'api');
-  web = await fetchSvid(WEB, 'web');
+  api = await fetchSvid(API);
+  web = await fetchSvid(WEB);
 }, 60_000);
 
 afterAll(async () => {
@@ -226,7 +221,7 @@ describe('Discovery/Watch and Register', () => {
   });
 
   test("refused entries count toward a request's bound; a request's refusals are one audit row; a SPIFFE ID's requests are rate-limited", async () => {
-    const flood = await fetchSvid(FLOOD, 'flood');
+    const flood = await fetchSvid(FLOOD);
     const notMine = (n: number) => Array.from({ length: n }, (_, i) => ({ service: 'a', endpoint: ep(`127.0.2.${(i % 250) + 1}:${1000 + i}`, WEB) }));
     const series = 'tessera_cp_registrations_refused_total{code="TESSERA_ERR_DISCOVERY_NOT_YOUR_ID"}';
     const before = counter(await metrics(), series);
@@ -324,9 +319,8 @@ describe('Discovery/Watch and Register', () => {
 
   test("a banned caller's Register is refused with the ban's code, audited and counted (audit 36a: counted nowhere)", async () => {
     const id = `spiffe://${TD}/ns/default/sa/banned-registrant`;
-    const svid = await fetchSvid(id, 'banned-registrant');
-    const ban = await tessera(['revoke', 'id', '--data-dir', cp.dataDir, '--spiffe-id', id, '--reason', 'test']);
-    expect(ban.code, ban.stderr).toBe(0);
+    const svid = await fetchSvid(id);
+    await setBan(cp.dataDir, 'ban', 'spiffe_id', id);
     const series = 'tessera_cp_registrations_refused_total{code="TESSERA_ERR_REVOCATION_ID_BANNED"}';
     const before = counter(await metrics(), series);
     const reg = register(svid);
