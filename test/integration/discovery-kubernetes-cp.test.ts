@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { DiscoveryUpdateMsg } from '../../common/contract/discovery-v1.js';
-import { type RunningControlPlane, TD, controlPlaneClients, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type RunningControlPlane, TD, controlPlaneClients, joinTokenSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { FakeApiServer, pod, slice, startFakeKubeApi } from '../helpers/fake-kube-api.js';
-import { makeTempDir, tessera } from '../helpers/run.js';
+import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
 const GOOD = 'control-plane-sa-token-rotated';
@@ -48,11 +48,9 @@ test('the pods behind a Service reach a workload\'s Discovery/Watch, then each c
   await until('the failure logged', () => cp.stderr().includes('TESSERA_ERR_DISCOVERY_SOURCE_FAILED'), 15_000);
   expect(cp.stderr()).toMatch(/HTTP 401/);
 
-  const tok = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', `spiffe://${TD}/ns/shop/sa/web`]);
-  const out = join(dir, 'web');
-  const f = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', tok.stdout.trim(), '--out', out]);
-  expect(f.code, f.stderr).toBe(0);
-  const c = controlPlaneClients(cp.grpc, await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8'), { keyPem: await readFile(join(out, 'key.pem'), 'utf8'), chainPem: await readFile(join(out, 'svid.pem'), 'utf8') });
+  // The workload's SVID over SignSvid in-process: `token create` and `svid fetch` are not what this file is about.
+  const bundlePem = await readFile(join(cp.dataDir, 'bundle.pem'), 'utf8');
+  const c = controlPlaneClients(cp.grpc, bundlePem, await joinTokenSvid(cp, bundlePem, `spiffe://${TD}/ns/shop/sa/web`));
   const seen: DiscoveryUpdateMsg[] = [];
   const call = c.discovery.Watch!({ services: ['api.shop'], all: false }) as grpc.ClientReadableStream<DiscoveryUpdateMsg>;
   call.on('data', (m: DiscoveryUpdateMsg) => seen.push(m));
@@ -89,12 +87,8 @@ async function startReplica(name: string, extra: string): Promise<{ cp: RunningC
   await writeFile(join(d, 'token'), GOOD);
   const config = await writeControlPlaneConfig(d, `discovery:\n  kubernetes: { enabled: true, apiServer: "${kube.base}", tokenFile: token, caFile: ca.crt, namespaces: [shop], debounce: 50ms${extra} }`);
   const replica = await startControlPlaneProcess(d, config);
-  const tok = await tessera(['token', 'create', '--data-dir', replica.dataDir, '--spiffe-id', `spiffe://${TD}/ns/shop/sa/web`]);
-  const out = join(d, 'web');
-  const f = await tessera(['svid', 'fetch', '--control-plane', replica.grpc, '--bundle', join(replica.dataDir, 'bundle.pem'), '--join-token', tok.stdout.trim(), '--out', out]);
-  expect(f.code, f.stderr).toBe(0);
   const bundle = await readFile(join(replica.dataDir, 'bundle.pem'), 'utf8');
-  const svid = { keyPem: await readFile(join(out, 'key.pem'), 'utf8'), chainPem: await readFile(join(out, 'svid.pem'), 'utf8') };
+  const svid = await joinTokenSvid(replica, bundle, `spiffe://${TD}/ns/shop/sa/web`);
   return {
     cp: replica,
     watch: () => {
