@@ -155,6 +155,10 @@ describe.each([
   ['the multiplexed transport (default)', 'mux', ''],
   ['multiplex: false', 'plain', 'transport: { multiplex: false }\n'],
 ])('over %s', (_title, short, transport) => {
+  // The resets and the early-leave tests share a pair: neither stops a proxy, and each uses its own tags. Its
+  // requestTimeout (20 s, both sides) is the early-leave test's; it bounds nothing the resets test waits for.
+  let shared: ReturnType<typeof startPair> | undefined;
+  const sharedPair = () => (shared ??= startPair(`${short}-shared`, transport, ', requestTimeout: 20s', ', requestTimeout: 20s'));
   test.each([
     ['api', 'inbound'],
     ['web', 'outbound'],
@@ -181,7 +185,7 @@ describe.each([
   }, 40_000);
 
   test("an upgraded connection: the client's reset reaches the app as a reset, the app's reaches the client, and the total timeout resets both legs", async () => {
-    const pair = await startPair(`${short}-resets`, transport);
+    const pair = await sharedPair();
     const out = pair.web.ports.get('outbound/app')!;
     // Before 2026-12-06 each of these reached the other side as a FIN: the end of an upload, or of a download.
     const byClient = await openUpload(out, `client-resets-${short}`, true);
@@ -211,10 +215,9 @@ describe.each([
   }, 40_000);
 
   test("an upgrade request whose client leaves before the app's 101 (half-close or reset) closes the app's connection at once, with a reset", async () => {
-    // requestTimeout 20 s: before 2026-12-06 (audit 40b F1) the answer was read into the void for that long, and
-    // the app's connection stayed open (its 101 opening a tunnel nobody was on); 5 s is well short of it.
-    const limits = ', requestTimeout: 20s';
-    const pair = await startPair(`${short}-early`, transport, limits, limits);
+    // requestTimeout 20 s (sharedPair): before 2026-12-06 (audit 40b F1) the answer was read into the void for that
+    // long, and the app's connection stayed open (its 101 opening a tunnel nobody was on); 5 s is well short of it.
+    const pair = await sharedPair();
     const port = pair.web.ports.get('outbound/app')!;
     for (const how of ['fin', 'rst'] as const) {
       const tag = `late-${how}-${short}`;
@@ -229,7 +232,7 @@ describe.each([
       expect(appEnds.get(tag)).toBe('reset');
       socket.destroy();
     }
-    const late = async () => (await accessLines(`${short}-early-web`)).filter((l) => l.path?.startsWith('/late-'));
+    const late = async () => (await accessLines(`${short}-shared-web`)).filter((l) => l.path?.startsWith('/late-'));
     await until('web logged both', async () => (await late()).length === 2, 10_000, 50);
     expect(await late()).toEqual([expect.objectContaining({ status: 499 }), expect.objectContaining({ status: 499 })]);
   }, 40_000);
