@@ -1,8 +1,11 @@
 // Every file a user names — to svid verify/fetch, inject, load, policy check, proxy and control-plane configs — fails
 // with a TESSERA_ERR_ code and the file's path when it is missing, a directory, empty, not PEM or PEM of the wrong type.
+// Each command runs once through the real binary (its first case); the other cases run the same dispatcher in-process
+// (tesseraInProcess), without a node start each.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 
@@ -34,8 +37,9 @@ beforeAll(async () => {
 });
 afterAll(async () => cleanup());
 
-async function expectNamedError(args: string[], file: string, code: string): Promise<void> {
-  const r = await tessera(args);
+/** `binary`: through the built `tessera` (a node start); otherwise in-process. */
+async function expectNamedError(args: string[], file: string, code: string, binary = false): Promise<void> {
+  const r = binary ? await tessera(args) : await tesseraInProcess(args, dir);
   expect(r.code, `${args.join(' ')}\n${r.stderr}`).toBe(1);
   expect(r.stderr).toContain(code);
   expect(r.stderr).toContain(file);
@@ -50,14 +54,15 @@ describe.concurrent('files named on the command line', () => {
   for (const c of PEM_CASES) {
     test(`svid verify: a ${c} certificate, and a ${c} --bundle`, async () => {
       const f = bad[c];
-      await expectNamedError(['svid', 'verify', '--bundle', good.bundle, f.path], f.path, f.code);
+      await expectNamedError(['svid', 'verify', '--bundle', good.bundle, f.path], f.path, f.code, c === 'missing');
       await expectNamedError(['svid', 'verify', '--bundle', f.path, good.cert], f.path, f.code);
     });
     test(`svid fetch, inject, load: a ${c} certificate file`, async () => {
       const f = bad[c];
-      await expectNamedError(['svid', 'fetch', '--control-plane', '127.0.0.1:1', '--bundle', f.path, '--join-token', 't', '--out', join(dir, 'out')], f.path, f.code);
-      await expectNamedError(['inject', '-f', good.cert, '--bundle', f.path], f.path, f.code);
-      await expectNamedError(['load', '--url', 'https://127.0.0.1:1/', '--cert', f.path, '--key', good.key], f.path, f.code);
+      const binary = c === 'missing';
+      await expectNamedError(['svid', 'fetch', '--control-plane', '127.0.0.1:1', '--bundle', f.path, '--join-token', 't', '--out', join(dir, 'out')], f.path, f.code, binary);
+      await expectNamedError(['inject', '-f', good.cert, '--bundle', f.path], f.path, f.code, binary);
+      await expectNamedError(['load', '--url', 'https://127.0.0.1:1/', '--cert', f.path, '--key', good.key], f.path, f.code, binary);
     });
   }
 
@@ -71,7 +76,7 @@ describe.concurrent('files named on the command line', () => {
 
   test('policy check: a missing policy directory, and a file given as one', async () => {
     const args = ['--from', 'spiffe://example.org/a', '--to', 'spiffe://example.org/b'];
-    await expectNamedError(['policy', 'check', '--policies', bad.missing.path, ...args], bad.missing.path, 'TESSERA_ERR_CLI_FILE_UNREADABLE');
+    await expectNamedError(['policy', 'check', '--policies', bad.missing.path, ...args], bad.missing.path, 'TESSERA_ERR_CLI_FILE_UNREADABLE', true);
     await expectNamedError(['policy', 'check', '--policies', good.cert, ...args], good.cert, 'TESSERA_ERR_CLI_FILE_UNREADABLE');
   });
 });
@@ -79,7 +84,7 @@ describe.concurrent('files named on the command line', () => {
 describe.concurrent('config files', () => {
   for (const command of ['proxy', 'control-plane']) {
     test(`tessera ${command}: a missing, a directory and an empty --config`, async () => {
-      await expectNamedError([command, '--config', bad.missing.path], bad.missing.path, 'TESSERA_ERR_CONFIG_UNREADABLE');
+      await expectNamedError([command, '--config', bad.missing.path], bad.missing.path, 'TESSERA_ERR_CONFIG_UNREADABLE', true);
       await expectNamedError([command, '--config', bad.directory.path], bad.directory.path, 'TESSERA_ERR_CONFIG_UNREADABLE');
       await expectNamedError([command, '--config', bad.empty.path], bad.empty.path, 'TESSERA_ERR_FILE_EMPTY');
     });
