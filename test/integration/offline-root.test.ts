@@ -13,7 +13,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodePem } from '../../common/pki/pem.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
-import { TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
+import { TD, createJoinToken, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { controlPlaneAddresses, startControlPlaneUntil } from '../helpers/control-plane-supervised.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
@@ -72,7 +74,13 @@ async function csr(dataDir: string, name: string, newKey = false): Promise<strin
   return out;
 }
 
-const install = (dataDir: string, cert: string, root = join(holder, 'root.pem'), more: string[] = []) => tessera(['ca', 'install-intermediate', '--data-dir', dataDir, '--cert', cert, '--root', root, ...more]);
+/** `inProcess`: the same command through runCli in this process (tesseraInProcess), for the many refused cases. */
+const install = (dataDir: string, cert: string, root = join(holder, 'root.pem'), more: string[] = [], inProcess = false) => {
+  const args = ['ca', 'install-intermediate', '--data-dir', dataDir, '--cert', cert, '--root', root, ...more];
+  return inProcess ? tesseraInProcess(args) : tessera(args);
+};
+/** `ca status --json`'s answer from admin.sock (the command itself runs while the control plane waits). */
+const caStatus = (dataDir: string) => adminRequest<{ signingAuthority: string; pendingRequest: unknown; authorities: unknown[] }>(dataDir, 'GET', '/v1/ca');
 
 function get(port: number): Promise<number> {
   return new Promise((resolve) => {
@@ -136,7 +144,7 @@ describe('an offline root', () => {
     expect(decodePem(await readFile(join(dataDir, 'bundle.pem'), 'utf8'))[0]!.der).toEqual(decodePem(await readFile(join(holder, 'root.pem'), 'utf8'))[0]!.der);
 
     // A workload's SVID verifies to the root alone; two proxies talk mTLS through it.
-    const token = (await tessera(['token', 'create', '--data-dir', dataDir, '--spiffe-id', WEB])).stdout.trim();
+    const token = await createJoinToken(dataDir, WEB);
     const fetched = await tessera(['svid', 'fetch', '--control-plane', grpc, '--bundle', join(dataDir, 'bundle.pem'), '--join-token', token, '--out', join(d, 'svid')]);
     expect(fetched.code, fetched.stderr).toBe(0);
     const verify = await run('openssl', ['verify', '-CAfile', join(holder, 'root.pem'), '-untrusted', join(d, 'svid', 'svid.pem'), join(d, 'svid', 'svid.pem')]);
@@ -151,7 +159,8 @@ describe('an offline root', () => {
       proxies.push(web);
       expect(await get(web.ports.get('outbound/api')!)).toBe(200);
 
-      // Bad certificates for the pending request: each refused with its code, audited and counted.
+      // Bad certificates for the pending request: each refused with its code, audited and counted. The first through
+      // the binary, the others in-process (the command's own code and output, without a node start each).
       const pending = await csr(dataDir, 'renewal', true);
       const bad: [string, () => Promise<{ cert: string; root?: string }>, string, string][] = [
         ['a certificate for another key', async () => ({ cert: await sign(join(holder, 'stranger.csr'), 'stranger') }), 'TESSERA_ERR_CA_INTERMEDIATE_KEY_MISMATCH', 'key_mismatch'],
@@ -163,9 +172,9 @@ describe('an offline root', () => {
         ['the intermediate given as the root', async () => ({ cert: join(holder, 'first.pem'), root: join(holder, 'first.pem') }), 'TESSERA_ERR_CA_ROOT_INVALID', 'root_invalid'],
         ['the CSR given as the certificate', async () => ({ cert: pending }), 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
       ];
-      for (const [what, make, code, reason] of bad) {
+      for (const [i, [what, make, code, reason]] of bad.entries()) {
         const { cert, root } = await make();
-        const r = await install(dataDir, cert, root);
+        const r = await install(dataDir, cert, root, [], i > 0);
         expect(r.code, what).toBe(1);
         expect(r.stderr, what).toContain(`tessera ca install-intermediate: ${code}: `);
         const audited = (await readFile(join(dataDir, 'audit.log'), 'utf8')).split('\n').filter((l) => l.includes('"ca.intermediate_refused"') && l.includes(`"${code}"`));
@@ -173,7 +182,7 @@ describe('an offline root', () => {
         expect(JSON.parse(audited[0]!)).toMatchObject({ result: 'refused', reason, caller: 'admin.sock' });
         expect(sumSeries(await (await fetch(`http://${admin}/metrics`)).text(), 'tessera_ca_intermediate_installs_total', { result: 'refused', reason }), what).toBe(1);
       }
-      const before = JSON.parse((await tessera(['ca', 'status', '--data-dir', dataDir, '--json'])).stdout);
+      const before = await caStatus(dataDir);
       expect(before.pendingRequest).not.toBeNull();
 
       // The renewal, signed with `tessera ca sign-intermediate` this time: same root, same authority, a new signer;
@@ -221,7 +230,7 @@ describe('an offline root', () => {
     // A restart loads the offline authority as it is: ready at once, still offline.
     expect(await cp.stop({ graceMs: 15_000 })).toBe(0);
     const again = await startControlPlane(cfg, 'tessera control-plane: ready');
-    const after = JSON.parse((await tessera(['ca', 'status', '--data-dir', dataDir, '--json'])).stdout);
+    const after = await caStatus(dataDir);
     expect(after.authorities).toEqual([expect.objectContaining({ root: 'offline', state: 'active' })]);
     expect(await again.stop({ graceMs: 15_000 })).toBe(0);
   }, 240_000);
@@ -251,7 +260,8 @@ describe('an offline root', () => {
       ['a root key every user can read', args('td.csr', 'open.key'), 'TESSERA_ERR_CA_KEY_EXPOSED'],
       ['a root key its group can read', args('td.csr', 'group.key'), 'TESSERA_ERR_CA_KEY_EXPOSED'],
     ] as const) {
-      const r = await tessera(a);
+      // The first through the binary, the others in-process (tesseraInProcess: the command's code without a node start).
+      const r = what === 'a CSR without a SAN' ? await tessera(a) : await tesseraInProcess(a);
       expect(r.code, what).not.toBe(0);
       expect(r.stderr, what).toContain(text);
     }
