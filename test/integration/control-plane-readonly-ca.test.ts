@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { adminSocketPath } from '../../control-plane/src/admin/admin-client.js';
-import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type RunningControlPlane, TD, createJoinToken, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { type SecretMount, canMount, mountSecret } from '../helpers/secret-mount.js';
@@ -95,7 +95,8 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     const before = await digest(r.ca);
     const cp = await startControlPlaneProcess(r.d, r.cfg);
     running.push(cp);
-    const token = (await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', `spiffe://${TD}/ns/default/sa/probe`])).stdout.trim();
+    // The token is set-up (asked of admin.sock); the SVID comes through `svid fetch`, the command that uses the CA.
+    const token = await createJoinToken(cp.dataDir, `spiffe://${TD}/ns/default/sa/probe`);
     const out = join(r.d, 'fetched');
     const fetched = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', token, '--out', out]);
     expect(fetched.code, fetched.stderr).toBe(0);
