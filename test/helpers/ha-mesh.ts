@@ -87,8 +87,12 @@ export function caShape(s: CaStatus): string {
   return s.authorities.map((a) => `${a.id}:${a.state}`).join(' ');
 }
 
-/** One query as the Tessera role on the test database (inspection and the injection checks). */
-export async function dbQuery<R extends pg.QueryResultRow = Record<string, unknown>>(url: string, sql: string, params: unknown[] = []): Promise<R[]> {
+/**
+ * One query as the Tessera role on the test database (inspection and the injection checks): on a connection of its
+ * own (a URL), or on a test's open client (a poll every 100 ms then costs no connection and password exchange each).
+ */
+export async function dbQuery<R extends pg.QueryResultRow = Record<string, unknown>>(url: string | pg.ClientBase, sql: string, params: unknown[] = []): Promise<R[]> {
+  if (typeof url !== 'string') return (await url.query<R>(sql, params)).rows;
   const c = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
   await c.connect();
   try {
@@ -99,7 +103,7 @@ export async function dbQuery<R extends pg.QueryResultRow = Record<string, unkno
 }
 
 /** The committed CA: version and `id:state` of each authority, as the database holds it. */
-export async function dbCaState(url: string): Promise<{ version: number; shape: string; active: number }> {
+export async function dbCaState(url: string | pg.ClientBase): Promise<{ version: number; shape: string; active: number }> {
   const row = (await dbQuery<{ version: string; state_json: string }>(url, 'SELECT version, state_json FROM ca_state WHERE id = 1'))[0];
   if (!row) throw new Error('no ca_state row');
   const state = JSON.parse(row.state_json) as { authorities: { id: string; state: string }[] };
@@ -107,7 +111,7 @@ export async function dbCaState(url: string): Promise<{ version: number; shape: 
 }
 
 /** The replica name holding the leader term (the advisory-lock leader), or undefined. */
-export async function leaderName(url: string): Promise<string | undefined> {
+export async function leaderName(url: string | pg.ClientBase): Promise<string | undefined> {
   return (await dbQuery<{ holder: string }>(url, 'SELECT holder FROM leader_term WHERE id = 1'))[0]?.holder;
 }
 
