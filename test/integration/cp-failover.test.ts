@@ -17,7 +17,7 @@ import { createJoinToken, type RunningControlPlane, startControlPlaneProcess, TD
 import { freePort } from '../helpers/free-port.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
-import { makeTempDir, tessera } from '../helpers/run.js';
+import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
@@ -26,6 +26,7 @@ import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { ControlPlaneClient } from '../../proxy/src/identity/control-plane-client.js';
 import { ControlPlaneEndpoints } from '../../proxy/src/identity/control-plane-endpoints.js';
 import { systemClock } from '../../common/clock.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -74,11 +75,12 @@ async function ready(p: ProxyProcess): Promise<boolean> {
   return (await fetch(`http://127.0.0.1:${p.admin}/ready`)).status === 200;
 }
 
-/** The serials a control plane's own inventory holds (each replica keeps its own with the embedded store). */
+/**
+ * The serials a control plane's own inventory holds (each replica keeps its own with the embedded store): the
+ * request `tessera certs list --json` makes, without a node start per poll (that command has tests of its own).
+ */
 async function inventory(c: RunningControlPlane): Promise<string[]> {
-  const out = await tessera(['certs', 'list', '--data-dir', c.dataDir, '--json']);
-  expect(out.code, out.stderr).toBe(0);
-  return (JSON.parse(out.stdout) as { serial: string }[]).map((r) => r.serial.toLowerCase());
+  return (await adminRequest<{ serial: string }[]>(c.dataDir, 'GET', '/v1/certs', undefined, 10_000)).map((r) => r.serial.toLowerCase());
 }
 
 async function current(p: ProxyProcess): Promise<string | undefined> {
@@ -121,24 +123,27 @@ beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   app = createServer((_req, res) => res.end('ok'));
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
-  // One CA, made once, copied into both replicas' data dirs (owner read-only, as a Secret would hold it).
-  const seed = join(dir, 'seed');
-  await mkdir(seed);
-  const seedCp = await startControlPlaneProcess(seed, await writeControlPlaneConfig(seed));
-  expect(await seedCp.stop()).toBe(0);
+  // One CA, made by cp1 on its first start (no seed control plane to start and stop), copied into cp2's data dir;
+  // both copies owner read-only, as a Secret would hold it (cp1 loads its copy so when it comes back after the kill).
+  const readOnly = async (ca: string) => {
+    for (const f of await readdir(ca)) await chmod(join(ca, f), 0o400);
+    await chmod(ca, 0o500);
+  };
   const started: RunningControlPlane[] = [];
   for (const name of ['cp1', 'cp2']) {
     const d = join(dir, name);
     await mkdir(join(d, 'data'), { recursive: true, mode: 0o700 });
-    await cp(join(seed, 'data', 'ca'), join(d, 'data', 'ca'), { recursive: true });
-    for (const f of await readdir(join(d, 'data', 'ca'))) await chmod(join(d, 'data', 'ca', f), 0o400);
-    await chmod(join(d, 'data', 'ca'), 0o500);
+    if (started[0]) {
+      await cp(join(started[0].dataDir, 'ca'), join(d, 'data', 'ca'), { recursive: true });
+      await readOnly(join(d, 'data', 'ca'));
+    }
     // A fixed port: cp1 must come back where the proxies look for it.
     const cfg = await writeControlPlaneConfig(d, CP_EXTRA, `127.0.0.1:${await freePort()}`);
     await writeFile(join(d, 'policies', 'api.yaml'), allowWeb);
     started.push(await startControlPlaneProcess(d, cfg));
   }
   [cp1, cp2] = started as [RunningControlPlane, RunningControlPlane];
+  await readOnly(join(cp1.dataDir, 'ca'));
   cp1Address = cp1.grpc;
   cp2Address = cp2.grpc;
 
