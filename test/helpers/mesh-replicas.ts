@@ -184,6 +184,8 @@ export interface MeshOptions {
   readonly replicas: number;
   /** More YAML for the caller's config (routing:, limits:). */
   readonly clientTail?: string;
+  /** More of the caller's outbound listeners (YAML list items), beside its own. */
+  readonly clientListeners?: string;
   /** More YAML for every replica proxy's config. */
   readonly replicaTail?: string;
   /** Each replica also serves HTTP/2 (an h2c app) in SERVICE_H2; the caller has an outbound `api-h2` listener. */
@@ -231,7 +233,7 @@ export class Mesh {
     const mesh = new Mesh(dir, cp, undefined as unknown as ProxyProcess, accessLogFile, opts);
     try {
       await Promise.all(Array.from({ length: opts.replicas }, () => mesh.addReplica()));
-      let listeners = CLIENT_LISTENERS;
+      let listeners = CLIENT_LISTENERS + (opts.clientListeners ?? '');
       if (opts.h2) listeners += `  - { name: api-h2, listen: 127.0.0.1:0, service: ${SERVICE_H2}, protocol: http2 }\n`;
       if (opts.tcp) listeners += `  - { name: api-tcp, listen: 127.0.0.1:0, service: ${SERVICE_TCP}, protocol: tcp }\n`;
       const { configFile } = await writeAttestedConfig(cp, dir, 'client', WEB_ID, listeners, `telemetry: { accessLog: ${accessLogFile} }\n${opts.clientTail ?? ''}`);

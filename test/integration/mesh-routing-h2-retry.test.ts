@@ -5,8 +5,7 @@
 // `retryable: true`; a gRPC call is never replayed, even there.
 import { connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { WEB_ID, endpointsView, failures, h2Load, ID_HEADER, Mesh, type ReplicaApp, SERVICE_H2 } from '../helpers/mesh-replicas.js';
-import type { ProxyProcess } from '../helpers/proxy-process.js';
+import { endpointsView, failures, h2Load, ID_HEADER, Mesh, type ReplicaApp, SERVICE_H2 } from '../helpers/mesh-replicas.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
@@ -16,8 +15,6 @@ const ROUTING = 'routing: { outlier: { consecutiveFailures: 1000 } }\n';
 
 let mesh: Mesh;
 let cleanup: () => Promise<void>;
-/** A second caller whose h2 listener is `retryable: true`. */
-let retrying: ProxyProcess;
 /** r0's h2c app, the failing one. */
 let bad: ReplicaApp;
 let good: ReplicaApp;
@@ -25,11 +22,14 @@ let good: ReplicaApp;
 beforeAll(async () => {
   let dir: string;
   ({ dir, cleanup } = await makeTempDir());
-  mesh = await Mesh.start(dir, { replicas: 2, h2: true, clientTail: ROUTING });
+  // The caller has a second h2 listener, `retryable: true` (its own balancer), rather than a second caller: a
+  // proxy start less.
+  const h2r = `  - { name: h2r, listen: 127.0.0.1:0, service: ${SERVICE_H2}, protocol: http2, retryable: true }\n`;
+  mesh = await Mesh.start(dir, { replicas: 2, h2: true, clientTail: ROUTING, clientListeners: h2r });
   await mesh.waitUntilAllAnswer();
-  await until('the caller knows both h2 endpoints', async () => (await mesh.endpoints('api-h2')).filter((e) => e.state === 'ready').length === 2, 30_000, 100);
-  retrying = await mesh.startProxy('retrying', WEB_ID, `outbound:\n  - { name: h2r, listen: 127.0.0.1:0, service: ${SERVICE_H2}, protocol: http2, retryable: true }\n`, `telemetry: { accessLog: off }\n${ROUTING}`);
-  await until('the retrying caller knows both h2 endpoints', async () => ((await endpointsView(retrying.admin))[SERVICE_H2] ?? []).filter((e) => e.state === 'ready').length === 2, 30_000, 100);
+  const ready = async (listener: string) => ((await endpointsView(mesh.client.admin))[SERVICE_H2] ?? []).filter((e) => e.listener === listener && e.state === 'ready').length === 2;
+  await until('the caller knows both h2 endpoints', () => ready('api-h2'), 30_000, 100);
+  await until('its retryable listener knows both h2 endpoints', () => ready('h2r'), 30_000, 100);
   bad = mesh.replicas.find((r) => r.name === 'r0')!.h2app!;
   good = mesh.replicas.find((r) => r.name === 'r1')!.h2app!;
 }, 120_000);
@@ -109,7 +109,7 @@ describe('mesh routing over HTTP/2: retries', () => {
 
   test('on a retryable listener a POST answered 502 goes to the other endpoint; a gRPC call is never replayed', async () => {
     bad.status = 502;
-    const port = retrying.ports.get('outbound/h2r')!;
+    const port = mesh.client.ports.get('outbound/h2r')!;
     const posts = await calls(port, 30, 'POST', 'h2r-post');
     expect(posts.filter((o) => o.status !== 200 || o.replica !== 'r1')).toEqual([]);
     expect(posts.filter((o) => seen(bad, o.id) === 1).length).toBeGreaterThan(0);
