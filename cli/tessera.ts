@@ -11,12 +11,16 @@ if (major < 24) {
 // (cli/run/), so a one-shot command loads its own code, not the proxy's, the control plane's or the CA tooling's.
 // `tessera proxy`, the long-running sidecar, skips even the table: no other command's path starts with `proxy`, so
 // it dispatches exactly as with the whole table.
-const [{ systemClock }, { realTimers }, commands, { runCli }] = await Promise.all([
+const [{ systemClock }, { realTimers }, commands, { runCli }, { ProcessOutput, exitStatusWhenGone, STOPPED_OUTPUT_WAIT_MS }] = await Promise.all([
   import('../common/clock.js'),
   import('../shared-io/timers.js'),
   process.argv[2] === 'proxy' ? import('./commands/proxy.js').then((m) => [m.proxyCommand]) : import('./commands/index.js').then((m) => m.COMMANDS),
   import('./run-cli.js'),
+  import('./process-output.js'),
 ]);
+
+// A reader that goes away (`| head -1`) ends the process as SIGPIPE ends other tools: quietly, status 141.
+const output = new ProcessOutput(process.stdout, process.stderr, (err) => process.exit(exitStatusWhenGone(err)));
 
 // The first SIGINT/SIGTERM asks the command to stop: a long-running one drains, a one-shot one ends at once with
 // TESSERA_ERR_CLI_INTERRUPTED (run-cli.ts). The same signal again while that runs (an impatient
@@ -25,13 +29,16 @@ const [{ systemClock }, { realTimers }, commands, { runCli }] = await Promise.al
 // supervisor's hook, would live on. The other signal is ignored during the stop (before, only its first arrival
 // was): after a terminal's Ctrl-C has reached every process of the group, `tessera up` still sends SIGTERM to each
 // child, and those must go on draining.
+// A stop asked for after the command returned, while its output waits for a slow reader, ends that wait at once
+// (`timeout 60 tessera certs list | slow` must end), with the signal's status: the reader did not get everything.
+const signals = { first: undefined as NodeJS.Signals | undefined, commandReturned: false };
 const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
-  let first: NodeJS.Signals | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (first === undefined) {
-      first = signal;
+    if (signals.first === undefined) {
+      signals.first = signal;
+      if (signals.commandReturned) process.exit(signal === 'SIGINT' ? 130 : 143);
       resolve(signal);
-    } else if (signal === first) {
+    } else if (signal === signals.first) {
       process.exit(signal === 'SIGINT' ? 130 : 143);
     }
   };
@@ -40,13 +47,22 @@ const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
 });
 
 const code = await runCli(process.argv.slice(2), commands, {
-  stdout: (t) => process.stdout.write(t),
-  stderr: (t) => process.stderr.write(t),
+  stdout: output.stdout,
+  stderr: output.stderr,
   env: process.env,
   cwd: process.cwd(),
   clock: systemClock,
   timers: realTimers,
   stopSignal,
 });
-// Long-running commands resolve only once stopped and drained, so exiting here never cuts work short.
+signals.commandReturned = true;
+// Long-running commands resolve only once stopped and drained, so exiting here never cuts work short; what they and
+// one-shot commands wrote must reach the reader first, however slowly it reads (audit 54b F2). Once asked to stop
+// (a daemon's SIGTERM, an interrupted command) the output gets a bounded wait, as the logs do: a stalled reader
+// must not keep a stopping process alive.
+const stopped = signals.first !== undefined;
+await new Promise<void>((resolve) => {
+  void output.settled().then(resolve);
+  if (stopped) realTimers.setTimeout(resolve, STOPPED_OUTPUT_WAIT_MS, 'keep-alive');
+});
 process.exit(code);
