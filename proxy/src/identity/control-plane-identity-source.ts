@@ -18,7 +18,7 @@ import { CLOCK_OFFSET_WARN_MS } from './clock-offset.js';
 import { ConfigWatch } from './config-watch-client.js';
 import { ControlPlaneClient, type MintedJwtSvid } from './control-plane-client.js';
 import { ControlPlaneEndpoints } from './control-plane-endpoints.js';
-import { ControlPlaneSvidSource, type IssuedSvid, refusedByControlPlane } from './control-plane-svid-source.js';
+import { ControlPlaneSvidSource, type IssuedSvid, type OwnBan, refusedByControlPlane } from './control-plane-svid-source.js';
 import type { IdentitySource, IdentitySourceDeps } from './identity-source.js';
 import { resolveHost } from './resolve-host.js';
 import type { FileLock } from '../../../shared-io/process-file-lock.js';
@@ -177,6 +177,8 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   get clockOffsetMs(): number | undefined {
     return this.#clockOffsetMs;
   }
+
+  ownBan = (): OwnBan | undefined => this.#svids.revokedBy;
 
   /** Over mTLS with the current SVID: the control plane signs for that SVID's ID and no other. */
   mintJwtSvid = (audience: readonly string[]): Promise<MintedJwtSvid> => {

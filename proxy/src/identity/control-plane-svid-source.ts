@@ -120,7 +120,7 @@ export class ControlPlaneSvidSource {
   /** The last renewal was refused because the current serial is banned: attest again at once. */
   #serialBanned = false;
   /** The control plane refused the current SVID as revoked (serial or ID banned): not ready until another is installed. */
-  #revoked = false;
+  #revokedBy: OwnBan | undefined;
   /** The current SVID was restored from the state dir and the control plane has not renewed it yet. */
   #restored = false;
   /**
@@ -209,6 +209,11 @@ export class ControlPlaneSvidSource {
     return Math.max(this.#local.renewAtMs, this.#retryAt ?? 0);
   }
 
+  /** Which ban the control plane refused the current SVID for, until another SVID is installed (the JWT side follows it). */
+  get revokedBy(): OwnBan | undefined {
+    return this.#revokedBy;
+  }
+
   get lastError(): string | undefined {
     return this.#lastError;
   }
@@ -219,7 +224,7 @@ export class ControlPlaneSvidSource {
 
   /** What the schedule decides on: the SVID's validity as moved onto this host's clock, not as printed in it. */
   state(): RenewalState {
-    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), serialBanned: this.#serialBanned, revoked: this.#revoked, ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
+    const base = { failures: this.#failures, canReattest: this.#o.evidence.canReattest(), serialBanned: this.#serialBanned, revoked: this.#revokedBy !== undefined, ...(this.#retryAt !== undefined ? { retryAtMs: this.#retryAt } : {}) };
     return this.#local ? { ...base, svid: this.#local } : base;
   }
 
@@ -333,7 +338,7 @@ export class ControlPlaneSvidSource {
       // Refused by the control plane too (expired by its clock as well, banned…): attest at once, as without it.
       if (kept && stage === 'sign' && refusedByControlPlane(e)) return this.#dropExpiredKept(e);
       if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
-      if (this.#current && revokedByControlPlane(e)) this.#revoked = true;
+      if (this.#current && revokedByControlPlane(e)) this.#revokedBy = banOf(e);
       this.#failed(reported, stage === 'sign' ? 'failure' : 'refused', e);
     }
   }
@@ -350,7 +355,7 @@ export class ControlPlaneSvidSource {
     this.#failures = 0;
     this.#retryAt = undefined;
     this.#serialBanned = false;
-    this.#revoked = false;
+    this.#revokedBy = undefined;
     this.#fellBack(e);
   }
 
@@ -373,7 +378,7 @@ export class ControlPlaneSvidSource {
     this.#retryAt = undefined;
     this.#lastError = undefined;
     this.#serialBanned = false;
-    this.#revoked = false;
+    this.#revokedBy = undefined;
     this.#restored = false;
     this.#o.onEvent?.({ kind, result: 'success', serial: svid.serial, notAfterMs: svid.notAfterMs });
   }
@@ -393,17 +398,24 @@ function behindBy(offsetMs: number | undefined): string {
   return offsetMs !== undefined && offsetMs <= -1_000 ? `about ${Math.round(-offsetMs / 1_000)} s behind the control plane's` : "behind the control plane's?";
 }
 
+/** The ban a control plane's refusal names: of the SVID's serial or of its ID (`tessera revoke`). */
+export type OwnBan = 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' | 'TESSERA_ERR_REVOCATION_ID_BANNED';
+
+export function banOf(e: unknown): OwnBan | undefined {
+  if (!isTesseraError(e)) return undefined;
+  const code = e.details['controlPlaneCode'];
+  return code === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' || code === 'TESSERA_ERR_REVOCATION_ID_BANNED' ? code : undefined;
+}
+
+/** The control plane's refusal names a ban of the SVID's serial or ID (`tessera revoke`). */
+export function revokedByControlPlane(e: unknown): boolean {
+  return banOf(e) !== undefined;
+}
+
 /**
  * Whether a failed call is the control plane's refusal of the SVID it was authenticated with (UNAUTHENTICATED or
  * PERMISSION_DENIED, with the control plane's own code): not a replica that could not be reached or a rate limit.
  */
-/** The control plane's refusal names a ban of the SVID's serial or ID (`tessera revoke`). */
-export function revokedByControlPlane(e: unknown): boolean {
-  if (!isTesseraError(e)) return false;
-  const code = e.details['controlPlaneCode'];
-  return code === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' || code === 'TESSERA_ERR_REVOCATION_ID_BANNED';
-}
-
 export function refusedByControlPlane(e: unknown): boolean {
   if (!isTesseraError(e) || e.details['controlPlaneCode'] === undefined) return false;
   const status = e.details['grpcCode'];

@@ -13,7 +13,7 @@ import type { IdentityStore } from './identity-store.js';
 import type { JwtBundleHolder } from './jwt-bundle-holder.js';
 import type { ControlPlaneClient } from './control-plane-client.js';
 import type { ControlPlaneEndpoints } from './control-plane-endpoints.js';
-import type { IssuedSvid } from './control-plane-svid-source.js';
+import type { IssuedSvid, OwnBan } from './control-plane-svid-source.js';
 
 export interface IdentitySource {
   /** Resolves once the first identity (and, from a source that delivers them, the first policies) is in place. */
@@ -28,6 +28,11 @@ export interface IdentitySource {
   readonly clockOffsetMs: number | undefined;
   /** Signs JWT-SVIDs of the current identity (only a control-plane source can; absent otherwise). */
   readonly mintJwtSvid?: (audience: readonly string[]) => Promise<MintedJwtSvid>;
+  /**
+   * The ban the control plane refused the current SVID for (its ID or its serial), until another SVID is installed;
+   * the Workload API's JWT calls follow it as the X.509 side's readiness does (only a control-plane source).
+   */
+  readonly ownBan?: () => OwnBan | undefined;
   /** The control plane's Discovery calls and the SVID to authenticate them (only a control-plane source). */
   readonly discovery?: {
     readonly client: Pick<ControlPlaneClient, 'watchDiscovery' | 'register'>;

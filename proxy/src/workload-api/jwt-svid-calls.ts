@@ -10,6 +10,7 @@ import { type JwtBundleSet, jwtRefusalReason, validateJwtSvid } from '../../../c
 import { jwtBundleJwks } from '../../../common/spiffe/spiffe-bundle.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { MintedJwtSvid } from '../identity/control-plane-client.js';
+import { banOf, type OwnBan } from '../identity/control-plane-svid-source.js';
 
 export interface WorkloadJwtSource {
   /** Signs a JWT-SVID of the proxy's identity for these audiences (the control plane). */
@@ -20,6 +21,11 @@ export interface WorkloadJwtSource {
   readonly nowMs: () => number;
   /** Whether the operator banned this SPIFFE ID (the proxy's deny-list): its tokens no longer validate. */
   readonly revoked?: (spiffeId: string) => boolean;
+  /**
+   * The ban the control plane refused the proxy's own SVID for (its ID or its serial), until another is installed.
+   * The deny-list never names the proxy's own ID: a banned proxy's Config/Watch stream is ended, not sent the ban.
+   */
+  readonly ownBan?: () => OwnBan | undefined;
   readonly onCall?: (call: 'fetch' | 'validate', result: 'ok' | 'refused' | 'failed', reason: string) => void;
 }
 
@@ -145,13 +151,17 @@ export class WorkloadJwtCalls {
       report('refused', 'foreign_id');
       return cb(status(grpc.status.PERMISSION_DENIED, `no identity issued for ${call.request.spiffe_id}`));
     }
-    // Banned (tessera revoke id): no token from the cache either, though it was signed before the ban (a relying
-    // party outside the mesh would accept it until exp).
-    if (this.#s.revoked?.(own)) {
+    // Banned (tessera revoke id or serial): no token from the cache either, though it was signed before the ban (a
+    // relying party outside the mesh would accept it until exp).
+    const banned = () => {
+      const ban = this.#bannedOwn(own);
+      if (!ban) return false;
       this.#cache.clear();
       report('refused', 'revoked');
-      return cb(refusal(grpc.status.PERMISSION_DENIED, new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', `${own} is revoked (tessera revoke id)`)));
-    }
+      cb(refusal(grpc.status.PERMISSION_DENIED, ban));
+      return true;
+    };
+    if (banned()) return;
     const key = JwtSvidCache.key(own, audience);
     const cached = this.#cache.get(key, this.#s.nowMs());
     const reply = (t: MintedJwtSvid) => cb(null, { svids: [{ spiffe_id: t.spiffeId, svid: t.token, hint: '' }] });
@@ -161,11 +171,20 @@ export class WorkloadJwtCalls {
     }
     this.#s.mint(audience).then(
       (t) => {
+        // Signed before a ban the proxy learnt of while the answer travelled: not handed out either.
+        if (banned()) return;
         this.#cache.set(key, t, this.#s.nowMs());
         report('ok', 'none');
         reply(t);
       },
       (e: unknown) => {
+        // The control plane refused for a ban this proxy has not heard of yet: said as the ban it is.
+        const ban = banOf(e);
+        if (ban) {
+          this.#cache.clear();
+          report('refused', 'revoked');
+          return cb(refusal(grpc.status.PERMISSION_DENIED, new TesseraError(ban, `the control plane refused a JWT-SVID for ${own}: ${describeError(e)}`)));
+        }
         // The control plane's refusal code is named (never a token); the caller retries later.
         const invalid = isTesseraError(e) && (e.details['grpcCode'] === grpc.status.INVALID_ARGUMENT);
         report(invalid ? 'refused' : 'failed', invalid ? 'control_plane_refused' : 'unavailable');
@@ -196,7 +215,10 @@ export class WorkloadJwtCalls {
     }
     try {
       const v = validateJwtSvid(svid, audience, this.#s.bundles.current, this.#s.nowMs(), undefined, this.#ownDomain());
-      if (this.#s.revoked?.(v.spiffeId.toString())) {
+      // A banned subject: on the deny-list, or this proxy's own ID when the control plane refused it as banned (a
+      // serial ban is of one SVID, not of the ID: other holders' tokens of the ID still validate).
+      const sub = v.spiffeId.toString();
+      if (this.#s.revoked?.(sub) || (sub === this.#s.ownId() && this.#s.ownBan?.() === 'TESSERA_ERR_REVOCATION_ID_BANNED')) {
         report('refused', 'revoked');
         return cb(refusal(grpc.status.INVALID_ARGUMENT, new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED', `${v.spiffeId} is revoked (tessera revoke id)`)));
       }
@@ -207,6 +229,14 @@ export class WorkloadJwtCalls {
       cb(refusal(grpc.status.INVALID_ARGUMENT, e));
     }
   };
+
+  /** Why the proxy's own identity may not have JWT-SVIDs now: its ID banned, or its current SVID's serial. */
+  #bannedOwn(own: string): TesseraError | undefined {
+    const ban = this.#s.revoked?.(own) ? 'TESSERA_ERR_REVOCATION_ID_BANNED' : this.#s.ownBan?.();
+    if (ban === 'TESSERA_ERR_REVOCATION_ID_BANNED') return new TesseraError(ban, `${own} is revoked (tessera revoke id)`);
+    if (ban) return new TesseraError(ban, `the serial of this proxy's SVID is revoked (tessera revoke serial); no JWT-SVID until a new SVID is attested`);
+    return undefined;
+  }
 
   #write(call: Stream): void {
     if (call.cancelled || call.writableEnded) return;

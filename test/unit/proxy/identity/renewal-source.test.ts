@@ -287,12 +287,15 @@ describe('ControlPlaneSvidSource', () => {
       expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'failure' });
       // Every peer refuses a banned serial: not ready, though the SVID has life left (audit 53b F5).
       expect(s.readiness()).toEqual({ ready: false, reason: expect.stringMatching(/^svid revoked by the control plane: .*SERIAL_BANNED/) });
+      // The ban it was refused for, which the Workload API's JWT calls follow (audit 54b F6).
+      expect(s.revokedBy).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
       clock.t += 3_000; // past the retry backoff (a quarter of the life left at most), before expiry
       await tick(s);
       expect(signer.calls).toEqual(['attest:kubernetes_token:k8s-token-1', `renew:${first.serial}`, 'attest:kubernetes_token:k8s-token-1']);
       expect(events.at(-1)).toMatchObject({ kind: 'reattest', result: 'success' });
       expect(s.readiness()).toEqual({ ready: true });
       expect(installed.at(-1)!.serial).not.toBe(first.serial);
+      expect(s.revokedBy).toBeUndefined();
       expect(clock.t).toBeLessThan(first.notAfterMs);
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -314,6 +317,7 @@ describe('ControlPlaneSvidSource', () => {
     clock.t += 3_000;
     await tick(s);
     expect(s.readiness()).toMatchObject({ ready: false, reason: expect.stringContaining('svid revoked by the control plane') });
+    expect(s.revokedBy).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
   });
 
   test('a bad answer is refused and counted; the old SVID stays', async () => {

@@ -10,6 +10,7 @@ import { afterEach, beforeEach, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { signJwtSvid } from '../../../../common/spiffe/jwt-svid.js';
 import type { MintedJwtSvid } from '../../../../proxy/src/identity/control-plane-client.js';
+import type { OwnBan } from '../../../../proxy/src/identity/control-plane-svid-source.js';
 import { JwtBundleHolder } from '../../../../proxy/src/identity/jwt-bundle-holder.js';
 import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -30,11 +31,19 @@ let minted: string[][];
 let failMint: boolean;
 let calls: string[];
 let revoked: Set<string>;
+/** The ban the control plane refused the proxy's own SVID for (the identity source's view). */
+let ownBan: OwnBan | undefined;
+/** The control plane's refusal of the next mints (a ban it knows of before the proxy does). */
+let mintRefusal: OwnBan | undefined;
+/** Called when a mint is asked for, before it answers (a ban learnt while the answer travels). */
+let onMint: () => void;
 /** The control plane's clock minus this host's: its iat/exp are on its clock. */
 let controlPlaneAheadMs: number;
 
 function mint(audience: readonly string[]): Promise<MintedJwtSvid> {
   if (failMint) return Promise.reject(new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAVAILABLE: down', { grpcCode: grpc.status.UNAVAILABLE }));
+  if (mintRefusal) return Promise.reject(new TesseraError('TESSERA_ERR_JWT_SVID_UNAVAILABLE', `PERMISSION_DENIED ${mintRefusal}: banned`, { grpcCode: grpc.status.PERMISSION_DENIED, controlPlaneCode: mintRefusal }));
+  onMint();
   minted.push([...audience]);
   const now = time.nowMs() + controlPlaneAheadMs;
   const token = signJwtSvid({ privateKey: k1.privateKey, keyId: 'k1', spiffeId: ID, audience, issuedAtMs: now, expiresAtMs: now + 300_000 });
@@ -59,12 +68,15 @@ beforeEach(async () => {
   failMint = false;
   calls = [];
   revoked = new Set();
+  ownBan = undefined;
+  mintRefusal = undefined;
+  onMint = () => {};
   controlPlaneAheadMs = 0;
   server = await WorkloadApiServer.start({
     timers: realTimers,
     socketPath: join(tmp.dir, 'wl.sock'),
     feed: { current: () => undefined, subscribe: () => () => {} },
-    jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), revoked: (id) => revoked.has(id), onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },
+    jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), revoked: (id) => revoked.has(id), ownBan: () => ownBan, onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },
   });
   const def = protoLoader.loadSync('spiffe/workload/workload.proto', { includeDirs: [join(REPO_ROOT, 'proto')], keepCase: true, defaults: true });
   const Ctor = (grpc.loadPackageDefinition(def) as unknown as { SpiffeWorkloadAPI: grpc.ServiceClientConstructor }).SpiffeWorkloadAPI;
@@ -160,6 +172,66 @@ test("once the proxy's own ID is banned, FetchJWTSVID hands out no token, not ev
   expect(minted).toHaveLength(1);
   // Lifted: a fresh token, the cache having been dropped.
   revoked.clear();
+  await fetchToken(['x']);
+  expect(minted).toHaveLength(2);
+});
+
+test("the control plane refused the proxy's own SVID for an ID ban (its deny-list never names its own ID): no token, cached or new; its own tokens refused; lifted, a fresh one (audit 54b F6)", async () => {
+  const before = await fetchToken(['x']);
+  const other = signJwtSvid({ privateKey: k1.privateKey, keyId: 'k1', spiffeId: 'spiffe://example.org/ns/default/sa/other', audience: ['x'], issuedAtMs: time.nowMs(), expiresAtMs: time.nowMs() + 300_000 });
+  ownBan = 'TESSERA_ERR_REVOCATION_ID_BANNED';
+  for (const audience of [['x'], ['y']]) {
+    const { err } = await unary('FetchJWTSVID', { audience });
+    expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err?.details).toMatch(/^TESSERA_ERR_REVOCATION_ID_BANNED: .* is revoked \(tessera revoke id\)/);
+    expect(err?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_REVOCATION_ID_BANNED']);
+    expect(calls.at(-1)).toBe('fetch/refused/revoked');
+  }
+  expect(minted).toHaveLength(1);
+  const v = await unary('ValidateJWTSVID', { audience: 'x', svid: before });
+  expect(v.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  expect(v.err?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_REVOCATION_ID_BANNED']);
+  expect(calls.at(-1)).toBe('validate/refused/revoked');
+  // Only the proxy's own ID: another ID's token validates.
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: other })).err).toBeNull();
+  ownBan = undefined;
+  expect(await fetchToken(['x'])).not.toBe(before);
+  expect(minted).toHaveLength(2);
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: before })).err).toBeNull();
+});
+
+test("a serial ban of the proxy's own SVID: no token until another SVID, its code named; the ID's tokens still validate", async () => {
+  const before = await fetchToken(['x']);
+  ownBan = 'TESSERA_ERR_REVOCATION_SERIAL_BANNED';
+  const { err } = await unary('FetchJWTSVID', { audience: ['x'] });
+  expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+  expect(err?.details).toMatch(/^TESSERA_ERR_REVOCATION_SERIAL_BANNED: .*tessera revoke serial/);
+  expect(err?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_REVOCATION_SERIAL_BANNED']);
+  expect((await unary('ValidateJWTSVID', { audience: 'x', svid: before })).err).toBeNull();
+  ownBan = undefined;
+  expect(await fetchToken(['x'])).not.toBe(before);
+});
+
+test('a ban the control plane names in its refusal of the mint is said as that ban (PermissionDenied), not Unavailable', async () => {
+  for (const code of ['TESSERA_ERR_REVOCATION_ID_BANNED', 'TESSERA_ERR_REVOCATION_SERIAL_BANNED'] as const) {
+    mintRefusal = code;
+    const { err } = await unary('FetchJWTSVID', { audience: ['x'] });
+    expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(err?.details).toMatch(new RegExp(`^${code}: `));
+    expect(err?.metadata.get('tessera-error-code')).toEqual([code]);
+    expect(calls.at(-1)).toBe('fetch/refused/revoked');
+  }
+});
+
+test('a token whose mint answered after the proxy learnt of its ban is not handed out, nor cached', async () => {
+  onMint = () => {
+    ownBan = 'TESSERA_ERR_REVOCATION_ID_BANNED';
+  };
+  const { err } = await unary('FetchJWTSVID', { audience: ['x'] });
+  expect(err?.code).toBe(grpc.status.PERMISSION_DENIED);
+  expect(minted).toHaveLength(1);
+  onMint = () => {};
+  ownBan = undefined;
   await fetchToken(['x']);
   expect(minted).toHaveLength(2);
 });
