@@ -64,7 +64,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_SVID_WEAK_KEY: entry(UNAUTHENTICATED, 403, 'A certificate on the path carries a key outside the accepted set: RSA of 2048 bits or more, or EC on P-256 or P-384 (a trust anchor also P-521); smaller RSA keys, other curves and other key types are refused.'),
 
   // --- JWT-SVIDs and the SPIFFE bundle document (common/spiffe/jwt-svid.ts, spiffe-bundle.ts) ---
-  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB, nothing around them: no whitespace), or lacks an exp that is a date (a number of seconds within ±8.64e12, what a JavaScript Date holds), or has an nbf or iat that is not one, or has an unknown typ or crit header.'),
+  TESSERA_ERR_JWT_SVID_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID is not a well-formed JWS (three base64url parts of JSON objects, at most 16 KiB, nothing around them: no whitespace), or lacks an exp that is a date (a number of seconds within ±8.64e12, what a JavaScript Date holds), or has an nbf or iat that is not one, or has an unknown typ or crit header, or repeats a member name in one object of its header or claims (JSON parsers differ on which copy they read).'),
   TESSERA_ERR_JWT_SVID_ALG_NOT_ALLOWED: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID alg is not one of RS/ES/PS 256/384/512 (none and HMAC are never accepted).'),
   TESSERA_ERR_JWT_SVID_NO_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID has no aud claim.'),
   TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE: entry(INVALID_ARGUMENT, 400, 'The JWT-SVID aud claim does not hold the audience it is validated for.'),
@@ -234,7 +234,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_ATTESTATION_TOKEN_USED: entry(UNAUTHENTICATED, 403, 'The join token was already used (join tokens are single-use).'),
   TESSERA_ERR_ATTESTATION_TOKEN_EXPIRED: entry(UNAUTHENTICATED, 403, 'The join token has expired.'),
   TESSERA_ERR_ATTESTATION_TOKEN_REVOKED: entry(UNAUTHENTICATED, 403, 'The join token was revoked by the operator (`tessera revoke token`).'),
-  TESSERA_ERR_ATTESTATION_JWT_INVALID: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is malformed or its signature does not verify against the JWKS.'),
+  TESSERA_ERR_ATTESTATION_JWT_INVALID: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is malformed (a member name repeated in one object of its header or claims included) or its signature does not verify against the JWKS.'),
   TESSERA_ERR_ATTESTATION_JWT_UNKNOWN_KEY: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token names a signing key (`kid` and `alg`) the JWKS does not hold; with `attestors.kubernetes.apiServer`, not even after the keys were fetched again (at most one such fetch per 5 s): a token of another cluster or issuer, or a key the API server does not publish. Keys that could not be fetched give the fetch\'s code instead (`TESSERA_ERR_K8S_FETCH_FAILED`, UNAVAILABLE).'),
   TESSERA_ERR_ATTESTATION_JWT_ISSUER: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token names another issuer.'),
   TESSERA_ERR_ATTESTATION_JWT_AUDIENCE: entry(UNAUTHENTICATED, 403, 'The Kubernetes service-account token is not for the configured audience.'),

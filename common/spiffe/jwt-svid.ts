@@ -2,6 +2,7 @@
 // key, per trust domain). Every refusal is a coded TesseraError whose details carry a short metric `reason`.
 import { type KeyObject, constants, sign, verify } from 'node:crypto';
 import { type ErrorCode, TesseraError } from '../errors.js';
+import { repeatedJsonMember } from '../json-duplicate-members.js';
 import { SpiffeId } from './spiffe-id.js';
 import { reservedIdReason } from './workload-id.js';
 
@@ -129,13 +130,17 @@ function base64urlBytes(part: string, what: string): Buffer {
 function decodePart(part: string, what: string): Record<string, unknown> {
   if (part === '') throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is empty`);
   const bytes = base64urlBytes(part, what);
+  const text = bytes.toString('utf8');
   let v: unknown;
   try {
-    v = JSON.parse(bytes.toString('utf8'));
+    v = JSON.parse(text);
   } catch {
     throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not JSON`);
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} is not a JSON object`);
+  // JSON.parse keeps the last copy, a relying party's parser may keep the first (RFC 7515 §4, RFC 7519 §4: reject).
+  const repeated = repeatedJsonMember(text);
+  if (repeated !== undefined) throw refuse('TESSERA_ERR_JWT_SVID_MALFORMED', `the ${what} repeats the member ${JSON.stringify(repeated.slice(0, 64))}`);
   return v as Record<string, unknown>;
 }
 

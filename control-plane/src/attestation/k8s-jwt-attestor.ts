@@ -8,6 +8,7 @@ import { statSync } from 'node:fs';
 import { type JSONWebKeySet, type JWTVerifyOptions, createLocalJWKSet, errors, jwtVerify } from 'jose';
 import type { Clock } from '../../../common/clock.js';
 import { type ErrorCode, TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
+import { repeatedJsonMember } from '../../../common/json-duplicate-members.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { AttestedIdentity } from './attested-identity.js';
@@ -76,6 +77,7 @@ export class K8sJwtAttestor {
 
   async attest(token: string): Promise<AttestedIdentity> {
     if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', 'the token is empty or too long');
+    refuseRepeatedMembers(token);
     const toleranceMs = this.#o.clockToleranceMs ?? DEFAULT_CLOCK_TOLERANCE_MS;
     const nowMs = this.#o.clock.nowMs();
     const claims = await this.#verified(token, {
@@ -144,6 +146,29 @@ export class K8sJwtAttestor {
     } catch (e) {
       throw new TesseraError('TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
+  }
+}
+
+/**
+ * jose reads the header and claims with JSON.parse, which keeps the last copy of a repeated member (two `sub`s:
+ * the API server, or a relying party, may read the first): refused, as RFC 7515 §4 / RFC 7519 §4 allow. A part that
+ * is not JSON is left to jose, which refuses it with its own reason.
+ */
+function refuseRepeatedMembers(token: string): void {
+  const parts = token.split('.');
+  if (parts.length !== 3) return;
+  for (const [part, what] of [
+    [parts[0]!, 'header'],
+    [parts[1]!, 'claims'],
+  ] as const) {
+    const text = Buffer.from(part, 'base64url').toString('utf8');
+    try {
+      JSON.parse(text);
+    } catch {
+      continue;
+    }
+    const repeated = repeatedJsonMember(text);
+    if (repeated !== undefined) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', `the token's ${what} repeats the member ${JSON.stringify(repeated.slice(0, 64))}`);
   }
 }
 

@@ -268,3 +268,63 @@ describe('reserved subjects, in every trust domain the bundles hold (one rule wi
     }
   });
 });
+
+describe('a repeated member in the header or the claims is refused, never read last-wins (audit 54b I1; RFC 7515 §4, RFC 7519 §4)', () => {
+  /** A token of these exact header and claims texts, signed ES256 with a bundle key: only the repetition is wrong. */
+  const raw = (header: string, claimsText: string) => {
+    const input = `${b64(header)}.${b64(claimsText)}`;
+    return `${input}.${sign('sha256', Buffer.from(input), { key: ec.privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+  };
+  const H = '"alg":"ES256","kid":"k1","typ":"JWT"';
+  const C = `"sub":"${ID}","aud":["svc-a"],"exp":${NOW / 1000 + 300},"iat":${NOW / 1000}`;
+  const ADMIN = 'spiffe://example.org/ns/default/sa/admin';
+
+  test('the same texts without a repetition validate (the forge is sound)', () => {
+    expect(refusal(raw(`{${H}}`, `{${C}}`))).toBe('valid');
+  });
+
+  test.each([
+    ['alg none, then ES256', `{"alg":"none",${H}}`],
+    ['alg ES256, then none', `{${H},"alg":"none"}`],
+    ['alg twice, the same value', `{${H},"alg":"ES256"}`],
+    ['kid of an unknown key, then k1', `{"kid":"nope",${H}}`],
+    ['typ twice', `{${H},"typ":"JWT"}`],
+    ['alg spelled \\u0061lg', `{"\\u0061lg":"none",${H}}`],
+    ['kid spelled k\\u0069d', `{${H},"k\\u0069d":"k1"}`],
+    ['typ spelled with every letter escaped', `{${H},"\\u0074\\u0079\\u0070":"JWT"}`],
+  ])('header: %s', (_what, header) => {
+    expect(refusal(raw(header, `{${C}}`))).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
+  });
+
+  test.each([
+    ['sub of another workload, then the real one', `{"sub":"${ADMIN}",${C}}`],
+    ['sub, then another workload', `{${C},"sub":"${ADMIN}"}`],
+    ['aud twice', `{${C},"aud":["svc-b"]}`],
+    ['exp long past, then valid', `{"exp":1,${C}}`],
+    ['exp valid, then a year ahead', `{${C},"exp":${NOW / 1000 + 31_536_000}}`],
+    ['iat twice', `{${C},"iat":${NOW / 1000}}`],
+    ['sub spelled \\u0073ub', `{${C},"\\u0073ub":"${ADMIN}"}`],
+    ['sub spelled s\\u0055b is another name, but s\\u0075b is sub', `{${C},"s\\u0075b":"${ADMIN}"}`],
+    ['a name holding an escaped slash equal to one without', `{${C},"a/b":1,"a\\/b":2}`],
+    ['a repeated member inside a nested object', `{${C},"x":{"n":1,"n":2}}`],
+    ['a repeated member two objects down, in an array', `{${C},"x":[{"y":{"n":1,"\\u006e":2}}]}`],
+  ])('claims: %s', (_what, claimsText) => {
+    expect(refusal(raw(`{${H}}`, claimsText))).toBe('TESSERA_ERR_JWT_SVID_MALFORMED');
+  });
+
+  test('the refusal names the part and the member', () => {
+    expect(() => validateJwtSvid(raw(`{"\\u0061lg":"none",${H}}`, `{${C}}`), 'svc-a', bundles, NOW)).toThrow(/the header repeats the member "alg"/);
+    expect(() => validateJwtSvid(raw(`{${H}}`, `{${C},"sub":"${ADMIN}"}`), 'svc-a', bundles, NOW)).toThrow(/the claims repeats the member "sub"/);
+  });
+
+  test.each([
+    ['the same name in sibling objects', `{${C},"x":{"n":1},"y":{"n":2}}`],
+    ['the same name in objects of one array', `{${C},"x":[{"n":1},{"n":2}]}`],
+    ['a name equal to an outer one inside a nested object', `{${C},"x":{"sub":"not the subject"}}`],
+    ['a string value that looks like a repeated member', `{${C},"note":"\\"sub\\":\\"${ADMIN}\\""}`],
+    ['names that differ only in case (JSON names are case-sensitive)', `{${C},"Sub":"x","SUB":"y"}`],
+    ['a name ending in an escaped backslash', `{${C},"a\\\\":1,"a":2}`],
+  ])('not a repetition, validates: %s', (_what, claimsText) => {
+    expect(refusal(raw(`{${H}}`, claimsText))).toBe('valid');
+  });
+});

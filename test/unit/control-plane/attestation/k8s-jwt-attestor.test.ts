@@ -147,3 +147,34 @@ describe('K8sJwtAttestor: every claim it reads, in every JSON shape', () => {
     expect(await codeOf(attestor.attest(await tokenWith({ iat: NOW_S + 5 })))).toBe('attested');
   });
 });
+
+describe('K8sJwtAttestor: a repeated member in the header or the claims is refused (audit 54b I1)', () => {
+  /** A token of these exact header and claims texts, signed with the JWKS key: only the repetition is wrong. */
+  async function raw(header: string, claimsText: string): Promise<string> {
+    const b64 = (t: string) => Buffer.from(t).toString('base64url');
+    const input = `${b64(header)}.${b64(claimsText)}`;
+    // WebCrypto's ECDSA signature is the JWS form already (r || s).
+    const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, Buffer.from(input));
+    return `${input}.${Buffer.from(sig).toString('base64url')}`;
+  }
+  const H = '"alg":"ES256","kid":"k","typ":"JWT"';
+  const C = `"iss":"${ISSUER}","aud":["${AUDIENCE}"],"sub":"system:serviceaccount:shop:web","iat":${NOW_S},"exp":${NOW_S + 600}`;
+
+  test('the same texts without a repetition are attested (the forge is sound)', async () => {
+    expect(await codeOf(attestor.attest(await raw(`{${H}}`, `{${C}}`)))).toBe('attested');
+  });
+
+  test.each([
+    ['header: alg twice', `{${H},"alg":"ES256"}`, `{${C}}`],
+    ['header: kid spelled k\\u0069d', `{"k\\u0069d":"other",${H}}`, `{${C}}`],
+    ['claims: sub of another service account first', `{${H}}`, `{"sub":"system:serviceaccount:kube-system:admin",${C}}`],
+    ['claims: sub of another service account last, spelled \\u0073ub', `{${H}}`, `{${C},"\\u0073ub":"system:serviceaccount:kube-system:admin"}`],
+    ['claims: aud twice', `{${H}}`, `{${C},"aud":["other"]}`],
+    ['claims: exp twice', `{${H}}`, `{"exp":1,${C}}`],
+    ['claims: a namespace twice inside kubernetes.io', `{${H}}`, `{${C},"kubernetes.io":{"namespace":"shop","namespace":"kube-system"}}`],
+  ])('%s', async (_what, header, claimsText) => {
+    const p = attestor.attest(await raw(header, claimsText));
+    expect(await codeOf(p)).toBe('TESSERA_ERR_ATTESTATION_JWT_INVALID');
+    await expect(p).rejects.toThrow(/repeats the member/);
+  });
+});
