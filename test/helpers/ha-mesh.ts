@@ -29,6 +29,8 @@ export interface HaReplicaSpec {
   readonly dbUrl: string;
   /** More YAML for the config (svid:, ca:). */
   readonly extra?: string;
+  /** More keys for the `store:` mapping, flow style (`leaderLease: 3s`). */
+  readonly store?: string;
 }
 
 /** Writes `<dir>/cp.yaml` (fixed port, the database URL in `<dir>/db-url`, 0600) and the policy; returns the config file. */
@@ -48,7 +50,7 @@ export async function writeHaReplicaConfig(spec: HaReplicaSpec): Promise<string>
       'policies: { dir: ./policies }',
       'logLevel: info',
       // JSON is YAML: any replica name (tests use hostile ones) arrives as written.
-      `store: { kind: postgres, urlFile: ./db-url, replica: ${JSON.stringify(spec.name)}, maxConnections: 4 }`,
+      `store: { kind: postgres, urlFile: ./db-url, replica: ${JSON.stringify(spec.name)}, maxConnections: 4${spec.store ? `, ${spec.store}` : ''} }`,
       spec.extra ?? '',
       '',
     ].join('\n'),
@@ -65,8 +67,8 @@ export async function startHaReplica(dir: string, name: string, configFile: stri
  * `n` replicas in `<root>/r1`…`rn` on the database at `dbUrl`, started together (they race to create the CA);
  * named r1…rn unless `names` says otherwise.
  */
-export async function startHaReplicas(root: string, dbUrl: string, n: number, opts: { extra?: string; names?: readonly string[] } = {}): Promise<HaReplica[]> {
-  const specs = Array.from({ length: n }, (_, i) => ({ dir: join(root, `r${i + 1}`), name: opts.names?.[i] ?? `r${i + 1}`, dbUrl, ...(opts.extra ? { extra: opts.extra } : {}) }));
+export async function startHaReplicas(root: string, dbUrl: string, n: number, opts: { extra?: string; store?: string; names?: readonly string[] } = {}): Promise<HaReplica[]> {
+  const specs = Array.from({ length: n }, (_, i) => ({ dir: join(root, `r${i + 1}`), name: opts.names?.[i] ?? `r${i + 1}`, dbUrl, ...(opts.extra ? { extra: opts.extra } : {}), ...(opts.store ? { store: opts.store } : {}) }));
   const files = await Promise.all(specs.map((s) => writeHaReplicaConfig(s)));
   return Promise.all(specs.map((s, i) => startHaReplica(s.dir, s.name, files[i]!)));
 }

@@ -19,6 +19,7 @@ export const STORE_SCHEMA: ObjectSchema = {
     replica: { type: 'string', minLength: 1, description: 'This replica\'s name in the database (leader, audit, registrations); default <hostname>/<pid>' },
     maxConnections: { type: 'number', integer: true, min: 1, max: 100, default: 10, onlyWhen: POSTGRES, description: 'postgres only: pooled connections (plus one for change notifications and one for the leader lock)' },
     statementTimeout: { type: 'duration', min: 100, max: 300_000, default: '10s', onlyWhen: POSTGRES, description: 'postgres only: a statement running longer is cancelled and the call fails UNAVAILABLE' },
+    leaderLease: { type: 'duration', min: 2_000, max: 600_000, default: '30s', onlyWhen: POSTGRES, description: 'postgres only: a leader that has not renewed for this long (a frozen process) is replaced by another replica' },
   },
 };
 
@@ -30,6 +31,7 @@ export type StoreSettings =
       readonly replica: string;
       readonly maxConnections: number;
       readonly statementTimeoutMs: number;
+      readonly leaderLeaseMs: number;
     };
 
 export interface StoreInput {
@@ -39,6 +41,7 @@ export interface StoreInput {
   replica?: string;
   maxConnections?: number;
   statementTimeout?: number;
+  leaderLease?: number;
 }
 
 /** Resolves the section; `problem` builds the coded config error for a key. */
@@ -61,5 +64,6 @@ export function resolveStoreConfig(raw: StoreInput | undefined, base: string, pr
     replica: raw?.replica ?? `${hostname()}/${process.pid}`,
     maxConnections: raw?.maxConnections ?? 10,
     statementTimeoutMs: raw?.statementTimeout ?? 10_000,
+    leaderLeaseMs: raw?.leaderLease ?? 30_000,
   };
 }

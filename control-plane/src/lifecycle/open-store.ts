@@ -59,6 +59,7 @@ export async function openStore(config: Pick<ControlPlaneConfig, 'store' | 'data
     ...deps,
     dataDir: config.dataDir,
     replica: s.replica,
+    leaderLeaseMs: s.leaderLeaseMs,
     pool: { maxConnections: s.maxConnections, statementTimeoutMs: s.statementTimeoutMs },
     onFailure,
     auditLogMaxBytes: config.audit?.logMaxBytes,

@@ -40,8 +40,10 @@ export interface PostgresStoreDeps {
   readonly pool?: Partial<PgPoolSettings>;
   /** Change feed catch-up interval (default 5 s). */
   readonly changePollMs?: number;
-  /** Leader lock retry and health-check interval (default 3 s). */
+  /** Leader lock retry and renewal interval (default 3 s; at most a third of the lease). */
   readonly leaderRetryMs?: number;
+  /** store.leaderLease: how long a leader's renewal holds (default 30 s). */
+  readonly leaderLeaseMs?: number;
   /** Audit rows waiting for the database at most (default 10,000). */
   readonly auditMaxQueued?: number;
   /** audit.logMaxBytes: the local audit.log is cut to audit.log.1 before it would pass it (0: never; default 64 MiB). */
@@ -88,7 +90,7 @@ export async function openPostgresStore(source: PgUrlSource, deps: PostgresStore
     throw e;
   }
   const changes = new PgChangeFeed(db, { timers: deps.timers, log: deps.log, pollMs: deps.changePollMs });
-  const leader = new PgLeaderLock(db, { clock: deps.clock, timers: deps.timers, log: deps.log, holder: deps.replica, retryMs: deps.leaderRetryMs });
+  const leader = new PgLeaderLock(db, { clock: deps.clock, timers: deps.timers, log: deps.log, holder: deps.replica, retryMs: deps.leaderRetryMs, leaseMs: deps.leaderLeaseMs });
   changes.start();
   let closing: Promise<void> | undefined;
   const close = async () => {

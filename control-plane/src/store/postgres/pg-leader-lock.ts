@@ -1,15 +1,22 @@
-// Leader election among replicas: a session-level pg_try_advisory_lock held on a dedicated connection, tried every
-// retryMs. The winner bumps the leader_term row and keeps that term as its fencing token (writes that must come
-// from the leader carry it, and the database refuses a stale one). The lock lives exactly as long as the session:
-// a lost connection (error, end, or a failed health check) is lost leadership at once, here and on the server.
+// Leader election among replicas: a session-level pg_try_advisory_lock held on a dedicated connection, with a lease.
+// The winner bumps the leader_term row and keeps that term as its fencing token (writes that must come from the
+// leader carry it, and the database refuses a stale one). The lock lives as long as the session: a lost connection
+// is lost leadership at once, here and on the server. The session alone has no deadline (a frozen process keeps
+// it), so the leader renews leader_term.renewed_at every beat; a follower that finds it older than the lease ends
+// the holder's session and takes the lock (pg-leader-lease.ts). The leader in turn counts itself leader only until
+// its last renewal plus the lease (its own clock), so a process resumed after a freeze stops leading before its
+// first leader-only step, and the fence refuses anything already under way.
 import type pg from 'pg';
 import type { Clock } from '../../../../common/clock.js';
 import type { Timers } from '../../../../shared-io/timers.js';
 import type { ControlPlaneLogger } from '../../logger.js';
 import type { PgDatabase } from './pg-database.js';
+import { acquireLeadership, endStaleLeadership, renewLeadership } from './pg-leader-lease.js';
 
-/** pg_try_advisory_lock key of the leader: "tessera" + 2, fixed forever. */
-export const LEADER_LOCK_KEY = 0x7465_7373_6572_6102n;
+export { LEADER_LOCK_KEY } from './pg-leader-lease.js';
+
+/** store.leaderLease by default: a frozen leader is replaced within about this long (plus one beat). */
+export const DEFAULT_LEADER_LEASE_MS = 30_000;
 
 export interface PgLeaderLockOptions {
   readonly clock: Clock;
@@ -17,8 +24,10 @@ export interface PgLeaderLockOptions {
   readonly log: ControlPlaneLogger;
   /** Who holds it, recorded in leader_term (replica name). */
   readonly holder: string;
-  /** How often a follower tries to take the lock and the leader checks its connection (default 3 s). */
+  /** How often a follower tries to take the lock and the leader renews (default 3 s; at most a third of the lease). */
   readonly retryMs?: number;
+  /** How long a renewal holds (default 30 s): past it followers take over, and the leader stops counting itself one. */
+  readonly leaseMs?: number;
 }
 
 export type LeaderListener = (leader: boolean, term: number | null) => void;
@@ -26,10 +35,14 @@ export type LeaderListener = (leader: boolean, term: number | null) => void;
 export class PgLeaderLock {
   readonly #db: PgDatabase;
   readonly #opts: PgLeaderLockOptions;
+  readonly #leaseMs: number;
+  readonly #beatMs: number;
   readonly #listeners = new Set<LeaderListener>();
   #client: pg.Client | null = null;
   #leader = false;
   #term: number | null = null;
+  /** Local time until which the last renewal holds (its start plus the lease: never later than followers see it). */
+  #validUntilMs = 0;
   #running = false;
   #timer: unknown = null;
   #tick: Promise<void> = Promise.resolve();
@@ -37,15 +50,18 @@ export class PgLeaderLock {
   constructor(db: PgDatabase, opts: PgLeaderLockOptions) {
     this.#db = db;
     this.#opts = opts;
+    this.#leaseMs = opts.leaseMs ?? DEFAULT_LEADER_LEASE_MS;
+    this.#beatMs = Math.max(1, Math.min(opts.retryMs ?? 3_000, Math.floor(this.#leaseMs / 3)));
   }
 
+  /** Leading, and the last renewal still within the lease (a process that was frozen is not, before it beats again). */
   isLeader(): boolean {
-    return this.#leader;
+    return this.#leader && this.#opts.clock.nowMs() < this.#validUntilMs;
   }
 
   /** The fencing term of the current leadership, null when not the leader. */
   get term(): number | null {
-    return this.#term;
+    return this.isLeader() ? this.#term : null;
   }
 
   /** Called on every gain and loss of leadership. Returns the unsubscribe function. */
@@ -54,7 +70,7 @@ export class PgLeaderLock {
     return () => this.#listeners.delete(fn);
   }
 
-  /** Starts campaigning: the first try runs now, then every retryMs. */
+  /** Starts campaigning: the first try runs now, then every beat. */
   start(): void {
     if (this.#running) return;
     this.#running = true;
@@ -75,7 +91,7 @@ export class PgLeaderLock {
   #schedule(ms: number): void {
     this.#timer = this.#opts.timers.setTimeout(() => {
       this.#tick = this.#step().finally(() => {
-        if (this.#running) this.#schedule(this.#opts.retryMs ?? 3_000);
+        if (this.#running) this.#schedule(this.#beatMs);
       });
     }, ms);
   }
@@ -91,21 +107,13 @@ export class PgLeaderLock {
         this.#client = c;
         await c.connect();
       }
-      if (this.#leader) {
-        // A connection that died without a FIN is only noticed by using it (query_timeout bounds the wait).
-        await client.query('SELECT 1');
-        return;
-      }
-      const got = (await client.query<{ got: boolean }>('SELECT pg_try_advisory_lock($1) AS got', [LEADER_LOCK_KEY.toString()])).rows[0]?.got === true;
-      if (!got || !this.#running) return;
-      const r = await client.query<{ term: number }>(
-        `INSERT INTO leader_term (id, term, holder, acquired_at_ms) VALUES (1, 1, $1, $2)
-         ON CONFLICT (id) DO UPDATE SET term = leader_term.term + 1, holder = EXCLUDED.holder, acquired_at_ms = EXCLUDED.acquired_at_ms
-         RETURNING term`,
-        [this.#opts.holder, this.#opts.clock.nowMs()],
-      );
-      const term = r.rows[0]!.term;
-      this.#opts.log.info({ holder: this.#opts.holder, term }, 'this replica is the leader');
+      if (this.#leader) return await this.#renew(client, this.#term!);
+      const startedMs = this.#opts.clock.nowMs();
+      const term = await acquireLeadership(client, this.#opts.holder, startedMs);
+      if (term === null) return await this.#judge(client);
+      if (!this.#running) return;
+      this.#validUntilMs = startedMs + this.#leaseMs;
+      this.#opts.log.info({ holder: this.#opts.holder, term, leaseMs: this.#leaseMs }, 'this replica is the leader');
       this.#setLeader(true, term);
     } catch (e) {
       // Holding the lock without a term (or a connection in doubt) is not leadership: drop the session.
@@ -113,11 +121,35 @@ export class PgLeaderLock {
     }
   }
 
-  #lost(client: pg.Client, e: unknown): void {
+  async #renew(client: pg.Client, term: number): Promise<void> {
+    const startedMs = this.#opts.clock.nowMs();
+    // Past the lease here, a follower may already have taken over: step down rather than renew after the fact.
+    if (startedMs >= this.#validUntilMs) {
+      this.#opts.log.warn({ holder: this.#opts.holder, term, leaseMs: this.#leaseMs, lateMs: startedMs - this.#validUntilMs }, 'leadership lease lapsed here (this process did not run for longer than the lease): stepping down');
+      return this.#lost(client, new Error('lease lapsed'), true);
+    }
+    if (await renewLeadership(client, term)) {
+      this.#validUntilMs = startedMs + this.#leaseMs;
+      return;
+    }
+    this.#opts.log.warn({ holder: this.#opts.holder, term }, 'leadership taken over by another replica: stepping down');
+    this.#lost(client, new Error('taken over'), true);
+  }
+
+  /** A follower: ends the holder's session when its lease has run out (the lock is taken at the next beat). */
+  async #judge(client: pg.Client): Promise<void> {
+    const stale = await endStaleLeadership(client, this.#leaseMs);
+    if (!stale) return;
+    const fields = { holder: this.#opts.holder, staleHolder: stale.holder, staleTerm: stale.term, staleMs: stale.staleMs, leaseMs: this.#leaseMs };
+    if (stale.terminated) this.#opts.log.warn(fields, "the leader's lease ran out (not renewed): its PostgreSQL session was ended to take over");
+    else this.#opts.log.warn(fields, "the leader's lease ran out but its PostgreSQL session could not be ended (pg_terminate_backend needs the same role or pg_signal_backend)");
+  }
+
+  #lost(client: pg.Client, e: unknown, quiet = false): void {
     if (this.#client !== client) return;
     this.#client = null;
     client.end().catch(() => undefined);
-    if (this.#leader) this.#opts.log.warn({ holder: this.#opts.holder, term: this.#term, err: (e as Error).message }, 'leadership lost with the PostgreSQL connection');
+    if (this.#leader && !quiet) this.#opts.log.warn({ holder: this.#opts.holder, term: this.#term, err: (e as Error).message }, 'leadership lost with the PostgreSQL connection');
     this.#setLeader(false, null);
   }
 
@@ -125,6 +157,7 @@ export class PgLeaderLock {
     if (this.#leader === leader && this.#term === term) return;
     this.#leader = leader;
     this.#term = term;
+    if (!leader) this.#validUntilMs = 0;
     for (const fn of [...this.#listeners]) {
       try {
         fn(leader, term);

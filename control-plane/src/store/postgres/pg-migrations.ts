@@ -121,6 +121,10 @@ export const PG_MIGRATIONS: readonly string[] = [
   `ALTER TABLE issuances ADD COLUMN chain TEXT COLLATE "C" NOT NULL DEFAULT '';
    ALTER TABLE issuances ADD COLUMN depth INT;
    CREATE INDEX issuances_chain ON issuances (chain, not_after_ms);`,
+  // 9: the leader's lease: its last renewal on the database's clock and the session holding the lock, so a follower
+  // can end a leader that stopped renewing (a row from before has neither and is never judged stale).
+  `ALTER TABLE leader_term ADD COLUMN renewed_at TIMESTAMPTZ;
+   ALTER TABLE leader_term ADD COLUMN backend_pid INT;`,
 ];
 
 /** Brings the database to the newest schema; returns the versions it applied (none when another replica did). */
