@@ -71,7 +71,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const announce = announcer(changes, (topic, e) => health.failures.report('announcing a change failed', e, { topic }, topic));
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, rootMode: config.ca.root, clock, timers, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announce('ca'), onChange: caChanged.fire, installs: metrics.caIntermediateInstalls, stop: deps.stop });
     const jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
-    const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), nextSequence: () => store.meta.increment('spiffe.bundle_sequence'), log });
+    const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), meta: store.meta, log });
     await bundleFiles.write();
     // A federated domain's bundle change is pushed like a CA change; RSA keys (CSRs', bundles') are judged on a thread.
     const rsaKeys = openRsaKeyChecks(timers, undo), federation = config.federation ? await openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, keyWeakness: rsaKeys.bundleKey, ...federationReports(metrics) }) : undefined;

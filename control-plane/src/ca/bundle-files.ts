@@ -1,13 +1,15 @@
 // The data dir's two public bundle files, always written together: bundle.pem (what proxies and `svid fetch` take
 // as their bootstrap trust anchor) and bundle.spiffe.json (the SPIFFE bundle: X.509 and JWT-SVID authorities).
 // Written before the control plane is ready and again on every CA or JWT-key change, one write at a time (the
-// sequence number comes from the store).
+// sequence number comes from the store, one per key set).
 import { join } from 'node:path';
 import { describeError } from '../../../common/errors.js';
 import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
 import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { ControlPlaneLogger } from '../logger.js';
+import type { MetaStore } from '../store/store-contract.js';
 import { writeFileAtomicSync } from './atomic-file.js';
+import { sharedBundleSequence } from './bundle-sequence.js';
 import { SPIFFE_BUNDLE_FILE, writeSpiffeBundleFile } from './spiffe-bundle-file.js';
 
 export const BUNDLE_FILE = 'bundle.pem';
@@ -16,22 +18,22 @@ export interface BundleFilesOptions {
   readonly dataDir: string;
   readonly bundle: () => TrustBundle;
   readonly jwtAuthorities: () => readonly JwtAuthority[];
-  /** Persistent counter for spiffe_sequence. */
-  readonly nextSequence: () => Promise<number>;
+  /** Where spiffe_sequence of each key set is kept (bundle-sequence.ts): the same on every replica. */
+  readonly meta: MetaStore;
   readonly log: ControlPlaneLogger;
 }
 
 export class BundleFiles {
   readonly pemPath: string;
   readonly #o: BundleFilesOptions;
-  readonly #spiffe: { readonly path: string; readonly nextSequence: () => Promise<number> };
+  readonly #spiffe: { readonly path: string; readonly sequenceFor: (keysDigest: string) => Promise<number> };
   /** Writes run one at a time, each with the bundle as it is when its turn comes. */
   #writing: Promise<void> = Promise.resolve();
 
   constructor(o: BundleFilesOptions) {
     this.#o = o;
     this.pemPath = join(o.dataDir, BUNDLE_FILE);
-    this.#spiffe = { path: join(o.dataDir, SPIFFE_BUNDLE_FILE), nextSequence: o.nextSequence };
+    this.#spiffe = { path: join(o.dataDir, SPIFFE_BUNDLE_FILE), sequenceFor: sharedBundleSequence(o.meta) };
   }
 
   /** Rejects when a file cannot be written (at start: the control plane does not start without them). */

@@ -142,6 +142,8 @@ export interface MetaStore {
   get(key: string): Promise<string | undefined>;
   /** Adds one to an integer counter atomically (across replicas) and returns the new value. */
   increment(key: string): Promise<number>;
+  /** Sets a value once: the first writer's value stays (across replicas), and every caller gets the stored one. */
+  claim(key: string, value: string): Promise<string>;
 }
 
 export type BanKind = 'spiffe_id' | 'serial';

@@ -85,8 +85,8 @@ describe('bundle.spiffe.json', () => {
   test('written with the keys; the sequence grows only when the keys change', async () => {
     const time = new FakeTime();
     const { keys } = await open(time);
-    let n = 0;
-    const file = { path: join(tmp.dir, 'bundle.spiffe.json'), nextSequence: async () => ++n };
+    const seqs = new Map<string, number>();
+    const file = { path: join(tmp.dir, 'bundle.spiffe.json'), sequenceFor: async (d: string) => seqs.get(d) ?? seqs.set(d, seqs.size + 1).get(d)! };
     expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
     expect(await writeSpiffeBundleFile(file, [], keys.published())).toBe(1);
     await keys.rotate();
