@@ -11,7 +11,7 @@ const SUMMARY: Readonly<Record<CaStep, string>> = {
 };
 
 const DETAILS: Readonly<Record<CaStep, string>> = {
-  prepare: 'Wait until every proxy has the new bundle (Config/Watch pushes it at once) before `tessera ca activate`.',
+  prepare: 'Wait until every proxy has the new bundle (Config/Watch pushes it at once) before `tessera ca activate`; with federation also at least the bundle refresh hint (300 s) and the peers\' fetch interval.',
   activate: 'Without --authority: the prepared one. New SVIDs chain to it; SVIDs of the retired one stay valid until they expire.',
   retire: 'Without --authority: every retired authority. Refused while live SVIDs still chain to it (the control plane also removes it by itself once they have expired).',
 };

@@ -10,8 +10,10 @@ import type { CaStep } from '../commands/ca-lifecycle.js';
 export async function runCaStep(step: CaStep, args: ParsedArgs, io: CommandIo): Promise<number> {
   const authority = stringFlag(args, 'authority');
   const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', `/v1/ca/${step}`, authority === undefined ? {} : { authority });
-  const shape = record({ prepared: optional(str), activated: optional(str), removed: optional(list(str)), status: CA_STATUS_SHAPE });
-  const res = checkAnswer<{ prepared?: string; activated?: string; removed?: string[]; status: CaStatusView }>(answer, shape, `POST /v1/ca/${step}`);
+  const shape = record({ prepared: optional(str), activated: optional(str), removed: optional(list(str)), warning: optional(str), status: CA_STATUS_SHAPE });
+  const res = checkAnswer<{ prepared?: string; activated?: string; removed?: string[]; warning?: string; status: CaStatusView }>(answer, shape, `POST /v1/ca/${step}`);
+  // The step is done either way; the warning goes to stderr so it is seen even with --json piped on.
+  if (res.warning) io.stderr(`warning: ${res.warning}\n`);
   if (boolFlag(args, 'json')) {
     io.stdout(`${JSON.stringify(res, null, 2)}\n`);
     return EXIT_OK;

@@ -151,7 +151,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const admin = await startAdminSurface({
       http: { listen: config.adminListen, clock, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
-      routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls },
+      routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls, ...(endpointCfg ? { federation: { profile: endpointCfg.certFile ? 'https_web' : 'https_spiffe' } } : {}) },
       dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, policies: () => policies?.policies ?? [], changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()) },
     });
     undo.push(() => admin.stop());

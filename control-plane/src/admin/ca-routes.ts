@@ -12,6 +12,7 @@ import { chainValidity } from '../ca/chain-end.js';
 import { installRefusalReason } from '../ca/offline-intermediate.js';
 import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
+import { earlyActivationWarning, type FederationServed } from './early-activation.js';
 import { iso, optionalString, requiredString } from './request-fields.js';
 
 export interface CaRouteDeps {
@@ -22,6 +23,8 @@ export interface CaRouteDeps {
   readonly clock: Clock;
   /** tessera_ca_intermediate_installs_total. */
   readonly installs?: Counter<'result' | 'reason'>;
+  /** Set when a bundle endpoint serves federated peers: an activation soon after the prepare is warned about. */
+  readonly federation?: FederationServed;
 }
 
 function pendingView(d: CaRouteDeps) {
@@ -87,7 +90,12 @@ export function caRoutes(d: CaRouteDeps): AdminRoutes {
   return {
     'GET /v1/ca': () => caStatus(d),
     'POST /v1/ca/prepare': async () => ({ prepared: (await d.ca.prepare()).id, status: await caStatus(d) }),
-    'POST /v1/ca/activate': async (body) => ({ activated: (await d.ca.activate(optionalString(body, 'authority'))).id, status: await caStatus(d) }),
+    'POST /v1/ca/activate': async (body) => {
+      const id = optionalString(body, 'authority');
+      // Judged before the step: afterwards the authority is no longer the prepared one.
+      const warning = earlyActivationWarning(d.ca, d.federation, id, d.clock.nowMs());
+      return { activated: (await d.ca.activate(id)).id, ...(warning ? { warning } : {}), status: await caStatus(d) };
+    },
     'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: await caStatus(d) }),
     'POST /v1/ca/intermediate-csr': async (body) => {
       const r = await d.ca.requestIntermediate(body['newKey'] === true);
