@@ -33,7 +33,10 @@ export interface ProxyLimits {
 export interface TransportSettings {
   /** Offer and accept `tessera-mux/1` between Tessera proxies (HTTP/1.1 listeners); off: a connection per exchange. */
   readonly multiplex: boolean;
-  /** A PING after this long with nothing read on a session; no answer within keepaliveTimeoutMs ends the session. */
+  /**
+   * A PING after this long with nothing read on a session to a peer proxy (tessera-mux/1, HTTP/2); no answer within
+   * keepaliveTimeoutMs ends the session.
+   */
   readonly keepaliveIntervalMs: number;
   readonly keepaliveTimeoutMs: number;
   /** Key-exchange groups of inbound listeners and upstream mTLS, in preference order (docs/transport.md). */
@@ -115,13 +118,13 @@ export const transportSchema: Schema = {
       type: 'duration',
       min: 1_000,
       default: '15s',
-      description: 'A keepalive PING on a multiplexed session after this long with nothing read',
+      description: 'A keepalive PING on a session to a peer proxy (multiplexed, or HTTP/2 and gRPC) after this long with nothing read',
     },
     keepaliveTimeout: {
       type: 'duration',
       min: 1_000,
       default: '20s',
-      description: 'A multiplexed session whose PING is not answered within this ends (its streams fail)',
+      description: 'A session to a peer proxy whose PING is not answered within this ends (its streams fail)',
     },
     sessionsPerPeer: {
       type: 'number',

@@ -5,6 +5,7 @@
 import { UpstreamRefusalLog } from '../upstream/upstream-refusal-log.js';
 import { Agent as HttpAgent } from 'node:http';
 import type { EdgeRouteConfig } from '../config/edge-config.js';
+import { peerKeepalive } from '../h2/h2-keepalive.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { meshPool } from '../listeners/endpoint-dial.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
@@ -55,7 +56,8 @@ export class EdgeUpstream {
       this.h2 = new H2Upstream(
         target
           ? // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
-            { ...common, authority: `https://${this.authority}`, open: mtlsH2Opener(target, mtls), generation: () => deps.identity.current?.generation ?? 0 }
+            // A sidecar's inbound listener: a peer proxy, PINGed as the outbound listeners' (h2-keepalive.ts).
+            { ...common, authority: `https://${this.authority}`, open: mtlsH2Opener(target, mtls), generation: () => deps.identity.current?.generation ?? 0, ...peerKeepalive(deps) }
           : { ...common, authority: `http://${this.authority}` },
       );
     }
@@ -70,9 +72,9 @@ export class EdgeUpstream {
     return this.#agent;
   }
 
-  /** The pool's sweep (the HTTP/2 session and the agent time their own sockets out). */
+  /** The pool's sweep, or the HTTP/2 sessions' keepalive (their idle close and the agent's sockets time themselves). */
   sweep(): boolean {
-    return this.pool?.sweep() ?? false;
+    return this.pool?.sweep() ?? this.h2?.sweep() ?? false;
   }
 
   close(): void {

@@ -7,12 +7,16 @@
 // stream for idleMs is closed from this side, before the peer's idle timeout could race a new stream. A session whose
 // peer refused a stream with ENHANCE_YOUR_CALM (a Node app past its session memory, held by answers a slow reader
 // has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered.
+// Sessions to a peer proxy keep the keepalive of `keepalive` (h2-keepalive.ts), run by sweep(): one whose PING goes
+// unanswered is cut, its streams reset, and the next stream gets a new session.
 import { X509Certificate } from 'node:crypto';
 import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
 import type { Timers } from '../../../shared-io/timers.js';
+import type { KeepaliveSettings } from '../upstream/keepalive-clock.js';
+import { H2Keepalive } from './h2-keepalive.js';
 
 /**
  * Opens the transport. `peerExpired`, when given, says whether the peer's certificate has expired by now: an mTLS
@@ -35,6 +39,12 @@ export interface H2UpstreamOptions {
   readonly nowMs: () => number;
   /** The idle timers run here (the listener's). */
   readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>;
+  /**
+   * To a peer proxy: PING a quiet session, cut one whose PING goes unanswered (transport.keepalive*), checked by
+   * sweep(); `onKeepaliveCut` counts each cut. Not to an app: a gRPC server takes unasked PINGs as abuse (GOAWAY).
+   */
+  readonly keepalive?: KeepaliveSettings;
+  readonly onKeepaliveCut?: () => void;
 }
 
 interface SessionState {
@@ -70,6 +80,8 @@ export class H2Upstream {
   readonly #o: H2UpstreamOptions;
   /** Open sessions that may take new streams, and what each carries now. */
   readonly #sessions = new Map<http2.ClientHttp2Session, SessionState>();
+  /** Every session not closed yet, retired ones included (their streams run on), with its keepalive. */
+  readonly #alive = new Map<http2.ClientHttp2Session, H2Keepalive>();
   #waiters: { readonly cb: Waiter; readonly fresh: boolean }[] | undefined;
   #closed = false;
 
@@ -126,6 +138,12 @@ export class H2Upstream {
       };
       session.on('goaway', forget);
       session.on('close', forget);
+      const keepalive = this.#o.keepalive;
+      if (keepalive) {
+        // From the start: a peer that froze before its SETTINGS fails the streams waiting for this session too.
+        this.#alive.set(session, new H2Keepalive(session, keepalive, this.#o.nowMs, () => this.#keepaliveCut(session)));
+        session.once('close', () => this.#alive.delete(session));
+      }
       // Handed out only once the peer's SETTINGS are in: until then Node assumes a stream cap of 100 and the
       // streams past the real cap would queue here instead of opening another session.
       let pending = true;
@@ -171,6 +189,7 @@ export class H2Upstream {
 
   /** Counts `stream` against `session` until it closes, so that the next request goes where there is room. */
   track(session: http2.ClientHttp2Session, stream: http2.ClientHttp2Stream): void {
+    this.#alive.get(session)?.track(stream);
     const state = this.#sessions.get(session);
     if (!state) return;
     state.streams++;
@@ -192,6 +211,15 @@ export class H2Upstream {
     setImmediate(() => {
       if (!session.closed && !session.destroyed) session.close();
     }).unref();
+  }
+
+  /**
+   * The listener's sweep: each session's keepalive (a PING when quiet, a dead peer's session cut). Returns whether
+   * a session is left that needs the next sweep.
+   */
+  sweep(): boolean {
+    for (const k of [...this.#alive.values()]) k.tick();
+    return this.#alive.size > 0;
   }
 
   /** Open sessions (for tests and diagnostics). */
@@ -242,6 +270,13 @@ export class H2Upstream {
   #forget(session: http2.ClientHttp2Session): void {
     this.#o.timers.clearTimeout(this.#sessions.get(session)?.idleTimer);
     this.#sessions.delete(session);
+  }
+
+  /** `session`'s peer left its PING unanswered: cut (h2-keepalive.ts), it takes no stream again. */
+  #keepaliveCut(session: http2.ClientHttp2Session): void {
+    this.#forget(session);
+    this.#alive.delete(session);
+    this.#o.onKeepaliveCut?.();
   }
 
   /** Closes `session` when it still has no stream idleMs from now (a timer per idle period, not per stream). */

@@ -8,6 +8,7 @@ import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { OutboundConfig } from '../config/proxy-config.js';
 import { forwardStream, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
+import { peerKeepalive } from '../h2/h2-keepalive.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
 import { ExchangeRoute, exchangeOutcome, type RouteDeps, retryableMethod } from '../routing/exchange-route.js';
 import type { EndpointView } from '../routing/lease.js';
@@ -34,6 +35,7 @@ function h2Upstream(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): H2U
     nowMs: deps.nowMs,
     timers: deps.timers,
     open: mtlsH2Opener(target, mtls),
+    ...peerKeepalive(deps),
   });
 }
 
@@ -45,10 +47,17 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
 
   constructor(config: OutboundConfig, deps: ListenerDeps) {
     const server = http2.createServer(sidecarH2Options(deps.limits));
-    super('outbound', config, deps, server);
+    // The sessions' keepalive runs with the listener's sweep, as the multiplexed transport's (h2-keepalive.ts).
+    let upstreams: () => Iterable<H2Upstream> = () => [];
+    super('outbound', config, deps, server, () => {
+      let holds = false;
+      for (const u of upstreams()) holds = u.sweep() || holds;
+      return holds;
+    });
     const mtls = outboundMtls(deps);
     if (config.route.kind === 'service') {
       const b = serviceBalancers<H2Upstream>(deps, (ep: ServiceEndpoint) => h2Upstream(endpointTarget(ep, ALPN_FOR.http2), mtls, deps), (u) => u.close());
+      upstreams = () => b.resources();
       this.#fixed = null;
       this.#service = b.open(config.route.service);
       this.#views = () => b.views();
@@ -56,6 +65,7 @@ export class OutboundH2Listener extends ServedListener<OutboundConfig> {
     } else {
       const r = staticRoute(config);
       const upstream = h2Upstream(outboundTarget(config, ['h2']), mtls, deps);
+      upstreams = () => [upstream];
       this.#fixed = { upstream, address: `${r.upstream.host}:${r.upstream.port}`, peer: r.spiffeId.toString() };
       this.#service = null;
       this.#views = () => ({});

@@ -13,6 +13,7 @@ import { MuxStream, type StreamPort } from './mux-stream.js';
 import { PartialFrame } from './partial-frame.js';
 import { DataRun } from './data-run.js';
 import { FloodBudget } from './flood-budget.js';
+import { KeepaliveClock } from '../upstream/keepalive-clock.js';
 
 export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
 
@@ -51,9 +52,8 @@ export class MuxSession implements StreamPort {
   #ended = false;
   #reported = false;
   readonly #flood = new FloodBudget();
-  #lastReadMs: number;
+  readonly #keepalive: KeepaliveClock;
   #lastBusyMs: number;
-  #pingSentMs = 0;
   #pingValue = 0;
   /** Server draining: the PING sent after GOAWAY; once answered the client has seen the GOAWAY. */
   #drainPing = 0;
@@ -65,7 +65,8 @@ export class MuxSession implements StreamPort {
   constructor(socket: Socket, opts: MuxSessionOptions) {
     this.socket = socket;
     this.#o = opts;
-    this.#lastReadMs = this.#lastBusyMs = opts.nowMs();
+    this.#lastBusyMs = opts.nowMs();
+    this.#keepalive = new KeepaliveClock({ intervalMs: opts.keepaliveIntervalMs, timeoutMs: opts.keepaliveTimeoutMs }, this.#lastBusyMs);
     socket.on('data', (chunk: Buffer) => this.#onRead(chunk));
     socket.on('drain', () => {
       this.#socketFull = false;
@@ -230,7 +231,7 @@ export class MuxSession implements StreamPort {
     // An idle peer's session (a sidecar may keep one per service it calls) holds no write slab between ticks.
     if (!this.#wroteSinceTick) this.#out.release();
     this.#wroteSinceTick = false;
-    if (this.#pingSentMs > 0 && now - this.#pingSentMs > this.#o.keepaliveTimeoutMs) {
+    if (this.#keepalive.expired(now)) {
       this.#fail(MuxCode.Keepalive, 'keepalive', 'no answer to a keepalive PING');
       return Number.POSITIVE_INFINITY;
     }
@@ -241,12 +242,11 @@ export class MuxSession implements StreamPort {
       this.close();
       return Number.POSITIVE_INFINITY;
     }
-    if (this.#pingSentMs === 0 && now - this.#lastReadMs > this.#o.keepaliveIntervalMs) {
-      this.#pingSentMs = now;
+    if (this.#keepalive.pingDue(now)) {
       this.#pingValue = (this.#pingValue + 1) & 0x3fff_ffff;
       this.#frameOut(FrameType.Ping, 0, 0, 0, this.#pingValue);
     }
-    return this.#pingSentMs > 0 ? this.#pingSentMs + this.#o.keepaliveTimeoutMs : this.#lastReadMs + this.#o.keepaliveIntervalMs;
+    return this.#keepalive.nextCheckMs();
   }
 
   // ---- reading
@@ -254,7 +254,7 @@ export class MuxSession implements StreamPort {
   #onRead(chunk: Buffer): void {
     if (this.#ended) return;
     this.#o.onRead?.();
-    this.#lastReadMs = this.#o.nowMs();
+    this.#keepalive.read(this.#o.nowMs());
     const b = this.#partial.take(chunk);
     if (b === null) return;
     let at = 0;
@@ -314,7 +314,7 @@ export class MuxSession implements StreamPort {
           return;
         }
         if (flags & Flag.Ack) {
-          if (length === this.#pingValue && this.#pingSentMs !== 0) this.#pingSentMs = 0;
+          if (length === this.#pingValue && this.#keepalive.awaiting) this.#keepalive.answered();
           else if (length !== this.#drainPing || this.#drainPing === 0) return void this.#empty(); // no PING of ours
           else {
             this.#drainPing = 0;

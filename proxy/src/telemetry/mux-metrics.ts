@@ -1,7 +1,8 @@
 // Metrics of the multiplexed proxy-to-proxy transport (docs/transport.md): sessions open, streams opened, TLS writes
 // and reads (requests ÷ writes is the batching the transport exists for), why sessions ended and how often a peer
 // without the transport made a proxy fall back to one connection per request. Direction: outbound is the dialing
-// side, inbound the serving side.
+// side, inbound the serving side. The keepalive cuts of HTTP/2 sessions to peer proxies count with the mux's own
+// (reason `keepalive`): one series says a peer stopped answering PINGs, whichever transport found it.
 import type { Registry } from 'prom-client';
 import { type Cell, cellCounter, directionGauge, type LabelTable, str } from './metric-cells.js';
 
@@ -35,6 +36,11 @@ export class MuxMetrics {
   sessionEnded(direction: string, reason: string): void {
     this.#sessions.get1(direction).n--;
     this.#ended.get2(direction, reason).n++;
+  }
+
+  /** An HTTP/2 session to a peer proxy cut for an unanswered PING (h2/h2-keepalive.ts): not a mux session, no gauge. */
+  h2KeepaliveCut(direction: string): void {
+    this.#ended.get2(direction, 'keepalive').n++;
   }
 
   streamOpened(direction: string): void {
