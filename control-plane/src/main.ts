@@ -174,7 +174,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     undo.push(() => federation?.stop());
     const heapTrim = heapTrimWanted(deps.env ?? {}) ? await startProcessHeapTrim({ registry, timers, nowMs: () => clock.nowMs(), log }) : undefined; // last before ready, so no undo (operations.md, "Memory at idle")
 
-    readiness.serving();
+    readiness.serving(); discovery.registry.serving(); // proxies can reconnect from now: the remembered registrations' window starts
     log.info({ trustDomain: td.name, grpc: server.address, admin: admin.address, dataDir, ...(bundleEndpoint ? { bundleEndpoint: bundleEndpoint.endpoint.address } : {}) }, 'control plane ready');
     return {
       grpcAddress: server.address,

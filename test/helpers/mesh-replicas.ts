@@ -194,6 +194,8 @@ export interface MeshOptions {
   readonly tcp?: boolean;
   /** The TCP apps write their name and keep the connection open without a byte more (they end it by default). */
   readonly tcpHold?: boolean;
+  /** More keys of the control plane's `discovery:` map (e.g. `registrationGrace: 1s`). */
+  readonly cpDiscovery?: string;
 }
 
 /** The caller's listeners: `api` routed to the service, `none` to a service nobody registers, `mesh` a forward proxy. */
@@ -222,7 +224,7 @@ export class Mesh {
     const cpDir = join(dir, 'cp');
     // api's replicas serve api (theirs by name) and, as listed, the h2 and tcp services.
     const identities = `{ ${SERVICE_H2}: [${API_ID}], ${SERVICE_TCP}: [${API_ID}] }`;
-    const cfg = await writeControlPlaneConfig(cpDir, `discovery: { staticFile: ./static-endpoints.yaml, serviceIdentities: ${identities} }`, `127.0.0.1:${await freePort()}`);
+    const cfg = await writeControlPlaneConfig(cpDir, `discovery: { staticFile: ./static-endpoints.yaml, serviceIdentities: ${identities}${opts.cpDiscovery ? `, ${opts.cpDiscovery}` : ''} }`, `127.0.0.1:${await freePort()}`);
     await writeFile(join(cpDir, 'static-endpoints.yaml'), 'services: {}\n');
     await writeFile(
       join(cpDir, 'policies', 'api.yaml'),

@@ -1,13 +1,14 @@
 // The control plane's Discovery service end to end: the real `tessera control-plane` process, two SVIDs fetched
 // from it, Register and Watch over grpc-js with mTLS — snapshot then incremental updates, a registration for
 // another ID refused and audited, removal after the call ends plus the grace, the static file source, and a
-// restart that serves the previous registrations (unconfirmed) until the grace after start; a request bounded as a
+// restart that serves the previous registrations (unconfirmed) until the remembered window after it is ready; a request bounded as a
 // whole, its refusals audited as one row, and each SPIFFE ID's requests rate-limited.
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { DiscoveryUpdateMsg, EndpointMsg, RegisterResponseMsg } from '../../common/contract/discovery-v1.js';
+import { rememberedForMs } from '../../common/routing/reconnect-window.js';
 import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, errorCode, joinTokenSvid, setBan, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { makeTempDir } from '../helpers/run.js';
 import { collectStream } from '../helpers/stream-collector.js';
@@ -334,26 +335,28 @@ describe('Discovery/Watch and Register', () => {
     }
   });
 
-  test('a restarted control plane serves the previous registrations, unconfirmed, until the grace after start', async () => {
+  test('a restarted control plane serves the previous registrations, unconfirmed, for the remembered window after it is ready (the proxies’ reconnect cap plus a margin, longer than this grace)', async () => {
     const reg = register(api);
     await reg.send([{ service: 'api.kept', endpoint: ep('127.0.0.7:15006', API) }, { service: 'api.kept', endpoint: ep('127.0.0.8:15006', API) }]);
     expect(await cp.stop()).toBe(0);
     reg.end();
     cp = await startControlPlaneProcess(dir, cp.configFile);
+    const readyAt = Date.now();
     const w = watch(web, { services: ['api.kept'] });
     try {
       const first = await w.next(() => true);
       expect(addressesOf(first, 'api.kept')).toEqual(['127.0.0.7:15006 self', '127.0.0.8:15006 self']);
       const view = (await (await fetch(`http://${cp.admin}/endpoints`)).json()) as Record<string, { confirmed: boolean }[]>;
       expect(view['api.kept']!.map((e) => e.confirmed)).toEqual([false, false]);
-      // The proxy is back with one of them: that one stays, the other goes at the end of the grace.
+      // The proxy is back with one of them: that one stays, the other goes at the end of the window, not the grace.
       const back = register(api);
       await back.send([{ service: 'api.kept', endpoint: ep('127.0.0.7:15006', API) }]);
-      const after = await w.next((m) => addressesOf(m, 'api.kept')?.length === 1, 1, GRACE_MS + 15_000);
+      const after = await w.next((m) => addressesOf(m, 'api.kept')?.length === 1, 1, rememberedForMs(GRACE_MS) + 15_000);
+      expect(Date.now() - readyAt).toBeGreaterThanOrEqual(rememberedForMs(GRACE_MS) - 1_000);
       expect(addressesOf(after, 'api.kept')).toEqual(['127.0.0.7:15006 self']);
       back.end();
     } finally {
       w.close();
     }
-  }, 60_000);
+  }, 90_000);
 });

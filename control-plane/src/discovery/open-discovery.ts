@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
 import { describeError } from '../../../common/errors.js';
+import { rememberedForMs } from '../../../common/routing/reconnect-window.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import { discoveryWatchReports, registrationReports, registryGauge, skippedGauge, sourceErrorReport } from '../admin/discovery-reports.js';
@@ -60,6 +61,8 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
     timers,
     nextVersion: () => deps.meta.increment('discovery.version'),
     graceMs: config.registrationGraceMs,
+    // Remembered registrations outlive the proxies' longest reconnect delay, whatever the grace for an ended call.
+    rememberMs: rememberedForMs(config.registrationGraceMs),
     owner: deps.replica ?? `${hostname()}/${process.pid}`,
     persistence: deps.registrations,
     onPersistError: (e) => log.error({ err: describeError(e) }, 'persisting a registration failed; kept in memory'),

@@ -55,6 +55,8 @@ export interface ServiceRegistryOptions {
   readonly graceMs: number;
   /** This registry's name in the store (the replica's, e.g. `<host name>/<pid>`): owner of the sessions it writes. */
   readonly owner: string;
+  /** Stored sessions are served this long after serving() and swept once their heartbeat is older (default: the grace; rememberedForMs). */
+  readonly rememberMs?: number;
   /** How often the owned sessions' heartbeat is written (default: a third of the grace, at least MIN_HEARTBEAT_MS). */
   readonly heartbeatMs?: number;
   readonly persistence?: RegistrationPersistence;
@@ -130,7 +132,7 @@ export class ServiceRegistry {
     this.#version = version;
     this.#heartbeatMs = opts.heartbeatMs ?? Math.max(MIN_HEARTBEAT_MS, Math.floor(opts.graceMs / 3));
     // Three missed heartbeats at least, so a write that is merely slow never makes a live session look dead.
-    this.#lapseMs = Math.max(opts.graceMs, 3 * this.#heartbeatMs);
+    this.#lapseMs = Math.max(opts.graceMs, 3 * this.#heartbeatMs, opts.rememberMs ?? 0);
     // Nothing is adopted: what is stored (other replicas', this replica's previous process's) is served, unconfirmed,
     // until its proxies register again or its heartbeat lapses.
     this.#applyStored(restored);
@@ -139,8 +141,17 @@ export class ServiceRegistry {
     if (!opts.persistence) return;
     this.#heartbeat = opts.timers.setInterval(() => this.#tick(), this.#heartbeatMs);
     // What was stored before this start is served for a lapse at least (a restarted single control plane keeps
-    // serving what it held while its proxies reconnect), then swept if nobody heartbeats it.
-    this.#firstSweep = opts.timers.setTimeout(() => {
+    // serving what it held while its proxies reconnect), then swept if nobody heartbeats it; serving() restarts
+    // the wait once proxies can reach this replica.
+    this.serving();
+  }
+
+  /** The control plane is serving (proxies can reconnect from now): what is remembered is kept a lapse from now. */
+  serving(): void {
+    if (this.#stopped || this.#sweeping || !this.#o.persistence) return;
+    if (this.#firstSweep !== undefined) this.#o.timers.clearTimeout(this.#firstSweep);
+    this.#firstSweep = this.#o.timers.setTimeout(() => {
+      this.#firstSweep = undefined;
       this.#sweeping = true;
       this.#tick();
     }, this.#lapseMs);

@@ -6,6 +6,7 @@
 import { isIP } from 'node:net';
 import type { Clock } from '../../../common/clock.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
+import { CONTROL_PLANE_RECONNECT_MAX_MS } from '../../../common/routing/reconnect-window.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 /** Why the current address changed. */
@@ -33,8 +34,11 @@ export interface ReconnectBackoff {
   readonly maxMs: number;
 }
 
-/** Streams retry after random(0, min(max, initial·2^attempt)): full jitter, so proxies do not return in step. */
-export const DEFAULT_ENDPOINT_BACKOFF: ReconnectBackoff = Object.freeze({ initialMs: 250, maxMs: 15_000 });
+/**
+ * Streams retry after random(0, min(max, initial·2^attempt)): full jitter, so proxies do not return in step. The cap
+ * is the one the control plane keeps remembered registrations for (plus a margin): raise them together.
+ */
+export const DEFAULT_ENDPOINT_BACKOFF: ReconnectBackoff = Object.freeze({ initialMs: 250, maxMs: CONTROL_PLANE_RECONNECT_MAX_MS });
 export const DEFAULT_FAILBACK_INTERVAL_MS = 30_000;
 /** A failure re-resolves the DNS names, at most this often. */
 export const DEFAULT_MIN_RESOLVE_INTERVAL_MS = 5_000;

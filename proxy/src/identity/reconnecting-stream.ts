@@ -2,6 +2,7 @@
 // jittered exponential backoff (reset once a message arrives; the control-plane endpoints' full-jitter delay when
 // given). Timers and randomness are injected.
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
+import { CONTROL_PLANE_RECONNECT_MAX_MS } from '../../../common/routing/reconnect-window.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface StreamHandle {
@@ -16,7 +17,7 @@ export interface StreamCallbacks<T> {
   onClose(error?: unknown): void;
 }
 
-export const DEFAULT_RECONNECT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 250, maxMs: 15_000, multiplier: 2, jitter: 0.3 });
+export const DEFAULT_RECONNECT_BACKOFF: BackoffOptions = Object.freeze({ initialMs: 250, maxMs: CONTROL_PLANE_RECONNECT_MAX_MS, multiplier: 2, jitter: 0.3 });
 
 export interface ReconnectingStreamOptions<T> {
   /** Opens one stream; throwing counts as a failed attempt. */
