@@ -37,6 +37,8 @@ export class EndpointBalancer<R> {
   /** Scratch for pick(), reused so a pick allocates only its lease. */
   readonly #cand: BalancedEndpoint<R>[] = [];
   readonly #weights: number[] = [];
+  /** The candidates just gathered all have the same weight (then P2C draws two distinct ones). */
+  #uniform = true;
   #closed = false;
   /**
    * The service's typical latency: a moving average over every endpoint's answers (each weighing 1/16). An
@@ -107,12 +109,15 @@ export class EndpointBalancer<R> {
     if (n === 0) return undefined;
     let chosen = this.#cand[0]!;
     if (n > 1) {
+      // Equal weights: two distinct candidates (plain P2C). Unequal ones (weights, slow start): drawn independently,
+      // so that with equal costs each endpoint's share is its weight's — two distinct draws out of two endpoints
+      // would always be both, whatever their weights; a pair drawn twice is that endpoint.
       const a = this.#draw(n, -1);
-      const b = this.#draw(n, a);
+      const b = this.#draw(n, this.#uniform ? a : -1);
       const ea = this.#cand[a]!;
       const eb = this.#cand[b]!;
       const floor = this.#floorMs();
-      chosen = costOf(ea, now, floor) <= costOf(eb, now, floor) ? ea : eb;
+      chosen = a === b || costOf(ea, now, floor) <= costOf(eb, now, floor) ? ea : eb;
     }
     chosen.outstanding++;
     return new BalancerLease(this.#hooks, chosen, now);
@@ -201,10 +206,12 @@ export class EndpointBalancer<R> {
   /** Fills the scratch arrays with the pickable endpoints (ejected ones only in panic); returns how many. */
   #candidates(now: number, exclude: ReadonlySet<string> | undefined, ejected: boolean): number {
     let n = 0;
+    this.#uniform = true;
     for (const e of this.#active) {
       if (!e.endpoint.ready || e.outlier.ejected !== ejected || exclude?.has(e.address)) continue;
       this.#cand[n] = e;
       this.#weights[n] = candidateWeight(e, now);
+      if (n > 0 && this.#weights[n] !== this.#weights[0]) this.#uniform = false;
       n++;
     }
     return n;
