@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { isMap, isScalar } from 'yaml';
-import { lineOf, type ParsedYaml, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { lineOf, MAX_CONFIG_BYTES, type ParsedYaml, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { endpointAddress, endpointFromWire, isServiceName, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
@@ -53,8 +53,8 @@ interface RawEntry {
   weight: number;
 }
 
-/** The most the static endpoints file may hold. */
-const MAX_STATIC_FILE_BYTES = 4 << 20;
+/** The most the static endpoints file may hold: the YAML loader's bound for any config (1 MiB), one documented limit. */
+export const MAX_STATIC_FILE_BYTES = MAX_CONFIG_BYTES;
 
 /** Reads and checks the file once: its whole view, or a TesseraError naming file:line: key. */
 export function readStaticEndpoints(file: string): SourceView {

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { type TesseraError, isTesseraError } from '../../../../common/errors.js';
 import type { SourceView } from '../../../../control-plane/src/discovery/endpoint-source.js';
-import { readStaticEndpoints, StaticEndpointsSource } from '../../../../control-plane/src/discovery/static-endpoints-source.js';
+import { MAX_STATIC_FILE_BYTES, readStaticEndpoints, StaticEndpointsSource } from '../../../../control-plane/src/discovery/static-endpoints-source.js';
 import { ARMED_POLL_FACTOR } from '../../../../shared-io/file-watch.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
@@ -72,6 +72,18 @@ describe('readStaticEndpoints', () => {
 
   test('a missing file is a source failure, not a crash', () => {
     expect(failure(() => readStaticEndpoints(join(tmp.dir, 'absent.yaml'))).code).toBe('TESSERA_ERR_DISCOVERY_SOURCE_FAILED');
+  });
+
+  test('one size limit, 1 MiB: just under it is read; over it (1.5 MiB or 5 MiB) is a source failure naming the file and the limit', () => {
+    expect(MAX_STATIC_FILE_BYTES).toBe(1 << 20);
+    const pad = (bytes: number) => `${GOOD}#${'x'.repeat(bytes - GOOD.length - 2)}\n`;
+    expect(readStaticEndpoints(write(pad(MAX_STATIC_FILE_BYTES))).get('api.default')).toHaveLength(2);
+    for (const size of [MAX_STATIC_FILE_BYTES + 1, 1.5 * MAX_STATIC_FILE_BYTES, 5 * MAX_STATIC_FILE_BYTES]) {
+      const f = write(pad(size));
+      const e = failure(() => readStaticEndpoints(f));
+      expect(e.code).toBe('TESSERA_ERR_DISCOVERY_SOURCE_FAILED');
+      expect(e.message).toBe(`${f}: cannot read the static endpoints file: over ${MAX_STATIC_FILE_BYTES} bytes, the most it may be`);
+    }
   });
 });
 
