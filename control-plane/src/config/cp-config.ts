@@ -115,7 +115,7 @@ export const controlPlaneSchema: ObjectSchema = {
       description: 'The service registry proxies discover endpoints from (DESIGN.md section 11)',
       properties: {
         staticFile: { type: 'string', minLength: 1, description: 'YAML file of endpoints outside the mesh (services: { NAME: [ { address, spiffeId, ... } ] }), watched' },
-        registrationGrace: { type: 'duration', default: '10s', min: 0, max: HOUR, description: 'How long self-registrations outlive their Register call (and a restart)' },
+        registrationGrace: { type: 'duration', default: '10s', min: 0, max: HOUR, description: 'How long self-registrations outlive their Register call; those a restart left are kept at least the proxies\' longest reconnect delay + 5 s (20 s) from ready' },
         serviceIdentities: {
           type: 'map',
           maxKeys: 1000,
