@@ -152,7 +152,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       http: { listen: config.adminListen, clock, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
       routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls, ...(endpointCfg ? { federation: { profile: endpointCfg.certFile ? 'https_web' : 'https_spiffe' } } : {}) },
-      dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, policies: () => policies?.policies ?? [], changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()) },
+      dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, policies: () => policies?.policies ?? [], changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()), onScanned: (scan) => { metrics.dashboardBuilds.inc(); metrics.dashboardBuildSlices.inc(scan.slices); } },
     });
     undo.push(() => admin.stop());
     const injector = config.injector ? await startEmbeddedInjector(config.injector, () => ca.current().bundle.toPem(), { log, timers, clock, preciseClock: deps.preciseClock }) : undefined;

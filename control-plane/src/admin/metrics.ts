@@ -36,6 +36,8 @@ export interface ControlPlaneMetrics {
   readonly discoverySourceErrors: Counter<'source'>;
   readonly discoveryEndpointsSkipped: Gauge<'reason'>;
   readonly auditSuppressed: Counter<'event'>;
+  readonly dashboardBuilds: Counter;
+  readonly dashboardBuildSlices: Counter;
 }
 
 export function createMetrics(registry: Registry, build: BuildInfo): ControlPlaneMetrics {
@@ -83,6 +85,8 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     watchRefusals: new Counter({ name: 'tessera_watch_refusals_total', help: 'Config/Watch and Discovery/Watch streams refused before they started, by service (config|discovery) and stable error code', labelNames: ['service', 'code'], registers }),
     registrationsRefused: new Counter({ name: 'tessera_cp_registrations_refused_total', help: 'Self-registrations refused, by stable error code', labelNames: ['code'], registers }),
     auditSuppressed: new Counter({ name: 'tessera_cp_audit_rows_suppressed_total', help: 'Refusal audit rows not written because their subject (or all callers without a proven ID) was over its audit budget, by event', labelNames: ['event'], registers }),
+    dashboardBuilds: new Counter({ name: 'tessera_cp_dashboard_builds_total', help: 'Fleet dashboard views built that read the inventory', registers }),
+    dashboardBuildSlices: new Counter({ name: 'tessera_cp_dashboard_build_slices_total', help: 'Turns of the event loop those builds read and folded the live SVIDs in', registers }),
     discoverySourceErrors: new Counter({ name: 'tessera_cp_discovery_source_errors_total', help: 'Endpoint source reads that failed (its last view kept), by source', labelNames: ['source'], registers }),
     // A gauge: each Kubernetes view is computed whole, so what it leaves out is a state, not a stream of events.
     discoveryEndpointsSkipped: new Gauge({ name: 'tessera_cp_discovery_endpoints_skipped', help: 'Endpoints of Kubernetes EndpointSlices left out of the current view, by reason', labelNames: ['reason'], registers }),

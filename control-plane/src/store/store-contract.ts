@@ -60,6 +60,12 @@ export interface IssuedSvidRow {
   readonly caller: string;
 }
 
+/** Where a page of live SVIDs ended: the last row's expiry and serial (InventoryStore.livePage). */
+export interface LiveCursor {
+  readonly notAfterMs: number;
+  readonly serial: string;
+}
+
 /**
  * Every SVID issued, until `inventory.keep` after it expired: answers `tessera certs list`, "does a live SVID still
  * chain to this authority", a renewal's lineage and which live SVIDs were renewed from a banned serial.
@@ -85,6 +91,12 @@ export interface InventoryStore {
   recordWithToken(r: IssuedSvidRow, tokenHash: string, nowMs: number): Promise<boolean>;
   /** Unexpired SVIDs at `nowMs`, optionally only those expiring within `withinMs`, soonest first. */
   live(nowMs: number, withinMs?: number, limit?: number): Promise<IssuedSvidRow[]>;
+  /**
+   * Like live() without a window, one page at a time: the unexpired SVIDs at `nowMs` that come after `after` in
+   * (notAfterMs, serial) order (from the first when undefined), at most `limit`. Keyset paging: each page is one
+   * short indexed read, so a reader of many rows can give the event loop back between pages.
+   */
+  livePage(nowMs: number, after: LiveCursor | undefined, limit: number): Promise<IssuedSvidRow[]>;
   /** Every SVID the inventory holds (newest first). */
   all(limit?: number): Promise<IssuedSvidRow[]>;
   liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }>;

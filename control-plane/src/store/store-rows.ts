@@ -1,7 +1,7 @@
 // The tables' rows as both implementations read them back (SQLite and PostgreSQL share column names and, with the
 // pg driver's BIGINT parser, column types), and the contract's records they map to: one mapping per table.
 import type { BreakGlassGrant } from '../../../common/policy/policy-types.js';
-import type { Ban, BanKind, IssuedSvidRow, TokenRecord } from './store-contract.js';
+import type { Ban, BanKind, IssuedSvidRow, LiveCursor, TokenRecord } from './store-contract.js';
 
 export interface TokenRow {
   hash: string;
@@ -99,3 +99,13 @@ export const PROBE_ROW: IssuedSvidRow = Object.freeze({
   depth: 0,
   caller: 'control-plane',
 });
+
+/**
+ * InventoryStore.livePage's bounds, [lowest not_after_ms, cursor's not_after_ms, cursor's serial], for
+ * `not_after_ms >= $1 AND (not_after_ms > $2 OR serial > $3)`: the first bound alone starts the index range (times
+ * are whole ms), the rest skip the cursor's ties up to its serial.
+ */
+export function pageBounds(nowMs: number, after: LiveCursor | undefined): [number, number, string] {
+  const live = Math.floor(nowMs) + 1;
+  return after ? [Math.max(live, after.notAfterMs), after.notAfterMs, after.serial] : [live, live - 1, ''];
+}

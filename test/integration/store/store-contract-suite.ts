@@ -5,7 +5,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
-import type { ControlPlaneStore, IssuedSvidRow, ProxyReport } from '../../../control-plane/src/store/store-contract.js';
+import type { ControlPlaneStore, IssuedSvidRow, LiveCursor, ProxyReport } from '../../../control-plane/src/store/store-contract.js';
 import { PROBE_ROW } from '../../../control-plane/src/store/store-rows.js';
 import { until } from '../../helpers/until.js';
 
@@ -73,6 +73,26 @@ export function storeContractSuite(kind: 'sqlite' | 'postgres', open: () => Prom
       expect((await inv.all(1)).map((r) => r.serial)).toEqual(['aa04']);
       expect(await inv.liveByAuthority('auth-1', 1_000)).toEqual({ count: 2, latestNotAfterMs: 9_000_000_000_000 });
       expect(await inv.liveByAuthority('auth-2', 4_000)).toEqual({ count: 0, latestNotAfterMs: null });
+    });
+
+    test('inventory: livePage reads the live SVIDs a page at a time, in (notAfterMs, serial) order, ties across pages', async () => {
+      const inv = store().inventory;
+      // Rows of the first test are still there (aa01..aa04); these expire at 7_000 (five ties) and 8_000.
+      for (const serial of ['pp05', 'pp01', 'pp04', 'pp02', 'pp03']) await inv.record(svid(serial, { notAfterMs: 7_000 }));
+      await inv.record(svid('pp06', { notAfterMs: 8_000 }));
+      const pages: string[][] = [];
+      let after: LiveCursor | undefined;
+      for (let i = 0; i < 10; i++) {
+        const page = await inv.livePage(4_000, after, 2);
+        pages.push(page.map((r) => r.serial));
+        const last = page.at(-1);
+        if (!last || page.length < 2) break;
+        after = { notAfterMs: last.notAfterMs, serial: last.serial };
+      }
+      expect(pages).toEqual([['aa01', 'pp01'], ['pp02', 'pp03'], ['pp04', 'pp05'], ['pp06', 'aa03'], []]);
+      // Expired rows never show, a cursor from before now included; the first page is live() without a window.
+      expect((await inv.livePage(7_000, { notAfterMs: 10, serial: 'zz' }, 10)).map((r) => r.serial)).toEqual(['pp06', 'aa03']);
+      expect((await inv.livePage(1_000, undefined, 3)).map((r) => r.serial)).toEqual((await inv.live(1_000, undefined, 3)).map((r) => r.serial));
     });
 
     // After the inventory's first test, which reads every row: these add SVIDs of their own.

@@ -28,6 +28,8 @@ export interface DashboardDeps extends FleetSources {
   readonly allowRemote?: boolean;
   readonly limits?: Partial<FleetLimits>;
   readonly pollMs?: number;
+  /** Builds are spaced by this many times the last one's duration (fleet-feed.ts). */
+  readonly costFactor?: number;
   readonly heartbeatMs?: number;
   readonly maxClients?: number;
   /** A view that could not be built, or one source of it (`panels`: those it leaves unavailable); log it. */
@@ -71,6 +73,8 @@ export function dashboardRoutes(deps: DashboardDeps): DashboardRoutes {
   const feed = new FleetFeed({
     build: () => buildFleetView(deps.onError ? { ...deps, onSourceError: deps.onError } : deps, limits),
     timers: deps.timers,
+    clock: deps.clock,
+    ...(deps.costFactor !== undefined ? { costFactor: deps.costFactor } : {}),
     ...(deps.pollMs !== undefined ? { pollMs: deps.pollMs } : {}),
     ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
     ...(deps.maxClients !== undefined ? { maxClients: deps.maxClients } : {}),

@@ -3,20 +3,22 @@
 // audit events and the expiry timeline — built from injected sources. Each source is read on its own: one that
 // fails marks its panels unavailable (with a code) and the others still show. Times are ms since the epoch. Every
 // panel is cut, and the build reads a bounded number of reports and bytes (audit 16b F1: it parsed every
-// listed report in full, tens of MB, blocking the control plane for seconds).
+// listed report in full, tens of MB, blocking the control plane for seconds). The live SVIDs are read and folded in
+// slices that give the event loop a turn between them (live-svid-scan.ts).
 import type { Clock } from '../../../../common/clock.js';
 import { isTesseraError } from '../../../../common/errors.js';
-import type { AuditLog, GrantStore, InventoryStore, IssuedSvidRow, ReportStore, RevocationStore } from '../../store/store-contract.js';
-import { type CaPanel, type CaView, caPanel, type LiveCount } from './ca-panel.js';
+import type { AuditLog, GrantStore, InventoryStore, ReportStore, RevocationStore } from '../../store/store-contract.js';
+import { type CaPanel, type CaView, caPanel } from './ca-panel.js';
 import { type DenialRow, denialRows } from './denial-panel.js';
 import { fairRows, latestReports, type ProxyRow, proxyRows } from './proxy-panel.js';
-import { SvidChains, type WorkloadRow, workloadRows } from './workload-panel.js';
+import { scanLiveSvids } from './live-svid-scan.js';
+import type { WorkloadRow } from './workload-panel.js';
 
 export interface FleetSources {
   readonly trustDomain: string;
   readonly clock: Clock;
   readonly ca: () => CaView;
-  readonly inventory: Pick<InventoryStore, 'live'>;
+  readonly inventory: Pick<InventoryStore, 'livePage'>;
   readonly reports: Pick<ReportStore, 'list'>;
   readonly grants: Pick<GrantStore, 'active'>;
   readonly audit: Pick<AuditLog, 'recent'>;
@@ -25,11 +27,17 @@ export interface FleetSources {
   readonly policies: () => readonly { readonly name: string }[];
   /** A source failed: its error and the panels it leaves unavailable (the page says "see the control plane log"). */
   readonly onSourceError?: (e: unknown, panels: readonly PanelName[]) => void;
+  /** The live SVIDs were read: how many, in how many turns of the event loop (the dashboard's metrics). */
+  readonly onScanned?: (scan: { readonly rows: number; readonly slices: number }) => void;
+  /** Gives the event loop a turn between slices (default setImmediate; tests count the calls). */
+  readonly yieldTurn?: () => Promise<void>;
 }
 
 export interface FleetLimits {
   /** Live SVIDs read from the inventory at most. */
   readonly maxSvids: number;
+  /** Live SVIDs read, or chain heads folded, per turn of the event loop. */
+  readonly sliceRows: number;
   readonly maxWorkloadRows: number;
   /** Proxy rows (taken in turn from each SPIFFE ID, each ID's mismatches first). */
   readonly maxProxyRows: number;
@@ -48,7 +56,7 @@ export interface FleetLimits {
   readonly timelineSvids: number;
 }
 
-export const DEFAULT_FLEET_LIMITS: FleetLimits = { maxSvids: 10_000, maxWorkloadRows: 500, maxProxyRows: 500, maxDenialRows: 500, maxReports: 1_000, maxReportBytes: 2_000_000, reportWindowMs: 15 * 60_000, silentAfterMs: 90_000, eventsPerKind: 25, maxEvents: 50, timelineSvids: 40 };
+export const DEFAULT_FLEET_LIMITS: FleetLimits = { maxSvids: 10_000, sliceRows: 1_000, maxWorkloadRows: 500, maxProxyRows: 500, maxDenialRows: 500, maxReports: 1_000, maxReportBytes: 2_000_000, reportWindowMs: 15 * 60_000, silentAfterMs: 90_000, eventsPerKind: 25, maxEvents: 50, timelineSvids: 40 };
 
 /** Audit events the page lists: refused SVIDs, CA changes, break-glass grants, bans. */
 export const EVENT_PREFIXES = ['svid.refused', 'ca.', 'break_glass.', 'revocation.'] as const;
@@ -133,7 +141,7 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
     }
   };
   const [live, reports, grants, bans, events, ca] = await Promise.all([
-    settle(['workloads'], () => s.inventory.live(now, undefined, limits.maxSvids)),
+    settle(['workloads'], () => scanLiveSvids(s.inventory, now, limits, s.yieldTurn)),
     settle(['proxies', 'denials'], () => s.reports.list(now - limits.reportWindowMs, limits.maxReports, limits.maxReportBytes)),
     settle(['grants'], () => s.grants.active(now)),
     settle(['bans'], () => s.revocations.live(now)),
@@ -146,13 +154,15 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
   };
   const truncated: Partial<Record<Truncated, number>> = {};
 
-  let chains: SvidChains | undefined;
-  if (live.ok) {
-    chains = new SvidChains(live.value);
-    if (live.value.length >= limits.maxSvids) truncated.svids = live.value.length;
-  } else missing(live, 'workloads');
-  const allWorkloads = chains ? workloadRows(chains) : [];
-  if (allWorkloads.length > limits.maxWorkloadRows) truncated.workloads = allWorkloads.length - limits.maxWorkloadRows;
+  if (!live.ok) missing(live, 'workloads');
+  const scan = live.ok ? live.value : undefined;
+  const chains = scan?.chains;
+  if (scan) {
+    s.onScanned?.({ rows: scan.read, slices: scan.slices });
+    if (scan.read >= limits.maxSvids) truncated.svids = scan.read;
+    if (scan.heads > limits.maxWorkloadRows) truncated.workloads = scan.heads - limits.maxWorkloadRows;
+    if (scan.heads > limits.timelineSvids) truncated.timeline = scan.heads - limits.timelineSvids;
+  }
 
   const latest = reports.ok ? latestReports(reports.value) : [];
   if (!reports.ok) missing(reports, 'proxies', 'denials');
@@ -160,21 +170,19 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
   if (!bans.ok) missing(bans, 'bans');
   if (!events.ok) missing(events, 'events');
   if (!ca.ok) missing(ca, 'ca');
-  const caView = ca.ok ? caPanel(ca.value, live.ok ? liveByAuthority(live.value) : undefined) : null;
+  const caView = ca.ok ? caPanel(ca.value, scan?.byAuthority) : null;
   const proxies = proxyRows(latest, chains, now, limits.silentAfterMs);
   if (proxies.length > limits.maxProxyRows) truncated.proxies = proxies.length - limits.maxProxyRows;
   const denials = denialRows(latest, new Set(s.policies().map((p) => p.name)), limits.maxDenialRows);
   if (denials.left > 0) truncated.denials = denials.left;
   const grantRows = grants.ok ? grants.value.map((g): GrantRow => ({ id: g.id, to: g.to, from: [...g.from], reason: g.reason, createdBy: g.createdBy ?? null, createdAtMs: g.createdAtMs ?? null, expiresAtMs: g.expiresAtMs })).sort((a, b) => a.expiresAtMs - b.expiresAtMs) : [];
-  const timeline = timelineItems(s.trustDomain, caView, grantRows, allWorkloads, proxies);
-  const svidItems = timeline.filter((t) => t.kind === 'svid').length;
-  if (svidItems > limits.timelineSvids) truncated.timeline = svidItems - limits.timelineSvids;
+  const timeline = timelineItems(s.trustDomain, caView, grantRows, scan?.soonest ?? [], proxies);
   return {
     version: 1,
     trustDomain: s.trustDomain,
     generatedAtMs: now,
     ca: caView,
-    workloads: allWorkloads.slice(0, limits.maxWorkloadRows),
+    workloads: scan?.workloads ?? [],
     proxies: fairRows(proxies, limits.maxProxyRows),
     denials: denials.rows,
     grants: grantRows,
@@ -184,15 +192,6 @@ export async function buildFleetView(s: FleetSources, limits: FleetLimits = DEFA
     truncated,
     unavailable,
   };
-}
-
-function liveByAuthority(rows: readonly IssuedSvidRow[]): Map<string, LiveCount> {
-  const out = new Map<string, LiveCount>();
-  for (const r of rows) {
-    const seen = out.get(r.authorityId);
-    out.set(r.authorityId, { count: (seen?.count ?? 0) + 1, latestNotAfterMs: Math.max(seen?.latestNotAfterMs ?? 0, r.notAfterMs) });
-  }
-  return out;
 }
 
 async function recentEvents(audit: Pick<AuditLog, 'recent'>, limits: FleetLimits): Promise<EventRow[]> {
@@ -227,7 +226,8 @@ export function eventRow(e: Record<string, unknown>): EventRow | undefined {
   };
 }
 
-function timelineItems(td: string, ca: CaPanel | null, grants: readonly GrantRow[], workloads: readonly WorkloadRow[], proxies: readonly ProxyRow[]): TimelineItem[] {
+/** `soonest`: the SVIDs the timeline shows, soonest expiry first (the scan kept only those). */
+function timelineItems(td: string, ca: CaPanel | null, grants: readonly GrantRow[], soonest: readonly WorkloadRow[], proxies: readonly ProxyRow[]): TimelineItem[] {
   // The trust domain is the page's title: the path alone names the workload. The page prefixes the kind.
   const local = (id: string) => (id.startsWith(`spiffe://${td}/`) ? id.slice(`spiffe://${td}`.length) : id);
   const items: TimelineItem[] = [];
@@ -237,8 +237,8 @@ function timelineItems(td: string, ca: CaPanel | null, grants: readonly GrantRow
   }
   for (const g of grants) items.push({ kind: 'grant', label: `${g.id} to ${local(g.to)}`, startMs: g.createdAtMs, endMs: g.expiresAtMs, note: null });
   const unserved = new Set(proxies.flatMap((p) => p.served.filter((s) => s.latestSerial !== null).map((s) => s.latestSerial)));
-  const svids = workloads.map((w): TimelineItem => ({ kind: 'svid', label: `${local(w.spiffeId)} ${w.serial.slice(0, 8)}`, startMs: w.notBeforeMs, endMs: w.notAfterMs, note: unserved.has(w.serial) ? 'not served yet' : null }));
-  return [...items, ...svids.sort((a, b) => a.endMs - b.endMs)];
+  const svids = soonest.map((w): TimelineItem => ({ kind: 'svid', label: `${local(w.spiffeId)} ${w.serial.slice(0, 8)}`, startMs: w.notBeforeMs, endMs: w.notAfterMs, note: unserved.has(w.serial) ? 'not served yet' : null }));
+  return [...items, ...svids];
 }
 
 function dropSvidItems(items: readonly TimelineItem[], keep: number): TimelineItem[] {

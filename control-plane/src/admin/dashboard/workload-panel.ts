@@ -27,19 +27,48 @@ export function renewedSerial(row: Pick<IssuedSvidRow, 'attestedAs'>): string | 
   return row.attestedAs.startsWith(RENEWED) ? canonicalSerial(row.attestedAs.slice(RENEWED.length)) : undefined;
 }
 
-/** Live SVIDs by canonical serial, and for each the newest live SVID that renewed it. */
+/**
+ * Live SVIDs by canonical serial, and for each the newest live SVID that renewed it; fed a page at a time (add), in
+ * any order: a renewal read before the SVID it renewed still links to it.
+ */
 export class SvidChains {
   readonly bySerial = new Map<string, IssuedSvidRow>();
   readonly #child = new Map<string, IssuedSvidRow>();
+  /** The control plane's own SVIDs ("self", renewed without a chain): the newest and how many, per SPIFFE ID. */
+  readonly #newestSelf = new Map<string, IssuedSvidRow>();
+  readonly #selfCount = new Map<string, number>();
 
-  constructor(rows: readonly IssuedSvidRow[]) {
-    for (const r of rows) this.bySerial.set(canonicalSerial(r.serial) ?? r.serial, r);
+  constructor(rows: readonly IssuedSvidRow[] = []) {
+    this.add(rows);
+  }
+
+  add(rows: readonly IssuedSvidRow[]): void {
     for (const r of rows) {
+      this.bySerial.set(canonicalSerial(r.serial) ?? r.serial, r);
+      if (r.kind === 'self') {
+        const seen = this.#newestSelf.get(r.spiffeId);
+        if (!seen || seen.issuedAtMs < r.issuedAtMs) this.#newestSelf.set(r.spiffeId, r);
+        this.#selfCount.set(r.spiffeId, (this.#selfCount.get(r.spiffeId) ?? 0) + 1);
+      }
       const parent = renewedSerial(r);
       if (parent === undefined) continue;
       const seen = this.#child.get(parent);
       if (!seen || seen.issuedAtMs < r.issuedAtMs) this.#child.set(parent, r);
     }
+  }
+
+  /**
+   * The workload row of `serial` when it heads its chain (nothing live renewed it; for "self" SVIDs, the newest of
+   * its SPIFFE ID), else undefined. Call once every page is added.
+   */
+  headRow(serial: string, r: IssuedSvidRow): WorkloadRow | undefined {
+    if (this.#child.has(serial)) return undefined;
+    let superseded: number;
+    if (r.kind === 'self') {
+      if (this.#newestSelf.get(r.spiffeId) !== r) return undefined;
+      superseded = (this.#selfCount.get(r.spiffeId) ?? 1) - 1;
+    } else superseded = this.depthOf(serial);
+    return { spiffeId: r.spiffeId, serial, notBeforeMs: r.notBeforeMs, notAfterMs: r.notAfterMs, issuedAtMs: r.issuedAtMs, attestedAs: r.attestedAs, authorityId: r.authorityId, kind: r.kind, superseded };
   }
 
   /** The SVID that renewed `serial`, if one is live. */
@@ -70,36 +99,20 @@ export class SvidChains {
   }
 }
 
+/** The panel's order: by SPIFFE ID, then newest first, then by serial (a total order: rows read in slices sort alike). */
+export function workloadOrder(a: WorkloadRow, b: WorkloadRow): number {
+  return a.spiffeId < b.spiffeId ? -1 : a.spiffeId > b.spiffeId ? 1 : b.issuedAtMs - a.issuedAtMs || (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0);
+}
+
 /**
  * One row per chain head, by SPIFFE ID then newest first. The control plane's own SVIDs are all "self" (it renews
  * without a chain): only its newest is a head.
  */
 export function workloadRows(chains: SvidChains): WorkloadRow[] {
-  const newestSelf = new Map<string, IssuedSvidRow>();
-  for (const r of chains.bySerial.values()) {
-    if (r.kind !== 'self') continue;
-    const seen = newestSelf.get(r.spiffeId);
-    if (!seen || seen.issuedAtMs < r.issuedAtMs) newestSelf.set(r.spiffeId, r);
-  }
   const rows: WorkloadRow[] = [];
   for (const [serial, r] of chains.bySerial) {
-    if (chains.childOf(serial)) continue;
-    let superseded = chains.depthOf(serial);
-    if (r.kind === 'self') {
-      if (newestSelf.get(r.spiffeId) !== r) continue;
-      superseded = [...chains.bySerial.values()].filter((o) => o.kind === 'self' && o.spiffeId === r.spiffeId).length - 1;
-    }
-    rows.push({
-      spiffeId: r.spiffeId,
-      serial,
-      notBeforeMs: r.notBeforeMs,
-      notAfterMs: r.notAfterMs,
-      issuedAtMs: r.issuedAtMs,
-      attestedAs: r.attestedAs,
-      authorityId: r.authorityId,
-      kind: r.kind,
-      superseded,
-    });
+    const head = chains.headRow(serial, r);
+    if (head) rows.push(head);
   }
-  return rows.sort((a, b) => (a.spiffeId < b.spiffeId ? -1 : a.spiffeId > b.spiffeId ? 1 : b.issuedAtMs - a.issuedAtMs));
+  return rows.sort(workloadOrder);
 }

@@ -2,9 +2,9 @@
 // still chain to this authority" and a serial ban's read of the live SVIDs renewed from a serial see what all of them
 // issued. An SVID paid for with a join token is recorded by the statement that spends the token, so no replica,
 // killed anywhere, leaves a token spent without its SVID. Rows go `inventory.keep` after they expired (prune).
-import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
+import type { InventoryStore, IssuedSvidRow, LiveCursor } from '../store-contract.js';
 import type { PgQueryable } from './pg-database.js';
-import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
+import { PROBE_ROW, pageBounds, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 const COLUMNS = 'serial, spiffe_id, authority_id, intermediate_serial, not_before_ms, not_after_ms, issued_at_ms, attested_as, kind, caller, lineage, chain, depth';
 const DEFAULT_LIMIT = 10_000;
@@ -65,6 +65,12 @@ export class PgInventoryStore implements InventoryStore {
     const until = withinMs === undefined ? Number.MAX_SAFE_INTEGER : nowMs + withinMs;
     const sql = `SELECT ${COLUMNS} FROM issuances WHERE not_after_ms > $1 AND not_after_ms <= $2 ORDER BY not_after_ms, serial LIMIT $3`;
     return (await this.#db.query<Row>(sql, [nowMs, until, limit])).rows.map(fromRow);
+  }
+
+  /** The cursor as a lower bound on not_after_ms: an index range scan on issuances_not_after from it. */
+  async livePage(nowMs: number, after: LiveCursor | undefined, limit: number): Promise<IssuedSvidRow[]> {
+    const sql = `SELECT ${COLUMNS} FROM issuances WHERE not_after_ms >= $1 AND (not_after_ms > $2 OR serial > $3) ORDER BY not_after_ms, serial LIMIT $4`;
+    return (await this.#db.query<Row>(sql, [...pageBounds(nowMs, after), limit])).rows.map(fromRow);
   }
 
   async all(limit = DEFAULT_LIMIT): Promise<IssuedSvidRow[]> {

@@ -3,14 +3,15 @@
 // renewed from a serial. An SVID paid for with a join token is recorded in the transaction that spends the token, so
 // a kill leaves no token spent without its SVID. Rows go `inventory.keep` after they expired (prune).
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
-import type { InventoryStore, IssuedSvidRow } from '../store-contract.js';
-import { PROBE_ROW, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
+import type { InventoryStore, IssuedSvidRow, LiveCursor } from '../store-contract.js';
+import { PROBE_ROW, pageBounds, type IssuanceRow as Row, issuanceFromRow as fromRow } from '../store-rows.js';
 
 export class SqliteInventoryStore implements InventoryStore {
   readonly #db: DatabaseSync;
   readonly #delete: StatementSync;
   readonly #insert: StatementSync;
   readonly #live: StatementSync;
+  readonly #livePage: StatementSync;
   readonly #liveByAuthority: StatementSync;
   readonly #list: StatementSync;
   readonly #bySerial: StatementSync;
@@ -27,6 +28,9 @@ export class SqliteInventoryStore implements InventoryStore {
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     );
     this.#live = db.prepare('SELECT * FROM issuances WHERE not_after_ms > ? AND not_after_ms <= ? ORDER BY not_after_ms, serial LIMIT ?');
+    // The cursor as a lower bound on not_after_ms: SQLite walks issuances_not_after from it, sorting only ties by
+    // serial. Written as a row value, it walked the index from the start for every page (O(n) a page).
+    this.#livePage = db.prepare('SELECT * FROM issuances WHERE not_after_ms >= ? AND (not_after_ms > ? OR serial > ?) ORDER BY not_after_ms, serial LIMIT ?');
     this.#liveByAuthority = db.prepare('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ?');
     this.#list = db.prepare('SELECT * FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT ?');
     this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
@@ -97,6 +101,11 @@ export class SqliteInventoryStore implements InventoryStore {
   async live(nowMs: number, withinMs?: number, limit = 10_000): Promise<IssuedSvidRow[]> {
     const until = withinMs === undefined ? Number.MAX_SAFE_INTEGER : nowMs + withinMs;
     return (this.#live.all(nowMs, until, limit) as unknown as Row[]).map(fromRow);
+  }
+
+  async livePage(nowMs: number, after: LiveCursor | undefined, limit: number): Promise<IssuedSvidRow[]> {
+    const [from, na, serial] = pageBounds(nowMs, after);
+    return (this.#livePage.all(from, na, serial, limit) as unknown as Row[]).map(fromRow);
   }
 
   async all(limit = 10_000): Promise<IssuedSvidRow[]> {

@@ -39,7 +39,7 @@ describe('fleet view bounds (real SQLite store)', () => {
     trustDomain: TD,
     clock: time,
     ca: () => CA,
-    inventory: { live: async () => [] },
+    inventory: { livePage: async () => [] },
     reports: {
       list: async (since, limit, maxBytes) => {
         const got = await store.reports.list(since, limit, maxBytes);

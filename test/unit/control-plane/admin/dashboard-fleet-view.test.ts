@@ -14,6 +14,7 @@ import { buildFleetView, DEFAULT_FLEET_LIMITS, eventRow, type FleetSources } fro
 import { SERVE_GRACE_MS } from '../../../../control-plane/src/admin/dashboard/proxy-panel.js';
 import type { Ban, IssuedSvidRow, ProxyReport } from '../../../../control-plane/src/store/store-contract.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { livePages } from '../../../helpers/live-pages.js';
 
 const TD = 'example.org';
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -52,7 +53,7 @@ function sources(time: FakeTime, i: Inputs, fail: Partial<Record<'inventory' | '
     trustDomain: TD,
     clock: time,
     ca: () => i.ca,
-    inventory: { live: (now) => maybeFail('inventory', i.svids.filter((s) => s.notAfterMs > now).sort((a, b) => a.notAfterMs - b.notAfterMs)) },
+    inventory: { livePage: (now, after, limit) => (fail.inventory ? Promise.reject(fail.inventory) : livePages(() => i.svids)(now, after, limit)) },
     reports: { list: (since) => maybeFail('reports', i.reports.filter((r) => r.receivedAtMs >= since)) },
     grants: { active: async (now) => i.grants.filter((g) => g.expiresAtMs > now) },
     revocations: { live: async () => i.bans },

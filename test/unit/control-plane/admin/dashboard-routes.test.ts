@@ -91,7 +91,7 @@ async function start(opts: { maxClients?: number } = {}) {
     ca: () => ({ authorities: [], signer: { authorityId: 'aaaa1111', notAfterMs: signerNotAfterMs, intermediate: { serialNumber: '0A' } } }),
     policies: () => [],
     inventory: {
-      live: async () => {
+      livePage: async () => {
         builds++;
         return [];
       },
@@ -107,6 +107,9 @@ async function start(opts: { maxClients?: number } = {}) {
       },
     },
     pollMs: 2000,
+    // Builds here are spaced by the poll alone: fake time advanced while one is in flight would count as its cost
+    // (the spacing by cost is dashboard-fleet-feed.test.ts's).
+    costFactor: 0,
     heartbeatMs: 15_000,
     ...(opts.maxClients ? { maxClients: opts.maxClients } : {}),
   });
