@@ -7,6 +7,13 @@ export const DISCOVERY_SERVICE = 'tessera.discovery.v1.Discovery';
 export const DISCOVERY_WATCH_PATH = `/${DISCOVERY_SERVICE}/Watch`;
 export const DISCOVERY_REGISTER_PATH = `/${DISCOVERY_SERVICE}/Register`;
 
+/**
+ * Most services a proxy's view holds (one bound both sides share): a proxy keeps at most this many (its own
+ * listeners' first), and the control plane admits a self-registration of a new name only while its registry holds
+ * fewer (discovery.maxServices, at most this), so one tenant cannot push every `all` watcher over.
+ */
+export const MAX_VIEW_SERVICES = 5_000;
+
 export interface DiscoveryWatchRequestMsg {
   services: string[];
   all: boolean;

@@ -5,12 +5,14 @@ import type { ObjectSchema } from '../../../common/config/schema.js';
 import { isWritten, lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { formatDuration } from '../../../common/duration.js';
 import { isTesseraError, TesseraError } from '../../../common/errors.js';
+import { MAX_VIEW_SERVICES } from '../../../common/contract/discovery-v1.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { DEFAULT_AUDIT_LOG_MAX_BYTES, MIN_AUDIT_LOG_MAX_BYTES } from '../store/audit-file.js';
 import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
+import { DEFAULT_MAX_SERVICES_PER_ID, MAX_SERVICES_PER_ID_LIMIT } from '../discovery/service-name-budget.js';
 import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryConfig, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../discovery/kubernetes-config.js';
 import { TPM_ATTESTOR_SCHEMA, type TpmAttestorConfig, type TpmAttestorInput, resolveTpmAttestorConfig } from './tpm-config.js';
 import { STORE_SCHEMA, type StoreInput, type StoreSettings, resolveStoreConfig } from './store-config.js';
@@ -116,6 +118,8 @@ export const controlPlaneSchema: ObjectSchema = {
       properties: {
         staticFile: { type: 'string', minLength: 1, description: 'YAML file of endpoints outside the mesh (services: { NAME: [ { address, spiffeId, ... } ] }), watched' },
         registrationGrace: { type: 'duration', default: '10s', min: 0, max: HOUR, description: 'How long self-registrations outlive their Register call; those a restart left are kept at least the proxies\' longest reconnect delay + 5 s (20 s) from ready' },
+        maxServices: { type: 'number', integer: true, min: 1, max: MAX_VIEW_SERVICES, default: MAX_VIEW_SERVICES, description: 'Services the registry may hold (every source counted) before a self-registration of a new name is refused (TESSERA_ERR_DISCOVERY_REGISTRY_FULL); at most the 5,000 a proxy keeps' },
+        maxServicesPerIdentity: { type: 'number', integer: true, min: 1, max: MAX_SERVICES_PER_ID_LIMIT, default: DEFAULT_MAX_SERVICES_PER_ID, description: 'Distinct service names one SPIFFE ID may self-register (its replicas together); a new name past it is refused (TESSERA_ERR_DISCOVERY_TOO_MANY_SERVICES)' },
         serviceIdentities: {
           type: 'map',
           maxKeys: 1000,
@@ -172,6 +176,10 @@ export interface ControlPlaneConfig {
 export interface DiscoverySettings {
   readonly staticFile?: string;
   readonly registrationGraceMs: number;
+  /** Services the registry may hold before a self-registration of a new name is refused. */
+  readonly maxServices: number;
+  /** Distinct service names one SPIFFE ID may self-register. */
+  readonly maxServicesPerIdentity: number;
   /** Service → the SPIFFE ID patterns that may self-register it (others follow the naming rule, service-identities.ts). */
   readonly serviceIdentities: Readonly<Record<string, readonly string[]>>;
   /** Present only when `discovery.kubernetes.enabled` is true. */
@@ -197,7 +205,7 @@ interface Raw {
   limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number; maxStreamsPerId?: number; streamOpensPerSecond?: number };
   injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
   federation?: FederationInput;
-  discovery?: { staticFile?: string; registrationGrace?: number; serviceIdentities?: Record<string, string[]>; kubernetes?: KubernetesDiscoveryInput };
+  discovery?: { staticFile?: string; registrationGrace?: number; maxServices?: number; maxServicesPerIdentity?: number; serviceIdentities?: Record<string, string[]>; kubernetes?: KubernetesDiscoveryInput };
   store?: StoreInput;
 }
 
@@ -330,6 +338,8 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     discovery: {
       ...(raw.discovery?.staticFile ? { staticFile: resolve(base, raw.discovery.staticFile) } : {}),
       registrationGraceMs: raw.discovery?.registrationGrace ?? 10_000,
+      maxServices: raw.discovery?.maxServices ?? MAX_VIEW_SERVICES,
+      maxServicesPerIdentity: raw.discovery?.maxServicesPerIdentity ?? DEFAULT_MAX_SERVICES_PER_ID,
       serviceIdentities: raw.discovery?.serviceIdentities ?? {},
       ...(k8sDiscovery ? { kubernetes: k8sDiscovery } : {}),
     },

@@ -79,7 +79,7 @@ export async function openDiscovery(config: DiscoverySettings, deps: DiscoveryDe
   // The static source reads its file inside start(), before any stream can open: only the Kubernetes one is awaited.
   const sync = new SourceSync({ pending: config.kubernetes ? ['kubernetes'] : [], deadlineMs: config.kubernetes?.syncTimeoutMs ?? 0, timers, log });
   const watch = new DiscoveryHub({ registry, clock, sync, ...caller, ...discoveryWatchReports(metrics, audit, clock) });
-  const register = new RegistrationHub({ registry, clock, mayServe, ...caller, ...registrationReports(metrics, audit, clock) });
+  const register = new RegistrationHub({ registry, clock, mayServe, maxServices: config.maxServices, maxServicesPerId: config.maxServicesPerIdentity, ...caller, ...registrationReports(metrics, audit, clock) });
   for (const s of sources) {
     s.start((view) => {
       registry.setSourceView(s.name, view);

@@ -3,6 +3,8 @@
 // a service that ID may not serve, is refused (and audited), a malformed one refused; the registry keeps them for a
 // grace after the call ends. A request is bounded as a whole (refused entries count), its refusals are reported
 // once per request, and each SPIFFE ID's requests are rate-limited: a caller cannot turn refusals into disk writes.
+// New service names are bounded per ID and in total (service-name-budget.ts), so no tenant can grow the registry
+// past what a proxy watching every service keeps.
 import { isIP } from 'node:net';
 import type * as grpc from '@grpc/grpc-js';
 import type { Clock } from '../../../common/clock.js';
@@ -14,6 +16,7 @@ import { RejectedMessage } from '../api/guarded-service.js';
 import { admitStream, authenticateStream, type OpenStream, OpenStreams, streamOpenRate, type StreamCallerDeps } from '../api/stream-caller.js';
 import { type RateLimit, RateLimiter } from '../issuance/rate-limiter.js';
 import type { MayServe } from './service-identities.js';
+import { DEFAULT_MAX_REGISTRY_SERVICES, DEFAULT_MAX_SERVICES_PER_ID, serviceNameBudget } from './service-name-budget.js';
 import type { Registration, RegistrationSession, ServiceRegistry } from './service-registry.js';
 
 /** Most registrations one call may hold (a proxy has a handful of inbound listeners). */
@@ -64,6 +67,10 @@ export interface RegistrationHubOptions extends StreamCallerDeps {
   readonly maxRegistrations?: number;
   readonly maxRegistrationsPerId?: number;
   readonly maxEntriesPerRequest?: number;
+  /** discovery.maxServices: the registry's total past which a new name is refused (default DEFAULT_MAX_REGISTRY_SERVICES). */
+  readonly maxServices?: number;
+  /** discovery.maxServicesPerIdentity: distinct names one SPIFFE ID may hold (default DEFAULT_MAX_SERVICES_PER_ID). */
+  readonly maxServicesPerId?: number;
   /** Requests per SPIFFE ID (default DEFAULT_REGISTER_RATE_LIMIT). */
   readonly rateLimit?: RateLimit;
   /** Which services the caller may serve (service-identities.ts). */
@@ -146,6 +153,7 @@ export class RegistrationHub {
     const perId = (this.#o.maxRegistrationsPerId ?? MAX_REGISTRATIONS_PER_ID) - this.#o.registry.heldBy(c.spiffeId, c.session.id);
     const max = Math.min(this.#o.maxRegistrations ?? MAX_REGISTRATIONS_PER_CALL, perId);
     const from = peerHost(c.call.getPeer());
+    const budget = serviceNameBudget(this.#o.registry, c.spiffeId, c.session.id, { maxServices: this.#o.maxServices ?? DEFAULT_MAX_REGISTRY_SERVICES, maxServicesPerId: this.#o.maxServicesPerId ?? DEFAULT_MAX_SERVICES_PER_ID });
     const accepted: Registration[] = [];
     const refused: RegistrationRefusalMsg[] = [];
     const counts: Partial<Record<ErrorCode, number>> = {};
@@ -188,6 +196,12 @@ export class RegistrationHub {
       if (seen.has(key)) continue;
       if (accepted.length >= max) {
         refuse('TESSERA_ERR_DISCOVERY_TOO_MANY');
+        continue;
+      }
+      // Last, so that only an entry otherwise accepted spends the name budget.
+      const over = budget(service);
+      if (over) {
+        refuse(over);
         continue;
       }
       seen.add(key);

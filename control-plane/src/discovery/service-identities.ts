@@ -4,12 +4,15 @@
 // checks only that each endpoint presents the ID it was registered with. As Linkerd and Istio take a service's
 // identities from the service accounts of the pods it selects, and Consul asks for `service:write` on the name:
 // a service listed in `discovery.serviceIdentities` may be registered by the IDs its patterns match, and only by
-// them; any other by the workload its name points at, `<sa>[.<ns>[.svc…]]` → spiffe://<td>/ns/<ns|default>/sa/<sa>
-// (the IDs the Kubernetes attestor gives). A listed name also governs its other spellings (`api`, `api.default.svc`,
-// `api.default.svc.cluster.local` for `api.default`): callers reach a service by any of them (the forward proxy
+// them; any other by the workload its name points at as kube-dns reads it (`api`, `api.ns`, `api.ns.svc`,
+// `api.ns.svc.cluster.local`; `api.svc` is api in namespace svc) → spiffe://<td>/ns/<ns|default>/sa/<sa> (the IDs the
+// Kubernetes attestor gives). The reading is common/routing/kubernetes-service-name.ts, the forward proxy's too: a
+// name with no Kubernetes reading (`api.ns.svc.anything`) is nobody's until listed. A listed name also governs its
+// other spellings (`api`, `api.default.svc`, `api.default.svc.cluster.local` for `api.default`): callers reach a service by any of them (the forward proxy
 // tries the name as written first), so pinning one must pin all. Endpoints from Kubernetes or the static file are
 // the operator's word and are not judged here.
 import { anyOf, idPatternSource } from '../../../common/policy/pattern-regex.js';
+import { parseKubernetesServiceName } from '../../../common/routing/kubernetes-service-name.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 
 /** Whether `spiffeId` may register endpoints of `service`. */
@@ -18,12 +21,10 @@ export type MayServe = (service: string, spiffeId: string) => boolean;
 /** A Kubernetes namespace and service account. */
 type Account = { readonly ns: string; readonly sa: string };
 
-/** The namespace and service account a service name reads as (`api`, `api.ns`, `api.ns.svc…`), or null when it has none. */
+/** The namespace and service account a service name reads as under kube-dns (a bare name: `default`), or null when it has none. */
 function accountOf(service: string): Account | null {
-  const labels = service.split('.');
-  if (labels.length > 2 && labels[2] !== 'svc') return null;
-  const [sa, ns = 'default'] = labels;
-  return sa && ns ? { ns, sa } : null;
+  const k = parseKubernetesServiceName(service);
+  return k === null ? null : { ns: k.namespace ?? 'default', sa: k.service };
 }
 
 /** The key of a service's spellings: its account. */

@@ -190,6 +190,18 @@ export class ServiceRegistry {
     return n;
   }
 
+  /** The service names `spiffeId` holds in sessions other than `exceptSession` (live or in their grace). */
+  namesHeldBy(spiffeId: string, exceptSession: string): Set<string> {
+    const names = new Set<string>();
+    for (const s of this.#sessions.values()) if (s.spiffeId === spiffeId && s.id !== exceptSession) for (const r of s.registrations) names.add(r.service);
+    return names;
+  }
+
+  /** How many services have endpoints now. */
+  get size(): number {
+    return this.#merged.size;
+  }
+
   /** Every service with its endpoints (the admin view). */
   snapshot(): Record<string, readonly EndpointView[]> {
     return Object.fromEntries(this.services().map((s) => [s, this.endpoints(s)]));

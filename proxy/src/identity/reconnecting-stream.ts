@@ -1,6 +1,7 @@
 // Keeps one server stream open: opens it, hands every message on, and after an end or error reopens it after a
-// jittered exponential backoff (reset once a message arrives; the control-plane endpoints' full-jitter delay when
-// given). Timers and randomness are injected.
+// jittered exponential backoff (reset once a message is taken: one the handler refuses by failing the stream does
+// not reset it, so a control plane that keeps sending what the proxy refuses is retried ever more slowly, not 4
+// times a second; the control-plane endpoints' full-jitter delay when given). Timers and randomness are injected.
 import { type BackoffOptions, backoffDelay } from '../../../common/backoff.js';
 import { CONTROL_PLANE_RECONNECT_MAX_MS } from '../../../common/routing/reconnect-window.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
@@ -90,8 +91,9 @@ export class ReconnectingStream<T> {
       this.#stream = this.#o.open({
         onMessage: (msg) => {
           if (!current()) return;
-          this.#attempt = 0;
           this.#o.onMessage(msg);
+          // Still open: the message was taken. Closed by the handler (a refusal): the backoff goes on growing.
+          if (current() && this.#timer === undefined) this.#attempt = 0;
         },
         onClose: (error) => {
           if (!current()) return;

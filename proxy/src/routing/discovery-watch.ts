@@ -10,10 +10,14 @@ import type { IssuedSvid } from '../identity/control-plane-svid-source.js';
 import { ReconnectingStream, type ReconnectingStreamOptions, type StreamCallbacks, type StreamHandle } from '../identity/reconnecting-stream.js';
 import type { ServiceDirectory, WatchedServices } from './service-directory.js';
 
-/** What the outbound listeners route to: their `service:` names, or every service when one is a forward proxy. */
+/**
+ * What the outbound listeners route to: their `service:` names, or every service when one is a forward proxy (it
+ * routes by whatever host a request names, so it cannot list them up front); the named ones are then kept first
+ * should the view be over the directory's cap.
+ */
 export function watchedServicesOf(outbound: readonly Pick<OutboundConfig, 'route'>[]): WatchedServices | undefined {
-  if (outbound.some((o) => o.route.kind === 'http-proxy')) return { all: true };
   const services = new Set(outbound.flatMap((o) => (o.route.kind === 'service' ? [o.route.service] : [])));
+  if (outbound.some((o) => o.route.kind === 'http-proxy')) return { all: true, keep: services };
   return services.size > 0 ? { all: false, services } : undefined;
 }
 
@@ -22,8 +26,10 @@ export function watchRequestOf(w: WatchedServices): DiscoveryWatchRequestMsg {
 }
 
 export type DiscoveryWatchEvent =
-  | { readonly kind: 'applied'; readonly version: string; readonly full: boolean; readonly changed: readonly string[] }
+  | { readonly kind: 'applied'; readonly version: string; readonly full: boolean; readonly changed: readonly string[]; readonly leftOut: number }
   | { readonly kind: 'refused'; readonly version: string; readonly error: string }
+  /** The view is over the directory's cap: `leftOut` services are not held (emitted on each full update and when the count changes). */
+  | { readonly kind: 'over-cap'; readonly version: string; readonly leftOut: number; readonly kept: number }
   /** The first update of a stream arrived: the control plane is reachable and answering. */
   | { readonly kind: 'connected' }
   | { readonly kind: 'disconnected'; readonly error: string; readonly retryInMs: number };
@@ -116,11 +122,13 @@ export class DiscoveryWatch {
     if (slot) slot.answered = true;
     if (firstOfStream) this.#o.onEvent?.({ kind: 'connected' });
     let changed: readonly string[];
+    const leftOutBefore = this.#o.directory.leftOut;
+    let leftOut: number;
     try {
       // A stream starts with the complete state; an increment without it could apply to a stale base.
       const from = slot?.handle?.address;
       const rebase = firstOfStream && this.#applied && from !== this.#appliedFrom;
-      changed = this.#o.directory.apply(msg, this.#o.watched, { requireFull: firstOfStream, rebase }).changed;
+      ({ changed, leftOut } = this.#o.directory.apply(msg, this.#o.watched, { requireFull: firstOfStream, rebase }));
       this.#appliedFrom = from;
     } catch (e) {
       this.#o.onEvent?.({ kind: 'refused', version: String(msg?.version).slice(0, 40), error: errorText(e) });
@@ -128,7 +136,8 @@ export class DiscoveryWatch {
       return;
     }
     this.#applied = true;
-    this.#o.onEvent?.({ kind: 'applied', version: this.#o.directory.version!, full: msg.full === true, changed });
+    this.#o.onEvent?.({ kind: 'applied', version: this.#o.directory.version!, full: msg.full === true, changed, leftOut });
+    if (leftOut > 0 && (msg.full === true || leftOut !== leftOutBefore)) this.#o.onEvent?.({ kind: 'over-cap', version: this.#o.directory.version!, leftOut, kept: this.#o.directory.names().length });
     for (const l of this.#first.splice(0)) l();
   }
 

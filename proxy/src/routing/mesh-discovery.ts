@@ -28,7 +28,7 @@ export interface MeshDiscoveryOptions {
   readonly boundPort: (listener: string) => number | undefined;
   /** The proxy's readiness, registered with every endpoint (looked at every second, and on refresh()). */
   readonly ready: () => boolean;
-  readonly metrics: Pick<ProxyMetrics, 'discoveryUpdate' | 'discoveryConnected'>;
+  readonly metrics: Pick<ProxyMetrics, 'discoveryUpdate' | 'discoveryConnected' | 'discoveryLeftOut'>;
   readonly log: Logger;
   readonly timers?: Timers;
   readonly random?: () => number;
@@ -70,10 +70,13 @@ export function createMeshDiscovery(o: MeshDiscoveryOptions): MeshDiscovery {
         onEvent: (e) => {
           if (e.kind === 'applied') {
             metrics.discoveryUpdate('applied');
+            metrics.discoveryLeftOut(e.leftOut);
             log[e.full ? 'info' : 'debug']({ version: e.version, full: e.full, changed: e.changed.length }, 'discovery update applied');
           } else if (e.kind === 'refused') {
             metrics.discoveryUpdate('refused');
             log.warn({ version: e.version, err: e.error }, 'discovery update refused; the last endpoints stay');
+          } else if (e.kind === 'over-cap') {
+            log.warn({ code: 'TESSERA_ERR_DISCOVERY_OVER_CAP', version: e.version, kept: e.kept, leftOut: e.leftOut }, 'discovery view over the proxy\'s cap: own listeners\' services kept, the rest left out');
           } else if (e.kind === 'connected') {
             metrics.discoveryConnected(true);
           } else {

@@ -1,8 +1,9 @@
 // Which service a forward-proxy request names: the host of its absolute-form target, CONNECT authority or Host
-// header, without port or final dot, lower-cased; a Kubernetes DNS name (`api.default.svc.cluster.local`,
-// `api.default.svc`) names the service `api.default`. Pure: the caller says which names are known.
-
-const KUBERNETES_SUFFIXES = ['.svc.cluster.local', '.svc'];
+// header, without port, lower-cased, looked up as written (a final dot ignored); else as kube-dns reads it
+// (common/routing/kubernetes-service-name.ts, the control plane's reading too): `api.ns.svc`,
+// `api.ns.svc.cluster.local` name `api.ns`, while `api.svc` is `api` in namespace `svc` (`api.svc`), never `api`.
+// Pure: the caller says which names are known.
+import { canonicalServiceName, parseKubernetesServiceName } from '../../../common/routing/kubernetes-service-name.js';
 
 /**
  * The host part of "host", "host:port" or "[v6]:port", lower-cased and without a final dot; null when malformed
@@ -24,13 +25,10 @@ export function serviceOfHost(authority: string, known: (name: string) => boolea
   const host = hostOf(authority);
   if (!host) return null;
   if (known(host)) return host;
-  for (const suffix of KUBERNETES_SUFFIXES) {
-    if (host.endsWith(suffix)) {
-      const name = host.slice(0, -suffix.length);
-      if (known(name)) return name;
-    }
-  }
-  return null;
+  // kube-dns reads a final dot as an absolute name (only the full `…svc.cluster.local.` then resolves): keep it.
+  const k = parseKubernetesServiceName(/\.(?::\d+)?$/.test(authority) ? `${host}.` : host);
+  const name = k === null ? null : canonicalServiceName(k);
+  return name !== null && name !== host && known(name) ? name : null;
 }
 
 /** Splits an absolute-form target ("http://host:port/path?q") into its authority and origin-form rest; null when not one. */

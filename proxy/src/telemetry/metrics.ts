@@ -59,6 +59,7 @@ export class ProxyMetrics {
   readonly #workloadCalls: LabelTable<Cell>;
   readonly #discoveryUpdates: LabelTable<Cell>;
   readonly #discoveryConnected: Gauge;
+  readonly #discoveryLeftOut: Gauge;
 
   constructor(registry: Registry, opts: ProxyMetricsOptions = {}) {
     this.registry = registry;
@@ -128,6 +129,12 @@ export class ProxyMetrics {
       help: '1 while the Discovery/Watch stream is open and has delivered its first update, else 0 (routing goes on with the last endpoints).',
       registers: [registry],
     });
+    this.#discoveryLeftOut = new Gauge({
+      name: 'tessera_discovery_services_left_out',
+      help: 'Services with endpoints the last Discovery/Watch view carried that the proxy does not hold: over its 5,000 cap (TESSERA_ERR_DISCOVERY_OVER_CAP); 0 normally.',
+      registers: [registry],
+    });
+    this.#discoveryLeftOut.set(0);
     this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
     this.#revokedClosed = cellCounter(registry, 'tessera_connections_revoked_total', 'Open connections closed because the peer\'s SPIFFE ID or SVID serial was banned (tessera revoke), by direction.', ['direction'], str).table;
     this.#jwtCalls = cellCounter(
@@ -218,6 +225,10 @@ export class ProxyMetrics {
 
   discoveryConnected(connected: boolean): void {
     this.#discoveryConnected.set(connected ? 1 : 0);
+  }
+
+  discoveryLeftOut(services: number): void {
+    this.#discoveryLeftOut.set(services);
   }
 
   connectionOpened(direction: string): void {

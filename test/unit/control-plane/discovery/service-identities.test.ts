@@ -1,5 +1,5 @@
 // Who may self-register a service: a listed service only by the IDs its patterns match; any other by the workload
-// its name points at (<sa>[.<ns>[.svc…]] → spiffe://<td>/ns/<ns|default>/sa/<sa>).
+// its name points at as kube-dns reads it (<sa>[.<ns>[.svc[.cluster.local]]] → spiffe://<td>/ns/<ns|default>/sa/<sa>).
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
@@ -17,6 +17,14 @@ describe('service identities', () => {
     ['api.payments.svc.cluster.local', id('payments', 'api')],
     ['api.payments.example.com', null],
     ['a.b.c', null],
+    // As kube-dns reads it (common/routing/kubernetes-service-name.ts, the forward proxy's reading too).
+    ['api.svc', id('svc', 'api')],
+    ['api.svc.cluster.local', null],
+    ['API.Payments.SVC', id('payments', 'api')],
+    ['api.payments.svc.cluster.local.', id('payments', 'api')],
+    // `<sa>.<ns>.svc.<anything>` is no Kubernetes name: nobody's until listed (it let one ID register 1,024 names).
+    ['api.payments.svc.f17', null],
+    ['api.payments.svc.corp.example', null],
   ])('%s is served by default by %s', (service, expected) => {
     expect(conventionalId(TD, service)).toBe(expected);
   });

@@ -7,7 +7,7 @@ import type { OutboundConfig } from '../../../../proxy/src/config/proxy-config.j
 import type { IssuedSvid } from '../../../../proxy/src/identity/control-plane-svid-source.js';
 import type { StreamCallbacks } from '../../../../proxy/src/identity/reconnecting-stream.js';
 import { DiscoveryWatch, type DiscoveryWatchEvent, watchedServicesOf } from '../../../../proxy/src/routing/discovery-watch.js';
-import { ServiceDirectory } from '../../../../proxy/src/routing/service-directory.js';
+import { MAX_SERVICES, ServiceDirectory } from '../../../../proxy/src/routing/service-directory.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 
 const ep = (address: string): EndpointMsg => ({ address, spiffe_id: 'spiffe://example.org/ns/default/sa/api', protocol: 'http', ready: true, zone: '', weight: 0, source: 'self' });
@@ -50,7 +50,8 @@ describe('DiscoveryWatch', () => {
   test('asks for the services of service: listeners, or all when one listener is a forward proxy', () => {
     const svc = (service: string) => outbound({ kind: 'service', service });
     expect(watchedServicesOf([svc('b'), svc('a'), svc('a')])).toEqual({ all: false, services: new Set(['a', 'b']) });
-    expect(watchedServicesOf([svc('a'), outbound({ kind: 'http-proxy' })])).toEqual({ all: true });
+    // A forward proxy asks for all; its service: listeners' names are kept first should the view pass the cap.
+    expect(watchedServicesOf([svc('a'), outbound({ kind: 'http-proxy' })])).toEqual({ all: true, keep: new Set(['a']) });
     expect(watchedServicesOf([outbound({ kind: 'static' } as OutboundConfig['route'])])).toBeUndefined();
     const h = harness();
     h.watch.start();
@@ -83,7 +84,7 @@ describe('DiscoveryWatch', () => {
     expect(h.events.map((e) => e.kind)).toEqual(['connected', 'applied', 'applied', 'disconnected', 'connected', 'applied']);
   });
 
-  test('a refused update keeps the endpoints, is reported, and the stream reopens after the backoff', () => {
+  test('a refused update keeps the endpoints, is reported, and the stream reopens after a backoff that grows while refusals go on', () => {
     const h = harness();
     h.watch.start();
     h.streams[0]!.cb.onMessage(msg(10, true, { api: [ep('127.0.0.2:1')] }));
@@ -101,9 +102,67 @@ describe('DiscoveryWatch', () => {
     h.streams[1]!.cb.onMessage(msg(12, false, { api: [] }));
     expect(h.addrs('api')).toEqual(['127.0.0.2:1']);
     expect(h.directory.refused).toBe(2);
+    // The refused message did not reset the backoff: the next try waits twice as long (not 4 a second for ever).
+    expect(h.events.at(-1)).toMatchObject({ kind: 'disconnected', retryInMs: 200 });
+    h.time.advance(100);
+    expect(h.streams).toHaveLength(2);
     h.time.advance(100);
     h.streams[2]!.cb.onMessage(msg(12, true, { api: [ep('127.0.0.5:1')] }));
     expect(h.addrs('api')).toEqual(['127.0.0.5:1']);
+    // Taken: the next loss starts again from the first delay.
+    h.streams[2]!.cb.onClose(new Error('UNAVAILABLE'));
+    expect(h.events.at(-1)).toMatchObject({ kind: 'disconnected', retryInMs: 100 });
+  });
+
+  test('refusal after refusal: the delay doubles up to its cap', () => {
+    const h = harness();
+    h.watch.start();
+    const delays: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      h.streams[i]!.cb.onMessage(msg(1, false, { api: [] }));
+      const last = h.events.at(-1);
+      delays.push(last?.kind === 'disconnected' ? last.retryInMs : -1);
+      h.time.advance(delays[i]!);
+    }
+    expect(delays).toEqual([100, 200, 400, 800, 1000, 1000]);
+  });
+
+  test('a view of all services over the cap: the service: listeners\' services and what fits are kept, the stream stays open, over-cap reported', () => {
+    const time = new FakeTime();
+    const streams: { cb: StreamCallbacks<DiscoveryUpdateMsg>; cancelled: boolean }[] = [];
+    const events: DiscoveryWatchEvent[] = [];
+    const directory = new ServiceDirectory();
+    const watch = new DiscoveryWatch({
+      open: (_svid, _req, cb) => {
+        const s = { cb, cancelled: false };
+        streams.push(s);
+        return {
+          cancel: () => {
+            s.cancelled = true;
+          },
+        };
+      },
+      currentSvid: () => ({}) as IssuedSvid,
+      directory,
+      watched: { all: true, keep: new Set(['zz-api']) },
+      onEvent: (e) => events.push(e),
+      timers: time,
+      backoff: { initialMs: 100, maxMs: 1_000, jitter: 0 },
+    });
+    watch.start();
+    const flood: Record<string, EndpointMsg[]> = { 'zz-api': [ep('127.0.0.9:1')] };
+    for (let i = 0; i < MAX_SERVICES + 124; i++) flood[`f${String(i).padStart(5, '0')}`] = [ep('127.0.0.2:1')];
+    streams[0]!.cb.onMessage(msg(1, true, flood));
+    expect(streams[0]!.cancelled).toBe(false);
+    expect(watch.connected).toBe(true);
+    expect(directory.names()).toHaveLength(MAX_SERVICES);
+    expect(directory.get('zz-api')).toHaveLength(1);
+    expect(directory.leftOut).toBe(125);
+    expect(events.filter((e) => e.kind === 'refused' || e.kind === 'disconnected')).toEqual([]);
+    expect(events.find((e) => e.kind === 'over-cap')).toEqual({ kind: 'over-cap', version: '1', leftOut: 125, kept: MAX_SERVICES });
+    // Changes still arrive: the named service moves.
+    streams[0]!.cb.onMessage(msg(2, false, { 'zz-api': [ep('127.0.0.9:2')] }));
+    expect(directory.get('zz-api')?.map((e) => e.port)).toEqual([2]);
   });
 
   test('an older snapshot after a reconnect (a stale replica) is refused', () => {

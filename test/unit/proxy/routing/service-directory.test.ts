@@ -4,7 +4,7 @@
 import { describe, expect, test } from 'vitest';
 import type { DiscoveryUpdateMsg, EndpointMsg, ServiceEndpointsMsg } from '../../../../common/contract/discovery-v1.js';
 import { isTesseraError } from '../../../../common/errors.js';
-import { MAX_ENDPOINTS_PER_SERVICE, MAX_SERVICES, ServiceDirectory, type WatchedServices } from '../../../../proxy/src/routing/service-directory.js';
+import { MAX_ENDPOINTS_PER_SERVICE, MAX_SERVICES, MAX_UPDATE_SERVICES, ServiceDirectory, type WatchedServices } from '../../../../proxy/src/routing/service-directory.js';
 
 const ALL: WatchedServices = { all: true };
 const watching = (...services: string[]): WatchedServices => ({ all: false, services: new Set(services) });
@@ -97,7 +97,7 @@ describe('ServiceDirectory', () => {
     ['a service twice', () => update(9, false, [{ service: 'api', endpoints: good() }, { service: 'api', endpoints: [] }])],
     ['an address twice in a service', () => update(9, false, { api: [ep('127.0.0.7:15006'), ep('127.0.0.7:15006', { ready: false })] })],
     ['too many endpoints in a service', () => update(9, false, { api: good(), web: Array.from({ length: MAX_ENDPOINTS_PER_SERVICE + 1 }, (_, i) => ep(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}:1`)) })],
-    ['too many services', () => update(9, true, Array.from({ length: MAX_SERVICES + 1 }, (_, i) => ({ service: `s${i}`, endpoints: [] })))],
+    ['more services than any update may carry', () => update(9, true, Array.from({ length: MAX_UPDATE_SERVICES + 1 }, (_, i) => ({ service: `s${i}`, endpoints: [] })))],
     ['endpoints not a list', () => update(9, false, [{ service: 'api', endpoints: good() }, { service: 'web', endpoints: 'x' as unknown as EndpointMsg[] }])],
     ['services not a list', () => ({ ...update(9, false, {}), services: null as unknown as ServiceEndpointsMsg[] })],
     ['a version that is not a number', () => update('9a', false, { api: good() })],
@@ -181,11 +181,60 @@ describe('ServiceDirectory', () => {
     expect(d.refused).toBe(0);
     expect(calls).toBeGreaterThan(20_000);
 
-    // And services that never go away: capped at MAX_SERVICES, the update that would pass it refused whole.
+    // And services that never go away: capped at MAX_SERVICES, the one past it left out (counted), nothing refused.
     const big = new ServiceDirectory();
     big.apply(update(1, true, Array.from({ length: MAX_SERVICES }, (_, i) => ({ service: `s${i}`, endpoints: [ep('10.0.0.1:1')] }))), ALL);
-    expect(() => big.apply(update(2, false, { extra: [ep('10.0.0.1:1')] }), ALL)).toThrow(/5001 services \(at most 5000\)/);
+    expect(big.apply(update(2, false, { extra: [ep('10.0.0.1:1')] }), ALL)).toMatchObject({ changed: [], leftOut: 1 });
     expect(big.names()).toHaveLength(MAX_SERVICES);
     expect(big.get('extra')).toBeUndefined();
+    expect(big.refused).toBe(0);
+  });
+
+  describe('a view of all services over MAX_SERVICES', () => {
+    const flood = (version: number, n: number, extra: Record<string, EndpointMsg[]> = {}) => {
+      const services: Record<string, EndpointMsg[]> = {};
+      for (let i = 0; i < n; i++) services[`f${String(i).padStart(5, '0')}`] = [ep('10.0.0.1:1')];
+      return update(version, true, { ...services, ...extra });
+    };
+
+    test('full: the keep names first (even sorting last), then by name; the rest counted, never refused', () => {
+      const d = new ServiceDirectory();
+      const r = d.apply(flood(1, MAX_SERVICES + 10, { 'zz-api': [ep('10.0.0.2:1')], 'zz-solo': [ep('10.0.0.3:1')] }), { all: true, keep: new Set(['zz-api', 'zz-solo', 'zz-absent']) });
+      expect(r.leftOut).toBe(12);
+      expect(d.leftOut).toBe(12);
+      expect(d.names()).toHaveLength(MAX_SERVICES);
+      expect(d.get('zz-api')).toHaveLength(1);
+      expect(d.get('zz-solo')).toHaveLength(1);
+      expect(d.get('f00000')).toHaveLength(1);
+      expect(d.get(`f${String(MAX_SERVICES + 9).padStart(5, '0')}`)).toBeUndefined();
+      expect(d.refused).toBe(0);
+    });
+
+    test('those already held stay over newcomers (no churn); a keep name comes in even when full', () => {
+      const d = new ServiceDirectory();
+      const keep = new Set(['zz-api']);
+      d.apply(flood(1, MAX_SERVICES), { all: true, keep });
+      expect(d.leftOut).toBe(0);
+      // A newcomer sorting first does not push out a held one.
+      expect(d.apply(update(2, false, { a0: [ep('10.0.0.4:1')] }), { all: true, keep }).leftOut).toBe(1);
+      expect(d.get('a0')).toBeUndefined();
+      // The listener's own service does come in, in place of one of the others.
+      d.apply(update(3, false, { 'zz-api': [ep('10.0.0.2:1')] }), { all: true, keep });
+      expect(d.get('zz-api')).toHaveLength(1);
+      expect(d.names()).toHaveLength(MAX_SERVICES);
+      expect(d.leftOut).toBe(2);
+      // Room again: a full update brings the left-out ones back, the count goes to 0.
+      expect(d.apply(flood(4, 10, { a0: [ep('10.0.0.4:1')], 'zz-api': [ep('10.0.0.2:1')] }), { all: true, keep }).leftOut).toBe(0);
+      expect(d.get('a0')).toHaveLength(1);
+      expect(d.names()).toHaveLength(12);
+    });
+
+    test('a left-out service that goes away is no longer counted', () => {
+      const d = new ServiceDirectory();
+      d.apply(flood(1, MAX_SERVICES + 1), ALL);
+      expect(d.leftOut).toBe(1);
+      d.apply(update(2, false, { [`f${String(MAX_SERVICES).padStart(5, '0')}`]: [] }), ALL);
+      expect(d.leftOut).toBe(0);
+    });
   });
 });

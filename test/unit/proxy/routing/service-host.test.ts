@@ -98,17 +98,29 @@ describe('serviceOfHost', () => {
     ['api.default.svc.cluster.local:443', 'api.default'],
     ['API.DEFAULT.SVC.CLUSTER.LOCAL.:443', 'api.default'],
     ['web', 'web'],
-    ['web.svc', 'web'],
-    ['web.svc.cluster.local.', 'web'],
     ['payments.prod.svc.cluster.local', 'payments.prod'],
-    // A known name that itself ends like a suffix is taken as it is first.
+    ['payments.prod.svc.cluster.local.', 'payments.prod'],
+    // `foo.svc` is service foo in namespace svc, as kube-dns reads it (found as foo.svc.svc.cluster.local).
     ['foo.svc', 'foo.svc'],
     ['foo.svc.svc', 'foo.svc'],
+    ['foo.svc.svc.cluster.local', 'foo.svc'],
   ])('%j → %j', (authority, service) => {
     expect(serviceOfHost(authority, known)).toBe(service);
   });
 
   test.each([
+    // `X.svc` is X in namespace svc, never the default namespace's X (kube-dns and the control plane agree).
+    'web.svc',
+    'web.svc:80',
+    'WEB.SVC',
+    'web.svc.cluster.local',
+    'web.svc.cluster.local.',
+    'api.svc',
+    'api.svc.cluster.local',
+    // A final dot makes a name absolute in DNS: only the full form resolves.
+    'api.default.svc.',
+    // Another cluster domain than cluster.local is not read.
+    'api.default.svc.corp.example',
     'api',
     'default',
     'api.default.svc.cluster',

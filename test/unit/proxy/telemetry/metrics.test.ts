@@ -29,6 +29,7 @@ const NAMES = [
   'tessera_connections_active',
   'tessera_connections_revoked_total',
   'tessera_discovery_connected',
+  'tessera_discovery_services_left_out',
   'tessera_discovery_updates_total',
   'tessera_mux_fallbacks_total',
   'tessera_mux_sessions_active',
@@ -293,6 +294,9 @@ describe('ProxyMetrics', () => {
     expect(await value(r, 'tessera_discovery_connected', {})).toBe(1);
     m.discoveryConnected(false);
     expect(await value(r, 'tessera_discovery_connected', {})).toBe(0);
+    expect(await value(r, 'tessera_discovery_services_left_out', {})).toBe(0);
+    m.discoveryLeftOut(124);
+    expect(await value(r, 'tessera_discovery_services_left_out', {})).toBe(124);
   });
 
   test('label combinations past the per-metric limit fold into one other series, counts preserved', async () => {
