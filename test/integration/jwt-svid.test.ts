@@ -3,14 +3,16 @@
 // generic Workload API client (the public proto + grpc-js, nothing of Tessera's) fetches a JWT-SVID, validates it
 // through ValidateJWTSVID, reads the JWT bundle; `jose` verifies it independently against bundle.spiffe.json; the
 // CLI fetches and verifies one; refusals carry their code and are counted; no token text reaches the audit log; the
-// Workload API and the CLI give one verdict for hostile tokens signed with the domain's real key.
+// Workload API and the CLI give one verdict for hostile tokens signed with the domain's real key. `svid verify --jwt`
+// runs through the built binary for its first cases of each test, in-process (runCli) for the rest.
 import { createPrivateKey, sign } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type JWK, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { type RunningControlPlane, TD, controlPlaneClients, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
+import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
@@ -166,9 +168,8 @@ describe('the control plane signs only for a caller proven by its client SVID', 
 describe('the CLI', () => {
   test('svid fetch --jwt prints the JWT alone; svid verify --jwt accepts it and refuses another audience', async () => {
     const id = `spiffe://${TD}/batch/report`;
-    const created = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', id]);
-    expect(created.code).toBe(0);
-    const fetched = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', created.stdout.trim(), '--jwt', '--audience', 'queue', '--audience', 'gateway']);
+    // The token through admin.sock (`token create` has tests of its own); the fetch is this test's command.
+    const fetched = await tessera(['svid', 'fetch', '--control-plane', cp.grpc, '--bundle', join(cp.dataDir, 'bundle.pem'), '--join-token', await createJoinToken(cp.dataDir, id), '--jwt', '--audience', 'queue', '--audience', 'gateway']);
     expect(fetched.code, fetched.stderr).toBe(0);
     const token = fetched.stdout.trim();
     expect(token).toMatch(/^[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -183,16 +184,16 @@ describe('the CLI', () => {
     expect(bad.code).toBe(1);
     expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false, spiffeId: id, reason: 'wrong_audience', code: 'TESSERA_ERR_JWT_SVID_WRONG_AUDIENCE' });
 
-    const late = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--at', String(Math.floor(Date.now() / 1000) + 3600), token]);
+    const late = await tesseraInProcess(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--at', String(Math.floor(Date.now() / 1000) + 3600), token]);
     expect(JSON.parse(late.stdout)).toMatchObject({ valid: false, reason: 'expired' });
 
     // The high-S twin (r, n − s) of the token: the second spelling of it, refused as ValidateJWTSVID refuses it;
     // --any-s takes it (a token of an issuer that signs either S).
     const twin = highSTwin(token);
-    const highS = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', twin]);
+    const highS = await tesseraInProcess(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', twin]);
     expect(highS.code).toBe(1);
     expect(JSON.parse(highS.stdout)).toMatchObject({ valid: false, reason: 'malformed', code: 'TESSERA_ERR_JWT_SVID_MALFORMED' });
-    const anyS = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--any-s', twin]);
+    const anyS = await tesseraInProcess(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'queue', '--any-s', twin]);
     expect(JSON.parse(anyS.stdout)).toMatchObject({ valid: true, spiffeId: id });
 
     const usage = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, token]);
@@ -211,8 +212,8 @@ async function signedByDomain(claims: Record<string, unknown>): Promise<string> 
   return isLowS(token) ? token : highSTwin(token);
 }
 
-// Audit 38c F4, I1, I2: the Workload API (over its socket, on a real proxy) and `tessera svid verify --jwt` (a
-// child process) give one verdict, with one code, for the same string.
+// Audit 38c F4, I1, I2: the Workload API (over its socket, on a real proxy) and `tessera svid verify --jwt` (the
+// built binary, or its runCli in-process) give one verdict, with one code, for the same string.
 describe('ValidateJWTSVID and svid verify --jwt judge a token alike', () => {
   test('a reserved subject, an iat ahead or not a date, whitespace around the token: refused by both with the same code; the control token valid in both', async () => {
     const now = Math.floor(Date.now() / 1000);
@@ -229,9 +230,10 @@ describe('ValidateJWTSVID and svid verify --jwt judge a token alike', () => {
       ['a trailing newline', `${good}\n`, 'TESSERA_ERR_JWT_SVID_MALFORMED'],
     ];
     const bundle = join(cp.dataDir, 'bundle.spiffe.json');
-    for (const [what, svid, code] of cases) {
+    for (const [i, [what, svid, code]] of cases.entries()) {
       const wlAnswer = await validate('q', svid);
-      const cli = await tessera(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'q', svid]);
+      // The control and the first refusal through the binary, the other cases in-process (the same runCli).
+      const cli = await (i < 2 ? tessera : tesseraInProcess)(['svid', 'verify', '--jwt', '--bundle', bundle, '--audience', 'q', svid]);
       const verdict = JSON.parse(cli.stdout) as { valid: boolean; code: string | null };
       if (code === null) {
         expect(wlAnswer.err, what).toBeNull();
