@@ -9,6 +9,7 @@ import { parse as parseYaml, parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { type InjectorWebhook, MAX_REVIEW_BYTES, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
 import { applyJsonPatch } from '../helpers/json-patch.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { validateK8sObject } from '../unit/deploy/k8s-schema.js';
 import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
@@ -354,9 +355,10 @@ describe('tessera inject (built CLI) does what the webhook does', () => {
     expect(cliService).toEqual(service);
     for (const o of [cliPod, cliDeploy]) expect(validateK8sObject(o).errors).toEqual([]);
 
-    // Idempotent offline too: injecting the output again changes nothing.
+    // Idempotent offline too: injecting the output again changes nothing. This case and the usage error run in-process
+    // (runCli, what the binary wires its I/O into); the first injection and the bad annotation through the binary.
     await writeFile(join(dir, 'out.yaml'), r.stdout);
-    const twice = await tessera(['inject', '-f', join(dir, 'out.yaml'), '--bundle', join(dir, 'bundle.pem'), '--image', TEST_CONFIG.proxyImage]);
+    const twice = await tesseraInProcess(['inject', '-f', join(dir, 'out.yaml'), '--bundle', join(dir, 'bundle.pem'), '--image', TEST_CONFIG.proxyImage]);
     expect(parseAllDocuments(twice.stdout).map((d) => d.toJS())).toEqual([cliPod, cliDeploy, cliService]);
     expect(twice.stderr).toContain('skipped: already-injected');
 
@@ -365,6 +367,6 @@ describe('tessera inject (built CLI) does what the webhook does', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toContain('TESSERA_ERR_INJECT_BAD_ANNOTATION');
     expect(bad.stderr).toContain('tessera.dev/outbound');
-    expect((await tessera(['inject', '--bundle', join(dir, 'bundle.pem')])).code).toBe(2);
+    expect((await tesseraInProcess(['inject', '--bundle', join(dir, 'bundle.pem')])).code).toBe(2);
   });
 });
