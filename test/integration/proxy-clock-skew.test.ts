@@ -63,6 +63,8 @@ describe('a proxy whose clock is off the control plane', () => {
     expect(sumSeries(await metricsText(p.admin), 'tessera_control_plane_clock_offset_seconds')).toBe(0);
     expect(((await (await fetch(`http://127.0.0.1:${p.admin}/certs`)).json()) as { controlPlaneClockOffsetSeconds: number | null }).controlPlaneClockOffsetSeconds).toBe(0);
     expect(p.stdout() + p.stderr()).not.toContain("this host's clock");
+    // Each test's proxy is stopped at its end: nothing later uses it, and idle it would renew until the file ends.
+    await p.stop();
   });
 
   test('ahead by 0.6 of the lifetime: one renewal at half the lifetime by the control plane, no loop; the offset is shown', async () => {
@@ -83,6 +85,7 @@ describe('a proxy whose clock is off the control plane', () => {
     expect(p.stdout() + p.stderr()).toMatch(/"msg":"this host's clock is 2\d(\.\d)? s ahead of the control plane's \(from its SignSvid answer\)/);
     // Ready: its SVID is valid for peers with the control plane's time, though expired by this host's clock.
     expect((await fetch(`http://127.0.0.1:${p.admin}/ready`)).status).toBe(200);
+    await p.stop();
   }, 30_000);
 
   test('behind by more than the backdate: the answer is held until valid here, then installed; the offset is shown', async () => {
@@ -98,6 +101,7 @@ describe('a proxy whose clock is off the control plane', () => {
     expect(p.stdout() + p.stderr()).toMatch(/"msg":"this host's clock is [678](\.\d)? s behind the control plane's/);
     expect(p.stdout() + p.stderr()).toMatch(/held, installed at [^"]* by this host's clock \(about [678] s behind the control plane's\)/);
     expect((await issued(id)).length).toBe(1);
+    await p.stop();
   }, 30_000);
 
   test('restarted from its state dir with a clock ahead: the kept SVID, expired only by this clock, is renewed, not thrown away (audit 53b F2)', async () => {
