@@ -13,35 +13,9 @@ import type { Timers } from '../../../shared-io/timers.js';
 import type { SourceView } from './endpoint-source.js';
 import { type Offer, RANK, takesOver } from './endpoint-merge.js';
 import type { MayServe } from './service-identities.js';
+import type { LoadedSession, Registration, RegistrationPersistence, StoredSession } from './registration-session.js';
 
-export interface Registration {
-  readonly service: string;
-  readonly endpoint: ServiceEndpoint;
-}
-
-/** A session as persisted: who registered what (the store's rows, grouped). */
-export interface StoredSession {
-  readonly id: string;
-  readonly spiffeId: string;
-  readonly registrations: readonly Registration[];
-}
-
-/** A session as read back: which registry owns it, and when that one last said it was alive. */
-export interface LoadedSession extends StoredSession {
-  readonly owner: string;
-  readonly heartbeatAtMs: number;
-}
-
-/** Where sessions survive a restart and meet other replicas' (the store's RegistrationStore). */
-export interface RegistrationPersistence {
-  save(session: StoredSession, atMs: number, owner: string): Promise<void>;
-  remove(sessionId: string): Promise<void>;
-  loadAll(): Promise<LoadedSession[]>;
-  /** Refreshes `owner`'s sessions listed; returns the ids that were still stored. */
-  heartbeat(owner: string, sessionIds: readonly string[], atMs: number): Promise<string[]>;
-  /** Deletes every session not heartbeaten since `beforeMs`; returns how many went. */
-  removeStale(beforeMs: number): Promise<number>;
-}
+export type { LoadedSession, Registration, RegistrationPersistence, StoredSession } from './registration-session.js';
 
 /** The shortest heartbeat period, whatever the grace (a grace of 0 would otherwise mean a busy loop). */
 export const MIN_HEARTBEAT_MS = 250;
