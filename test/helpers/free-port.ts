@@ -14,11 +14,24 @@ function tryListenOn(port: number, host: string): Promise<boolean> {
   });
 }
 
+/**
+ * Vitest's files run in several workers at once, each picking ports here: a port one worker found free could be
+ * taken by another's pick before its part bound it (a CI run lost `tessera up`'s app to EADDRINUSE that way). Each
+ * worker (VITEST_POOL_ID, 1 … maxWorkers) picks from its own eighth of the range; a run outside vitest, from all of it.
+ */
+const SLICES = 8;
+function pickRange(high: number): { low: number; size: number } {
+  const pool = Number(process.env['VITEST_POOL_ID']);
+  if (!Number.isInteger(pool) || pool < 1) return { low: MOVED_LOW, size: high - MOVED_LOW };
+  const size = Math.floor((high - MOVED_LOW) / SLICES);
+  return { low: MOVED_LOW + ((pool - 1) % SLICES) * size, size };
+}
+
 /** The first of `count` consecutive ports free on `host` right now, below the ephemeral range. */
 export async function freeLowPorts(count: number, host = '127.0.0.1'): Promise<number> {
-  const high = movedHigh();
+  const { low, size } = pickRange(movedHigh());
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = MOVED_LOW + Math.floor(Math.random() * (high - MOVED_LOW - count));
+    const base = low + Math.floor(Math.random() * (size - count));
     let all = true;
     for (let i = 0; i < count && all; i++) all = await tryListenOn(base + i, host);
     if (all) return base;
