@@ -8,13 +8,13 @@
 // clients and apps.
 import { readFile, writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { StreamsApp, type StreamsClient, streamsClient } from '../../bench/hold/grpc-streams.js';
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { startTrickleH2App, type TrickleH2App } from '../helpers/trickle-h2-app.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
@@ -31,9 +31,7 @@ const proxies: ProxyProcess[] = [];
 const clients: StreamsClient[] = [];
 const sessions: http2.ClientHttp2Session[] = [];
 let grpcApp: StreamsApp;
-/** An h2c app that answers every stream with a head and then 64 bytes every 50 ms, no content-length, no end. */
-let h2app: http2.Http2Server;
-const appSessions = new Set<http2.ServerHttp2Session>();
+let h2app: TrickleH2App | undefined;
 
 interface AccessLine {
   readonly path?: string;
@@ -45,17 +43,7 @@ interface AccessLine {
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
-  h2app = http2.createServer();
-  h2app.on('session', (s) => appSessions.add(s));
-  h2app.on('stream', (stream) => {
-    stream.on('error', () => undefined);
-    stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
-    const timer = setInterval(() => {
-      if (!stream.closed) stream.write(Buffer.alloc(64, 0x61));
-    }, 50);
-    stream.on('close', () => clearInterval(timer));
-  });
-  await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
+  h2app = await startTrickleH2App();
   grpcApp = new StreamsApp();
   const grpcPort = await grpcApp.start();
   const cpDir = join(dir, 'cp');
@@ -69,7 +57,7 @@ beforeAll(async () => {
     dir,
     'api',
     API,
-    `inbound:\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(h2app.address() as AddressInfo).port}, protocol: http2 }\n  - { name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${grpcPort}, protocol: grpc }\n`,
+    `inbound:\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${h2app.port}, protocol: http2 }\n  - { name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${grpcPort}, protocol: grpc }\n`,
     'telemetry: { accessLog: api-access.log }\nlimits: { drainTimeout: 1s }\n',
   );
   proxies.push(api);
@@ -81,8 +69,7 @@ afterAll(async () => {
   for (const p of proxies.reverse()) await p.stop(5_000);
   await cp?.stop();
   grpcApp?.close();
-  for (const s of appSessions) s.destroy();
-  await new Promise((r) => h2app?.close(r));
+  await h2app?.close();
   await cleanup?.();
 });
 

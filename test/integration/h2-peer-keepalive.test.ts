@@ -7,7 +7,6 @@
 // serving one (api); node:http2 and grpc-js clients and apps.
 import { readFile, writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
@@ -15,6 +14,7 @@ import { StreamsApp, type StreamsClient, streamsClient } from '../../bench/hold/
 import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { startTrickleH2App, type TrickleH2App } from '../helpers/trickle-h2-app.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
@@ -30,9 +30,7 @@ let web: ProxyProcess;
 const clients: StreamsClient[] = [];
 const sessions: http2.ClientHttp2Session[] = [];
 let grpcApp: StreamsApp;
-/** An h2c app that answers every stream with a head and then 64 bytes every 50 ms, with no end. */
-let h2app: http2.Http2Server;
-const appSessions = new Set<http2.ServerHttp2Session>();
+let h2app: TrickleH2App | undefined;
 
 interface AccessLine {
   readonly path?: string;
@@ -43,17 +41,7 @@ interface AccessLine {
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
-  h2app = http2.createServer();
-  h2app.on('session', (s) => appSessions.add(s));
-  h2app.on('stream', (stream) => {
-    stream.on('error', () => undefined);
-    stream.respond({ ':status': 200, 'content-type': 'application/octet-stream' });
-    const timer = setInterval(() => {
-      if (!stream.closed) stream.write(Buffer.alloc(64, 0x61));
-    }, 50);
-    stream.on('close', () => clearInterval(timer));
-  });
-  await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
+  h2app = await startTrickleH2App();
   grpcApp = new StreamsApp();
   const grpcPort = await grpcApp.start();
   const cpDir = join(dir, 'cp');
@@ -67,7 +55,7 @@ beforeAll(async () => {
     dir,
     'api',
     API,
-    `inbound:\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(h2app.address() as AddressInfo).port}, protocol: http2 }\n  - { name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${grpcPort}, protocol: grpc }\n`,
+    `inbound:\n  - { name: h2, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${h2app.port}, protocol: http2 }\n  - { name: grpc, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${grpcPort}, protocol: grpc }\n`,
   );
   web = await startAttestedProxy(
     cp,
@@ -87,8 +75,7 @@ afterAll(async () => {
   await api?.stop(5_000);
   await cp?.stop();
   grpcApp?.close();
-  for (const s of appSessions) s.destroy();
-  await new Promise((r) => h2app?.close(r));
+  await h2app?.close();
   await cleanup?.();
 });
 
