@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
 import { DEFAULT_ROUTING, type RoutingSettings } from '../../../../proxy/src/config/routing-config.js';
 import { EndpointBalancer } from '../../../../proxy/src/routing/endpoint-balancer.js';
-import type { Lease } from '../../../../proxy/src/routing/lease.js';
+import { runLoad } from '../../../helpers/balancer-load.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { seededRandom } from '../../../helpers/seeded-random.js';
 
@@ -21,28 +21,7 @@ function setup(seed: number, settings: Partial<RoutingSettings> = {}) {
 
 /** A request every `intervalMs`, held for its endpoint's latency (± 20 %, seeded); returns the address of each. */
 function run(b: EndpointBalancer<string>, time: FakeTime, requests: number, intervalMs: number, latencyMs: (a: string) => number, seed: number): string[] {
-  const jitter = seededRandom(seed + 100);
-  const picks: string[] = [];
-  const pending: { at: number; lease: Lease<string>; rtt: number }[] = [];
-  const completeUntil = (t: number) => {
-    pending.sort((x, y) => x.at - y.at);
-    while (pending.length > 0 && pending[0]!.at <= t) {
-      const p = pending.shift()!;
-      time.advance(p.at - time.nowMs());
-      p.lease.observe(p.rtt);
-      p.lease.end('success');
-    }
-    time.advance(t - time.nowMs());
-  };
-  for (let i = 0; i < requests; i++) {
-    completeUntil(time.nowMs() + intervalMs);
-    const lease = b.pick()!;
-    picks.push(lease.address);
-    const rtt = latencyMs(lease.address) * (0.8 + 0.4 * jitter());
-    pending.push({ at: time.nowMs() + rtt, lease, rtt });
-  }
-  completeUntil(time.nowMs() + 10_000);
-  return picks;
+  return runLoad(b, time, requests, intervalMs, latencyMs, seed + 100).picks;
 }
 
 const shareOf = (picks: readonly string[], a: string) => picks.filter((p) => p === a).length / picks.length;
