@@ -103,16 +103,3 @@ export class SvidChains {
 export function workloadOrder(a: WorkloadRow, b: WorkloadRow): number {
   return a.spiffeId < b.spiffeId ? -1 : a.spiffeId > b.spiffeId ? 1 : b.issuedAtMs - a.issuedAtMs || (a.serial < b.serial ? -1 : a.serial > b.serial ? 1 : 0);
 }
-
-/**
- * One row per chain head, by SPIFFE ID then newest first. The control plane's own SVIDs are all "self" (it renews
- * without a chain): only its newest is a head.
- */
-export function workloadRows(chains: SvidChains): WorkloadRow[] {
-  const rows: WorkloadRow[] = [];
-  for (const [serial, r] of chains.bySerial) {
-    const head = chains.headRow(serial, r);
-    if (head) rows.push(head);
-  }
-  return rows.sort(workloadOrder);
-}

@@ -5,9 +5,19 @@
 import { describe, expect, test } from 'vitest';
 import { canonicalSerial } from '../../../../common/pki/serial.js';
 import { scanLiveSvids } from '../../../../control-plane/src/admin/dashboard/live-svid-scan.js';
-import { SvidChains, type WorkloadRow, workloadRows } from '../../../../control-plane/src/admin/dashboard/workload-panel.js';
+import { SvidChains, type WorkloadRow, workloadOrder } from '../../../../control-plane/src/admin/dashboard/workload-panel.js';
 import type { IssuedSvidRow } from '../../../../control-plane/src/store/store-contract.js';
 import { livePages } from '../../../helpers/live-pages.js';
+
+/** The reference: every chain head at once, sorted (the panel's rows before the scan read them in slices). */
+function workloadRows(chains: SvidChains): WorkloadRow[] {
+  const rows: WorkloadRow[] = [];
+  for (const [serial, r] of chains.bySerial) {
+    const head = chains.headRow(serial, r);
+    if (head) rows.push(head);
+  }
+  return rows.sort(workloadOrder);
+}
 
 const TD = 'example.org';
 const NOW = 1_000_000;
