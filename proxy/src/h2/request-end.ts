@@ -6,7 +6,8 @@
 // errors (a content-length its DATA did not meet, a pseudo-header in its trailers: nghttp2 resets it) never ends.
 import type * as http2 from 'node:http2';
 import { constants } from 'node:http2';
-import { addAbortSignal, type Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
+import { cancelStream } from './stream-cancel.js';
 
 /** True once `stream`'s request body came to its END_STREAM, not to a reset. */
 export function endedCleanly(stream: http2.ServerHttp2Stream): boolean {
@@ -31,8 +32,8 @@ export function relayRequestBody(stream: http2.ServerHttp2Stream, to: Writable):
 }
 
 /**
- * Resets `req` with CANCEL. One whose request is not ended yet is destroyed with an AbortError, which node:http2
- * resets with CANCEL without the END_STREAM close() would send first; an ended one is closed as before. The destroy
+ * Resets `req` with CANCEL. One whose request is not ended is reset by cancelStream (an AbortError, which node:http2
+ * resets with CANCEL without the END_STREAM close() would send first); an ended one is closed as before. The destroy
  * waits for the next turn: this may run inside the upstream session's own frame handling (a head refused in the same
  * read as the app's GOAWAY), where Node 24.20 frees a stream destroyed from a client session's GOAWAY handling twice,
  * a microtask included (h2-forward.ts). Meanwhile nothing ends it: relayRequestBody ends it only on the client's
@@ -41,7 +42,5 @@ export function relayRequestBody(stream: http2.ServerHttp2Stream, to: Writable):
 export function cancelUpstream(req: http2.ClientHttp2Stream): void {
   if (req.closed || req.destroyed) return;
   if (req.writableEnded) return void req.close(constants.NGHTTP2_CANCEL);
-  setImmediate(() => {
-    if (!req.closed && !req.destroyed) addAbortSignal(AbortSignal.abort(), req);
-  });
+  setImmediate(() => cancelStream(req));
 }
