@@ -383,6 +383,8 @@ export interface LoadOptions {
   /** Prefix of the request ids (unique per load in one test). */
   readonly idPrefix?: string;
   readonly timeoutMs?: number;
+  /** Paced: each worker starts a request at most this often (a fixed rate), not back to back (CPU spent on load). */
+  readonly intervalMs?: number;
 }
 
 export interface RunningLoad {
@@ -396,7 +398,7 @@ export interface RunningLoad {
 
 let loadSeq = 0;
 
-/** Keep-alive HTTP/1.1 clients (node:http Agent) sending requests back to back. */
+/** Keep-alive HTTP/1.1 clients (node:http Agent) sending requests back to back, or paced (`intervalMs`). */
 export function startLoad(o: LoadOptions): RunningLoad {
   const agent = new Agent({ keepAlive: true, maxSockets: o.concurrency });
   const outcomes: Outcome[] = [];
@@ -407,7 +409,10 @@ export function startLoad(o: LoadOptions): RunningLoad {
   const worker = async () => {
     while (!stopped && (o.total === undefined || issued < o.total)) {
       const id = `${prefix}-${method}-${issued++}`;
+      const startMs = Date.now();
       outcomes.push(await send(agent, o, method, id));
+      const pause = (o.intervalMs ?? 0) - (Date.now() - startMs);
+      if (pause > 0 && !stopped) await new Promise((r) => setTimeout(r, pause));
     }
   };
   const done = Promise.all(Array.from({ length: o.concurrency }, worker)).then(() => {

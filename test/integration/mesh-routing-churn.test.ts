@@ -27,10 +27,14 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-/** GETs and (slower) POSTs against the caller's `api` listener until stopped. */
+/**
+ * GETs and (slower) POSTs against the caller's `api` listener until stopped. Paced (each worker ≤ 20 requests a
+ * second, ~160 a second in all): every replica still gets a request every few tens of ms, which is all the added and
+ * restarted-control-plane cases need; back to back (~500–1,000 a second) the load was a third of the file's CPU.
+ */
 function mixedLoad(path: string): { stop(): Promise<ReturnType<typeof failures>>; readonly count: () => number } {
-  const gets = startLoad({ port: mesh.port('api'), concurrency: 6, method: 'GET', path, idPrefix: path });
-  const posts = startLoad({ port: mesh.port('api'), concurrency: 2, method: 'POST', path, idPrefix: path });
+  const gets = startLoad({ port: mesh.port('api'), concurrency: 6, method: 'GET', path, idPrefix: path, intervalMs: 50 });
+  const posts = startLoad({ port: mesh.port('api'), concurrency: 2, method: 'POST', path, idPrefix: path, intervalMs: 50 });
   loads.push(gets, posts);
   return {
     count: () => gets.outcomes.length + posts.outcomes.length,
