@@ -19,6 +19,7 @@ import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, joinTokenSign, joinTokenSvid, setBan, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
@@ -76,8 +77,9 @@ function direct(agent: HttpsAgent): Promise<{ status: number; socket: Socket }> 
 
 const refused = (p: Promise<unknown>) => p.then(() => false, () => true);
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return tessera([...args, '--data-dir', cp.dataDir]);
+/** On cp's data dir; each subcommand's first use through the binary, later ones `inProcess` (runCli, no node start). */
+async function cli(args: string[], inProcess = false): Promise<{ code: number; stdout: string; stderr: string }> {
+  return (inProcess ? tesseraInProcess : tessera)([...args, '--data-dir', cp.dataDir]);
 }
 
 async function renew(svid: ClientSvid): Promise<grpc.ServiceError | null> {
@@ -232,8 +234,8 @@ describe('revocation', () => {
       await until('api accepts the caller again', async () => !(await refused(direct(cliAgent))), PROPAGATION_MS, 100);
       expect(await renew(cliSvid)).toBeNull();
       expect(await watchOutcome(cliSvid)).toBeNull();
-      expect(JSON.parse((await cli(['revoke', 'list', '--json'])).stdout)).toEqual([]);
-      const again = await cli(['revoke', 'lift', '--spiffe-id', CLI]);
+      expect(JSON.parse((await cli(['revoke', 'list', '--json'], true)).stdout)).toEqual([]);
+      const again = await cli(['revoke', 'lift', '--spiffe-id', CLI], true);
       expect(again.code).toBe(1);
       expect(again.stderr).toContain('TESSERA_ERR_REVOCATION_NOT_FOUND');
     } finally {
@@ -365,7 +367,7 @@ describe('revocation', () => {
     try {
       expect((await direct(oldAgent)).status).toBe(200);
       // A serial cut short (as `tessera up` once printed them) matches no SVID: refused, nothing banned.
-      const cut = await cli(['revoke', 'serial', '--serial', old.serial.slice(0, 12)]);
+      const cut = await cli(['revoke', 'serial', '--serial', old.serial.slice(0, 12)], true);
       expect(cut.code).toBe(1);
       expect(cut.stderr).toContain('TESSERA_ERR_REVOCATION_UNKNOWN_SERIAL');
       expect(cut.stderr).toContain('tessera certs list');
@@ -399,7 +401,7 @@ describe('revocation', () => {
     try {
       expect((await direct(thiefAgent)).status).toBe(200);
       thiefAgent.destroy();
-      const r = await cli(['revoke', 'serial', '--serial', stolen.serial]);
+      const r = await cli(['revoke', 'serial', '--serial', stolen.serial], true);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stdout).toContain(`banned serial ${answer.res!.serial} (renewed from it)`);
       const again = directAgent(thief);
@@ -409,9 +411,9 @@ describe('revocation', () => {
         again.destroy();
       }
       expect(errorCode(await renew(thief))).toBe('TESSERA_ERR_REVOCATION_SERIAL_BANNED');
-      expect((await cli(['revoke', 'list'])).stdout).toContain(`renewed from banned serial ${stolen.serial}`);
+      expect((await cli(['revoke', 'list'], true)).stdout).toContain(`renewed from banned serial ${stolen.serial}`);
       // Lifting the stolen serial leaves its renewal's ban, and says so.
-      const lifted = await cli(['revoke', 'lift', '--serial', stolen.serial]);
+      const lifted = await cli(['revoke', 'lift', '--serial', stolen.serial], true);
       expect(lifted.stdout).toContain(`serial ${answer.res!.serial}, renewed from it, stays banned`);
     } finally {
       thiefAgent.destroy();
@@ -455,7 +457,7 @@ describe('revocation', () => {
     const tokenId = String(created.at(-1)!['attestedAs']).replace('join_token:', '');
     const r1 = await cli(['revoke', 'token', '--token', byValue, '--reason', 'pasted in a ticket']);
     expect(r1.code, r1.stderr).toBe(0);
-    const r2 = await cli(['revoke', 'token', '--token-id', tokenId]);
+    const r2 = await cli(['revoke', 'token', '--token-id', tokenId], true);
     expect(r2.code, r2.stderr).toBe(0);
     expect(r2.stdout).toContain(`revoked join token ${tokenId}`);
     // `svid fetch` with the first, the request it makes (SignSvid with a join token) with the second.
@@ -465,10 +467,10 @@ describe('revocation', () => {
     expect(errorCode((await joinTokenSign(cp, bundlePem, byId)).err)).toBe('TESSERA_ERR_ATTESTATION_TOKEN_REVOKED');
     const used = await createJoinToken(cp.dataDir, late);
     expect((await joinTokenSign(cp, bundlePem, used)).err).toBeNull();
-    const refusedRevoke = await cli(['revoke', 'token', '--token', used]);
+    const refusedRevoke = await cli(['revoke', 'token', '--token', used], true);
     expect(refusedRevoke.code).toBe(1);
     expect(refusedRevoke.stderr).toContain('TESSERA_ERR_REVOCATION_TOKEN_USED');
-    const usage = await cli(['revoke', 'token']);
+    const usage = await cli(['revoke', 'token'], true);
     expect(usage.code).toBe(2);
   }, 40_000);
 
@@ -493,7 +495,7 @@ describe('revocation', () => {
     await ban('spiffe_id', gone);
     expect(await cp.stop()).toBe(0);
     cp = await startControlPlaneProcess(cp.dir, cp.configFile);
-    const list = JSON.parse((await cli(['revoke', 'list', '--json'])).stdout) as { value: string }[];
+    const list = JSON.parse((await cli(['revoke', 'list', '--json'], true)).stdout) as { value: string }[];
     expect(list.map((b) => b.value)).toContain(gone);
     expect(errorCode(await renew(svid))).toBe('TESSERA_ERR_REVOCATION_ID_BANNED');
   }, 40_000);
