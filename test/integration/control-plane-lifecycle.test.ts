@@ -10,6 +10,7 @@ import { decodeCertificates } from '../../common/pki/pem.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { admissionReview, appPod, servingPki } from '../helpers/injector-fixtures.js';
 import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, joinTokenSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -48,16 +49,18 @@ afterAll(async () => {
   await cleanup();
 });
 
+// A refused config is told before the command loads its servers or a logger (cli/run/control-plane.ts): the first case
+// runs the built binary, the others runCli in-process (tesseraInProcess), the same code without a node start each.
 describe('config errors', () => {
   test.each([
-    ['an unknown key', 'listn: 127.0.0.1:0\n', 'listn', ':7'],
-    ['a bad duration', 'svid: { ttl: 5x }\n', 'svid.ttl', ':7'],
-    ['ttl above maxTtl', 'svid:\n  ttl: 2h\n  maxTtl: 1h\n', 'svid.ttl', ':8'],
-    ['ttl under twice the backdate (proxies would renew in a loop)', 'svid:\n  ttl: 40s\n', 'svid.ttl', ':8'],
-  ])('%s: exit 1, file:line and key on stderr, no stack trace', async (_name, extra, key, line) => {
+    ['an unknown key', 'listn: 127.0.0.1:0\n', 'listn', ':7', tessera],
+    ['a bad duration', 'svid: { ttl: 5x }\n', 'svid.ttl', ':7', tesseraInProcess],
+    ['ttl above maxTtl', 'svid:\n  ttl: 2h\n  maxTtl: 1h\n', 'svid.ttl', ':8', tesseraInProcess],
+    ['ttl under twice the backdate (proxies would renew in a loop)', 'svid:\n  ttl: 40s\n', 'svid.ttl', ':8', tesseraInProcess],
+  ])('%s: exit 1, file:line and key on stderr, no stack trace', async (_name, extra, key, line, cli) => {
     const file = join(dir, `bad-${key}.yaml`);
     await writeFile(file, `${(await readFile(config, 'utf8')).trimEnd()}\n${extra}`);
-    const r = await tessera(['control-plane', '--config', file]);
+    const r = await cli(['control-plane', '--config', file]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`${file}${line}`);
     expect(r.stderr).toContain(key);
@@ -66,14 +69,14 @@ describe('config errors', () => {
   });
 
   test('a missing config file: exit 1, named', async () => {
-    const r = await tessera(['control-plane', '--config', join(dir, 'nope.yaml')]);
+    const r = await tesseraInProcess(['control-plane', '--config', join(dir, 'nope.yaml')]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('TESSERA_ERR_CONFIG_UNREADABLE');
     expect(r.stderr).toContain('nope.yaml');
   });
 
   test('no --config: usage error, exit 2', async () => {
-    expect((await tessera(['control-plane'])).code).toBe(2);
+    expect((await tesseraInProcess(['control-plane'])).code).toBe(2);
   });
 });
 
@@ -143,7 +146,7 @@ describe('a running control plane', () => {
       const retire = await tessera(['ca', 'retire', '--data-dir', running.dataDir]);
       expect(retire.code).toBe(1);
       expect(retire.stderr).toContain('TESSERA_ERR_CA_AUTHORITY_IN_USE');
-      const active = await tessera(['ca', 'retire', '--data-dir', running.dataDir, '--authority', newId]);
+      const active = await tesseraInProcess(['ca', 'retire', '--data-dir', running.dataDir, '--authority', newId]);
       expect(active.stderr).toContain('TESSERA_ERR_CA_AUTHORITY_ACTIVE');
       expect((await fingerprints(bundleFile)).length).toBe(2);
     } finally {
@@ -212,7 +215,7 @@ describe('the optional injector block', () => {
         ['injector:', '  enabled: true', '  listen: 127.0.0.1:0', '  certFile: webhook.pem', '  keyFile: webhook.key', '  proxyImage: ghcr.io/example/tessera:0.1.0',
           '  controlPlaneAddress: tessera-control-plane.tessera-system.svc:8443', `  resources: { requests: { cpu: ${cpu} } }`].join('\n');
       const bad = await writeControlPlaneConfig(d, block('lots'));
-      const refused = await tessera(['control-plane', '--config', bad]);
+      const refused = await tesseraInProcess(['control-plane', '--config', bad]);
       expect(refused.code).toBe(1);
       expect(refused.stderr).toContain(`${bad}:14: injector.resources.requests.cpu`);
       const good = await writeControlPlaneConfig(d, block('50m'));
