@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { decodeCertificates } from '../../common/pki/pem.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { type RunningControlPlane, TD, createJoinToken, joinTokenSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
@@ -31,11 +32,18 @@ const bundleFile = () => join(dataDir(), 'bundle.pem');
 const caStatus = () => adminRequest<CaStatus>(dataDir(), 'GET', '/v1/ca');
 const createToken = () => createJoinToken(dataDir(), WEB);
 
-async function fetchSvid(out: string, tok?: string): Promise<{ file: string; serial: string }> {
-  tok ??= await createToken();
+async function fetchSvid(out: string, tok: string): Promise<{ file: string; serial: string }> {
   const r = await tessera(['svid', 'fetch', '--control-plane', running!.grpc, '--bundle', bundleFile(), '--join-token', tok, '--out', join(dir, out)]);
   expect(r.code, r.stderr).toBe(0);
   return { file: join(dir, out, 'svid.pem'), serial: (JSON.parse(r.stdout) as { serial: string }).serial };
+}
+
+/** An SVID issued before the kills, as `svid fetch` writes and prints it, by its request in-process (SignSvid). */
+async function issueSvid(out: string): Promise<{ file: string; serial: string }> {
+  const svid = await joinTokenSvid(running!, await readFile(bundleFile(), 'utf8'), WEB);
+  await mkdir(join(dir, out));
+  await writeFile(join(dir, out, 'svid.pem'), svid.chainPem);
+  return { file: join(dir, out, 'svid.pem'), serial: svid.serial };
 }
 
 async function opensslVerifies(svid: string): Promise<boolean> {
@@ -106,7 +114,7 @@ afterAll(async () => {
 describe('kill -9 in the middle of a CA rotation', () => {
   test('at each commit point of prepare and activate, a restart finds a consistent CA and loses nothing', async () => {
     running = await startControlPlaneProcess(dir, config);
-    const [before, spare, original] = await Promise.all([fetchSvid('before'), createToken(), caStatus()]);
+    const [before, spare, original] = await Promise.all([issueSvid('before'), createToken(), caStatus()]);
     const oldId = original.signingAuthority;
     expect(await running.stop()).toBe(0);
 
@@ -127,7 +135,8 @@ describe('kill -9 in the middle of a CA rotation', () => {
     let doomed = await startControlPlaneProcess(dir, config, { ...process.env, TESSERA_TEST_CRASH_AT: steps[0]!.point });
     for (const [i, step] of steps.entries()) {
       const label = `${step.command} killed at ${step.point}`;
-      const r = await tessera(['ca', step.command, '--data-dir', dataDir()]);
+      // The operator's command: the first through the binary, the others runCli in-process (no node start each).
+      const r = await (i === 0 ? tessera : tesseraInProcess)(['ca', step.command, '--data-dir', dataDir()]);
       expect(r.code, label).toBe(1);
       expect(r.stderr, label).toContain('TESSERA_ERR_CP_UNREACHABLE');
       expect(await exited(doomed), label).toBe('SIGKILL');
@@ -157,7 +166,7 @@ describe('kill -9 in the middle of a CA rotation', () => {
       [newId, 'prepared', 'active'],
     ]);
     // The old root stays in the bundle while `before` (signed by it) is live.
-    const retire = await tessera(['ca', 'retire', '--data-dir', dataDir()]);
+    const retire = await tesseraInProcess(['ca', 'retire', '--data-dir', dataDir()]);
     expect(retire.stderr).toContain('TESSERA_ERR_CA_AUTHORITY_IN_USE');
     // A control plane that recovered from the kills still stops cleanly.
     expect(await running!.stop()).toBe(0);
