@@ -75,29 +75,33 @@ afterAll(async () => {
 
 const portOf = (s: net.Server | ReturnType<typeof createServer>) => (s.address() as net.AddressInfo).port;
 
-/**
- * A fresh pair (its own files, named after `name`): api's inbound `sink` (tcp) and `app` (HTTP) listeners in front of
- * the apps; web's outbound `sink` and `app`, and `timed` (`app` with a total timeout of 1 s).
- */
-async function startPair(name: string, transport: string, webLimits = '', apiLimits = ''): Promise<{ api: ProxyProcess; web: ProxyProcess }> {
-  const tail = (who: string, more = '') => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s${more} }\n${transport}`;
+/** A proxy's limits, access log and transport lines: `who` names its access log. */
+const tail = (who: string, transport: string, more = '') => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s${more} }\n${transport}`;
+const files = (who: string) => `identity:\n  files: { certFile: ${who}/svid.pem, keyFile: ${who}/key.pem, bundleFile: ${who}/bundle.pem }\n`;
+
+/** A fresh api (its own files, `<name>-api`): inbound `sink` (tcp) and `app` (HTTP) listeners in front of the apps. */
+async function startApi(name: string, transport: string, apiLimits = ''): Promise<ProxyProcess> {
   await writeSvidFiles(ca, API, join(dir, `${name}-api`));
-  await writeSvidFiles(ca, WEB, join(dir, `${name}-web`));
-  const files = (who: string) => `identity:\n  files: { certFile: ${who}/svid.pem, keyFile: ${who}/key.pem, bundleFile: ${who}/bundle.pem }\n`;
   await writeFile(
     join(dir, `${name}-api.yaml`),
-    `${files(`${name}-api`)}inbound:\n  - { name: sink, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(tcpApp)}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(httpApp)} }\nauthorization: { policiesDir: policies }\n${tail(`${name}-api`, apiLimits)}`,
+    `${files(`${name}-api`)}inbound:\n  - { name: sink, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(tcpApp)}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${portOf(httpApp)} }\nauthorization: { policiesDir: policies }\n${tail(`${name}-api`, transport, apiLimits)}`,
   );
   const api = await startProxyProcess(join(dir, `${name}-api.yaml`));
   started.push(api);
+  return api;
+}
+
+/** A fresh web (`<name>-web`) in front of `api`: outbound `sink`, `app`, and `timed` (`app` with a total timeout of 1 s). */
+async function startWeb(name: string, transport: string, api: ProxyProcess, webLimits = ''): Promise<ProxyProcess> {
+  await writeSvidFiles(ca, WEB, join(dir, `${name}-web`));
   const to = (listener: string) => `upstream: 127.0.0.1:${api.ports.get(`inbound/${listener}`)}, spiffeId: ${API}`;
   await writeFile(
     join(dir, `${name}-web.yaml`),
-    `${files(`${name}-web`)}outbound:\n  - { name: sink, listen: 127.0.0.1:0, ${to('sink')}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, ${to('app')} }\n  - { name: timed, listen: 127.0.0.1:0, ${to('app')}, timeout: 1s }\n${tail(`${name}-web`, webLimits)}`,
+    `${files(`${name}-web`)}outbound:\n  - { name: sink, listen: 127.0.0.1:0, ${to('sink')}, protocol: tcp }\n  - { name: app, listen: 127.0.0.1:0, ${to('app')} }\n  - { name: timed, listen: 127.0.0.1:0, ${to('app')}, timeout: 1s }\n${tail(`${name}-web`, transport, webLimits)}`,
   );
   const web = await startProxyProcess(join(dir, `${name}-web.yaml`));
   started.push(web);
-  return { api, web };
+  return web;
 }
 
 /** An upload in progress: the client's socket, and how its side ends (`error <code>` or `end`). */
@@ -156,15 +160,20 @@ describe.each([
   ['multiplex: false', 'plain', 'transport: { multiplex: false }\n'],
 ])('over %s', (_title, short, transport) => {
   // The resets and the early-leave tests share a pair: neither stops a proxy, and each uses its own tags. Its
-  // requestTimeout (20 s, both sides) is the early-leave test's; it bounds nothing the resets test waits for.
-  let shared: ReturnType<typeof startPair> | undefined;
-  const sharedPair = () => (shared ??= startPair(`${short}-shared`, transport, ', requestTimeout: 20s', ', requestTimeout: 20s'));
+  // requestTimeout (20 s, both sides) is the early-leave test's; it bounds nothing the resets test waits for. Its api
+  // also serves the webs of the web-drain and idle tests (a proxy start saved each): neither stops or changes api.
+  let sharedApiStart: Promise<ProxyProcess> | undefined;
+  const sharedApi = () => (sharedApiStart ??= startApi(`${short}-shared`, transport, ', requestTimeout: 20s'));
+  let shared: Promise<{ api: ProxyProcess; web: ProxyProcess }> | undefined;
+  const sharedPair = () => (shared ??= sharedApi().then(async (api) => ({ api, web: await startWeb(`${short}-shared`, transport, api, ', requestTimeout: 20s') })));
   test.each([
     ['api', 'inbound'],
     ['web', 'outbound'],
   ] as const)('%s drains (%s): a TCP tunnel and an upgraded connection cut at its drain deadline reach both the client and the app as a reset, and it logs both drain_timeout', async (victim, direction) => {
     const name = `${short}-${victim}`;
-    const pair = await startPair(name, transport);
+    // The victim is fresh; when web drains, it is in front of the shared api, which stays up.
+    const api = victim === 'api' ? await startApi(name, transport) : await sharedApi();
+    const pair = { api, web: await startWeb(name, transport, api) };
     const tcp = await openUpload(pair.web.ports.get('outbound/sink')!, `tcp-${name}`, false);
     const upgraded = await openUpload(pair.web.ports.get('outbound/app')!, `upgraded-${name}`, true);
     // SIGTERM: the victim drains and cuts what is still open at limits.drainTimeout (1 s); exits 0 once it has.
@@ -205,8 +214,8 @@ describe.each([
 
   test('an upgraded connection cut at the stream idle timeout reaches both the client and the app as an orderly end', async () => {
     // Only web (outbound) has the short stream idle timeout: it makes the cut, api passes it on.
-    const pair = await startPair(`${short}-idle`, transport, ', streamIdleTimeout: 1s');
-    const idle = await openUpload(pair.web.ports.get('outbound/app')!, `idle-${short}`, true);
+    const web = await startWeb(`${short}-idle`, transport, await sharedApi(), ', streamIdleTimeout: 1s');
+    const idle = await openUpload(web.ports.get('outbound/app')!, `idle-${short}`, true);
     // Before 2026-12-06 (audit 40b F4) web destroyed its mux stream: a stream reset, which api passed on to the app
     // as an RST, while the client (and, with multiplex: false, the app) read a FIN.
     expect(await idle.outcome).toBe('end');
