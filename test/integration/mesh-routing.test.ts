@@ -92,11 +92,14 @@ describe('mesh routing: balance', () => {
     await evenRun('api-h2', '/h2', (p) => h2Load({ port: mesh.port('api-h2'), concurrency: 12, total: 1_500, path: p }));
   }, 60_000);
 
-  test('one replica answers 50 ms slower: it receives under 15 % of 3,000 requests', async () => {
+  // 1,500 requests: a balancer blind to latency gives the slow replica a third of them, at any count; one that avoids
+  // it has learned its latency within the first few dozen. (The even runs above keep their size: a shorter run is
+  // more at the mercy of a replica descheduled for a stretch on a loaded machine, and 1,500 went uneven twice.)
+  test('one replica answers 50 ms slower: it receives under 15 % of 1,500 requests', async () => {
     const slow = mesh.replicas.find((r) => r.name === 'r2')!;
     slow.app.delayMs = 50;
     try {
-      const out = await startLoad({ port: mesh.port('api'), concurrency: 12, total: 3_000, path: '/slow' }).done;
+      const out = await startLoad({ port: mesh.port('api'), concurrency: 12, total: 1_500, path: '/slow' }).done;
       expect(failures(out)).toEqual([]);
       const s = shares(out, names);
       expect(s[slow.name], balanceReport(out, names)).toBeLessThan(0.15);
