@@ -11,6 +11,8 @@ import type { KeyObject } from 'node:crypto';
 /** RSA moduli accepted, in bits: below, too weak; above, these checks and every peer's signature checks cost too much. */
 export const RSA_MIN_BITS = 2048;
 export const RSA_MAX_BITS = 4096;
+/** The accepted sizes as messages and docs say them. */
+export const RSA_SIZES = `RSA of ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits`;
 const MIN_EXPONENT = 65537n;
 const MAX_EXPONENT = (1n << 256n) - 1n;
 /** Factors below this are tried by division (Baseline Requirements 6.1.6). */
@@ -28,7 +30,8 @@ export function rsaKeyWeakness(key: KeyObject): string | null {
   const n = bigIntOf(jwk.n);
   const e = bigIntOf(jwk.e);
   const bits = n.toString(2).length;
-  if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) return `a ${bits}-bit modulus (allowed: ${RSA_MIN_BITS} to ${RSA_MAX_BITS})`;
+  const size = rsaSizeWeakness(bits);
+  if (size) return size;
   if (e % 2n === 0n || e < MIN_EXPONENT || e > MAX_EXPONENT) return 'a public exponent that is even or outside 65537 to 2^256-1';
   for (const p of SMALL_PRIMES) if (n % p === 0n) return `a modulus with the small factor ${p}`;
   // A prime modulus has a private exponent anyone can compute (d = e^-1 mod n-1). One round is enough to refuse:
@@ -37,6 +40,11 @@ export function rsaKeyWeakness(key: KeyObject): string | null {
   if (fermatFactor(n)) return 'a modulus whose two factors are too close (Fermat)';
   if (perfectPower(n, bits)) return 'a modulus that is a power of a prime';
   return null;
+}
+
+/** Why an RSA modulus of `bits` bits is not accepted, or null: free to ask (KeyObject.asymmetricKeyDetails.modulusLength). */
+export function rsaSizeWeakness(bits: number): string | null {
+  return bits < RSA_MIN_BITS || bits > RSA_MAX_BITS ? `a ${bits}-bit modulus (allowed: ${RSA_MIN_BITS} to ${RSA_MAX_BITS})` : null;
 }
 
 /** Miller-Rabin with base 2: false proves n composite. */

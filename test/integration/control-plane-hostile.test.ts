@@ -47,6 +47,7 @@ const KEY_COMMANDS = {
   ecparam: (out: string) => ['ecparam', '-genkey', '-name', 'prime256v1', '-noout', '-out', out],
   genpkey: (out: string) => ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', out],
   rsa1024: (out: string) => ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:1024', '-out', out],
+  rsa4160: (out: string) => ['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:4160', '-out', out],
   p384: (out: string) => ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-384', '-out', out],
 } as const;
 
@@ -186,6 +187,7 @@ describe('CSRs made by the openssl command line', () => {
 
   test.each([
     ['RSA-1024', 'rsa1024'],
+    ['RSA-4160, over the 4096-bit cap: the same code, refused before its signature is checked', 'rsa4160'],
     ['EC P-384', 'p384'],
   ] as const)('a weak or unsupported key (%s) is refused', async (_name, kind) => {
     const r = await signSvid(client.identity, { csr: (await opensslCsr(kind, [`URI:${WEB}`])).csr, join_token: await token(WEB) });

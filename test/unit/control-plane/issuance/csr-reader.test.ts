@@ -1,7 +1,8 @@
 // readCsr on hand-built PKCS#10 requests: structurally short nodes (an Extension with no value, an algorithm
-// with no OID) are CSR_MALFORMED refusals, never internal faults.
+// with no OID) are CSR_MALFORMED refusals, never internal faults; keys whose signature check would cost too much are
+// refused before it.
 import { execFileSync } from 'node:child_process';
-import { type KeyObject, createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import { type KeyObject, createPrivateKey, createPublicKey, randomBytes, sign } from 'node:crypto';
 import { describe, expect, test } from 'vitest';
 import { TesseraError } from '../../../../common/errors.js';
 import { createCsr } from '../../../../common/pki/csr.js';
@@ -82,6 +83,24 @@ describe('readCsr', () => {
     const info = sequence(smallInteger(0), sequence(), spki, contextTag(0, true));
     const csr = sequence(info, sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05)), tlv(0x03, Buffer.from([0]), Buffer.alloc(256, 1)));
     expect(codeOf(() => readCsr(csr))).toBe('TESSERA_ERR_PKI_WEAK_KEY');
+  });
+
+  test('an RSA modulus outside 2048 to 4096 bits is refused PKI_UNSUPPORTED_KEY before its signature is checked, whatever the exponent (audit 55c F2)', () => {
+    /** A CSR for a random odd modulus of `bits` bits and exponent `e`, with a signature of random bytes (no private key). */
+    const unsigned = (bits: number, e: bigint) => {
+      const n = randomBytes(Math.ceil(bits / 8));
+      n[0] = (n[0]! & (0xff >> (8 * n.length - bits))) | (0x80 >> (8 * n.length - bits));
+      n[n.length - 1]! |= 1;
+      const spki = sequence(sequence(oid('1.2.840.113549.1.1.1'), tlv(0x05)), tlv(0x03, Buffer.from([0]), sequence(unsignedInteger(n), unsignedInteger(Buffer.from(e.toString(16).padStart(Math.ceil(e.toString(16).length / 2) * 2, '0'), 'hex')))));
+      const info = sequence(smallInteger(0), sequence(), spki, contextTag(0, true));
+      return sequence(info, sequence(oid('1.2.840.113549.1.1.11'), tlv(0x05)), tlv(0x03, Buffer.from([0]), randomBytes(n.length)));
+    };
+    const e64 = (1n << 64n) - 1n;
+    for (const bits of [1024, 2047, 4097, 8192, 16384]) {
+      for (const e of [65537n, e64]) expect(codeOf(() => readCsr(unsigned(bits, e))), `${bits} bits, e=${e}`).toBe('TESSERA_ERR_PKI_UNSUPPORTED_KEY');
+    }
+    // The sizes at the edges are accepted as sizes: their garbage signature is what refuses them.
+    for (const bits of [2048, 4096]) expect(codeOf(() => readCsr(unsigned(bits, 65537n))), `${bits} bits`).toBe('TESSERA_ERR_CSR_BAD_SIGNATURE');
   });
 
   test('a public key not in its one DER encoding is malformed, even correctly self-signed (audit N4)', () => {
