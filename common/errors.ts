@@ -89,8 +89,8 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_BUNDLE_NOT_CA: entry(INVALID_ARGUMENT, 400, 'A trust-bundle certificate is not a CA certificate.'),
   TESSERA_ERR_PEM_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The PEM text could not be decoded.'),
   TESSERA_ERR_PEM_WRONG_TYPE: entry(INVALID_ARGUMENT, 400, 'A PEM file holds blocks of another type than expected, e.g. a key where certificates belong (file, found and expected types are named).'),
-  TESSERA_ERR_PKI_UNSUPPORTED_KEY: entry(INVALID_ARGUMENT, 400, 'The key type or size is not supported (ECDSA P-256 or RSA >= 2048).'),
-  TESSERA_ERR_PKI_WEAK_KEY: entry(INVALID_ARGUMENT, 400, 'The RSA key fails the strength rules (exponent, modulus factors, size 2048 to 4096 bits); the message names the rule.'),
+  TESSERA_ERR_PKI_UNSUPPORTED_KEY: entry(INVALID_ARGUMENT, 400, 'The key type or size is not supported: ECDSA P-256, or RSA of 2048 to 4096 bits.'),
+  TESSERA_ERR_PKI_WEAK_KEY: entry(INVALID_ARGUMENT, 400, 'The RSA key, of a supported size, fails the strength rules (a public exponent other than odd 65537 to 2^256-1; a prime, prime-power or small-factor modulus, or one whose two primes are close); the message names the rule.'),
   TESSERA_ERR_CSR_MALFORMED: entry(INVALID_ARGUMENT, 400, 'The certificate signing request is not valid DER PKCS#10.'),
   TESSERA_ERR_CSR_BAD_SIGNATURE: entry(INVALID_ARGUMENT, 400, 'The certificate signing request is not signed by its own key.'),
 

@@ -1,6 +1,7 @@
 // Key pairs: generated natively by node:crypto, usable both by node:tls (PEM) and by WebCrypto (CSR/cert signing).
 import { type KeyObject, type webcrypto, createPrivateKey, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import { TesseraError } from '../errors.js';
+import { RSA_MIN_BITS } from './rsa-key-strength.js';
 
 export type KeyAlgorithm = 'ec-p256' | 'rsa-2048';
 
@@ -33,10 +34,10 @@ export function keyPairFromPem(pem: string | Buffer): KeyPair {
 export function algorithmOf(key: KeyObject): KeyAlgorithm {
   const d = key.asymmetricKeyDetails;
   if (key.asymmetricKeyType === 'ec' && d?.namedCurve === 'prime256v1') return 'ec-p256';
-  if (key.asymmetricKeyType === 'rsa' && (d?.modulusLength ?? 0) >= 2048) return 'rsa-2048';
+  if (key.asymmetricKeyType === 'rsa' && (d?.modulusLength ?? 0) >= RSA_MIN_BITS) return 'rsa-2048';
   throw new TesseraError(
     'TESSERA_ERR_PKI_UNSUPPORTED_KEY',
-    `unsupported key ${key.asymmetricKeyType}${d?.namedCurve ? ` ${d.namedCurve}` : ''}${d?.modulusLength ? ` ${d.modulusLength} bits` : ''}: use ECDSA P-256 or RSA >= 2048`,
+    `unsupported key ${key.asymmetricKeyType}${d?.namedCurve ? ` ${d.namedCurve}` : ''}${d?.modulusLength ? ` ${d.modulusLength} bits` : ''}: use ECDSA P-256 or RSA of at least ${RSA_MIN_BITS} bits`,
   );
 }
 

@@ -1,7 +1,9 @@
 // RSA public keys whose private half anyone can compute are refused, each by the rule it breaks; real keys pass.
 import { checkPrimeSync, createPublicKey, generateKeyPairSync, generatePrimeSync, type KeyObject } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { describe, expect, test } from 'vitest';
-import { rsaKeyWeakness } from '../../../../common/pki/rsa-key-strength.js';
+import { ERROR_CATALOGUE } from '../../../../common/errors.js';
+import { RSA_MAX_BITS, RSA_MIN_BITS, RSA_SIZES, rsaKeyWeakness } from '../../../../common/pki/rsa-key-strength.js';
 
 const b64u = (x: bigint): string => {
   const hex = x.toString(16);
@@ -68,5 +70,18 @@ describe('rsaKeyWeakness', () => {
   test('moduli outside 2048..4096 bits are refused', () => {
     expect(rsaKeyWeakness(rsaKey(prime(1024) * prime(1000), 65537n))).toMatch(/-bit modulus/);
     expect(rsaKeyWeakness(rsaKey((1n << 4200n) + 1n, 65537n))).toBe('a 4201-bit modulus (allowed: 2048 to 4096)');
+  });
+});
+
+describe('the accepted RSA sizes', () => {
+  test('the catalogue, errors.md, the proto and control-plane.md state the one range the CSR check enforces (audit 55c F4)', () => {
+    const text = (path: string) => readFileSync(new URL(`../../../../${path}`, import.meta.url), 'utf8');
+    const unsupported = ERROR_CATALOGUE.TESSERA_ERR_PKI_UNSUPPORTED_KEY.message;
+    expect(unsupported).toContain(RSA_SIZES);
+    // The size is that code's alone: the strength rules' text names no range.
+    expect(ERROR_CATALOGUE.TESSERA_ERR_PKI_WEAK_KEY.message).not.toMatch(/2048|4096/);
+    expect(text('docs/errors.md')).toContain(`| \`TESSERA_ERR_PKI_UNSUPPORTED_KEY\` | \`INVALID_ARGUMENT\` | 400 | ${unsupported} |`);
+    expect(text('proto/tessera/identity/v1/identity.proto').replace(/\s*\/\/\s*/g, ' ')).toContain(`(ECDSA P-256, or ${RSA_SIZES};`);
+    expect(text('docs/control-plane.md').replace(/\s+/g, ' ')).toContain(`ECDSA P-256 or RSA ${RSA_MIN_BITS}–${RSA_MAX_BITS}`);
   });
 });
