@@ -167,6 +167,14 @@ describe('requested TTL', () => {
     expect(life).toBeLessThanOrEqual(121);
     expect(life).toBeGreaterThan(60);
   });
+
+  test('a TTL under twice svid.backdate (60 s here) is raised to it: ttl_seconds 1 is not an SVID expired on arrival (audit 55c F5)', async () => {
+    const r = await renew(await svidFromTheRealCa(WEB), { ttl_seconds: 1 });
+    expect(r.err).toBeNull();
+    const leaf = new X509Certificate(r.res!.svid_chain[0]!);
+    expect((leaf.validToDate.getTime() - leaf.validFromDate.getTime()) / 1000).toBeGreaterThanOrEqual(179);
+    expect((leaf.validToDate.getTime() - Date.now()) / 1000).toBeGreaterThan(60);
+  });
 });
 
 describe('admin.sock inputs are taken as JSON typed them', () => {

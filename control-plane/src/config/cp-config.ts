@@ -10,6 +10,7 @@ import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
 import { DEFAULT_AUDIT_LOG_MAX_BYTES, MIN_AUDIT_LOG_MAX_BYTES } from '../store/audit-file.js';
+import { MIN_TTL_BACKDATES } from '../issuance/svid-policy.js';
 import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
 import { DEFAULT_MAX_SERVICES_PER_ID, MAX_SERVICES_PER_ID_LIMIT } from '../discovery/service-name-budget.js';
@@ -236,7 +237,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
   }
   // Proxies renew at half the validity, which starts `backdate` before issue: at ttl < 2 x backdate that point is
   // under a quarter of ttl away (at ttl <= backdate, already past), and every proxy renews in a loop.
-  if (svid.ttlMs < 2 * svid.backdateMs) {
+  if (svid.ttlMs < MIN_TTL_BACKDATES * svid.backdateMs) {
     const loop = 'proxies would renew at once, in a loop';
     throw written('svid', 'ttl')
       ? invalid(['svid', 'ttl'], `${formatDuration(svid.ttlMs)} is less than twice svid.backdate (${shown(svid.backdateMs, ['svid', 'backdate'])}): ${loop}`)

@@ -1,7 +1,8 @@
 // The pure rules of issuance: what a CSR may ask for given the attested ID, which IDs may be issued at all,
 // and the validity window (TTL from config, capped by maxTtl and by the signing chain; NotBefore backdated).
 // A caller may ask for a shorter lifetime than svid.ttl, never a longer one: a workload cannot extend its own
-// credential past what the operator set (svid.maxTtl bounds svid.ttl itself and the retire window).
+// credential past what the operator set (svid.maxTtl bounds svid.ttl itself and the retire window), nor one shorter
+// than twice svid.backdate (the floor the config puts on svid.ttl): it would be issued mostly or wholly in the past.
 import { TesseraError } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { CheckedCsr } from './csr-reader.js';
@@ -20,12 +21,15 @@ export function checkCsrAgainstId(csr: CheckedCsr, id: SpiffeId): void {
   }
 }
 
+/** The shortest lifetime a caller may ask for, in backdates: the floor cp-config.ts puts on svid.ttl, by this constant (ttl >= 2 x backdate). */
+export const MIN_TTL_BACKDATES = 2;
+
 export interface ValidityInput {
   readonly nowMs: number;
   readonly ttlMs: number;
   readonly maxTtlMs: number;
   readonly backdateMs: number;
-  /** A lifetime the caller asked for (0 = the configured ttl); capped at the configured ttl. */
+  /** A lifetime the caller asked for (0 = the configured ttl); capped at the configured ttl, raised to 2 x backdate. */
   readonly requestedTtlMs: number;
   /** The signing chain's validity: the intermediate's, narrowed by its root's (ca/chain-end.ts). */
   readonly issuerNotBeforeMs: number;
@@ -36,7 +40,10 @@ export interface ValidityInput {
 
 /** Whole seconds (X.509 times have no fractions); NotAfter never past the chain's end, NotBefore never before its start. */
 export function svidValidity(v: ValidityInput): { notBeforeMs: number; notAfterMs: number } {
-  const ttl = Math.min(v.requestedTtlMs > 0 ? Math.min(v.requestedTtlMs, v.ttlMs) : v.ttlMs, v.maxTtlMs);
+  // ttl_seconds: 1 gave NotBefore = now - 60 s, NotAfter = now + 1 s, expired on arrival (audit 55c F5). Raised, not
+  // refused, as a too-long or negative ask is capped: the caller gets the shortest SVID that is worth renewing.
+  const asked = v.requestedTtlMs > 0 ? Math.max(v.requestedTtlMs, MIN_TTL_BACKDATES * v.backdateMs) : v.ttlMs;
+  const ttl = Math.min(asked, v.ttlMs, v.maxTtlMs);
   const notBeforeMs = Math.ceil(Math.max(v.nowMs - v.backdateMs, v.issuerNotBeforeMs) / 1000) * 1000;
   const notAfterMs = Math.floor(Math.min(v.nowMs + ttl, v.issuerNotAfterMs) / 1000) * 1000;
   // An expired signer (an offline root's intermediate nobody renewed, or a root nobody replaced) fails closed with its own code.
