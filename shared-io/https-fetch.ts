@@ -36,7 +36,8 @@ export interface HttpsFetchOptions {
 
 /** A coded failure naming the URL's origin and path only (never a query or a bearer token). */
 export function failedWith(code: ErrorCode): (url: string, why: string) => TesseraError {
-  return (url, why) => new TesseraError(code, `${new URL(url).origin}${new URL(url).pathname}: ${why}`);
+  // `why` alone (HTTP 403, no answer within 5000 ms, ...) is the refusal's reason in an audit row (audit 55c F3).
+  return (url, why) => new TesseraError(code, `${new URL(url).origin}${new URL(url).pathname}: ${why}`, { reason: why });
 }
 
 export function createHttpsFetch(opts: HttpsFetchOptions): HttpFetch {

@@ -3,7 +3,7 @@
 // watches streamed as chunked JSON lines from a resourceVersion, bookmarks, and history compaction (410 Gone), as the
 // real one does; the service-account issuer's OIDC discovery document and JWKS; list and watch calls that fail with
 // 503 (an API server unwell, or a cluster-wide list timing out) while the rest answers; and a server that can go
-// away (its port refuses connections) and come back on the same port.
+// away (its port refuses connections) and come back on the same port; TokenReview answered as a test says.
 import { writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
@@ -30,6 +30,8 @@ export class FakeApiServer {
   issuer = 'https://kubernetes.default.svc.cluster.local';
   /** The public keys served at /openid/v1/jwks (each with its kid): push one to rotate the cluster's signing key. */
   readonly jwks: Record<string, unknown>[] = [];
+  /** POST tokenreviews: the HTTP status and body for the token under review (unset: 404, as before). */
+  tokenReview: ((token: string) => { status: number; body: unknown }) | undefined;
 
   constructor(token: string) {
     this.token = token;
@@ -77,6 +79,16 @@ export class FakeApiServer {
       return void json(200, { issuer: this.issuer, jwks_uri: `https://${req.headers.host}/openid/v1/jwks`, response_types_supported: ['id_token'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256', 'ES256'] });
     }
     if (req.method === 'GET' && url.pathname === '/openid/v1/jwks') return void json(200, { keys: this.jwks });
+    const review = this.tokenReview;
+    if (req.method === 'POST' && url.pathname === '/apis/authentication.k8s.io/v1/tokenreviews' && review) {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const answer = review((JSON.parse(Buffer.concat(chunks).toString('utf8')) as { spec: { token: string } }).spec.token);
+        json(answer.status, answer.body);
+      });
+      return;
+    }
     const m = /^\/(?:api\/v1|apis\/discovery\.k8s\.io\/v1)(?:\/namespaces\/([a-z0-9-]+))?\/(pods|endpointslices)$/.exec(url.pathname);
     if (!m || req.method !== 'GET') return void json(404, { kind: 'Status', code: 404, message: 'not found' });
     if (this.listsDown) return void json(503, { kind: 'Status', apiVersion: 'v1', status: 'Failure', message: 'the server is currently unable to handle the request', reason: 'ServiceUnavailable', code: 503 });

@@ -29,13 +29,16 @@ export function attestationFailureReason(code: string): string {
   return code.startsWith('TESSERA_ERR_ATTESTATION_') ? code.slice('TESSERA_ERR_ATTESTATION_'.length).toLowerCase() : 'other';
 }
 
+/** The details an audit row copies from a refusal, when they are strings. */
+const AUDITED_DETAILS = ['reason', 'svidCode', 'claimed', 'reviewed'] as const;
+
 /**
- * What an audit row says of a refused attestation beyond its code: the failure's `reason` and, for a client SVID, the
- * SVID rule it broke (`svidCode`, e.g. TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION), when the error carries them.
+ * What an audit row says of a refused attestation beyond its code: the failure's `reason`; for a client SVID, the
+ * SVID rule it broke (`svidCode`, e.g. TESSERA_ERR_SVID_UNKNOWN_CRITICAL_EXTENSION); for a Kubernetes token, the
+ * account it claims (`claimed`, "ns/<ns>/sa/<sa>") and the one TokenReview named instead (`reviewed`).
  */
-export function refusalAuditFields(details: Readonly<Record<string, unknown>>): { reason?: string; svidCode?: string } {
-  return {
-    ...(typeof details['reason'] === 'string' ? { reason: details['reason'] } : {}),
-    ...(typeof details['svidCode'] === 'string' ? { svidCode: details['svidCode'] } : {}),
-  };
+export function refusalAuditFields(details: Readonly<Record<string, unknown>>): { reason?: string; svidCode?: string; claimed?: string; reviewed?: string } {
+  const out: Record<string, string> = {};
+  for (const k of AUDITED_DETAILS) if (typeof details[k] === 'string') out[k] = details[k];
+  return out;
 }

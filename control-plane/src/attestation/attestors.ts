@@ -77,7 +77,7 @@ const MAX_TOKEN_FILE_BYTES = 64 << 10;
 async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustDomain'], { clock, timers, log }: AttestorDeps): Promise<{ attestor: KubernetesAttestor; stop(): void }> {
   const jwtOptions = { trustDomain: td, issuer: k8s.issuer, audience: k8s.audience, jwksFile: k8s.jwksFile, clock };
   const api = k8s.apiServer;
-  if (!api) return { attestor: new K8sAttestation(new K8sJwtAttestor(jwtOptions)), stop: () => {} };
+  if (!api) return { attestor: new K8sAttestation(new K8sJwtAttestor(jwtOptions), undefined, log), stop: () => {} };
   // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
   const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED', timers: timers ?? realTimers });
   const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
@@ -103,5 +103,5 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
   // A failed first fetch does not hold the start: it is logged and retried on the backoff.
   await refresher.start();
   const review = api.tokenReview ? { apiServer: api.url, fetch, callerToken, audience: k8s.audience } : undefined;
-  return { attestor: new K8sAttestation(jwt, review), stop: () => refresher.stop() };
+  return { attestor: new K8sAttestation(jwt, review, log), stop: () => refresher.stop() };
 }

@@ -44,7 +44,8 @@ interface K8sClaims {
   'kubernetes.io'?: unknown;
 }
 
-const claimsError = (what: string) => new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', what);
+// Every refusal carries details.reason: a fixed phrase for the audit row, never a part of the token (audit 55c F3).
+const claimsError = (what: string) => new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', what, { reason: what });
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -76,7 +77,7 @@ export class K8sJwtAttestor {
   }
 
   async attest(token: string): Promise<AttestedIdentity> {
-    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', 'the token is empty or too long');
+    if (token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', 'the token is empty or too long', { reason: 'the token is empty or too long' });
     refuseRepeatedMembers(token);
     const toleranceMs = this.#o.clockToleranceMs ?? DEFAULT_CLOCK_TOLERANCE_MS;
     const nowMs = this.#o.clock.nowMs();
@@ -99,7 +100,7 @@ export class K8sJwtAttestor {
     try {
       spiffeId = SpiffeId.fromSegments(this.#o.trustDomain, 'ns', ns, 'sa', sa);
     } catch {
-      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_CLAIMS', 'namespace or service account is not a valid SPIFFE path segment');
+      throw claimsError('namespace or service account is not a valid SPIFFE path segment');
     }
     // A projected token names its pod: the instance a pod re-attesting with it proves each time.
     return { spiffeId, attestor: 'k8s_psat', attestedAs: `k8s_psat:ns/${ns}/sa/${sa}`, ...(podUid !== undefined ? { instance: `pod:${podUid.slice(0, 64)}` } : {}) };
@@ -124,7 +125,10 @@ export class K8sJwtAttestor {
     try {
       await refetch();
     } catch (e) {
-      throw new TesseraError(isTesseraError(e) ? e.code : 'TESSERA_ERR_K8S_FETCH_FAILED', `${why}, and the keys could not be fetched again: ${isTesseraError(e) ? e.message : describeError(e)}`);
+      const fetchReason = isTesseraError(e) && typeof e.details['reason'] === 'string' ? e.details['reason'] : 'failed';
+      throw new TesseraError(isTesseraError(e) ? e.code : 'TESSERA_ERR_K8S_FETCH_FAILED', `${why}, and the keys could not be fetched again: ${isTesseraError(e) ? e.message : describeError(e)}`, {
+        reason: `${keyMissing ? 'key not in the JWKS' : 'JWKS file unreadable'}; fetching the keys again: ${fetchReason}`,
+      });
     }
     try {
       return await verify(token, this.#keys(), options);
@@ -144,7 +148,7 @@ export class K8sJwtAttestor {
       this.#cache = { mtimeMs: st.mtimeMs, size: st.size, ino: st.ino, keys: createLocalJWKSet(jwks) };
       return this.#cache.keys;
     } catch (e) {
-      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new TesseraError('TESSERA_ERR_ATTESTATION_JWKS_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { reason: 'JWKS file unreadable' });
     }
   }
 }
@@ -168,7 +172,7 @@ function refuseRepeatedMembers(token: string): void {
       continue;
     }
     const repeated = repeatedJsonMember(text);
-    if (repeated !== undefined) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', `the token's ${what} repeats the member ${JSON.stringify(repeated.slice(0, 64))}`);
+    if (repeated !== undefined) throw new TesseraError('TESSERA_ERR_ATTESTATION_JWT_INVALID', `the token's ${what} repeats the member ${JSON.stringify(repeated.slice(0, 64))}`, { reason: `the token's ${what} repeats a member` });
   }
 }
 
@@ -179,8 +183,27 @@ async function verify(token: string, keys: ReturnType<typeof createLocalJWKSet>,
 /** A refusal as thrown to the caller: our own coded errors as they are, jose's mapped to a code. */
 function coded(e: unknown): TesseraError {
   if (isTesseraError(e)) return e;
-  if (e instanceof errors.JWKSNoMatchingKey) return new TesseraError('TESSERA_ERR_ATTESTATION_JWT_UNKNOWN_KEY', 'no key of the JWKS matches the token\'s kid and alg');
-  return new TesseraError(joseErrorCode(e));
+  if (e instanceof errors.JWKSNoMatchingKey) return new TesseraError('TESSERA_ERR_ATTESTATION_JWT_UNKNOWN_KEY', 'no key of the JWKS matches the token\'s kid and alg', { reason: 'key not in the JWKS' });
+  return new TesseraError(joseErrorCode(e), undefined, { reason: joseReason(e) });
+}
+
+/** Claims jose names in its errors; anything else is "a claim" (the name is jose's constant, never the token's). */
+const JOSE_CLAIMS = new Set(['iss', 'aud', 'exp', 'nbf', 'iat', 'sub', 'jti', 'typ']);
+const CLAIM_CHECKS: Readonly<Record<string, string>> = { iss: 'iss is not the configured issuer', aud: 'aud lacks the configured audience', nbf: 'nbf is in the future', exp: 'exp is past' };
+
+/** Which check jose refused the token by, as a fixed phrase: jose's messages may quote the token's header. */
+function joseReason(e: unknown): string {
+  if (e instanceof errors.JWTExpired) return 'exp is past';
+  if (e instanceof errors.JWTClaimValidationFailed) {
+    const claim = JOSE_CLAIMS.has(e.claim) ? e.claim : 'a claim';
+    if (e.reason === 'missing') return `${claim} is missing`;
+    if (e.reason === 'invalid') return `${claim} is malformed`;
+    return CLAIM_CHECKS[claim] ?? `${claim} check failed`;
+  }
+  if (e instanceof errors.JWSSignatureVerificationFailed) return 'the signature does not verify';
+  if (e instanceof errors.JOSEAlgNotAllowed) return 'the algorithm is not allowed';
+  if (e instanceof errors.JOSEError && /^ERR_[A-Z_]{1,64}$/.test(e.code)) return `jose ${e.code}`;
+  return 'the token could not be verified';
 }
 
 function joseErrorCode(e: unknown): ErrorCode {

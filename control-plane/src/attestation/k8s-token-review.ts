@@ -1,6 +1,6 @@
 // Asks the API server (TokenReview) whether a projected service-account token is valid for the tessera
 // audience and still bound to a live pod; the API server checks the bound pod exists with the same UID.
-import { TesseraError } from '../../../common/errors.js';
+import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { HttpFetch } from '../../../shared-io/https-fetch.js';
@@ -32,13 +32,14 @@ export interface ReviewedIdentity {
   readonly audiences: readonly string[];
 }
 
-function rejected(message: string, details: Record<string, unknown> = {}): TesseraError {
-  return new TesseraError('TESSERA_ERR_K8S_TOKEN_REJECTED', message, details);
+/** `reason`: a fixed phrase for the audit row (k8s-refusal.ts); `message` may quote the API server. */
+function rejected(reason: string, message: string, details: Record<string, unknown> = {}): TesseraError {
+  return new TesseraError('TESSERA_ERR_K8S_TOKEN_REJECTED', message, { ...details, reason: `TokenReview: ${reason}` });
 }
 
 // Namespace: DNS label; service account: DNS subdomain (Kubernetes name rules).
-const NAMESPACE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const SA = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+export const NAMESPACE = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
+export const SA = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 function firstExtra(extra: unknown, key: string): string | undefined {
   const v = (extra as Record<string, unknown> | undefined)?.[key];
@@ -51,36 +52,38 @@ function firstExtra(extra: unknown, key: string): string | undefined {
  * Messages are for the control plane's log; callers answer the workload with a generic denial.
  */
 export async function reviewToken(opts: TokenReviewOptions): Promise<ReviewedIdentity> {
-  if (opts.token === '' || /\s/.test(opts.token)) throw rejected('the token is empty or malformed');
+  if (opts.token === '' || /\s/.test(opts.token)) throw rejected('token empty or malformed', 'the token is empty or malformed');
   const url = `${opts.apiServer.replace(/\/+$/, '')}${TOKEN_REVIEW_PATH}`;
   const body = JSON.stringify({
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenReview',
     spec: { token: opts.token, audiences: [opts.audience] },
   });
-  const answer = (await fetchJson(
-    opts.fetch,
-    url,
-    { method: 'POST', headers: { authorization: `Bearer ${opts.callerToken}`, 'content-type': 'application/json' }, body },
-    [200, 201],
-  )) as { kind?: unknown; status?: Record<string, unknown> } | null;
+  let answer: { kind?: unknown; status?: Record<string, unknown> } | null;
+  try {
+    answer = (await fetchJson(opts.fetch, url, { method: 'POST', headers: { authorization: `Bearer ${opts.callerToken}`, 'content-type': 'application/json' }, body }, [200, 201])) as typeof answer;
+  } catch (e) {
+    // An RBAC 403 (no tokenreviews/create), a 500, a timeout, an oversized answer: named in the audit row.
+    if (isTesseraError(e)) throw new TesseraError(e.code, e.message, { ...e.details, reason: `TokenReview: ${String(e.details['reason'] ?? 'request failed')}` });
+    throw e;
+  }
   if (answer?.kind !== 'TokenReview' || typeof answer.status !== 'object' || answer.status === null) {
-    throw new TesseraError('TESSERA_ERR_K8S_FETCH_FAILED', `${TOKEN_REVIEW_PATH}: the answer is not a TokenReview`);
+    throw new TesseraError('TESSERA_ERR_K8S_FETCH_FAILED', `${TOKEN_REVIEW_PATH}: the answer is not a TokenReview`, { reason: 'TokenReview: the answer is not a TokenReview' });
   }
   const status = answer.status;
   if (status.authenticated !== true) {
-    throw rejected(`the API server did not authenticate the token${typeof status.error === 'string' ? `: ${status.error}` : ''}`);
+    throw rejected('not authenticated', `the API server did not authenticate the token${typeof status.error === 'string' ? `: ${status.error}` : ''}`);
   }
   // With spec.audiences set, the API server answers the audiences the token is valid for; absence is a no.
   const audiences = Array.isArray(status.audiences) ? status.audiences.filter((a): a is string => typeof a === 'string') : [];
-  if (!audiences.includes(opts.audience)) throw rejected(`the token is not valid for audience "${opts.audience}"`, { audiences });
+  if (!audiences.includes(opts.audience)) throw rejected('audience missing', `the token is not valid for audience "${opts.audience}"`, { audiences });
   const user = (status.user ?? {}) as { username?: unknown; uid?: unknown; extra?: unknown };
   const m = typeof user.username === 'string' ? /^system:serviceaccount:([^:]+):([^:]+)$/.exec(user.username) : null;
-  if (!m || !NAMESPACE.test(m[1]!) || !SA.test(m[2]!)) throw rejected(`the token does not belong to a service account (user "${String(user.username)}")`);
+  if (!m || !NAMESPACE.test(m[1]!) || !SA.test(m[2]!)) throw rejected('not a service account', `the token does not belong to a service account (user "${String(user.username)}")`);
   const podName = firstExtra(user.extra, POD_NAME);
   const podUid = firstExtra(user.extra, POD_UID);
   if ((opts.requirePodBinding ?? true) && (podName === undefined || podUid === undefined)) {
-    throw rejected('the token is not bound to a pod (use a projected service-account token)');
+    throw rejected('not bound to a pod', 'the token is not bound to a pod (use a projected service-account token)');
   }
   return {
     namespace: m[1]!,
