@@ -20,8 +20,11 @@ export interface HttpResponse {
 export type HttpFetch = (url: string, init: HttpRequest) => Promise<HttpResponse>;
 
 export interface HttpsFetchOptions {
-  /** The only CA trusted (PEM); undefined: the system's roots. */
-  readonly caPem: string | undefined;
+  /**
+   * The only CA trusted (PEM); undefined: the system's roots. A function is asked at each request: a mounted CA
+   * that is replaced (a cluster CA rotation) is trusted from the next call on.
+   */
+  readonly caPem: string | undefined | (() => string | undefined);
   /** Whole-exchange deadline; default 5 s. */
   readonly timeoutMs?: number;
   /** Larger answers are refused; default 1 MiB. */
@@ -59,7 +62,7 @@ export function createHttpsFetch(opts: HttpsFetchOptions): HttpFetch {
         {
           method: init.method,
           headers: { accept: 'application/json', ...(init.headers ?? {}), ...(init.body !== undefined ? { 'content-length': String(Buffer.byteLength(init.body)) } : {}) },
-          ca: opts.caPem,
+          ca: typeof opts.caPem === 'function' ? opts.caPem() : opts.caPem,
           minVersion: 'TLSv1.2',
           agent: false,
           timeout: timeoutMs,

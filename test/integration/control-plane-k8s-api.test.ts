@@ -2,7 +2,7 @@
 // service-account keys by OIDC discovery over HTTPS (cluster CA, its own bearer token), verifies projected
 // tokens offline, then asks TokenReview whether the bound pod still exists. The API server here is a small
 // HTTPS endpoint on loopback that answers the three Kubernetes calls the way a cluster does (no cluster here).
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -158,4 +158,22 @@ test('the cluster rotates its signing key: the control plane picks up the new JW
   c.close();
   expect(r.err).toBeNull();
   expect(r.res!.spiffe_id).toBe(`spiffe://${TD}/ns/shop/sa/cart`);
+});
+
+test('the cluster CA rotates: the mounted CA file is read again, and attestation carries on without a restart', async () => {
+  // The API server now serves a certificate from a new cluster CA, and the kubelet swaps the mounted ca.crt (written
+  // whole, then renamed over, as its atomic writer does). Before, the file was read once at start: every TokenReview
+  // then failed TLS (TESSERA_ERR_K8S_FETCH_FAILED) until the control plane was restarted.
+  const rotated = await TestCa.create({ trustDomain: 'cluster.test', rootName: 'CN=Test cluster CA 2' });
+  const serving = await rotated.mintSvid('spiffe://cluster.test/apiserver', { dnsSans: ['localhost'] });
+  await writeFile(join(dir, 'cluster-ca.crt.new'), rotated.bundlePem());
+  await rename(join(dir, 'cluster-ca.crt.new'), join(dir, 'cluster-ca.crt'));
+  api.setSecureContext({ cert: serving.chainPem, key: serving.keyPem });
+  const reviews = seen.reviews;
+  const c = clients();
+  const r = await signSvid(c.identity, { csr: await createCsr(generatePkiKey(), {}), k8s_sa_token: await projectedToken('shop', 'orders', 'orders-1') });
+  c.close();
+  expect(errorCode(r.err)).toBeUndefined();
+  expect(r.res!.spiffe_id).toBe(`spiffe://${TD}/ns/shop/sa/orders`);
+  expect(seen.reviews).toBeGreaterThan(reviews);
 });

@@ -19,6 +19,7 @@ import { SvidAttestor } from './svid-attestor.js';
 import type { TpmAttestor } from './tpm-attestor.js';
 import { openTpmAttestor } from './tpm-shared-nonces.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
+import { LastGoodText } from '../../../shared-io/last-good-text.js';
 import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export interface AttestorDeps {
@@ -78,8 +79,12 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
   const jwtOptions = { trustDomain: td, issuer: k8s.issuer, audience: k8s.audience, jwksFile: k8s.jwksFile, clock };
   const api = k8s.apiServer;
   if (!api) return { attestor: new K8sAttestation(new K8sJwtAttestor(jwtOptions), undefined, log), stop: () => {} };
-  // The cluster CA and the control plane's own token are mounted by the kubelet; the token rotates, so read it each time.
-  const fetch = createHttpsFetch({ caPem: readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8'), code: 'TESSERA_ERR_K8S_FETCH_FAILED', timers: timers ?? realTimers });
+  // The cluster CA and the control plane's own token are mounted by the kubelet and both change (the token rotates,
+  // the CA bundle with a cluster CA rotation): each is read at each call, as discovery reads them. The CA must be
+  // readable at start; later, a file gone or emptied mid-swap leaves the last one read in use.
+  const readCa = () => readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
+  const clusterCa = new LastGoodText(readCa(), readCa);
+  const fetch = createHttpsFetch({ caPem: () => clusterCa.read(), code: 'TESSERA_ERR_K8S_FETCH_FAILED', timers: timers ?? realTimers });
   const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
   const refresher = new JwksRefresher({
     apiServer: api.url,
