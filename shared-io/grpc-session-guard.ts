@@ -7,27 +7,49 @@
 // without it fails loudly rather than serving unguarded. Each session is then watched as the proxies' listeners
 // watch theirs: a sweep every second cuts one past its budget with GOAWAY ENHANCE_YOUR_CALM, resets its open streams,
 // and destroys it at the next sweep (held open that long so a client still writing reads the GOAWAY, not a TCP reset:
-// h2-server-limits.ts); nghttp2's own flood and protocol-error closes are counted too.
+// h2-server-limits.ts); nghttp2's own flood and protocol-error closes are counted too. Request messages are timed and
+// bounded here as well (grpc-message-framing.ts, audit 55c F1): one begun must arrive whole within the message
+// deadline, else its stream is reset (CANCEL, at the sweep); the bytes of unfinished messages are bounded per
+// connection and across the server, a stream whose DATA would pass either reset at once (REFUSED_STREAM when none of
+// its messages was delivered yet). Resetting the stream is what frees grpc-js's buffer: its call goes with the stream.
 import { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, constants, sensitiveHeaders } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError } from '../common/errors.js';
 import { FrameBudget } from './h2-frame-budget.js';
+import { type GrpcMessageFault, GrpcMessageFraming } from './grpc-message-framing.js';
 import { type H2SessionFault, sessionErrorReason } from './h2-session-error.js';
 import type { Timers } from './timers.js';
 
 export interface GrpcSessionGuardOptions {
   /** The sweep's interval runs here (unref'd in production). */
   readonly timers: Pick<Timers, 'setInterval' | 'clearInterval'>;
-  /** A session cut for a flood (ours or nghttp2's) or closed by nghttp2 for a protocol error. */
-  readonly onRejected: (reason: H2SessionFault) => void;
+  /**
+   * A session cut for a flood (ours or nghttp2's) or closed by nghttp2 for a protocol error; a stream reset for a
+   * request message not whole within its deadline, or whose bytes would pass the bounds.
+   */
+  readonly onRejected: (reason: H2SessionFault | GrpcMessageFault) => void;
+  readonly messages: {
+    /** A request message, once begun, must arrive whole within this. */
+    readonly timeoutMs: number;
+    /** The most grpc-js reads of one message (grpc.max_receive_message_length). */
+    readonly maxMessageBytes: number;
+    readonly nowMs: () => number;
+  };
 }
 
-/** How often the budgets are read, and how long a cut session lingers after its GOAWAY. */
+/** How often the budgets and message deadlines are read, and how long a cut session lingers after its GOAWAY. */
 export const SWEEP_MS = 1_000;
+/** Unfinished request messages' bytes one connection may have held, in messages of the largest size read. */
+export const CONNECTION_HELD_MESSAGES = 2;
+/** The same across all connections of the server. */
+export const SERVER_HELD_MESSAGES = 64;
 
 interface Watched {
   readonly budget: FrameBudget;
-  readonly streams: Set<ServerHttp2Stream>;
+  /** Open streams, each with its request's framing (undefined once reset for its message). */
+  readonly streams: Map<ServerHttp2Stream, GrpcMessageFraming | undefined>;
+  /** Bytes of its streams' unfinished messages. */
+  held: number;
   /** GOAWAY sent: destroyed at the next sweep. */
   cut: boolean;
 }
@@ -35,6 +57,8 @@ interface Watched {
 export class GrpcSessionGuard {
   readonly #o: GrpcSessionGuardOptions;
   readonly #sessions = new Map<ServerHttp2Session, Watched>();
+  /** Bytes of unfinished messages across every session. */
+  #held = 0;
   #timer: unknown;
 
   private constructor(opts: GrpcSessionGuardOptions) {
@@ -61,6 +85,11 @@ export class GrpcSessionGuard {
     return this.#sessions.size;
   }
 
+  /** Bytes of unfinished request messages held now, all sessions (tests). */
+  get heldBytes(): number {
+    return this.#held;
+  }
+
   /** Stops the sweep (the server is closing; its sessions go with it). */
   stop(): void {
     if (this.#timer !== undefined) this.#o.timers.clearInterval(this.#timer);
@@ -68,30 +97,96 @@ export class GrpcSessionGuard {
   }
 
   #watch(session: ServerHttp2Session): void {
-    const w: Watched = { budget: new FrameBudget(session), streams: new Set(), cut: false };
+    const w: Watched = { budget: new FrameBudget(session), streams: new Map(), held: 0, cut: false };
     this.#sessions.set(session, w);
     session.on('stream', (stream: ServerHttp2Stream, headers: Record<string | symbol, unknown>, _f: unknown, raw: string[] | undefined) => {
+      // Framing first, so the budget (wrapping it) still counts the DATA of a stream reset here as a request's.
+      this.#frame(stream, w);
       w.budget.stream(stream, raw, headers[sensitiveHeaders] as string[] | undefined);
-      w.streams.add(stream);
-      stream.once('close', () => w.streams.delete(stream));
+      stream.once('close', () => this.#release(stream, w));
     });
     session.on('error', (err) => {
       const reason = w.cut ? undefined : sessionErrorReason(err);
       if (reason) this.#o.onRejected(reason);
     });
     session.once('close', () => {
+      for (const stream of [...w.streams.keys()]) this.#release(stream, w);
       this.#sessions.delete(session);
       if (this.#sessions.size === 0) this.stop();
     });
     this.#timer ??= this.#o.timers.setInterval(() => this.#sweep(), SWEEP_MS);
   }
 
+  /** Follows the stream's request framing as node:http2 pushes its DATA; past a bound, resets it and drops the DATA. */
+  #frame(stream: ServerHttp2Stream, w: Watched): void {
+    const { maxMessageBytes, nowMs } = this.#o.messages;
+    w.streams.set(stream, new GrpcMessageFraming(maxMessageBytes));
+    /** False once the stream is reset (the chunk must not be handed on). */
+    const take = (chunk: Uint8Array): boolean => {
+      const f = w.streams.get(stream);
+      if (f === undefined) return false;
+      const before = f.heldBytes;
+      f.write(chunk, nowMs());
+      const delta = f.heldBytes - before;
+      if (delta > 0 && (w.held + delta > CONNECTION_HELD_MESSAGES * maxMessageBytes || this.#held + delta > SERVER_HELD_MESSAGES * maxMessageBytes)) {
+        // Nothing of this stream was delivered yet: REFUSED_STREAM tells the client it may safely retry.
+        this.#reset(stream, w, before, 'message_bytes', f.completed === 0 ? constants.NGHTTP2_REFUSED_STREAM : constants.NGHTTP2_CANCEL);
+        return false;
+      }
+      w.held += delta;
+      this.#held += delta;
+      return true;
+    };
+    // DATA read with the stream's HEADERS (the same socket read) was pushed before the 'stream' event: still buffered
+    // (grpc-js pauses its stream at once), the last readableLength bytes of the buffer's entries.
+    const buffered = [...((stream as unknown as { readableBuffer: Iterable<unknown> }).readableBuffer ?? [])].filter((c): c is Uint8Array => c instanceof Uint8Array);
+    let skip = buffered.reduce((n, c) => n + c.length, 0) - stream.readableLength;
+    for (const c of buffered) {
+      const fresh = skip >= c.length ? undefined : c.subarray(Math.max(skip, 0));
+      skip -= c.length;
+      if (fresh && !take(fresh)) break;
+    }
+    const push = stream.push;
+    stream.push = (chunk: unknown, encoding?: BufferEncoding) => {
+      if (!(chunk instanceof Uint8Array)) return push.call(stream, chunk, encoding);
+      return take(chunk) ? push.call(stream, chunk, encoding) : false;
+    };
+  }
+
+  /** A closed stream's unfinished message is no longer held. */
+  #release(stream: ServerHttp2Stream, w: Watched): void {
+    const f = w.streams.get(stream);
+    w.streams.delete(stream);
+    if (f === undefined) return;
+    w.held -= f.heldBytes;
+    this.#held -= f.heldBytes;
+  }
+
+  /** Counted once; what the stream held (`held` bytes) is released, its DATA from now on dropped. */
+  #reset(stream: ServerHttp2Stream, w: Watched, held: number, reason: GrpcMessageFault, code: number): void {
+    w.held -= held;
+    this.#held -= held;
+    w.streams.set(stream, undefined);
+    this.#o.onRejected(reason);
+    w.budget.reset(stream);
+    stream.close(code);
+  }
+
   #sweep(): void {
+    const now = this.#o.messages.nowMs();
+    const deadline = this.#o.messages.timeoutMs;
     for (const [session, w] of this.#sessions) {
       if (session.destroyed) continue;
       // The last GOAWAY the client reads says why too (a bare destroy() sends another, NO_ERROR).
       if (w.cut) session.destroy(new Error('http2_flood'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
       else if (w.budget.exceeded) this.#cut(session, w);
+      else {
+        for (const [stream, f] of w.streams) {
+          const started = f?.startedMs;
+          if (f === undefined || started === undefined || now - started < deadline) continue;
+          this.#reset(stream, w, f.heldBytes, 'message_timeout', constants.NGHTTP2_CANCEL);
+        }
+      }
     }
   }
 
@@ -105,6 +200,6 @@ export class GrpcSessionGuard {
       // Ending already (grpc-js's own close raced the sweep): nothing left to tell the client.
       return void session.destroy();
     }
-    for (const s of [...w.streams]) s.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    for (const s of [...w.streams.keys()]) s.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
 }

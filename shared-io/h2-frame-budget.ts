@@ -55,6 +55,15 @@ export class FrameBudget {
     });
   }
 
+  /**
+   * A stream the server reset: the DATA its client may still send before it learns (the stream's receive window,
+   * dropped by nghttp2 unseen) is a request's, not control traffic.
+   */
+  reset(stream: ServerHttp2Stream): void {
+    const window = stream.state.localWindowSize ?? 0;
+    this.#explained += window + Math.ceil(window / 16_384 + 1) * CHUNK_ALLOWANCE;
+  }
+
   /** True once the client's control traffic is past its bound. Read only while the session is open. */
   get exceeded(): boolean {
     const socket = this.#session.socket;

@@ -90,7 +90,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     // What grpc-js buffers of one message; a larger one gets our coded answer too (shared-io/read-refusal.ts).
     const maxReceiveBytes = maxRequestBytes * 4;
     const onTlsFailure = (reason: string) => metrics.tlsFailures.inc({ reason });
-    const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure, onRejected: (reason) => metrics.grpcRejected.inc({ reason }), timers });
+    const server = new GrpcServer({ listen: config.listen, identity: served.credentials(), handshakeTimeoutMs, headersTimeoutMs, maxConnections, maxReceiveBytes, onTlsFailure, onRejected: (reason) => metrics.grpcRejected.inc({ reason }), timers, nowMs: () => clock.nowMs() });
     const peerChain = (call: { getPeer(): string }) => server.chainOf(call);
     const services = loadTesseraServices();
     const hub = await ConfigHub.open({

@@ -110,7 +110,7 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
       ? { mint: mintJwtSvid, bundles: jwtBundles, ownId: () => identity.current?.id.toString(), nowMs, revoked: (id: string) => denyList.current.spiffeIds.has(id), ...(source.ownBan ? { ownBan: source.ownBan } : {}), onCall: metrics.jwtCall.bind(metrics) }
       : undefined;
     const workloadApi = config.workloadApi
-      ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, timers, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome), onRejected: (reason) => metrics.rejected('workload_api', reason) })
+      ? await (await import('./workload-api/workload-api-server.js')).WorkloadApiServer.start({ socketPath: config.workloadApi.socket, timers, nowMs, feed: (await import('./workload-api/identity-feed.js')).identityFeed(identity), ...(jwt ? { jwt } : {}), onEvent: (e) => metrics.workloadCall(e.method, e.outcome), onRejected: (reason) => metrics.rejected('workload_api', reason) })
       : undefined;
     undo.push(() => workloadApi?.close());
     served.start();

@@ -124,6 +124,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     maxConnections: 64,
     maxReceiveBytes: maxRequestBytes * 4,
     timers: realTimers,
+    nowMs: systemClock.nowMs,
     ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
   });
   let sent = 0;

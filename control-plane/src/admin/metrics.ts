@@ -70,7 +70,7 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     breakGlassActive: new Gauge({ name: 'tessera_break_glass_grants_active', help: 'Unexpired break-glass grants', registers }),
     tlsFailures: new Counter({ name: 'tessera_grpc_tls_failures_total', help: 'Connections to the gRPC port that failed before gRPC (garbage, plaintext, timeout)', labelNames: ['reason'], registers }),
     // reason: http2_flood or http2_protocol_error (shared-io/h2-session-error.ts), the proxies' names for the same cuts.
-    grpcRejected: new Counter({ name: 'tessera_grpc_requests_rejected_total', help: 'HTTP/2 connections to the gRPC port cut for a flood of frames (WINDOW_UPDATE, PING, SETTINGS, ...) or closed for a protocol error, by reason', labelNames: ['reason'], registers }),
+    grpcRejected: new Counter({ name: 'tessera_grpc_requests_rejected_total', help: 'HTTP/2 connections to the gRPC port cut for a flood of frames (WINDOW_UPDATE, PING, SETTINGS, ...) or closed for a protocol error, and streams reset for a request message not whole within limits.headersTimeout or past the bounds on unfinished messages, by reason', labelNames: ['reason'], registers }),
     bundleEndpointRefused: new Counter({ name: 'tessera_bundle_endpoint_refused_total', help: 'Connections to the SPIFFE bundle endpoint refused before HTTP (handshake timeout or failure, over limits.maxConnections)', labelNames: ['reason'], registers }),
     grpcConnections: new Gauge({ name: 'tessera_grpc_connections', help: 'Open TLS connections on the gRPC port', registers }),
     jwtSvidsIssued: new Counter({ name: 'tessera_jwt_svids_issued_total', help: 'JWT-SVIDs signed (MintJwtSvid)', registers }),

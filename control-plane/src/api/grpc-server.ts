@@ -10,6 +10,7 @@ import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
@@ -31,7 +32,10 @@ export interface GrpcServerOptions {
   readonly listen: string;
   readonly identity: ServerIdentity;
   readonly handshakeTimeoutMs: number;
-  /** After the handshake: the first call's headers must be complete by then (grpc-js has no headers timeout). */
+  /**
+   * After the handshake: the first call's headers must be complete by then (grpc-js has no headers timeout); and any
+   * request message, once begun, must arrive whole within it (shared-io/grpc-session-guard.ts).
+   */
   readonly headersTimeoutMs: number;
   readonly maxConnections: number;
   /**
@@ -40,8 +44,13 @@ export interface GrpcServerOptions {
    */
   readonly maxReceiveBytes: number;
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
-  /** An HTTP/2 session cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for a protocol error. */
-  readonly onRejected?: (reason: H2SessionFault) => void;
+  /**
+   * An HTTP/2 session cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for a protocol error; a stream
+   * reset for a request message not whole within headersTimeoutMs, or past the bounds on unfinished messages' bytes.
+   */
+  readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault) => void;
+  /** Reads the message deadline. */
+  readonly nowMs: () => number;
   /**
    * A connection's headers deadline runs here (unref'd), the sessions' flood sweep (unref'd), and stop()'s wait for
    * the sockets (holding the process).
@@ -108,7 +117,11 @@ export class GrpcServer {
   async start(): Promise<void> {
     const addr = parseAddress(this.#o.listen);
     if (!addr) throw new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `bad listen address ${this.#o.listen}`);
-    const { injector, guard } = GrpcSessionGuard.injector(this.grpc, grpc.ServerCredentials.createInsecure(), { timers: this.#o.timers, onRejected: (reason) => this.#o.onRejected?.(reason) });
+    const { injector, guard } = GrpcSessionGuard.injector(this.grpc, grpc.ServerCredentials.createInsecure(), {
+      timers: this.#o.timers,
+      onRejected: (reason) => this.#o.onRejected?.(reason),
+      messages: { timeoutMs: this.#o.headersTimeoutMs, maxMessageBytes: this.#o.maxReceiveBytes, nowMs: this.#o.nowMs },
+    });
     this.#injector = injector;
     this.#guard = guard;
     const tls = createServer({ ...this.#contextOptions(this.#o.identity), handshakeTimeout: this.#o.handshakeTimeoutMs });

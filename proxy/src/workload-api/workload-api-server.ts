@@ -15,6 +15,7 @@ import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js'
 import { type ErrorCode, TesseraError, describeError } from '../../../common/errors.js';
 import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
 import { RejectedMessage, guardedService } from '../../../shared-io/guarded-service.js';
+import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
@@ -30,6 +31,7 @@ export interface WorkloadApiLimits {
   readonly idleMs: number;
   readonly maxReceiveBytes: number;
   readonly maxSessionMemoryMb: number;
+  readonly messageTimeoutMs: number;
 }
 
 /**
@@ -53,6 +55,11 @@ export const WORKLOAD_API_LIMITS: WorkloadApiLimits = Object.freeze({
   maxReceiveBytes: 20 * 1024,
   /** Node's HTTP/2 session memory bound, MB (grpc-js lifts it otherwise). */
   maxSessionMemoryMb: 10,
+  /**
+   * A request message, once begun, must arrive whole within this (shared-io/grpc-session-guard.ts, which also bounds
+   * unfinished messages' bytes: 2 x maxReceiveBytes per connection, 64 x across the socket).
+   */
+  messageTimeoutMs: 10_000,
 });
 
 export interface WorkloadApiServerOptions {
@@ -69,8 +76,13 @@ export interface WorkloadApiServerOptions {
   readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval'>;
   /** Called for every refused or failed call (metric/log hook); never sees key material. */
   readonly onEvent?: (event: { method: string; outcome: 'ok' | 'invalid_argument' | 'malformed' | 'too_large' | 'unavailable' | 'unimplemented' }) => void;
-  /** A connection cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for an HTTP/2 protocol error. */
-  readonly onRejected?: (reason: H2SessionFault) => void;
+  /**
+   * A connection cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for an HTTP/2 protocol error; a
+   * stream reset for a request message not whole within messageTimeoutMs, or past the bounds on unfinished bytes.
+   */
+  readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault) => void;
+  /** Reads the message deadline. */
+  readonly nowMs: () => number;
 }
 
 type Stream = grpc.ServerWritableStream<unknown, unknown>;
@@ -81,6 +93,7 @@ export class WorkloadApiServer {
   readonly #onEvent: NonNullable<WorkloadApiServerOptions['onEvent']>;
   readonly #limits: WorkloadApiLimits;
   readonly #timers: WorkloadApiServerOptions['timers'];
+  readonly #nowMs: () => number;
   readonly #server: grpc.Server;
   readonly #sockets = new Set<Socket>();
   /** Our own listener on the socket (grpc-js's has no connection cap), handing each connection to grpc-js. */
@@ -104,6 +117,7 @@ export class WorkloadApiServer {
     const l: WorkloadApiLimits = { ...WORKLOAD_API_LIMITS, ...opts.limits };
     this.#limits = l;
     this.#timers = opts.timers;
+    this.#nowMs = opts.nowMs;
     this.#server = new grpc.Server({
       'grpc.max_concurrent_streams': l.maxConcurrentStreams,
       'grpc-node.max_session_memory': l.maxSessionMemoryMb,
@@ -143,7 +157,11 @@ export class WorkloadApiServer {
       FetchX509Bundles: (call: Stream) => this.#openStream('FetchX509Bundles', call, this.#bundleStreams),
       ...(this.#jwt ? this.#jwtHandlers(this.#jwt) : { FetchJWTSVID: unimplemented('FetchJWTSVID'), FetchJWTBundles: unimplemented('FetchJWTBundles'), ValidateJWTSVID: unimplemented('ValidateJWTSVID') }),
     });
-    const { injector, guard } = GrpcSessionGuard.injector(this.#server, grpc.ServerCredentials.createInsecure(), { timers: this.#timers, onRejected: (reason) => this.#onRejected(reason) });
+    const { injector, guard } = GrpcSessionGuard.injector(this.#server, grpc.ServerCredentials.createInsecure(), {
+      timers: this.#timers,
+      onRejected: (reason) => this.#onRejected(reason),
+      messages: { timeoutMs: this.#limits.messageTimeoutMs, maxMessageBytes: this.#limits.maxReceiveBytes, nowMs: this.#nowMs },
+    });
     this.#guard = guard;
     const listener = createServer((socket) => {
       this.#sockets.add(socket);

@@ -2,20 +2,22 @@
 // 53a F2), on a real grpc-js server over loopback TCP with real timers: a raw client's WINDOW_UPDATE flood is cut
 // with GOAWAY ENHANCE_YOUR_CALM and reported once; a grpc-js client uploading megabytes in requests answered with
 // two bytes, reading a long server stream and sending keepalive PINGs all along is not; a grpc-js whose injector
-// hides its HTTP/2 server fails the start with a code.
+// hides its HTTP/2 server fails the start with a code; unfinished request messages across connections are held up to
+// the server's bound, the stream past it refused (audit 55c F1).
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, expect, test } from 'vitest';
+import { systemClock } from '../../../common/clock.js';
 import { isTesseraError } from '../../../common/errors.js';
 import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
-import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { realTimers } from '../../../shared-io/timers.js';
 import { h2Frame } from '../../helpers/raw-h2-app.js';
 import { floodUntilCut, rawH2Client } from '../../helpers/raw-h2-client.js';
 import { until } from '../../helpers/until.js';
 
 const pass = (b: Buffer) => b;
+const MESSAGES = { timeoutMs: 10_000, maxMessageBytes: 4 * 1024 * 1024, nowMs: systemClock.nowMs };
 const SERVICE: grpc.ServiceDefinition = {
   Up: { path: '/t.T/Up', requestStream: false, responseStream: false, requestSerialize: pass, requestDeserialize: pass, responseSerialize: pass, responseDeserialize: pass, originalName: 'Up' },
   Down: { path: '/t.T/Down', requestStream: false, responseStream: true, requestSerialize: pass, requestDeserialize: pass, responseSerialize: pass, responseDeserialize: pass, originalName: 'Down' },
@@ -32,7 +34,7 @@ afterEach(() => {
 });
 
 /** A grpc-js server behind our own TCP listener and the guard's injector; what the guard reported. */
-async function start(): Promise<{ port: number; rejected: H2SessionFault[]; guard: GrpcSessionGuard }> {
+async function start(messages = MESSAGES): Promise<{ port: number; rejected: string[]; guard: GrpcSessionGuard }> {
   const server = new grpc.Server({ 'grpc.max_concurrent_streams': 100, 'grpc-node.max_session_memory': 10 });
   server.addService(SERVICE, {
     Up: (_call: grpc.ServerUnaryCall<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>) => cb(null, Buffer.from('ok')),
@@ -42,8 +44,8 @@ async function start(): Promise<{ port: number; rejected: H2SessionFault[]; guar
       call.end();
     },
   });
-  const rejected: H2SessionFault[] = [];
-  const { injector, guard } = GrpcSessionGuard.injector(server, grpc.ServerCredentials.createInsecure(), { timers: realTimers, onRejected: (r) => rejected.push(r) });
+  const rejected: string[] = [];
+  const { injector, guard } = GrpcSessionGuard.injector(server, grpc.ServerCredentials.createInsecure(), { timers: realTimers, messages, onRejected: (r) => rejected.push(r) });
   const sockets = new Set<net.Socket>();
   const listener = net.createServer((s) => {
     sockets.add(s);
@@ -69,7 +71,7 @@ test('a grpc-js that hides the HTTP/2 server behind its injector: the start fail
   const hidden = { createConnectionInjector: () => ({ injectConnection: () => undefined, drain: () => undefined, destroy }) } as unknown as grpc.Server;
   let thrown: unknown;
   try {
-    GrpcSessionGuard.injector(hidden, grpc.ServerCredentials.createInsecure(), { timers: realTimers, onRejected: () => undefined });
+    GrpcSessionGuard.injector(hidden, grpc.ServerCredentials.createInsecure(), { timers: realTimers, messages: MESSAGES, onRejected: () => undefined });
   } catch (e) {
     thrown = e;
   }
@@ -115,3 +117,28 @@ test('a well-behaved grpc-js client: 6 MiB uploaded for 2-byte answers, 6 MiB re
   expect(await up()).toBe('ok');
   expect(s.rejected).toEqual([]);
 }, 30_000);
+
+test('unfinished messages across connections: held up to 64 x the largest read, the stream past it refused (REFUSED_STREAM), counted message_bytes', async () => {
+  // A largest read of 1,000 bytes: each connection may hold 2,000, the server 64,000 (64 messages of 995).
+  const { port, rejected, guard } = await start({ timeoutMs: 60_000, maxMessageBytes: 1_000, nowMs: systemClock.nowMs });
+  const prefix = Buffer.from([0, 0, 0, 0x03, 0xe3]); // declares 995 bytes
+  const part = Buffer.concat([prefix, Buffer.alloc(985, 1)]);
+  const sessions = Array.from({ length: 33 }, () => http2.connect(`http://127.0.0.1:${port}`));
+  const codes: number[] = [];
+  for (const s of sessions) {
+    s.on('error', () => undefined);
+    closers.push(() => s.destroy());
+    for (let i = 0; i < 2; i++) {
+      const st = s.request({ ':method': 'POST', ':path': '/t.T/Up', 'content-type': 'application/grpc', te: 'trailers' });
+      st.on('error', () => undefined);
+      st.once('close', () => codes.push(st.rstCode ?? 0));
+      st.write(part);
+    }
+  }
+  await until('two streams refused', () => codes.length >= 2);
+  await until('the rest held', () => guard.heldBytes === 64 * 990);
+  expect(codes).toEqual([http2.constants.NGHTTP2_REFUSED_STREAM, http2.constants.NGHTTP2_REFUSED_STREAM]);
+  expect(rejected).toEqual(['message_bytes', 'message_bytes']);
+  for (const s of sessions) s.destroy();
+  await until('released with their connections', () => guard.heldBytes === 0);
+});

@@ -15,6 +15,7 @@ import { type RunningApi, apiPerFile } from '../../../helpers/control-plane-part
 import { CONTROL_PLANE_ID } from '../../../helpers/control-plane.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { until } from '../../../helpers/until.js';
+import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
 /** The leaf the server presents to a fresh TLS connection offering h2. */
@@ -120,7 +121,7 @@ describe('GrpcServer', () => {
   // An outside audit: SIGTERM during issuance cut every call in progress within 10 ms (grpc-js's tryShutdown called
   // back at once for connections handed in by the injector), after their SVIDs were signed and tokens spent.
   test('stop(graceMs) answers the calls in progress before it closes their connections; new calls are refused', async () => {
-    const s = new GrpcServer({ listen: '127.0.0.1:0', identity: t.api.served.credentials(), handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: 1024, timers: realTimers });
+    const s = new GrpcServer({ listen: '127.0.0.1:0', identity: t.api.served.credentials(), handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: 1024, timers: realTimers, nowMs: systemClock.nowMs });
     const raw = (b: Buffer) => b;
     const slow = { path: '/test.Slow/Call', requestStream: false, responseStream: false, requestSerialize: raw, requestDeserialize: raw, responseSerialize: raw, responseDeserialize: raw };
     let started = 0;
@@ -145,7 +146,7 @@ describe('GrpcServer', () => {
   });
 
   test('a bad listen address and a taken port are refused with TESSERA_ERR_CP_LISTEN_FAILED', async () => {
-    const opts = { identity: t.api.served.credentials(), handshakeTimeoutMs: 1_000, headersTimeoutMs: 1_000, maxConnections: 1, maxReceiveBytes: 1024, timers: realTimers };
+    const opts = { identity: t.api.served.credentials(), handshakeTimeoutMs: 1_000, headersTimeoutMs: 1_000, maxConnections: 1, maxReceiveBytes: 1024, timers: realTimers, nowMs: systemClock.nowMs };
     for (const listen of ['not an address', `127.0.0.1:${t.api.server.port}`]) {
       const s = new GrpcServer({ ...opts, listen });
       const code = await s.start().then(() => 'started', (e: unknown) => (isTesseraError(e) ? e.code : String(e)));

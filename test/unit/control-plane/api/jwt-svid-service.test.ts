@@ -21,6 +21,7 @@ import { CONTROL_PLANE_ID, controlPlaneClients, errorCode } from '../../../helpe
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { TestCa } from '../../../helpers/test-ca.js';
+import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
 const WEB = 'spiffe://example.org/ns/default/sa/web';
@@ -43,7 +44,7 @@ describe('Identity/MintJwtSvid', () => {
     ca = await TestCa.create({ nowMs: T0 });
     store = await openSqliteStore(tmp.dir);
     const own = await ca.mintSvid(CONTROL_PLANE_ID);
-    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: 4 * 65_536, timers: realTimers });
+    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: 4 * 65_536, timers: realTimers, nowMs: systemClock.nowMs });
     const jwt = await openJwtKeys({ dataDir: tmp.dir, clock: time, audit: store.audit, log: { info: () => {} }, onChange: () => {} });
     const handlers = jwtSvidHandlers({
       trustDomain: td,

@@ -125,7 +125,7 @@ describe('Config/Report over gRPC', () => {
     ca = await TestCa.create({ nowMs: time.nowMs() });
     store = await openSqliteStore(tmp.dir);
     const own = await ca.mintSvid(CONTROL_PLANE_ID);
-    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: maxRequestBytes * 4, timers: realTimers });
+    server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: maxRequestBytes * 4, timers: realTimers, nowMs: systemClock.nowMs });
     const svids = new SvidAttestor(() => TrustBundle.parse(td, ca.bundlePem()), time);
     const admit = (id: string) => {
       if (banned.has(id)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED');

@@ -16,6 +16,7 @@ import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-a
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { REPO_ROOT, makeTempDir } from '../../../helpers/run.js';
 import { highSTwin } from '../../../helpers/jwt-high-s.js';
+import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/api';
@@ -73,7 +74,7 @@ beforeEach(async () => {
   onMint = () => {};
   controlPlaneAheadMs = 0;
   server = await WorkloadApiServer.start({
-    timers: realTimers,
+    timers: realTimers, nowMs: systemClock.nowMs,
     socketPath: join(tmp.dir, 'wl.sock'),
     feed: { current: () => undefined, subscribe: () => () => {} },
     jwt: { mint, bundles: holder, ownId: () => ID, nowMs: () => time.nowMs(), revoked: (id) => revoked.has(id), ownBan: () => ownBan, onCall: (c, r, reason) => calls.push(`${c}/${r}/${reason}`) },

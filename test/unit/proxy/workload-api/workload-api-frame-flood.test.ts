@@ -1,7 +1,9 @@
 // The Workload API socket's bound on a connection's control traffic (audit 53a F2: 157 M WINDOW_UPDATE frames in
 // 9 s on the 0666 socket, uncut, the sidecar at 82 % of a core), on a real server and socket: a raw local client's
 // flood is cut with GOAWAY ENHANCE_YOUR_CALM and reported through onRejected; a workload's grpc-js client holding
-// FetchX509SVID open through 300 rotations, with keepalive PINGs every 100 ms, is never cut.
+// FetchX509SVID open through 300 rotations, with keepalive PINGs every 100 ms, is never cut. Request messages begun
+// and never finished (audit 55c F1, on the control plane's port): past 2 x 20 KiB on a connection the stream is
+// refused, the others reset at the message deadline, both reported.
 import * as http2 from 'node:http2';
 import { connect } from 'node:net';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { afterEach, beforeEach, expect, test } from 'vitest';
 import type { WorkloadIdentity, WorkloadIdentityFeed } from '../../../../proxy/src/workload-api/workload-api-messages.js';
 import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
+import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
 import { floodUntilCut, rawH2Client } from '../../../helpers/raw-h2-client.js';
@@ -44,7 +47,7 @@ beforeEach(async () => {
     }),
   );
   rejected.length = 0;
-  server = await WorkloadApiServer.start({ timers: realTimers, socketPath: join(tmp.dir, 'wl.sock'), feed, onRejected: (r) => rejected.push(r) });
+  server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: join(tmp.dir, 'wl.sock'), feed, onRejected: (r) => rejected.push(r) });
 });
 
 afterEach(async () => {
@@ -95,3 +98,28 @@ test('a workload holding FetchX509SVID open through 300 rotations, PINGing every
     client.close();
   }
 }, 60_000);
+
+test('request messages left unfinished on the socket: past 2 x 20 KiB refused (REFUSED_STREAM), the rest reset at the deadline (CANCEL), both reported', async () => {
+  await server.close();
+  server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: join(tmp.dir, 'wl2.sock'), feed, limits: { messageTimeoutMs: 1_000 }, onRejected: (r) => rejected.push(r) });
+  const session = http2.connect('http://localhost', { createConnection: () => connect(server.socketPath) });
+  session.on('error', () => undefined);
+  const codes: number[] = [];
+  try {
+    // Three messages declaring 16,000 bytes, 15,000 sent of each: two fit under 40,960 held.
+    const part = Buffer.alloc(15_005, 0x0a);
+    part.writeUInt32BE(16_000, 1);
+    for (let i = 0; i < 3; i++) {
+      const st = session.request({ ':method': 'POST', ':path': '/SpiffeWorkloadAPI/ValidateJWTSVID', 'content-type': 'application/grpc', te: 'trailers', 'workload.spiffe.io': 'true' });
+      st.on('error', () => undefined);
+      st.once('close', () => codes.push(st.rstCode ?? 0));
+      st.write(part);
+    }
+    await until('every stream reset', () => codes.length === 3, 10_000, 20);
+  } finally {
+    session.destroy();
+  }
+  const { NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL } = http2.constants;
+  expect(codes).toEqual([NGHTTP2_REFUSED_STREAM, NGHTTP2_CANCEL, NGHTTP2_CANCEL]);
+  expect(rejected).toEqual(['message_bytes', 'message_timeout', 'message_timeout']);
+}, 20_000);

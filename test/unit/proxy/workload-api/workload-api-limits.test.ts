@@ -8,6 +8,7 @@ import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { WORKLOAD_API_LIMITS, WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { until } from '../../../helpers/until.js';
+import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
@@ -17,7 +18,7 @@ const sockets: Socket[] = [];
 beforeEach(async () => {
   tmp = await makeTempDir();
   server = await WorkloadApiServer.start({
-    timers: realTimers,
+    timers: realTimers, nowMs: systemClock.nowMs,
     socketPath: join(tmp.dir, 'wl.sock'),
     feed: { current: () => undefined, subscribe: () => () => {} },
     limits: { maxConnections: 4, idleMs: 500 },

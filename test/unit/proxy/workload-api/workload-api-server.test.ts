@@ -15,6 +15,7 @@ import type { WorkloadIdentity, WorkloadIdentityFeed } from '../../../../proxy/s
 import { WorkloadApiServer } from '../../../../proxy/src/workload-api/workload-api-server.js';
 import { REPO_ROOT, makeTempDir, run } from '../../../helpers/run.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
+import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
 const ID = 'spiffe://example.org/ns/default/sa/api';
@@ -137,7 +138,7 @@ describe('SPIFFE Workload API server', () => {
   test('streams the complete SVID state and pushes a new message on every rotation', async () => {
     const first = await ca.mintSvid(ID);
     feed.set(identityOf(first, ca));
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed });
     client = genericClient(socket());
     const s = collect(client.FetchX509SVID({}, header()) as never);
     await s.until(() => s.messages.length === 1);
@@ -161,7 +162,7 @@ describe('SPIFFE Workload API server', () => {
   test('streams all bundles keyed by trust-domain ID', async () => {
     const fed = await TestCa.create({ trustDomain: 'partner.org' });
     feed.set(identityOf(await ca.mintSvid(ID), ca, { 'partner.org': fed }));
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed });
     client = genericClient(socket());
     const s = collect(client.FetchX509Bundles({}, header()) as never);
     await s.until(() => s.messages.length === 1);
@@ -173,7 +174,7 @@ describe('SPIFFE Workload API server', () => {
   test('refuses calls without the security header with InvalidArgument, JWT calls with Unimplemented', async () => {
     feed.set(identityOf(await ca.mintSvid(ID), ca));
     const events: string[] = [];
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
     client = genericClient(socket());
     const noHeader = collect(client.FetchX509SVID({}, new grpc.Metadata()) as never);
     await noHeader.until(() => noHeader.status() !== undefined);
@@ -196,7 +197,7 @@ describe('SPIFFE Workload API server', () => {
   test('a malformed request gets InvalidArgument (PROTO_MALFORMED), is counted, and the server goes on answering', async () => {
     feed.set(identityOf(await ca.mintSvid(ID), ca));
     const events: string[] = [];
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
     const raw = new grpc.Client(`unix://${socket()}`, grpc.credentials.createInsecure());
     const bytes = (b: Buffer) => b;
     const unary = (method: string, body: Buffer) =>
@@ -249,7 +250,7 @@ describe('SPIFFE Workload API server', () => {
   test('a request grpc-js will not read gets InvalidArgument (PROTO_MALFORMED) too, counted', async () => {
     feed.set(identityOf(await ca.mintSvid(ID), ca));
     const events: string[] = [];
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed, onEvent: (e) => events.push(`${e.method}:${e.outcome}`) });
     const session = http2.connect('http://localhost', { createConnection: () => netConnect(socket()) });
     session.on('error', () => undefined);
     const frame = (compressed: boolean, body: Buffer) => Buffer.concat([Buffer.from([compressed ? 1 : 0]), Buffer.from([0, 0, 0, body.length]), body]);
@@ -296,7 +297,7 @@ describe('SPIFFE Workload API server', () => {
   });
 
   test('answers Unavailable (retryable) before the first SVID', async () => {
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed });
     client = genericClient(socket());
     const s = collect(client.FetchX509SVID({}, header()) as never);
     await s.until(() => s.status() !== undefined);
@@ -307,7 +308,7 @@ describe('SPIFFE Workload API server', () => {
     const path = join(tmp.dir, 'run/workload/workload.sock');
     const umask = process.umask(0o077);
     try {
-      server = await WorkloadApiServer.start({ timers: realTimers, socketPath: path, feed });
+      server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: path, feed });
     } finally {
       process.umask(umask);
     }
@@ -326,7 +327,7 @@ describe('SPIFFE Workload API server', () => {
     test('connects as uid 65534 and gets the SVID, but cannot replace the socket', async () => {
       const dir = sharedDir();
       feed.set(identityOf(await ca.mintSvid(ID), ca));
-      server = await WorkloadApiServer.start({ timers: realTimers, socketPath: join(dir, 'workload.sock'), feed });
+      server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: join(dir, 'workload.sock'), feed });
       const got = await fetchSvidAs(NOBODY, join(dir, 'workload.sock'));
       expect(got).toEqual({ ok: true, spiffeId: ID, uid: NOBODY });
       const rm = await asUid(NOBODY, ['-e', `require('node:fs').unlinkSync(process.argv[1])`, join(dir, 'workload.sock')]);
@@ -337,7 +338,7 @@ describe('SPIFFE Workload API server', () => {
     test('connects through a read-only bind mount of the socket directory (the app container mount)', async (ctx) => {
       const dir = sharedDir();
       feed.set(identityOf(await ca.mintSvid(ID), ca));
-      server = await WorkloadApiServer.start({ timers: realTimers, socketPath: join(dir, 'workload.sock'), feed });
+      server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: join(dir, 'workload.sock'), feed });
       const appView = join(tmp.dir, 'app-view');
       mkdirSync(appView, { mode: 0o755 });
       const mounted = await run('mount', ['--bind', '-o', 'ro', dir, appView]).catch(() => ({ code: 1 }));
@@ -355,11 +356,11 @@ describe('SPIFFE Workload API server', () => {
     const script = `require('node:net').createServer().listen(process.argv[1], () => process.kill(process.pid, 'SIGKILL'))`;
     await run(process.execPath, ['-e', script, socket()]).catch(() => undefined);
     expect(lstatSync(socket()).isSocket()).toBe(true);
-    server = await WorkloadApiServer.start({ timers: realTimers, socketPath: socket(), feed });
+    server = await WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: socket(), feed });
     await server.close();
     server = undefined;
     const file = join(tmp.dir, 'not-a-socket');
     writeFileSync(file, 'data');
-    await expect(WorkloadApiServer.start({ timers: realTimers, socketPath: file, feed })).rejects.toMatchObject({ code: 'TESSERA_ERR_WORKLOAD_API_SOCKET' });
+    await expect(WorkloadApiServer.start({ timers: realTimers, nowMs: systemClock.nowMs, socketPath: file, feed })).rejects.toMatchObject({ code: 'TESSERA_ERR_WORKLOAD_API_SOCKET' });
   });
 });
