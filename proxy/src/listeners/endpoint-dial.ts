@@ -8,6 +8,7 @@ import { connectFailureReason, type ExchangeRoute } from '../routing/exchange-ro
 import { MuxDialer } from '../mux/mux-dialer.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, type MtlsTarget, mtlsConnect, mtlsConnector, type SessionMemory } from '../upstream/connectors.js';
+import type { VerdictWatch } from '../upstream/peer-verdict.js';
 import type { ListenerDeps } from './listener-deps.js';
 
 /** What an endpoint's inbound listener negotiates: HTTP/1.1, h2 (HTTP/2 and gRPC), or nothing (raw TCP). */
@@ -58,13 +59,13 @@ export function tunnelEndpoint(ep: ServiceEndpoint): TunnelEndpoint {
  * Opens the tunnel of `route`'s current attempt; a connection that fails (refused, TLS, secure naming) is tried on
  * another endpoint of the service while the route allows. `done` gets the socket or the last failure.
  */
-export function dialRoute(route: ExchangeRoute<TunnelEndpoint>, mtls: MtlsDeps, done: (err: Error | null, socket?: TLSSocket, resumed?: boolean) => void): void {
+export function dialRoute(route: ExchangeRoute<TunnelEndpoint>, mtls: MtlsDeps, done: (err: Error | null, socket?: TLSSocket, resumed?: boolean, verdict?: VerdictWatch) => void): void {
   const attempt = () => {
     const ep = route.resource;
-    mtlsConnect(ep.target, mtls, ep.session, (err, socket, resumed) => {
+    mtlsConnect(ep.target, mtls, ep.session, (err, socket, resumed, _retired, verdict) => {
       if (!err && socket) {
         route.responded();
-        done(null, socket, resumed);
+        done(null, socket, resumed, verdict);
       } else if (route.retry(connectFailureReason(err), false)) attempt();
       else done(err ?? new Error('connect failed'));
     });

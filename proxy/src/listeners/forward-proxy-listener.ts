@@ -19,7 +19,7 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
-import { closeUnused, relay, tunnelStatus } from './tcp-relay.js';
+import { closeUnused, refusalGuard, relay, tunnelStatus } from './tcp-relay.js';
 
 interface ProxyContext {
   readonly requestId: string;
@@ -158,7 +158,7 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       refuse(503, why ?? 'no_endpoints');
       return;
     }
-    dialRoute(route, this.#mtls, (err, up, resumed) => {
+    dialRoute(route, this.#mtls, (err, up, resumed, verdict) => {
       if (err || !up) {
         refuse(502, 'upstream_unavailable');
         return;
@@ -171,10 +171,13 @@ export class ForwardProxyListener extends ServedListener<OutboundConfig> {
       }
       socket.write(ESTABLISHED);
       if (early) up.write(early);
+      // Past the 200, a refusal of this proxy's certificate can only reach the client as a reset (refusalGuard).
+      const refused = refusalGuard(verdict, socket);
       socket.resume();
       relay(socket, up, d.limits.streamIdleTimeoutMs, (r) => {
-        route.end(tunnelOutcome(r.error));
-        log(tunnelStatus(r.error), r.bytesIn, r.bytesOut, resumed ?? false, r.error);
+        const error = refused(r.error);
+        route.end(tunnelOutcome(error));
+        log(tunnelStatus(error), r.bytesIn, r.bytesOut, resumed ?? false, error);
       });
     });
   }

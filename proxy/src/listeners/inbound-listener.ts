@@ -171,7 +171,9 @@ export class InboundListener extends ServedListener<InboundConfig> {
     this.sessions.addSocket(socket);
     recorded = this.sessions.tunnel(socket);
     if (peer) this.sessions.setPeer(socket, peer);
+    let appConnected = false;
     app.once('connect', () => {
+      appConnected = true;
       // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted. Its
       // reset goes on to the app as a reset, and the tunnel is counted and logged (499), as its caller's proxy does.
       // Destroyed otherwise, it was cut here (the drain deadline, a ban: allowHalfOpen keeps a caller's FIN from
@@ -186,8 +188,12 @@ export class InboundListener extends ServedListener<InboundConfig> {
       relay(socket, app, d.limits.idleTimeoutMs, (r) => log(tunnelStatus(r.error), r.bytesIn, r.bytesOut, r.error));
     });
     app.once('error', (e) => {
-      if (app.connecting) {
-        socket.destroy();
+      // Not app.connecting: Node clears it before it reports a failed connect, so that test never held and a tunnel
+      // to an app that was down stayed open, uncounted, until its caller gave up (audit 55b F2).
+      if (!appConnected) {
+        // A reset, not a close: the caller's proxy then counts its tunnel 502 and resets its own client, which would
+        // otherwise read a clean, empty EOF as the app's answer (audit 55b F2).
+        resetSocket(socket);
         log(502, 0, 0, 'upstream_unavailable');
         d.log.warn({ listener: this.config.name, err: e.message }, 'app connection failed');
       }

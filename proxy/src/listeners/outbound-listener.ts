@@ -18,7 +18,9 @@ import type { ListenerDeps } from './listener-deps.js';
 import { outboundMtls, outboundTarget, staticRoute } from './outbound-mtls.js';
 import { ServedListener } from './served-listener.js';
 import { poolBalancers, tunnelBalancers } from './service-routing.js';
-import { closeUnused, relay, tunnelStatus } from './tcp-relay.js';
+import type { VerdictWatch } from '../upstream/peer-verdict.js';
+import { resetSocket } from './socket-reset.js';
+import { closeUnused, refusalGuard, relay, tunnelStatus } from './tcp-relay.js';
 
 interface OutboundContext {
   readonly requestId: string;
@@ -151,14 +153,16 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
       recorded();
     };
     socket.once('error', () => socket.destroy());
+    // A tunnel that cannot be had resets its client, which would otherwise read a clean, empty EOF as an answer
+    // (audit 55b F2: connect refused, handshake failed or timed out; no endpoint either).
     if (this.#tcp && !route) {
-      socket.destroy();
+      resetSocket(socket);
       log(503, 0, 0, false, 'no_endpoints');
       return;
     }
-    const connected = (err: Error | null, up?: net.Socket, resumed?: boolean) => {
+    const connected = (err: Error | null, up?: net.Socket, resumed?: boolean, _retired?: unknown, verdict?: VerdictWatch) => {
       if (err || !up) {
-        socket.destroy();
+        resetSocket(socket);
         return log(502, 0, 0, false, 'upstream_unavailable');
       }
       if (socket.destroyed) {
@@ -167,13 +171,15 @@ export class OutboundListener extends ServedListener<OutboundConfig> {
         closeUnused(up);
         return log(tunnelStatus('downstream_reset'), 0, 0, resumed ?? false, 'downstream_reset');
       }
+      const refused = refusalGuard(verdict, socket);
       socket.resume();
       relay(socket, up, d.limits.idleTimeoutMs, (r) => {
-        route?.end(tunnelOutcome(r.error));
-        log(tunnelStatus(r.error), r.bytesIn, r.bytesOut, resumed ?? false, r.error);
+        const error = refused(r.error);
+        route?.end(tunnelOutcome(error));
+        log(tunnelStatus(error), r.bytesIn, r.bytesOut, resumed ?? false, error);
       });
     };
-    if (route) dialRoute(route, this.#mtls, connected);
+    if (route) dialRoute(route, this.#mtls, (err, up, resumed, verdict) => connected(err, up, resumed, undefined, verdict));
     else mtlsConnect(fixed!.target, this.#mtls, fixed!.session, connected);
   }
 }

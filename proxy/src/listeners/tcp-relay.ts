@@ -4,6 +4,7 @@
 // app's reset to charge its endpoint (`upstream_reset`), where a clean FIN would read as a tunnel that worked. So
 // does a side this proxy cut (the drain deadline, a revoked peer): the other leg must not read an orderly end.
 import type { Socket } from 'node:net';
+import type { VerdictWatch } from '../upstream/peer-verdict.js';
 import { resetSocket } from './socket-reset.js';
 
 export interface RelayResult {
@@ -17,7 +18,8 @@ export interface RelayResult {
  * The status that labels a finished tunnel (tessera_requests_total{code} for TCP, the connection's outcome; not logged):
  * 200 closed by either side, 408 closed by the proxy after limits.idleTimeout (streamIdleTimeout for CONNECT) with no
  * byte either way (as an idle HTTP connection, `idle_timeout`), 499 the client reset it (nginx's client closed
- * request), 502 the upstream reset it. Only the last is a failure: an idle or abandoned tunnel worked.
+ * request), 502 the upstream reset it or refused this proxy (`upstream_unavailable`, refusalGuard). Only the last
+ * is a failure: an idle or abandoned tunnel worked.
  */
 export function tunnelStatus(error: string | undefined): number {
   if (error === undefined) return 200;
@@ -65,6 +67,24 @@ export function relay(a: Socket, b: Socket, idleTimeoutMs: number, done: (r: Rel
     else a.destroy();
     onClose();
   });
+}
+
+/**
+ * A tunnel whose upstream refuses this proxy's certificate after it began: in TLS 1.3 the client side of the
+ * handshake finishes first, the tunnel starts, and the upstream's verdict (peer-verdict.ts) comes as a close or an
+ * alert. The client is then reset at once (the verdict is heard before relay() sees that close), not handed a
+ * clean end it could take for an empty answer; the tunnel is a 502 `upstream_unavailable`, as HTTP counts the same
+ * refusal. Before, it was a 200 without an error and the client read an orderly EOF (audit 55b F2). Returns the
+ * error to count in place of relay()'s.
+ */
+export function refusalGuard(verdict: VerdictWatch | undefined, client: Socket): (error: string | undefined) => string | undefined {
+  let refused = false;
+  verdict?.((refusal) => {
+    if (refusal === null) return;
+    refused = true;
+    resetSocket(client);
+  });
+  return (error) => (refused ? 'upstream_unavailable' : error);
 }
 
 /** The peer's end was read and our own end was sent: an orderly close, not one this proxy cut short. */

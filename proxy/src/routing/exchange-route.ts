@@ -227,10 +227,12 @@ export function exchangeOutcome(status: number, error: string | undefined, flag:
  * How a TCP tunnel (an outbound TCP connection, a CONNECT tunnel) ends its attempt, by relay()'s error: only the
  * endpoint's own reset is its failure; an idle tunnel the proxy closed (idle_timeout) or the client's reset
  * (downstream_reset) says nothing about it (`cancelled`, which neither counts toward ejection nor resets the count);
- * a tunnel both sides closed is a `success`.
+ * a tunnel both sides closed is a `success`; one whose upstream refused this proxy's certificate `connect_failed`.
  */
 export function tunnelOutcome(error: string | undefined): AttemptOutcome {
   if (error === undefined) return 'success';
+  // The upstream refused this proxy after the tunnel began (refusalGuard): a failed connection, as over HTTP.
+  if (error === 'upstream_unavailable') return 'connect_failed';
   return error === 'upstream_reset' ? 'reset' : 'cancelled';
 }
 

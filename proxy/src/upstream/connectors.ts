@@ -14,7 +14,7 @@ import { type DenyCandidate, deniedBy } from '../tls/deny-list.js';
 import type { PeerVerifier, VerifiedPeer } from '../tls/peer-verify.js';
 import type { ClientContexts } from '../tls/tls-contexts.js';
 import type { Connector } from './connection-pool.js';
-import { awaitPeerVerdict, type FirstRead } from './peer-verdict.js';
+import { awaitPeerVerdict, type FirstRead, type Refusal, type VerdictWatch } from './peer-verdict.js';
 
 export interface MtlsTarget {
   readonly host: string;
@@ -125,9 +125,9 @@ export function directReads(): { readonly onread: net.OnReadOpts; bind(socket: n
  * pool's Connector, which then drops such a connection at its next lease or sweep, as HTTP/2 and multiplexed
  * sessions take no new stream then: a kept-alive connection must not outlive the certificates it was trusted for
  * (an own SVID that expired unrenewed would otherwise go on sending requests the upstream would refuse to a new
- * handshake).
+ * handshake). `verdict`: the upstream's verdict on this proxy's certificate (peer-verdict.ts), for a tunnel to consult.
  */
-export type MtlsDone = (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean, retired?: () => boolean) => void;
+export type MtlsDone = (err: Error | null, socket?: tls.TLSSocket, resumed?: boolean, retired?: () => boolean, verdict?: VerdictWatch) => void;
 
 /** The ticket to offer now: of this SVID generation, for an upstream leaf not yet expired by our clock. */
 function resumableTicket(session: SessionMemory, generation: number, nowMs: number): { readonly ticket: Buffer; readonly peer: UpstreamLeaf } | undefined {
@@ -236,7 +236,12 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     const resumed = socket.isSessionReused();
     const seconds = (deps.nowMs() - started) / 1000;
     // Handed out now; counted once the upstream has judged this proxy's certificate (TLS 1.3: after this event).
+    let judged: Refusal | null | undefined;
+    let told: ((refusal: Refusal | null) => void) | undefined;
+    // Registered before the owner's listeners, so a watcher hears of a refusal before the owner sees the close.
     awaitPeerVerdict(socket, deps.nowMs, deps.handshakeTimeoutMs, reads, (refusal) => {
+      judged = refusal;
+      told?.(refusal);
       if (refusal === null) {
         deps.metrics.handshake(deps.direction, true, 'none', resumed, seconds);
         deps.metrics.upstreamConnectionOpened(deps.direction);
@@ -249,7 +254,11 @@ export function mtlsConnect(target: MtlsTarget, deps: MtlsDeps, session: Session
     });
     closeWhenBanned(socket, served, deps);
     const notAfterMs = Math.min(leaf?.notAfterMs ?? Number.NEGATIVE_INFINITY, snapshot.notAfterMs);
-    done(null, socket, resumed, () => deps.nowMs() > notAfterMs);
+    const verdict: VerdictWatch = (fn) => {
+      if (judged === undefined) told = fn;
+      else fn(judged);
+    };
+    done(null, socket, resumed, () => deps.nowMs() > notAfterMs, verdict);
   });
 }
 

@@ -12,6 +12,12 @@ export interface Refusal {
   readonly err: Error;
 }
 
+/**
+ * Subscribes to a connection's verdict (once; at once when it is already known): what a TCP tunnel consults, whose
+ * upstream may refuse this proxy after the client side of the handshake finished and the tunnel began.
+ */
+export type VerdictWatch = (fn: (refusal: Refusal | null) => void) => void;
+
 /** Where the first read of a connection is seen when its reads bypass 'data' listeners (directReads). */
 export interface FirstRead {
   onFirstRead(fn: (() => void) | undefined): void;
