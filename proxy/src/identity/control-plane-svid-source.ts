@@ -365,10 +365,15 @@ export class ControlPlaneSvidSource {
     this.#fellBack(e);
   }
 
-  /** A kept SVID the control plane refused to renew is given up: said once, as a refused renewal that falls back. */
+  /**
+   * A kept SVID the control plane refused to renew is given up: said once, as a failed renewal that falls back. A
+   * refusal by the control plane is a `failure` (as for a running proxy); `refused` is an answer that did not
+   * validate here (before 2026-12-07 this one was `refused`, and an alert on it fired at a restart after an outage:
+   * audit 55b F5).
+   */
   #fellBack(e: unknown): void {
     this.#lastError = describeError(e);
-    this.#o.onEvent?.({ kind: 'renew', result: 'refused', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
+    this.#o.onEvent?.({ kind: 'renew', result: 'failure', error: this.#lastError, fallback: true, ...(isTesseraError(e) ? { code: e.code } : {}) });
   }
 
   #installed(kind: SvidKind, svid: IssuedSvid): void {

@@ -132,7 +132,8 @@ describe('a restored SVID', () => {
       signer.attestFails = refusal('UNAUTHENTICATED', 'TESSERA_ERR_ATTESTATION_TOKEN_USED');
       t = s.nextRenewalMs!;
       await s.tick();
-      expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'refused', fallback: true });
+      // A control-plane refusal is a `failure` (metrics.md); before audit 55b F5 it was counted `refused`.
+      expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'failure', fallback: true });
       expect(s.current).toBeUndefined();
       const r = s.readiness();
       expect(!r.ready && r.reason).toContain(code);
@@ -274,7 +275,8 @@ describe('a kept SVID out of its life by this host\'s clock (audit 53b F2: the c
     s.renewExpiredFirst(kept.svid);
     s.start();
     await s.tick();
-    expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'refused', fallback: true });
+    // A control-plane refusal is a `failure` (metrics.md); before audit 55b F5 it was counted `refused`.
+      expect(events.at(-1)).toMatchObject({ kind: 'renew', result: 'failure', fallback: true });
     t += 1_000;
     await s.tick();
     expect(signer.calls).toEqual([`renew:${kept.svid.serial}`, 'attest:spent-token']);
