@@ -135,6 +135,8 @@ export async function startProxy(config: ProxyConfig, rt: ProxyRuntime): Promise
     async shutdown() {
       if (draining.isSet) return;
       draining.set();
+      // The drain closes the listeners the served-serial check dials: a renewal from here on is not checked.
+      served.stop();
       // Callers stop picking this proxy's endpoints before its listeners stop accepting.
       if (mesh?.registration) {
         await mesh.setDraining();

@@ -50,6 +50,11 @@ export class ServedVerifier {
     if (identity.current) void this.verify(identity.current);
   }
 
+  /**
+   * No check after this, nor the record of one in flight: the drain stops it before it closes the listeners, which
+   * a self-handshake then cannot reach (before, a renewal during a drain counted a `mismatch` and logged an error
+   * every 5 s until exit: audit 55b F4).
+   */
   stop(): void {
     this.#stopped = true;
     this.#unsubscribe?.();
@@ -82,7 +87,7 @@ export class ServedVerifier {
     const target = this.#o.target();
     if (!target?.port) return;
     const served = await probeServedSerial(snapshot, target);
-    if (identity.current !== snapshot) return; // superseded meanwhile; the next check covers it
+    if (identity.current !== snapshot || this.#stopped) return; // superseded meanwhile (the next check covers it), or stopped
     const match = served === snapshot.serial;
     metrics.servedCheck(match ? 'match' : 'mismatch');
     const check = { serial: snapshot.serial, served, match, checkedAt: new Date(nowMs()).toISOString(), afterInstallMs: nowMs() - snapshot.installedAtMs };
