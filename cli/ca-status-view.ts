@@ -7,6 +7,8 @@ export interface CaStatusView {
   /** True while an offline-root control plane waits for its first intermediate. */
   readonly waiting?: boolean;
   readonly signingAuthority: string | null;
+  /** The authority the control plane's own SVID chains to (absent from a control plane before 2026-12-07). */
+  readonly servedAuthority?: string | null;
   readonly bundleFingerprints: readonly string[];
   readonly authorities: readonly {
     readonly id: string;
@@ -31,6 +33,7 @@ export const CA_STATUS_SHAPE = record({
   trustDomain: str,
   waiting: optional(bool),
   signingAuthority: nullable(str),
+  servedAuthority: optional(nullable(str)),
   authorities: list(
     record({ id: str, state: str, root: optional(str), rootFingerprint: str, rootNotAfter: str, intermediateNotAfter: str, chainEndsWith: optional(str), liveSvids: num, lastSvidNotAfter: optional(nullable(str)) }),
   ),
@@ -48,7 +51,9 @@ export function formatCaStatus(s: CaStatusView): string {
     return `trust domain ${s.trustDomain}; root: offline; no intermediate installed yet, nothing is issued (${next})
 `;
   }
-  const lines = [`trust domain ${s.trustDomain}; signing authority ${s.signingAuthority}`, ''];
+  // A retired authority keeps signing the control plane's own SVID until it is removed (proxies that missed the prepare reconnect).
+  const served = s.servedAuthority && s.servedAuthority !== s.signingAuthority ? `; the control plane's own SVID from ${s.servedAuthority} (retired) until it is removed` : '';
+  const lines = [`trust domain ${s.trustDomain}; signing authority ${s.signingAuthority}${served}`, ''];
   lines.push(`${'AUTHORITY'.padEnd(10)}${'STATE'.padEnd(10)}${'ROOT'.padEnd(9)}${'ROOT SHA-256'.padEnd(18)}${'ROOT NOT AFTER'.padEnd(26)}${'INTERMEDIATE NOT AFTER'.padEnd(26)}LIVE SVIDS`);
   for (const a of s.authorities) {
     lines.push(`${a.id.padEnd(10)}${a.state.padEnd(10)}${(a.root ?? 'managed').padEnd(9)}${`${a.rootFingerprint.slice(0, 16)}`.padEnd(18)}${a.rootNotAfter.padEnd(26)}${a.intermediateNotAfter.padEnd(26)}${a.liveSvids}${a.lastSvidNotAfter ? ` (last expires ${a.lastSvidNotAfter})` : ''}`);

@@ -130,7 +130,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const endpointCfg = config.federation?.bundleEndpoint;
     const bundleEndpoint = endpointCfg ? await startBundleEndpoint(endpointCfg, { dataDir, ownIdentity: () => served.credentials(), log, clock, limits: config.limits, onRefused: (reason) => metrics.bundleEndpointRefused.inc({ reason }) }) : undefined;
     undo.push(() => bundleEndpoint?.endpoint.stop());
-    // Self SVID and server credentials follow the CA: a new bundle (prepare) or signer (activate) is served at once.
+    // Self SVID and server credentials follow the CA: a new bundle or the self SVID's new signer (self-signer.ts) at once.
     const refreshSelf = (force: boolean) =>
       served.refresh(force, (identity) => {
         server.updateIdentity(identity);
@@ -138,9 +138,9 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       });
     caChanged.connect(() => {
       void bundleFiles.rewrite();
-      refreshSelf(true).catch((e: unknown) => log.error({ err: describeError(e) }, 'applying a CA change failed'));
       updateCaGauges(metrics, ca.current());
-      void hub.publish();
+      // Pushed once served: a proxy drops a removed root only when the gRPC port no longer presents an SVID of it.
+      void refreshSelf(true).catch((e: unknown) => log.error({ err: describeError(e) }, 'applying a CA change failed')).finally(() => void hub.publish());
     });
     // Another replica's bans, grants or registrations (with one process: its own, already held).
     const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh(), jwt: () => jwt.refresh() }, (topic, e) => health.failures.report('reloading after a change failed', e, { topic }, topic));
@@ -151,8 +151,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const admin = await startAdminSurface({
       http: { listen: config.adminListen, clock, registry, notReadyReason: readiness.notReadyReason, certs: () => certsView(td, served.svid, ca.current()), config: () => ({ ...redactedConfig(config), trustDomain: td.name }), endpoints: () => discovery.registry.snapshot() },
       socketPath,
-      routes: { trustDomain: td, ca, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls, ...(endpointCfg ? { federation: { profile: endpointCfg.certFile ? 'https_web' : 'https_spiffe' } } : {}) },
-      dashboard: { trustDomain: td.name, clock, timers, ca: () => ca.current(), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, policies: () => policies?.policies ?? [], changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()), onScanned: (scan) => { metrics.dashboardBuilds.inc(); metrics.dashboardBuildSlices.inc(scan.slices); } },
+      routes: { trustDomain: td, ca, servedAuthority: () => served.svid?.authorityId, tokens, joinTokensEnabled: config.attestors.joinToken.enabled, inventory, audit, breakGlass, revocations, ...(policies ? { policies } : {}), clock, installs: metrics.caIntermediateInstalls, ...(endpointCfg ? { federation: { profile: endpointCfg.certFile ? 'https_web' : 'https_spiffe' } } : {}) },
+      dashboard: { trustDomain: td.name, clock, timers, ca: () => ({ ...ca.current(), servedAuthority: served.svid?.authorityId }), inventory, audit, reports: store.reports, grants: store.grants, revocations: store.revocations, policies: () => policies?.policies ?? [], changes, onError: (e, panels = []) => health.failures.report('the fleet view failed', e, { panels }, panels.join()), onScanned: (scan) => { metrics.dashboardBuilds.inc(); metrics.dashboardBuildSlices.inc(scan.slices); } },
     });
     undo.push(() => admin.stop());
     const injector = config.injector ? await startEmbeddedInjector(config.injector, () => ca.current().bundle.toPem(), { log, timers, clock, preciseClock: deps.preciseClock }) : undefined;

@@ -75,6 +75,8 @@ export async function startHaReplicas(root: string, dbUrl: string, n: number, op
 
 export interface CaStatus {
   readonly signingAuthority: string;
+  /** The authority the replica's own SVID chains to. */
+  readonly servedAuthority?: string | null;
   readonly bundleFingerprints: readonly string[];
   readonly authorities: readonly { readonly id: string; readonly state: string; readonly rootFingerprint: string; readonly liveSvids: number }[];
 }

@@ -44,6 +44,8 @@ describe('ca activate right after ca prepare', () => {
     expect(m, activated.stderr).not.toBeNull();
     expect(m![1]).toBe(id);
     expect(Number(m![2])).toBeLessThan(300);
+    // The endpoint does not switch at activate: it keeps the retired authority's SVID until that is removed (audit 55b F1).
+    expect(activated.stderr).toContain('the endpoint keeps presenting an SVID of the retired authority until that is removed');
     expect(activated.stderr).toContain('needs a new bootstrap bundle');
 
     // --json: the same warning on stderr and in the answer; stdout stays one JSON document.

@@ -129,8 +129,13 @@ describe('a running control plane', () => {
       const after = await caStatus(running);
       expect(after.signingAuthority).toBe(newId);
       expect(after.authorities.find((a) => a.id === before.signingAuthority)?.state).toBe('retired');
-      const certs = (await (await fetch(`http://${running.admin}/certs`)).json()) as { signingAuthority: string };
+      const certs = (await (await fetch(`http://${running.admin}/certs`)).json()) as { signingAuthority: string; servedAuthority: string };
       expect(certs.signingAuthority).toBe(newId);
+      // Its own SVID stays of the retired authority while that is in the bundle: a proxy that missed the prepare
+      // still verifies the control plane, reconnects and gets the new root (audit 55b F1). `ca status` says so.
+      expect(certs.servedAuthority).toBe(before.signingAuthority);
+      const text = await tessera(['ca', 'status', '--data-dir', running.dataDir]);
+      expect(text.stdout).toContain(`signing authority ${newId}; the control plane's own SVID from ${before.signingAuthority} (retired) until it is removed`);
 
       const newSvid = await fetchSvid(running, 'after-rotation');
       for (const svid of [oldSvid, newSvid]) {

@@ -201,7 +201,8 @@ describe('federation of two trust domains', () => {
     expect(await call('GET')).toBe(200);
     expect(web.child.pid).toBe(webPid);
     expect(web.child.exitCode).toBeNull();
-    // b's endpoint now presents an SVID of the new authority: a keeps fetching (https_spiffe, checked by the held bundle).
+    // b's endpoint presents an SVID of the retired authority until that is removed: a keeps fetching (https_spiffe,
+    // checked by the held bundle).
     await until('a fetched b after the activation', async () => (await fetched()) >= fetchedAtActivation + 2, 20_000);
     expect(await fetchFailures()).toBe(failedAtActivation);
   }, 90_000);

@@ -132,6 +132,11 @@ describe('CA rotation driven from one replica', () => {
       expect((activated.json as { activated: string }).activated).toBe(newId);
       expect(await allAgree(replicas, 'the new authority active on every replica')).toBe(`${old.id}:retired ${newId}:active`);
       for (const r of replicas) expect((await caStatus(r)).signingAuthority).toBe(newId);
+      // Each replica's own SVID, minted by itself, stays of the retired authority while that is in the bundle (audit 55b F1).
+      for (const r of replicas) {
+        const s = await caStatus(r);
+        if (s.authorities.some((a) => a.id === old.id)) expect(s.servedAuthority, r.name).toBe(old.id);
+      }
       // Proxies renew onto it (issued by whichever replica each uses); their traffic keeps flowing.
       const authorityOf = async (p: ProxyProcess) => {
         const serial = (await proxyCerts(p)).serial;
@@ -150,6 +155,7 @@ describe('CA rotation driven from one replica', () => {
         expect(again.code, again.stderr).toBe(0);
       }
       expect(await allAgree(replicas, 'the old authority gone from every replica')).toBe(`${newId}:active`);
+      for (const r of replicas) await until(`${r.name}'s own SVID of the new authority`, async () => (await caStatus(r)).servedAuthority === newId, 10_000);
       for (const r of replicas) await until(`${r.name}'s bundle.pem without the old root`, async () => !(await pemFingerprints(join(r.dataDir, 'bundle.pem'))).includes(old.rootFingerprint), 10_000);
       for (const p of [api!, web!]) await until('a proxy dropped the old root', async () => !(await proxyCerts(p)).bundles.some((b) => b.fingerprints.includes(old.rootFingerprint)), 15_000, 100);
 

@@ -23,6 +23,8 @@ export interface CaRouteDeps {
   readonly clock: Clock;
   /** tessera_ca_intermediate_installs_total. */
   readonly installs?: Counter<'result' | 'reason'>;
+  /** The authority the control plane's own served SVID chains to (undefined before it has one). */
+  readonly servedAuthority?: () => string | undefined;
   /** Set when a bundle endpoint serves federated peers: an activation soon after the prepare is warned about. */
   readonly federation?: FederationServed;
 }
@@ -35,7 +37,7 @@ function pendingView(d: CaRouteDeps) {
 export async function caStatus(d: CaRouteDeps) {
   const removed = d.ca.removedHistory().map((r) => ({ id: r.id, removedAt: iso(r.removedAtMs) }));
   // An offline-root CA before its first intermediate: nothing signs, nothing is trusted yet.
-  if (!d.ca.ready) return { trustDomain: d.trustDomain.name, waiting: true, signingAuthority: null, bundleFingerprints: [], authorities: [], pendingRequest: pendingView(d), removed };
+  if (!d.ca.ready) return { trustDomain: d.trustDomain.name, waiting: true, signingAuthority: null, servedAuthority: null, bundleFingerprints: [], authorities: [], pendingRequest: pendingView(d), removed };
   const snap = d.ca.current();
   const now = d.clock.nowMs();
   const live = await Promise.all(snap.authorities.map((a) => d.inventory.liveByAuthority(a.record.id, now)));
@@ -43,6 +45,8 @@ export async function caStatus(d: CaRouteDeps) {
     trustDomain: d.trustDomain.name,
     waiting: false,
     signingAuthority: snap.signer.authorityId,
+    // After an activate, a retired authority: what proxies that missed the prepare still verify (self-signer.ts).
+    servedAuthority: d.servedAuthority?.() ?? null,
     bundleFingerprints: snap.bundle.fingerprints(),
     authorities: snap.authorities.map((a, i) => {
       const { count, latestNotAfterMs } = live[i]!;

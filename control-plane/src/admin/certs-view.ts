@@ -1,4 +1,5 @@
-// What the admin listener's /certs shows (the control plane's own SVID, the bundle, the signing authority) and
+// What the admin listener's /certs shows (the control plane's own SVID and the authority it chains to, the bundle,
+// the signing authority) and
 // the CA gauges: read-only views of the CA snapshot, public facts only.
 import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -17,6 +18,8 @@ export function certsView(td: TrustDomain, self: SelfSvid | undefined, ca: CaSna
     notBefore: self ? iso(self.notBeforeMs) : null,
     notAfter: self ? iso(self.notAfterMs) : null,
     signingAuthority: ca.signer.authorityId,
+    // What this SVID chains to: a retired authority until it is removed, when one is (issuance/self-signer.ts).
+    servedAuthority: self?.authorityId ?? null,
     // Where the signing chain ends: the intermediate's NotAfter, or its root's when that comes first.
     intermediateNotAfter: iso(ca.signer.notAfterMs),
     chainEndsWith: ca.signer.endsWith,

@@ -60,6 +60,12 @@ export interface CaSnapshot {
   readonly generation: number;
   readonly authorities: readonly LoadedAuthority[];
   readonly signer: SigningAuthority;
+  /**
+   * The retired authorities' signing chains, oldest first: what the control plane's own SVID may still be signed by,
+   * so that whoever trusted the bundle before a rotation can verify the control plane (issuance/self-signer.ts).
+   * Empty on a read-only store, whose stored intermediates never sign.
+   */
+  readonly retiredSigners: readonly SigningAuthority[];
   /** Roots of every authority (prepared, active, retired): what a live SVID may chain to. */
   readonly bundle: TrustBundle;
 }
@@ -412,15 +418,20 @@ export class CaManager {
     const active = authorities.filter((a) => a.record.state === 'active');
     if (active.length !== 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', `the CA has ${active.length} active authorities (exactly one is needed)`);
     if (authorities.filter((a) => a.record.state === 'prepared').length > 1) throw new TesseraError('TESSERA_ERR_CA_STATE_CORRUPT', 'the CA has more than one prepared authority');
-    const a = active[0]!;
-    const inter = a.intermediates.at(-1)!;
-    // The chain's end, not the intermediate's own: an intermediate installed before it was refused may outlive its root.
-    const chain = chainValidity(inter.cert, a.root.cert);
+    const retired = this.#o.store.mode === 'fixed' ? [] : authorities.filter((a) => a.record.state === 'retired').sort((x, y) => x.record.createdAtMs - y.record.createdAtMs);
     this.#snapshot = Object.freeze({
       generation,
       authorities: this.#authorities,
-      signer: { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, ...chain },
+      signer: signingAuthority(active[0]!),
+      retiredSigners: retired.map(signingAuthority),
       bundle: new TrustBundle(this.#o.trustDomain, authorities.map((x) => x.root.cert)),
     });
   }
+}
+
+/** An authority's newest intermediate, ready to sign leaves. */
+function signingAuthority(a: LoadedAuthority): SigningAuthority {
+  const inter = a.intermediates.at(-1)!;
+  // The chain's end, not the intermediate's own: an intermediate installed before it was refused may outlive its root.
+  return { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, ...chainValidity(inter.cert, a.root.cert) };
 }

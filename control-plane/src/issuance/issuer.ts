@@ -14,7 +14,7 @@ import type { JoinTokenAttestor } from '../attestation/join-token-attestor.js';
 import type { KubernetesAttestor } from '../attestation/k8s-attestation.js';
 import type { SvidAttestor } from '../attestation/svid-attestor.js';
 import type { TpmAttestor, TpmEvidence } from '../attestation/tpm-attestor.js';
-import type { CaSnapshot } from '../ca/ca-manager.js';
+import type { CaSnapshot, SigningAuthority } from '../ca/ca-manager.js';
 import { signLeaf } from '../ca/leaf-signer.js';
 import type { AuditEvent, AuditLog, InventoryStore, IssuedSvidRow } from '../store/store-contract.js';
 import { type CheckedCsr, readCsr } from './csr-reader.js';
@@ -107,6 +107,15 @@ function renewalPlace(serial: string, parent: IssuedSvidRow | undefined): ChainP
   return parent?.chain !== undefined && parent.depth !== undefined ? { chain: parent.chain, depth: parent.depth + 1 } : { chain: serial, depth: 1 };
 }
 
+/** What some issuances add: see #issue. */
+interface IssueExtras {
+  readonly lineage?: string | undefined;
+  readonly joinTokenHash?: string | undefined;
+  readonly gone?: (() => boolean) | undefined;
+  readonly place?: ChainPlace | undefined;
+  readonly signer?: SigningAuthority;
+}
+
 function attestorOf(e: Evidence): string {
   return e.kind === 'join_token' ? 'join_token' : e.kind === 'k8s_sa_token' ? 'k8s_psat' : e.kind === 'tpm' ? 'tpm' : 'x509svid';
 }
@@ -148,7 +157,7 @@ export class Issuer {
       // Last, before signing: a ban committed on another replica may not be in this one's memory yet.
       await this.#o.revocations.checkStored(identity.spiffeId.toString(), identity.serial);
       const place = renewed ? renewalPlace(renewed, parent) : undefined;
-      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, lineage, identity.joinTokenHash, req.gone, place);
+      const result = await this.#issue(csr, identity.spiffeId, identity.attestedAs, req.evidence.kind === 'none' ? 'renew' : 'attest', req.caller, req.requestedTtlMs, { lineage, joinTokenHash: identity.joinTokenHash, gone: req.gone, place });
       // A renewal whose origin was banned while it was signed is banned itself and never handed out.
       if (renewed) await this.#o.revocations.checkRenewal(identity.spiffeId.toString(), renewed, result.serial);
       if (metrics) metrics.issued(identity.attestor, (metrics.clock.nowMs() - started) / 1000);
@@ -181,9 +190,12 @@ export class Issuer {
     }
   }
 
-  /** Signs the control plane's own SVID (no attestation: it is this process). */
-  issueSelf(csr: CheckedCsr, id: SpiffeId, ttlMs: number): Promise<SignResult> {
-    return this.#issue(csr, id, 'self', 'self', 'control-plane', ttlMs);
+  /**
+   * Signs the control plane's own SVID (no attestation: it is this process) with `signer`: the active chain, or a
+   * retired one still in the bundle (self-signer.ts).
+   */
+  issueSelf(csr: CheckedCsr, id: SpiffeId, ttlMs: number, signer: SigningAuthority): Promise<SignResult> {
+    return this.#issue(csr, id, 'self', 'self', 'control-plane', ttlMs, { signer });
   }
 
   async #attest(req: SignRequest, csr: CheckedCsr): Promise<AttestedIdentity> {
@@ -214,10 +226,12 @@ export class Issuer {
    * `joinTokenHash`: the token is spent by the commit that records the SVID (signing first is local and cheap), so a
    * process killed before that commit leaves it usable; a token spent meanwhile discards the signed SVID.
    * `place`: a renewal's place in its renewal tree; absent, the new SVID begins a tree of its own.
+   * `signer`: the chain that signs (the control plane's own SVID); absent, the active one.
    */
-  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, lineage?: string, joinTokenHash?: string, gone?: () => boolean, place?: ChainPlace): Promise<SignResult> {
+  async #issue(csr: CheckedCsr, id: SpiffeId, attestedAs: string, kind: string, caller: string, requestedTtlMs: number, more: IssueExtras = {}): Promise<SignResult> {
+    const { lineage, joinTokenHash, gone, place } = more;
     const ca = this.#o.ca();
-    const signer = ca.signer;
+    const signer = more.signer ?? ca.signer;
     const now = this.#o.clock.nowMs();
     const { notBeforeMs, notAfterMs } = svidValidity({
       nowMs: now,

@@ -1,5 +1,5 @@
-// What the control plane serves gRPC with: its own SVID, issued by its own CA and renewed at half-life or as soon
-// as another authority signs, and the bundle client certificates are verified against.
+// What the control plane serves gRPC with: its own SVID, issued by its own CA (from the chain self-signer.ts picks)
+// and renewed at half-life or as soon as that pick changes, and the bundle client certificates are verified against.
 
 import type { Clock } from '../../../common/clock.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
@@ -22,7 +22,7 @@ export class ServedIdentity {
   /** Issues the first SVID at once: the gRPC listener cannot start without one. */
   static async open(issuer: Issuer, td: TrustDomain, ttlMs: number, ca: () => CaSnapshot, clock: Clock): Promise<ServedIdentity> {
     const self = new SelfSvidSource(issuer, td, ttlMs, clock);
-    self.adopt(await self.mint(ca().signer.authorityId));
+    self.adopt(await self.mint(self.signerFor(ca())));
     return new ServedIdentity(self, ca);
   }
 
@@ -41,8 +41,8 @@ export class ServedIdentity {
    */
   refresh(force: boolean, serve: (identity: ServerIdentity) => void): Promise<void> {
     const next = this.#refreshing.then(async () => {
-      const signer = this.#ca().signer.authorityId;
-      const fresh = this.#self.due(signer) ? await this.#self.mint(signer) : undefined;
+      const signer = this.#self.signerFor(this.#ca());
+      const fresh = this.#self.due(signer.authorityId) ? await this.#self.mint(signer) : undefined;
       if (!fresh && !force) return;
       serve(this.credentials(fresh));
       if (fresh) this.#self.adopt(fresh);

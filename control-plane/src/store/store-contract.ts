@@ -99,6 +99,10 @@ export interface InventoryStore {
   livePage(nowMs: number, after: LiveCursor | undefined, limit: number): Promise<IssuedSvidRow[]>;
   /** Every SVID the inventory holds (newest first). */
   all(limit?: number): Promise<IssuedSvidRow[]>;
+  /**
+   * The unexpired SVIDs `authorityId` signed that keep it in the bundle: every kind but `self` (the control plane's
+   * own, which moves to the active authority when the retired one goes: issuance/self-signer.ts).
+   */
   liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }>;
   /** Deletes at most `maxRows` rows expired at `cutoffMs` or before (one statement); returns how many went. */
   prune(cutoffMs: number, maxRows: number): Promise<number>;

@@ -9,6 +9,8 @@ import { chainNotAfterMs } from '../../ca/chain-end.js';
 export interface CaView {
   readonly authorities: readonly { readonly record: AuthorityRecord }[];
   readonly signer: { readonly authorityId: string; readonly notAfterMs: number; readonly intermediate: { readonly serialNumber: string } };
+  /** The authority the control plane's own SVID chains to (issuance/self-signer.ts); absent before it has one. */
+  readonly servedAuthority?: string | undefined;
 }
 
 export interface IntermediateRow {
@@ -49,6 +51,8 @@ export interface RotationStep {
 
 export interface CaPanel {
   readonly signer: { readonly authorityId: string; readonly intermediateSerial: string; readonly intermediateNotAfterMs: number };
+  /** The authority the control plane's own SVID chains to: a retired one until it is removed. */
+  readonly servedAuthority: string | null;
   /** Active first, then prepared, then retired. */
   readonly authorities: readonly AuthorityRow[];
   readonly rotation: RotationStep;
@@ -83,15 +87,24 @@ export function caPanel(ca: CaView, live: ReadonlyMap<string, LiveCount> | undef
     .sort((a, b) => ORDER[a.state] - ORDER[b.state] || a.createdAtMs - b.createdAtMs);
   return {
     signer: { authorityId: ca.signer.authorityId, intermediateSerial: signingSerial, intermediateNotAfterMs: ca.signer.notAfterMs },
+    servedAuthority: ca.servedAuthority ?? null,
     authorities,
-    rotation: rotationStep(authorities),
+    rotation: rotationStep(authorities, ca.servedAuthority),
   };
+}
+
+/** While a retired authority signs the control plane's own SVID, proxies that missed the prepare can still reconnect. */
+function servedNote(retired: readonly AuthorityRow[], served: string | undefined): string {
+  return served !== undefined && retired.some((a) => a.id === served) ? ` The control plane's own SVID stays signed by ${served} until then, so a proxy that missed the prepare can still reconnect and get the new root.` : '';
 }
 
 const when = (ms: number) => new Date(ms).toISOString().replace('.000Z', 'Z');
 
-/** Where a rotation stands, from the authorities' states (a prepared authority outranks a draining retired one). */
-export function rotationStep(authorities: readonly AuthorityRow[]): RotationStep {
+/**
+ * Where a rotation stands, from the authorities' states (a prepared authority outranks a draining retired one);
+ * `served`: the authority the control plane's own SVID chains to.
+ */
+export function rotationStep(authorities: readonly AuthorityRow[], served?: string): RotationStep {
   const prepared = authorities.find((a) => a.state === 'prepared');
   const retired = authorities.filter((a) => a.state === 'retired');
   const active = authorities.find((a) => a.state === 'active');
@@ -121,7 +134,7 @@ export function rotationStep(authorities: readonly AuthorityRow[]): RotationStep
     return {
       phase: 'draining',
       current: 'retire',
-      summary: `Retired ${counts.join(', ')} stays in the bundle while SVIDs it signed are live; ${active?.id ?? 'none'} signs.`,
+      summary: `Retired ${counts.join(', ')} stays in the bundle while SVIDs it signed are live; ${active?.id ?? 'none'} signs.${servedNote(retired, served)}`,
       next: last > 0 ? `Nothing to do: it is removed by itself once its last SVID expires (${when(last)}); proxies move over as they renew.` : 'Nothing to do: it is removed by itself once its last SVID expires.',
       command: null,
     };

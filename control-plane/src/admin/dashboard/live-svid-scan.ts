@@ -89,8 +89,10 @@ export async function scanLiveSvids(inventory: Pick<InventoryStore, 'livePage'>,
   return { chains, read, byAuthority, heads, workloads, soonest, slices };
 }
 
+/** As the store's liveByAuthority counts: the control plane's own SVIDs keep no authority in the bundle. */
 function countByAuthority(out: Map<string, LiveCount>, rows: readonly IssuedSvidRow[]): void {
   for (const r of rows) {
+    if (r.kind === 'self') continue;
     const seen = out.get(r.authorityId);
     out.set(r.authorityId, { count: (seen?.count ?? 0) + 1, latestNotAfterMs: Math.max(seen?.latestNotAfterMs ?? 0, r.notAfterMs) });
   }

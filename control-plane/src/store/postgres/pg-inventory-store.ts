@@ -78,7 +78,7 @@ export class PgInventoryStore implements InventoryStore {
   }
 
   async liveByAuthority(authorityId: string, nowMs: number): Promise<{ count: number; latestNotAfterMs: number | null }> {
-    const r = (await this.#db.query<{ n: number; latest: number | null }>('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = $1 AND not_after_ms > $2', [authorityId, nowMs])).rows[0];
+    const r = (await this.#db.query<{ n: number; latest: number | null }>("SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = $1 AND not_after_ms > $2 AND kind <> 'self'", [authorityId, nowMs])).rows[0];
     return { count: r?.n ?? 0, latestNotAfterMs: r?.latest ?? null };
   }
 

@@ -31,7 +31,7 @@ export class SqliteInventoryStore implements InventoryStore {
     // The cursor as a lower bound on not_after_ms: SQLite walks issuances_not_after from it, sorting only ties by
     // serial. Written as a row value, it walked the index from the start for every page (O(n) a page).
     this.#livePage = db.prepare('SELECT * FROM issuances WHERE not_after_ms >= ? AND (not_after_ms > ? OR serial > ?) ORDER BY not_after_ms, serial LIMIT ?');
-    this.#liveByAuthority = db.prepare('SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ?');
+    this.#liveByAuthority = db.prepare("SELECT count(*) AS n, max(not_after_ms) AS latest FROM issuances WHERE authority_id = ? AND not_after_ms > ? AND kind <> 'self'");
     this.#list = db.prepare('SELECT * FROM issuances ORDER BY issued_at_ms DESC, serial LIMIT ?');
     this.#bySerial = db.prepare('SELECT * FROM issuances WHERE serial = ?');
     this.#renewals = db.prepare('SELECT * FROM issuances WHERE attested_as = ? ORDER BY issued_at_ms, serial');

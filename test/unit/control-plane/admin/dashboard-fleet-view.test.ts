@@ -207,7 +207,8 @@ describe('fleet view: CA', () => {
     const i = mesh(time);
     const idle = (await buildFleetView(sources(time, i))).ca!;
     expect(idle.rotation).toMatchObject({ phase: 'idle', current: null, command: 'tessera ca prepare' });
-    expect(idle.authorities[0]).toMatchObject({ id: 'aaaa1111', state: 'active', liveSvids: 8, intermediates: [{ serial: '1f', signing: true }] });
+    // Six workload SVIDs: the control plane's own two keep no authority in the bundle (self-signer.ts).
+    expect(idle.authorities[0]).toMatchObject({ id: 'aaaa1111', state: 'active', liveSvids: 6, intermediates: [{ serial: '1f', signing: true }] });
 
     const t = time.nowMs();
     i.ca = { ...i.ca, authorities: [...i.ca.authorities, authority('bbbb2222', 'prepared', t, '2e')] };
@@ -215,13 +216,16 @@ describe('fleet view: CA', () => {
     expect(propagating.rotation).toMatchObject({ phase: 'propagating', current: 'propagate', command: 'tessera ca activate' });
     expect(propagating.authorities.map((a) => a.state)).toEqual(['active', 'prepared']);
 
-    i.ca = { authorities: [authority('aaaa1111', 'retired', t - 60 * MIN, '1f'), authority('bbbb2222', 'active', t, '2e')], signer: { authorityId: 'bbbb2222', notAfterMs: t + MIN, intermediate: { serialNumber: '2E' } } };
+    i.ca = { authorities: [authority('aaaa1111', 'retired', t - 60 * MIN, '1f'), authority('bbbb2222', 'active', t, '2e')], signer: { authorityId: 'bbbb2222', notAfterMs: t + MIN, intermediate: { serialNumber: '2E' } }, servedAuthority: 'aaaa1111' };
     const draining = (await buildFleetView(sources(time, i))).ca!;
     expect(draining.rotation).toMatchObject({ phase: 'draining', current: 'retire', command: null });
-    expect(draining.rotation.summary).toContain('aaaa1111 (8 live SVIDs)');
+    expect(draining.rotation.summary).toContain('aaaa1111 (6 live SVIDs)');
+    // The control plane's own SVID is still of the retired authority: a proxy that missed the prepare reconnects.
+    expect(draining.servedAuthority).toBe('aaaa1111');
+    expect(draining.rotation.summary).toContain("The control plane's own SVID stays signed by aaaa1111 until then");
     expect(draining.authorities.map((a) => [a.id, a.state, a.liveSvids])).toEqual([
       ['bbbb2222', 'active', 0],
-      ['aaaa1111', 'retired', 8],
+      ['aaaa1111', 'retired', 6],
     ]);
 
     // Once the retired authority's SVIDs have expired, removing it is the step left.

@@ -11,9 +11,10 @@ import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
 import { enroll, watch } from '../../../helpers/api-client.js';
-import { type RunningApi, apiPerFile } from '../../../helpers/control-plane-parts.js';
+import { type RunningApi, apiPerFile, startTestApi } from '../../../helpers/control-plane-parts.js';
 import { CONTROL_PLANE_ID } from '../../../helpers/control-plane.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { makeTempDir } from '../../../helpers/run.js';
 import { until } from '../../../helpers/until.js';
 import { systemClock } from '../../../../common/clock.js';
 import { realTimers } from '../../../../shared-io/timers.js';
@@ -102,20 +103,31 @@ describe('GrpcServer', () => {
   });
 
   test('a new identity is served to new handshakes; an open stream keeps going', async () => {
-    const { svid } = await enroll(t.api, time.nowMs(), 'spiffe://example.org/ns/default/sa/long');
-    const w = watch(t.api, svid);
-    await until('open', () => w.snapshots.length === 1);
-    const before = await servedLeaf(t.api);
-    await t.api.ca.prepare();
-    await t.api.ca.activate();
-    await t.api.served.refresh(true, (identity) => t.api.server.updateIdentity(identity));
-    const after = await servedLeaf(t.api);
-    expect(after.serialNumber).not.toBe(before.serialNumber);
-    expect(after.checkIssued(t.api.ca.current().signer.intermediate)).toBe(true);
-    await t.api.hub.publish();
-    await until('the open stream gets the two-root bundle', () => w.snapshots.length === 2);
-    expect(w.ended()).toBeUndefined();
-    w.cancel();
+    // A CA of its own: the own SVID moves to the new authority when the retired one is removed (self-signer.ts),
+    // which the live SVIDs the other tests hold of the old one would prevent.
+    const tmp = await makeTempDir();
+    const api = await startTestApi(tmp.dir, time, { handshakeTimeoutMs: 300, headersTimeoutMs: 300 });
+    try {
+      await api.ca.prepare();
+      await api.ca.activate();
+      const { svid } = await enroll(api, time.nowMs(), 'spiffe://example.org/ns/default/sa/long');
+      const w = watch(api, svid);
+      await until('open', () => w.snapshots.length === 1);
+      const before = await servedLeaf(api);
+      expect(before.checkIssued(api.ca.current().retiredSigners[0]!.intermediate)).toBe(true);
+      expect(await api.ca.retire()).toHaveLength(1);
+      await api.served.refresh(true, (identity) => api.server.updateIdentity(identity));
+      const after = await servedLeaf(api);
+      expect(after.serialNumber).not.toBe(before.serialNumber);
+      expect(after.checkIssued(api.ca.current().signer.intermediate)).toBe(true);
+      await api.hub.publish();
+      await until('the open stream gets the one-root bundle', () => w.snapshots.length === 2);
+      expect(w.ended()).toBeUndefined();
+      w.cancel();
+    } finally {
+      await api.close();
+      await tmp.cleanup();
+    }
   });
 
   // An outside audit: SIGTERM during issuance cut every call in progress within 10 ms (grpc-js's tryShutdown called

@@ -1,5 +1,6 @@
 // The inventory of issued SVIDs: a row reads back as recorded, "live" means unexpired at the given time (soonest
-// expiry first, optionally only those expiring within a window), and the per-authority count drives retirement.
+// expiry first, optionally only those expiring within a window), and the per-authority count drives retirement (the
+// control plane's own SVIDs left out of it).
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { openDatabase } from '../../../../control-plane/src/store/sqlite/sqlite-database.js';
@@ -41,6 +42,17 @@ describe('SqliteInventoryStore', () => {
     expect(await inv.liveByAuthority('A', 2_000)).toEqual({ count: 1, latestNotAfterMs: 3_000 });
     expect(await inv.liveByAuthority('A', 3_000)).toEqual({ count: 0, latestNotAfterMs: null });
     await expect(inv.record(row('01', 'B', 9_000))).rejects.toThrow(/UNIQUE/);
+    db.close();
+  });
+
+  test("the control plane's own SVIDs (kind self) are not counted per authority: they keep no authority in the bundle", async () => {
+    const db = openDatabase(join(tmp.dir, 'tessera.db'));
+    const inv = new SqliteInventoryStore(db);
+    await inv.record({ ...row('0c', 'A', 9_000), kind: 'self', attestedAs: 'self' });
+    await inv.record(row('01', 'A', 2_000));
+    expect(await inv.liveByAuthority('A', 0)).toEqual({ count: 1, latestNotAfterMs: 2_000 });
+    expect(await inv.liveByAuthority('A', 2_000)).toEqual({ count: 0, latestNotAfterMs: null });
+    expect((await inv.live(2_000)).map((r) => r.serial)).toEqual(['0c']);
     db.close();
   });
 });
