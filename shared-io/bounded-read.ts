@@ -38,13 +38,18 @@ export class FileRefused extends Error {
  * `noFollow` as for openNonBlocking.
  */
 export function readSmallFile(path: string, max: number, check?: (stat: Stats) => void, noFollow = false): string {
+  return readSmallFileBytes(path, max, check, noFollow).toString('utf8');
+}
+
+/** readSmallFile's bytes, undecoded: for text whose encoding is judged (a config must be UTF-8, not made so). */
+export function readSmallFileBytes(path: string, max: number, check?: (stat: Stats) => void, noFollow = false): Buffer {
   const { fd, stat } = openNonBlocking(path, noFollow);
   try {
     if (!stat.isFile()) throw new FileRefused('not_regular', max);
     check?.(stat);
-    const text = readAtMost(fd, max, stat.size);
-    if (text === null) throw new FileRefused('too_large', max);
-    return text;
+    const bytes = readBytesAtMost(fd, max, stat.size);
+    if (bytes === null) throw new FileRefused('too_large', max);
+    return bytes;
   } finally {
     closeSync(fd);
   }
@@ -56,6 +61,11 @@ export function readSmallFile(path: string, max: number, check?: (stat: Stats) =
  * of a few KiB on every read (a bundle document is read on every request).
  */
 export function readAtMost(fd: number, max: number, sizeHint = max): string | null {
+  return readBytesAtMost(fd, max, sizeHint)?.toString('utf8') ?? null;
+}
+
+/** readAtMost's bytes, undecoded (a view of the buffer read into). */
+export function readBytesAtMost(fd: number, max: number, sizeHint = max): Buffer | null {
   let buf = Buffer.allocUnsafe(Math.min(max, Math.max(0, sizeHint)) + 1);
   let n = 0;
   for (;;) {
@@ -68,5 +78,5 @@ export function readAtMost(fd: number, max: number, sizeHint = max): string | nu
       buf = grown;
     }
   }
-  return n > max ? null : buf.toString('utf8', 0, n);
+  return n > max ? null : buf.subarray(0, n);
 }

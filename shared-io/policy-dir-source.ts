@@ -2,12 +2,13 @@
 // every *.yaml / *.yml file of a directory as one set through common/policy parsing, watches it with the one file
 // watcher (ConfigMap `..data` swaps included), and swaps in a new numbered set only when every file is valid. A
 // bad file keeps the whole previous set in force and is reported as file:line with its code.
-import { closeSync, readdirSync, readlinkSync, realpathSync, type Stats } from 'node:fs';
+import { closeSync, readdirSync, readlinkSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { join, resolve, sep } from 'node:path';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
 import { parsePolicyFiles } from '../common/policy/parse-policy.js';
+import { notUtf8 } from '../common/text/utf8-text.js';
 import type { AuthorizationPolicy } from '../common/policy/policy-types.js';
-import { openNonBlocking, readAtMost } from './bounded-read.js';
+import { openNonBlocking, readBytesAtMost } from './bounded-read.js';
 import { type PathWatch, watchPaths } from './file-watch.js';
 import { errnoReason } from './read-named-file.js';
 import type { Timers } from './timers.js';
@@ -50,6 +51,20 @@ export type PolicyDirRead = { ok: true; policies: AuthorizationPolicy[] } | { ok
 export const POLICY_FILE_NAME = /^[^.].*\.ya?ml$/;
 /** A policy file is a few KiB; past this it is read as a mistake, not parsed. */
 export const MAX_POLICY_FILE_BYTES = 1 << 20;
+
+/**
+ * What the path is when it is there but is no directory (a file, a device): readdir's ENOTDIR says "a parent of it
+ * is not a directory", which is wrong for the path itself. Undefined for a directory, a missing path or another fault.
+ */
+export function notADirectory(dir: string): string | undefined {
+  try {
+    const st = statSync(dir);
+    if (st.isDirectory()) return undefined;
+    return st.isFile() ? 'a file, not a directory' : 'not a directory (a FIFO, a device or a socket)';
+  } catch {
+    return undefined;
+  }
+}
 
 /** What makes two sets the same set (the parsed content, not the file bytes: a comment is no new set). */
 const setKey = (ps: readonly AuthorizationPolicy[]) => JSON.stringify(ps.map((p) => [p.name, p.selector, p.action, p.mode, p.rules, p.source]));
@@ -171,6 +186,8 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
       .filter((n) => POLICY_FILE_NAME.test(n))
       .sort();
   } catch (e) {
+    const what = notADirectory(dir);
+    if (what !== undefined) return { ok: false, errors: [{ file: dir, line: 0, code: unreadableCode, message: `cannot read the policies directory ${dir}: ${what}` }] };
     return { ok: false, errors: [unreadable(dir, `cannot read the policies directory ${dir}`, e)] };
   }
   const files: { path: string; text: string }[] = [];
@@ -197,12 +214,18 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
         continue;
       }
       if (!stat.isFile()) continue;
-      const text = readAtMost(fd, MAX_POLICY_FILE_BYTES, stat.size);
-      if (text === null) {
+      const bytes = readBytesAtMost(fd, MAX_POLICY_FILE_BYTES, stat.size);
+      if (bytes === null) {
         errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is over ${MAX_POLICY_FILE_BYTES} bytes, the most a policy file may be` });
         continue;
       }
-      files.push({ path, text });
+      // UTF-8 or refused, at the first byte that is not: read leniently, it would be judged with U+FFFD in it.
+      const bad = notUtf8(bytes);
+      if (bad) {
+        errors.push({ file: path, line: bad.line, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path}:${bad.line}:${bad.col}: ${bad.why}` });
+        continue;
+      }
+      files.push({ path, text: bytes.toString('utf8') });
     } catch (e) {
       // Removed between the listing and the read: it is gone, as if it had not been listed.
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue;

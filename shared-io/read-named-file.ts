@@ -1,18 +1,32 @@
-// Reads a file a user named (a CLI flag or argument, a config file): every failure is a coded error naming the file.
+// Reads a file a user named (a CLI flag or argument, a config file, a file a config key names): every failure is a
+// coded error naming the file. Read through bounded-read: only a regular file, and never more than its bound (a
+// `--config /dev/zero`, a FIFO or a log of GBs grew memory without limit, or hung, before any check ran).
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { MAX_CONFIG_BYTES } from '../common/config/config-size.js';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
 import { decodePem } from '../common/pki/pem.js';
+import { notUtf8 } from '../common/text/utf8-text.js';
+import { FileRefused, readSmallFileBytes } from './bounded-read.js';
+
+/** The bound of a named file that is no config: the largest identity file (a trust bundle, 4 MiB). */
+export const MAX_NAMED_FILE_BYTES = 4 << 20;
 
 /** Which file, as the user knows it: `what` is its role ("--bundle", "certificate", "config"), shown before the path. */
 export interface NamedFile {
   readonly path: string;
   readonly what: string;
-  /** The code for a file that cannot be read at all (missing, no permission, a directory). */
-  readonly code?: 'TESSERA_ERR_CLI_FILE_UNREADABLE' | 'TESSERA_ERR_CONFIG_UNREADABLE';
+  /**
+   * The code for a file that cannot be read at all (missing, no permission, not a regular file, over its bound);
+   * default TESSERA_ERR_CLI_FILE_UNREADABLE.
+   */
+  readonly code?: ErrorCode;
   /** An empty file is valid content (a policy file the parser reads as no policy), not an error. */
   readonly emptyOk?: boolean;
+  /** The most bytes it may hold (default MAX_NAMED_FILE_BYTES); a larger file is refused unread past the bound. */
+  readonly maxBytes?: number;
+  /** A pipe or a FIFO is read too, to its end or the bound (stdin: `tessera inject -f -`); else only a regular file. */
+  readonly pipeOk?: boolean;
 }
 
 const REASONS: Readonly<Record<string, string>> = {
@@ -47,26 +61,65 @@ function nonEmpty(f: NamedFile, data: Buffer): Buffer {
   return data;
 }
 
-/** The file's bytes; missing, unreadable and empty files are coded errors that name it. */
+/** The file's bytes; missing, unreadable, empty, non-regular and oversized files are coded errors that name it. */
 export async function readNamedFile(f: NamedFile): Promise<Buffer> {
+  return f.pipeOk ? nonEmpty(f, await readPipe(f)) : readNamedFileSync(f);
+}
+
+/** readNamedFile for start-up paths that are synchronous (config loading). */
+export function readNamedFileSync(f: NamedFile): Buffer {
+  const max = f.maxBytes ?? MAX_NAMED_FILE_BYTES;
   let data: Buffer;
   try {
-    data = await readFile(f.path);
+    data = readSmallFileBytes(f.path, max);
   } catch (e) {
+    if (e instanceof FileRefused) throw fail(f, f.code ?? 'TESSERA_ERR_CLI_FILE_UNREADABLE', e.message);
     throw unreadable(f, e);
   }
   return nonEmpty(f, data);
 }
 
-/** readNamedFile for start-up paths that are synchronous (config loading). */
-export function readNamedFileSync(f: NamedFile): Buffer {
-  let data: Buffer;
+/** Whatever `f.path` is (stdin may be a pipe), read asynchronously to its end or one byte past the bound. */
+async function readPipe(f: NamedFile): Promise<Buffer> {
+  const max = f.maxBytes ?? MAX_NAMED_FILE_BYTES;
+  const chunks: Buffer[] = [];
+  let n = 0;
+  let handle: Awaited<ReturnType<typeof open>> | undefined;
   try {
-    data = readFileSync(f.path);
+    handle = await open(f.path, 'r');
+    for (;;) {
+      const chunk = Buffer.allocUnsafe(Math.min(64 << 10, max + 1 - n));
+      const { bytesRead } = await handle.read(chunk, 0, chunk.length, null);
+      if (bytesRead === 0) break;
+      chunks.push(chunk.subarray(0, bytesRead));
+      n += bytesRead;
+      if (n > max) throw new FileRefused('too_large', max);
+    }
   } catch (e) {
+    if (e instanceof FileRefused) throw fail(f, f.code ?? 'TESSERA_ERR_CLI_FILE_UNREADABLE', e.message);
     throw unreadable(f, e);
+  } finally {
+    await handle?.close();
   }
-  return nonEmpty(f, data);
+  return Buffer.concat(chunks, n);
+}
+
+/**
+ * A config-like file's text (a config, the static endpoints file): read as readNamedFileSync with the config bound
+ * (1 MiB, counted in bytes), then refused unless it is UTF-8, with the line and column of the first byte that is not
+ * (`code`, default TESSERA_ERR_CONFIG_UNREADABLE).
+ */
+export function readConfigText(f: NamedFile): string {
+  const code = f.code ?? 'TESSERA_ERR_CONFIG_UNREADABLE';
+  const bytes = readNamedFileSync({ ...f, code, maxBytes: f.maxBytes ?? MAX_CONFIG_BYTES });
+  return configText(bytes, f.path, code);
+}
+
+/** `bytes` as text when they are UTF-8; else the coded error `file:line:col: not UTF-8: …`. */
+export function configText(bytes: Buffer, file: string, code: ErrorCode = 'TESSERA_ERR_CONFIG_UNREADABLE'): string {
+  const bad = notUtf8(bytes);
+  if (bad) throw new TesseraError(code, `${file}:${bad.line}:${bad.col}: ${bad.why}`, { file, line: bad.line });
+  return bytes.toString('utf8');
 }
 
 /** The DER of every PEM block labelled `label`; a file that is not PEM or holds only other blocks is named as such. */

@@ -7,8 +7,13 @@ import { type CommandIo, EXIT_OK } from '../command.js';
 import { DEFAULT_CONTROL_PLANE } from '../commands/inject.js';
 import { readBuildInfo } from '../read-build-info.js';
 
+/** A manifest stream of many objects (`kubectl get deploy -A -o yaml`) is larger than any config; still bounded. */
+export const MAX_MANIFEST_BYTES = 64 << 20;
+
 async function readInput(path: string, what: string, cwd: string): Promise<Buffer> {
-  return readNamedFile({ path: path === '-' ? '/dev/stdin' : resolve(cwd, path), what });
+  // stdin may be a pipe; a file named is a regular file, as every file flag.
+  const stdin = path === '-';
+  return readNamedFile({ path: stdin ? '/dev/stdin' : resolve(cwd, path), what, maxBytes: MAX_MANIFEST_BYTES, pipeOk: stdin });
 }
 
 /** kubectl habit: `-f FILE` arrives as two positionals (the flag parser knows only --long flags). */

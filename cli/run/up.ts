@@ -1,9 +1,11 @@
 // `tessera up`: the whole mesh on loopback in one command (embedded demo, or --config mesh.yaml).
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { boolFlag, stringFlag, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
 import { NODE_FLAGS } from '../../shared-io/node-flags.js';
+import { MAX_POLICY_FILE_BYTES } from '../../shared-io/policy-dir-source.js';
+import { configText, readNamedFileSync } from '../../shared-io/read-named-file.js';
 import { selfCommand } from '../self-command.js';
 import { launchMesh } from '../up/launch-mesh.js';
 import { defaultMesh, loadMeshFile } from '../up/mesh-spec.js';
@@ -11,7 +13,11 @@ import { buildState, renderSummary } from '../up/summary.js';
 
 async function readPolicyDir(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const name of (await readdir(dir)).filter((n) => /\.ya?ml$/.test(n)).sort()) out[name] = await readFile(join(dir, name), 'utf8');
+  for (const name of (await readdir(dir)).filter((n) => /\.ya?ml$/.test(n)).sort()) {
+    // Bounded and UTF-8, as the control plane that is given them reads its policy files.
+    const path = join(dir, name);
+    out[name] = configText(readNamedFileSync({ path, what: 'policy file', code: 'TESSERA_ERR_CONFIG_UNREADABLE', maxBytes: MAX_POLICY_FILE_BYTES, emptyOk: true }), path, 'TESSERA_ERR_POLICY_INVALID');
+  }
   return out;
 }
 

@@ -1,10 +1,11 @@
 // What `tessera up` runs: the embedded default mesh (web → api demo) or a user's mesh.yaml, as one MeshSpec.
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../common/config/validate-yaml.js';
 import { TesseraError } from '../../common/errors.js';
 import { checkTrustDomain } from '../../control-plane/src/config/federation-config.js';
+import { readConfigText } from '../../shared-io/read-named-file.js';
 
 export interface MeshWorkload {
   readonly name: string;
@@ -128,9 +129,7 @@ interface MeshFile {
 
 /** Loads a user's mesh.yaml; ports left out are chosen free at start. */
 export async function loadMeshFile(path: string, readPolicies: (dir: string) => Promise<Record<string, string>>): Promise<MeshSpec> {
-  const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
-    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `cannot read ${path}: ${e.code ?? e.message}`);
-  });
+  const text = readConfigText({ path, what: 'config' });
   const parsed = parseYamlConfig<MeshFile>(text, path, MESH_SCHEMA);
   const { value } = parsed;
   const base = dirname(resolve(path));

@@ -1,11 +1,12 @@
 // Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
-import { type Document, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from 'yaml';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from 'yaml';
 import { formatDuration, parseDuration } from '../duration.js';
 import { TesseraError, describeError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import { TrustDomain } from '../spiffe/trust-domain.js';
+import { MAX_CONFIG_BYTES } from './config-size.js';
 import type { ObjectSchema, Schema } from './schema.js';
 import { parseAddress } from './address.js';
 import { unclosedOpener } from './yaml-unclosed.js';
@@ -41,7 +42,18 @@ class Walker {
     this.problems.push({ file: this.file, line: pos.line, column: pos.col, key, message });
   }
 
+  /**
+   * An alias (`*name`) is refused as such: the schema walk does not resolve them (their target would be judged as
+   * written elsewhere, an alias bomb expanded), and "must be a string" for one that names a string misled.
+   */
+  alias(node: Node | null | undefined, key: string): boolean {
+    if (!isAlias(node)) return false;
+    this.problem(node, key, `YAML aliases (*${node.source}) are not supported: write the value out`);
+    return true;
+  }
+
   value(node: Node | null | undefined, schema: Schema, key: string): unknown {
+    if (this.alias(node, key)) return undefined;
     switch (schema.type) {
       case 'object':
         return this.object(node, schema, key);
@@ -77,6 +89,7 @@ class Walker {
   }
 
   object(node: Node | null | undefined, schema: ObjectSchema, key: string): Record<string, unknown> | undefined {
+    if (this.alias(node, key)) return undefined;
     if (!isMap(node)) {
       this.problem(node, key, 'must be a mapping');
       return undefined;
@@ -91,7 +104,8 @@ class Walker {
       const sub = Object.hasOwn(schema.properties, k) ? schema.properties[k] : undefined;
       if (!sub) {
         const known = Object.keys(schema.properties).join(', ');
-        this.problem(pair.key as Node, path, `unknown key "${k}" (known: ${known})`);
+        const merge = k === '<<' && isAlias(pair.value);
+        this.problem(pair.key as Node, path, merge ? 'YAML merge keys (<<: *name) are not supported: write the keys out' : `unknown key "${k}" (known: ${known})`);
         continue;
       }
       seen.set(k, pair.key as Node);
@@ -224,9 +238,7 @@ export interface ParsedYaml<T> {
   readonly lineCounter: LineCounter;
 }
 
-/** Throws TESSERA_ERR_CONFIG_UNREADABLE for YAML syntax errors, TESSERA_ERR_CONFIG_INVALID for schema problems. */
-/** A config file is a few KiB; anything past this is a mistake (a wrong file) that would cost its size many times over in memory. */
-export const MAX_CONFIG_BYTES = 1 << 20;
+export { MAX_CONFIG_BYTES };
 
 /**
  * Node's timers take at most 2^31-1 ms (24.8 days); a longer delay fires after 1 ms. A duration key without its own
@@ -234,8 +246,11 @@ export const MAX_CONFIG_BYTES = 1 << 20;
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** Throws TESSERA_ERR_CONFIG_UNREADABLE for YAML syntax errors, TESSERA_ERR_CONFIG_INVALID for schema problems. */
 export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSchema): ParsedYaml<T> {
-  if (text.length > MAX_CONFIG_BYTES) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:1: the file is ${text.length} bytes, a config is at most ${MAX_CONFIG_BYTES}`, { file, line: 1 });
+  // Bytes, as the message says and the file readers count: a character of a multibyte script is 2 to 4 of them.
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_CONFIG_BYTES) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:1: the file is ${bytes} bytes, a config is at most ${MAX_CONFIG_BYTES}`, { file, line: 1 });
   const lineCounter = new LineCounter();
   const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
   if (document.errors.length > 0) throw syntaxError(text, file, lineCounter, document.errors[0]!);
@@ -304,12 +319,18 @@ function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLErro
     const what = text[unclosed] === '[' ? 'a flow sequence ([)' : text[unclosed] === '{' ? 'a flow map ({)' : `a quoted value (${text[unclosed]})`;
     return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${from.line}:${from.col}: YAML: ${what} opened here is never closed (noticed at line ${at.line})`, { file, line: from.line });
   }
-  if (e.code === 'DUPLICATE_KEY') {
-    const eol = text.indexOf('\n', e.pos[0]);
-    const key = /^\s*("[^"]*"|'[^']*'|[^:#]*?)\s*:/.exec(text.slice(e.pos[0], eol < 0 ? undefined : eol))?.[1] ?? text.slice(e.pos[0], e.pos[1]);
+  const key = duplicateKey(text, e);
+  if (key !== undefined) {
     return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', escapeControlCharacters(`${file}:${at.line}:${at.col}: YAML: the key ${key} appears twice in the same map`), { file, line: at.line, key });
   }
   return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', escapeControlCharacters(`${file}:${at.line}:${at.col}: YAML: ${first}`), { file, line: at.line });
+}
+
+/** For the parser's "Map keys must be unique" error: the key, as written, that appears twice; else undefined. */
+export function duplicateKey(text: string, e: YAMLError): string | undefined {
+  if (e.code !== 'DUPLICATE_KEY') return undefined;
+  const eol = text.indexOf('\n', e.pos[0]);
+  return /^\s*("[^"]*"|'[^']*'|[^:#]*?)\s*:/.exec(text.slice(e.pos[0], eol < 0 ? undefined : eol))?.[1] ?? text.slice(e.pos[0], e.pos[1]);
 }
 
 /** A duration as written in a config (1h, 90s, 1500ms), never rounded: a bound and the value it refuses stay apart. */

@@ -1,7 +1,7 @@
 // AuthorizationPolicy documents in, validated policies out: multi-document YAML files (errors name file:line:col
 // and key), JSON objects from the control plane, and the stable JSON form that round-trips between them.
 import { Document, LineCounter, type Node, isScalar, parseAllDocuments } from 'yaml';
-import { type ConfigProblem, formatProblem, validateYamlNode } from '../config/validate-yaml.js';
+import { type ConfigProblem, duplicateKey, formatProblem, validateYamlNode } from '../config/validate-yaml.js';
 import { TesseraError } from '../errors.js';
 import { POLICY_API_VERSION, POLICY_KIND, flatPolicySchema, policyDocumentSchema } from './policy-schema.js';
 import type { AuthorizationPolicy, PolicyAction, PolicyMode, PolicyRule } from './policy-types.js';
@@ -73,7 +73,9 @@ export function parsePolicyYaml(text: string, file: string): AuthorizationPolicy
     if (doc.errors.length > 0) {
       const e = doc.errors[0]!;
       const pos = lineCounter.linePos(e.pos[0]);
-      problems.push({ file, line: pos.line, column: pos.col, key: '(yaml)', message: e.message.split('\n')[0]! });
+      // A repeated key is named, as the configs name it (the parser's own text does not).
+      const dup = duplicateKey(text, e);
+      problems.push({ file, line: pos.line, column: pos.col, key: '(yaml)', message: dup === undefined ? e.message.split('\n')[0]! : `the key ${dup} appears twice in the same map` });
       continue;
     }
     const contents = doc.contents as Node | null;

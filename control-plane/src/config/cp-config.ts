@@ -8,7 +8,7 @@ import { isTesseraError, TesseraError } from '../../../common/errors.js';
 import { MAX_VIEW_SERVICES } from '../../../common/contract/discovery-v1.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
-import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { readConfigText } from '../../../shared-io/read-named-file.js';
 import { DEFAULT_AUDIT_LOG_MAX_BYTES, MIN_AUDIT_LOG_MAX_BYTES } from '../store/audit-file.js';
 import { MIN_TTL_BACKDATES } from '../issuance/svid-policy.js';
 import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
@@ -348,6 +348,6 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
 }
 
 export function loadControlPlaneConfig(file: string): ControlPlaneConfig {
-  const text = readNamedFileSync({ path: file, what: 'config', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
+  const text = readConfigText({ path: file, what: 'config' });
   return parseControlPlaneConfig(text, file);
 }

@@ -9,10 +9,10 @@ import { TesseraError, isTesseraError } from '../../../common/errors.js';
 import { endpointAddress, endpointFromWire, isServiceName, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
-import { errnoReason } from '../../../shared-io/read-named-file.js';
+import { configText, errnoReason } from '../../../shared-io/read-named-file.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { EndpointSource, SourceView } from './endpoint-source.js';
-import { readSmallFile } from '../../../shared-io/bounded-read.js';
+import { readSmallFileBytes } from '../../../shared-io/bounded-read.js';
 
 /** Bounds of one file: a typo cannot make the registry (and every proxy) hold an unbounded list. */
 const MAX_SERVICES = 1000;
@@ -58,13 +58,15 @@ export const MAX_STATIC_FILE_BYTES = MAX_CONFIG_BYTES;
 
 /** Reads and checks the file once: its whole view, or a TesseraError naming file:line: key. */
 export function readStaticEndpoints(file: string): SourceView {
-  let text: string;
+  let bytes: Buffer;
   try {
     // Re-read whenever it changes, on the event loop: a FIFO or a device in its place is refused, not read.
-    text = readSmallFile(file, MAX_STATIC_FILE_BYTES);
+    bytes = readSmallFileBytes(file, MAX_STATIC_FILE_BYTES);
   } catch (e) {
     throw new TesseraError('TESSERA_ERR_DISCOVERY_SOURCE_FAILED', `${file}: cannot read the static endpoints file: ${errnoReason(e)}`, { file, line: 0 });
   }
+  // UTF-8 as every config: another encoding is refused at its first bad byte, not read with U+FFFD.
+  const text = configText(bytes, file, 'TESSERA_ERR_DISCOVERY_SOURCE_FAILED');
   let parsed: ReturnType<typeof parseYamlConfig<{ services: Record<string, RawEntry[]> }>>;
   try {
     parsed = parseYamlConfig<{ services: Record<string, RawEntry[]> }>(text, file, STATIC_ENDPOINTS_SCHEMA);

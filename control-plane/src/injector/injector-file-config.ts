@@ -3,7 +3,7 @@ import { dirname, resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
 import { lineOf, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { isTesseraError, TesseraError } from '../../../common/errors.js';
-import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { readConfigText } from '../../../shared-io/read-named-file.js';
 import { INJECTOR_CONFIG_SCHEMA, type InjectorConfig, type InjectorConfigInput, resolveInjectorConfig } from './injector-config.js';
 
 export interface InjectorFileConfig {
@@ -59,6 +59,6 @@ export function parseInjectorFileConfig(text: string, file: string, defaults: { 
 }
 
 export function loadInjectorFileConfig(file: string, defaults: { version: string }): InjectorFileConfig {
-  const text = readNamedFileSync({ path: file, what: 'config', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
+  const text = readConfigText({ path: file, what: 'config' });
   return parseInjectorFileConfig(text, file, defaults);
 }

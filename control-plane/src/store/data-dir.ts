@@ -1,7 +1,8 @@
 // The control plane's data dir at start: created owner-only when missing, refused when it is not a directory,
 // and a warning (never a silent chmod) when others may read it.
-import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, statSync } from 'node:fs';
 import { TesseraError } from '../../../common/errors.js';
+import { makeDirsSync } from '../../../shared-io/make-dirs.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 
 export interface DataDirLogger {
@@ -11,7 +12,7 @@ export interface DataDirLogger {
 export function prepareDataDir(dir: string, log: DataDirLogger): void {
   try {
     if (!existsSync(dir)) {
-      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      makeDirsSync(dir, 0o700);
       chmodSync(dir, 0o700);
       return;
     }
@@ -24,6 +25,6 @@ export function prepareDataDir(dir: string, log: DataDirLogger): void {
     if ((st.mode & 0o077) !== 0 && own) log.warn({ dataDir: dir, mode: (st.mode & 0o777).toString(8) }, 'the data dir is readable by others; 0700 is recommended');
   } catch (e) {
     if (e instanceof TesseraError) throw e;
-    throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `${dir}: ${errnoReason(e, 'cannot be used')}`, { file: dir }, { cause: e });
+    throw new TesseraError('TESSERA_ERR_CP_DATA_DIR', `dataDir ${dir}: ${errnoReason(e, 'cannot be used')}`, { file: dir }, { cause: e });
   }
 }

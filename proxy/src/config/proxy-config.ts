@@ -2,11 +2,13 @@
 // directory, and the cross-key checks a schema cannot express (unique names and ports). Errors name
 // file:line and key.
 import { dirname, resolve } from 'node:path';
+import { addressesOverlap } from '../../../common/config/address-overlap.js';
 import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
 import { keyText, lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { readNamedFileSync } from '../../../shared-io/read-named-file.js';
+import { notADirectory } from '../../../shared-io/policy-dir-source.js';
+import { readConfigText } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
@@ -294,6 +296,18 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       ports.set(l.listen.port, `${section} "${l.name}"`);
     });
   }
+  // The admin listener's address against every listener's (at the admin key's line, naming the listener's).
+  const adminListen = addr(raw.admin?.listen ?? '127.0.0.1:15000');
+  for (const [section, list] of [
+    ['inbound', inbound],
+    ['outbound', outbound],
+    ['edge', edge],
+  ] as const) {
+    list.forEach((l, i) => {
+      if (addressesOverlap(adminListen, l.listen))
+        problem(['admin', 'listen'], `${raw.admin?.listen ?? '127.0.0.1:15000 (the default)'} takes the address of ${section} "${l.name}" (${section}[${i}].listen ${l.listen.host}:${l.listen.port}, line ${lineOf(parsed, [section, i, 'listen'])})`);
+    });
+  }
   inbound.forEach((l, i) => {
     // Plaintext HTTP/2 (h2c prior knowledge) is not detected: such a listener would refuse plaintext callers anyway.
     if (l.mtls === 'permissive' && (l.protocol === 'http2' || l.protocol === 'grpc')) {
@@ -322,6 +336,10 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   if (id.controlPlane && raw.authorization?.policiesDir) {
     problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
   }
+  // A file where the directory should be is a mistake found here, at its key and line (a missing one is reported by
+  // the policy loader, which also watches for it).
+  const notDir = raw.authorization?.policiesDir ? notADirectory(path(raw.authorization.policiesDir)) : undefined;
+  if (notDir !== undefined) problem(['authorization', 'policiesDir'], `${path(raw.authorization!.policiesDir!)} is ${notDir}`);
   const transport = resolveTransport(raw.transport, problem);
   const tracing = raw.telemetry?.tracing;
   const accessLog = raw.telemetry?.accessLog ?? 'stdout';
@@ -336,7 +354,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       defaultAction: raw.authorization?.defaultAction ?? 'deny',
     },
     admin: {
-      listen: addr(raw.admin?.listen ?? '127.0.0.1:15000'),
+      listen: adminListen,
       appProbes: Object.fromEntries(
         Object.entries(raw.admin?.appProbes ?? {}).map(([name, p]) => [
           name,
@@ -384,6 +402,6 @@ function outboundRoute(l: RawListener, i: number, problem: (keyPath: (string | n
 }
 
 export function loadProxyConfig(file: string): ProxyConfig {
-  const text = readNamedFileSync({ path: file, what: 'config', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
+  const text = readConfigText({ path: file, what: 'config' });
   return parseProxyConfig(text, file);
 }

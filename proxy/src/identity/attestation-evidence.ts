@@ -1,8 +1,8 @@
 // Attestation evidence for the first contact with the control plane: an inline join token (single-use), a
 // join-token file, a Kubernetes projected service-account token file (re-read on every attestation), or the local
 // TPM (a quote made per attestation, over the control plane's nonce and the CSR's key: the client asks for both).
-import { readFile } from 'node:fs/promises';
 import { TesseraError } from '../../../common/errors.js';
+import { readSmallFile } from '../../../shared-io/bounded-read.js';
 import type { TpmEvidenceConfig } from './tpm/tpm-evidence-config.js';
 import { TpmEvidenceSource } from './tpm/tpm-evidence.js';
 import { TpmQuoter } from './tpm/tpm-quoter.js';
@@ -63,7 +63,8 @@ export function evidenceProvider(cfg: EvidenceConfig): EvidenceProvider {
 async function readToken(file: string): Promise<string> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    // A token is a few KiB: a regular file of at most 1 MiB, never a FIFO or a device read without end.
+    text = readSmallFile(file, 1 << 20);
   } catch (e) {
     throw new TesseraError('TESSERA_ERR_IDENTITY_TOKEN_UNREADABLE', `${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }

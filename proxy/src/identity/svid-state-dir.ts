@@ -11,8 +11,8 @@
 // only the retired root, and without the kept one a restart could verify neither its own SVID nor the control plane.
 // proxy.lock is held while the proxy runs: one proxy per state dir.
 import { X509Certificate } from 'node:crypto';
-import { chmod, mkdir } from 'node:fs/promises';
-import { mkdirSync, readdirSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmod } from 'node:fs/promises';
+import { readdirSync, rmSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
@@ -24,6 +24,7 @@ import { leafSpiffeId, verifyX509Svid } from '../../../common/spiffe/x509-svid.j
 import { FileRefused, readSmallFile } from '../../../shared-io/bounded-read.js';
 import { type FileLock, FileLockRefused, lockFile } from '../../../shared-io/process-file-lock.js';
 import { beyondOwner, processIdentity } from '../../../shared-io/key-file-exposure.js';
+import { makeDirsSync } from '../../../shared-io/make-dirs.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 import { writeAtomic } from '../../../shared-io/write-atomic.js';
 import type { IssuedSvid } from './control-plane-svid-source.js';
@@ -78,7 +79,7 @@ export class SvidStateDir {
    */
   lock(): { readonly lock?: FileLock; readonly unlockable?: string } {
     try {
-      mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+      makeDirsSync(this.dir, 0o700);
       return { lock: lockFile(join(this.dir, LOCK_FILE)) };
     } catch (e) {
       if (e instanceof FileLockRefused && e.why === 'held') {
@@ -176,7 +177,7 @@ export class SvidStateDir {
       .then(async () => {
         if (current()) return;
         try {
-          await mkdir(this.dir, { recursive: true, mode: 0o700 });
+          makeDirsSync(this.dir, 0o700);
           // A dir others can write to (a shared one such as /tmp) or another user's is not narrowed under them: refused.
           const shared = othersCanWrite(statSync(this.dir));
           if (shared) throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${file}: ${this.dir} ${shared}: give the proxy a directory of its own`, { file });

@@ -2,10 +2,10 @@
 // supervised by a WorkerPool, and get every snapshot the primary's holders take (identity, policies, deny-list,
 // discovery) over IPC. What the admin listener shows of them (metrics, endpoints, listeners, denials) is gathered
 // from the workers and merged.
-import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { TesseraError } from '../../../common/errors.js';
+import { readConfigText } from '../../../shared-io/read-named-file.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { DenialRow } from '../authz/denial-tally.js';
 import type { PolicyHolder } from '../authz/policy-holder.js';
@@ -63,7 +63,7 @@ export class WorkerPlane implements ListenerPlane {
       env: o.env,
       configFile: config.file,
       // The listener sections the workers run, read once here so that every worker and restart runs the same ones.
-      configText: readFileSync(config.file, 'utf8'),
+      configText: readConfigText({ path: config.file, what: 'config' }),
       drainGraceMs: config.limits.drainTimeoutMs + DRAIN_MARGIN_MS,
       timers,
       nowMs: o.nowMs,

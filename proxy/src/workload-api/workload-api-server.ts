@@ -6,7 +6,7 @@
 // InvalidArgument too, as the spec and go-spiffe answer, not grpc-js's INTERNAL; one over maxReceiveBytes gets
 // ResourceExhausted (TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE), as the control plane answers one over its cap.
 // A connection's control traffic is bounded as on every HTTP/2 server of Tessera (shared-io/grpc-session-guard.ts).
-import { chmodSync, existsSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
 import { type Server as NetServer, type Socket, createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
@@ -19,6 +19,7 @@ import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.j
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
+import { makeDirsSync } from '../../../shared-io/make-dirs.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
@@ -312,10 +313,10 @@ export const WORKLOAD_DIR_MODE = 0o755;
 function ensureSocketDir(dir: string): void {
   if (existsSync(dir)) return;
   try {
-    mkdirSync(dir, { recursive: true, mode: WORKLOAD_DIR_MODE });
+    makeDirsSync(dir, WORKLOAD_DIR_MODE);
     chmodSync(dir, WORKLOAD_DIR_MODE); // mkdir's mode is masked by the umask
   } catch (e) {
-    throw new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${dir}: cannot create the socket directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {}, { cause: e });
+    throw new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `workloadApi.socket: ${dir}: cannot create the socket directory: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, {}, { cause: e });
   }
 }
 

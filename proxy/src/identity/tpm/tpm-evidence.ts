@@ -1,12 +1,12 @@
 // TPM attestation evidence for one SignSvid call: a fresh nonce from the control plane (TpmChallenge), a quote by
 // the local TPM's attestation key over the PCRs it asked for with qualifying data SHA-256(nonce || the CSR's
 // SubjectPublicKeyInfo), and the AK certificate chain (re-read each time, so a renewed certificate is picked up).
-import { readFile } from 'node:fs/promises';
 import type { TpmChallengeResponseMsg, TpmEvidenceMsg } from '../../../../common/contract/identity-v1.js';
 import { TesseraError } from '../../../../common/errors.js';
 import { DerError, children, readNode } from '../../../../common/pki/der.js';
 import { decodeCertificates } from '../../../../common/pki/pem.js';
 import { canonicalSpki, tpmQualifyingData } from '../../../../common/pki/tpm-binding.js';
+import { readSmallFileBytes } from '../../../../shared-io/bounded-read.js';
 import type { TpmQuoter } from './tpm-quoter.js';
 
 export interface TpmEvidenceSourceOptions {
@@ -52,7 +52,8 @@ export class TpmEvidenceSource {
     const file = this.#o.akCertFile;
     let text: Buffer;
     try {
-      text = await readFile(file);
+      // A chain of a few certificates: a regular file of at most 1 MiB, never a FIFO or a device read without end.
+      text = readSmallFileBytes(file, 1 << 20);
     } catch (e) {
       throw new TesseraError('TESSERA_ERR_IDENTITY_FILE_UNREADABLE', `AK certificate ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { file });
     }
