@@ -110,7 +110,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     policies?.start();
     undo.push(() => policies?.stop());
     // Read once at start: an edit of the file, or of a read-only CA dir (a Secret), is logged as needing a restart.
-    const configWatch = warnOnConfigEdit(config, { log, timers });
+    const configWatch = warnOnConfigEdit(config, { log, timers, onChange: (result) => metrics.configFileChanges.inc({ result }) });
     const caWatch = warnOnCaDirChange(ca.persistence, { dataDir, trustDomain: td, clock, log, timers });
     undo.push(() => [configWatch.close(), caWatch?.close()]);
 

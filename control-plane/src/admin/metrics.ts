@@ -19,6 +19,7 @@ export interface ControlPlaneMetrics {
   readonly snapshotBuilds: Counter;
   readonly snapshotExamined: Counter;
   readonly policyLoadErrors: Counter;
+  readonly configFileChanges: Counter<'result'>;
   readonly policiesLoaded: Gauge;
   readonly breakGlassActive: Gauge;
   readonly tlsFailures: Counter<'reason'>;
@@ -66,6 +67,8 @@ export function createMetrics(registry: Registry, build: BuildInfo): ControlPlan
     snapshotBuilds: new Counter({ name: 'tessera_config_snapshot_builds_total', help: 'Config snapshots built, one per SPIFFE ID with open Watch streams and version', registers }),
     snapshotExamined: new Counter({ name: 'tessera_config_snapshot_entries_examined_total', help: 'Policies and break-glass grants the snapshot builds looked at (those whose selector can match the ID)', registers }),
     policyLoadErrors: new Counter({ name: 'tessera_policy_load_errors_total', help: 'Policy files that failed validation (the last good set stayed)', registers }),
+    // result: the fixed set of lifecycle/config-file-watch.ts (changed|invalid|gone|restored).
+    configFileChanges: new Counter({ name: 'tessera_cp_config_file_changes_total', help: 'Edits of the control plane config file seen while running (the running config stays), by what they mean: changed (valid, a restart applies it), invalid (a restart would fail), gone, restored', labelNames: ['result'], registers }),
     policiesLoaded: new Gauge({ name: 'tessera_policies_loaded', help: 'Authorization policies in the set in force', registers }),
     breakGlassActive: new Gauge({ name: 'tessera_break_glass_grants_active', help: 'Unexpired break-glass grants', registers }),
     tlsFailures: new Counter({ name: 'tessera_grpc_tls_failures_total', help: 'Connections to the gRPC port that failed before gRPC (garbage, plaintext, timeout)', labelNames: ['reason'], registers }),
