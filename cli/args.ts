@@ -46,8 +46,15 @@ export function parseArgs(argv: readonly string[], specs: FlagSpecs): ParsedArgs
       i++;
     }
     if (value === undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--${name} needs a value`);
+    // An empty value is a missing one (`--config ""`, `--out=`): refused here, as a usage error naming the flag,
+    // rather than as a file or ID that does not exist.
+    if (value === '') throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--${name} needs a value (got an empty one)`);
     if (spec.multiple) flags[name] = [...((flags[name] as string[] | undefined) ?? []), value];
-    else flags[name] = value;
+    else if (flags[name] !== undefined) {
+      // The last one winning would do half of what was asked (audit 55a F3: `revoke id --spiffe-id A --spiffe-id B`
+      // banned only B): only flags declared repeatable take several values.
+      throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--${name} given twice; it takes one value (run the command once per value)`);
+    } else flags[name] = value;
   }
   for (const [name, spec] of Object.entries(specs)) {
     if (spec.required && flags[name] === undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--${name} is required`);

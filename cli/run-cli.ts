@@ -51,7 +51,9 @@ export async function runCli(argv: readonly string[], commands: readonly Command
       io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n\n${commandHelp(match)}`);
       return EXIT_USAGE;
     }
-    io.stderr(`tessera ${match.path.join(' ')}: ${describeError(e)}\n`);
+    // Every line a user reads carries a code: a fault no command coded is told as such, with its cause.
+    const coded = e instanceof TesseraError ? e : new TesseraError('TESSERA_ERR_CLI_INTERNAL', describeError(e), {}, { cause: e });
+    io.stderr(`tessera ${match.path.join(' ')}: ${describeError(coded)}\n`);
     return EXIT_FAILURE;
   }
 }

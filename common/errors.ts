@@ -95,15 +95,16 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_CSR_BAD_SIGNATURE: entry(INVALID_ARGUMENT, 400, 'The certificate signing request is not signed by its own key.'),
 
   // --- Durations and generic config (common/duration.ts, config loaders) ---
-  TESSERA_ERR_CONFIG_BAD_DURATION: entry(INVALID_ARGUMENT, 400, 'A duration is malformed (use e.g. 500ms, 60s, 15m, 1h, 1h30m).'),
+  TESSERA_ERR_CONFIG_BAD_DURATION: entry(INVALID_ARGUMENT, 400, 'A duration is malformed (use e.g. 500ms, 60s, 15m, 1h, 1h30m); a command-line flag names it in its TESSERA_ERR_CLI_USAGE line, a config file in its TESSERA_ERR_CONFIG_INVALID line.'),
   TESSERA_ERR_CONFIG_INVALID: entry(INVALID_ARGUMENT, 400, 'A configuration file failed validation (the message names file, line and key).'),
   TESSERA_ERR_CONFIG_UNREADABLE: entry(INTERNAL, 500, 'A configuration file, or a file a configuration key names, could not be read (missing, unreadable, not a regular file, over its size bound, not UTF-8) or parsed as YAML; the file is named, and the line for an encoding or YAML fault.'),
 
   // --- Command line (cli/) ---
-  TESSERA_ERR_CLI_USAGE: entry(INVALID_ARGUMENT, 400, 'The command line is malformed (unknown command or flag, missing argument, a bad value; a malformed SPIFFE ID, pattern or trust domain names its TESSERA_ERR_SPIFFE_ID_* code).'),
+  TESSERA_ERR_CLI_USAGE: entry(INVALID_ARGUMENT, 400, 'The command line is malformed (unknown command or flag, missing argument, a bad value or one outside the range of its flag; a malformed SPIFFE ID, pattern or trust domain names its TESSERA_ERR_SPIFFE_ID_* code, a malformed duration TESSERA_ERR_CONFIG_BAD_DURATION).'),
   TESSERA_ERR_CLI_FILE_UNREADABLE: entry(INTERNAL, 500, 'A file named on the command line could not be read: missing, unreadable, not a regular file (a FIFO, a device or a directory) or over its size bound (the file is named).'),
   TESSERA_ERR_CLI_FILE_UNWRITABLE: entry(INTERNAL, 500, 'A file named on the command line could not be written (the path and cause are named).'),
   TESSERA_ERR_CLI_INTERRUPTED: entry(CANCELLED, 499, 'A one-shot command was asked to stop (SIGTERM, SIGINT) before it finished; it exits 130 (SIGINT) or 143 (SIGTERM). A change it asked the control plane for may or may not have been made: check before retrying.'),
+  TESSERA_ERR_CLI_INTERNAL: entry(INTERNAL, 500, 'A command failed with a fault it has no code of its own for (the cause is quoted): a defect to report, not a fault of the input.'),
   TESSERA_ERR_CLI_HARNESS_MISSING: entry(UNIMPLEMENTED, 501, '`tessera load` or `tessera bench` was run where the load harness is not installed (the container image leaves it and autocannon out).'),
   TESSERA_ERR_FILE_EMPTY: entry(INVALID_ARGUMENT, 400, 'A file named on the command line or in a configuration is empty (the file is named).'),
 

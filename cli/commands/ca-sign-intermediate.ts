@@ -5,6 +5,8 @@
 import { type Command, runOnDemand } from '../command.js';
 
 export const DEFAULT_TTL = '720h';
+/** 1 ms to 100 years: the certificate never outlives the root anyway; past that a value is a typo. */
+export const TTL_RANGE = { min: 1, max: 36_500 * 86_400_000 } as const;
 
 export const caSignIntermediateCommand: Command = {
   path: ['ca', 'sign-intermediate'],
@@ -20,7 +22,7 @@ export const caSignIntermediateCommand: Command = {
     'root-key': { type: 'string', value: 'FILE', description: "The root's private key (PEM)", required: true },
     csr: { type: 'string', value: 'FILE', description: 'The CSR `tessera ca intermediate-csr` wrote', required: true },
     out: { type: 'string', value: 'FILE', description: 'Where to write the intermediate certificate (PEM)', required: true },
-    ttl: { type: 'string', value: 'DURATION', description: `Lifetime of the intermediate (default ${DEFAULT_TTL})` },
+    ttl: { type: 'string', value: 'DURATION', description: `Lifetime of the intermediate, at most 36500d (default ${DEFAULT_TTL}; never past the root)` },
     'trust-domain': { type: 'string', value: 'TD', description: 'Refuse a CSR for any other trust domain' },
   },
   run: runOnDemand(() => import('../run/ca-sign-intermediate.js'), (m) => m.runCaSignIntermediate),

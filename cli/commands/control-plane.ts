@@ -14,7 +14,7 @@ export const controlPlaneCommand: Command = {
   ].join('\n'),
   flags: {
     config: { type: 'string', value: 'FILE', description: 'Control-plane YAML config', required: true },
-    drain: { type: 'string', value: 'MS', description: 'Deadline for a graceful stop, in milliseconds (default 10000)' },
+    drain: { type: 'string', value: 'MS', description: 'Deadline for a graceful stop, in milliseconds, 0 to 2147483647 (default 10000)' },
   },
   run: runOnDemand(() => import('../run/control-plane.js'), (m) => m.runControlPlane),
 };

@@ -11,7 +11,7 @@ export const policyBreakGlassCommand: Command = {
     'data-dir': { type: 'string', value: 'DIR', description: 'The control plane data dir (holds admin.sock)', required: true },
     to: { type: 'string', value: 'ID', description: 'Destination SPIFFE ID (pattern)', required: true },
     from: { type: 'string', value: 'ID', description: 'Caller SPIFFE ID (pattern); repeat for several', required: true, multiple: true },
-    for: { type: 'string', value: 'DURATION', description: 'How long the grant lasts (e.g. 15m)', required: true },
+    for: { type: 'string', value: 'DURATION', description: 'How long the grant lasts (e.g. 15m; at most 24h)', required: true },
     reason: { type: 'string', value: 'TEXT', description: 'Why (recorded in the audit log)', required: true },
     json: { type: 'boolean', description: 'Print the grant as JSON' },
   },

@@ -1,6 +1,5 @@
 // `tessera bench <scenario|all>`: runs benchmark scenarios under the harness and writes their JSON results.
 import { statSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { formatDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
@@ -9,7 +8,9 @@ import type { ScenarioResult } from '../../bench/harness/scenario.js';
 import { boolFlag, type ParsedArgs, stringFlag } from '../args.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
 import { loadHarness } from '../load-harness.js';
-import { durationFlag, positiveNumberFlag } from '../number-flags.js';
+import { BENCH_RANGES } from '../commands/bench.js';
+import { durationFlag, numberFlag } from '../number-flags.js';
+import { checkOutFile, writeOutFile } from '../output-files.js';
 
 /** `--load`: which generator drives closed-loop load (keep-alive and connection per request); wrk has no fixed rate (the paced generator does). */
 export function loadFlag(args: ParsedArgs): 'autocannon' | 'wrk' {
@@ -94,17 +95,20 @@ export async function runBench(args: ParsedArgs, io: CommandIo): Promise<number>
   }
   const baselineCli = baselineCliFlag(args, name);
   const overrides: RunOverrides = {
-    ...(durationFlag(args, 'duration') !== undefined ? { durationMs: durationFlag(args, 'duration')! } : {}),
-    ...(durationFlag(args, 'warmup') !== undefined ? { warmupMs: durationFlag(args, 'warmup')! } : {}),
-    ...(durationFlag(args, 'prime') !== undefined ? { primeMs: durationFlag(args, 'prime')! } : {}),
-    ...(positiveNumberFlag(args, 'rounds', true) ? { rounds: positiveNumberFlag(args, 'rounds', true)! } : {}),
-    ...(positiveNumberFlag(args, 'connections', true) ? { connections: positiveNumberFlag(args, 'connections', true)! } : {}),
-    ...(positiveNumberFlag(args, 'rate', false) ? { rateRps: positiveNumberFlag(args, 'rate', false)! } : {}),
+    ...(durationFlag(args, 'duration', BENCH_RANGES.duration) !== undefined ? { durationMs: durationFlag(args, 'duration', BENCH_RANGES.duration)! } : {}),
+    ...(durationFlag(args, 'warmup', BENCH_RANGES.warmup) !== undefined ? { warmupMs: durationFlag(args, 'warmup', BENCH_RANGES.warmup)! } : {}),
+    ...(durationFlag(args, 'prime', BENCH_RANGES.prime) !== undefined ? { primeMs: durationFlag(args, 'prime', BENCH_RANGES.prime)! } : {}),
+    ...(numberFlag(args, 'rounds', true, BENCH_RANGES.rounds) ? { rounds: numberFlag(args, 'rounds', true, BENCH_RANGES.rounds)! } : {}),
+    ...(numberFlag(args, 'connections', true, BENCH_RANGES.connections) ? { connections: numberFlag(args, 'connections', true, BENCH_RANGES.connections)! } : {}),
+    ...(numberFlag(args, 'rate', false, BENCH_RANGES.rate) ? { rateRps: numberFlag(args, 'rate', false, BENCH_RANGES.rate)! } : {}),
     ...(loadFlag(args) === 'wrk' ? { load: 'wrk' as const } : {}),
     ...(baselineCli !== undefined ? { baselineCli } : {}),
     keepWorkDir: boolFlag(args, 'keep-work-dir'),
   };
-  const jsonFile = stringFlag(args, 'json');
+  const jsonFlag = stringFlag(args, 'json');
+  const jsonFile = jsonFlag === undefined ? undefined : resolve(io.cwd, jsonFlag);
+  // Before the run: a run of minutes is not spent to find its results have nowhere to go.
+  if (jsonFile !== undefined) await checkOutFile('json', jsonFile);
   const abort = new AbortController();
   void io.stopSignal.then(() => abort.abort());
   const sink = h.terminalProgress(io.stderr, process.stderr.isTTY === true, () => process.stderr.columns ?? 100, () => io.clock.nowMs());
@@ -127,8 +131,8 @@ export async function runBench(args: ParsedArgs, io: CommandIo): Promise<number>
     io.stdout(textSummary(outcome.result, h.markdownTable));
     if (outcome.workDir) io.stderr(`work dir kept: ${outcome.workDir}\n`);
     // Written after each scenario so that a later failure in `all` keeps what was measured.
-    if (jsonFile) await writeFile(jsonFile, `${JSON.stringify(name === 'all' ? results : results[0], null, 2)}\n`);
+    if (jsonFile) await writeOutFile('json', jsonFile, `${JSON.stringify(name === 'all' ? results : results[0], null, 2)}\n`, 0o644);
   }
-  if (jsonFile) io.stderr(`results written to ${jsonFile}\n`);
+  if (jsonFile) io.stderr(`results written to ${jsonFlag}\n`);
   return EXIT_OK;
 }

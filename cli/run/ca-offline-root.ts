@@ -5,30 +5,28 @@
 import { resolve } from 'node:path';
 import { TesseraError } from '../../common/errors.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
-import { errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
-import { writeAtomic } from '../../shared-io/write-atomic.js';
+import { readNamedFile } from '../../shared-io/read-named-file.js';
 import { bool, checkAnswer, lines, record, str } from '../admin-answer.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { CA_STATUS_SHAPE, type CaStatusView, formatCaStatus } from '../ca-status-view.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
+import { checkOutFile, writeOutFile } from '../output-files.js';
 
 export async function runIntermediateCsr(args: ParsedArgs, io: CommandIo): Promise<number> {
+  const out = stringFlag(args, 'out');
+  const path = out === undefined ? undefined : resolve(io.cwd, out);
+  // Checked before the control plane is asked: with --new-key it replaces its pending request's key.
+  if (path !== undefined) await checkOutFile('out', path);
   const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', '/v1/ca/intermediate-csr', { newKey: boolFlag(args, 'new-key') });
   const res = checkAnswer<{ csrPem: string; requestedAt: string; newKey: boolean }>(answer, record({ csrPem: lines, requestedAt: str, newKey: bool }), 'POST /v1/ca/intermediate-csr');
   // Only a CSR goes to the operator's file (it is signed offline next): not whatever text the socket sent.
   if (!/^-----BEGIN CERTIFICATE REQUEST-----\r?\n[A-Za-z0-9+/=\r\n]+-----END CERTIFICATE REQUEST-----\r?\n?$/.test(res.csrPem)) {
     throw new TesseraError('TESSERA_ERR_CP_ADMIN_BAD_ANSWER', 'POST /v1/ca/intermediate-csr: csrPem is not one PEM certificate request');
   }
-  const out = stringFlag(args, 'out');
-  if (out !== undefined) {
-    const path = resolve(io.cwd, out);
-    await writeAtomic(path, res.csrPem, 0o644).catch((e: unknown) => {
-      throw new TesseraError('TESSERA_ERR_CLI_FILE_UNWRITABLE', `--out ${path}: ${errnoReason(e, 'cannot be written')}`, { file: path });
-    });
-  }
+  if (path !== undefined) await writeOutFile('out', path, res.csrPem, 0o644);
   if (boolFlag(args, 'json')) io.stdout(`${JSON.stringify(res, null, 2)}\n`);
   else if (out === undefined) io.stdout(res.csrPem);
-  else io.stdout(`wrote ${resolve(io.cwd, out)}: the CSR of ${res.newKey ? 'a new' : 'the pending'} intermediate request (${res.requestedAt}); its key stays in the control plane\n`);
+  else io.stdout(`wrote ${path}: the CSR of ${res.newKey ? 'a new' : 'the pending'} intermediate request (${res.requestedAt}); its key stays in the control plane\n`);
   return EXIT_OK;
 }
 

@@ -2,9 +2,8 @@
 // (and no openssl recipe at hand): signs an intermediate CSR from `tessera ca intermediate-csr` with the root's key,
 // as the control plane will check it (basicConstraints CA pathlen 0, keyUsage keyCertSign+cRLSign, both critical;
 // the URI SAN spiffe://<trust domain> the CSR asks for; never outliving the root). Nothing is sent anywhere.
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { parseDuration } from '../../common/duration.js';
 import { TesseraError } from '../../common/errors.js';
 import { issueCertificate } from '../../common/pki/cert-builder.js';
 import { parseCsr } from '../../common/pki/csr-parse.js';
@@ -13,10 +12,12 @@ import { decodePem, encodePem } from '../../common/pki/pem.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { checkOfflineRoot } from '../../control-plane/src/ca/offline-intermediate.js';
 import { beyondOwner } from '../../shared-io/key-file-exposure.js';
-import { certificatesOf, errnoReason, readNamedFile } from '../../shared-io/read-named-file.js';
+import { certificatesOf, readNamedFile } from '../../shared-io/read-named-file.js';
 import { requiredString, stringFlag, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
-import { DEFAULT_TTL } from '../commands/ca-sign-intermediate.js';
+import { checkOutFile, writeOutFile } from '../output-files.js';
+import { DEFAULT_TTL, TTL_RANGE } from '../commands/ca-sign-intermediate.js';
+import { durationValue } from '../number-flags.js';
 import { trustDomainFlag } from '../spiffe-flags.js';
 
 /** Valid from a minute before it is made: the clocks of the two machines differ. */
@@ -29,13 +30,9 @@ function usage(message: string): TesseraError {
 export async function runCaSignIntermediate(args: ParsedArgs, io: CommandIo): Promise<number> {
   const want = trustDomainFlag(args, 'trust-domain');
   const file = (flag: string) => ({ path: resolve(io.cwd, requiredString(args, flag)), what: `--${flag}` });
-  let ttlMs: number;
-  try {
-    ttlMs = parseDuration(stringFlag(args, 'ttl') ?? DEFAULT_TTL);
-  } catch (e) {
-    throw usage(`--ttl: ${(e as Error).message}`);
-  }
-  if (ttlMs <= 0) throw usage('--ttl must be positive');
+  const ttlMs = durationValue('ttl', stringFlag(args, 'ttl') ?? DEFAULT_TTL, TTL_RANGE);
+  const out = resolve(io.cwd, requiredString(args, 'out'));
+  await checkOutFile('out', out);
   const rootFile = file('root-cert');
   const roots = certificatesOf(rootFile, await readNamedFile(rootFile));
   if (roots.length !== 1) throw usage(`--root-cert holds ${roots.length} certificates; give the one root`);
@@ -75,10 +72,7 @@ export async function runCaSignIntermediate(args: ParsedArgs, io: CommandIo): Pr
     keyUsage: ['keyCertSign', 'cRLSign'],
     uriSans: [td.idString()],
   });
-  const out = resolve(io.cwd, requiredString(args, 'out'));
-  await writeFile(out, encodePem('CERTIFICATE', cert.raw), { mode: 0o644 }).catch((e: unknown) => {
-    throw new TesseraError('TESSERA_ERR_CLI_FILE_UNWRITABLE', `--out ${out}: ${errnoReason(e, 'cannot be written')}`, { file: out });
-  });
+  await writeOutFile('out', out, encodePem('CERTIFICATE', cert.raw), 0o644);
   io.stdout(`wrote ${out}: intermediate for ${td.idString()}, serial ${cert.serialNumber.toLowerCase()}, not after ${cert.validToDate.toISOString()}\n`);
   return EXIT_OK;
 }

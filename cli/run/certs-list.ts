@@ -1,11 +1,11 @@
 // `tessera certs list`: the unexpired SVIDs the control plane issued (who, serial, validity), soonest expiry
 // first, optionally only those expiring within a duration; read over <data-dir>/admin.sock.
-import { TesseraError } from '../../common/errors.js';
-import { parseDuration } from '../../common/duration.js';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { checkAnswer, list, record, str } from '../admin-answer.js';
-import { boolFlag, requiredString, stringFlag, type ParsedArgs } from '../args.js';
+import { boolFlag, requiredString, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
+import { EXPIRING_WITHIN_RANGE } from '../commands/certs-list.js';
+import { durationFlag } from '../number-flags.js';
 
 interface CertRow {
   readonly serial: string;
@@ -18,18 +18,9 @@ interface CertRow {
 }
 
 export async function runCertsList(args: ParsedArgs, io: CommandIo): Promise<number> {
-  const within = stringFlag(args, 'expiring-within');
-  let query = '';
-  if (within !== undefined) {
-    let ms: number;
-    try {
-      ms = parseDuration(within);
-    } catch (e) {
-      throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--expiring-within: ${(e as Error).message}`);
-    }
-    if (ms <= 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--expiring-within must be positive');
-    query = `?expiringWithinMs=${ms}`;
-  }
+  // Checked here, with the flag's name: the control plane's own check names its query field instead (audit 55a F12).
+  const within = durationFlag(args, 'expiring-within', EXPIRING_WITHIN_RANGE);
+  const query = within === undefined ? '' : `?expiringWithinMs=${within}`;
   // The fields the table prints; --json passes the rest through as the control plane sent it.
   const rowShape = record({ serial: str, spiffeId: str, notAfter: str, kind: str });
   const rows = checkAnswer<CertRow[]>(await adminRequest(requiredString(args, 'data-dir'), 'GET', `/v1/certs${query}`), list(rowShape), 'GET /v1/certs');

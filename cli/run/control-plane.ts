@@ -1,21 +1,22 @@
 // `tessera control-plane --config F`: runs the control plane until SIGTERM/SIGINT, then drains and exits 0.
 // Prints the bound addresses, then exactly `tessera control-plane: ready` once it serves (harnesses wait for it).
 import { systemClock } from '../../common/clock.js';
-import { isTesseraError, TesseraError } from '../../common/errors.js';
+import { isTesseraError } from '../../common/errors.js';
 import { preciseSystemClock } from '../../common/precise-clock.js';
 import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
 import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
 import { startupError } from '../../shared-io/startup-error.js';
 import { requiredString, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
+import { numberFlag } from '../number-flags.js';
 import { readBuildInfo } from '../read-build-info.js';
 
 const CRASH_POINTS: readonly string[] = ['ca-after-material', 'ca-after-state'];
 
 export async function runControlPlane(args: ParsedArgs, io: CommandIo): Promise<number> {
+  // Node's longest timer: a longer one would fire at once. A flag is checked before the file is read.
+  const drain = numberFlag(args, 'drain', true, { min: 0, max: 2 ** 31 - 1 }) ?? 10_000;
   const config = loadControlPlaneConfig(requiredString(args, 'config'));
-  const drain = args.flags['drain'] === undefined ? 10_000 : Number(args.flags['drain']);
-  if (!Number.isInteger(drain) || drain < 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--drain must be a whole number of milliseconds');
   // Loaded once the config and the flags are read: a mistake in either is told without loading the servers (grpc-js, the store…).
   const [{ createLogger, flushLogger, logProcessWarnings }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
   const log = createLogger({ level: config.logLevel, component: 'control-plane' });

@@ -6,12 +6,13 @@ import { TesseraError } from '../../common/errors.js';
 import { parseAddress } from '../../common/config/address.js';
 import { requiredString, stringFlag, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
+import { DELAY_RANGE } from '../commands/demo-app.js';
 import { durationFlag } from '../number-flags.js';
 
 export async function runDemoApp(args: ParsedArgs, io: CommandIo): Promise<number> {
   const name = requiredString(args, 'name');
   const instance = stringFlag(args, 'instance') ?? name;
-  const delayMs = durationFlag(args, 'delay') ?? 0;
+  const delayMs = durationFlag(args, 'delay', DELAY_RANGE) ?? 0;
   const addr = parseAddress(requiredString(args, 'listen'));
   if (!addr) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--listen must be HOST:PORT');
   const server = createServer((req, res) => {
