@@ -128,7 +128,7 @@ export const ERROR_CATALOGUE = {
   TESSERA_ERR_UP_START_FAILED: entry(INTERNAL, 500, 'A part of the local mesh did not start or did not become ready (its log file is named).'),
 
   // --- Proxy identity lifecycle: control-plane source, config watch, Workload API (proxy/src/identity, workload-api) ---
-  TESSERA_ERR_PROXY_LISTEN_FAILED: entry(INTERNAL, 500, 'A proxy listener could not bind its address (in use, or not permitted). Every listener is bound before the proxy attests, so such a start has spent no join token.'),
+  TESSERA_ERR_PROXY_LISTEN_FAILED: entry(INTERNAL, 500, 'A proxy listener could not bind its address (in use, not permitted, or its host does not resolve; the listener and its address are named). Every listener is bound before the proxy attests, so such a start has spent no join token.'),
   TESSERA_ERR_PROXY_START_FAILED: entry(INTERNAL, 500, 'The proxy could not start: a file or directory it needs cannot be used (the path and cause are named).'),
   TESSERA_ERR_UPSTREAM_QUEUE_FULL: entry(UNAVAILABLE, 503, 'Every upstream connection of a listener is busy and its wait queue is full; the request is answered 503 (upstream_unavailable).'),
   TESSERA_ERR_UPSTREAM_POOL_CLOSED: entry(UNAVAILABLE, 502, 'The listener is shutting down and its upstream pool takes no more requests; the request is answered 502 (upstream_unavailable).'),

@@ -229,6 +229,9 @@ describe('a start whose ports cannot be bound (audit 52a F3)', () => {
         expect(r.code, r.stderr).toBe(1);
         expect(r.stderr).toContain(code);
         if (code === 'TESSERA_ERR_PROXY_LISTEN_FAILED') expect(r.stderr).toContain('a join token is not spent');
+        // The listener and its address as configured are named.
+        if (inbound !== any) expect(r.stderr).toContain(`inbound "app" (listen ${inbound})`);
+        if (outbound !== any) expect(r.stderr).toContain(`outbound "api" (listen ${outbound})`);
       }
       const before = await attestations(WEB);
       // The same token, ports free (with two listener workers, on the port the primary reserved): ready, and serving
@@ -259,4 +262,17 @@ describe('a start whose ports cannot be bound (audit 52a F3)', () => {
       await new Promise<void>((r) => blocker.close(() => r()));
     }
   }, 120_000);
+
+  test('a listen host that does not resolve: LISTEN_FAILED naming the listener and its address (audit 55a F8)', async () => {
+    // It was PROXY_START_FAILED "cannot getaddrinfo: failed (ENOTFOUND)", naming neither listener nor host.
+    await writeToken('web3', WEB);
+    const appPort = (app.address() as net.AddressInfo).port;
+    await writeFile(
+      join(dir, 'web3.yaml'),
+      `identity:\n  controlPlane: { address: ${cp.grpc}, bundleFile: ${join(cp.dataDir, 'bundle.pem')}, joinTokenFile: ./web3.token }\ninbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${appPort} }\n  - { name: nowhere, listen: nosuchhost.invalid:0, forwardTo: 127.0.0.1:${appPort} }\nadmin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n`,
+    );
+    const r = await tessera(['proxy', '--config', join(dir, 'web3.yaml')], { timeoutMs: 30_000 });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/tessera proxy: TESSERA_ERR_PROXY_LISTEN_FAILED: a listener host does not resolve: inbound "nowhere" \(listen nosuchhost\.invalid:0\) .*(ENOTFOUND|EAI_AGAIN).* \(nothing was attested: a join token is not spent\)/);
+  }, 40_000);
 });

@@ -30,8 +30,10 @@ export class ListenerGroup {
    */
   async start(listeners: readonly Listener[], reserved?: PortReservations): Promise<StartedListener[]> {
     const started: StartedListener[] = [];
+    let current: Listener | undefined;
     try {
       for (const l of listeners) {
+        current = l;
         this.#listeners.push(l);
         started.push({ kind: l.kind, name: l.config.name, port: (await l.start(reserved?.take(l.kind, l.config.name))).port });
       }
@@ -41,7 +43,7 @@ export class ListenerGroup {
         l.drain();
         void l.close();
       }
-      throw listenFailure(e, 'after the identity was in');
+      throw listenFailure(e, 'after the identity was in', current && { kind: current.kind, name: current.config.name, listen: current.config.listen });
     }
     return started;
   }

@@ -13,13 +13,27 @@ import type { ListenerKind } from './listener.js';
 
 /** The errno codes of a bind that cannot succeed as configured (taken, not permitted, not a local address). */
 const BIND_FAULTS: ReadonlySet<string> = new Set(['EADDRINUSE', 'EACCES', 'EADDRNOTAVAIL']);
+/** getaddrinfo's answers for a listen host that does not resolve (no such name, no address, the resolver failing). */
+const RESOLVE_FAULTS: ReadonlySet<string> = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', 'EAI_NODATA']);
 
-/** A listen failure as the coded error of a start: a bind fault is TESSERA_ERR_PROXY_LISTEN_FAILED, else unchanged. */
-export function listenFailure(e: unknown, when: string): unknown {
+/** Which listener failed, as the message names it: `inbound "app" (listen nosuch.invalid:15006)`. */
+export interface FailedListener {
+  readonly kind: ListenerKind;
+  readonly name: string;
+  readonly listen: { readonly host: string; readonly port?: number };
+}
+
+/**
+ * A listen failure as the coded error of a start: a bind fault or a listen host that does not resolve is
+ * TESSERA_ERR_PROXY_LISTEN_FAILED naming the listener and its address, else unchanged. (A host that did not resolve
+ * was PROXY_START_FAILED "cannot getaddrinfo: failed (ENOTFOUND)", naming neither: audit 55a F8.)
+ */
+export function listenFailure(e: unknown, when: string, which?: FailedListener): unknown {
   const err = e as NodeJS.ErrnoException;
-  if (typeof err?.code !== 'string' || !BIND_FAULTS.has(err.code)) return e;
-  const what = err.code === 'EADDRINUSE' ? 'a listener port is already in use' : 'a listener address cannot be bound';
-  return new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `${what}: ${err.message} (${when})`, {}, { cause: e });
+  if (typeof err?.code !== 'string' || !(BIND_FAULTS.has(err.code) || RESOLVE_FAULTS.has(err.code))) return e;
+  const what = err.code === 'EADDRINUSE' ? 'a listener port is already in use' : RESOLVE_FAULTS.has(err.code) ? 'a listener host does not resolve' : 'a listener address cannot be bound';
+  const where = which ? ` ${which.kind} "${which.name}" (listen ${which.listen.host}${which.listen.port === undefined ? '' : `:${which.listen.port}`})` : '';
+  return new TesseraError('TESSERA_ERR_PROXY_LISTEN_FAILED', `${what}:${where} ${err.message} (${when})`, which ? { listener: `${which.kind}/${which.name}` } : {}, { cause: e });
 }
 
 /**
@@ -57,8 +71,10 @@ export class PortReservations {
       ...config.edge.map((c) => ['edge', c] as [ListenerKind, typeof c]),
       ...config.outbound.map((c) => ['outbound', c] as [ListenerKind, typeof c]),
     ];
+    let current: FailedListener | undefined;
     try {
       for (const [kind, c] of all) {
+        current = { kind, name: c.name, listen: c.listen };
         // Fail closed: a connection before the listener serves is reset, not left waiting in the backlog.
         const server = net.createServer({ pauseOnConnect: true }, (socket) => socket.resetAndDestroy());
         const key = `${kind}/${c.name}`;
@@ -67,7 +83,7 @@ export class PortReservations {
       }
     } catch (e) {
       await r.close();
-      throw listenFailure(e, 'nothing was attested: a join token is not spent');
+      throw listenFailure(e, 'nothing was attested: a join token is not spent', current);
     }
     return r;
   }
