@@ -105,6 +105,40 @@ function samplerFromEnv(env: Env, warnings: string[]): SamplerSetting {
 }
 
 /**
+ * The exporter's own variables (OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT and _HEADERS), which the OpenTelemetry exporter
+ * reads itself and, finding a value it cannot use, drops with no word (its diagnostics go nowhere): checked here as
+ * it reads them, so the warning the docs promise is logged (audit 55a F13). A header's text is never quoted: it
+ * usually carries a credential.
+ */
+function exporterWarnings(env: Env, warnings: string[]): void {
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT', 'OTEL_EXPORTER_OTLP_TIMEOUT']) {
+    const v = envValue(env, name);
+    if (v === undefined) continue;
+    const n = Number(v);
+    if (!(Number.isFinite(n) && n > 0)) warnings.push(`${name} "${escapeControlCharacters(v.slice(0, 40))}" is not a positive number of milliseconds; ignored`);
+  }
+  for (const name of ['OTEL_EXPORTER_OTLP_TRACES_HEADERS', 'OTEL_EXPORTER_OTLP_HEADERS']) {
+    const v = envValue(env, name);
+    if (v === undefined) continue;
+    v.split(',').forEach((entry, i) => {
+      if (entry.trim() === '') return;
+      const pair = entry.split(';')[0]!;
+      const eq = pair.indexOf('=');
+      const [key, value] = eq > 0 ? [pair.slice(0, eq).trim(), pair.slice(eq + 1).trim()] : ['', ''];
+      let decodes = true;
+      try {
+        decodeURIComponent(key);
+        decodeURIComponent(value);
+      } catch {
+        decodes = false;
+      }
+      if (key === '' || value === '') warnings.push(`${name}: entry ${i + 1} is not name=value; that header is not sent`);
+      else if (!decodes) warnings.push(`${name}: entry ${i + 1} (${escapeControlCharacters(key.slice(0, 40))}) is not valid percent-encoding; that header is not sent`);
+    });
+  }
+}
+
+/**
  * The tracing in force: the config's `telemetry.tracing` keys where set, else the environment. Tracing is on when
  * an endpoint is known, and off when the environment disables the SDK or the traces exporter (a config endpoint
  * still turns it on: config wins).
@@ -113,13 +147,17 @@ export function resolveTracing(config: TracingConfig, env: Env, defaults: { read
   const warnings: string[] = [];
   let endpoint = config.otlpEndpoint;
   if (endpoint === undefined) {
-    const disabled = envValue(env, 'OTEL_SDK_DISABLED')?.toLowerCase() === 'true';
+    const sdkDisabled = envValue(env, 'OTEL_SDK_DISABLED')?.toLowerCase();
+    // The spec's only values are true and false; anything else is false, and said so.
+    if (sdkDisabled !== undefined && sdkDisabled !== 'true' && sdkDisabled !== 'false') warnings.push(`OTEL_SDK_DISABLED "${escapeControlCharacters(sdkDisabled.slice(0, 40))}" is not true or false; using false`);
+    const disabled = sdkDisabled === 'true';
     const exporter = envValue(env, 'OTEL_TRACES_EXPORTER')?.toLowerCase();
     if (exporter !== undefined && exporter !== 'otlp' && exporter !== 'none') warnings.push(`OTEL_TRACES_EXPORTER "${exporter}" is not supported (otlp, none); using otlp`);
     if (disabled || exporter === 'none') return { settings: null, warnings };
     endpoint = endpointFromEnv(env, warnings);
   }
   if (endpoint === undefined) return { settings: null, warnings };
+  exporterWarnings(env, warnings);
   const sampler: SamplerSetting = config.samplerRatio !== undefined ? { name: 'parentbased_traceidratio', ratio: config.samplerRatio } : samplerFromEnv(env, warnings);
   const attributes = envValue(env, 'OTEL_RESOURCE_ATTRIBUTES');
   const resource = attributes === undefined ? {} : parseResourceAttributes(attributes, warnings);

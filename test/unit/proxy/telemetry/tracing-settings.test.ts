@@ -6,6 +6,23 @@ import { parseResourceAttributes, resolveTracing } from '../../../../proxy/src/t
 const defaults = { serviceName: 'tessera-proxy /ns/app/sa/web', spiffeId: 'spiffe://td/ns/app/sa/web' };
 
 describe('resolveTracing', () => {
+  test('the exporter\'s own variables and OTEL_SDK_DISABLED with values it cannot use are warned about (audit 55a F13)', () => {
+    const on = { OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318' };
+    const warn = (env: Record<string, string>) => resolveTracing({}, { ...on, ...env }, defaults).warnings;
+    expect(warn({ OTEL_EXPORTER_OTLP_TIMEOUT: 'abc' })).toEqual(['OTEL_EXPORTER_OTLP_TIMEOUT "abc" is not a positive number of milliseconds; ignored']);
+    expect(warn({ OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: '-5' })).toEqual(['OTEL_EXPORTER_OTLP_TRACES_TIMEOUT "-5" is not a positive number of milliseconds; ignored']);
+    expect(warn({ OTEL_SDK_DISABLED: 'maybe' })).toEqual(['OTEL_SDK_DISABLED "maybe" is not true or false; using false']);
+    // A header entry is named by its position, never by its text (it usually carries a credential).
+    const headers = warn({ OTEL_EXPORTER_OTLP_HEADERS: 'authorization=Bearer%20secret,bad,x=%zz' });
+    expect(headers).toEqual([
+      'OTEL_EXPORTER_OTLP_HEADERS: entry 2 is not name=value; that header is not sent',
+      'OTEL_EXPORTER_OTLP_HEADERS: entry 3 (x) is not valid percent-encoding; that header is not sent',
+    ]);
+    expect(headers.join('\n')).not.toContain('secret');
+    // Usable values warn about nothing.
+    expect(warn({ OTEL_EXPORTER_OTLP_TIMEOUT: '5000', OTEL_SDK_DISABLED: 'false', OTEL_EXPORTER_OTLP_HEADERS: 'a=1, b=2,' })).toEqual([]);
+  });
+
   test('off without an endpoint anywhere', () => {
     expect(resolveTracing({}, {}, defaults)).toEqual({ settings: null, warnings: [] });
     expect(resolveTracing({ samplerRatio: 0.5, serviceName: 'x' }, { OTEL_SERVICE_NAME: 'y' }, defaults).settings).toBeNull();
