@@ -90,7 +90,9 @@ test('a page watching 12,000 live SVIDs: the view is built in slices of at most 
     expect(view.truncated).toMatchObject({ svids: MAX_SVIDS, workloads: heads - 500, timeline: heads - 40 });
     expect(view.workloads.length).toBe(500);
     expect(view.timeline.filter((t) => t.kind === 'svid').length).toBe(40);
-    expect(view.ca?.authorities.reduce((n, a) => n + (a.liveSvids ?? 0), 0)).toBe(MAX_SVIDS);
+    // An authority's live count leaves out the control plane's own SVIDs (they never keep it from retiring: d4abd36).
+    const selfRows = read.filter((r) => r.kind === 'self').length;
+    expect(view.ca?.authorities.reduce((n, a) => n + (a.liveSvids ?? 0), 0)).toBe(MAX_SVIDS - selfRows);
 
     // Every build read the inventory a page of at most 1,000 rows per turn, and folded it the same way.
     const metrics = await (await fetch(`http://${cp.admin}/metrics`)).text();
