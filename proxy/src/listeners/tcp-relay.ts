@@ -80,7 +80,10 @@ export function relay(a: Socket, b: Socket, idleTimeoutMs: number, done: (r: Rel
 export function refusalGuard(verdict: VerdictWatch | undefined, client: Socket): (error: string | undefined) => string | undefined {
   let refused = false;
   verdict?.((refusal) => {
-    if (refusal === null) return;
+    // A reset is left to relay(), which counts it `upstream_reset` (502, the endpoint charged a `reset`): over a
+    // resumed session (no new ticket) an app's reset relayed by the upstream proxy reads the same as a refusal by
+    // reset, and the app's is the common case (mesh-outlier-attribution). Refusals by alert or close stay refusals.
+    if (refusal === null || (refusal.err as { code?: unknown }).code === 'ECONNRESET') return;
     refused = true;
     resetSocket(client);
   });
