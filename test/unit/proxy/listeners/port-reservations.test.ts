@@ -103,7 +103,7 @@ describe('PortReservations', () => {
       const port = ((await listening(0, { reusePort })).address() as net.AddressInfo).port;
       const err = await bindFailure(config(`127.0.0.1:${port}`), { reusePort: true });
       expect(err, `holder with reusePort ${reusePort}`).toMatchObject({ code: 'TESSERA_ERR_PROXY_LISTEN_FAILED' });
-      expect(err.message).toContain(`a listener port is already in use: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+      expect(err.message).toContain(`a listener port is already in use: outbound "out" (listen 127.0.0.1:${port}) listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
       expect(err.message).toContain('a join token is not spent');
     }
   });
