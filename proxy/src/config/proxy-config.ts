@@ -283,6 +283,8 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
 
   const names = new Set<string>();
   const ports = new Map<number, string>();
+  // The admin listener's address against every listener's too (at the admin key's line, naming the listener's).
+  const adminListen = addr(raw.admin?.listen ?? '127.0.0.1:15000');
   for (const [section, list] of [
     ['inbound', inbound],
     ['outbound', outbound],
@@ -294,16 +296,6 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       if (l.listen.port !== 0 && ports.has(l.listen.port))
         problem([section, i, 'listen'], `port ${l.listen.port} is already used by ${ports.get(l.listen.port)}`);
       ports.set(l.listen.port, `${section} "${l.name}"`);
-    });
-  }
-  // The admin listener's address against every listener's (at the admin key's line, naming the listener's).
-  const adminListen = addr(raw.admin?.listen ?? '127.0.0.1:15000');
-  for (const [section, list] of [
-    ['inbound', inbound],
-    ['outbound', outbound],
-    ['edge', edge],
-  ] as const) {
-    list.forEach((l, i) => {
       if (addressesOverlap(adminListen, l.listen))
         problem(['admin', 'listen'], `${raw.admin?.listen ?? '127.0.0.1:15000 (the default)'} takes the address of ${section} "${l.name}" (${section}[${i}].listen ${l.listen.host}:${l.listen.port}, line ${lineOf(parsed, [section, i, 'listen'])})`);
     });
