@@ -251,7 +251,7 @@ describe('start-up failures are one coded line naming the file', { concurrent: t
       await writeFile(join(d, 'junk.pem'), '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n');
       for (const [bundle, why] of [
         ['nope.pem', 'no such file (ENOENT)'],
-        ['dir.pem', 'is a directory'],
+        ['dir.pem', 'not a regular file'],
         ['junk.pem', 'does not parse'],
       ] as const) {
         await writeFile(

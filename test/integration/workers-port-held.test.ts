@@ -67,7 +67,8 @@ async function expectRefused(kind: Kind, port: number): Promise<void> {
   // A start that wrongly succeeds attests (spending the token) and serves until the timeout's SIGTERM drains it.
   const r = await tessera(['proxy', '--config', join(dir, 'web.yaml')], { timeoutMs: 20_000 });
   expect(r.code, `${kind} on ${port}: ${r.stderr}`).toBe(1);
-  expect(r.stderr).toContain(`TESSERA_ERR_PROXY_LISTEN_FAILED: a listener port is already in use: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+  const [section, name] = kind.split('/');
+  expect(r.stderr).toContain(`TESSERA_ERR_PROXY_LISTEN_FAILED: a listener port is already in use: ${section} "${name}" (listen 127.0.0.1:${port}) listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
   expect(r.stderr).toContain('a join token is not spent');
   expect(r.stderr).not.toContain('proxy worker');
   expect(r.stdout).not.toContain('tessera proxy: ready');

@@ -315,6 +315,6 @@ test('a listen port another process holds fails the start with a coded error, fr
   holder.close();
   expect(r.code).toBe(1);
   // The primary binds every port before it attests (audit 52a F3); a reuseport holder fails it too: workers-port-held.
-  expect(r.stderr).toContain(`TESSERA_ERR_PROXY_LISTEN_FAILED: a listener port is already in use: listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
+  expect(r.stderr).toContain(`TESSERA_ERR_PROXY_LISTEN_FAILED: a listener port is already in use: inbound "app" (listen 127.0.0.1:${port}) listen EADDRINUSE: address already in use 127.0.0.1:${port}`);
   expect(r.stderr).not.toContain('proxy worker');
 }, 30_000);
