@@ -1,9 +1,12 @@
 // tunnelStatus: the code a finished TCP tunnel is counted and labelled with (tessera_requests_total{code}, "for TCP
 // the connection outcome"). Only the upstream's reset says 502: an idle tunnel or a client's reset worked (audit 30c F2).
 // relay() on loopback sockets: a leg this proxy cut reaches the other leg as a reset, an orderly end as an end.
+// refusalGuard: an upstream's refusal by alert or close after the tunnel began is a 502 and resets the client; a reset
+// is left to relay() (9c8b8ed: over a resumed session an app's reset relayed by the upstream proxy reads the same).
 import * as net from 'node:net';
 import { describe, expect, test } from 'vitest';
-import { type RelayResult, relay, tunnelStatus } from '../../../../proxy/src/listeners/tcp-relay.js';
+import { type RelayResult, refusalGuard, relay, tunnelStatus } from '../../../../proxy/src/listeners/tcp-relay.js';
+import type { Refusal, VerdictWatch } from '../../../../proxy/src/upstream/peer-verdict.js';
 import { until } from '../../../helpers/until.js';
 
 describe('tunnelStatus', () => {
@@ -97,4 +100,44 @@ describe('relay: how one leg ends reaches the other', () => {
       t.close();
     }
   });
+});
+
+describe('refusalGuard: which upstream verdicts make a tunnel a refusal', () => {
+  /** A verdict already known, as connectors.ts delivers one that came before the tunnel subscribed. */
+  const known = (refusal: Refusal | null): VerdictWatch => (fn) => fn(refusal);
+  const refusal = (code: string): Refusal => ({ reason: 'protocol', err: Object.assign(new Error(code), { code }) });
+
+  test.each<[string, VerdictWatch | undefined, string]>([
+    ['no verdict watch (TLS 1.2, plaintext)', undefined, 'upstream_reset'],
+    ['accepted', known(null), 'upstream_reset'],
+    ['a reset (ECONNRESET) stays relay()\'s', known(refusal('ECONNRESET')), 'upstream_reset'],
+  ])('%s: relay()\'s error is kept and the client is not cut', async (_, verdict, kept) => {
+    const t = await tunnel();
+    try {
+      const count = refusalGuard(verdict, t.a);
+      expect(count(kept)).toBe(kept);
+      expect(count(undefined)).toBeUndefined();
+      t.app.write('still flowing');
+      await until('the client reads through the tunnel', () => t.client.bytesRead > 0, 5_000, 5);
+      expect(t.a.destroyed).toBe(false);
+    } finally {
+      t.close();
+    }
+  });
+
+  test.each(['ERR_SSL_TLSV1_ALERT_UNKNOWN_CA', 'ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED', 'ERR_TLS_PEER_CLOSED'])(
+    'a refusal by %s: upstream_unavailable whatever relay() saw, and the client is reset',
+    async (code) => {
+      const t = await tunnel();
+      try {
+        const clientEnds = ending(t.client);
+        const count = refusalGuard(known(refusal(code)), t.a);
+        expect(await clientEnds).toBe('reset');
+        expect(count(undefined)).toBe('upstream_unavailable');
+        expect(count('upstream_reset')).toBe('upstream_unavailable');
+      } finally {
+        t.close();
+      }
+    },
+  );
 });
