@@ -10,7 +10,7 @@ export const TPM_CHALLENGE_PATH = `/${IDENTITY_SERVICE}/TpmChallenge`;
 
 /** TPM attestation evidence (docs/tpm-attestation.md): a quote bound to a TpmChallenge nonce and the CSR's key. */
 export interface TpmEvidenceMsg {
-  /** DER, the AK (or DevID) certificate first, then intermediates. */
+  /** DER, the AK certificate first, then intermediates. */
   ak_cert_chain: Buffer[];
   /** TPMS_ATTEST as the TPM marshalled it. */
   quote: Buffer;

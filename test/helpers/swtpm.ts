@@ -112,6 +112,25 @@ export async function checkAkLikeCa(tpm: SoftwareTpm, dir: string, ak: { readonl
   return pem.stdout;
 }
 
+/**
+ * An IEEE 802.1AR DevID-style key: an ordinary TPM signing key (fixedtpm|fixedparent|sign, NOT restricted) under a
+ * storage primary, persisted at `handle`, as a vendor makes an IDevID. It may sign any digest (tpm2_sign), so also a
+ * TPMS_ATTEST its holder wrote. Returns its public key (PEM) for a CA.
+ */
+export async function provisionDevId(tpm: SoftwareTpm, dir: string, handle: string): Promise<string> {
+  const flush = () => tpm.tool('tpm2_flushcontext', ['-t']);
+  const name = handle.replace(/^0x/, '');
+  const [primary, pub, priv, ctx, pem] = ['primary.ctx', 'pub', 'priv', 'ctx', 'pub.pem'].map((x) => join(dir, `devid-${name}.${x}`)) as [string, string, string, string, string];
+  await tpm.tool('tpm2_createprimary', ['-C', 'o', '-G', 'ecc', '-c', primary]);
+  await tpm.tool('tpm2_create', ['-C', primary, '-G', 'ecc', '-a', 'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign', '-u', pub, '-r', priv]);
+  await flush();
+  await tpm.tool('tpm2_load', ['-C', primary, '-u', pub, '-r', priv, '-c', ctx]);
+  await tpm.tool('tpm2_evictcontrol', ['-C', 'o', '-c', ctx, handle]);
+  await flush();
+  await tpm.tool('tpm2_readpublic', ['-c', handle, '-f', 'pem', '-o', pem]);
+  return readFile(pem, 'utf8');
+}
+
 /** Extends one PCR of the sha256 bank with a SHA-256 digest (tpm2_pcrextend). */
 export async function extendPcr(tpm: SoftwareTpm, pcr: number, digestHex: string): Promise<void> {
   await tpm.tool('tpm2_pcrextend', [`${pcr}:sha256=${digestHex}`]);
@@ -140,14 +159,21 @@ export async function opensslCa(dir: string, name: string): Promise<OpensslCa> {
   return { certFile, keyFile, pem: await readFile(certFile, 'utf8') };
 }
 
-/** Certifies a TPM public key (PEM) with `ca`: `openssl x509 -req -force_pubkey`, subject CN=`cn`. Returns the PEM. */
-export async function certifyAk(dir: string, ca: OpensslCa, akPubPem: string, cn: string, out: string): Promise<string> {
+/** tcg-kp-AIKCertificate, the extendedKeyUsage docs/tpm-attestation.md's certify step gives an AK. */
+export const AIK_EKU = '2.23.133.8.3';
+
+/**
+ * Certifies a TPM public key (PEM) with `ca`: `openssl x509 -req -force_pubkey`, subject CN=`cn`. Returns the PEM.
+ * `extKeyUsage`: the documented AK purpose by default; null for none (an AK certified the way the docs said before
+ * the purpose was asked, or a DevID's certificate), or other purposes.
+ */
+export async function certifyAk(dir: string, ca: OpensslCa, akPubPem: string, cn: string, out: string, extKeyUsage: string | null = AIK_EKU): Promise<string> {
   const pubFile = join(dir, `${out}.pub.pem`);
   const csr = join(dir, `${out}.csr`);
   const ext = join(dir, `${out}.ext`);
   const certFile = join(dir, `${out}.pem`);
   await writeFile(pubFile, akPubPem);
-  await writeFile(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n');
+  await writeFile(ext, `basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n${extKeyUsage ? `extendedKeyUsage=${extKeyUsage}\n` : ''}`);
   // openssl 3.0 has no `x509 -new`: a CSR signed by any key carries the subject, -force_pubkey puts the AK's key in.
   const steps: string[][] = [
     ['req', '-new', '-key', ca.keyFile, '-subj', `/CN=${cn}`, '-out', csr],

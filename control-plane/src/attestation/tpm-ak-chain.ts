@@ -1,20 +1,28 @@
-// The attestation key's certificate: the AK (or DevID) certificate a proxy presents must chain, through the
-// intermediates it sends, to a CA of attestors.tpm.caFile, every certificate valid now and the path held to the
-// rules peer chains meet (pathLenConstraint, SHA-2 signatures, RSA >= 2048 / P-256 / P-384 keys, nothing unrelated
-// or repeated sent; no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for signing. Its public
-// key is the key the quote must be signed by.
+// The attestation key's certificate: the AK certificate a proxy presents must chain, through the intermediates it
+// sends, to a CA of attestors.tpm.caFile, every certificate valid now and the path held to the rules peer chains
+// meet (pathLenConstraint, SHA-2 signatures, RSA >= 2048 / P-256 / P-384 keys, nothing unrelated or repeated sent;
+// no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for signing. Its public key is
+// the key the quote must be signed by. Whether the path says the key is an attestation key (TCG's
+// tcg-kp-AIKCertificate purpose) is reported, not required: a PCR policy needs it (tpm-attestor.ts).
 import { type KeyObject, X509Certificate, createHash } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
 import { DerError } from '../../../common/pki/der.js';
 import { commonNamesOf } from '../../../common/pki/subject-names.js';
-import { readCertFields } from '../../../common/spiffe/x509-fields.js';
+import { type CertFields, readCertFields } from '../../../common/spiffe/x509-fields.js';
 import { keyWeakness, signatureWeakness } from '../../../common/spiffe/x509-strength.js';
 import { buildPath, checkPath } from '../../../common/spiffe/x509-svid.js';
 
-/** AK certificate plus intermediates: real DevID chains are 2–3 deep. */
+/** AK certificate plus intermediates: real IAK chains (vendor root, issuing CA) are 2–3 deep. */
 const MAX_CHAIN = 4;
 const MAX_CERT_BYTES = 16 * 1024;
+
+/**
+ * tcg-kp-AIKCertificate: the TCG key purpose of a certificate for an attestation key (AK, IAK, LAK), a restricted
+ * key that signs only what the TPM itself made. An IEEE 802.1AR DevID's certificate is not for this purpose: a
+ * DevID key is not restricted, so its holder can sign a quote it wrote itself.
+ */
+export const TCG_KP_AIK_CERTIFICATE = '2.23.133.8.3';
 
 export interface CertifiedAk {
   readonly cert: X509Certificate;
@@ -23,6 +31,11 @@ export interface CertifiedAk {
   readonly keyHash: string;
   /** The subject's common name, when it has exactly one. */
   readonly commonName: string | undefined;
+  /**
+   * Why the path does not certify an attestation key (tcg-kp-AIKCertificate), for an audit line; null when it does:
+   * the AK certificate's extendedKeyUsage lists the purpose and no CA on the path restricts its purposes without it.
+   */
+  readonly notAttestationKey: string | null;
 }
 
 function untrusted(reason: string): TesseraError {
@@ -33,6 +46,23 @@ function untrusted(reason: string): TesseraError {
 function commonNameOf(cert: X509Certificate): string | undefined {
   const cns = commonNamesOf(cert);
   return cns.length === 1 ? cns[0] : undefined;
+}
+
+const subjectOf = (c: X509Certificate) => c.subject.replaceAll('\n', ', ');
+
+/**
+ * The AK certificate must name the purpose itself (no extendedKeyUsage is no purpose, anyExtendedKeyUsage is no
+ * claim about the key); a CA that lists purposes certifies only those (as caRuleFailure reads a CA's list).
+ */
+function attestationKeyFault(akFields: CertFields, path: readonly X509Certificate[]): string | null {
+  const eku = akFields.extKeyUsage;
+  if (eku === null) return `the AK certificate has no extendedKeyUsage (it must list tcg-kp-AIKCertificate ${TCG_KP_AIK_CERTIFICATE})`;
+  if (!eku.includes(TCG_KP_AIK_CERTIFICATE)) return `the AK certificate's extendedKeyUsage (${eku.join(', ')}) lacks tcg-kp-AIKCertificate ${TCG_KP_AIK_CERTIFICATE}`;
+  for (const ca of path.slice(1)) {
+    const caEku = readCertFields(ca.raw).extKeyUsage;
+    if (caEku !== null && !caEku.includes(TCG_KP_AIK_CERTIFICATE)) return `the CA certificate ${subjectOf(ca)} restricts extendedKeyUsage to ${caEku.join(', ')}, without tcg-kp-AIKCertificate ${TCG_KP_AIK_CERTIFICATE}`;
+  }
+  return null;
 }
 
 /**
@@ -77,7 +107,7 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
   }
   for (const c of built.path) {
     if (nowMs < c.validFromDate.getTime() || nowMs > c.validToDate.getTime()) {
-      const which = c === ak ? 'the AK certificate' : `the CA certificate ${c.subject.replaceAll('\n', ', ')}`;
+      const which = c === ak ? 'the AK certificate' : `the CA certificate ${subjectOf(c)}`;
       throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED', undefined, { reason: `${which} is valid ${c.validFromDate.toISOString()} … ${c.validToDate.toISOString()}` });
     }
   }
@@ -87,5 +117,12 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
   const broken = checkPath(certs, built.path, nowMs, anchors, undefined, 'attestation');
   if (broken) throw untrusted(broken.message);
   const spki = ak.publicKey.export({ format: 'der', type: 'spki' });
-  return { cert: ak, publicKey: ak.publicKey, keyHash: createHash('sha256').update(spki).digest('hex'), commonName: commonNameOf(ak) };
+  return {
+    cert: ak,
+    publicKey: ak.publicKey,
+    keyHash: createHash('sha256').update(spki).digest('hex'),
+    commonName: commonNameOf(ak),
+    // The path's certificates parsed already in checkPath: reading a CA's fields again cannot throw.
+    notAttestationKey: attestationKeyFault(fields, built.path),
+  };
 }

@@ -1,7 +1,8 @@
-// TPM attestation (the third attestor, beside join tokens and Kubernetes tokens), after SPIRE's tpm_devid: the
-// caller proves that a TPM holding an attestation key certified by attestors.tpm.caFile quoted, just now, a nonce
-// this control plane issued, bound to the key of the CSR it wants signed. Order: quote and signature parse →
-// nonce seal and expiry → AK chain → signature → binding (extraData) → PCR policy → SPIFFE ID → nonce spent once.
+// TPM attestation (the third attestor, beside join tokens and Kubernetes tokens): the caller proves that a TPM
+// holding an attestation key certified by attestors.tpm.caFile quoted, just now, a nonce this control plane issued,
+// bound to the key of the CSR it wants signed. Order: quote and signature parse → nonce seal and expiry → AK chain →
+// (with a PCR policy) the chain certifies an attestation key → signature → binding (extraData) → PCR policy →
+// SPIFFE ID → nonce spent once.
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../../../common/clock.js';
 import type { TpmEvidenceMsg } from '../../../common/contract/identity-v1.js';
@@ -95,6 +96,11 @@ export class TpmAttestor {
       throw err;
     };
     try {
+      // PCR values are only as true as the key is restricted: an unrestricted key (a DevID) signs whatever quote its
+      // holder writes. The certificate cannot show key attributes; its purpose says the CA certified an AK.
+      if (this.#o.pcrPolicy && ak.notAttestationKey) {
+        throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_NOT_ATTESTATION_KEY', undefined, { reason: `${ak.notAttestationKey}; pcrPolicy needs a certified AK` });
+      }
       verifyTpmSignature(e.quote, signature, ak.publicKey);
       if (!quote.extraData.equals(tpmQualifyingData(e.nonce, csrSpkiDer))) {
         throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_NONCE_MISMATCH', undefined, { reason: 'extraData is not SHA-256(nonce || CSR public key)' });

@@ -19,9 +19,10 @@ export const TPM_ATTESTOR_SCHEMA: ObjectSchema = {
   type: 'object',
   description: 'TPM attestation: a quote by an attestation key certified by caFile, over a fresh nonce bound to the CSR key',
   properties: {
-    caFile: { type: 'string', required: true, minLength: 1, description: 'PEM CA certificate(s) that certify attestation keys (AK / DevID)' },
+    caFile: { type: 'string', required: true, minLength: 1, description: 'PEM CA certificate(s) that certify attestation keys (AK / IAK, never a DevID key)' },
     pcrPolicy: {
       type: 'object',
+      description: 'Only machines in this measured state; the AK certificate must then list tcg-kp-AIKCertificate (2.23.133.8.3)',
       properties: {
         bank: { type: 'string', enum: BANKS, default: 'sha256' },
         pcrs: { type: 'map', required: true, values: { type: 'string', check: checkHex } },

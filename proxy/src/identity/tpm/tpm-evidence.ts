@@ -11,7 +11,7 @@ import type { TpmQuoter } from './tpm-quoter.js';
 
 export interface TpmEvidenceSourceOptions {
   readonly quoter: Pick<TpmQuoter, 'quote'>;
-  /** PEM: the AK (or DevID) certificate first, then any intermediates. */
+  /** PEM: the AK certificate first, then any intermediates. */
   readonly akCertFile: string;
 }
 

@@ -1,8 +1,9 @@
 // verifyAkChain: an AK certificate chain is held to the rules peer chains meet — pathLenConstraint, SHA-2
-// signatures, strong keys, nothing unrelated sent — with no TLS purpose asked of it, and every certificate valid now.
+// signatures, strong keys, nothing unrelated sent — with no TLS purpose asked of it, and every certificate valid now;
+// whether the path certifies an attestation key (tcg-kp-AIKCertificate) is reported for a PCR policy to require.
 import { beforeAll, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { verifyAkChain } from '../../../../control-plane/src/attestation/tpm-ak-chain.js';
+import { TCG_KP_AIK_CERTIFICATE, verifyAkChain } from '../../../../control-plane/src/attestation/tpm-ak-chain.js';
 import { type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
 
 const at = { notBefore: new Date(Date.now() - 3_600_000), notAfter: new Date(Date.now() + 3_600_000) };
@@ -77,5 +78,29 @@ describe('verifyAkChain', () => {
   test('an intermediate past its validity is AK_EXPIRED', () => {
     const old = forgeCertificate({ cn: 'Old Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, notBefore: new Date(Date.now() - 7_200_000), notAfter: new Date(Date.now() - 60_000) });
     expect(verdict([ak(old), old])).toMatch(/^TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED: the CA certificate/);
+  });
+
+  // Audit 56a F1: a DevID key (not restricted) certified by caFile forged quotes a PCR policy accepted. The chain
+  // now says whether it certifies an attestation key; tpm-attestor.ts refuses one that does not under a policy.
+  test('the attestation-key purpose: the AK certificate must list it, and no CA on the path may list purposes without it', () => {
+    const fault = (chain: readonly Forged[]) => verifyAkChain(chain.map((c) => c.cert.raw), [root.cert], Date.now()).notAttestationKey;
+    const aik = { extKeyUsage: [TCG_KP_AIK_CERTIFICATE] };
+    expect(fault([ak(issuing, aik), issuing])).toBeNull();
+    // Beside other purposes, critical or not: the CA still said it.
+    expect(fault([ak(issuing, { extKeyUsage: ['1.3.6.1.5.5.7.3.2', TCG_KP_AIK_CERTIFICATE], extKeyUsageCritical: true }), issuing])).toBeNull();
+    expect(fault([ak(issuing), issuing])).toBe(`the AK certificate has no extendedKeyUsage (it must list tcg-kp-AIKCertificate ${TCG_KP_AIK_CERTIFICATE})`);
+    expect(fault([ak(issuing, { extKeyUsage: ['1.3.6.1.5.5.7.3.2'] }), issuing])).toBe(`the AK certificate's extendedKeyUsage (1.3.6.1.5.5.7.3.2) lacks tcg-kp-AIKCertificate ${TCG_KP_AIK_CERTIFICATE}`);
+    // anyExtendedKeyUsage, or a purpose one arc away (2.23.133.8.1, tcg-kp-EKCertificate), is not the AK purpose.
+    expect(fault([ak(issuing, { extKeyUsage: ['2.5.29.37.0'] }), issuing])).toMatch(/lacks tcg-kp-AIKCertificate/);
+    expect(fault([ak(issuing, { extKeyUsage: ['2.23.133.8.1'] }), issuing])).toMatch(/lacks tcg-kp-AIKCertificate/);
+    // A CA that lists purposes certifies those only: an intermediate for client certificates, or a root that does.
+    const clientCa = forgeCertificate({ cn: 'Client Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, extKeyUsage: ['1.3.6.1.5.5.7.3.2'], ...at });
+    expect(fault([ak(clientCa, aik), clientCa])).toBe(`the CA certificate CN=Client Issuing restricts extendedKeyUsage to 1.3.6.1.5.5.7.3.2, without tcg-kp-AIKCertificate ${TCG_KP_AIK_CERTIFICATE}`);
+    const aikCa = forgeCertificate({ cn: 'AIK Issuing', key: forgeKey('ec-p256'), issuer: root, ca: true, extKeyUsage: [TCG_KP_AIK_CERTIFICATE], ...at });
+    expect(fault([ak(aikCa, aik), aikCa])).toBeNull();
+    const clientRoot = forgeCertificate({ cn: 'Client Root', key: forgeKey('ec-p256'), ca: true, extKeyUsage: ['1.3.6.1.5.5.7.3.2'], ...at });
+    expect(verifyAkChain([ak(clientRoot, aik).cert.raw], [clientRoot.cert], Date.now()).notAttestationKey).toMatch(/^the CA certificate CN=Client Root restricts/);
+    // Reported, not refused here: without a policy the chain is as good as before.
+    expect(verdict([ak(clientCa), clientCa])).toBe('ok');
   });
 });
