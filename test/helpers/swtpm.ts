@@ -60,9 +60,14 @@ export async function startSwtpm(dir: string): Promise<SoftwareTpm> {
 /**
  * The node side of docs/tpm-attestation.md: the endorsement key (persisted at EK_HANDLE) once, then an attestation
  * key under it persisted at `handle`, and its public area (ak.tpm.pub) for the CA. Without a resource manager every
- * transient object must be flushed, or the TPM runs out of slots.
+ * transient object must be flushed, or the TPM runs out of slots. `scheme` and `hash` are the AK's own signing
+ * scheme (tpm2_createak -s, -g): by default ECDSA or RSASSA with SHA-256, as the docs make it.
  */
-export async function provisionAk(tpm: SoftwareTpm, dir: string, opts: { handle: string; alg: 'ecc' | 'rsa'; ek?: boolean }): Promise<{ readonly tpmPublic: string; readonly ekPublic: string }> {
+export async function provisionAk(
+  tpm: SoftwareTpm,
+  dir: string,
+  opts: { handle: string; alg: 'ecc' | 'ecc384' | 'rsa'; ek?: boolean; scheme?: 'ecdsa' | 'rsassa' | 'rsapss'; hash?: 'sha1' | 'sha256' | 'sha384' },
+): Promise<{ readonly tpmPublic: string; readonly ekPublic: string }> {
   const flush = () => tpm.tool('tpm2_flushcontext', ['-t']);
   const ekPublic = join(dir, 'ek.pub');
   if (opts.ek !== false) {
@@ -71,8 +76,8 @@ export async function provisionAk(tpm: SoftwareTpm, dir: string, opts: { handle:
   }
   const name = opts.handle.replace(/^0x/, '');
   const ctx = join(dir, `ak-${name}.ctx`);
-  const scheme = opts.alg === 'ecc' ? 'ecdsa' : 'rsassa';
-  await tpm.tool('tpm2_createak', ['-C', EK_HANDLE, '-c', ctx, '-G', opts.alg, '-g', 'sha256', '-s', scheme]);
+  const scheme = opts.scheme ?? (opts.alg === 'rsa' ? 'rsassa' : 'ecdsa');
+  await tpm.tool('tpm2_createak', ['-C', EK_HANDLE, '-c', ctx, '-G', opts.alg, '-g', opts.hash ?? 'sha256', '-s', scheme]);
   await flush();
   await tpm.tool('tpm2_flushcontext', ['-s']);
   await tpm.tool('tpm2_evictcontrol', ['-C', 'o', '-c', ctx, opts.handle]);

@@ -225,11 +225,12 @@ describe('TPM attestation with swtpm', () => {
     expect((await a.attest(tpmEvidenceFromMessage(ev), c.spki)).attestor).toBe('tpm');
   });
 
-  test('the local quote fails with a coded error naming tpm2_quote\'s complaint', async () => {
+  test('the local quote fails with a coded error naming the tpm2-tools complaint', async () => {
     const c = await csr();
     const a = attestor();
+    // No key at the handle: tpm2_readpublic, which reads the AK's scheme before the quote, says so.
     const noKey = new TpmEvidenceSource({ quoter: new TpmQuoter({ ak: '0x81010009', tcti: tpm.tcti }), akCertFile: files.ecAk });
-    await expect(noKey.evidence(c.der, challengeOf(a))).rejects.toMatchObject({ code: 'TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED', message: /tpm2_quote: exited with 1/ });
+    await expect(noKey.evidence(c.der, challengeOf(a))).rejects.toMatchObject({ code: 'TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED', message: /tpm2_readpublic: exited with 1/ });
     const noTool = new TpmEvidenceSource({ quoter: new TpmQuoter({ ak: EC_AK, tcti: tpm.tcti, command: join(dir, 'no-such-tpm2_quote') }), akCertFile: files.ecAk });
     await expect(noTool.evidence(c.der, challengeOf(a))).rejects.toMatchObject({ code: 'TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED', message: /could not start/ });
     await expect(source(join(dir, 'missing.pem')).evidence(c.der, challengeOf(a))).rejects.toMatchObject({ code: 'TESSERA_ERR_IDENTITY_FILE_UNREADABLE' });

@@ -1,13 +1,15 @@
 // Makes a TPM2 quote with the local TPM by running tpm2-tools' `tpm2_quote` (through the one process supervisor):
 // the attestation key (a persistent handle such as 0x81010002, or a context file) signs the selected PCRs and the
-// qualifying data. The TPM is reached through a TCTI ("device:/dev/tpmrm0", "swtpm:host=…,port=…"); the outputs go
-// to a private temporary directory that is removed afterwards.
+// qualifying data, with the signing scheme the key was created with (read first with `tpm2_readpublic`: an RSA-PSS
+// AK refuses tpm2_quote's RSASSA default). The TPM is reached through a TCTI ("device:/dev/tpmrm0",
+// "swtpm:host=…,port=…"); the outputs go to a private temporary directory that is removed afterwards.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { TesseraError } from '../../../../common/errors.js';
 import { ProcessSupervisor } from '../../../../shared-io/process-supervisor.js';
 import { type Timers, realTimers } from '../../../../shared-io/timers.js';
+import { akScheme } from './tpm-ak-scheme.js';
 
 const BANKS = new Set(['sha1', 'sha256', 'sha384', 'sha512']);
 const MAX_PCR = 23;
@@ -21,6 +23,8 @@ export interface TpmQuoterOptions {
   readonly hash?: 'sha256' | 'sha384' | 'sha512';
   /** The tpm2_quote executable; default `tpm2_quote` on PATH. */
   readonly command?: string;
+  /** The tpm2_readpublic executable (reads the AK's scheme); default `tpm2_readpublic` on PATH. */
+  readonly readPublicCommand?: string;
   /** Default 15 s: a real TPM signs in well under a second, a busy one may queue. */
   readonly timeoutMs?: number;
   readonly timers?: Timers;
@@ -40,8 +44,8 @@ export interface TpmQuoteResult {
   readonly signature: Buffer;
 }
 
-function failed(detail: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED', `tpm2_quote: ${detail}`);
+function failed(detail: string, tool = 'tpm2_quote'): TesseraError {
+  return new TesseraError('TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED', `${tool}: ${detail}`);
 }
 
 export class TpmQuoter {
@@ -60,11 +64,18 @@ export class TpmQuoter {
     if (req.qualifyingData.length === 0 || req.qualifyingData.length > 64) throw failed(`qualifying data of ${req.qualifyingData.length} bytes (1…64)`);
     const dir = await mkdtemp(join(tmpdir(), 'tessera-tpm-'));
     try {
+      // Read each time, not once: the key at a handle may be replaced (a new AK, another algorithm) while the proxy runs.
+      const publicFile = join(dir, 'ak.pub');
+      await this.#run('tpm2_readpublic', this.#o.readPublicCommand, ['-c', this.#o.ak, '-o', publicFile]);
+      const publicArea = await readFile(publicFile).catch((e: Error) => {
+        throw failed(`exited 0 but wrote no public area (${e.message})`, 'tpm2_readpublic');
+      });
+      const { scheme } = akScheme(publicArea, this.#o.ak);
       const quoteFile = join(dir, 'quote.bin');
       const sigFile = join(dir, 'sig.bin');
       const pcrs = [...new Set(req.pcrs)].sort((a, b) => a - b).join(',');
-      const args = ['-c', this.#o.ak, '-l', `${req.pcrBank}:${pcrs}`, '-q', Buffer.from(req.qualifyingData).toString('hex'), '-g', this.#o.hash ?? 'sha256', '-m', quoteFile, '-s', sigFile];
-      await this.#run(args);
+      const args = ['-c', this.#o.ak, '-l', `${req.pcrBank}:${pcrs}`, '-q', Buffer.from(req.qualifyingData).toString('hex'), '--scheme', scheme, '-g', this.#o.hash ?? 'sha256', '-m', quoteFile, '-s', sigFile];
+      await this.#run('tpm2_quote', this.#o.command, args);
       const [quote, signature] = await Promise.all([readFile(quoteFile), readFile(sigFile)]).catch((e: Error) => {
         throw failed(`exited 0 but wrote no quote (${e.message})`);
       });
@@ -74,9 +85,9 @@ export class TpmQuoter {
     }
   }
 
-  async #run(args: readonly string[]): Promise<void> {
+  async #run(tool: string, command: string | undefined, args: readonly string[]): Promise<void> {
     const env = { ...process.env, ...(this.#o.tcti ? { TPM2TOOLS_TCTI: this.#o.tcti } : {}) };
-    const proc = await this.#supervisor.start({ name: 'tpm2_quote', command: this.#o.command ?? 'tpm2_quote', args, env, outputLimitChars: 16 * 1024 });
+    const proc = await this.#supervisor.start({ name: tool, command: command ?? tool, args, env, outputLimitChars: 16 * 1024 });
     const timers = this.#o.timers ?? realTimers;
     let timedOut = false;
     const timer = timers.setTimeout(() => {
@@ -85,11 +96,11 @@ export class TpmQuoter {
     }, this.#o.timeoutMs ?? 15_000);
     const status = await proc.exited;
     timers.clearTimeout(timer);
-    if (proc.pid === -1) throw failed(`could not start ${this.#o.command ?? 'tpm2_quote'} (is tpm2-tools installed?)`);
-    if (timedOut) throw failed(`no answer within ${this.#o.timeoutMs ?? 15_000} ms`);
+    if (proc.pid === -1) throw failed(`could not start ${command ?? tool} (is tpm2-tools installed?)`, tool);
+    if (timedOut) throw failed(`no answer within ${this.#o.timeoutMs ?? 15_000} ms`, tool);
     if (status.code !== 0) {
       const err = proc.stderr().trim().split('\n').slice(-6).join('\n');
-      throw failed(`exited with ${status.code ?? status.signal}${err ? `:\n${err}` : ''}`);
+      throw failed(`exited with ${status.code ?? status.signal}${err ? `:\n${err}` : ''}`, tool);
     }
   }
 }
