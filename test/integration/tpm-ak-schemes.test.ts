@@ -2,7 +2,9 @@
 // tpm2_quote asks for RSASSA unless told, which an RSA-PSS AK (`tpm2_createak -s rsapss`, accepted by the control
 // plane and listed by the docs) refuses, so such a proxy retried TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED forever.
 // Now the quoter reads the AK's public area (tpm2_readpublic) first: an RSA-PSS AK attests, in process and with the
-// real `tessera control-plane` and `tessera proxy` processes.
+// real `tessera control-plane` and `tessera proxy` processes. The hash too (audit 56a F5): an AK made with
+// `-g sha384` refused the configured default sha256; now its own hash is used, and a configured other one is an
+// error naming both.
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -23,8 +25,10 @@ import { makeTempDir } from '../helpers/run.js';
 import { type OpensslCa, type SoftwareTpm, certifyAk, checkAkLikeCa, opensslCa, provisionAk, startSwtpm } from '../helpers/swtpm.js';
 
 const PSS_AK = '0x81010005';
-/** TPMT_SIGNATURE's sigAlg for RSA-PSS (TPM_ALG_RSAPSS). */
+const P384_AK = '0x81010006';
+/** TPMT_SIGNATURE's sigAlg for RSA-PSS (TPM_ALG_RSAPSS), and its hashAlg for SHA-384. */
 const TPM_ALG_RSAPSS = 0x0016;
+const TPM_ALG_SHA384 = 0x000c;
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -40,6 +44,8 @@ beforeAll(async () => {
   pssPub = await checkAkLikeCa(tpm, dir, { handle: PSS_AK, ...pss });
   ca = await opensslCa(dir, 'tpm-ca');
   await certifyAk(dir, ca, pssPub, 'node-pss', 'pss-ak');
+  const p384 = await provisionAk(tpm, dir, { handle: P384_AK, alg: 'ecc384', hash: 'sha384', ek: false });
+  await certifyAk(dir, ca, await checkAkLikeCa(tpm, dir, { handle: P384_AK, ...p384 }), 'node-p384', 'p384-ak');
 }, 60_000);
 
 afterAll(async () => {
@@ -56,6 +62,30 @@ const challengeOf = (a: TpmAttestor) => async (): Promise<TpmChallengeResponseMs
   const c = a.challenge();
   return { nonce: c.nonce, expires_at_unix_ms: String(c.expiresAtMs), pcr_bank: c.pcrBank, pcrs: [...c.pcrs] };
 };
+
+const evidenceOf = (ak: string, certFile: string, a: TpmAttestor, der: Buffer, hash?: 'sha256' | 'sha384') =>
+  new TpmEvidenceSource({ quoter: new TpmQuoter({ ak, tcti: tpm.tcti, ...(hash ? { hash } : {}) }), akCertFile: join(dir, certFile) }).evidence(der, challengeOf(a));
+
+describe('an ECDSA P-384 attestation key made with -g sha384', () => {
+  test('is quoted with SHA-384 without any hash configured, and attests', async () => {
+    const a = attestor();
+    const der = await createCsr(generateKeyPair(), {});
+    const ev = await evidenceOf(P384_AK, 'p384-ak.pem', a, der);
+    expect(ev.signature.readUInt16BE(2)).toBe(TPM_ALG_SHA384);
+    expect((await a.attest(tpmEvidenceFromMessage(ev), readCsr(der).spkiDer)).spiffeId.toString()).toBe(`spiffe://${TD}/node/node-p384`);
+    // Its own hash configured: the same.
+    const same = await evidenceOf(P384_AK, 'p384-ak.pem', a, der, 'sha384');
+    expect((await a.attest(tpmEvidenceFromMessage(same), readCsr(der).spkiDer)).attestor).toBe('tpm');
+  });
+
+  test('another hash configured fails before the quote, naming both', async () => {
+    const der = await createCsr(generateKeyPair(), {});
+    await expect(evidenceOf(P384_AK, 'p384-ak.pem', attestor(), der, 'sha256')).rejects.toMatchObject({
+      code: 'TESSERA_ERR_IDENTITY_TPM_QUOTE_FAILED',
+      message: `tpm2_readpublic: identity.controlPlane.tpm.hash is sha256, but the attestation key ${P384_AK} signs with sha384 only (fixed by tpm2_createak -g): remove \`hash\`, it is read from the AK`,
+    });
+  });
+});
 
 describe('an RSA-PSS attestation key', () => {
   test('the quoter signs with RSA-PSS, as the AK was created, and the control plane accepts the quote', async () => {

@@ -1,5 +1,6 @@
-// The checks of one parsed TPM quote that need no state: its signature by the attestation key (ECDSA P-256/384/521,
-// RSASSA-PKCS1-v1_5 or RSA-PSS, SHA-256/384/512, verified by node:crypto) and its PCR selection and digest against
+// The checks of one parsed TPM quote that need no state: its signature by the attestation key (ECDSA P-256/P-384 —
+// the curves the AK certificate rule allows, tpm-ak-chain.ts —, RSASSA-PKCS1-v1_5 or RSA-PSS, SHA-256/384/512,
+// verified by node:crypto) and its PCR selection and digest against
 // the configured policy. Each failure is a coded TesseraError naming what differed.
 import { type KeyObject, constants, createHash, verify } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
@@ -12,8 +13,8 @@ export interface PcrPolicy {
   readonly pcrs: ReadonlyMap<number, Buffer>;
 }
 
-/** Coordinate size of the curves an AK may use. */
-const CURVE_BYTES: Readonly<Record<string, number>> = { prime256v1: 32, secp384r1: 48, secp521r1: 66 };
+/** Coordinate size of the curves an AK may use: the AK certificate's key rule (keyWeakness) admits no other. */
+const CURVE_BYTES: Readonly<Record<string, number>> = { prime256v1: 32, secp384r1: 48 };
 
 function badSignature(reason: string): TesseraError {
   return new TesseraError('TESSERA_ERR_ATTESTATION_TPM_BAD_SIGNATURE', undefined, { reason });
@@ -36,7 +37,7 @@ export function verifyTpmSignature(quoteBytes: Uint8Array, sig: TpmSignature, ak
     if (sig.alg === 'ecdsa') {
       if (type !== 'ec') throw badSignature(`an ECDSA signature, but the AK certificate holds a ${type} key`);
       const size = CURVE_BYTES[akKey.asymmetricKeyDetails?.namedCurve ?? ''];
-      if (!size) throw badSignature(`the AK's curve ${akKey.asymmetricKeyDetails?.namedCurve} is not P-256, P-384 or P-521`);
+      if (!size) throw badSignature(`the AK's curve ${akKey.asymmetricKeyDetails?.namedCurve} is not P-256 or P-384`);
       const r = fixed(sig.r, size);
       const s = fixed(sig.s, size);
       ok = r !== null && s !== null && verify(sig.hash, quoteBytes, { key: akKey, dsaEncoding: 'ieee-p1363' }, Buffer.concat([r, s]));

@@ -15,7 +15,11 @@ export const TPM_EVIDENCE_SCHEMA: ObjectSchema = {
     akCertFile: { type: 'string', required: true, minLength: 1, description: 'PEM: the AK certificate first, then intermediates' },
     ak: { type: 'string', minLength: 1, default: DEFAULT_AK_HANDLE, description: 'Persistent handle or context file of the AK (tpm2_quote -c)' },
     tcti: { type: 'string', minLength: 1, description: 'TPM2TOOLS_TCTI, e.g. device:/dev/tpmrm0; default: the tpm2-tools default' },
-    hash: { type: 'string', enum: ['sha256', 'sha384', 'sha512'], default: 'sha256' },
+    hash: {
+      type: 'string',
+      enum: ['sha256', 'sha384', 'sha512'],
+      description: "Only for a key without a signing scheme of its own (default sha256); an AK's hash is read from it, and another one here is an error",
+    },
   },
 };
 
@@ -37,6 +41,6 @@ export function resolveTpmEvidenceConfig(raw: TpmEvidenceInput, base: string): T
   const ak = raw.ak ?? DEFAULT_AK_HANDLE;
   return {
     akCertFile: resolve(base, raw.akCertFile),
-    quoter: { ak: /^0x[0-9a-fA-F]{8}$/.test(ak) ? ak : resolve(base, ak), ...(raw.tcti ? { tcti: raw.tcti } : {}), hash: raw.hash ?? 'sha256' },
+    quoter: { ak: /^0x[0-9a-fA-F]{8}$/.test(ak) ? ak : resolve(base, ak), ...(raw.tcti ? { tcti: raw.tcti } : {}), ...(raw.hash ? { hash: raw.hash } : {}) },
   };
 }

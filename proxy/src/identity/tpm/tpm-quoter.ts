@@ -1,7 +1,7 @@
 // Makes a TPM2 quote with the local TPM by running tpm2-tools' `tpm2_quote` (through the one process supervisor):
 // the attestation key (a persistent handle such as 0x81010002, or a context file) signs the selected PCRs and the
-// qualifying data, with the signing scheme the key was created with (read first with `tpm2_readpublic`: an RSA-PSS
-// AK refuses tpm2_quote's RSASSA default). The TPM is reached through a TCTI ("device:/dev/tpmrm0",
+// qualifying data, with the signing scheme and hash the key was created with (read first with `tpm2_readpublic`: an
+// RSA-PSS AK refuses tpm2_quote's RSASSA default, a `-g sha384` AK its SHA-256). The TPM is reached through a TCTI ("device:/dev/tpmrm0",
 // "swtpm:host=…,port=…"); the outputs go to a private temporary directory that is removed afterwards.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { TesseraError } from '../../../../common/errors.js';
 import { ProcessSupervisor } from '../../../../shared-io/process-supervisor.js';
 import { type Timers, realTimers } from '../../../../shared-io/timers.js';
-import { akScheme } from './tpm-ak-scheme.js';
+import { type QuoteHash, akScheme } from './tpm-ak-scheme.js';
 
 const BANKS = new Set(['sha1', 'sha256', 'sha384', 'sha512']);
 const MAX_PCR = 23;
@@ -19,8 +19,11 @@ export interface TpmQuoterOptions {
   readonly ak: string;
   /** TPM2TOOLS_TCTI for the child; absent = tpm2-tools' default (the kernel resource manager /dev/tpmrm0). */
   readonly tcti?: string;
-  /** The signature's hash algorithm (`tpm2_quote -g`); default sha256. */
-  readonly hash?: 'sha256' | 'sha384' | 'sha512';
+  /**
+   * The signature's hash (`tpm2_quote -g`) for a key without a scheme of its own; default sha256. An AK fixes its
+   * hash when it is created (tpm2_createak -g): then it is used, and a different `hash` is an error naming both.
+   */
+  readonly hash?: QuoteHash;
   /** The tpm2_quote executable; default `tpm2_quote` on PATH. */
   readonly command?: string;
   /** The tpm2_readpublic executable (reads the AK's scheme); default `tpm2_readpublic` on PATH. */
@@ -70,11 +73,15 @@ export class TpmQuoter {
       const publicArea = await readFile(publicFile).catch((e: Error) => {
         throw failed(`exited 0 but wrote no public area (${e.message})`, 'tpm2_readpublic');
       });
-      const { scheme } = akScheme(publicArea, this.#o.ak);
+      const own = akScheme(publicArea, this.#o.ak);
+      if (own.hash && this.#o.hash && own.hash !== this.#o.hash) {
+        throw failed(`identity.controlPlane.tpm.hash is ${this.#o.hash}, but the attestation key ${this.#o.ak} signs with ${own.hash} only (fixed by tpm2_createak -g): remove \`hash\`, it is read from the AK`, 'tpm2_readpublic');
+      }
+      const hash = own.hash ?? this.#o.hash ?? 'sha256';
       const quoteFile = join(dir, 'quote.bin');
       const sigFile = join(dir, 'sig.bin');
       const pcrs = [...new Set(req.pcrs)].sort((a, b) => a - b).join(',');
-      const args = ['-c', this.#o.ak, '-l', `${req.pcrBank}:${pcrs}`, '-q', Buffer.from(req.qualifyingData).toString('hex'), '--scheme', scheme, '-g', this.#o.hash ?? 'sha256', '-m', quoteFile, '-s', sigFile];
+      const args = ['-c', this.#o.ak, '-l', `${req.pcrBank}:${pcrs}`, '-q', Buffer.from(req.qualifyingData).toString('hex'), '--scheme', own.scheme, '-g', hash, '-m', quoteFile, '-s', sigFile];
       await this.#run('tpm2_quote', this.#o.command, args);
       const [quote, signature] = await Promise.all([readFile(quoteFile), readFile(sigFile)]).catch((e: Error) => {
         throw failed(`exited 0 but wrote no quote (${e.message})`);

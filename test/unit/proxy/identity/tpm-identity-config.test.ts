@@ -22,10 +22,12 @@ function problem(evidence: string): string {
 }
 
 describe('identity.controlPlane.tpm', () => {
-  test('defaults: the AK at 0x81010002, sha256, the tpm2-tools TCTI; akCertFile resolved against the file', () => {
+  test('defaults: the AK at 0x81010002, its own hash, the tpm2-tools TCTI; akCertFile resolved against the file', () => {
     const c = parse('    tpm: { akCertFile: ./ak.pem }\n');
-    expect(c.identity).toMatchObject({ kind: 'controlPlane', tpm: { akCertFile: '/etc/tessera/ak.pem', quoter: { ak: '0x81010002', hash: 'sha256' } } });
+    expect(c.identity).toMatchObject({ kind: 'controlPlane', tpm: { akCertFile: '/etc/tessera/ak.pem', quoter: { ak: '0x81010002' } } });
     expect(c.identity.kind === 'controlPlane' && c.identity.tpm?.quoter).not.toHaveProperty('tcti');
+    // No hash unless given: the quoter reads the AK's (audit 56a F5: a default sha256 failed every quote of a sha384 AK).
+    expect(c.identity.kind === 'controlPlane' && c.identity.tpm?.quoter).not.toHaveProperty('hash');
   });
 
   test('an AK context file is a path; a TCTI and hash are passed on', () => {
