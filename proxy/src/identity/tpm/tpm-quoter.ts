@@ -1,8 +1,9 @@
 // Makes a TPM2 quote with the local TPM by running tpm2-tools' `tpm2_quote` (through the one process supervisor):
 // the attestation key (a persistent handle such as 0x81010002, or a context file) signs the selected PCRs and the
 // qualifying data, with the signing scheme and hash the key was created with (read first with `tpm2_readpublic`: an
-// RSA-PSS AK refuses tpm2_quote's RSASSA default, a `-g sha384` AK its SHA-256). The TPM is reached through a TCTI ("device:/dev/tpmrm0",
-// "swtpm:host=…,port=…"); the outputs go to a private temporary directory that is removed afterwards.
+// RSA-PSS AK refuses tpm2_quote's RSASSA default, a `-g sha384` AK its SHA-256). The TPM is reached through a TCTI
+// ("device:/dev/tpmrm0", "swtpm:host=…,port=…"); the outputs go to a private temporary directory that is removed
+// afterwards.
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -67,7 +68,8 @@ export class TpmQuoter {
     if (req.qualifyingData.length === 0 || req.qualifyingData.length > 64) throw failed(`qualifying data of ${req.qualifyingData.length} bytes (1…64)`);
     const dir = await mkdtemp(join(tmpdir(), 'tessera-tpm-'));
     try {
-      // Read each time, not once: the key at a handle may be replaced (a new AK, another algorithm) while the proxy runs.
+      // Read each time, not once: the key at a handle may be replaced (a new AK, another algorithm) while the proxy
+      // runs.
       const publicFile = join(dir, 'ak.pub');
       await this.#run('tpm2_readpublic', this.#o.readPublicCommand, ['-c', this.#o.ak, '-o', publicFile]);
       const publicArea = await readFile(publicFile).catch((e: Error) => {

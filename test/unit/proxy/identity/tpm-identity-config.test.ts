@@ -26,7 +26,8 @@ describe('identity.controlPlane.tpm', () => {
     const c = parse('    tpm: { akCertFile: ./ak.pem }\n');
     expect(c.identity).toMatchObject({ kind: 'controlPlane', tpm: { akCertFile: '/etc/tessera/ak.pem', quoter: { ak: '0x81010002' } } });
     expect(c.identity.kind === 'controlPlane' && c.identity.tpm?.quoter).not.toHaveProperty('tcti');
-    // No hash unless given: the quoter reads the AK's (audit 56a F5: a default sha256 failed every quote of a sha384 AK).
+    // No hash unless given: the quoter reads the AK's (audit 56a F5: a default sha256 failed every quote of a sha384
+    // AK).
     expect(c.identity.kind === 'controlPlane' && c.identity.tpm?.quoter).not.toHaveProperty('hash');
   });
 
