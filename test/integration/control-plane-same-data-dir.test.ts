@@ -2,9 +2,11 @@
 // one serves, the other exits 1 with TESSERA_ERR_CP_ALREADY_RUNNING before it writes anything (no CA of its own,
 // no log line), and what the survivor signs with is the one authority on disk. Before the data dir lock both made a
 // CA and the survivor could sign with keys ca-state.json did not name. A lock left by a SIGKILLed control plane
-// never blocks the next start: the kernel dropped it with the process.
+// never blocks the next start: the kernel dropped it with the process. Anything at the lock's path that is no lock file
+// of this user's (a directory, a FIFO, a symbolic link, another user's file, text) fails the start, named.
+import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
@@ -85,3 +87,35 @@ test('a control plane SIGKILLed while holding the data dir leaves no lock behind
     expect(await again.stop()).toBe(0);
   }
 }, 60_000);
+
+test('a data dir whose control-plane.lock is no lock file of this user\'s: the start fails naming it, for each variant (audit 56c F1)', async () => {
+  const variants: [string, (f: string) => Promise<unknown>, RegExp][] = [
+    ['text', (f) => writeFile(f, 'left here by something else, not an SQLite file\n', { mode: 0o600 }), /is not a lock file/],
+    ['directory', (f) => mkdir(f), /is a directory, not a lock file/],
+    ['fifo', async (f) => execFileSync('mkfifo', [f]), /is a FIFO, not a lock file/],
+    ['symlink', (f) => symlink(join(dir, 'elsewhere.lock'), f), /is a symbolic link/],
+  ];
+  if (process.getuid?.() === 0) {
+    const theirs = async (f: string) => {
+      await writeFile(f, '', { mode: 0o600 });
+      await chown(f, 65534, 65534);
+    };
+    variants.push(['other-user', theirs, /is owned by uid 65534/]);
+  }
+  for (const [name, make, reason] of variants) {
+    const dataDir = join(dir, `data-${name}`);
+    await mkdir(dataDir, { mode: 0o700 });
+    const lockFile = join(dataDir, 'control-plane.lock');
+    await make(lockFile);
+    const p = await spawnControlPlane(await config(`lock-${name}`, dataDir));
+    started.push(p);
+    await until(`${name}: ready or gone`, () => p.stdout().includes(READY) || !p.running, 20_000, 50);
+    expect(p.running, `${name}: ${p.stdout()}`).toBe(false);
+    expect((await p.exited).code).toBe(1);
+    expect(p.stderr()).toContain('TESSERA_ERR_CP_DATA_DIR');
+    expect(p.stderr()).toContain(lockFile);
+    expect(p.stderr()).toMatch(reason);
+    // Nothing was made in it: the refusal came first.
+    expect(await readdir(dataDir)).toEqual(['control-plane.lock']);
+  }
+}, 90_000);

@@ -34,8 +34,8 @@ export class ControlPlaneIdentitySource implements IdentitySource {
   /** The bootstrap file's authorities, with those the state dir kept from the last run (#restore). */
   #bootstrap: TrustBundleSet;
   readonly #evidence: EvidenceProvider;
-  /** Where the SVID is kept across restarts (identity.controlPlane.stateDir), if anywhere. */
-  readonly #state: SvidStateDir | undefined;
+  /** Where the SVID is kept across restarts (identity.controlPlane.stateDir), if anywhere: none when it is read-only. */
+  #state: SvidStateDir | undefined;
   /** The state dir's lock, held until stop(). */
   #stateLock: FileLock | undefined;
   readonly #endpoints: ControlPlaneEndpoints;
@@ -140,7 +140,11 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     // Last, so a failure above cannot leave it held: another proxy on this dir fails the start here, before attesting.
     const taken = state?.lock();
     this.#stateLock = taken?.lock;
-    if (taken?.unlockable) log.warn({ dir: state?.dir, err: taken.unlockable }, 'the state dir cannot be locked (read-only?): another proxy given the same dir would not be refused');
+    if (taken?.readOnly) {
+      // Unlocked, a dir is safe only unused: two proxies restoring one kept SVID share its key (audit 56c F1).
+      this.#state = undefined;
+      log.warn({ dir: state?.dir, err: taken.readOnly }, 'the state dir cannot be written, so it cannot be locked: it is not used (nothing is restored from it or kept in it, as without stateDir)');
+    }
   }
 
   /**

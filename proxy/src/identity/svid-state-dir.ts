@@ -9,10 +9,10 @@
 // Beside it, as a SPIRE agent keeps its bundle, bundle.<trust domain>.pem holds the trust domain's authorities as the
 // control plane last pushed them (written the same way on each change): after a CA rotation the bootstrap file names
 // only the retired root, and without the kept one a restart could verify neither its own SVID nor the control plane.
-// proxy.lock is held while the proxy runs: one proxy per state dir.
+// proxy.lock is held while the proxy runs: one proxy per state dir (a read-only one, unlockable, is not used).
 import { X509Certificate } from 'node:crypto';
 import { chmod } from 'node:fs/promises';
-import { readdirSync, rmSync, statSync, type Stats } from 'node:fs';
+import { chmodSync, readdirSync, rmSync, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import { TesseraError } from '../../../common/errors.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
@@ -72,20 +72,38 @@ export class SvidStateDir {
   }
 
   /**
-   * Takes the dir's lock for the life of the process (the dir made 0700 when missing), before anything in it is read:
-   * two proxies on one dir would restore each other's SVID and fork its renewals. Throws
-   * TESSERA_ERR_IDENTITY_STATE_IN_USE when another process holds it; says why in `unlockable` when the lock file
-   * cannot be made (a read-only mount: nothing can be written there either), which the caller reports.
+   * Takes the dir's lock for the life of the process, before anything in it is read: two proxies on one dir would
+   * restore each other's SVID and fork its renewals. The dir is made 0700 when missing, and one of its own that only
+   * it can write is narrowed to 0700 now, as the first write would (so a dir of its own never counts as read-only).
+   * Throws TESSERA_ERR_IDENTITY_STATE_IN_USE when another process holds the lock, and
+   * TESSERA_ERR_IDENTITY_STATE_LOCK_FAILED naming the path when anything else stands in the way (at proxy.lock a
+   * directory, FIFO, socket or device, a symbolic link, another user's file or one that is no lock file; a state dir
+   * that is no directory): without the lock nothing would stop a second proxy (audit 56c F1). Only a dir the proxy
+   * cannot write in (a read-only file system, EROFS; a directory it may not create files in, EACCES) gives
+   * `readOnly`, the reason: the caller then does without the state dir, as a proxy without one does.
    */
-  lock(): { readonly lock?: FileLock; readonly unlockable?: string } {
+  lock(): { readonly lock?: FileLock; readonly readOnly?: string } {
     try {
       makeDirsSync(this.dir, 0o700);
+      const st = statSync(this.dir);
+      if (!st.isDirectory()) throw lockFailed(this.dir, 'is not a directory');
+      if (!othersCanWrite(st) && (st.mode & 0o777) !== 0o700) chmodSync(this.dir, 0o700);
+    } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      const errno = (e as NodeJS.ErrnoException).code;
+      if (errno === 'EROFS' || errno === 'EACCES') return { readOnly: `${this.dir}: ${errnoReason(e, 'failed')}` };
+      throw lockFailed(this.dir, errnoReason(e, 'cannot be made'), e);
+    }
+    try {
       return { lock: lockFile(join(this.dir, LOCK_FILE)) };
     } catch (e) {
-      if (e instanceof FileLockRefused && e.why === 'held') {
+      if (!(e instanceof FileLockRefused)) throw e;
+      if (e.why === 'held') {
         throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_IN_USE', `${e.file} is locked: another proxy runs with stateDir ${this.dir}; give each proxy a directory of its own`, { file: e.file }, { cause: e });
       }
-      return { unlockable: e instanceof FileLockRefused ? e.message : errnoReason(e, 'failed') };
+      if (e.why === 'readonly') return { readOnly: e.message };
+      const hint = e.why === 'foreign' ? ': remove it (the proxy never takes over or removes what it did not make)' : '';
+      throw lockFailed(e.file, `${e.detail}${hint}`, e);
     }
   }
 
@@ -252,6 +270,11 @@ function othersCanWrite(st: Stats): string | null {
   if (st.mode & 0o002) return `is writable by every user (mode ${mode})`;
   if (st.mode & 0o020 && !me.groups.includes(st.gid)) return `is writable by group ${st.gid}, which this process is not in (mode ${mode})`;
   return null;
+}
+
+/** The state dir's lock cannot be taken, and the start fails: `what` says what is in the way. */
+function lockFailed(file: string, what: string, cause?: unknown): TesseraError {
+  return new TesseraError('TESSERA_ERR_IDENTITY_STATE_LOCK_FAILED', `cannot lock the state dir: ${file} ${what}; a proxy does not run on a state dir it cannot lock (a second one would not be refused)`, { file }, cause ? { cause } : undefined);
 }
 
 function invalid(file: string, what: string, cause?: unknown, kind: Kind = 'SVID'): TesseraError {

@@ -1,6 +1,7 @@
 // The SVID a proxy keeps across restarts (identity.controlPlane.stateDir, audit 52a F2): written whole (the dir
 // 0700, the file 0600, key and chain together), read back only when owner-only, whole, matching, of the proxy's trust
 // domain and verifying under the bootstrap bundle now; an expired one is "stale", anything else a coded error.
+import { execFileSync } from 'node:child_process';
 import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, test } from 'vitest';
@@ -9,6 +10,7 @@ import { generateKeyPair } from '../../../../common/pki/keys.js';
 import { TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { STATE_FILE, type Persisted, SvidStateDir, stateText } from '../../../../proxy/src/identity/svid-state-dir.js';
+import { canMount } from '../../../helpers/secret-mount.js';
 import { type MintedSvid, TestCa } from '../../../helpers/test-ca.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
@@ -172,9 +174,68 @@ describe('SvidStateDir', () => {
     const again = new SvidStateDir(dir).lock();
     expect(again.lock).toBeDefined();
     again.lock!.release();
-    // No lock can be made (here: a file where the dir should be): said, not thrown; the caller warns.
+  });
+
+  test('what is in the lock\'s way fails the start with TESSERA_ERR_IDENTITY_STATE_LOCK_FAILED naming it, for every taker (audit 56c F1)', async () => {
+    const elsewhere = join(tmp.dir, 'elsewhere.lock');
+    await writeFile(elsewhere, '', { mode: 0o600 });
+    const cases: [string, (dir: string) => Promise<unknown>, RegExp][] = [
+      ['text', (d) => writeFile(join(d, 'proxy.lock'), 'left here by something else\n'.repeat(20), { mode: 0o600 }), /is not a lock file.*remove it/],
+      ['directory', (d) => mkdir(join(d, 'proxy.lock')), /is a directory, not a lock file.*remove it/],
+      ['fifo', async (d) => execFileSync('mkfifo', [join(d, 'proxy.lock')]), /is a FIFO, not a lock file.*remove it/],
+      ['symlink', (d) => symlink(elsewhere, join(d, 'proxy.lock')), /is a symbolic link.*remove it/],
+    ];
+    for (const [name, make, reason] of cases) {
+      const dir = join(tmp.dir, name);
+      await mkdir(dir, { mode: 0o700 });
+      await make(dir);
+      for (let i = 0; i < 2; i++) {
+        let err: unknown;
+        try {
+          new SvidStateDir(dir).lock();
+        } catch (e) {
+          err = e;
+        }
+        expect(isTesseraError(err, 'TESSERA_ERR_IDENTITY_STATE_LOCK_FAILED'), `${name}: ${String(err)}`).toBe(true);
+        expect((err as Error).message).toContain(join(dir, 'proxy.lock'));
+        expect((err as Error).message).toMatch(reason);
+      }
+    }
+    // A state dir that is a file: the same, naming it.
     await writeFile(join(tmp.dir, 'plain-file'), 'x');
-    expect(new SvidStateDir(join(tmp.dir, 'plain-file')).lock().unlockable).toBeTruthy();
+    expect(() => new SvidStateDir(join(tmp.dir, 'plain-file')).lock()).toThrow(/plain-file is not a directory/);
+  });
+
+  test('a dir of its own that it may not write in is narrowed to 0700 and locked, not taken for a read-only one', async () => {
+    const dir = join(tmp.dir, 'narrow');
+    await mkdir(dir);
+    await chmod(dir, 0o500);
+    const taken = new SvidStateDir(dir).lock();
+    try {
+      expect(taken.lock).toBeDefined();
+      expect((await stat(dir)).mode & 0o777).toBe(0o700);
+    } finally {
+      taken.lock?.release();
+    }
+  });
+
+  test.skipIf(!canMount())('a read-only state dir (a read-only mount, with a kept SVID and lock file) is said to be read-only, not locked', async () => {
+    const src = join(tmp.dir, 'src');
+    const kept = new SvidStateDir(src);
+    kept.lock().lock!.release();
+    await kept.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    const dst = join(tmp.dir, 'ro');
+    await mkdir(dst);
+    execFileSync('mount', ['--bind', '-o', 'ro', src, dst], { stdio: 'ignore' });
+    try {
+      for (const dir of [dst, join(dst, 'missing')]) {
+        const taken = new SvidStateDir(dir).lock();
+        expect(taken.lock).toBeUndefined();
+        expect(taken.readOnly).toMatch(/read-only file system \(EROFS\)/);
+      }
+    } finally {
+      execFileSync('umount', [dst], { stdio: 'ignore' });
+    }
   });
 
   test('a write that cannot be made is TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED naming the path', async () => {
