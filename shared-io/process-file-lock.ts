@@ -9,7 +9,7 @@
 // it for every taker at once. So only a regular file of this user's, writable, is ever locked; anything else is
 // refused with the reason (audit 56c F1). No descriptor of an existing file is opened here: closing one would drop
 // every POSIX lock this process holds on it (a lock taken earlier by another taker in this process included).
-import { accessSync, chmodSync, closeSync, constants, lstatSync, openSync, type Stats } from 'node:fs';
+import { accessSync, chmodSync, closeSync, constants, lstatSync, openSync, rmSync, type Stats } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import { errnoReason } from './read-named-file.js';
 
@@ -42,7 +42,12 @@ const SQLITE_LOCKED = 6;
 const SQLITE_CORRUPT = 11;
 const SQLITE_NOTADB = 26;
 
-/** Takes `file`'s lock (creating it 0600), or throws FileLockRefused. */
+/**
+ * Takes `file`'s lock (creating it 0600), or throws FileLockRefused. The rollback journal SQLite would keep beside it
+ * for the life of the holder (`<file>-journal`, made under the umask: 0644 in a dir of 0600 files) is kept in memory
+ * instead: the lock writes nothing worth a journal (audit 56c F2). One an earlier version left (it stayed after a
+ * SIGKILL) is removed once the lock is held: no other taker can be using it then.
+ */
 export function lockFile(file: string): FileLock {
   const vetted = vet(file);
   let db: DatabaseSync | undefined;
@@ -50,7 +55,7 @@ export function lockFile(file: string): FileLock {
     // timeout 0: a held lock answers SQLITE_BUSY at once instead of being waited for.
     db = new DatabaseSync(file, { timeout: 0 });
     // EXCLUSIVE locking mode keeps the lock BEGIN EXCLUSIVE takes after COMMIT, until the connection closes.
-    db.exec('PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;');
+    db.exec('PRAGMA locking_mode = EXCLUSIVE; PRAGMA journal_mode = MEMORY; BEGIN EXCLUSIVE; COMMIT;');
   } catch (e) {
     closeQuietly(db);
     const errcode = (e as { errcode?: unknown }).errcode;
@@ -65,6 +70,11 @@ export function lockFile(file: string): FileLock {
   if (!now || now.dev !== vetted.dev || now.ino !== vetted.ino) {
     closeQuietly(db);
     throw new FileLockRefused('foreign', file, 'was replaced while it was being locked');
+  }
+  try {
+    rmSync(`${file}-journal`, { force: true });
+  } catch {
+    // A directory by that name, say: nothing uses it (the journal is in memory), so it does not stand in the way.
   }
   const held = db;
   let released = false;

@@ -4,9 +4,10 @@
 // file) fails both starts with TESSERA_ERR_IDENTITY_STATE_LOCK_FAILED naming it, before either attests; it was a
 // "(read-only?)" warning, and the second proxy restored the first one's SVID and key. A stateDir that really is
 // read-only (a read-only mount holding a kept SVID) cannot be locked: each proxy warns and runs without it, attesting
-// with its own evidence, so no two share an SVID (they both restored the kept one before).
+// with its own evidence, so no two share an SVID (they both restored the kept one before). And the dir holds only
+// 0600 files after a start and a restart: no 0644 SQLite journal beside the lock (F2).
 import { execFileSync } from 'node:child_process';
-import { chown, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
+import { chown, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
@@ -145,5 +146,37 @@ describe.skipIf(!canMount())('a stateDir on a read-only mount', () => {
       execFileSync('umount', [ro], { stdio: 'ignore' });
     }
     expect((await readdir(src)).sort()).toEqual(keptFiles);
+  }, 90_000);
+});
+
+describe('what the state dir holds after a start and a restart (audit 56c F2)', () => {
+  /** Each entry of `d` with its type and mode. */
+  const listing = async (d: string) => Object.fromEntries(await Promise.all((await readdir(d)).sort().map(async (n) => [n, `${(await stat(join(d, n))).isFile() ? 'file' : 'other'} ${((await stat(join(d, n))).mode & 0o777).toString(8)}`])));
+  const KEPT = { 'bundle.example.org.pem': 'file 600', 'proxy.lock': 'file 600', 'svid.key.pem': 'file 600' };
+
+  test('only 0600 files, no SQLite journal beside the lock (a 0644 one an earlier version left is removed); the control plane\'s data dir has none either', async () => {
+    const stateDir = join(dir, 'modes-state');
+    const config = await proxyConfig('modes', stateDir);
+    const first = await startProxyProcess(config, 30_000);
+    try {
+      await until('the SVID and the bundle are kept', async () => Object.keys(await listing(stateDir)).length >= 3, 10_000);
+      expect(await listing(stateDir)).toEqual(KEPT);
+      expect((await stat(stateDir)).mode & 0o777).toBe(0o700);
+    } finally {
+      expect(await first.stop()).toBe(0);
+    }
+    // What an earlier version left after a SIGKILL, under umask 022.
+    await writeFile(join(stateDir, 'proxy.lock-journal'), Buffer.alloc(512), { mode: 0o644 });
+    const second = await startProxyProcess(config, 30_000);
+    try {
+      expect(second.stderr()).toContain('SVID restored from the state dir');
+      expect(await listing(stateDir)).toEqual(KEPT);
+    } finally {
+      expect(await second.stop()).toBe(0);
+    }
+    // The control plane, running all along: its lock is 0600 and has no journal beside it.
+    const data = await listing(cp.dataDir);
+    expect(data['control-plane.lock']).toBe('file 600');
+    expect(Object.keys(data).filter((n) => n.includes('lock-journal'))).toEqual([]);
   }, 90_000);
 });

@@ -217,7 +217,12 @@ export class SvidStateDir {
     return this.#writing.catch(() => {});
   }
 
-  /** Removes what an interrupted write left (writeAtomic's `.<name>.tmp-*`): each may hold a key. */
+  /**
+   * Removes what an interrupted write left (writeAtomic's `.<name>.tmp-*`): each may hold a key. What else the dir
+   * holds is the proxy's, all 0600: svid.key.pem, bundle.<td>.pem and proxy.lock. The lock keeps no journal beside
+   * it; the 0644 proxy.lock-journal of an earlier version was removed by lockFile when the lock was taken, before
+   * this (audit 56c F2). Anything else is left alone: it is not read.
+   */
   #sweep(): void {
     let names: string[];
     try {

@@ -2,7 +2,8 @@
 // F1): only a regular file of this user's that it can write is locked. A directory, a FIFO, a socket, a symbolic link,
 // another user's file and a file that is no SQLite database are `foreign` (never followed, taken over or removed); a
 // read-only mount is `readonly`, never a "lock" every taker holds at once (SQLite's read-only fallback); an empty
-// file is simply used. Checking the path never drops a lock this process already holds on it.
+// file is simply used. Checking the path never drops a lock this process already holds on it. The lock file is the
+// only file it leaves, 0600: no SQLite journal beside it (F2).
 import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
@@ -113,6 +114,30 @@ describe('lockFile', () => {
       first.release();
     }
     expect(await otherProcessTakes(file)).toBe(true);
+  });
+
+  test('while held, the lock file is the only file it makes (0600, no 0644 journal); a journal an earlier version left is removed (audit 56c F2)', async () => {
+    const file = join(tmp.dir, 'j.lock');
+    const lock = lockFile(file);
+    try {
+      expect(readdirSync(tmp.dir)).toEqual(['j.lock']);
+      expect(statSync(file).mode & 0o777).toBe(0o600);
+    } finally {
+      lock.release();
+    }
+    // What an earlier version's holder left when SIGKILLed: the journal of its EXCLUSIVE locking mode, 0644.
+    const old = join(tmp.dir, 'old.lock');
+    const code = `const { DatabaseSync } = require('node:sqlite'); const db = new DatabaseSync(${JSON.stringify(old)}); db.exec('PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; COMMIT;'); console.log('held'); setInterval(() => {}, 1000);`;
+    const holder = await startTestProcess({ name: 'old lock holder', command: process.execPath, args: ['-e', code], ready: { line: 'held' }, readyTimeoutMs: 10_000 });
+    await holder.stop({ signal: 'SIGKILL' });
+    expect(statSync(`${old}-journal`).mode & 0o777).toBe(0o644 & ~process.umask());
+    const again = lockFile(old);
+    try {
+      expect(existsSync(`${old}-journal`)).toBe(false);
+      expect(statSync(old).mode & 0o777).toBe(0o600);
+    } finally {
+      again.release();
+    }
   });
 
   test.skipIf(!canMount())('on a read-only mount: readonly for every taker, with or without a lock file there (never a lock two hold at once)', async () => {
