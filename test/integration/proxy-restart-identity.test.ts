@@ -3,11 +3,11 @@
 // with its spent token file is ready at once, serves, and renews from the kept SVID (the control plane's audit shows
 // the lineage). A kept SVID whose serial was banned meanwhile is dropped when the control plane refuses to renew it:
 // the spent token leaves the proxy not ready with the coded error (its ports reset every connection: no plaintext
-// answered), a fresh one makes it ready; a corrupt state file is a coded error and attestation follows. A start whose
-// inbound, outbound or admin port cannot be bound (one process, or listener workers) fails before it attests: the
-// token is still good for the next start.
+// answered), a fresh one makes it ready; a corrupt state file, or one in a dir its group can write (the proxy user's
+// own group included), is a coded error and attestation follows. A start whose inbound, outbound or admin port cannot
+// be bound (one process, or listener workers) fails before it attests: the token is still good for the next start.
 import { X509Certificate } from 'node:crypto';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -197,6 +197,27 @@ describe('a join-token sidecar with identity.controlPlane.stateDir', () => {
       expect(p.stderr()).not.toContain('PRIVATE KEY');
     } finally {
       expect(await p.stop()).toBe(0);
+    }
+  }, 60_000);
+
+  test('a state dir its own group can write (its gid: 0 under root, as in every OpenShift container): the kept SVID is not trusted, the dir not narrowed (audit 56c F3)', async () => {
+    const stateDir = join(dir, 'api-state');
+    await chown(stateDir, process.getuid!(), process.getgid!());
+    await chmod(stateDir, 0o770);
+    await writeToken('api', API);
+    const before = await attestations(API);
+    const p = await startProxyProcess(apiConfig(), 30_000);
+    try {
+      expect(p.stderr()).toContain('TESSERA_ERR_IDENTITY_STATE_INVALID');
+      expect(p.stderr()).toMatch(/is writable by group \d+ \(mode 0770\), whose other members, though this process is in it, are other users/);
+      expect(p.stderr()).not.toContain('SVID restored');
+      expect(await attestations(API)).toBe(before + 1);
+      await until('the refused write is logged', () => p.stderr().includes('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED'), 10_000);
+      expect((await stat(stateDir)).mode & 0o7777).toBe(0o770);
+      expect(await call()).toBe(200);
+    } finally {
+      expect(await p.stop()).toBe(0);
+      await chmod(stateDir, 0o700);
     }
   }, 60_000);
 });

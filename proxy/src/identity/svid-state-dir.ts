@@ -196,9 +196,10 @@ export class SvidStateDir {
         if (current()) return;
         try {
           makeDirsSync(this.dir, 0o700);
-          // A dir others can write to (a shared one such as /tmp) or another user's is not narrowed under them: refused.
+          // A dir others can write to (a shared one such as /tmp, one its group can write) or another user's is not
+          // narrowed under them: refused.
           const shared = othersCanWrite(statSync(this.dir));
-          if (shared) throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${file}: ${this.dir} ${shared}: give the proxy a directory of its own`, { file });
+          if (shared) throw new TesseraError('TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED', `cannot write ${file}: ${this.dir} ${shared}: give the proxy a directory of its own, 0700 (or one it makes itself)`, { file });
           // An existing dir of its own too: the key file's name is known, its listing need not be.
           await chmod(this.dir, 0o700);
           await writeAtomic(file, text, 0o600);
@@ -263,9 +264,12 @@ function refused(file: string, e: unknown, kind: Kind): TesseraError {
 }
 
 /**
- * Why others could write in a directory, or null: another owner, write for every user, or group write for a group
- * this process is not in (as keyExposure judges a key's group: a user's own group, as `mkdir` under umask 002 makes
- * it, is no one else's).
+ * Why others could write in a directory, or null: another owner, or write for every user or for its group, whatever
+ * the group (audit 56c F3). Being in the group makes none of its other members this user: group 0 holds every
+ * container of an OpenShift pod (key-file-exposure.ts says so of a key's group bits), `users` every login, a pod's
+ * fsGroup every container mounting the volume, and no process can tell a group of one from those. The proxy owns
+ * the dir and never needs its group to write there. (keyExposure accepts the process's own group for reading a key
+ * only because a Kubernetes Secret volume is read through it; nothing reaches a state dir that way.)
  */
 function othersCanWrite(st: Stats): string | null {
   if (process.platform === 'win32') return null;
@@ -273,7 +277,7 @@ function othersCanWrite(st: Stats): string | null {
   const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
   if (me.uid >= 0 && st.uid !== me.uid) return `is owned by uid ${st.uid}, not this process's (${me.uid})`;
   if (st.mode & 0o002) return `is writable by every user (mode ${mode})`;
-  if (st.mode & 0o020 && !me.groups.includes(st.gid)) return `is writable by group ${st.gid}, which this process is not in (mode ${mode})`;
+  if (st.mode & 0o020) return `is writable by group ${st.gid} (mode ${mode}), whose ${me.groups.includes(st.gid) ? 'other members, though this process is in it,' : 'members'} are other users`;
   return null;
 }
 

@@ -2,7 +2,7 @@
 // 0700, the file 0600, key and chain together), read back only when owner-only, whole, matching, of the proxy's trust
 // domain and verifying under the bootstrap bundle now; an expired one is "stale", anything else a coded error.
 import { execFileSync } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
@@ -59,8 +59,8 @@ describe('SvidStateDir', () => {
 
   test('an existing dir with a wider mode is narrowed to 0700; each install replaces the file whole', async () => {
     const dir = join(tmp.dir, 'wide');
-    await mkdir(dir, { mode: 0o775 });
-    await chmod(dir, 0o775);
+    await mkdir(dir, { mode: 0o755 });
+    await chmod(dir, 0o755);
     const state = new SvidStateDir(dir);
     await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
     expect((await stat(dir)).mode & 0o777).toBe(0o700);
@@ -145,7 +145,6 @@ describe('SvidStateDir', () => {
   test('a state dir others can write to is refused at load, and never narrowed or written into (audit 53b F4)', async () => {
     const state = new SvidStateDir(join(tmp.dir, 'kept'));
     await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
-    // (0770 with the process's own group is its own, as `mkdir` under umask 002 makes it: narrowed, below.)
     for (const mode of [0o777, 0o1777, 0o703]) {
       await chmod(state.dir, mode);
       expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
@@ -155,6 +154,28 @@ describe('SvidStateDir', () => {
       expect(isTesseraError(err, 'TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED')).toBe(true);
       expect((err as Error).message).toMatch(/writable by .*give the proxy a directory of its own/);
       expect((await stat(state.dir)).mode & 0o7777).toBe(mode);
+    }
+  });
+
+  test('a state dir its group can write to is refused alike, though the process is in that group: never narrowed (at lock time either) or written into (audit 56c F3)', async () => {
+    const state = new SvidStateDir(join(tmp.dir, 'group'));
+    await state.save({ chain: svid.chain, key: svid.key, serial: serialOf(svid) });
+    // The process's own group (gid 0 when run as root, as every OpenShift container is; `users`; a shared fsGroup).
+    const gid = process.getgid!();
+    await chown(state.dir, process.getuid!(), gid);
+    for (const mode of [0o770, 0o775, 0o730, 0o2770]) {
+      await chmod(state.dir, mode);
+      expect(loadCode(state)).toBe('TESSERA_ERR_IDENTITY_STATE_INVALID');
+      expect(() => state.load(expectAt())).toThrow(new RegExp(`is writable by group ${gid} .*, whose other members, though this process is in it, are other users`));
+      // Locked (so a second proxy is still refused) but not narrowed at lock time either.
+      const taken = new SvidStateDir(state.dir).lock();
+      taken.lock!.release();
+      const next = await ca.mintSvid(ID);
+      const err = await state.save({ chain: next.chain, key: next.key, serial: serialOf(next) }).catch((e: unknown) => e);
+      expect(isTesseraError(err, 'TESSERA_ERR_IDENTITY_STATE_WRITE_FAILED')).toBe(true);
+      expect((err as Error).message).toMatch(/writable by group .*give the proxy a directory of its own, 0700/);
+      expect((await stat(state.dir)).mode & 0o7777).toBe(mode);
+      expect(await readFile(state.file, 'utf8')).toBe(stateText(svid.key, svid.chain));
     }
   });
 
