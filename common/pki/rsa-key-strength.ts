@@ -1,8 +1,8 @@
 // What makes an RSA public key unfit to certify, beyond its size: a key whose private half anyone can compute
 // from the public one is not a credential. The rules are the CA/Browser Forum Baseline Requirements' (6.1.6:
-// an odd exponent, and a modulus that is odd, not a prime power and has no factor below 752) with the exponent
-// range they recommend (2^16+1 to 2^256-1), plus Fermat's method for moduli whose two primes are too close, as
-// Let's Encrypt's key checks do. Bounded whatever the key: one Miller-Rabin round in JavaScript dominates, ~12 ms
+// an odd exponent of at least 2^16+1, and a modulus that is odd, not a prime power and has no factor below 752) with
+// the exponent capped at 2^31-1 (RSA_MAX_EXPONENT_BITS, below), plus Fermat's method for moduli whose two primes are
+// too close, as Let's Encrypt's key checks do. Bounded whatever the key: one Miller-Rabin round in JavaScript dominates, ~12 ms
 // of CPU for a 2048-bit modulus and ~60 ms for 4096 (OpenSSL's own prime check runs 64 to 128 rounds on a prime:
 // 1.8 to 2.4 s a key). Still too much for an event loop that serves the mesh: the control plane runs these rules on
 // a worker thread, once per distinct key (rsa-key-verdicts.ts; control-plane/src/issuance/rsa-key-worker.ts).
@@ -13,8 +13,14 @@ export const RSA_MIN_BITS = 2048;
 export const RSA_MAX_BITS = 4096;
 /** The accepted sizes as messages and docs say them. */
 export const RSA_SIZES = `RSA of ${RSA_MIN_BITS} to ${RSA_MAX_BITS} bits`;
+/**
+ * The largest public exponent taken anywhere a key is read (a CSR, a bundle, every certificate of a path), in bits:
+ * 2^31-1, as Go's crypto/rsa (which refuses larger ones); real keys use 65537. A signature check costs with the
+ * exponent's bits: ~9 ms of CPU for a 3,070-bit one on a 3072-bit modulus, ~0.7 ms for 256 bits, against ~0.05 ms for
+ * 65537 — so this is judged before any signature is checked with the key (audit 56a F2).
+ */
+export const RSA_MAX_EXPONENT_BITS = 31;
 const MIN_EXPONENT = 65537n;
-const MAX_EXPONENT = (1n << 256n) - 1n;
 /** Factors below this are tried by division (Baseline Requirements 6.1.6). */
 const SMALL_FACTOR_BOUND = 752;
 /** Fermat's method finds p and q at once when they differ by less than about 2^(bits/4) times this. */
@@ -32,7 +38,9 @@ export function rsaKeyWeakness(key: KeyObject): string | null {
   const bits = n.toString(2).length;
   const size = rsaSizeWeakness(bits);
   if (size) return size;
-  if (e % 2n === 0n || e < MIN_EXPONENT || e > MAX_EXPONENT) return 'a public exponent that is even or outside 65537 to 2^256-1';
+  const large = rsaExponentWeakness(bitLength(e));
+  if (large) return large;
+  if (e % 2n === 0n || e < MIN_EXPONENT) return 'a public exponent that is even or outside 65537 to 2^31-1';
   for (const p of SMALL_PRIMES) if (n % p === 0n) return `a modulus with the small factor ${p}`;
   // A prime modulus has a private exponent anyone can compute (d = e^-1 mod n-1). One round is enough to refuse:
   // a prime always passes it; a composite that passes too (a crafted strong pseudoprime) is refused, which is safe.
@@ -45,6 +53,16 @@ export function rsaKeyWeakness(key: KeyObject): string | null {
 /** Why an RSA modulus of `bits` bits is not accepted, or null: free to ask (KeyObject.asymmetricKeyDetails.modulusLength). */
 export function rsaSizeWeakness(bits: number): string | null {
   return bits < RSA_MIN_BITS || bits > RSA_MAX_BITS ? `a ${bits}-bit modulus (allowed: ${RSA_MIN_BITS} to ${RSA_MAX_BITS})` : null;
+}
+
+/** Why a public exponent of `bits` bits is not accepted, or null: free to ask, so asked before any signature check. */
+export function rsaExponentWeakness(bits: number): string | null {
+  return bits > RSA_MAX_EXPONENT_BITS ? `a public exponent of ${bits} bits (at most 2^31-1)` : null;
+}
+
+/** Bits of a non-negative integer (0 for 0), as rsaExponentWeakness takes them. */
+export function bitLength(v: bigint): number {
+  return v === 0n ? 0 : v.toString(2).length;
 }
 
 /** Miller-Rabin with base 2: false proves n composite. */

@@ -33,10 +33,11 @@ export interface KeyUsage {
 
 /** The subject public key, as far as its strength goes. */
 export type KeyInfo =
-  | { readonly type: 'rsa'; readonly bits: number }
+  /** `bits`: the modulus's; `exponentBits`: the public exponent's (its cost in every signature check). */
+  | { readonly type: 'rsa'; readonly bits: number; readonly exponentBits: number }
   /** `curve`: the dotted OID of the named curve; '' for explicit curve parameters. */
   | { readonly type: 'ec'; readonly curve: string }
-  /** Any other algorithm (Ed25519, DSA, …), or an RSA key whose modulus cannot be read: its dotted OID. */
+  /** Any other algorithm (Ed25519, DSA, …), or an RSA key whose modulus or exponent cannot be read: its dotted OID. */
   | { readonly type: 'other'; readonly oid: string };
 
 export interface SignatureAlgorithm {
@@ -215,7 +216,7 @@ function readSignatureAlgorithm(der: Uint8Array, alg: DerNode): SignatureAlgorit
   return { oid, pssHash: hashOid ? ruleOid(der, hashOid) : OID_SHA1 };
 }
 
-/** SubjectPublicKeyInfo: the algorithm, and the modulus size of an RSA key or the named curve of an EC key. */
+/** SubjectPublicKeyInfo: the algorithm, and the modulus and exponent sizes of an RSA key or the named curve of an EC key. */
 function readKeyInfo(der: Uint8Array, spki: DerNode): KeyInfo {
   const [alg, bits] = children(der, spki);
   const [id, params] = alg?.tag === 0x30 ? children(der, alg) : [];
@@ -223,25 +224,30 @@ function readKeyInfo(der: Uint8Array, spki: DerNode): KeyInfo {
   const oid = ruleOid(der, id);
   if (oid === OID_EC_PUBLIC_KEY) return { type: 'ec', curve: params?.tag === 0x06 ? ruleOid(der, params) : '' };
   if (oid !== OID_RSA_ENCRYPTION && oid !== OID_RSASSA_PSS) return { type: 'other', oid };
-  const modulusBits = rsaModulusBits(der, bits);
-  return modulusBits === null ? { type: 'other', oid } : { type: 'rsa', bits: modulusBits };
+  const sizes = rsaKeySizes(der, bits);
+  return sizes === null ? { type: 'other', oid } : { type: 'rsa', ...sizes };
 }
 
 /** RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }, inside the key's BIT STRING; null if unreadable. */
-function rsaModulusBits(der: Uint8Array, bits: DerNode): number | null {
+function rsaKeySizes(der: Uint8Array, bits: DerNode): { bits: number; exponentBits: number } | null {
   try {
     if (bits.end - bits.start < 2 || der[bits.start] !== 0) return null;
     const key = readNode(der, bits.start + 1, bits.end);
-    const n = key.tag === 0x30 ? children(der, key)[0] : undefined;
-    if (n?.tag !== 0x02) return null;
-    let i = n.start;
-    while (i < n.end && der[i] === 0) i++;
-    if (i === n.end) return 0;
-    return (n.end - i - 1) * 8 + (32 - Math.clz32(der[i]!));
+    const [n, e] = key.tag === 0x30 ? children(der, key) : [];
+    if (n?.tag !== 0x02 || e?.tag !== 0x02) return null;
+    return { bits: integerBits(der, n), exponentBits: integerBits(der, e) };
   } catch (e) {
     if (e instanceof DerError) return null;
     throw e;
   }
+}
+
+/** Bits of an INTEGER's value, leading zero bytes skipped (0 for zero). */
+function integerBits(der: Uint8Array, n: DerNode): number {
+  let i = n.start;
+  while (i < n.end && der[i] === 0) i++;
+  if (i === n.end) return 0;
+  return (n.end - i - 1) * 8 + (32 - Math.clz32(der[i]!));
 }
 
 function readKeyUsage(der: Uint8Array, bits: DerNode): KeyUsage {

@@ -3,7 +3,7 @@
 // OpenSSL (security level 2) refuses SHA-1, MD5 and RSA below 2048 bits on the outbound side; these rules give the
 // inbound side, the edge and the control plane the same answer. Allow-lists, not deny-lists: anything not named
 // here is refused. Reads the DER fields only (x509-fields.ts), no key object: cheap enough for every full handshake.
-import { RSA_MIN_BITS } from '../pki/rsa-key-strength.js';
+import { RSA_MIN_BITS, rsaExponentWeakness } from '../pki/rsa-key-strength.js';
 import type { KeyInfo, SignatureAlgorithm } from './x509-fields.js';
 
 const SHA2: Readonly<Record<string, string>> = {
@@ -58,10 +58,16 @@ export function signatureWeakness(sig: SignatureAlgorithm): string | null {
 
 /**
  * Why this key is not accepted, or null. `anchor`: a trust anchor, which may also be on P-521 (the bundle's set).
- * Only sizes and curves: the costlier RSA checks (rsa-key-strength.ts) run where a key is issued or a bundle loaded.
+ * Only sizes and curves, and an RSA exponent's bound (the one every key read is held to: a larger one makes every
+ * signature check with the key dearer): the costlier RSA checks (rsa-key-strength.ts) run where a key is issued or a
+ * bundle loaded.
  */
 export function keyWeakness(key: KeyInfo, anchor = false): string | null {
-  if (key.type === 'rsa') return key.bits >= RSA_MIN_BITS ? null : `an RSA key of ${key.bits} bits (at least ${RSA_MIN_BITS})`;
+  if (key.type === 'rsa') {
+    if (key.bits < RSA_MIN_BITS) return `an RSA key of ${key.bits} bits (at least ${RSA_MIN_BITS})`;
+    const exponent = rsaExponentWeakness(key.exponentBits);
+    return exponent ? `an RSA key with ${exponent}` : null;
+  }
   if (key.type === 'ec') {
     if ((anchor ? ANCHOR_CURVES : PATH_CURVES).has(key.curve)) return null;
     return `an EC key on ${key.curve === '' ? 'explicit curve parameters' : (CURVE_NAMES[key.curve] ?? key.curve)} (${anchor ? 'P-256, P-384 or P-521' : 'P-256 or P-384'})`;

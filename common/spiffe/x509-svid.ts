@@ -9,6 +9,7 @@ import { commonNamesOf } from '../pki/subject-names.js';
 import { nameConstraintViolation } from './name-constraints.js';
 import { type CertFields, type NameConstraints, readCertFields } from './x509-fields.js';
 import { keyWeakness, signatureWeakness } from './x509-strength.js';
+import { buildPath } from './x509-path.js';
 import { isWorkloadId } from './workload-id.js';
 
 /** The fixed set of failure reasons; used as a metric label, never sent to a peer. */
@@ -43,8 +44,6 @@ export interface SvidFailure {
 }
 
 export type SvidVerification = VerifiedSvid | SvidFailure;
-
-const MAX_DEPTH = 8;
 
 /**
  * What the peer's certificate is for. An SVID authenticates both ends of mTLS, so X509-SVID §4.4 asks both
@@ -138,42 +137,6 @@ export function leafSpiffeId(leaf: X509Certificate): { ok: true; id: SpiffeId } 
   return broken ?? { ok: true, id };
 }
 
-export type PathResult = { ok: true; path: X509Certificate[] } | { ok: false; badSignature: boolean; intermediateNotCa: boolean };
-
-/** Builds a path leaf → intermediates → one of `authorities`, checking every signature. */
-export function buildPath(leaf: X509Certificate, intermediates: readonly X509Certificate[], authorities: readonly X509Certificate[]): PathResult {
-  const path = [leaf];
-  let cur = leaf;
-  let badSignature = false;
-  let intermediateNotCa = false;
-  for (let depth = 0; depth < MAX_DEPTH; depth++) {
-    // Several authorities may share a subject during CA rotation: accept the one whose key verifies.
-    for (const root of authorities) {
-      if (!cur.checkIssued(root)) continue;
-      if (cur.verify(root.publicKey)) return { ok: true, path: [...path, root] };
-      badSignature = true;
-    }
-    let next: X509Certificate | undefined;
-    for (const cand of intermediates) {
-      if (path.includes(cand) || !cur.checkIssued(cand)) continue;
-      if (!cur.verify(cand.publicKey)) {
-        badSignature = true;
-        continue;
-      }
-      if (!cand.ca) {
-        intermediateNotCa = true;
-        continue;
-      }
-      next = cand;
-      break;
-    }
-    if (!next) break;
-    path.push(next);
-    cur = next;
-  }
-  return { ok: false, badSignature, intermediateNotCa };
-}
-
 export interface VerifyOptions {
   /** Verification time, milliseconds since the epoch (from an injected Clock). */
   readonly nowMs: number;
@@ -206,6 +169,8 @@ export function verifyX509Svid(
       }
     }
     if (!own) return fail('unknown_ca', 'TESSERA_ERR_SVID_NO_BUNDLE', `(trust domain "${id.trustDomain}")`, id);
+    // A key on the path that may not check a signature was refused before any was checked (x509-path.ts).
+    if (built?.weakKey) return fail('bad_svid', 'TESSERA_ERR_SVID_WEAK_KEY', `(${built.weakKey})`, id);
     if (built?.intermediateNotCa) return fail('bad_svid', 'TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA', undefined, id);
     if (built?.badSignature) return fail('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE', undefined, id);
     return fail('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA', undefined, id);

@@ -1,13 +1,13 @@
 // Certificates the project's own builder refuses to make (common/pki/cert-builder.ts signs SHA-256 with P-256 or
-// RSA-2048+ only): weak keys (RSA-512/1024, other curves, Ed25519), weak signatures (SHA-1, MD5, RSASSA-PSS with
-// SHA-1), pathLenConstraints and extendedKeyUsages of any kind. Built from DER with the CA's own writer and signed
+// RSA-2048+ only): weak keys (RSA-512/1024, other curves, Ed25519, an RSA public exponent of 3,070 bits), weak
+// signatures (SHA-1, MD5, RSASSA-PSS with SHA-1), pathLenConstraints and extendedKeyUsages of any kind. Built from DER with the CA's own writer and signed
 // with node:crypto, so every one verifies under its issuer's key: only the rule under test makes it fail.
-import { type KeyObject, X509Certificate, constants, createHash, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { type KeyObject, X509Certificate, constants, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, generatePrimeSync, randomBytes, sign } from 'node:crypto';
 import { bitString, contextTag, extension, octetString, oid, sequence, set, smallInteger, time, tlv, unsignedInteger } from '../../common/pki/der-writer.js';
 import { children, readNode } from '../../common/pki/der.js';
 import { encodePem } from '../../common/pki/pem.js';
 
-export type ForgeKeyKind = 'ec-p256' | 'ec-p384' | 'ec-p521' | 'ec-secp256k1' | 'rsa-512' | 'rsa-1024' | 'rsa-2048' | 'ed25519';
+export type ForgeKeyKind = 'ec-p256' | 'ec-p384' | 'ec-p521' | 'ec-secp256k1' | 'rsa-512' | 'rsa-1024' | 'rsa-2048' | 'rsa-3072-e3070' | 'ed25519';
 export type ForgeSignature = 'ecdsa-sha256' | 'ecdsa-sha384' | 'ecdsa-sha1' | 'rsa-sha256' | 'rsa-sha1' | 'rsa-md5' | 'rsa-pss-sha256' | 'rsa-pss-sha1' | 'ed25519';
 
 export interface ForgeKeyPair {
@@ -59,8 +59,40 @@ const CURVES: Readonly<Record<string, string>> = { 'ec-p256': 'prime256v1', 'ec-
 
 export function forgeKey(kind: ForgeKeyKind): ForgeKeyPair {
   if (kind === 'ed25519') return generateKeyPairSync('ed25519');
+  if (kind === 'rsa-3072-e3070') return hugeExponentRsa();
   if (kind.startsWith('rsa-')) return generateKeyPairSync('rsa', { modulusLength: Number(kind.slice(4)) });
   return generateKeyPairSync('ec', { namedCurve: CURVES[kind]! });
+}
+
+const b64u = (v: bigint) => Buffer.from(v.toString(16).padStart(Math.ceil(v.toString(16).length / 2) * 2, '0'), 'hex').toString('base64url');
+
+/** x^-1 mod m (extended Euclid); x and m coprime. */
+function inverse(x: bigint, m: bigint): bigint {
+  let [a, b, u, v] = [x % m, m, 1n, 0n];
+  while (b !== 0n) {
+    const q = a / b;
+    [a, b, u, v] = [b, a - q * b, v, u - q * v];
+  }
+  return ((u % m) + m) % m;
+}
+
+/**
+ * A real RSA-3072 key pair whose public exponent has 3,070 bits (OpenSSL takes any e < n for n ≤ 3072 bits): it signs
+ * and verifies, but each check with it costs ~200 times one with 65537 (audit 56a F2). Bounded: a few tries at most.
+ */
+function hugeExponentRsa(): ForgeKeyPair {
+  for (let attempt = 0; attempt < 8; attempt++) {
+    const p = generatePrimeSync(1536, { bigint: true });
+    const q = generatePrimeSync(1536, { bigint: true });
+    const phi = (p - 1n) * (q - 1n);
+    const e = (BigInt(`0x${randomBytes(384).toString('hex')}`) & ((1n << 3069n) - 1n)) | (1n << 3069n) | 1n;
+    const d = inverse(e, phi);
+    if ((d * e) % phi !== 1n || p === q) continue;
+    const jwk = { kty: 'RSA', n: b64u(p * q), e: b64u(e), d: b64u(d), p: b64u(p), q: b64u(q), dp: b64u(d % (p - 1n)), dq: b64u(d % (q - 1n)), qi: b64u(inverse(q, p)) };
+    const privateKey = createPrivateKey({ key: jwk, format: 'jwk' });
+    return { privateKey, publicKey: createPublicKey(privateKey) };
+  }
+  throw new Error('no RSA key with a 3,070-bit exponent in 8 tries');
 }
 
 const NULL = Buffer.from([0x05, 0x00]);

@@ -2,7 +2,8 @@
 // applies on the outbound side (an outside audit: the inbound side, which verifies peers itself, admitted them).
 // Refused at the handshake, counted under `bad_svid` and logged with their code: a pathLenConstraint the chain
 // breaks, a codeSigning-only extendedKeyUsage, a SHA-1-signed leaf, an RSA-1024 leaf (TLS 1.3) and an RSA-512 leaf
-// (TLS 1.2); a normal SVID of the same CA is still served. `tessera svid verify` gives the same answer.
+// (TLS 1.2), an RSA key with a 3,070-bit public exponent on the intermediate or the leaf; a normal SVID of the same
+// CA is still served. `tessera svid verify` gives the same answer.
 import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,7 @@ import type * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type ErrorCode, errorMessage } from '../../common/errors.js';
 import { encodePem } from '../../common/pki/pem.js';
-import { EKU, type ForgeTemplate, type Forged, clientCredentials, forgeCertificate, forgeKey } from '../helpers/cert-forge.js';
+import { EKU, type ForgeKeyPair, type ForgeTemplate, type Forged, clientCredentials, forgeCertificate, forgeKey } from '../helpers/cert-forge.js';
 import { type ProxyProcess, startProxyProcess } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
 import { tlsAttempt } from '../helpers/tls-attempt.js';
@@ -77,6 +78,18 @@ afterAll(async () => {
 // The clients run at OpenSSL security level 0: Node's default (level 2) would not even load these certificates.
 const weakClient: tls.ConnectionOptions = { ciphers: 'DEFAULT@SECLEVEL=0' };
 
+/** One RSA-3072 key with a 3,070-bit public exponent, and a CA the root signed with it (made once, on first use). */
+let hugeMade: ForgeKeyPair | undefined;
+let hugeCa: Forged | undefined;
+function hugeKey(): ForgeKeyPair {
+  hugeMade ??= forgeKey('rsa-3072-e3070');
+  return hugeMade;
+}
+function hugeIntermediate(): Forged {
+  hugeCa ??= forgeCertificate({ cn: 'Huge Exponent Intermediate', key: hugeKey(), issuer: root, ca: true, ...at() });
+  return hugeCa;
+}
+
 const rows: [string, ErrorCode, tls.SecureVersion, () => ReturnType<typeof creds>][] = [
   ['a CA below an intermediate with pathLen 0 (root → int pathlen:0 → int → leaf)', 'TESSERA_ERR_SVID_PATH_LENGTH', 'TLSv1.3', () => {
     const sub = forgeCertificate({ cn: 'Sub Intermediate', key: forgeKey('ec-p256'), issuer: inter, ca: true, ...at() });
@@ -86,6 +99,10 @@ const rows: [string, ErrorCode, tls.SecureVersion, () => ReturnType<typeof creds
   ['a SHA-1-signed leaf', 'TESSERA_ERR_SVID_WEAK_SIGNATURE', 'TLSv1.3', () => creds(leafUnder(inter, { signature: 'ecdsa-sha1' }), inter)],
   ['an RSA-1024 leaf', 'TESSERA_ERR_SVID_WEAK_KEY', 'TLSv1.3', () => creds(leafUnder(inter, { key: forgeKey('rsa-1024') }), inter)],
   ['an RSA-512 leaf over TLS 1.2', 'TESSERA_ERR_SVID_WEAK_KEY', 'TLSv1.2', () => creds(leafUnder(inter, { key: forgeKey('rsa-512') }), inter)],
+  // Audit 56a F2: an RSA public exponent of 3,070 bits makes each signature check with the key ~200 times dearer; no
+  // rule looked at it, so both chains were admitted (the root really signed the intermediate, which signed the leaf).
+  ['an intermediate whose RSA key has a 3,070-bit public exponent', 'TESSERA_ERR_SVID_WEAK_KEY', 'TLSv1.3', () => creds(leafUnder(hugeIntermediate()), hugeIntermediate())],
+  ['a leaf whose RSA key has a 3,070-bit public exponent', 'TESSERA_ERR_SVID_WEAK_KEY', 'TLSv1.3', () => creds(leafUnder(inter, { key: hugeKey() }), inter)],
 ];
 
 test.each(rows)('%s is refused at the handshake: bad_svid, %s in the log', async (_name, code, version, make) => {
@@ -112,4 +129,13 @@ test('`tessera svid verify` judges the same chain the same way', async () => {
   const r = await tessera(['svid', 'verify', '--bundle', join(dir, 'bundle.pem'), join(dir, 'pathlen.pem')]);
   expect(r.code).toBe(1);
   expect(JSON.parse(r.stdout)).toMatchObject({ valid: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_PATH_LENGTH' });
+});
+
+test('`tessera svid verify` refuses the 3,070-bit exponent on the intermediate, naming it', async () => {
+  await writeFile(join(dir, 'huge.pem'), creds(leafUnder(hugeIntermediate()), hugeIntermediate()).chainPem);
+  const r = await tessera(['svid', 'verify', '--bundle', join(dir, 'bundle.pem'), join(dir, 'huge.pem')]);
+  expect(r.code).toBe(1);
+  const out = JSON.parse(r.stdout) as { message: string };
+  expect(out).toMatchObject({ valid: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+  expect(out.message).toContain('intermediate CN=Huge Exponent Intermediate: an RSA key with a public exponent of 3070 bits (at most 2^31-1)');
 });

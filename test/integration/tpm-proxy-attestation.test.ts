@@ -2,7 +2,9 @@
 // whose identity.controlPlane.tpm quotes with a software TPM (swtpm + tpm2-tools, the AK provisioned and
 // certified as docs/tpm-attestation.md tells a user), and a join-token proxy calling it over mTLS. Then, as a
 // client of the same control plane: a replayed quote, a quote bound to another nonce and an AK of another CA are
-// each refused with their code, written to audit.log (with attestedAs once the AK is known) and counted in /metrics.
+// each refused with their code, written to audit.log (with attestedAs once the AK is known) and counted in /metrics;
+// so is an AK chain through a CA whose RSA key has a 3,070-bit public exponent (made by the openssl CLI), before
+// any signature is checked with that key.
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
@@ -18,7 +20,7 @@ import { TpmQuoter } from '../../proxy/src/identity/tpm/tpm-quoter.js';
 import { type RunningControlPlane, TD, controlPlaneClients, errorCode, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy, startProxyProcess } from '../helpers/proxy-process.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
-import { makeTempDir } from '../helpers/run.js';
+import { makeTempDir, run } from '../helpers/run.js';
 import { type OpensslCa, type SoftwareTpm, certifyAk, checkAkLikeCa, opensslCa, provisionAk, startSwtpm } from '../helpers/swtpm.js';
 
 const AK = '0x81010002';
@@ -34,13 +36,14 @@ let node: ProxyProcess;
 let web: ProxyProcess;
 let app: ReturnType<typeof createServer>;
 let akHash: string;
+let akPub: string;
 let clients: ReturnType<typeof controlPlaneClients>;
 
 beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   tpm = await startSwtpm(dir);
   const ak = await provisionAk(tpm, dir, { handle: AK, alg: 'ecc' });
-  const akPub = await checkAkLikeCa(tpm, dir, { handle: AK, ...ak });
+  akPub = await checkAkLikeCa(tpm, dir, { handle: AK, ...ak });
   akHash = createHash('sha256').update(createPublicKey(akPub).export({ format: 'der', type: 'spki' })).digest('hex').slice(0, 32);
   ca = await opensslCa(dir, 'tpm-ca');
   await certifyAk(dir, ca, akPub, 'node-1', 'ak');
@@ -161,4 +164,56 @@ describe('refusals through the control plane process', () => {
     // The genuine evidence was not spent by the refusal that carried another nonce.
     expect((await signSvid(clients.identity, { csr, tpm: evidence })).res?.spiffe_id).toBe(NODE);
   });
+});
+
+/**
+ * A CA made by the openssl CLI whose RSA-3072 key has a public exponent of 3,070 bits (OpenSSL takes any e < n up to
+ * 3072 bits): signed by `parent`, or self-signed. Each signature check with its key costs ~200 times one with 65537.
+ */
+async function hugeExponentCa(name: string, parent: OpensslCa | null): Promise<OpensslCa> {
+  const keyFile = join(dir, `${name}.key`);
+  const certFile = join(dir, `${name}.pem`);
+  const ext = join(dir, `${name}.ext`);
+  await writeFile(ext, 'basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\n');
+  const exponent = `0x${((1n << 3069n) + 65537n).toString(16)}`;
+  const steps: string[][] = [['genpkey', '-algorithm', 'RSA', '-pkeyopt', 'rsa_keygen_bits:3072', '-pkeyopt', `rsa_keygen_pubexp:${exponent}`, '-out', keyFile]];
+  if (parent) {
+    steps.push(['req', '-new', '-key', keyFile, '-subj', `/CN=${name}`, '-out', join(dir, `${name}.csr`)]);
+    steps.push(['x509', '-req', '-in', join(dir, `${name}.csr`), '-CA', parent.certFile, '-CAkey', parent.keyFile, '-set_serial', String(Date.now()), '-days', '1', '-extfile', ext, '-out', certFile]);
+  } else {
+    steps.push(['req', '-x509', '-new', '-key', keyFile, '-subj', `/CN=${name}`, '-days', '1', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-out', certFile]);
+  }
+  for (const args of steps) {
+    const r = await run('openssl', args, { timeoutMs: 60_000 });
+    if (r.code !== 0) throw new Error(`openssl ${args[0]}: ${r.stderr}`);
+  }
+  return { certFile, keyFile, pem: await readFile(certFile, 'utf8') };
+}
+
+// Audit 56a F2: each intermediate sent with an AK certificate checked the AK certificate's signature with its key
+// before the path was known to reach caFile, and no rule looked at an RSA key's exponent: ~9 ms of the event loop a
+// request for a 3,070-bit one, for anyone holding a free nonce (a refusal never spends it).
+describe('an RSA key with a 3,070-bit public exponent on the AK chain', () => {
+  test('is refused AK_UNTRUSTED, audited naming it, though caFile signed it and it certified the real AK', async () => {
+    const hugeCa = await hugeExponentCa('huge-issuing', ca);
+    await certifyAk(dir, hugeCa, akPub, 'node-1', 'ak-huge');
+    await writeFile(join(dir, 'ak-huge-chain.pem'), (await readFile(join(dir, 'ak-huge.pem'), 'utf8')) + hugeCa.pem);
+    const csr = await createCsr(generateKeyPair(), {});
+    const r = await signSvid(clients.identity, { csr, tpm: await quoter(join(dir, 'ak-huge-chain.pem')).evidence(csr, challenge) });
+    expect(r.res?.spiffe_id).toBeUndefined();
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED');
+    const line = (await auditLines()).find((l) => l['event'] === 'svid.refused' && typeof l['reason'] === 'string' && l['reason'].includes('public exponent'));
+    expect(line).toMatchObject({ code: 'TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED', reason: 'the chain holds intermediate CN=huge-issuing: an RSA key with a public exponent of 3070 bits (at most 2^31-1)' });
+  }, 60_000);
+
+  test("the audit's chain, a look-alike CA of its own making with such a key, is refused as not certified by caFile", async () => {
+    const lookAlike = await hugeExponentCa('Evil Int', null);
+    await certifyAk(dir, lookAlike, akPub, 'node-1', 'ak-evil');
+    await writeFile(join(dir, 'ak-evil-chain.pem'), (await readFile(join(dir, 'ak-evil.pem'), 'utf8')) + lookAlike.pem);
+    const csr = await createCsr(generateKeyPair(), {});
+    const r = await signSvid(clients.identity, { csr, tpm: await quoter(join(dir, 'ak-evil-chain.pem')).evidence(csr, challenge) });
+    expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED');
+    const refused = (await auditLines()).filter((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED');
+    expect(refused.at(-1)).toMatchObject({ reason: 'not certified by a CA of attestors.tpm.caFile' });
+  }, 60_000);
 });

@@ -1,8 +1,9 @@
 // The attestation key's certificate: the AK certificate a proxy presents must chain, through the intermediates it
 // sends, to a CA of attestors.tpm.caFile, every certificate valid now and the path held to the rules peer chains
-// meet (pathLenConstraint, SHA-2 signatures, RSA >= 2048 / P-256 / P-384 keys, nothing unrelated or repeated sent;
-// no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for signing. Its public key is
-// the key the quote must be signed by. Whether the path says the key is an attestation key (TCG's
+// meet (pathLenConstraint, SHA-2 signatures, RSA >= 2048 with an exponent up to 2^31-1 / P-256 / P-384 keys, nothing
+// unrelated or repeated sent; no TLS purpose asked of it); the AK certificate itself is an end-entity certificate for
+// signing. Its public key is the key the quote must be signed by. Signatures are checked only on a path that reaches
+// caFile, from the CA down (x509-path.ts). Whether the path says the key is an attestation key (TCG's
 // tcg-kp-AIKCertificate purpose) is reported, not required: a PCR policy needs it (tpm-attestor.ts).
 import { type KeyObject, X509Certificate, createHash } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
@@ -11,7 +12,8 @@ import { DerError } from '../../../common/pki/der.js';
 import { commonNamesOf } from '../../../common/pki/subject-names.js';
 import { type CertFields, readCertFields } from '../../../common/spiffe/x509-fields.js';
 import { keyWeakness, signatureWeakness } from '../../../common/spiffe/x509-strength.js';
-import { buildPath, checkPath } from '../../../common/spiffe/x509-svid.js';
+import { buildPath } from '../../../common/spiffe/x509-path.js';
+import { checkPath } from '../../../common/spiffe/x509-svid.js';
 
 /** AK certificate plus intermediates: real IAK chains (vendor root, issuing CA) are 2–3 deep. */
 const MAX_CHAIN = 4;
@@ -101,9 +103,23 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
   if (fields.isCa) throw untrusted('the AK certificate is a CA certificate');
   if (fields.keyUsage && !fields.keyUsage.digitalSignature) throw untrusted('the AK certificate lacks keyUsage digitalSignature');
   if (fields.unknownCritical.length) throw untrusted(`the AK certificate has unknown critical extension(s) ${fields.unknownCritical.join(', ')}`);
+  // The AK's own key and signature rules first: its key checks the quote, so it is held to them before anything.
+  const sig = signatureWeakness(fields.signature);
+  const weak = keyWeakness(fields.key) ?? (sig ? `a signature with ${sig}` : null);
+  if (weak) throw untrusted(`the AK certificate has ${weak}`);
+  // Signatures are checked only on a path that reaches caFile, from the CA down, and with no key past the exponent
+  // bound (x509-path.ts): a caller with a free nonce cannot make this verify with keys of its choosing.
   const built = buildPath(ak, certs.slice(1), anchors);
   if (!built.ok) {
-    throw untrusted(built.badSignature ? 'a signature on the AK certificate chain does not verify' : built.intermediateNotCa ? 'an intermediate is not a CA' : 'not certified by a CA of attestors.tpm.caFile');
+    throw untrusted(
+      built.weakKey
+        ? `the chain holds ${built.weakKey}`
+        : built.badSignature
+          ? 'a signature on the AK certificate chain does not verify'
+          : built.intermediateNotCa
+            ? 'an intermediate is not a CA'
+            : 'not certified by a CA of attestors.tpm.caFile',
+    );
   }
   for (const c of built.path) {
     if (nowMs < c.validFromDate.getTime() || nowMs > c.validToDate.getTime()) {
@@ -111,9 +127,6 @@ export function verifyAkChain(chainDer: readonly Uint8Array[], anchors: readonly
       throw new TesseraError('TESSERA_ERR_ATTESTATION_TPM_AK_EXPIRED', undefined, { reason: `${which} is valid ${c.validFromDate.toISOString()} … ${c.validToDate.toISOString()}` });
     }
   }
-  const sig = signatureWeakness(fields.signature);
-  const weak = keyWeakness(fields.key) ?? (sig ? `a signature with ${sig}` : null);
-  if (weak) throw untrusted(`the AK certificate has ${weak}`);
   const broken = checkPath(certs, built.path, nowMs, anchors, undefined, 'attestation');
   if (broken) throw untrusted(broken.message);
   const spki = ak.publicKey.export({ format: 'der', type: 'spki' });

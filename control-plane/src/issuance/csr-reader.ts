@@ -4,7 +4,7 @@ import { type KeyObject, createPublicKey, verify } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
 import { type DerNode, DerError, bytesOf, children, readNode } from '../../../common/pki/der.js';
 import { algorithmOf } from '../../../common/pki/keys.js';
-import { RSA_SIZES, rsaSizeWeakness } from '../../../common/pki/rsa-key-strength.js';
+import { RSA_SIZES, bitLength, rsaExponentWeakness, rsaSizeWeakness } from '../../../common/pki/rsa-key-strength.js';
 
 export interface CsrSan {
   /** "uri", "dns", "email", "ip" or "other". */
@@ -38,7 +38,6 @@ const SIGNATURE_ALGORITHMS: Readonly<Record<string, { readonly digest: string; r
   '1.2.840.113549.1.1.12': { digest: 'sha384', keyType: 'rsa' },
   '1.2.840.113549.1.1.13': { digest: 'sha512', keyType: 'rsa' },
 };
-const MAX_RSA_EXPONENT = (1n << 256n) - 1n;
 /** A P-256 SubjectPublicKeyInfo up to its point: id-ecPublicKey, the named curve prime256v1, a 66-byte BIT STRING. */
 const P256_SPKI_HEAD = Buffer.from('3059301306072a8648ce3d020106082a8648ce3d030107034200', 'hex');
 const SAN_TYPES: Readonly<Record<number, string>> = { 129: 'email', 130: 'dns', 134: 'uri', 135: 'ip' };
@@ -125,9 +124,11 @@ export function readCsr(der: Uint8Array): CheckedCsr {
   if (!inItsDerEncoding(spkiRaw, publicKey)) {
     throw malformed('the public key is not in its one DER encoding (an RSA key: minimal positive integers, NULL parameters, nothing after them; an EC key: the named curve and an uncompressed point)');
   }
-  // Likewise a huge RSA exponent (the full key rules run later, for attested callers: rsa-key-strength.ts).
+  // Likewise a large RSA exponent, by the one rule every key read is held to (the full key rules run later, for
+  // attested callers: rsa-key-strength.ts).
   const exponent = publicKey.asymmetricKeyDetails?.publicExponent;
-  if (exponent !== undefined && exponent > MAX_RSA_EXPONENT) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', "the CSR's RSA key has a public exponent over 2^256-1");
+  const large = exponent === undefined ? null : rsaExponentWeakness(bitLength(exponent));
+  if (large) throw new TesseraError('TESSERA_ERR_PKI_WEAK_KEY', `the CSR's RSA key has ${large}`);
   const signedWith = SIGNATURE_ALGORITHMS[sigAlg];
   // An algorithm outside the accepted ones (ecdsa-with-SHA1, ...) is malformed even when correctly self-signed, as
   // docs/control-plane.md says; one that names another key type than the CSR's cannot be its signature.

@@ -9,7 +9,8 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { fingerprintOf, type TrustBundleSet } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { isWorkloadId } from '../../../common/spiffe/workload-id.js';
-import { type SvidFailure, type SvidFailureReason, buildPath, certFieldsOf, checkPath, leafRuleFailure, pathValidity, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
+import { buildPath } from '../../../common/spiffe/x509-path.js';
+import { type SvidFailure, type SvidFailureReason, certFieldsOf, checkPath, leafRuleFailure, pathValidity, verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import { printableAscii, xfccElement } from '../tls/xfcc.js';
 
 export interface EdgeClient {
@@ -56,6 +57,7 @@ export function verifyEdgeClient(chain: readonly X509Certificate[], trust: EdgeC
   if (broken) return broken;
   const built = buildPath(leaf, chain.slice(1), trust.authorities);
   if (!built.ok) {
+    if (built.weakKey) return refuse('bad_svid', 'TESSERA_ERR_SVID_WEAK_KEY', `(${built.weakKey})`);
     if (built.intermediateNotCa) return refuse('bad_svid', 'TESSERA_ERR_SVID_INTERMEDIATE_NOT_CA');
     return built.badSignature ? refuse('bad_signature', 'TESSERA_ERR_SVID_BAD_SIGNATURE') : refuse('unknown_ca', 'TESSERA_ERR_SVID_UNKNOWN_CA');
   }

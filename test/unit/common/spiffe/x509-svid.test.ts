@@ -492,7 +492,7 @@ describe('path rules: pathLen, extendedKeyUsage, signature algorithm, key streng
     test('P-384 and RSA-2048 leaves verify', () => {
       expect(verify([leafUnder(inter, { key: forgeKey('ec-p384') }), inter]).ok).toBe(true);
       expect(verify([leafUnder(inter, { key: forgeKey('rsa-2048') }), inter]).ok).toBe(true);
-      expect(readCertFields(leafUnder(inter, { key: forgeKey('rsa-2048') }).cert.raw).key).toEqual({ type: 'rsa', bits: 2048 });
+      expect(readCertFields(leafUnder(inter, { key: forgeKey('rsa-2048') }).cert.raw).key).toEqual({ type: 'rsa', bits: 2048, exponentBits: 17 });
     });
 
     test('an RSA-1024 intermediate is refused, and so is an RSA-1024 trust anchor; a P-521 anchor is accepted (a bundle may hold one)', () => {

@@ -1,7 +1,8 @@
 // verifyAkChain: an AK certificate chain is held to the rules peer chains meet — pathLenConstraint, SHA-2
 // signatures, strong keys, nothing unrelated sent — with no TLS purpose asked of it, and every certificate valid now;
 // whether the path certifies an attestation key (tcg-kp-AIKCertificate) is reported for a PCR policy to require.
-import { beforeAll, describe, expect, test } from 'vitest';
+import { X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { TCG_KP_AIK_CERTIFICATE, verifyAkChain } from '../../../../control-plane/src/attestation/tpm-ak-chain.js';
 import { type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
@@ -73,6 +74,25 @@ describe('verifyAkChain', () => {
     expect(refusal([leaf.cert.raw, der, trailing])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: certificate 2 is not DER-encoded (or has trailing bytes)');
     expect(refusal([leaf.cert.raw, longForm])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: certificate 1 is not DER-encoded (or has trailing bytes)');
     expect(refusal([leaf.cert.raw, der])).toBe('ok');
+  });
+
+  // Audit 56a F2: each sent intermediate's key checked the AK certificate's signature before the path was known to reach
+  // caFile, ~9 ms for a 3,070-bit RSA exponent, for anyone with a free nonce; no rule looked at the exponent at all.
+  test('a key with a 3,070-bit RSA exponent on the chain is refused before any signature is checked, even one the CA signed', () => {
+    const huge = forgeKey('rsa-3072-e3070');
+    const hugeIssuing = forgeCertificate({ cn: 'Huge Issuing', key: huge, issuer: root, ca: true, ...at });
+    const verify = vi.spyOn(X509Certificate.prototype, 'verify');
+    try {
+      expect(verdict([ak(hugeIssuing), hugeIssuing])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the chain holds intermediate CN=Huge Issuing: an RSA key with a public exponent of 3070 bits (at most 2^31-1)');
+      // The AK's own key (it checks the quote): judged first of all.
+      expect(verdict([ak(issuing, { key: huge }), issuing])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: the AK certificate has an RSA key with a public exponent of 3070 bits (at most 2^31-1)');
+      // The audit's chain: look-alikes of the issuer's name, not the CA's, each with such a key: no path, no check.
+      const lookAlikes = [0, 1, 2].map(() => forgeCertificate({ cn: 'TPM Issuing', key: huge, ca: true, ...at }));
+      expect(verdict([ak(lookAlikes[0]!), ...lookAlikes])).toBe('TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED: not certified by a CA of attestors.tpm.caFile');
+      expect(verify).not.toHaveBeenCalled();
+    } finally {
+      verify.mockRestore();
+    }
   });
 
   test('an intermediate past its validity is AK_EXPIRED', () => {

@@ -1,7 +1,7 @@
 // The checks a root-signed intermediate passes before the control plane signs with it, one fault at a time: each
 // refused with its own code and reason, the first fault in a fixed order; and the CSR the request sends out.
-import type { X509Certificate } from 'node:crypto';
-import { describe, expect, test } from 'vitest';
+import { X509Certificate } from 'node:crypto';
+import { describe, expect, test, vi } from 'vitest';
 import { TesseraError, isTesseraError } from '../../../../common/errors.js';
 import { type CertificateTemplate, issueCertificate } from '../../../../common/pki/cert-builder.js';
 import { parseCsr } from '../../../../common/pki/csr-parse.js';
@@ -132,6 +132,24 @@ describe('checkSignedIntermediate', () => {
       ['a root whose name constraints permit another trust domain only', { ...base, rootPem: pem(ncRoot.cert), intermediatePem: forgedInt({}, ncRoot) }, 'TESSERA_ERR_CA_INTERMEDIATE_NAME_CONSTRAINTS', 'name_constraints', 'the root'],
     ];
     for (const [what, input, code, reason, text] of cases) expect(refusal(input), what).toMatchObject({ code, reason, message: expect.stringContaining(text) });
+  });
+
+  // Audit 56a F2: the root's self-signature was checked with its key before any rule looked at the key, ~9 ms for an
+  // RSA public exponent of 3,070 bits (and such a root was then accepted). The exponent's bound comes first now.
+  test('a root whose RSA key has a 3,070-bit public exponent is refused as weak before any signature is checked with it', () => {
+    const at = { notBefore: new Date(NOW - DAY), notAfter: new Date(NOW + 365 * DAY) };
+    const hugeRoot = forgeCertificate({ cn: 'Huge Root', key: forgeKey('rsa-3072-e3070'), ca: true, ...at });
+    const key = generateKeyPair();
+    const int = forgeCertificate({ cn: 'Tessera intermediate', key, issuer: hugeRoot, ca: true, pathLen: 0, uriSans: [TD.idString()], ...at });
+    expect(int.cert.verify(hugeRoot.cert.publicKey)).toBe(true);
+    const verify = vi.spyOn(X509Certificate.prototype, 'verify');
+    try {
+      const got = refusal({ intermediatePem: pem(int.cert), rootPem: pem(hugeRoot.cert), key, trustDomain: TD, nowMs: NOW });
+      expect(got).toMatchObject({ code: 'TESSERA_ERR_CA_INTERMEDIATE_WEAK', reason: 'weak', message: expect.stringContaining('the root: an RSA key with a public exponent of 3070 bits (at most 2^31-1)') });
+      expect(verify).not.toHaveBeenCalled();
+    } finally {
+      verify.mockRestore();
+    }
   });
 
   test('a root naming this trust domain is accepted; an expired root is refused as expired, naming the root', async () => {

@@ -1,7 +1,8 @@
 // verifyEdgeClient and the XFCC it yields: outside-client identities confined to their CA's trust domain, mesh
 // identities only for chains that verify to the mesh bundle by the SVID rules, and XFCC values that cannot
 // carry a separator out of their field.
-import { beforeAll, describe, expect, test } from 'vitest';
+import { X509Certificate } from 'node:crypto';
+import { beforeAll, describe, expect, test, vi } from 'vitest';
 import { SpiffeId } from '../../../../common/spiffe/spiffe-id.js';
 import { TrustBundle, TrustBundleSet } from '../../../../common/spiffe/trust-bundle.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
@@ -104,6 +105,22 @@ describe('verifyEdgeClient: path rules for partner chains', () => {
     expect(edge(leaf(sub), sub, issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_PATH_LENGTH' });
     expect(edge(leaf(issuing, { signature: 'ecdsa-sha1' }), issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_SIGNATURE' });
     expect(edge(leaf(issuing, { key: forgeKey('rsa-1024') }), issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+  });
+
+  // Audit 56a F2: a sent intermediate's key checked the leaf's signature before the path was known to reach clientCa.
+  test('an RSA key with a 3,070-bit exponent on the chain is refused as WEAK_KEY with no signature checked, the leaf\'s or an issuer\'s', () => {
+    const huge = forgeKey('rsa-3072-e3070');
+    const hugeIssuing = forgeCertificate({ cn: 'Huge Issuing', key: huge, issuer: root, ca: true, ...at });
+    const lookAlike = forgeCertificate({ cn: 'Partner Issuing', key: huge, ca: true, ...at });
+    const verify = vi.spyOn(X509Certificate.prototype, 'verify');
+    try {
+      expect(edge(leaf(hugeIssuing), hugeIssuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_KEY', message: expect.stringContaining('public exponent of 3070 bits') });
+      expect(edge(leaf(issuing, { key: huge }), issuing)).toMatchObject({ ok: false, reason: 'bad_svid', code: 'TESSERA_ERR_SVID_WEAK_KEY' });
+      expect(edge(leaf(lookAlike), lookAlike)).toMatchObject({ ok: false, reason: 'unknown_ca', code: 'TESSERA_ERR_SVID_UNKNOWN_CA' });
+      expect(verify).not.toHaveBeenCalled();
+    } finally {
+      verify.mockRestore();
+    }
   });
 });
 
