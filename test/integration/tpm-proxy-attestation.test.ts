@@ -4,7 +4,7 @@
 // client of the same control plane: a replayed quote, a quote bound to another nonce and an AK of another CA are
 // each refused with their code, written to audit.log (with attestedAs once the AK is known) and counted in /metrics;
 // so is an AK chain through a CA whose RSA key has a 3,070-bit public exponent (made by the openssl CLI), before
-// any signature is checked with that key.
+// any signature is checked with that key, and a malformed quote or signature, its audit line naming which.
 import { createHash, createPublicKey } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
@@ -216,4 +216,27 @@ describe('an RSA key with a 3,070-bit public exponent on the AK chain', () => {
     const refused = (await auditLines()).filter((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_ATTESTATION_TPM_AK_UNTRUSTED');
     expect(refused.at(-1)).toMatchObject({ reason: 'not certified by a CA of attestors.tpm.caFile' });
   }, 60_000);
+});
+
+// Audit 56a F4: a malformed quote or signature was audited as "1 trailing byte(s)" or "empty" alike, though
+// errors.md says the audit line names the field.
+describe('malformed evidence through the control plane process', () => {
+  test('each QUOTE_MALFORMED audit line names the field, quote or signature', async () => {
+    const csr = await createCsr(generateKeyPair(), {});
+    const evidence = await quoter(join(dir, 'ak.pem')).evidence(csr, challenge);
+    const variants: [Partial<typeof evidence>, string][] = [
+      [{ quote: Buffer.concat([evidence.quote, Buffer.from([0])]) }, 'quote: 1 trailing byte(s)'],
+      [{ signature: Buffer.concat([evidence.signature, Buffer.from([0])]) }, 'signature: 1 trailing byte(s)'],
+      [{ quote: Buffer.alloc(0) }, 'quote: empty'],
+      [{ signature: Buffer.alloc(0) }, 'signature: empty'],
+    ];
+    for (const [change] of variants) {
+      const r = await signSvid(clients.identity, { csr, tpm: { ...evidence, ...change } });
+      expect(errorCode(r.err)).toBe('TESSERA_ERR_ATTESTATION_TPM_QUOTE_MALFORMED');
+    }
+    const reasons = (await auditLines()).filter((l) => l['event'] === 'svid.refused' && l['code'] === 'TESSERA_ERR_ATTESTATION_TPM_QUOTE_MALFORMED').map((l) => l['reason']);
+    expect(reasons).toEqual(variants.map(([, reason]) => reason));
+    // None of them spent the nonce: the genuine evidence is still issued.
+    expect((await signSvid(clients.identity, { csr, tpm: evidence })).res?.spiffe_id).toBe(NODE);
+  });
 });

@@ -59,8 +59,13 @@ export type TpmSignature =
   | { readonly alg: 'ecdsa'; readonly hash: TpmHashName; readonly r: Buffer; readonly s: Buffer }
   | { readonly alg: 'rsassa' | 'rsapss'; readonly hash: TpmHashName; readonly sig: Buffer };
 
-function malformed(what: string, detail: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_ATTESTATION_TPM_QUOTE_MALFORMED', `${what}: ${detail}`, { reason: detail });
+/**
+ * `what` is the TpmEvidence field (quote or signature): named in `reason` too, which is what the audit line carries,
+ * so "1 trailing byte(s)" or "empty" says which of the two it was (audit 56a F4).
+ */
+function malformed(what: 'quote' | 'signature', detail: string): TesseraError {
+  const reason = `${what}: ${detail}`;
+  return new TesseraError('TESSERA_ERR_ATTESTATION_TPM_QUOTE_MALFORMED', reason, { reason });
 }
 
 /** A cursor that refuses to read past the end (big-endian, as the TPM marshals). */
@@ -68,7 +73,7 @@ class TpmReader {
   #pos = 0;
   constructor(
     readonly buf: Uint8Array,
-    readonly what: string,
+    readonly what: 'quote' | 'signature',
   ) {}
 
   #take(n: number, field: string): number {
@@ -107,14 +112,14 @@ class TpmReader {
   }
 }
 
-function input(buf: Uint8Array, max: number, what: string): TpmReader {
+function input(buf: Uint8Array, max: number, what: 'quote' | 'signature'): TpmReader {
   if (!(buf instanceof Uint8Array)) throw malformed(what, 'not bytes');
   if (buf.length === 0) throw malformed(what, 'empty');
   if (buf.length > max) throw malformed(what, `${buf.length} bytes, more than ${max}`);
   return new TpmReader(buf, what);
 }
 
-function hashOf(id: number, what: string, field: string): TpmHashName {
+function hashOf(id: number, what: 'quote' | 'signature', field: string): TpmHashName {
   const h = TPM_HASH_ALGS.get(id);
   if (!h) throw malformed(what, `${field} 0x${id.toString(16).padStart(4, '0')} is not a supported hash algorithm`);
   return h.name;

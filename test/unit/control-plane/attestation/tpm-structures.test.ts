@@ -118,3 +118,55 @@ describe('parseTpmSignature', () => {
     );
   }, fuzzTimeoutMs());
 });
+
+// Audit 56a F4: the audit line carries details.reason, which said "1 trailing byte(s)" or "empty" for the quote and
+// the signature alike; errors.md promises the field is named there. Every malformed variant of either names it.
+describe('the refusal reason (the audit line) names the field, quote or signature', () => {
+  /** details.reason of what `fn` throws ('' without an error). */
+  function reasonOf(fn: () => unknown): string {
+    try {
+      fn();
+    } catch (e) {
+      if (e instanceof TesseraError && e.code === MALFORMED) return String(e.details?.['reason']);
+      throw e;
+    }
+    return '';
+  }
+  const sig = signLikeTpm(good, ec);
+
+  test('trailing bytes, empty, oversized, truncated, not bytes, unknown algorithms: each reason says which', () => {
+    const cases: [() => unknown, string][] = [
+      [() => parseTpmQuote(Buffer.concat([good, Buffer.from([0])])), 'quote: 1 trailing byte(s)'],
+      [() => parseTpmSignature(Buffer.concat([sig, Buffer.from([0])])), 'signature: 1 trailing byte(s)'],
+      [() => parseTpmQuote(Buffer.alloc(0)), 'quote: empty'],
+      [() => parseTpmSignature(Buffer.alloc(0)), 'signature: empty'],
+      [() => parseTpmQuote(Buffer.alloc(MAX_QUOTE_BYTES + 1)), 'quote: 2049 bytes, more than 2048'],
+      [() => parseTpmSignature(Buffer.alloc(1025)), 'signature: 1025 bytes, more than 1024'],
+      [() => parseTpmQuote('quote' as unknown as Uint8Array), 'quote: not bytes'],
+      [() => parseTpmSignature(null as unknown as Uint8Array), 'signature: not bytes'],
+      [() => parseTpmQuote(good.subarray(0, 20)), 'quote: truncated at qualifiedSigner'],
+      [() => parseTpmSignature(sig.subarray(0, 3)), 'signature: truncated at hash'],
+      [() => parseTpmSignature(Buffer.from([0x00, 0x10, 0x00, 0x0b])), 'signature: sigAlg 0x0010'],
+      [() => parseTpmQuote(marshalQuote({ extraData, pcrDigest, magic: 0xff544348 })), 'quote: magic 0xff544348'],
+    ];
+    for (const [fn, start] of cases) expect(reasonOf(fn), start).toMatch(new RegExp(`^${start.replace(/[()^$.*+?[\]{}|\\]/g, '\\$&')}`));
+  });
+
+  test('random and mutated bytes: every refusal of a quote starts "quote: ", of a signature "signature: "', () => {
+    const mutate = (base: Buffer) =>
+      fc.tuple(fc.integer({ min: 0, max: base.length - 1 }), fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: base.length + 2 })).map(([at, byte, cut]) => {
+        const b = Buffer.concat([base, Buffer.alloc(2)]);
+        b[at] = byte;
+        return b.subarray(0, cut);
+      });
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }), mutate(good)), fc.oneof(fc.uint8Array({ maxLength: 300 }), mutate(sig)), (q, s) => {
+        const qr = reasonOf(() => parseTpmQuote(q));
+        const sr = reasonOf(() => parseTpmSignature(s));
+        if (qr !== '') expect(qr.startsWith('quote: ')).toBe(true);
+        if (sr !== '') expect(sr.startsWith('signature: ')).toBe(true);
+      }),
+      fuzzParams(0x56f4, 1000),
+    );
+  }, fuzzTimeoutMs());
+});
