@@ -63,6 +63,12 @@ export interface ObjectSchema extends Base {
   readonly properties: Readonly<Record<string, Schema>>;
   /** Groups of keys of which exactly one must be present (e.g. identity.controlPlane vs identity.files). */
   readonly exactlyOneOf?: readonly (readonly string[])[];
+  /**
+   * Left out, the section reads as if written empty (no `svid:` is `svid: {}`): its keys' defaults, so the code
+   * reading the config takes every default from the schema and repeats none. Only for a section that can be written
+   * empty (no required key, no exactlyOneOf), and not for one whose presence turns something on (`federation: {}`).
+   */
+  readonly absentAsEmpty?: true;
 }
 
 /** An object with free-form keys whose values all follow one schema. */

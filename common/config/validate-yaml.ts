@@ -1,6 +1,6 @@
 // Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
-import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError } from 'yaml';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, YAMLMap, type YAMLError } from 'yaml';
 import { formatDuration, parseDuration } from '../duration.js';
 import { TesseraError, describeError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
@@ -138,9 +138,13 @@ class Walker {
     return out;
   }
 
-  /** A key not written: a problem when it is required, otherwise its default (if any) in `out`. */
+  /**
+   * A key not written: a problem when it is required, otherwise its default (if any) in `out`; a section marked
+   * absentAsEmpty is walked as an empty mapping, so it gets exactly the defaults `section: {}` gets.
+   */
   absent(node: Node, out: Record<string, unknown>, k: string, sub: Schema, key: string): void {
     if (sub.required) this.problem(node, key ? `${key}.${k}` : k, 'is required');
+    else if (sub.type === 'object' && sub.absentAsEmpty) out[k] = this.object(new YAMLMap(), sub, key ? `${key}.${k}` : k);
     else if ('default' in sub && sub.default !== undefined) out[k] = sub.type === 'duration' ? parseDuration(sub.default) : sub.default;
   }
 
@@ -268,6 +272,17 @@ export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSch
     });
   }
   return { value: deepFreeze(value as T), document, lineCounter };
+}
+
+/**
+ * What a section written empty validates to: its keys' defaults (deep-frozen), for code that needs the defaults
+ * without a file (DEFAULT_ROUTING) and must not write them out again. Throws if the section cannot be empty.
+ */
+export function defaultsOf<T>(schema: ObjectSchema): T {
+  const walker = new Walker('(defaults)', new LineCounter());
+  const value = walker.object(new YAMLMap(), schema, '');
+  if (walker.problems.length > 0) throw new Error(`a schema that cannot be written empty: ${walker.problems.map(formatProblem).join('; ')}`);
+  return deepFreeze(value as T);
 }
 
 /**

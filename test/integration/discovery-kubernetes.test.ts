@@ -6,11 +6,12 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, test } from 'vitest';
+import { defaultsOf } from '../../common/config/validate-yaml.js';
 import type { ServiceEndpoint } from '../../common/routing/service-endpoint.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import type { SkippedCounts } from '../../control-plane/src/discovery/endpoint-slice-view.js';
 import type { SourceView } from '../../control-plane/src/discovery/endpoint-source.js';
-import { resolveKubernetesDiscovery } from '../../control-plane/src/discovery/kubernetes-config.js';
+import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../../control-plane/src/discovery/kubernetes-config.js';
 import { KubernetesEndpointsSource } from '../../control-plane/src/discovery/kubernetes-endpoints-source.js';
 import { FakeApiServer, pod, slice, startFakeKubeApi } from '../helpers/fake-kube-api.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -51,7 +52,7 @@ interface Started {
 
 async function startSource(token = TOKEN, extra: { namespaces?: string[]; inboundPort?: number } = {}, onSkipped?: (skipped: SkippedCounts) => void): Promise<Started> {
   await writeFile(join(dir, 'token'), `${token}\n`, { mode: 0o600 });
-  const config = resolveKubernetesDiscovery({ enabled: true, apiServer: base, tokenFile: 'token', caFile: 'ca.crt', debounce: 20, ...extra }, dir, {})!;
+  const config = resolveKubernetesDiscovery({ ...defaultsOf<KubernetesDiscoveryInput>(KUBERNETES_DISCOVERY_SCHEMA), enabled: true, apiServer: base, tokenFile: 'token', caFile: 'ca.crt', debounce: 20, ...extra }, dir, {})!;
   const logs: Started['logs'] = [];
   const log = (level: string) => (obj: Record<string, unknown>, msg: string) => void logs.push({ level, obj, msg });
   const source = new KubernetesEndpointsSource({ config, trustDomain: TD, log: { info: log('info'), warn: log('warn'), error: log('error') }, api: { pageSize: 2 }, backoff: { initialMs: 50, maxMs: 300 }, ...(onSkipped ? { onSkipped } : {}) });

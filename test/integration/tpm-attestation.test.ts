@@ -16,6 +16,7 @@ import { generateKeyPair } from '../../common/pki/keys.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { guardedService } from '../../control-plane/src/api/guarded-service.js';
 import { type TpmAttestor, createTpmAttestor, tpmEvidenceFromMessage } from '../../control-plane/src/attestation/tpm-attestor.js';
+import { DEFAULT_TPM_ID_TEMPLATE } from '../../control-plane/src/attestation/tpm-spiffe-id.js';
 import { tpmChallengeHandler } from '../../control-plane/src/attestation/tpm-challenge-rpc.js';
 import { resolveTpmAttestorConfig, type TpmAttestorInput } from '../../control-plane/src/config/tpm-config.js';
 import { readCsr } from '../../control-plane/src/issuance/csr-reader.js';
@@ -68,7 +69,8 @@ afterAll(async () => {
 });
 
 function attestor(extra: Partial<TpmAttestorInput> = {}): TpmAttestor {
-  const config = resolveTpmAttestorConfig({ caFile: ca.certFile, ...extra }, dir, (path, message) => new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path.join('.')}: ${message}`));
+  // The block as the schema gives it: its defaults (the template, a 60 s nonce) filled in.
+  const config = resolveTpmAttestorConfig({ caFile: ca.certFile, idTemplate: DEFAULT_TPM_ID_TEMPLATE, nonceTtl: 60_000, ...extra }, dir, (path, message) => new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path.join('.')}: ${message}`));
   return createTpmAttestor(config, { trustDomain: td, clock });
 }
 

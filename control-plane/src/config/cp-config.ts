@@ -11,7 +11,7 @@ import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readConfigText } from '../../../shared-io/read-named-file.js';
 import { DEFAULT_AUDIT_LOG_MAX_BYTES, MIN_AUDIT_LOG_MAX_BYTES } from '../store/audit-file.js';
 import { MIN_TTL_BACKDATES } from '../issuance/svid-policy.js';
-import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
+import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 import { FEDERATION_SCHEMA, checkTrustDomain, type FederationConfig, type FederationInput, resolveFederationConfig } from './federation-config.js';
 import { DEFAULT_MAX_SERVICES_PER_ID, MAX_SERVICES_PER_ID_LIMIT } from '../discovery/service-name-budget.js';
 import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryConfig, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../discovery/kubernetes-config.js';
@@ -36,6 +36,7 @@ export const controlPlaneSchema: ObjectSchema = {
     logLevel: { type: 'string', enum: ['debug', 'info', 'warn', 'error'], default: 'info' },
     audit: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         keep: { type: 'duration', default: '400d', min: 24 * HOUR, max: 100 * YEAR, description: 'How long audit rows stay in the store; older ones are deleted hourly (audit.log is cut by size: logMaxBytes)' },
         logMaxBytes: { type: 'number', integer: true, min: 0, max: 2 ** 40, default: DEFAULT_AUDIT_LOG_MAX_BYTES, description: 'audit.log is renamed to audit.log.1 (the previous one dropped) before it would pass this size; 0 = never (rotated by you), else at least 65536' },
@@ -43,6 +44,7 @@ export const controlPlaneSchema: ObjectSchema = {
     },
     inventory: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         // A retention, not a timer; under a minute only for tests (replicas' clocks must agree within it).
         keep: { type: 'duration', default: '24h', min: 1_000, max: 100 * YEAR, description: 'How long an expired SVID stays in the inventory (`tessera revoke serial` finds it that long)' },
@@ -50,6 +52,7 @@ export const controlPlaneSchema: ObjectSchema = {
     },
     svid: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         // Lifetimes, not timers: bounded by what a certificate may sensibly live, not by Node's timer limit.
         ttl: { type: 'duration', default: '1h', min: 1_000, max: YEAR },
@@ -57,6 +60,7 @@ export const controlPlaneSchema: ObjectSchema = {
         backdate: { type: 'duration', default: '60s', max: HOUR },
         rateLimit: {
           type: 'object',
+          absentAsEmpty: true,
           properties: {
             burst: { type: 'number', integer: true, min: 1, default: 20 },
             perMinute: { type: 'number', min: 0.001, default: 60 },
@@ -66,6 +70,7 @@ export const controlPlaneSchema: ObjectSchema = {
     },
     ca: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         root: { type: 'string', enum: ['managed', 'offline'], default: 'managed', description: 'managed: the control plane makes its roots; offline: it never does, and signs with intermediates a root held elsewhere signed (docs/offline-root.md)' },
         rootTtl: { type: 'duration', default: '8760h', min: HOUR, max: 100 * YEAR },
@@ -74,8 +79,9 @@ export const controlPlaneSchema: ObjectSchema = {
     },
     attestors: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
-        joinToken: { type: 'object', properties: { enabled: { type: 'boolean', default: true } } },
+        joinToken: { type: 'object', absentAsEmpty: true, properties: { enabled: { type: 'boolean', default: true } } },
         kubernetes: {
           type: 'object',
           properties: {
@@ -101,6 +107,7 @@ export const controlPlaneSchema: ObjectSchema = {
     policies: { type: 'object', properties: { dir: { type: 'string', required: true, minLength: 1 } } },
     limits: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         maxRequestBytes: { type: 'number', integer: true, min: 1024, max: 4 << 20, default: 65_536 },
         handshakeTimeout: { type: 'duration', default: '10s', min: 100 },
@@ -115,6 +122,7 @@ export const controlPlaneSchema: ObjectSchema = {
     store: STORE_SCHEMA,
     discovery: {
       type: 'object',
+      absentAsEmpty: true,
       description: 'The service registry proxies discover endpoints from (DESIGN.md section 11)',
       properties: {
         staticFile: { type: 'string', minLength: 1, description: 'YAML file of endpoints outside the mesh (services: { NAME: [ { address, spiffeId, ... } ] }), watched' },
@@ -193,21 +201,23 @@ interface Raw {
   listen: string;
   adminListen: string;
   logLevel: ControlPlaneConfig['logLevel'];
-  audit?: { keep?: number; logMaxBytes?: number };
-  inventory?: { keep?: number };
-  svid?: { ttl?: number; maxTtl?: number; backdate?: number; rateLimit?: { burst?: number; perMinute?: number } };
-  ca?: { root?: 'managed' | 'offline'; rootTtl?: number; intermediateTtl?: number };
-  attestors?: {
-    joinToken?: { enabled?: boolean };
-    kubernetes?: { issuer: string; audience: string; jwksFile?: string; apiServer?: { url?: string; caFile?: string; tokenFile?: string; jwksRefresh?: number; tokenReview?: boolean } };
+  // The sections marked absentAsEmpty are always here, with every default filled in (validate-yaml.ts): the
+  // defaults are the schema's alone, never written again below.
+  audit: { keep: number; logMaxBytes: number };
+  inventory: { keep: number };
+  svid: { ttl: number; maxTtl: number; backdate: number; rateLimit: { burst: number; perMinute: number } };
+  ca: { root: 'managed' | 'offline'; rootTtl: number; intermediateTtl: number };
+  attestors: {
+    joinToken: { enabled: boolean };
+    kubernetes?: { issuer: string; audience: string; jwksFile?: string; apiServer?: { url?: string; caFile: string; tokenFile: string; jwksRefresh: number; tokenReview: boolean } };
     tpm?: TpmAttestorInput;
   };
   policies?: { dir: string };
-  limits?: { maxRequestBytes?: number; handshakeTimeout?: number; headersTimeout?: number; maxConnections?: number; maxStreamsPerId?: number; streamOpensPerSecond?: number };
-  injector?: InjectorConfigInput & { enabled?: boolean; listen?: string; certFile: string; keyFile: string };
+  limits: { maxRequestBytes: number; handshakeTimeout: number; headersTimeout: number; maxConnections: number; maxStreamsPerId: number; streamOpensPerSecond: number };
+  injector?: InjectorConfigInput & { enabled: boolean; listen: string; certFile: string; keyFile: string };
   federation?: FederationInput;
-  discovery?: { staticFile?: string; registrationGrace?: number; maxServices?: number; maxServicesPerIdentity?: number; serviceIdentities?: Record<string, string[]>; kubernetes?: KubernetesDiscoveryInput };
-  store?: StoreInput;
+  discovery: { staticFile?: string; registrationGrace: number; maxServices: number; maxServicesPerIdentity: number; serviceIdentities?: Record<string, string[]>; kubernetes: KubernetesDiscoveryInput };
+  store: StoreInput;
 }
 
 /** Validates the text; throws TESSERA_ERR_CONFIG_INVALID / _UNREADABLE with file:line:key. */
@@ -216,10 +226,10 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
   const raw = parsed.value;
   const base = dirname(resolve(file));
   const svid = {
-    ttlMs: raw.svid?.ttl ?? HOUR,
-    maxTtlMs: raw.svid?.maxTtl ?? 24 * HOUR,
-    backdateMs: raw.svid?.backdate ?? 60_000,
-    rateLimit: { burst: raw.svid?.rateLimit?.burst ?? 20, perMinute: raw.svid?.rateLimit?.perMinute ?? 60 },
+    ttlMs: raw.svid.ttl,
+    maxTtlMs: raw.svid.maxTtl,
+    backdateMs: raw.svid.backdate,
+    rateLimit: { burst: raw.svid.rateLimit.burst, perMinute: raw.svid.rateLimit.perMinute },
   };
   // Two keys that must agree, one of them perhaps a default: the error names the one the file sets (a default is
   // nowhere in the file), and says which value is the default.
@@ -243,18 +253,18 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
       ? invalid(['svid', 'ttl'], `${formatDuration(svid.ttlMs)} is less than twice svid.backdate (${shown(svid.backdateMs, ['svid', 'backdate'])}): ${loop}`)
       : invalid(['svid', 'backdate'], `${formatDuration(svid.backdateMs)} is more than half of svid.ttl (${shown(svid.ttlMs, ['svid', 'ttl'])}): ${loop}`);
   }
-  const ca = { root: raw.ca?.root ?? 'managed', rootTtlMs: raw.ca?.rootTtl ?? 8760 * HOUR, intermediateTtlMs: raw.ca?.intermediateTtl ?? 168 * HOUR };
+  const ca = { root: raw.ca.root, rootTtlMs: raw.ca.rootTtl, intermediateTtlMs: raw.ca.intermediateTtl };
   if (ca.intermediateTtlMs > ca.rootTtlMs) {
     throw written('ca', 'intermediateTtl')
       ? invalid(['ca', 'intermediateTtl'], `longer than ca.rootTtl (${shown(ca.rootTtlMs, ['ca', 'rootTtl'])})`)
       : invalid(['ca', 'rootTtl'], `${formatDuration(ca.rootTtlMs)} is shorter than ca.intermediateTtl (${shown(ca.intermediateTtlMs, ['ca', 'intermediateTtl'])})`);
   }
   // Tiny limits would keep a handful of lines in two files: refused rather than quietly losing the trail.
-  const auditLogMaxBytes = raw.audit?.logMaxBytes ?? DEFAULT_AUDIT_LOG_MAX_BYTES;
+  const auditLogMaxBytes = raw.audit.logMaxBytes;
   if (auditLogMaxBytes > 0 && auditLogMaxBytes < MIN_AUDIT_LOG_MAX_BYTES) {
     throw invalid(['audit', 'logMaxBytes'], `${auditLogMaxBytes} is under ${MIN_AUDIT_LOG_MAX_BYTES} (64 KiB); 0 turns the size limit off`);
   }
-  const k8s = raw.attestors?.kubernetes;
+  const k8s = raw.attestors.kubernetes;
   if (k8s && !k8s.jwksFile && !k8s.apiServer) {
     const line = lineOf(parsed, ['attestors', 'kubernetes']);
     throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: attestors.kubernetes: needs jwksFile or apiServer (where the service-account keys come from)`, { file, line, key: 'attestors.kubernetes' });
@@ -262,8 +272,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
   const dataDir = resolve(base, raw.dataDir);
   const store = resolveStoreConfig(raw.store, base, (key, message) => invalid(key.split('.'), message));
   const k8sApi = k8s?.apiServer;
-  const inCluster = inClusterDefaults(env);
-  const tpm = raw.attestors?.tpm
+  const tpm = raw.attestors.tpm
     ? resolveTpmAttestorConfig(raw.attestors.tpm, base, (path, message) => {
         const line = lineOf(parsed, path);
         const key = path.join('.');
@@ -274,7 +283,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
   if (raw.injector?.enabled) {
     const { enabled: _e, listen, certFile, keyFile, ...input } = raw.injector;
     try {
-      injector = { listen: listen ?? '0.0.0.0:9443', certFile: resolve(base, certFile), keyFile: resolve(base, keyFile), settings: resolveInjectorConfig(input) };
+      injector = { listen, certFile: resolve(base, certFile), keyFile: resolve(base, keyFile), settings: resolveInjectorConfig(input) };
     } catch (e) {
       if (!isTesseraError(e, 'TESSERA_ERR_INJECT_BAD_CONFIG')) throw e;
       // The injector names its key ("injector.resources.limits.cpu"): point at that line of this file.
@@ -288,7 +297,7 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     const key = path.map((k) => (typeof k === 'number' ? `[${k}]` : `.${k}`)).join('').slice(1);
     return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:${line}: ${key}: ${message}`, { file, line, key });
   }) : undefined;
-  const k8sDiscovery = resolveKubernetesDiscovery(raw.discovery?.kubernetes, base, env);
+  const k8sDiscovery = resolveKubernetesDiscovery(raw.discovery.kubernetes, base, env);
   return Object.freeze({
     file,
     trustDomain: TrustDomain.parse(raw.trustDomain),
@@ -296,12 +305,12 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     listen: raw.listen,
     adminListen: raw.adminListen,
     logLevel: raw.logLevel,
-    audit: { keepMs: raw.audit?.keep ?? 400 * 24 * HOUR, logMaxBytes: auditLogMaxBytes },
-    inventory: { keepMs: raw.inventory?.keep ?? 24 * HOUR },
+    audit: { keepMs: raw.audit.keep, logMaxBytes: auditLogMaxBytes },
+    inventory: { keepMs: raw.inventory.keep },
     svid,
     ca,
     attestors: {
-      joinToken: { enabled: raw.attestors?.joinToken?.enabled ?? true },
+      joinToken: { enabled: raw.attestors.joinToken.enabled },
       ...(k8s
         ? {
             kubernetes: {
@@ -312,10 +321,10 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
                 ? {
                     apiServer: {
                       url: apiServerUrl(k8sApi.url, env),
-                      caFile: resolve(base, k8sApi.caFile ?? inCluster.caFile),
-                      tokenFile: resolve(base, k8sApi.tokenFile ?? inCluster.tokenFile),
-                      jwksRefreshMs: k8sApi.jwksRefresh ?? 600_000,
-                      tokenReview: k8sApi.tokenReview ?? true,
+                      caFile: resolve(base, k8sApi.caFile),
+                      tokenFile: resolve(base, k8sApi.tokenFile),
+                      jwksRefreshMs: k8sApi.jwksRefresh,
+                      tokenReview: k8sApi.tokenReview,
                     },
                   }
                 : {}),
@@ -326,22 +335,22 @@ export function parseControlPlaneConfig(text: string, file: string, env: Readonl
     },
     ...(raw.policies ? { policiesDir: resolve(base, raw.policies.dir) } : {}),
     limits: {
-      maxRequestBytes: raw.limits?.maxRequestBytes ?? 65_536,
-      handshakeTimeoutMs: raw.limits?.handshakeTimeout ?? 10_000,
-      headersTimeoutMs: raw.limits?.headersTimeout ?? 10_000,
-      maxConnections: raw.limits?.maxConnections ?? 4096,
-      maxStreamsPerId: raw.limits?.maxStreamsPerId ?? DEFAULT_MAX_STREAMS_PER_ID,
-      streamOpensPerSecond: raw.limits?.streamOpensPerSecond ?? DEFAULT_STREAM_OPENS_PER_SECOND,
+      maxRequestBytes: raw.limits.maxRequestBytes,
+      handshakeTimeoutMs: raw.limits.handshakeTimeout,
+      headersTimeoutMs: raw.limits.headersTimeout,
+      maxConnections: raw.limits.maxConnections,
+      maxStreamsPerId: raw.limits.maxStreamsPerId,
+      streamOpensPerSecond: raw.limits.streamOpensPerSecond,
     },
     ...(injector ? { injector } : {}),
     ...(federation ? { federation } : {}),
     store,
     discovery: {
-      ...(raw.discovery?.staticFile ? { staticFile: resolve(base, raw.discovery.staticFile) } : {}),
-      registrationGraceMs: raw.discovery?.registrationGrace ?? 10_000,
-      maxServices: raw.discovery?.maxServices ?? MAX_VIEW_SERVICES,
-      maxServicesPerIdentity: raw.discovery?.maxServicesPerIdentity ?? DEFAULT_MAX_SERVICES_PER_ID,
-      serviceIdentities: raw.discovery?.serviceIdentities ?? {},
+      ...(raw.discovery.staticFile ? { staticFile: resolve(base, raw.discovery.staticFile) } : {}),
+      registrationGraceMs: raw.discovery.registrationGrace,
+      maxServices: raw.discovery.maxServices,
+      maxServicesPerIdentity: raw.discovery.maxServicesPerIdentity,
+      serviceIdentities: raw.discovery.serviceIdentities ?? {},
       ...(k8sDiscovery ? { kubernetes: k8sDiscovery } : {}),
     },
   });

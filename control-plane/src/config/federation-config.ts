@@ -48,11 +48,12 @@ export const FEDERATION_SCHEMA: ObjectSchema = {
   },
 };
 
+/** The section as the schema gives it (its defaults filled in: the section is only read when written). */
 export interface FederationInput {
   bundleEndpoint?: { listen: string; certFile?: string; keyFile?: string };
-  refreshMin?: number;
-  refreshMax?: number;
-  fetchTimeout?: number;
+  refreshMin: number;
+  refreshMax: number;
+  fetchTimeout: number;
   trustDomains?: { trustDomain: string; bundleEndpointUrl: string; profile: 'https_spiffe' | 'https_web'; endpointSpiffeId?: string; bundleFile?: string; caFile?: string }[];
 }
 
@@ -81,8 +82,8 @@ type Invalid = (path: (string | number)[], message: string, linePath?: (string |
 export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: string, base: string, written: (path: string[]) => boolean, invalid: Invalid): FederationConfig {
   const ep = raw.bundleEndpoint;
   if (ep && (ep.certFile === undefined) !== (ep.keyFile === undefined)) throw invalid(['federation', 'bundleEndpoint'], 'certFile and keyFile go together (https_web); leave both out for https_spiffe');
-  const refreshMinMs = raw.refreshMin ?? 30_000;
-  const refreshMaxMs = raw.refreshMax ?? 3_600_000;
+  const refreshMinMs = raw.refreshMin;
+  const refreshMaxMs = raw.refreshMax;
   if (refreshMinMs > refreshMaxMs) {
     // The key the file sets is the one named: the other may be a default, which is nowhere in the file.
     const dflt = (k: string) => (written(['federation', k]) ? '' : ', the default');
@@ -119,7 +120,7 @@ export function resolveFederationConfig(raw: FederationInput, ownTrustDomain: st
     ...(ep ? { bundleEndpoint: { listen: ep.listen, ...(ep.certFile && ep.keyFile ? { certFile: resolve(base, ep.certFile), keyFile: resolve(base, ep.keyFile) } : {}) } } : {}),
     refreshMinMs,
     refreshMaxMs,
-    fetchTimeoutMs: raw.fetchTimeout ?? 10_000,
+    fetchTimeoutMs: raw.fetchTimeout,
     trustDomains,
   };
 }

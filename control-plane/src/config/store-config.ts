@@ -11,6 +11,7 @@ const POSTGRES = { key: 'kind', is: 'postgres' } as const;
 
 export const STORE_SCHEMA: ObjectSchema = {
   type: 'object',
+  absentAsEmpty: true,
   description: 'Where the control plane keeps its state (DESIGN.md section 12)',
   properties: {
     kind: { type: 'string', enum: ['sqlite', 'postgres'], default: 'sqlite', description: 'sqlite: <dataDir>/tessera.db, one process; postgres: shared by every replica' },
@@ -34,22 +35,16 @@ export type StoreSettings =
       readonly leaderLeaseMs: number;
     };
 
-export interface StoreInput {
-  kind?: 'sqlite' | 'postgres';
-  url?: string;
-  urlFile?: string;
-  replica?: string;
-  maxConnections?: number;
-  statementTimeout?: number;
-  leaderLease?: number;
-}
+/** The section as the schema gives it: `kind` always, the postgres keys' defaults filled in with kind: postgres. */
+export type StoreInput =
+  | { kind: 'sqlite'; replica?: string }
+  | { kind: 'postgres'; url?: string; urlFile?: string; replica?: string; maxConnections: number; statementTimeout: number; leaderLease: number };
 
 /** Resolves the section; `problem` builds the coded config error for a key. */
-export function resolveStoreConfig(raw: StoreInput | undefined, base: string, problem: (key: string, message: string) => Error): StoreSettings {
-  const kind = raw?.kind ?? 'sqlite';
+export function resolveStoreConfig(raw: StoreInput, base: string, problem: (key: string, message: string) => Error): StoreSettings {
   // The postgres-only keys were refused by the schema where written for sqlite (onlyWhen).
-  if (kind === 'sqlite') return { kind };
-  const { url, urlFile } = raw ?? {};
+  if (raw.kind === 'sqlite') return { kind: 'sqlite' };
+  const { url, urlFile } = raw;
   if ((url === undefined) === (urlFile === undefined)) throw problem('store', 'kind: postgres needs exactly one of url or urlFile');
   if (url !== undefined) {
     try {
@@ -59,11 +54,11 @@ export function resolveStoreConfig(raw: StoreInput | undefined, base: string, pr
     }
   }
   return {
-    kind,
+    kind: raw.kind,
     source: url !== undefined ? { url } : { urlFile: resolve(base, urlFile!) },
-    replica: raw?.replica ?? `${hostname()}/${process.pid}`,
-    maxConnections: raw?.maxConnections ?? 10,
-    statementTimeoutMs: raw?.statementTimeout ?? 10_000,
-    leaderLeaseMs: raw?.leaderLease ?? 30_000,
+    replica: raw.replica ?? `${hostname()}/${process.pid}`,
+    maxConnections: raw.maxConnections,
+    statementTimeoutMs: raw.statementTimeout,
+    leaderLeaseMs: raw.leaderLease,
   };
 }

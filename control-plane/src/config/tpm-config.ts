@@ -33,11 +33,12 @@ export const TPM_ATTESTOR_SCHEMA: ObjectSchema = {
   },
 };
 
+/** The block as the schema gives it (its defaults filled in: the block is only read when written). */
 export interface TpmAttestorInput {
   caFile: string;
-  pcrPolicy?: { bank?: TpmHashName; pcrs: Record<string, string> };
-  idTemplate?: string;
-  nonceTtl?: number;
+  pcrPolicy?: { bank: TpmHashName; pcrs: Record<string, string> };
+  idTemplate: string;
+  nonceTtl: number;
 }
 
 export interface TpmAttestorConfig {
@@ -55,7 +56,7 @@ export function resolveTpmAttestorConfig(raw: TpmAttestorInput, base: string, in
   const at = ['attestors', 'tpm'];
   let pcrPolicy: PcrPolicy | undefined;
   if (raw.pcrPolicy) {
-    const bank = raw.pcrPolicy.bank ?? 'sha256';
+    const { bank } = raw.pcrPolicy;
     const size = [...TPM_HASH_ALGS.values()].find((h) => h.name === bank)!.size;
     const pcrs = new Map<number, Buffer>();
     const entries = Object.entries(raw.pcrPolicy.pcrs);
@@ -73,7 +74,7 @@ export function resolveTpmAttestorConfig(raw: TpmAttestorInput, base: string, in
   return {
     caFile: resolve(base, raw.caFile),
     ...(pcrPolicy ? { pcrPolicy } : {}),
-    idTemplate: raw.idTemplate ?? DEFAULT_TPM_ID_TEMPLATE,
-    nonceTtlMs: raw.nonceTtl ?? 60_000,
+    idTemplate: raw.idTemplate,
+    nonceTtlMs: raw.nonceTtl,
   };
 }

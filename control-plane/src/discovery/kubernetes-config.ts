@@ -2,16 +2,15 @@
 // namespaces to watch, and the sidecar's inbound port the EndpointSlice source puts in each endpoint.
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
-import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, inClusterDefaults, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
+import { apiServerUrl, httpsOnly, IN_CLUSTER_API_SERVER_TEXT, SERVICE_ACCOUNT_DIR } from '../attestation/k8s-api-fetch.js';
 
 /** The sidecar's inbound listener port the injector configures (tessera.dev/inbound-port overrides it per pod). */
 export const DEFAULT_INBOUND_PORT = 15006;
-/** client-go and istiod wait for caches without end; a bound keeps a replica useful while the API server is down. */
-export const DEFAULT_SYNC_TIMEOUT_MS = 30_000;
 const NAMESPACE = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 
 export const KUBERNETES_DISCOVERY_SCHEMA: ObjectSchema = {
   type: 'object',
+  absentAsEmpty: true,
   description: 'Endpoints from the Kubernetes API: EndpointSlices and Pods, watched',
   properties: {
     enabled: { type: 'boolean', default: false },
@@ -30,20 +29,21 @@ export const KUBERNETES_DISCOVERY_SCHEMA: ObjectSchema = {
     },
     inboundPort: { type: 'number', integer: true, min: 1, max: 65_535, default: DEFAULT_INBOUND_PORT, description: 'The sidecar inbound port of each endpoint (pod annotation tessera.dev/inbound-port overrides)' },
     debounce: { type: 'duration', min: 0, max: 60_000, default: '100ms', description: 'Changes within this window make one view' },
+    // client-go and istiod wait for caches without end; a bound keeps a replica useful while the API server is down.
     syncTimeout: { type: 'duration', min: 0, max: 600_000, default: '30s', description: 'How long a replica that just started holds back Discovery/Watch snapshots (and /ready) for the first list; 0: not at all' },
   },
 };
 
-/** The block as the validator gives it (durations in ms). */
+/** The block as the validator gives it (durations in ms, defaults filled in). */
 export interface KubernetesDiscoveryInput {
-  enabled?: boolean;
+  enabled: boolean;
   apiServer?: string;
-  tokenFile?: string;
-  caFile?: string;
+  tokenFile: string;
+  caFile: string;
   namespaces?: string[];
-  inboundPort?: number;
-  debounce?: number;
-  syncTimeout?: number;
+  inboundPort: number;
+  debounce: number;
+  syncTimeout: number;
 }
 
 export interface KubernetesDiscoveryConfig {
@@ -59,16 +59,15 @@ export interface KubernetesDiscoveryConfig {
 }
 
 /** Undefined unless `enabled: true`; file paths relative to `base` (the config file's directory). */
-export function resolveKubernetesDiscovery(raw: KubernetesDiscoveryInput | undefined, base: string, env: Readonly<Record<string, string | undefined>>): KubernetesDiscoveryConfig | undefined {
-  if (!raw?.enabled) return undefined;
-  const inCluster = inClusterDefaults(env);
+export function resolveKubernetesDiscovery(raw: KubernetesDiscoveryInput, base: string, env: Readonly<Record<string, string | undefined>>): KubernetesDiscoveryConfig | undefined {
+  if (!raw.enabled) return undefined;
   return Object.freeze({
     apiServer: apiServerUrl(raw.apiServer, env),
-    tokenFile: resolve(base, raw.tokenFile ?? inCluster.tokenFile),
-    caFile: resolve(base, raw.caFile ?? inCluster.caFile),
+    tokenFile: resolve(base, raw.tokenFile),
+    caFile: resolve(base, raw.caFile),
     namespaces: Object.freeze([...new Set(raw.namespaces ?? [])]),
-    inboundPort: raw.inboundPort ?? DEFAULT_INBOUND_PORT,
-    debounceMs: raw.debounce ?? 100,
-    syncTimeoutMs: raw.syncTimeout ?? DEFAULT_SYNC_TIMEOUT_MS,
+    inboundPort: raw.inboundPort,
+    debounceMs: raw.debounce,
+    syncTimeoutMs: raw.syncTimeout,
   });
 }

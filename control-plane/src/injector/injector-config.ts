@@ -145,6 +145,9 @@ export function resolveInjectorConfig(input: InjectorConfigInput): InjectorConfi
   });
 }
 
+/** Where the webhook listens unless `listen` says otherwise (the control plane's block and `tessera injector`'s file). */
+const INJECTOR_LISTEN = '0.0.0.0:9443';
+
 /**
  * Schema of the control plane's `injector:` config block (common/config/schema.ts), for the control-plane
  * config owner to embed. Files are paths to the webhook's serving certificate (a Kubernetes TLS Secret).
@@ -154,15 +157,15 @@ export const INJECTOR_CONFIG_SCHEMA: ObjectSchema = {
   description: 'Sidecar-injection webhook served by the control plane (Kubernetes only).',
   properties: {
     enabled: { type: 'boolean', default: false },
-    listen: { type: 'string', format: 'address', default: '0.0.0.0:9443' },
+    listen: { type: 'string', format: 'address', default: INJECTOR_LISTEN },
     certFile: { type: 'string', format: 'path', required: true },
     keyFile: { type: 'string', format: 'path', required: true },
     proxyImage: { type: 'string', minLength: 1, required: true },
-    imagePullPolicy: { type: 'string', enum: ['Always', 'IfNotPresent', 'Never'], default: 'IfNotPresent' },
+    imagePullPolicy: { type: 'string', enum: ['Always', 'IfNotPresent', 'Never'], default: INJECTOR_DEFAULTS.imagePullPolicy },
     controlPlaneAddress: { type: 'string', format: 'address', required: true },
-    tokenAudience: { type: 'string', minLength: 1, default: 'tessera' },
-    tokenExpirationSeconds: { type: 'number', integer: true, min: 600, default: 3600 },
-    podBindAddress: { type: 'string', default: '0.0.0.0' },
+    tokenAudience: { type: 'string', minLength: 1, default: INJECTOR_DEFAULTS.tokenAudience },
+    tokenExpirationSeconds: { type: 'number', integer: true, min: 600, default: INJECTOR_DEFAULTS.tokenExpirationSeconds },
+    podBindAddress: { type: 'string', default: INJECTOR_DEFAULTS.podBindAddress },
     resources: {
       type: 'object',
       properties: {

@@ -30,7 +30,7 @@ export const INJECTOR_FILE_SCHEMA: ObjectSchema = {
   },
 };
 
-type Raw = InjectorConfigInput & { listen?: string; certFile: string; keyFile: string; bundleFile: string; logLevel: InjectorFileConfig['logLevel'] };
+type Raw = InjectorConfigInput & { listen: string; certFile: string; keyFile: string; bundleFile: string; logLevel: InjectorFileConfig['logLevel'] };
 
 /** Validates the text; errors are TESSERA_ERR_CONFIG_INVALID / _UNREADABLE naming file, line and key. */
 export function parseInjectorFileConfig(text: string, file: string, defaults: { version: string }): InjectorFileConfig {
@@ -49,7 +49,7 @@ export function parseInjectorFileConfig(text: string, file: string, defaults: { 
   }
   return Object.freeze({
     file,
-    listen: listen ?? '0.0.0.0:9443',
+    listen,
     certFile: resolve(base, certFile),
     keyFile: resolve(base, keyFile),
     bundleFile: resolve(base, bundleFile),

@@ -113,12 +113,12 @@ export interface RawEdge {
   certificates?: { serverNames: string[]; certFile: string; keyFile: string }[];
   clientCa?: string;
   clientTrustDomain?: string;
-  clientCert?: 'required' | 'optional';
+  clientCert: 'required' | 'optional';
   authorize?: boolean;
-  tlsMinVersion?: '1.2' | '1.3';
-  hstsMaxAge?: number;
+  tlsMinVersion: '1.2' | '1.3';
+  hstsMaxAge: number;
   trustedProxies?: string[];
-  routes: { host?: string; pathPrefix?: string; upstream: string; spiffeId?: string; unsafePlaintext?: boolean; protocol?: 'http' | 'http2' | 'grpc'; timeout?: number }[];
+  routes: { host: string; pathPrefix: string; upstream: string; spiffeId?: string; unsafePlaintext: boolean; protocol: 'http' | 'http2' | 'grpc'; timeout?: number }[];
 }
 
 /** Resolves paths against `base`; `problem(path, message)` reports a cross-key error at its line. */
@@ -133,16 +133,16 @@ export function resolveEdge(raw: readonly RawEdge[], base: string, problem: (pat
       certificates: (e.certificates ?? []).map((c) => ({ serverNames: c.serverNames, certFile: resolve(base, c.certFile), keyFile: resolve(base, c.keyFile) })),
       ...(e.clientCa ? { clientCa: resolve(base, e.clientCa) } : {}),
       ...(e.clientTrustDomain ? { clientTrustDomain: TrustDomain.parse(e.clientTrustDomain) } : {}),
-      clientCert: e.clientCert ?? 'required',
+      clientCert: e.clientCert,
       authorize: e.authorize ?? e.clientCa !== undefined,
-      tlsMinVersion: e.tlsMinVersion ?? '1.2',
-      hstsMaxAge: e.hstsMaxAge ?? 0,
+      tlsMinVersion: e.tlsMinVersion,
+      hstsMaxAge: e.hstsMaxAge,
       trustedProxies: e.trustedProxies ?? [],
       routes: e.routes.map((r, j) => {
-        const unsafePlaintext = r.unsafePlaintext ?? false;
+        const { unsafePlaintext } = r;
         if (!unsafePlaintext && !r.spiffeId) problem(['edge', i, 'routes', j, 'spiffeId'], 'required: the SPIFFE ID the upstream must present (or unsafePlaintext: true)');
         if (unsafePlaintext && r.spiffeId) problem(['edge', i, 'routes', j, 'unsafePlaintext'], 'a plaintext route cannot check a SPIFFE ID; remove one of them');
-        return { host: r.host ?? '*', pathPrefix: r.pathPrefix ?? '/', upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext, protocol: r.protocol ?? 'http', ...(r.timeout ? { timeoutMs: r.timeout } : {}) };
+        return { host: r.host, pathPrefix: r.pathPrefix, upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext, protocol: r.protocol, ...(r.timeout ? { timeoutMs: r.timeout } : {}) };
       }),
     };
   });

@@ -75,7 +75,7 @@ export interface RawIdentity {
   controlPlane?: {
     address?: string;
     addresses?: string[];
-    failbackInterval?: number;
+    failbackInterval: number;
     bundleFile: string;
     trustDomain?: string;
     joinToken?: string;
@@ -98,7 +98,7 @@ export function resolveIdentity(id: RawIdentity, base: string, problem: (keyPath
   return {
     kind: 'controlPlane',
     addresses: cp.addresses ?? [cp.address!],
-    failbackIntervalMs: cp.failbackInterval ?? 30_000,
+    failbackIntervalMs: cp.failbackInterval,
     bundleFile: path(cp.bundleFile),
     ...(cp.trustDomain ? { trustDomain: cp.trustDomain } : {}),
     ...(cp.joinToken ? { joinToken: cp.joinToken } : {}),

@@ -47,6 +47,7 @@ export interface TransportSettings {
 
 export const limitsSchema: Schema = {
   type: 'object',
+  absentAsEmpty: true,
   properties: {
     maxHeaderBytes: { type: 'number', integer: true, min: 1024, max: 1 << 20, default: 16_384 },
     maxHeaders: { type: 'number', integer: true, min: 8, max: 1000, default: 100 },
@@ -107,6 +108,7 @@ export const limitsSchema: Schema = {
 
 export const transportSchema: Schema = {
   type: 'object',
+  absentAsEmpty: true,
   properties: {
     multiplex: {
       type: 'boolean',
@@ -162,48 +164,50 @@ type LimitKey =
   | 'upstreamMaxRequests'
   | 'drainTimeout'
   | 'ticketKeyRotation';
-export type RawLimits = Partial<Record<LimitKey, number>>;
+/** `limits:` as the schema gives it: every key, its default filled in (absentAsEmpty). */
+export type RawLimits = Record<LimitKey, number>;
 
+/** `transport:` as the schema gives it (tlsGroups, a list, has no schema default: DEFAULT_TLS_GROUPS below). */
 export interface RawTransport {
-  multiplex?: boolean;
-  keepaliveInterval?: number;
-  keepaliveTimeout?: number;
+  multiplex: boolean;
+  keepaliveInterval: number;
+  keepaliveTimeout: number;
   tlsGroups?: TlsGroup[];
-  sessionsPerPeer?: number;
+  sessionsPerPeer: number;
 }
 
-/** `limits:` with its defaults. */
-export function resolveLimits(l: RawLimits = {}): ProxyLimits {
+/** `limits:` in milliseconds (the defaults are the schema's, filled in by the validator). */
+export function resolveLimits(l: RawLimits): ProxyLimits {
   return {
-    maxHeaderBytes: l.maxHeaderBytes ?? 16_384,
-    maxHeaders: l.maxHeaders ?? 100,
-    maxResponseHeaderBytes: l.maxResponseHeaderBytes ?? 65_536,
-    maxResponseHeaders: l.maxResponseHeaders ?? 200,
-    maxConcurrentStreams: l.maxConcurrentStreams ?? 100,
-    handshakeTimeoutMs: l.handshakeTimeout ?? 10_000,
-    headersTimeoutMs: l.headersTimeout ?? 10_000,
-    idleTimeoutMs: l.idleTimeout ?? 120_000,
-    requestTimeoutMs: l.requestTimeout ?? 60_000,
-    streamIdleTimeoutMs: l.streamIdleTimeout ?? 300_000,
-    maxConnections: l.maxConnections ?? 10_000,
-    upstreamPoolSize: l.upstreamPoolSize ?? 256,
-    upstreamIdleTimeoutMs: l.upstreamIdleTimeout ?? 60_000,
-    upstreamMaxRequests: l.upstreamMaxRequests ?? 1_000,
-    drainTimeoutMs: l.drainTimeout ?? 20_000,
-    ticketKeyRotationMs: l.ticketKeyRotation ?? 3_600_000,
+    maxHeaderBytes: l.maxHeaderBytes,
+    maxHeaders: l.maxHeaders,
+    maxResponseHeaderBytes: l.maxResponseHeaderBytes,
+    maxResponseHeaders: l.maxResponseHeaders,
+    maxConcurrentStreams: l.maxConcurrentStreams,
+    handshakeTimeoutMs: l.handshakeTimeout,
+    headersTimeoutMs: l.headersTimeout,
+    idleTimeoutMs: l.idleTimeout,
+    requestTimeoutMs: l.requestTimeout,
+    streamIdleTimeoutMs: l.streamIdleTimeout,
+    maxConnections: l.maxConnections,
+    upstreamPoolSize: l.upstreamPoolSize,
+    upstreamIdleTimeoutMs: l.upstreamIdleTimeout,
+    upstreamMaxRequests: l.upstreamMaxRequests,
+    drainTimeoutMs: l.drainTimeout,
+    ticketKeyRotationMs: l.ticketKeyRotation,
   };
 }
 
-/** `transport:` with its defaults; a key-exchange group listed twice is a `problem`. */
-export function resolveTransport(t: RawTransport | undefined, problem: (keyPath: (string | number)[], message: string) => never): TransportSettings {
-  const groups = t?.tlsGroups ?? [];
+/** `transport:` resolved; a key-exchange group listed twice is a `problem`. */
+export function resolveTransport(t: RawTransport, problem: (keyPath: (string | number)[], message: string) => never): TransportSettings {
+  const groups = t.tlsGroups ?? [];
   const dup = groups.findIndex((g, i) => groups.indexOf(g) !== i);
   if (dup >= 0) problem(['transport', 'tlsGroups', dup], `"${groups[dup]}" is listed twice`);
   return {
-    multiplex: t?.multiplex ?? true,
-    keepaliveIntervalMs: t?.keepaliveInterval ?? 15_000,
-    keepaliveTimeoutMs: t?.keepaliveTimeout ?? 20_000,
-    tlsGroups: t?.tlsGroups ?? DEFAULT_TLS_GROUPS,
-    sessionsPerPeer: t?.sessionsPerPeer ?? 1,
+    multiplex: t.multiplex,
+    keepaliveIntervalMs: t.keepaliveInterval,
+    keepaliveTimeoutMs: t.keepaliveTimeout,
+    tlsGroups: t.tlsGroups ?? DEFAULT_TLS_GROUPS,
+    sessionsPerPeer: t.sessionsPerPeer,
   };
 }

@@ -4,7 +4,7 @@
 import { dirname, resolve } from 'node:path';
 import { addressesOverlap } from '../../../common/config/address-overlap.js';
 import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
-import { keyText, lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
+import { isWritten, keyText, lineOf, parseAddress, parseYamlConfig } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { notADirectory } from '../../../shared-io/policy-dir-source.js';
@@ -141,6 +141,7 @@ export const proxySchema: ObjectSchema = {
     edge: edgeSchema,
     authorization: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         policiesDir: { type: 'string', minLength: 1 },
         defaultAction: { type: 'string', enum: ['deny', 'allow'], default: 'deny' },
@@ -148,6 +149,7 @@ export const proxySchema: ObjectSchema = {
     },
     admin: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         listen: { type: 'string', format: 'address', default: '127.0.0.1:15000' },
         appProbes: {
@@ -170,6 +172,7 @@ export const proxySchema: ObjectSchema = {
     workloadApi: { type: 'object', properties: { socket: { type: 'string', required: true, minLength: 1 } } },
     telemetry: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         accessLog: { type: 'string', minLength: 1, default: 'stdout', description: 'stdout, off, or a file path' },
         tracing: {
@@ -197,13 +200,15 @@ export const proxySchema: ObjectSchema = {
   },
 };
 
+// As the schema gives them: a listener's keys with their defaults filled in (inbound-only and outbound-only keys
+// optional), and the sections marked absentAsEmpty always present. No default is written again below.
 interface RawListener {
   name: string;
   listen: string;
   forwardTo?: string;
   upstream?: string;
   spiffeId?: string;
-  protocol?: Protocol;
+  protocol: Protocol;
   tlsMinVersion?: '1.2' | '1.3';
   mtls?: 'strict' | 'permissive';
   timeout?: number;
@@ -216,21 +221,21 @@ interface RawListener {
 }
 interface Raw {
   identity: RawIdentity;
-  inbound?: RawListener[];
-  outbound?: RawListener[];
+  inbound?: (RawListener & { forwardTo: string; tlsMinVersion: '1.2' | '1.3'; mtls: 'strict' | 'permissive' })[];
+  outbound?: (RawListener & { mode: 'direct' | 'http-proxy'; retryable: boolean })[];
   edge?: RawEdge[];
-  authorization?: { policiesDir?: string; defaultAction?: 'deny' | 'allow' };
-  admin?: {
-    listen?: string;
-    appProbes?: Record<string, { port: number; tcp?: boolean; path?: string; scheme?: 'HTTP' | 'HTTPS'; timeout?: number; headers?: Record<string, string> }>;
+  authorization: { policiesDir?: string; defaultAction: 'deny' | 'allow' };
+  admin: {
+    listen: string;
+    appProbes?: Record<string, { port: number; tcp: boolean; path: string; scheme: 'HTTP' | 'HTTPS'; timeout: number; headers?: Record<string, string> }>;
   };
   workloadApi?: { socket: string };
-  telemetry?: { accessLog?: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
-  transport?: RawTransport;
-  limits?: RawLimits;
-  routing?: RawRouting;
-  logLevel?: ProxyConfig['logLevel'];
-  workers?: number;
+  telemetry: { accessLog: string; tracing?: { otlpEndpoint?: string; samplerRatio?: number; serviceName?: string } };
+  transport: RawTransport;
+  limits: RawLimits;
+  routing: RawRouting;
+  logLevel: ProxyConfig['logLevel'];
+  workers: number;
 }
 
 function addr(text: string): Address {
@@ -259,10 +264,10 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     return {
       name: l.name,
       listen: addr(l.listen),
-      forwardTo: addr(l.forwardTo!),
-      protocol: l.protocol ?? 'http',
-      tlsMinVersion: l.tlsMinVersion ?? '1.3',
-      mtls: l.mtls ?? 'strict',
+      forwardTo: addr(l.forwardTo),
+      protocol: l.protocol,
+      tlsMinVersion: l.tlsMinVersion,
+      mtls: l.mtls,
       ...(l.timeout ? { timeoutMs: l.timeout } : {}),
       ...(registration ? { registration } : {}),
     };
@@ -271,9 +276,9 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     name: l.name,
     listen: addr(l.listen),
     route: outboundRoute(l, i, problem),
-    protocol: l.protocol ?? 'http',
+    protocol: l.protocol,
     ...(l.timeout ? { timeoutMs: l.timeout } : {}),
-    retryable: l.retryable ?? false,
+    retryable: l.retryable,
   }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);
   // A sidecar that only hands its SVID to the app (the Workload API) needs no listener: an injected pod that
@@ -284,7 +289,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
   const names = new Set<string>();
   const ports = new Map<number, string>();
   // The admin listener's address against every listener's too (at the admin key's line, naming the listener's).
-  const adminListen = addr(raw.admin?.listen ?? '127.0.0.1:15000');
+  const adminListen = addr(raw.admin.listen);
   for (const [section, list] of [
     ['inbound', inbound],
     ['outbound', outbound],
@@ -297,7 +302,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
         problem([section, i, 'listen'], `port ${l.listen.port} is already used by ${ports.get(l.listen.port)}`);
       ports.set(l.listen.port, `${section} "${l.name}"`);
       if (addressesOverlap(adminListen, l.listen))
-        problem(['admin', 'listen'], `${raw.admin?.listen ?? '127.0.0.1:15000 (the default)'} takes the address of ${section} "${l.name}" (${section}[${i}].listen ${l.listen.host}:${l.listen.port}, line ${lineOf(parsed, [section, i, 'listen'])})`);
+        problem(['admin', 'listen'], `${raw.admin.listen}${isWritten(parsed, ['admin', 'listen']) ? '' : ' (the default)'} takes the address of ${section} "${l.name}" (${section}[${i}].listen ${l.listen.host}:${l.listen.port}, line ${lineOf(parsed, [section, i, 'listen'])})`);
     });
   }
   inbound.forEach((l, i) => {
@@ -325,16 +330,16 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     if (j >= 0) problem(['inbound', j, 'service'], 'registering a service needs identity.controlPlane');
   }
   const identity = resolveIdentity(id, base, problem);
-  if (id.controlPlane && raw.authorization?.policiesDir) {
+  if (id.controlPlane && raw.authorization.policiesDir) {
     problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
   }
   // A file where the directory should be is a mistake found here, at its key and line (a missing one is reported by
   // the policy loader, which also watches for it).
-  const notDir = raw.authorization?.policiesDir ? notADirectory(path(raw.authorization.policiesDir)) : undefined;
+  const notDir = raw.authorization.policiesDir ? notADirectory(path(raw.authorization.policiesDir)) : undefined;
   if (notDir !== undefined) problem(['authorization', 'policiesDir'], `${path(raw.authorization!.policiesDir!)} is ${notDir}`);
   const transport = resolveTransport(raw.transport, problem);
-  const tracing = raw.telemetry?.tracing;
-  const accessLog = raw.telemetry?.accessLog ?? 'stdout';
+  const tracing = raw.telemetry.tracing;
+  const { accessLog } = raw.telemetry;
   return Object.freeze({
     file,
     identity,
@@ -342,15 +347,15 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     outbound,
     edge,
     authorization: {
-      ...(raw.authorization?.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}),
-      defaultAction: raw.authorization?.defaultAction ?? 'deny',
+      ...(raw.authorization.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}),
+      defaultAction: raw.authorization.defaultAction,
     },
     admin: {
       listen: adminListen,
       appProbes: Object.fromEntries(
-        Object.entries(raw.admin?.appProbes ?? {}).map(([name, p]) => [
+        Object.entries(raw.admin.appProbes ?? {}).map(([name, p]) => [
           name,
-          { port: p.port, tcp: p.tcp ?? false, path: p.path ?? '/', scheme: p.scheme ?? 'HTTP', timeoutMs: p.timeout ?? 1_000, headers: p.headers ?? {} },
+          { port: p.port, tcp: p.tcp, path: p.path, scheme: p.scheme, timeoutMs: p.timeout, headers: p.headers ?? {} },
         ]),
       ),
     },
@@ -366,8 +371,8 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     limits: resolveLimits(raw.limits),
     transport,
     routing: resolveRouting(raw.routing),
-    logLevel: raw.logLevel ?? 'info',
-    workers: raw.workers ?? 1,
+    logLevel: raw.logLevel,
+    workers: raw.workers,
   });
 }
 
@@ -386,7 +391,7 @@ function outboundRoute(l: RawListener, i: number, problem: (keyPath: (string | n
   }
   if (l.spiffeId) problem(['outbound', i, 'spiffeId'], "only with upstream: a service's endpoints each bring their SPIFFE ID from discovery");
   if (proxyMode) {
-    if ((l.protocol ?? 'http') !== 'http')
+    if (l.protocol !== 'http')
       problem(['outbound', i, 'protocol'], 'mode: http-proxy speaks HTTP/1.1 to the app (CONNECT carries any other protocol): protocol must be http');
     return { kind: 'http-proxy' };
   }

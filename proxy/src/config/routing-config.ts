@@ -1,7 +1,8 @@
 // The proxy config's routing keys (DESIGN.md section 11): what an outbound listener routes to (a static upstream,
 // a discovered service, or any service by Host as a forward proxy), what an inbound listener registers, and the
 // balancer's retry, ejection and slow-start settings. Schema, defaults and the checks a schema cannot express.
-import type { Schema } from '../../../common/config/schema.js';
+import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
+import { defaultsOf } from '../../../common/config/validate-yaml.js';
 import { isServiceName } from '../../../common/routing/service-endpoint.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { Address } from './address.js';
@@ -60,14 +61,6 @@ export interface RoutingSettings {
   readonly defaultRttMs: number;
 }
 
-export const DEFAULT_ROUTING: RoutingSettings = Object.freeze({
-  retry: Object.freeze({ budgetRatio: 0.2, minRetriesPerSecond: 10, budgetTtlMs: 10_000, maxRetries: 2, backoffBaseMs: 25, backoffMaxMs: 250, bufferBytes: 65_536 }),
-  outlier: Object.freeze({ consecutiveFailures: 5, baseEjectionMs: 30_000, maxEjectionPercent: 50 }),
-  slowStartMs: 10_000,
-  ewmaDecayMs: 10_000,
-  defaultRttMs: 30,
-});
-
 const serviceName: Schema = { type: 'string', minLength: 1, check: (v) => (isServiceName(v) ? null : 'must be a service name: [a-z0-9.-]+, starting and ending with a letter or digit') };
 
 /** Keys added to each inbound listener. */
@@ -87,11 +80,13 @@ export const outboundRoutingKeys: Record<string, Schema> = {
   retryable: { type: 'boolean', default: false, description: 'Retry every method (not only GET, HEAD, OPTIONS) on 5xx or reset, when its body fits routing.retry.bufferBytes' },
 };
 
-export const routingSchema: Schema = {
+export const routingSchema: ObjectSchema = {
   type: 'object',
+  absentAsEmpty: true,
   properties: {
     retry: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         budgetRatio: { type: 'number', min: 0, max: 1, default: 0.2, description: 'Extra load retries may add (0.2: one retry per five requests)' },
         minRetriesPerSecond: { type: 'number', min: 0, max: 10_000, default: 10 },
@@ -104,6 +99,7 @@ export const routingSchema: Schema = {
     },
     outlier: {
       type: 'object',
+      absentAsEmpty: true,
       properties: {
         consecutiveFailures: { type: 'number', integer: true, min: 1, max: 1000, default: 5 },
         baseEjectionTime: { type: 'duration', min: 100, max: 3_600_000, default: '30s' },
@@ -116,35 +112,33 @@ export const routingSchema: Schema = {
   },
 };
 
+/** `routing:` as the schema gives it: every key, its default filled in (absentAsEmpty). */
 export interface RawRouting {
-  retry?: { budgetRatio?: number; minRetriesPerSecond?: number; budgetTtl?: number; maxRetries?: number; backoffBase?: number; backoffMax?: number; bufferBytes?: number };
-  outlier?: { consecutiveFailures?: number; baseEjectionTime?: number; maxEjectionPercent?: number };
-  slowStart?: number;
-  ewmaDecay?: number;
-  defaultRtt?: number;
+  retry: { budgetRatio: number; minRetriesPerSecond: number; budgetTtl: number; maxRetries: number; backoffBase: number; backoffMax: number; bufferBytes: number };
+  outlier: { consecutiveFailures: number; baseEjectionTime: number; maxEjectionPercent: number };
+  slowStart: number;
+  ewmaDecay: number;
+  defaultRtt: number;
 }
 
-export function resolveRouting(raw: RawRouting | undefined): RoutingSettings {
-  const d = DEFAULT_ROUTING;
-  const r = raw?.retry ?? {};
-  const o = raw?.outlier ?? {};
-  return {
-    retry: {
-      budgetRatio: r.budgetRatio ?? d.retry.budgetRatio,
-      minRetriesPerSecond: r.minRetriesPerSecond ?? d.retry.minRetriesPerSecond,
-      budgetTtlMs: r.budgetTtl ?? d.retry.budgetTtlMs,
-      maxRetries: r.maxRetries ?? d.retry.maxRetries,
-      backoffBaseMs: r.backoffBase ?? d.retry.backoffBaseMs,
-      backoffMaxMs: r.backoffMax ?? d.retry.backoffMaxMs,
-      bufferBytes: r.bufferBytes ?? d.retry.bufferBytes,
-    },
-    outlier: {
-      consecutiveFailures: o.consecutiveFailures ?? d.outlier.consecutiveFailures,
-      baseEjectionMs: o.baseEjectionTime ?? d.outlier.baseEjectionMs,
-      maxEjectionPercent: o.maxEjectionPercent ?? d.outlier.maxEjectionPercent,
-    },
-    slowStartMs: raw?.slowStart ?? d.slowStartMs,
-    ewmaDecayMs: raw?.ewmaDecay ?? d.ewmaDecayMs,
-    defaultRttMs: raw?.defaultRtt ?? d.defaultRttMs,
-  };
+export function resolveRouting(raw: RawRouting): RoutingSettings {
+  const { retry: r, outlier: o } = raw;
+  return Object.freeze({
+    retry: Object.freeze({
+      budgetRatio: r.budgetRatio,
+      minRetriesPerSecond: r.minRetriesPerSecond,
+      budgetTtlMs: r.budgetTtl,
+      maxRetries: r.maxRetries,
+      backoffBaseMs: r.backoffBase,
+      backoffMaxMs: r.backoffMax,
+      bufferBytes: r.bufferBytes,
+    }),
+    outlier: Object.freeze({ consecutiveFailures: o.consecutiveFailures, baseEjectionMs: o.baseEjectionTime, maxEjectionPercent: o.maxEjectionPercent }),
+    slowStartMs: raw.slowStart,
+    ewmaDecayMs: raw.ewmaDecay,
+    defaultRttMs: raw.defaultRtt,
+  });
 }
+
+/** The settings of a config without `routing:` (tests and bench start from it): the schema's defaults, resolved. */
+export const DEFAULT_ROUTING: RoutingSettings = resolveRouting(defaultsOf<RawRouting>(routingSchema));

@@ -23,9 +23,10 @@ export const TPM_EVIDENCE_SCHEMA: ObjectSchema = {
   },
 };
 
+/** The block as the schema gives it (its defaults filled in). */
 export interface TpmEvidenceInput {
   akCertFile: string;
-  ak?: string;
+  ak: string;
   tcti?: string;
   hash?: 'sha256' | 'sha384' | 'sha512';
 }
@@ -38,7 +39,7 @@ export interface TpmEvidenceConfig {
 
 export function resolveTpmEvidenceConfig(raw: TpmEvidenceInput, base: string): TpmEvidenceConfig {
   // A context file is a path like akCertFile; a handle is hex.
-  const ak = raw.ak ?? DEFAULT_AK_HANDLE;
+  const { ak } = raw;
   return {
     akCertFile: resolve(base, raw.akCertFile),
     quoter: { ak: /^0x[0-9a-fA-F]{8}$/.test(ak) ? ak : resolve(base, ak), ...(raw.tcti ? { tcti: raw.tcti } : {}), ...(raw.hash ? { hash: raw.hash } : {}) },

@@ -4,18 +4,22 @@
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { parseControlPlaneConfig } from '../../../../control-plane/src/config/cp-config.js';
-import { resolveKubernetesDiscovery } from '../../../../control-plane/src/discovery/kubernetes-config.js';
+import { defaultsOf } from '../../../../common/config/validate-yaml.js';
+import { KUBERNETES_DISCOVERY_SCHEMA, type KubernetesDiscoveryInput, resolveKubernetesDiscovery } from '../../../../control-plane/src/discovery/kubernetes-config.js';
 
 const SA = '/var/run/secrets/kubernetes.io/serviceaccount';
+/** The block left out or written empty, as the schema gives it: every default filled in. */
+const DEFAULTS = defaultsOf<KubernetesDiscoveryInput>(KUBERNETES_DISCOVERY_SCHEMA);
+const ON = { ...DEFAULTS, enabled: true };
 
 describe('resolveKubernetesDiscovery', () => {
   test('absent or not enabled: no source', () => {
-    expect(resolveKubernetesDiscovery(undefined, '/etc/tessera', {})).toBeUndefined();
-    expect(resolveKubernetesDiscovery({ enabled: false, apiServer: 'https://k8s:6443' }, '/etc/tessera', {})).toBeUndefined();
+    expect(resolveKubernetesDiscovery(DEFAULTS, '/etc/tessera', {})).toBeUndefined();
+    expect(resolveKubernetesDiscovery({ ...DEFAULTS, apiServer: 'https://k8s:6443' }, '/etc/tessera', {})).toBeUndefined();
   });
 
   test('in-cluster defaults: the API server from KUBERNETES_SERVICE_HOST/PORT, the service-account token and CA', () => {
-    expect(resolveKubernetesDiscovery({ enabled: true }, '/etc/tessera', { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' })).toEqual({
+    expect(resolveKubernetesDiscovery(ON, '/etc/tessera', { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' })).toEqual({
       apiServer: 'https://10.96.0.1:443',
       tokenFile: `${SA}/token`,
       caFile: `${SA}/ca.crt`,
@@ -24,9 +28,9 @@ describe('resolveKubernetesDiscovery', () => {
       debounceMs: 100,
       syncTimeoutMs: 30_000,
     });
-    expect(resolveKubernetesDiscovery({ enabled: true }, '/', { KUBERNETES_SERVICE_HOST: 'fd00:10:96::1', KUBERNETES_SERVICE_PORT: '6443' })!.apiServer).toBe('https://[fd00:10:96::1]:6443');
-    expect(resolveKubernetesDiscovery({ enabled: true }, '/', { KUBERNETES_SERVICE_HOST: '10.96.0.1' })!.apiServer).toBe('https://10.96.0.1:443');
-    expect(resolveKubernetesDiscovery({ enabled: true }, '/', {})!.apiServer).toBe('https://kubernetes.default.svc');
+    expect(resolveKubernetesDiscovery(ON, '/', { KUBERNETES_SERVICE_HOST: 'fd00:10:96::1', KUBERNETES_SERVICE_PORT: '6443' })!.apiServer).toBe('https://[fd00:10:96::1]:6443');
+    expect(resolveKubernetesDiscovery(ON, '/', { KUBERNETES_SERVICE_HOST: '10.96.0.1' })!.apiServer).toBe('https://10.96.0.1:443');
+    expect(resolveKubernetesDiscovery(ON, '/', {})!.apiServer).toBe('https://kubernetes.default.svc');
   });
 
   test('configured values win; relative files are resolved against the config directory; namespaces deduplicated', () => {
