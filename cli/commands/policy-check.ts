@@ -14,7 +14,7 @@ export const policyCheckCommand: Command = {
     from: { type: 'string', value: 'ID', description: 'SPIFFE ID of the caller' },
     unauthenticated: { type: 'boolean', description: 'The caller presented no client certificate' },
     to: { type: 'string', value: 'ID', description: 'SPIFFE ID of the destination workload', required: true },
-    port: { type: 'string', value: 'P', description: 'Destination port' },
+    port: { type: 'string', value: 'P', description: 'Destination port, 1 to 65535' },
     method: { type: 'string', value: 'M', description: 'HTTP method (upper case)' },
     path: { type: 'string', value: 'P', description: 'HTTP request path (normalized as the proxy does)' },
     protocol: { type: 'string', value: 'http|grpc|tcp', description: 'Request protocol (default http; tcp has no method or path)' },

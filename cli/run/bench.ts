@@ -59,11 +59,12 @@ async function harness() {
 }
 type Harness = Awaited<ReturnType<typeof harness>>;
 
-function listing({ SCENARIOS, effectiveOptions }: Harness): string {
-  const lines = ['Scenarios (defaults: rounds × (warm-up + measured) per variant):', ''];
+/** The listing, with the flags given (a run with them would take this long). */
+function listing({ SCENARIOS, effectiveOptions }: Harness, overrides: RunOverrides): string {
+  const lines = ['Scenarios (rounds × (warm-up + measured) per variant, with the flags given):', ''];
   const width = Math.max(11, ...SCENARIOS.map((s) => s.name.length + 2));
   for (const s of SCENARIOS) {
-    const e = effectiveOptions(s, {});
+    const e = effectiveOptions(s, overrides);
     lines.push(`  ${s.name.padEnd(width)}${s.summary}`);
     lines.push(
       `  ${''.padEnd(width)}${e.primeMs ? `priming ${formatDuration(e.primeMs)} per variant once, then ` : ''}${e.rounds} rounds × (${formatDuration(e.warmupMs)} + ${formatDuration(e.durationMs)}), ${e.connections} connections`,
@@ -81,30 +82,45 @@ function textSummary(r: ScenarioResult, markdownTable: Harness['markdownTable'])
   return `${parts.join('\n')}\n`;
 }
 
+/**
+ * Every flag read once and checked, before anything is listed, loaded or run: a bad value is refused whatever the
+ * command goes on to do (audit 56c F6: `bench --rounds 0` printed the listing and ignored it).
+ */
+function overridesOf(args: ParsedArgs, name: string | undefined): RunOverrides {
+  const durationMs = durationFlag(args, 'duration', BENCH_RANGES.duration);
+  const warmupMs = durationFlag(args, 'warmup', BENCH_RANGES.warmup);
+  const primeMs = durationFlag(args, 'prime', BENCH_RANGES.prime);
+  const rounds = numberFlag(args, 'rounds', true, BENCH_RANGES.rounds);
+  const connections = numberFlag(args, 'connections', true, BENCH_RANGES.connections);
+  const rateRps = numberFlag(args, 'rate', false, BENCH_RANGES.rate);
+  const load = loadFlag(args);
+  const baselineCli = baselineCliFlag(args, name);
+  return {
+    ...(durationMs !== undefined ? { durationMs } : {}),
+    ...(warmupMs !== undefined ? { warmupMs } : {}),
+    ...(primeMs !== undefined ? { primeMs } : {}),
+    ...(rounds !== undefined ? { rounds } : {}),
+    ...(connections !== undefined ? { connections } : {}),
+    ...(rateRps !== undefined ? { rateRps } : {}),
+    ...(load === 'wrk' ? { load } : {}),
+    ...(baselineCli !== undefined ? { baselineCli } : {}),
+    keepWorkDir: boolFlag(args, 'keep-work-dir'),
+  };
+}
+
 export async function runBench(args: ParsedArgs, io: CommandIo): Promise<number> {
   const name = args.positionals[0];
+  const overrides = overridesOf(args, name);
   const h = await harness();
   const { SCENARIOS, findScenario, runScenario } = h;
   if (name === undefined || name === 'list') {
-    io.stdout(listing(h));
+    io.stdout(listing(h, overrides));
     return EXIT_OK;
   }
   const scenarios = name === 'all' ? SCENARIOS : [findScenario(name)];
   if (scenarios.some((s) => s === undefined)) {
     throw new TesseraError('TESSERA_ERR_CLI_USAGE', `unknown scenario "${name}" (known: ${SCENARIOS.map((s) => s.name).join(', ')}, all)`);
   }
-  const baselineCli = baselineCliFlag(args, name);
-  const overrides: RunOverrides = {
-    ...(durationFlag(args, 'duration', BENCH_RANGES.duration) !== undefined ? { durationMs: durationFlag(args, 'duration', BENCH_RANGES.duration)! } : {}),
-    ...(durationFlag(args, 'warmup', BENCH_RANGES.warmup) !== undefined ? { warmupMs: durationFlag(args, 'warmup', BENCH_RANGES.warmup)! } : {}),
-    ...(durationFlag(args, 'prime', BENCH_RANGES.prime) !== undefined ? { primeMs: durationFlag(args, 'prime', BENCH_RANGES.prime)! } : {}),
-    ...(numberFlag(args, 'rounds', true, BENCH_RANGES.rounds) ? { rounds: numberFlag(args, 'rounds', true, BENCH_RANGES.rounds)! } : {}),
-    ...(numberFlag(args, 'connections', true, BENCH_RANGES.connections) ? { connections: numberFlag(args, 'connections', true, BENCH_RANGES.connections)! } : {}),
-    ...(numberFlag(args, 'rate', false, BENCH_RANGES.rate) ? { rateRps: numberFlag(args, 'rate', false, BENCH_RANGES.rate)! } : {}),
-    ...(loadFlag(args) === 'wrk' ? { load: 'wrk' as const } : {}),
-    ...(baselineCli !== undefined ? { baselineCli } : {}),
-    keepWorkDir: boolFlag(args, 'keep-work-dir'),
-  };
   const jsonFlag = stringFlag(args, 'json');
   const jsonFile = jsonFlag === undefined ? undefined : resolve(io.cwd, jsonFlag);
   // Before the run: a run of minutes is not spent to find its results have nowhere to go.

@@ -10,7 +10,7 @@ import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
 import { loadHarness } from '../load-harness.js';
 import { LOAD_RANGES } from '../commands/load.js';
-import { durationFlag, numberFlag } from '../number-flags.js';
+import { durationFlag, numberFlag, shareFlag } from '../number-flags.js';
 import { checkOutFile, writeOutFile } from '../output-files.js';
 
 /** --cert/--ca hold certificates, --key a private key: each is checked here, so a mix-up is named, not a handshake failure. */
@@ -58,15 +58,7 @@ function untrusted(e: Error): boolean {
 
 /** --max-error-rate: a fraction 0..1 or a percentage ("1%"); default 0, any failure fails the run. */
 export function maxErrorRate(args: ParsedArgs): number {
-  const v = stringFlag(args, 'max-error-rate');
-  if (v === undefined) return 0;
-  const t = v.trim();
-  const pct = t.endsWith('%');
-  const digits = pct ? t.slice(0, -1).trim() : t;
-  // Decimal only: Number() would read '' (a bare '%') as 0 and '0x1' as 1.
-  const n = /^\d+(\.\d+)?$|^\.\d+$/.test(digits) ? Number(digits) / (pct ? 100 : 1) : Number.NaN;
-  if (!Number.isFinite(n) || n < 0 || n > 1) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--max-error-rate must be a fraction from 0 to 1 or a percentage, got "${v}"`);
-  return n;
+  return shareFlag(args, 'max-error-rate') ?? 0;
 }
 
 /** How long an aborted run may take to hand back its counts before `load` leaves without them. */

@@ -7,6 +7,7 @@ import type { AuthorizationPolicy, AuthzRequest, Decision } from '../../common/p
 import { readPolicyDir } from '../../shared-io/policy-dir-source.js';
 import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { numberFlag } from '../number-flags.js';
 import { spiffeIdFlag } from '../spiffe-flags.js';
 
 function usage(message: string): TesseraError {
@@ -22,11 +23,8 @@ function buildRequest(args: ParsedArgs, nowMs: number): AuthzRequest {
   const protocol = stringFlag(args, 'protocol') ?? 'http';
   if (protocol !== 'http' && protocol !== 'grpc' && protocol !== 'tcp') throw usage(`--protocol must be http, grpc or tcp (got "${protocol}")`);
   const req: AuthzRequest = { source: source ?? null, destination, protocol, nowMs };
-  const port = stringFlag(args, 'port');
-  if (port !== undefined) {
-    if (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535) throw usage(`--port "${port}" is not a port (1-65535)`);
-    req.port = Number(port);
-  }
+  const port = numberFlag(args, 'port', true, { min: 1, max: 65_535 });
+  if (port !== undefined) req.port = port;
   const method = stringFlag(args, 'method');
   const path = stringFlag(args, 'path');
   if (protocol === 'tcp' && (method !== undefined || path !== undefined)) throw usage('a tcp request has no --method or --path');

@@ -9,15 +9,9 @@ import { leafSpiffeId, verifyX509Svid } from '../../common/spiffe/x509-svid.js';
 import { readCertificatesFile } from '../../shared-io/read-named-file.js';
 import { boolFlag, requiredString, stringFlag, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
+import { timeFlag } from '../number-flags.js';
 import { spiffeIdFlag, trustDomainFlag } from '../spiffe-flags.js';
 import { verifyJwtSvid } from './svid-verify-jwt.js';
-
-function parseAt(text: string | undefined, nowMs: number): number {
-  if (text === undefined) return nowMs;
-  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text);
-  if (Number.isNaN(ms)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--at "${text}" is not an ISO-8601 time or Unix seconds`);
-  return ms;
-}
 
 /**
  * The bundle file holds CAs without saying which trust domain each serves. A CA that carries SPIFFE URI SANs serves
@@ -37,7 +31,7 @@ function bundlesFor(bundleCerts: X509Certificate[], leafTd: string | undefined, 
 export async function runSvidVerify(args: ParsedArgs, io: CommandIo): Promise<number> {
   const expectedId = spiffeIdFlag(args, 'id');
   const pinnedTd = trustDomainFlag(args, 'trust-domain');
-  const nowMs = parseAt(stringFlag(args, 'at'), io.clock.nowMs());
+  const nowMs = timeFlag(args, 'at') ?? io.clock.nowMs();
   if (boolFlag(args, 'jwt')) return verifyJwtSvid(args, io, nowMs, { ...(expectedId ? { expectedId } : {}), ...(pinnedTd ? { pinnedTd } : {}) });
   if (stringFlag(args, 'audience') !== undefined) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
   const pinned = pinnedTd?.name;

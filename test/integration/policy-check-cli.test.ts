@@ -124,7 +124,7 @@ describe.concurrent('tessera policy check', () => {
     [['--from', 'spiffe://Example.org/web', '--to', API], /--from "spiffe:\/\/Example\.org\/web" is not a SPIFFE ID/],
     [['--from', WEB, '--to', 'api'], /--to "api" is not a SPIFFE ID/],
     [['--to', API], /exactly one of --from ID and --unauthenticated/],
-    [['--from', WEB, '--to', API, '--port', '70000'], /--port "70000" is not a port/],
+    [['--from', WEB, '--to', API, '--port', '70000'], /--port must be a whole number from 1 to 65535, got "70000"/],
     [['--from', WEB, '--to', API, '--protocol', 'tcp', '--path', '/x'], /a tcp request has no --method or --path/],
     [['--from', WEB, '--to', API, '--default', 'maybe'], /--default must be allow or deny/],
   ])('usage error %j → exit 2', async (args, message) => {
