@@ -99,7 +99,7 @@ beforeAll(async () => {
       'listen: 127.0.0.1:0',
       'adminListen: 127.0.0.1:0',
       'policies: { dir: ./policies }',
-      'logLevel: warn',
+      'logLevel: info',
       'attestors:',
       '  joinToken: { enabled: false }',
       '  kubernetes:',
@@ -176,4 +176,30 @@ test('the cluster CA rotates: the mounted CA file is read again, and attestation
   expect(errorCode(r.err)).toBeUndefined();
   expect(r.res!.spiffe_id).toBe(`spiffe://${TD}/ns/shop/sa/orders`);
   expect(seen.reviews).toBeGreaterThan(reviews);
+});
+
+test('the CA file gone for good: attestation goes on with the last one read, and the log says so once, then that it is back', async () => {
+  // Audit 56c F8: the failed reads were kept quiet, so a CA file removed for good went unnoticed while the old CA
+  // was used. Several attestations (each a TokenReview that reads the file) and JWKS refreshes read it meanwhile.
+  const told = (text: string) => cp.stderr().split('\n').filter((l) => l.includes(text));
+  const gone = 'kubernetes API CA file cannot be read';
+  await rename(join(dir, 'cluster-ca.crt'), join(dir, 'cluster-ca.crt.away'));
+  const reviews = seen.reviews;
+  for (const pod of ['a', 'b', 'c']) {
+    const c = clients();
+    const r = await signSvid(c.identity, { csr: await createCsr(generatePkiKey(), {}), k8s_sa_token: await projectedToken('shop', 'orders', `orders-${pod}`) });
+    c.close();
+    expect(errorCode(r.err)).toBeUndefined();
+  }
+  expect(seen.reviews).toBeGreaterThanOrEqual(reviews + 3);
+  expect(told(gone)).toHaveLength(1);
+  expect(told(gone)[0]).toContain('TESSERA_ERR_CONFIG_UNREADABLE');
+  expect(told(gone)[0]).toContain(join(dir, 'cluster-ca.crt'));
+  await rename(join(dir, 'cluster-ca.crt.away'), join(dir, 'cluster-ca.crt'));
+  const c = clients();
+  const r = await signSvid(c.identity, { csr: await createCsr(generatePkiKey(), {}), k8s_sa_token: await projectedToken('shop', 'orders', 'orders-d') });
+  c.close();
+  expect(errorCode(r.err)).toBeUndefined();
+  expect(told('kubernetes API CA file read again')).toHaveLength(1);
+  expect(told(gone)).toHaveLength(1);
 });

@@ -81,9 +81,13 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
   if (!api) return { attestor: new K8sAttestation(new K8sJwtAttestor(jwtOptions), undefined, log), stop: () => {} };
   // The cluster CA and the control plane's own token are mounted by the kubelet and both change (the token rotates,
   // the CA bundle with a cluster CA rotation): each is read at each call, as discovery reads them. The CA must be
-  // readable at start; later, a file gone or emptied mid-swap leaves the last one read in use.
+  // readable at start; later, a file gone or emptied mid-swap leaves the last one read in use, and a file gone for
+  // good is told once (with the cause), as is its return: the old CA may be in use long after the cluster's changed.
   const readCa = () => readNamedFileSync({ path: api.caFile, what: 'attestors.kubernetes.apiServer.caFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
-  const clusterCa = new LastGoodText(readCa(), readCa);
+  const clusterCa = new LastGoodText(readCa(), readCa, {
+    stale: (cause) => log.warn({ file: api.caFile, err: cause }, 'kubernetes API CA file cannot be read; the last one read stays in use until it can'),
+    fresh: () => log.info({ file: api.caFile }, 'kubernetes API CA file read again'),
+  });
   const fetch = createHttpsFetch({ caPem: () => clusterCa.read(), code: 'TESSERA_ERR_K8S_FETCH_FAILED', timers: timers ?? realTimers });
   const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
   const refresher = new JwksRefresher({
