@@ -13,7 +13,10 @@ export interface ParsedCsr {
   readonly requestsCa: boolean;
 }
 
-/** Parses and checks the CSR's self-signature and key; throws TESSERA_ERR_ISSUANCE_BAD_CSR-class errors. */
+/**
+ * Parses and checks the CSR's self-signature and key; throws TESSERA_ERR_CSR_MALFORMED (not DER PKCS#10),
+ * TESSERA_ERR_PKI_UNSUPPORTED_KEY (a weak or unknown key) or TESSERA_ERR_CSR_BAD_SIGNATURE.
+ */
 export async function parseCsr(der: Uint8Array): Promise<ParsedCsr> {
   let csr: x509.Pkcs10CertificateRequest;
   try {
