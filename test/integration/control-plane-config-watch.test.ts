@@ -1,7 +1,11 @@
 // `tessera control-plane` as its own process (audit 31b N1): its config file is read once at start, so an edit (an
 // atomic rename, as a ConfigMap update arrives) is logged as a warning naming the changed keys and the restart
-// command; a file that no longer validates is logged as one a restart would fail on. Nothing is applied.
-import { readFile, rename, writeFile } from 'node:fs/promises';
+// command; a file that no longer validates is logged as one a restart would fail on. Nothing is applied. A FIFO
+// swapped in is refused unread (audit 55a F1), checked here in the child process: were it read, the process would
+// block for ever, and this test would fail at its deadlines instead of hanging the test worker (audit 56c F4).
+import { execFileSync } from 'node:child_process';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { type RunningControlPlane, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -44,6 +48,24 @@ test('an edited config file is logged as needing a restart; the running process 
   expect(warnings()[1]).toContain('unknownKey');
   // Still serving where it started.
   expect(cp.proc.exitCode).toBeNull();
+  expect(await cp.stop(5_000)).toBe(0);
+  cp = undefined;
+}, 60_000);
+
+test('a FIFO swapped in for the config file: refused with its code, never opened; the process goes on serving and stops', async () => {
+  const sub = join(dir, 'fifo-case');
+  const file = await writeControlPlaneConfig(sub);
+  cp = await startControlPlaneProcess(sub, file);
+  const refusals = () => cp!.stderr().split('\n').filter((l) => l.includes('no longer validates') && l.includes('not a regular file'));
+  const fifo = join(sub, 'fifo');
+  execFileSync('mkfifo', [fifo]);
+  await rm(file);
+  await rename(fifo, file);
+  // Every step has a deadline: a process blocked opening the FIFO answers nothing and is killed by stop().
+  await until('the FIFO to be refused', () => refusals().length === 1, 10_000, 25);
+  expect(refusals()[0]).toContain('TESSERA_ERR_CONFIG_UNREADABLE');
+  const health = await fetch(`http://${cp.admin}/healthz`, { signal: AbortSignal.timeout(5_000) });
+  expect(health.status).toBe(200);
   expect(await cp.stop(5_000)).toBe(0);
   cp = undefined;
 }, 60_000);

@@ -1,8 +1,8 @@
-// The control plane's config file edited while it runs (audit 55a F15, F1): a file that no longer validates is warned
-// with its code as a field (as every other coded warning) and counted by what the edit means; a FIFO swapped in
-// is refused, not read (the read blocked the event loop for ever).
-import { execFileSync } from 'node:child_process';
-import { rename, rm, writeFile } from 'node:fs/promises';
+// The control plane's config file edited while it runs (audit 55a F15): a file that no longer validates is warned
+// with its code as a field (as every other coded warning) and counted by what the edit means. A FIFO swapped in
+// (audit 55a F1) is checked in a child process, where a read that blocks fails at a deadline rather than hanging
+// this worker: test/integration/control-plane-config-watch.test.ts (audit 56c F4).
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { loadControlPlaneConfig } from '../../../../control-plane/src/config/cp-config.js';
@@ -21,7 +21,7 @@ async function until(cond: () => boolean): Promise<void> {
   expect(cond()).toBe(true);
 }
 
-test('an edit into an invalid file: a warning with a code field, counted invalid; a FIFO swapped in: the same, unread', async () => {
+test('an edit into an invalid file: a warning with a code field, counted invalid; fixed again: restored', async () => {
   const file = join(dir, 'cp.yaml');
   const good = 'trustDomain: example.org\ndataDir: ./data\n';
   await writeFile(file, good);
@@ -36,14 +36,7 @@ test('an edit into an invalid file: a warning with a code field, counted invalid
     expect(warns[0]).toMatchObject({ file, code: 'TESSERA_ERR_CONFIG_UNREADABLE' });
     await writeFile(file, good);
     await until(() => changes.length === 2);
-    const fifo = join(dir, 'fifo');
-    execFileSync('mkfifo', [fifo]);
-    await rm(file);
-    await rename(fifo, file);
-    // The removal may or may not be seen on its own ('gone') before the FIFO is.
-    await until(() => changes.length >= 3 && changes.at(-1) === 'invalid');
     expect(changes[1]).toBe('restored');
-    expect(warns.at(-1)).toMatchObject({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', err: expect.stringContaining('not a regular file') });
   } finally {
     watch.close();
   }
