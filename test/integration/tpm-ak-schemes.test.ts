@@ -54,7 +54,7 @@ afterAll(async () => {
 });
 
 function attestor(): TpmAttestor {
-  const config = resolveTpmAttestorConfig({ caFile: ca.certFile, idTemplate: '/node/{cn}' }, dir, (path, message) => new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path.join('.')}: ${message}`));
+  const config = resolveTpmAttestorConfig({ caFile: ca.certFile, idTemplate: '/node/{cn}', nonceTtl: 60_000 }, dir, (path, message) => new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path.join('.')}: ${message}`));
   return createTpmAttestor(config, { trustDomain: TrustDomain.parse(TD), clock });
 }
 

@@ -18,6 +18,7 @@ import { generateKeyPair } from '../../common/pki/keys.js';
 import { tpmQualifyingData } from '../../common/pki/tpm-binding.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
 import { type TpmAttestor, createTpmAttestor, tpmEvidenceFromMessage } from '../../control-plane/src/attestation/tpm-attestor.js';
+import { DEFAULT_TPM_ID_TEMPLATE } from '../../control-plane/src/attestation/tpm-spiffe-id.js';
 import { resolveTpmAttestorConfig, type TpmAttestorInput } from '../../control-plane/src/config/tpm-config.js';
 import { readCsr } from '../../control-plane/src/issuance/csr-reader.js';
 import { TpmEvidenceSource } from '../../proxy/src/identity/tpm/tpm-evidence.js';
@@ -75,7 +76,7 @@ afterAll(async () => {
 const policyOf = (v: Map<number, string>): Partial<TpmAttestorInput> => ({ pcrPolicy: { bank: 'sha256', pcrs: Object.fromEntries([...v].map(([k, x]) => [String(k), x])) } });
 
 function attestor(extra: Partial<TpmAttestorInput> = {}): TpmAttestor {
-  const config = resolveTpmAttestorConfig({ caFile: ca.certFile, ...extra }, dir, (path, message) => new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path.join('.')}: ${message}`));
+  const config = resolveTpmAttestorConfig({ caFile: ca.certFile, idTemplate: DEFAULT_TPM_ID_TEMPLATE, nonceTtl: 60_000, ...extra }, dir, (path, message) => new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path.join('.')}: ${message}`));
   return createTpmAttestor(config, { trustDomain: td, clock });
 }
 
