@@ -5,7 +5,7 @@ import { describe, expect, test } from 'vitest';
 import { systemClock } from '../../../common/clock.js';
 import { parseArgs } from '../../../cli/args.js';
 import type { Command, CommandIo } from '../../../cli/command.js';
-import { durationFlag, numberFlag } from '../../../cli/number-flags.js';
+import { durationFlag, numberFlag, shareFlag, timeFlag } from '../../../cli/number-flags.js';
 import { runCli } from '../../../cli/run-cli.js';
 import { realTimers } from '../../../shared-io/timers.js';
 
@@ -51,6 +51,34 @@ describe('number and duration flags have a range', () => {
   });
   test('a malformed duration carries TESSERA_ERR_CONFIG_BAD_DURATION', () => {
     expect(() => durationFlag(args('soon'), 'one')).toThrowError(usage(/^--one "soon" is not a duration \(TESSERA_ERR_CONFIG_BAD_DURATION: /));
+  });
+});
+
+// The whole matrix of malformed values for each reading (cli-number-flags.test.ts runs a few of them through every
+// flag of the real binary, which shows each flag is read by these functions).
+describe('one rule for every number, share, time and duration (audit 56c F6)', () => {
+  const args = (v: string) => parseArgs(['--one', v], SPECS);
+  const numberBad = (good: string) => [` ${good}`, `${good} `, '', `-${good}`, `+${good}`, `${good}e0`, '1e2', '0x10', '0'];
+  test.each([...numberBad('7'), ...numberBad('0.5')])('number %j is refused, naming the flag', (v) => {
+    expect(() => numberFlag(args(v), 'one', false, { min: 0.01, max: 10_000 })).toThrowError(usage(/^--one /));
+  });
+  test.each([...numberBad('0.1').filter((v) => v !== '0'), ' 1%', '1% ', '1 %', '%', '-1%', '1e1%', '101%'])('share %j is refused, naming the flag', (v) => {
+    expect(() => shareFlag(args(v), 'one')).toThrowError(usage(/^--one /));
+  });
+  test.each([' 3s', '3s ', '', '-3s', '1e2', '0s'])('duration %j is refused, naming the flag', (v) => {
+    expect(() => durationFlag(args(v), 'one')).toThrowError(usage(/^--one /));
+  });
+  test.each([' 1700000000', '1700000000 ', '', '-1700000000', '+1700000000', '1700000000e0', '1e2', '0x10', ' 7', '7 ', '1e99', '99999999999999999999', 'July 2001', '2026-13-45T00:00:00Z'])(
+    'time %j is refused, naming the flag',
+    (v) => {
+      expect(() => timeFlag(args(v), 'one')).toThrowError(usage(/^--one /));
+    },
+  );
+  test('the good forms of each pass', () => {
+    expect(shareFlag(args('1%'), 'one')).toBe(0.01);
+    expect(shareFlag(args('0.1'), 'one')).toBe(0.1);
+    expect(timeFlag(args('1700000000'), 'one')).toBe(1_700_000_000_000);
+    expect(timeFlag(args('2026-12-07T10:00:00Z'), 'one')).toBe(Date.parse('2026-12-07T10:00:00Z'));
   });
 });
 
