@@ -102,20 +102,23 @@ test('a data dir whose control-plane.lock is no lock file of this user\'s: the s
     };
     variants.push(['other-user', theirs, /is owned by uid 65534/]);
   }
-  for (const [name, make, reason] of variants) {
-    const dataDir = join(dir, `data-${name}`);
-    await mkdir(dataDir, { mode: 0o700 });
-    const lockFile = join(dataDir, 'control-plane.lock');
-    await make(lockFile);
-    const p = await spawnControlPlane(await config(`lock-${name}`, dataDir));
-    started.push(p);
-    await until(`${name}: ready or gone`, () => p.stdout().includes(READY) || !p.running, 20_000, 50);
-    expect(p.running, `${name}: ${p.stdout()}`).toBe(false);
-    expect((await p.exited).code).toBe(1);
-    expect(p.stderr()).toContain('TESSERA_ERR_CP_DATA_DIR');
-    expect(p.stderr()).toContain(lockFile);
-    expect(p.stderr()).toMatch(reason);
-    // Nothing was made in it: the refusal came first.
-    expect(await readdir(dataDir)).toEqual(['control-plane.lock']);
-  }
+  // Side by side: each variant its own data dir, and each start ends at the lock.
+  await Promise.all(
+    variants.map(async ([name, make, reason]) => {
+      const dataDir = join(dir, `data-${name}`);
+      await mkdir(dataDir, { mode: 0o700 });
+      const lockFile = join(dataDir, 'control-plane.lock');
+      await make(lockFile);
+      const p = await spawnControlPlane(await config(`lock-${name}`, dataDir));
+      started.push(p);
+      await until(`${name}: ready or gone`, () => p.stdout().includes(READY) || !p.running, 20_000, 50);
+      expect(p.running, `${name}: ${p.stdout()}`).toBe(false);
+      expect((await p.exited).code).toBe(1);
+      expect(p.stderr()).toContain('TESSERA_ERR_CP_DATA_DIR');
+      expect(p.stderr()).toContain(lockFile);
+      expect(p.stderr()).toMatch(reason);
+      // Nothing was made in it: the refusal came first.
+      expect(await readdir(dataDir)).toEqual(['control-plane.lock']);
+    }),
+  );
 }, 90_000);
