@@ -12,6 +12,8 @@ export interface SessionPairOptions {
   readonly maxStreams?: number;
   readonly keepaliveIntervalMs?: number;
   readonly keepaliveTimeoutMs?: number;
+  /** Both sessions' clock (default Date.now): a frozen one never renews the flood budget. */
+  readonly nowMs?: () => number;
   /** Runs for each stream the server accepts (it is also queued for nextStream()). Without it each accepted stream
    * starts paused (its first bytes come with its SYN, before nextStream() resolves): readBody() resumes it. */
   readonly onStream?: (s: MuxStream) => void;
@@ -39,7 +41,7 @@ export async function sessionPair(o: SessionPairOptions = {}): Promise<SessionPa
   const accepted: MuxStream[] = [];
   const untaken: MuxStream[] = [];
   const takers: ((s: MuxStream) => void)[] = [];
-  const common = { nowMs: () => Date.now(), keepaliveIntervalMs: o.keepaliveIntervalMs ?? 60_000, keepaliveTimeoutMs: o.keepaliveTimeoutMs ?? 60_000 };
+  const common = { nowMs: o.nowMs ?? (() => Date.now()), keepaliveIntervalMs: o.keepaliveIntervalMs ?? 60_000, keepaliveTimeoutMs: o.keepaliveTimeoutMs ?? 60_000 };
   const server = new MuxSession(sockets.server, {
     ...common,
     role: 'server',

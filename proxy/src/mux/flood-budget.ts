@@ -1,7 +1,7 @@
 // The flood budget of a multiplexed session: frames that carry nothing or make work for nothing (PING, empty DATA,
-// zero window updates, frames for ended streams, resets, streams ended before any answer) allowed per second of
-// the session's clock. Per second, not per sweep: a busy session's sweep comes only every keepalive interval, and a
-// budget renewed there would be stricter than the documented one for a caller that cancels much.
+// window credit for no byte sent, frames for ended streams, resets, streams ended before any answer) allowed per
+// second of the session's clock. Per second, not per sweep: a busy session's sweep comes only every keepalive
+// interval, and a budget renewed there would be stricter than the documented one for a caller that cancels much.
 
 /** Such frames allowed within one second; the next one past it ends the session as a flood. */
 export const EMPTY_FRAME_BUDGET = 2_000;

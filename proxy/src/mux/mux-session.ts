@@ -2,9 +2,9 @@
 // of every stream are parsed from the socket's reads (several requests per read under load) and the frames written
 // in one event-loop turn go out in one TLS write, from setImmediate after the poll phase (while the socket is full,
 // later turns wait and go together at 'drain'). The dialing side opens streams (odd ids, increasing); the serving
-// side announces how many it serves at once. Faults of the peer
-// (oversized or unknown frames, a reused stream id, a window overrun, a flood of frames that carry nothing) end the
-// session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
+// side announces how many it serves at once. Faults of the peer (oversized or unknown frames, a reused stream id, a
+// window overrun, a flood of frames that carry nothing or make work for nothing, window credit for bytes never sent
+// among them) end the session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
 import type { Socket } from 'node:net';
 import { FrameWriter } from './frame-writer.js';
 import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode, STREAM_WINDOW } from './mux-frame.js';
@@ -290,13 +290,13 @@ export class MuxSession implements StreamPort {
       case FrameType.Data:
       case FrameType.WindowUpdate: {
         const s = this.#streamFor(id, flags);
-        if (s === undefined) return;
+        if (!s) return; // none (the session ended), or ended: a late frame, counted there
         if (type === FrameType.WindowUpdate) {
-          if (length < STREAM_WINDOW / 2) this.#empty(); // readers credit in halves of the window: less is a trickle
-          if (s && length > 0) s.onWindowUpdate(length);
+          // Work for nothing unless it pays back bytes of ours the peer read, in halves of the window as readers do.
+          if (length < STREAM_WINDOW / 2 || !s.repays(length)) this.#empty();
+          if (length > 0) s.onWindowUpdate(length);
           return;
         }
-        if (!s) return;
         // Work for nothing counts against the flood budget (rapid reset, by RST or by FIN): an empty DATA frame, a
         // frame after the peer's FIN, a reset, a FIN before any exchange (no byte either way, or no answer yet). The
         // SYN that opens a stream and the FIN after an exchange do not.

@@ -172,6 +172,14 @@ export class MuxStream extends EventEmitter {
     this.#maybeDone();
   }
 
+  /**
+   * Whether a credit of `increment` pays back bytes this side sent on the stream and the peer has not credited yet
+   * (what an honest reader sends, having read them); a larger one grants window that no byte of ours spent.
+   */
+  repays(increment: number): boolean {
+    return increment <= STREAM_WINDOW - this.#sendWindow;
+  }
+
   /** The peer granted more window: send what waited for it, then FIN, then 'drain'. */
   onWindowUpdate(increment: number): void {
     if (this.#destroyed) return;
