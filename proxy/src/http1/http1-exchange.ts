@@ -3,6 +3,8 @@
 // what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
+import { MuxCode } from '../mux/mux-frame.js';
+import { MuxStreamError } from '../mux/mux-stream.js';
 import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import { unflushed } from '../../../common/refusal-reasons.js';
 import type { BodyFramer } from './body-framer.js';
@@ -36,7 +38,7 @@ export class Http1Exchange {
   /** Bytes of this attempt went to a connection (pending was flushed). */
   #wrote = false;
   readonly startMs: number;
-  /** The head sent upstream, kept for a replay after a stale keep-alive connection. */
+  /** The head sent upstream, kept for a replay after a stale keep-alive connection or a refused stream. */
   readonly upstreamHead: Buffer;
   /** The Upgrade value forwarded (an upgrade the plan allowed), or null for a plain exchange. */
   readonly upgrade: string | null;
@@ -77,6 +79,7 @@ export class Http1Exchange {
   switchHeadBytes = 0;
   /** The status sent to the client (0: none yet). */
   status = 0;
+  /** Sent again to the same upstream (after a stale keep-alive connection or a refused stream): once per exchange. */
   retried = false;
   /** The upstream connection was a resumed TLS session (for the access log). */
   upstreamResumed = false;
@@ -185,11 +188,24 @@ export class Http1Exchange {
   }
 
   /**
-   * `conn` was a reused keep-alive connection the upstream had just closed: the request goes again, once, if
-   * nothing was answered yet and sending it twice is harmless. True: the head is queued for a new lease.
+   * The attempt's connection went before any answer: whether the request goes again, once, to the same upstream. `conn`
+   * was a reused keep-alive connection the upstream had just closed: if nothing was answered yet and sending it twice
+   * is harmless. Or `error` says the upstream's proxy refused the attempt's multiplexed stream (RST REFUSED: it
+   * processed nothing, and the dialer opens no stream more on that session): on another session, whatever the
+   * method, if nothing of an answer came, the whole request is in hand (no body, or its body held: the retry rules)
+   * and, to a balanced service, the route allows a retry (its limit and budget); not at or past the total. True: the
+   * head (and the held body) are queued for a new lease.
    */
-  replayAfter(conn: UpstreamConn): boolean {
-    if (this.resStarted || this.resBuf || !conn.reused || this.retried || !this.reqDone || this.reqFramer !== null || !IDEMPOTENT.has(this.head.method!)) return false;
+  replayAfter(conn: UpstreamConn, error: Error | undefined, nowMs: number): boolean {
+    if (this.resStarted || this.resBuf || this.retried || !this.reqDone) return false;
+    if (error instanceof MuxStreamError && error.code === MuxCode.Refused) {
+      if (this.interimHeads > 0 || this.flag !== undefined || nowMs >= this.totalDeadlineMs || (this.reqFramer !== null && this.#held === null)) return false;
+      if (this.route && !this.route.replayRefused(this.totalDeadlineMs)) return false;
+      this.retried = true;
+      this.pending = this.#held && this.#held.length > 0 ? [this.upstreamHead, ...this.#held] : [this.upstreamHead];
+      return true;
+    }
+    if (!conn.reused || this.reqFramer !== null || !IDEMPOTENT.has(this.head.method!)) return false;
     this.retried = true;
     this.pending = [this.upstreamHead];
     return true;

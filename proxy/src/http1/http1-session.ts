@@ -298,7 +298,7 @@ export class Http1Session implements UpstreamOwner {
     }
   }
 
-  onUpstreamGone(conn: UpstreamConn, _error: Error | undefined): void {
+  onUpstreamGone(conn: UpstreamConn, error: Error | undefined): void {
     const ex = this.#ex;
     if (!ex || conn !== ex.conn) return;
     ex.conn = null;
@@ -306,7 +306,7 @@ export class Http1Session implements UpstreamOwner {
       ex.resClosing = true;
       return void this.#exchangeDone(ex);
     }
-    if (ex.replayAfter(conn)) return void ex.lease(this, (err, c) => this.#onLeased(ex, err, c));
+    if (ex.replayAfter(conn, error, this.#o.nowMs())) return void ex.lease(this, (err, c) => this.#onLeased(ex, err, c));
     // Nothing of the answer arrived: a balanced request that may go twice goes to another endpoint.
     if (!ex.resBuf && ex.tryRetry('reset')) return void this.#nextAttempt(ex);
     ex.mark('upstream_closed');

@@ -15,18 +15,9 @@ import { DataRun } from './data-run.js';
 import { FloodBudget } from './flood-budget.js';
 import { KeepaliveClock } from '../upstream/keepalive-clock.js';
 
-export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
+import { HIGH_WATER, MAX_BACKLOG, MAX_STREAM_ID } from './session-bounds.js';
 
-/** Stream ids are 31-bit, as HTTP/2's: the dialer stops opening below this, and a peer's SYN above it is a fault. */
-const MAX_STREAM_ID = 0x7fff_ffff;
-/** Bytes queued for the socket beyond which writers are told to wait. */
-const HIGH_WATER = 1 << 20;
-/**
- * What a peer that reads nothing may make the session hold before it ends (write_backlog): the socket's backlog and
- * every stream's queue together. A stream's writer waits once anything is queued on it, so a session whose writers
- * wait holds about one read (64 KiB) per stream: 6.4 MiB at the default 100 streams.
- */
-const MAX_BACKLOG = 16 * HIGH_WATER;
+export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
 
 export class MuxSession implements StreamPort {
   readonly socket: Socket;
@@ -304,6 +295,9 @@ export class MuxSession implements StreamPort {
         if (s.remoteEnded && !rst) return void this.#empty();
         if (payload) s.onData(payload);
         if (rst || (!payload && !(flags & (Flag.Fin | Flag.Syn))) || ((flags & Flag.Fin) !== 0 && !(s.carried && s.wrote))) this.#empty();
+        // A server that refuses a stream this side opened within its limit disagrees on what the session may carry
+        // (it is draining, or past a limit of its own): the session opens no stream more (the refused one is replayed).
+        if (rst && code === MuxCode.Refused && this.#o.role === 'client') this.drain();
         if (rst) s.onReset(code, `peer reset the stream (code ${code})`);
         else if (flags & Flag.Fin) s.onFin();
         return;

@@ -8,8 +8,8 @@ import { stalledByClient } from '../../../common/refusal-reasons.js';
 import type { RetrySettings } from '../config/routing-config.js';
 import type { AttemptOutcome, Lease } from './lease.js';
 
-/** Why an attempt is retried: tessera_retries_total{reason}. */
-export type RetryReason = 'bad_response' | 'connect_failed' | 'identity_mismatch' | 'pool_closed' | 'queue_full' | 'reset' | 'status_5xx';
+/** Why an attempt is retried: tessera_retries_total{reason}; `refused`, sent again to the same endpoint (replayRefused). */
+export type RetryReason = 'bad_response' | 'connect_failed' | 'identity_mismatch' | 'pool_closed' | 'queue_full' | 'refused' | 'reset' | 'status_5xx';
 
 /** Failures where nothing reached the endpoint: safe to send elsewhere for any method. */
 const BEFORE_ANY_BYTE: ReadonlySet<RetryReason> = new Set(['connect_failed', 'identity_mismatch', 'pool_closed', 'queue_full']);
@@ -147,6 +147,19 @@ export class ExchangeRoute<R> {
     return { lease: next, delayMs };
   }
 
+  /**
+   * The attempt's stream was refused by the endpoint's proxy before it processed anything (a multiplexed stream's RST
+   * REFUSED): whether the request may go again to the same endpoint, on another session, as a retry under the limit
+   * and the budget, before the total. Counted (`refused`); the attempt goes on, its outcome still to come.
+   */
+  replayRefused(deadlineMs: number): boolean {
+    const d = this.#d;
+    if (this.#retries >= d.retry.maxRetries || d.nowMs() >= deadlineMs || !d.budget.tryWithdraw()) return false;
+    this.#retries++;
+    d.onRetry(d.service, 'refused');
+    return true;
+  }
+
   /** The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). */
   end(outcome: ExchangeEnd): void {
     this.#endAttempt(outcome);
@@ -184,7 +197,8 @@ function outcomeOf(reason: RetryReason): AttemptOutcome {
     case 'identity_mismatch':
       return 'identity_mismatch';
     case 'queue_full':
-      // Busy is not broken: the endpoint is healthy, only saturated here.
+    case 'refused':
+      // Busy (or draining) is not broken: the endpoint is healthy, only saturated here.
       return 'cancelled';
     default:
       return 'connect_failed';

@@ -64,7 +64,7 @@ export class RoutingMetrics {
       },
     });
     const service = ([s, ...rest]: readonly (string | number | boolean)[]) => [this.#services.label(String(s)), ...rest.map(String)];
-    this.#retries = cellCounter(registry, 'tessera_retries_total', 'Requests sent again to another endpoint, by service and reason (connect_failed, identity_mismatch, pool_closed, queue_full, reset, bad_response, status_5xx).', ['service', 'reason'], service).table;
+    this.#retries = cellCounter(registry, 'tessera_retries_total', 'Requests sent again to another endpoint, by service and reason (connect_failed, identity_mismatch, pool_closed, queue_full, reset, bad_response, status_5xx; refused: the same endpoint, on another session).', ['service', 'reason'], service).table;
     this.#ejections = cellCounter(registry, 'tessera_ejections_total', 'Endpoints ejected by outlier detection, by service and reason (consecutive_failures, identity_mismatch).', ['service', 'reason'], service).table;
     const endpoint = ([s, e, ...rest]: readonly (string | number | boolean)[]) => [this.#services.label(String(s)), this.#endpoints.label(String(e)), ...str(rest)];
     this.#requests = cellCounter(registry, 'tessera_endpoint_requests_total', 'Attempts per endpoint of a routed service by outcome (success, status_5xx, bad_response, timeout, reset, connect_failed, identity_mismatch, cancelled).', ['service', 'endpoint', 'outcome'], endpoint).table;

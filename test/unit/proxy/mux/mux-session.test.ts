@@ -212,25 +212,31 @@ describe('streams', () => {
     expect(p.ended).toEqual({ client: [], server: [] });
   });
 
-  test('the server refuses streams beyond its announced limit with RST Refused; a freed slot serves again', async () => {
+  test('the server refuses streams beyond its announced limit with RST Refused; the dialer opens nothing more on that session, whose streams finish', async () => {
     const p = await pair({ maxStreams: 4 });
     const open = Array.from({ length: 4 }, () => p.client.open());
     expect(p.client.canOpen).toBe(false); // the dialer honours the announced limit
     for (const s of open) s.write(Buffer.from('hi'));
     await until('4 accepted', () => p.accepted.length === 4);
-    // A dialer that opens one more anyway is refused, stream by stream, and the session goes on.
+    // A dialer that opens one more anyway is refused, and the server's session goes on.
     const extra = p.client.open();
     const refused = failure(extra);
     extra.write(Buffer.from('one too many'));
     const r = await refused;
     expect((r.error as MuxStreamError).code).toBe(MuxCode.Refused);
     expect(p.accepted).toHaveLength(4);
-    open[0]!.destroy();
-    await until('a slot is free', () => p.client.canOpen && p.server.streamCount === 3);
-    const next = p.client.open();
-    next.end();
-    await until('the next stream accepted', () => p.accepted.length === 5);
-    expect(p.ended).toEqual({ client: [], server: [] });
+    // The two sides disagree on what the session may carry: the dialer retires it (GOAWAY; its pool replays the
+    // refused exchange on another session, audit 56b F3), and the streams it carries finish on it.
+    expect(p.client.retiring).toBe(true);
+    expect(p.client.canOpen).toBe(false);
+    const bodies = p.accepted.map((s) => readBody(s));
+    for (const s of open) {
+      s.write(Buffer.from(' more'));
+      s.end();
+    }
+    for (const b of await Promise.all(bodies)) expect(b.bytes).toBe('hi more'.length);
+    await until('the retired session closed once its streams were done', () => p.client.ended);
+    expect(p.ended.client).toEqual(['closed']);
   });
 
   /** A pair whose server collects the text of each stream it accepts. */

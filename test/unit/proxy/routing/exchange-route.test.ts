@@ -223,6 +223,34 @@ describe('limits', () => {
   });
 });
 
+describe('a stream the endpoint refused (replayRefused: the same endpoint, on another session)', () => {
+  test('is a retry under the limit and the budget, counted `refused`, the attempt going on with the same endpoint', () => {
+    // Ratio 1, no reserve: each request pays for exactly one retry.
+    const s = setup({ endpoints: 3, retry: { budgetRatio: 1, minRetriesPerSecond: 0, maxRetries: 2 } });
+    const route = open(s.deps);
+    const first = route.address;
+    expect(route.replayRefused(Number.POSITIVE_INFINITY)).toBe(true);
+    expect(route.address).toBe(first);
+    expect(route.retries).toBe(1);
+    expect(s.retries).toEqual([[SERVICE, 'refused']]);
+    expect(s.attempts).toEqual([]); // nothing said of the endpoint yet: the attempt goes on
+    expect(route.replayRefused(Number.POSITIVE_INFINITY)).toBe(false); // the budget is spent
+    expect(route.retry('status_5xx', true)).toBeNull(); // and so for any other retry after bytes were sent
+  });
+
+  test('not past maxRetries, nor at or past the total deadline, nor with an empty budget', () => {
+    const limited = setup({ endpoints: 3, retry: { minRetriesPerSecond: 1000, maxRetries: 1 } });
+    const a = open(limited.deps);
+    expect(a.retry('connect_failed', false)).not.toBeNull();
+    expect(a.replayRefused(Number.POSITIVE_INFINITY)).toBe(false);
+    const late = open(limited.deps);
+    expect(late.replayRefused(limited.time.nowMs())).toBe(false);
+    const poor = setup({ endpoints: 3, retry: { budgetRatio: 0, minRetriesPerSecond: 0, maxRetries: 5 } });
+    expect(open(poor.deps).replayRefused(Number.POSITIVE_INFINITY)).toBe(false);
+    expect(poor.retries).toEqual([]);
+  });
+});
+
 describe('backoff', () => {
   const base = 100;
   const max = 1000;
