@@ -173,6 +173,11 @@ export class MuxSession implements StreamPort {
     return (this.#goneAway || this.#peerGoneAway) && this.#drainPing === 0;
   }
 
+  /** Serving and going away: a stream that said all it will say need not wait for the dialer's FIN (MuxStream.dropIfDone). */
+  get draining(): boolean {
+    return this.#goneAway && this.#o.role === 'server';
+  }
+
   /** Going away or ended: its idle streams are not to be reused. */
   get retiring(): boolean {
     return this.#goneAway || this.#peerGoneAway || this.#ended;
@@ -193,6 +198,7 @@ export class MuxSession implements StreamPort {
     if (this.#o.role === 'server') {
       this.#drainPing = 0x7fff_ffff;
       this.#frameOut(FrameType.Ping, 0, 0, 0, this.#drainPing);
+      for (const s of [...this.#streams.values()]) s.dropIfDone(); // the others when they are done (sendFin)
     } else if (this.#streams.size === 0) this.close();
     this.#lastBusyMs = this.#o.nowMs();
   }

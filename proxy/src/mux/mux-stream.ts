@@ -6,7 +6,8 @@
 // write that queues anything tells its writer to wait for 'drain' (as a full socket does); the queued bytes are
 // reported to the session, which bounds their sum with its own backlog. Both queues hold their bytes in about
 // their own size however finely the peer or the writer cut them (byte-queue.ts). Events after a local destroy are
-// not emitted; 'close' comes on the next tick, as a socket's.
+// not emitted; 'close' comes on the next tick, as a socket's. A reset with NO_ERROR after the peer's FIN (a draining
+// server's: RFC 9113 8.1) ends only what this side sends: what the peer sent is read to its end.
 import { EventEmitter } from 'node:events';
 import { ByteQueue } from './byte-queue.js';
 import { Flag, MAX_WINDOW, MuxCode, STREAM_WINDOW } from './mux-frame.js';
@@ -25,6 +26,8 @@ export interface StreamPort {
   queued(delta: number): void;
   /** A window overflow or other fault of the peer on this stream: the session ends with it. */
   fault(code: MuxCode, reason: string): void;
+  /** A serving session going away: streams that said all they will say are reset (dropIfDone), not waited on. */
+  readonly draining: boolean;
   readonly remoteAddress: string | undefined;
   readonly remotePort: number | undefined;
 }
@@ -169,7 +172,19 @@ export class MuxStream extends EventEmitter {
 
   #sendFin(): void {
     this.#port.data(this, null, Flag.Fin);
+    if (this.#port.draining) this.dropIfDone();
     this.#maybeDone();
+  }
+
+  /**
+   * Only waiting for the peer's FIN: this side's FIN is sent, and its reader takes nothing more (not a half-open
+   * tunnel: allowHalfOpen off). A draining server resets such a stream with NO_ERROR, as RFC 9113 8.1 lets a server
+   * that sent its complete answer reset the rest of the request: the drain does not wait on a peer that never FINs.
+   */
+  dropIfDone(): void {
+    if (this.#destroyed || !this.#localEnded || this.#finPending || this.#remoteEnded || this.allowHalfOpen) return;
+    this.#port.reset(this, MuxCode.None);
+    this.#teardown();
   }
 
   /**
@@ -269,7 +284,23 @@ export class MuxStream extends EventEmitter {
   /** The peer abandoned the stream (RST), or the session ended under it. */
   onReset(code: MuxCode, reason: string): void {
     if (this.#destroyed) return;
-    this.#teardown(new MuxStreamError(code, reason));
+    if (code === MuxCode.None && this.#remoteEnded) this.#peerDone();
+    else this.#teardown(new MuxStreamError(code, reason));
+  }
+
+  /**
+   * A reset with NO_ERROR after the peer's FIN: it sent its whole answer and takes nothing more of ours (RFC 9113 8.1;
+   * a draining Tessera server, dropIfDone). Nothing more is sent; what it sent is kept and read to its end (a client
+   * must not discard such an answer), outside the session, which may end meanwhile.
+   */
+  #peerDone(): void {
+    if (this.#pendingOut.bytes > 0) this.#port.queued(-this.#pendingOut.bytes);
+    this.#pendingOut.clear();
+    this.#localEnded = true;
+    this.#finPending = false;
+    this.#port.forget(this);
+    if (this.#endEmitted) this.#teardown();
+    else this.#maybeEnd();
   }
 
   #maybeDone(): void {

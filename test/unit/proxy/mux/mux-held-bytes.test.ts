@@ -25,6 +25,7 @@ class Port implements StreamPort {
   queuedBytes = 0;
   readonly faults: string[] = [];
   readonly congested = false;
+  readonly draining = false;
   readonly remoteAddress = undefined;
   readonly remotePort = undefined;
   data(_s: MuxStream, payload: Buffer | null): void {
