@@ -9,9 +9,14 @@ import { bitLength, rsaExponentWeakness } from '../pki/rsa-key-strength.js';
 
 /** Certificates a path may hold below its anchor: the leaf and up to 7 intermediates. */
 const MAX_DEPTH = 8;
-/** Issuer candidates looked at by name, over the whole search: sent chains are short (≤ 10), so a real path takes a
- * few dozen; many same-named certificates would otherwise make the number of name paths grow factorially. */
-const MAX_NAME_CHECKS = 256;
+/**
+ * Issuer candidates looked at by name (X509Certificate.checkIssued, ~1 µs each), over the whole search: a path with
+ * no branch looks at every authority and sent intermediate once per level, so the budget is that for the deepest
+ * path plus room for branches (same-named authorities during a rotation). Fixed at 256, a bundle of 31 authorities
+ * refused a valid 8-deep chain (audit 56d F1). Many same-named certificates would otherwise make the number of name
+ * paths grow factorially; this bounds a hostile chain at a few thousand checks.
+ */
+const BRANCH_NAME_CHECKS = 256;
 
 export type PathResult =
   | { ok: true; path: X509Certificate[] }
@@ -32,6 +37,7 @@ interface Search {
   /** child → issuer → whether child's signature verifies with the issuer's key. */
   readonly signed: Map<X509Certificate, Map<X509Certificate, boolean>>;
   readonly keyFaults: Map<X509Certificate, string | null>;
+  readonly maxNameChecks: number;
   nameChecks: number;
   badSignature: boolean;
   intermediateNotCa: boolean;
@@ -40,7 +46,8 @@ interface Search {
 
 /** Builds a path leaf → intermediates → one of `authorities`, every signature on it checked from the anchor down. */
 export function buildPath(leaf: X509Certificate, intermediates: readonly X509Certificate[], authorities: readonly X509Certificate[]): PathResult {
-  const s: Search = { intermediates, authorities, signed: new Map(), keyFaults: new Map(), nameChecks: 0, badSignature: false, intermediateNotCa: false, weakKey: null };
+  const maxNameChecks = (authorities.length + intermediates.length) * MAX_DEPTH + BRANCH_NAME_CHECKS;
+  const s: Search = { intermediates, authorities, signed: new Map(), keyFaults: new Map(), maxNameChecks, nameChecks: 0, badSignature: false, intermediateNotCa: false, weakKey: null };
   const path = search([leaf], s);
   return path ? { ok: true, path } : { ok: false, badSignature: s.badSignature, intermediateNotCa: s.intermediateNotCa, weakKey: s.weakKey };
 }
@@ -65,7 +72,7 @@ function search(path: X509Certificate[], s: Search): X509Certificate[] | null {
 
 /** Whether `issuer`'s name (and key identifier) is the one `child` names, within the search's budget. */
 function named(child: X509Certificate, issuer: X509Certificate, s: Search): boolean {
-  return s.nameChecks++ < MAX_NAME_CHECKS && child.checkIssued(issuer);
+  return s.nameChecks++ < s.maxNameChecks && child.checkIssued(issuer);
 }
 
 /**

@@ -98,7 +98,18 @@ describe('no signature is checked with a key the caller chose', () => {
     const { result, keys } = keysUsed(() => buildPath(leaf.cert, loop.map((c) => c.cert), [root.cert]));
     expect(result).toMatchObject({ ok: false, badSignature: false, weakKey: null });
     expect(keys).toEqual([]);
-    expect(issued.mock.calls.length).toBeLessThanOrEqual(256);
+    // Each authority and sent certificate once per level of the deepest path (8), plus 256 for branches.
+    expect(issued.mock.calls.length).toBeLessThanOrEqual((1 + 10) * 8 + 256);
+  });
+
+  test('a bundle of many authorities still anchors a deepest legal chain (leaf + 7 intermediates; audit 56d F1)', () => {
+    // A fixed budget of 256 name checks refused this from 31 authorities up: the search looks at each of them per level.
+    const others = Array.from({ length: 60 }, (_, i) => caUnder(undefined, `Other Root ${i}`, { uriSans: ['spiffe://example.org'] }).cert);
+    const chain: Forged[] = [];
+    for (let i = 0; i < 7; i++) chain.push(caUnder(chain[i - 1] ?? root, `Deep ${i}`));
+    const leaf = leafUnder(chain[6]!);
+    const r = buildPath(leaf.cert, [...chain].reverse().map((c) => c.cert), [...others, root.cert]);
+    expect(r.ok && r.path.length).toBe(9);
   });
 
   test('of two anchors with one name (a CA rotation), the one whose key signed ends the path', () => {
