@@ -11,7 +11,7 @@ import { describeError } from '../../../common/errors.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
 import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
-import type { Timers } from '../../../shared-io/timers.js';
+import { type Timers, realTimers } from '../../../shared-io/timers.js';
 import type { PersistenceMode } from '../ca/authority-persistence.js';
 import { AuthorityStore } from '../ca/authority-store.js';
 import type { ControlPlaneLogger } from '../logger.js';
@@ -71,29 +71,54 @@ export function caDirContent(dir: string): CaDirContent | undefined {
 export function warnOnCaDirChange(persistence: PersistenceMode, deps: CaDirWatchDeps): PathWatch | undefined {
   if (persistence !== 'fixed') return undefined;
   const { log } = deps;
+  const timers = deps.timers ?? realTimers;
   const dir = join(deps.dataDir, 'ca');
   const started = caDirContent(dir)?.text;
   let seen = started;
-  const onChange = () => {
-    const content = caDirContent(dir);
-    // A swap to identical files (a Secret re-applied unchanged), a chmod or a touch says nothing.
-    if (content?.text === seen) return;
-    seen = content?.text;
-    if (seen === started) {
-      log.info({ dir }, 'control plane: CA files are back to the content this process started with');
-      return;
-    }
-    const restart = `${CONTROL_PLANE_RESTART_COMMAND}, or restart the process`;
+  let settling: unknown;
+  const restart = `${CONTROL_PLANE_RESTART_COMMAND}, or restart the process`;
+  /** What a restart would load from `content`: the authorities, or why it would fail. */
+  const judge = (content: CaDirContent | undefined): { authorities: string[] } | { err: unknown } => {
     try {
       if (!content) throw new Error(`${dir} cannot be listed`);
       // What the restart would load, read only once every file was read bounded (never a FIFO or a device).
       if (content.unreadable.length > 0) throw new Error(`unreadable: ${content.unreadable.join(', ')}`);
       const loaded = new AuthorityStore({ dir, clock: deps.clock, trustDomain: deps.trustDomain, inspectOnly: true }).load();
-      const authorities = (loaded?.state.authorities ?? []).map((a) => `${a.id} (${a.state})`);
-      log.warn({ dir, authorities, restart }, `control plane: CA files changed (${dir}); the running process keeps the CA it started with: restart to apply them (${restart})`);
-    } catch (e) {
-      log.warn({ dir, err: describeError(e), restart }, `control plane: CA files changed (${dir}) and would not load; the running process keeps the CA it started with, and a restart would fail until they are fixed`);
+      return { authorities: (loaded?.state.authorities ?? []).map((a) => `${a.id} (${a.state})`) };
+    } catch (err) {
+      return { err };
     }
   };
-  return watchPaths({ paths: [], dirs: [dir], onChange, onError: (e) => log.warn({ err: describeError(e) }, 'control plane: CA directory watch failed'), pollMs: deps.pollMs ?? 10_000, ...(deps.timers ? { timers: deps.timers } : {}) });
+  const onChange = (settled: boolean) => {
+    const content = caDirContent(dir);
+    // A swap to identical files (a Secret re-applied unchanged), a chmod or a touch says nothing.
+    if (content?.text === seen) return;
+    const verdict = judge(content);
+    // The kubelet links a Secret's new keys only after it swapped `..data`: files that would not load are judged again
+    // once the directory has settled, so that moment is not reported as a broken CA (audit 56d, a CI run).
+    if ('err' in verdict && !settled) {
+      settling ??= timers.setTimeout(() => {
+        settling = undefined;
+        onChange(true);
+      }, CA_DIR_SETTLE_MS);
+      return;
+    }
+    if (settling !== undefined) timers.clearTimeout(settling);
+    settling = undefined;
+    seen = content?.text;
+    if (seen === started) log.info({ dir }, 'control plane: CA files are back to the content this process started with');
+    else if ('err' in verdict) log.warn({ dir, err: describeError(verdict.err), restart }, `control plane: CA files changed (${dir}) and would not load; the running process keeps the CA it started with, and a restart would fail until they are fixed`);
+    else log.warn({ dir, authorities: verdict.authorities, restart }, `control plane: CA files changed (${dir}); the running process keeps the CA it started with: restart to apply them (${restart})`);
+  };
+  const watch = watchPaths({ paths: [], dirs: [dir], onChange: () => onChange(false), onError: (e) => log.warn({ err: describeError(e) }, 'control plane: CA directory watch failed'), pollMs: deps.pollMs ?? 10_000, timers });
+  return {
+    close() {
+      if (settling !== undefined) timers.clearTimeout(settling);
+      settling = undefined;
+      watch.close();
+    },
+  };
 }
+
+/** How long CA files that would not load are given to settle (the kubelet's links to new keys) before it is said. */
+const CA_DIR_SETTLE_MS = 2_000;

@@ -1,8 +1,9 @@
 // The read-only CA directory's watch (audit 38b F9) on fake timers, over a directory in the kubelet's Secret layout
 // updated as the kubelet updates it: each change of the files' content is one warning saying the running process
 // keeps its CA and a restart applies the files (or would fail on them, and why); a swap to the same content says
-// nothing, a swap back to the content it started with is an info line; the files are only read, never swept.
-import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+// nothing, a swap back to the content it started with is an info line; the files are only read, never swept. The
+// moment between the kubelet's `..data` swap and its links to new keys is not reported as a CA that would not load.
+import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
@@ -93,6 +94,27 @@ test('each change of the CA files is one warning naming the restart; the same co
   expect(lines[2]!.level).toBe('info');
   expect(lines[2]!.msg).toContain('back to the content this process started with');
 
+  watch.close();
+  expect(time.pending).toBe(0);
+});
+
+test("the kubelet's links to a Secret's new keys come after its `..data` swap: that moment is no broken CA", async () => {
+  const time = new FakeTime();
+  const dataDir = join(dir, 'replica-links');
+  const secret = await layOutSecret(join(dataDir, 'ca'), first, { mode: 0o400 });
+  const lines: Line[] = [];
+  const log = { info: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'info', obj, msg }), warn: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', obj, msg }) };
+  const watch = warnOnCaDirChange('fixed', { dataDir, trustDomain: TrustDomain.parse(TD), clock: time, log, timers: time, pollMs: 1_000 })!;
+  await secret.update(second);
+  // As the kubelet has it for a moment: `..data` is the new CA's, one new key not linked yet.
+  const rootKey = Object.keys(second).find((f) => f.endsWith('-root.key'))!;
+  unlinkSync(join(secret.dir, rootKey));
+  time.advance(1_000);
+  expect(lines).toEqual([]);
+  symlinkSync(join('..data', rootKey), join(secret.dir, rootKey));
+  time.advance(1_000);
+  time.advance(10_000);
+  expect(lines.map((l) => l.msg)).toEqual([expect.stringContaining('the running process keeps the CA it started with: restart to apply them')]);
   watch.close();
   expect(time.pending).toBe(0);
 });
