@@ -57,9 +57,7 @@ afterAll(async () => {
   await cleanup?.();
 });
 
-// The tests run side by side (each its own proxy, SPIFFE ID and state dir; the control plane's inventory and audit
-// read by ID): the file's time is waits on the 35 s lifetime, the longest the restarted proxy's ~20 s.
-describe('a proxy whose clock is off the control plane', { concurrent: true }, () => {
+describe('a proxy whose clock is off the control plane', () => {
   test('in step with it: offset 0, nothing told', async () => {
     const p = await skewedProxy('synced', `spiffe://${TD}/ns/default/sa/synced`, 0);
     expect(sumSeries(await metricsText(p.admin), 'tessera_control_plane_clock_offset_seconds')).toBe(0);
