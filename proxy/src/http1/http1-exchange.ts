@@ -3,9 +3,8 @@
 // what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
-import { MuxCode } from '../mux/mux-frame.js';
-import { MuxStreamError } from '../mux/mux-stream.js';
 import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
+import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
 import { unflushed } from '../../../common/refusal-reasons.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
@@ -198,7 +197,7 @@ export class Http1Exchange {
    */
   replayAfter(conn: UpstreamConn, error: Error | undefined, nowMs: number): boolean {
     if (this.resStarted || this.resBuf || this.retried || !this.reqDone) return false;
-    if (error instanceof MuxStreamError && error.code === MuxCode.Refused) {
+    if (refusedUnprocessed(error)) {
       if (this.interimHeads > 0 || this.flag !== undefined || nowMs >= this.totalDeadlineMs || (this.reqFramer !== null && this.#held === null)) return false;
       if (this.route && !this.route.replayRefused(this.totalDeadlineMs)) return false;
       this.retried = true;

@@ -38,6 +38,11 @@ export class MuxStreamError extends Error {
     super(message);
     this.code = code;
   }
+
+  /** A REFUSED reset: the peer processed nothing of the stream (upstream/unprocessed-refusal.ts). */
+  get unprocessed(): boolean {
+    return this.code === MuxCode.Refused;
+  }
 }
 
 /** Whether `chunk` starts an HTTP/1.x interim (1xx) response head: "HTTP/1.1 1" or "HTTP/1.0 1". */
