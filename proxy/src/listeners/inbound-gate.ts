@@ -12,6 +12,7 @@ import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
 import { AcceptTimes } from '../telemetry/accept-times.js';
 import { type DenyList, deniedBy } from '../tls/deny-list.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
+import { peerLapse } from '../tls/peer-standing.js';
 import { PeerVerifier, type VerifiedPeer } from '../tls/peer-verify.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection } from './served-listener.js';
@@ -75,6 +76,22 @@ export class InboundGate {
       d.metrics.connectionsRevoked('inbound', n);
       d.log.warn({ listener: this.#name, closed: n }, 'closed connections of revoked peers');
     });
+  }
+
+  /**
+   * Drains the open connections of peers that no longer stand (SVID expired, CA gone from the bundle): judged at every
+   * sweep and at once on each new identity (bundle). Returns the unsubscribe function.
+   */
+  drainLapsed(sessions: SessionSet): () => void {
+    const d = this.#d;
+    sessions.watchPeers(
+      (peer, nowMs) => peerLapse(peer, d.identity.current!.bundles, nowMs),
+      (reason, n) => {
+        d.metrics.connectionsDrained('inbound', reason, n);
+        d.log.warn({ listener: this.#name, reason, drained: n }, 'drained connections of peers whose SVID no longer verifies');
+      },
+    );
+    return d.identity.subscribe(() => sessions.drainLapsed());
   }
 
   /** `peer` null: a plaintext caller on a permissive listener, judged as unauthenticated. */

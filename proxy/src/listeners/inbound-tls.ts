@@ -64,9 +64,11 @@ export class InboundTls {
     });
     const unsubscribe = d.identity.subscribe((s) => server.setSecureContext(this.#secureOptions(s)));
     const unrevoke = this.gate.closeRevoked(sessions);
+    const unlapse = this.gate.drainLapsed(sessions);
     return () => {
       unsubscribe();
       unrevoke();
+      unlapse();
     };
   }
 

@@ -8,9 +8,16 @@
 import { Socket } from 'node:net';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { DenyCandidate } from '../tls/deny-list.js';
+import type { StandingPeer } from '../tls/peer-standing.js';
 import { DrainCuts } from './drain-cut.js';
 import { IdleSignal } from './idle-signal.js';
 import { resetSocket } from './socket-reset.js';
+
+/** Who is on the other end of an mTLS connection: matched against the deny-list and judged by peer-standing.ts. */
+export type ConnectionPeer = DenyCandidate & StandingPeer;
+
+/** Says why a peer no longer stands (a metric label), or null. */
+export type PeerJudge = (peer: ConnectionPeer, nowMs: number) => string | null;
 
 /** A socket, a stream of a multiplexed session, or an HTTP/2 session: closed the same way (cut: see cut()). */
 export interface Connection {
@@ -36,7 +43,9 @@ interface Entry {
   /** Added by add() or addSocket() (counted in size, awaited by idle()), not only named by setPeer(). */
   tracked: boolean;
   /** Who is on the other end (mTLS listeners), so a revocation can find a banned peer's connections. */
-  peer: DenyCandidate | undefined;
+  peer: ConnectionPeer | undefined;
+  /** Drained because its peer no longer stands (drainLapsed): judged no more. */
+  lapsed: boolean;
   /** Where it is in #entries; -1 once it has left (closed, and recorded if a tunnel) or destroyAll took it. */
   index: number;
   /** Its connection emitted 'close'. */
@@ -61,6 +70,7 @@ export class SessionSet {
   #timer: unknown;
   #started = false;
   #draining = false;
+  #peers: { readonly judge: PeerJudge; readonly drained: (reason: string, count: number) => void } | undefined;
   readonly #idle = new IdleSignal();
 
   /**
@@ -143,7 +153,7 @@ export class SessionSet {
   #entryOf(conn: Connection): Entry {
     const known = this.#byConn.get(conn);
     if (known) return known;
-    const e: Entry = { conn, session: null, tracked: false, peer: undefined, index: this.#entries.length, closed: false, recordPending: false, onRecorded: null };
+    const e: Entry = { conn, session: null, tracked: false, peer: undefined, lapsed: false, index: this.#entries.length, closed: false, recordPending: false, onRecorded: null };
     this.#entries.push(e);
     this.#byConn.set(conn, e);
     conn.once('close', () => {
@@ -174,6 +184,7 @@ export class SessionSet {
       const s = e.session;
       if (s && !s.closed && s.deadlineMs < now) s.expire();
     }
+    this.drainLapsed();
     const upstreamHolds = this.#onSweep();
     if (this.#size === 0 && !upstreamHolds && this.#timer !== undefined) {
       this.#timers.clearInterval(this.#timer);
@@ -223,8 +234,37 @@ export class SessionSet {
   }
 
   /** Remembers the verified peer of a connection (tracked, or about to be). */
-  setPeer(conn: Connection, peer: DenyCandidate): void {
+  setPeer(conn: Connection, peer: ConnectionPeer): void {
     this.#entryOf(conn).peer = peer;
+  }
+
+  /**
+   * Judges the peers of open HTTP connections at every sweep and at each drainLapsed() (a new bundle); `drained` is told
+   * how many were drained, by reason.
+   */
+  watchPeers(judge: PeerJudge, drained: (reason: string, count: number) => void): void {
+    this.#peers = { judge, drained };
+  }
+
+  /**
+   * Drains each HTTP connection (or multiplexed or HTTP/2 session) whose peer the judge refuses: no new request, what
+   * is in flight finishes. A TCP tunnel is one exchange already in flight: left to end, as a request would be.
+   */
+  drainLapsed(): void {
+    const p = this.#peers;
+    if (!p) return;
+    const now = this.#nowMs();
+    let counts: Map<string, number> | undefined;
+    for (const e of this.#entries.slice()) {
+      if (!e.peer || e.lapsed || e.closed || !e.session || e.session.closed) continue;
+      const reason = p.judge(e.peer, now);
+      if (reason === null) continue;
+      e.lapsed = true;
+      e.session.drain();
+      counts ??= new Map();
+      counts.set(reason, (counts.get(reason) ?? 0) + 1);
+    }
+    if (counts) for (const [reason, n] of counts) p.drained(reason, n);
   }
 
   /** Cuts every connection whose peer matches (e.g. a newly banned one), as destroyAll does; returns how many. */

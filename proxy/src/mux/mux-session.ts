@@ -48,6 +48,7 @@ export class MuxSession implements StreamPort {
   #pingValue = 0;
   /** Server draining: the PING sent after GOAWAY; once answered the client has seen the GOAWAY. */
   #drainPing = 0;
+  #drainSentMs = 0;
   /** A turn was written since the last tick: a session that wrote none lets its frame slab go. */
   #wroteSinceTick = false;
   /** Server draining: what waits for the dialer to have read the GOAWAY (closing idle streams). */
@@ -72,21 +73,13 @@ export class MuxSession implements StreamPort {
     }
   }
 
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
+  get remoteAddress(): string | undefined { return this.socket.remoteAddress; }
 
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
+  get remotePort(): number | undefined { return this.socket.remotePort; }
 
-  get streamCount(): number {
-    return this.#streams.size;
-  }
+  get streamCount(): number { return this.#streams.size; }
 
-  get ended(): boolean {
-    return this.#ended;
-  }
+  get ended(): boolean { return this.#ended; }
 
   /** Client: may open a stream now (ready, not going away, under the server's limit). */
   get canOpen(): boolean {
@@ -111,9 +104,7 @@ export class MuxSession implements StreamPort {
   }
 
   /** Ready for streams: the server's SETTINGS arrived (client), or always (server). */
-  get ready(): boolean {
-    return this.#ready;
-  }
+  get ready(): boolean { return this.#ready; }
 
   /** Client: a new stream; its SYN goes with its first frame. */
   open(): MuxStream {
@@ -197,6 +188,7 @@ export class MuxSession implements StreamPort {
     this.#frameOut(FrameType.GoAway, 0, MuxCode.None, this.#o.role === 'server' ? this.#lastPeerId : 0, 0);
     if (this.#o.role === 'server') {
       this.#drainPing = 0x7fff_ffff;
+      this.#drainSentMs = this.#o.nowMs();
       this.#frameOut(FrameType.Ping, 0, 0, 0, this.#drainPing);
       for (const s of [...this.#streams.values()]) s.dropIfDone(); // the others when they are done (sendFin)
     } else if (this.#streams.size === 0) this.close();
@@ -208,6 +200,13 @@ export class MuxSession implements StreamPort {
   whenGoAwaySeen(fn: () => void): void {
     if (this.#goneAway && this.#drainPing === 0) fn();
     else this.#afterGoAwaySeen.push(fn);
+  }
+
+  /** Server: the dialer has read the GOAWAY (its drain PING came back), or is taken to have (tick). */
+  #goAwaySeen(): void {
+    this.#drainPing = 0;
+    for (const fn of this.#afterGoAwaySeen.splice(0)) fn();
+    if (this.#streams.size === 0) this.close();
   }
 
   /** Ends the session now: what was queued is written, then the socket is closed. */
@@ -232,6 +231,9 @@ export class MuxSession implements StreamPort {
       this.#fail(MuxCode.Keepalive, 'keepalive', 'no answer to a keepalive PING');
       return Number.POSITIVE_INFINITY;
     }
+    // A dialer that answers keepalive PINGs but not the drain PING would keep opening streams and sending requests
+    // on idle ones: past the keepalive timeout it is taken to have read the GOAWAY (an honest one answers in an RTT).
+    if (this.#drainPing !== 0 && now - this.#drainSentMs > this.#o.keepaliveTimeoutMs) this.#goAwaySeen();
     if (this.#streams.size === 0 && now - this.#lastBusyMs > idleMs) {
       // GOAWAY first, so the peer reads a deliberate close. The dialer's idle limit is the shorter one
       // (upstreamIdleTimeout < idleTimeout), so a server rarely closes under a stream just being opened.
@@ -243,7 +245,8 @@ export class MuxSession implements StreamPort {
       this.#pingValue = (this.#pingValue + 1) & 0x3fff_ffff;
       this.#frameOut(FrameType.Ping, 0, 0, 0, this.#pingValue);
     }
-    return this.#keepalive.nextCheckMs();
+    const next = this.#keepalive.nextCheckMs();
+    return this.#drainPing === 0 ? next : Math.min(next, this.#drainSentMs + this.#o.keepaliveTimeoutMs + 1);
   }
 
   // ---- reading
@@ -316,11 +319,7 @@ export class MuxSession implements StreamPort {
         if (flags & Flag.Ack) {
           if (length === this.#pingValue && this.#keepalive.awaiting) this.#keepalive.answered();
           else if (length !== this.#drainPing || this.#drainPing === 0) return void this.#empty(); // no PING of ours
-          else {
-            this.#drainPing = 0;
-            for (const fn of this.#afterGoAwaySeen.splice(0)) fn();
-            if (this.#streams.size === 0) this.close();
-          }
+          else this.#goAwaySeen();
           return;
         }
         this.#empty();

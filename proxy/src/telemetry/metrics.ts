@@ -52,6 +52,7 @@ export class ProxyMetrics {
   readonly #servedChecks: LabelTable<Cell>;
   readonly #rejected: LabelTable<Cell>;
   readonly #revokedClosed: LabelTable<Cell>;
+  readonly #lapsedDrained: LabelTable<Cell>;
   readonly #plaintext: LabelTable<Cell>;
   readonly #active: LabelTable<Cell>;
   readonly #upgraded: LabelTable<Cell>;
@@ -137,6 +138,7 @@ export class ProxyMetrics {
     this.#discoveryLeftOut.set(0);
     this.#servedChecks = results('tessera_svid_served_checks_total', 'After each identity swap, a handshake to the own inbound listener: does it serve the new serial?', ['match', 'mismatch']);
     this.#revokedClosed = cellCounter(registry, 'tessera_connections_revoked_total', 'Open connections closed because the peer\'s SPIFFE ID or SVID serial was banned (tessera revoke), by direction.', ['direction'], str).table;
+    this.#lapsedDrained = cellCounter(registry, 'tessera_connections_drained_total', 'Open connections drained (no new request) because the peer\'s SVID expired or its CA left the bundle, by direction and reason.', ['direction', 'reason'], str).table;
     this.#jwtCalls = cellCounter(
       registry,
       'tessera_workload_api_jwt_calls_total',
@@ -242,6 +244,11 @@ export class ProxyMetrics {
   /** Open connections closed because a new deny-list bans their peer. */
   connectionsRevoked(direction: string, count: number): void {
     this.#revokedClosed.get1(direction).n += count;
+  }
+
+  /** Open connections drained because their peer no longer stands (peer-standing.ts). */
+  connectionsDrained(direction: string, reason: string, count: number): void {
+    this.#lapsedDrained.get2(direction, reason).n += count;
   }
 
   /** A plaintext connection on a permissive inbound listener (a caller that is not in the mesh yet). */

@@ -29,6 +29,9 @@ export interface VerifiedPeer {
   /** The verified path's validity (the leaf's, ended early by an issuer's): a cached or resumed peer is used only within it. */
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
+  /** The trust domain whose bundle held the path's anchor, and that anchor (`fingerprint256`): peer-standing.ts. */
+  readonly trustDomain: string;
+  readonly anchorFingerprint: string;
 }
 
 export interface PeerFailure {
@@ -179,6 +182,8 @@ export class PeerVerifier {
       serial: r.leaf.serialNumber.toLowerCase(), // as /certs, `certs list` and the deny-list print it
       notBeforeMs: r.notBeforeMs,
       notAfterMs: r.notAfterMs,
+      trustDomain: r.id.trustDomain.name,
+      anchorFingerprint: r.path[r.path.length - 1]!.fingerprint256,
     };
     // What a later chain with this leaf may hold: the path, and the anchors TLS stacks append (as checkPath allows).
     const path = new Set(r.path.map((c) => c.fingerprint256));

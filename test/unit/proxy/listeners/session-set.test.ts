@@ -1,11 +1,11 @@
 // SessionSet on real loopback sockets: connections counted until they close in any order (the array's swap
 // removal), idle() once all are gone, the sweep expiring sessions past their deadline even when one closes another
 // while it runs, the drain, peers named before or after a connection is tracked, and closePeers cutting each once; a
-// TCP tunnel counted until its record is written.
+// TCP tunnel counted until its record is written; peers that no longer stand drained once each, at the sweep and
+// at drainLapsed(), tunnels left to end.
 import * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type Expirable, SessionSet } from '../../../../proxy/src/listeners/session-set.js';
-import type { DenyCandidate } from '../../../../proxy/src/tls/deny-list.js';
+import { type ConnectionPeer, type Expirable, SessionSet } from '../../../../proxy/src/listeners/session-set.js';
 import { until } from '../../../helpers/until.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
@@ -58,7 +58,7 @@ class Session implements Expirable {
   }
 }
 
-const peer = (id: string): DenyCandidate => ({ idText: id, serial: '01' });
+const peer = (id: string, notAfterMs = Number.POSITIVE_INFINITY): ConnectionPeer => ({ idText: id, serial: '01', notAfterMs, trustDomain: 'example.org', anchorFingerprint: 'AA' });
 
 describe('SessionSet', () => {
   test('counts connections until each closes, in any order, and idle() resolves once none is left', async () => {
@@ -232,5 +232,37 @@ describe('SessionSet', () => {
     expect(set.size).toBe(0);
     await Promise.all(closed);
     await set.idle();
+  });
+
+  test('peers that no longer stand: their HTTP sessions drained once each (sweep and drainLapsed), tunnels left', async () => {
+    let now = 1_000;
+    const set = new SessionSet({ nowMs: () => now, timers: realTimers }, () => false);
+    const untrusted = new Set<string>();
+    const drained: [string, number][] = [];
+    set.watchPeers((p, nowMs) => (nowMs >= p.notAfterMs ? 'peer_expired' : untrusted.has(p.idText) ? 'peer_untrusted' : null), (r, n) => drained.push([r, n]));
+    const { accepted } = await pairs(4);
+    const soon = new Session(Number.POSITIVE_INFINITY);
+    const later = new Session(Number.POSITIVE_INFINITY);
+    const other = new Session(Number.POSITIVE_INFINITY);
+    set.add(accepted[0]!, soon);
+    set.setPeer(accepted[0]!, peer('soon', 2_000));
+    set.add(accepted[1]!, later);
+    set.setPeer(accepted[1]!, peer('later', 5_000));
+    set.add(accepted[2]!, other);
+    set.setPeer(accepted[2]!, peer('other'));
+    set.addSocket(accepted[3]!); // a TCP tunnel: one exchange in flight, never drained
+    set.setPeer(accepted[3]!, peer('tunnel', 2_000));
+    set.sweep();
+    expect([soon.drained, later.drained, other.drained]).toEqual([0, 0, 0]);
+    now = 2_000;
+    set.sweep();
+    set.sweep(); // judged once: a drained session is not drained (nor counted) again
+    expect([soon.drained, later.drained, other.drained]).toEqual([1, 0, 0]);
+    untrusted.add('other');
+    set.drainLapsed(); // a new bundle: judged at once, not at the next sweep
+    expect([soon.drained, later.drained, other.drained]).toEqual([1, 0, 1]);
+    expect(drained).toEqual([['peer_expired', 1], ['peer_untrusted', 1]]);
+    expect(accepted[3]!.destroyed).toBe(false);
+    expect(set.size).toBe(4);
   });
 });

@@ -27,6 +27,7 @@ const NAMES = [
   'tessera_authz_decisions_total',
   'tessera_build_info',
   'tessera_connections_active',
+  'tessera_connections_drained_total',
   'tessera_connections_revoked_total',
   'tessera_discovery_connected',
   'tessera_discovery_services_left_out',
