@@ -1,10 +1,11 @@
 // What changes under a control plane in a cluster, with the real `tessera control-plane` process (audit 38b F1, F2,
 // F9). The API server (test/helpers/fake-kube-api.ts: OIDC discovery and the JWKS over real HTTPS, no cluster here)
 // is away when the replica starts: it starts and serves, and attests within seconds of the API server's return, not a
-// jwksRefresh (10 m) later. The cluster then signs with a newly published key: the first token of it is attested,
+// jwksRefresh (10 m) later; its own token file unreadable meanwhile is said once, with the file (the refresh's
+// failure alone did not say why). The cluster then signs with a newly published key: the first token of it is attested,
 // and made-up key ids are refused as unknown without a fetch each. The CA Secret, mounted read-only as the kubelet
 // does, is replaced under the running replica: a warning says the CA files changed and a restart applies them.
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { type CryptoKey, SignJWT, exportJWK, generateKeyPair } from 'jose';
@@ -98,8 +99,15 @@ async function k8sReplica(name: string): Promise<RunningControlPlane> {
 describe('keys from the API server', () => {
   test('a replica started while the API server is away attests within seconds of its return, not a jwksRefresh later', async () => {
     await kube.down();
+    // Its own token unreadable too, at first: said once, with the file, not only by the refresh's failure.
+    await rename(join(dir, 'sa-token'), join(dir, 'sa-token.away'));
     const cp = await k8sReplica('started-alone');
     expect(cp.stderr()).toContain('kubernetes JWKS refresh failed');
+    expect(cp.stderr()).toMatch(/sa-token.*kubernetes token file cannot be read/);
+    // Said once, not at each retry (the first retries come within a second).
+    await until('two retries failed', () => cp.stderr().split('kubernetes JWKS refresh failed').length - 1 >= 3, 10_000, 50);
+    expect(cp.stderr().split('kubernetes token file cannot be read').length - 1).toBe(1);
+    await rename(join(dir, 'sa-token.away'), join(dir, 'sa-token'));
     // Nothing to verify with yet: unavailable (try again), not a verdict on the token.
     const before = await attest(cp, await projectedToken('k1'));
     expect(before.status).toBe(grpc.status.UNAVAILABLE);
@@ -108,6 +116,7 @@ describe('keys from the API server', () => {
     // No attestation asks for the keys here: the refresher's own retry fetches them.
     await until('the keys fetched again by the retry', () => api.jwksReads() > 0, 40_000, 50);
     await until('the keys written', async () => (await readdir(cp.dataDir)).includes('k8s-jwks.json'), 5_000, 50);
+    expect(cp.stderr().split('kubernetes token file cannot be read').length - 1).toBe(1);
     expect(await attest(cp, await projectedToken('k1'))).toEqual({ id: `spiffe://${TD}/ns/shop/sa/cart` });
     expect(await cp.stop()).toBe(0);
   }, 90_000);

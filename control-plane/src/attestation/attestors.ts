@@ -90,13 +90,20 @@ async function kubernetesAttestor(k8s: K8sConfig, td: ControlPlaneConfig['trustD
   });
   const fetch = createHttpsFetch({ caPem: () => clusterCa.read(), code: 'TESSERA_ERR_K8S_FETCH_FAILED', timers: timers ?? realTimers });
   const callerToken = () => readSmallFile(api.tokenFile, MAX_TOKEN_FILE_BYTES).trim();
+  // Told once, with the cause, and once more when it can be read again: the refresh's 401 alone would not say why.
+  let tokenUnreadable = false;
   const refresher = new JwksRefresher({
     apiServer: api.url,
     fetch,
     bearerToken: () => {
       try {
-        return callerToken();
-      } catch {
+        const token = callerToken();
+        if (tokenUnreadable) log.info({ file: api.tokenFile }, 'kubernetes token file read again');
+        tokenUnreadable = false;
+        return token;
+      } catch (e) {
+        if (!tokenUnreadable) log.warn({ file: api.tokenFile, err: (e as Error).message }, 'kubernetes token file cannot be read; the JWKS is fetched without it');
+        tokenUnreadable = true;
         return undefined;
       }
     },
