@@ -3,6 +3,7 @@
 // a time, so an inconsistent state is retried for a settle window before it is refused; the old snapshot stays.
 // A chain refused because it is not valid yet is read again when it becomes valid.
 import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError, describeError } from '../../../common/errors.js';
 import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
@@ -10,6 +11,7 @@ import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { IdentityInput, IdentitySnapshot } from './identity-snapshot.js';
 import type { IdentitySource } from './identity-source.js';
 import type { IdentityStore } from './identity-store.js';
+import { watchSvidExpiry } from './expiry-alarm.js';
 import { type IdentityFiles, loadIdentityFiles } from './load-identity-files.js';
 
 export interface FileIdentityEvent {
@@ -41,6 +43,8 @@ export interface FileIdentitySourceOptions {
   readonly settleMs?: number;
   readonly clock?: Clock;
   readonly timers?: Timers;
+  /** Where the SVID's coming expiry and its expiry are said (expiry-alarm.ts); unsaid without. */
+  readonly log?: Logger;
 }
 
 /** Attempts within one settle window: the first at once, then this many more spread over the window. */
@@ -97,6 +101,7 @@ export class FileIdentitySource implements IdentitySource {
   /** End of the current settle window, while files are inconsistent. */
   #settleDeadlineMs: number | undefined;
   #retry: unknown;
+  #stopAlarm: (() => void) | undefined;
 
   constructor(opts: FileIdentitySourceOptions) {
     this.#o = opts;
@@ -129,6 +134,7 @@ export class FileIdentitySource implements IdentitySource {
   start(): void {
     if (this.#watch) return;
     const { certFile, keyFile, bundleFile } = this.#o.files;
+    if (this.#o.log) this.#stopAlarm = watchSvidExpiry(this.#o.store, { nowMs: () => this.#clock.nowMs(), timers: this.#timers, log: this.#o.log, certFile });
     this.#watch = watchPaths({
       paths: [certFile, keyFile, bundleFile],
       onChange: () => this.#attempt(),
@@ -145,6 +151,8 @@ export class FileIdentitySource implements IdentitySource {
   stop(): void {
     this.#watch?.close();
     this.#watch = undefined;
+    this.#stopAlarm?.();
+    this.#stopAlarm = undefined;
     this.#cancelRetry();
     this.#settleDeadlineMs = undefined;
   }

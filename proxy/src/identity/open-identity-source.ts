@@ -15,6 +15,7 @@ export async function openIdentitySource(config: ProxyConfig, deps: Omit<Identit
       store: deps.store,
       clock: deps.clock,
       timers: deps.timers,
+      log,
       onEvent: (e) => {
         // A new bundle file alone is a trust-bundle update, not an SVID rotation (as from the control plane).
         const svid = e.changed !== 'bundle';
