@@ -15,7 +15,7 @@ export const benchCommand: Command = {
   path: ['bench'],
   ownsStop: true,
   summary: 'Run a benchmark scenario (mesh, reuse, handshake, rotation, ...) against nginx/HAProxy peers in the same run',
-  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--load autocannon|wrk] [--baseline-cli F] [--json F]',
+  usage: '[SCENARIO|all|list] [--duration D] [--warmup D] [--prime D] [--rounds N] [--connections N] [--rate R] [--load autocannon|wrk] [--baseline-cli F] [--json F] [--keep-work-dir]',
   details:
     'Starts every process it measures on loopback (app, Tessera proxies, nginx/HAProxy peers — installed with apt-get when missing and running as root), ' +
     'drives load, samples CPU time and RSS from /proc, and stops everything it started (also on Ctrl-C). ' +

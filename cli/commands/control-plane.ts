@@ -6,7 +6,7 @@ export const controlPlaneCommand: Command = {
   path: ['control-plane'],
   ownsStop: true,
   summary: 'Run the control plane (CA, SVID issuance, Config/Watch, admin API)',
-  usage: '--config FILE',
+  usage: '--config FILE [--drain MS]',
   details: [
     'Stdout: one line with the bound addresses, then `tessera control-plane: ready`. Logs are JSON lines on stderr.',
     'SIGTERM or SIGINT: stop accepting, end Config/Watch streams, finish calls within --drain, exit 0.',

@@ -6,7 +6,7 @@ export const DEFAULT_CONTROL_PLANE = 'tessera-control-plane.tessera-system.svc:8
 export const injectCommand: Command = {
   path: ['inject'],
   summary: 'Add the Tessera sidecar to the Pods and pod templates of a Kubernetes manifest (offline webhook)',
-  usage: '-f FILE|- --bundle F [--image IMG] [--control-plane HOST:PORT]',
+  usage: '-f|--file FILE|- --bundle F [--image IMG] [--pull-policy P] [--control-plane HOST:PORT]',
   details:
     'Does what the injection webhook does, without a cluster: every Pod, and the pod template of every Deployment, ' +
     'StatefulSet, DaemonSet, ReplicaSet, Job and CronJob (also inside a List or any *List), gets the native-sidecar proxy (unless annotated ' +

@@ -14,7 +14,7 @@ export const loadCommand: Command = {
   path: ['load'],
   ownsStop: true,
   summary: 'Load-test any HTTP or HTTPS endpoint (mTLS client certificates supported): req/s, latency percentiles, errors',
-  usage: '--url URL [--cert F --key F] [--ca F] [--connections N] [--duration D] [--rate R] [--timeout D] [--max-error-rate R] [--json F]',
+  usage: '--url URL [--method M] [--header H ...] [--cert F --key F] [--ca F] [--connections N] [--duration D] [--rate R] [--timeout D] [--max-error-rate R] [--json F]',
   details:
     'HTTP/1.1 keep-alive load with autocannon. --cert/--key present a client certificate (chain, leaf first) for mTLS. ' +
     'autocannon itself never verifies the server: with --ca, one handshake first verifies the server chain against it ' +

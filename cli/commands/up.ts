@@ -5,7 +5,7 @@ export const upCommand: Command = {
   path: ['up'],
   ownsStop: true,
   summary: 'Run a local mesh on loopback: control plane, demo apps and their sidecars',
-  usage: '[--config mesh.yaml] [--state-dir DIR]',
+  usage: '[--config mesh.yaml] [--state-dir DIR] [--quiet]',
   details: 'Prints the SPIFFE IDs, ports and commands to try, then `tessera up: ready`, and writes <state dir>/up.json. Ctrl-C stops everything.',
   flags: {
     config: { type: 'string', value: 'FILE', description: 'A mesh.yaml describing your own workloads and policies' },

@@ -6,7 +6,7 @@
 #                                    later runs: renew the serving certificate under the same CA
 #   gen-webhook-tls.sh --rotate-ca   new CA; ca.crt holds the new and the previous CA, so the API server
 #                                    trusts both the old and the new serving certificate during the rollout
-#   gen-webhook-tls.sh --drop-old-ca once every control-plane pod serves the new certificate: ca.crt = new CA
+#   gen-webhook-tls.sh --drop-old-ca once every injector pod (deploy/tessera-injector) serves the new certificate: ca.crt = new CA
 #
 # Environment: OUT (default: webhook-tls beside this script), SERVICE (tessera-injector),
 # NAMESPACE (tessera-system), CA_DAYS (1825), CERT_DAYS (365).
