@@ -4,6 +4,8 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Clock } from '../../common/clock.js';
 import { TesseraError } from '../../common/errors.js';
+import { checkAnswer, record, str } from '../admin-answer.js';
+import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
 import { ProcessSupervisor, type ProcessSpec, type SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import type { Timers } from '../../shared-io/timers.js';
 import { type MeshSpec, type MeshWorkload, replicaName, replicaPort, workloadId } from './mesh-spec.js';
@@ -127,14 +129,17 @@ function proxyConfig(spec: MeshSpec, w: MeshWorkload, p: ReplicaPorts, grpcPort:
   return lines.join('\n');
 }
 
-async function runOnce(args: readonly string[]): Promise<string> {
-  const { execFile } = await import('node:child_process');
-  return new Promise((resolve, reject) => {
-    execFile(args[0]!, args.slice(1), { timeout: 20_000 }, (err, stdout, stderr) => {
-      if (err) reject(new TesseraError('TESSERA_ERR_UP_START_FAILED', `${args.slice(2).join(' ')} failed: ${stderr.trim() || err.message}`));
-      else resolve(stdout.trim());
-    });
-  });
+/**
+ * A join token for one replica's sidecar (10 min), asked of the control plane's admin.sock in this process: the
+ * request `tessera token create` makes, without a node start per replica.
+ */
+async function createToken(dataDir: string, spiffeId: string): Promise<string> {
+  try {
+    const answer = await adminRequest(dataDir, 'POST', '/v1/tokens', { spiffeId, ttlMs: 10 * 60_000 });
+    return checkAnswer<{ token: string }>(answer, record({ token: str }), 'POST /v1/tokens').token;
+  } catch (e) {
+    throw new TesseraError('TESSERA_ERR_UP_START_FAILED', `token create --spiffe-id ${spiffeId} failed: ${(e as Error).message}`);
+  }
 }
 
 async function fetchCerts(adminUrl: string): Promise<{ notAfter: string | null; serial: string | null }> {
@@ -216,7 +221,7 @@ export async function launchMesh(spec: MeshSpec, opts: LaunchOptions): Promise<L
           ready: w.command ? { port: p.app } : { line: /tessera demo-app: ready/ },
         }));
         // A join token is spent by the first SVID it gets: one per replica, all for the workload's ID.
-        const token = await runOnce([...tessera, 'token', 'create', '--data-dir', dataDir, '--spiffe-id', workloadId(spec, w.name), '--ttl', '10m']);
+        const token = await createToken(dataDir, workloadId(spec, w.name));
         const tokenFile = join(configDir, `${p.name}.token`);
         await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
         const cfg = join(configDir, `${p.name}-proxy.yaml`);
