@@ -5,10 +5,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { holdDefaultPorts } from '../helpers/default-ports-lock.js';
 import { freeLowPorts, freePort } from '../helpers/free-port.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
-import { makeTempDir, run, tessera } from '../helpers/run.js';
+import { makeTempDir, run } from '../helpers/run.js';
 
 interface UpReplica {
   replica: string;
@@ -117,12 +118,13 @@ test('tessera up: the printed commands show the mesh working, Ctrl-C stops clean
 
   const denied = await fetch(`${api.outbound.find((o) => o.to === 'web')!.url}/hello`);
   expect(denied.status).toBe(403);
-  const why = await tessera(['policy', 'check', '--policies', join(stateDir, 'policies'), '--from', api.spiffeId, '--to', web.spiffeId]);
+  // In-process: the binary runs these two commands below, as printed (why-api-to-web, certs-list).
+  const why = await tesseraInProcess(['policy', 'check', '--policies', join(stateDir, 'policies'), '--from', api.spiffeId, '--to', web.spiffeId]);
   expect(why.code).toBe(1);
 
   const certs = (await (await fetch(`${web.adminUrl}/certs`)).json()) as { serial: string; servedSerial: string };
   expect(certs.servedSerial).toBe(certs.serial);
-  const list = await tessera(['certs', 'list', '--data-dir', state.controlPlane.dataDir, '--json']);
+  const list = await tesseraInProcess(['certs', 'list', '--data-dir', state.controlPlane.dataDir, '--json']);
   expect(list.code).toBe(0);
   expect((JSON.parse(list.stdout) as { serial: string }[]).map((c) => c.serial)).toContain(web.svidSerial);
 
