@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { controlPlaneClients, createJoinToken, errorCode, signSvid, TD } from '../helpers/control-plane.js';
 import { freePort } from '../helpers/free-port.js';
 import { API_ID, currentControlPlane, type HaReplica, keepAliveLoad, proxyCerts, startHaProxy, startHaReplicas, WEB_ID } from '../helpers/ha-mesh.js';
@@ -142,7 +143,8 @@ describe('the database lost while the control plane runs', () => {
       expect(again.res?.spiffe_id).toBe(id);
       const recoveredMs = Date.now() - upAt;
       await until('ready again (the write probe reached the database)', async () => (await fetch(`http://${cp.admin}/ready`)).status === 200, 15_000, 200);
-      const created = await tessera(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', `spiffe://${TD}/ns/outage/sa/other`]);
+      // The same command in-process (the binary ran it during the outage above).
+      const created = await tesseraInProcess(['token', 'create', '--data-dir', cp.dataDir, '--spiffe-id', `spiffe://${TD}/ns/outage/sa/other`]);
       expect(created.code, created.stderr).toBe(0);
       // The proxies renew again (their first attempts may have met the outage).
       for (const [i, p] of [api, web].entries()) await until('a proxy renewed after the outage', async () => (await proxyCerts(p)).serial !== serialsBefore[i], 30_000, 250);
