@@ -8,6 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { tesseraInProcess } from '../helpers/cli-in-process.js';
 import { freeLowPorts } from '../helpers/free-port.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, REPO_ROOT, tessera } from '../helpers/run.js';
@@ -76,7 +77,8 @@ test('the dashboard shows a running mesh and follows a CA rotation live, without
   // A denial to report (no policy lets api call web) and a break-glass grant to show.
   const apiToWeb = state.workloads.find((w) => w.name === 'api')!.replicas[0]!.outbound.find((o) => o.to === 'web')!.url;
   expect((await fetch(`${apiToWeb}/hello`)).status).toBe(403);
-  const grant = await tessera(['policy', 'break-glass', '--data-dir', dataDir, '--to', WEB, '--from', API, '--for', '15m', '--reason', 'dashboard test']);
+  // Set-up, not what the page is tested on: in-process, the same command and admin-socket request.
+  const grant = await tesseraInProcess(['policy', 'break-glass', '--data-dir', dataDir, '--to', WEB, '--from', API, '--for', '15m', '--reason', 'dashboard test']);
   expect(grant.code, grant.stderr).toBe(0);
 
   browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
