@@ -6,6 +6,7 @@ import { preciseSystemClock } from '../../common/precise-clock.js';
 import type { CrashPoint } from '../../control-plane/src/ca/authority-store.js';
 import { loadControlPlaneConfig } from '../../control-plane/src/config/cp-config.js';
 import { startupError } from '../../shared-io/startup-error.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { requiredString, type ParsedArgs } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
 import { numberFlag } from '../number-flags.js';
@@ -18,9 +19,22 @@ export async function runControlPlane(args: ParsedArgs, io: CommandIo): Promise<
   const drain = numberFlag(args, 'drain', true, { min: 0, max: 2 ** 31 - 1 }) ?? 10_000;
   const config = loadControlPlaneConfig(requiredString(args, 'config'));
   // Loaded once the config and the flags are read: a mistake in either is told without loading the servers (grpc-js, the store…).
-  const [{ createLogger, flushLogger, logProcessWarnings }, { startControlPlane }] = await Promise.all([import('../logger.js'), import('../../control-plane/src/main.js')]);
+  const [{ createLogger, flushLogger, logProcessWarnings }, { claimDataDir }, { adminSocketPath }] = await Promise.all([
+    import('../logger.js'),
+    import('../../control-plane/src/lifecycle/claim-data-dir.js'),
+    import('../../control-plane/src/admin/admin-client.js'),
+  ]);
   const log = createLogger({ level: config.logLevel, component: 'control-plane' });
   logProcessWarnings(process, log);
+  // The data dir is claimed before the servers are loaded too: a start refused there (another control plane serves
+  // it, a bad lock file) ends in ~0.3 CPU-s instead of ~0.95. startControlPlane releases it as its own.
+  const claimed = await claimDataDir(config.dataDir, adminSocketPath(config.dataDir), log, realTimers).catch((e: unknown) => {
+    throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
+  });
+  const { startControlPlane } = await import('../../control-plane/src/main.js').catch((e: unknown) => {
+    claimed.release();
+    throw e;
+  });
   const crash = io.env['TESSERA_TEST_CRASH_AT'];
   const handle = await startControlPlane(config, {
     clock: io.clock,
@@ -32,6 +46,7 @@ export async function runControlPlane(args: ParsedArgs, io: CommandIo): Promise<
     // Ends a start that waits (an offline root's first intermediate) when the process is asked to stop.
     stop: io.stopSignal,
     env: io.env,
+    claimed,
     ...(crash !== undefined && CRASH_POINTS.includes(crash) ? { crashAt: crash as CrashPoint } : {}),
   }).catch((e: unknown) => {
     if (isTesseraError(e, 'TESSERA_ERR_CP_STOPPED')) return null;

@@ -56,7 +56,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
   const { trustDomain: td, dataDir } = config;
   const socketPath = adminSocketPath(dataDir);
   // Two control planes on one data dir would fork the CA: the dir is locked before anything in it is touched.
-  const lock = await claimDataDir(dataDir, socketPath, log, timers);
+  const lock = deps.claimed ?? (await claimDataDir(dataDir, socketPath, log, timers));
   const undo = new UndoStack();
   undo.push(() => lock.release());
   return undo.guard(async () => {

@@ -5,6 +5,7 @@ import type { Clock } from '../../../common/clock.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { CrashPoint } from '../ca/authority-store.js';
 import type { ControlPlaneLogger } from '../logger.js';
+import type { DataDirLock } from '../store/data-dir-lock.js';
 
 export interface ControlPlaneDeps {
   readonly clock: Clock;
@@ -24,6 +25,11 @@ export interface ControlPlaneDeps {
   readonly stop?: Promise<unknown>;
   /** The process's environment, for the few switches read there (TESSERA_HEAP_TRIM). */
   readonly env?: Readonly<Record<string, string | undefined>>;
+  /**
+   * The data dir already claimed (claimDataDir) by the caller, which then owns nothing more: the start releases it
+   * as its own. The CLI claims it before loading the servers, so a refused start loads none of them.
+   */
+  readonly claimed?: DataDirLock;
 }
 
 export interface ControlPlaneHandle {
