@@ -48,7 +48,9 @@ export function adminRequestRefusal(req: Pick<IncomingMessage, 'headers' | 'rawH
   if (hosts !== 1 || !isLocalHost(req.headers.host)) return 'the admin listener answers requests addressed to an IP address or localhost only';
   const site = req.headers['sec-fetch-site'];
   const origin = req.headers.origin;
-  if (site === 'cross-site' || site === 'same-site' || (origin !== undefined && !sameOrigin(origin, req.headers.host!))) return 'the admin listener does not answer other sites\' pages';
+  // Only the two values a browser sends for its own or no site pass: doubled lines (joined), other spellings or
+  // unknown values are refused rather than read as a site they may not be (audit 57a I1).
+  if ((site !== undefined && site !== 'none' && site !== 'same-origin') || (origin !== undefined && !sameOrigin(origin, req.headers.host!))) return 'the admin listener does not answer other sites\' pages';
   return null;
 }
 

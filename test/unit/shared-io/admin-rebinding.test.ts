@@ -69,7 +69,7 @@ describe.each(['control plane', 'proxy'])('the %s admin listener', (which) => {
   test('refused (403): another site\'s page, by Sec-Fetch-Site or a foreign Origin (an EventSource too)', async () => {
     const port = ports[which]!;
     const local = `host: 127.0.0.1:${port}\r\n`;
-    for (const extra of ['sec-fetch-site: cross-site\r\n', 'sec-fetch-site: same-site\r\n', 'origin: http://evil.example\r\n', 'origin: null\r\n', `origin: http://127.0.0.1:${port}.evil.example\r\n`]) {
+    for (const extra of ['sec-fetch-site: cross-site\r\n', 'sec-fetch-site: same-site\r\n', 'sec-fetch-site: none\r\nsec-fetch-site: cross-site\r\n', 'sec-fetch-site: Cross-Site\r\n', 'sec-fetch-site: other\r\n', 'origin: http://evil.example\r\n', 'origin: null\r\n', `origin: http://127.0.0.1:${port}.evil.example\r\n`]) {
       for (const path of ['/config', '/endpoints', '/api/events']) expect(await status(port, get(path, `${local}${extra}`)), `${path} ${extra.trim()}`).toBe(403);
     }
   });
