@@ -6,10 +6,13 @@ import * as net from 'node:net';
 import { Http1Session } from '../../proxy/src/http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan, SessionLimits } from '../../proxy/src/http1/http1-session-types.js';
 import type { HttpHead } from '../../proxy/src/http1/http1-head.js';
+import { DEFAULT_UPGRADES } from '../../proxy/src/http1/upgrade-offer.js';
 import { ConnectionPool } from '../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../proxy/src/upstream/connectors.js';
 
 export const HARNESS_LIMITS: SessionLimits = { maxHeaderBytes: 8_192, maxHeaders: 50, headersTimeoutMs: 5_000, idleTimeoutMs: 5_000, requestTimeoutMs: 1_000, streamIdleTimeoutMs: 3_000 };
+/** SessionOptions.upgrades as a proxy without `upgrades:` in its config has them. */
+export const HARNESS_UPGRADES: ReadonlySet<string> = new Set(DEFAULT_UPGRADES);
 
 export type Cleanup = () => unknown;
 
@@ -39,6 +42,8 @@ export interface HarnessOptions {
   readonly limits?: Partial<SessionLimits>;
   /** Default: forward everything, upgrades allowed. */
   readonly plan?: (head: HttpHead) => RequestPlan;
+  /** SessionOptions.upgrades (lower-case); absent: HARNESS_UPGRADES. */
+  readonly upgrades?: ReadonlySet<string>;
   readonly totalTimeoutMs?: number;
   readonly responseHeaders?: Readonly<Record<string, string>>;
   readonly firstHeadTimeout?: boolean;
@@ -84,6 +89,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
       new Http1Session(socket, {
         limits,
         responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+        upgrades: o.upgrades ?? HARNESS_UPGRADES,
         ...(o.defaultPool === false ? {} : { pool }),
         nowMs: () => clock.now,
         ...(o.totalTimeoutMs ? { totalTimeoutMs: o.totalTimeoutMs } : {}),

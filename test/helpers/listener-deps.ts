@@ -33,6 +33,7 @@ export function listenerDeps(limits: ProxyConfig['limits'] = outboundConfig().li
     accessLog: createAccessLog({ destination: 'off', clock: systemClock }),
     tracer: null,
     limits,
+    upgrades: new Set(outboundConfig().upgrades),
     transport,
     retryBufferBytes: outboundConfig().routing.retry.bufferBytes,
     ticketKeys: new TicketKeys(),

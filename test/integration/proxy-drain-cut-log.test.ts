@@ -82,7 +82,7 @@ const portOf = (s: net.Server | http2.Http2Server) => (s.address() as net.Addres
 async function startProxy(name: string, body: string): Promise<ProxyProcess> {
   await writeFile(
     join(dir, `${name}.yaml`),
-    `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${name}-access.log }\nlimits: { drainTimeout: 1s }\n`,
+    `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${name}-access.log }\nlimits: { drainTimeout: 1s }\nupgrades: [echo]\n`,
   );
   const p = await startProxyProcess(join(dir, `${name}.yaml`));
   started.push(p);

@@ -75,8 +75,8 @@ afterAll(async () => {
 
 const portOf = (s: net.Server | ReturnType<typeof createServer>) => (s.address() as net.AddressInfo).port;
 
-/** A proxy's limits, access log and transport lines: `who` names its access log. */
-const tail = (who: string, transport: string, more = '') => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s${more} }\n${transport}`;
+/** A proxy's limits, access log and transport lines: `who` names its access log. The tests' upgrades are to `raw`, named. */
+const tail = (who: string, transport: string, more = '') => `admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: ${who}-access.log }\nlimits: { handshakeTimeout: 2s, idleTimeout: 30s, drainTimeout: 1s${more} }\nupgrades: [raw]\n${transport}`;
 const files = (who: string) => `identity:\n  files: { certFile: ${who}/svid.pem, keyFile: ${who}/key.pem, bundleFile: ${who}/bundle.pem }\n`;
 
 /** A fresh api (its own files, `<name>-api`): inbound `sink` (tcp) and `app` (HTTP) listeners in front of the apps. */

@@ -10,6 +10,7 @@ import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { notADirectory } from '../../../shared-io/policy-dir-source.js';
 import { readConfigText } from '../../../shared-io/read-named-file.js';
 import type { AppProbe } from '../admin/app-probe.js';
+import { DEFAULT_UPGRADES, upgradeConfigProblem } from '../http1/upgrade-offer.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
 import { type IdentityConfig, identitySchema, type RawIdentity, resolveIdentity } from './identity-config.js';
@@ -72,6 +73,8 @@ export interface ProxyConfig {
   readonly inbound: readonly InboundConfig[];
   readonly outbound: readonly OutboundConfig[];
   readonly edge: readonly EdgeConfig[];
+  /** The protocols (lower-case) an HTTP/1.1 upgrade may switch to, on every listener; other offers are dropped. */
+  readonly upgrades: readonly string[];
   readonly authorization: { readonly policiesDir?: string; readonly defaultAction: 'deny' | 'allow' };
   /** appProbes: the app's kubelet probes relayed at /app-health/<name> (written by the Kubernetes injector). */
   readonly admin: { readonly listen: Address; readonly appProbes: Readonly<Record<string, AppProbe>> };
@@ -139,6 +142,12 @@ export const proxySchema: ObjectSchema = {
       },
     },
     edge: edgeSchema,
+    upgrades: {
+      type: 'array',
+      maxItems: 32,
+      items: { type: 'string', check: upgradeConfigProblem },
+      description: `Protocols an HTTP/1.1 Upgrade may switch to, compared without case (default ${DEFAULT_UPGRADES.join(', ')}); other offers are dropped`,
+    },
     authorization: {
       type: 'object',
       absentAsEmpty: true,
@@ -224,6 +233,7 @@ interface Raw {
   inbound?: (RawListener & { forwardTo: string; tlsMinVersion: '1.2' | '1.3'; mtls: 'strict' | 'permissive' })[];
   outbound?: (RawListener & { mode: 'direct' | 'http-proxy'; retryable: boolean })[];
   edge?: RawEdge[];
+  upgrades?: string[];
   authorization: { policiesDir?: string; defaultAction: 'deny' | 'allow' };
   admin: {
     listen: string;
@@ -346,6 +356,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     inbound,
     outbound,
     edge,
+    upgrades: [...new Set((raw.upgrades ?? DEFAULT_UPGRADES).map((p) => p.toLowerCase()))],
     authorization: {
       ...(raw.authorization.policiesDir ? { policiesDir: path(raw.authorization.policiesDir) } : {}),
       defaultAction: raw.authorization.defaultAction,

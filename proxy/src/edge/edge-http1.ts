@@ -32,6 +32,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
   return new Http1Session(socket, {
     limits: d.limits,
     responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
+    upgrades: d.upgrades,
     // No default pool: every forwarded request names its route's (the plan's `pool`).
     ...(gate.responseHeaders ? { responseHeaders: gate.responseHeaders } : {}),
     // A connection that sends nothing at all is cut at headersTimeout, as one that starts a head and stalls.
@@ -63,7 +64,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         // HTTP/1.0 may come without Host; strict apps want one.
         if (host === undefined) add += `host: ${up.authority}\r\n`;
         if (x.span) add += traceLines(x.span);
-        // Upgrades (WebSocket) were authorized above like any request; after the app's 101 bytes flow both ways.
+        // Upgrades (a protocol in `upgrades:`) were authorized above like any request; after the app's 101 bytes flow both ways.
         // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
         const dropResponse = up.route.spiffeId ? undefined : APP_RESPONSE_DROP;
         return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, target: a.target !== path ? a.target : undefined, totalTimeoutMs: up.route.timeoutMs || undefined, ...(dropResponse ? { dropResponse } : {}) };

@@ -338,22 +338,6 @@ export function headOfParsedResponse(status: number, minor: number, rawHeaders: 
   return { status, minor: minor === 0 ? 0 : 1, names, values, length: 0 };
 }
 
-/** HTTP itself (h2c, HTTP/2.0, ...): after such a switch, requests would reach the app past per-request checks. */
-const HTTP_PROTOCOL = /^(?:h2c?|https?)(?:\/|$)/i;
-
-/**
- * The protocol an HTTP/1.1 request asks to switch to (RFC 9110 section 7.8: Upgrade, named in Connection), or
- * null. An HTTP/1.0 request, an Upgrade without "Connection: upgrade", or one offering HTTP itself (h2c) is a plain
- * request: the header is dropped and the exchange stays HTTP/1.1, as with a server that does not take the offer.
- */
-export function upgradeRequested(head: HttpHead): string | null {
-  if (head.minor !== 1) return null;
-  const value = headerValue(head, 'upgrade');
-  if (!value || head.names.indexOf('upgrade') !== head.names.lastIndexOf('upgrade')) return null;
-  if (headerTokens(head, 'upgrade').some((p) => HTTP_PROTOCOL.test(p))) return null;
-  return hasToken(head, 'connection', 'upgrade') ? value : null;
-}
-
 /** Whether the client asked to keep the connection open after this exchange. */
 export function wantsKeepAlive(head: HttpHead): boolean {
   if (hasToken(head, 'connection', 'close')) return false;

@@ -5,9 +5,10 @@ import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { framerFor } from './body-framer.js';
 import { upstreamRequestHead } from './head-rewrite.js';
 import { Http1Exchange } from './http1-exchange.js';
-import { headerValue, parseHead, requestFraming, upgradeRequested, wantsKeepAlive } from './http1-head.js';
+import { headerValue, parseHead, requestFraming, wantsKeepAlive } from './http1-head.js';
 import type { SessionOptions } from './http1-session-types.js';
 import { isValidHostValue } from './host-value.js';
+import { upgradeRequested } from './upgrade-offer.js';
 
 const NOTHING = Buffer.alloc(0);
 
@@ -53,7 +54,8 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
   if (host !== undefined && !isValidHostValue(host)) return { status: 400, rejected: 'bad_request' };
 
   const now = o.nowMs();
-  const upgrade = upgradeRequested(head);
+  // Only a protocol on the allow-list switches; any other offer is dropped and the request goes on as a plain one.
+  const upgrade = upgradeRequested(head, o.upgrades);
   // Authorized like any request first: a denied upgrade is a 403, never a switch.
   const plan = o.hooks.plan(head);
   const pool = plan.forward ? (plan.route?.resource ?? plan.pool ?? o.pool) : undefined;

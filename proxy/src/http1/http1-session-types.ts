@@ -30,8 +30,9 @@ export interface ForwardPlan {
   /** Total time for the exchange (a listener's or route's `timeout`); overrides SessionOptions.totalTimeoutMs. */
   readonly totalTimeoutMs?: number;
   /**
-   * Lets an upgrade request (Upgrade + Connection: upgrade, HTTP/1.1) go upstream as one: after the app's 101 the
-   * connection carries bytes both ways. Absent: an upgrade request is answered 501 upgrade_unsupported.
+   * Lets an upgrade request (Upgrade + Connection: upgrade, HTTP/1.1, a protocol in SessionOptions.upgrades) go
+   * upstream as one: after the app's 101 the connection carries bytes both ways. Absent: such a request is answered
+   * 501 upgrade_unsupported.
    */
   readonly upgrade?: boolean;
   /**
@@ -79,6 +80,11 @@ export interface SessionHooks {
 export interface SessionOptions {
   readonly limits: SessionLimits;
   readonly responseLimits: HeadLimits;
+  /**
+   * The protocols (lower-case) an upgrade may switch to (`upgrades:`, upgrade-offer.ts): an offer naming any other
+   * is dropped and the request forwarded as a plain one.
+   */
+  readonly upgrades: ReadonlySet<string>;
   /** Default upstream pool; a plan's `pool` overrides it. Absent: a plan without `pool` is answered 502. */
   readonly pool?: ConnectionPool;
   readonly hooks: SessionHooks;

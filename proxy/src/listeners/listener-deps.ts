@@ -27,6 +27,8 @@ export interface ListenerDeps {
   readonly accessLog: AccessLog;
   readonly tracer: RequestTracer | null;
   readonly limits: ProxyLimits;
+  /** `upgrades:` (lower-case): the protocols an HTTP/1.1 upgrade may switch to on every listener. */
+  readonly upgrades: ReadonlySet<string>;
   /** The multiplexed proxy-to-proxy transport: offered by outbound pools, accepted by inbound HTTP/1.1 listeners. */
   readonly transport: TransportSettings;
   /** routing.retry.bufferBytes: the most request body held to send a request again (HTTP/2: a refused stream). */
@@ -67,5 +69,5 @@ export async function listenerDeps(config: ProxyConfig, held: ListenerHolders, r
   const routing: RoutingDeps | undefined = routed
     ? { directory: routed.directory, settings: config.routing, metrics: new (await import('../telemetry/routing-metrics.js')).RoutingMetrics(routed.registry), random: Math.random, schedule: (ms, fn) => void routed.timers.setTimeout(fn, ms) }
     : undefined;
-  return { ...held, denials: new DenialTally(), limits: config.limits, transport: config.transport, retryBufferBytes: config.routing.retry.bufferBytes, clientContexts: new ClientContexts(config.transport.tlsGroups), requestId: createRequestIds(), ...(routing ? { routing } : {}) };
+  return { ...held, denials: new DenialTally(), limits: config.limits, upgrades: new Set(config.upgrades), transport: config.transport, retryBufferBytes: config.routing.retry.bufferBytes, clientContexts: new ClientContexts(config.transport.tlsGroups), requestId: createRequestIds(), ...(routing ? { routing } : {}) };
 }

@@ -116,6 +116,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
     const options: SessionOptions = {
       limits: d.limits,
       responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
+      upgrades: d.upgrades,
       ...(pool ? { pool } : {}),
       nowMs: d.nowMs,
       timers: d.timers,

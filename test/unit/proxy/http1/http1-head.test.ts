@@ -1,7 +1,7 @@
 // Table-driven tests of the HTTP/1.1 head parser: valid heads, limits, malformed lines and the framing
 // ambiguities request smuggling relies on (TE+CL, conflicting CLs, TE codings, TE on HTTP/1.0).
 import { describe, expect, test } from 'vitest';
-import { type HeadLimits, type HttpHead, headerTokens, headerValue, parseHead, requestFraming, responseFraming, upgradeRequested, wantsKeepAlive } from '../../../../proxy/src/http1/http1-head.js';
+import { type HeadLimits, type HttpHead, headerTokens, headerValue, parseHead, requestFraming, responseFraming, wantsKeepAlive } from '../../../../proxy/src/http1/http1-head.js';
 
 const LIMITS: HeadLimits = { maxHeaderBytes: 1024, maxHeaders: 8 };
 
@@ -338,24 +338,6 @@ describe('header helpers and keep-alive', () => {
     ['HTTP/1.0 keep-alive', 'GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n', true],
   ])('%s', (_name, text, expected) => {
     expect(wantsKeepAlive(head(text))).toBe(expected);
-  });
-
-  test.each([
-    ['WebSocket', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n', 'websocket'],
-    ['upgrade among Connection tokens', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, UPGRADE\r\nUpgrade: foo/2\r\n\r\n', 'foo/2'],
-    ['Upgrade not named in Connection', 'GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n', null],
-    ['Connection: upgrade without Upgrade', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\n\r\n', null],
-    ['empty Upgrade', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade:\r\n\r\n', null],
-    ['two Upgrade lines', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: a\r\nUpgrade: b\r\n\r\n', null],
-    ['HTTP/1.0 (no upgrades in 1.0)', 'GET / HTTP/1.0\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n', null],
-    // A switch to HTTP itself would carry requests past per-request authorization: never an upgrade.
-    ['h2c', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: x\r\n\r\n', null],
-    ['h2c among others', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket, H2C\r\n\r\n', null],
-    ['HTTP/2.0', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: HTTP/2.0\r\n\r\n', null],
-    ['h2', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2\r\n\r\n', null],
-    ['a protocol that only starts like one', 'GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: h2o-chat\r\n\r\n', 'h2o-chat'],
-  ])('upgradeRequested: %s', (_name, text, expected) => {
-    expect(upgradeRequested(head(text))).toBe(expected);
   });
 });
 

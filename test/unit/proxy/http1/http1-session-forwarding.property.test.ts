@@ -10,6 +10,7 @@ import type { SessionLimits } from '../../../../proxy/src/http1/http1-session-ty
 import { ConnectionPool } from '../../../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
 import { fuzzParams, fuzzTimeoutMs } from '../../../helpers/fuzz-params.js';
+import { HARNESS_UPGRADES } from '../../../helpers/http1-session-harness.js';
 import { requestStream } from '../../../helpers/http1-arbitraries.js';
 import { type ParsedMessage, RequestOracle } from '../../../helpers/llhttp-oracle.js';
 import { type TesseraMessage, VIEW_LIMITS, tesseraRequests } from '../../../helpers/tessera-http1-view.js';
@@ -52,6 +53,7 @@ describe('HTTP/1.1 forwarding end to end: the app behind a real session reads wh
       session = new Http1Session(socket, {
         limits: LIMITS,
         responseLimits: VIEW_LIMITS,
+        upgrades: HARNESS_UPGRADES,
         pool,
         timers: realTimers,
         nowMs: Date.now,

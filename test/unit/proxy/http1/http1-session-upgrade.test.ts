@@ -1,7 +1,8 @@
 // Upgrades through Http1Session on loopback sockets: decided by the plan like any request (501 when the plan does
 // not allow them, the plan's own answer when it refuses), the app's 101 relayed and then bytes both ways with
-// half-close and back-pressure; the upstream connection never goes back to the pool; a 200 answer keeps HTTP; an
-// unasked 101 is a bad upstream response; an idle tunnel is cut by streamIdleTimeout.
+// half-close and back-pressure; the upstream connection never goes back to the pool; a 200 answer keeps HTTP; only
+// protocols on the session's allow-list switch, any other offer goes on as a plain request; an unasked 101 is a bad
+// upstream response; an idle tunnel is cut by streamIdleTimeout.
 import { afterEach, describe, expect, test } from 'vitest';
 import { type Cleanup, HARNESS_LIMITS, client, collect, http1Harness, rawApp } from '../../../helpers/http1-session-harness.js';
 import { oneResponse, rawHttp } from '../../../helpers/raw-http.js';
@@ -100,6 +101,36 @@ describe('Http1Session upgrades', () => {
     expect(app.heads[0]).not.toMatch(/upgrade/i);
     expect(r.text).toMatch(/^HTTP\/1\.1 502 /);
     expect(p.upgraded()).toBe(0);
+  });
+
+  test('only protocols on the allow-list switch: every other offer reaches an app that takes any as a plain request (audit 57a F3)', async () => {
+    // An app that accepts whatever it is offered, and answers a request without an offer with a plain 200 (its
+    // connection then pooled for the next request: each head comes whole in one read on loopback).
+    const heads: string[] = [];
+    const app = await rawApp(cleanups, (s) => {
+      s.on('data', (d: Buffer) => {
+        const text = d.toString('latin1');
+        heads.push(text);
+        const offered = /\r\nupgrade: *([^\r]*)/i.exec(text)?.[1];
+        s.write(offered !== undefined ? `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${offered}\r\n\r\n` : 'HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nplain');
+      });
+      s.on('end', () => s.end()); // a tunnel whose client left ends on both sides
+    });
+    const ask = async (port: number, upgrade: string) => {
+      const r = await rawHttp({ port }, [`GET /x HTTP/1.1\r\nHost: app\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: ${upgrade}\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n`], { until: (t) => t.includes('\r\n\r\n'), capMs: 5_000 });
+      return { status: Number(r.text.slice(9, 12)), app: heads.at(-1)! };
+    };
+    const p = await http1Harness(app.port, cleanups);
+    for (const upgrade of ['h2c-14', 'h2c-17', 'SPDY/3.1', 'TLS/1.2', 'h2c;q=1', '"h2c"', 'websocket, TLS/1.0', 'tcp']) {
+      const r = await ask(p.port, upgrade);
+      expect([upgrade, r.status], r.app).toEqual([upgrade, 200]);
+      expect(r.app, upgrade).not.toMatch(/\r\n(upgrade|connection|http2-settings):/i);
+    }
+    expect(await ask(p.port, 'WebSocket')).toMatchObject({ status: 101, app: expect.stringMatching(/\r\nconnection: upgrade\r\nupgrade: WebSocket\r\n/) });
+    // An operator's list: its protocols switch, HTTP-carrying ones still do not.
+    const q = await http1Harness(app.port, cleanups, { upgrades: new Set(['websocket', 'tcp']) });
+    expect((await ask(q.port, 'TCP')).status).toBe(101);
+    expect((await ask(q.port, 'SPDY/3.1')).status).toBe(200);
   });
 
   test('a 101 the request did not ask for is a bad upstream response (502), nothing is tunnelled', async () => {

@@ -14,7 +14,7 @@ import { type MuxEndReason, MuxSession } from '../../../../proxy/src/mux/mux-ses
 import type { MuxStream } from '../../../../proxy/src/mux/mux-stream.js';
 import { ConnectionPool } from '../../../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../../../proxy/src/upstream/connectors.js';
-import { type Cleanup, HARNESS_LIMITS, rawApp } from '../../../helpers/http1-session-harness.js';
+import { type Cleanup, HARNESS_LIMITS, HARNESS_UPGRADES, rawApp } from '../../../helpers/http1-session-harness.js';
 import { RawPeer, type SocketPair, frame, tcpPair } from '../../../helpers/mux-wire.js';
 import { until } from '../../../helpers/until.js';
 import { realTimers } from '../../../../shared-io/timers.js';
@@ -118,6 +118,7 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         void new Http1Session(stream, {
           limits: HARNESS_LIMITS,
           responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+          upgrades: HARNESS_UPGRADES,
           timers: realTimers,
           nowMs: () => Date.now(),
           hooks: { plan: () => ({ forward: false, status: 403, code: 'authz_denied' }), done: (r) => records.push(r.status), rejected: () => undefined },
@@ -188,6 +189,7 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         void new Http1Session(stream, {
           limits: { ...HARNESS_LIMITS, maxHeaderBytes: 1_024 },
           responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+          upgrades: HARNESS_UPGRADES,
           timers: realTimers,
           pool,
           nowMs: () => Date.now(),
@@ -237,6 +239,7 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         void new Http1Session(stream, {
           limits: { ...HARNESS_LIMITS, maxHeaderBytes: 1_024 },
           responseLimits: { maxHeaderBytes: 8_192, maxHeaders: 50 },
+          upgrades: HARNESS_UPGRADES,
           timers: realTimers,
           pool,
           nowMs: () => Date.now(),
