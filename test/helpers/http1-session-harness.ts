@@ -3,6 +3,7 @@
 // sweep in the test's hands. Nothing is mocked: only time is stepped instead of waited for.
 import { realTimers, type Timers } from '../../shared-io/timers.js';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { Http1Session } from '../../proxy/src/http1/http1-session.js';
 import type { ExchangeRecord, RequestPlan, SessionLimits } from '../../proxy/src/http1/http1-session-types.js';
 import type { HttpHead } from '../../proxy/src/http1/http1-head.js';
@@ -59,6 +60,8 @@ export interface HarnessOptions {
   readonly plainTcpClient?: boolean;
   /** Gets the proxy's end of each client connection before its session does (e.g. to watch what is queued on it). */
   readonly onDownstream?: (socket: net.Socket) => void;
+  /** The clients come over TLS with this certificate (as at the edge): each session gets the TLS socket. */
+  readonly tls?: { readonly key: string; readonly cert: string };
 }
 
 export interface Harness {
@@ -83,7 +86,7 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
   const limits = { ...HARNESS_LIMITS, ...o.limits };
   const pool = new ConnectionPool({ connect: plainConnector('127.0.0.1', appPort, 2_000), ...(o.pool ?? { maxConnections: 8, maxQueue: 8 }), idleTimeoutMs: 60_000, nowMs: () => clock.now, timers: realTimers });
   cleanups.push(() => pool.close());
-  const server = net.createServer((socket) => {
+  const serve = (socket: net.Socket) => {
     o.onDownstream?.(socket);
     sessions.push(
       new Http1Session(socket, {
@@ -111,7 +114,8 @@ export async function http1Harness(appPort: number, cleanups: Cleanup[], o: Harn
         },
       }),
     );
-  });
+  };
+  const server = o.tls ? tls.createServer(o.tls, serve) : net.createServer(serve);
   cleanups.push(() => {
     for (const s of sessions) s.drain();
   });

@@ -15,6 +15,8 @@ export class Http1Tunnel implements UpstreamOwner {
   readonly #nowMs: () => number;
   /** Both directions are over: `graceful` when both sides finished sending (what is buffered is flushed first). */
   readonly #ended: (graceful: boolean) => void;
+  /** Set by the first end() or abort(): the tunnel ends once, whichever ways to end it run after (see abort()). */
+  #over = false;
 
   /** Takes over the exchange's upstream connection: the 101 and what followed it (ex.resBuf) go to the client. */
   constructor(client: Http1Downstream, ex: Http1Exchange, nowMs: () => number, ended: (graceful: boolean) => void) {
@@ -61,6 +63,7 @@ export class Http1Tunnel implements UpstreamOwner {
   }
 
   clientGone(): void {
+    if (this.#over) return;
     this.#ex.mark('downstream_closed');
     const up = this.#ex.conn?.socket;
     // Both sides finished sending: the upstream flushes what it still holds and closes by itself.
@@ -72,12 +75,19 @@ export class Http1Tunnel implements UpstreamOwner {
 
   /** Both directions are over, or cut with a close (the stream idle timeout: nothing was moving). */
   end(graceful: boolean): void {
+    if (this.#over) return;
+    this.#over = true;
     this.#ex.closeConn();
     this.#ended(graceful);
   }
 
   /** Cut short (the drain deadline, the total timeout) or broken off: both legs are reset, neither is closed. */
   abort(): void {
+    if (this.#over) return;
+    // Over before the legs are reset: a TLS client socket (the edge's, an inbound caller's own connection) emits its
+    // 'close' inside the reset, and the session's client-gone path comes back here through clientGone(). Until
+    // 2026-12-07 that ran the end a second time: the upgraded gauge went one below per tunnel (audit 57c F1).
+    this.#over = true;
     this.#ex.discardConn(true);
     resetByteSocket(this.#client.socket);
     this.#ended(false);
