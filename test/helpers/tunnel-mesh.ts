@@ -37,7 +37,7 @@ export class TunnelApps {
   static async start(): Promise<TunnelApps> {
     const apps = new TunnelApps();
     apps.#http.on('upgrade', (req, s: net.Socket, head: Buffer) => {
-      s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n');
+      s.write('HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n');
       apps.#adopt(req.url!.split('/').pop()!, s);
       if (head.length > 0) s.write(head);
       s.on('data', (d: Buffer) => s.write(d));
@@ -200,7 +200,7 @@ export class TunnelMesh {
   /** The ways through `front` (started by front() with `ups` holding `up`): one TunnelPath per kind. */
   paths(frontName: string, front: ProxyProcess, up: Upstream, kinds: readonly PathKind[]): TunnelPath[] {
     const port = (l: string) => front.ports.get(l)!;
-    const upgrade = (path: string, host: string) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: raw\r\n\r\n`;
+    const upgrade = (path: string, host: string) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`;
     const open = (kind: PathKind, tag: string): Promise<Tunnel> => {
       const label = `${frontName} ${kind} → ${up.name}`;
       if (kind === 'edge' || kind === 'edge-timed') return this.#open(label, port('edge/public'), tag, { tls: true, head: upgrade(`/${up.name}${kind === 'edge' ? '' : '-timed'}/${tag}`, 'localhost'), status: 101 });
