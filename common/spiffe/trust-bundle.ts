@@ -1,5 +1,5 @@
 // Trust bundles: the X.509 authorities of each trust domain, with SHA-256 fingerprints.
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { TesseraError } from '../errors.js';
 import { decodeCertificates, encodePem } from '../pki/pem.js';
 import { TrustDomain } from './trust-domain.js';
@@ -7,6 +7,7 @@ import { TrustDomain } from './trust-domain.js';
 export class TrustBundle {
   readonly trustDomain: TrustDomain;
   readonly authorities: readonly X509Certificate[];
+  #anchors: ReadonlySet<string> | undefined;
 
   constructor(trustDomain: TrustDomain, authorities: readonly X509Certificate[]) {
     if (authorities.length === 0) throw new TesseraError('TESSERA_ERR_BUNDLE_EMPTY', `bundle for "${trustDomain}" holds no certificate`);
@@ -32,6 +33,12 @@ export class TrustBundle {
     return new TrustBundle(td, certs);
   }
 
+  /** anchorOf() of each authority, computed once. */
+  anchors(): ReadonlySet<string> {
+    this.#anchors ??= new Set(this.authorities.map(anchorOf));
+    return this.#anchors;
+  }
+
   /** SHA-256 fingerprints as lower-case hex without colons. */
   fingerprints(): string[] {
     return this.authorities.map(fingerprintOf);
@@ -40,6 +47,14 @@ export class TrustBundle {
   toPem(): string {
     return this.authorities.map((a) => encodePem('CERTIFICATE', a.raw)).join('');
   }
+}
+
+/**
+ * An authority as a path anchors on it: its name and the SHA-256 of its key (SPKI). A root renewed with the same name
+ * and key anchors the same paths, though its certificate (and fingerprint) is new.
+ */
+export function anchorOf(cert: X509Certificate): string {
+  return `${cert.subject}\n${createHash('sha256').update(cert.publicKey.export({ type: 'spki', format: 'der' })).digest('hex')}`;
 }
 
 /** SHA-256 of a certificate, lower-case hex without separators (node:crypto's `fingerprint256` form rewritten). */

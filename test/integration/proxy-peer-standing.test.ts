@@ -3,7 +3,8 @@
 // whose CA leaves the bundle. Before, such a connection took requests for as long as its caller kept it open (one
 // multiplexed session per peer can stay open for good), so a key stolen with its SVID outlived the SVID. Now the
 // connection is drained within a sweep (1 s) of the expiry, and at once on a new bundle: no new request, what is in
-// flight gets its whole answer; a multiplexed session says GOAWAY and refuses streams opened after it;
+// flight gets its whole answer; a multiplexed session says GOAWAY, closes its idle streams at once (a peer kept using
+// them: audit 57d F1) and refuses streams opened after it (mux-drain-unanswered);
 // tessera_connections_drained_total counts each by reason.
 import { writeFile } from 'node:fs/promises';
 import * as http from 'node:http';
@@ -11,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { Flag, FrameType, MUX_ALPN, MuxCode } from '../../proxy/src/mux/mux-frame.js';
+import { Flag, FrameType, MUX_ALPN } from '../../proxy/src/mux/mux-frame.js';
 import { proxyMetric } from '../helpers/mux-mesh.js';
 import { RawPeer, frame } from '../helpers/mux-wire.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
@@ -31,11 +32,14 @@ let ca2: TestCa;
 let bundleFile: string;
 /** Answers held by the app until released (GET /hold). */
 const held: (() => void)[] = [];
+/** Every path the app was asked for. */
+const seen: string[] = [];
 
 beforeAll(async () => {
   let dir: string;
   ({ dir, cleanup } = await makeTempDir());
   app = http.createServer((req, res) => {
+    seen.push(req.url ?? '');
     const answer = () => res.end(`app saw ${req.url}`);
     if (req.url === '/hold') held.push(answer);
     else answer();
@@ -100,19 +104,23 @@ test('a caller whose SVID expires: its keep-alive connection and its multiplexed
   expect(r.closed()).toBe(false);
   // Past NotAfter the sweep drains both: the session says GOAWAY, the held exchange goes on.
   await raw.next('GOAWAY', (f) => f.type === FrameType.GoAway, 15_000);
+  // Its idle stream 1 is closed too, without waiting for the dialer to read the GOAWAY (audit 57d F1: a peer kept
+  // sending requests on its open streams); a request sent on it anyway reaches nothing.
+  await raw.next('stream 1 ended by the server', (f) => f.stream === 1 && (f.flags & (Flag.Fin | Flag.Rst)) !== 0);
+  const late = Buffer.from('GET /on-an-open-stream HTTP/1.1\r\nhost: api\r\n\r\n');
+  raw.write(frame(FrameType.Data, 0, 0, 1, late.length, late));
   await until('both counted', async () => (await drained('peer_expired')) === 2, 5_000, 50);
   expect(r.closed()).toBe(false);
   held.shift()!();
   await until('the held answer, then the close', () => r.closed(), 5_000, 10);
   expect(r.text()).toMatch(/app saw \/hold$/);
   expect(r.text().split('HTTP/1.1 200').length - 1).toBe(2);
-  // The dialer reads the GOAWAY (answers the drain PING): a stream it opens now is refused, not served.
+  // The dialer reads the GOAWAY (answers the drain PING): with no stream left the session closes, nothing served.
   const ping = await raw.next('the drain PING', (f) => f.type === FrameType.Ping && (f.flags & Flag.Ack) === 0 && f.length === 0x7fff_ffff);
   raw.write(frame(FrameType.Ping, Flag.Ack, 0, 0, ping.length));
-  const again = Buffer.from('GET /after HTTP/1.1\r\nhost: api\r\n\r\n');
-  raw.write(frame(FrameType.Data, Flag.Syn, 0, 3, again.length, again));
-  const refused = await raw.next('the answer on stream 3', (f) => f.stream === 3);
-  expect({ flags: refused.flags, code: refused.code }).toEqual({ flags: Flag.Rst, code: MuxCode.Refused });
+  await until('the session closed', () => raw.closed, 5_000, 10);
+  expect(seen).not.toContain('/on-an-open-stream');
+  expect(raw.frames.some((f) => f.stream === 1 && f.payload.toString('latin1').includes('/on-an-open-stream'))).toBe(false);
   mux.destroy();
 }, 30_000);
 

@@ -232,7 +232,8 @@ export class InboundListener extends ServedListener<InboundConfig> {
       },
       drainVia,
     );
-    if (peer && socket === conn) this.sessions.setPeer(conn, peer);
+    // A stream of a multiplexed session is named too: a peer that no longer stands loses its open streams as well.
+    if (peer) this.sessions.setPeer(socket, peer, socket !== conn);
   }
 }
 

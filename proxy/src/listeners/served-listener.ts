@@ -101,6 +101,7 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
             },
             expire: () => session.expire(),
             drain: () => drainVia(() => session.drain()),
+            drainNow: () => session.drain(),
             cut: () => session.cut(),
           }
         : session,

@@ -30,6 +30,8 @@ export interface Expirable {
   readonly closed: boolean;
   expire(): void;
   drain(): void;
+  /** Drains without waiting for what drain() waits for (a multiplexed stream: its dialer reading the GOAWAY). */
+  drainNow?(): void;
   /** The drain deadline passed: record the exchange in flight as cut (drain_timeout), then destroy (HTTP/1.1). */
   cut?(): void;
   /** Cut on purpose (drain deadline, ban), each open exchange reset in its protocol's way (HTTP/2: RST_STREAM CANCEL). */
@@ -46,6 +48,8 @@ interface Entry {
   peer: ConnectionPeer | undefined;
   /** Drained because its peer no longer stands (drainLapsed): judged no more. */
   lapsed: boolean;
+  /** A stream of a multiplexed session (setPeer): drained with its peer's session, never counted or cut on its own. */
+  stream: boolean;
   /** Where it is in #entries; -1 once it has left (closed, and recorded if a tunnel) or destroyAll took it. */
   index: number;
   /** Its connection emitted 'close'. */
@@ -153,7 +157,7 @@ export class SessionSet {
   #entryOf(conn: Connection): Entry {
     const known = this.#byConn.get(conn);
     if (known) return known;
-    const e: Entry = { conn, session: null, tracked: false, peer: undefined, lapsed: false, index: this.#entries.length, closed: false, recordPending: false, onRecorded: null };
+    const e: Entry = { conn, session: null, tracked: false, peer: undefined, lapsed: false, stream: false, index: this.#entries.length, closed: false, recordPending: false, onRecorded: null };
     this.#entries.push(e);
     this.#byConn.set(conn, e);
     conn.once('close', () => {
@@ -179,12 +183,15 @@ export class SessionSet {
 
   sweep(): void {
     const now = this.#nowMs();
-    // A copy: an expired session may close (and so leave the array) while the loop runs.
+    // A copy: an expired session may close (and so leave the array) while the loop runs. One pass judges the peers.
+    const p = this.#peers;
+    const counts = new Map<string, number>();
     for (const e of this.#entries.slice()) {
       const s = e.session;
       if (s && !s.closed && s.deadlineMs < now) s.expire();
+      if (p) this.#judge(e, p.judge, now, counts);
     }
-    this.drainLapsed();
+    if (p) for (const [reason, n] of counts) p.drained(reason, n);
     const upstreamHolds = this.#onSweep();
     if (this.#size === 0 && !upstreamHolds && this.#timer !== undefined) {
       this.#timers.clearInterval(this.#timer);
@@ -233,9 +240,11 @@ export class SessionSet {
     return Promise.all(settled).then(() => undefined);
   }
 
-  /** Remembers the verified peer of a connection (tracked, or about to be). */
-  setPeer(conn: Connection, peer: ConnectionPeer): void {
-    this.#entryOf(conn).peer = peer;
+  /** Remembers the verified peer of a connection (tracked, or about to be), or of a stream of a multiplexed session. */
+  setPeer(conn: Connection, peer: ConnectionPeer, stream = false): void {
+    const e = this.#entryOf(conn);
+    e.peer = peer;
+    e.stream = stream;
   }
 
   /**
@@ -254,24 +263,29 @@ export class SessionSet {
     const p = this.#peers;
     if (!p) return;
     const now = this.#nowMs();
-    let counts: Map<string, number> | undefined;
-    for (const e of this.#entries.slice()) {
-      if (!e.peer || e.lapsed || e.closed || !e.session || e.session.closed) continue;
-      const reason = p.judge(e.peer, now);
-      if (reason === null) continue;
-      e.lapsed = true;
-      e.session.drain();
-      counts ??= new Map();
-      counts.set(reason, (counts.get(reason) ?? 0) + 1);
-    }
-    if (counts) for (const [reason, n] of counts) p.drained(reason, n);
+    const counts = new Map<string, number>();
+    for (const e of this.#entries.slice()) this.#judge(e, p.judge, now, counts);
+    for (const [reason, n] of counts) p.drained(reason, n);
+  }
+
+  #judge(e: Entry, judge: PeerJudge, now: number, counts: Map<string, number>): void {
+    if (!e.peer || e.lapsed || e.closed || !e.session || e.session.closed) return;
+    const reason = judge(e.peer, now);
+    if (reason === null) return;
+    e.lapsed = true;
+    // A stream's exchanges stop now: waiting for its dialer to read the GOAWAY would let a peer that no longer
+    // stands go on sending requests on its open streams (audit 57d F1).
+    if (e.stream && e.session.drainNow) e.session.drainNow();
+    else e.session.drain();
+    if (!e.stream) counts.set(reason, (counts.get(reason) ?? 0) + 1);
   }
 
   /** Cuts every connection whose peer matches (e.g. a newly banned one), as destroyAll does; returns how many. */
   closePeers(match: (peer: DenyCandidate) => boolean): number {
     let n = 0;
     for (const e of this.#entries.slice()) {
-      if (!e.peer || e.closed || !match(e.peer)) continue;
+      // A multiplexed stream goes with its session's connection.
+      if (!e.peer || e.closed || e.stream || !match(e.peer)) continue;
       e.peer = undefined;
       cut(e);
       n++;

@@ -11,14 +11,14 @@ export type PeerLapse = 'peer_expired' | 'peer_untrusted';
 export interface StandingPeer {
   readonly notAfterMs: number;
   readonly trustDomain: string;
-  /** `fingerprint256` of the trust anchor its path ended at. */
-  readonly anchorFingerprint: string;
+  /** The trust anchor its path ended at (`anchorOf`: its name and key, so a root renewed with both still holds). */
+  readonly anchor: string;
 }
 
-/** The lapse, or null while the peer stands. A map lookup and a scan of its trust domain's few authorities. */
+/** The lapse, or null while the peer stands. Two map lookups and a set lookup. */
 export function peerLapse(peer: StandingPeer, bundles: TrustBundleSet, nowMs: number): PeerLapse | null {
   if (nowMs >= peer.notAfterMs) return 'peer_expired';
   const bundle = bundles.get(peer.trustDomain);
-  if (!bundle?.authorities.some((a) => a.fingerprint256 === peer.anchorFingerprint)) return 'peer_untrusted';
+  if (!bundle?.anchors().has(peer.anchor)) return 'peer_untrusted';
   return null;
 }

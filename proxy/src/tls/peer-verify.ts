@@ -11,7 +11,7 @@ import { X509Certificate as X509 } from 'node:crypto';
 import type { DetailedPeerCertificate, PeerCertificate } from 'node:tls';
 import type { ErrorCode } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
+import { anchorOf, fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { SvidFailureReason } from '../../../common/spiffe/x509-svid.js';
 import { verifyX509Svid } from '../../../common/spiffe/x509-svid.js';
 import type { IdentitySnapshot } from '../identity/identity-snapshot.js';
@@ -29,9 +29,9 @@ export interface VerifiedPeer {
   /** The verified path's validity (the leaf's, ended early by an issuer's): a cached or resumed peer is used only within it. */
   readonly notBeforeMs: number;
   readonly notAfterMs: number;
-  /** The trust domain whose bundle held the path's anchor, and that anchor (`fingerprint256`): peer-standing.ts. */
+  /** The trust domain whose bundle held the path's anchor, and that anchor (`anchorOf`: name and key): peer-standing.ts. */
   readonly trustDomain: string;
-  readonly anchorFingerprint: string;
+  readonly anchor: string;
 }
 
 export interface PeerFailure {
@@ -183,7 +183,7 @@ export class PeerVerifier {
       notBeforeMs: r.notBeforeMs,
       notAfterMs: r.notAfterMs,
       trustDomain: r.id.trustDomain.name,
-      anchorFingerprint: r.path[r.path.length - 1]!.fingerprint256,
+      anchor: anchorOf(r.path[r.path.length - 1]!),
     };
     // What a later chain with this leaf may hold: the path, and the anchors TLS stacks append (as checkPath allows).
     const path = new Set(r.path.map((c) => c.fingerprint256));

@@ -1,6 +1,7 @@
 // The log lines for an SVID from files nobody renews here (audit 57b F1: the log said nothing when it expired): a
 // warning once 90 % of its lifetime has passed, an error at NotAfter, each once; newer files installed in time
-// silence the old SVID's lines and arm the new one's; files loaded already late warn at once. Fake time, no sleeps.
+// silence the old SVID's lines and arm the new one's; files loaded already late warn at once; a new bundle alone (a
+// new snapshot of the same SVID) says nothing again (audit 57d F2). Fake time, no sleeps.
 import type { Logger } from 'pino';
 import { beforeAll, expect, test } from 'vitest';
 import { TrustBundleSet, TrustBundle } from '../../../../common/spiffe/trust-bundle.js';
@@ -37,7 +38,7 @@ test('a warning at 90 % of the lifetime, an error at NotAfter, each once; nothin
   t.time.advance(79_000);
   expect(t.lines).toEqual([]);
   t.time.advance(2_000);
-  expect(t.lines).toEqual(['warn: the SVID from files expires soon (90 % of its lifetime has passed) and no newer files were written']);
+  expect(t.lines).toEqual(['warn: the SVID from files expires soon: 90 % of its lifetime has passed; write newer files before NotAfter']);
   t.time.advance(9_000);
   expect(t.lines).toHaveLength(2);
   expect(t.lines[1]).toMatch(/^error: the SVID from files has expired/);
@@ -65,4 +66,24 @@ test('newer files in time: the old SVID says nothing, the new one is watched; fi
   expect(late.lines).toHaveLength(1);
   late.time.advance(5_000);
   expect(late.lines[1]).toMatch(/^error:/);
+});
+
+test('a new bundle alone (same SVID, new snapshot) repeats neither line', async () => {
+  const t = setUp();
+  const s = await ca.mintSvid(ID, { notBefore: new Date(START - 10_000), notAfter: new Date(START + 90_000) });
+  const bundles = () => new TrustBundleSet([TrustBundle.parse('example.org', ca.bundlePem())]);
+  t.store.update({ source: 'files', chain: s.chain, key: s.key, bundles: bundles() });
+  t.start();
+  t.time.advance(81_000);
+  for (let i = 0; i < 3; i++) t.store.update({ source: 'files', chain: s.chain, key: s.key, bundles: bundles() });
+  t.time.advance(9_000);
+  for (let i = 0; i < 3; i++) {
+    try {
+      t.store.update({ source: 'files', chain: s.chain, key: s.key, bundles: bundles() });
+    } catch {
+      // an expired SVID is refused by the store: the snapshot in force stays
+    }
+  }
+  t.time.advance(60_000);
+  expect(t.lines.map((l) => l.split(':')[0])).toEqual(['warn', 'error']);
 });

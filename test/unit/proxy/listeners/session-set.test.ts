@@ -58,7 +58,7 @@ class Session implements Expirable {
   }
 }
 
-const peer = (id: string, notAfterMs = Number.POSITIVE_INFINITY): ConnectionPeer => ({ idText: id, serial: '01', notAfterMs, trustDomain: 'example.org', anchorFingerprint: 'AA' });
+const peer = (id: string, notAfterMs = Number.POSITIVE_INFINITY): ConnectionPeer => ({ idText: id, serial: '01', notAfterMs, trustDomain: 'example.org', anchor: 'AA' });
 
 describe('SessionSet', () => {
   test('counts connections until each closes, in any order, and idle() resolves once none is left', async () => {
@@ -264,5 +264,25 @@ describe('SessionSet', () => {
     expect(drained).toEqual([['peer_expired', 1], ['peer_untrusted', 1]]);
     expect(accepted[3]!.destroyed).toBe(false);
     expect(set.size).toBe(4);
+  });
+
+  test('a multiplexed stream named by its peer: drained at once (drainNow) with it, never counted, never cut alone', async () => {
+    const set = new SessionSet({ nowMs: () => 5_000, timers: realTimers }, () => false);
+    const drained: [string, number][] = [];
+    set.watchPeers((p, nowMs) => (nowMs >= p.notAfterMs ? 'peer_expired' : null), (r, n) => drained.push([r, n]));
+    const { accepted } = await pairs(2);
+    const conn = new Session(Number.POSITIVE_INFINITY);
+    let waited = 0;
+    let now = 0;
+    const stream: Expirable = { deadlineMs: Number.POSITIVE_INFINITY, closed: false, expire: () => undefined, drain: () => waited++, drainNow: () => now++ };
+    set.add(accepted[0]!, conn);
+    set.setPeer(accepted[0]!, peer('gone', 1_000));
+    set.add(accepted[1]!, stream);
+    set.setPeer(accepted[1]!, peer('gone', 1_000), true);
+    set.drainLapsed();
+    expect({ conn: conn.drained, waited, now }).toEqual({ conn: 1, waited: 0, now: 1 });
+    expect(drained).toEqual([['peer_expired', 1]]);
+    expect(set.closePeers((p) => p.idText === 'gone')).toBe(1); // the connection; its streams go with it
+    expect(accepted[1]!.destroyed).toBe(false);
   });
 });
