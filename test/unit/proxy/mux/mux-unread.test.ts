@@ -127,8 +127,8 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
     const requests = Buffer.from('GET /denied HTTP/1.1\r\nHost: app\r\n\r\n'.repeat(N), 'latin1');
     const granted = () => STREAM_WINDOW + s.raw.frames.reduce((n, f) => n + (f.type === FrameType.WindowUpdate && f.stream === 1 ? f.length : 0), 0);
     let sent = 0;
-    /** Sends what the server's window allows; returns once all is sent or no more window came for 500 ms. */
-    const sendWithinWindow = async () => {
+    /** Sends what the server's window allows; returns once all is sent or no more window came for `quietMs`. */
+    const sendWithinWindow = async (quietMs: number) => {
       while (sent < requests.length) {
         const room = Math.min(granted() - sent, MAX_DATA_PAYLOAD, requests.length - sent);
         if (room > 0) {
@@ -138,14 +138,14 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
         }
         const before = granted();
         try {
-          await until('more window', () => granted() > before, 500, 5);
+          await until('more window', () => granted() > before, quietMs, 5);
         } catch {
           return;
         }
       }
     };
     s.raw.write(syn(1));
-    await sendWithinWindow();
+    await sendWithinWindow(500);
     // Held back: the server stopped taking requests (and granting window) once its answers had no window.
     expect(sent).toBeLessThan(4 * STREAM_WINDOW);
     const stream = s.streams[0]!;
@@ -154,7 +154,8 @@ describe('an HTTP/1.1 session on a stream whose peer does not read', () => {
 
     // The peer reads on: it grants the window, and the rest of its requests flow.
     s.raw.write(windowUpdate(1, 2 ** 30));
-    await sendWithinWindow();
+    // All must flow now: a long quiet bound, so a stalled machine is not read as the server holding back.
+    await sendWithinWindow(10_000);
     expect(sent).toBe(requests.length);
     const answered = () => s.raw.frames.reduce((n, f) => n + (f.type === FrameType.Data && f.stream === 1 ? f.payload.length : 0), 0);
     await until('every answer', () => answered() === N * DENIED.length, 30_000, 20);
