@@ -170,6 +170,8 @@ export interface EndpointView {
   readonly spiffeId: string;
   readonly state: string;
   readonly ewmaMs: number;
+  /** Its failure penalty now: above twice the service's typical latency it is left out of the draw (routing.md). */
+  readonly penaltyMs: number;
   readonly outstanding: number;
 }
 
@@ -338,6 +340,28 @@ export class Mesh {
   async endpoints(listener: 'api' | 'api-h2' | 'api-tcp' = 'api'): Promise<EndpointView[]> {
     const service = { api: SERVICE, 'api-h2': SERVICE_H2, 'api-tcp': SERVICE_TCP }[listener];
     return ((await endpointsView(this.client.admin))[service] ?? []).filter((e) => e.listener === listener);
+  }
+
+  /**
+   * Waits (bounded) until the balancer of the caller's `listener` draws the endpoint of `service` on `host` again:
+   * after two failures in a row an endpoint is left out of the draw until its failure penalty has faded (routing.md),
+   * so a test that needs a failing endpoint to take attempts waits for its penalty to fall below half of every other
+   * endpoint's latency estimate (which is at most about twice the typical latency it is compared with).
+   */
+  async untilDrawn(service: string, listener: string, host: string, timeoutMs = 30_000): Promise<void> {
+    let last: EndpointView[] = [];
+    await until(
+      `${listener} draws ${service}'s endpoint on ${host} again`,
+      async () => {
+        last = ((await endpointsView(this.client.admin))[service] ?? []).filter((e) => e.listener === listener);
+        const target = last.find((e) => e.address.startsWith(`${host}:`));
+        return target !== undefined && last.every((e) => e === target || target.penaltyMs * 2 < e.ewmaMs);
+      },
+      timeoutMs,
+      100,
+    ).catch((e: Error) => {
+      throw new Error(`${e.message}: ${JSON.stringify(last.map((v) => [v.address, v.state, v.ewmaMs, v.penaltyMs]))}`);
+    });
   }
 
   /** The caller's access-log records of requests to `path`. */

@@ -6,7 +6,9 @@
 // F1): not charged. And an app that resets every TCP connection: its replica's proxy resets the mesh tunnel in
 // turn, so the caller counts 502 `reset` and ejects it. One mesh for the file: bad's proxy has an HTTP/1.1, an
 // HTTP/2 and a TCP listener, and each of the caller's listeners has its own balancer, so an ejection on one is not
-// seen by the others; the echo test runs before the HTTP/1.1 stall test, which ejects bad from `api`.
+// seen by the others; the echo test runs before the HTTP/1.1 stall test, which ejects bad from `api`. After two
+// failures in a row (or one that made its attempt wait) bad is left out of the draw until its failure penalty fades
+// (audit 57c F2), so the tests that need its failures to add up to an ejection wait for that between rounds.
 import { connect as h2connect, createServer as createH2Server, type ServerHttp2Stream } from 'node:http2';
 import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Server, type Socket } from 'node:net';
@@ -202,6 +204,7 @@ describe('HTTP/1.1: an app that stops reading request bodies (audit 32a F1)', ()
     const cancelled = await outcomes(SERVICE, 'cancelled');
     const seen: string[] = [];
     for (let round = 0; round < 6; round++) {
+      await mesh.untilDrawn(SERVICE, 'api', BAD_HOST);
       seen.push(...(await Promise.all(Array.from({ length: 4 }, () => post(port, H1_UPLOAD, H1_UPLOAD)))));
       if ((await mesh.endpoints('api')).some((e) => e.address.startsWith(BAD_HOST) && e.state === 'ejected')) break;
     }
@@ -265,6 +268,7 @@ describe('TCP: an app that resets every connection (audit 32a F2)', () => {
     const held: (() => Promise<void>)[] = [];
     try {
       for (let i = 0; i < 60; i++) {
+        await mesh.untilDrawn(SERVICE_TCP, 'api-tcp', BAD_HOST);
         const t = await halfOpenTunnel(port);
         seen.push(t.got);
         if (t.got === 'r0') held.push(t.close);
@@ -335,6 +339,7 @@ describe('HTTP/2 (forwardStream): an app that stops reading request bodies (audi
     const port = mesh.port('api-h2');
     const seen: string[] = [];
     for (let round = 0; round < 6; round++) {
+      await mesh.untilDrawn(SERVICE_H2, 'api-h2', BAD_HOST);
       seen.push(...(await Promise.all(Array.from({ length: 4 }, () => h2post(port, H2_UPLOAD, H2_UPLOAD)))));
       if ((await mesh.endpoints('api-h2')).some((e) => e.address.startsWith(BAD_HOST) && e.state === 'ejected')) break;
     }

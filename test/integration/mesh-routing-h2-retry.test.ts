@@ -2,7 +2,9 @@
 // replicas of SERVICE_H2, one whose app answers 502. As over HTTP/1.1 (audit 29a F1), a GET answered with a 5xx head,
 // or reset before any head (its replica's proxy killed with SIGKILL), goes to the other endpoint, counted in
 // tessera_retries_total; a POST is not retried (the failing app sees it exactly once), unless the listener is
-// `retryable: true`; a gRPC call is never replayed, even there.
+// `retryable: true`; a gRPC call is never replayed, even there. A failing endpoint is left out of the draw after
+// two failures in a row until its failure penalty fades (audit 57c F2): each test that needs it to take attempts
+// first waits for that.
 import { connect } from 'node:http2';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { endpointsView, failures, h2Load, ID_HEADER, Mesh, type ReplicaApp, SERVICE_H2 } from '../helpers/mesh-replicas.js';
@@ -10,7 +12,7 @@ import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 
-/** No ejection: the failing endpoint must stay in rotation for every request of these tests. */
+/** No ejection: the failing endpoint must come back into the draw for every test (mesh.untilDrawn). */
 const ROUTING = 'routing: { outlier: { consecutiveFailures: 1000 } }\n';
 
 let mesh: Mesh;
@@ -83,6 +85,9 @@ async function calls(port: number, n: number, method: 'GET' | 'POST', prefix: st
 
 const seen = (app: ReplicaApp, id: string) => app.seen.get(id) ?? 0;
 
+/** r0's host: its endpoints are the failing ones. */
+const BAD_HOST = '127.0.0.2';
+
 describe('mesh routing over HTTP/2: retries', () => {
   test('GETs answered 502 by one endpoint all succeed on the other, counted as status_5xx retries', async () => {
     bad.status = 502;
@@ -99,6 +104,7 @@ describe('mesh routing over HTTP/2: retries', () => {
 
   test('a POST answered 502 is not retried: the failing app saw it once and the client got its 502', async () => {
     bad.status = 502;
+    await mesh.untilDrawn(SERVICE_H2, 'api-h2', BAD_HOST);
     const out = await calls(mesh.port('api-h2'), 30, 'POST', 'h2-post');
     const atBad = out.filter((o) => seen(bad, o.id) > 0);
     expect(atBad.length).toBeGreaterThan(0);
@@ -110,10 +116,12 @@ describe('mesh routing over HTTP/2: retries', () => {
   test('on a retryable listener a POST answered 502 goes to the other endpoint; a gRPC call is never replayed', async () => {
     bad.status = 502;
     const port = mesh.client.ports.get('outbound/h2r')!;
+    await mesh.untilDrawn(SERVICE_H2, 'h2r', BAD_HOST);
     const posts = await calls(port, 30, 'POST', 'h2r-post');
     expect(posts.filter((o) => o.status !== 200 || o.replica !== 'r1')).toEqual([]);
     expect(posts.filter((o) => seen(bad, o.id) === 1).length).toBeGreaterThan(0);
     for (const o of posts) expect(seen(good, o.id), o.id).toBe(1);
+    await mesh.untilDrawn(SERVICE_H2, 'h2r', BAD_HOST);
     const grpc = await calls(port, 30, 'POST', 'h2r-grpc', true);
     const atBad = grpc.filter((o) => seen(bad, o.id) > 0);
     expect(atBad.length).toBeGreaterThan(0);
@@ -126,6 +134,7 @@ describe('mesh routing over HTTP/2: retries', () => {
     bad.status = 200;
     bad.delayMs = 5_000;
     const victim = mesh.replicas.find((r) => r.name === 'r0')!;
+    await mesh.untilDrawn(SERVICE_H2, 'api-h2', BAD_HOST);
     const before = bad.received;
     const load = h2Load({ port: mesh.port('api-h2'), concurrency: 8, total: 40, path: '/h2-get-reset' });
     await until('GETs waiting at the victim', () => bad.received > before, 15_000, 5);

@@ -1,6 +1,7 @@
-// One endpoint as its service's balancer holds it: resource, latency estimate, load, counts, slow-start window and
-// outlier record; its state and admin view; and the lease an attempt holds on it.
+// One endpoint as its service's balancer holds it: resource, latency estimate, failure penalty, load, counts,
+// slow-start window and outlier record; its state and admin view; and the lease an attempt holds on it.
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
+import type { FailurePenalty } from './failure-penalty.js';
 import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
 import type { OutlierTrack } from './outlier-detector.js';
 import type { PeakEwma } from './peak-ewma.js';
@@ -15,6 +16,8 @@ export interface BalancedEndpoint<R> {
   readonly address: string;
   readonly resource: R;
   ewma: PeakEwma;
+  /** What its failed attempts add to its cost: a latency it costs at least, fading (failure-penalty.ts). */
+  penalty: FailurePenalty;
   readonly outlier: OutlierTrack;
   /** When slow start began (added, or ready again) and when it is over. */
   rampFromMs: number;
@@ -47,13 +50,24 @@ export function candidateWeight(e: BalancedEndpoint<unknown>, nowMs: number): nu
 
 /**
  * Its P2C cost: latency × (attempts in flight + the one being placed), where the latency is at least how long its
- * oldest unanswered attempt has waited: an endpoint that stops answering gets no samples, and its estimate alone
- * would fall while requests pile up on it.
+ * oldest unanswered attempt has waited (an endpoint that stops answering gets no samples, and its estimate alone
+ * would fall while requests pile up on it) and at least its failure penalty (an endpoint that fails fast answers
+ * quickly or not at all, and its estimate alone would make it the cheapest).
  */
 export function costOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): number {
-  let latency = e.ewma.estimate(nowMs, floorMs);
+  let latency = Math.max(e.ewma.estimate(nowMs, floorMs), e.penalty.valueMs(nowMs));
   if (e.awaiting.size > 0) latency = Math.max(latency, nowMs - e.awaiting.values().next().value!.placedAtMs);
   return latency * (e.outstanding + 1);
+}
+
+/**
+ * Left out of the draw while another endpoint is not: its failure penalty is still above twice the service's typical
+ * latency (two failures in a row, or one that made an attempt wait that long). Its cost would say the same, but P2C
+ * compares two endpoints drawn at random, and when both are failing one of them wins: past maxEjectionPercent, with
+ * 3 of 4 endpoints failing, half the draws held no healthy one.
+ */
+export function heldOut(e: BalancedEndpoint<unknown>, nowMs: number, typicalMs: number): boolean {
+  return e.penalty.valueMs(nowMs) > 2 * typicalMs;
 }
 
 export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): EndpointView {
@@ -67,6 +81,7 @@ export function viewOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: num
     weight,
     state: stateOf(e),
     ewmaMs: Math.round(e.ewma.estimate(nowMs, floorMs) * 1000) / 1000,
+    penaltyMs: Math.round(e.penalty.valueMs(nowMs) * 1000) / 1000,
     outstanding: e.outstanding,
     requests: e.requests,
     failures: e.failures,
@@ -80,7 +95,10 @@ export interface LeaseHooks<R> {
   nowMs(): number;
   /** Every answer's latency, for the service-wide typical latency the estimates decay toward. */
   sample(rttMs: number): void;
-  end(e: BalancedEndpoint<R>, outcome: AttemptOutcome): void;
+  /** The endpoint turned the attempt's stream away unprocessed (Lease.refused). */
+  refused(e: BalancedEndpoint<R>): void;
+  /** `waitedMs`: how long the attempt waited without an answer (0 once one came). */
+  end(e: BalancedEndpoint<R>, outcome: AttemptOutcome, waitedMs: number): void;
 }
 
 export class BalancerLease<R> implements Lease<R> {
@@ -110,10 +128,15 @@ export class BalancerLease<R> implements Lease<R> {
     this.#hooks.sample(rttMs);
   }
 
+  refused(): void {
+    this.#hooks?.refused(this.#entry);
+  }
+
   end(outcome: AttemptOutcome): void {
     const h = this.#hooks;
+    if (!h) return;
     this.#hooks = undefined;
-    this.#entry.awaiting.delete(this);
-    h?.end(this.#entry, outcome);
+    const waitedMs = this.#entry.awaiting.delete(this) ? Math.max(0, h.nowMs() - this.placedAtMs) : 0;
+    h.end(this.#entry, outcome, waitedMs);
   }
 }

@@ -1,8 +1,10 @@
-// The balancer of one service: its endpoints with their resources, power-of-two-choices over peak-EWMA latency ×
-// outstanding attempts, slow start, outlier ejection and draining. Pure: time and randomness are injected.
+// The balancer of one service: its endpoints with their resources, power-of-two-choices over peak-EWMA latency (at
+// least a failure penalty) × outstanding attempts, retries kept off endpoints known to be failing, slow start, outlier
+// ejection and draining. Pure: time and randomness are injected.
 import type { RoutingSettings } from '../config/routing-config.js';
 import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
-import { type BalancedEndpoint, BalancerLease, candidateWeight, costOf, type EndpointState, type LeaseHooks, stateOf, viewOf } from './balanced-endpoint.js';
+import { type BalancedEndpoint, BalancerLease, candidateWeight, costOf, type EndpointState, heldOut, type LeaseHooks, stateOf, viewOf } from './balanced-endpoint.js';
+import { FailurePenalty } from './failure-penalty.js';
 import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
 import { type EjectionReason, OutlierDetector } from './outlier-detector.js';
 import { PeakEwma } from './peak-ewma.js';
@@ -16,6 +18,11 @@ export interface EndpointBalancerOptions<R> {
   readonly nowMs: () => number;
   /** Uniform in [0, 1). */
   readonly random: () => number;
+  /**
+   * The most a failure penalty may be (failure-penalty.ts): the listener's limits.requestTimeout, the longest an
+   * attempt may wait for its answer. Default 60 s, that setting's default.
+   */
+  readonly failurePenaltyCapMs?: number;
   /** The per-endpoint resource (a connection pool): made when the endpoint appears. */
   create(endpoint: ServiceEndpoint): R;
   /** Drains a resource: its in-flight exchanges finish, it takes no new ones. */
@@ -25,10 +32,26 @@ export interface EndpointBalancerOptions<R> {
 
 const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'bad_response', 'timeout', 'connect_failed', 'identity_mismatch']);
 
+/** limits.requestTimeout's default: the failure penalty's cap when the options give none. */
+const DEFAULT_FAILURE_PENALTY_CAP_MS = 60_000;
+
+/** Which endpoints one pass of pick() gathers, among the ejected or the others. */
+enum Pass {
+  /** Answered before, and neither failing (a failure since its last success) nor held out: a retry's first choice. */
+  Proven,
+  /** Neither failing nor held out (never tried ones too): a retry's second choice. */
+  Retry,
+  /** Not held out by its failure penalty. */
+  Draw,
+  /** Every ready one. */
+  All,
+}
+
 export class EndpointBalancer<R> {
   readonly service: string;
   readonly #o: EndpointBalancerOptions<R>;
   readonly #outliers: OutlierDetector;
+  readonly #penaltyCapMs: number;
   /** The current endpoints, in the registry's order: an array, because every pick walks it. */
   #active: BalancedEndpoint<R>[] = [];
   readonly #byAddress = new Map<string, BalancedEndpoint<R>>();
@@ -54,13 +77,17 @@ export class EndpointBalancer<R> {
     sample: (ms) => {
       if (ms >= 0) this.#typicalMs += (ms - this.#typicalMs) / 16;
     },
-    end: (e, outcome) => this.#end(e, outcome),
+    refused: (e) => {
+      if (!e.draining) e.penalty.failed(this.#o.nowMs(), { typicalMs: this.#typicalMs, waitedMs: 0, capMs: this.#penaltyCapMs });
+    },
+    end: (e, outcome, waitedMs) => this.#end(e, outcome, waitedMs),
   };
 
   constructor(options: EndpointBalancerOptions<R>) {
     this.#o = options;
     this.service = options.service;
     this.#outliers = new OutlierDetector(options.settings.outlier);
+    this.#penaltyCapMs = options.failurePenaltyCapMs ?? DEFAULT_FAILURE_PENALTY_CAP_MS;
     this.#typicalMs = options.settings.defaultRttMs;
   }
 
@@ -99,13 +126,23 @@ export class EndpointBalancer<R> {
    * Chooses the endpoint for one attempt, or undefined when no ready endpoint is left (after `exclude`, the
    * addresses earlier attempts of the request used). When every candidate is ejected, picks among them anyway:
    * ejection protects a healthy majority, and failing everything would be worse (Envoy's panic mode).
+   * Failing endpoints that are not ejected (past maxEjectionPercent) took every attempt of most requests while a
+   * healthy one was ready, for failing fast made them look cheapest (audit 57c F2). So an endpoint held out by its
+   * failure penalty (heldOut) is drawn only when every other one is, until the penalty fades: then one attempt
+   * finds out whether it still fails. A retry (`exclude` given) goes to one that has answered and not failed since,
+   * else to one not known to fail (never tried): the request's first attempt has just failed, and its last chances
+   * must not go where failing is known, nor to an unknown while one is known to answer (five dead endpoints new in
+   * discovery took all three attempts of the first requests).
    */
   pick(exclude?: ReadonlySet<string>): Lease<R> | undefined {
     if (this.#closed) return undefined;
     const now = this.#o.nowMs();
     this.#outliers.releaseDue(now);
-    let n = this.#candidates(now, exclude, false);
-    if (n === 0) n = this.#candidates(now, exclude, true);
+    let n = exclude ? this.#candidates(now, exclude, false, Pass.Proven) : 0;
+    if (n === 0 && exclude) n = this.#candidates(now, exclude, false, Pass.Retry);
+    if (n === 0) n = this.#candidates(now, exclude, false, Pass.Draw);
+    if (n === 0) n = this.#candidates(now, exclude, false, Pass.All);
+    if (n === 0) n = this.#candidates(now, exclude, true, Pass.All);
     if (n === 0) return undefined;
     let chosen = this.#cand[0]!;
     if (n > 1) {
@@ -165,16 +202,22 @@ export class EndpointBalancer<R> {
     this.#cand.length = 0;
   }
 
-  /** Ends an attempt (BalancerLease calls it once): load, counts, and outlier detection unless removed. */
-  #end(e: BalancedEndpoint<R>, outcome: AttemptOutcome): void {
+  /**
+   * Ends an attempt (BalancerLease calls it once): load, counts, the failure penalty (a failure sets it, a success
+   * wears it down; `cancelled` says nothing about the endpoint), and outlier detection unless removed.
+   */
+  #end(e: BalancedEndpoint<R>, outcome: AttemptOutcome, waitedMs: number): void {
     e.outstanding--;
     e.requests++;
-    if (FAILURES.has(outcome)) e.failures++;
+    const failed = FAILURES.has(outcome);
+    if (failed) e.failures++;
     if (e.draining) {
       if (e.outstanding <= 0) this.#draining.delete(e);
       return;
     }
     const now = this.#o.nowMs();
+    if (failed) e.penalty.failed(now, { typicalMs: this.#typicalMs, waitedMs, capMs: this.#penaltyCapMs });
+    else if (outcome === 'success') e.penalty.succeeded(now);
     this.#outliers.releaseDue(now);
     const reason = this.#outliers.record(e.outlier, outcome, now);
     if (reason) this.#o.onEjected?.(e.address, reason);
@@ -182,7 +225,7 @@ export class EndpointBalancer<R> {
 
   #add(address: string, endpoint: ServiceEndpoint, initialMs: number, now: number): BalancedEndpoint<R> {
     const resource = this.#o.create(endpoint);
-    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, awaiting: new Set(), requests: 0, failures: 0, draining: false };
+    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, penalty: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, awaiting: new Set(), requests: 0, failures: 0, draining: false };
     this.#restart(e, initialMs, now);
     this.#byAddress.set(address, e);
     return e;
@@ -196,19 +239,23 @@ export class EndpointBalancer<R> {
     this.#o.retire(e.resource);
   }
 
-  /** Slow start from now, at the given estimate. */
+  /** Slow start from now, at the given estimate, with no failure penalty (a new replica, or ready again). */
   #restart(e: BalancedEndpoint<R>, initialMs: number, now: number): void {
     e.ewma = new PeakEwma(this.#o.settings.ewmaDecayMs, initialMs, now);
+    e.penalty = new FailurePenalty(this.#o.settings.ewmaDecayMs);
     e.rampFromMs = now;
     e.rampToMs = now + this.#o.settings.slowStartMs;
   }
 
-  /** Fills the scratch arrays with the pickable endpoints (ejected ones only in panic); returns how many. */
-  #candidates(now: number, exclude: ReadonlySet<string> | undefined, ejected: boolean): number {
+  /** Fills the scratch arrays with the pickable endpoints (ejected ones only in panic) `pass` takes; returns how many. */
+  #candidates(now: number, exclude: ReadonlySet<string> | undefined, ejected: boolean, pass: Pass): number {
     let n = 0;
     this.#uniform = true;
     for (const e of this.#active) {
       if (!e.endpoint.ready || e.outlier.ejected !== ejected || exclude?.has(e.address)) continue;
+      if (pass === Pass.Proven && !e.penalty.proven) continue;
+      if (pass === Pass.Retry && e.penalty.failing) continue;
+      if (pass !== Pass.All && heldOut(e, now, this.#typicalMs)) continue;
       this.#cand[n] = e;
       this.#weights[n] = candidateWeight(e, now);
       if (n > 0 && this.#weights[n] !== this.#weights[0]) this.#uniform = false;

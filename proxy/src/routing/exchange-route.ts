@@ -150,10 +150,13 @@ export class ExchangeRoute<R> {
   /**
    * The attempt's stream was refused by the endpoint's proxy before it processed anything (a multiplexed stream's RST
    * REFUSED): whether the request may go again to the same endpoint, on another session, as a retry under the limit
-   * and the budget, before the total. Counted (`refused`); the attempt goes on, its outcome still to come.
+   * and the budget, before the total. Counted (`refused`); the attempt goes on, its outcome still to come, and the
+   * endpoint costs the failure penalty either way.
    */
   replayRefused(deadlineMs: number): boolean {
     const d = this.#d;
+    // Sent again or not, the endpoint turned a request away: it must not stay the cheapest.
+    this.#lease.refused();
     if (this.#retries >= d.retry.maxRetries || d.nowMs() >= deadlineMs || !d.budget.tryWithdraw()) return false;
     this.#retries++;
     d.onRetry(d.service, 'refused');

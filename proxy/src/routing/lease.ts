@@ -29,6 +29,12 @@ export interface Lease<R> {
   readonly resource: R;
   /** The time to the response head (or the connect, for TCP), in ms: feeds the peak-EWMA estimate. */
   observe(rttMs: number): void;
+  /**
+   * The endpoint's proxy refused the attempt's stream before it processed anything (it goes again to the same
+   * endpoint): the endpoint costs the failure penalty, as after a failed attempt, but nothing counts toward its
+   * ejection (the attempt goes on; its outcome is still to come).
+   */
+  refused(): void;
   /** Ends the attempt exactly once (later calls are ignored): the outstanding count drops, the outcome is counted. */
   end(outcome: AttemptOutcome): void;
 }
@@ -43,6 +49,8 @@ export interface EndpointView {
   /** ready: may be picked; ejected: an outlier, until its return time; draining: removed, finishing in-flight; not_ready: the registry says so. */
   readonly state: 'ready' | 'ejected' | 'draining' | 'not_ready';
   readonly ewmaMs: number;
+  /** What its failed attempts add: its cost counts at least this latency (0: none left). */
+  readonly penaltyMs: number;
   readonly outstanding: number;
   readonly requests: number;
   readonly failures: number;

@@ -91,6 +91,7 @@ export class ServiceBalancers<R> {
       settings: o.routing,
       nowMs: o.nowMs,
       random: o.random,
+      failurePenaltyCapMs: o.headTimeoutMs,
       create: o.create,
       retire: o.retire,
       onEjected: (_address, reason) => m.ejected(service, reason),
