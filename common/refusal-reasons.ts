@@ -16,7 +16,7 @@ const { DEADLINE_EXCEEDED, INTERNAL, PERMISSION_DENIED, UNAVAILABLE, UNIMPLEMENT
 
 export const REFUSAL_REASONS = {
   // --- The request ---
-  bad_request: { http: [400], grpc: INTERNAL, meaning: 'The request is malformed (request line, a header, body framing, or a target with a fragment).' },
+  bad_request: { http: [400], grpc: INTERNAL, meaning: 'The request is malformed (request line, a header, body framing, or a target with a fragment), or is a CONNECT to a listener that carries no tunnels (all but an outbound mode: http-proxy one).' },
   header_too_large: { http: [431], grpc: null, meaning: 'The request head is larger than limits.maxHeaderBytes.' },
   too_many_headers: { http: [431], grpc: null, meaning: 'The request has more header lines than limits.maxHeaders.' },
   unsupported_transfer_coding: { http: [501], grpc: null, meaning: 'The request body uses a transfer coding other than chunked.' },

@@ -37,13 +37,15 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   const client = gate.client(socket);
   const grpc = isGrpcContentType(headers['content-type']);
   const method = String(headers[':method'] ?? 'GET');
-  const path = String(headers[':path'] ?? '/');
+  // Only a CONNECT comes without one (nghttp2 refuses any other request without it), and it is refused below.
+  const path = String(headers[':path'] ?? '');
   // Routed by, and told to the upstream (requestHeaders, forwardStreamToHttp1), as the same value.
   const host = requestAuthority(headers);
   const x = beginExchange(d, { protocol: grpc ? 'grpc' : 'http2', client, method, path, resumed: socket.isSessionReused?.() ?? false }, host, d.tracer ? { traceparent: headers.traceparent as string | undefined, tracestate: joined(headers.tracestate) } : undefined);
   const record = (r: EdgeOutcome) => recordExchange(o.recorder, o.listener, x, r, d.nowMs());
   if (gate.responseHeaders) withResponseHeaders(stream, gate.responseHeaders);
-  // A lower-case method, a fragment or a malformed authority is refused before routing, as on the sidecars' streams.
+  // A lower-case method, a fragment, a malformed authority or a CONNECT is refused before routing, as on the
+  // sidecars' streams and as the HTTP/1.1 edge refuses them (400 bad_request, counted).
   if (refuseAmbiguous(stream, headers, method, path, grpc)) {
     d.metrics.rejected('edge', 'bad_request');
     record({ status: grpc ? 200 : 400, ...(grpc ? { grpcStatus: '13' } : {}), bytesIn: 0, bytesOut: 0, error: 'bad_request' }); // 13: INTERNAL, as refuseAmbiguous answers gRPC

@@ -94,10 +94,14 @@ function authorityValid(v: string | string[] | undefined): boolean {
  * Answers 400 (gRPC INTERNAL, as a gRPC client maps HTTP 400) to a stream the proxy will not read two ways: a
  * fragment in `:path` (RFC 9113 section 8.3.1 leaves no place for one, and an app that parses it would route on a
  * path the policy never saw), a method with a lower-case letter (http1-head.ts hasLowerCase), or an `:authority`
- * or `host` outside the Host grammar (host-value.ts). True when it did.
+ * or `host` outside the Host grammar (host-value.ts). And a CONNECT (RFC 9113 section 8.5: no `:path`, a tunnel):
+ * there are no tunnels on these listeners, as on every HTTP/1.1 one (http1-head.ts); forwarded, it was authorized
+ * as a path it does not have and then hung (node:http gives a CONNECT's answer to a 'connect' listener, the edge's
+ * bridge to HTTP/1.1 had none: 60 s to a 504, audit 57a F2) or failed (node:http2 sends no CONNECT with a `:path`).
+ * True when it did.
  */
 export function refuseAmbiguous(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, method: string, path: string, grpc: boolean): boolean {
-  if (!path.includes('#') && !hasLowerCase(method) && authorityValid(headers[':authority']) && authorityValid(headers.host)) return false;
+  if (method !== 'CONNECT' && !path.includes('#') && !hasLowerCase(method) && authorityValid(headers[':authority']) && authorityValid(headers.host)) return false;
   respondLocal(stream, grpc, 400, 'bad_request', GRPC_INTERNAL);
   return true;
 }

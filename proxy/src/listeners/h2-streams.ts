@@ -45,7 +45,7 @@ export interface H2StreamHead {
   readonly path: string;
 }
 
-/** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method, an `:authority` or `host` outside the Host grammar: 400, counted as bad_request). */
+/** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method, an `:authority` or `host` outside the Host grammar, a CONNECT: 400, counted as bad_request). */
 export function readH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, configured: string, d: ListenerDeps, direction: 'inbound' | 'outbound'): H2StreamHead | null {
   const grpc = configured === 'grpc' || isGrpcContentType(headers['content-type']);
   const startMs = d.nowMs();
