@@ -1,16 +1,18 @@
-// An HTTP/2 client's request to an `http` route: re-made as an HTTP/1.1 request over the route's node:http agent
-// (mTLS with secure naming, or plaintext), bodies piped both ways, the response refused when its framing is
-// ambiguous (the sidecars' RFC 9112 section 6.3 rules) and stripped of its connection-specific fields, those its
-// Connection header names included (h2-response-fields.ts), the upstream request dropped when the client leaves
-// before its request went out whole (a whole one drains so its pooled connection survives, up to VOID_LIMIT bytes
-// and requestMs: a stream the app never ends is cut, not read on for ever), response trailers
-// relayed as HTTP/2 trailers. Deadlines as on every
-// HTTP/2 stream (h2/h2-forward.ts StreamSettings): the response head within requestMs, no byte either way for
-// idleMs, the whole exchange within totalMs when set.
+// An HTTP/2 client's request to an `http` route: re-made as an HTTP/1.1 request through the route's pool, the one
+// its HTTP/1.1 clients use (pool-agent.ts: its bound and queue, the multiplexed session to a Tessera peer with secure
+// naming, keep-alive connections otherwise; a full queue is 503 as for them), bodies piped both ways, the response
+// refused when its framing is ambiguous (the sidecars' RFC 9112 section 6.3 rules) and stripped of its
+// connection-specific fields, those its Connection header names included (h2-response-fields.ts), the upstream
+// request dropped when the client leaves before its request went out whole (a whole one drains so its pooled
+// connection survives, up to VOID_LIMIT bytes and requestMs: a stream the app never ends is cut, not read on for
+// ever), response trailers relayed as HTTP/2 trailers. Deadlines as on every HTTP/2 stream (h2/h2-forward.ts
+// StreamSettings): the response head within requestMs, no byte either way for idleMs, the whole exchange within
+// totalMs when set. A CONNECT never gets here (refused with the request forms no hop can carry, h2-heads.ts).
 import { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
 import { cutStatus, type RefusalReason, unflushed } from '../../../common/refusal-reasons.js';
+import { isTesseraError } from '../../../common/errors.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
 import { requestAuthority } from '../h2/h2-heads.js';
 import { endedCleanly, relayRequestBody } from '../h2/request-end.js';
@@ -185,8 +187,10 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       stream.destroy(new Error('upstream_reset')); // RST_STREAM INTERNAL_ERROR, never a clean end
       finish(err.code?.startsWith('HPE_') ? 'bad_upstream_response' : 'upstream_reset');
     // Node's parser refused the upstream's answer (a malformed head, interim ones included): not a connection
-    // failure, the same reason as the HTTP/1.1 paths give.
-    } else local(502, err.code?.startsWith('HPE_') ? 'bad_upstream_response' : 'upstream_unavailable');
+    // failure, the same reason as the HTTP/1.1 paths give. A full pool queue: the upstream is healthy, just
+    // saturated (503, as the HTTP/1.1 clients get).
+    } else if (err.code?.startsWith('HPE_')) local(502, 'bad_upstream_response');
+    else local(isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL') ? 503 : 502, 'upstream_unavailable');
   });
   stream.on('data', (c: Buffer) => {
     bytesIn += c.length;

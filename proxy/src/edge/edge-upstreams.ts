@@ -1,9 +1,9 @@
 // The edge's upstreams, one per route, reached over mTLS with the route's SPIFFE ID (secure naming) or in
-// plaintext (unsafePlaintext). `http` routes: a keep-alive pool of HTTP/1.1 connections for the lean forwarder
-// (HTTP/1.1 clients) and, made on first use, a node:http agent for HTTP/2 clients; `http2`/`grpc` routes: long-lived
-// multiplexed HTTP/2 sessions shared by every stream.
+// plaintext (unsafePlaintext). `http` routes: one pool of HTTP/1.1 exchanges (streams of the multiplexed session to a
+// Tessera peer, keep-alive connections otherwise) for HTTP/1.1 clients on the lean forwarder and for HTTP/2 clients,
+// whose requests node:http re-makes through an agent over that same pool: one bound, limits.upstreamPoolSize, for
+// both; `http2`/`grpc` routes: long-lived multiplexed HTTP/2 sessions shared by every stream.
 import { UpstreamRefusalLog } from '../upstream/upstream-refusal-log.js';
-import { Agent as HttpAgent } from 'node:http';
 import type { EdgeRouteConfig } from '../config/edge-config.js';
 import { peerKeepalive } from '../h2/h2-keepalive.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
@@ -12,8 +12,8 @@ import type { ListenerDeps } from '../listeners/listener-deps.js';
 import { PeerVerifier } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, plainConnector } from '../upstream/connectors.js';
-import { MtlsAgent } from '../upstream/mtls-agent.js';
 import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
+import { PoolAgent } from '../upstream/pool-agent.js';
 
 export class EdgeUpstream {
   readonly route: EdgeRouteConfig;
@@ -21,18 +21,14 @@ export class EdgeUpstream {
   readonly label: string;
   /** host:port as a Host header value (IPv6 in brackets). */
   readonly authority: string;
-  /** HTTP/1.1 routes only. */
+  /** HTTP/1.1 routes only: HTTP/1.1 and HTTP/2 clients' exchanges alike. */
   readonly pool: ConnectionPool | null;
   /** HTTP/2 and gRPC routes only. */
   readonly h2: H2Upstream | null;
-  readonly #d: ListenerDeps;
-  readonly #mtls: MtlsDeps;
-  #agent: HttpAgent | null = null;
+  #agent: PoolAgent | null = null;
 
   constructor(route: EdgeRouteConfig, deps: ListenerDeps, mtls: MtlsDeps) {
     this.route = route;
-    this.#d = deps;
-    this.#mtls = mtls;
     const { host, port } = route.upstream;
     this.label = `${host}:${port}`;
     this.authority = host.includes(':') ? `[${host}]:${port}` : this.label;
@@ -52,7 +48,7 @@ export class EdgeUpstream {
           });
     } else {
       this.pool = null;
-      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, nowMs: deps.nowMs, timers: deps.timers };
+      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, nowMs: deps.nowMs, timers: deps.timers };
       this.h2 = new H2Upstream(
         target
           ? // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
@@ -63,16 +59,13 @@ export class EdgeUpstream {
     }
   }
 
-  /** The node:http agent HTTP/2 clients of an `http` route go through (their requests are re-made as HTTP/1.1). */
-  get agent(): HttpAgent {
-    if (this.#agent) return this.#agent;
-    const { host, port } = this.route.upstream;
-    const opts = { maxSockets: this.#d.limits.upstreamPoolSize, timeout: this.#d.limits.upstreamIdleTimeoutMs };
-    this.#agent = this.route.spiffeId ? new MtlsAgent({ host, port, expectedId: this.route.spiffeId, alpn: ['http/1.1'] }, this.#mtls, opts) : new HttpAgent({ keepAlive: true, ...opts });
+  /** The node:http agent HTTP/2 clients of an `http` route go through (their requests re-made as HTTP/1.1): the pool's. */
+  get agent(): PoolAgent {
+    this.#agent ??= new PoolAgent(this.pool!);
     return this.#agent;
   }
 
-  /** The pool's sweep, or the HTTP/2 sessions' keepalive (their idle close and the agent's sockets time themselves). */
+  /** The pool's sweep (idle connections, the multiplexed session's keepalive), or the HTTP/2 sessions' keepalive. */
   sweep(): boolean {
     return this.pool?.sweep() ?? this.h2?.sweep() ?? false;
   }
@@ -80,7 +73,6 @@ export class EdgeUpstream {
   close(): void {
     this.pool?.close();
     this.h2?.close();
-    this.#agent?.destroy();
   }
 }
 

@@ -31,6 +31,11 @@ export interface H2UpstreamOptions {
   readonly open?: SocketOpener;
   /** Streams per session at most, below the peer's own cap (default STREAMS_PER_SESSION). */
   readonly maxConcurrentStreams?: number;
+  /**
+   * Sessions (connections) open at once at most, below MAX_SESSIONS: limits.upstreamPoolSize, the bound on what this
+   * proxy holds toward one upstream. A session being connected counts (one at a time, its waiters queued on it).
+   */
+  readonly maxSessions?: number;
   /** The identity generation in force (mTLS upstreams); a session opened under another takes no new stream. */
   readonly generation?: () => number;
   /** Close a session that carried no stream for this long (0 or absent: never). */
@@ -66,7 +71,10 @@ function peerNotAfterMs(socket: Socket | undefined): number {
 
 type Waiter = (err: Error | null, session?: http2.ClientHttp2Session) => void;
 
-/** Sessions per upstream at most; past it, streams queue in the least busy session (nghttp2 holds them). */
+/**
+ * Sessions per upstream at most (fewer when limits.upstreamPoolSize is lower); past it, streams queue in the least
+ * busy session (nghttp2 holds them).
+ */
 const MAX_SESSIONS = 32;
 /**
  * Streams per session at most when the peer allows more (a Node app's server allows 2^32-1): its limits are per
@@ -91,7 +99,7 @@ export class H2Upstream {
 
   /**
    * A session with room for one more stream: an open one, or a new one once it is connected. `fresh`: a new one
-   * while fewer than MAX_SESSIONS are open, for a stream the peer refused as over its limits (ENHANCE_YOUR_CALM):
+   * while fewer than maxSessions are open, for a stream the peer refused as over its limits (ENHANCE_YOUR_CALM):
    * an open session that looks free may be just as full on the peer's side (a Node app counts the unsent answers of
    * streams another caller left unread against each session's memory), a new one is not.
    */
@@ -101,7 +109,7 @@ export class H2Upstream {
       cb(new TesseraError('TESSERA_ERR_UPSTREAM_POOL_CLOSED'));
       return;
     }
-    const s = fresh && this.#sessions.size < MAX_SESSIONS ? undefined : this.#pick();
+    const s = fresh && this.#sessions.size < this.#maxSessions ? undefined : this.#pick();
     if (s) {
       cb(null, s);
       return;
@@ -253,7 +261,11 @@ export class H2Upstream {
         leastStreams = state.streams;
       }
     }
-    return this.#sessions.size >= MAX_SESSIONS ? least : undefined;
+    return this.#sessions.size >= this.#maxSessions ? least : undefined;
+  }
+
+  get #maxSessions(): number {
+    return Math.max(1, Math.min(MAX_SESSIONS, this.#o.maxSessions ?? MAX_SESSIONS));
   }
 
   #generation(): number {

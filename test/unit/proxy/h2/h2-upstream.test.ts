@@ -3,7 +3,7 @@
 // identity change or the peer certificate's expiry new streams get a new session while the old one drains; an
 // idle session is closed from the client side. A burst that waited for a session spreads over sessions at the cap
 // (ours when the peer allows more), and a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new one;
-// the retry of such a stream asks for a fresh session.
+// the retry of such a stream asks for a fresh session. No more sessions than maxSessions (limits.upstreamPoolSize).
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
@@ -27,8 +27,9 @@ afterEach(async () => {
 });
 
 /** An h2c (or h2 over TLS) server whose streams stay open (headers sent, no end) until the test closes the server. */
-async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port: number; open: () => number; sessions: () => number; closedSessions: () => number }> {
+async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port: number; open: () => number; started: () => number; sessions: () => number; closedSessions: () => number }> {
   let open = 0;
+  let started = 0;
   let sessions = 0;
   let closedSessions = 0;
   server = secure ? http2.createSecureServer({ ...secure, settings: { maxConcurrentStreams: CAP } }) : http2.createServer({ settings: { maxConcurrentStreams: CAP } });
@@ -40,13 +41,14 @@ async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port
   });
   server.on('stream', (stream) => {
     open++;
+    started++;
     stream.on('close', () => open--);
     stream.on('error', () => undefined);
     stream.respond({ ':status': 200 });
     stream.write('started');
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as AddressInfo).port, open: () => open, sessions: () => sessions, closedSessions: () => closedSessions };
+  return { port: (server.address() as AddressInfo).port, open: () => open, started: () => started, sessions: () => sessions, closedSessions: () => closedSessions };
 }
 
 function request(up: H2Upstream, fresh = false): Promise<http2.ClientHttp2Stream> {
@@ -86,6 +88,20 @@ describe('H2Upstream', () => {
     const all = await Promise.all(Array.from({ length: 3 * CAP }, () => request(upstream!)));
     await until('srv.open() === 3 * CAP', () => srv.open() === 3 * CAP, 5_000);
     expect(upstream.sessions).toBe(3);
+    for (const r of all) r.close();
+  });
+
+  test('at most maxSessions sessions (limits.upstreamPoolSize): a burst past them waits in the least busy session, none opens another; a stream that ends lets the next one through', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxSessions: 2 });
+    const all = await Promise.all(Array.from({ length: 3 * CAP }, () => request(upstream!)));
+    await until('srv.open() === 2 * CAP', () => srv.open() === 2 * CAP, 5_000);
+    // Before, the bound was 32 sessions whatever upstreamPoolSize said: a third session opened here.
+    expect([upstream.sessions, srv.sessions()]).toEqual([2, 2]);
+    expect(srv.started()).toBe(2 * CAP);
+    all[0]!.close();
+    await until('a waiting stream started in the room freed', () => srv.started() === 2 * CAP + 1, 5_000);
+    expect(srv.sessions()).toBe(2);
     for (const r of all) r.close();
   });
 
