@@ -31,7 +31,7 @@ const REFUSE_MS = 0.2;
  * attempt is placed by ExchangeRoute (a refused connect goes elsewhere at once, a 5xx after the backoff, within the
  * budget). Answer times vary ± 20 % (seeded). Bounded: at most 5,000,000 events.
  */
-export function runRouteLoad(b: EndpointBalancer<string>, time: FakeTime, behaviours: ReadonlyMap<string, Behaviour>, o: { readonly concurrency: number; readonly durationMs: number; readonly seed: number }): RouteLoadRun {
+export function runRouteLoad(b: EndpointBalancer<string>, time: FakeTime, behaviours: ReadonlyMap<string, Behaviour>, o: { readonly concurrency: number; readonly durationMs: number; readonly seed: number; readonly requestFails?: () => boolean }): RouteLoadRun {
   const random = seededRandom(o.seed);
   const jitter = seededRandom(o.seed + 1000);
   const start = time.nowMs();
@@ -60,6 +60,8 @@ export function runRouteLoad(b: EndpointBalancer<string>, time: FakeTime, behavi
     const route = ExchangeRoute.open(deps);
     if (!route) throw new Error('no endpoint');
     requests++;
+    // A request every endpoint answers 503 (a URL the app always fails), whatever the endpoint's own behaviour.
+    const doomed = o.requestFails?.() ?? false;
     const fail = (reason: 'connect_failed' | 'status_5xx') => {
       const next = route.retry(reason, true);
       if (!next) {
@@ -77,7 +79,7 @@ export function runRouteLoad(b: EndpointBalancer<string>, time: FakeTime, behavi
       route.dispatched();
       at(does.ms * (0.8 + 0.4 * jitter()), () => {
         route.responded();
-        if (does.status >= 500) return fail('status_5xx');
+        if (doomed || does.status >= 500) return fail('status_5xx');
         route.end('success');
         const key = `${address} ${Math.floor((time.nowMs() - start) / 1000)}`;
         okPerSecond.set(key, (okPerSecond.get(key) ?? 0) + 1);

@@ -6,6 +6,7 @@ import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite, witho
 import type { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
 import { type BodyFraming, type HeadLimits, type HttpHead, MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, parseHead, responseFraming, wantsKeepAlive } from './http1-head.js';
+import { switchOffered } from './upgrade-offer.js';
 
 /**
  * An answer whose client has left is still read (and dropped) when at most this much of it is to come: cheaper
@@ -32,9 +33,9 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
     if ('rejected' in r) return 'bad';
     const head = r.head;
     const rest: Buffer | null = raw.length > head.length ? raw.subarray(head.length) : null;
-    // Only the answer to an upgrade this exchange asked for, and only once the request went out whole.
+    // Only the answer to an upgrade this exchange asked for, to what it offered, once the request went out whole.
     if (head.status === 101) {
-      if (ex.upgrade === null || !ex.reqDone) return 'bad';
+      if (ex.upgrade === null || !ex.reqDone || !switchOffered(head, ex.upgrade)) return 'bad';
       // What the tunnel sends first: the 101 without what only a proxy says, then what followed it.
       const clean = ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse);
       if (clean) ex.resBuf = rest ? Buffer.concat([clean, rest]) : clean;

@@ -13,10 +13,11 @@ export const DEFAULT_UPGRADES: readonly string[] = ['websocket'];
 const PROTOCOL = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+(?:\/[!#$%&'*+\-.^_`|~0-9A-Za-z]+)?$/;
 
 /**
- * Names that are HTTP itself (h2c, HTTP/2.0, the h2/h2c draft tokens such as h2c-14) or TLS, whose only upgrade use
- * is HTTP inside it (RFC 2817): never passed on, and refused in the config.
+ * Names that are HTTP itself (h2c, HTTP/2.0, http2, the h2/h2c draft tokens such as h2c-14 or h2c_14, the h2 preface's
+ * PRI, QUIC) or TLS, whose only upgrade use is HTTP inside it (RFC 2817): never passed on, and refused in the config.
+ * Also under a suffix (a digit, `-`, `_`, `.`, `/`), so that another spelling of the same thing is one too (audit 57e F3).
  */
-const HTTP_CARRIER = /^(?:https?|h2c?|h3|tls)(?:-[0-9]+)?$/i;
+const HTTP_CARRIER = /^(?:https?|h2c?|h3|tls|pri|quic)(?:$|[-_./0-9])/i;
 
 /**
  * The protocols of an Upgrade value, each without the optional whitespace around it, empty list elements skipped
@@ -50,6 +51,21 @@ export function upgradeRequested(head: HttpHead, allowed: ReadonlySet<string>): 
   // HTTP itself is refused even from a list that names it (the config cannot; a caller building its own could).
   for (const p of offered) if (!allowed.has(p.toLowerCase()) || HTTP_CARRIER.test(p.split('/')[0]!)) return null;
   return offered.join(', ');
+}
+
+/**
+ * Whether an app's 101 switches to what was offered (`offered`, the Upgrade value the request went with): its own
+ * Upgrade present, a valid protocol list, each protocol one of the offered ones (compared without case). RFC 9110
+ * section 7.8 forbids a switch to anything else; a relayed one would carry, say, h2c behind a websocket offer past
+ * per-request authorization (audit 57e F2).
+ */
+export function switchOffered(response: HttpHead, offered: string): boolean {
+  const value = headerValue(response, 'upgrade');
+  if (!value || response.names.indexOf('upgrade') !== response.names.lastIndexOf('upgrade')) return false;
+  const to = upgradeProtocols(value);
+  if (to === null || to.length === 0) return false;
+  const asked = new Set(offered.split(',').map((p) => p.trim().toLowerCase()));
+  return to.every((p) => asked.has(p.toLowerCase()));
 }
 
 /** What is wrong with `protocol` as an entry of `upgrades:`, or null when it may be allowed. */

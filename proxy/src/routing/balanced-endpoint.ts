@@ -95,7 +95,7 @@ export interface LeaseHooks<R> {
   nowMs(): number;
   /** Every answer's latency, for the service-wide typical latency the estimates decay toward. */
   sample(rttMs: number): void;
-  /** The endpoint turned the attempt's stream away unprocessed (Lease.refused). */
+  /** The endpoint turned the attempt's stream away unprocessed (Lease.refused), or its 5xx was its own (Lease.blame). */
   refused(e: BalancedEndpoint<R>): void;
   /** `waitedMs`: how long the attempt waited without an answer (0 once one came). */
   end(e: BalancedEndpoint<R>, outcome: AttemptOutcome, waitedMs: number): void;
@@ -109,10 +109,13 @@ export class BalancerLease<R> implements Lease<R> {
   readonly placedAtMs: number;
   /** Cleared by end(): a second end() or a late observe() changes nothing. */
   #hooks: LeaseHooks<R> | undefined;
+  /** Kept past end(), for blame(). */
+  readonly #blameTo: LeaseHooks<R>;
   readonly #entry: BalancedEndpoint<R>;
 
   constructor(hooks: LeaseHooks<R>, entry: BalancedEndpoint<R>, nowMs: number) {
     this.#hooks = hooks;
+    this.#blameTo = hooks;
     this.#entry = entry;
     this.address = entry.address;
     this.endpoint = entry.endpoint;
@@ -130,6 +133,10 @@ export class BalancerLease<R> implements Lease<R> {
 
   refused(): void {
     this.#hooks?.refused(this.#entry);
+  }
+
+  blame(): void {
+    this.#blameTo.refused(this.#entry);
   }
 
   end(outcome: AttemptOutcome): void {

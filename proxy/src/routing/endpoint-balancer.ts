@@ -216,7 +216,10 @@ export class EndpointBalancer<R> {
       return;
     }
     const now = this.#o.nowMs();
-    if (failed) e.penalty.failed(now, { typicalMs: this.#typicalMs, waitedMs, capMs: this.#penaltyCapMs });
+    // A 5xx may be the request's, not the endpoint's (an app's 503 for one URL): penalised, requests that fail on every
+    // replica pushed all other traffic onto whichever had last succeeded (audit 57e F0: 98.5 % on one of three at 1 %
+    // such requests). It counts for outlier detection (consecutive 5xx eject), as in Envoy and Linkerd, not for cost.
+    if (failed && outcome !== 'status_5xx') e.penalty.failed(now, { typicalMs: this.#typicalMs, waitedMs, capMs: this.#penaltyCapMs });
     else if (outcome === 'success') e.penalty.succeeded(now);
     this.#outliers.releaseDue(now);
     const reason = this.#outliers.record(e.outlier, outcome, now);

@@ -55,6 +55,8 @@ export class ExchangeRoute<R> {
   #tried: Set<string> | null = null;
   /** The attempt that failed, named by the log until the next one's backoff ends (until then nothing was sent to it). */
   #failed: Lease<R> | null = null;
+  /** Attempts of this request that ended with a 5xx and were retried elsewhere: blamed if a later one succeeds. */
+  #fiveXx: Lease<R>[] | null = null;
   #backoffEndsMs = 0;
 
   /** The first attempt, or null when the service has no endpoint to try (503 no_endpoints). */
@@ -138,6 +140,7 @@ export class ExchangeRoute<R> {
     }
     this.#retries++;
     d.onRetry(d.service, reason);
+    if (reason === 'status_5xx') (this.#fiveXx ??= []).push(this.#lease);
     this.#failed = this.#lease;
     this.#backoffEndsMs = d.nowMs() + delayMs;
     this.#lease = next;
@@ -163,9 +166,14 @@ export class ExchangeRoute<R> {
     return true;
   }
 
-  /** The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). */
+  /**
+   * The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). A
+   * success elsewhere shows the endpoints that answered this request 5xx failed on their own: they are blamed now.
+   */
   end(outcome: ExchangeEnd): void {
     this.#endAttempt(outcome);
+    if (outcome === 'success' && this.#fiveXx) for (const l of this.#fiveXx) l.blame();
+    this.#fiveXx = null;
   }
 
   #endAttempt(given: ExchangeEnd): void {

@@ -35,6 +35,11 @@ export interface Lease<R> {
    * ejection (the attempt goes on; its outcome is still to come).
    */
   refused(): void;
+  /**
+   * The attempt's 5xx was the endpoint's, not the request's: another endpoint then answered the same request. The
+   * endpoint costs the failure penalty as after a failed attempt (a 5xx alone does not: audit 57e F0). After end().
+   */
+  blame(): void;
   /** Ends the attempt exactly once (later calls are ignored): the outstanding count drops, the outcome is counted. */
   end(outcome: AttemptOutcome): void;
 }

@@ -87,7 +87,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
   const good = await app(ok);
   const retries: RetryReason[] = [];
   const attempts: [string, AttemptOutcome][] = [];
-  const lease = (address: string, resource: H2Upstream): Lease<H2Upstream> => ({ address, endpoint: {} as ServiceEndpoint, resource, observe: () => undefined, refused: () => undefined, end: (o) => void attempts.push([address, o]) });
+  const lease = (address: string, resource: H2Upstream): Lease<H2Upstream> => ({ address, endpoint: {} as ServiceEndpoint, resource, observe: () => undefined, refused: () => undefined, blame: () => undefined, end: (o) => void attempts.push([address, o]) });
   const endpoints: [string, H2Upstream][] = [
     ['bad', bad.upstream],
     ['good', good.upstream],

@@ -7,7 +7,7 @@ import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
 import { type HttpHead, parseHead } from '../../../../proxy/src/http1/http1-head.js';
-import { DEFAULT_UPGRADES, upgradeConfigProblem, upgradeProtocols, upgradeRequested } from '../../../../proxy/src/http1/upgrade-offer.js';
+import { DEFAULT_UPGRADES, switchOffered, upgradeConfigProblem, upgradeProtocols, upgradeRequested } from '../../../../proxy/src/http1/upgrade-offer.js';
 import { fuzzParams } from '../../../helpers/fuzz-params.js';
 
 const DEFAULT: ReadonlySet<string> = new Set(DEFAULT_UPGRADES);
@@ -153,5 +153,16 @@ describe('upgrades: in the proxy config', () => {
     expect(upgradeConfigProblem('h2c;q=1')).toMatch(/token/);
     expect(upgradeConfigProblem('SPDY/3.1')).toBeNull();
     expect(upgradeConfigProblem('h2o-chat')).toBeNull();
+    // HTTP under other spellings (audit 57e F3).
+    for (const p of ['http2', 'HTTP2', 'h2c_14', 'h2c-draft', 'h2.0', 'PRI', 'quic', 'QUIC/1', 'h3-29', 'tls13', 'https/1.1']) expect(upgradeConfigProblem(p), p).toMatch(/HTTP itself/);
+  });
+
+  test("an app's 101 switches only to what was offered (audit 57e F2)", () => {
+    const res = (upgrade: string[]) => parseHead(Buffer.from(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n${upgrade.map((u) => `Upgrade: ${u}\r\n`).join('')}\r\n`), 0, 'response', { maxHeaderBytes: 8192, maxHeaders: 100 }) as { head: HttpHead };
+    expect(switchOffered(res(['websocket']).head, 'websocket')).toBe(true);
+    expect(switchOffered(res(['WebSocket']).head, 'websocket')).toBe(true);
+    expect(switchOffered(res(['SPDY/3.1']).head, 'websocket, SPDY/3.1')).toBe(true);
+    for (const u of [['h2c'], ['websocket, h2c'], ['SPDY/3.1'], ['"websocket"'], [''], ['websocket', 'websocket']]) expect(switchOffered(res(u).head, 'websocket'), u.join('|')).toBe(false);
+    expect(switchOffered(res([]).head, 'websocket')).toBe(false); // a 101 must say what it switches to
   });
 });

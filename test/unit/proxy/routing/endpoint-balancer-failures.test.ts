@@ -2,6 +2,8 @@
 // connect fed no latency and a fast 503 a tiny one, so failing endpoints were the cheapest, and past
 // maxEjectionPercent they took every attempt of most requests while a healthy one was ready. Fake clock, seeded
 // random; the closed-loop runs go through ExchangeRoute's real retries and budget (test/helpers/route-load.ts).
+// A 5xx is the exception (audit 57e F0): it may be the request's, not the endpoint's, so it costs nothing here;
+// consecutive 5xx eject (outlier detection), as in Envoy and Linkerd.
 import { describe, expect, test } from 'vitest';
 import type { ServiceEndpoint } from '../../../../common/routing/service-endpoint.js';
 import { DEFAULT_ROUTING, type RoutingSettings } from '../../../../proxy/src/config/routing-config.js';
@@ -48,14 +50,14 @@ function firstPicks(b: EndpointBalancer<string>, n: number): Set<string> {
 /** A warm-up load (~2 requests in flight, so every endpoint answers) in which A answers fastest. */
 const fasterA = (a: string) => (a === A ? 1.5 : 2.5);
 
-/** Every failure kind the router knows, each as fast as it comes in practice. */
-const KINDS = ['connect_failed', 'identity_mismatch', 'reset', 'bad_response', 'status_5xx', 'timeout', 'refused'] as const;
+/** Every failure kind of the endpoint the router knows, each as fast as it comes in practice. */
+const KINDS = ['connect_failed', 'identity_mismatch', 'reset', 'bad_response', 'timeout', 'refused'] as const;
 
 function failOnce(b: EndpointBalancer<string>, time: FakeTime, address: string, kind: (typeof KINDS)[number]): void {
   const l = leaseOn(b, address);
-  if (kind === 'status_5xx') {
-    l.observe(0.2); // a quick 503: its head fed a tiny latency, which made it look cheaper than before
-    l.end('status_5xx');
+  if (kind === 'bad_response') {
+    l.observe(0.2); // a quick malformed head: it fed a tiny latency, which made it look cheaper than before
+    l.end('bad_response');
   } else if (kind === 'timeout') {
     time.advance(60_000); // no head within limits.requestTimeout
     l.end('timeout');
@@ -95,6 +97,26 @@ describe('EndpointBalancer: every failure makes its endpoint dearer (audit 57c F
     for (const l of held) l.end('cancelled');
   });
 
+  test.each([1, 2, 3])('requests that fail on every replica (a URL the app always answers 503) leave the others spread (seed %i)', (seed) => {
+    // audit 57e F0: with 5xx penalised, 1 % such requests put 98.5 % of the healthy traffic on one of three replicas.
+    // Outlier detection off (it may eject on consecutive 5xx, as Envoy's consecutive_5xx does): the balancer alone.
+    const { b, time } = setup(3, { outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } }, seed);
+    const bad = seededRandom(seed + 70);
+    const behaviours = new Map<string, Behaviour>([[A, answering(3)], [B, answering(3)], [C, answering(3)]]);
+    const run = runRouteLoad(b, time, behaviours, { concurrency: 8, durationMs: 10_000, seed, requestFails: () => bad() < 0.05 });
+    const total = [...run.attempts.values()].reduce((n, x) => n + x, 0);
+    for (const a of [A, B, C]) expect(run.attempts.get(a)! / total, a).toBeGreaterThan(0.2);
+  });
+
+  test.each([1, 2, 3])('a replica that answers every request 503 is blamed once a retry succeeds elsewhere: it leaves the draw (seed %i)', (seed) => {
+    const { b, time } = setup(3, { outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } }, seed);
+    const behaviours = new Map<string, Behaviour>([[A, answering(3)], [B, answering(3)], [C, () => ({ ms: 1, status: 503 })]]);
+    const run = runRouteLoad(b, time, behaviours, { concurrency: 8, durationMs: 10_000, seed });
+    const total = [...run.attempts.values()].reduce((n, x) => n + x, 0);
+    expect(run.failed).toBe(0);
+    expect(run.attempts.get(C)! / total).toBeLessThan(0.02);
+  });
+
   test('a fast 4xx is a success: no penalty, and its endpoint stays the cheap one (routing.md: it draws traffic)', () => {
     const { b, time } = setup(2);
     runLoad(b, time, 1_000, 1, () => 2); // ~2 in flight: both answer
@@ -124,8 +146,7 @@ describe('EndpointBalancer: every failure makes its endpoint dearer (audit 57c F
     const { b, time } = setup(3, { outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } });
     runLoad(b, time, 1_000, 1, fasterA);
     const l = leaseOn(b, A);
-    l.observe(0.2);
-    l.end('status_5xx'); // one fast 503: its penalty is twice the typical latency, not enough to hold it out
+    l.end('reset'); // one fast reset: its penalty is twice the typical latency, not enough to hold it out
     const retries = new Set<string>();
     for (let i = 0; i < 100; i++) {
       const r = b.pick(new Set([C]))!; // C's attempt failed: the request's retry
@@ -193,7 +214,7 @@ describe('EndpointBalancer: failing endpoints under load, through the real retri
     // load biaser) held such an endpoint to ~0.2 % of requests; before, it drew ~49 % (its failures looked cheap).
     const { b, time } = setup(3, { outlier: { ...DEFAULT_ROUTING.outlier, consecutiveFailures: 1000 } }, seed);
     const flaky = seededRandom(seed + 50);
-    const behaviours = new Map<string, Behaviour>([[A, answering(3)], [B, answering(3)], [C, () => ({ ms: 3, status: flaky() < 0.1 ? 503 : 200 })]]);
+    const behaviours = new Map<string, Behaviour>([[A, answering(3)], [B, answering(3)], [C, () => (flaky() < 0.1 ? 'refused' : { ms: 3, status: 200 })]]);
     const run = runRouteLoad(b, time, behaviours, { concurrency: 8, durationMs: 10_000, seed });
     const total = [...run.attempts.values()].reduce((s, n) => s + n, 0);
     const share = run.attempts.get(C)! / total;
