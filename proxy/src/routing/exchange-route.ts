@@ -140,7 +140,10 @@ export class ExchangeRoute<R> {
     }
     this.#retries++;
     d.onRetry(d.service, reason);
-    if (reason === 'status_5xx') (this.#fiveXx ??= []).push(this.#lease);
+    if (reason === 'status_5xx') {
+      this.#fiveXx ??= [];
+      this.#fiveXx.push(this.#lease);
+    }
     this.#failed = this.#lease;
     this.#backoffEndsMs = d.nowMs() + delayMs;
     this.#lease = next;
