@@ -51,7 +51,7 @@ beforeAll(async () => {
   cpConfig = await writeControlPlaneConfig(
     join(dir, 'cp'),
     [
-      'svid: { ttl: 9s, backdate: 3s }',
+      'svid: { ttl: 16s, backdate: 3s }',
       'attestors:',
       '  joinToken: { enabled: false }',
       '  kubernetes:',
@@ -141,7 +141,7 @@ test('a sidecar container restarted after prepare → restart → activate → r
   // The control plane now serves a chain to the new root, which the pod's bootstrap bundle does not hold.
   expect(await readFile(join(cp!.dataDir, 'bundle.pem'), 'utf8')).not.toBe(await readFile(join(pod, 'bundle.pem'), 'utf8'));
   const before = (await certs(first)).serial;
-  await until('a renewal from the restarted control plane', async () => (await certs(first)).serial !== before, 20_000);
+  await until('a renewal from the restarted control plane', async () => (await certs(first)).serial !== before, 30_000);
   expect(await first.stop()).toBe(0);
 
   // The container restarts: same pod, same files, same projected token, a new process.
@@ -156,7 +156,7 @@ test('a sidecar container restarted after prepare → restart → activate → r
   expect((await stat(podTmp)).mode & 0o777).toBe(0o777);
   expect((await stat(join(stateDir, 'svid.key.pem'))).mode & 0o777).toBe(0o600);
   const restored = (await certs(second)).serial;
-  await until('a renewal after the restart', async () => (await certs(second)).serial !== restored, 20_000);
+  await until('a renewal after the restart', async () => (await certs(second)).serial !== restored, 30_000);
   expect(await second.stop()).toBe(0);
 
   // The kept SVID cannot be used (gone here; one expired during a long crash loop, its renewal refused, ends the same
