@@ -6,22 +6,6 @@ if (major < 24) {
   process.exit(1);
 }
 
-// Everything else is imported only after the version check, so an old Node gets this message, not a SyntaxError.
-// The command table holds each command's flags and help only; what a command does is loaded when it runs
-// (cli/run/), so a one-shot command loads its own code, not the proxy's, the control plane's or the CA tooling's.
-// `tessera proxy`, the long-running sidecar, skips even the table: no other command's path starts with `proxy`, so
-// it dispatches exactly as with the whole table.
-const [{ systemClock }, { realTimers }, commands, { runCli }, { ProcessOutput, exitStatusWhenGone, STOPPED_OUTPUT_WAIT_MS }] = await Promise.all([
-  import('../common/clock.js'),
-  import('../shared-io/timers.js'),
-  process.argv[2] === 'proxy' ? import('./commands/proxy.js').then((m) => [m.proxyCommand]) : import('./commands/index.js').then((m) => m.COMMANDS),
-  import('./run-cli.js'),
-  import('./process-output.js'),
-]);
-
-// A reader that goes away (`| head -1`) ends the process as SIGPIPE ends other tools: quietly, status 141.
-const output = new ProcessOutput(process.stdout, process.stderr, (err) => process.exit(exitStatusWhenGone(err)));
-
 // The first SIGINT/SIGTERM asks the command to stop: a long-running one drains, a one-shot one ends at once with
 // TESSERA_ERR_CLI_INTERRUPTED (run-cli.ts). The same signal again while that runs (an impatient
 // second Ctrl-C, a wrapper that forwards what it got) ends the process at once, as Node's default action did, but
@@ -29,6 +13,8 @@ const output = new ProcessOutput(process.stdout, process.stderr, (err) => proces
 // supervisor's hook, would live on. The other signal is ignored during the stop (before, only its first arrival
 // was): after a terminal's Ctrl-C has reached every process of the group, `tessera up` still sends SIGTERM to each
 // child, and those must go on draining.
+// The handlers go in before the imports below (~0.3 s of a start): a stop asked for while they load is kept and
+// answered once the command runs, not Node's default action, which ended the process silently with 143.
 // A stop asked for after the command returned, while its output waits for a slow reader, ends that wait at once
 // (`timeout 60 tessera certs list | slow` must end), with the signal's status: the reader did not get everything.
 const signals = { first: undefined as NodeJS.Signals | undefined, commandReturned: false };
@@ -45,6 +31,23 @@ const stopSignal = new Promise<NodeJS.Signals>((resolve) => {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 });
+
+// Everything else is imported only after the version check, so an old Node gets this message, not a SyntaxError.
+// The command table holds each command's flags and help only; what a command does is loaded when it runs
+// (cli/run/), so a one-shot command loads its own code, not the proxy's, the control plane's or the CA tooling's.
+// `tessera proxy`, the long-running sidecar, skips even the table: no other command's path starts with `proxy`, so
+// it dispatches exactly as with the whole table.
+const [{ systemClock }, { realTimers }, commands, { runCli }, { ProcessOutput, exitStatusWhenGone, STOPPED_OUTPUT_WAIT_MS }] = await Promise.all([
+  import('../common/clock.js'),
+  import('../shared-io/timers.js'),
+  process.argv[2] === 'proxy' ? import('./commands/proxy.js').then((m) => [m.proxyCommand]) : import('./commands/index.js').then((m) => m.COMMANDS),
+  import('./run-cli.js'),
+  import('./process-output.js'),
+]);
+
+// A reader that goes away (`| head -1`) ends the process as SIGPIPE ends other tools: quietly, status 141.
+const output = new ProcessOutput(process.stdout, process.stderr, (err) => process.exit(exitStatusWhenGone(err)));
+
 
 const code = await runCli(process.argv.slice(2), commands, {
   stdout: output.stdout,

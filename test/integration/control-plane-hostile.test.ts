@@ -194,7 +194,8 @@ describe('CSRs made by the openssl command line', () => {
     expect(r.err?.code).toBe(INVALID_ARGUMENT);
     expect(errorCode(r.err)).toBe('TESSERA_ERR_PKI_UNSUPPORTED_KEY');
     expect(r.err?.details).not.toMatch(/\n\s+at /);
-  });
+    // openssl's 4,160-bit key generation alone took over 20 s on a loaded machine (load 9).
+  }, 90_000);
 });
 
 /** Big-endian bytes of `x`, `len` long. */

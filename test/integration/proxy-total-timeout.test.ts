@@ -89,12 +89,16 @@ function get(path: string, agent: https.Agent | false): Promise<Outcome> {
   });
 }
 
-/** Each outcome a 504 total_timeout at the 1 s deadline (not at a sweep up to a second later, never the late 200). */
+/**
+ * Each outcome a 504 total_timeout at the 1 s deadline (not at a sweep up to a second later, never the late 200).
+ * The upper bound leaves 400 ms for a loaded machine (1,262 ms seen at load 9); a sweep's answer, anywhere in
+ * 1-2 s, still lands above it most of the time, and the test has several outcomes.
+ */
 function expectAtDeadline(outcomes: Outcome[]): void {
   for (const o of outcomes) {
     expect({ status: o.status, error: o.error, body: o.body.includes('late') }).toEqual({ status: 504, error: 'total_timeout', body: false });
     expect(o.ms).toBeGreaterThanOrEqual(990);
-    expect(o.ms).toBeLessThan(1_250);
+    expect(o.ms).toBeLessThan(1_400);
   }
 }
 
