@@ -407,6 +407,18 @@ describe('request trailers never reach the app', () => {
     expect(JSON.stringify(seen.headers)).not.toContain('forged');
   });
 
+  // Trailers are header fields that come late: past limits.maxHeaderBytes (16 KiB here) they are refused as an
+  // oversized head is, 431, not as a malformed body (400).
+  test.each(H1)('HTTP/1.1 %s: a trailer section over limits.maxHeaderBytes is a 431; the app gets no whole request', async (name, target) => {
+    const path = `/v1/big-trailers-${name.replace(/ /g, '-')}`;
+    const trailers = Array.from({ length: 800 }, (_, i) => `X-T${i}: ${'v'.repeat(20)}\r\n`).join('');
+    const r = await rawHttp(target(), [`POST ${path} HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n`, `0\r\n${trailers}\r\n`], { until: oneResponse });
+    expect(firstStatus(r.text)).toBe(431);
+    expect(r.text).toMatch(/x-tessera-error: header_too_large/i);
+    expect(appSeen.find((s) => s.url === path)).toBeUndefined();
+    alive(web, api, edge);
+  });
+
   test.each([
     ['HTTP/2 via both sidecars', 'web-h2', false],
     ['gRPC via both sidecars', 'web-grpc', true],

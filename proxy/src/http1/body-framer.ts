@@ -8,13 +8,19 @@ import { type BodyFraming, fieldLineColon } from './http1-head.js';
 /** What becomes of chunked trailer fields: forwarded, all dropped, or the named ones (lower-case) dropped. */
 export type TrailerRule = 'keep' | 'drop' | ReadonlySet<string>;
 
-/** `trailers`: see TrailerRule and FeedResult.kept. */
-export function framerFor(f: BodyFraming, trailers: TrailerRule = 'keep'): BodyFramer | null {
+/** limits.maxHeaderBytes' default. */
+const DEFAULT_MAX_TRAILER_BYTES = 16_384;
+
+/**
+ * `trailers`: see TrailerRule and FeedResult.kept. `maxTrailerBytes`: the trailer section's bound, the heads' own
+ * (limits.maxHeaderBytes): trailers are header fields that come late, and as many bytes of them cost the same.
+ */
+export function framerFor(f: BodyFraming, trailers: TrailerRule = 'keep', maxTrailerBytes = DEFAULT_MAX_TRAILER_BYTES): BodyFramer | null {
   switch (f.kind) {
     case 'length':
       return new LengthFramer(f.length);
     case 'chunked':
-      return new ChunkedFramer(trailers);
+      return new ChunkedFramer(trailers, maxTrailerBytes);
     case 'close':
       return new UntilCloseFramer();
     default:
@@ -26,8 +32,11 @@ export interface FeedResult {
   /** Bytes of `buf` from `start` that belong to this body. */
   readonly consumed: number;
   readonly done: boolean;
-  /** Set when the framing is malformed; the connection must be closed. */
-  readonly error?: 'bad_chunk';
+  /**
+   * Set when the framing is malformed, or the trailer section is larger than the heads may be (refused as an
+   * oversized head is: 431 for a request); the connection must be closed.
+   */
+  readonly error?: 'bad_chunk' | 'trailers_too_large';
   /**
    * Set only when trailer fields are being dropped: just the first `kept` consumed bytes are forwarded, and when
    * `done` the forwarder ends the message with `tail` (the trailer fields kept, then CRLF) itself.
@@ -94,7 +103,6 @@ const FRAMING_FIELD = /^(?:content-length|transfer-encoding)$/i;
 // 13 hex digits stay below 2^53, where JavaScript numbers are exact.
 const MAX_SIZE_DIGITS = 13;
 const MAX_LINE = 4096;
-const MAX_TRAILER_BYTES = 16384;
 
 export class ChunkedFramer implements BodyFramer {
   readonly #trailers: TrailerRule;
@@ -110,8 +118,11 @@ export class ChunkedFramer implements BodyFramer {
   #line = '';
   #trailerBytes = 0;
 
-  constructor(trailers: TrailerRule = 'keep') {
+  readonly #maxTrailerBytes: number;
+
+  constructor(trailers: TrailerRule = 'keep', maxTrailerBytes = DEFAULT_MAX_TRAILER_BYTES) {
     this.#trailers = trailers;
+    this.#maxTrailerBytes = maxTrailerBytes;
   }
 
   feed(buf: Buffer, start: number): FeedResult {
@@ -189,7 +200,7 @@ export class ChunkedFramer implements BodyFramer {
               keepEnd = i;
             }
           }
-          if (++this.#trailerBytes > MAX_TRAILER_BYTES) return bad(i - start);
+          if (++this.#trailerBytes > this.#maxTrailerBytes) return tooLarge(i - start);
           i++;
           break;
         case S.TrailerLine:
@@ -203,7 +214,7 @@ export class ChunkedFramer implements BodyFramer {
             this.#s = S.TrailerLf;
           } else if (c === 10 || this.#line.length >= MAX_LINE) return bad(i - start);
           else this.#line += String.fromCharCode(c);
-          if (++this.#trailerBytes > MAX_TRAILER_BYTES) return bad(i - start);
+          if (++this.#trailerBytes > this.#maxTrailerBytes) return tooLarge(i - start);
           i++;
           break;
         case S.TrailerLf:
@@ -237,4 +248,8 @@ function hex(c: number): number {
 
 function bad(consumed: number): FeedResult {
   return { consumed, done: false, error: 'bad_chunk' };
+}
+
+function tooLarge(consumed: number): FeedResult {
+  return { consumed, done: false, error: 'trailers_too_large' };
 }

@@ -53,11 +53,11 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
       raw = rest;
       continue;
     }
-    return finalHead(ex, raw, head, rest, client);
+    return finalHead(ex, raw, head, rest, client, limits);
   }
 }
 
-function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer | null, client: Http1Downstream): ResponseStep {
+function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer | null, client: Http1Downstream, limits: HeadLimits): ResponseStep {
   if (ex.route) {
     ex.route.responded();
     if (head.status! >= 500 && ex.tryRetry('status_5xx')) return 'retry';
@@ -76,7 +76,7 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const drop = head.status === 204 && (head.names.includes('transfer-encoding') || head.names.includes('content-length')) ? withoutBodyFraming(ex.dropResponse) : ex.dropResponse;
   const rewritten = responseNeedsRewrite(head, closing, http10, added, drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, drop) : null;
   // From an app, the fields only the proxy says are dropped from its trailers too.
-  ex.resFramer = framerFor(framing, ex.dropResponse ?? 'keep');
+  ex.resFramer = framerFor(framing, ex.dropResponse ?? 'keep', limits.maxHeaderBytes);
   if (!ex.resFramer) {
     client.started(ex, head.status!);
     sendHead(client, ex, rewritten ?? raw.subarray(0, head.length));

@@ -212,7 +212,7 @@ export class Http1Session implements UpstreamOwner {
   #feedRequestBody(ex: Http1Exchange, buf: Buffer, start: number): void {
     const r = ex.reqFramer!.feed(buf, start);
     if (r.error) {
-      this.#abort(ex, 400, 'bad_request');
+      this.#abort(ex, r.error === 'trailers_too_large' ? 431 : 400, r.error === 'trailers_too_large' ? 'header_too_large' : 'bad_request');
       return;
     }
     ex.bytesIn += r.data ?? r.consumed; // content: a chunked body's sizes and trailers are not counted

@@ -188,12 +188,24 @@ describe('chunked: malformed framing is an error, at the same byte however split
     expect(out.error).toBe('bad_chunk');
   });
 
-  test('a trailer section larger than 16 KiB in total is refused, even in short lines', () => {
+  test('a trailer section larger than 16 KiB in total (the heads\' default bound) is refused as too large, even in short lines', () => {
     const lines = Array.from({ length: 1000 }, (_, i) => `T${i}: ${'v'.repeat(20)}\r\n`).join('');
     const out = run(new ChunkedFramer(), [B(`0\r\n${lines}\r\n`)]);
-    expect(out.error).toBe('bad_chunk');
+    expect(out.error).toBe('trailers_too_large');
     // The limit counts line contents and CRs; within a few percent of 16 KiB either way.
     expect(out.consumed).toBeLessThan(18_000);
+  });
+
+  test('the trailer section\'s bound is the one given (limits.maxHeaderBytes), in both directions', () => {
+    const lines = (n: number) => Array.from({ length: n }, (_, i) => `T${i}: ${'v'.repeat(20)}\r\n`).join('');
+    // ~28 KB of trailers: over the default, under a 64 KiB bound.
+    const big = B(`0\r\n${lines(1000)}\r\n`);
+    expect(run(new ChunkedFramer('keep', 65_536), [big])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer('drop', 65_536), [big])).toMatchObject({ done: true });
+    // ~2.8 KB: under the default, over a 2 KiB bound.
+    const small = B(`0\r\n${lines(100)}\r\n`);
+    expect(run(new ChunkedFramer('keep'), [small])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer('keep', 2048), [small]).error).toBe('trailers_too_large');
   });
 
   test('an endless size line of digits is cut off at 13', () => {
