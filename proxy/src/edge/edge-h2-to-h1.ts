@@ -18,10 +18,12 @@ import { requestAuthority } from '../h2/h2-heads.js';
 import { endedCleanly, relayRequestBody } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
-import type { ExchangeFlag } from '../http1/http1-exchange.js';
+import { type ExchangeFlag, IDEMPOTENT } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import { VOID_LIMIT } from '../http1/http1-response.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
+import { staleKeepAlive } from '../upstream/lease-socket.js';
+import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
 
@@ -54,7 +56,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   headers.host = requestAuthority(incoming) || up.authority;
   Object.assign(headers, o.add);
   const method = String(incoming[':method'] ?? 'GET');
-  const upReq = request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path: o.target, headers, setHost: false });
+  const open = () => request({ agent: up.agent, host: up.route.upstream.host, port: up.route.upstream.port, method, path: o.target, headers, setHost: false });
+  let upReq = open();
+  let replayed = false;
   // Captured now: a destroyed stream no longer names its session.
   const downSession = stream.session;
   let finished = false;
@@ -113,85 +117,108 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   // others: an app sending them without end held the client until the head deadline.
   let interim = 0;
   let interimBytes = 0;
-  upReq.on('information', (info) => {
-    interimBytes += info.rawHeaders.reduce((n, f) => n + f.length, 0);
-    if (++interim <= MAX_INTERIM_HEADS && interimBytes <= MAX_INTERIM_BYTES) return;
-    upReq.destroy();
-    local(502, 'bad_upstream_response');
-  });
-  // A 101 to a request that asked for no upgrade (this path forwards none): Node's client hands the socket over and
-  // waits; the app's answer is not one to forward (502, as on the HTTP/1.1 paths), not a wait for the head deadline.
-  upReq.on('upgrade', (_res, socket) => {
-    socket.destroy();
-    local(502, 'bad_upstream_response');
-  });
-  upReq.on('response', (response) => {
-    upRes = response;
-    timers.clearTimeout(headTimer);
-    const head = headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders);
-    if (responseFraming(head, method) === 'bad_request') {
-      response.destroy();
+  /**
+   * The attempt's connection went before any answer, with no byte of the body sent yet (and no answer begun here): the
+   * upstream's proxy refused its stream unprocessed (any method), or a reused keep-alive connection was stale (an
+   * idempotent method) — sent again, once, as the HTTP/1.1 paths do. Before, the HTTP/2 client got 502 where an
+   * HTTP/1.1 client's request was replayed: a sidecar's drain (its GOAWAY racing a new stream) failed HTTP/2 clients.
+   */
+  const replayable = (err: Error): boolean =>
+    !replayed && upRes === undefined && bytesIn === 0 && !stream.headersSent && !stream.closed && (refusedUnprocessed(err) || (staleKeepAlive(err) && IDEMPOTENT.has(method)));
+  const wire = (req: ClientRequest): void => {
+    req.on('information', (info) => {
+      interimBytes += info.rawHeaders.reduce((n, f) => n + f.length, 0);
+      if (++interim <= MAX_INTERIM_HEADS && interimBytes <= MAX_INTERIM_BYTES) return;
       upReq.destroy();
       local(502, 'bad_upstream_response');
-      return;
-    }
-    status = response.statusCode ?? 502;
-    // Dropped with the fields its Connection names: from a plain upstream (an app), what only a proxy says.
-    const connNamed = connectionNamed(head);
-    const named = up.route.spiffeId ? connNamed : new FieldNames([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
-    const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
-    // A 204, 205 or 304 has no body: node:http2 sends a content-length with it and the client resets the stream
-    // (PROTOCOL_ERROR), never seeing the answer.
-    if (status === 204 || status === 205 || status === 304) delete out['content-length'];
-    // The client left (a stream reset with NO_ERROR is closed before it is destroyed): its 'close' reports it.
-    if (stream.destroyed || stream.closed) return;
-    // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
-    try {
-      stream.respond(out, { waitForTrailers: true });
-    } catch {
-      response.destroy();
-      upReq.destroy();
+    });
+    // A 101 to a request that asked for no upgrade (this path forwards none): Node's client hands the socket over and
+    // waits; the app's answer is not one to forward (502, as on the HTTP/1.1 paths), not a wait for the head deadline.
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
       local(502, 'bad_upstream_response');
-      return;
-    }
-    // HTTP/1.1 response trailers (chunked) become HTTP/2 trailers, with the same names dropped as in the head.
-    stream.once('wantTrailers', () => {
-      try {
-        stream.sendTrailers(h2ResponseFields(response.trailers, named));
-      } catch {
-        // The body went out whole but its trailers cannot: the stream is reset, never ended as if complete.
-        flag ??= 'upstream_closed';
-        stream.close(http2constants.NGHTTP2_INTERNAL_ERROR);
-        finish('bad_upstream_response');
+    });
+    req.on('response', (response) => {
+      upRes = response;
+      timers.clearTimeout(headTimer);
+      const head = headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders);
+      if (responseFraming(head, method) === 'bad_request') {
+        response.destroy();
+        upReq.destroy();
+        local(502, 'bad_upstream_response');
+        return;
       }
+      status = response.statusCode ?? 502;
+      // Dropped with the fields its Connection names: from a plain upstream (an app), what only a proxy says.
+      const connNamed = connectionNamed(head);
+      const named = up.route.spiffeId ? connNamed : new FieldNames([...(connNamed ?? []), ...APP_RESPONSE_DROP]);
+      const out: OutgoingHttpHeaders = { ':status': status, ...h2ResponseFields(response.headers, named) };
+      // A 204, 205 or 304 has no body: node:http2 sends a content-length with it and the client resets the stream
+      // (PROTOCOL_ERROR), never seeing the answer.
+      if (status === 204 || status === 205 || status === 304) delete out['content-length'];
+      // The client left (a stream reset with NO_ERROR is closed before it is destroyed): its 'close' reports it.
+      if (stream.destroyed || stream.closed) return;
+      // A field node:http2 still refuses would throw here, from the upstream's answer: a 502, never a crash.
+      try {
+        stream.respond(out, { waitForTrailers: true });
+      } catch {
+        response.destroy();
+        upReq.destroy();
+        local(502, 'bad_upstream_response');
+        return;
+      }
+      // HTTP/1.1 response trailers (chunked) become HTTP/2 trailers, with the same names dropped as in the head.
+      stream.once('wantTrailers', () => {
+        try {
+          stream.sendTrailers(h2ResponseFields(response.trailers, named));
+        } catch {
+          // The body went out whole but its trailers cannot: the stream is reset, never ended as if complete.
+          flag ??= 'upstream_closed';
+          stream.close(http2constants.NGHTTP2_INTERNAL_ERROR);
+          finish('bad_upstream_response');
+        }
+      });
+      response.on('data', (c: Buffer) => {
+        bytesOut += c.length;
+      });
+      response.pipe(stream);
+      response.on('end', () => finish());
+      response.on('error', () => {
+        flag ??= 'upstream_closed';
+        // RST_STREAM INTERNAL_ERROR (destroy with an error, as cut() does): destroyed without one the stream ended
+        // with NO_ERROR, and an HTTP/2 client took the part it got for the whole body.
+        response.unpipe();
+        if (!stream.destroyed) stream.destroy(new Error('upstream_reset'));
+        finish('upstream_reset');
+      });
     });
-    response.on('data', (c: Buffer) => {
-      bytesOut += c.length;
-    });
-    response.pipe(stream);
-    response.on('end', () => finish());
-    response.on('error', () => {
+    req.on('error', (err: Error & { readonly code?: unknown }) => {
+      if (finished || req !== upReq) return;
+      if (replayable(err)) {
+        // Once: on another connection or stream of the pool, the request's body (none came yet) relayed to it instead.
+        replayed = true;
+        unrelay();
+        upReq = open();
+        wire(upReq);
+        unrelay = relayRequestBody(stream, upReq);
+        if (endedCleanly(stream)) upReq.end();
+        return;
+      }
       flag ??= 'upstream_closed';
-      // RST_STREAM INTERNAL_ERROR (destroy with an error, as cut() does): destroyed without one the stream ended
-      // with NO_ERROR, and an HTTP/2 client took the part it got for the whole body.
-      response.unpipe();
-      if (!stream.destroyed) stream.destroy(new Error('upstream_reset'));
-      finish('upstream_reset');
+      // Node's parser refused the upstream's answer (a malformed head, interim ones included): not a connection
+      // failure, the same reason as the HTTP/1.1 paths give. Not every error has a string code: a multiplexed
+      // stream's reset carries its numeric one (read as a string, it crashed the edge).
+      const unparsable = typeof err.code === 'string' && err.code.startsWith('HPE_');
+      if (stream.headersSent) {
+        upRes?.unpipe();
+        stream.destroy(new Error('upstream_reset')); // RST_STREAM INTERNAL_ERROR, never a clean end
+        finish(unparsable ? 'bad_upstream_response' : 'upstream_reset');
+      // A full pool queue: the upstream is healthy, just saturated (503, as the HTTP/1.1 clients get).
+      } else if (unparsable) local(502, 'bad_upstream_response');
+      else local(isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL') ? 503 : 502, 'upstream_unavailable');
     });
-  });
-  upReq.on('error', (err: NodeJS.ErrnoException) => {
-    if (finished) return;
-    flag ??= 'upstream_closed';
-    if (stream.headersSent) {
-      upRes?.unpipe();
-      stream.destroy(new Error('upstream_reset')); // RST_STREAM INTERNAL_ERROR, never a clean end
-      finish(err.code?.startsWith('HPE_') ? 'bad_upstream_response' : 'upstream_reset');
-    // Node's parser refused the upstream's answer (a malformed head, interim ones included): not a connection
-    // failure, the same reason as the HTTP/1.1 paths give. A full pool queue: the upstream is healthy, just
-    // saturated (503, as the HTTP/1.1 clients get).
-    } else if (err.code?.startsWith('HPE_')) local(502, 'bad_upstream_response');
-    else local(isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL') ? 503 : 502, 'upstream_unavailable');
-  });
+  };
+  wire(upReq);
   stream.on('data', (c: Buffer) => {
     bytesIn += c.length;
   });
@@ -212,7 +239,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   });
   // Ended only when the client ended its body: a stream it reset, or nghttp2 refused (a content-length its DATA did
   // not meet), leaves the request unfinished, and 'close' above destroys it (the app sees an aborted connection).
-  relayRequestBody(stream, upReq);
+  let unrelay = relayRequestBody(stream, upReq);
 }
 
 /**

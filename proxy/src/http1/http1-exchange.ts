@@ -13,7 +13,8 @@ import { TotalTimer } from './total-timer.js';
 
 /** nginx's "client closed request": the status logged when the client left before any response was sent. */
 const CLIENT_CLOSED = 499;
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+/** RFC 9110 section 9.2.2: sent twice, the same effect as once (a request on a stale keep-alive connection goes again). */
+export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /**
  * Why an exchange ended early, Envoy `response_flags` style (the access log's `responseFlags`); `drain_timeout`:

@@ -7,8 +7,23 @@
 // still queued, withdraws the request from the queue at once.
 import { Duplex } from 'node:stream';
 import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from './connection-pool.js';
+import { refusedUnprocessed } from './unprocessed-refusal.js';
 
 type WriteDone = (err?: Error | null) => void;
+
+/**
+ * A reused keep-alive connection went before any byte of this exchange's answer: the upstream may have closed it as
+ * the request went out (its idle timeout), so an idempotent request may go again, as the HTTP/1.1 paths send it.
+ */
+class StaleKeepAlive extends Error {
+  readonly code = 'ECONNRESET';
+  readonly staleKeepAlive = true;
+}
+
+/** Whether a request's error is a StaleKeepAlive (node:http hands the socket's error to the request as it is). */
+export function staleKeepAlive(err: unknown): boolean {
+  return err instanceof StaleKeepAlive;
+}
 
 export class LeaseSocket extends Duplex implements UpstreamOwner {
   readonly #pool: ConnectionPool;
@@ -21,6 +36,8 @@ export class LeaseSocket extends Duplex implements UpstreamOwner {
   #drainDone: WriteDone | null = null;
   /** The connection is paused because this side's reader is full. */
   #pausedUpstream = false;
+  /** A byte of the answer came. */
+  #answered = false;
 
   constructor(pool: ConnectionPool) {
     super();
@@ -93,6 +110,7 @@ export class LeaseSocket extends Duplex implements UpstreamOwner {
   onUpstreamData(conn: UpstreamConn, chunk: Buffer): void {
     // node:http stops reading once the answer is complete: bytes after it belong to no exchange (a broken upstream).
     if (this.listenerCount('data') === 0) return void this.destroy(new Error('unsolicited bytes after the answer'));
+    this.#answered = true;
     if (this.push(chunk)) return;
     this.#pausedUpstream = true;
     conn.socket.pause();
@@ -105,9 +123,13 @@ export class LeaseSocket extends Duplex implements UpstreamOwner {
   }
 
   /** Out of the pool already: node:http sees an end of input (a close-delimited answer ends there) or the error. */
-  onUpstreamGone(_conn: UpstreamConn, error: Error | undefined): void {
+  onUpstreamGone(conn: UpstreamConn, error: Error | undefined): void {
     this.#conn = null;
-    if (error) this.destroy(error);
+    // What a request may be sent again after (a refusal unprocessed, a stale keep-alive connection) is said only
+    // while no byte of the answer came: after one, the upstream processed it.
+    if (this.#answered && refusedUnprocessed(error)) this.destroy(new Error('the upstream reset the stream after part of its answer', { cause: error }));
+    else if (conn.reused && !this.#answered && !refusedUnprocessed(error)) this.destroy(new StaleKeepAlive('the upstream closed a reused keep-alive connection before answering', { cause: error }));
+    else if (error) this.destroy(error);
     else this.push(null);
   }
 
