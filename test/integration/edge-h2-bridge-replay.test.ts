@@ -11,6 +11,7 @@ import * as net from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { MuxCode } from '../../proxy/src/mux/mux-frame.js';
+import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { type RefusingMuxServer, startRefusingMuxServer } from '../helpers/refusing-mux-server.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -68,21 +69,12 @@ beforeAll(async () => {
   await writeSvidFiles(mesh, EDGE, join(dir, 'edge'));
   await writeFile(
     join(dir, 'edge.yaml'),
-    [
-      'identity:',
-      '  files: { certFile: edge/svid.pem, keyFile: edge/key.pem, bundleFile: edge/bundle.pem }',
-      'edge:',
-      '  - name: public',
-      '    listen: 127.0.0.1:0',
-      '    certFile: edge.pem',
-      '    keyFile: edge.key',
-      '    routes:',
-      `      - { host: mux.test, pathPrefix: /, upstream: 127.0.0.1:${hs.port}, spiffeId: ${API} }`,
-      `      - { host: app.test, pathPrefix: /, upstream: 127.0.0.1:${app.port}, unsafePlaintext: true }`,
-      'admin: { listen: 127.0.0.1:0 }',
-      'telemetry: { accessLog: off }',
-      '',
-    ].join('\n'),
+    edgeConfigYaml({
+      routes: [
+        `{ host: mux.test, pathPrefix: /, upstream: 127.0.0.1:${hs.port}, spiffeId: ${API} }`,
+        `{ host: app.test, pathPrefix: /, upstream: 127.0.0.1:${app.port}, unsafePlaintext: true }`,
+      ],
+    }),
   );
   edge = await startProxyProcess(join(dir, 'edge.yaml'));
 }, 60_000);

@@ -13,6 +13,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -122,24 +123,15 @@ beforeAll(async () => {
   await writeSvidFiles(mesh, EDGE, join(dir, 'edge'));
   await writeFile(
     join(dir, 'edge.yaml'),
-    [
-      'identity:',
-      '  files: { certFile: edge/svid.pem, keyFile: edge/key.pem, bundleFile: edge/bundle.pem }',
-      'edge:',
-      '  - name: public',
-      '    listen: 127.0.0.1:0',
-      '    certFile: edge.pem',
-      '    keyFile: edge.key',
-      '    routes:',
-      `      - { host: mux.test, pathPrefix: /, upstream: 127.0.0.1:${sidecars['mux']!.port}, spiffeId: ${sidecars['mux']!.id} }`,
-      `      - { host: tls.test, pathPrefix: /, upstream: 127.0.0.1:${sidecars['tls']!.port}, spiffeId: ${sidecars['tls']!.id} }`,
-      `      - { host: plain.test, pathPrefix: /, upstream: 127.0.0.1:${plain.port}, unsafePlaintext: true }`,
-      `      - { host: bystander.test, pathPrefix: /, upstream: 127.0.0.1:${bystander.port}, unsafePlaintext: true }`,
-      `limits: { upstreamPoolSize: ${POOL}, maxConnections: ${QUEUE} }`,
-      'admin: { listen: 127.0.0.1:0 }',
-      'telemetry: { accessLog: off }',
-      '',
-    ].join('\n'),
+    edgeConfigYaml({
+      routes: [
+        `{ host: mux.test, pathPrefix: /, upstream: 127.0.0.1:${sidecars['mux']!.port}, spiffeId: ${sidecars['mux']!.id} }`,
+        `{ host: tls.test, pathPrefix: /, upstream: 127.0.0.1:${sidecars['tls']!.port}, spiffeId: ${sidecars['tls']!.id} }`,
+        `{ host: plain.test, pathPrefix: /, upstream: 127.0.0.1:${plain.port}, unsafePlaintext: true }`,
+        `{ host: bystander.test, pathPrefix: /, upstream: 127.0.0.1:${bystander.port}, unsafePlaintext: true }`,
+      ],
+      extra: [`limits: { upstreamPoolSize: ${POOL}, maxConnections: ${QUEUE} }`],
+    }),
   );
   edge = await startProxyProcess(join(dir, 'edge.yaml'));
   procs.push(edge);

@@ -12,6 +12,7 @@ import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
+import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
@@ -112,22 +113,13 @@ beforeAll(async () => {
   await writeSvidFiles(mesh, EDGE, join(dir, 'edge'));
   await writeFile(
     join(dir, 'edge.yaml'),
-    [
-      'identity:',
-      '  files: { certFile: edge/svid.pem, keyFile: edge/key.pem, bundleFile: edge/bundle.pem }',
-      'edge:',
-      '  - name: public',
-      '    listen: 127.0.0.1:0',
-      '    certFile: edge.pem',
-      '    keyFile: edge.key',
-      '    routes:',
-      `      - { host: mesh.test, pathPrefix: /, upstream: 127.0.0.1:${h1}, spiffeId: ${API} }`,
-      `      - { host: plain.test, pathPrefix: /, upstream: 127.0.0.1:${appPort}, unsafePlaintext: true }`,
-      `      - { host: h2.test, pathPrefix: /, upstream: 127.0.0.1:${h2}, spiffeId: ${API}, protocol: http2 }`,
-      'admin: { listen: 127.0.0.1:0 }',
-      'telemetry: { accessLog: off }',
-      '',
-    ].join('\n'),
+    edgeConfigYaml({
+      routes: [
+        `{ host: mesh.test, pathPrefix: /, upstream: 127.0.0.1:${h1}, spiffeId: ${API} }`,
+        `{ host: plain.test, pathPrefix: /, upstream: 127.0.0.1:${appPort}, unsafePlaintext: true }`,
+        `{ host: h2.test, pathPrefix: /, upstream: 127.0.0.1:${h2}, spiffeId: ${API}, protocol: http2 }`,
+      ],
+    }),
   );
   edge = await startProxyProcess(join(dir, 'edge.yaml'));
 }, 60_000);
