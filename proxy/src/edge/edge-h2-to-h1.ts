@@ -182,7 +182,18 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
         bytesOut += c.length;
       });
       response.pipe(stream);
-      response.on('end', () => finish());
+      response.on('end', () => {
+        finish();
+        // Answered whole before the client's body ended (a 401 or 413 before the upload): the exchange is over. The
+        // upstream request goes with its connection (it can carry nothing more) and, once the answer is out, the
+        // client is told to stop sending: RST_STREAM NO_ERROR (RFC 9113 section 8.1), as Envoy does. Before, both
+        // waited for a body that never had to come, past every timeout, holding a place in the route's pool (audit 58e).
+        if (stream.readableEnded || stream.destroyed) return;
+        unrelay();
+        upReq.destroy();
+        stream.resume();
+        stream.close(http2constants.NGHTTP2_NO_ERROR);
+      });
       response.on('error', () => {
         flag ??= 'upstream_closed';
         // RST_STREAM INTERNAL_ERROR (destroy with an error, as cut() does): destroyed without one the stream ended

@@ -94,9 +94,14 @@ export class LeaseSocket extends Duplex implements UpstreamOwner {
     this.#conn?.socket.resume();
   }
 
-  /** node:http ends its socket when the connection may carry nothing more (a close-delimited or `close` answer). */
+  /**
+   * node:http ends its socket when the connection may carry nothing more (a close-delimited or `close` answer), and
+   * waits for its 'close' to release the request (a net.Socket closes once both sides are done). Destroyed once
+   * finished, so that it does (audit 58e F1: the request never said 'close').
+   */
   override _final(done: WriteDone): void {
     this.#drop();
+    this.once('finish', () => this.destroy());
     done();
   }
 
