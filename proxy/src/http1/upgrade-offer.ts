@@ -1,7 +1,8 @@
 // Which HTTP/1.1 upgrade offers go on to the app: an allow-list of protocols (`upgrades:` in the config, `websocket`
 // unless the operator names others). After a switch the proxy relays bytes only, so a protocol that carries HTTP
-// requests (h2c and its drafts, TLS as RFC 2817 uses it, SPDY) would bring requests to the app past per-request
-// authorization; a deny-list of such names always misses the next one (audit 57a F3). Envoy likewise switches only
+// requests (h2c and its drafts, TLS as RFC 2817 uses it) would bring requests to the app past per-request
+// authorization, and is refused even in the config; a deny-list of such names always misses the next one (audit 57a
+// F3). Others (SPDY/3.1 for Kubernetes' exec streams, Docker's tcp) pass only where the operator names them. Envoy likewise switches only
 // for the upgrade types it is configured with. Every other offer, and one that is not a valid protocol list, is
 // dropped: the app sees a plain request, as from a server that declines the offer (RFC 9110 section 7.8).
 import { type HttpHead, hasToken, headerValue } from './http1-head.js';
