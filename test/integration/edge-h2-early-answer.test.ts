@@ -1,8 +1,9 @@
-// An HTTP/2 client's request on an edge `http` route answered whole before its body ended (an app's 401 or 413
-// before it reads the upload): once the answer is out the client is told to stop sending (RST_STREAM NO_ERROR, RFC
-// 9113 section 8.1, as Envoy does) and the upstream request goes with its connection, freeing its place in the route's
-// pool. Before (audit 58e), the stream and the pool place waited for a body that never had to come, past every
-// timeout: two such streams took a pool of two from every client of the route, HTTP/1.1 ones included.
+// An HTTP/2 client's request answered whole before its body ended (an app's 401 or 413 before it reads the upload):
+// once the answer is out the client is told to stop sending (RST_STREAM NO_ERROR, RFC 9113 section 8.1, as Envoy
+// does). On an edge `http` route the upstream request goes with its connection, freeing its place in the route's
+// pool: before (audit 58e), the stream and the pool place waited for a body that never had to come, past every
+// timeout, and two such streams took a pool of two from every client of the route, HTTP/1.1 ones included. On an
+// `http2` route (every HTTP/2-to-HTTP/2 path) the client's stream waited for the idle timeout's CANCEL.
 import { writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
@@ -23,13 +24,15 @@ let web: TestCa;
 let edge: ProxyProcess;
 /** The app: answers 401 as soon as a request head is in; an upload's connection it keeps open, reading on. */
 const app = { server: undefined as net.Server | undefined, port: 0, open: 0 };
+/** An HTTP/2 app that answers every stream 401 at once, its body unread. */
+let h2app: http2.Http2Server;
 
 beforeAll(async () => {
   let dir: string;
   ({ dir, cleanup } = await makeTempDir());
   const mesh = await TestCa.create({ trustDomain: TD });
   web = await TestCa.create({ trustDomain: 'web.test', rootName: 'CN=Public Web CA, O=Test' });
-  const cert = await web.mintSvid('spiffe://web.test/edge', { dnsSans: ['app.test'] });
+  const cert = await web.mintSvid('spiffe://web.test/edge', { dnsSans: ['app.test', 'h2.test'] });
   await writeFile(join(dir, 'edge.pem'), cert.chainPem);
   await writeFile(join(dir, 'edge.key'), cert.keyPem, { mode: 0o600 });
   const server = net.createServer((socket) => {
@@ -50,10 +53,25 @@ beforeAll(async () => {
   app.server = server;
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   app.port = (server.address() as net.AddressInfo).port;
+  h2app = http2.createServer();
+  h2app.on('stream', (st) => {
+    st.on('error', () => undefined);
+    st.respond({ ':status': 401 });
+    st.end('nope');
+  });
+  await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
+  const h2port = (h2app.address() as net.AddressInfo).port;
   await writeSvidFiles(mesh, `spiffe://${TD}/ns/edge/sa/gateway`, join(dir, 'edge'));
   await writeFile(
     join(dir, 'edge.yaml'),
-    edgeConfigYaml({ routes: [`{ host: app.test, pathPrefix: /, upstream: 127.0.0.1:${app.port}, unsafePlaintext: true }`], extra: ['limits: { upstreamPoolSize: 2 }'] }),
+    edgeConfigYaml({
+      routes: [
+        `{ host: app.test, pathPrefix: /, upstream: 127.0.0.1:${app.port}, unsafePlaintext: true }`,
+        `{ host: h2.test, pathPrefix: /, upstream: 127.0.0.1:${h2port}, unsafePlaintext: true, protocol: http2 }`,
+      ],
+      // The idle timeout well past the test's wait: only the answer's own end may close the stream.
+      extra: ['limits: { upstreamPoolSize: 2, streamIdleTimeout: 60s }'],
+    }),
   );
   edge = await startProxyProcess(join(dir, 'edge.yaml'));
 }, 60_000);
@@ -61,6 +79,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await edge?.stop();
   await new Promise<void>((r) => (app.server ? app.server.close(() => r()) : r()));
+  h2app?.close();
   await cleanup?.();
 });
 
@@ -115,5 +134,28 @@ test('an early answer larger than the stream window reaches a slow reader whole,
   r.on('end', () => (seen.ended = true));
   await closed;
   expect(seen).toEqual({ status: 413, bytes: BIG, ended: true, rstCode: http2.constants.NGHTTP2_NO_ERROR });
+  s.close();
+}, 30_000);
+
+test('http2 route: an upload answered early and never ended gets the whole answer, then RST_STREAM NO_ERROR at once', async () => {
+  const s = http2.connect(`https://127.0.0.1:${edge.ports.get('edge/public')!}`, { ca: web.bundlePem(), servername: 'h2.test', checkServerIdentity: () => undefined });
+  s.on('error', () => undefined);
+  const r = s.request({ ':method': 'POST', ':path': '/upload', ':authority': 'h2.test' }, { endStream: false });
+  r.write('x'.repeat(100));
+  const seen = { status: 0, body: '', ended: false, rstCode: -1 };
+  r.on('response', (h) => (seen.status = Number(h[':status'])));
+  r.setEncoding('latin1');
+  r.on('data', (d: string) => (seen.body += d));
+  r.on('end', () => (seen.ended = true));
+  r.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) =>
+    r.on('close', () => {
+      seen.rstCode = r.rstCode ?? -1;
+      resolve();
+    }),
+  );
+  const within = await Promise.race([closed.then(() => true), new Promise<boolean>((w) => setTimeout(() => w(false), 10_000))]);
+  expect(within).toBe(true);
+  expect(seen).toEqual({ status: 401, body: 'nope', ended: true, rstCode: http2.constants.NGHTTP2_NO_ERROR });
   s.close();
 }, 30_000);

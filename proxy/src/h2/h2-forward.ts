@@ -33,7 +33,7 @@ import { ReplayBuffer } from './replay-buffer.js';
 import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
 import { type DeadlineFlag, StreamDeadlines } from './stream-deadlines.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_UNAVAILABLE = GRPC_STATUS.UNAVAILABLE;
 /** grpc-status a client reports for a stream reset with CANCEL. */
 const GRPC_CANCELLED = '1';
@@ -202,6 +202,11 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       flag ??= 'upstream_closed';
       if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
     }
+  });
+  // Answered whole while the client still sends (an app's 401 or 413 before the upload ended): the client is told to
+  // stop (RST_STREAM NO_ERROR, RFC 9113 section 8.1, as Envoy does), not left to the idle timeout's CANCEL.
+  stream.once('finish', () => {
+    if (!stream.readableEnded && !stream.closed && !cut && flag === undefined) stream.close(NGHTTP2_NO_ERROR);
   });
   stream.on('close', () => {
     if (req) cancelUpstream(req);
