@@ -2,13 +2,13 @@
 // longer on a cold disk) is kept and answered: the control plane starts, stops and exits 0. Before, the handlers
 // were installed after the imports and Node's default action ended the process silently with 143. A module hook
 // holds the CLI's command table for 1.5 s, so the signal lands inside the imports on any machine.
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { startTestProcess } from '../helpers/ready-process.js';
 import { TESSERA_BIN, makeTempDir } from '../helpers/run.js';
 
 let dir: string;
@@ -41,17 +41,15 @@ test('SIGTERM while the CLI loads its modules: the control plane starts, stops a
   await writeFile(config, (await readFile(config, 'utf8')).replace('logLevel: warn', 'logLevel: info'));
   const marker = join(dir, 'imports-held');
   const register = await holdingHook(marker);
-  const child = spawn(process.execPath, ['--import', register, TESSERA_BIN, 'control-plane', '--config', config], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  // No ready condition: the test's own signal comes before any line.
+  const p = await startTestProcess({ name: 'early-stop', command: process.execPath, args: ['--import', register, TESSERA_BIN, 'control-plane', '--config', config], cwd: dir });
   // Bounded: 200 polls of 25 ms for the hook's mark.
   for (let i = 0; i < 200 && !existsSync(marker); i++) await new Promise((r) => setTimeout(r, 25));
   expect(existsSync(marker)).toBe(true);
-  child.kill('SIGTERM');
-  const end = await Promise.race([exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
-  if (end === 'timeout') child.kill('SIGKILL');
+  p.child.kill('SIGTERM');
+  const end = await Promise.race([p.exited, new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 20_000))]);
+  if (end === 'timeout') p.child.kill('SIGKILL');
+  const out = p.stdout() + p.stderr();
   expect(end, out).toEqual({ code: 0, signal: null });
   expect(out).toContain('tessera control-plane: ready');
   expect(out).toMatch(/"msg":"stopping".*"signal":"SIGTERM"|"signal":"SIGTERM".*"msg":"stopping"/);
