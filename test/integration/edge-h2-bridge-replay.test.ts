@@ -13,6 +13,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { MuxCode } from '../../proxy/src/mux/mux-frame.js';
 import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
+import { type RawTarget, firstStatus, oneResponse, rawHttp } from '../helpers/raw-http.js';
 import { type RefusingMuxServer, startRefusingMuxServer } from '../helpers/refusing-mux-server.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -27,6 +28,7 @@ let hs: RefusingMuxServer;
 let edge: ProxyProcess;
 /** The raw app: per connection, its requests' lines; the second request on a connection is met with a close. */
 const app = { server: undefined as net.Server | undefined, port: 0, connections: [] as string[][] };
+let drop: net.Server | undefined;
 
 /** Answers a connection's first request (keep-alive), closes it without answer when the next one comes. */
 function startRawApp(): Promise<void> {
@@ -61,11 +63,20 @@ beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   const mesh = await TestCa.create({ trustDomain: TD });
   web = await TestCa.create({ trustDomain: 'web.test', rootName: 'CN=Public Web CA, O=Test' });
-  const cert = await web.mintSvid('spiffe://web.test/edge', { dnsSans: ['mux.test', 'app.test'] });
+  const cert = await web.mintSvid('spiffe://web.test/edge', { dnsSans: ['mux.test', 'app.test', 'drop.test'] });
   await writeFile(join(dir, 'edge.pem'), cert.chainPem);
   await writeFile(join(dir, 'edge.key'), cert.keyPem, { mode: 0o600 });
   hs = await startRefusingMuxServer(mesh, API);
   await startRawApp();
+  // An app that closes each connection once a request head is in, without answering.
+  drop = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.on('data', (d: Buffer) => {
+      if (d.includes('\r\n\r\n')) socket.destroy();
+    });
+  });
+  await new Promise<void>((r) => drop!.listen(0, '127.0.0.1', r));
+  const dropPort = (drop.address() as net.AddressInfo).port;
   await writeSvidFiles(mesh, EDGE, join(dir, 'edge'));
   await writeFile(
     join(dir, 'edge.yaml'),
@@ -73,6 +84,7 @@ beforeAll(async () => {
       routes: [
         `{ host: mux.test, pathPrefix: /, upstream: 127.0.0.1:${hs.port}, spiffeId: ${API} }`,
         `{ host: app.test, pathPrefix: /, upstream: 127.0.0.1:${app.port}, unsafePlaintext: true }`,
+        `{ host: drop.test, pathPrefix: /, upstream: 127.0.0.1:${dropPort}, unsafePlaintext: true }`,
       ],
     }),
   );
@@ -83,15 +95,18 @@ afterAll(async () => {
   await edge?.stop();
   await hs?.close();
   await new Promise<void>((r) => (app.server ? app.server.close(() => r()) : r()));
+  drop?.close();
   await cleanup?.();
 });
 
 /** One request over a new HTTP/2 connection to the edge: status and body, or how it ended without an answer. */
-function h2(host: string, path: string, method = 'GET', body?: string): Promise<{ status: number | string; text: string }> {
+function h2(host: string, path: string, method = 'GET', body?: string): Promise<{ status: number | string; text: string; error?: string }> {
   return new Promise((resolve) => {
     const s = http2.connect(`https://127.0.0.1:${edge.ports.get('edge/public')!}`, { ca: web.bundlePem(), servername: host, checkServerIdentity: () => undefined });
+    let error: string | undefined;
     const done = (r: { status: number | string; text: string }) => {
       clearTimeout(timer);
+      if (error !== undefined) Object.assign(r, { error });
       s.close();
       resolve(r);
     };
@@ -100,7 +115,10 @@ function h2(host: string, path: string, method = 'GET', body?: string): Promise<
     const r = s.request({ ':method': method, ':path': path, ':authority': host }, { endStream: body === undefined });
     let text = '';
     let status = 0;
-    r.on('response', (h) => (status = Number(h[':status'])));
+    r.on('response', (h) => {
+      status = Number(h[':status']);
+      if (h['x-tessera-error'] !== undefined) error = String(h['x-tessera-error']);
+    });
     r.setEncoding('latin1');
     r.on('data', (d: string) => (text += d));
     r.on('end', () => done({ status, text }));
@@ -181,5 +199,16 @@ describe('a reused keep-alive connection the app closed as the request came', ()
     const p = await h2('app.test', '/stale-post', 'POST');
     expect(p.status).toBe(502);
     expect(app.connections.flat().filter((l) => l === 'POST /stale-post HTTP/1.1')).toHaveLength(1);
+  });
+});
+
+describe('an upstream that closes a new connection without answering', () => {
+  test('HTTP/2 and HTTP/1.1 clients alike: 502 upstream_reset (the request reached it), not upstream_unavailable', async () => {
+    const a = await h2('drop.test', '/dropped', 'POST');
+    expect({ status: a.status, error: a.error }).toEqual({ status: 502, error: 'upstream_reset' });
+    const target: RawTarget = { port: edge.ports.get('edge/public')!, tls: { ca: web.bundlePem(), servername: 'drop.test' } };
+    const h1 = await rawHttp(target, ['POST /dropped HTTP/1.1\r\nHost: drop.test\r\nContent-Length: 0\r\n\r\n'], { until: oneResponse, capMs: 10_000 });
+    expect(firstStatus(h1.text)).toBe(502);
+    expect(h1.text).toMatch(/x-tessera-error: upstream_reset/i);
   });
 });

@@ -22,7 +22,7 @@ import { type ExchangeFlag, IDEMPOTENT } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
 import { VOID_LIMIT } from '../http1/http1-response.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
-import { staleKeepAlive } from '../upstream/lease-socket.js';
+import { LeaseSocket, staleKeepAlive } from '../upstream/lease-socket.js';
 import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
 import type { EdgeUpstream } from './edge-upstreams.js';
 import { h2ResponseFields } from './h2-response-fields.js';
@@ -224,8 +224,10 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
         upRes?.unpipe();
         stream.destroy(new Error('upstream_reset')); // RST_STREAM INTERNAL_ERROR, never a clean end
         finish(unparsable ? 'bad_upstream_response' : 'upstream_reset');
-      // A full pool queue: the upstream is healthy, just saturated (503, as the HTTP/1.1 clients get).
+      // A full pool queue: the upstream is healthy, just saturated (503, as the HTTP/1.1 clients get). A connection
+      // that went after the request reached it is a reset, as the HTTP/1.1 paths log it; none had: unavailable.
       } else if (unparsable) local(502, 'bad_upstream_response');
+      else if (req.socket instanceof LeaseSocket && req.socket.attached) local(502, 'upstream_reset');
       else local(isTesseraError(err, 'TESSERA_ERR_UPSTREAM_QUEUE_FULL') ? 503 : 502, 'upstream_unavailable');
     });
   };
@@ -234,7 +236,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     bytesIn += c.length;
   });
   stream.on('close', () => {
-    if (finished) return;
+    // Over already, but a request never sent whole can carry nothing more: its connection goes (audit 58d).
+    if (finished) return void (upReq.writableFinished || upReq.destroy());
     if (status === 0) status = 499; // nginx's "client closed request": nothing was sent
     // Its session cut at the drain deadline: this proxy ended it, not the client.
     const drained = t.drainCuts?.has(downSession) ?? false;

@@ -38,6 +38,7 @@ export class LeaseSocket extends Duplex implements UpstreamOwner {
   #pausedUpstream = false;
   /** A byte of the answer came. */
   #answered = false;
+  #attached = false;
 
   constructor(pool: ConnectionPool) {
     super();
@@ -62,7 +63,13 @@ export class LeaseSocket extends Duplex implements UpstreamOwner {
     if (wait) this.#wait = wait;
   }
 
+  /** A connection was leased to this exchange (it may be gone since): a failure after it is not one to connect. */
+  get attached(): boolean {
+    return this.#attached;
+  }
+
   #attach(conn: UpstreamConn): void {
+    this.#attached = true;
     this.#conn = conn;
     const held = this.#held;
     this.#held = null;
