@@ -45,7 +45,8 @@ beforeAll(async () => {
       head += d.toString('latin1');
       if (!head.includes('\r\n\r\n')) return;
       // An upload: answered early, the connection kept open. Anything else: answered, and the connection closed.
-      if (head.startsWith('POST /big')) socket.write(`HTTP/1.1 413 Content Too Large\r\ncontent-length: ${BIG}\r\n\r\n${'b'.repeat(BIG)}`);
+      if (head.startsWith('POST /trailers')) socket.write('HTTP/1.1 401 Unauthorized\r\ntransfer-encoding: chunked\r\n\r\n4\r\nnope\r\n0\r\nx-sum: abc\r\n\r\n');
+      else if (head.startsWith('POST /big')) socket.write(`HTTP/1.1 413 Content Too Large\r\ncontent-length: ${BIG}\r\n\r\n${'b'.repeat(BIG)}`);
       else if (head.startsWith('POST ')) socket.write('HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\n\r\nnope');
       else socket.end('HTTP/1.1 401 Unauthorized\r\ncontent-length: 4\r\nconnection: close\r\n\r\nnope');
     });
@@ -158,4 +159,27 @@ test('http2 route: an upload answered early and never ended gets the whole answe
   expect(within).toBe(true);
   expect(seen).toEqual({ status: 401, body: 'nope', ended: true, rstCode: http2.constants.NGHTTP2_NO_ERROR });
   s.close();
+}, 30_000);
+
+// The answer's trailers go first: a reset put ahead of them lost them (audit 58f F1; a gRPC call lost its status,
+// grpc-early-status.test.ts). With trailers the stream is left to its client, which stops once it reads them.
+test('http route: an early answer with trailers reaches the client with them', async () => {
+  const s = http2.connect(`https://127.0.0.1:${edge.ports.get('edge/public')!}`, { ca: web.bundlePem(), servername: 'app.test', checkServerIdentity: () => undefined });
+  s.on('error', () => undefined);
+  const r = s.request({ ':method': 'POST', ':path': '/trailers', ':authority': 'app.test' }, { endStream: false });
+  r.write('x'.repeat(100));
+  const seen = { status: 0, body: '', trailers: {} as Record<string, unknown> };
+  r.on('response', (h) => (seen.status = Number(h[':status'])));
+  r.setEncoding('latin1');
+  r.on('data', (d: string) => (seen.body += d));
+  r.on('error', () => undefined);
+  await new Promise<void>((resolve) =>
+    r.on('trailers', (t) => {
+      seen.trailers = { 'x-sum': t['x-sum'] };
+      resolve();
+    }),
+  );
+  expect(seen).toEqual({ status: 401, body: 'nope', trailers: { 'x-sum': 'abc' } });
+  // The client's own end of the call: a gRPC client cancels its side once it has the status.
+  s.destroy();
 }, 30_000);

@@ -15,7 +15,7 @@ import { cutStatus, type RefusalReason, unflushed } from '../../../common/refusa
 import { isTesseraError } from '../../../common/errors.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
 import { requestAuthority } from '../h2/h2-heads.js';
-import { endedCleanly, relayRequestBody } from '../h2/request-end.js';
+import { endedCleanly, relayRequestBody, stopUnendedRequest } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import { type ExchangeFlag, IDEMPOTENT } from '../http1/http1-exchange.js';
@@ -169,14 +169,17 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       }
       // HTTP/1.1 response trailers (chunked) become HTTP/2 trailers, with the same names dropped as in the head.
       stream.once('wantTrailers', () => {
+        const fields = h2ResponseFields(response.trailers, named);
         try {
-          stream.sendTrailers(h2ResponseFields(response.trailers, named));
+          stream.sendTrailers(fields);
         } catch {
           // The body went out whole but its trailers cannot: the stream is reset, never ended as if complete.
           flag ??= 'upstream_closed';
           stream.close(http2constants.NGHTTP2_INTERNAL_ERROR);
           finish('bad_upstream_response');
+          return;
         }
+        stopUnendedRequest(stream, Object.keys(fields).length);
       });
       response.on('data', (c: Buffer) => {
         bytesOut += c.length;
@@ -185,14 +188,13 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
       response.on('end', () => {
         finish();
         // Answered whole before the client's body ended (a 401 or 413 before the upload): the exchange is over. The
-        // upstream request goes with its connection (it can carry nothing more) and, once the answer is out, the
-        // client is told to stop sending: RST_STREAM NO_ERROR (RFC 9113 section 8.1), as Envoy does. Before, both
-        // waited for a body that never had to come, past every timeout, holding a place in the route's pool (audit 58e).
+        // upstream request goes with its connection (it can carry nothing more), and once the answer is out the client
+        // is told to stop sending ('wantTrailers' above). Before, both waited for a body that never had to come, past
+        // every timeout, holding a place in the route's pool (audit 58e).
         if (stream.readableEnded || stream.destroyed) return;
         unrelay();
         upReq.destroy();
         stream.resume();
-        stream.close(http2constants.NGHTTP2_NO_ERROR);
       });
       response.on('error', () => {
         flag ??= 'upstream_closed';

@@ -30,10 +30,10 @@ import { ignoreH2Error } from './h2-error-guard.js';
 import { canRespond, respondLocal, responseHeaders } from './h2-heads.js';
 import { H2Upstream } from './h2-upstream.js';
 import { ReplayBuffer } from './replay-buffer.js';
-import { cancelUpstream, endedCleanly, relayRequestBody } from './request-end.js';
+import { cancelUpstream, endedCleanly, relayRequestBody, stopUnendedRequest } from './request-end.js';
 import { type DeadlineFlag, StreamDeadlines } from './stream-deadlines.js';
 
-const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_NO_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
+const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
 const GRPC_UNAVAILABLE = GRPC_STATUS.UNAVAILABLE;
 /** grpc-status a client reports for a stream reset with CANCEL. */
 const GRPC_CANCELLED = '1';
@@ -194,19 +194,23 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
   let counting = false;
   let trailers: http2.OutgoingHttpHeaders | undefined;
   let unrelay = () => {};
+  /** The answer was sent with waitForTrailers: it is whole only once they are sent. */
+  let trailersAwaited = false;
   stream.on('wantTrailers', () => {
+    const fields = trailers ?? {};
     try {
-      stream.sendTrailers(trailers ?? {});
+      stream.sendTrailers(fields);
     } catch {
       // The stream closed under us, or node:http2 refused a trailer: reset, never ended as if complete.
       flag ??= 'upstream_closed';
       if (!stream.destroyed) stream.close(NGHTTP2_INTERNAL_ERROR);
+      return;
     }
+    if (!cut && flag === undefined) stopUnendedRequest(stream, Object.keys(fields).length);
   });
-  // Answered whole while the client still sends (an app's 401 or 413 before the upload ended): the client is told to
-  // stop (RST_STREAM NO_ERROR, RFC 9113 section 8.1, as Envoy does), not left to the idle timeout's CANCEL.
+  // Answered whole while the client still sends: told to stop, not left to the idle timeout's CANCEL.
   stream.once('finish', () => {
-    if (!stream.readableEnded && !stream.closed && !cut && flag === undefined) stream.close(NGHTTP2_NO_ERROR);
+    if (!trailersAwaited && !cut && flag === undefined) stopUnendedRequest(stream);
   });
   stream.on('close', () => {
     if (req) cancelUpstream(req);
@@ -257,6 +261,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       const endStream = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
       try {
         stream.respond(responseHeaders(h, t.dropResponse), endStream ? { endStream: true } : { waitForTrailers: true });
+        trailersAwaited = !endStream;
       } catch {
         // A head node:http2 will not send (a :status outside 200-599, which an HTTP/2 peer may send): nothing went
         // to the client, so another endpoint (its head deadline still running), or 502; never a crash.

@@ -9,6 +9,19 @@ import { constants } from 'node:http2';
 import type { Writable } from 'node:stream';
 import { cancelStream } from './stream-cancel.js';
 
+/**
+ * An answer went out whole while the client still sends its request (an app's 401 or 413 before the upload ended):
+ * RST_STREAM NO_ERROR tells the client to stop (RFC 9113 section 8.1), as Envoy does, and what it still sends is read
+ * and dropped meanwhile. Not after trailers with fields (`trailerFields` > 0): node:http2 can put the reset on the
+ * wire ahead of them and the client loses them (a gRPC call answered while its client streamed failed without a
+ * status, audit 58f F1); such a stream is left to its client, which stops once it reads them, or to the idle timeout.
+ */
+export function stopUnendedRequest(stream: http2.ServerHttp2Stream, trailerFields = 0): void {
+  if (stream.readableEnded || stream.closed || stream.destroyed) return;
+  stream.resume();
+  if (trailerFields === 0) stream.close(constants.NGHTTP2_NO_ERROR);
+}
+
 /** True once `stream`'s request body came to its END_STREAM, not to a reset. */
 export function endedCleanly(stream: http2.ServerHttp2Stream): boolean {
   return stream.readableEnded && !stream.aborted;
