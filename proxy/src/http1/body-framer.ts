@@ -8,19 +8,26 @@ import { type BodyFraming, fieldLineColon } from './http1-head.js';
 /** What becomes of chunked trailer fields: forwarded, all dropped, or the named ones (lower-case) dropped. */
 export type TrailerRule = 'keep' | 'drop' | ReadonlySet<string>;
 
-/** limits.maxHeaderBytes' default. */
-const DEFAULT_MAX_TRAILER_BYTES = 16_384;
+/** A trailer section's bound: the heads' own (limits.maxHeaderBytes and maxHeaders, or their response pair). */
+export interface TrailerBound {
+  /** Every byte of the section, CRLFs included. */
+  readonly maxHeaderBytes: number;
+  readonly maxHeaders: number;
+}
+
+/** The limits' defaults. */
+const DEFAULT_TRAILER_BOUND: TrailerBound = { maxHeaderBytes: 16_384, maxHeaders: 100 };
 
 /**
- * `trailers`: see TrailerRule and FeedResult.kept. `maxTrailerBytes`: the trailer section's bound, the heads' own
- * (limits.maxHeaderBytes): trailers are header fields that come late, and as many bytes of them cost the same.
+ * `trailers`: see TrailerRule and FeedResult.kept. `bound`: the trailer section's, the heads' own: trailers are header
+ * fields that come late, and as many bytes or fields of them cost the same.
  */
-export function framerFor(f: BodyFraming, trailers: TrailerRule = 'keep', maxTrailerBytes = DEFAULT_MAX_TRAILER_BYTES): BodyFramer | null {
+export function framerFor(f: BodyFraming, trailers: TrailerRule = 'keep', bound: TrailerBound = DEFAULT_TRAILER_BOUND): BodyFramer | null {
   switch (f.kind) {
     case 'length':
       return new LengthFramer(f.length);
     case 'chunked':
-      return new ChunkedFramer(trailers, maxTrailerBytes);
+      return new ChunkedFramer(trailers, bound);
     case 'close':
       return new UntilCloseFramer();
     default:
@@ -114,15 +121,16 @@ export class ChunkedFramer implements BodyFramer {
   #size = 0;
   #digits = 0;
   #left = 0;
-  /** The chunk extensions or trailer line being read (bounded by MAX_LINE). */
+  /** The chunk extensions (bounded by MAX_LINE) or trailer line (by the section's bound) being read. */
   #line = '';
   #trailerBytes = 0;
 
-  readonly #maxTrailerBytes: number;
+  readonly #bound: TrailerBound;
+  #trailerFields = 0;
 
-  constructor(trailers: TrailerRule = 'keep', maxTrailerBytes = DEFAULT_MAX_TRAILER_BYTES) {
+  constructor(trailers: TrailerRule = 'keep', bound: TrailerBound = DEFAULT_TRAILER_BOUND) {
     this.#trailers = trailers;
-    this.#maxTrailerBytes = maxTrailerBytes;
+    this.#bound = bound;
   }
 
   feed(buf: Buffer, start: number): FeedResult {
@@ -200,7 +208,7 @@ export class ChunkedFramer implements BodyFramer {
               keepEnd = i;
             }
           }
-          if (++this.#trailerBytes > this.#maxTrailerBytes) return tooLarge(i - start);
+          if (++this.#trailerBytes > this.#bound.maxHeaderBytes) return tooLarge(i - start);
           i++;
           break;
         case S.TrailerLine:
@@ -209,16 +217,20 @@ export class ChunkedFramer implements BodyFramer {
           if (c === 13) {
             const colon = fieldLineColon(this.#line);
             if (colon < 0 || FRAMING_FIELD.test(this.#line.slice(0, colon))) return bad(i - start);
+            if (++this.#trailerFields > this.#bound.maxHeaders) return tooLarge(i - start);
             const rule = this.#trailers;
             if (typeof rule !== 'string' && !rule.has(this.#line.slice(0, colon).toLowerCase())) this.#keptLines += `${this.#line}\r\n`;
             this.#s = S.TrailerLf;
-          } else if (c === 10 || this.#line.length >= MAX_LINE) return bad(i - start);
+          } else if (c === 10) return bad(i - start);
+          // A line as long as a head's may be: the section's byte bound below holds it (audit 58f F2).
           else this.#line += String.fromCharCode(c);
-          if (++this.#trailerBytes > this.#maxTrailerBytes) return tooLarge(i - start);
+          if (++this.#trailerBytes > this.#bound.maxHeaderBytes) return tooLarge(i - start);
           i++;
           break;
         case S.TrailerLf:
           if (c !== 10) return bad(i - start);
+          // Every byte of the section counts, LFs too, as in a head (audit 58f F2: ~32 % over the bound passed).
+          if (++this.#trailerBytes > this.#bound.maxHeaderBytes) return tooLarge(i - start);
           this.#s = S.TrailerStart;
           i++;
           break;

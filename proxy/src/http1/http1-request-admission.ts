@@ -79,7 +79,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     upgrade: forward ? upgrade : null,
     dropResponse: plan.forward && forward ? plan.dropResponse : undefined,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
-    reqFramer: forward ? framerFor(framing, 'drop', o.limits.maxHeaderBytes) : null,
+    reqFramer: forward ? framerFor(framing, 'drop', o.limits) : null,
   });
   return {
     ex,

@@ -76,7 +76,7 @@ function finalHead(ex: Http1Exchange, raw: Buffer, head: HttpHead, rest: Buffer 
   const drop = head.status === 204 && (head.names.includes('transfer-encoding') || head.names.includes('content-length')) ? withoutBodyFraming(ex.dropResponse) : ex.dropResponse;
   const rewritten = responseNeedsRewrite(head, closing, http10, added, drop) ? downstreamResponseHead(raw.subarray(0, head.length), head, closing, http10, added, drop) : null;
   // From an app, the fields only the proxy says are dropped from its trailers too.
-  ex.resFramer = framerFor(framing, ex.dropResponse ?? 'keep', limits.maxHeaderBytes);
+  ex.resFramer = framerFor(framing, ex.dropResponse ?? 'keep', limits);
   if (!ex.resFramer) {
     client.started(ex, head.status!);
     sendHead(client, ex, rewritten ?? raw.subarray(0, head.length));

@@ -183,14 +183,28 @@ describe('chunked: malformed framing is an error, at the same byte however split
     expect(sameEverySplit(msg)).toEqual({ consumed: msg.length, done: true });
   });
 
-  test('a trailer line longer than 4096 bytes is refused', () => {
-    const out = run(new ChunkedFramer(), [B(`0\r\nX: ${'t'.repeat(5000)}\r\n\r\n`)]);
-    expect(out.error).toBe('bad_chunk');
+  test('a trailer line may be as long as a head line (bounded by the section, not by 4096 bytes: audit 58f F2)', () => {
+    expect(run(new ChunkedFramer(), [B(`0\r\nX: ${'t'.repeat(5000)}\r\n\r\n`)])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer(), [B(`0\r\nX: ${'t'.repeat(17_000)}\r\n\r\n`)]).error).toBe('trailers_too_large');
+  });
+
+  test('every byte of the section counts, LFs too: 5,400 lines of "a:" (21.6 KB) are over the 16 KiB default', () => {
+    // Counted without the LFs they were 16.2 KB and passed (audit 58f F2).
+    const out = run(new ChunkedFramer('keep', { maxHeaderBytes: 16_384, maxHeaders: 100_000 }), [B(`0\r\n${'a:\r\n'.repeat(5400)}\r\n`)]);
+    expect(out.error).toBe('trailers_too_large');
+    expect(out.consumed).toBeLessThanOrEqual(16_384 + 4);
+  });
+
+  test('trailer fields are as many as a head may have (limits.maxHeaders), no more', () => {
+    const fields = (n: number) => B(`0\r\n${Array.from({ length: n }, (_, i) => `T${i}: v\r\n`).join('')}\r\n`);
+    expect(run(new ChunkedFramer(), [fields(100)])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer(), [fields(101)]).error).toBe('trailers_too_large');
+    expect(run(new ChunkedFramer('drop', { maxHeaderBytes: 16_384, maxHeaders: 8 }), [fields(9)]).error).toBe('trailers_too_large');
   });
 
   test('a trailer section larger than 16 KiB in total (the heads\' default bound) is refused as too large, even in short lines', () => {
     const lines = Array.from({ length: 1000 }, (_, i) => `T${i}: ${'v'.repeat(20)}\r\n`).join('');
-    const out = run(new ChunkedFramer(), [B(`0\r\n${lines}\r\n`)]);
+    const out = run(new ChunkedFramer('keep', { maxHeaderBytes: 16_384, maxHeaders: 2000 }), [B(`0\r\n${lines}\r\n`)]);
     expect(out.error).toBe('trailers_too_large');
     // The limit counts line contents and CRs; within a few percent of 16 KiB either way.
     expect(out.consumed).toBeLessThan(18_000);
@@ -200,12 +214,12 @@ describe('chunked: malformed framing is an error, at the same byte however split
     const lines = (n: number) => Array.from({ length: n }, (_, i) => `T${i}: ${'v'.repeat(20)}\r\n`).join('');
     // ~28 KB of trailers: over the default, under a 64 KiB bound.
     const big = B(`0\r\n${lines(1000)}\r\n`);
-    expect(run(new ChunkedFramer('keep', 65_536), [big])).toMatchObject({ done: true });
-    expect(run(new ChunkedFramer('drop', 65_536), [big])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer('keep', { maxHeaderBytes: 65_536, maxHeaders: 2000 }), [big])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer('drop', { maxHeaderBytes: 65_536, maxHeaders: 2000 }), [big])).toMatchObject({ done: true });
     // ~2.8 KB: under the default, over a 2 KiB bound.
     const small = B(`0\r\n${lines(100)}\r\n`);
-    expect(run(new ChunkedFramer('keep'), [small])).toMatchObject({ done: true });
-    expect(run(new ChunkedFramer('keep', 2048), [small]).error).toBe('trailers_too_large');
+    expect(run(new ChunkedFramer('keep', { maxHeaderBytes: 16_384, maxHeaders: 2000 }), [small])).toMatchObject({ done: true });
+    expect(run(new ChunkedFramer('keep', { maxHeaderBytes: 2048, maxHeaders: 2000 }), [small]).error).toBe('trailers_too_large');
   });
 
   test('an endless size line of digits is cut off at 13', () => {
