@@ -15,6 +15,8 @@ export interface CommandIo {
   readonly timers: Timers;
   /** Resolves when the process is asked to stop (SIGINT/SIGTERM); long-running commands wait on it. */
   readonly stopSignal: Promise<NodeJS.Signals>;
+  /** The stop asked for already, if any (read before a one-shot command starts: one asked for meanwhile stops it). */
+  readonly stopRequested?: () => NodeJS.Signals | undefined;
 }
 
 export const EXIT_OK = 0;

@@ -36,6 +36,12 @@ export async function runCli(argv: readonly string[], commands: readonly Command
     if (args.positionals.length < min || args.positionals.length > max) {
       throw new TesseraError('TESSERA_ERR_CLI_USAGE', `expected ${min === max ? min : `${min}-${max}`} argument(s), got ${args.positionals.length}`);
     }
+    // A stop asked for while the binary loaded: a one-shot command does not start, so nothing it would change is changed.
+    const early = match.ownsStop ? undefined : io.stopRequested?.();
+    if (early !== undefined) {
+      io.stderr(`tessera ${match.path.join(' ')}: ${describeError(new TesseraError('TESSERA_ERR_CLI_INTERRUPTED', `stopped by ${early} before it started`))}\n`);
+      return exitCodeOfSignal(early);
+    }
     const running = match.run(args, io);
     if (match.ownsStop) return await running;
     // A one-shot command stops at the first signal: nothing of it is worth waiting for (a request stuck on a

@@ -57,6 +57,7 @@ const code = await runCli(process.argv.slice(2), commands, {
   clock: systemClock,
   timers: realTimers,
   stopSignal,
+  stopRequested: () => signals.first,
 });
 signals.commandReturned = true;
 // Long-running commands resolve only once stopped and drained, so exiting here never cuts work short; what they and

@@ -34,4 +34,33 @@ describe('runCli and the stop signal', () => {
     const quick: Command = { ...stuck, run: async () => 0 };
     expect(await runCli(['stuck'], [quick], io(new Promise(() => undefined)))).toBe(0);
   });
+
+  test('a stop asked for before a one-shot command started (while the binary loaded): it never runs, exit 143', async () => {
+    let ran = false;
+    const changes: Command = {
+      ...stuck,
+      run: async () => {
+        ran = true;
+        return 0;
+      },
+    };
+    const out = { ...io(Promise.resolve('SIGTERM')), stopRequested: () => 'SIGTERM' as const };
+    expect(await runCli(['stuck'], [changes], out)).toBe(143);
+    expect(ran).toBe(false);
+    expect(out.err).toEqual(['tessera stuck: TESSERA_ERR_CLI_INTERRUPTED: stopped by SIGTERM before it started\n']);
+  });
+
+  test('a command that owns the stop still starts when the stop came first (it drains, then exits)', async () => {
+    let ran = false;
+    const drains: Command = {
+      ...stuck,
+      ownsStop: true,
+      run: async () => {
+        ran = true;
+        return 0;
+      },
+    };
+    expect(await runCli(['stuck'], [drains], { ...io(Promise.resolve('SIGTERM')), stopRequested: () => 'SIGTERM' as const })).toBe(0);
+    expect(ran).toBe(true);
+  });
 });
