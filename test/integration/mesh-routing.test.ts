@@ -45,22 +45,21 @@ function isEven(out: readonly Outcome[]): boolean {
 /**
  * A balanced load run, failed unless each replica answers 25–42 %. The balancer is latency-aware and rightly sends
  * less to a replica that answers slower; on a loaded 2-core CI machine a replica's process is now and then
- * descheduled for a stretch, so an uneven run is run once more (on its own path, so each run's access-log lines stay
- * apart) and that one must be even. The message has each replica's latency and the caller's view of it. Returns the
+ * descheduled for a stretch, so an uneven run is run again, up to three runs (each on its own path, so each run's
+ * access-log lines stay apart), and the last must be even. The message has each replica's latency and the caller's view of it. Returns the
  * path of the even run.
  */
 async function evenRun(listener: 'api' | 'api-h2', path: string, load: (path: string) => Promise<readonly Outcome[]>): Promise<string> {
-  const first = await load(path);
-  expect(failures(first)).toEqual([]);
-  if (isEven(first)) return path;
-  const again = `${path}-again`;
-  const second = await load(again);
-  expect(failures(second)).toEqual([]);
-  if (!isEven(second)) {
-    const view = JSON.stringify((await mesh.endpoints(listener)).map((e) => [e.address, e.state, e.ewmaMs, e.outstanding]));
-    expect.fail(`uneven twice: ${balanceReport(first, names)}; then ${balanceReport(second, names)}; caller /endpoints: ${view}`);
+  const reports: string[] = [];
+  // Three runs at most: at load 5-6 on CI a replica was descheduled through two runs in a row.
+  for (const p of [path, `${path}-again`, `${path}-third`]) {
+    const out = await load(p);
+    expect(failures(out)).toEqual([]);
+    if (isEven(out)) return p;
+    reports.push(balanceReport(out, names));
   }
-  return again;
+  const view = JSON.stringify((await mesh.endpoints(listener)).map((e) => [e.address, e.state, e.ewmaMs, e.outstanding]));
+  return expect.fail(`uneven three times: ${reports.join('; then ')}; caller /endpoints: ${view}`);
 }
 
 describe('mesh routing: balance', () => {
