@@ -12,17 +12,21 @@
 // deadline, else its stream is reset (CANCEL, at the sweep); the bytes of unfinished messages are bounded per
 // connection and across the server, a stream whose DATA would pass either reset at once (REFUSED_STREAM when none of
 // its messages was delivered yet). Resetting the stream is what frees grpc-js's buffer: its call goes with the stream.
+// Each session's native handle is also held until its socket has closed (http2-handle-pins.ts, audit 58g): node:http2
+// lets go of it once the session is destroyed, while the socket may still complete a write into it, and a GC in the
+// JavaScript that completion calls freed the session under its own frame (SIGSEGV in Http2Session::OnStreamAfterWrite).
 import { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, constants, sensitiveHeaders } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError } from '../common/errors.js';
 import { FrameBudget } from './h2-frame-budget.js';
 import { type GrpcMessageFault, GrpcMessageFraming } from './grpc-message-framing.js';
 import { type H2SessionFault, sessionErrorReason } from './h2-session-error.js';
+import { Http2HandlePins } from './http2-handle-pins.js';
 import type { Timers } from './timers.js';
 
 export interface GrpcSessionGuardOptions {
   /** The sweep's interval runs here (unref'd in production). */
-  readonly timers: Pick<Timers, 'setInterval' | 'clearInterval'>;
+  readonly timers: Pick<Timers, 'setInterval' | 'clearInterval' | 'setTimeout'>;
   /**
    * A session cut for a flood (ours or nghttp2's) or closed by nghttp2 for a protocol error; a stream reset for a
    * request message not whole within its deadline, or whose bytes would pass the bounds.
@@ -59,10 +63,13 @@ export class GrpcSessionGuard {
   readonly #sessions = new Map<ServerHttp2Session, Watched>();
   /** Bytes of unfinished messages across every session. */
   #held = 0;
+  /** Sessions' native handles, each held until its socket has closed (http2-handle-pins.ts). */
+  readonly #pins: Http2HandlePins;
   #timer: unknown;
 
   private constructor(opts: GrpcSessionGuardOptions) {
     this.#o = opts;
+    this.#pins = new Http2HandlePins(opts.timers);
   }
 
   /** grpc-js's connection injector for `server`, every session of which the returned guard watches. */
@@ -90,6 +97,11 @@ export class GrpcSessionGuard {
     return this.#held;
   }
 
+  /** Native session handles held now (tests). */
+  get pinned(): number {
+    return this.#pins.size;
+  }
+
   /** Stops the sweep (the server is closing; its sessions go with it). */
   stop(): void {
     if (this.#timer !== undefined) this.#o.timers.clearInterval(this.#timer);
@@ -99,6 +111,7 @@ export class GrpcSessionGuard {
   #watch(session: ServerHttp2Session): void {
     const w: Watched = { budget: new FrameBudget(session), streams: new Map(), held: 0, cut: false };
     this.#sessions.set(session, w);
+    this.#pins.pin(session);
     session.on('stream', (stream: ServerHttp2Stream, headers: Record<string | symbol, unknown>, _f: unknown, raw: string[] | undefined) => {
       // Framing first, so the budget (wrapping it) still counts the DATA of a stream reset here as a request's.
       this.#frame(stream, w);

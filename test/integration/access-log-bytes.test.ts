@@ -15,6 +15,7 @@ import { makeTempDir, run } from '../helpers/run.js';
 import { allowPolicy } from '../helpers/sidecar-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
+import { realTimers } from '../../shared-io/timers.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -60,7 +61,7 @@ beforeAll(async () => {
   h1app = createServer(handle);
   await new Promise<void>((r) => h1app.listen(0, '127.0.0.1', r));
   h2app = http2.createServer(handle);
-  guardH2Server(h2app);
+  guardH2Server(h2app, realTimers);
   await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
   const ca = await TestCa.create({ trustDomain: TD });
   await writeSvidFiles(ca, API, join(dir, 'api'));

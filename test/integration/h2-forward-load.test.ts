@@ -13,6 +13,7 @@ import { startNginxApp } from '../helpers/nginx-app.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
+import { realTimers } from '../../shared-io/timers.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -37,7 +38,7 @@ async function startH2cNginx(name: string, requestsPerConnection: number): Promi
  */
 async function startGoawayEcho(streamsPerConnection: number): Promise<number> {
   const server = http2.createServer();
-  guardH2Server(server); // an app's stream reset by the proxy must not become an uncaught error in this worker
+  guardH2Server(server, realTimers); // an app's stream reset by the proxy must not become an uncaught error in this worker
   server.on('session', (session) => {
     let streams = 0;
     session.on('stream', (stream, headers) => {

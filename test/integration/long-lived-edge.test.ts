@@ -19,6 +19,7 @@ import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
+import { realTimers } from '../../shared-io/timers.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -112,7 +113,7 @@ async function startApp(): Promise<number> {
 
 async function startH2App(): Promise<number> {
   const server = http2.createServer();
-  guardH2Server(server); // an app's stream reset by the proxy must not become an uncaught error in this worker
+  guardH2Server(server, realTimers); // an app's stream reset by the proxy must not become an uncaught error in this worker
   server.on('stream', (stream, headers) => {
     if (String(headers[':path']).endsWith('/upload')) {
       stream.resume();

@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { makeTempDir } from '../helpers/run.js';
 import { allowPolicy, type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
+import { realTimers } from '../../shared-io/timers.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -78,7 +79,7 @@ beforeAll(async () => {
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end(JSON.stringify({ path: req.url, xfcc: req.headers['x-forwarded-client-cert'] }));
   });
-  guardH2Server(h2app); // an app's stream reset by the proxy must not become an uncaught error in this worker
+  guardH2Server(h2app, realTimers); // an app's stream reset by the proxy must not become an uncaught error in this worker
   await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', r));
   const h2Port = (h2app.address() as AddressInfo).port;
 

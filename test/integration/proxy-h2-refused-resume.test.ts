@@ -13,6 +13,7 @@ import { makeTempDir } from '../helpers/run.js';
 import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
+import { realTimers } from '../../shared-io/timers.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -28,7 +29,7 @@ beforeAll(async () => {
   let dir: string;
   ({ dir, cleanup } = await makeTempDir());
   app = http2.createServer((_req, res) => res.end('ok'));
-  guardH2Server(app); // an app's stream reset by the proxy must not become an uncaught error in this worker
+  guardH2Server(app, realTimers); // an app's stream reset by the proxy must not become an uncaught error in this worker
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   const appPort = (app.address() as AddressInfo).port;
   pair = await startSidecarPair(dir, {

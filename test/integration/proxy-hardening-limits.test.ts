@@ -18,6 +18,7 @@ import { TestCa } from '../helpers/test-ca.js';
 import { guardH2Server } from '../../proxy/src/h2/h2-error-guard.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { h2Frame } from '../helpers/raw-h2-app.js';
+import { realTimers } from '../../shared-io/timers.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -91,7 +92,7 @@ async function startApps(): Promise<{ h1: number; h2: number }> {
     track(req.url ?? '/', () => res.end('ok\n'));
   });
   const h2 = http2.createServer();
-  guardH2Server(h2); // an app's stream reset by the proxy must not become an uncaught error in this worker
+  guardH2Server(h2, realTimers); // an app's stream reset by the proxy must not become an uncaught error in this worker
   h2.on('stream', (stream, headers) => {
     stream.resume();
     track(String(headers[':path']), () => {

@@ -67,7 +67,7 @@ export class EdgeListener implements Listener {
     });
     this.#h2 = http2.createServer(h2ServerOptions(deps.limits, 32));
     // Every session and stream an 'error' listener first: a client's reset or protocol error never exits the process.
-    guardH2Server(this.#h2);
+    guardH2Server(this.#h2, deps.timers);
     keepAccepting(this.#server, deps.nowMs, (err, failures) => deps.log.warn({ listener: config.name, err, failures }, 'edge accept failed'));
     this.#h2.on('session', (session) => {
       // The session's socket is a guarded view of the TLS socket being handed over: the client's chain can be

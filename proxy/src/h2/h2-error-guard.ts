@@ -7,14 +7,24 @@
 // holding that answer back with a zero flow-control window, then resetting, killed the process (audit 7b). What
 // ended a stream is still read where it was always counted, on 'close' (rstCode, headersSent).
 import type * as http2 from 'node:http2';
+import { Http2HandlePins } from '../../../shared-io/http2-handle-pins.js';
+import type { Timers } from '../../../shared-io/timers.js';
 
 /** The 'error' listener: one shared function, so guarding a stream allocates nothing. */
 export function ignoreH2Error(): void {}
 
-/** Guards every session of `server` and every stream of those sessions from the moment node:http2 announces them. */
-export function guardH2Server(server: http2.Http2Server | http2.Http2SecureServer): void {
+/**
+ * Guards every session of `server` and every stream of those sessions from the moment node:http2 announces them,
+ * and holds each session's native handle until its socket has closed (http2-handle-pins.ts: a GC could otherwise free
+ * a destroyed session under a write its socket was still completing, a SIGSEGV).
+ */
+export function guardH2Server(server: http2.Http2Server | http2.Http2SecureServer, timers: Pick<Timers, 'setTimeout'>): void {
+  const pins = new Http2HandlePins(timers);
   // Prepended: the listeners' own 'session' and 'stream' handlers run after these.
-  server.prependListener('session', guardSession);
+  server.prependListener('session', (session: http2.ServerHttp2Session) => {
+    pins.pin(session);
+    guardSession(session);
+  });
 }
 
 function guardSession(session: http2.ServerHttp2Session): void {

@@ -14,6 +14,7 @@ import * as http2 from 'node:http2';
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
+import { Http2HandlePins } from '../../../shared-io/http2-handle-pins.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { KeepaliveSettings } from '../upstream/keepalive-clock.js';
 import { H2Keepalive } from './h2-keepalive.js';
@@ -90,11 +91,13 @@ export class H2Upstream {
   readonly #sessions = new Map<http2.ClientHttp2Session, SessionState>();
   /** Every session not closed yet, retired ones included (their streams run on), with its keepalive. */
   readonly #alive = new Map<http2.ClientHttp2Session, H2Keepalive>();
+  readonly #pins: Http2HandlePins;
   #waiters: { readonly cb: Waiter; readonly fresh: boolean }[] | undefined;
   #closed = false;
 
   constructor(opts: H2UpstreamOptions) {
     this.#o = opts;
+    this.#pins = new Http2HandlePins(opts.timers);
   }
 
   /**
@@ -183,6 +186,8 @@ export class H2Upstream {
         ready();
       });
       session.once('connect', () => {
+        // Its native handle is set up by now (a plain one connects first): held until its socket has closed.
+        this.#pins.pin(session);
         connected = true;
         ready();
       });

@@ -26,7 +26,7 @@ export function sidecarH2Options(limits: ListenerDeps['limits']): http2.ServerOp
 export function trackH2Sessions(server: http2.Http2Server | http2.Http2SecureServer, sessions: SessionSet, d: ListenerDeps, direction: 'inbound' | 'outbound', admit: (s: http2.ServerHttp2Session) => boolean, listener: string): void {
   // Every session and stream an 'error' listener before anything else sees them: a peer's reset or protocol error
   // never exits the process, whatever the stream's path (h2-error-guard.ts).
-  guardH2Server(server);
+  guardH2Server(server, d.timers);
   keepAccepting(server, d.nowMs, (err, failures) => d.log.warn({ listener, err, failures }, `${direction} accept failed`));
   server.on('session', (session: http2.ServerHttp2Session) => {
     if (!admit(session)) return;

@@ -12,6 +12,7 @@ import { respondLocal } from '../../../../proxy/src/h2/h2-forward.js';
 import { keepAccepting } from '../../../../proxy/src/listeners/keep-accepting.js';
 import { h2Frame as frame } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const closers: (() => void)[] = [];
 afterEach(() => {
@@ -41,7 +42,7 @@ async function server(handler?: (stream: http2.ServerHttp2Stream) => void) {
     if (handler) handler(stream);
     else respondLocal(stream, false, 403, 'authz_denied', 7);
   });
-  guardH2Server(s);
+  guardH2Server(s, realTimers);
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
   const sessions = new Set<http2.ServerHttp2Session>();
   s.on('session', (session) => sessions.add(session));

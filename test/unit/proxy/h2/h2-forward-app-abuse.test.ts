@@ -39,7 +39,7 @@ async function through(appPort: number, method = 'GET'): Promise<Outcome> {
   closers.push(() => upstream.close());
   const results: ForwardResult[] = [];
   const front = http2.createServer();
-  guardH2Server(front);
+  guardH2Server(front, realTimers);
   const sessions = new Set<http2.ServerHttp2Session>();
   front.on('session', (s) => sessions.add(s));
   closers.push(() => {

@@ -109,7 +109,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
   };
   const results: ForwardResult[] = [];
   const front = http2.createServer();
-  guardH2Server(front);
+  guardH2Server(front, realTimers);
   const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), timers: realTimers, replayable, ...settings };
   front.on('stream', (stream, headers) => {
     const route = ExchangeRoute.open(deps)!;

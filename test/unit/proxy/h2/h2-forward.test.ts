@@ -57,7 +57,7 @@ async function rig(timeouts: Partial<StreamSettings>, grpc: boolean, handler: (s
   const results: ForwardResult[] = [];
   const cuts: string[] = [];
   const front = http2.createServer();
-  guardH2Server(front); // as every listener's server is: forwardStream relies on it
+  guardH2Server(front, realTimers); // as every listener's server is: forwardStream relies on it
   const t: StreamSettings = { requestMs: 60_000, idleMs: 0, replayBytes: 65_536, nowMs: () => performance.now(), timers: realTimers, onCut: (reason) => cuts.push(reason), ...timeouts };
   front.on('stream', (stream, headers) => {
     const out: http2.OutgoingHttpHeaders = { ':method': headers[':method'], ':path': headers[':path'], 'content-type': headers['content-type'] };
@@ -371,7 +371,7 @@ describe('forwardStream: nothing an upstream or a client does throws (an uncaugh
     closers.push(() => upstream.close());
     const results: ForwardResult[] = [];
     const front = http2.createServer();
-  guardH2Server(front); // as every listener's server is: forwardStream relies on it
+  guardH2Server(front, realTimers); // as every listener's server is: forwardStream relies on it
     front.on('stream', (stream, headers) => forwardStream(stream, { ':method': 'GET', ':path': String(headers[':path']) }, upstream, grpc, { requestMs: 60_000, idleMs: 0, replayBytes: 0, nowMs: () => performance.now(), timers: realTimers }, (r) => results.push(r)));
     const client = http2.connect(`http://127.0.0.1:${await listen(front)}`);
     client.on('error', () => undefined);

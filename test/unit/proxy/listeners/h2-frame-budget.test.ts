@@ -12,6 +12,7 @@ import { BASE_BYTES } from '../../../../shared-io/h2-frame-budget.js';
 import { H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { h2Frame, hpackBlock } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const LIMITS = { headersTimeoutMs: 60_000, idleTimeoutMs: 60_000, maxConcurrentStreams: 100 } as Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>;
 const closers: (() => void)[] = [];
@@ -24,7 +25,7 @@ async function session(): Promise<{ socket: net.Socket; watch: () => H2SessionWa
   let watch: H2SessionWatch | undefined;
   let bodyBytes = 0;
   const server = http2.createServer();
-  guardH2Server(server);
+  guardH2Server(server, realTimers);
   server.on('session', (s) => {
     watch = new H2SessionWatch(s, LIMITS, () => 1_000, (code) => expired.push(code), 'cut');
   });

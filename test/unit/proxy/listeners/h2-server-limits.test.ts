@@ -14,6 +14,7 @@ import { CUT_LINGER_MS, H2SessionWatch } from '../../../../proxy/src/listeners/h
 import { sessionErrorReason } from '../../../../shared-io/h2-session-error.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
 import { until } from '../../../helpers/until.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 
 const LIMITS = { headersTimeoutMs: 500, idleTimeoutMs: 5_000, maxConcurrentStreams: 100 } as Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>;
 const closers: (() => void)[] = [];
@@ -28,7 +29,7 @@ async function setup(holdMs: number, resets: 'cut' | 'drain' = 'cut') {
   const server = http2.createServer();
   // As every listener's server is: a session error (the client destroyed at the end of a test) is not an uncaught
   // exception, which ended this file's worker in a CI run.
-  guardH2Server(server);
+  guardH2Server(server, realTimers);
   server.on('session', (s) => {
     watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code), resets);
   });
@@ -134,7 +135,7 @@ test('a cut session lingers: a client still writing after the cut, reading only 
   const expired: string[] = [];
   const now = 1_000_000;
   const h2 = http2.createServer();
-  guardH2Server(h2);
+  guardH2Server(h2, realTimers);
   h2.on('session', (s) => {
     watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code), 'cut');
   });
@@ -238,7 +239,7 @@ test.each<[string, (frames: typeof h2Frame) => Buffer, string]>([
 ])('%s: the session is closed and counted once as %s', async (_name, make, reason) => {
   const expired: string[] = [];
   const server = http2.createServer();
-  guardH2Server(server);
+  guardH2Server(server, realTimers);
   server.on('session', (s) => void new H2SessionWatch(s, LIMITS, () => 0, (code) => expired.push(code)));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const socket = net.connect((server.address() as AddressInfo).port, '127.0.0.1');
