@@ -11,12 +11,13 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, test } from 'vitest';
+import { WATCH_HANDLE_SOURCE } from '../../helpers/handle-hold-probe.js';
 import { REPO_ROOT } from '../../helpers/run.js';
 import { TestCa } from '../../helpers/test-ca.js';
 
 const GUARD = pathToFileURL(join(REPO_ROOT, 'dist/shared-io/grpc-session-guard.js')).href;
 
-const CHILD = `
+const CHILD = `${WATCH_HANDLE_SOURCE}
 import * as tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcSessionGuard } from ${JSON.stringify(GUARD)};
@@ -32,31 +33,7 @@ let raw;
 // a full GC the turn after node:http2 has let go of the handle (finishSessionClose's end()) with the socket still
 // open, then again once the socket has closed.
 const seen = [];
-h2.on('session', (session) => {
-  const key = Object.getOwnPropertySymbols(session).find((y) => y.description === 'kHandle');
-  const ref = new WeakRef(session[key]);
-  const socket = raw;
-  const end = socket.end;
-  let whileOpen = 'not reached';
-  socket.end = function (...args) {
-    const r = end.apply(this, args);
-    if (whileOpen === 'not reached') {
-      whileOpen = 'socket closed first';
-      // The next turn: node:http2 no longer holds the handle, the socket is still open (its end() under way).
-      setImmediate(() => {
-        if (socket.closed) return;
-        globalThis.gc();
-        whileOpen = ref.deref() === undefined ? 'collected' : 'held';
-      });
-    }
-    return r;
-  };
-  // The guard lets go a timer turn after the close: checked 20 ms later.
-  socket.once('close', () => setTimeout(() => {
-    globalThis.gc();
-    seen.push(whileOpen + '/' + (ref.deref() === undefined ? 'released' : 'kept'));
-  }, 20));
-});
+h2.on('session', (session) => watchHandle(session, raw, seen));
 h2.on('stream', (stream) => setImmediate(() => stream.session?.destroy()));
 const listener = tls.createServer({ cert: chainPem, key: keyPem, ALPNProtocols: ['h2'] }, (s) => {
   raw = s;

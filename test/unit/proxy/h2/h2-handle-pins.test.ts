@@ -9,13 +9,14 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { expect, test } from 'vitest';
+import { WATCH_HANDLE_SOURCE } from '../../../helpers/handle-hold-probe.js';
 import { REPO_ROOT } from '../../../helpers/run.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 
 const GUARD = pathToFileURL(join(REPO_ROOT, 'dist/proxy/src/h2/h2-error-guard.js')).href;
 const TIMERS = pathToFileURL(join(REPO_ROOT, 'dist/shared-io/timers.js')).href;
 
-const CHILD = `
+const CHILD = `${WATCH_HANDLE_SOURCE}
 import * as http2 from 'node:http2';
 import { guardH2Server } from ${JSON.stringify(GUARD)};
 import { realTimers } from ${JSON.stringify(TIMERS)};
@@ -25,29 +26,7 @@ if (guard) guardH2Server(server, realTimers);
 let raw;
 server.prependListener('secureConnection', (s) => (raw = s));
 const seen = [];
-server.on('session', (session) => {
-  const key = Object.getOwnPropertySymbols(session).find((y) => y.description === 'kHandle');
-  const ref = new WeakRef(session[key]);
-  const socket = raw;
-  const end = socket.end;
-  let whileOpen = 'not reached';
-  socket.end = function (...args) {
-    const r = end.apply(this, args);
-    if (whileOpen === 'not reached') {
-      whileOpen = 'socket closed first';
-      setImmediate(() => {
-        if (socket.closed) return;
-        globalThis.gc();
-        whileOpen = ref.deref() === undefined ? 'collected' : 'held';
-      });
-    }
-    return r;
-  };
-  socket.once('close', () => setTimeout(() => {
-    globalThis.gc();
-    seen.push(whileOpen + '/' + (ref.deref() === undefined ? 'released' : 'kept'));
-  }, 20));
-});
+server.on('session', (session) => watchHandle(session, raw, seen));
 server.on('stream', (stream) => {
   stream.on('error', () => {});
   stream.respond({ ':status': 200 });
