@@ -17,7 +17,6 @@ type WriteDone = (err?: Error | null) => void;
  */
 class StaleKeepAlive extends Error {
   readonly code = 'ECONNRESET';
-  readonly staleKeepAlive = true;
 }
 
 /** Whether a request's error is a StaleKeepAlive (node:http hands the socket's error to the request as it is). */
