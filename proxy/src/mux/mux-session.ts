@@ -6,14 +6,14 @@
 // window overrun, a flood of frames that carry nothing or make work for nothing, window credit for bytes never sent
 // among them) end the session with GOAWAY and a code, never the process. Keepalive PINGs find a dead peer; GOAWAY drains.
 import type { Socket } from 'node:net';
+import { KeepaliveClock } from '../upstream/keepalive-clock.js';
+import { DataRun } from './data-run.js';
+import { FloodBudget } from './flood-budget.js';
 import { FrameWriter } from './frame-writer.js';
 import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode, STREAM_WINDOW } from './mux-frame.js';
 import type { MuxEndReason, MuxSessionOptions } from './mux-session-options.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
 import { PartialFrame } from './partial-frame.js';
-import { DataRun } from './data-run.js';
-import { FloodBudget } from './flood-budget.js';
-import { KeepaliveClock } from '../upstream/keepalive-clock.js';
 
 import { HIGH_WATER, MAX_BACKLOG, MAX_STREAM_ID } from './session-bounds.js';
 
@@ -24,7 +24,7 @@ export class MuxSession implements StreamPort {
   readonly #o: MuxSessionOptions;
   readonly #streams = new Map<number, MuxStream>();
   readonly #partial = new PartialFrame();
-  readonly #run = new DataRun((id, payload) => this.#streams.get(id)?.onData(payload));
+  readonly #run = new DataRun<MuxStream>((s, payload) => s.onData(payload));
   readonly #out = new FrameWriter();
   #flushing = false;
   /** The socket's last write returned false and no 'drain' came since. */
@@ -274,9 +274,10 @@ export class MuxSession implements StreamPort {
       const stream = b.readUInt32BE(at + 4);
       at += HEADER_BYTES + len;
       const plain = type === FrameType.Data && (flags & (Flag.Syn | Flag.Fin | Flag.Rst)) === 0;
-      if (plain && payload && this.#streams.get(stream)?.remoteEnded === false) this.#run.push(stream, payload);
+      const open = type === FrameType.Data ? this.#streams.get(stream) : undefined;
+      if (plain && payload && open?.remoteEnded === false) this.#run.push(open, payload);
       else {
-        if (type === FrameType.Data) this.#run.flush(stream); // its bytes before its FIN or RST; other flags mean nothing on DATA
+        if (open) this.#run.flush(open); // its bytes before its FIN or RST; other flags mean nothing on DATA
         this.#frame(type, flags, code, stream, length, payload);
       }
     }

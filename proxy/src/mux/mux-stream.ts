@@ -10,6 +10,7 @@
 // server's: RFC 9113 8.1) ends only what this side sends: what the peer sent is read to its end.
 import { EventEmitter } from 'node:events';
 import { ByteQueue } from './byte-queue.js';
+import type { RunHolder } from './data-run.js';
 import { Flag, MAX_WINDOW, MuxCode, STREAM_WINDOW } from './mux-frame.js';
 
 /** What a stream needs from its session. */
@@ -50,9 +51,12 @@ function isInterimHead(chunk: Buffer): boolean {
   return chunk.length >= 10 && chunk[9] === 0x31 && chunk[8] === 0x20 && chunk.toString('latin1', 0, 7) === 'HTTP/1.';
 }
 
-export class MuxStream extends EventEmitter {
+export class MuxStream extends EventEmitter implements RunHolder {
   readonly id: number;
   readonly #port: StreamPort;
+  /** This turn's plain DATA, joined by the session's DataRun (data-run.ts) before it reaches onData. */
+  run: Buffer[] | null = null;
+  runBytes = 0;
   /** Half-close as on a socket: false ends our side when the peer ends its own. */
   allowHalfOpen = false;
   /** Bytes the peer may still take (its grant). */
