@@ -1,18 +1,18 @@
 // Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
-import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, YAMLMap, type YAMLError } from 'yaml';
+import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError, YAMLMap } from 'yaml';
 import { formatDuration, parseDuration } from '../duration.js';
-import { TesseraError, describeError } from '../errors.js';
+import { describeError, TesseraError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import { TrustDomain } from '../spiffe/trust-domain.js';
-import { MAX_CONFIG_BYTES } from './config-size.js';
-import type { ObjectSchema, Schema } from './schema.js';
-import { parseAddress } from './address.js';
-import { unclosedOpener } from './yaml-unclosed.js';
 import { escapeControlCharacters } from '../text/control-characters.js';
 import { httpUrlProblem } from '../text/http-url.js';
 import { withoutUrlCredentials } from '../text/url-credentials.js';
+import { addressProblem } from './address.js';
+import { MAX_CONFIG_BYTES } from './config-size.js';
+import type { ObjectSchema, Schema } from './schema.js';
+import { unclosedOpener } from './yaml-unclosed.js';
 
 export interface ConfigProblem {
   readonly file: string;
@@ -190,8 +190,10 @@ class Walker {
 
 function checkFormat(format: string | undefined, v: string): string | null {
   switch (format) {
-    case 'address':
-      return parseAddress(v) ? null : `"${v}" is not a host:port address`;
+    case 'address': {
+      const problem = addressProblem(v);
+      return problem === null ? null : `"${v}" ${problem}`;
+    }
     case 'spiffe-id': {
       const r = SpiffeId.tryParse(v);
       return r.ok ? null : `"${v}" is not a SPIFFE ID (${r.error.code}: ${r.error.message})`;

@@ -1,5 +1,6 @@
 // The tessera.dev/* pod annotations the injector reads, and their exact grammars with errors that name them.
-import { TesseraError, describeError } from '../../../common/errors.js';
+import { addressProblem } from '../../../common/config/address.js';
+import { describeError, TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { escapeControlCharacters } from '../../../common/text/control-characters.js';
 import { httpUrlProblem } from '../../../common/text/http-url.js';
@@ -79,8 +80,12 @@ export interface OutboundUpstream {
 
 export type Annotations = Readonly<Record<string, string>>;
 
+/** A denial's message quotes the value it refuses, and kubectl prints it: bounded, its control characters escaped. */
+const MAX_MESSAGE_CHARS = 1_024;
+
 function bad(annotation: string, message: string, what: 'annotation' | 'label' = 'annotation'): TesseraError {
-  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `${what} ${annotation}: ${message}`, { [what]: annotation });
+  const shown = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length - MAX_MESSAGE_CHARS} more characters)` : message;
+  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `${what} ${annotation}: ${escapeControlCharacters(shown)}`, { [what]: annotation });
 }
 
 const PORT = /^[1-9][0-9]{0,4}$/;
@@ -197,7 +202,8 @@ function parseHostPort(text: string): { host: string; port: number } | null {
   const host = text.slice(0, colon);
   const port = parsePort(text.slice(colon + 1));
   if (port === null) return null;
-  if (!DNS_NAME.test(host) && !IPV6.test(host)) return null;
+  // The proxy's own rule too: an IPv4 address in another form than dotted decimal, or [not IPv6], is refused.
+  if ((!DNS_NAME.test(host) && !IPV6.test(host)) || addressProblem(text) !== null) return null;
   return { host, port };
 }
 

@@ -3,7 +3,7 @@
 // a null list element or a mount without mountPath was a 500). Everything else is the API server's to validate.
 import { TesseraError } from '../../../common/errors.js';
 import { MAX_CONTAINERS, tooLarge } from './admission-limits.js';
-import { type Pod, isObject } from './k8s-types.js';
+import { isObject, type Pod } from './k8s-types.js';
 import { PROBE_KINDS, PROBE_TIMING_FIELDS } from './probe-rewrite.js';
 import { SIDECAR_NAME } from './sidecar.js';
 
@@ -13,8 +13,11 @@ export function notAPod(message: string): TesseraError {
 
 /** RFC 1123 label: what Kubernetes requires of a container name. Probe keys and log lines rely on it. */
 const DNS_LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-/** RFC 9110 token: an HTTP header name (Kubernetes checks probe header names the same way). */
-const HEADER_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * What Kubernetes takes as a probe's header name (IsHTTPHeaderName): letters, digits and "-". The wider RFC 9110
+ * token let "__proto__" through, which the sidecar's config parser refuses as a map key (audit 59c F1).
+ */
+const HEADER_NAME = /^[-A-Za-z0-9]+$/;
 /** What node:http refuses in a header value (the sidecar sends the probe's headers with it). */
 const BAD_HEADER_VALUE = /[^\t\x20-\x7e\x80-\xff]/;
 const PROBE_HANDLERS = ['httpGet', 'tcpSocket', 'exec', 'grpc'] as const;

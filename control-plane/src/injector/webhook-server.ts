@@ -1,15 +1,15 @@
 // The HTTPS server the API server calls for sidecar injection: strict HTTP handling around admitPod(), with bounds on
 // connections, slow clients and the request bodies held at once (docs/kubernetes.md, "The injector's HTTPS server").
-import { type IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
-import { type Server, createServer } from 'node:https';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
-import { type ErrorCode, TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
+import { describeError, type ErrorCode, isTesseraError, TesseraError } from '../../../common/errors.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { guardListenerConnections } from '../../../shared-io/listener-connections.js';
-import { type Timers, realTimers } from '../../../shared-io/timers.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import { AdmissionGate, type GatePass } from './admission-gate.js';
 import { type AdmissionOutcome, type AdmissionRequest, admitPod, deny, readAdmissionReview, reviewResponseBody } from './admission-review.js';
 import type { InjectorConfig } from './injector-config.js';
@@ -290,12 +290,13 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
         dryRun: request.dryRun === true,
         ms: opts.preciseClock.nowMs() - started,
       };
+      const answer = reviewResponseBody(outcome.response);
+      // Counted like body bytes: beyond the review's free share the answer takes budget until it is written out.
+      // Logged once it goes out: an answer refused here is the 503's (rate-limited) line, not a decision.
+      if (!pass.take(Buffer.byteLength(answer))) throw new HttpError(503, 'the injector holds too many answers now; retry', retryLater, true);
       if (outcome.internalError !== undefined) log?.error({ ...entry, err: describeError(outcome.internalError) }, 'injector: admission failed');
       else if (outcome.decision === 'denied') log?.warn(entry, 'injector: admission denied');
       else log?.info(entry, 'injector: admission');
-      const answer = reviewResponseBody(outcome.response);
-      // Counted like body bytes: beyond the review's free share the answer takes budget until it is written out.
-      if (!pass.take(Buffer.byteLength(answer))) throw new HttpError(503, 'the injector holds too many answers now; retry', retryLater, true);
       res.writeHead(200, { 'content-type': 'application/json', ...closeIfDraining() });
       res.end(answer);
       deliverWithin(res);

@@ -123,6 +123,14 @@ describe('parseYamlConfig', () => {
     expect(parseAddress('[::1]:0')).toEqual({ host: '::1', port: 0 });
     expect(parseAddress('localhost:99999')).toBeNull();
     expect(parseAddress('::1:80')).toBeNull();
+    expect(parseAddress('api.default.svc:80')).toEqual({ host: 'api.default.svc', port: 80 });
+    // Audit 59c F2: what a resolver reads as another IPv4 address (2130706433 is 127.0.0.1), or brackets round no IPv6.
+    for (const a of ['2130706433:80', '0x7f.1:80', '1.2.3:80', '0:80', '010.0.0.1:80', '999.1.1.1:80', '1.2.3.4.:80', '[:::::]:80', '[1.2.3.4]:80']) expect(parseAddress(a), a).toBeNull();
+  });
+  test('an address key names the address a host in another form stands for', () => {
+    expect(() => parseYamlConfig('trustDomain: example.org\nlisten: 2130706433:8443\n', 'cp.yaml', schema)).toThrowError(
+      /^cp\.yaml:2:9: listen: "2130706433:8443" writes the address 127\.0\.0\.1 as "2130706433": write it as 127\.0\.0\.1/,
+    );
   });
 });
 

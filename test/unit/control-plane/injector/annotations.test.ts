@@ -1,6 +1,7 @@
 // The tessera.dev/* annotation grammars: accepted forms, defaults, and errors that name the annotation.
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
+import { hasControlCharacters } from '../../../../common/text/control-characters.js';
 import { parseInboundPorts, parseOutbound, podOptsOut } from '../../../../control-plane/src/injector/annotations.js';
 
 function errorOf(fn: () => unknown): { code: string; message: string; annotation: unknown } {
@@ -98,6 +99,8 @@ describe('tessera.dev/outbound', () => {
     ['api=spiffe://td/a@h', 'is not host:port'],
     ['api=spiffe://td/a@Api.svc:80', 'is not host:port'],
     ['api=spiffe://td/a@h:99999', 'is not host:port'],
+    // Audit 59c F2: IPv4 addresses in other forms than dotted decimal, and brackets around what is not IPv6.
+    ...['2130706433', '0x7f.1', '1.2.3', '0', '010.0.0.1', '999.1.1.1', '1.2.3.4.', '[:::::]', '[1.2.3.4]'].map((h) => [`api=spiffe://td/a@${h}:15006`, 'is not host:port'] as [string, string]),
     ['api=spiffe://td/a@h:1;local', 'is not key=value'],
     ['api=spiffe://td/a@h:1;local=x', 'local port "x"'],
     ['api=spiffe://td/a@h:1;colour=red', 'unknown option "colour"'],
@@ -114,6 +117,20 @@ describe('tessera.dev/outbound', () => {
     expect(e.annotation).toBe('tessera.dev/outbound');
     expect(e.message).toMatch(/^annotation tessera\.dev\/outbound: /);
     expect(e.message).toContain(fragment);
+  });
+  test('hosts in dotted decimal, [IPv6] and DNS names are taken as written', () => {
+    for (const h of ['127.0.0.1', '[::1]', '[fd00::1]', 'api.default.svc', '10.0.0.255']) expect(out(`api=spiffe://td/a@${h}:80`)[0]!.upstream).toBe(`${h}:80`);
+  });
+  // Audit 59c F4: a 1 MB value came back twice in a 2 MB message (then a 503 past the answer budget), with its
+  // newlines and NULs as they were; kubectl prints the message.
+  test('a refusal quotes a long or odd value bounded, its control characters escaped', () => {
+    const e = errorOf(() => parseInboundPorts({ 'tessera.dev/inbound-ports': `8080,${'9\n\u0000'.repeat(1)}${'x'.repeat(1_000_000)}` }));
+    expect(e.code).toBe('TESSERA_ERR_INJECT_BAD_ANNOTATION');
+    expect(e.message.length).toBeLessThan(1_200);
+    expect(e.message).toMatch(/… \(\d+ more characters\)$/);
+    const odd = errorOf(() => parseInboundPorts({ 'tessera.dev/inbound-ports': '80\n81\u0000\u001b[2J' }));
+    expect(hasControlCharacters(odd.message)).toBe(false);
+    expect(odd.message).toContain('\\x0a');
   });
   test('a local port equal to an inbound app port is refused', () => {
     expect(errorOf(() => out('api=spiffe://td/a@h:1;local=8080', [8080])).message).toContain('already used');

@@ -2,8 +2,9 @@
 // "1:20") came out plain, and kubectl (go-yaml v2, YAML 1.1 booleans) read a boolean or a number; now it comes out
 // quoted, and parsed by YAML 1.1, YAML 1.2 and kubectl's rules it is the same string. Plain scalars are read as
 // kubectl reads them (hostNetwork: yes is true, 017 is 15), and the proxy's config annotation still round-trips.
-import { parseAllDocuments } from 'yaml';
+
 import { describe, expect, test } from 'vitest';
+import { parseAllDocuments } from 'yaml';
 import { injectManifests } from '../../../../control-plane/src/injector/manifest-inject.js';
 import { readManifest } from '../../../../control-plane/src/injector/manifest-yaml.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
@@ -118,7 +119,8 @@ describe('plain scalars are read as kubectl reads them (audit 38g)', () => {
 
 describe("the proxy's config annotation round-trips through the proxy's own parser (audit 38g)", () => {
   test('probe header names and values and the access log setting that YAML 1.1 would misread stay strings', () => {
-    const headers = ['yes', 'on', 'y', '0o17', '0X1F', '1:20', '~', '1e3', 'true'];
+    // Names at even places (letters, digits and "-" only, as Kubernetes takes them), values at every place.
+    const headers = ['yes', 'on', 'y', '0o17', '0X1F', '~', '1e3', '1:20', 'true'];
     const pod = [
       'apiVersion: v1\nkind: Pod\nmetadata:\n  name: r\n  annotations:\n    tessera.dev/access-log: "off"\nspec:\n  containers:\n    - name: app\n      image: x\n',
       '      ports: [{containerPort: 8080}]\n      readinessProbe:\n        httpGet:\n          path: /on\n          port: 8080\n          httpHeaders:\n',

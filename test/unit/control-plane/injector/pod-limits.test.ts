@@ -3,13 +3,13 @@
 // a patch; a malformed element anywhere injection reads is a 400 naming the field, never a 500; nothing of the
 // request's nesting is copied (a probe nested 100 000 deep was a 500 from a recursive copy).
 import { describe, expect, test } from 'vitest';
-import { type AdmissionOutcome, admitPod, readAdmissionReview } from '../../../../control-plane/src/injector/admission-review.js';
 import { errorMessage } from '../../../../common/errors.js';
 import { MAX_ANNOTATION_BYTES, MAX_CONTAINERS, MAX_PATCH_BYTES } from '../../../../control-plane/src/injector/admission-limits.js';
+import { type AdmissionOutcome, admitPod, readAdmissionReview } from '../../../../control-plane/src/injector/admission-review.js';
 import { MAX_REVIEW_BYTES } from '../../../../control-plane/src/injector/webhook-server.js';
+import { admissionReview, appPod, testContext } from '../../../helpers/injector-fixtures.js';
 import { applyJsonPatch } from '../../../helpers/json-patch.js';
 import { validateK8sObject } from '../../deploy/k8s-schema.js';
-import { admissionReview, appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
 type AnyPod = { metadata: { annotations?: Record<string, string> }; spec: { containers: Record<string, unknown>[]; initContainers?: Record<string, unknown>[]; volumes?: unknown[] } };
 
@@ -158,6 +158,9 @@ describe('malformed shapes are 400 naming the field, never 500', () => {
     ['a probe that is not an object', (p: AnyPod) => (c0(p).readinessProbe = 'yes'), 'spec.containers[0].readinessProbe is not an object'],
     ['httpGet port an object', (p: AnyPod) => (c0(p).livenessProbe = { httpGet: { port: { a: 1 } } }), 'spec.containers[0].livenessProbe.httpGet.port'],
     ['httpHeaders not a list', (p: AnyPod) => (c0(p).livenessProbe = { httpGet: { port: 8080, httpHeaders: {} } }), 'spec.containers[0].livenessProbe.httpGet.httpHeaders is not a list'],
+    // Audit 59c F1: a token Kubernetes would not take ("__proto__") reached the sidecar's config, which refused it.
+    ['a header name "__proto__"', (p: AnyPod) => (c0(p).livenessProbe = { httpGet: { port: 8080, httpHeaders: [{ name: '__proto__', value: 'x' }] } }), 'httpHeaders[0].name is not an HTTP header name'],
+    ['a header name with "_"', (p: AnyPod) => (c0(p).readinessProbe = { httpGet: { port: 8080, httpHeaders: [{ name: 'x_b', value: 'x' }] } }), 'httpHeaders[0].name is not an HTTP header name'],
     ['a header value with CR LF', (p: AnyPod) => (c0(p).livenessProbe = { httpGet: { port: 8080, httpHeaders: [{ name: 'X', value: 'a\r\nb' }] } }), 'httpHeaders[0].value'],
     ['two handlers', (p: AnyPod) => (c0(p).startupProbe = { httpGet: { port: 8080 }, exec: { command: ['true'] } }), 'startupProbe has more than one handler'],
     ['a timing field nested', (p: AnyPod) => (c0(p).livenessProbe = { tcpSocket: { port: 8080 }, periodSeconds: nested(10_000) }), 'livenessProbe.periodSeconds is not an integer'],

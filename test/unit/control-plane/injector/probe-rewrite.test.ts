@@ -1,15 +1,16 @@
 // Kubelet probes of injected app containers: httpGet/tcpSocket probes are pointed at the sidecar's admin port
 // (/app-health/<container>/<kind>) with their timing kept; the generated proxy config carries what to run and is
 // accepted by the proxy's own config parser; other probes are left alone; the injected pod stays schema-valid.
-import { parse as parseYaml } from 'yaml';
+
 import { describe, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
 import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
 import { applyAdditions, jsonPatchFor } from '../../../../control-plane/src/injector/pod-patch.js';
 import { rewriteProbes } from '../../../../control-plane/src/injector/probe-rewrite.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
+import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 import { applyJsonPatch } from '../../../helpers/json-patch.js';
 import { validateK8sObject } from '../../deploy/k8s-schema.js';
-import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
 function podWithProbes(): Record<string, unknown> {
   const pod = appPod({ annotations: { 'tessera.dev/inbound-ports': '8080' } }) as { spec: { containers: Record<string, unknown>[] } };
@@ -111,7 +112,7 @@ describe('every Kubernetes probe gives a config the proxy accepts', () => {
     const ports = [8080, '8080', 'http', 1, 65535];
     const paths = [undefined, '', '/', 'healthz', '/a b', '/ü/ö?x=1&y=ä', '/x#frag', '/%41', "/q?a='\"'", '/\t'];
     const timings = [{}, { initialDelaySeconds: 0, periodSeconds: 1, successThreshold: 1, failureThreshold: 1 }, { periodSeconds: 3600, failureThreshold: 1000, terminationGracePeriodSeconds: 30 }, { timeoutSeconds: 0 }];
-    const headerSets = [undefined, [], [{ name: 'X-A', value: '' }], [{ name: 'Host', value: 'app.local' }, { name: 'x_b', value: 'ü é\t!' }]];
+    const headerSets = [undefined, [], [{ name: 'X-A', value: '' }], [{ name: 'Host', value: 'app.local' }, { name: 'x-b', value: 'ü é\t!' }]];
     let n = 0;
     for (const port of ports) {
       for (const path of paths) {
