@@ -1,11 +1,11 @@
 // `tessera up`: the whole mesh on loopback in one command (embedded demo, or --config mesh.yaml).
 import { readdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { boolFlag, stringFlag, type ParsedArgs } from '../args.js';
-import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
 import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import { MAX_POLICY_FILE_BYTES } from '../../shared-io/policy-dir-source.js';
 import { configText, readNamedFileSync } from '../../shared-io/read-named-file.js';
+import { boolFlag, type ParsedArgs, stringFlag } from '../args.js';
+import { type CommandIo, EXIT_FAILURE, EXIT_OK } from '../command.js';
 import { selfCommand } from '../self-command.js';
 import { launchMesh } from '../up/launch-mesh.js';
 import { defaultMesh, loadMeshFile } from '../up/mesh-spec.js';
@@ -38,7 +38,7 @@ export async function runUp(args: ParsedArgs, io: CommandIo): Promise<number> {
       resolveDied();
     });
   });
-  const state = buildState(spec, mesh, io.cwd, selfCommand(process.execPath, process.argv[1]!, io.env['PATH']));
+  const state = buildState(spec, mesh, selfCommand(process.execPath, process.argv[1]!, io.env['PATH']));
   await writeFile(join(stateDir, 'up.json'), `${JSON.stringify(state, null, 2)}\n`);
   if (!quiet) io.stdout(renderSummary(spec, state, io.cwd));
   io.stdout('tessera up: ready\n');

@@ -1,5 +1,6 @@
 // The block `tessera up` prints when the mesh is ready, and the same facts as up.json for scripts and tests.
 import { relative } from 'node:path';
+import { shellQuote } from '../self-command.js';
 import type { LaunchedMesh } from './launch-mesh.js';
 import type { MeshSpec } from './mesh-spec.js';
 
@@ -26,11 +27,15 @@ export interface UpState {
 const BALANCE_REQUESTS = 20;
 const BALANCE_PARALLEL = 10;
 
-/** `self`: the command line that runs this CLI (cli/self-command.ts), never `npx tessera`. */
-export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string, self: string): UpState {
-  const rel = (p: string) => relative(cwd, p) || '.';
+/**
+ * `self`: the command line that runs this CLI (cli/self-command.ts), never `npx tessera`; paths in the commands are
+ * absolute, so that they run as printed from any directory (up.json's are read by scripts run from anywhere).
+ */
+export function buildState(spec: MeshSpec, mesh: LaunchedMesh, self: string): UpState {
   const commands: UpCommand[] = [];
   const byName = new Map(mesh.workloads.map((w) => [w.name, w]));
+  // Only the demo app echoes the request's headers and names its instance: an app of your own command need not.
+  const demo = new Set(spec.workloads.filter((w) => w.command === undefined).map((w) => w.name));
   const allowed = new Set<string>();
   // A request per outbound: allowed when a policy lets the source call the destination.
   for (const w of mesh.workloads) {
@@ -41,29 +46,31 @@ export function buildState(spec: MeshSpec, mesh: LaunchedMesh, cwd: string, self
       commands.push({
         name: `${w.name}-to-${o.to}`,
         description: verdictKnown
-          ? `${w.name} → ${o.to} through both sidecars (allowed; the answer shows x-forwarded-client-cert with ${w.name}'s ID)`
+          ? `${w.name} → ${o.to} through both sidecars (allowed${demo.has(o.to) ? `; the answer shows x-forwarded-client-cert with ${w.name}'s ID` : ''})`
           : `${w.name} → ${o.to} (no policy allows it: 403)`,
         command: `curl -s${verdictKnown ? '' : ' -i'} ${o.url}/hello`,
       });
-      if (dst.replicas.length > 1) {
+      if (dst.replicas.length > 1 && demo.has(o.to)) {
         commands.push({
           name: `balance-${w.name}-to-${o.to}`,
           description: `${w.name} → ${o.to}, ${BALANCE_REQUESTS} requests ${BALANCE_PARALLEL} at a time: ${w.name}'s sidecar balances them over ${o.to}'s ${dst.replicas.length} replicas (requests per answering instance)`,
           command: `seq ${BALANCE_REQUESTS} | xargs -P ${BALANCE_PARALLEL} -I{} curl -s ${o.url}/hello | grep '"instance"' | sort | uniq -c`,
         });
+      }
+      if (dst.replicas.length > 1) {
         commands.push({ name: `endpoints-${w.name}-to-${o.to}`, description: `the ${o.to} endpoints ${w.name}'s sidecar discovered (state, latency, requests in flight)`, command: `curl -s ${w.adminUrl}/endpoints` });
       }
       commands.push({
         name: `why-${w.name}-to-${o.to}`,
         description: `why: ask the policy engine about ${w.name} → ${o.to}`,
-        command: `${self} policy check --policies ${rel(mesh.policiesDir)} --from ${w.spiffeId} --to ${dst.spiffeId}`,
+        command: `${self} policy check --policies ${shellQuote(mesh.policiesDir)} --from ${w.spiffeId} --to ${dst.spiffeId}`,
       });
     }
   }
   const first = mesh.workloads[0]!;
   commands.push({ name: 'metrics', description: `${first.name}'s sidecar metrics`, command: `curl -s ${first.adminUrl}/metrics | grep '^tessera_'` });
   commands.push({ name: 'certs', description: `${first.name}'s SVID as served (serial changes at each rotation)`, command: `curl -s ${first.adminUrl}/certs` });
-  commands.push({ name: 'certs-list', description: 'every SVID the control plane issued', command: `${self} certs list --data-dir ${rel(mesh.dataDir)}` });
+  commands.push({ name: 'certs-list', description: 'every SVID the control plane issued', command: `${self} certs list --data-dir ${shellQuote(mesh.dataDir)}` });
   return {
     trustDomain: spec.trustDomain,
     stateDir: mesh.stateDir,

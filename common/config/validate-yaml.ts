@@ -166,10 +166,10 @@ class Walker {
         try {
           ms = typeof v === 'number' ? v * 1000 : parseDuration(String(v));
         } catch {
-          return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
+          return this.problem(node, key, notADuration(v));
         }
         // YAML's .nan and .inf are numbers too: neither is a duration (NaN passes every comparison below).
-        if (!Number.isFinite(ms)) return this.problem(node, key, `"${String(v)}" is not a duration (use e.g. 500ms, 60s, 15m, 1h)`);
+        if (!Number.isFinite(ms)) return this.problem(node, key, notADuration(v));
         if (schema.min !== undefined && ms < schema.min) return this.problem(node, key, `must be at least ${exactDuration(schema.min)} (got ${exactDuration(ms)})`);
         const max = schema.max ?? MAX_TIMER_MS;
         if (ms > max) return this.problem(node, key, max === MAX_TIMER_MS ? 'must be at most 24 days (2147483647 ms, the longest timer Node runs)' : `must be at most ${exactDuration(max)} (got ${exactDuration(ms)})`);
@@ -186,6 +186,11 @@ class Walker {
       }
     }
   }
+}
+
+/** The catalogue's code for a malformed duration in the line, as a command-line flag's line names it. */
+function notADuration(v: unknown): string {
+  return `"${String(v)}" is not a duration (TESSERA_ERR_CONFIG_BAD_DURATION: use e.g. 500ms, 60s, 15m, 1h30m)`;
 }
 
 function checkFormat(format: string | undefined, v: string): string | null {

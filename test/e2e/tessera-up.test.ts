@@ -129,12 +129,13 @@ test('tessera up: the printed commands show the mesh working, Ctrl-C stops clean
   expect((JSON.parse(list.stdout) as { serial: string }[]).map((c) => c.serial)).toContain(web.svidSerial);
 
   // The printed tessera commands run THIS CLI from the user's directory (`npx tessera` there would fetch an
-  // unrelated npm package): each works as printed, in the directory `tessera up` ran in.
+  // unrelated npm package): each works as printed, from any directory (audit 59a F3: relative paths worked only in
+  // the one `tessera up` ran in).
   const printed = state.commands.filter((c) => !c.command.startsWith('curl'));
   expect(printed.map((c) => c.name)).toEqual(expect.arrayContaining(['why-web-to-api', 'why-api-to-web', 'certs-list', 'balance-web-to-api']));
   for (const c of printed) {
     expect(c.command).not.toMatch(/\bnpx\b/);
-    const r = await run('sh', ['-c', c.command], { cwd: dir });
+    const r = await run('sh', ['-c', c.command], { cwd: '/' });
     expect(r.code, `${c.command}\n${r.stderr}`).toBe(c.name === 'why-api-to-web' ? 1 : 0);
     // The printed balancing command shows both replicas answering, with their counts.
     if (c.name === 'balance-web-to-api') expect(r.stdout).toMatch(/^\s+\d+\s+"instance": "api-1",\n\s+\d+\s+"instance": "api-2",$/m);

@@ -117,7 +117,7 @@ describe('summary', () => {
       portMoves: [],
       supervisor: { pids: () => [] } as unknown as ProcessSupervisor,
     };
-    const state = buildState(spec, mesh, '/', 'tessera');
+    const state = buildState(spec, mesh, 'tessera');
     const text = renderSummary(spec, state, '/');
     const lines = [
       'web    spiffe://tessera.local/ns/default/sa/web  service web, 1 replica\n',
@@ -134,5 +134,17 @@ describe('summary', () => {
     expect(state.commands.find((c) => c.name === 'endpoints-web-to-api')?.command).toBe('curl -s http://127.0.0.1:15000/endpoints');
     // api → web: web has one replica, nothing to balance.
     expect(state.commands.some((c) => c.name === 'balance-api-to-web')).toBe(false);
+    // Paths are absolute: the commands run as printed from any directory, and up.json's from any script (audit 59a F3).
+    expect(state.commands.find((c) => c.name === 'why-web-to-api')?.command).toBe(
+      'tessera policy check --policies /s/policies --from spiffe://tessera.local/ns/default/sa/web --to spiffe://tessera.local/ns/default/sa/api',
+    );
+    expect(state.commands.find((c) => c.name === 'certs-list')?.command).toBe('tessera certs list --data-dir /s/control-plane');
+    // An app of your own command need not echo headers or name its instance (audit 59a I4): no promise of either.
+    const own = { ...spec, workloads: spec.workloads.map((w) => (w.name === 'api' ? { ...w, command: ['node', 'server.js'] } : w)) };
+    const ownState = buildState(own, mesh, 'tessera');
+    expect(ownState.commands.some((c) => c.name === 'balance-web-to-api')).toBe(false);
+    expect(ownState.commands.some((c) => c.name === 'endpoints-web-to-api')).toBe(true);
+    expect(ownState.commands.find((c) => c.name === 'web-to-api')?.description).not.toContain('x-forwarded-client-cert');
+    expect(state.commands.find((c) => c.name === 'web-to-api')?.description).toContain('x-forwarded-client-cert');
   });
 });
