@@ -2,9 +2,9 @@
 // so the forwarded caller identity (x-forwarded-client-cert) and trace context are visible, and which replica
 // (instance) answered, so balancing is visible too.
 import { createServer } from 'node:http';
+import { addressProblem, parseAddress } from '../../common/config/address.js';
 import { TesseraError } from '../../common/errors.js';
-import { parseAddress } from '../../common/config/address.js';
-import { requiredString, stringFlag, type ParsedArgs } from '../args.js';
+import { type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
 import { DELAY_RANGE } from '../commands/demo-app.js';
 import { durationFlag } from '../number-flags.js';
@@ -13,8 +13,9 @@ export async function runDemoApp(args: ParsedArgs, io: CommandIo): Promise<numbe
   const name = requiredString(args, 'name');
   const instance = stringFlag(args, 'instance') ?? name;
   const delayMs = durationFlag(args, 'delay', DELAY_RANGE) ?? 0;
-  const addr = parseAddress(requiredString(args, 'listen'));
-  if (!addr) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--listen must be HOST:PORT');
+  const listen = requiredString(args, 'listen');
+  const addr = parseAddress(listen);
+  if (!addr) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--listen must be HOST:PORT (${JSON.stringify(listen)} ${addressProblem(listen)})`);
   const server = createServer((req, res) => {
     req.resume();
     req.on('end', () => {

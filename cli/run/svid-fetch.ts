@@ -5,7 +5,7 @@
 import { X509Certificate } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { systemClock } from '../../common/clock.js';
-import { parseAddress } from '../../common/config/address.js';
+import { addressProblem } from '../../common/config/address.js';
 import { TesseraError } from '../../common/errors.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair, keyMatchesPublicKey, privateKeyPem } from '../../common/pki/keys.js';
@@ -13,7 +13,7 @@ import { encodePem } from '../../common/pki/pem.js';
 import { TrustBundle, TrustBundleSet } from '../../common/spiffe/trust-bundle.js';
 import { verifyX509Svid } from '../../common/spiffe/x509-svid.js';
 import { readCertificatesFile } from '../../shared-io/read-named-file.js';
-import { boolFlag, requiredString, stringFlag, type ParsedArgs } from '../args.js';
+import { boolFlag, type ParsedArgs, requiredString, stringFlag } from '../args.js';
 import { trustDomainOf } from '../bundle-trust-domain.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
 import { prepareOutDir, writeOutFile } from '../output-files.js';
@@ -31,7 +31,8 @@ export async function runSvidFetch(args: ParsedArgs, io: CommandIo): Promise<num
   if (!jwt && audience.length > 0) throw new TesseraError('TESSERA_ERR_CLI_USAGE', '--audience is for --jwt');
   const pinnedTd = trustDomainFlag(args, 'trust-domain');
   const address = requiredString(args, 'control-plane');
-  if (!parseAddress(address)) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" is not HOST:PORT`);
+  const problem = addressProblem(address);
+  if (problem !== null) throw new TesseraError('TESSERA_ERR_CLI_USAGE', `--control-plane "${address}" ${problem === 'is not a host:port address' ? 'is not HOST:PORT' : problem}`);
   const bundleFile = requiredString(args, 'bundle');
   const bundleCerts = await readCertificatesFile({ path: bundleFile, what: '--bundle' });
   const td = pinnedTd ?? trustDomainOf(bundleCerts, bundleFile);

@@ -18,13 +18,22 @@ export function addressProblem(text: string): string | null {
   return hostProblem(m[2]!);
 }
 
-/** A host name that the resolver would read as an IPv4 address written otherwise, or not at all. */
+/** An inet_aton number: decimal, 0x hex or 0-octal (digits), as the resolver reads each part of an IPv4 address. */
+const NUMBER_PART = /^(?:0x[0-9a-f]*|\d+)$/i;
+const DOTTED_PART = /^(?:0|[1-9]\d{0,2})$/;
+
+/**
+ * A host that the resolver would read as an IPv4 address written otherwise. Only a host whose every label is a
+ * number is read so: "api.123" (a service in namespace 123) is a name the resolver looks up, and stays one.
+ */
 function hostProblem(host: string): string | null {
-  // The parser URLs go through reads hosts as resolvers do: an IPv4 address in any form comes out dotted decimal.
+  const labels = (host.endsWith('.') ? host.slice(0, -1) : host).split('.');
+  if (!labels.every((l) => NUMBER_PART.test(l))) return null;
+  if (host === labels.join('.') && labels.length === 4 && labels.every((l) => DOTTED_PART.test(l) && Number(l) <= 255)) return null;
+  // The URL host parser reads IPv4 forms as resolvers do, and gives the dotted decimal they stand for.
   const parsed = URL.parse(`http://${host}/`)?.hostname;
-  if (parsed === undefined) return `has the host "${host}", which is neither a DNS name nor an IPv4 address`;
-  if (IPV4.test(parsed) && parsed !== host) return `writes the address ${parsed} as "${host}": write it as ${parsed}`;
-  return null;
+  if (parsed !== undefined && IPV4.test(parsed)) return `writes the address ${parsed} as "${host}": write it as ${parsed}`;
+  return `has the host "${host}", which is neither a DNS name nor an IPv4 address`;
 }
 
 export function parseAddress(text: string): { host: string; port: number } | null {

@@ -42,7 +42,16 @@ export function escapeControlCharacters(s: string): string {
   let out = '';
   for (let i = 0; i < s.length; i++) {
     const c = s.charCodeAt(i);
-    out += isControl(c) ? `\\x${c.toString(16).padStart(2, '0')}` : s[i];
+    out += !isControl(c) ? s[i] : c <= 0xff ? `\\x${c.toString(16).padStart(2, '0')}` : `\\u${c.toString(16).padStart(4, '0')}`;
   }
   return out;
+}
+
+/**
+ * Text to show someone (a denial kubectl prints, an error line) that quotes what a caller sent: at most `maxChars` of
+ * it, the rest counted, and its control characters escaped (a 1 MB annotation came back whole, twice, with its NULs).
+ */
+export function shownText(s: string, maxChars = 1_024): string {
+  const cut = s.length > maxChars ? `${s.slice(0, maxChars)}… (${s.length - maxChars} more characters)` : s;
+  return escapeControlCharacters(cut);
 }

@@ -1,5 +1,6 @@
 // admission.k8s.io/v1 AdmissionReview in and out: reads the request, answers allow / allow+patch / deny.
-import { TesseraError, errorHttpStatus, isTesseraError } from '../../../common/errors.js';
+import { errorHttpStatus, isTesseraError, TesseraError } from '../../../common/errors.js';
+import { shownText } from '../../../common/text/control-characters.js';
 import { MAX_PATCH_BYTES, tooLarge } from './admission-limits.js';
 import { isObject } from './k8s-types.js';
 import { type InjectionContext, planInjection } from './plan-injection.js';
@@ -45,8 +46,9 @@ export interface AdmissionOutcome {
   readonly internalError?: unknown;
 }
 
+/** The HTTP 400's text quotes what the caller sent (apiVersion, kind): bounded and escaped, as every denial is. */
 function badReview(message: string): TesseraError {
-  return new TesseraError('TESSERA_ERR_INJECT_BAD_REVIEW', message);
+  return new TesseraError('TESSERA_ERR_INJECT_BAD_REVIEW', shownText(message));
 }
 
 const UID = /^[A-Za-z0-9-]{1,128}$/;
@@ -80,8 +82,12 @@ export function readAdmissionReview(body: unknown): AdmissionRequest {
 /** Kubernetes' StatusReason for the HTTP statuses the catalogue gives injection errors. */
 const STATUS_REASON: Readonly<Record<number, string>> = { 400: 'BadRequest', 409: 'Conflict', 413: 'RequestEntityTooLarge', 500: 'InternalError' };
 
+/** A denial's own words and one bounded quote (shownText's 1,024) fit. */
+const MAX_DENIAL_CHARS = 2_048;
+
+/** kubectl prints `message`, which may quote the pod (a mountPath, a name): bounded and escaped on every path here. */
 export function deny(uid: string, code: number, message: string, reason?: string): AdmissionResponse {
-  return { uid, allowed: false, status: { code, message, ...(reason ? { reason } : {}) } };
+  return { uid, allowed: false, status: { code, message: shownText(message, MAX_DENIAL_CHARS), ...(reason ? { reason } : {}) } };
 }
 
 /** Pure, and never throws: every failure becomes a denial whose message names the fault (not internals). */

@@ -2,7 +2,7 @@
 import { addressProblem } from '../../../common/config/address.js';
 import { describeError, TesseraError } from '../../../common/errors.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
-import { escapeControlCharacters } from '../../../common/text/control-characters.js';
+import { escapeControlCharacters, shownText } from '../../../common/text/control-characters.js';
 import { httpUrlProblem } from '../../../common/text/http-url.js';
 
 /**
@@ -80,12 +80,12 @@ export interface OutboundUpstream {
 
 export type Annotations = Readonly<Record<string, string>>;
 
-/** A denial's message quotes the value it refuses, and kubectl prints it: bounded, its control characters escaped. */
-const MAX_MESSAGE_CHARS = 1_024;
+/** The address rule's own reason, when it has a more precise one than "not host:port". */
+const because = (problem: string | null) => (problem !== null && problem !== 'is not a host:port address' ? `: it ${problem}` : '');
 
+/** A denial's message quotes the value it refuses, and kubectl prints it: bounded, its control characters escaped. */
 function bad(annotation: string, message: string, what: 'annotation' | 'label' = 'annotation'): TesseraError {
-  const shown = message.length > MAX_MESSAGE_CHARS ? `${message.slice(0, MAX_MESSAGE_CHARS)}… (${message.length - MAX_MESSAGE_CHARS} more characters)` : message;
-  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `${what} ${annotation}: ${escapeControlCharacters(shown)}`, { [what]: annotation });
+  return new TesseraError('TESSERA_ERR_INJECT_BAD_ANNOTATION', `${what} ${annotation}: ${shownText(message)}`, { [what]: annotation });
 }
 
 const PORT = /^[1-9][0-9]{0,4}$/;
@@ -245,7 +245,7 @@ export function parseOutbound(annotations: Annotations, inboundAppPorts: readonl
     if (!id.ok) throw bad(oa, `${where}"${idText}" is not a SPIFFE ID (${describeError(id.error)})`);
     const address = rest.slice(at + 1);
     const hp = parseHostPort(address);
-    if (!hp) throw bad(oa, `${where}"${address}" is not host:port (lower-case DNS name, IPv4, or [IPv6])`);
+    if (!hp) throw bad(oa, `${where}"${address}" is not host:port (lower-case DNS name, IPv4, or [IPv6])${because(addressProblem(address))}`);
     let local: number | undefined;
     let protocol: Protocol = 'http';
     const seen = new Set<string>();

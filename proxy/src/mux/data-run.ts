@@ -66,13 +66,30 @@ export class DataRun<S extends RunHolder> {
 
   #flushAll(): void {
     this.#scheduled = false;
-    // A stream flushed earlier in the turn (and given a new run after) has two places: the second finds it empty.
-    for (let i = 0; i < this.#count; i++) {
-      const stream = this.#pending[i]!;
-      this.#pending[i] = undefined;
-      this.flush(stream);
+    let i = 0;
+    try {
+      // A stream flushed earlier in the turn (and given a new run after) has two places: the second finds it empty.
+      for (; i < this.#count; i++) {
+        const stream = this.#pending[i]!;
+        this.#pending[i] = undefined;
+        this.flush(stream);
+      }
+    } finally {
+      if (i < this.#count) this.#keepAfter(i);
+      else {
+        if (this.#count > KEPT_PLACES) this.#pending = [];
+        this.#count = 0;
+      }
     }
-    if (this.#count > KEPT_PLACES) this.#pending = [];
-    this.#count = 0;
+  }
+
+  /** A delivery threw (at `failed`): the turn's other runs go at the next turn, as if pushed then, not stranded. */
+  #keepAfter(failed: number): void {
+    this.#pending = this.#pending.slice(failed + 1, this.#count);
+    this.#count = this.#pending.length;
+    if (this.#count > 0 && !this.#scheduled) {
+      this.#scheduled = true;
+      setImmediate(() => this.#flushAll());
+    }
   }
 }

@@ -125,8 +125,10 @@ describe('parseYamlConfig', () => {
     expect(parseAddress('localhost:99999')).toBeNull();
     expect(parseAddress('::1:80')).toBeNull();
     expect(parseAddress('api.default.svc:80')).toEqual({ host: 'api.default.svc', port: 80 });
+    // Names with a numeric label are names (a namespace "123"), looked up, not read as IPv4 (audit 59d F2).
+    for (const a of ['api.123:80', 'cp.2024:443', '0xcafe.default:80', 'api-2.default:80', 'svc.cluster.local.:80', '0.0.0.0:80', '[::]:80', '[::ffff:127.0.0.1]:80']) expect(parseAddress(a), a).not.toBeNull();
     // Audit 59c F2: what a resolver reads as another IPv4 address (2130706433 is 127.0.0.1), or brackets round no IPv6.
-    for (const a of ['2130706433:80', '0x7f.1:80', '1.2.3:80', '0:80', '010.0.0.1:80', '999.1.1.1:80', '1.2.3.4.:80', '[:::::]:80', '[1.2.3.4]:80']) expect(parseAddress(a), a).toBeNull();
+    for (const a of ['2130706433:80', '0x7f.1:80', '1.2.3:80', '0:80', '010.0.0.1:80', '999.1.1.1:80', '1.2.3.4.:80', '1.2.3.4.5:80', '0xcafe:80', '[:::::]:80', '[1.2.3.4]:80']) expect(parseAddress(a), a).toBeNull();
   });
   test('an address key names the address a host in another form stands for', () => {
     expect(() => parseYamlConfig('trustDomain: example.org\nlisten: 2130706433:8443\n', 'cp.yaml', schema)).toThrowError(

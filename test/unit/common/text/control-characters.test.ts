@@ -1,6 +1,6 @@
 // Control characters in operator free text: refused (reasons) or dropped (names), tab and printable text kept.
 import { describe, expect, test } from 'vitest';
-import { hasControlCharacters, withoutControlCharacters } from '../../../../common/text/control-characters.js';
+import { escapeControlCharacters, hasControlCharacters, shownText, withoutControlCharacters } from '../../../../common/text/control-characters.js';
 
 describe('control characters', () => {
   test('NUL, newline, escape, DEL and C1 are control characters; tab, text and emoji are not', () => {
@@ -20,5 +20,18 @@ describe('control characters', () => {
   test('dropping keeps everything else in order', () => {
     expect(withoutControlCharacters('al\u0000ice\n')).toBe('alice');
     expect(withoutControlCharacters('bob\tsmith')).toBe('bob\tsmith');
+  });
+
+  // Audit 59d F5: U+2028 came out as "\x2028", which reads as "\x20" and "28".
+  test('escaping writes \\xNN up to 0xff and \\uNNNN above', () => {
+    expect(escapeControlCharacters('a\u0000\u001b\u0085b')).toBe('a\\x00\\x1b\\x85b');
+    expect(escapeControlCharacters('x\u2028\u202ey')).toBe('x\\u2028\\u202ey');
+  });
+
+  test('shownText bounds what it shows, counts the rest, and escapes', () => {
+    expect(shownText('ok')).toBe('ok');
+    const long = shownText(`\n${'x'.repeat(5_000)}`, 100);
+    expect(long).toBe(`\\x0a${'x'.repeat(99)}… (4901 more characters)`);
+    expect(hasControlCharacters(long)).toBe(false);
   });
 });

@@ -2,10 +2,11 @@
 // clear refusal, never an exception from admitPod.
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
+import { hasControlCharacters } from '../../../../common/text/control-characters.js';
 import { admitPod, readAdmissionReview, reviewResponseBody } from '../../../../control-plane/src/injector/admission-review.js';
 import { resolveInjectorConfig } from '../../../../control-plane/src/injector/injector-config.js';
 import { injectManifests } from '../../../../control-plane/src/injector/manifest-inject.js';
-import { TEST_CONFIG, admissionReview, appPod, testContext } from '../../../helpers/injector-fixtures.js';
+import { admissionReview, appPod, TEST_CONFIG, testContext } from '../../../helpers/injector-fixtures.js';
 
 function badReview(body: unknown): string {
   try {
@@ -32,6 +33,12 @@ describe('readAdmissionReview', () => {
     [{ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', request: { uid: 7 } }, 'uid'],
   ])('%j is refused', (body, fragment) => {
     expect(badReview(body)).toContain(fragment);
+  });
+  // Audit 59d F3: the 400 quoted apiVersion and kind whole (900 KB with NUL and ESC came back).
+  test('a refusal quotes what was sent bounded and escaped', () => {
+    const message = badReview({ apiVersion: `v\u0000\u001b[2J${'x'.repeat(900_000)}`, kind: 'AdmissionReview' });
+    expect(message.length).toBeLessThan(1_200);
+    expect(hasControlCharacters(message)).toBe(false);
   });
 });
 

@@ -2,14 +2,17 @@
 // what the first pass gave the others (Workload API mount, SPIFFE_ENDPOINT_SOCKET, proxy variables, rewritten
 // probes in the pod's own proxy config), once; user native sidecars count as app containers; anything that is not
 // the injector's own injection is left as it is.
-import { parse as parseYaml } from 'yaml';
+
 import { describe, expect, test } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { hasControlCharacters } from '../../../../common/text/control-characters.js';
+import { admitPod, readAdmissionReview } from '../../../../control-plane/src/injector/admission-review.js';
 import { planInjection } from '../../../../control-plane/src/injector/plan-injection.js';
 import { applyAdditions, jsonPatchFor } from '../../../../control-plane/src/injector/pod-patch.js';
 import { parseProxyConfig } from '../../../../proxy/src/config/proxy-config.js';
+import { admissionReview, appPod, testContext } from '../../../helpers/injector-fixtures.js';
 import { applyJsonPatch } from '../../../helpers/json-patch.js';
 import { validateK8sObject } from '../../deploy/k8s-schema.js';
-import { appPod, testContext } from '../../../helpers/injector-fixtures.js';
 
 interface C {
   name: string;
@@ -125,6 +128,13 @@ describe('reinvocation after a later webhook', () => {
     const mount = structuredClone(await injected());
     mount.spec.containers.push({ name: 'added', image: 'x', volumeMounts: [{ name: 'v', mountPath: '/var/run/tessera//workload' }] });
     expect(() => planInjection({ pod: mount }, ctx)).toThrow(/Workload API socket/);
+    // Audit 59d F1: the 409 quoted the mountPath whole (1,000,176 characters came back), control characters and all.
+    const long = structuredClone(await injected());
+    long.spec.containers.push({ name: 'added', image: 'x', volumeMounts: [{ name: 'v', mountPath: `/var/run/tessera/workload/\u0000\u001b${'a'.repeat(1_000_000)}` }] });
+    const out = admitPod(readAdmissionReview(admissionReview(long as unknown as Record<string, unknown>)), ctx);
+    expect(out.response).toMatchObject({ allowed: false, status: { code: 409 } });
+    expect(out.response.status!.message.length).toBeLessThan(2_200);
+    expect(hasControlCharacters(out.response.status!.message)).toBe(false);
   });
 
   test("a config annotation that is gone or not as the injector writes it: no patch, and a warning naming the containers left out", async () => {
