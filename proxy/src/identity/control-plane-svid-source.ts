@@ -121,6 +121,8 @@ export class ControlPlaneSvidSource {
   #serialBanned = false;
   /** The control plane refused the current SVID as revoked (serial or ID banned): not ready until another is installed. */
   #revokedBy: OwnBan | undefined;
+  /** What the ban's refusal said: /ready names it, not a re-attestation's failure after it (audit 59b F5). */
+  #banError: string | undefined;
   /** The current SVID was restored from the state dir and the control plane has not renewed it yet. */
   #restored = false;
   /**
@@ -233,7 +235,7 @@ export class ControlPlaneSvidSource {
    * as peers with the control plane's time see it (they judge our SVID by their clocks), not by this host's clock.
    */
   readiness(): Readiness {
-    return identityReadiness(this.#o.clock.nowMs(), this.state(), this.#lastError);
+    return identityReadiness(this.#o.clock.nowMs(), this.state(), this.#revokedBy !== undefined ? this.#banError : this.#lastError);
   }
 
   /** One look: read the wall clock, decide, act, schedule the next look. Concurrent looks join the attempt in flight. */
@@ -338,7 +340,10 @@ export class ControlPlaneSvidSource {
       // Refused by the control plane too (expired by its clock as well, banned…): attest at once, as without it.
       if (kept && stage === 'sign' && refusedByControlPlane(e)) return this.#dropExpiredKept(e);
       if (kind === 'renew' && isTesseraError(e) && e.details['controlPlaneCode'] === 'TESSERA_ERR_REVOCATION_SERIAL_BANNED') this.#serialBanned = true;
-      if (this.#current && revokedByControlPlane(e)) this.#revokedBy = banOf(e);
+      if (this.#current && revokedByControlPlane(e)) {
+        this.#revokedBy = banOf(e);
+        this.#banError = describeError(e);
+      }
       this.#failed(reported, stage === 'sign' ? 'failure' : 'refused', e);
     }
   }

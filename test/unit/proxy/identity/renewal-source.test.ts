@@ -302,6 +302,30 @@ describe('ControlPlaneSvidSource', () => {
     }
   });
 
+  // Audit 59b F5: the re-attestation's own failure (a spent join token) took the ban's place in /ready's reason.
+  test('a serial ban whose re-attestation fails too: /ready still names the ban', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
+    const file = join(dir, 'token');
+    await writeFile(file, 'k8s-token-1\n');
+    const s = makeSource(evidenceProvider({ kubernetesTokenFile: file }));
+    s.start();
+    await s.firstSvid();
+    const first = installed[0]!;
+    signer.renew = async () => {
+      throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'PERMISSION_DENIED TESSERA_ERR_REVOCATION_SERIAL_BANNED: banned', { controlPlaneCode: 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' });
+    };
+    signer.attest = async () => {
+      throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAUTHENTICATED TESSERA_ERR_ATTESTATION_TOKEN_USED: spent', { controlPlaneCode: 'TESSERA_ERR_ATTESTATION_TOKEN_USED' });
+    };
+    clock.t = first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) * 0.6;
+    await tick(s);
+    clock.t += 3_000;
+    await tick(s);
+    expect(events.some((e) => e.error?.includes('TOKEN_USED'))).toBe(true);
+    expect(s.readiness()).toEqual({ ready: false, reason: expect.stringMatching(/^svid revoked by the control plane: .*SERIAL_BANNED/) });
+    await rm(dir, { recursive: true, force: true });
+  });
+
   test('a renewal refused because the ID is banned: not ready at once, and stays so while re-attestation is refused too', async () => {
     const s = makeSource();
     s.start();
