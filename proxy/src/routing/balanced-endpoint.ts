@@ -1,6 +1,7 @@
 // One endpoint as its service's balancer holds it: resource, latency estimate, failure penalty, load, counts,
 // slow-start window and outlier record; its state and admin view; and the lease an attempt holds on it.
 import type { ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
+import type { AwaitingAttempt, AwaitingAttempts } from './awaiting-attempts.js';
 import type { FailurePenalty } from './failure-penalty.js';
 import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
 import type { OutlierTrack } from './outlier-detector.js';
@@ -24,10 +25,10 @@ export interface BalancedEndpoint<R> {
   rampToMs: number;
   outstanding: number;
   /**
-   * Attempts still waiting for their response head, in the order they were placed (a Set keeps insertion order):
-   * the first one's wait is a lower bound on the endpoint's latency that its estimate, fed only by answers, lacks.
+   * Attempts still waiting for their response head, in the order they were placed: the first one's wait is a lower
+   * bound on the endpoint's latency that its estimate, fed only by answers, lacks.
    */
-  readonly awaiting: Set<BalancerLease<R>>;
+  readonly awaiting: AwaitingAttempts;
   requests: number;
   failures: number;
   /** Removed from the service: its resource is retired, it stays visible until its last attempt ends. */
@@ -56,7 +57,8 @@ export function candidateWeight(e: BalancedEndpoint<unknown>, nowMs: number): nu
  */
 export function costOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): number {
   let latency = Math.max(e.ewma.estimate(nowMs, floorMs), e.penalty.valueMs(nowMs));
-  if (e.awaiting.size > 0) latency = Math.max(latency, nowMs - e.awaiting.values().next().value!.placedAtMs);
+  const oldest = e.awaiting.oldest;
+  if (oldest !== null) latency = Math.max(latency, nowMs - oldest.placedAtMs);
   return latency * (e.outstanding + 1);
 }
 
@@ -101,12 +103,16 @@ export interface LeaseHooks<R> {
   end(e: BalancedEndpoint<R>, outcome: AttemptOutcome, waitedMs: number): void;
 }
 
-export class BalancerLease<R> implements Lease<R> {
+export class BalancerLease<R> implements Lease<R>, AwaitingAttempt {
   readonly address: string;
   readonly endpoint: ServiceEndpoint;
   readonly resource: R;
   /** When the balancer placed this attempt on the endpoint. */
   readonly placedAtMs: number;
+  /** Its place among its endpoint's attempts awaiting a head (awaiting-attempts.ts). */
+  awaitingPrev: AwaitingAttempt | null = null;
+  awaitingNext: AwaitingAttempt | null = null;
+  awaitingListed = false;
   /** Cleared by end(): a second end() or a late observe() changes nothing. */
   #hooks: LeaseHooks<R> | undefined;
   /** Kept past end(), for blame(). */

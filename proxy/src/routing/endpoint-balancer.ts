@@ -1,8 +1,10 @@
 // The balancer of one service: its endpoints with their resources, power-of-two-choices over peak-EWMA latency (at
 // least a failure penalty) × outstanding attempts, retries kept off endpoints known to be failing, slow start, outlier
 // ejection and draining. Pure: time and randomness are injected.
-import type { RoutingSettings } from '../config/routing-config.js';
+
 import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
+import type { RoutingSettings } from '../config/routing-config.js';
+import { AwaitingAttempts } from './awaiting-attempts.js';
 import { type BalancedEndpoint, BalancerLease, candidateWeight, costOf, type EndpointState, heldOut, type LeaseHooks, stateOf, viewOf } from './balanced-endpoint.js';
 import { FailurePenalty } from './failure-penalty.js';
 import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
@@ -228,7 +230,7 @@ export class EndpointBalancer<R> {
 
   #add(address: string, endpoint: ServiceEndpoint, initialMs: number, now: number): BalancedEndpoint<R> {
     const resource = this.#o.create(endpoint);
-    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, penalty: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, awaiting: new Set(), requests: 0, failures: 0, draining: false };
+    const e: BalancedEndpoint<R> = { endpoint, address, resource, ewma: undefined!, penalty: undefined!, outlier: this.#outliers.track(), rampFromMs: now, rampToMs: now, outstanding: 0, awaiting: new AwaitingAttempts(), requests: 0, failures: 0, draining: false };
     this.#restart(e, initialMs, now);
     this.#byAddress.set(address, e);
     return e;
