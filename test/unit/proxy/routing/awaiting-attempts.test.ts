@@ -47,7 +47,10 @@ describe('AwaitingAttempts', () => {
     const list = new AwaitingAttempts();
     const reference: AwaitingAttempt[] = [];
     let seed = 7;
-    const rand = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const rand = () => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
     for (let i = 0; i < 5_000; i++) {
       if (reference.length === 0 || rand() < 0.55) {
         const a = attempt(i);
