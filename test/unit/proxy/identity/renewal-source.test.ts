@@ -249,7 +249,8 @@ describe('ControlPlaneSvidSource', () => {
     expect(!r.ready && r.reason).toMatch(/^svid expired: svid expired and the join token is single-use/);
   });
 
-  test('expired with a token file: re-attests with the file read afresh', async () => {
+  /** A source whose evidence is a Kubernetes token file ("k8s-token-1"), started with its first SVID; the dir goes after. */
+  async function withTokenFileSource(fn: (s: ReturnType<typeof makeSource>, file: string) => Promise<void>): Promise<void> {
     const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
     try {
       const file = join(dir, 'token');
@@ -257,25 +258,25 @@ describe('ControlPlaneSvidSource', () => {
       const s = makeSource(evidenceProvider({ kubernetesTokenFile: file }));
       s.start();
       await s.firstSvid();
+      await fn(s, file);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  test('expired with a token file: re-attests with the file read afresh', async () => {
+    await withTokenFileSource(async (s, file) => {
       await writeFile(file, 'k8s-token-2\n');
       clock.t = installed[0]!.notAfterMs + 10;
       await tick(s);
       expect(signer.calls).toEqual(['attest:kubernetes_token:k8s-token-1', 'attest:kubernetes_token:k8s-token-2']);
       expect(events.at(-1)).toMatchObject({ kind: 'reattest', result: 'success' });
       expect(s.readiness()).toEqual({ ready: true });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   test('a renewal refused because the serial is banned: attests afresh at the next retry, not at expiry', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
-    try {
-      const file = join(dir, 'token');
-      await writeFile(file, 'k8s-token-1\n');
-      const s = makeSource(evidenceProvider({ kubernetesTokenFile: file }));
-      s.start();
-      await s.firstSvid();
+    await withTokenFileSource(async (s) => {
       const first = installed[0]!;
       const renew = signer.renew.bind(signer);
       signer.renew = async (csr, current) => {
@@ -297,33 +298,26 @@ describe('ControlPlaneSvidSource', () => {
       expect(installed.at(-1)!.serial).not.toBe(first.serial);
       expect(s.revokedBy).toBeUndefined();
       expect(clock.t).toBeLessThan(first.notAfterMs);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    });
   });
 
   // Audit 59b F5: the re-attestation's own failure (a spent join token) took the ban's place in /ready's reason.
   test('a serial ban whose re-attestation fails too: /ready still names the ban', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'tessera-test-'));
-    const file = join(dir, 'token');
-    await writeFile(file, 'k8s-token-1\n');
-    const s = makeSource(evidenceProvider({ kubernetesTokenFile: file }));
-    s.start();
-    await s.firstSvid();
-    const first = installed[0]!;
-    signer.renew = async () => {
-      throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'PERMISSION_DENIED TESSERA_ERR_REVOCATION_SERIAL_BANNED: banned', { controlPlaneCode: 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' });
-    };
-    signer.attest = async () => {
-      throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAUTHENTICATED TESSERA_ERR_ATTESTATION_TOKEN_USED: spent', { controlPlaneCode: 'TESSERA_ERR_ATTESTATION_TOKEN_USED' });
-    };
-    clock.t = first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) * 0.6;
-    await tick(s);
-    clock.t += 3_000;
-    await tick(s);
-    expect(events.some((e) => e.error?.includes('TOKEN_USED'))).toBe(true);
-    expect(s.readiness()).toEqual({ ready: false, reason: expect.stringMatching(/^svid revoked by the control plane: .*SERIAL_BANNED/) });
-    await rm(dir, { recursive: true, force: true });
+    await withTokenFileSource(async (s) => {
+      const first = installed[0]!;
+      signer.renew = async () => {
+        throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'PERMISSION_DENIED TESSERA_ERR_REVOCATION_SERIAL_BANNED: banned', { controlPlaneCode: 'TESSERA_ERR_REVOCATION_SERIAL_BANNED' });
+      };
+      signer.attest = async () => {
+        throw new TesseraError('TESSERA_ERR_IDENTITY_SIGN_FAILED', 'UNAUTHENTICATED TESSERA_ERR_ATTESTATION_TOKEN_USED: spent', { controlPlaneCode: 'TESSERA_ERR_ATTESTATION_TOKEN_USED' });
+      };
+      clock.t = first.notBeforeMs + (first.notAfterMs - first.notBeforeMs) * 0.6;
+      await tick(s);
+      clock.t += 3_000;
+      await tick(s);
+      expect(events.some((e) => e.error?.includes('TOKEN_USED'))).toBe(true);
+      expect(s.readiness()).toEqual({ ready: false, reason: expect.stringMatching(/^svid revoked by the control plane: .*SERIAL_BANNED/) });
+    });
   });
 
   test('a renewal refused because the ID is banned: not ready at once, and stays so while re-attestation is refused too', async () => {
