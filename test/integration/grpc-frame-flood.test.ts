@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { SIGN_SVID_PATH } from '../../common/contract/identity-v1.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
-import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, joinTokenSvid, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { controlPlaneClients, createJoinToken, joinTokenSvid, type RunningControlPlane, signSvid, startControlPlaneProcess, TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { h2Frame as frame, hpackBlock } from '../helpers/raw-h2-app.js';
@@ -108,7 +108,9 @@ describe.each(SURFACES)('$name', (s) => {
     await until('the connection closed', () => c.closed, 10_000, 20);
     // Those cut by the budget hear why first; nghttp2's own closes end with whatever Node sends.
     if (f.calm) expect(c.goaways[0]).toBe(ENHANCE_YOUR_CALM);
-    await until(`the cut counted as ${f.reason}`, async () => (await s.rejected(f.reason)) === before + 1, 5_000);
+    await until(`the cut counted as ${f.reason}`, async () => (await s.rejected(f.reason)) === before + 1, 5_000).catch(async (e) => {
+      throw new Error(`${(e as Error).message}; flood ${await s.rejected('http2_flood')} protocol ${await s.rejected('http2_protocol_error')} before ${before}`);
+    });
     c.socket.destroy();
   }, 30_000);
 });
