@@ -50,7 +50,7 @@ export class DataRun<S extends RunHolder> {
     else if (!this.#scheduled) {
       // After the poll phase: every read of this turn (a TCP read holds many TLS records) joins the runs first.
       this.#scheduled = true;
-      setImmediate(() => this.#flushAll());
+      setImmediate(() => this.flushAll());
     }
   }
 
@@ -64,7 +64,11 @@ export class DataRun<S extends RunHolder> {
     this.#deliver(stream, run.length === 1 ? run[0]! : Buffer.concat(run, bytes));
   }
 
-  #flushAll(): void {
+  /**
+   * Delivers every run now (else at the end of the turn): what the peer sent before a frame that acts on the whole
+   * session (the answer to a drain PING, after which idle streams close) reaches its streams before that frame acts.
+   */
+  flushAll(): void {
     this.#scheduled = false;
     let i = 0;
     try {
@@ -89,7 +93,7 @@ export class DataRun<S extends RunHolder> {
     this.#count = this.#pending.length;
     if (this.#count > 0 && !this.#scheduled) {
       this.#scheduled = true;
-      setImmediate(() => this.#flushAll());
+      setImmediate(() => this.flushAll());
     }
   }
 }

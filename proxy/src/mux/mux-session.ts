@@ -14,7 +14,6 @@ import { Flag, FrameType, HEADER_BYTES, MAX_DATA_PAYLOAD, MuxCode, STREAM_WINDOW
 import type { MuxEndReason, MuxSessionOptions } from './mux-session-options.js';
 import { MuxStream, type StreamPort } from './mux-stream.js';
 import { PartialFrame } from './partial-frame.js';
-
 import { HIGH_WATER, MAX_BACKLOG, MAX_STREAM_ID } from './session-bounds.js';
 
 export type { MuxEndReason, MuxRole, MuxSessionOptions } from './mux-session-options.js';
@@ -204,6 +203,7 @@ export class MuxSession implements StreamPort {
 
   /** Server: the dialer has read the GOAWAY (its drain PING came back), or is taken to have (tick). */
   #goAwaySeen(): void {
+    this.#run.flushAll(); // requests read before the PING's answer reach their streams before idle ones close
     this.#drainPing = 0;
     for (const fn of this.#afterGoAwaySeen.splice(0)) fn();
     if (this.#streams.size === 0) this.close();
