@@ -193,7 +193,8 @@ function parseInboundMtls(annotations: Annotations): boolean {
 }
 
 const NAME = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
-const DNS_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
+// A fully qualified name may end in a dot ("api.default.svc.cluster.local."), as configs and flags take it.
+const DNS_NAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$/;
 const IPV6 = /^\[[0-9a-fA-F:.]+\]$/;
 
 function parseHostPort(text: string): { host: string; port: number } | null {
@@ -212,7 +213,7 @@ function parseHostPort(text: string): { host: string; port: number } | null {
  *
  *   entry  = name "=" spiffe-id "@" host ":" port *( ";" option )
  *   name   = DNS label: [a-z0-9] ([a-z0-9-]{0,61} [a-z0-9])?, unique in the annotation
- *   host   = lower-case DNS name (e.g. api.default.svc), IPv4 address, or "[" IPv6 "]"
+ *   host   = lower-case DNS name (e.g. api.default.svc, a trailing dot allowed), IPv4 address, or "[" IPv6 "]"
  *   option = "local=" port       the loopback port the app dials (default 15101, 15102, … in entry order)
  *          | "protocol=" proto   http | http2 | grpc | tcp (default http)
  *

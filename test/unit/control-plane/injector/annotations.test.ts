@@ -98,6 +98,7 @@ describe('tessera.dev/outbound', () => {
     ['api=spiffe://TD/a@h:1', 'is not a SPIFFE ID'],
     ['api=spiffe://td/a@h', 'is not host:port'],
     ['api=spiffe://td/a@Api.svc:80', 'is not host:port'],
+    ...['api..svc', 'api.svc..', '.api.svc', '.'].map((h) => [`api=spiffe://td/a@${h}:80`, 'is not host:port'] as [string, string]),
     ['api=spiffe://td/a@h:99999', 'is not host:port'],
     // Audit 59c F2: IPv4 addresses in other forms than dotted decimal, and brackets around what is not IPv6.
     ...['2130706433', '0x7f.1', '1.2.3', '0', '010.0.0.1', '999.1.1.1', '1.2.3.4.', '[:::::]', '[1.2.3.4]'].map((h) => [`api=spiffe://td/a@${h}:15006`, 'is not host:port'] as [string, string]),
@@ -119,7 +120,7 @@ describe('tessera.dev/outbound', () => {
     expect(e.message).toContain(fragment);
   });
   test('hosts in dotted decimal, [IPv6] and DNS names are taken as written', () => {
-    for (const h of ['127.0.0.1', '[::1]', '[fd00::1]', 'api.default.svc', '10.0.0.255']) expect(out(`api=spiffe://td/a@${h}:80`)[0]!.upstream).toBe(`${h}:80`);
+    for (const h of ['127.0.0.1', '[::1]', '[fd00::1]', 'api.default.svc', '10.0.0.255', 'api.default.svc.cluster.local.']) expect(out(`api=spiffe://td/a@${h}:80`)[0]!.upstream).toBe(`${h}:80`);
   });
   // Audit 59c F4: a 1 MB value came back twice in a 2 MB message (then a 503 past the answer budget), with its
   // newlines and NULs as they were; kubectl prints the message.
