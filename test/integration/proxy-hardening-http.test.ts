@@ -89,6 +89,9 @@ const CANNED: Readonly<Record<string, string>> = {
   'bare-lf-line': 'HTTP/1.1 200 OK\r\nX-A: 1\nContent-Length: 2\r\n',
   // A 101 to a request that asked for no upgrade, the connection kept open.
   'unasked-101': 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\nConnection: Upgrade\r\n\r\n',
+  // Status codes outside 100-599 (RFC 9110 section 15), as the HTTP/2 paths refuse them.
+  'status-600': 'HTTP/1.1 600 Odd\r\nContent-Length: 2\r\n\r\nok',
+  'status-999': 'HTTP/1.1 999 Odd\r\nContent-Length: 2\r\n\r\nok',
 };
 /** More interim heads than a response may have (MAX_INTERIM_HEADS, 8), and as many as it may. */
 const INTERIM: Readonly<Record<string, string>> = {

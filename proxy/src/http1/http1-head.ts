@@ -195,7 +195,9 @@ export function parseHead(buf: Buffer, start: number, kind: 'request' | 'respons
     return rejected('bad_request');
   }
   const status = Number(code);
-  if (status < 100) return rejected('bad_request');
+  // RFC 9110 section 15: codes outside 100-599 are invalid (libraries use 600-999 for their own errors). Refused as
+  // the HTTP/2 paths refuse them (node:http2 will not send one), so every client kind gets the same 502.
+  if (status < 100 || status > 599) return rejected('bad_request');
   // An interim response has no body and may not say otherwise (RFC 9110 section 8.6, RFC 9112 section 6.1): a
   // client that reads one would take the final response as its body. Nor is there one in HTTP/1.0 (RFC 9110
   // section 15.2): llhttp reads "HTTP/1.0 1xx" as the connection's last message, and the final response after it

@@ -186,6 +186,8 @@ describe('malformed heads → bad_request', () => {
     ['status too short', 'HTTP/1.1 20 OK\r\n\r\n'],
     ['status not a number', 'HTTP/1.1 abc OK\r\n\r\n'],
     ['status below 100', 'HTTP/1.1 099 OK\r\n\r\n'],
+    ['status above 599', 'HTTP/1.1 600 Odd\r\nContent-Length: 0\r\n\r\n'],
+    ['status 999', 'HTTP/1.1 999 Odd\r\n\r\n'],
     ['missing space after version', 'HTTP/1.1200 OK\r\n\r\n'],
     ['four-digit status', 'HTTP/1.1 2000 OK\r\n\r\n'],
     ['exponent notation status', 'HTTP/1.1 1e2 OK\r\n\r\n'],
