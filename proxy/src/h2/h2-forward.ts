@@ -346,6 +346,7 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
         const repeat = up.rstCode === NGHTTP2_REFUSED_STREAM || (calm && REPEAT_AFTER_CALM.has(String(headers[':method'])));
         if (repeat && replay.held && refusals < REFUSED_RETRIES) {
           refusals++;
+          route?.refusedAgain();
           again = true;
           unrelay();
           return open(upstreamOf(), calm); // after ENHANCE_YOUR_CALM, a new session: the others may be as full

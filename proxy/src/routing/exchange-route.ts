@@ -170,6 +170,15 @@ export class ExchangeRoute<R> {
   }
 
   /**
+   * An HTTP/2 endpoint refused the attempt's stream (REFUSED_STREAM, as the streams above a GOAWAY's last id end) and
+   * it goes again to the same endpoint, outside the budget and not charged to it: routine for an app that rotates its
+   * connections (routing.md). Only counted (`refused`), as the other paths count their replays.
+   */
+  refusedAgain(): void {
+    this.#d.onRetry(this.#d.service, 'refused');
+  }
+
+  /**
    * The exchange is over: the last attempt's outcome (a no-op when a retry already ended it and none followed). A
    * success elsewhere shows the endpoints that answered this request 5xx failed on their own: they are blamed now.
    */

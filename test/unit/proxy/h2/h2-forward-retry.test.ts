@@ -70,6 +70,8 @@ interface Rig {
   readonly bad: AppRecord;
   readonly good: AppRecord;
   readonly retries: RetryReason[];
+  /** The endpoints whose lease was told a stream was refused (charged). */
+  readonly refusedAt: string[];
   /** Each attempt's end: endpoint and outcome. */
   readonly attempts: [string, AttemptOutcome][];
   readonly results: ForwardResult[];
@@ -87,7 +89,8 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
   const good = await app(ok);
   const retries: RetryReason[] = [];
   const attempts: [string, AttemptOutcome][] = [];
-  const lease = (address: string, resource: H2Upstream): Lease<H2Upstream> => ({ address, endpoint: {} as ServiceEndpoint, resource, observe: () => undefined, refused: () => undefined, blame: () => undefined, end: (o) => void attempts.push([address, o]) });
+  const refusedAt: string[] = [];
+  const lease = (address: string, resource: H2Upstream): Lease<H2Upstream> => ({ address, endpoint: {} as ServiceEndpoint, resource, observe: () => undefined, refused: () => void refusedAt.push(address), blame: () => undefined, end: (o) => void attempts.push([address, o]) });
   const endpoints: [string, H2Upstream][] = [
     ['bad', bad.upstream],
     ['good', good.upstream],
@@ -130,6 +133,7 @@ async function rig(badApp: App, replayable: boolean, settings: Partial<StreamSet
     bad: bad.rec,
     good: good.rec,
     retries,
+    refusedAt,
     attempts,
     results,
     request(method, body) {
@@ -203,6 +207,24 @@ describe('forwardStream to a balanced service: retries after bytes were sent', (
     expect(res).toMatchObject({ status: 200, data: 'good:payload' });
     expect(r.bad.bodies).toEqual(['payload']);
     expect(r.good.bodies).toEqual(['payload']);
+  });
+
+  test('a stream the endpoint refused (REFUSED_STREAM: not processed) goes again to it, counted as refused, not charged to it', async () => {
+    let first = true;
+    const r = await rig((stream, body) => {
+      if (first) {
+        first = false;
+        return stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+      }
+      stream.respond({ ':status': 200, 'x-replica': 'bad' });
+      stream.end(`bad:${body}`);
+    }, false);
+    const res = await r.request('POST', 'payload');
+    expect(res).toMatchObject({ status: 200, data: 'bad:payload' });
+    expect(r.retries).toEqual(['refused']);
+    expect(r.refusedAt).toEqual([]);
+    expect(r.bad.bodies).toEqual(['payload', 'payload']);
+    expect(r.good.bodies).toEqual([]);
   });
 
   test('a GET reset before any head goes to the other endpoint, counted as reset', async () => {
