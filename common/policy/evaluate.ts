@@ -1,7 +1,7 @@
 // evaluate(snapshot, request) → Decision: the pure authorization function (no I/O, no clock: time is req.nowMs).
 // Order: invalid path → break-glass → DENY → ALLOW → default; audit-mode policies are judged in a second pass.
 import { type CompiledPolicy, type CompiledRule, idMatcherMatches } from './compiled-policy.js';
-import { normalizeHttpPath } from './normalize-path.js';
+import { normalizeHttpPath, pathBeforeEscapedDelimiter } from './normalize-path.js';
 import type { DestinationPlan, PolicySnapshot } from './policy-snapshot.js';
 import type { AuthzRequest, Decision, DecisionReason, PolicyMode } from './policy-types.js';
 
@@ -22,6 +22,8 @@ interface Attributes {
   readonly port: number | undefined;
   readonly method: string | undefined;
   readonly path: string | undefined;
+  /** The path before an escaped "?" or "#", when it holds one: DENY rules are matched against it too. */
+  readonly decodedPath: string | undefined;
 }
 
 /**
@@ -69,7 +71,8 @@ function decide(
       return { allowed: true, policy: g.name, rule: null, reason: 'break_glass', mode: 'break-glass', byAudit: false };
     }
   }
-  const d = firstMatch(denies, a, true);
+  // An app that decodes the target and parses it again routes on the path before an escaped "?" or "#".
+  const d = firstMatch(denies, a, true) ?? (a.decodedPath === undefined ? null : firstMatch(denies, { ...a, path: a.decodedPath }, true));
   if (d) return { allowed: false, policy: d.p.name, rule: d.rule, reason: 'denied_by_rule', mode: d.p.mode, byAudit: d.p.mode === 'audit' };
   if (allows.length > 0) {
     const m = firstMatch(allows, a, false);
@@ -96,7 +99,7 @@ export function evaluate(snapshot: PolicySnapshot, req: AuthzRequest): Decision 
     path = normal;
   }
   const plan = snapshot.planFor(req.destination);
-  const a: Attributes = { sourceText: req.source === null ? null : req.source.toString(), port: req.port, method: l7 ? req.method : undefined, path };
+  const a: Attributes = { sourceText: req.source === null ? null : req.source.toString(), port: req.port, method: l7 ? req.method : undefined, path, decodedPath: path === undefined ? undefined : pathBeforeEscapedDelimiter(path) };
   const enforced = decide(plan, snapshot.defaultAction, a, req.nowMs, plan.enforceDeny, plan.enforceAllow);
   const decision: Decision = { allowed: enforced.allowed, policy: enforced.policy, rule: enforced.rule, reason: enforced.reason, mode: enforced.mode };
   if (plan.hasAudit) {

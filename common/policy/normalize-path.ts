@@ -121,6 +121,21 @@ export function normalizeHttpPath(raw: string): string | null {
 }
 
 /**
+ * The path a DENY rule is also matched against when `normal` (a normalizeHttpPath result) holds an escaped "?" or
+ * "#": the part before the first of them, undefined when there is none. Such an escape is forwarded as written (a tag
+ * or file name may hold one: "/tags/c%23"), but an app that percent-decodes the target and parses it again reads
+ * "/admin%23x" as "/admin" with a fragment: a rule about "/admin" must see that reading too. normalizeSegment
+ * upper-cased the escapes, and every "%" of a normalized path starts one, so a plain search finds them.
+ */
+export function pathBeforeEscapedDelimiter(normal: string): string | undefined {
+  if (normal.indexOf('%') < 0) return undefined;
+  const q = normal.indexOf('%3F');
+  const h = normal.indexOf('%23');
+  const cut = q < 0 ? h : h < 0 ? q : Math.min(q, h);
+  return cut < 0 ? undefined : normal.slice(0, cut);
+}
+
+/**
  * The request target to forward once the policy has decided on normalizeHttpPath(raw): that normalized path and
  * the client's query, byte for byte (the policy ignores the query; it is checked to be visible ASCII). null when
  * the target is refused.

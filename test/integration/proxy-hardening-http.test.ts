@@ -192,7 +192,9 @@ async function startNginx(): Promise<number> {
   return app.port;
 }
 
-const policy = `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}, ${EDGE}]\n      to: { paths: ["/public/**", "/v1/**", "/echo.v1.Echo/*"] }\n`;
+const policy =
+  `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}, ${EDGE}]\n      to: { paths: ["/public/**", "/v1/**", "/echo.v1.Echo/*"] }\n---\n` +
+  `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-deny-secret }\nspec:\n  selector: ${API}\n  action: DENY\n  rules:\n    - from: [${WEB}, ${EDGE}]\n      to: { paths: ["/public/secret", "/public/secret/**"] }\n`;
 
 function proxyYaml(name: string, body: string): string {
   return `identity:\n  files: { certFile: ${name}/svid.pem, keyFile: ${name}/key.pem, bundleFile: ${name}/bundle.pem }\n${body}admin: { listen: 127.0.0.1:0 }\ntelemetry: { accessLog: off }\n${LIMITS}`;
@@ -516,6 +518,26 @@ describe('request targets: the app receives exactly the path the policy decided 
     }
     expect(h2Seen.filter((s) => s.path.includes('#'))).toEqual([]);
     expect(appSeen.filter((s) => s.url.includes('#'))).toEqual([]);
+  });
+
+  // An escaped "?" or "#" is forwarded as written ("/public/c%23" is a tag), but an app that decodes the target and
+  // parses it again reads "/public/secret%23x" as "/public/secret": a DENY rule sees that reading too.
+  const escapedDelimiters = ['/public/secret%23x', '/public/secret%3F', '/public/secret%3fdebug=1', '/public/secret%23/x'];
+
+  test.each(H1)('HTTP/1.1 %s: a path whose part before an escaped "?" or "#" a DENY rule names is refused (403)', async (_name, target) => {
+    for (const path of escapedDelimiters) expect((await get(target(), path)).status, path).toBe(403);
+    const tag = await get(target(), '/public/c%23');
+    expect(tag.status).toBe(200);
+    expect(JSON.parse(body(tag.text)).url).toBe('/public/c%23');
+  });
+
+  test.each([
+    ['HTTP/2 sidecar outbound', 'web-h2'],
+    ['HTTP/2 sidecar inbound', 'api-h2'],
+    ['HTTP/2 edge', 'edge'],
+  ] as const)('%s: a :path whose part before an escaped "?" or "#" a DENY rule names is refused (403)', async (_name, where) => {
+    for (const path of escapedDelimiters) expect((await h2(where, path)).status, path).toBe(403);
+    expect((await h2(where, '/public/c%23')).status).toBe(200);
   });
 
   // Methods are case-sensitive, apps are not all so: "delete" would pass a rule about DELETE to an app that folds it.

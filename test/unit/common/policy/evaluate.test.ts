@@ -147,6 +147,26 @@ describe('evaluate: path normalization attacks against a DENY on /admin/**', () 
   });
 });
 
+// An escaped "?" or "#" is forwarded as written, but an app that decodes the target and parses it again routes on
+// what comes before it ("/admin%23x" is "/admin" with a fragment to it): DENY rules see that reading too.
+describe('evaluate: an escaped "?" or "#" against a DENY on /admin and /admin/**', () => {
+  const snap = snapshotOf(
+    policy('api-allow', API, 'ALLOW', `    - from: ["${TD}/ns/ops/**"]\n`) +
+      policy('api-deny-admin', API, 'DENY', `    - from: ["${INTERN}"]\n      to: { paths: ["/admin", "/admin/**"] }\n`),
+  );
+  test.each(['/admin%23x', '/admin%23', '/admin%3F', '/admin%3fdebug=1', '/admin%23/users', '/admin%3F/x', '/v1/../admin%23'])('%s is denied by the rule on the path before the escape', (path) => {
+    expect(evaluate(snap, req({ from: INTERN, method: 'GET', path }))).toEqual(deny('api-deny-admin', 0));
+  });
+  test.each(['/tags/c%23', '/search%3Fq', '/admi%23n', '/adminx%3F', '/admin%2523', '/admin%253F'])('%s is not denied: the path before the escape is not under the rule', (path) => {
+    expect(evaluate(snap, req({ from: INTERN, method: 'GET', path }))).toEqual(allow('api-allow', 0));
+  });
+  test('ALLOW rules match the path as forwarded: an escape does not widen what they allow', () => {
+    const s = snapshotOf(policy('api-allow', API, 'ALLOW', `    - from: ["${WEB}"]\n      to: { paths: ["/v1/**"] }\n`));
+    expect(evaluate(s, req({ from: WEB, path: '/v1/a%23' }))).toEqual(allow('api-allow', 0));
+    expect(evaluate(s, req({ from: WEB, path: '/v1%23/x' }))).toEqual(denied('no_matching_rule'));
+  });
+});
+
 describe('evaluate: ordering', () => {
   test('policies are tried in name order, whatever their order in the input; rules in list order', () => {
     const b = policy('b-deny', API, 'DENY', `    - from: ["${WEB}"]\n`);
