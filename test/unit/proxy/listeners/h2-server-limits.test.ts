@@ -6,13 +6,15 @@
 // session nghttp2 closes for a flood or a protocol error is counted by reason.
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
-import { CUT_LINGER_MS, H2SessionWatch } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { CUT_LINGER_MS, H2SessionWatch, SOCKET_PROBE_MS } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { sessionErrorReason } from '../../../../shared-io/h2-session-error.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
+import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
@@ -78,21 +80,95 @@ test('before any request: headers due headersTimeout after the session started',
   await until('the session closed', () => t.watch().closed);
 });
 
-test('a stream in flight has no session deadline; once it closes, idleTimeout runs from then', async () => {
+test('a stream in flight is not cut by the session\'s deadlines, only its socket probed; once it closes, idleTimeout runs from then', async () => {
   const t = await setup(300);
   const done = get(t.client);
-  await until('the stream is open', () => t.watch().deadlineMs === Number.POSITIVE_INFINITY, 2_000, 10);
-  t.advance(10_000); // far past both timeouts: an open stream is not cut by the session's deadlines
-  expect(t.watch().deadlineMs).toBe(Number.POSITIVE_INFINITY);
+  await until('the stream is open', () => t.streams() === 1, 2_000, 10);
+  // Far past both timeouts: each due deadline is the socket probe (SOCKET_PROBE_MS apart), nothing counted or cut.
+  for (let i = 0; i < 5; i++) {
+    t.advance(10_000);
+    expect(t.watch().deadlineMs).toBeLessThan(t.now());
+    t.watch().expire();
+    expect(t.watch().deadlineMs).toBe(t.now() + SOCKET_PROBE_MS);
+  }
+  expect(t.expired).toEqual([]);
   await done;
-  await until('the stream closed', () => t.watch().deadlineMs !== Number.POSITIVE_INFINITY, 2_000, 10);
-  expect(t.watch().deadlineMs).toBe(t.now() + 5_000);
+  await until('the stream closed', () => t.watch().deadlineMs === t.now() + 5_000, 2_000, 10);
   // PINGs are activity for Node's own timeout, not for this one.
   await new Promise<void>((r) => t.client.ping(() => r()));
   t.advance(5_001);
   expect(t.watch().deadlineMs).toBeLessThan(t.now());
   t.watch().expire();
   expect(t.expired).toEqual(['idle_timeout']);
+});
+
+// Audit 60b F1: node:http2 stops reading while a write is in progress; over TLS, a client that then resets the
+// connection fails that write unseen by the session (no 'error', no 'close'): its streams stayed open until
+// streamIdleTimeout. Over plain TCP the session sees the failed write itself.
+test('a TLS client that resets its connection while the session\'s write is blocked: the next socket probe closes the session and its stream', async () => {
+  let now = 1_000_000;
+  let watch: H2SessionWatch | undefined;
+  let streamClosed = false;
+  let blocked = false;
+  const ca = await TestCa.create();
+  const cert = await ca.mintSvid('spiffe://example.org/server');
+  // As the edge and the inbound listeners do: a TLS server hands each connection to an HTTP/2 server.
+  const tlsServer = tls.createServer({ cert: cert.chainPem, key: cert.keyPem, ALPNProtocols: ['h2'] });
+  const server = http2.createServer();
+  guardH2Server(server, realTimers);
+  tlsServer.on('secureConnection', (socket) => server.emit('connection', socket));
+  server.on('session', (s) => {
+    watch = new H2SessionWatch(s, LIMITS, () => now, () => undefined);
+  });
+  const chunk = Buffer.alloc(65_536, 120);
+  server.on('stream', (stream) => {
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      streamClosed = true;
+    });
+    stream.respond({ ':status': 200 });
+    // 64 MiB, written as fast as the window allows: the client's window is open, the kernel buffers fill.
+    let n = 0;
+    const pump = (): void => {
+      while (n++ < 1_024) {
+        if (!stream.write(chunk)) {
+          blocked = true;
+          return void stream.once('drain', pump);
+        }
+      }
+      stream.end();
+    };
+    pump();
+  });
+  await new Promise<void>((r) => tlsServer.listen(0, '127.0.0.1', r));
+  closers.push(() => tlsServer.close());
+  const socket = tls.connect({ port: (tlsServer.address() as AddressInfo).port, host: '127.0.0.1', ALPNProtocols: ['h2'], rejectUnauthorized: false });
+  socket.on('error', () => undefined);
+  await new Promise<void>((r) => socket.once('secureConnect', () => r()));
+  // The preface, SETTINGS with the largest stream window, a connection WINDOW_UPDATE to match, and a GET (HPACK
+  // static indexes: :method GET, :path /, :scheme http, and :authority "a"); then nothing more is read.
+  const settings = Buffer.alloc(6);
+  settings.writeUInt16BE(4, 0);
+  settings.writeUInt32BE(2 ** 31 - 1, 2);
+  const credit = Buffer.alloc(4);
+  credit.writeUInt32BE(2 ** 31 - 1 - 65_535, 0);
+  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(4, 0, 0, settings), h2Frame(8, 0, 0, credit), h2Frame(1, 0x5, 1, Buffer.from([0x82, 0x84, 0x86, 0x41, 0x01, 0x61]))]));
+  socket.pause();
+  await until('the session', () => watch !== undefined, 2_000, 10);
+  const w = watch!;
+  // The server writes until its socket is full (its stream waits for 'drain': a write in progress), then the client
+  // resets the connection (RST: a TCP socket closed with unread bytes).
+  await until('the server\'s writes are blocked', () => blocked, 5_000, 10);
+  await new Promise((r) => setTimeout(r, 100));
+  socket.destroy();
+  // Without a probe nothing comes: the session stays open with its stream.
+  await new Promise((r) => setTimeout(r, 300));
+  expect(w.closed).toBe(false);
+  expect(streamClosed).toBe(false);
+  now += 60_000;
+  expect(w.deadlineMs).toBeLessThan(now);
+  w.expire();
+  await until('the session closed', () => w.closed && streamClosed, 2_000, 10);
 });
 
 /** Opens `n` streams one after the other, each reset with CANCEL once the server saw it; `answered` ones after their head. */

@@ -1,0 +1,23 @@
+// Makes an HTTP/2 server session see that its client went away. node:http2 (Node 24) stops reading a connection
+// while one of its writes is in progress, to push back; when the client then resets the connection (a slow reader
+// that gave up, a killed process), that write fails with ECONNRESET and the socket leaves the event loop, but the
+// failure never reaches the session: no 'error', no 'close', its streams (and their upstream requests, pool slots
+// and app connections) stay open until limits.streamIdleTimeout cuts them (audit 60b F1; a bare node:http2 server
+// does the same). Asking the socket to read again surfaces the reset, and the session closes as on any other.
+import type { Http2Session } from 'node:http2';
+
+interface ReadableHandle {
+  readStart(): number;
+}
+
+/**
+ * Asks `session`'s socket to read: a no-op on a live connection (what arrives is the session's input anyway, and it
+ * stops reading again at its next write), the reset on a dead one. Nothing happens where a later Node has no such
+ * handle.
+ */
+export function probeSessionSocket(session: Http2Session): void {
+  if (session.destroyed) return;
+  // session.socket is node:http2's guarded view of the socket: reading its handle is allowed, calling read() is not.
+  const handle = (session.socket as unknown as { readonly _handle?: Partial<ReadableHandle> | null } | undefined)?._handle;
+  if (typeof handle?.readStart === 'function') handle.readStart();
+}
