@@ -2,15 +2,16 @@
 // audience set until half its lifetime), FetchJWTBundles (a JWKS per trust domain, pushed on every change) and
 // ValidateJWTSVID (pure validation against the JWT bundle of the subject's own trust domain).
 import * as grpc from '@grpc/grpc-js';
-import type { JwtBundlesResponseMsg, JwtSvidRequestMsg, JwtSvidResponseMsg, ProtoStructMsg, ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg } from '../../../common/contract/spiffe-workload.js';
 import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
-import { TesseraError, describeError, isTesseraError } from '../../../common/errors.js';
+import type { JwtBundlesResponseMsg, JwtSvidRequestMsg, JwtSvidResponseMsg, ProtoStructMsg, ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg } from '../../../common/contract/spiffe-workload.js';
+import { describeError, isTesseraError, TesseraError } from '../../../common/errors.js';
 import { checkAudience } from '../../../common/spiffe/jwt-audience.js';
 import { type JwtBundleSet, jwtRefusalReason, validateJwtSvid } from '../../../common/spiffe/jwt-svid.js';
 import { jwtBundleJwks } from '../../../common/spiffe/spiffe-bundle.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { MintedJwtSvid } from '../identity/control-plane-client.js';
 import { banOf, type OwnBan } from '../identity/control-plane-svid-source.js';
+import { StateStreams } from './state-streams.js';
 
 export interface WorkloadJwtSource {
   /** Signs a JWT-SVID of the proxy's identity for these audiences (the control plane). */
@@ -107,15 +108,17 @@ type Stream = grpc.ServerWritableStream<unknown, JwtBundlesResponseMsg>;
 export class WorkloadJwtCalls {
   readonly #s: WorkloadJwtSource;
   readonly #cache = new JwtSvidCache();
-  readonly #streams = new Set<Stream>();
+  /** FetchJWTBundles streams: a client that does not read gets the newest bundles once it drains (state-streams.ts). */
+  readonly #streams: StateStreams<Stream>;
   readonly #unsubscribe: () => void;
 
   constructor(source: WorkloadJwtSource) {
     this.#s = source;
+    this.#streams = new StateStreams(() => jwtBundlesResponse(source.bundles.current));
     this.#unsubscribe = source.bundles.subscribe(() => {
       // A cached token may be signed by a key the new bundles no longer hold (an emergency key removal).
       this.#cache.clear();
-      for (const call of this.#streams) this.#write(call);
+      this.#streams.pushAll();
     });
   }
 
@@ -193,14 +196,7 @@ export class WorkloadJwtCalls {
     );
   };
 
-  fetchJwtBundles = (call: Stream): void => {
-    this.#streams.add(call);
-    const drop = () => this.#streams.delete(call);
-    call.on('cancelled', drop);
-    call.on('close', drop);
-    call.on('error', drop);
-    this.#write(call);
-  };
+  fetchJwtBundles = (call: Stream): void => this.#streams.open(call);
 
   validateJwtSvid: Unary<ValidateJwtSvidRequestMsg, ValidateJwtSvidResponseMsg> = (call, cb) => {
     const report = (result: 'ok' | 'refused', reason: string) => this.#s.onCall?.('validate', result, reason);
@@ -238,15 +234,9 @@ export class WorkloadJwtCalls {
     return undefined;
   }
 
-  #write(call: Stream): void {
-    if (call.cancelled || call.writableEnded) return;
-    call.write(jwtBundlesResponse(this.#s.bundles.current));
-  }
-
   /** Ends the bundle streams (status OK) and stops listening for bundle changes. */
   close(): void {
     this.#unsubscribe();
-    for (const call of this.#streams) if (!call.writableEnded) call.end();
-    this.#streams.clear();
+    this.#streams.endAll();
   }
 }

@@ -7,21 +7,22 @@
 // ResourceExhausted (TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE), as the control plane answers one over its cap.
 // A connection's control traffic is bounded as on every HTTP/2 server of Tessera (shared-io/grpc-session-guard.ts).
 import { chmodSync, existsSync, lstatSync, unlinkSync } from 'node:fs';
-import { type Server as NetServer, type Socket, createServer } from 'node:net';
+import { createServer, type Server as NetServer, type Socket } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
 import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js';
-import { type ErrorCode, TesseraError, describeError } from '../../../common/errors.js';
-import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
-import { RejectedMessage, guardedService } from '../../../shared-io/guarded-service.js';
+import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
+import { describeError, type ErrorCode, TesseraError } from '../../../common/errors.js';
 import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.js';
+import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import { guardedService, RejectedMessage } from '../../../shared-io/guarded-service.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
-import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
-import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
 import { makeDirsSync } from '../../../shared-io/make-dirs.js';
+import { loadProtoFile, serviceAt } from '../../../shared-io/proto-loader.js';
+import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
+import { StateStreams } from './state-streams.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
 
 export const SECURITY_HEADER = 'workload.spiffe.io';
@@ -102,10 +103,9 @@ export class WorkloadApiServer {
   #injector: grpc.ConnectionInjector | undefined;
   #guard: GrpcSessionGuard | undefined;
   readonly #onRejected: NonNullable<WorkloadApiServerOptions['onRejected']>;
-  /** Streams whose last write was refused (the client does not read): sent the state once they drain, not before. */
-  readonly #behind = new WeakSet<Stream>();
-  readonly #svidStreams = new Set<Stream>();
-  readonly #bundleStreams = new Set<Stream>();
+  /** FetchX509SVID and FetchX509Bundles streams: a client that does not read gets the newest state once it drains. */
+  readonly #svidStreams: StateStreams<Stream>;
+  readonly #bundleStreams: StateStreams<Stream>;
   readonly #jwt: WorkloadJwtCalls | undefined;
   #unsubscribe: (() => void) | undefined;
 
@@ -115,6 +115,14 @@ export class WorkloadApiServer {
     this.#onEvent = opts.onEvent ?? (() => {});
     this.#onRejected = opts.onRejected ?? (() => {});
     this.#jwt = opts.jwt ? new WorkloadJwtCalls(opts.jwt) : undefined;
+    this.#svidStreams = new StateStreams(() => {
+      const identity = this.#feed.current();
+      return identity ? x509SvidResponse(identity) : undefined;
+    });
+    this.#bundleStreams = new StateStreams(() => {
+      const identity = this.#feed.current();
+      return identity ? x509BundlesResponse(identity) : undefined;
+    });
     const l: WorkloadApiLimits = { ...WORKLOAD_API_LIMITS, ...opts.limits };
     this.#limits = l;
     this.#timers = opts.timers;
@@ -238,7 +246,7 @@ export class WorkloadApiServer {
     return { code: tooLarge ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INVALID_ARGUMENT, details: describeError(new TesseraError(code, `${method}: ${why}`)), metadata };
   }
 
-  #openStream(method: string, call: Stream, set: Set<Stream>): void {
+  #openStream(method: string, call: Stream, streams: StateStreams<Stream>): void {
     const bad = this.#checkRequest(method, call);
     if (bad) {
       call.emit('error', bad);
@@ -251,38 +259,22 @@ export class WorkloadApiServer {
       call.emit('error', { code: grpc.status.UNAVAILABLE, details: 'no identity issued yet; retry' });
       return;
     }
-    set.add(call);
-    call.on('drain', () => {
-      if (this.#behind.delete(call)) this.#write(call, set);
-    });
-    const drop = () => set.delete(call);
-    call.on('cancelled', drop);
-    call.on('close', drop);
-    call.on('error', drop);
     this.#onEvent({ method, outcome: 'ok' });
-    this.#write(call, set);
+    streams.open(call);
   }
 
-  /** Writes the complete current state, unless the stream is still behind: then its 'drain' sends the latest. */
-  #write(call: Stream, set: Set<Stream>): void {
-    const identity = this.#feed.current();
-    if (!identity || call.cancelled || call.writableEnded || this.#behind.has(call)) return;
-    if (!call.write(set === this.#svidStreams ? x509SvidResponse(identity) : x509BundlesResponse(identity))) this.#behind.add(call);
-  }
-
-  /** Pushes the complete new state to every open stream. */
+  /** Pushes the complete new state to every open stream (one still behind gets the latest when it drains). */
   #pushAll(): void {
-    for (const call of this.#svidStreams) this.#write(call, this.#svidStreams);
-    for (const call of this.#bundleStreams) this.#write(call, this.#bundleStreams);
+    this.#svidStreams.pushAll();
+    this.#bundleStreams.pushAll();
   }
 
   /** Ends every stream (status OK), stops the server and removes the socket file. */
   async close(): Promise<void> {
     this.#unsubscribe?.();
     this.#jwt?.close();
-    for (const call of [...this.#svidStreams, ...this.#bundleStreams]) if (!call.writableEnded) call.end();
-    this.#svidStreams.clear();
-    this.#bundleStreams.clear();
+    this.#svidStreams.endAll();
+    this.#bundleStreams.endAll();
     await new Promise<void>((ok) => {
       const force = this.#timers.setTimeout(
         () => {
