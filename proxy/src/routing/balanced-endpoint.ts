@@ -56,10 +56,14 @@ export function candidateWeight(e: BalancedEndpoint<unknown>, nowMs: number): nu
  * quickly or not at all, and its estimate alone would make it the cheapest).
  */
 export function costOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): number {
-  let latency = Math.max(e.ewma.estimate(nowMs, floorMs), e.penalty.valueMs(nowMs));
+  return latencyOf(e, nowMs, floorMs) * (e.outstanding + 1);
+}
+
+/** What one request to `e` is expected to wait, its load aside: the latency part of costOf. */
+export function latencyOf(e: BalancedEndpoint<unknown>, nowMs: number, floorMs: number): number {
+  const latency = Math.max(e.ewma.estimate(nowMs, floorMs), e.penalty.valueMs(nowMs));
   const oldest = e.awaiting.oldest;
-  if (oldest !== null) latency = Math.max(latency, nowMs - oldest.placedAtMs);
-  return latency * (e.outstanding + 1);
+  return oldest === null ? latency : Math.max(latency, nowMs - oldest.placedAtMs);
 }
 
 /**

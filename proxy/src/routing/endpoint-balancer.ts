@@ -5,7 +5,7 @@
 import { endpointAddress, type ServiceEndpoint } from '../../../common/routing/service-endpoint.js';
 import type { RoutingSettings } from '../config/routing-config.js';
 import { AwaitingAttempts } from './awaiting-attempts.js';
-import { type BalancedEndpoint, BalancerLease, candidateWeight, costOf, type EndpointState, heldOut, type LeaseHooks, stateOf, viewOf } from './balanced-endpoint.js';
+import { type BalancedEndpoint, BalancerLease, candidateWeight, costOf, type EndpointState, heldOut, latencyOf, type LeaseHooks, stateOf, viewOf } from './balanced-endpoint.js';
 import { FailurePenalty } from './failure-penalty.js';
 import type { AttemptOutcome, EndpointView, Lease } from './lease.js';
 import { type EjectionReason, OutlierDetector } from './outlier-detector.js';
@@ -36,6 +36,12 @@ const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'b
 
 /** limits.requestTimeout's default: the failure penalty's cap when the options give none. */
 const DEFAULT_FAILURE_PENALTY_CAP_MS = 60_000;
+/**
+ * How much slower than another endpoint one drawn twice may be and still take the request. Latency, not cost: a
+ * heavier endpoint carries more load by design (its weight), and the weights must still shape the shares while the
+ * endpoints answer alike; a slow or frozen one is tens to thousands of times slower.
+ */
+const DOUBLE_DRAW_SLACK = 4;
 
 /** Which endpoints one pass of pick() gathers, among the ejected or the others. */
 enum Pass {
@@ -154,9 +160,17 @@ export class EndpointBalancer<R> {
       const a = this.#draw(n, -1);
       const b = this.#draw(n, this.#uniform ? a : -1);
       const ea = this.#cand[a]!;
-      const eb = this.#cand[b]!;
       const floor = this.#floorMs();
-      chosen = a === b || costOf(ea, now, floor) <= costOf(eb, now, floor) ? ea : eb;
+      if (a === b) {
+        // Drawn twice it keeps its weight's share, unless it costs far more than another drawn apart: taken whatever
+        // its cost, a replica answering in 5 s (or frozen) kept the square of its share, 8 % at 150:100:100, and
+        // parked a closed-loop client's every worker on it (audit 60c F1).
+        const ec = this.#cand[this.#draw(n, a)]!;
+        chosen = latencyOf(ea, now, floor) <= DOUBLE_DRAW_SLACK * latencyOf(ec, now, floor) ? ea : ec;
+      } else {
+        const eb = this.#cand[b]!;
+        chosen = costOf(ea, now, floor) <= costOf(eb, now, floor) ? ea : eb;
+      }
     }
     chosen.outstanding++;
     return new BalancerLease(this.#hooks, chosen, now);

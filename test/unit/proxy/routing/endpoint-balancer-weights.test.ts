@@ -59,6 +59,25 @@ describe('EndpointBalancer: weights with two endpoints', () => {
   });
 });
 
+describe('EndpointBalancer: an endpoint drawn twice is still compared (audit 60c F1)', () => {
+  // With unequal weights the two draws are independent, and one drawn twice took the request whatever its cost: a
+  // replica answering in 5 s kept the square of its weight share (8 % at 150:100:100), enough to park every worker of
+  // a closed-loop client on it; slow start gives any service unequal weights for 10 s after an endpoint joins.
+  test.each(SEEDS)('150:100:100 with one endpoint answering in 5 s: it gets almost nothing (seed %i)', (seed) => {
+    const { b, time } = setup(seed);
+    b.update([ep(1, 150), ep(2), ep(3)]);
+    const picks = run(b, time, 3000, 5, (a) => (a === addr(2) ? 5_000 : 10), seed);
+    expect(shareOf(picks, addr(2))).toBeLessThan(0.01);
+  });
+
+  test.each(SEEDS)('a frozen endpoint (no answer at all) under unequal weights: its share falls as its oldest attempt waits (seed %i)', (seed) => {
+    const { b, time } = setup(seed);
+    b.update([ep(1, 150), ep(2), ep(3)]);
+    const picks = run(b, time, 3000, 5, (a) => (a === addr(2) ? 1e9 : 10), seed);
+    expect(shareOf(picks, addr(2))).toBeLessThan(0.01);
+  });
+});
+
 describe('EndpointBalancer: weights with three endpoints', () => {
   test.each(SEEDS)('1000:100:1, one request at a time: in weight order, near 90:9:0 (seed %i)', (seed) => {
     const { b, time } = setup(seed);
