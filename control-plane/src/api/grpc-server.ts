@@ -20,6 +20,14 @@ import { toGrpcError } from './grpc-status.js';
 /** The control plane's codes for a request grpc-js will not read (shared-io/read-refusal.ts). */
 const ISSUANCE_READ_REFUSALS = { tooLarge: 'TESSERA_ERR_ISSUANCE_MESSAGE_TOO_LARGE', malformed: 'TESSERA_ERR_ISSUANCE_BAD_REQUEST' } as const;
 
+/**
+ * A frozen proxy (SIGSTOP, a hung node: its kernel still answers TCP) held its connection, its Register stream and so
+ * its service registration for as long as its SVID lasted, for grpc-js pings no one by default: each caller had to
+ * find the dead endpoint itself (audit 60c F2). Unanswered for 30 s at most, the connection is closed, the calls on it
+ * end as on a crash, and the registration goes after registrationGrace. Proxies answer PINGs in their event loop.
+ */
+export const SERVER_KEEPALIVE = { timeMs: 20_000, timeoutMs: 10_000 } as const;
+
 export interface ServerIdentity {
   /** PEM chain, leaf first. */
   readonly certChainPem: string;
@@ -49,6 +57,11 @@ export interface GrpcServerOptions {
    * reset for a request message not whole within headersTimeoutMs, or past the bounds on unfinished messages' bytes.
    */
   readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault) => void;
+  /**
+   * A PING to every connection after `timeMs` (grpc-js counts from its last PING), the connection closed when its
+   * answer has not come within `timeoutMs`. Default SERVER_KEEPALIVE.
+   */
+  readonly keepalive?: { readonly timeMs: number; readonly timeoutMs: number };
   /** Reads the message deadline. */
   readonly nowMs: () => number;
   /**
@@ -83,6 +96,8 @@ export class GrpcServer {
       // keeps its connection busy; others reconnect on their next call.
       'grpc.max_connection_idle_ms': 60_000,
       'grpc.keepalive_permit_without_calls': 1,
+      'grpc.keepalive_time_ms': (opts.keepalive ?? SERVER_KEEPALIVE).timeMs,
+      'grpc.keepalive_timeout_ms': (opts.keepalive ?? SERVER_KEEPALIVE).timeoutMs,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
       // Runs when a call's headers are complete and a handler exists: the connection has made its first call. A
       // request grpc-js refuses to read (over maxReceiveBytes, not inflating, a second or missing message on a

@@ -5,6 +5,7 @@
 // stop(graceMs) lets calls in progress be answered before it closes the connections.
 import { X509Certificate } from 'node:crypto';
 import { type Socket, connect as netConnect } from 'node:net';
+import * as http2 from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, test } from 'vitest';
@@ -155,6 +156,44 @@ describe('GrpcServer', () => {
     expect(s.connections).toBe(0);
     expect(await call(clients[0]!)).toMatch(/^error /);
     for (const c of clients) c.close();
+  });
+
+  // Audit 60c F2: a frozen proxy (SIGSTOP: its kernel still answers TCP) kept its connection, its Register stream
+  // and its service registration for as long as its SVID lasted. Its connection is closed once a PING goes unanswered.
+  test('a connection that does not answer the keepalive PING is closed; one that answers stays', async () => {
+    const opts = { identity: t.api.served.credentials(), handshakeTimeoutMs: 5_000, headersTimeoutMs: 20_000, maxConnections: 8, maxReceiveBytes: 1024, timers: realTimers, nowMs: systemClock.nowMs };
+    const frozenAfter = async (keepalive: { timeMs: number; timeoutMs: number } | undefined, waitMs: number) => {
+      const server = new GrpcServer({ ...opts, listen: '127.0.0.1:0', ...(keepalive ? { keepalive } : {}) });
+      await server.start();
+      try {
+        // Answers PINGs (node:http2 does, in its event loop), makes no call.
+        const live = http2.connect(`https://127.0.0.1:${server.port}`, { rejectUnauthorized: false });
+        live.on('error', () => undefined);
+        // The preface and an empty SETTINGS, then nothing is read again: a process that stopped.
+        const frozen = tlsConnect({ host: '127.0.0.1', port: server.port, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+        frozen.on('error', () => undefined);
+        await new Promise<void>((r) => frozen.once('secureConnect', () => r()));
+        frozen.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]));
+        frozen.pause();
+        let frozenClosed = false;
+        frozen.once('close', () => {
+          frozenClosed = true;
+        });
+        await new Promise((r) => setTimeout(r, waitMs));
+        // Now read (the end comes through reads), briefly: a closed connection shows its end at once.
+        frozen.resume();
+        await new Promise((r) => setTimeout(r, 300));
+        const result = { frozenClosed, liveClosed: live.closed || live.destroyed };
+        live.destroy();
+        frozen.destroy();
+        return result;
+      } finally {
+        await server.stop(0);
+      }
+    };
+    expect(await frozenAfter({ timeMs: 200, timeoutMs: 300 }, 1_500)).toEqual({ frozenClosed: true, liveClosed: false });
+    // The default (SERVER_KEEPALIVE, 20 s) has not come yet: the same frozen client is still connected.
+    expect(await frozenAfter(undefined, 1_500)).toEqual({ frozenClosed: false, liveClosed: false });
   });
 
   test('a bad listen address and a taken port are refused with TESSERA_ERR_CP_LISTEN_FAILED', async () => {
