@@ -86,11 +86,19 @@ function isDotWithParams(seg: string): boolean {
 }
 
 /**
+ * A "." or ".." segment ended by an escaped "?" or "#" ("..%3F", ".%23"; normalizeSegment has decoded the dots and
+ * upper-cased the escape): kept as a segment here, it is a dot segment to an app that percent-decodes the target and
+ * parses it again, so "/admin/x/..%3F" would be "/admin" there and "/admin/x/.." to the DENY rules (audit 60e F1).
+ */
+const DOT_BEFORE_DELIMITER = /^\.\.?%(?:3F|23)/;
+
+/**
  * The path as policies see it: query dropped, escaped unreserved characters decoded, "//" merged, "." and ".."
  * resolved (RFC 3986 section 5.2.4; a trailing "/" is kept). Returns null to refuse the request (reason
  * invalid_path): a fragment ("#"), no leading "/" (absolute-form, "*", empty), "%2F"/"%5C" or raw "\", a bad "%"
  * escape, an encoded or raw control character, space or raw non-ASCII anywhere in the target, ".." that climbs
- * above the root, or a dot or empty segment with parameters ("..;x", ";x", "..%3Bx", "%3Bx").
+ * above the root, a dot or empty segment with parameters ("..;x", ";x", "..%3Bx", "%3Bx"), or a dot segment ended by
+ * an escaped "?" or "#" ("..%3F", ".%23").
  */
 export function normalizeHttpPath(raw: string): string | null {
   if (!TARGET_CHARS.test(raw)) return null;
@@ -103,7 +111,7 @@ export function normalizeHttpPath(raw: string): string | null {
   let trailingSlash = false;
   for (let i = 0; i < segs.length; i++) {
     const seg = normalizeSegment(segs[i]!);
-    if (seg === null || isDotWithParams(seg)) return null;
+    if (seg === null || isDotWithParams(seg) || DOT_BEFORE_DELIMITER.test(seg)) return null;
     const last = i === segs.length - 1;
     trailingSlash = false;
     if (seg === '' || seg === '.') {

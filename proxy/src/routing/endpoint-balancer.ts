@@ -37,11 +37,13 @@ const FAILURES: ReadonlySet<AttemptOutcome> = new Set(['status_5xx', 'reset', 'b
 /** limits.requestTimeout's default: the failure penalty's cap when the options give none. */
 const DEFAULT_FAILURE_PENALTY_CAP_MS = 60_000;
 /**
- * How much slower than another endpoint one drawn twice may be and still take the request. Latency, not cost: a
- * heavier endpoint carries more load by design (its weight), and the weights must still shape the shares while the
- * endpoints answer alike; a slow or frozen one is tens to thousands of times slower.
+ * How much slower than another endpoint one drawn twice may be and still take the request; past it, its chance falls
+ * in proportion (no cliff: a heavy endpoint a little past it, or one whose peak estimate holds a tail spike, keeps
+ * most of its share; a slow or frozen one, hundreds of times slower, almost none). Latency, not cost: a heavier
+ * endpoint carries more load by design (its weight), and the weights must still shape the shares while the endpoints
+ * answer alike. At 4 with a hard cut (audit 60e F2), a 1000-weight endpoint 4.5 times slower lost 83 → 6 % at once.
  */
-const DOUBLE_DRAW_SLACK = 4;
+const DOUBLE_DRAW_SLACK = 8;
 
 /** Which endpoints one pass of pick() gathers, among the ejected or the others. */
 enum Pass {
@@ -162,11 +164,13 @@ export class EndpointBalancer<R> {
       const ea = this.#cand[a]!;
       const floor = this.#floorMs();
       if (a === b) {
-        // Drawn twice it keeps its weight's share, unless it costs far more than another drawn apart: taken whatever
+        // Drawn twice it keeps its weight's share, unless it is far slower than another drawn apart: taken whatever
         // its cost, a replica answering in 5 s (or frozen) kept the square of its share, 8 % at 150:100:100, and
         // parked a closed-loop client's every worker on it (audit 60c F1).
         const ec = this.#cand[this.#draw(n, a)]!;
-        chosen = latencyOf(ea, now, floor) <= DOUBLE_DRAW_SLACK * latencyOf(ec, now, floor) ? ea : ec;
+        const la = latencyOf(ea, now, floor);
+        const bound = DOUBLE_DRAW_SLACK * latencyOf(ec, now, floor);
+        chosen = la <= bound || this.#o.random() * la < bound ? ea : ec;
       } else {
         const eb = this.#cand[b]!;
         chosen = costOf(ea, now, floor) <= costOf(eb, now, floor) ? ea : eb;

@@ -160,6 +160,10 @@ describe('evaluate: an escaped "?" or "#" against a DENY on /admin and /admin/**
   test.each(['/tags/c%23', '/search%3Fq', '/admi%23n', '/adminx%3F', '/admin%2523', '/admin%253F'])('%s is not denied: the path before the escape is not under the rule', (path) => {
     expect(evaluate(snap, req({ from: INTERN, method: 'GET', path }))).toEqual(allow('api-allow', 0));
   });
+  // Audit 60e F1: cut at the escape, "/admin/x/..%3F" was matched as "/admin/x/..", which such an app reads as "/admin".
+  test.each(['/admin/x/..%3F', '/admin/x/..%3f', '/admin/.%23', '/admin/x/%2e%2e%3F', '/x/..%23/y', '/admin/x/.%3Fq'])('%s (a dot segment ended by an escaped "?" or "#") is refused as invalid_path', (path) => {
+    expect(evaluate(snap, req({ from: INTERN, method: 'GET', path }))).toEqual(denied('invalid_path'));
+  });
   test('ALLOW rules match the path as forwarded: an escape does not widen what they allow', () => {
     const s = snapshotOf(policy('api-allow', API, 'ALLOW', `    - from: ["${WEB}"]\n      to: { paths: ["/v1/**"] }\n`));
     expect(evaluate(s, req({ from: WEB, path: '/v1/a%23' }))).toEqual(allow('api-allow', 0));

@@ -70,6 +70,13 @@ describe('EndpointBalancer: an endpoint drawn twice is still compared (audit 60c
     expect(shareOf(picks, addr(2))).toBeLessThan(0.01);
   });
 
+  test.each(SEEDS)('1000:100, the heavy endpoint 4.5 times slower under its load: it keeps most of its share, no cliff (seed %i)', (seed) => {
+    const { b, time } = setup(seed);
+    b.update([ep(1, 1000), ep(2, 100)]);
+    const picks = run(b, time, 3000, 2, (a) => (a === addr(1) ? 45 : 10), seed);
+    expect(shareOf(picks, addr(1))).toBeGreaterThan(0.7); // a hard cut at 4 times gave it 6 % (audit 60e F2)
+  });
+
   test.each(SEEDS)('a frozen endpoint (no answer at all) under unequal weights: its share falls as its oldest attempt waits (seed %i)', (seed) => {
     const { b, time } = setup(seed);
     b.update([ep(1, 150), ep(2), ep(3)]);
