@@ -12,12 +12,18 @@ interface ReadableHandle {
 
 /**
  * Asks `session`'s socket to read: a no-op on a live connection (what arrives is the session's input anyway, and it
- * stops reading again at its next write), the reset on a dead one. Nothing happens where a later Node has no such
- * handle.
+ * stops reading again at its next write), the reset on a dead one. A session destroyed while a write of it hangs
+ * keeps its socket open too (node:http2 ends the socket only once that write completes): the same reset closes it.
+ * Nothing happens where a later Node has no such handle, or once the session has let go of its socket.
  */
 export function probeSessionSocket(session: Http2Session): void {
-  if (session.destroyed) return;
-  // session.socket is node:http2's guarded view of the socket: reading its handle is allowed, calling read() is not.
-  const handle = (session.socket as unknown as { readonly _handle?: Partial<ReadableHandle> | null } | undefined)?._handle;
+  let handle: Partial<ReadableHandle> | null | undefined;
+  try {
+    // session.socket is node:http2's guarded view of the socket: reading its handle is allowed, calling read() is
+    // not; it throws once the session has let go of the socket (ERR_HTTP2_SOCKET_UNBOUND).
+    handle = (session.socket as unknown as { readonly _handle?: Partial<ReadableHandle> | null } | undefined)?._handle;
+  } catch {
+    return;
+  }
   if (typeof handle?.readStart === 'function') handle.readStart();
 }

@@ -79,6 +79,8 @@ export interface ApiOptions {
   readonly maxRequestBytes?: number;
   readonly headersTimeoutMs?: number;
   readonly handshakeTimeoutMs?: number;
+  /** The gRPC port's connection cap (default 64). */
+  readonly maxConnections?: number;
   readonly onTlsFailure?: (reason: string) => void;
   readonly maxStreamsPerId?: number;
   /** Config/Watch opens per SPIFFE ID a second once the burst is spent (limits.streamOpensPerSecond). */
@@ -121,7 +123,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     identity: served.credentials(),
     handshakeTimeoutMs: o.handshakeTimeoutMs ?? 10_000,
     headersTimeoutMs: o.headersTimeoutMs ?? 10_000,
-    maxConnections: 64,
+    maxConnections: o.maxConnections ?? 64,
     maxReceiveBytes: maxRequestBytes * 4,
     timers: realTimers,
     nowMs: systemClock.nowMs,

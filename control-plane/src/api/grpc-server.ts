@@ -3,14 +3,16 @@
 // through a connection injector, whose HTTP/2 sessions have their control traffic bounded (a WINDOW_UPDATE flood
 // is cut: shared-io/grpc-session-guard.ts). Handlers look the caller's certificate chain up by peer address.
 import { constants as cryptoConstants } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { TesseraError } from '../../../common/errors.js';
 import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
-import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import { ConnectionTable, type TrackedConnection } from '../../../shared-io/connection-table.js';
 import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.js';
+import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
@@ -51,7 +53,8 @@ export interface GrpcServerOptions {
    * (read-refusal.ts) to answer like any oversized request.
    */
   readonly maxReceiveBytes: number;
-  readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout', peer: string) => void;
+  /** `max_connections`: a connection closed to make room for a newcomer at the cap, or a newcomer refused there. */
+  readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout' | 'max_connections', peer: string) => void;
   /**
    * An HTTP/2 session cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for a protocol error; a stream
    * reset for a request message not whole within headersTimeoutMs, or past the bounds on unfinished messages' bytes.
@@ -78,6 +81,16 @@ export class GrpcServer {
   readonly #sockets = new Set<TLSSocket>();
   /** Connections whose first call has not started yet, by peer address: cut when their headers deadline passes. */
   readonly #awaitingCall = new Map<string, unknown>();
+  /**
+   * The cap on connections, failing as the proxies' listeners and the bundle endpoint do (connection-table.ts): at
+   * the cap, one still in its handshake, else one handshaken that has made no call yet, is closed to make room,
+   * oldest first; one that has made a call never is. With node:tls's own silent cap, 400 idle TLS connections (or
+   * bare TCP ones, for the handshake timeout) kept callers out, uncounted (audit 60f F2).
+   */
+  /** Each connection's place in the table, by peer address (made busy by its first call), and its TLS socket. */
+  readonly #tracked = new Map<string, { readonly place: TrackedConnection; secure?: TLSSocket }>();
+  /** Connections closed to make room, by their TCP socket. */
+  readonly #evicted = new WeakSet<Socket>();
   #tls: TlsServer | undefined;
   #injector: grpc.ConnectionInjector | undefined;
   #guard: GrpcSessionGuard | undefined;
@@ -140,12 +153,17 @@ export class GrpcServer {
     this.#injector = injector;
     this.#guard = guard;
     const tls = createServer({ ...this.#contextOptions(this.#o.identity), handshakeTimeout: this.#o.handshakeTimeoutMs });
-    tls.maxConnections = this.#o.maxConnections;
+    // A call in progress is never closed to make room (a proxy's Watch lasts hours): no grace ends it.
+    const table = new ConnectionTable({ max: this.#o.maxConnections, busyGraceMs: Number.POSITIVE_INFINITY, clock: { nowMs: this.#o.nowMs } });
+    tls.on('connection', (raw: Socket) => this.#admit(table, raw));
     tls.on('secureConnection', (socket: TLSSocket) => this.#accept(socket));
     tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      socket.destroy();
+      // The TLS socket's TCP socket (node:tls keeps it as _parent): one closed to make room is counted already.
+      const raw = (socket as unknown as { readonly _parent?: Socket | null })._parent;
+      if (raw && this.#evicted.has(raw)) return;
       const reason = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'protocol';
       this.#o.onTlsFailure?.(reason, `${socket.remoteAddress}:${socket.remotePort}`);
-      socket.destroy();
     });
     await new Promise<void>((resolve, reject) => {
       tls.once('error', (e: NodeJS.ErrnoException) => reject(new TesseraError('TESSERA_ERR_CP_LISTEN_FAILED', `${this.#o.listen}: ${e.code ?? e.message}`)));
@@ -211,7 +229,33 @@ export class GrpcServer {
     };
   }
 
+  /** A TCP connection, before its handshake: a place in the table, or closed (none can be made). */
+  #admit(table: ConnectionTable, raw: Socket): void {
+    const key = `${raw.remoteAddress}:${raw.remotePort}`;
+    const link: { secure?: TLSSocket } = {};
+    const place = table.admit(
+      () => (link.secure ?? raw).destroy(),
+      () => {
+        // Counted here; closed in its handshake, it is no handshake failure too (tlsClientError).
+        this.#evicted.add(raw);
+        this.#o.onTlsFailure?.('max_connections', key);
+      },
+    );
+    if (!place) {
+      this.#o.onTlsFailure?.('max_connections', key);
+      raw.destroy();
+      return;
+    }
+    const entry = Object.assign(link, { place });
+    this.#tracked.set(key, entry);
+    raw.once('close', () => {
+      place.closed();
+      if (this.#tracked.get(key) === entry) this.#tracked.delete(key);
+    });
+  }
+
   #callStarted(peer: string): void {
+    this.#tracked.get(peer)?.place.busy();
     const t = this.#awaitingCall.get(peer);
     if (t === undefined) return;
     this.#o.timers.clearTimeout(t);
@@ -231,6 +275,12 @@ export class GrpcServer {
     socket.on('error', () => {});
     this.#peers.set(key, peerChainDer(socket.getPeerCertificate(true)));
     this.#sockets.add(socket);
+    const entry = this.#tracked.get(key);
+    if (entry) {
+      entry.secure = socket;
+      socket.once('close', () => entry.place.closed());
+      entry.place.secured();
+    }
     // A client that trickles its first call's headers (or never sends one) would hold the connection until the
     // 60 s idle close, or forever while it keeps a header block open: cut it at the headers deadline.
     const deadline = this.#o.timers.setTimeout(() => {

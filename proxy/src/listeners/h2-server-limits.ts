@@ -56,7 +56,7 @@ export function watchH2Session(sessions: SessionSet, session: ServerHttp2Session
 /** How long a cut session's socket is held open after its GOAWAY before it is destroyed (the sweep's, so up to 1 s more). */
 export const CUT_LINGER_MS = 1_000;
 
-/** How often a session with open streams has its socket probed for a client that went away (h2-socket-probe.ts). */
+/** How often a session's socket is probed for a client that went away (h2-socket-probe.ts). */
 export const SOCKET_PROBE_MS = 2_000;
 
 type Code = 'headers_timeout' | 'idle_timeout' | 'premature_reset' | 'http2_flood' | 'http2_protocol_error';
@@ -79,9 +79,8 @@ export class H2SessionWatch implements Expirable {
   readonly #streams = new Set<ServerHttp2Stream>();
   /** When the session was cut (GOAWAY sent, lingering until the sweep destroys it), or -1. */
   #cutAtMs = -1;
-  /** When its socket is next probed while streams are open; true while that is the deadline the sweep meets. */
+  /** When its socket is next probed (probe()). */
   #probeAtMs = 0;
-  #probeDue = false;
 
   /** `resets`: what the session gets past its premature-reset budget (h2-reset-budget.ts). */
   constructor(session: ServerHttp2Session, limits: Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>, nowMs: () => number, onExpire: (code: Code) => void, resets: ResetAction = 'cut') {
@@ -113,7 +112,6 @@ export class H2SessionWatch implements Expirable {
    */
   get deadlineMs(): number {
     if (this.closed) return Number.POSITIVE_INFINITY;
-    this.#probeDue = false;
     if (this.#cutAtMs >= 0) return this.#cutAtMs + CUT_LINGER_MS;
     // A control-frame flood (shared-io/h2-frame-budget.ts): due now, whatever else is open.
     if (this.#frames.exceeded) {
@@ -130,21 +128,25 @@ export class H2SessionWatch implements Expirable {
       }
       return this.#pendingSinceMs + this.#limits.headersTimeoutMs;
     }
-    if (this.#open > 0) {
-      // Streams have their own timeouts; their client may have gone unseen, which a probe of the socket shows.
-      this.#probeDue = true;
-      return this.#probeAtMs;
-    }
+    if (this.#open > 0) return Number.POSITIVE_INFINITY; // streams have their own request timeout
     this.#code = 'idle_timeout';
     return this.#idleSinceMs + this.#limits.idleTimeoutMs;
   }
 
+  /**
+   * At every sweep, whatever the session's state (streams open or none, drained, destroyed by node:http2 or by us
+   * with a write of it hanging): every SOCKET_PROBE_MS its socket is asked to read, which surfaces a reset node:http2
+   * missed (h2-socket-probe.ts). Without it such a socket stayed open for good, its connection slot taken: 300 TLS
+   * clients that offered h2 and reset at once closed an edge listener (audit 60f F1).
+   */
+  probe(nowMs: number): void {
+    if (nowMs < this.#probeAtMs) return;
+    this.#probeAtMs = nowMs + SOCKET_PROBE_MS;
+    probeSessionSocket(this.#session);
+  }
+
   expire(): void {
     if (this.closed) return;
-    if (this.#probeDue) {
-      this.#probeAtMs = this.#nowMs() + SOCKET_PROBE_MS;
-      return void probeSessionSocket(this.#session);
-    }
     if (this.#cutAtMs >= 0) return void this.#session.destroy(new Error('premature_reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
     this.#onExpire(this.#code);
     // A flood is cut as a rapid reset is, whatever the listener (a mesh peer's proxy sends no such flood for its clients).

@@ -36,6 +36,8 @@ export interface Expirable {
   cut?(): void;
   /** Cut on purpose (drain deadline, ban), each open exchange reset in its protocol's way (HTTP/2: RST_STREAM CANCEL). */
   abort?(): void;
+  /** Called at every sweep until the connection closes, whatever its state (an HTTP/2 session's socket probe). */
+  probe?(nowMs: number): void;
 }
 
 interface Entry {
@@ -189,6 +191,7 @@ export class SessionSet {
     for (const e of this.#entries.slice()) {
       const s = e.session;
       if (s && !s.closed && s.deadlineMs < now) s.expire();
+      s?.probe?.(now);
       if (p) this.#judge(e, p.judge, now, counts);
     }
     if (p) for (const [reason, n] of counts) p.drained(reason, n);

@@ -205,3 +205,52 @@ describe('GrpcServer', () => {
     }
   });
 });
+
+// Audit 60f F2: node:tls's own cap refused newcomers silently, and 400 idle TLS connections (or bare TCP ones, for the
+// handshake timeout) kept every caller out. At the cap a connection that has made no call is closed to make room,
+// counted; one with a call in progress (a proxy's Watch) never is.
+describe('GrpcServer at its connection cap', () => {
+  const failures: string[] = [];
+  const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
+  const t = apiPerFile(time, { maxConnections: 3, headersTimeoutMs: 20_000, onTlsFailure: (r) => failures.push(r) });
+  const idleConnection = async () => {
+    const s = tlsConnect({ host: '127.0.0.1', port: t.api.server.port, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    s.on('error', () => {});
+    await new Promise<void>((r) => s.once('secureConnect', () => r()));
+    s.resume();
+    // A TLS 1.3 client finishes before the server has read its Finished: wait for the server's first bytes.
+    await new Promise<void>((r) => s.once('data', () => r()));
+    let closed = false;
+    s.once('close', () => {
+      closed = true;
+    });
+    return { closed: () => closed, destroy: () => s.destroy() };
+  };
+
+  test('idle connections make room for callers, oldest first; calls in progress are never closed; past that, newcomers are refused and counted', async () => {
+    const { svid } = await enroll(t.api, time.nowMs());
+    const w1 = watch(t.api, svid);
+    const w2 = watch(t.api, svid);
+    await until('both Watch streams serve', () => w1.snapshots.length === 1 && w2.snapshots.length === 1);
+    const a = await idleConnection();
+    const b = await idleConnection();
+    await until('the older idle one made room for the newer', () => a.closed());
+    expect(b.closed()).toBe(false);
+    expect(failures).toEqual(['max_connections']);
+    // A caller gets in: the last idle connection makes room.
+    await enroll(t.api, time.nowMs());
+    await until('the other idle one made room', () => b.closed());
+    // Three calls in progress: a newcomer is refused, the calls go on.
+    await until('the caller\'s connection closed', () => t.api.server.connections === 2);
+    const w3 = watch(t.api, svid);
+    await until('a third Watch serves', () => w3.snapshots.length === 1);
+    failures.length = 0;
+    const refused = tlsConnect({ host: '127.0.0.1', port: t.api.server.port, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+    refused.on('error', () => {});
+    await closedBy(refused);
+    expect(failures).toContain('max_connections');
+    expect([w1.ended(), w2.ended(), w3.ended()]).toEqual([undefined, undefined, undefined]);
+    for (const w of [w1, w2, w3]) w.cancel();
+  });
+});
+
