@@ -15,12 +15,13 @@
 // Each session's native handle is also held until its socket has closed (http2-handle-pins.ts, audit 58g): node:http2
 // lets go of it once the session is destroyed, while the socket may still complete a write into it, and a GC in the
 // JavaScript that completion calls freed the session under its own frame (SIGSEGV in Http2Session::OnStreamAfterWrite).
-import { type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, constants, sensitiveHeaders } from 'node:http2';
+import { constants, type Http2Server, type ServerHttp2Session, type ServerHttp2Stream, sensitiveHeaders } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 import { TesseraError } from '../common/errors.js';
-import { FrameBudget } from './h2-frame-budget.js';
 import { type GrpcMessageFault, GrpcMessageFraming } from './grpc-message-framing.js';
+import { FrameBudget } from './h2-frame-budget.js';
 import { type H2SessionFault, sessionErrorReason } from './h2-session-error.js';
+import { probeSessionSocket } from './h2-socket-probe.js';
 import { Http2HandlePins } from './http2-handle-pins.js';
 import type { Timers } from './timers.js';
 
@@ -61,6 +62,8 @@ interface Watched {
 export class GrpcSessionGuard {
   readonly #o: GrpcSessionGuardOptions;
   readonly #sessions = new Map<ServerHttp2Session, Watched>();
+  /** Sweeps since the guard started, modulo the probe's period. */
+  #sweeps = 0;
   /** Bytes of unfinished messages across every session. */
   #held = 0;
   /** Sessions' native handles, each held until its socket has closed (http2-handle-pins.ts). */
@@ -188,7 +191,13 @@ export class GrpcSessionGuard {
   #sweep(): void {
     const now = this.#o.messages.nowMs();
     const deadline = this.#o.messages.timeoutMs;
+    // Every other sweep, each session's socket is asked to read, destroyed sessions' too (until their 'close'): over
+    // TLS, node:http2 misses a client's reset that fails one of its writes, and then keeps the session, or the socket
+    // of one it destroyed, for good (h2-socket-probe.ts; audits 60b F1, 60f F1).
+    this.#sweeps = (this.#sweeps + 1) % 2;
+    const probe = this.#sweeps === 0;
     for (const [session, w] of this.#sessions) {
+      if (probe) probeSessionSocket(session);
       if (session.destroyed) continue;
       // The last GOAWAY the client reads says why too (a bare destroy() sends another, NO_ERROR).
       if (w.cut) session.destroy(new Error('http2_flood'), constants.NGHTTP2_ENHANCE_YOUR_CALM);

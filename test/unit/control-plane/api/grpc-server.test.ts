@@ -254,3 +254,29 @@ describe('GrpcServer at its connection cap', () => {
   });
 });
 
+
+// Audits 60b F1 / 60f F1: over TLS, node:http2 misses a client's reset that fails one of its writes (here its SETTINGS,
+// the client gone right after the handshake): the session, and the socket, stayed until the first-call deadline.
+describe('GrpcServer and clients that reset right after the handshake', () => {
+  const t = apiPerFile(new FakeTime(Math.floor(Date.now() / 1000) * 1000), { headersTimeoutMs: 20_000 });
+
+  test('their sockets close at the next probe of the sessions (every 2 s), long before the first-call deadline', async () => {
+    for (let i = 0; i < 20; i++) {
+      await new Promise<void>((done) => {
+        const tcp = netConnect(t.api.server.port, '127.0.0.1', () => {
+          const s = tlsConnect({ socket: tcp, ALPNProtocols: ['h2'], rejectUnauthorized: false });
+          s.on('error', () => {});
+          // A TCP reset as the server hands the connection to its HTTP/2 session, which writes its SETTINGS then.
+          s.once('secureConnect', () =>
+            setImmediate(() => {
+              tcp.resetAndDestroy();
+              done();
+            }),
+          );
+        });
+        tcp.on('error', () => done());
+      });
+    }
+    await until('every such socket closed', () => t.api.server.connections === 0, 5_000, 50);
+  });
+});
