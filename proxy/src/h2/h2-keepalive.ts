@@ -5,6 +5,7 @@
 // destroyed. Without it, streams to a frozen peer or to a host gone (no RST ever comes) stayed open for ever (audit
 // 54c). node:http2 reads the socket natively: what was read shows as the growth of its byte count, seen at each sweep.
 import type * as http2 from 'node:http2';
+import { probeSessionSocket } from '../../../shared-io/h2-socket-probe.js';
 import { KeepaliveClock, type KeepaliveSettings } from '../upstream/keepalive-clock.js';
 import { cancelStream } from './stream-cancel.js';
 
@@ -34,6 +35,8 @@ export class H2Keepalive {
   tick(): void {
     const session = this.#session;
     if (session.destroyed) return;
+    // A peer's reset that failed a write of ours is missed by node:http2 over TLS until the socket reads again.
+    probeSessionSocket(session);
     const now = this.#nowMs();
     const read = session.socket?.bytesRead ?? 0;
     if (read !== this.#bytesRead) {
@@ -58,6 +61,8 @@ export class H2Keepalive {
   #cut(): void {
     for (const s of [...this.#streams]) cancelStream(s);
     this.#session.destroy();
+    // Destroyed with a write of it hanging, its socket would stay open: a read surfaces the reset, if there was one.
+    probeSessionSocket(this.#session);
     this.#onDead();
   }
 }
