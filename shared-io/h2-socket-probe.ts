@@ -1,9 +1,10 @@
-// Makes an HTTP/2 server session see that its client went away. node:http2 (Node 24) stops reading a connection
-// while one of its writes is in progress, to push back; when the client then resets the connection (a slow reader
-// that gave up, a killed process), that write fails with ECONNRESET and the socket leaves the event loop, but the
-// failure never reaches the session: no 'error', no 'close', its streams (and their upstream requests, pool slots
-// and app connections) stay open until limits.streamIdleTimeout cuts them (audit 60b F1; a bare node:http2 server
-// does the same). Asking the socket to read again surfaces the reset, and the session closes as on any other.
+// Makes an HTTP/2 session over TLS see that its peer went away. node:http2 (Node 24) stops reading a connection while
+// one of its writes is in progress, to push back; when the peer then resets the connection (a slow reader that gave
+// up, a killed process, a client gone right after its handshake), that write fails with ECONNRESET and the socket
+// leaves the event loop, but over TLS the failure never reaches the session: no 'error', no 'close', its streams (and
+// their upstream requests, pool slots and app connections) stay open until limits.streamIdleTimeout, and the socket
+// of a session destroyed meanwhile for good (audits 60b F1, 60f F1; a bare node:http2 server does the same). Asking
+// the socket to read again surfaces the reset, and the session and its socket close as on any other.
 import type { Http2Session } from 'node:http2';
 
 interface ReadableHandle {
