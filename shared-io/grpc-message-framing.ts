@@ -23,16 +23,21 @@ export class GrpcMessageFraming {
   #completed = 0;
   readonly #maxMessageBytes: number;
 
-  /** `maxMessageBytes`: the largest message the server reads; a larger one is refused at its prefix, none of it held. */
-  constructor(maxMessageBytes: number) {
+  /**
+   * `maxMessageBytes`: the largest message the server reads; a larger one is refused at its prefix, none of it held.
+   * `openedAtMs`: when the call's HEADERS came, if a request message is to follow: its first message counts from then
+   * (a call that sent HEADERS and nothing more held its connection busy for good: audit 60g F2).
+   */
+  constructor(maxMessageBytes: number, openedAtMs?: number) {
     this.#maxMessageBytes = maxMessageBytes;
+    this.#startedMs = openedAtMs;
   }
 
   /** Follows `chunk` (the stream's next DATA bytes, arrived at `nowMs`). */
   write(chunk: Uint8Array, nowMs: number): void {
     let at = 0;
     while (at < chunk.length) {
-      if (this.#seen === 0) this.#startedMs = nowMs;
+      if (this.#seen === 0) this.#startedMs ??= nowMs;
       if (this.#prefixLeft > 0) {
         // Flag byte first, then the length's four bytes, big-endian, possibly split across chunks.
         if (this.#prefixLeft < PREFIX_BYTES) this.#length = this.#length * 256 + chunk[at]!;
@@ -56,7 +61,7 @@ export class GrpcMessageFraming {
     return this.#seen;
   }
 
-  /** When the unfinished message's first byte arrived; undefined at a message boundary. */
+  /** When the unfinished message's first byte arrived (the first message's: the call's HEADERS); undefined at a message boundary. */
   get startedMs(): number | undefined {
     return this.#startedMs;
   }

@@ -33,8 +33,13 @@ export interface GrpcSessionGuardOptions {
    * request message not whole within its deadline, or whose bytes would pass the bounds.
    */
   readonly onRejected: (reason: H2SessionFault | GrpcMessageFault) => void;
+  /**
+   * A session's calls in progress went from none to some (`busy`), or back (the connection cap's view: a connection
+   * with none may be closed to make room). `peer` is its socket's "address:port".
+   */
+  readonly onActivity?: (peer: string, busy: boolean) => void;
   readonly messages: {
-    /** A request message, once begun, must arrive whole within this. */
+    /** A request message, once begun (the first one: from the call's HEADERS), must arrive whole within this. */
     readonly timeoutMs: number;
     /** The most grpc-js reads of one message (grpc.max_receive_message_length). */
     readonly maxMessageBytes: number;
@@ -119,7 +124,11 @@ export class GrpcSessionGuard {
       // Framing first, so the budget (wrapping it) still counts the DATA of a stream reset here as a request's.
       this.#frame(stream, w);
       w.budget.stream(stream, raw, headers[sensitiveHeaders] as string[] | undefined);
-      stream.once('close', () => this.#release(stream, w));
+      if (w.streams.size === 1) this.#activity(session, true);
+      stream.once('close', () => {
+        this.#release(stream, w);
+        if (w.streams.size === 0) this.#activity(session, false);
+      });
     });
     session.on('error', (err) => {
       const reason = w.cut ? undefined : sessionErrorReason(err);
@@ -133,10 +142,22 @@ export class GrpcSessionGuard {
     this.#timer ??= this.#o.timers.setInterval(() => this.#sweep(), SWEEP_MS);
   }
 
+  #activity(session: ServerHttp2Session, busy: boolean): void {
+    const report = this.#o.onActivity;
+    if (!report) return;
+    try {
+      const s = session.socket;
+      report(`${s.remoteAddress}:${s.remotePort}`, busy);
+    } catch {
+      // The session has let go of its socket: the connection is closing anyway.
+    }
+  }
+
   /** Follows the stream's request framing as node:http2 pushes its DATA; past a bound, resets it and drops the DATA. */
   #frame(stream: ServerHttp2Stream, w: Watched): void {
     const { maxMessageBytes, nowMs } = this.#o.messages;
-    w.streams.set(stream, new GrpcMessageFraming(maxMessageBytes));
+    // A request message must follow HEADERS that did not end the stream: it is timed from them.
+    w.streams.set(stream, new GrpcMessageFraming(maxMessageBytes, stream.endAfterHeaders ? undefined : nowMs()));
     /** False once the stream is reset (the chunk must not be handed on). */
     const take = (chunk: Uint8Array): boolean => {
       const f = w.streams.get(stream);

@@ -140,3 +140,17 @@ test('a message trickled in small DATA frames within the deadline is read; a who
     s.destroy();
   }
 }, 30_000);
+
+// Audit 60g F2: a call's HEADERS and no message at all. No deadline covered it (a message's clock started at its
+// first byte), grpc-js's idle close waits for calls in progress, and the connection counted as busy at the cap for as
+// long as the client liked. The first message is now timed from the HEADERS.
+test('a call that sends its HEADERS and never a message is reset at the deadline, counted message_timeout', async () => {
+  const timeoutBefore = await rejected('message_timeout');
+  const s = anonymous();
+  const streams = Array.from({ length: 4 }, () => signStream(s));
+  const ends = await Promise.race([Promise.all(streams.map((x) => x.closed)), new Promise<'held'>((r) => setTimeout(() => r('held'), (DEADLINE_S + 15) * 1000))]);
+  s.destroy();
+  expect(ends).not.toBe('held');
+  expect((ends as { rst: number }[]).map((e) => e.rst)).toEqual([CANCEL, CANCEL, CANCEL, CANCEL]);
+  await until('the resets counted', async () => (await rejected('message_timeout')) - timeoutBefore === 4);
+}, 40_000);

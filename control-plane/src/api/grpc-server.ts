@@ -148,6 +148,13 @@ export class GrpcServer {
     const { injector, guard } = GrpcSessionGuard.injector(this.grpc, grpc.ServerCredentials.createInsecure(), {
       timers: this.#o.timers,
       onRejected: (reason) => this.#o.onRejected?.(reason),
+      // A connection is busy while a call is in progress on it, idle again when none is (audit 60g F1: busy for good
+      // after one call, a connection kept its place at the cap however long it sat idle).
+      onActivity: (peer, busy) => {
+        const place = this.#tracked.get(peer)?.place;
+        if (busy) place?.busy();
+        else place?.idle();
+      },
       messages: { timeoutMs: this.#o.headersTimeoutMs, maxMessageBytes: this.#o.maxReceiveBytes, nowMs: this.#o.nowMs },
     });
     this.#injector = injector;
@@ -242,6 +249,7 @@ export class GrpcServer {
       },
     );
     if (!place) {
+      this.#evicted.add(raw); // counted here, not again as a failed handshake
       this.#o.onTlsFailure?.('max_connections', key);
       raw.destroy();
       return;
@@ -255,7 +263,6 @@ export class GrpcServer {
   }
 
   #callStarted(peer: string): void {
-    this.#tracked.get(peer)?.place.busy();
     const t = this.#awaitingCall.get(peer);
     if (t === undefined) return;
     this.#o.timers.clearTimeout(t);

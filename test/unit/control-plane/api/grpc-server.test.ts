@@ -9,6 +9,7 @@ import * as http2 from 'node:http2';
 import { connect as tlsConnect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, test } from 'vitest';
+import { SIGN_SVID_PATH } from '../../../../common/contract/identity-v1.js';
 import { isTesseraError } from '../../../../common/errors.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
 import { enroll, watch } from '../../../helpers/api-client.js';
@@ -248,9 +249,42 @@ describe('GrpcServer at its connection cap', () => {
     const refused = tlsConnect({ host: '127.0.0.1', port: t.api.server.port, ALPNProtocols: ['h2'], rejectUnauthorized: false });
     refused.on('error', () => {});
     await closedBy(refused);
-    expect(failures).toContain('max_connections');
+    // Counted once: not again as a failed handshake (audit 60g F3).
+    await new Promise((r) => setTimeout(r, 100));
+    expect(failures).toEqual(['max_connections']);
     expect([w1.ended(), w2.ended(), w3.ended()]).toEqual([undefined, undefined, undefined]);
     for (const w of [w1, w2, w3]) w.cancel();
+  });
+
+  // Audit 60g F1: one call made a connection busy for good, so it kept its place however long it then sat idle.
+  test('a connection whose calls have ended is idle again: it makes room for a newcomer', async () => {
+    await until('the last test\'s connections closed', () => t.api.server.connections === 0);
+    const { svid } = await enroll(t.api, time.nowMs());
+    const w1 = watch(t.api, svid);
+    const w2 = watch(t.api, svid);
+    await until('both Watch streams serve', () => w1.snapshots.length === 1 && w2.snapshots.length === 1);
+    await until('the enrolment\'s connection closed', () => t.api.server.connections === 2);
+    // One call (an empty SignSvid: refused at once), then the connection stays open, quiet.
+    const caller = http2.connect(`https://127.0.0.1:${t.api.server.port}`, { rejectUnauthorized: false });
+    caller.on('error', () => undefined);
+    let callerClosed = false;
+    caller.once('close', () => {
+      callerClosed = true;
+    });
+    await new Promise<void>((r) => {
+      const call = caller.request({ ':method': 'POST', ':path': SIGN_SVID_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+      call.on('error', () => undefined);
+      call.resume();
+      call.once('close', () => r());
+      call.end(Buffer.from([0, 0, 0, 0, 0]));
+    });
+    failures.length = 0;
+    const newcomer = await idleConnection();
+    await until('the caller\'s connection made room', () => callerClosed);
+    expect(newcomer.closed()).toBe(false);
+    expect(failures).toEqual(['max_connections']);
+    newcomer.destroy();
+    for (const w of [w1, w2]) w.cancel();
   });
 });
 
