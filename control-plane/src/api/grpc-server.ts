@@ -82,12 +82,12 @@ export class GrpcServer {
   /** Connections whose first call has not started yet, by peer address: cut when their headers deadline passes. */
   readonly #awaitingCall = new Map<string, unknown>();
   /**
-   * The cap on connections, failing as the proxies' listeners and the bundle endpoint do (connection-table.ts): at
-   * the cap, one still in its handshake, else one handshaken that has made no call yet, is closed to make room,
-   * oldest first; one that has made a call never is. With node:tls's own silent cap, 400 idle TLS connections (or
-   * bare TCP ones, for the handshake timeout) kept callers out, uncounted (audit 60f F2).
+   * Each connection's place in the connection cap's table, by peer address, and its TLS socket. The cap fails as the
+   * proxies' listeners and the bundle endpoint do (connection-table.ts): at the cap, one still in its handshake, else
+   * one with no call in progress, is closed to make room, oldest first; one with a call in progress never is. With
+   * node:tls's own silent cap, 400 idle TLS connections (or bare TCP ones, for the handshake timeout) kept callers
+   * out, uncounted (audit 60f F2).
    */
-  /** Each connection's place in the table, by peer address (made busy by its first call), and its TLS socket. */
   readonly #tracked = new Map<string, { readonly place: TrackedConnection; secure?: TLSSocket }>();
   /** Connections closed to make room, by their TCP socket. */
   readonly #evicted = new WeakSet<Socket>();
@@ -241,12 +241,12 @@ export class GrpcServer {
     const key = `${raw.remoteAddress}:${raw.remotePort}`;
     const link: { secure?: TLSSocket } = {};
     const place = table.admit(
-      () => (link.secure ?? raw).destroy(),
       () => {
-        // Counted here; closed in its handshake, it is no handshake failure too (tlsClientError).
+        // This one makes room: counted by the newcomer, and, closed in its handshake, no handshake failure too.
         this.#evicted.add(raw);
-        this.#o.onTlsFailure?.('max_connections', key);
+        (link.secure ?? raw).destroy();
       },
+      () => this.#o.onTlsFailure?.('max_connections', key),
     );
     if (!place) {
       this.#evicted.add(raw); // counted here, not again as a failed handshake

@@ -256,6 +256,29 @@ describe('GrpcServer at its connection cap', () => {
     for (const w of [w1, w2, w3]) w.cancel();
   });
 
+  test('a connection still in its TLS handshake makes room first, counted once (max_connections, not also protocol)', async () => {
+    await until('the last test\'s connections closed', () => t.api.server.connections === 0);
+    const { svid } = await enroll(t.api, time.nowMs());
+    const w1 = watch(t.api, svid);
+    const w2 = watch(t.api, svid);
+    await until('both Watch streams serve', () => w1.snapshots.length === 1 && w2.snapshots.length === 1);
+    await until('the enrolment\'s connection closed', () => t.api.server.connections === 2);
+    // A TCP connection that never sends its ClientHello.
+    const silent = netConnect(t.api.server.port, '127.0.0.1');
+    silent.on('error', () => {});
+    await new Promise<void>((r) => silent.once('connect', () => r()));
+    await new Promise((r) => setTimeout(r, 100));
+    failures.length = 0;
+    const silentClosed = closedBy(silent);
+    const newcomer = await idleConnection();
+    await silentClosed;
+    await new Promise((r) => setTimeout(r, 200));
+    expect(failures).toEqual(['max_connections']);
+    expect(newcomer.closed()).toBe(false);
+    newcomer.destroy();
+    for (const w of [w1, w2]) w.cancel();
+  });
+
   // Audit 60g F1: one call made a connection busy for good, so it kept its place however long it then sat idle.
   test('a connection whose calls have ended is idle again: it makes room for a newcomer', async () => {
     await until('the last test\'s connections closed', () => t.api.server.connections === 0);
