@@ -228,6 +228,17 @@ describe('GrpcServer at its connection cap', () => {
     return { closed: () => closed, destroy: () => s.destroy() };
   };
 
+  /** Two Watch streams (two connections with a call in progress), once nothing else is connected. */
+  const twoWatches = async () => {
+    await until('the last test\'s connections closed', () => t.api.server.connections === 0);
+    const { svid } = await enroll(t.api, time.nowMs());
+    const w1 = watch(t.api, svid);
+    const w2 = watch(t.api, svid);
+    await until('both Watch streams serve', () => w1.snapshots.length === 1 && w2.snapshots.length === 1);
+    await until('the enrolment\'s connection closed', () => t.api.server.connections === 2);
+    return [w1, w2] as const;
+  };
+
   test('idle connections make room for callers, oldest first; calls in progress are never closed; past that, newcomers are refused and counted', async () => {
     const { svid } = await enroll(t.api, time.nowMs());
     const w1 = watch(t.api, svid);
@@ -257,12 +268,7 @@ describe('GrpcServer at its connection cap', () => {
   });
 
   test('a connection still in its TLS handshake makes room first, counted once (max_connections, not also protocol)', async () => {
-    await until('the last test\'s connections closed', () => t.api.server.connections === 0);
-    const { svid } = await enroll(t.api, time.nowMs());
-    const w1 = watch(t.api, svid);
-    const w2 = watch(t.api, svid);
-    await until('both Watch streams serve', () => w1.snapshots.length === 1 && w2.snapshots.length === 1);
-    await until('the enrolment\'s connection closed', () => t.api.server.connections === 2);
+    const [w1, w2] = await twoWatches();
     // A TCP connection that never sends its ClientHello.
     const silent = netConnect(t.api.server.port, '127.0.0.1');
     silent.on('error', () => {});
@@ -281,12 +287,7 @@ describe('GrpcServer at its connection cap', () => {
 
   // Audit 60g F1: one call made a connection busy for good, so it kept its place however long it then sat idle.
   test('a connection whose calls have ended is idle again: it makes room for a newcomer', async () => {
-    await until('the last test\'s connections closed', () => t.api.server.connections === 0);
-    const { svid } = await enroll(t.api, time.nowMs());
-    const w1 = watch(t.api, svid);
-    const w2 = watch(t.api, svid);
-    await until('both Watch streams serve', () => w1.snapshots.length === 1 && w2.snapshots.length === 1);
-    await until('the enrolment\'s connection closed', () => t.api.server.connections === 2);
+    const [w1, w2] = await twoWatches();
     // One call (an empty SignSvid: refused at once), then the connection stays open, quiet.
     const caller = http2.connect(`https://127.0.0.1:${t.api.server.port}`, { rejectUnauthorized: false });
     caller.on('error', () => undefined);
