@@ -8,8 +8,8 @@
 import { execFile } from 'node:child_process';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import { freePorts } from '../harness/ports.js';
+import { tesseraCommand } from '../peers/topology.js';
 import { type OpenStream, openChat, openUpload, openWatch, presentedHash, StreamsApp, StreamTally, streamsClient, watchLeafHashes } from './grpc-streams.js';
 import { durationFlag, flag, sampleProcess, withHoldContext, writeJson } from './hold-common.js';
 
@@ -55,7 +55,7 @@ async function main(argv: readonly string[]): Promise<void> {
     await mkdir(join(cpDir, 'policies'), { recursive: true });
     await writeFile(join(cpDir, 'cp.yaml'), [`trustDomain: ${TD}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', `svid: { ttl: ${ttl}, backdate: 5s }`, ''].join('\n'));
     await writeFile(join(cpDir, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
-    const cp = await ctx.group.start({ name: 'control-plane', command: process.execPath, args: [...NODE_FLAGS, tessera, 'control-plane', '--config', join(cpDir, 'cp.yaml')], cwd: cpDir, ready: { line: /tessera control-plane: ready/ } });
+    const cp = await ctx.group.start({ name: 'control-plane', ...tesseraCommand(tessera, 'control-plane', '--config', join(cpDir, 'cp.yaml')), cwd: cpDir, ready: { line: /tessera control-plane: ready/ } });
     const address = /tessera control-plane: grpc (\S+)/.exec(await readFile(cp.logFile!, 'utf8'))?.[1];
     if (!address) throw new Error(`no control-plane address in ${cp.logFile}`);
     const dataDir = join(cpDir, 'data');
@@ -66,7 +66,7 @@ async function main(argv: readonly string[]): Promise<void> {
       await writeFile(join(dir, `${name}.token`), token.stdout.trim(), { mode: 0o600 });
       const conf = join(dir, `${name}.yaml`);
       await writeFile(conf, `identity:\n  controlPlane: { address: ${address}, bundleFile: ${join(dataDir, 'bundle.pem')}, joinTokenFile: ${name}.token }\n${body}telemetry: { accessLog: off }\n`);
-      return ctx.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, tessera, 'proxy', '--config', conf], cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 30_000 });
+      return ctx.group.start({ name, ...tesseraCommand(tessera, 'proxy', '--config', conf), cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 30_000 });
     };
     const api = await proxy('api', API, `inbound:\n  - { name: grpc, listen: 127.0.0.1:${apiPort}, forwardTo: 127.0.0.1:${app.port}, protocol: grpc }\nadmin: { listen: 127.0.0.1:${apiAdmin} }\n`);
     const web = await proxy('web', WEB, `outbound:\n  - { name: grpc, listen: 127.0.0.1:${webPort}, upstream: 127.0.0.1:${apiPort}, spiffeId: ${API}, protocol: grpc }\nadmin: { listen: 127.0.0.1:${webAdmin} }\nworkloadApi: { socket: ${join(dir, 'web.sock')} }\n`);

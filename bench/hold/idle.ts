@@ -13,12 +13,11 @@ import * as tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { TesseraError } from '../../common/errors.js';
-import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import type { BenchContext } from '../harness/bench-context.js';
 import { SERVER_ID } from '../harness/bench-pki.js';
 import { freePorts } from '../harness/ports.js';
-import { startApp } from '../peers/topology.js';
+import { startApp, tesseraCommand } from '../peers/topology.js';
 import { durationFlag, flag, openFilesLimit, openMany, type ProcSample, sampleProcess, withHoldContext, writeJson } from './hold-common.js';
 
 const TCP_SINK = fileURLToPath(new URL('./tcp-sink.js', import.meta.url));
@@ -91,7 +90,7 @@ function proxyYaml(ctx: BenchContext, kind: Kind, port: number, adminPort: numbe
 async function startProxy(ctx: BenchContext, name: string, yaml: string): Promise<SupervisedProcess> {
   const file = join(ctx.opts.workDir, `${name}.yaml`);
   await writeFile(file, yaml);
-  return ctx.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, ctx.env.tesseraCli, 'proxy', '--config', file], cwd: ctx.opts.workDir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
+  return ctx.group.start({ name, ...tesseraCommand(ctx.env.tesseraCli, 'proxy', '--config', file), cwd: ctx.opts.workDir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
 }
 
 /** One idle client connection: handshake done (and the h2 preface sent); resolves once it is established. */

@@ -4,11 +4,10 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
-import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { freePorts } from '../harness/ports.js';
 import { type TesseraOutboundRoute, tesseraMeshProxyConfig } from './tessera-config.js';
-import { httpGetText, type TopologyEnv } from './topology.js';
+import { httpGetText, type TopologyEnv, tesseraCommand } from './topology.js';
 
 export const MESH_TRUST_DOMAIN = 'bench.local';
 export const meshWorkloadId = (name: string) => `spiffe://${MESH_TRUST_DOMAIN}/ns/bench/sa/${name}`;
@@ -36,7 +35,7 @@ export async function startBenchControlPlane(env: TopologyEnv, policies: Readonl
   if (listed.length > 0) config.push(`discovery: { serviceIdentities: { ${listed.map(([service, ids]) => `${service}: [${ids.join(', ')}]`).join(', ')} } }`);
   config.push('');
   await writeFile(join(dir, 'cp.yaml'), config.join('\n'));
-  const p = await env.group.start({ name: 'control-plane', command: process.execPath, args: [...NODE_FLAGS, env.tesseraCli, 'control-plane', '--config', join(dir, 'cp.yaml')], cwd: dir, ready: { line: /tessera control-plane: ready/ } });
+  const p = await env.group.start({ name: 'control-plane', ...tesseraCommand(env.tesseraCli, 'control-plane', '--config', join(dir, 'cp.yaml')), cwd: dir, ready: { line: /tessera control-plane: ready/ } });
   const m = /tessera control-plane: grpc (\S+)/.exec(await readFile(p.logFile!, 'utf8'));
   if (!m) throw new Error(`no address line in ${p.logFile}`);
   const tokensDir = join(dir, 'tokens');
@@ -63,7 +62,7 @@ async function startMeshProxy(env: TopologyEnv, cp: BenchControlPlane, name: str
   const conf = join(dir, `${name}.yaml`);
   const joinTokenFile = await cp.tokenFile(spiffeId, name);
   await writeFile(conf, tesseraMeshProxyConfig({ controlPlane: { address: cp.grpc, bundleFile: cp.bundleFile, joinTokenFile }, ...parts }));
-  return env.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
+  return env.group.start({ name, ...tesseraCommand(env.tesseraCli, 'proxy', '--config', conf), cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
 }
 
 export interface ReplicaHandle {

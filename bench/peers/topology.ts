@@ -4,17 +4,26 @@ import { get } from 'node:http';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { NODE_FLAGS } from '../../shared-io/node-flags.js';
+import type { ProcessSupervisor, SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { type BenchPki, CLIENT_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from '../harness/bench-pki.js';
 import type { PeerBinaries } from '../harness/peer-binaries.js';
 import { freePorts } from '../harness/ports.js';
-import type { ProcessSupervisor, SupervisedProcess } from '../../shared-io/process-supervisor.js';
-import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import { haproxyClientProxyConfig, haproxyServerProxyConfig, parseShowInfo } from './haproxy-config.js';
 import { nginxAppConfig, nginxClientProxyConfig, nginxServerProxyConfig, parseStubStatus } from './nginx-config.js';
-import { type TesseraAuthz, allowPolicyYaml, sumMetric, tesseraClientProxyConfig, tesseraEdgeProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
+import { allowPolicyYaml, sumMetric, type TesseraAuthz, tesseraClientProxyConfig, tesseraEdgeProxyConfig, tesseraServerProxyConfig } from './tessera-config.js';
 
 /** The built CLI beside this file (dist/bench/peers → dist/cli/tessera.js). */
 export const TESSERA_CLI = fileURLToPath(new URL('../../cli/tessera.js', import.meta.url));
+
+/**
+ * How the bench starts a Tessera command (`cli`: this build's or a baseline's): the Node running the bench with the
+ * V8 flags every Tessera process runs with (NODE_FLAGS), as `ctx.group.start` takes it. One place, so that no
+ * scenario starts one without them (the handshake scenario and the holds did, and warned).
+ */
+export function tesseraCommand(cli: string, ...args: string[]): { command: string; args: string[] } {
+  return { command: process.execPath, args: [...NODE_FLAGS, cli, ...args] };
+}
 const TINY_APP = fileURLToPath(new URL('../harness/children/tiny-app.js', import.meta.url));
 const OTLP_SINK = fileURLToPath(new URL('../harness/children/otlp-sink.js', import.meta.url));
 
@@ -270,7 +279,7 @@ export async function startTesseraPair(env: TopologyEnv, appPort: number, opts: 
       : tesseraClientProxyConfig({ ...clientCommon, protocol: opts.protocol ?? 'http' })) + workersKey(opts.workers?.client),
   );
   const ready = { line: /tessera proxy: ready/ };
-  const start = (name: string, conf: string) => env.group.start({ name, command: process.execPath, args: [...NODE_FLAGS, opts.cli ?? env.tesseraCli, 'proxy', '--config', conf], cwd: dir, ready, readyTimeoutMs: 20_000 });
+  const start = (name: string, conf: string) => env.group.start({ name, ...tesseraCommand(opts.cli ?? env.tesseraCli, 'proxy', '--config', conf), cwd: dir, ready, readyTimeoutMs: 20_000 });
   const server = await start(`${opts.name ?? 'tessera'}-server`, serverConf);
   const client = await start(`${opts.name ?? 'tessera'}-client`, clientConf);
   const metrics = (side: 'client' | 'server') => httpGetText(`http://127.0.0.1:${side === 'client' ? clientAdminPort : serverAdminPort}/metrics`);

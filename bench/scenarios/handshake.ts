@@ -5,7 +5,6 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { NODE_FLAGS } from '../../shared-io/node-flags.js';
 import type { SupervisedProcess } from '../../shared-io/process-supervisor.js';
 import { type BenchContext, type RoundVariant, runRounds, scenarioResult, withBenchContext } from '../harness/bench-context.js';
 import { CLIENT_ID, type LeafFiles, SERVER_DNS, SERVER_ID } from '../harness/bench-pki.js';
@@ -16,7 +15,7 @@ import { freePorts } from '../harness/ports.js';
 import type { BenchScenario, Measurement, ScenarioOptions, ScenarioResult } from '../harness/scenario.js';
 import { nginxHandshakeServerConfig } from '../peers/nginx-config.js';
 import { allowPolicyYaml, tesseraServerProxyConfig } from '../peers/tessera-config.js';
-import { type AppHandle, startApp } from '../peers/topology.js';
+import { type AppHandle, startApp, tesseraCommand } from '../peers/topology.js';
 import { sTimeVariant } from './handshake-s-time.js';
 import { floorMeasurement, handshakeHeadlines, handshakeSummary } from './handshake-summary.js';
 import { shortReason } from './mesh.js';
@@ -129,7 +128,7 @@ async function startTesseraServer(ctx: BenchContext, v: HandshakeVariant, leaf: 
   });
   const groups = v.tlsGroups ? `transport:\n  tlsGroups: [${v.tlsGroups.join(', ')}]\n` : '';
   await writeFile(join(dir, 'server.yaml'), `${conf}${groups}`);
-  const server = await ctx.group.start({ name: `${slug}-tessera`, command: process.execPath, args: [...NODE_FLAGS, ctx.env.tesseraCli, 'proxy', '--config', join(dir, 'server.yaml')], cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
+  const server = await ctx.group.start({ name: `${slug}-tessera`, ...tesseraCommand(ctx.env.tesseraCli, 'proxy', '--config', join(dir, 'server.yaml')), cwd: dir, ready: { line: /tessera proxy: ready/ }, readyTimeoutMs: 20_000 });
   return { server, port: port! };
 }
 
