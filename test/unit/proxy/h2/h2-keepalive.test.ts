@@ -3,13 +3,18 @@
 // peer or a host gone: no RST ever comes). A peer that answers its PING keeps the session; a frozen one has it cut
 // after keepaliveInterval + keepaliveTimeout, its open stream reset with CANCEL, the cut counted, and the next stream
 // gets a new session. A peer that froze before its SETTINGS fails the stream waiting for the session. Without a
-// keepalive (sessions to an app), the sweep has nothing to do.
+// keepalive (sessions to an app), the sweep has nothing to do. A TLS peer's reset that node:http2 misses is found by
+// the sweep's socket probe.
 import * as http2 from 'node:http2';
-import * as net from 'node:net';
 import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
+import * as tls from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
+import { H2Keepalive } from '../../../../proxy/src/h2/h2-keepalive.js';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
+import { h2Frame } from '../../../helpers/raw-h2-app.js';
+import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -190,4 +195,53 @@ describe('H2Upstream keepalive', () => {
     expect(up.sweep()).toBe(false);
     expect(session.destroyed).toBe(false);
   });
+});
+
+// Over TLS node:http2 misses a peer's reset that fails one of its writes (no 'error', no 'close': the socket stopped
+// reading for that write). The sweep's probe asks the socket to read again, which surfaces the reset: the session
+// closes at the next sweep, not a keepalive interval + timeout later, and it is not counted as a keepalive cut.
+test('a TLS peer that resets while an upload to it is blocked: the next sweep closes the session and its stream', async () => {
+  const ca = await TestCa.create();
+  const cert = await ca.mintSvid('spiffe://example.org/peer');
+  let peer: tls.TLSSocket | undefined;
+  // A peer that opens every window as wide as HTTP/2 allows, then reads nothing: the upload fills the kernel's buffers.
+  const server = tls.createServer({ cert: cert.chainPem, key: cert.keyPem, ALPNProtocols: ['h2'] }, (s) => {
+    peer = s;
+    s.on('error', () => undefined);
+    const settings = Buffer.alloc(6);
+    settings.writeUInt16BE(4, 0);
+    settings.writeUInt32BE(2 ** 31 - 1, 2);
+    const credit = Buffer.alloc(4);
+    credit.writeUInt32BE(2 ** 31 - 1 - 65_535, 0);
+    s.write(Buffer.concat([h2Frame(4, 0, 0, settings), h2Frame(8, 0, 0, credit)]));
+    s.pause();
+  });
+  const port = await listen(server);
+  const session = http2.connect(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+  session.on('error', () => undefined);
+  cleanup.push(() => session.destroy());
+  const time = new FakeTime();
+  let dead = 0;
+  const keepalive = new H2Keepalive(session, KEEPALIVE, () => time.nowMs(), () => dead++);
+  const req = session.request({ ':method': 'POST', ':path': '/upload' });
+  req.on('error', () => undefined);
+  keepalive.track(req);
+  // Written as fast as the stream drains, until it drains no more: the session's write to the socket is in progress.
+  let lastDrainMs = Number.POSITIVE_INFINITY;
+  const chunk = Buffer.alloc(65_536, 120);
+  const pump = (): void => {
+    lastDrainMs = Date.now();
+    for (let n = 0; n < 1_024; n++) if (!req.write(chunk)) return void req.once('drain', pump);
+  };
+  session.once('remoteSettings', pump);
+  await until('the upload is blocked', () => peer !== undefined && Date.now() - lastDrainMs > 200, 5_000, 10);
+  // Closed with unread bytes: the kernel answers with a TCP RST.
+  peer!.destroy();
+  // Unseen without a probe.
+  await new Promise((r) => setTimeout(r, 300));
+  expect(session.closed || session.destroyed).toBe(false);
+  expect(req.closed).toBe(false);
+  keepalive.tick();
+  await until('the session closed', () => session.destroyed && req.closed, 2_000, 10);
+  expect(dead).toBe(0);
 });
