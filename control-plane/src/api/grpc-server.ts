@@ -1,7 +1,9 @@
 // The gRPC listener: our own node:tls server terminates TLS (the control plane's SVID, client certificates
 // optional but captured, h2 only, handshake timeout, connection cap) and hands each connection to grpc-js
 // through a connection injector, whose HTTP/2 sessions have their control traffic bounded (a WINDOW_UPDATE flood
-// is cut: shared-io/grpc-session-guard.ts). Handlers look the caller's certificate chain up by peer address.
+// is cut: shared-io/grpc-session-guard.ts). Each connection is one entry by peer address, from accept to close: its
+// place at the cap, its TLS socket, its certificate chain (handlers look it up by the call's peer), its first-call
+// deadline.
 import { constants as cryptoConstants } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createServer, type TLSSocket, type Server as TlsServer } from 'node:tls';
@@ -74,21 +76,28 @@ export interface GrpcServerOptions {
   readonly timers: Pick<Timers, 'setTimeout' | 'clearTimeout' | 'setInterval' | 'clearInterval'>;
 }
 
+/** One TCP connection to the port, from accept to close. */
+interface PeerConnection {
+  /**
+   * Its place in the connection cap's table. The cap fails as the proxies' listeners and the bundle endpoint do
+   * (connection-table.ts): at the cap, one still in its handshake, else one with no call in progress, is closed to
+   * make room, oldest first; one with a call in progress never is. With node:tls's own silent cap, 400 idle TLS
+   * connections (or bare TCP ones, for the handshake timeout) kept callers out, uncounted (audit 60f F2).
+   */
+  readonly place: TrackedConnection;
+  /** Its TLS socket, once handshaken. */
+  secure?: TLSSocket;
+  /** The certificate chain it presented (empty when none), read once: it judges every call of the connection. */
+  chain: Buffer[];
+  /** Until its first call starts: the timer that cuts it when its headers deadline passes. */
+  firstCall?: unknown;
+}
+
 export class GrpcServer {
   readonly grpc: grpc.Server;
   readonly #o: GrpcServerOptions;
-  readonly #peers = new Map<string, Buffer[]>();
-  readonly #sockets = new Set<TLSSocket>();
-  /** Connections whose first call has not started yet, by peer address: cut when their headers deadline passes. */
-  readonly #awaitingCall = new Map<string, unknown>();
-  /**
-   * Each connection's place in the connection cap's table, by peer address, and its TLS socket. The cap fails as the
-   * proxies' listeners and the bundle endpoint do (connection-table.ts): at the cap, one still in its handshake, else
-   * one with no call in progress, is closed to make room, oldest first; one with a call in progress never is. With
-   * node:tls's own silent cap, 400 idle TLS connections (or bare TCP ones, for the handshake timeout) kept callers
-   * out, uncounted (audit 60f F2).
-   */
-  readonly #tracked = new Map<string, { readonly place: TrackedConnection; secure?: TLSSocket }>();
+  /** Every connection, by peer address: what grpc-js names a call's peer (`getPeer()`). */
+  readonly #connections = new Map<string, PeerConnection>();
   /** Connections closed to make room, by their TCP socket. */
   readonly #evicted = new WeakSet<Socket>();
   #tls: TlsServer | undefined;
@@ -117,7 +126,7 @@ export class GrpcServer {
       // single-request method) reaches the handler as a RejectedMessage, like one over its own cap.
       interceptors: [
         (method, call) => {
-          this.#callStarted(call.getPeer());
+          this.#callStarted(this.#connections.get(call.getPeer()));
           return new ReadRefusalCall(method, call, ISSUANCE_READ_REFUSALS, (code) => toGrpcError(new TesseraError(code)));
         },
       ],
@@ -126,7 +135,7 @@ export class GrpcServer {
 
   /** The certificate chain the caller of this call presented (empty when none). */
   chainOf(call: { getPeer(): string }): Buffer[] {
-    return this.#peers.get(call.getPeer()) ?? [];
+    return this.#connections.get(call.getPeer())?.chain ?? [];
   }
 
   get port(): number {
@@ -138,8 +147,9 @@ export class GrpcServer {
     return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${this.#port}`;
   }
 
+  /** Handshaken connections. */
   get connections(): number {
-    return this.#sockets.size;
+    return this.#secured().length;
   }
 
   async start(): Promise<void> {
@@ -151,7 +161,7 @@ export class GrpcServer {
       // A connection is busy while a call is in progress on it, idle again when none is (audit 60g F1: busy for good
       // after one call, a connection kept its place at the cap however long it sat idle).
       onActivity: (peer, busy) => {
-        const place = this.#tracked.get(peer)?.place;
+        const place = this.#connections.get(peer)?.place;
         if (busy) place?.busy();
         else place?.idle();
       },
@@ -199,13 +209,19 @@ export class GrpcServer {
     this.grpc.forceShutdown();
     this.#injector?.destroy();
     this.#guard?.stop();
-    for (const s of this.#sockets) s.destroy();
+    for (const s of this.#secured()) s.destroy();
     await closed;
+  }
+
+  #secured(): TLSSocket[] {
+    const sockets: TLSSocket[] = [];
+    for (const c of this.#connections.values()) if (c.secure) sockets.push(c.secure);
+    return sockets;
   }
 
   /** Resolves once every connection has closed, or after `ms`. */
   #socketsClosed(ms: number): Promise<void> {
-    const open = [...this.#sockets];
+    const open = this.#secured();
     if (open.length === 0) return Promise.resolve();
     return new Promise<void>((resolve) => {
       let left = open.length;
@@ -239,12 +255,12 @@ export class GrpcServer {
   /** A TCP connection, before its handshake: a place in the table, or closed (none can be made). */
   #admit(table: ConnectionTable, raw: Socket): void {
     const key = `${raw.remoteAddress}:${raw.remotePort}`;
-    const link: { secure?: TLSSocket } = {};
+    let entry: PeerConnection | undefined;
     const place = table.admit(
       () => {
         // This one makes room: counted by the newcomer, and, closed in its handshake, no handshake failure too.
         this.#evicted.add(raw);
-        (link.secure ?? raw).destroy();
+        (entry?.secure ?? raw).destroy();
       },
       () => this.#o.onTlsFailure?.('max_connections', key),
     );
@@ -254,25 +270,31 @@ export class GrpcServer {
       raw.destroy();
       return;
     }
-    const entry = Object.assign(link, { place });
-    this.#tracked.set(key, entry);
-    raw.once('close', () => {
-      place.closed();
-      if (this.#tracked.get(key) === entry) this.#tracked.delete(key);
-    });
+    const admitted: PeerConnection = { place, chain: [] };
+    entry = admitted;
+    this.#connections.set(key, admitted);
+    raw.once('close', () => this.#closed(key, admitted));
   }
 
-  #callStarted(peer: string): void {
-    const t = this.#awaitingCall.get(peer);
-    if (t === undefined) return;
-    this.#o.timers.clearTimeout(t);
-    this.#awaitingCall.delete(peer);
+  /** Its TCP or its TLS socket closed (whichever is first; the second finds nothing left to do). */
+  #closed(key: string, connection: PeerConnection): void {
+    connection.place.closed();
+    this.#callStarted(connection);
+    if (this.#connections.get(key) === connection) this.#connections.delete(key);
+  }
+
+  #callStarted(connection: PeerConnection | undefined): void {
+    if (connection?.firstCall === undefined) return;
+    this.#o.timers.clearTimeout(connection.firstCall);
+    connection.firstCall = undefined;
   }
 
   #accept(socket: TLSSocket): void {
     const key = `${socket.remoteAddress}:${socket.remotePort}`;
-    // The caller's chain is read once, below, and judges every call of the connection.
     refuseRenegotiation(socket, () => this.#o.onTlsFailure?.('protocol', key));
+    const entry = this.#connections.get(key);
+    // Closed while its handshake finished (its TCP socket's close has run): nothing to serve.
+    if (!entry) return void socket.destroy();
     if (socket.alpnProtocol !== 'h2') {
       this.#o.onTlsFailure?.('alpn', key);
       socket.destroy();
@@ -280,27 +302,17 @@ export class GrpcServer {
     }
     // Resets after the handshake are ordinary; the HTTP/2 session reports what matters.
     socket.on('error', () => {});
-    this.#peers.set(key, peerChainDer(socket.getPeerCertificate(true)));
-    this.#sockets.add(socket);
-    const entry = this.#tracked.get(key);
-    if (entry) {
-      entry.secure = socket;
-      socket.once('close', () => entry.place.closed());
-      entry.place.secured();
-    }
+    entry.chain = peerChainDer(socket.getPeerCertificate(true));
+    entry.secure = socket;
+    socket.once('close', () => this.#closed(key, entry));
+    entry.place.secured();
     // A client that trickles its first call's headers (or never sends one) would hold the connection until the
     // 60 s idle close, or forever while it keeps a header block open: cut it at the headers deadline.
-    const deadline = this.#o.timers.setTimeout(() => {
-      this.#awaitingCall.delete(key);
+    entry.firstCall = this.#o.timers.setTimeout(() => {
+      entry.firstCall = undefined;
       this.#o.onTlsFailure?.('headers_timeout', key);
       socket.destroy();
     }, this.#o.headersTimeoutMs);
-    this.#awaitingCall.set(key, deadline);
-    socket.once('close', () => {
-      this.#callStarted(key);
-      this.#peers.delete(key);
-      this.#sockets.delete(socket);
-    });
     this.#injector!.injectConnection(socket);
   }
 }
