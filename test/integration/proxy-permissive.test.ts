@@ -159,10 +159,10 @@ describe('permissive HTTP listener', () => {
   // An outside audit: only XFCC was removed, so an app written for the edge's guarantee trusted a forged
   // x-ssl-client-verify or remote-user from a caller the mesh never authenticated.
   test("a plaintext caller's client-certificate and front-end user fields are removed, as at the edge; an mTLS caller's user fields pass", async () => {
-    const forged = ['client-cert: :MIIB:', 'x-ssl-client-verify: SUCCESS', 'X-SSL-Client-S-DN: CN=admin', 'x-client-cert-dn: CN=admin', 'remote-user: admin', 'x-forwarded-user: admin', 'X-Amzn-Oidc-Identity: admin', 'x-goog-authenticated-user-email: a@example.org', 'X-Forwarded-Tls-Client-Cert: MIIB', 'x_forwarded_tls_client_cert_info: CN', 'X-Forwarded-Ssl-Client-Cert: MIIB', 'X-Forwarded-Client-Cert-Chain: MIIB', 'x-harmless: kept'];
+    const forged = ['client-cert: :MIIB:', 'x-ssl-client-verify: SUCCESS', 'X-SSL-Client-S-DN: CN=admin', 'x-client-cert-dn: CN=admin', 'remote-user: admin', 'x-forwarded-user: admin', 'X-Amzn-Oidc-Identity: admin', 'x-goog-authenticated-user-email: a@example.org', 'X-Forwarded-Tls-Client-Cert: MIIB', 'x_forwarded_tls_client_cert_info: CN', 'X-Forwarded-Ssl-Client-Cert: MIIB', 'X-Forwarded-Client-Cert-Chain: MIIB', 'OIDC_CLAIM_sub: admin', 'OIDC-Claim-email: admin@example.org', 'x-harmless: kept'];
     expect((await curl(`http://127.0.0.1:${permissive}/public/forged`, { headers: forged })).status).toBe(200);
     const h = seen.at(-1)!.headers;
-    for (const name of ['client-cert', 'x-ssl-client-verify', 'x-ssl-client-s-dn', 'x-client-cert-dn', 'remote-user', 'x-forwarded-user', 'x-amzn-oidc-identity', 'x-goog-authenticated-user-email', 'x-forwarded-tls-client-cert', 'x_forwarded_tls_client_cert_info', 'x-forwarded-ssl-client-cert', 'x-forwarded-client-cert-chain']) expect(h[name], name).toBeUndefined();
+    for (const name of ['client-cert', 'x-ssl-client-verify', 'x-ssl-client-s-dn', 'x-client-cert-dn', 'remote-user', 'x-forwarded-user', 'x-amzn-oidc-identity', 'x-goog-authenticated-user-email', 'x-forwarded-tls-client-cert', 'x_forwarded_tls_client_cert_info', 'x-forwarded-ssl-client-cert', 'x-forwarded-client-cert-chain', 'oidc_claim_sub', 'oidc-claim-email']) expect(h[name], name).toBeUndefined();
     expect(h['x-harmless']).toBe('kept');
     // An authenticated mesh peer (the edge's sidecar hop, say) carries a front end's user fields on.
     expect((await curl(`https://127.0.0.1:${permissive}/private`, { svid: web, headers: ['x-forwarded-user: alice'] })).status).toBe(200);

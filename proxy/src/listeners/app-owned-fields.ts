@@ -114,7 +114,9 @@ export const FORWARDING_FIELDS: readonly string[] = [
  * Remote-User, the Kubernetes front proxy's X-Remote-*, Kubernetes impersonation, Grafana's X-WEBAUTH-USER,
  * oauth2-proxy's X-Auth-Request-* and X-Forwarded-User/-Email/-Groups, Google IAP's X-Goog-*, Azure Easy Auth's
  * X-MS-CLIENT-PRINCIPAL*, AWS ALB's X-Amzn-Oidc-*, Cloudflare Access's Cf-Access-*, Kong's X-Consumer-* and
- * X-Authenticated-*, Pomerium's X-Pomerium-*, API Gateway's X-Apigateway-*. From an outside client they are a
+ * X-Authenticated-*, Pomerium's X-Pomerium-*, API Gateway's X-Apigateway-*, Apache's mod_auth_openidc, mod_auth_mellon and
+ * Shibboleth, Vouch Proxy's. The list is open-ended: a front end whose fields are not here needs them dropped by the
+ * app or its own proxy. From an outside client they are a
  * forged login; a trusted proxy (such a front end before the edge) keeps them. Prefixes: any name that starts so.
  */
 export const FRONT_AUTH_FIELD_PREFIXES: readonly string[] = [
@@ -122,6 +124,9 @@ export const FRONT_AUTH_FIELD_PREFIXES: readonly string[] = [
   ...['x-auth-request-', 'x-forwarded-user', 'x-forwarded-email', 'x-forwarded-preferred-username', 'x-forwarded-groups', 'x-forwarded-access-token'],
   ...['x-goog-authenticated-user-', 'x-goog-iap-', 'x-ms-client-principal', 'x-ms-token-', 'x-amzn-oidc-', 'cf-access-', 'x-consumer-', 'x-authenticated-'],
   ...['x-credential-identifier', 'x-userinfo', 'x-pomerium-', 'x-apigateway-'],
+  // Apache's mod_auth_openidc (OIDC_CLAIM_*, OIDC_access_token, OIDC_id_token*), mod_auth_mellon and Shibboleth's
+  // attribute headers, Vouch Proxy's X-Vouch-*
+  ...['oidc-claim-', 'oidc-access-token', 'oidc-id-token', 'mellon-', 'shib-', 'x-vouch-'],
 ];
 
 /** What a trusted proxy's request keeps at the edge (forwarded-headers.ts reads them from it). */
