@@ -4,10 +4,10 @@
 // a CA, a key others can read, no ca-state.json) is one coded line naming the file, a non-zero exit, and nothing
 // left serving (no address line, no admin socket). The proxy's start-up errors are coded the same way.
 import { createHash } from 'node:crypto';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -107,6 +107,31 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     expect(prepare.stderr).toContain('TESSERA_ERR_CA_READ_ONLY');
     expect(await digest(r.ca)).toBe(before);
     expect(await cp.stop()).toBe(0);
+  }, 60_000);
+
+  // Audit 61c F1: each replica made its own JWT key in its data dir, so a JWT-SVID validated where its replica's key
+  // was published only (about half the sidecars of the base install). The keys are derived from the Secret now.
+  test.sequential('two replicas on one Secret publish the same JWT-SVID keys, derived from it: a token from one validates with the other\'s bundle', async () => {
+    const cps: RunningControlPlane[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await replica(seed, 0o400);
+      const cp = await startControlPlaneProcess(r.d, r.cfg);
+      running.push(cp);
+      cps.push(cp);
+    }
+    const [a, b] = cps as [RunningControlPlane, RunningControlPlane];
+    const jwtKids = async (cp: RunningControlPlane) => (JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] }).keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+    expect(await jwtKids(a)).toHaveLength(1);
+    expect(await jwtKids(b)).toEqual(await jwtKids(a));
+    // Nothing of them is kept in the data dir.
+    expect(existsSync(join(a.dataDir, 'jwt'))).toBe(false);
+    const token = await createJoinToken(a.dataDir, `spiffe://${TD}/ns/default/sa/batch`);
+    const fetched = await tessera(['svid', 'fetch', '--control-plane', a.grpc, '--bundle', join(a.dataDir, 'bundle.pem'), '--join-token', token, '--jwt', '--audience', 'https://queue.example.org']);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    const verified = await tessera(['svid', 'verify', '--jwt', '--bundle', join(b.dataDir, 'bundle.spiffe.json'), '--audience', 'https://queue.example.org', fetched.stdout.trim()]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ valid: true, spiffeId: `spiffe://${TD}/ns/default/sa/batch` });
+    for (const cp of cps) expect(await cp.stop()).toBe(0);
   }, 60_000);
 
   test.sequential('0440 group root (a Secret with defaultMode 0440 and fsGroup: the group is the process own) is accepted', async () => {

@@ -14,6 +14,14 @@ export interface JwtSigningKey extends JwtAuthority {
   readonly privateKey: KeyObject;
 }
 
+/** What signs JWT-SVIDs and what validators are given: kept keys (here) or keys derived from a read-only CA. */
+export interface JwtKeySet {
+  /** The key that signs now. */
+  active(): JwtSigningKey;
+  /** Every key a live token may name. */
+  published(): JwtAuthority[];
+}
+
 export interface JwtKeyOptions {
   readonly backend: JwtKeyBackend;
   readonly clock: Clock;
@@ -27,7 +35,7 @@ export interface JwtKeyOptions {
 
 export type JwtKeyEvent = { readonly event: 'jwt_key.created' | 'jwt_key.retired' | 'jwt_key.removed'; readonly kid: string };
 
-export class JwtKeys {
+export class JwtKeys implements JwtKeySet {
   readonly #o: JwtKeyOptions;
   #held: LoadedJwtKeys = { records: [], keys: new Map(), version: null };
   /** Changes run one at a time: the list has one writer in this process. */

@@ -1,15 +1,18 @@
 // Opens the JWT-SVID signing keys, from the data dir or from the replicas' shared database: every key change this
 // process makes (created, retired, removed) is audited and logged, then handed on (bundle.spiffe.json, config push)
 // and announced to the other replicas; a change another replica made arrives through refresh(). maintain() runs
-// with the CA's periodic upkeep.
+// with the CA's periodic upkeep. On a read-only CA (a Secret replicas share, nothing else) the keys are derived
+// from the CA's keys instead (derived-jwt-keys.ts), so that every replica signs and publishes the same ones.
 import { join } from 'node:path';
 import type { Clock } from '../../../common/clock.js';
 import { JWT_SKEW_MS } from '../../../common/spiffe/jwt-svid.js';
 import { JWT_SVID_MAX_TTL_MS } from '../api/jwt-svid-service.js';
 import type { AuditLog } from '../store/store-contract.js';
+import type { LoadedAuthority } from './authority.js';
+import { DerivedJwtKeys } from './derived-jwt-keys.js';
 import type { JwtKeyBackend } from './jwt-key-backend.js';
 import { jwtKeyFiles } from './jwt-key-files.js';
-import { type JwtKeyEvent, JwtKeys } from './jwt-keys.js';
+import { type JwtKeyEvent, type JwtKeySet, JwtKeys } from './jwt-keys.js';
 
 /** The active JWT key signs for a day; its successor takes over and it stays published for the overlap. */
 export const JWT_KEY_ROTATE_EVERY_MS = 24 * 3_600_000;
@@ -18,6 +21,11 @@ export interface OpenJwtKeysOptions {
   readonly dataDir: string;
   readonly clock: Clock;
   readonly audit: AuditLog;
+  /**
+   * A read-only CA (persistence `fixed`): its authorities, read at each upkeep, and the trust domain the keys are
+   * derived for. Nothing is written to the data dir then.
+   */
+  readonly derivedFrom?: { readonly trustDomain: string; readonly authorities: () => readonly LoadedAuthority[] };
   readonly log: { info(obj: Record<string, unknown>, msg: string): void };
   readonly rotateEveryMs?: number;
   /** The replicas' shared database instead of <dataDir>/jwt, and whether this replica leads (rotates). */
@@ -29,7 +37,7 @@ export interface OpenJwtKeysOptions {
 }
 
 export interface OpenedJwtKeys {
-  readonly keys: JwtKeys;
+  readonly keys: JwtKeySet;
   /** Rotates a key past its period and drops retired keys past their overlap; reports a change. */
   maintain(): Promise<void>;
   /** Takes what another replica committed; reports a change. */
@@ -37,6 +45,7 @@ export interface OpenedJwtKeys {
 }
 
 export async function openJwtKeys(o: OpenJwtKeysOptions): Promise<OpenedJwtKeys> {
+  if (o.derivedFrom) return derivedJwtKeys(o, o.derivedFrom);
   const report = (events: readonly JwtKeyEvent[]) => {
     for (const e of events) {
       o.audit.record(o.clock.nowMs(), { event: e.event, result: 'ok', caller: 'control-plane', kid: e.kid });
@@ -65,5 +74,20 @@ export async function openJwtKeys(o: OpenJwtKeysOptions): Promise<OpenedJwtKeys>
     async refresh() {
       if (await keys.refresh()) o.onChange();
     },
+  };
+}
+
+function derivedJwtKeys(o: OpenJwtKeysOptions, from: NonNullable<OpenJwtKeysOptions['derivedFrom']>): OpenedJwtKeys {
+  const keys = new DerivedJwtKeys(from.trustDomain, from.authorities());
+  const say = () => o.log.info({ event: 'jwt_key.derived', keys: keys.sources() }, 'JWT-SVID signing keys derived from the read-only CA: every replica loading it signs and publishes the same ones');
+  say();
+  return {
+    keys,
+    async maintain() {
+      if (!keys.update(from.authorities())) return;
+      say();
+      o.onChange();
+    },
+    async refresh() {},
   };
 }
