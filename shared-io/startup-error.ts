@@ -3,7 +3,7 @@
 import { TesseraError } from '../common/errors.js';
 import { errnoReason } from './read-named-file.js';
 
-export type StartupCode = 'TESSERA_ERR_CP_START_FAILED' | 'TESSERA_ERR_PROXY_START_FAILED';
+export type StartupCode = 'TESSERA_ERR_CP_START_FAILED' | 'TESSERA_ERR_PROXY_START_FAILED' | 'TESSERA_ERR_INJECTOR_START_FAILED';
 
 /**
  * A coded error passes through; anything else becomes `code` naming the file: the errno error's own path, else

@@ -2,7 +2,7 @@
 // Prints `tessera injector: listening <host:port>`, then exactly `tessera injector: ready` once it serves.
 import { preciseSystemClock } from '../../common/precise-clock.js';
 import { startupError } from '../../shared-io/startup-error.js';
-import { requiredString, type ParsedArgs } from '../args.js';
+import { type ParsedArgs, requiredString } from '../args.js';
 import { type CommandIo, EXIT_OK } from '../command.js';
 import { readBuildInfo } from '../read-build-info.js';
 
@@ -19,7 +19,7 @@ export async function runInjector(args: ParsedArgs, io: CommandIo): Promise<numb
     log.level = level;
   };
   const handle = await startInjector(config, { log, setLogLevel, preciseClock: preciseSystemClock() }).catch((e: unknown) => {
-    throw startupError(e, 'TESSERA_ERR_CP_START_FAILED');
+    throw startupError(e, 'TESSERA_ERR_INJECTOR_START_FAILED');
   });
   io.stdout(`tessera injector: listening ${handle.address}\n`);
   io.stdout('tessera injector: ready\n');

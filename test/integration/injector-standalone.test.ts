@@ -2,16 +2,16 @@
 // plane runs at all and after the control plane it took its bundle from was killed; bundle changes reach new pods;
 // bad files are coded one-line start-up errors naming the file; SIGTERM exits 0.
 import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { join } from 'node:path';
-import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { admissionReview, appPod, INJECTOR_HOST, type ServingPki, servingPki } from '../helpers/injector-fixtures.js';
 import { applyJsonPatch } from '../helpers/json-patch.js';
 import { startReadyProcess } from '../helpers/ready-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
-import { INJECTOR_HOST, type ServingPki, admissionReview, appPod, servingPki } from '../helpers/injector-fixtures.js';
 
 interface Review {
   response: { uid: string; allowed: boolean; patch?: string; status?: { code: number; message: string } };
@@ -200,6 +200,20 @@ describe('tessera injector start-up errors are coded and name the file', () => {
     ['missing key file', async () => writeInjectorConfig('e4', await okBundle(), '', 'absent.key'), 'TESSERA_ERR_CONFIG_UNREADABLE', 'absent.key'],
     ['unknown key', async () => writeInjectorConfig('e5', await okBundle(), 'replicas: 2'), 'TESSERA_ERR_CONFIG_INVALID', 'replicas'],
     ['bad sidecar memory quantity', async () => writeInjectorConfig('e6', await okBundle(), 'resources: { requests: { memory: lots } }'), 'TESSERA_ERR_CONFIG_INVALID', 'resources.requests.memory'],
+    [
+      // Audit 61c I2: coded as the control plane's start failure before.
+      'listen address in use',
+      async () => {
+        const busy = createServer();
+        await new Promise<void>((r) => busy.listen(0, '127.0.0.1', r));
+        stops.push(() => new Promise<void>((r) => busy.close(() => r())));
+        const file = await writeInjectorConfig('e7', await okBundle());
+        await writeFile(file, (await readFile(file, 'utf8')).replace('listen: 127.0.0.1:0', `listen: 127.0.0.1:${(busy.address() as AddressInfo).port}`));
+        return file;
+      },
+      'TESSERA_ERR_INJECTOR_START_FAILED',
+      'EADDRINUSE',
+    ],
   ])('%s', async (_name, make, code, named) => {
     const r = await tessera(['injector', '--config', await make()], { timeoutMs: 20_000 });
     expect(r.code).toBe(1);

@@ -126,7 +126,8 @@ function protocolOf(port: SlicePort | undefined): EndpointProtocol {
   return NAME_PREFIXES[prefix] ?? 'http';
 }
 
-function parsePort(text: string): number | null {
+/** A tessera.dev/inbound-port value: a port number, or null (the pod is then left out, counted badInboundPort). */
+export function parsePort(text: string): number | null {
   if (!/^\d{1,5}$/.test(text.trim())) return null;
   const n = Number(text);
   return n >= 1 && n <= 65_535 ? n : null;

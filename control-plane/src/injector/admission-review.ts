@@ -5,6 +5,7 @@ import { MAX_PATCH_BYTES, tooLarge } from './admission-limits.js';
 import { isObject } from './k8s-types.js';
 import { type InjectionContext, planInjection } from './plan-injection.js';
 import { jsonPatchFor } from './pod-patch.js';
+import { annotationWarnings } from './annotation-warnings.js';
 
 export const ADMISSION_API_VERSION = 'admission.k8s.io/v1';
 
@@ -107,16 +108,17 @@ export function admitPod(request: AdmissionRequest, ctx: InjectionContext): Admi
   }
   try {
     const plan = planInjection({ pod: request.object, namespace: request.namespace }, ctx);
+    const unknown = annotationWarnings(request.object);
     if (plan.action === 'skip') {
-      const warnings = plan.warning ? { warnings: [plan.warning] } : {};
-      return { response: { uid, allowed: true, ...warnings }, decision: 'skipped', reason: plan.reason };
+      const all = plan.warning ? [plan.warning, ...unknown] : unknown;
+      return { response: { uid, allowed: true, ...(all.length > 0 ? { warnings: all } : {}) }, decision: 'skipped', reason: plan.reason };
     }
     const patchJson = JSON.stringify(jsonPatchFor(plan.pod, plan.additions));
     const size = Buffer.byteLength(patchJson);
     const bound = MAX_PATCH_BYTES + Buffer.byteLength(ctx.bundlePem);
     if (size > bound) throw tooLarge(`the patch for this pod would be ${size} bytes; the injector returns at most ${bound} (${MAX_PATCH_BYTES} and the trust bundle)`);
     const patch = Buffer.from(patchJson).toString('base64');
-    return { response: { uid, allowed: true, patchType: 'JSONPatch', patch }, decision: 'injected', reason: 'patched' };
+    return { response: { uid, allowed: true, patchType: 'JSONPatch', patch, ...(unknown.length > 0 ? { warnings: unknown } : {}) }, decision: 'injected', reason: 'patched' };
   } catch (e) {
     // An injection error names the pod's fault and may be shown; anything else stays in the injector's log.
     if (isTesseraError(e) && e.code.startsWith('TESSERA_ERR_INJECT_')) {

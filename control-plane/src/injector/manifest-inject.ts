@@ -1,10 +1,11 @@
 // Offline injection over a YAML stream: Pods and the pod templates of workload kinds, inside lists too; other objects
 // pass through.
 import { TesseraError } from '../../../common/errors.js';
-import { type Pod, isObject } from './k8s-types.js';
+import { isObject, type Pod } from './k8s-types.js';
 import { manifestYaml, readManifest } from './manifest-yaml.js';
 import { type InjectionContext, planInjection } from './plan-injection.js';
 import { applyAdditions } from './pod-patch.js';
+import { annotationWarnings } from './annotation-warnings.js';
 
 export interface ManifestReport {
   readonly document: number;
@@ -72,7 +73,8 @@ function injectObject(obj: Record<string, unknown>, document: number, ctx: Injec
     reports.push({ document, kind, name, result: `skipped: ${plan.reason}`, ...(plan.warning ? { warning: plan.warning } : {}) });
     return obj;
   }
-  reports.push({ document, kind, name, result: 'injected' });
+  const unknown = annotationWarnings(path.length === 0 ? obj : getIn(obj, path));
+  reports.push({ document, kind, name, result: 'injected', ...(unknown.length > 0 ? { warning: unknown.join('; ') } : {}) });
   const injected = applyAdditions(plan.pod, plan.additions);
   if (path.length === 0) return injected;
   const next = structuredClone(obj);
