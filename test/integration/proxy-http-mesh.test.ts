@@ -2,8 +2,8 @@
 // listener) in front of a real HTTP app, over real mTLS on loopback: forwarding, forwarded identity, policy,
 // keep-alive pooling, bodies, hostile clients, admin endpoints and graceful drain.
 import { execFile } from 'node:child_process';
-import { Agent, type IncomingHttpHeaders, createServer, request } from 'node:http';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { Agent, createServer, type IncomingHttpHeaders, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -22,6 +22,8 @@ let dir: string;
 let cleanup: () => Promise<void>;
 let ca: TestCa;
 let app: ReturnType<typeof createServer>;
+/** TCP connections the app accepted. */
+let appConnections = 0;
 let apiProxy: ProxyProcess;
 let webProxy: ProxyProcess;
 let apiInbound: number;
@@ -110,6 +112,7 @@ beforeAll(async () => {
       res.end(body);
     });
   });
+  app.on('connection', () => appConnections++);
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', r));
   const appPort = (app.address() as AddressInfo).port;
 
@@ -221,8 +224,11 @@ describe('HTTP/1.1 through two sidecars', () => {
     expect(metricValue(m, 'tessera_authz_decisions_total', { decision: 'deny' })).toBeGreaterThanOrEqual(1);
   });
 
-  test('keep-alive: 1,000 sequential requests through the pair open at most one upstream mTLS connection', async () => {
+  // Audit 61d F1: the inbound side's connections to its app were never counted.
+  test('keep-alive: 1,000 sequential requests through the pair open at most one upstream mTLS connection, and the inbound side counts its app connections', async () => {
     const before = metricValue(await metrics(webProxy), 'tessera_upstream_connections_opened_total', {});
+    const inboundBefore = metricValue(await metrics(apiProxy), 'tessera_upstream_connections_opened_total', { direction: 'inbound' });
+    const appBefore = appConnections;
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     for (let i = 0; i < 1000; i++) {
       const r = await new Promise<number>((resolve, reject) => {
@@ -238,6 +244,9 @@ describe('HTTP/1.1 through two sidecars', () => {
     agent.destroy();
     const after = metricValue(await metrics(webProxy), 'tessera_upstream_connections_opened_total', {});
     expect(after - before).toBeLessThanOrEqual(1);
+    const inboundAfter = metricValue(await metrics(apiProxy), 'tessera_upstream_connections_opened_total', { direction: 'inbound' });
+    expect(inboundAfter).toBeGreaterThanOrEqual(1);
+    expect(inboundAfter - inboundBefore).toBe(appConnections - appBefore);
   });
 
   test('secure naming: an upstream presenting another SPIFFE ID is refused (502), the reason counted and logged once a minute', async () => {

@@ -3,7 +3,7 @@
 // Tessera peer, keep-alive connections otherwise) for HTTP/1.1 clients on the lean forwarder and for HTTP/2 clients,
 // whose requests node:http re-makes through an agent over that same pool: one bound, limits.upstreamPoolSize, for
 // both; `http2`/`grpc` routes: long-lived multiplexed HTTP/2 sessions shared by every stream.
-import { UpstreamRefusalLog } from '../upstream/upstream-refusal-log.js';
+
 import type { EdgeRouteConfig } from '../config/edge-config.js';
 import { peerKeepalive } from '../h2/h2-keepalive.js';
 import { H2Upstream } from '../h2/h2-upstream.js';
@@ -14,6 +14,7 @@ import { ConnectionPool } from '../upstream/connection-pool.js';
 import { type MtlsDeps, plainConnector } from '../upstream/connectors.js';
 import { mtlsH2Opener } from '../upstream/mtls-h2-opener.js';
 import { PoolAgent } from '../upstream/pool-agent.js';
+import { UpstreamRefusalLog } from '../upstream/upstream-refusal-log.js';
 
 export class EdgeUpstream {
   readonly route: EdgeRouteConfig;
@@ -38,7 +39,7 @@ export class EdgeUpstream {
       this.pool = target
         ? meshPool(target, mtls, deps)
         : new ConnectionPool({
-            connect: plainConnector(host, port, deps.limits.handshakeTimeoutMs),
+            connect: plainConnector(host, port, deps.limits.handshakeTimeoutMs, () => deps.metrics.upstreamConnectionOpened('edge')),
             maxConnections: deps.limits.upstreamPoolSize,
             maxQueue: deps.limits.maxConnections,
             idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
@@ -54,7 +55,7 @@ export class EdgeUpstream {
           ? // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.
             // A sidecar's inbound listener: a peer proxy, PINGed as the outbound listeners' (h2-keepalive.ts).
             { ...common, authority: `https://${this.authority}`, open: mtlsH2Opener(target, mtls), generation: () => deps.identity.current?.generation ?? 0, ...peerKeepalive(deps) }
-          : { ...common, authority: `http://${this.authority}` },
+          : { ...common, authority: `http://${this.authority}`, onConnected: () => deps.metrics.upstreamConnectionOpened('edge') },
       );
     }
   }

@@ -51,6 +51,8 @@ export interface H2UpstreamOptions {
    */
   readonly keepalive?: KeepaliveSettings;
   readonly onKeepaliveCut?: () => void;
+  /** A plain session's TCP connection is made (an mTLS opener counts its own once the peer accepted it). */
+  readonly onConnected?: () => void;
 }
 
 interface SessionState {
@@ -189,6 +191,7 @@ export class H2Upstream {
         // Its native handle is set up by now (a plain one connects first): held until its socket has closed.
         this.#pins.pin(session);
         connected = true;
+        this.#o.onConnected?.();
         ready();
       });
       session.unref?.();

@@ -10,9 +10,9 @@ import { H2Upstream } from '../h2/h2-upstream.js';
 import { verdictOf } from '../telemetry/exchange-recorder.js';
 import { traceFields } from '../telemetry/trace-headers.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
+import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED } from './app-owned-fields.js';
 import { readH2Stream, sidecarH2Options, trackH2Sessions } from './h2-streams.js';
 import { type AdmittedPeer, InboundTls } from './inbound-tls.js';
-import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED } from './app-owned-fields.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { ServedListener } from './served-listener.js';
 
@@ -34,7 +34,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     this.#tls = inboundTls;
     this.onClose(inboundTls.attach(server, server, this.sessions));
     this.#appAddress = `${config.forwardTo.host}:${config.forwardTo.port}`;
-    this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}`, idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, nowMs: deps.nowMs, timers: deps.timers });
+    this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}`, idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, nowMs: deps.nowMs, timers: deps.timers, onConnected: () => deps.metrics.upstreamConnectionOpened('inbound') });
     this.onClose(() => this.#upstream.close());
     // The peer is admitted on the TLS socket before node:http2 takes it and writes its SETTINGS: a refused peer's
     // socket is destroyed before any byte goes out, session tickets included, so a refused handshake leaves nothing

@@ -8,20 +8,20 @@ import * as tls from 'node:tls';
 import { normalizeRequestTarget } from '../../../common/policy/normalize-path.js';
 import { type Decision, UNAUTHENTICATED } from '../../../common/policy/policy-types.js';
 import type { InboundConfig } from '../config/proxy-config.js';
+import type { ByteSocket } from '../http1/byte-socket.js';
 import type { HttpHead } from '../http1/http1-head.js';
 import type { ExchangeRecord, RequestPlan } from '../http1/http1-session-types.js';
+import { MUX_ALPN } from '../mux/mux-frame.js';
+import { MuxSession } from '../mux/mux-session.js';
+import { sessionUpkeep } from '../mux/session-upkeep.js';
 import { verdictOf } from '../telemetry/exchange-recorder.js';
 import { incomingTraceOf, traceLines } from '../telemetry/trace-headers.js';
 import type { RequestSpan } from '../telemetry/tracing.js';
 import type { VerifiedPeer } from '../tls/peer-verify.js';
 import { ConnectionPool } from '../upstream/connection-pool.js';
 import { plainConnector } from '../upstream/connectors.js';
-import { InboundTls } from './inbound-tls.js';
-import { MUX_ALPN } from '../mux/mux-frame.js';
-import { MuxSession } from '../mux/mux-session.js';
-import { sessionUpkeep } from '../mux/session-upkeep.js';
-import type { ByteSocket } from '../http1/byte-socket.js';
 import { APP_RESPONSE_DROP, CALLER_REQUEST_DROP, CALLER_REQUEST_DROP_TRACED, UNAUTHENTICATED_CALLER_DROP, UNAUTHENTICATED_CALLER_DROP_TRACED } from './app-owned-fields.js';
+import { InboundTls } from './inbound-tls.js';
 import type { ListenerDeps } from './listener-deps.js';
 import { countConnection, ServedListener } from './served-listener.js';
 import { resetSocket } from './socket-reset.js';
@@ -51,7 +51,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
     // Permissive: a front accepts, reads the first bytes, then hands TLS to the TLS server and plaintext to us.
     const front = config.mtls === 'permissive' ? net.createServer({ allowHalfOpen: tcp }) : null;
     const pool = new ConnectionPool({
-      connect: plainConnector(config.forwardTo.host, config.forwardTo.port, deps.limits.handshakeTimeoutMs),
+      connect: plainConnector(config.forwardTo.host, config.forwardTo.port, deps.limits.handshakeTimeoutMs, () => deps.metrics.upstreamConnectionOpened('inbound')),
       maxConnections: deps.limits.upstreamPoolSize,
       maxQueue: deps.limits.maxConnections,
       idleTimeoutMs: deps.limits.upstreamIdleTimeoutMs,
@@ -174,6 +174,7 @@ export class InboundListener extends ServedListener<InboundConfig> {
     let appConnected = false;
     app.once('connect', () => {
       appConnected = true;
+      d.metrics.upstreamConnectionOpened('inbound');
       // The caller left while the app connection was pending: relay() would wait for a 'close' already emitted. Its
       // reset goes on to the app as a reset, and the tunnel is counted and logged (499), as its caller's proxy does.
       // Destroyed otherwise, it was cut here (the drain deadline, a ban: allowHalfOpen keeps a caller's FIN from

@@ -7,10 +7,10 @@ import { TesseraError } from '../../../common/errors.js';
 import type { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import type { IdentityStore } from '../identity/identity-store.js';
 import { resetSocket } from '../listeners/socket-reset.js';
-import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { classifyTlsError } from '../telemetry/handshake-reason.js';
-import type { DenyListHolder } from '../tls/deny-list-holder.js';
+import type { ProxyMetrics } from '../telemetry/metrics.js';
 import { type DenyCandidate, deniedBy } from '../tls/deny-list.js';
+import type { DenyListHolder } from '../tls/deny-list-holder.js';
 import type { PeerVerifier, VerifiedPeer } from '../tls/peer-verify.js';
 import type { ClientContexts } from '../tls/tls-contexts.js';
 import type { Connector } from './connection-pool.js';
@@ -282,8 +282,8 @@ export function mtlsConnector(target: MtlsTarget, deps: MtlsDeps): Connector {
   return (done) => mtlsConnect(target, deps, session, done, directReads());
 }
 
-/** Plaintext to the local app (loopback). */
-export function plainConnector(host: string, port: number, timeoutMs: number): Connector {
+/** Plaintext to the local app (loopback); `onOpened` counts each connection made (tessera_upstream_connections_opened_total). */
+export function plainConnector(host: string, port: number, timeoutMs: number, onOpened?: () => void): Connector {
   return (done) => {
     let settled = false;
     const reads = directReads();
@@ -302,6 +302,7 @@ export function plainConnector(host: string, port: number, timeoutMs: number): C
       settled = true;
       socket.setTimeout(0);
       socket.removeListener('error', fail);
+      onOpened?.();
       done(null, socket, false);
     });
   };

@@ -80,6 +80,18 @@ describe('H2Upstream', () => {
     for (const r of [first, ...rest]) r.close();
   });
 
+  // Audit 61d F1: tessera_upstream_connections_opened_total never counted the connections to the app.
+  test('onConnected is told of each plain session connected (the app connections counted)', async () => {
+    const srv = await holdingServer();
+    let connected = 0;
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, onConnected: () => connected++ });
+    const all = await Promise.all(Array.from({ length: 2 * CAP + 1 }, () => request(upstream!)));
+    await until('every stream open', () => srv.open() === 2 * CAP + 1, 5_000);
+    expect(connected).toBe(srv.sessions());
+    expect(connected).toBe(3);
+    for (const r of all) r.close();
+  });
+
   test('a burst that waits for the first session spreads over sessions at the peer cap, none held past it', async () => {
     const srv = await holdingServer();
     upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
