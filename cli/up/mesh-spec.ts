@@ -133,11 +133,19 @@ export async function loadMeshFile(path: string, readPolicies: (dir: string) => 
   const parsed = parseYamlConfig<MeshFile>(text, path, MESH_SCHEMA);
   const { value } = parsed;
   const base = dirname(resolve(path));
-  const names = new Set(value.workloads.map((w) => w.name));
-  if (names.size < value.workloads.length) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: two workloads have the same name (use replicas: N for copies of one)`);
-  for (const w of value.workloads) {
-    for (const o of w.outbound ?? []) {
-      if (!names.has(o.to)) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}: workload "${w.name}" has an outbound to unknown workload "${o.to}"`);
+  // Each fault named as the parser names its own: file, line and key.
+  const invalid = (at: (string | number)[], key: string, message: string) => {
+    const line = lineOf(parsed, at);
+    return new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}:${line}: ${key}: ${message}`, { file: path, line, key });
+  };
+  const names = new Set<string>();
+  for (const [i, w] of value.workloads.entries()) {
+    if (names.has(w.name)) throw invalid(['workloads', i, 'name'], `workloads[${i}].name`, `"${w.name}" is the name of an earlier workload (use replicas: N for copies of one)`);
+    names.add(w.name);
+  }
+  for (const [i, w] of value.workloads.entries()) {
+    for (const [j, o] of (w.outbound ?? []).entries()) {
+      if (!names.has(o.to)) throw invalid(['workloads', i, 'outbound', j, 'to'], `workloads[${i}].outbound[${j}].to`, `workload "${w.name}" has an outbound to unknown workload "${o.to}"`);
     }
   }
   // Checked here, not left to spawn: a missing cwd fails there as "spawn <command> ENOENT", which names the command.
@@ -148,11 +156,7 @@ export async function loadMeshFile(path: string, readPolicies: (dir: string) => 
       (st) => st.isDirectory(),
       () => false,
     );
-    if (!isDir) {
-      const line = lineOf(parsed, ['workloads', i, 'cwd']);
-      const key = `workloads[${i}].cwd`;
-      throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${path}:${line}: ${key}: ${dir} is not a directory (relative to the mesh file's directory)`, { file: path, line, key });
-    }
+    if (!isDir) throw invalid(['workloads', i, 'cwd'], `workloads[${i}].cwd`, `${dir} is not a directory (relative to the mesh file's directory)`);
   }
   return {
     trustDomain: value.trustDomain,

@@ -39,6 +39,14 @@ describe('mesh.yaml replicas', () => {
     await expect(loadMeshFile(await meshFile(`workloads:\n${workloads}`), async () => ({}))).rejects.toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID' });
   });
 
+  // Audit 61d F2: these two named the file only.
+  test('a second workload of one name, and an outbound to an unknown workload, name file, line and key', async () => {
+    const dup = await meshFile('workloads:\n  - { name: back, appPort: 19002 }\n  - name: front\n    appPort: 19001\n  - name: back\n    appPort: 19003\n');
+    await expect(loadMeshFile(dup, async () => ({}))).rejects.toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID', message: `${dup}:5: workloads[2].name: "back" is the name of an earlier workload (use replicas: N for copies of one)`, details: { file: dup, line: 5, key: 'workloads[2].name' } });
+    const to = await meshFile('workloads:\n  - name: front\n    appPort: 19001\n    outbound:\n      - { to: back, port: 0 }\n      - { to: zz, port: 0 }\n  - { name: back, appPort: 19002 }\n');
+    await expect(loadMeshFile(to, async () => ({}))).rejects.toMatchObject({ message: `${to}:6: workloads[0].outbound[1].to: workload "front" has an outbound to unknown workload "zz"`, details: { key: 'workloads[0].outbound[1].to' } });
+  });
+
   test('a workload cwd that does not exist is refused at load, naming file, line and key (not "spawn node ENOENT" at start)', async () => {
     const file = await meshFile('workloads:\n  - { name: front, appPort: 19001 }\n  - name: back\n    command: [node, server.js]\n    cwd: ./backend-missing\n    appPort: 19002\n');
     const err = (await loadMeshFile(file, async () => ({})).catch((e: unknown) => e)) as { code: string; message: string };
