@@ -3,7 +3,7 @@
 // resolved against the config file's directory; the checks that need other keys stay in proxy-config.ts.
 import { resolve } from 'node:path';
 import type { ObjectSchema } from '../../../common/config/schema.js';
-import { TPM_EVIDENCE_SCHEMA, type TpmEvidenceConfig, type TpmEvidenceInput, resolveTpmEvidenceConfig } from '../identity/tpm/tpm-evidence-config.js';
+import { resolveTpmEvidenceConfig, TPM_EVIDENCE_SCHEMA, type TpmEvidenceConfig, type TpmEvidenceInput } from '../identity/tpm/tpm-evidence-config.js';
 
 export type IdentityConfig =
   | { readonly kind: 'files'; readonly certFile: string; readonly keyFile: string; readonly bundleFile: string }
@@ -15,6 +15,8 @@ export type IdentityConfig =
       readonly failbackIntervalMs: number;
       readonly bundleFile: string;
       readonly trustDomain?: string;
+      /** Where `trustDomain` is written (file and line): checked against the bundle's certificates once it is read. */
+      readonly trustDomainAt?: ConfigPlace;
       readonly joinToken?: string;
       readonly joinTokenFile?: string;
       readonly kubernetesTokenFile?: string;
@@ -23,6 +25,12 @@ export type IdentityConfig =
       /** Where the SVID and its key are kept across restarts (proxy/src/identity/svid-state-dir.ts); absent: nowhere. */
       readonly stateDir?: string;
     };
+
+/** A key's place in the config file, for a fault found after parsing. */
+export interface ConfigPlace {
+  readonly file: string;
+  readonly line: number;
+}
 
 export const identitySchema: ObjectSchema = {
   type: 'object',
@@ -87,8 +95,8 @@ export interface RawIdentity {
   files?: { certFile: string; keyFile: string; bundleFile: string };
 }
 
-/** `id` resolved, its paths against `base`; a replica listed twice is a `problem`. */
-export function resolveIdentity(id: RawIdentity, base: string, problem: (keyPath: (string | number)[], message: string) => never): IdentityConfig {
+/** `id` resolved, its paths against `base`; a replica listed twice is a `problem`; `placeOf` where a key is written. */
+export function resolveIdentity(id: RawIdentity, base: string, problem: (keyPath: (string | number)[], message: string) => never, placeOf: (keyPath: (string | number)[]) => ConfigPlace): IdentityConfig {
   const path = (p: string) => resolve(base, p);
   const replicas = id.controlPlane?.addresses ?? [];
   const twice = replicas.findIndex((a, i) => replicas.indexOf(a) !== i);
@@ -100,7 +108,7 @@ export function resolveIdentity(id: RawIdentity, base: string, problem: (keyPath
     addresses: cp.addresses ?? [cp.address!],
     failbackIntervalMs: cp.failbackInterval,
     bundleFile: path(cp.bundleFile),
-    ...(cp.trustDomain ? { trustDomain: cp.trustDomain } : {}),
+    ...(cp.trustDomain ? { trustDomain: cp.trustDomain, trustDomainAt: placeOf(['identity', 'controlPlane', 'trustDomain']) } : {}),
     ...(cp.joinToken ? { joinToken: cp.joinToken } : {}),
     ...(cp.joinTokenFile ? { joinTokenFile: path(cp.joinTokenFile) } : {}),
     ...(cp.kubernetesTokenFile ? { kubernetesTokenFile: path(cp.kubernetesTokenFile) } : {}),

@@ -339,7 +339,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     const j = inbound.findIndex((l) => l.registration);
     if (j >= 0) problem(['inbound', j, 'service'], 'registering a service needs identity.controlPlane');
   }
-  const identity = resolveIdentity(id, base, problem);
+  const identity = resolveIdentity(id, base, problem, (keyPath) => ({ file, line: lineOf(parsed, keyPath) }));
   if (id.controlPlane && raw.authorization.policiesDir) {
     problem(['authorization', 'policiesDir'], 'not allowed with identity.controlPlane: policies come from the control plane');
   }

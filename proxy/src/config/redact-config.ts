@@ -3,8 +3,16 @@ import type { Address, ProxyConfig } from './proxy-config.js';
 
 const addressText = (a: Address) => `${a.host}:${a.port}`;
 
+type ControlPlaneIdentity = Extract<ProxyConfig['identity'], { kind: 'controlPlane' }>;
+
+/** The token's value hidden; where the trust domain was written is the parser's, not a setting. */
+function controlPlaneIdentity(id: ControlPlaneIdentity): Record<string, unknown> {
+  const { trustDomainAt: _place, ...shown } = id;
+  return shown.joinToken ? { ...shown, joinToken: '<redacted>' } : shown;
+}
+
 export function redactedConfig(config: ProxyConfig): Record<string, unknown> {
-  const identity = config.identity.kind === 'controlPlane' && config.identity.joinToken ? { ...config.identity, joinToken: '<redacted>' } : config.identity;
+  const identity = config.identity.kind === 'controlPlane' ? controlPlaneIdentity(config.identity) : config.identity;
   return {
     ...config,
     identity,

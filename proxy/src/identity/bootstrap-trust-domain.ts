@@ -11,7 +11,7 @@ import { certificatesOf } from '../../../shared-io/read-named-file.js';
  * `configured` when given (refused if the bundle names trust domains and not this one; a bundle that names none, an
  * external CA's, is taken as it is), else the first trust domain the bundle's certificates name.
  */
-export function bootstrapTrustDomain(pem: string, file: string, configured: string | undefined): TrustDomain {
+export function bootstrapTrustDomain(pem: string, file: string, configured: string | undefined, configuredAt?: { readonly file: string; readonly line: number }): TrustDomain {
   // Parsed as a named file: a malformed block is a coded error naming it, not a bare parser message.
   const named = new Set<string>();
   for (const cert of certificatesOf({ path: file, what: 'identity.controlPlane.bundleFile' }, Buffer.from(pem))) {
@@ -23,7 +23,10 @@ export function bootstrapTrustDomain(pem: string, file: string, configured: stri
     const td = TrustDomain.parse(configured);
     if (named.size > 0 && !named.has(td.toString())) {
       const names = [...named].map((n) => `"${n}"`).join(', ');
-      throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `identity.controlPlane.trustDomain: "${td.toString()}", but the certificates of identity.controlPlane.bundleFile (${file}) are of ${names}: set the trust domain the control plane serves, or the bundle of "${td.toString()}"`, { file, key: 'identity.controlPlane.trustDomain' });
+      const key = 'identity.controlPlane.trustDomain';
+      // Named at the key's place in the config, as a fault found while parsing is.
+      const at = configuredAt ? `${configuredAt.file}:${configuredAt.line}: ` : '';
+      throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${at}${key}: "${td.toString()}", but the certificates of identity.controlPlane.bundleFile (${file}) are of ${names}: set the trust domain the control plane serves, or the bundle of "${td.toString()}"`, configuredAt ? { file: configuredAt.file, line: configuredAt.line, key } : { file, key });
     }
     return td;
   }

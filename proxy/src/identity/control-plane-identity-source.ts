@@ -55,7 +55,7 @@ export class ControlPlaneIdentitySource implements IdentitySource {
     this.#d = deps;
     const { store, metrics, log, clock, deadlineClock, timers } = deps;
     const bootstrapPem = readNamedFileSync({ path: cp.bundleFile, what: 'identity.controlPlane.bundleFile', code: 'TESSERA_ERR_CONFIG_UNREADABLE' }).toString('utf8');
-    const td = bootstrapTrustDomain(bootstrapPem, cp.bundleFile, cp.trustDomain);
+    const td = bootstrapTrustDomain(bootstrapPem, cp.bundleFile, cp.trustDomain, cp.trustDomainAt);
     this.#td = td;
     this.#bootstrapBundle = TrustBundle.parse(td, bootstrapPem);
     this.#bootstrap = new TrustBundleSet([this.#bootstrapBundle]);
