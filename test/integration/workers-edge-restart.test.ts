@@ -118,5 +118,11 @@ test('a worker killed while the edge files on disk are refused restarts with the
   const text = await metricsText(edge.admin);
   expect(sumSeries(text, 'tessera_worker_restarts_total', { worker: '1' })).toBe(1);
   expect(sumSeries(text, 'tessera_worker_restart_failures_total', { worker: '1' })).toBe(0);
+  // Audit 61d F5: a refusal was logged without its code and counted nowhere.
+  const coded = edge.stderr().split('\n').filter((l) => l.includes('"msg":"edge certificates reload"') && l.includes('"result":"refused"') && l.includes('"code":"TESSERA_ERR_EDGE_CERT_INVALID"'));
+  expect(coded.length).toBeGreaterThanOrEqual(2);
+  // The killed worker's own count went with it: the survivor's refusal is what is left.
+  expect(sumSeries(text, 'tessera_edge_certificate_reloads_total', { result: 'refused' })).toBeGreaterThanOrEqual(1);
+  expect(sumSeries(text, 'tessera_edge_certificate_reloads_total', { result: 'last-good' })).toBe(1);
   expect(sumSeries(text, 'tessera_worker_requests_total', { worker: '1' })).toBeGreaterThan(0);
 }, 90_000);

@@ -2,15 +2,15 @@
 // from files and reloaded all-or-nothing when any file changes (as ACME clients and cert-manager write them).
 // With `workers: N` a worker starting while the files on disk are refused starts from the last good texts its
 // siblings loaded (kept by the primary), so a restart never serves, or fails on, a set the others refused.
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createSecureContext, type SecureContext, type TlsOptions } from 'node:tls';
 import { TesseraError } from '../../../common/errors.js';
-import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import { chainSizeFault } from '../../../common/pki/chain-size.js';
+import { keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import { decodeCertificates } from '../../../common/pki/pem.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
 import { watchPaths } from '../../../shared-io/file-watch.js';
-import { CIPHERS, type TlsVersionSetting, minVersion } from '../tls/tls-contexts.js';
+import { CIPHERS, minVersion, type TlsVersionSetting } from '../tls/tls-contexts.js';
 
 export interface EdgeCertFiles {
   readonly serverNames: readonly string[];
@@ -24,7 +24,7 @@ export interface EdgeCertificatesOptions {
   readonly clientCaFile?: string;
   readonly tlsMinVersion: TlsVersionSetting;
   /** `last-good`: at start the files were refused and `lastGood` is served instead (until the files change). */
-  readonly onReload: (result: 'success' | 'refused' | 'last-good', error?: string) => void;
+  readonly onReload: (result: 'success' | 'refused' | 'last-good', error?: unknown) => void;
   /** The texts of the last set the listener's siblings loaded (workers: N); validated again whole before use. */
   readonly lastGood?: EdgeCertTexts;
   /** Every set loaded (at start and on each successful reload), for the primary to hand to a restarted worker. */
@@ -142,7 +142,7 @@ export class EdgeCertificates {
           onDefault(this.#loaded.defaultOptions);
           this.#o.onReload('success');
         } catch (e) {
-          this.#o.onReload('refused', (e as Error).message);
+          this.#o.onReload('refused', e);
         }
       },
     });
@@ -160,7 +160,7 @@ export class EdgeCertificates {
       const last = this.#o.lastGood;
       if (!last || last.pairs.length !== 1 + this.#o.sni.length || (last.clientCa === undefined) !== (this.#o.clientCaFile === undefined)) throw e;
       const loaded = this.#load(last);
-      this.#o.onReload('last-good', (e as Error).message);
+      this.#o.onReload('last-good', e);
       return loaded;
     }
   }

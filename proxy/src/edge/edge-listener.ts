@@ -2,9 +2,11 @@
 // lean forwarder and HTTP/2 on node:http2 by ALPN, routing by host and path to mesh upstreams re-originated over
 // mTLS with secure naming (HTTP/1.1, HTTP/2 or gRPC per route), forwarding headers from the real connection,
 // optional HSTS, the same metrics, access log, tracing and drain as sidecars.
+
 import * as http2 from 'node:http2';
 import type * as net from 'node:net';
 import * as tls from 'node:tls';
+import { isTesseraError } from '../../../common/errors.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import type { EdgeConfig } from '../config/edge-config.js';
 import { guardH2Server } from '../h2/h2-error-guard.js';
@@ -47,7 +49,12 @@ export class EdgeListener implements Listener {
       sni: config.certificates,
       ...(config.clientCa ? { clientCaFile: config.clientCa } : {}),
       tlsMinVersion: config.tlsMinVersion,
-      onReload: (result, error) => deps.log[result === 'success' ? 'info' : 'warn']({ listener: config.name, result, err: error }, 'edge certificates reload'),
+      // Coded and counted as the other hot-reloaded inputs are (audit 61d F5: a refusal was an uncoded line only).
+      onReload: (result, error) => {
+        deps.metrics.edgeCertificateReload(config.name, result);
+        if (result === 'success') deps.log.info({ listener: config.name, result }, 'edge certificates reload');
+        else deps.log.warn({ listener: config.name, result, ...(isTesseraError(error) ? { code: error.code } : {}), err: error instanceof Error ? error.message : String(error) }, 'edge certificates reload');
+      },
       ...deps.edgeCertificates?.(config.name),
     });
     this.#gate = new EdgeGate(config, deps, this.#certs);

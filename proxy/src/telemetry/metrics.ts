@@ -5,8 +5,8 @@ import type { BuildInfo } from '../../../common/build-info.js';
 import { ERROR_CATALOGUE } from '../../../common/errors.js';
 import { registerProcessMetrics } from '../../../shared-io/process-metrics.js';
 import { HANDSHAKE_REASONS } from './handshake-reason.js';
-import { MuxMetrics } from './mux-metrics.js';
 import { CappedLabels, type Cell, cellCounter, cellHistogram, directionGauge, type HistCell, type Key, type LabelTable, str } from './metric-cells.js';
+import { MuxMetrics } from './mux-metrics.js';
 
 export { MAX_SERIES_PER_METRIC } from './metric-cells.js';
 
@@ -48,6 +48,7 @@ export class ProxyMetrics {
   readonly #svidRotations: LabelTable<Cell>;
   readonly #svidRotationFailures: LabelTable<Cell>;
   readonly #bundleUpdates: LabelTable<Cell>;
+  readonly #edgeCertReloads: LabelTable<Cell>;
   readonly #policyUpdates: LabelTable<Cell>;
   readonly #servedChecks: LabelTable<Cell>;
   readonly #rejected: LabelTable<Cell>;
@@ -123,6 +124,7 @@ export class ProxyMetrics {
     this.#svidRotations = results('tessera_svid_rotations_total', 'SVID rotations by result.', ['success', 'failure', 'refused']);
     this.#svidRotationFailures = cellCounter(registry, 'tessera_svid_rotation_failures_total', 'SVID rotations that failed or were refused, by stable error code (other: none).', ['code'], str).table;
     this.#bundleUpdates = results('tessera_trust_bundle_updates_total', 'Trust bundle updates by result.', ['success', 'refused']);
+    this.#edgeCertReloads = cellCounter(registry, 'tessera_edge_certificate_reloads_total', 'Edge certificate (and client CA) file reloads by listener and result: success, refused (the served set kept), last-good (started on the last good set).', ['listener', 'result'], str).table;
     this.#policyUpdates = results('tessera_policy_updates_total', 'Authorization policy snapshot updates by result.', ['success', 'refused']);
     this.#discoveryUpdates = results('tessera_discovery_updates_total', 'Discovery/Watch updates by result: applied, or refused (malformed or older; the last endpoints stay).', ['applied', 'refused']);
     this.#discoveryConnected = new Gauge({
@@ -211,6 +213,10 @@ export class ProxyMetrics {
 
   trustBundleUpdate(result: 'success' | 'refused'): void {
     this.#bundleUpdates.get1(result).n++;
+  }
+
+  edgeCertificateReload(listener: string, result: 'success' | 'refused' | 'last-good'): void {
+    this.#edgeCertReloads.get2(listener, result).n++;
   }
 
   servedCheck(result: 'match' | 'mismatch'): void {

@@ -32,6 +32,7 @@ const NAMES = [
   'tessera_discovery_connected',
   'tessera_discovery_services_left_out',
   'tessera_discovery_updates_total',
+  'tessera_edge_certificate_reloads_total',
   'tessera_mux_fallbacks_total',
   'tessera_mux_sessions_active',
   'tessera_mux_sessions_ended_total',
