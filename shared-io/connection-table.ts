@@ -2,11 +2,14 @@
 // closing the connection least likely to be a real client's, rather than refusing the newcomer. With a first-come
 // cap, connections that never sent a ClientHello (or idle ones), reopened as they were closed, kept every real
 // client out (the injector's webhook, audit 5 N1; the admin listeners and the bundle endpoint, audit 6). A real
-// client completes its handshake within milliseconds and sends its request at once, so what is closed first is,
-// oldest first:
-//   1. a connection whose TLS handshake has not completed;
-//   2. else an idle one: handshake done, no request in progress (keep-alive, or headers not yet complete);
-//   3. else one whose request has been in progress for longer than `busyGraceMs` (a slow sender).
+// client completes its handshake within milliseconds and sends its request at once, so what is closed first is:
+//   1. a connection that has asked nothing yet — its TLS handshake not completed, or completed with no request
+//      since — the one longest in that state first. A real client passes through both within milliseconds; a
+//      flood sits in one of them: handshakes never finished, or handshakes finished quickly and then nothing (audit
+//      61e F1: ranked by state first, every handshake before any idle connection, a real client still in its
+//      handshake was the oldest one there, and was closed for an idle flood reopened as fast as it was closed);
+//   2. else an idle one that has carried a request (keep-alive), the one idle longest first;
+//   3. else one whose request has been in progress for longer than `busyGraceMs` (a slow sender), oldest first.
 // Only when every connection is a request younger than the grace is the newcomer closed instead.
 import type { Clock } from '../common/clock.js';
 
@@ -36,10 +39,14 @@ interface Entry {
   state: ConnectionState;
   /** When it entered its state. */
   since: number;
+  /** It has carried a request (been busy once). */
+  asked: boolean;
   readonly close: () => void;
 }
 
-const ORDER: readonly ConnectionState[] = ['handshake', 'idle', 'busy'];
+/** The victim classes, in order (the comment at the top). */
+const CLASSES = 3;
+const classOf = (e: Entry): number => (e.state === 'busy' ? 2 : e.state === 'idle' && e.asked ? 1 : 0);
 
 export class ConnectionTable {
   readonly #o: ConnectionTableOptions;
@@ -73,12 +80,13 @@ export class ConnectionTable {
       onEvict?.(victim.state);
       victim.close();
     }
-    const entry: Entry = { state: 'handshake', since: this.#o.clock.nowMs(), close };
+    const entry: Entry = { state: 'handshake', since: this.#o.clock.nowMs(), asked: false, close };
     this.#entries.add(entry);
     const move = (state: ConnectionState) => {
       if (!this.#entries.has(entry) || entry.state === state) return;
       entry.state = state;
       entry.since = this.#o.clock.nowMs();
+      if (state === 'busy') entry.asked = true;
     };
     return {
       get state() {
@@ -95,15 +103,13 @@ export class ConnectionTable {
 
   #victim(): Entry | undefined {
     const now = this.#o.clock.nowMs();
-    for (const state of ORDER) {
-      let oldest: Entry | undefined;
-      for (const e of this.#entries) {
-        if (e.state !== state) continue;
-        if (state === 'busy' && now - e.since < this.#o.busyGraceMs) continue;
-        if (!oldest || e.since < oldest.since) oldest = e;
-      }
-      if (oldest) return oldest;
+    const oldest: (Entry | undefined)[] = new Array(CLASSES);
+    for (const e of this.#entries) {
+      if (e.state === 'busy' && now - e.since < this.#o.busyGraceMs) continue;
+      const c = classOf(e);
+      const o = oldest[c];
+      if (!o || e.since < o.since) oldest[c] = e;
     }
-    return undefined;
+    return oldest.find((e) => e !== undefined);
   }
 }

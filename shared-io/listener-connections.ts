@@ -1,8 +1,9 @@
 // A listener's connections, bounded so that no client can take them away from the clients it is for (the
 // kubelet's probes and the scrapes on an admin listener, federated peers on the bundle endpoint, the API server on
 // the injector's webhook): at most `max` connections, and at the cap one is closed to make room for a newcomer
-// rather than the newcomer refused, as connection-table.ts chooses it (still in its TLS handshake, else idle, else a
-// request in progress past `busyGraceMs`, oldest first). And, unless `allowPipelining`, one request at a time per
+// rather than the newcomer refused, as connection-table.ts chooses it (one that asked nothing yet, in its TLS
+// handshake or handshaken with no request since, the one longest so first; else idle after a request; else a
+// request in progress past `busyGraceMs`). And, unless `allowPipelining`, one request at a time per
 // connection: a client that pipelines a second request before its first answer has gone out is cut (each answer,
 // /metrics above all, is built whole; thousands pipelined and never read took the proxy to 2.6 GB). Works for
 // node:http and node:https servers alike: a connection is known by its peer address and port, the same on the TCP
@@ -32,17 +33,31 @@ const BUSY_GRACE_MS = 2_000;
 
 const peerOf = (s: { remoteAddress?: string | undefined; remotePort?: number | undefined }) => `${s.remoteAddress}|${s.remotePort}`;
 
+export interface GuardedListener {
+  /**
+   * The connection was closed here (to make room, or refused at the cap), already counted: a TLS server's
+   * 'tlsClientError' for it (its handshake cut) is not a second refusal. Takes the TLS socket or its TCP socket.
+   */
+  closedForRoom(socket: object): boolean;
+}
+
 /** Applies the rules above to `server` (an http or https server); call before it listens. */
-export function guardListenerConnections(server: Server, o: ListenerConnectionsOptions): void {
+export function guardListenerConnections(server: Server, o: ListenerConnectionsOptions): GuardedListener {
   const table = new ConnectionTable({ max: o.max, busyGraceMs: o.busyGraceMs ?? BUSY_GRACE_MS, clock: o.clock });
   const byPeer = new Map<string, { readonly tracked: TrackedConnection; secure?: Socket }>();
+  // By TCP socket: node:tls keeps it as the TLS socket's _parent.
+  const closedHere = new WeakSet<object>();
   server.on('connection', (raw: Socket) => {
     const link: { secure?: Socket } = {};
     const tracked = table.admit(
-      () => (link.secure ?? raw).destroy(),
+      () => {
+        closedHere.add(raw);
+        (link.secure ?? raw).destroy();
+      },
       (state) => o.onRefused?.('evicted', { state }),
     );
     if (!tracked) {
+      closedHere.add(raw);
       o.onRefused?.('over_cap', raw.remoteAddress ? { remote: raw.remoteAddress } : {});
       raw.destroy();
       return;
@@ -78,4 +93,7 @@ export function guardListenerConnections(server: Server, o: ListenerConnectionsO
     entry.tracked.busy();
     res.once('close', () => entry.tracked.idle());
   });
+  return {
+    closedForRoom: (socket) => closedHere.has(socket) || closedHere.has((socket as { readonly _parent?: object | null })._parent ?? socket),
+  };
 }

@@ -63,11 +63,12 @@ export class BundleEndpoint {
     });
     // At the cap the oldest idle connection (one still in its handshake too) makes room rather than the newcomer
     // being refused: whoever connects first cannot hold every slot. A pipelining client is cut.
-    guardListenerConnections(server, { max: o.maxConnections, clock: o.clock ?? systemClock, tls: true, onRefused: (r) => o.onRefused?.(r === 'pipelined' ? 'protocol' : 'max_connections') });
+    const guard = guardListenerConnections(server, { max: o.maxConnections, clock: o.clock ?? systemClock, tls: true, onRefused: (r) => o.onRefused?.(r === 'pipelined' ? 'protocol' : 'max_connections') });
     // As on the gRPC port: no TLS 1.2 renegotiation (a full handshake's CPU for a few bytes from the client).
     server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket, () => o.onRefused?.('protocol')));
     server.on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-      o.onRefused?.(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'protocol');
+      // One closed to make room in its handshake is counted already (audit 61e F2: max_connections and protocol).
+      if (!guard.closedForRoom(socket)) o.onRefused?.(err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'timeout' : 'protocol');
       socket.destroy();
     });
     const i = o.listen.lastIndexOf(':');

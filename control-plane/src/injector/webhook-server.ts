@@ -352,7 +352,7 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
   server.maxHeadersCount = 64;
   // The connection cap (shared-io/listener-connections.ts): a full table closes the connection least likely to be
   // the API server's to make room, rather than refusing the newcomer. Pipelined reviews are answered in turn.
-  guardListenerConnections(server, {
+  const guard = guardListenerConnections(server, {
     max: limits.maxConnections,
     busyGraceMs: limits.busyGraceMs,
     clock,
@@ -366,9 +366,11 @@ export async function startInjectorWebhook(opts: InjectorWebhookOptions): Promis
       }
     },
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) =>
-    refusals.record({ status: 0, reason: `TLS handshake failed: ${err.code ?? err.message}`, ...(socket.remoteAddress ? { remote: socket.remoteAddress } : {}) }),
-  );
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: { remoteAddress?: string }) => {
+    // One closed to make room in its handshake was recorded as such already.
+    if (guard.closedForRoom(socket)) return;
+    refusals.record({ status: 0, reason: `TLS handshake failed: ${err.code ?? err.message}`, ...(socket.remoteAddress ? { remote: socket.remoteAddress } : {}) });
+  });
   // What Node does by default for a request it cannot parse or that timed out (400, 408, 431, then close), plus a
   // log line: a listener replaces the default, so the answer is written here.
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex & { remoteAddress?: string; _httpMessage?: { headersSent?: boolean } }) => {

@@ -1,8 +1,9 @@
 // The webhook's connection cap (audit 5, N1): when full, a newcomer is admitted and the connection least likely to
-// be the API server's is closed for it: the oldest still in its TLS handshake, else the oldest idle one, else the
-// oldest request in progress past the grace; the newcomer is refused only when every connection is a young request.
+// be the API server's is closed for it: of those that asked nothing yet (in their TLS handshake, or handshaken with
+// no request since) the one longest in that state, else the idle one (after a request) idle longest, else the oldest
+// request in progress past the grace; the newcomer is refused only when every connection is a young request.
 import { describe, expect, test } from 'vitest';
-import { ConnectionTable, type ConnectionState } from '../../../shared-io/connection-table.js';
+import { type ConnectionState, ConnectionTable } from '../../../shared-io/connection-table.js';
 import { FakeTime } from '../../helpers/fake-time.js';
 
 function setup(max = 3, busyGraceMs = 1_000) {
@@ -31,14 +32,53 @@ describe('ConnectionTable', () => {
     expect(closed).toEqual([]);
   });
 
-  test('full: the oldest connection still in its handshake is closed first, even when idle ones are older', () => {
+  test('full: the oldest connection still in its handshake is closed first, even when idle ones (after a request) are older', () => {
     const { open, closed, evicted } = setup();
-    open('a')!.secured();
+    const a = open('a')!;
+    a.secured();
+    a.busy();
+    a.idle();
     open('b');
     open('c');
     expect(open('d')).not.toBeNull();
     expect(closed).toEqual(['b']);
     expect(evicted).toEqual(['handshake']);
+  });
+
+  test('a handshake and a connection handshaken that asked nothing since: the one longer in its state goes first', () => {
+    const { open, closed, evicted, time } = setup();
+    open('a')!.secured(); // idle, nothing asked, since 10
+    time.advance(5);
+    open('b'); // in its handshake since 15
+    open('c')!.secured(); // idle, nothing asked, since 35
+    expect(open('d')).not.toBeNull();
+    expect(closed).toEqual(['a']);
+    expect(evicted).toEqual(['idle']);
+    expect(open('e')).not.toBeNull();
+    expect(closed).toEqual(['a', 'b']);
+  });
+
+  // Audit 61e F1: every handshake went before any idle connection, so a real client still in its handshake, the
+  // oldest one there, was closed for a flood of connections that finished their handshakes at once, asked nothing,
+  // and were reopened as fast as they were closed (25-40 % of the webhook's reviews failed).
+  test('a real client in its handshake survives a flood of idle connections reopened as they are closed', () => {
+    const { open, closed, time, table } = setup(50);
+    const flood = (i: number) => {
+      open(`flood-${i}`)!.secured();
+    };
+    for (let i = 0; i < 50; i++) flood(i);
+    const real = open('real')!;
+    // While its handshake runs, 40 more flood connections come (each handshaken at once): fewer than the cap, so
+    // each finds an older one that asked nothing to close.
+    for (let i = 50; i < 90; i++) flood(i);
+    expect(closed).toHaveLength(41);
+    expect(closed).not.toContain('real');
+    real.secured();
+    real.busy();
+    time.advance(500);
+    for (let i = 90; i < 400; i++) flood(i);
+    expect(closed).not.toContain('real');
+    expect(table.size).toBe(50);
   });
 
   test('no handshakes: the oldest idle one (since it last finished a request), never a young request', () => {
@@ -73,13 +113,15 @@ describe('ConnectionTable', () => {
     expect(table.size).toBe(2);
   });
 
-  test('a closed connection frees its place, and a flood of handshakes never closes an idle or busy one', () => {
+  test('a closed connection frees its place, and a flood of handshakes never closes an idle (after a request) or busy one', () => {
     const { open, closed, table } = setup(3);
     const api = open('api')!;
     api.secured();
     api.busy();
     const idle = open('idle')!;
     idle.secured();
+    idle.busy();
+    idle.idle();
     for (let i = 0; i < 50; i++) open(`flood-${i}`);
     expect(closed.every((n) => n.startsWith('flood-'))).toBe(true);
     expect(api.state).toBe('busy');

@@ -4,8 +4,8 @@
 import type { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { connect as netConnect } from 'node:net';
-import { connect as tlsConnect } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { BundleEndpoint } from '../../../../control-plane/src/federation/bundle-endpoint.js';
 import { TestCa } from '../../../helpers/test-ca.js';
@@ -89,6 +89,8 @@ describe('BundleEndpoint', () => {
     for (const ms of await Promise.all([...others, fourth])) expect(ms).toBeLessThan(5_000);
     expect(refused.filter((r) => r === 'max_connections')).toHaveLength(1);
     expect(refused.filter((r) => r === 'timeout')).toHaveLength(3);
+    // The one closed to make room is counted once (audit 61e F2: also as a failed handshake, protocol).
+    expect(refused.filter((r) => r === 'protocol')).toHaveLength(0);
     // Held slots do not keep a real client out: three more silent ones, then a fetch.
     const fillers = [silentConnection(), silentConnection(), silentConnection()];
     await new Promise((r) => setTimeout(r, 50));
