@@ -25,19 +25,26 @@ import { probeSessionSocket } from './h2-socket-probe.js';
 import { Http2HandlePins } from './http2-handle-pins.js';
 import type { Timers } from './timers.js';
 
+/** A call to a method the server does not serve (grpc-js answers it UNIMPLEMENTED, and counts nothing). */
+export type GrpcMethodFault = 'unknown_method';
+
 export interface GrpcSessionGuardOptions {
   /** The sweep's interval runs here (unref'd in production). */
   readonly timers: Pick<Timers, 'setInterval' | 'clearInterval' | 'setTimeout'>;
   /**
    * A session cut for a flood (ours or nghttp2's) or closed by nghttp2 for a protocol error; a stream reset for a
-   * request message not whole within its deadline, or whose bytes would pass the bounds.
+   * request message not whole within its deadline, or whose bytes would pass the bounds; a call to a method
+   * `served` does not name.
    */
-  readonly onRejected: (reason: H2SessionFault | GrpcMessageFault) => void;
+  readonly onRejected: (reason: H2SessionFault | GrpcMessageFault | GrpcMethodFault) => void;
+  /** The methods the server serves (`/package.Service/Method`); absent: every call is taken as served. */
+  readonly served?: (path: string) => boolean;
   /**
    * A session's calls in progress went from none to some (`busy`), or back (the connection cap's view: a connection
-   * with none may be closed to make room). `peer` is its socket's "address:port".
+   * with none may be closed to make room). `peer` is its socket's "address:port" (a Unix socket has none: read the
+   * socket itself, node:http2's view of the one injected, whose properties are the injected socket's).
    */
-  readonly onActivity?: (peer: string, busy: boolean) => void;
+  readonly onActivity?: (peer: string, busy: boolean, socket: object) => void;
   readonly messages: {
     /** A request message, once begun (the first one: from the call's HEADERS), must arrive whole within this. */
     readonly timeoutMs: number;
@@ -124,6 +131,7 @@ export class GrpcSessionGuard {
       // Framing first, so the budget (wrapping it) still counts the DATA of a stream reset here as a request's.
       this.#frame(stream, w);
       w.budget.stream(stream, raw, headers[sensitiveHeaders] as string[] | undefined);
+      if (this.#o.served && !this.#o.served(String(headers[':path']))) this.#o.onRejected('unknown_method');
       if (w.streams.size === 1) this.#activity(session, true);
       stream.once('close', () => {
         this.#release(stream, w);
@@ -147,7 +155,7 @@ export class GrpcSessionGuard {
     if (!report) return;
     try {
       const s = session.socket;
-      report(`${s.remoteAddress}:${s.remotePort}`, busy);
+      report(`${s.remoteAddress}:${s.remotePort}`, busy, s);
     } catch {
       // The session has let go of its socket: the connection is closing anyway.
     }

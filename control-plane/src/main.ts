@@ -117,13 +117,13 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const onRejected = identityRejections(metrics, audit, clock);
     const jwtSigner = { signingKey: () => jwt.keys.active(), take: (key: string) => limiter.take(key), lineageOf: (serial: string) => issuer.lineageOf(serial), ...jwtSvidReports(metrics) };
     const identityService = { ...identityHandlers({ issuer, peerChain, onRejected, jwtAuthorities: () => jwt.keys.published(), deadlineClock: deps.deadlineClock }), ...jwtSvidHandlers({ trustDomain: td, svids, peerChain, admit, admitStored: (id, serial) => revocations.checkStored(id, serial), audit, clock, ...jwtSigner }) };
-    server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
+    server.addService(guardedService(services.identity.service, maxRequestBytes), identityService);
     const reportDeps = { svids, peerChain, admit, reports: store.reports, clock, log, replica: () => (store.kind === 'postgres' ? replica : server.address), ...reportMetrics(registry) };
-    server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), { ...hub.handlers(), ...reportHandlers(reportDeps) });
+    server.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), { ...hub.handlers(), ...reportHandlers(reportDeps) });
     // Service registry (self-registrations persisted across restarts, endpoint sources) and the Discovery service.
     const discovery = await openDiscovery(config.discovery, { trustDomain: td, replica, clock, timers, log, metrics, audit, meta: store.meta, registrations: store.registrations, announce: announce('registrations'), svids, admit, peerChain, maxStreamsPerId, streamOpensPerSecond });
     undo.push(() => discovery.stop());
-    server.grpc.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
+    server.addService(guardedService(services.discovery.service, maxRequestBytes), discovery.handlers);
     await server.start();
     undo.push(() => server.stop(0));
 

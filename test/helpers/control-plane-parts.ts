@@ -1,30 +1,31 @@
 // The control plane's real parts, assembled in-process for unit tests: a store and a CA in a temp data dir, and
 // the gRPC API (Identity, Config) on 127.0.0.1 port 0, all on one injected clock. No process, no mocks.
-import { filePersistence } from '../../control-plane/src/ca/authority-persistence.js';
+
 import { join } from 'node:path';
 import { afterAll, beforeAll } from 'vitest';
 import { type Clock, systemClock } from '../../common/clock.js';
 import { rsaKeyWeakness } from '../../common/pki/rsa-key-strength.js';
+import type { AuthorizationPolicy, BreakGlassGrant } from '../../common/policy/policy-types.js';
 import { TrustDomain } from '../../common/spiffe/trust-domain.js';
-import { loadTesseraServices } from '../../shared-io/proto-loader.js';
-import { realTimers } from '../../shared-io/timers.js';
 import { ConfigHub } from '../../control-plane/src/api/config-service.js';
 import { GrpcServer } from '../../control-plane/src/api/grpc-server.js';
 import { guardedService } from '../../control-plane/src/api/guarded-service.js';
-import { sharedResponseEncoding } from '../../control-plane/src/api/shared-encoding.js';
 import { identityHandlers } from '../../control-plane/src/api/identity-service.js';
+import { sharedResponseEncoding } from '../../control-plane/src/api/shared-encoding.js';
 import { JoinTokenAttestor } from '../../control-plane/src/attestation/join-token-attestor.js';
 import { SvidAttestor } from '../../control-plane/src/attestation/svid-attestor.js';
-import { AuthorityStore } from '../../control-plane/src/ca/authority-store.js';
 import type { CaLifetimes } from '../../control-plane/src/ca/authority.js';
+import { filePersistence } from '../../control-plane/src/ca/authority-persistence.js';
+import { AuthorityStore } from '../../control-plane/src/ca/authority-store.js';
 import { type CaEvent, CaManager } from '../../control-plane/src/ca/ca-manager.js';
 import { Issuer } from '../../control-plane/src/issuance/issuer.js';
 import { type RateLimit, RateLimiter } from '../../control-plane/src/issuance/rate-limiter.js';
-import type { AuthorizationPolicy, BreakGlassGrant } from '../../common/policy/policy-types.js';
 import { Revocations } from '../../control-plane/src/issuance/revocations.js';
 import { ServedIdentity } from '../../control-plane/src/issuance/served-identity.js';
 import { openSqliteStore } from '../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import type { ControlPlaneStore } from '../../control-plane/src/store/store-contract.js';
+import { loadTesseraServices } from '../../shared-io/proto-loader.js';
+import { realTimers } from '../../shared-io/timers.js';
 import { TD } from './control-plane.js';
 import { makeTempDir } from './run.js';
 
@@ -82,6 +83,8 @@ export interface ApiOptions {
   /** The gRPC port's connection cap (default 64). */
   readonly maxConnections?: number;
   readonly onTlsFailure?: (reason: string) => void;
+  /** The gRPC port's HTTP/2 and call refusals (floods, unfinished messages, unknown methods). */
+  readonly onRejected?: (reason: string) => void;
   readonly maxStreamsPerId?: number;
   /** Config/Watch opens per SPIFFE ID a second once the burst is spent (limits.streamOpensPerSecond). */
   readonly streamOpensPerSecond?: number;
@@ -128,6 +131,7 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     timers: realTimers,
     nowMs: systemClock.nowMs,
     ...(o.onTlsFailure ? { onTlsFailure: o.onTlsFailure } : {}),
+    ...(o.onRejected ? { onRejected: o.onRejected } : {}),
   });
   let sent = 0;
   const builds = { builds: 0, examined: 0 };
@@ -150,8 +154,8 @@ export async function startTestApi(dataDir: string, clock: Clock, o: ApiOptions 
     ...(o.openRate ? { openRate: o.openRate } : {}),
   });
   const rejected: { code: string; size: number | undefined }[] = [];
-  server.grpc.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }), deadlineClock: o.deadlineClock ?? systemClock }));
-  server.grpc.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), hub.handlers());
+  server.addService(guardedService(services.identity.service, maxRequestBytes), identityHandlers({ issuer, peerChain: (call) => server.chainOf(call), onRejected: (code, _c, size) => rejected.push({ code, size }), deadlineClock: o.deadlineClock ?? systemClock }));
+  server.addService(sharedResponseEncoding(guardedService(services.config.service, maxRequestBytes)), hub.handlers());
   await server.start();
   const h = hub;
   return {

@@ -14,7 +14,7 @@ import { peerChainDer } from '../../../common/pki/peer-chain.js';
 import { TLS_CIPHERS } from '../../../common/tls-ciphers.js';
 import { ConnectionTable, type TrackedConnection } from '../../../shared-io/connection-table.js';
 import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.js';
-import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import { type GrpcMethodFault, GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { refuseRenegotiation } from '../../../shared-io/no-renegotiation.js';
 import { ReadRefusalCall } from '../../../shared-io/read-refusal.js';
@@ -59,9 +59,10 @@ export interface GrpcServerOptions {
   readonly onTlsFailure?: (reason: 'timeout' | 'protocol' | 'alpn' | 'headers_timeout' | 'max_connections', peer: string) => void;
   /**
    * An HTTP/2 session cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for a protocol error; a stream
-   * reset for a request message not whole within headersTimeoutMs, or past the bounds on unfinished messages' bytes.
+   * reset for a request message not whole within headersTimeoutMs, or past the bounds on unfinished messages' bytes;
+   * a call to a method no service added here serves (`unknown_method`).
    */
-  readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault) => void;
+  readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault | GrpcMethodFault) => void;
   /**
    * A PING to every connection after `timeMs` (grpc-js counts from its last PING), the connection closed when its
    * answer has not come within `timeoutMs`. Default SERVER_KEEPALIVE.
@@ -98,6 +99,8 @@ export class GrpcServer {
   readonly #o: GrpcServerOptions;
   /** Every connection, by peer address: what grpc-js names a call's peer (`getPeer()`). */
   readonly #connections = new Map<string, PeerConnection>();
+  /** The methods added (`/package.Service/Method`): a call to another is counted `unknown_method`. */
+  readonly #served = new Set<string>();
   /** Connections closed to make room, by their TCP socket. */
   readonly #evicted = new WeakSet<Socket>();
   #tls: TlsServer | undefined;
@@ -121,16 +124,16 @@ export class GrpcServer {
       'grpc.keepalive_time_ms': (opts.keepalive ?? SERVER_KEEPALIVE).timeMs,
       'grpc.keepalive_timeout_ms': (opts.keepalive ?? SERVER_KEEPALIVE).timeoutMs,
       'grpc.http2.min_ping_interval_without_data_ms': 10_000,
-      // Runs when a call's headers are complete and a handler exists: the connection has made its first call. A
-      // request grpc-js refuses to read (over maxReceiveBytes, not inflating, a second or missing message on a
+      // A request grpc-js refuses to read (over maxReceiveBytes, not inflating, a second or missing message on a
       // single-request method) reaches the handler as a RejectedMessage, like one over its own cap.
-      interceptors: [
-        (method, call) => {
-          this.#callStarted(this.#connections.get(call.getPeer()));
-          return new ReadRefusalCall(method, call, ISSUANCE_READ_REFUSALS, (code) => toGrpcError(new TesseraError(code)));
-        },
-      ],
+      interceptors: [(method, call) => new ReadRefusalCall(method, call, ISSUANCE_READ_REFUSALS, (code) => toGrpcError(new TesseraError(code)))],
     });
+  }
+
+  /** Adds a service to the gRPC server, its methods known as served. */
+  addService(service: grpc.ServiceDefinition, implementation: grpc.UntypedServiceImplementation): void {
+    for (const m of Object.values(service)) this.#served.add(m.path);
+    this.grpc.addService(service, implementation);
   }
 
   /** The certificate chain the caller of this call presented (empty when none). */
@@ -158,10 +161,15 @@ export class GrpcServer {
     const { injector, guard } = GrpcSessionGuard.injector(this.grpc, grpc.ServerCredentials.createInsecure(), {
       timers: this.#o.timers,
       onRejected: (reason) => this.#o.onRejected?.(reason),
+      served: (path) => this.#served.has(path),
       // A connection is busy while a call is in progress on it, idle again when none is (audit 60g F1: busy for good
       // after one call, a connection kept its place at the cap however long it sat idle).
+      // Its first call's headers complete, whatever the method (audit 61b F4: cleared by grpc-js's interceptor, which
+      // runs only for methods it serves, a connection of thousands of unknown calls was cut as a headers_timeout).
       onActivity: (peer, busy) => {
-        const place = this.#connections.get(peer)?.place;
+        const connection = this.#connections.get(peer);
+        if (busy) this.#callStarted(connection);
+        const place = connection?.place;
         if (busy) place?.busy();
         else place?.idle();
       },

@@ -14,7 +14,7 @@ import { ERROR_CODE_METADATA } from '../../../common/contract/error-metadata.js'
 import { WORKLOAD_API_PROTO, WORKLOAD_API_SERVICE } from '../../../common/contract/spiffe-workload.js';
 import { describeError, type ErrorCode, TesseraError } from '../../../common/errors.js';
 import type { GrpcMessageFault } from '../../../shared-io/grpc-message-framing.js';
-import { GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
+import { type GrpcMethodFault, GrpcSessionGuard } from '../../../shared-io/grpc-session-guard.js';
 import { guardedService, RejectedMessage } from '../../../shared-io/guarded-service.js';
 import type { H2SessionFault } from '../../../shared-io/h2-session-error.js';
 import { makeDirsSync } from '../../../shared-io/make-dirs.js';
@@ -24,11 +24,13 @@ import type { Timers } from '../../../shared-io/timers.js';
 import { WorkloadJwtCalls, type WorkloadJwtSource } from './jwt-svid-calls.js';
 import { StateStreams } from './state-streams.js';
 import { type WorkloadIdentityFeed, x509BundlesResponse, x509SvidResponse } from './workload-api-messages.js';
+import { type WorkloadConnectionFault, WorkloadConnections } from './workload-connections.js';
 
 export const SECURITY_HEADER = 'workload.spiffe.io';
 
 export interface WorkloadApiLimits {
   readonly maxConnections: number;
+  readonly firstCallMs: number;
   readonly maxConcurrentStreams: number;
   readonly idleMs: number;
   readonly maxReceiveBytes: number;
@@ -47,8 +49,10 @@ export interface WorkloadApiLimits {
 const READ_REFUSALS = { tooLarge: 'TESSERA_ERR_WORKLOAD_API_REQUEST_TOO_LARGE', malformed: 'TESSERA_ERR_PROTO_MALFORMED' } as const;
 
 export const WORKLOAD_API_LIMITS: WorkloadApiLimits = Object.freeze({
-  /** Connections at once; more are closed at accept. */
+  /** Connections at once; at the cap one that asked nothing (else idle) makes room (workload-connections.ts). */
   maxConnections: 64,
+  /** A connection's first call must start (its headers complete) within this of connecting. */
+  firstCallMs: 10_000,
   /** HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection. */
   maxConcurrentStreams: 16,
   /** A connection with no call in progress this long is closed (GOAWAY); also one that never makes a call. */
@@ -82,7 +86,7 @@ export interface WorkloadApiServerOptions {
    * A connection cut for a flood of frames (WINDOW_UPDATE, PING, ...) or closed for an HTTP/2 protocol error; a
    * stream reset for a request message not whole within messageTimeoutMs, or past the bounds on unfinished bytes.
    */
-  readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault) => void;
+  readonly onRejected?: (reason: H2SessionFault | GrpcMessageFault | GrpcMethodFault | WorkloadConnectionFault) => void;
   /** Reads the message deadline. */
   readonly nowMs: () => number;
 }
@@ -166,28 +170,31 @@ export class WorkloadApiServer {
       FetchX509Bundles: (call: Stream) => this.#openStream('FetchX509Bundles', call, this.#bundleStreams),
       ...(this.#jwt ? this.#jwtHandlers(this.#jwt) : { FetchJWTSVID: unimplemented('FetchJWTSVID'), FetchJWTBundles: unimplemented('FetchJWTBundles'), ValidateJWTSVID: unimplemented('ValidateJWTSVID') }),
     });
+    const connections = new WorkloadConnections({ max: this.#limits.maxConnections, firstCallMs: this.#limits.firstCallMs, clock: { nowMs: this.#nowMs }, timers: this.#timers, onRefused: (reason) => this.#onRejected(reason) });
+    const served = new Set(Object.values(service).map((m) => m.path));
     const { injector, guard } = GrpcSessionGuard.injector(this.#server, grpc.ServerCredentials.createInsecure(), {
       timers: this.#timers,
       onRejected: (reason) => this.#onRejected(reason),
+      served: (path) => served.has(path),
+      onActivity: (_peer, busy, socket) => connections.activity(socket, busy),
       messages: { timeoutMs: this.#limits.messageTimeoutMs, maxMessageBytes: this.#limits.maxReceiveBytes, nowMs: this.#nowMs },
     });
     this.#guard = guard;
     const listener = createServer((socket) => {
+      socket.on('error', () => undefined);
+      if (!connections.admit(socket)) return;
       this.#sockets.add(socket);
       socket.once('close', () => this.#sockets.delete(socket));
-      socket.on('error', () => undefined);
-      // grpc-js's idle close starts with its HTTP/2 session: a connection that never sends a byte is cut here. Its
-      // first bytes are put back for node:http2, which reads what a socket has buffered when it takes it over.
-      const silent = this.#timers.setTimeout(() => socket.destroy(), this.#limits.idleMs, 'keep-alive');
-      socket.once('close', () => this.#timers.clearTimeout(silent));
+      // grpc-js's idle close starts with its HTTP/2 session: a connection that never sends a byte is cut by the
+      // first-call deadline. Its first bytes are put back for node:http2, which reads what a socket has buffered
+      // when it takes it over.
       socket.once('data', (first: Buffer) => {
-        this.#timers.clearTimeout(silent);
+        connections.started(socket);
         socket.pause();
         socket.unshift(first);
         injector.injectConnection(socket);
       });
     });
-    listener.maxConnections = this.#limits.maxConnections;
     await new Promise<void>((ok, fail) => {
       listener.once('error', (err) => fail(new TesseraError('TESSERA_ERR_WORKLOAD_API_SOCKET', `${this.socketPath}: ${err.message}`, {}, { cause: err })));
       listener.listen(this.socketPath, () => ok());

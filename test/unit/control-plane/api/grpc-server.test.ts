@@ -4,22 +4,22 @@
 // hands new handshakes a new identity while open connections keep theirs, and refuses a bad or taken address.
 // stop(graceMs) lets calls in progress be answered before it closes the connections.
 import { X509Certificate } from 'node:crypto';
-import { type Socket, connect as netConnect } from 'node:net';
 import * as http2 from 'node:http2';
+import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { describe, expect, test } from 'vitest';
+import { systemClock } from '../../../../common/clock.js';
 import { SIGN_SVID_PATH } from '../../../../common/contract/identity-v1.js';
 import { isTesseraError } from '../../../../common/errors.js';
 import { GrpcServer } from '../../../../control-plane/src/api/grpc-server.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 import { enroll, watch } from '../../../helpers/api-client.js';
-import { type RunningApi, apiPerFile, startTestApi } from '../../../helpers/control-plane-parts.js';
 import { CONTROL_PLANE_ID } from '../../../helpers/control-plane.js';
+import { apiPerFile, type RunningApi, startTestApi } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 import { until } from '../../../helpers/until.js';
-import { systemClock } from '../../../../common/clock.js';
-import { realTimers } from '../../../../shared-io/timers.js';
 
 /** The leaf the server presents to a fresh TLS connection offering h2. */
 function servedLeaf(api: RunningApi): Promise<X509Certificate> {
@@ -41,7 +41,8 @@ const closedBy = (s: Socket) => {
 describe('GrpcServer', () => {
   const failures: string[] = [];
   const time = new FakeTime(Math.floor(Date.now() / 1000) * 1000);
-  const t = apiPerFile(time, { handshakeTimeoutMs: 300, headersTimeoutMs: 300, onTlsFailure: (r) => failures.push(r) });
+  const rejected: string[] = [];
+  const t = apiPerFile(time, { handshakeTimeoutMs: 300, headersTimeoutMs: 300, onTlsFailure: (r) => failures.push(r), onRejected: (r) => rejected.push(r) });
 
   test('it listens on the bound port and presents the control plane SVID', async () => {
     expect(t.api.server.address).toBe(`127.0.0.1:${t.api.server.port}`);
@@ -87,6 +88,45 @@ describe('GrpcServer', () => {
     await new Promise<void>((r) => s.once('secureConnect', () => r()));
     await closedBy(s);
     expect(failures).toEqual(['headers_timeout']);
+  });
+
+  // Audit 61b F4: grpc-js runs interceptors only for methods it serves, and the first-call deadline was cleared by
+  // one: thousands of complete calls to unknown methods were answered UNIMPLEMENTED, uncounted, and the connection
+  // was cut as a headers_timeout.
+  test('calls to unknown methods are counted unknown_method; they are calls, so the connection is not cut at the headers deadline', async () => {
+    failures.length = 0;
+    rejected.length = 0;
+    const session = http2.connect(`https://127.0.0.1:${t.api.server.port}`, { rejectUnauthorized: false });
+    session.on('error', () => {});
+    try {
+      const call = (path: string) =>
+        new Promise<string | undefined>((resolve) => {
+          const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+          req.on('error', () => resolve(undefined));
+          let status: string | undefined;
+          req.on('response', (h) => {
+            status ??= h['grpc-status'] as string | undefined;
+          });
+          req.on('trailers', (h) => {
+            status ??= h['grpc-status'] as string | undefined;
+          });
+          req.on('close', () => resolve(status));
+          req.resume();
+          req.end(Buffer.alloc(5));
+        });
+      expect(await call('/tessera.identity.v1.Identity/NoSuchMethod')).toBe(String(grpc.status.UNIMPLEMENTED));
+      expect(await call('/no.Such/Thing')).toBe(String(grpc.status.UNIMPLEMENTED));
+      expect(rejected).toEqual(['unknown_method', 'unknown_method']);
+      // Past the headers deadline (300 ms) the connection is still open.
+      await new Promise((r) => setTimeout(r, 600));
+      expect(session.closed || session.destroyed).toBe(false);
+      expect(failures).toEqual([]);
+      // A served method is not counted.
+      await call(SIGN_SVID_PATH);
+      expect(rejected).toEqual(['unknown_method', 'unknown_method']);
+    } finally {
+      session.destroy();
+    }
   });
 
   test('a TLS 1.2 client that renegotiates is cut and reported as protocol (its chain was read once, at accept)', async () => {
@@ -143,7 +183,7 @@ describe('GrpcServer', () => {
       started++;
       setTimeout(() => done(null, Buffer.from('answered')), 300);
     };
-    s.grpc.addService({ Call: slow }, { Call: handler });
+    s.addService({ Call: slow }, { Call: handler });
     await s.start();
     const creds = grpc.credentials.createSsl(Buffer.from(t.api.bundlePem()), null, null, { checkServerIdentity: () => undefined });
     const clients = Array.from({ length: 3 }, () => new grpc.Client(`127.0.0.1:${s.port}`, creds));

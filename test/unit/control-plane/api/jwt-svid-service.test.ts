@@ -66,7 +66,7 @@ describe('Identity/MintJwtSvid', () => {
       onRefused: (code) => refused.push(code),
     });
     const identity = loadTesseraServices().identity.service;
-    server.grpc.addService(guardedService({ MintJwtSvid: identity['MintJwtSvid']! }, 65_536), handlers);
+    server.addService(guardedService({ MintJwtSvid: identity['MintJwtSvid']! }, 65_536), handlers);
     await server.start();
   });
   afterAll(async () => {

@@ -131,7 +131,7 @@ describe('Config/Report over gRPC', () => {
       if (banned.has(id)) throw new TesseraError('TESSERA_ERR_REVOCATION_ID_BANNED');
     };
     const handlers = reportHandlers({ svids, peerChain: (call) => server.chainOf(call), admit, reports: store.reports, clock: time, replica: () => `cp-a ${server.address}`, rateLimit: { burst: 5, perMinute: 6 }, log, ...reportMetrics(registry) });
-    server.grpc.addService(guardedService(loadTesseraServices().config.service, maxRequestBytes), handlers);
+    server.addService(guardedService(loadTesseraServices().config.service, maxRequestBytes), handlers);
     await server.start();
     proxy = new ControlPlaneClient({ address: server.address, trustDomain: td, bundles: () => new TrustBundleSet([TrustBundle.parse(td, ca.bundlePem())]), clock: time, deadlineClock: systemClock });
   });
