@@ -354,5 +354,8 @@ describe('admin', () => {
     for (const name of ['tessera_tls_handshakes_total', 'tessera_requests_total', 'tessera_request_duration_seconds', 'tessera_authz_decisions_total', 'tessera_svid_expiry_timestamp_seconds', 'tessera_connections_active']) {
       expect(m).toContain(name);
     }
+    // The policies loaded at start are an update, as the first SVID is a rotation (audit 61d I8).
+    expect(metricValue(m, 'tessera_policy_updates_total', { result: 'success' })).toBeGreaterThanOrEqual(1);
+    expect(metricValue(m, 'tessera_svid_rotations_total', { result: 'success' })).toBeGreaterThanOrEqual(1);
   });
 });
