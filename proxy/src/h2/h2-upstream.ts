@@ -6,7 +6,9 @@
 // run to their end) and new streams go to a session handshaken with the identity in force. A session with no
 // stream for idleMs is closed from this side, before the peer's idle timeout could race a new stream. A session whose
 // peer refused a stream with ENHANCE_YOUR_CALM (a Node app past its session memory, held by answers a slow reader
-// has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered.
+// has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered. A
+// session spent (maxStreamsPerSession streams opened, near the end of its stream ids) takes no new stream and closes
+// once its open ones have ended: no GOAWAY before, which would refuse its streams whose HEADERS are not out yet.
 // Sessions to a peer proxy keep the keepalive of `keepalive` (h2-keepalive.ts), run by sweep(): one whose PING goes
 // unanswered is cut, its streams reset, and the next stream gets a new session.
 import { X509Certificate } from 'node:crypto';
@@ -32,6 +34,8 @@ export interface H2UpstreamOptions {
   readonly open?: SocketOpener;
   /** Streams per session at most, below the peer's own cap (default STREAMS_PER_SESSION). */
   readonly maxConcurrentStreams?: number;
+  /** Streams a session opens in all before it is retired (default MAX_STREAMS_PER_SESSION; tests use a few). */
+  readonly maxStreamsPerSession?: number;
   /**
    * Sessions (connections) open at once at most, below MAX_SESSIONS: limits.upstreamPoolSize, the bound on what this
    * proxy holds toward one upstream. A session being connected counts (one at a time, its waiters queued on it).
@@ -58,6 +62,10 @@ export interface H2UpstreamOptions {
 interface SessionState {
   /** Streams open on it now. */
   streams: number;
+  /** Streams opened on it in all, each with a stream id of its own (spent at maxStreamsPerSession). */
+  opened: number;
+  /** Its stream ids (nearly) all used: it takes no new stream and closes once its open ones have ended. */
+  spent?: boolean;
   readonly generation: number;
   /** The peer certificate has expired (never for plaintext). */
   readonly peerExpired: () => boolean;
@@ -86,6 +94,13 @@ const MAX_SESSIONS = 32;
  * that never carries more than 100 cannot get there.
  */
 export const STREAMS_PER_SESSION = 100;
+/**
+ * Streams a session opens before it is retired. A client's stream ids are odd and 31-bit, 2^30 of them; past the
+ * last one Node fails each new stream (ERR_HTTP2_OUT_OF_STREAMS) and leaves the session open with none, the least
+ * busy, picked first: every later stream to the upstream failed (~30 h at 10,000/s on a session never idle). Retired
+ * 1,024 early (one more session per billion streams): a few streams opened without track() still find an id.
+ */
+export const MAX_STREAMS_PER_SESSION = 2 ** 30 - 1024;
 
 export class H2Upstream {
   readonly #o: H2UpstreamOptions;
@@ -133,14 +148,15 @@ export class H2Upstream {
       // A caller that asked for a fresh session gets this one.
       for (const w of waiters) {
         if (err || !session) w.cb(err, session);
-        else if (w.fresh) w.cb(null, session);
-        else this.session(w.cb);
+        // Unless it was retired under the burst (its last stream ids given): then another fresh one.
+        else if (w.fresh && this.#sessions.has(session)) w.cb(null, session);
+        else this.session(w.cb, w.fresh);
       }
     };
     const generation = this.#generation();
     const connect = (socket?: Socket, peerExpired?: () => boolean) => {
       const notAfterMs = peerExpired ? 0 : peerNotAfterMs(socket);
-      const state: SessionState = { streams: 0, generation, peerExpired: peerExpired ?? (() => this.#o.nowMs() >= notAfterMs) };
+      const state: SessionState = { streams: 0, opened: 0, generation, peerExpired: peerExpired ?? (() => this.#o.nowMs() >= notAfterMs) };
       const session = http2.connect(this.#o.authority, {
         ...(socket ? { createConnection: () => socket } : {}),
         settings: { enablePush: false },
@@ -211,8 +227,15 @@ export class H2Upstream {
     state.streams++;
     this.#o.timers.clearTimeout(state.idleTimer);
     stream.once('close', () => {
-      if (--state.streams === 0) this.#armIdle(session, state);
+      if (--state.streams > 0) return;
+      if (state.spent) this.#closeNextTurn(session);
+      else this.#armIdle(session, state);
     });
+    // Out of ids all the same (streams opened without track()): Node failed only this stream, in request() (its
+    // 'error' comes a tick later, after streams asked for meanwhile), and left the session open and empty, the one
+    // picked first; the next stream goes to another.
+    const outOfIds = (stream.errored as NodeJS.ErrnoException | null)?.code === 'ERR_HTTP2_OUT_OF_STREAMS';
+    if (outOfIds || ++state.opened >= (this.#o.maxStreamsPerSession ?? MAX_STREAMS_PER_SESSION)) this.#spend(session, state);
   }
 
   /**
@@ -224,9 +247,7 @@ export class H2Upstream {
   refused(session: http2.ClientHttp2Session): void {
     if (!this.#sessions.has(session)) return;
     this.#forget(session);
-    setImmediate(() => {
-      if (!session.closed && !session.destroyed) session.close();
-    }).unref();
+    this.#closeNextTurn(session);
   }
 
   /**
@@ -284,6 +305,22 @@ export class H2Upstream {
   #retire(session: http2.ClientHttp2Session): void {
     this.#forget(session);
     session.close();
+  }
+
+  /**
+   * No new stream on `session`, and no GOAWAY yet: streams asked for in this turn have their HEADERS still queued,
+   * and nghttp2 refuses those once it has sent a GOAWAY. Its last stream to end closes it.
+   */
+  #spend(session: http2.ClientHttp2Session, state: SessionState): void {
+    state.spent = true;
+    this.#forget(session);
+  }
+
+  /** Closed on the next turn, not from inside a stream's callbacks (h2-forward.ts). */
+  #closeNextTurn(session: http2.ClientHttp2Session): void {
+    setImmediate(() => {
+      if (!session.closed && !session.destroyed) session.close();
+    }).unref();
   }
 
   /** Takes `session` out of use (no new stream, no idle timer); closing it is the caller's. */

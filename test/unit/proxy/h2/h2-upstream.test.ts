@@ -4,14 +4,16 @@
 // idle session is closed from the client side. A burst that waited for a session spreads over sessions at the cap
 // (ours when the peer allows more), and a session the peer refused a stream on (ENHANCE_YOUR_CALM) takes no new one;
 // the retry of such a stream asks for a fresh session. No more sessions than maxSessions (limits.upstreamPoolSize).
+// A session that has opened maxStreamsPerSession streams (its stream ids near their end), or whose ids ran out, takes
+// no new one.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import * as tls from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
-import { realTimers } from '../../../../shared-io/timers.js';
 
 const CAP = 2;
 let server: http2.Http2Server | http2.Http2SecureServer | undefined;
@@ -26,20 +28,26 @@ afterEach(async () => {
   server = undefined;
 });
 
-/** An h2c (or h2 over TLS) server whose streams stay open (headers sent, no end) until the test closes the server. */
-async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port: number; open: () => number; started: () => number; sessions: () => number; closedSessions: () => number }> {
+/**
+ * An h2c (or h2 over TLS) server whose streams stay open (headers sent, no end) until the test closes the server.
+ * `perSession`: the streams each session was sent, in the order the sessions came.
+ */
+async function holdingServer(secure?: http2.SecureServerOptions, cap = CAP): Promise<{ port: number; open: () => number; started: () => number; sessions: () => number; closedSessions: () => number; perSession: () => number[] }> {
+  const perSession = new Map<http2.Http2Session, number>();
   let open = 0;
   let started = 0;
   let sessions = 0;
   let closedSessions = 0;
-  server = secure ? http2.createSecureServer({ ...secure, settings: { maxConcurrentStreams: CAP } }) : http2.createServer({ settings: { maxConcurrentStreams: CAP } });
+  server = secure ? http2.createSecureServer({ ...secure, settings: { maxConcurrentStreams: cap } }) : http2.createServer({ settings: { maxConcurrentStreams: cap } });
   server.on('session', (s: http2.ServerHttp2Session) => {
     sessions++;
+    perSession.set(s, 0);
     serverSessions.add(s);
     s.on('error', () => undefined);
     s.on('close', () => closedSessions++);
   });
   server.on('stream', (stream) => {
+    perSession.set(stream.session!, (perSession.get(stream.session!) ?? 0) + 1);
     open++;
     started++;
     stream.on('close', () => open--);
@@ -48,14 +56,19 @@ async function holdingServer(secure?: http2.SecureServerOptions): Promise<{ port
     stream.write('started');
   });
   await new Promise<void>((r) => server!.listen(0, '127.0.0.1', () => r()));
-  return { port: (server.address() as AddressInfo).port, open: () => open, started: () => started, sessions: () => sessions, closedSessions: () => closedSessions };
+  return { port: (server.address() as AddressInfo).port, open: () => open, started: () => started, sessions: () => sessions, closedSessions: () => closedSessions, perSession: () => [...perSession.values()] };
 }
 
 function request(up: H2Upstream, fresh = false): Promise<http2.ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     up.session((err, session) => {
       if (err || !session) return reject(err ?? new Error('no session'));
-      const req = session.request({ ':path': '/hold', ':method': 'GET' }, { endStream: true });
+      let req: http2.ClientHttp2Stream;
+      try {
+        req = session.request({ ':path': '/hold', ':method': 'GET' }, { endStream: true });
+      } catch (e) {
+        return reject(e); // a session handed out closed (ERR_HTTP2_GOAWAY_SESSION)
+      }
       up.track(session, req);
       req.on('error', () => undefined);
       req.resume(); // as h2-forward pipes it: a stream whose data nobody reads never emits 'close'
@@ -219,6 +232,68 @@ describe('H2Upstream', () => {
     expect(srv.closedSessions()).toBe(0);
     a.close();
     await until('the idle session closed', () => srv.closedSessions() === 1 && upstream!.sessions === 0, 5_000);
+  });
+
+  // Outside audit 61b F5: a session whose stream ids ran out (2^30 streams) stayed open with none, picked first, and
+  // every later stream to the upstream failed.
+  test('a session that has opened maxStreamsPerSession streams takes no new one: the next goes to a new session, and it closes once its streams end', async () => {
+    const srv = await holdingServer(undefined, 100);
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxStreamsPerSession: 5 });
+    const held: http2.ClientHttp2Stream[] = [];
+    for (let i = 0; i < 5; i++) held.push(await request(upstream));
+    const first = held[0]!.session as http2.ClientHttp2Session;
+    expect(held.every((r) => r.session === first)).toBe(true);
+    const sixth = await request(upstream);
+    expect(sixth.session).not.toBe(first);
+    await until('six streams open', () => srv.open() === 6, 5_000);
+    expect(srv.perSession()).toEqual([5, 1]);
+    // Retired, not cut: its five streams run on.
+    expect([first.destroyed, srv.closedSessions(), upstream.sessions]).toEqual([false, 0, 1]);
+    for (const r of held) r.close();
+    await until('the spent session closed once its streams ended', () => first.destroyed && srv.closedSessions() === 1, 5_000);
+    // One at a time (each ended before the next): the second session takes four more, a third the rest.
+    for (let i = 0; i < 6; i++) {
+      const r = await request(upstream);
+      await new Promise((done) => r.once('response', done));
+      r.close();
+      await new Promise((done) => r.once('close', done));
+    }
+    sixth.close();
+    expect(srv.perSession()).toEqual([5, 5, 2]);
+  });
+
+  test('fresh sessions asked for in a burst past maxStreamsPerSession: the one that connected takes its last streams, the rest get another', async () => {
+    const srv = await holdingServer(undefined, 100);
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxStreamsPerSession: 5 });
+    const all = await Promise.all(Array.from({ length: 7 }, () => request(upstream!, true)));
+    await until('seven streams open', () => srv.open() === 7, 5_000);
+    expect(srv.perSession()).toEqual([5, 2]);
+    for (const r of all) r.close();
+  });
+
+  test('a stream that gets ERR_HTTP2_OUT_OF_STREAMS (its session out of stream ids) retires the session: the next stream goes to a new one', async () => {
+    const srv = await holdingServer();
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}` });
+    const a = await request(upstream);
+    const spent = a.session as http2.ClientHttp2Session;
+    // Its next stream takes the last id (2^31-1), as if 2^30 streams had gone before.
+    (spent as unknown as { setNextStreamID(id: number): void }).setNextStreamID(2 ** 31 - 1);
+    const last = await request(upstream);
+    expect(last.session).toBe(spent);
+    await new Promise((done) => last.once('response', done));
+    for (const r of [a, last]) r.close();
+    await until('both streams ended', () => srv.open() === 0 && a.closed && last.closed, 5_000);
+    expect(spent.destroyed).toBe(false);
+    const failed = await request(upstream); // on `spent`, the only session (a failed stream's is not kept to see)
+    await until('the stream past the last id failed', () => failed.destroyed, 5_000);
+    expect((failed.errored as NodeJS.ErrnoException | null)?.code).toBe('ERR_HTTP2_OUT_OF_STREAMS');
+    const next = await request(upstream);
+    expect(next.destroyed).toBe(false);
+    expect(next.session).not.toBe(spent);
+    await until('the next stream reached the server', () => srv.open() === 1, 5_000);
+    await until('the spent session closed', () => spent.destroyed, 5_000);
+    expect([srv.sessions(), upstream.sessions]).toEqual([2, 1]);
+    next.close();
   });
 
   test('once the peer certificate has expired, new streams go to a new session (a fresh handshake)', async () => {
