@@ -55,6 +55,8 @@ export class ReadRefusalCall<C extends ErrorCode> extends grpc.ServerInterceptin
   #holding = false;
   /** The call is refused; the handler answers, and whatever the stream still carries goes nowhere. */
   #refused = false;
+  /** The client or the session guard reset the stream: nothing is answered or refused any more. */
+  #cancelled = false;
   readonly #send: (status: Status) => void;
 
   constructor(method: grpc.ServerMethodDefinition<unknown, unknown>, next: grpc.ServerInterceptingCallInterface, codes: ReadRefusalCodes<C>, answer: (code: C) => Status) {
@@ -96,14 +98,22 @@ export class ReadRefusalCall<C extends ErrorCode> extends grpc.ServerInterceptin
         if (this.#refused) return;
         if (!this.#requestStream) {
           if (!this.#holding) {
-            this.#refuse(new RejectedMessage(this.#codes.malformed, undefined));
+            // A stream reset under the call (the session guard's message deadline) ends its reading too, and
+            // grpc-js reports that as a half-close: then the cancel follows in the same turn, and it is no request
+            // to refuse (audit 61b F3: counted and audited again as malformed, caller unknown).
+            setImmediate(() => {
+              if (!this.#cancelled && !this.#refused) this.#refuse(new RejectedMessage(this.#codes.malformed, undefined));
+            });
             return;
           }
           listener.onReceiveMessage(this.#held);
         }
         listener.onReceiveHalfClose();
       },
-      onCancel: () => listener.onCancel(),
+      onCancel: () => {
+        this.#cancelled = true;
+        listener.onCancel();
+      },
     });
   }
 

@@ -8,14 +8,15 @@
 // message read is reset REFUSED_STREAM at once (message_bytes); a renewal on another connection is answered
 // meanwhile, a message trickled in small DATA frames within the deadline is read, and a stream holding a whole message
 // open past the deadline is not cut. Real control plane process, raw node:http2 client over real TLS, on loopback.
-import * as http2 from 'node:http2';
+
 import { readFile } from 'node:fs/promises';
+import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { SIGN_SVID_PATH } from '../../common/contract/identity-v1.js';
 import { createCsr } from '../../common/pki/csr.js';
 import { generateKeyPair } from '../../common/pki/keys.js';
-import { type ClientSvid, type RunningControlPlane, TD, controlPlaneClients, joinTokenSvid, signSvid, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type ClientSvid, controlPlaneClients, joinTokenSvid, type RunningControlPlane, signSvid, startControlPlaneProcess, TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { sumSeries } from '../helpers/prom-metrics.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
@@ -44,6 +45,7 @@ afterAll(async () => {
 });
 
 const rejected = async (reason: string) => sumSeries(await (await fetch(`http://${cp.admin}/metrics`)).text(), 'tessera_grpc_requests_rejected_total', { reason });
+const badRequests = async () => sumSeries(await (await fetch(`http://${cp.admin}/metrics`)).text(), 'tessera_issuance_refusals_total', { code: 'TESSERA_ERR_ISSUANCE_BAD_REQUEST' });
 
 /** A raw HTTP/2 connection to the gRPC port over TLS, with no client certificate. */
 function anonymous(): http2.ClientHttp2Session {
@@ -144,8 +146,9 @@ test('a message trickled in small DATA frames within the deadline is read; a who
 // Audit 60g F2: a call's HEADERS and no message at all. No deadline covered it (a message's clock started at its
 // first byte), grpc-js's idle close waits for calls in progress, and the connection counted as busy at the cap for as
 // long as the client liked. The first message is now timed from the HEADERS.
-test('a call that sends its HEADERS and never a message is reset at the deadline, counted message_timeout', async () => {
+test('a call that sends its HEADERS and never a message is reset at the deadline, counted message_timeout (and not again as a bad request)', async () => {
   const timeoutBefore = await rejected('message_timeout');
+  const badBefore = await badRequests();
   const s = anonymous();
   const streams = Array.from({ length: 4 }, () => signStream(s));
   const ends = await Promise.race([Promise.all(streams.map((x) => x.closed)), new Promise<'held'>((r) => setTimeout(() => r('held'), (DEADLINE_S + 15) * 1000))]);
@@ -153,4 +156,8 @@ test('a call that sends its HEADERS and never a message is reset at the deadline
   expect(ends).not.toBe('held');
   expect((ends as { rst: number }[]).map((e) => e.rst)).toEqual([CANCEL, CANCEL, CANCEL, CANCEL]);
   await until('the resets counted', async () => (await rejected('message_timeout')) - timeoutBefore === 4);
+  // Audit 61b F3: the reset ended the call's reading, which read as a request with no message: also counted (and
+  // audited, caller unknown) as TESSERA_ERR_ISSUANCE_BAD_REQUEST.
+  await new Promise((r) => setTimeout(r, 300));
+  expect((await badRequests()) - badBefore).toBe(0);
 }, 40_000);
