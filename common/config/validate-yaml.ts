@@ -1,6 +1,6 @@
 // Parses YAML text and validates it against a Schema, reporting every problem as "file:line:col: key: what".
 // Returns plain, deep-frozen data (durations converted to milliseconds, defaults filled in).
-import { type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, parseDocument, type YAMLError, YAMLMap } from 'yaml';
+import { Composer, type Document, isAlias, isMap, isScalar, isSeq, LineCounter, type Node, type Pair, Parser, type Scalar, type YAMLError, YAMLMap } from 'yaml';
 import { formatDuration, parseDuration } from '../duration.js';
 import { describeError, TesseraError } from '../errors.js';
 import { compileIdPattern } from '../spiffe/match.js';
@@ -12,6 +12,8 @@ import { withoutUrlCredentials } from '../text/url-credentials.js';
 import { addressProblem } from './address.js';
 import { MAX_CONFIG_BYTES } from './config-size.js';
 import type { ObjectSchema, Schema } from './schema.js';
+import { MAX_CONFIG_DEPTH, tooDeepAt } from './yaml-depth.js';
+import { keyPathAt } from './yaml-key-path.js';
 import { unclosedOpener } from './yaml-unclosed.js';
 
 export interface ConfigProblem {
@@ -52,6 +54,18 @@ class Walker {
     return true;
   }
 
+  /**
+   * A key that is not a plain scalar (`? [a, b]`, `? {a: 1}`, or none at all) is refused as such: read as "" it was
+   * reported as `unknown key ""`, which named nothing the operator wrote.
+   */
+  complexKey(pair: Pair, key: string): boolean {
+    if (isScalar(pair.key)) return false;
+    if (this.alias(pair.key as Node, key)) return true;
+    const written = isSeq(pair.key) ? ' (this one is a list)' : isMap(pair.key) ? ' (this one is a mapping)' : pair.key === null ? ' (this one is empty)' : '';
+    this.problem((pair.key ?? pair.value) as Node | null, key, `a key must be a plain string${written}`);
+    return true;
+  }
+
   value(node: Node | null | undefined, schema: Schema, key: string): unknown {
     if (this.alias(node, key)) return undefined;
     switch (schema.type) {
@@ -62,7 +76,8 @@ class Walker {
         const out: Record<string, unknown> = {};
         if (schema.maxKeys !== undefined && node.items.length > schema.maxKeys) this.problem(node, key, `takes at most ${schema.maxKeys} key(s)`);
         for (const pair of node.items) {
-          const k = isScalar(pair.key) ? String(pair.key.value) : '';
+          if (this.complexKey(pair, key)) continue;
+          const k = String((pair.key as Scalar).value);
           // Assigned, "__proto__" would set the object's prototype rather than be a key.
           if (k === '__proto__') {
             this.problem(pair.key as Node, key ? `${key}.${k}` : k, 'is not a usable name');
@@ -98,7 +113,8 @@ class Walker {
     /** The keys written, each with its node (where a problem with it is reported). */
     const seen = new Map<string, Node>();
     for (const pair of node.items) {
-      const k = isScalar(pair.key) ? String(pair.key.value) : '';
+      if (this.complexKey(pair, key)) continue;
+      const k = String((pair.key as Scalar).value);
       const path = key ? `${key}.${k}` : k;
       // Own keys only: "__proto__" or "constructor" is an unknown key, not Object.prototype's.
       const sub = Object.hasOwn(schema.properties, k) ? schema.properties[k] : undefined;
@@ -263,8 +279,23 @@ export function parseYamlConfig<T>(text: string, file: string, schema: ObjectSch
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_CONFIG_BYTES) throw new TesseraError('TESSERA_ERR_CONFIG_INVALID', `${file}:1: the file is ${bytes} bytes, a config is at most ${MAX_CONFIG_BYTES}`, { file, line: 1 });
   const lineCounter = new LineCounter();
-  const document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
-  if (document.errors.length > 0) throw syntaxError(text, file, lineCounter, document.errors[0]!);
+  const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(text));
+  const deep = tooDeepAt(tokens, MAX_CONFIG_DEPTH);
+  if (deep !== undefined) {
+    const at = lineCounter.linePos(deep);
+    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: nested deeper than ${MAX_CONFIG_DEPTH} levels of maps and lists (the most a config file takes)`, { file, line: at.line });
+  }
+  // Composed as parseDocument does, from the tokens already read; forced, there is always a first document.
+  const documents = Array.from(new Composer({ uniqueKeys: true }).compose(tokens, true, text.length));
+  const document = documents[0]!;
+  if (document.errors.length > 0) throw syntaxError(text, file, lineCounter, document.errors[0]!, document);
+  const second = documents[1];
+  if (second !== undefined) {
+    const start = second.range[0];
+    const at = lineCounter.linePos(start);
+    const marker = text.startsWith('---', start) ? ' (---)' : '';
+    throw new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${at.line}:${at.col}: YAML: a second document starts here${marker}: a config file holds one YAML document`, { file, line: at.line });
+  }
   const walker = new Walker(file, lineCounter);
   const value = walker.object(document.contents as Node, schema, '');
   if (walker.problems.length > 0) {
@@ -332,7 +363,7 @@ export function isWritten(parsed: ParsedYaml<unknown>, path: readonly (string | 
  * A YAML syntax error as TESSERA_ERR_CONFIG_UNREADABLE at file:line:col: for a collection or quote never closed,
  * where it was opened (the parser notices it a line later); for a repeated key, the key.
  */
-function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLError): TesseraError {
+function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLError, document: Document): TesseraError {
   const at = lines.linePos(e.pos[0]);
   const first = e.message.split('\n')[0];
   const unclosed = e.code === 'MISSING_CHAR' || (e.code === 'BAD_INDENT' && /^Flow (sequence|map)/.test(first ?? '')) ? unclosedOpener(text, e.pos[0]) : undefined;
@@ -341,8 +372,11 @@ function syntaxError(text: string, file: string, lines: LineCounter, e: YAMLErro
     const what = text[unclosed] === '[' ? 'a flow sequence ([)' : text[unclosed] === '{' ? 'a flow map ({)' : `a quoted value (${text[unclosed]})`;
     return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', `${file}:${from.line}:${from.col}: YAML: ${what} opened here is never closed (noticed at line ${at.line})`, { file, line: from.line });
   }
-  const key = duplicateKey(text, e);
-  if (key !== undefined) {
+  const leaf = duplicateKey(text, e);
+  if (leaf !== undefined) {
+    // The full path (limits.maxHeaders): a leaf as common as `name` or `listen` is in several maps.
+    const path = keyPathAt(document, e.pos[0]);
+    const key = path === undefined ? leaf : keyText(path);
     return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', escapeControlCharacters(`${file}:${at.line}:${at.col}: YAML: the key ${key} appears twice in the same map`), { file, line: at.line, key });
   }
   return new TesseraError('TESSERA_ERR_CONFIG_UNREADABLE', escapeControlCharacters(`${file}:${at.line}:${at.col}: YAML: ${first}`), { file, line: at.line });

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'vitest';
 import type { ObjectSchema } from '../../../../common/config/schema.js';
 import { keyText, lineOf, parseAddress, parseYamlConfig } from '../../../../common/config/validate-yaml.js';
+import { MAX_CONFIG_DEPTH } from '../../../../common/config/yaml-depth.js';
 import { hasControlCharacters } from '../../../../common/text/control-characters.js';
 
 const schema: ObjectSchema = {
@@ -100,7 +101,7 @@ describe('parseYamlConfig', () => {
     }
     const dup = refusal('trustDomain: x\nlimits:\n  maxConnections: 1\n  maxConnections: 2\n');
     expect(dup).toMatchObject({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line: 4 });
-    expect(dup.message).toContain('p.yaml:4:3: YAML: the key maxConnections appears twice in the same map');
+    expect(dup.message).toContain('p.yaml:4:3: YAML: the key limits.maxConnections appears twice in the same map');
   });
   test('control characters from the file are escaped in every message (an ESC sequence in a key retitled the terminal)', () => {
     const texts = [
@@ -141,4 +142,47 @@ test('keyText writes a key path as the schema messages do: inbound[0].mtls', () 
   expect(keyText(['inbound', 0, 'mtls'])).toBe('inbound[0].mtls');
   expect(keyText(['limits', 'drainTimeout'])).toBe('limits.drainTimeout');
   expect(keyText(['edge', 1, 'routes', 2, 'spiffeId'])).toBe('edge[1].routes[2].spiffeId');
+});
+
+describe('YAML faults in words for an operator, not the parser library (audit 61d)', () => {
+  const refusal = (text: string) => {
+    try {
+      parseYamlConfig(text, 'p.yaml', schema);
+    } catch (e) {
+      return { code: (e as { code: string }).code, message: (e as Error).message, line: (e as { details: { line: number } }).details.line };
+    }
+    throw new Error('accepted');
+  };
+  test('a second document: the line of its ---, and that a config file holds one', () => {
+    const r = refusal('trustDomain: x\nlisten: 127.0.0.1:1\n---\nfoo: 1\n');
+    expect(r).toEqual({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line: 3, message: 'p.yaml:3:1: YAML: a second document starts here (---): a config file holds one YAML document' });
+    // A leading --- opens the one document; it is not a second.
+    expect(parseYamlConfig<{ trustDomain: string }>('---\ntrustDomain: x\n', 'p.yaml', schema).value.trustDomain).toBe('x');
+  });
+  test('nesting past the limit is refused by name, before the parser recurses (100,000 levels ran out of stack)', () => {
+    // The file's own map is the first level: the 64th bracket below it is the 65th.
+    for (const [text, line, col] of [
+      [`trustDomain: x\nports: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, 2, 7 + MAX_CONFIG_DEPTH],
+      [`trustDomain: x\nsvid: ${'{a: '.repeat(100_000)}1${'}'.repeat(100_000)}\n`, 2, 7 + 4 * (MAX_CONFIG_DEPTH - 1)],
+      [`trustDomain: x\nports:\n${'- '.repeat(100_000)}1\n`, 3, 1 + 2 * (MAX_CONFIG_DEPTH - 1)],
+    ] as const) {
+      expect(refusal(text)).toEqual({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line, message: `p.yaml:${line}:${col}: YAML: nested deeper than 64 levels of maps and lists (the most a config file takes)` });
+    }
+    expect(MAX_CONFIG_DEPTH).toBe(64);
+    // At the limit it parses, and the schema says what is wrong.
+    const atLimit = `trustDomain: x\nports: ${'['.repeat(MAX_CONFIG_DEPTH - 1)}${']'.repeat(MAX_CONFIG_DEPTH - 1)}\n`;
+    expect(refusal(atLimit)).toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID', message: expect.stringContaining('ports[0]: must be a number') });
+  });
+  test('a key that is a list or a mapping is refused as such, not as unknown key ""', () => {
+    expect(refusal('trustDomain: x\n? [a, b]\n: 1\n')).toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID', line: 2, message: 'p.yaml:2:3: (top level): a key must be a plain string (this one is a list)' });
+    expect(refusal('trustDomain: x\nsvid:\n  ? {a: 1}\n  : 1h\n').message).toBe('p.yaml:3:5: svid: a key must be a plain string (this one is a mapping)');
+    const mapSchema: ObjectSchema = { type: 'object', properties: { probes: { type: 'map', values: { type: 'string' } } } };
+    expect(() => parseYamlConfig('probes:\n  ? [a]\n  : b\n', 'p.yaml', mapSchema)).toThrowError(/^p\.yaml:2:5: probes: a key must be a plain string \(this one is a list\)$/);
+  });
+  test('a repeated key is named by its full path', () => {
+    expect(refusal('trustDomain: x\nsvid:\n  ttl: 1h\n  ttl: 2h\n').message).toBe('p.yaml:4:3: YAML: the key svid.ttl appears twice in the same map');
+    expect(refusal('trustDomain: x\nports: [1]\nidentity: { files: {}, files: {} }\n').message).toBe('p.yaml:3:24: YAML: the key identity.files appears twice in the same map');
+    expect(refusal('trustDomain: x\nlist:\n  - { name: a, name: b }\n').message).toBe('p.yaml:3:16: YAML: the key list[0].name appears twice in the same map');
+    expect(refusal('trustDomain: x\ntrustDomain: y\n').message).toBe('p.yaml:2:1: YAML: the key trustDomain appears twice in the same map');
+  });
 });
