@@ -6,8 +6,8 @@ import { closeSync, readdirSync, readlinkSync, realpathSync, type Stats, statSyn
 import { join, resolve, sep } from 'node:path';
 import { type ErrorCode, TesseraError } from '../common/errors.js';
 import { parsePolicyFiles } from '../common/policy/parse-policy.js';
-import { notUtf8 } from '../common/text/utf8-text.js';
 import type { AuthorizationPolicy } from '../common/policy/policy-types.js';
+import { notUtf8 } from '../common/text/utf8-text.js';
 import { openNonBlocking, readBytesAtMost } from './bounded-read.js';
 import { type PathWatch, watchPaths } from './file-watch.js';
 import { errnoReason } from './read-named-file.js';
@@ -15,7 +15,8 @@ import type { Timers } from './timers.js';
 
 export interface PolicyFileError {
   readonly file: string;
-  readonly line: number;
+  /** Absent for a fault of the file as a whole (unreadable, too large, a link out) or of the directory. */
+  readonly line?: number;
   readonly code: ErrorCode;
   readonly message: string;
 }
@@ -107,7 +108,7 @@ export class PolicyDirSource {
       this.#lastErrors = r.errors;
       const first = r.errors[0]!;
       const text = r.errors.map((e) => e.message).join('\n');
-      throw new TesseraError(first.code, `cannot load the policies in ${this.#dir}:\n${text}`, { file: first.file, line: first.line, errors: r.errors });
+      throw new TesseraError(first.code, `cannot load the policies in ${this.#dir}:\n${text}`, { file: first.file, ...(first.line !== undefined ? { line: first.line } : {}), errors: r.errors });
     }
     return this.#install(r.policies).policies;
   }
@@ -123,7 +124,7 @@ export class PolicyDirSource {
       paths: [],
       dirs: [this.#dir],
       onChange: () => this.reload(),
-      onError: (e) => this.#fail([{ file: this.#dir, line: 0, code: 'TESSERA_ERR_CONFIG_UNREADABLE', message: `reload failed: ${(e as Error).message}` }]),
+      onError: (e) => this.#fail([{ file: this.#dir, code: 'TESSERA_ERR_CONFIG_UNREADABLE', message: `reload failed: ${(e as Error).message}` }]),
       ...(this.#o.timers ? { timers: this.#o.timers } : {}),
       ...(this.#o.pollMs !== undefined ? { pollMs: this.#o.pollMs } : {}),
       ...(this.#o.debounceMs !== undefined ? { debounceMs: this.#o.debounceMs } : {}),
@@ -179,7 +180,7 @@ function openedPath(fd: number, path: string): string {
  * a proxy would load). `unreadableCode` is the code of a directory or file that cannot be read.
  */
 export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_UNREADABLE' | 'TESSERA_ERR_CLI_FILE_UNREADABLE' = 'TESSERA_ERR_CONFIG_UNREADABLE'): PolicyDirRead {
-  const unreadable = (file: string, what: string, e: unknown): PolicyFileError => ({ file, line: 0, code: unreadableCode, message: `${what}: ${errnoReason(e)}` });
+  const unreadable = (file: string, what: string, e: unknown): PolicyFileError => ({ file, code: unreadableCode, message: `${what}: ${errnoReason(e)}` });
   let names: string[];
   try {
     names = readdirSync(dir)
@@ -187,7 +188,7 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
       .sort();
   } catch (e) {
     const what = notADirectory(dir);
-    if (what !== undefined) return { ok: false, errors: [{ file: dir, line: 0, code: unreadableCode, message: `cannot read the policies directory ${dir}: ${what}` }] };
+    if (what !== undefined) return { ok: false, errors: [{ file: dir, code: unreadableCode, message: `cannot read the policies directory ${dir}: ${what}` }] };
     return { ok: false, errors: [unreadable(dir, `cannot read the policies directory ${dir}`, e)] };
   }
   const files: { path: string; text: string }[] = [];
@@ -210,13 +211,13 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
       ({ fd, stat } = openNonBlocking(path));
       const real = openedPath(fd, path);
       if (!real.startsWith(`${root}${sep}`)) {
-        errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} links out of the policies directory (to ${real}); not read` });
+        errors.push({ file: path, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} links out of the policies directory (to ${real}); not read` });
         continue;
       }
       if (!stat.isFile()) continue;
       const bytes = readBytesAtMost(fd, MAX_POLICY_FILE_BYTES, stat.size);
       if (bytes === null) {
-        errors.push({ file: path, line: 0, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is over ${MAX_POLICY_FILE_BYTES} bytes, the most a policy file may be` });
+        errors.push({ file: path, code: 'TESSERA_ERR_POLICY_INVALID', message: `${path} is over ${MAX_POLICY_FILE_BYTES} bytes, the most a policy file may be` });
         continue;
       }
       // UTF-8 or refused, at the first byte that is not: read leniently, it would be judged with U+FFFD in it.
@@ -236,7 +237,8 @@ export function readPolicyDir(dir: string, unreadableCode: 'TESSERA_ERR_CONFIG_U
   }
   const parsed = parsePolicyFiles(files);
   for (const e of parsed.errors) {
-    errors.push({ file: String(e.details['file'] ?? ''), line: Number(e.details['line'] ?? 0), code: e.code, message: e.message });
+    const line = Number(e.details['line'] ?? 0);
+    errors.push({ file: String(e.details['file'] ?? ''), ...(line > 0 ? { line } : {}), code: e.code, message: e.message });
   }
   return errors.length > 0 ? { ok: false, errors } : { ok: true, policies: parsed.policies };
 }

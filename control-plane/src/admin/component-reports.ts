@@ -77,7 +77,8 @@ export function policyDirReports(dir: string, metrics: ControlPlaneMetrics, log:
     onErrors: (errors: readonly PolicyFileError[]) => {
       metrics.policyLoadErrors.inc(errors.length);
       const msg = anyLoaded ? 'policy file refused; the previous set stays' : "policy file refused; no policy is loaded yet: /ready is 503 until the directory loads (proxies keep deciding by what they have)";
-      for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code, err: e.message }, msg);
+      // No line for a fault of a whole file or the directory: a "line":0 would read as a place in the file.
+      for (const e of errors) log.warn({ file: e.file, ...(e.line !== undefined ? { line: e.line } : {}), code: e.code, err: e.message }, msg);
     },
   };
 }

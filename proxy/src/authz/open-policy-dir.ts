@@ -15,7 +15,7 @@ export function openPolicyDir(dir: string, policies: PolicyHolder, metrics: Prox
     },
     onErrors: (errors) => {
       metrics.policyUpdate('refused');
-      for (const e of errors) log.warn({ file: e.file, line: e.line, code: e.code }, e.message);
+      for (const e of errors) log.warn({ file: e.file, ...(e.line !== undefined ? { line: e.line } : {}), code: e.code }, e.message);
     },
   });
   policies.setPolicies(source.loadInitial());
