@@ -17,7 +17,10 @@ export function isLoopbackPeer(address: string | undefined): boolean {
 /** `:` and a port 1-65535 without a leading zero. */
 const PORT = /^:(?:[1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])$/;
 
-/** A Host a browser sends only when pointed at an address or at localhost: `[v6]`, `v4` or `localhost`, then `:port`. */
+/**
+ * A Host a browser sends only when pointed at an address or at localhost: `[v6]`, `v4` or `localhost` (any case, a
+ * trailing dot or not), then `:port`.
+ */
 export function isLocalHost(host: string | undefined): boolean {
   if (!host) return false;
   let name: string;
@@ -33,7 +36,9 @@ export function isLocalHost(host: string | undefined): boolean {
     const colon = host.indexOf(':');
     name = colon === -1 ? host : host.slice(0, colon);
     rest = colon === -1 ? '' : host.slice(colon);
-    if (name !== 'localhost' && isIP(name) !== 4) return false;
+    // A name is case-insensitive and a trailing dot names the same one (RFC 9110 §4.2.3, DNS): curl sends it as typed.
+    const lower = name.toLowerCase();
+    if (lower !== 'localhost' && lower !== 'localhost.' && isIP(name) !== 4) return false;
   }
   return rest === '' || PORT.test(rest);
 }
@@ -54,7 +59,9 @@ export function adminRequestRefusal(req: Pick<IncomingMessage, 'headers' | 'rawH
   return null;
 }
 
-/** Origin `http://<host>` (or https) naming exactly the Host the request was sent to. */
+/** Origin `http://<host>` (or https) naming exactly the Host the request was sent to, in either letter case. */
 function sameOrigin(origin: string, host: string): boolean {
-  return origin === `http://${host}` || origin === `https://${host}`;
+  const o = origin.toLowerCase();
+  const h = host.toLowerCase();
+  return o === `http://${h}` || o === `https://${h}`;
 }

@@ -2,7 +2,7 @@
 // localhost and not made by another site's page, on every route: a page that rebinds its own name to the admin
 // port (DNS rebinding) sends that name as Host; another site's page sends Sec-Fetch-Site: cross-site or its Origin.
 // Raw requests on real sockets, so Host can be missing, doubled or malformed.
-import { type Socket, connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { Registry } from 'prom-client';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ADMIN_MAX_CONNECTIONS, AdminHttp } from '../../../control-plane/src/admin/admin-http.js';
@@ -49,16 +49,18 @@ describe.each(['control plane', 'proxy'])('the %s admin listener', (which) => {
 
   test('served when addressed to an IP literal or localhost, with or without a port, and to same-origin pages', async () => {
     const port = ports[which]!;
-    for (const host of [`127.0.0.1:${port}`, '127.0.0.1', `localhost:${port}`, `[::1]:${port}`, '10.1.2.3:8444']) {
+    // Host names are case-insensitive and `localhost.` is localhost (RFC 9110 §4.2.3): they were refused (audit 61d).
+    for (const host of [`127.0.0.1:${port}`, '127.0.0.1', `localhost:${port}`, `[::1]:${port}`, '10.1.2.3:8444', `LOCALHOST:${port}`, 'LocalHost', `localhost.:${port}`, 'LOCALHOST.']) {
       for (const path of routes) expect(await status(port, get(path, `host: ${host}\r\n`)), `${path} Host ${host}`).toBe(200);
     }
     expect(await status(port, get('/config', `host: 127.0.0.1:${port}\r\nsec-fetch-site: same-origin\r\norigin: http://127.0.0.1:${port}\r\n`))).toBe(200);
     expect(await status(port, get('/config', `host: 127.0.0.1:${port}\r\nsec-fetch-site: none\r\n`))).toBe(200);
+    expect(await status(port, get('/config', `host: LOCALHOST:${port}\r\nsec-fetch-site: same-origin\r\norigin: http://localhost:${port}\r\n`))).toBe(200);
   });
 
   test('refused (403) on every route: a DNS name, a look-alike, a malformed, missing or doubled Host', async () => {
     const port = ports[which]!;
-    const hosts = ['evil.example', `evil.example:${port}`, '127.0.0.1.nip.io', 'localhost.evil.example', '[::1]evil.example', `[::1]:${port}x`, `127.0.0.1:${port}:1`, '[evil]', '0x7f000001.evil'];
+    const hosts = ['evil.example', `evil.example:${port}`, '127.0.0.1.nip.io', 'localhost.evil.example', '[::1]evil.example', `[::1]:${port}x`, `127.0.0.1:${port}:1`, '[evil]', '0x7f000001.evil', 'localhost..', `localhost..:${port}`, '.localhost', 'LOCALHOST.evil.example', `127.0.0.1.:${port}`];
     for (const path of routes) {
       for (const host of hosts) expect(await status(port, get(path, `host: ${host}\r\n`)), `${path} Host ${JSON.stringify(host)}`).toBe(403);
       expect(await status(port, `GET ${path} HTTP/1.0\r\n\r\n`), `${path} no Host`).toBe(403);
@@ -75,9 +77,9 @@ describe.each(['control plane', 'proxy'])('the %s admin listener', (which) => {
   });
 });
 
-test('isLocalHost: an address or localhost, then at most a port, nothing else', () => {
-  const ok = ['127.0.0.1:1', '127.0.0.1:65535', '127.0.0.1', '127.0.0.1:8444', 'localhost', 'localhost:1', '[::1]', '[::1]:8444', '[fd00::1]:443', '10.0.0.1:80'];
-  const no = ['[::1%evil.example]', '[fe80::1%eth0]:80', '127.0.0.1:0', '127.0.0.1:99999', '127.0.0.1:65536', '127.0.0.1:08444', '', 'cp.internal:8444', '[::1]evil.example', '[::1]:', '[::1]:84x', 'localhost:', 'localhost:123456', '127.0.0.1 ', ' 127.0.0.1', 'localhost\t', '[127.0.0.1]', '127.1', 'LOCALHOST', undefined];
+test('isLocalHost: an address or localhost (any case, one trailing dot), then at most a port, nothing else', () => {
+  const ok = ['127.0.0.1:1', '127.0.0.1:65535', '127.0.0.1', '127.0.0.1:8444', 'localhost', 'localhost:1', '[::1]', '[::1]:8444', '[fd00::1]:443', '10.0.0.1:80', 'LOCALHOST', 'LocalHost:8444', 'localhost.', 'LOCALHOST.:1'];
+  const no = ['[::1%evil.example]', '[fe80::1%eth0]:80', '127.0.0.1:0', '127.0.0.1:99999', '127.0.0.1:65536', '127.0.0.1:08444', '', 'cp.internal:8444', '[::1]evil.example', '[::1]:', '[::1]:84x', 'localhost:', 'localhost:123456', '127.0.0.1 ', ' 127.0.0.1', 'localhost\t', '[127.0.0.1]', '127.1', 'localhost..', '.localhost', 'localhost.:', 'localhost. ', 'LOCALHOST.EVIL.EXAMPLE', '127.0.0.1.', undefined];
   for (const h of ok) expect(isLocalHost(h), h).toBe(true);
   for (const h of no) expect(isLocalHost(h), JSON.stringify(h)).toBe(false);
 });
