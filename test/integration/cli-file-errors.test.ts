@@ -6,8 +6,8 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { tesseraInProcess } from '../helpers/cli-in-process.js';
-import { TestCa } from '../helpers/test-ca.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
+import { TestCa } from '../helpers/test-ca.js';
 
 let dir: string;
 let cleanup: () => Promise<void>;
@@ -65,6 +65,21 @@ describe.concurrent('files named on the command line', () => {
       await expectNamedError(['load', '--url', 'https://127.0.0.1:1/', '--cert', f.path, '--key', good.key], f.path, f.code, binary);
     });
   }
+
+  test('svid verify --jwt: a --bundle that is not a SPIFFE bundle is named, with the file wanted; a PEM one is said to be PEM (audit 61d)', async () => {
+    const wanted = "--jwt reads the SPIFFE bundle (JSON, the control plane's <dataDir>/bundle.spiffe.json)";
+    const pem = await tesseraInProcess(['svid', 'verify', '--jwt', '--bundle', good.bundle, '--audience', 'a', 'a.b.c'], dir);
+    expect(pem.code).toBe(1);
+    expect(pem.stderr).toBe(`tessera svid verify: TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED: --bundle ${good.bundle}: not JSON: ${wanted}; this file is PEM, the bundle svid verify takes without --jwt\n`);
+    const text = await tesseraInProcess(['svid', 'verify', '--jwt', '--bundle', bad.notPem.path, '--audience', 'a', 'a.b.c'], dir);
+    expect(text.stderr).toBe(`tessera svid verify: TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED: --bundle ${bad.notPem.path}: not JSON: ${wanted}\n`);
+    // A SPIFFE bundle with a faulty entry is named, its fault as it is, without the hint.
+    const faulty = join(dir, 'faulty.spiffe.json');
+    await writeFile(faulty, '{"keys": [{"use": "jwt-svid", "kty": "EC"}]}');
+    const entry = await tesseraInProcess(['svid', 'verify', '--jwt', '--bundle', faulty, '--audience', 'a', 'a.b.c'], dir);
+    expect(entry.stderr).toMatch(new RegExp(`^tessera svid verify: TESSERA_ERR_SPIFFE_BUNDLE_MALFORMED: --bundle ${faulty.replaceAll('.', '\\.')}: [^\\n]*kid`));
+    expect(entry.stderr).not.toContain('--jwt reads');
+  });
 
   test('load: a certificate where the key belongs', async () => {
     await expectNamedError(['load', '--url', 'https://127.0.0.1:1/', '--cert', good.cert, '--key', good.cert], good.cert, 'TESSERA_ERR_PEM_WRONG_TYPE');
