@@ -95,7 +95,8 @@ export function renewalDecision(nowMs: number, state: RenewalState): RenewalDeci
   if (!svid) return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'attest' };
   if (nowMs >= svid.notAfterMs) {
     if (!state.canReattest) {
-      return { kind: 'expired', reason: 'svid expired and the join token is single-use: give the proxy a new join token (joinTokenFile) or restart it with one' };
+      // Not "svid expired" again: /ready puts that before it (identityReadiness), and it read twice (audit 61d).
+      return { kind: 'expired', reason: 'the join token is single-use: give the proxy a new join token (joinTokenFile) or restart it with one' };
     }
     return backingOff ? { kind: 'wait', untilMs: state.retryAtMs! } : { kind: 'reattest' };
   }

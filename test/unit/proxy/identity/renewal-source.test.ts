@@ -246,7 +246,8 @@ describe('ControlPlaneSvidSource', () => {
     expect(signer.calls.length).toBe(before);
     const r = s.readiness();
     expect(r.ready).toBe(false);
-    expect(!r.ready && r.reason).toMatch(/^svid expired: svid expired and the join token is single-use/);
+    // Exactly, as the runbook (docs/runbooks/expired-certs.md) quotes it: "svid expired" once (audit 61d).
+    expect(!r.ready && r.reason).toBe('svid expired: the join token is single-use: give the proxy a new join token (joinTokenFile) or restart it with one');
   });
 
   /** A source whose evidence is a Kubernetes token file ("k8s-token-1"), started with its first SVID; the dir goes after. */
