@@ -1,7 +1,9 @@
 // AuthorizationPolicy documents in, validated policies out: multi-document YAML files (errors name file:line:col
 // and key), JSON objects from the control plane, and the stable JSON form that round-trips between them.
-import { Document, LineCounter, type Node, isScalar, parseAllDocuments } from 'yaml';
-import { type ConfigProblem, duplicateKey, formatProblem, validateYamlNode } from '../config/validate-yaml.js';
+import { Composer, Document, LineCounter, type Node, Parser, isScalar } from 'yaml';
+import { type ConfigProblem, duplicateKey, formatProblem, keyText, validateYamlNode } from '../config/validate-yaml.js';
+import { MAX_CONFIG_DEPTH, tooDeepAt } from '../config/yaml-depth.js';
+import { keyPathAt } from '../config/yaml-key-path.js';
 import { TesseraError } from '../errors.js';
 import { POLICY_API_VERSION, POLICY_KIND, flatPolicySchema, policyDocumentSchema } from './policy-schema.js';
 import type { AuthorizationPolicy, PolicyAction, PolicyMode, PolicyRule } from './policy-types.js';
@@ -64,7 +66,15 @@ function invalid(file: string, lines: string[], first: { line: number; key: stri
  */
 export function parsePolicyYaml(text: string, file: string): AuthorizationPolicy[] {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const tokens = Array.from(new Parser(lineCounter.addNewLine).parse(text));
+  // Refused before composing, which recurses once per level (as config files: yaml-depth.ts).
+  const deep = tooDeepAt(tokens, MAX_CONFIG_DEPTH);
+  if (deep !== undefined) {
+    const at = lineCounter.linePos(deep);
+    const problem = { file, line: at.line, column: at.col, key: '(yaml)', message: `nested deeper than ${MAX_CONFIG_DEPTH} levels of maps and lists (the most a policy file takes)` };
+    throw invalid(file, [formatProblem(problem)], problem, [problem]);
+  }
+  const docs = Array.from(new Composer({ uniqueKeys: true }).compose(tokens));
   const problems: ConfigProblem[] = [];
   const duplicates: ConfigProblem[] = [];
   const policies: AuthorizationPolicy[] = [];
@@ -75,7 +85,10 @@ export function parsePolicyYaml(text: string, file: string): AuthorizationPolicy
       const pos = lineCounter.linePos(e.pos[0]);
       // A repeated key is named, as the configs name it (the parser's own text does not).
       const dup = duplicateKey(text, e);
-      problems.push({ file, line: pos.line, column: pos.col, key: '(yaml)', message: dup === undefined ? e.message.split('\n')[0]! : `the key ${dup} appears twice in the same map` });
+      // By its full path (spec.rules[0].from): a leaf as common as `from` is in every rule.
+      const path = dup === undefined ? undefined : keyPathAt(doc, e.pos[0]);
+      const shown = path === undefined ? dup : keyText(path);
+      problems.push({ file, line: pos.line, column: pos.col, key: '(yaml)', message: shown === undefined ? e.message.split('\n')[0]! : `the key ${shown} appears twice in the same map` });
       continue;
     }
     const contents = doc.contents as Node | null;

@@ -113,7 +113,9 @@ describe('parsePolicyYaml', () => {
     ['path with a query', RULES('    - from: [spiffe://ex.org/a]\n      to: { paths: ["/a?b=1"] }\n'), /a path pattern has no query/],
     ['document is not a mapping', 'just a string\n', /^f\.yaml:1:1: \(top level\): must be a mapping/],
     ['YAML syntax error', doc('  selector: [spiffe://ex.org/a\n  action: ALLOW\n'), /^f\.yaml:\d+:\d+: \(yaml\): /],
-    ['duplicate key', doc('  selector: spiffe://ex.org/a\n  action: ALLOW\n  action: DENY\n'), /^f\.yaml:8:3: \(yaml\): the key action appears twice in the same map/],
+    // Named by its full path (audit 61d: the leaf alone).
+    ['duplicate key', doc('  selector: spiffe://ex.org/a\n  action: ALLOW\n  action: DENY\n'), /^f\.yaml:8:3: \(yaml\): the key spec\.action appears twice in the same map/],
+    ['nested deeper than 64 levels', `a: ${'['.repeat(100_000)}${']'.repeat(100_000)}\n`, /^f\.yaml:1:\d+: \(yaml\): nested deeper than 64 levels of maps and lists/],
   ])('%s → TESSERA_ERR_POLICY_INVALID naming file:line:col and key', (_kind, text, message) => {
     const e = errorOf(() => parsePolicyYaml(text, 'f.yaml'));
     expect(e.code).toBe('TESSERA_ERR_POLICY_INVALID');
