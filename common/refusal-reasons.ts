@@ -28,6 +28,7 @@ export const REFUSAL_REASONS = {
   request_timeout: { http: [504], grpc: DEADLINE_EXCEEDED, meaning: 'The upstream\'s response head did not arrive within limits.requestTimeout.' },
   total_timeout: { http: [504], grpc: DEADLINE_EXCEEDED, meaning: 'The exchange took longer than its listener\'s or route\'s timeout.' },
   stream_idle_timeout: { http: [504, 408], grpc: DEADLINE_EXCEEDED, meaning: 'No byte moved either way for limits.streamIdleTimeout (408 while the client\'s own request body stalls).' },
+  request_body_timeout: { http: [408], grpc: null, meaning: 'The HTTP/1.1 request body arrived slower than limits.minRequestBodyRate bytes a second, averaged after a grace of limits.headersTimeout, while the proxy was waiting for it.' },
   // --- Who may call ---
   authz_denied: { http: [403], grpc: PERMISSION_DENIED, meaning: 'The authorization policy does not allow this caller, method or path.' },
   client_cert_invalid: { http: [403], grpc: PERMISSION_DENIED, meaning: 'The edge client certificate does not verify or names an identity its CA may not assert.' },

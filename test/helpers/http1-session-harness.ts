@@ -11,7 +11,7 @@ import { DEFAULT_UPGRADES } from '../../proxy/src/http1/upgrade-offer.js';
 import { ConnectionPool } from '../../proxy/src/upstream/connection-pool.js';
 import { plainConnector } from '../../proxy/src/upstream/connectors.js';
 
-export const HARNESS_LIMITS: SessionLimits = { maxHeaderBytes: 8_192, maxHeaders: 50, headersTimeoutMs: 5_000, idleTimeoutMs: 5_000, requestTimeoutMs: 1_000, streamIdleTimeoutMs: 3_000 };
+export const HARNESS_LIMITS: SessionLimits = { maxHeaderBytes: 8_192, maxHeaders: 50, headersTimeoutMs: 5_000, idleTimeoutMs: 5_000, requestTimeoutMs: 1_000, streamIdleTimeoutMs: 3_000, minRequestBodyRate: 0 };
 /** SessionOptions.upgrades as a proxy without `upgrades:` in its config has them. */
 export const HARNESS_UPGRADES: ReadonlySet<string> = new Set(DEFAULT_UPGRADES);
 

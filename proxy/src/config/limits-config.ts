@@ -20,6 +20,8 @@ export interface ProxyLimits {
   readonly requestTimeoutMs: number;
   /** No bytes in either direction for this long ends an exchange, a stream or an upgraded connection. */
   readonly streamIdleTimeoutMs: number;
+  /** Bytes a second an HTTP/1.1 request body must average while the proxy waits for it, after headersTimeoutMs; 0: off. */
+  readonly minRequestBodyRate: number;
   readonly maxConnections: number;
   readonly upstreamPoolSize: number;
   readonly upstreamIdleTimeoutMs: number;
@@ -90,6 +92,14 @@ export const limitsSchema: Schema = {
       default: '300s',
       description: 'No bytes in either direction for this long ends an exchange, stream or upgraded (WebSocket) connection',
     },
+    minRequestBodyRate: {
+      type: 'number',
+      integer: true,
+      min: 0,
+      max: 1_000_000_000,
+      default: 240,
+      description: 'Bytes a second an HTTP/1.1 request body must average while the proxy waits for it, after headersTimeout (408 request_body_timeout); 0: off',
+    },
     maxConnections: { type: 'number', integer: true, min: 1, default: 10_000 },
     upstreamPoolSize: { type: 'number', integer: true, min: 1, max: 10_000, default: 256 },
     upstreamIdleTimeout: { type: 'duration', min: 100, default: '60s' },
@@ -158,6 +168,7 @@ type LimitKey =
   | 'idleTimeout'
   | 'requestTimeout'
   | 'streamIdleTimeout'
+  | 'minRequestBodyRate'
   | 'maxConnections'
   | 'upstreamPoolSize'
   | 'upstreamIdleTimeout'
@@ -189,6 +200,7 @@ export function resolveLimits(l: RawLimits): ProxyLimits {
     idleTimeoutMs: l.idleTimeout,
     requestTimeoutMs: l.requestTimeout,
     streamIdleTimeoutMs: l.streamIdleTimeout,
+    minRequestBodyRate: l.minRequestBodyRate,
     maxConnections: l.maxConnections,
     upstreamPoolSize: l.upstreamPoolSize,
     upstreamIdleTimeoutMs: l.upstreamIdleTimeout,

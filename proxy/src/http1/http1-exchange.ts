@@ -1,11 +1,12 @@
 // One request and its response through an Http1Session: everything that lives exactly as long as one exchange,
 // in an object created per request, so nothing of one exchange can leak into the next (no fields to reset), with
 // what is decided from that state alone: its upstream lease, its deadlines, its replay, its record.
+
+import { unflushed } from '../../../common/refusal-reasons.js';
 import type { Timers } from '../../../shared-io/timers.js';
 import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchange-route.js';
 import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
-import { unflushed } from '../../../common/refusal-reasons.js';
 import type { BodyFramer } from './body-framer.js';
 import type { HttpHead } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
@@ -20,7 +21,7 @@ export const IDEMPOTENT: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS'
  * Why an exchange ended early, Envoy `response_flags` style (the access log's `responseFlags`); `drain_timeout`:
  * still in flight when the proxy's drain deadline (limits.drainTimeout) passed, and cut there.
  */
-export type ExchangeFlag = 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'drain_timeout' | 'downstream_closed' | 'upstream_closed';
+export type ExchangeFlag = 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'request_body_timeout' | 'drain_timeout' | 'downstream_closed' | 'upstream_closed';
 
 export class Http1Exchange {
   readonly head: HttpHead;
@@ -86,6 +87,13 @@ export class Http1Exchange {
   flag: ExchangeFlag | undefined;
   /** Set at a deadline cut: request bytes were waiting to go upstream then (unflushed, or not yet leased). */
   heldUpstream = false;
+  /**
+   * The request body's pace (limits.minRequestBodyRate): it is due by this time, each byte buying 1/rate s more
+   * after a grace (limits.headersTimeout). A body trickled a byte at a time held its pool slot for as long as it
+   * trickled, streamIdleTimeout restarting at each byte: 257 from one peer held an app's pool (audit 61b F1).
+   */
+  bodyDueMs = Number.POSITIVE_INFINITY;
+  readonly #body: { readonly graceMs: number; readonly msPerByte: number } | null;
 
   constructor(init: {
     head: HttpHead;
@@ -100,6 +108,8 @@ export class Http1Exchange {
     dropResponse?: ReadonlySet<string> | undefined;
     totalTimeoutMs: number | undefined;
     reqFramer: BodyFramer | null;
+    /** limits.minRequestBodyRate (0 or absent: no pace) and the grace before it is judged. */
+    minBodyRate?: { readonly bytesPerSecond: number; readonly graceMs: number } | undefined;
   }) {
     this.head = init.head;
     this.context = init.context;
@@ -116,6 +126,15 @@ export class Http1Exchange {
     this.reqFramer = init.reqFramer;
     this.reqDone = init.reqFramer === null;
     this.pending = [init.upstreamHead];
+    const rate = init.minBodyRate;
+    this.#body = rate && rate.bytesPerSecond > 0 && !this.reqDone ? { graceMs: rate.graceMs, msPerByte: 1_000 / rate.bytesPerSecond } : null;
+    if (this.#body) this.bodyDueMs = init.startMs + this.#body.graceMs;
+  }
+
+  /** `n` bytes of request content read from the client: counted, and the body's pace credited. */
+  bodyReceived(n: number): void {
+    this.bytesIn += n;
+    if (this.#body) this.bodyDueMs += n * this.#body.msPerByte;
   }
 
   /**
@@ -135,16 +154,23 @@ export class Http1Exchange {
    * head) and the total timeout.
    */
   deadlineMs(streamIdleTimeoutMs: number): number {
-    const idle = this.lastActivityMs + streamIdleTimeoutMs;
+    const idle = Math.min(this.lastActivityMs + streamIdleTimeoutMs, this.reqDone ? Number.POSITIVE_INFINITY : this.bodyDueMs);
     return Math.min(idle, this.resStarted ? this.totalDeadlineMs : Math.min(this.headDeadlineMs, this.totalDeadlineMs));
   }
 
   /** Which of those has passed at `now`, if one has (bytes may have moved since the sweep looked). */
-  expiredAt(now: number, streamIdleTimeoutMs: number): 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | undefined {
+  expiredAt(now: number, streamIdleTimeoutMs: number): 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'request_body_timeout' | undefined {
     if (!this.resStarted && now >= this.headDeadlineMs) return 'request_timeout';
     if (now >= this.totalDeadlineMs) return 'total_timeout';
     if (now >= this.lastActivityMs + streamIdleTimeoutMs) return 'stream_idle_timeout';
-    return undefined;
+    if (this.reqDone || now < this.bodyDueMs) return undefined;
+    // The body is behind its pace. When the proxy holds it back (bytes wait to go upstream, or for a connection of
+    // the pool), the client is not the slow one: a new grace from now.
+    if (this.requestHeld()) {
+      this.bodyDueMs = now + this.#body!.graceMs;
+      return undefined;
+    }
+    return 'request_body_timeout';
   }
 
   /** With a total: `due` runs at its deadline, not at the listener's next sweep, unless clearTotal() came first. */

@@ -4,10 +4,10 @@
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
 import { framerFor } from './body-framer.js';
 import { upstreamRequestHead } from './head-rewrite.js';
+import { isValidHostValue } from './host-value.js';
 import { Http1Exchange } from './http1-exchange.js';
 import { headerValue, parseHead, requestFraming, wantsKeepAlive } from './http1-head.js';
 import type { SessionOptions } from './http1-session-types.js';
-import { isValidHostValue } from './host-value.js';
 import { upgradeRequested } from './upgrade-offer.js';
 
 const NOTHING = Buffer.alloc(0);
@@ -80,6 +80,7 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     dropResponse: plan.forward && forward ? plan.dropResponse : undefined,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
     reqFramer: forward ? framerFor(framing, 'drop', o.limits) : null,
+    minBodyRate: { bytesPerSecond: o.limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
   });
   return {
     ex,

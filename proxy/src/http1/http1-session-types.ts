@@ -12,6 +12,8 @@ export interface SessionLimits extends HeadLimits {
   readonly requestTimeoutMs: number;
   /** No bytes in either direction for this long ends an exchange or an upgraded connection. */
   readonly streamIdleTimeoutMs: number;
+  /** Bytes a second a request body must average while the proxy waits for it, after headersTimeoutMs; 0: off. */
+  readonly minRequestBodyRate: number;
 }
 
 /** How a request goes upstream: `strip` headers removed, `add` appended, `target` in place of the client's. */

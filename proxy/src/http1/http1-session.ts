@@ -215,7 +215,7 @@ export class Http1Session implements UpstreamOwner {
       this.#abort(ex, r.error === 'trailers_too_large' ? 431 : 400, r.error === 'trailers_too_large' ? 'header_too_large' : 'bad_request');
       return;
     }
-    ex.bytesIn += r.data ?? r.consumed; // content: a chunked body's sizes and trailers are not counted
+    ex.bodyReceived(r.data ?? r.consumed); // content: a chunked body's sizes and trailers are not counted
     const kept = r.kept ?? r.consumed;
     if (kept > 0) this.#toUpstream(ex, start === 0 && kept === buf.length ? buf : buf.subarray(start, start + kept));
     if (r.done) {

@@ -17,7 +17,7 @@ import { type TesseraMessage, VIEW_LIMITS, tesseraRequests } from '../../../help
 import { until } from '../../../helpers/until.js';
 import { realTimers } from '../../../../shared-io/timers.js';
 
-const LIMITS: SessionLimits = { ...VIEW_LIMITS, headersTimeoutMs: 10_000, idleTimeoutMs: 10_000, requestTimeoutMs: 10_000, streamIdleTimeoutMs: 10_000 };
+const LIMITS: SessionLimits = { ...VIEW_LIMITS, headersTimeoutMs: 10_000, idleTimeoutMs: 10_000, requestTimeoutMs: 10_000, streamIdleTimeoutMs: 10_000, minRequestBodyRate: 0 };
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'upgrade']);
 
 /** End-to-end fields only: what the session must pass on unchanged. */

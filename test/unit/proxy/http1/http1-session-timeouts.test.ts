@@ -4,7 +4,7 @@
 // client really got and the reason (responseFlags) when cut. The clock is stepped; sockets are real.
 import type * as net from 'node:net';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type Cleanup, HARNESS_LIMITS, type HarnessOptions, client, http1Harness, rawApp } from '../../../helpers/http1-session-harness.js';
+import { type Cleanup, client, HARNESS_LIMITS, type HarnessOptions, http1Harness, rawApp } from '../../../helpers/http1-session-harness.js';
 import { until } from '../../../helpers/until.js';
 
 const cleanups: Cleanup[] = [];
@@ -119,5 +119,75 @@ describe('HTTP/1.1 exchange time limits', () => {
     await until('408', () => stalled.text().startsWith('HTTP/1.1 408 '), 3_000, 10);
     expect(stalled.text()).toContain('x-tessera-error: stream_idle_timeout');
     expect(p.records[1]).toMatchObject({ status: 408, responseFlags: 'stream_idle_timeout' });
+  });
+
+  // Audit 61b F1: a body trickled a byte at a time restarted streamIdleTimeout at each byte and held its pool slot as
+  // long as it trickled (257 uploads from one peer held an app's pool). limits.minRequestBodyRate paces it.
+  describe('limits.minRequestBodyRate', () => {
+    const PACE = { minRequestBodyRate: 100, headersTimeoutMs: 1_000 };
+    const appAnswering = () =>
+      rawApp(cleanups, (s) =>
+        s.on('data', (d: Buffer) => {
+          if (d.toString('latin1').endsWith('!')) s.write('HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n');
+        }),
+      );
+
+    test('a body behind its pace after the grace gets 408 request_body_timeout, counted; the app connection is dropped', async () => {
+      const app = await appAnswering();
+      const p = await http1Harness(app.port, cleanups, { limits: PACE });
+      const c = await client(p.port, cleanups);
+      c.socket.write('POST /upload HTTP/1.1\r\nHost: app\r\ncontent-length: 1000\r\n\r\n0');
+      await until('the app has the request', () => app.sockets.length === 1, 3_000, 10);
+      // A byte every 500 ms: 2 bytes a second against 100, within the grace (1 s) and past it.
+      for (let i = 0; i < 2; i++) {
+        p.advance(500);
+        c.socket.write('1');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(c.text()).toBe('');
+      p.advance(500);
+      await until('408', () => c.text().startsWith('HTTP/1.1 408 '), 3_000, 10);
+      expect(c.text()).toContain('x-tessera-error: request_body_timeout');
+      expect(p.records[0]).toMatchObject({ status: 408, responseFlags: 'request_body_timeout' });
+      expect(p.rejected).toEqual(['request_body_timeout']);
+      await until('the upstream connection is dropped', () => app.sockets[0]!.destroyed || app.sockets[0]!.readableEnded, 3_000, 10);
+    });
+
+    test('a body at its pace runs past the grace and is answered', async () => {
+      const app = await appAnswering();
+      const p = await http1Harness(app.port, cleanups, { limits: PACE });
+      const c = await client(p.port, cleanups);
+      c.socket.write('POST /upload HTTP/1.1\r\nHost: app\r\ncontent-length: 601\r\n\r\n');
+      // 60 bytes every 500 ms: 120 a second, for 5 s.
+      for (let i = 0; i < 10; i++) {
+        p.advance(500);
+        c.socket.write('x'.repeat(60));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      c.socket.write('!');
+      await until('201', () => c.text().startsWith('HTTP/1.1 201 '), 3_000, 10);
+      expect(p.rejected).toEqual([]);
+    });
+
+    test('a body the proxy holds back (waiting for a connection of a full pool) is not judged by its pace', async () => {
+      const app = await appAnswering();
+      const p = await http1Harness(app.port, cleanups, { limits: { ...PACE, streamIdleTimeoutMs: 60_000 }, pool: { maxConnections: 1, maxQueue: 8 } });
+      // The pool's one connection is taken by an upload that keeps its pace.
+      const first = await client(p.port, cleanups);
+      first.socket.write('POST /a HTTP/1.1\r\nHost: app\r\ncontent-length: 1000\r\n\r\n');
+      await until('the app has the first', () => app.sockets.length === 1, 3_000, 10);
+      const second = await client(p.port, cleanups);
+      second.socket.write('POST /b HTTP/1.1\r\nHost: app\r\ncontent-length: 2\r\n\r\nx');
+      await until('both sessions', () => p.sessions.length === 2, 3_000, 10);
+      await new Promise((r) => setTimeout(r, 50));
+      for (let i = 0; i < 8; i++) {
+        p.advance(500);
+        first.socket.write('y'.repeat(60));
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      // 4 s, one byte: far behind its pace, but it never had a connection to send it on.
+      expect(second.text()).toBe('');
+      expect(p.rejected).toEqual([]);
+    });
   });
 });
