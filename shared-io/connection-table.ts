@@ -3,14 +3,17 @@
 // cap, connections that never sent a ClientHello (or idle ones), reopened as they were closed, kept every real
 // client out (the injector's webhook, audit 5 N1; the admin listeners and the bundle endpoint, audit 6). A real
 // client completes its handshake within milliseconds and sends its request at once, so what is closed first is:
-//   1. a connection that has asked nothing yet — its TLS handshake not completed, or completed with no request
-//      since — the one longest in that state first. A real client passes through both within milliseconds; a
-//      flood sits in one of them: handshakes never finished, or handshakes finished quickly and then nothing (audit
-//      61e F1: ranked by state first, every handshake before any idle connection, a real client still in its
-//      handshake was the oldest one there, and was closed for an idle flood reopened as fast as it was closed);
+//   1. a connection that has asked nothing (its TLS handshake not completed, or completed with no request since)
+//      for longer than NEW_CONNECTION_GRACE_MS since it came, the oldest first: a flood that never finishes its
+//      handshakes, or finishes them and then sends nothing;
 //   2. else an idle one that has carried a request (keep-alive), the one idle longest first;
-//   3. else one whose request has been in progress for longer than `busyGraceMs` (a slow sender), oldest first.
-// Only when every connection is a request younger than the grace is the newcomer closed instead.
+//   3. else a connection younger than the grace that has asked nothing yet, the oldest first;
+//   4. else one whose request has been in progress for longer than `busyGraceMs` (a slow sender), oldest first.
+// Only when every connection is a request younger than the grace is the newcomer closed instead. A real client is
+// a young connection for the milliseconds of its handshake and first request: a flood of idle connections
+// reopened as fast as they are closed goes before it, whether they asked nothing (audit 61e F1: every handshake
+// went first, so the real one, the oldest handshake, was closed) or asked once and then sat (audit 61h F1: every
+// connection that had asked nothing went first, so the real one, the only such, was closed).
 import type { Clock } from '../common/clock.js';
 
 export type ConnectionState = 'handshake' | 'idle' | 'busy';
@@ -35,8 +38,13 @@ export interface TrackedConnection {
   closed(): void;
 }
 
+/** How long a new connection may take to ask its first request before it counts as one that asks nothing. */
+export const NEW_CONNECTION_GRACE_MS = 1_000;
+
 interface Entry {
   state: ConnectionState;
+  /** When it came. */
+  readonly admitted: number;
   /** When it entered its state. */
   since: number;
   /** It has carried a request (been busy once). */
@@ -44,9 +52,14 @@ interface Entry {
   readonly close: () => void;
 }
 
-/** The victim classes, in order (the comment at the top). */
-const CLASSES = 3;
-const classOf = (e: Entry): number => (e.state === 'busy' ? 2 : e.state === 'idle' && e.asked ? 1 : 0);
+/** The victim classes, in order (the comment at the top); each ranked by `rankOf`, smallest first. */
+const CLASSES = 4;
+function classOf(e: Entry, now: number): number {
+  if (e.state === 'busy') return 3;
+  if (e.asked) return 1;
+  return now - e.admitted >= NEW_CONNECTION_GRACE_MS ? 0 : 2;
+}
+const rankOf = (e: Entry, c: number): number => (c === 1 || c === 3 ? e.since : e.admitted);
 
 export class ConnectionTable {
   readonly #o: ConnectionTableOptions;
@@ -80,7 +93,8 @@ export class ConnectionTable {
       onEvict?.(victim.state);
       victim.close();
     }
-    const entry: Entry = { state: 'handshake', since: this.#o.clock.nowMs(), asked: false, close };
+    const now = this.#o.clock.nowMs();
+    const entry: Entry = { state: 'handshake', admitted: now, since: now, asked: false, close };
     this.#entries.add(entry);
     const move = (state: ConnectionState) => {
       if (!this.#entries.has(entry) || entry.state === state) return;
@@ -106,9 +120,9 @@ export class ConnectionTable {
     const oldest: (Entry | undefined)[] = new Array(CLASSES);
     for (const e of this.#entries) {
       if (e.state === 'busy' && now - e.since < this.#o.busyGraceMs) continue;
-      const c = classOf(e);
+      const c = classOf(e, now);
       const o = oldest[c];
-      if (!o || e.since < o.since) oldest[c] = e;
+      if (!o || rankOf(e, c) < rankOf(o, c)) oldest[c] = e;
     }
     return oldest.find((e) => e !== undefined);
   }

@@ -1,9 +1,9 @@
 // The Workload API socket's connections, bounded the way the control plane's gRPC port is (audit 61b F2): node's own
 // `maxConnections` dropped every newcomer past the cap silently, so 64 connections that trickled their HTTP/2
 // preface (any local process may connect: the socket is 0666) kept every workload from its SVID, uncounted, for as
-// long as they were reopened. Now, at the cap, the connection that has asked nothing for longest (no call yet)
-// makes room, else the one idle longest (connection-table.ts); one with a call in progress (an SVID stream) never
-// does; each is counted `too_many_connections`. And a connection must start its first call within `firstCallMs` of
+// long as they were reopened. Now, at the cap, one that has made no call for over a second makes room, else the one
+// idle longest after its calls, else a younger one with no call yet (connection-table.ts); one with a call in
+// progress (an SVID stream) never does; each is counted `too_many_connections`. And a connection must start its first call within `firstCallMs` of
 // connecting (`headers_timeout`), where grpc-js's idle close waited 60 s.
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../common/clock.js';
