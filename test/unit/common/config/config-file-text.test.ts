@@ -76,9 +76,9 @@ test('a policy file that is not UTF-8 is refused at its line; a repeated key is 
   const r = readPolicyDir(pol);
   expect(r.ok ? [] : r.errors.map((e) => [e.code, e.line, e.message])).toEqual([['TESSERA_ERR_POLICY_INVALID', 8, expect.stringMatching(/p\.yaml:8:6: not UTF-8: byte 0xE9/)]]);
   const dup = refusal(() => parsePolicyYaml(`${head}  action: ALLOW\n  action: DENY\n`, 'f.yaml'));
-  expect(dup.message).toBe('f.yaml:8:3: (yaml): the key action appears twice in the same map');
+  expect(dup.message).toBe('f.yaml:8:3: (yaml): the key spec.action appears twice in the same map');
   const flow = refusal(() => parsePolicyYaml(`${head.replace('spec:\n  selector: spiffe://ex.org/a\n', '')}spec: { selector: spiffe://ex.org/a, action: ALLOW, action: DENY }\n`, 'f.yaml'));
-  expect(flow.message).toContain('the key action appears twice in the same map');
+  expect(flow.message).toContain('the key spec.action appears twice in the same map');
 });
 
 test('a YAML alias is refused as an alias (a merge key too), not as a value of the wrong type', () => {
