@@ -49,7 +49,9 @@ export function annotationWarnings(pod: unknown): string[] {
   const portWarning = badPort ? [`tessera: annotation ${INBOUND_PORT_ANNOTATION} is not a port (1-65535): the control plane leaves this pod out of Kubernetes discovery`] : [];
   const unknown = Object.keys(annotations).filter((k) => k.toLowerCase().startsWith(PREFIX) && !KNOWN.has(k));
   const warnings = unknown.slice(0, MAX_WARNINGS).map((k) => {
-    const shown = escapeControlCharacters(k.length > MAX_NAME_CHARS ? `${k.slice(0, MAX_NAME_CHARS)}…` : k);
+    // Escaped, then cut: an escape is several characters, and Kubernetes may cut a warning past 256 (audit 61h I2).
+    const escaped = escapeControlCharacters(k);
+    const shown = escaped.length > MAX_NAME_CHARS ? `${escaped.slice(0, MAX_NAME_CHARS)}…` : escaped;
     const meant = k.length <= MAX_NAME_CHARS ? nearest(k) : undefined;
     return `tessera: annotation ${shown} is not one Tessera reads and has no effect${meant ? ` (did you mean ${meant}?)` : ''}`;
   });

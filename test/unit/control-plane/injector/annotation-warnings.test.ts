@@ -23,6 +23,9 @@ describe('annotationWarnings', () => {
     const [long] = annotationWarnings(appPod({ annotations: { [`tessera.dev/${'x'.repeat(500)}\u001b[2J`]: '1' } }));
     expect(long!.length).toBeLessThan(200);
     expect(long).not.toContain('\u001b');
+    // Every character a control one: cut after escaping, so still short.
+    const [escaped] = annotationWarnings(appPod({ annotations: { [`tessera.dev/${'\u0001'.repeat(200)}`]: '1' } }));
+    expect(escaped!.length).toBeLessThan(200);
     const many = Object.fromEntries(Array.from({ length: 9 }, (_, i) => [`tessera.dev/unknown-${i}`, '1']));
     const w = annotationWarnings(appPod({ annotations: many }));
     expect(w).toHaveLength(6);
