@@ -131,6 +131,14 @@ export class Http1Exchange {
     if (this.#body) this.bodyDueMs = init.startMs + this.#body.graceMs;
   }
 
+  /**
+   * The body's pace is judged while it is read and no answer has begun: once the app answers, a client still sending
+   * (a stream both ways) is governed by streamIdleTimeout alone.
+   */
+  #paced(): boolean {
+    return !this.reqDone && !this.resStarted && this.#body !== null;
+  }
+
   /** `n` bytes of request content read from the client: counted, and the body's pace credited. */
   bodyReceived(n: number): void {
     this.bytesIn += n;
@@ -154,7 +162,7 @@ export class Http1Exchange {
    * head) and the total timeout.
    */
   deadlineMs(streamIdleTimeoutMs: number): number {
-    const idle = Math.min(this.lastActivityMs + streamIdleTimeoutMs, this.reqDone ? Number.POSITIVE_INFINITY : this.bodyDueMs);
+    const idle = Math.min(this.lastActivityMs + streamIdleTimeoutMs, this.#paced() ? this.bodyDueMs : Number.POSITIVE_INFINITY);
     return Math.min(idle, this.resStarted ? this.totalDeadlineMs : Math.min(this.headDeadlineMs, this.totalDeadlineMs));
   }
 
@@ -163,7 +171,7 @@ export class Http1Exchange {
     if (!this.resStarted && now >= this.headDeadlineMs) return 'request_timeout';
     if (now >= this.totalDeadlineMs) return 'total_timeout';
     if (now >= this.lastActivityMs + streamIdleTimeoutMs) return 'stream_idle_timeout';
-    if (this.reqDone || now < this.bodyDueMs) return undefined;
+    if (!this.#paced() || now < this.bodyDueMs) return undefined;
     // The body is behind its pace. When the proxy holds it back (bytes wait to go upstream, or for a connection of
     // the pool), the client is not the slow one: a new grace from now.
     if (this.requestHeld()) {

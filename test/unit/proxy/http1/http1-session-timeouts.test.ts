@@ -169,6 +169,21 @@ describe('HTTP/1.1 exchange time limits', () => {
       expect(p.rejected).toEqual([]);
     });
 
+    test('once the app has answered, a body still being sent is not judged by its pace (a stream both ways)', async () => {
+      const app = await rawApp(cleanups, (s) => s.once('data', () => s.write(STREAM_HEAD)));
+      const p = await http1Harness(app.port, cleanups, { limits: { ...PACE, streamIdleTimeoutMs: 60_000 } });
+      const c = await client(p.port, cleanups);
+      c.socket.write('POST /both-ways HTTP/1.1\r\nHost: app\r\ntransfer-encoding: chunked\r\n\r\n1\r\na\r\n');
+      await until('the answer head', () => c.text().includes('event-stream'), 3_000, 10);
+      for (let i = 0; i < 8; i++) {
+        p.advance(500);
+        c.socket.write('1\r\nb\r\n');
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(c.ended()).toBe(false);
+      expect(p.rejected).toEqual([]);
+    });
+
     test('a body the proxy holds back (waiting for a connection of a full pool) is not judged by its pace', async () => {
       const app = await appAnswering();
       const p = await http1Harness(app.port, cleanups, { limits: { ...PACE, streamIdleTimeoutMs: 60_000 }, pool: { maxConnections: 1, maxQueue: 8 } });
