@@ -22,6 +22,16 @@ const schema: ObjectSchema = {
   },
 };
 
+
+/** The coded refusal of `text` by parseYamlConfig against the schema above. */
+function refusal(text: string): { code: string; message: string; line: number } {
+  try {
+    parseYamlConfig(text, 'p.yaml', schema);
+  } catch (e) {
+    return { code: (e as { code: string }).code, message: (e as Error).message, line: (e as { details: { line: number } }).details.line };
+  }
+  throw new Error('accepted');
+}
 describe('parseYamlConfig', () => {
   test('valid input: defaults, durations in ms, frozen', () => {
     const r = parseYamlConfig<{ svid: unknown }>('trustDomain: example.org\nsvid: { backdate: 60s }\nports: [1, 2]\n', 'cp.yaml', schema);
@@ -75,14 +85,6 @@ describe('parseYamlConfig', () => {
     expect(() => parseYamlConfig('trustDomain: x\ntrustDomain: y\n', 'cp.yaml', schema)).toThrowError(expect.objectContaining({ code: 'TESSERA_ERR_CONFIG_UNREADABLE' }));
   });
   test('a collection or quote never closed is reported where it was opened, a repeated key by name', () => {
-    const refusal = (text: string) => {
-      try {
-        parseYamlConfig(text, 'p.yaml', schema);
-      } catch (e) {
-        return { code: (e as { code: string }).code, message: (e as Error).message, line: (e as { details: { line: number } }).details.line };
-      }
-      throw new Error('accepted');
-    };
     const unclosed = [
       ['trustDomain: x\ninbound:\n  - name: app\n    forwardTo: [127.0.0.1:22080\nlimits: {}\n', 4, 16, 'a flow sequence ([)'],
       ['trustDomain: x\nlimits: {maxConnections: 4\nlisten: 127.0.0.1:1\n', 2, 9, 'a flow map ({)'],
@@ -145,14 +147,6 @@ test('keyText writes a key path as the schema messages do: inbound[0].mtls', () 
 });
 
 describe('YAML faults in words for an operator, not the parser library (audit 61d)', () => {
-  const refusal = (text: string) => {
-    try {
-      parseYamlConfig(text, 'p.yaml', schema);
-    } catch (e) {
-      return { code: (e as { code: string }).code, message: (e as Error).message, line: (e as { details: { line: number } }).details.line };
-    }
-    throw new Error('accepted');
-  };
   test('a second document: the line of its ---, and that a config file holds one', () => {
     const r = refusal('trustDomain: x\nlisten: 127.0.0.1:1\n---\nfoo: 1\n');
     expect(r).toEqual({ code: 'TESSERA_ERR_CONFIG_UNREADABLE', line: 3, message: 'p.yaml:3:1: YAML: a second document starts here (---): a config file holds one YAML document' });
