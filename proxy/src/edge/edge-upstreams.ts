@@ -49,7 +49,7 @@ export class EdgeUpstream {
           });
     } else {
       this.pool = null;
-      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, nowMs: deps.nowMs, timers: deps.timers };
+      const common = { idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, settingsTimeoutMs: deps.limits.headersTimeoutMs, nowMs: deps.nowMs, timers: deps.timers };
       this.h2 = new H2Upstream(
         target
           ? // New streams after an SVID or bundle change go to a session handshaken with it; older sessions drain.

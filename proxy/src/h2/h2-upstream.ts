@@ -57,7 +57,16 @@ export interface H2UpstreamOptions {
   readonly onKeepaliveCut?: () => void;
   /** A plain session's TCP connection is made (an mTLS opener counts its own once the peer accepted it). */
   readonly onConnected?: () => void;
+  /**
+   * A new session whose peer has not sent its SETTINGS within this (limits.headersTimeout) is given up, its waiting
+   * streams failed (502): an app that accepts and never speaks HTTP/2 held each request until limits.requestTimeout
+   * (audit 61b). Default SETTINGS_TIMEOUT_MS.
+   */
+  readonly settingsTimeoutMs?: number;
 }
+
+/** limits.headersTimeout's default: as long as a client has for its first request's headers. */
+export const SETTINGS_TIMEOUT_MS = 10_000;
 
 interface SessionState {
   /** Streams open on it now. */
@@ -199,7 +208,14 @@ export class H2Upstream {
       };
       session.on('error', failed);
       session.once('close', () => failed(new Error('upstream session closed before its SETTINGS')));
+      const silent = this.#o.timers.setTimeout(() => {
+        if (settings || session.destroyed) return;
+        failed(new Error('upstream sent no SETTINGS in time'));
+        session.destroy();
+      }, this.#o.settingsTimeoutMs ?? SETTINGS_TIMEOUT_MS);
+      session.once('close', () => this.#o.timers.clearTimeout(silent));
       session.once('remoteSettings', () => {
+        this.#o.timers.clearTimeout(silent);
         settings = true;
         ready();
       });

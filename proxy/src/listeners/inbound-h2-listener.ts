@@ -34,7 +34,7 @@ export class InboundH2Listener extends ServedListener<InboundConfig> {
     this.#tls = inboundTls;
     this.onClose(inboundTls.attach(server, server, this.sessions));
     this.#appAddress = `${config.forwardTo.host}:${config.forwardTo.port}`;
-    this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}`, idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, nowMs: deps.nowMs, timers: deps.timers, onConnected: () => deps.metrics.upstreamConnectionOpened('inbound') });
+    this.#upstream = new H2Upstream({ authority: `http://${config.forwardTo.host}:${config.forwardTo.port}`, idleMs: deps.limits.upstreamIdleTimeoutMs, maxSessions: deps.limits.upstreamPoolSize, settingsTimeoutMs: deps.limits.headersTimeoutMs, nowMs: deps.nowMs, timers: deps.timers, onConnected: () => deps.metrics.upstreamConnectionOpened('inbound') });
     this.onClose(() => this.#upstream.close());
     // The peer is admitted on the TLS socket before node:http2 takes it and writes its SETTINGS: a refused peer's
     // socket is destroyed before any byte goes out, session tickets included, so a refused handshake leaves nothing

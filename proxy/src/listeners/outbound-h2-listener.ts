@@ -32,6 +32,7 @@ function h2Upstream(target: MtlsTarget, mtls: MtlsDeps, deps: ListenerDeps): H2U
     authority: `https://${target.host.includes(':') ? `[${target.host}]` : target.host}:${target.port}`,
     generation: () => deps.identity.current?.generation ?? 0,
     idleMs: deps.limits.upstreamIdleTimeoutMs,
+    settingsTimeoutMs: deps.limits.headersTimeoutMs,
     maxSessions: deps.limits.upstreamPoolSize,
     nowMs: deps.nowMs,
     timers: deps.timers,

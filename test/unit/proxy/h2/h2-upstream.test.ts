@@ -8,10 +8,12 @@
 // no new one.
 import * as http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import * as tls from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
 import { H2Upstream } from '../../../../proxy/src/h2/h2-upstream.js';
 import { realTimers } from '../../../../shared-io/timers.js';
+import { FakeTime } from '../../../helpers/fake-time.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
 
@@ -91,6 +93,33 @@ describe('H2Upstream', () => {
     expect(upstream.sessions).toBe(Math.ceil((2 * CAP + 1) / CAP));
     expect(srv.sessions()).toBe(upstream.sessions);
     for (const r of [first, ...rest]) r.close();
+  });
+
+  // Audit 61b: an app that accepts and never speaks HTTP/2 held each request until limits.requestTimeout (60 s).
+  test('an app that sends no SETTINGS: the streams waiting for its session fail at the SETTINGS deadline', async () => {
+    const held: net.Socket[] = [];
+    const silent = net.createServer((s) => {
+      s.pause();
+      s.on('error', () => undefined);
+      held.push(s);
+    });
+    await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+    const time = new FakeTime();
+    let connected = 0;
+    const up = new H2Upstream({ nowMs: () => time.nowMs(), timers: time, authority: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, settingsTimeoutMs: 2_000, onConnected: () => connected++ });
+    let result: Error | null | undefined;
+    up.session((err) => {
+      result = err;
+    });
+    await until('connected', () => connected === 1, 5_000, 10);
+    time.advance(1_999);
+    expect(result).toBeUndefined();
+    time.advance(1);
+    await until('the waiting stream failed', () => result !== undefined, 5_000, 10);
+    expect(result?.message).toContain('SETTINGS');
+    up.close();
+    for (const h of held) h.destroy();
+    await new Promise<void>((r) => silent.close(() => r()));
   });
 
   // Audit 61d F1: tessera_upstream_connections_opened_total never counted the connections to the app.
