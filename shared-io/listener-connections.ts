@@ -3,8 +3,8 @@
 // the injector's webhook): at most `max` connections, and at the cap one is closed to make room for a newcomer
 // rather than the newcomer refused, as connection-table.ts chooses it (one that has asked nothing for over a second,
 // in its TLS handshake or handshaken with no request since; else idle after a request; else a younger one that has
-// asked nothing yet; else a request in progress past `busyGraceMs`). And, unless `allowPipelining`, one request at a time per
-// connection: a client that pipelines a second request before its first answer has gone out is cut (each answer,
+// asked nothing yet; else a request in progress past `busyGraceMs`). And, unless `allowPipelining`, one request at a
+// time per connection: a client that pipelines a second request before its first answer has gone out is cut (each answer,
 // /metrics above all, is built whole; thousands pipelined and never read took the proxy to 2.6 GB). Works for
 // node:http and node:https servers alike: a connection is known by its peer address and port, the same on the TCP
 // socket, the TLS socket and the request.

@@ -114,9 +114,9 @@ export const FORWARDING_FIELDS: readonly string[] = [
  * Remote-User, the Kubernetes front proxy's X-Remote-*, Kubernetes impersonation, Grafana's X-WEBAUTH-USER,
  * oauth2-proxy's X-Auth-Request-* and X-Forwarded-User/-Email/-Groups, Google IAP's X-Goog-*, Azure Easy Auth's
  * X-MS-CLIENT-PRINCIPAL*, AWS ALB's X-Amzn-Oidc-*, Cloudflare Access's Cf-Access-*, Kong's X-Consumer-* and
- * X-Authenticated-*, Pomerium's X-Pomerium-*, API Gateway's X-Apigateway-*, Apache's mod_auth_openidc, mod_auth_mellon and
- * Shibboleth, Vouch Proxy's. The list is open-ended: a front end whose fields are not here needs them dropped by the
- * app or its own proxy. From an outside client they are a
+ * X-Authenticated-*, Pomerium's X-Pomerium-*, API Gateway's X-Apigateway-*, Apache's mod_auth_openidc,
+ * mod_auth_mellon and Shibboleth, Vouch Proxy's. The list is open-ended: a front end whose fields are not here needs
+ * them dropped by the app or its own proxy. From an outside client they are a
  * forged login; a trusted proxy (such a front end before the edge) keeps them. Prefixes: any name that starts so.
  */
 export const FRONT_AUTH_FIELD_PREFIXES: readonly string[] = [

@@ -3,8 +3,8 @@
 // preface (any local process may connect: the socket is 0666) kept every workload from its SVID, uncounted, for as
 // long as they were reopened. Now, at the cap, one that has made no call for over a second makes room, else the one
 // idle longest after its calls, else a younger one with no call yet (connection-table.ts); one with a call in
-// progress (an SVID stream) never does; each is counted `too_many_connections`. And a connection must start its first call within `firstCallMs` of
-// connecting (`headers_timeout`), where grpc-js's idle close waited 60 s.
+// progress (an SVID stream) never does; each is counted `too_many_connections`. And a connection must start its
+// first call within `firstCallMs` of connecting (`headers_timeout`), where grpc-js's idle close waited 60 s.
 import type { Socket } from 'node:net';
 import type { Clock } from '../../../common/clock.js';
 import { ConnectionTable, type TrackedConnection } from '../../../shared-io/connection-table.js';
