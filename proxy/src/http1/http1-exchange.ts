@@ -8,7 +8,7 @@ import type { ExchangeRoute, NextAttempt, RetryReason } from '../routing/exchang
 import type { ConnectionPool, PoolWait, UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
 import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
 import type { BodyFramer } from './body-framer.js';
-import type { HttpHead } from './http1-head.js';
+import { type HttpHead, headerValue } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
 import { TotalTimer } from './total-timer.js';
 
@@ -94,6 +94,11 @@ export class Http1Exchange {
    */
   bodyDueMs = Number.POSITIVE_INFINITY;
   readonly #body: { readonly graceMs: number; readonly msPerByte: number } | null;
+  /**
+   * `Expect: 100-continue`: the client waits for the app's 100 before its body, so the pace starts when the body
+   * does or a 100 is relayed (audit 61i F1: an app that took 12 s to send its 100 had the upload cut, 408).
+   */
+  #awaitingContinue = false;
 
   constructor(init: {
     head: HttpHead;
@@ -128,7 +133,10 @@ export class Http1Exchange {
     this.pending = [init.upstreamHead];
     const rate = init.minBodyRate;
     this.#body = rate && rate.bytesPerSecond > 0 && !this.reqDone ? { graceMs: rate.graceMs, msPerByte: 1_000 / rate.bytesPerSecond } : null;
-    if (this.#body) this.bodyDueMs = init.startMs + this.#body.graceMs;
+    if (this.#body) {
+      this.#awaitingContinue = headerValue(init.head, 'expect')?.trim().toLowerCase() === '100-continue';
+      if (!this.#awaitingContinue) this.bodyDueMs = init.startMs + this.#body.graceMs;
+    }
   }
 
   /**
@@ -136,13 +144,22 @@ export class Http1Exchange {
    * (a stream both ways) is governed by streamIdleTimeout alone.
    */
   #paced(): boolean {
-    return !this.reqDone && !this.resStarted && this.#body !== null;
+    if (this.#awaitingContinue && this.interimHeads > 0) this.#startPace();
+    return !this.reqDone && !this.resStarted && this.#body !== null && !this.#awaitingContinue;
+  }
+
+  /** A 100-continue wait is over (a 100 relayed, or the body began): the grace runs from the last bytes seen. */
+  #startPace(): void {
+    this.#awaitingContinue = false;
+    this.bodyDueMs = this.lastActivityMs + this.#body!.graceMs;
   }
 
   /** `n` bytes of request content read from the client: counted, and the body's pace credited. */
   bodyReceived(n: number): void {
     this.bytesIn += n;
-    if (this.#body) this.bodyDueMs += n * this.#body.msPerByte;
+    if (!this.#body) return;
+    if (this.#awaitingContinue) this.#startPace();
+    this.bodyDueMs += n * this.#body.msPerByte;
   }
 
   /**

@@ -184,6 +184,46 @@ describe('HTTP/1.1 exchange time limits', () => {
       expect(p.rejected).toEqual([]);
     });
 
+    // Audit 61i F1: the client waits for the app's 100 before its body; an app that took 12 s to send it had the
+    // upload cut at the grace (10 s), 408, the client logged as a slow one.
+    test('Expect: 100-continue: no pace while the client waits for the 100; from the 100 relayed, the body is paced', async () => {
+      let up: net.Socket | undefined;
+      let heads = 0;
+      const app = await rawApp(cleanups, (s) => {
+        s.on('data', (d: Buffer) => {
+          const text = d.toString('latin1');
+          if (text.includes('POST /upload')) [up, heads] = [s, heads + 1];
+          if (text.endsWith('!')) s.write('HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n');
+        });
+      });
+      const p = await http1Harness(app.port, cleanups, { limits: { ...PACE, streamIdleTimeoutMs: 60_000 } });
+      const c = await client(p.port, cleanups);
+      c.socket.write('POST /upload HTTP/1.1\r\nHost: app\r\nexpect: 100-continue\r\ncontent-length: 61\r\n\r\n');
+      await until('the app has the head', () => heads === 1, 3_000, 10);
+      // The app checks what it must for 5 s (five graces) before it answers 100.
+      for (let i = 0; i < 10; i++) p.advance(500);
+      await new Promise((r) => setTimeout(r, 30));
+      expect(c.text()).toBe('');
+      up!.write('HTTP/1.1 100 Continue\r\n\r\n');
+      await until('the 100 relayed', () => c.text().startsWith('HTTP/1.1 100 '), 3_000, 10);
+      // At its pace from there: answered.
+      c.socket.write('x'.repeat(60));
+      await new Promise((r) => setTimeout(r, 20));
+      p.advance(500);
+      c.socket.write('!');
+      await until('201', () => c.text().includes('HTTP/1.1 201 '), 3_000, 10);
+      expect(p.rejected).toEqual([]);
+      // A client that gets its 100 and then sends nothing is paced from the 100: cut after the grace.
+      const d = await client(p.port, cleanups);
+      d.socket.write('POST /upload HTTP/1.1\r\nHost: app\r\nexpect: 100-continue\r\ncontent-length: 61\r\n\r\n');
+      await until('the app has the second head', () => heads === 2, 3_000, 10);
+      up!.write('HTTP/1.1 100 Continue\r\n\r\n');
+      await until('the second 100 relayed', () => d.text().startsWith('HTTP/1.1 100 '), 3_000, 10);
+      p.advance(PACE.headersTimeoutMs + 1);
+      await until('408', () => d.text().includes('HTTP/1.1 408 '), 3_000, 10);
+      expect(p.rejected).toEqual(['request_body_timeout']);
+    });
+
     test('a body the proxy holds back (waiting for a connection of a full pool) is not judged by its pace', async () => {
       const app = await appAnswering();
       const p = await http1Harness(app.port, cleanups, { limits: { ...PACE, streamIdleTimeoutMs: 60_000 }, pool: { maxConnections: 1, maxQueue: 8 } });
