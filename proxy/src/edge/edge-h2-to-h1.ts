@@ -11,15 +11,16 @@
 import { type ClientRequest, type IncomingMessage, type OutgoingHttpHeaders, request } from 'node:http';
 import type * as http2 from 'node:http2';
 import { constants as http2constants } from 'node:http2';
-import { cutStatus, type RefusalReason, unflushed } from '../../../common/refusal-reasons.js';
 import { isTesseraError } from '../../../common/errors.js';
+import { cutStatus, type RefusalReason, unflushed } from '../../../common/refusal-reasons.js';
+import { BodyPace } from '../h2/body-pace.js';
 import { canRespond, respondLocal, type StreamSettings } from '../h2/h2-forward.js';
 import { requestAuthority } from '../h2/h2-heads.js';
 import { endedCleanly, relayRequestBody, stopUnendedRequest } from '../h2/request-end.js';
 import { H2_TO_H1_REQUEST_DROP } from '../http1/connection-fields.js';
 import { connectionNamed } from '../http1/head-rewrite.js';
 import { type ExchangeFlag, IDEMPOTENT } from '../http1/http1-exchange.js';
-import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, headOfParsedResponse, responseFraming } from '../http1/http1-head.js';
+import { headOfParsedResponse, MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, responseFraming } from '../http1/http1-head.js';
 import { VOID_LIMIT } from '../http1/http1-response.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import { LeaseSocket, staleKeepAlive } from '../upstream/lease-socket.js';
@@ -67,6 +68,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   let bytesIn = 0;
   let bytesOut = 0;
   let upRes: IncomingMessage | undefined;
+  /** The request body's pace (limits.minRequestBodyRate), set up below with the deadlines. */
+  let pace: BodyPace | undefined;
   const t = o.timeouts;
   const { timers } = t;
   const finish = (error?: string) => {
@@ -74,6 +77,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     finished = true;
     timers.clearTimeout(headTimer);
     timers.clearTimeout(totalTimer);
+    pace?.stop();
     stream.setTimeout(0);
     done({ status, bytesIn, bytesOut, ...(error ? { error } : {}), ...(flag ? { responseFlags: flag } : {}) });
   };
@@ -83,7 +87,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     finish(code);
   };
   /** A deadline passed: answered before the head; after it both sides are cut (the status stays the one sent). */
-  const cut = (reason: 'request_timeout' | 'total_timeout' | 'stream_idle_timeout') => {
+  const cut = (reason: 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'request_body_timeout') => {
     // A stream the client closed (reset with NO_ERROR: closed before destroyed) is reported by its 'close'.
     if (finished || stream.closed) return;
     flag = reason;
@@ -110,6 +114,15 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   };
   if (stream.readableEnded) armHead();
   else stream.once('end', armHead);
+  // The body's pace (limits.minRequestBodyRate), until it ends or an answer begins; with Expect: 100-continue (no
+  // interim head is relayed on this path) from its first byte.
+  const rate = t.bodyRate;
+  if (rate && rate.bytesPerSecond > 0 && !stream.readableEnded) {
+    const paced = new BodyPace({ ...rate, nowMs: t.nowMs, timers, held: () => unflushed(upReq), behind: () => cut('request_body_timeout') });
+    if (String(incoming.expect ?? '').trim().toLowerCase() !== '100-continue') paced.start();
+    stream.once('end', () => paced.stop());
+    pace = paced;
+  }
   const totalTimer = t.totalMs ? timers.setTimeout(() => cut('total_timeout'), t.totalMs, 'keep-alive') : undefined;
   // Node's stream timeout restarts on every read and write of this stream, either way.
   if (t.idleMs > 0) stream.setTimeout(t.idleMs, () => cut('stream_idle_timeout'));
@@ -141,6 +154,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     req.on('response', (response) => {
       upRes = response;
       timers.clearTimeout(headTimer);
+      pace?.stop();
       const head = headOfParsedResponse(response.statusCode ?? 0, response.httpVersionMinor, response.rawHeaders);
       if (responseFraming(head, method) === 'bad_request') {
         response.destroy();
@@ -236,6 +250,8 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   wire(upReq);
   stream.on('data', (c: Buffer) => {
     bytesIn += c.length;
+    pace?.start();
+    pace?.received(c.length);
   });
   stream.on('close', () => {
     // Over already, but a request never sent whole can carry nothing more: its connection goes (audit 58d).

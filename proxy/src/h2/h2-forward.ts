@@ -101,16 +101,19 @@ export interface StreamSettings {
    * body is held (ExchangeRoute.retry).
    */
   readonly replayable?: boolean | undefined;
+  /** limits.minRequestBodyRate and its grace: a body that goes on as HTTP/1.1 (the edge's bridge) is paced by them. */
+  readonly bodyRate?: { readonly bytesPerSecond: number; readonly graceMs: number } | undefined;
 }
 
 /** A listener's stream settings: the proxy limits, the retry buffer and the listener's own `timeout`. */
 export function streamSettings(
-  d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number; readonly timers: StreamSettings['timers'] },
+  d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs' | 'minRequestBodyRate' | 'headersTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number; readonly timers: StreamSettings['timers'] },
   listener: { readonly timeoutMs?: number | undefined },
   onCut?: (reason: DeadlineFlag) => void,
   drainCuts?: DrainCuts,
 ): StreamSettings {
-  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts };
+  const bodyRate = { bytesPerSecond: d.limits.minRequestBodyRate, graceMs: d.limits.headersTimeoutMs };
+  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts, bodyRate };
 }
 
 /**
