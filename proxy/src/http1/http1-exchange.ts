@@ -10,6 +10,7 @@ import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
 import type { BodyFramer } from './body-framer.js';
 import { type HttpHead, headerValue } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
+import { RequestBodyPace } from './request-body-pace.js';
 import { TotalTimer } from './total-timer.js';
 
 /** nginx's "client closed request": the status logged when the client left before any response was sent. */
@@ -88,12 +89,11 @@ export class Http1Exchange {
   /** Set at a deadline cut: request bytes were waiting to go upstream then (unflushed, or not yet leased). */
   heldUpstream = false;
   /**
-   * The request body's pace (limits.minRequestBodyRate): it is due by this time, each byte buying 1/rate s more
-   * after a grace (limits.headersTimeout). A body trickled a byte at a time held its pool slot for as long as it
-   * trickled, streamIdleTimeout restarting at each byte: 257 from one peer held an app's pool (audit 61b F1).
+   * The request body's pace (limits.minRequestBodyRate after limits.headersTimeout; request-body-pace.ts): a body
+   * trickled a byte at a time held its pool slot for as long as it trickled, streamIdleTimeout restarting at each
+   * byte (257 from one peer held an app's pool: audit 61b F1). Null: no body, or no pace.
    */
-  bodyDueMs = Number.POSITIVE_INFINITY;
-  readonly #body: { readonly graceMs: number; readonly msPerByte: number } | null;
+  readonly #pace: RequestBodyPace | null;
   /**
    * `Expect: 100-continue`: the client waits for the app's 100 before its body, so the pace starts when the body
    * does or a 100 is relayed (audit 61i F1: an app that took 12 s to send its 100 had the upload cut, 408).
@@ -132,10 +132,10 @@ export class Http1Exchange {
     this.reqDone = init.reqFramer === null;
     this.pending = [init.upstreamHead];
     const rate = init.minBodyRate;
-    this.#body = rate && rate.bytesPerSecond > 0 && !this.reqDone ? { graceMs: rate.graceMs, msPerByte: 1_000 / rate.bytesPerSecond } : null;
-    if (this.#body) {
+    this.#pace = rate && rate.bytesPerSecond > 0 && !this.reqDone ? new RequestBodyPace(rate.bytesPerSecond, rate.graceMs) : null;
+    if (this.#pace) {
       this.#awaitingContinue = headerValue(init.head, 'expect')?.trim().toLowerCase() === '100-continue';
-      if (!this.#awaitingContinue) this.bodyDueMs = init.startMs + this.#body.graceMs;
+      if (!this.#awaitingContinue) this.#pace.start(init.startMs);
     }
   }
 
@@ -145,21 +145,20 @@ export class Http1Exchange {
    */
   #paced(): boolean {
     if (this.#awaitingContinue && this.interimHeads > 0) this.#startPace();
-    return !this.reqDone && !this.resStarted && this.#body !== null && !this.#awaitingContinue;
+    return !this.reqDone && !this.resStarted && this.#pace !== null && !this.#awaitingContinue;
   }
 
   /** A 100-continue wait is over (a 100 relayed, or the body began): the grace runs from the last bytes seen. */
   #startPace(): void {
     this.#awaitingContinue = false;
-    this.bodyDueMs = this.lastActivityMs + this.#body!.graceMs;
+    this.#pace?.start(this.lastActivityMs);
   }
 
   /** `n` bytes of request content read from the client: counted, and the body's pace credited. */
   bodyReceived(n: number): void {
     this.bytesIn += n;
-    if (!this.#body) return;
     if (this.#awaitingContinue) this.#startPace();
-    this.bodyDueMs += n * this.#body.msPerByte;
+    this.#pace?.received(n);
   }
 
   /**
@@ -179,7 +178,7 @@ export class Http1Exchange {
    * head) and the total timeout.
    */
   deadlineMs(streamIdleTimeoutMs: number): number {
-    const idle = Math.min(this.lastActivityMs + streamIdleTimeoutMs, this.#paced() ? this.bodyDueMs : Number.POSITIVE_INFINITY);
+    const idle = Math.min(this.lastActivityMs + streamIdleTimeoutMs, this.#paced() ? this.#pace!.dueMs : Number.POSITIVE_INFINITY);
     return Math.min(idle, this.resStarted ? this.totalDeadlineMs : Math.min(this.headDeadlineMs, this.totalDeadlineMs));
   }
 
@@ -188,14 +187,8 @@ export class Http1Exchange {
     if (!this.resStarted && now >= this.headDeadlineMs) return 'request_timeout';
     if (now >= this.totalDeadlineMs) return 'total_timeout';
     if (now >= this.lastActivityMs + streamIdleTimeoutMs) return 'stream_idle_timeout';
-    if (!this.#paced() || now < this.bodyDueMs) return undefined;
-    // The body is behind its pace. When the proxy holds it back (bytes wait to go upstream, or for a connection of
-    // the pool), the client is not the slow one: a new grace from now.
-    if (this.requestHeld()) {
-      this.bodyDueMs = now + this.#body!.graceMs;
-      return undefined;
-    }
-    return 'request_body_timeout';
+    // Held back by the proxy (bytes wait to go upstream, or for a connection of the pool), the client is not the slow one.
+    return this.#paced() && this.#pace!.behind(now, this.requestHeld()) ? 'request_body_timeout' : undefined;
   }
 
   /** With a total: `due` runs at its deadline, not at the listener's next sweep, unless clearTotal() came first. */
