@@ -3,19 +3,19 @@
 // refuses CA changes with a code; and every bad Secret (missing key, key not matching, a certificate that is not
 // a CA, a key others can read, no ca-state.json) is one coded line naming the file, a non-zero exit, and nothing
 // left serving (no address line, no admin socket). The proxy's start-up errors are coded the same way.
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { adminSocketPath } from '../../control-plane/src/admin/admin-client.js';
-import { type RunningControlPlane, TD, createJoinToken, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { createJoinToken, type RunningControlPlane, startControlPlaneProcess, TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, run, tessera } from '../helpers/run.js';
-import { type SecretMount, canMount, mountSecret } from '../helpers/secret-mount.js';
+import { canMount, mountSecret, type SecretMount } from '../helpers/secret-mount.js';
 
 const MOUNTABLE = canMount();
 
@@ -131,6 +131,34 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     const verified = await tessera(['svid', 'verify', '--jwt', '--bundle', join(b.dataDir, 'bundle.spiffe.json'), '--audience', 'https://queue.example.org', fetched.stdout.trim()]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ valid: true, spiffeId: `spiffe://${TD}/ns/default/sa/batch` });
+    for (const cp of cps) expect(await cp.stop()).toBe(0);
+  }, 60_000);
+
+  // Audit 61h F2: derived from a plug-in Secret's intermediate, the keys changed at once when it was renewed. Keys of
+  // the Secret's own win: the current one signs, the next is published before it does.
+  test.sequential('a Secret with jwt-signing-key.pem and .next: both replicas publish both and sign with the current one', async () => {
+    const current = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const next = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    const pem = (k: typeof current) => k.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const files = { ...seed, 'jwt-signing-key.pem': pem(current), 'jwt-signing-key.next.pem': pem(next) };
+    const cps: RunningControlPlane[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await replica(files, 0o400);
+      const cp = await startControlPlaneProcess(r.d, r.cfg);
+      running.push(cp);
+      cps.push(cp);
+    }
+    const [a, b] = cps as [RunningControlPlane, RunningControlPlane];
+    const kids = async (cp: RunningControlPlane) => (JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] }).keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+    expect(await kids(a)).toHaveLength(2);
+    expect(await kids(b)).toEqual(await kids(a));
+    const token = await createJoinToken(a.dataDir, `spiffe://${TD}/ns/default/sa/batch2`);
+    const fetched = await tessera(['svid', 'fetch', '--control-plane', a.grpc, '--bundle', join(a.dataDir, 'bundle.pem'), '--join-token', token, '--jwt', '--audience', 'https://queue.example.org']);
+    expect(fetched.code, fetched.stderr).toBe(0);
+    const header = JSON.parse(Buffer.from(fetched.stdout.trim().split('.')[0]!, 'base64url').toString()) as { kid: string };
+    expect(header.kid).toBe((await kids(a))[0]);
+    const verified = await tessera(['svid', 'verify', '--jwt', '--bundle', join(b.dataDir, 'bundle.spiffe.json'), '--audience', 'https://queue.example.org', fetched.stdout.trim()]);
+    expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     for (const cp of cps) expect(await cp.stop()).toBe(0);
   }, 60_000);
 
