@@ -36,6 +36,12 @@ beforeAll(async () => {
       text += d.toString('latin1');
       const end = text.indexOf('\r\n\r\n');
       if (end < 0) return;
+      // Expect: 100-continue is answered at once, the first time the head is seen.
+      if (/\r\nexpect: *100-continue\r\n/i.test(text.slice(0, end + 2)) && !text.startsWith('CONTINUED')) {
+        socket.write('HTTP/1.1 100 Continue\r\n\r\n');
+        text = `CONTINUED${text}`;
+        return;
+      }
       const length = Number(/content-length: *(\d+)/i.exec(text.slice(0, end))?.[1] ?? 0);
       if (text.length - end - 4 < length) return;
       text = '';
@@ -63,14 +69,15 @@ afterAll(async () => {
 });
 
 /** A POST of `size` bytes sent `chunk` bytes every `everyMs`; resolves with its status and x-tessera-error. */
-function upload(session: http2.ClientHttp2Session, size: number, chunk: number, everyMs: number): Promise<{ status: number; error: string | undefined }> {
+function upload(session: http2.ClientHttp2Session, size: number, chunk: number, everyMs: number, extra: Record<string, string> = {}): Promise<{ status: number; error: string | undefined }> {
   return new Promise((resolve) => {
-    const r = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'app.test', 'content-length': String(size) }, { endStream: false });
+    const r = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'app.test', 'content-length': String(size), ...extra }, { endStream: false });
     r.on('error', () => undefined);
     let sent = 0;
     const tick = setInterval(() => {
       if (r.closed || sent >= size) return clearInterval(tick);
       const n = Math.min(chunk, size - sent);
+      if (n === 0) return; // a client that waits (for a 100 never relayed to it) and sends nothing
       sent += n;
       r.write('x'.repeat(n));
       if (sent >= size) r.end();
@@ -101,6 +108,15 @@ test('an HTTP/2 upload behind its pace is answered 408 request_body_timeout and 
     await until('the app connection of the slow upload closed', () => app.open === 0, 10_000, 20);
     // 60 bytes every 200 ms: 300 a second, for 2 s.
     expect(await upload(session, 600, 60, 200)).toEqual({ status: 201, error: undefined });
+    // Audit 61j F1: with Expect: 100-continue and no DATA the pace never started, and the stream held its pool
+    // connection until streamIdleTimeout (60 s here). It starts at the app's 100.
+    const waited = Date.now();
+    expect(await upload(session, 100, 0, 1_000, { expect: '100-continue' })).toEqual({ status: 408, error: 'request_body_timeout' });
+    expect(Date.now() - waited).toBeLessThan(10_000);
+    // Audit 61j F2: the bridge's cuts were not counted.
+    const metrics = await (await fetch(`http://127.0.0.1:${edge.admin}/metrics`)).text();
+    const counted = metrics.split('\n').find((l) => l.startsWith('tessera_requests_rejected_total{') && l.includes('direction="edge"') && l.includes('reason="request_body_timeout"'));
+    expect(Number(counted?.split(' ').pop())).toBe(2);
     expect(edge.child.exitCode).toBeNull();
   } finally {
     session.close();

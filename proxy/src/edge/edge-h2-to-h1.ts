@@ -91,6 +91,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     // A stream the client closed (reset with NO_ERROR: closed before destroyed) is reported by its 'close'.
     if (finished || stream.closed) return;
     flag = reason;
+    t.onCut?.(reason);
     // The client's stream first: once the upstream request is destroyed its response may end, and a pipe
     // would then end the client's stream cleanly (a cut must look like one).
     upRes?.unpipe();
@@ -140,6 +141,18 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
     !replayed && upRes === undefined && bytesIn === 0 && !stream.headersSent && !stream.closed && (refusedUnprocessed(err) || (staleKeepAlive(err) && IDEMPOTENT.has(method)));
   const wire = (req: ClientRequest): void => {
     req.on('information', (info) => {
+      // The app's 100 ends an Expect: 100-continue wait: the body's pace starts (audit 61j F1: a stream with that
+      // header and no DATA held its pool connection until streamIdleTimeout), and the client may send.
+      if (info.statusCode === 100) {
+        pace?.start();
+        if (!stream.headersSent && !stream.closed) {
+          try {
+            stream.additionalHeaders({ ':status': 100 });
+          } catch {
+            // Answered or reset meanwhile: nothing to tell.
+          }
+        }
+      }
       interimBytes += info.rawHeaders.reduce((n, f) => n + f.length, 0);
       if (++interim <= MAX_INTERIM_HEADS && interimBytes <= MAX_INTERIM_BYTES) return;
       upReq.destroy();

@@ -3,19 +3,20 @@
 // re-made as HTTP/1.1 for an `http` route. Timeouts (StreamSettings): limits.requestTimeout until the response
 // head (not for gRPC, whose deadline is the client's), limits.streamIdleTimeout with no bytes either way, and the
 // route's `timeout` in total when set; a stream that makes progress is never cut.
-import type { DrainCuts } from '../listeners/drain-cut.js';
+
 import type * as http2 from 'node:http2';
-import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import type { TLSSocket } from 'node:tls';
+import { refusalGrpcStatus } from '../../../common/refusal-reasons.js';
 import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSettings } from '../h2/h2-forward.js';
 import { isGrpcContentType, requestAuthority } from '../h2/h2-heads.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
+import type { DrainCuts } from '../listeners/drain-cut.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { traceFields } from '../telemetry/trace-headers.js';
-import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
-import { type EdgeOutcome, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
+import { beginExchange, type EdgeOutcome, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
+import { forwardStreamToHttp1 } from './edge-h2-to-h1.js';
 
 
 export interface EdgeH2Deps {
@@ -63,7 +64,8 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   if (x.span) Object.assign(add, traceFields(x.span));
   // The route's `timeout` is the total; requestTimeout and streamIdleTimeout as on the sidecars' streams.
   // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
-  const timeouts = { ...streamSettings(d, up.route, undefined, o.drainCuts), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };
+  // Each deadline cut counted, as the HTTP/1.1 edge and the sidecars' streams count theirs (audit 61j F2: uncounted).
+  const timeouts = { ...streamSettings(d, up.route, (reason) => d.metrics.rejected('edge', reason), o.drainCuts), dropResponse: up.route.spiffeId ? undefined : APP_RESPONSE_DROP };
   if (up.h2) {
     const out = requestHeaders(headers, EDGE_CLIENT_DROP, add);
     out[':scheme'] = up.route.spiffeId ? 'https' : 'http';

@@ -5,7 +5,7 @@
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import type { StreamSettings } from './h2-forward.js';
 
-export type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout'>;
+export type DeadlineFlag = Extract<ExchangeFlag, 'request_timeout' | 'total_timeout' | 'stream_idle_timeout' | 'request_body_timeout'>;
 
 /** A stream's head, idle and total timers and a retry's backoff (one instance per forwarded stream). */
 export class StreamDeadlines {

@@ -144,8 +144,12 @@ export class Http1Exchange {
    * (a stream both ways) is governed by streamIdleTimeout alone.
    */
   #paced(): boolean {
-    if (this.#awaitingContinue && this.interimHeads > 0) this.#startPace();
     return !this.reqDone && !this.resStarted && this.#pace !== null && !this.#awaitingContinue;
+  }
+
+  /** The app's 100 Continue was read (a 103 does not end the client's wait: audit 61j F3): the body's pace starts. */
+  continued(): void {
+    if (this.#awaitingContinue) this.#startPace();
   }
 
   /** A 100-continue wait is over (a 100 relayed, or the body began): the grace runs from the last bytes seen. */

@@ -1,7 +1,7 @@
 // The upstream's answer to one HTTP/1.1 exchange on its way to the client: interim heads passed on, a 101 told
 // apart, the final head checked, rewritten and framed, the body relayed. Apart from the session, which only acts
 // on the step returned here; the response's own state stays in the Http1Exchange.
-import { type BodyFramer, LengthFramer, framerFor } from './body-framer.js';
+import { type BodyFramer, framerFor, LengthFramer } from './body-framer.js';
 import { downstreamResponseHead, interimHeadWithout, responseNeedsRewrite, withoutBodyFraming } from './head-rewrite.js';
 import type { Http1Downstream } from './http1-downstream.js';
 import type { Http1Exchange } from './http1-exchange.js';
@@ -47,6 +47,7 @@ export function readResponseHead(ex: Http1Exchange, chunk: Buffer, client: Http1
       // cannot read them (RFC 9110 section 15.2); the final one follows. As many as on HTTP/2, no more.
       ex.interimBytes += head.length;
       if (++ex.interimHeads > MAX_INTERIM_HEADS || ex.interimBytes > MAX_INTERIM_BYTES) return 'bad';
+      if (head.status === 100) ex.continued();
       if (ex.head.minor === 1) sendHead(client, ex, (ex.dropResponse && interimHeadWithout(raw, head, ex.dropResponse)) || raw.subarray(0, head.length));
       ex.resBuf = rest;
       if (!rest) return 'more';
