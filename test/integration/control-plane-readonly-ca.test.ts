@@ -136,7 +136,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
 
   // Audit 61h F2: derived from a plug-in Secret's intermediate, the keys changed at once when it was renewed. Keys of
   // the Secret's own win: the current one signs, the next is published before it does.
-  test.sequential('a Secret with jwt-signing-key.pem and .next: both replicas publish both and sign with the current one', async () => {
+  test.sequential('a Secret with jwt-signing-key.pem and .next: both replicas publish both (and the derived key) and sign with the current one', async () => {
     const current = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const next = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const pem = (k: typeof current) => k.export({ type: 'pkcs8', format: 'pem' }) as string;
@@ -150,13 +150,14 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     }
     const [a, b] = cps as [RunningControlPlane, RunningControlPlane];
     const kids = async (cp: RunningControlPlane) => (JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] }).keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
-    expect(await kids(a)).toHaveLength(2);
+    // The derived key, then the current and the next one.
+    expect(await kids(a)).toHaveLength(3);
     expect(await kids(b)).toEqual(await kids(a));
     const token = await createJoinToken(a.dataDir, `spiffe://${TD}/ns/default/sa/batch2`);
     const fetched = await tessera(['svid', 'fetch', '--control-plane', a.grpc, '--bundle', join(a.dataDir, 'bundle.pem'), '--join-token', token, '--jwt', '--audience', 'https://queue.example.org']);
     expect(fetched.code, fetched.stderr).toBe(0);
     const header = JSON.parse(Buffer.from(fetched.stdout.trim().split('.')[0]!, 'base64url').toString()) as { kid: string };
-    expect(header.kid).toBe((await kids(a))[0]);
+    expect(header.kid).toBe((await kids(a))[1]);
     const verified = await tessera(['svid', 'verify', '--jwt', '--bundle', join(b.dataDir, 'bundle.spiffe.json'), '--audience', 'https://queue.example.org', fetched.stdout.trim()]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     for (const cp of cps) expect(await cp.stop()).toBe(0);

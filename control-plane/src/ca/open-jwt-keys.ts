@@ -12,7 +12,7 @@ import type { LoadedAuthority } from './authority.js';
 import { DerivedJwtKeys } from './derived-jwt-keys.js';
 import type { JwtKeyBackend } from './jwt-key-backend.js';
 import { jwtKeyFiles } from './jwt-key-files.js';
-import { readJwtKeyFiles } from './jwt-key-secret.js';
+import { readJwtKeyFiles, SecretJwtKeys } from './jwt-key-secret.js';
 import { type JwtKeyEvent, type JwtKeySet, JwtKeys } from './jwt-keys.js';
 
 /** The active JWT key signs for a day; its successor takes over and it stays published for the overlap. */
@@ -79,13 +79,15 @@ export async function openJwtKeys(o: OpenJwtKeysOptions): Promise<OpenedJwtKeys>
 }
 
 function derivedJwtKeys(o: OpenJwtKeysOptions, from: NonNullable<OpenJwtKeysOptions['derivedFrom']>): OpenedJwtKeys {
-  // Keys of their own in the Secret, when it carries them: rotated by its files (jwt-key-secret.ts), read at start.
-  const own = readJwtKeyFiles(join(o.dataDir, 'ca'));
-  if (own) {
-    o.log.info({ event: 'jwt_key.from_files', active: own.active().keyId, published: own.published().map((k) => k.keyId) }, 'JWT-SVID signing keys from the read-only CA directory (jwt-signing-key*.pem)');
+  const keys = new DerivedJwtKeys(from.trustDomain, from.authorities());
+  // Keys of their own in the Secret, when it carries them (jwt-key-secret.ts), read at start; the derived ones stay
+  // published beside them.
+  const files = readJwtKeyFiles(join(o.dataDir, 'ca'));
+  if (files) {
+    const own = new SecretJwtKeys(files, keys);
+    o.log.info({ event: 'jwt_key.from_files', active: own.active().keyId, published: own.published().map((k) => k.keyId) }, 'JWT-SVID signing keys from the read-only CA directory (jwt-signing-key*.pem) and derived from its CA keys');
     return { keys: own, async maintain() {}, async refresh() {} };
   }
-  const keys = new DerivedJwtKeys(from.trustDomain, from.authorities());
   const say = () => o.log.info({ event: 'jwt_key.derived', keys: keys.sources() }, 'JWT-SVID signing keys derived from the read-only CA: every replica loading it signs and publishes the same ones');
   say();
   return {

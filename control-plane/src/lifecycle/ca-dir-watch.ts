@@ -11,9 +11,10 @@ import { describeError } from '../../../common/errors.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { readSmallFile } from '../../../shared-io/bounded-read.js';
 import { type PathWatch, watchPaths } from '../../../shared-io/file-watch.js';
-import { type Timers, realTimers } from '../../../shared-io/timers.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import type { PersistenceMode } from '../ca/authority-persistence.js';
 import { AuthorityStore } from '../ca/authority-store.js';
+import { readJwtKeyFiles } from '../ca/jwt-key-secret.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import { CONTROL_PLANE_RESTART_COMMAND } from './config-file-watch.js';
 
@@ -78,13 +79,16 @@ export function warnOnCaDirChange(persistence: PersistenceMode, deps: CaDirWatch
   let settling: unknown;
   const restart = `${CONTROL_PLANE_RESTART_COMMAND}, or restart the process`;
   /** What a restart would load from `content`: the authorities, or why it would fail. */
-  const judge = (content: CaDirContent | undefined): { authorities: string[] } | { err: unknown } => {
+  const judge = (content: CaDirContent | undefined): { authorities: string[]; jwtKeys?: string[] } | { err: unknown } => {
     try {
       if (!content) throw new Error(`${dir} cannot be listed`);
       // What the restart would load, read only once every file was read bounded (never a FIFO or a device).
       if (content.unreadable.length > 0) throw new Error(`unreadable: ${content.unreadable.join(', ')}`);
       const loaded = new AuthorityStore({ dir, clock: deps.clock, trustDomain: deps.trustDomain, inspectOnly: true }).load();
-      return { authorities: (loaded?.state.authorities ?? []).map((a) => `${a.id} (${a.state})`) };
+      // Its JWT-SVID key files too (audit 61k F2: a broken .next was announced as "restart to apply them").
+      const files = readJwtKeyFiles(dir);
+      const jwtKeys = files ? (['previous', 'current', 'next'] as const).flatMap((slot) => (files[slot] ? [`${files[slot].keyId} (${slot})`] : [])) : undefined;
+      return { authorities: (loaded?.state.authorities ?? []).map((a) => `${a.id} (${a.state})`), ...(jwtKeys ? { jwtKeys } : {}) };
     } catch (err) {
       return { err };
     }
@@ -108,7 +112,7 @@ export function warnOnCaDirChange(persistence: PersistenceMode, deps: CaDirWatch
     seen = content?.text;
     if (seen === started) log.info({ dir }, 'control plane: CA files are back to the content this process started with');
     else if ('err' in verdict) log.warn({ dir, err: describeError(verdict.err), restart }, `control plane: CA files changed (${dir}) and would not load; the running process keeps the CA it started with, and a restart would fail until they are fixed`);
-    else log.warn({ dir, authorities: verdict.authorities, restart }, `control plane: CA files changed (${dir}); the running process keeps the CA it started with: restart to apply them (${restart})`);
+    else log.warn({ dir, authorities: verdict.authorities, ...(verdict.jwtKeys ? { jwtKeys: verdict.jwtKeys } : {}), restart }, `control plane: CA files changed (${dir}); the running process keeps the CA it started with: restart to apply them (${restart})`);
   };
   const watch = watchPaths({ paths: [], dirs: [dir], onChange: () => onChange(false), onError: (e) => log.warn({ err: describeError(e) }, 'control plane: CA directory watch failed'), pollMs: deps.pollMs ?? 10_000, timers });
   return {

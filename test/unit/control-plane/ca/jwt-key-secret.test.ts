@@ -1,20 +1,25 @@
 // JWT-SVID keys of their own in a read-only CA directory (audit 61h F2: derived from a plug-in Secret's intermediate,
 // they changed at once when it was renewed): jwt-signing-key.pem signs, .next is published before it signs and
-// .previous after; a key others can read, not P-256, or a .next without a current one is refused with a code. Opened
-// through openJwtKeys on a read-only CA, the files win over the derived keys.
+// .previous after, and the derived keys stay published beside them, signing while there is no jwt-signing-key.pem
+// (audit 61k F1: adopting the files refused tokens across the rollout). A key others can read, not P-256, encrypted,
+// the same key twice, a FIFO or a link to nowhere is refused with a code naming the file.
+
+import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { signJwtSvid, validateJwtSvid } from '../../../../common/spiffe/jwt-svid.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { createRoot } from '../../../../control-plane/src/ca/authority.js';
-import { JWT_KEY_FILES, readJwtKeyFiles } from '../../../../control-plane/src/ca/jwt-key-secret.js';
+import { DerivedJwtKeys } from '../../../../control-plane/src/ca/derived-jwt-keys.js';
+import { JWT_KEY_FILES, readJwtKeyFiles, SecretJwtKeys } from '../../../../control-plane/src/ca/jwt-key-secret.js';
 import { openJwtKeys } from '../../../../control-plane/src/ca/open-jwt-keys.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
 const tmp = tempDirPerTest();
 const NOW = Date.UTC(2026, 11, 1);
+const TD = TrustDomain.parse('example.org');
 const ecPem = () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
 
 function caDir(files: Record<string, string>, mode = 0o400): string {
@@ -38,16 +43,26 @@ describe('readJwtKeyFiles', () => {
     expect(readJwtKeyFiles(caDir({}))).toBeNull();
   });
 
-  test('current signs; previous, current and next are published in that order; a token of any validates', () => {
+  test('each file in its slot; with the derived keys: the current one signs, every key is published', async () => {
     const dir = caDir({ [JWT_KEY_FILES.previous]: ecPem(), [JWT_KEY_FILES.current]: ecPem(), [JWT_KEY_FILES.next]: ecPem() });
-    const keys = readJwtKeyFiles(dir)!;
-    const published = keys.published();
-    expect(published).toHaveLength(3);
-    expect(published[1]!.keyId).toBe(keys.active().keyId);
+    const files = readJwtKeyFiles(dir)!;
+    const derived = new DerivedJwtKeys(TD.name, await authorities());
+    const keys = new SecretJwtKeys(files, derived);
+    expect(keys.active().keyId).toBe(files.current!.keyId);
+    const published = keys.published().map((k) => k.keyId);
+    expect(published).toEqual([derived.active().keyId, files.previous!.keyId, files.current!.keyId, files.next!.keyId]);
     const a = keys.active();
     const token = signJwtSvid({ privateKey: a.privateKey, keyId: a.keyId, spiffeId: 'spiffe://example.org/w', audience: ['a'], issuedAtMs: NOW, expiresAtMs: NOW + 300_000 });
-    const bundles = new Map([['example.org', new Map(published.map((k) => [k.keyId, k.publicKey]))]]);
+    const bundles = new Map([['example.org', new Map(keys.published().map((k) => [k.keyId, k.publicKey] as const))]]);
     expect(validateJwtSvid(token, 'a', bundles, NOW).spiffeId.toString()).toBe('spiffe://example.org/w');
+  });
+
+  test('adopting the files is a rotation: a .next alone is published and the derived key still signs', async () => {
+    const files = readJwtKeyFiles(caDir({ [JWT_KEY_FILES.next]: ecPem() }))!;
+    const derived = new DerivedJwtKeys(TD.name, await authorities());
+    const keys = new SecretJwtKeys(files, derived);
+    expect(keys.active().keyId).toBe(derived.active().keyId);
+    expect(keys.published().map((k) => k.keyId)).toEqual([derived.active().keyId, files.next!.keyId]);
   });
 
   test('a key others can read: TESSERA_ERR_CA_KEY_EXPOSED', () => {
@@ -58,24 +73,39 @@ describe('readJwtKeyFiles', () => {
     ['an RSA key', () => generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string],
     ['a P-384 key', () => generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string],
     ['not a key', () => 'hello'],
+    ['an encrypted key', () => generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' }) as string],
   ])('%s as jwt-signing-key.pem: TESSERA_ERR_CA_STATE_CORRUPT', (_what, pem) => {
     expect(codeOf(() => readJwtKeyFiles(caDir({ [JWT_KEY_FILES.current]: pem() })))).toBe('TESSERA_ERR_CA_STATE_CORRUPT');
   });
 
-  test('a next key without a current one: TESSERA_ERR_CA_STATE_CORRUPT', () => {
-    expect(codeOf(() => readJwtKeyFiles(caDir({ [JWT_KEY_FILES.next]: ecPem() })))).toBe('TESSERA_ERR_CA_STATE_CORRUPT');
+  // Audit 61k F3–F5: the same key twice started and published one kid twice (a bundle its validators refuse whole);
+  // a FIFO hung the start; a link to nowhere counted as no file, and the derived key signed.
+  test('the same key twice, a FIFO, a link to nowhere: TESSERA_ERR_CA_STATE_CORRUPT naming the file', () => {
+    const same = ecPem();
+    expect(codeOf(() => readJwtKeyFiles(caDir({ [JWT_KEY_FILES.current]: same, [JWT_KEY_FILES.next]: same })))).toBe('TESSERA_ERR_CA_STATE_CORRUPT');
+    const fifoDir = join(tmp.dir, 'fifo');
+    mkdirSync(fifoDir);
+    execFileSync('mkfifo', ['-m', '0400', join(fifoDir, JWT_KEY_FILES.current)]);
+    expect(codeOf(() => readJwtKeyFiles(fifoDir))).toBe('TESSERA_ERR_CA_STATE_CORRUPT');
+    const linkDir = join(tmp.dir, 'link');
+    mkdirSync(linkDir);
+    symlinkSync('/nonexistent/key.pem', join(linkDir, JWT_KEY_FILES.current));
+    expect(codeOf(() => readJwtKeyFiles(linkDir))).toBe('TESSERA_ERR_CA_STATE_CORRUPT');
   });
 });
 
-test('openJwtKeys on a read-only CA: the directory\'s own keys win over keys derived from its CA keys', async () => {
-  const td = TrustDomain.parse('example.org');
-  const root = await createRoot(td, 'aaaa', NOW, 86_400_000);
-  const authorities = [{ record: { id: 'aaaa', state: 'active' as const, createdAtMs: NOW, rootCertFile: 'r.crt', rootNotAfterMs: NOW + 86_400_000, intermediates: [] }, root: { cert: root.cert, key: root.key }, intermediates: [] }];
+async function authorities() {
+  const root = await createRoot(TD, 'aaaa', NOW, 86_400_000);
+  return [{ record: { id: 'aaaa', state: 'active' as const, createdAtMs: NOW, rootCertFile: 'r.crt', rootNotAfterMs: NOW + 86_400_000, intermediates: [] }, root: { cert: root.cert, key: root.key }, intermediates: [] }];
+}
+
+test('openJwtKeys on a read-only CA: the directory\'s current key signs, the derived one stays published', async () => {
+  const list = await authorities();
   const open = () =>
-    openJwtKeys({ dataDir: tmp.dir, clock: { nowMs: () => NOW }, audit: { record: () => {} } as never, log: { info: () => {} }, derivedFrom: { trustDomain: td.name, authorities: () => authorities }, onChange: () => {} });
+    openJwtKeys({ dataDir: tmp.dir, clock: { nowMs: () => NOW }, audit: { record: () => {} } as never, log: { info: () => {} }, derivedFrom: { trustDomain: TD.name, authorities: () => list }, onChange: () => {} });
   const derived = (await open()).keys.active().keyId;
   caDir({ [JWT_KEY_FILES.current]: ecPem() });
   const own = await open();
   expect(own.keys.active().keyId).not.toBe(derived);
-  expect(own.keys.published().map((k) => k.keyId)).toEqual([own.keys.active().keyId]);
+  expect(own.keys.published().map((k) => k.keyId)).toEqual([derived, own.keys.active().keyId]);
 });

@@ -3,13 +3,14 @@
 // keeps its CA and a restart applies the files (or would fail on them, and why); a swap to the same content says
 // nothing, a swap back to the content it started with is an info line; the files are only read, never swept. The
 // moment between the kubelet's `..data` swap and its links to new keys is not reported as a CA that would not load.
-import { existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, unlinkSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { caDirContent, warnOnCaDirChange } from '../../../../control-plane/src/lifecycle/ca-dir-watch.js';
-import { DAY_MS, openTestCa } from '../../../helpers/control-plane-parts.js';
 import { TD } from '../../../helpers/control-plane.js';
+import { DAY_MS, openTestCa } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir, run } from '../../../helpers/run.js';
 import { layOutSecret } from '../../../helpers/secret-mount.js';
@@ -96,6 +97,28 @@ test('each change of the CA files is one warning naming the restart; the same co
 
   watch.close();
   expect(time.pending).toBe(0);
+});
+
+// Audit 61k F2: a broken JWT key file was announced as "restart to apply them"; a restart refused it.
+test('JWT-SVID key files in the Secret are judged too: a good .next is named, one not P-256 would not load', async () => {
+  const time = new FakeTime();
+  const dataDir = join(dir, 'replica-jwt');
+  const secret = await layOutSecret(join(dataDir, 'ca'), first, { mode: 0o400 });
+  const lines: Line[] = [];
+  const log = { info: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'info', obj, msg }), warn: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', obj, msg }) };
+  const watch = warnOnCaDirChange('fixed', { dataDir, trustDomain: TrustDomain.parse(TD), clock: time, log, timers: time, pollMs: 1_000 })!;
+  const key = (curve: string) => generateKeyPairSync('ec', { namedCurve: curve }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+  await secret.update({ ...first, 'jwt-signing-key.next.pem': key('P-256') });
+  time.advance(10_000);
+  expect(lines).toHaveLength(1);
+  expect(lines[0]!.msg).toContain('restart to apply them');
+  expect(lines[0]!.obj['jwtKeys']).toEqual([expect.stringMatching(/ \(next\)$/)]);
+  await secret.update({ ...first, 'jwt-signing-key.next.pem': key('P-384') });
+  time.advance(10_000);
+  time.advance(10_000);
+  expect(lines.at(-1)!.msg).toContain('would not load');
+  expect(String(lines.at(-1)!.obj['err'])).toContain('a JWT signing key must be ECDSA P-256');
+  watch.close();
 });
 
 test("the kubelet's links to a Secret's new keys come after its `..data` swap: that moment is no broken CA", async () => {
