@@ -59,6 +59,24 @@ async function replica(files: Record<string, string | Buffer>, mode: number, gid
   return { d, cfg: await writeControlPlaneConfig(d, extra), ca };
 }
 
+/** Two control planes, each on its own read-only mount of `files`. */
+async function twoReplicas(files: Record<string, string | Buffer>): Promise<[RunningControlPlane, RunningControlPlane]> {
+  const cps: RunningControlPlane[] = [];
+  for (let i = 0; i < 2; i++) {
+    const r = await replica(files, 0o400);
+    const cp = await startControlPlaneProcess(r.d, r.cfg);
+    running.push(cp);
+    cps.push(cp);
+  }
+  return cps as [RunningControlPlane, RunningControlPlane];
+}
+
+/** The JWT-SVID key ids a control plane publishes in its bundle.spiffe.json, in order. */
+async function jwtKids(cp: RunningControlPlane): Promise<(string | undefined)[]> {
+  const doc = JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] };
+  return doc.keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+}
+
 async function digest(caDir: string): Promise<string> {
   const h = createHash('sha256');
   for (const name of (await readdir(caDir)).sort()) {
@@ -112,15 +130,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
   // Audit 61c F1: each replica made its own JWT key in its data dir, so a JWT-SVID validated where its replica's key
   // was published only (about half the sidecars of the base install). The keys are derived from the Secret now.
   test.sequential('two replicas on one Secret publish the same JWT-SVID keys, derived from it: a token from one validates with the other\'s bundle', async () => {
-    const cps: RunningControlPlane[] = [];
-    for (let i = 0; i < 2; i++) {
-      const r = await replica(seed, 0o400);
-      const cp = await startControlPlaneProcess(r.d, r.cfg);
-      running.push(cp);
-      cps.push(cp);
-    }
-    const [a, b] = cps as [RunningControlPlane, RunningControlPlane];
-    const jwtKids = async (cp: RunningControlPlane) => (JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] }).keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+    const [a, b] = await twoReplicas(seed);
     expect(await jwtKids(a)).toHaveLength(1);
     expect(await jwtKids(b)).toEqual(await jwtKids(a));
     // Nothing of them is kept in the data dir.
@@ -131,7 +141,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     const verified = await tessera(['svid', 'verify', '--jwt', '--bundle', join(b.dataDir, 'bundle.spiffe.json'), '--audience', 'https://queue.example.org', fetched.stdout.trim()]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     expect(JSON.parse(verified.stdout)).toMatchObject({ valid: true, spiffeId: `spiffe://${TD}/ns/default/sa/batch` });
-    for (const cp of cps) expect(await cp.stop()).toBe(0);
+    for (const cp of [a, b]) expect(await cp.stop()).toBe(0);
   }, 60_000);
 
   // Audit 61h F2: derived from a plug-in Secret's intermediate, the keys changed at once when it was renewed. Keys of
@@ -141,15 +151,8 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     const next = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
     const pem = (k: typeof current) => k.export({ type: 'pkcs8', format: 'pem' }) as string;
     const files = { ...seed, 'jwt-signing-key.pem': pem(current), 'jwt-signing-key.next.pem': pem(next) };
-    const cps: RunningControlPlane[] = [];
-    for (let i = 0; i < 2; i++) {
-      const r = await replica(files, 0o400);
-      const cp = await startControlPlaneProcess(r.d, r.cfg);
-      running.push(cp);
-      cps.push(cp);
-    }
-    const [a, b] = cps as [RunningControlPlane, RunningControlPlane];
-    const kids = async (cp: RunningControlPlane) => (JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] }).keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+    const [a, b] = await twoReplicas(files);
+    const kids = jwtKids;
     // The derived key, then the current and the next one.
     expect(await kids(a)).toHaveLength(3);
     expect(await kids(b)).toEqual(await kids(a));
@@ -160,7 +163,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     expect(header.kid).toBe((await kids(a))[1]);
     const verified = await tessera(['svid', 'verify', '--jwt', '--bundle', join(b.dataDir, 'bundle.spiffe.json'), '--audience', 'https://queue.example.org', fetched.stdout.trim()]);
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
-    for (const cp of cps) expect(await cp.stop()).toBe(0);
+    for (const cp of [a, b]) expect(await cp.stop()).toBe(0);
   }, 60_000);
 
   test.sequential('0440 group root (a Secret with defaultMode 0440 and fsGroup: the group is the process own) is accepted', async () => {

@@ -46,13 +46,18 @@ interface Line {
   msg: string;
 }
 
+/** A logger that keeps its lines. */
+function collected(): { lines: Line[]; log: { info(obj: Record<string, unknown>, msg: string): void; warn(obj: Record<string, unknown>, msg: string): void } } {
+  const lines: Line[] = [];
+  return { lines, log: { info: (obj, msg) => void lines.push({ level: 'info', obj, msg }), warn: (obj, msg) => void lines.push({ level: 'warn', obj, msg }) } };
+}
+
 test('each change of the CA files is one warning naming the restart; the same content again says nothing', async () => {
   const time = new FakeTime();
   // A stray certificate no ca-state.json names: a writable store would sweep it at load, the watch's check must not.
   const dataDir = join(dir, 'replica');
   const secret = await layOutSecret(join(dataDir, 'ca'), { ...first, 'stray.crt': 'x' }, { mode: 0o400 });
-  const lines: Line[] = [];
-  const log = { info: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'info', obj, msg }), warn: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', obj, msg }) };
+  const { lines, log } = collected();
   const deps = { dataDir, trustDomain: TrustDomain.parse(TD), clock: time, log, timers: time, pollMs: 1_000 };
   // A CA this process writes itself (owner) or follows through the store (shared) is not watched.
   expect(warnOnCaDirChange('owner', deps)).toBeUndefined();
@@ -104,8 +109,7 @@ test('JWT-SVID key files in the Secret are judged too: a good .next is named, on
   const time = new FakeTime();
   const dataDir = join(dir, 'replica-jwt');
   const secret = await layOutSecret(join(dataDir, 'ca'), first, { mode: 0o400 });
-  const lines: Line[] = [];
-  const log = { info: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'info', obj, msg }), warn: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', obj, msg }) };
+  const { lines, log } = collected();
   const watch = warnOnCaDirChange('fixed', { dataDir, trustDomain: TrustDomain.parse(TD), clock: time, log, timers: time, pollMs: 1_000 })!;
   const key = (curve: string) => generateKeyPairSync('ec', { namedCurve: curve }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   await secret.update({ ...first, 'jwt-signing-key.next.pem': key('P-256') });
@@ -125,8 +129,7 @@ test("the kubelet's links to a Secret's new keys come after its `..data` swap: t
   const time = new FakeTime();
   const dataDir = join(dir, 'replica-links');
   const secret = await layOutSecret(join(dataDir, 'ca'), first, { mode: 0o400 });
-  const lines: Line[] = [];
-  const log = { info: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'info', obj, msg }), warn: (obj: Record<string, unknown>, msg: string) => lines.push({ level: 'warn', obj, msg }) };
+  const { lines, log } = collected();
   const watch = warnOnCaDirChange('fixed', { dataDir, trustDomain: TrustDomain.parse(TD), clock: time, log, timers: time, pollMs: 1_000 })!;
   await secret.update(second);
   // As the kubelet has it for a moment: `..data` is the new CA's, one new key not linked yet.
