@@ -5,8 +5,9 @@
 // authority's root key; for an offline root, each intermediate key the Secret holds), HKDF-SHA256 of the CA key,
 // bound to the trust domain. They follow the CA's rotation, as SPIRE's JWT keys do: every authority's key is
 // published (prepared, active, retired), the active authority's newest one signs. HKDF is one-way: a published
-// JWT key says nothing of the CA key it came from.
-import { createECDH, createHash, createPrivateKey, createPublicKey, hkdfSync, type KeyObject } from 'node:crypto';
+// JWT key says nothing of the CA key it came from. Derived once: a read-only CA is the one loaded at start until a
+// restart (its in-memory intermediates rotate, but an authority with a root key derives from that key).
+import { createECDH, createPrivateKey, createPublicKey, hkdfSync, type KeyObject } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
 import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
 import type { LoadedAuthority } from './authority.js';
@@ -45,25 +46,17 @@ interface DerivedKey extends JwtSigningKey {
 }
 
 export class DerivedJwtKeys implements JwtKeySet {
-  readonly #trustDomain: string;
-  /** By CA key (a digest of its PKCS#8 DER): derived once. */
-  readonly #cache = new Map<string, DerivedKey>();
-  #published: readonly DerivedKey[] = [];
-  #active: DerivedKey | undefined;
+  readonly #published: readonly DerivedKey[];
+  readonly #active: DerivedKey;
 
   constructor(trustDomain: string, authorities: readonly LoadedAuthority[]) {
-    this.#trustDomain = trustDomain;
-    this.update(authorities);
-  }
-
-  /** Takes the CA's authorities again; true when the keys changed. */
-  update(authorities: readonly LoadedAuthority[]): boolean {
-    const before = this.#published.map((k) => k.keyId).join();
     const published: DerivedKey[] = [];
     let active: DerivedKey | undefined;
     for (const a of authorities) {
       for (const caKey of caKeysOf(a)) {
-        const k = this.#derived(caKey, a.record.id);
+        const privateKey = deriveJwtKey(caKey, trustDomain);
+        const publicKey = createPublicKey(privateKey);
+        const k = { keyId: jwkThumbprint(publicKey), privateKey, publicKey, authorityId: a.record.id };
         published.push(k);
         if (a.record.state === 'active') active = k;
       }
@@ -71,11 +64,10 @@ export class DerivedJwtKeys implements JwtKeySet {
     if (!active) throw new TesseraError('TESSERA_ERR_CP_START_FAILED', 'the read-only CA has no active authority with a key to derive the JWT-SVID signing key from');
     this.#published = published;
     this.#active = active;
-    return published.map((k) => k.keyId).join() !== before;
   }
 
   active(): JwtSigningKey {
-    return this.#active!;
+    return this.#active;
   }
 
   published(): JwtAuthority[] {
@@ -85,17 +77,5 @@ export class DerivedJwtKeys implements JwtKeySet {
   /** Which authority each published key came from, for the start-up log. */
   sources(): { readonly kid: string; readonly authority: string }[] {
     return this.#published.map((k) => ({ kid: k.keyId, authority: k.authorityId }));
-  }
-
-  #derived(caKey: KeyObject, authorityId: string): DerivedKey {
-    const id = createHash('sha256').update(caKey.export({ type: 'pkcs8', format: 'der' })).digest('hex');
-    let k = this.#cache.get(id);
-    if (!k) {
-      const privateKey = deriveJwtKey(caKey, this.#trustDomain);
-      const publicKey = createPublicKey(privateKey);
-      k = { keyId: jwkThumbprint(publicKey), privateKey, publicKey, authorityId };
-      this.#cache.set(id, k);
-    }
-    return k;
   }
 }

@@ -23,8 +23,8 @@ export interface OpenJwtKeysOptions {
   readonly clock: Clock;
   readonly audit: AuditLog;
   /**
-   * A read-only CA (persistence `fixed`): its authorities, read at each upkeep, and the trust domain the keys are
-   * derived for. Nothing is written to the data dir then.
+   * A read-only CA (persistence `fixed`): its authorities, read once (it changes only with a restart), and the trust
+   * domain the keys are derived for. Nothing is written to the data dir then.
    */
   readonly derivedFrom?: { readonly trustDomain: string; readonly authorities: () => readonly LoadedAuthority[] };
   readonly log: { info(obj: Record<string, unknown>, msg: string): void };
@@ -88,15 +88,7 @@ function derivedJwtKeys(o: OpenJwtKeysOptions, from: NonNullable<OpenJwtKeysOpti
     o.log.info({ event: 'jwt_key.from_files', active: own.active().keyId, published: own.published().map((k) => k.keyId) }, 'JWT-SVID signing keys from the read-only CA directory (jwt-signing-key*.pem) and derived from its CA keys');
     return { keys: own, async maintain() {}, async refresh() {} };
   }
-  const say = () => o.log.info({ event: 'jwt_key.derived', keys: keys.sources() }, 'JWT-SVID signing keys derived from the read-only CA: every replica loading it signs and publishes the same ones');
-  say();
-  return {
-    keys,
-    async maintain() {
-      if (!keys.update(from.authorities())) return;
-      say();
-      o.onChange();
-    },
-    async refresh() {},
-  };
+  o.log.info({ event: 'jwt_key.derived', keys: keys.sources() }, 'JWT-SVID signing keys derived from the read-only CA: every replica loading it signs and publishes the same ones');
+  // A read-only CA changes only with a restart: nothing to maintain or refresh, with the files or without.
+  return { keys, async maintain() {}, async refresh() {} };
 }
