@@ -22,6 +22,7 @@ import { connectionNamed } from '../http1/head-rewrite.js';
 import { type ExchangeFlag, IDEMPOTENT } from '../http1/http1-exchange.js';
 import { headOfParsedResponse, MAX_INTERIM_BYTES, MAX_INTERIM_HEADS, responseFraming } from '../http1/http1-head.js';
 import { VOID_LIMIT } from '../http1/http1-response.js';
+import { awaitsContinue } from '../http1/request-body-pace.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP, FieldNames } from '../listeners/app-owned-fields.js';
 import { LeaseSocket, staleKeepAlive } from '../upstream/lease-socket.js';
 import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
@@ -120,7 +121,7 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   const rate = t.bodyRate;
   if (rate && rate.bytesPerSecond > 0 && !stream.readableEnded) {
     const paced = new BodyPace({ ...rate, nowMs: t.nowMs, timers, held: () => unflushed(upReq), behind: () => cut('request_body_timeout') });
-    if (String(incoming.expect ?? '').trim().toLowerCase() !== '100-continue') paced.start();
+    if (!awaitsContinue(typeof incoming.expect === 'string' ? incoming.expect : undefined)) paced.start();
     stream.once('end', () => paced.stop());
     pace = paced;
   }

@@ -10,7 +10,7 @@ import { refusedUnprocessed } from '../upstream/unprocessed-refusal.js';
 import type { BodyFramer } from './body-framer.js';
 import { type HttpHead, headerValue } from './http1-head.js';
 import type { ExchangeRecord } from './http1-session-types.js';
-import { RequestBodyPace } from './request-body-pace.js';
+import { awaitsContinue, RequestBodyPace } from './request-body-pace.js';
 import { TotalTimer } from './total-timer.js';
 
 /** nginx's "client closed request": the status logged when the client left before any response was sent. */
@@ -134,7 +134,7 @@ export class Http1Exchange {
     const rate = init.minBodyRate;
     this.#pace = rate && rate.bytesPerSecond > 0 && !this.reqDone ? new RequestBodyPace(rate.bytesPerSecond, rate.graceMs) : null;
     if (this.#pace) {
-      this.#awaitingContinue = headerValue(init.head, 'expect')?.trim().toLowerCase() === '100-continue';
+      this.#awaitingContinue = awaitsContinue(headerValue(init.head, 'expect'));
       if (!this.#awaitingContinue) this.#pace.start(init.startMs);
     }
   }

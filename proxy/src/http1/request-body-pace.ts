@@ -3,6 +3,11 @@
 // back (bytes wait to go upstream), which starts a new grace. A body trickled a byte at a time held its upstream's
 // pool slot for as long as it trickled (audit 61b F1). Used by the HTTP/1.1 exchange (checked by its listener's
 // sweep) and by the edge's HTTP/2 → HTTP/1.1 bridge (a timer of its own: h2/body-pace.ts).
+/** An `Expect` value asking for a 100 before the body: the pace waits for that 100 or the body's first byte. */
+export function awaitsContinue(expect: string | undefined): boolean {
+  return expect?.trim().toLowerCase() === '100-continue';
+}
+
 export class RequestBodyPace {
   readonly #graceMs: number;
   readonly #msPerByte: number;
