@@ -83,8 +83,8 @@ export class AdminHttp {
     server.headersTimeout = 10_000;
     server.requestTimeout = 30_000;
     // Bounded like the proxy's admin listener: idle sockets cannot take the process's file descriptors (which the
-    // gRPC port and admin.sock share) nor the slots (the oldest idle one makes room, a pipelining client is cut:
-    // shared-io/listener-connections.ts), and the deadlines above are checked each second, not every 30 s.
+    // gRPC port and admin.sock share) nor the slots (another makes room in connection-table.ts's order, a pipelining
+    // client is cut: shared-io/listener-connections.ts), and the deadlines above are checked each second, not every 30 s.
     guardListenerConnections(server, { max: ADMIN_MAX_CONNECTIONS, clock: this.#o.clock ?? systemClock });
     server.keepAliveTimeout = 5_000;
     await new Promise<void>((resolve, reject) => {

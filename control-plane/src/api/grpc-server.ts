@@ -80,9 +80,9 @@ export interface GrpcServerOptions {
 /** One TCP connection to the port, from accept to close. */
 interface PeerConnection {
   /**
-   * Its place in the connection cap's table. The cap fails as the proxies' listeners and the bundle endpoint do
-   * (connection-table.ts): at the cap, one still in its handshake, else one with no call in progress, is closed to
-   * make room, oldest first; one with a call in progress never is. With node:tls's own silent cap, 400 idle TLS
+   * Its place in the connection cap's table. The cap fails as the proxies' listeners and the bundle endpoint do: at
+   * the cap another connection is closed to make room, in connection-table.ts's order (first one that has asked
+   * nothing for over a second); one with a call in progress never is. With node:tls's own silent cap, 400 idle TLS
    * connections (or bare TCP ones, for the handshake timeout) kept callers out, uncounted (audit 60f F2).
    */
   readonly place: TrackedConnection;

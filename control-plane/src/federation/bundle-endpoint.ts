@@ -21,7 +21,7 @@ export interface BundleEndpointOptions {
   readonly log: ControlPlaneLogger;
   /** A TLS handshake not finished by then is cut (`limits.handshakeTimeout`, as on the gRPC port). */
   readonly handshakeTimeoutMs: number;
-  /** Open connections at most (`limits.maxConnections`): at the cap the oldest idle one makes room. */
+  /** Open connections at most (`limits.maxConnections`): at the cap another makes room (connection-table.ts). */
   readonly maxConnections: number;
   /** Time for the connection rules (shared-io/listener-connections.ts); the system clock by default. */
   readonly clock?: Clock;
@@ -61,8 +61,8 @@ export class BundleEndpoint {
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
       res.end(req.method === 'HEAD' ? undefined : body);
     });
-    // At the cap the oldest idle connection (one still in its handshake too) makes room rather than the newcomer
-    // being refused: whoever connects first cannot hold every slot. A pipelining client is cut.
+    // At the cap another connection makes room, in connection-table.ts's order, rather than the newcomer being
+    // refused: whoever connects first cannot hold every slot. A pipelining client is cut.
     const guard = guardListenerConnections(server, { max: o.maxConnections, clock: o.clock ?? systemClock, tls: true, onRefused: (r) => o.onRefused?.(r === 'pipelined' ? 'protocol' : 'max_connections') });
     // As on the gRPC port: no TLS 1.2 renegotiation (a full handshake's CPU for a few bytes from the client).
     server.on('secureConnection', (socket: TLSSocket) => refuseRenegotiation(socket, () => o.onRefused?.('protocol')));

@@ -38,9 +38,9 @@ export const MAX_REVIEW_BYTES = 6 * MIB;
  */
 export const WEBHOOK_LIMITS = Object.freeze({
   /**
-   * Connections open at once. When all are taken a newcomer is still accepted: the oldest connection that has not
-   * completed its TLS handshake is closed for it, else the oldest idle one, else the oldest whose request has been in
-   * progress past busyGraceMs (shared-io/connection-table.ts); only when none qualifies is the newcomer closed.
+   * Connections open at once. When all are taken a newcomer is still accepted and another connection is closed for
+   * it, in shared-io/connection-table.ts's order (requests in progress only past busyGraceMs); only when none
+   * qualifies is the newcomer closed.
    */
   maxConnections: 256,
   /** A request in progress for less than this is never closed to make room for a new connection. */

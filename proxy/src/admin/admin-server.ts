@@ -154,7 +154,7 @@ export async function startAdminServer(opts: AdminServerOptions): Promise<AdminS
     },
   );
   server.maxHeadersCount = limits.maxHeadersCount;
-  // At the cap the oldest idle (else long-busy) connection makes room; a pipelining client is cut
+  // At the cap another connection makes room, in connection-table.ts's order; a pipelining client is cut
   // (shared-io/listener-connections.ts).
   guardListenerConnections(server, { max: limits.maxConnections, clock: opts.clock ?? systemClock, onRefused: (r) => opts.onRefused?.(r === 'pipelined' ? 'bad_request' : 'too_many_connections') });
   server.timeout = limits.idleTimeoutMs;
