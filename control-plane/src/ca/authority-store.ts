@@ -4,13 +4,14 @@
 // A directory the process cannot write (a Kubernetes Secret mount) is only read: never written, chmod-ed or swept;
 // there, the plug-in CA shape (root-cert.pem, ca-cert.pem, ca-key.pem: an offline root's intermediate) stands in
 // for ca-state.json.
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, readFileSync, statSync, unlinkSync } from 'node:fs';
+import { accessSync, chmodSync, constants, existsSync, mkdirSync, readdirSync, type Stats, statSync, unlinkSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { type Clock, systemClock } from '../../../common/clock.js';
 import { TesseraError } from '../../../common/errors.js';
-import { type ProcessIdentity, keyExposure, processIdentity } from '../../../shared-io/key-file-exposure.js';
 import type { KeyPair } from '../../../common/pki/keys.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
+import { FileRefused, readSmallFileBytes } from '../../../shared-io/bounded-read.js';
+import { keyExposure, type ProcessIdentity, processIdentity } from '../../../shared-io/key-file-exposure.js';
 import { errnoReason } from '../../../shared-io/read-named-file.js';
 import { TMP_MARKER, writeFileAtomicSync } from './atomic-file.js';
 import type { AuthorityRecord, CaStateFile, CertWithKey, LoadedAuthority } from './authority.js';
@@ -18,6 +19,8 @@ import { caCertFromPem, corrupt, keyFromPem, loadAuthority, pairFromPem, referen
 import { hasPluginCaFiles, pluginCaState } from './plugin-ca-secret.js';
 
 export const STATE_FILE = 'ca-state.json';
+/** The most a CA file (ca-state.json, a certificate chain, a key) may hold: a chain of a few certificates is KiBs. */
+const MAX_CA_FILE_BYTES = 1024 * 1024;
 
 /** A file to write before the state that names it. */
 export interface MaterialFile {
@@ -149,22 +152,25 @@ export class AuthorityStore {
     return keyFromPem(this.#readKey(keyFile), join(this.#dir, keyFile));
   }
 
-  /** A key file's PEM, refused when users other than this process's may read it. */
+  /** A key file's PEM, refused when users other than this process's may read it (judged on the descriptor read). */
   #readKey(keyFile: string): Buffer {
-    const pem = this.#read(keyFile);
     const keyPath = join(this.#dir, keyFile);
-    const exposure = keyExposure(statSync(keyPath), this.#me);
-    if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${keyPath}: ${exposure}; a CA key must be 0600 or 0400 (0440 with the process's group, e.g. a Secret's defaultMode with fsGroup)`, { file: keyPath });
-    return pem;
+    return this.#read(keyFile, (st) => {
+      const exposure = keyExposure(st, this.#me);
+      if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${keyPath}: ${exposure}; a CA key must be 0600 or 0400 (0440 with the process's group, e.g. a Secret's defaultMode with fsGroup)`, { file: keyPath });
+    });
   }
 
   /** A file ca-state.json names (a plain name in this directory): missing or unreadable is coded, naming it. */
-  #read(name: string): Buffer {
+  #read(name: string, check?: (stat: Stats) => void): Buffer {
     if (typeof name !== 'string' || name === '' || basename(name) !== name || name.startsWith('.')) throw corrupt(`${join(this.#dir, STATE_FILE)} names "${String(name)}", which is not a file name in ${this.#dir}`);
     const path = join(this.#dir, name);
     try {
-      return readFileSync(path);
+      // Bounded and non-blocking: a FIFO or a huge file put in a Secret's place must not hang or fill the start.
+      return readSmallFileBytes(path, MAX_CA_FILE_BYTES, check);
     } catch (e) {
+      if (e instanceof TesseraError) throw e;
+      if (e instanceof FileRefused) throw corrupt(`${path}: ${e.message}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}`, e, path);
       // Unreadable is not damaged: say whose read failed and the usual cause (a Secret file root:root 0400).
       const denied = (e as NodeJS.ErrnoException).code === 'EACCES' ? `; this process (uid ${this.#me.uid}, groups ${[...new Set(this.#me.groups)].join(',')}) cannot read it: on Kubernetes mount the CA Secret with defaultMode 0440 and the pod's fsGroup` : '';
       throw corrupt(`${path}: ${errnoReason(e)}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}${denied}`, e, path);

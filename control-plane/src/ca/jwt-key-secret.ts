@@ -44,6 +44,11 @@ export function readJwtKeyFiles(dir: string): JwtKeyFiles | null {
   return seen.size > 0 ? keys : null;
 }
 
+/** Which jwt-signing-key files `dir` holds (by name), for a writable CA to say it does not read them. */
+export function jwtKeyFileNames(dir: string): string[] {
+  return Object.values(JWT_KEY_FILES).filter((name) => present(join(dir, name)));
+}
+
 /** Present unless it does not exist: a link that leads nowhere, or an entry this process cannot read, is refused by load(). */
 function present(file: string): boolean {
   try {

@@ -12,7 +12,7 @@ import type { LoadedAuthority } from './authority.js';
 import { DerivedJwtKeys } from './derived-jwt-keys.js';
 import type { JwtKeyBackend } from './jwt-key-backend.js';
 import { jwtKeyFiles } from './jwt-key-files.js';
-import { readJwtKeyFiles, SecretJwtKeys } from './jwt-key-secret.js';
+import { jwtKeyFileNames, readJwtKeyFiles, SecretJwtKeys } from './jwt-key-secret.js';
 import { type JwtKeyEvent, type JwtKeySet, JwtKeys } from './jwt-keys.js';
 
 /** The active JWT key signs for a day; its successor takes over and it stays published for the overlap. */
@@ -27,7 +27,7 @@ export interface OpenJwtKeysOptions {
    * domain the keys are derived for. Nothing is written to the data dir then.
    */
   readonly derivedFrom?: { readonly trustDomain: string; readonly authorities: () => readonly LoadedAuthority[] };
-  readonly log: { info(obj: Record<string, unknown>, msg: string): void };
+  readonly log: { info(obj: Record<string, unknown>, msg: string): void; warn(obj: Record<string, unknown>, msg: string): void };
   readonly rotateEveryMs?: number;
   /** The replicas' shared database instead of <dataDir>/jwt, and whether this replica leads (rotates). */
   readonly shared?: { readonly backend: JwtKeyBackend; readonly leads: () => boolean };
@@ -47,6 +47,9 @@ export interface OpenedJwtKeys {
 
 export async function openJwtKeys(o: OpenJwtKeysOptions): Promise<OpenedJwtKeys> {
   if (o.derivedFrom) return derivedJwtKeys(o, o.derivedFrom);
+  // An operator who put key files in a writable CA directory meant them to sign: say they do not (audit 61k I1).
+  const ignored = jwtKeyFileNames(join(o.dataDir, 'ca'));
+  if (ignored.length > 0) o.log.warn({ event: 'jwt_key.files_ignored', code: 'TESSERA_ERR_JWT_KEY_FILES_IGNORED', files: ignored }, 'jwt-signing-key files in a writable CA directory are not read: this control plane signs with its own rotated keys (jwt/ or the shared database); they are read only from a read-only CA directory (ca.persistence fixed)');
   const report = (events: readonly JwtKeyEvent[]) => {
     for (const e of events) {
       o.audit.record(o.clock.nowMs(), { event: e.event, result: 'ok', caller: 'control-plane', kid: e.kid });

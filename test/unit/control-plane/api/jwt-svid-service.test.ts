@@ -45,7 +45,7 @@ describe('Identity/MintJwtSvid', () => {
     store = await openSqliteStore(tmp.dir);
     const own = await ca.mintSvid(CONTROL_PLANE_ID);
     server = new GrpcServer({ listen: '127.0.0.1:0', identity: { certChainPem: own.chainPem, keyPem: own.keyPem, clientCasPem: ca.bundlePem() }, handshakeTimeoutMs: 5_000, headersTimeoutMs: 5_000, maxConnections: 16, maxReceiveBytes: 4 * 65_536, timers: realTimers, nowMs: systemClock.nowMs });
-    const jwt = await openJwtKeys({ dataDir: tmp.dir, clock: time, audit: store.audit, log: { info: () => {} }, onChange: () => {} });
+    const jwt = await openJwtKeys({ dataDir: tmp.dir, clock: time, audit: store.audit, log: { info: () => {}, warn: () => {} }, onChange: () => {} });
     const handlers = jwtSvidHandlers({
       trustDomain: td,
       svids: new SvidAttestor(() => TrustBundle.parse(td, ca.bundlePem()), time),

@@ -1,13 +1,14 @@
 // The CA's files on disk: keys 0600 and certificates 0644 in a 0700 directory, material written before the state
 // that names it, a commit interrupted between the two leaves the previous CA loadable (the orphans swept), and
 // every kind of damage to the directory is refused with TESSERA_ERR_CA_STATE_CORRUPT naming the file.
-import { chmodSync, existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
-import { AuthorityStore, type CrashPoint, STATE_FILE } from '../../../../control-plane/src/ca/authority-store.js';
 import type { CaStateFile } from '../../../../control-plane/src/ca/authority.js';
-import { type TestCaParts, openTestCa } from '../../../helpers/control-plane-parts.js';
+import { AuthorityStore, type CrashPoint, STATE_FILE } from '../../../../control-plane/src/ca/authority-store.js';
+import { openTestCa, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
 
@@ -142,6 +143,19 @@ describe('AuthorityStore', () => {
     const key = join(caDir, authority().rootKeyFile!);
     chmodSync(key, 0o644);
     expect(refusal(load)).toMatchObject({ code: 'TESSERA_ERR_CA_KEY_EXPOSED', file: key });
+  });
+
+  test('a FIFO in a key file\'s place, and a state file over 1 MiB, are refused without blocking or reading them whole', () => {
+    const key = join(caDir, authority().intermediates[0]!.keyFile);
+    unlinkSync(key);
+    execFileSync('mkfifo', ['-m', '0600', key]);
+    expect(refusal(load)).toMatchObject({ code: 'TESSERA_ERR_CA_STATE_CORRUPT', file: key });
+    expect(refusal(load).message).toContain('not a regular file');
+    unlinkSync(key);
+    writeFileSync(join(caDir, STATE_FILE), JSON.stringify(state) + ' '.repeat(1024 * 1024));
+    const big = refusal(load);
+    expect(big).toMatchObject({ code: 'TESSERA_ERR_CA_STATE_CORRUPT', file: join(caDir, STATE_FILE) });
+    expect(big.message).toContain('the most it may be');
   });
 
   test('a CA path that is a file is refused', () => {

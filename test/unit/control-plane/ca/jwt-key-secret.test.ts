@@ -102,10 +102,19 @@ async function authorities() {
 test('openJwtKeys on a read-only CA: the directory\'s current key signs, the derived one stays published', async () => {
   const list = await authorities();
   const open = () =>
-    openJwtKeys({ dataDir: tmp.dir, clock: { nowMs: () => NOW }, audit: { record: () => {} } as never, log: { info: () => {} }, derivedFrom: { trustDomain: TD.name, authorities: () => list }, onChange: () => {} });
+    openJwtKeys({ dataDir: tmp.dir, clock: { nowMs: () => NOW }, audit: { record: () => {} } as never, log: { info: () => {}, warn: () => {} }, derivedFrom: { trustDomain: TD.name, authorities: () => list }, onChange: () => {} });
   const derived = (await open()).keys.active().keyId;
   caDir({ [JWT_KEY_FILES.current]: ecPem() });
   const own = await open();
   expect(own.keys.active().keyId).not.toBe(derived);
   expect(own.keys.published().map((k) => k.keyId)).toEqual([derived, own.keys.active().keyId]);
+});
+
+test('openJwtKeys on a writable CA: jwt-signing-key files there are not read, and a warning names them', async () => {
+  caDir({ [JWT_KEY_FILES.current]: ecPem(), [JWT_KEY_FILES.next]: ecPem() });
+  const warnings: Record<string, unknown>[] = [];
+  const opened = await openJwtKeys({ dataDir: tmp.dir, clock: { nowMs: () => NOW }, audit: { record: () => {} } as never, log: { info: () => {}, warn: (o) => warnings.push(o) }, onChange: () => {} });
+  const fromFiles = readJwtKeyFiles(join(tmp.dir, 'ca'))!;
+  expect(opened.keys.active().keyId).not.toBe(fromFiles.current!.keyId);
+  expect(warnings).toEqual([{ event: 'jwt_key.files_ignored', code: 'TESSERA_ERR_JWT_KEY_FILES_IGNORED', files: [JWT_KEY_FILES.current, JWT_KEY_FILES.next] }]);
 });
