@@ -9,6 +9,7 @@
 // has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered. A
 // session spent (maxStreamsPerSession streams opened, near the end of its stream ids) takes no new stream and closes
 // once its open ones have ended: no GOAWAY before, which would refuse its streams whose HEADERS are not out yet.
+// A peer that allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) gets none queued: they fail, as if it were down.
 // Sessions to a peer proxy keep the keepalive of `keepalive` (h2-keepalive.ts), run by sweep(): one whose PING goes
 // unanswered is cut, its streams reset, and the next stream gets a new session.
 import { X509Certificate } from 'node:crypto';
@@ -110,6 +111,8 @@ export const STREAMS_PER_SESSION = 100;
  * 1,024 early (one more session per billion streams): a few streams opened without track() still find an id.
  */
 export const MAX_STREAMS_PER_SESSION = 2 ** 30 - 1024;
+/** Why a stream found no session: the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is 0 (502, or another endpoint). */
+const NO_STREAMS_ALLOWED = 'upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)';
 
 export class H2Upstream {
   readonly #o: H2UpstreamOptions;
@@ -141,6 +144,11 @@ export class H2Upstream {
     const s = fresh && this.#sessions.size < this.#maxSessions ? undefined : this.#pick();
     if (s) {
       cb(null, s);
+      return;
+    }
+    // As many sessions as may be, and none whose peer allows a stream now: a stream queued there waited for ever.
+    if (this.#sessions.size >= this.#maxSessions) {
+      cb(new Error(NO_STREAMS_ALLOWED));
       return;
     }
     if (this.#waiters) {
@@ -189,6 +197,13 @@ export class H2Upstream {
       let settings = false;
       const ready = () => {
         if (!pending || !connected || !settings || session.closed || session.destroyed) return;
+        // A peer that allows no stream on a new session refuses them all (RFC 9113 §5.1.2): given up at once, where
+        // streams queued on it waited for limits.requestTimeout and every waiter opened another one up to the pool.
+        if (session.remoteSettings.maxConcurrentStreams === 0) {
+          failed(new Error(NO_STREAMS_ALLOWED));
+          session.close();
+          return;
+        }
         pending = false;
         if (this.#closed) {
           // Closed while this one connected: never handed out or kept (close() retired only the open ones).
@@ -286,7 +301,8 @@ export class H2Upstream {
   }
 
   /**
-   * The first open session below the stream cap (the peer's, at most `cap`); when none and no more may open, the least busy one.
+   * The first open session below the stream cap (the peer's, at most `cap`); when none and no more may open, the least
+   * busy one whose peer allows streams at all.
    * Sessions of an older identity generation, or whose peer certificate has expired, are retired on the way.
    */
   #pick(): http2.ClientHttp2Session | undefined {
@@ -300,8 +316,10 @@ export class H2Upstream {
         this.#retire(s);
         continue;
       }
-      if (state.streams < Math.min(s.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY, cap)) return s;
-      if (!least || state.streams < leastStreams) {
+      const peerCap = s.remoteSettings.maxConcurrentStreams ?? Number.POSITIVE_INFINITY;
+      if (state.streams < Math.min(peerCap, cap)) return s;
+      // Not one whose peer now allows no stream (a later SETTINGS of 0): nothing queued there would start.
+      if (peerCap > 0 && (!least || state.streams < leastStreams)) {
         least = s;
         leastStreams = state.streams;
       }

@@ -61,6 +61,9 @@ async function holdingServer(secure?: http2.SecureServerOptions, cap = CAP): Pro
   return { port: (server.address() as AddressInfo).port, open: () => open, started: () => started, sessions: () => sessions, closedSessions: () => closedSessions, perSession: () => [...perSession.values()] };
 }
 
+/** The cap `stream`'s session's peer allows now. */
+const upstreamCap = (stream: http2.ClientHttp2Stream) => stream.session?.remoteSettings.maxConcurrentStreams;
+
 function request(up: H2Upstream, fresh = false): Promise<http2.ClientHttp2Stream> {
   return new Promise((resolve, reject) => {
     up.session((err, session) => {
@@ -123,6 +126,30 @@ describe('H2Upstream', () => {
   });
 
   // Audit 61d F1: tessera_upstream_connections_opened_total never counted the connections to the app.
+  // Audit 61b: an app that allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) had every request queued until
+  // limits.requestTimeout, each waiter opening another session up to the pool's bound.
+  test('a new session whose peer allows no stream: the streams waiting for it fail at once, no other session is opened', async () => {
+    const srv = await holdingServer(undefined, 0);
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxSessions: 4 });
+    const outcomes = await Promise.all([request(upstream), request(upstream), request(upstream)].map((p) => p.then(() => 'stream', (e: Error) => e.message)));
+    expect(outcomes).toEqual(Array(3).fill('upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)'));
+    expect(srv.sessions()).toBe(1);
+    expect(upstream.sessions).toBe(0);
+  });
+
+  test('a session whose peer lowers its cap to 0 and no other may open: a new stream fails at once instead of queuing there', async () => {
+    const srv = await holdingServer(undefined, 4);
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxSessions: 1 });
+    const first = await request(upstream);
+    await new Promise((r) => first.once('response', r));
+    const [peer] = serverSessions;
+    peer!.settings({ maxConcurrentStreams: 0 });
+    await until('the new SETTINGS arrived', () => [...serverSessions].length === 1 && upstreamCap(first) === 0, 5_000);
+    await expect(request(upstream)).rejects.toThrow('upstream allows no streams');
+    expect(srv.started()).toBe(1);
+    first.close();
+  });
+
   test('onConnected is told of each plain session connected (the app connections counted)', async () => {
     const srv = await holdingServer();
     let connected = 0;
