@@ -4,9 +4,10 @@
 // own module. close() drains within a deadline.
 import { Registry } from 'prom-client';
 import { describeError } from '../../common/errors.js';
+import { UndoStack } from '../../common/undo-stack.js';
 import { PolicyDirSource } from '../../shared-io/policy-dir-source.js';
-import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { heapTrimWanted, startProcessHeapTrim } from '../../shared-io/process-heap-trim.js';
+import { loadTesseraServices } from '../../shared-io/proto-loader.js';
 import { realTimers } from '../../shared-io/timers.js';
 import { adminSocketPath } from './admin/admin-client.js';
 import { startAdminSurface } from './admin/admin-surface.js';
@@ -25,30 +26,29 @@ import { createAttestors } from './attestation/attestors.js';
 import { BundleFiles } from './ca/bundle-files.js';
 import { openCa } from './ca/open-ca.js';
 import { openJwtKeys } from './ca/open-jwt-keys.js';
-import { openDiscovery } from './discovery/open-discovery.js';
-import { openFederation, startBundleEndpoint } from './federation/open-federation.js';
 import type { ControlPlaneConfig } from './config/cp-config.js';
 import { redactedConfig } from './config/redact-config.js';
+import { openDiscovery } from './discovery/open-discovery.js';
+import { openFederation, startBundleEndpoint } from './federation/open-federation.js';
 import { startEmbeddedInjector } from './injector/embedded-injector.js';
 import { Issuer } from './issuance/issuer.js';
 import { RateLimiter } from './issuance/rate-limiter.js';
 import { Revocations } from './issuance/revocations.js';
 import { openRsaKeyChecks } from './issuance/rsa-key-checks.js';
 import { ServedIdentity } from './issuance/served-identity.js';
-import { Relay } from './lifecycle/relay.js';
-import { shutdown } from './lifecycle/shutdown.js';
-import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
-import { claimDataDir } from './lifecycle/claim-data-dir.js';
 import { warnOnCaDirChange } from './lifecycle/ca-dir-watch.js';
+import { claimDataDir } from './lifecycle/claim-data-dir.js';
 import { warnOnConfigEdit } from './lifecycle/config-file-watch.js';
+import type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
 import { announcer, followChanges } from './lifecycle/follow-changes.js';
 import { openStore } from './lifecycle/open-store.js';
-import { UndoStack } from '../../common/undo-stack.js';
+import { Relay } from './lifecycle/relay.js';
+import { shutdown } from './lifecycle/shutdown.js';
 import { controlPlaneMaintenance } from './maintenance/maintenance.js';
 import { BreakGlass } from './policy/break-glass.js';
 
-export type { ControlPlaneLogger } from './logger.js';
 export type { ControlPlaneDeps, ControlPlaneHandle } from './lifecycle/control-plane-handle.js';
+export type { ControlPlaneLogger } from './logger.js';
 
 export async function startControlPlane(config: ControlPlaneConfig, deps: ControlPlaneDeps): Promise<ControlPlaneHandle> {
   const { clock, log } = deps;
@@ -70,8 +70,8 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
     const announce = announcer(changes, (topic, e) => health.failures.report('announcing a change failed', e, { topic }, topic));
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: config.ca, rootMode: config.ca.root, clock, timers, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announce('ca'), onChange: caChanged.fire, installs: metrics.caIntermediateInstalls, stop: deps.stop });
-    const jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), ...(ca.persistence === 'fixed' ? { derivedFrom: { trustDomain: td.name, authorities: () => ca.current().authorities } } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
-    const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), meta: store.meta, log });
+    const fixedCa = ca.persistence === 'fixed' ? () => ca.current().authorities : undefined, jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), ...(fixedCa ? { derivedFrom: { trustDomain: td.name, authorities: fixedCa } } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
+    const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), meta: store.meta, fixedCa, log });
     await bundleFiles.write();
     // A federated domain's bundle change is pushed like a CA change; RSA keys (CSRs', bundles') are judged on a thread.
     const rsaKeys = openRsaKeyChecks(timers, undo), federation = config.federation ? await openFederation(config.federation, { dataDir, ownBundle: () => ca.current().bundle, clock, timers, log, onChange: configChanged.fire, keyWeakness: rsaKeys.bundleKey, ...federationReports(metrics) }) : undefined;

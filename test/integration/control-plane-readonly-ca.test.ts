@@ -3,7 +3,7 @@
 // refuses CA changes with a code; and every bad Secret (missing key, key not matching, a certificate that is not
 // a CA, a key others can read, no ca-state.json) is one coded line naming the file, a non-zero exit, and nothing
 // left serving (no address line, no admin socket). The proxy's start-up errors are coded the same way.
-import { createHash, generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
@@ -75,6 +75,11 @@ async function twoReplicas(files: Record<string, string | Buffer>): Promise<[Run
 async function jwtKids(cp: RunningControlPlane): Promise<(string | undefined)[]> {
   const doc = JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { keys: { use: string; kid?: string }[] };
   return doc.keys.filter((k) => k.use === 'jwt-svid').map((k) => k.kid);
+}
+
+/** The spiffe_sequence of a control plane's bundle.spiffe.json. */
+async function bundleSequence(cp: RunningControlPlane): Promise<number> {
+  return (JSON.parse(await readFile(join(cp.dataDir, 'bundle.spiffe.json'), 'utf8')) as { spiffe_sequence: number }).spiffe_sequence;
 }
 
 async function digest(caDir: string): Promise<string> {
@@ -165,6 +170,33 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     expect(verified.code, verified.stdout + verified.stderr).toBe(0);
     for (const cp of [a, b]) expect(await cp.stop()).toBe(0);
   }, 60_000);
+
+  // Audit 62d F1: spiffe_sequence came from each replica's own store: 2 on a replica that had seen the keys change, 1
+  // on a fresh pod with the same Secret, and a federated peer holding 2 refused the other as a rollback, for good.
+  test.sequential('spiffe_sequence is read from the Secret: the same on a restarted replica and a fresh one after a key change, never lower', async () => {
+    const root = new X509Certificate(seed[rootCert]!);
+    const r = await replica(seed, 0o400);
+    const mount = mounts[mounts.length - 1]!;
+    const first = await startControlPlaneProcess(r.d, r.cfg);
+    const before = await bundleSequence(first);
+    expect(before).toBe(Math.floor(root.validFromDate.getTime() / 1000));
+    expect(await first.stop()).toBe(0);
+    // The documented JWT key rotation's first step: a .next key rolled out. The restarted replica has seen two key
+    // sets; a fresh pod only the new one.
+    const next = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
+    const files = { ...seed, 'jwt-signing-key.next.pem': next };
+    await mount.update(files);
+    const restarted = await startControlPlaneProcess(r.d, r.cfg);
+    running.push(restarted);
+    const other = await replica(files, 0o400);
+    const fresh = await startControlPlaneProcess(other.d, other.cfg);
+    running.push(fresh);
+    expect(await jwtKids(fresh)).toEqual(await jwtKids(restarted));
+    const seqs = [await bundleSequence(restarted), await bundleSequence(fresh)];
+    expect(seqs[0]).toBeGreaterThanOrEqual(before);
+    expect(seqs[1]).toBe(seqs[0]);
+    for (const cp of [restarted, fresh]) expect(await cp.stop()).toBe(0);
+  }, 90_000);
 
   test.sequential('0440 group root (a Secret with defaultMode 0440 and fsGroup: the group is the process own) is accepted', async () => {
     const r = await replica(seed, 0o440, process.getgid!());

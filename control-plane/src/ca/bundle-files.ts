@@ -1,7 +1,7 @@
 // The data dir's two public bundle files, always written together: bundle.pem (what proxies and `svid fetch` take
 // as their bootstrap trust anchor) and bundle.spiffe.json (the SPIFFE bundle: X.509 and JWT-SVID authorities).
 // Written before the control plane is ready and again on every CA or JWT-key change, one write at a time (the
-// sequence number comes from the store, one per key set).
+// sequence number comes from the store, one per key set, or on a read-only CA from its certificates).
 import { join } from 'node:path';
 import { describeError } from '../../../common/errors.js';
 import type { JwtAuthority } from '../../../common/spiffe/spiffe-bundle.js';
@@ -9,7 +9,8 @@ import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { MetaStore } from '../store/store-contract.js';
 import { writeFileAtomicSync } from './atomic-file.js';
-import { sharedBundleSequence } from './bundle-sequence.js';
+import type { LoadedAuthority } from './authority.js';
+import { secretBundleSequence, sharedBundleSequence } from './bundle-sequence.js';
 import { SPIFFE_BUNDLE_FILE, writeSpiffeBundleFile } from './spiffe-bundle-file.js';
 
 export const BUNDLE_FILE = 'bundle.pem';
@@ -20,6 +21,8 @@ export interface BundleFilesOptions {
   readonly jwtAuthorities: () => readonly JwtAuthority[];
   /** Where spiffe_sequence of each key set is kept (bundle-sequence.ts): the same on every replica. */
   readonly meta: MetaStore;
+  /** A read-only CA's authorities: spiffe_sequence is read from their certificates instead (secretBundleSequence). */
+  readonly fixedCa?: (() => readonly LoadedAuthority[]) | undefined;
   readonly log: ControlPlaneLogger;
 }
 
@@ -33,7 +36,7 @@ export class BundleFiles {
   constructor(o: BundleFilesOptions) {
     this.#o = o;
     this.pemPath = join(o.dataDir, BUNDLE_FILE);
-    this.#spiffe = { path: join(o.dataDir, SPIFFE_BUNDLE_FILE), sequenceFor: sharedBundleSequence(o.meta) };
+    this.#spiffe = { path: join(o.dataDir, SPIFFE_BUNDLE_FILE), sequenceFor: o.fixedCa ? secretBundleSequence(o.fixedCa) : sharedBundleSequence(o.meta) };
   }
 
   /** Rejects when a file cannot be written (at start: the control plane does not start without them). */
