@@ -116,10 +116,11 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   };
   if (stream.readableEnded) armHead();
   else stream.once('end', armHead);
-  // The body's pace (limits.minRequestBodyRate), until it ends or an answer begins; with Expect: 100-continue (no
-  // interim head is relayed on this path) from its first byte.
+  // The body's pace (limits.minRequestBodyRate), until it ends or an answer begins; with Expect: 100-continue from the
+  // app's 100 or the body's first byte. None for a stream whose HEADERS ended it (a GET): readableEnded is still false
+  // then, and every GET made a pace and armed a timer (audit 62e F2).
   const rate = t.bodyRate;
-  if (rate && rate.bytesPerSecond > 0 && !stream.readableEnded) {
+  if (rate && rate.bytesPerSecond > 0 && !stream.readableEnded && !stream.endAfterHeaders) {
     const paced = new BodyPace({ ...rate, nowMs: t.nowMs, timers, held: () => unflushed(upReq), behind: () => cut('request_body_timeout') });
     if (!awaitsContinue(typeof incoming.expect === 'string' ? incoming.expect : undefined)) paced.start();
     stream.once('end', () => paced.stop());

@@ -14,6 +14,8 @@ export interface ByteSocket {
   readonly destroyed: boolean;
   /** Bytes written and not yet handed to the kernel (or the session). */
   readonly writableLength?: number;
+  /** Its writer was told to wait for 'drain' (a multiplexed stream's session backed up counts). */
+  readonly writableNeedDrain?: boolean;
   readonly remoteAddress?: string | undefined;
   /** TCP sockets only. */
   setNoDelay?(noDelay?: boolean): unknown;

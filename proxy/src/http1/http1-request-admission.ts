@@ -80,7 +80,8 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     dropResponse: plan.forward && forward ? plan.dropResponse : undefined,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
     reqFramer: forward ? framerFor(framing, 'drop', o.limits) : null,
-    minBodyRate: { bytesPerSecond: o.limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
+    // Only a request with a body is paced: nothing of it is made for the rest (a GET).
+    minBodyRate: framing.kind === 'none' ? undefined : { bytesPerSecond: o.limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
   });
   return {
     ex,

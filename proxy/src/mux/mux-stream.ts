@@ -126,6 +126,15 @@ export class MuxStream extends EventEmitter implements RunHolder {
     return this.#pendingOut.bytes;
   }
 
+  /**
+   * Its writer was told to wait for 'drain' (for window, or for the session's backed-up TLS socket): bytes wait to go
+   * to the peer though none wait here. Read as a socket's is (unflushed()): a client the proxy paused for a congested
+   * session was cut as a slow sender, 408 request_body_timeout (audit 62e F1).
+   */
+  get writableNeedDrain(): boolean {
+    return this.#needDrain;
+  }
+
   isPaused(): boolean {
     return this.#paused;
   }
