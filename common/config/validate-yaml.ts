@@ -59,9 +59,11 @@ class Walker {
    * reported as `unknown key ""`, which named nothing the operator wrote.
    */
   complexKey(pair: Pair, key: string): boolean {
-    if (isScalar(pair.key)) return false;
+    // Nothing written (`? ` alone, `: 5`) is a null scalar with no source, which read as the key "null" (audit 62e F3).
+    const empty = pair.key === null || (isScalar(pair.key) && pair.key.value === null && pair.key.source === '');
+    if (isScalar(pair.key) && !empty) return false;
     if (this.alias(pair.key as Node, key)) return true;
-    const written = isSeq(pair.key) ? ' (this one is a list)' : isMap(pair.key) ? ' (this one is a mapping)' : pair.key === null ? ' (this one is empty)' : '';
+    const written = isSeq(pair.key) ? ' (this one is a list)' : isMap(pair.key) ? ' (this one is a mapping)' : empty ? ' (this one is empty)' : '';
     this.problem((pair.key ?? pair.value) as Node | null, key, `a key must be a plain string${written}`);
     return true;
   }

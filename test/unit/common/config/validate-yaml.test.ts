@@ -167,11 +167,15 @@ describe('YAML faults in words for an operator, not the parser library (audit 61
     const atLimit = `trustDomain: x\nports: ${'['.repeat(MAX_CONFIG_DEPTH - 1)}${']'.repeat(MAX_CONFIG_DEPTH - 1)}\n`;
     expect(refusal(atLimit)).toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID', message: expect.stringContaining('ports[0]: must be a number') });
   });
-  test('a key that is a list or a mapping is refused as such, not as unknown key ""', () => {
+  test('a key that is a list, a mapping or empty is refused as such, not as unknown key "" or "null"', () => {
     expect(refusal('trustDomain: x\n? [a, b]\n: 1\n')).toMatchObject({ code: 'TESSERA_ERR_CONFIG_INVALID', line: 2, message: 'p.yaml:2:3: (top level): a key must be a plain string (this one is a list)' });
     expect(refusal('trustDomain: x\nsvid:\n  ? {a: 1}\n  : 1h\n').message).toBe('p.yaml:3:5: svid: a key must be a plain string (this one is a mapping)');
     const mapSchema: ObjectSchema = { type: 'object', properties: { probes: { type: 'map', values: { type: 'string' } } } };
     expect(() => parseYamlConfig('probes:\n  ? [a]\n  : b\n', 'p.yaml', mapSchema)).toThrowError(/^p\.yaml:2:5: probes: a key must be a plain string \(this one is a list\)$/);
+    // Audit 62e F3: an empty key read as the key "null" (unknown in an object, taken as a name in a map).
+    expect(refusal('trustDomain: x\nsvid:\n  ? \n').message).toMatch(/^p\.yaml:3:\d+: svid: a key must be a plain string \(this one is empty\)$/);
+    expect(refusal('trustDomain: x\n: 5\n').message).toMatch(/^p\.yaml:2:1: \(top level\): a key must be a plain string \(this one is empty\)$/);
+    expect(() => parseYamlConfig('probes:\n  : b\n', 'p.yaml', mapSchema)).toThrowError(/^p\.yaml:2:\d+: probes: a key must be a plain string \(this one is empty\)$/);
   });
   test('a repeated key is named by its full path', () => {
     expect(refusal('trustDomain: x\nsvid:\n  ttl: 1h\n  ttl: 2h\n').message).toBe('p.yaml:4:3: YAML: the key svid.ttl appears twice in the same map');
