@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import type * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { StreamsApp, type StreamsClient, streamsClient } from '../../bench/hold/grpc-streams.js';
-import { type RunningControlPlane, TD, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { type RunningControlPlane, startControlPlaneProcess, TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
-import { startTrickleH2App, type TrickleH2App } from '../helpers/trickle-h2-app.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
+import { startTrickleH2App, type TrickleH2App } from '../helpers/trickle-h2-app.js';
 import { until } from '../helpers/until.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
@@ -74,7 +74,7 @@ afterAll(async () => {
 });
 
 /** A caller's sidecar with its own identity (sa/`name`), its outbound h2 and gRPC listeners pointed at api. */
-async function caller(name: string): Promise<ProxyProcess> {
+async function caller(name: string, extra = ''): Promise<ProxyProcess> {
   const h2 = api.ports.get('inbound/h2')!;
   const g = api.ports.get('inbound/grpc')!;
   const p = await startAttestedProxy(
@@ -83,7 +83,7 @@ async function caller(name: string): Promise<ProxyProcess> {
     name,
     `spiffe://${TD}/ns/default/sa/${name}`,
     `outbound:\n  - { name: h2, listen: 127.0.0.1:0, upstream: 127.0.0.1:${h2}, spiffeId: ${API}, protocol: http2 }\n  - { name: grpc, listen: 127.0.0.1:0, upstream: 127.0.0.1:${g}, spiffeId: ${API}, protocol: grpc }\n`,
-    `telemetry: { accessLog: ${name}-access.log }\n`,
+    `telemetry: { accessLog: ${name}-access.log }\n${extra}`,
   );
   proxies.push(p);
   return p;
@@ -147,8 +147,11 @@ async function accessLines(name: string): Promise<AccessLine[]> {
     .map((l) => JSON.parse(l) as AccessLine);
 }
 
-/** Opens the streams through `web`, waits for each to flow, cuts (`cutIt`), then checks how each ended and was logged. */
-async function expectCutAsResets(name: string, web: ProxyProcess, cutIt: () => Promise<void>): Promise<void> {
+/**
+ * Opens the streams through `web`, waits for each to flow, cuts (`cutIt`), then checks how each ended and was logged.
+ * The serving proxy ends each gRPC call with UNAVAILABLE trailers (`message`), which the caller's relays as its answer.
+ */
+async function expectCutAsResets(name: string, web: ProxyProcess, message: string, cutIt: () => Promise<void>): Promise<void> {
   const h2 = h2Downloads(web.ports.get('outbound/h2')!, name);
   const calls = grpcWatches(web.ports.get('outbound/grpc')!);
   await until('every stream is flowing', () => h2.bytes().every((b) => b >= 128) && calls.messages().every((m) => m >= 2), 15_000, 50);
@@ -157,30 +160,46 @@ async function expectCutAsResets(name: string, web: ProxyProcess, cutIt: () => P
   // Each HTTP/2 download is reset (CANCEL), none ended as if whole.
   expect(h2Ends.map((e) => ({ ended: e.ended, reset: e.rstCode !== 0 }))).toEqual(Array(STREAMS).fill({ ended: false, reset: true }));
   // Each gRPC call ends UNAVAILABLE with a short message, not INTERNAL (no status) or CANCELLED.
-  expect(grpcEnds).toEqual(Array(STREAMS).fill({ code: 14, details: 'upstream reset' }));
+  expect(grpcEnds).toEqual(Array(STREAMS).fill({ code: 14, details: message }));
   // The caller's proxy logs each as cut by its upstream.
   await until(`${name}'s access log holds the ${2 * STREAMS} streams`, async () => (await accessLines(name).catch(() => [])).length >= 2 * STREAMS, 10_000, 50);
   const lines = await accessLines(name);
   const h2Lines = lines.filter((l) => l.path?.startsWith(`/${name}/`)).map((l) => ({ responseFlags: l.responseFlags, error: l.error }));
   expect(h2Lines).toEqual(Array(STREAMS).fill({ responseFlags: 'upstream_closed', error: 'upstream_reset' }));
-  const grpcLines = lines.filter((l) => l.path === WATCH).map((l) => ({ grpcStatus: l.grpcStatus, responseFlags: l.responseFlags, error: l.error }));
-  expect(grpcLines).toEqual(Array(STREAMS).fill({ grpcStatus: 14, responseFlags: 'upstream_closed', error: 'upstream_reset' }));
+  const grpcLines = lines.filter((l) => l.path === WATCH).map((l) => l.grpcStatus);
+  expect(grpcLines).toEqual(Array(STREAMS).fill(14));
 }
 
 test('a ban of the caller (tessera revoke id) resets every open HTTP/2 stream and ends every gRPC call UNAVAILABLE', async () => {
   const web = await caller('web');
-  await expectCutAsResets('web', web, async () => {
+  await expectCutAsResets('web', web, 'connection cut', async () => {
     const banned = await tessera(['revoke', 'id', '--spiffe-id', `spiffe://${TD}/ns/default/sa/web`, '--data-dir', cp.dataDir]);
     expect(banned.code, banned.stderr).toBe(0);
   });
 }, 90_000);
 
+// Audit 62b F1: when the proxy the client talks to drains (its own sidecar, the edge), its cut reset each call with
+// CANCEL, which the client read as CANCELLED, its own cancel, and no retry policy retries it.
+test('the drain deadline of the caller\'s own proxy (SIGTERM) ends every gRPC call UNAVAILABLE, not CANCELLED, and resets every HTTP/2 download', async () => {
+  const web = await caller('web3', 'limits: { drainTimeout: 1s }\n');
+  const h2 = h2Downloads(web.ports.get('outbound/h2')!, 'web3');
+  const calls = grpcWatches(web.ports.get('outbound/grpc')!);
+  await until('every stream is flowing', () => h2.bytes().every((b) => b >= 128) && calls.messages().every((m) => m >= 2), 15_000, 50);
+  expect(await web.stop()).toBe(0);
+  const [h2Ends, grpcEnds] = await Promise.all([h2.ends, calls.codes]);
+  expect(h2Ends.map((e) => ({ ended: e.ended, reset: e.rstCode !== 0 }))).toEqual(Array(STREAMS).fill({ ended: false, reset: true }));
+  expect(grpcEnds).toEqual(Array(STREAMS).fill({ code: 14, details: 'proxy shutting down' }));
+  const grpcLines = (await accessLines('web3')).filter((l) => l.path === WATCH).map((l) => ({ grpcStatus: l.grpcStatus, responseFlags: l.responseFlags }));
+  expect(grpcLines).toEqual(Array(STREAMS).fill({ grpcStatus: 14, responseFlags: 'drain_timeout' }));
+}, 90_000);
+
 test('the drain deadline of the serving proxy (SIGTERM) resets every open HTTP/2 stream and ends every gRPC call UNAVAILABLE', async () => {
   const web = await caller('web2');
-  await expectCutAsResets('web2', web, async () => {
+  await expectCutAsResets('web2', web, 'proxy shutting down', async () => {
     expect(await api.stop()).toBe(0);
   });
   // The serving proxy logged each stream it cut at its deadline.
   const cut = (await accessLines('api')).filter((l) => l.responseFlags === 'drain_timeout');
   expect(cut.length).toBe(2 * STREAMS);
 }, 90_000);
+

@@ -31,6 +31,7 @@ import { canRespond, respondLocal, responseHeaders } from './h2-heads.js';
 import { H2Upstream } from './h2-upstream.js';
 import { ReplayBuffer } from './replay-buffer.js';
 import { cancelUpstream, endedCleanly, relayRequestBody, stopUnendedRequest } from './request-end.js';
+import { onStreamCut } from './stream-cut.js';
 import { type DeadlineFlag, StreamDeadlines } from './stream-deadlines.js';
 
 const { NGHTTP2_CANCEL, NGHTTP2_ENHANCE_YOUR_CALM, NGHTTP2_FLAG_END_STREAM, NGHTTP2_INTERNAL_ERROR, NGHTTP2_REFUSED_STREAM } = http2.constants;
@@ -211,6 +212,28 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
     }
     if (!cut && flag === undefined) stopUnendedRequest(stream, Object.keys(fields).length);
   });
+  // Its session cut on purpose (the drain deadline, a ban, a session deadline): a gRPC call ends UNAVAILABLE, as Envoy's
+  // does, not with the CANCEL its client reads as CANCELLED, which no retry policy retries (audit 62b F1).
+  if (grpc) {
+    onStreamCut(stream, () => {
+      if (finished || cut || stream.destroyed || stream.closed || (stream.headersSent && stream.writableEnded)) return false;
+      cut = true;
+      const drained = t.drainCuts?.has(downSession) ?? false;
+      flag = drained ? 'drain_timeout' : 'downstream_closed';
+      grpcStatus = String(GRPC_UNAVAILABLE);
+      if (canRespond(stream)) {
+        status = 200;
+        respondLocal(stream, true, 200, 'upstream_unavailable', GRPC_UNAVAILABLE);
+      } else {
+        req?.unpipe(stream);
+        trailers = { 'grpc-status': grpcStatus, 'grpc-message': drained ? 'proxy shutting down' : 'connection cut' };
+        stream.end();
+      }
+      if (req) cancelUpstream(req);
+      finish(drained ? undefined : 'downstream_reset');
+      return true;
+    });
+  }
   // Answered whole while the client still sends: told to stop, not left to the idle timeout's CANCEL.
   stream.once('finish', () => {
     if (!trailersAwaited && !cut && flag === undefined) stopUnendedRequest(stream);

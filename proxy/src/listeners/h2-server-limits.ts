@@ -14,7 +14,7 @@ import { FrameBudget } from '../../../shared-io/h2-frame-budget.js';
 import { sessionErrorReason } from '../../../shared-io/h2-session-error.js';
 import { probeSessionSocket } from '../../../shared-io/h2-socket-probe.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
-import { cancelStream } from '../h2/stream-cancel.js';
+import { cutStream } from '../h2/stream-cut.js';
 import { type ResetAction, ResetBudget } from './h2-reset-budget.js';
 import type { Expirable, SessionSet } from './session-set.js';
 
@@ -79,6 +79,8 @@ export class H2SessionWatch implements Expirable {
   readonly #streams = new Set<ServerHttp2Stream>();
   /** When the session was cut (GOAWAY sent, lingering until the sweep destroys it), or -1. */
   #cutAtMs = -1;
+  /** Cut by abort() with trailers still to go out: destroyed at the linger's end, with no error of its own. */
+  #lingering = false;
   /** When its socket is next probed (probe()). */
   #probeAtMs = 0;
 
@@ -100,8 +102,9 @@ export class H2SessionWatch implements Expirable {
     });
   }
 
+  /** Closed (GOAWAY sent: its streams run to their end) or destroyed; one lingering after abort() is not, till destroyed. */
   get closed(): boolean {
-    return this.#session.closed || this.#session.destroyed;
+    return this.#session.destroyed || (this.#session.closed && !this.#lingering);
   }
 
   /**
@@ -147,6 +150,7 @@ export class H2SessionWatch implements Expirable {
 
   expire(): void {
     if (this.closed) return;
+    if (this.#lingering) return void this.#session.destroy(); // trailers had CUT_LINGER_MS to go out
     if (this.#cutAtMs >= 0) return void this.#session.destroy(new Error('premature_reset'), constants.NGHTTP2_ENHANCE_YOUR_CALM);
     this.#onExpire(this.#code);
     // A flood is cut as a rapid reset is, whatever the listener (a mesh peer's proxy sends no such flood for its clients).
@@ -155,15 +159,20 @@ export class H2SessionWatch implements Expirable {
   }
 
   /**
-   * Cut on purpose (the drain deadline, a ban of its peer, a deadline): every open stream reset with CANCEL, then the
-   * session destroyed. Destroyed alone, node:http2 resets the open streams with NO_ERROR, and a client (the caller's
-   * proxy too) read one of them as the end of a whole response: a truncated body, a gRPC call without status
-   * (audit 54c F1).
+   * Cut on purpose (the drain deadline, a ban of its peer, a deadline): every open stream reset with CANCEL, or a gRPC
+   * call ended with UNAVAILABLE trailers (stream-cut.ts), then the session destroyed: at once, or, with trailers to go
+   * out, once its last stream has closed or CUT_LINGER_MS later (the sweep; a drain's own wait is as long). Destroyed
+   * alone, node:http2 resets the open streams with NO_ERROR, and a client (the caller's proxy too) read one of them as
+   * the end of a whole response: a truncated body, a gRPC call without status (audit 54c F1).
    */
   abort(): void {
     if (this.#session.destroyed) return; // a drained session is closed (GOAWAY sent) but its streams still run
-    for (const s of [...this.#streams]) cancelStream(s);
-    this.#session.destroy();
+    let flushing = false;
+    for (const s of [...this.#streams]) flushing = cutStream(s) || flushing;
+    if (!flushing) return void this.#session.destroy();
+    this.#lingering = true;
+    this.#cutAtMs = this.#nowMs();
+    this.#session.close();
   }
 
   /** GOAWAY: open streams finish, new ones are refused. */
