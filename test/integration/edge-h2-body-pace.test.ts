@@ -122,3 +122,35 @@ test('an HTTP/2 upload behind its pace is answered 408 request_body_timeout and 
     session.close();
   }
 }, 30_000);
+
+// Audit 62b F3: after its 408 the bridge left the stream open, and a client that went on trickling held a stream slot.
+test('after the 408 of an upload behind its pace, a client that keeps sending is told to stop (RST_STREAM NO_ERROR)', async () => {
+  const session = http2.connect(`https://127.0.0.1:${edge.ports.get('edge/public')!}`, { ca: web.bundlePem(), servername: 'app.test', checkServerIdentity: () => undefined });
+  session.on('error', () => undefined);
+  try {
+    const ended = await new Promise<{ status: number; rstCode: number | undefined; afterAnswerMs: number }>((resolve) => {
+      const r = session.request({ ':method': 'POST', ':path': '/upload', ':authority': 'app.test', 'content-length': '100000' }, { endStream: false });
+      r.on('error', () => undefined);
+      let status = 0;
+      let answeredAt = 0;
+      const tick = setInterval(() => {
+        if (!r.closed) r.write('x');
+      }, 300);
+      r.on('response', (h) => {
+        status = Number(h[':status']);
+        answeredAt = Date.now();
+      });
+      r.resume();
+      r.on('close', () => {
+        clearInterval(tick);
+        resolve({ status, rstCode: r.rstCode, afterAnswerMs: Date.now() - answeredAt });
+      });
+    });
+    expect(ended.status).toBe(408);
+    expect(ended.rstCode).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    // Before, the stream stayed open for as long as the client sent (limits.streamIdleTimeout restarts at each byte).
+    expect(ended.afterAnswerMs).toBeLessThan(3_000);
+  } finally {
+    session.close();
+  }
+}, 30_000);

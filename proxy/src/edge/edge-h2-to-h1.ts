@@ -85,6 +85,9 @@ export function forwardStreamToHttp1(stream: http2.ServerHttp2Stream, incoming: 
   const local = (s: number, code: RefusalReason) => {
     status = s;
     respondLocal(stream, false, s, code, 0);
+    // A client still sending (a 408 to a trickled upload) is told to stop once the answer is out: it kept trickling
+    // into a stream the proxy had answered, holding a slot of its session (audit 62b F3).
+    stream.once('finish', () => stopUnendedRequest(stream));
     finish(code);
   };
   /** A deadline passed: answered before the head; after it both sides are cut (the status stays the one sent). */
