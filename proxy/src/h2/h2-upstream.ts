@@ -9,7 +9,8 @@
 // has not drained) takes no new stream either: it was refusing every stream, everyone's, and never recovered. A
 // session spent (maxStreamsPerSession streams opened, near the end of its stream ids) takes no new stream and closes
 // once its open ones have ended: no GOAWAY before, which would refuse its streams whose HEADERS are not out yet.
-// A peer that allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) gets none queued: they fail, as if it were down.
+// A peer that allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) gets none queued: a new session waits up to its
+// SETTINGS deadline for it to allow one, and a full pool of such sessions fails the stream, as if it were down.
 // Sessions to a peer proxy keep the keepalive of `keepalive` (h2-keepalive.ts), run by sweep(): one whose PING goes
 // unanswered is cut, its streams reset, and the next stream gets a new session.
 import { X509Certificate } from 'node:crypto';
@@ -59,9 +60,9 @@ export interface H2UpstreamOptions {
   /** A plain session's TCP connection is made (an mTLS opener counts its own once the peer accepted it). */
   readonly onConnected?: () => void;
   /**
-   * A new session whose peer has not sent its SETTINGS within this (limits.headersTimeout) is given up, its waiting
-   * streams failed (502): an app that accepts and never speaks HTTP/2 held each request until limits.requestTimeout
-   * (audit 61b). Default SETTINGS_TIMEOUT_MS.
+   * A new session whose peer has not sent SETTINGS allowing a stream within this (limits.headersTimeout) is given up,
+   * its waiting streams failed (502): an app that accepts and never speaks HTTP/2, or allows no stream, held each
+   * request until limits.requestTimeout (audit 61b). Default SETTINGS_TIMEOUT_MS.
    */
   readonly settingsTimeoutMs?: number;
 }
@@ -111,7 +112,10 @@ export const STREAMS_PER_SESSION = 100;
  * 1,024 early (one more session per billion streams): a few streams opened without track() still find an id.
  */
 export const MAX_STREAMS_PER_SESSION = 2 ** 30 - 1024;
-/** Why a stream found no session: the upstream's SETTINGS_MAX_CONCURRENT_STREAMS is 0 (502, or another endpoint). */
+/**
+ * Why a stream found no session: the upstream's SETTINGS_MAX_CONCURRENT_STREAMS was 0 on a new session until its
+ * SETTINGS deadline, or is 0 on every session of a full pool (502, or another endpoint).
+ */
 const NO_STREAMS_ALLOWED = 'upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)';
 
 export class H2Upstream {
@@ -197,13 +201,6 @@ export class H2Upstream {
       let settings = false;
       const ready = () => {
         if (!pending || !connected || !settings || session.closed || session.destroyed) return;
-        // A peer that allows no stream on a new session refuses them all (RFC 9113 §5.1.2): given up at once, where
-        // streams queued on it waited for limits.requestTimeout and every waiter opened another one up to the pool.
-        if (session.remoteSettings.maxConcurrentStreams === 0) {
-          failed(new Error(NO_STREAMS_ALLOWED));
-          session.close();
-          return;
-        }
         pending = false;
         if (this.#closed) {
           // Closed while this one connected: never handed out or kept (close() retired only the open ones).
@@ -223,17 +220,25 @@ export class H2Upstream {
       };
       session.on('error', failed);
       session.once('close', () => failed(new Error('upstream session closed before its SETTINGS')));
+      // Its SETTINGS must come, and allow a stream, within settingsTimeoutMs. A peer may allow none for a short while
+      // (RFC 9113 §5.1.2): the waiters wait for it to allow one, up to then, on this session alone; before, each
+      // opened another (up to the pool) and their streams were queued in nghttp2 until limits.requestTimeout.
+      let allowedNone = false;
       const silent = this.#o.timers.setTimeout(() => {
         if (settings || session.destroyed) return;
-        failed(new Error('upstream sent no SETTINGS in time'));
+        failed(new Error(allowedNone ? NO_STREAMS_ALLOWED : 'upstream sent no SETTINGS in time'));
         session.destroy();
       }, this.#o.settingsTimeoutMs ?? SETTINGS_TIMEOUT_MS);
       session.once('close', () => this.#o.timers.clearTimeout(silent));
-      session.once('remoteSettings', () => {
+      const onSettings = () => {
+        allowedNone = session.remoteSettings.maxConcurrentStreams === 0;
+        if (allowedNone) return;
+        session.off('remoteSettings', onSettings);
         this.#o.timers.clearTimeout(silent);
         settings = true;
         ready();
-      });
+      };
+      session.on('remoteSettings', onSettings);
       session.once('connect', () => {
         // Its native handle is set up by now (a plain one connects first): held until its socket has closed.
         this.#pins.pin(session);

@@ -128,13 +128,25 @@ describe('H2Upstream', () => {
   // Audit 61d F1: tessera_upstream_connections_opened_total never counted the connections to the app.
   // Audit 61b: an app that allows no stream (SETTINGS_MAX_CONCURRENT_STREAMS 0) had every request queued until
   // limits.requestTimeout, each waiter opening another session up to the pool's bound.
-  test('a new session whose peer allows no stream: the streams waiting for it fail at once, no other session is opened', async () => {
+  test('a new session whose peer allows no stream: the streams waiting for it fail at its SETTINGS deadline, no other session is opened', async () => {
     const srv = await holdingServer(undefined, 0);
-    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxSessions: 4 });
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxSessions: 4, settingsTimeoutMs: 300 });
     const outcomes = await Promise.all([request(upstream), request(upstream), request(upstream)].map((p) => p.then(() => 'stream', (e: Error) => e.message)));
     expect(outcomes).toEqual(Array(3).fill('upstream allows no streams (SETTINGS_MAX_CONCURRENT_STREAMS 0)'));
     expect(srv.sessions()).toBe(1);
     expect(upstream.sessions).toBe(0);
+  });
+
+  // Audit 62f F1: RFC 9113 lets a server allow no stream for a short while; failing such a session at once made an app
+  // that starts each connection at 0 and raises its cap a moment later unreachable.
+  test('a new session whose peer allows no stream at first and one a moment later: the waiting streams are served on it', async () => {
+    const srv = await holdingServer(undefined, 0);
+    server!.on('session', (s: http2.ServerHttp2Session) => setTimeout(() => s.settings({ maxConcurrentStreams: 10 }), 50));
+    upstream = new H2Upstream({ nowMs: Date.now, timers: realTimers, authority: `http://127.0.0.1:${srv.port}`, maxSessions: 4, settingsTimeoutMs: 5_000 });
+    const streams = await Promise.all([request(upstream), request(upstream), request(upstream)]);
+    await until('all three started', () => srv.started() === 3, 5_000);
+    expect([srv.sessions(), upstream.sessions]).toEqual([1, 1]);
+    for (const r of streams) r.close();
   });
 
   test('a session whose peer lowers its cap to 0 and no other may open: a new stream fails at once instead of queuing there', async () => {
