@@ -105,7 +105,7 @@ export class AuthorityStore {
     const statePath = join(this.#dir, STATE_FILE);
     if (!existsSync(statePath)) {
       if (this.#readOnly && hasPluginCaFiles(this.#dir)) {
-        const state = pluginCaState(this.#dir, { read: (n) => this.#read(n), readKey: (n) => this.#readKey(n) }, this.#clock.nowMs(), this.#td);
+        const state = pluginCaState(this.#dir, { read: (n) => this.#read(n, undefined, false), readKey: (n) => this.#readKey(n, false) }, this.#clock.nowMs(), this.#td);
         return { state, authorities: state.authorities.map((a) => this.#loadAuthority(a)), pendingKey: null };
       }
       if (this.#readOnly) throw new TesseraError('TESSERA_ERR_CA_READ_ONLY', `${statePath} is missing and ${this.#dir} is read-only, so no CA can be created there (create the Secret from a complete CA directory, or in the plug-in CA shape: docs/kubernetes.md)`, { file: statePath });
@@ -153,16 +153,19 @@ export class AuthorityStore {
   }
 
   /** A key file's PEM, refused when users other than this process's may read it (judged on the descriptor read). */
-  #readKey(keyFile: string): Buffer {
+  #readKey(keyFile: string, named = true): Buffer {
     const keyPath = join(this.#dir, keyFile);
     return this.#read(keyFile, (st) => {
       const exposure = keyExposure(st, this.#me);
       if (exposure) throw new TesseraError('TESSERA_ERR_CA_KEY_EXPOSED', `${keyPath}: ${exposure}; a CA key must be 0600 or 0400 (0440 with the process's group, e.g. a Secret's defaultMode with fsGroup)`, { file: keyPath });
-    });
+    }, named);
   }
 
-  /** A file ca-state.json names (a plain name in this directory): missing or unreadable is coded, naming it. */
-  #read(name: string, check?: (stat: Stats) => void): Buffer {
+  /**
+   * A file ca-state.json names (a plain name in this directory; `named` false: a plug-in Secret's file, which no
+   * ca-state.json names): missing or unreadable is coded, naming it.
+   */
+  #read(name: string, check?: (stat: Stats) => void, named = true): Buffer {
     if (typeof name !== 'string' || name === '' || basename(name) !== name || name.startsWith('.')) throw corrupt(`${join(this.#dir, STATE_FILE)} names "${String(name)}", which is not a file name in ${this.#dir}`);
     const path = join(this.#dir, name);
     try {
@@ -170,10 +173,11 @@ export class AuthorityStore {
       return readSmallFileBytes(path, MAX_CA_FILE_BYTES, check);
     } catch (e) {
       if (e instanceof TesseraError) throw e;
-      if (e instanceof FileRefused) throw corrupt(`${path}: ${e.message}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}`, e, path);
+      const namedBy = named && name !== STATE_FILE ? ` (${STATE_FILE} names it)` : '';
+      if (e instanceof FileRefused) throw corrupt(`${path}: ${e.message}${namedBy}`, e, path);
       // Unreadable is not damaged: say whose read failed and the usual cause (a Secret file root:root 0400).
       const denied = (e as NodeJS.ErrnoException).code === 'EACCES' ? `; this process (uid ${this.#me.uid}, groups ${[...new Set(this.#me.groups)].join(',')}) cannot read it: on Kubernetes mount the CA Secret with defaultMode 0440 and the pod's fsGroup` : '';
-      throw corrupt(`${path}: ${errnoReason(e)}${name === STATE_FILE ? '' : ` (${STATE_FILE} names it)`}${denied}`, e, path);
+      throw corrupt(`${path}: ${errnoReason(e)}${namedBy}${denied}`, e, path);
     }
   }
 

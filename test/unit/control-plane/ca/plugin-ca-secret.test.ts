@@ -4,22 +4,22 @@
 // refused at open with the code `tessera ca install-intermediate` would give, naming the directory. Needs root for
 // the bind mount (skipped otherwise).
 import type { X509Certificate } from 'node:crypto';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { type KeyPair, generateKeyPair, privateKeyPem } from '../../../../common/pki/keys.js';
+import { generateKeyPair, type KeyPair, privateKeyPem } from '../../../../common/pki/keys.js';
 import { encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { offlineAuthorityId, serialOf } from '../../../../control-plane/src/ca/authority.js';
 import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { AuthorityStore } from '../../../../control-plane/src/ca/authority-store.js';
-import { offlineAuthorityId, serialOf } from '../../../../control-plane/src/ca/authority.js';
 import { type CaEvent, CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
 import { DAY_MS } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
-import { type SecretMount, canMount, mountSecret } from '../../../helpers/secret-mount.js';
+import { canMount, mountSecret, type SecretMount } from '../../../helpers/secret-mount.js';
 
 const MOUNTABLE = canMount();
 const TD = TrustDomain.parse('example.org');
@@ -107,6 +107,8 @@ describe.skipIf(!MOUNTABLE)('a plug-in CA Secret (offline root)', () => {
       ['a world-readable key', cacerts(root, int), /^TESSERA_ERR_CA_KEY_EXPOSED: .*\/ca\/ca-key\.pem: mode 0644/, 0o644],
       // Audit 38c F3: a 10-day intermediate of a 5-day root (the chain would end at the root's date).
       ['an intermediate that outlives its root', await (async () => { const short = await rootPair(5); return cacerts(short, await intermediatePair(short)); })(), /^TESSERA_ERR_CA_INTERMEDIATE_OUTLIVES_ROOT: /],
+      // Read bounded; and no ca-state.json names a plug-in Secret's files (audit 62f I1: the message said one did).
+      ['a ca-cert.pem over 1 MiB', { ...cacerts(root, int), 'ca-cert.pem': 'x'.repeat(1024 * 1024 + 1) }, /^TESSERA_ERR_CA_STATE_CORRUPT: .*\/ca\/ca-cert\.pem: over 1048576 bytes, the most it may be$/],
     ];
     for (const [what, files, want, mode] of cases) {
       const mount = await mounted(files, mode);
