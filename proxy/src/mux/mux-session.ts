@@ -308,7 +308,7 @@ export class MuxSession implements StreamPort {
         // A server that refuses a stream this side opened within its limit disagrees on what the session may carry
         // (it is draining, or past a limit of its own): the session opens no stream more (the refused one is replayed).
         if (rst && code === MuxCode.Refused && this.#o.role === 'client') this.drain();
-        if (rst) s.onReset(code, `peer reset the stream (code ${code})`);
+        if (rst) s.onReset(code, `peer reset the stream (code ${code})`, true);
         else if (flags & Flag.Fin) s.onFin();
         return;
       }

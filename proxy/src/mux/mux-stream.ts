@@ -70,6 +70,7 @@ export class MuxStream extends EventEmitter implements RunHolder {
   /** What the peer sent while the reader was paused: at most the window, in about its own size. */
   readonly #pendingIn = new ByteQueue();
   #needDrain = false;
+  #resetByPeer = false;
   #paused = false;
   #finPending = false;
   #localEnded = false;
@@ -95,6 +96,11 @@ export class MuxStream extends EventEmitter implements RunHolder {
 
   get wrote(): boolean {
     return this.#wrote;
+  }
+
+  /** The peer reset it (RST_STREAM), not the session's end: what the serving side counts as a cancellation. */
+  get resetByPeer(): boolean {
+    return this.#resetByPeer;
   }
 
   get remoteEnded(): boolean {
@@ -299,9 +305,10 @@ export class MuxStream extends EventEmitter implements RunHolder {
     this.#maybeDone();
   }
 
-  /** The peer abandoned the stream (RST), or the session ended under it. */
-  onReset(code: MuxCode, reason: string): void {
+  /** The peer abandoned the stream (RST, `byPeer`), or the session ended under it. */
+  onReset(code: MuxCode, reason: string, byPeer = false): void {
     if (this.#destroyed) return;
+    this.#resetByPeer = byPeer;
     if (code === MuxCode.None && this.#remoteEnded) this.#peerDone();
     else this.#teardown(new MuxStreamError(code, reason));
   }
