@@ -1,5 +1,6 @@
 // The `edge` section of the proxy config: TLS for outside clients (files, SNI certificates, optional client
 // certificates), HSTS, trusted proxies, and host/path routes to mesh upstreams. Schema and resolution.
+
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import type { Schema } from '../../../common/config/schema.js';
@@ -7,6 +8,7 @@ import { parseAddress } from '../../../common/config/validate-yaml.js';
 import { SpiffeId } from '../../../common/spiffe/spiffe-id.js';
 import { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { Address } from './address.js';
+import { type ExchangeLimits, exchangeLimitKeys, exchangeLimits, type RawExchangeLimits } from './exchange-limits.js';
 
 /**
  * An entry of edge[].trustedProxies: an IP address (v4 or v6) or an IPv4 CIDR whose prefix is 0-32 bits. Anything
@@ -20,7 +22,7 @@ function trustedProxyProblem(v: string): string | null {
   return /^\d{1,2}$/.test(bits) && Number(bits) <= 32 ? null : 'an IPv4 CIDR prefix is 0 to 32 bits';
 }
 
-export interface EdgeRouteConfig {
+export interface EdgeRouteConfig extends ExchangeLimits {
   readonly host: string;
   readonly pathPrefix: string;
   readonly upstream: Address;
@@ -98,6 +100,7 @@ export const edgeSchema: Schema = {
             unsafePlaintext: { type: 'boolean', default: false },
             protocol: { type: 'string', enum: ['http', 'http2', 'grpc'], default: 'http', description: 'How the edge speaks to the upstream' },
             timeout: { type: 'duration', min: 100, description: 'Total time for one request and its whole response; unset: no total, a stream runs while it makes progress' },
+            ...exchangeLimitKeys,
           },
         },
       },
@@ -118,7 +121,7 @@ export interface RawEdge {
   tlsMinVersion: '1.2' | '1.3';
   hstsMaxAge: number;
   trustedProxies?: string[];
-  routes: { host: string; pathPrefix: string; upstream: string; spiffeId?: string; unsafePlaintext: boolean; protocol: 'http' | 'http2' | 'grpc'; timeout?: number }[];
+  routes: ({ host: string; pathPrefix: string; upstream: string; spiffeId?: string; unsafePlaintext: boolean; protocol: 'http' | 'http2' | 'grpc'; timeout?: number } & RawExchangeLimits)[];
 }
 
 /** Resolves paths against `base`; `problem(path, message)` reports a cross-key error at its line. */
@@ -142,7 +145,7 @@ export function resolveEdge(raw: readonly RawEdge[], base: string, problem: (pat
         const { unsafePlaintext } = r;
         if (!unsafePlaintext && !r.spiffeId) problem(['edge', i, 'routes', j, 'spiffeId'], 'required: the SPIFFE ID the upstream must present (or unsafePlaintext: true)');
         if (unsafePlaintext && r.spiffeId) problem(['edge', i, 'routes', j, 'unsafePlaintext'], 'a plaintext route cannot check a SPIFFE ID; remove one of them');
-        return { host: r.host, pathPrefix: r.pathPrefix, upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext, protocol: r.protocol, ...(r.timeout ? { timeoutMs: r.timeout } : {}) };
+        return { host: r.host, pathPrefix: r.pathPrefix, upstream: parseAddress(r.upstream)!, ...(r.spiffeId ? { spiffeId: SpiffeId.parse(r.spiffeId) } : {}), unsafePlaintext, protocol: r.protocol, ...(r.timeout ? { timeoutMs: r.timeout } : {}), ...exchangeLimits(r) };
       }),
     };
   });

@@ -1,6 +1,7 @@
 // The proxy's config file (DESIGN.md section 8): schema, defaults, relative paths resolved against the file's
 // directory, and the cross-key checks a schema cannot express (unique names and ports). Errors name
 // file:line and key.
+
 import { dirname, resolve } from 'node:path';
 import { addressesOverlap } from '../../../common/config/address-overlap.js';
 import type { ObjectSchema, Schema } from '../../../common/config/schema.js';
@@ -13,6 +14,7 @@ import type { AppProbe } from '../admin/app-probe.js';
 import { DEFAULT_UPGRADES, upgradeConfigProblem } from '../http1/upgrade-offer.js';
 import type { Address } from './address.js';
 import { type EdgeConfig, edgeSchema, type RawEdge, resolveEdge } from './edge-config.js';
+import { type ExchangeLimits, exchangeLimitKeys, exchangeLimits } from './exchange-limits.js';
 import { type IdentityConfig, identitySchema, type RawIdentity, resolveIdentity } from './identity-config.js';
 import {
   limitsSchema,
@@ -21,8 +23,8 @@ import {
   type RawTransport,
   resolveLimits,
   resolveTransport,
-  transportSchema,
   type TransportSettings,
+  transportSchema,
 } from './limits-config.js';
 import {
   inboundRoutingKeys,
@@ -41,7 +43,7 @@ export type { IdentityConfig } from './identity-config.js';
 export type { ProxyLimits, TransportSettings } from './limits-config.js';
 export type { OutboundRoute, Registration, RoutingSettings } from './routing-config.js';
 
-export interface InboundConfig {
+export interface InboundConfig extends ExchangeLimits {
   readonly name: string;
   readonly listen: Address;
   readonly forwardTo: Address;
@@ -55,7 +57,7 @@ export interface InboundConfig {
   readonly registration?: Registration;
 }
 
-export interface OutboundConfig {
+export interface OutboundConfig extends ExchangeLimits {
   readonly name: string;
   readonly listen: Address;
   /** A fixed upstream, a discovered service, or any service by host (mode: http-proxy). */
@@ -107,7 +109,7 @@ const name: Schema = {
 };
 
 /** Keys every sidecar listener has. */
-const listenerKeys: Record<string, Schema> = { name, listen: { type: 'string', format: 'address', required: true }, protocol, timeout };
+const listenerKeys: Record<string, Schema> = { name, listen: { type: 'string', format: 'address', required: true }, protocol, timeout, ...exchangeLimitKeys };
 
 export const proxySchema: ObjectSchema = {
   type: 'object',
@@ -221,6 +223,8 @@ interface RawListener {
   tlsMinVersion?: '1.2' | '1.3';
   mtls?: 'strict' | 'permissive';
   timeout?: number;
+  requestTimeout?: number;
+  minRequestBodyRate?: number;
   service?: string;
   advertise?: string;
   zone?: string;
@@ -279,6 +283,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
       tlsMinVersion: l.tlsMinVersion,
       mtls: l.mtls,
       ...(l.timeout ? { timeoutMs: l.timeout } : {}),
+      ...exchangeLimits(l),
       ...(registration ? { registration } : {}),
     };
   });
@@ -288,6 +293,7 @@ export function parseProxyConfig(text: string, file: string): ProxyConfig {
     route: outboundRoute(l, i, problem),
     protocol: l.protocol,
     ...(l.timeout ? { timeoutMs: l.timeout } : {}),
+    ...exchangeLimits(l),
     retryable: l.retryable,
   }));
   const edge = resolveEdge(raw.edge ?? [], base, problem);

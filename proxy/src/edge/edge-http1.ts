@@ -10,7 +10,7 @@ import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fiel
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { incomingTraceOf, traceLines } from '../telemetry/trace-headers.js';
-import { type EdgeExchange, beginExchange, noteAdmission, recordExchange } from './edge-exchange.js';
+import { beginExchange, type EdgeExchange, noteAdmission, recordExchange } from './edge-exchange.js';
 import type { EdgeGate } from './edge-gate.js';
 
 /** Set by the edge from the real connection, or the edge's to set: never taken from the client. */
@@ -67,7 +67,7 @@ export function edgeHttp1Session(socket: TLSSocket, o: EdgeHttp1Deps): Http1Sess
         // Upgrades (a protocol in `upgrades:`) were authorized above like any request; after the app's 101 bytes flow both ways.
         // A plain upstream is an app: its copies of what only a proxy says are dropped (a sidecar's refusals pass).
         const dropResponse = up.route.spiffeId ? undefined : APP_RESPONSE_DROP;
-        return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, target: a.target !== path ? a.target : undefined, totalTimeoutMs: up.route.timeoutMs || undefined, ...(dropResponse ? { dropResponse } : {}) };
+        return { forward: true, strip: STRIP, add, pool: up.pool, upgrade: true, context: x, target: a.target !== path ? a.target : undefined, totalTimeoutMs: up.route.timeoutMs || undefined, limits: up.route, ...(dropResponse ? { dropResponse } : {}) };
       },
       // The record has the outcome's fields (status, bytes, error, responseFlags): passed as is.
       done: (r: ExchangeRecord, ctx: unknown) => recordExchange(o.recorder, o.listener, ctx as EdgeExchange, r, r.endMs),

@@ -21,6 +21,7 @@ import * as http2 from 'node:http2';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { cutStatus, refusalGrpcStatus, unflushed } from '../../../common/refusal-reasons.js';
 import type { Timers } from '../../../shared-io/timers.js';
+import type { ExchangeLimits } from '../config/exchange-limits.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS } from '../http1/http1-head.js';
@@ -109,12 +110,12 @@ export interface StreamSettings {
 /** A listener's stream settings: the proxy limits, the retry buffer and the listener's own `timeout`. */
 export function streamSettings(
   d: { readonly limits: Pick<ProxyLimits, 'requestTimeoutMs' | 'streamIdleTimeoutMs' | 'minRequestBodyRate' | 'headersTimeoutMs'>; readonly retryBufferBytes: number; readonly nowMs: () => number; readonly timers: StreamSettings['timers'] },
-  listener: { readonly timeoutMs?: number | undefined },
+  listener: { readonly timeoutMs?: number | undefined } & ExchangeLimits,
   onCut?: (reason: DeadlineFlag) => void,
   drainCuts?: DrainCuts,
 ): StreamSettings {
-  const bodyRate = { bytesPerSecond: d.limits.minRequestBodyRate, graceMs: d.limits.headersTimeoutMs };
-  return { requestMs: d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts, bodyRate };
+  const bodyRate = { bytesPerSecond: listener.minRequestBodyRate ?? d.limits.minRequestBodyRate, graceMs: d.limits.headersTimeoutMs };
+  return { requestMs: listener.requestTimeoutMs ?? d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts, bodyRate };
 }
 
 /**

@@ -48,6 +48,8 @@ export class Http1Exchange {
   readonly dropResponse: ReadonlySet<string> | null;
   /** The listener's or route's total time (`timeout`); Infinity: none. */
   readonly totalDeadlineMs: number;
+  /** Until the response head, from the request being complete (headDeadlineMs is set then). */
+  readonly requestTimeoutMs: number;
   /** The timer at totalDeadlineMs while the exchange runs; only an exchange with a total has one. */
   #totalTimer: TotalTimer | null = null;
   /** Until the response head: limits.requestTimeout from the moment the request is complete. */
@@ -112,6 +114,8 @@ export class Http1Exchange {
     upgrade: string | null;
     dropResponse?: ReadonlySet<string> | undefined;
     totalTimeoutMs: number | undefined;
+    /** limits.requestTimeout, or the route's own: from the request being complete until the response head. */
+    requestTimeoutMs: number;
     reqFramer: BodyFramer | null;
     /** limits.minRequestBodyRate (0 or absent: no pace) and the grace before it is judged. */
     minBodyRate?: { readonly bytesPerSecond: number; readonly graceMs: number } | undefined;
@@ -128,6 +132,7 @@ export class Http1Exchange {
     this.upgrade = init.upgrade;
     this.dropResponse = init.dropResponse ?? null;
     this.totalDeadlineMs = init.totalTimeoutMs ? init.startMs + init.totalTimeoutMs : Number.POSITIVE_INFINITY;
+    this.requestTimeoutMs = init.requestTimeoutMs;
     this.reqFramer = init.reqFramer;
     this.reqDone = init.reqFramer === null;
     this.pending = [init.upstreamHead];

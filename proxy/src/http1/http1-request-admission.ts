@@ -79,9 +79,11 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     upgrade: forward ? upgrade : null,
     dropResponse: plan.forward && forward ? plan.dropResponse : undefined,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
+    // A route's own requestTimeout and minRequestBodyRate (the edge's), over the listener's.
+    requestTimeoutMs: (plan.forward && plan.limits?.requestTimeoutMs) || o.limits.requestTimeoutMs,
     reqFramer: forward ? framerFor(framing, 'drop', o.limits) : null,
     // Only a request with a body is paced: nothing of it is made for the rest (a GET).
-    minBodyRate: framing.kind === 'none' ? undefined : { bytesPerSecond: o.limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
+    minBodyRate: framing.kind === 'none' ? undefined : { bytesPerSecond: (plan.forward ? plan.limits?.minRequestBodyRate : undefined) ?? o.limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
   });
   return {
     ex,

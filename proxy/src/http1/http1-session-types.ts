@@ -1,6 +1,8 @@
 // The contract between the HTTP/1.1 session and the listener that owns it: limits, per-request plan, hooks.
-import type { Timers } from '../../../shared-io/timers.js';
+
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import type { Timers } from '../../../shared-io/timers.js';
+import type { ExchangeLimits } from '../config/exchange-limits.js';
 import type { ExchangeRoute } from '../routing/exchange-route.js';
 import type { ConnectionPool } from '../upstream/connection-pool.js';
 import type { HeadLimits, HttpHead } from './http1-head.js';
@@ -31,6 +33,8 @@ export interface ForwardPlan {
   readonly replayBodyBytes?: number;
   /** Total time for the exchange (a listener's or route's `timeout`); overrides SessionOptions.totalTimeoutMs. */
   readonly totalTimeoutMs?: number;
+  /** A route's own requestTimeout and minRequestBodyRate (an edge route's); over SessionOptions.limits. */
+  readonly limits?: ExchangeLimits;
   /**
    * Lets an upgrade request (Upgrade + Connection: upgrade, HTTP/1.1, a protocol in SessionOptions.upgrades) go
    * upstream as one: after the app's 101 the connection carries bytes both ways. Absent: such a request is answered

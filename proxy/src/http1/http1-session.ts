@@ -5,19 +5,19 @@
 // flight lives in its Http1Exchange, made per request by http1-request-admission.ts, its answer is read by
 // http1-response.ts, an upgraded connection is relayed by http1-tunnel.ts, the client socket is Http1Downstream.
 import { isTesseraError } from '../../../common/errors.js';
-import { connectFailureReason } from '../routing/exchange-route.js';
 import { cutStatus, type RefusalReason } from '../../../common/refusal-reasons.js';
+import { connectFailureReason } from '../routing/exchange-route.js';
 import type { UpstreamConn, UpstreamOwner } from '../upstream/connection-pool.js';
-import type { ByteSocket } from './byte-socket.js';
 import { UntilCloseFramer } from './body-framer.js';
+import type { ByteSocket } from './byte-socket.js';
 import { Http1Downstream } from './http1-downstream.js';
 import type { ExchangeFlag, Http1Exchange } from './http1-exchange.js';
 import { admitRequest } from './http1-request-admission.js';
 import { type ResponseStep, readResponseHead, relayResponseBody } from './http1-response.js';
-import { intoTheVoid } from './void-deadline.js';
-import type { SessionOptions } from './http1-session-types.js';
 import { St } from './http1-session-state.js';
+import type { SessionOptions } from './http1-session-types.js';
 import { Http1Tunnel } from './http1-tunnel.js';
+import { intoTheVoid } from './void-deadline.js';
 
 export class Http1Session implements UpstreamOwner {
   readonly #client: Http1Downstream;
@@ -202,10 +202,10 @@ export class Http1Session implements UpstreamOwner {
     if (!ex.conn && this.#st === St.Body) client.pause();
   }
 
-  /** The whole request is read: from now the upstream has limits.requestTimeout to send the response head. */
+  /** The whole request is read: from now the upstream has limits.requestTimeout (or its route's) to send the head. */
   #requestComplete(ex: Http1Exchange, now: number): void {
     ex.reqDone = true;
-    ex.headDeadlineMs = now + this.#o.limits.requestTimeoutMs;
+    ex.headDeadlineMs = now + ex.requestTimeoutMs;
     this.#st = St.Await;
   }
 

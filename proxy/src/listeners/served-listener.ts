@@ -4,6 +4,7 @@
 // (inbound/outbound × HTTP/1.1+TCP/HTTP/2) add only their protocol. A base class rather than a member: the
 // Listener surface is the same for every kind, and delegating it member by member would be the very copy it removes.
 import type * as net from 'node:net';
+import { type ExchangeLimits, withExchangeLimits } from '../config/exchange-limits.js';
 import type { Address } from '../config/proxy-config.js';
 import type { ByteSocket } from '../http1/byte-socket.js';
 import { Http1Session } from '../http1/http1-session.js';
@@ -18,7 +19,7 @@ import { type Connection, SessionSet } from './session-set.js';
 
 type ListenerHooks = Omit<SessionHooks, 'rejected' | 'upgraded'>;
 
-export class ServedListener<C extends { readonly name: string; readonly listen: Address; readonly timeoutMs?: number }> implements Listener {
+export class ServedListener<C extends { readonly name: string; readonly listen: Address; readonly timeoutMs?: number } & ExchangeLimits> implements Listener {
   readonly kind: 'inbound' | 'outbound';
   readonly config: C;
   protected readonly d: ListenerDeps;
@@ -115,7 +116,8 @@ export class ServedListener<C extends { readonly name: string; readonly listen: 
     const d = this.d;
     const kind = this.kind;
     const options: SessionOptions = {
-      limits: d.limits,
+      // The listener's own requestTimeout and minRequestBodyRate, over the proxy-wide ones.
+      limits: withExchangeLimits(d.limits, this.config),
       responseLimits: { maxHeaderBytes: d.limits.maxResponseHeaderBytes, maxHeaders: d.limits.maxResponseHeaders },
       upgrades: d.upgrades,
       ...(pool ? { pool } : {}),
