@@ -6,10 +6,10 @@ import { request as httpsRequest } from 'node:https';
 import { connect as netConnect } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
-import { type InjectorWebhook, MAX_REVIEW_BYTES, type WebhookLimits, WEBHOOK_LIMITS, startInjectorWebhook } from '../../control-plane/src/injector/webhook-server.js';
-import { INJECTOR_HOST, type ServingPki, TEST_CONFIG, admissionReview, appPod, servingPki, testBundlePem } from '../helpers/injector-fixtures.js';
-import { until } from '../helpers/until.js';
 import { systemClock } from '../../common/clock.js';
+import { type InjectorWebhook, MAX_REVIEW_BYTES, startInjectorWebhook, WEBHOOK_LIMITS, type WebhookLimits } from '../../control-plane/src/injector/webhook-server.js';
+import { admissionReview, appPod, INJECTOR_HOST, type ServingPki, servingPki, TEST_CONFIG, testBundlePem } from '../helpers/injector-fixtures.js';
+import { until } from '../helpers/until.js';
 
 let webhook: InjectorWebhook | undefined;
 let pki: ServingPki;
@@ -213,5 +213,20 @@ describe('TLS', () => {
       await expect(tls(port, { maxVersion: 'TLSv1.2', ciphers: cbc })).rejects.toThrow();
     }
     expect((await tls(port)).getProtocol()).toBe('TLSv1.3');
+  });
+
+  // Audit 62i F1: Node allowed three renegotiations a connection (a full handshake's CPU each) and logged the fourth
+  // as a refused request, 400 ERR_TLS_SESSION_ATTACK.
+  test('a TLS 1.2 client that asks to renegotiate is refused at the first ask, and a line says so', async () => {
+    const port = await start({});
+    const s = await tls(port, { maxVersion: 'TLSv1.2' });
+    s.on('error', () => {});
+    s.resume(); // the renegotiation and the close travel through reads
+    const renegotiated = await new Promise<boolean>((resolve) => {
+      s.renegotiate({ rejectUnauthorized: false }, (err) => resolve(!err));
+      s.once('close', () => resolve(false));
+    });
+    expect(renegotiated).toBe(false);
+    await until('the refusal is logged', () => logged.some((l) => JSON.stringify(l.obj).includes('TLS renegotiation refused')), 5_000, 20);
   });
 });
