@@ -3,7 +3,7 @@
 // what the session under test answers, frame by frame (the hostile-peer tests read the GOAWAY and its code).
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import { HEADER_BYTES, MUX_ALPN, type FrameType, header, payloadBytes, readHeader } from '../../proxy/src/mux/mux-frame.js';
+import { FrameType, HEADER_BYTES, header, MUX_ALPN, payloadBytes, readHeader } from '../../proxy/src/mux/mux-frame.js';
 import { TestCa } from './test-ca.js';
 import { until } from './until.js';
 
@@ -123,4 +123,20 @@ export class RawPeer {
     await until(what, () => this.frames.some(pred), timeoutMs, 10);
     return this.frames.find(pred)!;
   }
+}
+
+/**
+ * A raw tessera-mux/1 client of a real proxy's mTLS listener at `port` (a mesh peer holding an SVID: `tlsOptions`
+ * from tlsOptionsOf, ALPN set here), once the server's SETTINGS have arrived. Throws if tessera-mux/1 was not agreed.
+ */
+export async function rawMuxClient(port: number, tlsOptions: tls.ConnectionOptions): Promise<RawPeer> {
+  const socket = tls.connect({ host: '127.0.0.1', port, ...tlsOptions, ALPNProtocols: [MUX_ALPN], checkServerIdentity: () => undefined });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  if (socket.alpnProtocol !== MUX_ALPN) throw new Error(`ALPN ${String(socket.alpnProtocol)}, not ${MUX_ALPN}`);
+  const raw = new RawPeer(socket);
+  await raw.next('SETTINGS', (f) => f.type === FrameType.Settings);
+  return raw;
 }

@@ -5,11 +5,11 @@
 // past limits.maxConcurrentStreams of them (100 here) the session is drained (GOAWAY) and `premature_reset` counted
 // once; fewer are ordinary cancellations. Real sidecars, a raw mux client as web, a real app.
 import { join } from 'node:path';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
-import { Flag, FrameType, MUX_ALPN, MuxCode } from '../../proxy/src/mux/mux-frame.js';
+import { Flag, FrameType, MuxCode } from '../../proxy/src/mux/mux-frame.js';
 import { type MeshApp, proxyMetric, startMeshApp } from '../helpers/mux-mesh.js';
-import { frame, RawPeer } from '../helpers/mux-wire.js';
+import { frame, type RawPeer, rawMuxClient } from '../helpers/mux-wire.js';
 import { tlsOptionsOf } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
@@ -36,7 +36,7 @@ beforeAll(async () => {
     outbound: (ports) => [`{ name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${ports.get('inbound/app')}, spiffeId: ${API} }`],
   });
   const files = { certFile: join(dir, 'web', 'svid.pem'), keyFile: join(dir, 'web', 'key.pem'), bundleFile: join(dir, 'web', 'bundle.pem') };
-  webTls = { ...(await tlsOptionsOf(files)), ALPNProtocols: [MUX_ALPN], checkServerIdentity: () => undefined };
+  webTls = await tlsOptionsOf(files);
 }, 60_000);
 
 afterAll(async () => {
@@ -46,14 +46,7 @@ afterAll(async () => {
 });
 
 async function muxClient(): Promise<RawPeer> {
-  const socket = tls.connect({ host: '127.0.0.1', port: pair.api.ports.get('inbound/app')!, ...webTls });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  });
-  const raw = new RawPeer(socket);
-  await raw.next('SETTINGS', (f) => f.type === FrameType.Settings);
-  return raw;
+  return rawMuxClient(pair.api.ports.get('inbound/app')!, webTls);
 }
 
 /** Opens `count` streams from `firstId` in batches of 25, each a slow GET reset right after its head. */

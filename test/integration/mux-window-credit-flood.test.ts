@@ -7,11 +7,11 @@
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { Flag, FrameType, MUX_ALPN, MuxCode, STREAM_WINDOW } from '../../proxy/src/mux/mux-frame.js';
+import { Flag, FrameType, MuxCode, STREAM_WINDOW } from '../../proxy/src/mux/mux-frame.js';
 import { type MeshApp, proxyMetric, sha256, startMeshApp } from '../helpers/mux-mesh.js';
-import { RawPeer, frame } from '../helpers/mux-wire.js';
+import { frame, type RawPeer, rawMuxClient } from '../helpers/mux-wire.js';
 import { tlsOptionsOf } from '../helpers/proxy-process.js';
 import { makeTempDir } from '../helpers/run.js';
 import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
@@ -40,7 +40,7 @@ beforeAll(async () => {
     outbound: (ports) => [`{ name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${ports.get('inbound/app')}, spiffeId: ${API} }`],
   });
   const files = { certFile: join(dir, 'web', 'svid.pem'), keyFile: join(dir, 'web', 'key.pem'), bundleFile: join(dir, 'web', 'bundle.pem') };
-  webTls = { ...(await tlsOptionsOf(files)), ALPNProtocols: [MUX_ALPN], checkServerIdentity: () => undefined };
+  webTls = await tlsOptionsOf(files);
 }, 60_000);
 
 afterAll(async () => {
@@ -51,15 +51,7 @@ afterAll(async () => {
 
 /** A raw tessera-mux/1 client of api's inbound listener, as web, the server's SETTINGS read. */
 async function muxClient(): Promise<RawPeer> {
-  const socket = tls.connect({ host: '127.0.0.1', port: pair.api.ports.get('inbound/app')!, ...webTls });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  });
-  expect(socket.alpnProtocol).toBe(MUX_ALPN);
-  const raw = new RawPeer(socket);
-  await raw.next('SETTINGS', (f) => f.type === FrameType.Settings);
-  return raw;
+  return rawMuxClient(pair.api.ports.get('inbound/app')!, webTls);
 }
 
 const faults = async (direction: string) => {
