@@ -67,7 +67,7 @@ beforeAll(async () => {
   ({ dir, cleanup } = await makeTempDir());
   const cpDir = join(dir, 'cp');
   // Short SVIDs: the proxy renews within seconds, and the old authority's last SVIDs expire soon after the activate.
-  cp = await startControlPlaneProcess(cpDir, await writeControlPlaneConfig(cpDir, 'svid: { ttl: 20s, backdate: 3s }'));
+  cp = await startControlPlaneProcess(cpDir, await writeControlPlaneConfig(cpDir, 'svid: { ttl: 20s, maxTtl: 20s, backdate: 3s }'));
   const [host, port] = cp.grpc.split(':') as [string, string];
   relay = partitionableRelay({ host, port: Number(port) });
 }, 60_000);

@@ -2,9 +2,9 @@
 // one (ECDSA P-256 keys, SPIFFE trust-domain URI SAN on both CA certificates) and the records persisted for it.
 // An authority whose root is offline has the root certificate only: its key is held elsewhere (another machine,
 // an upstream CA) and its intermediates are signed there, never minted here (docs/offline-root.md).
-import { type X509Certificate, randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import { issueCertificate } from '../../../common/pki/cert-builder.js';
-import { type KeyPair, generateKeyPair } from '../../../common/pki/keys.js';
+import { generateKeyPair, type KeyPair } from '../../../common/pki/keys.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 
 export type AuthorityState = 'prepared' | 'active' | 'retired';
@@ -70,6 +70,13 @@ export interface LoadedAuthority {
 export interface CaLifetimes {
   readonly rootTtlMs: number;
   readonly intermediateTtlMs: number;
+  /**
+   * svid.maxTtl: a retired authority is removed by itself no sooner than this after its retirement, whatever the
+   * inventory says. An inventory that knows no SVID of it (a control plane run over a writable copy of a Secret to
+   * prepare and activate, as docs/kubernetes.md has it) removed the old root 2 s after the activation, and the Secret
+   * built from that copy refused every sidecar still holding an SVID of it (audit 62h F1). Absent: no such floor.
+   */
+  readonly svidMaxTtlMs?: number;
 }
 
 /** CA certificates are valid from this long before they are made (clock skew between hosts). */

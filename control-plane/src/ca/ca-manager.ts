@@ -22,19 +22,19 @@ import {
   type CaLifetimes,
   type CaStateFile,
   type CertWithKey,
-  type LoadedAuthority,
-  type PendingIntermediateRecord,
   createIntermediate,
   createRoot,
+  type LoadedAuthority,
   newAuthorityId,
+  type PendingIntermediateRecord,
   serialOf,
 } from './authority.js';
 import type { AuthorityPersistence, LoadedAuthorities, PersistenceMode } from './authority-persistence.js';
-import { type ChainEndsWith, type ChainValidity, chainPastHalfLife, chainValidity, rootWarningFromMs } from './chain-end.js';
 import type { MaterialFile } from './authority-store.js';
-import { type CaEvent, type Plan, intermediateMaterial, intermediateRecord, isConflict, unchanged } from './ca-plan.js';
+import { type CaEvent, intermediateMaterial, intermediateRecord, isConflict, type Plan, unchanged } from './ca-plan.js';
+import { type ChainEndsWith, type ChainValidity, chainPastHalfLife, chainValidity, rootWarningFromMs } from './chain-end.js';
 import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
-import { type InstallRequest, type InstalledIntermediate, type IntermediateRequest, installPlan, requestPlan } from './offline-root-plans.js';
+import { type InstalledIntermediate, type InstallRequest, type IntermediateRequest, installPlan, requestPlan } from './offline-root-plans.js';
 
 export type { CaEvent } from './ca-plan.js';
 
@@ -287,7 +287,8 @@ export class CaManager {
   }
 
   /**
-   * Writable store: rotate at half-life, prune, remove retired authorities nothing chains to. Read-only store:
+   * Writable store: rotate at half-life, prune, remove retired authorities nothing chains to (and none could: retired
+   * for svid.maxTtl at least). Read-only store:
    * only the replica's own in-memory intermediates change (`force`: a fresh one now); the authorities are the
    * Secret's and change only when the Secret does.
    */
@@ -302,7 +303,8 @@ export class CaManager {
     const removed: string[] = [];
     const records: AuthorityRecord[] = [];
     for (const a of this.#state.authorities) {
-      if (!inMemory && a.state === 'retired' && (await this.#o.liveSvids(a.id, now)).count === 0) {
+      const settled = now >= (a.retiredAtMs ?? 0) + (this.#o.lifetimes.svidMaxTtlMs ?? 0);
+      if (!inMemory && a.state === 'retired' && settled && (await this.#o.liveSvids(a.id, now)).count === 0) {
         removed.push(a.id);
         events.push({ event: 'ca.removed', authority: a.id, detail: { automatic: true } });
         continue;

@@ -1,16 +1,17 @@
 // The CA state machine on a real data dir and an injected clock: the first authority is created and persisted,
 // a rotation keeps the old root in the bundle while a live SVID chains to it, intermediates rotate at half-life and
 // expired ones are pruned, and the refusals carry their codes.
-import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
+
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { serialOf } from '../../../../control-plane/src/ca/authority.js';
+import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { AuthorityStore, STATE_FILE } from '../../../../control-plane/src/ca/authority-store.js';
 import { CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
-import { serialOf } from '../../../../control-plane/src/ca/authority.js';
-import { DAY_MS, TEST_LIFETIMES, type TestCaParts, openTestCa } from '../../../helpers/control-plane-parts.js';
+import { DAY_MS, openTestCa, TEST_LIFETIMES, type TestCaParts } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { tempDirPerTest } from '../../../helpers/temp-dir.js';
 
@@ -88,6 +89,24 @@ describe('CaManager', () => {
     parts = await openTestCa(tmp.dir, time);
     expect(parts.ca.current().authorities.map((a) => a.record.id)).toEqual([prepared.id]);
     expect(existsSync(join(tmp.dir, 'ca', `${oldId}-root.key`))).toBe(false);
+  });
+
+  // Audit 62h F1: over a writable copy of a Secret (docs/kubernetes.md's rotation), the inventory knows no SVID of the
+  // old authority, and it was removed 2 s after the activation; a Secret made from that copy refused every sidecar.
+  test('a retired authority that no recorded SVID chains to stays svid.maxTtl after its retirement before it goes by itself', async () => {
+    parts = await openTestCa(tmp.dir, time, { ...TEST_LIFETIMES, svidMaxTtlMs: DAY_MS });
+    const p = parts;
+    const oldId = p.ca.current().signer.authorityId;
+    await p.ca.prepare();
+    await p.ca.activate();
+    time.advance(60_000);
+    expect(await p.ca.maintain()).toEqual([]);
+    time.advance(DAY_MS - 120_000);
+    expect(await p.ca.maintain()).toEqual([]);
+    expect(p.ca.current().bundle.authorities).toHaveLength(2);
+    time.advance(60_000);
+    expect(await p.ca.maintain()).toEqual([{ event: 'ca.removed', authority: oldId, detail: { automatic: true } }]);
+    expect(p.ca.current().bundle.authorities).toHaveLength(1);
   });
 
   test('the intermediate rotates at half-life, the previous one stays until it expires, then is pruned', async () => {
