@@ -184,12 +184,27 @@ test('the drain deadline of the caller\'s own proxy (SIGTERM) ends every gRPC ca
   const web = await caller('web3', 'limits: { drainTimeout: 1s }\n');
   const h2 = h2Downloads(web.ports.get('outbound/h2')!, 'web3');
   const calls = grpcWatches(web.ports.get('outbound/grpc')!);
-  await until('every stream is flowing', () => h2.bytes().every((b) => b >= 128) && calls.messages().every((m) => m >= 2), 15_000, 50);
+  // A client-streaming call has no response head yet at the cut: it gets the same status, trailers-only (audit 62j F1).
+  const uploader = streamsClient(`127.0.0.1:${web.ports.get('outbound/grpc')!}`);
+  clients.push(uploader);
+  let uploaded = 0;
+  const upload = new Promise<{ code: number; details: string }>((resolve) => {
+    const call = uploader.Upload((e) => resolve(e ? { code: e.code, details: e.details } : { code: 0, details: '' }));
+    const tick = setInterval(() => {
+      if (call.writable) call.write({ text: 'u' }, () => uploaded++);
+    }, 50);
+    call.on('error', () => clearInterval(tick));
+    call.on('status', () => clearInterval(tick));
+  });
+  await until('every stream is flowing', () => h2.bytes().every((b) => b >= 128) && calls.messages().every((m) => m >= 2) && uploaded >= 2, 15_000, 50);
   expect(await web.stop()).toBe(0);
+  expect(await upload).toEqual({ code: 14, details: 'proxy shutting down' });
   const [h2Ends, grpcEnds] = await Promise.all([h2.ends, calls.codes]);
   expect(h2Ends.map((e) => ({ ended: e.ended, reset: e.rstCode !== 0 }))).toEqual(Array(STREAMS).fill({ ended: false, reset: true }));
   expect(grpcEnds).toEqual(Array(STREAMS).fill({ code: 14, details: 'proxy shutting down' }));
   const grpcLines = (await accessLines('web3')).filter((l) => l.path === WATCH).map((l) => ({ grpcStatus: l.grpcStatus, responseFlags: l.responseFlags }));
+  const uploadLines = (await accessLines('web3')).filter((l) => l.path?.endsWith('/Upload')).map((l) => ({ grpcStatus: l.grpcStatus, responseFlags: l.responseFlags }));
+  expect(uploadLines).toEqual([{ grpcStatus: 14, responseFlags: 'drain_timeout' }]);
   expect(grpcLines).toEqual(Array(STREAMS).fill({ grpcStatus: 14, responseFlags: 'drain_timeout' }));
 }, 90_000);
 

@@ -222,12 +222,13 @@ export function forwardStream(stream: http2.ServerHttp2Stream, headers: http2.Ou
       const drained = t.drainCuts?.has(downSession) ?? false;
       flag = drained ? 'drain_timeout' : 'downstream_closed';
       grpcStatus = String(GRPC_UNAVAILABLE);
+      const fields = { 'grpc-status': grpcStatus, 'grpc-message': drained ? 'proxy shutting down' : 'connection cut' };
       if (canRespond(stream)) {
         status = 200;
-        respondLocal(stream, true, 200, 'upstream_unavailable', GRPC_UNAVAILABLE);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc', ...fields }, { endStream: true }); // trailers-only
       } else {
         req?.unpipe(stream);
-        trailers = { 'grpc-status': grpcStatus, 'grpc-message': drained ? 'proxy shutting down' : 'connection cut' };
+        trailers = fields;
         stream.end();
       }
       if (req) cancelUpstream(req);
