@@ -321,8 +321,11 @@ export class CaManager {
         newIntermediates.push([a.id, next]);
         events.push({ event: 'ca.intermediate_rotated', authority: a.id, detail: { previous: last.serial, serial: ir.serial, notAfterMs: ir.notAfterMs, ...(inMemory ? { inMemory: true } : {}) } });
       }
-      // Expired intermediates can sign nothing and verify nothing live: drop all but the newest.
-      const kept = rec.intermediates.filter((i, n) => n === rec.intermediates.length - 1 || i.notAfterMs > now);
+      // Expired intermediates can sign nothing and verify nothing live: drop them, keeping the newest when none is live.
+      // The newest live one signs: an offline root's renewal installed shorter than the one before it stopped all
+      // issuance at its end while the longer one was still held (audit 62h F2).
+      const live = rec.intermediates.filter((i) => i.notAfterMs > now);
+      const kept = live.length > 0 ? live : rec.intermediates.slice(-1);
       if (kept.length !== rec.intermediates.length) rec = { ...rec, intermediates: kept };
       records.push(rec);
     }
@@ -431,7 +434,7 @@ export class CaManager {
   }
 }
 
-/** An authority's newest intermediate, ready to sign leaves. */
+/** An authority's newest intermediate (maintenance drops expired ones while an older one is live), ready to sign leaves. */
 function signingAuthority(a: LoadedAuthority): SigningAuthority {
   const inter = a.intermediates.at(-1)!;
   // The chain's end, not the intermediate's own: an intermediate installed before it was refused may outlive its root.

@@ -3,19 +3,19 @@
 // no root key is ever written, the pending request's key survives a restart, an offline root's intermediate is
 // never rotated here (a warning instead, from half-life), a renewal joins the same authority, a new root becomes a
 // prepared authority, and a managed CA can take an offline root as its successor.
-import { type X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { createPrivateKey, createPublicKey, type X509Certificate } from 'node:crypto';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
 import { parseCsr } from '../../../../common/pki/csr-parse.js';
-import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
+import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
+import { serialOf } from '../../../../control-plane/src/ca/authority.js';
 import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { AuthorityStore, STATE_FILE } from '../../../../control-plane/src/ca/authority-store.js';
-import { serialOf } from '../../../../control-plane/src/ca/authority.js';
 import { type CaEvent, CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
 import { intermediateCsrPem } from '../../../../control-plane/src/ca/offline-intermediate.js';
 import { svidValidity } from '../../../../control-plane/src/issuance/svid-policy.js';
@@ -148,6 +148,22 @@ describe('CaManager with an offline root', () => {
     time.advance(5 * DAY_MS);
     await b.ca.maintain();
     expect(b.ca.current().authorities[0]!.intermediates.map((i) => serialOf(i.cert))).toEqual([renewal.serial]);
+  });
+
+  // Audit 62h F2: the newest intermediate always signed, so a renewal installed with a shorter life than the one before
+  // stopped issuance at its end (TESSERA_ERR_CA_NO_INTERMEDIATE) though the longer one was still held.
+  test('a renewal shorter than the intermediate before it signs until it ends, then the longer one signs again', async () => {
+    const time = new FakeTime(Date.UTC(2026, 0, 1));
+    const holder = await RootHolder.create(time);
+    const a = await open(tmp.dir, time);
+    const long = await a.ca.installIntermediate({ certPem: await holder.sign((await a.ca.requestIntermediate()).csrPem, time, 30 * DAY_MS), rootPem: holder.pem });
+    const short = await a.ca.installIntermediate({ certPem: await holder.sign((await a.ca.requestIntermediate(true)).csrPem, time, DAY_MS), rootPem: holder.pem });
+    expect(serialOf(a.ca.current().signer.intermediate)).toBe(short.serial);
+    time.advance(DAY_MS + 1_000);
+    await a.ca.maintain();
+    expect(a.ca.current().authorities[0]!.intermediates.map((i) => serialOf(i.cert))).toEqual([long.serial]);
+    expect(serialOf(a.ca.current().signer.intermediate)).toBe(long.serial);
+    expect(a.ca.current().signer.notAfterMs).toBeGreaterThan(time.nowMs());
   });
 
   test('a new root while one is active becomes a prepared authority (activate, or --activate at once); a second new root is refused while one is prepared', async () => {
