@@ -13,9 +13,9 @@ import { realTimers, type Timers } from '../../../shared-io/timers.js';
 import { adminSocketPath } from '../admin/admin-client.js';
 import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import { auditCaRecovery } from './audit-recovery.js';
+import { type CaLifetimes, serialOf } from './authority.js';
 import { type AuthorityPersistence, filePersistence } from './authority-persistence.js';
 import { AuthorityStore, type CrashPoint } from './authority-store.js';
-import { type CaLifetimes, serialOf } from './authority.js';
 import { CaManager } from './ca-manager.js';
 import { awaitFirstIntermediate } from './offline-root-wait.js';
 
@@ -56,17 +56,23 @@ export async function openCa(o: OpenCaOptions): Promise<CaManager> {
     warned.set(key, now);
     return true;
   };
+  const store =
+    o.shared?.persistence ??
+    filePersistence(
+      new AuthorityStore({
+        dir: join(o.dataDir, 'ca'),
+        clock,
+        trustDomain: o.trustDomain,
+        ...(crashAt ? { crashHook: (p: CrashPoint) => p === crashAt && process.kill(process.pid, 'SIGKILL') } : {}),
+      }),
+    );
+  // On a read-only plug-in Secret the intermediate is renewed in the Secret itself: intermediate-csr is refused there.
+  const renewal =
+    store.mode === 'fixed'
+      ? "have the root sign a new intermediate and put it in the Secret (ca-cert.pem, ca-key.pem), then restart the replicas (docs/offline-root.md, 'Kubernetes: a plug-in CA Secret')"
+      : 'have the root sign a new one (`tessera ca intermediate-csr`, then `tessera ca install-intermediate`)';
   const ca = await CaManager.open({
-    store:
-      o.shared?.persistence ??
-      filePersistence(
-        new AuthorityStore({
-          dir: join(o.dataDir, 'ca'),
-          clock,
-          trustDomain: o.trustDomain,
-          ...(crashAt ? { crashHook: (p: CrashPoint) => p === crashAt && process.kill(process.pid, 'SIGKILL') } : {}),
-        }),
-      ),
+    store,
     ...(o.shared ? { leads: o.shared.leads } : {}),
     trustDomain: o.trustDomain,
     lifetimes: o.lifetimes,
@@ -86,7 +92,7 @@ export async function openCa(o: OpenCaOptions): Promise<CaManager> {
       if (!due(`int:${serialOf(cert)}`, now)) return;
       o.log.warn?.(
         { authority, serial: serialOf(cert), notAfter: iso(chain.notAfterMs), secondsLeft: secondsLeft(chain.notAfterMs, now) },
-        "the offline root's signing intermediate is past half its lifetime and cannot be renewed here: have the root sign a new one (`tessera ca intermediate-csr`, then `tessera ca install-intermediate`); issuance stops when it expires",
+        `the offline root's signing intermediate is past half its lifetime and cannot be renewed here: ${renewal}; issuance stops when it expires`,
       );
     },
     onRootDue: (authority, root, managed, prepared) => {

@@ -16,6 +16,8 @@ import { offlineAuthorityId, serialOf } from '../../../../control-plane/src/ca/a
 import { filePersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { AuthorityStore } from '../../../../control-plane/src/ca/authority-store.js';
 import { type CaEvent, CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
+import { openCa } from '../../../../control-plane/src/ca/open-ca.js';
+import { openSqliteStore } from '../../../../control-plane/src/store/sqlite/open-sqlite-store.js';
 import { DAY_MS } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 import { makeTempDir } from '../../../helpers/run.js';
@@ -94,6 +96,23 @@ describe.skipIf(!MOUNTABLE)('a plug-in CA Secret (offline root)', () => {
     expect(serialOf(ca.current().signer.intermediate)).toBe(serialOf(int.cert));
     expect(await codeOf(ca.requestIntermediate())).toMatch(/^TESSERA_ERR_CA_READ_ONLY/);
     expect(listing(mount.target)).toEqual(before);
+  });
+
+  // Audit 62h F3: the half-life warning sent the operator to intermediate-csr, which a read-only Secret refuses.
+  test('the half-life warning says to renew the intermediate in the Secret, not with intermediate-csr', async () => {
+    const time = new FakeTime(T0);
+    const root = await rootPair();
+    const mount = await mounted(cacerts(root, await intermediatePair(root)));
+    const storeDir = await makeTempDir();
+    undo.push(storeDir.cleanup);
+    const store = await openSqliteStore(storeDir.dir);
+    undo.push(() => store.close());
+    const warnings: string[] = [];
+    const ca = await openCa({ dataDir: join(mount.target, '..'), trustDomain: TD, lifetimes: { rootTtlMs: 365 * DAY_MS, intermediateTtlMs: DAY_MS }, rootMode: 'offline', clock: time, inventory: store.inventory, audit: store.audit, log: { info: () => undefined, warn: (_o, msg) => warnings.push(msg), error: () => undefined }, onChange: () => undefined });
+    time.advance(6 * DAY_MS); // past half of the 10-day intermediate
+    await ca.maintain();
+    expect(warnings.filter((w) => w.includes('past half its lifetime'))).toEqual([expect.stringContaining('put it in the Secret (ca-cert.pem, ca-key.pem)')]);
+    expect(warnings.join('\n')).not.toContain('intermediate-csr');
   });
 
   test('a bad Secret is refused at open with the install check code, naming the directory', async () => {
