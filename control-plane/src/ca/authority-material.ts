@@ -4,6 +4,7 @@
 import { X509Certificate } from 'node:crypto';
 import { TesseraError } from '../../../common/errors.js';
 import { type KeyPair, keyMatchesPublicKey, keyPairFromPem } from '../../../common/pki/keys.js';
+import { readCertFields } from '../../../common/spiffe/x509-fields.js';
 import type { AuthorityRecord, AuthorityRoot, CertWithKey, LoadedAuthority, PendingIntermediateRecord } from './authority.js';
 
 export function corrupt(message: string, cause?: unknown, file?: string): TesseraError {
@@ -24,7 +25,18 @@ export function caCertFromPem(certPem: Buffer | string, from: string): X509Certi
   } catch (e) {
     throw corrupt(`${from} is not a certificate: ${(e as Error).message}`, e, from);
   }
-  if (!cert.ca) throw corrupt(`${from} is not a CA certificate (basicConstraints cA is not true)`, undefined, from);
+  if (!cert.ca) {
+    // Node reads CA:TRUE without keyCertSign as no CA at all: say which of the two is missing (audit 62h F4).
+    const f = (() => {
+      try {
+        return readCertFields(cert.raw);
+      } catch {
+        return null;
+      }
+    })();
+    const why = f?.isCa && f.keyUsage && !f.keyUsage.keyCertSign ? 'lacks keyUsage keyCertSign' : 'is not a CA certificate (basicConstraints cA is not true)';
+    throw corrupt(`${from} ${why}`, undefined, from);
+  }
   return cert;
 }
 

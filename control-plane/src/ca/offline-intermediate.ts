@@ -10,9 +10,9 @@ import { createCsr } from '../../../common/pki/csr.js';
 import { type KeyPair, keyMatchesPublicKey } from '../../../common/pki/keys.js';
 import { decodeCertificates, encodePem } from '../../../common/pki/pem.js';
 import { x509 } from '../../../common/pki/x509-lib.js';
+import { nameConstraintViolation } from '../../../common/spiffe/name-constraints.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import { type CertFields, readCertFields } from '../../../common/spiffe/x509-fields.js';
-import { nameConstraintViolation } from '../../../common/spiffe/name-constraints.js';
 import { caRuleFailure } from '../../../common/spiffe/x509-svid.js';
 
 /** Why an intermediate was refused: the `reason` label of tessera_ca_intermediate_installs_total. */
@@ -120,6 +120,8 @@ export function checkOfflineRoot(root: X509Certificate, td: TrustDomain): void {
 
 /** A self-signed CA that may certify an intermediate, for no other trust domain, that verifiers will take. */
 function checkRoot(root: X509Certificate, f: CertFields, td: TrustDomain): void {
+  // Node reads CA:TRUE without keyCertSign as no CA at all: say which of the two is missing (audit 62h F4).
+  if (f.isCa && f.keyUsage && !f.keyUsage.keyCertSign) throw refuse('root_invalid', 'the root lacks keyUsage keyCertSign');
   if (!root.ca) throw refuse('root_invalid', `the root ${root.subject.replaceAll('\n', ', ')} is not a CA certificate (basicConstraints cA is not true)`);
   // Its key is judged before any signature is checked with it (an RSA exponent past the bound every key read is held
   // to costs up to ~9 ms a check), its self-signature's included.
@@ -147,6 +149,7 @@ export function checkSignedIntermediate(i: IntermediateToCheck): CheckedIntermed
   if (i.key === null) throw refuse('no_pending_request', 'no intermediate request is pending: run `tessera ca intermediate-csr` first');
   if (!keyMatchesPublicKey(i.key.privateKey, intermediate.publicKey)) throw refuse('key_mismatch', "the intermediate's public key is not the key of the pending request (was it made from another CSR?)");
   const f = fieldsOf(intermediate, 'intermediate');
+  if (f.isCa && !f.keyUsage?.keyCertSign) throw refuse('not_ca', 'the intermediate lacks keyUsage keyCertSign (needs keyUsage critical, keyCertSign, cRLSign)');
   if (!intermediate.ca) throw refuse('not_ca', 'the intermediate is not a CA certificate (needs basicConstraints critical, CA:TRUE)');
   if (!f.keyUsage?.keyCertSign) throw refuse('not_ca', 'the intermediate lacks keyUsage keyCertSign (needs keyUsage critical, keyCertSign, cRLSign)');
   if (f.unknownCritical.length > 0) throw refuse('not_ca', `the intermediate carries critical extensions Tessera does not process: ${f.unknownCritical.join(', ')}`);

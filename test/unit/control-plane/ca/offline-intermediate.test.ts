@@ -1,15 +1,17 @@
 // The checks a root-signed intermediate passes before the control plane signs with it, one fault at a time: each
 // refused with its own code and reason, the first fault in a fixed order; and the CSR the request sends out.
+
 import { X509Certificate } from 'node:crypto';
 import { describe, expect, test, vi } from 'vitest';
-import { TesseraError, isTesseraError } from '../../../../common/errors.js';
+import { isTesseraError, TesseraError } from '../../../../common/errors.js';
 import { type CertificateTemplate, issueCertificate } from '../../../../common/pki/cert-builder.js';
 import { parseCsr } from '../../../../common/pki/csr-parse.js';
-import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
+import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { decodePem, encodePem } from '../../../../common/pki/pem.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
-import { EKU, type ForgeTemplate, type Forged, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
-import { type IntermediateToCheck, checkSignedIntermediate, installRefusalReason, intermediateCsrPem } from '../../../../control-plane/src/ca/offline-intermediate.js';
+import { caCertFromPem } from '../../../../control-plane/src/ca/authority-material.js';
+import { checkSignedIntermediate, type IntermediateToCheck, installRefusalReason, intermediateCsrPem } from '../../../../control-plane/src/ca/offline-intermediate.js';
+import { EKU, type Forged, type ForgeTemplate, forgeCertificate, forgeKey } from '../../../helpers/cert-forge.js';
 
 const TD = TrustDomain.parse('example.org');
 const NOW = Date.UTC(2026, 5, 1);
@@ -102,6 +104,16 @@ describe('checkSignedIntermediate', () => {
       ['a deeper chain', { ...base, intermediatePem: pem(good) + pem(other.cert) }, 'TESSERA_ERR_CA_INTERMEDIATE_MALFORMED', 'malformed'],
     ];
     for (const [what, input, code, reason] of cases) expect(refusal(input), what).toMatchObject({ code, reason });
+    // Audit 62h F4: CA:TRUE without keyCertSign, which Node reads as no CA, is named for what it lacks.
+    expect(refusal({ ...base, intermediatePem: pem(await intermediate(r, key, { keyUsage: ['digitalSignature'] })) }).message).toContain('the intermediate lacks keyUsage keyCertSign');
+    expect(refusal({ ...base, rootPem: pem((await root({ keyUsage: ['digitalSignature'] })).cert), intermediatePem: pem(good) }).message).toContain('the root lacks keyUsage keyCertSign');
+  });
+
+  test('a CA file of a read-only Secret with CA:TRUE and no keyCertSign is named for what it lacks (audit 62h F4)', async () => {
+    const r = await root({ keyUsage: ['digitalSignature'] });
+    expect(() => caCertFromPem(pem(r.cert), '/ca/root-cert.pem')).toThrow('/ca/root-cert.pem lacks keyUsage keyCertSign');
+    const notCa = await root({ basicConstraints: { ca: false } });
+    expect(() => caCertFromPem(pem(notCa.cert), '/ca/root-cert.pem')).toThrow('is not a CA certificate');
   });
 
   // What every proxy's verifier (and OpenSSL) asks of a CA on an SVID's path, asked at install: a CA that would make
