@@ -70,7 +70,7 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
     const jwtKeysChanged = new Relay(); // → bundle.spiffe.json, config push
     const announce = announcer(changes, (topic, e) => health.failures.report('announcing a change failed', e, { topic }, topic));
     const ca = await openCa({ dataDir, trustDomain: td, lifetimes: { ...config.ca, svidMaxTtlMs: config.svid.maxTtlMs }, rootMode: config.ca.root, clock, timers, inventory, audit, log, ...(deps.crashAt ? { crashAt: deps.crashAt } : {}), ...(sharedCa ? { shared: sharedCa } : {}), announce: announce('ca'), onChange: caChanged.fire, installs: metrics.caIntermediateInstalls, stop: deps.stop });
-    const fixedCa = ca.persistence === 'fixed' ? () => ca.current().authorities : undefined, jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), ...(fixedCa ? { derivedFrom: { trustDomain: td.name, authorities: fixedCa } } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
+    const fixedCa = ca.persistence === 'fixed' ? ca : undefined, jwt = await openJwtKeys({ dataDir, clock, audit, log, ...(sharedJwt ? { shared: sharedJwt } : {}), ...(fixedCa ? { derivedFrom: { trustDomain: td.name, authorities: () => ca.current().authorities } } : {}), announce: announce('jwt'), onChange: jwtKeysChanged.fire });
     const bundleFiles = new BundleFiles({ dataDir, bundle: () => ca.current().bundle, jwtAuthorities: () => jwt.keys.published(), meta: store.meta, fixedCa, log });
     await bundleFiles.write();
     // A federated domain's bundle change is pushed like a CA change; RSA keys (CSRs', bundles') are judged on a thread.

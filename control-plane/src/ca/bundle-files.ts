@@ -9,8 +9,7 @@ import type { TrustBundle } from '../../../common/spiffe/trust-bundle.js';
 import type { ControlPlaneLogger } from '../logger.js';
 import type { MetaStore } from '../store/store-contract.js';
 import { writeFileAtomicSync } from './atomic-file.js';
-import type { LoadedAuthority } from './authority.js';
-import { secretBundleSequence, sharedBundleSequence } from './bundle-sequence.js';
+import { type FixedCaView, secretBundleSequence, sharedBundleSequence } from './bundle-sequence.js';
 import { SPIFFE_BUNDLE_FILE, writeSpiffeBundleFile } from './spiffe-bundle-file.js';
 
 export const BUNDLE_FILE = 'bundle.pem';
@@ -21,8 +20,8 @@ export interface BundleFilesOptions {
   readonly jwtAuthorities: () => readonly JwtAuthority[];
   /** Where spiffe_sequence of each key set is kept (bundle-sequence.ts): the same on every replica. */
   readonly meta: MetaStore;
-  /** A read-only CA's authorities: spiffe_sequence is read from their certificates instead (secretBundleSequence). */
-  readonly fixedCa?: (() => readonly LoadedAuthority[]) | undefined;
+  /** A read-only CA: spiffe_sequence is read from its certificates and removals instead (secretBundleSequence). */
+  readonly fixedCa?: FixedCaView | undefined;
   readonly log: ControlPlaneLogger;
 }
 

@@ -28,24 +28,33 @@ export function sharedBundleSequence(meta: MetaStore): (keysDigest: string) => P
   };
 }
 
+/** What a read-only CA's sequence is read from: its authorities and the removals its ca-state.json records. */
+export interface FixedCaView {
+  current(): { readonly authorities: readonly LoadedAuthority[] };
+  removedHistory(): readonly { readonly removedAtMs: number }[] | undefined;
+}
+
 /**
  * The sequence on a read-only CA: the newest NotBefore, in Unix seconds, of the Secret's certificates the bundle's keys
- * come from: each authority's root, and an offline root's intermediates (its derived JWT keys come from theirs). Not
- * the intermediates a replica mints itself under a root key, which differ per replica. Every replica loading the
- * Secret serves the same number, and a CA change rolled out (a new authority, a renewed plug-in intermediate) raises
- * it: per-replica counters served 1 on one replica and 2 on the other, and every fresh pod started at 1 again, which
- * federated peers refused as a rollback for good (audit 62d F1). Larger than any counter value served before, so an
- * upgrade raises it too. Keys that change without a certificate (the Secret's jwt-signing-key files) keep the number:
- * a peer takes an equal sequence with other keys (federation.ts).
+ * come from (each authority's root, and an offline root's intermediates: its derived JWT keys come from theirs), or of
+ * a removal its ca-state.json records, whichever is later. Not the intermediates a replica mints itself under a root
+ * key, which differ per replica. Every replica loading the Secret serves the same number, and a CA change rolled out
+ * (a new authority, a renewed plug-in intermediate, an authority removed) raises it: per-replica counters served 1 on
+ * one replica and 2 on the other, and every fresh pod started at 1 again, which federated peers refused as a rollback
+ * for good (audit 62d F1); a removal that kept the number let a replayed older document bring the removed root back
+ * at a peer (audit 62h F5). Larger than any counter value served before, so an upgrade raises it too. Keys that change
+ * without a certificate (the Secret's jwt-signing-key files) keep the number: a peer takes an equal sequence with
+ * other keys (federation.ts).
  */
-export function secretBundleSequence(authorities: () => readonly LoadedAuthority[]): () => Promise<number> {
+export function secretBundleSequence(ca: FixedCaView): () => Promise<number> {
   return async () => {
     let newestMs = 0;
-    for (const a of authorities()) {
+    for (const a of ca.current().authorities) {
       newestMs = Math.max(newestMs, a.root.cert.validFromDate.getTime());
       if (a.root.key) continue;
       for (const i of a.intermediates) newestMs = Math.max(newestMs, i.cert.validFromDate.getTime());
     }
+    for (const r of ca.removedHistory() ?? []) newestMs = Math.max(newestMs, r.removedAtMs);
     return Math.floor(newestMs / 1000);
   };
 }

@@ -18,17 +18,27 @@ function authority(id: string, root: CertWithKey, intermediates: CertWithKey[], 
   };
 }
 
+const view = (authorities: LoadedAuthority[], removed: { id: string; removedAtMs: number }[] = []) => ({ current: () => ({ authorities }), removedHistory: () => removed });
+
 test('the newest NotBefore of the roots and of offline roots\' intermediates, in seconds; intermediates minted under a root key do not count', async () => {
   const root = await createRoot(TD, 'aaaa', T0, 365 * DAY);
   const seconds = (c: CertWithKey) => Math.floor(c.cert.validFromDate.getTime() / 1000);
   // A replica's own intermediate, minted days later: the number is the root's on every replica.
   const minted = await createIntermediate(TD, 'aaaa', root, T0 + 5 * DAY, 30 * DAY);
-  expect(await secretBundleSequence(() => [authority('aaaa', root, [minted], false)])()).toBe(seconds(root));
+  expect(await secretBundleSequence(view([authority('aaaa', root, [minted], false)]))()).toBe(seconds(root));
   // An offline root (a plug-in Secret): its intermediate comes from the Secret, and a renewed one raises the number.
   const renewed = await createIntermediate(TD, 'aaaa', root, T0 + 9 * DAY, 30 * DAY);
-  expect(await secretBundleSequence(() => [authority('aaaa', root, [minted], true)])()).toBe(seconds(minted));
-  expect(await secretBundleSequence(() => [authority('aaaa', root, [minted, renewed], true)])()).toBe(seconds(renewed));
+  expect(await secretBundleSequence(view([authority('aaaa', root, [minted], true)]))()).toBe(seconds(minted));
+  expect(await secretBundleSequence(view([authority('aaaa', root, [minted, renewed], true)]))()).toBe(seconds(renewed));
   // A new authority rolled out beside the first raises it too.
   const next = await createRoot(TD, 'bbbb', T0 + 20 * DAY, 365 * DAY);
-  expect(await secretBundleSequence(() => [authority('aaaa', root, [minted], false), authority('bbbb', next, [], false)])()).toBe(seconds(next));
+  expect(await secretBundleSequence(view([authority('aaaa', root, [minted], false), authority('bbbb', next, [], false)]))()).toBe(seconds(next));
+});
+
+// Audit 62h F5: an authority removed kept the number, and a replayed older document brought its root back at a peer.
+test('a removal recorded in ca-state.json raises it past the certificates\' NotBefore', async () => {
+  const root = await createRoot(TD, 'aaaa', T0, 365 * DAY);
+  const seconds = Math.floor(root.cert.validFromDate.getTime() / 1000);
+  expect(await secretBundleSequence(view([authority('aaaa', root, [], false)], []))()).toBe(seconds);
+  expect(await secretBundleSequence(view([authority('aaaa', root, [], false)], [{ id: 'zzzz', removedAtMs: T0 + 3 * DAY + 500 }]))()).toBe(Math.floor((T0 + 3 * DAY) / 1000));
 });
