@@ -6,7 +6,7 @@ import { request } from 'node:http';
 import { join } from 'node:path';
 import { ERROR_CATALOGUE, type ErrorCode, TesseraError } from '../../../common/errors.js';
 import { escapeControlCharacters } from '../../../common/text/control-characters.js';
-import { type Timers, realTimers } from '../../../shared-io/timers.js';
+import { realTimers, type Timers } from '../../../shared-io/timers.js';
 
 export const ADMIN_SOCKET = 'admin.sock';
 /**
@@ -45,7 +45,8 @@ function exchange(socketPath: string, method: string, path: string, payload: Buf
       }
     };
     const deadline = timers.setTimeout(() => settle({ error: unreachable(`no whole answer within ${deadlineMs} ms`) }), deadlineMs);
-    const req = request({ socketPath, method, path, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
+    // A connection of its own (no keep-alive agent): a pooled one to a control plane since restarted fails on write.
+    const req = request({ socketPath, method, path, agent: false, headers: payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {} }, (res) => {
       const status = res.statusCode ?? 0;
       if (Number(res.headers['content-length']) > ADMIN_ANSWER_MAX_BYTES) return void settle({ error: tooLarge() });
       const chunks: Buffer[] = [];
@@ -60,9 +61,30 @@ function exchange(socketPath: string, method: string, path: string, payload: Buf
       res.on('error', (e: NodeJS.ErrnoException) => settle({ error: unreachable(`the connection broke before the whole answer (${e.code ?? e.message})`) }));
       res.on('close', () => settle({ error: unreachable('the connection closed before the whole answer') }));
     });
-    req.on('error', (e: NodeJS.ErrnoException) => settle({ error: unreachable(e.code ?? e.message) }));
+    // Refused or gone before any byte was sent: a control plane between its waiting socket and its serving one.
+    req.on('error', (e: NodeJS.ErrnoException) => settle({ error: Object.assign(unreachable(e.code ?? e.message), { beforeSend: e.code === 'ECONNREFUSED' || e.code === 'ENOENT' }) }));
     req.end(payload);
   });
+}
+
+/** Tries and spacing of a connection refused before anything was sent (about a second in all). */
+const CONNECT_TRIES = 10;
+const CONNECT_RETRY_MS = 100;
+
+/**
+ * exchange(), connecting again while the socket refuses before anything was sent: an offline-root control plane closes
+ * its waiting socket and opens its serving one after the first install, and the next command within ~0.3 s failed
+ * TESSERA_ERR_CP_UNREACHABLE against a running control plane (audit 62h F6). Nothing is sent twice.
+ */
+async function connectedExchange(socketPath: string, method: string, path: string, payload: Buffer | undefined, deadlineMs: number, timers: Pick<Timers, 'setTimeout' | 'clearTimeout'>): Promise<RawAnswer> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await exchange(socketPath, method, path, payload, deadlineMs, timers);
+    } catch (e) {
+      if (tries >= CONNECT_TRIES || (e as { beforeSend?: boolean }).beforeSend !== true) throw e;
+      await new Promise<void>((resolve) => timers.setTimeout(resolve, CONNECT_RETRY_MS));
+    }
+  }
 }
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -89,7 +111,7 @@ export async function adminRequest<T = unknown>(
     throw new TesseraError('TESSERA_ERR_CP_UNREACHABLE', `no admin socket at ${socketPath}: is \`tessera control-plane\` running with dataDir ${dataDir}?`);
   }
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
-  const { status, text } = await exchange(socketPath, method, path, payload, timeoutMs, timers);
+  const { status, text } = await connectedExchange(socketPath, method, path, payload, timeoutMs, timers);
   let value: unknown;
   try {
     value = JSON.parse(text);

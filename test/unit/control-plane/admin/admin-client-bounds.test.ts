@@ -1,12 +1,15 @@
 // adminRequest against a real socket that answers badly (audit 24b F4, F5): a trickling answer is cut at the
 // overall deadline, an oversized one at 64 MiB, a cut one and every odd error code come back coded, never as an
 // uncaught error, a hang or a prototype key taken for a code.
+import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import type { ServerResponse } from 'node:http';
+import { join } from 'node:path';
 import { afterEach, describe, expect, test } from 'vitest';
 import { isTesseraError } from '../../../../common/errors.js';
 import { hasControlCharacters } from '../../../../common/text/control-characters.js';
 import { ADMIN_ANSWER_MAX_BYTES, adminRequest } from '../../../../control-plane/src/admin/admin-client.js';
-import { servedAdminSocket } from '../../../helpers/fake-admin-socket.js';
+import { fakeAdminSocket, servedAdminSocket } from '../../../helpers/fake-admin-socket.js';
+import { makeTempDir } from '../../../helpers/run.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -22,6 +25,30 @@ const outcome = (p: Promise<unknown>) =>
   );
 
 describe('adminRequest bounds', () => {
+  // Audit 62h F6: an offline-root control plane swaps its waiting admin socket for its serving one after the first
+  // install, and a command in that moment failed TESSERA_ERR_CP_UNREACHABLE against a running control plane.
+  test('a socket that refuses connections for a moment (its server being swapped) is connected to again; one that keeps refusing fails within about a second', async () => {
+    const tmp = await makeTempDir();
+    cleanups.push(tmp.cleanup);
+    const path = join(tmp.dir, 'admin.sock');
+    writeFileSync(path, ''); // exists, refuses (ECONNREFUSED): no server behind it yet
+    const started = Date.now();
+    const pending = outcome(adminRequest(tmp.dir, 'GET', '/v1/ca'));
+    await new Promise((r) => setTimeout(r, 300));
+    unlinkSync(path);
+    const sock = await fakeAdminSocket(tmp.dir, (_req, res) => res.end('{"ok":true}'));
+    cleanups.push(() => sock.close());
+    expect(await pending).toEqual({ code: 'ok', message: '' });
+    await sock.close();
+    if (existsSync(path)) unlinkSync(path);
+    writeFileSync(path, '');
+    const again = Date.now();
+    const refused = await outcome(adminRequest(tmp.dir, 'GET', '/v1/ca'));
+    expect(refused).toEqual({ code: 'TESSERA_ERR_CP_UNREACHABLE', message: expect.stringContaining('ECONNREFUSED') });
+    expect(Date.now() - again).toBeGreaterThanOrEqual(800);
+    expect(Date.now() - started).toBeLessThan(5_000);
+  }, 10_000);
+
   test('an answer trickling a byte at a time is cut at the overall deadline, not kept alive by each byte', async () => {
     const { dir } = await serve((res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
