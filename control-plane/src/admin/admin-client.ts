@@ -82,7 +82,8 @@ async function connectedExchange(socketPath: string, method: string, path: strin
       return await exchange(socketPath, method, path, payload, deadlineMs, timers);
     } catch (e) {
       if (tries >= CONNECT_TRIES || (e as { beforeSend?: boolean }).beforeSend !== true) throw e;
-      await new Promise<void>((resolve) => timers.setTimeout(resolve, CONNECT_RETRY_MS));
+      // Held: nothing else keeps a CLI's event loop alive between tries (unref'd, the command exited mid-retry, 62k F1).
+      await new Promise<void>((resolve) => timers.setTimeout(resolve, CONNECT_RETRY_MS, 'keep-alive'));
     }
   }
 }
