@@ -10,6 +10,7 @@ import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CaManager } from '../ca/ca-manager.js';
 import { chainValidity } from '../ca/chain-end.js';
 import { installRefusalReason } from '../ca/offline-intermediate.js';
+import { signingIntermediate } from '../ca/signing-intermediate.js';
 import type { AuditLog, InventoryStore } from '../store/store-contract.js';
 import type { AdminRoutes } from './admin-socket.js';
 import { earlyActivationWarning, type FederationServed } from './early-activation.js';
@@ -50,7 +51,7 @@ export async function caStatus(d: CaRouteDeps) {
     bundleFingerprints: snap.bundle.fingerprints(),
     authorities: snap.authorities.map((a, i) => {
       const { count, latestNotAfterMs } = live[i]!;
-      const inter = a.intermediates.at(-1)!.cert;
+      const inter = signingIntermediate(a).cert;
       const chain = chainValidity(inter, a.root.cert);
       return {
         id: a.record.id,

@@ -5,6 +5,7 @@ import { fingerprintOf } from '../../../common/spiffe/trust-bundle.js';
 import type { TrustDomain } from '../../../common/spiffe/trust-domain.js';
 import type { CaSnapshot } from '../ca/ca-manager.js';
 import { chainValidity } from '../ca/chain-end.js';
+import { signingIntermediate } from '../ca/signing-intermediate.js';
 import type { SelfSvid } from '../issuance/self-svid.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 
@@ -38,7 +39,7 @@ export function updateCaGauges(m: ControlPlaneMetrics, ca: CaSnapshot): void {
     byState.set(state, (byState.get(state) ?? 0) + 1);
     m.caExpiry.set({ authority: a.record.id, cert: 'root', state }, a.record.rootNotAfterMs / 1000);
     // The chain's end (an alert on the intermediate must fire before the root ends it too).
-    m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, chainValidity(a.intermediates.at(-1)!.cert, a.root.cert).notAfterMs / 1000);
+    m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, chainValidity(signingIntermediate(a).cert, a.root.cert).notAfterMs / 1000);
     m.caRootOffline.set({ authority: a.record.id }, a.root.key === null ? 1 : 0);
   }
   for (const [state, n] of byState) m.caAuthorities.set({ state }, n);

@@ -35,6 +35,7 @@ import { type CaEvent, intermediateMaterial, intermediateRecord, isConflict, typ
 import { type ChainEndsWith, type ChainValidity, chainPastHalfLife, chainValidity, rootWarningFromMs } from './chain-end.js';
 import { type LeafIssuer, leafIssuer } from './leaf-signer.js';
 import { type InstalledIntermediate, type InstallRequest, type IntermediateRequest, installPlan, requestPlan } from './offline-root-plans.js';
+import { signingIntermediate } from './signing-intermediate.js';
 
 export type { CaEvent } from './ca-plan.js';
 
@@ -239,7 +240,7 @@ export class CaManager {
     const prepared = this.#authorities.find((a) => a.record.state === 'prepared');
     for (const a of this.#authorities) {
       if (a.record.state === 'retired') continue;
-      const cur = a.intermediates.at(-1)!.cert;
+      const cur = signingIntermediate(a).cert;
       const chain = chainValidity(cur, a.root.cert);
       const halfGone = chainPastHalfLife(cur, chain, now);
       // An offline root's intermediate cannot rotate here: say so from the point a managed one would have — unless
@@ -322,8 +323,6 @@ export class CaManager {
         events.push({ event: 'ca.intermediate_rotated', authority: a.id, detail: { previous: last.serial, serial: ir.serial, notAfterMs: ir.notAfterMs, ...(inMemory ? { inMemory: true } : {}) } });
       }
       // Expired intermediates can sign nothing and verify nothing live: drop them, keeping the newest when none is live.
-      // The newest live one signs: an offline root's renewal installed shorter than the one before it stopped all
-      // issuance at its end while the longer one was still held (audit 62h F2).
       const live = rec.intermediates.filter((i) => i.notAfterMs > now);
       const kept = live.length > 0 ? live : rec.intermediates.slice(-1);
       if (kept.length !== rec.intermediates.length) rec = { ...rec, intermediates: kept };
@@ -334,7 +333,7 @@ export class CaManager {
   }
 
   #needsRotation(a: AuthorityRecord, now: number): boolean {
-    const cur = this.#loaded(a.id).intermediates.at(-1)!.cert;
+    const cur = signingIntermediate(this.#loaded(a.id)).cert;
     // Half-life counts from when it was made, not from its backdated notBefore (which would halve short lifetimes).
     const from = cur.validFromDate.getTime() + CA_BACKDATE_MS;
     const to = cur.validToDate.getTime();
@@ -434,9 +433,9 @@ export class CaManager {
   }
 }
 
-/** An authority's newest intermediate (maintenance drops expired ones while an older one is live), ready to sign leaves. */
+/** An authority's signing intermediate (signing-intermediate.ts), ready to sign leaves. */
 function signingAuthority(a: LoadedAuthority): SigningAuthority {
-  const inter = a.intermediates.at(-1)!;
+  const inter = signingIntermediate(a);
   // The chain's end, not the intermediate's own: an intermediate installed before it was refused may outlive its root.
   return { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, ...chainValidity(inter.cert, a.root.cert) };
 }
