@@ -138,14 +138,14 @@ export async function startControlPlane(config: ControlPlaneConfig, deps: Contro
       });
     caChanged.connect(() => {
       void bundleFiles.rewrite();
-      updateCaGauges(metrics, ca.current());
+      updateCaGauges(metrics, ca.current(), clock.nowMs());
       // Pushed once served: a proxy drops a removed root only when the gRPC port no longer presents an SVID of it.
       void refreshSelf(true).catch((e: unknown) => log.error({ err: describeError(e) }, 'applying a CA change failed')).finally(() => void hub.publish());
     });
     // Another replica's bans, grants or registrations (with one process: its own, already held).
     const unfollow = followChanges(changes, { revocations: () => revocations.reload(), grants: () => breakGlass.reload(), registrations: () => discovery.registry.reloadStored(), ca: () => ca.refresh(), jwt: () => jwt.refresh() }, (topic, e) => health.failures.report('reloading after a change failed', e, { topic }, topic));
     undo.push(unfollow);
-    updateCaGauges(metrics, ca.current());
+    updateCaGauges(metrics, ca.current(), clock.nowMs());
 
     const readiness = new PhasedReadiness([signingChainLive(() => ca.current().signer, clock), ownSvidLive(() => served.svid, clock), storeWritable(health), ...(policies && dir ? [policySetLoaded(policies, dir)] : []), discoverySynced(discovery.notSyncedReason)]);
     const admin = await startAdminSurface({

@@ -51,7 +51,7 @@ export async function caStatus(d: CaRouteDeps) {
     bundleFingerprints: snap.bundle.fingerprints(),
     authorities: snap.authorities.map((a, i) => {
       const { count, latestNotAfterMs } = live[i]!;
-      const inter = signingIntermediate(a).cert;
+      const inter = signingIntermediate(a, now).cert;
       const chain = chainValidity(inter, a.root.cert);
       return {
         id: a.record.id,

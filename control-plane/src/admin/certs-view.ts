@@ -29,7 +29,7 @@ export function certsView(td: TrustDomain, self: SelfSvid | undefined, ca: CaSna
   };
 }
 
-export function updateCaGauges(m: ControlPlaneMetrics, ca: CaSnapshot): void {
+export function updateCaGauges(m: ControlPlaneMetrics, ca: CaSnapshot, nowMs: number): void {
   m.caExpiry.reset();
   m.caAuthorities.reset();
   m.caRootOffline.reset();
@@ -39,7 +39,7 @@ export function updateCaGauges(m: ControlPlaneMetrics, ca: CaSnapshot): void {
     byState.set(state, (byState.get(state) ?? 0) + 1);
     m.caExpiry.set({ authority: a.record.id, cert: 'root', state }, a.record.rootNotAfterMs / 1000);
     // The chain's end (an alert on the intermediate must fire before the root ends it too).
-    m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, chainValidity(signingIntermediate(a).cert, a.root.cert).notAfterMs / 1000);
+    m.caExpiry.set({ authority: a.record.id, cert: 'intermediate', state }, chainValidity(signingIntermediate(a, nowMs).cert, a.root.cert).notAfterMs / 1000);
     m.caRootOffline.set({ authority: a.record.id }, a.root.key === null ? 1 : 0);
   }
   for (const [state, n] of byState) m.caAuthorities.set({ state }, n);

@@ -240,7 +240,7 @@ export class CaManager {
     const prepared = this.#authorities.find((a) => a.record.state === 'prepared');
     for (const a of this.#authorities) {
       if (a.record.state === 'retired') continue;
-      const cur = signingIntermediate(a).cert;
+      const cur = signingIntermediate(a, now).cert;
       const chain = chainValidity(cur, a.root.cert);
       const halfGone = chainPastHalfLife(cur, chain, now);
       // An offline root's intermediate cannot rotate here: say so from the point a managed one would have — unless
@@ -333,7 +333,7 @@ export class CaManager {
   }
 
   #needsRotation(a: AuthorityRecord, now: number): boolean {
-    const cur = signingIntermediate(this.#loaded(a.id)).cert;
+    const cur = signingIntermediate(this.#loaded(a.id), now).cert;
     // Half-life counts from when it was made, not from its backdated notBefore (which would halve short lifetimes).
     const from = cur.validFromDate.getTime() + CA_BACKDATE_MS;
     const to = cur.validToDate.getTime();
@@ -426,16 +426,16 @@ export class CaManager {
     this.#snapshot = Object.freeze({
       generation,
       authorities: this.#authorities,
-      signer: signingAuthority(active[0]!),
-      retiredSigners: retired.map(signingAuthority),
+      signer: signingAuthority(active[0]!, this.#o.clock.nowMs()),
+      retiredSigners: retired.map((r) => signingAuthority(r, this.#o.clock.nowMs())),
       bundle: new TrustBundle(this.#o.trustDomain, authorities.map((x) => x.root.cert)),
     });
   }
 }
 
-/** An authority's signing intermediate (signing-intermediate.ts), ready to sign leaves. */
-function signingAuthority(a: LoadedAuthority): SigningAuthority {
-  const inter = signingIntermediate(a);
+/** An authority's signing intermediate at `nowMs` (signing-intermediate.ts), ready to sign leaves. */
+function signingAuthority(a: LoadedAuthority, nowMs: number): SigningAuthority {
+  const inter = signingIntermediate(a, nowMs);
   // The chain's end, not the intermediate's own: an intermediate installed before it was refused may outlive its root.
   return { authorityId: a.record.id, issuer: leafIssuer(inter.cert, inter.key.privateKey), intermediate: inter.cert, ...chainValidity(inter.cert, a.root.cert) };
 }

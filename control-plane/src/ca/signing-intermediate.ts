@@ -1,17 +1,16 @@
-// Which of an authority's intermediates signs: the one whose chain ends last (the newest of those that end together).
-// A managed rotation's newest ends last by construction; an offline root's renewal installed with a shorter life than
-// the one before it took over as the newest, and at its end issuance stopped (and a restart failed) while the longer
-// one was still held (audit 62h F2, 62k F2). The signer, `tessera ca status`, the expiry gauges and the half-life
-// warning all read this one.
+// Which of an authority's intermediates signs at `nowMs`: the newest whose chain has not ended, else the newest. An
+// offline root's renewal installed with a shorter life than the one before it signs until it ends; then the older
+// one, still live, signs again: as the newest it was taken after its end too, issuance stopped there and a restart
+// failed while the longer one was held (audit 62h F2, 62k F2). Not the one that ends last: on a read-only Secret with
+// a root key the Secret's stored intermediate outlives the ones a replica mints and must never sign. The signer,
+// `tessera ca status`, the expiry gauges and the half-life warning all read this one.
 import type { CertWithKey, LoadedAuthority } from './authority.js';
 import { chainValidity } from './chain-end.js';
 
-export function signingIntermediate(a: LoadedAuthority): CertWithKey {
-  let best = a.intermediates.at(-1)!;
-  let bestEnd = chainValidity(best.cert, a.root.cert).notAfterMs;
-  for (const i of a.intermediates) {
-    const end = chainValidity(i.cert, a.root.cert).notAfterMs;
-    if (end > bestEnd) [best, bestEnd] = [i, end];
+export function signingIntermediate(a: LoadedAuthority, nowMs: number): CertWithKey {
+  for (let n = a.intermediates.length - 1; n >= 0; n--) {
+    const i = a.intermediates[n]!;
+    if (chainValidity(i.cert, a.root.cert).notAfterMs > nowMs) return i;
   }
-  return best;
+  return a.intermediates.at(-1)!;
 }

@@ -6,21 +6,21 @@
 import type { X509Certificate } from 'node:crypto';
 import { Registry } from 'prom-client';
 import { describe, expect, test } from 'vitest';
+import { type CaStatusView, formatCaStatus } from '../../../../cli/ca-status-view.js';
 import { issueCertificate } from '../../../../common/pki/cert-builder.js';
-import { type KeyPair, generateKeyPair } from '../../../../common/pki/keys.js';
+import { generateKeyPair, type KeyPair } from '../../../../common/pki/keys.js';
 import { TrustDomain } from '../../../../common/spiffe/trust-domain.js';
 import { caStatus } from '../../../../control-plane/src/admin/ca-routes.js';
 import { certsView, updateCaGauges } from '../../../../control-plane/src/admin/certs-view.js';
 import { caPanel } from '../../../../control-plane/src/admin/dashboard/ca-panel.js';
 import { createMetrics } from '../../../../control-plane/src/admin/metrics.js';
 import { PhasedReadiness, signingChainLive } from '../../../../control-plane/src/admin/readiness.js';
-import type { AuthorityPersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { type AuthorityRecord, serialOf } from '../../../../control-plane/src/ca/authority.js';
+import type { AuthorityPersistence } from '../../../../control-plane/src/ca/authority-persistence.js';
 import { CaManager } from '../../../../control-plane/src/ca/ca-manager.js';
-import { ROOT_WARNING_LEAD_MS, chainValidity, rootWarningFromMs } from '../../../../control-plane/src/ca/chain-end.js';
+import { chainValidity, ROOT_WARNING_LEAD_MS, rootWarningFromMs } from '../../../../control-plane/src/ca/chain-end.js';
 import { svidValidity } from '../../../../control-plane/src/issuance/svid-policy.js';
 import type { AuditLog, InventoryStore } from '../../../../control-plane/src/store/store-contract.js';
-import { type CaStatusView, formatCaStatus } from '../../../../cli/ca-status-view.js';
 import { DAY_MS } from '../../../helpers/control-plane-parts.js';
 import { FakeTime } from '../../../helpers/fake-time.js';
 
@@ -118,7 +118,7 @@ describe('an intermediate that outlives its root, installed by an older build', 
     expect(certsView(TD, undefined, ca.current())).toMatchObject({ intermediateNotAfter: rootEnd, chainEndsWith: 'root' });
     const registry = new Registry();
     const metrics = createMetrics(registry, { version: 't', node: 't', openssl: 't' });
-    updateCaGauges(metrics, ca.current());
+    updateCaGauges(metrics, ca.current(), time.nowMs());
     const gauge = (await registry.getSingleMetric('tessera_ca_expiry_timestamp_seconds')!.get()).values;
     expect(gauge.find((v) => v.labels['cert'] === 'intermediate')?.value).toBe(r.validToDate.getTime() / 1000);
     expect(caPanel(ca.current(), undefined).authorities[0]!.intermediates[0]!.notAfterMs).toBe(r.validToDate.getTime());

@@ -150,26 +150,25 @@ describe('CaManager with an offline root', () => {
     expect(b.ca.current().authorities[0]!.intermediates.map((i) => serialOf(i.cert))).toEqual([renewal.serial]);
   });
 
-  // Audit 62h F2, 62k F2: the newest intermediate always signed, so a renewal installed with a shorter life than the one
-  // before it stopped issuance at its end (TESSERA_ERR_CA_NO_INTERMEDIATE), and a restart then failed, though the
-  // longer one was still held.
-  test('the intermediate whose chain ends last signs: a shorter renewal does not take over, before or after a restart, and a longer one does', async () => {
+  // Audit 62h F2, 62k F2: the newest intermediate signed even past its end, so a renewal installed with a shorter life
+  // than the one before it stopped issuance there (TESSERA_ERR_CA_NO_INTERMEDIATE), and a restart then failed, though
+  // the longer one was still held.
+  test('a renewal shorter than the intermediate before it signs until it ends; then the longer one signs, before and after a restart', async () => {
     const time = new FakeTime(Date.UTC(2026, 0, 1));
     const holder = await RootHolder.create(time);
     const a = await open(tmp.dir, time);
     const long = await a.ca.installIntermediate({ certPem: await holder.sign((await a.ca.requestIntermediate()).csrPem, time, 30 * DAY_MS), rootPem: holder.pem });
-    await a.ca.installIntermediate({ certPem: await holder.sign((await a.ca.requestIntermediate(true)).csrPem, time, DAY_MS), rootPem: holder.pem });
-    expect(serialOf(a.ca.current().signer.intermediate)).toBe(long.serial);
+    const short = await a.ca.installIntermediate({ certPem: await holder.sign((await a.ca.requestIntermediate(true)).csrPem, time, DAY_MS), rootPem: holder.pem });
+    expect(serialOf(a.ca.current().signer.intermediate)).toBe(short.serial);
     time.advance(DAY_MS + 1_000);
-    // A restart once the short one has expired (nothing pruned it yet): the long one signs from the start.
+    // A restart once the short one has ended, before any upkeep pruned it: the long one signs from the start.
     const b = await open(tmp.dir, time);
     expect(serialOf(b.ca.current().signer.intermediate)).toBe(long.serial);
     expect(b.ca.current().signer.notAfterMs).toBeGreaterThan(time.nowMs());
-    await b.ca.maintain();
-    expect(b.ca.current().authorities[0]!.intermediates.map((i) => serialOf(i.cert))).toEqual([long.serial]);
-    // A renewal that ends later takes over at once.
-    const longer = await b.ca.installIntermediate({ certPem: await holder.sign((await b.ca.requestIntermediate(true)).csrPem, time, 60 * DAY_MS), rootPem: holder.pem });
-    expect(serialOf(b.ca.current().signer.intermediate)).toBe(longer.serial);
+    // And the running one, at its next upkeep.
+    await a.ca.maintain();
+    expect(a.ca.current().authorities[0]!.intermediates.map((i) => serialOf(i.cert))).toEqual([long.serial]);
+    expect(serialOf(a.ca.current().signer.intermediate)).toBe(long.serial);
   });
 
   test('a new root while one is active becomes a prepared authority (activate, or --activate at once); a second new root is refused while one is prepared', async () => {
