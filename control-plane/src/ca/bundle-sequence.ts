@@ -37,7 +37,7 @@ export interface FixedCaView {
 /**
  * The sequence on a read-only CA: the newest NotBefore, in Unix seconds, of the Secret's certificates the bundle's keys
  * come from (each authority's root, and an offline root's intermediates: its derived JWT keys come from theirs), or of
- * a removal its ca-state.json records, whichever is later. Not the intermediates a replica mints itself under a root
+ * an authority's creation or a removal its ca-state.json records, whichever is later. Not the intermediates a replica mints itself under a root
  * key, which differ per replica. Every replica loading the Secret serves the same number, and a CA change rolled out
  * (a new authority, a renewed plug-in intermediate, an authority removed) raises it: per-replica counters served 1 on
  * one replica and 2 on the other, and every fresh pod started at 1 again, which federated peers refused as a rollback
@@ -50,7 +50,9 @@ export function secretBundleSequence(ca: FixedCaView): () => Promise<number> {
   return async () => {
     let newestMs = 0;
     for (const a of ca.current().authorities) {
-      newestMs = Math.max(newestMs, a.root.cert.validFromDate.getTime());
+      // Its creation as ca-state.json records it too: a root's NotBefore is backdated a minute, and an authority
+      // prepared within a minute of a removal kept the removal's number with other keys (audit 62k F3).
+      newestMs = Math.max(newestMs, a.root.cert.validFromDate.getTime(), a.record.createdAtMs);
       if (a.root.key) continue;
       for (const i of a.intermediates) newestMs = Math.max(newestMs, i.cert.validFromDate.getTime());
     }

@@ -12,7 +12,7 @@ const T0 = Date.UTC(2026, 10, 1);
 
 function authority(id: string, root: CertWithKey, intermediates: CertWithKey[], offline: boolean): LoadedAuthority {
   return {
-    record: { id, state: 'active', createdAtMs: T0, rootCertFile: `${id}-root.crt`, rootNotAfterMs: root.cert.validToDate.getTime(), intermediates: [] },
+    record: { id, state: 'active', createdAtMs: root.cert.validFromDate.getTime(), rootCertFile: `${id}-root.crt`, rootNotAfterMs: root.cert.validToDate.getTime(), intermediates: [] },
     root: { cert: root.cert, key: offline ? null : root.key },
     intermediates,
   };
@@ -41,4 +41,16 @@ test('a removal recorded in ca-state.json raises it past the certificates\' NotB
   const seconds = Math.floor(root.cert.validFromDate.getTime() / 1000);
   expect(await secretBundleSequence(view([authority('aaaa', root, [], false)], []))()).toBe(seconds);
   expect(await secretBundleSequence(view([authority('aaaa', root, [], false)], [{ id: 'zzzz', removedAtMs: T0 + 3 * DAY + 500 }]))()).toBe(Math.floor((T0 + 3 * DAY) / 1000));
+});
+
+// Audit 62k F3: a root's NotBefore is backdated a minute, so an authority prepared within a minute of a removal kept
+// the removal's number, with other keys.
+test('an authority created after a removal raises it, though its root is backdated', async () => {
+  const first = await createRoot(TD, 'aaaa', T0, 365 * DAY);
+  const removedAtMs = T0 + DAY;
+  const next = await createRoot(TD, 'bbbb', removedAtMs + 10_000, 365 * DAY); // NotBefore 50 s before the removal
+  const created = { ...authority('bbbb', next, [], false), record: { ...authority('bbbb', next, [], false).record, createdAtMs: removedAtMs + 10_000 } };
+  const before = await secretBundleSequence(view([authority('aaaa', first, [], false)], [{ id: 'zzzz', removedAtMs }]))();
+  const after = await secretBundleSequence(view([authority('aaaa', first, [], false), created], [{ id: 'zzzz', removedAtMs }]))();
+  expect(after).toBeGreaterThan(before);
 });
