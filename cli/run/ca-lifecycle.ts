@@ -9,7 +9,8 @@ import type { CaStep } from '../commands/ca-lifecycle.js';
 
 export async function runCaStep(step: CaStep, args: ParsedArgs, io: CommandIo): Promise<number> {
   const authority = stringFlag(args, 'authority');
-  const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', `/v1/ca/${step}`, authority === undefined ? {} : { authority });
+  const body = { ...(authority === undefined ? {} : { authority }), ...(step === 'retire' && boolFlag(args, 'force') ? { force: true } : {}) };
+  const answer = await adminRequest(requiredString(args, 'data-dir'), 'POST', `/v1/ca/${step}`, body);
   const shape = record({ prepared: optional(str), activated: optional(str), removed: optional(list(str)), warning: optional(str), status: CA_STATUS_SHAPE });
   const res = checkAnswer<{ prepared?: string; activated?: string; removed?: string[]; warning?: string; status: CaStatusView }>(answer, shape, `POST /v1/ca/${step}`);
   // The step is done either way; the warning goes to stderr so it is seen even with --json piped on.

@@ -89,7 +89,7 @@ beforeAll(async () => {
   await writeControlPlaneConfig(dir);
   const port = await freePort();
   const cfg = join(dir, 'cp-fixed.yaml');
-  await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, backdate: 6s }', ''].join('\n'));
+  await writeFile(cfg, [`trustDomain: ${TD}`, 'dataDir: ./data', `listen: 127.0.0.1:${port}`, 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', 'svid: { ttl: 12s, maxTtl: 12s, backdate: 6s }', ''].join('\n'));
   await writeFile(join(dir, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
   cp = await startControlPlaneProcess(dir, cfg);
   api = await startAttestedProxy(cp, dir, 'api', API, `inbound:\n  - { name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${(app.address() as AddressInfo).port} }\nworkloadApi: { socket: api.sock }\n`);

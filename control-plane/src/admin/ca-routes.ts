@@ -101,7 +101,7 @@ export function caRoutes(d: CaRouteDeps): AdminRoutes {
       const warning = earlyActivationWarning(d.ca, d.federation, id, d.clock.nowMs());
       return { activated: (await d.ca.activate(id)).id, ...(warning ? { warning } : {}), status: await caStatus(d) };
     },
-    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority')), status: await caStatus(d) }),
+    'POST /v1/ca/retire': async (body) => ({ removed: await d.ca.retire(optionalString(body, 'authority'), body['force'] === true), status: await caStatus(d) }),
     'POST /v1/ca/intermediate-csr': async (body) => {
       const r = await d.ca.requestIntermediate(body['newKey'] === true);
       return { csrPem: r.csrPem, requestedAt: iso(r.requestedAtMs), newKey: r.newKey };

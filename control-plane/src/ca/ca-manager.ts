@@ -193,15 +193,22 @@ export class CaManager {
   }
 
   /**
-   * Ends an authority: a retired one is removed from the bundle when no live SVID chains to it (refused
-   * otherwise); a prepared one (nothing signed by it) is discarded. Without `id`: every retired authority.
+   * Ends an authority: a retired one is removed from the bundle when no live SVID chains to it and it has been retired
+   * for svid.maxTtl (`force`: without the latter) (refused otherwise); a prepared one (nothing signed by it) is
+   * discarded. Without `id`: every retired authority.
    */
-  retire(id?: string): Promise<string[]> {
+  retire(id?: string, force = false): Promise<string[]> {
     return this.#mutate(async (now) => {
       const targets = id === undefined ? this.#state.authorities.filter((a) => a.state === 'retired') : this.#state.authorities.filter((a) => a.id === id);
       if (id !== undefined && targets.length === 0) throw new TesseraError('TESSERA_ERR_CA_UNKNOWN_AUTHORITY', `no authority "${id}"`);
       for (const t of targets) {
         if (t.state === 'active') throw new TesseraError('TESSERA_ERR_CA_AUTHORITY_ACTIVE', `authority ${t.id} is active; prepare and activate its successor first`);
+        // SVIDs it signed may live svid.maxTtl after its retirement, whatever the inventory knows of them (a control
+        // plane over a writable copy of a Secret knows none): removed at once, they were refused (audit 62k F4).
+        const settledAtMs = (t.retiredAtMs ?? 0) + (this.#o.lifetimes.svidMaxTtlMs ?? 0);
+        if (t.state === 'retired' && !force && now < settledAtMs) {
+          throw new TesseraError('TESSERA_ERR_CA_AUTHORITY_IN_USE', `authority ${t.id} was retired at ${new Date(t.retiredAtMs ?? 0).toISOString()}: SVIDs it signed may live until ${new Date(settledAtMs).toISOString()} (svid.maxTtl), known to this control plane or not; retire it then, or now with --force`, { settledAtMs });
+        }
         const live = await this.#o.liveSvids(t.id, now);
         if (t.state === 'retired' && live.count > 0) {
           throw new TesseraError(

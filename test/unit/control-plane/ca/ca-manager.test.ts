@@ -109,6 +109,23 @@ describe('CaManager', () => {
     expect(p.ca.current().bundle.authorities).toHaveLength(1);
   });
 
+  // Audit 62k F4: the floor held for the automatic removal only, and `tessera ca retire` on the writable copy removed
+  // the old root at once.
+  test('tessera ca retire is refused before svid.maxTtl has passed since the retirement, naming the time; --force removes it', async () => {
+    parts = await openTestCa(tmp.dir, time, { ...TEST_LIFETIMES, svidMaxTtlMs: DAY_MS });
+    const p = parts;
+    const oldId = p.ca.current().signer.authorityId;
+    await p.ca.prepare();
+    await p.ca.activate();
+    const refused = await p.ca.retire(oldId).then(() => null, (e: unknown) => e as Error & { code?: string });
+    expect(refused?.code).toBe('TESSERA_ERR_CA_AUTHORITY_IN_USE');
+    expect(refused?.message).toContain(`may live until ${new Date(time.nowMs() + DAY_MS).toISOString()}`);
+    expect(await codeOf(p.ca.retire())).toBe('TESSERA_ERR_CA_AUTHORITY_IN_USE');
+    expect(p.ca.current().bundle.authorities).toHaveLength(2);
+    expect(await p.ca.retire(oldId, true)).toEqual([oldId]);
+    expect(p.ca.current().bundle.authorities).toHaveLength(1);
+  });
+
   test('the intermediate rotates at half-life, the previous one stays until it expires, then is pruned', async () => {
     parts = await openTestCa(tmp.dir, time);
     const p = parts;
