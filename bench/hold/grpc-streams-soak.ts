@@ -53,7 +53,7 @@ async function main(argv: readonly string[]): Promise<void> {
     await app.start();
     const cpDir = join(dir, 'cp');
     await mkdir(join(cpDir, 'policies'), { recursive: true });
-    await writeFile(join(cpDir, 'cp.yaml'), [`trustDomain: ${TD}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', `svid: { ttl: ${ttl}, backdate: 5s }`, ''].join('\n'));
+    await writeFile(join(cpDir, 'cp.yaml'), [`trustDomain: ${TD}`, 'dataDir: ./data', 'listen: 127.0.0.1:0', 'adminListen: 127.0.0.1:0', 'policies: { dir: ./policies }', 'logLevel: warn', `svid: { ttl: ${ttl}, maxTtl: ${ttl}, backdate: 5s }`, ''].join('\n'));
     await writeFile(join(cpDir, 'policies', 'api.yaml'), `apiVersion: tessera.dev/v1\nkind: AuthorizationPolicy\nmetadata: { name: api-allow-web }\nspec:\n  selector: ${API}\n  action: ALLOW\n  rules:\n    - from: [${WEB}]\n`);
     const cp = await ctx.group.start({ name: 'control-plane', ...tesseraCommand(tessera, 'control-plane', '--config', join(cpDir, 'cp.yaml')), cwd: cpDir, ready: { line: /tessera control-plane: ready/ } });
     const address = /tessera control-plane: grpc (\S+)/.exec(await readFile(cp.logFile!, 'utf8'))?.[1];
