@@ -12,18 +12,23 @@ export interface RawH2Conn {
   readonly socket: net.Socket;
   /** The error code of every GOAWAY received. */
   readonly goaways: number[];
+  /** The last stream id every GOAWAY received names. */
+  readonly goawayLastIds: number[];
   closed: boolean;
 }
 
 export function rawH2Client(socket: net.Socket): RawH2Conn {
-  const c: RawH2Conn = { socket, goaways: [], closed: false };
+  const c: RawH2Conn = { socket, goaways: [], goawayLastIds: [], closed: false };
   let buf = Buffer.alloc(0);
   socket.on('error', () => undefined);
   socket.on('data', (d: Buffer) => {
     buf = Buffer.concat([buf, d]);
     while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
       const [type, flags] = [buf[3]!, buf[4]!];
-      if (type === GOAWAY) c.goaways.push(buf.readUInt32BE(13));
+      if (type === GOAWAY) {
+        c.goawayLastIds.push(buf.readUInt32BE(9) & 0x7fffffff);
+        c.goaways.push(buf.readUInt32BE(13));
+      }
       if (type === SETTINGS && (flags & ACK) === 0 && !socket.destroyed) socket.write(h2Frame(SETTINGS, ACK, 0));
       buf = buf.subarray(9 + buf.readUIntBE(0, 3));
     }

@@ -11,6 +11,7 @@ import { forwardStream, refuseAmbiguous, requestHeaders, respondLocal, streamSet
 import { isGrpcContentType, requestAuthority } from '../h2/h2-heads.js';
 import { APP_RESPONSE_DROP, EDGE_CLIENT_DROP } from '../listeners/app-owned-fields.js';
 import type { DrainCuts } from '../listeners/drain-cut.js';
+import { refusedPastGoaway } from '../listeners/h2-server-limits.js';
 import type { ListenerDeps } from '../listeners/listener-deps.js';
 import type { ExchangeRecorder } from '../telemetry/exchange-recorder.js';
 import { traceFields } from '../telemetry/trace-headers.js';
@@ -33,7 +34,7 @@ export function onEdgeStream(o: EdgeH2Deps, stream: http2.ServerHttp2Stream, hea
   // A stream reset and destroyed before node:http2 announced it has no session left: nothing to answer. (Its
   // session's premature-reset budget counted it, h2-reset-budget.ts.)
   const session = stream.session;
-  if (!session) return;
+  if (!session || refusedPastGoaway(stream)) return;
   const socket = session.socket as TLSSocket;
   const client = gate.client(socket);
   const grpc = isGrpcContentType(headers['content-type']);

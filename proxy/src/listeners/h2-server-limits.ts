@@ -172,12 +172,18 @@ export class H2SessionWatch implements Expirable {
     if (!flushing) return void this.#session.destroy();
     this.#lingering = true;
     this.#cutAtMs = this.#nowMs();
-    this.#session.close();
+    this.#goawayClose();
   }
 
   /** GOAWAY: open streams finish, new ones are refused. */
   drain(): void {
-    if (!this.closed && this.#cutAtMs < 0) this.#session.close();
+    if (!this.closed && this.#cutAtMs < 0) this.#goawayClose();
+  }
+
+  /** GOAWAY NO_ERROR (node:http2's close: the last stream it names is the last one processed), marked as sent. */
+  #goawayClose(): void {
+    markGoaway(this.#session, this.#session.state.lastProcStreamID ?? this.#lastStreamId);
+    this.#session.close();
   }
 
   #onStream(stream: ServerHttp2Stream, rawHeaders: string[] | undefined, sensitive: string[] | undefined): void {
@@ -196,7 +202,7 @@ export class H2SessionWatch implements Expirable {
       this.#onExpire('premature_reset');
       // Cut (GOAWAY ENHANCE_YOUR_CALM, open streams reset), or drained (GOAWAY NO_ERROR, open streams run to their end).
       if (this.#resets.action === 'cut') this.#cut(now);
-      else this.#session.close();
+      else this.#goawayClose();
     });
   }
 
@@ -206,7 +212,30 @@ export class H2SessionWatch implements Expirable {
    */
   #cut(now: number): void {
     this.#cutAtMs = now;
-    this.#session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM, this.#session.state.lastProcStreamID ?? this.#lastStreamId);
+    const last = this.#session.state.lastProcStreamID ?? this.#lastStreamId;
+    markGoaway(this.#session, last);
+    this.#session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM, last);
     for (const s of [...this.#streams]) s.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
   }
+}
+
+/** The last stream id a GOAWAY of the session named, set as it is sent. */
+const GOAWAY_LAST = Symbol('tessera.goawayLast');
+type MarkedSession = ServerHttp2Session & { [GOAWAY_LAST]?: number };
+
+function markGoaway(session: ServerHttp2Session, lastId: number): void {
+  (session as MarkedSession)[GOAWAY_LAST] ??= lastId;
+}
+
+/**
+ * A stream above the last one its session's GOAWAY named (it came in the same read as the cut, which nghttp2 still
+ * delivers) is refused (REFUSED_STREAM), never forwarded: its client, told it was not processed, may send it again on
+ * another connection, and a POST reached the app twice (RFC 9113 §6.8; audit 62l F1). Each listener's stream handler
+ * asks this first.
+ */
+export function refusedPastGoaway(stream: ServerHttp2Stream): boolean {
+  const last = (stream.session as MarkedSession | undefined)?.[GOAWAY_LAST];
+  if (last === undefined || (stream.id ?? 0) <= last) return false;
+  if (!stream.destroyed && !stream.closed) stream.close(constants.NGHTTP2_REFUSED_STREAM);
+  return true;
 }

@@ -5,7 +5,7 @@ import type * as http2 from 'node:http2';
 import { guardH2Server } from '../h2/h2-error-guard.js';
 import { refuseAmbiguous } from '../h2/h2-forward.js';
 import { isGrpcContentType } from '../h2/h2-heads.js';
-import { h2ServerOptions, watchH2Session } from './h2-server-limits.js';
+import { h2ServerOptions, refusedPastGoaway, watchH2Session } from './h2-server-limits.js';
 import { keepAccepting } from './keep-accepting.js';
 import type { ListenerDeps } from './listener-deps.js';
 import type { SessionSet } from './session-set.js';
@@ -45,8 +45,9 @@ export interface H2StreamHead {
   readonly path: string;
 }
 
-/** The head of a new stream; null when it was refused (a fragment in `:path`, a lower-case method, an `:authority` or `host` outside the Host grammar, a CONNECT: 400, counted as bad_request). */
+/** The head of a new stream; null when it was refused (past its session's GOAWAY: REFUSED_STREAM; a fragment in `:path`, a lower-case method, an `:authority` or `host` outside the Host grammar, a CONNECT: 400, counted as bad_request). */
 export function readH2Stream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, configured: string, d: ListenerDeps, direction: 'inbound' | 'outbound'): H2StreamHead | null {
+  if (refusedPastGoaway(stream)) return null;
   const grpc = configured === 'grpc' || isGrpcContentType(headers['content-type']);
   const startMs = d.nowMs();
   const requestId = d.requestId();
