@@ -14,17 +14,20 @@ export interface RawH2Conn {
   readonly goaways: number[];
   /** The last stream id every GOAWAY received names. */
   readonly goawayLastIds: number[];
+  /** Every frame received, in order: type, flags, stream id. */
+  readonly frames: { readonly type: number; readonly flags: number; readonly id: number }[];
   closed: boolean;
 }
 
 export function rawH2Client(socket: net.Socket): RawH2Conn {
-  const c: RawH2Conn = { socket, goaways: [], goawayLastIds: [], closed: false };
+  const c: RawH2Conn = { socket, goaways: [], goawayLastIds: [], frames: [], closed: false };
   let buf = Buffer.alloc(0);
   socket.on('error', () => undefined);
   socket.on('data', (d: Buffer) => {
     buf = Buffer.concat([buf, d]);
     while (buf.length >= 9 && buf.length >= 9 + buf.readUIntBE(0, 3)) {
       const [type, flags] = [buf[3]!, buf[4]!];
+      c.frames.push({ type, flags, id: buf.readUInt32BE(5) & 0x7fffffff });
       if (type === GOAWAY) {
         c.goawayLastIds.push(buf.readUInt32BE(9) & 0x7fffffff);
         c.goaways.push(buf.readUInt32BE(13));

@@ -8,10 +8,13 @@ import { writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
+import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
-import { type RawTarget, firstStatus, oneResponse, rawHttp } from '../helpers/raw-http.js';
+import { h2Frame, hpackBlock } from '../helpers/raw-h2-app.js';
+import { rawH2Client } from '../helpers/raw-h2-client.js';
+import { firstStatus, oneResponse, type RawTarget, rawHttp } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
@@ -159,6 +162,29 @@ test('http2 route: an upload answered early and never ended gets the whole answe
   expect(within).toBe(true);
   expect(seen).toEqual({ status: 401, body: 'nope', ended: true, rstCode: http2.constants.NGHTTP2_NO_ERROR });
   s.close();
+}, 30_000);
+
+// Audit 62l F2: the reset went out ahead of the answer's last DATA, which nghttp2 then dropped: the client saw
+// HEADERS, DATA without END_STREAM, RST_STREAM NO_ERROR, a complete answer that reads as a cut one (node:http2 clients
+// take it either way, so this reads the frames).
+test.each([['app.test'], ['h2.test']])('%s: an early answer ends with END_STREAM before the RST_STREAM NO_ERROR', async (host) => {
+  const socket = tls.connect({ host: '127.0.0.1', port: edge.ports.get('edge/public')!, servername: host, ca: web.bundlePem(), ALPNProtocols: ['h2'] });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  const c = rawH2Client(socket);
+  try {
+    const head = hpackBlock([[':method', 'POST'], [':scheme', 'https'], [':path', '/upload'], [':authority', host]]);
+    socket.write(Buffer.concat([h2Frame(1, 0x4, 1, head), h2Frame(0, 0, 1, Buffer.from('x'.repeat(100)))]));
+    await until('the reset', () => c.frames.some((f) => f.type === 3 && f.id === 1), 10_000, 20);
+    const onStream = c.frames.filter((f) => f.id === 1).map((f) => `${f.type === 1 ? 'HEADERS' : f.type === 0 ? 'DATA' : f.type === 3 ? 'RST_STREAM' : f.type}${f.type !== 3 && f.flags & 1 ? '+END_STREAM' : ''}`);
+    expect(onStream.filter((f) => f.endsWith('+END_STREAM')), onStream.join(', ')).toHaveLength(1);
+    expect(onStream.at(-1)).toBe('RST_STREAM');
+    expect(onStream.indexOf('RST_STREAM')).toBeGreaterThan(onStream.findIndex((f) => f.endsWith('+END_STREAM')));
+  } finally {
+    socket.destroy();
+  }
 }, 30_000);
 
 // The answer's trailers go first: a reset put ahead of them lost them (audit 58f F1; a gRPC call lost its status,

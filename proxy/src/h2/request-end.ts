@@ -19,7 +19,21 @@ import { cancelStream } from './stream-cancel.js';
 export function stopUnendedRequest(stream: http2.ServerHttp2Stream, trailerFields = 0): void {
   if (stream.readableEnded || stream.closed || stream.destroyed) return;
   stream.resume();
-  if (trailerFields === 0) stream.close(constants.NGHTTP2_NO_ERROR);
+  if (trailerFields === 0) resetOnceEnded(stream, 0);
+}
+
+/** Turns stopUnendedRequest waits at most for the answer's END_STREAM to be sent before it resets anyway. */
+const MAX_END_WAIT_TURNS = 16;
+
+/**
+ * RST_STREAM NO_ERROR once this side's END_STREAM is on the wire (nghttp2's `localClose`): closed at the stream's
+ * 'finish', the reset went out ahead of the last DATA, which nghttp2 then dropped, and the client read a complete
+ * answer as a cut one (audit 62l F2). A few turns at most: the frame goes out with the session's next write.
+ */
+function resetOnceEnded(stream: http2.ServerHttp2Stream, turns: number): void {
+  if (stream.closed || stream.destroyed || stream.readableEnded) return;
+  if (stream.state.localClose !== 1 && turns < MAX_END_WAIT_TURNS) return void setImmediate(() => resetOnceEnded(stream, turns + 1));
+  stream.close(constants.NGHTTP2_NO_ERROR);
 }
 
 /** True once `stream`'s request body came to its END_STREAM, not to a reset. */
