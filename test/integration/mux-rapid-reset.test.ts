@@ -4,45 +4,30 @@
 // side now holds the peer's early cancellations (reset within 1 s, before any answer) to the inbound HTTP/2 budget:
 // past limits.maxConcurrentStreams of them (100 here) the session is drained (GOAWAY) and `premature_reset` counted
 // once; fewer are ordinary cancellations. Real sidecars, a raw mux client as web, a real app.
-import { join } from 'node:path';
 import type * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { Flag, FrameType, MuxCode } from '../../proxy/src/mux/mux-frame.js';
-import { type MeshApp, proxyMetric, startMeshApp } from '../helpers/mux-mesh.js';
+import { proxyMetric } from '../helpers/mux-mesh.js';
+import { type MuxPeerFixture, startMuxPeerFixture } from '../helpers/mux-peer-fixture.js';
 import { frame, type RawPeer, rawMuxClient } from '../helpers/mux-wire.js';
-import { tlsOptionsOf } from '../helpers/proxy-process.js';
-import { makeTempDir } from '../helpers/run.js';
-import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
+import type { SidecarPair } from '../helpers/sidecar-pair.js';
 import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
 const API = `spiffe://${TD}/ns/default/sa/api`;
 const WEB = `spiffe://${TD}/ns/default/sa/web`;
 
-let cleanup: () => Promise<void>;
-let app: MeshApp;
+let fixture: MuxPeerFixture;
 let pair: SidecarPair;
 let webTls: tls.ConnectionOptions;
 
 beforeAll(async () => {
-  let dir: string;
-  ({ dir, cleanup } = await makeTempDir());
-  app = await startMeshApp();
-  pair = await startSidecarPair(dir, {
-    trustDomain: TD,
-    apiId: API,
-    webId: WEB,
-    inbound: [`{ name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${app.port}, protocol: http }`],
-    outbound: (ports) => [`{ name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${ports.get('inbound/app')}, spiffeId: ${API} }`],
-  });
-  const files = { certFile: join(dir, 'web', 'svid.pem'), keyFile: join(dir, 'web', 'key.pem'), bundleFile: join(dir, 'web', 'bundle.pem') };
-  webTls = await tlsOptionsOf(files);
+  fixture = await startMuxPeerFixture({ trustDomain: TD, apiId: API, webId: WEB });
+  ({ pair, webTls } = fixture);
 }, 60_000);
 
 afterAll(async () => {
-  await pair?.stop();
-  await app?.close();
-  await cleanup?.();
+  await fixture?.stop();
 });
 
 async function muxClient(): Promise<RawPeer> {

@@ -6,15 +6,13 @@
 // 8 MiB echoed back to clients that read slowly, both ways at once, every byte checked.
 import { createHash } from 'node:crypto';
 import { request } from 'node:http';
-import { join } from 'node:path';
 import type * as tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { Flag, FrameType, MuxCode, STREAM_WINDOW } from '../../proxy/src/mux/mux-frame.js';
-import { type MeshApp, proxyMetric, sha256, startMeshApp } from '../helpers/mux-mesh.js';
+import { proxyMetric, sha256 } from '../helpers/mux-mesh.js';
+import { type MuxPeerFixture, startMuxPeerFixture } from '../helpers/mux-peer-fixture.js';
 import { frame, type RawPeer, rawMuxClient } from '../helpers/mux-wire.js';
-import { tlsOptionsOf } from '../helpers/proxy-process.js';
-import { makeTempDir } from '../helpers/run.js';
-import { type SidecarPair, startSidecarPair } from '../helpers/sidecar-pair.js';
+import type { SidecarPair } from '../helpers/sidecar-pair.js';
 import { until } from '../helpers/until.js';
 
 const TD = 'example.org';
@@ -23,33 +21,19 @@ const WEB = `spiffe://${TD}/ns/default/sa/web`;
 const MiB = 1 << 20;
 const FAULTS = ['protocol', 'flow_control', 'frame_size', 'flood', 'stream_id', 'write_backlog'];
 
-let cleanup: () => Promise<void>;
-let app: MeshApp;
+let fixture: MuxPeerFixture;
 let pair: SidecarPair;
 let webTls: tls.ConnectionOptions;
 
 beforeAll(async () => {
-  let dir: string;
-  ({ dir, cleanup } = await makeTempDir());
-  app = await startMeshApp();
-  pair = await startSidecarPair(dir, {
-    trustDomain: TD,
-    apiId: API,
-    webId: WEB,
-    inbound: [`{ name: app, listen: 127.0.0.1:0, forwardTo: 127.0.0.1:${app.port}, protocol: http }`],
-    outbound: (ports) => [`{ name: api, listen: 127.0.0.1:0, upstream: 127.0.0.1:${ports.get('inbound/app')}, spiffeId: ${API} }`],
-  });
-  const files = { certFile: join(dir, 'web', 'svid.pem'), keyFile: join(dir, 'web', 'key.pem'), bundleFile: join(dir, 'web', 'bundle.pem') };
-  webTls = await tlsOptionsOf(files);
+  fixture = await startMuxPeerFixture({ trustDomain: TD, apiId: API, webId: WEB });
+  ({ pair, webTls } = fixture);
 }, 60_000);
 
 afterAll(async () => {
-  await pair?.stop();
-  await app?.close();
-  await cleanup?.();
+  await fixture?.stop();
 });
 
-/** A raw tessera-mux/1 client of api's inbound listener, as web, the server's SETTINGS read. */
 async function muxClient(): Promise<RawPeer> {
   return rawMuxClient(pair.api.ports.get('inbound/app')!, webTls);
 }
