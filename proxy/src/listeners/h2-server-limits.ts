@@ -177,7 +177,11 @@ export class H2SessionWatch implements Expirable {
 
   /** GOAWAY: open streams finish, new ones are refused. */
   drain(): void {
-    if (!this.closed && this.#cutAtMs < 0) this.#goawayClose();
+    if (this.#cutAtMs >= 0 || this.#session.destroyed) return;
+    // Already closed by its server (node:http2's server.close() closes every session, GOAWAY sent with it, before the
+    // listener's drain reaches here, in the same turn): marked with the same last stream id (audit 62m F1).
+    if (this.#session.closed) markGoaway(this.#session, this.#session.state.lastProcStreamID ?? this.#lastStreamId);
+    else this.#goawayClose();
   }
 
   /** GOAWAY NO_ERROR (node:http2's close: the last stream it names is the last one processed), marked as sent. */

@@ -5,18 +5,18 @@
 // ENHANCE_YOUR_CALM past the allowance, counted once; answered streams and late cancellations are not counted. A
 // session nghttp2 closes for a flood or a protocol error is counted by reason.
 import * as http2 from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import * as net from 'node:net';
 import * as tls from 'node:tls';
-import type { AddressInfo } from 'node:net';
 import { afterEach, expect, test } from 'vitest';
 import type { ProxyLimits } from '../../../../proxy/src/config/proxy-config.js';
 import { guardH2Server } from '../../../../proxy/src/h2/h2-error-guard.js';
-import { CUT_LINGER_MS, H2SessionWatch, SOCKET_PROBE_MS } from '../../../../proxy/src/listeners/h2-server-limits.js';
+import { CUT_LINGER_MS, H2SessionWatch, refusedPastGoaway, SOCKET_PROBE_MS } from '../../../../proxy/src/listeners/h2-server-limits.js';
 import { sessionErrorReason } from '../../../../shared-io/h2-session-error.js';
+import { realTimers } from '../../../../shared-io/timers.js';
 import { h2Frame } from '../../../helpers/raw-h2-app.js';
 import { TestCa } from '../../../helpers/test-ca.js';
 import { until } from '../../../helpers/until.js';
-import { realTimers } from '../../../../shared-io/timers.js';
 
 const LIMITS = { headersTimeoutMs: 500, idleTimeoutMs: 5_000, maxConcurrentStreams: 100 } as Pick<ProxyLimits, 'headersTimeoutMs' | 'idleTimeoutMs' | 'maxConcurrentStreams'>;
 const closers: (() => void)[] = [];
@@ -32,7 +32,9 @@ async function setup(holdMs: number, resets: 'cut' | 'drain' = 'cut') {
   // As every listener's server is: a session error (the client destroyed at the end of a test) is not an uncaught
   // exception, which ended this file's worker in a CI run.
   guardH2Server(server, realTimers);
+  let session: http2.ServerHttp2Session | undefined;
   server.on('session', (s) => {
+    session = s;
     watch = new H2SessionWatch(s, LIMITS, () => now, (code) => expired.push(code), resets);
   });
   let streams = 0;
@@ -57,7 +59,7 @@ async function setup(holdMs: number, resets: 'cut' | 'drain' = 'cut') {
     }),
   );
   await until('the session', () => watch !== undefined);
-  return { client, watch: () => watch!, expired, advance: (ms: number) => (now += ms), now: () => now, streams: () => streams };
+  return { client, watch: () => watch!, session: () => session!, expired, advance: (ms: number) => (now += ms), now: () => now, streams: () => streams };
 }
 
 function get(client: http2.ClientHttp2Session): Promise<void> {
@@ -364,6 +366,23 @@ test.each<[string, (frames: typeof h2Frame) => Buffer, string]>([
   await until('the session closed', () => socket.destroyed || socket.readableEnded, 5_000);
   await until('counted', () => expired.length > 0);
   expect(expired).toEqual([reason]);
+});
+
+// Audit 62m F1: node:http2's server.close() closes every session (GOAWAY NO_ERROR) before the listener's drain asks the
+// watch, which then found the session closed and never marked the GOAWAY: streams past it were forwarded after all.
+test('a drain after the server closed the session itself still marks its GOAWAY: a stream above its last id is refused', async () => {
+  const { client, watch, session } = await setup(60_000, 'drain');
+  const first = client.request({ ':path': '/a' });
+  first.on('error', () => undefined);
+  await until('the stream is open', () => (session().state.lastProcStreamID ?? 0) >= 1);
+  let refusedWith = -1;
+  const stream = (id: number) => ({ id, session: session(), destroyed: false, closed: false, close: (code: number) => (refusedWith = code) }) as unknown as http2.ServerHttp2Stream;
+  session().close(); // what node:http2's server.close() does to each of its sessions, before the listener's drain
+  watch().drain();
+  expect(refusedPastGoaway(stream(1))).toBe(false);
+  expect(refusedPastGoaway(stream(3))).toBe(true);
+  expect(refusedWith).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
+  first.close();
 });
 
 test('errors that are not the client\'s protocol faults are not counted', () => {
