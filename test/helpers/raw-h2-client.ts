@@ -2,6 +2,7 @@
 // the preface and its SETTINGS, acknowledges the server's SETTINGS, and keeps the GOAWAY codes it is sent; floodUntilCut
 // then repeats one frame until the server says GOAWAY or closes, bounded in time.
 import type * as net from 'node:net';
+import * as tls from 'node:tls';
 import { h2Frame } from './raw-h2-app.js';
 
 const SETTINGS = 4;
@@ -54,4 +55,14 @@ export async function floodUntilCut(c: RawH2Conn, unit: Buffer, per = 500, ms = 
     if (c.socket.writableLength < 4 << 20) c.socket.write(many);
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** A raw HTTP/2 client of a TLS listener at `port` on loopback (ALPN h2, `servername`, trusting `ca`), once handshaken. */
+export async function rawH2TlsClient(port: number, servername: string, ca: string): Promise<RawH2Conn> {
+  const socket = tls.connect({ host: '127.0.0.1', port, servername, ca, ALPNProtocols: ['h2'] });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('secureConnect', resolve);
+    socket.once('error', reject);
+  });
+  return rawH2Client(socket);
 }

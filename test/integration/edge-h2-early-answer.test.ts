@@ -8,12 +8,11 @@ import { writeFile } from 'node:fs/promises';
 import * as http2 from 'node:http2';
 import * as net from 'node:net';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { h2Frame, hpackBlock } from '../helpers/raw-h2-app.js';
-import { rawH2Client } from '../helpers/raw-h2-client.js';
+import { rawH2TlsClient } from '../helpers/raw-h2-client.js';
 import { firstStatus, oneResponse, type RawTarget, rawHttp } from '../helpers/raw-http.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
@@ -168,12 +167,8 @@ test('http2 route: an upload answered early and never ended gets the whole answe
 // HEADERS, DATA without END_STREAM, RST_STREAM NO_ERROR, a complete answer that reads as a cut one (node:http2 clients
 // take it either way, so this reads the frames).
 test.each([['app.test'], ['h2.test']])('%s: an early answer ends with END_STREAM before the RST_STREAM NO_ERROR', async (host) => {
-  const socket = tls.connect({ host: '127.0.0.1', port: edge.ports.get('edge/public')!, servername: host, ca: web.bundlePem(), ALPNProtocols: ['h2'] });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('secureConnect', resolve);
-    socket.once('error', reject);
-  });
-  const c = rawH2Client(socket);
+  const c = await rawH2TlsClient(edge.ports.get('edge/public')!, host, web.bundlePem());
+  const { socket } = c;
   try {
     const head = hpackBlock([[':method', 'POST'], [':scheme', 'https'], [':path', '/upload'], [':authority', host]]);
     socket.write(Buffer.concat([h2Frame(1, 0x4, 1, head), h2Frame(0, 0, 1, Buffer.from('x'.repeat(100)))]));

@@ -8,12 +8,11 @@ import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import * as tls from 'node:tls';
 import { afterAll, beforeAll, expect, test } from 'vitest';
 import { edgeConfigYaml } from '../helpers/edge-config.js';
 import { type ProxyProcess, startProxyProcess, writeSvidFiles } from '../helpers/proxy-process.js';
 import { h2Frame, hpackBlock } from '../helpers/raw-h2-app.js';
-import { rawH2Client } from '../helpers/raw-h2-client.js';
+import { rawH2TlsClient } from '../helpers/raw-h2-client.js';
 import { makeTempDir } from '../helpers/run.js';
 import { TestCa } from '../helpers/test-ca.js';
 import { until } from '../helpers/until.js';
@@ -59,12 +58,8 @@ const block = (method: string, path: string) => hpackBlock([[':method', method],
 
 test('the streams that came in the same read as a rapid-reset cut, past its GOAWAY, never reach the app', async () => {
   for (let round = 0; round < 4; round++) {
-    const socket = tls.connect({ host: '127.0.0.1', port: edge.ports.get('edge/public')!, servername: 'app.test', ca: web.bundlePem(), ALPNProtocols: ['h2'] });
-    await new Promise<void>((resolve, reject) => {
-      socket.once('secureConnect', resolve);
-      socket.once('error', reject);
-    });
-    const c = rawH2Client(socket);
+    const c = await rawH2TlsClient(edge.ports.get('edge/public')!, 'app.test', web.bundlePem());
+    const { socket } = c;
     await new Promise((r) => setTimeout(r, 100));
     const frames: Buffer[] = [];
     let id = 1;
