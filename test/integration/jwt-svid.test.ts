@@ -9,15 +9,15 @@ import { createPrivateKey, sign } from 'node:crypto';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { type JWK, decodeProtectedHeader, importJWK, jwtVerify } from 'jose';
+import { decodeProtectedHeader, importJWK, type JWK, jwtVerify } from 'jose';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { tesseraInProcess } from '../helpers/cli-in-process.js';
-import { type RunningControlPlane, TD, controlPlaneClients, createJoinToken, errorCode, startControlPlaneProcess, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { controlPlaneClients, createJoinToken, errorCode, type RunningControlPlane, startControlPlaneProcess, TD, writeControlPlaneConfig } from '../helpers/control-plane.js';
+import { highSTwin, isLowS } from '../helpers/jwt-high-s.js';
 import { metricsText, sumSeries } from '../helpers/prom-metrics.js';
 import { type ProxyProcess, startAttestedProxy } from '../helpers/proxy-process.js';
 import { makeTempDir, tessera } from '../helpers/run.js';
-import { type JwtSvidsMsg, type WorkloadApi, connectWorkloadApi, unaryCall, workloadMetadata } from '../helpers/workload-api-client.js';
-import { highSTwin, isLowS } from '../helpers/jwt-high-s.js';
+import { connectWorkloadApi, type JwtSvidsMsg, unaryCall, type WorkloadApi, workloadMetadata } from '../helpers/workload-api-client.js';
 
 const API = `spiffe://${TD}/ns/default/sa/api`;
 let cleanup: () => Promise<void>;
@@ -246,6 +246,21 @@ describe('ValidateJWTSVID and svid verify --jwt judge a token alike', () => {
         expect(cli.code, what).toBe(1);
       }
     }
+  });
+
+  // Audit 62d F2: claims nested 50 levels deep (signed by the domain's own key) failed INTERNAL with no code when the
+  // answer was written, after the call had been counted ok.
+  test('ValidateJWTSVID of a token whose claims nest past 32 levels: refused TESSERA_ERR_JWT_SVID_MALFORMED, counted as such', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    let nested: Record<string, unknown> = { leaf: true };
+    for (let i = 0; i < 50; i++) nested = { n: nested };
+    const token = await signedByDomain({ sub: API, aud: ['q'], exp: now + 240, iat: now, deep: nested });
+    const counted = async (result: string, reason: string) => sumSeries(await metricsText(api.admin), 'tessera_workload_api_jwt_calls_total', { call: 'validate', result, reason });
+    const [okBefore, malformedBefore] = [await counted('ok', 'none'), await counted('refused', 'malformed')];
+    const answer = await validate('q', token);
+    expect(answer.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(answer.err?.metadata.get('tessera-error-code')).toEqual(['TESSERA_ERR_JWT_SVID_MALFORMED']);
+    expect([(await counted('ok', 'none')) - okBefore, (await counted('refused', 'malformed')) - malformedBefore]).toEqual([0, 1]);
   });
 
   // Audit 38c I3: ["", "a"] got a token for ["a"]; the control plane refuses an empty entry, so the proxy does.
