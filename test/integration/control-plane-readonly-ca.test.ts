@@ -178,6 +178,7 @@ describe.skipIf(!MOUNTABLE)('a read-only CA Secret mount', { concurrent: true },
     const r = await replica(seed, 0o400);
     const mount = mounts[mounts.length - 1]!;
     const first = await startControlPlaneProcess(r.d, r.cfg);
+    running.push(first); // stopped by afterAll too, should an expectation below fail first
     const before = await bundleSequence(first);
     // The root's NotBefore, or the authority's creation as ca-state.json records it (a minute after: the root is backdated).
     const created = (JSON.parse(seed['ca-state.json']!.toString()) as { authorities: { createdAtMs: number }[] }).authorities[0]!.createdAtMs;
