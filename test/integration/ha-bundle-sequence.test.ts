@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { adminRequest } from '../../control-plane/src/admin/admin-client.js';
-import { type HaReplica, startHaReplica, writeHaReplicaConfig } from '../helpers/ha-mesh.js';
 import { freePort } from '../helpers/free-port.js';
+import { type HaReplica, startHaReplica, writeHaReplicaConfig } from '../helpers/ha-mesh.js';
 import { openPostgresDatabase, type PostgresDatabase } from '../helpers/postgres-database.js';
 import { makeTempDir } from '../helpers/run.js';
 import { until } from '../helpers/until.js';
@@ -24,15 +24,20 @@ beforeAll(async () => {
   server = await openPostgresDatabase();
   let dir: string;
   ({ dir, cleanup } = await makeTempDir());
-  const specs = await Promise.all(
-    ['r1', 'r2', 'r3'].map(async (name) => {
+  // Started together, as a Deployment's pods are: each writes its bundle file at once. A free port can be taken by
+  // another test between freePort() and the bind (EADDRINUSE, seen once in a CI run): a replica then tries another.
+  const start = async (name: string): Promise<{ r: HaReplica; port: number }> => {
+    for (let tries = 1; ; tries++) {
       const port = await freePort();
       const file = await writeHaReplicaConfig({ dir: join(dir, name), name, dbUrl: server.url, extra: `federation:\n  bundleEndpoint: { listen: 127.0.0.1:${port} }` });
-      return { name, port, file, dir: join(dir, name) };
-    }),
-  );
-  // Started together, as a Deployment's pods are: each writes its bundle file at once.
-  replicas = await Promise.all(specs.map(async (s) => ({ r: await startHaReplica(s.dir, s.name, s.file), port: s.port })));
+      try {
+        return { r: await startHaReplica(join(dir, name), name, file), port };
+      } catch (e) {
+        if (tries >= 3 || !String(e instanceof Error ? `${e.message}${e.stack}` : e).includes('EADDRINUSE')) throw e;
+      }
+    }
+  };
+  replicas = await Promise.all(['r1', 'r2', 'r3'].map(start));
 }, 90_000);
 
 afterAll(async () => {
