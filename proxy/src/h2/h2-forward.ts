@@ -21,7 +21,7 @@ import * as http2 from 'node:http2';
 import { GRPC_STATUS } from '../../../common/grpc-status-codes.js';
 import { cutStatus, refusalGrpcStatus, unflushed } from '../../../common/refusal-reasons.js';
 import type { Timers } from '../../../shared-io/timers.js';
-import type { ExchangeLimits } from '../config/exchange-limits.js';
+import { type ExchangeLimits, withExchangeLimits } from '../config/exchange-limits.js';
 import type { ProxyLimits } from '../config/proxy-config.js';
 import type { ExchangeFlag } from '../http1/http1-exchange.js';
 import { MAX_INTERIM_BYTES, MAX_INTERIM_HEADS } from '../http1/http1-head.js';
@@ -114,8 +114,9 @@ export function streamSettings(
   onCut?: (reason: DeadlineFlag) => void,
   drainCuts?: DrainCuts,
 ): StreamSettings {
-  const bodyRate = { bytesPerSecond: listener.minRequestBodyRate ?? d.limits.minRequestBodyRate, graceMs: d.limits.headersTimeoutMs };
-  return { requestMs: listener.requestTimeoutMs ?? d.limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts, bodyRate };
+  const limits = withExchangeLimits(d.limits, listener);
+  const bodyRate = { bytesPerSecond: limits.minRequestBodyRate, graceMs: d.limits.headersTimeoutMs };
+  return { requestMs: limits.requestTimeoutMs, idleMs: d.limits.streamIdleTimeoutMs, totalMs: listener.timeoutMs, nowMs: d.nowMs, timers: d.timers, onCut, replayBytes: d.retryBufferBytes, drainCuts, bodyRate };
 }
 
 /**

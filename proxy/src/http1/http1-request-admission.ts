@@ -1,7 +1,9 @@
 // Admission of the next request on an Http1Session: the head parsed and checked (limits, framing, Host), the plan
 // asked, and the exchange made, to forward or to answer here. Apart from the session because it touches no socket:
 // what it needs comes in as arguments, what it decides goes back as a value the session acts on.
+
 import type { RefusalReason } from '../../../common/refusal-reasons.js';
+import { withExchangeLimits } from '../config/exchange-limits.js';
 import { framerFor } from './body-framer.js';
 import { upstreamRequestHead } from './head-rewrite.js';
 import { isValidHostValue } from './host-value.js';
@@ -67,6 +69,8 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
         ? [502, 'upstream_unavailable']
         : null;
   const forward = plan.forward && refusal === null;
+  // A route's own requestTimeout and minRequestBodyRate (the edge's), over the listener's.
+  const limits = plan.forward && plan.limits ? withExchangeLimits(o.limits, plan.limits) : o.limits;
   const ex = new Http1Exchange({
     head,
     context: plan.context,
@@ -79,11 +83,10 @@ export function admitRequest(buf: Buffer, o: SessionOptions): 'incomplete' | Rej
     upgrade: forward ? upgrade : null,
     dropResponse: plan.forward && forward ? plan.dropResponse : undefined,
     totalTimeoutMs: (plan.forward && plan.totalTimeoutMs) || o.totalTimeoutMs,
-    // A route's own requestTimeout and minRequestBodyRate (the edge's), over the listener's.
-    requestTimeoutMs: (plan.forward && plan.limits?.requestTimeoutMs) || o.limits.requestTimeoutMs,
+    requestTimeoutMs: limits.requestTimeoutMs,
     reqFramer: forward ? framerFor(framing, 'drop', o.limits) : null,
     // Only a request with a body is paced: nothing of it is made for the rest (a GET).
-    minBodyRate: framing.kind === 'none' ? undefined : { bytesPerSecond: (plan.forward ? plan.limits?.minRequestBodyRate : undefined) ?? o.limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
+    minBodyRate: framing.kind === 'none' ? undefined : { bytesPerSecond: limits.minRequestBodyRate, graceMs: o.limits.headersTimeoutMs },
   });
   return {
     ex,
